@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Run Apache Kafka 4.x beside kbroker, as the reference broker for the compatibility matrix.
+
+Fetches org.apache.kafka:kafka_2.13 and kafka-tools (and their runtime dependencies) from Maven
+Central with Maven into `.cache/kafka-<version>/libs`, formats a single-node KRaft log dir
+(combined broker + controller), starts `kafka.Kafka` on free loopback ports and waits until a
+Metadata request succeeds.
+
+Command line:  scripts/reference_kafka.py [--dir DIR] [--override key=value]...
+               prints `BOOTSTRAP 127.0.0.1:<port>` once ready, then runs until interrupted.
+As a module:   handle = start_reference_kafka(tmpdir, {"auto.create.topics.enable": "false"})
+               handle.bootstrap  -> "127.0.0.1:<port>";  handle.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_VERSION = os.environ.get("REFERENCE_KAFKA_VERSION", "4.4.0")
+POM = ROOT / "scripts" / "reference-kafka" / "pom.xml"
+CACHE = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
+LIBS = CACHE / "libs"
+DEFAULT_HEAP = os.environ.get("REFERENCE_KAFKA_HEAP", "512m")
+
+# Settings suited to tests on one node. Every broker the matrix compares gets the same ones
+# (see BROKER_TEST_SETTINGS users in compat/brokers.py).
+TEST_SETTINGS: dict[str, str] = {
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "5",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "5",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "true",
+    "delete.topic.enable": "true",
+}
+
+LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.org.name = org.apache.kafka
+logger.org.level = INFO
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[reference-kafka] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_kafka(quiet: bool = True) -> Path:
+    """Resolve Kafka's jars into the cache (idempotent). Returns the libs dir."""
+    stamp = CACHE / ".complete"
+    want = POM.read_bytes()
+    if stamp.exists() and stamp.read_bytes() == want and any(LIBS.glob("kafka_2.13-*.jar")):
+        return LIBS
+    if shutil.which("mvn") is None:
+        raise RuntimeError("mvn not found: Maven is needed to fetch Apache Kafka")
+    if LIBS.exists():
+        shutil.rmtree(LIBS)
+    LIBS.mkdir(parents=True)
+    cmd = ["mvn", "-B", "-f", str(POM), f"-Dkafka.version={KAFKA_VERSION}",
+           "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={LIBS}"]
+    if quiet:
+        cmd.insert(1, "-q")
+    log(f"fetching Apache Kafka {KAFKA_VERSION} with Maven")
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    stamp.write_bytes(want)
+    return LIBS
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def random_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+# --- readiness probe: a raw Metadata v4 request (non-flexible; Kafka 4 dropped v0-v3) ------------
+
+def _kstr(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def metadata_brokers(host: str, port: int, timeout: float = 2.0) -> int:
+    """Send Metadata v4 (all topics) and return how many brokers the answer lists."""
+    corr = 7
+    body = struct.pack(">hhi", 3, 4, corr) + _kstr("kbroker-probe") + struct.pack(">i?", -1, False)
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _recv_exact(s, 4))[0]
+        resp = _recv_exact(s, size)
+    got_corr, _throttle, nbrokers = struct.unpack(">iii", resp[:12])
+    if got_corr != corr:
+        raise OSError("correlation id mismatch")
+    return nbrokers
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return buf
+
+
+def wait_ready(host: str, port: int, deadline: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll until a Metadata request lists at least one broker, or raise at the deadline."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited with code {proc.returncode} before it was ready")
+        try:
+            if metadata_brokers(host, port) >= 1:
+                return
+        except (OSError, struct.error) as e:
+            last = e
+        time.sleep(0.1)  # polling interval of a readiness loop bounded by the deadline
+    raise TimeoutError(f"{host}:{port} not ready: {last}")
+
+
+class ReferenceKafka:
+    def __init__(self, proc: subprocess.Popen, port: int, workdir: Path, start_seconds: float,
+                 owns_dir: bool):
+        self.proc = proc
+        self.port = port
+        self.host = "127.0.0.1"
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.workdir = workdir
+        self.log_file = workdir / "server.log"
+        self.start_seconds = start_seconds
+        self._owns_dir = owns_dir
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._owns_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ReferenceKafka:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def java_cmd(libs: Path, main: str, args: list[str], heap: str, log4j: Path | None) -> list[str]:
+    cmd = ["java", f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+    if log4j is not None:
+        cmd.append(f"-Dlog4j2.configurationFile={log4j}")
+    return cmd + ["-cp", f"{libs}/*", main, *args]
+
+
+def min_heap(heap: str) -> str:
+    return "128m" if heap != "128m" else heap
+
+
+def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
+                          overrides: dict[str, str] | None = None,
+                          heap: str = DEFAULT_HEAP, timeout: float = 120.0) -> ReferenceKafka:
+    """Start a single-node KRaft Apache Kafka on free loopback ports; return once it answers."""
+    libs = ensure_kafka()
+    owns = tmpdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="refkafka-")) if owns else Path(tmpdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, cport = free_port(), free_port()
+    while cport == port:
+        cport = free_port()
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(workdir / "data"),
+        **TEST_SETTINGS,
+        **(overrides or {}),
+    }
+    conf = workdir / "server.properties"
+    conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    log4j = workdir / "log4j2.properties"
+    log4j.write_text(LOG4J2.format(log=workdir / "server.log"))
+    t0 = time.monotonic()
+    fmt = java_cmd(libs, "kafka.tools.StorageTool",
+                   ["format", f"--cluster-id={random_cluster_id()}", "-c", str(conf), "--ignore-formatted"],
+                   "256m", log4j)
+    res = subprocess.run(fmt, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"kafka storage format failed: {res.stdout}\n{res.stderr}")
+    out = open(workdir / "stdout.log", "wb")
+    env = dict(os.environ, LOG_DIR=str(workdir))
+    proc = subprocess.Popen(java_cmd(libs, "kafka.Kafka", [str(conf)], heap, log4j),
+                            stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+                            start_new_session=True)
+    out.close()
+    try:
+        wait_ready("127.0.0.1", port, time.monotonic() + timeout, proc)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    return ReferenceKafka(proc, port, workdir, time.monotonic() - t0, owns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", help="working dir (log dirs, server.log); default: a temporary dir")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--heap", default=DEFAULT_HEAP)
+    ap.add_argument("--fetch-only", action="store_true", help="only fetch Kafka into the cache")
+    args = ap.parse_args(argv)
+    if args.fetch_only:
+        print(ensure_kafka())
+        return 0
+    overrides = dict(o.split("=", 1) for o in args.override)
+    h = start_reference_kafka(args.dir, overrides, heap=args.heap)
+    log(f"started in {h.start_seconds:.1f}s; log: {h.log_file}")
+    print(f"BOOTSTRAP {h.bootstrap}", flush=True)
+    stop = False
+
+    def on_signal(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stop and h.proc.poll() is None:
+            try:
+                h.proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        h.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
