@@ -33,6 +33,8 @@ from protocol.errors import MESSAGES, RETRIABLE, ErrorCode, default_message, err
         ("INVALID_REGULAR_EXPRESSION", 128),
         ("REBOOTSTRAP_REQUIRED", 129),
         ("SHARE_SESSION_LIMIT_REACHED", 133),
+        ("POSITION_OUT_OF_RANGE", 99),
+        ("CONTROLLER_ID_NOT_REGISTERED", 136),
     ],
 )
 def test_known_codes(name: str, code: int) -> None:
@@ -41,11 +43,8 @@ def test_known_codes(name: str, code: int) -> None:
     assert error_name(code) == name
 
 
-def test_table_is_dense_except_99() -> None:
-    codes = sorted(int(c) for c in ErrorCode)
-    assert codes[0] == -1
-    assert codes[-1] == 133
-    assert set(range(-1, 134)) - set(codes) == {99}
+def test_table_is_dense_through_kafka_4_4() -> None:
+    assert sorted(int(c) for c in ErrorCode) == list(range(-1, 137))
 
 
 @pytest.mark.parametrize(
@@ -110,3 +109,5 @@ def test_messages() -> None:
     assert all(code in MESSAGES for code in ErrorCode if code != ErrorCode.NONE)
     assert RETRIABLE <= set(ErrorCode)
     assert len(RETRIABLE) == 32
+    assert ErrorCode.SHARE_SESSION_LIMIT_REACHED in RETRIABLE
+    assert ErrorCode.POSITION_OUT_OF_RANGE not in RETRIABLE
