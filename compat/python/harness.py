@@ -1,0 +1,87 @@
+"""Shared driver for the Python-hosted scenario programs of the compatibility matrix.
+
+Each program defines SCENARIOS (name -> function(ctx)) and calls main(). Usage:
+    python <program>.py BOOTSTRAP SCENARIO [SCENARIO...]     run, one JSON line per scenario
+    python <program>.py --list                               print the scenario names
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+# Apache Kafka's default message.max.bytes: the largest record batch the broker accepts.
+MESSAGE_MAX_BYTES = 1048588
+# A one-record batch of value V (null key, no headers) takes V + 72 bytes on the wire; this value
+# keeps it a few bytes under the limit, BEYOND_LIMIT_VALUE puts it just over.
+AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72 - 16
+BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES + 16
+CLIENT_MAX_REQUEST = 2 * 1024 * 1024
+
+
+class ScenarioError(AssertionError):
+    pass
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ScenarioError(msg)
+
+
+def wait_until(fn: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(interval)  # polling interval, bounded by the deadline
+    raise ScenarioError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Ctx:
+    bootstrap: str
+    client: str
+    scenario: str
+
+    def topic(self, suffix: str = "") -> str:
+        return f"compat-{self.client}-{self.scenario}{suffix}-{uuid.uuid4().hex[:8]}".replace("_", "-")
+
+    def group(self) -> str:
+        return f"g-{self.client}-{self.scenario}-{uuid.uuid4().hex[:8]}"
+
+
+def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]]) -> int:
+    args = sys.argv[1:]
+    if args[:1] == ["--list"]:
+        print("\n".join(scenarios))
+        return 0
+    if args[:1] == ["--version"]:
+        print(version)
+        return 0
+    if len(args) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    bootstrap, names = args[0], args[1:]
+    for name in names:
+        t0 = time.monotonic()
+        rec = {"client": client, "client_version": version, "scenario": name, "ok": False, "error": ""}
+        fn = scenarios.get(name)
+        if fn is None:
+            rec["error"] = "unsupported scenario"
+            rec["supported"] = False
+        else:
+            try:
+                fn(Ctx(bootstrap, client, name))
+                rec["ok"] = True
+            except Exception as e:  # noqa: BLE001 - any failure is the scenario's result
+                rec["error"] = f"{type(e).__name__}: {e}"[:500]
+                traceback.print_exc(file=sys.stderr)
+        rec["seconds"] = round(time.monotonic() - t0, 3)
+        print(json.dumps(rec), flush=True)
+    return 0
