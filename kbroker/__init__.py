@@ -1,0 +1,3 @@
+"""kbroker: a broker written in Python that speaks the Apache Kafka protocol."""
+
+__version__ = "0.1.0"

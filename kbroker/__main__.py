@@ -1,0 +1,97 @@
+"""``kbroker [server.properties] [--override key=value]...`` — run a broker in the foreground.
+
+With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from kbroker.config import BrokerConfig, ConfigError, load_properties_file
+
+DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data"}
+
+log = logging.getLogger("kbroker")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="kbroker",
+        description="A broker that speaks the Apache Kafka protocol. Runs in the foreground.",
+    )
+    parser.add_argument("config", nargs="?", help="server.properties file (Kafka's keys)")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="key=value",
+        help="set a configuration key, overriding the file (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> BrokerConfig:
+    props: dict[str, str] = {}
+    if args.config:
+        props.update(load_properties_file(args.config))
+    else:
+        props.update(DEFAULTS)
+    for item in args.override:
+        if "=" not in item:
+            raise ConfigError("--override", item, "expected key=value")
+        key, value = item.split("=", 1)
+        props[key.strip()] = value
+    return BrokerConfig(props)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        print(f"kbroker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(_serve(config))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(config: BrokerConfig) -> int:
+    from kbroker.broker import Broker, StartupError
+
+    broker = Broker(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await broker.start()
+    except StartupError as exc:
+        print(f"kbroker: {exc}", file=sys.stderr)
+        await broker.stop()
+        return 1
+    listeners = ", ".join(f"{name}://{host}:{port}" for name, host, port in broker.advertised_endpoints())
+    # The readiness line: tools and tests wait for it.
+    print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    await broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
