@@ -144,8 +144,12 @@ def iter_batch_headers(buf: bytes | bytearray | memoryview, validate: bool = Tru
     end = len(buf)
     while pos < end:
         header = validate_batch(buf, pos) if validate else parse_header(buf, pos)
-        if not validate and len(buf) - pos < header.size:
-            raise InvalidRecordBatch("record batch truncated")
+        if not validate:
+            # Without this a batchLength of -12 would give size 0 and loop forever.
+            if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+                raise InvalidRecordBatch(f"batch length {header.batch_length} is below the minimum")
+            if len(buf) - pos < header.size:
+                raise InvalidRecordBatch("record batch truncated")
         yield pos, header
         pos += header.size
 

@@ -1,0 +1,619 @@
+"""Records inside a magic-2 record batch: decode (when the broker must look inside) and build.
+
+The broker normally stores and serves batches as opaque bytes (see :mod:`protocol.record_batch`).
+It looks inside only for compaction, transaction markers, timestamps and validation. Decoding here
+is hostile-input safe: any defect raises :class:`protocol.record_batch.InvalidRecordBatch` (never
+another exception), nothing is preallocated from a length or count found in the input, and a
+compressed batch is decompressed with a cap (``max_decompressed_size``).
+
+Record layout (all integers zigzag varints / varlongs, as in Kafka's ``DefaultRecord``)::
+
+    length varint | attributes i8 | timestampDelta varlong | offsetDelta varint |
+    keyLength varint | key | valueLength varint | value |
+    headerCount varint | [headerKeyLength varint | headerKey | headerValueLength varint | headerValue]...
+
+A length of -1 means null (key, value, header value); a header key may not be null.
+
+Legacy message sets (magic 0 and 1)
+-----------------------------------
+We do not accept them. Apache Kafka 4 dropped message formats v0/v1 (KIP-724) and Produce v0-2
+(KIP-896); for Produce v3+ its ``ProduceRequest.validateRecords`` (called from ``KafkaApis``)
+throws ``InvalidRecordException`` when the first batch's magic is not 2, which
+``Errors.forException`` turns into the partition error **INVALID_RECORD (87)** — not
+CORRUPT_MESSAGE and not UNSUPPORTED_VERSION. The same check answers INVALID_RECORD for a partition
+with no batch or with more than one batch, and UNSUPPORTED_COMPRESSION_TYPE (76) for zstd below
+Produce v7. :func:`check_produce_records` applies exactly these rules. (The magic byte sits at
+offset 16 in both the legacy and the v2 layouts, so it is read the same way.) Consequently a
+kafka-python client that mis-detects the broker as 0.10 and sends magic-1 messages gets
+INVALID_RECORD, as it would from Kafka 4.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from protocol.compression import Codec, compress, decompress
+from protocol.errors import ErrorCode
+from protocol.record_batch import (
+    ATTRIBUTES_OFFSET,
+    COMPRESSION_MASK,
+    CONTROL_MASK,
+    CRC_OFFSET,
+    DELETE_HORIZON_MASK,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+    NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
+    TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_MASK,
+    BatchHeader,
+    InvalidRecordBatch,
+    compute_crc,
+    parse_header,
+    validate_batch,
+)
+
+__all__ = [
+    "ControlRecord",
+    "ControlType",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "DecodedBatch",
+    "NO_TIMESTAMP",
+    "Record",
+    "TimestampType",
+    "build_batch",
+    "build_control_batch",
+    "check_produce_records",
+    "decode_batch",
+    "decode_records",
+    "encode_record",
+    "iter_records",
+    "parse_control_record",
+    "records_payload",
+    "set_log_append_time",
+]
+
+NO_TIMESTAMP = -1
+MAX_TIMESTAMP_OFFSET = (
+    35  # baseOffset 8 + length 4 + epoch 4 + magic 1 + crc 4 + attrs 2 + lastOffsetDelta 4 + baseTimestamp 8
+)
+DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
+
+_I64 = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_I16 = struct.Struct(">h")
+_CONTROL_KEY = struct.Struct(">hh")
+_TXN_MARKER_VALUE = struct.Struct(">hi")
+
+Buffer = bytes | bytearray | memoryview
+
+
+class TimestampType(enum.IntEnum):
+    CREATE_TIME = 0
+    LOG_APPEND_TIME = 1
+
+
+class ControlType(enum.IntEnum):
+    """Control record types (key ``i16 version, i16 type``), as in Kafka's ``ControlRecordType``."""
+
+    ABORT = 0
+    COMMIT = 1
+    LEADER_CHANGE = 2
+    SNAPSHOT_HEADER = 3
+    SNAPSHOT_FOOTER = 4
+    KRAFT_VERSION = 5
+    KRAFT_VOTERS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record. ``offset`` and ``timestamp`` are absolute.
+
+    When decoding, ``timestamp`` is what a Kafka consumer sees: baseTimestamp + delta for
+    CreateTime batches and the batch's maxTimestamp for LogAppendTime batches. When building,
+    ``offset=None`` means "the next offset" and ``timestamp`` is the record's CreateTime.
+    Header keys are ``str`` (bytes that are not UTF-8 survive a round trip as surrogate escapes).
+    """
+
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp: int = NO_TIMESTAMP
+    offset: int | None = None
+    attributes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    header: BatchHeader
+    records: list[Record]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecord:
+    """A decoded control record. ``coordinator_epoch`` is set for ABORT/COMMIT markers only."""
+
+    type: int
+    version: int
+    coordinator_epoch: int | None = None
+    value_version: int | None = None
+
+    @property
+    def control_type(self) -> ControlType | None:
+        try:
+            return ControlType(self.type)
+        except ValueError:
+            return None
+
+
+# --- varints --------------------------------------------------------------------------------------
+
+
+def _read_varint(buf: bytes, pos: int, end: int, max_bytes: int, mask: int) -> tuple[int, int]:
+    """Zigzag varint at ``pos`` (at most ``max_bytes`` bytes, before ``end``): (value, new pos)."""
+    raw = 0
+    shift = 0
+    limit = pos + max_bytes
+    while True:
+        if pos >= end:
+            raise InvalidRecordBatch("record truncated inside a varint")
+        if pos >= limit:
+            raise InvalidRecordBatch("varint is too long")
+        b = buf[pos]
+        pos += 1
+        raw |= (b & 0x7F) << shift
+        if b < 0x80:
+            raw &= mask  # Java wraps extra high bits of the last byte; so do we
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+
+
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    b = buf[pos] if pos < end else 0x80
+    if b < 0x80:  # one-byte fast path
+        return (b >> 1) ^ -(b & 1), pos + 1
+    return _read_varint(buf, pos, end, 5, _MASK32)
+
+
+def _varlong(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    b = buf[pos] if pos < end else 0x80
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    return _read_varint(buf, pos, end, 10, _MASK64)
+
+
+def _write_varint(out: bytearray, value: int) -> None:
+    raw = (value << 1) ^ (value >> 63)  # zigzag (valid for the int64 range)
+    raw &= _MASK64
+    while raw >= 0x80:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    out.append(raw)
+
+
+def _write_varbytes(out: bytearray, data: bytes | bytearray | memoryview | None) -> None:
+    if data is None:
+        out.append(0x01)  # zigzag(-1)
+        return
+    _write_varint(out, len(data))
+    out += data
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+def records_payload(
+    buf: Buffer,
+    pos: int = 0,
+    *,
+    header: BatchHeader | None = None,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> bytes:
+    """The (decompressed) records section of the batch at ``pos``. Validates the batch if no header."""
+    if header is None:
+        header = validate_batch(buf, pos)
+    start = pos + HEADER_SIZE
+    end = pos + header.size
+    if end > len(buf) or end < start:
+        raise InvalidRecordBatch("record batch truncated")
+    section = memoryview(buf)[start:end]
+    codec = header.compression
+    if codec == Codec.NONE:
+        return bytes(section)
+    return decompress(codec, section, max_decompressed_size)
+
+
+def _decode_record(
+    buf: bytes, pos: int, end: int, base_offset: int, base_ts: int, lat: int | None
+) -> tuple[Record, int]:
+    length, pos = _varint(buf, pos, end)
+    if length < 0 or length > end - pos:
+        raise InvalidRecordBatch(f"invalid record length {length} with {end - pos} bytes left")
+    rend = pos + length
+    if pos >= rend:
+        raise InvalidRecordBatch("empty record")
+    attributes = buf[pos]
+    pos += 1
+    ts_delta, pos = _varlong(buf, pos, rend)
+    offset_delta, pos = _varint(buf, pos, rend)
+    key_len, pos = _varint(buf, pos, rend)
+    if key_len < -1 or key_len > rend - pos:
+        raise InvalidRecordBatch(f"invalid record key length {key_len}")
+    if key_len == -1:
+        key = None
+    else:
+        key = buf[pos : pos + key_len]
+        pos += key_len
+    value_len, pos = _varint(buf, pos, rend)
+    if value_len < -1 or value_len > rend - pos:
+        raise InvalidRecordBatch(f"invalid record value length {value_len}")
+    if value_len == -1:
+        value = None
+    else:
+        value = buf[pos : pos + value_len]
+        pos += value_len
+    count, pos = _varint(buf, pos, rend)
+    if count < 0:
+        raise InvalidRecordBatch(f"invalid number of record headers {count}")
+    headers: list[tuple[str, bytes | None]] = []
+    for _ in range(count):  # each header takes >= 2 bytes, so a huge count fails fast on bounds
+        hk_len, pos = _varint(buf, pos, rend)
+        if hk_len < 0 or hk_len > rend - pos:
+            raise InvalidRecordBatch(f"invalid record header key length {hk_len}")
+        hkey = buf[pos : pos + hk_len].decode("utf-8", "surrogateescape")
+        pos += hk_len
+        hv_len, pos = _varint(buf, pos, rend)
+        if hv_len < -1 or hv_len > rend - pos:
+            raise InvalidRecordBatch(f"invalid record header value length {hv_len}")
+        if hv_len == -1:
+            hvalue = None
+        else:
+            hvalue = buf[pos : pos + hv_len]
+            pos += hv_len
+        headers.append((hkey, hvalue))
+    if pos != rend:
+        raise InvalidRecordBatch(f"invalid record size: {rend - pos} bytes left over in the record")
+    timestamp = lat if lat is not None else base_ts + ts_delta
+    record = Record(key, value, tuple(headers), timestamp, base_offset + offset_delta, attributes)
+    return record, rend
+
+
+def decode_records(payload: bytes, header: BatchHeader) -> Iterator[Record]:
+    """Decode the records of a decompressed records section, checking the declared count."""
+    if not isinstance(payload, bytes):
+        payload = bytes(payload)
+    lat = header.max_timestamp if header.is_log_append_time else None
+    pos = 0
+    end = len(payload)
+    count = header.records_count
+    n = 0
+    while n < count:
+        if pos >= end:
+            raise InvalidRecordBatch(f"incorrect declared batch size: {count} records declared, {n} found")
+        try:
+            record, pos = _decode_record(payload, pos, end, header.base_offset, header.base_timestamp, lat)
+        except UnicodeError as exc:  # pragma: no cover - surrogateescape accepts any bytes
+            raise InvalidRecordBatch(str(exc)) from exc
+        n += 1
+        yield record
+    if pos != end:
+        raise InvalidRecordBatch("incorrect declared batch size: bytes remain after the last record")
+
+
+def iter_records(
+    buf: Buffer,
+    pos: int = 0,
+    *,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> Iterator[Record]:
+    """Validate the batch at ``pos`` (length, magic, CRC) and yield its records in order.
+
+    Raises :class:`InvalidRecordBatch` (possibly after yielding some records) on any defect.
+    """
+    header = validate_batch(buf, pos)
+    payload = records_payload(buf, pos, header=header, max_decompressed_size=max_decompressed_size)
+    yield from decode_records(payload, header)
+
+
+def decode_batch(
+    buf: Buffer, pos: int = 0, *, max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
+) -> DecodedBatch:
+    """Validate and fully decode the batch at ``pos``."""
+    header = validate_batch(buf, pos)
+    payload = records_payload(buf, pos, header=header, max_decompressed_size=max_decompressed_size)
+    records = list(decode_records(payload, header))
+    if records and records[-1].offset - header.base_offset > header.last_offset_delta:
+        raise InvalidRecordBatch("a record's offset delta exceeds the batch's lastOffsetDelta")
+    return DecodedBatch(header, records)
+
+
+# --- building -------------------------------------------------------------------------------------
+
+
+def _encode_header_key(key: str | bytes) -> bytes:
+    if isinstance(key, str):
+        return key.encode("utf-8", "surrogateescape")
+    return bytes(key)
+
+
+def encode_record(out: bytearray, record: Record, offset_delta: int, timestamp_delta: int) -> None:
+    """Append one record (with its length prefix) to ``out``."""
+    body = bytearray()
+    body.append(record.attributes & 0xFF)
+    _write_varint(body, timestamp_delta)
+    _write_varint(body, offset_delta)
+    _write_varbytes(body, record.key)
+    _write_varbytes(body, record.value)
+    _write_varint(body, len(record.headers))
+    for hkey, hvalue in record.headers:
+        _write_varbytes(body, _encode_header_key(hkey))
+        _write_varbytes(body, hvalue)
+    _write_varint(out, len(body))
+    out += body
+
+
+def _attributes(
+    codec: int, timestamp_type: int, transactional: bool, control: bool, delete_horizon: bool
+) -> int:
+    attrs = codec & COMPRESSION_MASK
+    if timestamp_type == TimestampType.LOG_APPEND_TIME:
+        attrs |= TIMESTAMP_TYPE_MASK
+    if transactional:
+        attrs |= TRANSACTIONAL_MASK
+    if control:
+        attrs |= CONTROL_MASK
+    if delete_horizon:
+        attrs |= DELETE_HORIZON_MASK
+    return attrs
+
+
+_HEADER_AFTER_LENGTH = struct.Struct(">ibIhiqqqhii")
+
+
+def build_batch(
+    records: Iterable[Record],
+    *,
+    base_offset: int = 0,
+    compression: int = Codec.NONE,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    transactional: bool = False,
+    control: bool = False,
+    timestamp_type: int = TimestampType.CREATE_TIME,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    log_append_time: int | None = None,
+    delete_horizon_ms: int | None = None,
+    max_timestamp: int | None = None,
+    last_offset_delta: int | None = None,
+    compression_level: int | None = None,
+    snappy_xerial: bool = True,
+) -> bytes:
+    """Encode a magic-2 record batch with a correct CRC-32C.
+
+    As in Kafka's ``MemoryRecordsBuilder``: baseTimestamp is the first record's timestamp (or the
+    delete horizon when ``delete_horizon_ms`` is given, which also sets attribute bit 6);
+    maxTimestamp is the largest record timestamp for CreateTime and ``log_append_time`` for
+    LogAppendTime. Records without an offset take consecutive offsets from ``base_offset``.
+    An empty batch (as compaction leaves behind) has baseTimestamp -1 and needs
+    ``last_offset_delta``; its maxTimestamp defaults to -1.
+    """
+    items = list(records)
+    if timestamp_type == TimestampType.LOG_APPEND_TIME and log_append_time is None:
+        raise ValueError("LogAppendTime batches need log_append_time")
+    deltas: list[int] = []
+    next_offset = base_offset
+    for rec in items:
+        offset = next_offset if rec.offset is None else rec.offset
+        if offset < next_offset:
+            raise ValueError(f"record offset {offset} is not above the previous one ({next_offset - 1})")
+        deltas.append(offset - base_offset)
+        next_offset = offset + 1
+    if deltas and deltas[-1] > 0x7FFFFFFF:
+        raise ValueError("offset delta does not fit in an int32")
+
+    if delete_horizon_ms is not None:
+        base_ts = delete_horizon_ms
+    elif items:
+        base_ts = items[0].timestamp
+    else:
+        base_ts = NO_TIMESTAMP
+
+    if timestamp_type == TimestampType.LOG_APPEND_TIME:
+        max_ts = log_append_time
+    elif max_timestamp is not None:
+        max_ts = max_timestamp
+    elif items:
+        max_ts = max(rec.timestamp for rec in items)
+    else:
+        max_ts = NO_TIMESTAMP
+
+    if last_offset_delta is None:
+        if not items:
+            raise ValueError("an empty batch needs last_offset_delta")
+        last_offset_delta = deltas[-1]
+    elif deltas and last_offset_delta < deltas[-1]:
+        raise ValueError("last_offset_delta is below the last record's offset delta")
+
+    body = bytearray()
+    for rec, delta in zip(items, deltas, strict=True):
+        encode_record(body, rec, delta, rec.timestamp - base_ts)
+    if compression != Codec.NONE:
+        body = compress(compression, body, level=compression_level, snappy_xerial=snappy_xerial)
+
+    attrs = _attributes(compression, timestamp_type, transactional, control, delete_horizon_ms is not None)
+    batch_length = HEADER_SIZE - LOG_OVERHEAD + len(body)
+    out = bytearray(HEADER_SIZE)
+    _I64.pack_into(out, 0, base_offset)
+    struct.pack_into(">i", out, 8, batch_length)
+    _HEADER_AFTER_LENGTH.pack_into(
+        out,
+        12,
+        partition_leader_epoch,
+        2,
+        0,  # crc, filled in below
+        attrs,
+        last_offset_delta,
+        base_ts,
+        max_ts,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(items),
+    )
+    out += body
+    _U32.pack_into(out, CRC_OFFSET, compute_crc(out, 0, len(out)))
+    return bytes(out)
+
+
+# --- control records ------------------------------------------------------------------------------
+
+
+def build_control_batch(
+    control_type: int,
+    *,
+    producer_id: int,
+    producer_epoch: int,
+    timestamp: int,
+    coordinator_epoch: int = 0,
+    base_offset: int = 0,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+) -> bytes:
+    """A transaction marker batch (ABORT or COMMIT), as Kafka's ``MemoryRecords.withEndTransactionMarker``.
+
+    Transactional + control attributes, no compression, CreateTime, baseSequence -1, one record with
+    key ``i16 version 0, i16 type`` and value ``i16 version 0, i32 coordinatorEpoch``.
+    """
+    if control_type not in (ControlType.ABORT, ControlType.COMMIT):
+        raise ValueError(f"not a transaction marker type: {control_type}")
+    record = Record(
+        key=_CONTROL_KEY.pack(0, control_type),
+        value=_TXN_MARKER_VALUE.pack(0, coordinator_epoch),
+        timestamp=timestamp,
+    )
+    return build_batch(
+        [record],
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        transactional=True,
+        control=True,
+        partition_leader_epoch=partition_leader_epoch,
+    )
+
+
+def parse_control_record(record: Record) -> ControlRecord:
+    """Decode the key (and for ABORT/COMMIT, the value) of a record from a control batch.
+
+    Follows Kafka's ``ControlRecordType.parseTypeId`` and ``EndTransactionMarker.deserialize``:
+    a key shorter than 4 bytes or with a negative version is invalid; a newer version is read as
+    version 0; an unknown type is returned as is (callers ignore it, as Kafka's consumers do).
+    """
+    key = record.key
+    if key is None or len(key) < _CONTROL_KEY.size:
+        raise InvalidRecordBatch("control record key must have at least 4 bytes")
+    version, ctype = _CONTROL_KEY.unpack_from(key)
+    if version < 0:
+        raise InvalidRecordBatch(f"invalid control record key version {version}")
+    if ctype not in (ControlType.ABORT, ControlType.COMMIT):
+        return ControlRecord(ctype, version)
+    value = record.value
+    if value is None or len(value) < _TXN_MARKER_VALUE.size:
+        raise InvalidRecordBatch("end transaction marker value must have at least 6 bytes")
+    value_version, coordinator_epoch = _TXN_MARKER_VALUE.unpack_from(value)
+    if value_version < 0:
+        raise InvalidRecordBatch(f"invalid end transaction marker version {value_version}")
+    return ControlRecord(ctype, version, coordinator_epoch, value_version)
+
+
+# --- in-place changes -----------------------------------------------------------------------------
+
+
+def set_log_append_time(buf: bytearray | memoryview, timestamp: int, pos: int = 0) -> None:
+    """Turn the batch at ``pos`` into a LogAppendTime batch stamped ``timestamp``, in place.
+
+    Mirrors Kafka's ``DefaultRecordBatch.setMaxTimestamp(LOG_APPEND_TIME, now)`` as used by
+    ``LogValidator``: attributes get the timestamp-type bit (the other known flags are kept, unused
+    bits cleared), maxTimestamp becomes ``timestamp``, baseTimestamp and the records are left
+    alone, and the CRC is recomputed. Nothing changes if the batch already carries exactly that.
+    Validate the batch first: the new CRC covers whatever bytes are there.
+    """
+    header = parse_header(buf, pos)
+    if header.is_log_append_time and header.max_timestamp == timestamp:
+        return
+    size = header.size
+    if len(buf) - pos < size or size < HEADER_SIZE:
+        raise InvalidRecordBatch("record batch truncated")
+    if buf[pos + MAGIC_OFFSET] != 2:
+        raise InvalidRecordBatch(f"unsupported record batch magic {buf[pos + MAGIC_OFFSET]}")
+    attrs = header.attributes & (COMPRESSION_MASK | TRANSACTIONAL_MASK | CONTROL_MASK | DELETE_HORIZON_MASK)
+    _I16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attrs | TIMESTAMP_TYPE_MASK)
+    _I64.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, timestamp)
+    _U32.pack_into(buf, pos + CRC_OFFSET, compute_crc(buf, pos, size))
+
+
+# --- produce request rules ------------------------------------------------------------------------
+
+
+_LEGACY_RECORD_OVERHEAD_V0 = 14  # smallest legal batchLength/message size field (magic 0)
+_HEADER_SIZE_UP_TO_MAGIC = MAGIC_OFFSET + 1
+
+
+def _next_batch_size(view: memoryview, pos: int) -> int | None:
+    """Kafka's ``ByteBufferLogInputStream.nextBatchSize``/``nextBatch``: None if no whole batch."""
+    remaining = len(view) - pos
+    if remaining < LOG_OVERHEAD:
+        return None
+    (size_field,) = struct.unpack_from(">i", view, pos + 8)
+    if size_field < _LEGACY_RECORD_OVERHEAD_V0:
+        raise InvalidRecordBatch(f"record size {size_field} is less than the minimum record overhead")
+    if remaining < _HEADER_SIZE_UP_TO_MAGIC:
+        return None
+    magic = struct.unpack_from(">b", view, pos + MAGIC_OFFSET)[0]
+    if magic < 0 or magic > 2:
+        raise InvalidRecordBatch(f"invalid magic found in record: {magic}")
+    size = size_field + LOG_OVERHEAD
+    return None if remaining < size else size
+
+
+def check_produce_records(api_version: int, records: Buffer | None) -> ErrorCode:
+    """Kafka's ``ProduceRequest.validateRecords`` for one partition's records, as a partition error.
+
+    Produce v3+ must carry exactly one whole magic-2 batch: no whole batch, a legacy (magic 0/1)
+    batch, or a second whole batch give INVALID_RECORD; zstd before v7 gives
+    UNSUPPORTED_COMPRESSION_TYPE; a size field below 14 or a magic outside 0..2 gives
+    CORRUPT_MESSAGE (Kafka's batch iterator throws CorruptRecordException there). As in Kafka, a
+    trailing fragment shorter than a whole batch is not an error here (Kafka's log later trims
+    it); the caller appends only the first batch. CRC and record contents are checked later
+    (CORRUPT_MESSAGE / INVALID_RECORD), as in Kafka's LogValidator. Versions below 3 are not
+    checked (Kafka does not either; this broker rejects them before getting here).
+    """
+    if api_version < 3:
+        return ErrorCode.NONE
+    if records is None:
+        return ErrorCode.INVALID_RECORD
+    view = memoryview(records)
+    try:
+        size = _next_batch_size(view, 0)
+        if size is None:
+            return ErrorCode.INVALID_RECORD
+        if view[MAGIC_OFFSET] != 2:
+            return ErrorCode.INVALID_RECORD
+        if api_version < 7 and size >= ATTRIBUTES_OFFSET + 2:
+            if view[ATTRIBUTES_OFFSET + 1] & COMPRESSION_MASK == Codec.ZSTD:
+                return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+        if _next_batch_size(view, size) is not None:
+            return ErrorCode.INVALID_RECORD
+    except InvalidRecordBatch:
+        return ErrorCode.CORRUPT_MESSAGE
+    return ErrorCode.NONE
