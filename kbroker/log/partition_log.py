@@ -1,0 +1,948 @@
+"""A partition log: an ordered list of segments with one active segment at the end.
+
+Batches are stored exactly as received; `append` only patches baseOffset and
+partitionLeaderEpoch (outside the CRC) by writing a 16-byte replacement header prefix followed by
+the untouched rest of each batch with one ``pwritev``. Reads return `FileSlice` ranges cut at batch
+boundaries for ``sendfile``.
+
+Locking: every public method takes ``self.lock`` (a per-partition lock). The event loop calls
+append/read; the background maintenance thread calls `delete_old_segments` and the cleaner, which
+hold the lock only to pick segments and to swap them (file deletion and cleaning run outside).
+
+Files in the partition directory:
+
+* ``<20-digit base>.log/.index/.timeindex`` — the segments;
+* ``log-state.checkpoint`` — recovery point, log start offset and cleaner offset;
+* ``.kafka_cleanshutdown`` — written last by ``close(clean=True)``, removed by `open`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from protocol.record_batch import (
+    ATTRIBUTES_OFFSET,
+    CRC_OFFSET,
+    HEADER_SIZE,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    InvalidRecordBatch,
+    compute_crc,
+    parse_header,
+)
+
+from . import batch_records
+from .config import INT_MAX, LogConfig
+from .errors import (
+    InvalidOffsetError,
+    LogClosedError,
+    LogCorruptedError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+)
+from .segment import (
+    LOG_SUFFIX,
+    MIN_BATCH_LENGTH,
+    Damage,
+    LogSegment,
+    segment_name,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "log-state.checkpoint"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+DELETE_DIR_SUFFIX = "-delete"
+
+# ListOffsets special timestamps.
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+
+_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+_MAX_TIMESTAMP_OFFSET = 35  # byte offset of maxTimestamp in the batch header
+_I64 = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_I16 = struct.Struct(">h")
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """``size`` bytes at ``position`` of an open file: whole batches, ready for ``os.sendfile``."""
+
+    file: BinaryIO
+    position: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self) -> bytes:
+        data = os.pread(self.file.fileno(), self.size, self.position)
+        if len(data) != self.size:
+            raise OSError(f"short read: {len(data)} of {self.size} bytes")
+        return data
+
+
+@dataclass(slots=True)
+class ReadResult:
+    slices: list[FileSlice]
+    log_start_offset: int
+    log_end_offset: int
+    high_watermark: int
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.slices)
+
+    def read(self) -> bytes:
+        """All bytes of the result (tests and transports without ``sendfile``)."""
+        return b"".join(s.read() for s in self.slices)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    log_append_time: int  # -1 unless message.timestamp.type=LogAppendTime
+    log_start_offset: int
+    num_records: int
+    num_batches: int
+    size: int
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    recovery_point: int = 0
+    log_start_offset: int = 0
+    cleaner_offset: int = 0
+
+
+@dataclass(slots=True)
+class _Loaded:
+    segments: list[LogSegment] = field(default_factory=list)
+    offline: LogCorruptedError | None = None
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_checkpoint(directory: Path) -> Checkpoint | None:
+    try:
+        lines = (directory / CHECKPOINT_FILE).read_text().split("\n")
+    except FileNotFoundError:
+        return None
+    try:
+        if lines[0] != "0":
+            raise ValueError(f"unknown version {lines[0]!r}")
+        values = dict(line.split(" ", 1) for line in lines[1:] if line)
+        return Checkpoint(
+            recovery_point=int(values["recovery_point"]),
+            log_start_offset=int(values["log_start_offset"]),
+            cleaner_offset=int(values.get("cleaner_offset", "0")),
+        )
+    except (ValueError, KeyError) as exc:
+        logger.warning("ignoring unreadable checkpoint in %s: %s", directory, exc)
+        return None
+
+
+class PartitionLog:
+    """The log of one partition. Create with `PartitionLog.open`."""
+
+    def __init__(self, directory: Path, config: LogConfig, clock: Callable[[], float]) -> None:
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._segments: list[LogSegment] = []
+        self._log_start_offset = 0
+        self._high_watermark = 0
+        self._recovery_point = 0
+        self._cleaner_offset = 0
+        self._last_flush_ms = 0
+        self._offline: LogCorruptedError | None = None
+        self._closed = False
+
+    # -- opening and recovery ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        verify: str = "recovery",
+    ) -> PartitionLog:
+        """Open (or create) the log in ``directory``, recovering it if it was not closed cleanly.
+
+        ``verify="recovery"`` (Kafka's behaviour) checks the CRC of every batch from the recovery
+        point on after an unclean shutdown; older data is checked lazily on its first read.
+        ``verify="full"`` checks every batch of every segment now.
+
+        Damage in the middle of the log does not raise here: the log opens offline and every
+        operation raises `LogCorruptedError` (see docs/log.md).
+        """
+        if verify not in ("recovery", "full"):
+            raise ValueError(f"verify must be 'recovery' or 'full', not {verify!r}")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        log = cls(directory, config, clock)
+        log._load(verify)
+        return log
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _new_segment(self, base_offset: int) -> LogSegment:
+        return LogSegment(
+            self.directory,
+            base_offset,
+            max_index_entries=max(1, self.config.segment_index_bytes // 8),
+            created_ms=self._now_ms(),
+        )
+
+    def _clean_leftovers(self) -> None:
+        """Finish or undo file operations interrupted by a crash.
+
+        ``.cleaned`` files are incomplete cleaner output: removed. ``.swap`` files are complete
+        cleaner output whose swap was interrupted: they replace the file of the same name. A
+        ``.swap`` log makes that segment's indexes stale, so they are removed and rebuilt.
+        ``.deleted`` files belong to segments already removed from the log.
+        """
+        for path in sorted(self.directory.iterdir()):
+            name = path.name
+            if name.endswith((CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")):
+                path.unlink()
+        for path in sorted(self.directory.iterdir()):
+            name = path.name
+            if not name.endswith(SWAP_SUFFIX):
+                continue
+            final = path.with_name(name[: -len(SWAP_SUFFIX)])
+            if final.name.endswith(LOG_SUFFIX):
+                base = final.name[: -len(LOG_SUFFIX)]
+                for suffix in (".index", ".timeindex"):
+                    (self.directory / (base + suffix)).unlink(missing_ok=True)
+                    (self.directory / (base + suffix + SWAP_SUFFIX)).unlink(missing_ok=True)
+            if path.exists():
+                logger.info("completing interrupted segment swap: %s", final)
+                os.replace(path, final)
+        fsync_dir(self.directory)
+
+    def _load(self, verify: str) -> None:
+        self._clean_leftovers()
+        marker = self.directory / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        checkpoint = read_checkpoint(self.directory) or Checkpoint()
+        recovery_point = checkpoint.recovery_point
+        interval = self.config.index_interval_bytes
+        bases = sorted(
+            int(p.name[: -len(LOG_SUFFIX)])
+            for p in self.directory.glob("*" + LOG_SUFFIX)
+            if len(p.name) == 20 + len(LOG_SUFFIX) and p.name[:20].isdigit()
+        )
+        segments = [self._new_segment(base) for base in bases]
+        recovered = False
+        for i, seg in enumerate(segments):
+            last = i == len(segments) - 1
+            next_base = None if last else segments[i + 1].base_offset
+            scan = verify == "full" or (not clean and (last or next_base > recovery_point))
+            if scan:
+                recovered = True
+                damage = seg.rebuild(validate=True, interval=interval)
+            else:
+                damage = seg.load(interval=interval)
+            if damage is None and next_base is not None and seg.next_offset > next_base:
+                damage = Damage(seg.size, f"offsets run into the next segment (base {next_base})")
+            if damage is None:
+                continue
+            offset = seg.next_offset
+            if not last or (offset < recovery_point and self._damage_is_inside(seg, damage)):
+                self._offline = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
+                logger.error("%s; partition %s is offline", self._offline, self.directory.name)
+                self._segments = segments
+                return
+            logger.warning(
+                "truncating %s at position %d (offset %d): %s", seg.log_path, damage.position, offset, damage.reason
+            )
+            if not scan:
+                # Rebuild from the file to get consistent indexes for the kept part.
+                seg.rebuild(validate=False, interval=interval, end=seg.size)
+            os.ftruncate(seg.fd, seg.size)
+            recovered = True
+        if not segments:
+            segments = [self._new_segment(checkpoint.log_start_offset)]
+        for seg in segments[:-1]:
+            seg.offset_index.close()
+            seg.time_index.close()
+        self._segments = segments
+        self._log_start_offset = max(checkpoint.log_start_offset, segments[0].base_offset)
+        self._cleaner_offset = checkpoint.cleaner_offset
+        if self._log_start_offset > self.log_end_offset:
+            # The start was moved past data lost in a crash: start empty at the log start.
+            self._truncate_fully_locked(self._log_start_offset)
+        if recovered:
+            for seg in segments:
+                seg.flush()
+        self._recovery_point = self.log_end_offset
+        self._high_watermark = self.log_end_offset
+        self._last_flush_ms = self._now_ms()
+        if recovered or not clean:
+            self._write_checkpoint()
+        if clean:
+            marker.unlink()
+            fsync_dir(self.directory)
+
+    @staticmethod
+    def _damage_is_inside(seg: LogSegment, damage: Damage) -> bool:
+        """Is the damage a bad batch with a plausible length that more data follows?"""
+        try:
+            header = seg.header_at(damage.position)
+        except InvalidRecordBatch:
+            return False
+        if header.magic != 2 or header.batch_length < MIN_BATCH_LENGTH:
+            return False
+        return damage.position + header.size < seg.file_size()
+
+    def _write_checkpoint(self) -> None:
+        text = (
+            "0\n"
+            f"recovery_point {self._recovery_point}\n"
+            f"log_start_offset {self._log_start_offset}\n"
+            f"cleaner_offset {self._cleaner_offset}\n"
+        )
+        write_file_atomically(self.directory / CHECKPOINT_FILE, text.encode())
+
+    def checkpoint(self) -> None:
+        """Persist recovery point, log start and cleaner offset (the manager calls it periodically)."""
+        with self.lock:
+            if not self._closed and self._offline is None:
+                self._write_checkpoint()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.directory} is closed")
+        if self._offline is not None:
+            raise self._offline
+
+    @property
+    def offline(self) -> LogCorruptedError | None:
+        """The corruption that took this partition offline, or None."""
+        return self._offline
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset if self._segments else 0
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, value: int) -> None:
+        with self.lock:
+            self._high_watermark = max(self._log_start_offset, min(value, self.log_end_offset))
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def cleaner_offset(self) -> int:
+        return self._cleaner_offset
+
+    @property
+    def size(self) -> int:
+        """Bytes of all segments."""
+        return sum(seg.size for seg in self._segments)
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        """A snapshot of the segment list (oldest first)."""
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    # -- append ------------------------------------------------------------------------------
+
+    def append(
+        self,
+        batches: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int = 0,
+        assign_offsets: bool = True,
+    ) -> AppendInfo:
+        """Append one or more validated magic-2 batches.
+
+        With ``assign_offsets`` (a leader) baseOffset is set to the log end and
+        partitionLeaderEpoch to ``leader_epoch``; otherwise (a follower) the batches are written
+        unchanged and must start at or after the log end. The input is never modified. With
+        ``flush.messages`` reached the data is fsynced before this returns.
+        """
+        view = memoryview(batches)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        headers = _split_batches(view, self.config.max_message_bytes)
+        now_ms = self._now_ms()
+        with self.lock:
+            self._check_usable()
+            leo = self.log_end_offset
+            if assign_offsets:
+                next_offset = leo
+                for _, header in headers:
+                    header.base_offset = next_offset
+                    header.partition_leader_epoch = leader_epoch
+                    next_offset = header.next_offset
+            else:
+                expected = leo
+                for _, header in headers:
+                    if header.base_offset < expected:
+                        raise InvalidOffsetError(
+                            f"batch base offset {header.base_offset} is below the expected {expected}"
+                        )
+                    expected = header.next_offset
+            first_offset = headers[0][1].base_offset
+            last_offset = headers[-1][1].last_offset
+            total = len(view)
+            segment = self._maybe_roll(total, first_offset, last_offset, headers[0][1].max_timestamp, now_ms)
+            buffers: list = []
+            log_append_time = -1
+            if self.config.log_append_time:
+                log_append_time = now_ms
+                for pos, header in headers:
+                    buffers.append(_with_log_append_time(view[pos : pos + header.size], header, now_ms, assign_offsets))
+            elif assign_offsets:
+                for pos, header in headers:
+                    buffers.append(_PREFIX.pack(header.base_offset, header.batch_length, leader_epoch))
+                    buffers.append(view[pos + _PREFIX.size : pos + header.size])
+            else:
+                buffers.append(view)
+            start = segment.size
+            try:
+                segment.write(buffers, total)
+            except OSError:
+                # Nothing beyond `size` is ever read; cut whatever part of the write landed.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(segment.fd, start)
+                raise
+            interval = self.config.index_interval_bytes
+            max_ts, offset_of_max, num_records = -1, -1, 0
+            for pos, header in headers:
+                segment.track_batch(start + pos, header, interval)
+                num_records += header.records_count
+                if header.max_timestamp > max_ts:
+                    max_ts, offset_of_max = header.max_timestamp, header.last_offset
+            if segment.verified_size == start:
+                segment.verified_size = start + total
+            segment.size = start + total
+            if self.log_end_offset - self._recovery_point >= self.config.flush_messages:
+                self._flush_locked(now_ms)
+            return AppendInfo(
+                first_offset=first_offset,
+                last_offset=last_offset,
+                max_timestamp=max_ts,
+                offset_of_max_timestamp=offset_of_max,
+                log_append_time=log_append_time,
+                log_start_offset=self._log_start_offset,
+                num_records=num_records,
+                num_batches=len(headers),
+                size=total,
+            )
+
+    def _maybe_roll(self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int) -> LogSegment:
+        segment = self._segments[-1]
+        config = self.config
+        if segment.size == 0:
+            if last_offset - segment.base_offset > INT_MAX or first_offset < segment.base_offset:
+                self._replace_empty_active(first_offset)
+            return self._segments[-1]
+        if segment.first_batch_timestamp is not None and segment.first_batch_timestamp >= 0:
+            waited = first_ts - segment.first_batch_timestamp
+        else:
+            waited = now_ms - segment.created_ms
+        if (
+            segment.size + size > config.segment_bytes
+            or waited > config.segment_ms - config.segment_jitter_ms
+            or segment.offset_index.is_full
+            or segment.time_index.is_full
+            or last_offset - segment.base_offset > INT_MAX
+        ):
+            return self._roll(max(first_offset, self.log_end_offset))
+        return segment
+
+    def _replace_empty_active(self, base_offset: int) -> None:
+        old = self._segments.pop()
+        old.delete_files()
+        self._segments.append(self._new_segment(base_offset))
+        fsync_dir(self.directory)
+
+    def _roll(self, base_offset: int) -> LogSegment:
+        """Seal the active segment (fsync it) and start a new one at ``base_offset``."""
+        old = self._segments[-1]
+        old.seal()
+        # Everything before the new segment is now on disk: sealed segments are always flushed.
+        self._recovery_point = max(self._recovery_point, old.next_offset)
+        segment = self._new_segment(base_offset)
+        self._segments.append(segment)
+        fsync_dir(self.directory)
+        return segment
+
+    def roll(self) -> None:
+        """Start a new segment now (if the active one holds data)."""
+        with self.lock:
+            self._check_usable()
+            if self._segments[-1].size:
+                self._roll(self.log_end_offset)
+
+    # -- flushing --------------------------------------------------------------------------
+
+    def _flush_locked(self, now_ms: int | None = None) -> None:
+        if self.log_end_offset > self._recovery_point:
+            os.fdatasync(self._segments[-1].fd)
+            self._recovery_point = self.log_end_offset
+        self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+
+    def flush(self) -> None:
+        """fsync everything appended so far; the recovery point moves to the log end."""
+        with self.lock:
+            self._check_usable()
+            self._flush_locked()
+
+    def maybe_flush(self, now_ms: int | None = None) -> bool:
+        """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data."""
+        with self.lock:
+            if self._closed or self._offline is not None:
+                return False
+            now_ms = self._now_ms() if now_ms is None else now_ms
+            if self.log_end_offset > self._recovery_point and now_ms - self._last_flush_ms >= self.config.flush_ms:
+                self._flush_locked(now_ms)
+                return True
+            return False
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the last segment whose base offset is at or below ``offset`` (0 if none)."""
+        lo, hi = 0, len(self._segments)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._segments[mid].base_offset <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(lo - 1, 0)
+
+    def read(
+        self,
+        start_offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        min_one_batch: bool = True,
+    ) -> ReadResult:
+        """Whole batches from the one containing ``start_offset``, at most ``max_bytes``.
+
+        With ``min_one_batch`` the first batch is returned even if it is larger than
+        ``max_bytes``. Batches whose last offset is at or above ``max_offset`` (e.g. the high
+        watermark) are left out. Raises `OffsetOutOfRangeError` outside [log start, log end].
+        """
+        with self.lock:
+            self._check_usable()
+            leo = self.log_end_offset
+            if start_offset < self._log_start_offset or start_offset > leo:
+                raise OffsetOutOfRangeError(start_offset, self._log_start_offset, leo)
+            limit = leo if max_offset is None else min(max_offset, leo)
+            result = ReadResult([], self._log_start_offset, leo, self._high_watermark)
+            remaining = max_bytes
+            i = self._segment_index(start_offset)
+            offset = start_offset
+            while offset < limit and i < len(self._segments):
+                seg = self._segments[i]
+                must_fill = min_one_batch and not result.slices
+                if remaining <= 0 and not must_fill:
+                    break
+                piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)
+                if piece is not None:
+                    result.slices.append(piece)
+                    remaining -= piece.size
+                if done:
+                    break
+                i += 1
+                if i < len(self._segments):
+                    offset = self._segments[i].base_offset
+            return result
+
+    def _read_segment(
+        self, seg: LogSegment, offset: int, limit: int, max_bytes: int, must_fill: bool
+    ) -> tuple[FileSlice | None, bool]:
+        """A slice of ``seg`` from ``offset``; ``done`` when a limit stopped it (not the segment end)."""
+        found = seg.translate_offset(offset)
+        if found is None:
+            return None, False
+        start, header = found
+        if header.last_offset >= limit:
+            return None, True
+        if limit < seg.next_offset:
+            limit_found = seg.translate_offset(limit, start)
+            limit_pos = limit_found[0] if limit_found is not None else seg.size
+        else:
+            limit_pos = seg.size
+        end = seg.boundary_at_or_below(start, min(limit_pos, start + max(max_bytes, 0)))
+        if end == start:
+            if not must_fill:
+                return None, True
+            end = start + header.size
+        if end > seg.verified_size:
+            damage = seg.verify(end)
+            if damage is not None:
+                offset_at = seg.header_at(damage.position).base_offset if damage.position < seg.size else -1
+                self._offline = LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason)
+                logger.error("%s; partition %s is offline", self._offline, self.directory.name)
+                raise self._offline
+        assert seg.file is not None
+        done = end < seg.size and end != limit_pos or limit_pos < seg.size
+        return FileSlice(seg.file, start, end - start), done
+
+    def iter_batches(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, bytes]]:
+        """Every stored batch from ``start_offset`` (default: the log start) as (header, bytes)."""
+        offset = self._log_start_offset if start_offset is None else start_offset
+        while True:
+            result = self.read(offset, 1 << 20)
+            if not result.slices:
+                return
+            data = result.read()
+            pos = 0
+            while pos < len(data):
+                header = parse_header(data, pos)
+                yield header, data[pos : pos + header.size]
+                pos += header.size
+                offset = header.next_offset
+
+    # -- timestamps ------------------------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """ListOffsets: ``(offset, timestamp)`` of the first record with a timestamp >= ``timestamp``.
+
+        Special values: -2 (earliest) → log start, -1 (latest) → log end, -3 (max timestamp) →
+        the record with the largest timestamp. None when no record qualifies.
+        """
+        with self.lock:
+            self._check_usable()
+            if timestamp == EARLIEST_TIMESTAMP:
+                return self._log_start_offset, -1
+            if timestamp == LATEST_TIMESTAMP:
+                return self.log_end_offset, -1
+            if timestamp == MAX_TIMESTAMP:
+                return self._max_timestamp_offset()
+            if timestamp < 0:
+                raise ValueError(f"invalid timestamp {timestamp}")
+            start = self._log_start_offset
+            for seg in self._segments:
+                if seg.max_timestamp < timestamp or seg.next_offset <= start:
+                    continue
+                from_offset = max(seg.time_index.lookup(timestamp), start)
+                found = seg.translate_offset(from_offset)
+                if found is None:
+                    continue
+                for pos, header in seg.batches(found[0]):
+                    if header.max_timestamp >= timestamp and header.last_offset >= start:
+                        return self._record_at_or_after(seg, pos, header, lambda ts: ts >= timestamp)
+            return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the record with the largest timestamp (ListOffsets -3)."""
+        return self.offset_for_timestamp(MAX_TIMESTAMP)
+
+    def _max_timestamp_offset(self) -> tuple[int, int] | None:
+        best: LogSegment | None = None
+        for seg in self._segments:
+            if seg.next_offset > self._log_start_offset and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None or best.max_timestamp < 0 or best.size == 0:
+            return None
+        target = best.max_timestamp
+        start = self._log_start_offset
+        for pos, header in best.batches():
+            if header.max_timestamp == target and header.last_offset >= start:
+                return self._record_at_or_after(best, pos, header, lambda ts: ts == target)
+        return None
+
+    def _record_at_or_after(
+        self, seg: LogSegment, pos: int, header: BatchHeader, match: Callable[[int], bool]
+    ) -> tuple[int, int]:
+        start = self._log_start_offset
+        fallback = (max(header.base_offset, start), header.max_timestamp)
+        if header.is_log_append_time:
+            return fallback
+        data = os.pread(seg.fd, header.size, pos)
+        try:
+            for offset, ts in batch_records.record_timestamps(data):
+                if offset >= start and match(ts):
+                    return offset, ts
+        except (InvalidRecordBatch, ValueError):
+            logger.warning("cannot decode records of batch at %d in %s", header.base_offset, seg.log_path)
+        return fallback
+
+    # -- truncation and log start ------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch from the one containing ``offset`` on (replication)."""
+        with self.lock:
+            self._check_usable()
+            if offset >= self.log_end_offset:
+                return
+            if offset <= self._segments[0].base_offset and offset <= self._log_start_offset:
+                self._truncate_fully_locked(offset)
+                return
+            interval = self.config.index_interval_bytes
+            doomed = []
+            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+                doomed.append(self._segments.pop())
+            seg = self._segments[-1]
+            found = seg.translate_offset(offset)
+            if found is not None:
+                seg.truncate_to_position(found[0], interval)
+            if doomed:
+                # The segment becomes active again: reopen its index files for appends.
+                seg.bytes_since_last_index_entry = seg.size - seg.offset_index.last_position
+            for d in doomed:
+                d.delete_files()
+            self._after_truncation()
+
+    def _after_truncation(self) -> None:
+        leo = self.log_end_offset
+        self._recovery_point = min(self._recovery_point, leo)
+        self._high_watermark = min(self._high_watermark, leo)
+        self._cleaner_offset = min(self._cleaner_offset, leo)
+        self._log_start_offset = min(self._log_start_offset, leo) if self._log_start_offset > leo else self._log_start_offset
+        self._write_checkpoint()
+
+    def truncate_fully(self, offset: int) -> None:
+        """Delete everything and continue at ``offset`` (a follower far behind the leader's start)."""
+        with self.lock:
+            self._check_usable()
+            self._truncate_fully_locked(offset)
+
+    def _truncate_fully_locked(self, offset: int) -> None:
+        doomed, self._segments = self._segments, []
+        for seg in doomed:
+            seg.delete_files()
+        self._segments.append(self._new_segment(offset))
+        fsync_dir(self.directory)
+        self._log_start_offset = offset
+        self._recovery_point = offset
+        self._high_watermark = offset
+        self._cleaner_offset = offset
+        self._write_checkpoint()
+
+    def advance_log_start(self, offset: int) -> int:
+        """DeleteRecords: move the log start to ``offset`` (at most the high watermark).
+
+        Segments entirely below the new start are deleted (never the active one). Returns the
+        new log start offset.
+        """
+        with self.lock:
+            self._check_usable()
+            if offset > self._high_watermark or offset < 0:
+                raise OffsetOutOfRangeError(offset, self._log_start_offset, self._high_watermark)
+            if offset <= self._log_start_offset:
+                return self._log_start_offset
+            self._log_start_offset = offset
+            self._cleaner_offset = max(self._cleaner_offset, offset)
+            self._write_checkpoint()
+            doomed = self._remove_segments_below(offset)
+        self._delete_segments(doomed)
+        return offset
+
+    def _remove_segments_below(self, offset: int) -> list[LogSegment]:
+        doomed = []
+        while len(self._segments) > 1 and self._segments[1].base_offset <= offset:
+            doomed.append(self._segments.pop(0))
+        for seg in doomed:
+            # Renamed under the lock so a crash before the unlink cannot bring it back.
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(seg.log_path, seg.log_path.with_name(seg.log_path.name + DELETED_SUFFIX))
+        return doomed
+
+    @staticmethod
+    def _delete_segments(doomed: list[LogSegment]) -> None:
+        for seg in doomed:
+            seg.delete_files()
+            with contextlib.suppress(FileNotFoundError):
+                seg.log_path.with_name(seg.log_path.name + DELETED_SUFFIX).unlink()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def delete_old_segments(self, now_ms: int | None = None) -> int:
+        """Apply retention (time, size, log start); returns how many segments were deleted.
+
+        Only whole segments below the high watermark go, oldest first, never the active one.
+        """
+        with self.lock:
+            if self._closed or self._offline is not None:
+                return 0
+            now_ms = self._now_ms() if now_ms is None else now_ms
+            config = self.config
+            excess = self.size - config.retention_bytes if config.retention_bytes >= 0 else -1
+            count = 0
+            for i, seg in enumerate(self._segments[:-1]):
+                upper = self._segments[i + 1].base_offset
+                if upper > self._high_watermark:
+                    break
+                if upper <= self._log_start_offset:
+                    pass
+                elif not config.delete:
+                    break
+                elif config.retention_ms >= 0 and now_ms - self._largest_timestamp(seg) > config.retention_ms:
+                    pass
+                elif excess >= 0 and excess - seg.size >= 0:
+                    pass
+                else:
+                    break
+                excess -= seg.size
+                count += 1
+            if not count:
+                return 0
+            doomed = self._segments[:count]
+            new_start = self._segments[count].base_offset
+            self._remove_segments_below(new_start)
+            if new_start > self._log_start_offset:
+                self._log_start_offset = new_start
+                self._cleaner_offset = max(self._cleaner_offset, new_start)
+                self._write_checkpoint()
+        self._delete_segments(doomed)
+        return count
+
+    @staticmethod
+    def _largest_timestamp(seg: LogSegment) -> int:
+        if seg.max_timestamp >= 0:
+            return seg.max_timestamp
+        try:
+            return int(seg.log_path.stat().st_mtime * 1000)
+        except FileNotFoundError:
+            return 0
+
+    # -- shutdown and deletion ---------------------------------------------------------------
+
+    def close(self, clean: bool = True) -> None:
+        """Close the log. ``clean``: fsync everything, checkpoint, then write the shutdown marker."""
+        with self.lock:
+            if self._closed:
+                return
+            if clean and self._offline is None:
+                for seg in self._segments:
+                    seg.seal()
+                self._recovery_point = self.log_end_offset
+                self._write_checkpoint()
+                write_file_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+            for seg in self._segments:
+                seg.close()
+            self._closed = True
+
+    def delete(self, *, remove: bool = True) -> Path:
+        """Topic deletion: close, rename the directory to ``<name>.<id>-delete``, then remove it.
+
+        With ``remove=False`` the renamed directory is left for the caller to remove later.
+        """
+        with self.lock:
+            self.close(clean=False)
+            target = self.directory.with_name(f"{self.directory.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+            os.replace(self.directory, target)
+            fsync_dir(target.parent)
+        if remove:
+            shutil.rmtree(target, ignore_errors=True)
+        return target
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self.directory.name}, start={self._log_start_offset}, end={self.log_end_offset}, "
+            f"hw={self._high_watermark}, segments={len(self._segments)})"
+        )
+
+
+def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, BatchHeader]]:
+    """Cheap structural check of the input: whole magic-2 batches, each within the size limit."""
+    headers = []
+    pos = 0
+    n = len(view)
+    while pos < n:
+        header = parse_header(view, pos)
+        if header.magic != 2:
+            raise InvalidRecordBatch(f"unsupported record batch magic {header.magic}")
+        if header.batch_length < MIN_BATCH_LENGTH or header.last_offset_delta < 0:
+            raise InvalidRecordBatch(f"bad batch length {header.batch_length}")
+        if pos + header.size > n:
+            raise InvalidRecordBatch(f"record batch truncated: have {n - pos} of {header.size} bytes")
+        if header.size > max_batch_bytes:
+            raise RecordBatchTooLargeError(f"batch of {header.size} bytes exceeds max.message.bytes {max_batch_bytes}")
+        headers.append((pos, header))
+        pos += header.size
+    if not headers:
+        raise InvalidRecordBatch("no record batch")
+    return headers
+
+
+def _with_log_append_time(batch: memoryview, header: BatchHeader, now_ms: int, patch_offsets: bool) -> bytearray:
+    """A copy of ``batch`` stamped with LogAppendTime (attributes and maxTimestamp change, so the CRC)."""
+    out = bytearray(batch)
+    if patch_offsets:
+        _PREFIX.pack_into(out, 0, header.base_offset, header.batch_length, header.partition_leader_epoch)
+    header.attributes |= TIMESTAMP_TYPE_MASK
+    header.max_timestamp = now_ms
+    _I16.pack_into(out, ATTRIBUTES_OFFSET, header.attributes)
+    _I64.pack_into(out, _MAX_TIMESTAMP_OFFSET, now_ms)
+    header.crc = compute_crc(out, 0, len(out))
+    _U32.pack_into(out, CRC_OFFSET, header.crc)
+    return out
+
+
+__all__ = [
+    "AppendInfo",
+    "FileSlice",
+    "PartitionLog",
+    "ReadResult",
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
+    "MAX_TIMESTAMP",
+    "HEADER_SIZE",
+    "segment_name",
+]

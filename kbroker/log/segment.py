@@ -1,0 +1,317 @@
+"""One log segment: ``<base>.log`` with its ``.index`` and ``.timeindex``.
+
+The ``.log`` file holds record batches exactly as they were appended. ``size`` is the number of
+bytes known to be whole batches; nothing beyond it is ever served. The file object ``file`` is
+shared with the `FileSlice` objects handed to readers and is never closed explicitly: when a
+segment is deleted its files are unlinked and the descriptor closes when the last reader drops it
+(Linux keeps unlinked open files readable).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
+
+from .index import OffsetIndex, TimeIndex
+
+MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+_WALK_CHUNK = 64 * 1024
+_SCAN_CHUNK = 4 * 1024 * 1024
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+
+
+def segment_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class SegmentFile(io.FileIO):
+    """A raw file that closes itself quietly when the last reference goes away."""
+
+    def __del__(self) -> None:
+        if not self.closed:
+            self.close()
+
+
+class Damage(Exception):
+    """Bytes at ``position`` are not a valid batch."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+
+
+def walk_batches(fd: int, start: int, end: int, *, validate: bool) -> Iterator[tuple[int, BatchHeader]]:
+    """Yield ``(position, header)`` for each batch in ``[start, end)`` of the file.
+
+    Checks length, magic and that the batch fits; with ``validate`` also the CRC. Raises `Damage`
+    at the first bad batch.
+    """
+    chunk = b""
+    chunk_start = start
+    pos = start
+    read_size = _SCAN_CHUNK if validate else _WALK_CHUNK
+    while pos < end:
+        rel = pos - chunk_start
+        if rel < 0 or rel + HEADER_SIZE > len(chunk):
+            chunk = os.pread(fd, min(read_size, end - pos), pos)
+            chunk_start, rel = pos, 0
+            if len(chunk) < HEADER_SIZE:
+                raise Damage(pos, f"truncated batch header ({end - pos} bytes left)")
+        header = parse_header(chunk, rel)
+        if header.magic != 2:
+            raise Damage(pos, f"bad magic {header.magic}")
+        if header.batch_length < MIN_BATCH_LENGTH:
+            raise Damage(pos, f"bad batch length {header.batch_length}")
+        if header.last_offset_delta < 0 or header.records_count < 0:
+            raise Damage(pos, "negative lastOffsetDelta or record count")
+        size = header.size
+        if pos + size > end:
+            raise Damage(pos, f"truncated batch: {end - pos} of {size} bytes")
+        if validate:
+            if rel + size > len(chunk):
+                chunk = os.pread(fd, max(size, min(read_size, end - pos)), pos)
+                chunk_start, rel = pos, 0
+                if len(chunk) < size:
+                    raise Damage(pos, "truncated batch")
+            if compute_crc(chunk, rel, size) != header.crc:
+                raise Damage(pos, "CRC mismatch")
+        yield pos, header
+        pos += size
+
+
+class LogSegment:
+    """A segment's files and the in-memory state derived from them."""
+
+    def __init__(self, directory: Path, base_offset: int, *, max_index_entries: int, created_ms: int) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.log_path = directory / segment_name(base_offset, LOG_SUFFIX)
+        self.file: SegmentFile | None = SegmentFile(os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
+        self.offset_index = OffsetIndex(directory / segment_name(base_offset, INDEX_SUFFIX), base_offset, max_index_entries)
+        self.time_index = TimeIndex(directory / segment_name(base_offset, TIME_INDEX_SUFFIX), base_offset, max_index_entries)
+        self.size = 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1  # base offset of the first batch reaching max_timestamp
+        self.first_batch_timestamp: int | None = None
+        self.created_ms = created_ms
+        self.bytes_since_last_index_entry = 0
+        self.verified_size = 0  # bytes whose CRC is known good (checked or appended by us)
+        self.num_records_estimate = 0
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        assert self.file is not None, "segment is closed"
+        return self.file.fileno()
+
+    def file_size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    # -- loading and recovery ------------------------------------------------------------
+
+    def track_batch(self, pos: int, header: BatchHeader, interval: int, write: bool = True) -> None:
+        """Account for the batch just stored at ``pos``: timestamps, indexes, next offset."""
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.offset_of_max_timestamp = header.base_offset
+        if self.first_batch_timestamp is None:
+            self.first_batch_timestamp = header.max_timestamp
+        if self.bytes_since_last_index_entry > interval:
+            if not self.offset_index.is_full:
+                self.offset_index.append(header.base_offset, pos, write=write)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, write=write)
+            self.bytes_since_last_index_entry = 0
+        self.bytes_since_last_index_entry += header.size
+        self.next_offset = header.next_offset
+
+    def rebuild(self, *, validate: bool, interval: int, end: int | None = None) -> Damage | None:
+        """Scan the whole file, rebuild both indexes and the in-memory state.
+
+        Stops at the first bad batch (or one whose offsets go backwards) and returns the `Damage`;
+        ``size`` is then the position of the last whole good batch. The file is not truncated.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.size = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.first_batch_timestamp = None
+        self.bytes_since_last_index_entry = 0
+        end = self.file_size() if end is None else end
+        damage = None
+        try:
+            for pos, header in walk_batches(self.fd, 0, end, validate=validate):
+                if header.base_offset < self.next_offset:
+                    damage = Damage(pos, f"offset {header.base_offset} goes backwards")
+                    break
+                self.track_batch(pos, header, interval, write=False)
+                self.size = pos + header.size
+        except Damage as exc:
+            damage = exc
+        # Entries were collected in memory; write each index in one go.
+        self.offset_index.rewrite()
+        self.time_index.rewrite()
+        if validate:
+            self.verified_size = self.size
+        return damage
+
+    def load(self, *, interval: int) -> Damage | None:
+        """Trust the files after a clean shutdown: load the indexes, check the tail.
+
+        Indexes that are missing or fail the sanity check are rebuilt (without CRC checks). The
+        batches after the last index entry are walked to find the end; a damaged tail is returned.
+        """
+        end = self.file_size()
+        ok = self.offset_index.load_entries() and self.offset_index.is_sane(end)
+        ok = ok and self.time_index.load_entries()
+        if not ok:
+            return self.rebuild(validate=False, interval=interval)
+        start = self.offset_index.last_position
+        self.next_offset = self.base_offset
+        self.size = start
+        self.max_timestamp = self.time_index.last_timestamp
+        self.offset_of_max_timestamp = (
+            self.base_offset + self.time_index.values[-1] if len(self.time_index) else -1
+        )
+        first = True
+        try:
+            for pos, header in walk_batches(self.fd, start, end, validate=False):
+                if first and len(self.offset_index) and header.base_offset != self.offset_index.lookup(header.base_offset)[0]:
+                    return self.rebuild(validate=False, interval=interval)
+                first = False
+                if header.base_offset < self.next_offset:
+                    return Damage(pos, f"offset {header.base_offset} goes backwards")
+                if header.max_timestamp > self.max_timestamp:
+                    self.max_timestamp = header.max_timestamp
+                    self.offset_of_max_timestamp = header.base_offset
+                self.next_offset = header.next_offset
+                self.size = pos + header.size
+                self.bytes_since_last_index_entry += header.size
+        except Damage as exc:
+            return exc
+        if not self.time_index.is_sane(self.next_offset):
+            return self.rebuild(validate=False, interval=interval)
+        if self.size > 0:
+            self.first_batch_timestamp = parse_header(os.pread(self.fd, HEADER_SIZE, 0)).max_timestamp
+        return None
+
+    # -- append ----------------------------------------------------------------------------
+
+    def write(self, buffers: list, nbytes: int) -> None:
+        """Write ``buffers`` (``nbytes`` in total) at the end of the committed data."""
+        fd = self.fd
+        pos = self.size
+        written = 0
+        while buffers:
+            n = os.pwritev(fd, buffers[:1024], pos + written)
+            written += n
+            # Drop what was written, keep the rest of a partly written buffer.
+            while buffers and n >= len(buffers[0]):
+                n -= len(buffers[0])
+                buffers = buffers[1:]
+            if n:
+                buffers = [memoryview(buffers[0])[n:], *buffers[1:]]
+        if written != nbytes:
+            raise OSError(f"short write to {self.log_path}: {written} of {nbytes} bytes")
+
+    def header_at(self, position: int) -> BatchHeader:
+        return parse_header(os.pread(self.fd, HEADER_SIZE, position))
+
+    def batches(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+        return walk_batches(self.fd, start, self.size if end is None else end, validate=False)
+
+    def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
+        """The first batch whose last offset is at or above ``offset``, as ``(position, header)``."""
+        if offset >= self.next_offset:
+            return None
+        _, pos = self.offset_index.lookup(offset)
+        pos = max(pos, start_position)
+        for p, header in self.batches(pos):
+            if header.last_offset >= offset:
+                return p, header
+        return None
+
+    def boundary_at_or_below(self, start: int, limit: int) -> int:
+        """The largest batch boundary ``b`` with ``start <= b <= limit`` (``start`` at a batch)."""
+        if limit >= self.size:
+            return self.size
+        pos = max(start, self.offset_index.floor_position(limit))
+        for p, header in self.batches(pos):
+            if p + header.size > limit:
+                return p
+        return self.size
+
+    def verify(self, end: int) -> Damage | None:
+        """Check the CRC of every batch between ``verified_size`` and ``end``."""
+        if end <= self.verified_size:
+            return None
+        try:
+            for pos, header in walk_batches(self.fd, self.verified_size, end, validate=True):
+                self.verified_size = pos + header.size
+        except Damage as exc:
+            return exc
+        return None
+
+    # -- truncation, flushing, closing -------------------------------------------------------
+
+    def truncate_to_position(self, position: int, interval: int) -> None:
+        """Cut the file at ``position`` (a batch boundary) and recompute the derived state."""
+        os.ftruncate(self.fd, position)
+        self.size = position
+        self.verified_size = min(self.verified_size, position)
+        if position == 0:
+            self.offset_index.reset()
+            self.time_index.reset()
+            self.next_offset = self.base_offset
+            self.max_timestamp = -1
+            self.offset_of_max_timestamp = -1
+            self.first_batch_timestamp = None
+            self.bytes_since_last_index_entry = 0
+            return
+        verified = self.verified_size
+        self.rebuild(validate=False, interval=interval, end=position)
+        self.verified_size = verified
+
+    def flush(self) -> None:
+        if self.file is not None:
+            os.fdatasync(self.fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def seal(self) -> None:
+        """The segment stops being active: final time index entry, fsync, close index files."""
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.flush()
+        self.offset_index.close()
+        self.time_index.close()
+
+    def close(self) -> None:
+        """Forget the files; readers holding `file` keep it open until they drop it."""
+        self.offset_index.close()
+        self.time_index.close()
+        self.file = None
+
+    def paths(self) -> list[Path]:
+        return [self.directory / segment_name(self.base_offset, s) for s in SEGMENT_SUFFIXES]
+
+    def delete_files(self) -> None:
+        self.close()
+        for path in self.paths():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,240 @@
+"""Unit tests of PartitionLog: append, read, timestamps, truncation, log start, retention, reopen."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from batches import make_batch, split_batches, value_batch
+
+from kbroker.log import (
+    InvalidOffsetError,
+    LogConfig,
+    OffsetOutOfRangeError,
+    PartitionLog,
+    RecordBatchTooLargeError,
+)
+from protocol.record_batch import InvalidRecordBatch, parse_header, validate_batch
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SMALL = LogConfig(segment_bytes=1000, index_interval_bytes=100)
+
+
+def offsets(data: bytes) -> list[tuple[int, int]]:
+    return [(base, last) for base, last, _ in split_batches(data)]
+
+
+def test_append_assigns_offsets_and_patches_only_offset_and_epoch(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    batch = make_batch([(b"k", b"v1", 5), (b"k", b"v2", 7)], base_offset=999, leader_epoch=3)
+    info = log.append(batch, leader_epoch=9)
+    assert (info.first_offset, info.last_offset, info.num_records, info.max_timestamp) == (0, 1, 2, 7)
+    info = log.append(memoryview(batch), leader_epoch=9)
+    assert (info.first_offset, info.last_offset) == (2, 3)
+    assert log.log_end_offset == 4
+    stored = log.read(0, 10_000).read()
+    assert offsets(stored) == [(0, 1), (2, 3)]
+    for _, _, raw in split_batches(stored):
+        header = validate_batch(raw)  # CRC still valid: the patch is outside it
+        assert header.partition_leader_epoch == 9
+        assert raw[16:] == batch[16:]
+    assert parse_header(batch).base_offset == 999  # the input is not modified
+
+
+def test_rejects_malformed_input(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(max_message_bytes=200))
+    batch = value_batch([b"x"])
+    with pytest.raises(InvalidRecordBatch):
+        log.append(batch[:-1])
+    with pytest.raises(InvalidRecordBatch):
+        log.append(b"")
+    with pytest.raises(RecordBatchTooLargeError):
+        log.append(value_batch([b"x" * 300]))
+    assert log.log_end_offset == 0
+
+
+def test_follower_append_keeps_offsets_and_rejects_going_back(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.append(make_batch([(None, b"a", 1)] * 3, base_offset=10), assign_offsets=False)
+    assert (log.log_start_offset, log.log_end_offset) == (0, 13)
+    with pytest.raises(InvalidOffsetError):
+        log.append(make_batch([(None, b"a", 1)], base_offset=12), assign_offsets=False)
+    log.append(make_batch([(None, b"a", 1)], base_offset=20), assign_offsets=False)
+    assert log.log_end_offset == 21
+    log.high_watermark = 21
+    assert offsets(log.read(13, 10_000).read()) == [(20, 20)]
+    assert offsets(log.read(0, 10_000).read()) == [(10, 12), (20, 20)]
+
+
+def test_read_cuts_at_batch_boundaries_and_returns_one_oversized_batch(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(index_interval_bytes=50))
+    sizes = []
+    for i in range(20):
+        batch = value_batch([b"x" * (10 * i)])
+        sizes.append(len(batch))
+        log.append(batch)
+    for start in range(20):
+        for max_bytes in (0, 1, sizes[start], sizes[start] + 1, 300, 1000, 10**6):
+            result = log.read(start, max_bytes)
+            got = offsets(result.read())
+            assert got[0] == (start, start)
+            if len(got) > 1:
+                assert result.size <= max_bytes
+            # Nothing more would have fitted.
+            expected = start + len(got)
+            if expected < 20:
+                assert result.size + sizes[expected] > max_bytes
+    assert log.read(20, 100).slices == []
+    assert log.read(10, 10, min_one_batch=False).slices == []
+    assert offsets(log.read(10, 10).read()) == [(10, 10)]
+    with pytest.raises(OffsetOutOfRangeError):
+        log.read(21, 100)
+
+
+def test_read_spans_segments_and_respects_max_offset(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    for i in range(40):
+        log.append(value_batch([b"v%d" % i] * 2))
+    assert len(log.segments) > 3
+    assert offsets(log.read(0, 10**6).read()) == [(2 * i, 2 * i + 1) for i in range(40)]
+    # A batch is cut if its last offset reaches max_offset.
+    assert offsets(log.read(10, 10**6, max_offset=15).read()) == [(10, 11), (12, 13)]
+    assert offsets(log.read(11, 10**6, max_offset=16).read()) == [(10, 11), (12, 13), (14, 15)]
+    assert log.read(10, 10**6, max_offset=10).slices == []
+
+
+def test_file_slice_survives_segment_deletion_and_sendfile_works(tmp_path):
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=300, retention_ms=1000), clock=clock)
+    for _ in range(10):
+        log.append(value_batch([b"y" * 100], timestamp=int(clock.now * 1000)))
+    log.high_watermark = log.log_end_offset
+    result = log.read(0, 10**6)
+    expected = result.read()
+    clock.now += 10
+    assert log.delete_old_segments() > 0
+    assert log.log_start_offset > 0
+    assert not (tmp_path / "t-0" / "00000000000000000000.log").exists()
+    a, b = socket.socketpair()
+    with a, b:
+        sent = 0
+        for piece in result.slices:
+            done = 0
+            while done < piece.size:
+                done += os.sendfile(a.fileno(), piece.file.fileno(), piece.position + done, piece.size - done)
+            sent += done
+        received = b""
+        while len(received) < sent:
+            received += b.recv(65536)
+    assert received == expected
+
+
+def test_offset_for_timestamp_and_max_timestamp(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=600, index_interval_bytes=60))
+    stamps = [100, 300, 200, 400, 400, 350, 900, 500]
+    for i in range(0, len(stamps), 2):
+        log.append(make_batch([(None, b"a", stamps[i]), (None, b"b", stamps[i + 1])]))
+    for target in range(0, 1000, 25):
+        expected = next(((o, t) for o, t in enumerate(stamps) if t >= target), None)
+        assert log.offset_for_timestamp(target) == expected, target
+    assert log.offset_for_timestamp(-3) == (6, 900)
+    assert log.offset_for_timestamp(-2) == (0, -1)
+    assert log.offset_for_timestamp(-1) == (8, -1)
+
+
+def test_log_append_time_stamps_batches(tmp_path):
+    clock = FakeClock(5000.0)
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(message_timestamp_type="LogAppendTime"), clock=clock)
+    info = log.append(make_batch([(None, b"a", 1), (None, b"b", 2)]))
+    assert info.log_append_time == 5_000_000
+    (_, _, raw), = split_batches(log.read(0, 1000).read())
+    header = validate_batch(raw)
+    assert header.is_log_append_time and header.max_timestamp == 5_000_000
+    assert log.offset_for_timestamp(4_999_999) == (0, 5_000_000)
+
+
+def test_truncate_to(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    for i in range(30):
+        log.append(value_batch([b"v%d" % i] * 3))
+    log.high_watermark = 90
+    log.truncate_to(40)  # inside batch 39..41: the whole batch goes
+    assert log.log_end_offset == 39
+    assert log.high_watermark == 39
+    assert offsets(log.read(30, 10**6).read()) == [(30, 32), (33, 35), (36, 38)]
+    info = log.append(value_batch([b"new"]))
+    assert info.first_offset == 39
+    log.close()
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    assert log.log_end_offset == 40
+    assert offsets(log.read(36, 10**6).read()) == [(36, 38), (39, 39)]
+    log.truncate_to(0)
+    assert (log.log_start_offset, log.log_end_offset) == (0, 0)
+
+
+def test_advance_log_start_deletes_whole_segments_and_persists(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    for i in range(30):
+        log.append(value_batch([b"v%d" % i] * 3))
+    with pytest.raises(OffsetOutOfRangeError):
+        log.advance_log_start(10)  # above the high watermark
+    log.high_watermark = log.log_end_offset
+    first_segments = len(log.segments)
+    assert log.advance_log_start(50) == 50
+    assert len(log.segments) < first_segments
+    assert log.segments[0].base_offset <= 50 < log.segments[0].next_offset
+    with pytest.raises(OffsetOutOfRangeError):
+        log.read(49, 100)
+    assert offsets(log.read(50, 1).read())[0] == (48, 50)
+    log.close(clean=False)
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    assert log.log_start_offset == 50
+
+
+def test_retention_by_bytes_and_time_keeps_active_segment(tmp_path):
+    clock = FakeClock()
+    config = LogConfig(segment_bytes=500, retention_bytes=1200, retention_ms=-1)
+    log = PartitionLog.open(tmp_path / "t-0", config, clock=clock)
+    for i in range(40):
+        log.append(value_batch([b"z" * 50], timestamp=i))
+    log.high_watermark = log.log_end_offset
+    log.delete_old_segments()
+    assert log.size >= 1200 - 500 and log.size - log.segments[0].size < 1200
+    log.config = LogConfig(segment_bytes=500, retention_ms=0)
+    log.delete_old_segments()
+    assert len(log.segments) == 1
+    assert log.log_start_offset == log.segments[0].base_offset
+
+
+def test_clean_and_unclean_reopen_preserve_everything(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    for i in range(25):
+        log.append(make_batch([(b"k%d" % i, b"v", 1000 + i)]))
+    data = log.read(0, 10**6).read()
+    log.close()
+    assert (tmp_path / "t-0" / ".kafka_cleanshutdown").exists()
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    assert not (tmp_path / "t-0" / ".kafka_cleanshutdown").exists()
+    assert log.read(0, 10**6).read() == data
+    assert log.offset_for_timestamp(1010) == (10, 1010)
+    log.close(clean=False)
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    assert log.read(0, 10**6).read() == data
+    assert log.offset_for_timestamp(1010) == (10, 1010)
+    assert log.append(value_batch([b"x"])).first_offset == 25
+
+
+def test_delete_removes_directory(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.append(value_batch([b"x"]))
+    log.delete()
+    assert list(tmp_path.iterdir()) == []
