@@ -476,12 +476,22 @@ SOURCE_DEFAULT = 5
 class BrokerConfig:
     """Validated broker configuration. ``raw`` holds the strings as given."""
 
-    def __init__(self, props: Mapping[str, str] | None = None, *, warn: bool = True) -> None:
+    def __init__(
+        self,
+        props: Mapping[str, str] | None = None,
+        *,
+        warn: bool = True,
+        dynamic_default: Mapping[str, str] | None = None,
+        dynamic_node: Mapping[str, str] | None = None,
+    ) -> None:
         self.raw: dict[str, str] = dict(props or {})
+        # Dynamic configs (AlterConfigs on BROKER resources): cluster-wide default and this node.
+        self.dynamic_default: dict[str, str] = dict(dynamic_default or {})
+        self.dynamic_node: dict[str, str] = dict(dynamic_node or {})
         self.values: dict[str, Any] = {}
         self.unknown: list[str] = []
         for name, key in BROKER_KEYS.items():
-            raw = self.raw.get(name)
+            raw = self.dynamic_node.get(name, self.dynamic_default.get(name, self.raw.get(name)))
             self.values[name] = key.parse(raw) if raw is not None else (
                 key.parse(key.default) if key.default is not None else None
             )
@@ -550,17 +560,29 @@ class BrokerConfig:
     def with_overrides(self, overrides: Mapping[str, str]) -> BrokerConfig:
         merged = dict(self.raw)
         merged.update(overrides)
-        return BrokerConfig(merged, warn=False)
+        return BrokerConfig(merged, warn=False, dynamic_default=self.dynamic_default,
+                            dynamic_node=self.dynamic_node)
+
+    def with_dynamic(self, default: Mapping[str, str], node: Mapping[str, str]) -> BrokerConfig:
+        return BrokerConfig(self.raw, warn=False, dynamic_default=default, dynamic_node=node)
+
+    def _layers(self) -> list[tuple[dict[str, str], int]]:
+        return [
+            (self.dynamic_node, SOURCE_DYNAMIC_BROKER),
+            (self.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (self.raw, SOURCE_STATIC_BROKER),
+        ]
 
     # -- topic defaults ---------------------------------------------------------------------
 
     def topic_default(self, topic_key: str) -> tuple[Any, str | None]:
         """The broker-level value of a topic config and the broker key it came from."""
         key = TOPIC_KEYS[topic_key]
-        for syn in key.synonyms:
-            if syn in self.raw:
-                value = self.values[syn]
-                return (key.convert(syn, value) if key.convert else value), syn
+        for layer, _source in self._layers():
+            for syn in key.synonyms:
+                if syn in layer:
+                    value = BROKER_KEYS[syn].parse(layer[syn])
+                    return (key.convert(syn, value) if key.convert else value), syn
         for syn in key.synonyms:
             value = self.values.get(syn)
             if value is not None:
@@ -580,17 +602,14 @@ class BrokerConfig:
     def describe_broker(self) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(BROKER_KEYS.items()):
-            if name in self.raw:
-                source = SOURCE_STATIC_BROKER
-                value: str | None = self.raw[name]
-            else:
-                source = SOURCE_DEFAULT
-                value = key.default
+            synonyms: list[tuple[str, str | None, int]] = [
+                (name, layer[name], source) for layer, source in self._layers() if name in layer
+            ]
+            if key.default is not None:
+                synonyms.append((name, key.default, SOURCE_DEFAULT))
+            value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None
-            synonyms = [(name, value, source)]
-            if source == SOURCE_STATIC_BROKER and key.default is not None:
-                synonyms.append((name, key.default, SOURCE_DEFAULT))
             entries.append(ConfigEntry(name, value, source, key.read_only, key.sensitive, key.type, synonyms))
         return entries
 
@@ -600,9 +619,10 @@ class BrokerConfig:
             synonyms: list[tuple[str, str | None, int]] = []
             if name in overrides:
                 synonyms.append((name, overrides[name], SOURCE_TOPIC))
-            for syn in key.synonyms:
-                if syn in self.raw:
-                    synonyms.append((syn, self.raw[syn], SOURCE_STATIC_BROKER))
+            for layer, source in self._layers():
+                for syn in key.synonyms:
+                    if syn in layer:
+                        synonyms.append((syn, layer[syn], source))
             for syn in key.synonyms:
                 default = BROKER_KEYS[syn].default
                 if default is not None:

@@ -1,0 +1,163 @@
+"""AlterConfigs (key 33, v0-2) and IncrementalAlterConfigs (key 44, v0-1).
+
+Both change TOPIC configs and dynamic BROKER configs (this node's id, or "" for the cluster-wide
+default) through ConfigRecords in the metadata log. AlterConfigs replaces a resource's whole set
+of overrides; IncrementalAlterConfigs applies SET (0), DELETE (1), APPEND (2) and SUBTRACT (3, list
+configs only) to single keys. ValidateOnly checks without committing. Broker keys that Kafka
+marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys give
+INVALID_CONFIG, and a key named twice for a resource gives INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
+from kbroker.api.registry import api
+from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from protocol.errors import ErrorCode
+from protocol.messages.alter_configs import AlterConfigsResponse
+from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+class _Reject(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _current(broker, resource_type: int, name: str) -> dict[str, str]:
+    if resource_type == RESOURCE_TOPIC:
+        topic = broker.image.topic(name)
+        if topic is None:
+            raise _Reject(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
+        return dict(topic.configs)
+    if resource_type == RESOURCE_BROKER:
+        problem = broker_resource_error(broker, name)
+        if problem:
+            raise _Reject(*problem)
+        return dict(broker.image.broker_configs.get(name, {}))
+    raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
+
+
+def _validate(broker, resource_type: int, name: str, new: dict[str, str]) -> None:
+    try:
+        if resource_type == RESOURCE_TOPIC:
+            for key, value in new.items():
+                spec = TOPIC_KEYS.get(key)
+                if spec is None:
+                    raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {key}")
+                spec.parse(value)
+        else:
+            for key, value in new.items():
+                spec = BROKER_KEYS.get(key)
+                if spec is None:
+                    raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
+                if spec.read_only:
+                    raise _Reject(ErrorCode.INVALID_REQUEST,
+                                  f"Cannot update these configs dynamically: [{key}]")
+                spec.parse(value)
+    except ConfigError as exc:
+        raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+
+
+def _commit(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
+    changes: dict[str, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
+    for k in old:
+        if k not in new:
+            changes[k] = None
+    if changes:
+        broker.controller.commit(broker.controller.config_records(resource_type, name, changes))
+
+
+def _duplicates(configs) -> str | None:
+    seen: set[str] = set()
+    for c in configs:
+        if c.name in seen:
+            return c.name
+        seen.add(c.name)
+    return None
+
+
+@api(33, 0, 2)
+def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+    broker = ctx.broker
+    out = []
+    for res in request.resources:
+        code, message = ErrorCode.NONE, None
+        try:
+            dup = _duplicates(res.configs)
+            if dup:
+                raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
+            old = _current(broker, res.resource_type, res.resource_name)
+            new = {}
+            for c in res.configs:
+                if c.value is None:
+                    raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
+                new[c.name] = c.value
+            _validate(broker, res.resource_type, res.resource_name, new)
+            if not request.validate_only:
+                _commit(broker, res.resource_type, res.resource_name, old, new)
+        except _Reject as exc:
+            code, message = exc.code, exc.message
+        out.append(AlterConfigsResponse.AlterConfigsResourceResponse(
+            error_code=code, error_message=message, resource_type=res.resource_type,
+            resource_name=res.resource_name))
+    return AlterConfigsResponse(throttle_time_ms=0, responses=out)
+
+
+def _list_type(resource_type: int, key: str) -> bool:
+    spec = TOPIC_KEYS.get(key) if resource_type == RESOURCE_TOPIC else BROKER_KEYS.get(key)
+    return spec is not None and spec.type == "list"
+
+
+@api(44, 0, 1)
+def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
+    broker = ctx.broker
+    out = []
+    for res in request.resources:
+        code, message = ErrorCode.NONE, None
+        try:
+            dup = _duplicates(res.configs)
+            if dup:
+                raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
+            old = _current(broker, res.resource_type, res.resource_name)
+            new = dict(old)
+            for c in res.configs:
+                op = c.config_operation
+                if op == SET:
+                    if c.value is None:
+                        raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
+                    new[c.name] = c.value
+                elif op == DELETE:
+                    new.pop(c.name, None)
+                elif op in (APPEND, SUBTRACT):
+                    if not _list_type(res.resource_type, c.name):
+                        raise _Reject(ErrorCode.INVALID_CONFIG,
+                                      f"Config value append is not allowed for config key: {c.name}")
+                    if res.resource_type == RESOURCE_TOPIC:
+                        current, _ = broker.config.topic_default(c.name)
+                        base = new.get(c.name)
+                        items = [i for i in (base.split(",") if base else (current or [])) if i]
+                    else:
+                        base = new.get(c.name)
+                        items = [i for i in (base or "").split(",") if i]
+                    given = [i.strip() for i in (c.value or "").split(",") if i.strip()]
+                    if op == APPEND:
+                        items += [i for i in given if i not in items]
+                    else:
+                        items = [i for i in items if i not in given]
+                    new[c.name] = ",".join(items)
+                else:
+                    raise _Reject(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
+            _validate(broker, res.resource_type, res.resource_name,
+                      {k: v for k, v in new.items() if old.get(k) != v})
+            if not request.validate_only:
+                _commit(broker, res.resource_type, res.resource_name, old, new)
+        except _Reject as exc:
+            code, message = exc.code, exc.message
+        out.append(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+            error_code=code, error_message=message, resource_type=res.resource_type,
+            resource_name=res.resource_name))
+    return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=out)

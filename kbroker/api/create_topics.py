@@ -1,0 +1,76 @@
+"""CreateTopics (key 19), v2-7.
+
+Partitions and replication factor may be -1 (v4+) for the broker defaults, or replaced by a
+manual assignment. validateOnly (v1+) checks everything and commits nothing. v5+ responses carry
+the topic's partition count, replication factor and effective configs; v7+ the topic id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.registry import api
+from kbroker.controller.quorum import NewTopic
+from kbroker.topics import plan_create
+from protocol.errors import ErrorCode
+from protocol.messages.create_topics import CreateTopicsResponse
+
+Result = CreateTopicsResponse.CreatableTopicResult
+
+
+@api(19, 2, 7)
+def handle_create_topics(ctx, request) -> CreateTopicsResponse:
+    broker = ctx.broker
+    results: list[Result] = []
+    seen: dict[str, int] = {}
+    for t in request.topics:
+        seen[t.name] = seen.get(t.name, 0) + 1
+    to_commit = []
+    for t in request.topics:
+        if seen[t.name] > 1:
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
+                                  error_message=f"Duplicate topic name {t.name} in request.", configs=None))
+            continue
+        configs: dict[str, str] = {}
+        bad_config = None
+        for c in t.configs:
+            if c.value is None:
+                bad_config = f"Null value not supported for topic configs: {c.name}"
+                break
+            configs[c.name] = c.value
+        if bad_config:
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_CONFIG,
+                                  error_message=bad_config, configs=None))
+            continue
+        new = NewTopic(
+            t.name, t.num_partitions, t.replication_factor,
+            {a.partition_index: list(a.broker_ids) for a in t.assignments}, configs,
+        )
+        plan = plan_create(broker, new)
+        if plan.error != ErrorCode.NONE:
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=plan.error,
+                                  error_message=plan.message, configs=None))
+            continue
+        topic_record = plan.records[0]
+        partition_records = [r for r in plan.records if type(r).__name__ == "PartitionRecord"]
+        result = Result(
+            name=t.name,
+            topic_id=topic_record.topic_id,
+            error_code=ErrorCode.NONE,
+            error_message=None,
+            num_partitions=len(partition_records),
+            replication_factor=len(partition_records[0].replicas) if partition_records else -1,
+            configs=[
+                CreateTopicsResponse.CreatableTopicResult.CreatableTopicConfigs(
+                    name=e.name, value=e.value, read_only=e.read_only, config_source=e.source,
+                    is_sensitive=e.sensitive,
+                )
+                for e in broker.config.describe_topic(new.configs)
+            ],
+        )
+        results.append(result)
+        if not request.validate_only:
+            to_commit.append(plan.records)
+    for records in to_commit:
+        broker.controller.commit(records)
+    return CreateTopicsResponse(throttle_time_ms=0, topics=results)

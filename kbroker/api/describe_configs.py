@@ -1,0 +1,99 @@
+"""DescribeConfigs (key 32), v1-4.
+
+TOPIC resources list every topic-level config with its effective value, its source and (v1+
+IncludeSynonyms) the chain of synonyms Kafka reports: the topic override, dynamic broker configs,
+static ``server.properties`` values, then defaults. BROKER resources (this node's id, or "" for
+the cluster-wide default) list every broker config. v3+ carries the config type. Sensitive values
+are never returned.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
+from protocol.errors import ErrorCode
+from protocol.messages.describe_configs import DescribeConfigsResponse
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+RESOURCE_BROKER_LOGGER = 8
+
+Result = DescribeConfigsResponse.DescribeConfigsResult
+Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
+Synonym = Entry.DescribeConfigsSynonym
+
+
+def _entry(e: ConfigEntry, include_synonyms: bool, version: int) -> Entry:
+    return Entry(
+        name=e.name,
+        value=None if e.sensitive else e.value,
+        read_only=e.read_only,
+        config_source=e.source,
+        is_sensitive=e.sensitive,
+        synonyms=[Synonym(name=n, value=None if e.sensitive else v, source=s) for n, v, s in e.synonyms]
+        if include_synonyms else [],
+        config_type=CONFIG_TYPE_IDS.get(e.type, 0),
+        documentation=None,
+    )
+
+
+def broker_resource_error(broker, name: str) -> tuple[ErrorCode, str] | None:
+    if name not in ("", str(broker.node_id)):
+        if not name.lstrip("-").isdigit():
+            return ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
+        return ErrorCode.INVALID_REQUEST, (
+            f"Unexpected broker id, expected {broker.node_id} or empty string, but received {name}"
+        )
+    return None
+
+
+@api(32, 1, 4)
+def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
+    broker = ctx.broker
+    version = ctx.api_version
+    include_synonyms = bool(request.include_synonyms)
+    results = []
+    for res in request.resources:
+        result = Result(error_code=ErrorCode.NONE, error_message=None, resource_type=res.resource_type,
+                        resource_name=res.resource_name, configs=[])
+        results.append(result)
+        if res.resource_type == RESOURCE_TOPIC:
+            topic = broker.image.topic(res.resource_name)
+            if topic is None:
+                result.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                result.error_message = f"Topic {res.resource_name} does not exist"
+                continue
+            entries = broker.config.describe_topic(topic.configs)
+        elif res.resource_type == RESOURCE_BROKER:
+            problem = broker_resource_error(broker, res.resource_name)
+            if problem:
+                result.error_code, result.error_message = problem
+                continue
+            entries = broker.config.describe_broker()
+        elif res.resource_type == RESOURCE_BROKER_LOGGER:
+            problem = broker_resource_error(broker, res.resource_name)
+            if problem:
+                result.error_code, result.error_message = problem
+                continue
+            entries = describe_loggers()
+        else:
+            result.error_code = ErrorCode.INVALID_REQUEST
+            result.error_message = f"Unsupported resource type {res.resource_type}"
+            continue
+        wanted = None if res.configuration_keys is None else set(res.configuration_keys)
+        result.configs = [_entry(e, include_synonyms, version) for e in entries
+                          if wanted is None or e.name in wanted]
+    return DescribeConfigsResponse(throttle_time_ms=0, results=results)
+
+
+def describe_loggers() -> list[ConfigEntry]:
+    import logging
+
+    manager = logging.Logger.manager
+    names = sorted(n for n in manager.loggerDict if n.startswith("kbroker"))
+    out = [ConfigEntry("root", logging.getLevelName(logging.getLogger().getEffectiveLevel()), 2, False, False,
+                       "string")]
+    for name in names:
+        level = logging.getLevelName(logging.getLogger(name).getEffectiveLevel())
+        out.append(ConfigEntry(name, level, 2, False, False, "string"))
+    return out

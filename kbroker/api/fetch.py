@@ -1,0 +1,283 @@
+"""Fetch (key 1), v4-18.
+
+Record bytes are never copied in Python: each partition's records are a FileSlice of a segment,
+written to the socket with ``os.sendfile`` by the connection. The first partition with data may
+exceed the byte limits by one whole batch (as Kafka does), so a consumer always progresses.
+
+Long polling: when fewer than MinBytes are available the request waits up to MaxWaitMs and is
+woken by appends to any partition it reads. IsolationLevel 1 (read_committed) reads up to the
+last stable offset and lists the aborted transactions in range. v7+ fetch sessions (KIP-227, see
+fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
+Replica fetches (ReplicaId >= 0) come with replication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kbroker.api.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.api.registry import api
+from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from protocol.errors import ErrorCode
+from protocol.messages.fetch import FetchResponse
+
+TopicResp = FetchResponse.FetchableTopicResponse
+PartData = FetchResponse.FetchableTopicResponse.PartitionData
+Aborted = FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction
+ZERO_UUID = uuid.UUID(int=0)
+EMPTY = b""
+
+
+@dataclass(slots=True)
+class _Want:
+    cached: CachedPartition
+    topic_name: str | None  # resolved name; None when the topic is unknown
+    unknown_error: ErrorCode
+
+
+def _resolve(broker, version: int, topic_name: str | None, topic_id: Any) -> tuple[str | None, Any, ErrorCode]:
+    image = broker.image
+    if version >= 13:
+        topic = image.topic_by_id(topic_id)
+        return (topic.name if topic else None), topic_id, ErrorCode.UNKNOWN_TOPIC_ID
+    topic = image.topic(topic_name)
+    return topic_name if topic else None, (topic.topic_id if topic else ZERO_UUID), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def _wants_from_request(broker, request, version: int) -> list[_Want]:
+    wants = []
+    for t in request.topics:
+        name = t.topic if version < 13 else None
+        resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id if version >= 13 else None)
+        for p in t.partitions:
+            cached = CachedPartition(
+                topic=name if version < 13 else resolved,
+                topic_id=topic_id,
+                partition=p.partition,
+                fetch_offset=p.fetch_offset,
+                max_bytes=p.partition_max_bytes,
+                current_leader_epoch=p.current_leader_epoch,
+                log_start_offset=p.log_start_offset,
+                last_fetched_epoch=p.last_fetched_epoch,
+            )
+            wants.append(_Want(cached, resolved, unknown))
+    return wants
+
+
+def _session_key(version: int, cached: CachedPartition) -> tuple[Any, int]:
+    return (cached.topic_id if version >= 13 else cached.topic, cached.partition)
+
+
+@dataclass(slots=True)
+class _Read:
+    want: _Want
+    error: ErrorCode
+    records: Any
+    size: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    aborted: list | None
+
+
+def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: int) -> _Read:
+    c = want.cached
+    if want.topic_name is None:
+        return _Read(want, want.unknown_error, EMPTY, 0, -1, -1, -1, None)
+    partition = broker.partition(want.topic_name, c.partition)
+    if partition is None:
+        topic = broker.image.topic(want.topic_name)
+        code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic and c.partition in topic.partitions
+                else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return _Read(want, code, EMPTY, 0, -1, -1, -1, None)
+    if c.current_leader_epoch >= 0:
+        if c.current_leader_epoch > partition.leader_epoch:
+            return _Read(want, ErrorCode.UNKNOWN_LEADER_EPOCH, EMPTY, 0, -1, -1, -1, None)
+        if c.current_leader_epoch < partition.leader_epoch:
+            return _Read(want, ErrorCode.FENCED_LEADER_EPOCH, EMPTY, 0, -1, -1, -1, None)
+    plog = partition.log
+    try:
+        hw = plog.high_watermark
+        lso = partition.last_stable_offset
+        start = plog.log_start_offset
+        max_offset = lso if isolation == 1 else hw
+        if c.fetch_offset > plog.log_end_offset or c.fetch_offset < start:
+            return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, hw, lso, start, None)
+        aborted = [] if isolation == 1 else None
+        if c.fetch_offset >= max_offset or limit <= 0 and not min_one:
+            return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
+        result = plog.read(c.fetch_offset, limit, max_offset=max_offset, min_one_batch=min_one)
+    except OffsetOutOfRangeError:
+        return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, plog.high_watermark,
+                     partition.last_stable_offset, plog.log_start_offset, None)
+    except LogCorruptedError:
+        return _Read(want, ErrorCode.KAFKA_STORAGE_ERROR, EMPTY, 0, -1, -1, -1, None)
+    slices = result.slices
+    records: Any = slices[0] if slices else EMPTY
+    size = len(records)
+    if isolation == 1 and size:
+        collect = getattr(plog, "aborted_transactions", None)
+        if collect is not None:
+            aborted = [Aborted(producer_id=pid, first_offset=first)
+                       for pid, first in collect(c.fetch_offset, max_offset)]
+    return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
+
+
+def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int) -> tuple[list[_Read], int]:
+    reads = []
+    remaining = max_bytes
+    total = 0
+    got_data = False
+    for w in wants:
+        limit = min(w.cached.max_bytes, remaining)
+        r = _read_partition(broker, w, limit, not got_data, isolation)
+        if r.size:
+            got_data = True
+            remaining -= r.size
+            total += r.size
+        reads.append(r)
+    return reads, total
+
+
+def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE) -> FetchResponse:
+    topics: list[TopicResp] = []
+    by_topic: dict[tuple[Any, Any], TopicResp] = {}
+    for r in reads:
+        c = r.want.cached
+        key = (c.topic, c.topic_id)
+        tr = by_topic.get(key)
+        if tr is None:
+            tr = TopicResp(topic=c.topic or "", topic_id=c.topic_id or ZERO_UUID, partitions=[])
+            by_topic[key] = tr
+            topics.append(tr)
+        tr.partitions.append(PartData(
+            partition_index=c.partition,
+            error_code=r.error,
+            high_watermark=r.high_watermark,
+            last_stable_offset=r.last_stable_offset,
+            log_start_offset=r.log_start_offset,
+            aborted_transactions=r.aborted,
+            preferred_read_replica=-1,
+            records=r.records,
+        ))
+    return FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
+
+
+def _changed(r: _Read) -> bool:
+    c = r.want.cached
+    return (
+        r.size > 0
+        or r.error != ErrorCode.NONE
+        or r.high_watermark != c.sent_high_watermark
+        or r.last_stable_offset != c.sent_last_stable_offset
+        or r.log_start_offset != c.sent_log_start_offset
+    )
+
+
+def _remember(reads: list[_Read]) -> None:
+    for r in reads:
+        c = r.want.cached
+        c.sent_high_watermark = r.high_watermark
+        c.sent_last_stable_offset = r.last_stable_offset
+        c.sent_log_start_offset = r.log_start_offset
+
+
+@api(1, 4, 18)
+async def handle_fetch(ctx, request) -> FetchResponse:
+    broker = ctx.broker
+    version = ctx.api_version
+    isolation = request.isolation_level if version >= 4 else 0
+    max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"]) if version >= 3 else 2**31 - 1
+    cache = broker.fetch_sessions
+    session = None
+    incremental = False
+    session_id = INVALID_SESSION_ID
+    if version >= 7:
+        sid, epoch = request.session_id, request.session_epoch
+        if sid != INVALID_SESSION_ID and epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+            cache.remove(sid)
+        if sid == INVALID_SESSION_ID and epoch not in (INITIAL_EPOCH, FINAL_EPOCH):
+            return _build(version, [], INVALID_SESSION_ID, ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+        if epoch == INITIAL_EPOCH:
+            session = cache.create(version >= 13)
+        elif sid != INVALID_SESSION_ID and epoch != FINAL_EPOCH:
+            session = cache.get(sid)
+            if session is None:
+                return _build(version, [], INVALID_SESSION_ID, ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
+            if session.epoch != epoch:
+                return _build(version, [], INVALID_SESSION_ID, ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+            incremental = True
+    wants = _wants_from_request(broker, request, version)
+    if session is not None:
+        session_id = session.id
+        if incremental:
+            for forgotten in request.forgotten_topics_data:
+                topic_key = forgotten.topic_id if version >= 13 else forgotten.topic
+                for p in forgotten.partitions:
+                    session.partitions.pop((topic_key, p), None)
+            for w in wants:
+                key = _session_key(version, w.cached)
+                old = session.partitions.get(key)
+                if old is not None:
+                    old.fetch_offset = w.cached.fetch_offset
+                    old.max_bytes = w.cached.max_bytes
+                    old.current_leader_epoch = w.cached.current_leader_epoch
+                    old.log_start_offset = w.cached.log_start_offset
+                    old.last_fetched_epoch = w.cached.last_fetched_epoch
+                else:
+                    session.partitions[key] = w.cached
+            resolved = []
+            for c in session.partitions.values():
+                name, _tid, unknown = _resolve(broker, version, c.topic, c.topic_id)
+                resolved.append(_Want(c, name, unknown))
+            wants = resolved
+            session.next_epoch()
+        else:
+            for w in wants:
+                session.partitions[_session_key(version, w.cached)] = w.cached
+
+    reads, total = _read_all(broker, wants, max_bytes, isolation)
+    has_error = any(r.error != ErrorCode.NONE for r in reads)
+    wait_ms = request.max_wait_ms
+    if total < request.min_bytes and wait_ms > 0 and not has_error and wants:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        waited_on = []
+        while True:
+            fut = loop.create_future()
+            waited_on = []
+            for w in wants:
+                if w.topic_name is not None:
+                    p = broker.partition(w.topic_name, w.cached.partition)
+                    if p is not None:
+                        p.add_waiter(fut)
+                        waited_on.append(p)
+            timeout = deadline - loop.time()
+            if timeout <= 0 or broker._stopping:
+                for p in waited_on:
+                    p.remove_waiter(fut)
+                break
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                pass
+            finally:
+                for p in waited_on:
+                    p.remove_waiter(fut)
+            reads, total = _read_all(broker, wants, max_bytes, isolation)
+            if total >= request.min_bytes or loop.time() >= deadline or any(
+                r.error != ErrorCode.NONE for r in reads
+            ):
+                break
+
+    if incremental:
+        changed = [r for r in reads if _changed(r)]
+        _remember(reads)
+        return _build(version, changed, session_id)
+    if session is not None:
+        _remember(reads)
+    return _build(version, reads, session_id)
+

@@ -1,0 +1,53 @@
+"""InitProducerId (key 22), v0-6.
+
+With a null TransactionalId (idempotent producers, the default of the Java and kafka-python
+clients) the broker hands out a fresh producer id at epoch 0 from a block reserved durably in the
+metadata log, so ids are never reused across restarts. v3+ may pass the current id and epoch to
+bump the epoch after a fatal error (KIP-360): the same id comes back with epoch + 1, or a new id
+when the epoch would overflow. Transactional ids go to the transaction coordinator when one is
+installed on the broker.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.init_producer_id import InitProducerIdResponse
+
+MAX_EPOCH = 32767
+
+
+class ProducerIdManager:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.next_id = 0
+        self.end_id = 0
+
+    def allocate(self) -> int:
+        if self.next_id >= self.end_id:
+            start, count = self.broker.controller.allocate_producer_ids()
+            self.next_id, self.end_id = start, start + count
+        pid = self.next_id
+        self.next_id += 1
+        return pid
+
+
+@api(22, 0, 6)
+def handle_init_producer_id(ctx, request):
+    broker = ctx.broker
+    if request.transactional_id is not None:
+        coordinator = getattr(broker, "txn_coordinator", None)
+        if coordinator is None:
+            return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                                          producer_id=-1, producer_epoch=-1)
+        return coordinator.handle_init_producer_id(ctx, request)
+    pids = broker.producer_ids
+    if ctx.api_version >= 3 and request.producer_id >= 0:
+        if request.producer_epoch < 0:
+            return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
+                                          producer_id=-1, producer_epoch=-1)
+        if request.producer_epoch + 1 < MAX_EPOCH:
+            return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
+                                          producer_id=request.producer_id, producer_epoch=request.producer_epoch + 1)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pids.allocate(),
+                                  producer_epoch=0)

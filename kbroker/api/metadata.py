@@ -1,0 +1,121 @@
+"""Metadata (key 3), v0-13.
+
+v0: an empty topic list means all topics; v1+: null means all, empty means none. v4+ carries
+AllowAutoTopicCreation (earlier versions always allow it, subject to
+``auto.create.topics.enable``). v10+ topics carry ids and may be requested by id (v12+ name
+nullable); an unknown id gets UNKNOWN_TOPIC_ID. v8+ may ask for authorized operations: without an
+authorizer every operation is allowed, as in Kafka. v13 adds a top-level error code.
+
+Auto-creation commits the topic before answering, so the response already carries its
+partitions (Kafka answers LEADER_NOT_AVAILABLE first and clients retry; both are handled by every
+client).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.registry import api
+from kbroker.controller.quorum import NewTopic
+from kbroker.topics import create_topic
+from protocol.errors import ErrorCode
+from protocol.messages.metadata import MetadataResponse
+
+ZERO_UUID = uuid.UUID(int=0)
+UNSET_OPERATIONS = -(2**31)
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+Topic = MetadataResponse.MetadataResponseTopic
+Part = MetadataResponse.MetadataResponseTopic.MetadataResponsePartition
+
+
+def brokers_for(ctx) -> list[MetadataResponse.MetadataResponseBroker]:
+    broker = ctx.broker
+    listener = ctx.connection.endpoint.listener
+    out = []
+    for node_id, reg in sorted(broker.image.brokers.items()):
+        if reg.fenced:
+            continue
+        if node_id == broker.node_id:
+            host, port = broker.listener_endpoint(listener)
+        else:
+            ep = reg.endpoints.get(listener) or next(iter(reg.endpoints.values()))
+            host, port = ep[0], ep[1]
+        out.append(MetadataResponse.MetadataResponseBroker(node_id=node_id, host=host, port=port, rack=reg.rack))
+    return out
+
+
+def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
+    partitions = []
+    for index in sorted(topic.partitions):
+        state = topic.partitions[index]
+        partitions.append(
+            Part(
+                error_code=ErrorCode.NONE,
+                partition_index=index,
+                leader_id=state.leader,
+                leader_epoch=state.leader_epoch,
+                replica_nodes=list(state.replicas),
+                isr_nodes=list(state.isr),
+                offline_replicas=[],
+            )
+        )
+    return Topic(
+        error_code=ErrorCode.NONE,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.is_internal,
+        partitions=partitions,
+        topic_authorized_operations=TOPIC_OPERATIONS if include_ops else UNSET_OPERATIONS,
+    )
+
+
+@api(3, 0, 13)
+def handle_metadata(ctx, request) -> MetadataResponse:
+    broker = ctx.broker
+    image = broker.image
+    version = ctx.api_version
+    include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
+    allow_auto = broker.config["auto.create.topics.enable"] and (version < 4 or request.allow_auto_topic_creation)
+    topics: list[Topic] = []
+    if request.topics is None or (version == 0 and not request.topics):
+        for name in sorted(image.topics):
+            topics.append(topic_metadata(ctx, image.topics[name], include_ops))
+    else:
+        for wanted in request.topics:
+            name = wanted.name
+            if name is None:
+                topic_id = getattr(wanted, "topic_id", ZERO_UUID)
+                topic = image.topic_by_id(topic_id)
+                if topic is None:
+                    topics.append(Topic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=topic_id,
+                                        partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
+                else:
+                    topics.append(topic_metadata(ctx, topic, include_ops))
+                continue
+            topic = image.topic(name)
+            if topic is None and allow_auto:
+                result = create_topic(broker, NewTopic(name))
+                if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+                    error = (ErrorCode.INVALID_TOPIC_EXCEPTION
+                             if result.error == ErrorCode.INVALID_TOPIC_EXCEPTION else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                    topics.append(Topic(error_code=error, name=name, topic_id=ZERO_UUID, partitions=[],
+                                        topic_authorized_operations=UNSET_OPERATIONS))
+                    continue
+                topic = image.topic(name)
+            if topic is None:
+                topics.append(Topic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=ZERO_UUID,
+                                    partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
+            else:
+                topics.append(topic_metadata(ctx, topic, include_ops))
+    response = MetadataResponse(
+        throttle_time_ms=0,
+        brokers=brokers_for(ctx),
+        cluster_id=broker.cluster_id,
+        controller_id=broker.node_id,
+        topics=topics,
+    )
+    if version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
+        response.cluster_authorized_operations = CLUSTER_OPERATIONS
+    return response

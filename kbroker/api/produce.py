@@ -1,0 +1,141 @@
+"""Produce (key 0), served v3-13, advertised from v0 (see api_versions).
+
+v3+ carries exactly one magic-2 record batch per partition; it is validated from its header
+(length, magic, CRC, offsets, attributes) and stored as received: the broker assigns offsets by
+patching baseOffset and never decompresses or re-encodes it. Exceptions, as in Kafka:
+``message.timestamp.type=LogAppendTime`` rewrites the header timestamp (CRC recomputed, records
+untouched). ZSTD needs v7+. v8+ responses carry per-batch record errors and an error message;
+v10+ the current leader; v13 addresses topics by id.
+
+acks=0 sends no response. acks=-1 with fewer in-sync replicas than ``min.insync.replicas`` gets
+NOT_ENOUGH_REPLICAS; with one node the ISR is this broker, so acks=-1 and acks=1 answer alike
+once the batch is in the log (and fsynced when the flush policy says so).
+
+Timestamps are checked against ``message.timestamp.before.max.ms``/``after.max.ms`` using the
+batch header's base and max timestamps (the broker does not look at individual records).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from kbroker.api.registry import api
+from kbroker.topics import INTERNAL_TOPICS
+from protocol.errors import ErrorCode
+from protocol.messages.produce import ProduceResponse
+from protocol.record_batch import CONTROL_MASK, InvalidRecordBatch, parse_header, validate_batch
+from protocol.records import check_produce_records
+
+TopicResp = ProduceResponse.TopicProduceResponse
+PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+ZSTD = 4
+ZERO_UUID = uuid.UUID(int=0)
+
+
+class ProduceError(Exception):
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
+
+
+def _error(index: int, code: ErrorCode, message: str | None = None) -> PartResp:
+    return PartResp(index=index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
+                    record_errors=[], error_message=message)
+
+
+def validate_produce_batch(records, version: int, max_message_bytes: int):
+    """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
+
+    The request-level rules are Kafka's ``ProduceRequest.validateRecords``
+    (:func:`protocol.records.check_produce_records`); then, as Kafka's LogValidator does from the
+    header alone: size against ``max.message.bytes``, CRC, control bit, codec and offset range.
+    """
+    code = check_produce_records(version, records)
+    if code != ErrorCode.NONE:
+        raise ProduceError(code, _REQUEST_ERRORS.get(code))
+    header = parse_header(records, 0)
+    size = header.size
+    if size != len(records):
+        records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
+    if size > max_message_bytes:
+        raise ProduceError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"The record batch size {size} exceeds the maximum message size {max_message_bytes}",
+        )
+    try:
+        validate_batch(records, 0)
+    except InvalidRecordBatch as exc:
+        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    if header.attributes & CONTROL_MASK:
+        raise ProduceError(ErrorCode.INVALID_RECORD, "Clients are not allowed to write control records")
+    if header.compression > ZSTD:
+        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, f"Unknown compression type id {header.compression}")
+    if header.records_count <= 0 or header.last_offset_delta != header.records_count - 1:
+        raise ProduceError(ErrorCode.INVALID_RECORD, "Inconsistent record count and offset delta in batch")
+    return header, records
+
+
+_REQUEST_ERRORS = {
+    ErrorCode.INVALID_RECORD: "Produce requests with version 3+ must carry exactly one record batch with magic 2",
+    ErrorCode.UNSUPPORTED_COMPRESSION_TYPE: "Produce requests with ZStandard compression need version 7 or later",
+}
+
+
+@api(0, 3, 13)
+def handle_produce(ctx, request):
+    broker = ctx.broker
+    version = ctx.api_version
+    acks = request.acks
+    if acks not in (0, 1, -1):
+        code = ErrorCode.INVALID_REQUIRED_ACKS
+        responses = [
+            TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
+                      partition_responses=[_error(p.index, code) for p in t.partition_data])
+            for t in request.topic_data
+        ]
+        return ProduceResponse(responses=responses, throttle_time_ms=0)
+    image = broker.image
+    replica_manager = broker.replica_manager
+    now_ms = int(time.time() * 1000)
+    responses = []
+    for t in request.topic_data:
+        if version >= 13:
+            topic = image.topic_by_id(t.topic_id)
+            unknown = ErrorCode.UNKNOWN_TOPIC_ID
+        else:
+            topic = image.topic(t.name)
+            unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        parts = []
+        for p in t.partition_data:
+            if topic is None:
+                parts.append(_error(p.index, unknown))
+                continue
+            if topic.name in INTERNAL_TOPICS:
+                parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
+                                    f"Cannot append to internal topic {topic.name}"))
+                continue
+            partition = broker.partition(topic.name, p.index)
+            if partition is None:
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if p.index not in topic.partitions \
+                    else ErrorCode.NOT_LEADER_OR_FOLLOWER
+                parts.append(_error(p.index, code))
+                continue
+            try:
+                result = replica_manager.append_from_client(
+                    partition, p.records, version, acks, request.transactional_id, now_ms
+                )
+            except ProduceError as exc:
+                parts.append(_error(p.index, exc.code, exc.message))
+                continue
+            parts.append(PartResp(
+                index=p.index, error_code=result.error, base_offset=result.base_offset,
+                log_append_time_ms=result.log_append_time, log_start_offset=partition.log_start_offset,
+                record_errors=[], error_message=result.message,
+            ))
+        responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
+                                   partition_responses=parts))
+    if acks == 0:
+        return None
+    return ProduceResponse(responses=responses, throttle_time_ms=0)

@@ -1,0 +1,324 @@
+"""The broker: lifecycle and the state every API handler reaches through ``ctx.broker``.
+
+Start-up: lock and identify the log dirs (``meta.properties``), load and recover the partition
+logs, replay the metadata log into the image, bind the listeners, register this broker in the
+metadata log, then start serving. Shut-down reverses it: stop accepting, let in-flight requests
+finish, close connections, flush and mark the logs clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kbroker.config import BrokerConfig, Endpoint, format_config_value
+from kbroker.controller.image import MetadataImage
+from kbroker.controller.quorum import QuorumController
+from kbroker.log import LogConfig, LogManager
+from kbroker.replication.partition import Partition
+from kbroker.server.connection import KafkaConnection
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The broker cannot start (locked or foreign data dir, port in use, ...)."""
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.image = MetadataImage()
+        self.image.listeners.append(self._on_metadata_record)
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.connections: set[KafkaConnection] = set()
+        self.servers: list[asyncio.base_events.Server] = []
+        self.bound: dict[str, tuple[str, int]] = {}
+        self.cluster_id = ""
+        self.started_at = 0.0
+        self._lock_files: list[Any] = []
+        self._stopping = False
+        self._idle_task: asyncio.Task | None = None
+        self.log_manager: LogManager | None = None
+        self.controller: QuorumController | None = None
+        self.services: list[Any] = []  # coordinators etc.: objects with start()/stop()
+        from kbroker.replication.replica_manager import ReplicaManager
+
+        self.replica_manager = ReplicaManager(self)
+        from kbroker.api.init_producer_id import ProducerIdManager
+        from kbroker.replication.producer_state import ProducerStateManager
+
+        self.replica_manager.producer_state = ProducerStateManager()
+        self.producer_ids = ProducerIdManager(self)
+        from kbroker.api import load_handlers
+
+        load_handlers()
+        from kbroker.api.fetch_sessions import FetchSessionCache
+
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        t0 = time.monotonic()
+        self.started_at = time.time()
+        self._prepare_log_dirs()
+        self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
+        metadata_dir = Path(self.config["metadata.log.dir"] or self.config.log_dirs[0])
+        self.controller = QuorumController(self.node_id, metadata_dir, self.image)
+        self.controller.replay()
+        self.controller.bootstrap_if_empty()
+        await self._bind()
+        self.controller.register_broker(self.advertised_endpoints())
+        for service in self.services:
+            await _maybe_await(service.start())
+        self.log_manager.start()
+        for server in self.servers:
+            await server.start_serving()
+        loop = asyncio.get_running_loop()
+        self._idle_task = loop.create_task(self._close_idle_connections())
+        log.info("started in %.0f ms", (time.monotonic() - t0) * 1000)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for server in self.servers:
+            server.close()
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        deadline = time.monotonic() + timeout
+        # Let in-flight requests finish (long-polls included, bounded by their own timeouts).
+        while any(not c.idle for c in self.connections) and time.monotonic() < deadline:
+            tasks = [t for c in self.connections for t in c.tasks]
+            if not tasks:
+                break
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for conn in list(self.connections):
+            conn.close()
+        for service in reversed(self.services):
+            await _maybe_await(service.stop())
+        for server in self.servers:
+            await server.wait_closed()
+        if self.log_manager is not None:
+            self.log_manager.close()
+        if self.controller is not None:
+            self.controller.close()
+        for f in self._lock_files:
+            f.close()
+        self._lock_files.clear()
+        log.info("stopped")
+
+    # -- data dirs ---------------------------------------------------------------------------
+
+    def _prepare_log_dirs(self) -> None:
+        cluster_ids: set[str] = set()
+        dirs = list(self.config.log_dirs)
+        meta_dir = self.config["metadata.log.dir"]
+        if meta_dir and Path(meta_dir) not in dirs:
+            dirs.append(Path(meta_dir))
+        for d in dirs:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError(f"cannot create log directory {d}: {exc.strerror}") from None
+            lock = open(d / ".lock", "a+")  # noqa: SIM115 - held for the broker's lifetime
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                raise StartupError(
+                    f"Failed to acquire lock on file .lock in {d}. A Kafka instance in another process "
+                    "or thread is using this directory."
+                ) from None
+            self._lock_files.append(lock)
+            meta = d / "meta.properties"
+            if meta.exists():
+                props = _read_simple_properties(meta)
+                node = props.get("node.id")
+                if node is not None and node != str(self.node_id):
+                    raise StartupError(
+                        f"Stored node id {node} doesn't match previous node id {self.node_id} in {meta}. "
+                        "If you moved your data, make sure your configured node id matches."
+                    )
+                if props.get("cluster.id"):
+                    cluster_ids.add(props["cluster.id"])
+        if len(cluster_ids) > 1:
+            raise StartupError(f"log directories belong to different clusters: {sorted(cluster_ids)}")
+        configured = self.config["cluster.id"]
+        if configured and cluster_ids and configured not in cluster_ids:
+            raise StartupError(f"cluster.id {configured} does not match the stored cluster id {cluster_ids.pop()}")
+        self.cluster_id = configured or (cluster_ids.pop() if cluster_ids else _new_cluster_id())
+        for d in dirs:
+            meta = d / "meta.properties"
+            if not meta.exists():
+                tmp = d / "meta.properties.tmp"
+                tmp.write_text(
+                    "#\n#Written by kbroker\n"
+                    f"cluster.id={self.cluster_id}\nnode.id={self.node_id}\n"
+                    f"directory.id={_new_cluster_id()}\nversion=1\n"
+                )
+                os.replace(tmp, meta)
+
+    def topic_settings(self, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+        """Effective topic-level config values (typed) for a topic with these overrides."""
+        return self.config.topic_config(overrides or {})
+
+    def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig:
+        settings = self.topic_settings(overrides)
+        return LogConfig.from_topic_configs({k: format_config_value(v) for k, v in settings.items()})
+
+    # -- listeners --------------------------------------------------------------------------
+
+    async def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        for endpoint in self.config.client_listeners:
+            host = endpoint.host or None
+            try:
+                server = await loop.create_server(
+                    lambda e=endpoint: KafkaConnection(self, e),
+                    host=host,
+                    port=endpoint.port,
+                    reuse_address=True,
+                    start_serving=False,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
+            self.servers.append(server)
+            sock = server.sockets[0]
+            bound_host, bound_port = sock.getsockname()[:2]
+            self.bound[endpoint.listener] = (bound_host, bound_port)
+
+    def advertised_endpoints(self) -> list[tuple[str, str, int]]:
+        """(listener name, host, port) this broker advertises to clients."""
+        advertised = {e.listener: e for e in self.config.advertised_listeners}
+        out = []
+        for endpoint in self.config.client_listeners:
+            bound_host, bound_port = self.bound.get(endpoint.listener, (endpoint.host, endpoint.port))
+            adv: Endpoint | None = advertised.get(endpoint.listener)
+            if adv is not None:
+                host, port = adv.host, adv.port or bound_port
+            else:
+                host = endpoint.host
+                if host in ("", "0.0.0.0", "::"):
+                    host = "localhost"
+                port = bound_port
+            out.append((endpoint.listener, host, port))
+        return out
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"{host}:{port}" for _name, host, port in self.advertised_endpoints())
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]:
+        for name, host, port in self.advertised_endpoints():
+            if name == listener:
+                return host, port
+        _, host, port = self.advertised_endpoints()[0]
+        return host, port
+
+    async def _close_idle_connections(self) -> None:
+        idle_ms = self.config["connections.max.idle.ms"]
+        if idle_ms <= 0:
+            return
+        period = max(0.05, min(idle_ms / 1000 / 4, 30.0))
+        while True:
+            await asyncio.sleep(period)
+            cutoff = time.monotonic() - idle_ms / 1000
+            for conn in list(self.connections):
+                if conn.idle and conn.last_active < cutoff:
+                    log.info("closing idle connection from %s", conn.peer)
+                    conn.close()
+
+    # -- partitions, driven by metadata records ----------------------------------------------
+
+    def _on_metadata_record(self, record: Any) -> None:
+        name = type(record).__name__
+        if name == "PartitionRecord":
+            topic = self.image.topic_by_id(record.topic_id)
+            if topic is not None and self.node_id in record.replicas:
+                self._open_partition(topic.name, record.partition_id)
+        elif name == "PartitionChangeRecord":
+            topic = self.image.topic_by_id(record.topic_id)
+            if topic is not None:
+                p = self.partitions.get((topic.name, record.partition_id))
+                state = topic.partitions.get(record.partition_id)
+                if p is not None and state is not None:
+                    p.leader_epoch = state.leader_epoch
+                    p.isr = list(state.isr)
+                    p.replicas = list(state.replicas)
+        elif name == "RemoveTopicRecord":
+            for key in [k for k, p in self.partitions.items() if p.topic_id == record.topic_id]:
+                p = self.partitions.pop(key)
+                p.notify()
+                assert self.log_manager is not None
+                self.log_manager.delete(p.topic, p.index)
+                for service in self.services:
+                    hook = getattr(service, "on_partition_deleted", None)
+                    if hook:
+                        hook(p.topic, p.index)
+        elif name == "ConfigRecord":
+            if record.resource_type == 4:
+                configs = self.image.broker_configs
+                self.config = self.config.with_dynamic(configs.get("", {}), configs.get(str(self.node_id), {}))
+                self._refresh_topic_configs(list(self.image.topics.values()))
+            elif record.resource_type == 2:
+                topic = self.image.topic(record.resource_name)
+                if topic is not None:
+                    self._refresh_topic_configs([topic])
+
+    def _refresh_topic_configs(self, topics: list[Any]) -> None:
+        if self.log_manager is None:
+            return
+        for topic in topics:
+            config = self.default_log_config(topic.configs)
+            settings = self.topic_settings(topic.configs)
+            for index in topic.partitions:
+                p = self.partitions.get((topic.name, index))
+                if p is not None:
+                    p.log.config = config
+                    p.config = settings
+
+    def _open_partition(self, topic_name: str, index: int) -> None:
+        topic = self.image.topic(topic_name)
+        assert topic is not None and self.log_manager is not None
+        state = topic.partitions[index]
+        plog = self.log_manager.get_or_create(topic_name, index, self.default_log_config(topic.configs))
+        if plog.high_watermark < plog.log_end_offset:
+            plog.high_watermark = plog.log_end_offset
+        self.partitions[(topic_name, index)] = Partition(
+            topic_name, index, topic.topic_id, plog, state.leader_epoch, list(state.replicas), list(state.isr),
+            self.topic_settings(topic.configs),
+        )
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        return self.partitions.get((topic, index))
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _new_cluster_id() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _read_simple_properties(path: Path) -> dict[str, str]:
+    from kbroker.config import parse_properties
+
+    try:
+        return parse_properties(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"cannot read {path}: {exc}") from None

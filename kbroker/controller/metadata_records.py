@@ -1,0 +1,67 @@
+"""Metadata records as stored in the metadata log, in Kafka's frame format.
+
+A record value is ``uvarint frameVersion (1) | uvarint apiKey | uvarint version | body`` (Kafka's
+``MetadataRecordSerde``), so tools that read ``__cluster_metadata`` can decode ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol.exceptions import ProtocolError
+from protocol.messages.metadata_records import (
+    CLASSES,
+    ConfigRecord,
+    FeatureLevelRecord,
+    FenceBrokerRecord,
+    PartitionChangeRecord,
+    PartitionRecord,
+    ProducerIdsRecord,
+    RegisterBrokerRecord,
+    RemoveTopicRecord,
+    TopicRecord,
+    UnfenceBrokerRecord,
+)
+from protocol.primitives import read_uvarint, write_uvarint
+
+__all__ = [
+    "ConfigRecord",
+    "FeatureLevelRecord",
+    "FenceBrokerRecord",
+    "PartitionChangeRecord",
+    "PartitionRecord",
+    "ProducerIdsRecord",
+    "RegisterBrokerRecord",
+    "RemoveTopicRecord",
+    "TopicRecord",
+    "UnfenceBrokerRecord",
+    "decode_frame",
+    "encode_frame",
+]
+
+FRAME_VERSION = 1
+BY_API_KEY: dict[int, type] = {cls.API_KEY: cls for cls in CLASSES.values() if cls.API_KEY is not None}
+
+
+def encode_frame(record: Any) -> bytes:
+    cls = type(record)
+    version = cls.MAX_VERSION
+    out = bytearray()
+    write_uvarint(out, FRAME_VERSION)
+    write_uvarint(out, cls.API_KEY)
+    write_uvarint(out, version)
+    out += record.encode(version)
+    return bytes(out)
+
+
+def decode_frame(data: bytes | memoryview) -> Any:
+    buf = memoryview(data)
+    frame_version, pos = read_uvarint(buf, 0)
+    if frame_version != FRAME_VERSION:
+        raise ProtocolError(f"unknown metadata frame version {frame_version}")
+    api_key, pos = read_uvarint(buf, pos)
+    version, pos = read_uvarint(buf, pos)
+    cls = BY_API_KEY.get(api_key)
+    if cls is None:
+        raise ProtocolError(f"unknown metadata record type {api_key}")
+    return cls.decode(buf[pos:], version)

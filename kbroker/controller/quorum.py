@@ -1,0 +1,301 @@
+"""The controller: owner of the metadata log, the only writer of metadata records.
+
+This is a single-voter quorum: the controller appends records to its metadata log
+(``__cluster_metadata-0``), fsyncs them, and only then applies them to the image; a restart
+replays the log. Each record's value is Kafka's metadata frame: unsigned varints frame version
+(1), record type (the spec's apiKey) and record version, then the record body. Clustering adds
+voters and replicates this log; the callers keep calling the same operations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kbroker.controller import metadata_records as mr
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.log import LogConfig, PartitionLog
+from protocol.errors import ErrorCode
+from protocol.record_batch import iter_batch_headers
+from protocol.records import Record, build_batch, iter_records
+
+log = logging.getLogger(__name__)
+
+METADATA_TOPIC = "__cluster_metadata"
+PRODUCER_ID_BLOCK_SIZE = 1000
+MAX_PARTITIONS_PER_REQUEST = 1_000_000
+_TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+# Features this broker supports, with the level it finalizes when the cluster is formatted.
+SUPPORTED_FEATURES: dict[str, tuple[int, int, int]] = {
+    # name: (min supported, max supported, bootstrap level)
+    "metadata.version": (7, 27, 27),
+    "kraft.version": (0, 1, 0),
+    "group.version": (0, 1, 1),
+    "transaction.version": (0, 2, 0),
+}
+
+
+class ControllerError(Exception):
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
+
+
+def validate_topic_name(name: str | None) -> None:
+    if not name:
+        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
+    if len(name) > 249:
+        raise ControllerError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name is illegal, it can't be longer than 249 characters, topic name: {name}",
+        )
+    if not set(name) <= _TOPIC_NAME_CHARS:
+        raise ControllerError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, "
+            "'.', '_' and '-'",
+        )
+
+
+@dataclass(slots=True)
+class NewTopic:
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    assignments: dict[int, list[int]] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+class QuorumController:
+    def __init__(self, node_id: int, metadata_dir: Path, image: MetadataImage, *, fsync: bool = True) -> None:
+        self.node_id = node_id
+        self.image = image
+        config = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1 if fsync else 2**63 - 1)
+        self.log = PartitionLog.open(metadata_dir / f"{METADATA_TOPIC}-0", config)
+        self.term = 1
+        self.cluster_id: str | None = None
+
+    # -- log -------------------------------------------------------------------------------
+
+    def replay(self) -> int:
+        """Apply every record of the metadata log to the image; returns the number applied."""
+        count = 0
+        offset = self.log.log_start_offset
+        end = self.log.log_end_offset
+        while offset < end:
+            result = self.log.read(offset, 4 * 1024 * 1024)
+            if not result.slices:
+                break
+            data = b"".join(s.read() for s in result.slices)
+            for _pos, header in iter_batch_headers(data, validate=True):
+                batch = memoryview(data)[_pos : _pos + header.size]
+                for rec_offset, record in iter_metadata_records(batch, header):
+                    if rec_offset >= offset:
+                        self.image.apply(record, rec_offset)
+                        count += 1
+                offset = header.next_offset
+        self.log.high_watermark = self.log.log_end_offset
+        return count
+
+    def commit(self, records: list[Any]) -> int:
+        """Append ``records`` atomically (one batch), fsync, then apply. Returns the first offset."""
+        if not records:
+            return self.log.log_end_offset
+        now = int(time.time() * 1000)
+        batch = build_batch(
+            [Record(key=None, value=mr.encode_frame(r), timestamp=now) for r in records],
+            partition_leader_epoch=self.term,
+        )
+        info = self.log.append(batch, leader_epoch=self.term)
+        self.log.high_watermark = self.log.log_end_offset
+        for i, record in enumerate(records):
+            self.image.apply(record, info.first_offset + i)
+        return info.first_offset
+
+    def close(self) -> None:
+        self.log.close()
+
+    # -- bootstrap and registration ------------------------------------------------------------
+
+    def bootstrap_if_empty(self) -> None:
+        if self.image.features:
+            return
+        records: list[Any] = []
+        for name, (_lo, _hi, level) in SUPPORTED_FEATURES.items():
+            if level > 0:
+                records.append(mr.FeatureLevelRecord(name=name, feature_level=level))
+        self.commit(records)
+
+    def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
+        epoch = self.log.log_end_offset
+        record = mr.RegisterBrokerRecord(
+            broker_id=self.node_id,
+            incarnation_id=uuid.uuid4(),
+            broker_epoch=epoch,
+            end_points=[
+                mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=0)
+                for name, host, port in endpoints
+            ],
+            features=[
+                mr.RegisterBrokerRecord.BrokerFeature(
+                    name=name, min_supported_version=lo, max_supported_version=hi
+                )
+                for name, (lo, hi, _) in SUPPORTED_FEATURES.items()
+            ],
+            rack=rack,
+            fenced=False,
+        )
+        self.commit([record])
+        return epoch
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def plan_topic(self, topic: NewTopic, default_partitions: int, default_replication: int) -> list[Any]:
+        """Validate ``topic`` and return the records that create it (raises ControllerError)."""
+        validate_topic_name(topic.name)
+        if topic.name in self.image.topics:
+            raise ControllerError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
+        if topic.name != topic.name.replace(".", "_"):
+            collided = [t for t in self.image.topics if t.replace(".", "_") == topic.name.replace(".", "_")]
+            if collided:
+                raise ControllerError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    f"Topic '{topic.name}' collides with existing topic: {collided[0]}",
+                )
+        if topic.assignments:
+            if topic.num_partitions != -1 or topic.replication_factor != -1:
+                raise ControllerError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                    "Both cannot be used at the same time.",
+                )
+            assignments = dict(sorted(topic.assignments.items()))
+            if list(assignments) != list(range(len(assignments))):
+                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                      "Partitions should be consecutive and start from 0.")
+            for replicas in assignments.values():
+                if not replicas:
+                    raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica assignment.")
+                if len(set(replicas)) != len(replicas):
+                    raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                          "Duplicate brokers in replica assignment.")
+                for b in replicas:
+                    if b not in self.image.brokers:
+                        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                              f"The manual partition assignment includes broker {b}, but "
+                                              "no such broker is registered.")
+        else:
+            partitions = default_partitions if topic.num_partitions == -1 else topic.num_partitions
+            replication = default_replication if topic.replication_factor == -1 else topic.replication_factor
+            if partitions <= 0:
+                raise ControllerError(ErrorCode.INVALID_PARTITIONS,
+                                      "Number of partitions was set to an invalid non-positive value.")
+            if partitions > MAX_PARTITIONS_PER_REQUEST:
+                raise ControllerError(ErrorCode.INVALID_PARTITIONS, "Number of partitions is too large.")
+            if replication <= 0:
+                raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                      "Replication factor must be larger than 0, or -1 to use the default value.")
+            brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
+            if replication > len(brokers):
+                raise ControllerError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                    f"Unable to replicate the partition {replication} time(s): The target replication factor "
+                    f"of {replication} cannot be reached because only {len(brokers)} broker(s) are registered.",
+                )
+            assignments = {
+                p: [brokers[(p + r) % len(brokers)] for r in range(replication)] for p in range(partitions)
+            }
+        topic_id = uuid.uuid4()
+        records: list[Any] = [mr.TopicRecord(name=topic.name, topic_id=topic_id)]
+        for key, value in sorted(topic.configs.items()):
+            records.append(mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=topic.name, name=key,
+                                           value=value))
+        for p, replicas in assignments.items():
+            records.append(
+                mr.PartitionRecord(
+                    partition_id=p, topic_id=topic_id, replicas=list(replicas), isr=list(replicas),
+                    leader=replicas[0], leader_epoch=0, partition_epoch=0,
+                )
+            )
+        return records
+
+    def delete_topic_records(self, topic_id: uuid.UUID) -> list[Any]:
+        return [mr.RemoveTopicRecord(topic_id=topic_id)]
+
+    def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[Any]:
+        topic = self.image.topics.get(name)
+        if topic is None:
+            raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic.")
+        current = len(topic.partitions)
+        if count < current:
+            raise ControllerError(ErrorCode.INVALID_PARTITIONS,
+                                  f"The topic {name} currently has {current} partition(s); {count} would not be "
+                                  "an increase.")
+        if count == current:
+            raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+        if count > MAX_PARTITIONS_PER_REQUEST:
+            raise ControllerError(ErrorCode.INVALID_PARTITIONS, "Number of partitions is too large.")
+        replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
+        brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
+        new = count - current
+        if assignments is not None:
+            if len(assignments) != new:
+                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                      f"Attempted to add {new} additional partition(s), but only "
+                                      f"{len(assignments)} assignment(s) were specified.")
+            for replicas in assignments:
+                for b in replicas:
+                    if b not in self.image.brokers:
+                        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                              f"The manual partition assignment includes broker {b}, but "
+                                              "no such broker is registered.")
+        elif replication > len(brokers):
+            raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                  "Unable to replicate the partition: not enough brokers.")
+        records: list[Any] = []
+        for i in range(new):
+            p = current + i
+            replicas = assignments[i] if assignments is not None else [
+                brokers[(p + r) % len(brokers)] for r in range(replication)
+            ]
+            records.append(
+                mr.PartitionRecord(partition_id=p, topic_id=topic.topic_id, replicas=list(replicas),
+                                   isr=list(replicas), leader=replicas[0], leader_epoch=0, partition_epoch=0)
+            )
+        return records
+
+    def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]) -> list[Any]:
+        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER)
+        return [
+            mr.ConfigRecord(resource_type=resource_type, resource_name=resource_name, name=k, value=v)
+            for k, v in sorted(changes.items())
+        ]
+
+    def allocate_producer_ids(self, count: int = PRODUCER_ID_BLOCK_SIZE) -> tuple[int, int]:
+        """Reserve a block of producer ids durably; returns (first id, block size)."""
+        start = self.image.next_producer_id
+        broker = self.image.brokers.get(self.node_id)
+        self.commit([
+            mr.ProducerIdsRecord(broker_id=self.node_id, broker_epoch=broker.epoch if broker else -1,
+                                 next_producer_id=start + count)
+        ])
+        return start, count
+
+
+def iter_metadata_records(batch: memoryview, header: Any):
+    """Yield (offset, record) for each metadata record in one batch."""
+    if header.is_control:
+        return
+    for record in iter_records(batch):
+        if record.value is None:
+            continue
+        yield record.offset, mr.decode_frame(record.value)

@@ -1,0 +1,71 @@
+"""A partition this broker hosts: its log, leader state, and the fetches waiting for new data.
+
+With one node the broker leads every partition and is its whole ISR, so the high watermark moves
+with every append. Replication will add followers here without changing the callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kbroker.log import PartitionLog
+
+
+class Partition:
+    __slots__ = ("topic", "index", "topic_id", "log", "leader_epoch", "isr", "replicas", "_waiters",
+                 "producer_state", "config")
+
+    def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
+                 leader_epoch: int, replicas: list[int], isr: list[int], config: dict | None = None) -> None:
+        self.topic = topic
+        self.index = index
+        self.topic_id = topic_id
+        self.log = log
+        self.leader_epoch = leader_epoch
+        self.replicas = replicas
+        self.isr = isr
+        self._waiters: list[asyncio.Future] = []
+        self.producer_state = None
+        self.config: dict = config or {}  # effective topic-level settings (typed), by Kafka key
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """First offset of the earliest open transaction, capped by the high watermark."""
+        first_open = getattr(self.log, "first_unstable_offset", None)
+        hw = self.log.high_watermark
+        if first_open is None:
+            return hw
+        value = first_open() if callable(first_open) else first_open
+        return hw if value is None else min(value, hw)
+
+    def add_waiter(self, fut: asyncio.Future) -> None:
+        self._waiters.append(fut)
+
+    def remove_waiter(self, fut: asyncio.Future) -> None:
+        try:
+            self._waiters.remove(fut)
+        except ValueError:
+            pass
+
+    def notify(self) -> None:
+        """New data is visible: wake the fetches waiting on this partition."""
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)

@@ -1,0 +1,83 @@
+"""Appends from clients and reads for fetchers, over the partitions this broker leads.
+
+``append_from_client`` is the Produce hot path: header checks, producer-state checks (through
+``producer_state``, installed by the transaction layer), the append itself (offsets patched, bytes
+stored as received), the high watermark, and waking fetches that wait for data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kbroker.api.produce import ProduceError, validate_produce_batch
+from protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+    from kbroker.replication.partition import Partition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class AppendResult:
+    error: ErrorCode
+    base_offset: int
+    log_append_time: int = -1
+    message: str | None = None
+
+
+class ReplicaManager:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
+        self.producer_state: Any = None
+
+    def append_from_client(
+        self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
+        now_ms: int,
+    ) -> AppendResult:
+        config = partition.config
+        header, records = validate_produce_batch(records, version, config["max.message.bytes"])
+        min_isr = config["min.insync.replicas"]
+        if acks == -1 and len(partition.isr) < min_isr:
+            raise ProduceError(
+                ErrorCode.NOT_ENOUGH_REPLICAS,
+                f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy the min.isr "
+                f"requirement of {min_isr}",
+            )
+        if config["message.timestamp.type"] != "LogAppendTime":  # the log stamps LogAppendTime itself
+            before = config["message.timestamp.before.max.ms"]
+            after = config["message.timestamp.after.max.ms"]
+            if header.max_timestamp > now_ms + after or (
+                header.base_timestamp >= 0 and header.base_timestamp < now_ms - before
+            ):
+                raise ProduceError(
+                    ErrorCode.INVALID_TIMESTAMP,
+                    f"Timestamp {header.max_timestamp} of message is out of range. The timestamp should be "
+                    f"within [{now_ms - before}, {now_ms + after}]",
+                )
+        producer_state = self.producer_state
+        if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
+            duplicate = producer_state.check_append(partition, header, transactional_id)
+            if duplicate is not None:
+                return duplicate
+        info = partition.log.append(records, leader_epoch=partition.leader_epoch)
+        if producer_state is not None and header.producer_id >= 0:
+            producer_state.on_append(partition, header, info.first_offset, info.last_offset)
+        self.on_leader_append(partition)
+        return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time)
+
+    def append_internal(self, partition: Partition, batch: Any) -> int:
+        """Append a batch the broker built itself (coordinator records, transaction markers)."""
+        info = partition.log.append(batch, leader_epoch=partition.leader_epoch)
+        self.on_leader_append(partition)
+        return info.first_offset
+
+    def on_leader_append(self, partition: Partition) -> None:
+        # One node: the ISR is this broker, so everything appended is committed.
+        if len(partition.replicas) <= 1:
+            partition.log.high_watermark = partition.log.log_end_offset
+        partition.notify()

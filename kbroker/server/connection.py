@@ -1,0 +1,332 @@
+"""One client connection: framing, dispatch, in-order responses, backpressure, zero-copy writes.
+
+Clients pipeline requests. Every request takes a slot in ``_pending`` in arrival order; handlers
+may finish out of order (a long-polling Fetch behind a Metadata request), but responses leave
+strictly in request order. A Produce with acks=0 takes a slot that is dropped without output.
+
+Backpressure: when the transport's write buffer passes its high-water mark, or too many requests
+are in flight, the connection stops reading from the socket until both drain.
+
+Fetch responses carry :class:`~kbroker.log.FileSlice` parts; they go from the segment file to
+the socket with ``os.sendfile`` when nothing else is queued on the transport, and any remainder
+the kernel did not take is written from a positional read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+import struct
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from kbroker.api.registry import HANDLERS
+from protocol.api import decode_request, encode_response
+from protocol.exceptions import ProtocolError, UnsupportedVersionError
+from protocol.framing import FrameDecoder
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+    from kbroker.config import Endpoint
+
+log = logging.getLogger(__name__)
+
+_SIZE = struct.Struct(">i")
+MAX_IN_FLIGHT = 256
+SENDFILE_MIN_BYTES = 32 * 1024
+_NO_RESPONSE = object()
+
+
+class RequestContext:
+    """What a handler knows about the request beyond its body."""
+
+    __slots__ = ("broker", "connection", "header", "api_version", "received_at")
+
+    def __init__(self, broker: Broker, connection: KafkaConnection, header: Any) -> None:
+        self.broker = broker
+        self.connection = connection
+        self.header = header
+        self.api_version: int = header.request_api_version
+        self.received_at = time.monotonic()
+
+    @property
+    def client_id(self) -> str | None:
+        return self.header.client_id
+
+    @property
+    def peer(self) -> str:
+        return self.connection.peer
+
+
+class _Slot:
+    __slots__ = ("header", "parts", "done")
+
+    def __init__(self, header: Any) -> None:
+        self.header = header
+        self.parts: list[Any] | None = None
+        self.done = False
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, broker: Broker, endpoint: Endpoint) -> None:
+        self.broker = broker
+        self.endpoint = endpoint
+        self.transport: asyncio.Transport | None = None
+        self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
+        self._pending: deque[_Slot] = deque()
+        self._in_flight = 0
+        self._write_paused = False
+        self._read_paused = False
+        self._closed = False
+        self._sock_fd = -1
+        self.peer = "?"
+        self.last_active = time.monotonic()
+        self.tasks: set[asyncio.Task] = set()
+        self.client_software: tuple[str, str] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            self._sock_fd = sock.fileno()
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+        self.broker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.broker.connections.discard(self)
+        for task in list(self.tasks):
+            task.cancel()
+        self._pending.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        try:
+            frames = self.decoder.feed(data)
+        except ProtocolError as exc:
+            log.info("closing connection from %s: %s", self.peer, exc)
+            self.close()
+            return
+        for frame in frames:
+            if self._closed:
+                return
+            self._handle_frame(frame)
+
+    def eof_received(self) -> bool | None:
+        # Half-close from the client: finish what is in flight, then close.
+        if not self._pending:
+            return None
+        return True
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _handle_frame(self, frame: Any) -> None:
+        try:
+            header, body = decode_request(frame)
+        except UnsupportedVersionError as exc:
+            self._unsupported(exc)
+            return
+        except ProtocolError as exc:
+            log.info("closing connection from %s: malformed request: %s", self.peer, exc)
+            self.close()
+            return
+        entry = HANDLERS.get(header.request_api_key)
+        if entry is None or not entry.min_version <= header.request_api_version <= entry.max_version:
+            # Kafka closes the connection on an API or version it does not serve.
+            log.info(
+                "closing connection from %s: unsupported api %s version %s",
+                self.peer, header.request_api_key, header.request_api_version,
+            )
+            self.close()
+            return
+        slot = _Slot(header)
+        self._pending.append(slot)
+        self._in_flight += 1
+        self._update_reading()
+        ctx = RequestContext(self.broker, self, header)
+        try:
+            result = entry.handler(ctx, body)
+        except Exception:
+            log.exception("handler for api %s v%s failed", header.request_api_key, header.request_api_version)
+            self.close()
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self.tasks.add(task)
+            task.add_done_callback(lambda t, s=slot: self._task_done(t, s))
+        else:
+            self._complete(slot, result)
+
+    def _task_done(self, task: asyncio.Task, slot: _Slot) -> None:
+        self.tasks.discard(task)
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error(
+                "handler for api %s v%s failed",
+                slot.header.request_api_key, slot.header.request_api_version, exc_info=exc,
+            )
+            self.close()
+            return
+        self._complete(slot, task.result())
+
+    def _complete(self, slot: _Slot, response: Any) -> None:
+        if self._closed:
+            return
+        header = slot.header
+        if response is None:
+            slot.parts = []  # acks=0 produce: nothing goes back
+        else:
+            try:
+                slot.parts = encode_response(
+                    header.correlation_id, header.request_api_key, header.request_api_version, response
+                )
+            except Exception:
+                log.exception("cannot encode response to api %s v%s", header.request_api_key,
+                              header.request_api_version)
+                self.close()
+                return
+        slot.done = True
+        self._in_flight -= 1
+        self._flush()
+        self._update_reading()
+
+    def _unsupported(self, exc: UnsupportedVersionError) -> None:
+        if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
+            # An ApiVersions version we do not know: answer with a v0 body carrying
+            # UNSUPPORTED_VERSION and our ApiVersions range, as Kafka does.
+            from kbroker.api.api_versions import unsupported_version_response
+
+            header = _SyntheticHeader(18, 0, exc.correlation_id)
+            slot = _Slot(header)
+            self._pending.append(slot)
+            self._in_flight += 1
+            self._complete(slot, unsupported_version_response())
+            return
+        log.info("closing connection from %s: %s", self.peer, exc)
+        self.close()
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        pending = self._pending
+        transport = self.transport
+        if transport is None:
+            return
+        while pending and pending[0].done:
+            parts = pending.popleft().parts
+            if parts:
+                self._write_parts(transport, parts)
+
+    def _write_parts(self, transport: asyncio.Transport, parts: list[Any]) -> None:
+        size = 0
+        for p in parts:
+            size += len(p)
+        out: list[Any] = [_SIZE.pack(size)]
+        for part in parts:
+            if isinstance(part, (bytes, bytearray, memoryview)):
+                out.append(part)
+                continue
+            # A file slice of a segment.
+            if out:
+                transport.writelines(out)
+                out = []
+            self._write_file_slice(transport, part)
+        if out:
+            transport.writelines(out)
+
+    def _write_file_slice(self, transport: asyncio.Transport, part: Any) -> None:
+        position, remaining = part.position, part.size
+        if (
+            remaining >= SENDFILE_MIN_BYTES
+            and self._sock_fd >= 0
+            and transport.get_write_buffer_size() == 0
+        ):
+            fd = part.file.fileno()
+            try:
+                while remaining > 0:
+                    sent = os.sendfile(self._sock_fd, fd, position, remaining)
+                    if sent == 0:
+                        break
+                    position += sent
+                    remaining -= sent
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                log.info("sendfile to %s failed: %s", self.peer, exc)
+        if remaining > 0:
+            data = os.pread(part.file.fileno(), remaining, position)
+            if len(data) != remaining:
+                log.error("segment file shorter than expected while serving %s", self.peer)
+                self.close()
+                return
+            transport.write(data)
+
+    # -- flow control -------------------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        if should_pause and not self._read_paused:
+            self._read_paused = True
+            transport.pause_reading()
+        elif not should_pause and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self.tasks):
+            task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class _SyntheticHeader:
+    __slots__ = ("request_api_key", "request_api_version", "correlation_id", "client_id")
+
+    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
+        self.request_api_key = api_key
+        self.request_api_version = api_version
+        self.correlation_id = correlation_id
+        self.client_id = None

@@ -1,0 +1,58 @@
+"""Topic administration shared by CreateTopics, Metadata auto-creation and the coordinators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kbroker.config import ConfigError, validate_topic_configs
+from kbroker.controller.quorum import ControllerError, NewTopic
+from protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+
+INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
+
+
+@dataclass(slots=True)
+class CreateResult:
+    name: str
+    error: ErrorCode
+    message: str | None = None
+    records: list[Any] | None = None
+
+
+def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
+    """Validate a topic creation; returns the records to commit or the error."""
+    try:
+        configs = validate_topic_configs(topic.configs)
+    except ConfigError as exc:
+        return CreateResult(topic.name, ErrorCode.INVALID_CONFIG, str(exc))
+    topic.configs = configs
+    assert broker.controller is not None
+    try:
+        records = broker.controller.plan_topic(
+            topic, broker.config["num.partitions"], broker.config["default.replication.factor"]
+        )
+    except ControllerError as exc:
+        return CreateResult(topic.name, exc.code, exc.message)
+    return CreateResult(topic.name, ErrorCode.NONE, None, records)
+
+
+def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
+    result = plan_create(broker, topic)
+    if result.error == ErrorCode.NONE and result.records:
+        assert broker.controller is not None
+        broker.controller.commit(result.records)
+    return result
+
+
+def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> None:
+    """Create an internal topic (``__consumer_offsets``...) if it does not exist yet."""
+    if broker.image.topic(name) is not None:
+        return
+    replication = min(len(broker.image.brokers) or 1, 1)
+    result = create_topic(broker, NewTopic(name, partitions, replication, configs=configs))
+    if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+        raise RuntimeError(f"cannot create internal topic {name}: {result.error.name} {result.message}")
