@@ -1,5 +1,6 @@
 """Partition logs on disk: segments, indexes, recovery, retention and compaction."""
 
+from .cleaner import CleanResult, clean_log
 from .config import LogConfig, LogConfigError
 from .errors import (
     InvalidOffsetError,
@@ -9,6 +10,7 @@ from .errors import (
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
+from .log_manager import LogManager
 from .partition_log import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
@@ -21,6 +23,9 @@ from .partition_log import (
 
 __all__ = [
     "AppendInfo",
+    "CleanResult",
+    "clean_log",
+    "LogManager",
     "EARLIEST_TIMESTAMP",
     "FileSlice",
     "InvalidOffsetError",

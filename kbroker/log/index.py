@@ -102,7 +102,10 @@ class _Index:
             self._fd = None
 
     def rename(self, path: Path) -> None:
-        os.replace(self.path, path) if self.path.exists() else None
+        """Rename the file (closing the descriptor first); a missing file is just re-pointed."""
+        self.close()
+        if self.path.exists():
+            os.replace(self.path, path)
         self.path = path
 
 

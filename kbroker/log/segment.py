@@ -33,6 +33,11 @@ def segment_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
 
+def segment_paths(directory: Path, base_offset: int, suffix: str = "") -> list[Path]:
+    """Every file a segment may have, each name followed by ``suffix``."""
+    return [directory / (segment_name(base_offset, ext) + suffix) for ext in SEGMENT_SUFFIXES]
+
+
 class SegmentFile(io.FileIO):
     """A raw file that closes itself quietly when the last reference goes away."""
 
@@ -92,13 +97,21 @@ def walk_batches(fd: int, start: int, end: int, *, validate: bool) -> Iterator[t
 class LogSegment:
     """A segment's files and the in-memory state derived from them."""
 
-    def __init__(self, directory: Path, base_offset: int, *, max_index_entries: int, created_ms: int) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, *, max_index_entries: int, created_ms: int, suffix: str = ""
+    ) -> None:
+        """Open (creating if needed) the segment files; ``suffix`` (e.g. ".cleaned") follows each name."""
         self.directory = directory
         self.base_offset = base_offset
-        self.log_path = directory / segment_name(base_offset, LOG_SUFFIX)
+        self.suffix = suffix
+        self.log_path = directory / (segment_name(base_offset, LOG_SUFFIX) + suffix)
         self.file: SegmentFile | None = SegmentFile(os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
-        self.offset_index = OffsetIndex(directory / segment_name(base_offset, INDEX_SUFFIX), base_offset, max_index_entries)
-        self.time_index = TimeIndex(directory / segment_name(base_offset, TIME_INDEX_SUFFIX), base_offset, max_index_entries)
+        self.offset_index = OffsetIndex(
+            directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max_index_entries
+        )
+        self.time_index = TimeIndex(
+            directory / (segment_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset, max_index_entries
+        )
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -306,7 +319,18 @@ class LogSegment:
         self.file = None
 
     def paths(self) -> list[Path]:
-        return [self.directory / segment_name(self.base_offset, s) for s in SEGMENT_SUFFIXES]
+        return segment_paths(self.directory, self.base_offset, self.suffix)
+
+    def rename_suffix(self, suffix: str) -> None:
+        """Rename the files to end in ``suffix`` instead (indexes first, the log last)."""
+        self.offset_index.close()
+        self.time_index.close()
+        for index, ext in ((self.offset_index, INDEX_SUFFIX), (self.time_index, TIME_INDEX_SUFFIX)):
+            index.rename(self.directory / (segment_name(self.base_offset, ext) + suffix))
+        target = self.directory / (segment_name(self.base_offset, LOG_SUFFIX) + suffix)
+        os.replace(self.log_path, target)
+        self.log_path = target
+        self.suffix = suffix
 
     def delete_files(self) -> None:
         self.close()

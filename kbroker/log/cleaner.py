@@ -1,0 +1,243 @@
+"""Log compaction (``cleanup.policy=compact``): keep the latest record of each key.
+
+One pass over a partition log, run by the maintenance thread:
+
+1. Under the log lock, pick the cleanable segments: every non-active segment below the high
+   watermark whose records are older than ``min.compaction.lag.ms``. The dirty part starts at the
+   cleaner offset (the end of the previous pass). Skip the pass if the dirty share of those bytes
+   is below ``min.cleanable.dirty.ratio`` (unless a dirty batch is older than
+   ``max.compaction.lag.ms``).
+2. Without the lock, map each key of the dirty part to its latest offset, then rewrite every
+   cleanable segment that loses a record into ``<base>.log.cleaned`` (and indexes). A record is
+   kept if no later record has its key; a tombstone (null value) that is kept is dropped once its
+   timestamp is ``delete.retention.ms`` old. Records without a key are kept. Offsets never change
+   (gaps are allowed); a rebuilt batch keeps its baseOffset and lastOffsetDelta.
+3. Under the lock again, if the segments are unchanged, rename the new files ``.cleaned`` →
+   ``.swap`` and then ``.swap`` → final names, replacing the old segment atomically. A crash before
+   the first ``.swap`` exists leaves the old segment (``.cleaned`` files are removed at open);
+   after, opening completes the swap (see `PartitionLog._clean_leftovers`).
+
+Transaction-aware cleaning (aborted records, markers) is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+from protocol.record_batch import InvalidRecordBatch, parse_header
+
+from . import batch_records
+from .errors import LogCorruptedError
+from .partition_log import CLEANED_SUFFIX, SWAP_SUFFIX, PartitionLog, fsync_dir
+from .segment import Damage, LogSegment, segment_paths, walk_batches
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanResult:
+    segments_rewritten: int
+    bytes_before: int
+    bytes_after: int
+    records_removed: int
+    end_offset: int
+
+
+@dataclass(slots=True)
+class _Plan:
+    segments: list[tuple[LogSegment, int, int]]  # (segment, size, next offset) at planning time
+    first_dirty: int
+    end_offset: int
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
+    config = log.config
+    segments = log._segments
+    if len(segments) < 2:
+        return None
+    limit = min(segments[-1].base_offset, log.high_watermark)
+    cleanable: list[tuple[LogSegment, int, int]] = []
+    for i, seg in enumerate(segments[:-1]):
+        upper = segments[i + 1].base_offset
+        if upper > limit:
+            break
+        if config.min_compaction_lag_ms > 0 and seg.max_timestamp > now_ms - config.min_compaction_lag_ms:
+            break
+        cleanable.append((seg, seg.size, seg.next_offset))
+    if not cleanable:
+        return None
+    first_dirty = max(log.cleaner_offset, log.log_start_offset)
+    end_offset = segments[len(cleanable)].base_offset
+    if first_dirty >= end_offset:
+        return None
+    total = sum(size for _, size, _ in cleanable)
+    dirty = sum(size for seg, size, nxt in cleanable if nxt > first_dirty)
+    overdue = config.max_compaction_lag_ms < 2**63 - 1 and any(
+        nxt > first_dirty
+        and seg.first_batch_timestamp is not None
+        and 0 <= seg.first_batch_timestamp < now_ms - config.max_compaction_lag_ms
+        for seg, _, nxt in cleanable
+    )
+    if not force and not overdue and total and dirty / total < config.min_cleanable_dirty_ratio:
+        return None
+    return _Plan(cleanable, first_dirty, end_offset)
+
+
+def _batches(seg: LogSegment, size: int):
+    fd = seg.file.fileno() if seg.file is not None else None
+    if fd is None:
+        raise _Aborted
+    for pos, header in walk_batches(fd, 0, size, validate=True):
+        yield header, os.pread(fd, header.size, pos)
+
+
+def _latest_offsets(plan: _Plan) -> dict[bytes, int]:
+    latest: dict[bytes, int] = {}
+    for seg, size, nxt in plan.segments:
+        if nxt <= plan.first_dirty:
+            continue
+        for header, data in _batches(seg, size):
+            if header.last_offset < plan.first_dirty or header.is_control:
+                continue
+            for record in batch_records.iter_records(data):
+                if record.key is not None and record.offset >= plan.first_dirty:
+                    latest[record.key] = record.offset
+    return latest
+
+
+def _clean_segment(
+    log: PartitionLog, seg: LogSegment, size: int, latest: dict[bytes, int], now_ms: int
+) -> tuple[LogSegment | None, int]:
+    """Write the cleaned copy of ``seg`` (``.cleaned``); None if no record would go."""
+    horizon = now_ms - log.config.delete_retention_ms
+    output: list[bytes] = []
+    removed = 0
+    for header, data in _batches(seg, size):
+        if header.is_control:
+            output.append(data)
+            continue
+        records = list(batch_records.iter_records(data))
+        kept = [
+            r
+            for r in records
+            if r.key is None
+            or (latest.get(r.key, -1) <= r.offset and not (r.value_is_null and r.timestamp <= horizon))
+        ]
+        removed += len(records) - len(kept)
+        if len(kept) == len(records):
+            output.append(data)
+        elif kept:
+            output.append(batch_records.rebuild_batch(data, kept))
+    if not removed:
+        return None, 0
+    for path in segment_paths(seg.directory, seg.base_offset, CLEANED_SUFFIX):
+        path.unlink(missing_ok=True)
+    cleaned = LogSegment(
+        seg.directory,
+        seg.base_offset,
+        max_index_entries=seg.offset_index.max_entries,
+        created_ms=seg.created_ms,
+        suffix=CLEANED_SUFFIX,
+    )
+    interval = log.config.index_interval_bytes
+    if output:
+        cleaned.write(list(output), sum(len(b) for b in output))
+        pos = 0
+        for data in output:
+            header = parse_header(data)
+            cleaned.track_batch(pos, header, interval)
+            pos += len(data)
+        cleaned.size = pos
+        cleaned.verified_size = pos
+    cleaned.seal()
+    return cleaned, removed
+
+
+def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = False) -> CleanResult | None:
+    """One compaction pass over ``log``; None when there was nothing (worth) cleaning.
+
+    ``force`` ignores ``min.cleanable.dirty.ratio``.
+    """
+    with log.lock:
+        if log._closed or log.offline is not None or not log.config.compact:
+            return None
+        now_ms = log._now_ms() if now_ms is None else now_ms
+        plan = _plan(log, now_ms, force)
+    if plan is None:
+        return None
+    cleaned: list[tuple[LogSegment, LogSegment, int]] = []
+    removed = 0
+    try:
+        latest = _latest_offsets(plan)
+        for seg, size, _ in plan.segments:
+            new, count = _clean_segment(log, seg, size, latest, now_ms)
+            if new is not None:
+                cleaned.append((seg, new, size))
+                removed += count
+    except (_Aborted, Damage, InvalidRecordBatch, OSError) as exc:
+        _discard(cleaned)
+        if isinstance(exc, Damage | InvalidRecordBatch):
+            _report_damage(log, plan, exc)
+        return None
+    with log.lock:
+        current = {id(s): s for s in log._segments}
+        unchanged = not log._closed and log.offline is None and all(
+            id(seg) in current and seg.size == size and seg.next_offset == nxt for seg, size, nxt in plan.segments
+        )
+        if not unchanged:
+            _discard(cleaned)
+            return None
+        for _, new, _ in cleaned:
+            new.rename_suffix(SWAP_SUFFIX)
+        fsync_dir(log.directory)
+        for old, new, _ in cleaned:
+            new.rename_suffix("")
+            i = log._segments.index(old)
+            log._segments[i] = new
+            old.close()
+        fsync_dir(log.directory)
+        log._cleaner_offset = max(log._cleaner_offset, plan.end_offset)
+        log._write_checkpoint()
+    before = sum(size for _, _, size in cleaned)
+    after = sum(new.size for _, new, _ in cleaned)
+    if cleaned:
+        logger.info(
+            "cleaned %s: %d segments, %d -> %d bytes, %d records removed",
+            log.directory.name, len(cleaned), before, after, removed,
+        )
+    return CleanResult(len(cleaned), before, after, removed, plan.end_offset)
+
+
+def _discard(cleaned: list[tuple[LogSegment, LogSegment, int]]) -> None:
+    for _, new, _ in cleaned:
+        with contextlib.suppress(OSError):
+            new.delete_files()
+
+
+def _report_damage(log: PartitionLog, plan: _Plan, exc: Exception) -> None:
+    """The cleaner read a bad batch: take the partition offline rather than clean around it."""
+    with log.lock:
+        if log.offline is not None:
+            return
+        for seg, size, _ in plan.segments:
+            if seg.file is None:
+                continue
+            try:
+                for _ in walk_batches(seg.file.fileno(), 0, size, validate=True):
+                    pass
+            except Damage as damage:
+                try:
+                    offset = seg.header_at(damage.position).base_offset
+                except InvalidRecordBatch:
+                    offset = -1
+                log._offline = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
+                logger.error("%s; partition %s is offline", log._offline, log.directory.name)
+                return
+        logger.error("cleaning %s failed: %s", log.directory.name, exc)

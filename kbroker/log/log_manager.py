@@ -1,0 +1,209 @@
+"""All partition logs of a broker, and the background maintenance thread.
+
+`LogManager` places each partition directory (``<topic>-<partition>``) in the log dir holding
+the fewest partitions, loads every existing partition at start-up (recovering it if needed; a
+corrupt partition loads offline), and runs one maintenance thread that, every
+``maintenance_interval_s``:
+
+* flushes logs whose ``flush.ms`` has passed,
+* applies retention (``retention.ms``, ``retention.bytes``, the log start),
+* compacts logs with ``cleanup.policy`` containing ``compact``,
+* checkpoints recovery points every ``checkpoint_interval_s``,
+* removes the directories of deleted partitions.
+
+`close` stops the thread, then closes every log cleanly (fsync, checkpoint, clean-shutdown marker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .cleaner import clean_log
+from .config import LogConfig
+from .partition_log import DELETE_DIR_SUFFIX, PartitionLog
+
+logger = logging.getLogger(__name__)
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    topic, sep, partition = name.rpartition("-")
+    if not sep or not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)
+
+
+class LogManager:
+    def __init__(
+        self,
+        log_dirs: list[Path],
+        default_config: LogConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        config_for: Callable[[str], LogConfig] | None = None,
+        maintenance_interval_s: float = 1.0,
+        checkpoint_interval_s: float = 60.0,
+        verify: str = "recovery",
+    ) -> None:
+        """Load every partition found in ``log_dirs``.
+
+        ``config_for(topic)`` gives the config of existing topics at load time (default: the
+        default config); `get_or_create` with a config replaces it later.
+        """
+        if not log_dirs:
+            raise ValueError("at least one log dir is needed")
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.default_config = default_config
+        self.clock = clock
+        self.maintenance_interval_s = maintenance_interval_s
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._verify = verify
+        self._config_for = config_for
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending_removal: list[Path] = []
+        self._last_checkpoint = clock()
+        self._closed = False
+        for log_dir in self.log_dirs:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    def _load(self) -> None:
+        for log_dir in self.log_dirs:
+            for path in sorted(log_dir.iterdir()):
+                if not path.is_dir():
+                    continue
+                if path.name.endswith(DELETE_DIR_SUFFIX):
+                    self._pending_removal.append(path)
+                    continue
+                parsed = parse_partition_dir(path.name)
+                if parsed is None:
+                    continue
+                if parsed in self._logs:
+                    raise RuntimeError(f"partition {path.name} found in two log dirs: {self._logs[parsed].directory}, {path}")
+                config = self._config_for(parsed[0]) if self._config_for else self.default_config
+                log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
+                self._logs[parsed] = log
+        self._remove_deleted_dirs()
+
+    # -- partitions ----------------------------------------------------------------------------
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def get_or_create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
+        """The partition's log, created empty if missing; ``config`` replaces the current one."""
+        key = (topic, partition)
+        with self._lock:
+            log = self._logs.get(key)
+            if log is None:
+                counts = {d: 0 for d in self.log_dirs}
+                for existing in self._logs.values():
+                    parent = existing.directory.parent
+                    if parent in counts:
+                        counts[parent] += 1
+                log_dir = min(self.log_dirs, key=lambda d: counts[d])
+                log = PartitionLog.open(
+                    log_dir / f"{topic}-{partition}", config or self.default_config, clock=self.clock, verify=self._verify
+                )
+                self._logs[key] = log
+            elif config is not None:
+                log.config = config
+            return log
+
+    def update_config(self, topic: str, config: LogConfig) -> None:
+        """New config for every partition of ``topic`` (AlterConfigs)."""
+        with self._lock:
+            for (t, _), log in self._logs.items():
+                if t == topic:
+                    log.config = config
+
+    def delete(self, topic: str, partition: int) -> bool:
+        """Delete the partition: its directory is renamed now and removed in the background."""
+        with self._lock:
+            log = self._logs.pop((topic, partition), None)
+        if log is None:
+            return False
+        target = log.delete(remove=False)
+        with self._lock:
+            self._pending_removal.append(target)
+        if self._thread is None:
+            self._remove_deleted_dirs()
+        return True
+
+    def partitions(self) -> dict[tuple[str, int], PartitionLog]:
+        with self._lock:
+            return dict(self._logs)
+
+    def offline_partitions(self) -> dict[tuple[str, int], PartitionLog]:
+        return {key: log for key, log in self.partitions().items() if log.offline is not None}
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def run_maintenance(self, now: float | None = None) -> None:
+        """One round of flushing, retention, compaction and checkpointing."""
+        now = self.clock() if now is None else now
+        now_ms = int(now * 1000)
+        checkpoint = now - self._last_checkpoint >= self.checkpoint_interval_s
+        for key, log in self.partitions().items():
+            try:
+                log.maybe_flush(now_ms)
+                log.delete_old_segments(now_ms)
+                if log.config.compact:
+                    clean_log(log, now_ms)
+                    log.delete_old_segments(now_ms)
+                if checkpoint:
+                    log.checkpoint()
+            except Exception:
+                logger.exception("maintenance of %s-%d failed", *key)
+        if checkpoint:
+            self._last_checkpoint = now
+        self._remove_deleted_dirs()
+
+    def _remove_deleted_dirs(self) -> None:
+        with self._lock:
+            pending, self._pending_removal = self._pending_removal, []
+        for path in pending:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.maintenance_interval_s):
+            self.run_maintenance()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="log-maintenance", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+
+    def flush_all(self) -> None:
+        for log in self.partitions().values():
+            with contextlib.suppress(Exception):
+                if log.offline is None:
+                    log.flush()
+
+    def close(self) -> None:
+        """Stop maintenance and close every log cleanly."""
+        if self._closed:
+            return
+        self.stop()
+        for key, log in self.partitions().items():
+            try:
+                log.close(clean=True)
+            except Exception:
+                logger.exception("closing %s-%d failed", *key)
+        self._remove_deleted_dirs()
+        self._closed = True
