@@ -17,11 +17,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from kbroker.api import load_handlers
+from kbroker.api.fetch_sessions import FetchSessionCache
+from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint, format_config_value
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import QuorumController
+from kbroker.coordinator import build_services
 from kbroker.log import LogConfig, LogManager
 from kbroker.replication.partition import Partition
+from kbroker.replication.producer_state import ProducerStateManager
+from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
 
 log = logging.getLogger(__name__)
@@ -48,21 +54,15 @@ class Broker:
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
         self.controller: QuorumController | None = None
-        self.services: list[Any] = []  # coordinators etc.: objects with start()/stop()
-        from kbroker.replication.replica_manager import ReplicaManager
-
+        load_handlers()
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)
-        from kbroker.api.init_producer_id import ProducerIdManager
-        from kbroker.replication.producer_state import ProducerStateManager
-
         self.replica_manager.producer_state = ProducerStateManager()
         self.producer_ids = ProducerIdManager(self)
-        from kbroker.api import load_handlers
-
-        load_handlers()
-        from kbroker.api.fetch_sessions import FetchSessionCache
-
-        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
+        self.group_coordinator: Any = None
+        self.txn_coordinator: Any = None
+        # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
+        self.services: list[Any] = build_services(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 

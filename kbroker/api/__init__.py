@@ -1,21 +1,13 @@
-"""One module per Kafka API. Each registers its handler and version range in the registry."""
+"""One module per Kafka API. Each registers its handler and version range in the registry.
+
+Every module in this package is imported by :func:`load_handlers`; a module that defines a
+handler registers it with :func:`kbroker.api.registry.api`.
+"""
 
 from __future__ import annotations
 
 import importlib
-
-API_MODULES = (
-    "api_versions",
-    "metadata",
-    "produce",
-    "fetch",
-    "list_offsets",
-    "create_topics",
-    "delete_topics",
-    "init_producer_id",
-    "describe_configs",
-    "alter_configs",
-)
+import pkgutil
 
 _loaded = False
 
@@ -24,6 +16,6 @@ def load_handlers() -> None:
     global _loaded
     if _loaded:
         return
-    for name in API_MODULES:
-        importlib.import_module(f"kbroker.api.{name}")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        importlib.import_module(f"{__name__}.{info.name}")
     _loaded = True
