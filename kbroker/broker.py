@@ -22,7 +22,7 @@ from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint, format_config_value
 from kbroker.controller.image import MetadataImage
-from kbroker.controller.quorum import QuorumController
+from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.log import LogConfig, LogManager
 from kbroker.replication.partition import Partition
@@ -71,8 +71,8 @@ class Broker:
         self.started_at = time.time()
         self._prepare_log_dirs()
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
-        metadata_dir = Path(self.config["metadata.log.dir"] or self.config.log_dirs[0])
-        self.controller = QuorumController(self.node_id, metadata_dir, self.image)
+        metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
+        self.controller = QuorumController(self.node_id, metadata_log, self.image)
         self.controller.replay()
         self.controller.bootstrap_if_empty()
         await self._bind()
@@ -109,8 +109,6 @@ class Broker:
             await server.wait_closed()
         if self.log_manager is not None:
             self.log_manager.close()
-        if self.controller is not None:
-            self.controller.close()
         for f in self._lock_files:
             f.close()
         self._lock_files.clear()

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
@@ -27,6 +26,8 @@ from protocol.records import Record, build_batch, iter_records
 log = logging.getLogger(__name__)
 
 METADATA_TOPIC = "__cluster_metadata"
+# The metadata log is fsynced on every commit and never expires.
+METADATA_LOG_CONFIG = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1, retention_ms=-1)
 PRODUCER_ID_BLOCK_SIZE = 1000
 MAX_PARTITIONS_PER_REQUEST = 1_000_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -76,11 +77,10 @@ class NewTopic:
 
 
 class QuorumController:
-    def __init__(self, node_id: int, metadata_dir: Path, image: MetadataImage, *, fsync: bool = True) -> None:
+    def __init__(self, node_id: int, log: PartitionLog, image: MetadataImage) -> None:
         self.node_id = node_id
         self.image = image
-        config = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1 if fsync else 2**63 - 1)
-        self.log = PartitionLog.open(metadata_dir / f"{METADATA_TOPIC}-0", config)
+        self.log = log
         self.term = 1
         self.cluster_id: str | None = None
 
@@ -120,9 +120,6 @@ class QuorumController:
         for i, record in enumerate(records):
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
-
-    def close(self) -> None:
-        self.log.close()
 
     # -- bootstrap and registration ------------------------------------------------------------
 
