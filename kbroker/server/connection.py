@@ -82,6 +82,7 @@ class KafkaConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._closed = False
+        self._eof = False
         self._sock_fd = -1
         self.peer = "?"
         self.last_active = time.monotonic()
@@ -135,7 +136,8 @@ class KafkaConnection(asyncio.Protocol):
             self._handle_frame(frame)
 
     def eof_received(self) -> bool | None:
-        # Half-close from the client: finish what is in flight, then close.
+        # Half-close from the client: answer what is in flight, then close.
+        self._eof = True
         if not self._pending:
             return None
         return True
@@ -240,6 +242,8 @@ class KafkaConnection(asyncio.Protocol):
             parts = pending.popleft().parts
             if parts:
                 self._write_parts(transport, parts)
+        if self._eof and not pending:
+            self.close()
 
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any]) -> None:
         size = 0
