@@ -7,15 +7,17 @@ One pass over a partition log, run by the maintenance thread:
    cleaner offset (the end of the previous pass). Skip the pass if the dirty share of those bytes
    is below ``min.cleanable.dirty.ratio`` (unless a dirty batch is older than
    ``max.compaction.lag.ms``).
-2. Without the lock, map each key of the dirty part to its latest offset, then rewrite every
-   cleanable segment that loses a record into ``<base>.log.cleaned`` (and indexes). A record is
+2. Without the lock, map each key of the dirty part to its latest offset, then rewrite the
+   cleanable segments, grouped into runs that fit in ``segment.bytes``, each group that loses a
+   record (or has several members) into one ``<first base>.log.cleaned`` (and indexes). A record is
    kept if no later record has its key; a tombstone (null value) that is kept is dropped once its
    timestamp is ``delete.retention.ms`` old. Records without a key are kept. Offsets never change
    (gaps are allowed); a rebuilt batch keeps its baseOffset and lastOffsetDelta.
-3. Under the lock again, if the segments are unchanged, rename the new files ``.cleaned`` →
-   ``.swap`` and then ``.swap`` → final names, replacing the old segment atomically. A crash before
-   the first ``.swap`` exists leaves the old segment (``.cleaned`` files are removed at open);
-   after, opening completes the swap (see `PartitionLog._clean_leftovers`).
+3. Under the lock again, if the segments are unchanged, swap each group (see `_swap`): the
+   rename of the new log to ``.swap`` is the commit point. A crash before it leaves the old
+   segments (``.cleaned`` files are removed at open); after it, opening completes the swap using
+   ``<base>.swap-range`` to know which old segments the new one replaces
+   (see `PartitionLog._clean_leftovers`).
 
 Transaction-aware cleaning (aborted records, markers) is not implemented yet.
 """
@@ -30,9 +32,18 @@ from dataclasses import dataclass
 from protocol.record_batch import InvalidRecordBatch, parse_header
 
 from . import batch_records
+from .config import INT_MAX
 from .errors import LogCorruptedError
-from .partition_log import CLEANED_SUFFIX, SWAP_SUFFIX, PartitionLog, fsync_dir
-from .segment import Damage, LogSegment, segment_paths, walk_batches
+from .partition_log import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    SWAP_RANGE_SUFFIX,
+    SWAP_SUFFIX,
+    PartitionLog,
+    fsync_dir,
+    write_file_atomically,
+)
+from .segment import Damage, LogSegment, segment_name, segment_paths, walk_batches
 
 logger = logging.getLogger(__name__)
 
@@ -112,38 +123,66 @@ def _latest_offsets(plan: _Plan) -> dict[bytes, int]:
     return latest
 
 
-def _clean_segment(
-    log: PartitionLog, seg: LogSegment, size: int, latest: dict[bytes, int], now_ms: int
+def _groups(log: PartitionLog, plan: _Plan) -> list[list[tuple[LogSegment, int, int]]]:
+    """Consecutive cleanable segments that fit in one segment (size, relative offsets, index)."""
+    config = log.config
+    groups: list[list[tuple[LogSegment, int, int]]] = []
+    for item in plan.segments:
+        seg, size, _ = item
+        if groups:
+            group = groups[-1]
+            first = group[0][0]
+            if (
+                sum(s for _, s, _ in group) + size <= config.segment_bytes
+                and _upper(plan, item) - first.base_offset <= INT_MAX
+                and sum(len(g[0].offset_index) for g in group) + len(seg.offset_index) < first.offset_index.max_entries
+            ):
+                group.append(item)
+                continue
+        groups.append([item])
+    return groups
+
+
+def _upper(plan: _Plan, item: tuple[LogSegment, int, int]) -> int:
+    """The first offset after ``item``'s segment: the next segment's base."""
+    i = plan.segments.index(item)
+    return plan.segments[i + 1][0].base_offset if i + 1 < len(plan.segments) else plan.end_offset
+
+
+def _clean_group(
+    log: PartitionLog, group: list[tuple[LogSegment, int, int]], latest: dict[bytes, int], now_ms: int
 ) -> tuple[LogSegment | None, int]:
-    """Write the cleaned copy of ``seg`` (``.cleaned``); None if no record would go."""
+    """Write the cleaned copy of ``group`` as one ``.cleaned`` segment; None if nothing changes."""
     horizon = now_ms - log.config.delete_retention_ms
     output: list[bytes] = []
     removed = 0
-    for header, data in _batches(seg, size):
-        if header.is_control:
-            output.append(data)
-            continue
-        records = list(batch_records.iter_records(data))
-        kept = [
-            r
-            for r in records
-            if r.key is None
-            or (latest.get(r.key, -1) <= r.offset and not (r.value_is_null and r.timestamp <= horizon))
-        ]
-        removed += len(records) - len(kept)
-        if len(kept) == len(records):
-            output.append(data)
-        elif kept:
-            output.append(batch_records.rebuild_batch(data, kept))
-    if not removed:
+    for seg, size, _ in group:
+        for header, data in _batches(seg, size):
+            if header.is_control:
+                output.append(data)
+                continue
+            records = list(batch_records.iter_records(data))
+            kept = [
+                r
+                for r in records
+                if r.key is None
+                or (latest.get(r.key, -1) <= r.offset and not (r.value_is_null and r.timestamp <= horizon))
+            ]
+            removed += len(records) - len(kept)
+            if len(kept) == len(records):
+                output.append(data)
+            elif kept:
+                output.append(batch_records.rebuild_batch(data, kept))
+    if not removed and len(group) == 1:
         return None, 0
-    for path in segment_paths(seg.directory, seg.base_offset, CLEANED_SUFFIX):
+    first = group[0][0]
+    for path in segment_paths(first.directory, first.base_offset, CLEANED_SUFFIX):
         path.unlink(missing_ok=True)
     cleaned = LogSegment(
-        seg.directory,
-        seg.base_offset,
-        max_index_entries=seg.offset_index.max_entries,
-        created_ms=seg.created_ms,
+        first.directory,
+        first.base_offset,
+        max_index_entries=first.offset_index.max_entries,
+        created_ms=first.created_ms,
         suffix=CLEANED_SUFFIX,
     )
     interval = log.config.index_interval_bytes
@@ -151,11 +190,13 @@ def _clean_segment(
         cleaned.write(list(output), sum(len(b) for b in output))
         pos = 0
         for data in output:
-            header = parse_header(data)
-            cleaned.track_batch(pos, header, interval)
+            cleaned.track_batch(pos, parse_header(data), interval)
             pos += len(data)
         cleaned.size = pos
         cleaned.verified_size = pos
+    # Indexes are written even when empty, so every file of the swap exists.
+    cleaned.offset_index.rewrite()
+    cleaned.time_index.rewrite()
     cleaned.seal()
     return cleaned, removed
 
@@ -172,50 +213,74 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         plan = _plan(log, now_ms, force)
     if plan is None:
         return None
-    cleaned: list[tuple[LogSegment, LogSegment, int]] = []
+    cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]] = []
     removed = 0
     try:
         latest = _latest_offsets(plan)
-        for seg, size, _ in plan.segments:
-            new, count = _clean_segment(log, seg, size, latest, now_ms)
+        for group in _groups(log, plan):
+            new, count = _clean_group(log, group, latest, now_ms)
             if new is not None:
-                cleaned.append((seg, new, size))
+                cleaned.append((group, new, _upper(plan, group[-1])))
                 removed += count
     except (_Aborted, Damage, InvalidRecordBatch, OSError) as exc:
         _discard(cleaned)
         if isinstance(exc, Damage | InvalidRecordBatch):
             _report_damage(log, plan, exc)
         return None
+    doomed: list[LogSegment] = []
     with log.lock:
-        current = {id(s): s for s in log._segments}
+        current = {id(s) for s in log._segments}
         unchanged = not log._closed and log.offline is None and all(
             id(seg) in current and seg.size == size and seg.next_offset == nxt for seg, size, nxt in plan.segments
         )
         if not unchanged:
             _discard(cleaned)
             return None
-        for _, new, _ in cleaned:
-            new.rename_suffix(SWAP_SUFFIX)
-        fsync_dir(log.directory)
-        for old, new, _ in cleaned:
-            new.rename_suffix("")
-            i = log._segments.index(old)
-            log._segments[i] = new
-            old.close()
-        fsync_dir(log.directory)
+        for group, new, upper in cleaned:
+            doomed += _swap(log, [seg for seg, _, _ in group], new, upper)
         log._cleaner_offset = max(log._cleaner_offset, plan.end_offset)
         log._write_checkpoint()
-    before = sum(size for _, _, size in cleaned)
+    for seg in doomed:
+        for path in segment_paths(seg.directory, seg.base_offset, DELETED_SUFFIX):
+            path.unlink(missing_ok=True)
+    before = sum(size for group, _, _ in cleaned for _, size, _ in group)
     after = sum(new.size for _, new, _ in cleaned)
     if cleaned:
         logger.info(
-            "cleaned %s: %d segments, %d -> %d bytes, %d records removed",
-            log.directory.name, len(cleaned), before, after, removed,
+            "cleaned %s: %d segments into %d, %d -> %d bytes, %d records removed",
+            log.directory.name, sum(len(g) for g, _, _ in cleaned), len(cleaned), before, after, removed,
         )
     return CleanResult(len(cleaned), before, after, removed, plan.end_offset)
 
 
-def _discard(cleaned: list[tuple[LogSegment, LogSegment, int]]) -> None:
+def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment, upper: int) -> list[LogSegment]:
+    """Replace the ``old`` segments (covering offsets up to ``upper``) by ``new``, crash-safely.
+
+    Order: the range file, then ``.cleaned`` → ``.swap`` (indexes, log last: the commit point),
+    then the other old segments → ``.deleted``, then ``.swap`` → final names, then the range file
+    goes. Returns the segments renamed to ``.deleted`` (the caller unlinks them outside the lock).
+    """
+    directory = log.directory
+    range_path = directory / (segment_name(new.base_offset, SWAP_RANGE_SUFFIX))
+    write_file_atomically(range_path, f"{upper}\n".encode())
+    new.rename_suffix(SWAP_SUFFIX)
+    fsync_dir(directory)
+    doomed = old[1:]
+    for seg in doomed:
+        seg.close()
+        for path in seg.paths():
+            if path.exists():
+                os.replace(path, path.with_name(path.name + DELETED_SUFFIX))
+    new.rename_suffix("")
+    fsync_dir(directory)
+    range_path.unlink()
+    i = log._segments.index(old[0])
+    log._segments[i : i + len(old)] = [new]
+    old[0].close()
+    return doomed
+
+
+def _discard(cleaned: list) -> None:
     for _, new, _ in cleaned:
         with contextlib.suppress(OSError):
             new.delete_files()

@@ -57,6 +57,7 @@ from .segment import (
     Damage,
     LogSegment,
     segment_name,
+    segment_paths,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 DELETED_SUFFIX = ".deleted"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
+SWAP_RANGE_SUFFIX = ".swap-range"  # holds the first offset after the segments a swap replaces
 DELETE_DIR_SUFFIX = "-delete"
 
 # ListOffsets special timestamps.
@@ -236,28 +238,35 @@ class PartitionLog:
     def _clean_leftovers(self) -> None:
         """Finish or undo file operations interrupted by a crash.
 
-        ``.cleaned`` files are incomplete cleaner output: removed. ``.swap`` files are complete
-        cleaner output whose swap was interrupted: they replace the file of the same name. A
-        ``.swap`` log makes that segment's indexes stale, so they are removed and rebuilt.
-        ``.deleted`` files belong to segments already removed from the log.
+        The cleaner renames a segment's files ``.cleaned`` → ``.swap`` indexes first and the log
+        last, then ``.swap`` → final names in the same order. So a ``.log.swap`` file means the
+        new segment is complete and committed: it replaces every old segment in the range its
+        ``.swap-range`` file gives, and its indexes (old or new) are removed to be rebuilt. Index ``.swap`` files without a ``.log.swap`` are
+        from an uncommitted swap and are removed, as are ``.cleaned`` files (incomplete output),
+        ``.deleted`` files (segments already dropped from the log) and ``.tmp`` files.
         """
         for path in sorted(self.directory.iterdir()):
-            name = path.name
-            if name.endswith((CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")):
+            if path.name.endswith((CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")):
                 path.unlink()
+        log_swap = LOG_SUFFIX + SWAP_SUFFIX
+        for path in sorted(self.directory.glob("*" + log_swap)):
+            base = int(path.name[: -len(log_swap)])
+            range_path = self.directory / segment_name(base, SWAP_RANGE_SUFFIX)
+            try:
+                upper = int(range_path.read_text().strip())
+            except (FileNotFoundError, ValueError):
+                upper = base + 1
+            # The new segment replaces every old segment that starts in [base, upper).
+            for other in self.directory.glob("*" + LOG_SUFFIX):
+                name = other.name[: -len(LOG_SUFFIX)]
+                if len(name) == 20 and name.isdigit() and base <= int(name) < upper:
+                    for doomed in segment_paths(self.directory, int(name)):
+                        doomed.unlink(missing_ok=True)
+            logger.info("completing interrupted segment swap: %s", path)
+            os.replace(path, self.directory / segment_name(base, LOG_SUFFIX))
         for path in sorted(self.directory.iterdir()):
-            name = path.name
-            if not name.endswith(SWAP_SUFFIX):
-                continue
-            final = path.with_name(name[: -len(SWAP_SUFFIX)])
-            if final.name.endswith(LOG_SUFFIX):
-                base = final.name[: -len(LOG_SUFFIX)]
-                for suffix in (".index", ".timeindex"):
-                    (self.directory / (base + suffix)).unlink(missing_ok=True)
-                    (self.directory / (base + suffix + SWAP_SUFFIX)).unlink(missing_ok=True)
-            if path.exists():
-                logger.info("completing interrupted segment swap: %s", final)
-                os.replace(path, final)
+            if path.name.endswith((SWAP_SUFFIX, SWAP_RANGE_SUFFIX)):
+                path.unlink()
         fsync_dir(self.directory)
 
     def _load(self, verify: str) -> None:

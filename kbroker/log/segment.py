@@ -192,6 +192,8 @@ class LogSegment:
         ok = ok and self.time_index.load_entries()
         if not ok:
             return self.rebuild(validate=False, interval=interval)
+        if not self._index_matches_log(end):
+            return self.rebuild(validate=False, interval=interval)
         start = self.offset_index.last_position
         self.next_offset = self.base_offset
         self.size = start
@@ -199,12 +201,8 @@ class LogSegment:
         self.offset_of_max_timestamp = (
             self.base_offset + self.time_index.values[-1] if len(self.time_index) else -1
         )
-        first = True
         try:
             for pos, header in walk_batches(self.fd, start, end, validate=False):
-                if first and len(self.offset_index) and header.base_offset != self.offset_index.lookup(header.base_offset)[0]:
-                    return self.rebuild(validate=False, interval=interval)
-                first = False
                 if header.base_offset < self.next_offset:
                     return Damage(pos, f"offset {header.base_offset} goes backwards")
                 if header.max_timestamp > self.max_timestamp:
@@ -220,6 +218,22 @@ class LogSegment:
         if self.size > 0:
             self.first_batch_timestamp = parse_header(os.pread(self.fd, HEADER_SIZE, 0)).max_timestamp
         return None
+
+    def _index_matches_log(self, end: int) -> bool:
+        """Spot-check the offset index against the log: the last entry and up to 16 others."""
+        count = len(self.offset_index)
+        if not count:
+            return True
+        picks = {count - 1, *range(0, count, max(1, count // 16))}
+        for i in sorted(picks):
+            offset = self.base_offset + self.offset_index.keys[i]
+            position = self.offset_index.values[i]
+            if position + HEADER_SIZE > end:
+                return False
+            header = self.header_at(position)
+            if header.base_offset != offset or header.magic != 2 or header.batch_length < MIN_BATCH_LENGTH:
+                return False
+        return True
 
     # -- append ----------------------------------------------------------------------------
 
