@@ -13,12 +13,43 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.api.produce import ProduceError, validate_produce_batch
 from protocol.errors import ErrorCode
+from protocol.record_batch import InvalidRecordBatch
+from protocol.records import Record, build_batch, decode_batch
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
+
+
+_TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
+
+
+def recompress(records: Any, header: Any, codec: int, config: dict) -> bytes:
+    """Re-encode a batch with the topic's ``compression.type`` (the one case, as in Kafka, where
+    the broker rewrites a batch: the topic asks for a codec other than the producer's)."""
+    try:
+        decoded = decode_batch(records)
+    except InvalidRecordBatch as exc:
+        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
+             4: config["compression.zstd.level"]}.get(codec)
+    if level == -1:
+        level = None
+    return build_batch(
+        [Record(key=r.key, value=r.value, headers=r.headers, timestamp=r.timestamp,
+                offset=r.offset, attributes=r.attributes) for r in decoded.records],
+        base_offset=header.base_offset,
+        compression=codec,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=header.is_transactional,
+        partition_leader_epoch=header.partition_leader_epoch,
+        last_offset_delta=header.last_offset_delta,
+        compression_level=level,
+    )
 
 
 @dataclass(slots=True)
@@ -59,6 +90,9 @@ class ReplicaManager:
                     f"Timestamp {header.max_timestamp} of message is out of range. The timestamp should be "
                     f"within [{now_ms - before}, {now_ms + after}]",
                 )
+        target = _TOPIC_CODECS.get(config["compression.type"])
+        if target is not None and target != header.compression:
+            records = recompress(records, header, target, config)
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id)
