@@ -23,9 +23,9 @@ from protocol.record_batch import HEADER_SIZE, validate_batch
 from protocol.records import check_produce_records, decode_batch
 
 GOLDEN = Path(__file__).parent / "golden"
-FIXTURES = sorted(GOLDEN.glob("*/*.bin"))
-TOPIC_ID = uuid.UUID("8a3c5b9e-1d2f-4c6a-9b7e-0f1e2d3c4b5a")  # the recorder's topic id
 CLIENTS = {"kafka-python", "aiokafka", "confluent-kafka"}
+FIXTURES = sorted(p for client in CLIENTS for p in (GOLDEN / client).glob("*.bin"))  # java/: batches only
+TOPIC_ID = uuid.UUID("8a3c5b9e-1d2f-4c6a-9b7e-0f1e2d3c4b5a")  # the recorder's topic id
 
 
 def to_jsonable(value: Any) -> Any:
