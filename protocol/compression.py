@@ -237,20 +237,25 @@ def _xerial_decompress(data: Buffer, max_size: int) -> bytes:
 
 
 def _lz4_decompress(data: Buffer, max_size: int) -> bytes:
+    # LZ4FrameDecompressor allocates max_length up front, so ask for bounded steps; it keeps the
+    # input it has not decoded yet, and needs_input says when that is exhausted.
     d = lz4.frame.LZ4FrameDecompressor()
     out = bytearray()
-    view = memoryview(data)
-    # LZ4FrameDecompressor keeps unconsumed input internally; needs_input tells when it wants more.
-    chunk = d.decompress(view, max_length=max_size - len(out) + 1)
-    out += chunk
-    while not d.eof and not d.needs_input:
+    pending: Buffer = data
+    stalled = 0
+    while True:
+        chunk = d.decompress(pending, max_length=min(_READ_CHUNK, max_size - len(out) + 1))
+        pending = b""
+        out += chunk
         if len(out) > max_size:
             raise _too_large(max_size)
-        out += d.decompress(b"", max_length=max_size - len(out) + 1)
-    if len(out) > max_size:
-        raise _too_large(max_size)
-    if not d.eof:
-        raise CorruptCompressedData("lz4: truncated frame")
+        if d.eof:
+            break
+        if d.needs_input:
+            raise CorruptCompressedData("lz4: truncated frame")
+        stalled = 0 if chunk else stalled + 1
+        if stalled > 2:
+            raise CorruptCompressedData("lz4: decoder made no progress")
     if d.unused_data:
         raise CorruptCompressedData("lz4: trailing bytes after the frame")
     return bytes(out)

@@ -225,3 +225,17 @@ def test_fuzz_only_invalid_record_batch_escapes(codec: Codec, data) -> None:
     except InvalidRecordBatch:
         return
     assert len(out) <= 10_000
+
+
+@pytest.mark.parametrize("codec", COMPRESSED)
+def test_a_generous_limit_is_not_allocated_up_front(codec: Codec) -> None:
+    import tracemalloc
+
+    blob = compress(codec, b"small payload " * 10)
+    tracemalloc.start()
+    try:
+        assert decompress(codec, blob, 1 << 30) == b"small payload " * 10
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
