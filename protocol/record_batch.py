@@ -44,7 +44,19 @@ _I32 = struct.Struct(">i")
 
 
 class InvalidRecordBatch(ValueError):
-    """The bytes are not a well-formed magic-2 record batch (maps to CORRUPT_MESSAGE)."""
+    """The bytes are not a well-formed magic-2 record batch (maps to CORRUPT_MESSAGE).
+
+    ``error_code`` is the Kafka error a broker answers with (Kafka's CorruptRecordException).
+    """
+
+    error_code: int = 2  # CORRUPT_MESSAGE
+
+
+class InvalidRecord(InvalidRecordBatch):
+    """The batch is intact (length, CRC) but a record inside it is malformed, or the record count
+    disagrees with the records (Kafka's InvalidRecordException: INVALID_RECORD)."""
+
+    error_code: int = 87  # INVALID_RECORD
 
 
 @dataclass(slots=True)

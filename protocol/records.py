@@ -3,7 +3,9 @@
 The broker normally stores and serves batches as opaque bytes (see :mod:`protocol.record_batch`).
 It looks inside only for compaction, transaction markers, timestamps and validation. Decoding here
 is hostile-input safe: any defect raises :class:`protocol.record_batch.InvalidRecordBatch` (never
-another exception), nothing is preallocated from a length or count found in the input, and a
+another exception; its ``error_code`` is the answer Kafka gives: CORRUPT_MESSAGE for a bad
+length, CRC or compressed payload, and the subclass ``InvalidRecord`` with INVALID_RECORD for a
+malformed record or a wrong record count), nothing is preallocated from a length or count found in the input, and a
 compressed batch is decompressed with a cap (``max_decompressed_size``).
 
 Record layout (all integers zigzag varints / varlongs, as in Kafka's ``DefaultRecord``)::
@@ -53,6 +55,7 @@ from protocol.record_batch import (
     TIMESTAMP_TYPE_MASK,
     TRANSACTIONAL_MASK,
     BatchHeader,
+    InvalidRecord,
     InvalidRecordBatch,
     compute_crc,
     parse_header,
@@ -162,9 +165,9 @@ def _read_varint(buf: bytes, pos: int, end: int, max_bytes: int, mask: int) -> t
     limit = pos + max_bytes
     while True:
         if pos >= end:
-            raise InvalidRecordBatch("record truncated inside a varint")
+            raise InvalidRecord("record truncated inside a varint")
         if pos >= limit:
-            raise InvalidRecordBatch("varint is too long")
+            raise InvalidRecord("varint is too long")
         b = buf[pos]
         pos += 1
         raw |= (b & 0x7F) << shift
@@ -238,17 +241,17 @@ def _decode_record(
 ) -> tuple[Record, int]:
     length, pos = _varint(buf, pos, end)
     if length < 0 or length > end - pos:
-        raise InvalidRecordBatch(f"invalid record length {length} with {end - pos} bytes left")
+        raise InvalidRecord(f"invalid record length {length} with {end - pos} bytes left")
     rend = pos + length
     if pos >= rend:
-        raise InvalidRecordBatch("empty record")
+        raise InvalidRecord("empty record")
     attributes = buf[pos]
     pos += 1
     ts_delta, pos = _varlong(buf, pos, rend)
     offset_delta, pos = _varint(buf, pos, rend)
     key_len, pos = _varint(buf, pos, rend)
     if key_len < -1 or key_len > rend - pos:
-        raise InvalidRecordBatch(f"invalid record key length {key_len}")
+        raise InvalidRecord(f"invalid record key length {key_len}")
     if key_len == -1:
         key = None
     else:
@@ -256,7 +259,7 @@ def _decode_record(
         pos += key_len
     value_len, pos = _varint(buf, pos, rend)
     if value_len < -1 or value_len > rend - pos:
-        raise InvalidRecordBatch(f"invalid record value length {value_len}")
+        raise InvalidRecord(f"invalid record value length {value_len}")
     if value_len == -1:
         value = None
     else:
@@ -264,17 +267,17 @@ def _decode_record(
         pos += value_len
     count, pos = _varint(buf, pos, rend)
     if count < 0:
-        raise InvalidRecordBatch(f"invalid number of record headers {count}")
+        raise InvalidRecord(f"invalid number of record headers {count}")
     headers: list[tuple[str, bytes | None]] = []
     for _ in range(count):  # each header takes >= 2 bytes, so a huge count fails fast on bounds
         hk_len, pos = _varint(buf, pos, rend)
         if hk_len < 0 or hk_len > rend - pos:
-            raise InvalidRecordBatch(f"invalid record header key length {hk_len}")
+            raise InvalidRecord(f"invalid record header key length {hk_len}")
         hkey = buf[pos : pos + hk_len].decode("utf-8", "surrogateescape")
         pos += hk_len
         hv_len, pos = _varint(buf, pos, rend)
         if hv_len < -1 or hv_len > rend - pos:
-            raise InvalidRecordBatch(f"invalid record header value length {hv_len}")
+            raise InvalidRecord(f"invalid record header value length {hv_len}")
         if hv_len == -1:
             hvalue = None
         else:
@@ -282,7 +285,7 @@ def _decode_record(
             pos += hv_len
         headers.append((hkey, hvalue))
     if pos != rend:
-        raise InvalidRecordBatch(f"invalid record size: {rend - pos} bytes left over in the record")
+        raise InvalidRecord(f"invalid record size: {rend - pos} bytes left over in the record")
     timestamp = lat if lat is not None else base_ts + ts_delta
     record = Record(key, value, tuple(headers), timestamp, base_offset + offset_delta, attributes)
     return record, rend
@@ -299,15 +302,15 @@ def decode_records(payload: bytes, header: BatchHeader) -> Iterator[Record]:
     n = 0
     while n < count:
         if pos >= end:
-            raise InvalidRecordBatch(f"incorrect declared batch size: {count} records declared, {n} found")
+            raise InvalidRecord(f"incorrect declared batch size: {count} records declared, {n} found")
         try:
             record, pos = _decode_record(payload, pos, end, header.base_offset, header.base_timestamp, lat)
         except UnicodeError as exc:  # pragma: no cover - surrogateescape accepts any bytes
-            raise InvalidRecordBatch(str(exc)) from exc
+            raise InvalidRecord(str(exc)) from exc
         n += 1
         yield record
     if pos != end:
-        raise InvalidRecordBatch("incorrect declared batch size: bytes remain after the last record")
+        raise InvalidRecord("incorrect declared batch size: bytes remain after the last record")
 
 
 def iter_records(
@@ -333,7 +336,7 @@ def decode_batch(
     payload = records_payload(buf, pos, header=header, max_decompressed_size=max_decompressed_size)
     records = list(decode_records(payload, header))
     if records and records[-1].offset - header.base_offset > header.last_offset_delta:
-        raise InvalidRecordBatch("a record's offset delta exceeds the batch's lastOffsetDelta")
+        raise InvalidRecord("a record's offset delta exceeds the batch's lastOffsetDelta")
     return DecodedBatch(header, records)
 
 
@@ -521,18 +524,18 @@ def parse_control_record(record: Record) -> ControlRecord:
     """
     key = record.key
     if key is None or len(key) < _CONTROL_KEY.size:
-        raise InvalidRecordBatch("control record key must have at least 4 bytes")
+        raise InvalidRecord("control record key must have at least 4 bytes")
     version, ctype = _CONTROL_KEY.unpack_from(key)
     if version < 0:
-        raise InvalidRecordBatch(f"invalid control record key version {version}")
+        raise InvalidRecord(f"invalid control record key version {version}")
     if ctype not in (ControlType.ABORT, ControlType.COMMIT):
         return ControlRecord(ctype, version)
     value = record.value
     if value is None or len(value) < _TXN_MARKER_VALUE.size:
-        raise InvalidRecordBatch("end transaction marker value must have at least 6 bytes")
+        raise InvalidRecord("end transaction marker value must have at least 6 bytes")
     value_version, coordinator_epoch = _TXN_MARKER_VALUE.unpack_from(value)
     if value_version < 0:
-        raise InvalidRecordBatch(f"invalid end transaction marker version {value_version}")
+        raise InvalidRecord(f"invalid end transaction marker version {value_version}")
     return ControlRecord(ctype, version, coordinator_epoch, value_version)
 
 

@@ -21,6 +21,7 @@ from protocol.record_batch import (
     HEADER_SIZE,
     TIMESTAMP_TYPE_MASK,
     TRANSACTIONAL_MASK,
+    InvalidRecord,
     InvalidRecordBatch,
     iter_batch_headers,
     parse_header,
@@ -233,8 +234,10 @@ def _patched(batch: bytes, records_section: bytes, count: int | None = None) -> 
 def test_crc_mismatch_is_rejected() -> None:
     batch = bytearray(build_batch(_sample(2)))
     batch[-1] ^= 1
-    with pytest.raises(InvalidRecordBatch, match="CRC"):
+    with pytest.raises(InvalidRecordBatch, match="CRC") as info:
         list(iter_records(batch))
+    assert not isinstance(info.value, InvalidRecord)
+    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
 
 
 def _zz(n: int) -> bytes:
@@ -276,8 +279,9 @@ _VALID_BODY = b"\x00" + _zz(0) + _zz(0) + _zz(-1) + _zz(-1) + _zz(0)
 )
 def test_malformed_records_raise_invalid_record_batch(section: bytes, count: int, match: str) -> None:
     batch = _patched(build_batch([Record(b"k", b"v", timestamp=T0)]), section, count)
-    with pytest.raises(InvalidRecordBatch, match=match):
+    with pytest.raises(InvalidRecord, match=match) as info:
         decode_batch(batch)
+    assert info.value.error_code == ErrorCode.INVALID_RECORD
 
 
 def test_corrupt_compressed_payload_is_invalid_record_batch() -> None:
@@ -285,8 +289,9 @@ def test_corrupt_compressed_payload_is_invalid_record_batch() -> None:
     h = parse_header(batch)
     broken = _patched(batch, b"\x1f\x8b not gzip at all")
     assert parse_header(broken).compression == h.compression
-    with pytest.raises(InvalidRecordBatch):
+    with pytest.raises(InvalidRecordBatch) as info:
         decode_batch(broken)
+    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
 
 
 def test_decompression_cap_applies() -> None:
@@ -402,7 +407,7 @@ def test_parse_control_record_rules() -> None:
         Record(struct.pack(">hh", 0, 0), None),
         Record(struct.pack(">hh", 0, 0), struct.pack(">hi", -1, 1)),
     ]:
-        with pytest.raises(InvalidRecordBatch):
+        with pytest.raises(InvalidRecord):
             parse_control_record(bad)
     with pytest.raises(ValueError):
         build_control_batch(ControlType.LEADER_CHANGE, producer_id=1, producer_epoch=0, timestamp=0)
