@@ -74,11 +74,14 @@ def test_we_read_kafka_batches(codec: str) -> None:
     assert batch.records == expected
 
 
-def test_kafka_writes_xerial_snappy_and_independent_lz4_blocks() -> None:
+def test_kafka_writes_xerial_snappy_independent_lz4_blocks_and_unsized_zstd() -> None:
     snappy = (JAVA / "batch_snappy.bin").read_bytes()
     assert is_xerial_snappy(snappy[HEADER_SIZE:])
     lz4 = (JAVA / "batch_lz4.bin").read_bytes()[HEADER_SIZE:]
     assert lz4[:4] == b"\x04\x22\x4d\x18" and lz4[4] & 0x20
+    zstd = (JAVA / "batch_zstd.bin").read_bytes()[HEADER_SIZE:]
+    assert zstd[:4] == b"\x28\xb5\x2f\xfd"
+    assert zstd[4] >> 6 == 0 and not zstd[4] & 0x20  # no content size: must be decoded as a stream
 
 
 def test_uncompressed_batch_is_byte_identical_to_kafka() -> None:
