@@ -270,8 +270,12 @@ def test_kafka_python_reads_and_rewrites_our_bytes(name: str, version: int) -> N
     @settings(_SETTINGS, max_examples=8)
     @given(struct_strategy(schema, spec["fields"], version, unknown_tags=False))
     def check(value: dict) -> None:
+        if name == "ApiVersionsResponse":
+            # kafka-python (like Kafka's clients) re-reads an error response at v0.
+            value["error_code"] = 0
         ours = build(cls, schema, spec["fields"], value).encode(version)
         theirs = kp_cls.decode(ours, version=version)
+        theirs._header = None  # kafka-python's decode skips __init__, its encode reads this slot
         assert theirs.encode(version=version) == ours
 
     check()
