@@ -1,0 +1,92 @@
+"""CreatePartitions (key 37), v0-3.
+
+Adds partitions to existing topics through the controller's metadata records (one commit per
+topic). The versions differ only in encoding (v2+ flexible); v0-1 are the same request. A topic
+named twice gets INVALID_REQUEST ("Duplicate topic name.") once. validateOnly runs every check and
+commits nothing. Manual assignments must name registered brokers, each at most once, with as many
+replicas as the topic's existing partitions, and at least one unfenced broker, as Kafka's
+``ReplicationControlManager`` requires.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.controller.quorum import ControllerError
+from protocol.errors import ErrorCode
+from protocol.messages.create_partitions import CreatePartitionsResponse
+
+Result = CreatePartitionsResponse.CreatePartitionsTopicResult
+
+
+def _validate(image, name: str, count: int, assignments: list[list[int]] | None) -> None:
+    """Kafka's checks, in Kafka's order; raises ControllerError."""
+    topic = image.topic(name)
+    if topic is None:
+        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                              "This server does not host this topic-partition.")
+    current = len(topic.partitions)
+    if count == current:
+        raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+    if count < current:
+        raise ControllerError(ErrorCode.INVALID_PARTITIONS,
+                              f"The topic {name} currently has {current} partition(s); {count} would not be "
+                              "an increase.")
+    additional = count - current
+    if assignments is None:
+        return
+    if len(assignments) != additional:
+        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                              f"Attempted to add {additional} additional partition(s), but only "
+                              f"{len(assignments)} assignment(s) were specified.")
+    replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else None
+    for i, replicas in enumerate(assignments):
+        if not replicas:
+            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                  "The manual partition assignment includes an empty replica list.")
+        previous = None
+        for broker_id in sorted(replicas):
+            if broker_id not in image.brokers:
+                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                      f"The manual partition assignment includes broker {broker_id}, but no such "
+                                      "broker is registered.")
+            if broker_id == previous:
+                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                      f"The manual partition assignment includes the broker {broker_id} more "
+                                      "than once.")
+            previous = broker_id
+        if replication is not None and len(replicas) != replication:
+            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                  f"The manual partition assignment includes a partition with {len(replicas)} "
+                                  "replica(s), but this is not consistent with previous partitions, which have "
+                                  f"{replication} replica(s).")
+        if all(image.brokers[b].fenced for b in replicas):
+            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                  "All brokers specified in the manual partition assignment for partition "
+                                  f"{current + i} are fenced or in controlled shutdown.")
+
+
+@api(37, 0, 3)
+def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
+    broker = ctx.broker
+    controller = broker.controller
+    counts: dict[str, int] = {}
+    for t in request.topics:
+        counts[t.name] = counts.get(t.name, 0) + 1
+    results: list[Result] = [
+        Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.")
+        for name, n in counts.items() if n > 1
+    ]
+    for t in request.topics:
+        if counts[t.name] > 1:
+            continue
+        assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
+        try:
+            _validate(broker.image, t.name, t.count, assignments)
+            records = controller.plan_partitions(t.name, t.count, assignments)
+        except ControllerError as exc:
+            results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))
+            continue
+        if not request.validate_only:
+            controller.commit(records)
+        results.append(Result(name=t.name, error_code=ErrorCode.NONE, error_message=None))
+    return CreatePartitionsResponse(throttle_time_ms=0, results=results)

@@ -1,0 +1,68 @@
+"""DeleteRecords (key 21), v0-2.
+
+Moves each partition's log start offset forward (``PartitionLog.advance_log_start``); segments
+wholly below it are removed. Offset -1 means the high watermark; an offset beyond the high
+watermark, or any other negative one, is OFFSET_OUT_OF_RANGE. An offset at or below the current
+log start changes nothing and answers the current log start. As in Kafka: unknown partitions get
+UNKNOWN_TOPIC_OR_PARTITION, internal topics INVALID_TOPIC_EXCEPTION, a topic whose
+cleanup.policy lacks ``delete`` POLICY_VIOLATION; every error carries low watermark -1. With one
+replica the new low watermark is reached when the call returns, so timeoutMs is not needed.
+v2 is v1 with flexible encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kbroker.api.registry import api
+from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
+from kbroker.topics import INTERNAL_TOPICS
+from protocol.errors import ErrorCode
+from protocol.messages.delete_records import DeleteRecordsResponse
+
+log = logging.getLogger(__name__)
+
+TopicResult = DeleteRecordsResponse.DeleteRecordsTopicResult
+PartResult = DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult
+
+HIGH_WATERMARK = -1
+INVALID_LOW_WATERMARK = -1
+
+
+def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+    if broker.image.partition(topic, index) is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
+    if topic in INTERNAL_TOPICS:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION, INVALID_LOW_WATERMARK
+    partition = broker.partition(topic, index)
+    if partition is None:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER, INVALID_LOW_WATERMARK
+    plog = partition.log
+    if not plog.config.delete:
+        return ErrorCode.POLICY_VIOLATION, INVALID_LOW_WATERMARK
+    target = plog.high_watermark if offset == HIGH_WATERMARK else offset
+    if target < 0:
+        return ErrorCode.OFFSET_OUT_OF_RANGE, INVALID_LOW_WATERMARK
+    try:
+        low = plog.advance_log_start(target)
+    except OffsetOutOfRangeError:
+        return ErrorCode.OFFSET_OUT_OF_RANGE, INVALID_LOW_WATERMARK
+    except LogCorruptedError:
+        return ErrorCode.KAFKA_STORAGE_ERROR, INVALID_LOW_WATERMARK
+    except LogError as exc:
+        log.warning("delete records on %s-%s failed: %s", topic, index, exc)
+        return ErrorCode.KAFKA_STORAGE_ERROR, INVALID_LOW_WATERMARK
+    return ErrorCode.NONE, low
+
+
+@api(21, 0, 2)
+def handle_delete_records(ctx, request) -> DeleteRecordsResponse:
+    broker = ctx.broker
+    by_topic: dict[str, TopicResult] = {}
+    for t in request.topics:
+        result = by_topic.setdefault(t.name, TopicResult(name=t.name, partitions=[]))
+        for p in t.partitions:
+            error, low = _delete(broker, t.name, p.partition_index, p.offset)
+            result.partitions.append(PartResult(partition_index=p.partition_index, low_watermark=low,
+                                                error_code=error))
+    return DeleteRecordsResponse(throttle_time_ms=0, topics=list(by_topic.values()))

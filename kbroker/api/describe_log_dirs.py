@@ -1,0 +1,74 @@
+"""DescribeLogDirs (key 35), v1-5.
+
+One result per configured log dir (absolute path), listing the partition logs it holds: size in
+bytes, offset lag (high watermark minus log end offset, never below 0; -1 when the partition is
+not hosted), never a future log (no AlterReplicaLogDirs). A null topic list means every partition;
+otherwise only the partitions asked for, and as in Kafka every topic with a log in the dir is
+listed, with its matching partitions (possibly none). v3+ adds a top-level error code; v4+ the
+volume's total and usable bytes; v5 IsCordoned (never here). The metadata log is the controller's
+and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kbroker.api.registry import api
+from kbroker.controller.quorum import METADATA_TOPIC
+from protocol.errors import ErrorCode
+from protocol.messages.describe_log_dirs import DescribeLogDirsResponse
+
+Result = DescribeLogDirsResponse.DescribeLogDirsResult
+TopicOut = Result.DescribeLogDirsTopic
+PartOut = Result.DescribeLogDirsTopic.DescribeLogDirsPartition
+
+INVALID_OFFSET_LAG = -1
+
+
+def _volume(path: Path) -> tuple[int, int]:
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+def _offset_lag(broker, topic: str, index: int, log_end_offset: int) -> int:
+    partition = broker.partition(topic, index)
+    if partition is None:
+        return INVALID_OFFSET_LAG
+    return max(partition.high_watermark - log_end_offset, 0)
+
+
+@api(35, 1, 5)
+def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
+    broker = ctx.broker
+    logs = {k: v for k, v in broker.log_manager.partitions().items() if k[0] != METADATA_TOPIC}
+    if request.topics is None:
+        wanted = set(logs)
+    else:
+        wanted = {(t.topic, p) for t in request.topics for p in t.partitions}
+    by_dir: dict[Path, dict[str, list]] = {}
+    for (topic, index), plog in sorted(logs.items()):
+        parent = plog.directory.parent.resolve()
+        topics = by_dir.setdefault(parent, {})
+        parts = topics.setdefault(topic, [])
+        if (topic, index) not in wanted:
+            continue
+        try:
+            size = plog.size
+            end = plog.log_end_offset
+        except (OSError, ValueError):
+            continue
+        parts.append(PartOut(partition_index=index, partition_size=size,
+                             offset_lag=_offset_lag(broker, topic, index, end), is_future_key=False))
+    results = []
+    for log_dir in broker.config.log_dirs:
+        path = Path(log_dir).resolve()
+        try:
+            total, usable = _volume(path)
+        except OSError:
+            results.append(Result(error_code=ErrorCode.KAFKA_STORAGE_ERROR, log_dir=str(path), topics=[]))
+            continue
+        topics = [TopicOut(name=name, partitions=parts) for name, parts in sorted(by_dir.get(path, {}).items())]
+        results.append(Result(error_code=ErrorCode.NONE, log_dir=str(path), topics=topics,
+                              total_bytes=total, usable_bytes=usable))
+    return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results=results)

@@ -1,0 +1,107 @@
+"""DescribeTopicPartitions (key 75), v0 (Kafka 3.8+).
+
+Topics (all of them when the list is empty) in name order, each with its partitions, at most
+``min(ResponsePartitionLimit, max.request.partition.size.limit)`` partitions per response. A
+cursor (topic, partition) starts the page: topics sorting before the cursor's are skipped, the
+cursor topic starts at its partition index and every later topic at 0. When the limit cuts a topic
+short, NextCursor names it and the first partition left out; when the limit is used up exactly at
+the end of a topic and more topics follow, NextCursor names the next topic at partition 0. A
+cursor topic missing from a non-empty topic list is INVALID_REQUEST for every requested topic.
+Named topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an
+illegal name); when listing all topics there are none such. Without an authorizer every topic is
+described and every operation is authorized.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.metadata import TOPIC_OPERATIONS
+from kbroker.api.registry import api
+from kbroker.controller.quorum import ControllerError, validate_topic_name
+from kbroker.topics import INTERNAL_TOPICS
+from protocol.errors import ErrorCode
+from protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
+
+Response = DescribeTopicPartitionsResponse
+TopicOut = Response.DescribeTopicPartitionsResponseTopic
+PartOut = Response.DescribeTopicPartitionsResponseTopic.DescribeTopicPartitionsResponsePartition
+
+ZERO_UUID = uuid.UUID(int=0)
+DEFAULT_PARTITION_LIMIT = 2000
+
+
+def _missing_topic_error(name: str) -> ErrorCode:
+    try:
+        validate_topic_name(name)
+    except ControllerError:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION
+    return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def _partition(image, state, index: int) -> PartOut:
+    leader = state.leader
+    registered = image.brokers.get(leader)
+    offline = [b for b in state.replicas if b not in image.brokers or image.brokers[b].fenced]
+    return PartOut(
+        error_code=ErrorCode.NONE,
+        partition_index=index,
+        leader_id=leader if registered is not None else -1,
+        leader_epoch=state.leader_epoch,
+        replica_nodes=list(state.replicas),
+        isr_nodes=list(state.isr),
+        eligible_leader_replicas=[],
+        last_known_elr=[],
+        offline_replicas=offline,
+    )
+
+
+@api(75, 0, 0)
+def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsResponse:
+    broker = ctx.broker
+    image = broker.image
+    fetch_all = not request.topics
+    cursor = request.cursor
+    cursor_topic = cursor.topic_name if cursor is not None else ""
+    if fetch_all:
+        names = {name for name in image.topics if name >= cursor_topic}
+    else:
+        names = {t.name for t in request.topics if t.name >= cursor_topic}
+        if cursor is not None and cursor.topic_name not in names:
+            return Response(throttle_time_ms=0, topics=[
+                TopicOut(error_code=ErrorCode.INVALID_REQUEST, name=t.name, topic_id=ZERO_UUID, is_internal=False,
+                         partitions=[])
+                for t in request.topics
+            ])
+    limit_config = broker.config.raw.get("max.request.partition.size.limit")
+    max_limit = int(limit_config) if limit_config else DEFAULT_PARTITION_LIMIT
+    remaining = min(max_limit, request.response_partition_limit)
+    response = Response(throttle_time_ms=0, topics=[], next_cursor=None)
+    for name in sorted(names):
+        if remaining <= 0:
+            if remaining == 0:
+                response.next_cursor = Response.Cursor(topic_name=name, partition_index=0)
+            break
+        topic = image.topic(name)
+        if topic is None:
+            if not fetch_all:
+                response.topics.append(TopicOut(error_code=_missing_topic_error(name), name=name,
+                                                topic_id=ZERO_UUID, is_internal=name in INTERNAL_TOPICS,
+                                                partitions=[]))
+            continue
+        start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
+        start = max(start, 0)
+        count = len(topic.partitions)
+        upper = min(count, start + remaining)
+        partitions = [
+            _partition(image, topic.partitions[i], i) for i in range(start, upper) if i in topic.partitions
+        ]
+        response.topics.append(TopicOut(
+            error_code=ErrorCode.NONE, name=name, topic_id=topic.topic_id, is_internal=topic.is_internal,
+            partitions=partitions, topic_authorized_operations=TOPIC_OPERATIONS,
+        ))
+        if upper < count:
+            response.next_cursor = Response.Cursor(topic_name=name, partition_index=upper)
+            break
+        remaining -= len(partitions)
+    return response

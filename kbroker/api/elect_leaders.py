@@ -1,0 +1,101 @@
+"""ElectLeaders (key 43), v0-2.
+
+Elections as Kafka's ``ReplicationControlManager.electLeaders``. Preferred (type 0, the only one
+at v0): a partition whose leader is already its first replica gets ELECTION_NOT_NEEDED; otherwise
+the first replica is elected if it is registered, unfenced and in the ISR, else
+PREFERRED_LEADER_NOT_AVAILABLE. Unclean (type 1, v1+): a partition that has a leader gets
+ELECTION_NOT_NEEDED; otherwise the first unfenced ISR member is elected, or failing that the first
+unfenced replica (which becomes the whole ISR), else ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
+is INVALID_REQUEST for the whole request. A null partition list means every partition, and then
+partitions that need no election are left out of the results; an empty list does nothing. An
+election is a PartitionChangeRecord committed through the controller (the leader epoch moves).
+v1 adds the top-level error code, v2 is flexible.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.controller import metadata_records as mr
+from kbroker.controller.image import NO_LEADER
+from protocol.errors import ErrorCode
+from protocol.messages.elect_leaders import ElectLeadersResponse
+
+TopicOut = ElectLeadersResponse.ReplicaElectionResult
+PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
+
+PREFERRED, UNCLEAN = 0, 1
+LEADER_RECOVERING = 1
+
+
+def _active(image, broker_id: int) -> bool:
+    reg = image.brokers.get(broker_id)
+    return reg is not None and not reg.fenced
+
+
+def _elect(image, topic_name: str, index: int, election: int, records: list) -> tuple[ErrorCode, str | None]:
+    topic = image.topic(topic_name)
+    if topic is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {topic_name}"
+    state = topic.partitions.get(index)
+    if state is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {topic_name}-{index}"
+    preferred = state.replicas[0] if state.replicas else NO_LEADER
+    if election == PREFERRED:
+        if state.leader == preferred:
+            return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
+        if preferred == NO_LEADER or preferred not in state.isr or not _active(image, preferred):
+            return ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE.message
+        records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=preferred))
+        return ErrorCode.NONE, None
+    if state.leader != NO_LEADER:
+        return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
+    in_sync = [b for b in state.isr if _active(image, b)]
+    if in_sync:
+        records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=in_sync[0]))
+        return ErrorCode.NONE, None
+    alive = [b for b in state.replicas if _active(image, b)]
+    if not alive:
+        return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE, ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE.message
+    records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=alive[0],
+                                            isr=[alive[0]], leader_recovery_state=LEADER_RECOVERING))
+    return ErrorCode.NONE, None
+
+
+@api(43, 0, 2)
+def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
+    broker = ctx.broker
+    image = broker.image
+    election = request.election_type if ctx.api_version >= 1 else PREFERRED
+    if election not in (PREFERRED, UNCLEAN):
+        message = f"Unknown election type {election}"
+        return ElectLeadersResponse(
+            throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
+            replica_election_results=[
+                TopicOut(topic=t.topic, partition_result=[
+                    PartOut(partition_id=p, error_code=ErrorCode.INVALID_REQUEST, error_message=message)
+                    for p in t.partitions
+                ])
+                for t in request.topic_partitions or []
+            ],
+        )
+    records: list = []
+    results: list[TopicOut] = []
+    if request.topic_partitions is None:
+        for name in sorted(image.topics):
+            out = TopicOut(topic=name, partition_result=[])
+            for index in sorted(image.topics[name].partitions):
+                error, message = _elect(image, name, index, election, records)
+                if error != ErrorCode.ELECTION_NOT_NEEDED:
+                    out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
+            if out.partition_result:
+                results.append(out)
+    else:
+        for t in request.topic_partitions:
+            out = TopicOut(topic=t.topic, partition_result=[])
+            results.append(out)
+            for index in t.partitions:
+                error, message = _elect(image, t.topic, index, election, records)
+                out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
+    if records:
+        broker.controller.commit(records)
+    return ElectLeadersResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, replica_election_results=results)
