@@ -486,3 +486,16 @@ def test_check_produce_records() -> None:
     struct.pack_into(">i", tiny, 8, 13)
     assert check_produce_records(3, tiny) == ErrorCode.CORRUPT_MESSAGE
     assert check_produce_records(2, _legacy_magic1_message_set()) == ErrorCode.NONE  # not checked below v3
+
+
+@settings(max_examples=300, deadline=None)
+@given(blob=st.binary(max_size=150), version=st.integers(3, 13), prefix=st.booleans())
+def test_fuzz_check_produce_records_always_answers_a_code(blob: bytes, version: int, prefix: bool) -> None:
+    if prefix:  # start from a real batch so the deeper branches are reached
+        blob = build_batch(_sample(1))[: len(blob) % 120] + blob
+    assert check_produce_records(version, blob) in {
+        ErrorCode.NONE,
+        ErrorCode.INVALID_RECORD,
+        ErrorCode.CORRUPT_MESSAGE,
+        ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+    }
