@@ -119,10 +119,8 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
     records: Any = slices[0] if slices else EMPTY
     size = len(records)
     if isolation == 1 and size:
-        collect = getattr(plog, "aborted_transactions", None)
-        if collect is not None:
-            aborted = [Aborted(producer_id=pid, first_offset=first)
-                       for pid, first in collect(c.fetch_offset, max_offset)]
+        aborted = [Aborted(producer_id=pid, first_offset=first)
+                   for pid, first in partition.aborted_transactions(c.fetch_offset, max_offset)]
     return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
 
 

@@ -5,7 +5,10 @@ clients) the broker hands out a fresh producer id at epoch 0 from a block reserv
 metadata log, so ids are never reused across restarts. v3+ may pass the current id and epoch to
 bump the epoch after a fatal error (KIP-360): the same id comes back with epoch + 1, or a new id
 when the epoch would overflow. Transactional ids go to the transaction coordinator when one is
-installed on the broker.
+installed on the broker (``kbroker/coordinator/txn_coordinator.py``): a new id gets a producer id
+at epoch 0, a known one its epoch bumped (fencing older instances, whose ongoing transaction is
+aborted first), PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v4) when a v3+ request names an id
+and epoch the transactional id no longer has.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def handle_init_producer_id(ctx, request):
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
-        return coordinator.handle_init_producer_id(ctx, request)
+        return _transactional(ctx, coordinator, request)
     pids = broker.producer_ids
     if ctx.api_version >= 3 and request.producer_id >= 0:
         if request.producer_epoch < 0:
@@ -51,3 +54,20 @@ def handle_init_producer_id(ctx, request):
                                           producer_id=request.producer_id, producer_epoch=request.producer_epoch + 1)
     return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pids.allocate(),
                                   producer_epoch=0)
+
+
+def _transactional(ctx, coordinator, request):
+    from kbroker.coordinator.txn_coordinator import TxnError
+
+    version = ctx.api_version
+    pid, epoch = (request.producer_id, request.producer_epoch) if version >= 3 else (-1, -1)
+    try:
+        pid, epoch = coordinator.init_producer_id(request.transactional_id, request.transaction_timeout_ms,
+                                                  pid, epoch)
+    except TxnError as exc:
+        code = exc.code
+        if code == ErrorCode.PRODUCER_FENCED and version < 4:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pid,
+                                  producer_epoch=epoch)

@@ -46,12 +46,17 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """First offset of the earliest open transaction, capped by the high watermark."""
-        first_open = getattr(self.log, "first_unstable_offset", None)
+        from kbroker.replication.producer_state import partition_state
+
         hw = self.log.high_watermark
-        if first_open is None:
-            return hw
-        value = first_open() if callable(first_open) else first_open
-        return hw if value is None else min(value, hw)
+        first_open = partition_state(self).first_unstable_offset()
+        return hw if first_open is None else min(first_open, hw)
+
+    def aborted_transactions(self, start: int, end: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions overlapping ``[start, end)``."""
+        from kbroker.replication.producer_state import partition_state
+
+        return [(a.producer_id, a.first_offset) for a in partition_state(self).aborted_transactions(start, end)]
 
     def add_waiter(self, fut: asyncio.Future) -> None:
         self._waiters.append(fut)

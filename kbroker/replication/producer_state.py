@@ -1,6 +1,6 @@
-"""Per-partition state of idempotent producers: epochs, sequences, and the duplicate cache.
+"""Per-partition state of idempotent and transactional producers.
 
-Kafka's rules (ProducerStateManager / ProducerAppendInfo):
+Kafka's rules (ProducerStateManager / ProducerAppendInfo), re-derived here:
 
 - a batch with an epoch below the producer's current one is rejected (INVALID_PRODUCER_EPOCH);
 - a new epoch must start at sequence 0 (OUT_OF_ORDER_SEQUENCE_NUMBER), except for a producer this
@@ -8,19 +8,43 @@ Kafka's rules (ProducerStateManager / ProducerAppendInfo):
   been removed by retention);
 - within an epoch the first sequence must follow the last one (wrapping at 2^31-1);
 - a retried batch equal to one of the producer's last 5 batches is answered with that batch's
-  original offsets and no error, and is not appended again.
+  original offsets and no error, and is not appended again;
+- a transactional batch opens a transaction in this partition at its first offset; a COMMIT or
+  ABORT marker (a control batch written by the transaction coordinator) closes it. A marker with
+  an epoch below the producer's is rejected; one with a higher epoch (a fenced producer's
+  transaction aborted by the coordinator) becomes the producer's epoch. A non-transactional
+  batch from a producer with an open transaction is INVALID_TXN_STATE.
+
+From this state come the partition's *last stable offset* (the first offset of the earliest
+open transaction) and its *aborted-transaction index*: (producer id, first offset, marker
+offset) for every aborted transaction, which read_committed fetches return so that consumers
+drop the aborted batches.
+
+The state is never written to disk on its own: :meth:`PartitionProducerState.load` rebuilds it
+from the batch headers (and the control records) of the log when a partition is first used
+after it opens, so sequence numbers, duplicates, open transactions and aborted transactions all
+survive a restart. (Kafka bounds that scan with ``.snapshot`` files; we scan the whole log.)
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from kbroker.api.produce import ProduceError
 from protocol.errors import ErrorCode
+from protocol.record_batch import InvalidRecordBatch
+from protocol.records import ControlType, build_control_batch, iter_records, parse_control_record
+
+log = logging.getLogger(__name__)
 
 NUM_BATCHES_TO_RETAIN = 5
 INT_MAX = 2**31 - 1
+NO_OFFSET = -1
 
 
 @dataclass(slots=True)
@@ -37,10 +61,19 @@ class ProducerEntry:
     epoch: int
     batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     last_timestamp: int = -1
+    coordinator_epoch: int = -1
+    txn_first_offset: int = NO_OFFSET  # first offset of the open transaction here, or -1
 
     @property
     def last_seq(self) -> int:
         return self.batches[-1].last_seq if self.batches else -1
+
+
+@dataclass(frozen=True, slots=True)
+class AbortedTxn:
+    producer_id: int
+    first_offset: int
+    last_offset: int  # offset of the ABORT marker
 
 
 def in_sequence(last_seq: int, next_seq: int) -> bool:
@@ -48,11 +81,17 @@ def in_sequence(last_seq: int, next_seq: int) -> bool:
 
 
 class PartitionProducerState:
+    """Producers, open transactions and aborted transactions of one partition (pure logic)."""
+
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.aborted: list[AbortedTxn] = []  # ordered by marker offset
+        self._aborted_last: list[int] = []  # marker offsets, for bisect
+
+    # -- validation ------------------------------------------------------------------------
 
     def check(self, header) -> BatchMetadata | None:
-        """Validate a batch; returns the original batch when it is a duplicate, else None."""
+        """Validate a client batch; returns the original batch when it is a duplicate, else None."""
         pid, epoch, first_seq = header.producer_id, header.producer_epoch, header.base_sequence
         entry = self.producers.get(pid)
         if entry is None:
@@ -60,22 +99,26 @@ class PartitionProducerState:
         if epoch < entry.epoch:
             raise ProduceError(
                 ErrorCode.INVALID_PRODUCER_EPOCH,
-                f"Epoch of producer {pid} at offset is {epoch}, which is smaller than the last seen epoch "
-                f"{entry.epoch}",
+                f"Epoch of producer {pid} is {epoch}, which is smaller than the last seen epoch {entry.epoch}",
             )
         last_seq = header.last_sequence
         if epoch == entry.epoch:
             for b in entry.batches:
                 if b.first_seq == first_seq and b.last_seq == last_seq:
                     return b
+        if entry.txn_first_offset != NO_OFFSET and not header.is_transactional:
+            raise ProduceError(
+                ErrorCode.INVALID_TXN_STATE,
+                f"Expected transactional write from producer {pid} at offset {entry.txn_first_offset}",
+            )
         if first_seq == -1:
             return None
         if epoch != entry.epoch:
             if first_seq != 0:
                 raise ProduceError(
                     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    f"Invalid sequence number for new epoch of producer {pid} at offset: {epoch} "
-                    f"(request epoch), {first_seq} (seq. number), {entry.epoch} (current producer epoch)",
+                    f"Invalid sequence number for new epoch of producer {pid}: {epoch} (request epoch), "
+                    f"{first_seq} (seq. number), {entry.epoch} (current producer epoch)",
                 )
         elif not in_sequence(entry.last_seq, first_seq):
             raise ProduceError(
@@ -85,35 +128,168 @@ class PartitionProducerState:
             )
         return None
 
+    def has_open_txn(self, producer_id: int) -> bool:
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.txn_first_offset != NO_OFFSET
+
+    def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int) -> ErrorCode:
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return ErrorCode.NONE
+        if epoch < entry.epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        if coordinator_epoch < entry.coordinator_epoch:
+            return ErrorCode.TRANSACTION_COORDINATOR_FENCED
+        return ErrorCode.NONE
+
+    # -- updates (live appends and the rebuild share them) --------------------------------
+
     def update(self, header, first_offset: int, last_offset: int) -> None:
         pid, epoch = header.producer_id, header.producer_epoch
         entry = self.producers.get(pid)
-        if entry is None or entry.epoch != epoch:
+        if entry is None:
             entry = ProducerEntry(pid, epoch)
             self.producers[pid] = entry
+        elif entry.epoch != epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
         entry.last_timestamp = header.max_timestamp
         if header.base_sequence >= 0:
             entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, first_offset, last_offset))
+        if header.is_transactional and entry.txn_first_offset == NO_OFFSET:
+            entry.txn_first_offset = first_offset
+
+    def apply_marker(self, producer_id: int, epoch: int, commit: bool, offset: int, coordinator_epoch: int,
+                     timestamp: int) -> None:
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = ProducerEntry(producer_id, epoch)
+            self.producers[producer_id] = entry
+        elif entry.epoch != epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
+        first = entry.txn_first_offset
+        entry.txn_first_offset = NO_OFFSET
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp = timestamp
+        if not commit and first != NO_OFFSET:
+            self.aborted.append(AbortedTxn(producer_id, first, offset))
+            self._aborted_last.append(offset)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def first_unstable_offset(self) -> int | None:
+        firsts = [e.txn_first_offset for e in self.producers.values() if e.txn_first_offset != NO_OFFSET]
+        return min(firsts) if firsts else None
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping ``[start, end)``: marker at/after start, first offset before end."""
+        i = bisect.bisect_left(self._aborted_last, start)
+        return [a for a in self.aborted[i:] if a.first_offset < end]
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> list[int]:
+        """Forget producers idle for ``expiration_ms`` with no open transaction (producer.id.expiration.ms)."""
+        doomed = [pid for pid, e in self.producers.items()
+                  if e.txn_first_offset == NO_OFFSET and now_ms - e.last_timestamp >= expiration_ms]
+        for pid in doomed:
+            del self.producers[pid]
+        return doomed
+
+    def truncate_head(self, log_start_offset: int) -> None:
+        """Drop aborted transactions wholly below the log start (retention, DeleteRecords)."""
+        i = bisect.bisect_left(self._aborted_last, log_start_offset)
+        if i:
+            del self.aborted[:i]
+            del self._aborted_last[:i]
+
+    # -- rebuild ---------------------------------------------------------------------------
+
+    def replay_batch(self, header, data: Any) -> None:
+        if header.producer_id < 0:
+            return
+        if header.is_control:
+            try:
+                records = list(iter_records(data))
+                ctrl = parse_control_record(records[0]) if records else None
+            except (InvalidRecordBatch, ValueError):
+                log.warning("unreadable control batch at offset %d", header.base_offset)
+                return
+            if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
+                return
+            self.apply_marker(header.producer_id, header.producer_epoch, ctrl.type == ControlType.COMMIT,
+                              header.base_offset, ctrl.coordinator_epoch or 0, header.max_timestamp)
+        else:
+            self.update(header, header.base_offset, header.last_offset)
+
+    @classmethod
+    def load(cls, plog) -> PartitionProducerState:
+        """Rebuild the state by scanning the log's batches from its start."""
+        state = cls()
+        t0 = time.monotonic()
+        n = 0
+        for header, data in plog.iter_batches():
+            state.replay_batch(header, data)
+            n += 1
+        if n:
+            log.debug("producer state of %s rebuilt from %d batches in %.0f ms", getattr(plog, "directory", "?"),
+                      n, (time.monotonic() - t0) * 1000)
+        return state
+
+
+def partition_state(partition) -> PartitionProducerState:
+    """The producer state of a partition, rebuilt from its log on first use."""
+    state = partition.producer_state
+    if state is None:
+        state = partition.producer_state = PartitionProducerState.load(partition.log)
+    return state
 
 
 class ProducerStateManager:
-    """The hook the replica manager calls around client appends with a producer id."""
+    """The hook the replica manager calls around client appends with a producer id.
+
+    ``verifier`` (the transaction coordinator, when installed) checks that the first
+    transactional batch of a producer in a partition belongs to a transaction that added this
+    partition (Kafka 4's produce-side verification, KIP-890 part 1).
+    """
+
+    def __init__(self) -> None:
+        self.verifier: Any = None
 
     def check_append(self, partition, header, transactional_id):
         from kbroker.replication.replica_manager import AppendResult
 
-        state = self._state(partition)
+        state = partition_state(partition)
         duplicate = state.check(header)
         if duplicate is not None:
             return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1)
+        if header.is_transactional and not state.has_open_txn(header.producer_id):
+            if transactional_id is None:
+                raise ProduceError(ErrorCode.INVALID_TXN_STATE,
+                                   "Transactional records need a transactional id in the produce request")
+            if self.verifier is not None:
+                code = self.verifier.verify_partition(transactional_id, header.producer_id, header.producer_epoch,
+                                                      partition.topic, partition.index)
+                if code != ErrorCode.NONE:
+                    raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
+                                             f"verification for producer {header.producer_id}: {code.name}")
         return None
 
     def on_append(self, partition, header, first_offset: int, last_offset: int) -> None:
-        self._state(partition).update(header, first_offset, last_offset)
+        partition_state(partition).update(header, first_offset, last_offset)
 
-    @staticmethod
-    def _state(partition) -> PartitionProducerState:
-        state = partition.producer_state
-        if state is None:
-            state = partition.producer_state = PartitionProducerState()
-        return state
+    def write_marker(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
+                     coordinator_epoch: int) -> ErrorCode:
+        """Append a COMMIT/ABORT control batch to ``partition`` and close the producer's transaction."""
+        state = partition_state(partition)
+        code = state.check_marker(producer_id, epoch, coordinator_epoch)
+        if code != ErrorCode.NONE:
+            return code
+        now_ms = int(time.time() * 1000)
+        batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
+                                    producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
+        offset = replica_manager.append_internal(partition, batch)
+        state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
+        partition.notify()  # the last stable offset may have moved
+        return ErrorCode.NONE

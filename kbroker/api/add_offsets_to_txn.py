@@ -1,0 +1,26 @@
+"""AddOffsetsToTxn (key 25), v0-4.
+
+Adds the group's ``__consumer_offsets`` partition to the transaction, so that offsets sent with
+TxnOffsetCommit become visible when (and only if) the transaction commits. Errors as
+AddPartitionsToTxn; PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.txn_coordinator import TxnError
+from protocol.errors import ErrorCode
+from protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
+
+
+@api(25, 0, 4)
+def handle_add_offsets_to_txn(ctx, request) -> AddOffsetsToTxnResponse:
+    try:
+        ctx.broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id,
+                                               request.producer_epoch, request.group_id)
+        code = ErrorCode.NONE
+    except TxnError as exc:
+        code = exc.code
+        if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+    return AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=code)

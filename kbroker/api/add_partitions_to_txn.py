@@ -1,0 +1,67 @@
+"""AddPartitionsToTxn (key 24), v0-5.
+
+v0-3 (clients): one transaction; every partition gets the same outcome: NONE, the transaction
+error (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v2 —,
+CONCURRENT_TRANSACTIONS, ...), or, when some partitions do not exist, UNKNOWN_TOPIC_OR_PARTITION
+for those and OPERATION_NOT_ATTEMPTED for the others. v4+ (brokers, KIP-890) batches several
+transactions and may be ``VerifyOnly``: then nothing is added and each partition answers NONE if
+it is already in the ongoing transaction, INVALID_TXN_STATE otherwise.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.txn_coordinator import TxnError
+from protocol.errors import ErrorCode
+from protocol.messages.add_partitions_to_txn import (
+    AddPartitionsToTxnPartitionResult,
+    AddPartitionsToTxnResponse,
+    AddPartitionsToTxnTopicResult,
+)
+
+TxnResult = AddPartitionsToTxnResponse.AddPartitionsToTxnResult
+
+
+def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxnTopicResult]:
+    by_topic: dict[str, list[AddPartitionsToTxnPartitionResult]] = {}
+    for (topic, index), code in codes.items():
+        by_topic.setdefault(topic, []).append(
+            AddPartitionsToTxnPartitionResult(partition_index=index, partition_error_code=code))
+    return [AddPartitionsToTxnTopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
+
+
+def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
+            verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
+    wanted = [(t.name, p) for t in topics for p in t.partitions]
+    coordinator = broker.txn_coordinator
+    if verify_only:
+        return {tp: coordinator.verify_partition(transactional_id, producer_id, producer_epoch, *tp)
+                for tp in wanted}
+    unknown = {tp for tp in wanted if broker.partition(*tp) is None}
+    if unknown:
+        return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
+                for tp in wanted}
+    try:
+        coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted)
+        code = ErrorCode.NONE
+    except TxnError as exc:
+        code = exc.code
+        if code == ErrorCode.PRODUCER_FENCED and version < 2:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+    return dict.fromkeys(wanted, code)
+
+
+@api(24, 0, 5)
+def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+    broker = ctx.broker
+    version = ctx.api_version
+    if version < 4:
+        codes = add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+                        request.v3_and_below_producer_epoch, request.v3_and_below_topics)
+        return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
+    results = []
+    for txn in request.transactions:
+        codes = add_one(broker, version, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
+                        txn.verify_only)
+        results.append(TxnResult(transactional_id=txn.transactional_id, topic_results=_results(codes)))
+    return AddPartitionsToTxnResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=results)

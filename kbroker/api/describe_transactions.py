@@ -1,0 +1,37 @@
+"""DescribeTransactions (key 65), v0.
+
+State, timeout, start time, producer id/epoch and partitions of each transactional id;
+TRANSACTIONAL_ID_NOT_FOUND for an id the coordinator does not know.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.describe_transactions import DescribeTransactionsResponse
+
+State = DescribeTransactionsResponse.TransactionState
+TopicData = State.TopicData
+
+
+@api(65, 0, 0)
+def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
+    coordinator = ctx.broker.txn_coordinator
+    out = []
+    for tid in request.transactional_ids:
+        txn = coordinator.txns.get(tid)
+        if txn is None:
+            out.append(State(error_code=ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, transactional_id=tid,
+                             transaction_state="", transaction_timeout_ms=0, transaction_start_time_ms=-1,
+                             producer_id=-1, producer_epoch=-1, topics=[]))
+            continue
+        by_topic: dict[str, list[int]] = {}
+        for topic, index in sorted(txn.partitions):
+            by_topic.setdefault(topic, []).append(index)
+        out.append(State(
+            error_code=ErrorCode.NONE, transactional_id=tid, transaction_state=txn.state.display,
+            transaction_timeout_ms=txn.timeout_ms, transaction_start_time_ms=txn.start_ms,
+            producer_id=txn.producer_id, producer_epoch=txn.producer_epoch,
+            topics=[TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()],
+        ))
+    return DescribeTransactionsResponse(throttle_time_ms=0, transaction_states=out)

@@ -1,0 +1,29 @@
+"""EndTxn (key 26), v0-4.
+
+Commits or aborts the producer's ongoing transaction: PrepareCommit/PrepareAbort is logged, a
+COMMIT/ABORT marker is written to every partition of the transaction, the group offsets it
+carries are completed, and CompleteCommit/CompleteAbort is logged before the answer. Retrying a
+completed EndTxn with the same outcome answers NONE; the other outcome is INVALID_TXN_STATE.
+PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2. v5 (Transactions V2, epoch bump per
+transaction) is not served yet.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.txn_coordinator import TxnError
+from protocol.errors import ErrorCode
+from protocol.messages.end_txn import EndTxnResponse
+
+
+@api(26, 0, 4)
+def handle_end_txn(ctx, request) -> EndTxnResponse:
+    try:
+        ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id, request.producer_epoch,
+                                           request.committed)
+        code = ErrorCode.NONE
+    except TxnError as exc:
+        code = exc.code
+        if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+    return EndTxnResponse(throttle_time_ms=0, error_code=code)

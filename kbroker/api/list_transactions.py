@@ -1,0 +1,39 @@
+"""ListTransactions (key 66), v0-2.
+
+Every transactional id the coordinator knows, filtered by state names (unknown names are
+echoed in UnknownStateFilters), producer ids, v1+ a minimum duration of Ongoing transactions
+(DurationFilter, ms), and v2+ a regular expression on the id (KIP-1152).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.txn_log import STATE_BY_NAME
+from protocol.errors import ErrorCode
+from protocol.messages.list_transactions import ListTransactionsResponse
+
+State = ListTransactionsResponse.TransactionState
+
+
+@api(66, 0, 2)
+def handle_list_transactions(ctx, request) -> ListTransactionsResponse:
+    version = ctx.api_version
+    coordinator = ctx.broker.txn_coordinator
+    states = list(request.state_filters or ())
+    unknown = [s for s in states if s not in STATE_BY_NAME]
+    known = [s for s in states if s in STATE_BY_NAME]
+    if states and not known:
+        return ListTransactionsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, unknown_state_filters=unknown,
+                                        transaction_states=[])
+    duration = request.duration_filter if version >= 1 else -1
+    pattern = request.transactional_id_pattern if version >= 2 else None
+    try:
+        txns = coordinator.list_transactions(known, list(request.producer_id_filters or ()), duration, pattern)
+    except Exception:  # noqa: BLE001 - a bad regular expression
+        return ListTransactionsResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
+                                        unknown_state_filters=unknown, transaction_states=[])
+    return ListTransactionsResponse(
+        throttle_time_ms=0, error_code=ErrorCode.NONE, unknown_state_filters=unknown,
+        transaction_states=[State(transactional_id=t.transactional_id, producer_id=t.producer_id,
+                                  transaction_state=t.state.display) for t in txns],
+    )

@@ -1,0 +1,56 @@
+"""TxnOffsetCommit (key 28), v0-4.
+
+Offsets a transactional producer commits for a consumer group. The transaction coordinator checks
+that the producer owns the transaction (PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v3 —,
+INVALID_PRODUCER_ID_MAPPING) and that AddOffsetsToTxn added the group (INVALID_TXN_STATE); the
+group coordinator keeps the offsets pending until the transaction's end makes them visible
+(commit) or drops them (abort). v3+ carries the member id and generation, which the group
+coordinator may check.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.txn_coordinator import TxnError
+from protocol.errors import ErrorCode
+from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
+
+TopicResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
+PartResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition
+
+
+def _respond(request, codes) -> TxnOffsetCommitResponse:
+    return TxnOffsetCommitResponse(throttle_time_ms=0, topics=[
+        TopicResp(name=t.name, partitions=[
+            PartResp(partition_index=p.partition_index, error_code=codes(t.name, p.partition_index))
+            for p in t.partitions
+        ])
+        for t in request.topics
+    ])
+
+
+@api(28, 0, 4)
+def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+    broker = ctx.broker
+    group_coordinator = broker.group_coordinator
+    if group_coordinator is None:
+        return _respond(request, lambda t, p: ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    try:
+        broker.txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
+                                             request.group_id)
+    except TxnError as exc:
+        code = exc.code
+        if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 3:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+        return _respond(request, lambda t, p: code)
+    offsets = {
+        (t.name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
+        for t in request.topics for p in t.partitions
+    }
+    result = group_coordinator.prepare_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
+                                                   offsets)
+    if isinstance(result, dict):
+        return _respond(request, lambda t, p: ErrorCode(result.get((t, p), ErrorCode.NONE)))
+    if result is not None and int(result) != 0:
+        return _respond(request, lambda t, p: ErrorCode(result))
+    return _respond(request, lambda t, p: ErrorCode.NONE)

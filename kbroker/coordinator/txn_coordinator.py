@@ -1,0 +1,407 @@
+"""The transaction coordinator: transactional ids, their producer ids and epochs, and markers.
+
+State lives in the compacted internal topic ``__transaction_state`` (see txn_log.py). Every
+change is made the same way: build the next :class:`TxnMetadata`, append its record to the id's
+partition, then *replay* the record into memory. Start-up replays each partition from its start
+through the same function, so normal operation and recovery share one code path.
+
+Transitions (Kafka's TransactionMetadata, Transactions V1)::
+
+    Empty/CompleteCommit/CompleteAbort --AddPartitions/AddOffsets--> Ongoing
+    Ongoing --EndTxn(commit)--> PrepareCommit --markers--> CompleteCommit
+    Ongoing --EndTxn(abort) / timeout / re-InitProducerId--> PrepareAbort --markers--> CompleteAbort
+    Empty/Complete* --InitProducerId--> Empty (epoch + 1, or a new producer id when exhausted)
+
+With one node every partition is local, so markers are written synchronously by the request
+that ends the transaction: EndTxn answers after the Complete* record, and never has to return
+CONCURRENT_TRANSACTIONS. A Prepare* record found at start-up means the broker stopped between
+the two records: its markers are (re)written and the transaction completed before serving.
+(Writing a marker twice is harmless: the second finds no open transaction.)
+
+A periodic task aborts Ongoing transactions older than their timeout (bumping the epoch, which
+fences the producer), expires idle transactional ids (``transactional.id.expiration.ms``,
+tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import Any
+
+from kbroker.coordinator.txn_log import (
+    MAX_EPOCH,
+    TRANSACTION_STATE_TOPIC,
+    TxnMetadata,
+    TxnState,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+    partition_for,
+)
+from kbroker.replication.producer_state import partition_state
+from protocol.errors import ErrorCode
+from protocol.record_batch import InvalidRecordBatch
+from protocol.records import Record, build_batch, iter_records
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+class TxnError(Exception):
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(code.name)
+        self.code = code
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TransactionCoordinator:
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        broker.txn_coordinator = self
+        self.txns: dict[str, TxnMetadata] = {}
+        # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
+        # __consumer_offsets partitions.
+        self.txn_groups: dict[str, set[str]] = {}
+        self.loaded = False
+        self._task: asyncio.Task | None = None
+        broker.replica_manager.producer_state.verifier = self
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def _cfg(self, key: str, default: int) -> int:
+        try:
+            return self.broker.config[key]
+        except KeyError:
+            return default
+
+    @property
+    def num_partitions(self) -> int:
+        return self._cfg("transaction.state.log.num.partitions", 50)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from kbroker.topics import ensure_internal_topic
+
+        ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.num_partitions, {
+            "cleanup.policy": "compact",
+            "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes", 104857600)),
+            "min.insync.replicas": str(self._cfg("transaction.state.log.min.isr", 1)),
+        })
+        topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
+        for index in sorted(topic.partitions) if topic is not None else ():
+            partition = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
+            if partition is not None:
+                self._load_partition(partition)
+        self.loaded = True
+        for txn in list(self.txns.values()):
+            if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                log.info("completing transaction %r (%s) found at start-up", txn.transactional_id, txn.state.display)
+                self._write_markers_and_complete(txn)
+        self._task = asyncio.get_running_loop().create_task(self._periodic())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _load_partition(self, partition) -> None:
+        for header, data in partition.log.iter_batches():
+            if header.is_control:
+                continue
+            try:
+                records = list(iter_records(data))
+            except InvalidRecordBatch as exc:
+                log.warning("skipping unreadable batch at %d of %s-%d: %s", header.base_offset,
+                            partition.topic, partition.index, exc)
+                continue
+            for record in records:
+                if record.key is None:
+                    continue
+                try:
+                    tid = decode_key(record.key)
+                    if tid is None:
+                        continue
+                    txn = None if record.value is None else decode_value(tid, record.value)
+                except Exception as exc:  # noqa: BLE001 - a bad record must not stop the broker
+                    log.warning("skipping unreadable transaction log record at %s: %s", record.offset, exc)
+                    continue
+                self._replay(tid, txn)
+
+    def _replay(self, transactional_id: str, txn: TxnMetadata | None) -> None:
+        if txn is None:
+            self.txns.pop(transactional_id, None)
+            self.txn_groups.pop(transactional_id, None)
+        else:
+            self.txns[transactional_id] = txn
+            if txn.completed:
+                self.txn_groups.pop(transactional_id, None)
+
+    def _log_partition(self, transactional_id: str):
+        return self.broker.partition(TRANSACTION_STATE_TOPIC, partition_for(transactional_id, self.num_partitions))
+
+    def coordinator_epoch(self, transactional_id: str) -> int:
+        partition = self._log_partition(transactional_id)
+        return partition.leader_epoch if partition is not None else 0
+
+    def _write(self, txn: TxnMetadata | None, transactional_id: str | None = None) -> None:
+        """Append the record of ``txn`` (a tombstone when None) and replay it."""
+        tid = transactional_id if txn is None else txn.transactional_id
+        assert tid is not None
+        partition = self._log_partition(tid)
+        if partition is None:
+            raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        now = _now_ms()
+        value = None if txn is None else encode_value(txn)
+        batch = build_batch([Record(key=encode_key(tid), value=value, timestamp=now)])
+        self.broker.replica_manager.append_internal(partition, batch)
+        self._replay(tid, txn)
+
+    # -- checks shared by the APIs ---------------------------------------------------------
+
+    def _check_ready(self, transactional_id: str) -> None:
+        if not transactional_id:
+            raise TxnError(ErrorCode.INVALID_REQUEST)
+        if not self.loaded:
+            raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
+
+    def _current(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TxnMetadata:
+        txn = self.txns.get(transactional_id)
+        if txn is None or txn.producer_id != producer_id:
+            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if txn.producer_epoch != producer_epoch:
+            raise TxnError(ErrorCode.PRODUCER_FENCED)
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        return txn
+
+    # -- InitProducerId --------------------------------------------------------------------
+
+    def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int = -1,
+                         producer_epoch: int = -1) -> tuple[int, int]:
+        """Returns (producer id, epoch) or raises TxnError."""
+        self._check_ready(transactional_id)
+        if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms", 900000):
+            raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
+        now = _now_ms()
+        txn = self.txns.get(transactional_id)
+        if txn is None:
+            pid = self.broker.producer_ids.allocate()
+            new = TxnMetadata(transactional_id, pid, 0, timeout_ms, TxnState.EMPTY, set(), -1, now)
+            self._write(new)
+            return pid, 0
+        if producer_id >= 0:
+            # KIP-360: a producer asking to bump its own epoch must still own the id.
+            owns = producer_id == txn.producer_id and producer_epoch == txn.producer_epoch
+            retried = (producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
+                       or producer_id == txn.previous_producer_id) and txn.state == TxnState.EMPTY
+            if retried:
+                return txn.producer_id, txn.producer_epoch
+            if not owns:
+                raise TxnError(ErrorCode.PRODUCER_FENCED)
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if txn.state == TxnState.ONGOING:
+            # A new instance of the producer: fence the old one and abort its transaction.
+            txn = self._abort_with_fence(txn)
+        if txn.producer_epoch + 1 >= MAX_EPOCH - 1 or txn.producer_epoch < 0:
+            new = txn.copy(producer_id=self.broker.producer_ids.allocate(), producer_epoch=0,
+                           previous_producer_id=txn.producer_id)
+        else:
+            new = txn.copy(producer_epoch=txn.producer_epoch + 1, previous_producer_id=-1)
+        new = new.copy(state=TxnState.EMPTY, partitions=set(), timeout_ms=timeout_ms, start_ms=-1,
+                       last_update_ms=now, next_producer_id=-1, next_producer_epoch=-1)
+        self._write(new)
+        return new.producer_id, new.producer_epoch
+
+    def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
+        """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced."""
+        epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
+        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=_now_ms())
+        self._write(prepared)
+        return self._write_markers_and_complete(prepared)
+
+    # -- AddPartitionsToTxn / AddOffsetsToTxn -----------------------------------------------
+
+    def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                       partitions: list[tuple[str, int]]) -> None:
+        self._check_ready(transactional_id)
+        txn = self._current(transactional_id, producer_id, producer_epoch)
+        wanted = set(partitions)
+        if txn.state == TxnState.ONGOING and wanted <= txn.partitions:
+            return
+        now = _now_ms()
+        start = txn.start_ms if txn.state == TxnState.ONGOING else now
+        self._write(txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start,
+                             last_update_ms=now))
+
+    def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+        index = partition_for(group_id, self._cfg("offsets.topic.num.partitions", 50))
+        self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)])
+        self.txn_groups.setdefault(transactional_id, set()).add(group_id)
+
+    def check_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+        """TxnOffsetCommit: the group's offsets partition must be part of the producer's transaction."""
+        self._check_ready(transactional_id)
+        txn = self._current(transactional_id, producer_id, producer_epoch)
+        index = partition_for(group_id, self._cfg("offsets.topic.num.partitions", 50))
+        if txn.state != TxnState.ONGOING or (OFFSETS_TOPIC, index) not in txn.partitions:
+            raise TxnError(ErrorCode.INVALID_TXN_STATE)
+        self.txn_groups.setdefault(transactional_id, set()).add(group_id)
+
+    def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
+                         index: int) -> ErrorCode:
+        """Produce-side verification: is ``topic-index`` part of this producer's ongoing transaction?"""
+        txn = self.txns.get(transactional_id)
+        if txn is None or txn.producer_id != producer_id:
+            return ErrorCode.INVALID_TXN_STATE
+        if producer_epoch < txn.producer_epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        if producer_epoch > txn.producer_epoch or txn.state != TxnState.ONGOING or (topic, index) not in txn.partitions:
+            return ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.NONE
+
+    # -- EndTxn ----------------------------------------------------------------------------
+
+    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        self._check_ready(transactional_id)
+        txn = self.txns.get(transactional_id)
+        if txn is None or txn.producer_id != producer_id:
+            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if txn.producer_epoch != producer_epoch:
+            raise TxnError(ErrorCode.PRODUCER_FENCED)
+        state = txn.state
+        if state == TxnState.ONGOING:
+            prepared = txn.copy(state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
+                                last_update_ms=_now_ms())
+            self._write(prepared)
+            self._write_markers_and_complete(prepared)
+        elif state == TxnState.COMPLETE_COMMIT and commit or state == TxnState.COMPLETE_ABORT and not commit:
+            return  # a retry of the EndTxn that completed it
+        elif state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) and commit == (
+            state == TxnState.PREPARE_COMMIT
+        ):
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        else:
+            raise TxnError(ErrorCode.INVALID_TXN_STATE)
+
+    def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
+        commit = txn.state == TxnState.PREPARE_COMMIT
+        coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
+        broker = self.broker
+        for topic, index in sorted(txn.partitions):
+            if topic == OFFSETS_TOPIC:
+                continue
+            partition = broker.partition(topic, index)
+            if partition is None:
+                log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
+                         txn.transactional_id)
+                continue
+            code = broker.replica_manager.producer_state.write_marker(
+                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch
+            )
+            if code != ErrorCode.NONE:
+                log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
+                            txn.transactional_id, code.name)
+        groups = self.txn_groups.pop(txn.transactional_id, set())
+        group_coordinator = broker.group_coordinator
+        if group_coordinator is not None:
+            for group_id in sorted(groups):
+                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
+            if not groups and any(t == OFFSETS_TOPIC for t, _ in txn.partitions):
+                # After a restart the group ids are gone; the group coordinator finds the
+                # producer's pending offsets itself when it can.
+                by_producer = getattr(group_coordinator, "complete_txn_offsets_for_producer", None)
+                if by_producer is not None:
+                    by_producer(txn.producer_id, commit)
+        done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
+                        last_update_ms=_now_ms())
+        self._write(done)
+        return done
+
+    # -- periodic work ---------------------------------------------------------------------
+
+    async def _periodic(self) -> None:
+        abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000) / 1000
+        expire_every = self._cfg("producer.id.expiration.check.interval.ms", 600000) / 1000
+        loop = asyncio.get_running_loop()
+        next_expire = loop.time() + expire_every
+        while True:
+            await asyncio.sleep(min(abort_every, expire_every))
+            try:
+                self.abort_timed_out()
+                if loop.time() >= next_expire:
+                    next_expire = loop.time() + expire_every
+                    self.expire_transactional_ids()
+                    self.expire_producers()
+            except Exception:  # noqa: BLE001 - keep the task alive
+                log.exception("transaction coordinator periodic task failed")
+
+    def abort_timed_out(self, now_ms: int | None = None) -> list[str]:
+        now = _now_ms() if now_ms is None else now_ms
+        aborted = []
+        for txn in list(self.txns.values()):
+            if txn.state == TxnState.ONGOING and txn.start_ms >= 0 and now > txn.start_ms + txn.timeout_ms:
+                log.info("aborting transaction %r of producer %d: timed out after %d ms", txn.transactional_id,
+                         txn.producer_id, txn.timeout_ms)
+                try:
+                    self._abort_with_fence(txn)
+                except TxnError as exc:
+                    log.warning("cannot abort timed-out transaction %r: %s", txn.transactional_id, exc)
+                    continue
+                aborted.append(txn.transactional_id)
+        return aborted
+
+    def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
+        now = _now_ms() if now_ms is None else now_ms
+        expiration = self._cfg("transactional.id.expiration.ms", 604800000)
+        doomed = [t.transactional_id for t in self.txns.values()
+                  if t.completed and t.last_update_ms >= 0 and now - t.last_update_ms >= expiration]
+        for tid in doomed:
+            log.info("transactional id %r expired", tid)
+            self._write(None, tid)
+        return doomed
+
+    def expire_producers(self, now_ms: int | None = None) -> int:
+        now = _now_ms() if now_ms is None else now_ms
+        expiration = self._cfg("producer.id.expiration.ms", 86400000)
+        count = 0
+        for partition in list(self.broker.partitions.values()):
+            if partition.producer_state is not None:
+                count += len(partition.producer_state.expire_producers(now, expiration))
+        return count
+
+    # -- admin views -----------------------------------------------------------------------
+
+    def list_transactions(self, states: list[str], producer_ids: list[int], duration_ms: int,
+                          pattern: str | None) -> list[TxnMetadata]:
+        now = _now_ms()
+        regex = re.compile(pattern) if pattern else None
+        out = []
+        for txn in self.txns.values():
+            if states and txn.state.display not in states:
+                continue
+            if producer_ids and txn.producer_id not in producer_ids:
+                continue
+            if duration_ms >= 0 and (txn.state != TxnState.ONGOING or now - txn.start_ms < duration_ms):
+                continue
+            if regex is not None and not regex.fullmatch(txn.transactional_id):
+                continue
+            out.append(txn)
+        return sorted(out, key=lambda t: t.transactional_id)
+
+    def producers_of(self, partition) -> list[tuple[Any, int]]:
+        """DescribeProducers: (entry, current transaction start offset) of a partition's producers."""
+        state = partition_state(partition)
+        return [(e, e.txn_first_offset) for e in state.producers.values()]

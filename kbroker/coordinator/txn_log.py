@@ -1,0 +1,152 @@
+"""The records of ``__transaction_state``: one per transactional id, compacted.
+
+Key: ``i16 version (0)`` + TransactionLogKey; value: ``i16 version`` + TransactionLogValue (v0
+for Transactions V1, v1 once a transaction uses V2), or a tombstone when the id expires. The
+partition of an id is ``abs(java String.hashCode(id)) % transaction.state.log.num.partitions``,
+so a Java client, a Kafka broker and we agree on where an id lives.
+
+:class:`TxnMetadata` is what one record holds; the coordinator keeps the latest per id and only
+changes it by replaying a record it has written (or read back at start-up).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+
+from protocol.messages.coordinator.transaction_log_key import TransactionLogKey
+from protocol.messages.coordinator.transaction_log_value import TransactionLogValue
+
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+_I16 = struct.Struct(">h")
+MAX_EPOCH = 32767
+NO_PRODUCER_ID = -1
+NO_EPOCH = -1
+
+
+class TxnState(enum.IntEnum):
+    """Kafka's TransactionState ids, as stored in the log."""
+
+    EMPTY = 0
+    ONGOING = 1
+    PREPARE_COMMIT = 2
+    PREPARE_ABORT = 3
+    COMPLETE_COMMIT = 4
+    COMPLETE_ABORT = 5
+    DEAD = 6
+    PREPARE_EPOCH_FENCE = 7
+
+    @property
+    def display(self) -> str:
+        """The name ListTransactions / DescribeTransactions report."""
+        return _DISPLAY[self]
+
+
+_DISPLAY = {
+    TxnState.EMPTY: "Empty",
+    TxnState.ONGOING: "Ongoing",
+    TxnState.PREPARE_COMMIT: "PrepareCommit",
+    TxnState.PREPARE_ABORT: "PrepareAbort",
+    TxnState.COMPLETE_COMMIT: "CompleteCommit",
+    TxnState.COMPLETE_ABORT: "CompleteAbort",
+    TxnState.DEAD: "Dead",
+    TxnState.PREPARE_EPOCH_FENCE: "PrepareEpochFence",
+}
+STATE_BY_NAME = {v: k for k, v in _DISPLAY.items()}
+
+
+@dataclass(slots=True)
+class TxnMetadata:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    state: TxnState = TxnState.EMPTY
+    partitions: set[tuple[str, int]] = field(default_factory=set)
+    start_ms: int = -1
+    last_update_ms: int = -1
+    previous_producer_id: int = NO_PRODUCER_ID
+    next_producer_id: int = NO_PRODUCER_ID
+    next_producer_epoch: int = NO_EPOCH
+    client_txn_version: int = 0
+
+    def copy(self, **changes) -> TxnMetadata:
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values["partitions"] = set(self.partitions)
+        values.update(changes)
+        return TxnMetadata(**values)
+
+    @property
+    def completed(self) -> bool:
+        return self.state in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
+
+
+def java_string_hash(s: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units, 32-bit wrap-around)."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for(transactional_id: str, num_partitions: int) -> int:
+    h = java_string_hash(transactional_id)
+    return (0 if h == -(2**31) else abs(h)) % num_partitions
+
+
+def encode_key(transactional_id: str) -> bytes:
+    return _I16.pack(0) + TransactionLogKey(transactional_id=transactional_id).encode(0)
+
+
+def encode_value(txn: TxnMetadata) -> bytes:
+    version = 1 if txn.client_txn_version >= 2 else 0
+    by_topic: dict[str, list[int]] = {}
+    for topic, p in sorted(txn.partitions):
+        by_topic.setdefault(topic, []).append(p)
+    value = TransactionLogValue(
+        producer_id=txn.producer_id,
+        previous_producer_id=txn.previous_producer_id,
+        next_producer_id=txn.next_producer_id,
+        producer_epoch=txn.producer_epoch,
+        next_producer_epoch=txn.next_producer_epoch,
+        transaction_timeout_ms=txn.timeout_ms,
+        transaction_status=int(txn.state),
+        # Kafka writes a null partition list for Empty transactions.
+        transaction_partitions=None if txn.state == TxnState.EMPTY else [
+            TransactionLogValue.PartitionsSchema(topic=t, partition_ids=ps) for t, ps in by_topic.items()
+        ],
+        transaction_last_update_timestamp_ms=txn.last_update_ms,
+        transaction_start_timestamp_ms=txn.start_ms,
+        client_transaction_version=txn.client_txn_version,
+    )
+    return _I16.pack(version) + value.encode(version)
+
+
+def decode_key(data: bytes) -> str | None:
+    """The transactional id of a ``__transaction_state`` key, or None for another key type."""
+    (version,) = _I16.unpack_from(data)
+    if version != 0:
+        return None
+    return TransactionLogKey.decode(memoryview(data)[2:], 0).transactional_id
+
+
+def decode_value(transactional_id: str, data: bytes) -> TxnMetadata:
+    (version,) = _I16.unpack_from(data)
+    value = TransactionLogValue.decode(memoryview(data)[2:], min(version, 1))
+    partitions = {(p.topic, i) for p in value.transaction_partitions or () for i in p.partition_ids}
+    return TxnMetadata(
+        transactional_id=transactional_id,
+        producer_id=value.producer_id,
+        producer_epoch=value.producer_epoch,
+        timeout_ms=value.transaction_timeout_ms,
+        state=TxnState(value.transaction_status),
+        partitions=partitions,
+        start_ms=value.transaction_start_timestamp_ms,
+        last_update_ms=value.transaction_last_update_timestamp_ms,
+        previous_producer_id=value.previous_producer_id,
+        next_producer_id=value.next_producer_id,
+        next_producer_epoch=value.next_producer_epoch,
+        client_txn_version=value.client_transaction_version,
+    )
