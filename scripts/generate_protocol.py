@@ -463,16 +463,38 @@ class ModuleEmitter:
             return f"{self.use('read_uuid')}(buf, pos)"
         raise ValueError(t)
 
+    def min_element_size(self, f: FieldSpec, v: int, flex: bool) -> int:
+        """Fewest bytes one array element can take: a count larger than the bytes left divided
+        by this is rejected before anything is allocated."""
+        if f.struct is not None:
+            return max(1, self.min_struct_size(f.struct, v, flex))
+        return self.min_value_size(f.type, False, flex)
+
+    @staticmethod
+    def min_value_size(t: str, is_array: bool, flex: bool) -> int:
+        if flex:
+            return FIXED[t][1] if t in FIXED and not is_array else 1
+        if is_array:
+            return 4
+        if t in FIXED:
+            return FIXED[t][1]
+        return 2 if t == "string" else 4  # bytes, records
+
+    def min_struct_size(self, st: StructSpec, v: int, flex: bool) -> int:
+        regular, _tagged = self.present(st, v)
+        size = 1 if flex else 0  # the tagged-field count
+        for f in regular:
+            field_flex = self.field_flex(f, v, flex)
+            if f.struct is not None and not f.is_array:
+                size += 1 if v in f.nullable else self.min_struct_size(f.struct, v, flex)
+            else:
+                size += self.min_value_size(f.type, f.is_array, field_flex)
+        return size
+
     def read_field(self, f: FieldSpec, v: int, flex: bool, target: str, out: list[str], ind: str) -> None:
         nullable = v in f.nullable
         if f.is_array:
-            min_size = 1
-            if f.type in FIXED:
-                min_size = FIXED[f.type][1]
-            elif f.type in ("string",) and not flex:
-                min_size = 2
-            elif f.type == "bytes" and not flex:
-                min_size = 4
+            min_size = self.min_element_size(f, v, flex)
             lenfn = self.use("read_compact_array_len" if flex else "read_array_len")
             out.append(f"{ind}n, pos = {lenfn}(buf, pos, {nullable}, {min_size})")
             inner = ind

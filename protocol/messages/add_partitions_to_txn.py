@@ -257,7 +257,7 @@ _write_AddPartitionsToTxnPartitionResult_v5 = _write_AddPartitionsToTxnPartition
 def _read_AddPartitionsToTxnTopicResult_v0(buf, pos):
     o = _new(_C_AddPartitionsToTxnTopicResult)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -275,7 +275,7 @@ _read_AddPartitionsToTxnTopicResult_v2 = _read_AddPartitionsToTxnTopicResult_v0
 def _read_AddPartitionsToTxnTopicResult_v3(buf, pos):
     o = _new(_C_AddPartitionsToTxnTopicResult)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -330,7 +330,7 @@ def _read_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(buf, pos):
     o.transactional_id, pos = _read_compact_string(buf, pos)
     o.producer_id, o.producer_epoch, o.verify_only = _S_qho.unpack_from(buf, pos)
     pos += 11
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -371,7 +371,7 @@ def _read_AddPartitionsToTxnRequest_v0(buf, pos):
     o.v3_and_below_transactional_id, pos = _read_string(buf, pos)
     o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +392,7 @@ def _read_AddPartitionsToTxnRequest_v3(buf, pos):
     o.v3_and_below_transactional_id, pos = _read_compact_string(buf, pos)
     o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -410,7 +410,7 @@ def _read_AddPartitionsToTxnRequest_v3(buf, pos):
 
 def _read_AddPartitionsToTxnRequest_v4(buf, pos):
     o = _new(_C_AddPartitionsToTxnRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -480,7 +480,7 @@ _write_AddPartitionsToTxnRequest_v5 = _write_AddPartitionsToTxnRequest_v4
 def _read_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_v4(buf, pos):
     o = _new(_C_AddPartitionsToTxnResponse_AddPartitionsToTxnResult)
     o.transactional_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -519,7 +519,7 @@ def _read_AddPartitionsToTxnResponse_v0(buf, pos):
     o = _new(_C_AddPartitionsToTxnResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -540,7 +540,7 @@ def _read_AddPartitionsToTxnResponse_v3(buf, pos):
     o = _new(_C_AddPartitionsToTxnResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -561,7 +561,7 @@ def _read_AddPartitionsToTxnResponse_v4(buf, pos):
     o = _new(_C_AddPartitionsToTxnResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

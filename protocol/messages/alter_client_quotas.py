@@ -210,14 +210,14 @@ def _write_AlterClientQuotasRequest_EntryData_OpData_v1(o, w):
 
 def _read_AlterClientQuotasRequest_EntryData_v0(buf, pos):
     o = _new(_C_AlterClientQuotasRequest_EntryData)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_AlterClientQuotasRequest_EntryData_EntityData_v0(buf, pos)
         append(item)
     o.entity = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -230,14 +230,14 @@ def _read_AlterClientQuotasRequest_EntryData_v0(buf, pos):
 
 def _read_AlterClientQuotasRequest_EntryData_v1(buf, pos):
     o = _new(_C_AlterClientQuotasRequest_EntryData)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_AlterClientQuotasRequest_EntryData_EntityData_v1(buf, pos)
         append(item)
     o.entity = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -283,7 +283,7 @@ def _write_AlterClientQuotasRequest_EntryData_v1(o, w):
 
 def _read_AlterClientQuotasRequest_v0(buf, pos):
     o = _new(_C_AlterClientQuotasRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -298,7 +298,7 @@ def _read_AlterClientQuotasRequest_v0(buf, pos):
 
 def _read_AlterClientQuotasRequest_v1(buf, pos):
     o = _new(_C_AlterClientQuotasRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -380,7 +380,7 @@ def _read_AlterClientQuotasResponse_EntryData_v0(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -396,7 +396,7 @@ def _read_AlterClientQuotasResponse_EntryData_v1(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -440,7 +440,7 @@ def _read_AlterClientQuotasResponse_v0(buf, pos):
     o = _new(_C_AlterClientQuotasResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -455,7 +455,7 @@ def _read_AlterClientQuotasResponse_v1(buf, pos):
     o = _new(_C_AlterClientQuotasResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

@@ -153,7 +153,7 @@ def _read_AlterConfigsRequest_AlterConfigsResource_v0(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -172,7 +172,7 @@ def _read_AlterConfigsRequest_AlterConfigsResource_v2(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -217,7 +217,7 @@ def _write_AlterConfigsRequest_AlterConfigsResource_v2(o, w):
 
 def _read_AlterConfigsRequest_v0(buf, pos):
     o = _new(_C_AlterConfigsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -235,7 +235,7 @@ _read_AlterConfigsRequest_v1 = _read_AlterConfigsRequest_v0
 
 def _read_AlterConfigsRequest_v2(buf, pos):
     o = _new(_C_AlterConfigsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -337,7 +337,7 @@ def _read_AlterConfigsResponse_v0(buf, pos):
     o = _new(_C_AlterConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -355,7 +355,7 @@ def _read_AlterConfigsResponse_v2(buf, pos):
     o = _new(_C_AlterConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

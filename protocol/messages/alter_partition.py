@@ -180,7 +180,7 @@ def _read_AlterPartitionRequest_TopicData_PartitionData_v3(buf, pos):
     o = _new(_C_AlterPartitionRequest_TopicData_PartitionData)
     o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -231,7 +231,7 @@ def _read_AlterPartitionRequest_TopicData_v2(buf, pos):
     o = _new(_C_AlterPartitionRequest_TopicData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):
@@ -250,7 +250,7 @@ def _read_AlterPartitionRequest_TopicData_v3(buf, pos):
     o = _new(_C_AlterPartitionRequest_TopicData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):
@@ -297,7 +297,7 @@ def _read_AlterPartitionRequest_v2(buf, pos):
     o = _new(_C_AlterPartitionRequest)
     o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -316,7 +316,7 @@ def _read_AlterPartitionRequest_v3(buf, pos):
     o = _new(_C_AlterPartitionRequest)
     o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -399,7 +399,7 @@ def _read_AlterPartitionResponse_TopicData_v2(buf, pos):
     o = _new(_C_AlterPartitionResponse_TopicData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
@@ -438,7 +438,7 @@ def _read_AlterPartitionResponse_v2(buf, pos):
     o = _new(_C_AlterPartitionResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

@@ -160,7 +160,7 @@ _write_AlterPartitionReassignmentsRequest_ReassignableTopic_ReassignablePartitio
 def _read_AlterPartitionReassignmentsRequest_ReassignableTopic_v0(buf, pos):
     o = _new(_C_AlterPartitionReassignmentsRequest_ReassignableTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -199,7 +199,7 @@ def _read_AlterPartitionReassignmentsRequest_v0(buf, pos):
     o = _new(_C_AlterPartitionReassignmentsRequest)
     o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -219,7 +219,7 @@ def _read_AlterPartitionReassignmentsRequest_v1(buf, pos):
     o = _new(_C_AlterPartitionReassignmentsRequest)
     o.timeout_ms, o.allow_replication_factor_change = _S_io.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -295,7 +295,7 @@ _write_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_Reassignabl
 def _read_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_v0(buf, pos):
     o = _new(_C_AlterPartitionReassignmentsResponse_ReassignableTopicResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -335,7 +335,7 @@ def _read_AlterPartitionReassignmentsResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -356,7 +356,7 @@ def _read_AlterPartitionReassignmentsResponse_v1(buf, pos):
     o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _S_ioh.unpack_from(buf, pos)
     pos += 7
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

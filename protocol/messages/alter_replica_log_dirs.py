@@ -157,7 +157,7 @@ def _write_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir)
     o.path, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -171,7 +171,7 @@ def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v1(buf, pos):
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir)
     o.path, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -211,7 +211,7 @@ def _write_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v2(o, w):
 
 def _read_AlterReplicaLogDirsRequest_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -224,7 +224,7 @@ def _read_AlterReplicaLogDirsRequest_v1(buf, pos):
 
 def _read_AlterReplicaLogDirsRequest_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -298,7 +298,7 @@ def _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplic
 def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -312,7 +312,7 @@ def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(buf, pos)
 def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -354,7 +354,7 @@ def _read_AlterReplicaLogDirsResponse_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ def _read_AlterReplicaLogDirsResponse_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -140,7 +140,7 @@ def _write_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_Alte
 def _read_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_v0(buf, pos):
     o = _new(_C_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -172,7 +172,7 @@ def _write_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_v0(o
 def _read_AlterShareGroupOffsetsRequest_v0(buf, pos):
     o = _new(_C_AlterShareGroupOffsetsRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -230,7 +230,7 @@ def _read_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_v0(
     o.topic_name, pos = _read_compact_string(buf, pos)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -265,7 +265,7 @@ def _read_AlterShareGroupOffsetsResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):

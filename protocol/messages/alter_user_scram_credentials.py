@@ -157,14 +157,14 @@ def _write_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(o, w):
 
 def _read_AlterUserScramCredentialsRequest_v0(buf, pos):
     o = _new(_C_AlterUserScramCredentialsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(buf, pos)
         append(item)
     o.deletions = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -226,7 +226,7 @@ def _read_AlterUserScramCredentialsResponse_v0(buf, pos):
     o = _new(_C_AlterUserScramCredentialsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

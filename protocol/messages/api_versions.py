@@ -274,7 +274,7 @@ def _read_ApiVersionsResponse_v0(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -294,7 +294,7 @@ def _read_ApiVersionsResponse_v1(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -318,7 +318,7 @@ def _read_ApiVersionsResponse_v3(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -341,7 +341,7 @@ def _read_ApiVersionsResponse_v3(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 6)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -356,7 +356,7 @@ def _read_ApiVersionsResponse_v3(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 6)
                 items = []
                 append = items.append
                 for _ in range(n):

@@ -163,7 +163,7 @@ def _read_AssignReplicasToDirsRequest_DirectoryData_TopicData_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsRequest_DirectoryData_TopicData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -196,7 +196,7 @@ def _read_AssignReplicasToDirsRequest_DirectoryData_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsRequest_DirectoryData)
     o.id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -229,7 +229,7 @@ def _read_AssignReplicasToDirsRequest_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsRequest)
     o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -284,7 +284,7 @@ def _read_AssignReplicasToDirsResponse_DirectoryData_TopicData_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsResponse_DirectoryData_TopicData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -317,7 +317,7 @@ def _read_AssignReplicasToDirsResponse_DirectoryData_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsResponse_DirectoryData)
     o.id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -350,7 +350,7 @@ def _read_AssignReplicasToDirsResponse_v0(buf, pos):
     o = _new(_C_AssignReplicasToDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

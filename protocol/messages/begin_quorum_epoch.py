@@ -205,7 +205,7 @@ def _write_BeginQuorumEpochRequest_TopicData_PartitionData_v1(o, w):
 def _read_BeginQuorumEpochRequest_TopicData_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -219,7 +219,7 @@ def _read_BeginQuorumEpochRequest_TopicData_v0(buf, pos):
 def _read_BeginQuorumEpochRequest_TopicData_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 29)
     items = []
     append = items.append
     for _ in range(n):
@@ -286,7 +286,7 @@ def _write_BeginQuorumEpochRequest_LeaderEndpoint_v1(o, w):
 def _read_BeginQuorumEpochRequest_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest)
     o.cluster_id, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -304,14 +304,14 @@ def _read_BeginQuorumEpochRequest_v1(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BeginQuorumEpochRequest_TopicData_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +392,7 @@ def _write_BeginQuorumEpochResponse_TopicData_PartitionData_v1(o, w):
 def _read_BeginQuorumEpochResponse_TopicData_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -406,7 +406,7 @@ def _read_BeginQuorumEpochResponse_TopicData_v0(buf, pos):
 def _read_BeginQuorumEpochResponse_TopicData_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):
@@ -475,7 +475,7 @@ def _read_BeginQuorumEpochResponse_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -491,7 +491,7 @@ def _read_BeginQuorumEpochResponse_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -509,7 +509,7 @@ def _read_BeginQuorumEpochResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 8)
                 items = []
                 append = items.append
                 for _ in range(n):

@@ -180,14 +180,14 @@ def _read_BrokerRegistrationRequest_v0(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.incarnation_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
         append(item)
     o.listeners = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -213,14 +213,14 @@ def _read_BrokerRegistrationRequest_v1(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.incarnation_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
         append(item)
     o.listeners = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -247,14 +247,14 @@ def _read_BrokerRegistrationRequest_v2(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.incarnation_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
         append(item)
     o.listeners = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -282,14 +282,14 @@ def _read_BrokerRegistrationRequest_v3(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.incarnation_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
         append(item)
     o.listeners = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

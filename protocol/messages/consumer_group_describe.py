@@ -173,7 +173,7 @@ _write_TopicPartitions_v1 = _write_TopicPartitions_v0
 
 def _read_Assignment_v0(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -358,7 +358,7 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_v0(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -385,7 +385,7 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_v1(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 17)
     items = []
     append = items.append
     for _ in range(n):
@@ -446,7 +446,7 @@ def _read_ConsumerGroupDescribeResponse_v0(buf, pos):
     o = _new(_C_ConsumerGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -465,7 +465,7 @@ def _read_ConsumerGroupDescribeResponse_v1(buf, pos):
     o = _new(_C_ConsumerGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):

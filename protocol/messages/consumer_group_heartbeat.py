@@ -201,7 +201,7 @@ def _read_ConsumerGroupHeartbeatRequest_v0(buf, pos):
             append(item)
         o.subscribed_topic_names = items
     o.server_assignor, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 18)
     if n < 0:
         o.topic_partitions = None
     else:
@@ -242,7 +242,7 @@ def _read_ConsumerGroupHeartbeatRequest_v1(buf, pos):
         o.subscribed_topic_names = items
     o.subscribed_topic_regex, pos = _read_compact_nullable_string(buf, pos)
     o.server_assignor, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 18)
     if n < 0:
         o.topic_partitions = None
     else:
@@ -323,7 +323,7 @@ def _write_ConsumerGroupHeartbeatRequest_v1(o, w):
 
 def _read_ConsumerGroupHeartbeatResponse_Assignment_v0(buf, pos):
     o = _new(_C_ConsumerGroupHeartbeatResponse_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

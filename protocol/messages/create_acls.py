@@ -159,7 +159,7 @@ _write_CreateAclsRequest_AclCreation_v3 = _write_CreateAclsRequest_AclCreation_v
 
 def _read_CreateAclsRequest_v1(buf, pos):
     o = _new(_C_CreateAclsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -172,7 +172,7 @@ def _read_CreateAclsRequest_v1(buf, pos):
 
 def _read_CreateAclsRequest_v2(buf, pos):
     o = _new(_C_CreateAclsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -263,7 +263,7 @@ def _read_CreateAclsResponse_v1(buf, pos):
     o = _new(_C_CreateAclsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -278,7 +278,7 @@ def _read_CreateAclsResponse_v2(buf, pos):
     o = _new(_C_CreateAclsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):

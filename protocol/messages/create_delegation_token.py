@@ -132,7 +132,7 @@ _write_CreateDelegationTokenRequest_CreatableRenewers_v3 = _write_CreateDelegati
 
 def _read_CreateDelegationTokenRequest_v1(buf, pos):
     o = _new(_C_CreateDelegationTokenRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -149,7 +149,7 @@ def _read_CreateDelegationTokenRequest_v1(buf, pos):
 
 def _read_CreateDelegationTokenRequest_v2(buf, pos):
     o = _new(_C_CreateDelegationTokenRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -172,7 +172,7 @@ def _read_CreateDelegationTokenRequest_v3(buf, pos):
     o = _new(_C_CreateDelegationTokenRequest)
     o.owner_principal_type, pos = _read_compact_nullable_string(buf, pos)
     o.owner_principal_name, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -161,7 +161,7 @@ def _read_CreatePartitionsRequest_CreatePartitionsTopic_v0(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.count = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 4)
     if n < 0:
         o.assignments = None
     else:
@@ -183,7 +183,7 @@ def _read_CreatePartitionsRequest_CreatePartitionsTopic_v2(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.count = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 2)
     if n < 0:
         o.assignments = None
     else:
@@ -243,7 +243,7 @@ _write_CreatePartitionsRequest_CreatePartitionsTopic_v3 = _write_CreatePartition
 
 def _read_CreatePartitionsRequest_v0(buf, pos):
     o = _new(_C_CreatePartitionsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -261,7 +261,7 @@ _read_CreatePartitionsRequest_v1 = _read_CreatePartitionsRequest_v0
 
 def _read_CreatePartitionsRequest_v2(buf, pos):
     o = _new(_C_CreatePartitionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ def _read_CreatePartitionsResponse_v0(buf, pos):
     o = _new(_C_CreatePartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -387,7 +387,7 @@ def _read_CreatePartitionsResponse_v2(buf, pos):
     o = _new(_C_CreatePartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

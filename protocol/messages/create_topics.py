@@ -273,14 +273,14 @@ def _read_CreateTopicsRequest_CreatableTopic_v2(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v2(buf, pos)
         append(item)
     o.assignments = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -300,14 +300,14 @@ def _read_CreateTopicsRequest_CreatableTopic_v5(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v5(buf, pos)
         append(item)
     o.assignments = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ _write_CreateTopicsRequest_CreatableTopic_v7 = _write_CreateTopicsRequest_Creata
 
 def _read_CreateTopicsRequest_v2(buf, pos):
     o = _new(_C_CreateTopicsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -388,7 +388,7 @@ _read_CreateTopicsRequest_v4 = _read_CreateTopicsRequest_v2
 
 def _read_CreateTopicsRequest_v5(buf, pos):
     o = _new(_C_CreateTopicsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -501,7 +501,7 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v5(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 6)
     if n < 0:
         o.configs = None
     else:
@@ -546,7 +546,7 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v7(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 6)
     if n < 0:
         o.configs = None
     else:
@@ -649,7 +649,7 @@ def _read_CreateTopicsResponse_v2(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -668,7 +668,7 @@ def _read_CreateTopicsResponse_v5(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -690,7 +690,7 @@ def _read_CreateTopicsResponse_v7(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):

@@ -181,7 +181,7 @@ _write_DeleteAclsRequest_DeleteAclsFilter_v3 = _write_DeleteAclsRequest_DeleteAc
 
 def _read_DeleteAclsRequest_v1(buf, pos):
     o = _new(_C_DeleteAclsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -194,7 +194,7 @@ def _read_DeleteAclsRequest_v1(buf, pos):
 
 def _read_DeleteAclsRequest_v2(buf, pos):
     o = _new(_C_DeleteAclsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -316,7 +316,7 @@ def _read_DeleteAclsResponse_DeleteAclsFilterResult_v1(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -332,7 +332,7 @@ def _read_DeleteAclsResponse_DeleteAclsFilterResult_v2(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -382,7 +382,7 @@ def _read_DeleteAclsResponse_v1(buf, pos):
     o = _new(_C_DeleteAclsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -397,7 +397,7 @@ def _read_DeleteAclsResponse_v2(buf, pos):
     o = _new(_C_DeleteAclsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

@@ -156,7 +156,7 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v2(o, 
 def _read_DeleteRecordsRequest_DeleteRecordsTopic_v0(buf, pos):
     o = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -173,7 +173,7 @@ _read_DeleteRecordsRequest_DeleteRecordsTopic_v1 = _read_DeleteRecordsRequest_De
 def _read_DeleteRecordsRequest_DeleteRecordsTopic_v2(buf, pos):
     o = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -216,7 +216,7 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_v2(o, w):
 
 def _read_DeleteRecordsRequest_v0(buf, pos):
     o = _new(_C_DeleteRecordsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -234,7 +234,7 @@ _read_DeleteRecordsRequest_v1 = _read_DeleteRecordsRequest_v0
 
 def _read_DeleteRecordsRequest_v2(buf, pos):
     o = _new(_C_DeleteRecordsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -321,7 +321,7 @@ def _write_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartition
 def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(buf, pos):
     o = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -338,7 +338,7 @@ _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v1 = _read_DeleteRecordsRes
 def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(buf, pos):
     o = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):
@@ -383,7 +383,7 @@ def _read_DeleteRecordsResponse_v0(buf, pos):
     o = _new(_C_DeleteRecordsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -401,7 +401,7 @@ def _read_DeleteRecordsResponse_v2(buf, pos):
     o = _new(_C_DeleteRecordsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

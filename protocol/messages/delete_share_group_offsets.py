@@ -109,7 +109,7 @@ def _write_DeleteShareGroupOffsetsRequest_DeleteShareGroupOffsetsRequestTopic_v0
 def _read_DeleteShareGroupOffsetsRequest_v0(buf, pos):
     o = _new(_C_DeleteShareGroupOffsetsRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 2)
     items = []
     append = items.append
     for _ in range(n):
@@ -171,7 +171,7 @@ def _read_DeleteShareGroupOffsetsResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):

@@ -136,7 +136,7 @@ def _read_DeleteShareGroupStateRequest_DeleteStateData_v0(buf, pos):
     o = _new(_C_DeleteShareGroupStateRequest_DeleteStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -168,7 +168,7 @@ def _write_DeleteShareGroupStateRequest_DeleteStateData_v0(o, w):
 def _read_DeleteShareGroupStateRequest_v0(buf, pos):
     o = _new(_C_DeleteShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -225,7 +225,7 @@ def _read_DeleteShareGroupStateResponse_DeleteStateResult_v0(buf, pos):
     o = _new(_C_DeleteShareGroupStateResponse_DeleteStateResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -256,7 +256,7 @@ def _write_DeleteShareGroupStateResponse_DeleteStateResult_v0(o, w):
 
 def _read_DeleteShareGroupStateResponse_v0(buf, pos):
     o = _new(_C_DeleteShareGroupStateResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

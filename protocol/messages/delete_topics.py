@@ -159,7 +159,7 @@ _read_DeleteTopicsRequest_v5 = _read_DeleteTopicsRequest_v4
 
 def _read_DeleteTopicsRequest_v6(buf, pos):
     o = _new(_C_DeleteTopicsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -331,7 +331,7 @@ def _read_DeleteTopicsResponse_v1(buf, pos):
     o = _new(_C_DeleteTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -350,7 +350,7 @@ def _read_DeleteTopicsResponse_v4(buf, pos):
     o = _new(_C_DeleteTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ def _read_DeleteTopicsResponse_v5(buf, pos):
     o = _new(_C_DeleteTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -388,7 +388,7 @@ def _read_DeleteTopicsResponse_v6(buf, pos):
     o = _new(_C_DeleteTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):

@@ -220,7 +220,7 @@ def _read_DescribeAclsResponse_DescribeAclsResource_v1(buf, pos):
     o.resource_name, pos = _read_string(buf, pos)
     o.pattern_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -238,7 +238,7 @@ def _read_DescribeAclsResponse_DescribeAclsResource_v2(buf, pos):
     o.resource_name, pos = _read_compact_string(buf, pos)
     o.pattern_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -291,7 +291,7 @@ def _read_DescribeAclsResponse_v1(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -307,7 +307,7 @@ def _read_DescribeAclsResponse_v2(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

@@ -165,7 +165,7 @@ def _write_DescribeClientQuotasRequest_ComponentData_v1(o, w):
 
 def _read_DescribeClientQuotasRequest_v0(buf, pos):
     o = _new(_C_DescribeClientQuotasRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -180,7 +180,7 @@ def _read_DescribeClientQuotasRequest_v0(buf, pos):
 
 def _read_DescribeClientQuotasRequest_v1(buf, pos):
     o = _new(_C_DescribeClientQuotasRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -298,14 +298,14 @@ def _write_DescribeClientQuotasResponse_EntryData_ValueData_v1(o, w):
 
 def _read_DescribeClientQuotasResponse_EntryData_v0(buf, pos):
     o = _new(_C_DescribeClientQuotasResponse_EntryData)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_DescribeClientQuotasResponse_EntryData_EntityData_v0(buf, pos)
         append(item)
     o.entity = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -318,14 +318,14 @@ def _read_DescribeClientQuotasResponse_EntryData_v0(buf, pos):
 
 def _read_DescribeClientQuotasResponse_EntryData_v1(buf, pos):
     o = _new(_C_DescribeClientQuotasResponse_EntryData)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_DescribeClientQuotasResponse_EntryData_EntityData_v1(buf, pos)
         append(item)
     o.entity = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -374,7 +374,7 @@ def _read_DescribeClientQuotasResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 8)
     if n < 0:
         o.entries = None
     else:
@@ -393,7 +393,7 @@ def _read_DescribeClientQuotasResponse_v1(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.entries = None
     else:

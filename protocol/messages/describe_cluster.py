@@ -226,7 +226,7 @@ def _read_DescribeClusterResponse_v0(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -254,7 +254,7 @@ def _read_DescribeClusterResponse_v1(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -281,7 +281,7 @@ def _read_DescribeClusterResponse_v2(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):

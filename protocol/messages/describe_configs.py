@@ -213,7 +213,7 @@ def _write_DescribeConfigsRequest_DescribeConfigsResource_v4(o, w):
 
 def _read_DescribeConfigsRequest_v1(buf, pos):
     o = _new(_C_DescribeConfigsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -232,7 +232,7 @@ _read_DescribeConfigsRequest_v2 = _read_DescribeConfigsRequest_v1
 
 def _read_DescribeConfigsRequest_v3(buf, pos):
     o = _new(_C_DescribeConfigsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -247,7 +247,7 @@ def _read_DescribeConfigsRequest_v3(buf, pos):
 
 def _read_DescribeConfigsRequest_v4(buf, pos):
     o = _new(_C_DescribeConfigsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -356,7 +356,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     o.value, pos = _read_nullable_string(buf, pos)
     o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
     pos += 3
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -378,7 +378,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     o.value, pos = _read_nullable_string(buf, pos)
     o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
     pos += 3
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -398,7 +398,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     o.value, pos = _read_compact_nullable_string(buf, pos)
     o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
     pos += 3
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -469,7 +469,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_v1(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -491,7 +491,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_v3(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -510,7 +510,7 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_v4(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -573,7 +573,7 @@ def _read_DescribeConfigsResponse_v1(buf, pos):
     o = _new(_C_DescribeConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -591,7 +591,7 @@ def _read_DescribeConfigsResponse_v3(buf, pos):
     o = _new(_C_DescribeConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -606,7 +606,7 @@ def _read_DescribeConfigsResponse_v4(buf, pos):
     o = _new(_C_DescribeConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):

@@ -154,7 +154,7 @@ _write_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v3 = _write_D
 
 def _read_DescribeDelegationTokenRequest_v1(buf, pos):
     o = _new(_C_DescribeDelegationTokenRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 4)
     if n < 0:
         o.owners = None
     else:
@@ -170,7 +170,7 @@ def _read_DescribeDelegationTokenRequest_v1(buf, pos):
 
 def _read_DescribeDelegationTokenRequest_v2(buf, pos):
     o = _new(_C_DescribeDelegationTokenRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.owners = None
     else:
@@ -272,7 +272,7 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v1(buf, pos):
     pos += 24
     o.token_id, pos = _read_string(buf, pos)
     o.hmac, pos = _read_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -293,7 +293,7 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v2(buf, pos):
     pos += 24
     o.token_id, pos = _read_compact_string(buf, pos)
     o.hmac, pos = _read_compact_bytes(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -320,7 +320,7 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v3(buf, pos):
     pos += 24
     o.token_id, pos = _read_compact_string(buf, pos)
     o.hmac, pos = _read_compact_bytes(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -390,7 +390,7 @@ def _read_DescribeDelegationTokenResponse_v1(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 38)
     items = []
     append = items.append
     for _ in range(n):
@@ -407,7 +407,7 @@ def _read_DescribeDelegationTokenResponse_v2(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 30)
     items = []
     append = items.append
     for _ in range(n):
@@ -428,7 +428,7 @@ def _read_DescribeDelegationTokenResponse_v3(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 32)
     items = []
     append = items.append
     for _ in range(n):

@@ -298,7 +298,7 @@ def _read_DescribeGroupsResponse_DescribedGroup_v0(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -323,7 +323,7 @@ def _read_DescribeGroupsResponse_DescribedGroup_v3(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -345,7 +345,7 @@ def _read_DescribeGroupsResponse_DescribedGroup_v4(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -367,7 +367,7 @@ def _read_DescribeGroupsResponse_DescribedGroup_v5(buf, pos):
     o.group_state, pos = _read_compact_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
     o.protocol_data, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -394,7 +394,7 @@ def _read_DescribeGroupsResponse_DescribedGroup_v6(buf, pos):
     o.group_state, pos = _read_compact_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
     o.protocol_data, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -497,7 +497,7 @@ def _write_DescribeGroupsResponse_DescribedGroup_v6(o, w):
 
 def _read_DescribeGroupsResponse_v0(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -513,7 +513,7 @@ def _read_DescribeGroupsResponse_v1(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -531,7 +531,7 @@ def _read_DescribeGroupsResponse_v3(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -546,7 +546,7 @@ def _read_DescribeGroupsResponse_v4(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -561,7 +561,7 @@ def _read_DescribeGroupsResponse_v5(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -580,7 +580,7 @@ def _read_DescribeGroupsResponse_v6(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):

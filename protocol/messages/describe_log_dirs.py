@@ -177,7 +177,7 @@ _write_DescribeLogDirsRequest_DescribableLogDirTopic_v5 = _write_DescribeLogDirs
 
 def _read_DescribeLogDirsRequest_v1(buf, pos):
     o = _new(_C_DescribeLogDirsRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 6)
     if n < 0:
         o.topics = None
     else:
@@ -193,7 +193,7 @@ def _read_DescribeLogDirsRequest_v1(buf, pos):
 
 def _read_DescribeLogDirsRequest_v2(buf, pos):
     o = _new(_C_DescribeLogDirsRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -296,7 +296,7 @@ _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_Descri
 def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1(buf, pos):
     o = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
@@ -310,7 +310,7 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1(
 def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v2(buf, pos):
     o = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -363,7 +363,7 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v1(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -382,7 +382,7 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v2(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -408,7 +408,7 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v4(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -431,7 +431,7 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v5(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -512,7 +512,7 @@ def _read_DescribeLogDirsResponse_v1(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -528,7 +528,7 @@ def _read_DescribeLogDirsResponse_v2(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -548,7 +548,7 @@ def _read_DescribeLogDirsResponse_v3(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -567,7 +567,7 @@ def _read_DescribeLogDirsResponse_v4(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
@@ -586,7 +586,7 @@ def _read_DescribeLogDirsResponse_v5(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):

@@ -145,7 +145,7 @@ def _write_DescribeProducersRequest_TopicRequest_v0(o, w):
 
 def _read_DescribeProducersRequest_v0(buf, pos):
     o = _new(_C_DescribeProducersRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -200,7 +200,7 @@ def _read_DescribeProducersResponse_TopicResponse_PartitionResponse_v0(buf, pos)
     o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 37)
     items = []
     append = items.append
     for _ in range(n):
@@ -233,7 +233,7 @@ def _write_DescribeProducersResponse_TopicResponse_PartitionResponse_v0(o, w):
 def _read_DescribeProducersResponse_TopicResponse_v0(buf, pos):
     o = _new(_C_DescribeProducersResponse_TopicResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -266,7 +266,7 @@ def _read_DescribeProducersResponse_v0(buf, pos):
     o = _new(_C_DescribeProducersResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

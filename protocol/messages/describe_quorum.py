@@ -279,7 +279,7 @@ _write_DescribeQuorumRequest_TopicData_PartitionData_v2 = _write_DescribeQuorumR
 def _read_DescribeQuorumRequest_TopicData_v0(buf, pos):
     o = _new(_C_DescribeQuorumRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -318,7 +318,7 @@ _write_DescribeQuorumRequest_TopicData_v2 = _write_DescribeQuorumRequest_TopicDa
 
 def _read_DescribeQuorumRequest_v0(buf, pos):
     o = _new(_C_DescribeQuorumRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -358,14 +358,14 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData_PartitionData)
     o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v0(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -385,14 +385,14 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData_PartitionData)
     o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 29)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v1(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 29)
     items = []
     append = items.append
     for _ in range(n):
@@ -415,14 +415,14 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v2(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.leader_id, o.leader_epoch, o.high_watermark = _S_iiq.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 45)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v2(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 45)
     items = []
     append = items.append
     for _ in range(n):
@@ -496,7 +496,7 @@ def _write_DescribeQuorumResponse_TopicData_PartitionData_v2(o, w):
 def _read_DescribeQuorumResponse_TopicData_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 25)
     items = []
     append = items.append
     for _ in range(n):
@@ -514,7 +514,7 @@ def _read_DescribeQuorumResponse_TopicData_v0(buf, pos):
 def _read_DescribeQuorumResponse_TopicData_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 25)
     items = []
     append = items.append
     for _ in range(n):
@@ -532,7 +532,7 @@ def _read_DescribeQuorumResponse_TopicData_v1(buf, pos):
 def _read_DescribeQuorumResponse_TopicData_v2(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -619,7 +619,7 @@ def _read_DescribeQuorumResponse_Node_v2(buf, pos):
     o = _new(_C_DescribeQuorumResponse_Node)
     o.node_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -652,7 +652,7 @@ def _read_DescribeQuorumResponse_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -673,7 +673,7 @@ def _read_DescribeQuorumResponse_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -695,14 +695,14 @@ def _read_DescribeQuorumResponse_v2(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_DescribeQuorumResponse_TopicData_v2(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -170,7 +170,7 @@ _write_DescribeShareGroupOffsetsRequest_DescribeShareGroupOffsetsRequestGroup_De
 def _read_DescribeShareGroupOffsetsRequest_DescribeShareGroupOffsetsRequestGroup_v0(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsRequest_DescribeShareGroupOffsetsRequestGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -213,7 +213,7 @@ _write_DescribeShareGroupOffsetsRequest_DescribeShareGroupOffsetsRequestGroup_v1
 
 def _read_DescribeShareGroupOffsetsRequest_v0(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -301,7 +301,7 @@ def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGro
     o.topic_name, pos = _read_compact_string(buf, pos)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -321,7 +321,7 @@ def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGro
     o.topic_name, pos = _read_compact_string(buf, pos)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ def _write_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGr
 def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_v0(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -390,7 +390,7 @@ def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGro
 def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_v1(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -444,7 +444,7 @@ def _read_DescribeShareGroupOffsetsResponse_v0(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -463,7 +463,7 @@ def _read_DescribeShareGroupOffsetsResponse_v1(buf, pos):
     o = _new(_C_DescribeShareGroupOffsetsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -187,7 +187,7 @@ def _write_DescribeTopicPartitionsRequest_Cursor_v0(o, w):
 
 def _read_DescribeTopicPartitionsRequest_v0(buf, pos):
     o = _new(_C_DescribeTopicPartitionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 2)
     items = []
     append = items.append
     for _ in range(n):
@@ -297,7 +297,7 @@ def _read_DescribeTopicPartitionsResponse_DescribeTopicPartitionsResponseTopic_v
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -359,7 +359,7 @@ def _read_DescribeTopicPartitionsResponse_v0(buf, pos):
     o = _new(_C_DescribeTopicPartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):

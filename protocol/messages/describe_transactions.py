@@ -151,7 +151,7 @@ def _read_DescribeTransactionsResponse_TransactionState_v0(buf, pos):
     o.transaction_state, pos = _read_compact_string(buf, pos)
     o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _S_iqqh.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -187,7 +187,7 @@ def _read_DescribeTransactionsResponse_v0(buf, pos):
     o = _new(_C_DescribeTransactionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):

@@ -121,7 +121,7 @@ def _write_DescribeUserScramCredentialsRequest_UserName_v0(o, w):
 
 def _read_DescribeUserScramCredentialsRequest_v0(buf, pos):
     o = _new(_C_DescribeUserScramCredentialsRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 2)
     if n < 0:
         o.users = None
     else:
@@ -183,7 +183,7 @@ def _read_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResul
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -219,7 +219,7 @@ def _read_DescribeUserScramCredentialsResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -157,7 +157,7 @@ def _write_ElectLeadersRequest_TopicPartitions_v2(o, w):
 
 def _read_ElectLeadersRequest_v0(buf, pos):
     o = _new(_C_ElectLeadersRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 6)
     if n < 0:
         o.topic_partitions = None
     else:
@@ -178,7 +178,7 @@ def _read_ElectLeadersRequest_v1(buf, pos):
     o = _new(_C_ElectLeadersRequest)
     o.election_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 6)
     if n < 0:
         o.topic_partitions = None
     else:
@@ -198,7 +198,7 @@ def _read_ElectLeadersRequest_v2(buf, pos):
     o = _new(_C_ElectLeadersRequest)
     o.election_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topic_partitions = None
     else:
@@ -309,7 +309,7 @@ def _write_ElectLeadersResponse_ReplicaElectionResult_PartitionResult_v2(o, w):
 def _read_ElectLeadersResponse_ReplicaElectionResult_v0(buf, pos):
     o = _new(_C_ElectLeadersResponse_ReplicaElectionResult)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -326,7 +326,7 @@ _read_ElectLeadersResponse_ReplicaElectionResult_v1 = _read_ElectLeadersResponse
 def _read_ElectLeadersResponse_ReplicaElectionResult_v2(buf, pos):
     o = _new(_C_ElectLeadersResponse_ReplicaElectionResult)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -371,7 +371,7 @@ def _read_ElectLeadersResponse_v0(buf, pos):
     o = _new(_C_ElectLeadersResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -387,7 +387,7 @@ def _read_ElectLeadersResponse_v1(buf, pos):
     o = _new(_C_ElectLeadersResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -402,7 +402,7 @@ def _read_ElectLeadersResponse_v2(buf, pos):
     o = _new(_C_ElectLeadersResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -217,7 +217,7 @@ def _read_EndQuorumEpochRequest_TopicData_PartitionData_v1(buf, pos):
     o = _new(_C_EndQuorumEpochRequest_TopicData_PartitionData)
     o.partition_index, o.leader_id, o.leader_epoch = _S_iii.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
@@ -258,7 +258,7 @@ def _write_EndQuorumEpochRequest_TopicData_PartitionData_v1(o, w):
 def _read_EndQuorumEpochRequest_TopicData_v0(buf, pos):
     o = _new(_C_EndQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -272,7 +272,7 @@ def _read_EndQuorumEpochRequest_TopicData_v0(buf, pos):
 def _read_EndQuorumEpochRequest_TopicData_v1(buf, pos):
     o = _new(_C_EndQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -339,7 +339,7 @@ def _write_EndQuorumEpochRequest_LeaderEndpoint_v1(o, w):
 def _read_EndQuorumEpochRequest_v0(buf, pos):
     o = _new(_C_EndQuorumEpochRequest)
     o.cluster_id, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -354,14 +354,14 @@ def _read_EndQuorumEpochRequest_v0(buf, pos):
 def _read_EndQuorumEpochRequest_v1(buf, pos):
     o = _new(_C_EndQuorumEpochRequest)
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_EndQuorumEpochRequest_TopicData_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -441,7 +441,7 @@ def _write_EndQuorumEpochResponse_TopicData_PartitionData_v1(o, w):
 def _read_EndQuorumEpochResponse_TopicData_v0(buf, pos):
     o = _new(_C_EndQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -455,7 +455,7 @@ def _read_EndQuorumEpochResponse_TopicData_v0(buf, pos):
 def _read_EndQuorumEpochResponse_TopicData_v1(buf, pos):
     o = _new(_C_EndQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):
@@ -524,7 +524,7 @@ def _read_EndQuorumEpochResponse_v0(buf, pos):
     o = _new(_C_EndQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -540,7 +540,7 @@ def _read_EndQuorumEpochResponse_v1(buf, pos):
     o = _new(_C_EndQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -558,7 +558,7 @@ def _read_EndQuorumEpochResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 8)
                 items = []
                 append = items.append
                 for _ in range(n):

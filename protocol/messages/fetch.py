@@ -508,7 +508,7 @@ def _write_FetchRequest_FetchTopic_FetchPartition_v18(o, w):
 def _read_FetchRequest_FetchTopic_v4(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -523,7 +523,7 @@ def _read_FetchRequest_FetchTopic_v4(buf, pos):
 def _read_FetchRequest_FetchTopic_v5(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 24)
     items = []
     append = items.append
     for _ in range(n):
@@ -543,7 +543,7 @@ _read_FetchRequest_FetchTopic_v8 = _read_FetchRequest_FetchTopic_v5
 def _read_FetchRequest_FetchTopic_v9(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):
@@ -562,7 +562,7 @@ _read_FetchRequest_FetchTopic_v11 = _read_FetchRequest_FetchTopic_v9
 def _read_FetchRequest_FetchTopic_v12(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -582,7 +582,7 @@ def _read_FetchRequest_FetchTopic_v13(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -607,7 +607,7 @@ def _read_FetchRequest_FetchTopic_v17(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -627,7 +627,7 @@ def _read_FetchRequest_FetchTopic_v18(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -843,7 +843,7 @@ def _read_FetchRequest_v4(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
     pos += 17
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -864,7 +864,7 @@ def _read_FetchRequest_v5(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
     pos += 17
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -888,14 +888,14 @@ def _read_FetchRequest_v7(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v5(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -916,14 +916,14 @@ def _read_FetchRequest_v9(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v9(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -944,14 +944,14 @@ def _read_FetchRequest_v11(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v9(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -969,14 +969,14 @@ def _read_FetchRequest_v12(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v12(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -1009,14 +1009,14 @@ def _read_FetchRequest_v13(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v13(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1052,14 +1052,14 @@ def _read_FetchRequest_v15(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v13(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1100,14 +1100,14 @@ def _read_FetchRequest_v17(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v17(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1145,14 +1145,14 @@ def _read_FetchRequest_v18(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v18(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1591,7 +1591,7 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v4(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _S_ihqq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 16)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1615,7 +1615,7 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v5(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 16)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1645,7 +1645,7 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v11(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 16)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1669,7 +1669,7 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v12(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 17)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1813,7 +1813,7 @@ _write_FetchResponse_FetchableTopicResponse_PartitionData_v18 = _write_FetchResp
 def _read_FetchResponse_FetchableTopicResponse_v4(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 30)
     items = []
     append = items.append
     for _ in range(n):
@@ -1828,7 +1828,7 @@ def _read_FetchResponse_FetchableTopicResponse_v4(buf, pos):
 def _read_FetchResponse_FetchableTopicResponse_v5(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 38)
     items = []
     append = items.append
     for _ in range(n):
@@ -1850,7 +1850,7 @@ _read_FetchResponse_FetchableTopicResponse_v10 = _read_FetchResponse_FetchableTo
 def _read_FetchResponse_FetchableTopicResponse_v11(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 42)
     items = []
     append = items.append
     for _ in range(n):
@@ -1865,7 +1865,7 @@ def _read_FetchResponse_FetchableTopicResponse_v11(buf, pos):
 def _read_FetchResponse_FetchableTopicResponse_v12(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 37)
     items = []
     append = items.append
     for _ in range(n):
@@ -1885,7 +1885,7 @@ def _read_FetchResponse_FetchableTopicResponse_v13(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 37)
     items = []
     append = items.append
     for _ in range(n):
@@ -2018,7 +2018,7 @@ def _read_FetchResponse_v4(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -2036,7 +2036,7 @@ def _read_FetchResponse_v5(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -2057,7 +2057,7 @@ def _read_FetchResponse_v7(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -2078,7 +2078,7 @@ def _read_FetchResponse_v11(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -2094,7 +2094,7 @@ def _read_FetchResponse_v12(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -2114,7 +2114,7 @@ def _read_FetchResponse_v13(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -2138,7 +2138,7 @@ def _read_FetchResponse_v16(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -2156,7 +2156,7 @@ def _read_FetchResponse_v16(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 11)
                 items = []
                 append = items.append
                 for _ in range(n):

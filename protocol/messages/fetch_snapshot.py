@@ -299,7 +299,7 @@ def _write_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v1(o, w):
 def _read_FetchSnapshotRequest_TopicSnapshot_v0(buf, pos):
     o = _new(_C_FetchSnapshotRequest_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 30)
     items = []
     append = items.append
     for _ in range(n):
@@ -317,7 +317,7 @@ def _read_FetchSnapshotRequest_TopicSnapshot_v0(buf, pos):
 def _read_FetchSnapshotRequest_TopicSnapshot_v1(buf, pos):
     o = _new(_C_FetchSnapshotRequest_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 30)
     items = []
     append = items.append
     for _ in range(n):
@@ -364,7 +364,7 @@ def _read_FetchSnapshotRequest_v0(buf, pos):
     o = _new(_C_FetchSnapshotRequest)
     o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -395,7 +395,7 @@ def _read_FetchSnapshotRequest_v1(buf, pos):
     o = _new(_C_FetchSnapshotRequest)
     o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -576,7 +576,7 @@ _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v1 = _write_FetchSn
 def _read_FetchSnapshotResponse_TopicSnapshot_v0(buf, pos):
     o = _new(_C_FetchSnapshotResponse_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 37)
     items = []
     append = items.append
     for _ in range(n):
@@ -642,7 +642,7 @@ def _read_FetchSnapshotResponse_v0(buf, pos):
     o = _new(_C_FetchSnapshotResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -662,7 +662,7 @@ def _read_FetchSnapshotResponse_v1(buf, pos):
     o = _new(_C_FetchSnapshotResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -680,7 +680,7 @@ def _read_FetchSnapshotResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 8)
                 items = []
                 append = items.append
                 for _ in range(n):

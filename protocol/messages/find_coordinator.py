@@ -280,7 +280,7 @@ def _read_FindCoordinatorResponse_v4(buf, pos):
     o = _new(_C_FindCoordinatorResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):

@@ -154,7 +154,7 @@ def _read_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -170,7 +170,7 @@ def _read_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(buf, pos):
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -212,7 +212,7 @@ def _write_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(o, w):
 
 def _read_IncrementalAlterConfigsRequest_v0(buf, pos):
     o = _new(_C_IncrementalAlterConfigsRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -227,7 +227,7 @@ def _read_IncrementalAlterConfigsRequest_v0(buf, pos):
 
 def _read_IncrementalAlterConfigsRequest_v1(buf, pos):
     o = _new(_C_IncrementalAlterConfigsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -320,7 +320,7 @@ def _read_IncrementalAlterConfigsResponse_v0(buf, pos):
     o = _new(_C_IncrementalAlterConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -335,7 +335,7 @@ def _read_IncrementalAlterConfigsResponse_v1(buf, pos):
     o = _new(_C_IncrementalAlterConfigsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -138,7 +138,7 @@ def _read_InitializeShareGroupStateRequest_InitializeStateData_v0(buf, pos):
     o = _new(_C_InitializeShareGroupStateRequest_InitializeStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 17)
     items = []
     append = items.append
     for _ in range(n):
@@ -170,7 +170,7 @@ def _write_InitializeShareGroupStateRequest_InitializeStateData_v0(o, w):
 def _read_InitializeShareGroupStateRequest_v0(buf, pos):
     o = _new(_C_InitializeShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -227,7 +227,7 @@ def _read_InitializeShareGroupStateResponse_InitializeStateResult_v0(buf, pos):
     o = _new(_C_InitializeShareGroupStateResponse_InitializeStateResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -258,7 +258,7 @@ def _write_InitializeShareGroupStateResponse_InitializeStateResult_v0(o, w):
 
 def _read_InitializeShareGroupStateResponse_v0(buf, pos):
     o = _new(_C_InitializeShareGroupStateResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

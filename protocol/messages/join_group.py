@@ -175,7 +175,7 @@ def _read_JoinGroupRequest_v0(buf, pos):
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -196,7 +196,7 @@ def _read_JoinGroupRequest_v1(buf, pos):
     pos += 8
     o.member_id, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -222,7 +222,7 @@ def _read_JoinGroupRequest_v5(buf, pos):
     o.member_id, pos = _read_string(buf, pos)
     o.group_instance_id, pos = _read_nullable_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -242,7 +242,7 @@ def _read_JoinGroupRequest_v6(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -269,7 +269,7 @@ def _read_JoinGroupRequest_v8(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -458,7 +458,7 @@ def _read_JoinGroupResponse_v0(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -482,7 +482,7 @@ def _read_JoinGroupResponse_v2(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -506,7 +506,7 @@ def _read_JoinGroupResponse_v5(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -526,7 +526,7 @@ def _read_JoinGroupResponse_v6(buf, pos):
     o.protocol_name, pos = _read_compact_string(buf, pos)
     o.leader, pos = _read_compact_string(buf, pos)
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -551,7 +551,7 @@ def _read_JoinGroupResponse_v7(buf, pos):
     o.protocol_name, pos = _read_compact_nullable_string(buf, pos)
     o.leader, pos = _read_compact_string(buf, pos)
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -580,7 +580,7 @@ def _read_JoinGroupResponse_v9(buf, pos):
     o.skip_assignment = _S_o.unpack_from(buf, pos)[0]
     pos += 1
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):

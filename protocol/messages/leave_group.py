@@ -171,7 +171,7 @@ _read_LeaveGroupRequest_v2 = _read_LeaveGroupRequest_v0
 def _read_LeaveGroupRequest_v3(buf, pos):
     o = _new(_C_LeaveGroupRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -186,7 +186,7 @@ def _read_LeaveGroupRequest_v3(buf, pos):
 def _read_LeaveGroupRequest_v4(buf, pos):
     o = _new(_C_LeaveGroupRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -205,7 +205,7 @@ def _read_LeaveGroupRequest_v4(buf, pos):
 def _read_LeaveGroupRequest_v5(buf, pos):
     o = _new(_C_LeaveGroupRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -343,7 +343,7 @@ def _read_LeaveGroupResponse_v3(buf, pos):
     o = _new(_C_LeaveGroupResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -358,7 +358,7 @@ def _read_LeaveGroupResponse_v4(buf, pos):
     o = _new(_C_LeaveGroupResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

@@ -161,7 +161,7 @@ def _read_ListConfigResourcesResponse_v0(buf, pos):
     o = _new(_C_ListConfigResourcesResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 2)
     items = []
     append = items.append
     for _ in range(n):
@@ -180,7 +180,7 @@ def _read_ListConfigResourcesResponse_v1(buf, pos):
     o = _new(_C_ListConfigResourcesResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -200,7 +200,7 @@ _write_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v11 = _write_Lis
 def _read_ListOffsetsRequest_ListOffsetsTopic_v1(buf, pos):
     o = _new(_C_ListOffsetsRequest_ListOffsetsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -218,7 +218,7 @@ _read_ListOffsetsRequest_ListOffsetsTopic_v3 = _read_ListOffsetsRequest_ListOffs
 def _read_ListOffsetsRequest_ListOffsetsTopic_v4(buf, pos):
     o = _new(_C_ListOffsetsRequest_ListOffsetsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -235,7 +235,7 @@ _read_ListOffsetsRequest_ListOffsetsTopic_v5 = _read_ListOffsetsRequest_ListOffs
 def _read_ListOffsetsRequest_ListOffsetsTopic_v6(buf, pos):
     o = _new(_C_ListOffsetsRequest_ListOffsetsTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 17)
     items = []
     append = items.append
     for _ in range(n):
@@ -307,7 +307,7 @@ def _read_ListOffsetsRequest_v1(buf, pos):
     o = _new(_C_ListOffsetsRequest)
     o.replica_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -324,7 +324,7 @@ def _read_ListOffsetsRequest_v2(buf, pos):
     o = _new(_C_ListOffsetsRequest)
     o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -343,7 +343,7 @@ def _read_ListOffsetsRequest_v4(buf, pos):
     o = _new(_C_ListOffsetsRequest)
     o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -362,7 +362,7 @@ def _read_ListOffsetsRequest_v6(buf, pos):
     o = _new(_C_ListOffsetsRequest)
     o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -387,7 +387,7 @@ def _read_ListOffsetsRequest_v10(buf, pos):
     o = _new(_C_ListOffsetsRequest)
     o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -557,7 +557,7 @@ _write_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse
 def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v1(buf, pos):
     o = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -575,7 +575,7 @@ _read_ListOffsetsResponse_ListOffsetsTopicResponse_v3 = _read_ListOffsetsRespons
 def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v4(buf, pos):
     o = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -592,7 +592,7 @@ _read_ListOffsetsResponse_ListOffsetsTopicResponse_v5 = _read_ListOffsetsRespons
 def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v6(buf, pos):
     o = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 27)
     items = []
     append = items.append
     for _ in range(n):
@@ -662,7 +662,7 @@ _write_ListOffsetsResponse_ListOffsetsTopicResponse_v11 = _write_ListOffsetsResp
 
 def _read_ListOffsetsResponse_v1(buf, pos):
     o = _new(_C_ListOffsetsResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -678,7 +678,7 @@ def _read_ListOffsetsResponse_v2(buf, pos):
     o = _new(_C_ListOffsetsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -696,7 +696,7 @@ def _read_ListOffsetsResponse_v4(buf, pos):
     o = _new(_C_ListOffsetsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -714,7 +714,7 @@ def _read_ListOffsetsResponse_v6(buf, pos):
     o = _new(_C_ListOffsetsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -131,7 +131,7 @@ def _read_ListPartitionReassignmentsRequest_v0(buf, pos):
     o = _new(_C_ListPartitionReassignmentsRequest)
     o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -206,7 +206,7 @@ def _write_ListPartitionReassignmentsResponse_OngoingTopicReassignment_OngoingPa
 def _read_ListPartitionReassignmentsResponse_OngoingTopicReassignment_v0(buf, pos):
     o = _new(_C_ListPartitionReassignmentsResponse_OngoingTopicReassignment)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -240,7 +240,7 @@ def _read_ListPartitionReassignmentsResponse_v0(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

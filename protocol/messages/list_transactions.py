@@ -235,7 +235,7 @@ def _read_ListTransactionsResponse_v0(buf, pos):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.unknown_state_filters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):

@@ -233,7 +233,7 @@ _write_MetadataRequest_MetadataRequestTopic_v13 = _write_MetadataRequest_Metadat
 
 def _read_MetadataRequest_v0(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 2)
     items = []
     append = items.append
     for _ in range(n):
@@ -249,7 +249,7 @@ def _read_MetadataRequest_v0(buf, pos):
 
 def _read_MetadataRequest_v1(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 2)
     if n < 0:
         o.topics = None
     else:
@@ -272,7 +272,7 @@ _read_MetadataRequest_v3 = _read_MetadataRequest_v1
 
 def _read_MetadataRequest_v4(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 2)
     if n < 0:
         o.topics = None
     else:
@@ -297,7 +297,7 @@ _read_MetadataRequest_v7 = _read_MetadataRequest_v4
 
 def _read_MetadataRequest_v8(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 2)
     if n < 0:
         o.topics = None
     else:
@@ -315,7 +315,7 @@ def _read_MetadataRequest_v8(buf, pos):
 
 def _read_MetadataRequest_v9(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 2)
     if n < 0:
         o.topics = None
     else:
@@ -337,7 +337,7 @@ def _read_MetadataRequest_v9(buf, pos):
 
 def _read_MetadataRequest_v10(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 18)
     if n < 0:
         o.topics = None
     else:
@@ -359,7 +359,7 @@ def _read_MetadataRequest_v10(buf, pos):
 
 def _read_MetadataRequest_v11(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 18)
     if n < 0:
         o.topics = None
     else:
@@ -749,7 +749,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v0(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -770,7 +770,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v1(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +795,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v5(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -818,7 +818,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v7(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -838,7 +838,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v8(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -859,7 +859,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v9(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -886,7 +886,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v10(buf, pos):
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -915,7 +915,7 @@ def _read_MetadataResponse_MetadataResponseTopic_v12(buf, pos):
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1057,14 +1057,14 @@ _write_MetadataResponse_MetadataResponseTopic_v13 = _write_MetadataResponse_Meta
 
 def _read_MetadataResponse_v0(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_MetadataResponse_MetadataResponseBroker_v0(buf, pos)
         append(item)
     o.brokers = items
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -1082,7 +1082,7 @@ def _read_MetadataResponse_v0(buf, pos):
 
 def _read_MetadataResponse_v1(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1091,7 +1091,7 @@ def _read_MetadataResponse_v1(buf, pos):
     o.brokers = items
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -1108,7 +1108,7 @@ def _read_MetadataResponse_v1(buf, pos):
 
 def _read_MetadataResponse_v2(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1118,7 +1118,7 @@ def _read_MetadataResponse_v2(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -1136,7 +1136,7 @@ def _read_MetadataResponse_v3(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1146,7 +1146,7 @@ def _read_MetadataResponse_v3(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -1166,7 +1166,7 @@ def _read_MetadataResponse_v5(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1176,7 +1176,7 @@ def _read_MetadataResponse_v5(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -1196,7 +1196,7 @@ def _read_MetadataResponse_v7(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1206,7 +1206,7 @@ def _read_MetadataResponse_v7(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -1223,7 +1223,7 @@ def _read_MetadataResponse_v8(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -1233,7 +1233,7 @@ def _read_MetadataResponse_v8(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -1251,7 +1251,7 @@ def _read_MetadataResponse_v9(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -1261,7 +1261,7 @@ def _read_MetadataResponse_v9(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):
@@ -1283,7 +1283,7 @@ def _read_MetadataResponse_v10(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -1293,7 +1293,7 @@ def _read_MetadataResponse_v10(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -1315,7 +1315,7 @@ def _read_MetadataResponse_v11(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -1325,7 +1325,7 @@ def _read_MetadataResponse_v11(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -1346,7 +1346,7 @@ def _read_MetadataResponse_v12(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -1356,7 +1356,7 @@ def _read_MetadataResponse_v12(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -1377,7 +1377,7 @@ def _read_MetadataResponse_v13(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -1387,7 +1387,7 @@ def _read_MetadataResponse_v13(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):

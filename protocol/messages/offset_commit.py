@@ -209,7 +209,7 @@ _write_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition
 def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v2(buf, pos):
     o = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -229,7 +229,7 @@ _read_OffsetCommitRequest_OffsetCommitRequestTopic_v5 = _read_OffsetCommitReques
 def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v6(buf, pos):
     o = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -247,7 +247,7 @@ _read_OffsetCommitRequest_OffsetCommitRequestTopic_v7 = _read_OffsetCommitReques
 def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v8(buf, pos):
     o = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -270,7 +270,7 @@ def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v10(buf, pos):
     o = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -351,7 +351,7 @@ def _read_OffsetCommitRequest_v2(buf, pos):
     o.member_id, pos = _read_string(buf, pos)
     o.retention_time_ms = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -373,7 +373,7 @@ def _read_OffsetCommitRequest_v5(buf, pos):
     o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +392,7 @@ def _read_OffsetCommitRequest_v6(buf, pos):
     o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -412,7 +412,7 @@ def _read_OffsetCommitRequest_v7(buf, pos):
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
     o.group_instance_id, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -431,7 +431,7 @@ def _read_OffsetCommitRequest_v8(buf, pos):
     pos += 4
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -457,7 +457,7 @@ def _read_OffsetCommitRequest_v10(buf, pos):
     pos += 4
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -620,7 +620,7 @@ _write_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartit
 def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v2(buf, pos):
     o = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -642,7 +642,7 @@ _read_OffsetCommitResponse_OffsetCommitResponseTopic_v7 = _read_OffsetCommitResp
 def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v8(buf, pos):
     o = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -665,7 +665,7 @@ def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v10(buf, pos):
     o = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -730,7 +730,7 @@ def _write_OffsetCommitResponse_OffsetCommitResponseTopic_v10(o, w):
 
 def _read_OffsetCommitResponse_v2(buf, pos):
     o = _new(_C_OffsetCommitResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -746,7 +746,7 @@ def _read_OffsetCommitResponse_v3(buf, pos):
     o = _new(_C_OffsetCommitResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -767,7 +767,7 @@ def _read_OffsetCommitResponse_v8(buf, pos):
     o = _new(_C_OffsetCommitResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -789,7 +789,7 @@ def _read_OffsetCommitResponse_v10(buf, pos):
     o = _new(_C_OffsetCommitResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

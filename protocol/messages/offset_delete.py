@@ -121,7 +121,7 @@ def _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_OffsetDeleteRequestParti
 def _read_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(buf, pos):
     o = _new(_C_OffsetDeleteRequest_OffsetDeleteRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -144,7 +144,7 @@ def _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(o, w):
 def _read_OffsetDeleteRequest_v0(buf, pos):
     o = _new(_C_OffsetDeleteRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -180,7 +180,7 @@ def _write_OffsetDeleteResponse_OffsetDeleteResponseTopic_OffsetDeleteResponsePa
 def _read_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(buf, pos):
     o = _new(_C_OffsetDeleteResponse_OffsetDeleteResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -204,7 +204,7 @@ def _read_OffsetDeleteResponse_v0(buf, pos):
     o = _new(_C_OffsetDeleteResponse)
     o.error_code, o.throttle_time_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -317,7 +317,7 @@ def _write_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics_v
 def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v8(buf, pos):
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -343,7 +343,7 @@ def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v9(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -367,7 +367,7 @@ def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v10(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 18)
     if n < 0:
         o.topics = None
     else:
@@ -443,7 +443,7 @@ def _write_OffsetFetchRequest_OffsetFetchRequestGroup_v10(o, w):
 def _read_OffsetFetchRequest_v1(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -459,7 +459,7 @@ def _read_OffsetFetchRequest_v1(buf, pos):
 def _read_OffsetFetchRequest_v2(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 6)
     if n < 0:
         o.topics = None
     else:
@@ -483,7 +483,7 @@ _read_OffsetFetchRequest_v5 = _read_OffsetFetchRequest_v2
 def _read_OffsetFetchRequest_v6(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -506,7 +506,7 @@ def _read_OffsetFetchRequest_v6(buf, pos):
 def _read_OffsetFetchRequest_v7(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.topics = None
     else:
@@ -529,7 +529,7 @@ def _read_OffsetFetchRequest_v7(buf, pos):
 
 def _read_OffsetFetchRequest_v8(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -550,7 +550,7 @@ def _read_OffsetFetchRequest_v8(buf, pos):
 
 def _read_OffsetFetchRequest_v9(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -571,7 +571,7 @@ def _read_OffsetFetchRequest_v9(buf, pos):
 
 def _read_OffsetFetchRequest_v10(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -776,7 +776,7 @@ _write_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v1(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +795,7 @@ _read_OffsetFetchResponse_OffsetFetchResponseTopic_v4 = _read_OffsetFetchRespons
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v5(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -809,7 +809,7 @@ def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v5(buf, pos):
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v6(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -905,7 +905,7 @@ _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_Of
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -928,7 +928,7 @@ def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -978,7 +978,7 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopic
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -1001,7 +1001,7 @@ _read_OffsetFetchResponse_OffsetFetchResponseGroup_v9 = _read_OffsetFetchRespons
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_v10(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1053,7 +1053,7 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_v10(o, w):
 
 def _read_OffsetFetchResponse_v1(buf, pos):
     o = _new(_C_OffsetFetchResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1069,7 +1069,7 @@ def _read_OffsetFetchResponse_v1(buf, pos):
 
 def _read_OffsetFetchResponse_v2(buf, pos):
     o = _new(_C_OffsetFetchResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1088,7 +1088,7 @@ def _read_OffsetFetchResponse_v3(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1109,7 +1109,7 @@ def _read_OffsetFetchResponse_v5(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1127,7 +1127,7 @@ def _read_OffsetFetchResponse_v6(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -1152,7 +1152,7 @@ def _read_OffsetFetchResponse_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -1176,7 +1176,7 @@ def _read_OffsetFetchResponse_v10(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

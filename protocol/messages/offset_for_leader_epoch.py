@@ -158,7 +158,7 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderParti
 def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -175,7 +175,7 @@ _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v3 = _read_OffsetForLeade
 def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 13)
     items = []
     append = items.append
     for _ in range(n):
@@ -218,7 +218,7 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(o, w):
 
 def _read_OffsetForLeaderEpochRequest_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -234,7 +234,7 @@ def _read_OffsetForLeaderEpochRequest_v3(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
     o.replica_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -249,7 +249,7 @@ def _read_OffsetForLeaderEpochRequest_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
     o.replica_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -339,7 +339,7 @@ def _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffse
 def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -356,7 +356,7 @@ _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v3 = _read_OffsetF
 def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -401,7 +401,7 @@ def _read_OffsetForLeaderEpochResponse_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -419,7 +419,7 @@ def _read_OffsetForLeaderEpochResponse_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

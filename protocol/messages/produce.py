@@ -252,7 +252,7 @@ _write_ProduceRequest_TopicProduceData_PartitionProduceData_v13 = _write_Produce
 def _read_ProduceRequest_TopicProduceData_v3(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -274,7 +274,7 @@ _read_ProduceRequest_TopicProduceData_v8 = _read_ProduceRequest_TopicProduceData
 def _read_ProduceRequest_TopicProduceData_v9(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -299,7 +299,7 @@ def _read_ProduceRequest_TopicProduceData_v13(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +369,7 @@ def _read_ProduceRequest_v3(buf, pos):
     o.transactional_id, pos = _read_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +392,7 @@ def _read_ProduceRequest_v9(buf, pos):
     o.transactional_id, pos = _read_compact_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -417,7 +417,7 @@ def _read_ProduceRequest_v13(buf, pos):
     o.transactional_id, pos = _read_compact_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -601,7 +601,7 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8(buf, 
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -618,7 +618,7 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(buf, 
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -639,7 +639,7 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(buf,
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -743,7 +743,7 @@ _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v13 = _writ
 def _read_ProduceResponse_TopicProduceResponse_v3(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -761,7 +761,7 @@ _read_ProduceResponse_TopicProduceResponse_v4 = _read_ProduceResponse_TopicProdu
 def _read_ProduceResponse_TopicProduceResponse_v5(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 30)
     items = []
     append = items.append
     for _ in range(n):
@@ -780,7 +780,7 @@ _read_ProduceResponse_TopicProduceResponse_v7 = _read_ProduceResponse_TopicProdu
 def _read_ProduceResponse_TopicProduceResponse_v8(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 36)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +795,7 @@ def _read_ProduceResponse_TopicProduceResponse_v8(buf, pos):
 def _read_ProduceResponse_TopicProduceResponse_v9(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -814,7 +814,7 @@ def _read_ProduceResponse_TopicProduceResponse_v9(buf, pos):
 def _read_ProduceResponse_TopicProduceResponse_v10(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -838,7 +838,7 @@ def _read_ProduceResponse_TopicProduceResponse_v13(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 33)
     items = []
     append = items.append
     for _ in range(n):
@@ -975,7 +975,7 @@ _write_ProduceResponse_NodeEndpoint_v13 = _write_ProduceResponse_NodeEndpoint_v1
 
 def _read_ProduceResponse_v3(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -994,7 +994,7 @@ _read_ProduceResponse_v4 = _read_ProduceResponse_v3
 
 def _read_ProduceResponse_v5(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1014,7 +1014,7 @@ _read_ProduceResponse_v7 = _read_ProduceResponse_v5
 
 def _read_ProduceResponse_v8(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -1030,7 +1030,7 @@ def _read_ProduceResponse_v8(buf, pos):
 
 def _read_ProduceResponse_v9(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -1050,7 +1050,7 @@ def _read_ProduceResponse_v9(buf, pos):
 
 def _read_ProduceResponse_v10(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -1070,7 +1070,7 @@ def _read_ProduceResponse_v10(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 11)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -1091,7 +1091,7 @@ _read_ProduceResponse_v12 = _read_ProduceResponse_v10
 
 def _read_ProduceResponse_v13(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -1111,7 +1111,7 @@ def _read_ProduceResponse_v13(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 11)
                 items = []
                 append = items.append
                 for _ in range(n):

@@ -158,7 +158,7 @@ def _read_ReadShareGroupStateRequest_ReadStateData_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateRequest_ReadStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -190,7 +190,7 @@ def _write_ReadShareGroupStateRequest_ReadStateData_v0(o, w):
 def _read_ReadShareGroupStateRequest_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -248,7 +248,7 @@ def _read_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_v0(buf, po
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.state_epoch, o.start_offset = _S_iq.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -283,7 +283,7 @@ def _read_ReadShareGroupStateResponse_ReadStateResult_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateResponse_ReadStateResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
@@ -314,7 +314,7 @@ def _write_ReadShareGroupStateResponse_ReadStateResult_v0(o, w):
 
 def _read_ReadShareGroupStateResponse_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

@@ -149,7 +149,7 @@ def _read_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateSummaryRequest_ReadStateSummaryData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -187,7 +187,7 @@ _write_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_v1 = _write_ReadSh
 def _read_ReadShareGroupStateSummaryRequest_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateSummaryRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -281,7 +281,7 @@ def _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v0(buf, pos)
     o = _new(_C_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 24)
     items = []
     append = items.append
     for _ in range(n):
@@ -300,7 +300,7 @@ def _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v1(buf, pos)
     o = _new(_C_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):
@@ -345,7 +345,7 @@ def _write_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v1(o, w):
 
 def _read_ReadShareGroupStateSummaryResponse_v0(buf, pos):
     o = _new(_C_ReadShareGroupStateSummaryResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -362,7 +362,7 @@ def _read_ReadShareGroupStateSummaryResponse_v0(buf, pos):
 
 def _read_ReadShareGroupStateSummaryResponse_v1(buf, pos):
     o = _new(_C_ReadShareGroupStateSummaryResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

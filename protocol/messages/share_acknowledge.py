@@ -207,7 +207,7 @@ def _read_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition_v1(buf, 
     o = _new(_C_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -246,7 +246,7 @@ def _read_ShareAcknowledgeRequest_AcknowledgeTopic_v1(buf, pos):
     o = _new(_C_ShareAcknowledgeRequest_AcknowledgeTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -287,7 +287,7 @@ def _read_ShareAcknowledgeRequest_v1(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -309,7 +309,7 @@ def _read_ShareAcknowledgeRequest_v2(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.is_renew_ack = _S_io.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -420,7 +420,7 @@ def _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos):
     o = _new(_C_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 17)
     items = []
     append = items.append
     for _ in range(n):
@@ -495,14 +495,14 @@ def _read_ShareAcknowledgeResponse_v1(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):
@@ -525,14 +525,14 @@ def _read_ShareAcknowledgeResponse_v2(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):

@@ -253,7 +253,7 @@ def _read_ShareFetchRequest_FetchTopic_FetchPartition_v1(buf, pos):
     o = _new(_C_ShareFetchRequest_FetchTopic_FetchPartition)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -293,7 +293,7 @@ def _read_ShareFetchRequest_FetchTopic_v1(buf, pos):
     o = _new(_C_ShareFetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -367,14 +367,14 @@ def _read_ShareFetchRequest_v1(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _S_iiiiii.unpack_from(buf, pos)
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchRequest_FetchTopic_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -397,14 +397,14 @@ def _read_ShareFetchRequest_v2(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size, o.share_acquire_mode, o.is_renew_ack = _S_iiiiiibo.unpack_from(buf, pos)
     pos += 26
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchRequest_FetchTopic_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -525,7 +525,7 @@ def _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1(buf, p
     o.acknowledge_error_message, pos = _read_compact_nullable_string(buf, pos)
     o.current_leader, pos = _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v1(buf, pos)
     o.records, pos = _read_compact_records(buf, pos, False)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -569,7 +569,7 @@ def _read_ShareFetchResponse_ShareFetchableTopicResponse_v1(buf, pos):
     o = _new(_C_ShareFetchResponse_ShareFetchableTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -646,14 +646,14 @@ def _read_ShareFetchResponse_v1(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchResponse_ShareFetchableTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 11)
     items = []
     append = items.append
     for _ in range(n):

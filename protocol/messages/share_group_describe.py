@@ -162,7 +162,7 @@ def _write_TopicPartitions_v1(o, w):
 
 def _read_Assignment_v1(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
@@ -276,7 +276,7 @@ def _read_ShareGroupDescribeResponse_DescribedGroup_v1(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 12)
     items = []
     append = items.append
     for _ in range(n):
@@ -317,7 +317,7 @@ def _read_ShareGroupDescribeResponse_v1(buf, pos):
     o = _new(_C_ShareGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):

@@ -169,7 +169,7 @@ def _write_ShareGroupHeartbeatRequest_v1(o, w):
 
 def _read_ShareGroupHeartbeatResponse_Assignment_v1(buf, pos):
     o = _new(_C_ShareGroupHeartbeatResponse_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

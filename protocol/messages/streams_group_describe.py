@@ -316,21 +316,21 @@ def _write_TaskIds_v0(o, w):
 
 def _read_Assignment_v0(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -394,7 +394,7 @@ def _read_TopicInfo_v0(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -474,14 +474,14 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0(bu
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.repartition_sink_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.state_changelog_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -526,7 +526,7 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse_DescribedGroup_Topology)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 6)
     if n < 0:
         o.subtopologies = None
     else:
@@ -578,21 +578,21 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
         o.user_endpoint = None
     else:
         o.user_endpoint, pos = _read_Endpoint_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_KeyValue_v0(buf, pos)
         append(item)
     o.client_tags = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskOffset_v0(buf, pos)
         append(item)
     o.task_offsets = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -663,7 +663,7 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_v0(buf, pos):
         o.topology = None
     else:
         o.topology, pos = _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 28)
     items = []
     append = items.append
     for _ in range(n):
@@ -709,7 +709,7 @@ def _read_StreamsGroupDescribeResponse_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):

@@ -297,7 +297,7 @@ def _read_TopicInfo_v0(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -502,7 +502,7 @@ def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(buf, pos):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.source_topic_regex = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -516,14 +516,14 @@ def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(buf, pos):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.repartition_sink_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.repartition_source_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -576,7 +576,7 @@ def _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatRequest_Topology)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -620,7 +620,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         o.topology = None
     else:
         o.topology, pos = _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.active_tasks = None
     else:
@@ -630,7 +630,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.standby_tasks = None
     else:
@@ -640,7 +640,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.warmup_tasks = None
     else:
@@ -656,7 +656,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         o.user_endpoint = None
     else:
         o.user_endpoint, pos = _read_Endpoint_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.client_tags = None
     else:
@@ -666,7 +666,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_KeyValue_v0(buf, pos)
             append(item)
         o.client_tags = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 14)
     if n < 0:
         o.task_offsets = None
     else:
@@ -676,7 +676,7 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskOffset_v0(buf, pos)
             append(item)
         o.task_offsets = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 14)
     if n < 0:
         o.task_end_offsets = None
     else:
@@ -770,14 +770,14 @@ def _write_StreamsGroupHeartbeatRequest_v0(o, w):
 def _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatResponse_EndpointToPartitions)
     o.user_endpoint, pos = _read_Endpoint_v0(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicPartition_v0(buf, pos)
         append(item)
     o.active_partitions = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -818,7 +818,7 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag, o.task_offset_interval_ms = _S_iiii.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.status = None
     else:
@@ -828,7 +828,7 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_Status_v0(buf, pos)
             append(item)
         o.status = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.active_tasks = None
     else:
@@ -838,7 +838,7 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.standby_tasks = None
     else:
@@ -848,7 +848,7 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.warmup_tasks = None
     else:
@@ -860,7 +860,7 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
         o.warmup_tasks = items
     o.endpoint_information_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 7)
     if n < 0:
         o.partitions_by_user_endpoint = None
     else:

@@ -144,7 +144,7 @@ def _read_SyncGroupRequest_v0(buf, pos):
     o.generation_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -169,7 +169,7 @@ def _read_SyncGroupRequest_v3(buf, pos):
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
     o.group_instance_id, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -189,7 +189,7 @@ def _read_SyncGroupRequest_v4(buf, pos):
     pos += 4
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -215,7 +215,7 @@ def _read_SyncGroupRequest_v5(buf, pos):
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -198,7 +198,7 @@ _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequest
 def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(buf, pos):
     o = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 14)
     items = []
     append = items.append
     for _ in range(n):
@@ -215,7 +215,7 @@ _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v1 = _read_TxnOffsetCom
 def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(buf, pos):
     o = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -229,7 +229,7 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(buf, pos):
 def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(buf, pos):
     o = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -293,7 +293,7 @@ def _read_TxnOffsetCommitRequest_v0(buf, pos):
     o.group_id, pos = _read_string(buf, pos)
     o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -316,7 +316,7 @@ def _read_TxnOffsetCommitRequest_v2(buf, pos):
     o.group_id, pos = _read_string(buf, pos)
     o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -338,7 +338,7 @@ def _read_TxnOffsetCommitRequest_v3(buf, pos):
     pos += 14
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -458,7 +458,7 @@ _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitRespo
 def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(buf, pos):
     o = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -476,7 +476,7 @@ _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v2 = _read_TxnOffsetC
 def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(buf, pos):
     o = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -530,7 +530,7 @@ def _read_TxnOffsetCommitResponse_v0(buf, pos):
     o = _new(_C_TxnOffsetCommitResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -549,7 +549,7 @@ def _read_TxnOffsetCommitResponse_v3(buf, pos):
     o = _new(_C_TxnOffsetCommitResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -170,7 +170,7 @@ def _read_UpdateRaftVoterRequest_v0(buf, pos):
     o.voter_id = t[1]
     o.voter_directory_id = _uuid_from_bytes(t[2])
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):

@@ -235,7 +235,7 @@ def _write_VoteRequest_TopicData_PartitionData_v2(o, w):
 def _read_VoteRequest_TopicData_v0(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 25)
     items = []
     append = items.append
     for _ in range(n):
@@ -253,7 +253,7 @@ def _read_VoteRequest_TopicData_v0(buf, pos):
 def _read_VoteRequest_TopicData_v1(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 57)
     items = []
     append = items.append
     for _ in range(n):
@@ -271,7 +271,7 @@ def _read_VoteRequest_TopicData_v1(buf, pos):
 def _read_VoteRequest_TopicData_v2(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 58)
     items = []
     append = items.append
     for _ in range(n):
@@ -331,7 +331,7 @@ def _write_VoteRequest_TopicData_v2(o, w):
 def _read_VoteRequest_v0(buf, pos):
     o = _new(_C_VoteRequest)
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -352,7 +352,7 @@ def _read_VoteRequest_v1(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -372,7 +372,7 @@ def _read_VoteRequest_v2(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -464,7 +464,7 @@ _write_VoteResponse_TopicData_PartitionData_v2 = _write_VoteResponse_TopicData_P
 def _read_VoteResponse_TopicData_v0(buf, pos):
     o = _new(_C_VoteResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 16)
     items = []
     append = items.append
     for _ in range(n):
@@ -538,7 +538,7 @@ def _read_VoteResponse_v0(buf, pos):
     o = _new(_C_VoteResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -558,7 +558,7 @@ def _read_VoteResponse_v1(buf, pos):
     o = _new(_C_VoteResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -576,7 +576,7 @@ def _read_VoteResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 1)
+                n, pos = _read_compact_array_len(buf, pos, False, 8)
                 items = []
                 append = items.append
                 for _ in range(n):

@@ -165,7 +165,7 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData)
     o.partition, o.state_epoch, o.leader_epoch, o.start_offset = _S_iiiq.unpack_from(buf, pos)
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -185,7 +185,7 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData)
     o.partition, o.state_epoch, o.leader_epoch, o.start_offset, o.delivery_complete_count = _S_iiiqi.unpack_from(buf, pos)
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 20)
     items = []
     append = items.append
     for _ in range(n):
@@ -232,7 +232,7 @@ def _read_WriteShareGroupStateRequest_WriteStateData_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -251,7 +251,7 @@ def _read_WriteShareGroupStateRequest_WriteStateData_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 26)
     items = []
     append = items.append
     for _ in range(n):
@@ -297,7 +297,7 @@ def _write_WriteShareGroupStateRequest_WriteStateData_v1(o, w):
 def _read_WriteShareGroupStateRequest_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -315,7 +315,7 @@ def _read_WriteShareGroupStateRequest_v0(buf, pos):
 def _read_WriteShareGroupStateRequest_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +392,7 @@ def _read_WriteShareGroupStateResponse_WriteStateResult_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateResponse_WriteStateResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):
@@ -429,7 +429,7 @@ _write_WriteShareGroupStateResponse_WriteStateResult_v1 = _write_WriteShareGroup
 
 def _read_WriteShareGroupStateResponse_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

@@ -164,7 +164,7 @@ def _read_WriteTxnMarkersRequest_WritableTxnMarker_v1(buf, pos):
     o = _new(_C_WriteTxnMarkersRequest_WritableTxnMarker)
     o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
     pos += 11
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -186,7 +186,7 @@ def _read_WriteTxnMarkersRequest_WritableTxnMarker_v2(buf, pos):
     o = _new(_C_WriteTxnMarkersRequest_WritableTxnMarker)
     o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
     pos += 11
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -235,7 +235,7 @@ def _write_WriteTxnMarkersRequest_WritableTxnMarker_v2(o, w):
 
 def _read_WriteTxnMarkersRequest_v1(buf, pos):
     o = _new(_C_WriteTxnMarkersRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 17)
     items = []
     append = items.append
     for _ in range(n):
@@ -252,7 +252,7 @@ def _read_WriteTxnMarkersRequest_v1(buf, pos):
 
 def _read_WriteTxnMarkersRequest_v2(buf, pos):
     o = _new(_C_WriteTxnMarkersRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -324,7 +324,7 @@ _write_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicRes
 def _read_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicResult_v1(buf, pos):
     o = _new(_C_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicResult)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
@@ -363,7 +363,7 @@ def _read_WriteTxnMarkersResponse_WritableTxnMarkerResult_v1(buf, pos):
     o = _new(_C_WriteTxnMarkersResponse_WritableTxnMarkerResult)
     o.producer_id = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -400,7 +400,7 @@ _write_WriteTxnMarkersResponse_WritableTxnMarkerResult_v2 = _write_WriteTxnMarke
 
 def _read_WriteTxnMarkersResponse_v1(buf, pos):
     o = _new(_C_WriteTxnMarkersResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 10)
     items = []
     append = items.append
     for _ in range(n):

@@ -107,7 +107,7 @@ def _read_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(buf, pos):
     o = _new(_C_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata)
     o.session_timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -106,7 +106,7 @@ def _read_ConsumerGroupPartitionMetadataValue_TopicMetadata_v0(buf, pos):
     o.topic_name, pos = _read_compact_string(buf, pos)
     o.num_partitions = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -139,7 +139,7 @@ def _write_ConsumerGroupPartitionMetadataValue_TopicMetadata_v0(o, w):
 
 def _read_ConsumerGroupPartitionMetadataValue_v0(buf, pos):
     o = _new(_C_ConsumerGroupPartitionMetadataValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 23)
     items = []
     append = items.append
     for _ in range(n):

@@ -78,7 +78,7 @@ def _write_ConsumerGroupTargetAssignmentMemberValue_TopicPartition_v0(o, w):
 
 def _read_ConsumerGroupTargetAssignmentMemberValue_v0(buf, pos):
     o = _new(_C_ConsumerGroupTargetAssignmentMemberValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

@@ -195,7 +195,7 @@ def _read_GroupMetadataValue_v0(buf, pos):
     pos += 4
     o.protocol, pos = _read_nullable_string(buf, pos)
     o.leader, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):
@@ -214,7 +214,7 @@ def _read_GroupMetadataValue_v1(buf, pos):
     pos += 4
     o.protocol, pos = _read_nullable_string(buf, pos)
     o.leader, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -235,7 +235,7 @@ def _read_GroupMetadataValue_v2(buf, pos):
     o.leader, pos = _read_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 22)
     items = []
     append = items.append
     for _ in range(n):
@@ -255,7 +255,7 @@ def _read_GroupMetadataValue_v3(buf, pos):
     o.leader, pos = _read_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 24)
     items = []
     append = items.append
     for _ in range(n):
@@ -275,7 +275,7 @@ def _read_GroupMetadataValue_v4(buf, pos):
     o.leader, pos = _read_compact_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 15)
     items = []
     append = items.append
     for _ in range(n):

@@ -86,7 +86,7 @@ def _read_ShareGroupCurrentMemberAssignmentValue_v0(buf, pos):
     o = _new(_C_ShareGroupCurrentMemberAssignmentValue)
     o.member_epoch, o.previous_member_epoch, o.state = _S_iib.unpack_from(buf, pos)
     pos += 9
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

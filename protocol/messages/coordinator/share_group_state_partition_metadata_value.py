@@ -127,21 +127,21 @@ def _write_TopicInfo_v0(o, w):
 
 def _read_ShareGroupStatePartitionMetadataValue_v0(buf, pos):
     o = _new(_C_ShareGroupStatePartitionMetadataValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicPartitionsInfo_v0(buf, pos)
         append(item)
     o.initializing_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 19)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicPartitionsInfo_v0(buf, pos)
         append(item)
     o.initialized_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 18)
     items = []
     append = items.append
     for _ in range(n):

@@ -125,42 +125,42 @@ def _read_StreamsGroupCurrentMemberAssignmentValue_v0(buf, pos):
     o = _new(_C_StreamsGroupCurrentMemberAssignmentValue)
     o.member_epoch, o.previous_member_epoch, o.state = _S_iib.unpack_from(buf, pos)
     pos += 9
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.warmup_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks_pending_revocation = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks_pending_revocation = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

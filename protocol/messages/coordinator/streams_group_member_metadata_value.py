@@ -138,7 +138,7 @@ def _read_StreamsGroupMemberMetadataValue_v0(buf, pos):
         o.user_endpoint = None
     else:
         o.user_endpoint, pos = _read_Endpoint_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

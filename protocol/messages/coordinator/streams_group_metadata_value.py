@@ -104,7 +104,7 @@ def _read_StreamsGroupMetadataValue_v0(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 1:
-                n, pos = _read_compact_array_len(buf, pos, True, 1)
+                n, pos = _read_compact_array_len(buf, pos, True, 3)
                 if n < 0:
                     o.last_assignment_configs = None
                 else:

@@ -81,21 +81,21 @@ def _write_TaskIds_v0(o, w):
 
 def _read_StreamsGroupTargetAssignmentMemberValue_v0(buf, pos):
     o = _new(_C_StreamsGroupTargetAssignmentMemberValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

@@ -134,7 +134,7 @@ def _read_TopicInfo_v0(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):
@@ -215,7 +215,7 @@ def _read_StreamsGroupTopologyValue_Subtopology_v0(buf, pos):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.source_topic_regex = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
@@ -229,14 +229,14 @@ def _read_StreamsGroupTopologyValue_Subtopology_v0(buf, pos):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.repartition_sink_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 9)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.repartition_source_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 4)
     items = []
     append = items.append
     for _ in range(n):
@@ -289,7 +289,7 @@ def _read_StreamsGroupTopologyValue_v0(buf, pos):
     o = _new(_C_StreamsGroupTopologyValue)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 8)
     items = []
     append = items.append
     for _ in range(n):

@@ -120,7 +120,7 @@ def _read_TransactionLogValue_v0(buf, pos):
     o = _new(_C_TransactionLogValue)
     o.producer_id, o.producer_epoch, o.transaction_timeout_ms, o.transaction_status = _S_qhib.unpack_from(buf, pos)
     pos += 15
-    n, pos = _read_array_len(buf, pos, True, 1)
+    n, pos = _read_array_len(buf, pos, True, 6)
     if n < 0:
         o.transaction_partitions = None
     else:
@@ -144,7 +144,7 @@ def _read_TransactionLogValue_v1(buf, pos):
     o = _new(_C_TransactionLogValue)
     o.producer_id, o.producer_epoch, o.transaction_timeout_ms, o.transaction_status = _S_qhib.unpack_from(buf, pos)
     pos += 15
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 3)
     if n < 0:
         o.transaction_partitions = None
     else:

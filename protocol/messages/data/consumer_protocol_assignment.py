@@ -79,7 +79,7 @@ _write_ConsumerProtocolAssignment_TopicPartition_v3 = _write_ConsumerProtocolAss
 
 def _read_ConsumerProtocolAssignment_v0(buf, pos):
     o = _new(_C_ConsumerProtocolAssignment)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -107,7 +107,7 @@ def _read_ConsumerProtocolSubscription_v1(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -130,7 +130,7 @@ def _read_ConsumerProtocolSubscription_v2(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -154,7 +154,7 @@ def _read_ConsumerProtocolSubscription_v3(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 1)
+    n, pos = _read_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

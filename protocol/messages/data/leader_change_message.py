@@ -105,14 +105,14 @@ def _read_LeaderChangeMessage_v0(buf, pos):
     o = _new(_C_LeaderChangeMessage)
     o.version, o.leader_id = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_Voter_v0(buf, pos)
         append(item)
     o.voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -131,14 +131,14 @@ def _read_LeaderChangeMessage_v1(buf, pos):
     o = _new(_C_LeaderChangeMessage)
     o.version, o.leader_id = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_Voter_v1(buf, pos)
         append(item)
     o.voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 21)
     items = []
     append = items.append
     for _ in range(n):

@@ -138,7 +138,7 @@ def _read_VotersRecord_Voter_v0(buf, pos):
     o.voter_id = t[0]
     o.voter_directory_id = _uuid_from_bytes(t[1])
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 5)
     items = []
     append = items.append
     for _ in range(n):
@@ -173,7 +173,7 @@ def _read_VotersRecord_v0(buf, pos):
     o = _new(_C_VotersRecord)
     o.version = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 27)
     items = []
     append = items.append
     for _ in range(n):

@@ -78,7 +78,7 @@ def _write_ClientQuotaRecord_EntityData_v0(o, w):
 
 def _read_ClientQuotaRecord_v0(buf, pos):
     o = _new(_C_ClientQuotaRecord)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 3)
     items = []
     append = items.append
     for _ in range(n):

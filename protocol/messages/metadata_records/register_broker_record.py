@@ -171,14 +171,14 @@ def _read_RegisterBrokerRecord_v0(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[1])
     o.broker_epoch = t[2]
     pos += 28
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -207,14 +207,14 @@ def _read_RegisterBrokerRecord_v1(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[1])
     o.broker_epoch = t[2]
     pos += 28
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -243,14 +243,14 @@ def _read_RegisterBrokerRecord_v2(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -278,14 +278,14 @@ def _read_RegisterBrokerRecord_v3(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):
@@ -325,14 +325,14 @@ def _read_RegisterBrokerRecord_v4(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -129,14 +129,14 @@ def _read_RegisterControllerRecord_v0(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[1])
     o.zk_migration_ready = t[2]
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 7)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterControllerRecord_ControllerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n, pos = _read_compact_array_len(buf, pos, False, 6)
     items = []
     append = items.append
     for _ in range(n):

@@ -83,7 +83,7 @@ def _read_QuorumStateData_v0(buf, pos):
     o.cluster_id, pos = _read_compact_string(buf, pos)
     o.leader_id, o.leader_epoch, o.voted_id, o.applied_offset = _S_iiiq.unpack_from(buf, pos)
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, True, 1)
+    n, pos = _read_compact_array_len(buf, pos, True, 5)
     if n < 0:
         o.current_voters = None
     else:
