@@ -702,18 +702,47 @@ class PartitionLog:
         return self.offset_for_timestamp(MAX_TIMESTAMP)
 
     def _max_timestamp_offset(self) -> tuple[int, int] | None:
-        best: LogSegment | None = None
-        for seg in self._segments:
-            if seg.next_offset > self._log_start_offset and (best is None or seg.max_timestamp > best.max_timestamp):
-                best = seg
-        if best is None or best.max_timestamp < 0 or best.size == 0:
-            return None
-        target = best.max_timestamp
         start = self._log_start_offset
-        for pos, header in best.batches():
-            if header.max_timestamp == target and header.last_offset >= start:
-                return self._record_at_or_after(best, pos, header, lambda ts: ts == target)
+        best: tuple[int, LogSegment] | None = None
+        for seg in self._segments:
+            if seg.next_offset <= start or seg.size == 0:
+                continue
+            if seg.base_offset < start:
+                # The first segment: only what is at or above the log start counts.
+                top = max((ts for _, ts in self._visible_timestamps(seg)), default=-1)
+            else:
+                top = seg.max_timestamp
+            if top >= 0 and (best is None or top > best[0]):
+                best = (top, seg)
+        if best is None:
+            return None
+        target, seg = best
+        for pos, header in self._batches_from(seg, start):
+            if header.max_timestamp >= target:
+                found = self._record_at_or_after(seg, pos, header, lambda ts: ts == target)
+                if found[1] == target:
+                    return found
         return None
+
+    def _batches_from(self, seg: LogSegment, offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Batches of ``seg`` whose last offset is at or above ``offset``."""
+        found = seg.translate_offset(max(offset, seg.base_offset))
+        if found is None:
+            return iter(())
+        return seg.batches(found[0])
+
+    def _visible_timestamps(self, seg: LogSegment) -> Iterator[tuple[int, int]]:
+        """(offset, timestamp) per batch of ``seg`` at or above the log start (records for the first)."""
+        start = self._log_start_offset
+        for pos, header in self._batches_from(seg, start):
+            if header.base_offset >= start or header.is_log_append_time:
+                yield header.base_offset, header.max_timestamp
+                continue
+            data = os.pread(seg.fd, header.size, pos)
+            try:
+                yield from ((o, ts) for o, ts in batch_records.record_timestamps(data) if o >= start)
+            except (InvalidRecordBatch, ValueError):
+                yield header.base_offset, header.max_timestamp
 
     def _record_at_or_after(
         self, seg: LogSegment, pos: int, header: BatchHeader, match: Callable[[int], bool]
@@ -734,36 +763,33 @@ class PartitionLog:
     # -- truncation and log start ------------------------------------------------------------
 
     def truncate_to(self, offset: int) -> None:
-        """Remove every batch from the one containing ``offset`` on (replication)."""
+        """Remove every batch from the one containing ``offset`` on; the log end becomes ``offset``.
+
+        As in Kafka, a batch that straddles ``offset`` goes entirely and the log end is still
+        ``offset`` (the next append starts there). Below the log start, the log is emptied and
+        restarts at ``offset``.
+        """
         with self.lock:
             self._check_usable()
             if offset >= self.log_end_offset:
                 return
-            if offset <= self._segments[0].base_offset and offset <= self._log_start_offset:
+            if offset < self._log_start_offset or offset < self._segments[0].base_offset:
                 self._truncate_fully_locked(offset)
                 return
-            interval = self.config.index_interval_bytes
             doomed = []
-            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+            while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
                 doomed.append(self._segments.pop())
             seg = self._segments[-1]
             found = seg.translate_offset(offset)
             if found is not None:
-                seg.truncate_to_position(found[0], interval)
-            if doomed:
-                # The segment becomes active again: reopen its index files for appends.
-                seg.bytes_since_last_index_entry = seg.size - seg.offset_index.last_position
+                seg.truncate_to_position(found[0], self.config.index_interval_bytes)
+            seg.next_offset = offset
             for d in doomed:
                 d.delete_files()
-            self._after_truncation()
-
-    def _after_truncation(self) -> None:
-        leo = self.log_end_offset
-        self._recovery_point = min(self._recovery_point, leo)
-        self._high_watermark = min(self._high_watermark, leo)
-        self._cleaner_offset = min(self._cleaner_offset, leo)
-        self._log_start_offset = min(self._log_start_offset, leo) if self._log_start_offset > leo else self._log_start_offset
-        self._write_checkpoint()
+            self._recovery_point = min(self._recovery_point, offset)
+            self._high_watermark = min(self._high_watermark, offset)
+            self._cleaner_offset = min(self._cleaner_offset, offset)
+            self._write_checkpoint()
 
     def truncate_fully(self, offset: int) -> None:
         """Delete everything and continue at ``offset`` (a follower far behind the leader's start)."""

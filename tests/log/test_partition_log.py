@@ -167,18 +167,22 @@ def test_truncate_to(tmp_path):
     for i in range(30):
         log.append(value_batch([b"v%d" % i] * 3))
     log.high_watermark = 90
-    log.truncate_to(40)  # inside batch 39..41: the whole batch goes
-    assert log.log_end_offset == 39
-    assert log.high_watermark == 39
+    log.truncate_to(40)  # inside batch 39..41: the whole batch goes, the log end is 40 (as Kafka)
+    assert log.log_end_offset == 40
+    assert log.high_watermark == 40
     assert offsets(log.read(30, 10**6).read()) == [(30, 32), (33, 35), (36, 38)]
     info = log.append(value_batch([b"new"]))
-    assert info.first_offset == 39
+    assert info.first_offset == 40
     log.close()
     log = PartitionLog.open(tmp_path / "t-0", SMALL)
-    assert log.log_end_offset == 40
-    assert offsets(log.read(36, 10**6).read()) == [(36, 38), (39, 39)]
+    assert log.log_end_offset == 41
+    assert offsets(log.read(36, 10**6).read()) == [(36, 38), (40, 40)]
+    log.truncate_to(12)  # a segment boundary
+    assert log.log_end_offset == 12
+    assert offsets(log.read(0, 10**6).read())[-1] == (9, 11)
     log.truncate_to(0)
     assert (log.log_start_offset, log.log_end_offset) == (0, 0)
+    assert log.read(0, 100).slices == []
 
 
 def test_advance_log_start_deletes_whole_segments_and_persists(tmp_path):
