@@ -368,3 +368,73 @@ def _equal(a: Any, b: Any) -> bool:
     if isinstance(b, list) and isinstance(a, list):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+# --------------------------------------------------------------------------------------------
+# Random valid values (for fuzzing): dicts the encoder accepts, small and varied.
+# --------------------------------------------------------------------------------------------
+
+_INT_BOUNDS = {
+    "int8": 7,
+    "int16": 15,
+    "int32": 31,
+    "int64": 63,
+}
+
+
+def random_value(schema: Schema, version: int, rng: Any, max_items: int = 3) -> dict:
+    """A random valid value of ``schema`` at ``version`` (``rng`` is a ``random.Random``)."""
+    return _random_struct(schema, schema.spec["fields"], version, rng, max_items)
+
+
+def _random_struct(schema: Schema, fields: list[dict], v: int, rng: Any, max_items: int) -> dict:
+    out: dict[str, Any] = {}
+    for f in fields:
+        name = attr_name(f["name"])
+        default = schema.default(f)
+        usable = default is not None or in_range(f.get("nullableVersions"), v)
+        if not in_range(field_versions(f), v) or (usable and rng.random() < 0.1):
+            out[name] = default
+        else:
+            out[name] = _random_field(schema, f, v, rng, max_items)
+    tags = []
+    if schema.is_flexible(v) and rng.random() < 0.2:
+        known = {f.get("tag") for f in fields}
+        tag = rng.choice([t for t in range(20, 40) if t not in known])
+        tags.append((tag, rng.randbytes(rng.randrange(4))))
+    out["unknown_tagged_fields"] = tags
+    return out
+
+
+def _random_field(schema: Schema, f: dict, v: int, rng: Any, max_items: int) -> Any:
+    t = f["type"]
+    if in_range(f.get("nullableVersions"), v) and rng.random() < 0.2:
+        return None
+    if t.startswith("[]"):
+        elem = t[2:]
+        n = rng.randrange(max_items + 1)
+        if elem in _FIXED or elem in ("bool", "uuid", "string", "bytes"):
+            return [_random_scalar(elem, rng) for _ in range(n)]
+        return [_random_struct(schema, schema.struct_fields(f), v, rng, max_items) for _ in range(n)]
+    if t in _FIXED or t in ("bool", "uuid", "string", "bytes", "records"):
+        return _random_scalar(t, rng)
+    return _random_struct(schema, schema.struct_fields(f), v, rng, max_items)
+
+
+def _random_scalar(t: str, rng: Any) -> Any:
+    if t in _INT_BOUNDS:
+        bits = _INT_BOUNDS[t]
+        return rng.choice([0, -1, 1, rng.randrange(-(1 << bits), 1 << bits)])
+    if t == "uint16":
+        return rng.randrange(1 << 16)
+    if t == "uint32":
+        return rng.randrange(1 << 32)
+    if t == "float64":
+        return rng.uniform(-1e9, 1e9)
+    if t == "bool":
+        return rng.random() < 0.5
+    if t == "uuid":
+        return uuid.UUID(int=rng.getrandbits(128))
+    if t == "string":
+        return "".join(rng.choice("abcxyz-._é€") for _ in range(rng.randrange(8)))
+    return rng.randbytes(rng.randrange(40))

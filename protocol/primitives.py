@@ -494,11 +494,17 @@ def write_compact_nullable_bytes(b: bytearray, v: bytes | None) -> None:
         b += v
 
 
-def write_records(w: Writer, v: Any) -> None:
+def _null_records() -> ValueError:
+    return ValueError("records field is not nullable in this version")
+
+
+def write_records(w: Writer, v: Any, nullable: bool = True) -> None:
     """Record data with an int32 length: bytes-like values are copied, anything else with
     ``__len__`` is appended to ``w`` as an external part."""
     b = w.buf
     if v is None:
+        if not nullable:
+            raise _null_records()
         b += _NULL32
     elif isinstance(v, _BYTES_LIKE):
         b += I32.pack(_nbytes(v))
@@ -508,10 +514,12 @@ def write_records(w: Writer, v: Any) -> None:
         w.append_external(v)
 
 
-def write_compact_records(w: Writer, v: Any) -> None:
+def write_compact_records(w: Writer, v: Any, nullable: bool = True) -> None:
     """Record data with a compact length (see :func:`write_records`)."""
     b = w.buf
     if v is None:
+        if not nullable:
+            raise _null_records()
         b.append(0)
     elif isinstance(v, _BYTES_LIKE):
         _compact_len(b, _nbytes(v))

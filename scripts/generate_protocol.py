@@ -601,7 +601,7 @@ class ModuleEmitter:
             return f"{self.use(name)}({b}, {value})"
         if t == "records":
             name = "write_compact_records" if flex else "write_records"
-            return f"{self.use(name)}({w}, {value})"
+            return f"{self.use(name)}({w}, {value}, {nullable})"
         raise ValueError(t)
 
     def write_field(

@@ -1730,7 +1730,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v4(o, w):
         b += _S_i.pack(len(a))
         for item in a:
             _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
-    _write_records(w, o.records)
+    _write_records(w, o.records, True)
 
 
 def _write_FetchResponse_FetchableTopicResponse_PartitionData_v5(o, w):
@@ -1743,7 +1743,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v5(o, w):
         b += _S_i.pack(len(a))
         for item in a:
             _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
-    _write_records(w, o.records)
+    _write_records(w, o.records, True)
 
 
 _write_FetchResponse_FetchableTopicResponse_PartitionData_v6 = _write_FetchResponse_FetchableTopicResponse_PartitionData_v5
@@ -1764,7 +1764,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v11(o, w):
         for item in a:
             _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
     b += _S_i.pack(o.preferred_read_replica)
-    _write_records(w, o.records)
+    _write_records(w, o.records, True)
 
 
 def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
@@ -1778,7 +1778,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
         for item in a:
             _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v12(item, w)
     b += _S_i.pack(o.preferred_read_replica)
-    _write_compact_records(w, o.records)
+    _write_compact_records(w, o.records, True)
     tags = []
     v = o.diverging_epoch
     if v != _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset():

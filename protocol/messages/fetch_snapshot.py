@@ -556,7 +556,7 @@ def _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(o, w):
     b += _S_ih.pack(o.index, o.error_code)
     _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId_v0(o.snapshot_id, w)
     b += _S_qq.pack(o.size, o.position)
-    _write_compact_records(w, o.unaligned_records)
+    _write_compact_records(w, o.unaligned_records, False)
     tags = []
     v = o.current_leader
     if v != _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch():

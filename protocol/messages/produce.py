@@ -222,7 +222,7 @@ _read_ProduceRequest_TopicProduceData_PartitionProduceData_v13 = _read_ProduceRe
 def _write_ProduceRequest_TopicProduceData_PartitionProduceData_v3(o, w):
     b = w.buf
     b += _S_i.pack(o.index)
-    _write_records(w, o.records)
+    _write_records(w, o.records, True)
 
 
 _write_ProduceRequest_TopicProduceData_PartitionProduceData_v4 = _write_ProduceRequest_TopicProduceData_PartitionProduceData_v3
@@ -235,7 +235,7 @@ _write_ProduceRequest_TopicProduceData_PartitionProduceData_v8 = _write_ProduceR
 def _write_ProduceRequest_TopicProduceData_PartitionProduceData_v9(o, w):
     b = w.buf
     b += _S_i.pack(o.index)
-    _write_compact_records(w, o.records)
+    _write_compact_records(w, o.records, True)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

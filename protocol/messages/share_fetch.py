@@ -550,7 +550,7 @@ def _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1(o, w)
     b += _S_h.pack(o.acknowledge_error_code)
     _write_compact_nullable_string(b, o.acknowledge_error_message)
     _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v1(o.current_leader, w)
-    _write_compact_records(w, o.records)
+    _write_compact_records(w, o.records, False)
     a = o.acquired_records
     _write_uvarint(b, len(a) + 1)
     for item in a:
