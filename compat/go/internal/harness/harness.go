@@ -1,0 +1,117 @@
+// Package harness runs named scenarios and prints one JSON line per scenario, for the Go programs
+// of the kbroker client compatibility matrix. Usage of a program: PROG BOOTSTRAP SCENARIO... | PROG --list
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"strings"
+	"time"
+)
+
+const (
+	MessageMaxBytes  = 1048588
+	AtLimitValue     = MessageMaxBytes - 72 - 16
+	BeyondLimitValue = MessageMaxBytes + 16
+	ClientMaxRequest = 2 * 1024 * 1024
+)
+
+var Codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+type Ctx struct {
+	Bootstrap, Client, Scenario string
+}
+
+func suffix() string { return fmt.Sprintf("%08x", rand.Uint32()) }
+
+func (c *Ctx) Topic() string {
+	return strings.ReplaceAll(fmt.Sprintf("compat-%s-%s-%s", c.Client, c.Scenario, suffix()), "_", "-")
+}
+
+func (c *Ctx) Group() string { return fmt.Sprintf("g-%s-%s-%s", c.Client, c.Scenario, suffix()) }
+
+type Scenario struct {
+	Name string
+	Run  func(*Ctx) error
+}
+
+func Check(cond bool, format string, args ...any) error {
+	if !cond {
+		return fmt.Errorf(format, args...)
+	}
+	return nil
+}
+
+// WaitUntil polls f until it returns true or the timeout passes.
+func WaitUntil(f func() bool, timeout time.Duration, what string) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if f() {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	return fmt.Errorf("timed out waiting for %s", what)
+}
+
+type result struct {
+	Client        string  `json:"client"`
+	ClientVersion string  `json:"client_version"`
+	Scenario      string  `json:"scenario"`
+	OK            bool    `json:"ok"`
+	Error         string  `json:"error"`
+	Seconds       float64 `json:"seconds"`
+}
+
+func Main(client, version string, scenarios []Scenario) {
+	args := os.Args[1:]
+	if len(args) >= 1 && args[0] == "--list" {
+		for _, s := range scenarios {
+			fmt.Println(s.Name)
+		}
+		return
+	}
+	if len(args) >= 1 && args[0] == "--version" {
+		fmt.Println(version)
+		return
+	}
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: PROG BOOTSTRAP SCENARIO... | PROG --list")
+		os.Exit(2)
+	}
+	byName := map[string]Scenario{}
+	for _, s := range scenarios {
+		byName[s.Name] = s
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, name := range args[1:] {
+		t0 := time.Now()
+		r := result{Client: client, ClientVersion: version, Scenario: name}
+		s, ok := byName[name]
+		if !ok {
+			r.Error = "unsupported scenario"
+		} else {
+			var err error
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("panic: %v", p)
+					}
+				}()
+				err = s.Run(&Ctx{Bootstrap: args[0], Client: client, Scenario: name})
+			}()
+			if err != nil {
+				r.Error = err.Error()
+				if len(r.Error) > 500 {
+					r.Error = r.Error[:500]
+				}
+			} else {
+				r.OK = true
+			}
+		}
+		r.Seconds = float64(time.Since(t0).Milliseconds()) / 1000
+		_ = enc.Encode(r)
+	}
+}
