@@ -11,6 +11,6 @@ from typing import Any
 
 def build_services(broker: Any) -> list[Any]:
     services: list[Any] = []
-    # group coordinator: sets broker.group_coordinator and appends itself to services
+    from kbroker.coordinator.group_coordinator import GroupCoordinator; services.append(GroupCoordinator(broker))  # noqa: E702, I001, E501
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator; services.append(TransactionCoordinator(broker))  # noqa: E702, I001, E501
     return services

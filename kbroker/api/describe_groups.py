@@ -1,0 +1,64 @@
+"""DescribeGroups (key 15), v0-6.
+
+State, protocol and members of classic groups. Member metadata and assignments, and the protocol
+name (``protocol_data``), are filled in only for Stable groups, as Kafka does. v1 adds throttle time;
+v3 authorized operations (not computed: reported as unknown); v4 ``group.instance.id``; v5+ is
+flexible; v6 answers GROUP_ID_NOT_FOUND for an unknown group (older versions describe it as Dead).
+A KIP-848 group is described with protocol type ``consumer`` and its members without metadata.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.group_classic import ClassicGroup, GroupState
+from protocol.errors import ErrorCode, default_message
+from protocol.messages.describe_groups import DescribeGroupsResponse
+
+G = DescribeGroupsResponse.DescribedGroup
+M = G.DescribedGroupMember
+
+
+def _describe(ctx, coordinator, group_id: str) -> G:
+    version = ctx.api_version
+    if not group_id:
+        return G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, group_state="", protocol_type="",
+                 protocol_data="", members=[])
+    group = coordinator.groups.get(group_id)
+    if group is None or (isinstance(group, ClassicGroup) and group.is_in(GroupState.DEAD)):
+        if version >= 6:
+            return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                     error_message=f"Group {group_id} not found.", group_state="Dead", protocol_type="",
+                     protocol_data="", members=[])
+        return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
+                 protocol_data="", members=[])
+    if not isinstance(group, ClassicGroup):
+        members = [M(member_id=mid, group_instance_id=m.instance_id, client_id=m.client_id,
+                     client_host=m.client_host, member_metadata=b"", member_assignment=b"")
+                   for mid, m in group.members.items()]
+        return G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state_name(),
+                 protocol_type="consumer", protocol_data="", members=members)
+    stable = group.is_in(GroupState.STABLE)
+    members = [
+        M(member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
+          client_host=m.client_host,
+          member_metadata=m.metadata(group.protocol_name) if stable else b"",
+          member_assignment=m.assignment if stable else b"")
+        for m in group.members.values()
+    ]
+    return G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state.value,
+             protocol_type=group.protocol_type or "", protocol_data=(group.protocol_name or "") if stable else "",
+             members=members)
+
+
+@api(15, 0, 6)
+def handle_describe_groups(ctx, request):
+    coordinator = ctx.broker.group_coordinator
+    out = []
+    for group_id in request.groups:
+        if coordinator is None or not coordinator.loaded:
+            code = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+            out.append(G(group_id=group_id, error_code=code, error_message=default_message(code), group_state="",
+                         protocol_type="", protocol_data="", members=[]))
+        else:
+            out.append(_describe(ctx, coordinator, group_id))
+    return DescribeGroupsResponse(throttle_time_ms=0, groups=out)

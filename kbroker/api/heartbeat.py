@@ -1,0 +1,21 @@
+"""Heartbeat (key 12), v0-4: keeps a classic group member alive.
+
+REBALANCE_IN_PROGRESS tells a member to rejoin; ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID /
+FENCED_INSTANCE_ID that it is out. v3 adds ``group.instance.id``; v4+ is flexible.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.heartbeat import HeartbeatResponse
+
+
+@api(12, 0, 4)
+def handle_heartbeat(ctx, request):
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None or not coordinator.loaded:
+        return HeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    return coordinator.classic.heartbeat(
+        group_id=request.group_id, member_id=request.member_id, generation=request.generation_id,
+        group_instance_id=request.group_instance_id if ctx.api_version >= 3 else None)

@@ -1,0 +1,28 @@
+"""LeaveGroup (key 13), v0-5: members leave a classic group, which rebalances.
+
+v0-2 name one member; its error is the top-level error. v3+ (KIP-345) carry a list of members,
+each by member id and/or ``group.instance.id`` (an admin removing static members passes only the
+instance id), answered one by one; v4+ is flexible; v5 adds a reason per member.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.leave_group import LeaveGroupResponse
+
+
+@api(13, 0, 5)
+def handle_leave_group(ctx, request):
+    version = ctx.api_version
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None or not coordinator.loaded:
+        return LeaveGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[])
+    if version < 3:
+        response = coordinator.classic.leave(request.group_id, [(request.member_id, None)])
+        if response.error_code == ErrorCode.NONE and response.members:
+            response.error_code = response.members[0].error_code
+        response.members = []
+        return response
+    members = [(m.member_id, m.group_instance_id) for m in request.members]
+    return coordinator.classic.leave(request.group_id, members)

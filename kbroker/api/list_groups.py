@@ -1,0 +1,27 @@
+"""ListGroups (key 16), v0-5.
+
+Every group this broker coordinates (all of them: one node). v1 adds throttle time; v3+ is
+flexible; v4 filters by state (case-insensitive) and returns it; v5 filters by type (``classic``,
+``consumer``) and returns it.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.list_groups import ListGroupsResponse
+
+
+@api(16, 0, 5)
+def handle_list_groups(ctx, request):
+    version = ctx.api_version
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None or not coordinator.loaded:
+        return ListGroupsResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, groups=[])
+    states = list(request.states_filter) if version >= 4 else []
+    types = list(request.types_filter) if version >= 5 else []
+    groups = [
+        ListGroupsResponse.ListedGroup(group_id=gid, protocol_type=ptype, group_state=state, group_type=gtype)
+        for gid, ptype, state, gtype in coordinator.list_groups(states, types)
+    ]
+    return ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=groups)

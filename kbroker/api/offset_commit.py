@@ -1,0 +1,72 @@
+"""OffsetCommit (key 8), v2-10.
+
+v2-4 carry a retention time (an explicit expiry, written as OffsetCommitValue v1); v5 drops it;
+v6 adds the leader epoch; v7 ``group.instance.id``; v8+ is flexible; v9 is the first usable by
+KIP-848 members (the generation field carries the member epoch) and answers GROUP_ID_NOT_FOUND for
+an unknown group instead of ILLEGAL_GENERATION; v10 names topics by id (UNKNOWN_TOPIC_ID).
+Commits from outside the group (generation -1, empty member id) are accepted for empty groups and
+create a "simple" group. Unknown topics/partitions get UNKNOWN_TOPIC_OR_PARTITION; metadata longer
+than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.offset_commit import OffsetCommitResponse
+
+Resp = OffsetCommitResponse.OffsetCommitResponseTopic
+RespPart = Resp.OffsetCommitResponsePartition
+
+
+@api(8, 2, 10)
+def handle_offset_commit(ctx, request):
+    version = ctx.api_version
+    broker = ctx.broker
+    coordinator = broker.group_coordinator
+    image = broker.image
+    # (topic index, partition index) -> error, for partitions rejected before the coordinator.
+    entries = []
+    slots: list[tuple[int, int]] = []
+    early: dict[tuple[int, int], ErrorCode] = {}
+    for ti, topic in enumerate(request.topics):
+        if version >= 10:
+            info = image.topic_by_id(topic.topic_id)
+            missing = ErrorCode.UNKNOWN_TOPIC_ID
+        else:
+            info = image.topic(topic.name)
+            missing = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        for pi, p in enumerate(topic.partitions):
+            if info is None or p.partition_index not in info.partitions:
+                early[(ti, pi)] = missing if info is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            slots.append((ti, pi))
+            entries.append((info.name, p.partition_index, p.committed_offset,
+                            p.committed_leader_epoch if version >= 6 else -1, p.committed_metadata))
+    if coordinator is None:
+        group_error, errors = ErrorCode.COORDINATOR_NOT_AVAILABLE, [ErrorCode.COORDINATOR_NOT_AVAILABLE] * len(entries)
+    elif not entries and not request.group_id:
+        group_error, errors = ErrorCode.INVALID_GROUP_ID, []
+    elif not entries:
+        group_error, _ = coordinator.validate_commit(
+            request.group_id, request.generation_id_or_member_epoch, request.member_id,
+            request.group_instance_id if version >= 7 else None, version)
+        errors = []
+    else:
+        group_error, errors = coordinator.commit_offsets(
+            request.group_id, request.generation_id_or_member_epoch, request.member_id,
+            request.group_instance_id if version >= 7 else None,
+            request.retention_time_ms if 2 <= version <= 4 else -1, entries, version)
+    by_slot = dict(zip(slots, errors, strict=True))
+    topics = []
+    for ti, topic in enumerate(request.topics):
+        parts = []
+        for pi, p in enumerate(topic.partitions):
+            code = early.get((ti, pi))
+            if code is None:
+                code = by_slot[(ti, pi)]
+            elif group_error in (ErrorCode.INVALID_GROUP_ID, ErrorCode.COORDINATOR_NOT_AVAILABLE):
+                code = group_error
+            parts.append(RespPart(partition_index=p.partition_index, error_code=code))
+        topics.append(Resp(name=topic.name, topic_id=topic.topic_id, partitions=parts))
+    return OffsetCommitResponse(throttle_time_ms=0, topics=topics)

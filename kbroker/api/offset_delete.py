@@ -1,0 +1,47 @@
+"""OffsetDelete (key 47), v0.
+
+Deletes committed offsets of a group (tombstones). Top-level GROUP_ID_NOT_FOUND for an unknown
+group and NON_EMPTY_GROUP for a classic group with members that does not use the consumer protocol;
+per partition GROUP_SUBSCRIBED_TO_TOPIC while a member subscribes to the topic, and
+UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.offset_delete import OffsetDeleteResponse
+
+T = OffsetDeleteResponse.OffsetDeleteResponseTopic
+P = T.OffsetDeleteResponsePartition
+
+
+@api(47, 0, 0)
+def handle_offset_delete(ctx, request):
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None:
+        return OffsetDeleteResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, topics=[])
+    image = ctx.broker.image
+    known = []
+    unknown: dict[str, list[int]] = {}
+    for t in request.topics:
+        info = image.topic(t.name)
+        parts = [p.partition_index for p in t.partitions]
+        if info is None:
+            unknown.setdefault(t.name, []).extend(parts)
+        else:
+            bad = [p for p in parts if p not in info.partitions]
+            if bad:
+                unknown.setdefault(t.name, []).extend(bad)
+            known.append((t.name, [p for p in parts if p in info.partitions]))
+    error, rows = coordinator.delete_offsets(request.group_id, known)
+    if error != ErrorCode.NONE:
+        return OffsetDeleteResponse(error_code=error, throttle_time_ms=0, topics=[])
+    by_topic: dict[str, list] = {}
+    for topic, p, code in rows:
+        by_topic.setdefault(topic, []).append(P(partition_index=p, error_code=code))
+    for topic, parts in unknown.items():
+        by_topic.setdefault(topic, []).extend(
+            P(partition_index=p, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) for p in parts)
+    return OffsetDeleteResponse(error_code=ErrorCode.NONE, throttle_time_ms=0,
+                                topics=[T(name=name, partitions=parts) for name, parts in by_topic.items()])

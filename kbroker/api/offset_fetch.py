@@ -1,0 +1,85 @@
+"""OffsetFetch (key 9), v1-10.
+
+v1 answers per partition; v2+ accepts a null topic list (every committed partition) and has a
+top-level error; v5 adds the leader epoch; v6+ is flexible; v7 adds RequireStable (a partition with
+pending transactional offsets gets UNSTABLE_OFFSET_COMMIT); v8+ fetches several groups at once;
+v9 carries the KIP-848 member id and epoch (checked for consumer groups: STALE_MEMBER_EPOCH /
+UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offset get offset -1.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.offset_fetch import OffsetFetchResponse
+
+T = OffsetFetchResponse.OffsetFetchResponseTopic
+P = T.OffsetFetchResponsePartition
+GT = OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics
+GP = GT.OffsetFetchResponsePartitions
+
+
+def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
+    return coordinator.fetch_offsets(group_id, topics, require_stable, member_id, member_epoch)
+
+
+def _group_by_topic(rows):
+    out: dict[str, list] = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(row)
+    return out
+
+
+@api(9, 1, 10)
+def handle_offset_fetch(ctx, request):
+    version = ctx.api_version
+    if version < 8:
+        topics = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]
+        error, rows = _fetch(ctx, request.group_id, topics, version >= 7 and request.require_stable)
+        if version < 2 and error != ErrorCode.NONE and topics is not None:
+            rows = [(t, p, -1, -1, "", error) for t, parts in topics for p in parts]
+        resp_topics = [
+            T(name=name, partitions=[
+                P(partition_index=p, committed_offset=off, committed_leader_epoch=epoch, metadata=meta,
+                  error_code=err)
+                for _t, p, off, epoch, meta, err in parts])
+            for name, parts in _group_by_topic(rows).items()
+        ]
+        return OffsetFetchResponse(throttle_time_ms=0, topics=resp_topics,
+                                   error_code=error if version >= 2 else ErrorCode.NONE)
+    image = ctx.broker.image
+    groups = []
+    for g in request.groups:
+        unknown_ids: list = []
+        topics = None
+        if g.topics is not None:
+            topics = []
+            for t in g.topics:
+                if version >= 10:
+                    info = image.topic_by_id(t.topic_id)
+                    if info is None:
+                        unknown_ids.append(t)
+                        continue
+                    topics.append((info.name, list(t.partition_indexes)))
+                else:
+                    topics.append((t.name, list(t.partition_indexes)))
+        error, rows = _fetch(ctx, g.group_id, topics, request.require_stable,
+                             g.member_id if version >= 9 else None, g.member_epoch if version >= 9 else -1)
+        resp_topics = []
+        for name, parts in _group_by_topic(rows).items():
+            info = image.topic(name)
+            resp_topics.append(GT(
+                name=name, topic_id=info.topic_id if info is not None else GT().topic_id,
+                partitions=[GP(partition_index=p, committed_offset=off, committed_leader_epoch=epoch,
+                                    metadata=meta, error_code=err)
+                            for _t, p, off, epoch, meta, err in parts]))
+        for t in unknown_ids:
+            resp_topics.append(GT(name="", topic_id=t.topic_id, partitions=[
+                GP(partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                        error_code=ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_indexes]))
+        groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, topics=resp_topics,
+                                                                   error_code=error))
+    return OffsetFetchResponse(throttle_time_ms=0, groups=groups)

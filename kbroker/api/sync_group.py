@@ -1,0 +1,40 @@
+"""SyncGroup (key 14), v0-5: the second phase of a classic-protocol rebalance.
+
+The leader sends the assignment of every member; everyone gets its own once the leader's arrives
+(the response waits in CompletingRebalance). v3 adds ``group.instance.id``; v4+ is flexible; v5
+adds the protocol type and name, checked against the group's (INCONSISTENT_GROUP_PROTOCOL) and
+echoed in the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.sync_group import SyncGroupResponse
+
+
+@api(14, 0, 5)
+async def handle_sync_group(ctx, request):
+    version = ctx.api_version
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None or not coordinator.loaded:
+        return SyncGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, assignment=b"")
+    fut: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def respond(r: SyncGroupResponse) -> None:
+        if not fut.done():
+            fut.set_result(r)
+
+    coordinator.classic.sync(
+        group_id=request.group_id, member_id=request.member_id, generation=request.generation_id,
+        group_instance_id=request.group_instance_id if version >= 3 else None,
+        protocol_type=request.protocol_type if version >= 5 else None,
+        protocol_name=request.protocol_name if version >= 5 else None,
+        assignments=[(a.member_id, bytes(a.assignment)) for a in request.assignments], respond=respond)
+    response = await fut
+    if version < 5:
+        response.protocol_type = None
+        response.protocol_name = None
+    return response

@@ -1,0 +1,738 @@
+"""The classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) as a state machine.
+
+No sockets and no asyncio here: requests come in as method calls with a ``respond`` callback
+(called at once or later, exactly once), time comes from a :class:`Timer` (keyed one-shot timers
+and a clock), and durable state leaves through ``persist(group)``, which the coordinator turns into
+a GroupMetadata record in ``__consumer_offsets`` before anything is answered.  Unit tests drive it
+with a fake timer.
+
+States and transitions (Kafka's ``ClassicGroupState``)::
+
+    Empty ──join──▶ PreparingRebalance ──all joined / rebalance timeout──▶ CompletingRebalance
+      ▲                  ▲        │ (no members left)                          │ leader SyncGroup
+      └──────────────────┼────────┘                                            ▼
+                         └──── member joins / leaves / expires ◀──────────── Stable
+    any state ──DeleteGroups/expiry of an empty group──▶ Dead
+
+Rules taken from Kafka's group coordinator: the first member to join leads; the protocol is chosen
+by vote among the protocols every member supports; JoinGroup v4+ without a member id gets
+MEMBER_ID_REQUIRED with a generated id (KIP-394); a static member (``group.instance.id``, KIP-345)
+that rejoins with an unknown member id replaces its old id (the old one is fenced with
+FENCED_INSTANCE_ID) and, in a Stable group whose protocol does not change, gets the current
+generation back without a rebalance (the leader with SkipAssignment, KIP-814); the first rebalance of
+an empty group waits ``group.initial.rebalance.delay.ms`` and extends it while new members arrive;
+members that miss the rebalance timeout are dropped (dynamic ones only), members that never send
+SyncGroup within it are dropped and a new rebalance starts; a member is expired after its session
+timeout without heartbeat unless it is waiting in a JoinGroup or SyncGroup.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from protocol.errors import ErrorCode
+from protocol.messages.heartbeat import HeartbeatResponse
+from protocol.messages.join_group import JoinGroupResponse
+from protocol.messages.leave_group import LeaveGroupResponse
+from protocol.messages.sync_group import SyncGroupResponse
+
+NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000  # Kafka's classicGroupNewMemberJoinTimeoutMs
+
+
+class GroupState(enum.Enum):
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+_VALID_PREVIOUS: dict[GroupState, frozenset[GroupState]] = {
+    GroupState.EMPTY: frozenset({GroupState.PREPARING_REBALANCE}),
+    GroupState.PREPARING_REBALANCE: frozenset(
+        {GroupState.STABLE, GroupState.COMPLETING_REBALANCE, GroupState.EMPTY}),
+    GroupState.COMPLETING_REBALANCE: frozenset({GroupState.PREPARING_REBALANCE}),
+    GroupState.STABLE: frozenset({GroupState.COMPLETING_REBALANCE}),
+    GroupState.DEAD: frozenset(GroupState),
+}
+
+
+class Timer(Protocol):
+    """Keyed one-shot timers: scheduling a key again replaces its pending timer."""
+
+    def now_ms(self) -> int: ...
+
+    def schedule(self, key: str, delay_ms: int, fn: Callable[[], None]) -> None: ...
+
+    def cancel(self, key: str) -> None: ...
+
+
+JoinCallback = Callable[[JoinGroupResponse], None]
+SyncCallback = Callable[[SyncGroupResponse], None]
+
+
+@dataclass(eq=False, slots=True)
+class ClassicMember:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    assignment: bytes = b""
+    join_callback: JoinCallback | None = None
+    sync_callback: SyncCallback | None = None
+    is_new: bool = False
+
+    def metadata(self, protocol: str | None) -> bytes:
+        for name, meta in self.protocols:
+            if name == protocol:
+                return bytes(meta)
+        return b""
+
+    def protocol_names(self) -> list[str]:
+        return [name for name, _ in self.protocols]
+
+    def matches(self, protocols: list[tuple[str, bytes]]) -> bool:
+        if len(protocols) != len(self.protocols):
+            return False
+        return all(a[0] == b[0] and bytes(a[1]) == bytes(b[1]) for a, b in zip(protocols, self.protocols, strict=True))
+
+    @property
+    def awaiting_join(self) -> bool:
+        return self.join_callback is not None
+
+    @property
+    def awaiting_sync(self) -> bool:
+        return self.sync_callback is not None
+
+
+@dataclass(eq=False)
+class ClassicGroup:
+    group_id: str
+    state: GroupState = GroupState.EMPTY
+    previous_state: GroupState = GroupState.EMPTY
+    state_timestamp_ms: int = -1
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    generation: int = 0
+    leader_id: str | None = None
+    members: dict[str, ClassicMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)  # group.instance.id -> member id
+    pending_members: set[str] = field(default_factory=set)  # ids handed out with MEMBER_ID_REQUIRED
+    pending_sync: set[str] = field(default_factory=set)
+    new_member_added: bool = False
+    initial_rebalance_remaining_ms: int = 0
+
+    type_name = "classic"
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def is_in(self, *states: GroupState) -> bool:
+        return self.state in states
+
+    def transition(self, state: GroupState, now_ms: int) -> None:
+        if self.state not in _VALID_PREVIOUS[state] and not (state == GroupState.EMPTY and self.state == state):
+            raise AssertionError(f"group {self.group_id}: illegal transition {self.state.value} -> {state.value}")
+        self.previous_state = self.state
+        self.state = state
+        self.state_timestamp_ms = now_ms
+
+    def is_static_member_fenced(self, instance_id: str | None, member_id: str) -> bool:
+        if instance_id is None:
+            return False
+        known = self.static_members.get(instance_id)
+        return known is not None and known != member_id
+
+    def candidate_protocols(self) -> set[str]:
+        members = list(self.members.values())
+        if not members:
+            return set()
+        common = set(members[0].protocol_names())
+        for m in members[1:]:
+            common &= set(m.protocol_names())
+        return common
+
+    def supports_protocols(self, protocol_type: str, names: list[str]) -> bool:
+        if self.state == GroupState.EMPTY or not self.members:
+            return bool(protocol_type) and bool(names)
+        if protocol_type != self.protocol_type:
+            return False
+        n = len(self.members)
+        counts: dict[str, int] = {}
+        for m in self.members.values():
+            for name in set(m.protocol_names()):
+                counts[name] = counts.get(name, 0) + 1
+        return any(counts.get(name, 0) == n for name in names)
+
+    def select_protocol(self) -> str:
+        candidates = self.candidate_protocols()
+        if not candidates:
+            raise AssertionError(f"group {self.group_id}: no protocol supported by every member")
+        votes: dict[str, int] = {}
+        order: list[str] = []
+        for m in self.members.values():
+            choice = next(name for name in m.protocol_names() if name in candidates)
+            if choice not in votes:
+                order.append(choice)
+            votes[choice] = votes.get(choice, 0) + 1
+        return max(order, key=lambda name: votes[name])  # ties: the earliest vote wins
+
+    def has_all_members_joined(self) -> bool:
+        return all(m.awaiting_join for m in self.members.values()) and not self.pending_members
+
+    def not_yet_rejoined(self) -> list[ClassicMember]:
+        return [m for m in self.members.values() if not m.awaiting_join]
+
+    def max_rebalance_timeout_ms(self) -> int:
+        return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
+
+    def is_subscribed_to(self, topic: str) -> bool:
+        """Whether a consumer-protocol member subscribes to ``topic`` (for OffsetDelete)."""
+        if self.protocol_type != "consumer" or self.protocol_name is None:
+            return False
+        from kbroker.coordinator.group_assignors import decode_subscription
+
+        for m in self.members.values():
+            try:
+                topics = decode_subscription(m.metadata(self.protocol_name))
+            except Exception:  # undecodable metadata: be conservative
+                return True
+            if topic in topics:
+                return True
+        return False
+
+    # -- membership ----------------------------------------------------------------------------------
+
+    def add(self, member: ClassicMember) -> None:
+        if not self.members:
+            self.protocol_type = member.protocol_type
+        self.members[member.member_id] = member
+        if member.group_instance_id is not None:
+            self.static_members[member.group_instance_id] = member.member_id
+        if self.leader_id is None:
+            self.leader_id = member.member_id
+
+    def remove(self, member_id: str) -> ClassicMember | None:
+        member = self.members.pop(member_id, None)
+        if member is None:
+            return None
+        if member.group_instance_id is not None and self.static_members.get(member.group_instance_id) == member_id:
+            del self.static_members[member.group_instance_id]
+        self.pending_sync.discard(member_id)
+        if self.leader_id == member_id:
+            self.leader_id = next(iter(self.members), None)
+        return member
+
+    def maybe_elect_joined_leader(self) -> bool:
+        """Keep the leader if it rejoined, else pick a member that did; False if none did."""
+        leader = self.members.get(self.leader_id) if self.leader_id else None
+        if leader is not None and leader.awaiting_join:
+            return True
+        for m in self.members.values():
+            if m.awaiting_join:
+                self.leader_id = m.member_id
+                return True
+        return False
+
+    def member_list(self) -> list[JoinGroupResponse.JoinGroupResponseMember]:
+        return [
+            JoinGroupResponse.JoinGroupResponseMember(
+                member_id=m.member_id, group_instance_id=m.group_instance_id, metadata=m.metadata(self.protocol_name))
+            for m in self.members.values()
+        ]
+
+
+@dataclass(slots=True)
+class ClassicConfig:
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1800000
+    initial_rebalance_delay_ms: int = 3000
+    max_size: int = 2**31 - 1
+
+
+def _join_error(code: ErrorCode, member_id: str = "") -> JoinGroupResponse:
+    return JoinGroupResponse(error_code=code, generation_id=-1, protocol_name=None, leader="", member_id=member_id,
+                             members=[])
+
+
+def _sync_error(code: ErrorCode) -> SyncGroupResponse:
+    return SyncGroupResponse(error_code=code, assignment=b"")
+
+
+class ClassicGroupManager:
+    """Runs the classic protocol over the groups in ``groups`` (shared with the coordinator, which
+    also keeps KIP-848 groups there: anything that is not a :class:`ClassicGroup` is foreign)."""
+
+    def __init__(self, groups: dict[str, Any], timer: Timer, config: ClassicConfig,
+                 persist: Callable[[ClassicGroup], None]) -> None:
+        self.groups = groups
+        self.timer = timer
+        self.config = config
+        self.persist = persist
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _classic(self, group_id: str) -> ClassicGroup | None:
+        group = self.groups.get(group_id)
+        return group if isinstance(group, ClassicGroup) else None
+
+    def get_or_create(self, group_id: str) -> ClassicGroup:
+        group = self._classic(group_id)
+        if group is None:
+            group = ClassicGroup(group_id, state_timestamp_ms=self.timer.now_ms())
+            self.groups[group_id] = group
+        return group
+
+    def _transition(self, group: ClassicGroup, state: GroupState) -> None:
+        group.transition(state, self.timer.now_ms())
+
+    @staticmethod
+    def _hb_key(group: ClassicGroup, member_id: str) -> str:
+        return f"hb/{group.group_id}/{member_id}"
+
+    def _schedule_heartbeat(self, group: ClassicGroup, member: ClassicMember, timeout_ms: int | None = None) -> None:
+        member_id = member.member_id
+        self.timer.schedule(self._hb_key(group, member_id),
+                            member.session_timeout_ms if timeout_ms is None else timeout_ms,
+                            lambda: self._on_session_expired(group, member_id))
+
+    def _cancel_heartbeat(self, group: ClassicGroup, member_id: str) -> None:
+        self.timer.cancel(self._hb_key(group, member_id))
+
+    def _respond_join(self, member: ClassicMember, response: JoinGroupResponse) -> None:
+        callback, member.join_callback = member.join_callback, None
+        if callback is not None:
+            callback(response)
+
+    def _respond_sync(self, member: ClassicMember, response: SyncGroupResponse) -> None:
+        callback, member.sync_callback = member.sync_callback, None
+        if callback is not None:
+            callback(response)
+
+    def _current_join_response(self, group: ClassicGroup, member: ClassicMember, *,
+                               with_members: bool, skip_assignment: bool = False) -> JoinGroupResponse:
+        return JoinGroupResponse(
+            error_code=ErrorCode.NONE, generation_id=group.generation, protocol_type=group.protocol_type,
+            protocol_name=group.protocol_name, leader=group.leader_id or "", skip_assignment=skip_assignment,
+            member_id=member.member_id, members=group.member_list() if with_members else [])
+
+    # -- JoinGroup ------------------------------------------------------------------------------------
+
+    def join(self, *, group_id: str, member_id: str, group_instance_id: str | None, protocol_type: str,
+             protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
+             client_id: str, client_host: str, require_known_member_id: bool, respond: JoinCallback) -> None:
+        if not group_id:
+            return respond(_join_error(ErrorCode.INVALID_GROUP_ID, member_id))
+        if not (self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms):
+            return respond(_join_error(ErrorCode.INVALID_SESSION_TIMEOUT, member_id))
+        if rebalance_timeout_ms < 0:  # JoinGroup v0 has no rebalance timeout: it is the session timeout
+            rebalance_timeout_ms = session_timeout_ms
+        unknown = member_id == ""
+        existing = self.groups.get(group_id)
+        if existing is not None and not isinstance(existing, ClassicGroup):
+            # A KIP-848 group of this id: classic members may not join it here.
+            return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+        if existing is None and not unknown:
+            return respond(_join_error(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+        names = [name for name, _ in protocols]
+        if existing is None and not (protocol_type and names):
+            return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+        group = self.get_or_create(group_id)
+        if group.is_in(GroupState.DEAD):
+            return respond(_join_error(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
+        if not group.supports_protocols(protocol_type, names):
+            return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+        args = dict(group_instance_id=group_instance_id, protocol_type=protocol_type, protocols=protocols,
+                    session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=rebalance_timeout_ms,
+                    client_id=client_id, client_host=client_host)
+        if unknown:
+            self._join_new_member(group, require_known_member_id, respond, **args)
+        else:
+            self._join_existing_member(group, member_id, respond, **args)
+
+    def _join_new_member(self, group: ClassicGroup, require_known_member_id: bool, respond: JoinCallback,
+                         **args: Any) -> None:
+        instance_id = args["group_instance_id"]
+        if instance_id is not None:
+            new_id = f"{instance_id}-{uuid.uuid4()}"
+            old_id = group.static_members.get(instance_id)
+            if old_id is not None and old_id in group.members:
+                return self._replace_static_member(group, old_id, new_id, respond, **args)
+            if len(group.members) >= self.config.max_size:
+                return respond(_join_error(ErrorCode.GROUP_MAX_SIZE_REACHED))
+            return self._add_member_and_rebalance(group, new_id, respond, **args)
+        new_id = f"{args['client_id']}-{uuid.uuid4()}"
+        if len(group.members) + len(group.pending_members) >= self.config.max_size:
+            return respond(_join_error(ErrorCode.GROUP_MAX_SIZE_REACHED))
+        if require_known_member_id:
+            group.pending_members.add(new_id)
+            self.timer.schedule(self._hb_key(group, new_id), args["session_timeout_ms"],
+                                lambda: self._on_session_expired(group, new_id))
+            return respond(_join_error(ErrorCode.MEMBER_ID_REQUIRED, new_id))
+        self._add_member_and_rebalance(group, new_id, respond, **args)
+
+    def _join_existing_member(self, group: ClassicGroup, member_id: str, respond: JoinCallback,
+                              **args: Any) -> None:
+        instance_id = args["group_instance_id"]
+        if member_id in group.pending_members:
+            group.pending_members.discard(member_id)
+            return self._add_member_and_rebalance(group, member_id, respond, **args)
+        if group.is_static_member_fenced(instance_id, member_id):
+            return respond(_join_error(ErrorCode.FENCED_INSTANCE_ID, member_id))
+        member = group.members.get(member_id)
+        if member is None or (instance_id is None and member.group_instance_id is not None):
+            return respond(_join_error(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+        protocols = args["protocols"]
+        if group.is_in(GroupState.PREPARING_REBALANCE):
+            return self._update_member_and_rebalance(group, member, respond, **args)
+        if group.is_in(GroupState.COMPLETING_REBALANCE):
+            if member.matches(protocols):
+                # It missed the JoinGroup response: hand it the current generation again.
+                return respond(self._current_join_response(group, member, with_members=member_id == group.leader_id))
+            return self._update_member_and_rebalance(group, member, respond, **args)
+        if group.is_in(GroupState.STABLE):
+            if member_id == group.leader_id or not member.matches(protocols):
+                # A leader's JoinGroup forces a rebalance (e.g. topic metadata changed).
+                return self._update_member_and_rebalance(group, member, respond, **args)
+            self._schedule_heartbeat(group, member)
+            return respond(self._current_join_response(group, member, with_members=False))
+        respond(_join_error(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+
+    def _add_member_and_rebalance(self, group: ClassicGroup, member_id: str, respond: JoinCallback,
+                                  **args: Any) -> None:
+        member = ClassicMember(member_id=member_id, is_new=True, join_callback=respond, **args)
+        group.add(member)
+        if group.is_in(GroupState.PREPARING_REBALANCE) and group.previous_state == GroupState.EMPTY:
+            group.new_member_added = True
+        # A new member that never completes its join is dropped after this (Kafka: 5 minutes).
+        self._schedule_heartbeat(group, member, NEW_MEMBER_JOIN_TIMEOUT_MS)
+        self._rebalance_or_complete_join(group, f"member {member_id} joined")
+
+    def _update_member_and_rebalance(self, group: ClassicGroup, member: ClassicMember, respond: JoinCallback,
+                                     **args: Any) -> None:
+        self._respond_join(member, _join_error(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
+        member.protocols = args["protocols"]
+        member.rebalance_timeout_ms = args["rebalance_timeout_ms"]
+        member.session_timeout_ms = args["session_timeout_ms"]
+        member.client_id = args["client_id"]
+        member.client_host = args["client_host"]
+        member.join_callback = respond
+        self._schedule_heartbeat(group, member)
+        self._rebalance_or_complete_join(group, f"member {member.member_id} rejoined")
+
+    def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, respond: JoinCallback,
+                               **args: Any) -> None:
+        old = group.members[old_id]
+        self._respond_join(old, _join_error(ErrorCode.FENCED_INSTANCE_ID, old_id))
+        self._respond_sync(old, _sync_error(ErrorCode.FENCED_INSTANCE_ID))
+        self._cancel_heartbeat(group, old_id)
+        was_leader = group.leader_id == old_id
+        saved = (old.member_id, old.protocols, old.rebalance_timeout_ms, old.session_timeout_ms, old.client_id,
+                 old.client_host)
+        # Re-key the member, keeping its place, assignment and pending-sync status.
+        group.members = {(new_id if k == old_id else k): v for k, v in group.members.items()}
+        old.member_id = new_id
+        group.static_members[old.group_instance_id] = new_id
+        if old_id in group.pending_sync:
+            group.pending_sync.discard(old_id)
+            group.pending_sync.add(new_id)
+        if was_leader:
+            group.leader_id = new_id
+        member = old
+        member.protocols = args["protocols"]
+        member.rebalance_timeout_ms = args["rebalance_timeout_ms"]
+        member.session_timeout_ms = args["session_timeout_ms"]
+        member.client_id = args["client_id"]
+        member.client_host = args["client_host"]
+        member.join_callback = respond
+        self._schedule_heartbeat(group, member)
+        if group.is_in(GroupState.STABLE):
+            if group.protocol_name in member.protocol_names() and group.select_protocol() == group.protocol_name:
+                try:
+                    self.persist(group)
+                except Exception:
+                    # Undo the replacement: the member keeps its old id and the new one fails.
+                    group.members = {(old_id if k == new_id else k): v for k, v in group.members.items()}
+                    (member.member_id, member.protocols, member.rebalance_timeout_ms, member.session_timeout_ms,
+                     member.client_id, member.client_host) = saved
+                    group.static_members[member.group_instance_id] = old_id
+                    if was_leader:
+                        group.leader_id = old_id
+                    self._respond_join(member, _join_error(ErrorCode.UNKNOWN_SERVER_ERROR))
+                    self._schedule_heartbeat(group, member)
+                    return
+                is_leader = group.leader_id == new_id
+                self._respond_join(member, self._current_join_response(
+                    group, member, with_members=is_leader, skip_assignment=is_leader))
+                return
+            return self._prepare_rebalance(group, f"static member {new_id} joined with a different protocol")
+        if group.is_in(GroupState.COMPLETING_REBALANCE):
+            return self._prepare_rebalance(group, f"static member {new_id} replaced {old_id}")
+        self._maybe_complete_join(group)
+
+    def _rebalance_or_complete_join(self, group: ClassicGroup, reason: str) -> None:
+        if group.is_in(GroupState.STABLE, GroupState.COMPLETING_REBALANCE, GroupState.EMPTY):
+            self._prepare_rebalance(group, reason)
+        elif group.is_in(GroupState.PREPARING_REBALANCE):
+            self._maybe_complete_join(group)
+
+    # -- rebalance ---------------------------------------------------------------------------------------
+
+    def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
+        if group.is_in(GroupState.COMPLETING_REBALANCE):
+            # The assignment in flight is void: members waiting in SyncGroup must rejoin.
+            for m in group.members.values():
+                m.assignment = b""
+                self._respond_sync(m, _sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
+        self.timer.cancel(f"sync/{group.group_id}")
+        group.pending_sync.clear()
+        initial = group.is_in(GroupState.EMPTY)
+        self._transition(group, GroupState.PREPARING_REBALANCE)
+        key = f"join/{group.group_id}"
+        if initial:
+            delay = self.config.initial_rebalance_delay_ms
+            group.new_member_added = False
+            group.initial_rebalance_remaining_ms = max(group.max_rebalance_timeout_ms() - delay, 0)
+            self.timer.schedule(key, delay, lambda: self._on_initial_delay(group))
+        else:
+            self.timer.schedule(key, group.max_rebalance_timeout_ms(), lambda: self._complete_join(group))
+            self._maybe_complete_join(group)
+
+    def _on_initial_delay(self, group: ClassicGroup) -> None:
+        remaining = group.initial_rebalance_remaining_ms
+        if group.new_member_added and remaining > 0:
+            group.new_member_added = False
+            delay = min(self.config.initial_rebalance_delay_ms, remaining)
+            group.initial_rebalance_remaining_ms = max(remaining - self.config.initial_rebalance_delay_ms, 0)
+            self.timer.schedule(f"join/{group.group_id}", delay, lambda: self._on_initial_delay(group))
+            return
+        self._complete_join(group)
+
+    def _maybe_complete_join(self, group: ClassicGroup) -> None:
+        if (group.is_in(GroupState.PREPARING_REBALANCE) and group.has_all_members_joined()
+                and group.previous_state != GroupState.EMPTY):
+            self._complete_join(group)
+
+    def _complete_join(self, group: ClassicGroup) -> None:
+        if not group.is_in(GroupState.PREPARING_REBALANCE):
+            return
+        self.timer.cancel(f"join/{group.group_id}")
+        # Dynamic members that did not rejoin in time are out; static ones keep their seat
+        # until their session expires.
+        for m in group.not_yet_rejoined():
+            if m.group_instance_id is None:
+                self._cancel_heartbeat(group, m.member_id)
+                group.remove(m.member_id)
+        if group.members and not group.maybe_elect_joined_leader():
+            # Nobody rejoined yet (only static members remain): wait another rebalance timeout.
+            self.timer.schedule(f"join/{group.group_id}", group.max_rebalance_timeout_ms(),
+                                lambda: self._complete_join(group))
+            return
+        group.generation += 1
+        if not group.members:
+            group.protocol_name = None
+            group.leader_id = None
+            self._transition(group, GroupState.EMPTY)
+            self.persist(group)
+            return
+        group.protocol_name = group.select_protocol()
+        self._transition(group, GroupState.COMPLETING_REBALANCE)
+        group.pending_sync = set(group.members)
+        for m in list(group.members.values()):
+            m.is_new = False
+            is_leader = m.member_id == group.leader_id
+            self._respond_join(m, self._current_join_response(group, m, with_members=is_leader))
+            self._schedule_heartbeat(group, m)
+        generation = group.generation
+        self.timer.schedule(f"sync/{group.group_id}", group.max_rebalance_timeout_ms(),
+                            lambda: self._on_sync_timeout(group, generation))
+
+    def _on_sync_timeout(self, group: ClassicGroup, generation: int) -> None:
+        if group.generation != generation or not group.is_in(GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+            return
+        laggards = [group.members[m] for m in group.pending_sync if m in group.members]
+        group.pending_sync.clear()
+        if not laggards:
+            return
+        for m in laggards:
+            self._remove_member(group, m, ErrorCode.REBALANCE_IN_PROGRESS)
+
+    # -- SyncGroup -----------------------------------------------------------------------------------------
+
+    def sync(self, *, group_id: str, member_id: str, generation: int, group_instance_id: str | None,
+             protocol_type: str | None, protocol_name: str | None, assignments: list[tuple[str, bytes]],
+             respond: SyncCallback) -> None:
+        if not group_id:
+            return respond(_sync_error(ErrorCode.INVALID_GROUP_ID))
+        group = self._classic(group_id)
+        if group is None:
+            return respond(_sync_error(ErrorCode.UNKNOWN_MEMBER_ID))
+        if group.is_in(GroupState.DEAD):
+            return respond(_sync_error(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        if group.is_static_member_fenced(group_instance_id, member_id):
+            return respond(_sync_error(ErrorCode.FENCED_INSTANCE_ID))
+        member = group.members.get(member_id)
+        if member is None:
+            return respond(_sync_error(ErrorCode.UNKNOWN_MEMBER_ID))
+        if generation != group.generation:
+            return respond(_sync_error(ErrorCode.ILLEGAL_GENERATION))
+        if (protocol_type is not None and protocol_type != group.protocol_type) or (
+                protocol_name is not None and protocol_name != group.protocol_name):
+            return respond(_sync_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
+        if group.is_in(GroupState.EMPTY):
+            return respond(_sync_error(ErrorCode.UNKNOWN_MEMBER_ID))
+        if group.is_in(GroupState.PREPARING_REBALANCE):
+            return respond(_sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
+        group.pending_sync.discard(member_id)
+        self._schedule_heartbeat(group, member)
+        if group.is_in(GroupState.STABLE):
+            return respond(self._sync_response(group, member))
+        # CompletingRebalance: wait for the leader's assignment.
+        self._respond_sync(member, _sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
+        member.sync_callback = respond
+        if member_id == group.leader_id:
+            given = {mid: bytes(data) for mid, data in assignments}
+            for m in group.members.values():
+                m.assignment = given.get(m.member_id, b"")
+            try:
+                self.persist(group)
+            except Exception:
+                for m in group.members.values():
+                    m.assignment = b""
+                    self._respond_sync(m, _sync_error(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+                return self._prepare_rebalance(group, "storing the assignment failed")
+            self._transition(group, GroupState.STABLE)
+            for m in group.members.values():
+                if m.awaiting_sync:
+                    self._respond_sync(m, self._sync_response(group, m))
+        if not group.pending_sync:
+            self.timer.cancel(f"sync/{group.group_id}")
+
+    @staticmethod
+    def _sync_response(group: ClassicGroup, member: ClassicMember) -> SyncGroupResponse:
+        return SyncGroupResponse(error_code=ErrorCode.NONE, protocol_type=group.protocol_type,
+                                 protocol_name=group.protocol_name, assignment=member.assignment)
+
+    # -- Heartbeat -----------------------------------------------------------------------------------------
+
+    def heartbeat(self, *, group_id: str, member_id: str, generation: int,
+                  group_instance_id: str | None) -> HeartbeatResponse:
+        def error(code: ErrorCode) -> HeartbeatResponse:
+            return HeartbeatResponse(error_code=code)
+
+        if not group_id:
+            return error(ErrorCode.INVALID_GROUP_ID)
+        group = self._classic(group_id)
+        if group is None:
+            return error(ErrorCode.UNKNOWN_MEMBER_ID)
+        if group.is_in(GroupState.DEAD):
+            return error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if group.is_static_member_fenced(group_instance_id, member_id):
+            return error(ErrorCode.FENCED_INSTANCE_ID)
+        member = group.members.get(member_id)
+        if member is None:
+            return error(ErrorCode.UNKNOWN_MEMBER_ID)
+        if generation != group.generation:
+            return error(ErrorCode.ILLEGAL_GENERATION)
+        self._schedule_heartbeat(group, member)
+        if group.is_in(GroupState.PREPARING_REBALANCE):
+            return error(ErrorCode.REBALANCE_IN_PROGRESS)
+        return error(ErrorCode.NONE)
+
+    def touch(self, group: ClassicGroup, member_id: str) -> None:
+        """A request that proves the member alive (an offset commit) counts as a heartbeat."""
+        member = group.members.get(member_id)
+        if member is not None and not member.awaiting_join:
+            self._schedule_heartbeat(group, member)
+
+    # -- LeaveGroup -----------------------------------------------------------------------------------------
+
+    def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> LeaveGroupResponse:
+        """``members``: (member id, group instance id). The response has one entry per member and
+        the top-level error; v0-2 callers fold a single member's error into the top level."""
+        if not group_id:
+            return LeaveGroupResponse(error_code=ErrorCode.INVALID_GROUP_ID, members=[])
+        group = self._classic(group_id)
+        if group is None:
+            return LeaveGroupResponse(error_code=ErrorCode.NONE, members=[
+                LeaveGroupResponse.MemberResponse(member_id=mid, group_instance_id=iid,
+                                                  error_code=ErrorCode.UNKNOWN_MEMBER_ID)
+                for mid, iid in members])
+        if group.is_in(GroupState.DEAD):
+            return LeaveGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[])
+        out = []
+        for member_id, instance_id in members:
+            code = self._leave_one(group, member_id, instance_id)
+            out.append(LeaveGroupResponse.MemberResponse(member_id=member_id, group_instance_id=instance_id,
+                                                         error_code=code))
+        return LeaveGroupResponse(error_code=ErrorCode.NONE, members=out)
+
+    def _leave_one(self, group: ClassicGroup, member_id: str, instance_id: str | None) -> ErrorCode:
+        if instance_id is not None:
+            known = group.static_members.get(instance_id)
+            if known is None:
+                return ErrorCode.UNKNOWN_MEMBER_ID
+            if member_id and known != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID
+            member_id = known
+        elif member_id in group.pending_members:
+            group.pending_members.discard(member_id)
+            self._cancel_heartbeat(group, member_id)
+            self._maybe_complete_join(group)
+            return ErrorCode.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        self._remove_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
+        return ErrorCode.NONE
+
+    # -- removal --------------------------------------------------------------------------------------------
+
+    def _remove_member(self, group: ClassicGroup, member: ClassicMember, pending_error: ErrorCode) -> None:
+        self._cancel_heartbeat(group, member.member_id)
+        self._respond_join(member, _join_error(pending_error, member.member_id))
+        self._respond_sync(member, _sync_error(pending_error))
+        group.remove(member.member_id)
+        if group.is_in(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, f"member {member.member_id} left")
+        elif group.is_in(GroupState.PREPARING_REBALANCE):
+            self._maybe_complete_join(group)
+
+    def _on_session_expired(self, group: ClassicGroup, member_id: str) -> None:
+        if group.is_in(GroupState.DEAD) or self.groups.get(group.group_id) is not group:
+            return
+        if member_id in group.pending_members:
+            group.pending_members.discard(member_id)
+            self._maybe_complete_join(group)
+            return
+        member = group.members.get(member_id)
+        if member is None:
+            return
+        if not member.is_new and (member.awaiting_join or member.awaiting_sync):
+            return  # bounded by the rebalance timeout instead; rescheduled when the rebalance completes
+        self._remove_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
+
+    # -- loading and deletion -------------------------------------------------------------------------------
+
+    def on_loaded(self, group: ClassicGroup) -> None:
+        """After replay: members get a full session timeout to show up again."""
+        for m in group.members.values():
+            self._schedule_heartbeat(group, m)
+
+    def mark_dead(self, group: ClassicGroup) -> None:
+        for m in list(group.members.values()):
+            self._cancel_heartbeat(group, m.member_id)
+            self._respond_join(m, _join_error(ErrorCode.COORDINATOR_NOT_AVAILABLE, m.member_id))
+            self._respond_sync(m, _sync_error(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        for key in (f"join/{group.group_id}", f"sync/{group.group_id}"):
+            self.timer.cancel(key)
+        group.members.clear()
+        group.static_members.clear()
+        group.transition(GroupState.DEAD, self.timer.now_ms())

@@ -1,0 +1,572 @@
+"""The group coordinator: consumer groups and their committed offsets over ``__consumer_offsets``.
+
+One node leads every partition of ``__consumer_offsets``, so this broker coordinates every group.
+A group lives in partition ``abs(javaHashCode(group_id)) % partitions`` of that topic (Kafka's
+rule, so tools that read the topic find it where Kafka would).
+
+Durability: every change is appended to the group's partition as a record in Kafka's format (see
+``group_records``) before the request is answered. Offsets change state only by applying those
+records — the same ``_apply`` serves a live commit and the replay at start-up. Classic groups keep
+their state machine in memory (``group_classic``) and write a GroupMetadata snapshot (members,
+generation, assignment) whenever a generation is settled (SyncGroup of the leader, the group
+becoming empty, a static member replaced); replay rebuilds the group from its latest snapshot
+(Stable with members, or Empty) and gives each member a session timeout to come back.
+
+Transactions hook (called by the transaction coordinator)::
+
+    prepare_txn_offsets(group_id, producer_id, producer_epoch, offsets) -> ErrorCode
+        offsets: {(topic, partition): (offset, leader_epoch, metadata)}. Appends the offsets to the
+        group's partition as a *transactional* batch of that producer (so they are durable and
+        replayed as pending) and keeps them pending: OffsetFetch does not return them, and
+        RequireStable fetches of those partitions get UNSTABLE_OFFSET_COMMIT. Group membership is
+        not checked here: call ``validate_txn_offset_commit`` first (TxnOffsetCommit v3+).
+    complete_txn_offsets(producer_id, group_id, commit) -> None
+        Writes a COMMIT/ABORT control batch for the producer to the group's partition and then
+        materializes (commit) or drops (abort) the pending offsets. Call it once per group of the
+        transaction when the transaction ends, instead of sending a marker to __consumer_offsets.
+        A restart replays the same outcome from the marker; a transaction left open by a crash
+        stays pending until the transaction coordinator completes it after its own recovery.
+    has_pending_txn_offsets(group_id, topic, partition) -> bool
+    validate_txn_offset_commit(group_id, generation, member_id, group_instance_id) -> ErrorCode
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kbroker.coordinator.group_classic import (
+    ClassicConfig,
+    ClassicGroup,
+    ClassicGroupManager,
+    ClassicMember,
+    GroupState,
+)
+from kbroker.coordinator.group_offsets import OffsetAndMetadata, OffsetStore, TopicPartition
+from kbroker.coordinator.group_records import (
+    GROUP_METADATA_KEY_TYPE,
+    GroupKey,
+    OffsetKey,
+    decode_group_value,
+    decode_key,
+    decode_offset_value,
+    encode_group_key,
+    encode_group_value,
+    encode_offset_key,
+    encode_offset_value,
+    partition_for,
+    record_type,
+)
+from kbroker.topics import ensure_internal_topic
+from protocol.errors import ErrorCode
+from protocol.messages.coordinator import GroupMetadataValue
+from protocol.records import (
+    ControlType,
+    Record,
+    build_batch,
+    build_control_batch,
+    iter_records,
+    parse_control_record,
+)
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+class LoopTimer:
+    """:class:`group_classic.Timer` on the running asyncio loop."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def schedule(self, key: str, delay_ms: int, fn: Callable[[], None]) -> None:
+        self.cancel(key)
+
+        def run() -> None:
+            self._handles.pop(key, None)
+            try:
+                fn()
+            except Exception:
+                log.exception("group coordinator timer %s failed", key)
+
+        self._handles[key] = asyncio.get_running_loop().call_later(max(delay_ms, 0) / 1000, run)
+
+    def cancel(self, key: str) -> None:
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+
+
+class GroupCoordinator:
+    def __init__(self, broker: Any, timer: Any = None) -> None:
+        self.broker = broker
+        broker.group_coordinator = self
+        self.timer = timer or LoopTimer()
+        self.groups: dict[str, Any] = {}
+        self.offsets = OffsetStore()
+        self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
+        self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
+        self.num_partitions = broker.config["offsets.topic.num.partitions"]
+        self.loaded = False
+
+    def _classic_config(self) -> ClassicConfig:
+        c = self.broker.config
+        return ClassicConfig(
+            min_session_timeout_ms=c["group.min.session.timeout.ms"],
+            max_session_timeout_ms=c["group.max.session.timeout.ms"],
+            initial_rebalance_delay_ms=c["group.initial.rebalance.delay.ms"],
+            max_size=c["group.max.size"],
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        c = self.broker.config
+        ensure_internal_topic(self.broker, OFFSETS_TOPIC, c["offsets.topic.num.partitions"], {
+            "cleanup.policy": "compact",
+            "segment.bytes": str(c["offsets.topic.segment.bytes"]),
+            "compression.type": "producer",
+        })
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        self.num_partitions = len(topic.partitions)
+        try:
+            from kbroker.coordinator.group_consumer import ConsumerGroupManager
+        except ImportError:  # KIP-848 support not present
+            ConsumerGroupManager = None  # noqa: N806
+        if ConsumerGroupManager is not None:
+            self.consumer = ConsumerGroupManager(self)
+        for index in range(self.num_partitions):
+            self._replay(index)
+        for group in self.groups.values():
+            if isinstance(group, ClassicGroup):
+                self.classic.on_loaded(group)
+            elif self.consumer is not None:
+                self.consumer.on_loaded(group)
+        self.loaded = True
+        self._schedule_retention()
+
+    def stop(self) -> None:
+        self.loaded = False
+        if isinstance(self.timer, LoopTimer):
+            self.timer.cancel_all()
+
+    # -- the log --------------------------------------------------------------------------------------------
+
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.num_partitions)
+
+    def _partition(self, index: int) -> Any:
+        p = self.broker.partition(OFFSETS_TOPIC, index)
+        if p is None:
+            raise RuntimeError(f"{OFFSETS_TOPIC}-{index} is not hosted here")
+        return p
+
+    def append(self, group_id: str, records: list[tuple[bytes, bytes | None]], *, producer_id: int = -1,
+               producer_epoch: int = -1) -> int:
+        """Append ``(key, value)`` records for ``group_id``; returns the offset of the first."""
+        now = self.timer.now_ms()
+        batch = build_batch(
+            [Record(key=k, value=v, timestamp=now) for k, v in records],
+            producer_id=producer_id, producer_epoch=producer_epoch, transactional=producer_id >= 0,
+            base_sequence=0 if producer_id >= 0 else -1,
+        )
+        return self.broker.replica_manager.append_internal(self._partition(self.partition_for(group_id)), batch)
+
+    def _replay(self, index: int) -> None:
+        p = self._partition(index)
+        count = 0
+        for header, data in p.log.iter_batches():
+            if header.is_control:
+                for record in iter_records(data):
+                    marker = parse_control_record(record)
+                    if marker.type in (ControlType.COMMIT, ControlType.ABORT):
+                        pending = self.offsets.pending.get(header.producer_id, {})
+                        here = {g for g in pending if self.partition_for(g) == index}
+                        self.offsets.end_txn(header.producer_id, marker.type == ControlType.COMMIT, here)
+                continue
+            txn_pid = header.producer_id if header.is_transactional else -1
+            for record in iter_records(data):
+                if record.key is None:
+                    continue
+                self._apply(record.key, record.value, record.offset, txn_pid, header.producer_epoch, replay=True)
+                count += 1
+        if count:
+            log.info("loaded %d records from %s-%d", count, OFFSETS_TOPIC, index)
+
+    def _apply(self, key: bytes, value: bytes | None, offset: int, producer_id: int = -1,
+               producer_epoch: int = -1, *, replay: bool) -> None:
+        kind = record_type(key)
+        if kind > GROUP_METADATA_KEY_TYPE:
+            if self.consumer is not None:
+                self.consumer.apply(kind, key, value, replay=replay)
+            return
+        decoded = decode_key(key)
+        if isinstance(decoded, OffsetKey):
+            tp = (decoded.topic, decoded.partition)
+            om = None
+            if value is not None:
+                v = decode_offset_value(value)
+                om = OffsetAndMetadata(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp,
+                                       v.expire_timestamp, offset)
+            if producer_id >= 0:
+                self.offsets.apply_pending(producer_id, producer_epoch, decoded.group, tp, om)
+            else:
+                self.offsets.apply(decoded.group, tp, om)
+                if replay and om is not None and decoded.group not in self.groups:
+                    self.groups[decoded.group] = ClassicGroup(decoded.group, state_timestamp_ms=om.commit_timestamp_ms)
+        elif isinstance(decoded, GroupKey) and replay:
+            self._replay_group(decoded.group, value)
+
+    def _replay_group(self, group_id: str, value: bytes | None) -> None:
+        if value is None:
+            existing = self.groups.get(group_id)
+            if isinstance(existing, ClassicGroup):
+                del self.groups[group_id]
+            return
+        v = decode_group_value(value)
+        group = ClassicGroup(group_id)
+        group.protocol_type = v.protocol_type
+        group.generation = v.generation
+        group.protocol_name = v.protocol
+        group.leader_id = v.leader
+        group.state_timestamp_ms = v.current_state_timestamp
+        for m in v.members:
+            member = ClassicMember(
+                member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
+                client_host=m.client_host,
+                rebalance_timeout_ms=m.rebalance_timeout if m.rebalance_timeout >= 0 else m.session_timeout,
+                session_timeout_ms=m.session_timeout, protocol_type=v.protocol_type,
+                protocols=[(v.protocol or "", bytes(m.subscription))], assignment=bytes(m.assignment))
+            group.members[member.member_id] = member
+            if member.group_instance_id is not None:
+                group.static_members[member.group_instance_id] = member.member_id
+        group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+        self.groups[group_id] = group
+
+    def _persist_classic(self, group: ClassicGroup) -> None:
+        value = GroupMetadataValue(
+            protocol_type=group.protocol_type or "", generation=group.generation, protocol=group.protocol_name,
+            leader=group.leader_id, current_state_timestamp=group.state_timestamp_ms,
+            members=[
+                GroupMetadataValue.MemberMetadata(
+                    member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
+                    client_host=m.client_host, rebalance_timeout=m.rebalance_timeout_ms,
+                    session_timeout=m.session_timeout_ms, subscription=m.metadata(group.protocol_name),
+                    assignment=m.assignment)
+                for m in group.members.values()
+            ],
+        )
+        self.append(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))])
+
+    # -- OffsetCommit ---------------------------------------------------------------------------------------
+
+    def validate_commit(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
+                        api_version: int, *, transactional: bool = False) -> tuple[ErrorCode, Any]:
+        """Kafka's offset-commit validation; returns (error, group) and may create a simple group."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, None
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, None
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation < 0:
+                group = self.classic.get_or_create(group_id)
+            elif transactional:
+                return ErrorCode.ILLEGAL_GENERATION, None
+            else:
+                return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
+        if not isinstance(group, ClassicGroup):
+            assert self.consumer is not None
+            return self.consumer.validate_commit(group, generation, member_id, instance_id, api_version), group
+        if group.is_in(GroupState.DEAD):
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, group
+        if generation < 0 and group.is_in(GroupState.EMPTY):
+            return ErrorCode.NONE, group
+        if generation >= 0 or member_id or instance_id is not None:
+            if group.is_static_member_fenced(instance_id, member_id):
+                return ErrorCode.FENCED_INSTANCE_ID, group
+            if member_id not in group.members:
+                return ErrorCode.UNKNOWN_MEMBER_ID, group
+            if generation != group.generation:
+                return ErrorCode.ILLEGAL_GENERATION, group
+        elif not transactional and not group.is_in(GroupState.EMPTY):
+            return ErrorCode.UNKNOWN_MEMBER_ID, group
+        if not transactional and group.is_in(GroupState.COMPLETING_REBALANCE):
+            return ErrorCode.REBALANCE_IN_PROGRESS, group
+        return ErrorCode.NONE, group
+
+    def commit_offsets(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
+                       retention_ms: int, entries: list[tuple[str, int, int, int, str | None]],
+                       api_version: int) -> tuple[ErrorCode, list[ErrorCode]]:
+        """``entries``: (topic, partition, offset, leader epoch, metadata). Returns the group-level
+        error (applies to every partition when set) and one error per entry."""
+        error, group = self.validate_commit(group_id, generation, member_id, instance_id, api_version)
+        if error != ErrorCode.NONE:
+            return error, [error] * len(entries)
+        if isinstance(group, ClassicGroup) and generation >= 0:
+            self.classic.touch(group, member_id)
+        max_meta = self.broker.config["offset.metadata.max.bytes"]
+        now = self.timer.now_ms()
+        expire = now + retention_ms if retention_ms >= 0 else -1
+        errors: list[ErrorCode] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        keyed: list[tuple[TopicPartition, OffsetAndMetadata]] = []
+        for topic, partition, offset, leader_epoch, metadata in entries:
+            metadata = metadata or ""
+            if len(metadata.encode()) > max_meta:
+                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
+                continue
+            errors.append(ErrorCode.NONE)
+            records.append((encode_offset_key(group_id, topic, partition),
+                            encode_offset_value(offset, leader_epoch, metadata, now, expire)))
+            keyed.append(((topic, partition), OffsetAndMetadata(offset, leader_epoch, metadata, now, expire)))
+        if records:
+            first = self.append(group_id, records)
+            for i, (tp, om) in enumerate(keyed):
+                self.offsets.apply(group_id, tp, OffsetAndMetadata(
+                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms, first + i))
+        return ErrorCode.NONE, errors
+
+    # -- OffsetFetch ------------------------------------------------------------------------------------------
+
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool,
+                      member_id: str | None = None, member_epoch: int = -1
+                      ) -> tuple[ErrorCode, list[tuple[str, int, int, int, str, ErrorCode]]]:
+        """Returns (group error, [(topic, partition, offset, leader epoch, metadata, error)]);
+        ``topics=None`` means every committed partition."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, []
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
+        group = self.groups.get(group_id)
+        if group is not None and not isinstance(group, ClassicGroup) and self.consumer is not None:
+            error = self.consumer.validate_fetch(group, member_id, member_epoch)
+            if error != ErrorCode.NONE:
+                return error, []
+        committed = self.offsets.group_offsets(group_id)
+        if topics is None:
+            wanted = sorted(committed)
+        else:
+            wanted = [(t, p) for t, parts in topics for p in parts]
+        out = []
+        for tp in wanted:
+            if require_stable and self.offsets.has_pending(group_id, tp):
+                out.append((tp[0], tp[1], -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+                continue
+            om = committed.get(tp)
+            if om is None:
+                out.append((tp[0], tp[1], -1, -1, "", ErrorCode.NONE))
+            else:
+                out.append((tp[0], tp[1], om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
+        return ErrorCode.NONE, out
+
+    # -- groups: describe, list, delete ---------------------------------------------------------------------
+
+    def list_groups(self, states: list[str], types: list[str]) -> list[tuple[str, str, str, str]]:
+        """(group id, protocol type, state, type) of every live group matching the filters."""
+        wanted_states = {s.lower() for s in states}
+        wanted_types = {t.lower() for t in types}
+        out = []
+        for group_id, group in self.groups.items():
+            if isinstance(group, ClassicGroup):
+                state, gtype, ptype = group.state.value, "classic", group.protocol_type or ""
+            else:
+                state, gtype, ptype = group.state_name(), "consumer", "consumer"
+            if state == "Dead":
+                continue
+            if wanted_states and state.lower() not in wanted_states:
+                continue
+            if wanted_types and gtype not in wanted_types:
+                continue
+            out.append((group_id, ptype, state, gtype))
+        return out
+
+    def delete_groups(self, group_ids: list[str]) -> list[tuple[str, ErrorCode]]:
+        out = []
+        for group_id in group_ids:
+            out.append((group_id, self._delete_group(group_id)))
+        return out
+
+    def _delete_group(self, group_id: str) -> ErrorCode:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if isinstance(group, ClassicGroup):
+            if group.is_in(GroupState.DEAD):
+                return ErrorCode.GROUP_ID_NOT_FOUND
+            if not group.is_in(GroupState.EMPTY):
+                return ErrorCode.NON_EMPTY_GROUP
+            tombstones = [(encode_group_key(group_id), None)]
+        else:
+            assert self.consumer is not None
+            if not self.consumer.is_empty(group):
+                return ErrorCode.NON_EMPTY_GROUP
+            tombstones = self.consumer.tombstones(group)
+        self._remove_group(group_id, tombstones)
+        return ErrorCode.NONE
+
+    def _remove_group(self, group_id: str, group_tombstones: list[tuple[bytes, bytes | None]]) -> None:
+        offsets = self.offsets.group_offsets(group_id)
+        records = [(encode_offset_key(group_id, t, p), None) for t, p in sorted(offsets)]
+        self.append(group_id, records + group_tombstones)
+        self.offsets.drop_group(group_id)
+        group = self.groups.pop(group_id, None)
+        if isinstance(group, ClassicGroup):
+            self.classic.mark_dead(group)
+        elif group is not None and self.consumer is not None:
+            self.consumer.mark_dead(group)
+
+    def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]
+                       ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, []
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
+        group = self.groups.get(group_id)
+        if group is None or (isinstance(group, ClassicGroup) and group.is_in(GroupState.DEAD)):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ClassicGroup):
+            if not group.is_in(GroupState.EMPTY) and group.protocol_type != "consumer":
+                return ErrorCode.NON_EMPTY_GROUP, []
+
+            def subscribed(topic: str) -> bool:
+                return group.is_subscribed_to(topic)
+        else:
+            def subscribed(topic: str) -> bool:
+                return self.consumer.is_subscribed_to(group, topic)
+        committed = self.offsets.group_offsets(group_id)
+        results = []
+        records: list[tuple[bytes, bytes | None]] = []
+        gone: list[TopicPartition] = []
+        for topic, partitions in topics:
+            is_subscribed = subscribed(topic)
+            for p in partitions:
+                if is_subscribed:
+                    results.append((topic, p, ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC))
+                    continue
+                results.append((topic, p, ErrorCode.NONE))
+                if (topic, p) in committed:
+                    records.append((encode_offset_key(group_id, topic, p), None))
+                    gone.append((topic, p))
+        if records:
+            self.append(group_id, records)
+            for tp in gone:
+                self.offsets.apply(group_id, tp, None)
+        return ErrorCode.NONE, results
+
+    # -- retention --------------------------------------------------------------------------------------------
+
+    def _schedule_retention(self) -> None:
+        interval = self.broker.config["offsets.retention.check.interval.ms"]
+        self.timer.schedule("offsets-retention", interval, self._on_retention_check)
+
+    def _on_retention_check(self) -> None:
+        try:
+            self.expire_offsets()
+        finally:
+            self._schedule_retention()
+
+    def expire_offsets(self) -> int:
+        """Tombstone offsets past ``offsets.retention.minutes`` of groups without members, then
+        delete such groups once they have no offsets left. Returns how many offsets expired."""
+        retention_ms = self.broker.config["offsets.retention.minutes"] * 60_000
+        now = self.timer.now_ms()
+        expired_total = 0
+        for group_id in list(set(self.groups) | set(self.offsets.committed)):
+            group = self.groups.get(group_id)
+            if isinstance(group, ClassicGroup):
+                if not group.is_in(GroupState.EMPTY):
+                    continue
+                base = group.state_timestamp_ms if group.protocol_type else None
+            elif group is not None:
+                if not self.consumer.is_empty(group):
+                    continue
+                base = self.consumer.empty_since(group)
+            else:
+                base = None
+            expired = self.offsets.expired(group_id, now, retention_ms, base)
+            if expired:
+                self.append(group_id, [(encode_offset_key(group_id, t, p), None) for t, p in expired])
+                for tp in expired:
+                    self.offsets.apply(group_id, tp, None)
+                expired_total += len(expired)
+            if (group is not None and not self.offsets.group_offsets(group_id)
+                    and not self.offsets.has_pending(group_id)):
+                if isinstance(group, ClassicGroup):
+                    self._remove_group(group_id, [(encode_group_key(group_id), None)] if group.protocol_type else [])
+                elif self.consumer is not None:
+                    self._remove_group(group_id, self.consumer.tombstones(group))
+        if expired_total:
+            log.info("expired %d offsets", expired_total)
+        return expired_total
+
+    def on_partition_deleted(self, topic: str, index: int) -> None:
+        """A deleted topic's committed offsets go too (Kafka's onPartitionsDeleted)."""
+        if topic == OFFSETS_TOPIC or not self.loaded:
+            return
+        for group_id in list(self.offsets.committed):
+            if (topic, index) in self.offsets.group_offsets(group_id):
+                self.append(group_id, [(encode_offset_key(group_id, topic, index), None)])
+                self.offsets.apply(group_id, (topic, index), None)
+
+    # -- transactions hook ---------------------------------------------------------------------------------
+
+    def validate_txn_offset_commit(self, group_id: str, generation: int, member_id: str,
+                                   group_instance_id: str | None) -> ErrorCode:
+        error, _ = self.validate_commit(group_id, generation, member_id, group_instance_id, 0, transactional=True)
+        if error == ErrorCode.ILLEGAL_GENERATION and group_id not in self.groups:
+            return ErrorCode.NONE  # TxnOffsetCommit to a group that does not exist yet is accepted
+        return error
+
+    def prepare_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                            offsets: dict[TopicPartition, tuple[int, int, str | None]]) -> ErrorCode:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        max_meta = self.broker.config["offset.metadata.max.bytes"]
+        now = self.timer.now_ms()
+        records = []
+        values = []
+        for (topic, partition), (offset, leader_epoch, metadata) in offsets.items():
+            metadata = metadata or ""
+            if len(metadata.encode()) > max_meta:
+                return ErrorCode.OFFSET_METADATA_TOO_LARGE
+            records.append((encode_offset_key(group_id, topic, partition),
+                            encode_offset_value(offset, leader_epoch, metadata, now)))
+            values.append(((topic, partition), offset, leader_epoch, metadata))
+        if not records:
+            return ErrorCode.NONE
+        first = self.append(group_id, records, producer_id=producer_id, producer_epoch=producer_epoch)
+        if group_id not in self.groups:
+            self.classic.get_or_create(group_id)
+        for i, (tp, offset, leader_epoch, metadata) in enumerate(values):
+            self.offsets.apply_pending(producer_id, producer_epoch, group_id, tp,
+                                       OffsetAndMetadata(offset, leader_epoch, metadata, now, -1, first + i))
+        return ErrorCode.NONE
+
+    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> None:
+        if not self.offsets.has_pending(group_id) or producer_id not in self.offsets.pending:
+            return
+        epoch = self.offsets.pending_epoch.get(producer_id, 0)
+        batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
+                                    producer_epoch=epoch, timestamp=self.timer.now_ms())
+        self.broker.replica_manager.append_internal(self._partition(self.partition_for(group_id)), batch)
+        self.offsets.end_txn(producer_id, commit, {group_id})
+
+    def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:
+        return self.offsets.has_pending(group_id, (topic, partition))

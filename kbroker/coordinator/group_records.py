@@ -1,0 +1,121 @@
+"""Records of ``__consumer_offsets`` in Kafka's own formats, and the partition a group lives in.
+
+A record key is ``i16 type`` (the spec's ``apiKey``: 0/1 offset commit, 2 group metadata) followed
+by the key body; a value is ``i16 version`` followed by the value body; a ``None`` value is a
+tombstone. The bodies are the generated codecs of ``group-coordinator/*.json``, so Kafka's
+``kafka-console-consumer --formatter ...GroupMetadataMessageFormatter`` and any tool that reads
+that topic can decode what this broker writes.
+
+Written versions follow Kafka 4.x: OffsetCommitValue v3 (v1 when an explicit expire timestamp was
+requested by OffsetCommit v2-4), GroupMetadataValue v3.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.messages.coordinator import (
+    GroupMetadataKey,
+    GroupMetadataValue,
+    LegacyOffsetCommitKey,
+    OffsetCommitKey,
+    OffsetCommitValue,
+)
+
+_I16 = struct.Struct(">h")
+
+OFFSET_COMMIT_KEY_TYPES = (0, 1)  # 0: legacy (pre-0.10), 1: current
+GROUP_METADATA_KEY_TYPE = 2
+OFFSET_COMMIT_VALUE_VERSION = 3
+OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
+GROUP_METADATA_VALUE_VERSION = 3
+
+
+def java_string_hash(s: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as a signed 32-bit int."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def kafka_abs(n: int) -> int:
+    """Kafka's ``Utils.abs``: ``Integer.MIN_VALUE`` maps to 0."""
+    return 0 if n == -(1 << 31) else abs(n)
+
+
+def partition_for(group_id: str, num_partitions: int) -> int:
+    return kafka_abs(java_string_hash(group_id)) % num_partitions
+
+
+# -- keys and values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetKey:
+    group: str
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    group: str
+
+
+def encode_offset_key(group: str, topic: str, partition: int) -> bytes:
+    return _I16.pack(1) + OffsetCommitKey(group=group, topic=topic, partition=partition).encode(0)
+
+
+def encode_group_key(group: str) -> bytes:
+    return _I16.pack(GROUP_METADATA_KEY_TYPE) + GroupMetadataKey(group=group).encode(0)
+
+
+def encode_offset_value(offset: int, leader_epoch: int, metadata: str, commit_ts: int,
+                        expire_ts: int = -1) -> bytes:
+    version = OFFSET_COMMIT_VALUE_VERSION if expire_ts < 0 else OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY
+    value = OffsetCommitValue(offset=offset, leader_epoch=leader_epoch, metadata=metadata,
+                              commit_timestamp=commit_ts, expire_timestamp=expire_ts)
+    return _I16.pack(version) + value.encode(version)
+
+
+def encode_group_value(value: GroupMetadataValue) -> bytes:
+    return _I16.pack(GROUP_METADATA_VALUE_VERSION) + value.encode(GROUP_METADATA_VALUE_VERSION)
+
+
+def decode_key(key: bytes) -> OffsetKey | GroupKey | None:
+    """The key of a ``__consumer_offsets`` record; ``None`` for record types this broker ignores
+    (KIP-848 and share/streams group records are decoded by their own owner)."""
+    (kind,) = _I16.unpack_from(key)
+    body = memoryview(key)[2:]
+    if kind == 1:
+        k = OffsetCommitKey.decode(body, 0)
+        return OffsetKey(k.group, k.topic, k.partition)
+    if kind == 0:
+        k = LegacyOffsetCommitKey.decode(body, 0)
+        return OffsetKey(k.group, k.topic, k.partition)
+    if kind == GROUP_METADATA_KEY_TYPE:
+        return GroupKey(GroupMetadataKey.decode(body, 0).group)
+    return None
+
+
+def record_type(key: bytes) -> int:
+    return _I16.unpack_from(key)[0]
+
+
+def decode_value(cls: Any, value: bytes) -> Any:
+    """Decode a versioned value; versions newer than the codec knows are read at its newest
+    (Kafka's values only ever add ignorable or tagged fields)."""
+    (version,) = _I16.unpack_from(value)
+    return cls.decode(memoryview(value)[2:], min(version, cls.MAX_VERSION))
+
+
+def decode_offset_value(value: bytes) -> OffsetCommitValue:
+    return decode_value(OffsetCommitValue, value)
+
+
+def decode_group_value(value: bytes) -> GroupMetadataValue:
+    return decode_value(GroupMetadataValue, value)
