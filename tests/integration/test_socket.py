@@ -1,0 +1,292 @@
+"""Hostile and unusual input at the socket. After each case the broker is still up and a client
+that was connected before, and one that connects after, are served."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from kbroker.testing import BrokerThread
+from protocol.api import decode_response, encode_request
+from protocol.errors import ErrorCode
+from protocol.messages import REQUESTS, RequestHeader
+from protocol.records import Record, build_batch
+
+_ids = itertools.count(1000)
+
+
+def connect(bootstrap: str) -> socket.socket:
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def frame(key: int, version: int, correlation_id: int | None = None, **fields) -> tuple[int, bytes]:
+    cid = next(_ids) if correlation_id is None else correlation_id
+    header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=cid, client_id="sock")
+    payload = encode_request(header, REQUESTS[key](**fields))
+    return cid, struct.pack(">i", len(payload)) + payload
+
+
+def read_exact(sock: socket.socket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed by broker")
+        out += chunk
+    return bytes(out)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    (size,) = struct.unpack(">i", read_exact(sock, 4))
+    return read_exact(sock, size)
+
+
+def metadata_frame(correlation_id: int | None = None) -> tuple[int, bytes]:
+    return frame(3, 12, correlation_id, topics=[], allow_auto_topic_creation=False,
+                 include_topic_authorized_operations=False)
+
+
+def metadata_ok(sock: socket.socket) -> bool:
+    cid, data = metadata_frame()
+    sock.sendall(data)
+    header, body = decode_response(read_frame(sock), 3, 12)
+    return header.correlation_id == cid and len(body.brokers) == 1
+
+
+def assert_closed_by_broker(sock: socket.socket) -> None:
+    """The broker closes the connection (the socket timeout bounds the wait)."""
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            raise AssertionError(f"unexpected bytes from broker: {data[:40]!r}")
+    except ConnectionResetError:
+        return
+
+
+@pytest.fixture
+def bystander(bootstrap):
+    """A client connected before the abuse; it must still be served afterwards, as must a new one."""
+    sock = connect(bootstrap)
+    assert metadata_ok(sock)
+    yield sock
+    assert metadata_ok(sock)
+    fresh = connect(bootstrap)
+    assert metadata_ok(fresh)
+    fresh.close()
+    sock.close()
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param(struct.pack(">i", 12) + os.urandom(12), id="random-frame"),
+    pytest.param(struct.pack(">i", 10) + b"\x00\x03\x00\x0c\x00\x00\x00\x01\xff\xff", id="truncated-header"),
+    pytest.param(struct.pack(">i", 3) + b"\x00\x03\x00", id="frame-shorter-than-header"),
+    pytest.param(struct.pack(">i", 0), id="empty-frame"),
+    pytest.param(struct.pack(">i", -5) + b"hello", id="negative-length"),
+    pytest.param(struct.pack(">i", -(2**31)), id="most-negative-length"),
+    pytest.param(struct.pack(">i", 2**31 - 1), id="huge-length"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: kafka\r\n\r\n", id="http"),
+])
+def test_garbage_closes_only_that_connection(bootstrap, bystander, payload):
+    sock = connect(bootstrap)
+    sock.sendall(payload)
+    assert_closed_by_broker(sock)
+    sock.close()
+
+
+def test_truncated_body_of_known_request(bootstrap, bystander):
+    _cid, data = metadata_frame()
+    body_len = len(data) - 4
+    # A frame that says it is shorter than the Metadata body it holds: the body does not decode.
+    cut = struct.pack(">i", body_len - 3) + data[4 : 4 + body_len - 3]
+    sock = connect(bootstrap)
+    sock.sendall(cut)
+    assert_closed_by_broker(sock)
+    sock.close()
+
+
+def test_length_over_socket_request_max_bytes():
+    with BrokerThread(config={"socket.request.max.bytes": "1000"}) as b:
+        sock = connect(b.bootstrap_servers)
+        sock.sendall(struct.pack(">i", 1001))
+        assert_closed_by_broker(sock)
+        sock.close()
+        sock = connect(b.bootstrap_servers)
+        # At the limit is fine.
+        _cid, data = metadata_frame()
+        assert len(data) - 4 <= 1000
+        assert metadata_ok(sock)
+        sock.close()
+
+
+def test_unknown_api_key(bootstrap, bystander):
+    sock = connect(bootstrap)
+    header = struct.pack(">hhih", 999, 0, 7, 4) + b"test"
+    sock.sendall(struct.pack(">i", len(header) + 4) + header + b"\x00\x00\x00\x00")
+    assert_closed_by_broker(sock)
+    sock.close()
+
+
+@pytest.mark.parametrize("key,version", [(3, 99), (0, 2), (1, 3), (19, 1)])
+def test_unsupported_version_of_known_api(bootstrap, bystander, key, version):
+    sock = connect(bootstrap)
+    header = struct.pack(">hhih", key, version, 8, 4) + b"test"
+    sock.sendall(struct.pack(">i", len(header) + 8) + header + b"\x00" * 8)
+    assert_closed_by_broker(sock)
+    sock.close()
+
+
+@pytest.mark.parametrize("flexible_header", [True, False])
+def test_api_versions_at_unknown_version_gets_v0_error_body(bootstrap, bystander, flexible_header):
+    sock = connect(bootstrap)
+    cid = 4242
+    header = struct.pack(">hhih", 18, 127, cid, 4) + b"test" + (b"\x00" if flexible_header else b"")
+    body = b"\x07client\x041.00\x00"  # what a v3+ body would hold; ignored
+    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    resp_header, resp = decode_response(read_frame(sock), 18, 0)
+    assert resp_header.correlation_id == cid
+    assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 4)]
+    # The client retries at a version we know, on the same connection.
+    cid, data = frame(18, 3, client_software_name="sock", client_software_version="1.0")
+    sock.sendall(data)
+    resp_header, resp = decode_response(read_frame(sock), 18, 3)
+    assert (resp_header.correlation_id, resp.error_code) == (cid, ErrorCode.NONE)
+    assert {k.api_key for k in resp.api_keys} >= {0, 1, 3, 18, 21, 23, 35, 37, 43, 60, 75}
+    sock.close()
+
+
+def test_half_sent_frame_left_open(bootstrap, bystander):
+    sock = connect(bootstrap)
+    cid, data = metadata_frame()
+    sock.sendall(data[:2])  # half a length prefix
+    assert metadata_ok(bystander)
+    sock.sendall(data[2:9])  # the prefix and part of the header
+    other = connect(bootstrap)
+    assert metadata_ok(other)
+    other.close()
+    sock.sendall(data[9:])  # the rest arrives at last: the request is served
+    header, _body = decode_response(read_frame(sock), 3, 12)
+    assert header.correlation_id == cid
+    # And a half-sent frame abandoned by a client that goes away costs nothing.
+    gone = connect(bootstrap)
+    gone.sendall(data[:20])
+    gone.close()
+    sock.close()
+
+
+def test_pipelined_requests_answered_in_order(broker, bootstrap, bystander, topic_name):
+    sock = connect(bootstrap)
+    # Create the topic so the Fetch in the middle has a partition to wait on.
+    Req = REQUESTS[19]
+    _cid, data = frame(19, 7, topics=[Req.CreatableTopic(name=topic_name, num_partitions=1, replication_factor=1,
+                                                          assignments=[], configs=[])],
+                       timeout_ms=5000, validate_only=False)
+    sock.sendall(data)
+    read_frame(sock)
+    F = REQUESTS[1]
+    expected = []
+    out = bytearray()
+    for i in range(51):
+        if i == 25:
+            cid, data = frame(1, 11, replica_id=-1, max_wait_ms=400, min_bytes=1, max_bytes=1 << 20,
+                              isolation_level=0, session_id=0, session_epoch=-1,
+                              topics=[F.FetchTopic(topic=topic_name, partitions=[F.FetchTopic.FetchPartition(
+                                  partition=0, current_leader_epoch=-1, fetch_offset=0, log_start_offset=-1,
+                                  partition_max_bytes=1 << 20)])],
+                              forgotten_topics_data=[], rack_id="")
+            expected.append((cid, 1, 11))
+        else:
+            cid, data = metadata_frame()
+            expected.append((cid, 3, 12))
+        out += data
+    sock.sendall(out)  # all 51 at once
+    got = []
+    for _cid, key, version in expected:
+        header, body = decode_response(read_frame(sock), key, version)
+        got.append(header.correlation_id)
+        if key == 1:
+            part = body.responses[0].partitions[0]
+            assert (part.error_code, part.high_watermark) == (ErrorCode.NONE, 0)
+    assert got == [cid for cid, _k, _v in expected]
+    sock.close()
+
+
+def test_acks_zero_produce_sends_no_response(bootstrap, bystander, topic_name):
+    sock = connect(bootstrap)
+    P = REQUESTS[0]
+    batch = build_batch([Record(key=None, value=b"fire and forget", timestamp=int(time.time() * 1000))])
+    _cid, data = frame(0, 9, transactional_id=None, acks=0, timeout_ms=1000, topic_data=[P.TopicProduceData(
+        name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+    # Auto-creation by Metadata first, so the produce has a partition to land in.
+    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
+                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+    sock.sendall(md)
+    read_frame(sock)
+    sock.sendall(data)
+    cid, md = metadata_frame()
+    sock.sendall(md)
+    # The next response on the wire is the Metadata one: the produce had none.
+    header, _ = decode_response(read_frame(sock), 3, 12)
+    assert header.correlation_id == cid
+    L = REQUESTS[2]
+    cid, lo = frame(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name=topic_name, partitions=[
+        L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
+    sock.sendall(lo)
+    _h, body = decode_response(read_frame(sock), 2, 7)
+    assert body.topics[0].partitions[0].offset == 1  # the record was appended
+    sock.close()
+
+
+def test_client_closing_mid_long_poll_releases_the_connection(broker, bootstrap, bystander, topic_name):
+    sock = connect(bootstrap)
+    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
+                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+    sock.sendall(md)
+    read_frame(sock)
+    local = sock.getsockname()
+    F = REQUESTS[1]
+    _cid, data = frame(1, 11, replica_id=-1, max_wait_ms=1000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                       session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic_name, partitions=[
+                           F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                                       log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                       forgotten_topics_data=[], rack_id="")
+    sock.sendall(data)
+    peer = f"{local[0]}:{local[1]}"
+
+    def open_from_peer() -> bool:
+        return broker.call(lambda: any(c.peer == peer for c in broker.broker.connections))
+
+    deadline = time.monotonic() + 20
+    while not broker.call(lambda: bool(broker.broker.partition(topic_name, 0)._waiters)):
+        assert time.monotonic() < deadline, "the fetch never parked"
+        time.sleep(0.02)
+    sock.close()
+    # The broker lets the parked fetch run out, then lets the connection go (not at the idle timeout).
+    deadline = time.monotonic() + 30
+    while open_from_peer():
+        assert time.monotonic() < deadline, "the closed client's connection is still held"
+        time.sleep(0.05)
+
+
+def test_idle_connections_are_closed():
+    with BrokerThread(config={"connections.max.idle.ms": "300"}) as b:
+        idle = connect(b.bootstrap_servers)
+        assert metadata_ok(idle)
+        idle.settimeout(30)
+        assert_closed_by_broker(idle)  # nothing sent: the broker closes it
+        idle.close()
+        deadline = time.monotonic() + 20
+        while b.call(lambda: len(b.broker.connections)) != 0:
+            assert time.monotonic() < deadline, "the idle connection is still registered"
+            time.sleep(0.02)
+        again = connect(b.bootstrap_servers)
+        assert metadata_ok(again)
+        again.close()
