@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Client compatibility matrix: every client's scenarios against kbroker and Apache Kafka.
+
+    .venv/bin/python compat/run_matrix.py [--broker kbroker|kafka|both] [--clients a,b,...]
+                                           [--scenarios x,y,...] [--timeout S] [--jobs N]
+                                           [--out-dir DIR] [--no-install]
+
+Installs the clients (scripts/install-compat-deps), starts the broker(s) with the same settings
+(BROKER_SETTINGS below), runs each client's scenario program once per scenario with a timeout,
+and writes MATRIX.md and matrix.json (into compat/ unless --out-dir is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPAT = ROOT / "compat"
+CACHE = ROOT / ".cache"
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def _load_reference_kafka():
+    spec = importlib.util.spec_from_file_location("reference_kafka", ROOT / "scripts" / "reference_kafka.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["reference_kafka"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+reference_kafka = _load_reference_kafka()
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+SCENARIOS = [f"produce_consume_{c}" for c in CODECS] + [
+    "keyed_ordering",
+    "headers_timestamps",
+    "group_three_leave",
+    "commit_resume",
+    "admin_topics",
+    "offsets_by_timestamp",
+    "idempotent_producer",
+    "transactions_read_committed",
+    "record_at_size_limit",
+    "record_beyond_size_limit",
+    "unknown_topic",
+]
+
+# Both brokers get exactly these settings. Topic auto-creation is off for the whole run: every
+# scenario creates its topics with an admin client, and `unknown_topic` checks that producing to
+# a missing topic fails and does not create it. message.max.bytes stays at Kafka's default.
+BROKER_SETTINGS: dict[str, str] = {
+    **reference_kafka.TEST_SETTINGS,
+    "auto.create.topics.enable": "false",
+}
+
+JAVA = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"]
+
+
+def client_commands() -> dict[str, list[str]]:
+    jc = CACHE / "java-clients"
+    return {
+        "kafka-python": [PY, str(COMPAT / "python" / "kafka_python_scenarios.py")],
+        "aiokafka": [PY, str(COMPAT / "python" / "aiokafka_scenarios.py")],
+        "confluent-kafka": [PY, str(COMPAT / "python" / "confluent_scenarios.py")],
+        "kcat": [PY, str(COMPAT / "python" / "kcat_scenarios.py")],
+        "java-3.x": [*JAVA, "-cp", f"{jc / 'classes'}:{jc / '3.9'}/*", "kbroker.compat.Scenarios"],
+        "java-4.x": [*JAVA, "-cp", f"{jc / 'classes'}:{jc / '4'}/*", "kbroker.compat.Scenarios"],
+        "franz-go": [str(CACHE / "go-bin" / "franz")],
+        "sarama": [str(CACHE / "go-bin" / "sarama")],
+        "kafkajs": ["node", str(COMPAT / "node" / "scenarios.js")],
+    }
+
+
+CLIENTS = list(client_commands())
+
+
+def log(msg: str) -> None:
+    print(f"[matrix] {msg}", file=sys.stderr, flush=True)
+
+
+# --- brokers ----------------------------------------------------------------------------------
+
+class KBroker:
+    """kbroker as a subprocess on a free loopback port."""
+
+    def __init__(self, settings: dict[str, str], timeout: float = 60.0):
+        self.workdir = Path(tempfile.mkdtemp(prefix="kbroker-matrix-"))
+        self.port = reference_kafka.free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        overrides = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "log.dirs": str(self.workdir / "data"),
+            "node.id": "1",
+            **settings,
+        }
+        cmd = [PY, "-m", "kbroker"]
+        for k, v in overrides.items():
+            cmd += ["--override", f"{k}={v}"]
+        self.log_file = self.workdir / "kbroker.log"
+        out = open(self.log_file, "wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        out.close()
+        try:
+            reference_kafka.wait_ready("127.0.0.1", self.port, time.monotonic() + timeout, self.proc)
+        except BaseException:
+            self.stop(keep_dir=True)
+            raise
+        self.start_seconds = time.monotonic() - t0
+
+    def tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, keep_dir: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not keep_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_broker(kind: str):
+    if kind == "kafka":
+        return reference_kafka.start_reference_kafka(None, BROKER_SETTINGS)
+    return KBroker(BROKER_SETTINGS)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+def probe_client(name: str, cmd: list[str]) -> tuple[str, list[str], str]:
+    """Return (version, supported scenarios, error) of a client program."""
+    try:
+        ver = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
+        lst = subprocess.run([*cmd, "--list"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "?", [], f"cannot run {name}: {e}"
+    if lst.returncode != 0:
+        return "?", [], f"cannot run {name}: {(lst.stderr or lst.stdout)[-300:]}"
+    return ver.stdout.strip() or "?", lst.stdout.split(), ""
+
+
+def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, timeout: float) -> dict:
+    t0 = time.monotonic()
+    # Own session, so that on a timeout the whole process group we started (e.g. kcat children
+    # of the Python driver) is ended by its id.
+    proc = subprocess.Popen([*cmd, bootstrap, scenario], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return {"status": "timeout", "ok": False, "error": f"timed out after {timeout:.0f}s",
+                "seconds": round(time.monotonic() - t0, 3)}
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("scenario") == scenario:
+                rec["status"] = "pass" if rec.get("ok") else "fail"
+                return rec
+    return {"status": "fail", "ok": False, "seconds": round(time.monotonic() - t0, 3),
+            "error": f"no result line (exit {proc.returncode}): {stderr[-300:]}"}
+
+
+def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, scenarios: list[str],
+                      timeout: float, jobs: int) -> dict:
+    out: dict = {"results": {}, "broker": {"kind": kind}}
+    t0 = time.monotonic()
+    try:
+        broker = start_broker(kind)
+    except Exception as e:  # noqa: BLE001 - a broker that does not start fails every scenario
+        err = f"{kind} did not start: {type(e).__name__}: {e}"[:300]
+        log(err)
+        out["broker"]["error"] = err
+        for c in clients:
+            out["results"][c] = {s: ({"status": "not run", "ok": False, "error": err}
+                                     if s in probes[c][1] else {"status": "unsupported", "ok": False})
+                                 for s in scenarios}
+        return out
+    out["broker"]["start_seconds"] = round(getattr(broker, "start_seconds", time.monotonic() - t0), 2)
+    out["broker"]["bootstrap"] = broker.bootstrap
+    log(f"{kind} ready at {broker.bootstrap} in {out['broker']['start_seconds']}s")
+    try:
+        tasks = []
+        for c, cmd in clients.items():
+            out["results"][c] = {}
+            for s in scenarios:
+                if probes[c][2]:
+                    out["results"][c][s] = {"status": "not run", "ok": False, "error": probes[c][2]}
+                elif s not in probes[c][1]:
+                    out["results"][c][s] = {"status": "unsupported", "ok": False}
+                else:
+                    tasks.append((c, cmd, s))
+        # Interleave clients so that concurrent jobs are different programs.
+        with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout): (c, s) for c, cmd, s in tasks}
+            for f in cf.as_completed(futs):
+                c, s = futs[f]
+                rec = f.result()
+                out["results"][c][s] = {k: rec.get(k) for k in ("status", "ok", "error", "seconds")}
+                mark = "ok  " if rec["ok"] else rec["status"].upper()
+                log(f"{kind:7} {c:15} {s:28} {mark} {rec.get('seconds', '')}s {rec.get('error') or ''}"[:220])
+    finally:
+        broker.stop()
+    out["broker"]["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
+# --- output -----------------------------------------------------------------------------------
+
+SYMBOL = {"pass": "✅", "fail": "❌", "timeout": "⏱", "unsupported": "—", "not run": "·"}
+
+
+def write_outputs(data: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "matrix.json").write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    clients = data["clients"]
+    brokers = data["brokers"]
+    lines = [
+        "# Client compatibility matrix",
+        "",
+        f"Generated {data['generated']} by `compat/run_matrix.py` in {data['runtime_seconds']:.0f} s. "
+        "Each cell is **kbroker / Apache Kafka**: ✅ pass, ❌ fail, ⏱ timeout, — not supported by the "
+        "client (or its scenario program), · not run. Both brokers run with the same settings "
+        "(below); scenarios and what they check: `compat/README.md`; known failures: `compat/FINDINGS.md`.",
+        "",
+    ]
+    for kind in ("kbroker", "kafka"):
+        b = brokers.get(kind, {})
+        desc = b.get("error") or (f"started in {b['start_seconds']} s, matrix {b.get('seconds')} s"
+                                  if "start_seconds" in b else "not run")
+        name = "kbroker" if kind == "kbroker" else f"Apache Kafka {reference_kafka.KAFKA_VERSION} (KRaft, 1 node)"
+        lines.append(f"- **{name}**: {desc}")
+    lines.append("")
+    header = "| scenario | " + " | ".join(f"{c}<br>{clients[c]}" for c in clients) + " |"
+    lines += [header, "|" + "---|" * (len(clients) + 1)]
+    totals = {c: {"kbroker": 0, "kafka": 0, "n": 0} for c in clients}
+    for s in data["scenarios"]:
+        cells = []
+        for c in clients:
+            st = {k: data["results"].get(k, {}).get(c, {}).get(s, {}).get("status", "not run")
+                  for k in ("kbroker", "kafka")}
+            if st["kbroker"] != "unsupported" or st["kafka"] != "unsupported":
+                totals[c]["n"] += 1
+            for k in ("kbroker", "kafka"):
+                totals[c][k] += st[k] == "pass"
+            cells.append("—" if st["kafka"] == st["kbroker"] == "unsupported"
+                         else f"{SYMBOL[st['kbroker']]} / {SYMBOL[st['kafka']]}")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines.append("| **passing** | " + " | ".join(
+        f"{t['kbroker']} / {t['kafka']} of {t['n']}" for t in totals.values()) + " |")
+    lines += ["", "## Broker settings (both brokers)", ""]
+    lines += [f"- `{k}={v}`" for k, v in data["settings"].items()]
+    failures = [(k, c, s, r) for k, per in data["results"].items() for c, rs in per.items()
+                for s, r in rs.items() if r.get("status") in ("fail", "timeout")]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for k, c, s, r in failures:
+            lines.append(f"- {k} / {c} / {s}: {(r.get('error') or '').replace('|', '/')[:200]}")
+    (out_dir / "MATRIX.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--broker", choices=["kbroker", "kafka", "both"], default="both")
+    ap.add_argument("--clients", default=",".join(CLIENTS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("COMPAT_SCENARIO_TIMEOUT", 60)))
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", 2)))
+    ap.add_argument("--out-dir", default=str(COMPAT))
+    ap.add_argument("--no-install", action="store_true", help="skip scripts/install-compat-deps")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    if not args.no_install:
+        log("installing client dependencies (scripts/install-compat-deps)")
+        subprocess.run([str(ROOT / "scripts" / "install-compat-deps")], check=True, cwd=ROOT)
+    wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = set(wanted) - set(CLIENTS)
+    if unknown:
+        ap.error(f"unknown clients {sorted(unknown)}; known: {CLIENTS}")
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    cmds = {c: client_commands()[c] for c in wanted}
+    probes = {c: probe_client(c, cmd) for c, cmd in cmds.items()}
+    for c, (ver, sup, err) in probes.items():
+        log(f"{c} {ver}: {len(set(sup) & set(scenarios))} scenarios {err}")
+    kinds = ["kbroker", "kafka"] if args.broker == "both" else [args.broker]
+    data: dict = {
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": BROKER_SETTINGS,
+        "clients": {c: probes[c][0] for c in wanted},
+        "scenarios": scenarios,
+        "brokers": {},
+        "results": {},
+    }
+    for kind in kinds:
+        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs)
+        data["brokers"][kind] = r["broker"]
+        data["results"][kind] = r["results"]
+    data["runtime_seconds"] = round(time.monotonic() - t0, 1)
+    write_outputs(data, Path(args.out_dir))
+    for kind in kinds:
+        n = sum(r.get("status") == "pass" for rs in data["results"][kind].values() for r in rs.values())
+        log(f"{kind}: {n} scenario runs passed")
+    log(f"done in {data['runtime_seconds']} s; wrote {Path(args.out_dir) / 'MATRIX.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
