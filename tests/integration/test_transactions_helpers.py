@@ -98,3 +98,61 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+def produce(client: RawClient, topic: str, partition: int, records: bytes, transactional_id: str | None = None,
+            version: int = 9):
+    """One Produce request for one partition (acks=-1); returns the partition response."""
+    from protocol.messages.produce import ProduceRequest, ProduceResponse
+
+    request = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=10000, topic_data=[
+        ProduceRequest.TopicProduceData(name=topic, partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=partition, records=records)])])
+    response = client.call(request, ProduceResponse, version)
+    return response.responses[0].partition_responses[0]
+
+
+def init_producer_id(client: RawClient, transactional_id: str | None = None, timeout_ms: int = 60000,
+                     producer_id: int = -1, producer_epoch: int = -1, version: int = 4):
+    from protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+
+    return client.call(InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=timeout_ms,
+                                             producer_id=producer_id, producer_epoch=producer_epoch),
+                       InitProducerIdResponse, version)
+
+
+def list_offset(client: RawClient, topic: str, partition: int = 0, isolation: int = 0) -> int:
+    """The latest offset: the high watermark, or with ``isolation=1`` the last stable offset."""
+    from protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
+
+    request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=[
+        ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[
+            ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=partition, timestamp=-1)])])
+    response = client.call(request, ListOffsetsResponse, 5)
+    p = response.topics[0].partitions[0]
+    assert p.error_code == 0, p
+    return p.offset
+
+
+def data_batch(pid: int, epoch: int, seq: int, values: list[bytes], transactional: bool = False) -> bytes:
+    from protocol.records import Record, build_batch
+
+    now = int(time.time() * 1000)
+    return build_batch([Record(value=v, timestamp=now) for v in values], producer_id=pid, producer_epoch=epoch,
+                       base_sequence=seq, transactional=transactional)

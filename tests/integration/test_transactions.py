@@ -1,0 +1,534 @@
+"""Transactions end to end: real transactional producers (kafka-python, confluent-kafka), read_committed
+consumers, fencing, timeouts, restarts, and the transaction APIs at the protocol level."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer as CKConsumer
+from confluent_kafka import KafkaException
+from confluent_kafka import Producer as CKProducer
+from confluent_kafka import TopicPartition as CKTopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from test_transactions_helpers import (
+    RawClient,
+    create_topic,
+    data_batch,
+    ensure_find_coordinator,
+    free_port,
+    init_producer_id,
+    list_offset,
+    new_name,
+    produce,
+    wait_until,
+)
+
+from kbroker.coordinator.txn_log import TxnState
+from kbroker.testing import BrokerThread
+from protocol.errors import ErrorCode
+from protocol.records import iter_records
+
+FAST_TIMEOUTS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "50"}
+
+
+@pytest.fixture(scope="module")
+def txn_broker():
+    ensure_find_coordinator()
+    with BrokerThread(config=FAST_TIMEOUTS) as b:
+        yield b
+
+
+@pytest.fixture
+def bootstrap(txn_broker) -> str:
+    return txn_broker.bootstrap_servers
+
+
+@pytest.fixture
+def raw(bootstrap):
+    client = RawClient(bootstrap)
+    yield client
+    client.close()
+
+
+def consume_all(bootstrap: str, topic: str, isolation: str, expected_end: int, partitions: int = 1) -> list:
+    """Every record of ``topic`` a kafka-python consumer returns until it reaches ``expected_end`` per partition."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning()
+    got = []
+    deadline = time.monotonic() + 30
+    while any(consumer.position(tp) < expected_end for tp in tps):
+        assert time.monotonic() < deadline, f"consumer stuck at {[consumer.position(tp) for tp in tps]}"
+        for records in consumer.poll(timeout_ms=200).values():
+            got.extend(records)
+    consumer.close()
+    return got
+
+
+def describe_state(broker: BrokerThread, transactional_id: str):
+    txn = broker.call(lambda: broker.broker.txn_coordinator.txns.get(transactional_id))
+    return None if txn is None else txn.state
+
+
+# -- real clients -----------------------------------------------------------------------------------
+
+
+def test_kafka_python_commit_and_abort_visibility(bootstrap, raw):
+    topic = new_name("kp")
+    create_topic(bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("kp-tx"))
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, b"c1")
+    producer.send(topic, b"c2")
+    producer.commit_transaction()
+    producer.begin_transaction()
+    producer.send(topic, b"a1")
+    producer.send(topic, b"a2")
+    producer.flush()
+    # An open transaction holds the last stable offset at its first record.
+    assert list_offset(raw, topic, isolation=1) == 3
+    assert list_offset(raw, topic, isolation=0) == 5
+    producer.abort_transaction()
+    producer.begin_transaction()
+    producer.send(topic, b"c3")
+    producer.commit_transaction()
+    producer.close()
+    end = list_offset(raw, topic)
+    assert end == 8  # 2 + marker + 2 + marker + 1 + marker
+    assert list_offset(raw, topic, isolation=1) == end
+
+    committed = consume_all(bootstrap, topic, "read_committed", end)
+    assert [m.value for m in committed] == [b"c1", b"c2", b"c3"]
+    everything = consume_all(bootstrap, topic, "read_uncommitted", end)
+    # Markers (offsets 2, 5, 7) never surface as records, at either isolation level.
+    assert [(m.offset, m.value) for m in everything] == [(0, b"c1"), (1, b"c2"), (3, b"a1"), (4, b"a2"),
+                                                          (6, b"c3")]
+
+
+def test_confluent_kafka_commit_and_abort_visibility(bootstrap, raw):
+    topic = new_name("ck")
+    create_topic(bootstrap, topic, partitions=2)
+    producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": new_name("ck-tx"), "linger.ms": 5})
+    producer.init_transactions(30)
+    for round_ in range(3):
+        producer.begin_transaction()
+        for i in range(10):
+            producer.produce(topic, f"r{round_}-{i}".encode(), partition=i % 2)
+        producer.flush(30)
+        if round_ == 1:
+            producer.abort_transaction(30)
+        else:
+            producer.commit_transaction(30)
+    ends = [list_offset(raw, topic, p) for p in range(2)]
+    assert ends == [18, 18]  # 3 rounds x (5 records + marker)
+    assert [list_offset(raw, topic, p, isolation=1) for p in range(2)] == ends
+
+    def read(isolation: str) -> list[bytes]:
+        consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": new_name("g"),
+                               "isolation.level": isolation, "enable.auto.commit": False})
+        consumer.assign([CKTopicPartition(topic, p, 0) for p in range(2)])
+        tps = [CKTopicPartition(topic, p) for p in range(2)]
+        got = []
+        deadline = time.monotonic() + 30
+        while [tp.offset for tp in consumer.position(tps)] != ends:
+            assert time.monotonic() < deadline
+            msg = consumer.poll(0.1)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+        consumer.close()
+        return sorted(got)
+
+    assert read("read_committed") == sorted(f"r{r}-{i}".encode() for r in (0, 2) for i in range(10))
+    assert read("read_uncommitted") == sorted(f"r{r}-{i}".encode() for r in range(3) for i in range(10))
+    producer.flush(5)
+
+
+def test_zombie_producer_is_fenced(txn_broker, bootstrap, raw):
+    topic = new_name("zombie")
+    create_topic(bootstrap, topic)
+    tid = new_name("zombie-tx")
+    zombie = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
+    zombie.init_transactions()
+    zombie.begin_transaction()
+    zombie.send(topic, b"from-zombie").get(timeout=10)
+    old_pid = txn_broker.call(lambda: txn_broker.broker.txn_coordinator.txns[tid].producer_id)
+
+    fresh = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
+    fresh.init_transactions()  # bumps the epoch and aborts the zombie's transaction
+    fresh.begin_transaction()
+    fresh.send(topic, b"from-fresh")
+    fresh.commit_transaction()
+    fresh.close()
+
+    with pytest.raises(KafkaError) as info:
+        zombie.send(topic, b"late").get(timeout=10)
+        zombie.commit_transaction()
+    assert type(info.value).__name__ in ("ProducerFencedError", "InvalidProducerEpochError"), info.value
+    zombie.close(timeout=1)
+
+    # At the protocol level: the zombie's epoch is rejected by the partition.
+    txn = txn_broker.call(lambda: txn_broker.broker.txn_coordinator.txns[tid])
+    assert txn.producer_id == old_pid and txn.producer_epoch >= 2
+    resp = produce(raw, topic, 0, data_batch(old_pid, 0, 1, [b"x"], transactional=True), transactional_id=tid)
+    assert resp.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+
+    end = list_offset(raw, topic)
+    assert [m.value for m in consume_all(bootstrap, topic, "read_committed", end)] == [b"from-fresh"]
+
+
+def test_transaction_timeout_aborts_and_fences(txn_broker, bootstrap, raw):
+    topic = new_name("timeout")
+    create_topic(bootstrap, topic)
+    tid = new_name("timeout-tx")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid, transaction_timeout_ms=500)
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, b"never-committed").get(timeout=10)
+    wait_until(lambda: describe_state(txn_broker, tid) == TxnState.COMPLETE_ABORT, message="timeout abort")
+    end = list_offset(raw, topic)
+    assert end == 2  # the record and the ABORT marker
+    assert list_offset(raw, topic, isolation=1) == end
+    with pytest.raises(KafkaError):
+        producer.commit_transaction()
+    producer.close(timeout=1)
+    assert consume_all(bootstrap, topic, "read_committed", end) == []
+
+
+def test_consume_transform_produce_exactly_once_with_a_crash(txn_broker, bootstrap, raw):
+    if txn_broker.call(lambda: txn_broker.broker.group_coordinator) is None:
+        pytest.fail("needs the group coordinator (broker.group_coordinator)")
+    source, sink = new_name("in"), new_name("out")
+    create_topic(bootstrap, source)
+    create_topic(bootstrap, sink)
+    group, tid = new_name("eos-group"), new_name("eos-tx")
+    feeder = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(30):
+        feeder.send(source, str(i).encode())
+    feeder.close()
+
+    def run(limit: int | None, crash: bool) -> int:
+        consumer = KafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                 auto_offset_reset="earliest", isolation_level="read_committed")
+        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
+        producer.init_transactions()
+        done = 0
+        deadline = time.monotonic() + 60
+        while limit is None or done < limit:
+            assert time.monotonic() < deadline
+            batch = consumer.poll(timeout_ms=200, max_records=4)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                if limit is None and consumer.position(TopicPartition(source, 0)) >= 30:
+                    break
+                continue
+            producer.begin_transaction()
+            for r in records:
+                producer.send(sink, b"out-" + r.value)
+            offsets = {TopicPartition(source, 0): _offset_and_metadata(records[-1].offset + 1)}
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            if crash and done + len(records) >= (limit or 0):
+                producer.flush()
+                # Crash mid-transaction: outputs written, offsets sent, nothing committed.
+                producer.close(timeout=0)
+                consumer.close(autocommit=False)
+                return done
+            producer.commit_transaction()
+            done += len(records)
+        producer.close()
+        consumer.close(autocommit=False)
+        return done
+
+    first = run(limit=12, crash=True)
+    assert first >= 8
+    run(limit=None, crash=False)
+    end = list_offset(raw, sink)
+    assert list_offset(raw, sink, isolation=1) == end
+    values = [m.value for m in consume_all(bootstrap, sink, "read_committed", end)]
+    assert sorted(values) == sorted(f"out-{i}".encode() for i in range(30))
+    assert len(values) == len(set(values)) == 30
+
+
+def _offset_and_metadata(offset: int):
+    from kafka.structs import OffsetAndMetadata
+
+    try:
+        return OffsetAndMetadata(offset, "", -1)
+    except TypeError:
+        return OffsetAndMetadata(offset, "")
+
+
+# -- restarts ---------------------------------------------------------------------------------------
+
+
+def _restartable(tmp_path, port):
+    ensure_find_coordinator()
+    config = dict(FAST_TIMEOUTS, listeners=f"PLAINTEXT://127.0.0.1:{port}")
+    return BrokerThread(config=config, data_dir=str(tmp_path))
+
+
+def test_restart_keeps_an_ongoing_transaction_open_until_it_times_out(tmp_path):
+    port = free_port()
+    tid = "restart-ongoing"
+    broker = _restartable(tmp_path, port).start()
+    try:
+        bootstrap = broker.bootstrap_servers
+        create_topic(bootstrap, "t")
+        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid, transaction_timeout_ms=600000)
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send("t", b"committed")
+        producer.commit_transaction()
+        producer.begin_transaction()
+        producer.send("t", b"in-flight").get(timeout=10)
+        producer.close(timeout=0)
+    finally:
+        broker.stop()
+
+    broker = _restartable(tmp_path, port).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        # The open transaction and its first offset were rebuilt from the logs.
+        assert describe_state(broker, tid) == TxnState.ONGOING
+        assert list_offset(raw, "t", isolation=1) == 2
+        assert list_offset(raw, "t") == 3
+        # Its timeout (ten minutes) passes: the periodic check aborts it.
+        aborted = broker.call(lambda: broker.broker.txn_coordinator.abort_timed_out(
+            int(time.time() * 1000) + 600001))
+        assert aborted == [tid]
+        assert describe_state(broker, tid) == TxnState.COMPLETE_ABORT
+        assert list_offset(raw, "t", isolation=1) == list_offset(raw, "t") == 4
+        assert [m.value for m in consume_all(broker.bootstrap_servers, "t", "read_committed", 4)] == [b"committed"]
+        raw.close()
+    finally:
+        broker.stop()
+
+
+def test_restart_completes_a_prepared_commit(tmp_path):
+    port = free_port()
+    tid = "restart-prepared"
+    broker = _restartable(tmp_path, port).start()
+    try:
+        bootstrap = broker.bootstrap_servers
+        create_topic(bootstrap, "t", partitions=2)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send("t", b"p0", partition=0)
+        producer.send("t", b"p1", partition=1)
+        producer.flush()
+        coordinator = broker.broker.txn_coordinator
+
+        def prepare():  # the broker "stops" after logging PrepareCommit, before any marker
+            txn = coordinator.txns[tid]
+            coordinator._write(txn.copy(state=TxnState.PREPARE_COMMIT))
+
+        broker.call(prepare)
+        producer.close(timeout=0)
+    finally:
+        broker.stop()
+
+    broker = _restartable(tmp_path, port).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        assert describe_state(broker, tid) == TxnState.COMPLETE_COMMIT
+        assert [list_offset(raw, "t", p, isolation=1) for p in range(2)] == [2, 2]
+        got = consume_all(broker.bootstrap_servers, "t", "read_committed", 2, partitions=2)
+        assert sorted(m.value for m in got) == [b"p0", b"p1"]
+        raw.close()
+    finally:
+        broker.stop()
+
+
+# -- protocol level ---------------------------------------------------------------------------------
+
+
+def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, raw):
+    topic = new_name("verify")
+    create_topic(bootstrap, topic, partitions=2)
+    tid = new_name("verify-tx")
+    init = init_producer_id(raw, tid)
+    assert init.error_code == 0
+    pid, epoch = init.producer_id, init.producer_epoch
+    resp = produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
+    assert resp.error_code == ErrorCode.INVALID_TXN_STATE
+    _add_partitions(raw, tid, pid, epoch, topic, [1])
+    resp = produce(raw, topic, 1, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
+    assert resp.error_code == ErrorCode.NONE
+    resp = produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
+    assert resp.error_code == ErrorCode.INVALID_TXN_STATE
+    # Broker-to-broker verification (v4+, VerifyOnly) reports the same.
+    from protocol.messages.add_partitions_to_txn import (
+        AddPartitionsToTxnRequest,
+        AddPartitionsToTxnResponse,
+        AddPartitionsToTxnTopic,
+    )
+
+    request = AddPartitionsToTxnRequest(transactions=[AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction(
+        transactional_id=tid, producer_id=pid, producer_epoch=epoch, verify_only=True,
+        topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0, 1])])])
+    response = raw.call(request, AddPartitionsToTxnResponse, 5)
+    codes = {p.partition_index: p.partition_error_code
+             for t in response.results_by_transaction[0].topic_results for p in t.results_by_partition}
+    assert codes == {0: ErrorCode.INVALID_TXN_STATE, 1: ErrorCode.NONE}
+    _end_txn(raw, tid, pid, epoch, commit=False)
+
+
+def _add_partitions(raw, tid, pid, epoch, topic, partitions, version=3):
+    from protocol.messages.add_partitions_to_txn import (
+        AddPartitionsToTxnRequest,
+        AddPartitionsToTxnResponse,
+        AddPartitionsToTxnTopic,
+    )
+
+    request = AddPartitionsToTxnRequest(v3_and_below_transactional_id=tid, v3_and_below_producer_id=pid,
+                                        v3_and_below_producer_epoch=epoch,
+                                        v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=partitions)])
+    response = raw.call(request, AddPartitionsToTxnResponse, version)
+    return {p.partition_index: p.partition_error_code
+            for t in response.results_by_topic_v3_and_below for p in t.results_by_partition}
+
+
+def _end_txn(raw, tid, pid, epoch, commit, version=3) -> int:
+    from protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+
+    return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
+                    EndTxnResponse, version).error_code
+
+
+def test_coordinator_errors(bootstrap, raw):
+    topic = new_name("errors")
+    create_topic(bootstrap, topic)
+    tid = new_name("errors-tx")
+    assert init_producer_id(raw, tid, timeout_ms=10**9).error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    init = init_producer_id(raw, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    assert _end_txn(raw, tid, pid, epoch, commit=True) == ErrorCode.INVALID_TXN_STATE  # nothing to end
+    assert _add_partitions(raw, tid, pid + 1, epoch, topic, [0]) == {0: ErrorCode.INVALID_PRODUCER_ID_MAPPING}
+    assert _add_partitions(raw, tid, pid, epoch, "no-such-topic", [0]) == {0: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    assert _add_partitions(raw, tid, pid, epoch, topic, [0]) == {0: ErrorCode.NONE}
+    assert _end_txn(raw, tid, pid, epoch, commit=True) == ErrorCode.NONE
+    assert _end_txn(raw, tid, pid, epoch, commit=True) == ErrorCode.NONE  # a retry
+    assert _end_txn(raw, tid, pid, epoch, commit=False) == ErrorCode.INVALID_TXN_STATE
+    again = init_producer_id(raw, tid)
+    assert (again.producer_id, again.producer_epoch) == (pid, epoch + 1)
+    # The old epoch is fenced: PRODUCER_FENCED from v2 on, INVALID_PRODUCER_EPOCH before.
+    assert _add_partitions(raw, tid, pid, epoch, topic, [0], version=3) == {0: ErrorCode.PRODUCER_FENCED}
+    assert _add_partitions(raw, tid, pid, epoch, topic, [0], version=1) == {0: ErrorCode.INVALID_PRODUCER_EPOCH}
+    assert _end_txn(raw, tid, pid, epoch, commit=True, version=1) == ErrorCode.INVALID_PRODUCER_EPOCH
+    # KIP-360: a v3+ InitProducerId naming the current id and epoch gets a bump; a retry of that
+    # bump (naming the previous epoch) gets the same answer again; another id is fenced.
+    bumped = init_producer_id(raw, tid, producer_id=pid, producer_epoch=epoch + 1)
+    assert (bumped.error_code, bumped.producer_id, bumped.producer_epoch) == (0, pid, epoch + 2)
+    retried = init_producer_id(raw, tid, producer_id=pid, producer_epoch=epoch + 1)
+    assert (retried.error_code, retried.producer_id, retried.producer_epoch) == (0, pid, epoch + 2)
+    stale = init_producer_id(raw, tid, producer_id=pid + 1000, producer_epoch=0)
+    assert stale.error_code == ErrorCode.PRODUCER_FENCED
+    assert init_producer_id(raw, tid, producer_id=pid + 1000, producer_epoch=0, version=3).error_code == \
+        ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+def test_list_and_describe_transactions_and_producers(bootstrap, raw):
+    from protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
+    from protocol.messages.describe_transactions import (
+        DescribeTransactionsRequest,
+        DescribeTransactionsResponse,
+    )
+    from protocol.messages.list_transactions import ListTransactionsRequest, ListTransactionsResponse
+
+    topic = new_name("admin")
+    create_topic(bootstrap, topic)
+    tid = new_name("admin-tx")
+    init = init_producer_id(raw, tid, timeout_ms=45000)
+    pid, epoch = init.producer_id, init.producer_epoch
+    _add_partitions(raw, tid, pid, epoch, topic, [0])
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"a", b"b"], transactional=True),
+                   transactional_id=tid).error_code == 0
+
+    listed = raw.call(ListTransactionsRequest(state_filters=["Ongoing", "Bogus"]), ListTransactionsResponse, 1)
+    assert listed.unknown_state_filters == ["Bogus"]
+    assert (tid, pid, "Ongoing") in [(s.transactional_id, s.producer_id, s.transaction_state)
+                                     for s in listed.transaction_states]
+    pattern = raw.call(ListTransactionsRequest(transactional_id_pattern=tid.replace("-", ".")),
+                       ListTransactionsResponse, 2)
+    assert [s.transactional_id for s in pattern.transaction_states] == [tid]
+
+    described = raw.call(DescribeTransactionsRequest(transactional_ids=[tid, "unknown-id"]),
+                         DescribeTransactionsResponse, 0)
+    state, unknown = described.transaction_states
+    assert (state.error_code, state.transaction_state, state.transaction_timeout_ms) == (0, "Ongoing", 45000)
+    assert (state.producer_id, state.producer_epoch) == (pid, epoch)
+    assert [(t.topic, t.partitions) for t in state.topics] == [(topic, [0])]
+    assert unknown.error_code == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+
+    producers = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+        name=topic, partition_indexes=[0])]), DescribeProducersResponse, 0)
+    [p] = producers.topics[0].partitions[0].active_producers
+    assert (p.producer_id, p.producer_epoch, p.last_sequence, p.current_txn_start_offset) == (pid, epoch, 1, 0)
+
+    assert _end_txn(raw, tid, pid, epoch, commit=True) == 0
+    described = raw.call(DescribeTransactionsRequest(transactional_ids=[tid]), DescribeTransactionsResponse, 0)
+    assert described.transaction_states[0].transaction_state == "CompleteCommit"
+    producers = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+        name=topic, partition_indexes=[0])]), DescribeProducersResponse, 0)
+    assert producers.topics[0].partitions[0].active_producers[0].current_txn_start_offset == -1
+
+
+def test_fetch_returns_aborted_transactions_at_read_committed(bootstrap, raw):
+    from protocol.messages.fetch import FetchRequest, FetchResponse
+
+    topic = new_name("fetch")
+    create_topic(bootstrap, topic)
+    tid = new_name("fetch-tx")
+    init = init_producer_id(raw, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    seq = 0
+    for commit in (False, True, False):
+        _add_partitions(raw, tid, pid, epoch, topic, [0])
+        assert produce(raw, topic, 0, data_batch(pid, epoch, seq, [b"1", b"2"], transactional=True),
+                       transactional_id=tid).error_code == 0
+        seq += 2
+        assert _end_txn(raw, tid, pid, epoch, commit) == 0
+    # 0-1 aborted (marker 2), 3-4 committed (marker 5), 6-7 aborted (marker 8)
+
+    def fetch(isolation: int, offset: int):
+        request = FetchRequest(max_wait_ms=0, min_bytes=0, isolation_level=isolation, session_epoch=-1, topics=[
+            FetchRequest.FetchTopic(topic=topic, partitions=[FetchRequest.FetchTopic.FetchPartition(
+                partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])])
+        return raw.call(request, FetchResponse, 11).responses[0].partitions[0]
+
+    part = fetch(1, 0)
+    assert (part.high_watermark, part.last_stable_offset) == (9, 9)
+    assert [(a.producer_id, a.first_offset) for a in part.aborted_transactions] == [(pid, 0), (pid, 6)]
+    assert [(a.producer_id, a.first_offset) for a in fetch(1, 3).aborted_transactions] == [(pid, 6)]
+    assert fetch(0, 0).aborted_transactions is None
+    # The control batches are in the data (consumers drop them); each holds one marker record.
+    data = bytes(part.records)
+    from protocol.record_batch import iter_batch_headers
+
+    controls = [h for _pos, h in iter_batch_headers(data) if h.is_control]
+    assert [h.base_offset for h in controls] == [2, 5, 8]
+    assert all(len(list(iter_records(data, pos))) == 1 for pos, h in iter_batch_headers(data) if h.is_control)
+
+
+def test_confluent_fenced_by_a_new_instance(bootstrap):
+    topic = new_name("ckf")
+    create_topic(bootstrap, topic)
+    tid = new_name("ckf-tx")
+    old = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    old.init_transactions(30)
+    old.begin_transaction()
+    old.produce(topic, b"old")
+    old.flush(30)
+    new = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    new.init_transactions(30)
+    with pytest.raises(KafkaException) as info:
+        old.commit_transaction(30)
+    assert info.value.args[0].fatal() or "fenced" in str(info.value).lower()
+    new.begin_transaction()
+    new.produce(topic, b"new")
+    new.commit_transaction(30)
