@@ -176,6 +176,8 @@ class GroupCoordinator:
     def append(self, group_id: str, records: list[tuple[bytes, bytes | None]], *, producer_id: int = -1,
                producer_epoch: int = -1) -> int:
         """Append ``(key, value)`` records for ``group_id``; returns the offset of the first."""
+        if not records:
+            return -1
         now = self.timer.now_ms()
         batch = build_batch(
             [Record(key=k, value=v, timestamp=now) for k, v in records],
