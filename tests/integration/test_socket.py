@@ -3,6 +3,7 @@ that was connected before, and one that connects after, are served."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -18,6 +19,28 @@ from protocol.messages import REQUESTS, RequestHeader
 from protocol.records import Record, build_batch
 
 _ids = itertools.count(1000)
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def broker(request):
+    """The broker on the standard loop and on uvloop (which ``python -m kbroker`` uses)."""
+    if request.param == "asyncio":
+        with BrokerThread() as b:
+            yield b
+        return
+    import uvloop
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        b = BrokerThread().start()  # the broker thread creates its loop under this policy
+    finally:
+        asyncio.set_event_loop_policy(previous)
+    try:
+        assert type(b._loop).__module__.startswith("uvloop")
+        yield b
+    finally:
+        b.stop()
 
 
 def connect(bootstrap: str) -> socket.socket:
