@@ -156,3 +156,71 @@ def data_batch(pid: int, epoch: int, seq: int, values: list[bytes], transactiona
     now = int(time.time() * 1000)
     return build_batch([Record(value=v, timestamp=now) for v in values], producer_id=pid, producer_epoch=epoch,
                        base_sequence=seq, transactional=transactional)
+
+
+class DroppingProxy:
+    """A TCP proxy in front of the broker that cuts the connection instead of delivering the first
+    ``drops`` Produce responses: the request was handled, the client never hears of it and retries."""
+
+    def __init__(self, target_port: int, listen_port: int, drops: int = 1) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.drops = drops
+        self.dropped = 0
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", listen_port))
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            produce_ids: set[int] = set()
+            threading.Thread(target=self._pump, args=(client, upstream, produce_ids, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, produce_ids, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, produce_ids: set[int], requests: bool) -> None:
+        buf = b""
+        try:
+            while True:
+                chunk = src.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack_from(">i", buf)[0]:
+                    size = struct.unpack_from(">i", buf)[0]
+                    frame, buf = buf[: 4 + size], buf[4 + size:]
+                    if requests:
+                        api_key, _version, correlation = struct.unpack_from(">hhi", frame, 4)
+                        if api_key == 0:
+                            produce_ids.add(correlation)
+                    else:
+                        (correlation,) = struct.unpack_from(">i", frame, 4)
+                        if correlation in produce_ids:
+                            with self.lock:
+                                drop = self.dropped < self.drops
+                                if drop:
+                                    self.dropped += 1
+                            if drop:
+                                raise ConnectionAbortedError("dropping a produce response")
+                    dst.sendall(frame)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()

@@ -1,0 +1,156 @@
+"""Idempotent producers: retried batches are answered with their original offsets and never appended
+twice, also across a broker restart; sequence and epoch errors at the protocol level."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from test_transactions_helpers import (
+    DroppingProxy,
+    RawClient,
+    create_topic,
+    data_batch,
+    ensure_find_coordinator,
+    free_port,
+    init_producer_id,
+    list_offset,
+    new_name,
+    produce,
+)
+
+from kbroker.testing import BrokerThread
+from protocol.errors import ErrorCode
+from protocol.messages.produce import ProduceRequest, ProduceResponse
+
+
+@pytest.fixture(scope="module")
+def idem_broker():
+    ensure_find_coordinator()
+    with BrokerThread() as b:
+        yield b
+
+
+@pytest.fixture
+def raw(idem_broker):
+    client = RawClient(idem_broker.bootstrap_servers)
+    yield client
+    client.close()
+
+
+def _request(topic: str, records: bytes) -> ProduceRequest:
+    return ProduceRequest(transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[
+        ProduceRequest.TopicProduceData(name=topic, partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=records)])])
+
+
+def test_the_same_produce_request_twice_appends_once(idem_broker, raw):
+    topic = new_name("dup")
+    create_topic(idem_broker.bootstrap_servers, topic)
+    init = init_producer_id(raw)
+    assert init.error_code == 0 and init.producer_epoch == 0
+    pid = init.producer_id
+    request = _request(topic, data_batch(pid, 0, 0, [b"a", b"b", b"c"]))
+    # The client never saw the first answer and sends the very same request again (pipelined).
+    raw.send(request, 9)
+    raw.send(request, 9)
+    first = raw.receive(ProduceResponse, 9).responses[0].partition_responses[0]
+    second = raw.receive(ProduceResponse, 9).responses[0].partition_responses[0]
+    assert (first.error_code, first.base_offset) == (0, 0)
+    assert (second.error_code, second.base_offset) == (0, 0)
+    assert list_offset(raw, topic) == 3
+    nxt = produce(raw, topic, 0, data_batch(pid, 0, 3, [b"d"]))
+    assert (nxt.error_code, nxt.base_offset) == (0, 3)
+    # An older batch still among the last five is a duplicate too.
+    again = produce(raw, topic, 0, data_batch(pid, 0, 0, [b"a", b"b", b"c"]))
+    assert (again.error_code, again.base_offset) == (0, 0)
+    assert list_offset(raw, topic) == 4
+
+
+def test_sequence_and_epoch_errors(idem_broker, raw):
+    topic = new_name("seq")
+    create_topic(idem_broker.bootstrap_servers, topic)
+    init = init_producer_id(raw)
+    pid = init.producer_id
+    assert produce(raw, topic, 0, data_batch(pid, 0, 0, [b"a"])).error_code == 0
+    assert produce(raw, topic, 0, data_batch(pid, 0, 5, [b"gap"])).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce(raw, topic, 0, data_batch(pid, 0, 1, [b"b"])).error_code == 0
+    # KIP-360 epoch bump of an idempotent producer: same id, epoch + 1, sequences restart at 0.
+    bumped = init_producer_id(raw, producer_id=pid, producer_epoch=0)
+    assert (bumped.producer_id, bumped.producer_epoch) == (pid, 1)
+    assert produce(raw, topic, 0, data_batch(pid, 1, 3, [b"x"])).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce(raw, topic, 0, data_batch(pid, 1, 0, [b"c"])).error_code == 0
+    assert produce(raw, topic, 0, data_batch(pid, 0, 2, [b"old"])).error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert list_offset(raw, topic) == 3
+
+
+def test_duplicates_are_still_detected_after_a_restart(tmp_path):
+    ensure_find_coordinator()
+    port = free_port()
+    config = {"listeners": f"PLAINTEXT://127.0.0.1:{port}"}
+    broker = BrokerThread(config=config, data_dir=str(tmp_path)).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        create_topic(broker.bootstrap_servers, "t")
+        pid = init_producer_id(raw).producer_id
+        batches = [data_batch(pid, 0, seq * 2, [b"%d" % seq, b"x"]) for seq in range(7)]
+        offsets = [produce(raw, "t", 0, b).base_offset for b in batches]
+        assert offsets == list(range(0, 14, 2))
+        raw.close()
+    finally:
+        broker.stop()
+
+    broker = BrokerThread(config=config, data_dir=str(tmp_path)).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        # The producer state was rebuilt from the log: the last five batches are recognised ...
+        for seq in range(2, 7):
+            resp = produce(raw, "t", 0, batches[seq])
+            assert (resp.error_code, resp.base_offset) == (0, seq * 2)
+        assert list_offset(raw, "t") == 14
+        # ... the sequence continues where it stopped, and gaps are still refused.
+        assert produce(raw, "t", 0, data_batch(pid, 0, 20, [b"gap"])).error_code == \
+            ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert produce(raw, "t", 0, data_batch(pid, 0, 14, [b"next"])).base_offset == 14
+        raw.close()
+    finally:
+        broker.stop()
+
+
+def test_kafka_python_retries_after_a_lost_response_create_no_duplicates():
+    ensure_find_coordinator()
+    broker_port, proxy_port = free_port(), free_port()
+    config = {"listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
+              "advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy_port}"}
+    with BrokerThread(config=config) as broker:
+        proxy = DroppingProxy(broker_port, proxy_port, drops=2)
+        try:
+            bootstrap = f"127.0.0.1:{proxy_port}"
+            topic = new_name("retry")
+            create_topic(bootstrap, topic)
+            producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", retries=10,
+                                     max_in_flight_requests_per_connection=1, linger_ms=0,
+                                     retry_backoff_ms=20, reconnect_backoff_ms=20)
+            futures = [producer.send(topic, b"%d" % i) for i in range(20)]
+            producer.flush()
+            offsets = [f.get(timeout=30).offset for f in futures]
+            producer.close()
+            assert proxy.dropped == 2
+            assert offsets == list(range(20))
+            raw = RawClient(broker.bootstrap_servers)
+            assert list_offset(raw, topic) == 20
+            raw.close()
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                     enable_auto_commit=False)
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            values = []
+            deadline = time.monotonic() + 30
+            while consumer.position(tp) < 20:
+                assert time.monotonic() < deadline
+                values.extend(m.value for ms in consumer.poll(timeout_ms=200).values() for m in ms)
+            consumer.close()
+            assert values == [b"%d" % i for i in range(20)]
+        finally:
+            proxy.close()
