@@ -694,7 +694,9 @@ class PartitionLog:
                     continue
                 for pos, header in seg.batches(found[0]):
                     if header.max_timestamp >= timestamp and header.last_offset >= start:
-                        return self._record_at_or_after(seg, pos, header, lambda ts: ts >= timestamp)
+                        hit = self._record_at_or_after(seg, pos, header, lambda ts: ts >= timestamp)
+                        if hit is not None:
+                            return hit
             return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
@@ -720,7 +722,7 @@ class PartitionLog:
         for pos, header in self._batches_from(seg, start):
             if header.max_timestamp >= target:
                 found = self._record_at_or_after(seg, pos, header, lambda ts: ts == target)
-                if found[1] == target:
+                if found is not None:
                     return found
         return None
 
@@ -746,11 +748,12 @@ class PartitionLog:
 
     def _record_at_or_after(
         self, seg: LogSegment, pos: int, header: BatchHeader, match: Callable[[int], bool]
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | None:
+        """The first record of the batch at or above the log start whose timestamp matches."""
         start = self._log_start_offset
-        fallback = (max(header.base_offset, start), header.max_timestamp)
         if header.is_log_append_time:
-            return fallback
+            # Every record carries the batch's maxTimestamp.
+            return (max(header.base_offset, start), header.max_timestamp) if match(header.max_timestamp) else None
         data = os.pread(seg.fd, header.size, pos)
         try:
             for offset, ts in batch_records.record_timestamps(data):
@@ -758,7 +761,8 @@ class PartitionLog:
                     return offset, ts
         except (InvalidRecordBatch, ValueError):
             logger.warning("cannot decode records of batch at %d in %s", header.base_offset, seg.log_path)
-        return fallback
+            return max(header.base_offset, start), header.max_timestamp
+        return None
 
     # -- truncation and log start ------------------------------------------------------------
 

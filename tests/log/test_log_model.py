@@ -1,0 +1,227 @@
+"""Stateful property test: PartitionLog against a plain in-memory model.
+
+The model is a list of batches, each a list of records (offset, key, value, timestamp), plus the
+log start, log end and high watermark. Rules append, read (by offset, with max_bytes and
+max_offset), look up by timestamp, truncate, advance the log start, apply retention, compact and
+reopen (cleanly or not); after every step the offsets agree with the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import hypothesis.strategies as st
+from batches import make_batch, split_batches
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from kbroker.log import LogConfig, OffsetOutOfRangeError, PartitionLog, clean_log
+from kbroker.log.batch_records import iter_records
+
+NOW_MS = 10_000_000
+CONFIG = LogConfig(
+    segment_bytes=700,
+    index_interval_bytes=90,
+    cleanup_policy="compact,delete",
+    retention_ms=-1,
+    delete_retention_ms=1000,
+    min_cleanable_dirty_ratio=0.0,
+)
+
+keys = st.sampled_from([b"a", b"b", b"c", b"d", None])
+values = st.one_of(st.none(), st.binary(min_size=0, max_size=60))
+timestamps = st.integers(NOW_MS - 3000, NOW_MS + 1000)
+records_st = st.lists(st.tuples(keys, values, timestamps), min_size=1, max_size=4)
+
+
+@dataclasses.dataclass
+class Batch:
+    base: int
+    last: int
+    records: list[tuple[int, bytes | None, bytes | None, int]]
+    size: int
+
+
+class LogMachine(RuleBasedStateMachine):
+    @initialize()
+    def setup(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="log-model-"))
+        self.log = PartitionLog.open(self.tmp / "t-0", CONFIG, clock=lambda: NOW_MS / 1000)
+        self.batches: list[Batch] = []
+        self.log_start = 0
+        self.leo = 0
+        self.hw = 0
+        self.compacted_upto = 0  # offsets below may have compaction gaps
+
+    def teardown(self):
+        if hasattr(self, "log"):
+            self.log.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def visible(self) -> list[Batch]:
+        return [b for b in self.batches if b.last >= self.log_start and b.records]
+
+    # -- rules --------------------------------------------------------------------------------
+
+    @rule(many=st.lists(records_st, min_size=1, max_size=8))
+    def append_many(self, many):
+        for records in many:
+            self.append(records)
+
+    @rule(records=records_st)
+    def append(self, records):
+        batch = make_batch(records)
+        info = self.log.append(batch)
+        assert info.first_offset == self.leo
+        assert info.last_offset == self.leo + len(records) - 1
+        self.batches.append(
+            Batch(self.leo, info.last_offset, [(self.leo + i, k, v, ts) for i, (k, v, ts) in enumerate(records)], len(batch))
+        )
+        self.leo = info.last_offset + 1
+        self.hw = self.leo
+        self.log.high_watermark = self.leo
+
+    @rule(data=st.data(), max_bytes=st.sampled_from([0, 1, 80, 200, 500, 2000, 10**6]), limited=st.booleans())
+    def read(self, data, max_bytes, limited):
+        start = data.draw(st.integers(self.log_start, self.leo), label="start")
+        limit = data.draw(st.integers(start, self.leo), label="max_offset") if limited else None
+        result = self.log.read(start, max_bytes, max_offset=limit)
+        bound = self.leo if limit is None else limit
+        expected = []
+        budget = max_bytes
+        for b in self.visible():
+            if b.last < start:
+                continue
+            if b.last >= bound or (expected and b.size > budget):
+                break
+            if not expected and b.size > budget:
+                expected.append(b)
+                break
+            expected.append(b)
+            budget -= b.size
+        got = split_batches(result.read())
+        assert [(base, last) for base, last, _ in got] == [(b.base, b.last) for b in expected]
+        assert result.size == sum(b.size for b in expected)
+        for (_, _, raw), b in zip(got, expected, strict=True):
+            recs = [(r.offset, r.key, r.value_is_null, r.timestamp) for r in iter_records(raw)]
+            assert recs == [(o, k, v is None, ts) for o, k, v, ts in b.records]
+
+    @rule(offset=st.integers(-5, 5))
+    def read_out_of_range(self, offset):
+        target = self.log_start - 1 - abs(offset) if offset < 0 else self.leo + 1 + offset
+        if target < 0:
+            return
+        try:
+            self.log.read(target, 100)
+        except OffsetOutOfRangeError:
+            pass
+        else:
+            raise AssertionError(f"read at {target} outside [{self.log_start}, {self.leo}] did not fail")
+
+    @rule(when=timestamps)
+    def by_timestamp(self, when):
+        expected = None
+        for b in self.visible():
+            for o, _, _, ts in b.records:
+                if o >= self.log_start and ts >= when:
+                    expected = (o, ts)
+                    break
+            if expected:
+                break
+        assert self.log.offset_for_timestamp(when) == expected
+
+    @rule()
+    def max_timestamp(self):
+        recs = [(o, ts) for b in self.visible() for o, _, _, ts in b.records if o >= self.log_start]
+        expected = None
+        if recs:
+            top = max(ts for _, ts in recs)
+            expected = next((o, ts) for o, ts in recs if ts == top)
+        assert self.log.max_timestamp() == expected
+
+    @precondition(lambda self: self.batches)
+    @rule(data=st.data())
+    def truncate(self, data):
+        bases = [b.base for b in self.batches if b.base > max(self.compacted_upto, self.log_start)]
+        target = data.draw(st.sampled_from([*bases, self.leo]), label="truncate to")
+        self.log.truncate_to(target)
+        self.batches = [b for b in self.batches if b.base < target]
+        self.leo = target
+        self.hw = min(self.hw, target)
+
+    @rule(data=st.data())
+    def advance_log_start(self, data):
+        target = data.draw(st.integers(self.log_start, self.hw), label="new log start")
+        assert self.log.advance_log_start(target) == target
+        self.log_start = target
+
+    @rule(retention_bytes=st.integers(0, 3000))
+    def retention(self, retention_bytes):
+        self.log.config = dataclasses.replace(CONFIG, retention_bytes=retention_bytes)
+        self.log.delete_old_segments()
+        self.log.config = CONFIG
+        new_start = self.log.log_start_offset
+        assert self.log_start <= new_start <= self.hw
+        if new_start > self.log_start:
+            # Whole segments went: the new start is the base of a segment, at a batch boundary or gap.
+            assert not any(b.base < new_start <= b.last for b in self.batches)
+            self.log_start = new_start
+        assert self.log.size - self.log.segments[0].size < retention_bytes or len(self.log.segments) == 1
+
+    @rule()
+    def compact(self):
+        result = clean_log(self.log, force=True)
+        if result is None:
+            return
+        end = result.end_offset
+        latest = {}
+        for b in self.batches:
+            for o, k, _, _ in b.records:
+                if o < end and k is not None:
+                    latest[k] = o
+        horizon = NOW_MS - CONFIG.delete_retention_ms
+        for b in self.batches:
+            if b.last >= end:
+                continue
+            b.records = [
+                (o, k, v, ts)
+                for o, k, v, ts in b.records
+                if k is None or (latest[k] == o and not (v is None and ts <= horizon))
+            ]
+        self.batches = [b for b in self.batches if b.records or b.last >= end]
+        for b in self.batches:
+            if b.last < end and b.last >= self.log_start:
+                # A rebuilt batch is smaller; take its size from the log (its records are checked by `read`).
+                ((base, last, raw),) = split_batches(self.log.read(max(b.base, self.log_start), 1).read())
+                assert (base, last) == (b.base, b.last)
+                b.size = len(raw)
+        self.compacted_upto = max(self.compacted_upto, end)
+
+    @rule()
+    def roll(self):
+        self.log.roll()
+
+    @rule(clean=st.booleans())
+    def reopen(self, clean):
+        self.log.close(clean=clean)
+        self.log = PartitionLog.open(self.tmp / "t-0", CONFIG, clock=lambda: NOW_MS / 1000)
+        self.hw = self.leo  # open sets the high watermark to the log end
+
+    # -- invariants -----------------------------------------------------------------------------
+
+    @invariant()
+    def offsets_agree(self):
+        if not hasattr(self, "log"):
+            return
+        assert self.log.log_end_offset == self.leo
+        assert self.log.log_start_offset == self.log_start
+        assert self.log.high_watermark == self.hw
+
+
+LogMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+test_log_model = LogMachine.TestCase
