@@ -67,6 +67,8 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._rounds = 0
+        self._round_done = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pending_removal: list[Path] = []
         self._last_checkpoint = clock()
@@ -166,6 +168,19 @@ class LogManager:
         if checkpoint:
             self._last_checkpoint = now
         self._remove_deleted_dirs()
+        with self._round_done:
+            self._rounds += 1
+            self._round_done.notify_all()
+
+    @property
+    def maintenance_rounds(self) -> int:
+        """How many maintenance rounds have completed (background or `run_maintenance`)."""
+        return self._rounds
+
+    def wait_for_maintenance(self, rounds: int, timeout: float | None = None) -> bool:
+        """Block until at least ``rounds`` rounds have completed; False on timeout."""
+        with self._round_done:
+            return self._round_done.wait_for(lambda: self._rounds >= rounds, timeout)
 
     def _remove_deleted_dirs(self) -> None:
         with self._lock:

@@ -1,0 +1,164 @@
+"""LogManager: loading, placement, deletion, maintenance (flush.ms, retention, compaction), shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from batches import make_batch, split_batches, value_batch
+
+from kbroker.log import LogConfig, LogManager
+from kbroker.log.batch_records import iter_records
+from protocol.record_batch import validate_batch
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_loads_existing_partitions_and_places_new_ones_evenly(tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs, LogConfig())
+    logs = [manager.get_or_create("my-topic", p) for p in range(4)]
+    assert sorted(log.directory.parent.name for log in logs) == ["a", "a", "b", "b"]
+    for p, log in enumerate(logs):
+        log.append(value_batch([b"p%d" % p] * (p + 1)))
+    manager.close()
+    assert all((log.directory / ".kafka_cleanshutdown").exists() for log in logs)
+    manager = LogManager(dirs, LogConfig())
+    assert sorted(manager.partitions()) == [("my-topic", p) for p in range(4)]
+    assert [manager.get("my-topic", p).log_end_offset for p in range(4)] == [1, 2, 3, 4]
+    assert manager.get("my-topic", 9) is None
+    manager.close()
+
+
+def test_get_or_create_updates_config(tmp_path):
+    manager = LogManager([tmp_path], LogConfig())
+    log = manager.get_or_create("t", 0)
+    config = LogConfig(retention_ms=5)
+    assert manager.get_or_create("t", 0, config) is log
+    assert log.config == config
+    manager.update_config("t", LogConfig(retention_ms=6))
+    assert log.config.retention_ms == 6
+    manager.close()
+
+
+def test_delete_renames_then_removes(tmp_path):
+    manager = LogManager([tmp_path], LogConfig())
+    log = manager.get_or_create("gone", 0)
+    log.append(value_batch([b"x"]))
+    manager.get_or_create("kept", 0)
+    assert manager.delete("gone", 0)
+    assert not manager.delete("gone", 0)
+    assert manager.get("gone", 0) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept-0"]
+    manager.close()
+
+
+def test_leftover_delete_dirs_are_removed_at_start(tmp_path):
+    (tmp_path / "t-0.abc-delete").mkdir()
+    (tmp_path / "t-0.abc-delete" / "00000000000000000000.log").write_bytes(b"x")
+    manager = LogManager([tmp_path], LogConfig())
+    assert manager.partitions() == {}
+    assert list(tmp_path.iterdir()) == []
+    manager.close()
+
+
+def test_maintenance_flushes_on_flush_ms_and_applies_retention(tmp_path):
+    clock = FakeClock()
+    config = LogConfig(flush_ms=1000, segment_bytes=300, retention_ms=60_000)
+    manager = LogManager([tmp_path], config, clock=clock)
+    log = manager.get_or_create("t", 0)
+    for _ in range(10):
+        log.append(value_batch([b"y" * 80], timestamp=int(clock.now * 1000)))
+    log.high_watermark = log.log_end_offset
+    unflushed = log.recovery_point
+    manager.run_maintenance()
+    assert log.recovery_point == unflushed  # flush.ms not reached yet
+    clock.now += 1
+    manager.run_maintenance()
+    assert log.recovery_point == log.log_end_offset
+    assert log.log_start_offset == 0
+    clock.now += 61
+    manager.run_maintenance()
+    assert log.log_start_offset == log.active_segment.base_offset > 0
+    assert len(log.segments) == 1
+    manager.close()
+
+
+def test_corrupt_partition_loads_offline_and_others_serve(tmp_path):
+    manager = LogManager([tmp_path], LogConfig(segment_bytes=300))
+    for name in ("good", "bad"):
+        log = manager.get_or_create(name, 0)
+        for i in range(10):
+            log.append(value_batch([b"%s-%d" % (name.encode(), i)] * 5))
+    manager.close()
+    first = sorted((tmp_path / "bad-0").glob("*.log"))[0]
+    raw = bytearray(first.read_bytes())
+    raw[70] ^= 0xFF
+    first.write_bytes(bytes(raw))
+    manager = LogManager([tmp_path], LogConfig(segment_bytes=300), verify="full")
+    assert list(manager.offline_partitions()) == [("bad", 0)]
+    assert manager.offline_partitions()[("bad", 0)].offline.path == first
+    good = manager.get("good", 0)
+    assert len(split_batches(good.read(0, 10**6).read())) == 10
+    manager.run_maintenance()  # skips the offline log
+    manager.close()
+
+
+def test_background_thread_compacts_and_retains_while_appending(tmp_path):
+    config = LogConfig(
+        segment_bytes=2000,
+        cleanup_policy="compact,delete",
+        retention_bytes=30_000,
+        retention_ms=-1,
+        min_cleanable_dirty_ratio=0.1,
+    )
+    manager = LogManager([tmp_path], config, maintenance_interval_s=0.001)
+    log = manager.get_or_create("c", 0)
+    manager.start()
+    rng = random.Random(1)
+    latest = {}
+    rounds_seen = manager.maintenance_rounds
+    for i in range(1500):
+        key = b"k%d" % rng.randrange(50)
+        info = log.append(make_batch([(key, b"v%d" % i, i)]))
+        log.high_watermark = log.log_end_offset
+        latest[key] = info.first_offset
+        if i % 300 == 0:
+            # Let some maintenance rounds interleave with the appends.
+            assert manager.wait_for_maintenance(manager.maintenance_rounds + 2, timeout=30)
+    assert manager.wait_for_maintenance(rounds_seen + 5, timeout=30)
+    manager.stop()
+    manager.run_maintenance()
+    seen = {}
+    previous = -1
+    for _, _, raw in split_batches(log.read(log.log_start_offset, 10**9).read()):
+        validate_batch(raw)
+        for r in iter_records(raw):
+            assert r.offset > previous
+            previous = r.offset
+            seen[r.key] = r.offset
+    # The latest record of every key that is still in the retained range survives.
+    for key, offset in latest.items():
+        if offset >= log.log_start_offset:
+            assert seen[key] == offset
+    assert log.size <= 30_000 + config.segment_bytes + 100
+    manager.close()
+    reopened = LogManager([tmp_path], config)
+    assert reopened.get("c", 0).log_end_offset == 1500
+    reopened.close()
+
+
+def test_manager_loads_with_per_topic_config(tmp_path):
+    manager = LogManager([tmp_path], LogConfig())
+    manager.get_or_create("t", 0).append(value_batch([b"x"]))
+    manager.close()
+    special = dataclasses.replace(LogConfig(), retention_ms=1)
+    manager = LogManager([tmp_path], LogConfig(), config_for=lambda topic: special)
+    assert manager.get("t", 0).config is special
+    manager.close()
