@@ -90,3 +90,13 @@ def test_consume_from_offset_and_count(cli_broker, topic):
     assert out.decode().split() == ["m17", "m18", "m19"]
     out = kcat("-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", "4", "-f", "%s\n")
     assert out.decode().split() == ["m0", "m1", "m2", "m3"]
+
+
+def test_large_consume_goes_through_sendfile_intact(cli_broker, topic):
+    """Enough data that fetch responses leave by sendfile (slices of 32 KiB and more)."""
+    bootstrap, _ = cli_broker
+    lines = [(f"{i:08d}-" + "abcdefghijklmnopqrstuvwxyz0123456789" * 28)[:1000] for i in range(20000)]
+    kcat("-b", bootstrap, "-P", "-t", topic, "-X", "linger.ms=50", stdin="\n".join(lines).encode() + b"\n")
+    out = kcat("-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-X", "check.crcs=true",
+               "-X", "fetch.max.bytes=4000000", "-f", "%s\n")
+    assert out.decode().splitlines() == lines
