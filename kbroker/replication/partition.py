@@ -56,7 +56,9 @@ class Partition:
         """(producer id, first offset) of the aborted transactions overlapping ``[start, end)``."""
         from kbroker.replication.producer_state import partition_state
 
-        return [(a.producer_id, a.first_offset) for a in partition_state(self).aborted_transactions(start, end)]
+        state = partition_state(self)
+        state.truncate_head(self.log.log_start_offset)  # forget what retention removed
+        return [(a.producer_id, a.first_offset) for a in state.aborted_transactions(start, end)]
 
     def add_waiter(self, fut: asyncio.Future) -> None:
         self._waiters.append(fut)

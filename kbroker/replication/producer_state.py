@@ -85,6 +85,7 @@ class PartitionProducerState:
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
         self.aborted: list[AbortedTxn] = []  # ordered by marker offset
         self._aborted_last: list[int] = []  # marker offsets, for bisect
 
@@ -158,6 +159,7 @@ class PartitionProducerState:
             entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, first_offset, last_offset))
         if header.is_transactional and entry.txn_first_offset == NO_OFFSET:
             entry.txn_first_offset = first_offset
+            self.open_txns[pid] = first_offset
 
     def apply_marker(self, producer_id: int, epoch: int, commit: bool, offset: int, coordinator_epoch: int,
                      timestamp: int) -> None:
@@ -170,6 +172,7 @@ class PartitionProducerState:
             entry.batches.clear()
         first = entry.txn_first_offset
         entry.txn_first_offset = NO_OFFSET
+        self.open_txns.pop(producer_id, None)
         entry.coordinator_epoch = coordinator_epoch
         entry.last_timestamp = timestamp
         if not commit and first != NO_OFFSET:
@@ -179,8 +182,7 @@ class PartitionProducerState:
     # -- queries ---------------------------------------------------------------------------
 
     def first_unstable_offset(self) -> int | None:
-        firsts = [e.txn_first_offset for e in self.producers.values() if e.txn_first_offset != NO_OFFSET]
-        return min(firsts) if firsts else None
+        return min(self.open_txns.values()) if self.open_txns else None
 
     def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping ``[start, end)``: marker at/after start, first offset before end."""
