@@ -22,8 +22,7 @@ def _validate(image, name: str, count: int, assignments: list[list[int]] | None)
     """Kafka's checks, in Kafka's order; raises ControllerError."""
     topic = image.topic(name)
     if topic is None:
-        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                              "This server does not host this topic-partition.")
+        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # no message, as Kafka
     current = len(topic.partitions)
     if count == current:
         raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")

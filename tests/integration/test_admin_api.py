@@ -126,7 +126,7 @@ def test_create_partitions_errors(wire, broker, topic_name):
     assert one(3) == (E.INVALID_PARTITIONS, "Topic already has 3 partition(s).")
     assert one(2) == (E.INVALID_PARTITIONS,
                       f"The topic {topic_name} currently has 3 partition(s); 2 would not be an increase.")
-    assert one(5, "missing" and None, name=topic_name + "-missing")[0] == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert one(5, name=topic_name + "-missing") == (E.UNKNOWN_TOPIC_OR_PARTITION, None)
     code, message = one(5, [A(broker_ids=[node])])
     assert code == E.INVALID_REPLICA_ASSIGNMENT
     assert message == "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."
