@@ -106,6 +106,9 @@ class ReadResult:
     log_start_offset: int
     log_end_offset: int
     high_watermark: int
+    # Where the next read continues: after the last batch returned, at the next stored batch
+    # (or the log end) when records were compacted away in between; -1 when empty.
+    next_offset: int = -1
 
     @property
     def size(self) -> int:
@@ -613,6 +616,8 @@ class PartitionLog:
                 if piece is not None:
                     result.slices.append(piece)
                     remaining -= piece.size
+                    end = piece.position + piece.size
+                    result.next_offset = seg.next_offset if end >= seg.size else seg.header_at(end).base_offset
                 if done:
                     break
                 i += 1
