@@ -43,6 +43,11 @@ def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
         if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 3:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
         return _respond(request, lambda t, p: code)
+    validate = getattr(group_coordinator, "validate_txn_offset_commit", None)
+    if ctx.api_version >= 3 and validate is not None:
+        code = validate(request.group_id, request.generation_id, request.member_id, request.group_instance_id)
+        if code != ErrorCode.NONE:
+            return _respond(request, lambda t, p: code)
     offsets = {
         (t.name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
         for t in request.topics for p in t.partitions

@@ -317,18 +317,22 @@ class TransactionCoordinator:
         groups = self.txn_groups.pop(txn.transactional_id, set())
         group_coordinator = broker.group_coordinator
         if group_coordinator is not None:
+            offsets_partitions = {i for t, i in txn.partitions if t == OFFSETS_TOPIC}
+            if offsets_partitions and not groups:
+                # After a restart the group ids are gone from memory: ask the group coordinator
+                # which groups hold offsets of this producer in the transaction's partitions.
+                groups = self._pending_groups(group_coordinator, txn.producer_id, offsets_partitions)
             for group_id in sorted(groups):
                 group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
-            if not groups and any(t == OFFSETS_TOPIC for t, _ in txn.partitions):
-                # After a restart the group ids are gone; the group coordinator finds the
-                # producer's pending offsets itself when it can.
-                by_producer = getattr(group_coordinator, "complete_txn_offsets_for_producer", None)
-                if by_producer is not None:
-                    by_producer(txn.producer_id, commit)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
                         last_update_ms=_now_ms())
         self._write(done)
         return done
+
+    def _pending_groups(self, group_coordinator, producer_id: int, partitions: set[int]) -> set[str]:
+        pending = getattr(getattr(group_coordinator, "offsets", None), "pending", None) or {}
+        n = self._cfg("offsets.topic.num.partitions", 50)
+        return {g for g in pending.get(producer_id, {}) if partition_for(g, n) in partitions}
 
     # -- periodic work ---------------------------------------------------------------------
 
