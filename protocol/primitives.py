@@ -41,6 +41,10 @@ F64 = struct.Struct(">d")
 ZERO_UUID = uuid.UUID(int=0)
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+# ``bytes`` records at least this long are not copied into the current chunk: they become a
+# part of their own (``Writer.parts()``), so a response is sent without copying its records.
+ZERO_COPY_MIN = 1024
 _NULL16 = b"\xff\xff"
 _NULL32 = b"\xff\xff\xff\xff"
 
@@ -93,21 +97,40 @@ def short() -> ProtocolError:
     return ProtocolError("length points past the end of the buffer")
 
 
+def bad_length(n: int) -> ProtocolError:
+    if n == -1:
+        return ProtocolError("null where the field is not nullable")
+    return ProtocolError(f"invalid length {n}")
+
+
+def array_too_long(n: int, left: int) -> ProtocolError:
+    return ProtocolError(f"array of {n} elements exceeds the {left} bytes left")
+
+
 def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
-    """Unsigned varint of at most 5 bytes (a 32-bit value)."""
+    """Unsigned varint of at most 5 bytes (a 32-bit value); unrolled for speed."""
     b = buf[pos]
     if b < 0x80:
         return b, pos + 1
     value = b & 0x7F
-    shift = 7
-    for i in range(1, 5):
-        b = buf[pos + i]
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            if value > 0xFFFFFFFF:
-                raise ProtocolError("unsigned varint overflows 32 bits")
-            return value, pos + i + 1
-        shift += 7
+    b = buf[pos + 1]
+    if b < 0x80:
+        return value | (b << 7), pos + 2
+    value |= (b & 0x7F) << 7
+    b = buf[pos + 2]
+    if b < 0x80:
+        return value | (b << 14), pos + 3
+    value |= (b & 0x7F) << 14
+    b = buf[pos + 3]
+    if b < 0x80:
+        return value | (b << 21), pos + 4
+    value |= (b & 0x7F) << 21
+    b = buf[pos + 4]
+    if b < 0x80:
+        value |= b << 28
+        if value > 0xFFFFFFFF:
+            raise ProtocolError("unsigned varint overflows 32 bits")
+        return value, pos + 5
     raise ProtocolError("unsigned varint longer than 5 bytes")
 
 
@@ -365,12 +388,11 @@ class Writer:
     hold a local reference to it across nested writes.
     """
 
-    __slots__ = ("buf", "_parts", "_size")
+    __slots__ = ("buf", "_parts")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self._parts: list[Any] = []
-        self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.buf += data
@@ -381,7 +403,6 @@ class Writer:
             self._parts.append(bytes(self.buf))
             self.buf.clear()
         self._parts.append(obj)
-        self._size += len(obj)
 
     def parts(self) -> list[Any]:
         """The encoded message as chunks in order: ``bytes`` and external objects."""
@@ -406,7 +427,7 @@ class Writer:
                 raise TypeError(
                     f"message holds an external records object ({type(p).__name__}); use parts()"
                 )
-        return b"".join(self._parts) + self.buf
+        return b"".join([*self._parts, self.buf])
 
 
 def write_uvarint(b: bytearray, n: int) -> None:
@@ -499,13 +520,17 @@ def _null_records() -> ValueError:
 
 
 def write_records(w: Writer, v: Any, nullable: bool = True) -> None:
-    """Record data with an int32 length: bytes-like values are copied, anything else with
-    ``__len__`` is appended to ``w`` as an external part."""
+    """Record data with an int32 length.  ``bytes`` of ``ZERO_COPY_MIN`` or more and any
+    non-bytes-like object with ``__len__`` (an external records object) become parts of their
+    own; other bytes-like values are copied into the current chunk."""
     b = w.buf
     if v is None:
         if not nullable:
             raise _null_records()
         b += _NULL32
+    elif type(v) is bytes and len(v) >= ZERO_COPY_MIN:
+        b += I32.pack(len(v))
+        w.append_external(v)
     elif isinstance(v, _BYTES_LIKE):
         b += I32.pack(_nbytes(v))
         b += v
@@ -521,6 +546,9 @@ def write_compact_records(w: Writer, v: Any, nullable: bool = True) -> None:
         if not nullable:
             raise _null_records()
         b.append(0)
+    elif type(v) is bytes and len(v) >= ZERO_COPY_MIN:
+        _compact_len(b, len(v))
+        w.append_external(v)
     elif isinstance(v, _BYTES_LIKE):
         _compact_len(b, _nbytes(v))
         b += v
@@ -573,6 +601,7 @@ class Message:
     """
 
     __slots__ = ()
+    _LAZY_DEFAULTS: dict[str, type] = {}
     _FIELDS: tuple[str, ...] = ()
     _READERS: tuple = ()
     _WRITERS: tuple = ()
@@ -580,6 +609,16 @@ class Message:
     MIN_VERSION = 0
     MAX_VERSION = -1
     FLEXIBLE_MIN_VERSION: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when a slot is unset: decoders leave struct fields at their (fresh struct)
+        # default unset, and the default is built and stored on first access.
+        factory = type(self)._LAZY_DEFAULTS.get(name)
+        if factory is None:
+            raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+        value = factory()
+        object.__setattr__(self, name, value)
+        return value
 
     @classmethod
     def _check_version(cls, version: int, table: tuple) -> Any:

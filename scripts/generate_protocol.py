@@ -297,6 +297,13 @@ def _null_default(f: FieldSpec) -> bool:
     return isinstance(f.default, str) and f.default.strip() == "null"
 
 
+def is_lazy(f: FieldSpec) -> bool:
+    """Struct-valued fields whose default is a fresh struct: decoders leave them unset and the
+    class builds the default on first access (``Message.__getattr__``), which keeps decoding
+    of absent or untransmitted tagged structs free."""
+    return f.struct is not None and not f.is_array and not _null_default(f)
+
+
 def class_ref(st: StructSpec) -> str:
     """Module-level alias for a struct's class (used by generated functions)."""
     return "_C_" + st.ident
@@ -320,6 +327,7 @@ class ModuleEmitter:
         self.common_versions: dict[str, set[int]] = {}
         self.common_flexible: dict[str, Versions] = {}
         self.generated: set[str] = set()
+        self.default_fns: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------
     def use(self, name: str) -> str:
@@ -396,7 +404,7 @@ class ModuleEmitter:
             i += 1
         present = {id(f) for f in regular}
         for f in st.fields:
-            if id(f) not in present:
+            if id(f) not in present and not is_lazy(f):
                 out.append(f"{ind}o.{f.attr} = {default_expr(f)}")
         if not flex:
             out.append(f"{ind}o.unknown_tagged_fields = []")
@@ -495,8 +503,7 @@ class ModuleEmitter:
         nullable = v in f.nullable
         if f.is_array:
             min_size = self.min_element_size(f, v, flex)
-            lenfn = self.use("read_compact_array_len" if flex else "read_array_len")
-            out.append(f"{ind}n, pos = {lenfn}(buf, pos, {nullable}, {min_size})")
+            self.read_count(flex, nullable, min_size, out, ind)
             inner = ind
             if nullable:
                 out.append(f"{ind}if n < 0:")
@@ -540,7 +547,54 @@ class ModuleEmitter:
                 out.append(f"{ind}{target} = {const}.unpack_from(buf, pos)[0]")
             out.append(f"{ind}pos += {size}")
             return
+        if f.type == "records":
+            self.read_records_inline(flex, nullable, target, out, ind)
+            return
         out.append(f"{ind}{target}, pos = {self.scalar_reader(f.type, flex, nullable)}")
+
+    def read_len(self, flex: bool, out: list[str], ind: str) -> None:
+        """``n`` = the raw length: int32, or compact uvarint minus one."""
+        if flex:
+            out.append(f"{ind}n = buf[pos]")
+            out.append(f"{ind}if n < 0x80:")
+            out.append(f"{ind}    pos += 1")
+            out.append(f"{ind}else:")
+            out.append(f"{ind}    n, pos = {self.use('read_uvarint')}(buf, pos)")
+            out.append(f"{ind}n -= 1")
+        else:
+            out.append(f"{ind}n = {self.struct_const('>i')}.unpack_from(buf, pos)[0]")
+            out.append(f"{ind}pos += 4")
+
+    def read_null_check(self, nullable: bool, out: list[str], ind: str) -> None:
+        out.append(f"{ind}if n < 0:")
+        if nullable:
+            out.append(f"{ind}    if n != -1:")
+            out.append(f"{ind}        raise {self.use('bad_length')}(n)")
+        else:
+            out.append(f"{ind}    raise {self.use('bad_length')}(n)")
+
+    def read_count(self, flex: bool, nullable: bool, min_size: int, out: list[str], ind: str) -> None:
+        """Array count into ``n`` (-1 = null), checked against the bytes left."""
+        self.read_len(flex, out, ind)
+        self.read_null_check(nullable, out, ind)
+        cond = "n > len(buf) - pos" if min_size == 1 else f"n * {min_size} > len(buf) - pos"
+        out.append(f"{ind}elif {cond}:")
+        out.append(f"{ind}    raise {self.use('array_too_long')}(n, len(buf) - pos)")
+
+    def read_records_inline(self, flex: bool, nullable: bool, target: str, out: list[str], ind: str) -> None:
+        """Records: a zero-copy slice of ``buf``."""
+        self.read_len(flex, out, ind)
+        self.read_null_check(nullable, out, ind)
+        inner = ind
+        if nullable:
+            out.append(f"{ind}    {target} = None")
+            out.append(f"{ind}else:")
+            inner = ind + "    "
+        out.append(f"{inner}end = pos + n")
+        out.append(f"{inner}if end > len(buf):")
+        out.append(f"{inner}    raise {self.use('short')}()")
+        out.append(f"{inner}{target} = buf[pos:end]")
+        out.append(f"{inner}pos = end")
 
     # -- writing -----------------------------------------------------------------------
     def write_body(self, st: StructSpec, v: int, flex: bool) -> str:
@@ -576,6 +630,8 @@ class ModuleEmitter:
                     out.append(f"{ind}v = o.{f.attr}")
                     if _null_default(f):
                         out.append(f"{ind}if v is not None:")
+                    elif f.struct is not None and not f.is_array:
+                        out.append(f"{ind}if v is None or not {self.is_default_fn(f.struct)}(v):")
                     else:
                         out.append(f"{ind}if v != {default_expr(f)}:")
                     i2 = ind + "    "
@@ -594,6 +650,26 @@ class ModuleEmitter:
         if len(out) == 1:
             out = [f"{ind}pass"]
         return "\n".join(out) + "\n"
+
+    def is_default_fn(self, st: StructSpec) -> str:
+        """Name of a generated ``_is_default_<Path>(v)``: is every field at its default?"""
+        name = f"_is_default_{st.ident}"
+        if name in self.default_fns:
+            return name
+        self.default_fns.add(name)
+        conds = []
+        for f in st.fields:
+            if f.struct is not None and not f.is_array and not _null_default(f):
+                conds.append(f"v.{f.attr} is not None and {self.is_default_fn(f.struct)}(v.{f.attr})")
+            elif f.is_array:
+                conds.append(f"v.{f.attr} is None" if _null_default(f) else f"v.{f.attr} == []")
+            else:
+                d = default_expr(f)
+                conds.append(f"v.{f.attr} is None" if d == "None" else f"v.{f.attr} == {d}")
+        conds.append("not v.unknown_tagged_fields")
+        body = " and ".join(conds)
+        self.funcs.append(f"def {name}(v):\n    return {body}")
+        return name
 
     def scalar_writer(self, t: str, flex: bool, nullable: bool, value: str, b: str, w: str) -> str:
         if t in ("string", "bytes"):
@@ -755,6 +831,10 @@ class ModuleEmitter:
                     else:
                         readers.append("None")
                         writers.append("None")
+                lazy = [f for f in st.fields if is_lazy(f)]
+                if lazy:
+                    items = ", ".join(f"{f.attr!r}: {class_ref(f.struct)}" for f in lazy)
+                    wiring.append(f"{dotted}._LAZY_DEFAULTS = {{{items}}}")
                 wiring.append(f"{dotted}._READERS = ({''.join(r + ', ' for r in readers)})")
                 wiring.append(f"{dotted}._WRITERS = ({''.join(r + ', ' for r in writers)})")
 

@@ -9,13 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_string = _p.write_compact_string
 _write_string = _p.write_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -114,7 +115,12 @@ _C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirP
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -123,7 +129,16 @@ def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic_
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -157,7 +172,12 @@ def _write_AlterReplicaLogDirsRequest_AlterReplicaLogDir_AlterReplicaLogDirTopic
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir)
     o.path, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -171,7 +191,16 @@ def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v1(buf, pos):
 def _read_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir)
     o.path, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -211,7 +240,12 @@ def _write_AlterReplicaLogDirsRequest_AlterReplicaLogDir_v2(o, w):
 
 def _read_AlterReplicaLogDirsRequest_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -224,7 +258,16 @@ def _read_AlterReplicaLogDirsRequest_v1(buf, pos):
 
 def _read_AlterReplicaLogDirsRequest_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -298,7 +341,12 @@ def _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplic
 def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -312,7 +360,16 @@ def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(buf, pos)
 def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -354,7 +411,12 @@ def _read_AlterReplicaLogDirsResponse_v1(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +431,16 @@ def _read_AlterReplicaLogDirsResponse_v2(buf, pos):
     o = _new(_C_AlterReplicaLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -10,9 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
@@ -274,7 +274,12 @@ def _read_ApiVersionsResponse_v0(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -294,7 +299,12 @@ def _read_ApiVersionsResponse_v1(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -318,7 +328,16 @@ def _read_ApiVersionsResponse_v3(buf, pos):
     o = _new(_C_ApiVersionsResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -341,7 +360,16 @@ def _read_ApiVersionsResponse_v3(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 6)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 6 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -356,7 +384,16 @@ def _read_ApiVersionsResponse_v3(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, False, 6)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 6 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):

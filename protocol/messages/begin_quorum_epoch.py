@@ -10,9 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
@@ -205,7 +205,12 @@ def _write_BeginQuorumEpochRequest_TopicData_PartitionData_v1(o, w):
 def _read_BeginQuorumEpochRequest_TopicData_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -219,7 +224,16 @@ def _read_BeginQuorumEpochRequest_TopicData_v0(buf, pos):
 def _read_BeginQuorumEpochRequest_TopicData_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 29)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 29 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -286,7 +300,12 @@ def _write_BeginQuorumEpochRequest_LeaderEndpoint_v1(o, w):
 def _read_BeginQuorumEpochRequest_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochRequest)
     o.cluster_id, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -304,14 +323,32 @@ def _read_BeginQuorumEpochRequest_v1(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_BeginQuorumEpochRequest_TopicData_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +429,12 @@ def _write_BeginQuorumEpochResponse_TopicData_PartitionData_v1(o, w):
 def _read_BeginQuorumEpochResponse_TopicData_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -406,7 +448,16 @@ def _read_BeginQuorumEpochResponse_TopicData_v0(buf, pos):
 def _read_BeginQuorumEpochResponse_TopicData_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 15)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 15 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -475,7 +526,12 @@ def _read_BeginQuorumEpochResponse_v0(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -491,7 +547,16 @@ def _read_BeginQuorumEpochResponse_v1(buf, pos):
     o = _new(_C_BeginQuorumEpochResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -509,7 +574,16 @@ def _read_BeginQuorumEpochResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 8)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 8 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):

@@ -10,8 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
 _read_uuid_array = _p.read_uuid_array
@@ -94,7 +95,16 @@ def _read_BrokerHeartbeatRequest_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 o.offline_log_dirs, pos = _read_uuid_array(buf, pos, n)
                 if pos > end:
                     raise _tag_overrun(tag)
@@ -120,12 +130,31 @@ def _read_BrokerHeartbeatRequest_v2(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 o.offline_log_dirs, pos = _read_uuid_array(buf, pos, n)
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 1:
-                n, pos = _read_compact_array_len(buf, pos, True, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.cordoned_log_dirs = None
                 else:

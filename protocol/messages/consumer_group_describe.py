@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -141,7 +143,16 @@ def _read_TopicPartitions_v0(buf, pos):
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -173,7 +184,16 @@ _write_TopicPartitions_v1 = _write_TopicPartitions_v0
 
 def _read_Assignment_v0(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 19)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 19 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -209,7 +229,16 @@ _write_Assignment_v1 = _write_Assignment_v0
 
 def _read_ConsumerGroupDescribeRequest_v0(buf, pos):
     o = _new(_C_ConsumerGroupDescribeRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -255,7 +284,16 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
     pos += 4
     o.client_id, pos = _read_compact_string(buf, pos)
     o.client_host, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -283,7 +321,16 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_Member_v1(buf, pos):
     pos += 4
     o.client_id, pos = _read_compact_string(buf, pos)
     o.client_host, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -358,7 +405,16 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_v0(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 16)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -385,7 +441,16 @@ def _read_ConsumerGroupDescribeResponse_DescribedGroup_v1(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 17)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 17 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -446,7 +511,16 @@ def _read_ConsumerGroupDescribeResponse_v0(buf, pos):
     o = _new(_C_ConsumerGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -465,7 +539,16 @@ def _read_ConsumerGroupDescribeResponse_v1(buf, pos):
     o = _new(_C_ConsumerGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -518,5 +601,6 @@ ConsumerGroupDescribeResponse._READERS = (_read_ConsumerGroupDescribeResponse_v0
 ConsumerGroupDescribeResponse._WRITERS = (_write_ConsumerGroupDescribeResponse_v0, _write_ConsumerGroupDescribeResponse_v1, )
 ConsumerGroupDescribeResponse.DescribedGroup._READERS = (_read_ConsumerGroupDescribeResponse_DescribedGroup_v0, _read_ConsumerGroupDescribeResponse_DescribedGroup_v1, )
 ConsumerGroupDescribeResponse.DescribedGroup._WRITERS = (_write_ConsumerGroupDescribeResponse_DescribedGroup_v0, _write_ConsumerGroupDescribeResponse_DescribedGroup_v1, )
+ConsumerGroupDescribeResponse.DescribedGroup.Member._LAZY_DEFAULTS = {'assignment': _C_Assignment, 'target_assignment': _C_Assignment}
 ConsumerGroupDescribeResponse.DescribedGroup.Member._READERS = (_read_ConsumerGroupDescribeResponse_DescribedGroup_Member_v0, _read_ConsumerGroupDescribeResponse_DescribedGroup_Member_v1, )
 ConsumerGroupDescribeResponse.DescribedGroup.Member._WRITERS = (_write_ConsumerGroupDescribeResponse_DescribedGroup_Member_v0, _write_ConsumerGroupDescribeResponse_DescribedGroup_Member_v1, )

@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_nullable_string = _p.write_nullable_string
@@ -107,7 +108,12 @@ _C_CreatePartitionsResponse_CreatePartitionsTopicResult = CreatePartitionsRespon
 
 def _read_CreatePartitionsRequest_CreatePartitionsTopic_CreatePartitionsAssignment_v0(buf, pos):
     o = _new(_C_CreatePartitionsRequest_CreatePartitionsTopic_CreatePartitionsAssignment)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.broker_ids, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -118,7 +124,16 @@ _read_CreatePartitionsRequest_CreatePartitionsTopic_CreatePartitionsAssignment_v
 
 def _read_CreatePartitionsRequest_CreatePartitionsTopic_CreatePartitionsAssignment_v2(buf, pos):
     o = _new(_C_CreatePartitionsRequest_CreatePartitionsTopic_CreatePartitionsAssignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.broker_ids, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -161,7 +176,13 @@ def _read_CreatePartitionsRequest_CreatePartitionsTopic_v0(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.count = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, True, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.assignments = None
     else:
@@ -183,7 +204,17 @@ def _read_CreatePartitionsRequest_CreatePartitionsTopic_v2(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.count = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.assignments = None
     else:
@@ -243,7 +274,12 @@ _write_CreatePartitionsRequest_CreatePartitionsTopic_v3 = _write_CreatePartition
 
 def _read_CreatePartitionsRequest_v0(buf, pos):
     o = _new(_C_CreatePartitionsRequest)
-    n, pos = _read_array_len(buf, pos, False, 10)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 10 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -261,7 +297,16 @@ _read_CreatePartitionsRequest_v1 = _read_CreatePartitionsRequest_v0
 
 def _read_CreatePartitionsRequest_v2(buf, pos):
     o = _new(_C_CreatePartitionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +414,12 @@ def _read_CreatePartitionsResponse_v0(buf, pos):
     o = _new(_C_CreatePartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -387,7 +437,16 @@ def _read_CreatePartitionsResponse_v2(buf, pos):
     o = _new(_C_CreatePartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -10,10 +10,10 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
@@ -158,7 +158,12 @@ def _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v2(buf, 
     o = _new(_C_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.broker_ids, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -172,7 +177,16 @@ def _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v5(buf, 
     o = _new(_C_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.broker_ids, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -273,14 +287,24 @@ def _read_CreateTopicsRequest_CreatableTopic_v2(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 8)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v2(buf, pos)
         append(item)
     o.assignments = items
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -300,14 +324,32 @@ def _read_CreateTopicsRequest_CreatableTopic_v5(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableReplicaAssignment_v5(buf, pos)
         append(item)
     o.assignments = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +411,12 @@ _write_CreateTopicsRequest_CreatableTopic_v7 = _write_CreateTopicsRequest_Creata
 
 def _read_CreateTopicsRequest_v2(buf, pos):
     o = _new(_C_CreateTopicsRequest)
-    n, pos = _read_array_len(buf, pos, False, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -388,7 +435,16 @@ _read_CreateTopicsRequest_v4 = _read_CreateTopicsRequest_v2
 
 def _read_CreateTopicsRequest_v5(buf, pos):
     o = _new(_C_CreateTopicsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 10)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 10 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -501,7 +557,17 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v5(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, True, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.configs = None
     else:
@@ -546,7 +612,17 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v7(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, True, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.configs = None
     else:
@@ -649,7 +725,12 @@ def _read_CreateTopicsResponse_v2(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -668,7 +749,16 @@ def _read_CreateTopicsResponse_v5(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 12)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -690,7 +780,16 @@ def _read_CreateTopicsResponse_v7(buf, pos):
     o = _new(_C_CreateTopicsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 28)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 28 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

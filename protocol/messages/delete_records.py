@@ -9,11 +9,12 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_string = _p.read_compact_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_string = _p.write_compact_string
 _write_string = _p.write_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -156,7 +157,12 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v2(o, 
 def _read_DeleteRecordsRequest_DeleteRecordsTopic_v0(buf, pos):
     o = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -173,7 +179,16 @@ _read_DeleteRecordsRequest_DeleteRecordsTopic_v1 = _read_DeleteRecordsRequest_De
 def _read_DeleteRecordsRequest_DeleteRecordsTopic_v2(buf, pos):
     o = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 13)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -216,7 +231,12 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_v2(o, w):
 
 def _read_DeleteRecordsRequest_v0(buf, pos):
     o = _new(_C_DeleteRecordsRequest)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -234,7 +254,16 @@ _read_DeleteRecordsRequest_v1 = _read_DeleteRecordsRequest_v0
 
 def _read_DeleteRecordsRequest_v2(buf, pos):
     o = _new(_C_DeleteRecordsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -321,7 +350,12 @@ def _write_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartition
 def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(buf, pos):
     o = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -338,7 +372,16 @@ _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v1 = _read_DeleteRecordsRes
 def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(buf, pos):
     o = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 15)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 15 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -383,7 +426,12 @@ def _read_DeleteRecordsResponse_v0(buf, pos):
     o = _new(_C_DeleteRecordsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -401,7 +449,16 @@ def _read_DeleteRecordsResponse_v2(buf, pos):
     o = _new(_C_DeleteRecordsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

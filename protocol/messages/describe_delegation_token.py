@@ -9,13 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_bytes = _p.read_bytes
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_bytes = _p.read_compact_bytes
 _read_compact_string = _p.read_compact_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_bytes = _p.write_bytes
 _write_compact_bytes = _p.write_compact_bytes
 _write_compact_string = _p.write_compact_string
@@ -154,7 +155,13 @@ _write_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v3 = _write_D
 
 def _read_DescribeDelegationTokenRequest_v1(buf, pos):
     o = _new(_C_DescribeDelegationTokenRequest)
-    n, pos = _read_array_len(buf, pos, True, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.owners = None
     else:
@@ -170,7 +177,17 @@ def _read_DescribeDelegationTokenRequest_v1(buf, pos):
 
 def _read_DescribeDelegationTokenRequest_v2(buf, pos):
     o = _new(_C_DescribeDelegationTokenRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.owners = None
     else:
@@ -272,7 +289,12 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v1(buf, pos):
     pos += 24
     o.token_id, pos = _read_string(buf, pos)
     o.hmac, pos = _read_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -293,7 +315,16 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v2(buf, pos):
     pos += 24
     o.token_id, pos = _read_compact_string(buf, pos)
     o.hmac, pos = _read_compact_bytes(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -320,7 +351,16 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v3(buf, pos):
     pos += 24
     o.token_id, pos = _read_compact_string(buf, pos)
     o.hmac, pos = _read_compact_bytes(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -390,7 +430,12 @@ def _read_DescribeDelegationTokenResponse_v1(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 38)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 38 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -407,7 +452,16 @@ def _read_DescribeDelegationTokenResponse_v2(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 30)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 30 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -428,7 +482,16 @@ def _read_DescribeDelegationTokenResponse_v3(buf, pos):
     o = _new(_C_DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 32)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 32 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

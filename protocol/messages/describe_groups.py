@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_bytes = _p.read_bytes
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_bytes = _p.read_compact_bytes
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_bytes = _p.write_bytes
 _write_compact_bytes = _p.write_compact_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -103,7 +104,12 @@ _C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember = DescribeGroupsRe
 
 def _read_DescribeGroupsRequest_v0(buf, pos):
     o = _new(_C_DescribeGroupsRequest)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -121,7 +127,12 @@ _read_DescribeGroupsRequest_v2 = _read_DescribeGroupsRequest_v0
 
 def _read_DescribeGroupsRequest_v3(buf, pos):
     o = _new(_C_DescribeGroupsRequest)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -139,7 +150,16 @@ _read_DescribeGroupsRequest_v4 = _read_DescribeGroupsRequest_v3
 
 def _read_DescribeGroupsRequest_v5(buf, pos):
     o = _new(_C_DescribeGroupsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -298,7 +318,12 @@ def _read_DescribeGroupsResponse_DescribedGroup_v0(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -323,7 +348,12 @@ def _read_DescribeGroupsResponse_DescribedGroup_v3(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -345,7 +375,12 @@ def _read_DescribeGroupsResponse_DescribedGroup_v4(buf, pos):
     o.group_state, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
     o.protocol_data, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -367,7 +402,16 @@ def _read_DescribeGroupsResponse_DescribedGroup_v5(buf, pos):
     o.group_state, pos = _read_compact_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
     o.protocol_data, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -394,7 +438,16 @@ def _read_DescribeGroupsResponse_DescribedGroup_v6(buf, pos):
     o.group_state, pos = _read_compact_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
     o.protocol_data, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -497,7 +550,12 @@ def _write_DescribeGroupsResponse_DescribedGroup_v6(o, w):
 
 def _read_DescribeGroupsResponse_v0(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -513,7 +571,12 @@ def _read_DescribeGroupsResponse_v1(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 14)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -531,7 +594,12 @@ def _read_DescribeGroupsResponse_v3(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -546,7 +614,12 @@ def _read_DescribeGroupsResponse_v4(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -561,7 +634,16 @@ def _read_DescribeGroupsResponse_v5(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 12)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -580,7 +662,16 @@ def _read_DescribeGroupsResponse_v6(buf, pos):
     o = _new(_C_DescribeGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 13)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,13 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_string = _p.write_compact_string
 _write_string = _p.write_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -125,7 +126,12 @@ _C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLo
 def _read_DescribeLogDirsRequest_DescribableLogDirTopic_v1(buf, pos):
     o = _new(_C_DescribeLogDirsRequest_DescribableLogDirTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -134,7 +140,16 @@ def _read_DescribeLogDirsRequest_DescribableLogDirTopic_v1(buf, pos):
 def _read_DescribeLogDirsRequest_DescribableLogDirTopic_v2(buf, pos):
     o = _new(_C_DescribeLogDirsRequest_DescribableLogDirTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -177,7 +192,13 @@ _write_DescribeLogDirsRequest_DescribableLogDirTopic_v5 = _write_DescribeLogDirs
 
 def _read_DescribeLogDirsRequest_v1(buf, pos):
     o = _new(_C_DescribeLogDirsRequest)
-    n, pos = _read_array_len(buf, pos, True, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -193,7 +214,17 @@ def _read_DescribeLogDirsRequest_v1(buf, pos):
 
 def _read_DescribeLogDirsRequest_v2(buf, pos):
     o = _new(_C_DescribeLogDirsRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -296,7 +327,12 @@ _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_Descri
 def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1(buf, pos):
     o = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 21)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 21 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -310,7 +346,16 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1(
 def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v2(buf, pos):
     o = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 22)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -363,7 +408,12 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v1(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -382,7 +432,16 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v2(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -408,7 +467,16 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v4(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -431,7 +499,16 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_v5(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -512,7 +589,12 @@ def _read_DescribeLogDirsResponse_v1(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 8)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -528,7 +610,16 @@ def _read_DescribeLogDirsResponse_v2(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -548,7 +639,16 @@ def _read_DescribeLogDirsResponse_v3(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -567,7 +667,16 @@ def _read_DescribeLogDirsResponse_v4(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 21)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 21 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -586,7 +695,16 @@ def _read_DescribeLogDirsResponse_v5(buf, pos):
     o = _new(_C_DescribeLogDirsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 22)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

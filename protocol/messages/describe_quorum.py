@@ -9,10 +9,12 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -279,7 +281,16 @@ _write_DescribeQuorumRequest_TopicData_PartitionData_v2 = _write_DescribeQuorumR
 def _read_DescribeQuorumRequest_TopicData_v0(buf, pos):
     o = _new(_C_DescribeQuorumRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -318,7 +329,16 @@ _write_DescribeQuorumRequest_TopicData_v2 = _write_DescribeQuorumRequest_TopicDa
 
 def _read_DescribeQuorumRequest_v0(buf, pos):
     o = _new(_C_DescribeQuorumRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -358,14 +378,32 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData_PartitionData)
     o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_compact_array_len(buf, pos, False, 13)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v0(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 13)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -385,14 +423,32 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData_PartitionData)
     o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_compact_array_len(buf, pos, False, 29)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 29 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v1(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 29)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 29 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -415,14 +471,32 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v2(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.leader_id, o.leader_epoch, o.high_watermark = _S_iiq.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 45)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 45 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ReplicaState_v2(buf, pos)
         append(item)
     o.current_voters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 45)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 45 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -496,7 +570,16 @@ def _write_DescribeQuorumResponse_TopicData_PartitionData_v2(o, w):
 def _read_DescribeQuorumResponse_TopicData_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 25)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 25 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -514,7 +597,16 @@ def _read_DescribeQuorumResponse_TopicData_v0(buf, pos):
 def _read_DescribeQuorumResponse_TopicData_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 25)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 25 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -532,7 +624,16 @@ def _read_DescribeQuorumResponse_TopicData_v1(buf, pos):
 def _read_DescribeQuorumResponse_TopicData_v2(buf, pos):
     o = _new(_C_DescribeQuorumResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -619,7 +720,16 @@ def _read_DescribeQuorumResponse_Node_v2(buf, pos):
     o = _new(_C_DescribeQuorumResponse_Node)
     o.node_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -652,7 +762,16 @@ def _read_DescribeQuorumResponse_v0(buf, pos):
     o = _new(_C_DescribeQuorumResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -673,7 +792,16 @@ def _read_DescribeQuorumResponse_v1(buf, pos):
     o = _new(_C_DescribeQuorumResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -695,14 +823,32 @@ def _read_DescribeQuorumResponse_v2(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_DescribeQuorumResponse_TopicData_v2(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -187,7 +189,16 @@ def _write_DescribeTopicPartitionsRequest_Cursor_v0(o, w):
 
 def _read_DescribeTopicPartitionsRequest_v0(buf, pos):
     o = _new(_C_DescribeTopicPartitionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -233,21 +244,68 @@ def _read_DescribeTopicPartitionsResponse_DescribeTopicPartitionsResponseTopic_D
     o = _new(_C_DescribeTopicPartitionsResponse_DescribeTopicPartitionsResponseTopic_DescribeTopicPartitionsResponsePartition)
     o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
     pos += 14
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replica_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, True, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.eligible_leader_replicas = None
     else:
         o.eligible_leader_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, True, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.last_known_elr = None
     else:
         o.last_known_elr, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.offline_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -297,7 +355,16 @@ def _read_DescribeTopicPartitionsResponse_DescribeTopicPartitionsResponseTopic_v
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -359,7 +426,16 @@ def _read_DescribeTopicPartitionsResponse_v0(buf, pos):
     o = _new(_C_DescribeTopicPartitionsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -10,19 +10,18 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_records = _p.read_compact_records
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
-_read_records = _p.read_records
 _read_string = _p.read_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
+_short = _p.short
 _tag_overrun = _p.tag_overrun
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -508,7 +507,12 @@ def _write_FetchRequest_FetchTopic_FetchPartition_v18(o, w):
 def _read_FetchRequest_FetchTopic_v4(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -523,7 +527,12 @@ def _read_FetchRequest_FetchTopic_v4(buf, pos):
 def _read_FetchRequest_FetchTopic_v5(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 24)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 24 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -543,7 +552,12 @@ _read_FetchRequest_FetchTopic_v8 = _read_FetchRequest_FetchTopic_v5
 def _read_FetchRequest_FetchTopic_v9(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 28)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 28 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -562,7 +576,16 @@ _read_FetchRequest_FetchTopic_v11 = _read_FetchRequest_FetchTopic_v9
 def _read_FetchRequest_FetchTopic_v12(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -582,7 +605,16 @@ def _read_FetchRequest_FetchTopic_v13(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -607,7 +639,16 @@ def _read_FetchRequest_FetchTopic_v17(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -627,7 +668,16 @@ def _read_FetchRequest_FetchTopic_v18(buf, pos):
     o = _new(_C_FetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -743,7 +793,12 @@ def _write_FetchRequest_FetchTopic_v18(o, w):
 def _read_FetchRequest_ForgottenTopic_v7(buf, pos):
     o = _new(_C_FetchRequest_ForgottenTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.topic_id = _ZERO_UUID
     o.unknown_tagged_fields = []
@@ -759,7 +814,16 @@ _read_FetchRequest_ForgottenTopic_v11 = _read_FetchRequest_ForgottenTopic_v7
 def _read_FetchRequest_ForgottenTopic_v12(buf, pos):
     o = _new(_C_FetchRequest_ForgottenTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.topic_id = _ZERO_UUID
     if buf[pos] == 0:
@@ -774,7 +838,16 @@ def _read_FetchRequest_ForgottenTopic_v13(buf, pos):
     o = _new(_C_FetchRequest_ForgottenTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.topic = ''
     if buf[pos] == 0:
@@ -843,7 +916,12 @@ def _read_FetchRequest_v4(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
     pos += 17
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -851,7 +929,6 @@ def _read_FetchRequest_v4(buf, pos):
         append(item)
     o.topics = items
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     o.session_id = 0
     o.session_epoch = -1
     o.forgotten_topics_data = []
@@ -864,7 +941,12 @@ def _read_FetchRequest_v5(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
     pos += 17
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -872,7 +954,6 @@ def _read_FetchRequest_v5(buf, pos):
         append(item)
     o.topics = items
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     o.session_id = 0
     o.session_epoch = -1
     o.forgotten_topics_data = []
@@ -888,14 +969,24 @@ def _read_FetchRequest_v7(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v5(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -903,7 +994,6 @@ def _read_FetchRequest_v7(buf, pos):
         append(item)
     o.forgotten_topics_data = items
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     o.rack_id = ''
     o.unknown_tagged_fields = []
     return o, pos
@@ -916,14 +1006,24 @@ def _read_FetchRequest_v9(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v9(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -931,7 +1031,6 @@ def _read_FetchRequest_v9(buf, pos):
         append(item)
     o.forgotten_topics_data = items
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     o.rack_id = ''
     o.unknown_tagged_fields = []
     return o, pos
@@ -944,14 +1043,24 @@ def _read_FetchRequest_v11(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v9(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -960,7 +1069,6 @@ def _read_FetchRequest_v11(buf, pos):
     o.forgotten_topics_data = items
     o.rack_id, pos = _read_string(buf, pos)
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -969,14 +1077,32 @@ def _read_FetchRequest_v12(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v12(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -985,7 +1111,6 @@ def _read_FetchRequest_v12(buf, pos):
     o.forgotten_topics_data = items
     o.rack_id, pos = _read_compact_string(buf, pos)
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1009,14 +1134,32 @@ def _read_FetchRequest_v13(buf, pos):
     o = _new(_C_FetchRequest)
     o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
     pos += 25
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v13(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1025,7 +1168,6 @@ def _read_FetchRequest_v13(buf, pos):
     o.forgotten_topics_data = items
     o.rack_id, pos = _read_compact_string(buf, pos)
     o.cluster_id = None
-    o.replica_state = _C_FetchRequest_ReplicaState()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1052,14 +1194,32 @@ def _read_FetchRequest_v15(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v13(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1069,7 +1229,6 @@ def _read_FetchRequest_v15(buf, pos):
     o.rack_id, pos = _read_compact_string(buf, pos)
     o.cluster_id = None
     o.replica_id = -1
-    o.replica_state = _C_FetchRequest_ReplicaState()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1100,14 +1259,32 @@ def _read_FetchRequest_v17(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v17(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1117,7 +1294,6 @@ def _read_FetchRequest_v17(buf, pos):
     o.rack_id, pos = _read_compact_string(buf, pos)
     o.cluster_id = None
     o.replica_id = -1
-    o.replica_state = _C_FetchRequest_ReplicaState()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1145,14 +1321,32 @@ def _read_FetchRequest_v18(buf, pos):
     o = _new(_C_FetchRequest)
     o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
     pos += 21
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_FetchRequest_FetchTopic_v18(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1162,7 +1356,6 @@ def _read_FetchRequest_v18(buf, pos):
     o.rack_id, pos = _read_compact_string(buf, pos)
     o.cluster_id = None
     o.replica_id = -1
-    o.replica_state = _C_FetchRequest_ReplicaState()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1308,6 +1501,10 @@ def _write_FetchRequest_v13(o, w):
 _write_FetchRequest_v14 = _write_FetchRequest_v13
 
 
+def _is_default_FetchRequest_ReplicaState(v):
+    return v.replica_id == -1 and v.replica_epoch == -1 and not v.unknown_tagged_fields
+
+
 def _write_FetchRequest_v15(o, w):
     b = w.buf
     b += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
@@ -1328,7 +1525,7 @@ def _write_FetchRequest_v15(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v != _C_FetchRequest_ReplicaState():
+    if v is None or not _is_default_FetchRequest_ReplicaState(v):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -1362,7 +1559,7 @@ def _write_FetchRequest_v17(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v != _C_FetchRequest_ReplicaState():
+    if v is None or not _is_default_FetchRequest_ReplicaState(v):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -1393,7 +1590,7 @@ def _write_FetchRequest_v18(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v != _C_FetchRequest_ReplicaState():
+    if v is None or not _is_default_FetchRequest_ReplicaState(v):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -1591,7 +1788,13 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v4(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _S_ihqq.unpack_from(buf, pos)
     pos += 22
-    n, pos = _read_array_len(buf, pos, True, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1601,11 +1804,19 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v4(buf, pos):
             item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(buf, pos)
             append(item)
         o.aborted_transactions = items
-    o.records, pos = _read_records(buf, pos, True)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     o.log_start_offset = -1
-    o.diverging_epoch = _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset()
-    o.current_leader = _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch()
-    o.snapshot_id = _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId()
     o.preferred_read_replica = -1
     o.unknown_tagged_fields = []
     return o, pos
@@ -1615,7 +1826,13 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v5(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, True, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1625,10 +1842,18 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v5(buf, pos):
             item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(buf, pos)
             append(item)
         o.aborted_transactions = items
-    o.records, pos = _read_records(buf, pos, True)
-    o.diverging_epoch = _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset()
-    o.current_leader = _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch()
-    o.snapshot_id = _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId()
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     o.preferred_read_replica = -1
     o.unknown_tagged_fields = []
     return o, pos
@@ -1645,7 +1870,13 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v11(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, True, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1657,10 +1888,18 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v11(buf, pos):
         o.aborted_transactions = items
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    o.records, pos = _read_records(buf, pos, True)
-    o.diverging_epoch = _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset()
-    o.current_leader = _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch()
-    o.snapshot_id = _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId()
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -1669,7 +1908,17 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v12(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData)
     o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, True, 17)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 17 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.aborted_transactions = None
     else:
@@ -1681,10 +1930,22 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v12(buf, pos):
         o.aborted_transactions = items
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    o.records, pos = _read_compact_records(buf, pos, True)
-    o.diverging_epoch = _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset()
-    o.current_leader = _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch()
-    o.snapshot_id = _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId()
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -1767,6 +2028,18 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v11(o, w):
     _write_records(w, o.records, True)
 
 
+def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset(v):
+    return v.epoch == -1 and v.end_offset == -1 and not v.unknown_tagged_fields
+
+
+def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch(v):
+    return v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields
+
+
+def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId(v):
+    return v.end_offset == -1 and v.epoch == -1 and not v.unknown_tagged_fields
+
+
 def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
     b = w.buf
     b += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
@@ -1781,17 +2054,17 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
     _write_compact_records(w, o.records, True)
     tags = []
     v = o.diverging_epoch
-    if v != _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset():
+    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset(v):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12(v, t)
         tags.append((0, t.getvalue()))
     v = o.current_leader
-    if v != _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch():
+    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch(v):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v12(v, t)
         tags.append((1, t.getvalue()))
     v = o.snapshot_id
-    if v != _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId():
+    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId(v):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId_v12(v, t)
         tags.append((2, t.getvalue()))
@@ -1813,7 +2086,12 @@ _write_FetchResponse_FetchableTopicResponse_PartitionData_v18 = _write_FetchResp
 def _read_FetchResponse_FetchableTopicResponse_v4(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 30)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 30 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1828,7 +2106,12 @@ def _read_FetchResponse_FetchableTopicResponse_v4(buf, pos):
 def _read_FetchResponse_FetchableTopicResponse_v5(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 38)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 38 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1850,7 +2133,12 @@ _read_FetchResponse_FetchableTopicResponse_v10 = _read_FetchResponse_FetchableTo
 def _read_FetchResponse_FetchableTopicResponse_v11(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 42)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 42 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1865,7 +2153,16 @@ def _read_FetchResponse_FetchableTopicResponse_v11(buf, pos):
 def _read_FetchResponse_FetchableTopicResponse_v12(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 37)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 37 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1885,7 +2182,16 @@ def _read_FetchResponse_FetchableTopicResponse_v13(buf, pos):
     o = _new(_C_FetchResponse_FetchableTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 37)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 37 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2018,7 +2324,12 @@ def _read_FetchResponse_v4(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2036,7 +2347,12 @@ def _read_FetchResponse_v5(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2057,7 +2373,12 @@ def _read_FetchResponse_v7(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2078,7 +2399,12 @@ def _read_FetchResponse_v11(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2094,7 +2420,16 @@ def _read_FetchResponse_v12(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2114,7 +2449,16 @@ def _read_FetchResponse_v13(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2138,7 +2482,16 @@ def _read_FetchResponse_v16(buf, pos):
     o = _new(_C_FetchResponse)
     o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -2156,7 +2509,16 @@ def _read_FetchResponse_v16(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 11)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 11 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -2279,6 +2641,7 @@ _write_FetchResponse_v17 = _write_FetchResponse_v16
 _write_FetchResponse_v18 = _write_FetchResponse_v16
 
 
+FetchRequest._LAZY_DEFAULTS = {'replica_state': _C_FetchRequest_ReplicaState}
 FetchRequest._READERS = (None, None, None, None, _read_FetchRequest_v4, _read_FetchRequest_v5, _read_FetchRequest_v5, _read_FetchRequest_v7, _read_FetchRequest_v7, _read_FetchRequest_v9, _read_FetchRequest_v9, _read_FetchRequest_v11, _read_FetchRequest_v12, _read_FetchRequest_v13, _read_FetchRequest_v13, _read_FetchRequest_v15, _read_FetchRequest_v15, _read_FetchRequest_v17, _read_FetchRequest_v18, )
 FetchRequest._WRITERS = (None, None, None, None, _write_FetchRequest_v4, _write_FetchRequest_v5, _write_FetchRequest_v5, _write_FetchRequest_v7, _write_FetchRequest_v7, _write_FetchRequest_v9, _write_FetchRequest_v9, _write_FetchRequest_v11, _write_FetchRequest_v12, _write_FetchRequest_v13, _write_FetchRequest_v13, _write_FetchRequest_v15, _write_FetchRequest_v15, _write_FetchRequest_v17, _write_FetchRequest_v18, )
 FetchRequest.ReplicaState._READERS = (None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, _read_FetchRequest_ReplicaState_v15, _read_FetchRequest_ReplicaState_v15, _read_FetchRequest_ReplicaState_v15, _read_FetchRequest_ReplicaState_v15, )
@@ -2293,6 +2656,7 @@ FetchResponse._READERS = (None, None, None, None, _read_FetchResponse_v4, _read_
 FetchResponse._WRITERS = (None, None, None, None, _write_FetchResponse_v4, _write_FetchResponse_v5, _write_FetchResponse_v5, _write_FetchResponse_v7, _write_FetchResponse_v7, _write_FetchResponse_v7, _write_FetchResponse_v7, _write_FetchResponse_v11, _write_FetchResponse_v12, _write_FetchResponse_v13, _write_FetchResponse_v13, _write_FetchResponse_v13, _write_FetchResponse_v16, _write_FetchResponse_v16, _write_FetchResponse_v16, )
 FetchResponse.FetchableTopicResponse._READERS = (None, None, None, None, _read_FetchResponse_FetchableTopicResponse_v4, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v5, _read_FetchResponse_FetchableTopicResponse_v11, _read_FetchResponse_FetchableTopicResponse_v12, _read_FetchResponse_FetchableTopicResponse_v13, _read_FetchResponse_FetchableTopicResponse_v13, _read_FetchResponse_FetchableTopicResponse_v13, _read_FetchResponse_FetchableTopicResponse_v13, _read_FetchResponse_FetchableTopicResponse_v13, _read_FetchResponse_FetchableTopicResponse_v13, )
 FetchResponse.FetchableTopicResponse._WRITERS = (None, None, None, None, _write_FetchResponse_FetchableTopicResponse_v4, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v5, _write_FetchResponse_FetchableTopicResponse_v11, _write_FetchResponse_FetchableTopicResponse_v12, _write_FetchResponse_FetchableTopicResponse_v13, _write_FetchResponse_FetchableTopicResponse_v13, _write_FetchResponse_FetchableTopicResponse_v13, _write_FetchResponse_FetchableTopicResponse_v13, _write_FetchResponse_FetchableTopicResponse_v13, _write_FetchResponse_FetchableTopicResponse_v13, )
+FetchResponse.FetchableTopicResponse.PartitionData._LAZY_DEFAULTS = {'diverging_epoch': _C_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset, 'current_leader': _C_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch, 'snapshot_id': _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId}
 FetchResponse.FetchableTopicResponse.PartitionData._READERS = (None, None, None, None, _read_FetchResponse_FetchableTopicResponse_PartitionData_v4, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v5, _read_FetchResponse_FetchableTopicResponse_PartitionData_v11, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_v12, )
 FetchResponse.FetchableTopicResponse.PartitionData._WRITERS = (None, None, None, None, _write_FetchResponse_FetchableTopicResponse_PartitionData_v4, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v5, _write_FetchResponse_FetchableTopicResponse_PartitionData_v11, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, _write_FetchResponse_FetchableTopicResponse_PartitionData_v12, )
 FetchResponse.FetchableTopicResponse.PartitionData.EpochEndOffset._READERS = (None, None, None, None, None, None, None, None, None, None, None, None, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, _read_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12, )

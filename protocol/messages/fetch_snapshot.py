@@ -10,14 +10,15 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_records = _p.read_compact_records
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
+_short = _p.short
 _tag_overrun = _p.tag_overrun
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -299,7 +300,16 @@ def _write_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v1(o, w):
 def _read_FetchSnapshotRequest_TopicSnapshot_v0(buf, pos):
     o = _new(_C_FetchSnapshotRequest_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 30)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 30 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -317,7 +327,16 @@ def _read_FetchSnapshotRequest_TopicSnapshot_v0(buf, pos):
 def _read_FetchSnapshotRequest_TopicSnapshot_v1(buf, pos):
     o = _new(_C_FetchSnapshotRequest_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 30)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 30 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -364,7 +383,16 @@ def _read_FetchSnapshotRequest_v0(buf, pos):
     o = _new(_C_FetchSnapshotRequest)
     o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -395,7 +423,16 @@ def _read_FetchSnapshotRequest_v1(buf, pos):
     o = _new(_C_FetchSnapshotRequest)
     o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -527,8 +564,19 @@ def _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(buf, pos):
     o.snapshot_id, pos = _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId_v0(buf, pos)
     o.size, o.position = _S_qq.unpack_from(buf, pos)
     pos += 16
-    o.unaligned_records, pos = _read_compact_records(buf, pos, False)
-    o.current_leader = _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch()
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    end = pos + n
+    if end > len(buf):
+        raise _short()
+    o.unaligned_records = buf[pos:end]
+    pos = end
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -551,6 +599,10 @@ def _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(buf, pos):
 _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v1 = _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0
 
 
+def _is_default_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch(v):
+    return v.leader_id == 0 and v.leader_epoch == 0 and not v.unknown_tagged_fields
+
+
 def _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(o, w):
     b = w.buf
     b += _S_ih.pack(o.index, o.error_code)
@@ -559,7 +611,7 @@ def _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(o, w):
     _write_compact_records(w, o.unaligned_records, False)
     tags = []
     v = o.current_leader
-    if v != _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch():
+    if v is None or not _is_default_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch(v):
         t = _Writer()
         _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch_v0(v, t)
         tags.append((0, t.getvalue()))
@@ -576,7 +628,16 @@ _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v1 = _write_FetchSn
 def _read_FetchSnapshotResponse_TopicSnapshot_v0(buf, pos):
     o = _new(_C_FetchSnapshotResponse_TopicSnapshot)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 37)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 37 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -642,7 +703,16 @@ def _read_FetchSnapshotResponse_v0(buf, pos):
     o = _new(_C_FetchSnapshotResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -662,7 +732,16 @@ def _read_FetchSnapshotResponse_v1(buf, pos):
     o = _new(_C_FetchSnapshotResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -680,7 +759,16 @@ def _read_FetchSnapshotResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 8)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 8 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -737,6 +825,7 @@ FetchSnapshotRequest._READERS = (_read_FetchSnapshotRequest_v0, _read_FetchSnaps
 FetchSnapshotRequest._WRITERS = (_write_FetchSnapshotRequest_v0, _write_FetchSnapshotRequest_v1, )
 FetchSnapshotRequest.TopicSnapshot._READERS = (_read_FetchSnapshotRequest_TopicSnapshot_v0, _read_FetchSnapshotRequest_TopicSnapshot_v1, )
 FetchSnapshotRequest.TopicSnapshot._WRITERS = (_write_FetchSnapshotRequest_TopicSnapshot_v0, _write_FetchSnapshotRequest_TopicSnapshot_v1, )
+FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot._LAZY_DEFAULTS = {'snapshot_id': _C_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_SnapshotId}
 FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot._READERS = (_read_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v0, _read_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v1, )
 FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot._WRITERS = (_write_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v0, _write_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_v1, )
 FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot.SnapshotId._READERS = (_read_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_SnapshotId_v0, _read_FetchSnapshotRequest_TopicSnapshot_PartitionSnapshot_SnapshotId_v0, )
@@ -745,6 +834,7 @@ FetchSnapshotResponse._READERS = (_read_FetchSnapshotResponse_v0, _read_FetchSna
 FetchSnapshotResponse._WRITERS = (_write_FetchSnapshotResponse_v0, _write_FetchSnapshotResponse_v1, )
 FetchSnapshotResponse.TopicSnapshot._READERS = (_read_FetchSnapshotResponse_TopicSnapshot_v0, _read_FetchSnapshotResponse_TopicSnapshot_v0, )
 FetchSnapshotResponse.TopicSnapshot._WRITERS = (_write_FetchSnapshotResponse_TopicSnapshot_v0, _write_FetchSnapshotResponse_TopicSnapshot_v0, )
+FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot._LAZY_DEFAULTS = {'snapshot_id': _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId, 'current_leader': _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch}
 FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot._READERS = (_read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0, _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0, )
 FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot._WRITERS = (_write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0, _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0, )
 FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.SnapshotId._READERS = (_read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId_v0, _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId_v0, )

@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_nullable_string = _p.write_nullable_string
@@ -123,7 +125,16 @@ def _read_FindCoordinatorRequest_v4(buf, pos):
     o = _new(_C_FindCoordinatorRequest)
     o.key_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -280,7 +291,16 @@ def _read_FindCoordinatorResponse_v4(buf, pos):
     o = _new(_C_FindCoordinatorResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 14)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

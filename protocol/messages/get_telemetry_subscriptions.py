@@ -9,11 +9,13 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -91,11 +93,29 @@ def _read_GetTelemetrySubscriptionsResponse_v0(buf, pos):
     o.client_instance_id = _uuid_from_bytes(t[2])
     o.subscription_id = t[3]
     pos += 26
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.accepted_compression_types, pos = _read_fixed_array(buf, pos, n, 'b')
     o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality = _S_iio.unpack_from(buf, pos)
     pos += 9
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_bytes = _p.read_bytes
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_bytes = _p.read_compact_bytes
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_bytes = _p.write_bytes
 _write_compact_bytes = _p.write_compact_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -175,7 +176,12 @@ def _read_JoinGroupRequest_v0(buf, pos):
     pos += 4
     o.member_id, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -196,7 +202,12 @@ def _read_JoinGroupRequest_v1(buf, pos):
     pos += 8
     o.member_id, pos = _read_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -222,7 +233,12 @@ def _read_JoinGroupRequest_v5(buf, pos):
     o.member_id, pos = _read_string(buf, pos)
     o.group_instance_id, pos = _read_nullable_string(buf, pos)
     o.protocol_type, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -242,7 +258,16 @@ def _read_JoinGroupRequest_v6(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -269,7 +294,16 @@ def _read_JoinGroupRequest_v8(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -458,7 +492,12 @@ def _read_JoinGroupResponse_v0(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -482,7 +521,12 @@ def _read_JoinGroupResponse_v2(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -506,7 +550,12 @@ def _read_JoinGroupResponse_v5(buf, pos):
     o.protocol_name, pos = _read_string(buf, pos)
     o.leader, pos = _read_string(buf, pos)
     o.member_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 8)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -526,7 +575,16 @@ def _read_JoinGroupResponse_v6(buf, pos):
     o.protocol_name, pos = _read_compact_string(buf, pos)
     o.leader, pos = _read_compact_string(buf, pos)
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -551,7 +609,16 @@ def _read_JoinGroupResponse_v7(buf, pos):
     o.protocol_name, pos = _read_compact_nullable_string(buf, pos)
     o.leader, pos = _read_compact_string(buf, pos)
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -580,7 +647,16 @@ def _read_JoinGroupResponse_v9(buf, pos):
     o.skip_assignment = _S_o.unpack_from(buf, pos)[0]
     pos += 1
     o.member_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

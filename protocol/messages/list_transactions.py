@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -76,14 +78,32 @@ _C_ListTransactionsResponse_TransactionState = ListTransactionsResponse.Transact
 
 def _read_ListTransactionsRequest_v0(buf, pos):
     o = _new(_C_ListTransactionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.state_filters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.producer_id_filters, pos = _read_fixed_array(buf, pos, n, 'q')
     o.duration_filter = -1
     o.transactional_id_pattern = None
@@ -97,14 +117,32 @@ def _read_ListTransactionsRequest_v0(buf, pos):
 
 def _read_ListTransactionsRequest_v1(buf, pos):
     o = _new(_C_ListTransactionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.state_filters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.producer_id_filters, pos = _read_fixed_array(buf, pos, n, 'q')
     o.duration_filter = _S_q.unpack_from(buf, pos)[0]
     pos += 8
@@ -119,14 +157,32 @@ def _read_ListTransactionsRequest_v1(buf, pos):
 
 def _read_ListTransactionsRequest_v2(buf, pos):
     o = _new(_C_ListTransactionsRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.state_filters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.producer_id_filters, pos = _read_fixed_array(buf, pos, n, 'q')
     o.duration_filter = _S_q.unpack_from(buf, pos)[0]
     pos += 8
@@ -228,14 +284,32 @@ def _read_ListTransactionsResponse_v0(buf, pos):
     o = _new(_C_ListTransactionsResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.unknown_state_filters = items
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -233,7 +234,12 @@ _write_MetadataRequest_MetadataRequestTopic_v13 = _write_MetadataRequest_Metadat
 
 def _read_MetadataRequest_v0(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -249,7 +255,13 @@ def _read_MetadataRequest_v0(buf, pos):
 
 def _read_MetadataRequest_v1(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -272,7 +284,13 @@ _read_MetadataRequest_v3 = _read_MetadataRequest_v1
 
 def _read_MetadataRequest_v4(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -297,7 +315,13 @@ _read_MetadataRequest_v7 = _read_MetadataRequest_v4
 
 def _read_MetadataRequest_v8(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_array_len(buf, pos, True, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -315,7 +339,17 @@ def _read_MetadataRequest_v8(buf, pos):
 
 def _read_MetadataRequest_v9(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -337,7 +371,17 @@ def _read_MetadataRequest_v9(buf, pos):
 
 def _read_MetadataRequest_v10(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -359,7 +403,17 @@ def _read_MetadataRequest_v10(buf, pos):
 
 def _read_MetadataRequest_v11(buf, pos):
     o = _new(_C_MetadataRequest)
-    n, pos = _read_compact_array_len(buf, pos, True, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -593,9 +647,19 @@ def _read_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition_v0(bu
     o = _new(_C_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition)
     o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replica_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
     o.leader_epoch = -1
     o.offline_replicas = []
@@ -613,11 +677,26 @@ def _read_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition_v5(bu
     o = _new(_C_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition)
     o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
     pos += 10
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replica_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.offline_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     o.leader_epoch = -1
     o.unknown_tagged_fields = []
@@ -631,11 +710,26 @@ def _read_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition_v7(bu
     o = _new(_C_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition)
     o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
     pos += 14
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replica_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.offline_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -648,11 +742,38 @@ def _read_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition_v9(bu
     o = _new(_C_MetadataResponse_MetadataResponseTopic_MetadataResponsePartition)
     o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
     pos += 14
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replica_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr_nodes, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.offline_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -749,7 +870,12 @@ def _read_MetadataResponse_MetadataResponseTopic_v0(buf, pos):
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -770,7 +896,12 @@ def _read_MetadataResponse_MetadataResponseTopic_v1(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +926,12 @@ def _read_MetadataResponse_MetadataResponseTopic_v5(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 22)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -818,7 +954,12 @@ def _read_MetadataResponse_MetadataResponseTopic_v7(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 26)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -838,7 +979,12 @@ def _read_MetadataResponse_MetadataResponseTopic_v8(buf, pos):
     o.name, pos = _read_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_array_len(buf, pos, False, 26)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -859,7 +1005,16 @@ def _read_MetadataResponse_MetadataResponseTopic_v9(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.is_internal = _S_o.unpack_from(buf, pos)[0]
     pos += 1
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -886,7 +1041,16 @@ def _read_MetadataResponse_MetadataResponseTopic_v10(buf, pos):
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -915,7 +1079,16 @@ def _read_MetadataResponse_MetadataResponseTopic_v12(buf, pos):
     o.topic_id = _uuid_from_bytes(t[0])
     o.is_internal = t[1]
     pos += 17
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1057,14 +1230,24 @@ _write_MetadataResponse_MetadataResponseTopic_v13 = _write_MetadataResponse_Meta
 
 def _read_MetadataResponse_v0(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 10)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 10 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_MetadataResponse_MetadataResponseBroker_v0(buf, pos)
         append(item)
     o.brokers = items
-    n, pos = _read_array_len(buf, pos, False, 8)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1082,7 +1265,12 @@ def _read_MetadataResponse_v0(buf, pos):
 
 def _read_MetadataResponse_v1(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1091,7 +1279,12 @@ def _read_MetadataResponse_v1(buf, pos):
     o.brokers = items
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 9)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1108,7 +1301,12 @@ def _read_MetadataResponse_v1(buf, pos):
 
 def _read_MetadataResponse_v2(buf, pos):
     o = _new(_C_MetadataResponse)
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1118,7 +1316,12 @@ def _read_MetadataResponse_v2(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 9)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1136,7 +1339,12 @@ def _read_MetadataResponse_v3(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1146,7 +1354,12 @@ def _read_MetadataResponse_v3(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 9)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1166,7 +1379,12 @@ def _read_MetadataResponse_v5(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1176,7 +1394,12 @@ def _read_MetadataResponse_v5(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 9)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1196,7 +1419,12 @@ def _read_MetadataResponse_v7(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1206,7 +1434,12 @@ def _read_MetadataResponse_v7(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 9)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1223,7 +1456,12 @@ def _read_MetadataResponse_v8(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1233,7 +1471,12 @@ def _read_MetadataResponse_v8(buf, pos):
     o.cluster_id, pos = _read_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 13)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1251,7 +1494,16 @@ def _read_MetadataResponse_v9(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1261,7 +1513,16 @@ def _read_MetadataResponse_v9(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 10)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 10 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1283,7 +1544,16 @@ def _read_MetadataResponse_v10(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1293,7 +1563,16 @@ def _read_MetadataResponse_v10(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1315,7 +1594,16 @@ def _read_MetadataResponse_v11(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1325,7 +1613,16 @@ def _read_MetadataResponse_v11(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1346,7 +1643,16 @@ def _read_MetadataResponse_v12(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1356,7 +1662,16 @@ def _read_MetadataResponse_v12(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1377,7 +1692,16 @@ def _read_MetadataResponse_v13(buf, pos):
     o = _new(_C_MetadataResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1387,7 +1711,16 @@ def _read_MetadataResponse_v13(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,7 +9,8 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_string = _p.read_string
 _write_string = _p.write_string
 _S_hi = struct.Struct('>hi')
@@ -121,7 +122,12 @@ def _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_OffsetDeleteRequestParti
 def _read_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(buf, pos):
     o = _new(_C_OffsetDeleteRequest_OffsetDeleteRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -144,7 +150,12 @@ def _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(o, w):
 def _read_OffsetDeleteRequest_v0(buf, pos):
     o = _new(_C_OffsetDeleteRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -180,7 +191,12 @@ def _write_OffsetDeleteResponse_OffsetDeleteResponseTopic_OffsetDeleteResponsePa
 def _read_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(buf, pos):
     o = _new(_C_OffsetDeleteResponse_OffsetDeleteResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -204,7 +220,12 @@ def _read_OffsetDeleteResponse_v0(buf, pos):
     o = _new(_C_OffsetDeleteResponse)
     o.error_code, o.throttle_time_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

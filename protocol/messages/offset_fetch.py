@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -195,7 +196,12 @@ _C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_Offset
 def _read_OffsetFetchRequest_OffsetFetchRequestTopic_v1(buf, pos):
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partition_indexes, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -210,7 +216,16 @@ _read_OffsetFetchRequest_OffsetFetchRequestTopic_v5 = _read_OffsetFetchRequest_O
 def _read_OffsetFetchRequest_OffsetFetchRequestTopic_v6(buf, pos):
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partition_indexes, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -256,7 +271,16 @@ _write_OffsetFetchRequest_OffsetFetchRequestTopic_v7 = _write_OffsetFetchRequest
 def _read_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics_v8(buf, pos):
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partition_indexes, pos = _read_fixed_array(buf, pos, n, 'i')
     o.topic_id = _ZERO_UUID
     if buf[pos] == 0:
@@ -274,7 +298,16 @@ def _read_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics_v1
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partition_indexes, pos = _read_fixed_array(buf, pos, n, 'i')
     o.name = ''
     if buf[pos] == 0:
@@ -317,7 +350,17 @@ def _write_OffsetFetchRequest_OffsetFetchRequestGroup_OffsetFetchRequestTopics_v
 def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v8(buf, pos):
     o = _new(_C_OffsetFetchRequest_OffsetFetchRequestGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -343,7 +386,17 @@ def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v9(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -367,7 +420,17 @@ def _read_OffsetFetchRequest_OffsetFetchRequestGroup_v10(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.member_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -443,7 +506,12 @@ def _write_OffsetFetchRequest_OffsetFetchRequestGroup_v10(o, w):
 def _read_OffsetFetchRequest_v1(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -459,7 +527,13 @@ def _read_OffsetFetchRequest_v1(buf, pos):
 def _read_OffsetFetchRequest_v2(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, True, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -483,7 +557,17 @@ _read_OffsetFetchRequest_v5 = _read_OffsetFetchRequest_v2
 def _read_OffsetFetchRequest_v6(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -506,7 +590,17 @@ def _read_OffsetFetchRequest_v6(buf, pos):
 def _read_OffsetFetchRequest_v7(buf, pos):
     o = _new(_C_OffsetFetchRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.topics = None
     else:
@@ -529,7 +623,16 @@ def _read_OffsetFetchRequest_v7(buf, pos):
 
 def _read_OffsetFetchRequest_v8(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -550,7 +653,16 @@ def _read_OffsetFetchRequest_v8(buf, pos):
 
 def _read_OffsetFetchRequest_v9(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -571,7 +683,16 @@ def _read_OffsetFetchRequest_v9(buf, pos):
 
 def _read_OffsetFetchRequest_v10(buf, pos):
     o = _new(_C_OffsetFetchRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -776,7 +897,12 @@ _write_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v1(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 16)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +921,12 @@ _read_OffsetFetchResponse_OffsetFetchResponseTopic_v4 = _read_OffsetFetchRespons
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v5(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 20)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -809,7 +940,16 @@ def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v5(buf, pos):
 def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v6(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -905,7 +1045,16 @@ _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_Of
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -928,7 +1077,16 @@ def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -978,7 +1136,16 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopic
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1001,7 +1168,16 @@ _read_OffsetFetchResponse_OffsetFetchResponseGroup_v9 = _read_OffsetFetchRespons
 def _read_OffsetFetchResponse_OffsetFetchResponseGroup_v10(buf, pos):
     o = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1053,7 +1229,12 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_v10(o, w):
 
 def _read_OffsetFetchResponse_v1(buf, pos):
     o = _new(_C_OffsetFetchResponse)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1069,7 +1250,12 @@ def _read_OffsetFetchResponse_v1(buf, pos):
 
 def _read_OffsetFetchResponse_v2(buf, pos):
     o = _new(_C_OffsetFetchResponse)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1088,7 +1274,12 @@ def _read_OffsetFetchResponse_v3(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1109,7 +1300,12 @@ def _read_OffsetFetchResponse_v5(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1127,7 +1323,16 @@ def _read_OffsetFetchResponse_v6(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1152,7 +1357,16 @@ def _read_OffsetFetchResponse_v8(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1176,7 +1390,16 @@ def _read_OffsetFetchResponse_v10(buf, pos):
     o = _new(_C_OffsetFetchResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

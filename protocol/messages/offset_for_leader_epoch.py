@@ -9,11 +9,12 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_string = _p.read_compact_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_string = _p.write_compact_string
 _write_string = _p.write_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -158,7 +159,12 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderParti
 def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 12)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -175,7 +181,16 @@ _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v3 = _read_OffsetForLeade
 def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 13)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 13 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -218,7 +233,12 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(o, w):
 
 def _read_OffsetForLeaderEpochRequest_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -234,7 +254,12 @@ def _read_OffsetForLeaderEpochRequest_v3(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
     o.replica_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -249,7 +274,16 @@ def _read_OffsetForLeaderEpochRequest_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochRequest)
     o.replica_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -339,7 +373,12 @@ def _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffse
 def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -356,7 +395,16 @@ _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v3 = _read_OffsetF
 def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 19)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 19 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -401,7 +449,12 @@ def _read_OffsetForLeaderEpochResponse_v2(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -419,7 +472,16 @@ def _read_OffsetForLeaderEpochResponse_v4(buf, pos):
     o = _new(_C_OffsetForLeaderEpochResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

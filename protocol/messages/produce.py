@@ -10,18 +10,17 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_array_len = _p.read_array_len
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_records = _p.read_compact_records
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
-_read_records = _p.read_records
 _read_string = _p.read_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
+_short = _p.short
 _tag_overrun = _p.tag_overrun
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -188,7 +187,18 @@ def _read_ProduceRequest_TopicProduceData_PartitionProduceData_v3(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData_PartitionProduceData)
     o.index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    o.records, pos = _read_records(buf, pos, True)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -204,7 +214,22 @@ def _read_ProduceRequest_TopicProduceData_PartitionProduceData_v9(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData_PartitionProduceData)
     o.index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    o.records, pos = _read_compact_records(buf, pos, True)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+        o.records = None
+    else:
+        end = pos + n
+        if end > len(buf):
+            raise _short()
+        o.records = buf[pos:end]
+        pos = end
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -252,7 +277,12 @@ _write_ProduceRequest_TopicProduceData_PartitionProduceData_v13 = _write_Produce
 def _read_ProduceRequest_TopicProduceData_v3(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 8)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -274,7 +304,16 @@ _read_ProduceRequest_TopicProduceData_v8 = _read_ProduceRequest_TopicProduceData
 def _read_ProduceRequest_TopicProduceData_v9(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -299,7 +338,16 @@ def _read_ProduceRequest_TopicProduceData_v13(buf, pos):
     o = _new(_C_ProduceRequest_TopicProduceData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -369,7 +417,12 @@ def _read_ProduceRequest_v3(buf, pos):
     o.transactional_id, pos = _read_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +445,16 @@ def _read_ProduceRequest_v9(buf, pos):
     o.transactional_id, pos = _read_compact_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -417,7 +479,16 @@ def _read_ProduceRequest_v13(buf, pos):
     o.transactional_id, pos = _read_compact_nullable_string(buf, pos)
     o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -574,7 +645,6 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3(buf, 
     o.log_start_offset = -1
     o.record_errors = []
     o.error_message = None
-    o.current_leader = _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch()
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -588,7 +658,6 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5(buf, 
     pos += 30
     o.record_errors = []
     o.error_message = None
-    o.current_leader = _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch()
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -601,7 +670,12 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8(buf, 
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -609,7 +683,6 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8(buf, 
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_nullable_string(buf, pos)
-    o.current_leader = _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch()
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -618,7 +691,16 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(buf, 
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -626,7 +708,6 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(buf, 
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    o.current_leader = _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch()
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -639,7 +720,16 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(buf,
     o = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
     pos += 30
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -647,7 +737,6 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(buf,
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    o.current_leader = _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -714,6 +803,10 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(o, w
         b.append(0)
 
 
+def _is_default_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch(v):
+    return v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields
+
+
 def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(o, w):
     b = w.buf
     b += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
@@ -724,7 +817,7 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(o, 
     _write_compact_nullable_string(b, o.error_message)
     tags = []
     v = o.current_leader
-    if v != _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch():
+    if v is None or not _is_default_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch(v):
         t = _Writer()
         _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch_v10(v, t)
         tags.append((0, t.getvalue()))
@@ -743,7 +836,12 @@ _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v13 = _writ
 def _read_ProduceResponse_TopicProduceResponse_v3(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 22)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -761,7 +859,12 @@ _read_ProduceResponse_TopicProduceResponse_v4 = _read_ProduceResponse_TopicProdu
 def _read_ProduceResponse_TopicProduceResponse_v5(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 30)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 30 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -780,7 +883,12 @@ _read_ProduceResponse_TopicProduceResponse_v7 = _read_ProduceResponse_TopicProdu
 def _read_ProduceResponse_TopicProduceResponse_v8(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 36)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 36 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -795,7 +903,16 @@ def _read_ProduceResponse_TopicProduceResponse_v8(buf, pos):
 def _read_ProduceResponse_TopicProduceResponse_v9(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -814,7 +931,16 @@ def _read_ProduceResponse_TopicProduceResponse_v9(buf, pos):
 def _read_ProduceResponse_TopicProduceResponse_v10(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -838,7 +964,16 @@ def _read_ProduceResponse_TopicProduceResponse_v13(buf, pos):
     o = _new(_C_ProduceResponse_TopicProduceResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 33)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 33 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -975,7 +1110,12 @@ _write_ProduceResponse_NodeEndpoint_v13 = _write_ProduceResponse_NodeEndpoint_v1
 
 def _read_ProduceResponse_v3(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -994,7 +1134,12 @@ _read_ProduceResponse_v4 = _read_ProduceResponse_v3
 
 def _read_ProduceResponse_v5(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1014,7 +1159,12 @@ _read_ProduceResponse_v7 = _read_ProduceResponse_v5
 
 def _read_ProduceResponse_v8(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1030,7 +1180,16 @@ def _read_ProduceResponse_v8(buf, pos):
 
 def _read_ProduceResponse_v9(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1050,7 +1209,16 @@ def _read_ProduceResponse_v9(buf, pos):
 
 def _read_ProduceResponse_v10(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1070,7 +1238,16 @@ def _read_ProduceResponse_v10(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 11)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 11 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -1091,7 +1268,16 @@ _read_ProduceResponse_v12 = _read_ProduceResponse_v10
 
 def _read_ProduceResponse_v13(buf, pos):
     o = _new(_C_ProduceResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -1111,7 +1297,16 @@ def _read_ProduceResponse_v13(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 11)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 11 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):
@@ -1236,6 +1431,7 @@ ProduceResponse._READERS = (None, None, None, _read_ProduceResponse_v3, _read_Pr
 ProduceResponse._WRITERS = (None, None, None, _write_ProduceResponse_v3, _write_ProduceResponse_v3, _write_ProduceResponse_v5, _write_ProduceResponse_v5, _write_ProduceResponse_v5, _write_ProduceResponse_v8, _write_ProduceResponse_v9, _write_ProduceResponse_v10, _write_ProduceResponse_v10, _write_ProduceResponse_v10, _write_ProduceResponse_v13, )
 ProduceResponse.TopicProduceResponse._READERS = (None, None, None, _read_ProduceResponse_TopicProduceResponse_v3, _read_ProduceResponse_TopicProduceResponse_v3, _read_ProduceResponse_TopicProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_v8, _read_ProduceResponse_TopicProduceResponse_v9, _read_ProduceResponse_TopicProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_v13, )
 ProduceResponse.TopicProduceResponse._WRITERS = (None, None, None, _write_ProduceResponse_TopicProduceResponse_v3, _write_ProduceResponse_TopicProduceResponse_v3, _write_ProduceResponse_TopicProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_v8, _write_ProduceResponse_TopicProduceResponse_v9, _write_ProduceResponse_TopicProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_v13, )
+ProduceResponse.TopicProduceResponse.PartitionProduceResponse._LAZY_DEFAULTS = {'current_leader': _C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch}
 ProduceResponse.TopicProduceResponse.PartitionProduceResponse._READERS = (None, None, None, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, )
 ProduceResponse.TopicProduceResponse.PartitionProduceResponse._WRITERS = (None, None, None, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10, )
 ProduceResponse.TopicProduceResponse.PartitionProduceResponse.BatchIndexAndErrorMessage._READERS = (None, None, None, None, None, None, None, None, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v8, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9, _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9, )

@@ -9,7 +9,8 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_string = _p.read_string
 _write_string = _p.write_string
 _S_h = struct.Struct('>h')
@@ -69,7 +70,12 @@ def _read_SaslHandshakeResponse_v0(buf, pos):
     o = _new(_C_SaslHandshakeResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

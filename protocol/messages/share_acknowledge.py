@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -174,7 +176,16 @@ def _read_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition_Acknowle
     o = _new(_C_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition_AcknowledgementBatch)
     o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.acknowledge_types, pos = _read_fixed_array(buf, pos, n, 'b')
     if buf[pos] == 0:
         pos += 1
@@ -207,7 +218,16 @@ def _read_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition_v1(buf, 
     o = _new(_C_ShareAcknowledgeRequest_AcknowledgeTopic_AcknowledgePartition)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -246,7 +266,16 @@ def _read_ShareAcknowledgeRequest_AcknowledgeTopic_v1(buf, pos):
     o = _new(_C_ShareAcknowledgeRequest_AcknowledgeTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -287,7 +316,16 @@ def _read_ShareAcknowledgeRequest_v1(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -309,7 +347,16 @@ def _read_ShareAcknowledgeRequest_v2(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.is_renew_ack = _S_io.unpack_from(buf, pos)
     pos += 5
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -420,7 +467,16 @@ def _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos):
     o = _new(_C_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 17)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 17 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -495,14 +551,32 @@ def _read_ShareAcknowledgeResponse_v1(buf, pos):
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -525,14 +599,32 @@ def _read_ShareAcknowledgeResponse_v2(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -598,6 +690,7 @@ ShareAcknowledgeResponse._READERS = (None, _read_ShareAcknowledgeResponse_v1, _r
 ShareAcknowledgeResponse._WRITERS = (None, _write_ShareAcknowledgeResponse_v1, _write_ShareAcknowledgeResponse_v2, )
 ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse._READERS = (None, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1, )
 ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse._WRITERS = (None, _write_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1, _write_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_v1, )
+ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData._LAZY_DEFAULTS = {'current_leader': _C_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_LeaderIdAndEpoch}
 ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData._READERS = (None, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_v1, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_v1, )
 ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData._WRITERS = (None, _write_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_v1, _write_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_v1, )
 ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData.LeaderIdAndEpoch._READERS = (None, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_LeaderIdAndEpoch_v1, _read_ShareAcknowledgeResponse_ShareAcknowledgeTopicResponse_PartitionData_LeaderIdAndEpoch_v1, )

@@ -9,13 +9,15 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_records = _p.read_compact_records
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
+_short = _p.short
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_records = _p.write_compact_records
@@ -220,7 +222,16 @@ def _read_ShareFetchRequest_FetchTopic_FetchPartition_AcknowledgementBatch_v1(bu
     o = _new(_C_ShareFetchRequest_FetchTopic_FetchPartition_AcknowledgementBatch)
     o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.acknowledge_types, pos = _read_fixed_array(buf, pos, n, 'b')
     if buf[pos] == 0:
         pos += 1
@@ -253,7 +264,16 @@ def _read_ShareFetchRequest_FetchTopic_FetchPartition_v1(buf, pos):
     o = _new(_C_ShareFetchRequest_FetchTopic_FetchPartition)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -293,7 +313,16 @@ def _read_ShareFetchRequest_FetchTopic_v1(buf, pos):
     o = _new(_C_ShareFetchRequest_FetchTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -332,7 +361,16 @@ def _read_ShareFetchRequest_ForgottenTopic_v1(buf, pos):
     o = _new(_C_ShareFetchRequest_ForgottenTopic)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -367,14 +405,32 @@ def _read_ShareFetchRequest_v1(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _S_iiiiii.unpack_from(buf, pos)
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchRequest_FetchTopic_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -397,14 +453,32 @@ def _read_ShareFetchRequest_v2(buf, pos):
     o.member_id, pos = _read_compact_nullable_string(buf, pos)
     o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size, o.share_acquire_mode, o.is_renew_ack = _S_iiiiiibo.unpack_from(buf, pos)
     pos += 26
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchRequest_FetchTopic_v1(buf, pos)
         append(item)
     o.topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -524,8 +598,29 @@ def _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1(buf, p
     pos += 2
     o.acknowledge_error_message, pos = _read_compact_nullable_string(buf, pos)
     o.current_leader, pos = _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v1(buf, pos)
-    o.records, pos = _read_compact_records(buf, pos, False)
-    n, pos = _read_compact_array_len(buf, pos, False, 19)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    end = pos + n
+    if end > len(buf):
+        raise _short()
+    o.records = buf[pos:end]
+    pos = end
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 19 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -569,7 +664,16 @@ def _read_ShareFetchResponse_ShareFetchableTopicResponse_v1(buf, pos):
     o = _new(_C_ShareFetchResponse_ShareFetchableTopicResponse)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 22)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -646,14 +750,32 @@ def _read_ShareFetchResponse_v1(buf, pos):
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_ShareFetchResponse_ShareFetchableTopicResponse_v1(buf, pos)
         append(item)
     o.responses = items
-    n, pos = _read_compact_array_len(buf, pos, False, 11)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 11 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -708,6 +830,7 @@ ShareFetchResponse._READERS = (None, _read_ShareFetchResponse_v1, _read_ShareFet
 ShareFetchResponse._WRITERS = (None, _write_ShareFetchResponse_v1, _write_ShareFetchResponse_v1, )
 ShareFetchResponse.ShareFetchableTopicResponse._READERS = (None, _read_ShareFetchResponse_ShareFetchableTopicResponse_v1, _read_ShareFetchResponse_ShareFetchableTopicResponse_v1, )
 ShareFetchResponse.ShareFetchableTopicResponse._WRITERS = (None, _write_ShareFetchResponse_ShareFetchableTopicResponse_v1, _write_ShareFetchResponse_ShareFetchableTopicResponse_v1, )
+ShareFetchResponse.ShareFetchableTopicResponse.PartitionData._LAZY_DEFAULTS = {'current_leader': _C_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch}
 ShareFetchResponse.ShareFetchableTopicResponse.PartitionData._READERS = (None, _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1, _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1, )
 ShareFetchResponse.ShareFetchableTopicResponse.PartitionData._WRITERS = (None, _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1, _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1, )
 ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch._READERS = (None, _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v1, _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v1, )

@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -136,7 +138,16 @@ def _read_TopicPartitions_v1(buf, pos):
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -162,7 +173,16 @@ def _write_TopicPartitions_v1(o, w):
 
 def _read_Assignment_v1(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 19)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 19 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -192,7 +212,16 @@ def _write_Assignment_v1(o, w):
 
 def _read_ShareGroupDescribeRequest_v1(buf, pos):
     o = _new(_C_ShareGroupDescribeRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -231,7 +260,16 @@ def _read_ShareGroupDescribeResponse_DescribedGroup_Member_v1(buf, pos):
     pos += 4
     o.client_id, pos = _read_compact_string(buf, pos)
     o.client_host, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -276,7 +314,16 @@ def _read_ShareGroupDescribeResponse_DescribedGroup_v1(buf, pos):
     o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 12)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 12 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -317,7 +364,16 @@ def _read_ShareGroupDescribeResponse_v1(buf, pos):
     o = _new(_C_ShareGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -356,5 +412,6 @@ ShareGroupDescribeResponse._READERS = (None, _read_ShareGroupDescribeResponse_v1
 ShareGroupDescribeResponse._WRITERS = (None, _write_ShareGroupDescribeResponse_v1, )
 ShareGroupDescribeResponse.DescribedGroup._READERS = (None, _read_ShareGroupDescribeResponse_DescribedGroup_v1, )
 ShareGroupDescribeResponse.DescribedGroup._WRITERS = (None, _write_ShareGroupDescribeResponse_DescribedGroup_v1, )
+ShareGroupDescribeResponse.DescribedGroup.Member._LAZY_DEFAULTS = {'assignment': _C_Assignment}
 ShareGroupDescribeResponse.DescribedGroup.Member._READERS = (None, _read_ShareGroupDescribeResponse_DescribedGroup_Member_v1, )
 ShareGroupDescribeResponse.DescribedGroup.Member._WRITERS = (None, _write_ShareGroupDescribeResponse_DescribedGroup_Member_v1, )

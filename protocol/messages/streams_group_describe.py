@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -291,7 +293,16 @@ def _write_TaskOffset_v0(o, w):
 def _read_TaskIds_v0(buf, pos):
     o = _new(_C_TaskIds)
     o.subtopology_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -316,21 +327,48 @@ def _write_TaskIds_v0(o, w):
 
 def _read_Assignment_v0(buf, pos):
     o = _new(_C_Assignment)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -394,7 +432,16 @@ def _read_TopicInfo_v0(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -426,7 +473,16 @@ def _write_TopicInfo_v0(o, w):
 
 def _read_StreamsGroupDescribeRequest_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeRequest)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -460,28 +516,64 @@ def _write_StreamsGroupDescribeRequest_v0(o, w):
 def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology)
     o.subtopology_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.source_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.repartition_sink_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 9)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.state_changelog_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 9)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -526,7 +618,17 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse_DescribedGroup_Topology)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.subtopologies = None
     else:
@@ -578,21 +680,48 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
         o.user_endpoint = None
     else:
         o.user_endpoint, pos = _read_Endpoint_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_KeyValue_v0(buf, pos)
         append(item)
     o.client_tags = items
-    n, pos = _read_compact_array_len(buf, pos, False, 14)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskOffset_v0(buf, pos)
         append(item)
     o.task_offsets = items
-    n, pos = _read_compact_array_len(buf, pos, False, 14)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -663,7 +792,16 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_v0(buf, pos):
         o.topology = None
     else:
         o.topology, pos = _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, False, 28)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 28 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -709,7 +847,16 @@ def _read_StreamsGroupDescribeResponse_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -760,5 +907,6 @@ StreamsGroupDescribeResponse.DescribedGroup.Topology._READERS = (_read_StreamsGr
 StreamsGroupDescribeResponse.DescribedGroup.Topology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, )
 StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
 StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Member._LAZY_DEFAULTS = {'assignment': _C_Assignment, 'target_assignment': _C_Assignment}
 StreamsGroupDescribeResponse.DescribedGroup.Member._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )
 StreamsGroupDescribeResponse.DescribedGroup.Member._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )

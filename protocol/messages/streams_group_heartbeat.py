@@ -9,12 +9,14 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -297,7 +299,16 @@ def _read_TopicInfo_v0(buf, pos):
     o.name, pos = _read_compact_string(buf, pos)
     o.partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
     pos += 6
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -378,7 +389,16 @@ def _write_TaskOffset_v0(o, w):
 def _read_TaskIds_v0(buf, pos):
     o = _new(_C_TaskIds)
     o.subtopology_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -428,7 +448,16 @@ def _write_Status_v0(o, w):
 def _read_TopicPartition_v0(buf, pos):
     o = _new(_C_TopicPartition)
     o.topic, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -453,11 +482,38 @@ def _write_TopicPartition_v0(o, w):
 
 def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup)
-    n, pos = _read_compact_array_len(buf, pos, False, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.source_topics, pos = _read_fixed_array(buf, pos, n, 'h')
-    n, pos = _read_compact_array_len(buf, pos, False, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.source_topic_regex, pos = _read_fixed_array(buf, pos, n, 'h')
-    n, pos = _read_compact_array_len(buf, pos, False, 2)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.repartition_source_topics, pos = _read_fixed_array(buf, pos, n, 'h')
     if buf[pos] == 0:
         pos += 1
@@ -488,42 +544,96 @@ def _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0
 def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatRequest_Topology_Subtopology)
     o.subtopology_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.source_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.source_topic_regex = items
-    n, pos = _read_compact_array_len(buf, pos, False, 9)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.state_changelog_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_compact_string(buf, pos)
         append(item)
     o.repartition_sink_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 9)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 9 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicInfo_v0(buf, pos)
         append(item)
     o.repartition_source_topics = items
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -576,7 +686,16 @@ def _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatRequest_Topology)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -620,7 +739,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         o.topology = None
     else:
         o.topology, pos = _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.active_tasks = None
     else:
@@ -630,7 +759,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.standby_tasks = None
     else:
@@ -640,7 +779,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.warmup_tasks = None
     else:
@@ -656,7 +805,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         o.user_endpoint = None
     else:
         o.user_endpoint, pos = _read_Endpoint_v0(buf, pos + 1)
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.client_tags = None
     else:
@@ -666,7 +825,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_KeyValue_v0(buf, pos)
             append(item)
         o.client_tags = items
-    n, pos = _read_compact_array_len(buf, pos, True, 14)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.task_offsets = None
     else:
@@ -676,7 +845,17 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
             item, pos = _read_TaskOffset_v0(buf, pos)
             append(item)
         o.task_offsets = items
-    n, pos = _read_compact_array_len(buf, pos, True, 14)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 14 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.task_end_offsets = None
     else:
@@ -770,14 +949,32 @@ def _write_StreamsGroupHeartbeatRequest_v0(o, w):
 def _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatResponse_EndpointToPartitions)
     o.user_endpoint, pos = _read_Endpoint_v0(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TopicPartition_v0(buf, pos)
         append(item)
     o.active_partitions = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -818,7 +1015,17 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
     o.member_id, pos = _read_compact_string(buf, pos)
     o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag, o.task_offset_interval_ms = _S_iiii.unpack_from(buf, pos)
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.status = None
     else:
@@ -828,7 +1035,17 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_Status_v0(buf, pos)
             append(item)
         o.status = items
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.active_tasks = None
     else:
@@ -838,7 +1055,17 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.standby_tasks = None
     else:
@@ -848,7 +1075,17 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_TaskIds_v0(buf, pos)
             append(item)
         o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, True, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.warmup_tasks = None
     else:
@@ -860,7 +1097,17 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
         o.warmup_tasks = items
     o.endpoint_information_epoch = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, True, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     if n < 0:
         o.partitions_by_user_endpoint = None
     else:
@@ -951,5 +1198,6 @@ StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._READERS = (_
 StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, )
 StreamsGroupHeartbeatResponse._READERS = (_read_StreamsGroupHeartbeatResponse_v0, )
 StreamsGroupHeartbeatResponse._WRITERS = (_write_StreamsGroupHeartbeatResponse_v0, )
+StreamsGroupHeartbeatResponse.EndpointToPartitions._LAZY_DEFAULTS = {'user_endpoint': _C_Endpoint}
 StreamsGroupHeartbeatResponse.EndpointToPartitions._READERS = (_read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )
 StreamsGroupHeartbeatResponse.EndpointToPartitions._WRITERS = (_write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )

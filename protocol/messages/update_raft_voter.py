@@ -10,8 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
@@ -170,7 +171,16 @@ def _read_UpdateRaftVoterRequest_v0(buf, pos):
     o.voter_id = t[1]
     o.voter_directory_id = _uuid_from_bytes(t[2])
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -233,7 +243,6 @@ def _read_UpdateRaftVoterResponse_v0(buf, pos):
     o = _new(_C_UpdateRaftVoterResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    o.current_leader = _C_UpdateRaftVoterResponse_CurrentLeader()
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -253,12 +262,16 @@ def _read_UpdateRaftVoterResponse_v0(buf, pos):
     return o, pos
 
 
+def _is_default_UpdateRaftVoterResponse_CurrentLeader(v):
+    return v.leader_id == -1 and v.leader_epoch == -1 and v.host == '' and v.port == 0 and not v.unknown_tagged_fields
+
+
 def _write_UpdateRaftVoterResponse_v0(o, w):
     b = w.buf
     b += _S_ih.pack(o.throttle_time_ms, o.error_code)
     tags = []
     v = o.current_leader
-    if v != _C_UpdateRaftVoterResponse_CurrentLeader():
+    if v is None or not _is_default_UpdateRaftVoterResponse_CurrentLeader(v):
         t = _Writer()
         _write_UpdateRaftVoterResponse_CurrentLeader_v0(v, t)
         tags.append((0, t.getvalue()))
@@ -269,12 +282,14 @@ def _write_UpdateRaftVoterResponse_v0(o, w):
         b.append(0)
 
 
+UpdateRaftVoterRequest._LAZY_DEFAULTS = {'kraft_version_feature': _C_UpdateRaftVoterRequest_KRaftVersionFeature}
 UpdateRaftVoterRequest._READERS = (_read_UpdateRaftVoterRequest_v0, )
 UpdateRaftVoterRequest._WRITERS = (_write_UpdateRaftVoterRequest_v0, )
 UpdateRaftVoterRequest.Listener._READERS = (_read_UpdateRaftVoterRequest_Listener_v0, )
 UpdateRaftVoterRequest.Listener._WRITERS = (_write_UpdateRaftVoterRequest_Listener_v0, )
 UpdateRaftVoterRequest.KRaftVersionFeature._READERS = (_read_UpdateRaftVoterRequest_KRaftVersionFeature_v0, )
 UpdateRaftVoterRequest.KRaftVersionFeature._WRITERS = (_write_UpdateRaftVoterRequest_KRaftVersionFeature_v0, )
+UpdateRaftVoterResponse._LAZY_DEFAULTS = {'current_leader': _C_UpdateRaftVoterResponse_CurrentLeader}
 UpdateRaftVoterResponse._READERS = (_read_UpdateRaftVoterResponse_v0, )
 UpdateRaftVoterResponse._WRITERS = (_write_UpdateRaftVoterResponse_v0, )
 UpdateRaftVoterResponse.CurrentLeader._READERS = (_read_UpdateRaftVoterResponse_CurrentLeader_v0, )

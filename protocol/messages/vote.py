@@ -10,8 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
@@ -235,7 +236,16 @@ def _write_VoteRequest_TopicData_PartitionData_v2(o, w):
 def _read_VoteRequest_TopicData_v0(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 25)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 25 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -253,7 +263,16 @@ def _read_VoteRequest_TopicData_v0(buf, pos):
 def _read_VoteRequest_TopicData_v1(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 57)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 57 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -271,7 +290,16 @@ def _read_VoteRequest_TopicData_v1(buf, pos):
 def _read_VoteRequest_TopicData_v2(buf, pos):
     o = _new(_C_VoteRequest_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 58)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 58 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -331,7 +359,16 @@ def _write_VoteRequest_TopicData_v2(o, w):
 def _read_VoteRequest_v0(buf, pos):
     o = _new(_C_VoteRequest)
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -352,7 +389,16 @@ def _read_VoteRequest_v1(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -372,7 +418,16 @@ def _read_VoteRequest_v2(buf, pos):
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
     o.voter_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -464,7 +519,16 @@ _write_VoteResponse_TopicData_PartitionData_v2 = _write_VoteResponse_TopicData_P
 def _read_VoteResponse_TopicData_v0(buf, pos):
     o = _new(_C_VoteResponse_TopicData)
     o.topic_name, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 16)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -538,7 +602,16 @@ def _read_VoteResponse_v0(buf, pos):
     o = _new(_C_VoteResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -558,7 +631,16 @@ def _read_VoteResponse_v1(buf, pos):
     o = _new(_C_VoteResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -576,7 +658,16 @@ def _read_VoteResponse_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 8)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 8 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 items = []
                 append = items.append
                 for _ in range(n):

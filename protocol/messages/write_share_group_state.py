@@ -9,10 +9,12 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
@@ -165,7 +167,16 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData)
     o.partition, o.state_epoch, o.leader_epoch, o.start_offset = _S_iiiq.unpack_from(buf, pos)
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -185,7 +196,16 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData)
     o.partition, o.state_epoch, o.leader_epoch, o.start_offset, o.delivery_complete_count = _S_iiiqi.unpack_from(buf, pos)
     pos += 24
-    n, pos = _read_compact_array_len(buf, pos, False, 20)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 20 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -232,7 +252,16 @@ def _read_WriteShareGroupStateRequest_WriteStateData_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 22)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -251,7 +280,16 @@ def _read_WriteShareGroupStateRequest_WriteStateData_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest_WriteStateData)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 26)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 26 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -297,7 +335,16 @@ def _write_WriteShareGroupStateRequest_WriteStateData_v1(o, w):
 def _read_WriteShareGroupStateRequest_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -315,7 +362,16 @@ def _read_WriteShareGroupStateRequest_v0(buf, pos):
 def _read_WriteShareGroupStateRequest_v1(buf, pos):
     o = _new(_C_WriteShareGroupStateRequest)
     o.group_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -392,7 +448,16 @@ def _read_WriteShareGroupStateResponse_WriteStateResult_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateResponse_WriteStateResult)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 8)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 8 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -429,7 +494,16 @@ _write_WriteShareGroupStateResponse_WriteStateResult_v1 = _write_WriteShareGroup
 
 def _read_WriteShareGroupStateResponse_v0(buf, pos):
     o = _new(_C_WriteShareGroupStateResponse)
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

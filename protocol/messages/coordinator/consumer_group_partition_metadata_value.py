@@ -9,9 +9,11 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_string = _p.read_compact_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -70,7 +72,16 @@ def _read_ConsumerGroupPartitionMetadataValue_TopicMetadata_PartitionMetadata_v0
     o = _new(_C_ConsumerGroupPartitionMetadataValue_TopicMetadata_PartitionMetadata)
     o.partition = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -106,7 +117,16 @@ def _read_ConsumerGroupPartitionMetadataValue_TopicMetadata_v0(buf, pos):
     o.topic_name, pos = _read_compact_string(buf, pos)
     o.num_partitions = _S_i.unpack_from(buf, pos)[0]
     pos += 4
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -139,7 +159,16 @@ def _write_ConsumerGroupPartitionMetadataValue_TopicMetadata_v0(o, w):
 
 def _read_ConsumerGroupPartitionMetadataValue_v0(buf, pos):
     o = _new(_C_ConsumerGroupPartitionMetadataValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 23)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 23 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,15 +9,16 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_array_len = _p.read_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_bytes = _p.read_bytes
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_bytes = _p.read_compact_bytes
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_bytes = _p.write_bytes
 _write_compact_bytes = _p.write_compact_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
@@ -195,7 +196,12 @@ def _read_GroupMetadataValue_v0(buf, pos):
     pos += 4
     o.protocol, pos = _read_nullable_string(buf, pos)
     o.leader, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 18)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -214,7 +220,12 @@ def _read_GroupMetadataValue_v1(buf, pos):
     pos += 4
     o.protocol, pos = _read_nullable_string(buf, pos)
     o.leader, pos = _read_nullable_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 22)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -235,7 +246,12 @@ def _read_GroupMetadataValue_v2(buf, pos):
     o.leader, pos = _read_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_array_len(buf, pos, False, 22)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 22 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -255,7 +271,12 @@ def _read_GroupMetadataValue_v3(buf, pos):
     o.leader, pos = _read_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_array_len(buf, pos, False, 24)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 24 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -275,7 +296,16 @@ def _read_GroupMetadataValue_v4(buf, pos):
     o.leader, pos = _read_compact_nullable_string(buf, pos)
     o.current_state_timestamp = _S_q.unpack_from(buf, pos)[0]
     pos += 8
-    n, pos = _read_compact_array_len(buf, pos, False, 15)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 15 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

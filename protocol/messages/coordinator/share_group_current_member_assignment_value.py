@@ -9,10 +9,12 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_unknown_tags = _p.write_unknown_tags
 _write_uvarint = _p.write_uvarint
@@ -59,7 +61,16 @@ def _read_TopicPartitions_v0(buf, pos):
     o = _new(_C_TopicPartitions)
     o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
     pos += 16
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -86,7 +97,16 @@ def _read_ShareGroupCurrentMemberAssignmentValue_v0(buf, pos):
     o = _new(_C_ShareGroupCurrentMemberAssignmentValue)
     o.member_epoch, o.previous_member_epoch, o.state = _S_iib.unpack_from(buf, pos)
     pos += 9
-    n, pos = _read_compact_array_len(buf, pos, False, 18)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

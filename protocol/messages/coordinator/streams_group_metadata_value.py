@@ -10,8 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
@@ -104,7 +105,17 @@ def _read_StreamsGroupMetadataValue_v0(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 1:
-                n, pos = _read_compact_array_len(buf, pos, True, 3)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 3 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.last_assignment_configs = None
                 else:

@@ -9,11 +9,13 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_string = _p.read_compact_string
 _read_fixed_array = _p.read_fixed_array
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
 _write_uvarint = _p.write_uvarint
@@ -56,7 +58,16 @@ _C_StreamsGroupTargetAssignmentMemberValue = StreamsGroupTargetAssignmentMemberV
 def _read_TaskIds_v0(buf, pos):
     o = _new(_C_TaskIds)
     o.subtopology_id, pos = _read_compact_string(buf, pos)
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     if buf[pos] == 0:
         pos += 1
@@ -81,21 +92,48 @@ def _write_TaskIds_v0(o, w):
 
 def _read_StreamsGroupTargetAssignmentMemberValue_v0(buf, pos):
     o = _new(_C_StreamsGroupTargetAssignmentMemberValue)
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.active_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_TaskIds_v0(buf, pos)
         append(item)
     o.standby_tasks = items
-    n, pos = _read_compact_array_len(buf, pos, False, 3)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,8 +9,9 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
 _read_fixed_array = _p.read_fixed_array
 _read_nullable_bytes = _p.read_nullable_bytes
 _read_string = _p.read_string
@@ -53,7 +54,12 @@ _C_ConsumerProtocolAssignment_TopicPartition = ConsumerProtocolAssignment.TopicP
 def _read_ConsumerProtocolAssignment_TopicPartition_v0(buf, pos):
     o = _new(_C_ConsumerProtocolAssignment_TopicPartition)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -79,7 +85,12 @@ _write_ConsumerProtocolAssignment_TopicPartition_v3 = _write_ConsumerProtocolAss
 
 def _read_ConsumerProtocolAssignment_v0(buf, pos):
     o = _new(_C_ConsumerProtocolAssignment)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

@@ -9,8 +9,9 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _pack_array = _p.pack_array
-_read_array_len = _p.read_array_len
 _read_fixed_array = _p.read_fixed_array
 _read_nullable_bytes = _p.read_nullable_bytes
 _read_nullable_string = _p.read_nullable_string
@@ -58,7 +59,12 @@ _C_ConsumerProtocolSubscription_TopicPartition = ConsumerProtocolSubscription.To
 def _read_ConsumerProtocolSubscription_TopicPartition_v1(buf, pos):
     o = _new(_C_ConsumerProtocolSubscription_TopicPartition)
     o.topic, pos = _read_string(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 4)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.partitions, pos = _read_fixed_array(buf, pos, n, 'i')
     o.unknown_tagged_fields = []
     return o, pos
@@ -82,7 +88,12 @@ _write_ConsumerProtocolSubscription_TopicPartition_v3 = _write_ConsumerProtocolS
 
 def _read_ConsumerProtocolSubscription_v0(buf, pos):
     o = _new(_C_ConsumerProtocolSubscription)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -99,7 +110,12 @@ def _read_ConsumerProtocolSubscription_v0(buf, pos):
 
 def _read_ConsumerProtocolSubscription_v1(buf, pos):
     o = _new(_C_ConsumerProtocolSubscription)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -107,7 +123,12 @@ def _read_ConsumerProtocolSubscription_v1(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -122,7 +143,12 @@ def _read_ConsumerProtocolSubscription_v1(buf, pos):
 
 def _read_ConsumerProtocolSubscription_v2(buf, pos):
     o = _new(_C_ConsumerProtocolSubscription)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -130,7 +156,12 @@ def _read_ConsumerProtocolSubscription_v2(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -146,7 +177,12 @@ def _read_ConsumerProtocolSubscription_v2(buf, pos):
 
 def _read_ConsumerProtocolSubscription_v3(buf, pos):
     o = _new(_C_ConsumerProtocolSubscription)
-    n, pos = _read_array_len(buf, pos, False, 2)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 2 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -154,7 +190,12 @@ def _read_ConsumerProtocolSubscription_v3(buf, pos):
         append(item)
     o.topics = items
     o.user_data, pos = _read_nullable_bytes(buf, pos)
-    n, pos = _read_array_len(buf, pos, False, 6)
+    n = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):

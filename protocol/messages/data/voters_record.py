@@ -9,9 +9,11 @@ _new = object.__new__
 _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
-_read_compact_array_len = _p.read_compact_array_len
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _read_compact_string = _p.read_compact_string
 _read_unknown_tags = _p.read_unknown_tags
+_read_uvarint = _p.read_uvarint
 _uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -138,7 +140,16 @@ def _read_VotersRecord_Voter_v0(buf, pos):
     o.voter_id = t[0]
     o.voter_directory_id = _uuid_from_bytes(t[1])
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 5)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -173,7 +184,16 @@ def _read_VotersRecord_v0(buf, pos):
     o = _new(_C_VotersRecord)
     o.version = _S_h.unpack_from(buf, pos)[0]
     pos += 2
-    n, pos = _read_compact_array_len(buf, pos, False, 27)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 27 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -204,6 +224,7 @@ def _write_VotersRecord_v0(o, w):
 
 VotersRecord._READERS = (_read_VotersRecord_v0, )
 VotersRecord._WRITERS = (_write_VotersRecord_v0, )
+VotersRecord.Voter._LAZY_DEFAULTS = {'kraft_version_feature': _C_VotersRecord_Voter_KRaftVersionFeature}
 VotersRecord.Voter._READERS = (_read_VotersRecord_Voter_v0, )
 VotersRecord.Voter._WRITERS = (_write_VotersRecord_Voter_v0, )
 VotersRecord.Voter.Endpoint._READERS = (_read_VotersRecord_Voter_Endpoint_v0, )

@@ -10,9 +10,10 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_fixed_array = _p.read_fixed_array
 _read_tag_header = _p.read_tag_header
 _read_uuid_array = _p.read_uuid_array
@@ -77,7 +78,17 @@ def _read_PartitionChangeRecord_v0(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.isr = None
                 else:
@@ -90,7 +101,17 @@ def _read_PartitionChangeRecord_v0(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.replicas = None
                 else:
@@ -98,7 +119,17 @@ def _read_PartitionChangeRecord_v0(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 3:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.removing_replicas = None
                 else:
@@ -106,7 +137,17 @@ def _read_PartitionChangeRecord_v0(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 4:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.adding_replicas = None
                 else:
@@ -149,7 +190,17 @@ def _read_PartitionChangeRecord_v1(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.isr = None
                 else:
@@ -162,7 +213,17 @@ def _read_PartitionChangeRecord_v1(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.replicas = None
                 else:
@@ -170,7 +231,17 @@ def _read_PartitionChangeRecord_v1(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 3:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.removing_replicas = None
                 else:
@@ -178,7 +249,17 @@ def _read_PartitionChangeRecord_v1(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 4:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.adding_replicas = None
                 else:
@@ -191,7 +272,17 @@ def _read_PartitionChangeRecord_v1(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 8:
-                n, pos = _read_compact_array_len(buf, pos, True, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.directories = None
                 else:
@@ -229,7 +320,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.isr = None
                 else:
@@ -242,7 +343,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.replicas = None
                 else:
@@ -250,7 +361,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 3:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.removing_replicas = None
                 else:
@@ -258,7 +379,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 4:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.adding_replicas = None
                 else:
@@ -271,7 +402,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 6:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.eligible_leader_replicas = None
                 else:
@@ -279,7 +420,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 7:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.last_known_elr = None
                 else:
@@ -287,7 +438,17 @@ def _read_PartitionChangeRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 8:
-                n, pos = _read_compact_array_len(buf, pos, True, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.directories = None
                 else:

@@ -10,9 +10,10 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
 _pack_array = _p.pack_array
-_read_compact_array_len = _p.read_compact_array_len
 _read_fixed_array = _p.read_fixed_array
 _read_tag_header = _p.read_tag_header
 _read_uuid_array = _p.read_uuid_array
@@ -60,13 +61,49 @@ def _read_PartitionRecord_v0(buf, pos):
     o.partition_id = t[0]
     o.topic_id = _uuid_from_bytes(t[1])
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.removing_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.adding_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     o.leader, o.leader_epoch, o.partition_epoch = _S_iii.unpack_from(buf, pos)
     pos += 12
@@ -100,17 +137,62 @@ def _read_PartitionRecord_v1(buf, pos):
     o.partition_id = t[0]
     o.topic_id = _uuid_from_bytes(t[1])
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.removing_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.adding_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     o.leader, o.leader_epoch, o.partition_epoch = _S_iii.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 16)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.directories, pos = _read_uuid_array(buf, pos, n)
     o.leader_recovery_state = 0
     o.eligible_leader_replicas = None
@@ -141,17 +223,62 @@ def _read_PartitionRecord_v2(buf, pos):
     o.partition_id = t[0]
     o.topic_id = _uuid_from_bytes(t[1])
     pos += 20
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.isr, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.removing_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
-    n, pos = _read_compact_array_len(buf, pos, False, 4)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 4 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.adding_replicas, pos = _read_fixed_array(buf, pos, n, 'i')
     o.leader, o.leader_epoch, o.partition_epoch = _S_iii.unpack_from(buf, pos)
     pos += 12
-    n, pos = _read_compact_array_len(buf, pos, False, 16)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 16 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     o.directories, pos = _read_uuid_array(buf, pos, n)
     o.leader_recovery_state = 0
     o.eligible_leader_replicas = None
@@ -171,7 +298,17 @@ def _read_PartitionRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 1:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.eligible_leader_replicas = None
                 else:
@@ -179,7 +316,17 @@ def _read_PartitionRecord_v2(buf, pos):
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 2:
-                n, pos = _read_compact_array_len(buf, pos, True, 4)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 4 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.last_known_elr = None
                 else:

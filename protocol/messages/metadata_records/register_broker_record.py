@@ -10,8 +10,9 @@ _DEFAULT = _p.DEFAULT
 _Message = _p.Message
 _Writer = _p.Writer
 _ZERO_UUID = _p.ZERO_UUID
+_array_too_long = _p.array_too_long
+_bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
-_read_compact_array_len = _p.read_compact_array_len
 _read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
@@ -171,14 +172,32 @@ def _read_RegisterBrokerRecord_v0(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[1])
     o.broker_epoch = t[2]
     pos += 28
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -207,14 +226,32 @@ def _read_RegisterBrokerRecord_v1(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[1])
     o.broker_epoch = t[2]
     pos += 28
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -243,14 +280,32 @@ def _read_RegisterBrokerRecord_v2(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -278,14 +333,32 @@ def _read_RegisterBrokerRecord_v3(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -307,7 +380,16 @@ def _read_RegisterBrokerRecord_v3(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 o.log_dirs, pos = _read_uuid_array(buf, pos, n)
                 if pos > end:
                     raise _tag_overrun(tag)
@@ -325,14 +407,32 @@ def _read_RegisterBrokerRecord_v4(buf, pos):
     o.incarnation_id = _uuid_from_bytes(t[2])
     o.broker_epoch = t[3]
     pos += 29
-    n, pos = _read_compact_array_len(buf, pos, False, 7)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
         item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
         append(item)
     o.end_points = items
-    n, pos = _read_compact_array_len(buf, pos, False, 6)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 6 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
     items = []
     append = items.append
     for _ in range(n):
@@ -354,12 +454,31 @@ def _read_RegisterBrokerRecord_v4(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                n, pos = _read_compact_array_len(buf, pos, False, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 o.log_dirs, pos = _read_uuid_array(buf, pos, n)
                 if pos > end:
                     raise _tag_overrun(tag)
             elif tag == 1:
-                n, pos = _read_compact_array_len(buf, pos, True, 16)
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = _read_uvarint(buf, pos)
+                n -= 1
+                if n < 0:
+                    if n != -1:
+                        raise _bad_length(n)
+                elif n * 16 > len(buf) - pos:
+                    raise _array_too_long(n, len(buf) - pos)
                 if n < 0:
                     o.cordoned_log_dirs = None
                 else:

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Codec benchmark: kbroker's generated codec next to kafka-python 3's, same work, same run.
+
+Workloads (records are opaque 16 KB blobs to both codecs):
+
+* a Produce request carrying 100 partitions (5 topics x 20) x one 16 KB batch, with its header:
+  decode (what the broker does per request) and encode;
+* a Fetch response of the same shape, with its header: encode (what the broker does) and decode.
+  "encode" is ``encode_response`` giving the parts the broker writes to the socket (records
+  of 1 KB or more are not copied); "encode, joined" also joins them into one ``bytes``.
+
+Usage::
+
+    .venv/bin/python scripts/bench_codec.py [--seconds 1.0] [--produce-version 9] [--fetch-version 12]
+
+Prints requests/s and MB/s (frame bytes processed per second) per operation and codec, and the
+speed-up.  Results are recorded in scripts/README.md ("Codec benchmark").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kafka.protocol.consumer import FetchResponse as KpFetch  # noqa: E402
+from kafka.protocol.producer import ProduceRequest as KpProduce  # noqa: E402
+
+from protocol.api import decode_request, decode_response, encode_request, encode_response  # noqa: E402
+from protocol.messages import RequestHeader  # noqa: E402
+from protocol.messages.fetch import FetchResponse  # noqa: E402
+from protocol.messages.produce import ProduceRequest  # noqa: E402
+
+TOPICS = 5
+PARTITIONS = 20
+BATCH = 16 * 1024
+
+
+def batches() -> list[bytes]:
+    return [os.urandom(BATCH) for _ in range(TOPICS * PARTITIONS)]
+
+
+def ours_produce(blobs: list[bytes]) -> ProduceRequest:
+    TD = ProduceRequest.TopicProduceData
+    PD = TD.PartitionProduceData
+    return ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=30000,
+        topic_data=[
+            TD(name=f"topic-{t}", partition_data=[PD(index=p, records=blobs[t * PARTITIONS + p]) for p in range(PARTITIONS)])
+            for t in range(TOPICS)
+        ],
+    )
+
+
+def kp_produce(blobs: list[bytes], version: int) -> KpProduce:
+    TD = KpProduce.TopicProduceData
+    PD = TD.PartitionProduceData
+    req = KpProduce(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=30000,
+        topic_data=[
+            TD(name=f"topic-{t}", partition_data=[PD(index=p, records=blobs[t * PARTITIONS + p]) for p in range(PARTITIONS)])
+            for t in range(TOPICS)
+        ],
+        version=version,
+    )
+    req.with_header(correlation_id=42, client_id="bench-client")
+    return req
+
+
+def ours_fetch(blobs: list[bytes]) -> FetchResponse:
+    T = FetchResponse.FetchableTopicResponse
+    P = T.PartitionData
+    return FetchResponse(
+        throttle_time_ms=0,
+        error_code=0,
+        session_id=0,
+        responses=[
+            T(
+                topic=f"topic-{t}",
+                partitions=[
+                    P(
+                        partition_index=p,
+                        error_code=0,
+                        high_watermark=1000,
+                        last_stable_offset=1000,
+                        log_start_offset=0,
+                        aborted_transactions=None,
+                        preferred_read_replica=-1,
+                        records=blobs[t * PARTITIONS + p],
+                    )
+                    for p in range(PARTITIONS)
+                ],
+            )
+            for t in range(TOPICS)
+        ],
+    )
+
+
+def kp_fetch(blobs: list[bytes], version: int) -> KpFetch:
+    T = KpFetch.FetchableTopicResponse
+    P = T.PartitionData
+    resp = KpFetch(
+        throttle_time_ms=0,
+        error_code=0,
+        session_id=0,
+        responses=[
+            T(
+                topic=f"topic-{t}",
+                partitions=[
+                    P(
+                        partition_index=p,
+                        error_code=0,
+                        high_watermark=1000,
+                        last_stable_offset=1000,
+                        log_start_offset=0,
+                        aborted_transactions=None,
+                        preferred_read_replica=-1,
+                        records=blobs[t * PARTITIONS + p],
+                    )
+                    for p in range(PARTITIONS)
+                ],
+            )
+            for t in range(TOPICS)
+        ],
+        version=version,
+    )
+    resp.with_header(correlation_id=42)
+    return resp
+
+
+def rate(fn, seconds: float) -> float:
+    """Best calls/second over 5 rounds of about ``seconds / 5`` each."""
+    fn()
+    n = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.05:
+            break
+        n *= 2
+    per_round = max(1, int(n * (seconds / 5) / elapsed))
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        best = max(best, per_round / (time.perf_counter() - start))
+    return best
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="kbroker codec vs kafka-python codec")
+    ap.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    ap.add_argument("--produce-version", type=int, default=9)
+    ap.add_argument("--fetch-version", type=int, default=12)
+    args = ap.parse_args()
+    pv, fv = args.produce_version, args.fetch_version
+    blobs = batches()
+
+    # Produce request frames (header + body, no size prefix).
+    header = RequestHeader(request_api_key=0, request_api_version=pv, correlation_id=42, client_id="bench-client")
+    ours_req = ours_produce(blobs)
+    frame = encode_request(header, ours_req)
+    kp_req = kp_produce(blobs, pv)
+    kp_frame = bytes(kp_req.encode(header=True))
+    assert kp_frame == frame, "the two codecs disagree on the Produce frame"
+    h, body = decode_request(frame)
+    assert body == ours_req and bytes(KpProduce.decode(frame, version=pv, header=True).topic_data[0].partition_data[0].records) == blobs[0]
+
+    # Fetch response frames.
+    ours_resp = ours_fetch(blobs)
+    resp_frame = b"".join(encode_response(42, 1, fv, ours_resp))
+    kp_resp = kp_fetch(blobs, fv)
+    assert bytes(kp_resp.encode(header=True)) == resp_frame, "the two codecs disagree on the Fetch frame"
+    assert decode_response(resp_frame, 1, fv)[1] == ours_resp
+
+    cases = [
+        (f"Produce v{pv} request decode", len(frame), lambda: decode_request(frame),
+         lambda: KpProduce.decode(frame, version=pv, header=True)),
+        (f"Produce v{pv} request encode", len(frame), lambda: encode_request(header, ours_req),
+         lambda: kp_req.encode(header=True)),
+        (f"Fetch v{fv} response encode", len(resp_frame), lambda: encode_response(42, 1, fv, ours_resp),
+         lambda: kp_resp.encode(header=True)),
+        (f"Fetch v{fv} encode, joined", len(resp_frame), lambda: b"".join(encode_response(42, 1, fv, ours_resp)),
+         lambda: kp_resp.encode(header=True)),
+        (f"Fetch v{fv} response decode", len(resp_frame), lambda: decode_response(resp_frame, 1, fv),
+         lambda: KpFetch.decode(resp_frame, version=fv, header=True)),
+    ]
+    print(f"python {platform.python_version()}, nproc {os.cpu_count()}, CPU {cpu_model()}")
+    print(f"frames: Produce {len(frame)} bytes, Fetch {len(resp_frame)} bytes "
+          f"({TOPICS} topics x {PARTITIONS} partitions x {BATCH} B)")
+    print(f"{'operation':32} {'kbroker req/s':>14} {'MB/s':>9} {'kafka-python req/s':>19} {'MB/s':>9} {'speed-up':>9}")
+    for name, size, ours, theirs in cases:
+        a = rate(ours, args.seconds)
+        b = rate(theirs, args.seconds)
+        print(f"{name:32} {a:14.0f} {a * size / 1e6:9.0f} {b:19.0f} {b * size / 1e6:9.0f} {a / b:8.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
