@@ -533,3 +533,43 @@ def test_confluent_fenced_by_a_new_instance(bootstrap):
     new.begin_transaction()
     new.produce(topic, b"new")
     new.commit_transaction(30)
+
+
+def test_transactional_id_and_producer_id_expiration(tmp_path):
+    port = free_port()
+    broker = _restartable(tmp_path, port).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        create_topic(broker.bootstrap_servers, "t")
+        coordinator = broker.broker.txn_coordinator
+        idle, busy = "expire-idle", "expire-busy"
+        idle_init = init_producer_id(raw, idle)
+        busy_init = init_producer_id(raw, busy)
+        _add_partitions(raw, busy, busy_init.producer_id, busy_init.producer_epoch, "t", [0])
+        assert produce(raw, "t", 0, data_batch(busy_init.producer_id, busy_init.producer_epoch, 0, [b"x"],
+                                               transactional=True), transactional_id=busy).error_code == 0
+        idem = init_producer_id(raw).producer_id
+        assert produce(raw, "t", 0, data_batch(idem, 0, 0, [b"y"])).error_code == 0
+        week_later = int(time.time() * 1000) + 7 * 24 * 3600 * 1000 + 1000
+        # transactional.id.expiration.ms (7 days): only ids without an ongoing transaction go.
+        assert broker.call(coordinator.expire_transactional_ids, week_later) == [idle]
+        # producer.id.expiration.ms (1 day): the idle idempotent producer is forgotten, the open
+        # transaction's producer stays.
+        assert broker.call(coordinator.expire_producers, week_later) == 1
+        partition = broker.broker.partition("t", 0)
+        assert broker.call(lambda: set(partition.producer_state.producers)) == {busy_init.producer_id}
+        raw.close()
+    finally:
+        broker.stop()
+    broker = _restartable(tmp_path, port).start()
+    try:
+        # The tombstone survives the restart: the id starts afresh with a new producer id.
+        assert describe_state(broker, idle) is None
+        assert describe_state(broker, busy) == TxnState.ONGOING
+        raw = RawClient(broker.bootstrap_servers)
+        again = init_producer_id(raw, idle)
+        assert (again.error_code, again.producer_epoch) == (0, 0)
+        assert again.producer_id != idle_init.producer_id
+        raw.close()
+    finally:
+        broker.stop()
