@@ -272,3 +272,36 @@ def test_unsupported_version_on_encode_and_decode():
         ProduceRequest.decode(b"", 14)
     with pytest.raises(UnsupportedVersionError):
         ProduceRequest.decode(b"", -1)
+
+
+def test_struct_defaults_left_unset_by_decoders_are_fresh_and_stick():
+    # Fetch v11 has no DivergingEpoch/CurrentLeader: decoding leaves them to be built on access.
+    data = fetch_response(b"abc").encode(11)
+    a = FetchResponse.decode(data, 11).responses[0].partitions[0]
+    b = FetchResponse.decode(data, 11).responses[0].partitions[0]
+    assert a.current_leader == FetchResponse.FetchableTopicResponse.PartitionData.LeaderIdAndEpoch()
+    assert a.current_leader is not b.current_leader
+    a.current_leader.leader_id = 7
+    assert a.current_leader.leader_id == 7 and b.current_leader.leader_id == -1
+    with pytest.raises(AttributeError):
+        _ = a.no_such_field
+
+
+def test_tagged_struct_at_default_is_omitted_and_otherwise_sent():
+    part = FetchResponse.FetchableTopicResponse.PartitionData
+    plain = fetch_response(b"abc")
+    tagged = fetch_response(b"abc")
+    tagged.responses[0].partitions[0].current_leader = part.LeaderIdAndEpoch(leader_id=2, leader_epoch=5)
+    assert len(tagged.encode(12)) == len(plain.encode(12)) + 1 + 1 + 8 + 1  # tag, size, 2 x int32, tags
+    back = FetchResponse.decode(tagged.encode(12), 12).responses[0].partitions[0]
+    assert (back.current_leader.leader_id, back.current_leader.leader_epoch) == (2, 5)
+    assert tagged.encode(11) == plain.encode(11)  # not in v11 at all
+
+
+def test_unknown_tagged_fields_are_kept_and_re_emitted_in_tag_order():
+    body = ApiVersionsRequest(client_software_name="a", client_software_version="b")
+    body.unknown_tagged_fields = [(5, b"\x01\x02"), (9, b"")]
+    data = body.encode(3)
+    assert data.endswith(b"\x02\x05\x02\x01\x02\x09\x00")
+    back = ApiVersionsRequest.decode(data, 3)
+    assert back.unknown_tagged_fields == [(5, b"\x01\x02"), (9, b"")] and back.encode(3) == data
