@@ -287,6 +287,38 @@ def test_describe_cluster_endpoint_types(wire):
     assert (resp.error_code, resp.error_message) == (E.UNSUPPORTED_ENDPOINT_TYPE, "Unsupported endpoint type 7")
 
 
+def test_describe_cluster_fenced_brokers_only_when_asked():
+    import uuid
+
+    from kbroker.testing import BrokerThread
+
+    with BrokerThread() as b:
+        def register_fenced_peer():
+            rec = mr.RegisterBrokerRecord(
+                broker_id=b.broker.node_id + 1, incarnation_id=uuid.uuid4(), broker_epoch=99, rack="r2", fenced=True,
+                end_points=[mr.RegisterBrokerRecord.BrokerEndpoint(name="PLAINTEXT", host="peer.example", port=9093,
+                                                                   security_protocol=0)])
+            b.broker.controller.commit([rec])
+        b.call(register_fenced_peer)
+        w = Wire(b.bootstrap_servers)
+        node = b.broker.node_id
+        hidden = w.call(60, 2, include_cluster_authorized_operations=False, endpoint_type=1,
+                        include_fenced_brokers=False)
+        assert [(x.broker_id, x.is_fenced) for x in hidden.brokers] == [(node, False)]
+        shown = w.call(60, 2, include_cluster_authorized_operations=False, endpoint_type=1,
+                       include_fenced_brokers=True)
+        host, port = b.bootstrap_servers.rsplit(":", 1)
+        assert [(x.broker_id, x.host, x.port, x.rack, x.is_fenced) for x in shown.brokers] == [
+            (node, host, int(port), None, False),
+            (node + 1, "peer.example", 9093, "r2", True),
+        ]
+        assert shown.controller_id == node  # an alive broker
+        # v1 knows nothing of fencing: fenced brokers are never listed.
+        v1 = w.call(60, 1, include_cluster_authorized_operations=False, endpoint_type=1)
+        assert [x.broker_id for x in v1.brokers] == [node]
+        w.close()
+
+
 # -- DescribeLogDirs ----------------------------------------------------------------------
 
 DL = REQUESTS[35]
