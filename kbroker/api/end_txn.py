@@ -4,8 +4,9 @@ Commits or aborts the producer's ongoing transaction: PrepareCommit/PrepareAbort
 COMMIT/ABORT marker is written to every partition of the transaction, the group offsets it
 carries are completed, and CompleteCommit/CompleteAbort is logged before the answer. Retrying a
 completed EndTxn with the same outcome answers NONE; the other outcome is INVALID_TXN_STATE.
-PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2. v5 (Transactions V2, epoch bump per
-transaction) is not served yet.
+PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2. v5 is Transactions V2 (KIP-890): the
+epoch is bumped by every EndTxn and the response carries the producer id and epoch to use next;
+a retry (epoch one below, transaction completed the same way) gets them again.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from protocol.errors import ErrorCode
 from protocol.messages.end_txn import EndTxnResponse
 
 
-@api(26, 0, 4)
+@api(26, 0, 5)
 def handle_end_txn(ctx, request) -> EndTxnResponse:
+    version = ctx.api_version
     try:
-        ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id, request.producer_epoch,
-                                           request.committed)
-        code = ErrorCode.NONE
+        pid, epoch = ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id,
+                                                        request.producer_epoch, request.committed, v2=version >= 5)
     except TxnError as exc:
         code = exc.code
-        if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 2:
+        if code == ErrorCode.PRODUCER_FENCED and version < 2:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
-    return EndTxnResponse(throttle_time_ms=0, error_code=code)
+        return EndTxnResponse(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
+    return EndTxnResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pid, producer_epoch=epoch)

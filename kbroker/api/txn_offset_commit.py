@@ -1,11 +1,12 @@
-"""TxnOffsetCommit (key 28), v0-4.
+"""TxnOffsetCommit (key 28), v0-5.
 
 Offsets a transactional producer commits for a consumer group. The transaction coordinator checks
 that the producer owns the transaction (PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v3 —,
 INVALID_PRODUCER_ID_MAPPING) and that AddOffsetsToTxn added the group (INVALID_TXN_STATE); the
 group coordinator keeps the offsets pending until the transaction's end makes them visible
 (commit) or drops them (abort). v3+ carries the member id and generation, which the group
-coordinator may check.
+coordinator checks. v5 is Transactions V2: the group's offsets partition joins the transaction
+here (the client sends no AddOffsetsToTxn).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ def _respond(request, codes) -> TxnOffsetCommitResponse:
     ])
 
 
-@api(28, 0, 4)
+@api(28, 0, 5)
 def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     broker = ctx.broker
     group_coordinator = broker.group_coordinator
     if group_coordinator is None:
         return _respond(request, lambda t, p: ErrorCode.COORDINATOR_NOT_AVAILABLE)
     try:
+        if ctx.api_version >= 5:
+            broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
+                                               request.group_id, client_txn_version=2)
         broker.txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
                                              request.group_id)
     except TxnError as exc:

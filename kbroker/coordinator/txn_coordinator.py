@@ -12,6 +12,11 @@ Transitions (Kafka's TransactionMetadata, Transactions V1)::
     Ongoing --EndTxn(abort) / timeout / re-InitProducerId--> PrepareAbort --markers--> CompleteAbort
     Empty/Complete* --InitProducerId--> Empty (epoch + 1, or a new producer id when exhausted)
 
+Transactions V2 (KIP-890 part 2: Produce v12, EndTxn v5, TxnOffsetCommit v5): the first
+transactional batch in a partition adds the partition (no AddPartitionsToTxn), TxnOffsetCommit
+adds the group's offsets partition (no AddOffsetsToTxn), and every EndTxn bumps the epoch (the
+Prepare record carries the new epoch, markers are written with it, EndTxn returns it).
+
 With one node every partition is local, so markers are written synchronously by the request
 that ends the transaction: EndTxn answers after the Complete* record, and never has to return
 CONCURRENT_TRANSACTIONS. A Prepare* record found at start-up means the broker stopped between
@@ -235,7 +240,7 @@ class TransactionCoordinator:
     # -- AddPartitionsToTxn / AddOffsetsToTxn -----------------------------------------------
 
     def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                       partitions: list[tuple[str, int]]) -> None:
+                       partitions: list[tuple[str, int]], client_txn_version: int | None = None) -> None:
         self._check_ready(transactional_id)
         txn = self._current(transactional_id, producer_id, producer_epoch)
         wanted = set(partitions)
@@ -243,12 +248,16 @@ class TransactionCoordinator:
             return
         now = _now_ms()
         start = txn.start_ms if txn.state == TxnState.ONGOING else now
-        self._write(txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start,
-                             last_update_ms=now))
+        new = txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start, last_update_ms=now)
+        if client_txn_version is not None:
+            new.client_txn_version = client_txn_version
+        self._write(new)
 
-    def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+    def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str,
+                    client_txn_version: int | None = None) -> None:
         index = partition_for(group_id, self._cfg("offsets.topic.num.partitions", 50))
-        self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)])
+        self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)],
+                            client_txn_version)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
     def check_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
@@ -272,29 +281,76 @@ class TransactionCoordinator:
             return ErrorCode.INVALID_TXN_STATE
         return ErrorCode.NONE
 
-    # -- EndTxn ----------------------------------------------------------------------------
-
-    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
-        self._check_ready(transactional_id)
+    def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
+                                   index: int) -> ErrorCode:
+        """Transactions V2 (Produce v12+): the first batch of a transaction in a partition adds it."""
         txn = self.txns.get(transactional_id)
         if txn is None or txn.producer_id != producer_id:
+            return ErrorCode.INVALID_TXN_STATE
+        if producer_epoch < txn.producer_epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        if producer_epoch > txn.producer_epoch:
+            return ErrorCode.INVALID_TXN_STATE
+        try:
+            self.add_partitions(transactional_id, producer_id, producer_epoch, [(topic, index)], client_txn_version=2)
+        except TxnError as exc:
+            return exc.code
+        return ErrorCode.NONE
+
+    # -- EndTxn ----------------------------------------------------------------------------
+
+    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool,
+                v2: bool = False) -> tuple[int, int]:
+        """Ends the transaction; returns the producer id and epoch to use next.
+
+        Transactions V2 (EndTxn v5) bumps the epoch with every transaction end: the markers carry
+        the new epoch, so a late batch of the finished transaction is fenced, and a retried EndTxn
+        is recognised by its epoch being one below the current one.
+        """
+        self._check_ready(transactional_id)
+        txn = self.txns.get(transactional_id)
+        if txn is None:
+            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        matching_complete = (txn.state == TxnState.COMPLETE_COMMIT and commit
+                             or txn.state == TxnState.COMPLETE_ABORT and not commit)
+        if v2 and matching_complete and (
+            producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
+            or producer_id == txn.previous_producer_id and txn.producer_epoch == 0
+        ):
+            return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
+        if txn.producer_id != producer_id:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:
             raise TxnError(ErrorCode.PRODUCER_FENCED)
         state = txn.state
-        if state == TxnState.ONGOING:
+        if state == TxnState.ONGOING or v2 and not commit and txn.completed:
+            # (A V2 producer may abort a transaction whose partitions never reached us: it
+            # still gets its epoch bumped.)
             prepared = txn.copy(state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
                                 last_update_ms=_now_ms())
+            if state != TxnState.ONGOING:
+                prepared = prepared.copy(partitions=set())
+            if v2:
+                prepared = self._bump_epoch(prepared)
             self._write(prepared)
-            self._write_markers_and_complete(prepared)
-        elif state == TxnState.COMPLETE_COMMIT and commit or state == TxnState.COMPLETE_ABORT and not commit:
-            return  # a retry of the EndTxn that completed it
-        elif state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) and commit == (
+            done = self._write_markers_and_complete(prepared)
+            return done.producer_id, done.producer_epoch
+        if matching_complete and not v2:
+            return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
+        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) and commit == (
             state == TxnState.PREPARE_COMMIT
         ):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
-        else:
-            raise TxnError(ErrorCode.INVALID_TXN_STATE)
+        raise TxnError(ErrorCode.INVALID_TXN_STATE)
+
+    def _bump_epoch(self, txn: TxnMetadata) -> TxnMetadata:
+        """Transactions V2: epoch + 1; when that exhausts the epochs, the next producer id is chosen now
+        (logged with the Prepare record) and taken when the transaction completes."""
+        bumped = txn.copy(producer_epoch=txn.producer_epoch + 1, client_txn_version=2)
+        if bumped.producer_epoch >= MAX_EPOCH - 1:
+            bumped.next_producer_id = self.broker.producer_ids.allocate()
+            bumped.next_producer_epoch = 0
+        return bumped
 
     def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
         commit = txn.state == TxnState.PREPARE_COMMIT
@@ -326,6 +382,9 @@ class TransactionCoordinator:
                 group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
                         last_update_ms=_now_ms())
+        if txn.next_producer_id >= 0:
+            done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
+                             previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
         self._write(done)
         return done
 

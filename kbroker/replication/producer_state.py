@@ -253,13 +253,14 @@ class ProducerStateManager:
 
     ``verifier`` (the transaction coordinator, when installed) checks that the first
     transactional batch of a producer in a partition belongs to a transaction that added this
-    partition (Kafka 4's produce-side verification, KIP-890 part 1).
+    partition (Kafka 4's produce-side verification, KIP-890 part 1); from Produce v12 (KIP-890
+    part 2, Transactions V2) it adds the partition to the transaction instead.
     """
 
     def __init__(self) -> None:
         self.verifier: Any = None
 
-    def check_append(self, partition, header, transactional_id):
+    def check_append(self, partition, header, transactional_id, version: int = 0):
         from kbroker.replication.replica_manager import AppendResult
 
         state = partition_state(partition)
@@ -271,8 +272,10 @@ class ProducerStateManager:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
                                    "Transactional records need a transactional id in the produce request")
             if self.verifier is not None:
-                code = self.verifier.verify_partition(transactional_id, header.producer_id, header.producer_epoch,
-                                                      partition.topic, partition.index)
+                # Produce v12+ (Transactions V2) adds the partition to the transaction implicitly.
+                check = self.verifier.add_partition_from_produce if version >= 12 else self.verifier.verify_partition
+                code = check(transactional_id, header.producer_id, header.producer_epoch, partition.topic,
+                             partition.index)
                 if code != ErrorCode.NONE:
                     raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
                                              f"verification for producer {header.producer_id}: {code.name}")

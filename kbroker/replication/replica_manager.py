@@ -95,7 +95,7 @@ class ReplicaManager:
             records = recompress(records, header, target, config)
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
-            duplicate = producer_state.check_append(partition, header, transactional_id)
+            duplicate = producer_state.check_append(partition, header, transactional_id, version)
             if duplicate is not None:
                 return duplicate
         info = partition.log.append(records, leader_epoch=partition.leader_epoch)

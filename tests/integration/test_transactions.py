@@ -573,3 +573,64 @@ def test_transactional_id_and_producer_id_expiration(tmp_path):
         raw.close()
     finally:
         broker.stop()
+
+
+# -- Transactions V2 (KIP-890 part 2) ---------------------------------------------------------------
+
+
+def test_transactions_v2_at_the_protocol_level(txn_broker, bootstrap, raw):
+    from kafka import KafkaConsumer as _Consumer
+
+    from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+
+    topic, group = new_name("v2"), new_name("v2-group")
+    create_topic(bootstrap, topic, partitions=2)
+    tid = new_name("v2-tx")
+    init = init_producer_id(raw, tid, version=5)
+    pid, epoch = init.producer_id, init.producer_epoch
+    # Produce v12 adds the partition itself; v11 still needs AddPartitionsToTxn.
+    assert produce(raw, topic, 1, data_batch(pid, epoch, 0, [b"v1"], transactional=True), transactional_id=tid,
+                   version=11).error_code == ErrorCode.INVALID_TXN_STATE
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"a", b"b"], transactional=True),
+                   transactional_id=tid, version=12).error_code == 0
+    assert describe_state(txn_broker, tid) == TxnState.ONGOING
+    # TxnOffsetCommit v5 adds the group's offsets partition itself (no AddOffsetsToTxn).
+    commit = TxnOffsetCommitRequest(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
+                                    generation_id=-1, member_id="", group_instance_id=None, topics=[
+                                        TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=topic, partitions=[
+                                            TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+                                            .TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=2)])])
+    response = raw.call(commit, TxnOffsetCommitResponse, 5)
+    assert response.topics[0].partitions[0].error_code == 0
+    assert list_offset(raw, topic, isolation=1) == 0
+
+    end = _end_txn_v5(raw, tid, pid, epoch, commit=True)
+    assert (end.error_code, end.producer_id, end.producer_epoch) == (0, pid, epoch + 1)
+    assert list_offset(raw, topic, isolation=1) == list_offset(raw, topic) == 3
+    # The committed offset became visible with the transaction.
+    consumer = _Consumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    assert consumer.committed(TopicPartition(topic, 0)) == 2
+    consumer.close()
+    # A retried EndTxn (the old epoch) gets the same answer; a batch with the old epoch is fenced.
+    again = _end_txn_v5(raw, tid, pid, epoch, commit=True)
+    assert (again.error_code, again.producer_epoch) == (0, epoch + 1)
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 2, [b"late"], transactional=True), transactional_id=tid,
+                   version=12).error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    # The next transaction runs at the new epoch from sequence 0, and its abort bumps again.
+    epoch += 1
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid,
+                   version=12).error_code == 0
+    end = _end_txn_v5(raw, tid, pid, epoch, commit=False)
+    assert (end.error_code, end.producer_epoch) == (0, epoch + 1)
+    # Aborting with nothing in flight still bumps the epoch (V2 clients may do that).
+    end = _end_txn_v5(raw, tid, pid, epoch + 1, commit=False)
+    assert (end.error_code, end.producer_epoch) == (0, epoch + 2)
+    values = [m.value for m in consume_all(bootstrap, topic, "read_committed", list_offset(raw, topic))]
+    assert values == [b"a", b"b"]
+
+
+def _end_txn_v5(raw, tid, pid, epoch, commit):
+    from protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+
+    return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
+                    EndTxnResponse, 5)
