@@ -29,6 +29,7 @@ timeout without heartbeat unless it is waiting in a JoinGroup or SyncGroup.
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from protocol.messages.heartbeat import HeartbeatResponse
 from protocol.messages.join_group import JoinGroupResponse
 from protocol.messages.leave_group import LeaveGroupResponse
 from protocol.messages.sync_group import SyncGroupResponse
+
+log = logging.getLogger(__name__)
 
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000  # Kafka's classicGroupNewMemberJoinTimeoutMs
 
@@ -291,6 +294,8 @@ class ClassicGroupManager:
         return group
 
     def _transition(self, group: ClassicGroup, state: GroupState) -> None:
+        log.debug("group %s: %s -> %s (generation %d)", group.group_id, group.state.value, state.value,
+                  group.generation)
         group.transition(state, self.timer.now_ms())
 
     @staticmethod
@@ -486,6 +491,7 @@ class ClassicGroupManager:
     # -- rebalance ---------------------------------------------------------------------------------------
 
     def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
+        log.info("group %s: preparing rebalance: %s", group.group_id, reason)
         if group.is_in(GroupState.COMPLETING_REBALANCE):
             # The assignment in flight is void: members waiting in SyncGroup must rejoin.
             for m in group.members.values():
@@ -528,6 +534,7 @@ class ClassicGroupManager:
         # until their session expires.
         for m in group.not_yet_rejoined():
             if m.group_instance_id is None:
+                log.info("group %s: member %s did not rejoin in time", group.group_id, m.member_id)
                 self._cancel_heartbeat(group, m.member_id)
                 group.remove(m.member_id)
         if group.members and not group.maybe_elect_joined_leader():
@@ -696,6 +703,7 @@ class ClassicGroupManager:
     # -- removal --------------------------------------------------------------------------------------------
 
     def _remove_member(self, group: ClassicGroup, member: ClassicMember, pending_error: ErrorCode) -> None:
+        log.info("group %s: removing member %s", group.group_id, member.member_id)
         self._cancel_heartbeat(group, member.member_id)
         self._respond_join(member, _join_error(pending_error, member.member_id))
         self._respond_sync(member, _sync_error(pending_error))

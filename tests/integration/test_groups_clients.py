@@ -1,0 +1,420 @@
+"""Consumer groups driven by real clients: kafka-python, aiokafka and confluent-kafka (librdkafka)
+in one group, their assignment strategies, a killed member, a static member restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer as ConfluentConsumer
+from kafka import KafkaConsumer, KafkaProducer
+
+from kbroker.testing import BrokerThread
+
+GROUP_CONFIG = {
+    "group.min.session.timeout.ms": "500",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+def wait_until(predicate, timeout: float = 60.0, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def gbroker():
+    with BrokerThread(config=GROUP_CONFIG) as b:
+        yield b
+
+
+def create_topic(broker, name: str, partitions: int) -> None:
+    from kbroker.controller.quorum import NewTopic
+    from kbroker.topics import create_topic as create
+
+    assert broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1))).error == 0
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i, v in enumerate(values):
+        producer.send(topic, v, partition=i % partitions)
+    producer.flush()
+    producer.close()
+
+
+def group_snapshot(broker, group_id):
+    """(state, generation, member count) of a classic group, read on the broker's loop."""
+    def read():
+        g = broker.broker.group_coordinator.groups.get(group_id)
+        return None if g is None else (g.state.value, g.generation, len(g.members))
+    return broker.call(read)
+
+
+def committed(broker, group_id, topic):
+    def read():
+        offsets = broker.broker.group_coordinator.offsets.group_offsets(group_id)
+        return {p: om.offset for (t, p), om in offsets.items() if t == topic}
+    return broker.call(read)
+
+
+def end_offsets(broker, topic, partitions):
+    return broker.call(lambda: {p: broker.broker.partition(topic, p).log_end_offset for p in range(partitions)})
+
+
+# -- members: one thread each, consuming, recording and committing after every batch ----------------------
+
+
+class Member(threading.Thread):
+    def __init__(self, name: str, sink: list, lock: threading.Lock) -> None:
+        super().__init__(name=name, daemon=True)
+        self.member_name = name
+        self.sink = sink
+        self.lock = lock
+        self.stopping = threading.Event()
+        self.assignment: frozenset[tuple[str, int]] = frozenset()
+        self.error: BaseException | None = None
+
+    def record(self, topic, partition, offset, value) -> None:
+        with self.lock:
+            self.sink.append((self.member_name, topic, partition, offset, value))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+        assert not self.is_alive(), f"{self.member_name} did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+class KafkaPythonMember(Member):
+    def __init__(self, bootstrap, topics, group, sink, lock, name="kafka-python", **config):
+        super().__init__(name, sink, lock)
+        from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+        self.config = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                           auto_offset_reset="earliest", client_id=name, session_timeout_ms=6000,
+                           heartbeat_interval_ms=300, partition_assignment_strategy=[RoundRobinPartitionAssignor])
+        self.config.update(config)
+        self.topics = topics
+
+    def run(self) -> None:
+        try:
+            consumer = KafkaConsumer(*self.topics, **self.config)
+            while not self.stopping.is_set():
+                batch = consumer.poll(100)
+                for records in batch.values():
+                    for r in records:
+                        self.record(r.topic, r.partition, r.offset, r.value)
+                if batch:
+                    consumer.commit()
+                self.assignment = frozenset((tp.topic, tp.partition) for tp in consumer.assignment())
+            consumer.close()
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+
+class AiokafkaMember(Member):
+    def __init__(self, bootstrap, topics, group, sink, lock, name="aiokafka"):
+        super().__init__(name, sink, lock)
+        self.bootstrap, self.topics, self.group = bootstrap, topics, group
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    async def _main(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+        consumer = AIOKafkaConsumer(
+            *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=self.member_name, session_timeout_ms=6000,
+            heartbeat_interval_ms=300, partition_assignment_strategy=(RoundRobinPartitionAssignor,))
+        await consumer.start()
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=100)
+                for records in batch.values():
+                    for r in records:
+                        self.record(r.topic, r.partition, r.offset, r.value)
+                if batch:
+                    await consumer.commit()
+                self.assignment = frozenset((tp.topic, tp.partition) for tp in consumer.assignment())
+        finally:
+            await consumer.stop()
+
+
+class ConfluentMember(Member):
+    def __init__(self, bootstrap, topics, group, sink, lock, name="confluent", **config):
+        super().__init__(name, sink, lock)
+        self.config = {
+            "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "client.id": name, "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 300, "partition.assignment.strategy": "roundrobin",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+        self.config.update(config)
+        self.topics = topics
+        self.assign_events: list[list[tuple[str, int]]] = []
+        self.revoke_events: list[list[tuple[str, int]]] = []
+        self.close_consumer = True
+
+    def run(self) -> None:
+        try:
+            consumer = ConfluentConsumer(self.config)
+
+            def on_assign(c, partitions):
+                self.assign_events.append(sorted((p.topic, p.partition) for p in partitions))
+
+            def on_revoke(c, partitions):
+                self.revoke_events.append(sorted((p.topic, p.partition) for p in partitions))
+
+            consumer.subscribe(self.topics, on_assign=on_assign, on_revoke=on_revoke)
+            while not self.stopping.is_set():
+                messages = consumer.consume(num_messages=100, timeout=0.1)
+                good = [m for m in messages if m.error() is None]
+                for m in good:
+                    self.record(m.topic(), m.partition(), m.offset(), m.value())
+                if good:
+                    consumer.commit(asynchronous=False)
+                self.assignment = frozenset((p.topic, p.partition) for p in consumer.assignment())
+            if self.close_consumer:
+                consumer.close()
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+
+def balanced(members, topic_partitions: set[tuple[str, int]]) -> bool:
+    sets = [m.assignment for m in members]
+    union = frozenset().union(*sets)
+    return union == topic_partitions and sum(len(s) for s in sets) == len(topic_partitions) and all(sets)
+
+
+# -- the mixed group ------------------------------------------------------------------------------------
+
+
+def test_mixed_clients_grow_and_shrink_each_record_once(gbroker):
+    bootstrap = gbroker.bootstrap_servers
+    topic, group = f"mix-{uuid.uuid4().hex[:8]}", f"mix-{uuid.uuid4().hex[:8]}"
+    create_topic(gbroker, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    sink: list = []
+    lock = threading.Lock()
+    produced: list[bytes] = []
+
+    def phase(n: int, members) -> None:
+        wait_until(lambda: group_snapshot(gbroker, group) is not None
+                   and group_snapshot(gbroker, group)[0] == "Stable"
+                   and group_snapshot(gbroker, group)[2] == len(members) and balanced(members, everything),
+                   message=f"a stable group of {len(members)} sharing the 6 partitions")
+        values = [f"{n}-{i}".encode() for i in range(60)]
+        produced.extend(values)
+        produce(bootstrap, topic, values, 6)
+        ends = end_offsets(gbroker, topic, 6)
+        wait_until(lambda: committed(gbroker, group, topic) == ends, message=f"phase {n} consumed and committed")
+        for m in members:
+            assert m.error is None, m.error
+
+    kp = KafkaPythonMember(bootstrap, [topic], group, sink, lock)
+    kp.start()
+    phase(1, [kp])
+    ak = AiokafkaMember(bootstrap, [topic], group, sink, lock)
+    ck = ConfluentMember(bootstrap, [topic], group, sink, lock)
+    ak.start()
+    ck.start()
+    try:
+        phase(2, [kp, ak, ck])
+        generation = group_snapshot(gbroker, group)[1]
+        ak.stop()  # leaves the group
+        phase(3, [kp, ck])
+        assert group_snapshot(gbroker, group)[1] > generation
+    finally:
+        for m in (kp, ak, ck):
+            if m.is_alive():
+                m.stop()
+    consumed = sorted((t, p, o) for _n, t, p, o, _v in sink)
+    assert len(consumed) == len(set(consumed)) == len(produced) == 180
+    assert sorted(v for *_rest, v in sink) == sorted(produced)
+    by_member = {n for n, *_rest in sink}
+    assert by_member == {"kafka-python", "aiokafka", "confluent"}
+
+
+# -- assignment strategies --------------------------------------------------------------------------------
+
+
+def two_topics(gbroker):
+    t1, t2 = f"s1-{uuid.uuid4().hex[:8]}", f"s2-{uuid.uuid4().hex[:8]}"
+    create_topic(gbroker, t1, 3)
+    create_topic(gbroker, t2, 3)
+    return t1, t2
+
+
+@pytest.mark.parametrize("client,strategy", [
+    ("confluent", "range"), ("confluent", "roundrobin"), ("kafka-python", "range"), ("kafka-python", "roundrobin"),
+])
+def test_eager_strategies(gbroker, client, strategy):
+    t1, t2 = two_topics(gbroker)
+    group = f"{strategy}-{uuid.uuid4().hex[:8]}"
+    everything = {(t, p) for t in (t1, t2) for p in range(3)}
+    lock = threading.Lock()
+    members = []
+    for i in range(2):
+        if client == "confluent":
+            m = ConfluentMember(gbroker.bootstrap_servers, [t1, t2], group, [], lock, name=f"c{i}",
+                                **{"partition.assignment.strategy": strategy})
+        else:
+            from kafka.coordinator.assignors.range import RangePartitionAssignor
+            from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+            assignor = RangePartitionAssignor if strategy == "range" else RoundRobinPartitionAssignor
+            m = KafkaPythonMember(gbroker.bootstrap_servers, [t1, t2], group, [], lock, name=f"k{i}",
+                                  partition_assignment_strategy=[assignor])
+        members.append(m)
+    try:
+        # One at a time: a kafka-python leader that joins before it has the topics' metadata can
+        # stall after its follow-up rebalance (a client-side race), so the first member settles first.
+        members[0].start()
+        wait_until(lambda: members[0].assignment == everything, message="first member owns everything")
+        members[1].start()
+        wait_until(lambda: balanced(members, everything) and group_snapshot(gbroker, group)[0] == "Stable"
+                   and group_snapshot(gbroker, group)[2] == 2, message="two members sharing six partitions")
+        assert group_snapshot(gbroker, group)[0] == "Stable"
+        by_index = [({p for t, p in m.assignment if t == t1}, {p for t, p in m.assignment if t == t2})
+                    for m in members]
+        sizes = sorted(len(m.assignment) for m in members)
+        if strategy == "range":
+            # Per topic, contiguous ranges: 2+1 of each topic, the same indexes in both topics.
+            assert all(a == b for a, b in by_index) and sizes == [2, 4]
+        else:
+            # Round robin over the six sorted partitions: 3 each, interleaved across topics.
+            assert sizes == [3, 3] and all(a != b for a, b in by_index)
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_cooperative_sticky_moves_only_what_it_must(gbroker):
+    t1, t2 = two_topics(gbroker)
+    group = f"coop-{uuid.uuid4().hex[:8]}"
+    everything = {(t, p) for t in (t1, t2) for p in range(3)}
+    lock = threading.Lock()
+    config = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = ConfluentMember(gbroker.bootstrap_servers, [t1, t2], group, [], lock, name="first", **config)
+    second = ConfluentMember(gbroker.bootstrap_servers, [t1, t2], group, [], lock, name="second", **config)
+    try:
+        first.start()
+        wait_until(lambda: first.assignment == everything, message="first member owns everything")
+        second.start()
+        wait_until(lambda: balanced([first, second], everything) and group_snapshot(gbroker, group)[0] == "Stable",
+                   message="cooperative rebalance to 3 + 3")
+        # Incremental: the first member only ever gave up the three partitions that moved; it was
+        # never asked to revoke everything.
+        revoked = [p for event in first.revoke_events for p in event]
+        assert sorted(revoked) == sorted(second.assignment)
+        assert first.assignment <= everything and len(first.assignment) == 3
+        assert group_snapshot(gbroker, group)[1] >= 3  # join, join of the second, follow-up rebalance
+    finally:
+        first.stop()
+        second.stop()
+
+
+# -- failures and restarts ------------------------------------------------------------------------------
+
+
+KILLED_MEMBER = textwrap.dedent("""
+    import sys
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    bootstrap, topic, group = sys.argv[1:4]
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, session_timeout_ms=1500,
+                      heartbeat_interval_ms=300, enable_auto_commit=False, client_id="doomed",
+                      partition_assignment_strategy=[RoundRobinPartitionAssignor])
+    announced = False
+    while True:
+        c.poll(100)
+        if c.assignment() and not announced:
+            print("ASSIGNED", len(c.assignment()), flush=True)
+            announced = True
+""")
+
+
+def test_killed_consumer_partitions_move_after_session_timeout(gbroker):
+    topic, group = f"kill-{uuid.uuid4().hex[:8]}", f"kill-{uuid.uuid4().hex[:8]}"
+    create_topic(gbroker, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    lock = threading.Lock()
+    survivor = ConfluentMember(gbroker.bootstrap_servers, [topic], group, [], lock, name="survivor",
+                               **{"session.timeout.ms": 1500})
+    survivor.start()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MEMBER, gbroker.bootstrap_servers, topic, group],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        wait_until(lambda: survivor.assignment == everything, message="survivor alone first")
+        line = proc.stdout.readline()
+        assert line.startswith("ASSIGNED"), line
+        wait_until(lambda: group_snapshot(gbroker, group)[2] == 2 and len(survivor.assignment) == 3
+                   and group_snapshot(gbroker, group)[0] == "Stable", message="two members, 3 partitions each")
+        generation = group_snapshot(gbroker, group)[1]
+        proc.send_signal(signal.SIGKILL)  # no LeaveGroup: only the session timeout can notice
+        proc.wait(10)
+        wait_until(lambda: survivor.assignment == everything, message="partitions moved to the survivor")
+        state, new_generation, members = group_snapshot(gbroker, group)
+        assert members == 1 and new_generation > generation
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        survivor.stop()
+
+
+def test_static_member_restart_gets_its_partitions_back_without_rebalance(gbroker):
+    topic, group = f"static-{uuid.uuid4().hex[:8]}", f"static-{uuid.uuid4().hex[:8]}"
+    create_topic(gbroker, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    lock = threading.Lock()
+
+    def static(instance):
+        return ConfluentMember(gbroker.bootstrap_servers, [topic], group, [], lock, name=instance,
+                               **{"group.instance.id": instance, "session.timeout.ms": 30000})
+
+    a, b = static("instance-a"), static("instance-b")
+    a.start()
+    b.start()
+    try:
+        wait_until(lambda: balanced([a, b], everything) and group_snapshot(gbroker, group)[0] == "Stable"
+                   and group_snapshot(gbroker, group)[2] == 2, message="two static members")
+        generation = group_snapshot(gbroker, group)[1]
+        before_a, before_b = a.assignment, b.assignment
+        b_assign_events = len(b.assign_events)
+        a.stop()  # a static member does not send LeaveGroup on close
+        assert group_snapshot(gbroker, group) == ("Stable", generation, 2)
+        restarted = static("instance-a")
+        restarted.start()
+        wait_until(lambda: restarted.assignment, message="restarted static member assigned")
+        assert restarted.assignment == before_a
+        assert group_snapshot(gbroker, group) == ("Stable", generation, 2)
+        assert b.assignment == before_b and len(b.assign_events) == b_assign_events
+        restarted.stop()
+    finally:
+        for m in (a, b):
+            if m.is_alive():
+                m.stop()
