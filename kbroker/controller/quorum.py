@@ -38,7 +38,7 @@ SUPPORTED_FEATURES: dict[str, tuple[int, int, int]] = {
     "metadata.version": (7, 27, 27),
     "kraft.version": (0, 1, 0),
     "group.version": (0, 1, 1),
-    "transaction.version": (0, 2, 0),
+    "transaction.version": (0, 2, 2),
 }
 
 
