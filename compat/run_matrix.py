@@ -301,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     if not args.no_install:
         log("installing client dependencies (scripts/install-compat-deps)")
-        subprocess.run([str(ROOT / "scripts" / "install-compat-deps")], check=True, cwd=ROOT)
+        install = [str(ROOT / "scripts" / "install-compat-deps")]
+        if args.broker == "kbroker":
+            install.append("--no-reference-kafka")
+        subprocess.run(install, check=True, cwd=ROOT)
     wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = set(wanted) - set(CLIENTS)
     if unknown:
