@@ -190,7 +190,8 @@ def _clean_group(
         cleaned.write(list(output), sum(len(b) for b in output))
         pos = 0
         for data in output:
-            cleaned.track_batch(pos, parse_header(data), interval)
+            header = parse_header(data)
+            cleaned.track_batch(pos, header.base_offset, header.last_offset, header.max_timestamp, header.size, interval)
             pos += len(data)
         cleaned.size = pos
         cleaned.verified_size = pos
@@ -267,7 +268,7 @@ def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment, upper: int)
     fsync_dir(directory)
     doomed = old[1:]
     for seg in doomed:
-        seg.close()
+        seg.discard()
         for path in seg.paths():
             if path.exists():
                 os.replace(path, path.with_name(path.name + DELETED_SUFFIX))
@@ -276,7 +277,7 @@ def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment, upper: int)
     range_path.unlink()
     i = log._segments.index(old[0])
     log._segments[i : i + len(old)] = [new]
-    old[0].close()
+    old[0].discard()
     return doomed
 
 

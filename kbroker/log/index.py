@@ -10,7 +10,9 @@ big-endian entries, as Kafka lays them out:
   increase from entry to entry.
 
 The files are a cache: they are rebuilt from the ``.log`` whenever they are missing, fail the
-sanity check in `load`, or follow a segment that needed recovery.
+sanity check in `load`, or follow a segment that needed recovery. New entries are kept in memory
+and written out by `persist` (when a segment is sealed, flushed or closed), not one write per
+entry on the append path.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class _Index:
         self.keys = array(self._key_type)
         self.values = array(self._value_type)
         self._fd: int | None = None
+        self._persisted = 0  # entries already in the file
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -47,11 +50,21 @@ class _Index:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
         return self._fd
 
-    def _append(self, key: int, value: int, write: bool) -> None:
-        if write:
-            os.pwrite(self._open_fd(), self._entry.pack(key, value), len(self.keys) * self._entry.size)
+    def _append(self, key: int, value: int) -> None:
         self.keys.append(key)
         self.values.append(value)
+
+    def persist(self) -> None:
+        """Write the entries added since the last call to the file."""
+        count = len(self.keys)
+        if count <= self._persisted:
+            return
+        entry = self._entry
+        data = b"".join(
+            entry.pack(k, v) for k, v in zip(self.keys[self._persisted :], self.values[self._persisted :], strict=True)
+        )
+        os.pwrite(self._open_fd(), data, self._persisted * entry.size)
+        self._persisted = count
 
     def load_entries(self) -> bool:
         """Read the file into memory; False if it is missing or not a whole number of entries."""
@@ -68,6 +81,7 @@ class _Index:
             keys.append(key)
             values.append(value)
         self.keys, self.values = keys, values
+        self._persisted = len(keys)
         return True
 
     def truncate_entries(self, count: int) -> None:
@@ -76,13 +90,16 @@ class _Index:
             return
         del self.keys[count:]
         del self.values[count:]
-        os.ftruncate(self._open_fd(), count * self._entry.size)
+        if self._persisted > count:
+            os.ftruncate(self._open_fd(), count * self._entry.size)
+            self._persisted = count
 
     def reset(self) -> None:
         """Empty the index (before a rebuild)."""
         self.keys = array(self._key_type)
         self.values = array(self._value_type)
         os.ftruncate(self._open_fd(), 0)
+        self._persisted = 0
 
     def rewrite(self) -> None:
         """Write the in-memory entries to the file in one go (after a rebuild)."""
@@ -90,13 +107,16 @@ class _Index:
         fd = self._open_fd()
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
+        self._persisted = len(self.keys)
 
     def flush(self) -> None:
+        self.persist()
         if self._fd is not None:
             os.fsync(self._fd)
 
     def close(self) -> None:
-        """Close the file descriptor (entries stay in memory; a later write reopens it)."""
+        """Persist, then close the file descriptor (entries stay in memory; a write reopens it)."""
+        self.persist()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -114,8 +134,8 @@ class OffsetIndex(_Index):
     _key_type = "i"
     _value_type = "i"
 
-    def append(self, offset: int, position: int, *, write: bool = True) -> None:
-        self._append(offset - self.base_offset, position, write)
+    def append(self, offset: int, position: int) -> None:
+        self._append(offset - self.base_offset, position)
 
     def lookup(self, offset: int) -> tuple[int, int]:
         """``(offset, position)`` of the last entry at or below ``offset``, else the segment start."""
@@ -154,11 +174,11 @@ class TimeIndex(_Index):
     _key_type = "q"
     _value_type = "i"
 
-    def maybe_append(self, timestamp: int, offset: int, *, write: bool = True) -> None:
+    def maybe_append(self, timestamp: int, offset: int) -> None:
         """Add an entry if ``timestamp`` is beyond the last one."""
         if self.keys and timestamp <= self.keys[-1]:
             return
-        self._append(timestamp, offset - self.base_offset, write)
+        self._append(timestamp, offset - self.base_offset)
 
     def lookup(self, timestamp: int) -> int:
         """Offset to start scanning from for the first record with a timestamp >= ``timestamp``.

@@ -119,7 +119,7 @@ class ReadResult:
         return b"".join(s.read() for s in self.slices)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppendInfo:
     first_offset: int
     last_offset: int
@@ -433,39 +433,44 @@ class PartitionLog:
         view = memoryview(batches)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        headers = _split_batches(view, self.config.max_message_bytes)
-        now_ms = self._now_ms()
+        config = self.config
+        batch_list = _split_batches(view, config.max_message_bytes)
+        now_ms = int(self.clock() * 1000)
         with self.lock:
-            self._check_usable()
-            leo = self.log_end_offset
+            if self._closed or self._offline is not None:
+                self._check_usable()
+            leo = self._segments[-1].next_offset
             if assign_offsets:
+                bases = []
                 next_offset = leo
-                for _, header in headers:
-                    header.base_offset = next_offset
-                    header.partition_leader_epoch = leader_epoch
-                    next_offset = header.next_offset
+                for batch in batch_list:
+                    bases.append(next_offset)
+                    next_offset += batch[3] + 1
             else:
+                bases = [batch[2] for batch in batch_list]
                 expected = leo
-                for _, header in headers:
-                    if header.base_offset < expected:
-                        raise InvalidOffsetError(
-                            f"batch base offset {header.base_offset} is below the expected {expected}"
-                        )
-                    expected = header.next_offset
-            first_offset = headers[0][1].base_offset
-            last_offset = headers[-1][1].last_offset
+                for base, batch in zip(bases, batch_list, strict=True):
+                    if base < expected:
+                        raise InvalidOffsetError(f"batch base offset {base} is below the expected {expected}")
+                    expected = base + batch[3] + 1
+            first_offset = bases[0]
+            last_offset = bases[-1] + batch_list[-1][3]
             total = len(view)
-            segment = self._maybe_roll(total, first_offset, last_offset, headers[0][1].max_timestamp, now_ms)
+            segment = self._maybe_roll(total, first_offset, last_offset, batch_list[0][4], now_ms)
             buffers: list = []
             log_append_time = -1
-            if self.config.log_append_time:
+            if config.message_timestamp_type == "LogAppendTime":
                 log_append_time = now_ms
-                for pos, header in headers:
-                    buffers.append(_with_log_append_time(view[pos : pos + header.size], header, now_ms, assign_offsets))
+                for base, batch in zip(bases, batch_list, strict=True):
+                    pos, size = batch[0], batch[1]
+                    epoch = leader_epoch if assign_offsets else batch[6]
+                    buffers.append(_with_log_append_time(view[pos : pos + size], base, epoch, now_ms))
+                batch_list = [(b[0], b[1], b[2], b[3], now_ms, b[5], b[6]) for b in batch_list]
             elif assign_offsets:
-                for pos, header in headers:
-                    buffers.append(_PREFIX.pack(header.base_offset, header.batch_length, leader_epoch))
-                    buffers.append(view[pos + _PREFIX.size : pos + header.size])
+                pack = _PREFIX.pack
+                for base, (pos, size, _, _, _, _, _) in zip(bases, batch_list):  # noqa: B905 (same length)
+                    buffers.append(pack(base, size - 12, leader_epoch))
+                    buffers.append(view[pos + 16 : pos + size])
             else:
                 buffers.append(view)
             start = segment.size
@@ -476,17 +481,18 @@ class PartitionLog:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, start)
                 raise
-            interval = self.config.index_interval_bytes
+            interval = config.index_interval_bytes
             max_ts, offset_of_max, num_records = -1, -1, 0
-            for pos, header in headers:
-                segment.track_batch(start + pos, header, interval)
-                num_records += header.records_count
-                if header.max_timestamp > max_ts:
-                    max_ts, offset_of_max = header.max_timestamp, header.last_offset
+            track = segment.track_batch
+            for base, (pos, size, _, delta, batch_max_ts, count, _) in zip(bases, batch_list):  # noqa: B905
+                track(start + pos, base, base + delta, batch_max_ts, size, interval)
+                num_records += count
+                if batch_max_ts > max_ts:
+                    max_ts, offset_of_max = batch_max_ts, base + delta
             if segment.verified_size == start:
                 segment.verified_size = start + total
             segment.size = start + total
-            if self.log_end_offset - self._recovery_point >= self.config.flush_messages:
+            if segment.next_offset - self._recovery_point >= config.flush_messages:
                 self._flush_locked(now_ms)
             return AppendInfo(
                 first_offset=first_offset,
@@ -496,11 +502,12 @@ class PartitionLog:
                 log_append_time=log_append_time,
                 log_start_offset=self._log_start_offset,
                 num_records=num_records,
-                num_batches=len(headers),
+                num_batches=len(batch_list),
                 size=total,
             )
 
     def _maybe_roll(self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int) -> LogSegment:
+        """The segment to append to: the active one, or a new one if a roll condition holds."""
         segment = self._segments[-1]
         config = self.config
         if segment.size == 0:
@@ -514,8 +521,8 @@ class PartitionLog:
         if (
             segment.size + size > config.segment_bytes
             or waited > config.segment_ms - config.segment_jitter_ms
-            or segment.offset_index.is_full
-            or segment.time_index.is_full
+            or len(segment.offset_index.keys) >= segment.offset_index.max_entries
+            or len(segment.time_index.keys) >= segment.time_index.max_entries
             or last_offset - segment.base_offset > INT_MAX
         ):
             return self._roll(max(first_offset, self.log_end_offset))
@@ -943,39 +950,48 @@ class PartitionLog:
         )
 
 
-def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, BatchHeader]]:
-    """Cheap structural check of the input: whole magic-2 batches, each within the size limit."""
-    headers = []
+# baseOffset, batchLength, partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp, recordsCount
+_BATCH_FIELDS = struct.Struct(">qiib4x2xi8xq8x2x4xi")
+
+
+def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, int, int, int, int, int, int]]:
+    """Cheap structural check of the input: whole magic-2 batches, each within the size limit.
+
+    Returns per batch ``(position, size, baseOffset, lastOffsetDelta, maxTimestamp, recordsCount,
+    partitionLeaderEpoch)``. The CRC is not checked (the caller validated the batches).
+    """
+    out = []
     pos = 0
     n = len(view)
+    unpack = _BATCH_FIELDS.unpack_from
     while pos < n:
-        header = parse_header(view, pos)
-        if header.magic != 2:
-            raise InvalidRecordBatch(f"unsupported record batch magic {header.magic}")
-        if header.batch_length < MIN_BATCH_LENGTH or header.last_offset_delta < 0:
-            raise InvalidRecordBatch(f"bad batch length {header.batch_length}")
-        if pos + header.size > n:
-            raise InvalidRecordBatch(f"record batch truncated: have {n - pos} of {header.size} bytes")
-        if header.size > max_batch_bytes:
-            raise RecordBatchTooLargeError(f"batch of {header.size} bytes exceeds max.message.bytes {max_batch_bytes}")
-        headers.append((pos, header))
-        pos += header.size
-    if not headers:
+        if n - pos < HEADER_SIZE:
+            raise InvalidRecordBatch(f"record batch header truncated: {n - pos} bytes")
+        base, length, epoch, magic, delta, max_ts, count = unpack(view, pos)
+        if magic != 2:
+            raise InvalidRecordBatch(f"unsupported record batch magic {magic}")
+        if length < MIN_BATCH_LENGTH or delta < 0 or count < 0:
+            raise InvalidRecordBatch(f"bad batch length {length} or lastOffsetDelta {delta}")
+        size = length + 12
+        if pos + size > n:
+            raise InvalidRecordBatch(f"record batch truncated: have {n - pos} of {size} bytes")
+        if size > max_batch_bytes:
+            raise RecordBatchTooLargeError(f"batch of {size} bytes exceeds max.message.bytes {max_batch_bytes}")
+        out.append((pos, size, base, delta, max_ts, count, epoch))
+        pos += size
+    if not out:
         raise InvalidRecordBatch("no record batch")
-    return headers
+    return out
 
 
-def _with_log_append_time(batch: memoryview, header: BatchHeader, now_ms: int, patch_offsets: bool) -> bytearray:
+def _with_log_append_time(batch: memoryview, base_offset: int, epoch: int, now_ms: int) -> bytearray:
     """A copy of ``batch`` stamped with LogAppendTime (attributes and maxTimestamp change, so the CRC)."""
     out = bytearray(batch)
-    if patch_offsets:
-        _PREFIX.pack_into(out, 0, header.base_offset, header.batch_length, header.partition_leader_epoch)
-    header.attributes |= TIMESTAMP_TYPE_MASK
-    header.max_timestamp = now_ms
-    _I16.pack_into(out, ATTRIBUTES_OFFSET, header.attributes)
+    _PREFIX.pack_into(out, 0, base_offset, len(out) - 12, epoch)
+    (attributes,) = _I16.unpack_from(out, ATTRIBUTES_OFFSET)
+    _I16.pack_into(out, ATTRIBUTES_OFFSET, attributes | TIMESTAMP_TYPE_MASK)
     _I64.pack_into(out, _MAX_TIMESTAMP_OFFSET, now_ms)
-    header.crc = compute_crc(out, 0, len(out))
-    _U32.pack_into(out, CRC_OFFSET, header.crc)
+    _U32.pack_into(out, CRC_OFFSET, compute_crc(out, 0, len(out)))
     return out
 
 

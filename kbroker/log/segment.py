@@ -19,8 +19,9 @@ from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, comput
 from .index import OffsetIndex, TimeIndex
 
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
-_WALK_CHUNK = 64 * 1024
+_WALK_CHUNK = 4 * 1024  # header walks: several small batches per read, little copying of big ones
 _SCAN_CHUNK = 4 * 1024 * 1024
+_IOV_MAX = 1024
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -134,20 +135,25 @@ class LogSegment:
 
     # -- loading and recovery ------------------------------------------------------------
 
-    def track_batch(self, pos: int, header: BatchHeader, interval: int, write: bool = True) -> None:
+    def track_batch(
+        self, pos: int, base_offset: int, last_offset: int, max_timestamp: int, size: int, interval: int
+    ) -> None:
         """Account for the batch just stored at ``pos``: timestamps, indexes, next offset."""
-        if header.max_timestamp > self.max_timestamp:
-            self.max_timestamp = header.max_timestamp
-            self.offset_of_max_timestamp = header.base_offset
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = base_offset
         if self.first_batch_timestamp is None:
-            self.first_batch_timestamp = header.max_timestamp
+            self.first_batch_timestamp = max_timestamp
         if self.bytes_since_last_index_entry > interval:
-            if not self.offset_index.is_full:
-                self.offset_index.append(header.base_offset, pos, write=write)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, write=write)
-            self.bytes_since_last_index_entry = 0
-        self.bytes_since_last_index_entry += header.size
-        self.next_offset = header.next_offset
+            index = self.offset_index
+            if len(index.keys) < index.max_entries:
+                index.keys.append(base_offset - self.base_offset)
+                index.values.append(pos)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_last_index_entry = size
+        else:
+            self.bytes_since_last_index_entry += size
+        self.next_offset = last_offset + 1
 
     def rebuild(self, *, validate: bool, interval: int, end: int | None = None) -> Damage | None:
         """Scan the whole file, rebuild both indexes and the in-memory state.
@@ -170,7 +176,7 @@ class LogSegment:
                 if header.base_offset < self.next_offset:
                     damage = Damage(pos, f"offset {header.base_offset} goes backwards")
                     break
-                self.track_batch(pos, header, interval, write=False)
+                self.track_batch(pos, header.base_offset, header.last_offset, header.max_timestamp, header.size, interval)
                 self.size = pos + header.size
         except Damage as exc:
             damage = exc
@@ -242,17 +248,19 @@ class LogSegment:
         fd = self.fd
         pos = self.size
         written = 0
-        while buffers:
-            n = os.pwritev(fd, buffers[:1024], pos + written)
+        while True:
+            n = os.pwritev(fd, buffers[:_IOV_MAX], pos + written)
             written += n
+            if written >= nbytes:
+                break
+            if n == 0:
+                raise OSError(f"short write to {self.log_path}: {written} of {nbytes} bytes")
             # Drop what was written, keep the rest of a partly written buffer.
-            while buffers and n >= len(buffers[0]):
+            while n >= len(buffers[0]):
                 n -= len(buffers[0])
                 buffers = buffers[1:]
             if n:
                 buffers = [memoryview(buffers[0])[n:], *buffers[1:]]
-        if written != nbytes:
-            raise OSError(f"short write to {self.log_path}: {written} of {nbytes} bytes")
 
     def header_at(self, position: int) -> BatchHeader:
         return parse_header(os.pread(self.fd, HEADER_SIZE, position))
@@ -327,9 +335,16 @@ class LogSegment:
         self.time_index.close()
 
     def close(self) -> None:
-        """Forget the files; readers holding `file` keep it open until they drop it."""
+        """Persist the indexes and forget the files; readers holding `file` keep it open."""
         self.offset_index.close()
         self.time_index.close()
+        self.file = None
+
+    def discard(self) -> None:
+        """Forget the files without writing anything (the segment was replaced or deleted)."""
+        for index in (self.offset_index, self.time_index):
+            index._persisted = len(index)
+            index.close()
         self.file = None
 
     def paths(self) -> list[Path]:
@@ -347,7 +362,7 @@ class LogSegment:
         self.suffix = suffix
 
     def delete_files(self) -> None:
-        self.close()
+        self.discard()
         for path in self.paths():
             try:
                 path.unlink()
