@@ -82,6 +82,12 @@ def hwm_kb(pid: int) -> int:
     return -1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (robust against other load on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -90,7 +96,7 @@ def cpu_model() -> str:
 
 
 def start_broker(data_dir: Path, port: int, profile: str | None,
-                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float]:
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float, float]:
     cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
            "--override", f"log.dirs={data_dir}", "--log-level", "WARNING"]
     if profile:
@@ -105,7 +111,8 @@ def start_broker(data_dir: Path, port: int, profile: str | None,
             raise SystemExit("broker did not start")
         time.sleep(0.005)
     ready = time.perf_counter() - t0
-    return proc, ready
+    start_cpu = cpu_seconds(proc.pid) if not profile else float("nan")
+    return proc, ready, start_cpu
 
 
 def produce(bootstrap: str, topic: str, total: int, size: int, partitions: int) -> float:
@@ -173,18 +180,18 @@ def main() -> None:
     # Startup as this environment runs it (PYTHONDONTWRITEBYTECODE may be set: every module is
     # compiled from source), then with a warm bytecode cache kept outside the tree.
     cold_port = free_port()
-    cold, cold_ready = start_broker(data / "cold", cold_port, None)
+    cold, cold_ready, cold_cpu = start_broker(data / "cold", cold_port, None)
     cold.send_signal(signal.SIGTERM)
     cold.wait(120)
     env = dict(os.environ, PYTHONPYCACHEPREFIX=str(data / "pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     for name in ("warmup", "warm"):
         warm_port = free_port()
-        warm, warm_ready = start_broker(data / name, warm_port, None, env)
+        warm, warm_ready, warm_cpu = start_broker(data / name, warm_port, None, env)
         warm.send_signal(signal.SIGTERM)
         warm.wait(120)
     port = free_port()
-    proc, _ready = start_broker(data / "data", port, args.profile, env)
+    proc, _ready, _cpu = start_broker(data / "data", port, args.profile, env)
     bootstrap = f"127.0.0.1:{port}"
     try:
         # py-spy wraps the broker: measure the broker process itself.
@@ -196,8 +203,11 @@ def main() -> None:
         idle = rss_kb(pid)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic("bench", num_partitions=args.partitions, replication_factor=1)])["bench"].result(30)
+        cpu0 = cpu_seconds(pid)
         produce_s = produce(bootstrap, "bench", total, args.record_size, args.partitions)
+        cpu1 = cpu_seconds(pid)
         consume_s, steady_s = consume(bootstrap, "bench", total, args.partitions)
+        cpu2 = cpu_seconds(pid)
         peak = hwm_kb(pid)
     finally:
         proc.send_signal(signal.SIGTERM if not args.profile else signal.SIGINT)
@@ -209,11 +219,14 @@ def main() -> None:
     print(f"records: {total} x {args.record_size} B = {mb:.0f} MB, partitions={args.partitions}")
     print(f"startup-to-ready (spawn -> first Metadata response): {cold_ready * 1000:.0f} ms as this environment "
           f"runs it (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}), "
-          f"{warm_ready * 1000:.0f} ms with a warm bytecode cache")
+          f"{warm_ready * 1000:.0f} ms with a warm bytecode cache; broker CPU until ready: {cold_cpu:.2f} s / "
+          f"{warm_cpu:.2f} s")
     print(f"idle RSS after {args.idle_seconds:.0f} s: {idle / 1024:.1f} MiB")
-    print(f"produce: {produce_s:.2f} s  {mb / produce_s:.1f} MB/s  {total / produce_s:,.0f} records/s")
+    print(f"produce: {produce_s:.2f} s  {mb / produce_s:.1f} MB/s  {total / produce_s:,.0f} records/s; "
+          f"broker CPU {cpu1 - cpu0:.2f} s = {mb / (cpu1 - cpu0):.0f} MB per broker CPU-second")
     print(f"consume: {consume_s:.2f} s  {mb / consume_s:.1f} MB/s  {total / consume_s:,.0f} records/s "
-          f"(first to last record: {steady_s:.2f} s, {mb / steady_s:.1f} MB/s)")
+          f"(first to last record: {steady_s:.2f} s, {mb / steady_s:.1f} MB/s); "
+          f"broker CPU {cpu2 - cpu1:.2f} s = {mb / max(cpu2 - cpu1, 0.01):.0f} MB per broker CPU-second")
     print(f"peak RSS (VmHWM): {peak / 1024:.1f} MiB")
 
 
