@@ -25,7 +25,8 @@ the two records: its markers are (re)written and the transaction completed befor
 
 A periodic task aborts Ongoing transactions older than their timeout (bumping the epoch, which
 fences the producer), expires idle transactional ids (``transactional.id.expiration.ms``,
-tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``).
+tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``), and snapshots
+the partitions' producer states (also at shutdown) so restarts scan only what came after.
 """
 
 from __future__ import annotations
@@ -120,6 +121,22 @@ class TransactionCoordinator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.snapshot_producer_states()
+
+    def snapshot_producer_states(self) -> int:
+        """Write a producer-state snapshot for every partition whose state is loaded."""
+        from kbroker.replication.producer_snapshot import write_snapshot
+
+        count = 0
+        for partition in list(self.broker.partitions.values()):
+            if partition.producer_state is None:
+                continue
+            try:
+                write_snapshot(partition.producer_state, partition.log)
+                count += 1
+            except Exception as exc:  # noqa: BLE001 - a snapshot is an optimisation
+                log.warning("cannot snapshot producer state of %s-%d: %s", partition.topic, partition.index, exc)
+        return count
 
     def _load_partition(self, partition) -> None:
         for header, data in partition.log.iter_batches():
@@ -408,6 +425,7 @@ class TransactionCoordinator:
                     next_expire = loop.time() + expire_every
                     self.expire_transactional_ids()
                     self.expire_producers()
+                    self.snapshot_producer_states()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 

@@ -20,10 +20,11 @@ open transaction) and its *aborted-transaction index*: (producer id, first offse
 offset) for every aborted transaction, which read_committed fetches return so that consumers
 drop the aborted batches.
 
-The state is never written to disk on its own: :meth:`PartitionProducerState.load` rebuilds it
-from the batch headers (and the control records) of the log when a partition is first used
-after it opens, so sequence numbers, duplicates, open transactions and aborted transactions all
-survive a restart. (Kafka bounds that scan with ``.snapshot`` files; we scan the whole log.)
+The log is the source of truth: :func:`partition_state` rebuilds the state from the batch headers
+(and the control records) of the log when a partition is first used after it opens, so sequence
+numbers, duplicates, open transactions and aborted transactions all survive a restart. A
+producer snapshot (producer_snapshot.py, written at shutdown) bounds that scan to the batches
+appended after it, as Kafka's ``.snapshot`` files do.
 """
 
 from __future__ import annotations
@@ -244,7 +245,9 @@ def partition_state(partition) -> PartitionProducerState:
     """The producer state of a partition, rebuilt from its log on first use."""
     state = partition.producer_state
     if state is None:
-        state = partition.producer_state = PartitionProducerState.load(partition.log)
+        from kbroker.replication.producer_snapshot import load_state
+
+        state = partition.producer_state = load_state(partition.log)
     return state
 
 

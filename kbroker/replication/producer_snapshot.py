@@ -1,0 +1,145 @@
+"""Producer-state snapshots: bound the log scan that rebuilds a partition's producer state.
+
+``<partition dir>/<20-digit offset>.producer-snapshot`` holds the state (producers with their
+last five batches, open transactions, aborted transactions) as it was when the log ended at
+``offset``. Rebuilding loads the newest usable snapshot and replays only the batches after it.
+
+A snapshot is usable when its offset is within the log and the batch ending just before it is the
+very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
+segment rewritten there by the cleaner, makes the snapshot fall back to a full scan rather than
+be trusted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
+anything unreadable is ignored. Written at clean shutdown and periodically by the transaction
+coordinator; older snapshots are removed when a new one is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from kbroker.replication.producer_state import (
+    NUM_BATCHES_TO_RETAIN,
+    AbortedTxn,
+    BatchMetadata,
+    PartitionProducerState,
+    ProducerEntry,
+)
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".producer-snapshot"
+VERSION = 1
+
+
+def _snapshot_files(directory: Path) -> list[tuple[int, Path]]:
+    out = []
+    for path in directory.glob("*" + SUFFIX):
+        stem = path.name[: -len(SUFFIX)]
+        if len(stem) == 20 and stem.isdigit():
+            out.append((int(stem), path))
+    return sorted(out)
+
+
+def _last_batch(plog, end_offset: int) -> tuple[int, int] | None:
+    """(base offset, crc) of the batch that ends at ``end_offset - 1``, if the log has it."""
+    if end_offset <= plog.log_start_offset:
+        return None
+    for header, _data in plog.iter_batches(end_offset - 1):
+        if header.next_offset == end_offset:
+            return header.base_offset, header.crc
+        return None
+    return None
+
+
+def encode(state: PartitionProducerState, offset: int, last_batch: tuple[int, int] | None) -> bytes:
+    body = json.dumps({
+        "version": VERSION,
+        "offset": offset,
+        "last_batch": list(last_batch) if last_batch else None,
+        "producers": [
+            [e.producer_id, e.epoch, e.last_timestamp, e.coordinator_epoch, e.txn_first_offset,
+             [[b.first_seq, b.last_seq, b.first_offset, b.last_offset] for b in e.batches]]
+            for e in state.producers.values()
+        ],
+        "aborted": [[a.producer_id, a.first_offset, a.last_offset] for a in state.aborted],
+    }, separators=(",", ":")).encode()
+    return b"%08x\n" % zlib.crc32(body) + body
+
+
+def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerState]:
+    crc, body = data[:8], data[9:]
+    if int(crc, 16) != zlib.crc32(body):
+        raise ValueError("checksum mismatch")
+    doc = json.loads(body)
+    if doc["version"] != VERSION:
+        raise ValueError(f"unknown version {doc['version']}")
+    state = PartitionProducerState()
+    for pid, epoch, ts, coord_epoch, txn_first, batches in doc["producers"]:
+        entry = ProducerEntry(pid, epoch, deque((BatchMetadata(*b) for b in batches), maxlen=NUM_BATCHES_TO_RETAIN),
+                              ts, coord_epoch, txn_first)
+        state.producers[pid] = entry
+        if txn_first >= 0:
+            state.open_txns[pid] = txn_first
+    for pid, first, last in doc["aborted"]:
+        state.aborted.append(AbortedTxn(pid, first, last))
+        state._aborted_last.append(last)
+    last_batch = tuple(doc["last_batch"]) if doc["last_batch"] else None
+    return doc["offset"], last_batch, state  # type: ignore[return-value]
+
+
+def write_snapshot(state: PartitionProducerState, plog) -> Path | None:
+    """Snapshot ``state`` at the log's current end (call on the thread that appends)."""
+    offset = plog.log_end_offset
+    directory = Path(plog.directory)
+    path = directory / f"{offset:020d}{SUFFIX}"
+    existing = _snapshot_files(directory)
+    if existing and existing[-1][0] == offset:
+        return existing[-1][1]
+    data = encode(state, offset, _last_batch(plog, offset))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for _old_offset, old in existing:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_state(plog) -> PartitionProducerState:
+    """The producer state of ``plog``: newest usable snapshot, then the batches after it."""
+    directory = Path(plog.directory)
+    start = plog.log_start_offset
+    state: PartitionProducerState | None = None
+    from_offset = start
+    for offset, path in reversed(_snapshot_files(directory)):
+        try:
+            snap_offset, last_batch, snap_state = decode(path.read_bytes())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable producer snapshot %s: %s", path, exc)
+            continue
+        if snap_offset != offset or snap_offset > plog.log_end_offset:
+            continue
+        if snap_offset > start and last_batch is not None and _last_batch(plog, snap_offset) != last_batch:
+            log.info("producer snapshot %s does not match the log; scanning it", path.name)
+            continue
+        state, from_offset = snap_state, max(snap_offset, start)
+        break
+    if state is None:
+        state = PartitionProducerState()
+    for header, data in _iter_from(plog, from_offset):
+        state.replay_batch(header, data)
+    state.truncate_head(start)
+    return state
+
+
+def _iter_from(plog, offset: int) -> Any:
+    if offset >= plog.log_end_offset:
+        return iter(())
+    return plog.iter_batches(offset)

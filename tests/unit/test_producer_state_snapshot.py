@@ -1,0 +1,84 @@
+"""Producer-state snapshots: the rebuild from a snapshot plus the log after it equals a full scan."""
+
+from __future__ import annotations
+
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.replication import producer_snapshot
+from kbroker.replication.producer_state import PartitionProducerState
+from protocol.record_batch import parse_header
+from protocol.records import ControlType, Record, build_batch, build_control_batch
+
+
+def _batch(pid: int, seq: int, n: int = 1, txn: bool = False) -> bytes:
+    return build_batch([Record(value=b"v", timestamp=1000) for _ in range(n)], producer_id=pid, producer_epoch=0,
+                       base_sequence=seq, transactional=txn)
+
+
+def _marker(pid: int, commit: bool) -> bytes:
+    return build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=pid,
+                               producer_epoch=0, timestamp=2000)
+
+
+def _append(plog: PartitionLog, state: PartitionProducerState, data: bytes) -> None:
+    info = plog.append(data)
+    header = parse_header(data)
+    header.base_offset = info.first_offset
+    if header.is_control:
+        state.apply_marker(header.producer_id, 0, _is_commit(data), info.first_offset, 0, 2000)
+    else:
+        state.update(header, info.first_offset, info.last_offset)
+
+
+def _is_commit(data: bytes) -> bool:
+    from protocol.records import iter_records, parse_control_record
+
+    return parse_control_record(next(iter(iter_records(data)))).type == ControlType.COMMIT
+
+
+def _summary(state: PartitionProducerState):
+    return ({p: (e.epoch, e.txn_first_offset, list(e.batches)) for p, e in state.producers.items()},
+            state.aborted, state.first_unstable_offset())
+
+
+def test_snapshot_plus_tail_equals_full_scan(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(1, 0, 3))
+    _append(plog, live, _batch(2, 0, txn=True))
+    _append(plog, live, _marker(2, commit=False))
+    path = producer_snapshot.write_snapshot(live, plog)
+    assert path is not None and path.name == f"{plog.log_end_offset:020d}.producer-snapshot"
+    # After the snapshot: more batches, an open transaction; then a "crash" (no new snapshot).
+    _append(plog, live, _batch(1, 3, 2))
+    _append(plog, live, _batch(3, 0, txn=True))
+    loaded = producer_snapshot.load_state(plog)
+    assert _summary(loaded) == _summary(live) == _summary(PartitionProducerState.load(plog))
+    assert loaded.first_unstable_offset() == 7
+
+
+def test_snapshot_is_used_instead_of_scanning(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(1, 0))
+    snap = PartitionProducerState()
+    snap.update(parse_header(_batch(9, 41)), 0, 0)  # state the log does not show: proof the file was read
+    producer_snapshot.write_snapshot(snap, plog)
+    assert set(producer_snapshot.load_state(plog).producers) == {9}
+
+
+def test_snapshot_that_does_not_match_the_log_is_ignored(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(1, 0))
+    _append(plog, live, _batch(1, 1))
+    bogus = PartitionProducerState()
+    bogus.update(parse_header(_batch(9, 41)), 0, 0)
+    producer_snapshot.write_snapshot(bogus, plog)
+    # The log is truncated and re-appended up to the same end offset: different last batch.
+    plog.truncate_to(1)
+    plog.append(_batch(5, 0))
+    assert set(producer_snapshot.load_state(plog).producers) == {1, 5}
+    # A damaged file is ignored too.
+    path = next((tmp_path / "t-0").glob("*.producer-snapshot"))
+    path.write_bytes(b"00000000\n{}")
+    assert set(producer_snapshot.load_state(plog).producers) == {1, 5}
