@@ -91,7 +91,22 @@ class TransactionCoordinator:
 
     @property
     def num_partitions(self) -> int:
+        """Partitions of ``__transaction_state``: the topic's own count once it exists."""
+        topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
+        if topic is not None and topic.partitions:
+            return len(topic.partitions)
         return self._cfg("transaction.state.log.num.partitions", 50)
+
+    def _offsets_partition(self, group_id: str) -> int:
+        """The ``__consumer_offsets`` partition of a group, as the group coordinator places it."""
+        group_coordinator = self.broker.group_coordinator
+        place = getattr(group_coordinator, "partition_for", None)
+        if place is not None:
+            return place(group_id)
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        n = len(topic.partitions) if topic is not None and topic.partitions else \
+            self._cfg("offsets.topic.num.partitions", 50)
+        return partition_for(group_id, n)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -272,7 +287,7 @@ class TransactionCoordinator:
 
     def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str,
                     client_txn_version: int | None = None) -> None:
-        index = partition_for(group_id, self._cfg("offsets.topic.num.partitions", 50))
+        index = self._offsets_partition(group_id)
         self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)],
                             client_txn_version)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
@@ -281,7 +296,7 @@ class TransactionCoordinator:
         """TxnOffsetCommit: the group's offsets partition must be part of the producer's transaction."""
         self._check_ready(transactional_id)
         txn = self._current(transactional_id, producer_id, producer_epoch)
-        index = partition_for(group_id, self._cfg("offsets.topic.num.partitions", 50))
+        index = self._offsets_partition(group_id)
         if txn.state != TxnState.ONGOING or (OFFSETS_TOPIC, index) not in txn.partitions:
             raise TxnError(ErrorCode.INVALID_TXN_STATE)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
@@ -407,8 +422,7 @@ class TransactionCoordinator:
 
     def _pending_groups(self, group_coordinator, producer_id: int, partitions: set[int]) -> set[str]:
         pending = getattr(getattr(group_coordinator, "offsets", None), "pending", None) or {}
-        n = self._cfg("offsets.topic.num.partitions", 50)
-        return {g for g in pending.get(producer_id, {}) if partition_for(g, n) in partitions}
+        return {g for g in pending.get(producer_id, {}) if self._offsets_partition(g) in partitions}
 
     # -- periodic work ---------------------------------------------------------------------
 
