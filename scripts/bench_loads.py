@@ -1,0 +1,316 @@
+"""Load generators for scripts/bench_vs_kafka.py, the same for every broker.
+
+- Kafka's own ProducerPerformance (org.apache.kafka:kafka-tools, Java), fetched with Maven from
+  scripts/bench-kafka/pom.xml into .cache/bench-kafka-<version>/libs;
+- librdkafka (confluent-kafka) workers, run as subprocesses of this module (`python
+  scripts/bench_loads.py <worker> ...`, one JSON line on stdout):
+  `consume`  read a partition set from the start with assign() (no group) and time it;
+  `e2e`      end-to-end latency at a fixed rate: producer and consumer in two processes, the send
+             time (CLOCK_REALTIME ns) in the first 8 bytes of each record;
+  `produce-conns` N producer instances (N connections) in one process, records spread round robin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_VERSION = os.environ.get("REFERENCE_KAFKA_VERSION", "4.4.0")
+POM = ROOT / "scripts" / "bench-kafka" / "pom.xml"
+CACHE = ROOT / ".cache" / f"bench-kafka-{KAFKA_VERSION}"
+LIBS = CACHE / "libs"
+PY = str(ROOT / ".venv" / "bin" / "python")
+TOOLS_LOG4J = """\
+status = error
+appender.console.type = Console
+appender.console.name = STDERR
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ERROR
+rootLogger.appenderRef.console.ref = STDERR
+"""
+
+
+def ensure_tools() -> Path:
+    """Resolve kafka-tools and its runtime dependencies into the cache (idempotent)."""
+    stamp = CACHE / ".complete"
+    want = POM.read_bytes()
+    if stamp.exists() and stamp.read_bytes() == want and any(LIBS.glob("kafka-tools-*.jar")):
+        return LIBS
+    if shutil.which("mvn") is None:
+        raise RuntimeError("mvn not found: Maven is needed to fetch Apache Kafka's perf tools")
+    if LIBS.exists():
+        shutil.rmtree(LIBS)
+    LIBS.mkdir(parents=True)
+    subprocess.run(["mvn", "-q", "-B", "-f", str(POM), f"-Dkafka.version={KAFKA_VERSION}",
+                    "dependency:copy-dependencies", "-DincludeScope=runtime",
+                    f"-DoutputDirectory={LIBS}"], check=True, cwd=ROOT)
+    (CACHE / "log4j2.properties").write_text(TOOLS_LOG4J)
+    stamp.write_bytes(want)
+    return LIBS
+
+
+def java_tool(main: str, args: list[str], heap: str = "512m") -> list[str]:
+    libs = ensure_tools()
+    return ["java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={CACHE / 'log4j2.properties'}",
+            "-cp", f"{libs}/*", f"org.apache.kafka.tools.{main}", *args]
+
+
+_PERF_RE = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def producer_perf(bootstrap: str, topic: str, records: int, acks: str, compression: str,
+                  record_size: int = 1024, throughput: int = -1, timeout: float = 900) -> dict:
+    """Run Kafka's ProducerPerformance; returns its summary (MB/s there is MiB/s of values)."""
+    props = [f"bootstrap.servers={bootstrap}", f"acks={acks}", "batch.size=65536", "linger.ms=5",
+             f"compression.type={compression}"]
+    cmd = java_tool("ProducerPerformance", [
+        "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
+        "--throughput", str(throughput), "--command-property", *props])
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - t0
+    m = None
+    for line in res.stdout.splitlines():
+        m = _PERF_RE.search(line) or m
+    if res.returncode != 0 or m is None:
+        raise RuntimeError(f"ProducerPerformance failed ({res.returncode}): {res.stdout[-1500:]}\n"
+                           f"{res.stderr[-1500:]}")
+    n, rps, mbps, avg, mx, p50, p95, p99, p999 = m.groups()
+    return {"records": int(n), "records_per_s": float(rps), "mib_per_s": float(mbps),
+            "mb_per_s": float(rps) * record_size / 1e6, "lat_avg_ms": float(avg),
+            "lat_max_ms": float(mx), "lat_p50_ms": int(p50), "lat_p95_ms": int(p95),
+            "lat_p99_ms": int(p99), "lat_p999_ms": int(p999), "tool_wall_s": wall}
+
+
+_E2E_RE = re.compile(r"Percentiles: 50th = ([\d.]+), 99th = ([\d.]+), 99.9th = ([\d.]+)")
+_E2E_AVG_RE = re.compile(r"Avg latency: ([\d.]+) ms")
+
+
+def end_to_end_latency(bootstrap: str, topic: str, records: int, acks: str = "1",
+                       record_size: int = 1024, timeout: float = 600) -> dict:
+    """Kafka's EndToEndLatency: send one record, wait until it is consumed, repeat (closed loop)."""
+    cmd = java_tool("EndToEndLatency", ["--bootstrap-server", bootstrap, "--topic", topic,
+                                        "--num-records", str(records), "--producer-acks", acks,
+                                        "--record-size", str(record_size)])
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - t0
+    m, avg = _E2E_RE.search(res.stdout), _E2E_AVG_RE.search(res.stdout)
+    if res.returncode != 0 or m is None:
+        raise RuntimeError(f"EndToEndLatency failed ({res.returncode}): {res.stdout[-1500:]}\n"
+                           f"{res.stderr[-1500:]}")
+    return {"records": records, "p50_ms": float(m[1]), "p99_ms": float(m[2]), "p999_ms": float(m[3]),
+            "mean_ms": float(avg[1]) if avg else None, "tool_wall_s": wall}
+
+
+def worker(args: list[str], timeout: float = 900) -> dict:
+    """Run a librdkafka worker of this module in a subprocess; returns its JSON result."""
+    res = subprocess.run([PY, __file__, *args], capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {args[0]} failed ({res.returncode}): {res.stdout[-1000:]}\n"
+                           f"{res.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 60.0) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                               operation_timeout=timeout, request_timeout=timeout)
+    futs[topic].result(timeout)
+    # wait until metadata shows every partition with a leader
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == partitions and all(
+                p.leader >= 0 for p in t.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topic {topic} not ready")
+
+
+# --- librdkafka workers -----------------------------------------------------------------------
+
+def _consumer(bootstrap: str, extra: dict | None = None):
+    from confluent_kafka import Consumer
+
+    conf = {"bootstrap.servers": bootstrap, "group.id": f"bench-{os.getpid()}",
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "enable.partition.eof": False, "api.version.request": True}
+    conf.update(extra or {})
+    return Consumer(conf)
+
+
+def _partitions(bootstrap: str, topic: str) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return sorted(md.topics[topic].partitions)
+
+
+def w_consume(a: argparse.Namespace) -> dict:
+    """Read `records` records from the start of every partition of the topic; time it."""
+    from confluent_kafka import TopicPartition
+
+    c = _consumer(a.bootstrap, {"fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 1048576,
+                                "queued.max.messages.kbytes": 262144, "fetch.wait.max.ms": 100})
+    c.assign([TopicPartition(a.topic, p, 0) for p in _partitions(a.bootstrap, a.topic)])
+    n = nbytes = 0
+    t_start = time.monotonic()
+    t_first = None
+    deadline = t_start + a.timeout
+    while n < a.records and time.monotonic() < deadline:
+        msgs = c.consume(num_messages=10000, timeout=1.0)
+        if msgs and t_first is None:
+            t_first = time.monotonic()
+        for m in msgs:
+            if m.error() is None:
+                n += 1
+                nbytes += len(m)
+    t_end = time.monotonic()
+    c.close()
+    el = t_end - t_start
+    return {"records": n, "bytes": nbytes, "seconds": el, "records_per_s": n / el,
+            "mb_per_s": nbytes / el / 1e6, "mib_per_s": nbytes / el / 1048576,
+            "first_record_s": (t_first or t_end) - t_start, "complete": n >= a.records}
+
+
+def w_e2e_consumer(a: argparse.Namespace) -> dict:
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    c = _consumer(a.bootstrap, {"fetch.wait.max.ms": 500, "fetch.min.bytes": 1})
+    c.assign([TopicPartition(a.topic, p, OFFSET_END) for p in _partitions(a.bootstrap, a.topic)])
+    c.consume(num_messages=1, timeout=1.0)  # resolve OFFSET_END before the producer starts
+    print("READY", flush=True)
+    lats: list[int] = []
+    deadline = time.monotonic() + a.timeout
+    while len(lats) < a.records and time.monotonic() < deadline:
+        # poll(), not consume(n): consume() waits for n records or the timeout, which adds latency
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            now = time.time_ns()
+            lats.append(now - int.from_bytes(m.value()[:8], "big"))
+    c.close()
+    return {"latencies_ns": lats}
+
+
+def w_e2e(a: argparse.Namespace) -> dict:
+    """Fixed-rate producer here, consumer in a subprocess; latencies after a warm-up second."""
+    from confluent_kafka import Producer
+
+    n = int(a.rate * a.seconds)
+    cons = subprocess.Popen([PY, __file__, "e2e-consumer", "--bootstrap", a.bootstrap, "--topic", a.topic,
+                             "--records", str(n), "--timeout", str(a.seconds + 60)],
+                            stdout=subprocess.PIPE, text=True)
+    assert cons.stdout is not None
+    line = cons.stdout.readline()
+    if line.strip() != "READY":
+        raise RuntimeError("e2e consumer did not start")
+    time.sleep(1.0)
+    p = Producer({"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": a.linger_ms,
+                  "batch.size": 65536, "compression.type": "none"})
+    pad = b"x" * (a.record_size - 8)
+    t0 = time.monotonic()
+    late = 0
+    for i in range(n):
+        target = t0 + i / a.rate
+        d = target - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        elif d < -0.01:
+            late += 1
+        p.produce(a.topic, time.time_ns().to_bytes(8, "big") + pad)
+        p.poll(0)
+    p.flush(60)
+    produce_s = time.monotonic() - t0
+    out, _ = cons.communicate(timeout=a.seconds + 120)
+    lats = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])["latencies_ns"]
+    warm = int(a.rate)  # drop the first second
+    ms = sorted(x / 1e6 for x in lats[warm:])
+
+    def pct(q: float) -> float:
+        return ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")
+
+    return {"sent": n, "received": len(lats), "rate": a.rate, "achieved_rate": n / produce_s,
+            "late_sends": late, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+            "max_ms": ms[-1] if ms else float("nan"), "mean_ms": sum(ms) / len(ms) if ms else float("nan")}
+
+
+def w_produce_conns(a: argparse.Namespace) -> dict:
+    """`conns` producer instances (one connection each), `records` records round robin."""
+    from confluent_kafka import Producer
+
+    conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": 5, "batch.size": 65536,
+            "compression.type": "none", "queue.buffering.max.kbytes": 65536}
+    producers = [Producer(dict(conf, **{"client.id": f"bench-{i}"})) for i in range(a.conns)]
+    for p in producers:  # connect before the clock starts
+        p.list_topics(a.topic, timeout=30)
+    errors = 0
+
+    def cb(err, _msg):
+        nonlocal errors
+        if err is not None:
+            errors += 1
+
+    value = b"v" * a.record_size
+    t0 = time.monotonic()
+    k = len(producers)
+    for i in range(a.records):
+        p = producers[i % k]
+        while True:
+            try:
+                p.produce(a.topic, value, on_delivery=cb)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i % 1000 == 0:
+            for q in producers:
+                q.poll(0)
+    for p in producers:
+        p.flush(300)
+    el = time.monotonic() - t0
+    return {"conns": a.conns, "records": a.records, "errors": errors, "seconds": el,
+            "records_per_s": a.records / el, "mb_per_s": a.records * a.record_size / el / 1e6,
+            "mib_per_s": a.records * a.record_size / el / 1048576}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("worker", choices=["consume", "e2e", "e2e-consumer", "produce-conns"])
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--records", type=int, default=100000)
+    ap.add_argument("--record-size", type=int, default=1024)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--acks", default="1")
+    ap.add_argument("--linger-ms", type=float, default=1)
+    ap.add_argument("--conns", type=int, default=1)
+    a = ap.parse_args(argv)
+    fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,
+          "produce-conns": w_produce_conns}[a.worker]
+    print(json.dumps(fn(a)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
