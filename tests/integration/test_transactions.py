@@ -634,3 +634,49 @@ def _end_txn_v5(raw, tid, pid, epoch, commit):
 
     return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
                     EndTxnResponse, 5)
+
+
+def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
+    from kafka import KafkaConsumer as _Consumer
+
+    from protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+    from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+
+    port = free_port()
+    tid, group = "restart-offsets", "restart-offsets-group"
+    broker = _restartable(tmp_path, port).start()
+    try:
+        raw = RawClient(broker.bootstrap_servers)
+        create_topic(broker.bootstrap_servers, "in")
+        create_topic(broker.bootstrap_servers, "out")
+        init = init_producer_id(raw, tid)
+        pid, epoch = init.producer_id, init.producer_epoch
+        assert _add_partitions(raw, tid, pid, epoch, "out", [0]) == {0: 0}
+        assert produce(raw, "out", 0, data_batch(pid, epoch, 0, [b"result"], transactional=True),
+                       transactional_id=tid).error_code == 0
+        added = raw.call(AddOffsetsToTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                                                group_id=group), AddOffsetsToTxnResponse, 3)
+        assert added.error_code == 0
+        commit = TxnOffsetCommitRequest(
+            transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id=-1,
+            member_id="", group_instance_id=None, topics=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(
+                name="in", partitions=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+                                       .TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=7)])])
+        assert raw.call(commit, TxnOffsetCommitResponse, 3).topics[0].partitions[0].error_code == 0
+        coordinator = broker.broker.txn_coordinator
+        broker.call(lambda: coordinator._write(coordinator.txns[tid].copy(state=TxnState.PREPARE_COMMIT)))
+        raw.close()
+    finally:
+        broker.stop()
+
+    broker = _restartable(tmp_path, port).start()
+    try:
+        assert describe_state(broker, tid) == TxnState.COMPLETE_COMMIT
+        raw = RawClient(broker.bootstrap_servers)
+        assert list_offset(raw, "out", isolation=1) == 2
+        raw.close()
+        consumer = _Consumer(bootstrap_servers=broker.bootstrap_servers, group_id=group, enable_auto_commit=False)
+        assert consumer.committed(TopicPartition("in", 0)) == 7
+        consumer.close()
+    finally:
+        broker.stop()
