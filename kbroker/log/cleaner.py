@@ -102,9 +102,12 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
 
 
 def _batches(seg: LogSegment, size: int):
-    fd = seg.file.fileno() if seg.file is not None else None
-    if fd is None:
+    # Hold the file object: if the segment is deleted meanwhile, the descriptor stays open (and
+    # is not reused for another file) until this generator is done.
+    file = seg.file
+    if file is None:
         raise _Aborted
+    fd = file.fileno()
     for pos, header in walk_batches(fd, 0, size, validate=True):
         yield header, os.pread(fd, header.size, pos)
 

@@ -660,8 +660,8 @@ class PartitionLog:
                 logger.error("%s; partition %s is offline", self._offline, self.directory.name)
                 raise self._offline
         assert seg.file is not None
-        done = end < seg.size and end != limit_pos or limit_pos < seg.size
-        return FileSlice(seg.file, start, end - start), done
+        # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
+        return FileSlice(seg.file, start, end - start), end < seg.size
 
     def iter_batches(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, bytes]]:
         """Every stored batch from ``start_offset`` (default: the log start) as (header, bytes)."""
