@@ -680,3 +680,33 @@ def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
         consumer.close()
     finally:
         broker.stop()
+
+
+def test_write_txn_markers(bootstrap, raw):
+    from protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
+
+    topic = new_name("markers")
+    create_topic(bootstrap, topic)
+    tid = new_name("markers-tx")
+    init_producer_id(raw, tid)
+    init = init_producer_id(raw, tid)  # epoch 1, so that an older epoch exists
+    pid, epoch = init.producer_id, init.producer_epoch
+    assert epoch == 1
+    _add_partitions(raw, tid, pid, epoch, topic, [0])
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"m"], transactional=True),
+                   transactional_id=tid).error_code == 0
+    assert list_offset(raw, topic, isolation=1) == 0
+
+    def markers(marker_epoch: int, partitions: list[int], commit: bool = True) -> dict[int, int]:
+        marker = WriteTxnMarkersRequest.WritableTxnMarker(
+            producer_id=pid, producer_epoch=marker_epoch, transaction_result=commit, coordinator_epoch=5,
+            topics=[WriteTxnMarkersRequest.WritableTxnMarker.WritableTxnMarkerTopic(name=topic,
+                                                                                    partition_indexes=partitions)])
+        response = raw.call(WriteTxnMarkersRequest(markers=[marker]), WriteTxnMarkersResponse, 1)
+        return {p.partition_index: p.error_code for p in response.markers[0].topics[0].partitions}
+
+    assert markers(epoch, [0, 9]) == {0: ErrorCode.NONE, 9: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    assert list_offset(raw, topic, isolation=1) == list_offset(raw, topic) == 2
+    assert markers(epoch - 1, [0]) == {0: ErrorCode.INVALID_PRODUCER_EPOCH}
+    assert [m.value for m in consume_all(bootstrap, topic, "read_committed", 2)] == [b"m"]
+    assert _end_txn(raw, tid, pid, epoch, commit=True) == 0
