@@ -16,7 +16,8 @@ from kbroker.testing import BrokerThread
 from protocol.api import decode_response, encode_request
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS, RequestHeader
-from protocol.records import Record, build_batch
+from protocol.record_batch import iter_batch_headers
+from protocol.records import Record, build_batch, iter_records
 
 _ids = itertools.count(1000)
 
@@ -313,3 +314,62 @@ def test_idle_connections_are_closed():
         again = connect(b.bootstrap_servers)
         assert metadata_ok(again)
         again.close()
+
+
+def test_a_thousand_pipelined_requests_without_reading(bootstrap, bystander):
+    """More requests in flight than the broker takes at once: it stops reading, then resumes."""
+    sock = connect(bootstrap)
+    expected = []
+    out = bytearray()
+    for _ in range(1000):
+        cid, data = metadata_frame()
+        expected.append(cid)
+        out += data
+    sock.sendall(out)
+    assert metadata_ok(bystander)  # while this client has not read a byte
+    got = [decode_response(read_frame(sock), 3, 12)[0].correlation_id for _ in expected]
+    assert got == expected
+    sock.close()
+
+
+def test_slow_reader_of_large_fetches(broker, bootstrap, bystander, topic_name):
+    """Responses far larger than the socket buffers, to a client that reads late: the others are
+    served meanwhile, and every byte arrives intact and in order."""
+    sock = connect(bootstrap)
+    Req = REQUESTS[19]
+    _cid, data = frame(19, 7, topics=[Req.CreatableTopic(name=topic_name, num_partitions=1, replication_factor=1,
+                                                          assignments=[], configs=[])],
+                       timeout_ms=5000, validate_only=False)
+    sock.sendall(data)
+    read_frame(sock)
+    P = REQUESTS[0]
+    values = [os.urandom(512) + b"%06d" % i for i in range(4000)]
+    for start in range(0, len(values), 500):
+        batch = build_batch([Record(key=None, value=v, timestamp=int(time.time() * 1000))
+                             for v in values[start:start + 500]])
+        _cid, data = frame(0, 9, transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[P.TopicProduceData(
+            name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        sock.sendall(data)
+        read_frame(sock)
+    F = REQUESTS[1]
+    expected = []
+    out = bytearray()
+    for _ in range(12):
+        cid, data = frame(1, 11, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=64 << 20, isolation_level=0,
+                          session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic_name, partitions=[
+                              F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                                          log_start_offset=-1, partition_max_bytes=64 << 20)])],
+                          forgotten_topics_data=[], rack_id="")
+        expected.append(cid)
+        out += data
+    sock.sendall(out)
+    # ~2 MB per response, 12 of them, nobody reading: the broker must not stall other clients.
+    for _ in range(3):
+        assert metadata_ok(bystander)
+    for cid in expected:
+        header, body = decode_response(read_frame(sock), 1, 11)
+        assert header.correlation_id == cid
+        records = bytes(body.responses[0].partitions[0].records)
+        got = [bytes(r.value) for pos, _h in iter_batch_headers(records) for r in iter_records(records, pos)]
+        assert got == values
+    sock.close()
