@@ -386,9 +386,19 @@ class ModuleEmitter:
 
     # -- reading -----------------------------------------------------------------------
     def read_body(self, st: StructSpec, v: int, flex: bool) -> str:
+        out = self.read_lines(st, v, flex, "o", "    ")
+        out.append("    return o, pos")
+        return "\n".join(out) + "\n"
+
+    def is_leaf(self, st: StructSpec, v: int) -> bool:
+        """No arrays, structs or known tagged fields in ``v``: simple enough to inline."""
+        regular, tagged = self.present(st, v)
+        return not tagged and all(not f.is_array and f.struct is None for f in regular)
+
+    def read_lines(self, st: StructSpec, v: int, flex: bool, obj: str, ind: str) -> list[str]:
+        """Statements decoding one ``st`` into the new object ``obj``, advancing ``pos``."""
         out: list[str] = []
-        ind = "    "
-        out.append(f"{ind}o = _new({class_ref(st)})")
+        out.append(f"{ind}{obj} = _new({class_ref(st)})")
         regular, tagged = self.present(st, v)
         i = 0
         while i < len(regular):
@@ -398,25 +408,25 @@ class ModuleEmitter:
                 while i + 1 < len(regular) and regular[i + 1].is_fixed():
                     i += 1
                     run.append(regular[i])
-                self.read_fixed_run(run, out, ind)
+                self.read_fixed_run(run, obj, out, ind)
             else:
-                self.read_field(f, v, self.field_flex(f, v, flex), f"o.{f.attr}", out, ind)
+                self.read_field(f, v, self.field_flex(f, v, flex), f"{obj}.{f.attr}", out, ind)
             i += 1
         present = {id(f) for f in regular}
         for f in st.fields:
             if id(f) not in present and not is_lazy(f):
-                out.append(f"{ind}o.{f.attr} = {default_expr(f)}")
+                out.append(f"{ind}{obj}.{f.attr} = {default_expr(f)}")
         if not flex:
-            out.append(f"{ind}o.unknown_tagged_fields = []")
+            out.append(f"{ind}{obj}.unknown_tagged_fields = []")
         elif not tagged:
             out.append(f"{ind}if buf[pos] == 0:")
             out.append(f"{ind}    pos += 1")
-            out.append(f"{ind}    o.unknown_tagged_fields = []")
+            out.append(f"{ind}    {obj}.unknown_tagged_fields = []")
             out.append(f"{ind}else:")
-            out.append(f"{ind}    o.unknown_tagged_fields, pos = {self.use('read_unknown_tags')}(buf, pos)")
+            out.append(f"{ind}    {obj}.unknown_tagged_fields, pos = {self.use('read_unknown_tags')}(buf, pos)")
         else:
             out.append(f"{ind}unknown = []")
-            out.append(f"{ind}o.unknown_tagged_fields = unknown")
+            out.append(f"{ind}{obj}.unknown_tagged_fields = unknown")
             out.append(f"{ind}if buf[pos] == 0:")
             out.append(f"{ind}    pos += 1")
             out.append(f"{ind}else:")
@@ -429,35 +439,34 @@ class ModuleEmitter:
             kw = "if"
             for f in tagged:
                 out.append(f"{i3}{kw} tag == {f.tag}:")
-                self.read_field(f, v, True, f"o.{f.attr}", out, i3 + "    ")
+                self.read_field(f, v, True, f"{obj}.{f.attr}", out, i3 + "    ")
                 out.append(f"{i3}    if pos > end:")
                 out.append(f"{i3}        raise {self.use('tag_overrun')}(tag)")
                 kw = "elif"
             out.append(f"{i3}else:")
             out.append(f"{i3}    unknown.append((tag, bytes(buf[pos:end])))")
             out.append(f"{i3}pos = end")
-        out.append(f"{ind}return o, pos")
-        return "\n".join(out) + "\n"
+        return out
 
-    def read_fixed_run(self, run: list[FieldSpec], out: list[str], ind: str) -> None:
+    def read_fixed_run(self, run: list[FieldSpec], obj: str, out: list[str], ind: str) -> None:
         fmt = "".join(FIXED[f.type][0] for f in run)
         size = sum(FIXED[f.type][1] for f in run)
         const = self.struct_const(">" + fmt)
         if not any(f.type == "uuid" for f in run):
             if len(run) == 1:
-                out.append(f"{ind}o.{run[0].attr} = {const}.unpack_from(buf, pos)[0]")
+                out.append(f"{ind}{obj}.{run[0].attr} = {const}.unpack_from(buf, pos)[0]")
             else:
-                targets = ", ".join(f"o.{f.attr}" for f in run)
+                targets = ", ".join(f"{obj}.{f.attr}" for f in run)
                 out.append(f"{ind}{targets} = {const}.unpack_from(buf, pos)")
         else:
             uuid_of = self.use("uuid_from_bytes")
             if len(run) == 1:
-                out.append(f"{ind}o.{run[0].attr} = {uuid_of}({const}.unpack_from(buf, pos)[0])")
+                out.append(f"{ind}{obj}.{run[0].attr} = {uuid_of}({const}.unpack_from(buf, pos)[0])")
             else:
                 out.append(f"{ind}t = {const}.unpack_from(buf, pos)")
                 for k, f in enumerate(run):
                     val = f"t[{k}]" if f.type != "uuid" else f"{uuid_of}(t[{k}])"
-                    out.append(f"{ind}o.{f.attr} = {val}")
+                    out.append(f"{ind}{obj}.{f.attr} = {val}")
         out.append(f"{ind}pos += {size}")
 
     def scalar_reader(self, t: str, flex: bool, nullable: bool) -> str:
@@ -523,7 +532,11 @@ class ModuleEmitter:
                 out.append(f"{inner}items = []")
                 out.append(f"{inner}append = items.append")
                 out.append(f"{inner}for _ in range(n):")
-                out.append(f"{inner}    item, pos = {call}")
+                if f.struct is not None and self.is_leaf(f.struct, v):
+                    # Small leaf structs are decoded in the loop itself (no call per element).
+                    out.extend(self.read_lines(f.struct, v, flex, "item", inner + "    "))
+                else:
+                    out.append(f"{inner}    item, pos = {call}")
                 out.append(f"{inner}    append(item)")
                 out.append(f"{inner}{target} = items")
             return
@@ -598,9 +611,14 @@ class ModuleEmitter:
 
     # -- writing -----------------------------------------------------------------------
     def write_body(self, st: StructSpec, v: int, flex: bool) -> str:
+        lines = self.write_lines(st, v, flex, "o", "b", "w", "    ")
+        if not lines:
+            return "    pass\n"
+        return "\n".join(["    b = w.buf", *lines]) + "\n"
+
+    def write_lines(self, st: StructSpec, v: int, flex: bool, obj: str, b: str, w: str, ind: str) -> list[str]:
+        """Statements appending ``obj`` (an ``st``) to bytearray ``b`` of writer ``w``."""
         out: list[str] = []
-        ind = "    "
-        out.append(f"{ind}b = w.buf")
         regular, tagged = self.present(st, v)
         i = 0
         while i < len(regular):
@@ -612,22 +630,22 @@ class ModuleEmitter:
                     run.append(regular[i])
                 fmt = "".join(FIXED[x.type][0] for x in run)
                 const = self.struct_const(">" + fmt)
-                vals = ", ".join(f"o.{x.attr}.bytes" if x.type == "uuid" else f"o.{x.attr}" for x in run)
-                out.append(f"{ind}b += {const}.pack({vals})")
+                vals = ", ".join(f"{obj}.{x.attr}.bytes" if x.type == "uuid" else f"{obj}.{x.attr}" for x in run)
+                out.append(f"{ind}{b} += {const}.pack({vals})")
             else:
-                self.write_field(f, v, self.field_flex(f, v, flex), f"o.{f.attr}", "b", "w", out, ind)
+                self.write_field(f, v, self.field_flex(f, v, flex), f"{obj}.{f.attr}", b, w, out, ind)
             i += 1
         if flex:
             if not tagged:
-                out.append(f"{ind}u = o.unknown_tagged_fields")
+                out.append(f"{ind}u = {obj}.unknown_tagged_fields")
                 out.append(f"{ind}if u:")
-                out.append(f"{ind}    {self.use('write_unknown_tags')}(b, u)")
+                out.append(f"{ind}    {self.use('write_unknown_tags')}({b}, u)")
                 out.append(f"{ind}else:")
-                out.append(f"{ind}    b.append(0)")
+                out.append(f"{ind}    {b}.append(0)")
             else:
                 out.append(f"{ind}tags = []")
                 for f in tagged:
-                    out.append(f"{ind}v = o.{f.attr}")
+                    out.append(f"{ind}v = {obj}.{f.attr}")
                     if _null_default(f):
                         out.append(f"{ind}if v is not None:")
                     elif f.struct is not None and not f.is_array:
@@ -642,14 +660,12 @@ class ModuleEmitter:
                         out.append(f"{i2}tb = t.buf")
                     out.extend(field_out)
                     out.append(f"{i2}tags.append(({f.tag}, t.getvalue()))")
-                out.append(f"{ind}u = o.unknown_tagged_fields")
+                out.append(f"{ind}u = {obj}.unknown_tagged_fields")
                 out.append(f"{ind}if tags or u:")
-                out.append(f"{ind}    {self.use('write_tags')}(b, tags, u)")
+                out.append(f"{ind}    {self.use('write_tags')}({b}, tags, u)")
                 out.append(f"{ind}else:")
-                out.append(f"{ind}    b.append(0)")
-        if len(out) == 1:
-            out = [f"{ind}pass"]
-        return "\n".join(out) + "\n"
+                out.append(f"{ind}    {b}.append(0)")
+        return out
 
     def is_default_fn(self, st: StructSpec) -> str:
         """Name of a generated ``_is_default_<Path>(v)``: is every field at its default?"""
@@ -706,7 +722,11 @@ class ModuleEmitter:
             elif f.struct is not None:
                 fn = self.fn_name("write", f.struct, v)
                 out.append(f"{inner}for item in {local}:")
-                out.append(f"{inner}    {fn}(item, {w})")
+                if self.is_leaf(f.struct, v):
+                    body = self.write_lines(f.struct, v, flex, "item", b, w, inner + "    ")
+                    out.extend(body or [f"{inner}    pass"])
+                else:
+                    out.append(f"{inner}    {fn}(item, {w})")
             else:
                 out.append(f"{inner}for item in {local}:")
                 out.append(f"{inner}    {self.scalar_writer(f.type, flex, False, 'item', b, w)}")

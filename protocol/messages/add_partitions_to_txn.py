@@ -281,7 +281,10 @@ def _read_AddPartitionsToTxnTopicResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AddPartitionsToTxnPartitionResult_v0(buf, pos)
+        item = _new(_C_AddPartitionsToTxnPartitionResult)
+        item.partition_index, item.partition_error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.results_by_partition = items
     o.unknown_tagged_fields = []
@@ -308,7 +311,14 @@ def _read_AddPartitionsToTxnTopicResult_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AddPartitionsToTxnPartitionResult_v3(buf, pos)
+        item = _new(_C_AddPartitionsToTxnPartitionResult)
+        item.partition_index, item.partition_error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results_by_partition = items
     if buf[pos] == 0:
@@ -329,7 +339,7 @@ def _write_AddPartitionsToTxnTopicResult_v0(o, w):
     a = o.results_by_partition
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AddPartitionsToTxnPartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.partition_error_code)
 
 
 _write_AddPartitionsToTxnTopicResult_v1 = _write_AddPartitionsToTxnTopicResult_v0
@@ -342,7 +352,12 @@ def _write_AddPartitionsToTxnTopicResult_v3(o, w):
     a = o.results_by_partition
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AddPartitionsToTxnPartitionResult_v3(item, w)
+        b += _S_ih.pack(item.partition_index, item.partition_error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -131,7 +131,16 @@ def _read_AddRaftVoterRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AddRaftVoterRequest_Listener_v0(buf, pos)
+        item = _new(_C_AddRaftVoterRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     o.ack_when_committed = True
@@ -164,7 +173,16 @@ def _read_AddRaftVoterRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AddRaftVoterRequest_Listener_v0(buf, pos)
+        item = _new(_C_AddRaftVoterRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     o.ack_when_committed = _S_o.unpack_from(buf, pos)[0]
@@ -184,7 +202,14 @@ def _write_AddRaftVoterRequest_v0(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AddRaftVoterRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -199,7 +224,14 @@ def _write_AddRaftVoterRequest_v1(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AddRaftVoterRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_o.pack(o.ack_when_committed)
     u = o.unknown_tagged_fields
     if u:

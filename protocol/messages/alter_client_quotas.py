@@ -220,7 +220,10 @@ def _read_AlterClientQuotasRequest_EntryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasRequest_EntryData_EntityData_v0(buf, pos)
+        item = _new(_C_AlterClientQuotasRequest_EntryData_EntityData)
+        item.entity_type, pos = _read_string(buf, pos)
+        item.entity_name, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.entity = items
     n = _S_i.unpack_from(buf, pos)[0]
@@ -232,7 +235,11 @@ def _read_AlterClientQuotasRequest_EntryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasRequest_EntryData_OpData_v0(buf, pos)
+        item = _new(_C_AlterClientQuotasRequest_EntryData_OpData)
+        item.key, pos = _read_string(buf, pos)
+        item.value, item.remove = _S_do.unpack_from(buf, pos)
+        pos += 9
+        item.unknown_tagged_fields = []
         append(item)
     o.ops = items
     o.unknown_tagged_fields = []
@@ -254,7 +261,14 @@ def _read_AlterClientQuotasRequest_EntryData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasRequest_EntryData_EntityData_v1(buf, pos)
+        item = _new(_C_AlterClientQuotasRequest_EntryData_EntityData)
+        item.entity_type, pos = _read_compact_string(buf, pos)
+        item.entity_name, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.entity = items
     n = buf[pos]
@@ -270,7 +284,15 @@ def _read_AlterClientQuotasRequest_EntryData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasRequest_EntryData_OpData_v1(buf, pos)
+        item = _new(_C_AlterClientQuotasRequest_EntryData_OpData)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, item.remove = _S_do.unpack_from(buf, pos)
+        pos += 9
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.ops = items
     if buf[pos] == 0:
@@ -286,11 +308,13 @@ def _write_AlterClientQuotasRequest_EntryData_v0(o, w):
     a = o.entity
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterClientQuotasRequest_EntryData_EntityData_v0(item, w)
+        _write_string(b, item.entity_type)
+        _write_nullable_string(b, item.entity_name)
     a = o.ops
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterClientQuotasRequest_EntryData_OpData_v0(item, w)
+        _write_string(b, item.key)
+        b += _S_do.pack(item.value, item.remove)
 
 
 def _write_AlterClientQuotasRequest_EntryData_v1(o, w):
@@ -298,11 +322,23 @@ def _write_AlterClientQuotasRequest_EntryData_v1(o, w):
     a = o.entity
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterClientQuotasRequest_EntryData_EntityData_v1(item, w)
+        _write_compact_string(b, item.entity_type)
+        _write_compact_nullable_string(b, item.entity_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.ops
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterClientQuotasRequest_EntryData_OpData_v1(item, w)
+        _write_compact_string(b, item.key)
+        b += _S_do.pack(item.value, item.remove)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -432,7 +468,10 @@ def _read_AlterClientQuotasResponse_EntryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasResponse_EntryData_EntityData_v0(buf, pos)
+        item = _new(_C_AlterClientQuotasResponse_EntryData_EntityData)
+        item.entity_type, pos = _read_string(buf, pos)
+        item.entity_name, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.entity = items
     o.unknown_tagged_fields = []
@@ -457,7 +496,14 @@ def _read_AlterClientQuotasResponse_EntryData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterClientQuotasResponse_EntryData_EntityData_v1(buf, pos)
+        item = _new(_C_AlterClientQuotasResponse_EntryData_EntityData)
+        item.entity_type, pos = _read_compact_string(buf, pos)
+        item.entity_name, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.entity = items
     if buf[pos] == 0:
@@ -475,7 +521,8 @@ def _write_AlterClientQuotasResponse_EntryData_v0(o, w):
     a = o.entity
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterClientQuotasResponse_EntryData_EntityData_v0(item, w)
+        _write_string(b, item.entity_type)
+        _write_nullable_string(b, item.entity_name)
 
 
 def _write_AlterClientQuotasResponse_EntryData_v1(o, w):
@@ -485,7 +532,13 @@ def _write_AlterClientQuotasResponse_EntryData_v1(o, w):
     a = o.entity
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterClientQuotasResponse_EntryData_EntityData_v1(item, w)
+        _write_compact_string(b, item.entity_type)
+        _write_compact_nullable_string(b, item.entity_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

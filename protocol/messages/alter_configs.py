@@ -163,7 +163,10 @@ def _read_AlterConfigsRequest_AlterConfigsResource_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterConfigsRequest_AlterConfigsResource_AlterableConfig_v0(buf, pos)
+        item = _new(_C_AlterConfigsRequest_AlterConfigsResource_AlterableConfig)
+        item.name, pos = _read_string(buf, pos)
+        item.value, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.configs = items
     o.unknown_tagged_fields = []
@@ -191,7 +194,14 @@ def _read_AlterConfigsRequest_AlterConfigsResource_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterConfigsRequest_AlterConfigsResource_AlterableConfig_v2(buf, pos)
+        item = _new(_C_AlterConfigsRequest_AlterConfigsResource_AlterableConfig)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.configs = items
     if buf[pos] == 0:
@@ -209,7 +219,8 @@ def _write_AlterConfigsRequest_AlterConfigsResource_v0(o, w):
     a = o.configs
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterConfigsRequest_AlterConfigsResource_AlterableConfig_v0(item, w)
+        _write_string(b, item.name)
+        _write_nullable_string(b, item.value)
 
 
 _write_AlterConfigsRequest_AlterConfigsResource_v1 = _write_AlterConfigsRequest_AlterConfigsResource_v0
@@ -222,7 +233,13 @@ def _write_AlterConfigsRequest_AlterConfigsResource_v2(o, w):
     a = o.configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterConfigsRequest_AlterConfigsResource_AlterableConfig_v2(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_nullable_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -375,7 +392,14 @@ def _read_AlterConfigsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterConfigsResponse_AlterConfigsResourceResponse_v0(buf, pos)
+        item = _new(_C_AlterConfigsResponse_AlterConfigsResourceResponse)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.responses = items
     o.unknown_tagged_fields = []
@@ -402,7 +426,18 @@ def _read_AlterConfigsResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterConfigsResponse_AlterConfigsResourceResponse_v2(buf, pos)
+        item = _new(_C_AlterConfigsResponse_AlterConfigsResourceResponse)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -419,7 +454,10 @@ def _write_AlterConfigsResponse_v0(o, w):
     a = o.responses
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterConfigsResponse_AlterConfigsResourceResponse_v0(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_string(b, item.resource_name)
 
 
 _write_AlterConfigsResponse_v1 = _write_AlterConfigsResponse_v0
@@ -431,7 +469,15 @@ def _write_AlterConfigsResponse_v2(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterConfigsResponse_AlterConfigsResourceResponse_v2(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_compact_string(b, item.resource_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

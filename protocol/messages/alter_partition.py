@@ -204,7 +204,14 @@ def _read_AlterPartitionRequest_TopicData_PartitionData_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterPartitionRequest_TopicData_PartitionData_BrokerState_v3(buf, pos)
+        item = _new(_C_AlterPartitionRequest_TopicData_PartitionData_BrokerState)
+        item.broker_id, item.broker_epoch = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.new_isr_with_epochs = items
     o.leader_recovery_state, o.partition_epoch = _S_bi.unpack_from(buf, pos)
@@ -238,7 +245,12 @@ def _write_AlterPartitionRequest_TopicData_PartitionData_v3(o, w):
     a = o.new_isr_with_epochs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterPartitionRequest_TopicData_PartitionData_BrokerState_v3(item, w)
+        b += _S_iq.pack(item.broker_id, item.broker_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_bi.pack(o.leader_recovery_state, o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:

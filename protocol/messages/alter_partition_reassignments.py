@@ -347,7 +347,15 @@ def _read_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_v0(buf, 
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_ReassignablePartitionResponse_v0(buf, pos)
+        item = _new(_C_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_ReassignablePartitionResponse)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -367,7 +375,13 @@ def _write_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_v0(o, w
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterPartitionReassignmentsResponse_ReassignableTopicResponse_ReassignablePartitionResponse_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

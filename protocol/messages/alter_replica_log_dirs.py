@@ -350,7 +350,10 @@ def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(buf, pos)
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult_v1(buf, pos)
+        item = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -373,7 +376,14 @@ def _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v2(buf, pos)
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult_v2(buf, pos)
+        item = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -390,7 +400,7 @@ def _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v1(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult_v1(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
 
 
 def _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v2(o, w):
@@ -399,7 +409,12 @@ def _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_v2(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult_AlterReplicaLogDirPartitionResult_v2(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -155,7 +155,14 @@ def _read_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_v0(bu
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_AlterShareGroupOffsetsRequestPartition_v0(buf, pos)
+        item = _new(_C_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_AlterShareGroupOffsetsRequestPartition)
+        item.partition_index, item.start_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -172,7 +179,12 @@ def _write_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_v0(o
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterShareGroupOffsetsRequest_AlterShareGroupOffsetsRequestTopic_AlterShareGroupOffsetsRequestPartition_v0(item, w)
+        b += _S_iq.pack(item.partition_index, item.start_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -263,7 +275,15 @@ def _read_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_v0(
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_AlterShareGroupOffsetsResponsePartition_v0(buf, pos)
+        item = _new(_C_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_AlterShareGroupOffsetsResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -281,7 +301,13 @@ def _write_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_v0
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterShareGroupOffsetsResponse_AlterShareGroupOffsetsResponseTopic_AlterShareGroupOffsetsResponsePartition_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -172,7 +172,15 @@ def _read_AlterUserScramCredentialsRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(buf, pos)
+        item = _new(_C_AlterUserScramCredentialsRequest_ScramCredentialDeletion)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.mechanism = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.deletions = items
     n = buf[pos]
@@ -188,7 +196,17 @@ def _read_AlterUserScramCredentialsRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(buf, pos)
+        item = _new(_C_AlterUserScramCredentialsRequest_ScramCredentialUpsertion)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.mechanism, item.iterations = _S_bi.unpack_from(buf, pos)
+        pos += 5
+        item.salt, pos = _read_compact_bytes(buf, pos)
+        item.salted_password, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.upsertions = items
     if buf[pos] == 0:
@@ -204,11 +222,25 @@ def _write_AlterUserScramCredentialsRequest_v0(o, w):
     a = o.deletions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_b.pack(item.mechanism)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.upsertions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_bi.pack(item.mechanism, item.iterations)
+        _write_compact_bytes(b, item.salt)
+        _write_compact_bytes(b, item.salted_password)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -259,7 +291,16 @@ def _read_AlterUserScramCredentialsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(buf, pos)
+        item = _new(_C_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult)
+        item.user, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results = items
     if buf[pos] == 0:
@@ -276,7 +317,14 @@ def _write_AlterUserScramCredentialsResponse_v0(o, w):
     a = o.results
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(item, w)
+        _write_compact_string(b, item.user)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

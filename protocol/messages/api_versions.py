@@ -283,7 +283,10 @@ def _read_ApiVersionsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ApiVersionsResponse_ApiVersion_v0(buf, pos)
+        item = _new(_C_ApiVersionsResponse_ApiVersion)
+        item.api_key, item.min_version, item.max_version = _S_hhh.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.api_keys = items
     o.throttle_time_ms = 0
@@ -308,7 +311,10 @@ def _read_ApiVersionsResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ApiVersionsResponse_ApiVersion_v0(buf, pos)
+        item = _new(_C_ApiVersionsResponse_ApiVersion)
+        item.api_key, item.min_version, item.max_version = _S_hhh.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.api_keys = items
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
@@ -341,7 +347,14 @@ def _read_ApiVersionsResponse_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ApiVersionsResponse_ApiVersion_v3(buf, pos)
+        item = _new(_C_ApiVersionsResponse_ApiVersion)
+        item.api_key, item.min_version, item.max_version = _S_hhh.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.api_keys = items
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
@@ -373,7 +386,15 @@ def _read_ApiVersionsResponse_v3(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_ApiVersionsResponse_SupportedFeatureKey_v3(buf, pos)
+                    item = _new(_C_ApiVersionsResponse_SupportedFeatureKey)
+                    item.name, pos = _read_compact_string(buf, pos)
+                    item.min_version, item.max_version = _S_hh.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.supported_features = items
                 if pos > end:
@@ -397,7 +418,15 @@ def _read_ApiVersionsResponse_v3(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_ApiVersionsResponse_FinalizedFeatureKey_v3(buf, pos)
+                    item = _new(_C_ApiVersionsResponse_FinalizedFeatureKey)
+                    item.name, pos = _read_compact_string(buf, pos)
+                    item.max_version_level, item.min_version_level = _S_hh.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.finalized_features = items
                 if pos > end:
@@ -422,7 +451,7 @@ def _write_ApiVersionsResponse_v0(o, w):
     a = o.api_keys
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ApiVersionsResponse_ApiVersion_v0(item, w)
+        b += _S_hhh.pack(item.api_key, item.min_version, item.max_version)
 
 
 def _write_ApiVersionsResponse_v1(o, w):
@@ -431,7 +460,7 @@ def _write_ApiVersionsResponse_v1(o, w):
     a = o.api_keys
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ApiVersionsResponse_ApiVersion_v0(item, w)
+        b += _S_hhh.pack(item.api_key, item.min_version, item.max_version)
     b += _S_i.pack(o.throttle_time_ms)
 
 
@@ -444,7 +473,12 @@ def _write_ApiVersionsResponse_v3(o, w):
     a = o.api_keys
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ApiVersionsResponse_ApiVersion_v3(item, w)
+        b += _S_hhh.pack(item.api_key, item.min_version, item.max_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.throttle_time_ms)
     tags = []
     v = o.supported_features
@@ -454,7 +488,13 @@ def _write_ApiVersionsResponse_v3(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_ApiVersionsResponse_SupportedFeatureKey_v3(item, t)
+            _write_compact_string(tb, item.name)
+            tb += _S_hh.pack(item.min_version, item.max_version)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     v = o.finalized_features_epoch
     if v != -1:
@@ -469,7 +509,13 @@ def _write_ApiVersionsResponse_v3(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_ApiVersionsResponse_FinalizedFeatureKey_v3(item, t)
+            _write_compact_string(tb, item.name)
+            tb += _S_hh.pack(item.max_version_level, item.min_version_level)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((2, t.getvalue()))
     v = o.zk_migration_ready
     if v != False:

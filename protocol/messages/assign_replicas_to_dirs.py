@@ -178,7 +178,14 @@ def _read_AssignReplicasToDirsRequest_DirectoryData_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AssignReplicasToDirsRequest_DirectoryData_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_AssignReplicasToDirsRequest_DirectoryData_TopicData_PartitionData)
+        item.partition_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -195,7 +202,12 @@ def _write_AssignReplicasToDirsRequest_DirectoryData_TopicData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AssignReplicasToDirsRequest_DirectoryData_TopicData_PartitionData_v0(item, w)
+        b += _S_i.pack(item.partition_index)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -326,7 +338,14 @@ def _read_AssignReplicasToDirsResponse_DirectoryData_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_AssignReplicasToDirsResponse_DirectoryData_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_AssignReplicasToDirsResponse_DirectoryData_TopicData_PartitionData)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -343,7 +362,12 @@ def _write_AssignReplicasToDirsResponse_DirectoryData_TopicData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_AssignReplicasToDirsResponse_DirectoryData_TopicData_PartitionData_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -214,7 +214,11 @@ def _read_BeginQuorumEpochRequest_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BeginQuorumEpochRequest_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_BeginQuorumEpochRequest_TopicData_PartitionData)
+        item.partition_index, item.leader_id, item.leader_epoch = _S_iii.unpack_from(buf, pos)
+        pos += 12
+        item.voter_directory_id = _ZERO_UUID
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -237,7 +241,18 @@ def _read_BeginQuorumEpochRequest_TopicData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BeginQuorumEpochRequest_TopicData_PartitionData_v1(buf, pos)
+        item = _new(_C_BeginQuorumEpochRequest_TopicData_PartitionData)
+        t = _S_iuii.unpack_from(buf, pos)
+        item.partition_index = t[0]
+        item.voter_directory_id = _uuid_from_bytes(t[1])
+        item.leader_id = t[2]
+        item.leader_epoch = t[3]
+        pos += 28
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -254,7 +269,7 @@ def _write_BeginQuorumEpochRequest_TopicData_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_BeginQuorumEpochRequest_TopicData_PartitionData_v0(item, w)
+        b += _S_iii.pack(item.partition_index, item.leader_id, item.leader_epoch)
 
 
 def _write_BeginQuorumEpochRequest_TopicData_v1(o, w):
@@ -263,7 +278,12 @@ def _write_BeginQuorumEpochRequest_TopicData_v1(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BeginQuorumEpochRequest_TopicData_PartitionData_v1(item, w)
+        b += _S_iuii.pack(item.partition_index, item.voter_directory_id.bytes, item.leader_id, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -352,7 +372,16 @@ def _read_BeginQuorumEpochRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BeginQuorumEpochRequest_LeaderEndpoint_v1(buf, pos)
+        item = _new(_C_BeginQuorumEpochRequest_LeaderEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.leader_endpoints = items
     if buf[pos] == 0:
@@ -383,7 +412,14 @@ def _write_BeginQuorumEpochRequest_v1(o, w):
     a = o.leader_endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BeginQuorumEpochRequest_LeaderEndpoint_v1(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -438,7 +474,10 @@ def _read_BeginQuorumEpochResponse_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BeginQuorumEpochResponse_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_BeginQuorumEpochResponse_TopicData_PartitionData)
+        item.partition_index, item.error_code, item.leader_id, item.leader_epoch = _S_ihii.unpack_from(buf, pos)
+        pos += 14
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -461,7 +500,14 @@ def _read_BeginQuorumEpochResponse_TopicData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BeginQuorumEpochResponse_TopicData_PartitionData_v1(buf, pos)
+        item = _new(_C_BeginQuorumEpochResponse_TopicData_PartitionData)
+        item.partition_index, item.error_code, item.leader_id, item.leader_epoch = _S_ihii.unpack_from(buf, pos)
+        pos += 14
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -478,7 +524,7 @@ def _write_BeginQuorumEpochResponse_TopicData_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_BeginQuorumEpochResponse_TopicData_PartitionData_v0(item, w)
+        b += _S_ihii.pack(item.partition_index, item.error_code, item.leader_id, item.leader_epoch)
 
 
 def _write_BeginQuorumEpochResponse_TopicData_v1(o, w):
@@ -487,7 +533,12 @@ def _write_BeginQuorumEpochResponse_TopicData_v1(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BeginQuorumEpochResponse_TopicData_PartitionData_v1(item, w)
+        b += _S_ihii.pack(item.partition_index, item.error_code, item.leader_id, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -587,7 +638,17 @@ def _read_BeginQuorumEpochResponse_v1(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_BeginQuorumEpochResponse_NodeEndpoint_v1(buf, pos)
+                    item = _new(_C_BeginQuorumEpochResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_H.unpack_from(buf, pos)[0]
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -622,7 +683,14 @@ def _write_BeginQuorumEpochResponse_v1(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_BeginQuorumEpochResponse_NodeEndpoint_v1(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_H.pack(item.port)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

@@ -195,7 +195,16 @@ def _read_BrokerRegistrationRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     n = buf[pos]
@@ -211,7 +220,15 @@ def _read_BrokerRegistrationRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Feature_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Feature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -246,7 +263,16 @@ def _read_BrokerRegistrationRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     n = buf[pos]
@@ -262,7 +288,15 @@ def _read_BrokerRegistrationRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Feature_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Feature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -298,7 +332,16 @@ def _read_BrokerRegistrationRequest_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     n = buf[pos]
@@ -314,7 +357,15 @@ def _read_BrokerRegistrationRequest_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Feature_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Feature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -360,7 +411,16 @@ def _read_BrokerRegistrationRequest_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Listener_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     n = buf[pos]
@@ -376,7 +436,15 @@ def _read_BrokerRegistrationRequest_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_BrokerRegistrationRequest_Feature_v0(buf, pos)
+        item = _new(_C_BrokerRegistrationRequest_Feature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -414,11 +482,24 @@ def _write_BrokerRegistrationRequest_v0(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Feature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     u = o.unknown_tagged_fields
     if u:
@@ -435,11 +516,24 @@ def _write_BrokerRegistrationRequest_v1(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Feature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_o.pack(o.is_migrating_zk_broker)
     u = o.unknown_tagged_fields
@@ -457,11 +551,24 @@ def _write_BrokerRegistrationRequest_v2(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Feature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_o.pack(o.is_migrating_zk_broker)
     a = o.log_dirs
@@ -483,11 +590,24 @@ def _write_BrokerRegistrationRequest_v3(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_BrokerRegistrationRequest_Feature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_o.pack(o.is_migrating_zk_broker)
     a = o.log_dirs

@@ -163,7 +163,16 @@ def _read_ControllerRegistrationRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ControllerRegistrationRequest_Listener_v0(buf, pos)
+        item = _new(_C_ControllerRegistrationRequest_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     n = buf[pos]
@@ -179,7 +188,15 @@ def _read_ControllerRegistrationRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ControllerRegistrationRequest_Feature_v0(buf, pos)
+        item = _new(_C_ControllerRegistrationRequest_Feature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     if buf[pos] == 0:
@@ -196,11 +213,24 @@ def _write_ControllerRegistrationRequest_v0(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ControllerRegistrationRequest_Listener_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ControllerRegistrationRequest_Feature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -169,7 +169,17 @@ def _read_CreateAclsRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateAclsRequest_AclCreation_v1(buf, pos)
+        item = _new(_C_CreateAclsRequest_AclCreation)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_string(buf, pos)
+        item.resource_pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal, pos = _read_string(buf, pos)
+        item.host, pos = _read_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.creations = items
     o.unknown_tagged_fields = []
@@ -191,7 +201,21 @@ def _read_CreateAclsRequest_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateAclsRequest_AclCreation_v2(buf, pos)
+        item = _new(_C_CreateAclsRequest_AclCreation)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        item.resource_pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.creations = items
     if buf[pos] == 0:
@@ -210,7 +234,12 @@ def _write_CreateAclsRequest_v1(o, w):
     a = o.creations
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreateAclsRequest_AclCreation_v1(item, w)
+        b += _S_b.pack(item.resource_type)
+        _write_string(b, item.resource_name)
+        b += _S_b.pack(item.resource_pattern_type)
+        _write_string(b, item.principal)
+        _write_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
 
 
 def _write_CreateAclsRequest_v2(o, w):
@@ -218,7 +247,17 @@ def _write_CreateAclsRequest_v2(o, w):
     a = o.creations
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreateAclsRequest_AclCreation_v2(item, w)
+        b += _S_b.pack(item.resource_type)
+        _write_compact_string(b, item.resource_name)
+        b += _S_b.pack(item.resource_pattern_type)
+        _write_compact_string(b, item.principal)
+        _write_compact_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -287,7 +326,11 @@ def _read_CreateAclsResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateAclsResponse_AclCreationResult_v1(buf, pos)
+        item = _new(_C_CreateAclsResponse_AclCreationResult)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.results = items
     o.unknown_tagged_fields = []
@@ -311,7 +354,15 @@ def _read_CreateAclsResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateAclsResponse_AclCreationResult_v2(buf, pos)
+        item = _new(_C_CreateAclsResponse_AclCreationResult)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results = items
     if buf[pos] == 0:
@@ -331,7 +382,8 @@ def _write_CreateAclsResponse_v1(o, w):
     a = o.results
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreateAclsResponse_AclCreationResult_v1(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
 
 
 def _write_CreateAclsResponse_v2(o, w):
@@ -340,7 +392,13 @@ def _write_CreateAclsResponse_v2(o, w):
     a = o.results
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreateAclsResponse_AclCreationResult_v2(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -142,7 +142,10 @@ def _read_CreateDelegationTokenRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateDelegationTokenRequest_CreatableRenewers_v1(buf, pos)
+        item = _new(_C_CreateDelegationTokenRequest_CreatableRenewers)
+        item.principal_type, pos = _read_string(buf, pos)
+        item.principal_name, pos = _read_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.renewers = items
     o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
@@ -168,7 +171,14 @@ def _read_CreateDelegationTokenRequest_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateDelegationTokenRequest_CreatableRenewers_v2(buf, pos)
+        item = _new(_C_CreateDelegationTokenRequest_CreatableRenewers)
+        item.principal_type, pos = _read_compact_string(buf, pos)
+        item.principal_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.renewers = items
     o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
@@ -200,7 +210,14 @@ def _read_CreateDelegationTokenRequest_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateDelegationTokenRequest_CreatableRenewers_v2(buf, pos)
+        item = _new(_C_CreateDelegationTokenRequest_CreatableRenewers)
+        item.principal_type, pos = _read_compact_string(buf, pos)
+        item.principal_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.renewers = items
     o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
@@ -218,7 +235,8 @@ def _write_CreateDelegationTokenRequest_v1(o, w):
     a = o.renewers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreateDelegationTokenRequest_CreatableRenewers_v1(item, w)
+        _write_string(b, item.principal_type)
+        _write_string(b, item.principal_name)
     b += _S_q.pack(o.max_lifetime_ms)
 
 
@@ -227,7 +245,13 @@ def _write_CreateDelegationTokenRequest_v2(o, w):
     a = o.renewers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreateDelegationTokenRequest_CreatableRenewers_v2(item, w)
+        _write_compact_string(b, item.principal_type)
+        _write_compact_string(b, item.principal_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_q.pack(o.max_lifetime_ms)
     u = o.unknown_tagged_fields
     if u:
@@ -243,7 +267,13 @@ def _write_CreateDelegationTokenRequest_v3(o, w):
     a = o.renewers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreateDelegationTokenRequest_CreatableRenewers_v2(item, w)
+        _write_compact_string(b, item.principal_type)
+        _write_compact_string(b, item.principal_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_q.pack(o.max_lifetime_ms)
     u = o.unknown_tagged_fields
     if u:

@@ -423,7 +423,12 @@ def _read_CreatePartitionsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(buf, pos)
+        item = _new(_C_CreatePartitionsResponse_CreatePartitionsTopicResult)
+        item.name, pos = _read_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.results = items
     o.unknown_tagged_fields = []
@@ -450,7 +455,16 @@ def _read_CreatePartitionsResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(buf, pos)
+        item = _new(_C_CreatePartitionsResponse_CreatePartitionsTopicResult)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results = items
     if buf[pos] == 0:
@@ -470,7 +484,9 @@ def _write_CreatePartitionsResponse_v0(o, w):
     a = o.results
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(item, w)
+        _write_string(b, item.name)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
 
 
 _write_CreatePartitionsResponse_v1 = _write_CreatePartitionsResponse_v0
@@ -482,7 +498,14 @@ def _write_CreatePartitionsResponse_v2(o, w):
     a = o.results
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -308,7 +308,10 @@ def _read_CreateTopicsRequest_CreatableTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig_v2(buf, pos)
+        item = _new(_C_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig)
+        item.name, pos = _read_string(buf, pos)
+        item.value, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.configs = items
     o.unknown_tagged_fields = []
@@ -353,7 +356,14 @@ def _read_CreateTopicsRequest_CreatableTopic_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig_v5(buf, pos)
+        item = _new(_C_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.configs = items
     if buf[pos] == 0:
@@ -379,7 +389,8 @@ def _write_CreateTopicsRequest_CreatableTopic_v2(o, w):
     a = o.configs
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig_v2(item, w)
+        _write_string(b, item.name)
+        _write_nullable_string(b, item.value)
 
 
 _write_CreateTopicsRequest_CreatableTopic_v3 = _write_CreateTopicsRequest_CreatableTopic_v2
@@ -397,7 +408,13 @@ def _write_CreateTopicsRequest_CreatableTopic_v5(o, w):
     a = o.configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_CreateTopicsRequest_CreatableTopic_CreatableTopicConfig_v5(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_nullable_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -574,7 +591,16 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v5(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs_v5(buf, pos)
+            item = _new(_C_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs)
+            item.name, pos = _read_compact_string(buf, pos)
+            item.value, pos = _read_compact_nullable_string(buf, pos)
+            item.read_only, item.config_source, item.is_sensitive = _S_obo.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.configs = items
     o.topic_id = _ZERO_UUID
@@ -629,7 +655,16 @@ def _read_CreateTopicsResponse_CreatableTopicResult_v7(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs_v5(buf, pos)
+            item = _new(_C_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs)
+            item.name, pos = _read_compact_string(buf, pos)
+            item.value, pos = _read_compact_nullable_string(buf, pos)
+            item.read_only, item.config_source, item.is_sensitive = _S_obo.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.configs = items
     o.topic_config_error_code = 0
@@ -676,7 +711,14 @@ def _write_CreateTopicsResponse_CreatableTopicResult_v5(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs_v5(item, w)
+            _write_compact_string(b, item.name)
+            _write_compact_nullable_string(b, item.value)
+            b += _S_obo.pack(item.read_only, item.config_source, item.is_sensitive)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     tags = []
     v = o.topic_config_error_code
     if v != 0:
@@ -706,7 +748,14 @@ def _write_CreateTopicsResponse_CreatableTopicResult_v7(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_CreateTopicsResponse_CreatableTopicResult_CreatableTopicConfigs_v5(item, w)
+            _write_compact_string(b, item.name)
+            _write_compact_nullable_string(b, item.value)
+            b += _S_obo.pack(item.read_only, item.config_source, item.is_sensitive)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     tags = []
     v = o.topic_config_error_code
     if v != 0:
@@ -734,7 +783,17 @@ def _read_CreateTopicsResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_CreateTopicsResponse_CreatableTopicResult_v2(buf, pos)
+        item = _new(_C_CreateTopicsResponse_CreatableTopicResult)
+        item.name, pos = _read_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.topic_id = _ZERO_UUID
+        item.topic_config_error_code = 0
+        item.num_partitions = -1
+        item.replication_factor = -1
+        item.configs = []
+        item.unknown_tagged_fields = []
         append(item)
     o.topics = items
     o.unknown_tagged_fields = []
@@ -810,7 +869,9 @@ def _write_CreateTopicsResponse_v2(o, w):
     a = o.topics
     b += _S_i.pack(len(a))
     for item in a:
-        _write_CreateTopicsResponse_CreatableTopicResult_v2(item, w)
+        _write_string(b, item.name)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
 
 
 _write_CreateTopicsResponse_v3 = _write_CreateTopicsResponse_v2

@@ -191,7 +191,17 @@ def _read_DeleteAclsRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteAclsRequest_DeleteAclsFilter_v1(buf, pos)
+        item = _new(_C_DeleteAclsRequest_DeleteAclsFilter)
+        item.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name_filter, pos = _read_nullable_string(buf, pos)
+        item.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal_filter, pos = _read_nullable_string(buf, pos)
+        item.host_filter, pos = _read_nullable_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.filters = items
     o.unknown_tagged_fields = []
@@ -213,7 +223,21 @@ def _read_DeleteAclsRequest_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteAclsRequest_DeleteAclsFilter_v2(buf, pos)
+        item = _new(_C_DeleteAclsRequest_DeleteAclsFilter)
+        item.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name_filter, pos = _read_compact_nullable_string(buf, pos)
+        item.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal_filter, pos = _read_compact_nullable_string(buf, pos)
+        item.host_filter, pos = _read_compact_nullable_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.filters = items
     if buf[pos] == 0:
@@ -232,7 +256,12 @@ def _write_DeleteAclsRequest_v1(o, w):
     a = o.filters
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteAclsRequest_DeleteAclsFilter_v1(item, w)
+        b += _S_b.pack(item.resource_type_filter)
+        _write_nullable_string(b, item.resource_name_filter)
+        b += _S_b.pack(item.pattern_type_filter)
+        _write_nullable_string(b, item.principal_filter)
+        _write_nullable_string(b, item.host_filter)
+        b += _S_bb.pack(item.operation, item.permission_type)
 
 
 def _write_DeleteAclsRequest_v2(o, w):
@@ -240,7 +269,17 @@ def _write_DeleteAclsRequest_v2(o, w):
     a = o.filters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteAclsRequest_DeleteAclsFilter_v2(item, w)
+        b += _S_b.pack(item.resource_type_filter)
+        _write_compact_nullable_string(b, item.resource_name_filter)
+        b += _S_b.pack(item.pattern_type_filter)
+        _write_compact_nullable_string(b, item.principal_filter)
+        _write_compact_nullable_string(b, item.host_filter)
+        b += _S_bb.pack(item.operation, item.permission_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -340,7 +379,20 @@ def _read_DeleteAclsResponse_DeleteAclsFilterResult_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl_v1(buf, pos)
+        item = _new(_C_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_string(buf, pos)
+        item.pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal, pos = _read_string(buf, pos)
+        item.host, pos = _read_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.matching_acls = items
     o.unknown_tagged_fields = []
@@ -365,7 +417,24 @@ def _read_DeleteAclsResponse_DeleteAclsFilterResult_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl_v2(buf, pos)
+        item = _new(_C_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        item.pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.principal, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.matching_acls = items
     if buf[pos] == 0:
@@ -386,7 +455,14 @@ def _write_DeleteAclsResponse_DeleteAclsFilterResult_v1(o, w):
     a = o.matching_acls
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl_v1(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_string(b, item.resource_name)
+        b += _S_b.pack(item.pattern_type)
+        _write_string(b, item.principal)
+        _write_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
 
 
 def _write_DeleteAclsResponse_DeleteAclsFilterResult_v2(o, w):
@@ -396,7 +472,19 @@ def _write_DeleteAclsResponse_DeleteAclsFilterResult_v2(o, w):
     a = o.matching_acls
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteAclsResponse_DeleteAclsFilterResult_DeleteAclsMatchingAcl_v2(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_compact_string(b, item.resource_name)
+        b += _S_b.pack(item.pattern_type)
+        _write_compact_string(b, item.principal)
+        _write_compact_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -197,7 +197,11 @@ def _read_DeleteGroupsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteGroupsResponse_DeletableGroupResult_v0(buf, pos)
+        item = _new(_C_DeleteGroupsResponse_DeletableGroupResult)
+        item.group_id, pos = _read_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.results = items
     o.unknown_tagged_fields = []
@@ -224,7 +228,15 @@ def _read_DeleteGroupsResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteGroupsResponse_DeletableGroupResult_v2(buf, pos)
+        item = _new(_C_DeleteGroupsResponse_DeletableGroupResult)
+        item.group_id, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results = items
     if buf[pos] == 0:
@@ -241,7 +253,8 @@ def _write_DeleteGroupsResponse_v0(o, w):
     a = o.results
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteGroupsResponse_DeletableGroupResult_v0(item, w)
+        _write_string(b, item.group_id)
+        b += _S_h.pack(item.error_code)
 
 
 _write_DeleteGroupsResponse_v1 = _write_DeleteGroupsResponse_v0
@@ -253,7 +266,13 @@ def _write_DeleteGroupsResponse_v2(o, w):
     a = o.results
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteGroupsResponse_DeletableGroupResult_v2(item, w)
+        _write_compact_string(b, item.group_id)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

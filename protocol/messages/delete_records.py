@@ -166,7 +166,10 @@ def _read_DeleteRecordsRequest_DeleteRecordsTopic_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v0(buf, pos)
+        item = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition)
+        item.partition_index, item.offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -192,7 +195,14 @@ def _read_DeleteRecordsRequest_DeleteRecordsTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v2(buf, pos)
+        item = _new(_C_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition)
+        item.partition_index, item.offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -209,7 +219,7 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v0(item, w)
+        b += _S_iq.pack(item.partition_index, item.offset)
 
 
 _write_DeleteRecordsRequest_DeleteRecordsTopic_v1 = _write_DeleteRecordsRequest_DeleteRecordsTopic_v0
@@ -221,7 +231,12 @@ def _write_DeleteRecordsRequest_DeleteRecordsTopic_v2(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteRecordsRequest_DeleteRecordsTopic_DeleteRecordsPartition_v2(item, w)
+        b += _S_iq.pack(item.partition_index, item.offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -359,7 +374,10 @@ def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult_v0(buf, pos)
+        item = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult)
+        item.partition_index, item.low_watermark, item.error_code = _S_iqh.unpack_from(buf, pos)
+        pos += 14
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -385,7 +403,14 @@ def _read_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult_v2(buf, pos)
+        item = _new(_C_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult)
+        item.partition_index, item.low_watermark, item.error_code = _S_iqh.unpack_from(buf, pos)
+        pos += 14
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -402,7 +427,7 @@ def _write_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult_v0(item, w)
+        b += _S_iqh.pack(item.partition_index, item.low_watermark, item.error_code)
 
 
 _write_DeleteRecordsResponse_DeleteRecordsTopicResult_v1 = _write_DeleteRecordsResponse_DeleteRecordsTopicResult_v0
@@ -414,7 +439,12 @@ def _write_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteRecordsResponse_DeleteRecordsTopicResult_DeleteRecordsPartitionResult_v2(item, w)
+        b += _S_iqh.pack(item.partition_index, item.low_watermark, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -124,7 +124,13 @@ def _read_DeleteShareGroupOffsetsRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteShareGroupOffsetsRequest_DeleteShareGroupOffsetsRequestTopic_v0(buf, pos)
+        item = _new(_C_DeleteShareGroupOffsetsRequest_DeleteShareGroupOffsetsRequestTopic)
+        item.topic_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topics = items
     if buf[pos] == 0:
@@ -141,7 +147,12 @@ def _write_DeleteShareGroupOffsetsRequest_v0(o, w):
     a = o.topics
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteShareGroupOffsetsRequest_DeleteShareGroupOffsetsRequestTopic_v0(item, w)
+        _write_compact_string(b, item.topic_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -195,7 +206,18 @@ def _read_DeleteShareGroupOffsetsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteShareGroupOffsetsResponse_DeleteShareGroupOffsetsResponseTopic_v0(buf, pos)
+        item = _new(_C_DeleteShareGroupOffsetsResponse_DeleteShareGroupOffsetsResponseTopic)
+        item.topic_name, pos = _read_compact_string(buf, pos)
+        t = _S_uh.unpack_from(buf, pos)
+        item.topic_id = _uuid_from_bytes(t[0])
+        item.error_code = t[1]
+        pos += 18
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -213,7 +235,14 @@ def _write_DeleteShareGroupOffsetsResponse_v0(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteShareGroupOffsetsResponse_DeleteShareGroupOffsetsResponseTopic_v0(item, w)
+        _write_compact_string(b, item.topic_name)
+        b += _S_uh.pack(item.topic_id.bytes, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -151,7 +151,14 @@ def _read_DeleteShareGroupStateRequest_DeleteStateData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteShareGroupStateRequest_DeleteStateData_PartitionData_v0(buf, pos)
+        item = _new(_C_DeleteShareGroupStateRequest_DeleteStateData_PartitionData)
+        item.partition = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -168,7 +175,12 @@ def _write_DeleteShareGroupStateRequest_DeleteStateData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteShareGroupStateRequest_DeleteStateData_PartitionData_v0(item, w)
+        b += _S_i.pack(item.partition)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -258,7 +270,15 @@ def _read_DeleteShareGroupStateResponse_DeleteStateResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteShareGroupStateResponse_DeleteStateResult_PartitionResult_v0(buf, pos)
+        item = _new(_C_DeleteShareGroupStateResponse_DeleteStateResult_PartitionResult)
+        item.partition, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -275,7 +295,13 @@ def _write_DeleteShareGroupStateResponse_DeleteStateResult_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteShareGroupStateResponse_DeleteStateResult_PartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -187,7 +187,15 @@ def _read_DeleteTopicsRequest_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteTopicsRequest_DeleteTopicState_v6(buf, pos)
+        item = _new(_C_DeleteTopicsRequest_DeleteTopicState)
+        item.name, pos = _read_compact_nullable_string(buf, pos)
+        item.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+        pos += 16
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topics = items
     o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
@@ -236,7 +244,13 @@ def _write_DeleteTopicsRequest_v6(o, w):
     a = o.topics
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteTopicsRequest_DeleteTopicState_v6(item, w)
+        _write_compact_nullable_string(b, item.name)
+        b += _S_u.pack(item.topic_id.bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
@@ -364,7 +378,13 @@ def _read_DeleteTopicsResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteTopicsResponse_DeletableTopicResult_v1(buf, pos)
+        item = _new(_C_DeleteTopicsResponse_DeletableTopicResult)
+        item.name, pos = _read_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.topic_id = _ZERO_UUID
+        item.error_message = None
+        item.unknown_tagged_fields = []
         append(item)
     o.responses = items
     o.unknown_tagged_fields = []
@@ -392,7 +412,17 @@ def _read_DeleteTopicsResponse_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteTopicsResponse_DeletableTopicResult_v4(buf, pos)
+        item = _new(_C_DeleteTopicsResponse_DeletableTopicResult)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.topic_id = _ZERO_UUID
+        item.error_message = None
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -420,7 +450,17 @@ def _read_DeleteTopicsResponse_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteTopicsResponse_DeletableTopicResult_v5(buf, pos)
+        item = _new(_C_DeleteTopicsResponse_DeletableTopicResult)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.topic_id = _ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -448,7 +488,18 @@ def _read_DeleteTopicsResponse_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DeleteTopicsResponse_DeletableTopicResult_v6(buf, pos)
+        item = _new(_C_DeleteTopicsResponse_DeletableTopicResult)
+        item.name, pos = _read_compact_nullable_string(buf, pos)
+        t = _S_uh.unpack_from(buf, pos)
+        item.topic_id = _uuid_from_bytes(t[0])
+        item.error_code = t[1]
+        pos += 18
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -465,7 +516,8 @@ def _write_DeleteTopicsResponse_v1(o, w):
     a = o.responses
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DeleteTopicsResponse_DeletableTopicResult_v1(item, w)
+        _write_string(b, item.name)
+        b += _S_h.pack(item.error_code)
 
 
 _write_DeleteTopicsResponse_v2 = _write_DeleteTopicsResponse_v1
@@ -478,7 +530,13 @@ def _write_DeleteTopicsResponse_v4(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteTopicsResponse_DeletableTopicResult_v4(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -492,7 +550,14 @@ def _write_DeleteTopicsResponse_v5(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteTopicsResponse_DeletableTopicResult_v5(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -506,7 +571,14 @@ def _write_DeleteTopicsResponse_v6(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DeleteTopicsResponse_DeletableTopicResult_v6(item, w)
+        _write_compact_nullable_string(b, item.name)
+        b += _S_uh.pack(item.topic_id.bytes, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -230,7 +230,12 @@ def _read_DescribeAclsResponse_DescribeAclsResource_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeAclsResponse_DescribeAclsResource_AclDescription_v1(buf, pos)
+        item = _new(_C_DescribeAclsResponse_DescribeAclsResource_AclDescription)
+        item.principal, pos = _read_string(buf, pos)
+        item.host, pos = _read_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.acls = items
     o.unknown_tagged_fields = []
@@ -257,7 +262,16 @@ def _read_DescribeAclsResponse_DescribeAclsResource_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeAclsResponse_DescribeAclsResource_AclDescription_v2(buf, pos)
+        item = _new(_C_DescribeAclsResponse_DescribeAclsResource_AclDescription)
+        item.principal, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.operation, item.permission_type = _S_bb.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.acls = items
     if buf[pos] == 0:
@@ -279,7 +293,9 @@ def _write_DescribeAclsResponse_DescribeAclsResource_v1(o, w):
     a = o.acls
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeAclsResponse_DescribeAclsResource_AclDescription_v1(item, w)
+        _write_string(b, item.principal)
+        _write_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
 
 
 def _write_DescribeAclsResponse_DescribeAclsResource_v2(o, w):
@@ -290,7 +306,14 @@ def _write_DescribeAclsResponse_DescribeAclsResource_v2(o, w):
     a = o.acls
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeAclsResponse_DescribeAclsResource_AclDescription_v2(item, w)
+        _write_compact_string(b, item.principal)
+        _write_compact_string(b, item.host)
+        b += _S_bb.pack(item.operation, item.permission_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

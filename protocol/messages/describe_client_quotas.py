@@ -175,7 +175,12 @@ def _read_DescribeClientQuotasRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasRequest_ComponentData_v0(buf, pos)
+        item = _new(_C_DescribeClientQuotasRequest_ComponentData)
+        item.entity_type, pos = _read_string(buf, pos)
+        item.match_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.match, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.components = items
     o.strict = _S_o.unpack_from(buf, pos)[0]
@@ -199,7 +204,16 @@ def _read_DescribeClientQuotasRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasRequest_ComponentData_v1(buf, pos)
+        item = _new(_C_DescribeClientQuotasRequest_ComponentData)
+        item.entity_type, pos = _read_compact_string(buf, pos)
+        item.match_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.match, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.components = items
     o.strict = _S_o.unpack_from(buf, pos)[0]
@@ -217,7 +231,9 @@ def _write_DescribeClientQuotasRequest_v0(o, w):
     a = o.components
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeClientQuotasRequest_ComponentData_v0(item, w)
+        _write_string(b, item.entity_type)
+        b += _S_b.pack(item.match_type)
+        _write_nullable_string(b, item.match)
     b += _S_o.pack(o.strict)
 
 
@@ -226,7 +242,14 @@ def _write_DescribeClientQuotasRequest_v1(o, w):
     a = o.components
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClientQuotasRequest_ComponentData_v1(item, w)
+        _write_compact_string(b, item.entity_type)
+        b += _S_b.pack(item.match_type)
+        _write_compact_nullable_string(b, item.match)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_o.pack(o.strict)
     u = o.unknown_tagged_fields
     if u:
@@ -322,7 +345,10 @@ def _read_DescribeClientQuotasResponse_EntryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasResponse_EntryData_EntityData_v0(buf, pos)
+        item = _new(_C_DescribeClientQuotasResponse_EntryData_EntityData)
+        item.entity_type, pos = _read_string(buf, pos)
+        item.entity_name, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.entity = items
     n = _S_i.unpack_from(buf, pos)[0]
@@ -334,7 +360,11 @@ def _read_DescribeClientQuotasResponse_EntryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasResponse_EntryData_ValueData_v0(buf, pos)
+        item = _new(_C_DescribeClientQuotasResponse_EntryData_ValueData)
+        item.key, pos = _read_string(buf, pos)
+        item.value = _S_d.unpack_from(buf, pos)[0]
+        pos += 8
+        item.unknown_tagged_fields = []
         append(item)
     o.values = items
     o.unknown_tagged_fields = []
@@ -356,7 +386,14 @@ def _read_DescribeClientQuotasResponse_EntryData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasResponse_EntryData_EntityData_v1(buf, pos)
+        item = _new(_C_DescribeClientQuotasResponse_EntryData_EntityData)
+        item.entity_type, pos = _read_compact_string(buf, pos)
+        item.entity_name, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.entity = items
     n = buf[pos]
@@ -372,7 +409,15 @@ def _read_DescribeClientQuotasResponse_EntryData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClientQuotasResponse_EntryData_ValueData_v1(buf, pos)
+        item = _new(_C_DescribeClientQuotasResponse_EntryData_ValueData)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value = _S_d.unpack_from(buf, pos)[0]
+        pos += 8
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.values = items
     if buf[pos] == 0:
@@ -388,11 +433,13 @@ def _write_DescribeClientQuotasResponse_EntryData_v0(o, w):
     a = o.entity
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeClientQuotasResponse_EntryData_EntityData_v0(item, w)
+        _write_string(b, item.entity_type)
+        _write_nullable_string(b, item.entity_name)
     a = o.values
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeClientQuotasResponse_EntryData_ValueData_v0(item, w)
+        _write_string(b, item.key)
+        b += _S_d.pack(item.value)
 
 
 def _write_DescribeClientQuotasResponse_EntryData_v1(o, w):
@@ -400,11 +447,23 @@ def _write_DescribeClientQuotasResponse_EntryData_v1(o, w):
     a = o.entity
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClientQuotasResponse_EntryData_EntityData_v1(item, w)
+        _write_compact_string(b, item.entity_type)
+        _write_compact_nullable_string(b, item.entity_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.values
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClientQuotasResponse_EntryData_ValueData_v1(item, w)
+        _write_compact_string(b, item.key)
+        b += _S_d.pack(item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

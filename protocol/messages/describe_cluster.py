@@ -241,7 +241,19 @@ def _read_DescribeClusterResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClusterResponse_DescribeClusterBroker_v0(buf, pos)
+        item = _new(_C_DescribeClusterResponse_DescribeClusterBroker)
+        item.broker_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        item.is_fenced = False
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -278,7 +290,19 @@ def _read_DescribeClusterResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClusterResponse_DescribeClusterBroker_v0(buf, pos)
+        item = _new(_C_DescribeClusterResponse_DescribeClusterBroker)
+        item.broker_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        item.is_fenced = False
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -314,7 +338,20 @@ def _read_DescribeClusterResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeClusterResponse_DescribeClusterBroker_v2(buf, pos)
+        item = _new(_C_DescribeClusterResponse_DescribeClusterBroker)
+        item.broker_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        item.is_fenced = _S_o.unpack_from(buf, pos)[0]
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -336,7 +373,15 @@ def _write_DescribeClusterResponse_v0(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClusterResponse_DescribeClusterBroker_v0(item, w)
+        b += _S_i.pack(item.broker_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -355,7 +400,15 @@ def _write_DescribeClusterResponse_v1(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClusterResponse_DescribeClusterBroker_v0(item, w)
+        b += _S_i.pack(item.broker_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -374,7 +427,16 @@ def _write_DescribeClusterResponse_v2(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeClusterResponse_DescribeClusterBroker_v2(item, w)
+        b += _S_i.pack(item.broker_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        b += _S_o.pack(item.is_fenced)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:

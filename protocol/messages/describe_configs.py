@@ -401,7 +401,12 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v1(buf, pos)
+        item = _new(_C_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym)
+        item.name, pos = _read_string(buf, pos)
+        item.value, pos = _read_nullable_string(buf, pos)
+        item.source = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.unknown_tagged_fields = []
         append(item)
     o.synonyms = items
     o.config_type = 0
@@ -428,7 +433,12 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v1(buf, pos)
+        item = _new(_C_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym)
+        item.name, pos = _read_string(buf, pos)
+        item.value, pos = _read_nullable_string(buf, pos)
+        item.source = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.unknown_tagged_fields = []
         append(item)
     o.synonyms = items
     o.config_type = _S_b.unpack_from(buf, pos)[0]
@@ -457,7 +467,16 @@ def _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceR
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v4(buf, pos)
+        item = _new(_C_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_nullable_string(buf, pos)
+        item.source = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.synonyms = items
     o.config_type = _S_b.unpack_from(buf, pos)[0]
@@ -479,7 +498,9 @@ def _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResource
     a = o.synonyms
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v1(item, w)
+        _write_string(b, item.name)
+        _write_nullable_string(b, item.value)
+        b += _S_b.pack(item.source)
 
 
 _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_v2 = _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_v1
@@ -493,7 +514,9 @@ def _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResource
     a = o.synonyms
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v1(item, w)
+        _write_string(b, item.name)
+        _write_nullable_string(b, item.value)
+        b += _S_b.pack(item.source)
     b += _S_b.pack(o.config_type)
     _write_nullable_string(b, o.documentation)
 
@@ -506,7 +529,14 @@ def _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResource
     a = o.synonyms
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeConfigsResponse_DescribeConfigsResult_DescribeConfigsResourceResult_DescribeConfigsSynonym_v4(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_nullable_string(b, item.value)
+        b += _S_b.pack(item.source)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_b.pack(o.config_type)
     _write_compact_nullable_string(b, o.documentation)
     u = o.unknown_tagged_fields

@@ -168,7 +168,10 @@ def _read_DescribeDelegationTokenRequest_v1(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v1(buf, pos)
+            item = _new(_C_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner)
+            item.principal_type, pos = _read_string(buf, pos)
+            item.principal_name, pos = _read_string(buf, pos)
+            item.unknown_tagged_fields = []
             append(item)
         o.owners = items
     o.unknown_tagged_fields = []
@@ -194,7 +197,14 @@ def _read_DescribeDelegationTokenRequest_v2(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v2(buf, pos)
+            item = _new(_C_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner)
+            item.principal_type, pos = _read_compact_string(buf, pos)
+            item.principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.owners = items
     if buf[pos] == 0:
@@ -216,7 +226,8 @@ def _write_DescribeDelegationTokenRequest_v1(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v1(item, w)
+            _write_string(b, item.principal_type)
+            _write_string(b, item.principal_name)
 
 
 def _write_DescribeDelegationTokenRequest_v2(o, w):
@@ -227,7 +238,13 @@ def _write_DescribeDelegationTokenRequest_v2(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_DescribeDelegationTokenRequest_DescribeDelegationTokenOwner_v2(item, w)
+            _write_compact_string(b, item.principal_type)
+            _write_compact_string(b, item.principal_name)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -298,7 +315,10 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v1(buf, pos)
+        item = _new(_C_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer)
+        item.principal_type, pos = _read_string(buf, pos)
+        item.principal_name, pos = _read_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.renewers = items
     o.token_requester_principal_type = ''
@@ -328,7 +348,14 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v2(buf, pos)
+        item = _new(_C_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer)
+        item.principal_type, pos = _read_compact_string(buf, pos)
+        item.principal_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.renewers = items
     o.token_requester_principal_type = ''
@@ -364,7 +391,14 @@ def _read_DescribeDelegationTokenResponse_DescribedDelegationToken_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v2(buf, pos)
+        item = _new(_C_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer)
+        item.principal_type, pos = _read_compact_string(buf, pos)
+        item.principal_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.renewers = items
     if buf[pos] == 0:
@@ -385,7 +419,8 @@ def _write_DescribeDelegationTokenResponse_DescribedDelegationToken_v1(o, w):
     a = o.renewers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v1(item, w)
+        _write_string(b, item.principal_type)
+        _write_string(b, item.principal_name)
 
 
 def _write_DescribeDelegationTokenResponse_DescribedDelegationToken_v2(o, w):
@@ -398,7 +433,13 @@ def _write_DescribeDelegationTokenResponse_DescribedDelegationToken_v2(o, w):
     a = o.renewers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v2(item, w)
+        _write_compact_string(b, item.principal_type)
+        _write_compact_string(b, item.principal_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -418,7 +459,13 @@ def _write_DescribeDelegationTokenResponse_DescribedDelegationToken_v3(o, w):
     a = o.renewers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeDelegationTokenResponse_DescribedDelegationToken_DescribedDelegationTokenRenewer_v2(item, w)
+        _write_compact_string(b, item.principal_type)
+        _write_compact_string(b, item.principal_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

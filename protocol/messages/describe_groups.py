@@ -327,7 +327,14 @@ def _read_DescribeGroupsResponse_DescribedGroup_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v0(buf, pos)
+        item = _new(_C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.member_metadata, pos = _read_bytes(buf, pos)
+        item.member_assignment, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.error_message = None
@@ -357,7 +364,14 @@ def _read_DescribeGroupsResponse_DescribedGroup_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v0(buf, pos)
+        item = _new(_C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.member_metadata, pos = _read_bytes(buf, pos)
+        item.member_assignment, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -384,7 +398,14 @@ def _read_DescribeGroupsResponse_DescribedGroup_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v4(buf, pos)
+        item = _new(_C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.group_instance_id, pos = _read_nullable_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.member_metadata, pos = _read_bytes(buf, pos)
+        item.member_assignment, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -415,7 +436,18 @@ def _read_DescribeGroupsResponse_DescribedGroup_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v5(buf, pos)
+        item = _new(_C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.client_id, pos = _read_compact_string(buf, pos)
+        item.client_host, pos = _read_compact_string(buf, pos)
+        item.member_metadata, pos = _read_compact_bytes(buf, pos)
+        item.member_assignment, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -451,7 +483,18 @@ def _read_DescribeGroupsResponse_DescribedGroup_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v5(buf, pos)
+        item = _new(_C_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.client_id, pos = _read_compact_string(buf, pos)
+        item.client_host, pos = _read_compact_string(buf, pos)
+        item.member_metadata, pos = _read_compact_bytes(buf, pos)
+        item.member_assignment, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -474,7 +517,11 @@ def _write_DescribeGroupsResponse_DescribedGroup_v0(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        _write_bytes(b, item.member_metadata)
+        _write_bytes(b, item.member_assignment)
 
 
 _write_DescribeGroupsResponse_DescribedGroup_v1 = _write_DescribeGroupsResponse_DescribedGroup_v0
@@ -491,7 +538,11 @@ def _write_DescribeGroupsResponse_DescribedGroup_v3(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        _write_bytes(b, item.member_metadata)
+        _write_bytes(b, item.member_assignment)
     b += _S_i.pack(o.authorized_operations)
 
 
@@ -505,7 +556,12 @@ def _write_DescribeGroupsResponse_DescribedGroup_v4(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v4(item, w)
+        _write_string(b, item.member_id)
+        _write_nullable_string(b, item.group_instance_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        _write_bytes(b, item.member_metadata)
+        _write_bytes(b, item.member_assignment)
     b += _S_i.pack(o.authorized_operations)
 
 
@@ -519,7 +575,17 @@ def _write_DescribeGroupsResponse_DescribedGroup_v5(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v5(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_string(b, item.client_id)
+        _write_compact_string(b, item.client_host)
+        _write_compact_bytes(b, item.member_metadata)
+        _write_compact_bytes(b, item.member_assignment)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -539,7 +605,17 @@ def _write_DescribeGroupsResponse_DescribedGroup_v6(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeGroupsResponse_DescribedGroup_DescribedGroupMember_v5(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_string(b, item.client_id)
+        _write_compact_string(b, item.client_host)
+        _write_compact_bytes(b, item.member_metadata)
+        _write_compact_bytes(b, item.member_assignment)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.authorized_operations)
     u = o.unknown_tagged_fields
     if u:

@@ -336,7 +336,10 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1(
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition_v1(buf, pos)
+        item = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition)
+        item.partition_index, item.partition_size, item.offset_lag, item.is_future_key = _S_iqqo.unpack_from(buf, pos)
+        pos += 21
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -359,7 +362,14 @@ def _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v2(
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition_v2(buf, pos)
+        item = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition)
+        item.partition_index, item.partition_size, item.offset_lag, item.is_future_key = _S_iqqo.unpack_from(buf, pos)
+        pos += 21
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -381,7 +391,7 @@ def _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v1
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition_v1(item, w)
+        b += _S_iqqo.pack(item.partition_index, item.partition_size, item.offset_lag, item.is_future_key)
 
 
 def _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v2(o, w):
@@ -390,7 +400,12 @@ def _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_v2
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeLogDirsResponse_DescribeLogDirsResult_DescribeLogDirsTopic_DescribeLogDirsPartition_v2(item, w)
+        b += _S_iqqo.pack(item.partition_index, item.partition_size, item.offset_lag, item.is_future_key)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

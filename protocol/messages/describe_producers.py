@@ -233,7 +233,14 @@ def _read_DescribeProducersResponse_TopicResponse_PartitionResponse_v0(buf, pos)
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeProducersResponse_TopicResponse_PartitionResponse_ProducerState_v0(buf, pos)
+        item = _new(_C_DescribeProducersResponse_TopicResponse_PartitionResponse_ProducerState)
+        item.producer_id, item.producer_epoch, item.last_sequence, item.last_timestamp, item.coordinator_epoch, item.current_txn_start_offset = _S_qiiqiq.unpack_from(buf, pos)
+        pos += 36
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.active_producers = items
     if buf[pos] == 0:
@@ -251,7 +258,12 @@ def _write_DescribeProducersResponse_TopicResponse_PartitionResponse_v0(o, w):
     a = o.active_producers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeProducersResponse_TopicResponse_PartitionResponse_ProducerState_v0(item, w)
+        b += _S_qiiqiq.pack(item.producer_id, item.producer_epoch, item.last_sequence, item.last_timestamp, item.coordinator_epoch, item.current_txn_start_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -294,7 +294,14 @@ def _read_DescribeQuorumRequest_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeQuorumRequest_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_DescribeQuorumRequest_TopicData_PartitionData)
+        item.partition_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -315,7 +322,12 @@ def _write_DescribeQuorumRequest_TopicData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeQuorumRequest_TopicData_PartitionData_v0(item, w)
+        b += _S_i.pack(item.partition_index)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -391,7 +403,17 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v0(buf, pos)
+        item = _new(_C_ReplicaState)
+        item.replica_id, item.log_end_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.replica_directory_id = _ZERO_UUID
+        item.last_fetch_timestamp = -1
+        item.last_caught_up_timestamp = -1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.current_voters = items
     n = buf[pos]
@@ -407,7 +429,17 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v0(buf, pos)
+        item = _new(_C_ReplicaState)
+        item.replica_id, item.log_end_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.replica_directory_id = _ZERO_UUID
+        item.last_fetch_timestamp = -1
+        item.last_caught_up_timestamp = -1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.observers = items
     o.error_message = ''
@@ -436,7 +468,15 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v1(buf, pos)
+        item = _new(_C_ReplicaState)
+        item.replica_id, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp = _S_iqqq.unpack_from(buf, pos)
+        pos += 28
+        item.replica_directory_id = _ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.current_voters = items
     n = buf[pos]
@@ -452,7 +492,15 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v1(buf, pos)
+        item = _new(_C_ReplicaState)
+        item.replica_id, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp = _S_iqqq.unpack_from(buf, pos)
+        pos += 28
+        item.replica_directory_id = _ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.observers = items
     o.error_message = ''
@@ -484,7 +532,19 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v2(buf, pos)
+        item = _new(_C_ReplicaState)
+        t = _S_iuqqq.unpack_from(buf, pos)
+        item.replica_id = t[0]
+        item.replica_directory_id = _uuid_from_bytes(t[1])
+        item.log_end_offset = t[2]
+        item.last_fetch_timestamp = t[3]
+        item.last_caught_up_timestamp = t[4]
+        pos += 44
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.current_voters = items
     n = buf[pos]
@@ -500,7 +560,19 @@ def _read_DescribeQuorumResponse_TopicData_PartitionData_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReplicaState_v2(buf, pos)
+        item = _new(_C_ReplicaState)
+        t = _S_iuqqq.unpack_from(buf, pos)
+        item.replica_id = t[0]
+        item.replica_directory_id = _uuid_from_bytes(t[1])
+        item.log_end_offset = t[2]
+        item.last_fetch_timestamp = t[3]
+        item.last_caught_up_timestamp = t[4]
+        pos += 44
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.observers = items
     if buf[pos] == 0:
@@ -517,11 +589,21 @@ def _write_DescribeQuorumResponse_TopicData_PartitionData_v0(o, w):
     a = o.current_voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v0(item, w)
+        b += _S_iq.pack(item.replica_id, item.log_end_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.observers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v0(item, w)
+        b += _S_iq.pack(item.replica_id, item.log_end_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -535,11 +617,21 @@ def _write_DescribeQuorumResponse_TopicData_PartitionData_v1(o, w):
     a = o.current_voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v1(item, w)
+        b += _S_iqqq.pack(item.replica_id, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.observers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v1(item, w)
+        b += _S_iqqq.pack(item.replica_id, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -555,11 +647,21 @@ def _write_DescribeQuorumResponse_TopicData_PartitionData_v2(o, w):
     a = o.current_voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v2(item, w)
+        b += _S_iuqqq.pack(item.replica_id, item.replica_directory_id.bytes, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.observers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReplicaState_v2(item, w)
+        b += _S_iuqqq.pack(item.replica_id, item.replica_directory_id.bytes, item.log_end_offset, item.last_fetch_timestamp, item.last_caught_up_timestamp)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -733,7 +835,16 @@ def _read_DescribeQuorumResponse_Node_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeQuorumResponse_Node_Listener_v2(buf, pos)
+        item = _new(_C_DescribeQuorumResponse_Node_Listener)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.listeners = items
     if buf[pos] == 0:
@@ -750,7 +861,14 @@ def _write_DescribeQuorumResponse_Node_v2(o, w):
     a = o.listeners
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeQuorumResponse_Node_Listener_v2(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -344,7 +344,16 @@ def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGro
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition_v0(buf, pos)
+        item = _new(_C_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition)
+        item.partition_index, item.start_offset, item.leader_epoch, item.error_code = _S_iqih.unpack_from(buf, pos)
+        pos += 18
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.lag = -1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -373,7 +382,15 @@ def _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGro
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition_v1(buf, pos)
+        item = _new(_C_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition)
+        item.partition_index, item.start_offset, item.leader_epoch, item.lag, item.error_code = _S_iqiqh.unpack_from(buf, pos)
+        pos += 26
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -391,7 +408,13 @@ def _write_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGr
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition_v0(item, w)
+        b += _S_iqih.pack(item.partition_index, item.start_offset, item.leader_epoch, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -406,7 +429,13 @@ def _write_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGr
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeShareGroupOffsetsResponse_DescribeShareGroupOffsetsResponseGroup_DescribeShareGroupOffsetsResponseTopic_DescribeShareGroupOffsetsResponsePartition_v1(item, w)
+        b += _S_iqiqh.pack(item.partition_index, item.start_offset, item.leader_epoch, item.lag, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -202,7 +202,13 @@ def _read_DescribeTopicPartitionsRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeTopicPartitionsRequest_TopicRequest_v0(buf, pos)
+        item = _new(_C_DescribeTopicPartitionsRequest_TopicRequest)
+        item.name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topics = items
     o.response_partition_limit = _S_i.unpack_from(buf, pos)[0]
@@ -225,7 +231,12 @@ def _write_DescribeTopicPartitionsRequest_v0(o, w):
     a = o.topics
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeTopicPartitionsRequest_TopicRequest_v0(item, w)
+        _write_compact_string(b, item.name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_i.pack(o.response_partition_limit)
     s = o.cursor
     if s is None:

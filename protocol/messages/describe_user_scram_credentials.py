@@ -140,7 +140,13 @@ def _read_DescribeUserScramCredentialsRequest_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_DescribeUserScramCredentialsRequest_UserName_v0(buf, pos)
+            item = _new(_C_DescribeUserScramCredentialsRequest_UserName)
+            item.name, pos = _read_compact_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.users = items
     if buf[pos] == 0:
@@ -159,7 +165,12 @@ def _write_DescribeUserScramCredentialsRequest_v0(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_DescribeUserScramCredentialsRequest_UserName_v0(item, w)
+            _write_compact_string(b, item.name)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -208,7 +219,14 @@ def _read_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResul
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_CredentialInfo_v0(buf, pos)
+        item = _new(_C_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_CredentialInfo)
+        item.mechanism, item.iterations = _S_bi.unpack_from(buf, pos)
+        pos += 5
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.credential_infos = items
     if buf[pos] == 0:
@@ -227,7 +245,12 @@ def _write_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResu
     a = o.credential_infos
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_CredentialInfo_v0(item, w)
+        b += _S_bi.pack(item.mechanism, item.iterations)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

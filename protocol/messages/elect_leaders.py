@@ -355,7 +355,11 @@ def _read_ElectLeadersResponse_ReplicaElectionResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ElectLeadersResponse_ReplicaElectionResult_PartitionResult_v0(buf, pos)
+        item = _new(_C_ElectLeadersResponse_ReplicaElectionResult_PartitionResult)
+        item.partition_id, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.partition_result = items
     o.unknown_tagged_fields = []
@@ -381,7 +385,15 @@ def _read_ElectLeadersResponse_ReplicaElectionResult_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ElectLeadersResponse_ReplicaElectionResult_PartitionResult_v2(buf, pos)
+        item = _new(_C_ElectLeadersResponse_ReplicaElectionResult_PartitionResult)
+        item.partition_id, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partition_result = items
     if buf[pos] == 0:
@@ -398,7 +410,8 @@ def _write_ElectLeadersResponse_ReplicaElectionResult_v0(o, w):
     a = o.partition_result
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ElectLeadersResponse_ReplicaElectionResult_PartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition_id, item.error_code)
+        _write_nullable_string(b, item.error_message)
 
 
 _write_ElectLeadersResponse_ReplicaElectionResult_v1 = _write_ElectLeadersResponse_ReplicaElectionResult_v0
@@ -410,7 +423,13 @@ def _write_ElectLeadersResponse_ReplicaElectionResult_v2(o, w):
     a = o.partition_result
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ElectLeadersResponse_ReplicaElectionResult_PartitionResult_v2(item, w)
+        b += _S_ih.pack(item.partition_id, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

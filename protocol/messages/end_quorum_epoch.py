@@ -235,7 +235,16 @@ def _read_EndQuorumEpochRequest_TopicData_PartitionData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_EndQuorumEpochRequest_TopicData_PartitionData_ReplicaInfo_v1(buf, pos)
+        item = _new(_C_EndQuorumEpochRequest_TopicData_PartitionData_ReplicaInfo)
+        t = _S_iu.unpack_from(buf, pos)
+        item.candidate_id = t[0]
+        item.candidate_directory_id = _uuid_from_bytes(t[1])
+        pos += 20
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.preferred_candidates = items
     o.preferred_successors = []
@@ -261,7 +270,12 @@ def _write_EndQuorumEpochRequest_TopicData_PartitionData_v1(o, w):
     a = o.preferred_candidates
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_EndQuorumEpochRequest_TopicData_PartitionData_ReplicaInfo_v1(item, w)
+        b += _S_iu.pack(item.candidate_id, item.candidate_directory_id.bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -416,7 +430,16 @@ def _read_EndQuorumEpochRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_EndQuorumEpochRequest_LeaderEndpoint_v1(buf, pos)
+        item = _new(_C_EndQuorumEpochRequest_LeaderEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.leader_endpoints = items
     if buf[pos] == 0:
@@ -446,7 +469,14 @@ def _write_EndQuorumEpochRequest_v1(o, w):
     a = o.leader_endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_EndQuorumEpochRequest_LeaderEndpoint_v1(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -501,7 +531,10 @@ def _read_EndQuorumEpochResponse_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_EndQuorumEpochResponse_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_EndQuorumEpochResponse_TopicData_PartitionData)
+        item.partition_index, item.error_code, item.leader_id, item.leader_epoch = _S_ihii.unpack_from(buf, pos)
+        pos += 14
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -524,7 +557,14 @@ def _read_EndQuorumEpochResponse_TopicData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_EndQuorumEpochResponse_TopicData_PartitionData_v1(buf, pos)
+        item = _new(_C_EndQuorumEpochResponse_TopicData_PartitionData)
+        item.partition_index, item.error_code, item.leader_id, item.leader_epoch = _S_ihii.unpack_from(buf, pos)
+        pos += 14
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -541,7 +581,7 @@ def _write_EndQuorumEpochResponse_TopicData_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_EndQuorumEpochResponse_TopicData_PartitionData_v0(item, w)
+        b += _S_ihii.pack(item.partition_index, item.error_code, item.leader_id, item.leader_epoch)
 
 
 def _write_EndQuorumEpochResponse_TopicData_v1(o, w):
@@ -550,7 +590,12 @@ def _write_EndQuorumEpochResponse_TopicData_v1(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_EndQuorumEpochResponse_TopicData_PartitionData_v1(item, w)
+        b += _S_ihii.pack(item.partition_index, item.error_code, item.leader_id, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -650,7 +695,17 @@ def _read_EndQuorumEpochResponse_v1(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_EndQuorumEpochResponse_NodeEndpoint_v1(buf, pos)
+                    item = _new(_C_EndQuorumEpochResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_H.unpack_from(buf, pos)[0]
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -685,7 +740,14 @@ def _write_EndQuorumEpochResponse_v1(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_EndQuorumEpochResponse_NodeEndpoint_v1(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_H.pack(item.port)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

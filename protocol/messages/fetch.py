@@ -516,7 +516,15 @@ def _read_FetchRequest_FetchTopic_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FetchRequest_FetchTopic_FetchPartition_v4(buf, pos)
+        item = _new(_C_FetchRequest_FetchTopic_FetchPartition)
+        item.partition, item.fetch_offset, item.partition_max_bytes = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.current_leader_epoch = -1
+        item.last_fetched_epoch = -1
+        item.log_start_offset = -1
+        item.replica_directory_id = _ZERO_UUID
+        item.high_watermark = 9223372036854775807
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -536,7 +544,14 @@ def _read_FetchRequest_FetchTopic_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FetchRequest_FetchTopic_FetchPartition_v5(buf, pos)
+        item = _new(_C_FetchRequest_FetchTopic_FetchPartition)
+        item.partition, item.fetch_offset, item.log_start_offset, item.partition_max_bytes = _S_iqqi.unpack_from(buf, pos)
+        pos += 24
+        item.current_leader_epoch = -1
+        item.last_fetched_epoch = -1
+        item.replica_directory_id = _ZERO_UUID
+        item.high_watermark = 9223372036854775807
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -561,7 +576,13 @@ def _read_FetchRequest_FetchTopic_v9(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FetchRequest_FetchTopic_FetchPartition_v9(buf, pos)
+        item = _new(_C_FetchRequest_FetchTopic_FetchPartition)
+        item.partition, item.current_leader_epoch, item.fetch_offset, item.log_start_offset, item.partition_max_bytes = _S_iiqqi.unpack_from(buf, pos)
+        pos += 28
+        item.last_fetched_epoch = -1
+        item.replica_directory_id = _ZERO_UUID
+        item.high_watermark = 9223372036854775807
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -589,7 +610,16 @@ def _read_FetchRequest_FetchTopic_v12(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FetchRequest_FetchTopic_FetchPartition_v12(buf, pos)
+        item = _new(_C_FetchRequest_FetchTopic_FetchPartition)
+        item.partition, item.current_leader_epoch, item.fetch_offset, item.last_fetched_epoch, item.log_start_offset, item.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+        pos += 32
+        item.replica_directory_id = _ZERO_UUID
+        item.high_watermark = 9223372036854775807
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -618,7 +648,16 @@ def _read_FetchRequest_FetchTopic_v13(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FetchRequest_FetchTopic_FetchPartition_v12(buf, pos)
+        item = _new(_C_FetchRequest_FetchTopic_FetchPartition)
+        item.partition, item.current_leader_epoch, item.fetch_offset, item.last_fetched_epoch, item.log_start_offset, item.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+        pos += 32
+        item.replica_directory_id = _ZERO_UUID
+        item.high_watermark = 9223372036854775807
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.topic = ''
@@ -699,7 +738,7 @@ def _write_FetchRequest_FetchTopic_v4(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_FetchRequest_FetchTopic_FetchPartition_v4(item, w)
+        b += _S_iqi.pack(item.partition, item.fetch_offset, item.partition_max_bytes)
 
 
 def _write_FetchRequest_FetchTopic_v5(o, w):
@@ -708,7 +747,7 @@ def _write_FetchRequest_FetchTopic_v5(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_FetchRequest_FetchTopic_FetchPartition_v5(item, w)
+        b += _S_iqqi.pack(item.partition, item.fetch_offset, item.log_start_offset, item.partition_max_bytes)
 
 
 _write_FetchRequest_FetchTopic_v6 = _write_FetchRequest_FetchTopic_v5
@@ -722,7 +761,7 @@ def _write_FetchRequest_FetchTopic_v9(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_FetchRequest_FetchTopic_FetchPartition_v9(item, w)
+        b += _S_iiqqi.pack(item.partition, item.current_leader_epoch, item.fetch_offset, item.log_start_offset, item.partition_max_bytes)
 
 
 _write_FetchRequest_FetchTopic_v10 = _write_FetchRequest_FetchTopic_v9
@@ -735,7 +774,12 @@ def _write_FetchRequest_FetchTopic_v12(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_FetchRequest_FetchTopic_FetchPartition_v12(item, w)
+        b += _S_iiqiqi.pack(item.partition, item.current_leader_epoch, item.fetch_offset, item.last_fetched_epoch, item.log_start_offset, item.partition_max_bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -749,7 +793,12 @@ def _write_FetchRequest_FetchTopic_v13(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_FetchRequest_FetchTopic_FetchPartition_v12(item, w)
+        b += _S_iiqiqi.pack(item.partition, item.current_leader_epoch, item.fetch_offset, item.last_fetched_epoch, item.log_start_offset, item.partition_max_bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -1801,7 +1850,10 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v4(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(buf, pos)
+            item = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction)
+            item.producer_id, item.first_offset = _S_qq.unpack_from(buf, pos)
+            pos += 16
+            item.unknown_tagged_fields = []
             append(item)
         o.aborted_transactions = items
     n = _S_i.unpack_from(buf, pos)[0]
@@ -1839,7 +1891,10 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v5(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(buf, pos)
+            item = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction)
+            item.producer_id, item.first_offset = _S_qq.unpack_from(buf, pos)
+            pos += 16
+            item.unknown_tagged_fields = []
             append(item)
         o.aborted_transactions = items
     n = _S_i.unpack_from(buf, pos)[0]
@@ -1883,7 +1938,10 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v11(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(buf, pos)
+            item = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction)
+            item.producer_id, item.first_offset = _S_qq.unpack_from(buf, pos)
+            pos += 16
+            item.unknown_tagged_fields = []
             append(item)
         o.aborted_transactions = items
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
@@ -1925,7 +1983,14 @@ def _read_FetchResponse_FetchableTopicResponse_PartitionData_v12(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v12(buf, pos)
+            item = _new(_C_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction)
+            item.producer_id, item.first_offset = _S_qq.unpack_from(buf, pos)
+            pos += 16
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.aborted_transactions = items
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
@@ -1990,7 +2055,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v4(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
+            b += _S_qq.pack(item.producer_id, item.first_offset)
     _write_records(w, o.records, True)
 
 
@@ -2003,7 +2068,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v5(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
+            b += _S_qq.pack(item.producer_id, item.first_offset)
     _write_records(w, o.records, True)
 
 
@@ -2023,7 +2088,7 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v11(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v4(item, w)
+            b += _S_qq.pack(item.producer_id, item.first_offset)
     b += _S_i.pack(o.preferred_read_replica)
     _write_records(w, o.records, True)
 
@@ -2049,7 +2114,12 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_FetchResponse_FetchableTopicResponse_PartitionData_AbortedTransaction_v12(item, w)
+            b += _S_qq.pack(item.producer_id, item.first_offset)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     b += _S_i.pack(o.preferred_read_replica)
     _write_compact_records(w, o.records, True)
     tags = []
@@ -2522,7 +2592,18 @@ def _read_FetchResponse_v16(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_FetchResponse_NodeEndpoint_v16(buf, pos)
+                    item = _new(_C_FetchResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.rack, pos = _read_compact_nullable_string(buf, pos)
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -2628,7 +2709,15 @@ def _write_FetchResponse_v16(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_FetchResponse_NodeEndpoint_v16(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_i.pack(item.port)
+            _write_compact_nullable_string(tb, item.rack)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

@@ -772,7 +772,17 @@ def _read_FetchSnapshotResponse_v1(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_FetchSnapshotResponse_NodeEndpoint_v1(buf, pos)
+                    item = _new(_C_FetchSnapshotResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_H.unpack_from(buf, pos)[0]
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -812,7 +822,14 @@ def _write_FetchSnapshotResponse_v1(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_FetchSnapshotResponse_NodeEndpoint_v1(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_H.pack(item.port)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

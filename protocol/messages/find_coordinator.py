@@ -304,7 +304,19 @@ def _read_FindCoordinatorResponse_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_FindCoordinatorResponse_Coordinator_v4(buf, pos)
+        item = _new(_C_FindCoordinatorResponse_Coordinator)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.coordinators = items
     o.error_code = 0
@@ -363,7 +375,16 @@ def _write_FindCoordinatorResponse_v4(o, w):
     a = o.coordinators
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_FindCoordinatorResponse_Coordinator_v4(item, w)
+        _write_compact_string(b, item.key)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_ih.pack(item.port, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

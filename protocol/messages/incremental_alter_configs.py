@@ -164,7 +164,12 @@ def _read_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig_v0(buf, pos)
+        item = _new(_C_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig)
+        item.name, pos = _read_string(buf, pos)
+        item.config_operation = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.value, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.configs = items
     o.unknown_tagged_fields = []
@@ -189,7 +194,16 @@ def _read_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig_v1(buf, pos)
+        item = _new(_C_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.config_operation = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.value, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.configs = items
     if buf[pos] == 0:
@@ -207,7 +221,9 @@ def _write_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(o, w):
     a = o.configs
     b += _S_i.pack(len(a))
     for item in a:
-        _write_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig_v0(item, w)
+        _write_string(b, item.name)
+        b += _S_b.pack(item.config_operation)
+        _write_nullable_string(b, item.value)
 
 
 def _write_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(o, w):
@@ -217,7 +233,14 @@ def _write_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(o, w):
     a = o.configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_IncrementalAlterConfigsRequest_AlterConfigsResource_AlterableConfig_v1(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_b.pack(item.config_operation)
+        _write_compact_nullable_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -358,7 +381,14 @@ def _read_IncrementalAlterConfigsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(buf, pos)
+        item = _new(_C_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.responses = items
     o.unknown_tagged_fields = []
@@ -382,7 +412,18 @@ def _read_IncrementalAlterConfigsResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(buf, pos)
+        item = _new(_C_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.responses = items
     if buf[pos] == 0:
@@ -399,7 +440,10 @@ def _write_IncrementalAlterConfigsResponse_v0(o, w):
     a = o.responses
     b += _S_i.pack(len(a))
     for item in a:
-        _write_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_string(b, item.resource_name)
 
 
 def _write_IncrementalAlterConfigsResponse_v1(o, w):
@@ -408,7 +452,15 @@ def _write_IncrementalAlterConfigsResponse_v1(o, w):
     a = o.responses
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(item, w)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        b += _S_b.pack(item.resource_type)
+        _write_compact_string(b, item.resource_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

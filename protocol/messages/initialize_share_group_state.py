@@ -153,7 +153,14 @@ def _read_InitializeShareGroupStateRequest_InitializeStateData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_InitializeShareGroupStateRequest_InitializeStateData_PartitionData_v0(buf, pos)
+        item = _new(_C_InitializeShareGroupStateRequest_InitializeStateData_PartitionData)
+        item.partition, item.state_epoch, item.start_offset = _S_iiq.unpack_from(buf, pos)
+        pos += 16
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -170,7 +177,12 @@ def _write_InitializeShareGroupStateRequest_InitializeStateData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_InitializeShareGroupStateRequest_InitializeStateData_PartitionData_v0(item, w)
+        b += _S_iiq.pack(item.partition, item.state_epoch, item.start_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -260,7 +272,15 @@ def _read_InitializeShareGroupStateResponse_InitializeStateResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_InitializeShareGroupStateResponse_InitializeStateResult_PartitionResult_v0(buf, pos)
+        item = _new(_C_InitializeShareGroupStateResponse_InitializeStateResult_PartitionResult)
+        item.partition, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -277,7 +297,13 @@ def _write_InitializeShareGroupStateResponse_InitializeStateResult_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_InitializeShareGroupStateResponse_InitializeStateResult_PartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

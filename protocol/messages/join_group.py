@@ -185,7 +185,10 @@ def _read_JoinGroupRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupRequest_JoinGroupRequestProtocol_v0(buf, pos)
+        item = _new(_C_JoinGroupRequest_JoinGroupRequestProtocol)
+        item.name, pos = _read_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.protocols = items
     o.rebalance_timeout_ms = -1
@@ -211,7 +214,10 @@ def _read_JoinGroupRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupRequest_JoinGroupRequestProtocol_v0(buf, pos)
+        item = _new(_C_JoinGroupRequest_JoinGroupRequestProtocol)
+        item.name, pos = _read_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.protocols = items
     o.group_instance_id = None
@@ -242,7 +248,10 @@ def _read_JoinGroupRequest_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupRequest_JoinGroupRequestProtocol_v0(buf, pos)
+        item = _new(_C_JoinGroupRequest_JoinGroupRequestProtocol)
+        item.name, pos = _read_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.protocols = items
     o.reason = None
@@ -271,7 +280,14 @@ def _read_JoinGroupRequest_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupRequest_JoinGroupRequestProtocol_v6(buf, pos)
+        item = _new(_C_JoinGroupRequest_JoinGroupRequestProtocol)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.protocols = items
     o.reason = None
@@ -307,7 +323,14 @@ def _read_JoinGroupRequest_v8(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupRequest_JoinGroupRequestProtocol_v6(buf, pos)
+        item = _new(_C_JoinGroupRequest_JoinGroupRequestProtocol)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.protocols = items
     o.reason, pos = _read_compact_nullable_string(buf, pos)
@@ -331,7 +354,8 @@ def _write_JoinGroupRequest_v0(o, w):
     a = o.protocols
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupRequest_JoinGroupRequestProtocol_v0(item, w)
+        _write_string(b, item.name)
+        _write_bytes(b, item.metadata)
 
 
 def _write_JoinGroupRequest_v1(o, w):
@@ -343,7 +367,8 @@ def _write_JoinGroupRequest_v1(o, w):
     a = o.protocols
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupRequest_JoinGroupRequestProtocol_v0(item, w)
+        _write_string(b, item.name)
+        _write_bytes(b, item.metadata)
 
 
 _write_JoinGroupRequest_v2 = _write_JoinGroupRequest_v1
@@ -361,7 +386,8 @@ def _write_JoinGroupRequest_v5(o, w):
     a = o.protocols
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupRequest_JoinGroupRequestProtocol_v0(item, w)
+        _write_string(b, item.name)
+        _write_bytes(b, item.metadata)
 
 
 def _write_JoinGroupRequest_v6(o, w):
@@ -374,7 +400,13 @@ def _write_JoinGroupRequest_v6(o, w):
     a = o.protocols
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_JoinGroupRequest_JoinGroupRequestProtocol_v6(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -395,7 +427,13 @@ def _write_JoinGroupRequest_v8(o, w):
     a = o.protocols
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_JoinGroupRequest_JoinGroupRequestProtocol_v6(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.reason)
     u = o.unknown_tagged_fields
     if u:
@@ -501,7 +539,11 @@ def _read_JoinGroupResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v0(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.throttle_time_ms = 0
@@ -530,7 +572,11 @@ def _read_JoinGroupResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v0(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.protocol_type = None
@@ -559,7 +605,11 @@ def _read_JoinGroupResponse_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v5(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_string(buf, pos)
+        item.group_instance_id, pos = _read_nullable_string(buf, pos)
+        item.metadata, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.protocol_type = None
@@ -588,7 +638,15 @@ def _read_JoinGroupResponse_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v6(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.protocol_type = None
@@ -622,7 +680,15 @@ def _read_JoinGroupResponse_v7(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v6(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.skip_assignment = False
@@ -660,7 +726,15 @@ def _read_JoinGroupResponse_v9(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_JoinGroupResponse_JoinGroupResponseMember_v6(buf, pos)
+        item = _new(_C_JoinGroupResponse_JoinGroupResponseMember)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     if buf[pos] == 0:
@@ -680,7 +754,8 @@ def _write_JoinGroupResponse_v0(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_bytes(b, item.metadata)
 
 
 _write_JoinGroupResponse_v1 = _write_JoinGroupResponse_v0
@@ -695,7 +770,8 @@ def _write_JoinGroupResponse_v2(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_bytes(b, item.metadata)
 
 
 _write_JoinGroupResponse_v3 = _write_JoinGroupResponse_v2
@@ -711,7 +787,9 @@ def _write_JoinGroupResponse_v5(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v5(item, w)
+        _write_string(b, item.member_id)
+        _write_nullable_string(b, item.group_instance_id)
+        _write_bytes(b, item.metadata)
 
 
 def _write_JoinGroupResponse_v6(o, w):
@@ -723,7 +801,14 @@ def _write_JoinGroupResponse_v6(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v6(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -741,7 +826,14 @@ def _write_JoinGroupResponse_v7(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v6(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -763,7 +855,14 @@ def _write_JoinGroupResponse_v9(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_JoinGroupResponse_JoinGroupResponseMember_v6(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

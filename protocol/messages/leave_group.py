@@ -181,7 +181,11 @@ def _read_LeaveGroupRequest_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_LeaveGroupRequest_MemberIdentity_v3(buf, pos)
+        item = _new(_C_LeaveGroupRequest_MemberIdentity)
+        item.member_id, pos = _read_string(buf, pos)
+        item.group_instance_id, pos = _read_nullable_string(buf, pos)
+        item.reason = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.member_id = ''
@@ -205,7 +209,15 @@ def _read_LeaveGroupRequest_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_LeaveGroupRequest_MemberIdentity_v4(buf, pos)
+        item = _new(_C_LeaveGroupRequest_MemberIdentity)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.reason = None
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.member_id = ''
@@ -233,7 +245,15 @@ def _read_LeaveGroupRequest_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_LeaveGroupRequest_MemberIdentity_v5(buf, pos)
+        item = _new(_C_LeaveGroupRequest_MemberIdentity)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.reason, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     o.member_id = ''
@@ -261,7 +281,8 @@ def _write_LeaveGroupRequest_v3(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_LeaveGroupRequest_MemberIdentity_v3(item, w)
+        _write_string(b, item.member_id)
+        _write_nullable_string(b, item.group_instance_id)
 
 
 def _write_LeaveGroupRequest_v4(o, w):
@@ -270,7 +291,13 @@ def _write_LeaveGroupRequest_v4(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_LeaveGroupRequest_MemberIdentity_v4(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -284,7 +311,14 @@ def _write_LeaveGroupRequest_v5(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_LeaveGroupRequest_MemberIdentity_v5(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_nullable_string(b, item.reason)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -376,7 +410,12 @@ def _read_LeaveGroupResponse_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_LeaveGroupResponse_MemberResponse_v3(buf, pos)
+        item = _new(_C_LeaveGroupResponse_MemberResponse)
+        item.member_id, pos = _read_string(buf, pos)
+        item.group_instance_id, pos = _read_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.unknown_tagged_fields = []
@@ -400,7 +439,16 @@ def _read_LeaveGroupResponse_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_LeaveGroupResponse_MemberResponse_v4(buf, pos)
+        item = _new(_C_LeaveGroupResponse_MemberResponse)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     if buf[pos] == 0:
@@ -433,7 +481,9 @@ def _write_LeaveGroupResponse_v3(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_LeaveGroupResponse_MemberResponse_v3(item, w)
+        _write_string(b, item.member_id)
+        _write_nullable_string(b, item.group_instance_id)
+        b += _S_h.pack(item.error_code)
 
 
 def _write_LeaveGroupResponse_v4(o, w):
@@ -442,7 +492,14 @@ def _write_LeaveGroupResponse_v4(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_LeaveGroupResponse_MemberResponse_v4(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -185,7 +185,14 @@ def _read_ListConfigResourcesResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListConfigResourcesResponse_ConfigResource_v0(buf, pos)
+        item = _new(_C_ListConfigResourcesResponse_ConfigResource)
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        item.resource_type = 16
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.config_resources = items
     if buf[pos] == 0:
@@ -213,7 +220,15 @@ def _read_ListConfigResourcesResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListConfigResourcesResponse_ConfigResource_v1(buf, pos)
+        item = _new(_C_ListConfigResourcesResponse_ConfigResource)
+        item.resource_name, pos = _read_compact_string(buf, pos)
+        item.resource_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.config_resources = items
     if buf[pos] == 0:
@@ -230,7 +245,12 @@ def _write_ListConfigResourcesResponse_v0(o, w):
     a = o.config_resources
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListConfigResourcesResponse_ConfigResource_v0(item, w)
+        _write_compact_string(b, item.resource_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -244,7 +264,13 @@ def _write_ListConfigResourcesResponse_v1(o, w):
     a = o.config_resources
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListConfigResourcesResponse_ConfigResource_v1(item, w)
+        _write_compact_string(b, item.resource_name)
+        b += _S_b.pack(item.resource_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -328,7 +328,12 @@ def _read_ListGroupsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListGroupsResponse_ListedGroup_v0(buf, pos)
+        item = _new(_C_ListGroupsResponse_ListedGroup)
+        item.group_id, pos = _read_string(buf, pos)
+        item.protocol_type, pos = _read_string(buf, pos)
+        item.group_state = ''
+        item.group_type = ''
+        item.unknown_tagged_fields = []
         append(item)
     o.groups = items
     o.throttle_time_ms = 0
@@ -349,7 +354,12 @@ def _read_ListGroupsResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListGroupsResponse_ListedGroup_v0(buf, pos)
+        item = _new(_C_ListGroupsResponse_ListedGroup)
+        item.group_id, pos = _read_string(buf, pos)
+        item.protocol_type, pos = _read_string(buf, pos)
+        item.group_state = ''
+        item.group_type = ''
+        item.unknown_tagged_fields = []
         append(item)
     o.groups = items
     o.unknown_tagged_fields = []
@@ -376,7 +386,16 @@ def _read_ListGroupsResponse_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListGroupsResponse_ListedGroup_v3(buf, pos)
+        item = _new(_C_ListGroupsResponse_ListedGroup)
+        item.group_id, pos = _read_compact_string(buf, pos)
+        item.protocol_type, pos = _read_compact_string(buf, pos)
+        item.group_state = ''
+        item.group_type = ''
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.groups = items
     if buf[pos] == 0:
@@ -404,7 +423,16 @@ def _read_ListGroupsResponse_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListGroupsResponse_ListedGroup_v4(buf, pos)
+        item = _new(_C_ListGroupsResponse_ListedGroup)
+        item.group_id, pos = _read_compact_string(buf, pos)
+        item.protocol_type, pos = _read_compact_string(buf, pos)
+        item.group_state, pos = _read_compact_string(buf, pos)
+        item.group_type = ''
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.groups = items
     if buf[pos] == 0:
@@ -432,7 +460,16 @@ def _read_ListGroupsResponse_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListGroupsResponse_ListedGroup_v5(buf, pos)
+        item = _new(_C_ListGroupsResponse_ListedGroup)
+        item.group_id, pos = _read_compact_string(buf, pos)
+        item.protocol_type, pos = _read_compact_string(buf, pos)
+        item.group_state, pos = _read_compact_string(buf, pos)
+        item.group_type, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.groups = items
     if buf[pos] == 0:
@@ -449,7 +486,8 @@ def _write_ListGroupsResponse_v0(o, w):
     a = o.groups
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListGroupsResponse_ListedGroup_v0(item, w)
+        _write_string(b, item.group_id)
+        _write_string(b, item.protocol_type)
 
 
 def _write_ListGroupsResponse_v1(o, w):
@@ -458,7 +496,8 @@ def _write_ListGroupsResponse_v1(o, w):
     a = o.groups
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListGroupsResponse_ListedGroup_v0(item, w)
+        _write_string(b, item.group_id)
+        _write_string(b, item.protocol_type)
 
 
 _write_ListGroupsResponse_v2 = _write_ListGroupsResponse_v1
@@ -470,7 +509,13 @@ def _write_ListGroupsResponse_v3(o, w):
     a = o.groups
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListGroupsResponse_ListedGroup_v3(item, w)
+        _write_compact_string(b, item.group_id)
+        _write_compact_string(b, item.protocol_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -484,7 +529,14 @@ def _write_ListGroupsResponse_v4(o, w):
     a = o.groups
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListGroupsResponse_ListedGroup_v4(item, w)
+        _write_compact_string(b, item.group_id)
+        _write_compact_string(b, item.protocol_type)
+        _write_compact_string(b, item.group_state)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -498,7 +550,15 @@ def _write_ListGroupsResponse_v5(o, w):
     a = o.groups
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListGroupsResponse_ListedGroup_v5(item, w)
+        _write_compact_string(b, item.group_id)
+        _write_compact_string(b, item.protocol_type)
+        _write_compact_string(b, item.group_state)
+        _write_compact_string(b, item.group_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

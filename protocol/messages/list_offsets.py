@@ -210,7 +210,11 @@ def _read_ListOffsetsRequest_ListOffsetsTopic_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v1(buf, pos)
+        item = _new(_C_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition)
+        item.partition_index, item.timestamp = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.current_leader_epoch = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -233,7 +237,10 @@ def _read_ListOffsetsRequest_ListOffsetsTopic_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v4(buf, pos)
+        item = _new(_C_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition)
+        item.partition_index, item.current_leader_epoch, item.timestamp = _S_iiq.unpack_from(buf, pos)
+        pos += 16
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -259,7 +266,14 @@ def _read_ListOffsetsRequest_ListOffsetsTopic_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v6(buf, pos)
+        item = _new(_C_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition)
+        item.partition_index, item.current_leader_epoch, item.timestamp = _S_iiq.unpack_from(buf, pos)
+        pos += 16
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -283,7 +297,7 @@ def _write_ListOffsetsRequest_ListOffsetsTopic_v1(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v1(item, w)
+        b += _S_iq.pack(item.partition_index, item.timestamp)
 
 
 _write_ListOffsetsRequest_ListOffsetsTopic_v2 = _write_ListOffsetsRequest_ListOffsetsTopic_v1
@@ -296,7 +310,7 @@ def _write_ListOffsetsRequest_ListOffsetsTopic_v4(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v4(item, w)
+        b += _S_iiq.pack(item.partition_index, item.current_leader_epoch, item.timestamp)
 
 
 _write_ListOffsetsRequest_ListOffsetsTopic_v5 = _write_ListOffsetsRequest_ListOffsetsTopic_v4
@@ -308,7 +322,12 @@ def _write_ListOffsetsRequest_ListOffsetsTopic_v6(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListOffsetsRequest_ListOffsetsTopic_ListOffsetsPartition_v6(item, w)
+        b += _S_iiq.pack(item.partition_index, item.current_leader_epoch, item.timestamp)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -619,7 +638,11 @@ def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v1(buf, pos)
+        item = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse)
+        item.partition_index, item.error_code, item.timestamp, item.offset = _S_ihqq.unpack_from(buf, pos)
+        pos += 22
+        item.leader_epoch = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -642,7 +665,10 @@ def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v4(buf, pos)
+        item = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse)
+        item.partition_index, item.error_code, item.timestamp, item.offset, item.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+        pos += 26
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -668,7 +694,14 @@ def _read_ListOffsetsResponse_ListOffsetsTopicResponse_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v6(buf, pos)
+        item = _new(_C_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse)
+        item.partition_index, item.error_code, item.timestamp, item.offset, item.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+        pos += 26
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -692,7 +725,7 @@ def _write_ListOffsetsResponse_ListOffsetsTopicResponse_v1(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v1(item, w)
+        b += _S_ihqq.pack(item.partition_index, item.error_code, item.timestamp, item.offset)
 
 
 _write_ListOffsetsResponse_ListOffsetsTopicResponse_v2 = _write_ListOffsetsResponse_ListOffsetsTopicResponse_v1
@@ -705,7 +738,7 @@ def _write_ListOffsetsResponse_ListOffsetsTopicResponse_v4(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v4(item, w)
+        b += _S_ihqqi.pack(item.partition_index, item.error_code, item.timestamp, item.offset, item.leader_epoch)
 
 
 _write_ListOffsetsResponse_ListOffsetsTopicResponse_v5 = _write_ListOffsetsResponse_ListOffsetsTopicResponse_v4
@@ -717,7 +750,12 @@ def _write_ListOffsetsResponse_ListOffsetsTopicResponse_v6(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListOffsetsResponse_ListOffsetsTopicResponse_ListOffsetsPartitionResponse_v6(item, w)
+        b += _S_ihqqi.pack(item.partition_index, item.error_code, item.timestamp, item.offset, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -313,7 +313,16 @@ def _read_ListTransactionsResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ListTransactionsResponse_TransactionState_v0(buf, pos)
+        item = _new(_C_ListTransactionsResponse_TransactionState)
+        item.transactional_id, pos = _read_compact_string(buf, pos)
+        item.producer_id = _S_q.unpack_from(buf, pos)[0]
+        pos += 8
+        item.transaction_state, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.transaction_states = items
     if buf[pos] == 0:
@@ -338,7 +347,14 @@ def _write_ListTransactionsResponse_v0(o, w):
     a = o.transaction_states
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ListTransactionsResponse_TransactionState_v0(item, w)
+        _write_compact_string(b, item.transactional_id)
+        b += _S_q.pack(item.producer_id)
+        _write_compact_string(b, item.transaction_state)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

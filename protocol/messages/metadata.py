@@ -243,7 +243,10 @@ def _read_MetadataRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataRequest_MetadataRequestTopic_v0(buf, pos)
+        item = _new(_C_MetadataRequest_MetadataRequestTopic)
+        item.name, pos = _read_string(buf, pos)
+        item.topic_id = _ZERO_UUID
+        item.unknown_tagged_fields = []
         append(item)
     o.topics = items
     o.allow_auto_topic_creation = True
@@ -268,7 +271,10 @@ def _read_MetadataRequest_v1(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v0(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.name, pos = _read_string(buf, pos)
+            item.topic_id = _ZERO_UUID
+            item.unknown_tagged_fields = []
             append(item)
         o.topics = items
     o.allow_auto_topic_creation = True
@@ -297,7 +303,10 @@ def _read_MetadataRequest_v4(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v0(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.name, pos = _read_string(buf, pos)
+            item.topic_id = _ZERO_UUID
+            item.unknown_tagged_fields = []
             append(item)
         o.topics = items
     o.allow_auto_topic_creation = _S_o.unpack_from(buf, pos)[0]
@@ -328,7 +337,10 @@ def _read_MetadataRequest_v8(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v0(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.name, pos = _read_string(buf, pos)
+            item.topic_id = _ZERO_UUID
+            item.unknown_tagged_fields = []
             append(item)
         o.topics = items
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
@@ -356,7 +368,14 @@ def _read_MetadataRequest_v9(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v9(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.name, pos = _read_compact_string(buf, pos)
+            item.topic_id = _ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.topics = items
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
@@ -388,7 +407,15 @@ def _read_MetadataRequest_v10(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v10(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+            pos += 16
+            item.name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.topics = items
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
@@ -420,7 +447,15 @@ def _read_MetadataRequest_v11(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_MetadataRequest_MetadataRequestTopic_v10(buf, pos)
+            item = _new(_C_MetadataRequest_MetadataRequestTopic)
+            item.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+            pos += 16
+            item.name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.topics = items
     o.allow_auto_topic_creation, o.include_topic_authorized_operations = _S_oo.unpack_from(buf, pos)
@@ -443,7 +478,7 @@ def _write_MetadataRequest_v0(o, w):
     a = o.topics
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataRequest_MetadataRequestTopic_v0(item, w)
+        _write_string(b, item.name)
 
 
 def _write_MetadataRequest_v1(o, w):
@@ -454,7 +489,7 @@ def _write_MetadataRequest_v1(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v0(item, w)
+            _write_string(b, item.name)
 
 
 _write_MetadataRequest_v2 = _write_MetadataRequest_v1
@@ -469,7 +504,7 @@ def _write_MetadataRequest_v4(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v0(item, w)
+            _write_string(b, item.name)
     b += _S_o.pack(o.allow_auto_topic_creation)
 
 
@@ -486,7 +521,7 @@ def _write_MetadataRequest_v8(o, w):
     else:
         b += _S_i.pack(len(a))
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v0(item, w)
+            _write_string(b, item.name)
     b += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
 
 
@@ -498,7 +533,12 @@ def _write_MetadataRequest_v9(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v9(item, w)
+            _write_compact_string(b, item.name)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     b += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -515,7 +555,13 @@ def _write_MetadataRequest_v10(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v10(item, w)
+            b += _S_u.pack(item.topic_id.bytes)
+            _write_compact_nullable_string(b, item.name)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     b += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -532,7 +578,13 @@ def _write_MetadataRequest_v11(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_MetadataRequest_MetadataRequestTopic_v10(item, w)
+            b += _S_u.pack(item.topic_id.bytes)
+            _write_compact_nullable_string(b, item.name)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     b += _S_oo.pack(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
@@ -1239,7 +1291,14 @@ def _read_MetadataResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v0(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack = None
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     n = _S_i.unpack_from(buf, pos)[0]
@@ -1274,7 +1333,14 @@ def _read_MetadataResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.controller_id = _S_i.unpack_from(buf, pos)[0]
@@ -1310,7 +1376,14 @@ def _read_MetadataResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_nullable_string(buf, pos)
@@ -1348,7 +1421,14 @@ def _read_MetadataResponse_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_nullable_string(buf, pos)
@@ -1388,7 +1468,14 @@ def _read_MetadataResponse_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_nullable_string(buf, pos)
@@ -1428,7 +1515,14 @@ def _read_MetadataResponse_v7(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_nullable_string(buf, pos)
@@ -1465,7 +1559,14 @@ def _read_MetadataResponse_v8(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v1(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_nullable_string(buf, pos)
@@ -1507,7 +1608,18 @@ def _read_MetadataResponse_v9(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v9(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
@@ -1557,7 +1669,18 @@ def _read_MetadataResponse_v10(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v9(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
@@ -1607,7 +1730,18 @@ def _read_MetadataResponse_v11(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v9(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
@@ -1656,7 +1790,18 @@ def _read_MetadataResponse_v12(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v9(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
@@ -1705,7 +1850,18 @@ def _read_MetadataResponse_v13(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MetadataResponse_MetadataResponseBroker_v9(buf, pos)
+        item = _new(_C_MetadataResponse_MetadataResponseBroker)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.brokers = items
     o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
@@ -1743,7 +1899,9 @@ def _write_MetadataResponse_v0(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v0(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
     a = o.topics
     b += _S_i.pack(len(a))
     for item in a:
@@ -1755,7 +1913,10 @@ def _write_MetadataResponse_v1(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     b += _S_i.pack(o.controller_id)
     a = o.topics
     b += _S_i.pack(len(a))
@@ -1768,7 +1929,10 @@ def _write_MetadataResponse_v2(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     _write_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1783,7 +1947,10 @@ def _write_MetadataResponse_v3(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     _write_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1801,7 +1968,10 @@ def _write_MetadataResponse_v5(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     _write_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1819,7 +1989,10 @@ def _write_MetadataResponse_v7(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     _write_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1834,7 +2007,10 @@ def _write_MetadataResponse_v8(o, w):
     a = o.brokers
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_nullable_string(b, item.rack)
     _write_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1850,7 +2026,15 @@ def _write_MetadataResponse_v9(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v9(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1871,7 +2055,15 @@ def _write_MetadataResponse_v10(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v9(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1892,7 +2084,15 @@ def _write_MetadataResponse_v11(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v9(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1912,7 +2112,15 @@ def _write_MetadataResponse_v12(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v9(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics
@@ -1932,7 +2140,15 @@ def _write_MetadataResponse_v13(o, w):
     a = o.brokers
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MetadataResponse_MetadataResponseBroker_v9(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.cluster_id)
     b += _S_i.pack(o.controller_id)
     a = o.topics

@@ -219,7 +219,12 @@ def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v2(buf, pos)
+        item = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.committed_metadata, pos = _read_nullable_string(buf, pos)
+        item.committed_leader_epoch = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -244,7 +249,11 @@ def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v6(buf, pos)
+        item = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -271,7 +280,15 @@ def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v8(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v8(buf, pos)
+        item = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -303,7 +320,15 @@ def _read_OffsetCommitRequest_OffsetCommitRequestTopic_v10(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v8(buf, pos)
+        item = _new(_C_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.name = ''
@@ -321,7 +346,8 @@ def _write_OffsetCommitRequest_OffsetCommitRequestTopic_v2(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v2(item, w)
+        b += _S_iq.pack(item.partition_index, item.committed_offset)
+        _write_nullable_string(b, item.committed_metadata)
 
 
 _write_OffsetCommitRequest_OffsetCommitRequestTopic_v3 = _write_OffsetCommitRequest_OffsetCommitRequestTopic_v2
@@ -335,7 +361,8 @@ def _write_OffsetCommitRequest_OffsetCommitRequestTopic_v6(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v6(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_nullable_string(b, item.committed_metadata)
 
 
 _write_OffsetCommitRequest_OffsetCommitRequestTopic_v7 = _write_OffsetCommitRequest_OffsetCommitRequestTopic_v6
@@ -347,7 +374,13 @@ def _write_OffsetCommitRequest_OffsetCommitRequestTopic_v8(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v8(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.committed_metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -364,7 +397,13 @@ def _write_OffsetCommitRequest_OffsetCommitRequestTopic_v10(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetCommitRequest_OffsetCommitRequestTopic_OffsetCommitRequestPartition_v8(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.committed_metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -696,7 +735,10 @@ def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v2(buf, pos)
+        item = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -727,7 +769,14 @@ def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v8(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v8(buf, pos)
+        item = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -759,7 +808,14 @@ def _read_OffsetCommitResponse_OffsetCommitResponseTopic_v10(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v8(buf, pos)
+        item = _new(_C_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.name = ''
@@ -777,7 +833,7 @@ def _write_OffsetCommitResponse_OffsetCommitResponseTopic_v2(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v2(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
 
 
 _write_OffsetCommitResponse_OffsetCommitResponseTopic_v3 = _write_OffsetCommitResponse_OffsetCommitResponseTopic_v2
@@ -793,7 +849,12 @@ def _write_OffsetCommitResponse_OffsetCommitResponseTopic_v8(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v8(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -810,7 +871,12 @@ def _write_OffsetCommitResponse_OffsetCommitResponseTopic_v10(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetCommitResponse_OffsetCommitResponseTopic_OffsetCommitResponsePartition_v8(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

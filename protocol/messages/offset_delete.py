@@ -131,7 +131,10 @@ def _read_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetDeleteRequest_OffsetDeleteRequestTopic_OffsetDeleteRequestPartition_v0(buf, pos)
+        item = _new(_C_OffsetDeleteRequest_OffsetDeleteRequestTopic_OffsetDeleteRequestPartition)
+        item.partition_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -144,7 +147,7 @@ def _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetDeleteRequest_OffsetDeleteRequestTopic_OffsetDeleteRequestPartition_v0(item, w)
+        b += _S_i.pack(item.partition_index)
 
 
 def _read_OffsetDeleteRequest_v0(buf, pos):
@@ -200,7 +203,10 @@ def _read_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetDeleteResponse_OffsetDeleteResponseTopic_OffsetDeleteResponsePartition_v0(buf, pos)
+        item = _new(_C_OffsetDeleteResponse_OffsetDeleteResponseTopic_OffsetDeleteResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -213,7 +219,7 @@ def _write_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetDeleteResponse_OffsetDeleteResponseTopic_OffsetDeleteResponsePartition_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
 
 
 def _read_OffsetDeleteResponse_v0(buf, pos):

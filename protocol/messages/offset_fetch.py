@@ -906,7 +906,14 @@ def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v1(buf, pos)
+        item = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition)
+        item.partition_index, item.committed_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.metadata, pos = _read_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.committed_leader_epoch = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -930,7 +937,13 @@ def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v5(buf, pos)
+        item = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.metadata, pos = _read_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -953,7 +966,17 @@ def _read_OffsetFetchResponse_OffsetFetchResponseTopic_v6(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v6(buf, pos)
+        item = _new(_C_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.metadata, pos = _read_compact_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -973,7 +996,9 @@ def _write_OffsetFetchResponse_OffsetFetchResponseTopic_v1(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v1(item, w)
+        b += _S_iq.pack(item.partition_index, item.committed_offset)
+        _write_nullable_string(b, item.metadata)
+        b += _S_h.pack(item.error_code)
 
 
 _write_OffsetFetchResponse_OffsetFetchResponseTopic_v2 = _write_OffsetFetchResponse_OffsetFetchResponseTopic_v1
@@ -987,7 +1012,9 @@ def _write_OffsetFetchResponse_OffsetFetchResponseTopic_v5(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v5(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_nullable_string(b, item.metadata)
+        b += _S_h.pack(item.error_code)
 
 
 def _write_OffsetFetchResponse_OffsetFetchResponseTopic_v6(o, w):
@@ -996,7 +1023,14 @@ def _write_OffsetFetchResponse_OffsetFetchResponseTopic_v6(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetFetchResponse_OffsetFetchResponseTopic_OffsetFetchResponsePartition_v6(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.metadata)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -1058,7 +1092,17 @@ def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions_v8(buf, pos)
+        item = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.metadata, pos = _read_compact_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.topic_id = _ZERO_UUID
@@ -1090,7 +1134,17 @@ def _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions_v8(buf, pos)
+        item = _new(_C_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.metadata, pos = _read_compact_nullable_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     o.name = ''
@@ -1108,7 +1162,14 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopic
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions_v8(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.metadata)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -1125,7 +1186,14 @@ def _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopic
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetFetchResponse_OffsetFetchResponseGroup_OffsetFetchResponseTopics_OffsetFetchResponsePartitions_v8(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.metadata)
+        b += _S_h.pack(item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -168,7 +168,10 @@ def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition_v2(buf, pos)
+        item = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition)
+        item.partition, item.current_leader_epoch, item.leader_epoch = _S_iii.unpack_from(buf, pos)
+        pos += 12
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -194,7 +197,14 @@ def _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition_v4(buf, pos)
+        item = _new(_C_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition)
+        item.partition, item.current_leader_epoch, item.leader_epoch = _S_iii.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -211,7 +221,7 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v2(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition_v2(item, w)
+        b += _S_iii.pack(item.partition, item.current_leader_epoch, item.leader_epoch)
 
 
 _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v3 = _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v2
@@ -223,7 +233,12 @@ def _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_v4(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_OffsetForLeaderPartition_v4(item, w)
+        b += _S_iii.pack(item.partition, item.current_leader_epoch, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -382,7 +397,10 @@ def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset_v2(buf, pos)
+        item = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset)
+        item.error_code, item.partition, item.leader_epoch, item.end_offset = _S_hiiq.unpack_from(buf, pos)
+        pos += 18
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -408,7 +426,14 @@ def _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset_v4(buf, pos)
+        item = _new(_C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset)
+        item.error_code, item.partition, item.leader_epoch, item.end_offset = _S_hiiq.unpack_from(buf, pos)
+        pos += 18
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -425,7 +450,7 @@ def _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v2(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset_v2(item, w)
+        b += _S_hiiq.pack(item.error_code, item.partition, item.leader_epoch, item.end_offset)
 
 
 _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v3 = _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v2
@@ -437,7 +462,12 @@ def _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_v4(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_EpochEndOffset_v4(item, w)
+        b += _S_hiiq.pack(item.error_code, item.partition, item.leader_epoch, item.end_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -286,7 +286,22 @@ def _read_ProduceRequest_TopicProduceData_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceRequest_TopicProduceData_PartitionProduceData_v3(buf, pos)
+        item = _new(_C_ProduceRequest_TopicProduceData_PartitionProduceData)
+        item.index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        n = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        if n < 0:
+            if n != -1:
+                raise _bad_length(n)
+            item.records = None
+        else:
+            end = pos + n
+            if end > len(buf):
+                raise _short()
+            item.records = buf[pos:end]
+            pos = end
+        item.unknown_tagged_fields = []
         append(item)
     o.partition_data = items
     o.topic_id = _ZERO_UUID
@@ -317,7 +332,30 @@ def _read_ProduceRequest_TopicProduceData_v9(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceRequest_TopicProduceData_PartitionProduceData_v9(buf, pos)
+        item = _new(_C_ProduceRequest_TopicProduceData_PartitionProduceData)
+        item.index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        n = buf[pos]
+        if n < 0x80:
+            pos += 1
+        else:
+            n, pos = _read_uvarint(buf, pos)
+        n -= 1
+        if n < 0:
+            if n != -1:
+                raise _bad_length(n)
+            item.records = None
+        else:
+            end = pos + n
+            if end > len(buf):
+                raise _short()
+            item.records = buf[pos:end]
+            pos = end
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partition_data = items
     o.topic_id = _ZERO_UUID
@@ -351,7 +389,30 @@ def _read_ProduceRequest_TopicProduceData_v13(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceRequest_TopicProduceData_PartitionProduceData_v9(buf, pos)
+        item = _new(_C_ProduceRequest_TopicProduceData_PartitionProduceData)
+        item.index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        n = buf[pos]
+        if n < 0x80:
+            pos += 1
+        else:
+            n, pos = _read_uvarint(buf, pos)
+        n -= 1
+        if n < 0:
+            if n != -1:
+                raise _bad_length(n)
+            item.records = None
+        else:
+            end = pos + n
+            if end > len(buf):
+                raise _short()
+            item.records = buf[pos:end]
+            pos = end
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partition_data = items
     o.name = ''
@@ -369,7 +430,8 @@ def _write_ProduceRequest_TopicProduceData_v3(o, w):
     a = o.partition_data
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ProduceRequest_TopicProduceData_PartitionProduceData_v3(item, w)
+        b += _S_i.pack(item.index)
+        _write_records(w, item.records, True)
 
 
 _write_ProduceRequest_TopicProduceData_v4 = _write_ProduceRequest_TopicProduceData_v3
@@ -385,7 +447,13 @@ def _write_ProduceRequest_TopicProduceData_v9(o, w):
     a = o.partition_data
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ProduceRequest_TopicProduceData_PartitionProduceData_v9(item, w)
+        b += _S_i.pack(item.index)
+        _write_compact_records(w, item.records, True)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -404,7 +472,13 @@ def _write_ProduceRequest_TopicProduceData_v13(o, w):
     a = o.partition_data
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ProduceRequest_TopicProduceData_PartitionProduceData_v9(item, w)
+        b += _S_i.pack(item.index)
+        _write_compact_records(w, item.records, True)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -679,7 +753,11 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8(buf, 
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v8(buf, pos)
+        item = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage)
+        item.batch_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.batch_index_error_message, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_nullable_string(buf, pos)
@@ -704,7 +782,15 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(buf, 
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9(buf, pos)
+        item = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage)
+        item.batch_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.batch_index_error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
@@ -733,7 +819,15 @@ def _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(buf,
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9(buf, pos)
+        item = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage)
+        item.batch_index = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.batch_index_error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.record_errors = items
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
@@ -784,7 +878,8 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v8(o, w
     a = o.record_errors
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v8(item, w)
+        b += _S_i.pack(item.batch_index)
+        _write_nullable_string(b, item.batch_index_error_message)
     _write_nullable_string(b, o.error_message)
 
 
@@ -794,7 +889,13 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(o, w
     a = o.record_errors
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9(item, w)
+        b += _S_i.pack(item.batch_index)
+        _write_compact_nullable_string(b, item.batch_index_error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.error_message)
     u = o.unknown_tagged_fields
     if u:
@@ -813,7 +914,13 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(o, 
     a = o.record_errors
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_BatchIndexAndErrorMessage_v9(item, w)
+        b += _S_i.pack(item.batch_index)
+        _write_compact_nullable_string(b, item.batch_index_error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.error_message)
     tags = []
     v = o.current_leader
@@ -845,7 +952,13 @@ def _read_ProduceResponse_TopicProduceResponse_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3(buf, pos)
+        item = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
+        item.index, item.error_code, item.base_offset, item.log_append_time_ms = _S_ihqq.unpack_from(buf, pos)
+        pos += 22
+        item.log_start_offset = -1
+        item.record_errors = []
+        item.error_message = None
+        item.unknown_tagged_fields = []
         append(item)
     o.partition_responses = items
     o.topic_id = _ZERO_UUID
@@ -868,7 +981,12 @@ def _read_ProduceResponse_TopicProduceResponse_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5(buf, pos)
+        item = _new(_C_ProduceResponse_TopicProduceResponse_PartitionProduceResponse)
+        item.index, item.error_code, item.base_offset, item.log_append_time_ms, item.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+        pos += 30
+        item.record_errors = []
+        item.error_message = None
+        item.unknown_tagged_fields = []
         append(item)
     o.partition_responses = items
     o.topic_id = _ZERO_UUID
@@ -995,7 +1113,7 @@ def _write_ProduceResponse_TopicProduceResponse_v3(o, w):
     a = o.partition_responses
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v3(item, w)
+        b += _S_ihqq.pack(item.index, item.error_code, item.base_offset, item.log_append_time_ms)
 
 
 _write_ProduceResponse_TopicProduceResponse_v4 = _write_ProduceResponse_TopicProduceResponse_v3
@@ -1007,7 +1125,7 @@ def _write_ProduceResponse_TopicProduceResponse_v5(o, w):
     a = o.partition_responses
     b += _S_i.pack(len(a))
     for item in a:
-        _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v5(item, w)
+        b += _S_ihqqq.pack(item.index, item.error_code, item.base_offset, item.log_append_time_ms, item.log_start_offset)
 
 
 _write_ProduceResponse_TopicProduceResponse_v6 = _write_ProduceResponse_TopicProduceResponse_v5
@@ -1251,7 +1369,18 @@ def _read_ProduceResponse_v10(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_ProduceResponse_NodeEndpoint_v10(buf, pos)
+                    item = _new(_C_ProduceResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.rack, pos = _read_compact_nullable_string(buf, pos)
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -1310,7 +1439,18 @@ def _read_ProduceResponse_v13(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_ProduceResponse_NodeEndpoint_v10(buf, pos)
+                    item = _new(_C_ProduceResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.rack, pos = _read_compact_nullable_string(buf, pos)
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -1384,7 +1524,15 @@ def _write_ProduceResponse_v10(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_ProduceResponse_NodeEndpoint_v10(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_i.pack(item.port)
+            _write_compact_nullable_string(tb, item.rack)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:
@@ -1412,7 +1560,15 @@ def _write_ProduceResponse_v13(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_ProduceResponse_NodeEndpoint_v10(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_i.pack(item.port)
+            _write_compact_nullable_string(tb, item.rack)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

@@ -173,7 +173,14 @@ def _read_ReadShareGroupStateRequest_ReadStateData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReadShareGroupStateRequest_ReadStateData_PartitionData_v0(buf, pos)
+        item = _new(_C_ReadShareGroupStateRequest_ReadStateData_PartitionData)
+        item.partition, item.leader_epoch = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -190,7 +197,12 @@ def _write_ReadShareGroupStateRequest_ReadStateData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReadShareGroupStateRequest_ReadStateData_PartitionData_v0(item, w)
+        b += _S_ii.pack(item.partition, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -281,7 +293,14 @@ def _read_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_v0(buf, po
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_StateBatch_v0(buf, pos)
+        item = _new(_C_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_StateBatch)
+        item.first_offset, item.last_offset, item.delivery_state, item.delivery_count = _S_qqbh.unpack_from(buf, pos)
+        pos += 19
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.state_batches = items
     if buf[pos] == 0:
@@ -300,7 +319,12 @@ def _write_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_v0(o, w):
     a = o.state_batches
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReadShareGroupStateResponse_ReadStateResult_PartitionResult_StateBatch_v0(item, w)
+        b += _S_qqbh.pack(item.first_offset, item.last_offset, item.delivery_state, item.delivery_count)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

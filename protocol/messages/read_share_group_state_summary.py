@@ -164,7 +164,14 @@ def _read_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_PartitionData_v0(buf, pos)
+        item = _new(_C_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_PartitionData)
+        item.partition, item.leader_epoch = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -184,7 +191,12 @@ def _write_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReadShareGroupStateSummaryRequest_ReadStateSummaryData_PartitionData_v0(item, w)
+        b += _S_ii.pack(item.partition, item.leader_epoch)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -314,7 +326,18 @@ def _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v0(buf, pos)
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult_v0(buf, pos)
+        item = _new(_C_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult)
+        item.partition, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.state_epoch, item.leader_epoch, item.start_offset = _S_iiq.unpack_from(buf, pos)
+        pos += 16
+        item.delivery_complete_count = -1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -342,7 +365,17 @@ def _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v1(buf, pos)
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult_v1(buf, pos)
+        item = _new(_C_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult)
+        item.partition, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        item.state_epoch, item.leader_epoch, item.start_offset, item.delivery_complete_count = _S_iiqi.unpack_from(buf, pos)
+        pos += 20
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -359,7 +392,14 @@ def _write_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        b += _S_iiq.pack(item.state_epoch, item.leader_epoch, item.start_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -373,7 +413,14 @@ def _write_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_v1(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ReadShareGroupStateSummaryResponse_ReadStateSummaryResult_PartitionResult_v1(item, w)
+        b += _S_ih.pack(item.partition, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        b += _S_iiqi.pack(item.state_epoch, item.leader_epoch, item.start_offset, item.delivery_complete_count)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

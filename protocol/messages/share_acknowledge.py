@@ -580,7 +580,18 @@ def _read_ShareAcknowledgeResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ShareAcknowledgeResponse_NodeEndpoint_v1(buf, pos)
+        item = _new(_C_ShareAcknowledgeResponse_NodeEndpoint)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.node_endpoints = items
     o.acquisition_lock_timeout_ms = 0
@@ -628,7 +639,18 @@ def _read_ShareAcknowledgeResponse_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ShareAcknowledgeResponse_NodeEndpoint_v1(buf, pos)
+        item = _new(_C_ShareAcknowledgeResponse_NodeEndpoint)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.node_endpoints = items
     if buf[pos] == 0:
@@ -650,7 +672,15 @@ def _write_ShareAcknowledgeResponse_v1(o, w):
     a = o.node_endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ShareAcknowledgeResponse_NodeEndpoint_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -670,7 +700,15 @@ def _write_ShareAcknowledgeResponse_v2(o, w):
     a = o.node_endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ShareAcknowledgeResponse_NodeEndpoint_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

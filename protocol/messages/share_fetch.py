@@ -624,7 +624,14 @@ def _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1(buf, p
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_AcquiredRecords_v1(buf, pos)
+        item = _new(_C_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_AcquiredRecords)
+        item.first_offset, item.last_offset, item.delivery_count = _S_qqh.unpack_from(buf, pos)
+        pos += 18
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.acquired_records = items
     if buf[pos] == 0:
@@ -649,7 +656,12 @@ def _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_v1(o, w)
     a = o.acquired_records
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_AcquiredRecords_v1(item, w)
+        b += _S_qqh.pack(item.first_offset, item.last_offset, item.delivery_count)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -779,7 +791,18 @@ def _read_ShareFetchResponse_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ShareFetchResponse_NodeEndpoint_v1(buf, pos)
+        item = _new(_C_ShareFetchResponse_NodeEndpoint)
+        item.node_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.rack, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.node_endpoints = items
     if buf[pos] == 0:
@@ -805,7 +828,15 @@ def _write_ShareFetchResponse_v1(o, w):
     a = o.node_endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ShareFetchResponse_NodeEndpoint_v1(item, w)
+        b += _S_i.pack(item.node_id)
+        _write_compact_string(b, item.host)
+        b += _S_i.pack(item.port)
+        _write_compact_nullable_string(b, item.rack)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -445,7 +445,14 @@ def _read_TopicInfo_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_KeyValue_v0(buf, pos)
+        item = _new(_C_KeyValue)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topic_configs = items
     if buf[pos] == 0:
@@ -463,7 +470,13 @@ def _write_TopicInfo_v0(o, w):
     a = o.topic_configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_KeyValue_v0(item, w)
+        _write_compact_string(b, item.key)
+        _write_compact_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -693,7 +706,14 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_KeyValue_v0(buf, pos)
+        item = _new(_C_KeyValue)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.client_tags = items
     n = buf[pos]
@@ -709,7 +729,15 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TaskOffset_v0(buf, pos)
+        item = _new(_C_TaskOffset)
+        item.subtopology_id, pos = _read_compact_string(buf, pos)
+        item.partition, item.offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.task_offsets = items
     n = buf[pos]
@@ -725,7 +753,15 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TaskOffset_v0(buf, pos)
+        item = _new(_C_TaskOffset)
+        item.subtopology_id, pos = _read_compact_string(buf, pos)
+        item.partition, item.offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.task_end_offsets = items
     o.assignment, pos = _read_Assignment_v0(buf, pos)
@@ -759,15 +795,33 @@ def _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(o, w):
     a = o.client_tags
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_KeyValue_v0(item, w)
+        _write_compact_string(b, item.key)
+        _write_compact_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.task_offsets
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TaskOffset_v0(item, w)
+        _write_compact_string(b, item.subtopology_id)
+        b += _S_iq.pack(item.partition, item.offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.task_end_offsets
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TaskOffset_v0(item, w)
+        _write_compact_string(b, item.subtopology_id)
+        b += _S_iq.pack(item.partition, item.offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_Assignment_v0(o.assignment, w)
     _write_Assignment_v0(o.target_assignment, w)
     b += _S_o.pack(o.is_classic)

@@ -312,7 +312,14 @@ def _read_TopicInfo_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_KeyValue_v0(buf, pos)
+        item = _new(_C_KeyValue)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topic_configs = items
     if buf[pos] == 0:
@@ -330,7 +337,13 @@ def _write_TopicInfo_v0(o, w):
     a = o.topic_configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_KeyValue_v0(item, w)
+        _write_compact_string(b, item.key)
+        _write_compact_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -822,7 +835,14 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_KeyValue_v0(buf, pos)
+            item = _new(_C_KeyValue)
+            item.key, pos = _read_compact_string(buf, pos)
+            item.value, pos = _read_compact_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.client_tags = items
     n = buf[pos]
@@ -842,7 +862,15 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_TaskOffset_v0(buf, pos)
+            item = _new(_C_TaskOffset)
+            item.subtopology_id, pos = _read_compact_string(buf, pos)
+            item.partition, item.offset = _S_iq.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.task_offsets = items
     n = buf[pos]
@@ -862,7 +890,15 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_TaskOffset_v0(buf, pos)
+            item = _new(_C_TaskOffset)
+            item.subtopology_id, pos = _read_compact_string(buf, pos)
+            item.partition, item.offset = _S_iq.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.task_end_offsets = items
     o.shutdown_application = _S_o.unpack_from(buf, pos)[0]
@@ -923,21 +959,39 @@ def _write_StreamsGroupHeartbeatRequest_v0(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_KeyValue_v0(item, w)
+            _write_compact_string(b, item.key)
+            _write_compact_string(b, item.value)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     a = o.task_offsets
     if a is None:
         b.append(0)
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_TaskOffset_v0(item, w)
+            _write_compact_string(b, item.subtopology_id)
+            b += _S_iq.pack(item.partition, item.offset)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     a = o.task_end_offsets
     if a is None:
         b.append(0)
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_TaskOffset_v0(item, w)
+            _write_compact_string(b, item.subtopology_id)
+            b += _S_iq.pack(item.partition, item.offset)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     b += _S_o.pack(o.shutdown_application)
     u = o.unknown_tagged_fields
     if u:
@@ -1032,7 +1086,15 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_Status_v0(buf, pos)
+            item = _new(_C_Status)
+            item.status_code = _S_b.unpack_from(buf, pos)[0]
+            pos += 1
+            item.status_detail, pos = _read_compact_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.status = items
     n = buf[pos]
@@ -1137,7 +1199,13 @@ def _write_StreamsGroupHeartbeatResponse_v0(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_Status_v0(item, w)
+            b += _S_b.pack(item.status_code)
+            _write_compact_string(b, item.status_detail)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     a = o.active_tasks
     if a is None:
         b.append(0)

@@ -154,7 +154,10 @@ def _read_SyncGroupRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_SyncGroupRequest_SyncGroupRequestAssignment_v0(buf, pos)
+        item = _new(_C_SyncGroupRequest_SyncGroupRequestAssignment)
+        item.member_id, pos = _read_string(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.assignments = items
     o.group_instance_id = None
@@ -184,7 +187,10 @@ def _read_SyncGroupRequest_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_SyncGroupRequest_SyncGroupRequestAssignment_v0(buf, pos)
+        item = _new(_C_SyncGroupRequest_SyncGroupRequestAssignment)
+        item.member_id, pos = _read_string(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.assignments = items
     o.protocol_type = None
@@ -213,7 +219,14 @@ def _read_SyncGroupRequest_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_SyncGroupRequest_SyncGroupRequestAssignment_v4(buf, pos)
+        item = _new(_C_SyncGroupRequest_SyncGroupRequestAssignment)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.assignment, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.assignments = items
     o.protocol_type = None
@@ -248,7 +261,14 @@ def _read_SyncGroupRequest_v5(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_SyncGroupRequest_SyncGroupRequestAssignment_v4(buf, pos)
+        item = _new(_C_SyncGroupRequest_SyncGroupRequestAssignment)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.assignment, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.assignments = items
     if buf[pos] == 0:
@@ -267,7 +287,8 @@ def _write_SyncGroupRequest_v0(o, w):
     a = o.assignments
     b += _S_i.pack(len(a))
     for item in a:
-        _write_SyncGroupRequest_SyncGroupRequestAssignment_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_bytes(b, item.assignment)
 
 
 _write_SyncGroupRequest_v1 = _write_SyncGroupRequest_v0
@@ -283,7 +304,8 @@ def _write_SyncGroupRequest_v3(o, w):
     a = o.assignments
     b += _S_i.pack(len(a))
     for item in a:
-        _write_SyncGroupRequest_SyncGroupRequestAssignment_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_bytes(b, item.assignment)
 
 
 def _write_SyncGroupRequest_v4(o, w):
@@ -295,7 +317,13 @@ def _write_SyncGroupRequest_v4(o, w):
     a = o.assignments
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_SyncGroupRequest_SyncGroupRequestAssignment_v4(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_bytes(b, item.assignment)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -314,7 +342,13 @@ def _write_SyncGroupRequest_v5(o, w):
     a = o.assignments
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_SyncGroupRequest_SyncGroupRequestAssignment_v4(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_bytes(b, item.assignment)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

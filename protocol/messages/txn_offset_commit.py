@@ -208,7 +208,12 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0(buf, pos)
+        item = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset = _S_iq.unpack_from(buf, pos)
+        pos += 12
+        item.committed_metadata, pos = _read_nullable_string(buf, pos)
+        item.committed_leader_epoch = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -230,7 +235,11 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2(buf, pos)
+        item = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_nullable_string(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -253,7 +262,15 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3(buf, pos)
+        item = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -274,7 +291,8 @@ def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0(item, w)
+        b += _S_iq.pack(item.partition_index, item.committed_offset)
+        _write_nullable_string(b, item.committed_metadata)
 
 
 _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v1 = _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0
@@ -286,7 +304,8 @@ def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_nullable_string(b, item.committed_metadata)
 
 
 def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(o, w):
@@ -295,7 +314,13 @@ def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3(item, w)
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.committed_metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -506,7 +531,10 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0(buf, pos)
+        item = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
     o.unknown_tagged_fields = []
@@ -533,7 +561,14 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3(buf, pos)
+        item = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -554,7 +589,7 @@ def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(o, w):
     a = o.partitions
     b += _S_i.pack(len(a))
     for item in a:
-        _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
 
 
 _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v1 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0
@@ -567,7 +602,12 @@ def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -166,7 +166,16 @@ def _read_UpdateFeaturesRequest_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_UpdateFeaturesRequest_FeatureUpdateKey_v0(buf, pos)
+        item = _new(_C_UpdateFeaturesRequest_FeatureUpdateKey)
+        item.feature, pos = _read_compact_string(buf, pos)
+        item.max_version_level, item.allow_downgrade = _S_ho.unpack_from(buf, pos)
+        pos += 3
+        item.upgrade_type = 1
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.feature_updates = items
     o.validate_only = False
@@ -195,7 +204,16 @@ def _read_UpdateFeaturesRequest_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_UpdateFeaturesRequest_FeatureUpdateKey_v1(buf, pos)
+        item = _new(_C_UpdateFeaturesRequest_FeatureUpdateKey)
+        item.feature, pos = _read_compact_string(buf, pos)
+        item.max_version_level, item.upgrade_type = _S_hb.unpack_from(buf, pos)
+        pos += 3
+        item.allow_downgrade = False
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.feature_updates = items
     o.validate_only = _S_o.unpack_from(buf, pos)[0]
@@ -217,7 +235,13 @@ def _write_UpdateFeaturesRequest_v0(o, w):
     a = o.feature_updates
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_UpdateFeaturesRequest_FeatureUpdateKey_v0(item, w)
+        _write_compact_string(b, item.feature)
+        b += _S_ho.pack(item.max_version_level, item.allow_downgrade)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -231,7 +255,13 @@ def _write_UpdateFeaturesRequest_v1(o, w):
     a = o.feature_updates
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_UpdateFeaturesRequest_FeatureUpdateKey_v1(item, w)
+        _write_compact_string(b, item.feature)
+        b += _S_hb.pack(item.max_version_level, item.upgrade_type)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     b += _S_o.pack(o.validate_only)
     u = o.unknown_tagged_fields
     if u:
@@ -293,7 +323,16 @@ def _read_UpdateFeaturesResponse_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_UpdateFeaturesResponse_UpdatableFeatureResult_v0(buf, pos)
+        item = _new(_C_UpdateFeaturesResponse_UpdatableFeatureResult)
+        item.feature, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.results = items
     if buf[pos] == 0:
@@ -328,7 +367,14 @@ def _write_UpdateFeaturesResponse_v0(o, w):
     a = o.results
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_UpdateFeaturesResponse_UpdatableFeatureResult_v0(item, w)
+        _write_compact_string(b, item.feature)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -249,7 +249,17 @@ def _read_VoteRequest_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_VoteRequest_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_VoteRequest_TopicData_PartitionData)
+        item.partition_index, item.replica_epoch, item.replica_id, item.last_offset_epoch, item.last_offset = _S_iiiiq.unpack_from(buf, pos)
+        pos += 24
+        item.replica_directory_id = _ZERO_UUID
+        item.voter_directory_id = _ZERO_UUID
+        item.pre_vote = False
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -276,7 +286,22 @@ def _read_VoteRequest_TopicData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_VoteRequest_TopicData_PartitionData_v1(buf, pos)
+        item = _new(_C_VoteRequest_TopicData_PartitionData)
+        t = _S_iiiuuiq.unpack_from(buf, pos)
+        item.partition_index = t[0]
+        item.replica_epoch = t[1]
+        item.replica_id = t[2]
+        item.replica_directory_id = _uuid_from_bytes(t[3])
+        item.voter_directory_id = _uuid_from_bytes(t[4])
+        item.last_offset_epoch = t[5]
+        item.last_offset = t[6]
+        pos += 56
+        item.pre_vote = False
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -303,7 +328,22 @@ def _read_VoteRequest_TopicData_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_VoteRequest_TopicData_PartitionData_v2(buf, pos)
+        item = _new(_C_VoteRequest_TopicData_PartitionData)
+        t = _S_iiiuuiqo.unpack_from(buf, pos)
+        item.partition_index = t[0]
+        item.replica_epoch = t[1]
+        item.replica_id = t[2]
+        item.replica_directory_id = _uuid_from_bytes(t[3])
+        item.voter_directory_id = _uuid_from_bytes(t[4])
+        item.last_offset_epoch = t[5]
+        item.last_offset = t[6]
+        item.pre_vote = t[7]
+        pos += 57
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -320,7 +360,12 @@ def _write_VoteRequest_TopicData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_VoteRequest_TopicData_PartitionData_v0(item, w)
+        b += _S_iiiiq.pack(item.partition_index, item.replica_epoch, item.replica_id, item.last_offset_epoch, item.last_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -334,7 +379,12 @@ def _write_VoteRequest_TopicData_v1(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_VoteRequest_TopicData_PartitionData_v1(item, w)
+        b += _S_iiiuuiq.pack(item.partition_index, item.replica_epoch, item.replica_id, item.replica_directory_id.bytes, item.voter_directory_id.bytes, item.last_offset_epoch, item.last_offset)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -348,7 +398,12 @@ def _write_VoteRequest_TopicData_v2(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_VoteRequest_TopicData_PartitionData_v2(item, w)
+        b += _S_iiiuuiqo.pack(item.partition_index, item.replica_epoch, item.replica_id, item.replica_directory_id.bytes, item.voter_directory_id.bytes, item.last_offset_epoch, item.last_offset, item.pre_vote)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -532,7 +587,14 @@ def _read_VoteResponse_TopicData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_VoteResponse_TopicData_PartitionData_v0(buf, pos)
+        item = _new(_C_VoteResponse_TopicData_PartitionData)
+        item.partition_index, item.error_code, item.leader_id, item.leader_epoch, item.vote_granted = _S_ihiio.unpack_from(buf, pos)
+        pos += 15
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -553,7 +615,12 @@ def _write_VoteResponse_TopicData_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_VoteResponse_TopicData_PartitionData_v0(item, w)
+        b += _S_ihiio.pack(item.partition_index, item.error_code, item.leader_id, item.leader_epoch, item.vote_granted)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -671,7 +738,17 @@ def _read_VoteResponse_v1(buf, pos):
                 items = []
                 append = items.append
                 for _ in range(n):
-                    item, pos = _read_VoteResponse_NodeEndpoint_v1(buf, pos)
+                    item = _new(_C_VoteResponse_NodeEndpoint)
+                    item.node_id = _S_i.unpack_from(buf, pos)[0]
+                    pos += 4
+                    item.host, pos = _read_compact_string(buf, pos)
+                    item.port = _S_H.unpack_from(buf, pos)[0]
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        item.unknown_tagged_fields = []
+                    else:
+                        item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                     append(item)
                 o.node_endpoints = items
                 if pos > end:
@@ -714,7 +791,14 @@ def _write_VoteResponse_v1(o, w):
         a = v
         _write_uvarint(tb, len(a) + 1)
         for item in a:
-            _write_VoteResponse_NodeEndpoint_v1(item, t)
+            tb += _S_i.pack(item.node_id)
+            _write_compact_string(tb, item.host)
+            tb += _S_H.pack(item.port)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(tb, u)
+            else:
+                tb.append(0)
         tags.append((0, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

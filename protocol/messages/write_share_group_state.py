@@ -180,7 +180,14 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch_v0(buf, pos)
+        item = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch)
+        item.first_offset, item.last_offset, item.delivery_state, item.delivery_count = _S_qqbh.unpack_from(buf, pos)
+        pos += 19
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.state_batches = items
     o.delivery_complete_count = -1
@@ -209,7 +216,14 @@ def _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch_v0(buf, pos)
+        item = _new(_C_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch)
+        item.first_offset, item.last_offset, item.delivery_state, item.delivery_count = _S_qqbh.unpack_from(buf, pos)
+        pos += 19
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.state_batches = items
     if buf[pos] == 0:
@@ -226,7 +240,12 @@ def _write_WriteShareGroupStateRequest_WriteStateData_PartitionData_v0(o, w):
     a = o.state_batches
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch_v0(item, w)
+        b += _S_qqbh.pack(item.first_offset, item.last_offset, item.delivery_state, item.delivery_count)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -240,7 +259,12 @@ def _write_WriteShareGroupStateRequest_WriteStateData_PartitionData_v1(o, w):
     a = o.state_batches
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_WriteShareGroupStateRequest_WriteStateData_PartitionData_StateBatch_v0(item, w)
+        b += _S_qqbh.pack(item.first_offset, item.last_offset, item.delivery_state, item.delivery_count)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -461,7 +485,15 @@ def _read_WriteShareGroupStateResponse_WriteStateResult_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_WriteShareGroupStateResponse_WriteStateResult_PartitionResult_v0(buf, pos)
+        item = _new(_C_WriteShareGroupStateResponse_WriteStateResult_PartitionResult)
+        item.partition, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -481,7 +513,13 @@ def _write_WriteShareGroupStateResponse_WriteStateResult_v0(o, w):
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_WriteShareGroupStateResponse_WriteStateResult_PartitionResult_v0(item, w)
+        b += _S_ih.pack(item.partition, item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -384,7 +384,14 @@ def _read_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopic
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicResult_WritableTxnMarkerPartitionResult_v1(buf, pos)
+        item = _new(_C_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicResult_WritableTxnMarkerPartitionResult)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
     if buf[pos] == 0:
@@ -404,7 +411,12 @@ def _write_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopi
     a = o.partitions
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_WriteTxnMarkersResponse_WritableTxnMarkerResult_WritableTxnMarkerTopicResult_WritableTxnMarkerPartitionResult_v1(item, w)
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

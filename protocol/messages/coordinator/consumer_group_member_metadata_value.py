@@ -121,7 +121,14 @@ def _read_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_ClassicProtocol_v0(buf, pos)
+        item = _new(_C_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_ClassicProtocol)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.metadata, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.supported_protocols = items
     if buf[pos] == 0:
@@ -138,7 +145,13 @@ def _write_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(o, w):
     a = o.supported_protocols
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_ClassicProtocol_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_bytes(b, item.metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -205,7 +205,17 @@ def _read_GroupMetadataValue_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MemberMetadata_v0(buf, pos)
+        item = _new(_C_MemberMetadata)
+        item.member_id, pos = _read_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.session_timeout = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.subscription, pos = _read_bytes(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.rebalance_timeout = -1
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.current_state_timestamp = -1
@@ -229,7 +239,16 @@ def _read_GroupMetadataValue_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MemberMetadata_v1(buf, pos)
+        item = _new(_C_MemberMetadata)
+        item.member_id, pos = _read_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.rebalance_timeout, item.session_timeout = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        item.subscription, pos = _read_bytes(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.current_state_timestamp = -1
@@ -255,7 +274,16 @@ def _read_GroupMetadataValue_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MemberMetadata_v1(buf, pos)
+        item = _new(_C_MemberMetadata)
+        item.member_id, pos = _read_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.rebalance_timeout, item.session_timeout = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        item.subscription, pos = _read_bytes(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.group_instance_id = None
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.unknown_tagged_fields = []
@@ -280,7 +308,16 @@ def _read_GroupMetadataValue_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MemberMetadata_v3(buf, pos)
+        item = _new(_C_MemberMetadata)
+        item.member_id, pos = _read_string(buf, pos)
+        item.group_instance_id, pos = _read_nullable_string(buf, pos)
+        item.client_id, pos = _read_string(buf, pos)
+        item.client_host, pos = _read_string(buf, pos)
+        item.rebalance_timeout, item.session_timeout = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        item.subscription, pos = _read_bytes(buf, pos)
+        item.assignment, pos = _read_bytes(buf, pos)
+        item.unknown_tagged_fields = []
         append(item)
     o.members = items
     o.unknown_tagged_fields = []
@@ -309,7 +346,20 @@ def _read_GroupMetadataValue_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_MemberMetadata_v4(buf, pos)
+        item = _new(_C_MemberMetadata)
+        item.member_id, pos = _read_compact_string(buf, pos)
+        item.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+        item.client_id, pos = _read_compact_string(buf, pos)
+        item.client_host, pos = _read_compact_string(buf, pos)
+        item.rebalance_timeout, item.session_timeout = _S_ii.unpack_from(buf, pos)
+        pos += 8
+        item.subscription, pos = _read_compact_bytes(buf, pos)
+        item.assignment, pos = _read_compact_bytes(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.members = items
     if buf[pos] == 0:
@@ -329,7 +379,12 @@ def _write_GroupMetadataValue_v0(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MemberMetadata_v0(item, w)
+        _write_string(b, item.member_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        b += _S_i.pack(item.session_timeout)
+        _write_bytes(b, item.subscription)
+        _write_bytes(b, item.assignment)
 
 
 def _write_GroupMetadataValue_v1(o, w):
@@ -341,7 +396,12 @@ def _write_GroupMetadataValue_v1(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MemberMetadata_v1(item, w)
+        _write_string(b, item.member_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        b += _S_ii.pack(item.rebalance_timeout, item.session_timeout)
+        _write_bytes(b, item.subscription)
+        _write_bytes(b, item.assignment)
 
 
 def _write_GroupMetadataValue_v2(o, w):
@@ -354,7 +414,12 @@ def _write_GroupMetadataValue_v2(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MemberMetadata_v1(item, w)
+        _write_string(b, item.member_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        b += _S_ii.pack(item.rebalance_timeout, item.session_timeout)
+        _write_bytes(b, item.subscription)
+        _write_bytes(b, item.assignment)
 
 
 def _write_GroupMetadataValue_v3(o, w):
@@ -367,7 +432,13 @@ def _write_GroupMetadataValue_v3(o, w):
     a = o.members
     b += _S_i.pack(len(a))
     for item in a:
-        _write_MemberMetadata_v3(item, w)
+        _write_string(b, item.member_id)
+        _write_nullable_string(b, item.group_instance_id)
+        _write_string(b, item.client_id)
+        _write_string(b, item.client_host)
+        b += _S_ii.pack(item.rebalance_timeout, item.session_timeout)
+        _write_bytes(b, item.subscription)
+        _write_bytes(b, item.assignment)
 
 
 def _write_GroupMetadataValue_v4(o, w):
@@ -380,7 +451,18 @@ def _write_GroupMetadataValue_v4(o, w):
     a = o.members
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_MemberMetadata_v4(item, w)
+        _write_compact_string(b, item.member_id)
+        _write_compact_nullable_string(b, item.group_instance_id)
+        _write_compact_string(b, item.client_id)
+        _write_compact_string(b, item.client_host)
+        b += _S_ii.pack(item.rebalance_timeout, item.session_timeout)
+        _write_compact_bytes(b, item.subscription)
+        _write_compact_bytes(b, item.assignment)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -183,7 +183,15 @@ def _read_ShareGroupStatePartitionMetadataValue_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TopicInfo_v0(buf, pos)
+        item = _new(_C_TopicInfo)
+        item.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+        pos += 16
+        item.topic_name, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.deleting_topics = items
     if buf[pos] == 0:
@@ -207,7 +215,13 @@ def _write_ShareGroupStatePartitionMetadataValue_v0(o, w):
     a = o.deleting_topics
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TopicInfo_v0(item, w)
+        b += _S_u.pack(item.topic_id.bytes)
+        _write_compact_string(b, item.topic_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

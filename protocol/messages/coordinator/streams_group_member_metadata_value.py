@@ -153,7 +153,14 @@ def _read_StreamsGroupMemberMetadataValue_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_KeyValue_v0(buf, pos)
+        item = _new(_C_KeyValue)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.client_tags = items
     if buf[pos] == 0:
@@ -181,7 +188,13 @@ def _write_StreamsGroupMemberMetadataValue_v0(o, w):
     a = o.client_tags
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_KeyValue_v0(item, w)
+        _write_compact_string(b, item.key)
+        _write_compact_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

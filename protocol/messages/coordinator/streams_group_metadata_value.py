@@ -122,7 +122,14 @@ def _read_StreamsGroupMetadataValue_v0(buf, pos):
                     items = []
                     append = items.append
                     for _ in range(n):
-                        item, pos = _read_LastAssignmentConfig_v0(buf, pos)
+                        item = _new(_C_LastAssignmentConfig)
+                        item.key, pos = _read_compact_string(buf, pos)
+                        item.value, pos = _read_compact_string(buf, pos)
+                        if buf[pos] == 0:
+                            pos += 1
+                            item.unknown_tagged_fields = []
+                        else:
+                            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
                         append(item)
                     o.last_assignment_configs = items
                 if pos > end:
@@ -153,7 +160,13 @@ def _write_StreamsGroupMetadataValue_v0(o, w):
         else:
             _write_uvarint(tb, len(a) + 1)
             for item in a:
-                _write_LastAssignmentConfig_v0(item, t)
+                _write_compact_string(tb, item.key)
+                _write_compact_string(tb, item.value)
+                u = item.unknown_tagged_fields
+                if u:
+                    _write_unknown_tags(tb, u)
+                else:
+                    tb.append(0)
         tags.append((1, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:

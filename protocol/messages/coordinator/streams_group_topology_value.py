@@ -149,7 +149,14 @@ def _read_TopicInfo_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_TopicConfig_v0(buf, pos)
+        item = _new(_C_TopicConfig)
+        item.key, pos = _read_compact_string(buf, pos)
+        item.value, pos = _read_compact_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.topic_configs = items
     if buf[pos] == 0:
@@ -167,7 +174,13 @@ def _write_TopicInfo_v0(o, w):
     a = o.topic_configs
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_TopicConfig_v0(item, w)
+        _write_compact_string(b, item.key)
+        _write_compact_string(b, item.value)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

@@ -120,7 +120,15 @@ def _read_LeaderChangeMessage_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_Voter_v0(buf, pos)
+        item = _new(_C_Voter)
+        item.voter_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.voter_directory_id = _ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.voters = items
     n = buf[pos]
@@ -136,7 +144,15 @@ def _read_LeaderChangeMessage_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_Voter_v0(buf, pos)
+        item = _new(_C_Voter)
+        item.voter_id = _S_i.unpack_from(buf, pos)[0]
+        pos += 4
+        item.voter_directory_id = _ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.granting_voters = items
     if buf[pos] == 0:
@@ -164,7 +180,16 @@ def _read_LeaderChangeMessage_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_Voter_v1(buf, pos)
+        item = _new(_C_Voter)
+        t = _S_iu.unpack_from(buf, pos)
+        item.voter_id = t[0]
+        item.voter_directory_id = _uuid_from_bytes(t[1])
+        pos += 20
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.voters = items
     n = buf[pos]
@@ -180,7 +205,16 @@ def _read_LeaderChangeMessage_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_Voter_v1(buf, pos)
+        item = _new(_C_Voter)
+        t = _S_iu.unpack_from(buf, pos)
+        item.voter_id = t[0]
+        item.voter_directory_id = _uuid_from_bytes(t[1])
+        pos += 20
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.granting_voters = items
     if buf[pos] == 0:
@@ -197,11 +231,21 @@ def _write_LeaderChangeMessage_v0(o, w):
     a = o.voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_Voter_v0(item, w)
+        b += _S_i.pack(item.voter_id)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.granting_voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_Voter_v0(item, w)
+        b += _S_i.pack(item.voter_id)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -215,11 +259,21 @@ def _write_LeaderChangeMessage_v1(o, w):
     a = o.voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_Voter_v1(item, w)
+        b += _S_iu.pack(item.voter_id, item.voter_directory_id.bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.granting_voters
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_Voter_v1(item, w)
+        b += _S_iu.pack(item.voter_id, item.voter_directory_id.bytes)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

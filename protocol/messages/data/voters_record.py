@@ -153,7 +153,16 @@ def _read_VotersRecord_Voter_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_VotersRecord_Voter_Endpoint_v0(buf, pos)
+        item = _new(_C_VotersRecord_Voter_Endpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port = _S_H.unpack_from(buf, pos)[0]
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.endpoints = items
     o.kraft_version_feature, pos = _read_VotersRecord_Voter_KRaftVersionFeature_v0(buf, pos)
@@ -171,7 +180,14 @@ def _write_VotersRecord_Voter_v0(o, w):
     a = o.endpoints
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_VotersRecord_Voter_Endpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_H.pack(item.port)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_VotersRecord_Voter_KRaftVersionFeature_v0(o.kraft_version_feature, w)
     u = o.unknown_tagged_fields
     if u:

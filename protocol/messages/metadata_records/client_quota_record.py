@@ -93,7 +93,14 @@ def _read_ClientQuotaRecord_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_ClientQuotaRecord_EntityData_v0(buf, pos)
+        item = _new(_C_ClientQuotaRecord_EntityData)
+        item.entity_type, pos = _read_compact_string(buf, pos)
+        item.entity_name, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.entity = items
     o.key, pos = _read_compact_string(buf, pos)
@@ -112,7 +119,13 @@ def _write_ClientQuotaRecord_v0(o, w):
     a = o.entity
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_ClientQuotaRecord_EntityData_v0(item, w)
+        _write_compact_string(b, item.entity_type)
+        _write_compact_nullable_string(b, item.entity_name)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_string(b, o.key)
     b += _S_do.pack(o.value, o.remove)
     u = o.unknown_tagged_fields

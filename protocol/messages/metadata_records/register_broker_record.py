@@ -185,7 +185,16 @@ def _read_RegisterBrokerRecord_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -201,7 +210,15 @@ def _read_RegisterBrokerRecord_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerFeature_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -239,7 +256,16 @@ def _read_RegisterBrokerRecord_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -255,7 +281,15 @@ def _read_RegisterBrokerRecord_v1(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerFeature_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -293,7 +327,16 @@ def _read_RegisterBrokerRecord_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -309,7 +352,15 @@ def _read_RegisterBrokerRecord_v2(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerFeature_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -346,7 +397,16 @@ def _read_RegisterBrokerRecord_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -362,7 +422,15 @@ def _read_RegisterBrokerRecord_v3(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerFeature_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -420,7 +488,16 @@ def _read_RegisterBrokerRecord_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -436,7 +513,15 @@ def _read_RegisterBrokerRecord_v4(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterBrokerRecord_BrokerFeature_v0(buf, pos)
+        item = _new(_C_RegisterBrokerRecord_BrokerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     o.rack, pos = _read_compact_nullable_string(buf, pos)
@@ -497,11 +582,24 @@ def _write_RegisterBrokerRecord_v0(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_o.pack(o.fenced)
     u = o.unknown_tagged_fields
@@ -517,11 +615,24 @@ def _write_RegisterBrokerRecord_v1(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_oo.pack(o.fenced, o.in_controlled_shutdown)
     u = o.unknown_tagged_fields
@@ -537,11 +648,24 @@ def _write_RegisterBrokerRecord_v2(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_oo.pack(o.fenced, o.in_controlled_shutdown)
     u = o.unknown_tagged_fields
@@ -557,11 +681,24 @@ def _write_RegisterBrokerRecord_v3(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_oo.pack(o.fenced, o.in_controlled_shutdown)
     tags = []
@@ -587,11 +724,24 @@ def _write_RegisterBrokerRecord_v4(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterBrokerRecord_BrokerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     _write_compact_nullable_string(b, o.rack)
     b += _S_oo.pack(o.fenced, o.in_controlled_shutdown)
     tags = []

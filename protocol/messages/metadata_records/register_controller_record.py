@@ -144,7 +144,16 @@ def _read_RegisterControllerRecord_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterControllerRecord_ControllerEndpoint_v0(buf, pos)
+        item = _new(_C_RegisterControllerRecord_ControllerEndpoint)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.host, pos = _read_compact_string(buf, pos)
+        item.port, item.security_protocol = _S_Hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.end_points = items
     n = buf[pos]
@@ -160,7 +169,15 @@ def _read_RegisterControllerRecord_v0(buf, pos):
     items = []
     append = items.append
     for _ in range(n):
-        item, pos = _read_RegisterControllerRecord_ControllerFeature_v0(buf, pos)
+        item = _new(_C_RegisterControllerRecord_ControllerFeature)
+        item.name, pos = _read_compact_string(buf, pos)
+        item.min_supported_version, item.max_supported_version = _S_hh.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.features = items
     if buf[pos] == 0:
@@ -177,11 +194,24 @@ def _write_RegisterControllerRecord_v0(o, w):
     a = o.end_points
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterControllerRecord_ControllerEndpoint_v0(item, w)
+        _write_compact_string(b, item.name)
+        _write_compact_string(b, item.host)
+        b += _S_Hh.pack(item.port, item.security_protocol)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     a = o.features
     _write_uvarint(b, len(a) + 1)
     for item in a:
-        _write_RegisterControllerRecord_ControllerFeature_v0(item, w)
+        _write_compact_string(b, item.name)
+        b += _S_hh.pack(item.min_supported_version, item.max_supported_version)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)

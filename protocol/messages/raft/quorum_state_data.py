@@ -102,7 +102,14 @@ def _read_QuorumStateData_v0(buf, pos):
         items = []
         append = items.append
         for _ in range(n):
-            item, pos = _read_QuorumStateData_Voter_v0(buf, pos)
+            item = _new(_C_QuorumStateData_Voter)
+            item.voter_id = _S_i.unpack_from(buf, pos)[0]
+            pos += 4
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
             append(item)
         o.current_voters = items
     o.voted_directory_id = _ZERO_UUID
@@ -143,7 +150,12 @@ def _write_QuorumStateData_v0(o, w):
     else:
         _write_uvarint(b, len(a) + 1)
         for item in a:
-            _write_QuorumStateData_Voter_v0(item, w)
+            b += _S_i.pack(item.voter_id)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
