@@ -222,7 +222,9 @@ class PartitionLog:
         if verify not in ("recovery", "full"):
             raise ValueError(f"verify must be 'recovery' or 'full', not {verify!r}")
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            fsync_dir(directory.parent)  # the new partition directory itself must survive a crash
         log = cls(directory, config, clock)
         log._load(verify)
         return log

@@ -77,6 +77,21 @@ class LogMachine(RuleBasedStateMachine):
         for records in many:
             self.append(records)
 
+    @rule(many=st.lists(records_st, min_size=2, max_size=4))
+    def append_in_one_call(self, many):
+        data = b"".join(make_batch(records, base_offset=77) for records in many)
+        info = self.log.append(data)
+        assert (info.first_offset, info.num_batches) == (self.leo, len(many))
+        for records in many:
+            batch = make_batch(records)
+            self.batches.append(
+                Batch(self.leo, self.leo + len(records) - 1, [(self.leo + i, k, v, ts) for i, (k, v, ts) in enumerate(records)], len(batch))
+            )
+            self.leo += len(records)
+        assert info.last_offset == self.leo - 1
+        self.hw = self.leo
+        self.log.high_watermark = self.leo
+
     @rule(records=records_st)
     def append(self, records):
         batch = make_batch(records)
