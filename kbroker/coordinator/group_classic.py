@@ -279,6 +279,8 @@ class ClassicGroupManager:
         self.timer = timer
         self.config = config
         self.persist = persist
+        # Set by the coordinator: removes an empty group of another type, True if it did.
+        self.convert_foreign: Callable[[Any], bool] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -342,8 +344,11 @@ class ClassicGroupManager:
         unknown = member_id == ""
         existing = self.groups.get(group_id)
         if existing is not None and not isinstance(existing, ClassicGroup):
-            # A KIP-848 group of this id: classic members may not join it here.
-            return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+            # A KIP-848 group of this id: an empty one becomes classic, classic members may not
+            # join one that has members.
+            if self.convert_foreign is None or not self.convert_foreign(existing):
+                return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+            existing = None
         if existing is None and not unknown:
             return respond(_join_error(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
         names = [name for name, _ in protocols]

@@ -147,6 +147,7 @@ class GroupCoordinator:
             ConsumerGroupManager = None  # noqa: N806
         if ConsumerGroupManager is not None:
             self.consumer = ConsumerGroupManager(self)
+            self.classic.convert_foreign = self._convert_consumer_group
         for index in range(self.num_partitions):
             self._replay(index)
         for group in self.groups.values():
@@ -256,6 +257,15 @@ class GroupCoordinator:
                 group.static_members[member.group_instance_id] = member.member_id
         group.state = GroupState.STABLE if group.members else GroupState.EMPTY
         self.groups[group_id] = group
+
+    def _convert_consumer_group(self, group: Any) -> bool:
+        """An empty KIP-848 group makes way for a classic one of the same id (offsets stay)."""
+        if self.consumer is None or not self.consumer.is_empty(group):
+            return False
+        self.append(group.group_id, self.consumer.tombstones(group))
+        self.consumer.mark_dead(group)
+        del self.groups[group.group_id]
+        return True
 
     def _persist_classic(self, group: ClassicGroup) -> None:
         value = GroupMetadataValue(

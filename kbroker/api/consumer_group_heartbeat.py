@@ -1,0 +1,23 @@
+"""ConsumerGroupHeartbeat (key 68), v0-1: the KIP-848 consumer group protocol.
+
+Join (epoch 0), heartbeat, reconcile and leave (-1, or -2 for a static member) in one API; the
+broker assigns (``group.consumer.assignors``: uniform, range). v0: the broker generates the member
+id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated member id. See
+``kbroker.coordinator.group_consumer`` for the state machine.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
+
+
+@api(68, 0, 1)
+def handle_consumer_group_heartbeat(ctx, request):
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None or coordinator.consumer is None:
+        return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,
+                                              assignment=None)
+    return coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
+                                          "/" + ctx.peer.rsplit(":", 1)[0])
