@@ -451,6 +451,11 @@ def _compact_len(b: bytearray, n: int) -> None:
     n += 1
     if n < 0x80:
         b.append(n)
+    elif n < 0x200000:  # two or three bytes: record batches of up to 2 MB
+        if n < 0x4000:
+            b += bytes(((n & 0x7F) | 0x80, n >> 7))
+        else:
+            b += bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     else:
         write_uvarint(b, n)
 
