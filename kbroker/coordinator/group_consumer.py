@@ -228,7 +228,7 @@ class ConsumerGroupManager:
         if r.member_epoch == 0:
             if r.rebalance_timeout_ms == -1:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "RebalanceTimeoutMs must be provided in first request.")
-            if r.topic_partitions is None or r.topic_partitions:
+            if r.topic_partitions:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "TopicPartitions must be empty when (re-)joining.")
             regex = r.subscribed_topic_regex if version >= 1 else None
             if r.subscribed_topic_names is None and regex is None:

@@ -1,0 +1,291 @@
+"""KIP-848 consumer groups: librdkafka with ``group.protocol=consumer``, and ConsumerGroupHeartbeat /
+ConsumerGroupDescribe at the protocol level (epochs, revocation, fencing, conflicts with classic
+groups, offsets by member epoch, regex subscriptions, restart)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from test_groups_clients import ConfluentMember, balanced, produce
+from test_groups_protocol import Wire, commit_errors, commit_request, create_topic, join_member, wait_until
+
+from kbroker.testing import BrokerThread
+from protocol.errors import ErrorCode
+from protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
+from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
+from protocol.messages.describe_groups import DescribeGroupsRequest
+from protocol.messages.list_groups import ListGroupsRequest
+from protocol.messages.offset_fetch import OffsetFetchRequest
+
+CONFIG = {
+    "group.min.session.timeout.ms": "500",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.consumer.heartbeat.interval.ms": "300",
+    "group.consumer.session.timeout.ms": "6000",
+}
+
+
+@pytest.fixture(scope="module")
+def kbroker848():
+    with BrokerThread(config=CONFIG) as b:
+        yield b
+
+
+@pytest.fixture
+def wire(kbroker848):
+    w = Wire(kbroker848.bootstrap_servers)
+    yield w
+    w.close()
+
+
+def topic_id(broker, name):
+    return broker.call(lambda: broker.broker.image.topic(name).topic_id)
+
+
+def hb(wire, group, member_id, epoch, *, topics=None, regex=None, owned=None, assignor=None, instance=None,
+       version=1, rebalance_timeout=30000):
+    return wire.call(ConsumerGroupHeartbeatRequest(
+        group_id=group, member_id=member_id, member_epoch=epoch, instance_id=instance,
+        rebalance_timeout_ms=rebalance_timeout if epoch == 0 else -1, subscribed_topic_names=topics,
+        subscribed_topic_regex=regex, server_assignor=assignor, topic_partitions=owned), version)
+
+
+def owned_of(response_or_parts):
+    return [TopicPartitions(topic_id=t.topic_id, partitions=list(t.partitions)) for t in response_or_parts]
+
+
+def parts(response):
+    assert response.assignment is not None
+    return sorted((t.topic_id, p) for t in response.assignment.topic_partitions for p in t.partitions)
+
+
+# -- librdkafka -------------------------------------------------------------------------------------------
+
+
+def consumer_protocol_member(bootstrap, topic, group, sink, lock, name):
+    m = ConfluentMember(bootstrap, [topic], group, sink, lock, name=name, **{"group.protocol": "consumer"})
+    for key in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+        m.config.pop(key)  # broker-side settings under KIP-848
+    return m
+
+
+def test_librdkafka_consumer_protocol_group_grows_and_shrinks(kbroker848):
+    bootstrap = kbroker848.bootstrap_servers
+    topic, group = f"k848-{uuid.uuid4().hex[:8]}", f"k848-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    sink: list = []
+    lock = threading.Lock()
+    produced: list[bytes] = []
+
+    def committed():
+        def read():
+            offsets = kbroker848.broker.group_coordinator.offsets.group_offsets(group)
+            return {p: om.offset for (t, p), om in offsets.items() if t == topic}
+        return kbroker848.call(read)
+
+    def phase(n, members):
+        wait_until(lambda: balanced(members, everything), message=f"{len(members)} members sharing 6 partitions")
+        values = [f"{n}-{i}".encode() for i in range(30)]
+        produced.extend(values)
+        produce(bootstrap, topic, values, 6)
+        ends = kbroker848.call(lambda: {p: kbroker848.broker.partition(topic, p).log_end_offset for p in range(6)})
+        wait_until(lambda: committed() == ends, message=f"phase {n} committed")
+
+    a = consumer_protocol_member(bootstrap, topic, group, sink, lock, "a")
+    b = consumer_protocol_member(bootstrap, topic, group, sink, lock, "b")
+    a.start()
+    try:
+        phase(1, [a])
+        b.start()
+        phase(2, [a, b])
+        w = Wire(bootstrap)
+        try:
+            described = w.call(ConsumerGroupDescribeRequest(group_ids=[group]), 0).groups[0]
+        finally:
+            w.close()
+        assert described.error_code == 0 and described.assignor_name == "uniform"
+        assert described.group_state == "Stable" and len(described.members) == 2
+        assert all(m.member_epoch == described.assignment_epoch for m in described.members)
+        assert sorted(len(m.assignment.topic_partitions[0].partitions) for m in described.members) == [3, 3]
+        a.stop()
+        phase(3, [b])
+    finally:
+        for m in (a, b):
+            if m.is_alive():
+                m.stop()
+    consumed = sorted((t, p, o) for _n, t, p, o, _v in sink)
+    assert len(consumed) == len(set(consumed)) == len(produced) == 90
+
+
+# -- the protocol, step by step ---------------------------------------------------------------------------
+
+
+def test_join_revoke_then_release(kbroker848, wire):
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 4)
+    tid = topic_id(kbroker848, topic)
+    a, b = "member-a", "member-b"
+    first = hb(wire, group, a, 0, topics=[topic])
+    assert (first.error_code, first.member_id, first.member_epoch) == (0, a, 1)
+    assert parts(first) == [(tid, p) for p in range(4)]
+    assert first.heartbeat_interval_ms == 300
+    # b joins: epoch 2; b gets nothing until a releases what moves to b.
+    second = hb(wire, group, b, 0, topics=[topic])
+    assert second.member_epoch == 2 and parts(second) == []
+    # a is told to keep only its target half, at its old epoch (revocation pending).
+    revoking = hb(wire, group, a, 1, owned=owned_of(first.assignment.topic_partitions))
+    assert revoking.member_epoch == 1 and len(parts(revoking)) == 2
+    still = hb(wire, group, b, 2)
+    assert still.member_epoch == 2 and still.assignment is None
+    # a acknowledges by reporting only what it kept: it moves to epoch 2, and b gets the rest.
+    done = hb(wire, group, a, 1, owned=owned_of(revoking.assignment.topic_partitions))
+    assert done.member_epoch == 2
+    released = hb(wire, group, b, 2, owned=[])
+    assert sorted(parts(released) + parts(revoking)) == [(tid, p) for p in range(4)]
+    described = wire.call(ConsumerGroupDescribeRequest(group_ids=[group]), 1).groups[0]
+    assert (described.group_state, described.group_epoch, described.assignment_epoch) == ("Stable", 2, 2)
+    # Fencing and unknown members.
+    assert hb(wire, group, a, 7).error_code == ErrorCode.FENCED_MEMBER_EPOCH
+    assert hb(wire, group, "ghost", 2).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+    assert hb(wire, "no-such-group", a, 2).error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    assert hb(wire, group, "", 0, topics=[topic]).error_code == ErrorCode.INVALID_REQUEST
+    assert hb(wire, group, "c", 0).error_code == ErrorCode.INVALID_REQUEST  # no subscription
+    assert hb(wire, group, "c", 0, topics=[topic], assignor="sticky").error_code == ErrorCode.UNSUPPORTED_ASSIGNOR
+    # Leaving: the remaining member gets everything at the next epoch.
+    left = hb(wire, group, b, -1)
+    assert (left.error_code, left.member_epoch) == (0, -1)
+    after = hb(wire, group, a, 2, owned=owned_of(revoking.assignment.topic_partitions))
+    assert after.member_epoch == 3 and parts(after) == [(tid, p) for p in range(4)]
+
+
+def test_v0_generates_member_id_and_range_assignor(kbroker848, wire):
+    t1, t2 = f"r1-{uuid.uuid4().hex[:6]}", f"r2-{uuid.uuid4().hex[:6]}"
+    create_topic(kbroker848, t1, 2)
+    create_topic(kbroker848, t2, 2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    first = hb(wire, group, "", 0, topics=[t1, t2], assignor="range", version=0)
+    assert first.error_code == 0 and first.member_id
+    second = hb(wire, group, "", 0, topics=[t1, t2], assignor="range", version=0)
+    ack = hb(wire, group, first.member_id, 1, owned=owned_of(first.assignment.topic_partitions), version=0)
+    hb(wire, group, first.member_id, 1, owned=owned_of(ack.assignment.topic_partitions), version=0)
+    got = hb(wire, group, second.member_id, 2, owned=[], version=0)
+    ids = {topic_id(kbroker848, t1): t1, topic_id(kbroker848, t2): t2}
+    mine = sorted((ids[t], p) for t, p in parts(got))
+    assert mine in ([(t1, 0), (t2, 0)], [(t1, 1), (t2, 1)])  # range: the same index of both topics
+
+
+def test_regex_subscription_follows_new_topics(kbroker848, wire):
+    prefix = f"rx{uuid.uuid4().hex[:6]}"
+    create_topic(kbroker848, f"{prefix}-a", 1)
+    create_topic(kbroker848, f"other{prefix}", 1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    first = hb(wire, group, "m", 0, regex=f"{prefix}-.*")
+    assert parts(first) == [(topic_id(kbroker848, f"{prefix}-a"), 0)]
+    create_topic(kbroker848, f"{prefix}-b", 2)
+    later = hb(wire, group, "m", first.member_epoch, owned=owned_of(first.assignment.topic_partitions))
+    assert later.member_epoch == first.member_epoch + 1
+    assert len(parts(later)) == 3
+    bad = hb(wire, f"g-{uuid.uuid4().hex[:8]}", "m", 0, regex="(unclosed")
+    assert bad.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
+
+
+def test_conflicts_with_classic_groups(kbroker848, wire):
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 1)
+    classic = f"classic-{uuid.uuid4().hex[:6]}"
+    joined = join_member(wire, classic)
+    assert joined.error_code == 0
+    refused = hb(wire, classic, "m", 0, topics=[topic])
+    assert refused.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    described = wire.call(ConsumerGroupDescribeRequest(group_ids=[classic]), 0).groups[0]
+    assert described.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+
+    consumer = f"consumer-{uuid.uuid4().hex[:6]}"
+    hb(wire, consumer, "m", 0, topics=[topic])
+    refused_join = join_member(wire, consumer)
+    assert refused_join.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    listed = wire.call(ListGroupsRequest(types_filter=["consumer"]), 5).groups
+    assert [(g.group_id, g.group_type, g.protocol_type) for g in listed if g.group_id == consumer] == [
+        (consumer, "consumer", "consumer")]
+    old_view = wire.call(DescribeGroupsRequest(groups=[consumer]), 5).groups[0]
+    assert (old_view.protocol_type, [m.member_id for m in old_view.members]) == ("consumer", ["m"])
+    # Once empty, either kind can take the id over; offsets stay with the id.
+    wire.call(commit_request(consumer, -1, "", topic, {0: 5}), 9)
+    assert hb(wire, consumer, "m", -1).error_code == 0
+    wire.call(commit_request(consumer, -1, "", topic, {0: 6}), 9)
+    converted = join_member(wire, consumer)
+    assert converted.error_code == 0
+    resp = wire.call(OffsetFetchRequest(group_id=consumer, topics=[
+        OffsetFetchRequest.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])]), 5)
+    assert resp.topics[0].partitions[0].committed_offset == 6
+
+
+def test_offsets_are_checked_against_member_epochs(kbroker848, wire):
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 1)
+    joined = hb(wire, group, "m", 0, topics=[topic])
+    epoch = joined.member_epoch
+    assert commit_errors(wire.call(commit_request(group, epoch, "m", topic, {0: 3}), 9)) == {0: 0}
+    assert commit_errors(wire.call(commit_request(group, epoch - 1, "m", topic, {0: 3}), 9)) == {
+        0: ErrorCode.STALE_MEMBER_EPOCH}
+    assert commit_errors(wire.call(commit_request(group, epoch + 1, "m", topic, {0: 3}), 9)) == {
+        0: ErrorCode.FENCED_MEMBER_EPOCH}
+    assert commit_errors(wire.call(commit_request(group, epoch, "ghost", topic, {0: 3}), 9)) == {
+        0: ErrorCode.UNKNOWN_MEMBER_ID}
+    assert commit_errors(wire.call(commit_request(group, epoch, "m", topic, {0: 3}), 8)) == {
+        0: ErrorCode.UNSUPPORTED_VERSION}
+    assert commit_errors(wire.call(commit_request(group, -1, "", topic, {0: 3}), 9)) == {
+        0: ErrorCode.UNKNOWN_MEMBER_ID}  # the group has members
+
+    G = OffsetFetchRequest.OffsetFetchRequestGroup
+    topics = [G.OffsetFetchRequestTopics(name=topic, partition_indexes=[0])]
+    ok = wire.call(OffsetFetchRequest(groups=[G(group_id=group, member_id="m", member_epoch=epoch, topics=topics)]), 9)
+    assert ok.groups[0].error_code == 0 and ok.groups[0].topics[0].partitions[0].committed_offset == 3
+    stale = wire.call(OffsetFetchRequest(groups=[G(group_id=group, member_id="m", member_epoch=0, topics=topics)]), 9)
+    assert stale.groups[0].error_code == ErrorCode.STALE_MEMBER_EPOCH
+
+
+def test_static_member_leaves_temporarily_and_comes_back(kbroker848, wire):
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 2)
+    first = hb(wire, group, "s1", 0, topics=[topic], instance="inst")
+    taken = hb(wire, group, "s2", 0, topics=[topic], instance="inst")
+    assert taken.error_code == ErrorCode.UNRELEASED_INSTANCE_ID
+    assert hb(wire, group, "s1", -2, instance="inst").member_epoch == -2
+    back = hb(wire, group, "s2", 0, topics=[topic], instance="inst")
+    assert back.error_code == 0 and back.member_epoch == first.member_epoch
+    assert parts(back) == parts(first)
+
+
+def test_consumer_group_survives_restart(tmp_path):
+    data_dir = str(tmp_path / "data")
+    group = "kip848-restart"
+    with BrokerThread(config=CONFIG, data_dir=data_dir) as b:
+        create_topic(b, "events", 4)
+        w = Wire(b.bootstrap_servers)
+        a = hb(w, group, "a", 0, topics=["events"])
+        hb(w, group, "b", 0, topics=["events"])
+        kept = hb(w, group, "a", 1, owned=owned_of(a.assignment.topic_partitions))
+        done = hb(w, group, "a", 1, owned=owned_of(kept.assignment.topic_partitions))
+        got_b = hb(w, group, "b", 2, owned=[])
+        w.call(commit_request(group, 2, "a", "events", {0: 42}), 9)
+        w.close()
+        assert done.member_epoch == 2
+    with BrokerThread(config=CONFIG, data_dir=data_dir) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            described = w.call(ConsumerGroupDescribeRequest(group_ids=[group]), 1).groups[0]
+            assert (described.error_code, described.group_epoch, described.assignment_epoch) == (0, 2, 2)
+            assert sorted((m.member_id, m.member_epoch) for m in described.members) == [("a", 2), ("b", 2)]
+            again = hb(w, group, "b", 2, owned=owned_of(got_b.assignment.topic_partitions))
+            assert again.error_code == 0 and again.member_epoch == 2
+            assert sorted(p for t in described.members for tp in t.assignment.topic_partitions
+                          for p in tp.partitions) == [0, 1, 2, 3]
+            fetched = w.call(OffsetFetchRequest(group_id=group, topics=[
+                OffsetFetchRequest.OffsetFetchRequestTopic(name="events", partition_indexes=[0])]), 5)
+            assert fetched.topics[0].partitions[0].committed_offset == 42
+        finally:
+            w.close()
