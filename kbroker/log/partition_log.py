@@ -459,22 +459,23 @@ class PartitionLog:
             last_offset = bases[-1] + batch_list[-1][3]
             total = len(view)
             segment = self._maybe_roll(total, first_offset, last_offset, batch_list[0][4], now_ms)
-            buffers: list = []
             log_append_time = -1
             if config.message_timestamp_type == "LogAppendTime":
                 log_append_time = now_ms
-                for base, batch in zip(bases, batch_list, strict=True):
-                    pos, size = batch[0], batch[1]
-                    epoch = leader_epoch if assign_offsets else batch[6]
-                    buffers.append(_with_log_append_time(view[pos : pos + size], base, epoch, now_ms))
+                buffers = [
+                    _with_log_append_time(view[pos : pos + size], base, leader_epoch if assign_offsets else epoch, now_ms)
+                    for base, (pos, size, _, _, _, _, epoch) in zip(bases, batch_list)  # noqa: B905 (same length)
+                ]
                 batch_list = [(b[0], b[1], b[2], b[3], now_ms, b[5], b[6]) for b in batch_list]
             elif assign_offsets:
+                # A 16-byte replacement prefix (baseOffset, batchLength, epoch) + the untouched rest.
+                buffers = []
                 pack = _PREFIX.pack
-                for base, (pos, size, _, _, _, _, _) in zip(bases, batch_list):  # noqa: B905 (same length)
+                for base, (pos, size, _, _, _, _, _) in zip(bases, batch_list):  # noqa: B905
                     buffers.append(pack(base, size - 12, leader_epoch))
                     buffers.append(view[pos + 16 : pos + size])
             else:
-                buffers.append(view)
+                buffers = [view]
             start = segment.size
             try:
                 segment.write(buffers, total)
@@ -484,28 +485,26 @@ class PartitionLog:
                     os.ftruncate(segment.fd, start)
                 raise
             interval = config.index_interval_bytes
-            max_ts, offset_of_max, num_records = -1, -1, 0
-            track = segment.track_batch
-            for base, (pos, size, _, delta, batch_max_ts, count, _) in zip(bases, batch_list):  # noqa: B905
-                track(start + pos, base, base + delta, batch_max_ts, size, interval)
-                num_records += count
-                if batch_max_ts > max_ts:
-                    max_ts, offset_of_max = batch_max_ts, base + delta
+            if len(batch_list) == 1:
+                _, size, _, delta, max_ts, num_records, _ = batch_list[0]
+                offset_of_max = last_offset
+                segment.track_batch(start, first_offset, last_offset, max_ts, size, interval)
+            else:
+                max_ts, offset_of_max, num_records = -1, -1, 0
+                track = segment.track_batch
+                for base, (pos, size, _, delta, batch_max_ts, count, _) in zip(bases, batch_list):  # noqa: B905
+                    track(start + pos, base, base + delta, batch_max_ts, size, interval)
+                    num_records += count
+                    if batch_max_ts > max_ts:
+                        max_ts, offset_of_max = batch_max_ts, base + delta
             if segment.verified_size == start:
                 segment.verified_size = start + total
             segment.size = start + total
             if segment.next_offset - self._recovery_point >= config.flush_messages:
                 self._flush_locked(now_ms)
             return AppendInfo(
-                first_offset=first_offset,
-                last_offset=last_offset,
-                max_timestamp=max_ts,
-                offset_of_max_timestamp=offset_of_max,
-                log_append_time=log_append_time,
-                log_start_offset=self._log_start_offset,
-                num_records=num_records,
-                num_batches=len(batch_list),
-                size=total,
+                first_offset, last_offset, max_ts, offset_of_max, log_append_time, self._log_start_offset,
+                num_records, len(batch_list), total,
             )
 
     def _maybe_roll(self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int) -> LogSegment:
