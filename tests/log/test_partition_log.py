@@ -242,3 +242,54 @@ def test_delete_removes_directory(tmp_path):
     log.append(value_batch([b"x"]))
     log.delete()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_flush_messages_fsyncs_before_append_returns(tmp_path, monkeypatch):
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(flush_messages=1))
+    for i in range(3):
+        before = len(synced)
+        log.append(value_batch([b"x"]))
+        assert len(synced) == before + 1
+        assert log.recovery_point == log.log_end_offset == i + 1
+    every_3 = PartitionLog.open(tmp_path / "t-1", LogConfig(flush_messages=3))
+    before = len(synced)
+    every_3.append(value_batch([b"x"]))
+    every_3.append(value_batch([b"x"]))
+    assert len(synced) == before and every_3.recovery_point == 0
+    every_3.append(value_batch([b"x"]))
+    assert len(synced) == before + 1 and every_3.recovery_point == 3
+    default = PartitionLog.open(tmp_path / "t-2", LogConfig())
+    before = len(synced)
+    for _ in range(100):
+        default.append(value_batch([b"x"]))
+    assert len(synced) == before and default.recovery_point == 0
+
+
+def test_segment_rolls_on_time_and_on_full_index(tmp_path):
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_ms=1000), clock=clock)
+    log.append(value_batch([b"a"], timestamp=5000))
+    log.append(value_batch([b"b"], timestamp=5900))
+    assert len(log.segments) == 1
+    log.append(value_batch([b"c"], timestamp=6001))  # more than segment.ms after the first batch
+    assert [s.base_offset for s in log.segments] == [0, 2]
+    log = PartitionLog.open(tmp_path / "t-1", LogConfig(segment_index_bytes=16, index_interval_bytes=0))
+    for _ in range(6):
+        log.append(value_batch([b"x" * 10]))
+    assert len(log.segments) > 1
+    assert all(len(s.offset_index) <= 2 for s in log.segments)
+    assert offsets(log.read(0, 10**6).read()) == [(i, i) for i in range(6)]
+
+
+def test_closed_log_refuses_operations(tmp_path):
+    from kbroker.log import LogClosedError
+
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.close()
+    with pytest.raises(LogClosedError):
+        log.append(value_batch([b"x"]))
+    with pytest.raises(LogClosedError):
+        log.read(0, 10)
