@@ -45,11 +45,25 @@ def rows(res: dict) -> list[dict]:
     """Flat table rows: metric, unit, kbroker, kafka, ratio, goal."""
     out: list[dict] = []
 
-    def add(metric, unit, k, f, goal=None, digits=1, err=None):
+    def add(metric, unit, k, f, goal=None, digits=1, err=None, spread=None):
         k, f = _num(k), _num(f)
         r = _ratio(k, f)
         out.append({"metric": metric, "unit": unit, "kbroker": k, "kafka": f, "ratio": r, "goal": goal,
-                    "status": _goal(goal, r), "digits": digits, "error": err})
+                    "status": _goal(goal, r), "digits": digits, "error": err, "spread": spread})
+
+    def spread(s, key):
+        """All repetitions' values, 'kbroker runs / Kafka runs', when there was more than one."""
+        parts = []
+        for n in ("kbroker", "kafka"):
+            runs = s.get(n, {}).get("runs")
+            if not runs:
+                return None
+            parts.append(" ".join(_fmt(_num(x.get(key)), 0) for x in runs))
+        return " / ".join(parts)
+
+    def cpu_per_gb(x, nbytes):
+        c = _num(x.get("broker_cpu_s"))
+        return c / (nbytes / 1e9) if c is not None and nbytes else None
 
     st, idle = res.get("startup", {}), res.get("idle_rss", {})
     if st:
@@ -62,19 +76,31 @@ def rows(res: dict) -> list[dict]:
         err = "; ".join(f"{n}: {x['error']}" for n, x in (("kbroker", k), ("kafka", f)) if "error" in x) or None
         g = s["group"]
         if g == "produce":
-            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), "produce", err=err)
+            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), "produce", err=err,
+                spread=spread(s, "mb_per_s"))
             add(f"{s['label']}: throughput", "records/s", k.get("records_per_s"), f.get("records_per_s"),
                 "produce", 0)
             add(f"{s['label']}: producer-side p99 latency", "ms", k.get("lat_p99_ms"), f.get("lat_p99_ms"), None, 0)
             add(f"{s['label']}: broker RSS under load (max)", "MiB", k.get("rss_max_mib"), f.get("rss_max_mib"))
-            add(f"{s['label']}: broker CPU time", "s", k.get("broker_cpu_s"), f.get("broker_cpu_s"))
+            nb = (_num(k.get("records")) or 0) * 1024
+            add(f"{s['label']}: broker CPU per GB produced", "CPU s/GB", cpu_per_gb(k, nb),
+                cpu_per_gb(f, (_num(f.get("records")) or 0) * 1024), digits=2)
         elif g in ("partitions", "conns"):
-            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), err=err)
+            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), err=err,
+                spread=spread(s, "mb_per_s"))
+            add(f"{s['label']}: broker CPU per GB produced", "CPU s/GB",
+                cpu_per_gb(k, (_num(k.get("records")) or 0) * 1024),
+                cpu_per_gb(f, (_num(f.get("records")) or 0) * 1024), digits=2)
         elif g == "consume":
-            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), "consume", err=err)
+            add(f"{s['label']}: throughput", "MB/s", k.get("mb_per_s"), f.get("mb_per_s"), "consume", err=err,
+                spread=spread(s, "mb_per_s"))
             add(f"{s['label']}: throughput", "records/s", k.get("records_per_s"), f.get("records_per_s"),
                 "consume", 0)
-            add(f"{s['label']}: broker CPU time", "s", k.get("broker_cpu_s"), f.get("broker_cpu_s"))
+            add(f"{s['label']}: log size on disk", "MB", (_num(k.get("log_bytes")) or 0) / 1e6,
+                (_num(f.get("log_bytes")) or 0) / 1e6, digits=0)
+            add(f"{s['label']}: broker RSS while serving (max)", "MiB", k.get("rss_max_mib"), f.get("rss_max_mib"))
+            add(f"{s['label']}: broker CPU per GB read", "CPU s/GB", cpu_per_gb(k, _num(k.get("bytes"))),
+                cpu_per_gb(f, _num(f.get("bytes"))), digits=2)
         elif g == "e2e-java":
             add(f"{s['label']}: p50", "ms", k.get("p50_ms"), f.get("p50_ms"), digits=0, err=err)
             add(f"{s['label']}: p99", "ms", k.get("p99_ms"), f.get("p99_ms"), digits=0)
@@ -87,13 +113,15 @@ def rows(res: dict) -> list[dict]:
 
 
 def table(rs: list[dict]) -> str:
-    lines = ["| metric | unit | kbroker | Kafka | kbroker/Kafka | goal |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| metric | unit | kbroker | Kafka | kbroker/Kafka | goal | every run (kbroker / Kafka) |",
+             "|---|---|---:|---:|---:|---|---|"]
     for r in rs:
         d = r["digits"]
         lines.append(f"| {r['metric']} | {r['unit']} | {_fmt(r['kbroker'], d)} | {_fmt(r['kafka'], d)} | "
-                     f"{_fmt(r['ratio'], 2) if r['ratio'] is not None else 'n/a'} | {r['status']} |")
+                     f"{_fmt(r['ratio'], 2) if r['ratio'] is not None else 'n/a'} | {r['status']} | "
+                     f"{r['spread'] or ''} |")
         if r["error"]:
-            lines.append(f"| ↳ error | | | | | {r['error'][:300].replace('|', '/')} |")
+            lines.append(f"| ↳ error | | | | | {r['error'][:300].replace('|', '/')} | |")
     return "\n".join(lines)
 
 

@@ -101,7 +101,8 @@ class Run:
     def both(self, group: str, sid: str, label: str, fn, reps: int = 1, **meta) -> dict:
         """Run fn(broker, rep) on kbroker, then on Kafka, `reps` times interleaved; record the
         median of each figure over the repetitions (all runs are kept under "runs")."""
-        row = {"group": group, "id": sid, "label": label, "reps": reps, **meta}
+        row = {"group": group, "id": sid, "label": label, "reps": reps, **meta,
+               "loadavg_before": Path("/proc/loadavg").read_text().split()[0]}
         runs: dict[str, list[dict]] = {"kbroker": [], "kafka": []}
         errors: dict[str, str] = {}
         for rep in range(reps):
