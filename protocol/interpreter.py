@@ -161,7 +161,7 @@ class Schema:
             if in_range(f.get("taggedVersions"), v):
                 if not _equal(val, self.default(f)):
                     sub = bytearray()
-                    self._enc_value(sub, f, val, v, True)
+                    self._enc_value(sub, f, val, v, True, tagged=True)
                     tagged.append((f["tag"], bytes(sub)))
                 continue
             field_flex = flex and ("flexibleVersions" not in f or in_range(f["flexibleVersions"], v))
@@ -175,7 +175,7 @@ class Schema:
                 _uvarint(out, len(data))
                 out += data
 
-    def _enc_value(self, out: bytearray, f: dict, val: Any, v: int, flex: bool) -> None:
+    def _enc_value(self, out: bytearray, f: dict, val: Any, v: int, flex: bool, tagged: bool = False) -> None:
         t = f["type"]
         nullable = in_range(f.get("nullableVersions"), v)
         if t.startswith("[]"):
@@ -199,8 +199,9 @@ class Schema:
             self._enc_scalar(out, t, val, flex, nullable)
             return
         if nullable:
+            # Presence marker: int8 (-1 null, 1 present); in a tagged field an unsigned varint.
             if val is None:
-                out.append(0xFF)
+                out.append(0 if tagged else 0xFF)
                 return
             out.append(1)
         self._enc_struct(out, self.struct_fields(f), val, v)
@@ -265,7 +266,7 @@ class Schema:
                     raise ProtocolError("tagged field past the end")
                 if tag in by_tag:
                     f = by_tag[tag]
-                    result[attr_name(f["name"])] = self._dec_value(r, f, v, True)
+                    result[attr_name(f["name"])] = self._dec_value(r, f, v, True, tagged=True)
                     if r.pos > end:
                         raise ProtocolError("tagged field overrun")
                 else:
@@ -273,7 +274,7 @@ class Schema:
                 r.pos = end
         return result
 
-    def _dec_value(self, r: _Reader, f: dict, v: int, flex: bool) -> Any:
+    def _dec_value(self, r: _Reader, f: dict, v: int, flex: bool, tagged: bool = False) -> Any:
         t = f["type"]
         nullable = in_range(f.get("nullableVersions"), v)
         if t.startswith("[]"):
@@ -294,7 +295,10 @@ class Schema:
             return items
         if t in _FIXED or t in ("bool", "uuid", "string", "bytes", "records"):
             return self._dec_scalar(r, t, flex, nullable)
-        if nullable:
+        if nullable and tagged:
+            if r.uvarint() == 0:
+                return None
+        elif nullable:
             if r.take(1)[0] >= 0x80:
                 return None
         return self._dec_struct(r, self.struct_fields(f), v)

@@ -218,6 +218,8 @@ def read_nullable_string(buf: memoryview, pos: int) -> tuple[str | None, int]:
 
 def read_compact_string(buf: memoryview, pos: int) -> tuple[str, int]:
     n, pos = _len_compact(buf, pos, False)
+    if n > 0x7FFF:
+        raise ProtocolError(f"string length {n} exceeds 32767")
     end = pos + n
     return str(buf[pos:end], "utf-8"), end
 
@@ -226,6 +228,8 @@ def read_compact_nullable_string(buf: memoryview, pos: int) -> tuple[str | None,
     n, pos = _len_compact(buf, pos, True)
     if n < 0:
         return None, pos
+    if n > 0x7FFF:
+        raise ProtocolError(f"string length {n} exceeds 32767")
     end = pos + n
     return str(buf[pos:end], "utf-8"), end
 
@@ -477,6 +481,8 @@ def write_nullable_string(b: bytearray, s: str | None) -> None:
 
 def write_compact_string(b: bytearray, s: str) -> None:
     e = s.encode()
+    if len(e) > 0x7FFF:
+        raise ValueError("string longer than 32767 bytes")
     _compact_len(b, len(e))
     b += e
 
@@ -485,9 +491,7 @@ def write_compact_nullable_string(b: bytearray, s: str | None) -> None:
     if s is None:
         b.append(0)
     else:
-        e = s.encode()
-        _compact_len(b, len(e))
-        b += e
+        write_compact_string(b, s)
 
 
 def _nbytes(v: Any) -> int:

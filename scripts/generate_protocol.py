@@ -542,7 +542,15 @@ class ModuleEmitter:
             return
         if f.struct is not None:
             call = f"{self.fn_name('read', f.struct, v)}(buf, pos)"
-            if nullable:
+            if nullable and v in f.tagged:
+                # Kafka marks presence of a tagged nullable struct with an unsigned varint.
+                out.append(f"{ind}marker, pos = {self.use('read_uvarint')}(buf, pos)")
+                out.append(f"{ind}if marker == 0:")
+                out.append(f"{ind}    {target} = None")
+                out.append(f"{ind}else:")
+                out.append(f"{ind}    {target}, pos = {call}")
+            elif nullable:
+                # A non-tagged nullable struct is preceded by an int8: negative means null.
                 out.append(f"{ind}if buf[pos] >= 0x80:")
                 out.append(f"{ind}    pos += 1")
                 out.append(f"{ind}    {target} = None")
@@ -736,7 +744,8 @@ class ModuleEmitter:
             if nullable:
                 out.append(f"{ind}s = {value}")
                 out.append(f"{ind}if s is None:")
-                out.append(f"{ind}    {b}.append(0xFF)")
+                # int8 -1, or for a tagged field the unsigned varint 0.
+                out.append(f"{ind}    {b}.append({'0' if v in f.tagged else '0xFF'})")
                 out.append(f"{ind}else:")
                 out.append(f"{ind}    {b}.append(1)")
                 out.append(f"{ind}    {fn}(s, {w})")

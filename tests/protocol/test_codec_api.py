@@ -305,3 +305,18 @@ def test_unknown_tagged_fields_are_kept_and_re_emitted_in_tag_order():
     assert data.endswith(b"\x02\x05\x02\x01\x02\x09\x00")
     back = ApiVersionsRequest.decode(data, 3)
     assert back.unknown_tagged_fields == [(5, b"\x01\x02"), (9, b"")] and back.encode(3) == data
+
+
+def test_tagged_nullable_struct_uses_a_varint_presence_marker():
+    from protocol.messages.coordinator import ConsumerGroupMemberMetadataValue as Value
+
+    meta = Value.ClassicMemberMetadata(session_timeout_ms=45000, supported_protocols=[])
+    value = Value(client_id="c", client_host="h", classic_member_metadata=meta)
+    data = value.encode(0)
+    struct_bytes = meta.encode(0)
+    # tagged section: 1 field, tag 0, size = marker + struct, marker 1 (Kafka: unsigned varint).
+    assert data.endswith(b"\x01\x00" + bytes([len(struct_bytes) + 1]) + b"\x01" + struct_bytes)
+    assert Value.decode(data, 0) == value
+    # A null written the Kafka way (marker varint 0) decodes to None.
+    null = Value.decode(Value(client_id="c", client_host="h").encode(0)[:-1] + b"\x01\x00\x01\x00", 0)
+    assert null.classic_member_metadata is None

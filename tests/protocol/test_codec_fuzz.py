@@ -234,3 +234,14 @@ def test_allocation_is_bounded_by_the_bytes_received():
     dense = struct.pack(">hhih", 3, 4, 1, 1) + b"c" + body
     peak = _peak_during(lambda: decode_request(dense))
     assert peak < 200 * len(dense)
+
+
+def test_compact_strings_longer_than_kafkas_limit_are_rejected():
+    # Kafka refuses strings over 0x7fff bytes even where a compact length could say more.
+    name = b"a" * 0x8000
+    frame = struct.pack(">hhih", 18, 3, 1, -1) + b"\x00" + b"\x81\x80\x02" + name + b"\x02b\x00"
+    assert len(b"\x81\x80\x02") == 3  # uvarint 0x8001 = length 0x8000 + 1
+    with pytest.raises(ProtocolError, match="32767"):
+        decode_request(frame)
+    ok = struct.pack(">hhih", 18, 3, 1, -1) + b"\x00" + b"\x80\x80\x02" + name[:-1] + b"\x02b\x00"
+    assert decode_request(ok)[1].client_software_name == "a" * 0x7FFF

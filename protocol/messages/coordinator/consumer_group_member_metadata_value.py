@@ -196,11 +196,11 @@ def _read_ConsumerGroupMemberMetadataValue_v0(buf, pos):
         for _ in range(count):
             tag, end, pos = _read_tag_header(buf, pos)
             if tag == 0:
-                if buf[pos] >= 0x80:
-                    pos += 1
+                marker, pos = _read_uvarint(buf, pos)
+                if marker == 0:
                     o.classic_member_metadata = None
                 else:
-                    o.classic_member_metadata, pos = _read_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(buf, pos + 1)
+                    o.classic_member_metadata, pos = _read_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(buf, pos)
                 if pos > end:
                     raise _tag_overrun(tag)
             else:
@@ -229,7 +229,7 @@ def _write_ConsumerGroupMemberMetadataValue_v0(o, w):
         tb = t.buf
         s = v
         if s is None:
-            tb.append(0xFF)
+            tb.append(0)
         else:
             tb.append(1)
             _write_ConsumerGroupMemberMetadataValue_ClassicMemberMetadata_v0(s, t)
