@@ -301,7 +301,9 @@ class GroupCoordinator:
                 return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
         if not isinstance(group, ClassicGroup):
             assert self.consumer is not None
-            return self.consumer.validate_commit(group, generation, member_id, instance_id, api_version), group
+            # TxnOffsetCommit has its own versions: only OffsetCommit < 9 is refused for KIP-848 members.
+            version = 9 if transactional else api_version
+            return self.consumer.validate_commit(group, generation, member_id, instance_id, version), group
         if group.is_in(GroupState.DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, group
         if generation < 0 and group.is_in(GroupState.EMPTY):

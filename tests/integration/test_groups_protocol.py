@@ -187,9 +187,12 @@ def test_find_coordinator_every_version(gbroker, wire, version):
         return
     resp = wire.call(FindCoordinatorRequest(key_type=0, coordinator_keys=["a", "b", ""]), version)
     got = [(c.key, c.error_code, c.node_id) for c in resp.coordinators]
-    assert got == [("a", 0, 1), ("b", 0, 1), ("", ErrorCode.INVALID_GROUP_ID, -1)]
+    assert got == [("a", 0, 1), ("b", 0, 1), ("", 0, 1)]  # keys are not validated, as in Kafka
     resp = wire.call(FindCoordinatorRequest(key_type=1, coordinator_keys=["t1"]), version)
     assert [(c.key, c.error_code, c.port) for c in resp.coordinators] == [("t1", 0, port)]
+    share = wire.call(FindCoordinatorRequest(key_type=2, coordinator_keys=["g:x:0"]), version)
+    expected = ErrorCode.COORDINATOR_NOT_AVAILABLE if version >= 6 else ErrorCode.INVALID_REQUEST
+    assert [c.error_code for c in share.coordinators] == [expected]
 
 
 # -- JoinGroup / SyncGroup / Heartbeat ---------------------------------------------------------------------
