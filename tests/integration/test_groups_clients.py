@@ -418,3 +418,48 @@ def test_static_member_restart_gets_its_partitions_back_without_rebalance(gbroke
         for m in (a, b):
             if m.is_alive():
                 m.stop()
+
+
+# -- admin clients ----------------------------------------------------------------------------------------
+
+
+def test_admin_clients_list_describe_offsets_and_delete(gbroker):
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KpTopicPartition
+
+    topic, group, simple = (f"adm-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    create_topic(gbroker, topic, 3)
+    member = ConfluentMember(gbroker.bootstrap_servers, [topic], group, [], threading.Lock())
+    member.start()
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap_servers})
+    kp_admin = KafkaAdminClient(bootstrap_servers=gbroker.bootstrap_servers)
+    try:
+        wait_until(lambda: len(member.assignment) == 3, message="member assigned")
+        wait_until(lambda: group_snapshot(gbroker, group)[0] == "Stable")
+        listed = admin.list_consumer_groups().result()
+        assert (group, ConsumerGroupState.STABLE) in [(g.group_id, g.state) for g in listed.valid]
+        described = admin.describe_consumer_groups([group])[group].result()
+        assert (described.state, described.partition_assignor) == (ConsumerGroupState.STABLE, "roundrobin")
+        assert [sorted(p.partition for p in m.assignment.topic_partitions) for m in described.members] == [[0, 1, 2]]
+
+        done = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(simple, [TopicPartition(topic, 0, 7)])])
+        done[simple].result()
+        offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(simple)])[simple].result()
+        assert [(tp.topic, tp.partition, tp.offset) for tp in offsets.topic_partitions] == [(topic, 0, 7)]
+
+        kp_described = kp_admin.describe_groups([group])[group]
+        assert kp_described["group_state"] == "Stable" and kp_described["protocol_data"] == "roundrobin"
+        assert kp_described["members"][0]["member_assignment"]["assigned_partitions"] == [
+            {"topic": topic, "partitions": [0, 1, 2]}]
+        refused = kp_admin.delete_group_offsets(group, [KpTopicPartition(topic, 0)])
+        assert [e.__name__ for e in refused.values()] == ["GroupSubscribedToTopicError"]
+        admin.delete_consumer_groups([simple])[simple].result()
+        assert simple not in {g.group_id for g in admin.list_consumer_groups().result().valid}
+        member.stop()
+        assert kp_admin.delete_groups([group]) == {group: "OK"}
+    finally:
+        if member.is_alive():
+            member.stop()
+        kp_admin.close()
