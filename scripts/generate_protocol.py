@@ -657,7 +657,7 @@ class ModuleEmitter:
                     if _null_default(f):
                         out.append(f"{ind}if v is not None:")
                     elif f.struct is not None and not f.is_array:
-                        out.append(f"{ind}if v is None or not {self.is_default_fn(f.struct)}(v):")
+                        out.append(f"{ind}if v is None or not ({self.is_default_expr(f.struct, 'v')}):")
                     else:
                         out.append(f"{ind}if v != {default_expr(f)}:")
                     i2 = ind + "    "
@@ -675,24 +675,28 @@ class ModuleEmitter:
                 out.append(f"{ind}    {b}.append(0)")
         return out
 
-    def is_default_fn(self, st: StructSpec) -> str:
-        """Name of a generated ``_is_default_<Path>(v)``: is every field at its default?"""
-        name = f"_is_default_{st.ident}"
-        if name in self.default_fns:
-            return name
-        self.default_fns.add(name)
+    def is_default_expr(self, st: StructSpec, var: str) -> str:
+        """Expression: is every field of ``var`` (an ``st``) at its default?  Nested structs
+        are checked by a generated ``_is_default_<Path>`` function."""
         conds = []
         for f in st.fields:
             if f.struct is not None and not f.is_array and not _null_default(f):
-                conds.append(f"v.{f.attr} is not None and {self.is_default_fn(f.struct)}(v.{f.attr})")
+                fn = self.is_default_fn(f.struct)
+                conds.append(f"{var}.{f.attr} is not None and {fn}({var}.{f.attr})")
             elif f.is_array:
-                conds.append(f"v.{f.attr} is None" if _null_default(f) else f"v.{f.attr} == []")
+                conds.append(f"{var}.{f.attr} is None" if _null_default(f) else f"{var}.{f.attr} == []")
             else:
                 d = default_expr(f)
-                conds.append(f"v.{f.attr} is None" if d == "None" else f"v.{f.attr} == {d}")
-        conds.append("not v.unknown_tagged_fields")
-        body = " and ".join(conds)
-        self.funcs.append(f"def {name}(v):\n    return {body}")
+                conds.append(f"{var}.{f.attr} is None" if d == "None" else f"{var}.{f.attr} == {d}")
+        conds.append(f"not {var}.unknown_tagged_fields")
+        return " and ".join(conds)
+
+    def is_default_fn(self, st: StructSpec) -> str:
+        """Name of a generated ``_is_default_<Path>(v)``: is every field at its default?"""
+        name = f"_is_default_{st.ident}"
+        if name not in self.default_fns:
+            self.default_fns.add(name)
+            self.funcs.append(f"def {name}(v):\n    return {self.is_default_expr(st, 'v')}")
         return name
 
     def scalar_writer(self, t: str, flex: bool, nullable: bool, value: str, b: str, w: str) -> str:

@@ -1550,10 +1550,6 @@ def _write_FetchRequest_v13(o, w):
 _write_FetchRequest_v14 = _write_FetchRequest_v13
 
 
-def _is_default_FetchRequest_ReplicaState(v):
-    return v.replica_id == -1 and v.replica_epoch == -1 and not v.unknown_tagged_fields
-
-
 def _write_FetchRequest_v15(o, w):
     b = w.buf
     b += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
@@ -1574,7 +1570,7 @@ def _write_FetchRequest_v15(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v is None or not _is_default_FetchRequest_ReplicaState(v):
+    if v is None or not (v.replica_id == -1 and v.replica_epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -1608,7 +1604,7 @@ def _write_FetchRequest_v17(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v is None or not _is_default_FetchRequest_ReplicaState(v):
+    if v is None or not (v.replica_id == -1 and v.replica_epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -1639,7 +1635,7 @@ def _write_FetchRequest_v18(o, w):
         _write_compact_nullable_string(tb, v)
         tags.append((0, t.getvalue()))
     v = o.replica_state
-    if v is None or not _is_default_FetchRequest_ReplicaState(v):
+    if v is None or not (v.replica_id == -1 and v.replica_epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchRequest_ReplicaState_v15(v, t)
         tags.append((1, t.getvalue()))
@@ -2093,18 +2089,6 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v11(o, w):
     _write_records(w, o.records, True)
 
 
-def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset(v):
-    return v.epoch == -1 and v.end_offset == -1 and not v.unknown_tagged_fields
-
-
-def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch(v):
-    return v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields
-
-
-def _is_default_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId(v):
-    return v.end_offset == -1 and v.epoch == -1 and not v.unknown_tagged_fields
-
-
 def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
     b = w.buf
     b += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
@@ -2124,17 +2108,17 @@ def _write_FetchResponse_FetchableTopicResponse_PartitionData_v12(o, w):
     _write_compact_records(w, o.records, True)
     tags = []
     v = o.diverging_epoch
-    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset(v):
+    if v is None or not (v.epoch == -1 and v.end_offset == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_EpochEndOffset_v12(v, t)
         tags.append((0, t.getvalue()))
     v = o.current_leader
-    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch(v):
+    if v is None or not (v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_LeaderIdAndEpoch_v12(v, t)
         tags.append((1, t.getvalue()))
     v = o.snapshot_id
-    if v is None or not _is_default_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId(v):
+    if v is None or not (v.end_offset == -1 and v.epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId_v12(v, t)
         tags.append((2, t.getvalue()))

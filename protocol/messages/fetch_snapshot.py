@@ -599,10 +599,6 @@ def _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(buf, pos):
 _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v1 = _read_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0
 
 
-def _is_default_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch(v):
-    return v.leader_id == 0 and v.leader_epoch == 0 and not v.unknown_tagged_fields
-
-
 def _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(o, w):
     b = w.buf
     b += _S_ih.pack(o.index, o.error_code)
@@ -611,7 +607,7 @@ def _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_v0(o, w):
     _write_compact_records(w, o.unaligned_records, False)
     tags = []
     v = o.current_leader
-    if v is None or not _is_default_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch(v):
+    if v is None or not (v.leader_id == 0 and v.leader_epoch == 0 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch_v0(v, t)
         tags.append((0, t.getvalue()))

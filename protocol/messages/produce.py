@@ -904,10 +904,6 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v9(o, w
         b.append(0)
 
 
-def _is_default_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch(v):
-    return v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields
-
-
 def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(o, w):
     b = w.buf
     b += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
@@ -924,7 +920,7 @@ def _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_v10(o, 
     _write_compact_nullable_string(b, o.error_message)
     tags = []
     v = o.current_leader
-    if v is None or not _is_default_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch(v):
+    if v is None or not (v.leader_id == -1 and v.leader_epoch == -1 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_ProduceResponse_TopicProduceResponse_PartitionProduceResponse_LeaderIdAndEpoch_v10(v, t)
         tags.append((0, t.getvalue()))

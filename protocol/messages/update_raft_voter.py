@@ -278,16 +278,12 @@ def _read_UpdateRaftVoterResponse_v0(buf, pos):
     return o, pos
 
 
-def _is_default_UpdateRaftVoterResponse_CurrentLeader(v):
-    return v.leader_id == -1 and v.leader_epoch == -1 and v.host == '' and v.port == 0 and not v.unknown_tagged_fields
-
-
 def _write_UpdateRaftVoterResponse_v0(o, w):
     b = w.buf
     b += _S_ih.pack(o.throttle_time_ms, o.error_code)
     tags = []
     v = o.current_leader
-    if v is None or not _is_default_UpdateRaftVoterResponse_CurrentLeader(v):
+    if v is None or not (v.leader_id == -1 and v.leader_epoch == -1 and v.host == '' and v.port == 0 and not v.unknown_tagged_fields):
         t = _Writer()
         _write_UpdateRaftVoterResponse_CurrentLeader_v0(v, t)
         tags.append((0, t.getvalue()))
