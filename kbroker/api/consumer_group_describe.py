@@ -48,7 +48,7 @@ def handle_consumer_group_describe(ctx, request):
             groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=message,
                             members=[]))
             continue
-        assignor = coordinator.consumer._assignor_names()[0]
+        assignor = coordinator.consumer.assignor_names()[0]
         for m in group.members.values():
             if m.server_assignor:
                 assignor = m.server_assignor

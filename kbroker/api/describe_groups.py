@@ -4,17 +4,34 @@ State, protocol and members of classic groups. Member metadata and assignments, 
 name (``protocol_data``), are filled in only for Stable groups, as Kafka does. v1 adds throttle time;
 v3 authorized operations (not computed: reported as unknown); v4 ``group.instance.id``; v5+ is
 flexible; v6 answers GROUP_ID_NOT_FOUND for an unknown group (older versions describe it as Dead).
-A KIP-848 group is described with protocol type ``consumer`` and its members without metadata.
+A KIP-848 group is described with protocol type ``consumer``, its server assignor as the protocol,
+and members' subscriptions and assignments in the consumer embedded protocol (v0).
 """
 
 from __future__ import annotations
 
+import struct
+
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from protocol.errors import ErrorCode, default_message
+from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 from protocol.messages.describe_groups import DescribeGroupsResponse
 
 G = DescribeGroupsResponse.DescribedGroup
+_VERSION = struct.Struct(">h")
+
+
+def _subscription(topics: list[str]) -> bytes:
+    return _VERSION.pack(0) + ConsumerProtocolSubscription(topics=topics).encode(0)
+
+
+def _assignment(parts: dict[str, set[int]]) -> bytes:
+    T = ConsumerProtocolAssignment.TopicPartition
+    value = ConsumerProtocolAssignment(assigned_partitions=[
+        T(topic=t, partitions=sorted(ps)) for t, ps in sorted(parts.items()) if ps])
+    return _VERSION.pack(0) + value.encode(0)
 M = G.DescribedGroupMember
 
 
@@ -32,11 +49,17 @@ def _describe(ctx, coordinator, group_id: str) -> G:
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
                  protocol_data="", members=[])
     if not isinstance(group, ClassicGroup):
+        # A KIP-848 group seen through the classic API: members' subscriptions and assignments in
+        # the consumer embedded protocol, the server assignor as the protocol.
         members = [M(member_id=mid, group_instance_id=m.instance_id, client_id=m.client_id,
-                     client_host=m.client_host, member_metadata=b"", member_assignment=b"")
+                     client_host=m.client_host,
+                     member_metadata=_subscription(sorted(coordinator.consumer.subscribed_topics(m))),
+                     member_assignment=_assignment(m.assigned))
                    for mid, m in group.members.items()]
+        assignor = next((m.server_assignor for m in group.members.values() if m.server_assignor),
+                        coordinator.consumer.assignor_names()[0])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state_name(),
-                 protocol_type="consumer", protocol_data="", members=members)
+                 protocol_type="consumer", protocol_data=assignor, members=members)
     stable = group.is_in(GroupState.STABLE)
     members = [
         M(member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,

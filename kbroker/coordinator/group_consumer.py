@@ -166,13 +166,13 @@ class ConsumerGroupManager:
     def _config(self) -> Any:
         return self.broker.config
 
-    def _assignor_names(self) -> list[str]:
+    def assignor_names(self) -> list[str]:
         return [a for a in self._config["group.consumer.assignors"] if a in ASSIGNORS] or ["uniform"]
 
     def _topic_names(self) -> list[str]:
         return [name for name, t in self.broker.image.topics.items() if not name.startswith("__")]
 
-    def _subscribed_topics(self, member: ConsumerMember) -> set[str]:
+    def subscribed_topics(self, member: ConsumerMember) -> set[str]:
         image = self.broker.image
         topics = {t for t in member.subscribed_topic_names if image.topic(t) is not None}
         if member.subscribed_topic_regex:
@@ -244,7 +244,7 @@ class ConsumerGroupManager:
             raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, f"MemberEpoch {r.member_epoch} is invalid.")
         elif not r.member_id:
             raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "MemberId can't be empty.")
-        if r.server_assignor is not None and r.server_assignor not in self._assignor_names():
+        if r.server_assignor is not None and r.server_assignor not in self.assignor_names():
             raise ConsumerGroupError(ErrorCode.UNSUPPORTED_ASSIGNOR,
                                      f"ServerAssignor {r.server_assignor} is not supported.")
         regex = r.subscribed_topic_regex if version >= 1 else None
@@ -393,20 +393,20 @@ class ConsumerGroupManager:
         out: dict[str, int] = {}
         image = self.broker.image
         for m in group.members.values():
-            for topic in self._subscribed_topics(m):
+            for topic in self.subscribed_topics(m):
                 t = image.topic(topic)
                 if t is not None:
                     out[topic] = len(t.partitions)
         return out
 
     def _compute_target(self, group: ConsumerGroup) -> list[tuple[bytes, bytes | None]]:
-        names = self._assignor_names()
+        names = self.assignor_names()
         chosen = names[0]
         for m in group.members.values():  # the most common requested assignor, as Kafka does
             if m.server_assignor in names:
                 chosen = m.server_assignor
                 break
-        members = {mid: AssignmentMember(self._subscribed_topics(m), _copy(group.target.get(mid, m.assigned)))
+        members = {mid: AssignmentMember(self.subscribed_topics(m), _copy(group.target.get(mid, m.assigned)))
                    for mid, m in group.members.items()}
         target = ASSIGNORS[chosen](members, dict(group.subscribed_partitions))
         group.target = {mid: _copy(parts) for mid, parts in target.items()}
@@ -647,7 +647,7 @@ class ConsumerGroupManager:
         return group.empty_since_ms
 
     def is_subscribed_to(self, group: ConsumerGroup, topic: str) -> bool:
-        return any(topic in self._subscribed_topics(m) for m in group.members.values())
+        return any(topic in self.subscribed_topics(m) for m in group.members.values())
 
     def mark_dead(self, group: ConsumerGroup) -> None:
         for mid in list(group.members):

@@ -15,6 +15,8 @@ from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
 from protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
 from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
+from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 from protocol.messages.describe_groups import DescribeGroupsRequest
 from protocol.messages.list_groups import ListGroupsRequest
 from protocol.messages.offset_fetch import OffsetFetchRequest
@@ -211,7 +213,12 @@ def test_conflicts_with_classic_groups(kbroker848, wire):
     assert [(g.group_id, g.group_type, g.protocol_type) for g in listed if g.group_id == consumer] == [
         (consumer, "consumer", "consumer")]
     old_view = wire.call(DescribeGroupsRequest(groups=[consumer]), 5).groups[0]
-    assert (old_view.protocol_type, [m.member_id for m in old_view.members]) == ("consumer", ["m"])
+    assert (old_view.protocol_type, old_view.protocol_data) == ("consumer", "uniform")
+    assert [m.member_id for m in old_view.members] == ["m"]
+    metadata = bytes(old_view.members[0].member_metadata)
+    assert ConsumerProtocolSubscription.decode(metadata[2:], 0).topics == [topic]
+    assignment = ConsumerProtocolAssignment.decode(bytes(old_view.members[0].member_assignment)[2:], 0)
+    assert [(t.topic, list(t.partitions)) for t in assignment.assigned_partitions] == [(topic, [0])]
     # Once empty, either kind can take the id over; offsets stay with the id.
     wire.call(commit_request(consumer, -1, "", topic, {0: 5}), 9)
     assert hb(wire, consumer, "m", -1).error_code == 0

@@ -1,0 +1,182 @@
+"""KIP-848 reconciliation without a broker: random heartbeat orders never give a partition to two
+members at once, and every schedule converges to the target assignment."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from kbroker.coordinator.group_consumer import ConsumerGroupManager
+from protocol.errors import ErrorCode
+from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
+
+
+@dataclass
+class FakeTopic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: dict = field(default_factory=dict)
+
+
+class FakeImage:
+    def __init__(self) -> None:
+        self.topics: dict[str, FakeTopic] = {}
+
+    def add(self, name: str, count: int) -> None:
+        self.topics[name] = FakeTopic(name, uuid.uuid4(), dict.fromkeys(range(count)))
+
+    def topic(self, name):
+        return self.topics.get(name)
+
+    def topic_by_id(self, topic_id):
+        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.now = 0
+        self.timers: dict = {}
+
+    def now_ms(self):
+        return self.now
+
+    def schedule(self, key, delay_ms, fn):
+        self.timers[key] = (self.now + delay_ms, fn)
+
+    def cancel(self, key):
+        self.timers.pop(key, None)
+
+    def advance(self, ms):
+        target = self.now + ms
+        while True:
+            due = sorted((d, k) for k, (d, _f) in self.timers.items() if d <= target)
+            if not due:
+                break
+            self.now, key = due[0]
+            self.timers.pop(key)[1]()
+        self.now = target
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.image = FakeImage()
+        self.config = {"group.consumer.assignors": ["uniform", "range"], "group.max.size": 100,
+                       "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000}
+
+
+class FakeCoordinator:
+    def __init__(self) -> None:
+        self.broker = FakeBroker()
+        self.timer = FakeTimer()
+        self.groups: dict = {}
+        self.loaded = True
+        self.records: list = []
+
+    def append(self, group_id, records):
+        self.records.extend(records)
+        return 0
+
+
+class Client:
+    """A well-behaved KIP-848 member: owns exactly what it was last told."""
+
+    def __init__(self, manager: ConsumerGroupManager, member_id: str, topics: list[str]) -> None:
+        self.manager, self.member_id, self.topics = manager, member_id, topics
+        self.epoch = 0
+        self.owned: dict[uuid.UUID, set[int]] | None = None
+
+    def heartbeat(self, leave: bool = False):
+        owned = None if self.owned is None else [
+            TopicPartitions(topic_id=t, partitions=sorted(ps)) for t, ps in self.owned.items() if ps]
+        request = ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id=self.member_id, member_epoch=-1 if leave else self.epoch,
+            rebalance_timeout_ms=60000 if self.epoch == 0 else -1,
+            subscribed_topic_names=self.topics if self.epoch == 0 else None,
+            topic_partitions=[] if self.epoch == 0 else owned)
+        response = self.manager.heartbeat(request, 1, "client", "/h")
+        assert response.error_code == ErrorCode.NONE, response
+        self.epoch = response.member_epoch
+        if response.assignment is not None:
+            self.owned = {t.topic_id: set(t.partitions) for t in response.assignment.topic_partitions}
+        elif self.owned is None:
+            self.owned = {}
+        return response
+
+
+def make(partitions: dict[str, int]):
+    coordinator = FakeCoordinator()
+    for name, count in partitions.items():
+        coordinator.broker.image.add(name, count)
+    return coordinator, ConsumerGroupManager(coordinator)
+
+
+def assert_exclusive(clients) -> None:
+    seen: set = set()
+    for c in clients:
+        for t, ps in (c.owned or {}).items():
+            for p in ps:
+                assert (t, p) not in seen, f"partition {t}:{p} owned twice"
+                seen.add((t, p))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_schedules_are_exclusive_and_converge(seed):
+    rng = random.Random(seed)
+    topics = {"a": rng.randint(1, 8), "b": rng.randint(1, 8)}
+    coordinator, manager = make(topics)
+    clients: list[Client] = []
+    total = sum(topics.values())
+    for step in range(120):
+        action = rng.random()
+        if (action < 0.15 and len(clients) < 5) or not clients:
+            c = Client(manager, f"m{step}", sorted(topics))
+            clients.append(c)
+            c.heartbeat()
+        elif action < 0.2 and len(clients) > 1:
+            c = clients.pop(rng.randrange(len(clients)))
+            c.heartbeat(leave=True)
+        else:
+            rng.choice(clients).heartbeat()
+        assert_exclusive(clients)
+    for _ in range(4):  # let everyone catch up
+        for c in clients:
+            c.heartbeat()
+            assert_exclusive(clients)
+    group = coordinator.groups["g"]
+    assert group.state_name() == "Stable"
+    assert {c.epoch for c in clients} == {group.assignment_epoch}
+    assert sum(len(ps) for c in clients for ps in c.owned.values()) == total
+    sizes = sorted(sum(len(ps) for ps in c.owned.values()) for c in clients)
+    assert sizes[-1] - sizes[0] <= 1
+
+
+def test_session_timeout_and_revocation_timeout_remove_members():
+    coordinator, manager = make({"t": 4})
+    a, b = Client(manager, "a", ["t"]), Client(manager, "b", ["t"])
+    a.heartbeat()
+    b.heartbeat()
+    coordinator.timer.advance(9999)
+    a.heartbeat()  # a must revoke two partitions but never acknowledges
+    coordinator.timer.advance(1)  # b's session (10 s) expires: b never heartbeated again
+    assert "b" not in coordinator.groups["g"].members
+    a.heartbeat()
+    assert coordinator.groups["g"].members["a"].pending_revocation == {}
+    assert a.owned and sum(len(ps) for ps in a.owned.values()) == 4
+
+
+def test_fenced_epochs():
+    coordinator, manager = make({"t": 2})
+    a = Client(manager, "a", ["t"])
+    a.heartbeat()
+    request = ConsumerGroupHeartbeatRequest(group_id="g", member_id="a", member_epoch=a.epoch + 5,
+                                            rebalance_timeout_ms=-1)
+    assert manager.heartbeat(request, 1, "c", "/h").error_code == ErrorCode.FENCED_MEMBER_EPOCH
+    request.member_epoch = 0
+    request.rebalance_timeout_ms = 1000
+    request.subscribed_topic_names = ["t"]
+    request.topic_partitions = []
+    rejoined = manager.heartbeat(request, 1, "c", "/h")
+    assert rejoined.error_code == 0 and rejoined.member_epoch > a.epoch
