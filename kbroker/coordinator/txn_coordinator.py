@@ -252,7 +252,7 @@ class TransactionCoordinator:
         if txn.state == TxnState.ONGOING:
             # A new instance of the producer: fence the old one and abort its transaction.
             txn = self._abort_with_fence(txn)
-        if txn.producer_epoch + 1 >= MAX_EPOCH - 1 or txn.producer_epoch < 0:
+        if txn.producer_epoch >= MAX_EPOCH - 1 or txn.producer_epoch < 0:  # exhausted: a new id
             new = txn.copy(producer_id=self.broker.producer_ids.allocate(), producer_epoch=0,
                            previous_producer_id=txn.producer_id)
         else:

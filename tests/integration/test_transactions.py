@@ -710,3 +710,37 @@ def test_write_txn_markers(bootstrap, raw):
     assert markers(epoch - 1, [0]) == {0: ErrorCode.INVALID_PRODUCER_EPOCH}
     assert [m.value for m in consume_all(bootstrap, topic, "read_committed", 2)] == [b"m"]
     assert _end_txn(raw, tid, pid, epoch, commit=True) == 0
+
+
+def test_exhausted_epochs_move_to_a_new_producer_id(txn_broker, bootstrap, raw):
+    topic = new_name("exhaust")
+    create_topic(bootstrap, topic)
+    coordinator = txn_broker.broker.txn_coordinator
+
+    def set_epoch(tid: str, epoch: int) -> None:
+        txn_broker.call(lambda: coordinator._write(coordinator.txns[tid].copy(producer_epoch=epoch)))
+
+    # Transactions V1: InitProducerId at epoch 32766 (Short.MAX_VALUE - 1) takes a new id at epoch 0.
+    v1 = new_name("exhaust-v1")
+    pid = init_producer_id(raw, v1).producer_id
+    set_epoch(v1, 32765)
+    assert init_producer_id(raw, v1).producer_epoch == 32766
+    again = init_producer_id(raw, v1)
+    assert again.producer_id != pid and again.producer_epoch == 0
+    # Transactions V2: the EndTxn whose bump reaches 32766 answers with the next id at epoch 0; the
+    # markers carry the old id at 32766 and a retry of that EndTxn is recognised by the old id.
+    v2 = new_name("exhaust-v2")
+    pid = init_producer_id(raw, v2).producer_id
+    set_epoch(v2, 32765)
+    assert produce(raw, topic, 0, data_batch(pid, 32765, 0, [b"last"], transactional=True), transactional_id=v2,
+                   version=12).error_code == 0
+    end = _end_txn_v5(raw, v2, pid, 32765, commit=True)
+    assert end.error_code == 0 and end.producer_id != pid and end.producer_epoch == 0
+    retry = _end_txn_v5(raw, v2, pid, 32765, commit=True)
+    assert (retry.error_code, retry.producer_id, retry.producer_epoch) == (0, end.producer_id, 0)
+    assert list_offset(raw, topic, isolation=1) == list_offset(raw, topic) == 2
+    assert produce(raw, topic, 0, data_batch(end.producer_id, 0, 0, [b"next"], transactional=True),
+                   transactional_id=v2, version=12).error_code == 0
+    assert _end_txn_v5(raw, v2, end.producer_id, 0, commit=True).error_code == 0
+    values = [m.value for m in consume_all(bootstrap, topic, "read_committed", list_offset(raw, topic))]
+    assert values == [b"last", b"next"]
