@@ -356,6 +356,30 @@ def test_describe_log_dirs_selected_partitions(wire, topic_name):
     assert all(not parts for name, parts in topics.items() if name != topic_name)
 
 
+def test_describe_log_dirs_two_dirs(tmp_path):
+    from kbroker.testing import BrokerThread
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    with BrokerThread(config={"log.dirs": ",".join(map(str, dirs))}, data_dir=str(tmp_path / "unused")) as b:
+        w = Wire(b.bootstrap_servers)
+        create_topic(w, "spread", 4)
+        produce(w, "spread", 3, 2)
+        resp = w.call(35, 4, topics=[DL.DescribableLogDirTopic(topic="spread", partitions=[0, 1, 2, 3])])
+        assert [r.log_dir for r in resp.results] == [os.path.realpath(d) for d in dirs]
+        placed = {}
+        for r in resp.results:
+            assert r.error_code == E.NONE and r.total_bytes > 0
+            for t in r.topics:
+                for p in t.partitions:
+                    if t.name == "spread":
+                        placed[p.partition_index] = (r.log_dir, p.partition_size > 0)
+                        assert os.path.isdir(os.path.join(r.log_dir, f"spread-{p.partition_index}"))
+        assert sorted(placed) == [0, 1, 2, 3]
+        assert {d for d, _ in placed.values()} == {os.path.realpath(d) for d in dirs}  # both dirs used
+        assert [p for p, (_d, has_data) in sorted(placed.items()) if has_data] == [3]
+        w.close()
+
+
 # -- DescribeTopicPartitions ----------------------------------------------------------------
 
 DTP = REQUESTS[75]
