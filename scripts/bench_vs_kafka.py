@@ -82,6 +82,8 @@ def export_head(dest: Path) -> str:
     archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", "HEAD"], stdout=subprocess.PIPE)
     subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
     archive.wait()
+    # byte-compile now, as an installed package would be, so that the first start is not also a compile
+    subprocess.run([bb.PY, "-m", "compileall", "-q", str(dest / "kbroker"), str(dest / "protocol")], check=True)
     return rev
 
 
