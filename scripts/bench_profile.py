@@ -78,3 +78,43 @@ if __name__ == "__main__":
         print(title)
         for k, v in s[title]:
             print(f"  {v:5.1f}%  {k}")
+
+
+def import_profile(python: str, src: Path, module: str = "kbroker.broker", top: int = 12) -> dict:
+    """`python -X importtime -c 'import <module>'` from `src`: where kbroker's startup time goes
+    before it can listen (import self times, grouped and the largest modules)."""
+    import os
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(src))
+    t0 = time.monotonic()
+    res = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                         text=True, cwd=src, env=env)
+    wall = time.monotonic() - t0
+    mods: list[tuple[str, int]] = []
+    for line in res.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        selfus, _cum, name = line[len("import time:"):].split("|", 2)
+        mods.append((name.strip(), int(selfus)))
+    total = sum(v for _, v in mods) or 1
+
+    def group(name: str) -> str:
+        if name.startswith("protocol.messages"):
+            return "protocol.messages.* (generated codec, every API)"
+        if name.startswith("protocol"):
+            return "protocol (other)"
+        if name.startswith("kbroker"):
+            return "kbroker.*"
+        if name.split(".")[0] in ("crc32c", "lz4", "zstandard", "cramjam", "uvloop"):
+            return "third-party (crc32c, lz4, zstandard, cramjam, uvloop)"
+        return "stdlib and other"
+
+    groups: Counter[str] = Counter()
+    for name, v in mods:
+        groups[group(name)] += v
+    n_messages = sum(1 for name, _ in mods if name.startswith("protocol.messages."))
+    return {"process_wall_s": wall, "import_self_s": total / 1e6, "modules": len(mods),
+            "message_modules": n_messages,
+            "groups": [(k, v / 1e6, 100.0 * v / total) for k, v in groups.most_common()],
+            "top": [(k, v / 1e6, 100.0 * v / total) for k, v in sorted(mods, key=lambda x: -x[1])[:top]]}

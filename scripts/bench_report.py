@@ -239,6 +239,22 @@ def plots(res: dict, out: Path) -> list[str]:
     return made
 
 
+def imports_md(res: dict) -> str:
+    imp = res.get("startup_imports")
+    if not imp or "error" in imp:
+        return ""
+    st = res.get("startup", {}).get("kbroker", {}).get("seconds")
+    lines = [f"#### startup: `python -X importtime -c 'import kbroker.broker'` ({imp['modules']} modules, "
+             f"{imp['message_modules']} of them generated `protocol.messages.*`; import self time "
+             f"{imp['import_self_s']:.3f} s, process {imp['process_wall_s']:.3f} s"
+             + (f"; measured startup to first Metadata {st:.3f} s" if st else "") + ")\n",
+             "| group | s | % of import time |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v:.3f} | {pc:.1f} |" for k, v, pc in imp["groups"]]
+    lines += ["", "| module (largest self import time) | s | % |", "|---|---:|---:|"]
+    lines += [f"| `{k}` | {v:.3f} | {pc:.1f} |" for k, v, pc in imp["top"]]
+    return "\n".join(lines) + "\n\n"
+
+
 def profile_md(res: dict) -> str:
     prof = res.get("profile")
     if not prof:
@@ -333,7 +349,7 @@ def write(res: dict, out: Path) -> None:
         md += ["### Errors in this run", ""] + [f"- {e}" for e in res["errors"]] + [""]
     if made:
         md += ["### Plots", ""] + [f"![{x}]({x})" for x in made] + [""]
-    md += ["## Where kbroker's time goes (profile)", "", profile_md(res)]
+    md += ["## Where kbroker's time goes (profile)", "", imports_md(res) + profile_md(res)]
     if notes:
         md += ["", notes.strip(), ""]
     (out / "RESULTS.md").write_text("\n".join(md))

@@ -156,6 +156,10 @@ class Run:
                     b.stop()
         self.results["startup"] = {n: {"seconds": median(v), "all": v} for n, v in st.items()}
         self.results["idle_rss"] = {n: {"mib": median(v) / 1024, "all_kib": v} for n, v in idle.items()}
+        try:  # where kbroker's startup goes: its imports (py-spy can't attach before the process exists)
+            self.results["startup_imports"] = bp.import_profile(bb.PY, self.src)
+        except (OSError, ValueError) as e:
+            self.results["startup_imports"] = {"error": str(e)}
         self.save()
 
     def produce(self) -> None:
