@@ -184,7 +184,7 @@ def _clean_group(
     cleaned = LogSegment(
         first.directory,
         first.base_offset,
-        max_index_entries=first.offset_index.max_entries,
+        index_bytes=first.index_bytes,
         created_ms=first.created_ms,
         suffix=CLEANED_SUFFIX,
     )

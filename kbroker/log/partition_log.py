@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import shutil
 import struct
 import threading
@@ -236,8 +237,9 @@ class PartitionLog:
         return LogSegment(
             self.directory,
             base_offset,
-            max_index_entries=max(1, self.config.segment_index_bytes // 8),
+            index_bytes=self.config.segment_index_bytes,
             created_ms=self._now_ms(),
+            roll_jitter_ms=random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0,
         )
 
     def _clean_leftovers(self) -> None:
@@ -521,7 +523,7 @@ class PartitionLog:
             waited = now_ms - segment.created_ms
         if (
             segment.size + size > config.segment_bytes
-            or waited > config.segment_ms - config.segment_jitter_ms
+            or waited > config.segment_ms - segment.roll_jitter_ms
             or len(segment.offset_index.keys) >= segment.offset_index.max_entries
             or len(segment.time_index.keys) >= segment.time_index.max_entries
             or last_offset - segment.base_offset > INT_MAX

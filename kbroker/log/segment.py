@@ -99,19 +99,29 @@ class LogSegment:
     """A segment's files and the in-memory state derived from them."""
 
     def __init__(
-        self, directory: Path, base_offset: int, *, max_index_entries: int, created_ms: int, suffix: str = ""
+        self,
+        directory: Path,
+        base_offset: int,
+        *,
+        index_bytes: int,
+        created_ms: int,
+        suffix: str = "",
+        roll_jitter_ms: int = 0,
     ) -> None:
-        """Open (creating if needed) the segment files; ``suffix`` (e.g. ".cleaned") follows each name."""
+        """Open (creating if needed) the segment files; ``suffix`` (e.g. ".cleaned") follows each name.
+
+        ``index_bytes`` (segment.index.bytes) bounds each index: the segment rolls when one is full.
+        """
         self.directory = directory
         self.base_offset = base_offset
         self.suffix = suffix
         self.log_path = directory / (segment_name(base_offset, LOG_SUFFIX) + suffix)
         self.file: SegmentFile | None = SegmentFile(os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
         self.offset_index = OffsetIndex(
-            directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max_index_entries
+            directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 8)
         )
         self.time_index = TimeIndex(
-            directory / (segment_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset, max_index_entries
+            directory / (segment_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 12)
         )
         self.size = 0
         self.next_offset = base_offset
@@ -119,6 +129,8 @@ class LogSegment:
         self.offset_of_max_timestamp = -1  # base offset of the first batch reaching max_timestamp
         self.first_batch_timestamp: int | None = None
         self.created_ms = created_ms
+        self.roll_jitter_ms = roll_jitter_ms  # drawn per segment, as Kafka does, to spread time rolls
+        self.index_bytes = index_bytes
         self.bytes_since_last_index_entry = 0
         self.verified_size = 0  # bytes whose CRC is known good (checked or appended by us)
         self.num_records_estimate = 0
