@@ -3,7 +3,8 @@
 Join (epoch 0), heartbeat, reconcile and leave (-1, or -2 for a static member) in one API; the
 broker assigns (``group.consumer.assignors``: uniform, range). v0: the broker generates the member
 id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated member id. See
-``kbroker.coordinator.group_consumer`` for the state machine.
+``kbroker.coordinator.group_consumer`` for the state machine. Refused with UNSUPPORTED_VERSION when
+``group.coordinator.rebalance.protocols`` does not list ``consumer``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ def handle_consumer_group_heartbeat(ctx, request):
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,
+                                              assignment=None)
+    if "consumer" not in ctx.broker.config["group.coordinator.rebalance.protocols"]:
+        # Kafka does not expose the API then; the registry is static, so refuse it here.
+        return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, member_id=None,
+                                              error_message="The consumer rebalance protocol is disabled.",
                                               assignment=None)
     return coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
                                           "/" + ctx.peer.rsplit(":", 1)[0])

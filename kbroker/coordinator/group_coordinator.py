@@ -497,31 +497,41 @@ class GroupCoordinator:
             self._schedule_retention()
 
     def expire_offsets(self) -> int:
-        """Tombstone offsets past ``offsets.retention.minutes`` of groups without members, then
-        delete such groups once they have no offsets left. Returns how many offsets expired."""
+        """Tombstone offsets past ``offsets.retention.minutes``, as Kafka does: all offsets of a group
+        without members (aged from when it became empty; simple groups from each commit), and in a
+        group with consumer-protocol members the offsets of topics no member subscribes to any more
+        (aged from their commit). Empty groups left without offsets are deleted. Returns how many
+        offsets expired."""
         retention_ms = self.broker.config["offsets.retention.minutes"] * 60_000
         now = self.timer.now_ms()
         expired_total = 0
         for group_id in list(set(self.groups) | set(self.offsets.committed)):
             group = self.groups.get(group_id)
+            subscribed: Callable[[str], bool] = lambda _topic: False  # noqa: E731
             if isinstance(group, ClassicGroup):
-                if not group.is_in(GroupState.EMPTY):
+                if group.is_in(GroupState.EMPTY):
+                    base = group.state_timestamp_ms if group.protocol_type else None
+                elif group.protocol_type == "consumer" and group.is_in(GroupState.STABLE):
+                    base, subscribed = None, group.is_subscribed_to
+                else:
                     continue
-                base = group.state_timestamp_ms if group.protocol_type else None
             elif group is not None:
-                if not self.consumer.is_empty(group):
-                    continue
-                base = self.consumer.empty_since(group)
+                if self.consumer.is_empty(group):
+                    base = self.consumer.empty_since(group)
+                else:
+                    base = None
+                    subscribed = lambda topic, g=group: self.consumer.is_subscribed_to(g, topic)  # noqa: E731
             else:
                 base = None
-            expired = self.offsets.expired(group_id, now, retention_ms, base)
+            expired = [tp for tp in self.offsets.expired(group_id, now, retention_ms, base) if not subscribed(tp[0])]
             if expired:
                 self.append(group_id, [(encode_offset_key(group_id, t, p), None) for t, p in expired])
                 for tp in expired:
                     self.offsets.apply(group_id, tp, None)
                 expired_total += len(expired)
-            if (group is not None and not self.offsets.group_offsets(group_id)
-                    and not self.offsets.has_pending(group_id)):
+            empty = (isinstance(group, ClassicGroup) and group.is_in(GroupState.EMPTY)) or (
+                group is not None and not isinstance(group, ClassicGroup) and self.consumer.is_empty(group))
+            if empty and not self.offsets.group_offsets(group_id) and not self.offsets.has_pending(group_id):
                 if isinstance(group, ClassicGroup):
                     self._remove_group(group_id, [(encode_group_key(group_id), None)] if group.protocol_type else [])
                 elif self.consumer is not None:

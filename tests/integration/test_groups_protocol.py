@@ -653,20 +653,33 @@ def test_consumer_offsets_records_are_kafka_formats(tmp_path):
         assert topic.configs.get("cleanup.policy") == "compact"
 
 
-def test_offsets_of_empty_groups_expire_after_retention(gbroker, wire, group, topic):
-    wire.call(commit_request(group, -1, "", topic, {0: 1}), 3)
-    coordinator = gbroker.broker.group_coordinator
-    assert gbroker.call(coordinator.expire_offsets) == 0
-    real_now = coordinator.timer.now_ms
-    retention_ms = gbroker.broker.config["offsets.retention.minutes"] * 60_000
+def test_offset_retention_by_the_periodic_check():
+    """Offsets of empty groups, and of topics a live consumer group no longer subscribes to, expire;
+    the check runs every offsets.retention.check.interval.ms (the clock is moved past retention)."""
+    from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 
-    def expire_later():
-        coordinator.timer.now_ms = lambda: real_now() + retention_ms + 1000
+    config = dict(GROUP_CONFIG, **{"offsets.retention.check.interval.ms": "100"})
+    with BrokerThread(config=config) as b:
+        create_topic(b, "kept", 1)
+        create_topic(b, "dropped", 1)
+        w = Wire(b.bootstrap_servers)
         try:
-            return coordinator.expire_offsets()
+            w.call(commit_request("simple", -1, "", "kept", {0: 1}), 3)
+            subscription = struct.pack(">h", 0) + ConsumerProtocolSubscription(topics=["kept"]).encode(0)
+            joined = join_member(w, "live", protocols=[("range", subscription)], session=60000)
+            me = joined.member_id
+            w.call(sync_request("live", 1, me, [(me, b"")]), 3)
+            w.call(commit_request("live", 1, me, "kept", {0: 5}), 8)
+            w.call(commit_request("live", 1, me, "dropped", {0: 6}), 8)
+            coordinator = b.broker.group_coordinator
+            retention_ms = b.broker.config["offsets.retention.minutes"] * 60_000
+            real_now = coordinator.timer.now_ms
+            b.call(lambda: setattr(coordinator.timer, "now_ms", lambda: real_now() + retention_ms + 1000))
+            wait_until(lambda: group_of(b, "simple") is None, message="simple group expired")
+            assert fetch_v5(w, "simple", "kept", [0]) == {0: (-1, "", 0)}
+            assert fetch_v5(w, "live", "dropped", [0]) == {0: (-1, "", 0)}
+            assert fetch_v5(w, "live", "kept", [0]) == {0: (5, "m", 0)}
+            hb = w.call(HeartbeatRequest(group_id="live", generation_id=1, member_id=me), 3)
+            assert hb.error_code == 0
         finally:
-            del coordinator.timer.now_ms
-
-    assert gbroker.call(expire_later) >= 1
-    assert fetch_v5(wire, group, topic, [0]) == {0: (-1, "", 0)}
-    assert group_of(gbroker, group) is None
+            w.close()
