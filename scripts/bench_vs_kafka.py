@@ -182,6 +182,12 @@ class Run:
         n = self.p["produce_records"]
         for parts in self.p["partitions"]:
             sid = f"partitions-{parts}"
+            base = next((x for x in self.results["scenarios"] if x["id"] == "produce-acks1-none"), None)
+            if parts == 1 and base is not None:  # the same load as produce acks=1 none: reuse it
+                self.results["scenarios"].append(
+                    {**base, "group": "partitions", "id": sid, "label": "produce, 1 partition(s)",
+                     "partitions": 1, "same_as": "produce-acks1-none"})
+                continue
 
             def fn(b, rep, parts=parts, sid=sid):
                 t = self.topic(b, sid, parts) if rep == 0 else sid
