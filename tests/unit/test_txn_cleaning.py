@@ -1,0 +1,57 @@
+"""The transaction facts log compaction needs (kbroker/log/txn_cleaning.py)."""
+
+from __future__ import annotations
+
+from kbroker.log.txn_cleaning import ABORT, COMMIT, scan
+from protocol.record_batch import parse_header
+from protocol.records import ControlType, Record, build_batch, build_control_batch
+
+
+def data(offset: int, pid: int = -1, txn: bool = False, n: int = 1):
+    return parse_header(build_batch([Record(key=b"k", value=b"v", timestamp=0)] * n, base_offset=offset,
+                                    producer_id=pid, producer_epoch=0 if pid >= 0 else -1,
+                                    base_sequence=0 if pid >= 0 else -1, transactional=txn)), None
+
+
+def marker(offset: int, pid: int, commit: bool):
+    header = parse_header(build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=pid,
+                                              producer_epoch=0, timestamp=0, base_offset=offset))
+    return header, COMMIT if commit else ABORT
+
+
+def test_aborted_committed_and_open_transactions():
+    result = scan([
+        data(0),                            # plain record
+        data(1, pid=7, txn=True),           # txn of 7: aborted
+        data(2, pid=8, txn=True),           # txn of 8: committed
+        data(3, pid=7, txn=True),
+        marker(4, pid=7, commit=False),
+        marker(5, pid=8, commit=True),
+        data(6, pid=9),                     # idempotent, not transactional
+        data(7, pid=8, txn=True),           # txn of 8: still open
+        data(8, pid=9),
+    ])
+    assert result.aborted_batches == {1, 3}
+    assert result.discard(3) and not result.discard(2) and not result.discard(0)
+    assert result.marker_txn == {4: (7, 1), 5: (8, 2)}
+    assert result.batch_marker == {1: 4, 3: 4, 2: 5}
+    assert result.first_unstable_offset == 7
+    assert result.cleanable_end(9) == 7 and result.cleanable_end(5) == 5
+    assert result.last_batch_of_producer == {7: 3, 8: 7, 9: 8}
+    assert result.keep_empty(8, 9) and not result.keep_empty(6, 9) and not result.keep_empty(0, -1)
+
+
+def test_markers_go_only_when_their_data_is_gone_and_old_enough():
+    result = scan([data(0, pid=1, txn=True), marker(1, 1, commit=True),
+                   data(2, pid=2, txn=True), marker(3, 2, commit=False)])
+    timestamps = {1: 1000, 3: 1000}
+    # Data of txn 1 kept: its marker stays. Data of txn 2 discarded: its marker may go once old.
+    assert result.removable_markers([0], timestamps, now_ms=1000 + 500, delete_retention_ms=1000) == set()
+    assert result.removable_markers([0], timestamps, now_ms=1000 + 1000, delete_retention_ms=1000) == {3}
+    assert result.removable_markers([], timestamps, now_ms=5000, delete_retention_ms=1000) == {1, 3}
+
+
+def test_a_marker_without_data_in_range_and_no_transactions():
+    assert scan([data(0), data(1, pid=3)]).first_unstable_offset is None
+    result = scan([marker(0, 5, commit=False)])  # its data was cleaned away earlier
+    assert result.marker_txn == {0: (5, 0)} and result.aborted_batches == set()
