@@ -213,7 +213,9 @@ class LogSegment:
         if not self._index_matches_log(end):
             return self.rebuild(validate=False, interval=interval)
         start = self.offset_index.last_position
-        self.next_offset = self.base_offset
+        # The batch at `start` has the last indexed offset (checked above); a damaged tail is
+        # reported from there.
+        self.next_offset = self.base_offset + (self.offset_index.keys[-1] if len(self.offset_index) else 0)
         self.size = start
         self.max_timestamp = self.time_index.last_timestamp
         self.offset_of_max_timestamp = (
