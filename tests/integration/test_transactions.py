@@ -744,3 +744,76 @@ def test_exhausted_epochs_move_to_a_new_producer_id(txn_broker, bootstrap, raw):
     assert _end_txn_v5(raw, v2, end.producer_id, 0, commit=True).error_code == 0
     values = [m.value for m in consume_all(bootstrap, topic, "read_committed", list_offset(raw, topic))]
     assert values == [b"last", b"next"]
+
+
+def test_interleaved_transactions_in_one_partition(bootstrap, raw):
+    topic = new_name("interleaved")
+    create_topic(bootstrap, topic)
+    a = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("a"), linger_ms=0)
+    b = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("b"), linger_ms=0)
+    for p in (a, b):
+        p.init_transactions()
+    plain = KafkaProducer(bootstrap_servers=bootstrap)
+    a.begin_transaction()
+    b.begin_transaction()
+    for i in range(3):
+        a.send(topic, b"a%d" % i).get(timeout=10)
+        b.send(topic, b"b%d" % i).get(timeout=10)
+        plain.send(topic, b"p%d" % i).get(timeout=10)
+    # Both open: the last stable offset is the first record of the earliest one (a's, offset 0).
+    assert list_offset(raw, topic, isolation=1) == 0
+    b.abort_transaction()
+    assert list_offset(raw, topic, isolation=1) == 0
+    a.commit_transaction()
+    end = list_offset(raw, topic)
+    assert list_offset(raw, topic, isolation=1) == end == 11
+    committed = [m.value for m in consume_all(bootstrap, topic, "read_committed", end)]
+    assert committed == [b"a0", b"p0", b"a1", b"p1", b"a2", b"p2"]
+    everything = [m.value for m in consume_all(bootstrap, topic, "read_uncommitted", end)]
+    assert len(everything) == 9
+    for p in (a, b, plain):
+        p.close()
+
+
+def test_aiokafka_transactions(bootstrap, raw):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    topic = new_name("aio")
+    create_topic(bootstrap, topic)
+
+    async def run() -> list[bytes]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("aio-tx"))
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send_and_wait(topic, b"kept")
+            with pytest.raises(RuntimeError):
+                async with producer.transaction():
+                    await producer.send_and_wait(topic, b"dropped")
+                    raise RuntimeError("abort it")
+            async with producer.transaction():
+                await producer.send_and_wait(topic, b"kept-too")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            from aiokafka import TopicPartition as AioTP
+
+            tp = AioTP(topic, 0)
+            consumer.assign([tp])
+            got = []
+            deadline = time.monotonic() + 30
+            while await consumer.position(tp) < 6:
+                assert time.monotonic() < deadline
+                batch = await consumer.getmany(timeout_ms=200)
+                got.extend(m.value for ms in batch.values() for m in ms)
+            return got
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(run()) == [b"kept", b"kept-too"]
+    assert list_offset(raw, topic) == 6
