@@ -489,7 +489,7 @@ class TransactionCoordinator:
                 continue
             if producer_ids and txn.producer_id not in producer_ids:
                 continue
-            if duration_ms >= 0 and (txn.state != TxnState.ONGOING or now - txn.start_ms < duration_ms):
+            if txn.state == TxnState.DEAD or duration_ms >= 0 and now - txn.start_ms <= duration_ms:
                 continue
             if regex is not None and not regex.fullmatch(txn.transactional_id):
                 continue
