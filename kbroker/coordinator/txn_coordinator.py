@@ -27,6 +27,12 @@ A periodic task aborts Ongoing transactions older than their timeout (bumping th
 fences the producer), expires idle transactional ids (``transactional.id.expiration.ms``,
 tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``), and snapshots
 the partitions' producer states (also at shutdown) so restarts scan only what came after.
+
+Deliberately left out (single node, no ACLs): marker requests to other brokers (markers are
+local appends; WriteTxnMarkers is served for completeness), coordinator fail-over and the
+coordinator-epoch fencing it needs beyond the partition leader epoch, PrepareEpochFence as a
+logged state (the fence is logged as PrepareAbort with the bumped epoch), KIP-939 two-phase
+commit (InitProducerId v6 ``enable2Pc``/``keepPreparedTxn`` are ignored), authorization.
 """
 
 from __future__ import annotations
