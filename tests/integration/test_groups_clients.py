@@ -463,3 +463,48 @@ def test_admin_clients_list_describe_offsets_and_delete(gbroker):
         if member.is_alive():
             member.stop()
         kp_admin.close()
+
+
+def test_group_and_offsets_survive_broker_restart_under_a_live_consumer(tmp_path):
+    """A consumer keeps its membership and position across a broker restart on the same port: the
+    group is reloaded Stable from __consumer_offsets, so its heartbeats are accepted and no record
+    is consumed twice."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = dict(GROUP_CONFIG, listeners=f"PLAINTEXT://127.0.0.1:{port}")
+    data_dir = str(tmp_path / "data")
+    topic, group = "restart-topic", "restart-live"
+    sink: list = []
+    lock = threading.Lock()
+    first = BrokerThread(config=config, data_dir=data_dir).start()
+    member = None
+    try:
+        create_topic(first, topic, 3)
+        bootstrap = first.bootstrap_servers
+        member = ConfluentMember(bootstrap, [topic], group, sink, lock, **{"session.timeout.ms": 30000})
+        member.start()
+        wait_until(lambda: len(member.assignment) == 3, message="assigned")
+        produce(bootstrap, topic, [f"before-{i}".encode() for i in range(30)], 3)
+        ends = end_offsets(first, topic, 3)
+        wait_until(lambda: committed(first, group, topic) == ends, message="first half committed")
+        generation = group_snapshot(first, group)[1]
+        first.stop()
+        second = BrokerThread(config=config, data_dir=data_dir).start()
+        try:
+            assert group_snapshot(second, group) == ("Stable", generation, 1)
+            produce(bootstrap, topic, [f"after-{i}".encode() for i in range(30)], 3)
+            ends = end_offsets(second, topic, 3)
+            wait_until(lambda: committed(second, group, topic) == ends, message="second half committed")
+            assert group_snapshot(second, group) == ("Stable", generation, 1)
+            member.stop()
+        finally:
+            second.stop()
+    finally:
+        if member is not None and member.is_alive():
+            member.stop()
+        first.stop()
+    values = sorted(v for *_rest, v in sink)
+    assert values == sorted([f"before-{i}".encode() for i in range(30)] + [f"after-{i}".encode() for i in range(30)])
