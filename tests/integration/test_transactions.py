@@ -817,3 +817,65 @@ def test_aiokafka_transactions(bootstrap, raw):
 
     assert asyncio.run(run()) == [b"kept", b"kept-too"]
     assert list_offset(raw, topic) == 6
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_interleavings_match_a_model(bootstrap, raw, seed):
+    """Seeded random mixes of transactional batches, commits, aborts and plain records in one
+    partition: after every step the last stable offset is the model's, and read_committed returns
+    exactly the committed and plain records, in offset order."""
+    import random
+
+    rng = random.Random(seed)
+    topic = new_name(f"model{seed}")
+    create_topic(bootstrap, topic)
+    producers = []
+    for i in range(3):
+        tid = new_name(f"model{seed}-{i}")
+        init = init_producer_id(raw, tid)
+        producers.append({"tid": tid, "pid": init.producer_id, "epoch": init.producer_epoch, "seq": 0,
+                          "open": None, "pending": []})
+    plain_pid = init_producer_id(raw).producer_id
+    plain_seq = 0
+    next_offset = 0
+    visible: list[bytes] = []
+    for step in range(60):
+        p = rng.choice(producers)
+        action = rng.random()
+        if action < 0.5:
+            values = [b"%d-%s-%d" % (seed, p["tid"][-4:].encode(), step * 10 + k) for k in range(rng.randint(1, 3))]
+            if p["open"] is None:
+                assert _add_partitions(raw, p["tid"], p["pid"], p["epoch"], topic, [0]) == {0: 0}
+                p["open"] = next_offset
+            resp = produce(raw, topic, 0, data_batch(p["pid"], p["epoch"], p["seq"], values, transactional=True),
+                           transactional_id=p["tid"])
+            assert (resp.error_code, resp.base_offset) == (0, next_offset)
+            p["seq"] += len(values)
+            p["pending"].extend(values)
+            next_offset += len(values)
+        elif action < 0.8 and p["open"] is not None:
+            commit = rng.random() < 0.5
+            assert _end_txn(raw, p["tid"], p["pid"], p["epoch"], commit) == 0
+            if commit:
+                visible.extend(p["pending"])
+            p["open"], p["pending"] = None, []
+            next_offset += 1  # the marker
+        else:
+            value = b"plain-%d" % step
+            resp = produce(raw, topic, 0, data_batch(plain_pid, 0, plain_seq, [value]))
+            assert (resp.error_code, resp.base_offset) == (0, next_offset)
+            plain_seq += 1
+            next_offset += 1
+            visible.append(value)
+        opens = [q["open"] for q in producers if q["open"] is not None]
+        assert list_offset(raw, topic, isolation=1) == (min(opens) if opens else next_offset), step
+    for p in producers:
+        if p["open"] is not None:
+            assert _end_txn(raw, p["tid"], p["pid"], p["epoch"], True) == 0
+            visible.extend(p["pending"])
+            next_offset += 1
+    assert list_offset(raw, topic) == list_offset(raw, topic, isolation=1) == next_offset
+    got = consume_all(bootstrap, topic, "read_committed", next_offset)
+    # Commit order is not offset order: compare as offset-ordered sets of values.
+    assert sorted(m.value for m in got) == sorted(visible)
+    assert [m.offset for m in got] == sorted(m.offset for m in got)
