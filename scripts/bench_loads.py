@@ -116,6 +116,28 @@ def end_to_end_latency(bootstrap: str, topic: str, records: int, acks: str = "1"
             "mean_ms": float(avg[1]) if avg else None, "tool_wall_s": wall}
 
 
+def consumer_perf(bootstrap: str, topic: str, records: int, timeout: float = 600) -> dict:
+    """Kafka's ConsumerPerformance (subscribe() in a consumer group; needs the group coordinator).
+    Its fetch.* figures leave out the group join ("rebalance") time."""
+    cmd = java_tool("ConsumerPerformance", [
+        "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
+        "--group", f"bench-perf-{os.getpid()}-{time.monotonic_ns()}", "--timeout", "20000",
+        "--command-property", "auto.offset.reset=earliest"])
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    rows = [ln.split(",") for ln in res.stdout.splitlines() if ln.count(",") >= 9 and "start.time" not in ln]
+    if res.returncode != 0 or not rows:
+        raise RuntimeError(f"ConsumerPerformance failed ({res.returncode}): {res.stdout[-1000:]}\n"
+                           f"{res.stderr[-1500:]}")
+    f = [x.strip() for x in rows[-1]]
+    consumed_mib, n = float(f[2]), int(float(f[4]))
+    fetch_ms, fetch_mibps, fetch_nps = float(f[7]), float(f[8]), float(f[9])
+    if n < records:
+        raise RuntimeError(f"ConsumerPerformance read only {n} of {records} records")
+    return {"records": n, "bytes_mib": consumed_mib, "rebalance_ms": float(f[6]), "fetch_ms": fetch_ms,
+            "mib_per_s": fetch_mibps, "mb_per_s": fetch_mibps * 1048576 / 1e6, "records_per_s": fetch_nps,
+            "total_mb_per_s": float(f[3]) * 1048576 / 1e6}
+
+
 def worker(args: list[str], timeout: float = 900) -> dict:
     """Run a librdkafka worker of this module in a subprocess; returns its JSON result."""
     res = subprocess.run([PY, __file__, *args], capture_output=True, text=True, timeout=timeout)

@@ -101,6 +101,10 @@ def rows(res: dict) -> list[dict]:
             add(f"{s['label']}: broker RSS while serving (max)", "MiB", k.get("rss_max_mib"), f.get("rss_max_mib"))
             add(f"{s['label']}: broker CPU per GB read", "CPU s/GB", cpu_per_gb(k, _num(k.get("bytes"))),
                 cpu_per_gb(f, _num(f.get("bytes"))), digits=2)
+        elif g == "consume-java":
+            add(f"{s['label']}: throughput (fetch time, without group join)", "MB/s", k.get("mb_per_s"),
+                f.get("mb_per_s"), err=err)
+            add(f"{s['label']}: group join time", "ms", k.get("rebalance_ms"), f.get("rebalance_ms"), digits=0)
         elif g == "e2e-java":
             add(f"{s['label']}: p50", "ms", k.get("p50_ms"), f.get("p50_ms"), digits=0, err=err)
             add(f"{s['label']}: p99", "ms", k.get("p99_ms"), f.get("p99_ms"), digits=0)

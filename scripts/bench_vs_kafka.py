@@ -237,6 +237,14 @@ class Run:
         self.both("consume", "consume", f"consume {n * 1024 / 1e9:.2f} GB from offset 0", fn,
                   self.p["reps"], records=n)
 
+        def fn_java(b, rep):
+            if b.name not in filled:
+                raise RuntimeError("the consume topic was not written")
+            return bl.consumer_perf(b.bootstrap, "consume", n, timeout=300)
+
+        self.both("consume-java", "consume-java", f"Kafka ConsumerPerformance (group), {n * 1024 / 1e9:.2f} GB",
+                  fn_java, records=n)
+
     def e2e(self) -> None:
         secs = self.p["e2e_seconds"]
 
