@@ -122,7 +122,9 @@ class TransactionCoordinator:
         ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.num_partitions, {
             "cleanup.policy": "compact",
             "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes", 104857600)),
-            "min.insync.replicas": str(self._cfg("transaction.state.log.min.isr", 1)),
+            # (capped by the brokers there are: the default of 2 cannot be met by one node)
+            "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr", 1),
+                                           max(1, len(self.broker.image.brokers)))),
         })
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         for index in sorted(topic.partitions) if topic is not None else ():
