@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         data["brokers"][kind] = r["broker"]
         data["results"][kind] = r["results"]
     data["runtime_seconds"] = round(time.monotonic() - t0, 1)
+    data["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_outputs(data, Path(args.out_dir))
     for kind in kinds:
         n = sum(r.get("status") == "pass" for rs in data["results"][kind].values() for r in rs.values())

@@ -187,6 +187,12 @@ def java_cmd(libs: Path, main: str, args: list[str], heap: str, log4j: Path | No
     return cmd + ["-cp", f"{libs}/*", main, *args]
 
 
+def tool_command(main_class: str, args: list[str], heap: str = "512m") -> list[str]:
+    """A command running one of Kafka's tools from the cached jars, e.g.
+    tool_command("org.apache.kafka.tools.ProducerPerformance", ["--topic", "t", ...])."""
+    return java_cmd(ensure_kafka(), main_class, args, heap, None)
+
+
 def min_heap(heap: str) -> str:
     return "128m" if heap != "128m" else heap
 

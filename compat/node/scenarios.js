@@ -10,8 +10,8 @@ const zstd = require('@bokuweb/zstd-wasm')
 const VERSION = require('kafkajs/package.json').version
 const CLIENT = 'kafkajs'
 const MESSAGE_MAX_BYTES = 1048588
-const AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72 - 16
-const BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES + 16
+const AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72
+const BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES - 71
 
 const LZ4Codec = LZ4Module.default || LZ4Module
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 # Apache Kafka's default message.max.bytes: the largest record batch the broker accepts.
 MESSAGE_MAX_BYTES = 1048588
-# A one-record batch of value V (null key, no headers) takes V + 72 bytes on the wire; this value
-# keeps it a few bytes under the limit, BEYOND_LIMIT_VALUE puts it just over.
-AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72 - 16
-BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES + 16
+# A one-record batch of value V (null key, no headers, 3-byte varints) takes V + 72 bytes: the
+# 61-byte batch header, the record's length (3), attributes, timestamp and offset deltas and key
+# length (1 each), value length (3) and header count (1). So AT_LIMIT_VALUE makes a batch of
+# exactly message.max.bytes (accepted), BEYOND_LIMIT_VALUE one byte more (MESSAGE_TOO_LARGE).
+AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72
+BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES - 71
 CLIENT_MAX_REQUEST = 2 * 1024 * 1024
 
 

@@ -13,8 +13,8 @@ import (
 
 const (
 	MessageMaxBytes  = 1048588
-	AtLimitValue     = MessageMaxBytes - 72 - 16
-	BeyondLimitValue = MessageMaxBytes + 16
+	AtLimitValue     = MessageMaxBytes - 72
+	BeyondLimitValue = MessageMaxBytes - 71
 	ClientMaxRequest = 2 * 1024 * 1024
 )
 

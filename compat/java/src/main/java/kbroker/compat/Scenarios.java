@@ -24,8 +24,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class Scenarios {
     static final String[] CODECS = {"none", "gzip", "snappy", "lz4", "zstd"};
     static final int MESSAGE_MAX_BYTES = 1048588;
-    static final int AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72 - 16;
-    static final int BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES + 16;
+    static final int AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72;
+    static final int BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES - 71;
     static final int CLIENT_MAX_REQUEST = 2 * 1024 * 1024;
 
     interface Scenario { void run(Ctx ctx) throws Exception; }
