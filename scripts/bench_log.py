@@ -10,7 +10,8 @@ Each figure is a ratio to a baseline measured in the same run on the same file s
   loopback TCP socket vs. os.sendfile of the plain file in 1 MiB chunks to the same kind of socket;
   a thread drains the socket in both cases. The data is in the page cache in both cases.
 
-Each measurement is repeated (--repeat), each log run right after its baseline; the table shows
+Each measurement is repeated (--repeat), each log run paired with its baseline (alternating which
+runs first); the table shows
 the best run of each and the median of the per-repeat ratios (log / baseline), which is the figure
 to quote on a shared, noisy machine.
 
@@ -36,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kbroker.log import LogConfig, PartitionLog  # noqa: E402
 from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header  # noqa: E402
 
-BATCH_SIZE = 16 * 1024
 CHUNK = 1024 * 1024
 
 
@@ -51,7 +51,7 @@ def _varint(value: int) -> bytes:
 
 
 def make_batch(size: int) -> bytes:
-    """One uncompressed batch of ``size`` bytes: 16 records with 1000-odd-byte values."""
+    """One uncompressed batch of about ``size`` bytes: 16 records of equal size."""
     count = 16
     per_record = (size - HEADER_SIZE) // count
     records = []
@@ -173,9 +173,10 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256, help="MiB appended and read without fsync")
     parser.add_argument("--fsync-mib", type=int, default=16, help="MiB appended with an fsync per batch")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch-kib", type=int, default=16, help="batch size in KiB (the goal is stated for 16)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-log-", dir=args.dir))
-    batch = make_batch(BATCH_SIZE)
+    batch = make_batch(args.batch_kib * 1024)
     count = args.mib * 1024 * 1024 // len(batch)
     fsync_count = args.fsync_mib * 1024 * 1024 // len(batch)
     mib = count * len(batch) / 2**20
@@ -183,17 +184,28 @@ def main() -> None:
     results: dict[str, list[float]] = {k: [] for k in ("write", "append", "fwrite", "fappend", "read", "lread")}
     drain = Drain()
     try:
-        for _ in range(args.repeat):
-            results["write"].append(plain_write(root / "plain.bin", batch, count, fsync=False))
+        for i in range(args.repeat):
+            # Alternate which of each pair runs first, so that order effects cancel out.
+            first_plain = i % 2 == 0
+            if first_plain:
+                results["write"].append(plain_write(root / "plain.bin", batch, count, fsync=False))
             elapsed, log = log_append(root / "bench-0", batch, count, LogConfig())
             results["append"].append(elapsed)
-            results["read"].append(plain_read(root / "plain.bin", drain))
+            if not first_plain:
+                results["write"].append(plain_write(root / "plain.bin", batch, count, fsync=False))
+            if first_plain:
+                results["read"].append(plain_read(root / "plain.bin", drain))
             results["lread"].append(log_read(log, drain))
+            if not first_plain:
+                results["read"].append(plain_read(root / "plain.bin", drain))
             log.close()
-            results["fwrite"].append(plain_write(root / "plain-sync.bin", batch, fsync_count, fsync=True))
+            if first_plain:
+                results["fwrite"].append(plain_write(root / "plain-sync.bin", batch, fsync_count, fsync=True))
             elapsed, log = log_append(root / "bench-sync-0", batch, fsync_count, LogConfig(flush_messages=1))
             results["fappend"].append(elapsed)
             log.close()
+            if not first_plain:
+                results["fwrite"].append(plain_write(root / "plain-sync.bin", batch, fsync_count, fsync=True))
     finally:
         drain.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -444,7 +444,10 @@ class PartitionLog:
             if self._closed or self._offline is not None:
                 self._check_usable()
             leo = self._segments[-1].next_offset
-            if assign_offsets:
+            if len(batch_list) == 1:
+                base = leo if assign_offsets else batch_list[0][2]
+                bases = [base]
+            elif assign_offsets:
                 bases = []
                 next_offset = leo
                 for batch in batch_list:
@@ -452,8 +455,9 @@ class PartitionLog:
                     next_offset += batch[3] + 1
             else:
                 bases = [batch[2] for batch in batch_list]
+            if not assign_offsets:
                 expected = leo
-                for base, batch in zip(bases, batch_list, strict=True):
+                for base, batch in zip(bases, batch_list):  # noqa: B905 (same length)
                     if base < expected:
                         raise InvalidOffsetError(f"batch base offset {base} is below the expected {expected}")
                     expected = base + batch[3] + 1

@@ -117,6 +117,7 @@ class LogSegment:
         self.suffix = suffix
         self.log_path = directory / (segment_name(base_offset, LOG_SUFFIX) + suffix)
         self.file: SegmentFile | None = SegmentFile(os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
+        self._fd = self.file.fileno()
         self.offset_index = OffsetIndex(
             directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 8)
         )
@@ -139,8 +140,9 @@ class LogSegment:
 
     @property
     def fd(self) -> int:
-        assert self.file is not None, "segment is closed"
-        return self.file.fileno()
+        if self._fd < 0:
+            raise ValueError(f"segment {self.log_path} is closed")
+        return self._fd
 
     def file_size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -259,7 +261,7 @@ class LogSegment:
 
     def write(self, buffers: list, nbytes: int) -> None:
         """Write ``buffers`` (``nbytes`` in total) at the end of the committed data."""
-        fd = self.fd
+        fd = self._fd
         pos = self.size
         written = 0
         while True:
@@ -353,6 +355,7 @@ class LogSegment:
         self.offset_index.close()
         self.time_index.close()
         self.file = None
+        self._fd = -1
 
     def discard(self) -> None:
         """Forget the files without writing anything (the segment was replaced or deleted)."""
@@ -360,6 +363,7 @@ class LogSegment:
             index._persisted = len(index)
             index.close()
         self.file = None
+        self._fd = -1
 
     def paths(self) -> list[Path]:
         return segment_paths(self.directory, self.base_offset, self.suffix)
