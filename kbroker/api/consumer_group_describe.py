@@ -2,7 +2,7 @@
 
 Per group: GROUP_ID_NOT_FOUND when unknown or when it is a classic group ("not a consumer group");
 members carry their current and target assignments (topic ids and names). v1 adds the member type
-(always 1, "consumer": classic members cannot join a consumer group here). Authorized operations
+(0 for a classic member hosted by the group, 1 for a KIP-848 member). Authorized operations
 are not computed.
 """
 
@@ -59,7 +59,8 @@ def handle_consumer_group_describe(ctx, request):
                      subscribed_topic_names=list(m.subscribed_topic_names),
                      subscribed_topic_regex=m.subscribed_topic_regex,
                      assignment=_assignment(image, m.assigned),
-                     target_assignment=_assignment(image, group.target.get(m.member_id, {})), member_type=1)
+                     target_assignment=_assignment(image, group.target.get(m.member_id, {})),
+                     member_type=0 if m.is_classic else 1)
             for m in group.members.values()
         ]
         groups.append(G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state_name(),

@@ -16,6 +16,11 @@ def handle_heartbeat(ctx, request):
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or not coordinator.loaded:
         return HeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    hosted = coordinator.hosting_group(request.group_id)
+    if hosted is not None:
+        return HeartbeatResponse(error_code=coordinator.consumer.classic_heartbeat(
+            hosted, member_id=request.member_id, generation=request.generation_id,
+            group_instance_id=request.group_instance_id if ctx.api_version >= 3 else None))
     return coordinator.classic.heartbeat(
         group_id=request.group_id, member_id=request.member_id, generation=request.generation_id,
         group_instance_id=request.group_instance_id if ctx.api_version >= 3 else None)

@@ -5,7 +5,9 @@ id: a new member without ``group.instance.id`` gets MEMBER_ID_REQUIRED with its 
 adds ``group.instance.id`` (static membership, KIP-345); v6+ is flexible; v7 adds the protocol type
 and makes the protocol name nullable in the response; v8 adds a reason; v9 adds SkipAssignment
 (a static leader rejoining a stable group, KIP-814). The response waits until the rebalance's
-join phase completes (``group_classic``); the connection keeps responses in request order.
+join phase completes (``group_classic``); the connection keeps responses in request order. A
+JoinGroup to a KIP-848 group with members makes the client a classic member hosted by that group
+(``group_consumer.classic_join``): the broker assigns and answers at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ async def handle_join_group(ctx, request):
             if not fut.done():
                 fut.set_result(r)
 
-        coordinator.classic.join(
+        args = dict(
             group_id=request.group_id, member_id=request.member_id,
             group_instance_id=request.group_instance_id if version >= 5 else None,
             protocol_type=request.protocol_type,
@@ -38,7 +40,13 @@ async def handle_join_group(ctx, request):
             session_timeout_ms=request.session_timeout_ms,
             rebalance_timeout_ms=request.rebalance_timeout_ms if version >= 1 else -1,
             client_id=ctx.client_id or "", client_host="/" + ctx.peer.rsplit(":", 1)[0],
-            require_known_member_id=version >= 4, respond=respond)
+            require_known_member_id=version >= 4)
+        hosted = coordinator.hosting_group(request.group_id, non_empty=True)
+        if hosted is not None:
+            del args["group_id"]
+            respond(coordinator.consumer.classic_join(hosted, **args))
+        else:
+            coordinator.classic.join(respond=respond, **args)
         response = await fut
     if version < 7:
         if response.protocol_name is None:

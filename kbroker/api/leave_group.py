@@ -18,6 +18,16 @@ def handle_leave_group(ctx, request):
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or not coordinator.loaded:
         return LeaveGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[])
+    hosted = coordinator.hosting_group(request.group_id)
+    if hosted is not None:
+        members = [(request.member_id, None)] if version < 3 else [
+            (m.member_id, m.group_instance_id) for m in request.members]
+        codes = coordinator.consumer.classic_leave(hosted, members)
+        if version < 3:
+            return LeaveGroupResponse(error_code=codes[0], members=[])
+        return LeaveGroupResponse(error_code=ErrorCode.NONE, members=[
+            LeaveGroupResponse.MemberResponse(member_id=mid, group_instance_id=iid, error_code=code)
+            for (mid, iid), code in zip(members, codes, strict=True)])
     if version < 3:
         response = coordinator.classic.leave(request.group_id, [(request.member_id, None)])
         if response.error_code == ErrorCode.NONE and response.members:

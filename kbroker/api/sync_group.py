@@ -21,6 +21,16 @@ async def handle_sync_group(ctx, request):
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or not coordinator.loaded:
         return SyncGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, assignment=b"")
+    hosted = coordinator.hosting_group(request.group_id)
+    if hosted is not None:
+        response = coordinator.consumer.classic_sync(
+            hosted, member_id=request.member_id, generation=request.generation_id,
+            group_instance_id=request.group_instance_id if version >= 3 else None,
+            protocol_type=request.protocol_type if version >= 5 else None,
+            protocol_name=request.protocol_name if version >= 5 else None)
+        if version < 5:
+            response.protocol_type = response.protocol_name = None
+        return response
     fut: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def respond(r: SyncGroupResponse) -> None:

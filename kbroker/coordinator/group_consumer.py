@@ -22,10 +22,17 @@ topic names; Kafka uses RE2/J, whose syntax is a subset of Python's for the usua
 (``orders-.*``, alternations, classes); backreferences and lookarounds are accepted here and rejected
 there.
 
-Interplay with classic groups (no online migration): a heartbeat to a classic group that has
-members gets GROUP_ID_NOT_FOUND ("not a consumer group"); an empty classic group is converted (its
-offsets stay). A classic JoinGroup to a consumer group with members gets INCONSISTENT_GROUP_PROTOCOL;
-an empty consumer group is converted to classic.
+Interplay with classic groups (Kafka 4.x, without online migration of a live group):
+- a classic consumer (JoinGroup with protocol type ``consumer`` and a ConsumerProtocolSubscription)
+  joining a consumer group that has members becomes a *classic member hosted by the group*: the
+  broker assigns it like any member; JoinGroup answers at once (generation = member epoch, no
+  leader), SyncGroup returns its assignment, and Heartbeat answers REBALANCE_IN_PROGRESS when it
+  must give partitions up or can take released ones, so it converges over join rounds (an eager
+  client revokes everything before rejoining; a cooperative one reports what it still owns);
+- a ConsumerGroupHeartbeat to a classic group that has members gets GROUP_ID_NOT_FOUND ("not a
+  consumer group"; Kafka would convert the live group under its migration policy); an empty
+  classic group is converted, and an empty consumer group becomes classic on JoinGroup. Committed
+  offsets stay with the group id either way.
 
 Durability: Kafka's records (ConsumerGroupMetadata, MemberMetadata, TargetAssignmentMetadata,
 TargetAssignmentMember, CurrentMemberAssignment; record types 3, 5, 6, 7, 8) are written to
@@ -58,6 +65,10 @@ from protocol.messages.coordinator import (
     ConsumerGroupTargetAssignmentMetadataValue,
 )
 from protocol.messages.coordinator.consumer_group_current_member_assignment_value import TopicPartitions
+from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+from protocol.messages.join_group import JoinGroupResponse
+from protocol.messages.sync_group import SyncGroupResponse
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +88,14 @@ _RECORD_TYPES = {
 }
 
 Parts = dict[str, set[int]]  # topic name -> partitions
+
+
+def _decode_classic_subscription(metadata: bytes) -> tuple[list[str], list[tuple[str, list[int]]], str | None]:
+    """(topics, owned partitions, rack) of a classic consumer's JoinGroup metadata."""
+    (version,) = _I16.unpack_from(metadata)
+    sub = ConsumerProtocolSubscription.decode(memoryview(metadata)[2:], min(max(version, 0), 3))
+    owned = [(tp.topic, list(tp.partitions)) for tp in (sub.owned_partitions or [])] if version >= 1 else []
+    return list(sub.topics), owned, sub.rack_id if version >= 3 else None
 
 
 def _copy(parts: Parts) -> Parts:
@@ -111,6 +130,14 @@ class ConsumerMember:
     state: int = STABLE
     assigned: Parts = field(default_factory=dict)
     pending_revocation: Parts = field(default_factory=dict)
+    # A classic-protocol member hosted by the group (JoinGroup/SyncGroup/Heartbeat): its protocols
+    # (name, subscription metadata) and session timeout.
+    classic_protocols: list[tuple[str, bytes]] | None = None
+    session_timeout_ms: int | None = None
+
+    @property
+    def is_classic(self) -> bool:
+        return self.classic_protocols is not None
 
 
 @dataclass(eq=False)
@@ -501,8 +528,9 @@ class ConsumerGroupManager:
 
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         mid = member.member_id
-        self.timer.schedule(self._session_key(group, mid), self._config["group.consumer.session.timeout.ms"],
-                            lambda: self._on_session_expired(group, mid))
+        timeout = member.session_timeout_ms if member.is_classic and member.session_timeout_ms \
+            else self._config["group.consumer.session.timeout.ms"]
+        self.timer.schedule(self._session_key(group, mid), timeout, lambda: self._on_session_expired(group, mid))
 
     def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:
         if self.coordinator.groups.get(group.group_id) is group:
@@ -533,6 +561,10 @@ class ConsumerGroupManager:
             instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id, client_host=m.client_host,
             subscribed_topic_names=list(m.subscribed_topic_names), subscribed_topic_regex=m.subscribed_topic_regex,
             rebalance_timeout_ms=m.rebalance_timeout_ms, server_assignor=m.server_assignor)
+        if m.is_classic:
+            C = ConsumerGroupMemberMetadataValue.ClassicMemberMetadata
+            value.classic_member_metadata = C(session_timeout_ms=m.session_timeout_ms or 0, supported_protocols=[
+                C.ClassicProtocol(name=n, metadata=meta) for n, meta in m.classic_protocols or []])
         return (self._key(MEMBER_METADATA, ConsumerGroupMemberMetadataKey(group_id=group.group_id,
                                                                           member_id=m.member_id)), self._value(value))
 
@@ -619,6 +651,10 @@ class ConsumerGroupManager:
             member.subscribed_topic_names = list(v.subscribed_topic_names)
             member.subscribed_topic_regex = v.subscribed_topic_regex or None
             member.rebalance_timeout_ms, member.server_assignor = v.rebalance_timeout_ms, v.server_assignor
+            if v.classic_member_metadata is not None:
+                member.session_timeout_ms = v.classic_member_metadata.session_timeout_ms
+                member.classic_protocols = [(p.name, bytes(p.metadata))
+                                            for p in v.classic_member_metadata.supported_protocols]
         elif kind == TARGET_MEMBER:
             group.target[mid] = self._from_ids(v.topic_partitions)
         elif kind == CURRENT_ASSIGNMENT:
@@ -637,6 +673,160 @@ class ConsumerGroupManager:
             group.empty_since_ms = self.timer.now_ms()
         for m in group.members.values():
             self._schedule_session(group, m)
+
+    # -- classic members hosted by a consumer group (Kafka 4.x mixed groups) ------------------------------
+
+    def classic_join(self, group: ConsumerGroup, *, member_id: str, group_instance_id: str | None,
+                     protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
+                     rebalance_timeout_ms: int, client_id: str, client_host: str,
+                     require_known_member_id: bool) -> JoinGroupResponse:
+        """JoinGroup of a classic consumer to a consumer group: the broker assigns (no leader), the
+        response comes at once with the member epoch as generation, and SyncGroup returns the
+        member's assignment. A member that must give partitions up or can take more is told
+        REBALANCE_IN_PROGRESS by its next heartbeat, and converges over join rounds."""
+        def error(code: ErrorCode, mid: str = member_id) -> JoinGroupResponse:
+            return JoinGroupResponse(error_code=code, generation_id=-1, protocol_name=None, leader="", member_id=mid,
+                                     members=[])
+
+        if not (self._config["group.min.session.timeout.ms"] <= session_timeout_ms
+                <= self._config["group.max.session.timeout.ms"]):
+            return error(ErrorCode.INVALID_SESSION_TIMEOUT)
+        if rebalance_timeout_ms < 0:
+            rebalance_timeout_ms = session_timeout_ms
+        if protocol_type != "consumer" or not protocols:
+            return error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        classic_names = [{n for n, _ in m.classic_protocols} for m in group.members.values() if m.is_classic]
+        if classic_names and not any(all(n in names for names in classic_names) for n, _ in protocols):
+            return error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        try:
+            topics, owned_list, rack = _decode_classic_subscription(protocols[0][1])
+        except Exception:
+            return error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        unknown = member_id == ""
+        if unknown:
+            member_id = str(uuid.uuid4())
+        records: list[tuple[bytes, bytes | None]] = []
+        member = group.members.get(member_id)
+        if group_instance_id is not None:
+            previous = group.static_member(group_instance_id)
+            if previous is not None and previous.member_id != member_id:
+                if not unknown:
+                    return error(ErrorCode.FENCED_INSTANCE_ID)
+                member = self._replace_static(group, previous, member_id, records)
+        elif require_known_member_id and unknown:
+            return error(ErrorCode.MEMBER_ID_REQUIRED, member_id)
+        bump = False
+        if member is None:
+            if len(group.members) >= self._config["group.max.size"]:
+                return error(ErrorCode.GROUP_MAX_SIZE_REACHED)
+            member = ConsumerMember(member_id=member_id)
+            group.members[member_id] = member
+            bump = True
+        if sorted(topics) != sorted(member.subscribed_topic_names) or member.subscribed_topic_regex is not None:
+            member.subscribed_topic_names, member.subscribed_topic_regex = list(topics), None
+            bump = True
+        member.instance_id = group_instance_id
+        member.rack_id = rack or member.rack_id
+        member.client_id, member.client_host = client_id, client_host
+        member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.session_timeout_ms = session_timeout_ms
+        member.classic_protocols = [(n, bytes(meta)) for n, meta in protocols]
+        records.append(self._member_record(group, member))
+        subscribed = self._subscription_metadata(group)
+        if subscribed != group.subscribed_partitions:
+            group.subscribed_partitions = subscribed
+            bump = True
+        if bump:
+            group.group_epoch += 1
+            records.append(self._group_record(group))
+        if group.group_epoch > group.assignment_epoch:
+            records.extend(self._compute_target(group))
+        owned: Parts = {}
+        for topic, parts in owned_list:
+            owned.setdefault(topic, set()).update(parts)
+        if not owned_list:
+            # An eager client revoked everything before joining.
+            member.pending_revocation = {}
+            member.assigned = {}
+        self._reconcile(group, member, owned)
+        records.append(self._current_record(group, member))
+        self.coordinator.append(group.group_id, records)
+        self._schedule_session(group, member)
+        return JoinGroupResponse(error_code=ErrorCode.NONE, generation_id=member.member_epoch,
+                                 protocol_type="consumer", protocol_name=protocols[0][0], leader="",
+                                 skip_assignment=False, member_id=member_id, members=[])
+
+    def _classic_member(self, group: ConsumerGroup, member_id: str, instance_id: str | None,
+                        generation: int) -> tuple[ErrorCode, ConsumerMember | None]:
+        if instance_id is not None:
+            static = group.static_member(instance_id)
+            if static is not None and static.member_id != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID, None
+        member = group.members.get(member_id)
+        if member is None or not member.is_classic:
+            return ErrorCode.UNKNOWN_MEMBER_ID, None
+        if generation != member.member_epoch:
+            return ErrorCode.ILLEGAL_GENERATION, None
+        return ErrorCode.NONE, member
+
+    def classic_sync(self, group: ConsumerGroup, *, member_id: str, generation: int, group_instance_id: str | None,
+                     protocol_type: str | None, protocol_name: str | None) -> SyncGroupResponse:
+        code, member = self._classic_member(group, member_id, group_instance_id, generation)
+        if member is None:
+            return SyncGroupResponse(error_code=code, assignment=b"")
+        name = member.classic_protocols[0][0] if member.classic_protocols else None
+        if (protocol_type is not None and protocol_type != "consumer") or (
+                protocol_name is not None and protocol_name != name):
+            return SyncGroupResponse(error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL, assignment=b"")
+        self._schedule_session(group, member)
+        T = ConsumerProtocolAssignment.TopicPartition
+        body = ConsumerProtocolAssignment(assigned_partitions=[
+            T(topic=t, partitions=sorted(ps)) for t, ps in sorted(member.assigned.items()) if ps]).encode(0)
+        return SyncGroupResponse(error_code=ErrorCode.NONE, protocol_type="consumer", protocol_name=name,
+                                 assignment=_I16.pack(0) + body)
+
+    def classic_heartbeat(self, group: ConsumerGroup, *, member_id: str, generation: int,
+                          group_instance_id: str | None) -> ErrorCode:
+        code, member = self._classic_member(group, member_id, group_instance_id, generation)
+        if member is None:
+            return code
+        self._schedule_session(group, member)
+        subscribed = self._subscription_metadata(group)
+        if subscribed != group.subscribed_partitions:
+            group.subscribed_partitions = subscribed
+            group.group_epoch += 1
+            self.coordinator.append(group.group_id, [self._group_record(group)])
+        if group.group_epoch > group.assignment_epoch:
+            self.coordinator.append(group.group_id, self._compute_target(group))
+        target = group.target.get(member_id, {})
+        if member.pending_revocation or member.member_epoch != group.assignment_epoch:
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        if not _same(member.assigned, target):
+            missing = _minus(target, member.assigned)
+            if _minus(member.assigned, target) or any(
+                    group.owner(t, p) is None for t, ps in missing.items() for p in ps):
+                return ErrorCode.REBALANCE_IN_PROGRESS  # something to give up, or released partitions to take
+        return ErrorCode.NONE
+
+    def classic_leave(self, group: ConsumerGroup, members: list[tuple[str, str | None]]) -> list[ErrorCode]:
+        out = []
+        for member_id, instance_id in members:
+            member = group.members.get(member_id) if member_id else None
+            if instance_id is not None:
+                static = group.static_member(instance_id)
+                if static is None:
+                    out.append(ErrorCode.UNKNOWN_MEMBER_ID)
+                    continue
+                if member_id and static.member_id != member_id:
+                    out.append(ErrorCode.FENCED_INSTANCE_ID)
+                    continue
+                member = static
+            if member is None:
+                out.append(ErrorCode.UNKNOWN_MEMBER_ID)
+                continue
+            self.remove_member(group, member.member_id)
+            out.append(ErrorCode.NONE)
+        return out
 
     # -- used by the coordinator -----------------------------------------------------------------------------
 
@@ -662,6 +852,8 @@ class ConsumerGroupManager:
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
+        if member.is_classic:
+            return ErrorCode.NONE if member_epoch == member.member_epoch else ErrorCode.ILLEGAL_GENERATION
         if api_version < 9:
             return ErrorCode.UNSUPPORTED_VERSION
         if member_epoch > member.member_epoch:

@@ -258,6 +258,16 @@ class GroupCoordinator:
         group.state = GroupState.STABLE if group.members else GroupState.EMPTY
         self.groups[group_id] = group
 
+    def hosting_group(self, group_id: str, *, non_empty: bool = False) -> Any:
+        """The KIP-848 group of this id, when classic requests must go to it (JoinGroup only when
+        it has members: an empty one is converted to a classic group instead)."""
+        group = self.groups.get(group_id)
+        if group is None or isinstance(group, ClassicGroup) or self.consumer is None:
+            return None
+        if non_empty and self.consumer.is_empty(group):
+            return None
+        return group
+
     def _convert_consumer_group(self, group: Any) -> bool:
         """An empty KIP-848 group makes way for a classic one of the same id (offsets stay)."""
         if self.consumer is None or not self.consumer.is_empty(group):

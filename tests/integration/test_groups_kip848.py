@@ -4,12 +4,22 @@ groups, offsets by member epoch, regex subscriptions, restart)."""
 
 from __future__ import annotations
 
+import struct
 import threading
 import uuid
 
 import pytest
 from test_groups_clients import ConfluentMember, balanced, produce
-from test_groups_protocol import Wire, commit_errors, commit_request, create_topic, join_member, wait_until
+from test_groups_protocol import (
+    Wire,
+    commit_errors,
+    commit_request,
+    create_topic,
+    join_member,
+    join_request,
+    sync_request,
+    wait_until,
+)
 
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
@@ -18,6 +28,8 @@ from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatReq
 from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 from protocol.messages.describe_groups import DescribeGroupsRequest
+from protocol.messages.heartbeat import HeartbeatRequest
+from protocol.messages.leave_group import LeaveGroupRequest
 from protocol.messages.list_groups import ListGroupsRequest
 from protocol.messages.offset_fetch import OffsetFetchRequest
 
@@ -122,6 +134,48 @@ def test_librdkafka_consumer_protocol_group_grows_and_shrinks(kbroker848):
     assert len(consumed) == len(set(consumed)) == len(produced) == 90
 
 
+def test_classic_clients_join_a_consumer_protocol_group(kbroker848):
+    """Kafka 4.x mixed groups: kafka-python and librdkafka classic consumers join a group created by a
+    librdkafka group.protocol=consumer member; the broker assigns all of them."""
+    from test_groups_clients import KafkaPythonMember
+
+    bootstrap = kbroker848.bootstrap_servers
+    topic, group = f"mixed-{uuid.uuid4().hex[:8]}", f"mixed-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    sink: list = []
+    lock = threading.Lock()
+    new = consumer_protocol_member(bootstrap, topic, group, sink, lock, "new")
+    classic_kp = KafkaPythonMember(bootstrap, [topic], group, sink, lock)
+    classic_rd = ConfluentMember(bootstrap, [topic], group, sink, lock, name="classic-rd")
+    members = [new, classic_kp, classic_rd]
+    try:
+        new.start()
+        wait_until(lambda: new.assignment == everything, message="consumer-protocol member owns everything")
+        classic_kp.start()
+        classic_rd.start()
+        wait_until(lambda: balanced(members, everything) and all(len(m.assignment) == 2 for m in members),
+                   message="three members, two partitions each")
+        values = [f"v{i}".encode() for i in range(60)]
+        produce(bootstrap, topic, values, 6)
+        wait_until(lambda: len(sink) >= 60, message="all consumed")
+        described = Wire(bootstrap)
+        try:
+            group_view = described.call(ConsumerGroupDescribeRequest(group_ids=[group]), 1).groups[0]
+        finally:
+            described.close()
+        assert sorted(m.member_type for m in group_view.members) == [0, 0, 1]
+        classic_kp.stop()
+        wait_until(lambda: balanced([new, classic_rd], everything), message="two members after a classic one left")
+    finally:
+        for m in members:
+            if m.is_alive():
+                m.stop()
+    consumed = [(t, p, o) for _n, t, p, o, _v in sink]
+    assert len(consumed) == len(set(consumed)) == 60
+    assert {n for n, *_rest in sink} == {"new", "kafka-python", "classic-rd"}
+
+
 # -- the protocol, step by step ---------------------------------------------------------------------------
 
 
@@ -207,7 +261,9 @@ def test_conflicts_with_classic_groups(kbroker848, wire):
 
     consumer = f"consumer-{uuid.uuid4().hex[:6]}"
     hb(wire, consumer, "m", 0, topics=[topic])
-    refused_join = join_member(wire, consumer)
+    refused_join = join_member(wire, consumer, protocol_type="connect")
+    assert refused_join.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    refused_join = join_member(wire, consumer)  # metadata that is not a consumer subscription
     assert refused_join.error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
     listed = wire.call(ListGroupsRequest(types_filter=["consumer"]), 5).groups
     assert [(g.group_id, g.group_type, g.protocol_type) for g in listed if g.group_id == consumer] == [
@@ -228,6 +284,43 @@ def test_conflicts_with_classic_groups(kbroker848, wire):
     resp = wire.call(OffsetFetchRequest(group_id=consumer, topics=[
         OffsetFetchRequest.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])]), 5)
     assert resp.topics[0].partitions[0].committed_offset == 6
+
+
+def test_classic_member_hosted_by_consumer_group_at_protocol_level(kbroker848, wire):
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 4)
+    first = hb(wire, group, "new-protocol", 0, topics=[topic])
+    subscription = struct.pack(">h", 0) + ConsumerProtocolSubscription(topics=[topic]).encode(0)
+    joined = join_member(wire, group, protocols=[("range", subscription)])
+    assert joined.error_code == 0 and joined.leader == "" and joined.members == []
+    assert joined.generation_id == 2 and joined.protocol_name == "range"
+    me = joined.member_id
+    synced = wire.call(sync_request(group, 2, me), 5)
+    assert synced.error_code == 0
+    # The partitions still owned by the KIP-848 member are not handed out yet.
+    assert ConsumerProtocolAssignment.decode(bytes(synced.assignment)[2:], 0).assigned_partitions == []
+    stale = wire.call(HeartbeatRequest(group_id=group, generation_id=1, member_id=me), 4)
+    assert stale.error_code == ErrorCode.ILLEGAL_GENERATION
+    revoke = hb(wire, group, "new-protocol", 1, owned=owned_of(first.assignment.topic_partitions))
+    hb(wire, group, "new-protocol", 1, owned=owned_of(revoke.assignment.topic_partitions))
+    # Released partitions: the classic member is told to rejoin, and then gets them.
+    wait_until(lambda: wire.call(HeartbeatRequest(group_id=group, generation_id=2, member_id=me), 4).error_code
+               == ErrorCode.REBALANCE_IN_PROGRESS, message="rejoin request")
+    again = wire.call(join_request(group, member_id=me, protocols=[("range", subscription)]), 5)
+    assignment = ConsumerProtocolAssignment.decode(
+        bytes(wire.call(sync_request(group, again.generation_id, me), 5).assignment)[2:], 0)
+    mine = sorted(p for t in assignment.assigned_partitions for p in t.partitions)
+    theirs = sorted(p for t in revoke.assignment.topic_partitions for p in t.partitions)
+    assert len(mine) == 2 and sorted(mine + theirs) == [0, 1, 2, 3]
+    assert wire.call(HeartbeatRequest(group_id=group, generation_id=again.generation_id, member_id=me), 4
+                     ).error_code == 0
+    assert commit_errors(wire.call(commit_request(group, again.generation_id, me, topic, {mine[0]: 9}), 2)) == {
+        mine[0]: 0}
+    described = wire.call(ConsumerGroupDescribeRequest(group_ids=[group]), 1).groups[0]
+    assert sorted((m.member_id, m.member_type) for m in described.members) == sorted(
+        [("new-protocol", 1), (me, 0)])
+    left = wire.call(LeaveGroupRequest(group_id=group, members=[LeaveGroupRequest.MemberIdentity(member_id=me)]), 3)
+    assert [m.error_code for m in left.members] == [0]
 
 
 def test_offsets_are_checked_against_member_epochs(kbroker848, wire):
