@@ -3,8 +3,8 @@
 One result per configured log dir (absolute path), listing the partition logs it holds: size in
 bytes, offset lag (high watermark minus log end offset, never below 0; -1 when the partition is
 not hosted), never a future log (no AlterReplicaLogDirs). A null topic list means every partition;
-otherwise only the partitions asked for, and as in Kafka every topic with a log in the dir is
-listed, with its matching partitions (possibly none). v3+ adds a top-level error code; v4+ the
+otherwise only the partitions asked for; a topic none of whose partitions match is left out, as
+in Kafka. v3+ adds a top-level error code; v4+ the
 volume's total and usable bytes; v5 IsCordoned (never here). The metadata log is the controller's
 and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size.
 """
@@ -68,7 +68,8 @@ def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
         except OSError:
             results.append(Result(error_code=ErrorCode.KAFKA_STORAGE_ERROR, log_dir=str(path), topics=[]))
             continue
-        topics = [TopicOut(name=name, partitions=parts) for name, parts in sorted(by_dir.get(path, {}).items())]
+        topics = [TopicOut(name=name, partitions=parts) for name, parts in sorted(by_dir.get(path, {}).items())
+                  if parts]
         results.append(Result(error_code=ErrorCode.NONE, log_dir=str(path), topics=topics,
                               total_bytes=total, usable_bytes=usable))
     return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results=results)

@@ -1,7 +1,8 @@
 """DescribeTopicPartitions (key 75), v0 (Kafka 3.8+).
 
 Topics (all of them when the list is empty) in name order, each with its partitions, at most
-``min(ResponsePartitionLimit, max.request.partition.size.limit)`` partitions per response. A
+``min(ResponsePartitionLimit, max.request.partition.size.limit)`` partitions per response, and at
+least one (a limit of 0 or below is taken as 1, as Kafka 4.x does). A
 cursor (topic, partition) starts the page: topics sorting before the cursor's are skipped, the
 cursor topic starts at its partition index and every later topic at 0. When the limit cuts a topic
 short, NextCursor names it and the first partition left out; when the limit is used up exactly at
@@ -75,7 +76,7 @@ def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsRes
             ])
     limit_config = broker.config.raw.get("max.request.partition.size.limit")
     max_limit = int(limit_config) if limit_config else DEFAULT_PARTITION_LIMIT
-    remaining = min(max_limit, request.response_partition_limit)
+    remaining = max(min(max_limit, request.response_partition_limit), 1)  # at least one, as Kafka 4.x
     response = Response(throttle_time_ms=0, topics=[], next_cursor=None)
     for name in sorted(names):
         if remaining <= 0:

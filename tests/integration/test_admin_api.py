@@ -352,8 +352,7 @@ def test_describe_log_dirs_selected_partitions(wire, topic_name):
     create_topic(wire, topic_name, 3)
     resp = wire.call(35, 4, topics=[DL.DescribableLogDirTopic(topic=topic_name, partitions=[2, 9])])
     topics = {t.name: [p.partition_index for p in t.partitions] for t in resp.results[0].topics}
-    assert topics[topic_name] == [2]
-    assert all(not parts for name, parts in topics.items() if name != topic_name)
+    assert topics == {topic_name: [2]}  # topics with no partition asked for are left out
 
 
 def test_describe_log_dirs_two_dirs(tmp_path):
@@ -425,6 +424,8 @@ def test_describe_topic_partitions_paging(wire, topic_name):
     # The limit used up exactly at a topic's end: the cursor names the next topic at 0.
     assert page(3) == ([(a, [0, 1, 2])], (b, 0))
     assert page(100) == ([(a, [0, 1, 2]), (b, [0, 1]), (c, [0, 1, 2, 3])], None)
+    # A limit of zero or below is taken as one.
+    assert page(0) == page(-5) == page(1) == ([(a, [0])], (a, 1))
     # A cursor topic that is not in the topic list is an invalid request.
     resp = dtp(wire, [a, b], 10, (c, 0))
     assert [(t.name, t.error_code) for t in resp.topics] == [(a, E.INVALID_REQUEST), (b, E.INVALID_REQUEST)]
