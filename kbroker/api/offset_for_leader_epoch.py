@@ -21,7 +21,7 @@ import bisect
 import weakref
 
 from kbroker.api.registry import api
-from kbroker.log import LogCorruptedError, LogError
+from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from protocol.errors import ErrorCode
 from protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochResponse
 
@@ -91,7 +91,11 @@ def _lookup(broker, histories: dict, partition, requested: int) -> tuple[int, in
     history = histories.get(plog)
     if history is None:
         history = histories[plog] = EpochHistory()
-    history.update(plog)
+    try:
+        history.update(plog)
+    except OffsetOutOfRangeError:
+        # Retention or DeleteRecords moved the log start during the scan: scan again from it.
+        history.update(plog)
     return end_offset_for(history.known(current, plog.log_start_offset, log_end), requested, log_end)
 
 
