@@ -29,10 +29,13 @@ Interplay with classic groups (Kafka 4.x, without online migration of a live gro
   leader), SyncGroup returns its assignment, and Heartbeat answers REBALANCE_IN_PROGRESS when it
   must give partitions up or can take released ones, so it converges over join rounds (an eager
   client revokes everything before rejoining; a cooperative one reports what it still owns);
-- a ConsumerGroupHeartbeat to a classic group that has members gets GROUP_ID_NOT_FOUND ("not a
-  consumer group"; Kafka would convert the live group under its migration policy); an empty
-  classic group is converted, and an empty consumer group becomes classic on JoinGroup. Committed
-  offsets stay with the group id either way.
+- a ConsumerGroupHeartbeat to a Stable classic group of consumers upgrades it online (Kafka's
+  default ``bidirectional`` migration policy, upgrade direction): its members become hosted classic
+  members keeping their assignments and generation (as member epoch), then the new member's join
+  rebalances them as above. Other non-empty classic groups get GROUP_ID_NOT_FOUND ("not a consumer
+  group"). An empty classic group is converted, and an empty consumer group becomes classic on
+  JoinGroup (no online downgrade of a consumer group with members). Committed offsets stay with
+  the group id throughout.
 
 Durability: Kafka's records (ConsumerGroupMetadata, MemberMetadata, TargetAssignmentMetadata,
 TargetAssignmentMember, CurrentMemberAssignment; record types 3, 5, 6, 7, 8) are written to
@@ -96,6 +99,18 @@ def _decode_classic_subscription(metadata: bytes) -> tuple[list[str], list[tuple
     sub = ConsumerProtocolSubscription.decode(memoryview(metadata)[2:], min(max(version, 0), 3))
     owned = [(tp.topic, list(tp.partitions)) for tp in (sub.owned_partitions or [])] if version >= 1 else []
     return list(sub.topics), owned, sub.rack_id if version >= 3 else None
+
+
+def _decode_classic_assignment(data: bytes) -> Parts:
+    """Partitions of a classic member's SyncGroup assignment (``ConsumerProtocolAssignment``)."""
+    out: Parts = {}
+    if not data:
+        return out
+    (version,) = _I16.unpack_from(data)
+    value = ConsumerProtocolAssignment.decode(memoryview(data)[2:], min(max(version, 0), 3))
+    for tp in value.assigned_partitions:
+        out.setdefault(tp.topic, set()).update(tp.partitions)
+    return out
 
 
 def _copy(parts: Parts) -> Parts:
@@ -286,6 +301,8 @@ class ConsumerGroupManager:
 
         group = self.coordinator.groups.get(group_id)
         if isinstance(group, ClassicGroup):
+            if create and group.members and self._can_upgrade(group):
+                return self._upgrade(group)
             if group.members or not group.is_in(GroupState.EMPTY) or not create:
                 raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
             # An empty classic group becomes a consumer group; its offsets stay.
@@ -301,6 +318,58 @@ class ConsumerGroupManager:
                 raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.")
             group = ConsumerGroup(group_id, empty_since_ms=self.timer.now_ms())
             self.coordinator.groups[group_id] = group
+        return group
+
+    def _can_upgrade(self, group: Any) -> bool:
+        """Online upgrade (Kafka's ``group.consumer.migration.policy`` upgrade/bidirectional): a
+        Stable classic group of consumers whose metadata and assignments decode."""
+        from kbroker.coordinator.group_classic import GroupState
+
+        if self._config.get("group.consumer.migration.policy", "bidirectional") not in ("bidirectional", "upgrade"):
+            return False
+        if not group.is_in(GroupState.STABLE) or group.protocol_type != "consumer":
+            return False
+        if len(group.members) >= self._config["group.max.size"]:
+            return False
+        try:
+            for m in group.members.values():
+                _decode_classic_subscription(m.metadata(group.protocol_name))
+                _decode_classic_assignment(m.assignment)
+        except Exception:
+            return False
+        return True
+
+    def _upgrade(self, classic: Any) -> ConsumerGroup:
+        """Turn a live classic group into a consumer group hosting its members as classic members:
+        each keeps its assignment, with the generation as member epoch, so the clients' next
+        heartbeats are valid and they are moved by the usual rejoin rounds."""
+        gid = classic.group_id
+        group = ConsumerGroup(gid, group_epoch=classic.generation, assignment_epoch=classic.generation)
+        for m in classic.members.values():
+            topics, _owned, rack = _decode_classic_subscription(m.metadata(classic.protocol_name))
+            assigned = _decode_classic_assignment(m.assignment)
+            group.members[m.member_id] = ConsumerMember(
+                member_id=m.member_id, instance_id=m.group_instance_id, rack_id=rack, client_id=m.client_id,
+                client_host=m.client_host, subscribed_topic_names=topics, rebalance_timeout_ms=m.rebalance_timeout_ms,
+                member_epoch=classic.generation, previous_member_epoch=classic.generation, assigned=assigned,
+                classic_protocols=[(n, bytes(meta)) for n, meta in m.protocols],
+                session_timeout_ms=m.session_timeout_ms)
+            group.target[m.member_id] = _copy(assigned)
+        group.subscribed_partitions = self._subscription_metadata(group)
+        from kbroker.coordinator.group_records import encode_group_key
+
+        records: list[tuple[bytes, bytes | None]] = [(encode_group_key(gid), None), self._group_record(group)]
+        for m in group.members.values():
+            records.append(self._member_record(group, m))
+            records.append(self._target_member_record(group, m.member_id))
+            records.append(self._current_record(group, m))
+        records.append(self._target_metadata_record(group))
+        self.coordinator.append(gid, records)
+        self.coordinator.classic.mark_dead(classic)
+        self.coordinator.groups[gid] = group
+        for m in group.members.values():
+            self._schedule_session(group, m)
+        log.info("classic group %s upgraded to a consumer group at epoch %d", gid, group.group_epoch)
         return group
 
     def _heartbeat(self, r: Any, version: int, client_id: str, client_host: str) -> ConsumerGroupHeartbeatResponse:

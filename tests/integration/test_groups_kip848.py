@@ -176,6 +176,56 @@ def test_classic_clients_join_a_consumer_protocol_group(kbroker848):
     assert {n for n, *_rest in sink} == {"new", "kafka-python", "classic-rd"}
 
 
+def test_live_classic_group_is_upgraded_when_a_consumer_protocol_member_joins(kbroker848):
+    """A Stable classic group of two kafka-python consumers is upgraded online when a librdkafka
+    group.protocol=consumer member joins: the classic members keep their generation as member
+    epoch, then share the partitions with the new member; every record is consumed once."""
+    from test_groups_clients import KafkaPythonMember
+
+    bootstrap = kbroker848.bootstrap_servers
+    topic, group = f"up-{uuid.uuid4().hex[:8]}", f"up-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker848, topic, 6)
+    everything = {(topic, p) for p in range(6)}
+    sink: list = []
+    lock = threading.Lock()
+    first = KafkaPythonMember(bootstrap, [topic], group, sink, lock, name="kp1")
+    second = KafkaPythonMember(bootstrap, [topic], group, sink, lock, name="kp2")
+    new = consumer_protocol_member(bootstrap, topic, group, sink, lock, "new")
+    members = [first, second, new]
+
+    def kind():
+        return kbroker848.call(lambda: type(kbroker848.broker.group_coordinator.groups.get(group)).__name__)
+
+    def settled():
+        def read():
+            b = kbroker848.broker
+            offsets = b.group_coordinator.offsets.group_offsets(group)
+            return {p: om.offset for (t, p), om in offsets.items()} == {
+                p: b.partition(topic, p).log_end_offset for p in range(6)}
+        return kbroker848.call(read)
+
+    try:
+        first.start()
+        wait_until(lambda: first.assignment == everything, message="first classic member")
+        second.start()
+        wait_until(lambda: balanced([first, second], everything), message="classic group of two")
+        produce(bootstrap, topic, [f"a{i}".encode() for i in range(30)], 6)
+        wait_until(lambda: settled(), message="first batch committed")
+        assert kind() == "ClassicGroup"
+        new.start()
+        wait_until(lambda: balanced(members, everything) and all(len(m.assignment) == 2 for m in members),
+                   message="upgraded group of three")
+        assert kind() == "ConsumerGroup"
+        produce(bootstrap, topic, [f"b{i}".encode() for i in range(30)], 6)
+        wait_until(lambda: settled(), message="second batch committed")
+    finally:
+        for m in members:
+            if m.is_alive():
+                m.stop()
+    consumed = [(t, p, o) for _n, t, p, o, _v in sink]
+    assert len(consumed) == len(set(consumed)) == 60
+
+
 # -- the protocol, step by step ---------------------------------------------------------------------------
 
 
