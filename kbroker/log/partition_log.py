@@ -199,6 +199,7 @@ class PartitionLog:
         self._last_flush_ms = 0
         self._offline: LogCorruptedError | None = None
         self._closed = False
+        self._dirs_unsynced = False
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -223,10 +224,14 @@ class PartitionLog:
         if verify not in ("recovery", "full"):
             raise ValueError(f"verify must be 'recovery' or 'full', not {verify!r}")
         directory = Path(directory)
-        if not directory.is_dir():
+        created = not directory.is_dir()
+        if created:
             directory.mkdir(parents=True)
-            fsync_dir(directory.parent)  # the new partition directory itself must survive a crash
         log = cls(directory, config, clock)
+        # A new directory (and its first segment) must reach the disk before data is acknowledged
+        # as flushed: the first flush fsyncs both directories (not done here: creating many
+        # partitions stays cheap).
+        log._dirs_unsynced = created
         log._load(verify)
         return log
 
@@ -252,9 +257,11 @@ class PartitionLog:
         from an uncommitted swap and are removed, as are ``.cleaned`` files (incomplete output),
         ``.deleted`` files (segments already dropped from the log) and ``.tmp`` files.
         """
+        changed = False
         for path in sorted(self.directory.iterdir()):
             if path.name.endswith((CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")):
                 path.unlink()
+                changed = True
         log_swap = LOG_SUFFIX + SWAP_SUFFIX
         for path in sorted(self.directory.glob("*" + log_swap)):
             base = int(path.name[: -len(log_swap)])
@@ -271,10 +278,13 @@ class PartitionLog:
                         doomed.unlink(missing_ok=True)
             logger.info("completing interrupted segment swap: %s", path)
             os.replace(path, self.directory / segment_name(base, LOG_SUFFIX))
+            changed = True
         for path in sorted(self.directory.iterdir()):
             if path.name.endswith((SWAP_SUFFIX, SWAP_RANGE_SUFFIX)):
                 path.unlink()
-        fsync_dir(self.directory)
+                changed = True
+        if changed:
+            fsync_dir(self.directory)
 
     def _load(self, verify: str) -> None:
         self._clean_leftovers()
@@ -334,7 +344,7 @@ class PartitionLog:
         self._recovery_point = self.log_end_offset
         self._high_watermark = self.log_end_offset
         self._last_flush_ms = self._now_ms()
-        if recovered or not clean:
+        if recovered:
             self._write_checkpoint()
         if clean:
             marker.unlink()
@@ -564,6 +574,10 @@ class PartitionLog:
     def _flush_locked(self, now_ms: int | None = None) -> None:
         if self.log_end_offset > self._recovery_point:
             os.fdatasync(self._segments[-1].fd)
+            if self._dirs_unsynced:
+                fsync_dir(self.directory)
+                fsync_dir(self.directory.parent)
+                self._dirs_unsynced = False
             self._recovery_point = self.log_end_offset
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
 
@@ -927,11 +941,15 @@ class PartitionLog:
             if self._closed:
                 return
             if clean and self._offline is None:
-                for seg in self._segments:
-                    seg.seal()
+                # Older segments were fsynced when they were rolled, cleaned or recovered.
+                self._segments[-1].seal()
                 self._recovery_point = self.log_end_offset
                 self._write_checkpoint()
-                write_file_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+                # Everything the marker vouches for is on disk now; one directory fsync makes
+                # the marker itself durable.
+                fd = os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+                os.close(fd)
+                fsync_dir(self.directory)
             for seg in self._segments:
                 seg.close()
             self._closed = True
