@@ -10,7 +10,8 @@ the end of a topic and more topics follow, NextCursor names the next topic at pa
 cursor topic missing from a non-empty topic list is INVALID_REQUEST for every requested topic.
 Named topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an
 illegal name); when listing all topics there are none such. Without an authorizer every topic is
-described and every operation is authorized.
+described and every operation is authorized (on missing topics too, as Kafka fills them in for
+every topic of the response).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsRes
             if not fetch_all:
                 response.topics.append(TopicOut(error_code=_missing_topic_error(name), name=name,
                                                 topic_id=ZERO_UUID, is_internal=name in INTERNAL_TOPICS,
-                                                partitions=[]))
+                                                partitions=[], topic_authorized_operations=TOPIC_OPERATIONS))
             continue
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
         start = max(start, 0)

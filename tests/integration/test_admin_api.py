@@ -403,6 +403,7 @@ def test_describe_topic_partitions_named(wire, broker, topic_name):
     assert t.topic_authorized_operations > 0
     assert by_name["no-such-topic-x"].error_code == E.UNKNOWN_TOPIC_OR_PARTITION
     assert by_name["bad/name"].error_code == E.INVALID_TOPIC_EXCEPTION
+    assert {t.topic_authorized_operations for t in resp.topics} == {t.topic_authorized_operations}
 
 
 def test_describe_topic_partitions_paging(wire, topic_name):
