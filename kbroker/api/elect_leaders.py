@@ -6,8 +6,8 @@ the first replica is elected if it is registered, unfenced and in the ISR, else
 PREFERRED_LEADER_NOT_AVAILABLE. Unclean (type 1, v1+): a partition that has a leader gets
 ELECTION_NOT_NEEDED; otherwise the first unfenced ISR member is elected, or failing that the first
 unfenced replica (which becomes the whole ISR), else ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
-is INVALID_REQUEST for the whole request. A null partition list means every partition, and then
-partitions that need no election are left out of the results; an empty list does nothing. An
+is INVALID_REQUEST for the whole request. A null partition list means every partition: every topic is listed, but
+partitions that need no election are left out of its results; an empty list does nothing. An
 election is a PartitionChangeRecord committed through the controller (the leader epoch moves).
 v1 adds the top-level error code, v2 is flexible.
 """
@@ -87,8 +87,7 @@ def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
                 error, message = _elect(image, name, index, election, records)
                 if error != ErrorCode.ELECTION_NOT_NEEDED:
                     out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
-            if out.partition_result:
-                results.append(out)
+            results.append(out)
     else:
         for t in request.topic_partitions:
             out = TopicOut(topic=t.topic, partition_result=[])

@@ -531,8 +531,10 @@ def test_elect_leaders_not_needed(wire, topic_name, version):
     }
     if version >= 1:
         assert results(elect(wire, version, 1, {topic_name: [0]})) == {(topic_name, 0): not_needed}
-    # All partitions: those needing no election are left out.
-    assert results(elect(wire, version, 0, None)) == {}
+    # All partitions: every topic is listed, without the partitions that need no election.
+    everything = elect(wire, version, 0, None)
+    assert results(everything) == {}
+    assert topic_name in {t.topic for t in everything.replica_election_results}
     assert elect(wire, version, 0, {}).replica_election_results == []
 
 
