@@ -6,9 +6,10 @@ the first replica is elected if it is registered, unfenced and in the ISR, else
 PREFERRED_LEADER_NOT_AVAILABLE. Unclean (type 1, v1+): a partition that has a leader gets
 ELECTION_NOT_NEEDED; otherwise the first unfenced ISR member is elected, or failing that the first
 unfenced replica (which becomes the whole ISR), else ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
-is INVALID_REQUEST for the whole request. A null partition list means every partition: every topic is listed, but
-partitions that need no election are left out of its results; an empty list does nothing. An
-election is a PartitionChangeRecord committed through the controller (the leader epoch moves).
+is INVALID_REQUEST for the whole request. A null partition list means every partition: every
+topic is listed, but partitions that need no election are left out of its results; an empty list
+does nothing. An election is a PartitionChangeRecord committed through the controller (the leader
+epoch moves).
 v1 adds the top-level error code, v2 is flexible.
 """
 
