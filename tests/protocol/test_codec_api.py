@@ -320,3 +320,26 @@ def test_tagged_nullable_struct_uses_a_varint_presence_marker():
     # A null written the Kafka way (marker varint 0) decodes to None.
     null = Value.decode(Value(client_id="c", client_host="h").encode(0)[:-1] + b"\x01\x00\x01\x00", 0)
     assert null.classic_member_metadata is None
+
+
+def test_read_advances_a_reader_over_consecutive_messages():
+    from protocol.messages.coordinator import OffsetCommitKey
+    from protocol.primitives import Reader
+
+    a = OffsetCommitKey(group="g1", topic="t", partition=3)
+    b = OffsetCommitKey(group="g2", topic="u", partition=4)
+    reader = Reader(a.encode(0) + b.encode(0))
+    assert OffsetCommitKey.read(reader, 0) == a
+    assert OffsetCommitKey.read(reader, 0) == b
+    assert reader.remaining == 0
+    with pytest.raises(ProtocolError):
+        OffsetCommitKey.read(reader, 0)
+
+
+def test_internal_record_registries():
+    from protocol.messages import coordinator, metadata_records, raft
+
+    assert coordinator.COORDINATOR_KEY_BY_API_KEY[1].__name__ == "OffsetCommitKey"
+    assert coordinator.COORDINATOR_VALUE_BY_API_KEY[1].__name__ == "OffsetCommitValue"
+    assert metadata_records.METADATA_BY_API_KEY[2].__name__ == "TopicRecord"
+    assert "QuorumStateData" in raft.CLASSES
