@@ -739,6 +739,14 @@ class ClassicGroupManager:
         for m in group.members.values():
             self._schedule_heartbeat(group, m)
 
+    def fail_pending(self, code: ErrorCode) -> None:
+        """Answer every JoinGroup/SyncGroup still waiting (the coordinator is going away)."""
+        for group in list(self.groups.values()):
+            if isinstance(group, ClassicGroup):
+                for m in group.members.values():
+                    self._respond_join(m, _join_error(code, m.member_id))
+                    self._respond_sync(m, _sync_error(code))
+
     def mark_dead(self, group: ClassicGroup) -> None:
         for m in list(group.members.values()):
             self._cancel_heartbeat(group, m.member_id)

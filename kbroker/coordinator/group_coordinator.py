@@ -157,6 +157,17 @@ class GroupCoordinator:
                 self.consumer.on_loaded(group)
         self.loaded = True
         self._schedule_retention()
+        self._watch_shutdown()
+
+    def _watch_shutdown(self) -> None:
+        """The broker lets in-flight requests finish before it stops its services; JoinGroup and
+        SyncGroup may wait for a whole rebalance timeout, so once the broker is stopping they are
+        answered NOT_COORDINATOR (as Kafka does when a coordinator unloads) and clients move on."""
+        if getattr(self.broker, "_stopping", False):
+            self.loaded = False
+            self.classic.fail_pending(ErrorCode.NOT_COORDINATOR)
+            return
+        self.timer.schedule("shutdown-watch", 100, self._watch_shutdown)
 
     def stop(self) -> None:
         self.loaded = False

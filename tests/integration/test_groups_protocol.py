@@ -683,3 +683,21 @@ def test_offset_retention_by_the_periodic_check():
             assert hb.error_code == 0
         finally:
             w.close()
+
+
+def test_pending_join_is_answered_when_the_broker_stops():
+    """A JoinGroup waiting for a rebalance (here up to a 60 s rebalance timeout) does not hold up
+    shutdown: it is answered NOT_COORDINATOR, as Kafka answers when a coordinator unloads."""
+    b = BrokerThread(config=GROUP_CONFIG).start()
+    w1, w2 = Wire(b.bootstrap_servers), Wire(b.bootstrap_servers)
+    try:
+        first = join_member(w1, "stopping", session=30000, rebalance=60000)
+        w1.call(sync_request("stopping", 1, first.member_id, [(first.member_id, b"")]), 3)
+        w2.send(join_request("stopping", session=30000, rebalance=60000), 3)
+        wait_until(lambda: group_of(b, "stopping").state.value == "PreparingRebalance")
+        b.stop()
+        assert w2.receive().error_code == ErrorCode.NOT_COORDINATOR
+    finally:
+        w1.close()
+        w2.close()
+        b.stop()
