@@ -108,24 +108,28 @@ def array_too_long(n: int, left: int) -> ProtocolError:
 
 
 def read_uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
-    """Unsigned varint of at most 5 bytes (a 32-bit value); unrolled for speed."""
-    b = buf[pos]
-    if b < 0x80:
-        return b, pos + 1
-    value = b & 0x7F
-    b = buf[pos + 1]
-    if b < 0x80:
-        return value | (b << 7), pos + 2
-    value |= (b & 0x7F) << 7
-    b = buf[pos + 2]
-    if b < 0x80:
-        return value | (b << 14), pos + 3
-    value |= (b & 0x7F) << 14
-    b = buf[pos + 3]
-    if b < 0x80:
-        return value | (b << 21), pos + 4
-    value |= (b & 0x7F) << 21
-    b = buf[pos + 4]
+    """Unsigned varint of at most 5 bytes (a 32-bit value); unrolled for speed.  Raises
+    :class:`ProtocolError` when too long or cut short (safe to call outside a decoder)."""
+    try:
+        b = buf[pos]
+        if b < 0x80:
+            return b, pos + 1
+        value = b & 0x7F
+        b = buf[pos + 1]
+        if b < 0x80:
+            return value | (b << 7), pos + 2
+        value |= (b & 0x7F) << 7
+        b = buf[pos + 2]
+        if b < 0x80:
+            return value | (b << 14), pos + 3
+        value |= (b & 0x7F) << 14
+        b = buf[pos + 3]
+        if b < 0x80:
+            return value | (b << 21), pos + 4
+        value |= (b & 0x7F) << 21
+        b = buf[pos + 4]
+    except IndexError:
+        raise ProtocolError("varint cut short") from None
     if b < 0x80:
         value |= b << 28
         if value > 0xFFFFFFFF:
@@ -139,6 +143,8 @@ def read_uvarlong(buf: memoryview, pos: int) -> tuple[int, int]:
     value = 0
     shift = 0
     for i in range(10):
+        if pos + i >= len(buf):
+            raise ProtocolError("varint cut short")
         b = buf[pos + i]
         value |= (b & 0x7F) << shift
         if b < 0x80:
