@@ -293,3 +293,15 @@ def test_closed_log_refuses_operations(tmp_path):
         log.append(value_batch([b"x"]))
     with pytest.raises(LogClosedError):
         log.read(0, 10)
+
+
+def test_iter_batches_walks_the_whole_log_across_segments(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    for i in range(40):
+        log.append(value_batch([b"v%d" % i] * 2))
+    log.high_watermark = log.log_end_offset
+    got = [(h.base_offset, h.last_offset, validate_batch(raw).records_count) for h, raw in log.iter_batches()]
+    assert got == [(2 * i, 2 * i + 1, 2) for i in range(40)]
+    assert [h.base_offset for h, _ in log.iter_batches(31)] == list(range(30, 80, 2))
+    result = log.read(0, 300)
+    assert result.next_offset == offsets(result.read())[-1][1] + 1
