@@ -117,7 +117,10 @@ class KafkaPythonMember(Member):
         try:
             consumer = KafkaConsumer(*self.topics, **self.config)
             while not self.stopping.is_set():
-                batch = consumer.poll(100)
+                # A long poll timeout on purpose: kafka-python 3.0 drops a JoinGroup/SyncGroup
+                # result that completes after poll() gave up waiting and sends a new JoinGroup,
+                # which from a leader restarts the rebalance (churn under load).
+                batch = consumer.poll(2000)
                 for records in batch.values():
                     for r in records:
                         self.record(r.topic, r.partition, r.offset, r.value)
@@ -354,7 +357,7 @@ KILLED_MEMBER = textwrap.dedent("""
                       partition_assignment_strategy=[RoundRobinPartitionAssignor])
     announced = False
     while True:
-        c.poll(100)
+        c.poll(2000)
         if c.assignment() and not announced:
             print("ASSIGNED", len(c.assignment()), flush=True)
             announced = True
