@@ -85,7 +85,8 @@ def test_sequence_and_epoch_errors(idem_broker, raw):
     assert list_offset(raw, topic) == 3
 
 
-def test_duplicates_are_still_detected_after_a_restart(tmp_path):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["from-snapshot", "full-scan"])
+def test_duplicates_are_still_detected_after_a_restart(tmp_path, snapshot):
     ensure_find_coordinator()
     port = free_port()
     config = {"listeners": f"PLAINTEXT://127.0.0.1:{port}"}
@@ -100,6 +101,10 @@ def test_duplicates_are_still_detected_after_a_restart(tmp_path):
         raw.close()
     finally:
         broker.stop()
+    snapshots = list(tmp_path.glob("t-0/*.producer-snapshot"))
+    assert len(snapshots) == 1  # written at shutdown
+    if not snapshot:
+        snapshots[0].unlink()  # as after a crash before any snapshot: rebuilt by scanning the log
 
     broker = BrokerThread(config=config, data_dir=str(tmp_path)).start()
     try:

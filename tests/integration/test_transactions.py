@@ -272,7 +272,8 @@ def _restartable(tmp_path, port):
     return BrokerThread(config=config, data_dir=str(tmp_path))
 
 
-def test_restart_keeps_an_ongoing_transaction_open_until_it_times_out(tmp_path):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["from-snapshot", "full-scan"])
+def test_restart_keeps_an_ongoing_transaction_open_until_it_times_out(tmp_path, snapshot):
     port = free_port()
     tid = "restart-ongoing"
     broker = _restartable(tmp_path, port).start()
@@ -289,6 +290,9 @@ def test_restart_keeps_an_ongoing_transaction_open_until_it_times_out(tmp_path):
         producer.close(timeout=0)
     finally:
         broker.stop()
+    if not snapshot:
+        for path in tmp_path.glob("*/*.producer-snapshot"):
+            path.unlink()
 
     broker = _restartable(tmp_path, port).start()
     try:
