@@ -39,10 +39,37 @@ def default_spec_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "shared" / "kafka-spec"
 
 
+def strip_json_comments(text: str) -> str:
+    """Drop ``//`` comments: whole comment lines, and a comment after JSON on the same line.
+
+    ``//`` inside a JSON string (``"http://..."`` in an ``about``) is left alone.
+    """
+    out = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("//"):
+            continue
+        if "//" in line:
+            in_string = escaped = False
+            for i, ch in enumerate(line):
+                if in_string:
+                    if escaped:
+                        escaped = False
+                    elif ch == "\\":
+                        escaped = True
+                    elif ch == '"':
+                        in_string = False
+                elif ch == '"':
+                    in_string = True
+                elif ch == "/" and line.startswith("//", i):
+                    line = line[:i]
+                    break
+        out.append(line)
+    return "\n".join(out)
+
+
 def load_spec_text(text: str) -> dict:
-    """Parse a spec: lines whose first non-blank characters are ``//`` are comments."""
-    kept = [line for line in text.splitlines() if not line.lstrip().startswith("//")]
-    return json.loads("\n".join(kept))
+    """Parse a spec file's text (Kafka's JSON with ``//`` comments)."""
+    return json.loads(strip_json_comments(text))
 
 
 def load_specs(spec_dir: Path | None = None) -> dict[str, dict]:

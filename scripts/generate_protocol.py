@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from protocol.interpreter import strip_json_comments  # noqa: E402
+
 DEFAULT_OUT = REPO / "protocol" / "messages"
 DEFAULT_SPEC = REPO.parent / "shared" / "kafka-spec"
 MAX_VERSION = 0x7FFF
@@ -64,13 +68,9 @@ STRUCT_NAME_CODE = {"b": "b", "h": "h", "H": "H", "i": "i", "I": "I", "q": "q", 
 
 
 def load_spec(path: Path) -> dict:
-    """Parse one spec file: whole-line ``//`` comments are dropped before JSON parsing."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("//"):
-            continue
-        lines.append(line)
-    return json.loads("\n".join(lines))
+    """Parse one spec file: ``//`` comments (whole lines or after JSON, never inside strings)
+    are dropped before JSON parsing (the one piece shared with the reference interpreter)."""
+    return json.loads(strip_json_comments(path.read_text(encoding="utf-8")))
 
 
 @dataclass(frozen=True)

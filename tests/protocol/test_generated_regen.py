@@ -36,3 +36,20 @@ def test_generated_code_does_not_carry_spec_prose():
     for path in MESSAGES.rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         assert "exec(" not in source and "eval(" not in source
+
+
+def test_spec_comments_are_stripped_but_not_inside_strings():
+    from protocol.interpreter import load_spec_text
+
+    text = (
+        "// Licensed to the Apache Software Foundation\n"
+        '{ "name": "X", // a trailing comment\n'
+        '  "about": "see http://kafka.apache.org/ and a \\" quote // kept",\n'
+        "    // an indented comment line\n"
+        '  "validVersions": "0-1" }\n'
+    )
+    assert load_spec_text(text) == {
+        "name": "X",
+        "about": 'see http://kafka.apache.org/ and a " quote // kept',
+        "validVersions": "0-1",
+    }
