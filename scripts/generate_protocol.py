@@ -13,9 +13,16 @@ one module per request/response pair (``produce.py`` holds ``ProduceRequest`` an
 
 For every struct and every version the generator emits a straight-line reader
 ``_read_<Path>_v<N>(buf, pos) -> (obj, pos)`` and writer ``_write_<Path>_v<N>(obj, w)``;
-versions whose code is identical share one function.  Consecutive fixed-width fields are read
-and written with one precompiled ``struct.Struct``.  Only the protocol's facts (names, types,
-versions, defaults, tags) reach the output; the specs' prose does not.
+versions whose code is identical share one function, and each class dispatches through a tuple
+indexed by version (``_READERS``/``_WRITERS``).  Consecutive fixed-width fields are read and
+written with one precompiled ``struct.Struct``; records fields and array counts are decoded
+inline; leaf structs (no arrays, structs or known tagged fields) are decoded and encoded inside
+their parent's loop; struct-valued defaults are built on first access rather than on decode.
+
+Field types are those of Kafka's own generator: int8/16/32/64, uint16, uint32, float64, bool,
+uuid, string, bytes, records, arrays and structs (the specs have no varint field type; varints
+appear only as compact lengths and tagged-field headers).  Only the protocol's facts (names,
+types, versions, defaults, tags) reach the output; the specs' prose does not.
 """
 
 from __future__ import annotations
