@@ -380,6 +380,21 @@ def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, ra
     codes = {p.partition_index: p.partition_error_code
              for t in response.results_by_transaction[0].topic_results for p in t.results_by_partition}
     assert codes == {0: ErrorCode.INVALID_TXN_STATE, 1: ErrorCode.NONE}
+    # v4+ batches transactions; without VerifyOnly it adds (an unknown id answers for itself only).
+    request = AddPartitionsToTxnRequest(transactions=[
+        AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction(
+            transactional_id=tid, producer_id=pid, producer_epoch=epoch, verify_only=False,
+            topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])]),
+        AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction(
+            transactional_id="never-initialised", producer_id=pid, producer_epoch=epoch, verify_only=False,
+            topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])]),
+    ])
+    response = raw.call(request, AddPartitionsToTxnResponse, 4)
+    results = {r.transactional_id: [p.partition_error_code for t in r.topic_results for p in t.results_by_partition]
+               for r in response.results_by_transaction}
+    assert results == {tid: [ErrorCode.NONE], "never-initialised": [ErrorCode.INVALID_PRODUCER_ID_MAPPING]}
+    resp = produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
+    assert resp.error_code == ErrorCode.NONE
     _end_txn(raw, tid, pid, epoch, commit=False)
 
 
