@@ -343,3 +343,13 @@ def test_internal_record_registries():
     assert coordinator.COORDINATOR_VALUE_BY_API_KEY[1].__name__ == "OffsetCommitValue"
     assert metadata_records.METADATA_BY_API_KEY[2].__name__ == "TopicRecord"
     assert "QuorumStateData" in raft.CLASSES
+
+
+def test_decoded_messages_copy_and_pickle():
+    import copy
+    import pickle
+
+    decoded = FetchResponse.decode(fetch_response(b"abc").encode(11), 11)  # lazy fields unset
+    decoded.responses[0].partitions[0].records = bytes(decoded.responses[0].partitions[0].records)
+    assert copy.deepcopy(decoded) == decoded
+    assert pickle.loads(pickle.dumps(decoded)) == decoded
