@@ -86,7 +86,13 @@ class Broker:
         self._idle_task = loop.create_task(self._close_idle_connections())
         log.info("started in %.0f ms", (time.monotonic() - t0) * 1000)
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, answer in-flight requests, then close connections, services and logs.
+
+        Long-polling fetches are woken and answer with what they have; requests parked longer
+        (a JoinGroup waiting for its rebalance) get ``timeout`` seconds before their connections
+        close, as Kafka's shutdown expires delayed operations.
+        """
         if self._stopping:
             return
         self._stopping = True
@@ -94,8 +100,9 @@ class Broker:
             server.close()
         if self._idle_task is not None:
             self._idle_task.cancel()
+        for partition in self.partitions.values():
+            partition.notify()
         deadline = time.monotonic() + timeout
-        # Let in-flight requests finish (long-polls included, bounded by their own timeouts).
         while any(not c.idle for c in self.connections) and time.monotonic() < deadline:
             tasks = [t for c in self.connections for t in c.tasks]
             if not tasks:
