@@ -48,6 +48,9 @@ ZERO_COPY_MIN = 1024
 _NULL16 = b"\xff\xff"
 _NULL32 = b"\xff\xff\xff\xff"
 
+# Errors a generated writer raises for a value the wire cannot carry.
+_ENCODE_ERRORS = (struct.error, AttributeError, TypeError, OverflowError)
+
 # Errors that mean "the input is malformed" when raised from inside a generated reader.
 _DECODE_ERRORS = (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError)
 
@@ -674,17 +677,24 @@ class Message:
         return obj
 
     def encode_into(self, writer: Writer, version: int) -> None:
-        self._check_version(version, self._WRITERS)(self, writer)
+        """Append this message at ``version`` to ``writer``.  A value the wire cannot carry
+        (None where not nullable, an out-of-range integer, a wrong type) raises ``ValueError``
+        naming the message and version; fields absent from ``version`` are not written."""
+        fn = self._check_version(version, self._WRITERS)
+        try:
+            fn(self, writer)
+        except _ENCODE_ERRORS as exc:
+            raise ValueError(f"cannot encode {type(self).__qualname__} v{version}: {exc}") from exc
 
     def encode(self, version: int) -> bytes:
         w = Writer()
-        self._check_version(version, self._WRITERS)(self, w)
+        self.encode_into(w, version)
         return w.getvalue()
 
     def encode_parts(self, version: int) -> list[Any]:
         """Encoded chunks in order: ``bytes``, and external records objects left uncopied."""
         w = Writer()
-        self._check_version(version, self._WRITERS)(self, w)
+        self.encode_into(w, version)
         return w.parts()
 
     def __eq__(self, other: object) -> bool:

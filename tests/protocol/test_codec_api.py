@@ -353,3 +353,16 @@ def test_decoded_messages_copy_and_pickle():
     decoded.responses[0].partitions[0].records = bytes(decoded.responses[0].partitions[0].records)
     assert copy.deepcopy(decoded) == decoded
     assert pickle.loads(pickle.dumps(decoded)) == decoded
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ProduceRequest(acks=70000),  # int16 out of range
+        ProduceRequest(topic_data=[TopicData(name=None)]),  # not nullable
+        ProduceRequest(topic_data=None),  # not nullable
+    ],
+)
+def test_unencodable_values_raise_value_error_naming_the_message(body):
+    with pytest.raises(ValueError, match=r"ProduceRequest v9"):
+        body.encode(9)
