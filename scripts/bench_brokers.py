@@ -136,9 +136,16 @@ class Broker:
                 self.proc.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def data_bytes(self) -> int:
+    def data_bytes(self, partition_dir: str | None = None) -> int:
+        """Bytes on disk under the data dir, or under one partition's dir (e.g. "consume-0")."""
         total = 0
-        for dirpath, _dirs, files in os.walk(self.workdir / "data"):
+        root = self.workdir / "data"
+        if partition_dir is not None:
+            found = [p for p in root.rglob(partition_dir) if p.is_dir()]
+            if not found:
+                return 0
+            root = found[0]
+        for dirpath, _dirs, files in os.walk(root):
             for f in files:
                 try:
                     total += os.path.getsize(os.path.join(dirpath, f))

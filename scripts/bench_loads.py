@@ -219,8 +219,14 @@ def w_e2e_consumer(a: argparse.Namespace) -> dict:
     from confluent_kafka import OFFSET_END, TopicPartition
 
     c = _consumer(a.bootstrap, {"fetch.wait.max.ms": 500, "fetch.min.bytes": 1})
-    c.assign([TopicPartition(a.topic, p, OFFSET_END) for p in _partitions(a.bootstrap, a.topic)])
-    c.consume(num_messages=1, timeout=1.0)  # resolve OFFSET_END before the producer starts
+    # start at the high watermark, resolved now, so that the fetcher is running before the producer
+    tps = []
+    for p in _partitions(a.bootstrap, a.topic):
+        _lo, hi = c.get_watermark_offsets(TopicPartition(a.topic, p, OFFSET_END), timeout=30)
+        tps.append(TopicPartition(a.topic, p, hi))
+    c.assign(tps)
+    for _ in range(5):
+        c.poll(0.1)
     print("READY", flush=True)
     lats: list[int] = []
     deadline = time.monotonic() + a.timeout

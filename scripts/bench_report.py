@@ -275,7 +275,9 @@ def profile_md(res: dict) -> str:
             continue
         tp = p.get("throughput") or {}
         tps = f", {tp['mb_per_s']:.1f} MB/s while profiled" if tp.get("mb_per_s") else ""
-        parts.append(f"#### {load}: {p['load']} ({p['samples']} samples{tps})\n")
+        possible = (prof.get("rate_hz") or 0) * (prof.get("seconds") or 0)
+        busy = f", on CPU or in a syscall in {100.0 * p['samples'] / possible:.0f}% of the samples" if possible else ""
+        parts.append(f"#### {load}: {p['load']} ({p['samples']} samples{busy}{tps})\n")
         parts.append("| self % | function (leaf) | | incl. % | function (on stack) |\n|---:|---|---|---:|---|")
         selfs, incl = p.get("self", []), p.get("inclusive", [])
         for i in range(max(len(selfs), len(incl))):

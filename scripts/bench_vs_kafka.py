@@ -224,7 +224,7 @@ class Run:
             t = "consume"
             if b.name not in filled:  # written once, read `reps` times
                 self.topic(b, t, 1)
-                filled[b.name] = (bl.producer_perf(b.bootstrap, t, n, "1", "none"), b.data_bytes())
+                filled[b.name] = (bl.producer_perf(b.bootstrap, t, n, "1", "none"), b.data_bytes("consume-0"))
             fill, size = filled[b.name]
             with bb.RssSampler(b.pid) as s:
                 r = bl.worker(["consume", "--bootstrap", b.bootstrap, "--topic", t, "--records", str(n),
