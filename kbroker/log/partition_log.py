@@ -449,6 +449,8 @@ class PartitionLog:
             view = view.cast("B")
         config = self.config
         batch_list = _split_batches(view, config.max_message_bytes)
+        if len(batch_list) == 1 and assign_offsets and config.message_timestamp_type == "CreateTime":
+            return self._append_one(view, batch_list[0], leader_epoch, config)
         now_ms = int(self.clock() * 1000)
         with self.lock:
             if self._closed or self._offline is not None:
@@ -523,8 +525,42 @@ class PartitionLog:
                 num_records, len(batch_list), total,
             )
 
-    def _maybe_roll(self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int) -> LogSegment:
-        """The segment to append to: the active one, or a new one if a roll condition holds."""
+    def _append_one(
+        self, view: memoryview, batch: tuple[int, int, int, int, int, int, int], leader_epoch: int, config: LogConfig
+    ) -> AppendInfo:
+        """`append` for the common case, kept lean: one CreateTime batch from the leader."""
+        _, size, _, delta, max_ts, num_records, _ = batch
+        with self.lock:
+            if self._closed or self._offline is not None:
+                self._check_usable()
+            segment = self._segments[-1]
+            base = segment.next_offset
+            last = base + delta
+            segment = self._maybe_roll(size, base, last, max_ts, None)
+            start = segment.size
+            buffers = [_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]]
+            try:
+                if os.pwritev(segment._fd, buffers, start) != size:  # short write: finish it
+                    segment.write(buffers, size)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(segment.fd, start)
+                raise
+            segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
+            if segment.verified_size == start:
+                segment.verified_size = start + size
+            segment.size = start + size
+            if last + 1 - self._recovery_point >= config.flush_messages:
+                self._flush_locked()
+            return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, num_records, 1, size)
+
+    def _maybe_roll(
+        self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int | None
+    ) -> LogSegment:
+        """The segment to append to: the active one, or a new one if a roll condition holds.
+
+        ``now_ms`` is read from the clock when needed and not given.
+        """
         segment = self._segments[-1]
         config = self.config
         if segment.size == 0:
@@ -534,7 +570,7 @@ class PartitionLog:
         if segment.first_batch_timestamp is not None and segment.first_batch_timestamp >= 0:
             waited = first_ts - segment.first_batch_timestamp
         else:
-            waited = now_ms - segment.created_ms
+            waited = (self._now_ms() if now_ms is None else now_ms) - segment.created_ms
         if (
             segment.size + size > config.segment_bytes
             or waited > config.segment_ms - segment.roll_jitter_ms
