@@ -216,6 +216,7 @@ def plots(res: dict, out: Path) -> list[str]:
             ax.set_xscale("log")
             ax.set_xticks(xs, [str(x) for x in xs])
             ax.set_ylabel("MB/s")
+            ax.set_ylim(bottom=0)
             ax.set_title(title, fontsize=9)
             ax.legend(fontsize=8)
         fig.tight_layout()
@@ -269,7 +270,7 @@ def profile_md(res: dict) -> str:
              "attached to the running kbroker. Percentages are of the samples in which kbroker was "
              "running (py-spy leaves out idle samples: the event loop waiting in epoll). Folded stacks: "
              "`bench/profile-*.folded` (open with speedscope or flamegraph.pl).\n"]
-    for load in ("produce", "consume"):
+    for load in ("produce", "conns100", "consume"):
         p = prof.get(load)
         if not p:
             continue

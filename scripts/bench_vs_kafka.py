@@ -296,6 +296,18 @@ class Run:
         spy.wait()
         prof["produce"] = {"load": "ProducerPerformance acks=1 none 1 KiB, 1 partition",
                            **bp.summarize(out), "throughput": r}
+        # many connections: 100 librdkafka producers, small requests (where kbroker fell behind)
+        t = self.topic(b, "profile-conns", 1)
+        out = OUT / "profile-conns100.folded"
+        spy = bp.start(b.pid, secs, out)
+        try:
+            r = bl.worker(["produce-conns", "--bootstrap", b.bootstrap, "--topic", t, "--records",
+                           str(self.p["conn_records"] * 10), "--conns", "100", "--acks", "1"], timeout=secs + 5)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            r = None
+        spy.wait()
+        prof["conns100"] = {"load": "100 librdkafka producers (one connection each), acks=1, 1 partition",
+                            **bp.summarize(out), "throughput": r}
         # consume: the 'consume' topic written earlier, read again from offset 0
         out = OUT / "profile-consume.folded"
         spy = bp.start(b.pid, secs, out)
