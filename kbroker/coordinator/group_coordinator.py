@@ -6,11 +6,14 @@ rule, so tools that read the topic find it where Kafka would).
 
 Durability: every change is appended to the group's partition as a record in Kafka's format (see
 ``group_records``) before the request is answered. Offsets change state only by applying those
-records — the same ``_apply`` serves a live commit and the replay at start-up. Classic groups keep
-their state machine in memory (``group_classic``) and write a GroupMetadata snapshot (members,
-generation, assignment) whenever a generation is settled (SyncGroup of the leader, the group
-becoming empty, a static member replaced); replay rebuilds the group from its latest snapshot
-(Stable with members, or Empty) and gives each member a session timeout to come back.
+records — the same ``OffsetStore.apply`` serves a live commit and the replay at start-up. Classic
+groups keep their state machine in memory (``group_classic``) and write a GroupMetadata snapshot
+(members, generation, assignment) whenever a generation is settled (SyncGroup of the leader, the
+group becoming empty, a static member replaced); replay rebuilds the group from its latest snapshot
+(Stable with members, or Empty) and gives each member a session timeout to come back. KIP-848
+groups (``group_consumer``) write Kafka's per-member deltas (member metadata, target and current
+assignment, epochs) and replay them the same way. The group types share ``self.groups``; a group
+id is either classic or consumer, and classic consumers may be hosted by a consumer group.
 
 Transactions hook (called by the transaction coordinator)::
 
