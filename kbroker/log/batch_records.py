@@ -1,120 +1,53 @@
-"""Record-level access to stored batches, for timestamp lookups and the cleaner.
+"""Record-level access to stored batches for timestamp lookups and the cleaner.
 
-Only what the log needs: iterate the records of a batch (offset, timestamp, key, whether the value
-is null, and the record's raw bytes) and rebuild a batch from a subset of its records. A rebuilt
-batch keeps the original baseOffset, baseTimestamp, lastOffsetDelta, producer fields and
-compression codec, so the kept records' raw bytes (whose offset and timestamp are deltas from the
-batch base) are copied unchanged; only the records section is recompressed and the CRC recomputed.
+A thin layer over `protocol.records`: decode the records of one stored batch, and rebuild a batch
+from a subset of its records. A rebuilt batch keeps the original baseOffset, lastOffsetDelta
+(so the batch still ends where it did), partitionLeaderEpoch, producer fields, transactional and
+control flags, timestamp type and compression codec; the kept records keep their offsets and
+timestamps (gaps between offsets are normal in a compacted log).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from protocol.compression import compress, decompress
-from protocol.record_batch import (
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    TIMESTAMP_TYPE_MASK,
-    BatchHeader,
-    InvalidRecordBatch,
-    compute_crc,
-    pack_header,
-    parse_header,
-)
+from protocol.record_batch import parse_header
+from protocol.records import Record, TimestampType, build_batch, decode_records, records_payload
 
 # A stored batch decompresses to at most this many bytes (bounds a hostile payload).
 MAX_DECOMPRESSED = 256 * 1024 * 1024
-_CRC = struct.Struct(">I")
-_CRC_OFFSET = 17
+
+__all__ = ["Record", "iter_records", "rebuild_batch", "record_timestamps"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value_is_null: bool
-    raw: bytes  # the whole record, length prefix included
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """Zigzag varint at ``pos`` → (value, next position)."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise InvalidRecordBatch("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise InvalidRecordBatch("varint too long")
-    return (result >> 1) ^ -(result & 1), pos
-
-
-def records_section(batch: bytes, header: BatchHeader) -> bytes:
-    payload = memoryview(batch)[HEADER_SIZE : header.size]
-    return decompress(header.compression, payload, MAX_DECOMPRESSED)
-
-
-def iter_records(batch: bytes) -> Iterator[StoredRecord]:
-    """The records of one stored batch (decompressing if needed)."""
+def iter_records(batch: bytes) -> Iterator[Record]:
+    """The records of one stored batch (decompressing if needed); the CRC is not re-checked."""
     header = parse_header(batch)
-    data = records_section(batch, header)
-    pos = 0
-    log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
-    for _ in range(header.records_count):
-        start = pos
-        length, pos = _varint(data, pos)
-        end = pos + length
-        if length < 0 or end > len(data):
-            raise InvalidRecordBatch("record runs past the batch")
-        pos += 1  # attributes
-        ts_delta, pos = _varint(data, pos)
-        offset_delta, pos = _varint(data, pos)
-        key_len, pos = _varint(data, pos)
-        key = None
-        if key_len >= 0:
-            key = bytes(data[pos : pos + key_len])
-            pos += key_len
-        value_len, pos = _varint(data, pos)
-        if pos > end:
-            raise InvalidRecordBatch("record fields run past the record")
-        timestamp = header.max_timestamp if log_append else header.base_timestamp + ts_delta
-        yield StoredRecord(
-            offset=header.base_offset + offset_delta,
-            timestamp=timestamp,
-            key=key,
-            value_is_null=value_len < 0,
-            raw=bytes(data[start:end]),
-        )
-        pos = end
-    if pos != len(data):
-        raise InvalidRecordBatch("bytes left after the last record")
+    payload = records_payload(batch, header=header, max_decompressed_size=MAX_DECOMPRESSED)
+    return decode_records(payload, header)
 
 
 def record_timestamps(batch: bytes) -> Iterator[tuple[int, int]]:
+    """``(offset, timestamp)`` of each record, timestamps as a consumer sees them."""
     for record in iter_records(batch):
         yield record.offset, record.timestamp
 
 
-def rebuild_batch(batch: bytes, kept: list[StoredRecord]) -> bytes:
+def rebuild_batch(batch: bytes, kept: list[Record]) -> bytes:
     """``batch`` with only the ``kept`` records (which must come from it, in order)."""
     header = parse_header(batch)
-    body = b"".join(r.raw for r in kept)
-    body = compress(header.compression, body) if header.compression else body
-    if not header.attributes & TIMESTAMP_TYPE_MASK:
-        header.max_timestamp = max((r.timestamp for r in kept), default=header.base_timestamp)
-    header.records_count = len(kept)
-    header.batch_length = HEADER_SIZE - LOG_OVERHEAD + len(body)
-    header.crc = 0
-    out = bytearray(pack_header(header))
-    out += body
-    _CRC.pack_into(out, _CRC_OFFSET, compute_crc(out, 0, len(out)))
-    return bytes(out)
+    log_append_time = header.max_timestamp if header.is_log_append_time else None
+    return build_batch(
+        kept,
+        base_offset=header.base_offset,
+        compression=header.compression,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=header.is_transactional,
+        control=header.is_control,
+        timestamp_type=TimestampType.LOG_APPEND_TIME if header.is_log_append_time else TimestampType.CREATE_TIME,
+        log_append_time=log_append_time,
+        partition_leader_epoch=header.partition_leader_epoch,
+        last_offset_delta=header.last_offset_delta,
+    )

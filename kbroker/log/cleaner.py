@@ -169,7 +169,7 @@ def _clean_group(
                 r
                 for r in records
                 if r.key is None
-                or (latest.get(r.key, -1) <= r.offset and not (r.value_is_null and r.timestamp <= horizon))
+                or (latest.get(r.key, -1) <= r.offset and not (r.value is None and r.timestamp <= horizon))
             ]
             removed += len(records) - len(kept)
             if len(kept) == len(records):

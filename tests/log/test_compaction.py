@@ -35,7 +35,7 @@ def records(log: PartitionLog) -> list[tuple[int, bytes | None, bool]]:
     out = []
     for _, _, raw in split_batches(log.read(log.log_start_offset, 10**9).read()):
         validate_batch(raw)
-        out.extend((r.offset, r.key, r.value_is_null) for r in iter_records(raw))
+        out.extend((r.offset, r.key, r.value is None) for r in iter_records(raw))
     return out
 
 

@@ -132,7 +132,7 @@ class LogMachine(RuleBasedStateMachine):
         else:
             assert result.next_offset == -1
         for (_, _, raw), b in zip(got, expected, strict=True):
-            recs = [(r.offset, r.key, r.value_is_null, r.timestamp) for r in iter_records(raw)]
+            recs = [(r.offset, r.key, r.value is None, r.timestamp) for r in iter_records(raw)]
             assert recs == [(o, k, v is None, ts) for o, k, v, ts in b.records]
 
     @rule(offset=st.integers(-5, 5))
