@@ -266,13 +266,15 @@ class Run:
                   records=n)
 
     def warmup(self) -> None:
-        """An unrecorded ProducerPerformance run per broker, so that neither meets the first
+        """An unrecorded produce and consume run per broker, so that neither meets the first
         measured scenario cold (Kafka's JIT, kbroker's first segment)."""
         for name, b in self.brokers.items():
             log(f"warm-up: {name}")
             try:
                 t = self.topic(b, "warmup", 1)
                 bl.producer_perf(b.bootstrap, t, self.p["warmup_records"], "1", "none")
+                bl.worker(["consume", "--bootstrap", b.bootstrap, "--topic", t, "--records",
+                           str(self.p["warmup_records"]), "--timeout", "120"])
             except Exception as e:  # noqa: BLE001
                 log(f"warm-up on {name} failed: {e}")
 
