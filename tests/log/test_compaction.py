@@ -7,7 +7,7 @@ import os
 import random
 
 import pytest
-from batches import make_batch, split_batches
+from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from batches import make_batch, split_batches
+from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, LogCorruptedError, PartitionLog
 from protocol.record_batch import validate_batch

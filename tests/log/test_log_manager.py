@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from batches import make_batch, split_batches, value_batch
+from log_batches import make_batch, split_batches, value_batch
 
 from kbroker.log import LogConfig, LogManager
 from kbroker.log.batch_records import iter_records

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
-from batches import make_batch, split_batches
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, OffsetOutOfRangeError, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records

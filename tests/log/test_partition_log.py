@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest
-from batches import make_batch, split_batches, value_batch
+from log_batches import make_batch, split_batches, value_batch
 
 from kbroker.log import (
     InvalidOffsetError,

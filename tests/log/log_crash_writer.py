@@ -1,6 +1,6 @@
 """Child process of test_crash.py: append with flush.messages=1 and report each acknowledged batch.
 
-Usage: crash_writer.py <partition dir>. Prints ``<first offset> <last offset>`` to stdout after each
+Usage: log_crash_writer.py <partition dir>. Prints ``<first offset> <last offset>`` to stdout after each
 append has returned (so after its fsync) and runs until killed.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from batches import make_batch  # noqa: E402
+from log_batches import make_batch  # noqa: E402
 
 from kbroker.log import LogConfig, PartitionLog  # noqa: E402
 
