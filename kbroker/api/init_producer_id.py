@@ -2,11 +2,11 @@
 
 With a null TransactionalId (idempotent producers, the default of the Java and kafka-python
 clients) the broker hands out a fresh producer id at epoch 0 from a block reserved durably in the
-metadata log, so ids are never reused across restarts. v3+ may pass the current id and epoch to
-bump the epoch after a fatal error (KIP-360): the same id comes back with epoch + 1, or a new id
-when the epoch would overflow. Transactional ids go to the transaction coordinator when one is
-installed on the broker (``kbroker/coordinator/txn_coordinator.py``): a new id gets a producer id
-at epoch 0, a known one its epoch bumped (fencing older instances, whose ongoing transaction is
+metadata log, so ids are never reused across restarts. As in Kafka, a producer id and epoch named
+in such a request are ignored (idempotent clients bump their epoch themselves): the broker never
+hands out an epoch of an id it did not just allocate, so one client cannot fence another's id.
+Transactional ids go to the transaction coordinator when one is installed on the broker
+(``kbroker/coordinator/txn_coordinator.py``): a new id gets a producer id at epoch 0, a known one its epoch bumped (fencing older instances, whose ongoing transaction is
 aborted first), PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v4) when a v3+ request names an id
 and epoch the transactional id no longer has.
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from protocol.errors import ErrorCode
 from protocol.messages.init_producer_id import InitProducerIdResponse
-
-MAX_EPOCH = 32767
 
 
 class ProducerIdManager:
@@ -44,16 +42,8 @@ def handle_init_producer_id(ctx, request):
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
         return _transactional(ctx, coordinator, request)
-    pids = broker.producer_ids
-    if ctx.api_version >= 3 and request.producer_id >= 0:
-        if request.producer_epoch < 0:
-            return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
-                                          producer_id=-1, producer_epoch=-1)
-        if request.producer_epoch + 1 < MAX_EPOCH:
-            return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                          producer_id=request.producer_id, producer_epoch=request.producer_epoch + 1)
-    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pids.allocate(),
-                                  producer_epoch=0)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
+                                  producer_id=broker.producer_ids.allocate(), producer_epoch=0)
 
 
 def _transactional(ctx, coordinator, request):

@@ -76,13 +76,22 @@ def test_sequence_and_epoch_errors(idem_broker, raw):
     assert produce(raw, topic, 0, data_batch(pid, 0, 0, [b"a"])).error_code == 0
     assert produce(raw, topic, 0, data_batch(pid, 0, 5, [b"gap"])).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert produce(raw, topic, 0, data_batch(pid, 0, 1, [b"b"])).error_code == 0
-    # KIP-360 epoch bump of an idempotent producer: same id, epoch + 1, sequences restart at 0.
-    bumped = init_producer_id(raw, producer_id=pid, producer_epoch=0)
-    assert (bumped.producer_id, bumped.producer_epoch) == (pid, 1)
+    # An idempotent producer bumps its epoch itself (KIP-360); the new epoch restarts at sequence 0.
     assert produce(raw, topic, 0, data_batch(pid, 1, 3, [b"x"])).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert produce(raw, topic, 0, data_batch(pid, 1, 0, [b"c"])).error_code == 0
     assert produce(raw, topic, 0, data_batch(pid, 0, 2, [b"old"])).error_code == ErrorCode.INVALID_PRODUCER_EPOCH
     assert list_offset(raw, topic) == 3
+
+
+def test_init_producer_id_without_transactional_id_never_reissues_an_id(idem_broker, raw):
+    # As in Kafka: a named producer id and epoch are ignored, so no client can take over (and
+    # fence) another producer's id by asking for its next epoch.
+    pid = init_producer_id(raw).producer_id
+    for version in (3, 4, 5):
+        other = init_producer_id(raw, producer_id=pid, producer_epoch=0, version=version)
+        assert other.error_code == 0
+        assert other.producer_id not in (pid, -1)
+        assert other.producer_epoch == 0
 
 
 @pytest.mark.parametrize("snapshot", [True, False], ids=["from-snapshot", "full-scan"])
