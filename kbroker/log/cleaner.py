@@ -232,6 +232,10 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
             _report_damage(log, plan, exc)
         return None
     doomed: list[LogSegment] = []
+    # Written before taking the lock (fsyncs); a range file without a committed swap is ignored
+    # and removed at open.
+    for _, new, upper in cleaned:
+        write_file_atomically(log.directory / segment_name(new.base_offset, SWAP_RANGE_SUFFIX), f"{upper}\n".encode())
     with log.lock:
         current = {id(s) for s in log._segments}
         unchanged = not log._closed and log.offline is None and all(
@@ -240,10 +244,11 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         if not unchanged:
             _discard(cleaned)
             return None
-        for group, new, upper in cleaned:
-            doomed += _swap(log, [seg for seg, _, _ in group], new, upper)
+        for group, new, _ in cleaned:
+            doomed += _swap(log, [seg for seg, _, _ in group], new)
         log._cleaner_offset = max(log._cleaner_offset, plan.end_offset)
-        log._write_checkpoint()
+        snapshot = log._checkpoint_snapshot()
+    log._store_checkpoint(*snapshot)
     for seg in doomed:
         for path in segment_paths(seg.directory, seg.base_offset, DELETED_SUFFIX):
             path.unlink(missing_ok=True)
@@ -257,16 +262,16 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
     return CleanResult(len(cleaned), before, after, removed, plan.end_offset)
 
 
-def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment, upper: int) -> list[LogSegment]:
-    """Replace the ``old`` segments (covering offsets up to ``upper``) by ``new``, crash-safely.
+def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment) -> list[LogSegment]:
+    """Replace the ``old`` segments by ``new``, crash-safely (with the log lock held).
 
-    Order: the range file, then ``.cleaned`` → ``.swap`` (indexes, log last: the commit point),
-    then the other old segments → ``.deleted``, then ``.swap`` → final names, then the range file
-    goes. Returns the segments renamed to ``.deleted`` (the caller unlinks them outside the lock).
+    Order: the range file (already written by the caller), then ``.cleaned`` → ``.swap``
+    (indexes, log last: the commit point), then the other old segments → ``.deleted``, then
+    ``.swap`` → final names, then the range file goes. Returns the segments renamed to
+    ``.deleted`` (the caller unlinks them outside the lock).
     """
     directory = log.directory
     range_path = directory / (segment_name(new.base_offset, SWAP_RANGE_SUFFIX))
-    write_file_atomically(range_path, f"{upper}\n".encode())
     new.rename_suffix(SWAP_SUFFIX)
     fsync_dir(directory)
     doomed = old[1:]
@@ -285,9 +290,11 @@ def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment, upper: int)
 
 
 def _discard(cleaned: list) -> None:
+    """Remove the output of an abandoned pass (cleaned files and range files)."""
     for _, new, _ in cleaned:
         with contextlib.suppress(OSError):
             new.delete_files()
+            (new.directory / segment_name(new.base_offset, SWAP_RANGE_SUFFIX)).unlink(missing_ok=True)
 
 
 def _report_damage(log: PartitionLog, plan: _Plan, exc: Exception) -> None:

@@ -200,6 +200,12 @@ class PartitionLog:
         self._offline: LogCorruptedError | None = None
         self._closed = False
         self._dirs_unsynced = False
+        self._truncations = 0  # bumped by every truncation (a flush outside the lock checks it)
+        # Checkpoint writes: numbered snapshots, written in order by one writer at a time. Lock
+        # order: `lock` before `_checkpoint_lock` (never the other way round).
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_version = 0
+        self._checkpoint_written = 0
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -361,20 +367,39 @@ class PartitionLog:
             return False
         return damage.position + header.size < seg.file_size()
 
-    def _write_checkpoint(self) -> None:
+    def _checkpoint_snapshot(self) -> tuple[int, bytes]:
+        """A numbered snapshot of the checkpointed state (call with ``self.lock`` held)."""
+        self._checkpoint_version += 1
         text = (
             "0\n"
             f"recovery_point {self._recovery_point}\n"
             f"log_start_offset {self._log_start_offset}\n"
             f"cleaner_offset {self._cleaner_offset}\n"
         )
-        write_file_atomically(self.directory / CHECKPOINT_FILE, text.encode())
+        return self._checkpoint_version, text.encode()
+
+    def _store_checkpoint(self, version: int, data: bytes) -> None:
+        """Write a snapshot unless a newer one is already on disk (writers are serialised)."""
+        with self._checkpoint_lock:
+            if version <= self._checkpoint_written:
+                return
+            write_file_atomically(self.directory / CHECKPOINT_FILE, data)
+            self._checkpoint_written = version
+
+    def _write_checkpoint(self) -> None:
+        """Persist the checkpoint now, with ``self.lock`` held (the state cannot move meanwhile)."""
+        self._store_checkpoint(*self._checkpoint_snapshot())
 
     def checkpoint(self) -> None:
-        """Persist recovery point, log start and cleaner offset (the manager calls it periodically)."""
+        """Persist recovery point, log start and cleaner offset (the manager calls it periodically).
+
+        The fsyncs happen outside the partition lock, so appends are not held up.
+        """
         with self.lock:
-            if not self._closed and self._offline is None:
-                self._write_checkpoint()
+            if self._closed or self._offline is not None:
+                return
+            snapshot = self._checkpoint_snapshot()
+        self._store_checkpoint(*snapshot)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -624,15 +649,36 @@ class PartitionLog:
             self._flush_locked()
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
-        """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data."""
+        """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data.
+
+        Called by the maintenance thread: the fsync runs outside the partition lock, so appends
+        continue meanwhile; the recovery point then moves to the log end seen before the fsync.
+        """
         with self.lock:
             if self._closed or self._offline is not None:
                 return False
             now_ms = self._now_ms() if now_ms is None else now_ms
-            if self.log_end_offset > self._recovery_point and now_ms - self._last_flush_ms >= self.config.flush_ms:
-                self._flush_locked(now_ms)
-                return True
-            return False
+            if self.log_end_offset <= self._recovery_point or now_ms - self._last_flush_ms < self.config.flush_ms:
+                return False
+            segment = self._segments[-1]
+            file = segment.file  # held: the descriptor stays valid even if the segment goes
+            target = self.log_end_offset
+            truncations = self._truncations
+            sync_dirs = self._dirs_unsynced
+            self._last_flush_ms = now_ms
+        assert file is not None
+        os.fdatasync(file.fileno())
+        if sync_dirs:
+            fsync_dir(self.directory)
+            fsync_dir(self.directory.parent)
+        with self.lock:
+            if sync_dirs:
+                self._dirs_unsynced = False
+            # Earlier segments are always on disk (sealed when rolled); a truncation meanwhile may
+            # have replaced the data, so then the flush proves nothing.
+            if truncations == self._truncations and not self._closed:
+                self._recovery_point = max(self._recovery_point, min(target, self.log_end_offset))
+        return True
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -857,6 +903,7 @@ class PartitionLog:
             if found is not None:
                 seg.truncate_to_position(found[0], self.config.index_interval_bytes)
             seg.next_offset = offset
+            self._truncations += 1
             for d in doomed:
                 d.delete_files()
             self._recovery_point = min(self._recovery_point, offset)
@@ -871,6 +918,7 @@ class PartitionLog:
             self._truncate_fully_locked(offset)
 
     def _truncate_fully_locked(self, offset: int) -> None:
+        self._truncations += 1
         doomed, self._segments = self._segments, []
         for seg in doomed:
             seg.delete_files()
@@ -953,10 +1001,15 @@ class PartitionLog:
             doomed = self._segments[:count]
             new_start = self._segments[count].base_offset
             self._remove_segments_below(new_start)
+            snapshot = None
             if new_start > self._log_start_offset:
                 self._log_start_offset = new_start
                 self._cleaner_offset = max(self._cleaner_offset, new_start)
-                self._write_checkpoint()
+                snapshot = self._checkpoint_snapshot()
+        # Outside the lock: a crash before this write is harmless, the log start is then the base
+        # of the first segment left, which is the same offset.
+        if snapshot is not None:
+            self._store_checkpoint(*snapshot)
         self._delete_segments(doomed)
         return count
 

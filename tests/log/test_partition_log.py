@@ -305,3 +305,34 @@ def test_iter_batches_walks_the_whole_log_across_segments(tmp_path):
     assert [h.base_offset for h, _ in log.iter_batches(31)] == list(range(30, 80, 2))
     result = log.read(0, 300)
     assert result.next_offset == offsets(result.read())[-1][1] + 1
+
+
+def test_background_flush_runs_outside_the_lock_and_ignores_a_racing_truncation(tmp_path, monkeypatch):
+    import threading
+
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(flush_ms=0))
+    for _ in range(5):
+        log.append(value_batch([b"x"]))
+    real = os.fdatasync
+    seen = []
+
+    def other_thread():
+        # Another thread (the event loop) can take the partition lock while the fsync runs.
+        seen.append(log.lock.acquire(timeout=10))
+        log.truncate_to(2)
+        log.append(value_batch([b"y"]))
+        log.lock.release()
+
+    def fdatasync(fd):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    assert log.maybe_flush()
+    assert seen == [True]
+    assert log.recovery_point == 0  # the flushed data was replaced meanwhile: nothing proven
+    monkeypatch.undo()
+    assert log.maybe_flush()
+    assert log.recovery_point == log.log_end_offset == 3
