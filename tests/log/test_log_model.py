@@ -230,6 +230,16 @@ class LogMachine(RuleBasedStateMachine):
     def roll(self):
         self.log.roll()
 
+    @rule(background=st.booleans())
+    def flush(self, background):
+        if background:
+            self.log.config = dataclasses.replace(CONFIG, flush_ms=0)
+            self.log.maybe_flush()
+            self.log.config = CONFIG
+        else:
+            self.log.flush()
+        assert self.log.recovery_point == self.leo
+
     @rule(clean=st.booleans())
     def reopen(self, clean):
         self.log.close(clean=clean)
