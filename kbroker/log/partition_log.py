@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -138,12 +138,6 @@ class Checkpoint:
     recovery_point: int = 0
     log_start_offset: int = 0
     cleaner_offset: int = 0
-
-
-@dataclass(slots=True)
-class _Loaded:
-    segments: list[LogSegment] = field(default_factory=list)
-    offline: LogCorruptedError | None = None
 
 
 def fsync_dir(path: Path) -> None:
@@ -1117,6 +1111,4 @@ __all__ = [
     "EARLIEST_TIMESTAMP",
     "LATEST_TIMESTAMP",
     "MAX_TIMESTAMP",
-    "HEADER_SIZE",
-    "segment_name",
 ]
