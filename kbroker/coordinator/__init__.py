@@ -10,7 +10,7 @@ from typing import Any
 
 
 def build_services(broker: Any) -> list[Any]:
-    services: list[Any] = []
-    from kbroker.coordinator.group_coordinator import GroupCoordinator; services.append(GroupCoordinator(broker))  # noqa: E702, I001, E501
-    from kbroker.coordinator.txn_coordinator import TransactionCoordinator; services.append(TransactionCoordinator(broker))  # noqa: E702, I001, E501
-    return services
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+
+    return [GroupCoordinator(broker), TransactionCoordinator(broker)]
