@@ -5,13 +5,14 @@ topic). The versions differ only in encoding (v2+ flexible); v0-1 are the same r
 named twice gets INVALID_REQUEST ("Duplicate topic name.") once. validateOnly runs every check and
 commits nothing. Manual assignments must name registered brokers, each at most once, with as many
 replicas as the topic's existing partitions, and at least one unfenced broker, as Kafka's
-``ReplicationControlManager`` requires.
+``ReplicationControlManager`` requires. A request adding more than 10,000 partitions in all fails
+whole with POLICY_VIOLATION (Kafka's bound on the records of one controller operation).
 """
 
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -75,6 +76,17 @@ def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
         Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.")
         for name, n in counts.items() if n > 1
     ]
+    added = 0
+    for t in request.topics:
+        topic = broker.image.topic(t.name)
+        if counts[t.name] == 1 and topic is not None:
+            added += max(0, t.count - len(topic.partitions))
+    if added > MAX_PARTITIONS_PER_REQUEST:
+        return CreatePartitionsResponse(throttle_time_ms=0, results=[
+            Result(name=t.name, error_code=ErrorCode.POLICY_VIOLATION,
+                   error_message="Unable to perform excessively large batch operation.")
+            for t in request.topics
+        ])
     for t in request.topics:
         if counts[t.name] > 1:
             continue

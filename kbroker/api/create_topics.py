@@ -2,7 +2,8 @@
 
 Partitions and replication factor may be -1 (v4+) for the broker defaults, or replaced by a
 manual assignment. validateOnly (v1+) checks everything and commits nothing. v5+ responses carry
-the topic's partition count, replication factor and effective configs; v7+ the topic id.
+the topic's partition count, replication factor and effective configs; v7+ the topic id. A
+request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.registry import api
-from kbroker.controller.quorum import NewTopic
+from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, NewTopic
 from kbroker.topics import plan_create
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
@@ -25,6 +26,16 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     seen: dict[str, int] = {}
     for t in request.topics:
         seen[t.name] = seen.get(t.name, 0) + 1
+    default_partitions = broker.config["num.partitions"]
+    total = sum(len(t.assignments) if t.assignments else
+                default_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
+                for t in request.topics)
+    if total > MAX_PARTITIONS_PER_REQUEST:
+        return CreateTopicsResponse(throttle_time_ms=0, topics=[
+            Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.POLICY_VIOLATION,
+                   error_message="Excessively large number of partitions per request.", configs=None)
+            for t in request.topics
+        ])
     to_commit = []
     for t in request.topics:
         if seen[t.name] > 1:

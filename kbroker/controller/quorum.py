@@ -29,7 +29,9 @@ METADATA_TOPIC = "__cluster_metadata"
 # The metadata log is fsynced on every commit and never expires.
 METADATA_LOG_CONFIG = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1, retention_ms=-1)
 PRODUCER_ID_BLOCK_SIZE = 1000
-MAX_PARTITIONS_PER_REQUEST = 1_000_000
+# Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: the partitions one request may add.
+# It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
+MAX_PARTITIONS_PER_REQUEST = 10_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 # Features this broker supports, with the level it finalizes when the cluster is formatted.
@@ -239,8 +241,6 @@ class QuorumController:
                                   "an increase.")
         if count == current:
             raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
-        if count > MAX_PARTITIONS_PER_REQUEST:
-            raise ControllerError(ErrorCode.INVALID_PARTITIONS, "Number of partitions is too large.")
         replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
         brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
         new = count - current

@@ -143,6 +143,28 @@ def test_create_partitions_errors(wire, broker, topic_name):
     assert partition_count(wire, topic_name) == 4
 
 
+def test_excessively_many_partitions_fail_the_whole_request(wire, topic_name):
+    # Kafka bounds the partitions one request adds to 10,000 (POLICY_VIOLATION for every topic);
+    # nothing is created, and the connection stays usable.
+    CT = REQUESTS[19]
+    topics = [CT.CreatableTopic(name=f"{topic_name}-{i}", num_partitions=6000, replication_factor=1,
+                                assignments=[], configs=[]) for i in range(2)]
+    resp = wire.call(19, 7, topics=topics, timeout_ms=10000, validate_only=False)
+    assert [(r.error_code, r.error_message) for r in resp.topics] == [
+        (E.POLICY_VIOLATION, "Excessively large number of partitions per request.")] * 2
+    create_topic(wire, topic_name, 1)
+    assert partition_count(wire, topic_name) == 1
+    resp = wire.call(37, 3, topics=[CP.CreatePartitionsTopic(name=topic_name, count=10_002, assignments=None)],
+                     timeout_ms=5000, validate_only=False)
+    assert [(r.error_code, r.error_message) for r in resp.results] == [
+        (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")]
+    assert partition_count(wire, topic_name) == 1
+    resp = wire.call(19, 7, topics=[CT.CreatableTopic(name=f"{topic_name}-0", num_partitions=1, replication_factor=1,
+                                                      assignments=[], configs=[])],
+                     timeout_ms=10000, validate_only=False)
+    assert resp.topics[0].error_code == E.NONE
+
+
 def test_create_partitions_duplicate_topic_in_request(wire, topic_name):
     create_topic(wire, topic_name, 1)
     other = topic_name + "-b"
