@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import zlib
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+from kbroker.log.partition_log import write_file_atomically
 from kbroker.replication.producer_state import (
     NUM_BATCHES_TO_RETAIN,
     AbortedTxn,
@@ -100,13 +100,7 @@ def write_snapshot(state: PartitionProducerState, plog) -> Path | None:
     existing = _snapshot_files(directory)
     if existing and existing[-1][0] == offset:
         return existing[-1][1]
-    data = encode(state, offset, _last_batch(plog, offset))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_file_atomically(path, encode(state, offset, _last_batch(plog, offset)))
     for _old_offset, old in existing:
         old.unlink(missing_ok=True)
     return path
