@@ -30,8 +30,9 @@ import os
 from dataclasses import dataclass
 
 from protocol.record_batch import InvalidRecordBatch, parse_header
+from protocol.records import parse_control_record
 
-from . import batch_records
+from . import batch_records, txn_cleaning
 from .config import INT_MAX
 from .errors import LogCorruptedError
 from .partition_log import (
@@ -44,6 +45,7 @@ from .partition_log import (
     write_file_atomically,
 )
 from .segment import Damage, LogSegment, segment_name, segment_paths, walk_batches
+from .txn_cleaning import TxnScan
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class _Plan:
     segments: list[tuple[LogSegment, int, int]]  # (segment, size, next offset) at planning time
     first_dirty: int
     end_offset: int
+    whole_log: list[tuple[LogSegment, int]]  # every segment (active one included) and its size
+    txn: TxnScan | None = None
 
 
 class _Aborted(Exception):
@@ -98,7 +102,46 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
     )
     if not force and not overdue and total and dirty / total < config.min_cleanable_dirty_ratio:
         return None
-    return _Plan(cleanable, first_dirty, end_offset)
+    return _Plan(cleanable, first_dirty, end_offset, [(seg, seg.size) for seg in segments])
+
+
+def _scan_transactions(plan: _Plan) -> TxnScan:
+    """Transaction facts of the whole log (batch headers, plus the marker type of control batches)."""
+
+    def headers():
+        for seg, size in plan.whole_log:
+            file = seg.file
+            if file is None:
+                raise _Aborted
+            fd = file.fileno()
+            for pos, header in walk_batches(fd, 0, size, validate=False):
+                marker = None
+                if header.is_control:
+                    first = next(batch_records.iter_records(os.pread(fd, header.size, pos)), None)
+                    marker = parse_control_record(first).type if first is not None else None
+                yield header, marker
+
+    return txn_cleaning.scan(headers())
+
+
+def _limit_to_stable(plan: _Plan) -> _Plan | None:
+    """Rule 1: clean only segments that end at or before the first unstable offset."""
+    assert plan.txn is not None
+    end = plan.txn.cleanable_end(plan.end_offset)
+    if end >= plan.end_offset:
+        return plan
+    kept = []
+    for i, item in enumerate(plan.segments):
+        upper = plan.segments[i + 1][0].base_offset if i + 1 < len(plan.segments) else plan.end_offset
+        if upper > end:
+            break
+        kept.append(item)
+    if not kept:
+        return None
+    new_end = plan.segments[len(kept)][0].base_offset
+    if plan.first_dirty >= new_end:
+        return None
+    return _Plan(kept, plan.first_dirty, new_end, plan.whole_log, plan.txn)
 
 
 def _batches(seg: LogSegment, size: int):
@@ -120,6 +163,8 @@ def _latest_offsets(plan: _Plan) -> dict[bytes, int]:
         for header, data in _batches(seg, size):
             if header.last_offset < plan.first_dirty or header.is_control:
                 continue
+            if plan.txn is not None and plan.txn.discard(header.base_offset):
+                continue  # rule 2: an aborted write never shadows a committed one
             for record in batch_records.iter_records(data):
                 if record.key is not None and record.offset >= plan.first_dirty:
                     latest[record.key] = record.offset
@@ -153,9 +198,19 @@ def _upper(plan: _Plan, item: tuple[LogSegment, int, int]) -> int:
 
 
 def _clean_group(
-    log: PartitionLog, group: list[tuple[LogSegment, int, int]], latest: dict[bytes, int], now_ms: int
+    log: PartitionLog,
+    group: list[tuple[LogSegment, int, int]],
+    latest: dict[bytes, int],
+    now_ms: int,
+    txn: TxnScan | None = None,
 ) -> tuple[LogSegment | None, int]:
-    """Write the cleaned copy of ``group`` as one ``.cleaned`` segment; None if nothing changes."""
+    """Write the cleaned copy of ``group`` as one ``.cleaned`` segment; None if nothing changes.
+
+    With ``txn``: the batches of aborted transactions go entirely (rule 2), and a data batch that
+    loses all its records stays as an empty batch if it is its producer's last one (rule 5), so
+    that producer state rebuilt from the log keeps the producer's epoch and sequence. Control
+    batches (transaction markers) are always kept.
+    """
     horizon = now_ms - log.config.delete_retention_ms
     output: list[bytes] = []
     removed = 0
@@ -165,16 +220,19 @@ def _clean_group(
                 output.append(data)
                 continue
             records = list(batch_records.iter_records(data))
-            kept = [
-                r
-                for r in records
-                if r.key is None
-                or (latest.get(r.key, -1) <= r.offset and not (r.value is None and r.timestamp <= horizon))
-            ]
+            if txn is not None and txn.discard(header.base_offset):
+                kept = []
+            else:
+                kept = [
+                    r
+                    for r in records
+                    if r.key is None
+                    or (latest.get(r.key, -1) <= r.offset and not (r.value is None and r.timestamp <= horizon))
+                ]
             removed += len(records) - len(kept)
             if len(kept) == len(records):
                 output.append(data)
-            elif kept:
+            elif kept or (txn is not None and txn.keep_empty(header.base_offset, header.producer_id)):
                 output.append(batch_records.rebuild_batch(data, kept))
     if not removed and len(group) == 1:
         return None, 0
@@ -220,9 +278,14 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
     cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]] = []
     removed = 0
     try:
+        plan.txn = _scan_transactions(plan)
+        limited = _limit_to_stable(plan)
+        if limited is None:
+            return None
+        plan = limited
         latest = _latest_offsets(plan)
         for group in _groups(log, plan):
-            new, count = _clean_group(log, group, latest, now_ms)
+            new, count = _clean_group(log, group, latest, now_ms, plan.txn)
             if new is not None:
                 cleaned.append((group, new, _upper(plan, group[-1])))
                 removed += count

@@ -13,6 +13,7 @@ from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
 from protocol.record_batch import validate_batch
 
+NOW = 10_000_000
 COMPACT = LogConfig(
     segment_bytes=1500,
     index_interval_bytes=100,
@@ -144,8 +145,8 @@ def test_cleaner_output_is_dropped_if_log_changed(tmp_path, monkeypatch):
 
     original = cleaner._clean_group
 
-    def truncating(log_, group, latest, now_ms):
-        out = original(log_, group, latest, now_ms)
+    def truncating(log_, *args):
+        out = original(log_, *args)
         log_.truncate_to(5)
         return out
 
@@ -210,3 +211,62 @@ def test_file_slices_read_before_a_swap_still_read_the_old_bytes(tmp_path):
     assert clean_log(log) is not None
     assert log.read(0, 10**9).read() != before
     assert result.read() == before  # the replaced segment files stay readable through the slices
+
+
+def test_transactions_aborted_data_goes_open_transactions_stay_last_producer_batch_kept(tmp_path):
+    from protocol.records import ControlType, Record, build_batch, build_control_batch
+
+    log = PartitionLog.open(tmp_path / "t-0", dataclasses.replace(COMPACT, segment_bytes=400))
+    seq = {7: 0, 8: 0, 9: 0}
+
+    def data(key: bytes, pid: int = -1, txn: bool = False) -> int:
+        batch = build_batch(
+            [Record(key=key, value=b"v-" + key, timestamp=NOW)],
+            producer_id=pid,
+            producer_epoch=0 if pid >= 0 else -1,
+            base_sequence=seq[pid] if pid >= 0 else -1,
+            transactional=txn,
+        )
+        if pid >= 0:
+            seq[pid] += 1
+        return log.append(batch).first_offset
+
+    def marker(pid: int, commit: bool) -> int:
+        kind = ControlType.COMMIT if commit else ControlType.ABORT
+        return log.append(build_control_batch(kind, producer_id=pid, producer_epoch=0, timestamp=NOW)).first_offset
+
+    committed_a = data(b"a")
+    aborted_a = data(b"a", pid=7, txn=True)  # aborted: must not shadow committed_a
+    aborted_last = data(b"x", pid=7, txn=True)  # producer 7's last batch: stays, emptied
+    aborted_marker = marker(7, commit=False)
+    idem_b = data(b"b", pid=9)  # producer 9's only batch: its record is shadowed below, the batch stays
+    data(b"b")
+    committed_c = data(b"c", pid=8, txn=True)
+    commit_marker = marker(8, commit=True)
+    for i in range(12):
+        data(b"filler-%d" % (i % 3))
+    open_txn = data(b"d", pid=8, txn=True)  # never committed: nothing from here on is cleaned
+    data(b"d")
+    data(b"a")
+    log.roll()
+    log.high_watermark = log.log_end_offset
+    result = clean_log(log)
+    assert result is not None
+    assert result.end_offset <= open_txn
+
+    kept = {}
+    batches = {}
+    for _, _, raw in split_batches(log.read(0, 10**9).read()):
+        header = validate_batch(raw)
+        batches[header.base_offset] = header
+        for r in iter_records(raw):
+            kept[r.offset] = r.key
+    assert kept[committed_a] == b"a"  # the aborted write did not shadow it
+    assert aborted_a not in batches  # aborted data is gone
+    assert batches[aborted_last].records_count == 0 and batches[aborted_last].producer_id == 7
+    assert batches[aborted_last].last_offset == aborted_last
+    assert aborted_marker in batches and commit_marker in batches  # markers are kept
+    assert kept[committed_c] == b"c"
+    assert batches[idem_b].records_count == 0 and batches[idem_b].producer_id == 9  # empty, kept
+    assert open_txn in kept and kept[open_txn] == b"d"  # the unstable part is not cleaned
+    assert kept[open_txn + 1] == b"d"
