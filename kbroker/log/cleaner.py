@@ -19,7 +19,8 @@ One pass over a partition log, run by the maintenance thread:
    ``<base>.swap-range`` to know which old segments the new one replaces
    (see `PartitionLog._clean_leftovers`).
 
-Transaction-aware cleaning (aborted records, markers) is not implemented yet.
+Transactions: see `_clean_group` and `txn_cleaning` (rules 1, 2 and 5 there are applied; markers
+are always kept, so rules 3 and 4 hold trivially, at the cost of markers accumulating).
 """
 
 from __future__ import annotations
