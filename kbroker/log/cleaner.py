@@ -19,8 +19,9 @@ One pass over a partition log, run by the maintenance thread:
    ``<base>.swap-range`` to know which old segments the new one replaces
    (see `PartitionLog._clean_leftovers`).
 
-Transactions: see `_clean_group` and `txn_cleaning` (rules 1, 2 and 5 there are applied; markers
-are always kept, so rules 3 and 4 hold trivially, at the cost of markers accumulating).
+Transactions: see `_clean_group` and `txn_cleaning`. Rules 1, 2 and 5 there are applied; markers
+are always kept, so rule 3 holds trivially and rule 4 (dropping old markers) is not applied yet:
+markers accumulate in compacted topics.
 """
 
 from __future__ import annotations
