@@ -32,7 +32,7 @@ def recompress(records: Any, header: Any, codec: int, config: dict) -> bytes:
     try:
         decoded = decode_batch(records)
     except InvalidRecordBatch as exc:
-        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+        raise ProduceError(ErrorCode(exc.error_code), str(exc)) from None
     level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
              4: config["compression.zstd.level"]}.get(codec)
     if level == -1:

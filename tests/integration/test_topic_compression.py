@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from test_transactions_helpers import RawClient, produce
 
-from protocol.record_batch import parse_header
+from protocol.errors import ErrorCode
+from protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header
+from protocol.records import Record, build_batch
 
 
 @pytest.mark.parametrize("producer_codec,topic_codec,expected", [
@@ -35,3 +40,33 @@ def test_topic_compression_type(broker, bootstrap, topic_name, producer_codec, t
             break
     consumer.close()
     assert got == [(i, b"k%d" % i, [("n", b"%d" % i)]) for i in range(50)]
+
+
+def _declaring(batch: bytes, count: int) -> bytes:
+    """``batch`` claiming ``count`` records (lastOffsetDelta to match), with a valid CRC."""
+    out = bytearray(batch)
+    struct.pack_into(">i", out, 23, count - 1)  # lastOffsetDelta
+    struct.pack_into(">i", out, HEADER_SIZE - 4, count)  # recordsCount
+    struct.pack_into(">I", out, CRC_OFFSET, compute_crc(out))
+    return bytes(out)
+
+
+def test_re_encoding_rejects_a_bad_batch_with_kafkas_error(bootstrap, topic_name):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1, topic_configs={"compression.type": "gzip"})])
+    admin.close()
+    raw = RawClient(bootstrap)
+    try:
+        records = [Record(key=None, value=b"v%d" % i, timestamp=1_700_000_000_000) for i in range(2)]
+        # Intact batch, wrong record count: Kafka's InvalidRecordException, INVALID_RECORD.
+        part = produce(raw, topic_name, 0, _declaring(build_batch(records), 3))
+        assert part.error_code == ErrorCode.INVALID_RECORD
+        # A compressed payload that does not decompress: CORRUPT_MESSAGE.
+        bad = bytearray(build_batch(records, compression=3))  # lz4, re-encoded to gzip
+        bad[HEADER_SIZE + 10:] = bytes(len(bad) - HEADER_SIZE - 10)
+        part = produce(raw, topic_name, 0, _declaring(bytes(bad), 2))
+        assert part.error_code == ErrorCode.CORRUPT_MESSAGE
+        part = produce(raw, topic_name, 0, build_batch(records))
+        assert (part.error_code, part.base_offset) == (ErrorCode.NONE, 0)
+    finally:
+        raw.close()
