@@ -7,6 +7,8 @@ echoed in UnknownStateFilters), producer ids, v1+ a minimum duration of Ongoing 
 
 from __future__ import annotations
 
+import re
+
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_log import STATE_BY_NAME
 from protocol.errors import ErrorCode
@@ -29,7 +31,7 @@ def handle_list_transactions(ctx, request) -> ListTransactionsResponse:
     pattern = request.transactional_id_pattern if version >= 2 else None
     try:
         txns = coordinator.list_transactions(known, list(request.producer_id_filters or ()), duration, pattern)
-    except Exception:  # noqa: BLE001 - a bad regular expression
+    except re.error:
         return ListTransactionsResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
                                         unknown_state_filters=unknown, transaction_states=[])
     return ListTransactionsResponse(

@@ -476,6 +476,8 @@ def test_list_and_describe_transactions_and_producers(bootstrap, raw):
     pattern = raw.call(ListTransactionsRequest(transactional_id_pattern=tid.replace("-", ".")),
                        ListTransactionsResponse, 2)
     assert [s.transactional_id for s in pattern.transaction_states] == [tid]
+    bad = raw.call(ListTransactionsRequest(transactional_id_pattern="(unclosed"), ListTransactionsResponse, 2)
+    assert (bad.error_code, bad.transaction_states) == (ErrorCode.INVALID_REGULAR_EXPRESSION, [])
 
     described = raw.call(DescribeTransactionsRequest(transactional_ids=[tid, "unknown-id"]),
                          DescribeTransactionsResponse, 0)
