@@ -309,21 +309,8 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_TXN_STATE)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
-    def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
-                         index: int) -> ErrorCode:
-        """Produce-side verification: is ``topic-index`` part of this producer's ongoing transaction?"""
-        txn = self.txns.get(transactional_id)
-        if txn is None or txn.producer_id != producer_id:
-            return ErrorCode.INVALID_TXN_STATE
-        if producer_epoch < txn.producer_epoch:
-            return ErrorCode.INVALID_PRODUCER_EPOCH
-        if producer_epoch > txn.producer_epoch or txn.state != TxnState.ONGOING or (topic, index) not in txn.partitions:
-            return ErrorCode.INVALID_TXN_STATE
-        return ErrorCode.NONE
-
-    def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
-                                   index: int) -> ErrorCode:
-        """Transactions V2 (Produce v12+): the first batch of a transaction in a partition adds it."""
+    def _owner_error(self, transactional_id: str, producer_id: int, producer_epoch: int) -> ErrorCode:
+        """Produce-side check that the producer still owns the transactional id (NONE if it does)."""
         txn = self.txns.get(transactional_id)
         if txn is None or txn.producer_id != producer_id:
             return ErrorCode.INVALID_TXN_STATE
@@ -331,6 +318,25 @@ class TransactionCoordinator:
             return ErrorCode.INVALID_PRODUCER_EPOCH
         if producer_epoch > txn.producer_epoch:
             return ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.NONE
+
+    def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
+                         index: int) -> ErrorCode:
+        """Produce-side verification: is ``topic-index`` part of this producer's ongoing transaction?"""
+        code = self._owner_error(transactional_id, producer_id, producer_epoch)
+        if code != ErrorCode.NONE:
+            return code
+        txn = self.txns[transactional_id]
+        if txn.state != TxnState.ONGOING or (topic, index) not in txn.partitions:
+            return ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.NONE
+
+    def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
+                                   index: int) -> ErrorCode:
+        """Transactions V2 (Produce v12+): the first batch of a transaction in a partition adds it."""
+        code = self._owner_error(transactional_id, producer_id, producer_epoch)
+        if code != ErrorCode.NONE:
+            return code
         try:
             self.add_partitions(transactional_id, producer_id, producer_epoch, [(topic, index)], client_txn_version=2)
         except TxnError as exc:

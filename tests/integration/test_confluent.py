@@ -16,21 +16,11 @@ from confluent_kafka.admin import (
     NewTopic,
     OffsetSpec,
 )
+from test_transactions_helpers import wait_until
 
 from kbroker.testing import BrokerThread
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-
-
-def wait_until(predicate, timeout: float = 30.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.02)
 
 
 def producer(bootstrap: str, **conf) -> Producer:
