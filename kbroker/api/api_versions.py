@@ -3,7 +3,7 @@
 Built from the handler registry, so only implemented APIs are advertised. Produce is advertised
 from v0 although only v3+ is served, as Kafka 4.x does: librdkafka before 2.11.1 disables
 compression unless the Produce range contains v0. v3+ requests carry the client software name and
-version, which must match Kafka's pattern or get INVALID_REQUEST. An ApiVersions request at a
+version, which must match Kafka's pattern or get INVALID_REQUEST (and no API list). An ApiVersions request at a
 version we do not know is answered with a v0 body (see :func:`unsupported_version_response`).
 v3+ responses carry the supported and finalized features in tagged fields.
 """
@@ -45,7 +45,7 @@ def handle_api_versions(ctx, request) -> ApiVersionsResponse:
     if ctx.api_version >= 3:
         name, version = request.client_software_name, request.client_software_version
         if not _SOFTWARE_RE.fullmatch(name or "") or not _SOFTWARE_RE.fullmatch(version or ""):
-            return ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys())
+            return ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=[])  # as Kafka
         ctx.connection.client_software = (name, version)
     response = ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=_api_keys())
     if ctx.api_version >= 3:

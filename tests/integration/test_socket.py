@@ -187,6 +187,17 @@ def test_api_versions_at_unknown_version_gets_v0_error_body(bootstrap, bystander
     sock.close()
 
 
+def test_api_versions_with_an_invalid_client_software_name(bootstrap, bystander):
+    sock = connect(bootstrap)
+    cid, data = frame(18, 3, client_software_name="bad name!", client_software_version="1.0")
+    sock.sendall(data)
+    resp_header, resp = decode_response(read_frame(sock), 18, 3)
+    # Kafka's ApiVersionsRequest.getErrorResponse: the error and no API list.
+    assert (resp_header.correlation_id, resp.error_code, resp.api_keys) == (cid, ErrorCode.INVALID_REQUEST, [])
+    assert metadata_ok(sock)  # the connection stays usable
+    sock.close()
+
+
 def test_half_sent_frame_left_open(bootstrap, bystander):
     sock = connect(bootstrap)
     cid, data = metadata_frame()
