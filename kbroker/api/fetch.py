@@ -115,9 +115,8 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
                      partition.last_stable_offset, plog.log_start_offset, None)
     except LogCorruptedError:
         return _Read(want, ErrorCode.KAFKA_STORAGE_ERROR, EMPTY, 0, -1, -1, -1, None)
-    slices = result.slices
-    records: Any = slices[0] if slices else EMPTY
-    size = len(records)
+    records: Any = result if result.slices else EMPTY
+    size = result.size
     if isolation == 1 and size:
         aborted = [Aborted(producer_id=pid, first_offset=first)
                    for pid, first in partition.aborted_transactions(c.fetch_offset, max_offset)]

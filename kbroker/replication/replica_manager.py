@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.produce import ProduceError, validate_produce_batch
+from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
 from protocol.records import Record, build_batch, decode_batch
@@ -98,7 +99,15 @@ class ReplicaManager:
             duplicate = producer_state.check_append(partition, header, transactional_id, version)
             if duplicate is not None:
                 return duplicate
-        info = partition.log.append(records, leader_epoch=partition.leader_epoch)
+        try:
+            info = partition.log.append(records, leader_epoch=partition.leader_epoch)
+        except RecordBatchTooLargeError as exc:
+            raise ProduceError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from None
+        except LogClosedError:
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "The partition is being deleted") from None
+        except (LogCorruptedError, OSError) as exc:
+            log.error("append to %s-%d failed: %s", partition.topic, partition.index, exc)
+            raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
         if producer_state is not None and header.producer_id >= 0:
             producer_state.on_append(partition, header, info.first_offset, info.last_offset)
         self.on_leader_append(partition)

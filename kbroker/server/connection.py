@@ -254,11 +254,12 @@ class KafkaConnection(asyncio.Protocol):
             if isinstance(part, (bytes, bytearray, memoryview)):
                 out.append(part)
                 continue
-            # A file slice of a segment.
+            # Segment file slices: a FileSlice, or a log ReadResult holding one per segment.
             if out:
                 transport.writelines(out)
                 out = []
-            self._write_file_slice(transport, part)
+            for file_slice in getattr(part, "slices", (part,)):
+                self._write_file_slice(transport, file_slice)
         if out:
             transport.writelines(out)
 
