@@ -1,12 +1,16 @@
 """DeleteTopics (key 20), v1-6.
 
-v0-5 name topics; v6 names or ids (exactly one of them). Internal topics cannot be deleted.
-``delete.topic.enable=false`` answers TOPIC_DELETION_DISABLED.
+v0-5 name topics; v6 names or ids (exactly one of them, else INVALID_REQUEST). As Kafka's
+ControllerApis: a name or id given twice is INVALID_REQUEST once ("Duplicate topic name." /
+"Duplicate topic id."), and so is a name whose topic's id the request also gives. Internal topics
+cannot be deleted. ``delete.topic.enable=false`` answers every topic TOPIC_DELETION_DISABLED
+(INVALID_REQUEST before v3).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 from kbroker.api.registry import api
 from protocol.errors import ErrorCode
@@ -14,6 +18,10 @@ from protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
 ZERO_UUID = uuid.UUID(int=0)
+
+
+def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
+    return Result(name=name, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST, error_message=message)
 
 
 @api(20, 1, 6)
@@ -24,20 +32,41 @@ def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
         [(t.name, t.topic_id) for t in request.topics] if ctx.api_version >= 6
         else [(name, ZERO_UUID) for name in request.topic_names]
     )
+    if not broker.config["delete.topic.enable"]:
+        code = ErrorCode.TOPIC_DELETION_DISABLED if ctx.api_version >= 3 else ErrorCode.INVALID_REQUEST
+        return DeleteTopicsResponse(throttle_time_ms=0, responses=[
+            Result(name=name, topic_id=topic_id, error_code=code, error_message=None) for name, topic_id in wanted])
+    names = Counter(name for name, topic_id in wanted if name is not None and topic_id == ZERO_UUID)
+    ids = Counter(topic_id for name, topic_id in wanted if name is None and topic_id != ZERO_UUID)
+    by_id = [image.topic_by_id(topic_id) for topic_id in ids]
+    named_by_id = {topic.name: topic.topic_id for topic in by_id if topic is not None}
+    answered: set[str | uuid.UUID] = set()
     results = []
     for name, topic_id in wanted:
+        if name is None and topic_id == ZERO_UUID:
+            results.append(_invalid(None, ZERO_UUID, "Neither topic name nor id were specified."))
+            continue
         if name is not None and topic_id != ZERO_UUID:
-            results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST,
-                                  error_message="Only one of topic name and topic id may be set."))
+            results.append(_invalid(name, topic_id, "You may not specify both topic name and topic id."))
+            continue
+        key = name if name is not None else topic_id
+        if key in answered:
+            continue
+        answered.add(key)
+        if name is not None and names[name] > 1:
+            results.append(_invalid(name, ZERO_UUID, "Duplicate topic name."))
+            continue
+        if name is None and ids[topic_id] > 1:
+            results.append(_invalid(None, topic_id, "Duplicate topic id."))
+            continue
+        if name in named_by_id:
+            results.append(_invalid(name, named_by_id[name],
+                                    "The provided topic name maps to an ID that was already supplied."))
             continue
         topic = image.topic(name) if name is not None else image.topic_by_id(topic_id)
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
             results.append(Result(name=name, topic_id=topic_id, error_code=code, error_message=None))
-            continue
-        if not broker.config["delete.topic.enable"]:
-            results.append(Result(name=topic.name, topic_id=topic.topic_id,
-                                  error_code=ErrorCode.TOPIC_DELETION_DISABLED, error_message=None))
             continue
         if topic.is_internal:
             results.append(Result(name=topic.name, topic_id=topic.topic_id,
