@@ -3,7 +3,9 @@
 v0: an empty topic list means all topics; v1+: null means all, empty means none. v4+ carries
 AllowAutoTopicCreation (earlier versions always allow it, subject to
 ``auto.create.topics.enable``). v10+ topics carry ids and may be requested by id (v12+ name
-nullable); an unknown id gets UNKNOWN_TOPIC_ID. v8+ may ask for authorized operations: without an
+nullable); an unknown id gets UNKNOWN_TOPIC_ID. A v10-11 request naming a topic by id (null name or
+a non-zero id) is INVALID_REQUEST, answered as Kafka's ``getErrorResponse`` does (every topic
+listed with the error, a null name as ""). v8+ may ask for authorized operations: without an
 authorizer every operation is allowed, as in Kafka. v13 adds a top-level error code.
 
 Auto-creation commits the topic before answering, so the response already carries its
@@ -79,6 +81,14 @@ def handle_metadata(ctx, request) -> MetadataResponse:
     include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
     allow_auto = broker.config["auto.create.topics.enable"] and (version < 4 or request.allow_auto_topic_creation)
     topics: list[Topic] = []
+    if 10 <= version < 12 and request.topics and any(
+        t.name is None or t.topic_id != ZERO_UUID for t in request.topics
+    ):
+        return MetadataResponse(throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=[
+            Topic(error_code=ErrorCode.INVALID_REQUEST, name=t.name or "", topic_id=t.topic_id, is_internal=False,
+                  partitions=[], topic_authorized_operations=UNSET_OPERATIONS)
+            for t in request.topics
+        ])
     if request.topics is None or (version == 0 and not request.topics):
         for name in sorted(image.topics):
             topics.append(topic_metadata(ctx, image.topics[name], include_ops))

@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import time
+import uuid
 
 import pytest
 
@@ -195,6 +196,23 @@ def test_api_versions_with_an_invalid_client_software_name(bootstrap, bystander)
     # Kafka's ApiVersionsRequest.getErrorResponse: the error and no API list.
     assert (resp_header.correlation_id, resp.error_code, resp.api_keys) == (cid, ErrorCode.INVALID_REQUEST, [])
     assert metadata_ok(sock)  # the connection stays usable
+    sock.close()
+
+
+@pytest.mark.parametrize("version", [10, 11])
+def test_metadata_by_topic_id_before_v12_is_an_invalid_request(bootstrap, bystander, version):
+    # The v10-11 response cannot carry a null name: Kafka answers INVALID_REQUEST, the name as "".
+    sock = connect(bootstrap)
+    topic_id = uuid.uuid4()
+    T = REQUESTS[3].MetadataRequestTopic
+    cid, data = frame(3, version, topics=[T(name=None, topic_id=topic_id), T(name="named")],
+                      allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    sock.sendall(data)
+    header, body = decode_response(read_frame(sock), 3, version)
+    assert header.correlation_id == cid
+    assert [(t.error_code, t.name, t.topic_id, t.partitions) for t in body.topics] == [
+        (ErrorCode.INVALID_REQUEST, "", topic_id, []), (ErrorCode.INVALID_REQUEST, "named", uuid.UUID(int=0), [])]
+    assert metadata_ok(sock)
     sock.close()
 
 
