@@ -34,6 +34,11 @@ def recompress(records: Any, header: Any, codec: int, config: dict) -> bytes:
         decoded = decode_batch(records)
     except InvalidRecordBatch as exc:
         raise ProduceError(ErrorCode(exc.error_code), str(exc)) from None
+    for expected, r in enumerate(decoded.records):  # as Kafka's LogValidator before it re-encodes
+        if r.offset - header.base_offset != expected:
+            raise ProduceError(ErrorCode.INVALID_RECORD,
+                               f"Inner record at offset delta {r.offset - header.base_offset} inside the compressed "
+                               f"record batch does not have incremental offsets, expected offset is {expected}")
     level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
              4: config["compression.zstd.level"]}.get(codec)
     if level == -1:

@@ -66,6 +66,13 @@ def test_re_encoding_rejects_a_bad_batch_with_kafkas_error(bootstrap, topic_name
         bad[HEADER_SIZE + 10:] = bytes(len(bad) - HEADER_SIZE - 10)
         part = produce(raw, topic_name, 0, _declaring(bytes(bad), 2))
         assert part.error_code == ErrorCode.CORRUPT_MESSAGE
+        # Offset deltas that are not 0, 1, 2...: INVALID_RECORD (was a failed re-encode, connection dropped).
+        repeated = bytearray(build_batch(records))
+        second = HEADER_SIZE + 1 + repeated[HEADER_SIZE] // 2  # after the first record (1-byte length varint)
+        assert repeated[second + 3] == 2  # its offsetDelta: zigzag 1, after length, attributes, timestampDelta
+        repeated[second + 3] = 0  # offset deltas 0, 0
+        part = produce(raw, topic_name, 0, _declaring(bytes(repeated), 2))
+        assert part.error_code == ErrorCode.INVALID_RECORD
         part = produce(raw, topic_name, 0, build_batch(records))
         assert (part.error_code, part.base_offset) == (ErrorCode.NONE, 0)
     finally:
