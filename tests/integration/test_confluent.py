@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     NewTopic,
     OffsetSpec,
 )
-from test_transactions_helpers import wait_until
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 

@@ -10,12 +10,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer as ConfluentConsumer
 from kafka import KafkaConsumer, KafkaProducer
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 
@@ -23,18 +23,6 @@ GROUP_CONFIG = {
     "group.min.session.timeout.ms": "500",
     "group.initial.rebalance.delay.ms": "0",
 }
-
-
-def wait_until(predicate, timeout: float = 60.0, message: str = "condition", details=None):
-    """Poll ``predicate`` until it returns a truthy value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}" + (f": {details()}" if details else ""))
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from test_groups_protocol import (
     join_member,
     join_request,
     sync_request,
-    wait_until,
 )
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode

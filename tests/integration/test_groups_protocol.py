@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
-import time
 import uuid
 
 import pytest
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 from protocol.api import decode_response, encode_request
@@ -34,18 +34,6 @@ GROUP_CONFIG = {
 }
 
 _ids = itertools.count(1)
-
-
-def wait_until(predicate, timeout: float = 20.0, message: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.02)
 
 
 class Wire:

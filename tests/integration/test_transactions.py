@@ -22,8 +22,8 @@ from test_transactions_helpers import (
     list_offset,
     new_name,
     produce,
-    wait_until,
 )
+from waiting import wait_until
 
 from kbroker.coordinator.txn_log import TxnState
 from kbroker.testing import BrokerThread

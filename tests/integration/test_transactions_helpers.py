@@ -39,17 +39,6 @@ def ensure_find_coordinator() -> None:
         HANDLERS[10] = ApiHandler(10, 0, 6, _find_coordinator, __name__)
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
-
-
 def new_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
