@@ -55,16 +55,16 @@ def validate_produce_batch(records, version: int, max_message_bytes: int):
     code = check_produce_records(version, records)
     if code != ErrorCode.NONE:
         raise ProduceError(code, _REQUEST_ERRORS.get(code))
-    header = parse_header(records, 0)
-    size = header.size
-    if size != len(records):
-        records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
-    if size > max_message_bytes:
-        raise ProduceError(
-            ErrorCode.MESSAGE_TOO_LARGE,
-            f"The record batch size {size} exceeds the maximum message size {max_message_bytes}",
-        )
     try:
+        header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
+        size = header.size
+        if size != len(records):
+            records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
+        if size > max_message_bytes:
+            raise ProduceError(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"The record batch size {size} exceeds the maximum message size {max_message_bytes}",
+            )
         validate_batch(records, 0)
     except InvalidRecordBatch as exc:
         raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None

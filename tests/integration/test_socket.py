@@ -272,6 +272,27 @@ def test_pipelined_requests_answered_in_order(broker, bootstrap, bystander, topi
     sock.close()
 
 
+@pytest.mark.parametrize("trailing", [b"", b"\x00" * 40], ids=["alone", "with-trailing-bytes"])
+def test_produce_of_a_batch_shorter_than_a_batch_header(bootstrap, bystander, topic_name, trailing):
+    # batchLength 30 passes the request-level check (>= 14, magic 2), but no magic-2 batch is
+    # shorter than its 61-byte header: CORRUPT_MESSAGE, as Kafka's DefaultRecordBatch.ensureValid.
+    sock = connect(bootstrap)
+    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
+                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+    sock.sendall(md)
+    read_frame(sock)
+    short = struct.pack(">qiib", 0, 30, -1, 2) + bytes(30 - 5)
+    P = REQUESTS[0]
+    cid, data = frame(0, 9, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=[P.TopicProduceData(
+        name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=short + trailing)])])
+    sock.sendall(data)
+    header, body = decode_response(read_frame(sock), 0, 9)
+    assert header.correlation_id == cid
+    assert body.responses[0].partition_responses[0].error_code == ErrorCode.CORRUPT_MESSAGE
+    assert metadata_ok(sock)
+    sock.close()
+
+
 def test_acks_zero_produce_sends_no_response(bootstrap, bystander, topic_name):
     sock = connect(bootstrap)
     P = REQUESTS[0]
