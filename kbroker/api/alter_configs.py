@@ -80,9 +80,9 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-@api(33, 0, 2)
-def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
-    broker = ctx.broker
+def _alter(broker, request, response_cls, new_configs):
+    """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
+    ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
     out = []
     for res in request.resources:
         code, message = ErrorCode.NONE, None
@@ -91,20 +91,30 @@ def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
             if dup:
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
             old = _current(broker, res.resource_type, res.resource_name)
-            new = {}
-            for c in res.configs:
-                if c.value is None:
-                    raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
-                new[c.name] = c.value
-            _validate(broker, res.resource_type, res.resource_name, new)
+            new, changed = new_configs(broker, res, old)
+            _validate(broker, res.resource_type, res.resource_name, changed)
             if not request.validate_only:
                 _commit(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:
             code, message = exc.code, exc.message
-        out.append(AlterConfigsResponse.AlterConfigsResourceResponse(
+        out.append(response_cls.AlterConfigsResourceResponse(
             error_code=code, error_message=message, resource_type=res.resource_type,
             resource_name=res.resource_name))
-    return AlterConfigsResponse(throttle_time_ms=0, responses=out)
+    return response_cls(throttle_time_ms=0, responses=out)
+
+
+def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    new = {}
+    for c in res.configs:
+        if c.value is None:
+            raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
+        new[c.name] = c.value
+    return new, new
+
+
+@api(33, 0, 2)
+def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+    return _alter(ctx.broker, request, AlterConfigsResponse, _replaced)
 
 
 def _list_type(resource_type: int, key: str) -> bool:
@@ -112,52 +122,38 @@ def _list_type(resource_type: int, key: str) -> bool:
     return spec is not None and spec.type == "list"
 
 
+def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    new = dict(old)
+    for c in res.configs:
+        op = c.config_operation
+        if op == SET:
+            if c.value is None:
+                raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
+            new[c.name] = c.value
+        elif op == DELETE:
+            new.pop(c.name, None)
+        elif op in (APPEND, SUBTRACT):
+            if not _list_type(res.resource_type, c.name):
+                raise _Reject(ErrorCode.INVALID_CONFIG,
+                              f"Config value append is not allowed for config key: {c.name}")
+            if res.resource_type == RESOURCE_TOPIC:
+                current, _ = broker.config.topic_default(c.name)
+                base = new.get(c.name)
+                items = [i for i in (base.split(",") if base else (current or [])) if i]
+            else:
+                base = new.get(c.name)
+                items = [i for i in (base or "").split(",") if i]
+            given = [i.strip() for i in (c.value or "").split(",") if i.strip()]
+            if op == APPEND:
+                items += [i for i in given if i not in items]
+            else:
+                items = [i for i in items if i not in given]
+            new[c.name] = ",".join(items)
+        else:
+            raise _Reject(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
+    return new, {k: v for k, v in new.items() if old.get(k) != v}
+
+
 @api(44, 0, 1)
 def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
-    broker = ctx.broker
-    out = []
-    for res in request.resources:
-        code, message = ErrorCode.NONE, None
-        try:
-            dup = _duplicates(res.configs)
-            if dup:
-                raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
-            old = _current(broker, res.resource_type, res.resource_name)
-            new = dict(old)
-            for c in res.configs:
-                op = c.config_operation
-                if op == SET:
-                    if c.value is None:
-                        raise _Reject(ErrorCode.INVALID_REQUEST, f"Null value not supported for: {c.name}")
-                    new[c.name] = c.value
-                elif op == DELETE:
-                    new.pop(c.name, None)
-                elif op in (APPEND, SUBTRACT):
-                    if not _list_type(res.resource_type, c.name):
-                        raise _Reject(ErrorCode.INVALID_CONFIG,
-                                      f"Config value append is not allowed for config key: {c.name}")
-                    if res.resource_type == RESOURCE_TOPIC:
-                        current, _ = broker.config.topic_default(c.name)
-                        base = new.get(c.name)
-                        items = [i for i in (base.split(",") if base else (current or [])) if i]
-                    else:
-                        base = new.get(c.name)
-                        items = [i for i in (base or "").split(",") if i]
-                    given = [i.strip() for i in (c.value or "").split(",") if i.strip()]
-                    if op == APPEND:
-                        items += [i for i in given if i not in items]
-                    else:
-                        items = [i for i in items if i not in given]
-                    new[c.name] = ",".join(items)
-                else:
-                    raise _Reject(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
-            _validate(broker, res.resource_type, res.resource_name,
-                      {k: v for k, v in new.items() if old.get(k) != v})
-            if not request.validate_only:
-                _commit(broker, res.resource_type, res.resource_name, old, new)
-        except _Reject as exc:
-            code, message = exc.code, exc.message
-        out.append(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
-            error_code=code, error_message=message, resource_type=res.resource_type,
-            resource_name=res.resource_name))
-    return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=out)
+    return _alter(ctx.broker, request, IncrementalAlterConfigsResponse, _incremented)

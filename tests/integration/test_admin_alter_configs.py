@@ -1,0 +1,83 @@
+"""AlterConfigs and IncrementalAlterConfigs at the wire: replace vs. per-key operations,
+validateOnly, and the per-resource errors."""
+
+from __future__ import annotations
+
+import pytest
+from test_transactions_helpers import RawClient, create_topic
+
+from protocol.errors import ErrorCode
+from protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+from protocol.messages.incremental_alter_configs import (
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
+
+TOPIC = 2
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+E = ErrorCode
+
+
+@pytest.fixture
+def raw(bootstrap):
+    client = RawClient(bootstrap)
+    yield client
+    client.close()
+
+
+def overrides(broker, name: str) -> dict[str, str]:
+    return broker.call(lambda: dict(broker.broker.image.topic(name).configs))
+
+
+def incremental(raw, name: str, *ops: tuple[str, str | None, int], validate_only: bool = False):
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    request = IncrementalAlterConfigsRequest(validate_only=validate_only, resources=[R(
+        resource_type=TOPIC, resource_name=name,
+        configs=[R.AlterableConfig(name=k, config_operation=op, value=v) for k, v, op in ops])])
+    (result,) = raw.call(request, IncrementalAlterConfigsResponse, 1).responses
+    return result.error_code, result.error_message
+
+
+def replace(raw, name: str, configs: dict[str, str | None], validate_only: bool = False):
+    R = AlterConfigsRequest.AlterConfigsResource
+    request = AlterConfigsRequest(validate_only=validate_only, resources=[R(
+        resource_type=TOPIC, resource_name=name,
+        configs=[R.AlterableConfig(name=k, value=v) for k, v in configs.items()])])
+    (result,) = raw.call(request, AlterConfigsResponse, 2).responses
+    return result.error_code, result.error_message
+
+
+def test_incremental_operations(broker, bootstrap, raw, topic_name):
+    create_topic(bootstrap, topic_name)
+    assert incremental(raw, topic_name, ("retention.ms", "1000", SET), ("segment.bytes", "1048576", SET)) == (
+        E.NONE, None)
+    assert overrides(broker, topic_name) == {"retention.ms": "1000", "segment.bytes": "1048576"}
+    # APPEND/SUBTRACT work on list configs, starting from the default (cleanup.policy=delete).
+    assert incremental(raw, topic_name, ("cleanup.policy", "compact", APPEND)) == (E.NONE, None)
+    assert overrides(broker, topic_name)["cleanup.policy"] == "delete,compact"
+    assert incremental(raw, topic_name, ("cleanup.policy", "delete", SUBTRACT), ("retention.ms", None, DELETE)) == (
+        E.NONE, None)
+    assert overrides(broker, topic_name) == {"cleanup.policy": "compact", "segment.bytes": "1048576"}
+    assert incremental(raw, topic_name, ("retention.ms", "5", APPEND)) == (
+        E.INVALID_CONFIG, "Config value append is not allowed for config key: retention.ms")
+    # validateOnly checks and commits nothing.
+    assert incremental(raw, topic_name, ("retention.ms", "7", SET), validate_only=True) == (E.NONE, None)
+    assert incremental(raw, topic_name, ("retention.ms", "x", SET), validate_only=True)[0] == E.INVALID_CONFIG
+    assert "retention.ms" not in overrides(broker, topic_name)
+
+
+def test_replace_and_errors(broker, bootstrap, raw, topic_name):
+    create_topic(bootstrap, topic_name)
+    assert replace(raw, topic_name, {"retention.ms": "1000", "segment.bytes": "1048576"}) == (E.NONE, None)
+    assert replace(raw, topic_name, {"retention.ms": "2000"}) == (E.NONE, None)
+    assert overrides(broker, topic_name) == {"retention.ms": "2000"}  # the whole set is replaced
+    assert replace(raw, topic_name, {"retention.ms": "3000"}, validate_only=True) == (E.NONE, None)
+    assert overrides(broker, topic_name) == {"retention.ms": "2000"}
+    assert replace(raw, topic_name, {"no.such.key": "1"}) == (E.INVALID_CONFIG, "Unknown topic config name: no.such.key")
+    assert replace(raw, topic_name, {"retention.ms": None}) == (
+        E.INVALID_REQUEST, "Null value not supported for: retention.ms")
+    assert replace(raw, topic_name + "-missing", {"retention.ms": "1"}) == (
+        E.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {topic_name}-missing does not exist")
+    assert incremental(raw, topic_name, ("retention.ms", "1", SET), ("retention.ms", "2", SET)) == (
+        E.INVALID_REQUEST, "Error due to duplicate config keys: retention.ms")
+    assert overrides(broker, topic_name) == {"retention.ms": "2000"}
