@@ -236,6 +236,16 @@ def records_payload(
     return decompress(codec, section, max_decompressed_size)
 
 
+def _nullable_bytes(buf: bytes, pos: int, rend: int, what: str) -> tuple[bytes | None, int]:
+    """A varint length (-1: null) and that many bytes, within the record ending at ``rend``."""
+    n, pos = _varint(buf, pos, rend)
+    if n < -1 or n > rend - pos:
+        raise InvalidRecord(f"invalid record {what} length {n}")
+    if n == -1:
+        return None, pos
+    return buf[pos : pos + n], pos + n
+
+
 def _decode_record(
     buf: bytes, pos: int, end: int, base_offset: int, base_ts: int, lat: int | None
 ) -> tuple[Record, int]:
@@ -249,22 +259,8 @@ def _decode_record(
     pos += 1
     ts_delta, pos = _varlong(buf, pos, rend)
     offset_delta, pos = _varint(buf, pos, rend)
-    key_len, pos = _varint(buf, pos, rend)
-    if key_len < -1 or key_len > rend - pos:
-        raise InvalidRecord(f"invalid record key length {key_len}")
-    if key_len == -1:
-        key = None
-    else:
-        key = buf[pos : pos + key_len]
-        pos += key_len
-    value_len, pos = _varint(buf, pos, rend)
-    if value_len < -1 or value_len > rend - pos:
-        raise InvalidRecord(f"invalid record value length {value_len}")
-    if value_len == -1:
-        value = None
-    else:
-        value = buf[pos : pos + value_len]
-        pos += value_len
+    key, pos = _nullable_bytes(buf, pos, rend, "key")
+    value, pos = _nullable_bytes(buf, pos, rend, "value")
     count, pos = _varint(buf, pos, rend)
     if count < 0:
         raise InvalidRecord(f"invalid number of record headers {count}")
@@ -275,14 +271,7 @@ def _decode_record(
             raise InvalidRecord(f"invalid record header key length {hk_len}")
         hkey = buf[pos : pos + hk_len].decode("utf-8", "surrogateescape")
         pos += hk_len
-        hv_len, pos = _varint(buf, pos, rend)
-        if hv_len < -1 or hv_len > rend - pos:
-            raise InvalidRecord(f"invalid record header value length {hv_len}")
-        if hv_len == -1:
-            hvalue = None
-        else:
-            hvalue = buf[pos : pos + hv_len]
-            pos += hv_len
+        hvalue, pos = _nullable_bytes(buf, pos, rend, "header value")
         headers.append((hkey, hvalue))
     if pos != rend:
         raise InvalidRecord(f"invalid record size: {rend - pos} bytes left over in the record")
