@@ -96,14 +96,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Any, Any]:
     if cls is None or not (cls.MIN_VERSION <= api_version <= cls.MAX_VERSION):
         raise _unsupported(buf, api_key, api_version)
     header_version = 2 if _is_flexible(cls, api_version) else 1
-    try:
-        header, pos = RequestHeader._READERS[header_version](buf, 0)
-        body, _pos = cls._READERS[api_version](buf, pos)
-    except ProtocolError:
-        raise
-    except DECODE_ERRORS as exc:
-        raise decode_guard(exc) from None
-    return header, body
+    return _decode(buf, RequestHeader._READERS[header_version], cls._READERS[api_version])
 
 
 def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> tuple[Any, Any]:
@@ -111,10 +104,15 @@ def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_ver
     cls = RESPONSES.get(api_key)
     if cls is None or not (cls.MIN_VERSION <= api_version <= cls.MAX_VERSION):
         raise UnsupportedVersionError(api_key, api_version)
-    buf = as_view(frame)
+    header_reader = ResponseHeader._READERS[response_header_version(api_key, api_version)]
+    return _decode(as_view(frame), header_reader, cls._READERS[api_version])
+
+
+def _decode(buf: memoryview, header_reader: Any, body_reader: Any) -> tuple[Any, Any]:
+    """A header then a body from ``buf``; any decoding failure becomes a :class:`ProtocolError`."""
     try:
-        header, pos = ResponseHeader._READERS[response_header_version(api_key, api_version)](buf, 0)
-        body, _pos = cls._READERS[api_version](buf, pos)
+        header, pos = header_reader(buf, 0)
+        body, _pos = body_reader(buf, pos)
     except ProtocolError:
         raise
     except DECODE_ERRORS as exc:
