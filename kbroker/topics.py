@@ -52,7 +52,8 @@ def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: d
     """Create an internal topic (``__consumer_offsets``...) if it does not exist yet."""
     if broker.image.topic(name) is not None:
         return
-    replication = min(len(broker.image.brokers) or 1, 1)
-    result = create_topic(broker, NewTopic(name, partitions, replication, configs=configs))
+    # Replication factor 1: this broker is the cluster (Kafka's *.replication.factor defaults of 3
+    # could not be met).
+    result = create_topic(broker, NewTopic(name, partitions, 1, configs=configs))
     if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
         raise RuntimeError(f"cannot create internal topic {name}: {result.error.name} {result.message}")
