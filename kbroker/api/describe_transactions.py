@@ -1,7 +1,8 @@
 """DescribeTransactions (key 65), v0.
 
 State, timeout, start time, producer id/epoch and partitions of each transactional id;
-TRANSACTIONAL_ID_NOT_FOUND for an id the coordinator does not know.
+TRANSACTIONAL_ID_NOT_FOUND for an id the coordinator does not know, INVALID_REQUEST for an empty
+one (as Kafka's TransactionCoordinator).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
     for tid in request.transactional_ids:
         txn = coordinator.txns.get(tid)
         if txn is None:
-            out.append(State(error_code=ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, transactional_id=tid,
+            code = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND if tid else ErrorCode.INVALID_REQUEST
+            out.append(State(error_code=code, transactional_id=tid,
                              transaction_state="", transaction_timeout_ms=0, transaction_start_time_ms=-1,
                              producer_id=-1, producer_epoch=-1, topics=[]))
             continue

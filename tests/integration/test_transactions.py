@@ -479,9 +479,10 @@ def test_list_and_describe_transactions_and_producers(bootstrap, raw):
     bad = raw.call(ListTransactionsRequest(transactional_id_pattern="(unclosed"), ListTransactionsResponse, 2)
     assert (bad.error_code, bad.transaction_states) == (ErrorCode.INVALID_REGULAR_EXPRESSION, [])
 
-    described = raw.call(DescribeTransactionsRequest(transactional_ids=[tid, "unknown-id"]),
+    described = raw.call(DescribeTransactionsRequest(transactional_ids=[tid, "unknown-id", ""]),
                          DescribeTransactionsResponse, 0)
-    state, unknown = described.transaction_states
+    state, unknown, empty = described.transaction_states
+    assert empty.error_code == ErrorCode.INVALID_REQUEST
     assert (state.error_code, state.transaction_state, state.transaction_timeout_ms) == (0, "Ongoing", 45000)
     assert (state.producer_id, state.producer_epoch) == (pid, epoch)
     assert [(t.topic, t.partitions) for t in state.topics] == [(topic, [0])]
