@@ -39,10 +39,10 @@ log = bb.log
 
 FULL = {"produce_records": 500_000, "consume_records": 1_000_000, "conn_records": 200_000,
         "e2e_seconds": 30, "startup_reps": 3, "partitions": [1, 16, 256], "conns": [1, 10, 100],
-        "profile_seconds": 20, "reps": 3, "scaling_reps": 2, "warmup_records": 100_000, "e2e_java_records": 5000}
+        "profile_seconds": 20, "reps": 3, "scaling_reps": 2, "consume_reps": 5, "warmup_records": 100_000, "e2e_java_records": 5000}
 QUICK = {"produce_records": 60_000, "consume_records": 150_000, "conn_records": 40_000,
          "e2e_seconds": 10, "startup_reps": 1, "partitions": [1, 16, 256], "conns": [1, 10, 100],
-         "profile_seconds": 8, "reps": 1, "scaling_reps": 1, "warmup_records": 20_000, "e2e_java_records": 1000}
+         "profile_seconds": 8, "reps": 1, "scaling_reps": 1, "consume_reps": 1, "warmup_records": 20_000, "e2e_java_records": 1000}
 E2E_RATE = 5000
 IDLE_SETTLE_S = 5.0
 
@@ -92,7 +92,7 @@ class Run:
         self.args = args
         self.p = dict(QUICK if args.quick else FULL)
         if args.reps:
-            self.p["reps"] = self.p["scaling_reps"] = args.reps
+            self.p["reps"] = self.p["scaling_reps"] = self.p["consume_reps"] = args.reps
         self.base = Path(tempfile.mkdtemp(prefix="bench-vs-kafka-", dir=args.data_dir))
         self.results: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                               "mode": "quick" if args.quick else "full", "params": dict(self.p),
@@ -236,7 +236,7 @@ class Run:
             return r
 
         self.both("consume", "consume", f"consume {n * 1024 / 1e9:.2f} GB from offset 0", fn,
-                  self.p["reps"], records=n)
+                  self.p["consume_reps"], records=n)
 
         def fn_java(b, rep):
             if b.name not in filled:
