@@ -339,6 +339,9 @@ def write(res: dict, out: Path) -> None:
         f"{p.get('e2e_seconds')} s and a librdkafka consumer (fetch.wait.max.ms=500, fetch.min.bytes=1) "
         "in another process; latency = receive time − send time stamped in the record; first second "
         "dropped.",
+        f"- Repetitions: {p.get('reps')} per produce scenario, {p.get('scaling_reps')} per scaling point, "
+        f"{p.get('consume_reps', p.get('reps'))} reads of the consume log, one end-to-end run; each figure "
+        "is the median over the repetitions (all of them in the last column).",
         "- Startup: spawn of the broker process → first successful Metadata v4 response (polled every "
         f"5 ms; Kafka's storage format runs before the clock starts); median of {p.get('startup_reps')} "
         "interleaved starts. Idle RSS 5 s after that.",
