@@ -333,8 +333,9 @@ def write(res: dict, out: Path) -> None:
         f"{p.get('conn_records'):,} records round robin, acks=1, same batch/linger, 1 partition.",
         f"- Consume: {p.get('consume_records'):,} records (~{p.get('consume_records', 0) * 1024 / 1e9:.2f} GB) "
         "written with ProducerPerformance, then read from offset 0 by a librdkafka consumer "
-        "(confluent-kafka, `assign()`, no group: kbroker's group coordinator is not in the measured "
-        "commit), clock from assign to the last record.",
+        "(confluent-kafka, `assign()`, no consumer group, so the figure does not depend on the group "
+        "coordinator), clock from assign to the last record; then Kafka's ConsumerPerformance (Java "
+        "client, subscribe() in a group) reads the same log once.",
         f"- End-to-end latency: librdkafka producer at a fixed 5,000 records/s (acks=1, linger.ms=1) for "
         f"{p.get('e2e_seconds')} s and a librdkafka consumer (fetch.wait.max.ms=500, fetch.min.bytes=1) "
         "in another process; latency = receive time − send time stamped in the record; first second "
