@@ -15,6 +15,8 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+# Kafka places transactional ids exactly as group ids (Utils.abs(String.hashCode) % partitions).
+from kbroker.coordinator.group_records import java_string_hash, partition_for  # noqa: F401 (re-exported)
 from protocol.messages.coordinator.transaction_log_key import TransactionLogKey
 from protocol.messages.coordinator.transaction_log_value import TransactionLogValue
 
@@ -80,20 +82,6 @@ class TxnMetadata:
     @property
     def completed(self) -> bool:
         return self.state in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
-
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` (over UTF-16 code units, 32-bit wrap-around)."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(transactional_id: str, num_partitions: int) -> int:
-    h = java_string_hash(transactional_id)
-    return (0 if h == -(2**31) else abs(h)) % num_partitions
 
 
 def encode_key(transactional_id: str) -> bytes:
