@@ -146,15 +146,19 @@ class PartitionProducerState:
 
     # -- updates (live appends and the rebuild share them) --------------------------------
 
-    def update(self, header, first_offset: int, last_offset: int) -> None:
-        pid, epoch = header.producer_id, header.producer_epoch
-        entry = self.producers.get(pid)
+    def _entry_at(self, producer_id: int, epoch: int) -> ProducerEntry:
+        """The producer's entry, created or moved to ``epoch`` (a new epoch forgets the batches)."""
+        entry = self.producers.get(producer_id)
         if entry is None:
-            entry = ProducerEntry(pid, epoch)
-            self.producers[pid] = entry
+            entry = self.producers[producer_id] = ProducerEntry(producer_id, epoch)
         elif entry.epoch != epoch:
             entry.epoch = epoch
             entry.batches.clear()
+        return entry
+
+    def update(self, header, first_offset: int, last_offset: int) -> None:
+        pid = header.producer_id
+        entry = self._entry_at(pid, header.producer_epoch)
         entry.last_timestamp = header.max_timestamp
         if header.base_sequence >= 0:
             entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, first_offset, last_offset))
@@ -164,13 +168,7 @@ class PartitionProducerState:
 
     def apply_marker(self, producer_id: int, epoch: int, commit: bool, offset: int, coordinator_epoch: int,
                      timestamp: int) -> None:
-        entry = self.producers.get(producer_id)
-        if entry is None:
-            entry = ProducerEntry(producer_id, epoch)
-            self.producers[producer_id] = entry
-        elif entry.epoch != epoch:
-            entry.epoch = epoch
-            entry.batches.clear()
+        entry = self._entry_at(producer_id, epoch)
         first = entry.txn_first_offset
         entry.txn_first_offset = NO_OFFSET
         self.open_txns.pop(producer_id, None)
