@@ -186,8 +186,8 @@ def _remember(reads: list[_Read]) -> None:
 async def handle_fetch(ctx, request) -> FetchResponse:
     broker = ctx.broker
     version = ctx.api_version
-    isolation = request.isolation_level if version >= 4 else 0
-    max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"]) if version >= 3 else 2**31 - 1
+    isolation = request.isolation_level
+    max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"])
     cache = broker.fetch_sessions
     session = None
     incremental = False
@@ -196,16 +196,16 @@ async def handle_fetch(ctx, request) -> FetchResponse:
         sid, epoch = request.session_id, request.session_epoch
         if sid != INVALID_SESSION_ID and epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             cache.remove(sid)
-        if sid == INVALID_SESSION_ID and epoch not in (INITIAL_EPOCH, FINAL_EPOCH):
-            return _build(version, [], INVALID_SESSION_ID, ErrorCode.INVALID_FETCH_SESSION_EPOCH)
         if epoch == INITIAL_EPOCH:
             session = cache.create(version >= 13)
-        elif sid != INVALID_SESSION_ID and epoch != FINAL_EPOCH:
+        elif epoch != FINAL_EPOCH:  # incremental, as Kafka's FetchManager.newContext checks it
             session = cache.get(sid)
             if session is None:
                 return _build(version, [], INVALID_SESSION_ID, ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
             if session.epoch != epoch:
                 return _build(version, [], INVALID_SESSION_ID, ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+            if session.uses_topic_ids != (version >= 13):
+                return _build(version, [], INVALID_SESSION_ID, ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR)
             incremental = True
     wants = _wants_from_request(broker, request, version)
     if session is not None:

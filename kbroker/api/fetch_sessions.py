@@ -3,8 +3,9 @@
 Request (SessionId, SessionEpoch):
 - (0, -1) full fetch, no session; (0, 0) full fetch that opens a session (id 0 if the cache is full);
 - (id, -1) close the session, then a full sessionless fetch; (id, 0) close it and open a new one;
-- (id, n>0) incremental: the session must exist (FETCH_SESSION_ID_NOT_FOUND) and n must be the
-  expected epoch (INVALID_FETCH_SESSION_EPOCH). The request lists only changed or new partitions
+- (id, n>0) incremental: the session must exist (FETCH_SESSION_ID_NOT_FOUND, also for id 0), n
+  must be the expected epoch (INVALID_FETCH_SESSION_EPOCH), and the request must address topics as
+  the session does, by name below v13 and by id from v13 (FETCH_SESSION_TOPIC_ID_ERROR). The request lists only changed or new partitions
   and ForgottenTopicsData removes some. The response lists only partitions with records, an error,
   or a changed high watermark, last stable offset or log start offset.
 """
