@@ -25,7 +25,8 @@ the two records: its markers are (re)written and the transaction completed befor
 
 A periodic task aborts Ongoing transactions older than their timeout (bumping the epoch, which
 fences the producer), expires idle transactional ids (``transactional.id.expiration.ms``,
-tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``), and snapshots
+tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``) and the aborted transactions
+retention has removed from them, and snapshots
 the partitions' producer states (also at shutdown) so restarts scan only what came after.
 
 Deliberately left out (single node, no ACLs): marker requests to other brokers (markers are
@@ -487,8 +488,10 @@ class TransactionCoordinator:
         expiration = self._cfg("producer.id.expiration.ms", 86400000)
         count = 0
         for partition in list(self.broker.partitions.values()):
-            if partition.producer_state is not None:
-                count += len(partition.producer_state.expire_producers(now, expiration))
+            state = partition.producer_state
+            if state is not None:
+                count += len(state.expire_producers(now, expiration))
+                state.truncate_head(partition.log_start_offset)  # aborted transactions retention removed
         return count
 
     # -- admin views -----------------------------------------------------------------------

@@ -501,7 +501,7 @@ def test_list_and_describe_transactions_and_producers(bootstrap, raw):
     assert producers.topics[0].partitions[0].active_producers[0].current_txn_start_offset == -1
 
 
-def test_fetch_returns_aborted_transactions_at_read_committed(bootstrap, raw):
+def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootstrap, raw):
     from protocol.messages.fetch import FetchRequest, FetchResponse
 
     topic = new_name("fetch")
@@ -536,6 +536,18 @@ def test_fetch_returns_aborted_transactions_at_read_committed(bootstrap, raw):
     controls = [h for _pos, h in iter_batch_headers(data) if h.is_control]
     assert [h.base_offset for h in controls] == [2, 5, 8]
     assert all(len(list(iter_records(data, pos))) == 1 for pos, h in iter_batch_headers(data) if h.is_control)
+
+    # Once the log start passes an aborted transaction, the periodic producer expiration forgets
+    # it too (the index does not grow for as long as the partition lives).
+    from protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
+
+    T = DeleteRecordsRequest.DeleteRecordsTopic
+    deleted = raw.call(DeleteRecordsRequest(timeout_ms=5000, topics=[T(name=topic, partitions=[
+        T.DeleteRecordsPartition(partition_index=0, offset=3)])]), DeleteRecordsResponse, 2)
+    assert deleted.topics[0].partitions[0].low_watermark == 3
+    partition = txn_broker.broker.partition(topic, 0)
+    txn_broker.call(txn_broker.broker.txn_coordinator.expire_producers)
+    assert txn_broker.call(lambda: [a.first_offset for a in partition.producer_state.aborted]) == [6]
 
 
 def test_confluent_fenced_by_a_new_instance(bootstrap):
