@@ -4,8 +4,9 @@ v0-3 (clients): one transaction; every partition gets the same outcome: NONE, th
 error (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v2 —,
 CONCURRENT_TRANSACTIONS, ...), or, when some partitions do not exist, UNKNOWN_TOPIC_OR_PARTITION
 for those and OPERATION_NOT_ATTEMPTED for the others. v4+ (brokers, KIP-890) batches several
-transactions and may be ``VerifyOnly``: then nothing is added and each partition answers NONE if
-it is already in the ongoing transaction, INVALID_TXN_STATE otherwise.
+transactions and may be ``VerifyOnly``: then nothing is added and, as in Kafka 4, each partition
+answers NONE if it is in the transaction and TRANSACTION_ABORTABLE if not, or all of them
+INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / CONCURRENT_TRANSACTIONS.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = broker.txn_coordinator
     if verify_only:
-        return {tp: coordinator.verify_partition(transactional_id, producer_id, producer_epoch, *tp)
-                for tp in wanted}
+        return coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
     unknown = {tp for tp in wanted if broker.partition(*tp) is None}
     if unknown:
         return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED

@@ -310,6 +310,24 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_TXN_STATE)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
+    def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                          partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
+        """AddPartitionsToTxn VerifyOnly (v4+), as Kafka 4's coordinator answers it: NONE for a partition
+        in the transaction, TRANSACTION_ABORTABLE for one that is not."""
+        txn = self.txns.get(transactional_id)
+        if not transactional_id:
+            code = ErrorCode.INVALID_REQUEST
+        elif txn is None or txn.producer_id != producer_id:
+            code = ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        elif txn.producer_epoch != producer_epoch:
+            code = ErrorCode.PRODUCER_FENCED
+        elif txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            code = ErrorCode.CONCURRENT_TRANSACTIONS
+        else:
+            return {tp: ErrorCode.NONE if tp in txn.partitions else ErrorCode.TRANSACTION_ABORTABLE
+                    for tp in partitions}
+        return dict.fromkeys(partitions, code)
+
     def _owner_error(self, transactional_id: str, producer_id: int, producer_epoch: int) -> ErrorCode:
         """Produce-side check that the producer still owns the transactional id (NONE if it does)."""
         txn = self.txns.get(transactional_id)

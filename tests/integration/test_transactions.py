@@ -379,7 +379,15 @@ def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, ra
     response = raw.call(request, AddPartitionsToTxnResponse, 5)
     codes = {p.partition_index: p.partition_error_code
              for t in response.results_by_transaction[0].topic_results for p in t.results_by_partition}
-    assert codes == {0: ErrorCode.INVALID_TXN_STATE, 1: ErrorCode.NONE}
+    assert codes == {0: ErrorCode.TRANSACTION_ABORTABLE, 1: ErrorCode.NONE}  # (Kafka 4)
+    for verify_epoch, verify_pid, code in ((epoch + 1, pid, ErrorCode.PRODUCER_FENCED),
+                                           (epoch, pid + 1, ErrorCode.INVALID_PRODUCER_ID_MAPPING)):
+        request = AddPartitionsToTxnRequest(transactions=[AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction(
+            transactional_id=tid, producer_id=verify_pid, producer_epoch=verify_epoch, verify_only=True,
+            topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0, 1])])])
+        response = raw.call(request, AddPartitionsToTxnResponse, 5)
+        assert {p.partition_error_code for t in response.results_by_transaction[0].topic_results
+                for p in t.results_by_partition} == {code}
     # v4+ batches transactions; without VerifyOnly it adds (an unknown id answers for itself only).
     request = AddPartitionsToTxnRequest(transactions=[
         AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction(
