@@ -80,7 +80,7 @@ def end_offset_for(entries: list[tuple[int, int]], requested: int, log_end: int)
     return entries[higher - 1][0], entries[higher][1]
 
 
-def _lookup(broker, histories: dict, partition, requested: int) -> tuple[int, int]:
+def _lookup(histories: dict, partition, requested: int) -> tuple[int, int]:
     plog = partition.log
     current = partition.leader_epoch
     log_end = plog.log_end_offset
@@ -130,7 +130,7 @@ def handle_offset_for_leader_epoch(ctx, request) -> OffsetForLeaderEpochResponse
                 out.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
                 continue
             try:
-                out.leader_epoch, out.end_offset = _lookup(broker, histories, partition, p.leader_epoch)
+                out.leader_epoch, out.end_offset = _lookup(histories, partition, p.leader_epoch)
             except (LogCorruptedError, LogError):
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
         topics.append(TopicOut(topic=t.topic, partitions=parts))
