@@ -82,6 +82,7 @@ class KafkaConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._closed = False
+        self._batching = False
         self._eof = False
         self._sock_fd = -1
         self.peer = "?"
@@ -130,10 +131,17 @@ class KafkaConnection(asyncio.Protocol):
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()
             return
-        for frame in frames:
-            if self._closed:
-                return
-            self._handle_frame(frame)
+        # Requests answered while handling this chunk are written together, in one writev,
+        # after the loop (clients pipeline several requests per connection).
+        self._batching = True
+        try:
+            for frame in frames:
+                if self._closed:
+                    return
+                self._handle_frame(frame)
+        finally:
+            self._batching = False
+        self._flush()
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: answer what is in flight, then close.
@@ -213,7 +221,8 @@ class KafkaConnection(asyncio.Protocol):
                 return
         slot.done = True
         self._in_flight -= 1
-        self._flush()
+        if not self._batching:
+            self._flush()
         self._update_reading()
 
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
@@ -234,22 +243,28 @@ class KafkaConnection(asyncio.Protocol):
     # -- responses ----------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Write every response that is ready and next in request order, in one writelines
+        (interrupted only by segment file slices, which go out with sendfile)."""
         pending = self._pending
         transport = self.transport
-        if transport is None:
+        if transport is None or self._closed:
             return
+        out: list[Any] = []
         while pending and pending[0].done:
             parts = pending.popleft().parts
             if parts:
-                self._write_parts(transport, parts)
+                out = self._write_parts(transport, parts, out)
+        if out:
+            transport.writelines(out)
         if self._eof and not pending:
             self.close()
 
-    def _write_parts(self, transport: asyncio.Transport, parts: list[Any]) -> None:
+    def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
+        """Queue one response's size prefix and parts on ``out``; returns the list to continue."""
         size = 0
         for p in parts:
             size += len(p)
-        out: list[Any] = [_SIZE.pack(size)]
+        out.append(_SIZE.pack(size))
         for part in parts:
             if isinstance(part, (bytes, bytearray, memoryview)):
                 out.append(part)
@@ -260,8 +275,7 @@ class KafkaConnection(asyncio.Protocol):
                 out = []
             for file_slice in getattr(part, "slices", (part,)):
                 self._write_file_slice(transport, file_slice)
-        if out:
-            transport.writelines(out)
+        return out
 
     def _write_file_slice(self, transport: asyncio.Transport, part: Any) -> None:
         position, remaining = part.position, part.size
