@@ -15,7 +15,7 @@ from kbroker.api.produce import ProduceError, validate_produce_batch
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
-from protocol.records import Record, build_batch, decode_batch
+from protocol.records import Record, build_batch, decode_batch, iter_records
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 
 
 _TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
+
+
+def check_keys(records: Any) -> None:
+    """A compacted topic accepts only records with a key (Kafka's LogValidator): the one place,
+    besides re-encoding, where the broker looks inside a batch, and only for compacted topics."""
+    try:
+        for record in iter_records(records):
+            if record.key is None:
+                raise ProduceError(ErrorCode.INVALID_RECORD, "Compacted topic cannot accept message without key")
+    except InvalidRecordBatch as exc:
+        raise ProduceError(ErrorCode(exc.error_code), str(exc)) from None
 
 
 def recompress(records: Any, header: Any, codec: int, config: dict) -> bytes:
@@ -96,6 +107,8 @@ class ReplicaManager:
                     f"Timestamp {header.max_timestamp} of message is out of range. The timestamp should be "
                     f"within [{now_ms - before}, {now_ms + after}]",
                 )
+        if "compact" in config["cleanup.policy"]:
+            check_keys(records)
         target = _TOPIC_CODECS.get(config["compression.type"])
         if target is not None and target != header.compression:
             records = recompress(records, header, target, config)

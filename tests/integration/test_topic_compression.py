@@ -77,3 +77,23 @@ def test_re_encoding_rejects_a_bad_batch_with_kafkas_error(bootstrap, topic_name
         assert (part.error_code, part.base_offset) == (ErrorCode.NONE, 0)
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("codec", [None, "gzip"])
+def test_compacted_topic_rejects_records_without_key(bootstrap, topic_name, codec):
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type=codec, retries=0)
+    assert producer.send(topic_name, key=b"k", value=b"kept").get(timeout=10).offset == 0
+    with pytest.raises(KafkaError) as info:
+        producer.send(topic_name, key=None, value=b"no key").get(timeout=10)
+    assert "InvalidRecord" in type(info.value).__name__ or "INVALID_RECORD" in str(info.value).upper()
+    producer.close()
+    consumer = KafkaConsumer(topic_name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=2000)
+    assert [(m.key, m.value) for m in consumer] == [(b"k", b"kept")]
+    consumer.close()
