@@ -205,6 +205,7 @@ class PartitionLog:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_version = 0
         self._checkpoint_written = 0
+        self._checkpoint_data: bytes | None = None  # what the checkpoint file holds, once written
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -382,7 +383,9 @@ class PartitionLog:
         with self._checkpoint_lock:
             if version <= self._checkpoint_written:
                 return
-            write_file_atomically(self.directory / CHECKPOINT_FILE, data)
+            if data != self._checkpoint_data:  # unchanged partitions cost no write and no fsync
+                write_file_atomically(self.directory / CHECKPOINT_FILE, data)
+                self._checkpoint_data = data
             self._checkpoint_written = version
 
     def _write_checkpoint(self) -> None:

@@ -162,3 +162,25 @@ def test_manager_loads_with_per_topic_config(tmp_path):
     manager = LogManager([tmp_path], LogConfig(), config_for=lambda topic: special)
     assert manager.get("t", 0).config is special
     manager.close()
+
+
+def test_periodic_checkpoint_skips_unchanged_partitions(tmp_path):
+    """A checkpoint round rewrites (and fsyncs) only the partitions whose numbers moved."""
+    from kbroker.log import LogConfig, PartitionLog
+
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    plog.append(value_batch([b"a", b"b", b"c"]))
+    plog.flush()
+    plog.checkpoint()
+    files = list((tmp_path / "t-0").glob("*checkpoint*"))
+    assert files, "the checkpoint was not written"
+    for f in files:
+        f.write_bytes(f.read_bytes())  # same content; a rewrite by the log would replace the inode
+    inodes = {f: f.stat().st_ino for f in files}
+    plog.checkpoint()
+    assert {f: f.stat().st_ino for f in files} == inodes
+    plog.append(value_batch([b"d"]))
+    plog.flush()
+    plog.checkpoint()
+    assert any(f.stat().st_ino != inodes[f] for f in files)
+    plog.close()
