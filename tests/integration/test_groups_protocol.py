@@ -4,17 +4,15 @@ sockets, so every error code a client library would hide can be checked."""
 from __future__ import annotations
 
 import itertools
-import socket
 import struct
 import uuid
 
 import pytest
 from waiting import wait_until
+from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.api import decode_response, encode_request
 from protocol.errors import ErrorCode
-from protocol.messages import RequestHeader
 from protocol.messages.delete_groups import DeleteGroupsRequest
 from protocol.messages.describe_groups import DescribeGroupsRequest
 from protocol.messages.find_coordinator import FindCoordinatorRequest
@@ -34,46 +32,6 @@ GROUP_CONFIG = {
 }
 
 _ids = itertools.count(1)
-
-
-class Wire:
-    """One connection speaking requests built with the generated codec."""
-
-    def __init__(self, bootstrap: str) -> None:
-        host, port = bootstrap.split(",")[0].rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.sent: list[tuple[int, int, int]] = []
-
-    def send(self, request, version: int) -> None:
-        cid = next(_ids)
-        header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version, correlation_id=cid,
-                               client_id="wire")
-        payload = encode_request(header, request)
-        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
-        self.sent.append((cid, request.API_KEY, version))
-
-    def receive(self):
-        cid, key, version = self.sent.pop(0)
-        (size,) = struct.unpack(">i", self._read(4))
-        header, body = decode_response(self._read(size), key, version)
-        assert header.correlation_id == cid
-        return body
-
-    def call(self, request, version: int):
-        self.send(request, version)
-        return self.receive()
-
-    def _read(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed by broker")
-            out += chunk
-        return bytes(out)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def join_request(group, member_id="", instance=None, session=10000, rebalance=10000, protocols=None,

@@ -12,12 +12,12 @@ import struct
 import time
 import uuid
 
+from wire import Wire
+
 from kbroker.api import load_handlers
 from kbroker.api.registry import HANDLERS, ApiHandler
 from protocol.errors import ErrorCode
 from protocol.messages.find_coordinator import FindCoordinatorResponse
-from protocol.messages.request_header import RequestHeader
-from protocol.messages.response_header import ResponseHeader
 
 
 def _find_coordinator(ctx, request):
@@ -43,50 +43,18 @@ def new_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-class RawClient:
-    """One blocking connection speaking the generated codec, for protocol-level tests."""
+class RawClient(Wire):
+    """The shared wire client, called with the response class as these tests do."""
 
     def __init__(self, bootstrap: str) -> None:
-        host, port = bootstrap.split(",")[0].rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.correlation = 0
+        super().__init__(bootstrap, timeout=10)
 
-    def send(self, request, version: int) -> int:
-        self.correlation += 1
-        api_key = request.API_KEY
-        flexible = request.FLEXIBLE_MIN_VERSION is not None and version >= request.FLEXIBLE_MIN_VERSION
-        header = RequestHeader(request_api_key=api_key, request_api_version=version,
-                               correlation_id=self.correlation, client_id="kbroker-tests")
-        body = header.encode(2 if flexible else 1) + request.encode(version)
-        self.sock.sendall(struct.pack(">i", len(body)) + body)
-        return self.correlation
+    def receive(self, response_cls=None, version: int | None = None):  # type: ignore[override]
+        return super().receive()
 
-    def receive(self, response_cls, version: int):
-        size = struct.unpack(">i", self._read(4))[0]
-        data = self._read(size)
-        flexible = response_cls.FLEXIBLE_MIN_VERSION is not None and version >= response_cls.FLEXIBLE_MIN_VERSION
-        header_version = 1 if flexible and response_cls.API_KEY != 18 else 0
-        from protocol.primitives import Reader
-
-        reader = Reader(data)
-        ResponseHeader.read(reader, header_version)
-        return response_cls.decode(memoryview(data)[reader.pos:], version)
-
-    def call(self, request, response_cls, version: int):
+    def call(self, request, response_cls, version: int):  # type: ignore[override]
         self.send(request, version)
-        return self.receive(response_cls, version)
-
-    def _read(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("broker closed the connection")
-            out += chunk
-        return bytes(out)
-
-    def close(self) -> None:
-        self.sock.close()
+        return super().receive()
 
 
 def free_port() -> int:

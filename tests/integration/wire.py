@@ -15,25 +15,40 @@ E = ErrorCode
 
 
 class Wire:
-    """A blocking Kafka connection speaking the generated codec."""
+    """A blocking Kafka connection speaking the generated codec.
+
+    ``call(api_key, version, **fields)`` builds the request from its fields;
+    ``call(request, version)`` sends a request object. ``send``/``receive`` pipeline requests:
+    responses are matched to the requests in order, by correlation id.
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 30) -> None:
         host, port = bootstrap.split(",")[0].rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=20)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sent: list[tuple[int, int, int]] = []
 
-    def call(self, key: int, version: int, **fields):
-        body = REQUESTS[key](**fields)
+    def send(self, request, version: int) -> int:
         cid = next(self._ids)
-        header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=cid,
+        header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version, correlation_id=cid,
                                client_id="wire-test")
-        payload = encode_request(header, body)
+        payload = encode_request(header, request)
         self.sock.sendall(struct.pack(">i", len(payload)) + payload)
-        frame = self._read_frame()
-        resp_header, resp = decode_response(frame, key, version)
-        assert resp_header.correlation_id == cid
-        return resp
+        self.sent.append((cid, request.API_KEY, version))
+        return cid
+
+    def receive(self):
+        cid, key, version = self.sent.pop(0)
+        (size,) = struct.unpack(">i", self._read_exact(4))
+        header, body = decode_response(self._read_exact(size), key, version)
+        assert header.correlation_id == cid
+        return body
+
+    def call(self, key_or_request, version: int, **fields):
+        request = REQUESTS[key_or_request](**fields) if isinstance(key_or_request, int) else key_or_request
+        self.send(request, version)
+        return self.receive()
 
     def _read_exact(self, n: int) -> bytes:
         out = bytearray()
@@ -43,10 +58,6 @@ class Wire:
                 raise ConnectionError("closed by broker")
             out += chunk
         return bytes(out)
-
-    def _read_frame(self) -> bytes:
-        (size,) = struct.unpack(">i", self._read_exact(4))
-        return self._read_exact(size)
 
     def close(self) -> None:
         self.sock.close()
