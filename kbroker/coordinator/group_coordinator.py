@@ -60,9 +60,9 @@ from kbroker.coordinator.group_records import (
     encode_group_value,
     encode_offset_key,
     encode_offset_value,
-    partition_for,
     record_type,
 )
+from kbroker.coordinator.partitioning import partition_for
 from kbroker.topics import ensure_internal_topic
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue

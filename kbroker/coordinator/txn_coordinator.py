@@ -45,6 +45,7 @@ import re
 import time
 from typing import Any
 
+from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.txn_log import (
     MAX_EPOCH,
     TRANSACTION_STATE_TOPIC,
@@ -54,7 +55,6 @@ from kbroker.coordinator.txn_log import (
     decode_value,
     encode_key,
     encode_value,
-    partition_for,
 )
 from kbroker.replication.producer_state import partition_state
 from protocol.errors import ErrorCode

@@ -16,7 +16,6 @@ import struct
 from dataclasses import dataclass, field
 
 # Kafka places transactional ids exactly as group ids (Utils.abs(String.hashCode) % partitions).
-from kbroker.coordinator.group_records import java_string_hash, partition_for  # noqa: F401 (re-exported)
 from protocol.messages.coordinator.transaction_log_key import TransactionLogKey
 from protocol.messages.coordinator.transaction_log_value import TransactionLogValue
 

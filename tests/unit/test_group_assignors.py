@@ -15,9 +15,8 @@ from kbroker.coordinator.group_records import (
     encode_group_value,
     encode_offset_key,
     encode_offset_value,
-    java_string_hash,
-    partition_for,
 )
+from kbroker.coordinator.partitioning import java_string_hash, partition_for
 from protocol.messages.coordinator import GroupMetadataValue
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from kbroker.coordinator.partitioning import java_string_hash, partition_for
 from kbroker.coordinator.txn_log import (
     TxnMetadata,
     TxnState,
@@ -11,8 +12,6 @@ from kbroker.coordinator.txn_log import (
     decode_value,
     encode_key,
     encode_value,
-    java_string_hash,
-    partition_for,
 )
 
 
