@@ -19,9 +19,11 @@ One pass over a partition log, run by the maintenance thread:
    ``<base>.swap-range`` to know which old segments the new one replaces
    (see `PartitionLog._clean_leftovers`).
 
-Transactions: see `_clean_group` and `txn_cleaning`. Rules 1, 2 and 5 there are applied; markers
-are always kept, so rule 3 holds trivially and rule 4 (dropping old markers) is not applied yet:
-markers accumulate in compacted topics.
+Transactions: see `_clean_group` and `txn_cleaning` (rules 1 to 5). A transaction marker with no
+data batch of its transaction left is rewritten with a delete horizon (now + ``delete.retention.ms``)
+and dropped by the first pass after that time. A log with such a horizon due is cleaned even when
+it has no new dirty data (the due time is remembered in memory only: after a restart the marker
+waits for the next pass that has dirty data).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 
 from protocol.record_batch import InvalidRecordBatch, parse_header
-from protocol.records import parse_control_record
+from protocol.records import TimestampType, build_batch, parse_control_record
 
 from . import batch_records, txn_cleaning
 from .config import INT_MAX
@@ -51,6 +54,9 @@ from .txn_cleaning import TxnScan
 
 logger = logging.getLogger(__name__)
 
+# log -> the earliest delete horizon of a marker that a pass left in the log (in memory only).
+_horizon_due: weakref.WeakKeyDictionary[PartitionLog, int] = weakref.WeakKeyDictionary()
+
 
 @dataclass(frozen=True, slots=True)
 class CleanResult:
@@ -68,6 +74,7 @@ class _Plan:
     end_offset: int
     whole_log: list[tuple[LogSegment, int]]  # every segment (active one included) and its size
     txn: TxnScan | None = None
+    horizon_due: bool = False  # a marker's delete horizon has passed: clean even without dirty data
 
 
 class _Aborted(Exception):
@@ -92,8 +99,12 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
         return None
     first_dirty = max(log.cleaner_offset, log.log_start_offset)
     end_offset = segments[len(cleanable)].base_offset
+    due = _horizon_due.get(log)
+    horizon_due = due is not None and due <= now_ms
     if first_dirty >= end_offset:
-        return None
+        if not horizon_due:
+            return None
+        first_dirty = end_offset  # nothing dirty: a pass only to drop markers past their horizon
     total = sum(size for _, size, _ in cleanable)
     dirty = sum(size for seg, size, nxt in cleanable if nxt > first_dirty)
     overdue = config.max_compaction_lag_ms < 2**63 - 1 and any(
@@ -102,9 +113,9 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
         and 0 <= seg.first_batch_timestamp < now_ms - config.max_compaction_lag_ms
         for seg, _, nxt in cleanable
     )
-    if not force and not overdue and total and dirty / total < config.min_cleanable_dirty_ratio:
+    if not force and not overdue and not horizon_due and total and dirty / total < config.min_cleanable_dirty_ratio:
         return None
-    return _Plan(cleanable, first_dirty, end_offset, [(seg, seg.size) for seg in segments])
+    return _Plan(cleanable, first_dirty, end_offset, [(seg, seg.size) for seg in segments], horizon_due=horizon_due)
 
 
 def _scan_transactions(plan: _Plan) -> TxnScan:
@@ -141,9 +152,9 @@ def _limit_to_stable(plan: _Plan) -> _Plan | None:
     if not kept:
         return None
     new_end = plan.segments[len(kept)][0].base_offset
-    if plan.first_dirty >= new_end:
+    if plan.first_dirty >= new_end and not plan.horizon_due:
         return None
-    return _Plan(kept, plan.first_dirty, new_end, plan.whole_log, plan.txn)
+    return _Plan(kept, plan.first_dirty, new_end, plan.whole_log, plan.txn, plan.horizon_due)
 
 
 def _batches(seg: LogSegment, size: int):
@@ -205,20 +216,38 @@ def _clean_group(
     latest: dict[bytes, int],
     now_ms: int,
     txn: TxnScan | None = None,
+    horizons: list[int] | None = None,
 ) -> tuple[LogSegment | None, int]:
     """Write the cleaned copy of ``group`` as one ``.cleaned`` segment; None if nothing changes.
 
     With ``txn``: the batches of aborted transactions go entirely (rule 2), and a data batch that
     loses all its records stays as an empty batch if it is its producer's last one (rule 5), so
-    that producer state rebuilt from the log keeps the producer's epoch and sequence. Control
-    batches (transaction markers) are always kept.
+    that producer state rebuilt from the log keeps the producer's epoch and sequence. A
+    transaction marker with no data batch left in the log (rule 3) gets a delete horizon, now +
+    ``delete.retention.ms``, and goes in the first pass after it (rule 4); other control batches
+    are kept. The future delete horizons of the markers left in the output go into ``horizons``.
     """
-    horizon = now_ms - log.config.delete_retention_ms
+    retention = log.config.delete_retention_ms
+    horizon = now_ms - retention
     output: list[bytes] = []
     removed = 0
+    changed = False
     for seg, size, _ in group:
         for header, data in _batches(seg, size):
             if header.is_control:
+                current = header.base_timestamp if header.has_delete_horizon else None
+                action = txn_cleaning.KEEP if txn is None else txn.marker_action(
+                    header.base_offset, current, now_ms, retention)
+                if action == txn_cleaning.DROP:
+                    removed += header.records_count
+                    continue
+                pending = current is not None and current > now_ms  # (a passed one kept for its epoch is not)
+                if action != txn_cleaning.KEEP:
+                    data = _with_delete_horizon(data, action)
+                    pending, current = True, action
+                    changed = True
+                if pending and horizons is not None:
+                    horizons.append(current)
                 output.append(data)
                 continue
             records = list(batch_records.iter_records(data))
@@ -236,7 +265,7 @@ def _clean_group(
                 output.append(data)
             elif kept or (txn is not None and txn.keep_empty(header.base_offset, header.producer_id)):
                 output.append(batch_records.rebuild_batch(data, kept))
-    if not removed and len(group) == 1:
+    if not removed and not changed and len(group) == 1:
         return None, 0
     first = group[0][0]
     for path in segment_paths(first.directory, first.base_offset, CLEANED_SUFFIX):
@@ -265,6 +294,28 @@ def _clean_group(
     return cleaned, removed
 
 
+def _with_delete_horizon(data: bytes, horizon_ms: int) -> bytes:
+    """The (control) batch ``data`` rebuilt with a delete horizon: attribute bit 6 set and
+    baseTimestamp = ``horizon_ms``; offsets, producer fields, flags and record timestamps kept."""
+    header = parse_header(data)
+    return build_batch(
+        list(batch_records.iter_records(data)),
+        base_offset=header.base_offset,
+        compression=header.compression,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        transactional=header.is_transactional,
+        control=header.is_control,
+        timestamp_type=TimestampType.LOG_APPEND_TIME if header.is_log_append_time else TimestampType.CREATE_TIME,
+        log_append_time=header.max_timestamp if header.is_log_append_time else None,
+        partition_leader_epoch=header.partition_leader_epoch,
+        last_offset_delta=header.last_offset_delta,
+        max_timestamp=header.max_timestamp,
+        delete_horizon_ms=horizon_ms,
+    )
+
+
 def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = False) -> CleanResult | None:
     """One compaction pass over ``log``; None when there was nothing (worth) cleaning.
 
@@ -279,6 +330,7 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         return None
     cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]] = []
     removed = 0
+    horizons: list[int] = []
     try:
         plan.txn = _scan_transactions(plan)
         limited = _limit_to_stable(plan)
@@ -287,7 +339,7 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         plan = limited
         latest = _latest_offsets(plan)
         for group in _groups(log, plan):
-            new, count = _clean_group(log, group, latest, now_ms, plan.txn)
+            new, count = _clean_group(log, group, latest, now_ms, plan.txn, horizons)
             if new is not None:
                 cleaned.append((group, new, _upper(plan, group[-1])))
                 removed += count
@@ -312,6 +364,10 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         for group, new, _ in cleaned:
             doomed += _swap(log, [seg for seg, _, _ in group], new)
         log._cleaner_offset = max(log._cleaner_offset, plan.end_offset)
+        if horizons:
+            _horizon_due[log] = min(horizons)
+        else:
+            _horizon_due.pop(log, None)
         snapshot = log._checkpoint_snapshot()
     log._store_checkpoint(*snapshot)
     for seg in doomed:

@@ -10,8 +10,15 @@ not enough; Kafka's LogCleaner also:
 3. keeps a marker (control batch) while any batch of its transaction is still in the log: a
    producer-state rebuild (kbroker/replication/producer_state.py) that met the data without the
    marker would believe the transaction still open and hold the last stable offset forever;
-4. drops a marker whose transaction has no batch left once it is ``delete.retention.ms`` old, so
-   a read_committed consumer that fetched the data just before the cleaning still sees it;
+4. drops a marker whose transaction has no batch left, but only ``delete.retention.ms`` after a
+   cleaning pass first found it so (Kafka's delete horizon, KIP-534): that pass rewrites the marker
+   batch with the delete-horizon attribute (bit 6) and baseTimestamp = now + delete.retention.ms,
+   and a later pass past that time drops it. So a marker always outlives its data by at least one
+   pass and delete.retention.ms, and a read_committed consumer that fetched aborted data just
+   before the cleaning still meets the ABORT marker (the Java consumer skips a producer's batches
+   from an aborted transaction's first offset until it sees the marker). A marker that is its
+   producer's last batch and carries a newer epoch than the producer's last data batch (or the
+   producer has no data batch left) is kept, as Kafka keeps it, so a rebuild keeps that epoch;
 5. keeps the *last* data batch of each producer, even with all its records removed (an empty
    batch: same producer id, epoch, base sequence and lastOffsetDelta), so that a rebuild still
    knows the producer's epoch and last sequence and keeps answering retries as duplicates.
@@ -27,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 ABORT, COMMIT = 0, 1
+KEEP, DROP = -1, -2  # TxnScan.marker_action results (a horizon is a time, >= 0)
 
 
 @dataclass(slots=True)
@@ -36,6 +44,8 @@ class TxnScan:
     marker_txn: dict[int, tuple[int, int]] = field(default_factory=dict)  # marker offset -> (pid, first offset)
     batch_marker: dict[int, int] = field(default_factory=dict)  # txn data batch offset -> its marker offset
     last_batch_of_producer: dict[int, int] = field(default_factory=dict)  # pid -> base offset of its last data batch
+    epoch_markers: set[int] = field(default_factory=set)  # markers kept for their producer's epoch (rule 4)
+    _referenced: set[int] | None = field(default=None, repr=False)  # markers that have a data batch
 
     def cleanable_end(self, end: int) -> int:
         """Clean below this offset only (rule 1)."""
@@ -49,32 +59,48 @@ class TxnScan:
         """Rule 5: a data batch that lost all its records stays, empty, if it is its producer's last."""
         return producer_id >= 0 and self.last_batch_of_producer.get(producer_id) == base_offset
 
-    def removable_markers(self, retained_batches: Iterable[int], marker_timestamps: dict[int, int], now_ms: int,
-                          delete_retention_ms: int) -> set[int]:
-        """Rules 3 and 4: the markers that may go, given the base offsets of the data batches the
-        cleaning keeps (empty ones included) and each marker's timestamp."""
-        still_referenced = {self.batch_marker[b] for b in retained_batches if b in self.batch_marker}
-        return {
-            m for m in self.marker_txn
-            if m not in still_referenced and marker_timestamps.get(m, now_ms) <= now_ms - delete_retention_ms
-        }
+    def empty_marker(self, offset: int) -> bool:
+        """Rule 3: the marker at ``offset`` has no data batch of its transaction left in the log
+        (empty batches kept by rule 5 count as data) and is not kept for its producer's epoch.
+
+        Only true for ABORT/COMMIT markers found by the scan; data batches discarded by the pass
+        that asks still count (the scan saw them), so a marker goes at the earliest one pass after
+        its data (Kafka's ``CleanedTransactionMetadata``)."""
+        if offset not in self.marker_txn or offset in self.epoch_markers:
+            return False
+        if self._referenced is None:
+            self._referenced = set(self.batch_marker.values())
+        return offset not in self._referenced
+
+    def marker_action(self, offset: int, delete_horizon_ms: int | None, now_ms: int,
+                      delete_retention_ms: int) -> int:
+        """Rule 4 for the marker batch at ``offset``, given its delete horizon (None if the batch
+        has none): ``KEEP``, ``DROP``, or (a time, >= 0) the delete horizon to write into it."""
+        if not self.empty_marker(offset):
+            return KEEP
+        if delete_horizon_ms is None:
+            return now_ms + delete_retention_ms
+        return DROP if delete_horizon_ms <= now_ms else KEEP
 
 
 def scan(batches: Iterable[tuple[object, int | None]]) -> TxnScan:
     """One pass over ``(header, marker type or None)`` in offset order, from the log start.
 
-    ``header`` needs base_offset, producer_id, is_transactional and is_control (a
+    ``header`` needs base_offset, producer_id, producer_epoch, is_transactional and is_control (a
     protocol.record_batch.BatchHeader); the marker type is the control record's type (0 ABORT, 1
     COMMIT; anything else, e.g. a leader-change record, is ignored).
     """
     result = TxnScan()
     open_txns: dict[int, list[int]] = {}  # pid -> base offsets of its open transaction's batches
+    last_data_epoch: dict[int, int] = {}
+    last_marker: dict[int, tuple[int, int]] = {}  # pid -> (offset, epoch) of a marker after its last data
     for header, marker in batches:
         pid = header.producer_id
         base = header.base_offset
         if header.is_control:
             if marker not in (ABORT, COMMIT) or pid < 0:
                 continue
+            last_marker[pid] = (base, header.producer_epoch)
             members = open_txns.pop(pid, None)
             first = members[0] if members else base
             result.marker_txn[base] = (pid, first)
@@ -85,8 +111,13 @@ def scan(batches: Iterable[tuple[object, int | None]]) -> TxnScan:
             continue
         if pid >= 0:
             result.last_batch_of_producer[pid] = base
+            last_data_epoch[pid] = header.producer_epoch
+            last_marker.pop(pid, None)
         if header.is_transactional and pid >= 0:
             open_txns.setdefault(pid, []).append(base)
+    for pid, (offset, epoch) in last_marker.items():
+        if pid not in last_data_epoch or epoch > last_data_epoch[pid]:
+            result.epoch_markers.add(offset)
     if open_txns:
         result.first_unstable_offset = min(members[0] for members in open_txns.values())
     return result
