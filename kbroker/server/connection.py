@@ -82,6 +82,8 @@ class KafkaConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._closed = False
+        self._stalled: deque[Any] | None = None  # the rest of a response waiting for the socket
+        self._watch_fd = -1
         self._batching = False
         self._eof = False
         self._sock_fd = -1
@@ -110,6 +112,8 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._unwatch()
+        self._stalled = None
         self.broker.connections.discard(self)
         for task in list(self.tasks):
             task.cancel()
@@ -247,25 +251,32 @@ class KafkaConnection(asyncio.Protocol):
         (interrupted only by segment file slices, which go out with sendfile)."""
         pending = self._pending
         transport = self.transport
-        if transport is None or self._closed:
+        if transport is None or self._closed or self._stalled is not None:
             return
         out: list[Any] = []
         while pending and pending[0].done:
             parts = pending.popleft().parts
             if parts:
                 out = self._write_parts(transport, parts, out)
+                if self._stalled is not None:
+                    return  # the rest waits until the socket takes more (see _on_writable)
         if out:
             transport.writelines(out)
         if self._eof and not pending:
             self.close()
 
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
-        """Queue one response's size prefix and parts on ``out``; returns the list to continue."""
+        """Queue one response's size prefix and parts on ``out``; returns the list to continue.
+
+        File slices go to the socket at once with sendfile. When the socket's buffer is full
+        mid-slice, the rest of this response is kept in ``_stalled`` and sent, still zero-copy,
+        when the socket becomes writable again.
+        """
         size = 0
         for p in parts:
             size += len(p)
         out.append(_SIZE.pack(size))
-        for part in parts:
+        for i, part in enumerate(parts):
             if isinstance(part, (bytes, bytearray, memoryview)):
                 out.append(part)
                 continue
@@ -273,18 +284,27 @@ class KafkaConnection(asyncio.Protocol):
             if out:
                 transport.writelines(out)
                 out = []
-            for file_slice in getattr(part, "slices", (part,)):
-                self._write_file_slice(transport, file_slice)
+            slices = list(getattr(part, "slices", (part,)))
+            for j, file_slice in enumerate(slices):
+                left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
+                if left is not None:
+                    rest: deque[Any] = deque([(file_slice.file, *left)])
+                    rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])
+                    rest.extend(parts[i + 1 :])
+                    self._stall(rest)
+                    return []
         return out
 
-    def _write_file_slice(self, transport: asyncio.Transport, part: Any) -> None:
-        position, remaining = part.position, part.size
+    def _write_file_slice(self, transport: asyncio.Transport, file: Any, position: int,
+                          remaining: int) -> tuple[int, int] | None:
+        """Send ``remaining`` bytes of ``file`` from ``position``; returns what is left when the
+        socket is full (to be sent with sendfile when it drains), else None."""
         if (
             remaining >= SENDFILE_MIN_BYTES
             and self._sock_fd >= 0
             and transport.get_write_buffer_size() == 0
         ):
-            fd = part.file.fileno()
+            fd = file.fileno()
             try:
                 while remaining > 0:
                     sent = os.sendfile(self._sock_fd, fd, position, remaining)
@@ -293,16 +313,68 @@ class KafkaConnection(asyncio.Protocol):
                     position += sent
                     remaining -= sent
             except (BlockingIOError, InterruptedError):
-                pass
+                return position, remaining
             except OSError as exc:
                 log.info("sendfile to %s failed: %s", self.peer, exc)
         if remaining > 0:
-            data = os.pread(part.file.fileno(), remaining, position)
+            data = os.pread(file.fileno(), remaining, position)
             if len(data) != remaining:
                 log.error("segment file shorter than expected while serving %s", self.peer)
                 self.close()
-                return
+                return None
             transport.write(data)
+        return None
+
+    def _stall(self, rest: deque[Any]) -> None:
+        """Wait for the socket to take more; a duplicate of its descriptor is watched, since the
+        transport owns the original."""
+        self._stalled = rest
+        self._watch_fd = os.dup(self._sock_fd)
+        asyncio.get_running_loop().add_writer(self._watch_fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        rest = self._stalled
+        transport = self.transport
+        if rest is None or transport is None or self._closed:
+            self._unwatch()
+            return
+        while rest:
+            item = rest[0]
+            if isinstance(item, tuple):
+                if transport.get_write_buffer_size():
+                    return  # bytes queued before this slice go first
+                file, position, remaining = item
+                try:
+                    sent = os.sendfile(self._sock_fd, file.fileno(), position, remaining)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    log.info("sendfile to %s failed: %s", self.peer, exc)
+                    self.close()
+                    return
+                if sent == 0:
+                    log.error("segment file shorter than expected while serving %s", self.peer)
+                    self.close()
+                    return
+                if sent < remaining:
+                    rest[0] = (file, position + sent, remaining - sent)
+                else:
+                    rest.popleft()
+            else:
+                transport.write(rest.popleft())
+        self._unwatch()
+        self._stalled = None
+        self._flush()
+        self._update_reading()
+
+    def _unwatch(self) -> None:
+        if self._watch_fd >= 0:
+            try:
+                asyncio.get_running_loop().remove_writer(self._watch_fd)
+            except RuntimeError:
+                pass
+            os.close(self._watch_fd)
+            self._watch_fd = -1
 
     # -- flow control -------------------------------------------------------------------------
 

@@ -79,3 +79,37 @@ def test_damaged_old_segment_takes_only_that_partition_offline(topic_name):
         codes = {p.index: p.error_code for p in resp.responses[0].partition_responses}
         assert codes == {0: ErrorCode.KAFKA_STORAGE_ERROR, 1: ErrorCode.NONE}
         wire.close()
+
+
+def test_large_fetch_to_a_slow_reader_stays_whole_and_in_order(broker, bootstrap, topic_name):
+    """A fetch bigger than the socket buffer: the broker waits for the socket (still sendfile)
+    and the response arrives whole, followed by the next response on the same connection."""
+    import os
+    import socket
+
+    from waiting import wait_until
+
+    wire = Wire(bootstrap)
+    create_topic(wire, topic_name, 1)
+    P = REQUESTS[0]
+    from protocol.records import Record, build_batch
+
+    payload = os.urandom(200_000)
+    for _ in range(60):
+        batch = build_batch([Record(value=payload, timestamp=1_700_000_000_000)])
+        wire.call(0, 9, transactional_id=None, acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(
+            name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+    wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    topic = F.FetchTopic(topic=topic_name, partitions=[F.FetchTopic.FetchPartition(
+        partition=0, fetch_offset=0, partition_max_bytes=50_000_000)])
+    wire.send(F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=50_000_000, isolation_level=0,
+                session_id=0, session_epoch=-1, topics=[topic], forgotten_topics_data=[], rack_id=""), 12)
+    wire.send(REQUESTS[3](topics=[], allow_auto_topic_creation=False), 12)
+    # The client reads nothing until the broker has filled the socket and is waiting on it.
+    wait_until(lambda: broker.call(lambda: any(c._stalled is not None for c in broker.broker.connections)),
+               message="the broker waiting for the socket to drain")
+    part = wire.receive().responses[0].partitions[0]
+    headers = [h for _pos, h in iter_batch_headers(bytes(part.records))]  # validates every CRC
+    assert [h.base_offset for h in headers] == list(range(60))
+    assert wire.receive().brokers  # the next response follows, intact
+    wire.close()
