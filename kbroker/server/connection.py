@@ -406,7 +406,7 @@ class KafkaConnection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._pending
+        return not self._pending and self._stalled is None
 
     @property
     def closed(self) -> bool:
