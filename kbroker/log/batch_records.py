@@ -33,8 +33,12 @@ def record_timestamps(batch: bytes) -> Iterator[tuple[int, int]]:
         yield record.offset, record.timestamp
 
 
-def rebuild_batch(batch: bytes, kept: list[Record]) -> bytes:
-    """``batch`` with only the ``kept`` records (which must come from it, in order)."""
+def rebuild_batch(batch: bytes, kept: list[Record], *, delete_horizon_ms: int | None = None) -> bytes:
+    """``batch`` with only the ``kept`` records (which must come from it, in order).
+
+    With ``delete_horizon_ms`` the batch gets a delete horizon (attribute bit 6, baseTimestamp =
+    the horizon) and keeps its maxTimestamp.
+    """
     header = parse_header(batch)
     log_append_time = header.max_timestamp if header.is_log_append_time else None
     return build_batch(
@@ -50,4 +54,6 @@ def rebuild_batch(batch: bytes, kept: list[Record]) -> bytes:
         log_append_time=log_append_time,
         partition_leader_epoch=header.partition_leader_epoch,
         last_offset_delta=header.last_offset_delta,
+        max_timestamp=header.max_timestamp if delete_horizon_ms is not None else None,
+        delete_horizon_ms=delete_horizon_ms,
     )

@@ -35,7 +35,7 @@ import weakref
 from dataclasses import dataclass
 
 from protocol.record_batch import InvalidRecordBatch, parse_header
-from protocol.records import TimestampType, build_batch, parse_control_record
+from protocol.records import parse_control_record
 
 from . import batch_records, txn_cleaning
 from .config import INT_MAX
@@ -243,7 +243,7 @@ def _clean_group(
                     continue
                 pending = current is not None and current > now_ms  # (a passed one kept for its epoch is not)
                 if action != txn_cleaning.KEEP:
-                    data = _with_delete_horizon(data, action)
+                    data = batch_records.rebuild_batch(data, list(batch_records.iter_records(data)), delete_horizon_ms=action)
                     pending, current = True, action
                     changed = True
                 if pending and horizons is not None:
@@ -292,28 +292,6 @@ def _clean_group(
     cleaned.time_index.rewrite()
     cleaned.seal()
     return cleaned, removed
-
-
-def _with_delete_horizon(data: bytes, horizon_ms: int) -> bytes:
-    """The (control) batch ``data`` rebuilt with a delete horizon: attribute bit 6 set and
-    baseTimestamp = ``horizon_ms``; offsets, producer fields, flags and record timestamps kept."""
-    header = parse_header(data)
-    return build_batch(
-        list(batch_records.iter_records(data)),
-        base_offset=header.base_offset,
-        compression=header.compression,
-        producer_id=header.producer_id,
-        producer_epoch=header.producer_epoch,
-        base_sequence=header.base_sequence,
-        transactional=header.is_transactional,
-        control=header.is_control,
-        timestamp_type=TimestampType.LOG_APPEND_TIME if header.is_log_append_time else TimestampType.CREATE_TIME,
-        log_append_time=header.max_timestamp if header.is_log_append_time else None,
-        partition_leader_epoch=header.partition_leader_epoch,
-        last_offset_delta=header.last_offset_delta,
-        max_timestamp=header.max_timestamp,
-        delete_horizon_ms=horizon_ms,
-    )
 
 
 def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = False) -> CleanResult | None:

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 from protocol.api import decode_response, encode_request
@@ -338,16 +339,11 @@ def test_client_closing_mid_long_poll_releases_the_connection(broker, bootstrap,
     def open_from_peer() -> bool:
         return broker.call(lambda: any(c.peer == peer for c in broker.broker.connections))
 
-    deadline = time.monotonic() + 20
-    while not broker.call(lambda: bool(broker.broker.partition(topic_name, 0)._waiters)):
-        assert time.monotonic() < deadline, "the fetch never parked"
-        time.sleep(0.02)
+    wait_until(lambda: broker.call(lambda: bool(broker.broker.partition(topic_name, 0)._waiters)),
+               timeout=20, message="the fetch to park")
     sock.close()
     # The broker lets the parked fetch run out, then lets the connection go (not at the idle timeout).
-    deadline = time.monotonic() + 30
-    while open_from_peer():
-        assert time.monotonic() < deadline, "the closed client's connection is still held"
-        time.sleep(0.05)
+    wait_until(lambda: not open_from_peer(), timeout=30, message="the closed client's connection to go")
 
 
 def test_idle_connections_are_closed():
@@ -357,10 +353,8 @@ def test_idle_connections_are_closed():
         idle.settimeout(30)
         assert_closed_by_broker(idle)  # nothing sent: the broker closes it
         idle.close()
-        deadline = time.monotonic() + 20
-        while b.call(lambda: len(b.broker.connections)) != 0:
-            assert time.monotonic() < deadline, "the idle connection is still registered"
-            time.sleep(0.02)
+        wait_until(lambda: b.call(lambda: len(b.broker.connections)) == 0, timeout=20,
+                   message="the idle connection to be unregistered")
         again = connect(b.bootstrap_servers)
         assert metadata_ok(again)
         again.close()
