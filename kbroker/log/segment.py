@@ -98,6 +98,13 @@ def walk_batches(fd: int, start: int, end: int, *, validate: bool) -> Iterator[t
 class LogSegment:
     """A segment's files and the in-memory state derived from them."""
 
+    __slots__ = (
+        "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
+        "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
+        "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
+        "append_limits",
+    )
+
     def __init__(
         self,
         directory: Path,
@@ -135,6 +142,8 @@ class LogSegment:
         self.bytes_since_last_index_entry = 0
         self.verified_size = 0  # bytes whose CRC is known good (checked or appended by us)
         self.num_records_estimate = 0
+        # Set by PartitionLog's append path; cleared whenever the state it was derived from changes.
+        self.append_limits: tuple[object, int, int, int, int] | None = None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -152,7 +161,11 @@ class LogSegment:
     def track_batch(
         self, pos: int, base_offset: int, last_offset: int, max_timestamp: int, size: int, interval: int
     ) -> None:
-        """Account for the batch just stored at ``pos``: timestamps, indexes, next offset."""
+        """Account for the batch just stored at ``pos``: timestamps, indexes, next offset.
+
+        On the produce hot path: the time index entry is inlined. An index that fills up clears
+        ``append_limits``, so the next append goes through the roll check.
+        """
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self.offset_of_max_timestamp = base_offset
@@ -160,10 +173,17 @@ class LogSegment:
             self.first_batch_timestamp = max_timestamp
         if self.bytes_since_last_index_entry > interval:
             index = self.offset_index
-            if len(index.keys) < index.max_entries:
-                index.keys.append(base_offset - self.base_offset)
+            keys = index.keys
+            if len(keys) < index.max_entries:
+                keys.append(base_offset - self.base_offset)
                 index.values.append(pos)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                time_index = self.time_index
+                time_keys = time_index.keys
+                if not time_keys or self.max_timestamp > time_keys[-1]:
+                    time_keys.append(self.max_timestamp)
+                    time_index.values.append(self.offset_of_max_timestamp - self.base_offset)
+                if len(keys) >= index.max_entries or len(time_keys) >= time_index.max_entries:
+                    self.append_limits = None
             self.bytes_since_last_index_entry = size
         else:
             self.bytes_since_last_index_entry += size
@@ -175,6 +195,7 @@ class LogSegment:
         Stops at the first bad batch (or one whose offsets go backwards) and returns the `Damage`;
         ``size`` is then the position of the last whole good batch. The file is not truncated.
         """
+        self.append_limits = None
         self.offset_index.reset()
         self.time_index.reset()
         self.size = 0
@@ -321,6 +342,7 @@ class LogSegment:
     def truncate_to_position(self, position: int, interval: int) -> None:
         """Cut the file at ``position`` (a batch boundary) and recompute the derived state."""
         os.ftruncate(self.fd, position)
+        self.append_limits = None
         self.size = position
         self.verified_size = min(self.verified_size, position)
         if position == 0:

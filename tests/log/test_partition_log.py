@@ -336,3 +336,52 @@ def test_background_flush_runs_outside_the_lock_and_ignores_a_racing_truncation(
     monkeypatch.undo()
     assert log.maybe_flush()
     assert log.recovery_point == log.log_end_offset == 3
+
+
+def _segment_files(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.suffix in (".log", ".index", ".timeindex")}
+
+
+@pytest.mark.parametrize("interval", [0, 100, 4096])
+def test_single_batch_appends_lay_out_files_as_one_multi_batch_append(tmp_path, interval):
+    """The one-batch hot path and the general path write the same bytes, indexes and segments."""
+    config = LogConfig(segment_bytes=700, index_interval_bytes=interval)
+    batches = [value_batch([b"v" * (i % 7 * 9)], timestamp=1000 + (i * 37) % 50) for i in range(60)]
+    one = PartitionLog.open(tmp_path / "one-0", config)
+    for batch in batches:
+        one.append(batch, leader_epoch=3)
+    many = PartitionLog.open(tmp_path / "many-0", config)
+    # The general path takes several batches per call; cut where the one-at-a-time log rolled.
+    bases = [s.base_offset for s in one.segments] + [len(batches)]
+    for lo, hi in zip(bases, bases[1:]):  # noqa: B905
+        many.append(b"".join(batches[lo:hi]), leader_epoch=3)
+    assert [s.base_offset for s in many.segments] == bases[:-1]
+    assert one.max_timestamp() == many.max_timestamp()
+    for ts in (999, 1000, 1020, 1049, 1050):
+        assert one.offset_for_timestamp(ts) == many.offset_for_timestamp(ts)
+    one.close()
+    many.close()
+    assert _segment_files(tmp_path / "one-0") == _segment_files(tmp_path / "many-0")
+
+
+def test_hot_path_sees_config_changes_closing_and_truncation(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    for _ in range(5):
+        log.append(value_batch([b"x" * 100]))
+    assert len(log.segments) == 1
+    # A smaller segment.bytes (a dynamic topic config change) takes effect on the next append.
+    log.config = LogConfig(segment_bytes=len(value_batch([b"y" * 100])) + 10)
+    log.append(value_batch([b"y" * 100]))
+    assert [s.base_offset for s in log.segments] == [0, 5]
+    log.append(value_batch([b"z" * 100]))
+    assert [s.base_offset for s in log.segments] == [0, 5, 6]
+    # Truncating the active segment to empty, then appending, starts over at the cut.
+    log.truncate_to(6)
+    info = log.append(value_batch([b"w"]))
+    assert info.first_offset == 6
+    assert offsets(log.read(5, 10**6).read()) == [(5, 5), (6, 6)]
+    log.close()
+    from kbroker.log import LogClosedError
+
+    with pytest.raises(LogClosedError):
+        log.append(value_batch([b"late"]))
