@@ -17,10 +17,11 @@ assignment until its session times out, and a new member with the same instance 
 A request with an epoch other than the member's current one (or its previous one, when it owns
 nothing it should not) gets FENCED_MEMBER_EPOCH; an unknown member UNKNOWN_MEMBER_ID.
 
-Regular expressions (v1) are Python ``re`` patterns matched with ``fullmatch`` against non-internal
-topic names; Kafka uses RE2/J, whose syntax is a subset of Python's for the usual patterns
-(``orders-.*``, alternations, classes); backreferences and lookarounds are accepted here and rejected
-there.
+Regular expressions (v1) are Python ``re`` patterns matched with ``fullmatch`` against every topic
+name in the metadata image, internal topics (``__consumer_offsets``, ``__transaction_state``)
+included, as Kafka's ``GroupMetadataManager.refreshRegularExpressions`` does. Kafka uses RE2/J,
+whose syntax is a subset of Python's for the usual patterns (``orders-.*``, alternations, classes);
+backreferences and lookarounds are accepted here and rejected there.
 
 Interplay with classic groups (Kafka 4.x, without online migration of a live group):
 - a classic consumer (JoinGroup with protocol type ``consumer`` and a ConsumerProtocolSubscription)
@@ -212,7 +213,8 @@ class ConsumerGroupManager:
         return [a for a in self._config["group.consumer.assignors"] if a in ASSIGNORS] or ["uniform"]
 
     def _topic_names(self) -> list[str]:
-        return [name for name, t in self.broker.image.topics.items() if not name.startswith("__")]
+        # All topics, internal ones included: Kafka resolves regexes over the whole metadata image.
+        return list(self.broker.image.topics)
 
     def subscribed_topics(self, member: ConsumerMember) -> set[str]:
         image = self.broker.image

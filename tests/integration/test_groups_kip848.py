@@ -298,6 +298,19 @@ def test_regex_subscription_follows_new_topics(kbroker848, wire):
     assert bad.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
 
 
+def test_regex_subscription_resolves_internal_topics(kbroker848, wire):
+    """Kafka resolves a regex over every topic in the metadata image, internal ones included."""
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    # A first group call makes sure __consumer_offsets exists (it may be created lazily).
+    hb(wire, group, "warm", 0, topics=[])
+    offsets = kbroker848.call(lambda: kbroker848.broker.image.topic("__consumer_offsets"))
+    assert offsets is not None
+    got = hb(wire, f"g-{uuid.uuid4().hex[:8]}", "m", 0, regex="__consumer_offs.*")
+    assert got.error_code == 0
+    offsets_id = topic_id(kbroker848, "__consumer_offsets")
+    assert parts(got) == [(offsets_id, p) for p in range(len(offsets.partitions))]
+
+
 def test_conflicts_with_classic_groups(kbroker848, wire):
     topic = f"t-{uuid.uuid4().hex[:8]}"
     create_topic(kbroker848, topic, 1)
