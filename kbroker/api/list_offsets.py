@@ -2,33 +2,69 @@
 
 Timestamps: -2 earliest (log start), -1 latest (high watermark, or the last stable offset for
 read_committed, v2+), -3 the record with the largest timestamp (v7+), -4 earliest local (v8+,
-the log start here: there is no tiered storage), -5 earliest pending upload (v9+) and -6 latest
-tiered (v11) answer offset -1 as Kafka does without tiered storage; otherwise the first record
-whose timestamp is at or after the one asked, or offset -1 when there is none. v4+ checks
-CurrentLeaderEpoch. A partition named twice gets INVALID_REQUEST.
+the log start here: there is no tiered storage), -5 latest tiered (v9+) and -6 earliest pending
+upload (v11) answer offset -1 as Kafka does without tiered storage; otherwise the first record
+whose timestamp is at or after the one asked, or offset -1 when there is none (or it is at or
+above the high watermark / last stable offset). v4+ checks CurrentLeaderEpoch. A partition named
+twice gets INVALID_REQUEST.
+
+LeaderEpoch (v4+), as Kafka's ``Partition.fetchOffsetForTimestamp`` / ``UnifiedLog.fetchOffsetByTimestamp``:
+
+* -1 latest: the partition's current leader epoch;
+* -2 earliest and -4 earliest local: the epoch the leader epoch cache gives the log start, i.e.
+  the partitionLeaderEpoch of the stored batch holding the log start offset; for an empty log the
+  current leader epoch (the leader stamps its epoch at the log end when it becomes leader);
+* -3 max timestamp and a timestamp lookup: the partitionLeaderEpoch of the batch holding the
+  offset found (-1 when the batch has none);
+* -5 and -6, and no offset found: -1.
 """
 
 from __future__ import annotations
 
+import os
+
 from kbroker.api.registry import api
-from kbroker.log import LogCorruptedError
+from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from protocol.errors import ErrorCode
 from protocol.messages.list_offsets import ListOffsetsResponse
+from protocol.record_batch import HEADER_SIZE, parse_header
 
 TopicResp = ListOffsetsResponse.ListOffsetsTopicResponse
 PartResp = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
 
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD, LATEST_TIERED = -1, -2, -3, -4, -5, -6
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
+NO_EPOCH = -1
 
 
-def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int]:
+def batch_leader_epoch(plog, offset: int) -> int:
+    """partitionLeaderEpoch of the stored batch holding ``offset`` (-1 when unknown or unset)."""
+    try:
+        result = plog.read(offset, 1)
+    except OffsetOutOfRangeError:  # the log start moved past it meanwhile
+        return NO_EPOCH
+    if not result.slices:
+        return NO_EPOCH
+    first = result.slices[0]
+    data = os.pread(first.file.fileno(), HEADER_SIZE, first.position)
+    if len(data) < HEADER_SIZE:
+        return NO_EPOCH
+    epoch = parse_header(data).partition_leader_epoch
+    return epoch if epoch >= 0 else NO_EPOCH
+
+
+def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
+    """(timestamp, offset, leader epoch) answered for ``timestamp``."""
     plog = partition.log
     if timestamp == LATEST:
-        return -1, partition.last_stable_offset if isolation == 1 else plog.high_watermark
+        offset = partition.last_stable_offset if isolation == 1 else plog.high_watermark
+        return -1, offset, partition.leader_epoch
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
-        return -1, plog.log_start_offset
-    if timestamp in (EARLIEST_PENDING_UPLOAD, LATEST_TIERED):
-        return -1, -1
+        start = plog.log_start_offset
+        if start >= plog.log_end_offset:
+            return -1, start, partition.leader_epoch
+        return -1, start, batch_leader_epoch(plog, start)
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1, NO_EPOCH
     if timestamp == MAX_TIMESTAMP:
         found = plog.max_timestamp()
     elif timestamp < 0:
@@ -36,12 +72,12 @@ def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int]:
     else:
         found = plog.offset_for_timestamp(timestamp)
     if found is None:
-        return -1, -1
+        return -1, -1, NO_EPOCH
     offset, ts = found
     limit = partition.last_stable_offset if isolation == 1 else plog.high_watermark
     if offset >= limit:
-        return -1, -1
-    return ts, offset
+        return -1, -1, NO_EPOCH
+    return ts, offset, batch_leader_epoch(plog, offset)
 
 
 @api(2, 1, 11)
@@ -79,14 +115,15 @@ def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
                 resp.error_code = (ErrorCode.FENCED_LEADER_EPOCH if epoch < partition.leader_epoch
                                    else ErrorCode.UNKNOWN_LEADER_EPOCH)
                 continue
-            if p.timestamp < LATEST_TIERED or (p.timestamp == MAX_TIMESTAMP and version < 7):
+            if p.timestamp < EARLIEST_PENDING_UPLOAD or (p.timestamp == MAX_TIMESTAMP and version < 7):
                 resp.error_code = ErrorCode.UNSUPPORTED_VERSION
                 continue
             try:
-                resp.timestamp, resp.offset = _lookup(partition, p.timestamp, isolation)
+                resp.timestamp, resp.offset, epoch = _lookup(partition, p.timestamp, isolation)
             except LogCorruptedError:
                 resp.error_code = ErrorCode.KAFKA_STORAGE_ERROR
                 continue
-            resp.leader_epoch = partition.leader_epoch
+            if version >= 4:
+                resp.leader_epoch = epoch
         topics.append(TopicResp(name=t.name, partitions=parts))
     return ListOffsetsResponse(throttle_time_ms=0, topics=topics)
