@@ -24,6 +24,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS
 from protocol.api import decode_request, encode_response
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
@@ -182,30 +183,61 @@ class KafkaConnection(asyncio.Protocol):
         ctx = RequestContext(self.broker, self, header)
         try:
             result = entry.handler(ctx, body)
-        except Exception:
-            log.exception("handler for api %s v%s failed", header.request_api_key, header.request_api_version)
-            self.close()
+        except Exception as exc:
+            self._handler_failed(slot, body, exc)
             return
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self.tasks.add(task)
-            task.add_done_callback(lambda t, s=slot: self._task_done(t, s))
+            task.add_done_callback(lambda t, s=slot, b=body: self._task_done(t, s, b))
         else:
             self._complete(slot, result)
 
-    def _task_done(self, task: asyncio.Task, slot: _Slot) -> None:
+    def _task_done(self, task: asyncio.Task, slot: _Slot, body: Any) -> None:
         self.tasks.discard(task)
         if task.cancelled() or self._closed:
             return
         exc = task.exception()
         if exc is not None:
-            log.error(
-                "handler for api %s v%s failed",
-                slot.header.request_api_key, slot.header.request_api_version, exc_info=exc,
-            )
-            self.close()
+            if isinstance(exc, Exception):
+                self._handler_failed(slot, body, exc)
+            else:  # KeyboardInterrupt, SystemExit ...: not a request's failure
+                log.error("handler for api %s v%s failed", slot.header.request_api_key,
+                          slot.header.request_api_version, exc_info=exc)
+                self.close()
             return
         self._complete(slot, task.result())
+
+    def _handler_failed(self, slot: _Slot, body: Any, exc: Exception) -> None:
+        """Answer a request whose handler raised, as Kafka does: with the request type's error
+        response (UNKNOWN_SERVER_ERROR wherever the response has an error code), in the request's
+        place in the response order. Without such a response (a Produce with acks=0), or when it
+        cannot be built, the connection is closed. A protocol error (bytes inside the request
+        that do not decode) is not a handler failure: the connection is closed, as for a request
+        that does not decode at all."""
+        header = slot.header
+        api_key, api_version = header.request_api_key, header.request_api_version
+        if isinstance(exc, ProtocolError):
+            log.info("closing connection from %s: malformed api %s v%s request: %s",
+                     self.peer, api_key, api_version, exc)
+            self.close()
+            return
+        log.error("handler for api %s v%s from %s failed", api_key, api_version, self.peer, exc_info=exc)
+        if self._closed:
+            return
+        try:
+            response = error_response(api_key, api_version, body, exc)
+        except Exception:
+            log.exception("cannot build the error response to api %s v%s; closing connection from %s",
+                          api_key, api_version, self.peer)
+            self.close()
+            return
+        if response is None:
+            log.info("closing connection from %s: api %s v%s failed and has no response",
+                     self.peer, api_key, api_version)
+            self.close()
+            return
+        self._complete(slot, response)
 
     def _complete(self, slot: _Slot, response: Any) -> None:
         if self._closed:

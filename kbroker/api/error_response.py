@@ -1,0 +1,396 @@
+"""The response to a request whose handler failed with an unexpected exception.
+
+Kafka does not close the connection when an API handler throws: ``KafkaApis.handle`` catches the
+throwable and answers with ``request.getErrorResponse(throttleMs, e)``. Each request type builds
+that response itself, with ``Errors.forException(e)`` (UNKNOWN_SERVER_ERROR, -1, for anything that
+is not a Kafka ``ApiException``) in the places where the response carries an error code: the
+top-level ``error_code`` for some APIs, one entry per topic/partition/group/transaction of the
+request for others, both for a few. This module has one builder per API kbroker serves, following
+what Kafka's ``getErrorResponse`` of that request sets (the request's keys are echoed, the other
+fields keep their schema defaults unless Kafka sets them, e.g. offsets to -1).
+
+Error messages follow Kafka's ``ApiError.fromThrowable``: an UNKNOWN_SERVER_ERROR never carries
+the exception's text (it could leak internals), so ``error_message`` stays null, except where
+Kafka's builder uses the error's default message (FindCoordinator, DescribeConfigs).
+
+A builder returns None when Kafka's ``getErrorResponse`` does (a Produce with acks=0): then no
+response can be sent and the connection is closed, as Kafka does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from protocol.errors import ErrorCode, default_message
+from protocol.messages import RESPONSES
+
+__all__ = ["BUILDERS", "error_code_for", "error_response"]
+
+Builder = Callable[[Any, int, int], Any]
+"""``(request, api_version, error_code) -> response body`` (or None: no response possible)."""
+
+BUILDERS: dict[int, Builder] = {}
+
+_NO_OFFSET = -1  # Kafka's INVALID_OFFSET / UNKNOWN_OFFSET / UNDEFINED_EPOCH_OFFSET
+_NO_EPOCH = -1
+_NO_TIMESTAMP = -1
+_AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+
+
+def error_code_for(exc: BaseException) -> int:
+    """Kafka's ``Errors.forException``: kbroker's handlers translate the errors they expect into
+    response codes themselves, so an exception escaping a handler is unexpected."""
+    return int(ErrorCode.UNKNOWN_SERVER_ERROR)
+
+
+def error_response(api_key: int, api_version: int, request: Any, exc: BaseException) -> Any:
+    """The error response Kafka would send for ``request`` after ``exc``; None when there is none
+    (the caller then closes the connection). Raises KeyError for an API without a builder."""
+    return BUILDERS[api_key](request, api_version, error_code_for(exc))
+
+
+def _builder(api_key: int) -> Callable[[Builder], Builder]:
+    def register(fn: Builder) -> Builder:
+        BUILDERS[api_key] = fn
+        return fn
+
+    return register
+
+
+def _top_level(api_key: int) -> None:
+    """Register a builder that sets only the top-level error code (other fields at defaults)."""
+    response_cls = RESPONSES[api_key]
+
+    def build(request: Any, version: int, code: int) -> Any:
+        return response_cls(error_code=code)
+
+    BUILDERS[api_key] = build
+
+
+# Heartbeat, LeaveGroup, AddOffsetsToTxn, EndTxn, ConsumerGroupHeartbeat, ListTransactions,
+# DescribeLogDirs, OffsetDelete, ListGroups: error code only (lists empty, other fields default).
+for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16):
+    _top_level(_key)
+
+
+@_builder(0)
+def _produce(request: Any, version: int, code: int) -> Any:
+    if request.acks == 0:
+        return None
+    R = RESPONSES[0]
+    topics: dict[tuple[str, Any], Any] = {}
+    for topic in request.topic_data:
+        out = topics.get((topic.name, topic.topic_id))
+        if out is None:
+            out = topics[(topic.name, topic.topic_id)] = R.TopicProduceResponse(
+                name=topic.name, topic_id=topic.topic_id, partition_responses=[])
+        for partition in topic.partition_data:
+            out.partition_responses.append(R.TopicProduceResponse.PartitionProduceResponse(
+                index=partition.index, error_code=code, base_offset=_NO_OFFSET,
+                log_append_time_ms=_NO_TIMESTAMP, log_start_offset=_NO_OFFSET, record_errors=[],
+                error_message=None))
+    return R(responses=list(topics.values()))
+
+
+@_builder(1)
+def _fetch(request: Any, version: int, code: int) -> Any:
+    # v13+ clients read the top-level code; older ones also get it in every partition.
+    R = RESPONSES[1]
+    topics = []
+    if version < 13:
+        T = R.FetchableTopicResponse
+        topics = [
+            T(topic=topic.topic, topic_id=topic.topic_id, partitions=[
+                T.PartitionData(partition_index=p.partition, error_code=code, high_watermark=_NO_OFFSET)
+                for p in topic.partitions])
+            for topic in request.topics
+        ]
+    return R(error_code=code, session_id=request.session_id, responses=topics)
+
+
+@_builder(2)
+def _list_offsets(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[2]
+    T = R.ListOffsetsTopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=code,
+                                           offset=_NO_OFFSET, timestamp=_NO_TIMESTAMP)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(3)
+def _metadata(request: Any, version: int, code: int) -> Any:
+    # Kafka leaves the top-level error code (v13+) at NONE and flags every requested topic.
+    R = RESPONSES[3]
+    return R(topics=[
+        R.MetadataResponseTopic(name=topic.name or "", topic_id=topic.topic_id, error_code=code,
+                                is_internal=False, partitions=[])
+        for topic in request.topics or ()
+    ])
+
+
+@_builder(8)
+def _offset_commit(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[8]
+    T = R.OffsetCommitResponseTopic
+    return R(topics=[
+        T(name=topic.name, topic_id=topic.topic_id, partitions=[
+            T.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(9)
+def _offset_fetch(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[9]
+    if version >= 8:
+        return R(groups=[R.OffsetFetchResponseGroup(group_id=group.group_id, error_code=code, topics=[])
+                         for group in request.groups])
+    topics = []
+    if version < 2:  # no top-level error code before v2: every requested partition carries it
+        T = R.OffsetFetchResponseTopic
+        topics = [
+            T(name=topic.name, partitions=[
+                T.OffsetFetchResponsePartition(partition_index=index, committed_offset=_NO_OFFSET,
+                                               committed_leader_epoch=_NO_EPOCH, metadata="",
+                                               error_code=code)
+                for index in topic.partition_indexes])
+            for topic in request.topics or ()
+        ]
+    return R(error_code=code, topics=topics)
+
+
+@_builder(10)
+def _find_coordinator(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[10]
+    message = default_message(code)
+    if version < 4:
+        return R(error_code=code, error_message=message, node_id=-1, host="", port=-1)
+    return R(coordinators=[
+        R.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=code, error_message=message)
+        for key in request.coordinator_keys
+    ])
+
+
+@_builder(11)
+def _join_group(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[11](error_code=code, generation_id=-1,
+                         protocol_name=None if version >= 7 else "",
+                         leader="", member_id="", members=[])
+
+
+@_builder(14)
+def _sync_group(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[14](error_code=code, assignment=b"")
+
+
+@_builder(15)
+def _describe_groups(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[15]
+    return R(groups=[
+        R.DescribedGroup(group_id=group_id, error_code=code, group_state="", protocol_type="",
+                         protocol_data="", members=[],
+                         authorized_operations=_AUTHORIZED_OPERATIONS_OMITTED)
+        for group_id in request.groups
+    ])
+
+
+@_builder(18)
+def _api_versions(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[18](error_code=code, api_keys=[])
+
+
+@_builder(19)
+def _create_topics(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[19]
+    return R(topics=[R.CreatableTopicResult(name=topic.name, error_code=code, error_message=None)
+                     for topic in request.topics])
+
+
+@_builder(20)
+def _delete_topics(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[20]
+    if version >= 6:
+        keys = [(topic.name, topic.topic_id) for topic in request.topics]
+    else:
+        keys = [(name, None) for name in request.topic_names]
+    results = []
+    for name, topic_id in keys:
+        result = R.DeletableTopicResult(name=name, error_code=code, error_message=None)
+        if topic_id is not None:
+            result.topic_id = topic_id
+        results.append(result)
+    return R(responses=results)
+
+
+@_builder(21)
+def _delete_records(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[21]
+    T = R.DeleteRecordsTopicResult
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
+                                           error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(22)
+def _init_producer_id(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[22](error_code=code, producer_id=-1, producer_epoch=-1)
+
+
+@_builder(23)
+def _offset_for_leader_epoch(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[23]
+    T = R.OffsetForLeaderTopicResult
+    return R(topics=[
+        T(topic=topic.topic, partitions=[
+            T.EpochEndOffset(partition=p.partition, error_code=code, leader_epoch=_NO_EPOCH,
+                             end_offset=_NO_OFFSET)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(24)
+def _add_partitions_to_txn(request: Any, version: int, code: int) -> Any:
+    # v4+ is the broker-to-broker batched form: Kafka answers with the top-level code only.
+    R = RESPONSES[24]
+    if version >= 4:
+        return R(error_code=code)
+    T = R.AddPartitionsToTxnTopicResult
+    return R(results_by_topic_v3_and_below=[
+        T(name=topic.name, results_by_partition=[
+            T.AddPartitionsToTxnPartitionResult(partition_index=index, partition_error_code=code)
+            for index in topic.partitions])
+        for topic in request.v3_and_below_topics
+    ])
+
+
+@_builder(27)
+def _write_txn_markers(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[27]
+    M = R.WritableTxnMarkerResult
+    T = M.WritableTxnMarkerTopicResult
+    return R(markers=[
+        M(producer_id=marker.producer_id, topics=[
+            T(name=topic.name, partitions=[
+                T.WritableTxnMarkerPartitionResult(partition_index=index, error_code=code)
+                for index in topic.partition_indexes])
+            for topic in marker.topics])
+        for marker in request.markers
+    ])
+
+
+@_builder(28)
+def _txn_offset_commit(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[28]
+    T = R.TxnOffsetCommitResponseTopic
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(32)
+def _describe_configs(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[32]
+    message = default_message(code)
+    return R(results=[
+        R.DescribeConfigsResult(error_code=code, error_message=message,
+                                resource_type=resource.resource_type,
+                                resource_name=resource.resource_name, configs=[])
+        for resource in request.resources
+    ])
+
+
+def _alter_configs(api_key: int) -> None:
+    R = RESPONSES[api_key]
+
+    def build(request: Any, version: int, code: int) -> Any:
+        return R(responses=[
+            R.AlterConfigsResourceResponse(error_code=code, error_message=None,
+                                           resource_type=resource.resource_type,
+                                           resource_name=resource.resource_name)
+            for resource in request.resources
+        ])
+
+    BUILDERS[api_key] = build
+
+
+_alter_configs(33)  # AlterConfigs
+_alter_configs(44)  # IncrementalAlterConfigs
+
+
+@_builder(37)
+def _create_partitions(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[37]
+    return R(results=[R.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=None)
+                      for topic in request.topics])
+
+
+@_builder(42)
+def _delete_groups(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[42]
+    return R(results=[R.DeletableGroupResult(group_id=group_id, error_code=code)
+                      for group_id in request.groups_names])
+
+
+@_builder(43)
+def _elect_leaders(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[43]
+    E = R.ReplicaElectionResult
+    return R(error_code=code, replica_election_results=[
+        E(topic=topic.topic, partition_result=[
+            E.PartitionResult(partition_id=index, error_code=code, error_message=None)
+            for index in topic.partitions])
+        for topic in request.topic_partitions or ()
+    ])
+
+
+@_builder(60)
+def _describe_cluster(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[60](error_code=code, error_message=None)
+
+
+@_builder(61)
+def _describe_producers(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[61]
+    T = R.TopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[T.PartitionResponse(partition_index=index, error_code=code)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics
+    ])
+
+
+@_builder(65)
+def _describe_transactions(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[65]
+    return R(transaction_states=[R.TransactionState(transactional_id=txn_id, error_code=code)
+                                 for txn_id in request.transactional_ids])
+
+
+@_builder(69)
+def _consumer_group_describe(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[69]
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
+
+
+@_builder(75)
+def _describe_topic_partitions(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[75]
+    return R(topics=[
+        R.DescribeTopicPartitionsResponseTopic(name=topic.name, error_code=code, is_internal=False,
+                                               partitions=[])
+        for topic in request.topics
+    ])

@@ -1,0 +1,493 @@
+"""A request whose handler raises is answered like Kafka answers it (``getErrorResponse``), and the
+connection goes on serving: for every API and version kbroker serves, with the handler failing
+synchronously and from its coroutine.
+
+Each case replaces the registry entry's handler in an in-process broker, sends a request carrying
+keys (topics, partitions, groups, transactions, resources ...), and checks that the response
+decodes, that every error code Kafka sets in it is UNKNOWN_SERVER_ERROR (the error code fields
+present at that version are found by walking Kafka's JSON spec), that the request's keys come back,
+and that a following ApiVersions on the same connection is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from wire import Wire
+
+from kbroker.api import error_response as error_response_module
+from kbroker.api import load_handlers
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import HANDLERS
+from kbroker.server import connection as connection_module
+from protocol.errors import ErrorCode, default_message
+from protocol.exceptions import ProtocolError
+from protocol.interpreter import Schema, attr_name, field_versions, in_range, load_specs
+from protocol.messages import REQUESTS, RESPONSES
+
+load_handlers()
+
+USE = ErrorCode.UNKNOWN_SERVER_ERROR
+ZERO = uuid.UUID(int=0)
+U1 = uuid.UUID("6c4d3f0e-1b1d-4c51-9a0e-2d0f5b1a7e11")
+SPECS = load_specs()
+
+# Error code fields that Kafka's getErrorResponse leaves at NONE (or that are not errors of the
+# request): Metadata's top-level code (Kafka flags the requested topics instead) and CreateTopics'
+# per-topic config error (a tagged field about describing configs).
+KAFKA_LEAVES_NONE = {3: {"error_code"}, 19: {"topics.topic_config_error_code"}}
+# Responses with no error code field Kafka fills: DescribeLogDirs before v3 (no top-level code,
+# and Kafka answers with no results).
+NO_ERROR_FIELD = {(35, 1), (35, 2)}
+
+
+def _q(key: int) -> Any:
+    return REQUESTS[key]
+
+
+# key -> (request for version v, keys echoed in the response at version v, keys the request asked)
+Case = tuple[Callable[[int], Any], Callable[[Any, int], Any], Callable[[int], Any]]
+
+
+def _top_level(key: int, **fields: Any) -> Case:
+    return (lambda v: _q(key)(**fields), lambda r, v: None, lambda v: None)
+
+
+CASES: dict[int, Case] = {
+    0: (
+        lambda v: _q(0)(acks=-1, timeout_ms=1000, topic_data=[
+            _q(0).TopicProduceData(name="t1", topic_id=U1, partition_data=[
+                _q(0).TopicProduceData.PartitionProduceData(index=i, records=None) for i in (0, 2)])]),
+        lambda r, v: [(t.topic_id if v >= 13 else t.name, [p.index for p in t.partition_responses])
+                      for t in r.responses],
+        lambda v: [(U1 if v >= 13 else "t1", [0, 2])],
+    ),
+    1: (
+        lambda v: _q(1)(max_wait_ms=0, session_id=7 if v >= 7 else 0, session_epoch=1, topics=[
+            _q(1).FetchTopic(topic="t1", topic_id=U1, partitions=[
+                _q(1).FetchTopic.FetchPartition(partition=i) for i in (0, 3)])]),
+        lambda r, v: (r.session_id, [(t.topic_id if v >= 13 else t.topic, [p.partition_index for p in t.partitions])
+                                     for t in r.responses]),
+        # v13+ answers with the top-level code and no partitions
+        lambda v: (7 if v >= 7 else 0, [] if v >= 13 else [("t1", [0, 3])]),
+    ),
+    2: (
+        lambda v: _q(2)(replica_id=-1, topics=[_q(2).ListOffsetsTopic(name="t1", partitions=[
+            _q(2).ListOffsetsTopic.ListOffsetsPartition(partition_index=i, timestamp=-1) for i in (1, 4)])]),
+        lambda r, v: [(t.name, [(p.partition_index, p.offset, p.timestamp) for p in t.partitions])
+                      for t in r.topics],
+        lambda v: [("t1", [(1, -1, -1), (4, -1, -1)])],
+    ),
+    3: (
+        lambda v: _q(3)(topics=[_q(3).MetadataRequestTopic(name=n) for n in ("t1", "t2")],
+                        allow_auto_topic_creation=False),
+        lambda r, v: ([t.name for t in r.topics], r.brokers, r.error_code),
+        lambda v: (["t1", "t2"], [], 0),
+    ),
+    8: (
+        lambda v: _q(8)(group_id="g", generation_id_or_member_epoch=-1, member_id="", topics=[
+            _q(8).OffsetCommitRequestTopic(name="t1", topic_id=U1, partitions=[
+                _q(8).OffsetCommitRequestTopic.OffsetCommitRequestPartition(partition_index=i, committed_offset=5)
+                for i in (0, 1)])]),
+        lambda r, v: [(t.topic_id if v >= 10 else t.name, [p.partition_index for p in t.partitions])
+                      for t in r.topics],
+        lambda v: [(U1 if v >= 10 else "t1", [0, 1])],
+    ),
+    9: (
+        lambda v: _q(9)(
+            group_id="g",
+            topics=[_q(9).OffsetFetchRequestTopic(name="t1", partition_indexes=[0, 2])],
+            groups=[_q(9).OffsetFetchRequestGroup(group_id=g, topics=None) for g in ("g1", "g2")],
+        ),
+        lambda r, v: (
+            [g.group_id for g in r.groups] if v >= 8
+            else [(t.name, [(p.partition_index, p.committed_offset, p.metadata) for p in t.partitions])
+                  for t in r.topics]
+        ),
+        # before v2 the partitions carry the error; v2-7 the top-level code; v8+ each group
+        lambda v: ["g1", "g2"] if v >= 8 else [("t1", [(0, -1, ""), (2, -1, "")])] if v < 2 else [],
+    ),
+    10: (
+        lambda v: _q(10)(key="g", key_type=0, coordinator_keys=["g1", "g2"]),
+        lambda r, v: (
+            [(c.key, c.node_id, c.host, c.port, c.error_message) for c in r.coordinators] if v >= 4
+            else (r.node_id, r.host, r.port, r.error_message if v >= 1 else None)
+        ),
+        lambda v: (
+            [(k, -1, "", -1, default_message(USE)) for k in ("g1", "g2")] if v >= 4
+            else (-1, "", -1, default_message(USE) if v >= 1 else None)
+        ),
+    ),
+    11: (
+        lambda v: _q(11)(group_id="g", session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
+                         protocol_type="consumer", protocols=[]),
+        lambda r, v: (r.generation_id, r.protocol_name, r.leader, r.member_id, r.members),
+        lambda v: (-1, None if v >= 7 else "", "", "", []),
+    ),
+    12: _top_level(12, group_id="g", generation_id=1, member_id="m"),
+    13: _top_level(13, group_id="g", member_id="m",
+                   members=[_q(13).MemberIdentity(member_id="m", group_instance_id=None)]),
+    14: (
+        lambda v: _q(14)(group_id="g", generation_id=1, member_id="m", assignments=[]),
+        lambda r, v: r.assignment,
+        lambda v: b"",
+    ),
+    15: (
+        lambda v: _q(15)(groups=["g1", "g2"]),
+        lambda r, v: [(g.group_id, g.group_state, g.members) for g in r.groups],
+        lambda v: [("g1", "", []), ("g2", "", [])],
+    ),
+    16: (
+        lambda v: _q(16)(),
+        lambda r, v: r.groups,
+        lambda v: [],
+    ),
+    18: (
+        lambda v: _q(18)(client_software_name="error-test", client_software_version="1"),
+        lambda r, v: r.api_keys,
+        lambda v: [],
+    ),
+    19: (
+        lambda v: _q(19)(timeout_ms=1000, topics=[
+            _q(19).CreatableTopic(name=n, num_partitions=1, replication_factor=1, assignments=[], configs=[])
+            for n in ("t1", "t2")]),
+        lambda r, v: [(t.name, t.error_message) for t in r.topics],
+        lambda v: [("t1", None), ("t2", None)],
+    ),
+    20: (
+        lambda v: _q(20)(timeout_ms=1000, topic_names=["t1", "t2"],
+                         topics=[_q(20).DeleteTopicState(name="t1", topic_id=U1)]),
+        lambda r, v: [(t.name, t.topic_id) for t in r.responses],
+        lambda v: [("t1", U1)] if v >= 6 else [("t1", ZERO), ("t2", ZERO)],
+    ),
+    21: (
+        lambda v: _q(21)(timeout_ms=1000, topics=[_q(21).DeleteRecordsTopic(name="t1", partitions=[
+            _q(21).DeleteRecordsTopic.DeleteRecordsPartition(partition_index=i, offset=5) for i in (0, 2)])]),
+        lambda r, v: [(t.name, [(p.partition_index, p.low_watermark) for p in t.partitions]) for t in r.topics],
+        lambda v: [("t1", [(0, -1), (2, -1)])],
+    ),
+    22: (
+        lambda v: _q(22)(transactional_id="tx", transaction_timeout_ms=60000),
+        lambda r, v: (r.producer_id, r.producer_epoch),
+        lambda v: (-1, -1),
+    ),
+    23: (
+        lambda v: _q(23)(replica_id=-1, topics=[_q(23).OffsetForLeaderTopic(topic="t1", partitions=[
+            _q(23).OffsetForLeaderTopic.OffsetForLeaderPartition(partition=i, leader_epoch=0) for i in (1, 2)])]),
+        lambda r, v: [(t.topic, [(p.partition, p.leader_epoch, p.end_offset) for p in t.partitions])
+                      for t in r.topics],
+        lambda v: [("t1", [(1, -1, -1), (2, -1, -1)])],
+    ),
+    24: (
+        lambda v: _q(24)(
+            v3_and_below_transactional_id="tx", v3_and_below_producer_id=1, v3_and_below_producer_epoch=0,
+            v3_and_below_topics=[_q(24).AddPartitionsToTxnTopic(name="t1", partitions=[0, 1])],
+            transactions=[_q(24).AddPartitionsToTxnTransaction(
+                transactional_id="tx", producer_id=1, producer_epoch=0, verify_only=True,
+                topics=[_q(24).AddPartitionsToTxnTransaction.AddPartitionsToTxnTopic(name="t1", partitions=[0])])],
+        ),
+        lambda r, v: (
+            r.results_by_transaction if v >= 4
+            else [(t.name, [p.partition_index for p in t.results_by_partition])
+                  for t in r.results_by_topic_v3_and_below]
+        ),
+        # v4+ (the broker-to-broker form) answers with the top-level code only
+        lambda v: [] if v >= 4 else [("t1", [0, 1])],
+    ),
+    25: _top_level(25, transactional_id="tx", producer_id=1, producer_epoch=0, group_id="g"),
+    26: _top_level(26, transactional_id="tx", producer_id=1, producer_epoch=0, committed=True),
+    27: (
+        lambda v: _q(27)(markers=[_q(27).WritableTxnMarker(
+            producer_id=5, producer_epoch=0, transaction_result=True, coordinator_epoch=0,
+            topics=[_q(27).WritableTxnMarker.WritableTxnMarkerTopic(name="t1", partition_indexes=[0, 3])])]),
+        lambda r, v: [(m.producer_id, [(t.name, [p.partition_index for p in t.partitions]) for t in m.topics])
+                      for m in r.markers],
+        lambda v: [(5, [("t1", [0, 3])])],
+    ),
+    28: (
+        lambda v: _q(28)(transactional_id="tx", group_id="g", producer_id=1, producer_epoch=0, topics=[
+            _q(28).TxnOffsetCommitRequestTopic(name="t1", partitions=[
+                _q(28).TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(partition_index=i)
+                for i in (0, 1)])]),
+        lambda r, v: [(t.name, [p.partition_index for p in t.partitions]) for t in r.topics],
+        lambda v: [("t1", [0, 1])],
+    ),
+    32: (
+        lambda v: _q(32)(resources=[_q(32).DescribeConfigsResource(resource_type=2, resource_name=n,
+                                                                    configuration_keys=None)
+                                    for n in ("t1", "t2")]),
+        lambda r, v: [(x.resource_type, x.resource_name, x.error_message, x.configs) for x in r.results],
+        # Kafka's DescribeConfigs error response carries the error's default message
+        lambda v: [(2, n, default_message(USE), []) for n in ("t1", "t2")],
+    ),
+    33: (
+        lambda v: _q(33)(resources=[_q(33).AlterConfigsResource(resource_type=2, resource_name="t1", configs=[])]),
+        lambda r, v: [(x.resource_type, x.resource_name, x.error_message) for x in r.responses],
+        lambda v: [(2, "t1", None)],
+    ),
+    35: (
+        lambda v: _q(35)(topics=None),
+        lambda r, v: r.results,
+        lambda v: [],
+    ),
+    37: (
+        lambda v: _q(37)(timeout_ms=1000, topics=[_q(37).CreatePartitionsTopic(name=n, count=3, assignments=None)
+                                                  for n in ("t1", "t2")]),
+        lambda r, v: [(t.name, t.error_message) for t in r.results],
+        lambda v: [("t1", None), ("t2", None)],
+    ),
+    42: (
+        lambda v: _q(42)(groups_names=["g1", "g2"]),
+        lambda r, v: [g.group_id for g in r.results],
+        lambda v: ["g1", "g2"],
+    ),
+    43: (
+        lambda v: _q(43)(election_type=0, timeout_ms=1000,
+                         topic_partitions=[_q(43).TopicPartitions(topic="t1", partitions=[0, 1])]),
+        lambda r, v: [(t.topic, [(p.partition_id, p.error_message) for p in t.partition_result])
+                      for t in r.replica_election_results],
+        lambda v: [("t1", [(0, None), (1, None)])],
+    ),
+    44: (
+        lambda v: _q(44)(resources=[_q(44).AlterConfigsResource(resource_type=2, resource_name="t1", configs=[])]),
+        lambda r, v: [(x.resource_type, x.resource_name, x.error_message) for x in r.responses],
+        lambda v: [(2, "t1", None)],
+    ),
+    47: (
+        lambda v: _q(47)(group_id="g", topics=[_q(47).OffsetDeleteRequestTopic(name="t1", partitions=[
+            _q(47).OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=0)])]),
+        lambda r, v: r.topics,
+        lambda v: [],
+    ),
+    60: (
+        lambda v: _q(60)(),
+        lambda r, v: (r.error_message, r.brokers),
+        lambda v: (None, []),
+    ),
+    61: (
+        lambda v: _q(61)(topics=[_q(61).TopicRequest(name="t1", partition_indexes=[0, 2])]),
+        lambda r, v: [(t.name, [p.partition_index for p in t.partitions]) for t in r.topics],
+        lambda v: [("t1", [0, 2])],
+    ),
+    65: (
+        lambda v: _q(65)(transactional_ids=["a", "b"]),
+        lambda r, v: [s.transactional_id for s in r.transaction_states],
+        lambda v: ["a", "b"],
+    ),
+    66: (
+        lambda v: _q(66)(state_filters=[], producer_id_filters=[]),
+        lambda r, v: r.transaction_states,
+        lambda v: [],
+    ),
+    68: (
+        lambda v: _q(68)(group_id="g", member_id="m", member_epoch=0, rebalance_timeout_ms=10000,
+                         subscribed_topic_names=["t1"], topic_partitions=[]),
+        lambda r, v: (r.error_message, r.assignment),
+        lambda v: (None, None),
+    ),
+    69: (
+        lambda v: _q(69)(group_ids=["g1", "g2"]),
+        lambda r, v: [g.group_id for g in r.groups],
+        lambda v: ["g1", "g2"],
+    ),
+    75: (
+        lambda v: _q(75)(topics=[_q(75).TopicRequest(name=n) for n in ("t1", "t2")], response_partition_limit=10),
+        lambda r, v: [(t.name, t.partitions) for t in r.topics],
+        lambda v: [("t1", []), ("t2", [])],
+    ),
+}
+
+
+def _error_codes(schema: Schema, fields: list[dict], obj: Any, version: int, path: str = "") -> list[tuple]:
+    """Every error code field of ``obj`` that exists at ``version``, as ``(path, value)``."""
+    out: list[tuple] = []
+    for f in fields:
+        if not in_range(field_versions(f), version):
+            continue
+        name = attr_name(f["name"])
+        value = getattr(obj, name)
+        t = f["type"]
+        if t == "int16" and name.endswith("error_code"):
+            out.append((path + name, value))
+        elif t.startswith("[]") and (t[2:][:1].isupper()) and value:
+            for item in value:
+                out += _error_codes(schema, schema.struct_fields(f), item, version, f"{path}{name}.")
+        elif t[:1].isupper() and value is not None:
+            out += _error_codes(schema, schema.struct_fields(f), value, version, f"{path}{name}.")
+    return out
+
+
+def _versions() -> list[tuple[int, int]]:
+    return [(key, v) for key in sorted(HANDLERS) for v in range(HANDLERS[key].min_version,
+                                                                 HANDLERS[key].max_version + 1)]
+
+
+def _failing(mode: str) -> Callable:
+    if mode == "sync":
+        def handler(ctx: Any, body: Any) -> Any:
+            raise RuntimeError("handler failure injected by the test")
+        return handler
+
+    async def coroutine(ctx: Any, body: Any) -> Any:
+        for _ in range(3):
+            await asyncio.sleep(0)  # yield to the loop: the failure comes from a later step
+        raise RuntimeError("handler failure injected by the test")
+    return coroutine
+
+
+def _break(monkeypatch: pytest.MonkeyPatch, key: int, mode: str = "sync") -> None:
+    monkeypatch.setitem(HANDLERS, key, dataclasses.replace(HANDLERS[key], handler=_failing(mode)))
+
+
+def _api_versions_answered(wire: Wire) -> None:
+    resp = wire.call(18, 3, client_software_name="error-test", client_software_version="1")
+    assert resp.error_code == ErrorCode.NONE
+    assert resp.api_keys
+
+
+@pytest.fixture
+def wire(bootstrap):
+    w = Wire(bootstrap)
+    yield w
+    w.close()
+
+
+def test_every_served_api_has_a_case_and_a_builder() -> None:
+    assert set(HANDLERS) <= set(CASES)
+    assert set(HANDLERS) <= set(BUILDERS)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("key", "version"), _versions(), ids=lambda x: str(x))
+def test_failing_handler_is_answered_like_kafka(wire, monkeypatch, key, version, mode) -> None:
+    make, got, expected = CASES[key]
+    _break(monkeypatch, key, mode)
+    resp = wire.call(make(version), version)  # decodes with the generated codec, checks correlation id
+    assert type(resp) is RESPONSES[key]
+
+    schema = Schema(SPECS[RESPONSES[key].__name__])
+    codes = _error_codes(schema, schema.spec["fields"], resp, version)
+    exempt = KAFKA_LEAVES_NONE.get(key, set())
+    flagged = [(path, code) for path, code in codes if path not in exempt]
+    assert bool(flagged) != ((key, version) in NO_ERROR_FIELD), f"error codes of {resp!r}: {codes}"
+    assert all(code == USE for _path, code in flagged), flagged
+    assert all(code == ErrorCode.NONE for path, code in codes if path in exempt)
+    assert got(resp, version) == expected(version)
+    if "throttle_time_ms" in type(resp)._FIELDS:
+        assert resp.throttle_time_ms == 0
+
+    monkeypatch.undo()  # the failing API may be ApiVersions itself
+    _api_versions_answered(wire)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_error_response_keeps_its_place_among_pipelined_requests(wire, monkeypatch, mode) -> None:
+    _break(monkeypatch, 3, mode)
+    wire.send(_q(18)(client_software_name="error-test", client_software_version="1"), 3)
+    wire.send(_q(3)(topics=[_q(3).MetadataRequestTopic(name="t1")], allow_auto_topic_creation=False), 12)
+    wire.send(_q(18)(client_software_name="error-test", client_software_version="1"), 3)
+    wire.send(_q(3)(topics=[_q(3).MetadataRequestTopic(name="t2")], allow_auto_topic_creation=False), 12)
+    # Wire.receive checks each correlation id against the order the requests were sent in
+    first, failed, second, failed_again = (wire.receive() for _ in range(4))
+    assert first.error_code == second.error_code == ErrorCode.NONE
+    assert [(t.name, t.error_code) for t in failed.topics] == [("t1", USE)]
+    assert [(t.name, t.error_code) for t in failed_again.topics] == [("t2", USE)]
+
+
+def test_other_connections_are_unaffected(bootstrap, wire, monkeypatch) -> None:
+    other = Wire(bootstrap)
+    try:
+        _break(monkeypatch, 16)
+        assert wire.call(16, 4).error_code == USE
+        _api_versions_answered(other)
+        assert other.call(16, 4).error_code == USE
+    finally:
+        other.close()
+
+
+def _closed_by_broker(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_produce_with_acks_0_closes_the_connection(bootstrap, wire, monkeypatch) -> None:
+    # Kafka's ProduceRequest.getErrorResponse is null for acks=0: no response can be sent, so
+    # the connection is closed (the producer learns of the failure that way).
+    _break(monkeypatch, 0)
+    request = _q(0)(acks=0, timeout_ms=1000, topic_data=[_q(0).TopicProduceData(name="t1", partition_data=[
+        _q(0).TopicProduceData.PartitionProduceData(index=0, records=None)])])
+    wire.send(request, 9)
+    assert _closed_by_broker(wire.sock)
+    fresh = Wire(bootstrap)
+    try:
+        _api_versions_answered(fresh)
+    finally:
+        fresh.close()
+
+
+def test_unbuildable_error_response_closes_the_connection(bootstrap, wire, monkeypatch) -> None:
+    def broken_builder(api_key: int, api_version: int, request: Any, exc: BaseException) -> Any:
+        raise ValueError("cannot build")
+
+    _break(monkeypatch, 16)
+    monkeypatch.setattr(connection_module, "error_response", broken_builder)
+    wire.send(_q(16)(), 4)
+    assert _closed_by_broker(wire.sock)
+    fresh = Wire(bootstrap)
+    try:
+        _api_versions_answered(fresh)
+    finally:
+        fresh.close()
+
+
+def test_unencodable_error_response_closes_the_connection(bootstrap, wire, monkeypatch) -> None:
+    _break(monkeypatch, 16)
+    monkeypatch.setitem(error_response_module.BUILDERS, 16, lambda request, version, code: object())
+    wire.send(_q(16)(), 4)
+    assert _closed_by_broker(wire.sock)
+
+
+def test_malformed_request_still_closes_the_connection(wire) -> None:
+    # protocol errors (bad bytes) are not handler failures: the connection is closed as before
+    payload = struct.pack(">hhi", 3, 12, 99) + b"\xff"
+    wire.sock.sendall(struct.pack(">i", len(payload)) + payload)
+    assert _closed_by_broker(wire.sock)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_protocol_error_from_a_handler_still_closes_the_connection(wire, monkeypatch, mode) -> None:
+    async def coroutine(ctx: Any, body: Any) -> Any:
+        await asyncio.sleep(0)
+        raise ProtocolError("bad bytes inside the request")
+
+    def handler(ctx: Any, body: Any) -> Any:
+        raise ProtocolError("bad bytes inside the request")
+
+    monkeypatch.setitem(HANDLERS, 16, dataclasses.replace(HANDLERS[16], handler=handler if mode == "sync"
+                                                          else coroutine))
+    wire.send(_q(16)(), 4)
+    assert _closed_by_broker(wire.sock)
+
+
+def test_kafka_python_admin_gets_the_error(bootstrap, monkeypatch) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import UnknownError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        _break(monkeypatch, 16)
+        with pytest.raises(UnknownError):
+            admin.list_groups()
+        monkeypatch.undo()
+        assert isinstance(admin.list_groups(), list)  # the same client, served again
+    finally:
+        admin.close()
