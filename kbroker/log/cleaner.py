@@ -9,7 +9,8 @@ One pass over a partition log, run by the maintenance thread:
    ``max.compaction.lag.ms``).
 2. Without the lock, map each key of the dirty part to its latest offset, then rewrite the
    cleanable segments, grouped into runs that fit in ``segment.bytes``, each group that loses a
-   record (or has several members) into one ``<first base>.log.cleaned`` (and indexes). A record is
+   record (or has several members) into one ``<first base>.log.cleaned`` (and indexes; the
+   ``.txnindex`` carries the aborted transactions of the segments it replaces). A record is
    kept if no later record has its key; a tombstone (null value) that is kept is dropped once its
    timestamp is ``delete.retention.ms`` old. Records without a key are kept. Offsets never change
    (gaps are allowed); a rebuilt batch keeps its baseOffset and lastOffsetDelta.
@@ -230,6 +231,7 @@ def _clean_group(
     retention = log.config.delete_retention_ms
     horizon = now_ms - retention
     output: list[bytes] = []
+    kept_markers: set[int] = set()  # offsets of the control batches the output keeps
     removed = 0
     changed = False
     for seg, size, _ in group:
@@ -249,6 +251,7 @@ def _clean_group(
                 if pending and horizons is not None:
                     horizons.append(current)
                 output.append(data)
+                kept_markers.add(header.base_offset)
                 continue
             records = list(batch_records.iter_records(data))
             if txn is not None and txn.discard(header.base_offset):
@@ -290,6 +293,14 @@ def _clean_group(
     # Indexes are written even when empty, so every file of the swap exists.
     cleaned.offset_index.rewrite()
     cleaned.time_index.rewrite()
+    # The aborted transactions whose ABORT markers the output keeps, from the .txnindex of the
+    # replaced segments (sealed: their indexes no longer change). An entry whose marker this
+    # pass drops goes too: a read_committed consumer would otherwise skip its producer's later
+    # data while waiting for that marker. Without entries, the swap removes the old .txnindex.
+    for seg, _, nxt in group:
+        for txn in seg.txn_index.entries():
+            if txn.last_offset < nxt and txn.last_offset in kept_markers:
+                cleaned.txn_index.append(txn)
     cleaned.seal()
     return cleaned, removed
 

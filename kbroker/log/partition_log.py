@@ -11,7 +11,9 @@ hold the lock only to pick segments and to swap them (file deletion and cleaning
 
 Files in the partition directory:
 
-* ``<20-digit base>.log/.index/.timeindex`` — the segments;
+* ``<20-digit base>.log/.index/.timeindex/.txnindex`` — the segments; the ``.txnindex`` (only
+  for a segment holding ABORT markers) is the partition's aborted-transaction index, see
+  `record_aborted_txn`, `collect_aborted_transactions` and txn_index.py;
 * ``log-state.checkpoint`` — recovery point, log start offset and cleaner offset;
 * ``.kafka_cleanshutdown`` — written last by ``close(clean=True)``, removed by `open`.
 """
@@ -42,6 +44,7 @@ from protocol.record_batch import (
     compute_crc,
     parse_header,
 )
+from protocol.records import ControlType, parse_control_record
 
 from . import batch_records
 from .config import INT_MAX, LogConfig
@@ -60,6 +63,7 @@ from .segment import (
     segment_name,
     segment_paths,
 )
+from .txn_index import AbortedTxn
 
 logger = logging.getLogger(__name__)
 
@@ -306,15 +310,21 @@ class PartitionLog:
         )
         segments = [self._new_segment(base) for base in bases]
         recovered = False
+        txn_stale: set[int] = set()  # positions of the segments whose .txnindex must be rebuilt
         for i, seg in enumerate(segments):
             last = i == len(segments) - 1
             next_base = None if last else segments[i + 1].base_offset
-            scan = verify == "full" or (not clean and (last or next_base > recovery_point))
+            recover = not clean and (last or next_base > recovery_point)
+            scan = verify == "full" or recover
+            if recover:
+                txn_stale.add(i)
             if scan:
                 recovered = True
                 damage = seg.rebuild(validate=True, interval=interval)
             else:
                 damage = seg.load(interval=interval)
+                if seg.indexes_rebuilt:  # missing or damaged indexes: the segment is rebuilt whole
+                    txn_stale.add(i)
             if damage is None and next_base is not None and seg.next_offset > next_base:
                 damage = Damage(seg.size, f"offsets run into the next segment (base {next_base})")
             if damage is None:
@@ -332,12 +342,22 @@ class PartitionLog:
                 # Rebuild from the file to get consistent indexes for the kept part.
                 seg.rebuild(validate=False, interval=interval, end=seg.size)
             os.ftruncate(seg.fd, seg.size)
+            txn_stale.add(i)
             recovered = True
+        for i, seg in enumerate(segments):
+            # Below the recovery point (after a clean shutdown: everywhere) the .txnindex is
+            # trusted once it passes the sanity check; a damaged one is rebuilt.
+            if i not in txn_stale and not seg.txn_index.load(seg.next_offset):
+                logger.warning("rebuilding damaged %s", seg.txn_index.path)
+                txn_stale.add(i)
+        if txn_stale:
+            self._rebuild_txn_indexes(segments, txn_stale)
         if not segments:
             segments = [self._new_segment(checkpoint.log_start_offset)]
         for seg in segments[:-1]:
             seg.offset_index.close()
             seg.time_index.close()
+            seg.txn_index.close()
         self._segments = segments
         self._log_start_offset = max(checkpoint.log_start_offset, segments[0].base_offset)
         self._cleaner_offset = checkpoint.cleaner_offset
@@ -355,6 +375,85 @@ class PartitionLog:
         if clean:
             marker.unlink()
             fsync_dir(self.directory)
+
+    def _rebuild_txn_indexes(self, segments: list[LogSegment], stale: set[int]) -> None:
+        """Rebuild the ``.txnindex`` of ``segments[i]`` for each ``i`` in ``stale`` from the batches.
+
+        An entry needs the first offset of the aborted transaction, which may lie in an earlier
+        segment, and the last stable offset when it was aborted. Both come from replaying the
+        transactional batches and markers from an offset before which no transaction that
+        matters can start: the last stable offset of the last entry of the trusted indexes
+        before the first stale segment (every transaction open at that entry's marker started
+        at or after it, and so did every later one), or the first segment. Segments without an
+        ABORT marker need no replay: their index is just emptied.
+        """
+        for i in stale:
+            segments[i].txn_index.reset()
+        order = sorted(stale)
+        if not any(self._has_abort_marker(segments[i]) for i in order):
+            return
+        first, last = order[0], order[-1]
+        anchor = segments[0].base_offset
+        for j in range(first - 1, -1, -1):
+            tail = None
+            for tail in segments[j].txn_index.entries():  # noqa: B007 (the last entry)
+                pass
+            if tail is not None:
+                anchor = max(anchor, tail.last_stable_offset)
+                break
+        open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        count = 0
+        for k in range(self._position_in(segments, anchor), last + 1):
+            seg = segments[k]
+            for pos, header in seg.batches():
+                if header.last_offset < anchor:
+                    continue
+                pid = header.producer_id
+                if pid < 0:
+                    continue
+                if not header.is_control:
+                    if header.is_transactional:
+                        open_txns.setdefault(pid, header.base_offset)
+                    continue
+                marker = self._marker_type(seg, pos, header)
+                if marker not in (ControlType.ABORT, ControlType.COMMIT):
+                    continue
+                first_offset = open_txns.pop(pid, None)
+                if marker == ControlType.ABORT and first_offset is not None and k in stale:
+                    lso = min(open_txns.values()) if open_txns else header.base_offset + 1
+                    seg.txn_index.append(AbortedTxn(pid, first_offset, header.base_offset, lso))
+                    count += 1
+        for i in order:
+            segments[i].txn_index.flush()
+        logger.info("rebuilt the transaction index of %d segment(s) of %s: %d aborted transaction(s)",
+                    len(order), self.directory.name, count)
+
+    @staticmethod
+    def _position_in(segments: list[LogSegment], offset: int) -> int:
+        """Position of the last segment whose base offset is at or below ``offset`` (0 if none)."""
+        pos = 0
+        for i, seg in enumerate(segments):
+            if seg.base_offset > offset:
+                break
+            pos = i
+        return pos
+
+    @classmethod
+    def _has_abort_marker(cls, seg: LogSegment) -> bool:
+        return any(
+            header.is_control and header.producer_id >= 0 and cls._marker_type(seg, pos, header) == ControlType.ABORT
+            for pos, header in seg.batches()
+        )
+
+    @staticmethod
+    def _marker_type(seg: LogSegment, pos: int, header: BatchHeader) -> int | None:
+        """The control record type (ABORT, COMMIT, ...) of the control batch at ``pos``."""
+        try:
+            record = next(batch_records.iter_records(os.pread(seg.fd, header.size, pos)), None)
+            return parse_control_record(record).type if record is not None else None
+        except (InvalidRecordBatch, ValueError):
+            logger.warning("unreadable control batch at offset %d in %s", header.base_offset, seg.log_path)
+            return None
 
     @staticmethod
     def _damage_is_inside(seg: LogSegment, damage: Damage) -> bool:
@@ -952,6 +1051,44 @@ class PartitionLog:
             return max(header.base_offset, start), header.max_timestamp
         return None
 
+    # -- aborted transactions ------------------------------------------------------------------
+
+    def record_aborted_txn(self, producer_id: int, first_offset: int, last_offset: int,
+                           last_stable_offset: int) -> None:
+        """Add an aborted transaction to the ``.txnindex`` of the segment holding its ABORT
+        marker (at ``last_offset``, already appended). ``last_stable_offset``: the partition's
+        last stable offset once it is aborted (Kafka's ``lastStableOffset(completedTxn)``).
+
+        The active segment's index is fsynced with the segment when it is sealed (a crash before
+        that rebuilds it at recovery); an older segment's is fsynced now.
+        """
+        with self.lock:
+            self._check_usable()
+            seg = self._segments[self._segment_index(last_offset)]
+            if not seg.base_offset <= last_offset < seg.next_offset:
+                raise ValueError(f"offset {last_offset} of the abort marker is not in the log")
+            seg.txn_index.append(AbortedTxn(producer_id, first_offset, last_offset, last_stable_offset))
+            if seg is not self._segments[-1]:
+                seg.txn_index.close()
+
+    def collect_aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping ``[start, end)``: marker at or after ``start``,
+        first offset before ``end`` (what a read_committed fetch of that range must list).
+
+        As Kafka's ``UnifiedLog.collectAbortedTransactions``: the indexes of the segments from
+        the one holding ``start`` on, until an entry's last stable offset reaches ``end`` (no
+        later transaction can then have started before ``end``).
+        """
+        with self.lock:
+            self._check_usable()
+            out: list[AbortedTxn] = []
+            for seg in self._segments[self._segment_index(start):]:
+                found, complete = seg.txn_index.collect(start, end)
+                out += found
+                if complete:
+                    break
+            return out
+
     # -- truncation and log start ------------------------------------------------------------
 
     def truncate_to(self, offset: int) -> None:
@@ -975,6 +1112,7 @@ class PartitionLog:
             found = seg.translate_offset(offset)
             if found is not None:
                 seg.truncate_to_position(found[0], self.config.index_interval_bytes)
+            seg.txn_index.truncate_to(offset)
             seg.next_offset = offset
             seg.append_limits = None
             self._truncations += 1

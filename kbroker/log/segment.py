@@ -1,4 +1,7 @@
-"""One log segment: ``<base>.log`` with its ``.index`` and ``.timeindex``.
+"""One log segment: ``<base>.log`` with its ``.index``, ``.timeindex`` and ``.txnindex``.
+
+The ``.txnindex`` (aborted transactions whose ABORT marker is in this segment, see txn_index.py)
+is written by the partition log: the segment only persists, truncates, renames and deletes it.
 
 The ``.log`` file holds record batches exactly as they were appended. ``size`` is the number of
 bytes known to be whole batches; nothing beyond it is ever served. The file object ``file`` is
@@ -17,6 +20,7 @@ from pathlib import Path
 from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
 
 from .index import OffsetIndex, TimeIndex
+from .txn_index import TransactionIndex
 
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 _WALK_CHUNK = 4 * 1024  # header walks: several small batches per read, little copying of big ones
@@ -102,7 +106,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits",
+        "append_limits", "txn_index", "indexes_rebuilt",
     )
 
     def __init__(
@@ -131,6 +135,8 @@ class LogSegment:
         self.time_index = TimeIndex(
             directory / (segment_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 12)
         )
+        self.txn_index = TransactionIndex(directory / (segment_name(base_offset, TXN_INDEX_SUFFIX) + suffix), base_offset)
+        self.indexes_rebuilt = False  # set by `rebuild`: the partition log then rebuilds the txn index too
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -196,6 +202,7 @@ class LogSegment:
         ``size`` is then the position of the last whole good batch. The file is not truncated.
         """
         self.append_limits = None
+        self.indexes_rebuilt = True
         self.offset_index.reset()
         self.time_index.reset()
         self.size = 0
@@ -348,6 +355,7 @@ class LogSegment:
         if position == 0:
             self.offset_index.reset()
             self.time_index.reset()
+            self.txn_index.reset()
             self.next_offset = self.base_offset
             self.max_timestamp = -1
             self.offset_of_max_timestamp = -1
@@ -357,12 +365,14 @@ class LogSegment:
         verified = self.verified_size
         self.rebuild(validate=False, interval=interval, end=position)
         self.verified_size = verified
+        self.txn_index.truncate_to(self.next_offset)
 
     def flush(self) -> None:
         if self.file is not None:
             os.fdatasync(self.fd)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def seal(self) -> None:
         """The segment stops being active: final time index entry, fsync, close index files."""
@@ -371,11 +381,13 @@ class LogSegment:
         self.flush()
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def close(self) -> None:
         """Persist the indexes and forget the files; readers holding `file` keep it open."""
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
         self.file = None
         self._fd = -1
 
@@ -384,6 +396,7 @@ class LogSegment:
         for index in (self.offset_index, self.time_index):
             index._persisted = len(index)
             index.close()
+        self.txn_index.discard()
         self.file = None
         self._fd = -1
 
@@ -396,6 +409,7 @@ class LogSegment:
         self.time_index.close()
         for index, ext in ((self.offset_index, INDEX_SUFFIX), (self.time_index, TIME_INDEX_SUFFIX)):
             index.rename(self.directory / (segment_name(self.base_offset, ext) + suffix))
+        self.txn_index.rename(self.directory / (segment_name(self.base_offset, TXN_INDEX_SUFFIX) + suffix))
         target = self.directory / (segment_name(self.base_offset, LOG_SUFFIX) + suffix)
         os.replace(self.log_path, target)
         self.log_path = target

@@ -53,12 +53,9 @@ class Partition:
         return hw if first_open is None else min(first_open, hw)
 
     def aborted_transactions(self, start: int, end: int) -> list[tuple[int, int]]:
-        """(producer id, first offset) of the aborted transactions overlapping ``[start, end)``."""
-        from kbroker.replication.producer_state import partition_state
-
-        state = partition_state(self)
-        state.truncate_head(self.log.log_start_offset)  # forget what retention removed
-        return [(a.producer_id, a.first_offset) for a in state.aborted_transactions(start, end)]
+        """(producer id, first offset) of the aborted transactions overlapping ``[start, end)``,
+        from the ``.txnindex`` files of the log's segments."""
+        return [(a.producer_id, a.first_offset) for a in self.log.collect_aborted_transactions(start, end)]
 
     def add_waiter(self, fut: asyncio.Future) -> None:
         self._waiters.append(fut)

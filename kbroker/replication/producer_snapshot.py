@@ -1,8 +1,9 @@
 """Producer-state snapshots: bound the log scan that rebuilds a partition's producer state.
 
 ``<partition dir>/<20-digit offset>.producer-snapshot`` holds the state (producers with their
-last five batches, open transactions, aborted transactions) as it was when the log ended at
-``offset``. Rebuilding loads the newest usable snapshot and replays only the batches after it.
+last five batches, open transactions) as it was when the log ended at ``offset``. Aborted
+transactions are not in it: they are in the segments' ``.txnindex`` files (an ``"aborted"`` list
+in a snapshot written by an older version is ignored). Rebuilding loads the newest usable snapshot and replays only the batches after it.
 
 A snapshot is usable when its offset is within the log and the batch ending just before it is the
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
@@ -24,7 +25,6 @@ from typing import Any
 from kbroker.log.partition_log import write_file_atomically
 from kbroker.replication.producer_state import (
     NUM_BATCHES_TO_RETAIN,
-    AbortedTxn,
     BatchMetadata,
     PartitionProducerState,
     ProducerEntry,
@@ -66,7 +66,6 @@ def encode(state: PartitionProducerState, offset: int, last_batch: tuple[int, in
              [[b.first_seq, b.last_seq, b.first_offset, b.last_offset] for b in e.batches]]
             for e in state.producers.values()
         ],
-        "aborted": [[a.producer_id, a.first_offset, a.last_offset] for a in state.aborted],
     }, separators=(",", ":")).encode()
     return b"%08x\n" % zlib.crc32(body) + body
 
@@ -85,9 +84,6 @@ def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerS
         state.producers[pid] = entry
         if txn_first >= 0:
             state.open_txns[pid] = txn_first
-    for pid, first, last in doc["aborted"]:
-        state.aborted.append(AbortedTxn(pid, first, last))
-        state._aborted_last.append(last)
     last_batch = tuple(doc["last_batch"]) if doc["last_batch"] else None
     return doc["offset"], last_batch, state  # type: ignore[return-value]
 
@@ -128,8 +124,7 @@ def load_state(plog) -> PartitionProducerState:
     if state is None:
         state = PartitionProducerState()
     for header, data in _iter_from(plog, from_offset):
-        state.replay_batch(header, data)
-    state.truncate_head(start)
+        state.replay_batch(header, data)  # (aborted transactions: the log's .txnindex has them)
     return state
 
 

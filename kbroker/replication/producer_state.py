@@ -15,21 +15,22 @@ Kafka's rules (ProducerStateManager / ProducerAppendInfo), re-derived here:
   transaction aborted by the coordinator) becomes the producer's epoch. A non-transactional
   batch from a producer with an open transaction is INVALID_TXN_STATE.
 
-From this state come the partition's *last stable offset* (the first offset of the earliest
-open transaction) and its *aborted-transaction index*: (producer id, first offset, marker
-offset) for every aborted transaction, which read_committed fetches return so that consumers
-drop the aborted batches.
+From this state comes the partition's *last stable offset* (the first offset of the earliest
+open transaction). An ABORT marker also yields an entry of the partition's *aborted-transaction
+index* (producer id, first offset, marker offset, last stable offset), which `write_marker`
+stores in the ``.txnindex`` of the log segment holding the marker (kbroker/log/txn_index.py):
+read_committed fetches list those entries so that consumers drop the aborted batches. The index
+lives on disk only, as in Kafka; this state does not keep it.
 
 The log is the source of truth: :func:`partition_state` rebuilds the state from the batch headers
 (and the control records) of the log when a partition is first used after it opens, so sequence
-numbers, duplicates, open transactions and aborted transactions all survive a restart. A
-producer snapshot (producer_snapshot.py, written at shutdown) bounds that scan to the batches
-appended after it, as Kafka's ``.snapshot`` files do.
+numbers, duplicates and open transactions survive a restart (the log rebuilds the ``.txnindex``
+of the segments it recovers itself). A producer snapshot (producer_snapshot.py, written at
+shutdown) bounds that scan to the batches appended after it, as Kafka's ``.snapshot`` files do.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.api.produce import ProduceError
+from kbroker.log.txn_index import AbortedTxn
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
 from protocol.records import ControlType, build_control_batch, iter_records, parse_control_record
@@ -70,25 +72,16 @@ class ProducerEntry:
         return self.batches[-1].last_seq if self.batches else -1
 
 
-@dataclass(frozen=True, slots=True)
-class AbortedTxn:
-    producer_id: int
-    first_offset: int
-    last_offset: int  # offset of the ABORT marker
-
-
 def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT_MAX)
 
 
 class PartitionProducerState:
-    """Producers, open transactions and aborted transactions of one partition (pure logic)."""
+    """Producers and open transactions of one partition (pure logic)."""
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
         self.open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
-        self.aborted: list[AbortedTxn] = []  # ordered by marker offset
-        self._aborted_last: list[int] = []  # marker offsets, for bisect
 
     # -- validation ------------------------------------------------------------------------
 
@@ -167,26 +160,29 @@ class PartitionProducerState:
             self.open_txns[pid] = first_offset
 
     def apply_marker(self, producer_id: int, epoch: int, commit: bool, offset: int, coordinator_epoch: int,
-                     timestamp: int) -> None:
+                     timestamp: int) -> AbortedTxn | None:
+        """Close the producer's transaction with the marker at ``offset``.
+
+        Returns the aborted transaction (for the log's ``.txnindex``) when an ABORT closed an
+        open transaction, with the last stable offset once it is closed (the first offset of the
+        earliest transaction still open, else ``offset + 1``: Kafka's
+        ``lastStableOffset(completedTxn)``); None otherwise.
+        """
         entry = self._entry_at(producer_id, epoch)
         first = entry.txn_first_offset
         entry.txn_first_offset = NO_OFFSET
         self.open_txns.pop(producer_id, None)
         entry.coordinator_epoch = coordinator_epoch
         entry.last_timestamp = timestamp
-        if not commit and first != NO_OFFSET:
-            self.aborted.append(AbortedTxn(producer_id, first, offset))
-            self._aborted_last.append(offset)
+        if commit or first == NO_OFFSET:
+            return None
+        first_open = self.first_unstable_offset()
+        return AbortedTxn(producer_id, first, offset, offset + 1 if first_open is None else first_open)
 
     # -- queries ---------------------------------------------------------------------------
 
     def first_unstable_offset(self) -> int | None:
         return min(self.open_txns.values()) if self.open_txns else None
-
-    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
-        """Aborted transactions overlapping ``[start, end)``: marker at/after start, first offset before end."""
-        i = bisect.bisect_left(self._aborted_last, start)
-        return [a for a in self.aborted[i:] if a.first_offset < end]
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -199,11 +195,8 @@ class PartitionProducerState:
         return doomed
 
     def truncate_head(self, log_start_offset: int) -> None:
-        """Drop aborted transactions wholly below the log start (retention, DeleteRecords)."""
-        i = bisect.bisect_left(self._aborted_last, log_start_offset)
-        if i:
-            del self.aborted[:i]
-            del self._aborted_last[:i]
+        """Nothing to drop: the aborted-transaction index is the segments' ``.txnindex`` files,
+        which go with their segments (retention, DeleteRecords). Kept for existing callers."""
 
     # -- rebuild ---------------------------------------------------------------------------
 
@@ -296,6 +289,9 @@ class ProducerStateManager:
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
         offset = replica_manager.append_internal(partition, batch)
-        state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
+        aborted = state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
+        if aborted is not None:
+            partition.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
+                                             aborted.last_stable_offset)
         partition.notify()  # the last stable offset may have moved
         return ErrorCode.NONE

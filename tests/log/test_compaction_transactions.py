@@ -44,6 +44,7 @@ class Writer:
     def __init__(self, log: PartitionLog) -> None:
         self.log = log
         self.seq: dict[int, int] = {}
+        self.open: dict[int, int] = {}  # pid -> first offset of its open transaction
 
     def data(self, key: bytes, value: bytes, pid: int = -1, txn: bool = False) -> int:
         seq = self.seq.get(pid, 0)
@@ -56,12 +57,19 @@ class Writer:
         )
         if pid >= 0:
             self.seq[pid] = seq + 1
-        return self.log.append(batch).first_offset
+        offset = self.log.append(batch).first_offset
+        if txn:
+            self.open.setdefault(pid, offset)
+        return offset
 
     def marker(self, pid: int, commit: bool) -> int:
         kind = ControlType.COMMIT if commit else ControlType.ABORT
         batch = build_control_batch(kind, producer_id=pid, producer_epoch=0, timestamp=RECORD_TS)
-        return self.log.append(batch).first_offset
+        offset = self.log.append(batch).first_offset
+        first = self.open.pop(pid, None)
+        if not commit and first is not None:  # as the broker's write_marker: into the .txnindex
+            self.log.record_aborted_txn(pid, first, offset, min(self.open.values(), default=offset + 1))
+        return offset
 
     def fill(self, n: int) -> None:
         for i in range(n):
@@ -85,9 +93,9 @@ def batches(log: PartitionLog) -> dict[int, tuple]:
 
 def read_committed(log: PartitionLog, state: PartitionProducerState) -> list[tuple[int, bytes, bytes]]:
     """What a read_committed consumer gets from offset 0, as the Java consumer filters: the broker
-    sends the aborted transactions (from producer state); a producer's transactional batches are
+    sends the aborted transactions (from the log's .txnindex); a producer's transactional batches are
     skipped from its aborted transaction's first offset until its ABORT marker."""
-    aborted = sorted(state.aborted_transactions(0, log.log_end_offset), key=lambda a: a.first_offset)
+    aborted = sorted(log.collect_aborted_transactions(0, log.log_end_offset), key=lambda a: a.first_offset)
     skipping: set[int] = set()
     out = []
     for _, (header, records, kind) in sorted(batches(log).items()):
@@ -218,8 +226,8 @@ def test_markers_go_one_pass_after_their_data_and_delete_retention_later(tmp_pat
     reopened = PartitionLog.open(tmp_path / "t-0", CONFIG, clock=clock)
     reopened.high_watermark = reopened.log_end_offset
     assert reopened.log_end_offset == leo
-    state = check_consistent(reopened, at)
-    assert [(a.producer_id, a.first_offset, a.last_offset) for a in state.aborted_transactions(0, leo)] == [
+    check_consistent(reopened, at)
+    assert [(a.producer_id, a.first_offset, a.last_offset) for a in reopened.collect_aborted_transactions(0, leo)] == [
         (9, at["aborted_5"], at["abort_E"])
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kbroker.api.produce import ProduceError
+from kbroker.log.txn_index import AbortedTxn
 from kbroker.replication.producer_state import PartitionProducerState
 from protocol.errors import ErrorCode
 from protocol.record_batch import parse_header
@@ -103,18 +104,19 @@ def test_transactions_last_stable_offset_and_aborted_index():
     append(state, flog, batch(2, 0, 0, txn=True))            # 2, producer 2 opens at 2
     assert state.first_unstable_offset() == 0
     assert error_of(state, batch(1, 0, 2)) == ErrorCode.INVALID_TXN_STATE  # non-transactional while open
-    state.apply_marker(1, 0, False, flog.add(marker(1, 0, False, 0)), 3, 2000)   # abort at 3
+    # An ABORT yields the entry for the log's .txnindex; its last stable offset is the first
+    # offset of the earliest transaction still open (producer 2's), else the marker + 1.
+    first = state.apply_marker(1, 0, False, flog.add(marker(1, 0, False, 0)), 3, 2000)   # abort at 3
+    assert first == AbortedTxn(1, 0, 3, 2)
     assert state.first_unstable_offset() == 2
-    state.apply_marker(2, 0, True, flog.add(marker(2, 0, True, 0)), 3, 2000)     # commit at 4
+    assert state.apply_marker(2, 0, True, flog.add(marker(2, 0, True, 0)), 3, 2000) is None  # commit at 4
     assert state.first_unstable_offset() is None
     append(state, flog, batch(1, 0, 2, txn=True))           # 5, producer 1 again
-    state.apply_marker(1, 0, False, flog.add(marker(1, 0, False, 0)), 3, 2000)   # abort at 6
-    assert [(a.producer_id, a.first_offset, a.last_offset) for a in state.aborted] == [(1, 0, 3), (1, 5, 6)]
-    assert [a.first_offset for a in state.aborted_transactions(0, 10)] == [0, 5]
-    assert [a.first_offset for a in state.aborted_transactions(4, 10)] == [5]
-    assert [a.first_offset for a in state.aborted_transactions(0, 5)] == [0]
-    state.truncate_head(4)
-    assert [a.first_offset for a in state.aborted_transactions(0, 10)] == [5]
+    second = state.apply_marker(1, 0, False, flog.add(marker(1, 0, False, 0)), 3, 2000)  # abort at 6
+    assert second == AbortedTxn(1, 5, 6, 7)
+    # An ABORT with no open transaction (e.g. a retried marker) aborts nothing.
+    assert state.apply_marker(1, 0, False, flog.add(marker(1, 0, False, 0)), 3, 2000) is None
+    assert not hasattr(state, "aborted")  # the index lives in the log's .txnindex files only
 
 
 def test_marker_epochs():
@@ -138,7 +140,6 @@ def test_rebuild_from_the_log_matches_the_live_state():
     append(live, flog, batch(1, 0, 2, 3))
     rebuilt = PartitionProducerState.load(flog)
     assert rebuilt.first_unstable_offset() == live.first_unstable_offset() == 4
-    assert rebuilt.aborted == live.aborted
     assert {p: (e.epoch, e.last_seq, list(e.batches)) for p, e in rebuilt.producers.items()} == \
         {p: (e.epoch, e.last_seq, list(e.batches)) for p, e in live.producers.items()}
     assert append(rebuilt, flog, batch(1, 0, 2, 3)) == (5, True)

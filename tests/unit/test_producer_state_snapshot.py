@@ -37,7 +37,7 @@ def _is_commit(data: bytes) -> bool:
 
 def _summary(state: PartitionProducerState):
     return ({p: (e.epoch, e.txn_first_offset, list(e.batches)) for p, e in state.producers.items()},
-            state.aborted, state.first_unstable_offset())
+            state.first_unstable_offset())
 
 
 def test_snapshot_plus_tail_equals_full_scan(tmp_path):

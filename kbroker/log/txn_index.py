@@ -1,0 +1,224 @@
+"""The aborted-transaction index of one segment: ``<base>.txnindex``, as Apache Kafka lays it out.
+
+Each entry is 34 bytes, big-endian::
+
+    version i16 (0) | producerId i64 | firstOffset i64 | lastOffset i64 | lastStableOffset i64
+
+one per transaction aborted by an ABORT marker stored in this segment: ``firstOffset`` is the
+first offset of the transaction (possibly in an earlier segment), ``lastOffset`` the offset of
+the marker and ``lastStableOffset`` the partition's last stable offset once the transaction was
+complete (the first offset of the earliest transaction still open then, or ``lastOffset + 1``).
+Entries are appended in marker order, so ``lastOffset`` strictly increases.
+
+The file is created on the first append (a segment without aborted transactions has none). It is
+not kept in memory: queries read it, so memory does not grow with the number of aborted
+transactions. A file that fails the sanity check in `load` is rebuilt by the partition log from
+the segment's batches, never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ENTRY = struct.Struct(">hqqqq")
+ENTRY_SIZE = ENTRY.size  # 34
+VERSION = 0
+_READ_ENTRIES = 2048  # entries per read when scanning a file
+
+
+@dataclass(frozen=True, slots=True)
+class AbortedTxn:
+    producer_id: int
+    first_offset: int
+    last_offset: int  # offset of the ABORT marker
+    last_stable_offset: int
+
+    def encode(self) -> bytes:
+        return ENTRY.pack(VERSION, self.producer_id, self.first_offset, self.last_offset, self.last_stable_offset)
+
+
+class TransactionIndexError(ValueError):
+    """An append out of order, or a file that fails the sanity check."""
+
+
+class TransactionIndex:
+    """The ``.txnindex`` file of one segment (append-only, read on demand)."""
+
+    __slots__ = ("path", "base_offset", "_fd", "_count", "_last_offset", "_dirty")
+
+    def __init__(self, path: Path, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._fd: int | None = None
+        self._count = 0  # entries in the file
+        self._last_offset: int | None = None  # lastOffset of the last entry
+        self._dirty = False  # written since the last fsync
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def last_offset(self) -> int | None:
+        return self._last_offset
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def load(self, next_offset: int | None = None) -> bool:
+        """Read the file's summary (count, last offset) after a sanity check; False if damaged.
+
+        A missing file is an empty index. Damaged means: not a whole number of entries, an
+        unknown version, lastOffset not strictly increasing, or (with ``next_offset``, the
+        segment's end) a marker outside ``[base offset, next_offset)``. The caller rebuilds a
+        damaged index (`reset`, then `append`).
+        """
+        self.close()
+        self._count, self._last_offset = 0, None
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return True
+        if len(data) % ENTRY_SIZE:
+            logger.warning("%s: size %d is not a multiple of %d", self.path, len(data), ENTRY_SIZE)
+            return False
+        last = None
+        for version, pid, first, last_offset, _lso in ENTRY.iter_unpack(data):
+            problem = None
+            if version != VERSION:
+                problem = f"unknown entry version {version}"
+            elif last is not None and last_offset <= last:
+                problem = f"lastOffset {last_offset} does not follow {last}"
+            elif last_offset < self.base_offset or (next_offset is not None and last_offset >= next_offset):
+                problem = f"lastOffset {last_offset} outside the segment"
+            elif first > last_offset or pid < 0:
+                problem = f"bad entry (producer {pid}, first offset {first}, last offset {last_offset})"
+            if problem is not None:
+                logger.warning("%s: %s", self.path, problem)
+                return False
+            last = last_offset
+        self._count, self._last_offset = len(data) // ENTRY_SIZE, last
+        return True
+
+    def append(self, txn: AbortedTxn) -> None:
+        """Add an entry at the end; its lastOffset must be above the last one (as in Kafka)."""
+        if self._last_offset is not None and txn.last_offset <= self._last_offset:
+            raise TransactionIndexError(
+                f"the last offset of appended transactions must increase: {txn.last_offset} is not above "
+                f"{self._last_offset} in {self.path}"
+            )
+        fd = self._open_fd()
+        if not self._count:
+            os.ftruncate(fd, 0)  # a stale file left at this name (e.g. by a crash) is not ours
+        os.pwrite(fd, txn.encode(), self._count * ENTRY_SIZE)
+        self._count += 1
+        self._last_offset = txn.last_offset
+        self._dirty = True
+
+    def entries(self) -> Iterator[AbortedTxn]:
+        """Every entry, in order."""
+        if not self._count:
+            return
+        pos = 0
+        end = self._count * ENTRY_SIZE
+        while pos < end:
+            size = min(_READ_ENTRIES * ENTRY_SIZE, end - pos)
+            if self._fd is not None:
+                chunk = os.pread(self._fd, size, pos)
+            else:
+                try:
+                    with open(self.path, "rb") as f:
+                        f.seek(pos)
+                        chunk = f.read(size)
+                except FileNotFoundError:
+                    return
+            chunk = chunk[: len(chunk) - len(chunk) % ENTRY_SIZE]
+            if not chunk:
+                return
+            for _version, pid, first, last, lso in ENTRY.iter_unpack(chunk):
+                yield AbortedTxn(pid, first, last, lso)
+            pos += len(chunk)
+
+    def collect(self, start: int, end: int) -> tuple[list[AbortedTxn], bool]:
+        """Entries overlapping ``[start, end)`` (lastOffset >= start, firstOffset < end).
+
+        ``complete`` is True when an entry's last stable offset reaches ``end``: no transaction
+        in a later segment can then overlap the range (Kafka's TxnIndexSearchResult).
+        """
+        out = []
+        for txn in self.entries():
+            if txn.last_offset >= start and txn.first_offset < end:
+                out.append(txn)
+            if txn.last_stable_offset >= end:
+                return out, True
+        return out, False
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop the entries whose lastOffset is at or above ``offset``."""
+        if self._last_offset is None or self._last_offset < offset:
+            return
+        keep = 0
+        last = None
+        for txn in self.entries():
+            if txn.last_offset >= offset:
+                break
+            keep += 1
+            last = txn.last_offset
+        os.ftruncate(self._open_fd(), keep * ENTRY_SIZE)
+        self._count, self._last_offset = keep, last
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Empty the index and remove its file (before a rebuild)."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._count, self._last_offset, self._dirty = 0, None, False
+
+    def flush(self) -> None:
+        """fsync what was appended since the last flush."""
+        if self._dirty and self._fd is not None:
+            os.fsync(self._fd)
+        self._dirty = False
+
+    def close(self) -> None:
+        """Flush and close the descriptor (a later append or read reopens the file)."""
+        if self._fd is not None:
+            self.flush()
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Close without flushing (the segment was replaced or deleted)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._dirty = False
+
+    def rename(self, path: Path) -> None:
+        """Rename the file to ``path``. Without a file (no entries) any file at ``path`` is removed,
+        so a stale index of a replaced segment never survives under the new name."""
+        self.close()
+        if self.path.exists():
+            os.replace(self.path, path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.path = path
+
+    def delete(self) -> None:
+        self.discard()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._count, self._last_offset = 0, None
