@@ -1,13 +1,24 @@
 """FindCoordinator (key 10), v0-6.
 
 v0 looks up a group; v1+ adds the key type (0 group, 1 transaction); v3+ is flexible; v4+ batches
-keys in ``coordinator_keys`` and answers per key. This is a single-node cluster, so this broker
-coordinates every group and every transactional id; keys are not validated (as in Kafka, an empty
-id maps to a partition like any other). Key type 2 (share groups) gets COORDINATOR_NOT_AVAILABLE
-(share groups are not implemented; INVALID_REQUEST before v6), an unknown key type INVALID_REQUEST.
+keys in ``coordinator_keys`` and answers per key. Keys are not validated (as in Kafka, an empty id
+maps to a partition like any other).
+
+Groups and transactional ids are answered alike, as Kafka's ``KafkaApis.getCoordinator`` does,
+from the metadata alone: the leader of the key's partition of the internal topic
+(``__consumer_offsets`` / ``__transaction_state``). While that topic does not exist the answer is
+COORDINATOR_NOT_AVAILABLE and the topic is created (Kafka's ``AutoTopicCreationManager``), so a
+retry finds it; a partition without a live leader here (or a broker shutting down) is
+COORDINATOR_NOT_AVAILABLE too. A coordinator still loading its partition is found like any other:
+the group and transaction APIs themselves answer COORDINATOR_LOAD_IN_PROGRESS until it is loaded.
+
+Key type 2 (share groups) gets COORDINATOR_NOT_AVAILABLE (share groups are not implemented;
+INVALID_REQUEST before v6), an unknown key type INVALID_REQUEST.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from kbroker.api.registry import api
 from protocol.errors import ErrorCode, default_message
@@ -16,21 +27,36 @@ from protocol.messages.find_coordinator import FindCoordinatorResponse
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 
 
-def _lookup(ctx, key: str, key_type: int) -> tuple[ErrorCode, str | None]:
-    # Like Kafka, the key itself is not validated: any string (even empty) hashes to a partition
-    # of the internal topic, and this one node leads them all.
+def _coordinator(broker: Any, key_type: int) -> Any:
     if key_type == GROUP:
-        coordinator = ctx.broker.group_coordinator
-        if coordinator is None or not coordinator.loaded:
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
-        return ErrorCode.NONE, None
-    if key_type == TRANSACTION:
-        if getattr(ctx.broker, "txn_coordinator", None) is None:
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
-        return ErrorCode.NONE, None
+        return getattr(broker, "group_coordinator", None)
+    return getattr(broker, "txn_coordinator", None)
+
+
+def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool]) -> tuple[ErrorCode, str | None]:
+    """``topic_existed``: per key type, whether the internal topic existed when the request came
+    (Kafka creates it asynchronously, so every key of the request that found it missing answers
+    COORDINATOR_NOT_AVAILABLE)."""
     if key_type == SHARE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, "Share groups are not supported."
-    return ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+    if key_type not in (GROUP, TRANSACTION):
+        return ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+    broker = ctx.broker
+    coordinator = _coordinator(broker, key_type)
+    if coordinator is None or getattr(broker, "_stopping", False):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    if key_type not in topic_existed:
+        topic_existed[key_type] = broker.image.topic(coordinator.topic_name) is not None
+        if not topic_existed[key_type]:
+            coordinator.ensure_topic()
+    if not topic_existed[key_type]:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    topic = broker.image.topic(coordinator.topic_name)
+    state = None if topic is None else topic.partitions.get(coordinator.partition_for(key))
+    # One node: the coordinator is this broker when it leads the key's partition.
+    if state is None or state.leader != broker.node_id:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    return ErrorCode.NONE, None
 
 
 @api(10, 0, 6)
@@ -40,7 +66,7 @@ def handle_find_coordinator(ctx, request):
     node_id = ctx.broker.node_id
     if version < 4:
         key_type = request.key_type if version >= 1 else GROUP
-        error, message = _lookup(ctx, request.key, key_type)
+        error, message = _lookup(ctx, request.key, key_type, {})
         if key_type == SHARE:
             error, message = ErrorCode.INVALID_REQUEST, "Share coordinator keys need FindCoordinator v6"
         if error != ErrorCode.NONE:
@@ -49,9 +75,10 @@ def handle_find_coordinator(ctx, request):
         return FindCoordinatorResponse(error_code=ErrorCode.NONE, error_message=None, node_id=node_id, host=host,
                                        port=port)
     out = []
+    existed: dict[int, bool] = {}
     if version >= 6 or request.key_type != SHARE:
         for key in request.coordinator_keys:
-            error, message = _lookup(ctx, key, request.key_type)
+            error, message = _lookup(ctx, key, request.key_type, existed)
             if error != ErrorCode.NONE:
                 out.append(FindCoordinatorResponse.Coordinator(
                     key=key, node_id=-1, host="", port=-1, error_code=error,

@@ -135,13 +135,29 @@ class GroupCoordinator:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        c = self.broker.config
-        ensure_internal_topic(self.broker, OFFSETS_TOPIC, c["offsets.topic.num.partitions"], {
+    topic_name = OFFSETS_TOPIC
+
+    def topic_configs(self) -> dict[str, str]:
+        """The configs ``__consumer_offsets`` is created with (Kafka's groupMetadataTopicConfigs)."""
+        return {
             "cleanup.policy": "compact",
-            "segment.bytes": str(c["offsets.topic.segment.bytes"]),
+            "segment.bytes": str(self.broker.config["offsets.topic.segment.bytes"]),
             "compression.type": "producer",
-        })
+        }
+
+    def ensure_topic(self) -> bool:
+        """Create ``__consumer_offsets`` if it does not exist yet; True once it exists."""
+        if self.broker.image.topic(OFFSETS_TOPIC) is None:
+            ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.broker.config["offsets.topic.num.partitions"],
+                                  self.topic_configs())
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        if topic is None or not topic.partitions:
+            return False
+        self.num_partitions = len(topic.partitions)
+        return True
+
+    def start(self) -> None:
+        self.ensure_topic()
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         self.num_partitions = len(topic.partitions)
         try:

@@ -117,16 +117,33 @@ class TransactionCoordinator:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        from kbroker.topics import ensure_internal_topic
+    topic_name = TRANSACTION_STATE_TOPIC
 
-        ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.num_partitions, {
+    def partition_for(self, transactional_id: str) -> int:
+        """The ``__transaction_state`` partition of a transactional id."""
+        return partition_for(transactional_id, self.num_partitions)
+
+    def topic_configs(self) -> dict[str, str]:
+        """The configs ``__transaction_state`` is created with (Kafka's transactionTopicConfigs)."""
+        return {
             "cleanup.policy": "compact",
             "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes", 104857600)),
             # (capped by the brokers there are: the default of 2 cannot be met by one node)
             "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr", 1),
                                            max(1, len(self.broker.image.brokers)))),
-        })
+        }
+
+    def ensure_topic(self) -> bool:
+        """Create ``__transaction_state`` if it does not exist yet; True once it exists."""
+        from kbroker.topics import ensure_internal_topic
+
+        if self.broker.image.topic(TRANSACTION_STATE_TOPIC) is None:
+            ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.num_partitions, self.topic_configs())
+        topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
+        return topic is not None and bool(topic.partitions)
+
+    def start(self) -> None:
+        self.ensure_topic()
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         for index in sorted(topic.partitions) if topic is not None else ():
             partition = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
@@ -195,7 +212,7 @@ class TransactionCoordinator:
                 self.txn_groups.pop(transactional_id, None)
 
     def _log_partition(self, transactional_id: str):
-        return self.broker.partition(TRANSACTION_STATE_TOPIC, partition_for(transactional_id, self.num_partitions))
+        return self.broker.partition(TRANSACTION_STATE_TOPIC, self.partition_for(transactional_id))
 
     def coordinator_epoch(self, transactional_id: str) -> int:
         partition = self._log_partition(transactional_id)
@@ -217,10 +234,19 @@ class TransactionCoordinator:
     # -- checks shared by the APIs ---------------------------------------------------------
 
     def _check_ready(self, transactional_id: str) -> None:
+        """Kafka's TransactionStateManager: COORDINATOR_LOAD_IN_PROGRESS while the id's partition
+        loads, NOT_COORDINATOR when this broker does not (or no longer, shutting down) lead it."""
         if not transactional_id:
             raise TxnError(ErrorCode.INVALID_REQUEST)
         if not self.loaded:
             raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
+        if getattr(self.broker, "_stopping", False) or not self.is_coordinator_for(transactional_id):
+            raise TxnError(ErrorCode.NOT_COORDINATOR)
+
+    def is_coordinator_for(self, transactional_id: str) -> bool:
+        """Whether this broker leads the ``__transaction_state`` partition of the id."""
+        state = self.broker.image.partition(TRANSACTION_STATE_TOPIC, self.partition_for(transactional_id))
+        return state is not None and state.leader == self.broker.node_id
 
     def _current(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TxnMetadata:
         txn = self.txns.get(transactional_id)
