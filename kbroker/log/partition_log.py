@@ -14,7 +14,10 @@ Files in the partition directory:
 * ``<20-digit base>.log/.index/.timeindex/.txnindex`` — the segments; the ``.txnindex`` (only
   for a segment holding ABORT markers) is the partition's aborted-transaction index, see
   `record_aborted_txn`, `collect_aborted_transactions` and txn_index.py;
-* ``log-state.checkpoint`` — recovery point, log start offset and cleaner offset;
+* ``log-state.checkpoint`` — recovery point, log start offset, cleaner offset, and the number of
+  ``.txnindex`` entries of each segment that has some (a file found with fewer is rebuilt; a
+  checkpoint without that line comes from a version without ``.txnindex`` files: every segment's
+  index is then built once);
 * ``.kafka_cleanshutdown`` — written last by ``close(clean=True)``, removed by `open`.
 """
 
@@ -58,6 +61,7 @@ from .errors import (
 from .segment import (
     LOG_SUFFIX,
     MIN_BATCH_LENGTH,
+    TXN_INDEX_SUFFIX,
     Damage,
     LogSegment,
     segment_name,
@@ -147,6 +151,22 @@ class Checkpoint:
     recovery_point: int = 0
     log_start_offset: int = 0
     cleaner_offset: int = 0
+    # base offset -> .txnindex entries, for the segments with some; None: not recorded (a log
+    # written before .txnindex files existed, or no checkpoint at all)
+    txn_index_entries: dict[int, int] | None = None
+
+
+def _format_txn_entries(entries: dict[int, int]) -> str:
+    return " ".join([str(len(entries)), *(f"{base}:{count}" for base, count in entries.items())])
+
+
+def _parse_txn_entries(text: str | None) -> dict[int, int] | None:
+    if text is None:
+        return None
+    fields = text.split()
+    if not fields or int(fields[0]) != len(fields) - 1:
+        raise ValueError(f"bad txn_index_entries {text!r}")
+    return {int(base): int(count) for base, count in (f.split(":", 1) for f in fields[1:])}
 
 
 def fsync_dir(path: Path) -> None:
@@ -180,6 +200,7 @@ def read_checkpoint(directory: Path) -> Checkpoint | None:
             recovery_point=int(values["recovery_point"]),
             log_start_offset=int(values["log_start_offset"]),
             cleaner_offset=int(values.get("cleaner_offset", "0")),
+            txn_index_entries=_parse_txn_entries(values.get("txn_index_entries")),
         )
     except (ValueError, KeyError) as exc:
         logger.warning("ignoring unreadable checkpoint in %s: %s", directory, exc)
@@ -323,8 +344,6 @@ class PartitionLog:
                 damage = seg.rebuild(validate=True, interval=interval)
             else:
                 damage = seg.load(interval=interval)
-                if seg.indexes_rebuilt:  # missing or damaged indexes: the segment is rebuilt whole
-                    txn_stale.add(i)
             if damage is None and next_base is not None and seg.next_offset > next_base:
                 damage = Damage(seg.size, f"offsets run into the next segment (base {next_base})")
             if damage is None:
@@ -344,14 +363,12 @@ class PartitionLog:
             os.ftruncate(seg.fd, seg.size)
             txn_stale.add(i)
             recovered = True
-        for i, seg in enumerate(segments):
-            # Below the recovery point (after a clean shutdown: everywhere) the .txnindex is
-            # trusted once it passes the sanity check; a damaged one is rebuilt.
-            if i not in txn_stale and not seg.txn_index.load(seg.next_offset):
-                logger.warning("rebuilding damaged %s", seg.txn_index.path)
-                txn_stale.add(i)
+        self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
         if txn_stale:
             self._rebuild_txn_indexes(segments, txn_stale)
+            rebuilt_txn = True
+        else:
+            rebuilt_txn = False
         if not segments:
             segments = [self._new_segment(checkpoint.log_start_offset)]
         for seg in segments[:-1]:
@@ -370,11 +387,39 @@ class PartitionLog:
         self._recovery_point = self.log_end_offset
         self._high_watermark = self.log_end_offset
         self._last_flush_ms = self._now_ms()
-        if recovered:
+        if recovered or rebuilt_txn:
             self._write_checkpoint()
         if clean:
             marker.unlink()
             fsync_dir(self.directory)
+
+    def _check_txn_indexes(self, segments: list[LogSegment], stale: set[int], expected: dict[int, int] | None) -> None:
+        """Load the ``.txnindex`` of each segment not in ``stale``; add to ``stale`` those to rebuild.
+
+        Below the recovery point (after a clean shutdown: everywhere) an index is trusted once it
+        passes the sanity check and has at least the entries the checkpoint counted (a deleted or
+        cut file has fewer). Without counts in the checkpoint (a log from before .txnindex files)
+        every index is rebuilt. Stray ``.txnindex`` files of no segment are removed.
+        """
+        bases = {seg.base_offset for seg in segments}
+        for path in self.directory.glob("*" + TXN_INDEX_SUFFIX):
+            stem = path.name[: -len(TXN_INDEX_SUFFIX)]
+            if len(stem) == 20 and stem.isdigit() and int(stem) not in bases:
+                path.unlink()
+        if expected is None and any(seg.size for seg in segments):
+            logger.info("building the transaction indexes of %s", self.directory.name)
+            stale.update(range(len(segments)))
+            return
+        for i, seg in enumerate(segments):
+            if i in stale:
+                continue
+            if not seg.txn_index.load(seg.next_offset):
+                logger.warning("rebuilding damaged %s", seg.txn_index.path)
+                stale.add(i)
+            elif len(seg.txn_index) < (expected or {}).get(seg.base_offset, 0):
+                logger.warning("rebuilding %s: %d entries, the checkpoint counted %d", seg.txn_index.path,
+                               len(seg.txn_index), (expected or {})[seg.base_offset])
+                stale.add(i)
 
     def _rebuild_txn_indexes(self, segments: list[LogSegment], stale: set[int]) -> None:
         """Rebuild the ``.txnindex`` of ``segments[i]`` for each ``i`` in ``stale`` from the batches.
@@ -474,6 +519,7 @@ class PartitionLog:
             f"recovery_point {self._recovery_point}\n"
             f"log_start_offset {self._log_start_offset}\n"
             f"cleaner_offset {self._cleaner_offset}\n"
+            f"txn_index_entries {_format_txn_entries(self._txn_index_entries())}\n"
         )
         return self._checkpoint_version, text.encode()
 
@@ -486,6 +532,9 @@ class PartitionLog:
                 write_file_atomically(self.directory / CHECKPOINT_FILE, data)
                 self._checkpoint_data = data
             self._checkpoint_written = version
+
+    def _txn_index_entries(self) -> dict[int, int]:
+        return {seg.base_offset: len(seg.txn_index) for seg in self._segments if len(seg.txn_index)}
 
     def _write_checkpoint(self) -> None:
         """Persist the checkpoint now, with ``self.lock`` held (the state cannot move meanwhile)."""

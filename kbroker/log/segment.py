@@ -106,7 +106,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits", "txn_index", "indexes_rebuilt",
+        "append_limits", "txn_index",
     )
 
     def __init__(
@@ -136,7 +136,6 @@ class LogSegment:
             directory / (segment_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 12)
         )
         self.txn_index = TransactionIndex(directory / (segment_name(base_offset, TXN_INDEX_SUFFIX) + suffix), base_offset)
-        self.indexes_rebuilt = False  # set by `rebuild`: the partition log then rebuilds the txn index too
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -202,7 +201,6 @@ class LogSegment:
         ``size`` is then the position of the last whole good batch. The file is not truncated.
         """
         self.append_limits = None
-        self.indexes_rebuilt = True
         self.offset_index.reset()
         self.time_index.reset()
         self.size = 0

@@ -82,3 +82,26 @@ def test_snapshot_that_does_not_match_the_log_is_ignored(tmp_path):
     path = next((tmp_path / "t-0").glob("*.producer-snapshot"))
     path.write_bytes(b"00000000\n{}")
     assert set(producer_snapshot.load_state(plog).producers) == {1, 5}
+
+
+def test_snapshots_have_no_aborted_list_and_old_ones_with_it_still_load(tmp_path):
+    import json
+    import zlib
+
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(2, 0, txn=True))
+    _append(plog, live, _marker(2, commit=False))
+    _append(plog, live, _batch(3, 0, txn=True))
+    path = producer_snapshot.write_snapshot(live, plog)
+    assert path is not None
+    doc = json.loads(path.read_bytes()[9:])
+    assert "aborted" not in doc  # the aborted transactions are in the log's .txnindex
+    # A snapshot written by the version that kept them in memory: the list is ignored.
+    doc["aborted"] = [[2, 0, 1]]
+    body = json.dumps(doc).encode()
+    path.write_bytes(b"%08x\n" % zlib.crc32(body) + body)
+    offset, _, state = producer_snapshot.decode(path.read_bytes())
+    assert offset == 3 and not hasattr(state, "aborted")
+    assert _summary(producer_snapshot.load_state(plog)) == _summary(live)
+    assert producer_snapshot.load_state(plog).first_unstable_offset() == 2

@@ -1,0 +1,366 @@
+"""The partition log's aborted-transaction index: per-segment ``.txnindex`` files, kept through
+reopening (loaded after a clean shutdown, rebuilt after an unclean one or when damaged),
+truncation, retention and compaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbroker.log import LogConfig, PartitionLog, clean_log
+from kbroker.log.batch_records import iter_records
+from kbroker.log.partition_log import CHECKPOINT_FILE
+from kbroker.log.txn_index import ENTRY_SIZE, AbortedTxn
+from kbroker.replication.producer_state import PartitionProducerState
+from protocol.record_batch import parse_header
+from protocol.records import ControlType, Record, build_batch, build_control_batch, parse_control_record
+
+CONFIG = LogConfig(segment_bytes=400, index_interval_bytes=100)
+
+
+class Writer:
+    """Appends data and markers as the broker does: the producer state says which ABORT closes
+    which transaction, and the aborted transaction goes into the log's index."""
+
+    def __init__(self, log: PartitionLog) -> None:
+        self.log = log
+        self.state = PartitionProducerState()
+        self.seq: dict[int, int] = {}
+
+    def data(self, pid: int = -1, txn: bool = False, key: bytes = b"k", value: bytes = b"v") -> int:
+        seq = self.seq.get(pid, 0)
+        batch = build_batch([Record(key=key, value=value, timestamp=1000)], producer_id=pid,
+                            producer_epoch=0 if pid >= 0 else -1, base_sequence=seq if pid >= 0 else -1,
+                            transactional=txn)
+        info = self.log.append(batch)
+        if pid >= 0:
+            self.seq[pid] = seq + 1
+            self.state.update(parse_header(batch), info.first_offset, info.last_offset)
+        return info.first_offset
+
+    def end(self, pid: int, commit: bool) -> int:
+        batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=pid,
+                                    producer_epoch=0, timestamp=2000)
+        offset = self.log.append(batch).first_offset
+        aborted = self.state.apply_marker(pid, 0, commit, offset, 0, 2000)
+        if aborted is not None:
+            self.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
+                                        aborted.last_stable_offset)
+        return offset
+
+    def fill(self, n: int) -> None:
+        for _ in range(n):
+            self.data()
+
+
+def reference(log: PartitionLog) -> list[AbortedTxn]:
+    """The aborted transactions of the log, found by reading every batch."""
+    open_txns: dict[int, int] = {}
+    out = []
+    for header, data in log.iter_batches():
+        pid = header.producer_id
+        if pid < 0:
+            continue
+        if header.is_control:
+            kind = parse_control_record(next(iter(iter_records(data)))).type
+            first = open_txns.pop(pid, None)
+            if kind == ControlType.ABORT and first is not None:
+                out.append(AbortedTxn(pid, first, header.base_offset,
+                                      min(open_txns.values(), default=header.base_offset + 1)))
+        elif header.is_transactional:
+            open_txns.setdefault(pid, header.base_offset)
+    return out
+
+
+def on_disk(log: PartitionLog) -> dict[int, bytes]:
+    """base offset -> bytes of the segment's .txnindex, for the segments with entries (a file
+    left empty by a truncation is an empty index, as in Kafka)."""
+    out = {}
+    for seg in log.segments:
+        path = log.directory / f"{seg.base_offset:020d}.txnindex"
+        if path.exists() and path.stat().st_size:
+            out[seg.base_offset] = path.read_bytes()
+    return out
+
+
+def expected_files(log: PartitionLog) -> dict[int, bytes]:
+    """What on_disk must be: each reference entry in the segment holding its marker."""
+    out: dict[int, bytes] = {}
+    for txn in reference(log):
+        seg = next(s for s in reversed(log.segments) if s.base_offset <= txn.last_offset)
+        out[seg.base_offset] = out.get(seg.base_offset, b"") + txn.encode()
+    return out
+
+
+def build(log: PartitionLog) -> dict[str, int]:
+    """Transactions that interleave and cross segments; several ABORTs while others are open."""
+    w = Writer(log)
+    at = {}
+    at["a"] = w.data(1, txn=True)  # producer 1: aborted, crosses segments
+    w.fill(3)
+    at["b"] = w.data(2, txn=True)  # producer 2: open while 1 aborts
+    w.fill(3)
+    at["abort_a"] = w.end(1, commit=False)  # LSO: producer 2's first offset
+    w.data(3, txn=True)
+    at["commit_3"] = w.end(3, commit=True)
+    w.fill(4)
+    at["abort_b"] = w.end(2, commit=False)
+    at["c"] = w.data(1, txn=True)
+    at["abort_c"] = w.end(1, commit=False)  # nothing else open: LSO = marker + 1
+    w.fill(5)
+    at["d"] = w.data(4, txn=True)  # producer 4 open at the end
+    w.fill(2)
+    at["abort_nothing"] = w.end(5, commit=False)  # no open transaction: aborts nothing
+    w.fill(2)
+    log.high_watermark = log.log_end_offset
+    return at
+
+
+@pytest.fixture
+def log(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    yield plog
+    plog.close()
+
+
+def test_entries_go_to_the_segment_of_their_marker(log):
+    at = build(log)
+    assert len(log.segments) >= 4
+    ref = reference(log)
+    assert [(t.producer_id, t.first_offset, t.last_offset) for t in ref] == [
+        (1, at["a"], at["abort_a"]), (2, at["b"], at["abort_b"]), (1, at["c"], at["abort_c"])]
+    assert ref[0].last_stable_offset == at["b"] and ref[2].last_stable_offset == at["abort_c"] + 1
+    files = on_disk(log)
+    assert files == expected_files(log)
+    # The first aborted transaction starts in an earlier segment than its marker's: only the
+    # marker's segment has it.
+    seg_of = {s.base_offset: s for s in log.segments}
+    first_seg = max(b for b in seg_of if b <= at["a"])
+    assert first_seg not in files and all(len(data) % ENTRY_SIZE == 0 for data in files.values())
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == ref
+
+
+def test_collect_matches_the_reference_for_every_range(log):
+    build(log)
+    ref = reference(log)
+    leo = log.log_end_offset
+    for start in range(leo):
+        for end in range(start + 1, leo + 1):
+            want = [t for t in ref if t.last_offset >= start and t.first_offset < end]
+            got = log.collect_aborted_transactions(start, end)
+            assert [t for t in got if t in want] == want and set(got) <= set(ref), (start, end)
+            # Every entry returned overlaps the range (the early stop never cuts one short).
+            assert got == want, (start, end)
+
+
+def test_clean_reopen_loads_the_files(tmp_path, monkeypatch):
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    build(log)
+    before = on_disk(log)
+    ref = reference(log)
+    log.close()
+    rebuilt = []
+    monkeypatch.setattr(PartitionLog, "_rebuild_txn_indexes", lambda self, segs, stale: rebuilt.append(stale))
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert rebuilt == []
+    assert on_disk(reopened) == before
+    assert reopened.collect_aborted_transactions(0, reopened.log_end_offset) == ref
+    reopened.close()
+
+
+def test_unclean_reopen_rebuilds_the_recovered_segments(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    build(log)
+    before = on_disk(log)
+    active = log.active_segment.base_offset
+    log.close(clean=False)
+    (tmp_path / "t-0" / f"{active:020d}.txnindex").unlink(missing_ok=True)
+    # Entries of a recovered segment are rebuilt, never trusted: a bogus file is replaced.
+    last_marker_seg = max(before)
+    (tmp_path / "t-0" / f"{last_marker_seg:020d}.txnindex").write_bytes(b"")
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert on_disk(reopened) == before == expected_files(reopened)
+    reopened.close()
+
+
+def test_unclean_reopen_trusts_segments_below_the_recovery_point(tmp_path, monkeypatch):
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    at = build(log)
+    log.flush()
+    log.checkpoint()  # (the log manager does it periodically) the recovery point is on disk
+    recovery_point = log.recovery_point
+    w = Writer(log)
+    w.state = PartitionProducerState.load(log)
+    w.fill(6)  # new segments after the recovery point, one aborted transaction in them
+    w.data(7, txn=True)
+    w.fill(3)
+    w.end(7, commit=False)
+    w.fill(1)
+    before = on_disk(log)
+    log.close(clean=False)
+    stale_bases = []
+    real = PartitionLog._rebuild_txn_indexes
+
+    def spy(self, segments, stale):
+        stale_bases.extend(segments[i].base_offset for i in sorted(stale))
+        return real(self, segments, stale)
+
+    monkeypatch.setattr(PartitionLog, "_rebuild_txn_indexes", spy)
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    # Only the segments from the one holding the recovery point on were rebuilt; the earlier
+    # ones, with three aborted transactions, were loaded.
+    assert stale_bases and min(stale_bases) == max(s.base_offset for s in reopened.segments
+                                                   if s.base_offset < recovery_point)
+    assert at["abort_c"] < min(stale_bases)
+    assert on_disk(reopened) == before == expected_files(reopened)
+    reopened.close()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "zeroed", "garbage", "cut", "reordered"])
+def test_a_damaged_or_missing_file_is_rebuilt(tmp_path, damage):
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    build(log)
+    log.roll()
+    before = on_disk(log)
+    log.close()
+    for base, data in before.items():  # every file, whichever entries (and LSOs) it holds
+        path = tmp_path / "t-0" / f"{base:020d}.txnindex"
+        if damage == "deleted":
+            path.unlink()
+        elif damage == "zeroed":
+            path.write_bytes(b"\x00" * len(data))
+        elif damage == "garbage":
+            path.write_bytes(b"\xa5" * (len(data) + 5))
+        elif damage == "cut":
+            path.write_bytes(data[:-ENTRY_SIZE])  # a whole number of entries, one fewer
+        else:
+            path.write_bytes(data[ENTRY_SIZE:] + data[:ENTRY_SIZE] if len(data) > ENTRY_SIZE else b"\x00\x07" + data[2:])
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert on_disk(reopened) == before
+    assert reopened.collect_aborted_transactions(0, reopened.log_end_offset) == reference(reopened)
+    reopened.close()
+
+
+def test_a_damaged_file_in_the_middle_is_rebuilt_with_exact_stable_offsets(tmp_path):
+    """The rebuild of one segment needs transactions opened in earlier segments: both the first
+    offsets and the last stable offsets come out as they were written."""
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    at = build(log)
+    w = Writer(log)
+    w.state = PartitionProducerState.load(log)
+    w.fill(8)
+    w.end(4, commit=False)  # producer 4's transaction began segments ago
+    w.fill(8)
+    log.roll()
+    before = on_disk(log)
+    seg_of_abort_b = max(b for b in before if b <= at["abort_b"])
+    log.close()
+    for base in before:
+        if base >= seg_of_abort_b:
+            (tmp_path / "t-0" / f"{base:020d}.txnindex").write_bytes(b"junk")
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert on_disk(reopened) == before
+    reopened.close()
+
+
+def test_a_log_without_counts_in_its_checkpoint_builds_every_index(tmp_path):
+    """A log written before .txnindex files existed: nothing on disk, the checkpoint has no count
+    line; the first open builds every index (once)."""
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    build(log)
+    before = on_disk(log)
+    log.close()
+    for base in before:
+        (tmp_path / "t-0" / f"{base:020d}.txnindex").unlink()
+    checkpoint = tmp_path / "t-0" / CHECKPOINT_FILE
+    text = checkpoint.read_text()
+    assert "txn_index_entries" in text
+    checkpoint.write_text("".join(line + "\n" for line in text.splitlines() if not line.startswith("txn_index")))
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert on_disk(reopened) == before
+    assert "txn_index_entries" in checkpoint.read_text()
+    reopened.close()
+
+
+def test_truncation_drops_entries_and_files(log):
+    at = build(log)
+    log.truncate_to(at["abort_c"])  # the marker of the last aborted transaction goes
+    assert [t.last_offset for t in log.collect_aborted_transactions(0, log.log_end_offset)] == [
+        at["abort_a"], at["abort_b"]]
+    assert on_disk(log) == expected_files(log)
+    log.truncate_to(at["abort_a"])
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == []
+    assert on_disk(log) == {}
+
+
+def test_truncation_survives_reopen(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    at = build(log)
+    log.truncate_to(at["abort_c"])
+    expected = expected_files(log)
+    log.close()
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert on_disk(reopened) == expected
+    reopened.close()
+
+
+def test_retention_and_delete_records_remove_the_files(log):
+    at = build(log)
+    seg_a = max(s.base_offset for s in log.segments if s.base_offset <= at["abort_a"])
+    assert seg_a in on_disk(log)
+    log.advance_log_start(at["abort_b"] + 1)
+    assert seg_a not in on_disk(log)
+    assert not (log.directory / f"{seg_a:020d}.txnindex").exists()
+    start = log.log_start_offset
+    assert log.collect_aborted_transactions(start, log.log_end_offset) == [
+        t for t in reference(log) if t.last_offset >= start]
+    log.config = LogConfig(segment_bytes=400, index_interval_bytes=100, retention_bytes=0)
+    log.delete_old_segments()
+    assert len(log.segments) == 1
+    assert set(p.name for p in log.directory.glob("*.txnindex")) <= {
+        f"{log.active_segment.base_offset:020d}.txnindex"}
+
+
+def test_compaction_carries_the_entries_of_the_markers_it_keeps(tmp_path):
+    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, cleanup_policy="compact",
+                       min_cleanable_dirty_ratio=0.0)
+    log = PartitionLog.open(tmp_path / "t-0", config)
+    w = Writer(log)
+    w.data(-1, key=b"x", value=b"1")
+    w.data(1, txn=True, key=b"a", value=b"aborted")
+    for i in range(6):
+        w.data(-1, key=b"x", value=b"%d" % i)  # shadowed
+    log.roll()
+    w.data(2, txn=True, key=b"b", value=b"open-while-1-aborts")
+    abort_1 = w.end(1, commit=False)
+    for i in range(6):
+        w.data(-1, key=b"x", value=b"%d" % i)
+    log.roll()
+    w.end(2, commit=False)
+    for i in range(6):
+        w.data(-1, key=b"y", value=b"%d" % i)
+    log.roll()
+    log.high_watermark = log.log_end_offset
+    ref = reference(log)
+    assert len(on_disk(log)) == 2
+    result = clean_log(log, force=True)
+    assert result is not None and result.records_removed > 0
+    assert len(log.segments) == 2  # the three segments were merged into one (and the active one)
+    # The aborted data is gone but both ABORT markers are kept (their producers' last batches
+    # stay as empty batches): their entries are in the segment that now holds each marker.
+    assert reference(log) == ref
+    assert on_disk(log) == expected_files(log)
+    assert list(on_disk(log)) == [0] and len(on_disk(log)[0]) == 2 * ENTRY_SIZE
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == ref
+    assert any(t.last_offset == abort_1 for t in ref)
+    assert sorted(p.name for p in log.directory.glob("*.txnindex*")) == ["00000000000000000000.txnindex"]
+    log.close()
+    reopened = PartitionLog.open(tmp_path / "t-0", config)
+    assert on_disk(reopened) == expected_files(reopened)
+    assert reopened.collect_aborted_transactions(0, reopened.log_end_offset) == ref
+    reopened.close()
+
+
+def test_record_rejects_a_marker_outside_the_log(log):
+    build(log)
+    with pytest.raises(ValueError):
+        log.record_aborted_txn(1, 0, log.log_end_offset, log.log_end_offset + 1)
