@@ -4,7 +4,14 @@ truncation, retention and compaction."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
@@ -364,3 +371,58 @@ def test_record_rejects_a_marker_outside_the_log(log):
     build(log)
     with pytest.raises(ValueError):
         log.record_aborted_txn(1, 0, log.log_end_offset, log.log_end_offset + 1)
+
+
+ops_st = st.lists(
+    st.one_of(
+        st.tuples(st.just("data"), st.integers(1, 3)),
+        st.tuples(st.just("end"), st.integers(1, 3), st.booleans()),
+        st.tuples(st.just("fill"), st.integers(1, 3)),
+        st.tuples(st.just("roll")),
+        st.tuples(st.just("truncate"), st.floats(0, 1)),
+        st.tuples(st.just("reopen"), st.sampled_from(["clean", "crash", "delete", "garbage"])),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=ops_st)
+def test_the_index_always_matches_the_log(ops):
+    """Random transactions, rolls, truncations and reopens (clean, crashed, with the index files
+    deleted or garbled): the files hold exactly the aborted transactions the batches show, with
+    the same last stable offsets, and collect returns them."""
+    shm = Path("/dev/shm")
+    tmp = Path(tempfile.mkdtemp(prefix="txnindex-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    log = PartitionLog.open(tmp / "t-0", CONFIG)
+    try:
+        w = Writer(log)
+        for op in ops:
+            kind = op[0]
+            if kind == "data":
+                w.data(op[1], txn=True)
+            elif kind == "end":
+                w.end(op[1], commit=op[2])
+            elif kind == "fill":
+                w.fill(op[1])
+            elif kind == "roll":
+                log.roll()
+            elif kind == "truncate":
+                log.truncate_to(int(op[1] * log.log_end_offset))
+                w.state = PartitionProducerState.load(log)
+            else:
+                log.close(clean=op[1] != "crash")
+                for path in (tmp / "t-0").glob("*.txnindex"):
+                    if op[1] == "delete":
+                        path.unlink()
+                    elif op[1] == "garbage":
+                        path.write_bytes(b"\x00\x01" + path.read_bytes()[2:])
+                log = w.log = PartitionLog.open(tmp / "t-0", CONFIG)
+                w.state = PartitionProducerState.load(log)
+            assert on_disk(log) == expected_files(log), op
+            leo = log.log_end_offset
+            assert log.collect_aborted_transactions(0, leo) == reference(log), op
+    finally:
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
