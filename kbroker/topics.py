@@ -40,7 +40,19 @@ def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
     return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
+def _internal_defaults(broker: Broker, topic: NewTopic) -> NewTopic:
+    """An internal topic asked for without settings (Metadata auto-creation) gets its coordinator's
+    partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
+    if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
+        return topic
+    for service in getattr(broker, "services", ()):
+        if getattr(service, "topic_name", None) == topic.name:
+            return NewTopic(topic.name, service.topic_partitions(), 1, configs=service.topic_configs())
+    return topic
+
+
 def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
+    topic = _internal_defaults(broker, topic)
     result = plan_create(broker, topic)
     if result.error == ErrorCode.NONE and result.records:
         assert broker.controller is not None

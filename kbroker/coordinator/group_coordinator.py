@@ -2,7 +2,10 @@
 
 One node leads every partition of ``__consumer_offsets``, so this broker coordinates every group.
 A group lives in partition ``abs(javaHashCode(group_id)) % partitions`` of that topic (Kafka's
-rule, so tools that read the topic find it where Kafka would).
+rule, so tools that read the topic find it where Kafka would). As in Kafka the topic is created
+lazily (``offsets.topic.num.partitions`` partitions, compacted): by the first FindCoordinator for a
+group, which answers COORDINATOR_NOT_AVAILABLE meanwhile, or by the first group write that comes
+without one; a broker restarting with the topic loads it at start-up.
 
 Durability: every change is appended to the group's partition as a record in Kafka's format (see
 ``group_records``) before the request is answered. Offsets change state only by applying those
@@ -145,11 +148,22 @@ class GroupCoordinator:
             "compression.type": "producer",
         }
 
+    def topic_partitions(self) -> int:
+        """The partitions ``__consumer_offsets`` is created with."""
+        return self.broker.config["offsets.topic.num.partitions"]
+
     def ensure_topic(self) -> bool:
-        """Create ``__consumer_offsets`` if it does not exist yet; True once it exists."""
+        """Create ``__consumer_offsets`` if it does not exist yet; True once it exists.
+
+        Kafka creates the topic lazily, when a group first needs it (FindCoordinator, or here a
+        group API writing before any FindCoordinator), with ``offsets.topic.num.partitions``."""
         if self.broker.image.topic(OFFSETS_TOPIC) is None:
-            ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.broker.config["offsets.topic.num.partitions"],
-                                  self.topic_configs())
+            try:
+                ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs())
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                return False
+            log.info("created %s", OFFSETS_TOPIC)
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         if topic is None or not topic.partitions:
             return False
@@ -157,9 +171,10 @@ class GroupCoordinator:
         return True
 
     def start(self) -> None:
-        self.ensure_topic()
+        # The topic is created on first use; one that exists (a restart) is loaded now.
         topic = self.broker.image.topic(OFFSETS_TOPIC)
-        self.num_partitions = len(topic.partitions)
+        if topic is not None and topic.partitions:
+            self.num_partitions = len(topic.partitions)
         try:
             from kbroker.coordinator.group_consumer import ConsumerGroupManager
         except ImportError:  # KIP-848 support not present
@@ -167,8 +182,9 @@ class GroupCoordinator:
         if ConsumerGroupManager is not None:
             self.consumer = ConsumerGroupManager(self)
             self.classic.convert_foreign = self._convert_consumer_group
-        for index in range(self.num_partitions):
-            self._replay(index)
+        if topic is not None:
+            for index in sorted(topic.partitions):
+                self._replay(index)
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
@@ -204,6 +220,12 @@ class GroupCoordinator:
             raise RuntimeError(f"{OFFSETS_TOPIC}-{index} is not hosted here")
         return p
 
+    def _group_partition(self, group_id: str) -> Any:
+        """The ``__consumer_offsets`` partition of ``group_id``, the topic created on first write."""
+        if not self.ensure_topic():
+            raise RuntimeError(f"{OFFSETS_TOPIC} cannot be created")
+        return self._partition(self.partition_for(group_id))
+
     def append(self, group_id: str, records: list[tuple[bytes, bytes | None]], *, producer_id: int = -1,
                producer_epoch: int = -1) -> int:
         """Append ``(key, value)`` records for ``group_id``; returns the offset of the first."""
@@ -215,7 +237,7 @@ class GroupCoordinator:
             producer_id=producer_id, producer_epoch=producer_epoch, transactional=producer_id >= 0,
             base_sequence=0 if producer_id >= 0 else -1,
         )
-        return self.broker.replica_manager.append_internal(self._partition(self.partition_for(group_id)), batch)
+        return self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
 
     def _replay(self, index: int) -> None:
         p = self._partition(index)
@@ -629,7 +651,7 @@ class GroupCoordinator:
         epoch = self.offsets.pending_epoch.get(producer_id, 0)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=self.timer.now_ms())
-        self.broker.replica_manager.append_internal(self._partition(self.partition_for(group_id)), batch)
+        self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
         self.offsets.end_txn(producer_id, commit, {group_id})
 
     def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:

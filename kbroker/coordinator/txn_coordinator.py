@@ -1,6 +1,9 @@
 """The transaction coordinator: transactional ids, their producer ids and epochs, and markers.
 
-State lives in the compacted internal topic ``__transaction_state`` (see txn_log.py). Every
+State lives in the compacted internal topic ``__transaction_state`` (see txn_log.py), created
+lazily as in Kafka (``transaction.state.log.num.partitions`` partitions): by the first
+FindCoordinator for a transactional id, which answers COORDINATOR_NOT_AVAILABLE meanwhile, or by
+the first transactional request coming without one; a restart loads the existing topic. Every
 change is made the same way: build the next :class:`TxnMetadata`, append its record to the id's
 partition, then *replay* the record into memory. Start-up replays each partition from its start
 through the same function, so normal operation and recovery share one code path.
@@ -133,17 +136,30 @@ class TransactionCoordinator:
                                            max(1, len(self.broker.image.brokers)))),
         }
 
+    def topic_partitions(self) -> int:
+        """The partitions ``__transaction_state`` is created with."""
+        return self._cfg("transaction.state.log.num.partitions", 50)
+
     def ensure_topic(self) -> bool:
-        """Create ``__transaction_state`` if it does not exist yet; True once it exists."""
+        """Create ``__transaction_state`` if it does not exist yet; True once it exists.
+
+        Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
+        or here a transactional InitProducerId coming without one)."""
         from kbroker.topics import ensure_internal_topic
 
         if self.broker.image.topic(TRANSACTION_STATE_TOPIC) is None:
-            ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.num_partitions, self.topic_configs())
+            try:
+                ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
+                                      self.topic_configs())
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                return False
+            log.info("created %s", TRANSACTION_STATE_TOPIC)
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         return topic is not None and bool(topic.partitions)
 
     def start(self) -> None:
-        self.ensure_topic()
+        # The topic is created on first use; one that exists (a restart) is loaded now.
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         for index in sorted(topic.partitions) if topic is not None else ():
             partition = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
@@ -240,7 +256,11 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_REQUEST)
         if not self.loaded:
             raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        if getattr(self.broker, "_stopping", False) or not self.is_coordinator_for(transactional_id):
+        if getattr(self.broker, "_stopping", False):
+            raise TxnError(ErrorCode.NOT_COORDINATOR)
+        if not self.ensure_topic():
+            raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if not self.is_coordinator_for(transactional_id):
             raise TxnError(ErrorCode.NOT_COORDINATOR)
 
     def is_coordinator_for(self, transactional_id: str) -> bool:
