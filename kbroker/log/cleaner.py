@@ -320,6 +320,9 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
     cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]] = []
     removed = 0
     horizons: list[int] = []
+    # Before the copies are made: an aborted transaction recorded meanwhile in a segment being
+    # cleaned (its marker appended just before a roll) must not be lost by the swap.
+    txn_entries = [len(seg.txn_index) for seg, _, _ in plan.segments]
     try:
         plan.txn = _scan_transactions(plan)
         limited = _limit_to_stable(plan)
@@ -346,7 +349,7 @@ def clean_log(log: PartitionLog, now_ms: int | None = None, *, force: bool = Fal
         current = {id(s) for s in log._segments}
         unchanged = not log._closed and log.offline is None and all(
             id(seg) in current and seg.size == size and seg.next_offset == nxt for seg, size, nxt in plan.segments
-        )
+        ) and txn_entries[: len(plan.segments)] == [len(seg.txn_index) for seg, _, _ in plan.segments]
         if not unchanged:
             _discard(cleaned)
             return None

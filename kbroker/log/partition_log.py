@@ -1126,10 +1126,10 @@ class PartitionLog:
 
         As Kafka's ``UnifiedLog.collectAbortedTransactions``: the indexes of the segments from
         the one holding ``start`` on, until an entry's last stable offset reaches ``end`` (no
-        later transaction can then have started before ``end``).
+        later transaction can then have started before ``end``). The index files are read even
+        when the log is offline or closed (a fetch that has just read the data lists them).
         """
         with self.lock:
-            self._check_usable()
             out: list[AbortedTxn] = []
             for seg in self._segments[self._segment_index(start):]:
                 found, complete = seg.txn_index.collect(start, end)

@@ -426,3 +426,33 @@ def test_the_index_always_matches_the_log(ops):
     finally:
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_compaction_does_not_lose_an_entry_recorded_while_it_runs(tmp_path, monkeypatch):
+    from kbroker.log import cleaner
+
+    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, cleanup_policy="compact",
+                       min_cleanable_dirty_ratio=0.0)
+    log = PartitionLog.open(tmp_path / "t-0", config)
+    w = Writer(log)
+    first = w.data(1, txn=True, key=b"a")
+    for i in range(4):
+        w.data(-1, key=b"x", value=b"%d" % i)
+    marker = log.append(build_control_batch(ControlType.ABORT, producer_id=1, producer_epoch=0,
+                                            timestamp=2000)).first_offset  # entry not recorded yet
+    log.roll()
+    log.high_watermark = log.log_end_offset
+    real = cleaner._clean_group
+
+    def clean_group(*args, **kwargs):
+        log.record_aborted_txn(1, first, marker, marker + 1)  # lands while the pass runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cleaner, "_clean_group", clean_group)
+    assert clean_log(log, force=True) is None  # the swap is abandoned
+    monkeypatch.setattr(cleaner, "_clean_group", real)
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == [AbortedTxn(1, first, marker, marker + 1)]
+    assert clean_log(log, force=True) is not None
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == [AbortedTxn(1, first, marker, marker + 1)]
+    assert on_disk(log) == expected_files(log)
+    log.close()
