@@ -14,6 +14,8 @@ from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS
 from protocol.messages.find_coordinator import FindCoordinatorRequest
+from protocol.messages.init_producer_id import InitProducerIdRequest
+from protocol.messages.offset_commit import OffsetCommitRequest
 
 E = ErrorCode
 CONFIG = {"offsets.topic.num.partitions": "7", "transaction.state.log.num.partitions": "3"}
@@ -68,6 +70,35 @@ def test_metadata_auto_creation_of_an_internal_topic_uses_its_settings(tmp_path)
             assert topic_config(b, "__consumer_offsets")["cleanup.policy"] == "compact"
             # The group coordinator uses the topic created that way.
             assert find(w, 0, "g") == E.NONE
+        finally:
+            w.close()
+
+
+def init_pid(wire: Wire, transactional_id: str | None) -> int:
+    return wire.call(InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=60000,
+                                           producer_id=-1, producer_epoch=-1), 4).error_code
+
+
+def test_requests_without_find_coordinator_create_what_they_need(tmp_path):
+    with BrokerThread(config=CONFIG, data_dir=str(tmp_path / "data")) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, "plain", 1)
+            # An idempotent producer needs no transaction log.
+            assert init_pid(w, None) == E.NONE
+            assert set(metadata_topics(w)) == {"plain"}
+            # A transactional id does.
+            assert init_pid(w, "tx") == E.NONE
+            assert metadata_topics(w)["__transaction_state"] == (E.NONE, True, 3)
+            assert "__consumer_offsets" not in metadata_topics(w)
+            # A group write (a simple consumer's commit) creates the offsets topic.
+            T = OffsetCommitRequest.OffsetCommitRequestTopic
+            resp = w.call(OffsetCommitRequest(group_id="simple", generation_id_or_member_epoch=-1, member_id="",
+                                              group_instance_id=None, topics=[T(name="plain", partitions=[
+                                                  T.OffsetCommitRequestPartition(partition_index=0, committed_offset=3,
+                                                                                 committed_metadata="")])]), 8)
+            assert [p.error_code for t in resp.topics for p in t.partitions] == [E.NONE]
+            assert metadata_topics(w)["__consumer_offsets"] == (E.NONE, True, 7)
         finally:
             w.close()
 
