@@ -124,7 +124,6 @@ class GroupCoordinator:
         self.offsets = OffsetStore()
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
         self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
-        self.num_partitions = broker.config["offsets.topic.num.partitions"]
         self.loaded = False
 
     def _classic_config(self) -> ClassicConfig:
@@ -139,6 +138,15 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     topic_name = OFFSETS_TOPIC
+
+    @property
+    def num_partitions(self) -> int:
+        """Partitions of ``__consumer_offsets``: the topic's own count once it exists (whoever
+        created it), ``offsets.topic.num.partitions`` before."""
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        if topic is not None and topic.partitions:
+            return len(topic.partitions)
+        return self.topic_partitions()
 
     def topic_configs(self) -> dict[str, str]:
         """The configs ``__consumer_offsets`` is created with (Kafka's groupMetadataTopicConfigs)."""
@@ -165,16 +173,11 @@ class GroupCoordinator:
                 return False
             log.info("created %s", OFFSETS_TOPIC)
         topic = self.broker.image.topic(OFFSETS_TOPIC)
-        if topic is None or not topic.partitions:
-            return False
-        self.num_partitions = len(topic.partitions)
-        return True
+        return topic is not None and bool(topic.partitions)
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.
         topic = self.broker.image.topic(OFFSETS_TOPIC)
-        if topic is not None and topic.partitions:
-            self.num_partitions = len(topic.partitions)
         try:
             from kbroker.coordinator.group_consumer import ConsumerGroupManager
         except ImportError:  # KIP-848 support not present

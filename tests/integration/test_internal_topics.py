@@ -74,6 +74,19 @@ def test_metadata_auto_creation_of_an_internal_topic_uses_its_settings(tmp_path)
             w.close()
 
 
+def test_an_offsets_topic_created_by_hand_is_used_with_its_partition_count(tmp_path):
+    with BrokerThread(config=CONFIG, data_dir=str(tmp_path / "data")) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, "__consumer_offsets", 2, {"cleanup.policy": "compact"})
+            keys = [f"g{i}" for i in range(20)]  # some of them hash to partitions >= 2 of 7
+            resp = w.call(FindCoordinatorRequest(key_type=0, coordinator_keys=keys), 4)
+            assert [c.error_code for c in resp.coordinators] == [E.NONE] * len(keys)
+            assert b.call(lambda: b.broker.group_coordinator.num_partitions) == 2
+        finally:
+            w.close()
+
+
 def init_pid(wire: Wire, transactional_id: str | None) -> int:
     return wire.call(InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=60000,
                                            producer_id=-1, producer_epoch=-1), 4).error_code
