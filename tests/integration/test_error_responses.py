@@ -491,3 +491,15 @@ def test_kafka_python_admin_gets_the_error(bootstrap, monkeypatch) -> None:
         assert isinstance(admin.list_groups(), list)  # the same client, served again
     finally:
         admin.close()
+
+
+def test_confluent_admin_gets_the_error(bootstrap, monkeypatch) -> None:
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    _break(monkeypatch, 16)
+    result = admin.list_consumer_groups(request_timeout=10).result(timeout=20)
+    assert [e.code() for e in result.errors] == [KafkaError.UNKNOWN]
+    monkeypatch.undo()
+    assert admin.list_consumer_groups(request_timeout=10).result(timeout=20).errors == []
