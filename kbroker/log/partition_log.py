@@ -49,7 +49,7 @@ from protocol.record_batch import (
 )
 from protocol.records import ControlType, parse_control_record
 
-from . import batch_records
+from . import batch_records, prealloc
 from .config import INT_MAX, LogConfig
 from .errors import (
     InvalidOffsetError,
@@ -223,6 +223,7 @@ class PartitionLog:
         self._last_flush_ms = 0
         self._offline: LogCorruptedError | None = None
         self._closed = False
+        self._reserving = prealloc.supported()  # off for good once the file system refuses
         self._dirs_unsynced = False
         self._truncations = 0  # bumped by every truncation (a flush outside the lock checks it)
         # Checkpoint writes: numbered snapshots, written in order by one writer at a time. Lock
@@ -264,6 +265,10 @@ class PartitionLog:
         # partitions stays cheap).
         log._dirs_unsynced = created
         log._load(verify)
+        if log._offline is None and not created:
+            # Blocks a crashed process had reserved past the end of the active segment go back.
+            active = log._segments[-1]
+            prealloc.trim(active.fd, active.file_size())
         return log
 
     def _now_ms(self) -> int:
@@ -757,6 +762,8 @@ class PartitionLog:
             last = base + delta
             segment = self._maybe_roll(size, base, last, max_ts, None)
             start = segment.size
+            if self._reserving and start + size > segment.reserved_end:
+                self._reserve(segment, start + size, config)
             buffers = [_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]]
             try:
                 if os.pwritev(segment._fd, buffers, start) != size:  # short write: finish it
@@ -774,9 +781,8 @@ class PartitionLog:
                 self._flush_locked()
             return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, num_records, 1, size)
 
-    @staticmethod
-    def _append_limits(segment: LogSegment, config: LogConfig) -> tuple[LogConfig, int, int, int, int] | None:
-        """Bounds within which an append to ``segment`` needs no roll.
+    def _append_limits(self, segment: LogSegment, config: LogConfig) -> tuple[LogConfig, int, int, int, int] | None:
+        """Bounds within which an append to ``segment`` needs no roll (and no block reservation).
 
         ``(config, segment end position, max timestamp, last offset, index.interval.bytes)``, the
         first three inclusive; valid while ``config`` is the log's config. None when the
@@ -793,11 +799,21 @@ class PartitionLog:
             return None
         return (
             config,
-            config.segment_bytes,
+            min(config.segment_bytes, segment.reserved_end) if self._reserving else config.segment_bytes,
             first_ts + config.segment_ms - segment.roll_jitter_ms,
             segment.base_offset + INT_MAX,
             config.index_interval_bytes,
         )
+
+    def _reserve(self, segment: LogSegment, end: int, config: LogConfig) -> None:
+        """Reserve disk blocks from the segment's end to ``end`` and a step beyond (not past
+        segment.bytes): appends into reserved blocks cost the file system less (see `prealloc`)."""
+        begin = max(segment.reserved_end, segment.size)
+        target = max(end, min(end + prealloc.step_for(segment.size), config.segment_bytes))
+        if prealloc.reserve(segment.fd, begin, target - begin):
+            segment.reserved_end = target
+        else:
+            self._reserving = False
 
     def _maybe_roll(
         self, size: int, first_offset: int, last_offset: int, first_ts: int, now_ms: int | None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
 
+from . import prealloc
 from .index import OffsetIndex, TimeIndex
 from .txn_index import TransactionIndex
 
@@ -106,7 +107,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits", "txn_index",
+        "append_limits", "txn_index", "reserved_end",
     )
 
     def __init__(
@@ -149,6 +150,7 @@ class LogSegment:
         self.num_records_estimate = 0
         # Set by PartitionLog's append path; cleared whenever the state it was derived from changes.
         self.append_limits: tuple[object, int, int, int, int] | None = None
+        self.reserved_end = 0  # blocks reserved up to here, past the data (see prealloc)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -346,7 +348,8 @@ class LogSegment:
 
     def truncate_to_position(self, position: int, interval: int) -> None:
         """Cut the file at ``position`` (a batch boundary) and recompute the derived state."""
-        os.ftruncate(self.fd, position)
+        os.ftruncate(self.fd, position)  # (also gives back any reserved blocks)
+        self.reserved_end = 0
         self.append_limits = None
         self.size = position
         self.verified_size = min(self.verified_size, position)
@@ -374,6 +377,7 @@ class LogSegment:
 
     def seal(self) -> None:
         """The segment stops being active: final time index entry, fsync, close index files."""
+        self.release_reserved()
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
         self.flush()
@@ -383,11 +387,18 @@ class LogSegment:
 
     def close(self) -> None:
         """Persist the indexes and forget the files; readers holding `file` keep it open."""
+        self.release_reserved()
         self.offset_index.close()
         self.time_index.close()
         self.txn_index.close()
         self.file = None
         self._fd = -1
+
+    def release_reserved(self) -> None:
+        """Give back the blocks reserved past the end of the file (see `prealloc`)."""
+        if self.reserved_end and self._fd >= 0:
+            prealloc.trim(self._fd, os.fstat(self._fd).st_size)
+        self.reserved_end = 0
 
     def discard(self) -> None:
         """Forget the files without writing anything (the segment was replaced or deleted)."""
