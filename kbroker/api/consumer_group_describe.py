@@ -9,6 +9,7 @@ are not computed.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.consumer_group_describe import (
     Assignment,
@@ -42,6 +43,10 @@ def handle_consumer_group_describe(ctx, request):
             continue
         if not group_id:
             groups.append(G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, members=[]))
+            continue
+        code = coordinator_error(coordinator, group_id)
+        if code != ErrorCode.NONE:
+            groups.append(G(group_id=group_id, error_code=code, members=[]))
             continue
         if not isinstance(group, ConsumerGroup):
             message = f"Group {group_id} not found." if group is None else f"Group {group_id} is not a consumer group."

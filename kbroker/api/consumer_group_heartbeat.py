@@ -10,7 +10,8 @@ id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated m
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
+from kbroker.coordinator.group_coordinator import coordinator_error
+from protocol.errors import ErrorCode, default_message
 from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
 
 
@@ -24,6 +25,10 @@ def handle_consumer_group_heartbeat(ctx, request):
         # Kafka does not expose the API then; the registry is static, so refuse it here.
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, member_id=None,
                                               error_message="The consumer rebalance protocol is disabled.",
+                                              assignment=None)
+    code = coordinator_error(coordinator, request.group_id, create_topic=True)
+    if code != ErrorCode.NONE:
+        return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                               assignment=None)
     return coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
                                           "/" + ctx.peer.rsplit(":", 1)[0])

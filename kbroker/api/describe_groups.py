@@ -14,6 +14,7 @@ import struct
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
@@ -78,8 +79,9 @@ def handle_describe_groups(ctx, request):
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:
-        if coordinator is None or not coordinator.loaded:
-            code = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        # Kafka sends every group id, the empty one included, to its partition first.
+        code = coordinator_error(coordinator, group_id)
+        if code != ErrorCode.NONE:
             out.append(G(group_id=group_id, error_code=code, error_message=default_message(code), group_state="",
                          protocol_type="", protocol_data="", members=[]))
         else:

@@ -1,12 +1,15 @@
 """Heartbeat (key 12), v0-4: keeps a classic group member alive.
 
 REBALANCE_IN_PROGRESS tells a member to rejoin; ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID /
-FENCED_INSTANCE_ID that it is out. v3 adds ``group.instance.id``; v4+ is flexible.
+FENCED_INSTANCE_ID that it is out. v3 adds ``group.instance.id``; v4+ is flexible. While the
+group's offsets partition loads the answer is NONE (Kafka answers heartbeats "blindly" then);
+NOT_COORDINATOR when this broker cannot coordinate the group (``coordinator_error``).
 """
 
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.heartbeat import HeartbeatResponse
 
@@ -14,8 +17,14 @@ from protocol.messages.heartbeat import HeartbeatResponse
 @api(12, 0, 4)
 def handle_heartbeat(ctx, request):
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None or not coordinator.loaded:
-        return HeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    if coordinator is not None and not request.group_id:
+        return HeartbeatResponse(error_code=ErrorCode.INVALID_GROUP_ID)
+    code = coordinator_error(coordinator, request.group_id)
+    if code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
+        # Kafka's GroupCoordinatorService: "The group is still loading, so blindly respond".
+        return HeartbeatResponse(error_code=ErrorCode.NONE)
+    if code != ErrorCode.NONE:
+        return HeartbeatResponse(error_code=code)
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
         return HeartbeatResponse(error_code=coordinator.consumer.classic_heartbeat(

@@ -15,16 +15,35 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.join_group import JoinGroupResponse
+
+
+def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
+    """Kafka's GroupCoordinatorService.joinGroup before the group: COORDINATOR_NOT_AVAILABLE
+    (echoing the member id) without a coordinator, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, then
+    the partition's NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS (without the member id)."""
+    if coordinator is None:
+        return JoinGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=request.member_id)
+    if not request.group_id:
+        return JoinGroupResponse(error_code=ErrorCode.INVALID_GROUP_ID, member_id=request.member_id)
+    config = coordinator.classic.config
+    if not config.min_session_timeout_ms <= request.session_timeout_ms <= config.max_session_timeout_ms:
+        return JoinGroupResponse(error_code=ErrorCode.INVALID_SESSION_TIMEOUT, member_id=request.member_id)
+    code = coordinator_error(coordinator, request.group_id, create_topic=True)
+    if code != ErrorCode.NONE:
+        return JoinGroupResponse(error_code=code, member_id="")
+    return None
 
 
 @api(11, 0, 9)
 async def handle_join_group(ctx, request):
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None or not coordinator.loaded:
-        response = JoinGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=request.member_id)
+    early = _coordinator_error(coordinator, request)
+    if early is not None:
+        response = early
     else:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
 

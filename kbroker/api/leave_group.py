@@ -8,6 +8,7 @@ instance id), answered one by one; v4+ is flexible; v5 adds a reason per member.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.leave_group import LeaveGroupResponse
 
@@ -16,8 +17,11 @@ from protocol.messages.leave_group import LeaveGroupResponse
 def handle_leave_group(ctx, request):
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None or not coordinator.loaded:
-        return LeaveGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[])
+    if coordinator is not None and not request.group_id:
+        return LeaveGroupResponse(error_code=ErrorCode.INVALID_GROUP_ID, members=[])
+    code = coordinator_error(coordinator, request.group_id)
+    if code != ErrorCode.NONE:
+        return LeaveGroupResponse(error_code=code, members=[])
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
         members = [(request.member_id, None)] if version < 3 else [

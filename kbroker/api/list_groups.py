@@ -2,7 +2,8 @@
 
 Every group this broker coordinates (all of them: one node). v1 adds throttle time; v3+ is
 flexible; v4 filters by state (case-insensitive) and returns it; v5 filters by type (``classic``,
-``consumer``) and returns it.
+``consumer``) and returns it. As Kafka, the groups of the offsets partitions this broker leads:
+COORDINATOR_LOAD_IN_PROGRESS for the whole request while one of them loads.
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ from protocol.messages.list_groups import ListGroupsResponse
 def handle_list_groups(ctx, request):
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None or not coordinator.loaded:
+    if coordinator is None:
         return ListGroupsResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, groups=[])
+    # Kafka reads every coordinator context of this broker: one still loading fails the whole
+    # request (COORDINATOR_LOAD_IN_PROGRESS), partitions it does not lead are left out.
+    active, loading = coordinator.active_partitions()
+    if loading:
+        return ListGroupsResponse(error_code=ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, groups=[])
     states = list(request.states_filter) if version >= 4 else []
     types = list(request.types_filter) if version >= 5 else []
     groups = [
         ListGroupsResponse.ListedGroup(group_id=gid, protocol_type=ptype, group_state=state, group_type=gtype)
         for gid, ptype, state, gtype in coordinator.list_groups(states, types)
+        if coordinator.partition_for(gid) in active
     ]
     return ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=groups)

@@ -12,6 +12,7 @@ than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.offset_commit import OffsetCommitResponse
 
@@ -43,8 +44,13 @@ def handle_offset_commit(ctx, request):
             slots.append((ti, pi))
             entries.append((info.name, p.partition_index, p.committed_offset,
                             p.committed_leader_epoch if version >= 6 else -1, p.committed_metadata))
-    if coordinator is None:
-        group_error, errors = ErrorCode.COORDINATOR_NOT_AVAILABLE, [ErrorCode.COORDINATOR_NOT_AVAILABLE] * len(entries)
+    # Kafka sends only the partitions of known topics to the coordinator, which answers them all
+    # COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when it cannot
+    # take the group; a missing offsets topic is created (see group_coordinator).
+    ready = coordinator_error(coordinator, request.group_id, create_topic=True) if entries else ErrorCode.NONE
+    if coordinator is None or ready != ErrorCode.NONE:
+        code = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ready
+        group_error, errors = code, [code] * len(entries)
     elif not entries and not request.group_id:
         group_error, errors = ErrorCode.INVALID_GROUP_ID, []
     elif not entries:

@@ -9,6 +9,7 @@ UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.offset_delete import OffsetDeleteResponse
 
@@ -19,8 +20,11 @@ P = T.OffsetDeleteResponsePartition
 @api(47, 0, 0)
 def handle_offset_delete(ctx, request):
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None:
-        return OffsetDeleteResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, topics=[])
+    if coordinator is not None and not request.group_id:
+        return OffsetDeleteResponse(error_code=ErrorCode.INVALID_GROUP_ID, topics=[])
+    code = coordinator_error(coordinator, request.group_id)
+    if code != ErrorCode.NONE:
+        return OffsetDeleteResponse(error_code=code, topics=[])
     image = ctx.broker.image
     known = []
     unknown: dict[str, list[int]] = {}

@@ -10,6 +10,7 @@ UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offse
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.offset_fetch import OffsetFetchResponse
 
@@ -21,8 +22,11 @@ GP = GT.OffsetFetchResponsePartitions
 
 def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
+    # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
+    # as the group error (v2+) or on every requested partition (v1).
+    code = coordinator_error(coordinator, group_id)
+    if code != ErrorCode.NONE:
+        return code, []
     return coordinator.fetch_offsets(group_id, topics, require_stable, member_id, member_epoch)
 
 

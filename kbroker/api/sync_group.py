@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
 from protocol.messages.sync_group import SyncGroupResponse
 
@@ -19,8 +20,13 @@ from protocol.messages.sync_group import SyncGroupResponse
 async def handle_sync_group(ctx, request):
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    if coordinator is None or not coordinator.loaded:
-        return SyncGroupResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, assignment=b"")
+    # Kafka: COORDINATOR_NOT_AVAILABLE without a coordinator, INVALID_GROUP_ID, then the partition's
+    # NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
+    if coordinator is not None and not request.group_id:
+        return SyncGroupResponse(error_code=ErrorCode.INVALID_GROUP_ID, assignment=b"")
+    code = coordinator_error(coordinator, request.group_id)
+    if code != ErrorCode.NONE:
+        return SyncGroupResponse(error_code=code, assignment=b"")
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
         response = coordinator.consumer.classic_sync(

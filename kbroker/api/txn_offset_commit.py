@@ -12,6 +12,7 @@ here (the client sends no AddOffsetsToTxn).
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
 from protocol.errors import ErrorCode
 from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
@@ -34,8 +35,13 @@ def _respond(request, codes) -> TxnOffsetCommitResponse:
 def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     broker = ctx.broker
     group_coordinator = broker.group_coordinator
-    if group_coordinator is None:
-        return _respond(request, lambda t, p: ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    # Kafka: COORDINATOR_NOT_AVAILABLE without a coordinator, INVALID_GROUP_ID, then the group's
+    # partition (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) before the transaction is checked.
+    if group_coordinator is not None and not request.group_id:
+        return _respond(request, lambda t, p: ErrorCode.INVALID_GROUP_ID)
+    ready = coordinator_error(group_coordinator, request.group_id, create_topic=True)
+    if ready != ErrorCode.NONE:
+        return _respond(request, lambda t, p: ready)
     try:
         if ctx.api_version >= 5:
             broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,

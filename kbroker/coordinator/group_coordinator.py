@@ -7,6 +7,11 @@ lazily (``offsets.topic.num.partitions`` partitions, compacted): by the first Fi
 group, which answers COORDINATOR_NOT_AVAILABLE meanwhile, or by the first group write that comes
 without one; a broker restarting with the topic loads it at start-up.
 
+The group APIs first ask :func:`coordinator_error` whether the group can be served, as Kafka's
+``CoordinatorRuntime`` checks the partition's context: NOT_COORDINATOR when the broker stops, the
+topic is missing (except for group writes, which create it) or the partition is led elsewhere,
+COORDINATOR_LOAD_IN_PROGRESS while it loads (``loaded`` false, or in ``loading_partitions``).
+
 Durability: every change is appended to the group's partition as a record in Kafka's format (see
 ``group_records``) before the request is answered. Offsets change state only by applying those
 records — the same ``OffsetStore.apply`` serves a live commit and the replay at start-up. Classic
@@ -83,6 +88,16 @@ log = logging.getLogger(__name__)
 OFFSETS_TOPIC = "__consumer_offsets"
 
 
+def coordinator_error(coordinator: GroupCoordinator | None, group_id: str, *, create_topic: bool = False
+                      ) -> ErrorCode:
+    """What the group APIs answer for ``group_id`` before the coordinator looks at the group:
+    COORDINATOR_NOT_AVAILABLE without a group coordinator (Kafka's inactive service), else
+    :meth:`GroupCoordinator.group_error` (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or NONE)."""
+    if coordinator is None:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    return coordinator.group_error(group_id, create_topic=create_topic)
+
+
 class LoopTimer:
     """:class:`group_classic.Timer` on the running asyncio loop."""
 
@@ -125,6 +140,10 @@ class GroupCoordinator:
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
         self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
         self.loaded = False
+        # Partitions of __consumer_offsets still being loaded (Kafka's LOADING coordinator contexts):
+        # their groups answer COORDINATOR_LOAD_IN_PROGRESS. Until start() has replayed the topic
+        # (``loaded`` False) every partition counts as loading.
+        self.loading_partitions: set[int] = set()
 
     def _classic_config(self) -> ClassicConfig:
         c = self.broker.config
@@ -211,6 +230,51 @@ class GroupCoordinator:
         self.loaded = False
         if isinstance(self.timer, LoopTimer):
             self.timer.cancel_all()
+
+    # -- whether this coordinator serves a group ---------------------------------------------------------
+
+    def partition_error(self, index: int) -> ErrorCode:
+        """Kafka's ``CoordinatorRuntime`` check of a ``__consumer_offsets`` partition's context.
+
+        NOT_COORDINATOR without an active context: the broker is stopping (its coordinators are
+        unloading), the offsets topic does not exist (no context was ever created; Kafka does not
+        create it here, FindCoordinator does), or this broker does not lead the partition;
+        COORDINATOR_LOAD_IN_PROGRESS while the partition loads; NONE when active."""
+        if getattr(self.broker, "_stopping", False):
+            return ErrorCode.NOT_COORDINATOR
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        if topic is None or not topic.partitions:
+            return ErrorCode.NOT_COORDINATOR
+        state = self.broker.image.partition(OFFSETS_TOPIC, index)
+        if state is None or state.leader != self.broker.node_id:
+            return ErrorCode.NOT_COORDINATOR
+        if not self.loaded or index in self.loading_partitions:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def group_error(self, group_id: str, *, create_topic: bool = False) -> ErrorCode:
+        """:meth:`partition_error` of the partition holding ``group_id``. ``create_topic``: create a
+        missing offsets topic first (a simple consumer's commit without FindCoordinator, see the
+        module docstring; Kafka would answer NOT_COORDINATOR), COORDINATOR_NOT_AVAILABLE if that fails."""
+        if create_topic and not getattr(self.broker, "_stopping", False) and not self.ensure_topic():
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return self.partition_error(self.partition_for(group_id))
+
+    def active_partitions(self) -> tuple[set[int], bool]:
+        """For ListGroups (Kafka's scheduleReadAllOperation over this broker's contexts): the
+        partitions whose groups are listed, and whether one of them is still loading."""
+        topic = self.broker.image.topic(OFFSETS_TOPIC)
+        if topic is None:
+            return set(), False
+        active: set[int] = set()
+        loading = False
+        for index in topic.partitions:
+            code = self.partition_error(index)
+            if code == ErrorCode.NONE:
+                active.add(index)
+            elif code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
+                loading = True
+        return active, loading
 
     # -- the log --------------------------------------------------------------------------------------------
 
