@@ -378,3 +378,36 @@ def test_without_offsets_topic_group_apis_answer_not_coordinator(tmp_path):
             assert describe(w, group) == [(group, E.NONE, "Empty")]
         finally:
             w.close()
+
+
+# -- a stopping broker ----------------------------------------------------------------------------------------
+
+
+def test_stopping_broker_answers_not_coordinator(tmp_path):
+    """A broker shutting down unloads its coordinators: every group gets NOT_COORDINATOR (so clients
+    look the coordinator up again), ListGroups lists nothing."""
+    with BrokerThread(data_dir=str(tmp_path / "data")) as b:
+        create_topic(b, TOPIC, 2)
+        w = Wire(b.bootstrap_servers)
+
+        def set_stopping(stopping: bool) -> None:
+            def run() -> None:
+                b.broker._stopping = stopping
+            b.call(run)
+
+        try:
+            wait_until(lambda: w.call(FindCoordinatorRequest(key_type=0, coordinator_keys=["warm-up"]), 4)
+                       .coordinators[0].error_code == E.NONE, message="__consumer_offsets")
+            group = f"g-{uuid.uuid4().hex[:8]}"
+            assert commit(w, group)[0] == (TOPIC, E.NONE)
+            assert list_groups(w) == (E.NONE, {group})
+            set_stopping(True)
+            try:
+                for api in APIS:
+                    call, expected = APIS[api]
+                    assert call(w, group) == expected(group, E.NOT_COORDINATOR), api
+                assert list_groups(w) == (E.NONE, set())
+            finally:
+                set_stopping(False)  # lets the broker's own stop() run
+        finally:
+            w.close()
