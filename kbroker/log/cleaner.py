@@ -426,7 +426,7 @@ def _report_damage(log: PartitionLog, plan: _Plan, exc: Exception) -> None:
                     offset = seg.header_at(damage.position).base_offset
                 except InvalidRecordBatch:
                     offset = -1
-                log._offline = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
+                log._go_offline(LogCorruptedError(seg.log_path, offset, damage.position, damage.reason))
                 logger.error("%s; partition %s is offline", log._offline, log.directory.name)
                 return
         logger.error("cleaning %s failed: %s", log.directory.name, exc)

@@ -564,6 +564,17 @@ class PartitionLog:
         if self._offline is not None:
             raise self._offline
 
+    def _go_offline(self, error: LogCorruptedError) -> None:
+        """Take the partition offline (``self.lock`` held): every operation then raises ``error``.
+
+        Clears the cached `append_limits`, without which `append`'s one-batch path would keep
+        accepting (and acknowledging) appends. Every later transition goes through here (at load no
+        limits exist yet).
+        """
+        self._offline = error
+        for seg in self._segments:
+            seg.append_limits = None
+
     @property
     def offline(self) -> LogCorruptedError | None:
         """The corruption that took this partition offline, or None."""
@@ -995,8 +1006,7 @@ class PartitionLog:
             damage = seg.verify(end)
             if damage is not None:
                 offset_at = seg.header_at(damage.position).base_offset if damage.position < seg.size else -1
-                self._offline = LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason)
-                self._segments[-1].append_limits = None  # appends go through _check_usable
+                self._go_offline(LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason))
                 logger.error("%s; partition %s is offline", self._offline, self.directory.name)
                 raise self._offline
         assert seg.file is not None

@@ -270,3 +270,26 @@ def test_transactions_aborted_data_goes_open_transactions_stay_last_producer_bat
     assert batches[idem_b].records_count == 0 and batches[idem_b].producer_id == 9  # empty, kept
     assert open_txn in kept and kept[open_txn] == b"d"  # the unstable part is not cleaned
     assert kept[open_txn + 1] == b"d"
+
+
+def test_damage_found_by_the_cleaner_stops_appends_on_the_hot_path(tmp_path):
+    """The cleaner takes a damaged partition offline: the one-batch append path (which relies on
+    the active segment's cached `append_limits`) must refuse appends like every other operation."""
+    from kbroker.log.errors import LogCorruptedError
+
+    log = PartitionLog.open(tmp_path / "t-0", COMPACT)
+    while len(log.segments) < 4 or log.active_segment.size > COMPACT.segment_bytes // 2:
+        log.append(make_batch([(b"k%d" % (log.log_end_offset % 5), b"v" * 30, 1000)]))
+    log.high_watermark = log.log_end_offset
+    assert log.active_segment.append_limits is not None  # the next append would take the hot path
+    with open(log.segments[0].log_path, "r+b") as f:  # a flipped byte: CRC mismatch
+        f.seek(80)
+        byte = f.read(1)
+        f.seek(80)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    end = log.log_end_offset
+    assert clean_log(log, force=True) is None
+    assert log.offline is not None
+    with pytest.raises(LogCorruptedError):
+        log.append(make_batch([(b"k", b"after the damage", 1000)]))
+    assert log.log_end_offset == end
