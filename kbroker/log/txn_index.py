@@ -130,19 +130,25 @@ class TransactionIndex:
         """Every entry, in order."""
         if not self._count:
             return
-        pos = 0
+        fd = self._fd
+        if fd is not None:
+            yield from self._entries_from(fd, 0)
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            yield from self._entries_from(fd, 0)
+        finally:
+            os.close(fd)
+
+    def _entries_from(self, fd: int, index: int) -> Iterator[AbortedTxn]:
+        """The entries from the ``index``-th on, read from ``fd`` in chunks."""
+        pos = index * ENTRY_SIZE
         end = self._count * ENTRY_SIZE
         while pos < end:
-            size = min(_READ_ENTRIES * ENTRY_SIZE, end - pos)
-            if self._fd is not None:
-                chunk = os.pread(self._fd, size, pos)
-            else:
-                try:
-                    with open(self.path, "rb") as f:
-                        f.seek(pos)
-                        chunk = f.read(size)
-                except FileNotFoundError:
-                    return
+            chunk = os.pread(fd, min(_READ_ENTRIES * ENTRY_SIZE, end - pos), pos)
             chunk = chunk[: len(chunk) - len(chunk) % ENTRY_SIZE]
             if not chunk:
                 return
@@ -150,19 +156,53 @@ class TransactionIndex:
                 yield AbortedTxn(pid, first, last, lso)
             pos += len(chunk)
 
+    def _first_at_or_after(self, fd: int, offset: int) -> int:
+        """Position (entry number) of the first entry whose lastOffset is at or after ``offset``,
+        by binary search (lastOffset strictly increases). A short read counts as "at or after",
+        which can only make the caller read more."""
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            data = os.pread(fd, ENTRY_SIZE, mid * ENTRY_SIZE)
+            if len(data) == ENTRY_SIZE and ENTRY.unpack(data)[3] < offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def collect(self, start: int, end: int) -> tuple[list[AbortedTxn], bool]:
         """Entries overlapping ``[start, end)`` (lastOffset >= start, firstOffset < end).
 
         ``complete`` is True when an entry's last stable offset reaches ``end``: no transaction
         in a later segment can then overlap the range (Kafka's TxnIndexSearchResult).
+
+        Unlike Kafka, which reads the file from its start, the entries whose marker is before
+        ``start`` are skipped by a binary search: a read_committed fetch near the end of a
+        segment with many aborted transactions costs O(log n), not the whole file. They cannot
+        match, and (a last stable offset being at most lastOffset + 1 <= start) cannot end the
+        search either when ``start < end``; otherwise the search only goes on to later segments,
+        whose entries are still filtered by the range.
         """
-        out = []
-        for txn in self.entries():
-            if txn.last_offset >= start and txn.first_offset < end:
-                out.append(txn)
-            if txn.last_stable_offset >= end:
-                return out, True
-        return out, False
+        out: list[AbortedTxn] = []
+        if not self._count or self._last_offset is None or self._last_offset < start:
+            return out, False
+        fd = self._fd
+        own = fd is None
+        if own:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return out, False
+        try:
+            for txn in self._entries_from(fd, self._first_at_or_after(fd, start)):
+                if txn.first_offset < end:  # (lastOffset >= start from here on)
+                    out.append(txn)
+                if txn.last_stable_offset >= end:
+                    return out, True
+            return out, False
+        finally:
+            if own:
+                os.close(fd)
 
     def truncate_to(self, offset: int) -> None:
         """Drop the entries whose lastOffset is at or above ``offset``."""
