@@ -265,10 +265,6 @@ class PartitionLog:
         # partitions stays cheap).
         log._dirs_unsynced = created
         log._load(verify)
-        if log._offline is None and not created:
-            # Blocks a crashed process had reserved past the end of the active segment go back.
-            active = log._segments[-1]
-            prealloc.trim(active.fd, active.file_size())
         return log
 
     def _now_ms(self) -> int:
@@ -397,6 +393,11 @@ class PartitionLog:
         if clean:
             marker.unlink()
             fsync_dir(self.directory)
+        elif self._offline is None:
+            # Blocks a crashed process had reserved past the end of the active segment go back
+            # (a clean close gave them back already).
+            active = self._segments[-1]
+            prealloc.trim(active.fd, active.file_size())
 
     def _check_txn_indexes(self, segments: list[LogSegment], stale: set[int], expected: dict[int, int] | None) -> None:
         """Load the ``.txnindex`` of each segment not in ``stale``; add to ``stale`` those to rebuild.

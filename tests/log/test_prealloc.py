@@ -110,3 +110,18 @@ def test_a_refused_reservation_never_fails_an_append(tmp_path, monkeypatch, errn
         assert log.append(value_batch([b"x" * 20000])).first_offset == i
     assert log.log_end_offset == 20
     log.close()
+
+
+def test_reopening_after_a_clean_close_leaves_the_files_untouched(tmp_path):
+    """Only a crash leaves reserved blocks behind; a clean reopen must not touch the segment
+    (its mtime stands in for timestamps in time-based retention of timestamp-less segments)."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    for _ in range(5):
+        log.append(value_batch([b"x" * 5000]))
+    log.close()
+    path = log.segments[-1].log_path
+    os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    reopened = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    assert os.stat(path).st_mtime_ns == 1_000_000_000_000_000_000
+    assert reopened.log_end_offset == 5
+    reopened.close()
