@@ -14,6 +14,9 @@ Files in the partition directory:
 * ``<20-digit base>.log/.index/.timeindex/.txnindex`` — the segments; the ``.txnindex`` (only
   for a segment holding ABORT markers) is the partition's aborted-transaction index, see
   `record_aborted_txn`, `collect_aborted_transactions` and txn_index.py;
+* ``<20-digit base>.txnstate`` — the transactions open at the start of that segment, written when
+  the log rolled to it: a rebuild of the ``.txnindex`` files after a crash replays from there
+  (see `_rebuild_txn_indexes`);
 * ``log-state.checkpoint`` — recovery point, log start offset, cleaner offset, and the number of
   ``.txnindex`` entries of each segment that has some (a file found with fewer is rebuilt; a
   checkpoint without that line comes from a version without ``.txnindex`` files: every segment's
@@ -39,9 +42,11 @@ from typing import BinaryIO
 
 from protocol.record_batch import (
     ATTRIBUTES_OFFSET,
+    CONTROL_MASK,
     CRC_OFFSET,
     HEADER_SIZE,
     TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_MASK,
     BatchHeader,
     InvalidRecordBatch,
     compute_crc,
@@ -67,7 +72,7 @@ from .segment import (
     segment_name,
     segment_paths,
 )
-from .txn_index import AbortedTxn
+from .txn_index import TXN_STATE_SUFFIX, AbortedTxn, decode_open_txns, encode_open_txns
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +94,9 @@ _MAX_TIMESTAMP_OFFSET = 35  # byte offset of maxTimestamp in the batch header
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 _I16 = struct.Struct(">h")
+# baseOffset, batchLength, attributes, lastOffsetDelta, producerId: what a transaction replay reads
+_TXN_FIELDS = struct.Struct(">qi9xhi16xq")
+_REPLAY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +240,9 @@ class PartitionLog:
         self._checkpoint_version = 0
         self._checkpoint_written = 0
         self._checkpoint_data: bytes | None = None  # what the checkpoint file holds, once written
+        # The transactions open at the active segment's base (producer id -> first offset), as
+        # its .txnstate file records them; None when not known (no file is then written at roll).
+        self._open_txns: dict[int, int] | None = None
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -365,13 +376,16 @@ class PartitionLog:
             txn_stale.add(i)
             recovered = True
         self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
+        replayed: dict[int, dict[int, int]] = {}
         if txn_stale:
-            self._rebuild_txn_indexes(segments, txn_stale)
+            replayed = self._rebuild_txn_indexes(segments, txn_stale)
             rebuilt_txn = True
         else:
             rebuilt_txn = False
         if not segments:
+            self._drop_txn_state(checkpoint.log_start_offset)
             segments = [self._new_segment(checkpoint.log_start_offset)]
+        self._open_txns = self._active_open_txns(segments, replayed)
         for seg in segments[:-1]:
             seg.offset_index.close()
             seg.time_index.close()
@@ -408,10 +422,11 @@ class PartitionLog:
         every index is rebuilt. Stray ``.txnindex`` files of no segment are removed.
         """
         bases = {seg.base_offset for seg in segments}
-        for path in self.directory.glob("*" + TXN_INDEX_SUFFIX):
-            stem = path.name[: -len(TXN_INDEX_SUFFIX)]
-            if len(stem) == 20 and stem.isdigit() and int(stem) not in bases:
-                path.unlink()
+        for suffix in (TXN_INDEX_SUFFIX, TXN_STATE_SUFFIX):
+            for path in self.directory.glob("*" + suffix):
+                stem = path.name[: -len(suffix)]
+                if len(stem) == 20 and stem.isdigit() and int(stem) not in bases:
+                    path.unlink()
         if expected is None and any(seg.size for seg in segments):
             logger.info("building the transaction indexes of %s", self.directory.name)
             stale.update(range(len(segments)))
@@ -427,57 +442,185 @@ class PartitionLog:
                                len(seg.txn_index), (expected or {})[seg.base_offset])
                 stale.add(i)
 
-    def _rebuild_txn_indexes(self, segments: list[LogSegment], stale: set[int]) -> None:
+    def _rebuild_txn_indexes(self, segments: list[LogSegment], stale: set[int]) -> dict[int, dict[int, int]]:
         """Rebuild the ``.txnindex`` of ``segments[i]`` for each ``i`` in ``stale`` from the batches.
 
         An entry needs the first offset of the aborted transaction, which may lie in an earlier
         segment, and the last stable offset when it was aborted. Both come from replaying the
-        transactional batches and markers from an offset before which no transaction that
-        matters can start: the last stable offset of the last entry of the trusted indexes
-        before the first stale segment (every transaction open at that entry's marker started
-        at or after it, and so did every later one), or the first segment. Segments without an
-        ABORT marker need no replay: their index is just emptied.
+        transactional batches and markers from a point where the open transactions are known:
+        the base of the nearest segment at or before the first stale one with a valid
+        ``.txnstate`` file (seeded with the transactions it lists), or the last stable offset of
+        the last entry of the trusted indexes before the first stale segment if that is later
+        (every transaction open at that entry's marker started at or after it, and so did every
+        later one), or else the first segment. Segments without an ABORT marker need no replay:
+        their index is just emptied.
+
+        Returns the open transactions at the base of each segment the replay entered.
         """
         for i in stale:
             segments[i].txn_index.reset()
         order = sorted(stale)
         if not any(self._has_abort_marker(segments[i]) for i in order):
-            return
+            return {}
         first, last = order[0], order[-1]
-        anchor = segments[0].base_offset
+        start, anchor, open_txns = 0, segments[0].base_offset, {}
+        for j in range(first, -1, -1):
+            recorded = self._checked_open_txns(segments, j)
+            if recorded is not None:
+                start, anchor, open_txns = j, segments[j].base_offset, recorded
+                break
         for j in range(first - 1, -1, -1):
             tail = None
             for tail in segments[j].txn_index.entries():  # noqa: B007 (the last entry)
                 pass
             if tail is not None:
-                anchor = max(anchor, tail.last_stable_offset)
+                if tail.last_stable_offset > anchor:
+                    anchor, open_txns = tail.last_stable_offset, {}
+                    start = self._position_in(segments, anchor)
                 break
-        open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        logger.info("replaying the transactions of %s from offset %d (segment %d of %d, %d open)",
+                    self.directory.name, anchor, start + 1, len(segments), len(open_txns))
+        at_start: dict[int, dict[int, int]] = {}
         count = 0
-        for k in range(self._position_in(segments, anchor), last + 1):
+        for k in range(start, last + 1):
             seg = segments[k]
-            for pos, header in seg.batches():
-                if header.last_offset < anchor:
-                    continue
-                pid = header.producer_id
-                if pid < 0:
-                    continue
-                if not header.is_control:
-                    if header.is_transactional:
-                        open_txns.setdefault(pid, header.base_offset)
-                    continue
-                marker = self._marker_type(seg, pos, header)
-                if marker not in (ControlType.ABORT, ControlType.COMMIT):
-                    continue
-                first_offset = open_txns.pop(pid, None)
-                if marker == ControlType.ABORT and first_offset is not None and k in stale:
-                    lso = min(open_txns.values()) if open_txns else header.base_offset + 1
-                    seg.txn_index.append(AbortedTxn(pid, first_offset, header.base_offset, lso))
-                    count += 1
+            if anchor <= seg.base_offset:
+                at_start[seg.base_offset] = dict(open_txns)
+            found: list[AbortedTxn] = []
+            self._replay_txns(seg, open_txns, anchor, found.append if k in stale else None)
+            for txn in found:
+                seg.txn_index.append(txn)
+            count += len(found)
         for i in order:
             segments[i].txn_index.flush()
         logger.info("rebuilt the transaction index of %d segment(s) of %s: %d aborted transaction(s)",
                     len(order), self.directory.name, count)
+        return at_start
+
+    @classmethod
+    def _replay_txns(
+        cls, seg: LogSegment, open_txns: dict[int, int], anchor: int,
+        on_abort: Callable[[AbortedTxn], object] | None,
+    ) -> None:
+        """Replay the batches of ``seg`` ending at or after ``anchor`` into ``open_txns`` (producer
+        id -> first offset of its open transaction), calling ``on_abort`` for each transaction an
+        ABORT marker closes.
+
+        Reads the segment in large chunks and unpacks only the fields it needs (it runs on every
+        roll): about 0.5 µs per batch. Raises `InvalidRecordBatch` on a batch that does not fit.
+        """
+        fd, end = seg.fd, seg.size
+        unpack = _TXN_FIELDS.unpack_from
+        need = _TXN_FIELDS.size
+        pos = 0
+        chunk, chunk_start = b"", 0
+        while pos < end:
+            rel = pos - chunk_start
+            if rel + need > len(chunk):
+                chunk, chunk_start, rel = os.pread(fd, min(_REPLAY_CHUNK, end - pos), pos), pos, 0
+                if len(chunk) < need:
+                    raise InvalidRecordBatch(f"truncated batch header at position {pos} of {seg.log_path}")
+            base, length, attributes, delta, pid = unpack(chunk, rel)
+            if length < MIN_BATCH_LENGTH or delta < 0:
+                raise InvalidRecordBatch(f"bad batch at position {pos} of {seg.log_path}")
+            size = length + 12
+            if pid >= 0 and base + delta >= anchor:
+                if not attributes & CONTROL_MASK:
+                    if attributes & TRANSACTIONAL_MASK:
+                        open_txns.setdefault(pid, base)
+                else:
+                    marker = cls._marker_type(seg, pos, seg.header_at(pos))
+                    if marker in (ControlType.ABORT, ControlType.COMMIT):
+                        first_offset = open_txns.pop(pid, None)
+                        if marker == ControlType.ABORT and first_offset is not None and on_abort is not None:
+                            lso = min(open_txns.values()) if open_txns else base + 1
+                            on_abort(AbortedTxn(pid, first_offset, base, lso))
+            pos += size
+
+    def _txn_state_path(self, base_offset: int) -> Path:
+        return self.directory / segment_name(base_offset, TXN_STATE_SUFFIX)
+
+    def _read_open_txns(self, base_offset: int) -> dict[int, int] | None:
+        """The open transactions the ``.txnstate`` file of ``base_offset`` records; None if it is
+        missing or fails a check."""
+        path = self._txn_state_path(base_offset)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            return None
+        recorded = decode_open_txns(data, base_offset)
+        if recorded is None:
+            logger.warning("ignoring damaged %s", path)
+        return recorded
+
+    def _write_open_txns(self, base_offset: int, open_txns: dict[int, int]) -> None:
+        """Write (fsynced, atomically) the ``.txnstate`` file of ``base_offset``; on failure there
+        is none, and a rebuild replays from further back."""
+        path = self._txn_state_path(base_offset)
+        try:
+            write_file_atomically(path, encode_open_txns(base_offset, open_txns))
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", path, exc)
+            self._drop_txn_state(base_offset)
+
+    def _drop_txn_state(self, base_offset: int) -> None:
+        with contextlib.suppress(OSError):
+            self._txn_state_path(base_offset).unlink(missing_ok=True)
+
+    def _checked_open_txns(self, segments: list[LogSegment], j: int) -> dict[int, int] | None:
+        """The ``.txnstate`` record at the base of ``segments[j]``, if a replay may start from it.
+
+        Each transaction it lists must still have its first batch in the log (a transactional
+        batch of that producer at that offset): compaction removes an aborted transaction's data
+        and later its marker, and a replay that remembered the transaction but missed the
+        marker would hold it open for ever. A batch still there keeps its marker (txn_cleaning.py
+        rule 3). A transaction that began before the first segment is left out, as a replay from
+        the first segment leaves it out.
+        """
+        recorded = self._read_open_txns(segments[j].base_offset)
+        if recorded is None:
+            return None
+        checked = {}
+        for pid, first_offset in recorded.items():
+            if first_offset < segments[0].base_offset:
+                continue
+            seg = segments[self._position_in(segments, first_offset)]
+            try:
+                found = seg.translate_offset(first_offset)
+            except (InvalidRecordBatch, Damage, OSError):
+                found = None
+            header = None if found is None else found[1]
+            if (
+                header is None
+                or header.base_offset != first_offset
+                or header.producer_id != pid
+                or header.is_control
+                or not header.is_transactional
+            ):
+                logger.info("not replaying from %s: the transaction of producer %d at offset %d is gone",
+                            self._txn_state_path(segments[j].base_offset), pid, first_offset)
+                return None
+            checked[pid] = first_offset
+        return checked
+
+    def _active_open_txns(
+        self, segments: list[LogSegment], replayed: dict[int, dict[int, int]]
+    ) -> dict[int, int] | None:
+        """The open transactions at the base of the active segment, at open (None if unknown):
+        from its ``.txnstate`` file, from a replay that went through its start (then written to
+        that file), or empty for a log of one segment (what a full replay assumes too)."""
+        base = segments[-1].base_offset
+        recorded = self._read_open_txns(base)
+        if recorded is not None:
+            return recorded
+        if base in replayed:
+            if len(segments) > 1:
+                self._write_open_txns(base, replayed[base])
+            return replayed[base]
+        return {} if len(segments) == 1 else None
 
     @staticmethod
     def _position_in(segments: list[LogSegment], offset: int) -> int:
@@ -857,15 +1000,39 @@ class PartitionLog:
     def _replace_empty_active(self, base_offset: int) -> None:
         old = self._segments.pop()
         old.delete_files()
+        self._drop_txn_state(old.base_offset)
+        # No data in between: the transactions open at the new base are those open at the old.
+        if self._open_txns is not None:
+            self._write_open_txns(base_offset, self._open_txns)
+        else:
+            self._drop_txn_state(base_offset)
         self._segments.append(self._new_segment(base_offset))
         fsync_dir(self.directory)
 
     def _roll(self, base_offset: int) -> LogSegment:
-        """Seal the active segment (fsync it) and start a new one at ``base_offset``."""
+        """Seal the active segment (fsync it) and start a new one at ``base_offset``.
+
+        The transactions open at ``base_offset`` (those open at the old segment's base, replayed
+        through the old segment) are written to the new segment's ``.txnstate`` file first, so a
+        crash leaves either no file or a complete one for data already on disk.
+        """
         old = self._segments[-1]
         old.seal()
         # Everything before the new segment is now on disk: sealed segments are always flushed.
         self._recovery_point = max(self._recovery_point, old.next_offset)
+        open_txns = None if self._open_txns is None else dict(self._open_txns)
+        if open_txns is not None:
+            try:
+                self._replay_txns(old, open_txns, old.base_offset, None)
+            except (InvalidRecordBatch, OSError) as exc:
+                logger.warning("no transaction state recorded at offset %d of %s: %s", base_offset,
+                               self.directory.name, exc)
+                open_txns = None
+        if open_txns is not None:
+            self._write_open_txns(base_offset, open_txns)
+        else:
+            self._drop_txn_state(base_offset)
+        self._open_txns = open_txns
         segment = self._new_segment(base_offset)
         self._segments.append(segment)
         fsync_dir(self.directory)
@@ -1194,6 +1361,11 @@ class PartitionLog:
             self._truncations += 1
             for d in doomed:
                 d.delete_files()
+                self._drop_txn_state(d.base_offset)
+            if doomed:
+                self._open_txns = self._read_open_txns(seg.base_offset)
+                if self._open_txns is None and len(self._segments) == 1:
+                    self._open_txns = {}
             self._recovery_point = min(self._recovery_point, offset)
             self._high_watermark = min(self._high_watermark, offset)
             self._cleaner_offset = min(self._cleaner_offset, offset)
@@ -1210,7 +1382,10 @@ class PartitionLog:
         doomed, self._segments = self._segments, []
         for seg in doomed:
             seg.delete_files()
+            self._drop_txn_state(seg.base_offset)
+        self._drop_txn_state(offset)
         self._segments.append(self._new_segment(offset))
+        self._open_txns = {}
         fsync_dir(self.directory)
         self._log_start_offset = offset
         self._recovery_point = offset
@@ -1253,6 +1428,8 @@ class PartitionLog:
             seg.delete_files()
             with contextlib.suppress(FileNotFoundError):
                 seg.log_path.with_name(seg.log_path.name + DELETED_SUFFIX).unlink()
+            with contextlib.suppress(OSError):
+                (seg.directory / segment_name(seg.base_offset, TXN_STATE_SUFFIX)).unlink(missing_ok=True)
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,3 +263,46 @@ class TransactionIndex:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._count, self._last_offset = 0, None
+
+
+# -- open transactions at a segment boundary: ``<base>.txnstate`` ------------------------------
+#
+# Written by the partition log when it rolls to the segment starting at ``base``, before that
+# segment's files are created: the transactions still open at ``base`` (producer id -> first
+# offset). A rebuild of later ``.txnindex`` files replays from there instead of from the first
+# segment. Layout, big-endian::
+#
+#     version i16 (0) | base i64 | count i32 | count x (producerId i64, firstOffset i64) | crc32 u32
+#
+# the CRC (zlib) covering everything before it. A file that fails any check is not used.
+
+TXN_STATE_SUFFIX = ".txnstate"
+_STATE_HEAD = struct.Struct(">hqi")
+_STATE_ENTRY = struct.Struct(">qq")
+_CRC = struct.Struct(">I")
+
+
+def encode_open_txns(base: int, open_txns: dict[int, int]) -> bytes:
+    body = bytearray(_STATE_HEAD.pack(VERSION, base, len(open_txns)))
+    for pid, first_offset in sorted(open_txns.items()):
+        body += _STATE_ENTRY.pack(pid, first_offset)
+    return bytes(body) + _CRC.pack(zlib.crc32(body))
+
+
+def decode_open_txns(data: bytes, base: int) -> dict[int, int] | None:
+    """The open transactions recorded in ``data`` for the boundary ``base``; None if unusable."""
+    if len(data) < _STATE_HEAD.size + _CRC.size:
+        return None
+    version, recorded_base, count = _STATE_HEAD.unpack_from(data, 0)
+    end = _STATE_HEAD.size + count * _STATE_ENTRY.size
+    if version != VERSION or recorded_base != base or count < 0 or len(data) != end + _CRC.size:
+        return None
+    if _CRC.unpack_from(data, end)[0] != zlib.crc32(data[:end]):
+        return None
+    open_txns = {}
+    for i in range(count):
+        pid, first_offset = _STATE_ENTRY.unpack_from(data, _STATE_HEAD.size + i * _STATE_ENTRY.size)
+        if pid < 0 or not 0 <= first_offset < base or pid in open_txns:
+            return None
+        open_txns[pid] = first_offset
+    return open_txns

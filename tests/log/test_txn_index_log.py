@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
 from kbroker.log.partition_log import CHECKPOINT_FILE
-from kbroker.log.txn_index import ENTRY_SIZE, AbortedTxn
+from kbroker.log.txn_index import ENTRY_SIZE, AbortedTxn, decode_open_txns
 from kbroker.replication.producer_state import PartitionProducerState
 from protocol.record_batch import parse_header
 from protocol.records import ControlType, Record, build_batch, build_control_batch, parse_control_record
@@ -76,6 +76,21 @@ def reference(log: PartitionLog) -> list[AbortedTxn]:
         elif header.is_transactional:
             open_txns.setdefault(pid, header.base_offset)
     return out
+
+
+def open_at(log: PartitionLog, offset: int) -> dict[int, int]:
+    """The transactions open at ``offset``, from reading every batch before it."""
+    open_txns: dict[int, int] = {}
+    for header, _ in log.iter_batches():
+        if header.base_offset >= offset:
+            break
+        if header.producer_id < 0:
+            continue
+        if header.is_control:
+            open_txns.pop(header.producer_id, None)  # (only ABORT/COMMIT markers here)
+        elif header.is_transactional:
+            open_txns.setdefault(header.producer_id, header.base_offset)
+    return open_txns
 
 
 def on_disk(log: PartitionLog) -> dict[int, bytes]:
@@ -380,7 +395,7 @@ ops_st = st.lists(
         st.tuples(st.just("fill"), st.integers(1, 3)),
         st.tuples(st.just("roll")),
         st.tuples(st.just("truncate"), st.floats(0, 1)),
-        st.tuples(st.just("reopen"), st.sampled_from(["clean", "crash", "delete", "garbage"])),
+        st.tuples(st.just("reopen"), st.sampled_from(["clean", "crash", "delete", "garbage", "nostate", "badstate"])),
     ),
     min_size=1,
     max_size=40,
@@ -391,8 +406,9 @@ ops_st = st.lists(
 @given(ops=ops_st)
 def test_the_index_always_matches_the_log(ops):
     """Random transactions, rolls, truncations and reopens (clean, crashed, with the index files
-    deleted or garbled): the files hold exactly the aborted transactions the batches show, with
-    the same last stable offsets, and collect returns them."""
+    deleted or garbled, crashed with the .txnstate files deleted or garbled): the files hold
+    exactly the aborted transactions the batches show, with the same last stable offsets, and
+    collect returns them; each .txnstate file lists the transactions open at its offset."""
     shm = Path("/dev/shm")
     tmp = Path(tempfile.mkdtemp(prefix="txnindex-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
     log = PartitionLog.open(tmp / "t-0", CONFIG)
@@ -412,15 +428,24 @@ def test_the_index_always_matches_the_log(ops):
                 log.truncate_to(int(op[1] * log.log_end_offset))
                 w.state = PartitionProducerState.load(log)
             else:
-                log.close(clean=op[1] != "crash")
+                log.close(clean=op[1] not in ("crash", "nostate", "badstate"))
                 for path in (tmp / "t-0").glob("*.txnindex"):
                     if op[1] == "delete":
                         path.unlink()
                     elif op[1] == "garbage":
                         path.write_bytes(b"\x00\x01" + path.read_bytes()[2:])
+                for path in (tmp / "t-0").glob("*.txnstate"):  # crashed, the records damaged
+                    if op[1] == "nostate":
+                        path.unlink()
+                    elif op[1] == "badstate":
+                        path.write_bytes(path.read_bytes()[:-1] + b"\x00")
                 log = w.log = PartitionLog.open(tmp / "t-0", CONFIG)
                 w.state = PartitionProducerState.load(log)
             assert on_disk(log) == expected_files(log), op
+            for seg in log.segments:  # each .txnstate lists exactly the transactions open there
+                path = tmp / "t-0" / f"{seg.base_offset:020d}.txnstate"
+                if path.exists():  # (or one damaged by "badstate": never used)
+                    assert decode_open_txns(path.read_bytes(), seg.base_offset) in (None, open_at(log, seg.base_offset)), op
             leo = log.log_end_offset
             assert log.collect_aborted_transactions(0, leo) == reference(log), op
     finally:
