@@ -281,14 +281,18 @@ class PartitionLog:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _new_segment(self, base_offset: int) -> LogSegment:
-        return LogSegment(
+    def _new_segment(self, base_offset: int, *, fresh: bool = False) -> LogSegment:
+        """A segment object for ``base_offset``: ``fresh`` when this process creates it empty
+        (then it is known to hold no transactional or control batch yet)."""
+        segment = LogSegment(
             self.directory,
             base_offset,
             index_bytes=self.config.segment_index_bytes,
             created_ms=self._now_ms(),
             roll_jitter_ms=random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0,
         )
+        segment.has_txn_batches = not fresh
+        return segment
 
     def _clean_leftovers(self) -> None:
         """Finish or undo file operations interrupted by a crash.
@@ -384,7 +388,7 @@ class PartitionLog:
             rebuilt_txn = False
         if not segments:
             self._drop_txn_state(checkpoint.log_start_offset)
-            segments = [self._new_segment(checkpoint.log_start_offset)]
+            segments = [self._new_segment(checkpoint.log_start_offset, fresh=True)]
         self._open_txns = self._active_open_txns(segments, replayed)
         for seg in segments[:-1]:
             seg.offset_index.close()
@@ -785,7 +789,7 @@ class PartitionLog:
         config = self.config
         if assign_offsets and len(view) >= HEADER_SIZE and config.message_timestamp_type == "CreateTime":
             # The common case, one batch from the leader, checked as _split_batches would.
-            _, length, _, magic, delta, max_ts, count = _BATCH_FIELDS.unpack_from(view, 0)
+            _, length, _, magic, attributes, delta, max_ts, count = _BATCH_FIELDS.unpack_from(view, 0)
             size = length + 12
             if (
                 size == len(view)
@@ -819,13 +823,15 @@ class PartitionLog:
                                 os.ftruncate(segment.fd, start)
                             raise
                         segment.track_batch(start, base, last, max_ts, size, limits[4])
+                        if attributes & _TXN_OR_CONTROL:
+                            segment.has_txn_batches = True
                         if segment.verified_size == start:
                             segment.verified_size = start + size
                         segment.size = start + size
                         if last + 1 - self._recovery_point >= config.flush_messages:
                             self._flush_locked()
                         return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, count, 1, size)
-                return self._append_one(view, size, delta, max_ts, count, leader_epoch, config)
+                return self._append_one(view, size, delta, max_ts, count, leader_epoch, config, attributes)
         batch_list = _split_batches(view, config.max_message_bytes)
         now_ms = int(self.clock() * 1000)
         with self.lock:
@@ -895,6 +901,8 @@ class PartitionLog:
                 segment.verified_size = start + total
             segment.size = start + total
             segment.append_limits = None  # recomputed by the next single-batch append
+            if any(view[pos + _ATTRIBUTES_LOW] & _TXN_OR_CONTROL for pos, *_ in batch_list):
+                segment.has_txn_batches = True
             if segment.next_offset - self._recovery_point >= config.flush_messages:
                 self._flush_locked(now_ms)
             return AppendInfo(
@@ -904,7 +912,7 @@ class PartitionLog:
 
     def _append_one(
         self, view: memoryview, size: int, delta: int, max_ts: int, num_records: int, leader_epoch: int,
-        config: LogConfig,
+        config: LogConfig, attributes: int,
     ) -> AppendInfo:
         """One CreateTime batch from the leader when `append`'s fast path cannot take it: a roll
         may be due. Sets the active segment's `append_limits` for the next ones.
@@ -928,6 +936,8 @@ class PartitionLog:
                     os.ftruncate(segment.fd, start)
                 raise
             segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
+            if attributes & _TXN_OR_CONTROL:
+                segment.has_txn_batches = True
             if segment.verified_size == start:
                 segment.verified_size = start + size
             segment.size = start + size
@@ -1006,7 +1016,7 @@ class PartitionLog:
             self._write_open_txns(base_offset, self._open_txns)
         else:
             self._drop_txn_state(base_offset)
-        self._segments.append(self._new_segment(base_offset))
+        self._segments.append(self._new_segment(base_offset, fresh=True))
         fsync_dir(self.directory)
 
     def _roll(self, base_offset: int) -> LogSegment:
@@ -1021,7 +1031,8 @@ class PartitionLog:
         # Everything before the new segment is now on disk: sealed segments are always flushed.
         self._recovery_point = max(self._recovery_point, old.next_offset)
         open_txns = None if self._open_txns is None else dict(self._open_txns)
-        if open_txns is not None:
+        # A segment without transactional or control batches changes nothing: no replay.
+        if open_txns is not None and old.has_txn_batches:
             try:
                 self._replay_txns(old, open_txns, old.base_offset, None)
             except (InvalidRecordBatch, OSError) as exc:
@@ -1033,7 +1044,7 @@ class PartitionLog:
         else:
             self._drop_txn_state(base_offset)
         self._open_txns = open_txns
-        segment = self._new_segment(base_offset)
+        segment = self._new_segment(base_offset, fresh=True)
         self._segments.append(segment)
         fsync_dir(self.directory)
         return segment
@@ -1384,7 +1395,7 @@ class PartitionLog:
             seg.delete_files()
             self._drop_txn_state(seg.base_offset)
         self._drop_txn_state(offset)
-        self._segments.append(self._new_segment(offset))
+        self._segments.append(self._new_segment(offset, fresh=True))
         self._open_txns = {}
         fsync_dir(self.directory)
         self._log_start_offset = offset
@@ -1531,7 +1542,9 @@ class PartitionLog:
 
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp, recordsCount
-_BATCH_FIELDS = struct.Struct(">qiib4x2xi8xq8x2x4xi")
+_BATCH_FIELDS = struct.Struct(">qiib4xhi8xq8x2x4xi")
+_ATTRIBUTES_LOW = 22  # the low byte of the attributes (int16 at 21) in a batch header
+_TXN_OR_CONTROL = TRANSACTIONAL_MASK | CONTROL_MASK
 
 
 def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, int, int, int, int, int, int]]:
@@ -1547,7 +1560,7 @@ def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, in
     while pos < n:
         if n - pos < HEADER_SIZE:
             raise InvalidRecordBatch(f"record batch header truncated: {n - pos} bytes")
-        base, length, epoch, magic, delta, max_ts, count = unpack(view, pos)
+        base, length, epoch, magic, _, delta, max_ts, count = unpack(view, pos)
         if magic != 2:
             raise InvalidRecordBatch(f"unsupported record batch magic {magic}")
         if length < MIN_BATCH_LENGTH or delta < 0 or count < 0:

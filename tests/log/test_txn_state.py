@@ -10,6 +10,7 @@ from test_txn_index_log import CONFIG, Writer, expected_files, on_disk, open_at,
 from kbroker.log import PartitionLog
 from kbroker.log.txn_index import AbortedTxn, decode_open_txns, encode_open_txns
 from kbroker.replication.producer_state import PartitionProducerState
+from protocol.records import Record, build_batch
 
 
 def state_path(log: PartitionLog, base: int):
@@ -191,4 +192,60 @@ def test_a_state_naming_a_transaction_whose_data_is_gone_is_not_used(tmp_path, m
     reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
     assert visited == bases[-2:]
     assert on_disk(reopened) == before == expected_files(reopened)
+    reopened.close()
+
+
+def test_a_roll_replays_only_segments_holding_transactional_or_control_batches(tmp_path, monkeypatch):
+    """Rolling a segment of plain (or idempotent) batches carries the open transactions over
+    without reading it; one transactional batch or marker, by either append path, makes the roll
+    read it, and so does a segment loaded from disk (not known to be free of them)."""
+    visited = spy_replay(monkeypatch)
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    w = Writer(log)
+    first = w.data(1, txn=True)
+    log.roll()
+    assert visited == [0]
+    w.fill(3)
+    w.data(2)  # idempotent, not transactional
+    base = log.active_segment.base_offset
+    log.roll()
+    assert visited == [0]  # not read: nothing in it opens or closes a transaction
+    assert decode_open_txns(state_path(log, log.active_segment.base_offset).read_bytes(),
+                            log.active_segment.base_offset) == {1: first}
+    assert base not in visited
+    w.fill(3)
+    w.data(3, txn=True)  # a transactional batch on the one-batch path
+    base = log.active_segment.base_offset
+    log.roll()
+    assert visited[-1] == base
+    w.fill(2)
+    w.end(3, commit=True)  # a marker on the one-batch path
+    base = log.active_segment.base_offset
+    log.roll()
+    assert visited[-1] == base
+    # Several batches in one call (the general path), one of them transactional.
+    plain = build_batch([Record(key=b"k", value=b"v", timestamp=1000)])
+    txn = build_batch([Record(key=b"k", value=b"v", timestamp=1000)], producer_id=4, producer_epoch=0,
+                      base_sequence=0, transactional=True)
+    base = log.active_segment.base_offset
+    log.append(plain + plain)
+    log.roll()
+    assert visited[-1] != base
+    base = log.active_segment.base_offset
+    log.append(plain + txn)
+    log.roll()
+    assert visited[-1] == base
+    expected = open_at(log, log.active_segment.base_offset)
+    assert expected == {1: first, 4: base + 1}
+    assert decode_open_txns(state_path(log, log.active_segment.base_offset).read_bytes(),
+                            log.active_segment.base_offset) == expected
+    # After a reopen the active segment is read at its roll, even if it holds plain batches only.
+    w.fill(2)
+    log.close()
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    base = reopened.active_segment.base_offset
+    reopened.roll()
+    assert visited[-1] == base
+    assert decode_open_txns(state_path(reopened, reopened.active_segment.base_offset).read_bytes(),
+                            reopened.active_segment.base_offset) == expected
     reopened.close()
