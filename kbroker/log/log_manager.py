@@ -5,6 +5,7 @@ the fewest partitions, loads every existing partition at start-up (recovering it
 corrupt partition loads offline), and runs one maintenance thread that, every
 ``maintenance_interval_s``:
 
+* queues the write-back of each active segment's new data (4 MiB or more; see `writeback`),
 * flushes logs whose ``flush.ms`` has passed,
 * applies retention (``retention.ms``, ``retention.bytes``, the log start),
 * compacts logs with ``cleanup.policy`` containing ``compact``,
@@ -156,6 +157,7 @@ class LogManager:
         checkpoint = now - self._last_checkpoint >= self.checkpoint_interval_s
         for key, log in self.partitions().items():
             try:
+                log.start_writeback()
                 log.maybe_flush(now_ms)
                 log.delete_old_segments(now_ms)
                 if log.config.compact:

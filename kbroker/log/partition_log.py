@@ -54,7 +54,7 @@ from protocol.record_batch import (
 )
 from protocol.records import ControlType, parse_control_record
 
-from . import batch_records, prealloc
+from . import batch_records, prealloc, writeback
 from .config import INT_MAX, LogConfig
 from .errors import (
     InvalidOffsetError,
@@ -1073,6 +1073,23 @@ class PartitionLog:
         with self.lock:
             self._check_usable()
             self._flush_locked()
+
+    def start_writeback(self, min_bytes: int = writeback.MIN_BYTES) -> bool:
+        """Queue the write-back of what was appended to the active segment since the last call,
+        once it is at least ``min_bytes`` (see `writeback`: it keeps a roll's fsync short).
+        Called by the maintenance thread; the system call runs outside the partition lock. True
+        if something was queued."""
+        with self.lock:
+            if self._closed or self._offline is not None:
+                return False
+            segment = self._segments[-1]
+            file = segment.file  # held: the descriptor stays valid even if the segment goes
+            end = segment.size
+            begin = min(segment.writeback_pos, end)
+            if file is None or end - begin < min_bytes:
+                return False
+            segment.writeback_pos = end
+        return writeback.start(file.fileno(), begin, end - begin)
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
         """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data.

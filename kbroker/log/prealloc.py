@@ -30,17 +30,22 @@ MIN_STEP = 256 * 1024
 MAX_STEP = 1024 * 1024
 
 
-def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def libc_function(name: str, argtypes: list) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """A Linux libc function not in the os module, or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        func = libc.fallocate
+        func = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    func.argtypes = argtypes
     func.restype = ctypes.c_int
     return func
+
+
+def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    return libc_function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
 
 
 _fallocate = _load_fallocate()

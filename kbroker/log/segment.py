@@ -107,7 +107,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits", "txn_index", "reserved_end", "has_txn_batches",
+        "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos",
     )
 
     def __init__(
@@ -151,6 +151,7 @@ class LogSegment:
         # Set by PartitionLog's append path; cleared whenever the state it was derived from changes.
         self.append_limits: tuple[object, int, int, int, int] | None = None
         self.reserved_end = 0  # blocks reserved up to here, past the data (see prealloc)
+        self.writeback_pos = 0  # write-back queued up to here (see writeback)
         # False only while the segment is known to hold no transactional or control batch.
         self.has_txn_batches = True
 
@@ -352,6 +353,7 @@ class LogSegment:
         """Cut the file at ``position`` (a batch boundary) and recompute the derived state."""
         os.ftruncate(self.fd, position)  # (also gives back any reserved blocks)
         self.reserved_end = 0
+        self.writeback_pos = min(self.writeback_pos, position)
         self.append_limits = None
         self.size = position
         self.verified_size = min(self.verified_size, position)
