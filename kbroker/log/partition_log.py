@@ -581,8 +581,9 @@ class PartitionLog:
         batch of that producer at that offset): compaction removes an aborted transaction's data
         and later its marker, and a replay that remembered the transaction but missed the
         marker would hold it open for ever. A batch still there keeps its marker (txn_cleaning.py
-        rule 3). A transaction that began before the first segment is left out, as a replay from
-        the first segment leaves it out.
+        rule 3). A transaction that began before the first segment (retention) cannot be checked,
+        and leaving it out would lose its ABORT entry when it has batches in the first segment (a
+        replay from the first segment finds them): such a record is not used either.
         """
         recorded = self._read_open_txns(segments[j].base_offset)
         if recorded is None:
@@ -590,7 +591,9 @@ class PartitionLog:
         checked = {}
         for pid, first_offset in recorded.items():
             if first_offset < segments[0].base_offset:
-                continue
+                logger.info("not replaying from %s: the transaction of producer %d began before the log",
+                            self._txn_state_path(segments[j].base_offset), pid)
+                return None
             seg = segments[self._position_in(segments, first_offset)]
             try:
                 found = seg.translate_offset(first_offset)
