@@ -1383,16 +1383,20 @@ class PartitionLog:
             while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
                 doomed.append(self._segments.pop())
             seg = self._segments[-1]
+            self._truncations += 1
+            # The later segments (and their .txnstate records) go first, durably, as in Kafka: a
+            # crash must not leave them beside a cut segment whose cut data their records count.
+            for d in doomed:
+                d.delete_files()
+                self._drop_txn_state(d.base_offset)
+            if doomed:
+                fsync_dir(self.directory)
             found = seg.translate_offset(offset)
             if found is not None:
                 seg.truncate_to_position(found[0], self.config.index_interval_bytes)
             seg.txn_index.truncate_to(offset)
             seg.next_offset = offset
             seg.append_limits = None
-            self._truncations += 1
-            for d in doomed:
-                d.delete_files()
-                self._drop_txn_state(d.base_offset)
             if doomed:
                 self._open_txns = self._read_open_txns(seg.base_offset)
                 if self._open_txns is None and len(self._segments) == 1:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from test_txn_index_log import CONFIG, Writer
+from test_txn_index_log import CONFIG, Writer, reference
 
 from kbroker.log import PartitionLog
+from kbroker.log.segment import LogSegment
 
 
 def test_a_transaction_begun_before_the_log_start_keeps_its_abort_entry_after_a_crash(tmp_path):
@@ -37,4 +38,39 @@ def test_a_transaction_begun_before_the_log_start_keeps_its_abort_entry_after_a_
     after = reopened.collect_aborted_transactions(reopened.log_start_offset, reopened.log_end_offset)
     assert [(t.producer_id, t.last_offset) for t in after] == [(1, abort)]
     assert after[0].first_offset <= second
+    reopened.close()
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs."""
+
+
+def test_a_kill_during_truncation_leaves_no_record_for_another_history(tmp_path, monkeypatch):
+    """truncate_to cuts the new active segment and deletes the later ones: killed in between, the
+    later segment must not survive beside the cut one with a .txnstate computed from the data
+    that was cut (here: producer 5's COMMIT, so its transaction is open again)."""
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    w = Writer(log)
+    w.fill(1)
+    w.data(5, txn=True)
+    w.fill(1)
+    commit = w.end(5, commit=True)
+    log.roll()
+    log.checkpoint()  # the recovery point (the roll) is on disk: only the active segment is recovered
+    w.data(5, txn=True)
+    w.fill(1)
+    w.end(5, commit=False)
+    log.flush()
+
+    def killed(self):
+        raise _Killed
+
+    monkeypatch.setattr(LogSegment, "delete_files", killed)
+    try:
+        log.truncate_to(commit)
+    except _Killed:
+        pass
+    monkeypatch.undo()
+    reopened = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert reopened.collect_aborted_transactions(0, reopened.log_end_offset) == reference(reopened)
     reopened.close()
