@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,8 @@ from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
+
+_log = logging.getLogger(__name__)
 
 INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
 
@@ -60,12 +63,17 @@ def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
     return result
 
 
-def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> None:
-    """Create an internal topic (``__consumer_offsets``...) if it does not exist yet."""
-    if broker.image.topic(name) is not None:
-        return
-    # Replication factor 1: this broker is the cluster (Kafka's *.replication.factor defaults of 3
-    # could not be met).
-    result = create_topic(broker, NewTopic(name, partitions, 1, configs=configs))
-    if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-        raise RuntimeError(f"cannot create internal topic {name}: {result.error.name} {result.message}")
+def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> bool:
+    """Create an internal topic (``__consumer_offsets``...) if it does not exist yet, as Kafka does
+    when a coordinator first needs it; True once the topic exists with partitions (a failure to
+    create it is logged)."""
+    if broker.image.topic(name) is None:
+        # Replication factor 1: this broker is the cluster (Kafka's *.replication.factor defaults
+        # of 3 could not be met).
+        result = create_topic(broker, NewTopic(name, partitions, 1, configs=configs))
+        if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+            _log.error("cannot create internal topic %s: %s %s", name, result.error.name, result.message)
+            return False
+        _log.info("created %s", name)
+    topic = broker.image.topic(name)
+    return topic is not None and bool(topic.partitions)

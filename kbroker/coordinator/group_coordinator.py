@@ -184,15 +184,7 @@ class GroupCoordinator:
 
         Kafka creates the topic lazily, when a group first needs it (FindCoordinator, or here a
         group API writing before any FindCoordinator), with ``offsets.topic.num.partitions``."""
-        if self.broker.image.topic(OFFSETS_TOPIC) is None:
-            try:
-                ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs())
-            except RuntimeError as exc:
-                log.error("%s", exc)
-                return False
-            log.info("created %s", OFFSETS_TOPIC)
-        topic = self.broker.image.topic(OFFSETS_TOPIC)
-        return topic is not None and bool(topic.partitions)
+        return ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs())
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.

@@ -147,16 +147,8 @@ class TransactionCoordinator:
         or here a transactional InitProducerId coming without one)."""
         from kbroker.topics import ensure_internal_topic
 
-        if self.broker.image.topic(TRANSACTION_STATE_TOPIC) is None:
-            try:
-                ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
-                                      self.topic_configs())
-            except RuntimeError as exc:
-                log.error("%s", exc)
-                return False
-            log.info("created %s", TRANSACTION_STATE_TOPIC)
-        topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
-        return topic is not None and bool(topic.partitions)
+        return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
+                                     self.topic_configs())
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.
