@@ -817,14 +817,7 @@ class PartitionLog:
                         and max_ts <= limits[2]
                         and last <= limits[3]
                     ):  # (closing or going offline clears the limits)
-                        buffers = [_PREFIX.pack(base, length, leader_epoch), view[16:size]]
-                        try:
-                            if os.pwritev(segment._fd, buffers, start) != size:  # short write: finish it
-                                segment.write(buffers, size)
-                        except OSError:
-                            with contextlib.suppress(OSError):
-                                os.ftruncate(segment.fd, start)
-                            raise
+                        segment.write([_PREFIX.pack(base, length, leader_epoch), view[16:size]], size)
                         segment.track_batch(start, base, last, max_ts, size, limits[4])
                         if attributes & _TXN_OR_CONTROL:
                             segment.has_txn_batches = True
@@ -880,13 +873,7 @@ class PartitionLog:
             else:
                 buffers = [view]
             start = segment.size
-            try:
-                segment.write(buffers, total)
-            except OSError:
-                # Nothing beyond `size` is ever read; cut whatever part of the write landed.
-                with contextlib.suppress(OSError):
-                    os.ftruncate(segment.fd, start)
-                raise
+            segment.write(buffers, total)
             interval = config.index_interval_bytes
             if len(batch_list) == 1:
                 _, size, _, delta, max_ts, num_records, _ = batch_list[0]
@@ -930,14 +917,7 @@ class PartitionLog:
             start = segment.size
             if self._reserving and start + size > segment.reserved_end:
                 self._reserve(segment, start + size, config)
-            buffers = [_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]]
-            try:
-                if os.pwritev(segment._fd, buffers, start) != size:  # short write: finish it
-                    segment.write(buffers, size)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(segment.fd, start)
-                raise
+            segment.write([_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]], size)
             segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
             if attributes & _TXN_OR_CONTROL:
                 segment.has_txn_batches = True

@@ -12,6 +12,7 @@ segment is deleted its files are unlinked and the descriptor closes when the las
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -291,9 +292,24 @@ class LogSegment:
     # -- append ----------------------------------------------------------------------------
 
     def write(self, buffers: list, nbytes: int) -> None:
-        """Write ``buffers`` (``nbytes`` in total) at the end of the committed data."""
-        fd = self._fd
+        """Write ``buffers`` (``nbytes`` in total) at the end of the committed data (``size``).
+
+        On the append hot path: one ``pwritev`` in the common case. If the write fails, whatever
+        part of it landed is cut off again (nothing beyond ``size`` is ever read) and the error
+        is raised.
+        """
         pos = self.size
+        try:
+            if len(buffers) > _IOV_MAX or os.pwritev(self._fd, buffers, pos) != nbytes:
+                self._write_all(buffers, nbytes, pos)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, pos)
+            raise
+
+    def _write_all(self, buffers: list, nbytes: int, pos: int) -> None:
+        """The slow way: at most IOV_MAX buffers per call, continuing after short writes."""
+        fd = self._fd
         written = 0
         while True:
             n = os.pwritev(fd, buffers[:_IOV_MAX], pos + written)

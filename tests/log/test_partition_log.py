@@ -385,3 +385,35 @@ def test_hot_path_sees_config_changes_closing_and_truncation(tmp_path):
 
     with pytest.raises(LogClosedError):
         log.append(value_batch([b"late"]))
+
+
+@pytest.mark.parametrize("path", ["one-batch", "first-append", "several-batches"])
+def test_a_failed_write_is_cut_off_and_the_log_goes_on(tmp_path, monkeypatch, path):
+    """A write that fails half-way (ENOSPC) leaves nothing behind: the file is cut back to the
+    last whole batch, the error reaches the caller, and the next append lands where it would have."""
+    import errno
+
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    if path != "first-append":
+        for _ in range(3):
+            log.append(value_batch([b"x" * 100]))
+    size_before, end_before = log.size, log.log_end_offset
+    real = os.pwritev
+
+    def half_then_fail(fd, buffers, offset):
+        data = b"".join(bytes(b) for b in buffers)
+        real(fd, [data[: len(data) // 2]], offset)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwritev", half_then_fail)
+    batch = value_batch([b"y" * 100])
+    with pytest.raises(OSError):
+        log.append(batch + batch if path == "several-batches" else batch)
+    monkeypatch.setattr(os, "pwritev", real)
+    assert os.stat(log.active_segment.log_path).st_size == size_before
+    assert (log.size, log.log_end_offset) == (size_before, end_before)
+    assert log.append(batch).first_offset == end_before
+    log.close()
+    reopened = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    assert offsets(reopened.read(0, 10**6).read()) == [(i, i) for i in range(end_before + 1)]
+    reopened.close()
