@@ -352,6 +352,15 @@ def _api_versions_answered(wire: Wire) -> None:
     assert resp.api_keys
 
 
+def _broker_still_serves(bootstrap: str) -> None:
+    """A new connection is answered: closing one connection harmed nobody else."""
+    fresh = Wire(bootstrap)
+    try:
+        _api_versions_answered(fresh)
+    finally:
+        fresh.close()
+
+
 @pytest.fixture
 def wire(bootstrap):
     w = Wire(bootstrap)
@@ -427,11 +436,7 @@ def test_produce_with_acks_0_closes_the_connection(bootstrap, wire, monkeypatch)
         _q(0).TopicProduceData.PartitionProduceData(index=0, records=None)])])
     wire.send(request, 9)
     assert _closed_by_broker(wire.sock)
-    fresh = Wire(bootstrap)
-    try:
-        _api_versions_answered(fresh)
-    finally:
-        fresh.close()
+    _broker_still_serves(bootstrap)
 
 
 def test_unbuildable_error_response_closes_the_connection(bootstrap, wire, monkeypatch) -> None:
@@ -442,11 +447,7 @@ def test_unbuildable_error_response_closes_the_connection(bootstrap, wire, monke
     monkeypatch.setattr(connection_module, "error_response", broken_builder)
     wire.send(_q(16)(), 4)
     assert _closed_by_broker(wire.sock)
-    fresh = Wire(bootstrap)
-    try:
-        _api_versions_answered(fresh)
-    finally:
-        fresh.close()
+    _broker_still_serves(bootstrap)
 
 
 def test_unencodable_error_response_closes_the_connection(bootstrap, wire, monkeypatch) -> None:
@@ -454,6 +455,7 @@ def test_unencodable_error_response_closes_the_connection(bootstrap, wire, monke
     monkeypatch.setitem(error_response_module.BUILDERS, 16, lambda request, version, code: object())
     wire.send(_q(16)(), 4)
     assert _closed_by_broker(wire.sock)
+    _broker_still_serves(bootstrap)
 
 
 def test_malformed_request_still_closes_the_connection(wire) -> None:
