@@ -97,9 +97,11 @@ from protocol.messages.share_group_describe import ShareGroupDescribeRequest, Sh
 from protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse
 from protocol.messages.streams_group_describe import StreamsGroupDescribeRequest, StreamsGroupDescribeResponse
 from protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse
+from protocol.messages.streams_group_topology_description_update import StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse
 from protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 from protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
+from protocol.messages.unregister_controller import UnregisterControllerRequest, UnregisterControllerResponse
 from protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 from protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
 from protocol.messages.vote import VoteRequest, VoteResponse
@@ -196,6 +198,8 @@ REQUESTS: dict[int, type] = {
     90: DescribeShareGroupOffsetsRequest,
     91: AlterShareGroupOffsetsRequest,
     92: DeleteShareGroupOffsetsRequest,
+    93: StreamsGroupTopologyDescriptionUpdateRequest,
+    94: UnregisterControllerRequest,
 }
 RESPONSES: dict[int, type] = {
     0: ProduceResponse,
@@ -287,6 +291,8 @@ RESPONSES: dict[int, type] = {
     90: DescribeShareGroupOffsetsResponse,
     91: AlterShareGroupOffsetsResponse,
     92: DeleteShareGroupOffsetsResponse,
+    93: StreamsGroupTopologyDescriptionUpdateResponse,
+    94: UnregisterControllerResponse,
 }
 API_NAMES: dict[int, str] = {
     0: 'Produce',
@@ -378,6 +384,8 @@ API_NAMES: dict[int, str] = {
     90: 'DescribeShareGroupOffsets',
     91: 'AlterShareGroupOffsets',
     92: 'DeleteShareGroupOffsets',
+    93: 'StreamsGroupTopologyDescriptionUpdate',
+    94: 'UnregisterController',
 }
 
 __all__ = [
@@ -548,12 +556,16 @@ __all__ = [
     'StreamsGroupDescribeResponse',
     'StreamsGroupHeartbeatRequest',
     'StreamsGroupHeartbeatResponse',
+    'StreamsGroupTopologyDescriptionUpdateRequest',
+    'StreamsGroupTopologyDescriptionUpdateResponse',
     'SyncGroupRequest',
     'SyncGroupResponse',
     'TxnOffsetCommitRequest',
     'TxnOffsetCommitResponse',
     'UnregisterBrokerRequest',
     'UnregisterBrokerResponse',
+    'UnregisterControllerRequest',
+    'UnregisterControllerResponse',
     'UpdateFeaturesRequest',
     'UpdateFeaturesResponse',
     'UpdateRaftVoterRequest',

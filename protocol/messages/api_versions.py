@@ -13,11 +13,13 @@ _ZERO_UUID = _p.ZERO_UUID
 _array_too_long = _p.array_too_long
 _bad_length = _p.bad_length
 _check_tag_count = _p.check_tag_count
+_read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_tag_header = _p.read_tag_header
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
 _tag_overrun = _p.tag_overrun
+_write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_tags = _p.write_tags
 _write_unknown_tags = _p.write_unknown_tags
@@ -31,16 +33,18 @@ _S_q = struct.Struct('>q')
 
 
 class ApiVersionsRequest(_Message):
-    __slots__ = ('client_software_name', 'client_software_version', 'unknown_tagged_fields')
-    _FIELDS = ('client_software_name', 'client_software_version', )
+    __slots__ = ('client_software_name', 'client_software_version', 'cluster_id', 'node_id', 'unknown_tagged_fields')
+    _FIELDS = ('client_software_name', 'client_software_version', 'cluster_id', 'node_id', )
     API_KEY = 18
     MIN_VERSION = 0
-    MAX_VERSION = 4
+    MAX_VERSION = 5
     FLEXIBLE_MIN_VERSION = 3
 
-    def __init__(self, *, client_software_name='', client_software_version='', unknown_tagged_fields=None):
+    def __init__(self, *, client_software_name='', client_software_version='', cluster_id=None, node_id=-1, unknown_tagged_fields=None):
         self.client_software_name = client_software_name
         self.client_software_version = client_software_version
+        self.cluster_id = cluster_id
+        self.node_id = node_id
         self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
 
@@ -49,7 +53,7 @@ class ApiVersionsResponse(_Message):
     _FIELDS = ('error_code', 'api_keys', 'throttle_time_ms', 'supported_features', 'finalized_features_epoch', 'finalized_features', 'zk_migration_ready', )
     API_KEY = 18
     MIN_VERSION = 0
-    MAX_VERSION = 4
+    MAX_VERSION = 5
     FLEXIBLE_MIN_VERSION = 3
 
     class ApiVersion(_Message):
@@ -57,7 +61,7 @@ class ApiVersionsResponse(_Message):
         _FIELDS = ('api_key', 'min_version', 'max_version', )
         API_KEY = 18
         MIN_VERSION = 0
-        MAX_VERSION = 4
+        MAX_VERSION = 5
         FLEXIBLE_MIN_VERSION = 3
 
         def __init__(self, *, api_key=0, min_version=0, max_version=0, unknown_tagged_fields=None):
@@ -71,7 +75,7 @@ class ApiVersionsResponse(_Message):
         _FIELDS = ('name', 'min_version', 'max_version', )
         API_KEY = 18
         MIN_VERSION = 3
-        MAX_VERSION = 4
+        MAX_VERSION = 5
         FLEXIBLE_MIN_VERSION = 3
 
         def __init__(self, *, name='', min_version=0, max_version=0, unknown_tagged_fields=None):
@@ -85,7 +89,7 @@ class ApiVersionsResponse(_Message):
         _FIELDS = ('name', 'max_version_level', 'min_version_level', )
         API_KEY = 18
         MIN_VERSION = 3
-        MAX_VERSION = 4
+        MAX_VERSION = 5
         FLEXIBLE_MIN_VERSION = 3
 
         def __init__(self, *, name='', max_version_level=0, min_version_level=0, unknown_tagged_fields=None):
@@ -116,6 +120,8 @@ def _read_ApiVersionsRequest_v0(buf, pos):
     o = _new(_C_ApiVersionsRequest)
     o.client_software_name = ''
     o.client_software_version = ''
+    o.cluster_id = None
+    o.node_id = -1
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -128,6 +134,8 @@ def _read_ApiVersionsRequest_v3(buf, pos):
     o = _new(_C_ApiVersionsRequest)
     o.client_software_name, pos = _read_compact_string(buf, pos)
     o.client_software_version, pos = _read_compact_string(buf, pos)
+    o.cluster_id = None
+    o.node_id = -1
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -137,6 +145,21 @@ def _read_ApiVersionsRequest_v3(buf, pos):
 
 
 _read_ApiVersionsRequest_v4 = _read_ApiVersionsRequest_v3
+
+
+def _read_ApiVersionsRequest_v5(buf, pos):
+    o = _new(_C_ApiVersionsRequest)
+    o.client_software_name, pos = _read_compact_string(buf, pos)
+    o.client_software_version, pos = _read_compact_string(buf, pos)
+    o.cluster_id, pos = _read_compact_nullable_string(buf, pos)
+    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
 
 
 def _write_ApiVersionsRequest_v0(o, w):
@@ -159,6 +182,19 @@ def _write_ApiVersionsRequest_v3(o, w):
 
 
 _write_ApiVersionsRequest_v4 = _write_ApiVersionsRequest_v3
+
+
+def _write_ApiVersionsRequest_v5(o, w):
+    b = w.buf
+    _write_compact_string(b, o.client_software_name)
+    _write_compact_string(b, o.client_software_version)
+    _write_compact_nullable_string(b, o.cluster_id)
+    b += _S_i.pack(o.node_id)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
 
 
 def _read_ApiVersionsResponse_ApiVersion_v0(buf, pos):
@@ -186,6 +222,7 @@ def _read_ApiVersionsResponse_ApiVersion_v3(buf, pos):
 
 
 _read_ApiVersionsResponse_ApiVersion_v4 = _read_ApiVersionsResponse_ApiVersion_v3
+_read_ApiVersionsResponse_ApiVersion_v5 = _read_ApiVersionsResponse_ApiVersion_v3
 
 
 def _write_ApiVersionsResponse_ApiVersion_v0(o, w):
@@ -208,6 +245,7 @@ def _write_ApiVersionsResponse_ApiVersion_v3(o, w):
 
 
 _write_ApiVersionsResponse_ApiVersion_v4 = _write_ApiVersionsResponse_ApiVersion_v3
+_write_ApiVersionsResponse_ApiVersion_v5 = _write_ApiVersionsResponse_ApiVersion_v3
 
 
 def _read_ApiVersionsResponse_SupportedFeatureKey_v3(buf, pos):
@@ -224,6 +262,7 @@ def _read_ApiVersionsResponse_SupportedFeatureKey_v3(buf, pos):
 
 
 _read_ApiVersionsResponse_SupportedFeatureKey_v4 = _read_ApiVersionsResponse_SupportedFeatureKey_v3
+_read_ApiVersionsResponse_SupportedFeatureKey_v5 = _read_ApiVersionsResponse_SupportedFeatureKey_v3
 
 
 def _write_ApiVersionsResponse_SupportedFeatureKey_v3(o, w):
@@ -238,6 +277,7 @@ def _write_ApiVersionsResponse_SupportedFeatureKey_v3(o, w):
 
 
 _write_ApiVersionsResponse_SupportedFeatureKey_v4 = _write_ApiVersionsResponse_SupportedFeatureKey_v3
+_write_ApiVersionsResponse_SupportedFeatureKey_v5 = _write_ApiVersionsResponse_SupportedFeatureKey_v3
 
 
 def _read_ApiVersionsResponse_FinalizedFeatureKey_v3(buf, pos):
@@ -254,6 +294,7 @@ def _read_ApiVersionsResponse_FinalizedFeatureKey_v3(buf, pos):
 
 
 _read_ApiVersionsResponse_FinalizedFeatureKey_v4 = _read_ApiVersionsResponse_FinalizedFeatureKey_v3
+_read_ApiVersionsResponse_FinalizedFeatureKey_v5 = _read_ApiVersionsResponse_FinalizedFeatureKey_v3
 
 
 def _write_ApiVersionsResponse_FinalizedFeatureKey_v3(o, w):
@@ -268,6 +309,7 @@ def _write_ApiVersionsResponse_FinalizedFeatureKey_v3(o, w):
 
 
 _write_ApiVersionsResponse_FinalizedFeatureKey_v4 = _write_ApiVersionsResponse_FinalizedFeatureKey_v3
+_write_ApiVersionsResponse_FinalizedFeatureKey_v5 = _write_ApiVersionsResponse_FinalizedFeatureKey_v3
 
 
 def _read_ApiVersionsResponse_v0(buf, pos):
@@ -443,6 +485,7 @@ def _read_ApiVersionsResponse_v3(buf, pos):
 
 
 _read_ApiVersionsResponse_v4 = _read_ApiVersionsResponse_v3
+_read_ApiVersionsResponse_v5 = _read_ApiVersionsResponse_v3
 
 
 def _write_ApiVersionsResponse_v0(o, w):
@@ -531,15 +574,16 @@ def _write_ApiVersionsResponse_v3(o, w):
 
 
 _write_ApiVersionsResponse_v4 = _write_ApiVersionsResponse_v3
+_write_ApiVersionsResponse_v5 = _write_ApiVersionsResponse_v3
 
 
-ApiVersionsRequest._READERS = (_read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v3, _read_ApiVersionsRequest_v3, )
-ApiVersionsRequest._WRITERS = (_write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v3, _write_ApiVersionsRequest_v3, )
-ApiVersionsResponse._READERS = (_read_ApiVersionsResponse_v0, _read_ApiVersionsResponse_v1, _read_ApiVersionsResponse_v1, _read_ApiVersionsResponse_v3, _read_ApiVersionsResponse_v3, )
-ApiVersionsResponse._WRITERS = (_write_ApiVersionsResponse_v0, _write_ApiVersionsResponse_v1, _write_ApiVersionsResponse_v1, _write_ApiVersionsResponse_v3, _write_ApiVersionsResponse_v3, )
-ApiVersionsResponse.ApiVersion._READERS = (_read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v3, _read_ApiVersionsResponse_ApiVersion_v3, )
-ApiVersionsResponse.ApiVersion._WRITERS = (_write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v3, _write_ApiVersionsResponse_ApiVersion_v3, )
-ApiVersionsResponse.SupportedFeatureKey._READERS = (None, None, None, _read_ApiVersionsResponse_SupportedFeatureKey_v3, _read_ApiVersionsResponse_SupportedFeatureKey_v3, )
-ApiVersionsResponse.SupportedFeatureKey._WRITERS = (None, None, None, _write_ApiVersionsResponse_SupportedFeatureKey_v3, _write_ApiVersionsResponse_SupportedFeatureKey_v3, )
-ApiVersionsResponse.FinalizedFeatureKey._READERS = (None, None, None, _read_ApiVersionsResponse_FinalizedFeatureKey_v3, _read_ApiVersionsResponse_FinalizedFeatureKey_v3, )
-ApiVersionsResponse.FinalizedFeatureKey._WRITERS = (None, None, None, _write_ApiVersionsResponse_FinalizedFeatureKey_v3, _write_ApiVersionsResponse_FinalizedFeatureKey_v3, )
+ApiVersionsRequest._READERS = (_read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v0, _read_ApiVersionsRequest_v3, _read_ApiVersionsRequest_v3, _read_ApiVersionsRequest_v5, )
+ApiVersionsRequest._WRITERS = (_write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v0, _write_ApiVersionsRequest_v3, _write_ApiVersionsRequest_v3, _write_ApiVersionsRequest_v5, )
+ApiVersionsResponse._READERS = (_read_ApiVersionsResponse_v0, _read_ApiVersionsResponse_v1, _read_ApiVersionsResponse_v1, _read_ApiVersionsResponse_v3, _read_ApiVersionsResponse_v3, _read_ApiVersionsResponse_v3, )
+ApiVersionsResponse._WRITERS = (_write_ApiVersionsResponse_v0, _write_ApiVersionsResponse_v1, _write_ApiVersionsResponse_v1, _write_ApiVersionsResponse_v3, _write_ApiVersionsResponse_v3, _write_ApiVersionsResponse_v3, )
+ApiVersionsResponse.ApiVersion._READERS = (_read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v0, _read_ApiVersionsResponse_ApiVersion_v3, _read_ApiVersionsResponse_ApiVersion_v3, _read_ApiVersionsResponse_ApiVersion_v3, )
+ApiVersionsResponse.ApiVersion._WRITERS = (_write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v0, _write_ApiVersionsResponse_ApiVersion_v3, _write_ApiVersionsResponse_ApiVersion_v3, _write_ApiVersionsResponse_ApiVersion_v3, )
+ApiVersionsResponse.SupportedFeatureKey._READERS = (None, None, None, _read_ApiVersionsResponse_SupportedFeatureKey_v3, _read_ApiVersionsResponse_SupportedFeatureKey_v3, _read_ApiVersionsResponse_SupportedFeatureKey_v3, )
+ApiVersionsResponse.SupportedFeatureKey._WRITERS = (None, None, None, _write_ApiVersionsResponse_SupportedFeatureKey_v3, _write_ApiVersionsResponse_SupportedFeatureKey_v3, _write_ApiVersionsResponse_SupportedFeatureKey_v3, )
+ApiVersionsResponse.FinalizedFeatureKey._READERS = (None, None, None, _read_ApiVersionsResponse_FinalizedFeatureKey_v3, _read_ApiVersionsResponse_FinalizedFeatureKey_v3, _read_ApiVersionsResponse_FinalizedFeatureKey_v3, )
+ApiVersionsResponse.FinalizedFeatureKey._WRITERS = (None, None, None, _write_ApiVersionsResponse_FinalizedFeatureKey_v3, _write_ApiVersionsResponse_FinalizedFeatureKey_v3, _write_ApiVersionsResponse_FinalizedFeatureKey_v3, )

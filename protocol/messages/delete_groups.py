@@ -11,10 +11,12 @@ _Message = _p.Message
 _ZERO_UUID = _p.ZERO_UUID
 _array_too_long = _p.array_too_long
 _bad_length = _p.bad_length
+_read_compact_nullable_string = _p.read_compact_nullable_string
 _read_compact_string = _p.read_compact_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
+_write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_string = _p.write_string
 _write_unknown_tags = _p.write_unknown_tags
@@ -28,7 +30,7 @@ class DeleteGroupsRequest(_Message):
     _FIELDS = ('groups_names', )
     API_KEY = 42
     MIN_VERSION = 0
-    MAX_VERSION = 2
+    MAX_VERSION = 3
     FLEXIBLE_MIN_VERSION = 2
 
     def __init__(self, *, groups_names=_DEFAULT, unknown_tagged_fields=None):
@@ -41,20 +43,21 @@ class DeleteGroupsResponse(_Message):
     _FIELDS = ('throttle_time_ms', 'results', )
     API_KEY = 42
     MIN_VERSION = 0
-    MAX_VERSION = 2
+    MAX_VERSION = 3
     FLEXIBLE_MIN_VERSION = 2
 
     class DeletableGroupResult(_Message):
-        __slots__ = ('group_id', 'error_code', 'unknown_tagged_fields')
-        _FIELDS = ('group_id', 'error_code', )
+        __slots__ = ('group_id', 'error_code', 'error_message', 'unknown_tagged_fields')
+        _FIELDS = ('group_id', 'error_code', 'error_message', )
         API_KEY = 42
         MIN_VERSION = 0
-        MAX_VERSION = 2
+        MAX_VERSION = 3
         FLEXIBLE_MIN_VERSION = 2
 
-        def __init__(self, *, group_id='', error_code=0, unknown_tagged_fields=None):
+        def __init__(self, *, group_id='', error_code=0, error_message=None, unknown_tagged_fields=None):
             self.group_id = group_id
             self.error_code = error_code
+            self.error_message = error_message
             self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
     def __init__(self, *, throttle_time_ms=0, results=_DEFAULT, unknown_tagged_fields=None):
@@ -115,6 +118,9 @@ def _read_DeleteGroupsRequest_v2(buf, pos):
     return o, pos
 
 
+_read_DeleteGroupsRequest_v3 = _read_DeleteGroupsRequest_v2
+
+
 def _write_DeleteGroupsRequest_v0(o, w):
     b = w.buf
     a = o.groups_names
@@ -139,11 +145,15 @@ def _write_DeleteGroupsRequest_v2(o, w):
         b.append(0)
 
 
+_write_DeleteGroupsRequest_v3 = _write_DeleteGroupsRequest_v2
+
+
 def _read_DeleteGroupsResponse_DeletableGroupResult_v0(buf, pos):
     o = _new(_C_DeleteGroupsResponse_DeletableGroupResult)
     o.group_id, pos = _read_string(buf, pos)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
+    o.error_message = None
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -156,6 +166,21 @@ def _read_DeleteGroupsResponse_DeletableGroupResult_v2(buf, pos):
     o.group_id, pos = _read_compact_string(buf, pos)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
+    o.error_message = None
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _read_DeleteGroupsResponse_DeletableGroupResult_v3(buf, pos):
+    o = _new(_C_DeleteGroupsResponse_DeletableGroupResult)
+    o.group_id, pos = _read_compact_string(buf, pos)
+    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    o.error_message, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -184,6 +209,18 @@ def _write_DeleteGroupsResponse_DeletableGroupResult_v2(o, w):
         b.append(0)
 
 
+def _write_DeleteGroupsResponse_DeletableGroupResult_v3(o, w):
+    b = w.buf
+    _write_compact_string(b, o.group_id)
+    b += _S_h.pack(o.error_code)
+    _write_compact_nullable_string(b, o.error_message)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
 def _read_DeleteGroupsResponse_v0(buf, pos):
     o = _new(_C_DeleteGroupsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
@@ -201,6 +238,7 @@ def _read_DeleteGroupsResponse_v0(buf, pos):
         item.group_id, pos = _read_string(buf, pos)
         item.error_code = _S_h.unpack_from(buf, pos)[0]
         pos += 2
+        item.error_message = None
         item.unknown_tagged_fields = []
         append(item)
     o.results = items
@@ -232,6 +270,44 @@ def _read_DeleteGroupsResponse_v2(buf, pos):
         item.group_id, pos = _read_compact_string(buf, pos)
         item.error_code = _S_h.unpack_from(buf, pos)[0]
         pos += 2
+        item.error_message = None
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+        append(item)
+    o.results = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _read_DeleteGroupsResponse_v3(buf, pos):
+    o = _new(_C_DeleteGroupsResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 5 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item = _new(_C_DeleteGroupsResponse_DeletableGroupResult)
+        item.group_id, pos = _read_compact_string(buf, pos)
+        item.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+        item.error_message, pos = _read_compact_nullable_string(buf, pos)
         if buf[pos] == 0:
             pos += 1
             item.unknown_tagged_fields = []
@@ -280,9 +356,30 @@ def _write_DeleteGroupsResponse_v2(o, w):
         b.append(0)
 
 
-DeleteGroupsRequest._READERS = (_read_DeleteGroupsRequest_v0, _read_DeleteGroupsRequest_v0, _read_DeleteGroupsRequest_v2, )
-DeleteGroupsRequest._WRITERS = (_write_DeleteGroupsRequest_v0, _write_DeleteGroupsRequest_v0, _write_DeleteGroupsRequest_v2, )
-DeleteGroupsResponse._READERS = (_read_DeleteGroupsResponse_v0, _read_DeleteGroupsResponse_v0, _read_DeleteGroupsResponse_v2, )
-DeleteGroupsResponse._WRITERS = (_write_DeleteGroupsResponse_v0, _write_DeleteGroupsResponse_v0, _write_DeleteGroupsResponse_v2, )
-DeleteGroupsResponse.DeletableGroupResult._READERS = (_read_DeleteGroupsResponse_DeletableGroupResult_v0, _read_DeleteGroupsResponse_DeletableGroupResult_v0, _read_DeleteGroupsResponse_DeletableGroupResult_v2, )
-DeleteGroupsResponse.DeletableGroupResult._WRITERS = (_write_DeleteGroupsResponse_DeletableGroupResult_v0, _write_DeleteGroupsResponse_DeletableGroupResult_v0, _write_DeleteGroupsResponse_DeletableGroupResult_v2, )
+def _write_DeleteGroupsResponse_v3(o, w):
+    b = w.buf
+    b += _S_i.pack(o.throttle_time_ms)
+    a = o.results
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_compact_string(b, item.group_id)
+        b += _S_h.pack(item.error_code)
+        _write_compact_nullable_string(b, item.error_message)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+DeleteGroupsRequest._READERS = (_read_DeleteGroupsRequest_v0, _read_DeleteGroupsRequest_v0, _read_DeleteGroupsRequest_v2, _read_DeleteGroupsRequest_v2, )
+DeleteGroupsRequest._WRITERS = (_write_DeleteGroupsRequest_v0, _write_DeleteGroupsRequest_v0, _write_DeleteGroupsRequest_v2, _write_DeleteGroupsRequest_v2, )
+DeleteGroupsResponse._READERS = (_read_DeleteGroupsResponse_v0, _read_DeleteGroupsResponse_v0, _read_DeleteGroupsResponse_v2, _read_DeleteGroupsResponse_v3, )
+DeleteGroupsResponse._WRITERS = (_write_DeleteGroupsResponse_v0, _write_DeleteGroupsResponse_v0, _write_DeleteGroupsResponse_v2, _write_DeleteGroupsResponse_v3, )
+DeleteGroupsResponse.DeletableGroupResult._READERS = (_read_DeleteGroupsResponse_DeletableGroupResult_v0, _read_DeleteGroupsResponse_DeletableGroupResult_v0, _read_DeleteGroupsResponse_DeletableGroupResult_v2, _read_DeleteGroupsResponse_DeletableGroupResult_v3, )
+DeleteGroupsResponse.DeletableGroupResult._WRITERS = (_write_DeleteGroupsResponse_DeletableGroupResult_v0, _write_DeleteGroupsResponse_DeletableGroupResult_v0, _write_DeleteGroupsResponse_DeletableGroupResult_v2, _write_DeleteGroupsResponse_DeletableGroupResult_v3, )

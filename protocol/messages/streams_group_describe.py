@@ -22,12 +22,14 @@ _write_compact_string = _p.write_compact_string
 _write_unknown_tags = _p.write_unknown_tags
 _write_uvarint = _p.write_uvarint
 _S_H = struct.Struct('>H')
+_S_b = struct.Struct('>b')
 _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 _S_iq = struct.Struct('>iq')
 _S_o = struct.Struct('>?')
+_S_oo = struct.Struct('>??')
 
 
 class Endpoint(_Message):
@@ -35,7 +37,7 @@ class Endpoint(_Message):
     _FIELDS = ('host', 'port', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, host='', port=0, unknown_tagged_fields=None):
@@ -49,7 +51,7 @@ class TaskOffset(_Message):
     _FIELDS = ('subtopology_id', 'partition', 'offset', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, subtopology_id='', partition=0, offset=0, unknown_tagged_fields=None):
@@ -64,7 +66,7 @@ class TaskIds(_Message):
     _FIELDS = ('subtopology_id', 'partitions', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, subtopology_id='', partitions=_DEFAULT, unknown_tagged_fields=None):
@@ -78,7 +80,7 @@ class Assignment(_Message):
     _FIELDS = ('active_tasks', 'standby_tasks', 'warmup_tasks', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
     TaskIds = TaskIds
 
@@ -94,7 +96,7 @@ class KeyValue(_Message):
     _FIELDS = ('key', 'value', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, key='', value='', unknown_tagged_fields=None):
@@ -108,7 +110,7 @@ class TopicInfo(_Message):
     _FIELDS = ('name', 'partitions', 'replication_factor', 'topic_configs', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
     KeyValue = KeyValue
 
@@ -120,17 +122,82 @@ class TopicInfo(_Message):
         self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
 
-class StreamsGroupDescribeRequest(_Message):
-    __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tagged_fields')
-    _FIELDS = ('group_ids', 'include_authorized_operations', )
+class TopologyDescriptionNode(_Message):
+    __slots__ = ('name', 'node_type', 'source_topics', 'sink_topic', 'stores', 'successors', 'unknown_tagged_fields')
+    _FIELDS = ('name', 'node_type', 'source_topics', 'sink_topic', 'stores', 'successors', )
     API_KEY = 89
-    MIN_VERSION = 0
-    MAX_VERSION = 0
+    MIN_VERSION = 1
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
-    def __init__(self, *, group_ids=_DEFAULT, include_authorized_operations=False, unknown_tagged_fields=None):
+    def __init__(self, *, name='', node_type=0, source_topics=_DEFAULT, sink_topic=None, stores=_DEFAULT, successors=_DEFAULT, unknown_tagged_fields=None):
+        self.name = name
+        self.node_type = node_type
+        self.source_topics = [] if source_topics is _DEFAULT else source_topics
+        self.sink_topic = sink_topic
+        self.stores = [] if stores is _DEFAULT else stores
+        self.successors = [] if successors is _DEFAULT else successors
+        self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
+
+
+class TopologyDescriptionSubtopology(_Message):
+    __slots__ = ('subtopology_id', 'nodes', 'unknown_tagged_fields')
+    _FIELDS = ('subtopology_id', 'nodes', )
+    API_KEY = 89
+    MIN_VERSION = 1
+    MAX_VERSION = 1
+    FLEXIBLE_MIN_VERSION = 0
+    TopologyDescriptionNode = TopologyDescriptionNode
+
+    def __init__(self, *, subtopology_id='', nodes=_DEFAULT, unknown_tagged_fields=None):
+        self.subtopology_id = subtopology_id
+        self.nodes = [] if nodes is _DEFAULT else nodes
+        self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
+
+
+class TopologyDescriptionGlobalStore(_Message):
+    __slots__ = ('source', 'processor', 'unknown_tagged_fields')
+    _FIELDS = ('source', 'processor', )
+    API_KEY = 89
+    MIN_VERSION = 1
+    MAX_VERSION = 1
+    FLEXIBLE_MIN_VERSION = 0
+    TopologyDescriptionNode = TopologyDescriptionNode
+
+    def __init__(self, *, source=_DEFAULT, processor=_DEFAULT, unknown_tagged_fields=None):
+        self.source = _C_TopologyDescriptionNode() if source is _DEFAULT else source
+        self.processor = _C_TopologyDescriptionNode() if processor is _DEFAULT else processor
+        self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
+
+
+class TopologyDescription(_Message):
+    __slots__ = ('subtopologies', 'global_stores', 'unknown_tagged_fields')
+    _FIELDS = ('subtopologies', 'global_stores', )
+    API_KEY = 89
+    MIN_VERSION = 1
+    MAX_VERSION = 1
+    FLEXIBLE_MIN_VERSION = 0
+    TopologyDescriptionSubtopology = TopologyDescriptionSubtopology
+    TopologyDescriptionGlobalStore = TopologyDescriptionGlobalStore
+
+    def __init__(self, *, subtopologies=_DEFAULT, global_stores=_DEFAULT, unknown_tagged_fields=None):
+        self.subtopologies = [] if subtopologies is _DEFAULT else subtopologies
+        self.global_stores = [] if global_stores is _DEFAULT else global_stores
+        self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
+
+
+class StreamsGroupDescribeRequest(_Message):
+    __slots__ = ('group_ids', 'include_authorized_operations', 'include_topology_description', 'unknown_tagged_fields')
+    _FIELDS = ('group_ids', 'include_authorized_operations', 'include_topology_description', )
+    API_KEY = 89
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_MIN_VERSION = 0
+
+    def __init__(self, *, group_ids=_DEFAULT, include_authorized_operations=False, include_topology_description=False, unknown_tagged_fields=None):
         self.group_ids = [] if group_ids is _DEFAULT else group_ids
         self.include_authorized_operations = include_authorized_operations
+        self.include_topology_description = include_topology_description
         self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
 
@@ -139,23 +206,24 @@ class StreamsGroupDescribeResponse(_Message):
     _FIELDS = ('throttle_time_ms', 'groups', )
     API_KEY = 89
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     class DescribedGroup(_Message):
-        __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'topology', 'members', 'authorized_operations', 'unknown_tagged_fields')
-        _FIELDS = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'topology', 'members', 'authorized_operations', )
+        __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'topology', 'members', 'authorized_operations', 'topology_description', 'topology_description_status', 'assignor_name', 'unknown_tagged_fields')
+        _FIELDS = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'topology', 'members', 'authorized_operations', 'topology_description', 'topology_description_status', 'assignor_name', )
         API_KEY = 89
         MIN_VERSION = 0
-        MAX_VERSION = 0
+        MAX_VERSION = 1
         FLEXIBLE_MIN_VERSION = 0
+        TopologyDescription = TopologyDescription
 
         class Topology(_Message):
             __slots__ = ('epoch', 'subtopologies', 'unknown_tagged_fields')
             _FIELDS = ('epoch', 'subtopologies', )
             API_KEY = 89
             MIN_VERSION = 0
-            MAX_VERSION = 0
+            MAX_VERSION = 1
             FLEXIBLE_MIN_VERSION = 0
 
             class Subtopology(_Message):
@@ -163,7 +231,7 @@ class StreamsGroupDescribeResponse(_Message):
                 _FIELDS = ('subtopology_id', 'source_topics', 'repartition_sink_topics', 'state_changelog_topics', 'repartition_source_topics', )
                 API_KEY = 89
                 MIN_VERSION = 0
-                MAX_VERSION = 0
+                MAX_VERSION = 1
                 FLEXIBLE_MIN_VERSION = 0
                 TopicInfo = TopicInfo
 
@@ -185,7 +253,7 @@ class StreamsGroupDescribeResponse(_Message):
             _FIELDS = ('member_id', 'member_epoch', 'instance_id', 'rack_id', 'client_id', 'client_host', 'topology_epoch', 'process_id', 'user_endpoint', 'client_tags', 'task_offsets', 'task_end_offsets', 'assignment', 'target_assignment', 'is_classic', )
             API_KEY = 89
             MIN_VERSION = 0
-            MAX_VERSION = 0
+            MAX_VERSION = 1
             FLEXIBLE_MIN_VERSION = 0
             Endpoint = Endpoint
             KeyValue = KeyValue
@@ -210,7 +278,7 @@ class StreamsGroupDescribeResponse(_Message):
                 self.is_classic = is_classic
                 self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-        def __init__(self, *, error_code=0, error_message=None, group_id='', group_state='', group_epoch=0, assignment_epoch=0, topology=None, members=_DEFAULT, authorized_operations=-2147483648, unknown_tagged_fields=None):
+        def __init__(self, *, error_code=0, error_message=None, group_id='', group_state='', group_epoch=0, assignment_epoch=0, topology=None, members=_DEFAULT, authorized_operations=-2147483648, topology_description=None, topology_description_status=0, assignor_name=None, unknown_tagged_fields=None):
             self.error_code = error_code
             self.error_message = error_message
             self.group_id = group_id
@@ -220,6 +288,9 @@ class StreamsGroupDescribeResponse(_Message):
             self.topology = topology
             self.members = [] if members is _DEFAULT else members
             self.authorized_operations = authorized_operations
+            self.topology_description = topology_description
+            self.topology_description_status = topology_description_status
+            self.assignor_name = assignor_name
             self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
     def __init__(self, *, throttle_time_ms=0, groups=_DEFAULT, unknown_tagged_fields=None):
@@ -234,6 +305,10 @@ _C_Assignment = Assignment
 _C_TaskIds = TaskIds
 _C_KeyValue = KeyValue
 _C_TopicInfo = TopicInfo
+_C_TopologyDescription = TopologyDescription
+_C_TopologyDescriptionSubtopology = TopologyDescriptionSubtopology
+_C_TopologyDescriptionNode = TopologyDescriptionNode
+_C_TopologyDescriptionGlobalStore = TopologyDescriptionGlobalStore
 _C_StreamsGroupDescribeRequest = StreamsGroupDescribeRequest
 _C_StreamsGroupDescribeResponse = StreamsGroupDescribeResponse
 _C_StreamsGroupDescribeResponse_DescribedGroup = StreamsGroupDescribeResponse.DescribedGroup
@@ -255,6 +330,9 @@ def _read_Endpoint_v0(buf, pos):
     return o, pos
 
 
+_read_Endpoint_v1 = _read_Endpoint_v0
+
+
 def _write_Endpoint_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.host)
@@ -264,6 +342,9 @@ def _write_Endpoint_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_Endpoint_v1 = _write_Endpoint_v0
 
 
 def _read_TaskOffset_v0(buf, pos):
@@ -279,6 +360,9 @@ def _read_TaskOffset_v0(buf, pos):
     return o, pos
 
 
+_read_TaskOffset_v1 = _read_TaskOffset_v0
+
+
 def _write_TaskOffset_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -288,6 +372,9 @@ def _write_TaskOffset_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_TaskOffset_v1 = _write_TaskOffset_v0
 
 
 def _read_TaskIds_v0(buf, pos):
@@ -312,6 +399,9 @@ def _read_TaskIds_v0(buf, pos):
     return o, pos
 
 
+_read_TaskIds_v1 = _read_TaskIds_v0
+
+
 def _write_TaskIds_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -323,6 +413,9 @@ def _write_TaskIds_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_TaskIds_v1 = _write_TaskIds_v0
 
 
 def _read_Assignment_v0(buf, pos):
@@ -383,6 +476,9 @@ def _read_Assignment_v0(buf, pos):
     return o, pos
 
 
+_read_Assignment_v1 = _read_Assignment_v0
+
+
 def _write_Assignment_v0(o, w):
     b = w.buf
     a = o.active_tasks
@@ -404,6 +500,9 @@ def _write_Assignment_v0(o, w):
         b.append(0)
 
 
+_write_Assignment_v1 = _write_Assignment_v0
+
+
 def _read_KeyValue_v0(buf, pos):
     o = _new(_C_KeyValue)
     o.key, pos = _read_compact_string(buf, pos)
@@ -416,6 +515,9 @@ def _read_KeyValue_v0(buf, pos):
     return o, pos
 
 
+_read_KeyValue_v1 = _read_KeyValue_v0
+
+
 def _write_KeyValue_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.key)
@@ -425,6 +527,9 @@ def _write_KeyValue_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_KeyValue_v1 = _write_KeyValue_v0
 
 
 def _read_TopicInfo_v0(buf, pos):
@@ -463,6 +568,9 @@ def _read_TopicInfo_v0(buf, pos):
     return o, pos
 
 
+_read_TopicInfo_v1 = _read_TopicInfo_v0
+
+
 def _write_TopicInfo_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.name)
@@ -477,6 +585,218 @@ def _write_TopicInfo_v0(o, w):
             _write_unknown_tags(b, u)
         else:
             b.append(0)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+_write_TopicInfo_v1 = _write_TopicInfo_v0
+
+
+def _read_TopologyDescriptionNode_v1(buf, pos):
+    o = _new(_C_TopologyDescriptionNode)
+    o.name, pos = _read_compact_string(buf, pos)
+    o.node_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_compact_string(buf, pos)
+        append(item)
+    o.source_topics = items
+    o.sink_topic, pos = _read_compact_nullable_string(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_compact_string(buf, pos)
+        append(item)
+    o.stores = items
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_compact_string(buf, pos)
+        append(item)
+    o.successors = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _write_TopologyDescriptionNode_v1(o, w):
+    b = w.buf
+    _write_compact_string(b, o.name)
+    b += _S_b.pack(o.node_type)
+    a = o.source_topics
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_compact_string(b, item)
+    _write_compact_nullable_string(b, o.sink_topic)
+    a = o.stores
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_compact_string(b, item)
+    a = o.successors
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_compact_string(b, item)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+def _read_TopologyDescriptionSubtopology_v1(buf, pos):
+    o = _new(_C_TopologyDescriptionSubtopology)
+    o.subtopology_id, pos = _read_compact_string(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_TopologyDescriptionNode_v1(buf, pos)
+        append(item)
+    o.nodes = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _write_TopologyDescriptionSubtopology_v1(o, w):
+    b = w.buf
+    _write_compact_string(b, o.subtopology_id)
+    a = o.nodes
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_TopologyDescriptionNode_v1(item, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+def _read_TopologyDescriptionGlobalStore_v1(buf, pos):
+    o = _new(_C_TopologyDescriptionGlobalStore)
+    o.source, pos = _read_TopologyDescriptionNode_v1(buf, pos)
+    o.processor, pos = _read_TopologyDescriptionNode_v1(buf, pos)
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _write_TopologyDescriptionGlobalStore_v1(o, w):
+    b = w.buf
+    _write_TopologyDescriptionNode_v1(o.source, w)
+    _write_TopologyDescriptionNode_v1(o.processor, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+def _read_TopologyDescription_v1(buf, pos):
+    o = _new(_C_TopologyDescription)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_TopologyDescriptionSubtopology_v1(buf, pos)
+        append(item)
+    o.subtopologies = items
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 15 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_TopologyDescriptionGlobalStore_v1(buf, pos)
+        append(item)
+    o.global_stores = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _write_TopologyDescription_v1(o, w):
+    b = w.buf
+    a = o.subtopologies
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_TopologyDescriptionSubtopology_v1(item, w)
+    a = o.global_stores
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_TopologyDescriptionGlobalStore_v1(item, w)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -504,6 +824,35 @@ def _read_StreamsGroupDescribeRequest_v0(buf, pos):
     o.group_ids = items
     o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
     pos += 1
+    o.include_topology_description = False
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _read_StreamsGroupDescribeRequest_v1(buf, pos):
+    o = _new(_C_StreamsGroupDescribeRequest)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_compact_string(buf, pos)
+        append(item)
+    o.group_ids = items
+    o.include_authorized_operations, o.include_topology_description = _S_oo.unpack_from(buf, pos)
+    pos += 2
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -519,6 +868,20 @@ def _write_StreamsGroupDescribeRequest_v0(o, w):
     for item in a:
         _write_compact_string(b, item)
     b += _S_o.pack(o.include_authorized_operations)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+def _write_StreamsGroupDescribeRequest_v1(o, w):
+    b = w.buf
+    a = o.group_ids
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_compact_string(b, item)
+    b += _S_oo.pack(o.include_authorized_operations, o.include_topology_description)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -601,6 +964,9 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0(bu
     return o, pos
 
 
+_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v1 = _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0
+
+
 def _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -625,6 +991,9 @@ def _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0(o
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v1 = _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0
 
 
 def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos):
@@ -659,6 +1028,9 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v1 = _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0
+
+
 def _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(o, w):
     b = w.buf
     b += _S_i.pack(o.epoch)
@@ -674,6 +1046,9 @@ def _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v1 = _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0
 
 
 def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
@@ -776,6 +1151,9 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupDescribeResponse_DescribedGroup_Member_v1 = _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0
+
+
 def _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.member_id)
@@ -832,6 +1210,9 @@ def _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(o, w):
         b.append(0)
 
 
+_write_StreamsGroupDescribeResponse_DescribedGroup_Member_v1 = _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0
+
+
 def _read_StreamsGroupDescribeResponse_DescribedGroup_v0(buf, pos):
     o = _new(_C_StreamsGroupDescribeResponse_DescribedGroup)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
@@ -864,6 +1245,57 @@ def _read_StreamsGroupDescribeResponse_DescribedGroup_v0(buf, pos):
     o.members = items
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.topology_description = None
+    o.topology_description_status = 0
+    o.assignor_name = None
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _read_StreamsGroupDescribeResponse_DescribedGroup_v1(buf, pos):
+    o = _new(_C_StreamsGroupDescribeResponse_DescribedGroup)
+    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    o.error_message, pos = _read_compact_nullable_string(buf, pos)
+    o.group_id, pos = _read_compact_string(buf, pos)
+    o.group_state, pos = _read_compact_string(buf, pos)
+    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    pos += 8
+    if buf[pos] >= 0x80:
+        pos += 1
+        o.topology = None
+    else:
+        o.topology, pos = _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(buf, pos + 1)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 28 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(buf, pos)
+        append(item)
+    o.members = items
+    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if buf[pos] >= 0x80:
+        pos += 1
+        o.topology_description = None
+    else:
+        o.topology_description, pos = _read_TopologyDescription_v1(buf, pos + 1)
+    o.topology_description_status = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    o.assignor_name, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -890,6 +1322,39 @@ def _write_StreamsGroupDescribeResponse_DescribedGroup_v0(o, w):
     for item in a:
         _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(item, w)
     b += _S_i.pack(o.authorized_operations)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+def _write_StreamsGroupDescribeResponse_DescribedGroup_v1(o, w):
+    b = w.buf
+    b += _S_h.pack(o.error_code)
+    _write_compact_nullable_string(b, o.error_message)
+    _write_compact_string(b, o.group_id)
+    _write_compact_string(b, o.group_state)
+    b += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    s = o.topology
+    if s is None:
+        b.append(0xFF)
+    else:
+        b.append(1)
+        _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0(s, w)
+    a = o.members
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0(item, w)
+    b += _S_i.pack(o.authorized_operations)
+    s = o.topology_description
+    if s is None:
+        b.append(0xFF)
+    else:
+        b.append(1)
+        _write_TopologyDescription_v1(s, w)
+    b += _S_b.pack(o.topology_description_status)
+    _write_compact_nullable_string(b, o.assignor_name)
     u = o.unknown_tagged_fields
     if u:
         _write_unknown_tags(b, u)
@@ -925,6 +1390,34 @@ def _read_StreamsGroupDescribeResponse_v0(buf, pos):
     return o, pos
 
 
+def _read_StreamsGroupDescribeResponse_v1(buf, pos):
+    o = _new(_C_StreamsGroupDescribeResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 23 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_StreamsGroupDescribeResponse_DescribedGroup_v1(buf, pos)
+        append(item)
+    o.groups = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _write_StreamsGroupDescribeResponse_v0(o, w):
     b = w.buf
     b += _S_i.pack(o.throttle_time_ms)
@@ -939,28 +1432,51 @@ def _write_StreamsGroupDescribeResponse_v0(o, w):
         b.append(0)
 
 
-Endpoint._READERS = (_read_Endpoint_v0, )
-Endpoint._WRITERS = (_write_Endpoint_v0, )
-TaskOffset._READERS = (_read_TaskOffset_v0, )
-TaskOffset._WRITERS = (_write_TaskOffset_v0, )
-Assignment._READERS = (_read_Assignment_v0, )
-Assignment._WRITERS = (_write_Assignment_v0, )
-TaskIds._READERS = (_read_TaskIds_v0, )
-TaskIds._WRITERS = (_write_TaskIds_v0, )
-KeyValue._READERS = (_read_KeyValue_v0, )
-KeyValue._WRITERS = (_write_KeyValue_v0, )
-TopicInfo._READERS = (_read_TopicInfo_v0, )
-TopicInfo._WRITERS = (_write_TopicInfo_v0, )
-StreamsGroupDescribeRequest._READERS = (_read_StreamsGroupDescribeRequest_v0, )
-StreamsGroupDescribeRequest._WRITERS = (_write_StreamsGroupDescribeRequest_v0, )
-StreamsGroupDescribeResponse._READERS = (_read_StreamsGroupDescribeResponse_v0, )
-StreamsGroupDescribeResponse._WRITERS = (_write_StreamsGroupDescribeResponse_v0, )
-StreamsGroupDescribeResponse.DescribedGroup._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_v0, )
-StreamsGroupDescribeResponse.DescribedGroup._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_v0, )
-StreamsGroupDescribeResponse.DescribedGroup.Topology._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, )
-StreamsGroupDescribeResponse.DescribedGroup.Topology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, )
-StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
-StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
+def _write_StreamsGroupDescribeResponse_v1(o, w):
+    b = w.buf
+    b += _S_i.pack(o.throttle_time_ms)
+    a = o.groups
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_StreamsGroupDescribeResponse_DescribedGroup_v1(item, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+Endpoint._READERS = (_read_Endpoint_v0, _read_Endpoint_v0, )
+Endpoint._WRITERS = (_write_Endpoint_v0, _write_Endpoint_v0, )
+TaskOffset._READERS = (_read_TaskOffset_v0, _read_TaskOffset_v0, )
+TaskOffset._WRITERS = (_write_TaskOffset_v0, _write_TaskOffset_v0, )
+Assignment._READERS = (_read_Assignment_v0, _read_Assignment_v0, )
+Assignment._WRITERS = (_write_Assignment_v0, _write_Assignment_v0, )
+TaskIds._READERS = (_read_TaskIds_v0, _read_TaskIds_v0, )
+TaskIds._WRITERS = (_write_TaskIds_v0, _write_TaskIds_v0, )
+KeyValue._READERS = (_read_KeyValue_v0, _read_KeyValue_v0, )
+KeyValue._WRITERS = (_write_KeyValue_v0, _write_KeyValue_v0, )
+TopicInfo._READERS = (_read_TopicInfo_v0, _read_TopicInfo_v0, )
+TopicInfo._WRITERS = (_write_TopicInfo_v0, _write_TopicInfo_v0, )
+TopologyDescription._READERS = (None, _read_TopologyDescription_v1, )
+TopologyDescription._WRITERS = (None, _write_TopologyDescription_v1, )
+TopologyDescriptionSubtopology._READERS = (None, _read_TopologyDescriptionSubtopology_v1, )
+TopologyDescriptionSubtopology._WRITERS = (None, _write_TopologyDescriptionSubtopology_v1, )
+TopologyDescriptionNode._READERS = (None, _read_TopologyDescriptionNode_v1, )
+TopologyDescriptionNode._WRITERS = (None, _write_TopologyDescriptionNode_v1, )
+TopologyDescriptionGlobalStore._LAZY_DEFAULTS = {'source': _C_TopologyDescriptionNode, 'processor': _C_TopologyDescriptionNode}
+TopologyDescriptionGlobalStore._READERS = (None, _read_TopologyDescriptionGlobalStore_v1, )
+TopologyDescriptionGlobalStore._WRITERS = (None, _write_TopologyDescriptionGlobalStore_v1, )
+StreamsGroupDescribeRequest._READERS = (_read_StreamsGroupDescribeRequest_v0, _read_StreamsGroupDescribeRequest_v1, )
+StreamsGroupDescribeRequest._WRITERS = (_write_StreamsGroupDescribeRequest_v0, _write_StreamsGroupDescribeRequest_v1, )
+StreamsGroupDescribeResponse._READERS = (_read_StreamsGroupDescribeResponse_v0, _read_StreamsGroupDescribeResponse_v1, )
+StreamsGroupDescribeResponse._WRITERS = (_write_StreamsGroupDescribeResponse_v0, _write_StreamsGroupDescribeResponse_v1, )
+StreamsGroupDescribeResponse.DescribedGroup._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_v0, _read_StreamsGroupDescribeResponse_DescribedGroup_v1, )
+StreamsGroupDescribeResponse.DescribedGroup._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_v0, _write_StreamsGroupDescribeResponse_DescribedGroup_v1, )
+StreamsGroupDescribeResponse.DescribedGroup.Topology._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Topology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, _read_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Topology.Subtopology._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, _write_StreamsGroupDescribeResponse_DescribedGroup_Topology_Subtopology_v0, )
 StreamsGroupDescribeResponse.DescribedGroup.Member._LAZY_DEFAULTS = {'assignment': _C_Assignment, 'target_assignment': _C_Assignment}
-StreamsGroupDescribeResponse.DescribedGroup.Member._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )
-StreamsGroupDescribeResponse.DescribedGroup.Member._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Member._READERS = (_read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, _read_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )
+StreamsGroupDescribeResponse.DescribedGroup.Member._WRITERS = (_write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, _write_StreamsGroupDescribeResponse_DescribedGroup_Member_v0, )

@@ -27,8 +27,10 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 _S_iiii = struct.Struct('>iiii')
+_S_iiiq = struct.Struct('>iiiq')
 _S_iq = struct.Struct('>iq')
 _S_o = struct.Struct('>?')
+_S_oi = struct.Struct('>?i')
 
 
 class KeyValue(_Message):
@@ -36,7 +38,7 @@ class KeyValue(_Message):
     _FIELDS = ('key', 'value', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, key='', value='', unknown_tagged_fields=None):
@@ -50,7 +52,7 @@ class TopicInfo(_Message):
     _FIELDS = ('name', 'partitions', 'replication_factor', 'topic_configs', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
     KeyValue = KeyValue
 
@@ -67,7 +69,7 @@ class Endpoint(_Message):
     _FIELDS = ('host', 'port', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, host='', port=0, unknown_tagged_fields=None):
@@ -81,7 +83,7 @@ class TaskOffset(_Message):
     _FIELDS = ('subtopology_id', 'partition', 'offset', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, subtopology_id='', partition=0, offset=0, unknown_tagged_fields=None):
@@ -96,7 +98,7 @@ class TaskIds(_Message):
     _FIELDS = ('subtopology_id', 'partitions', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, subtopology_id='', partitions=_DEFAULT, unknown_tagged_fields=None):
@@ -110,7 +112,7 @@ class Status(_Message):
     _FIELDS = ('status_code', 'status_detail', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, status_code=0, status_detail='', unknown_tagged_fields=None):
@@ -124,7 +126,7 @@ class TopicPartition(_Message):
     _FIELDS = ('topic', 'partitions', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
 
     def __init__(self, *, topic='', partitions=_DEFAULT, unknown_tagged_fields=None):
@@ -138,7 +140,7 @@ class StreamsGroupHeartbeatRequest(_Message):
     _FIELDS = ('group_id', 'member_id', 'member_epoch', 'endpoint_information_epoch', 'instance_id', 'rack_id', 'rebalance_timeout_ms', 'topology', 'active_tasks', 'standby_tasks', 'warmup_tasks', 'process_id', 'user_endpoint', 'client_tags', 'task_offsets', 'task_end_offsets', 'shutdown_application', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
     TaskIds = TaskIds
     Endpoint = Endpoint
@@ -150,7 +152,7 @@ class StreamsGroupHeartbeatRequest(_Message):
         _FIELDS = ('epoch', 'subtopologies', )
         API_KEY = 88
         MIN_VERSION = 0
-        MAX_VERSION = 0
+        MAX_VERSION = 1
         FLEXIBLE_MIN_VERSION = 0
 
         class Subtopology(_Message):
@@ -158,7 +160,7 @@ class StreamsGroupHeartbeatRequest(_Message):
             _FIELDS = ('subtopology_id', 'source_topics', 'source_topic_regex', 'state_changelog_topics', 'repartition_sink_topics', 'repartition_source_topics', 'copartition_groups', )
             API_KEY = 88
             MIN_VERSION = 0
-            MAX_VERSION = 0
+            MAX_VERSION = 1
             FLEXIBLE_MIN_VERSION = 0
             TopicInfo = TopicInfo
 
@@ -167,7 +169,7 @@ class StreamsGroupHeartbeatRequest(_Message):
                 _FIELDS = ('source_topics', 'source_topic_regex', 'repartition_source_topics', )
                 API_KEY = 88
                 MIN_VERSION = 0
-                MAX_VERSION = 0
+                MAX_VERSION = 1
                 FLEXIBLE_MIN_VERSION = 0
 
                 def __init__(self, *, source_topics=_DEFAULT, source_topic_regex=_DEFAULT, repartition_source_topics=_DEFAULT, unknown_tagged_fields=None):
@@ -213,11 +215,11 @@ class StreamsGroupHeartbeatRequest(_Message):
 
 
 class StreamsGroupHeartbeatResponse(_Message):
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'acceptable_recovery_lag', 'task_offset_interval_ms', 'status', 'active_tasks', 'standby_tasks', 'warmup_tasks', 'endpoint_information_epoch', 'partitions_by_user_endpoint', 'unknown_tagged_fields')
-    _FIELDS = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'acceptable_recovery_lag', 'task_offset_interval_ms', 'status', 'active_tasks', 'standby_tasks', 'warmup_tasks', 'endpoint_information_epoch', 'partitions_by_user_endpoint', )
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'acceptable_recovery_lag_legacy', 'task_offset_interval_ms', 'acceptable_recovery_lag', 'status', 'active_tasks', 'standby_tasks', 'warmup_tasks', 'topology_description_required', 'endpoint_information_epoch', 'partitions_by_user_endpoint', 'unknown_tagged_fields')
+    _FIELDS = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'acceptable_recovery_lag_legacy', 'task_offset_interval_ms', 'acceptable_recovery_lag', 'status', 'active_tasks', 'standby_tasks', 'warmup_tasks', 'topology_description_required', 'endpoint_information_epoch', 'partitions_by_user_endpoint', )
     API_KEY = 88
     MIN_VERSION = 0
-    MAX_VERSION = 0
+    MAX_VERSION = 1
     FLEXIBLE_MIN_VERSION = 0
     Status = Status
     TaskIds = TaskIds
@@ -227,7 +229,7 @@ class StreamsGroupHeartbeatResponse(_Message):
         _FIELDS = ('user_endpoint', 'active_partitions', 'standby_partitions', )
         API_KEY = 88
         MIN_VERSION = 0
-        MAX_VERSION = 0
+        MAX_VERSION = 1
         FLEXIBLE_MIN_VERSION = 0
         Endpoint = Endpoint
         TopicPartition = TopicPartition
@@ -238,19 +240,21 @@ class StreamsGroupHeartbeatResponse(_Message):
             self.standby_partitions = [] if standby_partitions is _DEFAULT else standby_partitions
             self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-    def __init__(self, *, throttle_time_ms=0, error_code=0, error_message=None, member_id='', member_epoch=0, heartbeat_interval_ms=0, acceptable_recovery_lag=0, task_offset_interval_ms=0, status=_DEFAULT, active_tasks=None, standby_tasks=None, warmup_tasks=None, endpoint_information_epoch=0, partitions_by_user_endpoint=None, unknown_tagged_fields=None):
+    def __init__(self, *, throttle_time_ms=0, error_code=0, error_message=None, member_id='', member_epoch=0, heartbeat_interval_ms=0, acceptable_recovery_lag_legacy=0, task_offset_interval_ms=0, acceptable_recovery_lag=-1, status=_DEFAULT, active_tasks=None, standby_tasks=None, warmup_tasks=None, topology_description_required=False, endpoint_information_epoch=0, partitions_by_user_endpoint=None, unknown_tagged_fields=None):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.member_id = member_id
         self.member_epoch = member_epoch
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        self.acceptable_recovery_lag = acceptable_recovery_lag
+        self.acceptable_recovery_lag_legacy = acceptable_recovery_lag_legacy
         self.task_offset_interval_ms = task_offset_interval_ms
+        self.acceptable_recovery_lag = acceptable_recovery_lag
         self.status = [] if status is _DEFAULT else status
         self.active_tasks = active_tasks
         self.standby_tasks = standby_tasks
         self.warmup_tasks = warmup_tasks
+        self.topology_description_required = topology_description_required
         self.endpoint_information_epoch = endpoint_information_epoch
         self.partitions_by_user_endpoint = partitions_by_user_endpoint
         self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
@@ -283,6 +287,9 @@ def _read_KeyValue_v0(buf, pos):
     return o, pos
 
 
+_read_KeyValue_v1 = _read_KeyValue_v0
+
+
 def _write_KeyValue_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.key)
@@ -292,6 +299,9 @@ def _write_KeyValue_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_KeyValue_v1 = _write_KeyValue_v0
 
 
 def _read_TopicInfo_v0(buf, pos):
@@ -330,6 +340,9 @@ def _read_TopicInfo_v0(buf, pos):
     return o, pos
 
 
+_read_TopicInfo_v1 = _read_TopicInfo_v0
+
+
 def _write_TopicInfo_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.name)
@@ -351,6 +364,9 @@ def _write_TopicInfo_v0(o, w):
         b.append(0)
 
 
+_write_TopicInfo_v1 = _write_TopicInfo_v0
+
+
 def _read_Endpoint_v0(buf, pos):
     o = _new(_C_Endpoint)
     o.host, pos = _read_compact_string(buf, pos)
@@ -364,6 +380,9 @@ def _read_Endpoint_v0(buf, pos):
     return o, pos
 
 
+_read_Endpoint_v1 = _read_Endpoint_v0
+
+
 def _write_Endpoint_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.host)
@@ -373,6 +392,9 @@ def _write_Endpoint_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_Endpoint_v1 = _write_Endpoint_v0
 
 
 def _read_TaskOffset_v0(buf, pos):
@@ -388,6 +410,9 @@ def _read_TaskOffset_v0(buf, pos):
     return o, pos
 
 
+_read_TaskOffset_v1 = _read_TaskOffset_v0
+
+
 def _write_TaskOffset_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -397,6 +422,9 @@ def _write_TaskOffset_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_TaskOffset_v1 = _write_TaskOffset_v0
 
 
 def _read_TaskIds_v0(buf, pos):
@@ -421,6 +449,9 @@ def _read_TaskIds_v0(buf, pos):
     return o, pos
 
 
+_read_TaskIds_v1 = _read_TaskIds_v0
+
+
 def _write_TaskIds_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -432,6 +463,9 @@ def _write_TaskIds_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_TaskIds_v1 = _write_TaskIds_v0
 
 
 def _read_Status_v0(buf, pos):
@@ -447,6 +481,9 @@ def _read_Status_v0(buf, pos):
     return o, pos
 
 
+_read_Status_v1 = _read_Status_v0
+
+
 def _write_Status_v0(o, w):
     b = w.buf
     b += _S_b.pack(o.status_code)
@@ -456,6 +493,9 @@ def _write_Status_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_Status_v1 = _write_Status_v0
 
 
 def _read_TopicPartition_v0(buf, pos):
@@ -480,6 +520,9 @@ def _read_TopicPartition_v0(buf, pos):
     return o, pos
 
 
+_read_TopicPartition_v1 = _read_TopicPartition_v0
+
+
 def _write_TopicPartition_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.topic)
@@ -491,6 +534,9 @@ def _write_TopicPartition_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_TopicPartition_v1 = _write_TopicPartition_v0
 
 
 def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0(buf, pos):
@@ -536,6 +582,9 @@ def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0(
     return o, pos
 
 
+_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v1 = _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0
+
+
 def _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0(o, w):
     b = w.buf
     a = o.source_topics
@@ -552,6 +601,9 @@ def _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v1 = _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0
 
 
 def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(buf, pos):
@@ -661,6 +713,9 @@ def _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v1 = _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0
+
+
 def _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.subtopology_id)
@@ -695,6 +750,9 @@ def _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0(o, w):
         b.append(0)
 
 
+_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v1 = _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0
+
+
 def _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatRequest_Topology)
     o.epoch = _S_i.unpack_from(buf, pos)[0]
@@ -723,6 +781,9 @@ def _read_StreamsGroupHeartbeatRequest_Topology_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupHeartbeatRequest_Topology_v1 = _read_StreamsGroupHeartbeatRequest_Topology_v0
+
+
 def _write_StreamsGroupHeartbeatRequest_Topology_v0(o, w):
     b = w.buf
     b += _S_i.pack(o.epoch)
@@ -735,6 +796,9 @@ def _write_StreamsGroupHeartbeatRequest_Topology_v0(o, w):
         _write_unknown_tags(b, u)
     else:
         b.append(0)
+
+
+_write_StreamsGroupHeartbeatRequest_Topology_v1 = _write_StreamsGroupHeartbeatRequest_Topology_v0
 
 
 def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
@@ -911,6 +975,9 @@ def _read_StreamsGroupHeartbeatRequest_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupHeartbeatRequest_v1 = _read_StreamsGroupHeartbeatRequest_v0
+
+
 def _write_StreamsGroupHeartbeatRequest_v0(o, w):
     b = w.buf
     _write_compact_string(b, o.group_id)
@@ -1000,6 +1067,9 @@ def _write_StreamsGroupHeartbeatRequest_v0(o, w):
         b.append(0)
 
 
+_write_StreamsGroupHeartbeatRequest_v1 = _write_StreamsGroupHeartbeatRequest_v0
+
+
 def _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatResponse_EndpointToPartitions)
     o.user_endpoint, pos = _read_Endpoint_v0(buf, pos)
@@ -1043,6 +1113,9 @@ def _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos):
     return o, pos
 
 
+_read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v1 = _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0
+
+
 def _write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(o, w):
     b = w.buf
     _write_Endpoint_v0(o.user_endpoint, w)
@@ -1061,13 +1134,16 @@ def _write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(o, w):
         b.append(0)
 
 
+_write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v1 = _write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0
+
+
 def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
     o = _new(_C_StreamsGroupHeartbeatResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = _read_compact_nullable_string(buf, pos)
     o.member_id, pos = _read_compact_string(buf, pos)
-    o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag, o.task_offset_interval_ms = _S_iiii.unpack_from(buf, pos)
+    o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag_legacy, o.task_offset_interval_ms = _S_iiii.unpack_from(buf, pos)
     pos += 16
     n = buf[pos]
     if n < 0x80:
@@ -1179,6 +1255,135 @@ def _read_StreamsGroupHeartbeatResponse_v0(buf, pos):
             item, pos = _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos)
             append(item)
         o.partitions_by_user_endpoint = items
+    o.acceptable_recovery_lag = -1
+    o.topology_description_required = False
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _read_StreamsGroupHeartbeatResponse_v1(buf, pos):
+    o = _new(_C_StreamsGroupHeartbeatResponse)
+    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    o.error_message, pos = _read_compact_nullable_string(buf, pos)
+    o.member_id, pos = _read_compact_string(buf, pos)
+    o.member_epoch, o.heartbeat_interval_ms, o.task_offset_interval_ms, o.acceptable_recovery_lag = _S_iiiq.unpack_from(buf, pos)
+    pos += 20
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    if n < 0:
+        o.status = None
+    else:
+        items = []
+        append = items.append
+        for _ in range(n):
+            item = _new(_C_Status)
+            item.status_code = _S_b.unpack_from(buf, pos)[0]
+            pos += 1
+            item.status_detail, pos = _read_compact_string(buf, pos)
+            if buf[pos] == 0:
+                pos += 1
+                item.unknown_tagged_fields = []
+            else:
+                item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+            append(item)
+        o.status = items
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    if n < 0:
+        o.active_tasks = None
+    else:
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, pos = _read_TaskIds_v0(buf, pos)
+            append(item)
+        o.active_tasks = items
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    if n < 0:
+        o.standby_tasks = None
+    else:
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, pos = _read_TaskIds_v0(buf, pos)
+            append(item)
+        o.standby_tasks = items
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 3 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    if n < 0:
+        o.warmup_tasks = None
+    else:
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, pos = _read_TaskIds_v0(buf, pos)
+            append(item)
+        o.warmup_tasks = items
+    o.topology_description_required, o.endpoint_information_epoch = _S_oi.unpack_from(buf, pos)
+    pos += 5
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        if n != -1:
+            raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    if n < 0:
+        o.partitions_by_user_endpoint = None
+    else:
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, pos = _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(buf, pos)
+            append(item)
+        o.partitions_by_user_endpoint = items
+    o.acceptable_recovery_lag_legacy = 0
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -1192,7 +1397,7 @@ def _write_StreamsGroupHeartbeatResponse_v0(o, w):
     b += _S_ih.pack(o.throttle_time_ms, o.error_code)
     _write_compact_nullable_string(b, o.error_message)
     _write_compact_string(b, o.member_id)
-    b += _S_iiii.pack(o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag, o.task_offset_interval_ms)
+    b += _S_iiii.pack(o.member_epoch, o.heartbeat_interval_ms, o.acceptable_recovery_lag_legacy, o.task_offset_interval_ms)
     a = o.status
     if a is None:
         b.append(0)
@@ -1242,30 +1447,85 @@ def _write_StreamsGroupHeartbeatResponse_v0(o, w):
         b.append(0)
 
 
-KeyValue._READERS = (_read_KeyValue_v0, )
-KeyValue._WRITERS = (_write_KeyValue_v0, )
-TopicInfo._READERS = (_read_TopicInfo_v0, )
-TopicInfo._WRITERS = (_write_TopicInfo_v0, )
-Endpoint._READERS = (_read_Endpoint_v0, )
-Endpoint._WRITERS = (_write_Endpoint_v0, )
-TaskOffset._READERS = (_read_TaskOffset_v0, )
-TaskOffset._WRITERS = (_write_TaskOffset_v0, )
-TaskIds._READERS = (_read_TaskIds_v0, )
-TaskIds._WRITERS = (_write_TaskIds_v0, )
-Status._READERS = (_read_Status_v0, )
-Status._WRITERS = (_write_Status_v0, )
-TopicPartition._READERS = (_read_TopicPartition_v0, )
-TopicPartition._WRITERS = (_write_TopicPartition_v0, )
-StreamsGroupHeartbeatRequest._READERS = (_read_StreamsGroupHeartbeatRequest_v0, )
-StreamsGroupHeartbeatRequest._WRITERS = (_write_StreamsGroupHeartbeatRequest_v0, )
-StreamsGroupHeartbeatRequest.Topology._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_v0, )
-StreamsGroupHeartbeatRequest.Topology._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_v0, )
-StreamsGroupHeartbeatRequest.Topology.Subtopology._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, )
-StreamsGroupHeartbeatRequest.Topology.Subtopology._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, )
-StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, )
-StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, )
-StreamsGroupHeartbeatResponse._READERS = (_read_StreamsGroupHeartbeatResponse_v0, )
-StreamsGroupHeartbeatResponse._WRITERS = (_write_StreamsGroupHeartbeatResponse_v0, )
+def _write_StreamsGroupHeartbeatResponse_v1(o, w):
+    b = w.buf
+    b += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    _write_compact_nullable_string(b, o.error_message)
+    _write_compact_string(b, o.member_id)
+    b += _S_iiiq.pack(o.member_epoch, o.heartbeat_interval_ms, o.task_offset_interval_ms, o.acceptable_recovery_lag)
+    a = o.status
+    if a is None:
+        b.append(0)
+    else:
+        _write_uvarint(b, len(a) + 1)
+        for item in a:
+            b += _S_b.pack(item.status_code)
+            _write_compact_string(b, item.status_detail)
+            u = item.unknown_tagged_fields
+            if u:
+                _write_unknown_tags(b, u)
+            else:
+                b.append(0)
+    a = o.active_tasks
+    if a is None:
+        b.append(0)
+    else:
+        _write_uvarint(b, len(a) + 1)
+        for item in a:
+            _write_TaskIds_v0(item, w)
+    a = o.standby_tasks
+    if a is None:
+        b.append(0)
+    else:
+        _write_uvarint(b, len(a) + 1)
+        for item in a:
+            _write_TaskIds_v0(item, w)
+    a = o.warmup_tasks
+    if a is None:
+        b.append(0)
+    else:
+        _write_uvarint(b, len(a) + 1)
+        for item in a:
+            _write_TaskIds_v0(item, w)
+    b += _S_oi.pack(o.topology_description_required, o.endpoint_information_epoch)
+    a = o.partitions_by_user_endpoint
+    if a is None:
+        b.append(0)
+    else:
+        _write_uvarint(b, len(a) + 1)
+        for item in a:
+            _write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0(item, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+KeyValue._READERS = (_read_KeyValue_v0, _read_KeyValue_v0, )
+KeyValue._WRITERS = (_write_KeyValue_v0, _write_KeyValue_v0, )
+TopicInfo._READERS = (_read_TopicInfo_v0, _read_TopicInfo_v0, )
+TopicInfo._WRITERS = (_write_TopicInfo_v0, _write_TopicInfo_v0, )
+Endpoint._READERS = (_read_Endpoint_v0, _read_Endpoint_v0, )
+Endpoint._WRITERS = (_write_Endpoint_v0, _write_Endpoint_v0, )
+TaskOffset._READERS = (_read_TaskOffset_v0, _read_TaskOffset_v0, )
+TaskOffset._WRITERS = (_write_TaskOffset_v0, _write_TaskOffset_v0, )
+TaskIds._READERS = (_read_TaskIds_v0, _read_TaskIds_v0, )
+TaskIds._WRITERS = (_write_TaskIds_v0, _write_TaskIds_v0, )
+Status._READERS = (_read_Status_v0, _read_Status_v0, )
+Status._WRITERS = (_write_Status_v0, _write_Status_v0, )
+TopicPartition._READERS = (_read_TopicPartition_v0, _read_TopicPartition_v0, )
+TopicPartition._WRITERS = (_write_TopicPartition_v0, _write_TopicPartition_v0, )
+StreamsGroupHeartbeatRequest._READERS = (_read_StreamsGroupHeartbeatRequest_v0, _read_StreamsGroupHeartbeatRequest_v0, )
+StreamsGroupHeartbeatRequest._WRITERS = (_write_StreamsGroupHeartbeatRequest_v0, _write_StreamsGroupHeartbeatRequest_v0, )
+StreamsGroupHeartbeatRequest.Topology._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_v0, _read_StreamsGroupHeartbeatRequest_Topology_v0, )
+StreamsGroupHeartbeatRequest.Topology._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_v0, _write_StreamsGroupHeartbeatRequest_Topology_v0, )
+StreamsGroupHeartbeatRequest.Topology.Subtopology._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, )
+StreamsGroupHeartbeatRequest.Topology.Subtopology._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_v0, )
+StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._READERS = (_read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, _read_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, )
+StreamsGroupHeartbeatRequest.Topology.Subtopology.CopartitionGroup._WRITERS = (_write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, _write_StreamsGroupHeartbeatRequest_Topology_Subtopology_CopartitionGroup_v0, )
+StreamsGroupHeartbeatResponse._READERS = (_read_StreamsGroupHeartbeatResponse_v0, _read_StreamsGroupHeartbeatResponse_v1, )
+StreamsGroupHeartbeatResponse._WRITERS = (_write_StreamsGroupHeartbeatResponse_v0, _write_StreamsGroupHeartbeatResponse_v1, )
 StreamsGroupHeartbeatResponse.EndpointToPartitions._LAZY_DEFAULTS = {'user_endpoint': _C_Endpoint}
-StreamsGroupHeartbeatResponse.EndpointToPartitions._READERS = (_read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )
-StreamsGroupHeartbeatResponse.EndpointToPartitions._WRITERS = (_write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )
+StreamsGroupHeartbeatResponse.EndpointToPartitions._READERS = (_read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, _read_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )
+StreamsGroupHeartbeatResponse.EndpointToPartitions._WRITERS = (_write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, _write_StreamsGroupHeartbeatResponse_EndpointToPartitions_v0, )

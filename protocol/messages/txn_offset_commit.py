@@ -17,6 +17,7 @@ _read_nullable_string = _p.read_nullable_string
 _read_string = _p.read_string
 _read_unknown_tags = _p.read_unknown_tags
 _read_uvarint = _p.read_uvarint
+_uuid_from_bytes = _p.uuid_from_bytes
 _write_compact_nullable_string = _p.write_compact_nullable_string
 _write_compact_string = _p.write_compact_string
 _write_nullable_string = _p.write_nullable_string
@@ -29,22 +30,23 @@ _S_iq = struct.Struct('>iq')
 _S_iqi = struct.Struct('>iqi')
 _S_qh = struct.Struct('>qh')
 _S_qhi = struct.Struct('>qhi')
+_S_u = struct.Struct('>16s')
 
 
 class TxnOffsetCommitRequest(_Message):
-    __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', 'unknown_tagged_fields')
-    _FIELDS = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', )
+    __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'topics', 'unknown_tagged_fields')
+    _FIELDS = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'topics', )
     API_KEY = 28
     MIN_VERSION = 0
-    MAX_VERSION = 5
+    MAX_VERSION = 6
     FLEXIBLE_MIN_VERSION = 3
 
     class TxnOffsetCommitRequestTopic(_Message):
-        __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
-        _FIELDS = ('name', 'partitions', )
+        __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+        _FIELDS = ('name', 'topic_id', 'partitions', )
         API_KEY = 28
         MIN_VERSION = 0
-        MAX_VERSION = 5
+        MAX_VERSION = 6
         FLEXIBLE_MIN_VERSION = 3
 
         class TxnOffsetCommitRequestPartition(_Message):
@@ -52,7 +54,7 @@ class TxnOffsetCommitRequest(_Message):
             _FIELDS = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', )
             API_KEY = 28
             MIN_VERSION = 0
-            MAX_VERSION = 5
+            MAX_VERSION = 6
             FLEXIBLE_MIN_VERSION = 3
 
             def __init__(self, *, partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata='', unknown_tagged_fields=None):
@@ -62,17 +64,18 @@ class TxnOffsetCommitRequest(_Message):
                 self.committed_metadata = committed_metadata
                 self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-        def __init__(self, *, name='', partitions=_DEFAULT, unknown_tagged_fields=None):
+        def __init__(self, *, name='', topic_id=_ZERO_UUID, partitions=_DEFAULT, unknown_tagged_fields=None):
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is _DEFAULT else partitions
             self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-    def __init__(self, *, transactional_id='', group_id='', producer_id=0, producer_epoch=0, generation_id=-1, member_id='', group_instance_id=None, topics=_DEFAULT, unknown_tagged_fields=None):
+    def __init__(self, *, transactional_id='', group_id='', producer_id=0, producer_epoch=0, generation_id_or_member_epoch=-1, member_id='', group_instance_id=None, topics=_DEFAULT, unknown_tagged_fields=None):
         self.transactional_id = transactional_id
         self.group_id = group_id
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
-        self.generation_id = generation_id
+        self.generation_id_or_member_epoch = generation_id_or_member_epoch
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.topics = [] if topics is _DEFAULT else topics
@@ -84,15 +87,15 @@ class TxnOffsetCommitResponse(_Message):
     _FIELDS = ('throttle_time_ms', 'topics', )
     API_KEY = 28
     MIN_VERSION = 0
-    MAX_VERSION = 5
+    MAX_VERSION = 6
     FLEXIBLE_MIN_VERSION = 3
 
     class TxnOffsetCommitResponseTopic(_Message):
-        __slots__ = ('name', 'partitions', 'unknown_tagged_fields')
-        _FIELDS = ('name', 'partitions', )
+        __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+        _FIELDS = ('name', 'topic_id', 'partitions', )
         API_KEY = 28
         MIN_VERSION = 0
-        MAX_VERSION = 5
+        MAX_VERSION = 6
         FLEXIBLE_MIN_VERSION = 3
 
         class TxnOffsetCommitResponsePartition(_Message):
@@ -100,7 +103,7 @@ class TxnOffsetCommitResponse(_Message):
             _FIELDS = ('partition_index', 'error_code', )
             API_KEY = 28
             MIN_VERSION = 0
-            MAX_VERSION = 5
+            MAX_VERSION = 6
             FLEXIBLE_MIN_VERSION = 3
 
             def __init__(self, *, partition_index=0, error_code=0, unknown_tagged_fields=None):
@@ -108,8 +111,9 @@ class TxnOffsetCommitResponse(_Message):
                 self.error_code = error_code
                 self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-        def __init__(self, *, name='', partitions=_DEFAULT, unknown_tagged_fields=None):
+        def __init__(self, *, name='', topic_id=_ZERO_UUID, partitions=_DEFAULT, unknown_tagged_fields=None):
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is _DEFAULT else partitions
             self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
@@ -164,6 +168,7 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequ
 
 _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v4 = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
 _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v5 = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
+_read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v6 = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
 
 
 def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0(o, w):
@@ -194,6 +199,7 @@ def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitReq
 
 _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v4 = _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
 _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v5 = _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
+_write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v6 = _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3
 
 
 def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(buf, pos):
@@ -216,6 +222,7 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(buf, pos):
         item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
+    o.topic_id = _ZERO_UUID
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -242,6 +249,7 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(buf, pos):
         item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
+    o.topic_id = _ZERO_UUID
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -273,6 +281,7 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(buf, pos):
             item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
+    o.topic_id = _ZERO_UUID
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -283,6 +292,43 @@ def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(buf, pos):
 
 _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v4 = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3
 _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v5 = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3
+
+
+def _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6(buf, pos):
+    o = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic)
+    o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+    pos += 16
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item = _new(_C_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition)
+        item.partition_index, item.committed_offset, item.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+        pos += 16
+        item.committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+        append(item)
+    o.partitions = items
+    o.name = ''
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
 
 
 def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(o, w):
@@ -332,6 +378,26 @@ _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v4 = _write_TxnOffsetC
 _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v5 = _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3
 
 
+def _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6(o, w):
+    b = w.buf
+    b += _S_u.pack(o.topic_id.bytes)
+    a = o.partitions
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        b += _S_iqi.pack(item.partition_index, item.committed_offset, item.committed_leader_epoch)
+        _write_compact_nullable_string(b, item.committed_metadata)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
 def _read_TxnOffsetCommitRequest_v0(buf, pos):
     o = _new(_C_TxnOffsetCommitRequest)
     o.transactional_id, pos = _read_string(buf, pos)
@@ -350,7 +416,7 @@ def _read_TxnOffsetCommitRequest_v0(buf, pos):
         item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(buf, pos)
         append(item)
     o.topics = items
-    o.generation_id = -1
+    o.generation_id_or_member_epoch = -1
     o.member_id = ''
     o.group_instance_id = None
     o.unknown_tagged_fields = []
@@ -378,7 +444,7 @@ def _read_TxnOffsetCommitRequest_v2(buf, pos):
         item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(buf, pos)
         append(item)
     o.topics = items
-    o.generation_id = -1
+    o.generation_id_or_member_epoch = -1
     o.member_id = ''
     o.group_instance_id = None
     o.unknown_tagged_fields = []
@@ -389,7 +455,7 @@ def _read_TxnOffsetCommitRequest_v3(buf, pos):
     o = _new(_C_TxnOffsetCommitRequest)
     o.transactional_id, pos = _read_compact_string(buf, pos)
     o.group_id, pos = _read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.generation_id = _S_qhi.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.generation_id_or_member_epoch = _S_qhi.unpack_from(buf, pos)
     pos += 14
     o.member_id, pos = _read_compact_string(buf, pos)
     o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
@@ -421,6 +487,38 @@ _read_TxnOffsetCommitRequest_v4 = _read_TxnOffsetCommitRequest_v3
 _read_TxnOffsetCommitRequest_v5 = _read_TxnOffsetCommitRequest_v3
 
 
+def _read_TxnOffsetCommitRequest_v6(buf, pos):
+    o = _new(_C_TxnOffsetCommitRequest)
+    o.transactional_id, pos = _read_compact_string(buf, pos)
+    o.group_id, pos = _read_compact_string(buf, pos)
+    o.producer_id, o.producer_epoch, o.generation_id_or_member_epoch = _S_qhi.unpack_from(buf, pos)
+    pos += 14
+    o.member_id, pos = _read_compact_string(buf, pos)
+    o.group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6(buf, pos)
+        append(item)
+    o.topics = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _write_TxnOffsetCommitRequest_v0(o, w):
     b = w.buf
     _write_string(b, o.transactional_id)
@@ -450,7 +548,7 @@ def _write_TxnOffsetCommitRequest_v3(o, w):
     b = w.buf
     _write_compact_string(b, o.transactional_id)
     _write_compact_string(b, o.group_id)
-    b += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id)
+    b += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id_or_member_epoch)
     _write_compact_string(b, o.member_id)
     _write_compact_nullable_string(b, o.group_instance_id)
     a = o.topics
@@ -466,6 +564,24 @@ def _write_TxnOffsetCommitRequest_v3(o, w):
 
 _write_TxnOffsetCommitRequest_v4 = _write_TxnOffsetCommitRequest_v3
 _write_TxnOffsetCommitRequest_v5 = _write_TxnOffsetCommitRequest_v3
+
+
+def _write_TxnOffsetCommitRequest_v6(o, w):
+    b = w.buf
+    _write_compact_string(b, o.transactional_id)
+    _write_compact_string(b, o.group_id)
+    b += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id_or_member_epoch)
+    _write_compact_string(b, o.member_id)
+    _write_compact_nullable_string(b, o.group_instance_id)
+    a = o.topics
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6(item, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
 
 
 def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0(buf, pos):
@@ -494,6 +610,7 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitRe
 
 _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v4 = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
 _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v5 = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
+_read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v6 = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
 
 
 def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0(o, w):
@@ -517,6 +634,7 @@ def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitR
 
 _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v4 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
 _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v5 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
+_write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v6 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3
 
 
 def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(buf, pos):
@@ -537,6 +655,7 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(buf, pos):
         item.unknown_tagged_fields = []
         append(item)
     o.partitions = items
+    o.topic_id = _ZERO_UUID
     o.unknown_tagged_fields = []
     return o, pos
 
@@ -571,6 +690,7 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(buf, pos):
             item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
         append(item)
     o.partitions = items
+    o.topic_id = _ZERO_UUID
     if buf[pos] == 0:
         pos += 1
         o.unknown_tagged_fields = []
@@ -581,6 +701,42 @@ def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(buf, pos):
 
 _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v4 = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3
 _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v5 = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3
+
+
+def _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6(buf, pos):
+    o = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic)
+    o.topic_id = _uuid_from_bytes(_S_u.unpack_from(buf, pos)[0])
+    pos += 16
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 7 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item = _new(_C_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition)
+        item.partition_index, item.error_code = _S_ih.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            item.unknown_tagged_fields = []
+        else:
+            item.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+        append(item)
+    o.partitions = items
+    o.name = ''
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
 
 
 def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(o, w):
@@ -617,6 +773,25 @@ def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(o, w):
 
 _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v4 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3
 _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v5 = _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3
+
+
+def _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6(o, w):
+    b = w.buf
+    b += _S_u.pack(o.topic_id.bytes)
+    a = o.partitions
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        b += _S_ih.pack(item.partition_index, item.error_code)
+        u = item.unknown_tagged_fields
+        if u:
+            _write_unknown_tags(b, u)
+        else:
+            b.append(0)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
 
 
 def _read_TxnOffsetCommitResponse_v0(buf, pos):
@@ -675,6 +850,34 @@ _read_TxnOffsetCommitResponse_v4 = _read_TxnOffsetCommitResponse_v3
 _read_TxnOffsetCommitResponse_v5 = _read_TxnOffsetCommitResponse_v3
 
 
+def _read_TxnOffsetCommitResponse_v6(buf, pos):
+    o = _new(_C_TxnOffsetCommitResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_uvarint(buf, pos)
+    n -= 1
+    if n < 0:
+        raise _bad_length(n)
+    elif n * 18 > len(buf) - pos:
+        raise _array_too_long(n, len(buf) - pos)
+    items = []
+    append = items.append
+    for _ in range(n):
+        item, pos = _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6(buf, pos)
+        append(item)
+    o.topics = items
+    if buf[pos] == 0:
+        pos += 1
+        o.unknown_tagged_fields = []
+    else:
+        o.unknown_tagged_fields, pos = _read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _write_TxnOffsetCommitResponse_v0(o, w):
     b = w.buf
     b += _S_i.pack(o.throttle_time_ms)
@@ -706,15 +909,29 @@ _write_TxnOffsetCommitResponse_v4 = _write_TxnOffsetCommitResponse_v3
 _write_TxnOffsetCommitResponse_v5 = _write_TxnOffsetCommitResponse_v3
 
 
-TxnOffsetCommitRequest._READERS = (_read_TxnOffsetCommitRequest_v0, _read_TxnOffsetCommitRequest_v0, _read_TxnOffsetCommitRequest_v2, _read_TxnOffsetCommitRequest_v3, _read_TxnOffsetCommitRequest_v3, _read_TxnOffsetCommitRequest_v3, )
-TxnOffsetCommitRequest._WRITERS = (_write_TxnOffsetCommitRequest_v0, _write_TxnOffsetCommitRequest_v0, _write_TxnOffsetCommitRequest_v2, _write_TxnOffsetCommitRequest_v3, _write_TxnOffsetCommitRequest_v3, _write_TxnOffsetCommitRequest_v3, )
-TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic._READERS = (_read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, )
-TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic._WRITERS = (_write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, )
-TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition._READERS = (_read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, )
-TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition._WRITERS = (_write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, )
-TxnOffsetCommitResponse._READERS = (_read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v3, _read_TxnOffsetCommitResponse_v3, _read_TxnOffsetCommitResponse_v3, )
-TxnOffsetCommitResponse._WRITERS = (_write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v3, _write_TxnOffsetCommitResponse_v3, _write_TxnOffsetCommitResponse_v3, )
-TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic._READERS = (_read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, )
-TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic._WRITERS = (_write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, )
-TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition._READERS = (_read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, )
-TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition._WRITERS = (_write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, )
+def _write_TxnOffsetCommitResponse_v6(o, w):
+    b = w.buf
+    b += _S_i.pack(o.throttle_time_ms)
+    a = o.topics
+    _write_uvarint(b, len(a) + 1)
+    for item in a:
+        _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6(item, w)
+    u = o.unknown_tagged_fields
+    if u:
+        _write_unknown_tags(b, u)
+    else:
+        b.append(0)
+
+
+TxnOffsetCommitRequest._READERS = (_read_TxnOffsetCommitRequest_v0, _read_TxnOffsetCommitRequest_v0, _read_TxnOffsetCommitRequest_v2, _read_TxnOffsetCommitRequest_v3, _read_TxnOffsetCommitRequest_v3, _read_TxnOffsetCommitRequest_v3, _read_TxnOffsetCommitRequest_v6, )
+TxnOffsetCommitRequest._WRITERS = (_write_TxnOffsetCommitRequest_v0, _write_TxnOffsetCommitRequest_v0, _write_TxnOffsetCommitRequest_v2, _write_TxnOffsetCommitRequest_v3, _write_TxnOffsetCommitRequest_v3, _write_TxnOffsetCommitRequest_v3, _write_TxnOffsetCommitRequest_v6, )
+TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic._READERS = (_read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6, )
+TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic._WRITERS = (_write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v6, )
+TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition._READERS = (_read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _read_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, )
+TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition._WRITERS = (_write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v0, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v2, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, _write_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_TxnOffsetCommitRequestPartition_v3, )
+TxnOffsetCommitResponse._READERS = (_read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v0, _read_TxnOffsetCommitResponse_v3, _read_TxnOffsetCommitResponse_v3, _read_TxnOffsetCommitResponse_v3, _read_TxnOffsetCommitResponse_v6, )
+TxnOffsetCommitResponse._WRITERS = (_write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v0, _write_TxnOffsetCommitResponse_v3, _write_TxnOffsetCommitResponse_v3, _write_TxnOffsetCommitResponse_v3, _write_TxnOffsetCommitResponse_v6, )
+TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic._READERS = (_read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6, )
+TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic._WRITERS = (_write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v6, )
+TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition._READERS = (_read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _read_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, )
+TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition._WRITERS = (_write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v0, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, _write_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_TxnOffsetCommitResponsePartition_v3, )

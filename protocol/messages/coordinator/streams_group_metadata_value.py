@@ -41,19 +41,21 @@ class LastAssignmentConfig(_Message):
 
 
 class StreamsGroupMetadataValue(_Message):
-    __slots__ = ('epoch', 'metadata_hash', 'validated_topology_epoch', 'last_assignment_configs', 'unknown_tagged_fields')
-    _FIELDS = ('epoch', 'metadata_hash', 'validated_topology_epoch', 'last_assignment_configs', )
+    __slots__ = ('epoch', 'metadata_hash', 'validated_topology_epoch', 'last_assignment_configs', 'stored_description_topology_epoch', 'failed_description_topology_epoch', 'unknown_tagged_fields')
+    _FIELDS = ('epoch', 'metadata_hash', 'validated_topology_epoch', 'last_assignment_configs', 'stored_description_topology_epoch', 'failed_description_topology_epoch', )
     API_KEY = 17
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN_VERSION = 0
     LastAssignmentConfig = LastAssignmentConfig
 
-    def __init__(self, *, epoch=0, metadata_hash=0, validated_topology_epoch=-1, last_assignment_configs=None, unknown_tagged_fields=None):
+    def __init__(self, *, epoch=0, metadata_hash=0, validated_topology_epoch=-1, last_assignment_configs=None, stored_description_topology_epoch=-1, failed_description_topology_epoch=-1, unknown_tagged_fields=None):
         self.epoch = epoch
         self.metadata_hash = metadata_hash
         self.validated_topology_epoch = validated_topology_epoch
         self.last_assignment_configs = last_assignment_configs
+        self.stored_description_topology_epoch = stored_description_topology_epoch
+        self.failed_description_topology_epoch = failed_description_topology_epoch
         self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
 
@@ -90,6 +92,8 @@ def _read_StreamsGroupMetadataValue_v0(buf, pos):
     pos += 12
     o.validated_topology_epoch = -1
     o.last_assignment_configs = None
+    o.stored_description_topology_epoch = -1
+    o.failed_description_topology_epoch = -1
     unknown = []
     o.unknown_tagged_fields = unknown
     if buf[pos] == 0:
@@ -134,6 +138,16 @@ def _read_StreamsGroupMetadataValue_v0(buf, pos):
                     o.last_assignment_configs = items
                 if pos > end:
                     raise _tag_overrun(tag)
+            elif tag == 2:
+                o.stored_description_topology_epoch = _S_i.unpack_from(buf, pos)[0]
+                pos += 4
+                if pos > end:
+                    raise _tag_overrun(tag)
+            elif tag == 3:
+                o.failed_description_topology_epoch = _S_i.unpack_from(buf, pos)[0]
+                pos += 4
+                if pos > end:
+                    raise _tag_overrun(tag)
             else:
                 unknown.append((tag, bytes(buf[pos:end])))
             pos = end
@@ -168,6 +182,18 @@ def _write_StreamsGroupMetadataValue_v0(o, w):
                 else:
                     tb.append(0)
         tags.append((1, t.getvalue()))
+    v = o.stored_description_topology_epoch
+    if v != -1:
+        t = _Writer()
+        tb = t.buf
+        tb += _S_i.pack(v)
+        tags.append((2, t.getvalue()))
+    v = o.failed_description_topology_epoch
+    if v != -1:
+        t = _Writer()
+        tb = t.buf
+        tb += _S_i.pack(v)
+        tags.append((3, t.getvalue()))
     u = o.unknown_tagged_fields
     if tags or u:
         _write_tags(b, tags, u)

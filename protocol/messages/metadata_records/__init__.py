@@ -25,6 +25,7 @@ from protocol.messages.metadata_records.remove_user_scram_credential_record impo
 from protocol.messages.metadata_records.topic_record import TopicRecord
 from protocol.messages.metadata_records.unfence_broker_record import UnfenceBrokerRecord
 from protocol.messages.metadata_records.unregister_broker_record import UnregisterBrokerRecord
+from protocol.messages.metadata_records.unregister_controller_record import UnregisterControllerRecord
 from protocol.messages.metadata_records.user_scram_credential_record import UserScramCredentialRecord
 from protocol.messages.metadata_records.zk_migration_state_record import ZkMigrationStateRecord
 
@@ -53,6 +54,7 @@ CLASSES: dict[str, type] = {
     'TopicRecord': TopicRecord,
     'UnfenceBrokerRecord': UnfenceBrokerRecord,
     'UnregisterBrokerRecord': UnregisterBrokerRecord,
+    'UnregisterControllerRecord': UnregisterControllerRecord,
     'UserScramCredentialRecord': UserScramCredentialRecord,
     'ZkMigrationStateRecord': ZkMigrationStateRecord,
 }
@@ -83,4 +85,5 @@ METADATA_BY_API_KEY: dict[int, type] = {
     26: RemoveDelegationTokenRecord,
     27: RegisterControllerRecord,
     28: ClearElrRecord,
+    29: UnregisterControllerRecord,
 }
