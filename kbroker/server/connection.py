@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS
-from protocol.api import decode_request, encode_response
+from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+_KEY_VERSION = struct.Struct(">hh")
 MAX_IN_FLIGHT = 256
 SENDFILE_MIN_BYTES = 32 * 1024
 _NO_RESPONSE = object()
@@ -159,6 +160,12 @@ class KafkaConnection(asyncio.Protocol):
 
     def _handle_frame(self, frame: Any) -> None:
         try:
+            if len(frame) >= 8:
+                api_key, api_version = _KEY_VERSION.unpack_from(frame, 0)
+                if api_key == 18 and api_version > HANDLERS[18].max_version:
+                    # An ApiVersions newer than we serve is answered as Kafka does even when the codec
+                    # could decode it; its body is not parsed (it may hold fields we do not serve).
+                    raise unsupported_request(frame)
             header, body = decode_request(frame)
         except UnsupportedVersionError as exc:
             self._unsupported(exc)
