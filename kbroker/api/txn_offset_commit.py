@@ -55,7 +55,7 @@ def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
         return _respond(request, lambda t, p: code)
     validate = getattr(group_coordinator, "validate_txn_offset_commit", None)
     if ctx.api_version >= 3 and validate is not None:
-        code = validate(request.group_id, request.generation_id, request.member_id, request.group_instance_id)
+        code = validate(request.group_id, request.generation_id_or_member_epoch, request.member_id, request.group_instance_id)
         if code != ErrorCode.NONE:
             return _respond(request, lambda t, p: code)
     offsets = {
