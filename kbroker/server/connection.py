@@ -329,7 +329,11 @@ class KafkaConnection(asyncio.Protocol):
                 if left is not None:
                     rest: deque[Any] = deque([(file_slice.file, *left)])
                     rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])
-                    rest.extend(parts[i + 1 :])
+                    for later in parts[i + 1 :]:
+                        if isinstance(later, (bytes, bytearray, memoryview)):
+                            rest.append(later)
+                        else:  # another partition's file regions
+                            rest.extend((s.file, s.position, s.size) for s in getattr(later, "slices", (later,)))
                     self._stall(rest)
                     return []
         return out
@@ -372,6 +376,9 @@ class KafkaConnection(asyncio.Protocol):
         asyncio.get_running_loop().add_writer(self._watch_fd, self._on_writable)
 
     def _on_writable(self) -> None:
+        """Continue a stalled response: ``_stalled`` holds bytes (written to the transport) and
+        ``(file, position, size)`` file regions (sent with sendfile once the bytes before them
+        have left the transport's buffer)."""
         rest = self._stalled
         transport = self.transport
         if rest is None or transport is None or self._closed:
