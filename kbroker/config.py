@@ -206,11 +206,17 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.send.buffer.bytes", "int", "102400"),
         _k("socket.receive.buffer.bytes", "int", "102400"),
         _k("connections.max.idle.ms", "long", "600000"),
+        _k("max.connections", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip.overrides", "string", ""),
+        # Kafka's default is -1 (unbounded); see kbroker/server/limits.py.
+        _k("queued.max.request.bytes", "long", "104857600"),
+        _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
         _k("num.network.threads", "int", "3", minimum=1, applied=False),
         _k("num.io.threads", "int", "8", minimum=1, applied=False),
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
-        _k("queued.max.requests", "int", "500", minimum=1, applied=False),
+        _k("queued.max.requests", "int", "500", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
@@ -547,6 +553,9 @@ class BrokerConfig:
         if not dirs:
             raise ConfigError("log.dirs", self.raw.get("log.dirs", ""), "at least one log directory is required")
         self.log_dirs: list[Path] = [Path(d) for d in dirs]
+        from kbroker.server.limits import validate as validate_limits
+
+        validate_limits(self)
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")

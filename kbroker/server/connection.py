@@ -5,7 +5,11 @@ may finish out of order (a long-polling Fetch behind a Metadata request), but re
 strictly in request order. A Produce with acks=0 takes a slot that is dropped without output.
 
 Backpressure: when the transport's write buffer passes its high-water mark, or too many requests
-are in flight, the connection stops reading from the socket until both drain.
+are in flight, the connection stops reading from the socket until both drain. Broker-wide bounds
+(``queued.max.request.bytes``, ``queued.max.requests``: see :mod:`kbroker.server.limits`) also
+stop reading: request bytes held by this connection (a partly received frame, and the frames of
+requests not yet answered) are counted in the broker's budget and given back as requests are
+answered and when the connection closes.
 
 Fetch responses carry :class:`~kbroker.log.FileSlice` parts; they go from the segment file to
 the socket with ``os.sendfile`` when nothing else is queued on the transport, and any remainder
@@ -40,6 +44,9 @@ _SIZE = struct.Struct(">i")
 _KEY_VERSION = struct.Struct(">hh")
 MAX_IN_FLIGHT = 256
 SENDFILE_MIN_BYTES = 32 * 1024
+# A request this small (size prefix included) is read even when the broker-wide request-byte
+# budget is used up, so clients keep being served while others hold the budget.
+SMALL_REQUEST_BYTES = 64 * 1024
 _NO_RESPONSE = object()
 
 
@@ -65,18 +72,25 @@ class RequestContext:
 
 
 class _Slot:
-    __slots__ = ("header", "parts", "done")
+    __slots__ = ("header", "parts", "done", "size")
 
-    def __init__(self, header: Any) -> None:
+    def __init__(self, header: Any, size: int = 0) -> None:
         self.header = header
         self.parts: list[Any] | None = None
         self.done = False
+        self.size = size  # request bytes held until it is answered
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Broker, endpoint: Endpoint) -> None:
+    def __init__(self, broker: Broker, endpoint: Endpoint, admitted: str | None = None) -> None:
         self.broker = broker
         self.endpoint = endpoint
+        self.limits = broker.limits
+        self._admitted = admitted  # the address counted in the connection quotas, released on close
+        self._held = 0  # request bytes counted in the broker's budget for this connection
+        self._request_bytes = 0  # of which: requests received and not yet answered
+        self._reserved = 0  # and: the size of the frame being received, once it has room
+        self.frame_started = 0.0  # when the first byte of the partly received frame came in
         self.transport: asyncio.Transport | None = None
         self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
         self._pending: deque[_Slot] = deque()
@@ -120,6 +134,23 @@ class KafkaConnection(asyncio.Protocol):
         for task in list(self.tasks):
             task.cancel()
         self._pending.clear()
+        self.release_all()
+
+    def release_all(self) -> None:
+        """Give back everything this connection holds in the broker-wide budgets (once)."""
+        limits = self.limits
+        limits.forget(self)
+        for _ in range(self._in_flight):
+            limits.request_finished()
+        self._in_flight = 0
+        self._request_bytes = 0
+        self._reserved = 0
+        self.decoder = FrameDecoder(0)  # drop a partly received frame
+        limits.hold(-self._held)
+        self._held = 0
+        if self._admitted is not None:
+            limits.release_connection(self._admitted)
+            self._admitted = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -130,13 +161,21 @@ class KafkaConnection(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        if self._closed:
+            return
+        now = time.monotonic()
+        self.last_active = now
+        partial = self.decoder.buffered
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()
             return
+        if frames:
+            self._reserved = 0  # the frame it was for is complete: its slot holds its bytes now
+        if (frames or not partial) and self.decoder.buffered:
+            self.frame_started = now
         # Requests answered while handling this chunk are written together, in one writev,
         # after the loop (clients pipeline several requests per connection).
         self._batching = True
@@ -147,7 +186,32 @@ class KafkaConnection(asyncio.Protocol):
                 self._handle_frame(frame)
         finally:
             self._batching = False
+        self._account()
         self._flush()
+        self._update_reading()
+
+    def _has_room(self) -> bool:
+        """Whether the frame being received may be read further: it has its size reserved in the
+        broker's request-byte budget (taken as soon as its size prefix is in, when the budget is
+        not used up, or whatever the budget for a small request), as Kafka's memory pool does."""
+        expected = self.decoder.expected
+        if expected is None or self._reserved:
+            return True
+        size = expected + 4
+        if size <= SMALL_REQUEST_BYTES or not self.limits.bytes_exhausted:
+            self._reserved = size
+            self._account()
+            return True
+        return False
+
+    def _account(self) -> None:
+        """Bring this connection's share of the broker's request-byte budget up to date."""
+        if self._closed:
+            return
+        held = self._reserved + self._request_bytes
+        if held != self._held:
+            self.limits.hold(held - self._held)
+            self._held = held
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: answer what is in flight, then close.
@@ -183,10 +247,11 @@ class KafkaConnection(asyncio.Protocol):
             )
             self.close()
             return
-        slot = _Slot(header)
+        slot = _Slot(header, len(frame) + 4)
         self._pending.append(slot)
         self._in_flight += 1
-        self._update_reading()
+        self._request_bytes += slot.size
+        self.limits.request_started()
         ctx = RequestContext(self.broker, self, header)
         try:
             result = entry.handler(ctx, body)
@@ -264,9 +329,12 @@ class KafkaConnection(asyncio.Protocol):
                 return
         slot.done = True
         self._in_flight -= 1
+        self._request_bytes -= slot.size
+        self.limits.request_finished()
         if not self._batching:
+            self._account()
             self._flush()
-        self._update_reading()
+            self._update_reading()
 
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
         if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
@@ -278,6 +346,7 @@ class KafkaConnection(asyncio.Protocol):
             slot = _Slot(header)
             self._pending.append(slot)
             self._in_flight += 1
+            self.limits.request_started()
             self._complete(slot, unsupported_version_response())
             return
         log.info("closing connection from %s: %s", self.peer, exc)
@@ -429,12 +498,23 @@ class KafkaConnection(asyncio.Protocol):
         if transport is None or self._closed:
             return
         should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        if not should_pause:
+            limits = self.limits
+            # Broker-wide: a large frame begun when the request-byte budget is used up waits
+            # for room; at queued.max.requests, a connection with a request in flight waits.
+            if not self._has_room() or (limits.requests_exhausted and self._in_flight):
+                should_pause = True
+                limits.wait(self)
         if should_pause and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()
         elif not should_pause and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
+
+    def limits_changed(self) -> None:
+        """A broker-wide budget this connection waited for has room again."""
+        self._update_reading()
 
     def close(self) -> None:
         if self._closed:
