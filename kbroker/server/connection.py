@@ -11,9 +11,12 @@ stop reading: request bytes held by this connection (a partly received frame, an
 requests not yet answered) are counted in the broker's budget and given back as requests are
 answered and when the connection closes.
 
-Fetch responses carry :class:`~kbroker.log.FileSlice` parts; they go from the segment file to
-the socket with ``os.sendfile`` when nothing else is queued on the transport, and any remainder
-the kernel did not take is written from a positional read.
+Fetch responses carry :class:`~kbroker.log.FileSlice` parts (one or more per partition); they
+go from the segment file to the socket with ``os.sendfile`` when nothing else is queued on the
+transport. When the socket is full part-way through a response, the rest of it (bytes and every
+later partition's file regions) waits in order and goes out as the socket drains: file regions
+still with sendfile, bytes through the transport. Small regions, and regions behind bytes still
+queued on the transport, are written from a positional read.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from waiting import wait_until  # noqa: E402
 from wire import Wire, create_topic  # noqa: E402
 
 from kbroker.config import BrokerConfig, ConfigError  # noqa: E402
+from kbroker.server.limits import parse_ip_overrides  # noqa: E402
 from kbroker.testing import BrokerThread  # noqa: E402
 from protocol.api import encode_request  # noqa: E402
 from protocol.errors import ErrorCode  # noqa: E402
@@ -87,6 +88,8 @@ def test_limit_settings_that_kafka_accepts():
     config = BrokerConfig({"max.connections.per.ip": "0", "max.connections.per.ip.overrides":
                            "127.0.0.1:5, ::1:7,localhost:2", "queued.max.request.bytes": "-1"}, warn=False)
     assert config["max.connections.per.ip.overrides"] == "127.0.0.1:5, ::1:7,localhost:2"
+    # The last ':' splits host and count, so IPv6 addresses work (Kafka's Csv.parseCsvMap).
+    assert parse_ip_overrides("127.0.0.1:5, ::1:7,localhost:2") == {"127.0.0.1": 5, "::1": 7, "localhost": 2}
     # Not set: the bound grows with socket.request.max.bytes rather than refusing to start.
     BrokerConfig({"socket.request.max.bytes": "500000000"}, warn=False)
 
