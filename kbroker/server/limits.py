@@ -30,66 +30,14 @@ import ctypes
 import ctypes.util
 import ipaddress
 import logging
-import re
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from kbroker.config import BrokerConfig
-    from kbroker.server.connection import KafkaConnection
+from kbroker.config import BrokerConfig, parse_ip_overrides
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUED_MAX_REQUEST_BYTES = 104857600
-# Kafka's Utils.validHostPattern
-_VALID_HOST = re.compile(r"[a-zA-Z0-9\-:.]+")
 _TRIM_AFTER_BYTES = 16 * 1024 * 1024
-
-
-def parse_ip_overrides(raw: str) -> dict[str, int]:
-    """``max.connections.per.ip.overrides``: ``host:count`` pairs separated by commas (Kafka's
-    ``Csv.parseCsvMap``: the last ``:`` splits, so IPv6 addresses work)."""
-    from kbroker.config import ConfigError
-
-    key = "max.connections.per.ip.overrides"
-    out: dict[str, int] = {}
-    raw = raw.strip()
-    if not raw:
-        return out
-    for item in re.split(r"\s*,\s*", raw):
-        host, sep, count = item.rpartition(":")
-        host = host.strip()
-        if not sep or not host:
-            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': expected host:count, "
-                              f"got {item!r}")
-        try:
-            value = int(count.strip())
-        except ValueError:
-            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': "
-                              f"{count.strip()!r} is not a number") from None
-        if not _VALID_HOST.fullmatch(host):
-            raise ConfigError(key, raw, f"{key} contains invalid addresses : {host}")
-        out[host] = value
-    return out
-
-
-def _explicit(config: Any, name: str) -> bool:
-    return name in config.raw or name in config.dynamic_default or name in config.dynamic_node
-
-
-def validate(config: BrokerConfig) -> None:
-    """Kafka's start-up checks of these keys (``KafkaConfig`` validation)."""
-    from kbroker.config import ConfigError
-
-    values = config.values
-    overrides = parse_ip_overrides(values["max.connections.per.ip.overrides"] or "")
-    if values["max.connections.per.ip"] == 0 and not overrides:
-        raise ConfigError("max.connections.per.ip", 0, "max.connections.per.ip can be set to zero only if "
-                          "max.connections.per.ip.overrides property is set.")
-    queued = values["queued.max.request.bytes"]
-    if _explicit(config, "queued.max.request.bytes") and 0 < queued < values["socket.request.max.bytes"]:
-        raise ConfigError("queued.max.request.bytes", queued,
-                          "queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
 
 
 def _ip(address: str) -> str:
@@ -116,6 +64,12 @@ def _resolve(host: str) -> list[str]:
         log.warning("max.connections.per.ip.overrides: cannot resolve %s (%s); override ignored", host, exc)
         return []
     return sorted({_ip(str(info[4][0])) for info in infos})
+
+
+class Waiter(Protocol):
+    """A connection that stopped reading until a broker-wide budget has room."""
+
+    def limits_changed(self) -> None: ...
 
 
 class _Trimmer:
@@ -148,7 +102,7 @@ class ConnectionLimits:
             for address in _resolve(host):
                 self.ip_overrides[address] = count
         queued = config["queued.max.request.bytes"]
-        if not _explicit(config, "queued.max.request.bytes"):
+        if not config.is_set("queued.max.request.bytes"):
             queued = max(queued, config["socket.request.max.bytes"])
         self.max_bytes: int = queued  # <= 0: unbounded
         self.max_requests: int = config["queued.max.requests"]
@@ -157,7 +111,7 @@ class ConnectionLimits:
         self.per_ip: dict[str, int] = {}
         self.bytes_held = 0
         self.requests = 0
-        self._waiting: set[KafkaConnection] = set()
+        self._waiting: set[Waiter] = set()
         self._released = 0
         self._trim = _Trimmer()
         self.on_slot_free: list[Any] = []  # callbacks: a connection closed below max.connections
@@ -230,11 +184,11 @@ class ConnectionLimits:
         if was and not self.requests_exhausted:
             self._wake()
 
-    def wait(self, conn: KafkaConnection) -> None:
+    def wait(self, conn: Waiter) -> None:
         """``conn`` stopped reading for a broker-wide reason: tell it when to look again."""
         self._waiting.add(conn)
 
-    def forget(self, conn: KafkaConnection) -> None:
+    def forget(self, conn: Waiter) -> None:
         self._waiting.discard(conn)
 
     def _wake(self) -> None:

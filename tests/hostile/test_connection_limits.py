@@ -20,8 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from waiting import wait_until  # noqa: E402
 from wire import Wire, create_topic  # noqa: E402
 
-from kbroker.config import BrokerConfig, ConfigError  # noqa: E402
-from kbroker.server.limits import parse_ip_overrides  # noqa: E402
+from kbroker.config import (  # noqa: E402
+    BrokerConfig,
+    ConfigError,
+    parse_ip_overrides,  # noqa: E402
+)
 from kbroker.testing import BrokerThread  # noqa: E402
 from protocol.api import encode_request  # noqa: E402
 from protocol.errors import ErrorCode  # noqa: E402
