@@ -1,8 +1,16 @@
-"""Broker and topic configuration with Apache Kafka's own keys.
+"""Broker and topic configuration with Apache Kafka's own keys: the one place they are declared.
 
-``server.properties`` is read with Java properties syntax. Every key Kafka users put in that file
-is known here with its type and default; keys kbroker does not know produce a warning, and a value
-that does not parse or is out of range stops start-up with a :class:`ConfigError` naming the key.
+Every broker key (``BROKER_KEYS``) and topic key (``TOPIC_KEYS``) is declared once with Kafka 4.4's
+type, default, validator (and, for topic keys, documentation), and everything else takes them from
+here: start-up (``server.properties``, ``--override``), DescribeConfigs, CreateTopics,
+AlterConfigs/IncrementalAlterConfigs, the coordinators and the log, whose typed ``LogConfig`` is
+built from values parsed here once. This module imports nothing of kbroker's, so every layer
+(the log included) may use it.
+
+``server.properties`` is read with Java properties syntax. Keys kbroker does not know produce a
+warning, and a value that does not parse or fails Kafka's validator stops start-up with a
+:class:`ConfigError` naming the key, in Kafka's words (``Invalid value 14 for configuration
+log.segment.bytes: Value must be at least 1048576``).
 
 Topic-level configs (``segment.bytes``, ``retention.ms``, ...) take their defaults from the broker
 keys Kafka names as their synonyms (``log.segment.bytes``, ``log.retention.hours``, ...), in
@@ -141,6 +149,7 @@ class ConfigKey:
     read_only: bool = True
     sensitive: bool = False
     applied: bool = True  # False: accepted for compatibility, has no effect in kbroker
+    doc: str = ""  # DescribeConfigs' documentation (v3+, when asked for)
 
     def parse(self, raw: str) -> Any:
         value = _PARSERS[self.type](self.name, raw)
@@ -332,34 +341,60 @@ def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
 TOPIC_KEYS: dict[str, TopicKey] = {
     t.name: t
     for t in [
-        _t("cleanup.policy", "list", ("log.cleanup.policy",), list_choices=("compact", "delete")),
-        _t("compression.type", "string", ("compression.type",), choices=_COMPRESSION),
-        _t("compression.gzip.level", "int", ("compression.gzip.level",), check=_gzip_level),
-        _t("compression.lz4.level", "int", ("compression.lz4.level",), minimum=1, maximum=17),
-        _t("compression.zstd.level", "int", ("compression.zstd.level",), minimum=-131072, maximum=22),
-        _t("delete.retention.ms", "long", ("log.cleaner.delete.retention.ms",), minimum=0),
-        _t("file.delete.delay.ms", "long", ("log.segment.delete.delay.ms",), minimum=0),
-        _t("flush.messages", "long", ("log.flush.interval.messages",), minimum=1),
-        _t("flush.ms", "long", ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"), minimum=0),
-        _t("index.interval.bytes", "int", ("log.index.interval.bytes",), minimum=0),
-        _t("max.compaction.lag.ms", "long", ("log.cleaner.max.compaction.lag.ms",), minimum=1),
-        _t("max.message.bytes", "int", ("message.max.bytes",), minimum=0),
-        _t("message.timestamp.after.max.ms", "long", ("log.message.timestamp.after.max.ms",), minimum=0),
-        _t("message.timestamp.before.max.ms", "long", ("log.message.timestamp.before.max.ms",), minimum=0),
-        _t("message.timestamp.type", "string", ("log.message.timestamp.type",), choices=_TIMESTAMP_TYPES),
-        _t("min.cleanable.dirty.ratio", "double", ("log.cleaner.min.cleanable.ratio",), minimum=0, maximum=1),
-        _t("min.compaction.lag.ms", "long", ("log.cleaner.min.compaction.lag.ms",), minimum=0),
-        _t("min.insync.replicas", "int", ("min.insync.replicas",), minimum=1),
-        _t("preallocate", "boolean", ("log.preallocate",)),
-        _t("retention.bytes", "long", ("log.retention.bytes",)),
+        _t("cleanup.policy", "list", ("log.cleanup.policy",), list_choices=("compact", "delete"),
+           doc="How old segments go: delete (by retention.ms/retention.bytes), compact (keep the latest record of each key), or both."),
+        _t("compression.type", "string", ("compression.type",), choices=_COMPRESSION,
+           doc="The codec the log keeps batches in: producer (as sent), uncompressed, gzip, snappy, lz4 or zstd."),
+        _t("compression.gzip.level", "int", ("compression.gzip.level",), check=_gzip_level,
+           doc="gzip level used when the broker compresses (1-9, or -1 for the codec's default)."),
+        _t("compression.lz4.level", "int", ("compression.lz4.level",), minimum=1, maximum=17,
+           doc="lz4 level used when the broker compresses (1-17)."),
+        _t("compression.zstd.level", "int", ("compression.zstd.level",), minimum=-131072, maximum=22,
+           doc="zstd level used when the broker compresses (-131072 to 22)."),
+        _t("delete.retention.ms", "long", ("log.cleaner.delete.retention.ms",), minimum=0,
+           doc="How long a tombstone stays in a compacted log after it was cleaned."),
+        _t("file.delete.delay.ms", "long", ("log.segment.delete.delay.ms",), minimum=0,
+           doc="How long a deleted segment's files are kept before they are removed from disk."),
+        _t("flush.messages", "long", ("log.flush.interval.messages",), minimum=1,
+           doc="fsync the log after this many records."),
+        _t("flush.ms", "long", ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"), minimum=0,
+           doc="fsync the log when its oldest unflushed data is this old."),
+        _t("index.interval.bytes", "int", ("log.index.interval.bytes",), minimum=0,
+           doc="Bytes of log between two offset index entries."),
+        _t("max.compaction.lag.ms", "long", ("log.cleaner.max.compaction.lag.ms",), minimum=1,
+           doc="The longest a record may stay uncompacted."),
+        _t("max.message.bytes", "int", ("message.max.bytes",), minimum=0,
+           doc="The largest record batch the topic accepts, in bytes."),
+        _t("message.timestamp.after.max.ms", "long", ("log.message.timestamp.after.max.ms",), minimum=0,
+           doc="How far in the future a CreateTime timestamp may be."),
+        _t("message.timestamp.before.max.ms", "long", ("log.message.timestamp.before.max.ms",), minimum=0,
+           doc="How far in the past a CreateTime timestamp may be."),
+        _t("message.timestamp.type", "string", ("log.message.timestamp.type",), choices=_TIMESTAMP_TYPES,
+           doc="CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock."),
+        _t("min.cleanable.dirty.ratio", "double", ("log.cleaner.min.cleanable.ratio",), minimum=0, maximum=1,
+           doc="The share of uncleaned log (0 to 1) from which the log is compacted."),
+        _t("min.compaction.lag.ms", "long", ("log.cleaner.min.compaction.lag.ms",), minimum=0,
+           doc="The shortest time a record stays uncompacted."),
+        _t("min.insync.replicas", "int", ("min.insync.replicas",), minimum=1,
+           doc="In-sync replicas an acks=all produce needs."),
+        _t("preallocate", "boolean", ("log.preallocate",),
+           doc="Reserve a new segment's disk space when it is created."),
+        _t("retention.bytes", "long", ("log.retention.bytes",),
+           doc="The size the log is cut back to by deleting old segments (-1: no limit)."),
         _t("retention.ms", "long", ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
-           convert=_minutes_or_hours_to_ms, minimum=-1),
-        _t("segment.bytes", "int", ("log.segment.bytes",), minimum=SEGMENT_BYTES_MIN),
-        _t("segment.index.bytes", "int", ("log.index.size.max.bytes",), minimum=4),
+           convert=_minutes_or_hours_to_ms, minimum=-1,
+           doc="How long a segment is kept before it is deleted (-1: for ever)."),
+        _t("segment.bytes", "int", ("log.segment.bytes",), minimum=SEGMENT_BYTES_MIN,
+           doc="The size of a segment file; a new one starts when it is full (at least 1 MiB)."),
+        _t("segment.index.bytes", "int", ("log.index.size.max.bytes",), minimum=4,
+           doc="The size of a segment's offset index; the segment rolls when the index is full."),
         _t("segment.jitter.ms", "long", ("log.roll.jitter.ms", "log.roll.jitter.hours"),
-           convert=_minutes_or_hours_to_ms, minimum=0),
-        _t("segment.ms", "long", ("log.roll.ms", "log.roll.hours"), convert=_minutes_or_hours_to_ms, minimum=1),
-        _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",)),
+           convert=_minutes_or_hours_to_ms, minimum=0,
+           doc="Random jitter taken off segment.ms so segments do not all roll at once."),
+        _t("segment.ms", "long", ("log.roll.ms", "log.roll.hours"), convert=_minutes_or_hours_to_ms, minimum=1,
+           doc="A new segment starts after this long even if the current one is not full."),
+        _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
+           doc="Whether a replica outside the ISR may become leader, losing records."),
     ]
 }
 
@@ -531,6 +566,7 @@ class ConfigEntry:
     sensitive: bool
     type: str
     synonyms: list[tuple[str, str | None, int]] = field(default_factory=list)
+    doc: str | None = None
 
 
 # DescribeConfigs ConfigSource values.
@@ -635,12 +671,6 @@ class BrokerConfig:
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
 
-    def with_overrides(self, overrides: Mapping[str, str]) -> BrokerConfig:
-        merged = dict(self.raw)
-        merged.update(overrides)
-        return BrokerConfig(merged, warn=False, dynamic_default=self.dynamic_default,
-                            dynamic_node=self.dynamic_node)
-
     def with_dynamic(self, default: Mapping[str, str], node: Mapping[str, str]) -> BrokerConfig:
         return BrokerConfig(self.raw, warn=False, dynamic_default=default, dynamic_node=node)
 
@@ -709,7 +739,8 @@ class BrokerConfig:
             value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None
-            entries.append(ConfigEntry(name, value, source, key.read_only, key.sensitive, key.type, synonyms))
+            entries.append(ConfigEntry(name, value, source, key.read_only, key.sensitive, key.type, synonyms,
+                                       key.doc or None))
         return entries
 
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
@@ -732,7 +763,7 @@ class BrokerConfig:
                 effective, _ = self.topic_default(name)
                 value = format_config_value(effective)
                 source = synonyms[0][2] if synonyms else SOURCE_DEFAULT
-            entries.append(ConfigEntry(name, value, source, False, False, key.type, synonyms))
+            entries.append(ConfigEntry(name, value, source, False, False, key.type, synonyms, key.spec.doc or None))
         return entries
 
 
