@@ -171,7 +171,7 @@ def _check_list(key: ConfigKey, items: list[str], raw: str) -> None:
     entry one of ``list_choices`` when given."""
     name = key.name
     if key.nonempty and not items:
-        valid = ", ".join(key.list_choices) if key.list_choices else "any non-empty value"
+        valid = f"[{', '.join(key.list_choices)}]" if key.list_choices else "any non-empty value"
         raise ConfigError(name, raw, "", f"Configuration '{name}' must not be empty. Valid values include: {valid}")
     if len(set(items)) != len(items):
         raise ConfigError(name, raw, "", f"Configuration '{name}' values must not be duplicated.")
