@@ -790,3 +790,10 @@ def _valid_dynamic(layer: Mapping[str, str], where: str) -> dict[str, str]:
             continue
         out[name] = raw
     return out
+
+
+def validate_topic_configs(configs: Mapping[str, str | None], broker: BrokerConfig) -> dict[str, str]:
+    """Check a new topic's overrides (:meth:`BrokerConfig.validate_topic_configs`); returns them
+    as given. Raises :class:`ConfigError` with Kafka's message."""
+    broker.validate_topic_configs(configs)
+    return {name: raw for name, raw in configs.items() if raw is not None}

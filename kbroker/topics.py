@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.config import ConfigError
+from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.quorum import ControllerError, NewTopic
 from protocol.errors import ErrorCode
 
@@ -29,9 +29,10 @@ class CreateResult:
 def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
     """Validate a topic creation; returns the records to commit or the error."""
     try:
-        broker.config.validate_topic_configs(topic.configs)
+        configs = validate_topic_configs(topic.configs, broker.config)
     except ConfigError as exc:
         return CreateResult(topic.name, ErrorCode.INVALID_CONFIG, str(exc))
+    topic.configs = configs
     assert broker.controller is not None
     try:
         records = broker.controller.plan_topic(

@@ -42,13 +42,17 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
                                   error_message=f"Duplicate topic name {t.name} in request.", configs=None))
             continue
-        nulls = [c.name for c in t.configs if c.value is None]
-        if nulls:
+        configs: dict[str, str] = {}
+        bad_config = None
+        for c in t.configs:
+            if c.value is None:
+                bad_config = f"Null value not supported for topic configs: {c.name}"
+                break
+            configs[c.name] = c.value
+        if bad_config:
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_CONFIG,
-                                  error_message=f"Null value not supported for topic configs: {','.join(nulls)}",
-                                  configs=None))
+                                  error_message=bad_config, configs=None))
             continue
-        configs: dict[str, str] = {c.name: c.value for c in t.configs}
         new = NewTopic(
             t.name, t.num_partitions, t.replication_factor,
             {a.partition_index: list(a.broker_ids) for a in t.assignments}, configs,
