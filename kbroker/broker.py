@@ -21,7 +21,7 @@ from typing import Any
 from kbroker.api import load_handlers
 from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
-from kbroker.config import BrokerConfig, Endpoint, format_config_value
+from kbroker.config import BrokerConfig, Endpoint
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -180,8 +180,7 @@ class Broker:
         return self.config.topic_config(overrides or {})
 
     def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig:
-        settings = self.topic_settings(overrides)
-        return LogConfig.from_topic_configs({k: format_config_value(v) for k, v in settings.items()})
+        return LogConfig.from_topic_values(self.topic_settings(overrides))
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -295,8 +294,8 @@ class Broker:
         if self.log_manager is None:
             return
         for topic in topics:
-            config = self.default_log_config(topic.configs)
             settings = self.topic_settings(topic.configs)
+            config = LogConfig.from_topic_values(settings)
             for index in topic.partitions:
                 p = self.partitions.get((topic.name, index))
                 if p is not None:
@@ -307,12 +306,13 @@ class Broker:
         topic = self.image.topic(topic_name)
         assert topic is not None and self.log_manager is not None
         state = topic.partitions[index]
-        plog = self.log_manager.get_or_create(topic_name, index, self.default_log_config(topic.configs))
+        settings = self.topic_settings(topic.configs)
+        plog = self.log_manager.get_or_create(topic_name, index, LogConfig.from_topic_values(settings))
         if plog.high_watermark < plog.log_end_offset:
             plog.high_watermark = plog.log_end_offset
         self.partitions[(topic_name, index)] = Partition(
             topic_name, index, topic.topic_id, plog, state.leader_epoch, list(state.replicas), list(state.isr),
-            self.topic_settings(topic.configs),
+            settings,
         )
 
     def partition(self, topic: str, index: int) -> Partition | None:
