@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.features import SUPPORTED_FEATURES, bootstrap_levels, plan_feature_updates
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
@@ -33,16 +34,6 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 # It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
 MAX_PARTITIONS_PER_REQUEST = 10_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-# Features this broker supports, with the level it finalizes when the cluster is formatted.
-SUPPORTED_FEATURES: dict[str, tuple[int, int, int]] = {
-    # name: (min supported, max supported, bootstrap level)
-    "metadata.version": (7, 27, 27),
-    "kraft.version": (0, 1, 0),
-    "group.version": (0, 1, 1),
-    "transaction.version": (0, 2, 2),
-}
-
 
 class ControllerError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None) -> None:
@@ -128,11 +119,8 @@ class QuorumController:
     def bootstrap_if_empty(self) -> None:
         if self.image.features:
             return
-        records: list[Any] = []
-        for name, (_lo, _hi, level) in SUPPORTED_FEATURES.items():
-            if level > 0:
-                records.append(mr.FeatureLevelRecord(name=name, feature_level=level))
-        self.commit(records)
+        self.commit([mr.FeatureLevelRecord(name=name, feature_level=level)
+                     for name, level in bootstrap_levels().items()])
 
     def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
         epoch = self.log.log_end_offset
@@ -148,13 +136,24 @@ class QuorumController:
                 mr.RegisterBrokerRecord.BrokerFeature(
                     name=name, min_supported_version=lo, max_supported_version=hi
                 )
-                for name, (lo, hi, _) in SUPPORTED_FEATURES.items()
+                for name, (lo, hi) in SUPPORTED_FEATURES.items()
             ],
             rack=rack,
             fenced=False,
         )
         self.commit([record])
         return epoch
+
+    # -- features -------------------------------------------------------------------------
+
+    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool) -> None:
+        """Apply (feature, level, upgrade type) updates atomically as FeatureLevelRecords, or raise
+        FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then."""
+        records = plan_feature_updates(self.node_id, self.image.features, updates)
+        if not validate_only:
+            for r in records:
+                log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
+            self.commit(records)
 
     # -- topics ---------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ def test_api_versions_at_unknown_version_gets_v0_error_body(bootstrap, bystander
     resp_header, resp = decode_response(read_frame(sock), 18, 0)
     assert resp_header.correlation_id == cid
     assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
-    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 4)]
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 5)]
     # The client retries at a version we know, on the same connection.
     cid, data = frame(18, 3, client_software_name="sock", client_software_version="1.0")
     sock.sendall(data)
