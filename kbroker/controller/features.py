@@ -18,15 +18,16 @@ METADATA_VERSION = "metadata.version"
 KRAFT_VERSION = "kraft.version"
 
 # MetadataVersion: feature level -> didMetadataChange (whether records changed at that level; a
-# downgrade across such a level could lose metadata). Levels 7 (3.3-IV3) .. 33 (4.4-IV2).
+# downgrade across such a level could lose metadata). Levels 7 (3.3-IV3) .. 34 (4.5-IV0), as in the
+# Apache Kafka 4.4.0 release (whose newest production level is 33, 4.4-IV2).
 METADATA_CHANGED: dict[int, bool] = {
     7: True, 8: True, 9: False, 10: False, 11: True, 12: False, 13: True, 14: True, 15: True,
     16: False, 17: True, 18: False, 19: False, 20: False, 21: False, 22: False, 23: True, 24: False,
-    25: False, 26: False, 27: False, 28: False, 29: False, 30: True, 31: False, 32: True, 33: True,
+    25: False, 26: False, 27: False, 28: False, 29: False, 30: True, 31: False, 32: True, 33: True, 34: False,
 }
 MV_MINIMUM = 7
-MV_LATEST_TESTING = 33
-MV_LATEST_PRODUCTION = 30  # IBP_4_3_IV0: 4.4's newer levels are unstable
+MV_LATEST_TESTING = 34
+MV_LATEST_PRODUCTION = 33
 
 
 @dataclass(frozen=True, slots=True)
