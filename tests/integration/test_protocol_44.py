@@ -152,6 +152,8 @@ def test_update_features_kept_in_the_metadata_log(tmp_path):
         assert (resp.error_code, resp.error_message, resp.results) == (E.NONE, None, [])
         _, after, new_epoch = _features(w)
         assert "group.version" not in after and new_epoch > epoch
+        # Without group.version 1 the consumer group protocol (KIP-848) is off, as in Kafka.
+        assert _heartbeat(w).error_code == E.UNSUPPORTED_VERSION
         w.close()
     with BrokerThread(data_dir=data) as b:  # replayed from __cluster_metadata
         w = Wire(b.bootstrap_servers)
@@ -159,7 +161,13 @@ def test_update_features_kept_in_the_metadata_log(tmp_path):
         resp = _update(w, 0, ("group.version", 1, 1))
         assert [(r.feature, r.error_code) for r in resp.results] == [("group.version", E.NONE)]
         assert _features(w)[1]["group.version"] == (1, 1)
+        assert _ready(lambda: _heartbeat(w), "ConsumerGroupHeartbeat").error_code == E.NONE
         w.close()
+
+
+def _heartbeat(w: Wire):
+    return w.call(68, 1, group_id=f"g-{uuid.uuid4().hex[:8]}", member_id=uuid.uuid4().hex[:22], member_epoch=0,
+                  rebalance_timeout_ms=30000, subscribed_topic_names=["t"], topic_partitions=[])
 
 
 def test_update_features_refusals_as_kafka(broker, wire):
