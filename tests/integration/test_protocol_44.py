@@ -7,9 +7,7 @@ ids, KIP-1319), DeleteGroups v3, and the Java 4.4 client's transactional consume
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -27,6 +25,9 @@ from protocol.messages import REQUESTS
 from protocol.records import Record, build_batch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "compat"))
+from java_harness import ensure_java_harness  # noqa: E402
+
 ZERO = uuid.UUID(int=0)
 
 # Kafka 4.4.0's features: BrokerFeatures.defaultSupportedFeatures(false) and what
@@ -394,27 +395,6 @@ def test_delete_groups_v3(broker, wire):
 
 # -- the Java 4.4 client ---------------------------------------------------------------------------
 
-def _java_harness() -> list[str]:
-    """The compat matrix's Java harness on kafka-clients 4.4.0, built as scripts/install-compat-deps
-    builds it (same source hash stamp in .cache/java-clients) if it is not current."""
-    java = ROOT / "compat" / "java"
-    cache = ROOT / ".cache" / "java-clients"
-    sources = [java / "pom.xml", *sorted(p for p in (java / "src").rglob("*") if p.is_file())]
-    stamp = hashlib.sha1(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
-    stamp_file = cache / ".stamp"
-    if not stamp_file.exists() or stamp_file.read_text().strip() != stamp:
-        shutil.rmtree(cache, ignore_errors=True)
-        mvn = ["mvn", "-q", "-B"]
-        subprocess.run([*mvn, "compile"], cwd=java, check=True, timeout=600)
-        for profile, out in (("kafka39", "3.9"), ("kafka4", "4")):
-            subprocess.run([*mvn, "-P", profile, "dependency:copy-dependencies", "-DincludeScope=runtime",
-                            f"-DoutputDirectory={cache / out}"], cwd=java, check=True, timeout=600)
-        shutil.copytree(java / "target" / "classes", cache / "classes")
-        stamp_file.write_text(stamp + "\n")
-    return ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp",
-            f"{cache / 'classes'}:{cache / '4'}/*", "kbroker.compat.Scenarios"]
-
-
 def test_java_44_client_consume_process_produce(monkeypatch):
     """The Java 4.4 client reads, writes and commits its consumer offsets in one transaction
     (sendOffsetsToTransaction): it negotiates with ApiVersions v5 and, with Transactions V2,
@@ -429,7 +409,7 @@ def test_java_44_client_consume_process_produce(monkeypatch):
             return _handler(ctx, request)
 
         monkeypatch.setitem(HANDLERS, key, dataclasses.replace(entry, handler=recording))
-    cmd = _java_harness()
+    cmd = ensure_java_harness()
     with BrokerThread(config={"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3",
                               "transaction.state.log.num.partitions": "3"}) as b:
         run = subprocess.run([*cmd, b.bootstrap_servers, "consume_process_produce"], capture_output=True,
