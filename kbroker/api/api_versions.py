@@ -84,7 +84,7 @@ def handle_api_versions(ctx, request) -> ApiVersionsResponse:
         response.finalized_features_epoch = image.offset
         response.finalized_features = [
             ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
-            for name, level in sorted(image.features.items())
+            for name, level in sorted(broker.controller.finalized_features().items())
             if level != 0
         ]
     return response

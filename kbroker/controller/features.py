@@ -94,6 +94,13 @@ def bootstrap_levels(metadata_version: int = MV_LATEST_PRODUCTION) -> dict[str, 
     return {name: level for name, level in levels.items() if level > 0}
 
 
+@dataclass(frozen=True, slots=True)
+class KRaftVersionUpgrade:
+    """A planned kraft.version upgrade (written as Raft control records, not a FeatureLevelRecord)."""
+
+    level: int
+
+
 # FeatureUpdate.UpgradeType codes.
 UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 1, 2, 3
 
@@ -121,8 +128,8 @@ def metadata_changed(a: int, b: int) -> bool:
 
 def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[tuple[str, int, int]]) -> list:
     """Check ``updates`` ((feature, new level, upgrade type) in request order) against the
-    ``finalized`` levels; return the FeatureLevelRecords that apply them all, or raise
-    FeatureUpdateError for the first that fails (then nothing is applied)."""
+    ``finalized`` levels; return the FeatureLevelRecords (and a :class:`KRaftVersionUpgrade`) that
+    apply them all, or raise FeatureUpdateError for the first that fails (then nothing is applied)."""
     proposed = dict(finalized)
     for name, level, _ in updates:
         proposed[name] = level
@@ -155,10 +162,9 @@ def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[
             if new < current:
                 raise _invalid(name, new, "Can't downgrade the version of this feature.")
             if new > current:
-                # Kafka upgrades kraft.version in the Raft layer (KRaftVersionRecord, VotersRecord);
-                # this single-voter quorum has no dynamic voter set to upgrade to.
-                raise FeatureUpdateError(
-                    f"Invalid upgrade of {KRAFT_VERSION} from version {current} to {new}")
+                # Not a FeatureLevelRecord: Kafka upgrades kraft.version in the Raft layer, with
+                # KRaftVersionRecord and VotersRecord control records (KIP-853).
+                records.append(KRaftVersionUpgrade(new))
         else:
             feature = FEATURES.get(name)
             if feature is None:

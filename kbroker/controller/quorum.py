@@ -10,6 +10,7 @@ voters and replicates this log; the callers keep calling the same operations.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 import uuid
 from collections.abc import Iterable
@@ -17,12 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import SUPPORTED_FEATURES, bootstrap_levels, plan_feature_updates
+from kbroker.controller.features import (
+    KRAFT_VERSION,
+    SUPPORTED_FEATURES,
+    KRaftVersionUpgrade,
+    bootstrap_levels,
+    plan_feature_updates,
+)
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
+from protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from protocol.messages.data.voters_record import VotersRecord
 from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, iter_records
+from protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,10 @@ class QuorumController:
             data = b"".join(s.read() for s in result.slices)
             for _pos, header in iter_batch_headers(data, validate=True):
                 batch = memoryview(data)[_pos : _pos + header.size]
+                if header.is_control:
+                    for rec_offset, level in iter_kraft_versions(batch):
+                        if rec_offset >= offset:
+                            self.image.apply_kraft_version(level, rec_offset)
                 for rec_offset, record in iter_metadata_records(batch, header):
                     if rec_offset >= offset:
                         self.image.apply(record, rec_offset)
@@ -146,14 +159,53 @@ class QuorumController:
 
     # -- features -------------------------------------------------------------------------
 
-    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool) -> None:
+    def finalized_features(self) -> dict[str, int]:
+        """Finalized levels as Kafka's metadata cache reports them: the FeatureLevelRecords plus
+        kraft.version from the Raft layer when above 0."""
+        features = dict(self.image.features)
+        if self.image.kraft_version > 0:
+            features[KRAFT_VERSION] = self.image.kraft_version
+        return features
+
+    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
+                        voter_endpoints: Iterable[tuple[str, str, int]] = (), directory_id: uuid.UUID | None = None
+                        ) -> None:
         """Apply (feature, level, upgrade type) updates atomically as FeatureLevelRecords, or raise
-        FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then."""
-        records = plan_feature_updates(self.node_id, self.image.features, updates)
-        if not validate_only:
-            for r in records:
-                log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
-            self.commit(records)
+        FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then.
+        A kraft.version upgrade is written as Kafka's Raft layer writes it (see upgrade_kraft_version),
+        with this voter's endpoints and directory id."""
+        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates)
+        if validate_only:
+            return
+        records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]
+        for r in records:
+            log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
+        self.commit(records)
+        for r in planned:
+            if isinstance(r, KRaftVersionUpgrade):
+                self.upgrade_kraft_version(r.level, voter_endpoints, directory_id or uuid.UUID(int=0))
+
+    def upgrade_kraft_version(self, level: int, endpoints: Iterable[tuple[str, str, int]],
+                              directory_id: uuid.UUID) -> None:
+        """One control batch holding a KRaftVersionRecord and the VotersRecord of this single voter,
+        as Kafka's LeaderState appends them when kraft.version is upgraded (static to dynamic quorum)."""
+        now = int(time.time() * 1000)
+        Voter = VotersRecord.Voter
+        voters = VotersRecord(version=0, voters=[Voter(
+            voter_id=self.node_id, voter_directory_id=directory_id,
+            endpoints=[Voter.Endpoint(name=name, host=host, port=port) for name, host, port in endpoints],
+            kraft_version_feature=Voter.KRaftVersionFeature(min_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][0],
+                                                            max_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][1]),
+        )])
+        batch = build_batch([
+            Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VERSION),
+                   value=bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)), timestamp=now),
+            Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VOTERS), value=bytes(voters.encode(0)), timestamp=now),
+        ], control=True, partition_leader_epoch=self.term)
+        info = self.log.append(batch, leader_epoch=self.term)
+        self.log.high_watermark = self.log.log_end_offset
+        log.info("Upgraded kraft.version to %d", level)
+        self.image.apply_kraft_version(level, info.first_offset)
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -285,6 +337,17 @@ class QuorumController:
                                  next_producer_id=start + count)
         ])
         return start, count
+
+
+CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
+
+
+def iter_kraft_versions(batch: memoryview):
+    """Yield (offset, kraft.version level) for each KRaftVersionRecord of one control batch."""
+    for record in iter_records(batch):
+        if parse_control_record(record).type == ControlType.KRAFT_VERSION and record.value is not None:
+            value = memoryview(record.value)
+            yield record.offset, KRaftVersionRecord.decode(value, 0).kraft_version
 
 
 def iter_metadata_records(batch: memoryview, header: Any):

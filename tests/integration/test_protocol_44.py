@@ -22,7 +22,9 @@ from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode as E
 from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from protocol.messages.data.voters_record import VotersRecord
+from protocol.record_batch import iter_batch_headers
+from protocol.records import Record, build_batch, iter_records, parse_control_record
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "compat"))
@@ -163,7 +165,34 @@ def test_update_features_kept_in_the_metadata_log(tmp_path):
         assert [(r.feature, r.error_code) for r in resp.results] == [("group.version", E.NONE)]
         assert _features(w)[1]["group.version"] == (1, 1)
         assert _ready(lambda: _heartbeat(w), "ConsumerGroupHeartbeat").error_code == E.NONE
+        # kraft.version 1 is written as Kafka's Raft layer writes it (KRaftVersionRecord and
+        # VotersRecord control records), not as a FeatureLevelRecord.
+        assert _update(w, 2, ("kraft.version", 1, 1)).error_code == E.NONE
+        assert _features(w)[1]["kraft.version"] == (1, 1)
+        _refused(_update(w, 2, ("kraft.version", 0, 2)),
+                 "Invalid update version 0 for feature kraft.version. Can't downgrade the version of this feature.")
         w.close()
+        control = _control_records(b.broker.controller.log)
+        assert [t for t, _ in control] == [5, 6]
+        [voter] = VotersRecord.decode(control[1][1], 0).voters
+        assert (voter.voter_id, voter.endpoints[0].port) == (b.broker.node_id, int(b.bootstrap_servers.rsplit(":")[1]))
+        assert (voter.kraft_version_feature.min_supported_version, voter.kraft_version_feature.max_supported_version) == (0, 1)
+    with BrokerThread(data_dir=data) as b:  # the control records are replayed too
+        w = Wire(b.bootstrap_servers)
+        assert _features(w)[1]["kraft.version"] == (1, 1)
+        w.close()
+
+
+def _control_records(partition_log) -> list[tuple[int, bytes]]:
+    """(control type, value) of every record in the metadata log's control batches."""
+    out = []
+    result = partition_log.read(partition_log.log_start_offset, 64 * 1024 * 1024)
+    data = b"".join(s.read() for s in result.slices)
+    for pos, header in iter_batch_headers(data):
+        if header.is_control:
+            for record in iter_records(memoryview(data)[pos:pos + header.size]):
+                out.append((parse_control_record(record).type, bytes(record.value)))
+    return out
 
 
 def _heartbeat(w: Wire):
@@ -199,10 +228,8 @@ def test_update_features_refusals_as_kafka(broker, wire):
     _refused(_update(wire, 2, ("group.version", 0, 2), ("transaction.version", 3, 1)),
              "Invalid update version 3 for feature transaction.version. Local controller 1 only supports versions 0-2")
     assert _features(wire)[1] == before
-    # kraft.version belongs to the Raft layer; this single-voter quorum does not upgrade it.
-    resp = _update(wire, 2, ("kraft.version", 1, 1))
-    assert (resp.error_code, resp.error_message) == (
-        E.INVALID_UPDATE_VERSION, FAILED_ALL + "Invalid upgrade of kraft.version from version 0 to 1")
+    # kraft.version: an upgrade validates (the quorum can go from static to dynamic voters), as in Kafka.
+    assert _update(wire, 2, ("kraft.version", 1, 1), validate_only=True).error_code == E.NONE
     assert _features(wire)[1] == before
 
 
@@ -245,11 +272,12 @@ def test_kafka_features_sh_describe_downgrade_upgrade(tmp_path):
                               "--metadata", "4.4-IV1", "--unsafe")
         assert refused.returncode != 0
         assert "Unsafe metadata downgrade is not supported" in refused.stdout + refused.stderr
+        # Every feature to 4.4's levels at once: group.version back to 1, kraft.version to 1.
         up = _kafka_tool("org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", bs, "upgrade",
-                         "--feature", "group.version=1")
+                         "--release-version", "4.4-IV2")
         assert up.returncode == 0, up.stdout + up.stderr
-        assert _features(w)[1]["group.version"] == (1, 1)
-        assert _features(w)[1]["metadata.version"] == (33, 33)
+        assert _features(w)[1] == {name: (level, level)
+                                   for name, level in {**KAFKA_44_FINALIZED, "kraft.version": 1}.items()}
         w.close()
 
 
