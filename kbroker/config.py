@@ -207,11 +207,17 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.send.buffer.bytes", "int", "102400"),
         _k("socket.receive.buffer.bytes", "int", "102400"),
         _k("connections.max.idle.ms", "long", "600000"),
+        _k("max.connections", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip.overrides", "string", ""),
+        # Kafka's default is -1 (unbounded); see kbroker/server/limits.py.
+        _k("queued.max.request.bytes", "long", "104857600"),
+        _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
         _k("num.network.threads", "int", "3", minimum=1, applied=False),
         _k("num.io.threads", "int", "8", minimum=1, applied=False),
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
-        _k("queued.max.requests", "int", "500", minimum=1, applied=False),
+        _k("queued.max.requests", "int", "500", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
@@ -452,6 +458,35 @@ def parse_endpoints(key: str, items: Iterable[str], protocol_map: Mapping[str, s
 # The broker's configuration
 
 
+# Kafka's Utils.validHostPattern
+_VALID_HOST = re.compile(r"[a-zA-Z0-9\-:.]+")
+
+
+def parse_ip_overrides(raw: str) -> dict[str, int]:
+    """``max.connections.per.ip.overrides``: ``host:count`` pairs separated by commas (Kafka's
+    ``Csv.parseCsvMap``: the last ``:`` splits, so IPv6 addresses work)."""
+    key = "max.connections.per.ip.overrides"
+    out: dict[str, int] = {}
+    raw = raw.strip()
+    if not raw:
+        return out
+    for item in re.split(r"\s*,\s*", raw):
+        host, sep, count = item.rpartition(":")
+        host = host.strip()
+        if not sep or not host:
+            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': expected host:count, "
+                              f"got {item!r}")
+        try:
+            value = int(count.strip())
+        except ValueError:
+            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': "
+                              f"{count.strip()!r} is not a number") from None
+        if not _VALID_HOST.fullmatch(host):
+            raise ConfigError(key, raw, f"{key} contains invalid addresses : {host}")
+        out[host] = value
+    return out
+
+
 @dataclass(slots=True)
 class ConfigEntry:
     """One config as DescribeConfigs reports it."""
@@ -548,9 +583,26 @@ class BrokerConfig:
         if not dirs:
             raise ConfigError("log.dirs", self.raw.get("log.dirs", ""), "at least one log directory is required")
         self.log_dirs: list[Path] = [Path(d) for d in dirs]
+        self._validate_connection_limits()
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")
+
+    def _validate_connection_limits(self) -> None:
+        """Kafka's start-up checks of the connection and request-queue keys (KafkaConfig)."""
+        v = self.values
+        overrides = parse_ip_overrides(v["max.connections.per.ip.overrides"] or "")
+        if v["max.connections.per.ip"] == 0 and not overrides:
+            raise ConfigError("max.connections.per.ip", 0, "max.connections.per.ip can be set to zero only "
+                              "if max.connections.per.ip.overrides property is set.")
+        queued = v["queued.max.request.bytes"]
+        if self.is_set("queued.max.request.bytes") and 0 < queued < v["socket.request.max.bytes"]:
+            raise ConfigError("queued.max.request.bytes", queued,
+                              "queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given (file, overrides or dynamic config) rather than defaulted."""
+        return name in self.raw or name in self.dynamic_default or name in self.dynamic_node
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
