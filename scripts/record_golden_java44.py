@@ -11,7 +11,7 @@ Runs the compat matrix's Java harness (kafka-clients 4.4.0, built by compat/java
 
 to tests/protocol/golden/java-4.4/, each with a .json of the decoded header and body plus
 "configured": what the broker knew when it was recorded (cluster id, node id, the topic's name and
-id), which tests/protocol/test_protocol_44.py checks the decoded frame against. Do not edit the
+id), which tests/protocol/test_versions_44.py checks the decoded frame against. Do not edit the
 .bin files by hand; review the JSON after re-recording.
 
     .venv/bin/python scripts/record_golden_java44.py
