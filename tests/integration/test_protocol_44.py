@@ -423,10 +423,10 @@ def test_delete_groups_v3(broker, wire):
 
 # -- the Java 4.4 client ---------------------------------------------------------------------------
 
-def test_java_44_client_consume_process_produce(monkeypatch):
-    """The Java 4.4 client reads, writes and commits its consumer offsets in one transaction
-    (sendOffsetsToTransaction): it negotiates with ApiVersions v5 and, with Transactions V2,
-    commits the offsets with TxnOffsetCommit v6, naming the topic by id."""
+def _run_java_scenario(monkeypatch, clients: str):
+    """Run the harness's consume_process_produce on kafka-clients ``clients`` against a fresh broker;
+    return the result line, the (api key, version, request) of every ApiVersions and TxnOffsetCommit
+    the broker handled, and the broker's topic names by id."""
     load_handlers()
     seen: list[tuple[int, int, object]] = []
     for key in (18, 28):
@@ -437,15 +437,23 @@ def test_java_44_client_consume_process_produce(monkeypatch):
             return _handler(ctx, request)
 
         monkeypatch.setitem(HANDLERS, key, dataclasses.replace(entry, handler=recording))
-    cmd = ensure_java_harness()
+    cmd = ensure_java_harness(clients)
     with BrokerThread(config={"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3",
                               "transaction.state.log.num.partitions": "3"}) as b:
         run = subprocess.run([*cmd, b.bootstrap_servers, "consume_process_produce"], capture_output=True,
                              text=True, timeout=240)
         result = json.loads(run.stdout.strip().splitlines()[-1])
-        assert result["client_version"] == "4.4.0"
         assert result["ok"], result["error"] + run.stderr[-2000:]
         ids = {t.topic_id: name for name, t in b.broker.image.topics.items()}
+    return result, seen, ids
+
+
+def test_java_44_client_consume_process_produce(monkeypatch):
+    """The Java 4.4 client reads, writes and commits its consumer offsets in one transaction
+    (sendOffsetsToTransaction): it negotiates with ApiVersions v5 and, with Transactions V2,
+    commits the offsets with TxnOffsetCommit v6, naming the topic by id."""
+    result, seen, ids = _run_java_scenario(monkeypatch, "4")
+    assert result["client_version"] == "4.4.0"
     api_versions = [(v, r) for k, v, r in seen if k == 18]
     assert api_versions and {v for v, _ in api_versions} == {5}
     assert all(r.client_software_name == "apache-kafka-java" for _, r in api_versions)
@@ -453,4 +461,17 @@ def test_java_44_client_consume_process_produce(monkeypatch):
     assert [v for v, _ in commits] == [6]
     topic = commits[0][1].topics[0]
     assert ids[topic.topic_id].startswith("compat-java-4.x-consume-process-produce-")
+    assert [(p.partition_index, p.committed_offset) for p in topic.partitions] == [(0, 10)]
+
+
+def test_java_39_client_consume_process_produce(monkeypatch):
+    """The same with kafka-clients 3.9 (no Transactions V2, no topic ids): AddOffsetsToTxn, then
+    TxnOffsetCommit below v5 naming the topic."""
+    result, seen, _ = _run_java_scenario(monkeypatch, "3.9")
+    assert result["client_version"].startswith("3.9")
+    assert {v for k, v, _ in seen if k == 18} == {4}
+    commits = [(v, r) for k, v, r in seen if k == 28]
+    assert len(commits) == 1 and commits[0][0] < 5
+    topic = commits[0][1].topics[0]
+    assert topic.name.startswith("compat-java-3.x-consume-process-produce-")
     assert [(p.partition_index, p.committed_offset) for p in topic.partitions] == [(0, 10)]
