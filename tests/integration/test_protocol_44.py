@@ -400,6 +400,30 @@ def test_txn_offset_commit_bad_input(broker, wire):
                      committed=False).error_code == E.NONE
 
 
+def test_txn_offset_commit_stale_member_epoch(broker, wire):
+    """A KIP-848 member committing with an older epoch: STALE_MEMBER_EPOCH from v6, and the legacy
+    ILLEGAL_GENERATION before (Kafka's OffsetMetadataManager.validateTransactionalOffsetCommit)."""
+    topic = f"in-{uuid.uuid4().hex[:8]}"
+    create_topic(wire, topic)
+    topic_id = broker.broker.image.topic(topic).topic_id
+    group, member = f"g-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:22]
+    joined = _ready(lambda: wire.call(68, 1, group_id=group, member_id=member, member_epoch=0,
+                                      rebalance_timeout_ms=30000, subscribed_topic_names=[topic],
+                                      topic_partitions=[]), "ConsumerGroupHeartbeat")
+    assert joined.error_code == E.NONE and joined.member_epoch >= 1
+    epoch_now = joined.member_epoch
+    tid, pid, epoch = _begin(wire, topic)
+    for version, code in ((6, E.STALE_MEMBER_EPOCH), (5, E.ILLEGAL_GENERATION)):
+        resp = _ready(lambda v=version: _txn_offset_commit(wire, v, tid, pid, epoch, group, [
+            (topic, topic_id, [(0, 3)])], generation=epoch_now - 1, member=member), "TxnOffsetCommit", _first_code)
+        assert _first_code(resp) == code, version
+    resp = _txn_offset_commit(wire, 6, tid, pid, epoch, group, [("", topic_id, [(0, 3)])], generation=epoch_now,
+                              member=member)
+    assert _first_code(resp) == E.NONE
+    assert wire.call(26, 5, transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                     committed=False).error_code == E.NONE
+
+
 # -- DeleteGroups v3 -------------------------------------------------------------------------------
 
 def test_delete_groups_v3(broker, wire):
