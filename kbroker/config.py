@@ -223,6 +223,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("default.replication.factor", "int", "1", minimum=1),
         _k("auto.create.topics.enable", "boolean", "true"),
         _k("delete.topic.enable", "boolean", "true"),
+        _k("unstable.api.versions.enable", "boolean", "false"),
         _k("message.max.bytes", "int", "1048588", minimum=0, read_only=False),
         _k("log.segment.bytes", "int", "1073741824", minimum=SEGMENT_BYTES_MIN, read_only=False),
         _k("log.roll.ms", "long", None, minimum=1, read_only=False),

@@ -32,7 +32,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.error_response import error_response
-from kbroker.api.registry import HANDLERS
+from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE
 from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
@@ -242,7 +242,11 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         entry = HANDLERS.get(header.request_api_key)
-        if entry is None or not entry.min_version <= header.request_api_version <= entry.max_version:
+        version = header.request_api_version
+        if entry is None or not entry.min_version <= version <= entry.max_version or (
+            entry.api_key in LATEST_VERSION_UNSTABLE
+            and not entry.enabled(version, self.broker.config["unstable.api.versions.enable"])
+        ):
             # Kafka closes the connection on an API or version it does not serve.
             log.info(
                 "closing connection from %s: unsupported api %s version %s",
