@@ -5,6 +5,8 @@ retention and recovery, and a follower's truncation by OffsetForLeaderEpoch (KIP
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
@@ -550,3 +552,43 @@ def test_new_partition_writes_no_file(tmp_path):
     assert not (tmp_path / "t-0" / CHECKPOINT_FILE).exists()
     assert log.leader_epochs.entries() == []
     log.close()
+
+
+LOG_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(0, 2), st.integers(1, 3)),
+        st.tuples(st.just("truncate"), st.integers(0, 30)),
+        st.tuples(st.just("reopen"), st.booleans()),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(LOG_OPS)
+def test_log_model(ops):
+    """Appends under rising epochs, truncations at batch boundaries and reopenings (clean or not):
+    the cache, its file and the batches always agree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "t-0"
+        log = PartitionLog.open(directory, CONFIG)
+        epoch = 0
+        try:
+            for op in ops:
+                if op[0] == "append":
+                    epoch += op[1]
+                    log.append(value_batch([b"x" * 20] * op[2]), leader_epoch=epoch)
+                elif op[0] == "truncate":
+                    bases = [h.base_offset for h, _ in log.iter_batches()]
+                    if bases:
+                        log.truncate_to(bases[op[1] % len(bases)])
+                        epoch = max(log.leader_epochs.latest_epoch, 0)
+                else:
+                    log.close(clean=op[1])
+                    log = PartitionLog.open(directory, CONFIG)
+                assert log.leader_epochs.entries() == epochs_from_batches(log)
+                if log.leader_epochs.entries():  # an empty cache may have no file
+                    check_consistent(log)
+        finally:
+            log.close()
