@@ -54,7 +54,7 @@ from protocol.record_batch import (
 )
 from protocol.records import ControlType, parse_control_record
 
-from . import batch_records, leader_epoch, prealloc, writeback
+from . import batch_records, prealloc, writeback
 from .config import INT_MAX, LogConfig
 from .errors import (
     InvalidOffsetError,
@@ -63,6 +63,7 @@ from .errors import (
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
+from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, LeaderEpochCache, open_cache
 from .segment import (
     LOG_SUFFIX,
     MIN_BATCH_LENGTH,
@@ -244,7 +245,7 @@ class PartitionLog:
         # its .txnstate file records them; None when not known (no file is then written at roll).
         self._open_txns: dict[int, int] | None = None
         # (epoch, start offset) entries, kept in leader-epoch-checkpoint (see leader_epoch.py).
-        self._epochs = leader_epoch.LeaderEpochCache(None)
+        self._epochs = LeaderEpochCache(None)
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -402,7 +403,7 @@ class PartitionLog:
         self._segments = segments
         self._log_start_offset = max(checkpoint.log_start_offset, segments[0].base_offset)
         self._cleaner_offset = checkpoint.cleaner_offset
-        self._epochs = leader_epoch.open_cache(
+        self._epochs = open_cache(
             self.directory, segments, first_recovered, self._log_start_offset, self.log_end_offset
         )
         if self._log_start_offset > self.log_end_offset:
@@ -955,14 +956,14 @@ class PartitionLog:
             self._epochs.assign(epoch, base_offset)
 
     @property
-    def leader_epochs(self) -> leader_epoch.LeaderEpochCache:
+    def leader_epochs(self) -> LeaderEpochCache:
         """The leader epoch cache (read it; the log changes it)."""
         return self._epochs
 
-    def truncate_to_epoch_end(self, leader_epoch_: int, leader_end_offset: int) -> tuple[int, bool] | None:
+    def truncate_to_epoch_end(self, leader_epoch: int, leader_end_offset: int) -> tuple[int, bool] | None:
         """A follower's truncation from the leader's OffsetForLeaderEpoch answer (KIP-101/279).
 
-        ``leader_epoch_``/``leader_end_offset`` are what the leader answered for the follower's
+        ``leader_epoch``/``leader_end_offset`` are what the leader answered for the follower's
         latest epoch. As Kafka's fetcher: with this log's own end for that epoch it truncates to
         the smaller of the two ends (and the log end); if this log has no such epoch it truncates
         to its own end of the largest epoch below and the answer's ``complete`` is False (ask the
@@ -975,19 +976,19 @@ class PartitionLog:
         """
         with self.lock:
             self._check_usable()
-            if leader_end_offset == leader_epoch.UNDEFINED_OFFSET:
+            if leader_end_offset == UNDEFINED_OFFSET:
                 return None
             log_end = self.log_end_offset
-            if leader_epoch_ == leader_epoch.UNDEFINED_EPOCH:
+            if leader_epoch == UNDEFINED_EPOCH:
                 offset, complete = min(leader_end_offset, log_end), True
             else:
-                epoch, end = self._epochs.end_offset_for(leader_epoch_, log_end)
-                if end == leader_epoch.UNDEFINED_OFFSET:
+                own_epoch, own_end = self._epochs.end_offset_for(leader_epoch, log_end)
+                if own_end == UNDEFINED_OFFSET:  # below every epoch here
                     offset, complete = min(leader_end_offset, log_end), True
-                elif epoch != leader_epoch_:
-                    offset, complete = min(end, log_end), False
+                elif own_epoch != leader_epoch:
+                    offset, complete = min(own_end, log_end), False
                 else:
-                    offset, complete = min(end, leader_end_offset, log_end), True
+                    offset, complete = min(own_end, leader_end_offset, log_end), True
             self.truncate_to(offset)
             return offset, complete
 
