@@ -5,6 +5,10 @@ retention and recovery, and a follower's truncation by OffsetForLeaderEpoch (KIP
 from __future__ import annotations
 
 import os
+import random
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -592,3 +596,54 @@ def test_log_model(ops):
                     check_consistent(log)
         finally:
             log.close()
+
+
+# -- a writer killed at an arbitrary point --------------------------------------------------------
+
+WRITER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from log_batches import value_batch
+from kbroker.log import LogConfig, PartitionLog
+log = PartitionLog.open(Path(sys.argv[1]), LogConfig(segment_bytes=2000, index_interval_bytes=100))
+epoch = max(log.leader_epochs.latest_epoch, 0)
+for i in range(100_000):
+    if i % 3 == 0:
+        epoch += 1  # a new leader every third batch: the checkpoint file is rewritten often
+    info = log.append(value_batch([b"x" * 30] * (1 + i % 4)), leader_epoch=epoch)
+    sys.stdout.write(f"{info.last_offset}\\n")
+    sys.stdout.flush()
+"""
+
+
+def run_and_kill(directory: Path, acks: int) -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.stdout is not None
+    for n, _line in enumerate(proc.stdout, 1):
+        if n >= acks:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.stdout.read()
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_killed_writer_leaves_a_cache_that_matches_the_log(tmp_path, seed):
+    rng = random.Random(seed)
+    directory = tmp_path / "t-0"
+    for _ in range(3):
+        run_and_kill(directory, rng.randint(5, 60))
+        if rng.random() < 0.5:
+            # As a power loss could: the unflushed tail of the last segment is partly gone.
+            last = sorted(directory.glob("*.log"))[-1]
+            os.truncate(last, rng.randint(0, last.stat().st_size))
+        log = PartitionLog.open(directory, LogConfig(segment_bytes=2000, index_interval_bytes=100))
+        assert log.leader_epochs.entries() == epochs_from_batches(log)
+        check_consistent(log)
+        log.close()
