@@ -960,6 +960,15 @@ class PartitionLog:
         """The leader epoch cache (read it; the log changes it)."""
         return self._epochs
 
+    def assign_epoch_start(self, leader_epoch: int, start_offset: int) -> bool:
+        """A replica becoming leader in ``leader_epoch`` records that the epoch starts at
+        ``start_offset`` (its log end), before any batch of it is written (Kafka's
+        ``maybeAssignEpochStartOffset``). True if the cache changed. An entry at the log end is
+        dropped again by truncation to the log end and at open, as in Kafka."""
+        with self.lock:
+            self._check_usable()
+            return self._epochs.assign(leader_epoch, start_offset)
+
     def truncate_to_epoch_end(self, leader_epoch: int, leader_end_offset: int) -> tuple[int, bool] | None:
         """A follower's truncation from the leader's OffsetForLeaderEpoch answer (KIP-101/279).
 

@@ -647,3 +647,21 @@ def test_killed_writer_leaves_a_cache_that_matches_the_log(tmp_path, seed):
         assert log.leader_epochs.entries() == epochs_from_batches(log)
         check_consistent(log)
         log.close()
+
+
+def test_new_leader_assigns_its_epoch_at_the_log_end(tmp_path):
+    log = epoch_log(tmp_path)
+    assert log.assign_epoch_start(5, 18) is True
+    assert log.assign_epoch_start(5, 18) is False
+    assert log.leader_epochs.end_offset_for(3, 18) == (3, 18)
+    assert log.leader_epochs.end_offset_for(5, 18) == (5, 18)
+    log.append(three(), leader_epoch=5)
+    assert log.leader_epochs.entries() == [(0, 0), (1, 6), (3, 9), (5, 18)]
+    check_consistent(log)
+    log.assign_epoch_start(6, 21)
+    log.close()
+    # No batch of epoch 6 was written: opening drops the entry at the log end, as Kafka's loader.
+    log = PartitionLog.open(tmp_path / "t-0", CONFIG)
+    assert log.leader_epochs.entries() == [(0, 0), (1, 6), (3, 9), (5, 18)]
+    check_consistent(log)
+    log.close()
