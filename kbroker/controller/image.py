@@ -29,6 +29,13 @@ class PartitionState:
     partition_epoch: int
 
 
+# Kafka's Topic.INTERNAL_TOPICS (clients/.../common/internals/Topic.java): Metadata marks them
+# internal, and clients may not Produce to them nor DeleteRecords from them. ``__cluster_metadata``
+# is not among them: it is no topic at all but the controller's own log, and its name cannot be
+# created (METADATA_TOPIC in kbroker.controller.quorum).
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
+
 @dataclass(slots=True)
 class TopicImage:
     name: str
@@ -38,7 +45,7 @@ class TopicImage:
 
     @property
     def is_internal(self) -> bool:
-        return self.name in ("__consumer_offsets", "__transaction_state")
+        return self.name in INTERNAL_TOPICS
 
 
 @dataclass(slots=True)
