@@ -6,9 +6,12 @@ record types from ``metadata/``), in log order. Brokers read it; the controller 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # ConfigRecord resource types (Kafka's ConfigResource.Type ids).
 RESOURCE_TOPIC = 2
@@ -34,6 +37,10 @@ class PartitionState:
 # is not among them: it is no topic at all but the controller's own log, and its name cannot be
 # created (METADATA_TOPIC in kbroker.controller.quorum).
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+# The metadata log's own name. A metadata log written before its creation was refused may still
+# hold a TopicRecord of that name: it is ignored, with its partitions, so that no client API ever
+# reaches the metadata log as a topic partition.
+METADATA_TOPIC = "__cluster_metadata"
 
 
 @dataclass(slots=True)
@@ -92,12 +99,18 @@ class MetadataImage:
             listener(record)
 
     def _apply_TopicRecord(self, r: Any) -> None:
+        if r.name == METADATA_TOPIC:
+            log.warning("ignoring a topic named %s (id %s) in the metadata log: that name is the metadata "
+                        "log's own and cannot be a topic", r.name, r.topic_id)
+            return
         t = TopicImage(r.name, r.topic_id)
         self.topics[r.name] = t
         self.topics_by_id[r.topic_id] = t
 
     def _apply_PartitionRecord(self, r: Any) -> None:
-        t = self.topics_by_id[r.topic_id]
+        t = self.topics_by_id.get(r.topic_id)
+        if t is None:  # a topic this image ignored (above)
+            return
         t.partitions[r.partition_id] = PartitionState(
             r.topic_id, r.partition_id, list(r.replicas), list(r.isr), r.leader, r.leader_epoch,
             r.partition_epoch,

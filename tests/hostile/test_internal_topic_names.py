@@ -12,9 +12,12 @@ anything, and a restart afterwards still knows every topic and its records.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from wire import Wire, create_topic, produce
 
+from kbroker.controller import metadata_records as mr
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS
@@ -205,3 +208,34 @@ def test_a_restart_after_every_attempt_knows_every_topic(tmp_path):
         assert set(metadata(w)) == {"plain", *INTERNAL}
         assert produce(w, "plain", 0, 1) == 3  # the records before the restart are still there
         w.close()
+
+
+def test_a_metadata_topic_left_in_the_metadata_log_is_ignored(tmp_path):
+    """A metadata log written before the name was refused may hold a topic ``__cluster_metadata``
+    with its partition: the image ignores it, so no API reaches the metadata log as a topic, and
+    restarts keep working."""
+    data = str(tmp_path / "data")
+    with BrokerThread(data_dir=data) as b:
+        w = Wire(b.bootstrap_servers)
+        set_up(b, w)
+
+        def sneak_in():
+            node = b.broker.node_id
+            topic_id = uuid.uuid4()
+            b.broker.controller.commit([
+                mr.TopicRecord(name=METADATA, topic_id=topic_id),
+                mr.PartitionRecord(partition_id=0, topic_id=topic_id, replicas=[node], isr=[node], leader=node,
+                                   leader_epoch=0, partition_epoch=0),
+            ])
+        b.call(sneak_in)
+        assert METADATA not in metadata(w)
+        attempt_everything(w)
+        w.close()
+    for _round in range(2):
+        with BrokerThread(data_dir=data) as b:
+            w = Wire(b.bootstrap_servers)
+            assert set(metadata(w)) == {"plain", *INTERNAL}
+            assert produce_to(w, METADATA) == E.UNKNOWN_TOPIC_OR_PARTITION
+            assert delete_topic(w, METADATA) == E.UNKNOWN_TOPIC_OR_PARTITION
+            assert produce(w, "plain", 0, 1) == 3 + _round
+            w.close()
