@@ -23,6 +23,7 @@ from a long poll.
 
 from __future__ import annotations
 
+import copy
 import random
 import socket
 import struct
@@ -458,10 +459,11 @@ class SequenceFuzzer:
         self.stats.mutated += 1
         how = rng.randrange(10)
         if how < 4:  # change fields, then encode (fall back to bytes when the wire cannot carry it)
-            mutate_fields(request, rng, self.strings)
-            cap_waits(request, self.wait_cap_ms)
+            mutated = copy.deepcopy(request)  # the sequence may reuse parts of its requests
+            mutate_fields(mutated, rng, self.strings)
+            cap_waits(mutated, self.wait_cap_ms)
             try:
-                return [frame_of(request, version, self._cid)], False
+                return [frame_of(mutated, version, self._cid)], False
             except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
                 pass
         if how < 7:
