@@ -1,6 +1,7 @@
 """A fuzzer of request *sequences*: the stateful conversations clients have with a broker
-(join/sync/heartbeat/commit/leave of a classic group, KIP-848 heartbeats, init/add/produce/commit/
-end of a transaction, incremental fetch sessions), with some steps mutated, repeated, skipped or
+(join/sync/heartbeat/commit/leave/delete of a classic group, KIP-848 heartbeats,
+init/add/produce/commit/end of a transaction, an idempotent producer's sequence numbers,
+incremental fetch sessions), with some steps mutated, repeated, skipped or
 replayed from earlier in the conversation.
 
 Each sequence is a generator yielding ``(request, version)`` and receiving the decoded response
@@ -53,6 +54,7 @@ PROBE_CID_BASE = 0x70000000
 R = REQUESTS
 FC, JG, SG, HB, OC, OF, LG = R[10], R[11], R[14], R[12], R[8], R[9], R[13]
 IPID, APT, AOT, TOC, ET, P, F, CGH = R[22], R[24], R[25], R[28], R[26], R[0], R[1], R[68]
+OD, DG = R[47], R[42]
 
 
 class Hang(Exception):
@@ -257,6 +259,10 @@ def classic_group(ctx: Context) -> Sequence:
              require_stable=rng.random() < 0.5), 9
     yield LG(group_id=group, members=[LG.MemberIdentity(member_id=member, group_instance_id=instance,
                                                          reason="fuzz")]), 5
+    if rng.random() < 0.5:  # an empty group's offsets, then the group, are deleted
+        yield OD(group_id=group, topics=[OD.OffsetDeleteRequestTopic(name=ctx.topic, partitions=[
+            OD.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=partition.partition_index)])]), 0
+        yield DG(groups_names=[group]), 2
 
 
 def consumer_group(ctx: Context) -> Sequence:
@@ -313,6 +319,25 @@ def transaction(ctx: Context) -> Sequence:
         yield ET(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=rng.random() < 0.5), 4
 
 
+def idempotent_produce(ctx: Context) -> Sequence:
+    """An idempotent producer: sequence numbers per partition, which replayed and skipped steps
+    turn into duplicates and gaps."""
+    rng = ctx.rng
+    resp = yield IPID(transactional_id=None, transaction_timeout_ms=ctx.wait_cap_ms, producer_id=-1,
+                      producer_epoch=-1), rng.choice((2, 5))
+    pid, epoch = (resp.producer_id, resp.producer_epoch) if _err(resp) == E.NONE else (-1, -1)
+    sequences = [0, 0]
+    for _ in range(rng.randrange(2, 7)):
+        p, count = rng.randrange(2), rng.randrange(1, 4)
+        batch = build_batch([Record(key=None, value=b"i%d" % i, timestamp=1_700_000_000_000) for i in range(count)],
+                            producer_id=pid, producer_epoch=epoch, base_sequence=sequences[p])
+        resp = yield P(transactional_id=None, acks=-1, timeout_ms=ctx.wait_cap_ms, topic_data=[
+            P.TopicProduceData(name=ctx.topic, partition_data=[
+                P.TopicProduceData.PartitionProduceData(index=p, records=batch)])]), rng.choice((3, 9))
+        if _first_error(resp) == E.NONE:
+            sequences[p] += count
+
+
 def fetch_session(ctx: Context) -> Sequence:
     """A full fetch creating a session, incremental fetches adding and forgetting partitions, and
     the session's close (epoch -1)."""
@@ -351,6 +376,7 @@ SEQUENCES: dict[str, Callable[[Context], Sequence]] = {
     "consumer_group": consumer_group,
     "transaction": transaction,
     "fetch_session": fetch_session,
+    "idempotent_produce": idempotent_produce,
 }
 
 
