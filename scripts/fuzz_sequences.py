@@ -10,7 +10,8 @@ Starts ``python -m kbroker`` on an ephemeral port with a temporary data director
 seeded request sequences (``kbroker.testing.sequence_fuzz``: classic and KIP-848 group
 conversations, transactions, fetch sessions, with mutated, repeated, skipped and replayed steps)
 until the time is up. After every batch it checks that the broker process is alive, samples its
-RSS and scans its log for tracebacks and ERROR lines. It prints the seed, sequences and requests
+RSS and scans its log for tracebacks and ERROR lines; at the end it stops the broker and starts it
+again on the same data directory, which must come up and serve a clean client. It prints the seed, sequences and requests
 sent, mutated steps, connections the broker closed, every finding (hang, undecodable response,
 close on an unmutated step, clean client failing), crashes, log tracebacks and the RSS at start,
 peak and end, and exits 1 if anything was found. ``--keep DIR`` keeps the broker's log and data.
@@ -45,8 +46,8 @@ BROKER_CONFIG = {
 }
 
 
-def start_broker(workdir: Path) -> tuple[subprocess.Popen, str, Path]:
-    log_path = workdir / "broker.log"
+def start_broker(workdir: Path, log_name: str = "broker.log") -> tuple[subprocess.Popen, str, Path]:
+    log_path = workdir / log_name
     overrides = [arg for key, value in {**BROKER_CONFIG, "log.dirs": str(workdir / "data")}.items()
                  for arg in ("--override", f"{key}={value}")]
     with open(log_path, "wb") as log:
@@ -132,6 +133,21 @@ def main() -> int:
             crashed = crashed or "broker did not stop within 30 s of SIGTERM"
     if proc.returncode not in (0, None) and crashed is None:
         crashed = f"broker exited with status {proc.returncode} on SIGTERM"
+    restart = "not tried (the broker crashed)"
+    if crashed is None:  # what the fuzzing left on disk must start again and serve
+        try:
+            proc, bootstrap, restart_log = start_broker(workdir, "restart.log")
+        except SystemExit as exc:
+            restart = f"FAILED: {exc}"
+        else:
+            fuzzer.bootstrap = bootstrap
+            served = fuzzer.clean_client_works("restart")
+            restart_tracebacks, restart_errors = scan_log(restart_log)
+            tracebacks += restart_tracebacks
+            error_lines += restart_errors
+            restart = "ok" if served else "FAILED: a clean client cannot produce and fetch"
+            proc.terminate()
+            proc.wait(timeout=30)
 
     s = fuzzer.stats
     kinds = Counter(f.kind for f in s.findings)
@@ -141,7 +157,7 @@ def main() -> int:
     print(f"hangs {kinds['hang']}, undecodable responses {kinds['bad-response']}, closes of unmutated steps "
           f"{kinds['closed-on-clean']}, clean-client failures {kinds['clean-client']}, "
           f"crash: {crashed or 'none'}")
-    print(f"broker log: {tracebacks} tracebacks, {len(error_lines)} ERROR lines")
+    print(f"broker log: {tracebacks} tracebacks, {len(error_lines)} ERROR lines; restart on the same data: {restart}")
     print(f"broker RSS: start {rss_start // 1024} MiB, peak {rss_peak // 1024} MiB, end {rss_end // 1024} MiB")
     ok_steps = Counter({API_NAMES[k]: n for (k, code), n in s.outcomes.items() if code == ErrorCode.NONE})
     print("successful unmutated steps: " + ", ".join(f"{name} {n}" for name, n in sorted(ok_steps.items())))
@@ -149,13 +165,14 @@ def main() -> int:
         print(f"FINDING {finding}")
     for line in error_lines[:10]:
         print(f"LOG {line}")
-    if tmp is not None and (s.findings or tracebacks or crashed):
-        kept = Path(tempfile.mkdtemp(prefix="fuzz-sequences-log-")) / "broker.log"
-        kept.write_bytes(log_path.read_bytes())
-        print(f"broker log kept at {kept}")
+    if tmp is not None and (s.findings or tracebacks or error_lines or crashed or restart != "ok"):
+        kept = Path(tempfile.mkdtemp(prefix="fuzz-sequences-log-"))
+        for log in workdir.glob("*.log"):
+            (kept / log.name).write_bytes(log.read_bytes())
+        print(f"broker logs kept in {kept}")
     if tmp is not None:
         tmp.cleanup()
-    return 1 if s.findings or tracebacks or error_lines or crashed else 0
+    return 1 if s.findings or tracebacks or error_lines or crashed or restart != "ok" else 0
 
 
 if __name__ == "__main__":

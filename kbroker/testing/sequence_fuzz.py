@@ -483,7 +483,13 @@ class SequenceFuzzer:
         if rng.random() >= self.mutation_rate:
             return [clean], True
         self.stats.mutated += 1
-        how = rng.randrange(10)
+        how = rng.randrange(11)
+        if how == 10:  # the step at another version the API has (older rules, other encodings)
+            other = rng.randrange(request.MIN_VERSION, request.MAX_VERSION + 1)
+            try:
+                return [frame_of(request, other, self._cid)], False
+            except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
+                how = 0
         if how < 4:  # change fields, then encode (fall back to bytes when the wire cannot carry it)
             mutated = copy.deepcopy(request)  # the sequence may reuse parts of its requests
             mutate_fields(mutated, rng, self.strings)
@@ -498,7 +504,7 @@ class SequenceFuzzer:
             return [clean, clean], False  # the same step twice
         if how == 8:
             return [], False  # skipped
-        return [clean, rng.choice(history)], False  # and a replay of an earlier step
+        return [clean, rng.choice(history)], False  # and a replay of an earlier step (how == 9)
 
     def _capped(self, frame: bytes) -> bytes:
         """A mutated frame whose decoded form would wait longer than the cap, re-encoded capped."""
