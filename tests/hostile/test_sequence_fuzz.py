@@ -2,7 +2,8 @@
 ``scripts/fuzz_sequences.py``): classic and KIP-848 group conversations, transactions and fetch
 sessions with mutated, repeated, skipped and replayed steps. The broker must answer or close
 within the deadline, send responses that decode, never close on a step sent as built, keep serving
-a clean client after every sequence, and log no traceback (nor any ERROR) for any of it.
+a clean client after every sequence and after a restart on what the fuzzing left on disk, and log
+no traceback (nor any ERROR) for any of it.
 
 The last two tests check that the harness does catch a failing handler and a stuck one."""
 
@@ -85,6 +86,20 @@ def test_every_sequence_runs_clean_without_mutations(broker, error_log):
     failed = {key for (key, code), n in fuzzer.stats.outcomes.items()
               if code not in (E.NONE, E.MEMBER_ID_REQUIRED) and key in (10, 11, 14, 12, 8, 9, 13, 22, 24, 0, 25, 28, 26)}
     assert failed == set()
+
+
+def test_a_restart_after_fuzzing_serves(tmp_path, error_log):
+    data = str(tmp_path / "data")
+    with BrokerThread(config=CONFIG, data_dir=data) as b:
+        fuzzer = SequenceFuzzer(b.bootstrap_servers, 7, wait_cap_ms=500, deadline_s=15, mutation_rate=0.5)
+        fuzzer.setup()
+        fuzzer.run(80)
+    with BrokerThread(config=CONFIG, data_dir=data) as b:
+        fuzzer.bootstrap = b.bootstrap_servers
+        assert fuzzer.clean_client_works("restart")
+        fuzzer.run(10)
+    assert [str(f) for f in fuzzer.stats.findings] == []
+    assert error_log.report() == []
 
 
 def _replace_handler(monkeypatch, api_key: int, handler) -> None:
