@@ -37,9 +37,10 @@ class PartitionState:
 # is not among them: it is no topic at all but the controller's own log, and its name cannot be
 # created (METADATA_TOPIC in kbroker.controller.quorum).
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
-# The metadata log's own name. A metadata log written before its creation was refused may still
-# hold a TopicRecord of that name: it is ignored, with its partitions, so that no client API ever
-# reaches the metadata log as a topic partition.
+# The metadata log's own name (kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
+# A metadata log written before its creation was refused may still hold a TopicRecord of that name:
+# it is ignored, with its partitions, so that no client API ever reaches the metadata log as a topic
+# partition.
 METADATA_TOPIC = "__cluster_metadata"
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import METADATA_TOPIC as METADATA_TOPIC  # the name the other modules import
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
@@ -26,6 +25,7 @@ from protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
 
+METADATA_TOPIC = "__cluster_metadata"
 # The metadata log is fsynced on every commit and never expires.
 METADATA_LOG_CONFIG = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1, retention_ms=-1)
 PRODUCER_ID_BLOCK_SIZE = 1000

@@ -17,6 +17,7 @@ import uuid
 import pytest
 from wire import Wire, create_topic, produce
 
+from kbroker.controller import image, quorum
 from kbroker.controller import metadata_records as mr
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
@@ -214,6 +215,7 @@ def test_a_metadata_topic_left_in_the_metadata_log_is_ignored(tmp_path):
     """A metadata log written before the name was refused may hold a topic ``__cluster_metadata``
     with its partition: the image ignores it, so no API reaches the metadata log as a topic, and
     restarts keep working."""
+    assert image.METADATA_TOPIC == quorum.METADATA_TOPIC == METADATA  # the image knows the log's name
     data = str(tmp_path / "data")
     with BrokerThread(data_dir=data) as b:
         w = Wire(b.bootstrap_servers)
