@@ -1,7 +1,8 @@
 """A fuzzer of request *sequences*: the stateful conversations clients have with a broker
 (join/sync/heartbeat/commit/leave/delete of a classic group, KIP-848 heartbeats,
 init/add/produce/commit/end of a transaction, an idempotent producer's sequence numbers,
-incremental fetch sessions), with some steps mutated, repeated, skipped or
+incremental fetch sessions, a topic created, used, grown, trimmed, reconfigured and deleted while
+a fetch session holds it), with some steps mutated, repeated, skipped or
 replayed from earlier in the conversation.
 
 Each sequence is a generator yielding ``(request, version)`` and receiving the decoded response
@@ -55,6 +56,8 @@ R = REQUESTS
 FC, JG, SG, HB, OC, OF, LG = R[10], R[11], R[14], R[12], R[8], R[9], R[13]
 IPID, APT, AOT, TOC, ET, P, F, CGH = R[22], R[24], R[25], R[28], R[26], R[0], R[1], R[68]
 OD, DG = R[47], R[42]
+CT, CP, DR, LO, OFLE, IAC, DT, MD = R[19], R[37], R[21], R[2], R[23], R[44], R[20], R[3]
+ZERO_UUID = uuid.UUID(int=0)
 
 
 class Hang(Exception):
@@ -211,16 +214,17 @@ class Context:
 
 
 def _first_error(resp: Any) -> int | None:
-    """The response's top-level error code, else the first nested one."""
+    """The response's top-level error code if it is one, else its first nested error, else NONE
+    (None without a response)."""
     if resp is None:
         return None
     code = getattr(resp, "error_code", None)
-    if code is not None:
+    if code:
         return code
     for _obj, name, value in _leaves(resp):
-        if name in ("error_code", "partition_error_code"):
+        if name in ("error_code", "partition_error_code") and value:
             return value
-    return None
+    return E.NONE
 
 
 def _err(resp: Any) -> int | None:
@@ -371,12 +375,67 @@ def fetch_session(ctx: Context) -> Sequence:
     yield fetch(session, -1, [], [])
 
 
+def topic_lifecycle(ctx: Context) -> Sequence:
+    """A topic's life while it is used: created, produced to, fetched in a session, grown,
+    trimmed, looked up, reconfigured, deleted, then fetched, produced to and asked for again."""
+    rng = ctx.rng
+    name = ctx.fresh("life")
+    count = rng.randrange(1, 4)
+    policy = rng.choice(("delete", "compact", "compact,delete"))
+    resp = yield CT(topics=[CT.CreatableTopic(name=name, num_partitions=count, replication_factor=1, assignments=[],
+                                              configs=[CT.CreatableTopic.CreatableTopicConfig(name="cleanup.policy",
+                                                                                            value=policy)])],
+                    timeout_ms=ctx.wait_cap_ms, validate_only=False), 7
+    topic_id = resp.topics[0].topic_id if resp is not None and resp.topics else ZERO_UUID
+    for p in range(count):
+        batch = build_batch([Record(key=b"k%d" % i, value=b"v", timestamp=1_700_000_000_000)
+                             for i in range(rng.randrange(1, 4))])
+        yield P(transactional_id=None, acks=rng.choice((1, -1)), timeout_ms=ctx.wait_cap_ms, topic_data=[
+            P.TopicProduceData(name=name, partition_data=[P.TopicProduceData.PartitionProduceData(
+                index=p, records=batch)])]), 9
+
+    def fetch(session_id: int, epoch: int, partitions: range | list[int]) -> Step:
+        return F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+                 session_id=session_id, session_epoch=epoch, topics=[F.FetchTopic(
+                     topic=name, topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(
+                         partition=p, fetch_offset=0, partition_max_bytes=65536) for p in partitions])]
+                 if partitions else [], forgotten_topics_data=[], rack_id=""), 13
+
+    resp = yield fetch(0, 0, range(count))
+    session = resp.session_id if _err(resp) == E.NONE else 0
+    yield CP(topics=[CP.CreatePartitionsTopic(name=name, count=count + rng.randrange(1, 3), assignments=None)],
+             timeout_ms=ctx.wait_cap_ms, validate_only=rng.random() < 0.3), 3
+    yield DR(topics=[DR.DeleteRecordsTopic(name=name, partitions=[DR.DeleteRecordsTopic.DeleteRecordsPartition(
+        partition_index=0, offset=rng.choice((-1, 0, 1)))])], timeout_ms=ctx.wait_cap_ms), 2
+    yield LO(replica_id=-1, isolation_level=rng.choice((0, 1)), topics=[LO.ListOffsetsTopic(name=name, partitions=[
+        LO.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                 timestamp=rng.choice((-1, -2, -3, -4, 0)))])],
+             timeout_ms=ctx.wait_cap_ms), 8
+    yield OFLE(replica_id=-1, topics=[OFLE.OffsetForLeaderTopic(topic=name, partitions=[
+        OFLE.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=0, current_leader_epoch=-1,
+                                                           leader_epoch=0)])]), 4
+    yield IAC(resources=[IAC.AlterConfigsResource(resource_type=2, resource_name=name, configs=[
+        IAC.AlterConfigsResource.AlterableConfig(name=rng.choice(("retention.ms", "segment.bytes", "cleanup.policy")),
+                                                 config_operation=rng.choice((0, 1)),
+                                                 value=rng.choice(("60000", "1048576", "delete")))])],
+              validate_only=False), 1
+    yield fetch(session, 1, [0])
+    yield DT(topics=[DT.DeleteTopicState(name=name)], timeout_ms=ctx.wait_cap_ms), 6
+    yield fetch(session, 2, [0])
+    yield P(transactional_id=None, acks=1, timeout_ms=ctx.wait_cap_ms, topic_data=[
+        P.TopicProduceData(name=name, partition_data=[P.TopicProduceData.PartitionProduceData(
+            index=0, records=build_batch([Record(key=b"k", value=b"late", timestamp=1_700_000_000_000)]))])]), 9
+    yield MD(topics=[MD.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False,
+             include_topic_authorized_operations=False), 12
+
+
 SEQUENCES: dict[str, Callable[[Context], Sequence]] = {
     "classic_group": classic_group,
     "consumer_group": consumer_group,
     "transaction": transaction,
     "fetch_session": fetch_session,
     "idempotent_produce": idempotent_produce,
+    "topic_lifecycle": topic_lifecycle,
 }
 
 
@@ -597,11 +656,37 @@ class SequenceFuzzer:
                 conn.close()
             self.stats.sequences += 1
 
+    def delete_other_topics(self, name: str) -> None:
+        """Delete the topics sequences created and left (mutated steps may skip a deletion or create
+        other names), so a long run does not accumulate them."""
+        try:
+            conn = Conn(self.bootstrap, self.deadline_s)
+        except OSError as exc:
+            self._find("clean-client", name, f"cannot connect: {exc}")
+            return
+        try:
+            meta = self._call(conn, MD(topics=None, allow_auto_topic_creation=False,
+                                       include_topic_authorized_operations=False), 12)
+            names = [t.name for t in meta.topics if t.name != self.topic and not t.is_internal]
+            if names:
+                resp = self._call(conn, DT(topics=[DT.DeleteTopicState(name=n) for n in names],
+                                           timeout_ms=5000), 6)
+                failed = [(r.name, r.error_code) for r in resp.responses
+                          if r.error_code not in (E.NONE, E.UNKNOWN_TOPIC_OR_PARTITION)]
+                if failed:
+                    self._find("clean-client", name, f"cannot delete leftover topics: {failed}")
+        except (Hang, ConnectionError, ProtocolError, OSError) as exc:
+            self._find("clean-client", name, f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
     def run(self, sequences: int, *, after_each: Callable[[], None] | None = None) -> Stats:
         for _ in range(sequences):
             name = self.rng.choice(sorted(SEQUENCES))
             self.run_sequence(name)
             self.clean_client_works(name)
+            if name == "topic_lifecycle":
+                self.delete_other_topics(name)
             if after_each is not None:
                 after_each()
         return self.stats
