@@ -1525,8 +1525,7 @@ class PartitionLog:
             self._closed = True
 
     def delete(self, *, remove: bool = True) -> Path:
-        """Topic deletion: close, rename the directory to ``<name>.<id>-delete`` (see
-        :func:`delete_dir_name`), then remove it.
+        """Topic deletion: close, rename the directory to ``<name>.<id>-delete``, then remove it.
 
         With ``remove=False`` the renamed directory is left for the caller to remove later.
         """
