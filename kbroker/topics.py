@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.config import ConfigError, validate_topic_configs
-from kbroker.controller.quorum import ControllerError, NewTopic
+from kbroker.controller.image import INTERNAL_TOPICS
+from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
 from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
+METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
 
 
 @dataclass(slots=True)
@@ -27,7 +28,15 @@ class CreateResult:
 
 
 def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
-    """Validate a topic creation; returns the records to commit or the error."""
+    """Validate a topic creation; returns the records to commit or the error.
+
+    The metadata log's name is refused first, whatever else the request says, as Kafka's
+    ControllerApis.createTopics refuses it for every creation path (CreateTopics and the brokers'
+    auto-creation, which sends CreateTopics to the controller): its partition 0 would be the
+    controller's own log.
+    """
+    if topic.name == METADATA_TOPIC:
+        return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)
     try:
         configs = validate_topic_configs(topic.configs, broker.config)
     except ConfigError as exc:

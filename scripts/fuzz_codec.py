@@ -32,44 +32,7 @@ from protocol.api import (  # noqa: E402
 )
 from protocol.exceptions import ProtocolError  # noqa: E402
 from protocol.interpreter import Schema, load_specs, random_value  # noqa: E402
-
-GIANT = [
-    b"\x7f\xff\xff\xff",
-    b"\xff\xff\xff\xfe",
-    b"\x80\x00\x00\x00",
-    b"\xff\xff\xff\xff",
-    b"\x7f\xff",
-    b"\xff\xfe",
-    b"\xff\xff\xff\xff\x0f",
-    b"\xff\xff\xff\xff\xff\x01",
-    b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
-    b"\xfe\xff\xff\x7f",
-    b"\x00",
-]
-
-
-def mutate(data: bytes, rng: random.Random) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        kind = rng.randrange(7)
-        pos = rng.randrange(len(b) + 1)
-        if kind == 0:
-            del b[pos:]
-        elif kind == 1 and b:
-            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        elif kind == 2:
-            b[pos:pos] = rng.choice(GIANT)
-        elif kind == 3:
-            g = rng.choice(GIANT)
-            b[pos : pos + len(g)] = g
-        elif kind == 4:
-            b[pos:] = rng.randbytes(rng.randrange(1, 16))
-        elif kind == 5:
-            end = min(len(b), pos + rng.randrange(1, 32))
-            b[end:end] = b[pos:end]
-        else:
-            del b[pos : pos + rng.randrange(1, 8)]
-    return bytes(b)
+from protocol.mutation import mutate  # noqa: E402
 
 
 def main() -> int:

@@ -4,6 +4,8 @@ Partitions and replication factor may be -1 (v4+) for the broker defaults, or re
 manual assignment. validateOnly (v1+) checks everything and commits nothing. v5+ responses carry
 the topic's partition count, replication factor and effective configs; v7+ the topic id. A
 request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka.
+``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST, as Kafka's
+ControllerApis.createTopics answers.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.registry import api
-from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, NewTopic
-from kbroker.topics import plan_create
+from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
+from kbroker.topics import METADATA_TOPIC_PROHIBITED, plan_create
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -27,9 +29,11 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     for t in request.topics:
         seen[t.name] = seen.get(t.name, 0) + 1
     default_partitions = broker.config["num.partitions"]
+    # Counted over the topics the controller is given, as Kafka's ControllerApis.createTopics
+    # passes it the request without duplicates and without __cluster_metadata.
     total = sum(len(t.assignments) if t.assignments else
                 default_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
-                for t in request.topics)
+                for t in request.topics if seen[t.name] == 1 and t.name != METADATA_TOPIC)
     if total > MAX_PARTITIONS_PER_REQUEST:
         return CreateTopicsResponse(throttle_time_ms=0, topics=[
             Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.POLICY_VIOLATION,
@@ -41,6 +45,10 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
         if seen[t.name] > 1:
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
                                   error_message=f"Duplicate topic name {t.name} in request.", configs=None))
+            continue
+        if t.name == METADATA_TOPIC:  # before any other check of the topic, as Kafka
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
+                                  error_message=METADATA_TOPIC_PROHIBITED, configs=None))
             continue
         configs: dict[str, str] = {}
         bad_config = None

@@ -6,9 +6,12 @@ record types from ``metadata/``), in log order. Brokers read it; the controller 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # ConfigRecord resource types (Kafka's ConfigResource.Type ids).
 RESOURCE_TOPIC = 2
@@ -29,6 +32,18 @@ class PartitionState:
     partition_epoch: int
 
 
+# Kafka's Topic.INTERNAL_TOPICS (clients/.../common/internals/Topic.java): Metadata marks them
+# internal, and clients may not Produce to them nor DeleteRecords from them. ``__cluster_metadata``
+# is not among them: it is no topic at all but the controller's own log, and its name cannot be
+# created (METADATA_TOPIC in kbroker.controller.quorum).
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+# The metadata log's own name (kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
+# A metadata log written before its creation was refused may still hold a TopicRecord of that name:
+# it is ignored, with its partitions, so that no client API ever reaches the metadata log as a topic
+# partition.
+METADATA_TOPIC = "__cluster_metadata"
+
+
 @dataclass(slots=True)
 class TopicImage:
     name: str
@@ -38,7 +53,7 @@ class TopicImage:
 
     @property
     def is_internal(self) -> bool:
-        return self.name in ("__consumer_offsets", "__transaction_state")
+        return self.name in INTERNAL_TOPICS
 
 
 @dataclass(slots=True)
@@ -90,12 +105,18 @@ class MetadataImage:
         self.offset = offset
 
     def _apply_TopicRecord(self, r: Any) -> None:
+        if r.name == METADATA_TOPIC:
+            log.warning("ignoring a topic named %s (id %s) in the metadata log: that name is the metadata "
+                        "log's own and cannot be a topic", r.name, r.topic_id)
+            return
         t = TopicImage(r.name, r.topic_id)
         self.topics[r.name] = t
         self.topics_by_id[r.topic_id] = t
 
     def _apply_PartitionRecord(self, r: Any) -> None:
-        t = self.topics_by_id[r.topic_id]
+        t = self.topics_by_id.get(r.topic_id)
+        if t is None:  # a topic this image ignored (above)
+            return
         t.partitions[r.partition_id] = PartitionState(
             r.topic_id, r.partition_id, list(r.replicas), list(r.isr), r.leader, r.leader_epoch,
             r.partition_epoch,

@@ -1610,7 +1610,7 @@ class PartitionLog:
         """
         with self.lock:
             self.close(clean=False)
-            target = self.directory.with_name(f"{self.directory.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+            target = self.directory.with_name(delete_dir_name(self.directory.name))
             os.replace(self.directory, target)
             fsync_dir(target.parent)
         if remove:
@@ -1622,6 +1622,16 @@ class PartitionLog:
             f"PartitionLog({self.directory.name}, start={self._log_start_offset}, end={self.log_end_offset}, "
             f"hw={self._high_watermark}, segments={len(self._segments)})"
         )
+
+
+def delete_dir_name(directory_name: str) -> str:
+    """``<topic>-<partition>.<unique id>-delete`` for a partition directory ``<topic>-<partition>``,
+    the topic cut short so that the name stays within 255 characters (a file name's limit), as
+    Kafka's LocalLog.logDeleteDirName: a topic name may have 249 characters, and the suffix alone
+    takes 42 or more."""
+    topic, partition = directory_name.rsplit("-", 1)
+    suffix = f"-{partition}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+    return topic[: 255 - len(suffix)] + suffix
 
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp, recordsCount

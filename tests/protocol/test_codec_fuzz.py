@@ -20,22 +20,11 @@ import protocol.messages as messages
 from protocol.api import decode_request, decode_response, request_header_version, response_header_version
 from protocol.exceptions import ProtocolError
 from protocol.interpreter import Schema, load_specs, random_value
+from protocol.mutation import mutate as shared_mutate
 
 SPECS = load_specs()
 HEADER = Schema(SPECS["RequestHeader"])
 SEED = 20260521
-
-GIANT = [
-    b"\x7f\xff\xff\xff",
-    b"\xff\xff\xff\xfe",  # -2
-    b"\x80\x00\x00\x00",
-    b"\x7f\xff",
-    b"\xff\xfe",
-    b"\xff\xff\xff\xff\x0f",  # uvarint 2^32-1
-    b"\xff\xff\xff\xff\xff\x01",  # uvarint longer than 5 bytes
-    b"\xfe\xff\xff\x7f",  # uvarint ~2^28
-]
-
 
 def request_frame(cls: type, version: int, rng: random.Random) -> bytes:
     header = {
@@ -57,26 +46,7 @@ def response_body(cls: type, version: int, rng: random.Random) -> bytes:
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
-    b = bytearray(data)
-    kind = rng.randrange(6)
-    pos = rng.randrange(len(b) + 1)
-    if kind == 0:  # truncate
-        return bytes(b[:pos])
-    if kind == 1 and b:  # flip bytes
-        for _ in range(rng.randrange(1, 4)):
-            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        return bytes(b)
-    if kind == 2:  # insert a giant length
-        return bytes(b[:pos] + rng.choice(GIANT) + b[pos:])
-    if kind == 3:  # overwrite with a giant length
-        g = rng.choice(GIANT)
-        b[pos : pos + len(g)] = g
-        return bytes(b)
-    if kind == 4:  # random garbage tail
-        return bytes(b[:pos] + rng.randbytes(rng.randrange(1, 16)))
-    # duplicate a chunk
-    end = min(len(b), pos + rng.randrange(1, 32))
-    return bytes(b[:end] + b[pos:end] + b[end:])
+    return shared_mutate(data, rng, rounds=1)
 
 
 def decode_request_ok(frame: bytes) -> None:

@@ -23,7 +23,7 @@ def test_regeneration_matches_checked_in_modules(tmp_path):
         cwd=REPO,
     )
     fresh, committed = _tree(out), _tree(MESSAGES)
-    assert sorted(fresh) == sorted(committed), "generated file set differs: run scripts/generate_protocol.py"
+    assert sorted(fresh) == sorted(committed), "generated file set differs: run scripts/generate_protocol.py (--prune if an API was removed)"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"regenerate protocol/messages (scripts/generate_protocol.py): {stale[:10]}"
 

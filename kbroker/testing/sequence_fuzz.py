@@ -1,0 +1,692 @@
+"""A fuzzer of request *sequences*: the stateful conversations clients have with a broker
+(join/sync/heartbeat/commit/leave/delete of a classic group, KIP-848 heartbeats,
+init/add/produce/commit/end of a transaction, an idempotent producer's sequence numbers,
+incremental fetch sessions, a topic created, used, grown, trimmed, reconfigured and deleted while
+a fetch session holds it), with some steps mutated, repeated, skipped or
+replayed from earlier in the conversation.
+
+Each sequence is a generator yielding ``(request, version)`` and receiving the decoded response
+(``None`` when there is none to give: a skipped, byte-mutated or unanswered step), so later steps
+use the member ids, generations, producer ids and epochs and fetch sessions the broker handed out,
+as real clients do. The driver sends every step followed by a probe (an ApiVersions request): the
+probe's answer proves the step was answered or dropped (a Produce that became acks=0) rather than
+stuck, and a step whose answer or close does not come within ``deadline_s`` is a hang.
+
+Invariants checked here: every request is answered or its connection closed within the deadline;
+a response decodes as the API and version of the request that was sent (as the broker decoded
+it); a request that was not mutated is never answered by closing the connection; after every
+sequence a clean client can still produce, fetch and find a coordinator. The third invariant --
+the broker logs no traceback for client input -- is the caller's: ``tests/hostile/
+test_sequence_fuzz.py`` watches the in-process broker's log records, ``scripts/fuzz_sequences.py``
+a broker process's log. Steps that would legitimately wait (Fetch's max wait, a join's rebalance
+and session timeouts) are capped at ``wait_cap_ms`` after mutation, so a deadline can tell a hang
+from a long poll.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import socket
+import struct
+import uuid
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.api import decode_request, decode_response, encode_request
+from protocol.errors import ErrorCode
+from protocol.exceptions import ProtocolError
+from protocol.messages import REQUESTS, RequestHeader
+from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+from protocol.mutation import mutate
+from protocol.records import Record, build_batch
+
+E = ErrorCode
+Step = tuple[Any, int]
+Sequence = Generator[Step, Any, None]
+
+# Fields a broker may legitimately wait on before answering: capped after a mutation.
+WAIT_FIELDS = ("max_wait_ms", "rebalance_timeout_ms", "session_timeout_ms", "timeout_ms")
+PROBE_KEY, PROBE_VERSION = 18, 3
+PROBE_CID_BASE = 0x70000000
+
+R = REQUESTS
+FC, JG, SG, HB, OC, OF, LG = R[10], R[11], R[14], R[12], R[8], R[9], R[13]
+IPID, APT, AOT, TOC, ET, P, F, CGH = R[22], R[24], R[25], R[28], R[26], R[0], R[1], R[68]
+OD, DG = R[47], R[42]
+CT, CP, DR, LO, OFLE, IAC, DT, MD = R[19], R[37], R[21], R[2], R[23], R[44], R[20], R[3]
+ZERO_UUID = uuid.UUID(int=0)
+
+
+class Hang(Exception):
+    """A request neither answered nor its connection closed within the deadline."""
+
+
+@dataclass
+class Finding:
+    kind: str  # "hang", "bad-response", "closed-on-clean", "clean-client"
+    sequence: str
+    detail: str
+    frame: bytes = b""
+
+    def __str__(self) -> str:
+        tail = f" frame={self.frame.hex()}" if self.frame else ""
+        return f"{self.kind} in {self.sequence}: {self.detail}{tail}"
+
+
+@dataclass
+class Stats:
+    sequences: int = 0
+    requests: int = 0
+    mutated: int = 0
+    closed: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    # (API key, top-level error code or None) of the responses to steps sent as built: shows how
+    # far the conversations get.
+    outcomes: Counter = field(default_factory=Counter)
+
+
+class Conn:
+    """A socket to the broker that sends one frame and a probe and reads until the probe's answer."""
+
+    def __init__(self, bootstrap: str, deadline_s: float) -> None:
+        host, port = bootstrap.split(",")[0].rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=deadline_s)
+        self.probes = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _read_exact(self, n: int) -> bytes | None:
+        out = bytearray()
+        while len(out) < n:
+            try:
+                chunk = self.sock.recv(n - len(out))
+            except TimeoutError:
+                raise Hang(f"no answer nor close within {self.sock.gettimeout()} s") from None
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            out += chunk
+        return bytes(out)
+
+    def exchange(self, frames: list[bytes]) -> tuple[list[bytes], bool]:
+        """Send ``frames`` then a probe; returns the responses that came before the probe's, and
+        whether the broker closed the connection instead of answering the probe."""
+        self.probes += 1
+        cid = PROBE_CID_BASE + self.probes
+        probe = encode_request(RequestHeader(request_api_key=PROBE_KEY, request_api_version=PROBE_VERSION,
+                                             correlation_id=cid, client_id="probe"),
+                               R[PROBE_KEY](client_software_name="probe", client_software_version="1"))
+        try:
+            self.sock.sendall(b"".join(struct.pack(">i", len(f)) + f for f in [*frames, probe]))
+        except (BrokenPipeError, ConnectionResetError):
+            return [], True
+        responses = []
+        while True:
+            size = self._read_exact(4)
+            if size is None:
+                return responses, True
+            payload = self._read_exact(struct.unpack(">i", size)[0])
+            if payload is None:
+                return responses, True
+            if struct.unpack_from(">i", payload)[0] == cid:
+                return responses, False
+            responses.append(payload)
+
+
+def frame_of(request: Any, version: int, correlation_id: int) -> bytes:
+    header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version,
+                           correlation_id=correlation_id, client_id="seqfuzz")
+    return encode_request(header, request)
+
+
+def cap_waits(body: Any, cap_ms: int) -> bool:
+    """Cap the fields the broker may wait on; True if one was changed."""
+    changed = False
+    for name in WAIT_FIELDS:
+        value = getattr(body, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap_ms:
+            setattr(body, name, cap_ms)
+            changed = True
+    return changed
+
+
+def _leaves(obj: Any) -> list[tuple[Any, str, Any]]:
+    out = []
+    for name in getattr(obj, "_FIELDS", ()):
+        value = getattr(obj, name)
+        out.append((obj, name, value))
+        if isinstance(value, list):
+            for item in value:
+                if hasattr(item, "_FIELDS"):
+                    out.extend(_leaves(item))
+        elif hasattr(value, "_FIELDS"):
+            out.extend(_leaves(value))
+    return out
+
+
+def hostile_value(value: Any, rng: random.Random, strings: list[str]) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return rng.choice([0, -1, 1, value + 1, value - 1, 0x7FFFFFFF, -0x80000000, 0x7FFF, -2,
+                           rng.randrange(-3, 100)])
+    if isinstance(value, str) or value is None:
+        return rng.choice(["", None, (value or "") + "x", "x" * rng.choice([1, 249, 300]),
+                           rng.choice(strings) if strings else "s", "\u00e9\x00"])
+    if isinstance(value, bytes | bytearray | memoryview):
+        return rng.choice([b"", None, mutate(bytes(value), rng)])
+    if isinstance(value, uuid.UUID):
+        return rng.choice([uuid.UUID(int=0), uuid.uuid4(), uuid.UUID(int=rng.getrandbits(128))])
+    if isinstance(value, list):
+        return rng.choice([[], None, value * 2, value[:1], list(reversed(value))])
+    return value
+
+
+def mutate_fields(request: Any, rng: random.Random, strings: list[str]) -> None:
+    """Replace one to three fields anywhere in ``request`` (nested structs and lists included)."""
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        leaves = _leaves(request)
+        if not leaves:
+            return
+        obj, name, value = rng.choice(leaves)
+        setattr(obj, name, hostile_value(value, rng, strings))
+
+
+# -- the sequences ---------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    rng: random.Random
+    topic: str
+    topic_id: uuid.UUID
+    wait_cap_ms: int
+    serial: int = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}-{self.serial}"
+
+
+def _first_error(resp: Any) -> int | None:
+    """The response's top-level error code if it is one, else its first nested error, else NONE
+    (None without a response)."""
+    if resp is None:
+        return None
+    code = getattr(resp, "error_code", None)
+    if code:
+        return code
+    for _obj, name, value in _leaves(resp):
+        if name in ("error_code", "partition_error_code") and value:
+            return value
+    return E.NONE
+
+
+def _err(resp: Any) -> int | None:
+    return None if resp is None else getattr(resp, "error_code", None)
+
+
+def classic_group(ctx: Context) -> Sequence:
+    rng = ctx.rng
+    group = ctx.fresh("group")
+    instance = rng.choice([None, None, ctx.fresh("instance")])
+    yield FC(key_type=0, coordinator_keys=[group]), 4
+    member, resp = "", None
+    for _ in range(2):  # v4+: the first join is answered MEMBER_ID_REQUIRED with the id to use
+        resp = yield JG(group_id=group, session_timeout_ms=ctx.wait_cap_ms, rebalance_timeout_ms=ctx.wait_cap_ms,
+                        member_id=member, group_instance_id=instance, protocol_type="consumer",
+                        protocols=[JG.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")],
+                        reason=None), 9
+        if resp is None:
+            break
+        member = resp.member_id or member
+        if resp.error_code != E.MEMBER_ID_REQUIRED:
+            break
+    generation = resp.generation_id if resp is not None else -1
+    yield SG(group_id=group, generation_id=generation, member_id=member, group_instance_id=instance,
+             protocol_type="consumer", protocol_name="range",
+             assignments=[SG.SyncGroupRequestAssignment(member_id=member, assignment=b"\x00\x01")]), 5
+    for _ in range(rng.randrange(1, 4)):
+        yield HB(group_id=group, generation_id=generation, member_id=member, group_instance_id=instance), 4
+    partition = OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+        partition_index=rng.randrange(2), committed_offset=rng.randrange(5), committed_leader_epoch=-1,
+        committed_metadata="m")
+    yield OC(group_id=group, generation_id_or_member_epoch=generation, member_id=member,
+             group_instance_id=instance, retention_time_ms=-1,
+             topics=[OC.OffsetCommitRequestTopic(name=ctx.topic, partitions=[partition])]), 9
+    yield OF(groups=[OF.OffsetFetchRequestGroup(group_id=group, member_id=None, member_epoch=-1, topics=None)],
+             require_stable=rng.random() < 0.5), 9
+    yield LG(group_id=group, members=[LG.MemberIdentity(member_id=member, group_instance_id=instance,
+                                                         reason="fuzz")]), 5
+    if rng.random() < 0.5:  # an empty group's offsets, then the group, are deleted
+        yield OD(group_id=group, topics=[OD.OffsetDeleteRequestTopic(name=ctx.topic, partitions=[
+            OD.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=partition.partition_index)])]), 0
+        yield DG(groups_names=[group]), 2
+
+
+def consumer_group(ctx: Context) -> Sequence:
+    """KIP-848: heartbeats with the member epoch the coordinator hands out, then leaving (-1)."""
+    rng = ctx.rng
+    group = ctx.fresh("cgroup")
+    member = str(uuid.uuid4())
+    yield FC(key_type=0, coordinator_keys=[group]), 4
+    epoch = 0
+    owned: list[Any] = []
+    for i in range(rng.randrange(2, 5)):
+        resp = yield CGH(group_id=group, member_id=member, member_epoch=epoch, instance_id=None, rack_id=None,
+                         rebalance_timeout_ms=ctx.wait_cap_ms if i == 0 else -1,
+                         subscribed_topic_names=[ctx.topic] if i == 0 else None, subscribed_topic_regex=None,
+                         server_assignor=None, topic_partitions=owned if i else []), 1
+        if resp is not None and resp.error_code == E.NONE:
+            epoch = resp.member_epoch
+            if resp.assignment is not None:
+                owned = [CGH.TopicPartitions(topic_id=tp.topic_id, partitions=list(tp.partitions))
+                         for tp in resp.assignment.topic_partitions]
+    yield CGH(group_id=group, member_id=member, member_epoch=-1, topic_partitions=None), 1
+
+
+def transaction(ctx: Context) -> Sequence:
+    rng = ctx.rng
+    tid = ctx.fresh("txn")
+    yield FC(key_type=1, coordinator_keys=[tid]), 4
+    pid, epoch, sequence = -1, -1, 0
+    for _round in range(rng.choice((1, 1, 2))):
+        resp = yield IPID(transactional_id=tid, transaction_timeout_ms=rng.choice((ctx.wait_cap_ms, 60000)),
+                          producer_id=pid, producer_epoch=epoch), 5
+        if resp is not None and resp.error_code == E.NONE:
+            pid, epoch, sequence = resp.producer_id, resp.producer_epoch, 0
+        partitions = sorted(rng.sample((0, 1), rng.randrange(1, 3)))
+        yield APT(v3_and_below_transactional_id=tid, v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
+                  v3_and_below_topics=[AddPartitionsToTxnTopic(name=ctx.topic, partitions=partitions)]), 3
+        for p in partitions:
+            count = rng.randrange(1, 4)
+            batch = build_batch([Record(key=b"k", value=b"v%d" % i, timestamp=1_700_000_000_000) for i in range(count)],
+                                producer_id=pid, producer_epoch=epoch, base_sequence=sequence, transactional=True)
+            sequence += count
+            yield P(transactional_id=tid, acks=-1, timeout_ms=ctx.wait_cap_ms, topic_data=[
+                P.TopicProduceData(name=ctx.topic, partition_data=[
+                    P.TopicProduceData.PartitionProduceData(index=p, records=batch)])]), 9
+        group = ctx.fresh("txgroup")
+        yield AOT(transactional_id=tid, producer_id=pid, producer_epoch=epoch, group_id=group), 3
+        yield FC(key_type=0, coordinator_keys=[group]), 4
+        yield TOC(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
+                  generation_id_or_member_epoch=-1, member_id="", group_instance_id=None, topics=[
+                      TOC.TxnOffsetCommitRequestTopic(name=ctx.topic, partitions=[
+                          TOC.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                              partition_index=partitions[0], committed_offset=rng.randrange(10),
+                              committed_leader_epoch=-1, committed_metadata=None)])]), 3
+        yield ET(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=rng.random() < 0.5), 4
+
+
+def idempotent_produce(ctx: Context) -> Sequence:
+    """An idempotent producer: sequence numbers per partition, which replayed and skipped steps
+    turn into duplicates and gaps."""
+    rng = ctx.rng
+    resp = yield IPID(transactional_id=None, transaction_timeout_ms=ctx.wait_cap_ms, producer_id=-1,
+                      producer_epoch=-1), rng.choice((2, 5))
+    pid, epoch = (resp.producer_id, resp.producer_epoch) if _err(resp) == E.NONE else (-1, -1)
+    sequences = [0, 0]
+    for _ in range(rng.randrange(2, 7)):
+        p, count = rng.randrange(2), rng.randrange(1, 4)
+        batch = build_batch([Record(key=None, value=b"i%d" % i, timestamp=1_700_000_000_000) for i in range(count)],
+                            producer_id=pid, producer_epoch=epoch, base_sequence=sequences[p])
+        resp = yield P(transactional_id=None, acks=-1, timeout_ms=ctx.wait_cap_ms, topic_data=[
+            P.TopicProduceData(name=ctx.topic, partition_data=[
+                P.TopicProduceData.PartitionProduceData(index=p, records=batch)])]), rng.choice((3, 9))
+        if _first_error(resp) == E.NONE:
+            sequences[p] += count
+
+
+def fetch_session(ctx: Context) -> Sequence:
+    """A full fetch creating a session, incremental fetches adding and forgetting partitions, and
+    the session's close (epoch -1)."""
+    rng = ctx.rng
+    version = rng.choice((12, 13, 17))
+
+    def topic(partitions: list[int]) -> Any:
+        return F.FetchTopic(topic=ctx.topic, topic_id=ctx.topic_id, partitions=[
+            F.FetchTopic.FetchPartition(partition=p, current_leader_epoch=-1, fetch_offset=rng.randrange(3),
+                                        last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=65536)
+            for p in partitions])
+
+    def forgotten(partitions: list[int]) -> list[Any]:
+        return [F.ForgottenTopic(topic=ctx.topic, topic_id=ctx.topic_id, partitions=partitions)] if partitions else []
+
+    def fetch(session_id: int, epoch: int, fetch_parts: list[int], forget: list[int]) -> Any:
+        return F(replica_id=-1, max_wait_ms=rng.choice((0, 10)), min_bytes=rng.choice((0, 1)), max_bytes=1 << 20,
+                 isolation_level=rng.choice((0, 1)), session_id=session_id, session_epoch=epoch,
+                 topics=[topic(fetch_parts)] if fetch_parts else [], forgotten_topics_data=forgotten(forget),
+                 rack_id=""), version
+
+    resp = yield fetch(0, 0, [0, 1], [])
+    session = resp.session_id if resp is not None and resp.error_code == E.NONE else 0
+    epoch = 1
+    for _ in range(rng.randrange(1, 4)):
+        parts = sorted(rng.sample((0, 1), rng.randrange(0, 3)))
+        forget = sorted(set(rng.sample((0, 1), rng.randrange(0, 2))) - set(parts))
+        resp = yield fetch(session, epoch, parts, forget)
+        if _err(resp) == E.NONE:
+            epoch += 1
+    yield fetch(session, -1, [], [])
+
+
+def topic_lifecycle(ctx: Context) -> Sequence:
+    """A topic's life while it is used: created, produced to, fetched in a session, grown,
+    trimmed, looked up, reconfigured, deleted, then fetched, produced to and asked for again."""
+    rng = ctx.rng
+    name = ctx.fresh("life")
+    count = rng.randrange(1, 4)
+    policy = rng.choice(("delete", "compact", "compact,delete"))
+    resp = yield CT(topics=[CT.CreatableTopic(name=name, num_partitions=count, replication_factor=1, assignments=[],
+                                              configs=[CT.CreatableTopic.CreatableTopicConfig(name="cleanup.policy",
+                                                                                            value=policy)])],
+                    timeout_ms=ctx.wait_cap_ms, validate_only=False), 7
+    topic_id = resp.topics[0].topic_id if resp is not None and resp.topics else ZERO_UUID
+    for p in range(count):
+        batch = build_batch([Record(key=b"k%d" % i, value=b"v", timestamp=1_700_000_000_000)
+                             for i in range(rng.randrange(1, 4))])
+        yield P(transactional_id=None, acks=rng.choice((1, -1)), timeout_ms=ctx.wait_cap_ms, topic_data=[
+            P.TopicProduceData(name=name, partition_data=[P.TopicProduceData.PartitionProduceData(
+                index=p, records=batch)])]), 9
+
+    def fetch(session_id: int, epoch: int, partitions: range | list[int]) -> Step:
+        return F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+                 session_id=session_id, session_epoch=epoch, topics=[F.FetchTopic(
+                     topic=name, topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(
+                         partition=p, fetch_offset=0, partition_max_bytes=65536) for p in partitions])]
+                 if partitions else [], forgotten_topics_data=[], rack_id=""), 13
+
+    resp = yield fetch(0, 0, range(count))
+    session = resp.session_id if _err(resp) == E.NONE else 0
+    yield CP(topics=[CP.CreatePartitionsTopic(name=name, count=count + rng.randrange(1, 3), assignments=None)],
+             timeout_ms=ctx.wait_cap_ms, validate_only=rng.random() < 0.3), 3
+    yield DR(topics=[DR.DeleteRecordsTopic(name=name, partitions=[DR.DeleteRecordsTopic.DeleteRecordsPartition(
+        partition_index=0, offset=rng.choice((-1, 0, 1)))])], timeout_ms=ctx.wait_cap_ms), 2
+    yield LO(replica_id=-1, isolation_level=rng.choice((0, 1)), topics=[LO.ListOffsetsTopic(name=name, partitions=[
+        LO.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                 timestamp=rng.choice((-1, -2, -3, -4, 0)))])],
+             timeout_ms=ctx.wait_cap_ms), 8
+    yield OFLE(replica_id=-1, topics=[OFLE.OffsetForLeaderTopic(topic=name, partitions=[
+        OFLE.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=0, current_leader_epoch=-1,
+                                                           leader_epoch=0)])]), 4
+    yield IAC(resources=[IAC.AlterConfigsResource(resource_type=2, resource_name=name, configs=[
+        IAC.AlterConfigsResource.AlterableConfig(name=rng.choice(("retention.ms", "segment.bytes", "cleanup.policy")),
+                                                 config_operation=rng.choice((0, 1)),
+                                                 value=rng.choice(("60000", "1048576", "delete")))])],
+              validate_only=False), 1
+    yield fetch(session, 1, [0])
+    yield DT(topics=[DT.DeleteTopicState(name=name)], timeout_ms=ctx.wait_cap_ms), 6
+    yield fetch(session, 2, [0])
+    yield P(transactional_id=None, acks=1, timeout_ms=ctx.wait_cap_ms, topic_data=[
+        P.TopicProduceData(name=name, partition_data=[P.TopicProduceData.PartitionProduceData(
+            index=0, records=build_batch([Record(key=b"k", value=b"late", timestamp=1_700_000_000_000)]))])]), 9
+    yield MD(topics=[MD.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False,
+             include_topic_authorized_operations=False), 12
+
+
+SEQUENCES: dict[str, Callable[[Context], Sequence]] = {
+    "classic_group": classic_group,
+    "consumer_group": consumer_group,
+    "transaction": transaction,
+    "fetch_session": fetch_session,
+    "idempotent_produce": idempotent_produce,
+    "topic_lifecycle": topic_lifecycle,
+}
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+
+class SequenceFuzzer:
+    """Runs sequences against a broker at ``bootstrap``; findings accumulate in ``stats``.
+
+    ``setup()`` creates the fuzz topic (two partitions) and waits for the coordinators' topics."""
+
+    def __init__(self, bootstrap: str, seed: int, *, wait_cap_ms: int = 500, deadline_s: float = 15.0,
+                 mutation_rate: float = 0.3) -> None:
+        self.bootstrap = bootstrap
+        self.rng = random.Random(seed)
+        self.wait_cap_ms = wait_cap_ms
+        self.deadline_s = deadline_s
+        self.mutation_rate = mutation_rate
+        self.stats = Stats()
+        self.strings: list[str] = []
+        self.topic = "seqfuzz"
+        self.topic_id = uuid.UUID(int=0)
+        self.serial = 0
+        self._cid = 0
+
+    # A blocking call for set-up and the clean-client check (never mutated).
+    def _call(self, conn: Conn, request: Any, version: int) -> Any:
+        self._cid += 1
+        responses, closed = conn.exchange([frame_of(request, version, self._cid)])
+        self.stats.requests += 1
+        if closed or len(responses) != 1:
+            raise ConnectionError(f"api {request.API_KEY} v{version}: closed={closed}, {len(responses)} responses")
+        return decode_response(responses[0], request.API_KEY, version)[1]
+
+    def setup(self) -> None:
+        conn = Conn(self.bootstrap, self.deadline_s)
+        try:
+            CT = R[19]
+            resp = self._call(conn, CT(topics=[CT.CreatableTopic(name=self.topic, num_partitions=2, replication_factor=1,
+                                                                 assignments=[], configs=[])],
+                                       timeout_ms=5000, validate_only=False), 7)
+            result = resp.topics[0]
+            if result.error_code not in (E.NONE, E.TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create {self.topic}: {result.error_code}")
+            meta = self._call(conn, R[3](topics=[R[3].MetadataRequestTopic(name=self.topic)],
+                                         allow_auto_topic_creation=False, include_topic_authorized_operations=False), 12)
+            self.topic_id = meta.topics[0].topic_id
+            for key_type, key in ((0, "setup-group"), (1, "setup-txn")):
+                for _ in range(50):  # the first asks create the coordinators' topics
+                    found = self._call(conn, FC(key_type=key_type, coordinator_keys=[key]), 4)
+                    if found.coordinators[0].error_code == E.NONE:
+                        break
+        finally:
+            conn.close()
+
+    def clean_client_works(self, name: str) -> bool:
+        """A client that was not fuzzed can still produce, fetch back and find a coordinator."""
+        try:
+            conn = Conn(self.bootstrap, self.deadline_s)
+        except OSError as exc:
+            self._find("clean-client", name, f"cannot connect: {exc}")
+            return False
+        try:
+            versions = self._call(conn, R[18](client_software_name="clean", client_software_version="1"), 3)
+            batch = build_batch([Record(key=None, value=b"clean", timestamp=1_700_000_000_000)])
+            produced = self._call(conn, P(transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[
+                P.TopicProduceData(name=self.topic, partition_data=[
+                    P.TopicProduceData.PartitionProduceData(index=0, records=batch)])]), 9)
+            part = produced.responses[0].partition_responses[0]
+            fetched = self._call(conn, F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20,
+                                         isolation_level=0, session_id=0, session_epoch=-1, topics=[
+                                             F.FetchTopic(topic=self.topic, partitions=[F.FetchTopic.FetchPartition(
+                                                 partition=0, fetch_offset=max(part.base_offset, 0),
+                                                 partition_max_bytes=65536)])],
+                                         forgotten_topics_data=[], rack_id=""), 12)
+            fpart = fetched.responses[0].partitions[0]
+            found = self._call(conn, FC(key_type=0, coordinator_keys=[f"clean-{self.serial}"]), 4)
+            problems = [what for what, bad in (
+                ("ApiVersions", versions.error_code != E.NONE),
+                (f"Produce {part.error_code}", part.error_code != E.NONE),
+                (f"Fetch {fpart.error_code}", fpart.error_code != E.NONE or not fpart.records),
+                (f"FindCoordinator {found.coordinators[0].error_code}",
+                 found.coordinators[0].error_code not in (E.NONE, E.COORDINATOR_NOT_AVAILABLE)),
+            ) if bad]
+            if problems:
+                self._find("clean-client", name, ", ".join(problems))
+                return False
+            return True
+        except (Hang, ConnectionError, ProtocolError, OSError) as exc:
+            self._find("clean-client", name, f"{type(exc).__name__}: {exc}")
+            return False
+        finally:
+            conn.close()
+
+    def _find(self, kind: str, sequence: str, detail: str, frame: bytes = b"") -> None:
+        self.stats.findings.append(Finding(kind, sequence, detail, frame))
+
+    def _prepare(self, request: Any, version: int, history: list[bytes]) -> tuple[list[bytes], bool]:
+        """The frames to send for one step, and whether they are the step as the sequence built it."""
+        rng = self.rng
+        self._cid += 1
+        clean = frame_of(request, version, self._cid)
+        history.append(clean)
+        if rng.random() >= self.mutation_rate:
+            return [clean], True
+        self.stats.mutated += 1
+        how = rng.randrange(11)
+        if how == 10:  # the step at another version the API has (older rules, other encodings)
+            other = rng.randrange(request.MIN_VERSION, request.MAX_VERSION + 1)
+            try:
+                return [frame_of(request, other, self._cid)], False
+            except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
+                how = 0
+        if how < 4:  # change fields, then encode (fall back to bytes when the wire cannot carry it)
+            mutated = copy.deepcopy(request)  # the sequence may reuse parts of its requests
+            mutate_fields(mutated, rng, self.strings)
+            cap_waits(mutated, self.wait_cap_ms)
+            try:
+                return [frame_of(mutated, version, self._cid)], False
+            except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
+                pass
+        if how < 7:
+            return [self._capped(mutate(clean, rng))], False
+        if how == 7:
+            return [clean, clean], False  # the same step twice
+        if how == 8:
+            return [], False  # skipped
+        return [clean, rng.choice(history)], False  # and a replay of an earlier step (how == 9)
+
+    def _capped(self, frame: bytes) -> bytes:
+        """A mutated frame whose decoded form would wait longer than the cap, re-encoded capped."""
+        try:
+            header, body = decode_request(frame)
+        except ProtocolError:
+            return frame
+        if not cap_waits(body, self.wait_cap_ms):
+            return frame
+        try:
+            return encode_request(header, body)
+        except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
+            return frame_of(R[PROBE_KEY](), 0, header.correlation_id)
+
+    def _check_responses(self, name: str, frames: list[bytes], responses: list[bytes]) -> None:
+        """Each response decodes as the API and version of its request, as the broker read it."""
+        expected: list[tuple[bytes, Any]] = []
+        for frame in frames:
+            try:
+                header, body = decode_request(frame)
+            except ProtocolError:
+                expected.append((frame, None))  # the broker closes the connection: no response
+                continue
+            if header.request_api_key == 0 and getattr(body, "acks", 1) == 0:
+                continue  # no response
+            expected.append((frame, (header.request_api_key, header.request_api_version, header.correlation_id)))
+        if len(responses) > len(expected):
+            self._find("bad-response", name, f"{len(responses)} responses to {len(frames)} requests",
+                       frames[0] if frames else b"")
+            return
+        for data, (frame, want) in zip(responses, expected, strict=False):
+            if want is None:
+                continue
+            key, version, cid = want
+            try:
+                header, _body = decode_response(data, key, version)
+            except ProtocolError as exc:
+                if key == PROBE_KEY:  # an unsupported ApiVersions version is answered in v0
+                    continue
+                self._find("bad-response", name, f"api {key} v{version} response does not decode: {exc}", frame)
+                continue
+            if header.correlation_id != cid:
+                self._find("bad-response", name,
+                           f"api {key} v{version}: correlation id {header.correlation_id} for {cid}", frame)
+
+    def run_sequence(self, name: str | None = None) -> None:
+        rng = self.rng
+        name = name or rng.choice(sorted(SEQUENCES))
+        self.serial += 1
+        ctx = Context(rng, self.topic, self.topic_id, self.wait_cap_ms, serial=self.serial * 1000)
+        steps = SEQUENCES[name](ctx)
+        history: list[bytes] = []
+        conn: Conn | None = None
+        response = None
+        try:
+            while True:
+                try:
+                    request, version = steps.send(response)
+                except StopIteration:
+                    break
+                for attr in ("group_id", "member_id", "transactional_id"):
+                    value = getattr(request, attr, None)
+                    if isinstance(value, str) and value and len(self.strings) < 200:
+                        self.strings.append(value)
+                if conn is None:
+                    conn = Conn(self.bootstrap, self.deadline_s)
+                frames, as_built = self._prepare(request, version, history)
+                try:
+                    responses, closed = conn.exchange(frames)
+                except Hang as exc:
+                    self._find("hang", name, str(exc), frames[0] if frames else b"")
+                    return
+                self.stats.requests += len(frames)
+                self._check_responses(name, frames, responses)
+                response = None
+                if closed:
+                    self.stats.closed += 1
+                    conn.close()
+                    conn = None
+                    if as_built:
+                        self._find("closed-on-clean", name, f"api {request.API_KEY} v{version}", frames[0])
+                elif as_built and len(responses) == 1:
+                    try:
+                        response = decode_response(responses[0], request.API_KEY, version)[1]
+                    except ProtocolError:
+                        response = None  # reported by _check_responses
+                    self.stats.outcomes[(request.API_KEY, _first_error(response))] += 1
+        finally:
+            if conn is not None:
+                conn.close()
+            self.stats.sequences += 1
+
+    def delete_other_topics(self, name: str) -> None:
+        """Delete the topics sequences created and left (mutated steps may skip a deletion or create
+        other names), so a long run does not accumulate them."""
+        try:
+            conn = Conn(self.bootstrap, self.deadline_s)
+        except OSError as exc:
+            self._find("clean-client", name, f"cannot connect: {exc}")
+            return
+        try:
+            meta = self._call(conn, MD(topics=None, allow_auto_topic_creation=False,
+                                       include_topic_authorized_operations=False), 12)
+            names = [t.name for t in meta.topics if t.name != self.topic and not t.is_internal]
+            if names:
+                resp = self._call(conn, DT(topics=[DT.DeleteTopicState(name=n) for n in names],
+                                           timeout_ms=5000), 6)
+                failed = [(r.name, r.error_code) for r in resp.responses
+                          if r.error_code not in (E.NONE, E.UNKNOWN_TOPIC_OR_PARTITION)]
+                if failed:
+                    self._find("clean-client", name, f"cannot delete leftover topics: {failed}")
+        except (Hang, ConnectionError, ProtocolError, OSError) as exc:
+            self._find("clean-client", name, f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+    def run(self, sequences: int, *, after_each: Callable[[], None] | None = None) -> Stats:
+        for _ in range(sequences):
+            name = self.rng.choice(sorted(SEQUENCES))
+            self.run_sequence(name)
+            self.clean_client_works(name)
+            if name == "topic_lifecycle":
+                self.delete_other_topics(name)
+            if after_each is not None:
+                after_each()
+        return self.stats
