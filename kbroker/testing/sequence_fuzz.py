@@ -414,10 +414,10 @@ def topic_lifecycle(ctx: Context) -> Sequence:
     yield OFLE(replica_id=-1, topics=[OFLE.OffsetForLeaderTopic(topic=name, partitions=[
         OFLE.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=0, current_leader_epoch=-1,
                                                            leader_epoch=0)])]), 4
+    # A valid value for its key (unmutated steps must succeed; the mutations bring the bad ones).
+    key, value = rng.choice((("retention.ms", "60000"), ("segment.bytes", "1048576"), ("cleanup.policy", "delete")))
     yield IAC(resources=[IAC.AlterConfigsResource(resource_type=2, resource_name=name, configs=[
-        IAC.AlterConfigsResource.AlterableConfig(name=rng.choice(("retention.ms", "segment.bytes", "cleanup.policy")),
-                                                 config_operation=rng.choice((0, 1)),
-                                                 value=rng.choice(("60000", "1048576", "delete")))])],
+        IAC.AlterConfigsResource.AlterableConfig(name=key, config_operation=rng.choice((0, 1)), value=value)])],
               validate_only=False), 1
     yield fetch(session, 1, [0])
     yield DT(topics=[DT.DeleteTopicState(name=name)], timeout_ms=ctx.wait_cap_ms), 6
