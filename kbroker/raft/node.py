@@ -307,6 +307,16 @@ class RaftNode:
         self._has_fetched_from_leader = False
         logger.info("raft node %d: Follower of %d in epoch %d", self.node_id, leader, epoch)
 
+    def _start_election(self, now: int, out: list[Message]) -> None:
+        """Pre-vote (Prospective); a node that is a majority by itself goes on at once."""
+        self._become_prospective(now)
+        if len(self._granted) >= self._majority:
+            self._become_candidate(now)
+            self._become_leader(now)
+            self._poll_leader(now, out)
+        else:
+            self._send_votes(now, out)
+
     def _become_prospective(self, now: int) -> None:
         # Pre-vote (KIP-996): same epoch, nothing persisted; the vote (if any) is kept.
         self.role = Role.PROSPECTIVE
@@ -391,8 +401,7 @@ class RaftNode:
             if now >= self._fetch_deadline:
                 if self.is_voter:
                     logger.info("raft node %d: fetch timeout in epoch %d", self.node_id, self.epoch)
-                    self._become_prospective(now)
-                    self._send_votes(now, out)
+                    self._start_election(now, out)
                 else:
                     self._become_unattached(self.epoch, now)
                     self._maybe_send_fetch(now, out)
@@ -401,8 +410,7 @@ class RaftNode:
         elif role is Role.UNATTACHED:
             if self.is_voter:
                 if now >= self._election_deadline:
-                    self._become_prospective(now)
-                    self._send_votes(now, out)
+                    self._start_election(now, out)
             else:
                 self._maybe_send_fetch(now, out)
         elif role is Role.PROSPECTIVE:
@@ -415,8 +423,7 @@ class RaftNode:
                     self._become_follower(self.epoch, self.leader_id, now)
                     self._maybe_send_fetch(now, out)
                 else:
-                    self._become_prospective(now)
-                    self._send_votes(now, out)
+                    self._start_election(now, out)
             else:
                 self._send_votes(now, out)
         elif role is Role.CANDIDATE:
@@ -424,14 +431,12 @@ class RaftNode:
                 self._become_leader(now)
                 self._poll_leader(now, out)
             elif now >= self._election_deadline:
-                self._become_prospective(now)
-                self._send_votes(now, out)
+                self._start_election(now, out)
             else:
                 self._send_votes(now, out)
         elif role is Role.RESIGNED:
             if now >= self._election_deadline:
-                self._become_prospective(now)
-                self._send_votes(now, out)
+                self._start_election(now, out)
             else:
                 self._send_end_epoch(now, out)
 
@@ -703,17 +708,20 @@ class RaftNode:
         if self.role is not Role.LEADER:
             return answer(NOT_LEADER_OR_FOLLOWER)
         log = self.log
+        src = req.src
+        is_voter = src in self._voter_end
+        if is_voter:
+            # any valid fetch from a voter acknowledges the epoch and counts for check-quorum
+            self._voter_last_fetch[src] = now
+            self._acknowledged.add(src)
         if req.fetch_offset > 0:
             epoch, end = log.end_offset_for_epoch(req.last_fetched_epoch)
             if epoch < 0:
                 return answer(NONE, div=(0, 0))
             if epoch != req.last_fetched_epoch or end < req.fetch_offset:
                 return answer(NONE, div=(epoch, end))
-        # the fetcher's log matches ours up to fetch_offset, which it has flushed
-        src = req.src
-        if src in self._voter_end:
-            self._voter_last_fetch[src] = now
-            self._acknowledged.add(src)
+        if is_voter:
+            # the fetcher's log matches ours up to fetch_offset, which it has flushed
             self._voter_end[src] = req.fetch_offset
             self._update_high_watermark()
         return answer(NONE, log.read(req.fetch_offset, self.config.fetch_max_entries))
