@@ -48,7 +48,7 @@ NONE = int(ErrorCode.NONE)
 FENCED_LEADER_EPOCH = int(ErrorCode.FENCED_LEADER_EPOCH)
 UNKNOWN_LEADER_EPOCH = int(ErrorCode.UNKNOWN_LEADER_EPOCH)
 NOT_LEADER_OR_FOLLOWER = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
-INCONSISTENT_VOTER_SET = int(ErrorCode.INCONSISTENT_VOTER_SET)
+INVALID_VOTER_KEY = int(ErrorCode.INVALID_VOTER_KEY)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 
 CHECK_QUORUM_TIMEOUT_FACTOR = 1.5  # Kafka's LeaderState.CHECK_QUORUM_TIMEOUT_FACTOR
@@ -566,12 +566,14 @@ class RaftNode:
         )
         if req.last_offset < 0 or req.last_offset_epoch < 0 or illegal:
             return answer(INVALID_REQUEST)
-        if req.replica_epoch < self.epoch:
-            return answer(FENCED_LEADER_EPOCH)
-        if not self.is_voter or req.src not in self.voters:
-            return answer(INCONSISTENT_VOTER_SET)
+        error = self._voter_only_error(req.src, req.replica_epoch)
+        if error != NONE:
+            return answer(error)
         if req.replica_epoch > self.epoch:
             self._become_unattached(req.replica_epoch, now)
+        if req.dst != self.node_id:
+            # the request was meant for another replica (Kafka's voter key check)
+            return answer(INVALID_VOTER_KEY)
         up_to_date = (req.last_offset_epoch, req.last_offset) >= (self.log.last_epoch, self.log.end_offset)
         granted = self._can_grant(req.src, up_to_date, req.pre_vote)
         if granted and not req.pre_vote and self.voted_id == NO_LEADER:
@@ -623,16 +625,20 @@ class RaftNode:
     # ------------------------------------------------------------------ BeginQuorumEpoch / EndQuorumEpoch
 
     def _voter_only_error(self, src: int, epoch: int) -> int:
+        # Kafka 4.4's validateVoterOnlyRequest: since KIP-853 the sender is not checked against the
+        # voter set (it may know a newer one); an election only counts the voters' answers.
         if epoch < self.epoch:
             return FENCED_LEADER_EPOCH
-        if not self.is_voter or src not in self.voters:
-            return INCONSISTENT_VOTER_SET
+        if src < 0:
+            return INVALID_REQUEST
         return NONE
 
     def _on_begin_epoch_request(self, req: BeginQuorumEpochRequest, now: int) -> BeginQuorumEpochResponse:
         error = self._voter_only_error(req.leader_id, req.leader_epoch)
         if error == NONE:
             self._transition_on_leader_info(req.leader_epoch, req.leader_id, now)
+            if req.dst != self.node_id:
+                error = INVALID_VOTER_KEY
         return BeginQuorumEpochResponse(
             self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch
         )

@@ -96,8 +96,14 @@ VOTE_CASES = [
      lambda: make(), VoteRequest(2, 1, 9, 2, 2, 5, False), ErrorCode.INVALID_REQUEST, False, Role.UNATTACHED, 0, -1),
     ("a pre-vote's last epoch may equal its epoch",
      lambda: make(state=ElectionState(2)), VoteRequest(2, 1, 9, 2, 2, 5, True), 0, True, Role.UNATTACHED, 2, -1),
-    ("a request from a non-voter", lambda: make(),
-     VoteRequest(7, 1, 9, 1, 0, 0, False), ErrorCode.INCONSISTENT_VOTER_SET, False, Role.UNATTACHED, 0, -1),
+    ("a request meant for another replica moves the epoch but is refused", lambda: make(),
+     VoteRequest(2, 5, 9, 1, 0, 0, False), ErrorCode.INVALID_VOTER_KEY, False, Role.UNATTACHED, 1, -1),
+    ("a request with a negative replica id", lambda: make(),
+     VoteRequest(-1, 1, 9, 1, 0, 0, False), ErrorCode.INVALID_REQUEST, False, Role.UNATTACHED, 0, -1),
+    # Kafka 4.4 (KIP-853) does not check the sender against the voter set: a candidate only counts
+    # the answers of its voters.
+    ("a request from a replica outside the voter set", lambda: make(),
+     VoteRequest(7, 1, 9, 1, 0, 0, False), 0, True, Role.UNATTACHED, 1, 7),
     ("a follower refuses a vote in its epoch", lambda: follower(leader=3, epoch=4),
      VoteRequest(2, 1, 9, 4, 0, 0, False), 0, False, Role.FOLLOWER, 4, -1),
     ("a follower that has not fetched yet grants a pre-vote", lambda: follower(leader=3, epoch=4),
@@ -130,7 +136,7 @@ def test_vote_request(case):
     assert stored.epoch == node.epoch and stored.voted_id == node.voted_id
     if req.pre_vote:
         assert stored.voted_id != req.src
-    if error != 0:
+    if error != 0 and node.epoch == req.replica_epoch - 1:
         assert node.store.writes == writes_before
 
 
@@ -433,7 +439,8 @@ def test_observer_finds_the_leader_through_the_voters_and_never_votes():
     )
     assert node.role is Role.FOLLOWER and node.leader_id == 3 and node.epoch == 7
     assert one(out, FetchRequest).dst == 3
-    resp = one(node.handle(VoteRequest(2, 100, 1, 8, 0, 0, False), 2), VoteResponse)
-    assert resp.error == ErrorCode.INCONSISTENT_VOTER_SET and not resp.vote_granted
     node.tick(10 * FT)
+    assert node.role is Role.UNATTACHED  # an observer never stands for election
+    assert one(node.tick(10 * FT + CFG.request_timeout_ms), FetchRequest).dst in VOTERS  # retried
+    node.tick(100 * FT)
     assert node.role is Role.UNATTACHED
