@@ -334,8 +334,7 @@ class Simulation:
                 n = payload  # type: ignore[assignment]
                 if self.nodes[n] is None:  # type: ignore[index]
                     self._start(n)  # type: ignore[arg-type]
-            if self.events % 64 == 0:
-                self._check_durable()
+            self._check_durable()
         self._fail("event queue ran dry")
 
     def describe(self) -> str:

@@ -241,10 +241,14 @@ def _named(topic):
 
 
 def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int | None = None) -> Message:
-    """The core message for a decoded wire object. A Fetch response needs the fetch offset of the
-    request it answers (``fetch_base_offset``): records start there."""
+    """The core message for a decoded wire object received by ``dst`` from ``src``. A Fetch
+    response needs the fetch offset of the request it answers (``fetch_base_offset``): records
+    start there."""
     if isinstance(obj, vo.VoteRequest):
         p = _single(obj.topics, _named, "Vote request")
+        # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
+        # when it is not this node
+        dst = obj.voter_id if obj.voter_id >= 0 else dst
         return VoteRequest(
             src, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
         )
@@ -254,6 +258,7 @@ def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int |
         return VoteResponse(src, dst, request_id, err, p.leader_id, p.leader_epoch, bool(p.vote_granted))
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
+        dst = obj.voter_id if obj.voter_id >= 0 else dst
         return BeginQuorumEpochRequest(src, dst, request_id, p.leader_id, p.leader_epoch)
     if isinstance(obj, bqe.BeginQuorumEpochResponse):
         p = _single(obj.topics, _named, "BeginQuorumEpoch response")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from kbroker.raft import (
@@ -12,9 +14,12 @@ from kbroker.raft import (
     Entry,
     FetchRequest,
     FetchResponse,
+    MemoryLog,
+    RaftNode,
     VoteRequest,
     VoteResponse,
 )
+from kbroker.raft.state_store import MemoryQuorumStateStore
 from kbroker.raft.wire import (
     METADATA_TOPIC,
     WireError,
@@ -23,6 +28,7 @@ from kbroker.raft.wire import (
     from_wire,
     to_wire,
 )
+from protocol.errors import ErrorCode
 from protocol.messages import fetch as fe
 from protocol.messages import vote as vo
 from protocol.records import decode_batch
@@ -110,3 +116,12 @@ def test_fetch_response_error_carries_the_leader():
     wire = fe.FetchResponse.decode(to_wire(FetchResponse(3, 2, 1, 6, 4, 9, 0, 0)).encode(17), 17)
     msg = from_wire(wire, 3, 2, 1, fetch_base_offset=12)
     assert (msg.error, msg.leader_id, msg.leader_epoch, msg.records, msg.diverging_epoch) == (6, 4, 9, (), -1)
+
+
+def test_a_vote_meant_for_another_voter_is_refused_by_the_core():
+    node = RaftNode(1, (1, 2, 3), MemoryLog(), MemoryQuorumStateStore(), random.Random(0))
+    wire = vo.VoteRequest.decode(to_wire(VoteRequest(2, 3, 5, 1, 0, 0, False)).encode(2), 2)
+    msg = from_wire(wire, src=2, dst=1, request_id=5)
+    assert msg.dst == 3
+    (resp,) = node.handle(msg, 0)
+    assert resp.error == ErrorCode.INVALID_VOTER_KEY and not resp.vote_granted
