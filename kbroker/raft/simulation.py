@@ -1,7 +1,8 @@
 """Deterministic simulation of a whole KRaft quorum (after Kafka's ``RaftEventSimulationTest``).
 
 Voters and observers run ``RaftNode`` over an in-memory network driven by one seeded scheduler:
-messages are dropped, delayed (hence reordered) and duplicated, the network is partitioned, nodes
+messages are dropped, delayed (hence reordered) and duplicated, the network is partitioned (both ways
+or one way), nodes
 crash (losing their unflushed log tail; the ``quorum-state`` survives because it is written with
 fsync) or shut down gracefully, and restart. After every event the invariants are checked:
 
@@ -93,7 +94,7 @@ class Simulation:
         self.queue: list[tuple[int, int, int, object]] = []
         self.seq = 0
         self.faults_on = True
-        self.partition: dict[int, int] | None = None  # node -> side
+        self.blocked: set[tuple[int, int]] = set()  # (src, dst) links that drop everything
         # invariant state
         self.leader_of_epoch: dict[int, int] = {}
         self.max_epoch = dict.fromkeys(self.all_ids, 0)
@@ -149,15 +150,14 @@ class Simulation:
             self._push(self.now + 1 + self.rng.randrange(self.sc.max_delay_ms), _DELIVER, m)
 
     def _connected(self, a: int, b: int) -> bool:
-        p = self.partition
-        return p is None or p[a] == p[b]
+        return (a, b) not in self.blocked
 
     # ------------------------------------------------------------------ faults
 
     def _fault(self) -> None:
         sc = self.sc
         kinds = []
-        if sc.partitions and self.partition is None:
+        if sc.partitions and not self.blocked:
             kinds.append("partition")
         # at most a minority of the voters down at once (and one observer)
         minority = max((len(self.voter_ids) - 1) // 2, 1)
@@ -180,11 +180,20 @@ class Simulation:
             return
         kind = self.rng.choice(kinds)
         if kind == "partition":
-            if self.rng.random() < 0.5:
-                isolated = {self.rng.choice(self.all_ids)}
+            r = self.rng.random()
+            ids = self.all_ids
+            if r < 0.7:
+                # one node, or a random group, cut off from the others in both directions
+                k = 1 if r < 0.35 else self.rng.randint(1, len(ids) // 2 or 1)
+                isolated = set(self.rng.sample(ids, k))
+                self.blocked = {(a, b) for a in ids for b in ids if (a in isolated) != (b in isolated)}
             else:
-                isolated = set(self.rng.sample(self.all_ids, self.rng.randint(1, len(self.all_ids) // 2 or 1)))
-            self.partition = {n: int(n in isolated) for n in self.all_ids}
+                # a one-way failure: one node can only send, or only receive
+                x = self.rng.choice(ids)
+                if r < 0.85:
+                    self.blocked = {(x, b) for b in ids if b != x}
+                else:
+                    self.blocked = {(a, x) for a in ids if a != x}
             self._push(self.now + self.rng.randint(sc.fault_min_ms, sc.fault_max_ms), _HEAL, None)
             return
         # prefer the leader half of the time: that is where it hurts
@@ -203,7 +212,7 @@ class Simulation:
 
     def _stop_faults(self) -> None:
         self.faults_on = False
-        self.partition = None
+        self.blocked = set()
         for n in self.all_ids:
             if self.nodes[n] is None:
                 self._start(n)
@@ -329,7 +338,7 @@ class Simulation:
                     self._fault()
                     self._push(t + 1 + int(self.rng.expovariate(1 / sc.fault_every_ms)), _FAULT, None)
             elif kind == _HEAL:
-                self.partition = None
+                self.blocked = set()
             elif kind == _RESTART:
                 n = payload  # type: ignore[assignment]
                 if self.nodes[n] is None:  # type: ignore[index]
