@@ -4,7 +4,7 @@
 ``RaftLog`` and an injected ``QuorumStateStore``. See docs/raft.md.
 """
 
-from kbroker.raft.log import Entry, MemoryLog, RaftLog
+from kbroker.raft.log import Entry, MemoryLog, RaftLog, Snapshot
 from kbroker.raft.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -12,6 +12,8 @@ from kbroker.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     Message,
     VoteRequest,
     VoteResponse,
@@ -28,6 +30,8 @@ __all__ = [
     "Entry",
     "FetchRequest",
     "FetchResponse",
+    "FetchSnapshotRequest",
+    "FetchSnapshotResponse",
     "FileQuorumStateStore",
     "MemoryLog",
     "MemoryQuorumStateStore",
@@ -37,6 +41,7 @@ __all__ = [
     "RaftLog",
     "RaftNode",
     "Role",
+    "Snapshot",
     "VoteRequest",
     "VoteResponse",
 ]

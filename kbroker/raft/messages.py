@@ -10,6 +10,7 @@ as Kafka's ``RequestManager.isResponseExpected`` does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kbroker.raft.log import Entry
 
@@ -100,6 +101,35 @@ class FetchResponse:
     records: tuple[Entry, ...] = ()
     diverging_epoch: int = -1  # Kafka's DivergingEpoch.epoch; -1: none
     diverging_end_offset: int = -1
+    snapshot_end_offset: int = -1  # Kafka's SnapshotId: fetch this snapshot first; -1: none
+    snapshot_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshotRequest:
+    src: int
+    dst: int
+    request_id: int
+    current_leader_epoch: int
+    snapshot_end_offset: int
+    snapshot_epoch: int
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshotResponse:
+    """The snapshot in one piece (``position`` 0, ``size`` its length): chunking by
+    ``max_bytes`` is the IO layer's."""
+
+    src: int
+    dst: int
+    request_id: int
+    error: int
+    leader_id: int
+    leader_epoch: int
+    snapshot_end_offset: int = -1
+    snapshot_epoch: int = -1
+    data: Any = None
 
 
 Message = (
@@ -111,6 +141,8 @@ Message = (
     | EndQuorumEpochResponse
     | FetchRequest
     | FetchResponse
+    | FetchSnapshotRequest
+    | FetchSnapshotResponse
 )
 
-REQUESTS = (VoteRequest, BeginQuorumEpochRequest, EndQuorumEpochRequest, FetchRequest)
+REQUESTS = (VoteRequest, BeginQuorumEpochRequest, EndQuorumEpochRequest, FetchRequest, FetchSnapshotRequest)

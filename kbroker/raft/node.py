@@ -26,7 +26,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kbroker.raft.log import Entry, RaftLog
+from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import (
     NO_LEADER,
     BeginQuorumEpochRequest,
@@ -35,6 +35,8 @@ from kbroker.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     Message,
     VoteRequest,
     VoteResponse,
@@ -50,6 +52,7 @@ UNKNOWN_LEADER_EPOCH = int(ErrorCode.UNKNOWN_LEADER_EPOCH)
 NOT_LEADER_OR_FOLLOWER = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 INVALID_VOTER_KEY = int(ErrorCode.INVALID_VOTER_KEY)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
+SNAPSHOT_NOT_FOUND = int(ErrorCode.SNAPSHOT_NOT_FOUND)
 
 CHECK_QUORUM_TIMEOUT_FACTOR = 1.5  # Kafka's LeaderState.CHECK_QUORUM_TIMEOUT_FACTOR
 
@@ -124,8 +127,10 @@ class RaftNode:
         self.epoch = 0
         self.leader_id = NO_LEADER
         self.voted_id = NO_LEADER
-        self.high_watermark = 0
+        # entries covered by the snapshot are committed
+        self.high_watermark = log.start_offset
         self._applied = 0
+        self._fetching_snapshot: tuple[int, int] | None = None  # snapshot id being fetched
 
         self._election_deadline = 0
         self._fetch_deadline = 0
@@ -182,6 +187,10 @@ class RaftNode:
             out.append(self._on_end_epoch_request(msg, now))
         elif isinstance(msg, EndQuorumEpochResponse):
             self._on_end_epoch_response(msg, now, out)
+        elif isinstance(msg, FetchSnapshotRequest):
+            out.append(self._on_fetch_snapshot_request(msg, now))
+        elif isinstance(msg, FetchSnapshotResponse):
+            self._on_fetch_snapshot_response(msg, now)
         else:
             raise TypeError(f"not a raft message: {type(msg).__name__}")
         self._poll(now, out)
@@ -203,16 +212,37 @@ class RaftNode:
             self._flush_at = now + self.config.append_linger_ms
         return self.log.end_offset - 1
 
-    def poll_committed(self) -> list[tuple[int, Entry]]:
+    def poll_committed(self) -> list[tuple[int, Entry | Snapshot]]:
         """``(offset, entry)`` for every entry committed since the previous call (control records
-        included)."""
+        included), in order. When the entries to deliver next were replaced by a snapshot (after a
+        restart, or one fetched from the leader), the first item is ``(end_offset - 1, snapshot)``:
+        the state machine loads it in place of everything before (Kafka's ``handleLoadSnapshot``)."""
+        out: list[tuple[int, Entry | Snapshot]] = []
+        log = self.log
+        if self._applied < log.start_offset:
+            snap = log.snapshot
+            assert snap is not None
+            out.append((snap.end_offset - 1, snap))
+            self._applied = snap.end_offset
         hw = self.high_watermark
-        if self._applied >= hw:
-            return []
-        start = self._applied
-        entries = self.log.read(start, hw - start)
-        self._applied = start + len(entries)
-        return [(start + i, e) for i, e in enumerate(entries)]
+        if self._applied < hw:
+            start = self._applied
+            entries = log.read(start, hw - start)
+            self._applied = start + len(entries)
+            out.extend((start + i, e) for i, e in enumerate(entries))
+        return out
+
+    def snapshot(self, end_offset: int, data: object) -> Snapshot:
+        """Record the state machine's snapshot after the committed entries ``[0, end_offset)``;
+        the log drops them (Kafka's ``createSnapshot`` + log start advance)."""
+        if not self.log.start_offset < end_offset <= self.high_watermark:
+            raise ValueError(
+                f"a snapshot must end above the log start {self.log.start_offset} and at most at the "
+                f"high watermark {self.high_watermark}, not at {end_offset}"
+            )
+        if end_offset > self.log.flushed_end:
+            self.log.flush()
+        return self.log.take_snapshot(end_offset, data)
 
     def resign(self, now: int) -> list[Message]:
         """Graceful shutdown: a leader flushes, resigns and tells the other voters (EndQuorumEpoch)."""
@@ -268,6 +298,7 @@ class RaftNode:
         self._rejected = set()
         self._pending = {}
         self._fetch_inflight = None
+        self._fetching_snapshot = None
         self._flush_at = None if self.role is not Role.LEADER else self._flush_at
         self._voter_end = {}
         self._voter_last_fetch = {}
@@ -534,6 +565,12 @@ class RaftNode:
         else:  # an observer looking for the leader asks the voters in turn
             self._observer_target = (self._observer_target + 1) % len(self.voters)
             dst = sorted(self.voters)[self._observer_target]
+        snap_id = self._fetching_snapshot
+        if snap_id is not None and self.role is Role.FOLLOWER:
+            rid = self._request_id()
+            self._fetch_inflight = (rid, dst, now)
+            out.append(FetchSnapshotRequest(self.node_id, dst, rid, self.epoch, snap_id[0], snap_id[1]))
+            return
         # Only flushed entries are reported to the leader: the fetch offset counts towards the
         # high watermark.
         if self.log.flushed_end < self.log.end_offset:
@@ -690,7 +727,12 @@ class RaftNode:
     # ------------------------------------------------------------------ Fetch
 
     def _on_fetch_request(self, req: FetchRequest, now: int) -> FetchResponse:
-        def answer(error: int, records: tuple[Entry, ...] = (), div: tuple[int, int] = (-1, -1)) -> FetchResponse:
+        def answer(
+            error: int,
+            records: tuple[Entry, ...] = (),
+            div: tuple[int, int] = (-1, -1),
+            snapshot_id: tuple[int, int] = (-1, -1),
+        ) -> FetchResponse:
             return FetchResponse(
                 self.node_id,
                 req.src,
@@ -703,6 +745,8 @@ class RaftNode:
                 records,
                 div[0],
                 div[1],
+                snapshot_id[0],
+                snapshot_id[1],
             )
 
         if req.fetch_offset < 0 or req.last_fetched_epoch < 0:
@@ -720,11 +764,20 @@ class RaftNode:
             # any valid fetch from a voter acknowledges the epoch and counts for check-quorum
             self._voter_last_fetch[src] = now
             self._acknowledged.add(src)
-        if req.fetch_offset > 0:
-            epoch, end = log.end_offset_for_epoch(req.last_fetched_epoch)
+        snap = log.snapshot
+        offset, last_epoch = req.fetch_offset, req.last_fetched_epoch
+        if snap is not None and (
+            offset < log.start_offset
+            or (offset == log.start_offset and last_epoch != snap.epoch)
+            or last_epoch < snap.epoch
+        ):
+            # Kafka's validateOffsetAndEpoch: the fetcher must load the snapshot first
+            return answer(NONE, snapshot_id=snap.snapshot_id)
+        if offset > 0:
+            epoch, end = log.end_offset_for_epoch(last_epoch)
             if epoch < 0:
                 return answer(NONE, div=(0, 0))
-            if epoch != req.last_fetched_epoch or end < req.fetch_offset:
+            if epoch != last_epoch or end < offset:
                 return answer(NONE, div=(epoch, end))
         if is_voter:
             # the fetcher's log matches ours up to fetch_offset, which it has flushed
@@ -750,10 +803,14 @@ class RaftNode:
         self._fetch_deadline = now + self.config.fetch_timeout_ms
         self._has_fetched_from_leader = True
         log = self.log
+        if resp.snapshot_end_offset >= 0:
+            self._fetching_snapshot = (resp.snapshot_end_offset, resp.snapshot_epoch)
+            self._next_fetch_at = now
+            return
         if resp.diverging_epoch >= 0:
             local_epoch, local_end = log.end_offset_for_epoch(resp.diverging_epoch)
             target = min(local_end, resp.diverging_end_offset) if local_epoch == resp.diverging_epoch else local_end
-            if target < self.high_watermark:
+            if target < self.high_watermark or target < log.start_offset:
                 raise RaftSafetyError(
                     f"node {self.node_id}: truncation to {target} below the high watermark {self.high_watermark}"
                 )
@@ -779,3 +836,79 @@ class RaftNode:
         hw = min(resp.high_watermark, log.end_offset)
         if hw > self.high_watermark:
             self.high_watermark = hw
+
+    # ------------------------------------------------------------------ FetchSnapshot
+
+    def _on_fetch_snapshot_request(self, req: FetchSnapshotRequest, now: int) -> FetchSnapshotResponse:
+        def answer(error: int, snap: Snapshot | None = None) -> FetchSnapshotResponse:
+            if snap is None:
+                return FetchSnapshotResponse(
+                    self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch
+                )
+            return FetchSnapshotResponse(
+                self.node_id,
+                req.src,
+                req.request_id,
+                error,
+                self.leader_id,
+                self.epoch,
+                snap.end_offset,
+                snap.epoch,
+                snap.data,
+            )
+
+        if req.current_leader_epoch < self.epoch:
+            return answer(FENCED_LEADER_EPOCH)
+        if req.current_leader_epoch > self.epoch:
+            return answer(UNKNOWN_LEADER_EPOCH)
+        if self.role is not Role.LEADER:
+            return answer(NOT_LEADER_OR_FOLLOWER)
+        snap = self.log.snapshot
+        if snap is None or snap.snapshot_id != (req.snapshot_end_offset, req.snapshot_epoch):
+            return answer(SNAPSHOT_NOT_FOUND)
+        if req.src in self._voter_last_fetch:
+            self._voter_last_fetch[req.src] = now
+            self._acknowledged.add(req.src)
+        return answer(NONE, snap)
+
+    def _on_fetch_snapshot_response(self, resp: FetchSnapshotResponse, now: int) -> None:
+        inflight = self._fetch_inflight
+        if inflight is None or inflight[0] != resp.request_id or inflight[1] != resp.src:
+            return
+        self._fetch_inflight = None
+        if self._transition_on_leader_info(resp.leader_epoch, resp.leader_id, now):
+            return
+        if (
+            self.role is not Role.FOLLOWER
+            or resp.src != self.leader_id
+            or resp.leader_epoch != self.epoch
+            or self._fetching_snapshot is None
+        ):
+            return
+        if resp.error != NONE:
+            # SNAPSHOT_NOT_FOUND: the leader has a newer one; a new Fetch will name it
+            self._fetching_snapshot = None
+            self._next_fetch_at = now + (self.config.retry_backoff_ms if resp.error != SNAPSHOT_NOT_FOUND else 0)
+            return
+        if (resp.snapshot_end_offset, resp.snapshot_epoch) != self._fetching_snapshot:
+            self._fetching_snapshot = None
+            self._next_fetch_at = now
+            return
+        self._fetch_deadline = now + self.config.fetch_timeout_ms
+        self._has_fetched_from_leader = True
+        snap = Snapshot(resp.snapshot_end_offset, resp.snapshot_epoch, resp.data)
+        if snap.end_offset < self.high_watermark:
+            raise RaftSafetyError(
+                f"node {self.node_id}: snapshot at {snap.end_offset} below the high watermark {self.high_watermark}"
+            )
+        logger.info(
+            "raft node %d: installing snapshot (end offset %d, epoch %d) from %d",
+            self.node_id,
+            snap.end_offset,
+            snap.epoch,
+            resp.src,
+        )
+        self.log.install_snapshot(snap)
+        self.high_watermark = snap.end_offset
+        self._fetching_snapshot = None
+        self._next_fetch_at = now

@@ -24,7 +24,7 @@ import heapq
 import random
 from dataclasses import dataclass
 
-from kbroker.raft.log import Entry, MemoryLog
+from kbroker.raft.log import Entry, MemoryLog, Snapshot
 from kbroker.raft.messages import Message
 from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
 from kbroker.raft.state_store import MemoryQuorumStateStore
@@ -63,15 +63,18 @@ class Scenario:
     crashes: bool = True
     shutdowns: bool = True
     propose_every_ms: int = 15
+    # a node snapshots its state (when it is this many entries past its log start, now and then)
+    # and drops the log prefix, so that lagging and restarted replicas need FetchSnapshot; 0: never
+    snapshot_every: int = 0
     config: RaftConfig = SIM_CONFIG
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "3-voters": Scenario(voters=3, observers=1),
-    "5-voters": Scenario(voters=5, observers=2),
+    "3-voters": Scenario(voters=3, observers=1, snapshot_every=25),
+    "5-voters": Scenario(voters=5, observers=2, snapshot_every=25),
     "3-voters-lossy": Scenario(voters=3, observers=0, drop=0.25, duplicate=0.2, max_delay_ms=15),
-    "5-voters-crashes": Scenario(voters=5, observers=1, partitions=False, fault_every_ms=60),
-    "1-voter": Scenario(voters=1, observers=1, partitions=False),
+    "5-voters-crashes": Scenario(voters=5, observers=1, partitions=False, fault_every_ms=60, snapshot_every=10),
+    "1-voter": Scenario(voters=1, observers=1, partitions=False, snapshot_every=10),
 }
 
 _DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART = range(6)
@@ -238,6 +241,14 @@ class Simulation:
             self._fail(f"node {n} high watermark {hw} beyond its log end {node.log.end_offset}")
         committed = self.committed
         for off, entry in node.poll_committed():
+            if isinstance(entry, Snapshot):
+                end = entry.end_offset
+                if end <= self.applied[n] or end > len(committed):
+                    self._fail(f"node {n} loaded a snapshot ending at {end} after delivering {self.applied[n]}")
+                if entry.data != tuple(committed[:end]):
+                    self._fail(f"node {n} loaded a snapshot at {end} that differs from the committed log")
+                self.applied[n] = end
+                continue
             if off != self.applied[n]:
                 self._fail(f"node {n} delivered offset {off}, expected {self.applied[n]}")
             self.applied[n] = off + 1
@@ -250,6 +261,9 @@ class Simulation:
                 self._fail(f"gap in committed log at {len(committed)}")
         if self.applied[n] != hw:
             self._fail(f"node {n} delivered up to {self.applied[n]}, its high watermark is {hw}")
+        every = self.sc.snapshot_every
+        if every and hw - node.log.start_offset >= every and self.rng.random() < 0.2:
+            node.snapshot(hw, tuple(committed[:hw]))
 
     def _check_durable(self) -> None:
         """The last committed entry is on the flushed log of a majority of voters."""
@@ -260,7 +274,8 @@ class Simulation:
         have = 0
         for v in self.voter_ids:
             log = self.logs[v]
-            if log.flushed_end >= c and log.entry(c - 1) == entry:
+            # in the snapshot (checked against the committed log when it is loaded) or in the log
+            if log.start_offset >= c or (log.flushed_end >= c and log.entry(c - 1) == entry):
                 have += 1
         if have < len(self.voter_ids) // 2 + 1:
             self._fail(f"committed offset {c - 1} is durable on only {have} voters")
@@ -368,4 +383,6 @@ def run_seed(seed: int, scenario: Scenario | str) -> str | None:
         sim.run()
     except InvariantViolation as e:
         return str(e)
+    except Exception as e:  # a crash of the core is a failure of the seed too
+        return f"t={sim.now}: {type(e).__name__}: {e}"
     return None

@@ -25,6 +25,8 @@ from kbroker.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     Message,
     VoteRequest,
     VoteResponse,
@@ -32,6 +34,7 @@ from kbroker.raft.messages import (
 from protocol.messages import begin_quorum_epoch as bqe
 from protocol.messages import end_quorum_epoch as eqe
 from protocol.messages import fetch as fe
+from protocol.messages import fetch_snapshot as fs
 from protocol.messages import vote as vo
 from protocol.messages.data.leader_change_message import LeaderChangeMessage
 from protocol.record_batch import iter_batch_headers
@@ -208,6 +211,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             log_start_offset=0,
             diverging_epoch=P.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
             current_leader=P.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=P.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
             records=encode_entries(msg.base_offset, msg.records, voters) if msg.records else None,
         )
         return fe.FetchResponse(
@@ -215,6 +219,34 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
                 fe.FetchResponse.FetchableTopicResponse(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])
             ]
         )
+    if isinstance(msg, FetchSnapshotRequest):
+        PS = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
+        part = PS(
+            partition=METADATA_PARTITION,
+            current_leader_epoch=msg.current_leader_epoch,
+            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            position=msg.position,
+        )
+        return fs.FetchSnapshotRequest(
+            cluster_id=cluster_id,
+            replica_id=msg.src,
+            topics=[fs.FetchSnapshotRequest.TopicSnapshot(name=t, partitions=[part])],
+        )
+    if isinstance(msg, FetchSnapshotResponse):
+        PS = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
+        data = msg.data
+        if data is not None and not isinstance(data, bytes | bytearray):
+            raise TypeError(f"snapshot data must be bytes, not {type(data).__name__}")
+        part = PS(
+            index=METADATA_PARTITION,
+            error_code=msg.error,
+            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            current_leader=PS.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            size=len(data) if data is not None else 0,
+            position=0,
+            unaligned_records=bytes(data) if data is not None else b"",  # not nullable
+        )
+        return fs.FetchSnapshotResponse(topics=[fs.FetchSnapshotResponse.TopicSnapshot(name=t, partitions=[part])])
     raise TypeError(f"not a raft message: {type(msg).__name__}")
 
 
@@ -229,8 +261,9 @@ def _single(topics, name_of, what: str):
     if name != METADATA_TOPIC and topic_id != METADATA_TOPIC_ID:
         raise WireError(f"{what} is for topic {name or topic_id}, not {METADATA_TOPIC}")
     parts = topic.partitions
-    if len(parts) != 1 or getattr(parts[0], "partition_index", None) not in (None, METADATA_PARTITION) or (
-        getattr(parts[0], "partition", METADATA_PARTITION) != METADATA_PARTITION
+    if len(parts) != 1 or any(
+        getattr(parts[0], field, METADATA_PARTITION) != METADATA_PARTITION
+        for field in ("partition_index", "partition", "index")
     ):
         raise WireError(f"{what} must name exactly partition {METADATA_PARTITION}")
     return parts[0]
@@ -291,5 +324,40 @@ def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int |
             records,
             p.diverging_epoch.epoch,
             p.diverging_epoch.end_offset,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+        )
+    if isinstance(obj, fs.FetchSnapshotRequest):
+        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
+        return FetchSnapshotRequest(
+            src,
+            dst,
+            request_id,
+            p.current_leader_epoch,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+            p.position,
+        )
+    if isinstance(obj, fs.FetchSnapshotResponse):
+        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot response")
+        err = obj.error_code or p.error_code
+        data: bytes | None = None
+        if err == 0:
+            data = bytes(p.unaligned_records or b"")
+            if p.position != 0 or len(data) != p.size:
+                raise WireError(
+                    f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "
+                    "the core takes a snapshot in one piece (reassembly is the IO layer's)"
+                )
+        return FetchSnapshotResponse(
+            src,
+            dst,
+            request_id,
+            err,
+            p.current_leader.leader_id,
+            p.current_leader.leader_epoch,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+            data,
         )
     raise TypeError(f"not a KRaft wire message: {type(obj).__name__}")

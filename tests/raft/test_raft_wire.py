@@ -14,6 +14,8 @@ from kbroker.raft import (
     Entry,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     MemoryLog,
     RaftNode,
     VoteRequest,
@@ -50,6 +52,10 @@ MESSAGES = [
     (FetchResponse(3, 2, 10, 0, 3, 6, 41, 40, RECORDS), 17),
     (FetchResponse(3, 2, 10, 0, 3, 6, 41, 40, (), 4, 38), 16),
     (FetchResponse(3, 2, 10, 74, 1, 8, 0, 40), 17),
+    (FetchResponse(3, 2, 10, 0, 3, 6, 41, 12, (), -1, -1, 30, 4), 17),
+    (FetchSnapshotRequest(2, 3, 11, 6, 30, 4), 1),
+    (FetchSnapshotResponse(3, 2, 11, 0, 3, 6, 30, 4, b"state bytes"), 1),
+    (FetchSnapshotResponse(3, 2, 11, 98, 3, 6, -1, -1), 0),
 ]
 
 
@@ -125,3 +131,10 @@ def test_a_vote_meant_for_another_voter_is_refused_by_the_core():
     assert msg.dst == 3
     (resp,) = node.handle(msg, 0)
     assert resp.error == ErrorCode.INVALID_VOTER_KEY and not resp.vote_granted
+
+
+def test_a_chunk_of_a_snapshot_is_refused():
+    wire = to_wire(FetchSnapshotResponse(3, 2, 11, 0, 3, 6, 30, 4, b"state bytes"))
+    wire.topics[0].partitions[0].size = 100
+    with pytest.raises(WireError, match="one piece"):
+        from_wire(wire, 3, 2, 11)
