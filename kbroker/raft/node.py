@@ -349,8 +349,11 @@ class RaftNode:
             self._send_votes(now, out)
 
     def _become_prospective(self, now: int) -> None:
-        # Pre-vote (KIP-996): same epoch, nothing persisted; the vote (if any) is kept.
+        # Pre-vote (KIP-996): same epoch, nothing persisted; the vote (if any) is kept, and so is
+        # the leader it timed out on, unless that was this node (resigned).
         self.role = Role.PROSPECTIVE
+        if self.leader_id == self.node_id:
+            self.leader_id = NO_LEADER
         self._reset_role_state()
         self._granted.add(self.node_id)
         self._election_deadline = now + self._random_election_timeout()

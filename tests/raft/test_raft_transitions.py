@@ -425,7 +425,10 @@ def test_restarted_leader_resigns_and_never_leads_that_epoch_again():
     assert node.role is Role.RESIGNED and node.epoch == 6
     assert not one(node.handle(VoteRequest(2, 1, 1, 6, 0, 0, True), 0), VoteResponse).vote_granted
     node.tick(10 * ET)
-    assert node.role is Role.PROSPECTIVE and node.epoch == 6
+    assert node.role is Role.PROSPECTIVE and node.epoch == 6 and node.leader_id == -1
+    node.tick(20 * ET)  # the pre-vote round timed out: another one, not a follower of itself
+    assert node.role is Role.PROSPECTIVE and node.leader_id == -1
+    assert node.store.read() == ElectionState(6, leader_id=1, voted_id=1)
 
 
 # ---------------------------------------------------------------- observers
