@@ -152,7 +152,7 @@ class RaftNode:
 
         stored = store.read()
         if stored is None:
-            self._become_unattached(0, now, persist=self.is_voter)
+            self._become_unattached(0, now)
         else:
             self.epoch = stored.epoch
             self.voted_id = stored.voted_id

@@ -7,6 +7,7 @@ crash (losing their unflushed log tail; the ``quorum-state`` survives because it
 fsync) or shut down gracefully, and restart. After every event the invariants are checked:
 
 - at most one leader per epoch;
+- a node's epoch and vote are in its stored ``quorum-state`` whenever it acts on them;
 - a node's epoch never decreases (across restarts: it is persisted);
 - a node's high watermark never decreases while it runs;
 - committed entries are never lost or changed: every node's committed prefix (what
@@ -226,6 +227,10 @@ class Simulation:
         raise InvariantViolation(f"t={self.now}: {what}")
 
     def _check_node(self, n: int, node: RaftNode) -> None:
+        stored = self.stores[n].read()
+        if stored is None or (stored.epoch, stored.voted_id) != (node.epoch, node.voted_id):
+            # whatever the node answered in this step depends on its epoch and vote: durable first
+            self._fail(f"node {n} acts in epoch {node.epoch} with vote {node.voted_id} but stored {stored}")
         if node.epoch < self.max_epoch[n]:
             self._fail(f"node {n} epoch went back from {self.max_epoch[n]} to {node.epoch}")
         self.max_epoch[n] = node.epoch

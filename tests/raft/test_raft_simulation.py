@@ -76,3 +76,16 @@ def test_the_simulation_catches_a_leader_counting_its_unflushed_entries(monkeypa
     monkeypatch.setattr(raft_node.RaftNode, "_update_high_watermark", eager)
     problems = _failures("1-voter", range(40))
     assert any("durable on only" in p for p in problems), problems
+
+
+def test_the_simulation_catches_a_vote_answered_before_it_is_stored(monkeypatch):
+    original = raft_node.RaftNode._persist
+
+    def lazy(self):
+        if self.role is raft_node.Role.UNATTACHED and self.voted_id not in (raft_node.NO_LEADER, self.node_id):
+            return  # "the write would be flushed later"
+        original(self)
+
+    monkeypatch.setattr(raft_node.RaftNode, "_persist", lazy)
+    problems = _failures("3-voters", range(5))
+    assert any("but stored" in p for p in problems), problems
