@@ -5,7 +5,9 @@ A ``RaftNode`` is driven by its owner:
 - ``handle(message, now)`` for every message that arrives, ``tick(now)`` at ``next_deadline()`` (or
   earlier); both return the messages to send, each naming its destination;
 - ``propose(values, now)`` on the leader appends records and returns the offset of the last one;
-- ``poll_committed()`` returns the entries that became committed since the previous call;
+- ``poll_committed()`` returns the entries that became committed since the previous call (first a
+  snapshot to load when the entries due were replaced by one);
+- ``snapshot(end_offset, data)`` records the state machine's snapshot of a committed prefix;
 - ``resign(now)`` on shutdown: a leader ends its epoch (EndQuorumEpoch to the other voters).
 
 The node writes its log (an injected ``RaftLog``) and its ``quorum-state`` (an injected
