@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from kbroker.raft.simulation import SCENARIOS, run_seed
+from kbroker.raft.simulation import SCENARIOS, run_seed_with_stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,15 +37,34 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         t = time.monotonic()
         before = len(failures)
+        recovery: list[int] = []
+        leaders = committed = stops = partitions = loads = 0
         for seed in range(args.start, args.start + args.seeds):
-            problem = run_seed(seed, name)
+            problem, sim = run_seed_with_stats(seed, name)
             runs += 1
             if problem is not None:
                 failures.append((name, seed, problem))
                 print(f"FAIL scenario={name} seed={seed}: {problem}", flush=True)
+            if sim.recovery_ms is not None:
+                recovery.append(sim.recovery_ms)
+            leaders += len(sim.leader_of_epoch)
+            committed += len(sim.committed)
+            stops += sim.stops
+            partitions += sim.partitions
+            loads += sim.snapshot_loads
+        n = args.seeds
+        recovery.sort()
+        rec = (
+            f"recovery after the faults (simulated ms) median {recovery[len(recovery) // 2]}, "
+            f"max {recovery[-1]}"
+            if recovery
+            else "no recovery measured"
+        )
         print(
-            f"{name}: {args.seeds} seeds from {args.start}, {len(failures) - before} failed, "
-            f"{time.monotonic() - t:.1f} s",
+            f"{name}: {n} seeds from {args.start}, {len(failures) - before} failed, "
+            f"{time.monotonic() - t:.1f} s; per run: {leaders / n:.1f} leaders, {committed / n:.0f} "
+            f"committed entries, {stops / n:.1f} crashes or shutdowns, {partitions / n:.1f} partitions, "
+            f"{loads / n:.1f} snapshot loads; {rec}",
             flush=True,
         )
     print(f"runs: {runs}  failures: {len(failures)}  elapsed: {time.monotonic() - t0:.1f} s")

@@ -107,6 +107,11 @@ class Simulation:
         self.committed: list[Entry] = []
         self.next_value = 0
         self.events = 0
+        # statistics of the run
+        self.recovery_ms: int | None = None  # from the end of the faults to the liveness check passing
+        self.stops = 0  # crashes and graceful shutdowns
+        self.partitions = 0
+        self.snapshot_loads = 0
         for n in self.all_ids:
             self._start(n)
 
@@ -184,6 +189,7 @@ class Simulation:
             return
         kind = self.rng.choice(kinds)
         if kind == "partition":
+            self.partitions += 1
             r = self.rng.random()
             ids = self.all_ids
             if r < 0.7:
@@ -205,6 +211,7 @@ class Simulation:
         n = self.rng.choice(leaders) if leaders and self.rng.random() < 0.5 else self.rng.choice(running)
         node = self.nodes[n]
         assert node is not None
+        self.stops += 1
         if kind == "shutdown":
             for m in node.resign(self.now):
                 self._send(m)
@@ -253,6 +260,7 @@ class Simulation:
                 if entry.data != tuple(committed[:end]):
                     self._fail(f"node {n} loaded a snapshot at {end} that differs from the committed log")
                 self.applied[n] = end
+                self.snapshot_loads += 1
                 continue
             if off != self.applied[n]:
                 self._fail(f"node {n} delivered offset {off}, expected {self.applied[n]}")
@@ -351,6 +359,7 @@ class Simulation:
                     node is not None and node.high_watermark > target for node in self.nodes.values()
                 ):
                     self._check_durable()
+                    self.recovery_ms = t - fault_end
                     return
                 self._push(t + sc.propose_every_ms, _PROPOSE, None)
             elif kind == _FAULT:
@@ -382,12 +391,17 @@ class Simulation:
 
 def run_seed(seed: int, scenario: Scenario | str) -> str | None:
     """Run one seeded simulation; None when every invariant held, else what went wrong."""
+    return run_seed_with_stats(seed, scenario)[0]
+
+
+def run_seed_with_stats(seed: int, scenario: Scenario | str) -> tuple[str | None, Simulation]:
+    """``run_seed``, also returning the simulation (for its statistics)."""
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     sim = Simulation(seed, sc)
     try:
         sim.run()
     except InvariantViolation as e:
-        return str(e)
+        return str(e), sim
     except Exception as e:  # a crash of the core is a failure of the seed too
-        return f"t={sim.now}: {type(e).__name__}: {e}"
-    return None
+        return f"t={sim.now}: {type(e).__name__}: {e}", sim
+    return None, sim
