@@ -246,6 +246,23 @@ class RaftNode:
             self.log.flush()
         return self.log.take_snapshot(end_offset, data)
 
+    def request_failed(self, dst: int, request_id: int, now: int) -> list[Message]:
+        """The IO layer could not deliver request ``request_id`` to ``dst`` or lost the connection
+        before the answer (Kafka's ``onResponseError``): retry after ``retry_backoff_ms`` instead of
+        waiting for the request timeout; an observer looking for the leader moves to the next voter."""
+        out: list[Message] = []
+        retry_at = now + self.config.retry_backoff_ms
+        p = self._pending.get(dst)
+        if p is not None and p[0] == request_id:
+            # pretend it was sent so that the request timeout ends at retry_at
+            self._pending[dst] = (request_id, retry_at - self.config.request_timeout_ms)
+        inflight = self._fetch_inflight
+        if inflight is not None and inflight[0] == request_id and inflight[1] == dst:
+            self._fetch_inflight = None
+            self._next_fetch_at = max(self._next_fetch_at, retry_at)
+        self._poll(now, out)
+        return out
+
     def resign(self, now: int) -> list[Message]:
         """Graceful shutdown: a leader flushes, resigns and tells the other voters (EndQuorumEpoch)."""
         out: list[Message] = []

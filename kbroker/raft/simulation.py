@@ -4,7 +4,8 @@ Voters and observers run ``RaftNode`` over an in-memory network driven by one se
 messages are dropped, delayed (hence reordered) and duplicated, the network is partitioned (both ways
 or one way), nodes
 crash (losing their unflushed log tail; the ``quorum-state`` survives because it is written with
-fsync) or shut down gracefully, and restart. After every event the invariants are checked:
+fsync) or shut down gracefully, and restart; a request sent to a stopped node is sometimes reported
+back to its sender as failed (a refused connection). After every event the invariants are checked:
 
 - at most one leader per epoch;
 - a node's epoch and vote are in its stored ``quorum-state`` whenever it acts on them;
@@ -26,7 +27,7 @@ import random
 from dataclasses import dataclass
 
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
-from kbroker.raft.messages import Message
+from kbroker.raft.messages import REQUESTS, Message
 from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
 from kbroker.raft.state_store import MemoryQuorumStateStore
 
@@ -78,7 +79,7 @@ SCENARIOS: dict[str, Scenario] = {
     "1-voter": Scenario(voters=1, observers=1, partitions=False, snapshot_every=10),
 }
 
-_DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART = range(6)
+_DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART, _FAILED = range(7)
 
 
 class Simulation:
@@ -322,6 +323,9 @@ class Simulation:
                 m = payload
                 node = self.nodes[m.dst]  # type: ignore[attr-defined]
                 if node is None or not self._connected(m.src, m.dst):  # type: ignore[attr-defined]
+                    if node is None and isinstance(m, REQUESTS) and self.rng.random() < 0.5:
+                        # a connection refused by a stopped node is noticed by the sender
+                        self._push(t + 1 + self.rng.randrange(sc.max_delay_ms), _FAILED, m)
                     continue
                 try:
                     out = node.handle(m, t)  # type: ignore[arg-type]
@@ -366,6 +370,12 @@ class Simulation:
                 if not stopped:
                     self._fault()
                     self._push(t + 1 + int(self.rng.expovariate(1 / sc.fault_every_ms)), _FAULT, None)
+            elif kind == _FAILED:
+                m = payload
+                node = self.nodes[m.src]  # type: ignore[attr-defined]
+                if node is not None:
+                    out = node.request_failed(m.dst, m.request_id, t)  # type: ignore[attr-defined]
+                    self._after(m.src, out)  # type: ignore[attr-defined]
             elif kind == _HEAL:
                 self.blocked = set()
             elif kind == _RESTART:

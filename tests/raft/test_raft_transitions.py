@@ -447,3 +447,26 @@ def test_observer_finds_the_leader_through_the_voters_and_never_votes():
     assert one(node.tick(10 * FT + CFG.request_timeout_ms), FetchRequest).dst in VOTERS  # retried
     node.tick(100 * FT)
     assert node.role is Role.UNATTACHED
+
+
+# ---------------------------------------------------------------- transport failures
+
+def test_failed_fetch_is_retried_after_the_retry_backoff():
+    node = follower(leader=2, epoch=5)
+    fetch = one(node.tick(0), FetchRequest)
+    assert node.request_failed(2, fetch.request_id + 1, 10) == []  # not ours: nothing changes
+    assert node.tick(10 + CFG.retry_backoff_ms) == []
+    assert node.request_failed(2, fetch.request_id, 10) == []
+    assert node.tick(10 + CFG.retry_backoff_ms - 1) == []
+    again = one(node.tick(10 + CFG.retry_backoff_ms), FetchRequest)
+    assert again.request_id != fetch.request_id and again.dst == 2
+
+
+def test_failed_vote_request_is_resent_after_the_retry_backoff():
+    node = make(state=ElectionState(3))
+    out = node.tick(2 * ET)
+    to2 = next(m for m in out if m.dst == 2)
+    node.request_failed(2, to2.request_id, 2 * ET + 5)
+    assert node.tick(2 * ET + 5 + CFG.retry_backoff_ms - 1) == []
+    again = one(node.tick(2 * ET + 5 + CFG.retry_backoff_ms), VoteRequest)
+    assert again.dst == 2 and again.pre_vote and again.request_id != to2.request_id
