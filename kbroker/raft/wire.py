@@ -269,44 +269,61 @@ def _single(topics, name_of, what: str):
     return parts[0]
 
 
+def _responder(obj, src: int | None) -> int:
+    if src is None:
+        raise ValueError(f"a {type(obj).__name__} needs the id of the node that answered")
+    return src
+
+
 def _named(topic):
     return topic.topic_name, None
 
 
-def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int | None = None) -> Message:
-    """The core message for a decoded wire object received by ``dst`` from ``src``. A Fetch
-    response needs the fetch offset of the request it answers (``fetch_base_offset``): records
-    start there."""
+def from_wire(
+    obj, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
+) -> Message:
+    """The core message for a decoded wire object received by ``dst``.
+
+    For a request the sender is read from the body, as Kafka does (an inbound connection does not
+    say which node it comes from): Vote's ReplicaId, BeginQuorumEpoch's and EndQuorumEpoch's
+    LeaderId, Fetch's ReplicaState.ReplicaId (ReplicaId before v15), FetchSnapshot's ReplicaId;
+    ``src`` is only used for a response (the node the request went to). A Fetch response needs the
+    fetch offset of the request it answers (``fetch_base_offset``): records start there."""
     if isinstance(obj, vo.VoteRequest):
         p = _single(obj.topics, _named, "Vote request")
         # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
         return VoteRequest(
-            src, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
+            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
         )
     if isinstance(obj, vo.VoteResponse):
+        src = _responder(obj, src)
         p = _single(obj.topics, _named, "Vote response")
         err = obj.error_code or p.error_code
         return VoteResponse(src, dst, request_id, err, p.leader_id, p.leader_epoch, bool(p.vote_granted))
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return BeginQuorumEpochRequest(src, dst, request_id, p.leader_id, p.leader_epoch)
+        return BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
     if isinstance(obj, bqe.BeginQuorumEpochResponse):
+        src = _responder(obj, src)
         p = _single(obj.topics, _named, "BeginQuorumEpoch response")
         return BeginQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
         successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
-        return EndQuorumEpochRequest(src, dst, request_id, p.leader_id, p.leader_epoch, successors)
+        return EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
     if isinstance(obj, eqe.EndQuorumEpochResponse):
+        src = _responder(obj, src)
         p = _single(obj.topics, _named, "EndQuorumEpoch response")
         return EndQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
-        return FetchRequest(src, dst, request_id, p.current_leader_epoch, p.fetch_offset, p.last_fetched_epoch)
+        replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
+        return FetchRequest(replica, dst, request_id, p.current_leader_epoch, p.fetch_offset, p.last_fetched_epoch)
     if isinstance(obj, fe.FetchResponse):
+        src = _responder(obj, src)
         p = _single(obj.responses, lambda t: (t.topic, t.topic_id), "Fetch response")
         if fetch_base_offset is None:
             raise ValueError("a Fetch response needs the fetch offset of its request")
@@ -330,7 +347,7 @@ def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int |
     if isinstance(obj, fs.FetchSnapshotRequest):
         p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
         return FetchSnapshotRequest(
-            src,
+            obj.replica_id,
             dst,
             request_id,
             p.current_leader_epoch,
@@ -339,6 +356,7 @@ def from_wire(obj, src: int, dst: int, request_id: int, fetch_base_offset: int |
             p.position,
         )
     if isinstance(obj, fs.FetchSnapshotResponse):
+        src = _responder(obj, src)
         p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot response")
         err = obj.error_code or p.error_code
         data: bytes | None = None

@@ -138,3 +138,19 @@ def test_a_chunk_of_a_snapshot_is_refused():
     wire.topics[0].partitions[0].size = 100
     with pytest.raises(WireError, match="one piece"):
         from_wire(wire, 3, 2, 11)
+
+
+@pytest.mark.parametrize(
+    ("msg", "version"),
+    [(m, v) for m, v in MESSAGES if type(m).__name__.endswith("Request")],
+    ids=[f"{type(m).__name__}-v{v}" for m, v in MESSAGES if type(m).__name__.endswith("Request")],
+)
+def test_the_sender_of_a_request_is_read_from_its_body(msg, version):
+    wire = to_wire(msg, cluster_id="c1")
+    back = type(wire).decode(wire.encode(version), version)
+    assert from_wire(back, None, msg.dst, msg.request_id).src == msg.src
+
+
+def test_a_response_needs_its_sender():
+    with pytest.raises(ValueError, match="node that answered"):
+        from_wire(to_wire(VoteResponse(2, 1, 7, 0, 3, 6, True)), None, 1, 7)
