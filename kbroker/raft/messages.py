@@ -85,7 +85,12 @@ class FetchRequest:
     request_id: int
     current_leader_epoch: int
     fetch_offset: int  # the sender's (flushed) log end offset
-    last_fetched_epoch: int  # epoch of the entry at fetch_offset - 1 (-1 when fetch_offset == 0)
+    last_fetched_epoch: int  # epoch of the entry at fetch_offset - 1 (0 when fetch_offset == 0)
+    # how long the leader may hold the request while it has nothing new (Kafka's MaxWaitMs)
+    max_wait_ms: int = 0
+    # the high watermark the fetcher knows (Kafka 4.4's FetchPartition.HighWatermark, KIP-1166):
+    # the leader answers at once when its own differs; -1: unknown
+    high_watermark: int = -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,8 +91,7 @@ class RaftConfig:
     election_backoff_max_ms: int = 1000  # controller.quorum.election.backoff.max.ms
     request_timeout_ms: int = 2000  # controller.quorum.request.timeout.ms
     retry_backoff_ms: int = 20  # controller.quorum.retry.backoff.ms
-    # A follower that got nothing new polls again after this long (Kafka parks the fetch on the
-    # leader for up to 500 ms instead: the long poll is the IO layer's business).
+    # How long a follower lets the leader hold its Fetch when there is nothing new (long poll).
     fetch_max_wait_ms: int = 500
     # The leader flushes appended records this long after the first unflushed one (Kafka's
     # quorum.append.linger.ms); a follower flushes what it fetched before its next Fetch, this long
@@ -133,6 +132,11 @@ class RaftNode:
         self.high_watermark = log.start_offset
         self._applied = 0
         self._fetching_snapshot: tuple[int, int] | None = None  # snapshot id being fetched
+        # Fetch requests held by the leader until it has something new (Kafka's fetch purgatory):
+        # replica id -> (request, deadline); answered when records are appended, the high
+        # watermark moves, the wait ends or the node stops leading.
+        self._parked: dict[int, tuple[FetchRequest, int]] = {}
+        self._parked_dirty = False
 
         self._election_deadline = 0
         self._fetch_deadline = 0
@@ -174,7 +178,13 @@ class RaftNode:
     def handle(self, msg: Message, now: int) -> list[Message]:
         out: list[Message] = []
         if isinstance(msg, FetchRequest):
-            out.append(self._on_fetch_request(msg, now))
+            parked = self._parked.pop(msg.src, None)
+            if parked is not None:
+                # a newer request from the same replica: answer the held one now
+                out.append(self._on_fetch_request(parked[0], now, may_park=False))
+            resp = self._on_fetch_request(msg, now)
+            if resp is not None:
+                out.append(resp)
         elif isinstance(msg, FetchResponse):
             self._on_fetch_response(msg, now, out)
         elif isinstance(msg, VoteRequest):
@@ -210,6 +220,8 @@ class RaftNode:
         if not values:
             raise ValueError("nothing to propose")
         self.log.append([Entry(self.epoch, v) for v in values])
+        if self._parked:
+            self._parked_dirty = True
         if self._flush_at is None:
             self._flush_at = now + self.config.append_linger_ms
         return self.log.end_offset - 1
@@ -279,6 +291,10 @@ class RaftNode:
         """The time of the next ``tick`` this node needs (it may be ticked earlier)."""
         role = self.role
         t: list[int] = []
+        if self._parked:
+            if self._parked_dirty or role is not Role.LEADER:
+                return 0
+            t.extend(deadline for _, deadline in self._parked.values())
         if role is Role.LEADER:
             if self._flush_at is not None:
                 t.append(self._flush_at)
@@ -447,6 +463,8 @@ class RaftNode:
     # ------------------------------------------------------------------ periodic work
 
     def _poll(self, now: int, out: list[Message]) -> None:
+        if self._parked:
+            self._complete_parked(now, out)
         role = self.role
         if role is Role.LEADER:
             self._poll_leader(now, out)
@@ -600,7 +618,18 @@ class RaftNode:
         end = self.log.end_offset
         rid = self._request_id()
         self._fetch_inflight = (rid, dst, now)
-        out.append(FetchRequest(self.node_id, dst, rid, self.epoch, end, self.log.epoch_at(end)))
+        out.append(
+            FetchRequest(
+                self.node_id,
+                dst,
+                rid,
+                self.epoch,
+                end,
+                self.log.epoch_at(end),
+                self.config.fetch_max_wait_ms if self.role is Role.FOLLOWER else 0,
+                self.high_watermark,
+            )
+        )
 
     # ------------------------------------------------------------------ high watermark
 
@@ -611,6 +640,8 @@ class RaftNode:
         candidate = ends[self._majority - 1]
         if candidate > self._epoch_start_offset and candidate > self.high_watermark:
             self.high_watermark = candidate
+            if self._parked:
+                self._parked_dirty = True
 
     # ------------------------------------------------------------------ Vote
 
@@ -748,7 +779,17 @@ class RaftNode:
 
     # ------------------------------------------------------------------ Fetch
 
-    def _on_fetch_request(self, req: FetchRequest, now: int) -> FetchResponse:
+    def _complete_parked(self, now: int, out: list[Message]) -> None:
+        everything = self._parked_dirty or self.role is not Role.LEADER
+        self._parked_dirty = False
+        for src, (req, deadline) in list(self._parked.items()):
+            if everything or now >= deadline:
+                del self._parked[src]
+                resp = self._on_fetch_request(req, now, may_park=False)
+                assert resp is not None
+                out.append(resp)
+
+    def _on_fetch_request(self, req: FetchRequest, now: int, may_park: bool = True) -> FetchResponse | None:
         def answer(
             error: int,
             records: tuple[Entry, ...] = (),
@@ -805,7 +846,17 @@ class RaftNode:
             # the fetcher's log matches ours up to fetch_offset, which it has flushed
             self._voter_end[src] = req.fetch_offset
             self._update_high_watermark()
-        return answer(NONE, log.read(req.fetch_offset, self.config.fetch_max_entries))
+        records = log.read(req.fetch_offset, self.config.fetch_max_entries)
+        if (
+            may_park
+            and not records
+            and req.max_wait_ms > 0
+            and (req.high_watermark < 0 or req.high_watermark == self.high_watermark)
+        ):
+            # nothing new for this replica: hold the request (long poll)
+            self._parked[src] = (req, now + req.max_wait_ms)
+            return None
+        return answer(NONE, records)
 
     def _on_fetch_response(self, resp: FetchResponse, now: int, out: list[Message]) -> None:
         inflight = self._fetch_inflight
@@ -854,7 +905,8 @@ class RaftNode:
             log.append(resp.records)
             self._next_fetch_at = now + self.config.append_linger_ms
         else:
-            self._next_fetch_at = now + self.config.fetch_max_wait_ms
+            # the leader held the request as long as it could: ask again at once
+            self._next_fetch_at = now
         hw = min(resp.high_watermark, log.end_offset)
         if hw > self.high_watermark:
             self.high_watermark = hw

@@ -44,6 +44,7 @@ METADATA_TOPIC = "__cluster_metadata"
 METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID (0, 1)
 METADATA_PARTITION = 0
 _CONTROL_KEY = struct.Struct(">hh")
+_NO_HIGH_WATERMARK = 2**63 - 1  # FetchPartition.HighWatermark's default (Long.MAX_VALUE): unknown
 
 
 class WireError(ValueError):
@@ -195,10 +196,12 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             last_fetched_epoch=msg.last_fetched_epoch,
             log_start_offset=0,
             partition_max_bytes=8 * 1024 * 1024,
+            high_watermark=msg.high_watermark if msg.high_watermark >= 0 else _NO_HIGH_WATERMARK,
         )
         return fe.FetchRequest(
             cluster_id=cluster_id,
             replica_id=msg.src,
+            max_wait_ms=msg.max_wait_ms,
             replica_state=fe.FetchRequest.ReplicaState(replica_id=msg.src, replica_epoch=-1),
             topics=[fe.FetchRequest.FetchTopic(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])],
         )
@@ -321,7 +324,17 @@ def from_wire(
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
-        return FetchRequest(replica, dst, request_id, p.current_leader_epoch, p.fetch_offset, p.last_fetched_epoch)
+        hw = p.high_watermark if p.high_watermark != _NO_HIGH_WATERMARK else -1
+        return FetchRequest(
+            replica,
+            dst,
+            request_id,
+            p.current_leader_epoch,
+            p.fetch_offset,
+            p.last_fetched_epoch,
+            max(obj.max_wait_ms, 0),
+            hw,
+        )
     if isinstance(obj, fe.FetchResponse):
         src = _responder(obj, src)
         p = _single(obj.responses, lambda t: (t.topic, t.topic_id), "Fetch response")

@@ -342,9 +342,10 @@ def test_follower_truncates_on_diverging_epoch_and_refetches():
 def test_follower_refuses_to_truncate_committed_entries():
     node = follower(leader=2, epoch=5, entries=[E1, E1, E3])
     fetch = one(node.tick(0), FetchRequest)
-    node.handle(FetchResponse(2, 1, fetch.request_id, 0, 2, 5, 3, 3, ()), 1)
+    out = node.handle(FetchResponse(2, 1, fetch.request_id, 0, 2, 5, 3, 3, ()), 1)
     assert node.high_watermark == 3
-    fetch = one(node.tick(CFG.fetch_max_wait_ms + 1), FetchRequest)
+    fetch = one(out, FetchRequest)  # an empty answer: fetch again at once (the leader long-polls)
+    assert (fetch.fetch_offset, fetch.high_watermark, fetch.max_wait_ms) == (3, 3, CFG.fetch_max_wait_ms)
     with pytest.raises(RaftSafetyError):
         node.handle(FetchResponse(2, 1, fetch.request_id, 0, 2, 5, 3, 3, (), 1, 2), 600)
 
@@ -470,3 +471,64 @@ def test_failed_vote_request_is_resent_after_the_retry_backoff():
     assert node.tick(2 * ET + 5 + CFG.retry_backoff_ms - 1) == []
     again = one(node.tick(2 * ET + 5 + CFG.retry_backoff_ms), VoteRequest)
     assert again.dst == 2 and again.pre_vote and again.request_id != to2.request_id
+
+
+# ---------------------------------------------------------------- long poll
+
+def caught_up_leader():
+    """Leader of epoch 5 (voters 1, 2, 3) whose LeaderChange record is committed and known to 2."""
+    node = leader(epoch=5)
+    node.tick(CFG.append_linger_ms)
+    node.handle(FetchRequest(2, 1, 1, 5, 1, 5), 30)
+    assert node.high_watermark == 1
+    return node
+
+
+def test_leader_holds_a_fetch_with_nothing_new_until_records_arrive():
+    node = caught_up_leader()
+    assert node.handle(FetchRequest(2, 1, 2, 5, 1, 5, 500, 1), 40) == []
+    assert node.tick(100) == [] and node.next_deadline() <= 540
+    node.propose(["x"], 120)
+    resp = one(node.tick(121), FetchResponse)
+    assert (resp.request_id, resp.base_offset, resp.records) == (2, 1, (Entry(5, "x"),))
+
+
+def test_held_fetch_is_answered_empty_when_the_wait_ends():
+    node = caught_up_leader()
+    assert node.handle(FetchRequest(3, 1, 2, 5, 1, 5, 500, 1), 40) == []
+    assert node.tick(539) == []
+    resp = one(node.tick(540), FetchResponse)
+    assert (resp.request_id, resp.error, resp.records, resp.high_watermark) == (2, 0, (), 1)
+
+
+def test_fetch_is_answered_at_once_when_the_fetcher_is_behind_on_the_high_watermark():
+    node = caught_up_leader()
+    resp = one(node.handle(FetchRequest(3, 1, 2, 5, 1, 5, 500, 0), 40), FetchResponse)
+    assert resp.high_watermark == 1 and resp.records == ()
+
+
+def test_held_fetch_is_answered_when_the_high_watermark_moves():
+    node = caught_up_leader()
+    node.propose(["x"], 40)
+    node.tick(40 + CFG.append_linger_ms)
+    # an observer (not counted) that has x and the leader's high watermark 1 is held
+    assert node.handle(FetchRequest(100, 1, 2, 5, 2, 5, 500, 1), 50) == []
+    out = node.handle(FetchRequest(2, 1, 3, 5, 2, 5, 500, 1), 60)  # voter 2 has x: hw -> 2
+    assert node.high_watermark == 2
+    held = [m for m in out if isinstance(m, FetchResponse) and m.dst == 100]
+    assert len(held) == 1 and held[0].high_watermark == 2
+
+
+def test_held_fetch_is_answered_when_the_leader_steps_down():
+    node = caught_up_leader()
+    assert node.handle(FetchRequest(3, 1, 2, 5, 1, 5, 500, 1), 40) == []
+    out = node.handle(BeginQuorumEpochRequest(2, 1, 9, 2, 6), 50)
+    resp = one(out, FetchResponse)
+    assert (resp.dst, resp.error, resp.leader_id, resp.leader_epoch) == (3, ErrorCode.FENCED_LEADER_EPOCH, 2, 6)
+
+
+def test_a_newer_fetch_from_the_same_replica_releases_the_held_one():
+    node = caught_up_leader()
+    assert node.handle(FetchRequest(3, 1, 2, 5, 1, 5, 500, 1), 40) == []
+    out = node.handle(FetchRequest(3, 1, 3, 5, 1, 5, 500, 1), 45)
+    assert [m.request_id for m in out] == [2]

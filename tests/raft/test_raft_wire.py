@@ -49,6 +49,8 @@ MESSAGES = [
     (EndQuorumEpochResponse(1, 3, 9, 0, 3, 6), 1),
     (FetchRequest(2, 3, 10, 6, 40, 5), 17),
     (FetchRequest(2, 3, 10, 6, 40, 5), 12),
+    (FetchRequest(2, 3, 10, 6, 40, 5, 500, 38), 18),
+    (FetchRequest(2, 3, 10, 6, 40, 5, 500, -1), 17),
     (FetchResponse(3, 2, 10, 0, 3, 6, 41, 40, RECORDS), 17),
     (FetchResponse(3, 2, 10, 0, 3, 6, 41, 40, (), 4, 38), 16),
     (FetchResponse(3, 2, 10, 74, 1, 8, 0, 40), 17),
