@@ -1,0 +1,417 @@
+"""Deterministic simulation of a whole KRaft quorum (after Kafka's ``RaftEventSimulationTest``).
+
+Voters and observers run ``RaftNode`` over an in-memory network driven by one seeded scheduler:
+messages are dropped, delayed (hence reordered) and duplicated, the network is partitioned (both ways
+or one way), nodes
+crash (losing their unflushed log tail; the ``quorum-state`` survives because it is written with
+fsync) or shut down gracefully, and restart; a request sent to a stopped node is sometimes reported
+back to its sender as failed (a refused connection). After every event the invariants are checked:
+
+- at most one leader per epoch;
+- a node's epoch and vote are in its stored ``quorum-state`` whenever it acts on them;
+- a node's epoch never decreases (across restarts: it is persisted);
+- a node's high watermark never decreases while it runs;
+- committed entries are never lost or changed: every node's committed prefix (what
+  ``poll_committed`` returns) is a prefix of one global committed log, and the last committed entry
+  is on the durable (flushed) log of a majority of voters;
+- liveness: once the faults stop, a leader is elected and a new proposal is committed on every node
+  within a bounded simulated time.
+
+A run is a pure function of its seed. ``run_seed(seed)`` returns ``None`` or a failure description.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+
+from kbroker.raft.log import Entry, MemoryLog, Snapshot
+from kbroker.raft.messages import REQUESTS, Message
+from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
+from kbroker.raft.state_store import MemoryQuorumStateStore
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+# Kafka's timeouts divided by 10: what matters is their ratio to the network delays and to the
+# durations of faults, and shorter timeouts make a run cover more elections per event.
+SIM_CONFIG = RaftConfig(
+    election_timeout_ms=100,
+    fetch_timeout_ms=200,
+    election_backoff_max_ms=100,
+    request_timeout_ms=200,
+    retry_backoff_ms=2,
+    fetch_max_wait_ms=50,
+    append_linger_ms=3,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    voters: int = 3
+    observers: int = 1
+    fault_ms: int = 1_500  # how long faults are injected
+    liveness_bound_ms: int = 3_000  # after the faults stop (15 fetch timeouts)
+    drop: float = 0.05
+    duplicate: float = 0.05
+    max_delay_ms: int = 5
+    fault_every_ms: int = 150  # mean time between fault events
+    fault_min_ms: int = 20  # a partition or a node's downtime lasts between these two
+    fault_max_ms: int = 400
+    partitions: bool = True
+    crashes: bool = True
+    shutdowns: bool = True
+    propose_every_ms: int = 15
+    # a node snapshots its state (when it is this many entries past its log start, now and then)
+    # and drops the log prefix, so that lagging and restarted replicas need FetchSnapshot; 0: never
+    snapshot_every: int = 0
+    config: RaftConfig = SIM_CONFIG
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "3-voters": Scenario(voters=3, observers=1, snapshot_every=25),
+    "5-voters": Scenario(voters=5, observers=2, snapshot_every=25),
+    "3-voters-lossy": Scenario(voters=3, observers=0, drop=0.25, duplicate=0.2, max_delay_ms=15),
+    "5-voters-crashes": Scenario(voters=5, observers=1, partitions=False, fault_every_ms=60, snapshot_every=10),
+    "1-voter": Scenario(voters=1, observers=1, partitions=False, snapshot_every=10),
+}
+
+_DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART, _FAILED = range(7)
+
+
+class Simulation:
+    def __init__(self, seed: int, scenario: Scenario) -> None:
+        self.seed = seed
+        self.sc = scenario
+        self.rng = random.Random(seed)
+        self.now = 0
+        self.voter_ids = list(range(1, scenario.voters + 1))
+        self.observer_ids = list(range(100, 100 + scenario.observers))
+        self.all_ids = self.voter_ids + self.observer_ids
+        self.logs = {n: MemoryLog() for n in self.all_ids}
+        self.stores = {n: MemoryQuorumStateStore() for n in self.all_ids}
+        self.nodes: dict[int, RaftNode | None] = {}
+        self.incarnation = dict.fromkeys(self.all_ids, 0)
+        self.tick_at = dict.fromkeys(self.all_ids, -1)
+        self.queue: list[tuple[int, int, int, object]] = []
+        self.seq = 0
+        self.faults_on = True
+        self.blocked: set[tuple[int, int]] = set()  # (src, dst) links that drop everything
+        # invariant state
+        self.leader_of_epoch: dict[int, int] = {}
+        self.max_epoch = dict.fromkeys(self.all_ids, 0)
+        self.last_hw = dict.fromkeys(self.all_ids, 0)
+        self.applied = dict.fromkeys(self.all_ids, 0)
+        self.committed: list[Entry] = []
+        self.next_value = 0
+        self.events = 0
+        # statistics of the run
+        self.recovery_ms: int | None = None  # from the end of the faults to the liveness check passing
+        self.stops = 0  # crashes and graceful shutdowns
+        self.partitions = 0
+        self.snapshot_loads = 0
+        for n in self.all_ids:
+            self._start(n)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _push(self, t: int, kind: int, payload: object) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (t, self.seq, kind, payload))
+
+    def _start(self, n: int) -> None:
+        self.incarnation[n] += 1
+        node = RaftNode(
+            n,
+            self.voter_ids,
+            self.logs[n],
+            self.stores[n],
+            random.Random(self.rng.getrandbits(64)),
+            self.sc.config,
+            now=self.now,
+        )
+        self.nodes[n] = node
+        self.last_hw[n] = node.high_watermark
+        self.applied[n] = 0
+        self.tick_at[n] = -1
+        self._after(n, [])
+
+    def _after(self, n: int, out: list[Message]) -> None:
+        """Send a node's output, check the invariants on it and schedule its next tick."""
+        for m in out:
+            self._send(m)
+        node = self.nodes[n]
+        if node is None:
+            return
+        self._check_node(n, node)
+        d = max(node.next_deadline(), self.now + 1)
+        if self.tick_at[n] <= self.now or d < self.tick_at[n]:
+            self.tick_at[n] = d
+            self._push(d, _TICK, (n, self.incarnation[n]))
+
+    def _send(self, m: Message) -> None:
+        if self.faults_on and self.rng.random() < self.sc.drop:
+            return
+        copies = 2 if self.faults_on and self.rng.random() < self.sc.duplicate else 1
+        for _ in range(copies):
+            self._push(self.now + 1 + self.rng.randrange(self.sc.max_delay_ms), _DELIVER, m)
+
+    def _connected(self, a: int, b: int) -> bool:
+        return (a, b) not in self.blocked
+
+    # ------------------------------------------------------------------ faults
+
+    def _fault(self) -> None:
+        sc = self.sc
+        kinds = []
+        if sc.partitions and not self.blocked:
+            kinds.append("partition")
+        # at most a minority of the voters down at once (and one observer)
+        minority = max((len(self.voter_ids) - 1) // 2, 1)
+        running = [
+            n
+            for n in self.all_ids
+            if self.nodes[n] is not None
+            and (
+                sum(self.nodes[v] is None for v in self.voter_ids) < minority
+                if n in self.voter_ids
+                else all(self.nodes[o] is not None for o in self.observer_ids)
+            )
+        ]
+        if running:
+            if sc.crashes:
+                kinds.append("crash")
+            if sc.shutdowns:
+                kinds.append("shutdown")
+        if not kinds:
+            return
+        kind = self.rng.choice(kinds)
+        if kind == "partition":
+            self.partitions += 1
+            r = self.rng.random()
+            ids = self.all_ids
+            if r < 0.7:
+                # one node, or a random group, cut off from the others in both directions
+                k = 1 if r < 0.35 else self.rng.randint(1, len(ids) // 2 or 1)
+                isolated = set(self.rng.sample(ids, k))
+                self.blocked = {(a, b) for a in ids for b in ids if (a in isolated) != (b in isolated)}
+            else:
+                # a one-way failure: one node can only send, or only receive
+                x = self.rng.choice(ids)
+                if r < 0.85:
+                    self.blocked = {(x, b) for b in ids if b != x}
+                else:
+                    self.blocked = {(a, x) for a in ids if a != x}
+            self._push(self.now + self.rng.randint(sc.fault_min_ms, sc.fault_max_ms), _HEAL, None)
+            return
+        # prefer the leader half of the time: that is where it hurts
+        leaders = [n for n in running if self.nodes[n].role is Role.LEADER]  # type: ignore[union-attr]
+        n = self.rng.choice(leaders) if leaders and self.rng.random() < 0.5 else self.rng.choice(running)
+        node = self.nodes[n]
+        assert node is not None
+        self.stops += 1
+        if kind == "shutdown":
+            for m in node.resign(self.now):
+                self._send(m)
+        else:
+            self.logs[n].crash()
+        self.nodes[n] = None
+        self._check_durable()
+        self._push(self.now + self.rng.randint(sc.fault_min_ms, sc.fault_max_ms), _RESTART, n)
+
+    def _stop_faults(self) -> None:
+        self.faults_on = False
+        self.blocked = set()
+        for n in self.all_ids:
+            if self.nodes[n] is None:
+                self._start(n)
+
+    # ------------------------------------------------------------------ invariants
+
+    def _fail(self, what: str) -> None:
+        raise InvariantViolation(f"t={self.now}: {what}")
+
+    def _check_node(self, n: int, node: RaftNode) -> None:
+        stored = self.stores[n].read()
+        if stored is None or (stored.epoch, stored.voted_id) != (node.epoch, node.voted_id):
+            # whatever the node answered in this step depends on its epoch and vote: durable first
+            self._fail(f"node {n} acts in epoch {node.epoch} with vote {node.voted_id} but stored {stored}")
+        if node.epoch < self.max_epoch[n]:
+            self._fail(f"node {n} epoch went back from {self.max_epoch[n]} to {node.epoch}")
+        self.max_epoch[n] = node.epoch
+        if node.role is Role.LEADER:
+            prev = self.leader_of_epoch.setdefault(node.epoch, n)
+            if prev != n:
+                self._fail(f"two leaders in epoch {node.epoch}: {prev} and {n}")
+        hw = node.high_watermark
+        if hw < self.last_hw[n]:
+            self._fail(f"node {n} high watermark went back from {self.last_hw[n]} to {hw}")
+        self.last_hw[n] = hw
+        if hw > node.log.end_offset:
+            self._fail(f"node {n} high watermark {hw} beyond its log end {node.log.end_offset}")
+        committed = self.committed
+        for off, entry in node.poll_committed():
+            if isinstance(entry, Snapshot):
+                end = entry.end_offset
+                if end <= self.applied[n] or end > len(committed):
+                    self._fail(f"node {n} loaded a snapshot ending at {end} after delivering {self.applied[n]}")
+                if entry.data != tuple(committed[:end]):
+                    self._fail(f"node {n} loaded a snapshot at {end} that differs from the committed log")
+                self.applied[n] = end
+                self.snapshot_loads += 1
+                continue
+            if off != self.applied[n]:
+                self._fail(f"node {n} delivered offset {off}, expected {self.applied[n]}")
+            self.applied[n] = off + 1
+            if off < len(committed):
+                if committed[off] != entry:
+                    self._fail(f"node {n} committed {entry} at {off}, another node committed {committed[off]}")
+            elif off == len(committed):
+                committed.append(entry)
+            else:
+                self._fail(f"gap in committed log at {len(committed)}")
+        if self.applied[n] != hw:
+            self._fail(f"node {n} delivered up to {self.applied[n]}, its high watermark is {hw}")
+        every = self.sc.snapshot_every
+        if every and hw - node.log.start_offset >= every and self.rng.random() < 0.2:
+            node.snapshot(hw, tuple(committed[:hw]))
+
+    def _check_durable(self) -> None:
+        """The last committed entry is on the flushed log of a majority of voters."""
+        c = len(self.committed)
+        if c == 0:
+            return
+        entry = self.committed[c - 1]
+        have = 0
+        for v in self.voter_ids:
+            log = self.logs[v]
+            # in the snapshot (checked against the committed log when it is loaded) or in the log
+            if log.start_offset >= c or (log.flushed_end >= c and log.entry(c - 1) == entry):
+                have += 1
+        if have < len(self.voter_ids) // 2 + 1:
+            self._fail(f"committed offset {c - 1} is durable on only {have} voters")
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        sc = self.sc
+        self._push(self.rng.randint(0, sc.fault_every_ms), _FAULT, None)
+        self._push(sc.propose_every_ms, _PROPOSE, None)
+        fault_end = sc.fault_ms
+        stopped = False
+        deadline = fault_end + sc.liveness_bound_ms
+        target: int | None = None  # a value proposed after the faults stopped
+        while self.queue:
+            t, _, kind, payload = heapq.heappop(self.queue)
+            if not stopped and t >= fault_end:
+                self.now = fault_end
+                self._stop_faults()
+                stopped = True
+                heapq.heappush(self.queue, (t, _, kind, payload))
+                continue
+            if t > deadline:
+                self._fail(
+                    f"no progress within {sc.liveness_bound_ms} ms after the faults stopped: "
+                    + self.describe()
+                )
+            self.now = t
+            self.events += 1
+            if kind == _DELIVER:
+                m = payload
+                node = self.nodes[m.dst]  # type: ignore[attr-defined]
+                if node is None or not self._connected(m.src, m.dst):  # type: ignore[attr-defined]
+                    if node is None and isinstance(m, REQUESTS) and self.rng.random() < 0.5:
+                        # a connection refused by a stopped node is noticed by the sender
+                        self._push(t + 1 + self.rng.randrange(sc.max_delay_ms), _FAILED, m)
+                    continue
+                try:
+                    out = node.handle(m, t)  # type: ignore[arg-type]
+                except RaftSafetyError as e:
+                    self._fail(str(e))
+                self._after(m.dst, out)  # type: ignore[attr-defined]
+            elif kind == _TICK:
+                n, inc = payload  # type: ignore[misc]
+                node = self.nodes[n]
+                if node is None or inc != self.incarnation[n] or self.tick_at[n] != t:
+                    continue
+                self.tick_at[n] = -1
+                try:
+                    out = node.tick(t)
+                except RaftSafetyError as e:
+                    self._fail(str(e))
+                self._after(n, out)
+            elif kind == _PROPOSE:
+                leaders = [
+                    n for n in self.all_ids if self.nodes[n] is not None and self.nodes[n].role is Role.LEADER
+                ]
+                if leaders:
+                    n = self.rng.choice(leaders)
+                    node = self.nodes[n]
+                    assert node is not None
+                    self.next_value += 1
+                    try:
+                        off = node.propose([self.next_value], t)
+                    except NotLeaderError:
+                        off = None
+                    if stopped and target is None and off is not None:
+                        target = off
+                    self._after(n, [])
+                if target is not None and all(
+                    node is not None and node.high_watermark > target for node in self.nodes.values()
+                ):
+                    self._check_durable()
+                    self.recovery_ms = t - fault_end
+                    return
+                self._push(t + sc.propose_every_ms, _PROPOSE, None)
+            elif kind == _FAULT:
+                if not stopped:
+                    self._fault()
+                    self._push(t + 1 + int(self.rng.expovariate(1 / sc.fault_every_ms)), _FAULT, None)
+            elif kind == _FAILED:
+                m = payload
+                node = self.nodes[m.src]  # type: ignore[attr-defined]
+                if node is not None:
+                    out = node.request_failed(m.dst, m.request_id, t)  # type: ignore[attr-defined]
+                    self._after(m.src, out)  # type: ignore[attr-defined]
+            elif kind == _HEAL:
+                self.blocked = set()
+            elif kind == _RESTART:
+                n = payload  # type: ignore[assignment]
+                if self.nodes[n] is None:  # type: ignore[index]
+                    self._start(n)  # type: ignore[arg-type]
+            self._check_durable()
+        self._fail("event queue ran dry")
+
+    def describe(self) -> str:
+        parts = []
+        for n in self.all_ids:
+            node = self.nodes[n]
+            if node is None:
+                parts.append(f"{n}:down")
+            else:
+                parts.append(
+                    f"{n}:{node.role.value}(e={node.epoch},l={node.leader_id},v={node.voted_id},"
+                    f"end={node.log.end_offset},hw={node.high_watermark})"
+                )
+        return " ".join(parts)
+
+
+def run_seed(seed: int, scenario: Scenario | str) -> str | None:
+    """Run one seeded simulation; None when every invariant held, else what went wrong."""
+    return run_seed_with_stats(seed, scenario)[0]
+
+
+def run_seed_with_stats(seed: int, scenario: Scenario | str) -> tuple[str | None, Simulation]:
+    """``run_seed``, also returning the simulation (for its statistics)."""
+    sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    sim = Simulation(seed, sc)
+    try:
+        sim.run()
+    except InvariantViolation as e:
+        return str(e), sim
+    except Exception as e:  # a crash of the core is a failure of the seed too
+        return f"t={sim.now}: {type(e).__name__}: {e}", sim
+    return None, sim

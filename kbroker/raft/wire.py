@@ -1,0 +1,394 @@
+"""Conversion between the core's messages and Kafka's wire messages (the generated codec classes).
+
+The IO layer (a later step) frames what ``to_wire`` returns and feeds ``from_wire`` what it decodes;
+``src``, ``dst`` and ``request_id`` are not in the bodies (they come from the connection and the
+correlation id), so ``from_wire`` takes them as arguments. Every message names the single partition
+``__cluster_metadata-0`` (Kafka's KRaft topic, id ``Uuid.METADATA_TOPIC_ID``).
+
+Fetch records travel as magic-2 record batches, one per run of entries of one epoch and kind, with
+``partitionLeaderEpoch`` = the entries' epoch: data records carry the entry value (bytes) as the
+record value; the control record a leader writes first in its epoch is a ``LeaderChangeMessage``
+(key: version 0, type LEADER_CHANGE = 2).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Iterable, Sequence
+
+from kbroker.raft.log import Entry
+from kbroker.raft.messages import (
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    FetchRequest,
+    FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
+    Message,
+    VoteRequest,
+    VoteResponse,
+)
+from protocol.messages import begin_quorum_epoch as bqe
+from protocol.messages import end_quorum_epoch as eqe
+from protocol.messages import fetch as fe
+from protocol.messages import fetch_snapshot as fs
+from protocol.messages import vote as vo
+from protocol.messages.data.leader_change_message import LeaderChangeMessage
+from protocol.record_batch import iter_batch_headers
+from protocol.records import ControlType, Record, build_batch, decode_batch
+
+METADATA_TOPIC = "__cluster_metadata"
+METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID (0, 1)
+METADATA_PARTITION = 0
+_CONTROL_KEY = struct.Struct(">hh")
+_NO_HIGH_WATERMARK = 2**63 - 1  # FetchPartition.HighWatermark's default (Long.MAX_VALUE): unknown
+
+
+class WireError(ValueError):
+    """A KRaft message that is not for the single ``__cluster_metadata-0`` partition, or whose
+    records cannot be read (Kafka answers such requests with INVALID_REQUEST)."""
+
+
+# ------------------------------------------------------------------ records
+
+
+def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[int] = ()) -> bytes:
+    """Record batches for ``entries`` starting at ``base_offset``."""
+    voter_list = [LeaderChangeMessage.Voter(voter_id=v) for v in sorted(voters)]
+    out = bytearray()
+    i = 0
+    while i < len(entries):
+        first = entries[i]
+        j = i
+        while j < len(entries) and entries[j].epoch == first.epoch and entries[j].control == first.control:
+            j += 1
+        records = []
+        for e in entries[i:j]:
+            if e.control:
+                msg = LeaderChangeMessage(version=0, leader_id=e.value, voters=voter_list, granting_voters=[])
+                records.append(Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=msg.encode(0)))
+            else:
+                if not isinstance(e.value, bytes | bytearray):
+                    raise TypeError(f"a record value must be bytes, not {type(e.value).__name__}")
+                records.append(Record(value=bytes(e.value)))
+        out += build_batch(
+            records, base_offset=base_offset + i, control=first.control, partition_leader_epoch=first.epoch
+        )
+        i = j
+    return bytes(out)
+
+
+def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int) -> tuple[Entry, ...]:
+    """The entries of the record batches in ``data``, which must start at ``base_offset`` and be
+    contiguous."""
+    if not data:
+        return ()
+    entries: list[Entry] = []
+    expected = base_offset
+    try:
+        for pos, header in iter_batch_headers(data):
+            if header.base_offset != expected:
+                raise WireError(f"record batch at offset {header.base_offset}, expected {expected}")
+            batch = decode_batch(data, pos)
+            epoch = header.partition_leader_epoch
+            for rec in batch.records:
+                if rec.offset != expected:
+                    raise WireError(f"record at offset {rec.offset}, expected {expected}")
+                expected += 1
+                if batch.header.is_control:
+                    if rec.key is None or len(rec.key) < 4:
+                        raise WireError("control record without a key")
+                    _version, ctype = _CONTROL_KEY.unpack_from(rec.key)
+                    if ctype != ControlType.LEADER_CHANGE:
+                        raise WireError(f"control record type {ctype} is not supported yet")
+                    lcm = LeaderChangeMessage.decode(rec.value or b"", 0)
+                    entries.append(Entry(epoch, lcm.leader_id, control=True))
+                else:
+                    entries.append(Entry(epoch, rec.value))
+    except WireError:
+        raise
+    except ValueError as e:  # InvalidRecordBatch and the codec's errors
+        raise WireError(f"unreadable records: {e}") from None
+    return tuple(entries)
+
+
+# ------------------------------------------------------------------ to the wire
+
+
+def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
+    """The generated request or response object for ``msg``."""
+    t = METADATA_TOPIC
+    if isinstance(msg, VoteRequest):
+        P = vo.VoteRequest.TopicData.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            replica_epoch=msg.replica_epoch,
+            replica_id=msg.src,
+            last_offset_epoch=msg.last_offset_epoch,
+            last_offset=msg.last_offset,
+            pre_vote=msg.pre_vote,
+        )
+        return vo.VoteRequest(
+            cluster_id=cluster_id,
+            voter_id=msg.dst,
+            topics=[vo.VoteRequest.TopicData(topic_name=t, partitions=[part])],
+        )
+    if isinstance(msg, VoteResponse):
+        P = vo.VoteResponse.TopicData.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            error_code=msg.error,
+            leader_id=msg.leader_id,
+            leader_epoch=msg.leader_epoch,
+            vote_granted=msg.vote_granted,
+        )
+        return vo.VoteResponse(topics=[vo.VoteResponse.TopicData(topic_name=t, partitions=[part])])
+    if isinstance(msg, BeginQuorumEpochRequest):
+        P = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
+        part = P(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
+        return bqe.BeginQuorumEpochRequest(
+            cluster_id=cluster_id,
+            voter_id=msg.dst,
+            topics=[bqe.BeginQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])],
+        )
+    if isinstance(msg, BeginQuorumEpochResponse):
+        P = bqe.BeginQuorumEpochResponse.TopicData.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            error_code=msg.error,
+            leader_id=msg.leader_id,
+            leader_epoch=msg.leader_epoch,
+        )
+        return bqe.BeginQuorumEpochResponse(
+            topics=[bqe.BeginQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
+        )
+    if isinstance(msg, EndQuorumEpochRequest):
+        P = eqe.EndQuorumEpochRequest.TopicData.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            leader_id=msg.leader_id,
+            leader_epoch=msg.leader_epoch,
+            preferred_successors=list(msg.preferred_successors),
+            preferred_candidates=[P.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
+        )
+        return eqe.EndQuorumEpochRequest(
+            cluster_id=cluster_id, topics=[eqe.EndQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])]
+        )
+    if isinstance(msg, EndQuorumEpochResponse):
+        P = eqe.EndQuorumEpochResponse.TopicData.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            error_code=msg.error,
+            leader_id=msg.leader_id,
+            leader_epoch=msg.leader_epoch,
+        )
+        return eqe.EndQuorumEpochResponse(
+            topics=[eqe.EndQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
+        )
+    if isinstance(msg, FetchRequest):
+        part = fe.FetchRequest.FetchTopic.FetchPartition(
+            partition=METADATA_PARTITION,
+            current_leader_epoch=msg.current_leader_epoch,
+            fetch_offset=msg.fetch_offset,
+            last_fetched_epoch=msg.last_fetched_epoch,
+            log_start_offset=0,
+            partition_max_bytes=8 * 1024 * 1024,
+            high_watermark=msg.high_watermark if msg.high_watermark >= 0 else _NO_HIGH_WATERMARK,
+        )
+        return fe.FetchRequest(
+            cluster_id=cluster_id,
+            replica_id=msg.src,
+            max_wait_ms=msg.max_wait_ms,
+            replica_state=fe.FetchRequest.ReplicaState(replica_id=msg.src, replica_epoch=-1),
+            topics=[fe.FetchRequest.FetchTopic(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])],
+        )
+    if isinstance(msg, FetchResponse):
+        P = fe.FetchResponse.FetchableTopicResponse.PartitionData
+        part = P(
+            partition_index=METADATA_PARTITION,
+            error_code=msg.error,
+            high_watermark=msg.high_watermark,
+            log_start_offset=0,
+            diverging_epoch=P.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
+            current_leader=P.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=P.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            records=encode_entries(msg.base_offset, msg.records, voters) if msg.records else None,
+        )
+        return fe.FetchResponse(
+            responses=[
+                fe.FetchResponse.FetchableTopicResponse(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])
+            ]
+        )
+    if isinstance(msg, FetchSnapshotRequest):
+        PS = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
+        part = PS(
+            partition=METADATA_PARTITION,
+            current_leader_epoch=msg.current_leader_epoch,
+            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            position=msg.position,
+        )
+        return fs.FetchSnapshotRequest(
+            cluster_id=cluster_id,
+            replica_id=msg.src,
+            topics=[fs.FetchSnapshotRequest.TopicSnapshot(name=t, partitions=[part])],
+        )
+    if isinstance(msg, FetchSnapshotResponse):
+        PS = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
+        data = msg.data
+        if data is not None and not isinstance(data, bytes | bytearray):
+            raise TypeError(f"snapshot data must be bytes, not {type(data).__name__}")
+        part = PS(
+            index=METADATA_PARTITION,
+            error_code=msg.error,
+            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            current_leader=PS.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            size=len(data) if data is not None else 0,
+            position=0,
+            unaligned_records=bytes(data) if data is not None else b"",  # not nullable
+        )
+        return fs.FetchSnapshotResponse(topics=[fs.FetchSnapshotResponse.TopicSnapshot(name=t, partitions=[part])])
+    raise TypeError(f"not a raft message: {type(msg).__name__}")
+
+
+# ------------------------------------------------------------------ from the wire
+
+
+def _single(topics, name_of, what: str):
+    if len(topics) != 1:
+        raise WireError(f"{what} must name exactly one topic, not {len(topics)}")
+    topic = topics[0]
+    name, topic_id = name_of(topic)
+    if name != METADATA_TOPIC and topic_id != METADATA_TOPIC_ID:
+        raise WireError(f"{what} is for topic {name or topic_id}, not {METADATA_TOPIC}")
+    parts = topic.partitions
+    if len(parts) != 1 or any(
+        getattr(parts[0], field, METADATA_PARTITION) != METADATA_PARTITION
+        for field in ("partition_index", "partition", "index")
+    ):
+        raise WireError(f"{what} must name exactly partition {METADATA_PARTITION}")
+    return parts[0]
+
+
+def _responder(obj, src: int | None) -> int:
+    if src is None:
+        raise ValueError(f"a {type(obj).__name__} needs the id of the node that answered")
+    return src
+
+
+def _named(topic):
+    return topic.topic_name, None
+
+
+def from_wire(
+    obj, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
+) -> Message:
+    """The core message for a decoded wire object received by ``dst``.
+
+    For a request the sender is read from the body, as Kafka does (an inbound connection does not
+    say which node it comes from): Vote's ReplicaId, BeginQuorumEpoch's and EndQuorumEpoch's
+    LeaderId, Fetch's ReplicaState.ReplicaId (ReplicaId before v15), FetchSnapshot's ReplicaId;
+    ``src`` is only used for a response (the node the request went to). A Fetch response needs the
+    fetch offset of the request it answers (``fetch_base_offset``): records start there."""
+    if isinstance(obj, vo.VoteRequest):
+        p = _single(obj.topics, _named, "Vote request")
+        # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
+        # when it is not this node
+        dst = obj.voter_id if obj.voter_id >= 0 else dst
+        return VoteRequest(
+            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
+        )
+    if isinstance(obj, vo.VoteResponse):
+        src = _responder(obj, src)
+        p = _single(obj.topics, _named, "Vote response")
+        err = obj.error_code or p.error_code
+        return VoteResponse(src, dst, request_id, err, p.leader_id, p.leader_epoch, bool(p.vote_granted))
+    if isinstance(obj, bqe.BeginQuorumEpochRequest):
+        p = _single(obj.topics, _named, "BeginQuorumEpoch request")
+        dst = obj.voter_id if obj.voter_id >= 0 else dst
+        return BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
+    if isinstance(obj, bqe.BeginQuorumEpochResponse):
+        src = _responder(obj, src)
+        p = _single(obj.topics, _named, "BeginQuorumEpoch response")
+        return BeginQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+    if isinstance(obj, eqe.EndQuorumEpochRequest):
+        p = _single(obj.topics, _named, "EndQuorumEpoch request")
+        successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
+        return EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
+    if isinstance(obj, eqe.EndQuorumEpochResponse):
+        src = _responder(obj, src)
+        p = _single(obj.topics, _named, "EndQuorumEpoch response")
+        return EndQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+    if isinstance(obj, fe.FetchRequest):
+        p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
+        replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
+        hw = p.high_watermark if p.high_watermark != _NO_HIGH_WATERMARK else -1
+        return FetchRequest(
+            replica,
+            dst,
+            request_id,
+            p.current_leader_epoch,
+            p.fetch_offset,
+            p.last_fetched_epoch,
+            max(obj.max_wait_ms, 0),
+            hw,
+        )
+    if isinstance(obj, fe.FetchResponse):
+        src = _responder(obj, src)
+        p = _single(obj.responses, lambda t: (t.topic, t.topic_id), "Fetch response")
+        if fetch_base_offset is None:
+            raise ValueError("a Fetch response needs the fetch offset of its request")
+        err = obj.error_code or p.error_code
+        records = decode_entries(p.records, fetch_base_offset) if err == 0 else ()
+        return FetchResponse(
+            src,
+            dst,
+            request_id,
+            err,
+            p.current_leader.leader_id,
+            p.current_leader.leader_epoch,
+            p.high_watermark,
+            fetch_base_offset,
+            records,
+            p.diverging_epoch.epoch,
+            p.diverging_epoch.end_offset,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+        )
+    if isinstance(obj, fs.FetchSnapshotRequest):
+        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
+        return FetchSnapshotRequest(
+            obj.replica_id,
+            dst,
+            request_id,
+            p.current_leader_epoch,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+            p.position,
+        )
+    if isinstance(obj, fs.FetchSnapshotResponse):
+        src = _responder(obj, src)
+        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot response")
+        err = obj.error_code or p.error_code
+        data: bytes | None = None
+        if err == 0:
+            data = bytes(p.unaligned_records or b"")
+            if p.position != 0 or len(data) != p.size:
+                raise WireError(
+                    f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "
+                    "the core takes a snapshot in one piece (reassembly is the IO layer's)"
+                )
+        return FetchSnapshotResponse(
+            src,
+            dst,
+            request_id,
+            err,
+            p.current_leader.leader_id,
+            p.current_leader.leader_epoch,
+            p.snapshot_id.end_offset,
+            p.snapshot_id.epoch,
+            data,
+        )
+    raise TypeError(f"not a KRaft wire message: {type(obj).__name__}")
