@@ -21,6 +21,7 @@ from kbroker.api import load_handlers
 from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint, format_config_value
+from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -63,6 +64,10 @@ class Broker:
         self.txn_coordinator: Any = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)
+        # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
+        self.request_hooks: Any = None
+        self.control = ControlPlane(self)
+        self.services.append(self.control)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -239,6 +239,13 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("max.incremental.fetch.session.cache.slots", "int", "1000", minimum=0),
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        # kbroker's test controls (kbroker.control): off unless set.
+        _k("kbroker.control.listeners", "list", ""),
+        _k("kbroker.control.allow.remote", "boolean", "false"),
+        _k("kbroker.trace.file", "string", None),
+        _k("kbroker.trace.apis", "list", ""),
+        _k("kbroker.trace.client.ids", "list", ""),
+        _k("kbroker.trace.topics", "list", ""),
         _k("zookeeper.connect", "string", None, applied=False),
         _k("zookeeper.connection.timeout.ms", "int", None, applied=False),
         _k("zookeeper.session.timeout.ms", "int", "18000", applied=False),

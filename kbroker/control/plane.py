@@ -1,0 +1,187 @@
+"""The control plane: what a test changes in a running broker (faults, pause, trace, reset).
+
+The broker owns one :class:`ControlPlane` (``broker.control``), run as a service. The request
+dispatcher (``KafkaConnection._handle_frame``) reads ``broker.request_hooks`` before calling a
+handler; it is None while no fault rule, pause or trace is set, so a broker without them pays one
+attribute read per request. When set, it is this object, and :meth:`intercept` may replace the
+handler (with an injected error, a delay, ...) or close the connection.
+
+Every operation runs on the broker's event loop; the HTTP endpoint (:mod:`kbroker.control.http`),
+the embedded API (:mod:`kbroker.testing`) and ``kbroker ctl`` all end here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from kbroker.control.faults import FaultInjector, FaultRule, RuleError
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+
+log = logging.getLogger("kbroker.control")
+
+Handler = Callable[[Any, Any], Any]
+
+
+class ControlPlane:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.faults = FaultInjector(on_change=self._update)
+        self.tracer: Any = None
+        self.http: Any = None
+        self._paused: asyncio.Event | None = None  # set when serving resumes
+        self.paused_requests = 0
+
+    # -- the dispatcher hook ------------------------------------------------------------------
+
+    def _update(self) -> None:
+        active = self.faults.active or self._paused is not None or self.tracer is not None
+        self.broker.request_hooks = self if active else None
+
+    def intercept(self, ctx: Any, body: Any, handler: Handler, size: int) -> Handler | None:
+        """The handler to run for this request (None: the connection was closed)."""
+        tracer = self.tracer
+        rule: FaultRule | None = None
+        if self.faults.rules:
+            rule = self.faults.select(ctx, body)
+            if rule is not None:
+                wrapped = self.faults.wrap(rule, ctx, body, handler)
+                if wrapped is None:
+                    if tracer is not None:
+                        tracer.closed(ctx, body, size, rule)
+                    return None
+                handler = wrapped
+        if self._paused is not None:
+            handler = self._wait_resumed(handler, self._paused)
+        if tracer is not None:
+            handler = tracer.wrap(ctx, body, size, handler, rule)
+        return handler
+
+    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+                client_id: str | None, reason: str) -> None:
+        """A request the dispatcher refused before any handler (unsupported API or version)."""
+        if self.tracer is not None:
+            self.tracer.refused(connection, api_key, api_version, correlation_id, client_id, reason)
+
+    def _wait_resumed(self, handler: Handler, resumed: asyncio.Event) -> Handler:
+        async def run(ctx: Any, body: Any) -> Any:
+            self.paused_requests += 1
+            try:
+                await resumed.wait()
+            finally:
+                self.paused_requests -= 1
+            result = handler(ctx, body)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            return result
+
+        return run
+
+    # -- service lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.broker.config
+        trace_file = config.get("kbroker.trace.file")
+        if trace_file:
+            self.start_trace(trace_file, _trace_filter_from_config(config))
+        listeners = config.get("kbroker.control.listeners") or []
+        if listeners:
+            from kbroker.control.http import ControlServer
+
+            self.http = ControlServer(self, listeners, allow_remote=config.get("kbroker.control.allow.remote", False))
+            await self.http.start()
+
+    async def stop(self) -> None:
+        if self._paused is not None:
+            self.resume()
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+        if self.tracer is not None:
+            self.stop_trace()
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def add_faults(self, spec: Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
+        """Add one rule (a mapping) or several (a list, all or none); returns their descriptions."""
+        if isinstance(spec, list):
+            rules = self.faults.add_many(spec)
+        elif isinstance(spec, Mapping):
+            rules = [self.faults.add(spec)]
+        else:
+            raise RuleError("body", "expected a JSON object (or a list of them)")
+        return [rule.describe() for rule in rules]
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        return [rule.describe() for rule in self.faults.rules.values()]
+
+    def fired(self, rule_id: int | None = None) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.faults.history if rule_id is None or e["rule"] == rule_id]
+
+    def remove_fault(self, rule_id: int) -> bool:
+        return self.faults.remove(rule_id)
+
+    def clear_faults(self) -> int:
+        return self.faults.clear()
+
+    # -- pause -------------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
+
+    def pause(self) -> None:
+        """Stop serving: every request from now on waits (in order) until :meth:`resume`."""
+        if self._paused is None:
+            self._paused = asyncio.Event()
+            log.info("serving paused: requests queue until resumed")
+            self._update()
+
+    def resume(self) -> None:
+        if self._paused is not None:
+            event, self._paused = self._paused, None
+            event.set()
+            log.info("serving resumed (%d requests were waiting)", self.paused_requests)
+            self._update()
+
+    # -- trace -------------------------------------------------------------------------------
+
+    def start_trace(self, path: str | None, filters: Mapping[str, Any] | None = None) -> None:
+        from kbroker.control.trace import Tracer
+
+        if self.tracer is not None:
+            self.tracer.close()
+        self.tracer = Tracer(self.broker, path, filters or {})
+        log.info("protocol trace on%s", f", writing {path}" if path else "")
+        self._update()
+
+    def stop_trace(self) -> None:
+        if self.tracer is not None:
+            self.tracer.close()
+            self.tracer = None
+            log.info("protocol trace off")
+            self._update()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node_id": self.broker.node_id,
+            "bootstrap_servers": self.broker.bootstrap_servers,
+            "faults": len(self.faults.rules),
+            "faults_fired": self.faults.fired_total,
+            "paused": self.paused,
+            "trace": self.tracer is not None,
+        }
+
+
+def _trace_filter_from_config(config: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, name in (("kbroker.trace.apis", "api"), ("kbroker.trace.client.ids", "client_id"),
+                      ("kbroker.trace.topics", "topic")):
+        value = config.get(key)
+        if value:
+            out[name] = list(value)
+    return out
