@@ -52,6 +52,7 @@ class Broker:
         self.started_at = 0.0
         self._lock_files: list[Any] = []
         self._stopping = False
+        self._replaying = False
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
         self.controller: QuorumController | None = None
@@ -78,7 +79,15 @@ class Broker:
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
         metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
         self.controller = QuorumController(self.node_id, metadata_log, self.image)
-        self.controller.replay()
+        # Partitions are opened from the image the whole log leads to, not record by record: a
+        # topic deleted and created again under the same name has one directory, the newest's,
+        # which replaying the old RemoveTopicRecord would delete.
+        self._replaying = True
+        try:
+            self.controller.replay()
+        finally:
+            self._replaying = False
+        self._open_replayed_partitions()
         self.controller.bootstrap_if_empty()
         await self._bind()
         self.controller.register_broker(self.advertised_endpoints())
@@ -250,8 +259,26 @@ class Broker:
 
     # -- partitions, driven by metadata records ----------------------------------------------
 
+    def _open_replayed_partitions(self) -> None:
+        """After replay: open this broker's partitions of the image; delete the logs of partitions
+        the image no longer has (their deletion was committed but not carried out)."""
+        assert self.log_manager is not None
+        for topic in self.image.topics.values():
+            for index, state in topic.partitions.items():
+                if self.node_id in state.replicas:
+                    self._open_partition(topic.name, index)
+        for topic_name, index in list(self.log_manager.partitions()):
+            if topic_name == METADATA_TOPIC:
+                continue
+            topic = self.image.topic(topic_name)
+            if topic is None or index not in topic.partitions:
+                log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
+                self.log_manager.delete(topic_name, index)
+
     def _on_metadata_record(self, record: Any) -> None:
         name = type(record).__name__
+        if self._replaying and name in ("PartitionRecord", "PartitionChangeRecord", "RemoveTopicRecord"):
+            return  # partitions are opened from the replayed image (_open_replayed_partitions)
         if name == "PartitionRecord":
             topic = self.image.topic_by_id(record.topic_id)
             if topic is not None and self.node_id in record.replicas:

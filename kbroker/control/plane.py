@@ -148,6 +148,20 @@ class ControlPlane:
             log.info("serving resumed (%d requests were waiting)", self.paused_requests)
             self._update()
 
+    # -- reset and snapshot ------------------------------------------------------------------
+
+    async def reset(self, *, drop_connections: bool = False) -> dict[str, Any]:
+        """Back to a fresh broker (see :func:`kbroker.control.state.reset`)."""
+        from kbroker.control.state import reset
+
+        return await reset(self.broker, drop_connections=drop_connections)
+
+    async def snapshot(self, path: str) -> dict[str, Any]:
+        """Copy the whole state to ``path`` (see :func:`kbroker.control.state.snapshot`)."""
+        from kbroker.control.state import snapshot
+
+        return await snapshot(self.broker, path)
+
     # -- trace -------------------------------------------------------------------------------
 
     def start_trace(self, path: str | None, filters: Mapping[str, Any] | None = None) -> None:

@@ -129,6 +129,16 @@ class _Controls:
 
         return self._on_loop(read)
 
+    def reset(self, drop_connections: bool = False) -> Any:
+        """Delete every topic, group, transaction and producer state, fault rule and pause: a fresh
+        broker on the same ports (awaitable on :class:`EmbeddedBroker`). Returns what was deleted."""
+        return self._on_loop(lambda: self._plane().reset(drop_connections=drop_connections))
+
+    def snapshot(self, path: str) -> Any:
+        """Copy the broker's whole state to the directory ``path`` (empty or absent); start a broker
+        from it with ``snapshot=path`` (awaitable on :class:`EmbeddedBroker`)."""
+        return self._on_loop(lambda: self._plane().snapshot(path))
+
     @property
     def control_url(self) -> str:
         """The HTTP control endpoint (start with ``control=True`` or kbroker.control.listeners)."""
@@ -152,10 +162,11 @@ class EmbeddedBroker(_Controls):
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
                  faults: list[Mapping[str, Any]] | None = None, control: bool = False,
-                 trace: str | None = None) -> None:
+                 trace: str | None = None, snapshot: str | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kbroker-")
         self.config = _config(_control_config(config, control, trace), self.data_dir)
+        self._snapshot = snapshot
         self.broker: Any = None
         self._initial_faults = list(faults or [])
         if self._initial_faults:  # a bad rule fails here, before anything starts
@@ -169,6 +180,14 @@ class EmbeddedBroker(_Controls):
     async def start(self) -> EmbeddedBroker:
         from kbroker.broker import Broker
 
+        if self._snapshot is not None:
+            from kbroker.control.state import restore
+
+            try:
+                restore(self._snapshot, self.config)
+            except BaseException:
+                self._cleanup()
+                raise
         self.broker = Broker(self.config)
         if self._initial_faults:
             self.broker.control.add_faults(self._initial_faults)
@@ -206,8 +225,9 @@ class BrokerThread(_Controls):
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
                  faults: list[Mapping[str, Any]] | None = None, control: bool = False,
-                 trace: str | None = None) -> None:
-        self.embedded = EmbeddedBroker(config, data_dir, faults=faults, control=control, trace=trace)
+                 trace: str | None = None, snapshot: str | None = None) -> None:
+        self.embedded = EmbeddedBroker(config, data_dir, faults=faults, control=control, trace=trace,
+                                       snapshot=snapshot)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

@@ -376,3 +376,113 @@ def test_negotiation_report(broker):
     assert good["used_below_offered_max"]["Metadata"]["used"] == 12
     status, out = http(broker, "GET", "/negotiation?client_id=wire-test")
     assert status == 200 and len(out["clients"]) == 2
+
+
+# -- reset and snapshot --------------------------------------------------------------------------
+
+
+def _consume_all(bootstrap: str, name: str, group: str, expected: int) -> list[bytes]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+    values: list[bytes] = []
+    try:
+        def poll() -> bool:
+            for records in consumer.poll(timeout_ms=200).values():
+                values.extend(r.value for r in records)
+            return len(values) >= expected
+
+        wait_until(poll, message=f"{expected} records of {name}")
+        consumer.commit()
+    finally:
+        consumer.close()
+    return values
+
+
+def test_reset_deletes_topics_groups_and_faults_keeping_connections(kbroker_factory):
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    b = kbroker_factory(control=True)
+    producer = KafkaProducer(bootstrap_servers=b.bootstrap_servers)
+    for i in range(3):
+        producer.send(f"reset-{i}", b"old").get(timeout=30)
+    assert _consume_all(b.bootstrap_servers, "reset-0", "g-reset", 1) == [b"old"]
+    b.add_fault(api="ListGroups", action="drop")
+    wire = Wire(b.bootstrap_servers)
+    try:
+        create_topic(wire, "reset-wire")
+        result = b.reset()
+        assert result["topics_deleted"] == 4 and result["groups_deleted"] == 1
+        assert result["connections_dropped"] == 0
+        assert b.faults() == []
+        assert sorted(b.broker.image.topics) == []
+        # the same connection goes on: the topic is gone
+        assert metadata(wire, "reset-wire").topics[0].error_code == E.UNKNOWN_TOPIC_OR_PARTITION
+    finally:
+        wire.close()
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap_servers)
+    try:
+        assert list(admin.list_groups()) == []
+    finally:
+        admin.close()
+    producer.send("reset-0", b"new").get(timeout=30)  # the producer carries on (topic auto-created again)
+    producer.close()
+    # a fresh group and a fresh log: only the new record, from offset 0
+    assert _consume_all(b.bootstrap_servers, "reset-0", "g-reset", 1) == [b"new"]
+    assert b.broker.partitions[("reset-0", 0)].log.log_end_offset == 1
+
+
+def test_reset_can_drop_connections_over_http(kbroker_factory):
+    b = kbroker_factory(control=True)
+    wire = Wire(b.bootstrap_servers)
+    try:
+        create_topic(wire, topic())
+        status, out = http(b, "POST", "/reset", {"connections": "drop"})
+        assert status == 200 and out["connections_dropped"] == 1 and out["topics_deleted"] == 1
+        with pytest.raises((ConnectionError, OSError)):
+            metadata(wire, "x")
+    finally:
+        wire.close()
+    assert http(b, "POST", "/reset", {"connections": "sometimes"})[1]["field"] == "connections"
+
+
+def test_restart_after_reset_keeps_the_recreated_topic(tmp_path):
+    """Replaying the metadata log must not delete the directory of a topic deleted (by reset or
+    DeleteTopics) and created again under the same name."""
+    from kafka import KafkaProducer
+
+    data_dir = str(tmp_path / "data")
+    with BrokerThread(data_dir=data_dir) as b:
+        producer = KafkaProducer(bootstrap_servers=b.bootstrap_servers)
+        producer.send("again", b"before").get(timeout=30)
+        b.reset()
+        producer.send("again", b"after").get(timeout=30)
+        producer.close()
+    with BrokerThread(data_dir=data_dir) as b:
+        assert b.broker.partitions[("again", 0)].log.log_end_offset == 1
+        assert _consume_all(b.bootstrap_servers, "again", "g", 1) == [b"after"]
+
+
+def test_snapshot_then_start_brokers_from_it(tmp_path):
+    from kafka import KafkaProducer
+
+    snap = str(tmp_path / "snap")
+    with BrokerThread(control=True) as b:
+        producer = KafkaProducer(bootstrap_servers=b.bootstrap_servers)
+        for i in range(5):
+            producer.send("prepared", b"r%d" % i).get(timeout=30)
+        producer.close()
+        assert _consume_all(b.bootstrap_servers, "prepared", "done-group", 5) == [b"r%d" % i for i in range(5)]
+        status, out = http(b, "POST", "/snapshot", {"path": snap})
+        assert status == 200 and "prepared" in out["topics"]
+        status, out = http(b, "POST", "/snapshot", {"path": snap})  # not empty any more
+        assert (status, out["field"]) == (400, "path")
+    for _ in range(2):  # each test starts from the same prepared state
+        with BrokerThread(snapshot=snap) as copy:
+            assert _consume_all(copy.bootstrap_servers, "prepared", "new-group", 5) == [b"r%d" % i
+                                                                                      for i in range(5)]
+            group = copy.broker.group_coordinator.offsets.committed["done-group"]
+            assert group[("prepared", 0)].offset == 5
+    with pytest.raises(ValueError, match="not a kbroker snapshot"):
+        BrokerThread(snapshot=str(tmp_path)).start()
