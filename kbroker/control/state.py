@@ -67,7 +67,19 @@ async def reset(broker: Broker, *, drop_connections: bool = False) -> dict[str, 
         records.extend(broker.controller.delete_topic_records(topic.topic_id))
     for resource, configs in sorted(broker.image.broker_configs.items()):
         records.extend(broker.controller.config_records(RESOURCE_BROKER, resource, dict.fromkeys(configs)))
-    broker.controller.commit(records)  # one batch, one fsync; the broker drops the partitions
+    # The partitions go first, their directories renamed with one fsync per log dir (not one
+    # per partition); the commit then finds nothing left to delete. A crash before the commit
+    # leaves the renamed directories to be removed and the topics in the metadata without
+    # logs: opened empty at the next start, as after a reset.
+    manager = broker.log_manager
+    assert manager is not None
+    for key, partition in list(broker.partitions.items()):
+        del broker.partitions[key]
+        partition.notify()
+        manager.delete(partition.topic, partition.index, sync=False)
+    for d in {Path(d) for d in broker.config.log_dirs}:
+        _fsync_dir(d)
+    broker.controller.commit(records)  # one batch, one fsync
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
     fresh = build_services(broker)  # sets broker.group_coordinator / txn_coordinator
@@ -87,6 +99,14 @@ async def reset(broker: Broker, *, drop_connections: bool = False) -> dict[str, 
              elapsed, len(topics), user_topics, groups, dropped)
     return {"topics_deleted": user_topics, "internal_topics_deleted": len(topics) - user_topics,
             "groups_deleted": groups, "connections_dropped": dropped, "elapsed_ms": round(elapsed, 3)}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _dirs(broker_config: Any) -> list[Path]:
