@@ -91,14 +91,16 @@ def bench_start(n: int = 10) -> tuple[list[float], list[float]]:
 
 
 _NO_HOOK = """
-import runpy, sys
+import sys
 from kbroker.server import connection
 import inspect, textwrap
 src = textwrap.dedent(inspect.getsource(connection.KafkaConnection._handle_frame))
-hook = [l for l in src.splitlines() if "request_hooks" in l or "hooks.intercept" in l]
-assert len(hook) == 2, hook
-for line in hook:
-    src = src.replace(line + "\\n", "")
+lines = src.splitlines()
+at = next(i for i, l in enumerate(lines) if "hooks = self.broker.request_hooks" in l)
+assert "hooks.intercept" in lines[at + 1] and lines[at + 2].strip() == "return", lines[at:at + 3]
+del lines[at:at + 3]
+assert "hooks.intercept" not in "\\n".join(lines)
+src = "\\n".join(lines) + "\\n"
 ns = {}
 exec(compile(src, connection.__file__, "exec"), vars(connection), ns)
 connection.KafkaConnection._handle_frame = ns["_handle_frame"]
