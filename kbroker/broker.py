@@ -21,6 +21,7 @@ from kbroker.api import load_handlers
 from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint, format_config_value
+from kbroker.control.clock import make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
@@ -62,6 +63,8 @@ class Broker:
         self.replica_manager.producer_state = ProducerStateManager()
         self.producer_ids = ProducerIdManager(self)
         self.group_coordinator: Any = None
+        # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
+        self.clock: Any = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: Any = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)

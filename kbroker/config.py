@@ -242,6 +242,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         # kbroker's test controls (kbroker.control): off unless set.
         _k("kbroker.control.listeners", "list", ""),
         _k("kbroker.control.allow.remote", "boolean", "false"),
+        _k("kbroker.clock", "string", "real", choices=("real", "manual")),
         _k("kbroker.trace.file", "string", None),
         _k("kbroker.trace.apis", "list", ""),
         _k("kbroker.trace.client.ids", "list", ""),

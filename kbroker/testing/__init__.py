@@ -16,8 +16,10 @@ Both default to an ephemeral port on 127.0.0.1 and a temporary data directory re
 Test controls (see :mod:`kbroker.control`): ``faults=[{"api": "Produce", "error":
 "NOT_LEADER_OR_FOLLOWER", "count": 1}]`` installs fault rules before the first client connects;
 ``add_fault``, ``faults``, ``fired``, ``remove_fault``, ``clear_faults``, ``pause``/``resume``,
-``start_trace``/``trace``/``negotiation`` change and inspect the running broker; ``control=True``
-also opens the HTTP control endpoint on an ephemeral loopback port (``control_url``).
+``start_trace``/``trace``/``negotiation``, ``reset``, ``snapshot`` change and inspect the running
+broker; ``snapshot=DIR`` starts from a snapshot; ``clock="manual"`` gives the coordinators a clock
+that moves only on ``advance(ms)``; ``control=True`` also opens the HTTP control endpoint on an
+ephemeral loopback port (``control_url``).
 """
 
 from __future__ import annotations
@@ -129,6 +131,17 @@ class _Controls:
 
         return self._on_loop(read)
 
+    def advance(self, ms: int) -> int:
+        """Move a manual clock (``clock="manual"``) forward; timers due run at once. Returns the
+        number of timers that ran."""
+        def run() -> int:
+            clock = self.broker.clock if self.broker is not None else None
+            if clock is None:
+                raise RuntimeError("the broker's clock is not manual: start it with clock='manual'")
+            return clock.advance(ms)
+
+        return self._on_loop(run)
+
     def reset(self, drop_connections: bool = False) -> Any:
         """Delete every topic, group, transaction and producer state, fault rule and pause: a fresh
         broker on the same ports (awaitable on :class:`EmbeddedBroker`). Returns what was deleted."""
@@ -148,8 +161,11 @@ class _Controls:
         return http.url
 
 
-def _control_config(config: Mapping[str, str] | None, control: bool, trace: str | None) -> dict[str, str]:
+def _control_config(config: Mapping[str, str] | None, control: bool, trace: str | None,
+                    clock: str | None = None) -> dict[str, str]:
     props = dict(config or {})
+    if clock is not None:
+        props["kbroker.clock"] = clock
     if control and "kbroker.control.listeners" not in props:
         props["kbroker.control.listeners"] = "127.0.0.1:0"
     if trace is not None:
@@ -162,10 +178,10 @@ class EmbeddedBroker(_Controls):
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
                  faults: list[Mapping[str, Any]] | None = None, control: bool = False,
-                 trace: str | None = None, snapshot: str | None = None) -> None:
+                 trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kbroker-")
-        self.config = _config(_control_config(config, control, trace), self.data_dir)
+        self.config = _config(_control_config(config, control, trace, clock), self.data_dir)
         self._snapshot = snapshot
         self.broker: Any = None
         self._initial_faults = list(faults or [])
@@ -225,9 +241,9 @@ class BrokerThread(_Controls):
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
                  faults: list[Mapping[str, Any]] | None = None, control: bool = False,
-                 trace: str | None = None, snapshot: str | None = None) -> None:
+                 trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
         self.embedded = EmbeddedBroker(config, data_dir, faults=faults, control=control, trace=trace,
-                                       snapshot=snapshot)
+                                       snapshot=snapshot, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

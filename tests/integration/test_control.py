@@ -486,3 +486,75 @@ def test_snapshot_then_start_brokers_from_it(tmp_path):
             assert group[("prepared", 0)].offset == 5
     with pytest.raises(ValueError, match="not a kbroker snapshot"):
         BrokerThread(snapshot=str(tmp_path)).start()
+
+
+# -- the manual clock ----------------------------------------------------------------------------
+
+
+def _join_and_sync(wire: Wire, group: str, session_ms: int) -> tuple[str, int]:
+    J, S = REQUESTS[11], REQUESTS[14]
+
+    def join(member_id: str):
+        return wire.call(J(group_id=group, session_timeout_ms=session_ms, rebalance_timeout_ms=60000,
+                           member_id=member_id, group_instance_id=None, protocol_type="consumer",
+                           protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"m")]), 5)
+
+    resp = join("")
+    if resp.error_code == E.MEMBER_ID_REQUIRED:
+        resp = join(resp.member_id)
+    assert resp.error_code == E.NONE
+    member, generation = resp.member_id, resp.generation_id
+    sync = wire.call(S(group_id=group, generation_id=generation, member_id=member, group_instance_id=None,
+                       protocol_type="consumer", protocol_name="range",
+                       assignments=[S.SyncGroupRequestAssignment(member_id=member, assignment=b"a")]), 3)
+    assert sync.error_code == E.NONE
+    return member, generation
+
+
+def _heartbeat(wire: Wire, group: str, member: str, generation: int) -> int:
+    return wire.call(12, 3, group_id=group, generation_id=generation, member_id=member,
+                     group_instance_id=None).error_code
+
+
+def test_manual_clock_expires_a_session_only_when_advanced(kbroker_factory):
+    b = kbroker_factory(clock="manual", control=True)
+    wire = Wire(b.bootstrap_servers)
+    try:
+        member, generation = _join_and_sync(wire, "clocked", session_ms=45000)
+        assert b.advance(44_999) >= 0
+        assert _heartbeat(wire, "clocked", member, generation) == E.NONE  # the session starts again
+        b.advance(44_999)
+        group = b.call(lambda: b.broker.group_coordinator.groups["clocked"])
+        assert list(group.members) == [member]  # real time passing does nothing
+        status, out = http(b, "POST", "/clock/advance", {"ms": 2})
+        assert status == 200 and isinstance(out["now_ms"], int)
+        assert list(group.members) == []  # expired at once, without waiting 45 s
+        assert _heartbeat(wire, "clocked", member, generation) == E.UNKNOWN_MEMBER_ID
+    finally:
+        wire.close()
+
+
+def test_advance_needs_a_manual_clock(broker):
+    with pytest.raises(RuntimeError, match="not manual"):
+        broker.advance(1000)
+
+
+def test_manual_clock_times_out_a_transaction_when_advanced(kbroker_factory):
+    from confluent_kafka import KafkaException, Producer
+
+    b = kbroker_factory(clock="manual")
+    producer = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": "clocked-txn",
+                         "transaction.timeout.ms": 60000})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce("clocked-topic", b"in a transaction")
+    assert producer.flush(30) == 0
+
+    def state() -> str:
+        return b.call(lambda: b.broker.txn_coordinator.txns["clocked-txn"].state.name)
+
+    assert state() == "ONGOING"
+    b.advance(60_000)
+    wait_until(lambda: state() in ("PREPARE_ABORT", "COMPLETE_ABORT"), message="the timed-out abort")
+    with pytest.raises(KafkaException):
+        producer.commit_transaction(30)  # fenced: the coordinator aborted it
