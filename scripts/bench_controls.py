@@ -131,7 +131,7 @@ def bench_throughput(records: int, variant: str) -> tuple[float, float]:
         proc, bootstrap = _start_process(data_dir, variant)
         try:
             value = b"x" * 1024
-            producer = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5,
+            producer = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5, "log_level": 0,
                                  "batch.size": 65536, "queue.buffering.max.messages": 1_000_000})
             producer.produce("warm", value)
             producer.flush(30)
@@ -145,7 +145,7 @@ def bench_throughput(records: int, variant: str) -> tuple[float, float]:
                         producer.poll(0.01)
             assert producer.flush(120) == 0
             produce_s = time.perf_counter() - t0
-            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench",
+            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "log_level": 0,
                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
                                  "fetch.max.bytes": 52428800})
             consumer.subscribe(["bench"])
@@ -165,6 +165,96 @@ def bench_throughput(records: int, variant: str) -> tuple[float, float]:
     return mb / produce_s, mb / consume_s
 
 
+class _Transport:
+    """Enough of an asyncio transport for KafkaConnection: counts what is written."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def writelines(self, parts: list) -> None:
+        self.written += len(parts)
+
+    def write(self, data: bytes) -> None:
+        self.written += 1
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
+    """Microseconds per pipelined request (ApiVersions v3 and Metadata v12 for one topic, sync
+    handlers) through KafkaConnection.data_received, with the dispatcher's hook present (no rule
+    set) and patched out, interleaved rounds, same process."""
+    import asyncio
+    import inspect
+    import struct
+    import textwrap
+
+    from kbroker.server import connection
+    from kbroker.testing import EmbeddedBroker
+    from protocol.api import encode_request
+    from protocol.messages import REQUESTS, RequestHeader
+
+    src = textwrap.dedent(inspect.getsource(connection.KafkaConnection._handle_frame))
+    lines = src.splitlines()
+    at = next(i for i, line in enumerate(lines) if "hooks = self.broker.request_hooks" in line)
+    del lines[at:at + 3]
+    ns: dict = {}
+    exec(compile("\n".join(lines) + "\n", connection.__file__, "exec"), vars(connection), ns)
+    variants = {"hook": connection.KafkaConnection._handle_frame, "no-hook": ns["_handle_frame"]}
+
+    def frame(api_key: int, version: int, body: object, cid: int) -> bytes:
+        payload = encode_request(RequestHeader(request_api_key=api_key, request_api_version=version,
+                                               correlation_id=cid, client_id="bench"), body)
+        return struct.pack(">i", len(payload)) + payload
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {name: [] for name in variants}
+        async with EmbeddedBroker() as embedded:
+            from kbroker.controller.quorum import NewTopic
+            from kbroker.topics import create_topic
+
+            create_topic(embedded.broker, NewTopic("dispatch", 1, 1))
+            M = REQUESTS[3]
+            data = b"".join(
+                frame(18, 3, REQUESTS[18](client_software_name="b", client_software_version="1"), i)
+                if i % 2 else
+                frame(3, 12, M(topics=[M.MetadataRequestTopic(name="dispatch")], allow_auto_topic_creation=False), i)
+                for i in range(requests))
+            for _ in range(rounds):
+                for name, fn in variants.items():
+                    connection.KafkaConnection._handle_frame = fn
+                    conn = connection.KafkaConnection(embedded.broker, embedded.broker.config.client_listeners[0])
+                    transport = _Transport()
+                    conn.connection_made(transport)  # type: ignore[arg-type]
+                    t0 = time.perf_counter()
+                    for start in range(0, len(data), 65536):
+                        conn.data_received(data[start:start + 65536])
+                    elapsed = time.perf_counter() - t0
+                    assert transport.written >= requests, transport.written
+                    conn.connection_lost(None)
+                    out[name].append(elapsed / requests * 1e6)
+            connection.KafkaConnection._handle_frame = variants["hook"]
+        return out
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--topics", type=int, default=100)
@@ -172,6 +262,7 @@ def main() -> int:
     parser.add_argument("--resets", type=int, default=10)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dispatch-rounds", type=int, default=30)
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
 
@@ -184,6 +275,12 @@ def main() -> int:
     ready, first = bench_start()
     print(f"embedded start-to-ready: median {statistics.median(ready):.0f} ms; to first Metadata answer "
           f"{statistics.median(first):.0f} ms (min {min(first):.0f}, max {max(first):.0f})")
+    dispatch = bench_dispatch(args.dispatch_rounds, 20000)
+    for name, runs in dispatch.items():
+        print(f"dispatch {name:8}: {statistics.median(runs):.2f} us per request (median of {len(runs)} rounds, "
+              f"min {min(runs):.2f})")
+    print(f"dispatch hook/no-hook = {statistics.median(dispatch['hook']) / statistics.median(dispatch['no-hook']):.4f} "
+          f"(min/min {min(dispatch['hook']) / min(dispatch['no-hook']):.4f})")
     if args.skip_throughput:
         return 0
     results: dict[str, list[tuple[float, float]]] = {"hook": [], "no-hook": []}
