@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="set a configuration key, overriding the file (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--from-snapshot", metavar="DIR",
+                        help="start from a snapshot (POST /snapshot); the log dirs must be empty")
     parser.add_argument("--trace", metavar="FILE",
                         help="write every request and response as JSON lines to FILE (kbroker.trace.file)")
     return parser.parse_args(argv)
@@ -68,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kbroker: {exc}", file=sys.stderr)
         return 2
+    if args.from_snapshot:
+        from kbroker.control.state import restore
+
+        try:
+            restore(args.from_snapshot, config)
+        except (ValueError, OSError) as exc:
+            print(f"kbroker: --from-snapshot: {exc}", file=sys.stderr)
+            return 2
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -97,6 +107,8 @@ async def _serve(config: BrokerConfig) -> int:
     listeners = ", ".join(f"{name}://{host}:{port}" for name, host, port in broker.advertised_endpoints())
     # The readiness line: tools and tests wait for it.
     print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
+    if broker.control.http is not None:
+        print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

@@ -87,7 +87,18 @@ class ControlPlane:
         config = self.broker.config
         trace_file = config.get("kbroker.trace.file")
         if trace_file:
-            self.start_trace(trace_file, _trace_filter_from_config(config))
+            from kbroker.broker import StartupError
+            from kbroker.control.trace import validate_filters
+
+            try:
+                filters = validate_filters(_trace_filter_from_config(config))
+                self.start_trace(trace_file, filters)
+            except RuleError as exc:
+                key = {"api": "kbroker.trace.apis", "client_id": "kbroker.trace.client.ids",
+                       "topic": "kbroker.trace.topics"}.get(exc.field, exc.field)
+                raise StartupError(f"{key}: {str(exc).split(': ', 1)[1]}") from None
+            except OSError as exc:
+                raise StartupError(f"kbroker.trace.file: cannot write {trace_file}: {exc.strerror}") from None
         listeners = config.get("kbroker.control.listeners") or []
         if listeners:
             from kbroker.control.http import ControlServer

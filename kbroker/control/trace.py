@@ -234,9 +234,9 @@ class Tracer:
 
     def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None:
-        if not self._passes(API_NAMES.get(api_key, ""), client_id, None if "topic" not in self.filters else None,
+        if not self._passes(API_NAMES.get(api_key, ""), client_id, None,
                             {k: v for k, v in self.filters.items() if k != "topic"}):
-            return
+            return  # (a refused request is not decoded: the topic filter does not apply)
         record = self._base(connection, api_key, api_version, correlation_id, client_id)
         record.update(outcome="refused", reason=reason)
         if api_key == 18 and "closed" not in reason:

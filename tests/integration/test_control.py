@@ -558,3 +558,82 @@ def test_manual_clock_times_out_a_transaction_when_advanced(kbroker_factory):
     wait_until(lambda: state() in ("PREPARE_ABORT", "COMPLETE_ABORT"), message="the timed-out abort")
     with pytest.raises(KafkaException):
         producer.commit_transaction(30)  # fenced: the coordinator aborted it
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _stdout_line(proc, prefix: str) -> str:
+    """The first stdout line of a BrokerProcess starting with ``prefix`` (read as it comes)."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.proc.stdout, selectors.EVENT_READ)
+
+    def line() -> str | None:
+        for text in proc.stdout.decode(errors="replace").splitlines():
+            if text.startswith(prefix):
+                return text
+        if sel.select(timeout=0.2):
+            proc.stdout += os.read(proc.proc.stdout.fileno(), 4096)
+        return None
+
+    return wait_until(line, message=f"a line starting {prefix!r}")
+
+
+def test_kbroker_trace_option_and_control_endpoint_line(tmp_path):
+    from test_cli import BrokerProcess, base_args, produce
+
+    trace = tmp_path / "trace.jsonl"
+    proc = BrokerProcess([*base_args(tmp_path / "data"), "--trace", str(trace), "--override",
+                          "kbroker.trace.apis=Produce,Metadata", "--override", "kbroker.control.listeners=127.0.0.1:0"],
+                         tmp_path)
+    try:
+        ready = proc.wait_ready()
+        host, port = ready.group(2), int(ready.group(3))
+        url = _stdout_line(proc, "kbroker control endpoint: ").split(": ", 1)[1]
+        with urllib.request.urlopen(url + "/status", timeout=30) as resp:
+            assert json.loads(resp.read())["trace"] is True
+        produce(host, port, "traced-cli", 3)
+    finally:
+        assert proc.stop() == 0
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert {r["api"] for r in records} == {"Produce", "Metadata"}  # the filter: no ApiVersions etc.
+    produced = [r for r in records if r["api"] == "Produce"]
+    assert produced[0]["client_id"] == "cli" and produced[0]["errors"] == {}
+    assert produced[0]["request"]["topic_data"][0]["partition_data"][0]["records"]["records"] == 3
+
+
+def test_kbroker_bad_trace_filter_stops_start_up(tmp_path):
+    from test_cli import BrokerProcess, base_args
+
+    proc = BrokerProcess([*base_args(tmp_path / "data"), "--trace", str(tmp_path / "t.jsonl"), "--override",
+                          "kbroker.trace.apis=Produce,Bogus"], tmp_path)
+    assert proc.proc.wait(60) == 1
+    proc.stop()
+    assert "kbroker.trace.apis" in proc.stderr() and "Bogus" in proc.stderr()
+
+
+def test_kbroker_from_snapshot_option(tmp_path):
+    from test_cli import BrokerProcess, base_args, end_offset
+
+    snap = tmp_path / "snap"
+    with BrokerThread() as b:
+        wire = Wire(b.bootstrap_servers)
+        try:
+            create_topic(wire, "snapped")
+            produce(wire, "snapped", 0, 4)
+        finally:
+            wire.close()
+        b.snapshot(str(snap))
+    proc = BrokerProcess([*base_args(tmp_path / "data"), "--from-snapshot", str(snap)], tmp_path)
+    try:
+        ready = proc.wait_ready()
+        assert end_offset(ready.group(2), int(ready.group(3)), "snapped") == 4
+    finally:
+        assert proc.stop() == 0
+    # the data dir is not empty any more: refused, nothing touched
+    proc = BrokerProcess([*base_args(tmp_path / "data"), "--from-snapshot", str(snap)], tmp_path)
+    assert proc.proc.wait(60) == 2
+    proc.stop()
+    assert "not empty" in proc.stderr()
