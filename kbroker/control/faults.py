@@ -427,6 +427,8 @@ class FaultInjector:
             if action == "error":
                 response = BUILDERS[ctx.header.request_api_key](body, ctx.api_version, rule.error_code)
                 _set_throttle(response, throttle)
+                if rule.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER and ctx.header.request_api_key == 0:
+                    _leader_hint(response, ctx)
                 return response
             return handler(ctx, body)
 
@@ -445,6 +447,34 @@ class FaultInjector:
         if not delay and action == "error":
             return respond
         return run
+
+
+def _leader_hint(response: Any, ctx: Any) -> None:
+    """Produce v10+ (KIP-951): NOT_LEADER_OR_FOLLOWER carries the partition's current leader and
+    epoch, and the leader's endpoint, as Kafka's answer does after a leadership change."""
+    if response is None or ctx.api_version < 10:
+        return
+    broker = ctx.broker
+    image = broker.image
+    leaders: set[int] = set()
+    for topic in response.responses:
+        state = image.topic(topic.name) if topic.name else image.topic_by_id(topic.topic_id)
+        for part in topic.partition_responses:
+            p = state.partitions.get(part.index) if state is not None else None
+            if p is None:
+                continue
+            hint = type(part).LeaderIdAndEpoch(leader_id=p.leader, leader_epoch=p.leader_epoch)
+            part.current_leader = hint
+            leaders.add(p.leader)
+    endpoints = []
+    listener = ctx.connection.endpoint.listener
+    for node_id in sorted(leaders):
+        registration = image.brokers.get(node_id)
+        if registration is not None and listener in registration.endpoints:
+            host, port, _proto = registration.endpoints[listener]
+            endpoints.append(type(response).NodeEndpoint(node_id=node_id, host=host, port=port,
+                                                         rack=registration.rack))
+    response.node_endpoints = endpoints
 
 
 def _set_throttle(response: Any, throttle_ms: int | None) -> None:

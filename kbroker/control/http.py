@@ -15,6 +15,9 @@ Routes (all answers are JSON objects; errors are ``{"error": message, "field": n
     DELETE /faults/{id}         -> {"deleted": 1}   (404 if there is no such rule)
     DELETE /faults              -> {"deleted": n}
     POST   /pause, /resume      serving paused (requests queue) / resumed
+    POST   /disk                {"full": true}: appends fail with ENOSPC (KAFKA_STORAGE_ERROR) until false
+    POST   /leadership          {"topic": "t", "partition": 0}: a new leader epoch (re-elected here);
+                                the next Produce and Fetch for it get NOT_LEADER_OR_FOLLOWER once
     POST   /clock/advance       {"ms": 45000}  (409 unless the broker runs a manual clock)
     POST   /reset               {"connections": "keep" | "drop"}
     POST   /snapshot            {"path": "/dir"}
@@ -211,6 +214,8 @@ class ControlServer:
             ("DELETE", "faults"): self._delete_faults,
             ("POST", "pause"): lambda p, q, b: (200, _do(plane.pause, {"paused": True})),
             ("POST", "resume"): lambda p, q, b: (200, _do(plane.resume, {"paused": False})),
+            ("POST", "disk"): self._post_disk,
+            ("POST", "leadership"): self._post_leadership,
             ("POST", "clock"): self._post_clock,
             ("POST", "reset"): self._post_reset,
             ("POST", "snapshot"): self._post_snapshot,
@@ -261,6 +266,32 @@ class ControlServer:
         if not self.plane.remove_fault(rule_id):
             raise HttpError(404, f"no fault rule {rule_id}", "id")
         return 200, {"deleted": rule_id}
+
+    def _post_disk(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"full"})
+        full = spec.get("full")
+        if not isinstance(full, bool):
+            raise HttpError(400, f"expected true or false, got {full!r}", "full")
+        self.plane.set_disk_full(full)
+        return 200, {"disk_full": full}
+
+    def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"topic", "partition"})
+        topic, partition = spec.get("topic"), spec.get("partition")
+        if not isinstance(topic, str) or not topic:
+            raise HttpError(400, "expected a topic name", "topic")
+        if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
+            raise HttpError(400, f"expected a partition index, got {partition!r}", "partition")
+        try:
+            return 200, self.plane.move_leadership(topic, partition)
+        except KeyError as exc:
+            raise HttpError(404, str(exc.args[0]), "topic") from None
 
     def _post_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         if rest != ["advance"]:

@@ -13,6 +13,7 @@ the embedded API (:mod:`kbroker.testing`) and ``kbroker ctl`` all end here.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,16 +36,20 @@ class ControlPlane:
         self.http: Any = None
         self._paused: asyncio.Event | None = None  # set when serving resumes
         self.paused_requests = 0
+        self.disk_full = False
+        self._full_logs: list[Any] = []  # logs whose append raises ENOSPC while the disk is "full"
 
     # -- the dispatcher hook ------------------------------------------------------------------
 
     def _update(self) -> None:
-        active = self.faults.active or self._paused is not None or self.tracer is not None
+        active = self.faults.active or self._paused is not None or self.tracer is not None or self.disk_full
         self.broker.request_hooks = self if active else None
 
     def intercept(self, ctx: Any, body: Any, handler: Handler, size: int) -> Handler | None:
         """The handler to run for this request (None: the connection was closed)."""
         tracer = self.tracer
+        if self.disk_full and ctx.header.request_api_key == 0:
+            self._fill_disk()  # partitions created since the disk filled
         rule: FaultRule | None = None
         if self.faults.rules:
             rule = self.faults.select(ctx, body)
@@ -173,6 +178,54 @@ class ControlPlane:
 
         return await snapshot(self.broker, path)
 
+    # -- leadership ----------------------------------------------------------------------------
+
+    def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
+        """Elect the partition's leader again (a one-broker cluster has nowhere else to move it):
+        the leader epoch goes up, as after a leader change in Kafka, so a fetcher still on the
+        old epoch gets FENCED_LEADER_EPOCH; the next Produce to it gets NOT_LEADER_OR_FOLLOWER
+        once, with the new leader and epoch (Produce v10+), and clients refresh their metadata."""
+        from kbroker.controller import metadata_records as mr
+
+        broker = self.broker
+        state = broker.image.topic(topic)
+        if state is None or partition not in state.partitions:
+            raise KeyError(f"no partition {topic}-{partition}")
+        assert broker.controller is not None
+        broker.controller.commit([mr.PartitionChangeRecord(partition_id=partition, topic_id=state.topic_id,
+                                                           leader=broker.node_id)])
+        epoch = state.partitions[partition].leader_epoch
+        rule = self.faults.add({"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "topic": topic,
+                                "partition": partition, "count": 1})
+        log.info("leadership of %s-%d moved: leader %d epoch %d", topic, partition, broker.node_id, epoch)
+        return {"topic": topic, "partition": partition, "leader": broker.node_id, "leader_epoch": epoch,
+                "rule": rule.id}
+
+    # -- a full disk -------------------------------------------------------------------------
+
+    def set_disk_full(self, full: bool) -> None:
+        """Every append to a partition log fails with ENOSPC until the disk is "freed": a Produce
+        gets KAFKA_STORAGE_ERROR for each partition, as from Kafka when an append fails on a
+        full disk; coordinator writes (offset commits, transaction state) fail too. Reads work."""
+        if full and not self.disk_full:
+            self.disk_full = True
+            self._fill_disk()
+            log.warning("disk full (injected): appends fail with ENOSPC")
+        elif not full and self.disk_full:
+            self.disk_full = False
+            for plog in self._full_logs:
+                vars(plog).pop("append", None)
+            self._full_logs.clear()
+            log.warning("disk space back (injected fault removed)")
+        self._update()
+
+    def _fill_disk(self) -> None:
+        for partition in list(self.broker.partitions.values()):
+            plog = partition.log
+            if "append" not in vars(plog):
+                plog.append = _no_space
+                self._full_logs.append(plog)
+
     # -- trace -------------------------------------------------------------------------------
 
     def start_trace(self, path: str | None, filters: Mapping[str, Any] | None = None) -> None:
@@ -199,7 +252,13 @@ class ControlPlane:
             "faults_fired": self.faults.fired_total,
             "paused": self.paused,
             "trace": self.tracer is not None,
+            "disk_full": self.disk_full,
+            "clock": "manual" if getattr(self.broker, "clock", None) is not None else "real",
         }
+
+
+def _no_space(*args: Any, **kwargs: Any) -> Any:
+    raise OSError(errno.ENOSPC, "No space left on device (injected by kbroker's control endpoint)")
 
 
 def _trace_filter_from_config(config: Any) -> dict[str, Any]:

@@ -48,6 +48,7 @@ async def reset(broker: Broker, *, drop_connections: bool = False) -> dict[str, 
     control = broker.control
     control.clear_faults()
     control.resume()
+    control.set_disk_full(False)
     old = [s for s in broker.services if s is not control]
     groups = len(getattr(broker.group_coordinator, "groups", {}) or {})
     # The coordinators go first: parked rebalances are answered, timers stop, and deleting

@@ -131,6 +131,14 @@ class _Controls:
 
         return self._on_loop(read)
 
+    def set_disk_full(self, full: bool = True) -> None:
+        """Appends fail with ENOSPC (Produce: KAFKA_STORAGE_ERROR) until called with False."""
+        self._on_loop(lambda: self._plane().set_disk_full(full))
+
+    def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
+        """A new leader epoch for the partition; the next Produce to it gets NOT_LEADER_OR_FOLLOWER."""
+        return self._on_loop(lambda: self._plane().move_leadership(topic, partition))
+
     def advance(self, ms: int) -> int:
         """Move a manual clock (``clock="manual"``) forward; timers due run at once. Returns the
         number of timers that ran."""

@@ -37,6 +37,7 @@ def _no_faults(broker):
     broker.clear_faults()
     broker.resume()
     broker.stop_trace()
+    broker.set_disk_full(False)
 
 
 def http(broker, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -637,3 +638,67 @@ def test_kbroker_from_snapshot_option(tmp_path):
     assert proc.proc.wait(60) == 2
     proc.stop()
     assert "not empty" in proc.stderr()
+
+
+# -- whole-broker faults -------------------------------------------------------------------------
+
+
+def _produce_v11(wire: Wire, name: str, value: bytes = b"x"):
+    from protocol.records import Record, build_batch
+
+    Req = REQUESTS[0]
+    batch = build_batch([Record(key=None, value=value, timestamp=1_700_000_000_000)])
+    data = Req.TopicProduceData(name=name, partition_data=[Req.TopicProduceData.PartitionProduceData(
+        index=0, records=batch)])
+    resp = wire.call(0, 11, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+    return resp, resp.responses[0].partition_responses[0]
+
+
+def test_disk_full_fails_appends_with_storage_error_until_freed(broker):
+    wire = Wire(broker.bootstrap_servers)
+    try:
+        name = topic()
+        create_topic(wire, name)
+        assert produce(wire, name, 0, 2) == 0
+        assert http(broker, "POST", "/disk", {"full": True}) == (200, {"disk_full": True})
+        _resp, part = _produce_v11(wire, name)
+        assert (part.error_code, part.base_offset) == (E.KAFKA_STORAGE_ERROR, -1)
+        other = topic()
+        create_topic(wire, other)  # a partition created while the disk is full fails too
+        assert _produce_v11(wire, other)[1].error_code == E.KAFKA_STORAGE_ERROR
+        L = REQUESTS[2]
+        offsets = wire.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name=name, partitions=[
+            L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
+        assert offsets.topics[0].partitions[0].offset == 2  # reads go on; nothing was appended
+        assert http(broker, "POST", "/disk", {"full": "yes"})[1]["field"] == "full"
+        broker.set_disk_full(False)
+        assert _produce_v11(wire, name)[1].base_offset == 2
+    finally:
+        wire.close()
+
+
+def test_moved_leadership_answers_not_leader_with_the_new_epoch_and_clients_follow(broker):
+    from confluent_kafka import Producer
+
+    wire = Wire(broker.bootstrap_servers)
+    try:
+        name = topic()
+        create_topic(wire, name)
+        status, moved = http(broker, "POST", "/leadership", {"topic": name, "partition": 0})
+        assert status == 200 and moved["leader_epoch"] == 1
+        resp, part = _produce_v11(wire, name)
+        assert part.error_code == E.NOT_LEADER_OR_FOLLOWER
+        assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (1, 1)
+        host, port = broker.bootstrap_servers.rsplit(":", 1)
+        assert [(n.node_id, n.port) for n in resp.node_endpoints] == [(1, int(port))]
+        assert _produce_v11(wire, name)[1].error_code == E.NONE  # once
+        assert metadata(wire, name).topics[0].partitions[0].leader_epoch == 1
+        assert http(broker, "POST", "/leadership", {"topic": "nope", "partition": 0})[0] == 404
+    finally:
+        wire.close()
+    broker.move_leadership(name, 0)
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    delivered = []
+    producer.produce(name, b"after the move", on_delivery=lambda err, msg: delivered.append(err))
+    assert producer.flush(30) == 0 and delivered == [None]
+    assert [f["error"] for f in broker.fired()][-1] == "NOT_LEADER_OR_FOLLOWER"
