@@ -123,7 +123,17 @@ class FaultRule:
             raise RuleError(unknown[0], "unknown field")
         self.id = rule_id
         api = spec.get("api")
-        self.api_key: int | None = None if api in (None, "*") else api_key_of(api)
+        # One API, several (a list: the rule matches any of them), or None: every API.
+        self.api_keys: tuple[int, ...] | None
+        if api in (None, "*"):
+            self.api_keys = None
+        elif isinstance(api, list):
+            if not api:
+                raise RuleError("api", "an empty list")
+            self.api_keys = tuple(dict.fromkeys(api_key_of(a) for a in api))
+        else:
+            self.api_keys = (api_key_of(api),)
+        self.api_key: int | None = self.api_keys[0] if self.api_keys and len(self.api_keys) == 1 else None
         self.error_code: int | None = None if spec.get("error") is None else error_code_of(spec["error"])
         action = spec.get("action")
         if action is None:
@@ -136,10 +146,11 @@ class FaultRule:
         if action == "error":
             if self.error_code is None:
                 raise RuleError("error", "required for action error")
-            if self.api_key is None:
+            if self.api_keys is None:
                 raise RuleError("api", "required for action error (the error response is the API's)")
-            if self.api_key not in BUILDERS:
-                raise RuleError("api", f"{API_NAMES[self.api_key]} has no error response in kbroker")
+            for key in self.api_keys:
+                if key not in BUILDERS:
+                    raise RuleError("api", f"{API_NAMES[key]} has no error response in kbroker")
         elif self.error_code is not None:
             raise RuleError("error", f"only for action error, not {action}")
         self.count = _int(spec, "count", 1)
@@ -191,7 +202,7 @@ class FaultRule:
         return self.count is not None and self.fired >= self.count
 
     def matches(self, api_key: int, ctx: Any, body: Any) -> bool:
-        if self.api_key is not None and self.api_key != api_key:
+        if self.api_keys is not None and api_key not in self.api_keys:
             return False
         if self.client_id is not None and ctx.header.client_id != self.client_id:
             return False
@@ -222,7 +233,8 @@ class FaultRule:
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
-            "api": None if self.api_key is None else API_NAMES[self.api_key],
+            "api": (None if self.api_keys is None else API_NAMES[self.api_keys[0]] if len(self.api_keys) == 1
+                    else [API_NAMES[k] for k in self.api_keys]),
             "action": self.action,
         }
         if self.error_code is not None:

@@ -17,7 +17,9 @@ Routes (all answers are JSON objects; errors are ``{"error": message, "field": n
     POST   /pause, /resume      serving paused (requests queue) / resumed
     POST   /disk                {"full": true}: appends fail with ENOSPC (KAFKA_STORAGE_ERROR) until false
     POST   /leadership          {"topic": "t", "partition": 0}: a new leader epoch (re-elected here);
-                                the next Produce and Fetch for it get NOT_LEADER_OR_FOLLOWER once
+                                the next Produce to it gets NOT_LEADER_OR_FOLLOWER once
+    POST   /coordinator         {"group": "g"} or {"transactional_id": "t"}: the next request to
+                                that coordinator gets NOT_COORDINATOR once
     POST   /clock/advance       {"ms": 45000}  (409 unless the broker runs a manual clock)
     POST   /reset               {"connections": "keep" | "drop"}
     POST   /snapshot            {"path": "/dir"}
@@ -216,6 +218,7 @@ class ControlServer:
             ("POST", "resume"): lambda p, q, b: (200, _do(plane.resume, {"paused": False})),
             ("POST", "disk"): self._post_disk,
             ("POST", "leadership"): self._post_leadership,
+            ("POST", "coordinator"): self._post_coordinator,
             ("POST", "clock"): self._post_clock,
             ("POST", "reset"): self._post_reset,
             ("POST", "snapshot"): self._post_snapshot,
@@ -292,6 +295,17 @@ class ControlServer:
             return 200, self.plane.move_leadership(topic, partition)
         except KeyError as exc:
             raise HttpError(404, str(exc.args[0]), "topic") from None
+
+    def _post_coordinator(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"group", "transactional_id"})
+        for name in ("group", "transactional_id"):
+            if name in spec and (not isinstance(spec[name], str) or not spec[name]):
+                raise HttpError(400, f"expected a non-empty string, got {spec[name]!r}", name)
+        return 200, self.plane.move_coordinator(group=spec.get("group"),
+                                                transactional_id=spec.get("transactional_id"))
 
     def _post_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         if rest != ["advance"]:

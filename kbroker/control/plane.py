@@ -201,6 +201,24 @@ class ControlPlane:
         return {"topic": topic, "partition": partition, "leader": broker.node_id, "leader_epoch": epoch,
                 "rule": rule.id}
 
+    def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None
+                         ) -> dict[str, Any]:
+        """Move a group's or a transactional id's coordinator: the next request to the old one
+        gets NOT_COORDINATOR (once); FindCoordinator then names the new location (this broker,
+        the only one), as after a coordinator moves in Kafka and the client rediscovers it."""
+        if (group is None) == (transactional_id is None):
+            raise RuleError("group", "give a group or a transactional_id")
+        if group is not None:
+            rule = self.faults.add({"api": GROUP_COORDINATOR_APIS, "error": "NOT_COORDINATOR", "group": group,
+                                    "count": 1})
+            target = {"group": group}
+        else:
+            rule = self.faults.add({"api": TXN_COORDINATOR_APIS, "error": "NOT_COORDINATOR",
+                                    "transactional_id": transactional_id, "count": 1})
+            target = {"transactional_id": transactional_id}
+        log.info("coordinator of %s moved", target)
+        return {**target, "coordinator": self.broker.node_id, "rule": rule.id}
+
     # -- a full disk -------------------------------------------------------------------------
 
     def set_disk_full(self, full: bool) -> None:
@@ -255,6 +273,14 @@ class ControlPlane:
             "disk_full": self.disk_full,
             "clock": "manual" if getattr(self.broker, "clock", None) is not None else "real",
         }
+
+
+# The requests a group / transaction coordinator answers (FindCoordinator is not one of them).
+GROUP_COORDINATOR_APIS = ["JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
+                          "DescribeGroups", "DeleteGroups", "OffsetDelete", "ConsumerGroupHeartbeat",
+                          "ConsumerGroupDescribe", "TxnOffsetCommit"]
+TXN_COORDINATOR_APIS = ["InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
+                        "DescribeTransactions"]
 
 
 def _no_space(*args: Any, **kwargs: Any) -> Any:

@@ -139,6 +139,10 @@ class _Controls:
         """A new leader epoch for the partition; the next Produce to it gets NOT_LEADER_OR_FOLLOWER."""
         return self._on_loop(lambda: self._plane().move_leadership(topic, partition))
 
+    def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None) -> dict[str, Any]:
+        """The next request to the group's (or transactional id's) coordinator gets NOT_COORDINATOR."""
+        return self._on_loop(lambda: self._plane().move_coordinator(group=group, transactional_id=transactional_id))
+
     def advance(self, ms: int) -> int:
         """Move a manual clock (``clock="manual"``) forward; timers due run at once. Returns the
         number of timers that ran."""

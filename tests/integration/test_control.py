@@ -702,3 +702,38 @@ def test_moved_leadership_answers_not_leader_with_the_new_epoch_and_clients_foll
     producer.produce(name, b"after the move", on_delivery=lambda err, msg: delivered.append(err))
     assert producer.flush(30) == 0 and delivered == [None]
     assert [f["error"] for f in broker.fired()][-1] == "NOT_LEADER_OR_FOLLOWER"
+
+
+def test_moved_group_coordinator_answers_not_coordinator_once_and_clients_rediscover(broker):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    wire = Wire(broker.bootstrap_servers)
+    try:
+        member, generation = _join_and_sync(wire, "moving-group", session_ms=30000)
+        status, out = http(broker, "POST", "/coordinator", {"group": "moving-group"})
+        assert status == 200 and out["coordinator"] == 1
+        assert _heartbeat(wire, "moving-group", member, generation) == E.NOT_COORDINATOR
+        found = wire.call(10, 4, key_type=0, coordinator_keys=["moving-group"]).coordinators[0]
+        assert (found.error_code, found.node_id) == (E.NONE, 1)  # the new location
+        assert _heartbeat(wire, "moving-group", member, generation) == E.NONE
+        assert http(broker, "POST", "/coordinator", {})[1]["field"] == "group"
+    finally:
+        wire.close()
+    name = topic()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    producer.send(name, b"x").get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id="moving-client",
+                             enable_auto_commit=False, client_id="mover")
+    try:
+        tp = TopicPartition(name, 0)
+        consumer.assign([tp])
+        consumer.commit({tp: OffsetAndMetadata(1, "", -1)})
+        rule = broker.move_coordinator(group="moving-client")["rule"]
+        consumer.commit({tp: OffsetAndMetadata(1, "", -1)})  # NOT_COORDINATOR, rediscovered, committed
+        assert [(f["api"], f["error"], f["client_id"]) for f in broker.fired(rule)] == [
+            ("OffsetCommit", "NOT_COORDINATOR", "mover")]
+        assert consumer.committed(tp) == 1
+    finally:
+        consumer.close()

@@ -128,3 +128,17 @@ def test_control_listener_parsing():
         parse_listener("https://127.0.0.1:1")
     assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("10.0.0.1") and not is_loopback("0.0.0.0")
+
+
+def test_a_rule_for_several_apis():
+    rule = FaultRule(1, {"api": ["Heartbeat", "JoinGroup"], "error": "NOT_COORDINATOR"}, 0.0)
+    assert rule.matches(12, ctx(12), REQUESTS[12](group_id="g"))
+    assert rule.matches(11, ctx(11), REQUESTS[11](group_id="g"))
+    assert not rule.matches(3, ctx(3), REQUESTS[3]())
+    assert rule.describe()["api"] == ["Heartbeat", "JoinGroup"]
+    with pytest.raises(RuleError) as info:
+        FaultRule(2, {"api": [], "error": "NOT_COORDINATOR"}, 0.0)
+    assert info.value.field == "api"
+    with pytest.raises(RuleError) as info:
+        FaultRule(3, {"api": ["Heartbeat", "Nope"], "error": "NOT_COORDINATOR"}, 0.0)
+    assert info.value.field == "api"
