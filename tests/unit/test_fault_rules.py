@@ -142,3 +142,40 @@ def test_a_rule_for_several_apis():
     with pytest.raises(RuleError) as info:
         FaultRule(3, {"api": ["Heartbeat", "Nope"], "error": "NOT_COORDINATOR"}, 0.0)
     assert info.value.field == "api"
+
+
+def test_control_endpoint_refuses_a_remote_peer_unless_allowed():
+    import asyncio
+
+    from kbroker.control.http import ControlServer
+
+    class Writer:
+        def __init__(self, peer):
+            self.peer, self.data, self.closed = peer, b"", False
+
+        def get_extra_info(self, name):
+            return self.peer if name == "peername" else None
+
+        def write(self, data):
+            self.data += data
+
+        async def drain(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    plane = SimpleNamespace(status=lambda: {"ok": True})
+
+    async def serve(peer, allow_remote):
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader.feed_eof()
+        writer = Writer(peer)
+        await ControlServer(plane, [], allow_remote=allow_remote)._serve(reader, writer)
+        assert writer.closed
+        return writer.data.split(b"\r\n", 1)[0]
+
+    assert asyncio.run(serve(("10.1.2.3", 5555), False)) == b"HTTP/1.1 403 Forbidden"
+    assert asyncio.run(serve(("127.0.0.1", 5555), False)) == b"HTTP/1.1 200 OK"
+    assert asyncio.run(serve(("10.1.2.3", 5555), True)) == b"HTTP/1.1 200 OK"
