@@ -737,3 +737,28 @@ def test_moved_group_coordinator_answers_not_coordinator_once_and_clients_redisc
         assert consumer.committed(tp) == 1
     finally:
         consumer.close()
+
+
+def test_trace_of_fetches_summarises_file_backed_records(broker):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    name = topic()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    for _ in range(20):
+        producer.send(name, b"v" * 5000)
+    producer.flush()
+    producer.close()
+    broker.start_trace(api="Fetch", topic=name)
+    consumer = KafkaConsumer(name, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+    try:
+        got: list[bytes] = []
+        wait_until(lambda: got.extend(r.value for rs in consumer.poll(200).values() for r in rs) or len(got) >= 20,
+                   message="20 records")
+    finally:
+        consumer.close()
+    assert got == [b"v" * 5000] * 20  # traced responses still reach the client intact
+    served = [r for r in broker.trace(api="Fetch") if r["response"]["responses"]]
+    summary = served[0]["response"]["responses"][0]["partitions"][0]["records"]
+    assert set(summary) == {"bytes"} and summary["bytes"] > 100_000
+    assert served[0]["response_bytes"] > summary["bytes"]
