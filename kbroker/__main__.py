@@ -1,6 +1,7 @@
 """``kbroker [server.properties] [--override key=value]...`` — run a broker in the foreground.
 
 With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data.
+``kbroker ctl ...`` drives a running broker's control endpoint (see kbroker.control.cli).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="set a configuration key, overriding the file (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--from-snapshot", metavar="DIR",
+                        help="start from a snapshot (POST /snapshot); the log dirs must be empty")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="write every request and response as JSON lines to FILE (kbroker.trace.file)")
     return parser.parse_args(argv)
 
 
@@ -43,11 +48,18 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
             raise ConfigError("--override", item, "expected key=value")
         key, value = item.split("=", 1)
         props[key.strip()] = value
+    if getattr(args, "trace", None):
+        props["kbroker.trace.file"] = args.trace
     return BrokerConfig(props)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:  # kbroker ctl ...: drive a running broker's control endpoint
+        from kbroker.control.cli import main as ctl_main
+
+        return ctl_main(argv[1:])
+    args = parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -58,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kbroker: {exc}", file=sys.stderr)
         return 2
+    if args.from_snapshot:
+        from kbroker.control.state import restore
+
+        try:
+            restore(args.from_snapshot, config)
+        except (ValueError, OSError) as exc:
+            print(f"kbroker: --from-snapshot: {exc}", file=sys.stderr)
+            return 2
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -87,6 +107,8 @@ async def _serve(config: BrokerConfig) -> int:
     listeners = ", ".join(f"{name}://{host}:{port}" for name, host, port in broker.advertised_endpoints())
     # The readiness line: tools and tests wait for it.
     print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
+    if broker.control.http is not None:
+        print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

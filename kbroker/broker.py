@@ -22,6 +22,8 @@ from kbroker.api import load_handlers
 from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint
+from kbroker.control.clock import make_clock
+from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -54,6 +56,7 @@ class Broker:
         self.started_at = 0.0
         self._lock_files: list[Any] = []
         self._stopping = False
+        self._replaying = False
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
         self.controller: QuorumController | None = None
@@ -63,9 +66,15 @@ class Broker:
         self.replica_manager.producer_state = ProducerStateManager()
         self.producer_ids = ProducerIdManager(self)
         self.group_coordinator: Any = None
+        # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
+        self.clock: Any = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: Any = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)
+        # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
+        self.request_hooks: Any = None
+        self.control = ControlPlane(self)
+        self.services.append(self.control)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -76,7 +85,15 @@ class Broker:
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
         metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
         self.controller = QuorumController(self.node_id, metadata_log, self.image)
-        self.controller.replay()
+        # Partitions are opened from the image the whole log leads to, not record by record: a
+        # topic deleted and created again under the same name has one directory, the newest's,
+        # which replaying the old RemoveTopicRecord would delete.
+        self._replaying = True
+        try:
+            self.controller.replay()
+        finally:
+            self._replaying = False
+        self._open_replayed_partitions()
         self.controller.bootstrap_if_empty()
         await self._bind()
         self.controller.register_broker(self.advertised_endpoints())
@@ -255,8 +272,26 @@ class Broker:
 
     # -- partitions, driven by metadata records ----------------------------------------------
 
+    def _open_replayed_partitions(self) -> None:
+        """After replay: open this broker's partitions of the image; delete the logs of partitions
+        the image no longer has (their deletion was committed but not carried out)."""
+        assert self.log_manager is not None
+        for topic in self.image.topics.values():
+            for index, state in topic.partitions.items():
+                if self.node_id in state.replicas:
+                    self._open_partition(topic.name, index)
+        for topic_name, index in list(self.log_manager.partitions()):
+            if topic_name == METADATA_TOPIC:
+                continue
+            topic = self.image.topic(topic_name)
+            if topic is None or index not in topic.partitions:
+                log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
+                self.log_manager.delete(topic_name, index)
+
     def _on_metadata_record(self, record: Any) -> None:
         name = type(record).__name__
+        if self._replaying and name in ("PartitionRecord", "PartitionChangeRecord", "RemoveTopicRecord"):
+            return  # partitions are opened from the replayed image (_open_replayed_partitions)
         if name == "PartitionRecord":
             topic = self.image.topic_by_id(record.topic_id)
             if topic is not None and self.node_id in record.replicas:

@@ -13,4 +13,6 @@ def build_services(broker: Any) -> list[Any]:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 
-    return [GroupCoordinator(broker), TransactionCoordinator(broker)]
+    clock = getattr(broker, "clock", None)  # a manual clock (kbroker.control.clock) or None
+    timer = clock.group_timer() if clock is not None else None
+    return [GroupCoordinator(broker, timer), TransactionCoordinator(broker)]

@@ -128,13 +128,14 @@ class LogManager:
                 if t == topic:
                     log.config = config
 
-    def delete(self, topic: str, partition: int) -> bool:
-        """Delete the partition: its directory is renamed now and removed in the background."""
+    def delete(self, topic: str, partition: int, *, sync: bool = True) -> bool:
+        """Delete the partition: its directory is renamed now and removed in the background.
+        ``sync=False``: the rename is not fsynced (the caller syncs the log dirs once)."""
         with self._lock:
             log = self._logs.pop((topic, partition), None)
         if log is None:
             return False
-        target = log.delete(remove=False)
+        target = log.delete(remove=False, sync=sync)
         with self._lock:
             self._pending_removal.append(target)
         if self._thread is None:

@@ -1603,16 +1603,21 @@ class PartitionLog:
                 seg.append_limits = None  # appends go through _check_usable
             self._closed = True
 
-    def delete(self, *, remove: bool = True) -> Path:
+    def delete(self, *, remove: bool = True, sync: bool = True) -> Path:
         """Topic deletion: close, rename the directory to ``<name>.<id>-delete``, then remove it.
 
-        With ``remove=False`` the renamed directory is left for the caller to remove later.
+        With ``remove=False`` the renamed directory is left for the caller to remove later. With
+        ``sync=False`` the parent directory is not fsynced (a caller deleting many logs does it
+        once per directory).
         """
         with self.lock:
+            for seg in self._segments:
+                seg.reserved_end = 0  # the files go: blocks reserved ahead need no trimming
             self.close(clean=False)
             target = self.directory.with_name(delete_dir_name(self.directory.name))
             os.replace(self.directory, target)
-            fsync_dir(target.parent)
+            if sync:
+                fsync_dir(target.parent)
         if remove:
             shutil.rmtree(target, ignore_errors=True)
         return target

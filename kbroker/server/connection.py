@@ -248,6 +248,9 @@ class KafkaConnection(asyncio.Protocol):
             and not entry.enabled(version, self.broker.config["unstable.api.versions.enable"])
         ):
             # Kafka closes the connection on an API or version it does not serve.
+            if self.broker.request_hooks is not None:
+                self.broker.request_hooks.refused(self, header.request_api_key, header.request_api_version,
+                                                  header.correlation_id, header.client_id, "connection closed")
             log.info(
                 "closing connection from %s: unsupported api %s version %s",
                 self.peer, header.request_api_key, header.request_api_version,
@@ -260,8 +263,12 @@ class KafkaConnection(asyncio.Protocol):
         self._request_bytes += slot.size
         self.limits.request_started()
         ctx = RequestContext(self.broker, self, header)
+        handler = entry.handler
+        hooks = self.broker.request_hooks  # faults, pause, trace (kbroker.control): None unless set
+        if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:
+            return
         try:
-            result = entry.handler(ctx, body)
+            result = handler(ctx, body)
         except Exception as exc:
             self._handler_failed(slot, body, exc)
             return
@@ -344,6 +351,11 @@ class KafkaConnection(asyncio.Protocol):
             self._update_reading()
 
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
+        if self.broker.request_hooks is not None:  # the trace records what a client was refused
+            header = getattr(exc, "header", None)
+            self.broker.request_hooks.refused(self, exc.api_key, exc.api_version,
+                                              getattr(exc, "correlation_id", None),
+                                              getattr(header, "client_id", None), str(exc))
         if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
             # An ApiVersions version we do not know: answer with a v0 body carrying
             # UNSUPPORTED_VERSION and our ApiVersions range, as Kafka does.

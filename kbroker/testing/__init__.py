@@ -12,6 +12,14 @@ Synchronous code (the broker runs its own event loop on a thread)::
 
 Both default to an ephemeral port on 127.0.0.1 and a temporary data directory removed on exit;
 ``config`` takes any ``server.properties`` keys.
+
+Test controls (see :mod:`kbroker.control`): ``faults=[{"api": "Produce", "error":
+"NOT_LEADER_OR_FOLLOWER", "count": 1}]`` installs fault rules before the first client connects;
+``add_fault``, ``faults``, ``fired``, ``remove_fault``, ``clear_faults``, ``pause``/``resume``,
+``start_trace``/``trace``/``negotiation``, ``reset``, ``snapshot`` change and inspect the running
+broker; ``snapshot=DIR`` starts from a snapshot; ``clock="manual"`` gives the coordinators a clock
+that moves only on ``advance(ms)``; ``control=True`` also opens the HTTP control endpoint on an
+ephemeral loopback port (``control_url``).
 """
 
 from __future__ import annotations
@@ -44,19 +52,173 @@ def _config(config: Mapping[str, str] | None, data_dir: str) -> BrokerConfig:
     return BrokerConfig(props)
 
 
-class EmbeddedBroker:
+class _Controls:
+    """The test controls shared by :class:`EmbeddedBroker` and :class:`BrokerThread`; each call
+    runs on the broker's loop (``_on_loop``)."""
+
+    broker: Any
+
+    def _on_loop(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _plane(self) -> Any:
+        if self.broker is None:
+            raise RuntimeError("the broker is not running")
+        return self.broker.control
+
+    def add_fault(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> int:
+        """Add a fault rule (fields as for ``POST /faults``); returns its id. Raises
+        :class:`kbroker.control.faults.RuleError` (naming the field) for a bad rule."""
+        rule = dict(spec or {}, **fields)
+        return self._on_loop(lambda: self._plane().add_faults(rule)[0]["id"])
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules, each with ``matched`` and ``fired`` counts."""
+        return self._on_loop(lambda: self._plane().list_faults())
+
+    def fault(self, rule_id: int) -> dict[str, Any]:
+        for rule in self.faults():
+            if rule["id"] == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def fired(self, rule_id: int | None = None) -> list[dict[str, Any]]:
+        """The firings (newest last): rule, api, version, correlation id, client id, connection."""
+        return self._on_loop(lambda: self._plane().fired(rule_id))
+
+    def remove_fault(self, rule_id: int) -> bool:
+        return self._on_loop(lambda: self._plane().remove_fault(rule_id))
+
+    def clear_faults(self) -> int:
+        return self._on_loop(lambda: self._plane().clear_faults())
+
+    def pause(self) -> None:
+        """Stop serving: requests queue (in order) until :meth:`resume`."""
+        self._on_loop(lambda: self._plane().pause())
+
+    def resume(self) -> None:
+        self._on_loop(lambda: self._plane().resume())
+
+    def start_trace(self, path: str | None = None, **filters: Any) -> None:
+        """Trace every request (filters: ``api``, ``client_id``, ``topic``), to ``path`` if given."""
+        from kbroker.control.trace import validate_filters
+
+        checked = validate_filters(filters)
+        self._on_loop(lambda: self._plane().start_trace(path, checked))
+
+    def stop_trace(self) -> None:
+        self._on_loop(lambda: self._plane().stop_trace())
+
+    def trace(self, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        from kbroker.control.trace import validate_filters
+
+        checked = validate_filters(filters)
+
+        def read() -> list[dict[str, Any]]:
+            tracer = self._plane().tracer
+            if tracer is None:
+                raise RuntimeError("the trace is off: call start_trace() first")
+            return tracer.records(checked, limit)
+
+        return self._on_loop(read)
+
+    def negotiation(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            tracer = self._plane().tracer
+            if tracer is None:
+                raise RuntimeError("the trace is off: call start_trace() first")
+            return tracer.negotiation(None if client_id is None else [client_id])
+
+        return self._on_loop(read)
+
+    def set_disk_full(self, full: bool = True) -> None:
+        """Appends fail with ENOSPC (Produce: KAFKA_STORAGE_ERROR) until called with False."""
+        self._on_loop(lambda: self._plane().set_disk_full(full))
+
+    def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
+        """A new leader epoch for the partition; the next Produce to it gets NOT_LEADER_OR_FOLLOWER."""
+        return self._on_loop(lambda: self._plane().move_leadership(topic, partition))
+
+    def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None) -> dict[str, Any]:
+        """The next request to the group's (or transactional id's) coordinator gets NOT_COORDINATOR."""
+        return self._on_loop(lambda: self._plane().move_coordinator(group=group, transactional_id=transactional_id))
+
+    def advance(self, ms: int) -> int:
+        """Move a manual clock (``clock="manual"``) forward; timers due run at once. Returns the
+        number of timers that ran."""
+        def run() -> int:
+            clock = self.broker.clock if self.broker is not None else None
+            if clock is None:
+                raise RuntimeError("the broker's clock is not manual: start it with clock='manual'")
+            return clock.advance(ms)
+
+        return self._on_loop(run)
+
+    def reset(self, drop_connections: bool = False) -> Any:
+        """Delete every topic, group, transaction and producer state, fault rule and pause: a fresh
+        broker on the same ports (awaitable on :class:`EmbeddedBroker`). Returns what was deleted."""
+        return self._on_loop(lambda: self._plane().reset(drop_connections=drop_connections))
+
+    def snapshot(self, path: str) -> Any:
+        """Copy the broker's whole state to the directory ``path`` (empty or absent); start a broker
+        from it with ``snapshot=path`` (awaitable on :class:`EmbeddedBroker`)."""
+        return self._on_loop(lambda: self._plane().snapshot(path))
+
+    @property
+    def control_url(self) -> str:
+        """The HTTP control endpoint (start with ``control=True`` or kbroker.control.listeners)."""
+        http = self._plane().http
+        if http is None:
+            raise RuntimeError("no control endpoint: start the broker with control=True")
+        return http.url
+
+
+def _control_config(config: Mapping[str, str] | None, control: bool, trace: str | None,
+                    clock: str | None = None) -> dict[str, str]:
+    props = dict(config or {})
+    if clock is not None:
+        props["kbroker.clock"] = clock
+    if control and "kbroker.control.listeners" not in props:
+        props["kbroker.control.listeners"] = "127.0.0.1:0"
+    if trace is not None:
+        props["kbroker.trace.file"] = trace
+    return props
+
+
+class EmbeddedBroker(_Controls):
     """A broker on the running event loop."""
 
-    def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None) -> None:
+    def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
+                 faults: list[Mapping[str, Any]] | None = None, control: bool = False,
+                 trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kbroker-")
-        self.config = _config(config, self.data_dir)
+        self.config = _config(_control_config(config, control, trace, clock), self.data_dir)
+        self._snapshot = snapshot
         self.broker: Any = None
+        self._initial_faults = list(faults or [])
+        if self._initial_faults:  # a bad rule fails here, before anything starts
+            from kbroker.control.faults import FaultInjector
+
+            FaultInjector().add_many(self._initial_faults)
+
+    def _on_loop(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
 
     async def start(self) -> EmbeddedBroker:
         from kbroker.broker import Broker
 
+        if self._snapshot is not None:
+            from kbroker.control.state import restore
+
+            try:
+                restore(self._snapshot, self.config)
+            except BaseException:
+                self._cleanup()
+                raise
         self.broker = Broker(self.config)
+        if self._initial_faults:
+            self.broker.control.add_faults(self._initial_faults)
         try:
             await self.broker.start()
         except BaseException:
@@ -86,11 +248,14 @@ class EmbeddedBroker:
         await self.stop()
 
 
-class BrokerThread:
+class BrokerThread(_Controls):
     """A broker with its own event loop on a daemon thread, for synchronous code."""
 
-    def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None) -> None:
-        self.embedded = EmbeddedBroker(config, data_dir)
+    def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
+                 faults: list[Mapping[str, Any]] | None = None, control: bool = False,
+                 trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
+        self.embedded = EmbeddedBroker(config, data_dir, faults=faults, control=control, trace=trace,
+                                       snapshot=snapshot, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -138,6 +303,9 @@ class BrokerThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._loop = None
+
+    def _on_loop(self, fn: Any, *args: Any) -> Any:
+        return self.call(fn, *args)
 
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the broker's loop and return its result (for tests)."""

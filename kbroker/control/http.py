@@ -1,0 +1,429 @@
+"""The control endpoint: HTTP/1.1 + JSON on loopback, for tests written in any language.
+
+Off unless ``kbroker.control.listeners`` names at least one ``host:port`` (``http://`` prefix
+allowed, port 0 for an ephemeral one). It binds only loopback addresses and refuses connections
+from elsewhere (403) unless ``kbroker.control.allow.remote=true``; it never shares a Kafka
+listener's port. One request per connection (``Connection: close``); bodies are JSON objects.
+
+Routes (all answers are JSON objects; errors are ``{"error": message, "field": name}``)::
+
+    GET    /status
+    POST   /faults              {"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "count": 1}
+                                -> {"id": 1, "rule": {...}}; a list of rules -> {"ids": [...], ...}
+    GET    /faults              -> {"faults": [{... "matched": n, "fired": n}]}
+    GET    /faults/fired        -> {"fired": [{"rule": 1, "api": "Produce", ...}]}  (?rule=1)
+    DELETE /faults/{id}         -> {"deleted": 1}   (404 if there is no such rule)
+    DELETE /faults              -> {"deleted": n}
+    POST   /pause, /resume      serving paused (requests queue) / resumed
+    POST   /disk                {"full": true}: appends fail with ENOSPC (KAFKA_STORAGE_ERROR) until false
+    POST   /leadership          {"topic": "t", "partition": 0}: a new leader epoch (re-elected here);
+                                the next Produce to it gets NOT_LEADER_OR_FOLLOWER once
+    POST   /coordinator         {"group": "g"} or {"transactional_id": "t"}: the next request to
+                                that coordinator gets NOT_COORDINATOR once
+    POST   /clock/advance       {"ms": 45000}  (409 unless the broker runs a manual clock)
+    POST   /reset               {"connections": "keep" | "drop"}
+    POST   /snapshot            {"path": "/dir"}
+    POST   /trace               {"path": "/file.jsonl", "api": [...], "client_id": [...], "topic": [...]}
+    DELETE /trace
+    GET    /trace               ?api=Produce&client_id=x&topic=t&limit=n -> {"records": [...]}
+    GET    /negotiation         ?client_id=x -> the clients' version negotiation
+
+Bad input (unknown route field, API or error name, negative count, a body that is not JSON)
+gets a 400 naming the field, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from kbroker.control.faults import RuleError
+
+log = logging.getLogger("kbroker.control")
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def parse_listener(item: str) -> tuple[str, int]:
+    """``host:port`` or ``http://host:port`` (IPv6 in brackets) -> (host, port)."""
+    text = item.strip()
+    if "://" in text:
+        scheme, text = text.split("://", 1)
+        if scheme.lower() != "http":
+            raise ValueError(f"{item!r}: only http:// is served")
+    text = text.rstrip("/")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.lstrip(":")
+    else:
+        host, _, port_text = text.rpartition(":")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{item!r}: expected host:port")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ControlServer:
+    def __init__(self, plane: Any, listeners: list[str], *, allow_remote: bool = False) -> None:
+        self.plane = plane
+        self.allow_remote = allow_remote
+        self.listeners = listeners
+        self.servers: list[asyncio.base_events.Server] = []
+        self.bound: list[tuple[str, int]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        host, port = self.bound[0]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        from kbroker.broker import StartupError
+
+        broker = self.plane.broker
+        kafka_ports = {port for _host, port in broker.bound.values()}
+        for item in self.listeners:
+            try:
+                host, port = parse_listener(item)
+            except ValueError as exc:
+                raise StartupError(f"kbroker.control.listeners: {exc}") from None
+            if not self.allow_remote and not is_loopback(host):
+                raise StartupError(f"kbroker.control.listeners: {item!r} is not a loopback address "
+                                   "(set kbroker.control.allow.remote=true to serve it elsewhere)")
+            if port and port in kafka_ports:
+                raise StartupError(f"kbroker.control.listeners: {item!r} is a Kafka listener's port")
+            try:
+                server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on control listener {item}: {exc.strerror}") from None
+            self.servers.append(server)
+            self.bound.append(server.sockets[0].getsockname()[:2])
+        log.info("control endpoint on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
+        self.servers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            peer = writer.get_extra_info("peername")
+            if not self.allow_remote and (not peer or not is_loopback(str(peer[0]))):
+                log.warning("control request from %s refused: not loopback", peer)
+                await self._respond(writer, 403, {"error": "the control endpoint serves loopback only"})
+                return
+            try:
+                method, target, body = await self._read_request(reader)
+                status, payload = await self._route(method, target, body)
+            except HttpError as exc:
+                status, payload = exc.status, {"error": str(exc)}
+                if exc.field is not None:
+                    payload["field"] = exc.field
+            except RuleError as exc:
+                status, payload = 400, {"error": str(exc), "field": exc.field}
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            except Exception as exc:
+                log.exception("control request failed")
+                status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+            await self._respond(writer, status, payload)
+        finally:
+            writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise HttpError(400, "request head too large") from None
+        if len(head) > MAX_HEADER_BYTES:
+            raise HttpError(400, "request head too large")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise HttpError(400, "malformed request line")
+        method, target = parts[0].upper(), parts[1]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise HttpError(411, "chunked bodies are not accepted: send Content-Length")
+        length_text = headers.get("content-length", "0")
+        if not length_text.isdigit():
+            raise HttpError(400, "bad Content-Length")
+        length = int(length_text)
+        if length > MAX_BODY_BYTES:
+            raise HttpError(413, "body too large")
+        body = await reader.readexactly(length) if length else b""
+        return method, target, body
+
+    async def _respond(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+        try:
+            writer.write(head + data)
+            await writer.drain()
+        except ConnectionError:
+            pass
+
+    # -- routes -------------------------------------------------------------------------------
+
+    async def _route(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
+        url = urlsplit(target)
+        path = [unquote(p) for p in url.path.strip("/").split("/") if p]
+        query = {k: v for k, v in parse_qs(url.query).items()}
+        plane = self.plane
+        key = "/".join(path[:1])
+        handlers: dict[tuple[str, str], Callable[[list[str], dict[str, list[str]], bytes],
+                                                 Awaitable[tuple[int, Any]] | tuple[int, Any]]] = {
+            ("GET", "status"): lambda p, q, b: (200, plane.status()),
+            ("POST", "faults"): self._post_faults,
+            ("GET", "faults"): self._get_faults,
+            ("DELETE", "faults"): self._delete_faults,
+            ("POST", "pause"): lambda p, q, b: (200, _do(plane.pause, {"paused": True})),
+            ("POST", "resume"): lambda p, q, b: (200, _do(plane.resume, {"paused": False})),
+            ("POST", "disk"): self._post_disk,
+            ("POST", "leadership"): self._post_leadership,
+            ("POST", "coordinator"): self._post_coordinator,
+            ("POST", "clock"): self._post_clock,
+            ("POST", "reset"): self._post_reset,
+            ("POST", "snapshot"): self._post_snapshot,
+            ("POST", "trace"): self._post_trace,
+            ("DELETE", "trace"): lambda p, q, b: (200, _do(plane.stop_trace, {"trace": False})),
+            ("GET", "trace"): self._get_trace,
+            ("GET", "negotiation"): self._get_negotiation,
+        }
+        handler = handlers.get((method, key))
+        if handler is None:
+            if any(k == key for _m, k in handlers):
+                raise HttpError(405, f"{method} not allowed on /{key}")
+            raise HttpError(404, f"no such endpoint: {url.path}")
+        result = handler(path[1:], query, body)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result  # type: ignore[return-value]
+
+    def _post_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if rest:
+            raise HttpError(404, f"no such endpoint: /faults/{'/'.join(rest)}")
+        spec = _json_body(body, required=True)
+        rules = self.plane.add_faults(spec)
+        if isinstance(spec, list):
+            return 200, {"ids": [r["id"] for r in rules], "rules": rules}
+        return 200, {"id": rules[0]["id"], "rule": rules[0]}
+
+    def _get_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if rest == ["fired"]:
+            rule = _int_query(query, "rule")
+            return 200, {"fired": self.plane.fired(rule)}
+        if len(rest) == 1:
+            rule_id = _rule_id(rest[0])
+            for rule in self.plane.list_faults():
+                if rule["id"] == rule_id:
+                    return 200, rule
+            raise HttpError(404, f"no fault rule {rule_id}", "id")
+        if rest:
+            raise HttpError(404, "no such endpoint")
+        return 200, {"faults": self.plane.list_faults()}
+
+    def _delete_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if not rest:
+            return 200, {"deleted": self.plane.clear_faults()}
+        if len(rest) != 1:
+            raise HttpError(404, "no such endpoint")
+        rule_id = _rule_id(rest[0])
+        if not self.plane.remove_fault(rule_id):
+            raise HttpError(404, f"no fault rule {rule_id}", "id")
+        return 200, {"deleted": rule_id}
+
+    def _post_disk(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"full"})
+        full = spec.get("full")
+        if not isinstance(full, bool):
+            raise HttpError(400, f"expected true or false, got {full!r}", "full")
+        self.plane.set_disk_full(full)
+        return 200, {"disk_full": full}
+
+    def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"topic", "partition"})
+        topic, partition = spec.get("topic"), spec.get("partition")
+        if not isinstance(topic, str) or not topic:
+            raise HttpError(400, "expected a topic name", "topic")
+        if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
+            raise HttpError(400, f"expected a partition index, got {partition!r}", "partition")
+        try:
+            return 200, self.plane.move_leadership(topic, partition)
+        except KeyError as exc:
+            raise HttpError(404, str(exc.args[0]), "topic") from None
+
+    def _post_coordinator(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"group", "transactional_id"})
+        for name in ("group", "transactional_id"):
+            if name in spec and (not isinstance(spec[name], str) or not spec[name]):
+                raise HttpError(400, f"expected a non-empty string, got {spec[name]!r}", name)
+        return 200, self.plane.move_coordinator(group=spec.get("group"),
+                                                transactional_id=spec.get("transactional_id"))
+
+    def _post_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if rest != ["advance"]:
+            raise HttpError(404, "no such endpoint: use /clock/advance")
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"ms"})
+        ms = spec.get("ms")
+        if isinstance(ms, bool) or not isinstance(ms, int):
+            raise HttpError(400, f"expected an integer number of milliseconds, got {ms!r}", "ms")
+        if ms < 0:
+            raise HttpError(400, f"must be >= 0, got {ms}", "ms")
+        clock = getattr(self.plane.broker, "clock", None)
+        if clock is None or not getattr(clock, "manual", False):
+            raise HttpError(409, "the broker's clock is not manual (start it with kbroker.clock=manual)")
+        clock.advance(ms)
+        return 200, {"now_ms": clock.now_ms()}
+
+    async def _post_reset(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=False) or {}
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"connections"})
+        connections = spec.get("connections", "keep")
+        if connections not in ("keep", "drop"):
+            raise HttpError(400, f"expected keep or drop, got {connections!r}", "connections")
+        reset = getattr(self.plane, "reset", None)
+        if reset is None:
+            raise HttpError(404, "reset is not available in this build")
+        return 200, await reset(drop_connections=connections == "drop")
+
+    async def _post_snapshot(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        spec = _json_body(body, required=True)
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"path"})
+        path = spec.get("path")
+        if not isinstance(path, str) or not path:
+            raise HttpError(400, "expected a directory path", "path")
+        snapshot = getattr(self.plane, "snapshot", None)
+        if snapshot is None:
+            raise HttpError(404, "snapshot is not available in this build")
+        try:
+            return 200, await snapshot(path)
+        except (OSError, ValueError) as exc:
+            raise HttpError(400, str(exc), "path") from None
+
+    def _post_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        from kbroker.control.trace import validate_filters
+
+        spec = _json_body(body, required=False) or {}
+        if not isinstance(spec, dict):
+            raise HttpError(400, "expected a JSON object", "body")
+        _check_fields(spec, {"path", "api", "client_id", "topic"})
+        path = spec.get("path")
+        if path is not None and (not isinstance(path, str) or not path):
+            raise HttpError(400, "expected a file path", "path")
+        filters = validate_filters({k: v for k, v in spec.items() if k != "path"})
+        if path is not None:
+            try:
+                open(path, "a").close()  # noqa: SIM115 - checks the file can be written before tracing
+            except OSError as exc:
+                raise HttpError(400, f"cannot write {path}: {exc.strerror}", "path") from None
+        self.plane.start_trace(path, filters)
+        return 200, {"trace": True, "path": path}
+
+    def _get_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        from kbroker.control.trace import validate_filters
+
+        tracer = self.plane.tracer
+        if tracer is None:
+            raise HttpError(409, "the trace is off: POST /trace (or start with --trace) first")
+        limit = _int_query(query, "limit")
+        filters = validate_filters({k: v for k, v in query.items() if k != "limit"})
+        return 200, {"records": tracer.records(filters, limit)}
+
+    def _get_negotiation(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        tracer = self.plane.tracer
+        if tracer is None:
+            raise HttpError(409, "the trace is off: POST /trace (or start with --trace) first")
+        _check_fields(query, {"client_id"})
+        client_ids = query.get("client_id")
+        return 200, {"clients": tracer.negotiation(client_ids)}
+
+
+def _do(fn: Callable[[], Any], result: Any) -> Any:
+    fn()
+    return result
+
+
+def _json_body(body: bytes, *, required: bool) -> Any:
+    if not body.strip():
+        if required:
+            raise HttpError(400, "a JSON body is required", "body")
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"the body is not JSON: {exc}", "body") from None
+
+
+def _check_fields(spec: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise HttpError(400, f"unknown field {unknown[0]!r}", unknown[0])
+
+
+def _rule_id(text: str) -> int:
+    if not text.isdigit():
+        raise HttpError(400, f"expected a rule id, got {text!r}", "id")
+    return int(text)
+
+
+def _int_query(query: dict[str, list[str]], name: str) -> int | None:
+    values = query.get(name)
+    if not values:
+        return None
+    if not values[-1].isdigit():
+        raise HttpError(400, f"expected a non-negative integer, got {values[-1]!r}", name)
+    return int(values[-1])
