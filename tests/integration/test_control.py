@@ -357,9 +357,11 @@ def test_negotiation_report(broker):
     wire = Wire(broker.bootstrap_servers)
     broker.start_trace()
     try:
-        # ApiVersions v5: answered with UNSUPPORTED_VERSION; then v3 with our ranges
-        with pytest.raises(Exception):  # noqa: B017, PT011 - the v0-shaped answer does not decode as v5
-            wire.call(18, 5, client_software_name="w", client_software_version="1")
+        # ApiVersions v5, then InitProducerId v6 (unstable: not served, the connection is closed);
+        # then another connection with ApiVersions v3 and a Metadata.
+        wire.call(18, 5, client_software_name="w", client_software_version="1")
+        with pytest.raises(ConnectionError):
+            wire.call(22, 6, transactional_id=None, transaction_timeout_ms=1000, producer_id=-1, producer_epoch=-1)
         wire.close()
         wire = Wire(broker.bootstrap_servers)
         wire.call(18, 3, client_software_name="wire-sw", client_software_version="9.9")
@@ -369,8 +371,8 @@ def test_negotiation_report(broker):
     clients = broker.negotiation("wire-test")
     assert len(clients) == 2
     refused, good = clients
-    assert refused["refused"][0]["api"] == "ApiVersions" and refused["refused"][0]["version"] == 5
-    assert refused["api_versions"] == [{"asked": 5, "error": "UNSUPPORTED_VERSION"}]
+    assert refused["refused"][0]["api"] == "InitProducerId" and refused["refused"][0]["version"] == 6
+    assert [(a["asked"], a["error"]) for a in refused["api_versions"]] == [(5, "NONE")]
     assert good["client_software"] == {"name": "wire-sw", "version": "9.9"}
     assert good["api_versions"][0]["asked"] == 3 and good["api_versions"][0]["error"] == "NONE"
     assert good["used"]["Metadata"] == [12]
