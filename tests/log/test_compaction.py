@@ -114,6 +114,27 @@ def test_second_pass_cleans_new_dirty_data_against_clean_part(tmp_path):
     assert records(log) == expected_after_clean(written, end, drop_tombstones=False)
 
 
+def test_records_below_log_start_are_cleaned_against_the_dirty_part_only(tmp_path):
+    # Kafka's first dirty offset is the log start when the log start passed the cleaner's
+    # checkpoint, and its key -> offset map only holds records from there: a record below the
+    # log start goes only if its key comes again at or after the log start.
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "t-0", COMPACT, clock=clock)
+    now_ms = int(clock.now * 1000)
+    log.append(make_batch([(b"a", b"a1", now_ms), (b"a", b"a2", now_ms), (b"b", b"b1", now_ms), (b"b", b"b2", now_ms)]))
+    log.high_watermark = log.log_end_offset
+    assert log.advance_log_start(3) == 3
+    log.roll()
+    log.append(make_batch([(b"c", b"c1", now_ms)]))
+    log.high_watermark = log.log_end_offset
+    result = clean_log(log)
+    assert result is not None and result.records_removed == 1 and result.end_offset == 4
+    # The batch straddling the log start is read whole (as Kafka does): offsets 0 and 1 stay,
+    # offset 2 (b, superseded by offset 3) goes.
+    assert records(log) == [(0, b"a", False), (1, b"a", False), (3, b"b", False), (4, b"c", False)]
+    assert log.cleaner_offset == 4
+
+
 def test_nothing_to_clean_without_compact_policy_or_below_dirty_ratio(tmp_path):
     log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=1500))
     write(log, random.Random(1), 100)
