@@ -37,7 +37,8 @@ def rebuild_batch(batch: bytes, kept: list[Record], *, delete_horizon_ms: int | 
     """``batch`` with only the ``kept`` records (which must come from it, in order).
 
     With ``delete_horizon_ms`` the batch gets a delete horizon (attribute bit 6, baseTimestamp =
-    the horizon) and keeps its maxTimestamp.
+    the horizon; record timestamps are unchanged); a control batch keeps its maxTimestamp, a data
+    batch takes the largest timestamp of the kept records.
     """
     header = parse_header(batch)
     log_append_time = header.max_timestamp if header.is_log_append_time else None
@@ -54,6 +55,6 @@ def rebuild_batch(batch: bytes, kept: list[Record], *, delete_horizon_ms: int | 
         log_append_time=log_append_time,
         partition_leader_epoch=header.partition_leader_epoch,
         last_offset_delta=header.last_offset_delta,
-        max_timestamp=header.max_timestamp if delete_horizon_ms is not None else None,
+        max_timestamp=header.max_timestamp if delete_horizon_ms is not None and header.is_control else None,
         delete_horizon_ms=delete_horizon_ms,
     )

@@ -10,10 +10,15 @@ One pass over a partition log, run by the maintenance thread:
 2. Without the lock, map each key of the dirty part to its latest offset, then rewrite the
    cleanable segments, grouped into runs that fit in ``segment.bytes``, each group that loses a
    record (or has several members) into one ``<first base>.log.cleaned`` (and indexes; the
-   ``.txnindex`` carries the aborted transactions of the segments it replaces). A record is
-   kept if no later record has its key; a tombstone (null value) that is kept is dropped once its
-   timestamp is ``delete.retention.ms`` old. Records without a key are kept. Offsets never change
-   (gaps are allowed); a rebuilt batch keeps its baseOffset and lastOffsetDelta.
+   ``.txnindex`` carries the aborted transactions of the segments it replaces). As in Kafka, the
+   key map covers only the dirty part, from the first dirty offset (the cleaner offset, or the
+   log start if that is later) to the end of the pass; a record is kept unless the map holds a
+   later offset for its key (so records below the log start that no pass has mapped are not
+   compared with each other). Tombstones (null values) follow Kafka's rule for v2 batches: a
+   batch that keeps a tombstone and has no delete horizon gets one (attribute bit 6, baseTimestamp
+   = now + ``delete.retention.ms``), and a pass at or after that horizon drops its tombstones.
+   Records without a key are kept. Offsets never change (gaps are allowed); a rebuilt batch keeps
+   its baseOffset and lastOffsetDelta.
 3. Under the lock again, if the segments are unchanged, swap each group (see `_swap`): the
    rename of the new log to ``.swap`` is the commit point. A crash before it leaves the old
    segments (``.cleaned`` files are removed at open); after it, opening completes the swap using
@@ -229,7 +234,6 @@ def _clean_group(
     are kept. The future delete horizons of the markers left in the output go into ``horizons``.
     """
     retention = log.config.delete_retention_ms
-    horizon = now_ms - retention
     output: list[bytes] = []
     kept_markers: set[int] = set()  # offsets of the control batches the output keeps
     removed = 0
@@ -254,20 +258,28 @@ def _clean_group(
                 kept_markers.add(header.base_offset)
                 continue
             records = list(batch_records.iter_records(data))
+            batch_horizon = header.base_timestamp if header.has_delete_horizon else None
             if txn is not None and txn.discard(header.base_offset):
                 kept = []
             else:
+                # Tombstones go once the batch's delete horizon has passed (Kafka's v2 rule).
+                drop_tombstones = batch_horizon is not None and batch_horizon <= now_ms
                 kept = [
                     r
                     for r in records
                     if r.key is None
-                    or (latest.get(r.key, -1) <= r.offset and not (r.value is None and r.timestamp <= horizon))
+                    or (latest.get(r.key, -1) <= r.offset and not (r.value is None and drop_tombstones))
                 ]
             removed += len(records) - len(kept)
-            if len(kept) == len(records):
+            if batch_horizon is None and any(r.value is None and r.key is not None for r in kept):
+                # A kept tombstone: the batch gets its delete horizon, now + delete.retention.ms.
+                batch_horizon = now_ms + retention
+                output.append(batch_records.rebuild_batch(data, kept, delete_horizon_ms=batch_horizon))
+                changed = True
+            elif len(kept) == len(records):
                 output.append(data)
             elif kept or (txn is not None and txn.keep_empty(header.base_offset, header.producer_id)):
-                output.append(batch_records.rebuild_batch(data, kept))
+                output.append(batch_records.rebuild_batch(data, kept, delete_horizon_ms=batch_horizon))
     if not removed and not changed and len(group) == 1:
         return None, 0
     first = group[0][0]

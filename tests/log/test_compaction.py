@@ -11,7 +11,7 @@ from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
-from protocol.record_batch import validate_batch
+from protocol.record_batch import parse_header, validate_batch
 
 NOW = 10_000_000
 COMPACT = LogConfig(
@@ -55,7 +55,9 @@ def write(log: PartitionLog, rng: random.Random, count: int, *, compression: int
     return written
 
 
-def expected_after_clean(written, end_offset, *, drop_tombstones):
+def expected_after_clean(written, end_offset, *, tombstones_gone_below=0):
+    """What a pass up to ``end_offset`` keeps; tombstones below ``tombstones_gone_below`` were
+    kept by an earlier pass that gave their batch a delete horizon which has passed since."""
     latest = {}
     for offset, key, _ in written:
         if offset < end_offset:
@@ -64,7 +66,7 @@ def expected_after_clean(written, end_offset, *, drop_tombstones):
     for offset, key, value in written:
         if offset >= end_offset:
             out.append((offset, key, value is None))
-        elif latest[key] == offset and not (value is None and drop_tombstones):
+        elif latest[key] == offset and not (value is None and offset < tombstones_gone_below):
             out.append((offset, key, value is None))
     return out
 
@@ -79,8 +81,8 @@ def test_compaction_keeps_latest_per_key_and_offsets(tmp_path, compression):
     assert result is not None and result.records_removed > 0
     end = log.active_segment.base_offset
     assert result.end_offset == end
-    # Tombstones are younger than delete.retention.ms: kept.
-    assert records(log) == expected_after_clean(written, end, drop_tombstones=False)
+    # Tombstones are kept by the pass that first sees them; their batches get a delete horizon.
+    assert records(log) == expected_after_clean(written, end)
     assert log.log_end_offset == leo
     # Reading from any offset in a gap: the first batch reaches it, the next kept record is found.
     kept = [o for o, _, _ in records(log)]
@@ -89,15 +91,17 @@ def test_compaction_keeps_latest_per_key_and_offsets(tmp_path, compression):
         batches = split_batches(log.read(offset, 10**6).read())
         assert batches[0][1] >= offset
         assert min(r.offset for _, _, raw in batches for r in iter_records(raw) if r.offset >= offset) == first
-    # Later: tombstones have been visible long enough and go on the next pass.
+    # Later: the horizon has passed and those tombstones go on the next pass; the ones this
+    # pass sees first (in the segment that was active) stay.
+    first_end = end
     clock.now += 2
     log.roll()
     end = log.log_end_offset
     assert clean_log(log) is not None
-    assert records(log) == expected_after_clean(written, end, drop_tombstones=True)
+    assert records(log) == expected_after_clean(written, end, tombstones_gone_below=first_end)
     log.close()
     reopened = PartitionLog.open(tmp_path / "t-0", COMPACT, clock=clock)
-    assert records(reopened) == expected_after_clean(written, end, drop_tombstones=True)
+    assert records(reopened) == expected_after_clean(written, end, tombstones_gone_below=first_end)
     assert reopened.cleaner_offset == end
 
 
@@ -111,7 +115,62 @@ def test_second_pass_cleans_new_dirty_data_against_clean_part(tmp_path):
     written += write(log, rng, 200, now_ms=now_ms)
     clean_log(log)
     end = log.active_segment.base_offset
-    assert records(log) == expected_after_clean(written, end, drop_tombstones=False)
+    assert records(log) == expected_after_clean(written, end)
+
+
+def test_records_below_log_start_are_cleaned_against_the_dirty_part_only(tmp_path):
+    # Kafka's first dirty offset is the log start when the log start passed the cleaner's
+    # checkpoint, and its key -> offset map only holds records from there: a record below the
+    # log start goes only if its key comes again at or after the log start.
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "t-0", COMPACT, clock=clock)
+    now_ms = int(clock.now * 1000)
+    log.append(make_batch([(b"a", b"a1", now_ms), (b"a", b"a2", now_ms), (b"b", b"b1", now_ms), (b"b", b"b2", now_ms)]))
+    log.high_watermark = log.log_end_offset
+    assert log.advance_log_start(3) == 3
+    log.roll()
+    log.append(make_batch([(b"c", b"c1", now_ms)]))
+    log.high_watermark = log.log_end_offset
+    result = clean_log(log)
+    assert result is not None and result.records_removed == 1 and result.end_offset == 4
+    # The batch straddling the log start is read whole (as Kafka does): offsets 0 and 1 stay,
+    # offset 2 (b, superseded by offset 3) goes.
+    assert records(log) == [(0, b"a", False), (1, b"a", False), (3, b"b", False), (4, b"c", False)]
+    assert log.cleaner_offset == 4
+
+
+def test_tombstone_goes_one_delete_retention_after_the_pass_that_first_keeps_it(tmp_path):
+    # Kafka's rule for v2 batches: the record's own timestamp does not matter (here it is far in
+    # the past); the first pass that keeps a tombstone gives its batch a delete horizon, now +
+    # delete.retention.ms, and only a pass at or after that horizon drops it.
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "t-0", COMPACT, clock=clock)
+    log.append(make_batch([(b"a", b"a1", 5), (b"b", None, 5), (b"c", b"c1", 5)]))
+    log.append(make_batch([(b"a", None, 6), (b"d", b"d1", 7)]))
+    log.roll()
+    log.append(make_batch([(b"e", b"e1", 8)]))
+    log.high_watermark = log.log_end_offset
+    assert clean_log(log) is not None
+    now_ms = int(clock.now * 1000)
+    assert records(log) == [(1, b"b", True), (2, b"c", False), (3, b"a", True), (4, b"d", False), (5, b"e", False)]
+    headers = [parse_header(raw) for _, _, raw in split_batches(log.read(0, 10**6).read())]
+    assert [(h.base_offset, h.has_delete_horizon, h.base_timestamp) for h in headers] == [
+        (0, True, now_ms + 1000), (3, True, now_ms + 1000), (5, False, 8)]
+    # Record timestamps are unchanged under the new base timestamp.
+    assert [r.timestamp for _, _, raw in split_batches(log.read(0, 10**6).read()) for r in iter_records(raw)] == [5, 5, 6, 7, 8]
+
+    def dirty_pass(key: bytes) -> None:
+        log.roll()
+        log.append(make_batch([(key, b"x", 9)]))
+        log.high_watermark = log.log_end_offset
+        assert clean_log(log) is not None
+
+    clock.now = 10_000.999  # just before the horizon: kept
+    dirty_pass(b"f")
+    assert (1, b"b", True) in records(log) and (3, b"a", True) in records(log)
+    clock.now = 10_001.0
+    dirty_pass(b"g")
+    assert records(log) == [(2, b"c", False), (4, b"d", False), (5, b"e", False), (6, b"f", False), (7, b"g", False)]
 
 
 def test_nothing_to_clean_without_compact_policy_or_below_dirty_ratio(tmp_path):
@@ -160,16 +219,18 @@ def test_cleaner_output_is_dropped_if_log_changed(tmp_path, monkeypatch):
 @pytest.mark.parametrize("crash_after", [*range(0, 60, 3), 1000])
 def test_crash_during_swap_recovers_old_or_new_segments(tmp_path, monkeypatch, crash_after):
     d = tmp_path / "t-0"
-    log = PartitionLog.open(d, COMPACT)
+    clock = FakeClock()
+    log = PartitionLog.open(d, COMPACT, clock=clock)
     rng = random.Random(6)
     written = write(log, rng, 150)
     clean_log(log)  # a first pass leaves small segments that the next pass merges
+    first_end = log.cleaner_offset
     written += write(log, rng, 150)
+    clock.now += 2  # past the delete horizon the first pass gave its tombstones' batches
     before = records(log)
     bases = [seg.base_offset for seg in log.segments]
     end = log.active_segment.base_offset
-    # Records carry timestamp 0: tombstones are past delete.retention.ms and go.
-    after = expected_after_clean(written, end, drop_tombstones=True)
+    after = expected_after_clean(written, end, tombstones_gone_below=first_end)
 
     class Crash(Exception):
         pass
