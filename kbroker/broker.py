@@ -24,7 +24,7 @@ from kbroker.config import BrokerConfig, Endpoint, format_config_value
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
-from kbroker.log import LogConfig, LogManager
+from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_state import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
@@ -53,6 +53,10 @@ class Broker:
         self._stopping = False
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
+        # Topics whose creation is under way (partition logs being created off the event loop):
+        # name with '.' as '_' -> name (see kbroker/topics.py).
+        self.creating_topics: dict[str, str] = {}
+        self.create_partitions_lock = asyncio.Lock()
         self.controller: QuorumController | None = None
         load_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
@@ -70,6 +74,7 @@ class Broker:
         t0 = time.monotonic()
         self.started_at = time.time()
         self._prepare_log_dirs()
+        self._set_fd_budget()
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
         metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
         self.controller = QuorumController(self.node_id, metadata_log, self.image)
@@ -120,6 +125,16 @@ class Broker:
             f.close()
         self._lock_files.clear()
         log.info("stopped")
+
+    def _set_fd_budget(self) -> None:
+        """Raise the soft open file limit to the hard one (as the JVM does for Kafka), then size
+        the log's segment file budget: kbroker.log.max.open.files, or half the limit."""
+        soft = fd_budget.raise_nofile_limit()
+        configured = self.config["kbroker.log.max.open.files"]
+        if configured == 0:
+            raise StartupError("kbroker.log.max.open.files must be -1 (half the open file limit) or at least 1")
+        capacity = fd_budget.configure(None if configured < 0 else configured)
+        log.info("open file limit %d; up to %d segment files open at once", soft, capacity)
 
     # -- data dirs ---------------------------------------------------------------------------
 

@@ -239,6 +239,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("max.incremental.fetch.session.cache.slots", "int", "1000", minimum=0),
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        # Segment files kept open at once (kbroker/log/fd_budget.py); -1: half the open file limit.
+        _k("kbroker.log.max.open.files", "int", "-1", minimum=-1),
         _k("zookeeper.connect", "string", None, applied=False),
         _k("zookeeper.connection.timeout.ms", "int", None, applied=False),
         _k("zookeeper.session.timeout.ms", "int", "18000", applied=False),

@@ -4,15 +4,28 @@ Partitions and replication factor may be -1 (v4+) for the broker defaults, or re
 manual assignment. validateOnly (v1+) checks everything and commits nothing. v5+ responses carry
 the topic's partition count, replication factor and effective configs; v7+ the topic id. A
 request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka.
+
+The partition logs are created on a worker thread before the topic is committed (see
+kbroker/topics.py): other clients are served meanwhile, and a topic whose logs cannot all be
+created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed and
+nothing left on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, NewTopic
-from kbroker.topics import plan_create
+from kbroker.topics import (
+    commit_created,
+    create_partition_logs,
+    plan_create,
+    release_topic,
+    reserve_topic,
+    storage_error,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -20,7 +33,7 @@ Result = CreateTopicsResponse.CreatableTopicResult
 
 
 @api(19, 2, 7)
-def handle_create_topics(ctx, request) -> CreateTopicsResponse:
+async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     broker = ctx.broker
     results: list[Result] = []
     seen: dict[str, int] = {}
@@ -81,7 +94,41 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
         )
         results.append(result)
         if not request.validate_only:
-            to_commit.append(plan.records)
-    for records in to_commit:
-        broker.controller.commit(records)
+            reserve_topic(broker, t.name)
+            to_commit.append((result, new, plan.records))
+    if not to_commit:
+        return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+    try:
+        created = await asyncio.to_thread(_create_logs, broker, to_commit)
+        for result, new, records in to_commit:
+            outcome = created[new.name]
+            if isinstance(outcome, OSError):
+                _fail(result, storage_error(new.name, outcome).message)
+                continue
+            failed = commit_created(broker, new.name, records, outcome)
+            if failed is not None:
+                _fail(result, failed.message)
+    finally:
+        for _, new, _ in to_commit:
+            release_topic(broker, new.name)
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+
+
+def _create_logs(broker, to_commit) -> dict[str, list[tuple[str, int]] | OSError]:
+    """On a worker thread: the partition logs of each topic (or the error that stopped them)."""
+    out: dict[str, list[tuple[str, int]] | OSError] = {}
+    for _, new, records in to_commit:
+        try:
+            out[new.name] = create_partition_logs(broker, new.name, records, new.configs)
+        except OSError as exc:
+            out[new.name] = exc
+    return out
+
+
+def _fail(result: Result, message: str | None) -> None:
+    result.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+    result.error_message = message
+    result.topic_id = uuid.UUID(int=0)
+    result.num_partitions = -1
+    result.replication_factor = -1
+    result.configs = None

@@ -14,7 +14,9 @@ segment open and relies on a large limit; kbroker keeps a bounded set instead:
 * A file still in use is never closed under its user: whoever uses a descriptor holds the
   `SegmentFile` object (a `FileSlice` waiting for ``sendfile``, an append in progress, the
   cleaner), and the descriptor closes only when the last reference goes. Files referenced
-  elsewhere are skipped by the eviction, since releasing them would not give a descriptor back.
+  elsewhere are skipped by the eviction, since releasing them would not give a descriptor back;
+  the budget is then exceeded by the files in use, until the next open or `trim` (each log
+  maintenance round) releases them.
 * The index files (``.index``, ``.timeindex``, ``.txnindex``) hold no descriptor between
   operations: each write opens and closes its file (see index.py and txn_index.py).
 * An ``open`` that fails with ``EMFILE``/``ENFILE`` releases half of the open segment files and
@@ -193,6 +195,14 @@ class FdBudget:
                 exc.strerror, released, self.capacity, new_capacity,
             )
             self.capacity = new_capacity
+
+    def trim(self) -> int:
+        """Release files beyond the budget: those skipped while they were in use (called by the
+        log maintenance each round). Returns how many were released."""
+        with self._lock:
+            if len(self._open) <= self.capacity:
+                return 0
+            return self._release_to(self.capacity)
 
     def resize(self, capacity: int) -> None:
         if capacity < 1:
