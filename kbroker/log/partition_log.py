@@ -27,6 +27,7 @@ Files in the partition directory:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -98,6 +99,9 @@ _I16 = struct.Struct(">h")
 # baseOffset, batchLength, attributes, lastOffsetDelta, producerId: what a transaction replay reads
 _TXN_FIELDS = struct.Struct(">qi9xhi16xq")
 _REPLAY_CHUNK = 1024 * 1024
+# A read holds one descriptor per segment it returns data from until the response is written:
+# it spans at most this many segments (only tiny segments come near it), see fd_budget.py.
+MAX_SEGMENTS_PER_READ = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -1153,9 +1157,16 @@ class PartitionLog:
             while offset < limit and i < len(self._segments):
                 seg = self._segments[i]
                 must_fill = min_one_batch and not result.slices
-                if remaining <= 0 and not must_fill:
+                if (remaining <= 0 and not must_fill) or len(result.slices) >= MAX_SEGMENTS_PER_READ:
                     break
-                piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)
+                try:
+                    piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)
+                except OSError as exc:
+                    # Out of descriptors for one more segment file: what was read so far is a
+                    # complete answer (the client continues from next_offset).
+                    if result.slices and exc.errno in (errno.EMFILE, errno.ENFILE):
+                        break
+                    raise
                 if piece is not None:
                     result.slices.append(piece)
                     remaining -= piece.size
