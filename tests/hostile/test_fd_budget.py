@@ -1,6 +1,6 @@
 """Hostile input: file descriptors (issue 13, hole 4).
 
-A broker under a 256 descriptor limit (a subprocess started with RLIMIT_NOFILE 256) creates 1,000
+A broker under a 128 descriptor limit (a subprocess started with RLIMIT_NOFILE 128) creates 1,000
 partitions, keeps hundreds of segments readable, and still accepts connections and commits
 metadata. In-process brokers show that a topic whose logs cannot be created leaves nothing
 behind, and that creating partitions does not stop other clients from being served.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from protocol.record_batch import iter_batch_headers
 from protocol.records import Record, build_batch, iter_records
 
 ROOT = Path(__file__).resolve().parents[2]
-NOFILE = 256
+NOFILE = 128
 
 CT = REQUESTS[19]
 F = REQUESTS[1]
@@ -116,12 +115,8 @@ def limited(tmp_path_factory):
 
     wait_until(ready, timeout=60, message="the broker to start")
     yield proc, bootstrap, data_dir, log_path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    proc.kill()  # (a clean shutdown closes 1,000 logs: seconds of fsyncs this test does not need)
+    proc.wait()
 
 
 def _soft_limit(pid: int) -> int:
@@ -131,7 +126,7 @@ def _soft_limit(pid: int) -> int:
     raise AssertionError("no open file limit")
 
 
-def test_1000_partitions_under_a_256_descriptor_limit(limited):
+def test_1000_partitions_under_a_128_descriptor_limit(limited):
     proc, bootstrap, data_dir, _ = limited
     assert _soft_limit(proc.pid) == NOFILE
     wire = Wire(bootstrap, timeout=120)
@@ -152,7 +147,7 @@ def test_hundreds_of_segments_stay_readable_from_offset_0(limited):
     wire = Wire(bootstrap, timeout=60)
     # segment.ms=1 and timestamps 2 ms apart: every batch starts a new segment.
     assert create(wire, "rolled", 1, {"segment.ms": "1", "retention.ms": "-1"}).error_code == ErrorCode.NONE
-    count = NOFILE + 100
+    count = NOFILE + 50
     for i in range(count):
         produce(wire, "rolled", 0, [b"r%d" % i], 1_700_000_000_000 + 2 * i)
     segments = list((data_dir / "rolled-0").glob("*.log"))
@@ -189,25 +184,25 @@ def test_a_topic_whose_logs_cannot_be_created_leaves_nothing_behind(monkeypatch)
     def failing_open(path, *args, **kwargs):
         if Path(path).name.startswith("doomed-"):
             calls.append(path)
-            if len(calls) == 300:
+            if len(calls) == 60:
                 raise OSError(errno.EMFILE, "Too many open files")
         return real_open(path, *args, **kwargs)
 
     with BrokerThread() as b:
         monkeypatch.setattr(PartitionLog, "open", staticmethod(failing_open))
         wire = Wire(b.bootstrap_servers)
-        result = create(wire, "doomed", 500)
+        result = create(wire, "doomed", 100)
         assert result.error_code == ErrorCode.KAFKA_STORAGE_ERROR
         assert "Too many open files" in result.error_message
-        assert len(calls) == 300
+        assert len(calls) == 60
         # Nothing committed, nothing on disk, nothing open.
         assert metadata(wire, "doomed").error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         assert [p for p in Path(b.data_dir).iterdir() if p.name.startswith("doomed")] == []
         assert not [k for k in b.broker.log_manager.partitions() if k[0] == "doomed"]
         # The name is free again, and the broker keeps working.
         monkeypatch.undo()
-        assert create(wire, "doomed", 500).error_code == ErrorCode.NONE
-        assert len(metadata(wire, "doomed").partitions) == 500
+        assert create(wire, "doomed", 100).error_code == ErrorCode.NONE
+        assert len(metadata(wire, "doomed").partitions) == 100
         wire.close()
 
 
