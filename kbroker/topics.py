@@ -133,14 +133,16 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
     return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the partition logs of {name}: {exc}")
 
 
-def commit_created(broker: Broker, name: str, records: list[Any], keys: list[tuple[str, int]]) -> CreateResult | None:
-    """Commit the records whose logs `create_partition_logs` created; if the commit fails
-    before the records are in the metadata log, the logs are removed again and the error
-    returned (None: committed)."""
+def commit_created(
+    broker: Broker, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+) -> CreateResult | None:
+    """Commit the records whose logs `create_partition_logs` created (``batch``: the records
+    already encoded by the controller's ``build``); if the commit fails before the records are in
+    the metadata log, the logs are removed again and the error returned (None: committed)."""
     assert broker.controller is not None and broker.log_manager is not None
     before = broker.controller.log.log_end_offset
     try:
-        broker.controller.commit(records)
+        broker.controller.commit(records, batch)
     except OSError as exc:
         if broker.controller.log.log_end_offset != before:
             raise

@@ -114,13 +114,15 @@ def main() -> None:
         thread.join()
         # Those sent before the CreateTopics response came back (the last may have waited for it).
         latencies = [latency for at, latency in sent if at < outcome["end"]]
+        worst_at = max((latency, at) for at, latency in sent if at < outcome["end"])[1] if latencies else 0.0
+        start = outcome["end"] - outcome["seconds"]
         response = outcome["response"]
         error = response.topics[0].error_code  # type: ignore[attr-defined]
         print(f"partitions: {args.partitions}; nofile: {args.nofile or resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
         print(f"CreateTopics: {outcome['seconds']:.2f} s, error code {error}")
         if latencies:
             print(f"Metadata sent during it: {len(latencies)}, worst {max(latencies) * 1000:.0f} ms, "
-                  f"median {statistics.median(latencies) * 1000:.1f} ms")
+                  f"median {statistics.median(latencies) * 1000:.1f} ms; the worst sent {worst_at - start:.2f} s in")
         else:
             print("Metadata sent during it: none")
         admin.close()

@@ -105,7 +105,8 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
             if isinstance(outcome, OSError):
                 _fail(result, storage_error(new.name, outcome).message)
                 continue
-            failed = commit_created(broker, new.name, records, outcome)
+            keys, batch = outcome
+            failed = commit_created(broker, new.name, records, keys, batch)
             if failed is not None:
                 _fail(result, failed.message)
     finally:
@@ -114,12 +115,14 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
 
 
-def _create_logs(broker, to_commit) -> dict[str, list[tuple[str, int]] | OSError]:
-    """On a worker thread: the partition logs of each topic (or the error that stopped them)."""
-    out: dict[str, list[tuple[str, int]] | OSError] = {}
+def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | OSError]:
+    """On a worker thread: the partition logs of each topic and its encoded records (or the
+    error that stopped them)."""
+    out: dict[str, tuple[list[tuple[str, int]], bytes] | OSError] = {}
     for _, new, records in to_commit:
         try:
-            out[new.name] = create_partition_logs(broker, new.name, records, new.configs)
+            out[new.name] = (create_partition_logs(broker, new.name, records, new.configs),
+                             broker.controller.build(records))
         except OSError as exc:
             out[new.name] = exc
     return out
