@@ -100,8 +100,9 @@ _I16 = struct.Struct(">h")
 _TXN_FIELDS = struct.Struct(">qi9xhi16xq")
 _REPLAY_CHUNK = 1024 * 1024
 # A read holds one descriptor per segment it returns data from until the response is written:
-# it spans at most this many segments (only tiny segments come near it), see fd_budget.py.
-MAX_SEGMENTS_PER_READ = 32
+# it spans at most a quarter of the descriptor budget's segments (at least this many; only tiny
+# segments come near it), see fd_budget.py.
+MIN_SEGMENTS_PER_READ = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -1157,7 +1158,9 @@ class PartitionLog:
             while offset < limit and i < len(self._segments):
                 seg = self._segments[i]
                 must_fill = min_one_batch and not result.slices
-                if (remaining <= 0 and not must_fill) or len(result.slices) >= MAX_SEGMENTS_PER_READ:
+                if remaining <= 0 and not must_fill:
+                    break
+                if len(result.slices) >= max(MIN_SEGMENTS_PER_READ, BUDGET.capacity // 4):
                     break
                 try:
                     piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)

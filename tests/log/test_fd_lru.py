@@ -7,6 +7,7 @@ show what the process really holds, not only the budget's own bookkeeping.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def open_files_under(directory: Path) -> list[str]:
 def budget():
     saved = BUDGET.capacity
     BUDGET.resize(4)
+    gc.collect()  # slices of earlier tests' reads
+    with BUDGET._lock:  # files other tests left open would take part in the LRU order
+        BUDGET._release_to(0, second_chance=False)
     yield BUDGET
     BUDGET.resize(saved)
 
@@ -139,6 +143,7 @@ def test_a_released_file_held_by_a_slice_stays_readable(tmp_path, budget):
 
 
 def test_recently_used_files_get_a_second_chance(tmp_path, budget):
+    budget.resize(4 + len(budget))  # (room for files still in use by earlier tests, if any)
     logs = [PartitionLog.open(tmp_path / f"t-{i}", SMALL) for i in range(4)]
     # All four are open (budget 4); t-0 is used again, then a fifth file comes in.
     for log in logs:
