@@ -93,8 +93,14 @@ def _limit_descriptors() -> None:
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("fd-limited")
+    proc, bootstrap, log_path = _start_limited(data_dir, data_dir.parent / "broker.log")
+    yield proc, bootstrap, data_dir, log_path
+    proc.kill()  # (a clean shutdown closes 1,000 logs: seconds of fsyncs this test does not need)
+    proc.wait()
+
+
+def _start_limited(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str, Path]:
     port = _free_port()
-    log_path = data_dir.parent / "broker.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
@@ -115,10 +121,8 @@ def limited(tmp_path_factory):
         finally:
             wire.close()
 
-    wait_until(ready, timeout=60, message="the broker to start")
-    yield proc, bootstrap, data_dir, log_path
-    proc.kill()  # (a clean shutdown closes 1,000 logs: seconds of fsyncs this test does not need)
-    proc.wait()
+    wait_until(ready, timeout=120, message="the broker to start")
+    return proc, bootstrap, log_path
 
 
 def _soft_limit(pid: int) -> int:
@@ -174,6 +178,26 @@ def test_connections_and_metadata_commits_still_work(limited):
     assert proc.poll() is None
     log = log_path.read_text()
     assert "Too many open files" not in log, log[-3000:]
+
+
+def test_a_restart_loads_every_partition_under_the_limit(limited):
+    """Killed (so every log is recovered) and restarted under the same limit: all 1,000+
+    partitions load, and the data written before is served."""
+    proc, _, data_dir, _ = limited
+    proc.kill()
+    proc.wait()
+    again, bootstrap, log_path = _start_limited(data_dir, data_dir.parent / "broker-restarted.log")
+    try:
+        wire = Wire(bootstrap, timeout=60)
+        assert len(metadata(wire, "wide").partitions) == 1000
+        assert fetch_values(wire, "wide", 999, 0) == [b"p999"]
+        assert fetch_values(wire, "rolled", 0, 0)[:1] == [b"r0"]
+        assert create(wire, "after-restart", 2).error_code == ErrorCode.NONE
+        wire.close()
+        assert "Too many open files" not in log_path.read_text()
+    finally:
+        again.kill()
+        again.wait()
 
 
 # -- in-process brokers: a failed creation, and other clients served meanwhile ----------------
