@@ -14,6 +14,7 @@ nothing left on disk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from kbroker.api.registry import api
@@ -30,6 +31,7 @@ from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
 Result = CreateTopicsResponse.CreatableTopicResult
+_log = logging.getLogger(__name__)
 
 
 @api(19, 2, 7)
@@ -105,6 +107,10 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
             if isinstance(outcome, OSError):
                 _fail(result, storage_error(new.name, outcome).message)
                 continue
+            if isinstance(outcome, Exception):  # a bug: this topic fails, the others go on
+                _log.error("creating the logs of %s failed", new.name, exc_info=outcome)
+                _fail(result, None, ErrorCode.UNKNOWN_SERVER_ERROR)
+                continue
             keys, batch = outcome
             failed = commit_created(broker, new.name, records, keys, batch)
             if failed is not None:
@@ -115,21 +121,23 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
 
 
-def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | OSError]:
+def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | Exception]:
     """On a worker thread: the partition logs of each topic and its encoded records (or the
-    error that stopped them)."""
-    out: dict[str, tuple[list[tuple[str, int]], bytes] | OSError] = {}
+    error that stopped them; the logs of that topic are then removed already)."""
+    out: dict[str, tuple[list[tuple[str, int]], bytes] | Exception] = {}
     for _, new, records in to_commit:
+        keys: list[tuple[str, int]] = []
         try:
-            out[new.name] = (create_partition_logs(broker, new.name, records, new.configs),
-                             broker.controller.build(records))
-        except OSError as exc:
+            keys = create_partition_logs(broker, new.name, records, new.configs)
+            out[new.name] = (keys, broker.controller.build(records))
+        except Exception as exc:
+            broker.log_manager.remove_new_logs(keys)
             out[new.name] = exc
     return out
 
 
-def _fail(result: Result, message: str | None) -> None:
-    result.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+def _fail(result: Result, message: str | None, code: ErrorCode = ErrorCode.KAFKA_STORAGE_ERROR) -> None:
+    result.error_code = code
     result.error_message = message
     result.topic_id = uuid.UUID(int=0)
     result.num_partitions = -1
