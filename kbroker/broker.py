@@ -27,7 +27,7 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
-from kbroker.log import LogConfig, LogManager
+from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_state import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
@@ -59,6 +59,11 @@ class Broker:
         self._replaying = False
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
+        # Topics whose creation is under way (partition logs being created off the event loop):
+        # name with '.' as '_' -> name (see kbroker/topics.py).
+        self.creating_topics: dict[str, str] = {}
+        self.create_partitions_lock = asyncio.Lock()
+        self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
         load_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
@@ -82,6 +87,7 @@ class Broker:
         t0 = time.monotonic()
         self.started_at = time.time()
         self._prepare_log_dirs()
+        self._set_fd_budget()
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
         metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
         self.controller = QuorumController(self.node_id, metadata_log, self.image)
@@ -140,6 +146,16 @@ class Broker:
             f.close()
         self._lock_files.clear()
         log.info("stopped")
+
+    def _set_fd_budget(self) -> None:
+        """Raise the soft open file limit to the hard one (as the JVM does for Kafka), then size
+        the log's segment file budget: kbroker.log.max.open.files, or half the limit."""
+        soft = fd_budget.raise_nofile_limit()
+        configured = self.config["kbroker.log.max.open.files"]
+        if configured == 0:
+            raise StartupError("kbroker.log.max.open.files must be -1 (half the open file limit) or at least 1")
+        capacity = fd_budget.configure(None if configured < 0 else configured)
+        log.info("open file limit %d; up to %d segment files open at once", soft, capacity)
 
     # -- data dirs ---------------------------------------------------------------------------
 
@@ -341,14 +357,24 @@ class Broker:
         topic = self.image.topic(topic_name)
         assert topic is not None and self.log_manager is not None
         state = topic.partitions[index]
-        settings = self.topic_settings(topic.configs)
-        plog = self.log_manager.get_or_create(topic_name, index, LogConfig.from_topic_values(settings))
+        log_config, settings = self._partition_configs(topic.configs)
+        plog = self.log_manager.get_or_create(topic_name, index, log_config)
         if plog.high_watermark < plog.log_end_offset:
             plog.high_watermark = plog.log_end_offset
         self.partitions[(topic_name, index)] = Partition(
             topic_name, index, topic.topic_id, plog, state.leader_epoch, list(state.replicas), list(state.isr),
             settings,
         )
+
+    def _partition_configs(self, overrides: dict[str, str]) -> tuple[LogConfig, dict[str, Any]]:
+        """The log config and settings of a topic with these overrides; the last answer is kept,
+        so the partitions of one new topic (up to 10,000 records in a row) share one computation."""
+        memo = self._config_memo
+        if memo is not None and memo[0] is self.config and memo[1] == overrides:
+            return memo[2], memo[3]
+        answer = (self.default_log_config(overrides), self.topic_settings(overrides))
+        self._config_memo = (self.config, dict(overrides), *answer)
+        return answer
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))

@@ -312,6 +312,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("kbroker.trace.apis", "list", ""),
         _k("kbroker.trace.client.ids", "list", ""),
         _k("kbroker.trace.topics", "list", ""),
+        # Segment files kept open at once (kbroker/log/fd_budget.py); -1: half the open file limit.
+        _k("kbroker.log.max.open.files", "int", "-1", minimum=-1),
         _k("zookeeper.connect", "string", None, applied=False),
         _k("zookeeper.connection.timeout.ms", "int", None, applied=False),
         _k("zookeeper.session.timeout.ms", "int", "18000", applied=False),

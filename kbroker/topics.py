@@ -37,6 +37,13 @@ def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
     """
     if topic.name == METADATA_TOPIC:
         return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)
+    pending = _creating(broker)
+    other = pending.get(topic.name.replace(".", "_"))
+    if other == topic.name:
+        return CreateResult(topic.name, ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
+    if other is not None:
+        return CreateResult(topic.name, ErrorCode.INVALID_TOPIC_EXCEPTION,
+                            f"Topic '{topic.name}' collides with existing topic: {other}")
     try:
         configs = validate_topic_configs(topic.configs, broker.config)
     except ConfigError as exc:
@@ -64,12 +71,94 @@ def _internal_defaults(broker: Broker, topic: NewTopic) -> NewTopic:
 
 
 def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
+    """Create a topic now, on the calling thread (Metadata auto-creation, internal topics)."""
     topic = _internal_defaults(broker, topic)
     result = plan_create(broker, topic)
     if result.error == ErrorCode.NONE and result.records:
-        assert broker.controller is not None
-        broker.controller.commit(result.records)
+        try:
+            keys = create_partition_logs(broker, topic.name, result.records, topic.configs)
+        except OSError as exc:
+            return storage_error(topic.name, exc)
+        error = commit_created(broker, topic.name, result.records, keys)
+        if error is not None:
+            return error
     return result
+
+
+# -- partition logs of new partitions: created before the records are committed ---------------
+#
+# A topic (or new partitions) is committed to the metadata log only once every partition log it
+# needs on this broker exists; if one cannot be created (no descriptor, no space), those created
+# are removed again, nothing is committed and the topic gets KAFKA_STORAGE_ERROR. So metadata
+# never names a partition whose log is missing, and no directory is left behind for a topic that
+# does not exist. (A crash between the two leaves empty logs of an uncommitted topic: they are
+# reused if the topic is created again.) CreateTopics and CreatePartitions create the logs on a
+# worker thread, so other clients are served meanwhile; the topic names being created are
+# reserved in ``broker.creating_topics`` until then.
+
+
+def _creating(broker: Broker) -> dict[str, str]:
+    """Topics being created: name with '.' as '_' -> name."""
+    pending = getattr(broker, "creating_topics", None)
+    if pending is None:
+        pending = {}
+        broker.creating_topics = pending
+    return pending
+
+
+def reserve_topic(broker: Broker, name: str) -> None:
+    _creating(broker)[name.replace(".", "_")] = name
+
+
+def release_topic(broker: Broker, name: str) -> None:
+    _creating(broker).pop(name.replace(".", "_"), None)
+
+
+def partition_keys(broker: Broker, name: str, records: list[Any]) -> list[tuple[str, int]]:
+    """The partitions among ``records`` that have a replica on this broker."""
+    return [
+        (name, r.partition_id) for r in records
+        if type(r).__name__ == "PartitionRecord" and broker.node_id in r.replicas
+    ]
+
+
+def create_partition_logs(
+    broker: Broker, name: str, records: list[Any], configs: dict[str, str] | None
+) -> list[tuple[str, int]]:
+    """Create the logs the records' partitions need here, all or none (raises `OSError`).
+    Runs on any thread. Returns the partitions whose logs were created."""
+    keys = partition_keys(broker, name, records)
+    if not keys:
+        return []
+    assert broker.log_manager is not None
+    try:
+        return broker.log_manager.create_logs(keys, broker.default_log_config(configs))
+    except OSError as exc:
+        _log.error("cannot create the logs of %d partitions of %s: %s", len(keys), name, exc)
+        raise
+
+
+def storage_error(name: str, exc: OSError) -> CreateResult:
+    return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the partition logs of {name}: {exc}")
+
+
+def commit_created(
+    broker: Broker, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+) -> CreateResult | None:
+    """Commit the records whose logs `create_partition_logs` created (``batch``: the records
+    already encoded by the controller's ``build``); if the commit fails before the records are in
+    the metadata log, the logs are removed again and the error returned (None: committed)."""
+    assert broker.controller is not None and broker.log_manager is not None
+    before = broker.controller.log.log_end_offset
+    try:
+        broker.controller.commit(records, batch)
+    except OSError as exc:
+        if broker.controller.log.log_end_offset != before:
+            raise
+        _log.error("cannot commit the creation of %s: %s", name, exc)
+        broker.log_manager.remove_new_logs(keys)
+        return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
+    return None
 
 
 def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> bool:

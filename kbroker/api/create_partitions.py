@@ -7,12 +7,20 @@ commits nothing. Manual assignments must name registered brokers, each at most o
 replicas as the topic's existing partitions, and at least one unfenced broker, as Kafka's
 ``ReplicationControlManager`` requires. A request adding more than 10,000 partitions in all fails
 whole with POLICY_VIOLATION (Kafka's bound on the records of one controller operation).
+
+The new partitions' logs are created on a worker thread before the records are committed (see
+kbroker/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR with
+nothing committed or left on disk. CreatePartitions requests run one at a time, so two of them
+never plan the same new partition ids (Kafka's controller serializes them too).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
+from kbroker.topics import commit_created, create_partition_logs, storage_error
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -66,8 +74,16 @@ def _validate(image, name: str, count: int, assignments: list[list[int]] | None)
 
 
 @api(37, 0, 3)
-def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
+async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
     broker = ctx.broker
+    lock = getattr(broker, "create_partitions_lock", None)
+    if lock is None:
+        lock = broker.create_partitions_lock = asyncio.Lock()
+    async with lock:
+        return await _create_partitions(broker, request)
+
+
+async def _create_partitions(broker, request) -> CreatePartitionsResponse:
     controller = broker.controller
     counts: dict[str, int] = {}
     for t in request.topics:
@@ -98,6 +114,20 @@ def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
             results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))
             continue
         if not request.validate_only:
-            controller.commit(records)
+            topic = broker.image.topic(t.name)
+            try:
+                keys = await asyncio.to_thread(create_partition_logs, broker, t.name, records, topic.configs)
+            except OSError as exc:
+                results.append(Result(name=t.name, error_code=ErrorCode.KAFKA_STORAGE_ERROR,
+                                      error_message=storage_error(t.name, exc).message))
+                continue
+            if broker.image.topic(t.name) is not topic:  # deleted meanwhile
+                broker.log_manager.remove_new_logs(keys)
+                results.append(Result(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=None))
+                continue
+            failed = commit_created(broker, t.name, records, keys)
+            if failed is not None:
+                results.append(Result(name=t.name, error_code=failed.error, error_message=failed.message))
+                continue
         results.append(Result(name=t.name, error_code=ErrorCode.NONE, error_message=None))
     return CreatePartitionsResponse(throttle_time_ms=0, results=results)

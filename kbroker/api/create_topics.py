@@ -6,23 +6,39 @@ the topic's partition count, replication factor and effective configs; v7+ the t
 request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka.
 ``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST, as Kafka's
 ControllerApis.createTopics answers.
+
+The partition logs are created on a worker thread before the topic is committed (see
+kbroker/topics.py): other clients are served meanwhile, and a topic whose logs cannot all be
+created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed and
+nothing left on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
-from kbroker.topics import METADATA_TOPIC_PROHIBITED, plan_create
+from kbroker.topics import (
+    METADATA_TOPIC_PROHIBITED,
+    commit_created,
+    create_partition_logs,
+    plan_create,
+    release_topic,
+    reserve_topic,
+    storage_error,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
 Result = CreateTopicsResponse.CreatableTopicResult
+_log = logging.getLogger(__name__)
 
 
 @api(19, 2, 7)
-def handle_create_topics(ctx, request) -> CreateTopicsResponse:
+async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
     broker = ctx.broker
     results: list[Result] = []
     seen: dict[str, int] = {}
@@ -89,7 +105,50 @@ def handle_create_topics(ctx, request) -> CreateTopicsResponse:
         )
         results.append(result)
         if not request.validate_only:
-            to_commit.append(plan.records)
-    for records in to_commit:
-        broker.controller.commit(records)
+            reserve_topic(broker, t.name)
+            to_commit.append((result, new, plan.records))
+    if not to_commit:
+        return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+    try:
+        created = await asyncio.to_thread(_create_logs, broker, to_commit)
+        for result, new, records in to_commit:
+            outcome = created[new.name]
+            if isinstance(outcome, OSError):
+                _fail(result, storage_error(new.name, outcome).message)
+                continue
+            if isinstance(outcome, Exception):  # a bug: this topic fails, the others go on
+                _log.error("creating the logs of %s failed", new.name, exc_info=outcome)
+                _fail(result, None, ErrorCode.UNKNOWN_SERVER_ERROR)
+                continue
+            keys, batch = outcome
+            failed = commit_created(broker, new.name, records, keys, batch)
+            if failed is not None:
+                _fail(result, failed.message)
+    finally:
+        for _, new, _ in to_commit:
+            release_topic(broker, new.name)
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+
+
+def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | Exception]:
+    """On a worker thread: the partition logs of each topic and its encoded records (or the
+    error that stopped them; the logs of that topic are then removed already)."""
+    out: dict[str, tuple[list[tuple[str, int]], bytes] | Exception] = {}
+    for _, new, records in to_commit:
+        keys: list[tuple[str, int]] = []
+        try:
+            keys = create_partition_logs(broker, new.name, records, new.configs)
+            out[new.name] = (keys, broker.controller.build(records))
+        except Exception as exc:
+            broker.log_manager.remove_new_logs(keys)
+            out[new.name] = exc
+    return out
+
+
+def _fail(result: Result, message: str | None, code: ErrorCode = ErrorCode.KAFKA_STORAGE_ERROR) -> None:
+    result.error_code = code
+    result.error_message = message
+    result.topic_id = uuid.UUID(int=0)
+    result.num_partitions = -1
+    result.replication_factor = -1
+    result.configs = None

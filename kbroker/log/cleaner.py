@@ -129,7 +129,7 @@ def _scan_transactions(plan: _Plan) -> TxnScan:
 
     def headers():
         for seg, size in plan.whole_log:
-            file = seg.file
+            file = seg.open_file()  # held while its descriptor is used
             if file is None:
                 raise _Aborted
             fd = file.fileno()
@@ -166,7 +166,7 @@ def _limit_to_stable(plan: _Plan) -> _Plan | None:
 def _batches(seg: LogSegment, size: int):
     # Hold the file object: if the segment is deleted meanwhile, the descriptor stays open (and
     # is not reused for another file) until this generator is done.
-    file = seg.file
+    file = seg.open_file()
     if file is None:
         raise _Aborted
     fd = file.fileno()
@@ -428,10 +428,11 @@ def _report_damage(log: PartitionLog, plan: _Plan, exc: Exception) -> None:
         if log.offline is not None:
             return
         for seg, size, _ in plan.segments:
-            if seg.file is None:
+            file = seg.open_file()
+            if file is None:
                 continue
             try:
-                for _ in walk_batches(seg.file.fileno(), 0, size, validate=True):
+                for _ in walk_batches(file.fileno(), 0, size, validate=True):
                     pass
             except Damage as damage:
                 try:

@@ -12,7 +12,9 @@ big-endian entries, as Kafka lays them out:
 The files are a cache: they are rebuilt from the ``.log`` whenever they are missing, fail the
 sanity check in `load`, or follow a segment that needed recovery. New entries are kept in memory
 and written out by `persist` (when a segment is sealed, flushed or closed), not one write per
-entry on the append path.
+entry on the append path. No descriptor is held between operations: each write opens the file
+and closes it again (a broker with many segments would otherwise run out of descriptors, see
+fd_budget.py); ``_dirty`` remembers that an fsync is due.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import struct
 from array import array
 from bisect import bisect_right
 from pathlib import Path
+
+from .fd_budget import BUDGET
 
 
 class _Index:
@@ -35,8 +39,8 @@ class _Index:
         self.max_entries = max_entries
         self.keys = array(self._key_type)
         self.values = array(self._value_type)
-        self._fd: int | None = None
         self._persisted = 0  # entries already in the file
+        self._dirty = False  # written since the last fsync
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -45,10 +49,17 @@ class _Index:
     def is_full(self) -> bool:
         return len(self.keys) >= self.max_entries
 
-    def _open_fd(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
-        return self._fd
+    def _write(self, data: bytes, position: int, *, truncate: int | None = None) -> None:
+        """Optionally cut the file at ``truncate``, then write ``data`` at ``position``."""
+        fd = BUDGET.open_fd(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            if truncate is not None:
+                os.ftruncate(fd, truncate)
+            if data:
+                os.pwrite(fd, data, position)
+        finally:
+            os.close(fd)
+        self._dirty = True
 
     def _append(self, key: int, value: int) -> None:
         self.keys.append(key)
@@ -63,7 +74,7 @@ class _Index:
         data = b"".join(
             entry.pack(k, v) for k, v in zip(self.keys[self._persisted :], self.values[self._persisted :], strict=True)
         )
-        os.pwrite(self._open_fd(), data, self._persisted * entry.size)
+        self._write(data, self._persisted * entry.size)
         self._persisted = count
 
     def load_entries(self) -> bool:
@@ -91,35 +102,35 @@ class _Index:
         del self.keys[count:]
         del self.values[count:]
         if self._persisted > count:
-            os.ftruncate(self._open_fd(), count * self._entry.size)
+            self._write(b"", 0, truncate=count * self._entry.size)
             self._persisted = count
 
     def reset(self) -> None:
         """Empty the index (before a rebuild)."""
         self.keys = array(self._key_type)
         self.values = array(self._value_type)
-        os.ftruncate(self._open_fd(), 0)
+        self._write(b"", 0, truncate=0)
         self._persisted = 0
 
     def rewrite(self) -> None:
         """Write the in-memory entries to the file in one go (after a rebuild)."""
         data = b"".join(self._entry.pack(k, v) for k, v in zip(self.keys, self.values, strict=True))
-        fd = self._open_fd()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        self._write(data, 0, truncate=0)
         self._persisted = len(self.keys)
 
     def flush(self) -> None:
         self.persist()
-        if self._fd is not None:
-            os.fsync(self._fd)
+        if self._dirty:
+            fd = BUDGET.open_fd(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._dirty = False
 
     def close(self) -> None:
-        """Persist, then close the file descriptor (entries stay in memory; a write reopens it)."""
+        """Persist what is only in memory (entries stay in memory)."""
         self.persist()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
     def rename(self, path: Path) -> None:
         """Rename the file (closing the descriptor first); a missing file is just re-pointed."""

@@ -324,7 +324,7 @@ def open_cache(
 ) -> LeaderEpochCache:
     """The cache of a log being opened (Kafka's ``LogLoader`` steps, plus a rebuild).
 
-    ``segments`` are the log's segments (their ``fd`` and ``size``: the valid bytes);
+    ``segments`` are the log's segments (their ``handle()`` and ``size``: the valid bytes);
     ``first_recovered`` is the index of the first one recovery scanned (None after a clean
     shutdown). A missing or damaged file is rebuilt from every batch header (the epoch of the
     first batch of each new, higher epoch); a good file gets the epochs of the recovered segments
@@ -347,7 +347,8 @@ def open_cache(
         scan_from = first_recovered
     if scan_from is not None:
         for seg in segments[scan_from:]:
-            _scan_epochs(seg.fd, seg.size, cache)
+            file = seg.handle()  # held while its descriptor is read (the fd budget may release it)
+            _scan_epochs(file.fileno(), seg.size, cache)
     cache.truncate_from_end(log_end, write=False)
     cache.truncate_from_start(log_start, write=False)
     # A new, empty partition writes nothing (creating partitions does no fsync).

@@ -10,7 +10,8 @@ corrupt partition loads offline), and runs one maintenance thread that, every
 * applies retention (``retention.ms``, ``retention.bytes``, the log start),
 * compacts logs with ``cleanup.policy`` containing ``compact``,
 * checkpoints recovery points every ``checkpoint_interval_s``,
-* removes the directories of deleted partitions.
+* removes the directories of deleted partitions,
+* releases segment files kept open beyond the descriptor budget while in use (see fd_budget).
 
 `close` stops the thread, then closes every log cleanly (fsync, checkpoint, clean-shutdown marker).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .cleaner import clean_log
 from .config import LogConfig
+from .fd_budget import BUDGET
 from .partition_log import DELETE_DIR_SUFFIX, PartitionLog
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,59 @@ class LogManager:
                 log.config = config
             return log
 
+    def create_logs(self, keys: list[tuple[str, int]], config: LogConfig) -> list[tuple[str, int]]:
+        """Create the logs of new partitions (directory and first segment each), all or none.
+
+        Safe to call from a worker thread (creating thousands takes seconds). If one cannot be
+        created (``OSError``: no descriptor, no space...), every log created by this call is
+        removed again, directories included, and the error is raised. Returns the keys created
+        (those already present are left as they are).
+        """
+        created: list[tuple[str, int]] = []
+        with self._lock:
+            counts = {d: 0 for d in self.log_dirs}
+            for existing in self._logs.values():
+                parent = existing.directory.parent
+                if parent in counts:
+                    counts[parent] += 1
+        try:
+            for key in keys:
+                with self._lock:
+                    if key in self._logs:
+                        continue
+                    log_dir = min(self.log_dirs, key=lambda d: counts[d])
+                    path = log_dir / f"{key[0]}-{key[1]}"
+                    existed = path.exists()
+                    try:
+                        log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
+                    except BaseException:
+                        if not existed:
+                            shutil.rmtree(path, ignore_errors=True)
+                        raise
+                    self._logs[key] = log
+                    counts[log_dir] += 1
+                    created.append(key)
+        except BaseException:
+            self.remove_new_logs(created)
+            raise
+        return created
+
+    def remove_new_logs(self, keys: list[tuple[str, int]]) -> None:
+        """Undo `create_logs`: close and remove the logs of partitions that were never committed."""
+        for key in keys:
+            with self._lock:
+                log = self._logs.pop(key, None)
+            if log is None:
+                continue
+            with contextlib.suppress(Exception):
+                log.close(clean=False)
+            try:
+                shutil.rmtree(log.directory)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.error("cannot remove %s: %s", log.directory, exc)
+
     def update_config(self, topic: str, config: LogConfig) -> None:
         """New config for every partition of ``topic`` (AlterConfigs)."""
         with self._lock:
@@ -170,6 +225,7 @@ class LogManager:
                 logger.exception("maintenance of %s-%d failed", *key)
         if checkpoint:
             self._last_checkpoint = now
+        BUDGET.trim()
         self._remove_deleted_dirs()
         with self._round_done:
             self._rounds += 1

@@ -27,6 +27,7 @@ Files in the partition directory:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -63,6 +64,7 @@ from .errors import (
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
+from .fd_budget import BUDGET
 from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, LeaderEpochCache, open_cache
 from .segment import (
     LOG_SUFFIX,
@@ -98,6 +100,10 @@ _I16 = struct.Struct(">h")
 # baseOffset, batchLength, attributes, lastOffsetDelta, producerId: what a transaction replay reads
 _TXN_FIELDS = struct.Struct(">qi9xhi16xq")
 _REPLAY_CHUNK = 1024 * 1024
+# A read holds one descriptor per segment it returns data from until the response is written:
+# it spans at most a quarter of the descriptor budget's segments (at least this many; only tiny
+# segments come near it), see fd_budget.py.
+MIN_SEGMENTS_PER_READ = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +185,7 @@ def _parse_txn_entries(text: str | None) -> dict[int, int] | None:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = BUDGET.open_fd(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -382,7 +388,7 @@ class PartitionLog:
             if not scan:
                 # Rebuild from the file to get consistent indexes for the kept part.
                 seg.rebuild(validate=False, interval=interval, end=seg.size)
-            os.ftruncate(seg.fd, seg.size)
+            os.ftruncate(seg.handle().fileno(), seg.size)
             txn_stale.add(i)
             recovered = True
         self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
@@ -424,7 +430,8 @@ class PartitionLog:
             # Blocks a crashed process had reserved past the end of the active segment go back
             # (a clean close gave them back already).
             active = self._segments[-1]
-            prealloc.trim(active.fd, active.file_size())
+            file = active.handle()
+            prealloc.trim(file.fileno(), os.fstat(file.fileno()).st_size)
 
     def _check_txn_indexes(self, segments: list[LogSegment], stale: set[int], expected: dict[int, int] | None) -> None:
         """Load the ``.txnindex`` of each segment not in ``stale``; add to ``stale`` those to rebuild.
@@ -522,7 +529,8 @@ class PartitionLog:
         Reads the segment in large chunks and unpacks only the fields it needs (it runs on every
         roll): about 0.5 µs per batch. Raises `InvalidRecordBatch` on a batch that does not fit.
         """
-        fd, end = seg.fd, seg.size
+        file = seg.handle()  # held while its descriptor is used
+        fd, end = file.fileno(), seg.size
         unpack = _TXN_FIELDS.unpack_from
         need = _TXN_FIELDS.size
         pos = 0
@@ -659,7 +667,7 @@ class PartitionLog:
     def _marker_type(seg: LogSegment, pos: int, header: BatchHeader) -> int | None:
         """The control record type (ABORT, COMMIT, ...) of the control batch at ``pos``."""
         try:
-            record = next(batch_records.iter_records(os.pread(seg.fd, header.size, pos)), None)
+            record = next(batch_records.iter_records(seg.pread(header.size, pos)), None)
             return parse_control_record(record).type if record is not None else None
         except (InvalidRecordBatch, ValueError):
             logger.warning("unreadable control batch at offset %d in %s", header.base_offset, seg.log_path)
@@ -1030,7 +1038,8 @@ class PartitionLog:
         segment.bytes): appends into reserved blocks cost the file system less (see `prealloc`)."""
         begin = max(segment.reserved_end, segment.size)
         target = max(end, min(end + prealloc.step_for(segment.size), config.segment_bytes))
-        if prealloc.reserve(segment.fd, begin, target - begin):
+        file = segment.handle()
+        if prealloc.reserve(file.fileno(), begin, target - begin):
             segment.reserved_end = target
         else:
             self._reserving = False
@@ -1115,7 +1124,8 @@ class PartitionLog:
 
     def _flush_locked(self, now_ms: int | None = None) -> None:
         if self.log_end_offset > self._recovery_point:
-            os.fdatasync(self._segments[-1].fd)
+            file = self._segments[-1].handle()
+            os.fdatasync(file.fileno())
             if self._dirs_unsynced:
                 fsync_dir(self.directory)
                 fsync_dir(self.directory.parent)
@@ -1138,10 +1148,12 @@ class PartitionLog:
             if self._closed or self._offline is not None:
                 return False
             segment = self._segments[-1]
-            file = segment.file  # held: the descriptor stays valid even if the segment goes
             end = segment.size
             begin = min(segment.writeback_pos, end)
-            if file is None or end - begin < min_bytes:
+            if end - begin < min_bytes:
+                return False
+            file = segment.open_file()  # held: the descriptor stays valid even if the segment goes
+            if file is None:
                 return False
             segment.writeback_pos = end
         return writeback.start(file.fileno(), begin, end - begin)
@@ -1159,7 +1171,7 @@ class PartitionLog:
             if self.log_end_offset <= self._recovery_point or now_ms - self._last_flush_ms < self.config.flush_ms:
                 return False
             segment = self._segments[-1]
-            file = segment.file  # held: the descriptor stays valid even if the segment goes
+            file = segment.open_file()  # held: the descriptor stays valid even if the segment goes
             target = self.log_end_offset
             truncations = self._truncations
             sync_dirs = self._dirs_unsynced
@@ -1220,7 +1232,16 @@ class PartitionLog:
                 must_fill = min_one_batch and not result.slices
                 if remaining <= 0 and not must_fill:
                     break
-                piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)
+                if len(result.slices) >= max(MIN_SEGMENTS_PER_READ, BUDGET.capacity // 4):
+                    break
+                try:
+                    piece, done = self._read_segment(seg, offset, limit, remaining, must_fill)
+                except OSError as exc:
+                    # Out of descriptors for one more segment file: what was read so far is a
+                    # complete answer (the client continues from next_offset).
+                    if result.slices and exc.errno in (errno.EMFILE, errno.ENFILE):
+                        break
+                    raise
                 if piece is not None:
                     result.slices.append(piece)
                     remaining -= piece.size
@@ -1260,9 +1281,8 @@ class PartitionLog:
                 self._go_offline(LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason))
                 logger.error("%s; partition %s is offline", self._offline, self.directory.name)
                 raise self._offline
-        assert seg.file is not None
         # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
-        return FileSlice(seg.file, start, end - start), end < seg.size
+        return FileSlice(seg.handle(), start, end - start), end < seg.size
 
     def iter_batches(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, bytes]]:
         """Every stored batch from ``start_offset`` (default: the log start) as (header, bytes)."""
@@ -1353,7 +1373,7 @@ class PartitionLog:
             if header.base_offset >= start or header.is_log_append_time:
                 yield header.base_offset, header.max_timestamp
                 continue
-            data = os.pread(seg.fd, header.size, pos)
+            data = seg.pread(header.size, pos)
             try:
                 yield from ((o, ts) for o, ts in batch_records.record_timestamps(data) if o >= start)
             except (InvalidRecordBatch, ValueError):
@@ -1367,7 +1387,7 @@ class PartitionLog:
         if header.is_log_append_time:
             # Every record carries the batch's maxTimestamp.
             return (max(header.base_offset, start), header.max_timestamp) if match(header.max_timestamp) else None
-        data = os.pread(seg.fd, header.size, pos)
+        data = seg.pread(header.size, pos)
         try:
             for offset, ts in batch_records.record_timestamps(data):
                 if offset >= start and match(ts):

@@ -8,12 +8,15 @@ bytes known to be whole batches; nothing beyond it is ever served. The file obje
 shared with the `FileSlice` objects handed to readers and is never closed explicitly: when a
 segment is deleted its files are unlinked and the descriptor closes when the last reader drops it
 (Linux keeps unlinked open files readable).
+
+The descriptor budget (fd_budget.py) may release ``file`` of an idle segment (``file`` is then
+None): `handle` reopens it. Code using the descriptor holds the object `handle` returned for as
+long as it uses it (never just the number), so a release never closes a descriptor in use.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
 
 from . import prealloc
+from .fd_budget import BUDGET, SegmentFile
 from .index import OffsetIndex, TimeIndex
 from .txn_index import TransactionIndex
 
@@ -43,14 +47,6 @@ def segment_name(base_offset: int, suffix: str) -> str:
 def segment_paths(directory: Path, base_offset: int, suffix: str = "") -> list[Path]:
     """Every file a segment may have, each name followed by ``suffix``."""
     return [directory / (segment_name(base_offset, ext) + suffix) for ext in SEGMENT_SUFFIXES]
-
-
-class SegmentFile(io.FileIO):
-    """A raw file that closes itself quietly when the last reference goes away."""
-
-    def __del__(self) -> None:
-        if not self.closed:
-            self.close()
 
 
 class Damage(Exception):
@@ -105,7 +101,7 @@ class LogSegment:
     """A segment's files and the in-memory state derived from them."""
 
     __slots__ = (
-        "directory", "base_offset", "suffix", "log_path", "file", "_fd", "offset_index", "time_index", "size",
+        "directory", "base_offset", "suffix", "log_path", "file", "used", "closed", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
         "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos",
@@ -129,8 +125,10 @@ class LogSegment:
         self.base_offset = base_offset
         self.suffix = suffix
         self.log_path = directory / (segment_name(base_offset, LOG_SUFFIX) + suffix)
-        self.file: SegmentFile | None = SegmentFile(os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
-        self._fd = self.file.fileno()
+        self.file: SegmentFile | None = None  # None: released by the budget (or closed)
+        self.used = True  # the budget's second-chance bit, set on each use
+        self.closed = False
+        BUDGET.open_segment(self, create=True)
         self.offset_index = OffsetIndex(
             directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 8)
         )
@@ -158,14 +156,28 @@ class LogSegment:
 
     # -- paths ---------------------------------------------------------------------------
 
-    @property
-    def fd(self) -> int:
-        if self._fd < 0:
-            raise ValueError(f"segment {self.log_path} is closed")
-        return self._fd
+    def handle(self) -> SegmentFile:
+        """The open ``.log`` file, reopened if the budget released it. Hold the object while
+        using its descriptor: the descriptor stays valid as long as the object is referenced."""
+        file = self.file
+        if file is None:
+            if self.closed:
+                raise ValueError(f"segment {self.log_path} is closed")
+            file = BUDGET.open_segment(self, create=False)
+        self.used = True
+        return file
+
+    def open_file(self) -> SegmentFile | None:
+        """Like `handle`, but None once the segment is closed (deleted or replaced)."""
+        if self.closed:
+            return None
+        try:
+            return self.handle()
+        except (ValueError, FileNotFoundError):
+            return None
 
     def file_size(self) -> int:
-        return os.fstat(self.fd).st_size
+        return os.fstat(self.handle().fileno()).st_size
 
     # -- loading and recovery ------------------------------------------------------------
 
@@ -215,10 +227,11 @@ class LogSegment:
         self.offset_of_max_timestamp = -1
         self.first_batch_timestamp = None
         self.bytes_since_last_index_entry = 0
-        end = self.file_size() if end is None else end
+        file = self.handle()
+        end = os.fstat(file.fileno()).st_size if end is None else end
         damage = None
         try:
-            for pos, header in walk_batches(self.fd, 0, end, validate=validate):
+            for pos, header in walk_batches(file.fileno(), 0, end, validate=validate):
                 if header.base_offset < self.next_offset:
                     damage = Damage(pos, f"offset {header.base_offset} goes backwards")
                     break
@@ -239,7 +252,8 @@ class LogSegment:
         Indexes that are missing or fail the sanity check are rebuilt (without CRC checks). The
         batches after the last index entry are walked to find the end; a damaged tail is returned.
         """
-        end = self.file_size()
+        file = self.handle()
+        end = os.fstat(file.fileno()).st_size
         ok = self.offset_index.load_entries() and self.offset_index.is_sane(end)
         ok = ok and self.time_index.load_entries()
         if not ok:
@@ -256,7 +270,7 @@ class LogSegment:
             self.base_offset + self.time_index.values[-1] if len(self.time_index) else -1
         )
         try:
-            for pos, header in walk_batches(self.fd, start, end, validate=False):
+            for pos, header in walk_batches(file.fileno(), start, end, validate=False):
                 if header.base_offset < self.next_offset:
                     return Damage(pos, f"offset {header.base_offset} goes backwards")
                 if header.max_timestamp > self.max_timestamp:
@@ -270,7 +284,7 @@ class LogSegment:
         if not self.time_index.is_sane(self.next_offset):
             return self.rebuild(validate=False, interval=interval)
         if self.size > 0:
-            self.first_batch_timestamp = parse_header(os.pread(self.fd, HEADER_SIZE, 0)).max_timestamp
+            self.first_batch_timestamp = parse_header(os.pread(file.fileno(), HEADER_SIZE, 0)).max_timestamp
         return None
 
     def _index_matches_log(self, end: int) -> bool:
@@ -299,17 +313,22 @@ class LogSegment:
         is raised.
         """
         pos = self.size
+        file = self.file  # held while its descriptor is used (see `handle`)
+        if file is None:
+            file = self.handle()
+        else:
+            self.used = True
+        fd = file.fileno()
         try:
-            if len(buffers) > _IOV_MAX or os.pwritev(self._fd, buffers, pos) != nbytes:
-                self._write_all(buffers, nbytes, pos)
+            if len(buffers) > _IOV_MAX or os.pwritev(fd, buffers, pos) != nbytes:
+                self._write_all(fd, buffers, nbytes, pos)
         except OSError:
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, pos)
+                os.ftruncate(fd, pos)
             raise
 
-    def _write_all(self, buffers: list, nbytes: int, pos: int) -> None:
+    def _write_all(self, fd: int, buffers: list, nbytes: int, pos: int) -> None:
         """The slow way: at most IOV_MAX buffers per call, continuing after short writes."""
-        fd = self._fd
         written = 0
         while True:
             n = os.pwritev(fd, buffers[:_IOV_MAX], pos + written)
@@ -326,10 +345,16 @@ class LogSegment:
                 buffers = [memoryview(buffers[0])[n:], *buffers[1:]]
 
     def header_at(self, position: int) -> BatchHeader:
-        return parse_header(os.pread(self.fd, HEADER_SIZE, position))
+        file = self.handle()
+        return parse_header(os.pread(file.fileno(), HEADER_SIZE, position))
+
+    def pread(self, size: int, position: int) -> bytes:
+        file = self.handle()
+        return os.pread(file.fileno(), size, position)
 
     def batches(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
-        return walk_batches(self.fd, start, self.size if end is None else end, validate=False)
+        file = self.handle()  # held by the generator while it runs
+        yield from walk_batches(file.fileno(), start, self.size if end is None else end, validate=False)
 
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
         """The first batch whose last offset is at or above ``offset``, as ``(position, header)``."""
@@ -356,8 +381,9 @@ class LogSegment:
         """Check the CRC of every batch between ``verified_size`` and ``end``."""
         if end <= self.verified_size:
             return None
+        file = self.handle()
         try:
-            for pos, header in walk_batches(self.fd, self.verified_size, end, validate=True):
+            for pos, header in walk_batches(file.fileno(), self.verified_size, end, validate=True):
                 self.verified_size = pos + header.size
         except Damage as exc:
             return exc
@@ -367,7 +393,8 @@ class LogSegment:
 
     def truncate_to_position(self, position: int, interval: int) -> None:
         """Cut the file at ``position`` (a batch boundary) and recompute the derived state."""
-        os.ftruncate(self.fd, position)  # (also gives back any reserved blocks)
+        file = self.handle()
+        os.ftruncate(file.fileno(), position)  # (also gives back any reserved blocks)
         self.reserved_end = 0
         self.writeback_pos = min(self.writeback_pos, position)
         self.append_limits = None
@@ -389,8 +416,9 @@ class LogSegment:
         self.txn_index.truncate_to(self.next_offset)
 
     def flush(self) -> None:
-        if self.file is not None:
-            os.fdatasync(self.fd)
+        file = self.open_file()
+        if file is not None:
+            os.fdatasync(file.fileno())
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
@@ -411,13 +439,19 @@ class LogSegment:
         self.offset_index.close()
         self.time_index.close()
         self.txn_index.close()
+        self._forget_file()
+
+    def _forget_file(self) -> None:
+        self.closed = True
         self.file = None
-        self._fd = -1
+        BUDGET.forget(self)
 
     def release_reserved(self) -> None:
         """Give back the blocks reserved past the end of the file (see `prealloc`)."""
-        if self.reserved_end and self._fd >= 0:
-            prealloc.trim(self._fd, os.fstat(self._fd).st_size)
+        if self.reserved_end:
+            file = self.open_file()
+            if file is not None:
+                prealloc.trim(file.fileno(), os.fstat(file.fileno()).st_size)
         self.reserved_end = 0
 
     def discard(self) -> None:
@@ -426,8 +460,7 @@ class LogSegment:
             index._persisted = len(index)
             index.close()
         self.txn_index.discard()
-        self.file = None
-        self._fd = -1
+        self._forget_file()
 
     def paths(self) -> list[Path]:
         return segment_paths(self.directory, self.base_offset, self.suffix)

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .fd_budget import BUDGET
+
 logger = logging.getLogger(__name__)
 
 ENTRY = struct.Struct(">hqqqq")
@@ -53,12 +55,11 @@ class TransactionIndexError(ValueError):
 class TransactionIndex:
     """The ``.txnindex`` file of one segment (append-only, read on demand)."""
 
-    __slots__ = ("path", "base_offset", "_fd", "_count", "_last_offset", "_dirty")
+    __slots__ = ("path", "base_offset", "_count", "_last_offset", "_dirty")
 
     def __init__(self, path: Path, base_offset: int) -> None:
         self.path = path
         self.base_offset = base_offset
-        self._fd: int | None = None
         self._count = 0  # entries in the file
         self._last_offset: int | None = None  # lastOffset of the last entry
         self._dirty = False  # written since the last fsync
@@ -72,10 +73,7 @@ class TransactionIndex:
 
     # -- the file ----------------------------------------------------------------------------
 
-    def _open_fd(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        return self._fd
+    # No descriptor is held between operations (see fd_budget.py): each opens and closes the file.
 
     def load(self, next_offset: int | None = None) -> bool:
         """Read the file's summary (count, last offset) after a sanity check; False if damaged.
@@ -119,10 +117,13 @@ class TransactionIndex:
                 f"the last offset of appended transactions must increase: {txn.last_offset} is not above "
                 f"{self._last_offset} in {self.path}"
             )
-        fd = self._open_fd()
-        if not self._count:
-            os.ftruncate(fd, 0)  # a stale file left at this name (e.g. by a crash) is not ours
-        os.pwrite(fd, txn.encode(), self._count * ENTRY_SIZE)
+        fd = BUDGET.open_fd(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            if not self._count:
+                os.ftruncate(fd, 0)  # a stale file left at this name (e.g. by a crash) is not ours
+            os.pwrite(fd, txn.encode(), self._count * ENTRY_SIZE)
+        finally:
+            os.close(fd)
         self._count += 1
         self._last_offset = txn.last_offset
         self._dirty = True
@@ -131,12 +132,8 @@ class TransactionIndex:
         """Every entry, in order."""
         if not self._count:
             return
-        fd = self._fd
-        if fd is not None:
-            yield from self._entries_from(fd, 0)
-            return
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = BUDGET.open_fd(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return
         try:
@@ -187,13 +184,10 @@ class TransactionIndex:
         out: list[AbortedTxn] = []
         if not self._count or self._last_offset is None or self._last_offset < start:
             return out, False
-        fd = self._fd
-        own = fd is None
-        if own:
-            try:
-                fd = os.open(self.path, os.O_RDONLY)
-            except FileNotFoundError:
-                return out, False
+        try:
+            fd = BUDGET.open_fd(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return out, False
         try:
             for txn in self._entries_from(fd, self._first_at_or_after(fd, start)):
                 if txn.first_offset < end:  # (lastOffset >= start from here on)
@@ -202,8 +196,7 @@ class TransactionIndex:
                     return out, True
             return out, False
         finally:
-            if own:
-                os.close(fd)
+            os.close(fd)
 
     def truncate_to(self, offset: int) -> None:
         """Drop the entries whose lastOffset is at or above ``offset``."""
@@ -216,7 +209,11 @@ class TransactionIndex:
                 break
             keep += 1
             last = txn.last_offset
-        os.ftruncate(self._open_fd(), keep * ENTRY_SIZE)
+        fd = BUDGET.open_fd(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            os.ftruncate(fd, keep * ENTRY_SIZE)
+        finally:
+            os.close(fd)
         self._count, self._last_offset = keep, last
         self._dirty = True
 
@@ -229,22 +226,24 @@ class TransactionIndex:
 
     def flush(self) -> None:
         """fsync what was appended since the last flush."""
-        if self._dirty and self._fd is not None:
-            os.fsync(self._fd)
+        if self._dirty:
+            try:
+                fd = BUDGET.open_fd(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                fd = None
+            if fd is not None:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         self._dirty = False
 
     def close(self) -> None:
-        """Flush and close the descriptor (a later append or read reopens the file)."""
-        if self._fd is not None:
-            self.flush()
-            os.close(self._fd)
-            self._fd = None
+        """Flush what was written (a later append or read reopens the file)."""
+        self.flush()
 
     def discard(self) -> None:
-        """Close without flushing (the segment was replaced or deleted)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Forget without flushing (the segment was replaced or deleted)."""
         self._dirty = False
 
     def rename(self, path: Path) -> None:
