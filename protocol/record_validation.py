@@ -331,7 +331,8 @@ def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_rec
                 min_tsd = r.min_ts_delta if not n else min(min_tsd, r.min_ts_delta)
                 max_tsd = r.max_ts_delta if not n else max(max_tsd, r.max_ts_delta)
                 null_keys += r.null_keys
-                sink.write(memoryview(buf)[pos : r.pos])
+                with memoryview(buf) as view:
+                    sink.write(view[pos : r.pos])
                 check_size()
                 n += r.count
             pos = r.pos
@@ -344,11 +345,11 @@ def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_rec
             body = bytearray(b"\x00")
             _write_varint(body, f.timestamp_delta)
             _write_varint(body, n)
-            rest = memoryview(buf)[f.key_length_at : f.end]
             head = bytearray()
-            _write_varint(head, len(body) + len(rest))
+            _write_varint(head, len(body) + f.end - f.key_length_at)
             sink.write(head + body)
-            sink.write(rest)
+            with memoryview(buf) as view:
+                sink.write(view[f.key_length_at : f.end])
             check_size()
             min_tsd = f.timestamp_delta if not n else min(min_tsd, f.timestamp_delta)
             max_tsd = f.timestamp_delta if not n else max(max_tsd, f.timestamp_delta)
