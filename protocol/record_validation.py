@@ -17,10 +17,13 @@ What is checked, and the error Kafka 4.4 gives (each checked against a running K
   record and Kafka's summary message;
 - a record timestamp outside ``message.timestamp.before.max.ms``/``after.max.ms`` (CreateTime
   topics), or a LogAppendTime batch from a client: INVALID_TIMESTAMP (32) with record errors;
-- when the topic's ``compression.type`` is not the producer's codec, or a compressed batch's inner
-  offsets are not 0, 1, 2..., the batch is rebuilt (Kafka's ``buildRecordsAndAssignOffsets``); the
+- when the topic's ``compression.type`` is not the producer's codec, the batch is rebuilt (Kafka's
+  ``buildRecordsAndAssignOffsets``: inner offsets become 0, 1, 2..., record attributes 0); the
   rebuilt batch over ``max.message.bytes`` is MESSAGE_TOO_LARGE (10), decided as soon as the output
-  passes the limit rather than after all the work.
+  passes the limit rather than after all the work;
+- a compressed batch kept as is whose inner offsets are not 0, 1, 2...: UNKNOWN_SERVER_ERROR, as
+  Kafka 4.4 answers (its rebuild of such a batch fails); an uncompressed batch's offset deltas are
+  not checked (Kafka does not either).
 
 Like Kafka, the header's maxTimestamp is set from the records (CRC recomputed) when it differs.
 
@@ -175,8 +178,11 @@ def _validate(batch, header: BatchHeader, policy: Policy, budget_records, budget
         walk(buf, 0, len(buf), count - n)  # raises: the records stop short of the count
         raise InvalidRecord("Incorrect declared batch size, premature EOF reached")
     if irregular:
-        # Kafka rewrites a compressed batch whose inner offsets are not 0, 1, 2... (old clients)
-        return _rebuild(batch, header, policy, source, budget_records, budget_bytes, offsets_only=True)
+        # Kafka 4.4 sets out to rebuild a compressed batch whose inner offsets are not 0, 1, 2... but its
+        # records, read without key and value for an in-place check, cannot be copied: the append fails
+        # with UNKNOWN_SERVER_ERROR (checked). Same answer here. (A re-encode rebuilds them fine.)
+        return Outcome(ErrorCode.UNKNOWN_SERVER_ERROR,
+                       "Inner record offsets in the compressed record batch are not 0, 1, 2...")
     return _finish_in_place(batch, header, policy, n, min_tsd, max_tsd, null_keys)
 
 
@@ -286,8 +292,7 @@ def _write_varint(out: bytearray, value: int) -> None:
     out.append(raw)
 
 
-def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_records, budget_bytes,
-             offsets_only: bool = False) -> Outcome:
+def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_records, budget_bytes) -> Outcome:
     """Kafka's ``buildRecordsAndAssignOffsets``: the records again, offset deltas 0, 1, 2..., record
     attributes 0, compressed with ``target``. Records already in that form are copied as bytes."""
     source = header.compression

@@ -85,6 +85,26 @@ def main() -> None:
         before = end_offset(wire, topic)
         part = produce(wire, topic, build_batch(recs, compression=codec, max_timestamp=now))
         show(f"future timestamps, codec {codec}", part, before, end_offset(wire, topic))
+    # a topic that re-encodes (compression.type=gzip): the same batches, and inner offsets 0, 0
+    gz = f"probe-gz-{uuid.uuid4().hex[:8]}"
+    create_topic(wire, gz, configs={"compression.type": "gzip"})
+    time.sleep(1)
+    records = [Record(key=None, value=b"v%d" % i, timestamp=now) for i in range(2)]
+    zeroed = bytearray(build_batch(records, compression=3))
+    zeroed[61 + 10:] = bytes(len(zeroed) - 61 - 10)
+    repeated = bytearray(build_batch(records))
+    repeated[61 + 1 + repeated[61] // 2 + 3] = 0  # the second record's offset delta: 0
+    extra = {"lz4 zeroed after 10 bytes": hb.fix_crc(zeroed), "offset deltas 0, 0": hb.fix_crc(repeated),
+             "lz4 offset deltas 0, 0": hb.with_payload(build_batch(records), 3, __import__(
+                 "protocol.compression", fromlist=["compress"]).compress(3, bytes(repeated[61:])))}
+    for name, batch in {**cases, **extra}.items():
+        before = end_offset(wire, gz)
+        part = produce(wire, gz, batch)
+        show(f"gzip topic: {name}", part, before, end_offset(wire, gz))
+    for name in ("offset deltas 0, 0", "lz4 offset deltas 0, 0"):
+        before = end_offset(wire, topic)
+        part = produce(wire, topic, extra[name])
+        show(f"producer topic: {name}", part, before, end_offset(wire, topic))
     wire.close()
 
 

@@ -110,16 +110,18 @@ class ReplicaManager:
             _raise_for(outcome)
             if not order.busy:
                 return self._append(partition, header, outcome.batch, transactional_id, version)
-        task = asyncio.ensure_future(
-            self._append_later(partition, header, records, policy, outcome, transactional_id, version))
+        prev, mine = order.enqueue()  # now, before any later request for this partition is handled
+        task = asyncio.ensure_future(self._append_later(
+            partition, header, records, policy, outcome, transactional_id, version, prev, mine))
+        task.add_done_callback(lambda _task: order.done(mine))  # even if cancelled before it ran
         # The append goes ahead even if the client goes away (as in Kafka, a request being handled
         # completes): the handler awaits a shield, and the order queue always moves on.
         return asyncio.shield(task)
 
     async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
-                            outcome: Outcome | None, transactional_id: str | None, version: int) -> AppendResult:
+                            outcome: Outcome | None, transactional_id: str | None, version: int,
+                            prev: asyncio.Future | None, mine: asyncio.Future) -> AppendResult:
         order = partition.append_order
-        prev, mine = order.enqueue()
         try:
             if outcome is None:
                 outcome = await self.validation_pool.validate(records, policy)

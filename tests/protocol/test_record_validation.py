@@ -182,21 +182,29 @@ def test_re_encode_keeps_every_record(source, target):
         (r.key, r.value, r.headers, r.timestamp, i) for i, r in enumerate(records)]
 
 
-def test_rebuild_renumbers_inner_offsets_and_clears_record_attributes():
-    """Kafka rewrites a compressed batch whose inner offsets are not 0, 1, 2... (old clients); a rebuilt
-    record's attributes byte is 0, as Kafka's DefaultRecord.writeTo writes it."""
+def _irregular_lz4() -> bytes:
     records = [Record(key=b"a", value=b"1", timestamp=NOW, offset=0, attributes=0),
                Record(key=b"b", value=b"2", timestamp=NOW + 5, offset=3, attributes=4),
                Record(key=b"c", value=b"3", timestamp=NOW + 2, offset=4)]
-    batch = build_batch(records, compression=Codec.LZ4, last_offset_delta=4)
-    batch = bytearray(batch)
+    batch = bytearray(build_batch(records, compression=Codec.LZ4, last_offset_delta=4))
     struct.pack_into(">i", batch, 23, 2)  # lastOffsetDelta consistent with the count of 3
-    batch = fix_crc(batch)
-    out = validate_records(batch, parse_header(batch), policy())
+    return fix_crc(batch)
+
+
+def test_re_encode_renumbers_inner_offsets_and_clears_record_attributes():
+    """Kafka's rebuild writes offset deltas 0, 1, 2... and a record attributes byte of 0."""
+    batch = _irregular_lz4()
+    out = validate_records(batch, parse_header(batch), policy(target_codec=Codec.GZIP))
     decoded = decode_batch(out.batch)
     assert [(r.offset, r.attributes, r.key, r.timestamp) for r in decoded.records] == [
         (0, 0, b"a", NOW), (1, 0, b"b", NOW + 5), (2, 0, b"c", NOW + 2)]
-    assert decoded.header.compression == Codec.LZ4
+    assert decoded.header.compression == Codec.GZIP
+
+
+def test_compressed_batch_kept_as_is_with_irregular_inner_offsets_is_refused_as_in_kafka():
+    batch = _irregular_lz4()
+    out = validate_records(batch, parse_header(batch), policy())
+    assert out.error == ErrorCode.UNKNOWN_SERVER_ERROR
 
 
 def test_uncompressed_inner_offsets_are_not_checked_as_in_kafka():
