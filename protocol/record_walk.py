@@ -145,6 +145,10 @@ def walk(buf: Buffer, pos: int, end: int, count: int, *, partial: bool = False,
             if b < 0x80:
                 od = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
+                od = (b >> 1) ^ -(b & 1)
+                pos += 2
             else:
                 od, pos = _varint_slow(buf, pos, rend, 5, _MASK32)
             if irregular < 0 and (od != n + first_index or attrs):

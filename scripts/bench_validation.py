@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import socket
 import struct
 import subprocess
@@ -51,14 +50,15 @@ NOW = int(time.time() * 1000)
 P = REQUESTS[0]
 
 
-def tiny_batch(n: int, codec: int = Codec.ZSTD) -> bytes:
-    """``n`` records with a 1-2 byte key and an empty value, compressed with ``codec`` (built directly:
+def tiny_batch(n: int, codec: int = Codec.ZSTD, keys: int = 1) -> bytes:
+    """``n`` records with a short key (``keys`` distinct ones) and an empty value, compressed with ``codec``
+    (1.29 M records make 0.93 MB of zstd, the issue's case; built directly:
     build_batch takes seconds for a million records)."""
     body = bytearray()
     for i in range(n):
         rec = bytearray(b"\x00\x00")  # attributes, timestamp delta 0
         _write_varint(rec, i)
-        key = b"%d" % (i % 97)
+        key = b"%d" % (i % keys)
         _write_varint(rec, len(key))
         rec += key
         rec += b"\x00\x00"  # value length 0, no headers
@@ -102,8 +102,8 @@ def cmd_walk(_args) -> None:
 # --- pool -----------------------------------------------------------------------------------------
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
+def _rss_kb(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
@@ -142,6 +142,10 @@ def cmd_pool(args) -> None:
         "compacted key check": Policy("t-0", NOW, 1_000_000, compacted=True, max_decompressed=1 << 30),
         "re-encode to uncompressed": Policy("t-0", NOW, 1_000_000, target_codec=Codec.NONE,
                                             max_decompressed=1 << 30),
+        "re-encode, max.message 20MB": Policy("t-0", NOW, 20_000_000, target_codec=Codec.NONE,
+                                              max_decompressed=1 << 30),
+        "re-encode to gzip, 20MB": Policy("t-0", NOW, 20_000_000, target_codec=Codec.GZIP,
+                                          max_decompressed=1 << 30),
     }
     for label, policy in cases.items():
         for kind in ("inline", "thread", "process"):
@@ -161,12 +165,14 @@ def cmd_pool(args) -> None:
                 async def work(p=policy, pool=pool):
                     return await pool.validate(batch, p)
             wall, lag, outcome = asyncio.run(_measure(work))
-            child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            worker = ""
             if pool is not None:
+                if kind == "process":
+                    pids = list(pool._executor._processes)  # type: ignore[union-attr]
+                    worker = f", worker peak RSS {max(_rss_kb(pid) for pid in pids) / 1024:.0f} MiB"
                 pool.close()
-            print(f"  {label:27} {kind:8} wall {wall:6.2f} s  longest loop stall {lag * 1000:8.1f} ms  "
-                  f"error {outcome.error}  RSS this process +{(_rss_kb() - rss0) / 1024:6.1f} MiB  "
-                  f"(largest child so far {child / 1024:.0f} MiB)")
+            print(f"  {label:28} {kind:8} wall {wall:6.2f} s  longest loop stall {lag * 1000:8.1f} ms  "
+                  f"error {outcome.error}  peak RSS of this process +{(_rss_kb() - rss0) / 1024:.0f} MiB{worker}")
 
 
 # --- broker ---------------------------------------------------------------------------------------
@@ -204,10 +210,37 @@ class _Conn:
         return bytes(out)
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def _hwm(pid: int) -> str:
     with open(f"/proc/{pid}/status") as f:
         fields = dict(line.split(":", 1) for line in f if line.startswith(("VmHWM", "VmRSS")))
-    return f"RSS {int(fields['VmRSS'].split()[0]) // 1024} MiB, peak {int(fields['VmHWM'].split()[0]) // 1024} MiB"
+    text = f"RSS {int(fields['VmRSS'].split()[0]) // 1024} MiB, peak {int(fields['VmHWM'].split()[0]) // 1024} MiB"
+    workers = []
+    for child in _descendants(pid):
+        try:
+            workers.append(_rss_kb(child) // 1024)
+        except OSError:
+            pass
+    if workers:
+        text += f"; its {len(workers)} child processes: peak {', '.join(map(str, workers))} MiB"
+    return text
 
 
 def cmd_broker(args) -> None:
@@ -233,8 +266,15 @@ def cmd_broker(args) -> None:
         print(f"tree {tree}: batch {args.records} records, {len(batch) / 1e6:.2f} MB zstd; broker idle: "
               f"{_hwm(proc.pid)}")
         C = REQUESTS[19]
-        for label, configs in (("compacted", {"cleanup.policy": "compact"}),
-                               ("re-encode", {"compression.type": "uncompressed"})):
+        cases = [("compacted", {"cleanup.policy": "compact"}, batch),
+                 ("re-encode", {"compression.type": "uncompressed"}, batch)]
+        if args.big:
+            big_batch = tiny_batch(args.big)
+            print(f"  (big: {args.big} records, {len(big_batch) / 1e6:.2f} MB zstd, max.message.bytes 20 MB)")
+            cases += [("big compacted", {"cleanup.policy": "compact", "max.message.bytes": "20000000"}, big_batch),
+                      ("big re-encode", {"compression.type": "uncompressed", "max.message.bytes": "20000000"},
+                       big_batch)]
+        for label, configs, request in cases:
             topic = f"bench-{label}-{os.getpid()}"
             resp = admin.call(19, 7, topics=[C.CreatableTopic(
                 name=topic, num_partitions=1, replication_factor=1, assignments=[],
@@ -244,11 +284,11 @@ def cmd_broker(args) -> None:
             big = _Conn(port)
             result: dict = {}
 
-            def send(topic=topic, big=big, result=result) -> None:
+            def send(topic=topic, big=big, result=result, request=request) -> None:
                 t = time.perf_counter()
                 r = big.call(0, 9, transactional_id=None, acks=-1, timeout_ms=60000, topic_data=[
                     P.TopicProduceData(name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(
-                        index=0, records=batch)])])
+                        index=0, records=request)])])
                 result["time"] = time.perf_counter() - t
                 result["error"] = r.responses[0].partition_responses[0].error_code
 
@@ -262,7 +302,7 @@ def cmd_broker(args) -> None:
                 worst = max(worst, time.perf_counter() - t)
                 rounds += 1
             thread.join()
-            print(f"  {label:10} produce answered in {result['time']:6.2f} s with error {result['error']}; "
+            print(f"  {label:13} produce answered in {result['time']:6.2f} s with error {result['error']}; "
                   f"{rounds} ApiVersions round trips meanwhile, longest {worst * 1000:8.1f} ms; broker {_hwm(proc.pid)}")
             big.sock.close()
     finally:
@@ -279,6 +319,8 @@ def main() -> None:
     b = sub.add_parser("broker")
     b.add_argument("--records", type=int, default=1_290_000)
     b.add_argument("--tree", help="checkout to run the broker from (default: this one)")
+    b.add_argument("--big", type=int, default=0,
+                   help="also send a request of this many records to topics with max.message.bytes 20 MB")
     args = ap.parse_args()
     {"walk": cmd_walk, "pool": cmd_pool, "broker": cmd_broker}[args.cmd](args)
 
