@@ -57,7 +57,7 @@ from protocol.record_batch import (
     InvalidRecord,
     compute_crc,
 )
-from protocol.record_walk import _MASK32, _varint_slow, read_record, walk
+from protocol.record_walk import _MASK32, _varint_slow, read_record, walk, walk_plain
 
 __all__ = ["Outcome", "Policy", "OverBudget", "validate_records", "work_estimate"]
 
@@ -139,8 +139,8 @@ def _validate(batch, header: BatchHeader, policy: Policy, budget_records, budget
         if budget_records is not None and work_estimate(header, size) > budget_records:
             raise OverBudget
         if target == Codec.NONE:
-            r = walk(batch, HEADER_SIZE, size, count)
-            return _finish_in_place(batch, header, policy, r.count, r.min_ts_delta, r.max_ts_delta, r.null_keys)
+            n, min_tsd, max_tsd, null_keys = walk_plain(batch, HEADER_SIZE, size, count)
+            return _finish_in_place(batch, header, policy, n, min_tsd, max_tsd, null_keys)
         return _rebuild(batch, header, policy, target, budget_records, budget_bytes)
     if budget_records is not None and count > budget_records:
         raise OverBudget

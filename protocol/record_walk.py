@@ -212,6 +212,100 @@ def walk(buf: Buffer, pos: int, end: int, count: int, *, partial: bool = False,
     return WalkResult(pos, n, min_tsd, max_tsd, null_keys, irregular, attrs_seen)
 
 
+def walk_plain(buf: Buffer, pos: int, end: int, count: int) -> tuple[int, int, int, int]:
+    """:func:`walk` for a whole uncompressed batch kept as is, the Produce hot path: the same checks,
+    without the offset/attributes bookkeeping Kafka does not need there (it does not look at an
+    uncompressed batch's offset deltas). Returns ``(count, min_ts_delta, max_ts_delta, null_keys)``."""
+    n = 0
+    min_tsd = _MASK64
+    max_tsd = -_MASK64
+    null_keys = 0
+    try:
+        while n < count:
+            if pos >= end:
+                raise InvalidRecord("Incorrect declared batch size, premature EOF reached")
+            b = buf[pos]
+            if b < 0x80:
+                length = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif pos + 1 < end and buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
+                length = (b >> 1) ^ -(b & 1)
+                pos += 2
+            else:
+                length, pos = _varint_slow(buf, pos, end, 5, _MASK32)
+            rend = pos + length
+            if rend > end or length < 0:
+                raise InvalidRecord(
+                    f"Invalid record size: expected {length} bytes in record payload, but instead the buffer has "
+                    f"only {end - pos} remaining bytes.")
+            # attributes (not used), then the timestamp delta
+            b = buf[pos + 1]
+            if b < 0x80:
+                tsd = (b >> 1) ^ -(b & 1)
+                pos += 2
+            else:
+                tsd, pos = _varint_slow(buf, pos + 1, rend, 10, _MASK64)
+            # offset delta (not used)
+            b = buf[pos]
+            if b < 0x80:
+                pos += 1
+            elif buf[pos + 1] < 0x80:
+                pos += 2
+            else:
+                pos = _varint_slow(buf, pos, rend, 5, _MASK32)[1]
+            b = buf[pos]
+            if b < 0x80:
+                klen = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
+                klen = (b >> 1) ^ -(b & 1)
+                pos += 2
+            else:
+                klen, pos = _varint_slow(buf, pos, rend, 5, _MASK32)
+            if klen > 0:
+                pos += klen
+            elif klen == -1:
+                null_keys += 1
+            elif klen:
+                raise InvalidRecord(f"Found invalid record structure: key length {klen}")
+            b = buf[pos]
+            if b < 0x80:
+                vlen = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
+                vlen = (b >> 1) ^ -(b & 1)
+                pos += 2
+            else:
+                vlen, pos = _varint_slow(buf, pos, rend, 5, _MASK32)
+            if vlen > 0:
+                pos += vlen
+            elif vlen < -1:
+                raise InvalidRecord(f"Found invalid record structure: value length {vlen}")
+            if buf[pos] == 0:
+                pos += 1
+            else:
+                pos = _skip_headers(buf, pos, rend)
+            if pos != rend:
+                raise InvalidRecord(
+                    f"Invalid record size: expected to read {length} bytes in record payload, but instead read "
+                    f"{pos - (rend - length)}")
+            if tsd > max_tsd:
+                max_tsd = tsd
+            if tsd < min_tsd:
+                min_tsd = tsd
+            n += 1
+    except IndexError:
+        raise InvalidRecord("Found invalid record structure") from None
+    if pos != end:
+        raise InvalidRecord("Incorrect declared batch size, records still remaining in file")
+    if not n:
+        min_tsd = max_tsd = 0
+    return n, min_tsd, max_tsd, null_keys
+
+
 def _skip_headers(buf: Buffer, pos: int, rend: int) -> int:
     count, pos = _varint_slow(buf, pos, rend, 5, _MASK32)
     if count < 0:

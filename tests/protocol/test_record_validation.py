@@ -27,7 +27,7 @@ from protocol.record_batch import (
     validate_batch,
 )
 from protocol.record_validation import OverBudget, Policy, validate_records
-from protocol.record_walk import read_record, walk
+from protocol.record_walk import read_record, walk, walk_plain
 from protocol.records import Record, build_batch, decode_batch
 
 NOW = 1_700_000_000_000
@@ -97,6 +97,18 @@ def test_walk_rejects_framing_defects(mutate, match):
     body = mutate(section(build_batch([Record(key=b"k", value=b"v" * 20, timestamp=NOW)] * 3)))
     with pytest.raises(InvalidRecord, match=f"(?i){match}"):
         walk(body, 0, len(body), 3)
+    with pytest.raises(InvalidRecord, match=f"(?i){match}"):
+        walk_plain(body, 0, len(body), 3)
+
+
+def test_walk_plain_agrees_with_walk():
+    for n, size in ((1, 0), (70, 300), (500, 2000)):
+        records = [Record(key=None if i % 7 == 0 else os.urandom(i % 200), value=os.urandom(size),
+                          headers=(("a", b"b"),) * (i % 3), timestamp=NOW + (i * 7919) % 100_000 - 50_000)
+                   for i in range(n)]
+        body = section(build_batch(records))
+        r = walk(body, 0, len(body), n)
+        assert walk_plain(body, 0, len(body), n) == (r.count, r.min_ts_delta, r.max_ts_delta, r.null_keys)
 
 
 def _one_record(body_fields: bytes) -> bytes:
@@ -117,6 +129,8 @@ def test_walk_rejects_malformed_records(fields, match):
     body = _one_record(fields)
     with pytest.raises(InvalidRecord, match=match):
         walk(body, 0, len(body), 1)
+    with pytest.raises(InvalidRecord, match=match):
+        walk_plain(body, 0, len(body), 1)
 
 
 # --- streaming decompression ----------------------------------------------------------------------
