@@ -277,12 +277,12 @@ def cmd_broker(args) -> None:
                       ("big re-encode", {"compression.type": "uncompressed", "max.message.bytes": "20000000"},
                        big_batch)]
         for label, configs, request in cases:
-            topic = f"bench-{label}-{os.getpid()}"
+            topic = f"bench-{label.replace(' ', '-')}-{os.getpid()}"
             resp = admin.call(19, 7, topics=[C.CreatableTopic(
                 name=topic, num_partitions=1, replication_factor=1, assignments=[],
                 configs=[C.CreatableTopic.CreatableTopicConfig(name=k, value=v) for k, v in configs.items()])],
                 timeout_ms=10000, validate_only=False)
-            assert resp.topics[0].error_code == 0
+            assert resp.topics[0].error_code == 0, (resp.topics[0].error_code, resp.topics[0].error_message)
             big = _Conn(port)
             result: dict = {}
 
