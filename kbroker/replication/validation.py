@@ -5,9 +5,10 @@ clients normally send, and those are checked inline. Anything bigger -- many rec
 decompressed payload, a re-encode for a topic whose ``compression.type`` differs from the producer's
 -- goes to a :class:`ValidationPool`: a process pool (by default one worker per CPU beyond the first,
 at least one), so that the work runs on another core while the event loop keeps serving every other
-client. Threads were measured too (``scripts/bench_validation.py``, figures in ``scripts/README.md``):
-the codecs release the GIL, but the record walk is Python and holds it, so a thread pool leaves
-the loop competing with the walk for the GIL.
+client. Threads were measured too (``scripts/bench_validation.py pool``, figures in
+``scripts/README.md``): the codecs release the GIL, but the record walk is Python and holds it, so
+with a thread pool the loop ran at 10-20% of its idle rate during a big validation, with the
+process pool at 50-70% (on a loaded 2-core machine).
 
 The worker receives a copy of the batch (bytes) and returns an :class:`Outcome`: an error with
 Kafka's code, or the batch to store (the input itself, to keep, is not sent back: ``batch`` is
@@ -35,7 +36,7 @@ from protocol.record_validation import Outcome, Policy, validate_records
 log = logging.getLogger(__name__)
 
 # Inline (on the event loop) only while the work stays around a millisecond: the uncompressed walk
-# costs ~0.9 us a record on this machine (scripts/README.md, "Produce validation").
+# costs ~0.7-1 us a record on this machine (scripts/README.md, "Produce validation").
 INLINE_RECORDS = 2000
 INLINE_DECOMPRESSED_BYTES = 2 * 1024 * 1024
 INLINE_REBUILD_BYTES = 128 * 1024  # compressing is slower than decompressing (gzip: ~30 MB/s)
