@@ -12,6 +12,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from kbroker.api import load_handlers
 from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
-from kbroker.config import BrokerConfig, Endpoint, format_config_value
+from kbroker.config import BrokerConfig, Endpoint
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -29,6 +30,7 @@ from kbroker.replication.partition import Partition
 from kbroker.replication.producer_state import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
+from kbroker.server.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class Broker:
         self.image.listeners.append(self._on_metadata_record)
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
-        self.servers: list[asyncio.base_events.Server] = []
+        self.limits = ConnectionLimits(config)
+        self.servers: list[Listener] = []
         self.bound: dict[str, tuple[str, int]] = {}
         self.cluster_id = ""
         self.started_at = 0.0
@@ -178,30 +181,24 @@ class Broker:
         return self.config.topic_config(overrides or {})
 
     def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig:
-        settings = self.topic_settings(overrides)
-        return LogConfig.from_topic_configs({k: format_config_value(v) for k, v in settings.items()})
+        return LogConfig.from_topic_values(self.topic_settings(overrides))
 
     # -- listeners --------------------------------------------------------------------------
 
     async def _bind(self) -> None:
-        loop = asyncio.get_running_loop()
         for endpoint in self.config.client_listeners:
-            host = endpoint.host or None
             try:
-                server = await loop.create_server(
-                    lambda e=endpoint: KafkaConnection(self, e),
-                    host=host,
-                    port=endpoint.port,
-                    reuse_address=True,
-                    start_serving=False,
-                    backlog=1024,
-                )
+                server = await Listener.bind(self, endpoint)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
             self.servers.append(server)
-            sock = server.sockets[0]
-            bound_host, bound_port = sock.getsockname()[:2]
+            bound_host, bound_port = server.sockets[0].getsockname()[:2]
             self.bound[endpoint.listener] = (bound_host, bound_port)
+        self.limits.on_slot_free.append(self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        for server in self.servers:
+            server.resume_accepting()
 
     def advertised_endpoints(self) -> list[tuple[str, str, int]]:
         """(listener name, host, port) this broker advertises to clients."""
@@ -232,15 +229,28 @@ class Broker:
         return host, port
 
     async def _close_idle_connections(self) -> None:
+        """Close connections idle for connections.max.idle.ms (Kafka: any byte restarts the
+        timer), and those whose partly received request has been arriving for longer than
+        kbroker.request.receive.timeout.ms (so trickling bytes cannot hold a connection and its
+        buffered bytes for ever)."""
         idle_ms = self.config["connections.max.idle.ms"]
-        if idle_ms <= 0:
+        receive_ms = self.limits.receive_timeout_ms
+        bounds = [ms for ms in (idle_ms, receive_ms) if ms > 0]
+        if not bounds:
             return
-        period = max(0.05, min(idle_ms / 1000 / 4, 30.0))
+        period = max(0.05, min(min(bounds) / 1000 / 4, 30.0))
         while True:
             await asyncio.sleep(period)
-            cutoff = time.monotonic() - idle_ms / 1000
+            now = time.monotonic()
             for conn in list(self.connections):
-                if conn.idle and conn.last_active < cutoff:
+                if conn.closed:
+                    continue
+                if receive_ms > 0 and conn.decoder.buffered and now - conn.frame_started > receive_ms / 1000:
+                    log.info("closing connection from %s: a request of %s bytes not received in full within "
+                             "%d ms (kbroker.request.receive.timeout.ms), %d bytes in", conn.peer,
+                             conn.decoder.expected, receive_ms, conn.decoder.buffered)
+                    conn.close()
+                elif idle_ms > 0 and conn.idle and now - conn.last_active > idle_ms / 1000:
                     log.info("closing idle connection from %s", conn.peer)
                     conn.close()
 
@@ -285,8 +295,8 @@ class Broker:
         if self.log_manager is None:
             return
         for topic in topics:
-            config = self.default_log_config(topic.configs)
             settings = self.topic_settings(topic.configs)
+            config = LogConfig.from_topic_values(settings)
             for index in topic.partitions:
                 p = self.partitions.get((topic.name, index))
                 if p is not None:
@@ -297,16 +307,126 @@ class Broker:
         topic = self.image.topic(topic_name)
         assert topic is not None and self.log_manager is not None
         state = topic.partitions[index]
-        plog = self.log_manager.get_or_create(topic_name, index, self.default_log_config(topic.configs))
+        settings = self.topic_settings(topic.configs)
+        plog = self.log_manager.get_or_create(topic_name, index, LogConfig.from_topic_values(settings))
         if plog.high_watermark < plog.log_end_offset:
             plog.high_watermark = plog.log_end_offset
         self.partitions[(topic_name, index)] = Partition(
             topic_name, index, topic.topic_id, plog, state.leader_epoch, list(state.replicas), list(state.isr),
-            self.topic_settings(topic.configs),
+            settings,
         )
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
+
+
+class Listener:
+    """A listening socket with Kafka's acceptor rules: a connection over its address's
+    max.connections.per.ip is closed at once; at max.connections the listener stops accepting
+    (connections wait in the listen backlog) until one closes."""
+
+    BACKLOG = 1024
+
+    def __init__(self, broker: Broker, endpoint: Any, sockets: list[socket.socket]) -> None:
+        self.broker = broker
+        self.endpoint = endpoint
+        self.sockets = sockets
+        self._loop = asyncio.get_running_loop()
+        self._serving = False
+        self._accepting = False
+        self._closed = False
+        self._starting: set[asyncio.Task] = set()
+
+    @classmethod
+    async def bind(cls, broker: Broker, endpoint: Any) -> Listener:
+        loop = asyncio.get_running_loop()
+        host = endpoint.host or None
+        infos = await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
+        port = endpoint.port
+        try:
+            for family, type_, proto, _name, address in dict.fromkeys(
+                (i[0], i[1], i[2], i[3], i[4]) for i in infos
+            ):
+                sock = socket.socket(family, type_, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(sockets) > 1:  # every address on the port the first one got
+                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                sock.bind(address)
+                sock.listen(cls.BACKLOG)
+                sock.setblocking(False)
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        return cls(broker, endpoint, sockets)
+
+    async def start_serving(self) -> None:
+        self._serving = True
+        self.resume_accepting()
+
+    def resume_accepting(self) -> None:
+        if not self._serving or self._closed or self._accepting or not self.broker.limits.accepting:
+            return
+        self._accepting = True
+        for sock in self.sockets:
+            self._loop.add_reader(sock.fileno(), self._on_acceptable, sock)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            for sock in self.sockets:
+                self._loop.remove_reader(sock.fileno())
+
+    def _on_acceptable(self, sock: socket.socket) -> None:
+        limits = self.broker.limits
+        for _ in range(self.BACKLOG):
+            if not limits.accepting:
+                self._pause_accepting()
+                return
+            try:
+                conn, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, ...: let the loop come back to it
+                log.warning("cannot accept a connection on %s: %s", self.endpoint, exc)
+                return
+            peer = str(address[0]) if isinstance(address, tuple) else str(address)
+            if not limits.admit(peer):
+                conn.close()
+                continue
+            conn.setblocking(False)
+            task = self._loop.create_task(self._serve(conn, peer))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
+        protocol = KafkaConnection(self.broker, self.endpoint, admitted=peer)
+        try:
+            await self._loop.connect_accepted_socket(lambda: protocol, conn)
+        except BaseException as exc:
+            conn.close()
+            protocol.release_all()  # once, whether or not the transport got to connection_lost
+            if not isinstance(exc, OSError):
+                raise
+            log.info("cannot serve a connection from %s: %s", peer, exc)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._pause_accepting()
+        self._closed = True
+        for task in self._starting:
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)
 
 
 async def _maybe_await(value: Any) -> Any:

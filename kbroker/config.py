@@ -1,8 +1,16 @@
-"""Broker and topic configuration with Apache Kafka's own keys.
+"""Broker and topic configuration with Apache Kafka's own keys: the one place they are declared.
 
-``server.properties`` is read with Java properties syntax. Every key Kafka users put in that file
-is known here with its type and default; keys kbroker does not know produce a warning, and a value
-that does not parse or is out of range stops start-up with a :class:`ConfigError` naming the key.
+Every broker key (``BROKER_KEYS``) and topic key (``TOPIC_KEYS``) is declared once with Kafka 4.4's
+type, default, validator (and, for topic keys, documentation), and everything else takes them from
+here: start-up (``server.properties``, ``--override``), DescribeConfigs, CreateTopics,
+AlterConfigs/IncrementalAlterConfigs, the coordinators and the log, whose typed ``LogConfig`` is
+built from values parsed here once. This module imports nothing of kbroker's, so every layer
+(the log included) may use it.
+
+``server.properties`` is read with Java properties syntax. Keys kbroker does not know produce a
+warning, and a value that does not parse or fails Kafka's validator stops start-up with a
+:class:`ConfigError` naming the key, in Kafka's words (``Invalid value 14 for configuration
+log.segment.bytes: Value must be at least 1048576``).
 
 Topic-level configs (``segment.bytes``, ``retention.ms``, ...) take their defaults from the broker
 keys Kafka names as their synonyms (``log.segment.bytes``, ``log.retention.hours``, ...), in
@@ -16,19 +24,27 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
+# Kafka 4's floor for segment.bytes and log.segment.bytes (LogConfig: atLeast(1024 * 1024)).
+SEGMENT_BYTES_MIN = 1024 * 1024
 
 
 class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key."""
+    """An invalid configuration value; the message names the key.
 
-    def __init__(self, key: str, value: object, reason: str) -> None:
-        super().__init__(f"Invalid value {value!r} for configuration {key}: {reason}")
+    The text is Kafka's ``ConfigException``: ``Invalid value V for configuration K: reason``, or
+    ``message`` as given for Kafka's checks that word it differently (list duplicates, unknown
+    topic config names, conflicting values)."""
+
+    def __init__(self, key: str, value: object, reason: str, message: str | None = None) -> None:
+        shown = "null" if value is None else value
+        super().__init__(message or f"Invalid value {shown} for configuration {key}: {reason}")
         self.key = key
         self.value = value
         self.reason = reason
@@ -59,41 +75,52 @@ def _parse_bool(key: str, raw: str) -> bool:
     raise ConfigError(key, raw, "Expected value to be either true or false")
 
 
-def _parse_int(lo: int, hi: int) -> Callable[[str, str], int]:
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _parse_int(type_name: str, lo: int, hi: int) -> Callable[[str, str], int]:
+    """Java's Integer/Short/Long.parseInt: ASCII digits with an optional sign, within the type."""
+
     def parse(key: str, raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(key, raw, "Not a number") from None
-        if not lo <= value <= hi:
-            raise ConfigError(key, raw, f"Value must be in the range [{lo}, {hi}]")
+        text = raw.strip()
+        if not _INTEGER.fullmatch(text) or not lo <= (value := int(text)) <= hi:
+            raise ConfigError(key, raw, f"Not a number of type {type_name}")
         return value
 
     return parse
 
 
+_DOUBLE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[dDfF]?")
+
+
 def _parse_double(key: str, raw: str) -> float:
-    try:
-        return float(raw.strip())
-    except ValueError:
-        raise ConfigError(key, raw, "Not a number") from None
+    # Java's Double.parseDouble also takes NaN and Infinity; kbroker does not (no config of
+    # Kafka's means anything with them, and NaN passes every range check).
+    text = raw.strip()
+    if not _DOUBLE.fullmatch(text):
+        raise ConfigError(key, raw, "Not a number of type DOUBLE")
+    return float(text.rstrip("dDfF"))
 
 
 def _parse_string(key: str, raw: str) -> str:
     return raw.strip()
 
 
+_LIST_SEPARATOR = re.compile(r"\s*,\s*")
+
+
 def _parse_list(key: str, raw: str) -> list[str]:
+    """Kafka's LIST: split on commas (and the blanks around them); empty text is the empty list."""
     raw = raw.strip()
-    return [item.strip() for item in raw.split(",") if item.strip()] if raw else []
+    return _LIST_SEPARATOR.split(raw) if raw else []
 
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "boolean": _parse_bool,
     "string": _parse_string,
-    "int": _parse_int(-(2**31), INT_MAX),
-    "short": _parse_int(-(2**15), 2**15 - 1),
-    "long": _parse_int(-(2**63), LONG_MAX),
+    "int": _parse_int("INT", -(2**31), INT_MAX),
+    "short": _parse_int("SHORT", -(2**15), 2**15 - 1),
+    "long": _parse_int("LONG", -(2**63), LONG_MAX),
     "double": _parse_double,
     "list": _parse_list,
     "class": _parse_string,
@@ -103,6 +130,13 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
+    """One key: Kafka's type, default (as Kafka writes it) and validator.
+
+    ``minimum``/``maximum`` are Kafka's ``Range.atLeast``/``between``; ``choices`` its
+    ``ValidString.in``; ``list_choices`` its ``ValidList.in``; ``nonempty`` a ``ValidList`` that
+    refuses the empty list; ``check`` any other validator of Kafka's (called with the key name,
+    the parsed value and the raw text)."""
+
     name: str
     type: str
     default: str | None
@@ -110,9 +144,12 @@ class ConfigKey:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     list_choices: tuple[str, ...] | None = None
+    nonempty: bool = False
+    check: Callable[[str, Any, str], None] | None = None
     read_only: bool = True
     sensitive: bool = False
     applied: bool = True  # False: accepted for compatibility, has no effect in kbroker
+    doc: str = ""  # DescribeConfigs' documentation (v3+, when asked for)
 
     def parse(self, raw: str) -> Any:
         value = _PARSERS[self.type](self.name, raw)
@@ -122,13 +159,33 @@ class ConfigKey:
             raise ConfigError(self.name, raw, f"Value must be no more than {_fmt(self.maximum)}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(self.name, raw, f"String must be one of: {', '.join(self.choices)}")
-        if self.list_choices is not None:
-            for item in value:
-                if item not in self.list_choices:
-                    raise ConfigError(
-                        self.name, raw, f"Invalid value {item}; must be one of {', '.join(self.list_choices)}"
-                    )
+        if self.type == "list":
+            _check_list(self, value, raw)
+        if self.check is not None:
+            self.check(self.name, value, raw)
         return value
+
+
+def _check_list(key: ConfigKey, items: list[str], raw: str) -> None:
+    """Kafka's ValidList: not empty (where required), no duplicates, no empty entries, and each
+    entry one of ``list_choices`` when given."""
+    name = key.name
+    if key.nonempty and not items:
+        valid = f"[{', '.join(key.list_choices)}]" if key.list_choices else "any non-empty value"
+        raise ConfigError(name, raw, "", f"Configuration '{name}' must not be empty. Valid values include: {valid}")
+    if len(set(items)) != len(items):
+        raise ConfigError(name, raw, "", f"Configuration '{name}' values must not be duplicated.")
+    for item in items:
+        if not item:
+            raise ConfigError(name, raw, "", f"Configuration '{name}' values must not be empty.")
+        if key.list_choices is not None and item not in key.list_choices:
+            raise ConfigError(name, item, f"String must be one of: {', '.join(key.list_choices)}")
+
+
+def _gzip_level(name: str, value: Any, raw: str) -> None:
+    # Kafka's CompressionType.GZIP.levelValidator: Deflater's 1..9, or -1 for its default.
+    if value > 9 or (value < 1 and value != -1):
+        raise ConfigError(name, raw, "Value must be between 1 and 9 or equal to -1")
 
 
 def _fmt(number: float) -> str:
@@ -149,25 +206,26 @@ BROKER_KEYS: dict[str, ConfigKey] = {
     for k in [
         _k("node.id", "int", "-1", minimum=-1),
         _k("broker.id", "int", "-1", minimum=-1),
-        _k("process.roles", "list", "broker,controller", list_choices=("broker", "controller")),
-        _k("listeners", "list", "PLAINTEXT://localhost:9092"),
+        _k("process.roles", "list", "broker,controller", list_choices=("broker", "controller"), nonempty=True),
+        _k("listeners", "list", "PLAINTEXT://localhost:9092", nonempty=True),
         _k("advertised.listeners", "list", None),
         _k("listener.security.protocol.map", "string",
            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         _k("inter.broker.listener.name", "string", None),
-        _k("controller.listener.names", "list", None),
+        _k("controller.listener.names", "list", None, nonempty=True),
         _k("controller.quorum.voters", "list", ""),
         _k("controller.quorum.bootstrap.servers", "list", ""),
         _k("cluster.id", "string", None),
-        _k("log.dirs", "list", None),
-        _k("log.dir", "list", "./kbroker-data"),
+        _k("log.dirs", "list", None, nonempty=True),
+        _k("log.dir", "list", "./kbroker-data", nonempty=True),
         _k("metadata.log.dir", "string", None),
         _k("num.partitions", "int", "1", minimum=1),
         _k("default.replication.factor", "int", "1", minimum=1),
         _k("auto.create.topics.enable", "boolean", "true"),
         _k("delete.topic.enable", "boolean", "true"),
+        _k("unstable.api.versions.enable", "boolean", "false"),
         _k("message.max.bytes", "int", "1048588", minimum=0, read_only=False),
-        _k("log.segment.bytes", "int", "1073741824", minimum=14, read_only=False),
+        _k("log.segment.bytes", "int", "1073741824", minimum=SEGMENT_BYTES_MIN, read_only=False),
         _k("log.roll.ms", "long", None, minimum=1, read_only=False),
         _k("log.roll.hours", "int", "168", minimum=1),
         _k("log.roll.jitter.ms", "long", None, minimum=0, read_only=False),
@@ -197,7 +255,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("log.message.timestamp.before.max.ms", "long", str(LONG_MAX), minimum=0, read_only=False),
         _k("log.message.timestamp.after.max.ms", "long", "3600000", minimum=0, read_only=False),
         _k("compression.type", "string", "producer", choices=_COMPRESSION, read_only=False),
-        _k("compression.gzip.level", "int", "-1", minimum=-1, maximum=9, read_only=False),
+        _k("compression.gzip.level", "int", "-1", check=_gzip_level, read_only=False),
         _k("compression.lz4.level", "int", "9", minimum=1, maximum=17, read_only=False),
         _k("compression.zstd.level", "int", "3", minimum=-131072, maximum=22, read_only=False),
         _k("min.insync.replicas", "int", "1", minimum=1, read_only=False),
@@ -206,20 +264,26 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.send.buffer.bytes", "int", "102400"),
         _k("socket.receive.buffer.bytes", "int", "102400"),
         _k("connections.max.idle.ms", "long", "600000"),
+        _k("max.connections", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0),
+        _k("max.connections.per.ip.overrides", "string", ""),
+        # Kafka's default is -1 (unbounded); see kbroker/server/limits.py.
+        _k("queued.max.request.bytes", "long", "104857600"),
+        _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
         _k("num.network.threads", "int", "3", minimum=1, applied=False),
         _k("num.io.threads", "int", "8", minimum=1, applied=False),
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
-        _k("queued.max.requests", "int", "500", minimum=1, applied=False),
+        _k("queued.max.requests", "int", "500", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
         _k("group.max.size", "int", str(INT_MAX), minimum=1),
         _k("group.coordinator.rebalance.protocols", "list", "classic,consumer,streams",
-           list_choices=("classic", "consumer", "share", "streams")),
+           list_choices=("classic", "consumer", "share", "streams"), nonempty=True),
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
-        _k("group.consumer.assignors", "list", "uniform,range"),
+        _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
         _k("offsets.topic.num.partitions", "int", "50", minimum=1),
         _k("offsets.topic.replication.factor", "short", "3", minimum=1),
         _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1),
@@ -238,6 +302,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("producer.id.expiration.check.interval.ms", "int", "600000", minimum=1),
         _k("max.incremental.fetch.session.cache.slots", "int", "1000", minimum=0),
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
+        _k("max.request.partition.size.limit", "int", "2000", minimum=1),
         _k("replica.lag.time.max.ms", "long", "30000"),
         _k("zookeeper.connect", "string", None, applied=False),
         _k("zookeeper.connection.timeout.ms", "int", None, applied=False),
@@ -248,25 +313,25 @@ BROKER_KEYS: dict[str, ConfigKey] = {
 
 @dataclass(frozen=True, slots=True)
 class TopicKey:
-    """A topic-level config and the broker keys it falls back to, first match wins."""
+    """A topic-level config (validated as Kafka's LogConfig does) and the broker keys it falls back
+    to, first match wins."""
 
     name: str
-    type: str
     synonyms: tuple[str, ...]
+    spec: ConfigKey
     convert: Callable[[str, Any], Any] | None = None  # (broker key, broker value) -> topic value
-    minimum: float | None = None
-    choices: tuple[str, ...] | None = None
-    list_choices: tuple[str, ...] | None = None
-    default: str | None = None  # only when no broker synonym exists
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
 
     def parse(self, raw: str) -> Any:
-        key = ConfigKey(self.name, self.type, None, minimum=self.minimum, choices=self.choices,
-                        list_choices=self.list_choices)
-        return key.parse(raw)
+        return self.spec.parse(raw)
 
 
-def _hours_to_ms(_key: str, value: Any) -> Any:
-    return None if value is None else int(value) * 3_600_000
+def _t(name: str, type_: str, synonyms: tuple[str, ...], convert: Callable[[str, Any], Any] | None = None,
+       **kw: Any) -> TopicKey:
+    return TopicKey(name, synonyms, ConfigKey(name, type_, None, **kw), convert)
 
 
 def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
@@ -279,44 +344,90 @@ def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
     return int(value)
 
 
-def _ratio(_key: str, value: Any) -> Any:
-    return value
-
-
+# Kafka's LogConfig: each topic key's type and validator; its default is its broker synonym's.
 TOPIC_KEYS: dict[str, TopicKey] = {
     t.name: t
     for t in [
-        TopicKey("cleanup.policy", "list", ("log.cleanup.policy",), list_choices=("compact", "delete")),
-        TopicKey("compression.type", "string", ("compression.type",), choices=_COMPRESSION),
-        TopicKey("compression.gzip.level", "int", ("compression.gzip.level",)),
-        TopicKey("compression.lz4.level", "int", ("compression.lz4.level",)),
-        TopicKey("compression.zstd.level", "int", ("compression.zstd.level",)),
-        TopicKey("delete.retention.ms", "long", ("log.cleaner.delete.retention.ms",), minimum=0),
-        TopicKey("file.delete.delay.ms", "long", ("log.segment.delete.delay.ms",), minimum=0),
-        TopicKey("flush.messages", "long", ("log.flush.interval.messages",), minimum=1),
-        TopicKey("flush.ms", "long", ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"), minimum=0),
-        TopicKey("index.interval.bytes", "int", ("log.index.interval.bytes",), minimum=0),
-        TopicKey("max.compaction.lag.ms", "long", ("log.cleaner.max.compaction.lag.ms",), minimum=1),
-        TopicKey("max.message.bytes", "int", ("message.max.bytes",), minimum=0),
-        TopicKey("message.timestamp.after.max.ms", "long", ("log.message.timestamp.after.max.ms",), minimum=0),
-        TopicKey("message.timestamp.before.max.ms", "long", ("log.message.timestamp.before.max.ms",), minimum=0),
-        TopicKey("message.timestamp.type", "string", ("log.message.timestamp.type",), choices=_TIMESTAMP_TYPES),
-        TopicKey("min.cleanable.dirty.ratio", "double", ("log.cleaner.min.cleanable.ratio",), minimum=0),
-        TopicKey("min.compaction.lag.ms", "long", ("log.cleaner.min.compaction.lag.ms",), minimum=0),
-        TopicKey("min.insync.replicas", "int", ("min.insync.replicas",), minimum=1),
-        TopicKey("preallocate", "boolean", ("log.preallocate",)),
-        TopicKey("retention.bytes", "long", ("log.retention.bytes",)),
-        TopicKey("retention.ms", "long", ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
-                 convert=_minutes_or_hours_to_ms, minimum=-1),
-        TopicKey("segment.bytes", "int", ("log.segment.bytes",), minimum=14),
-        TopicKey("segment.index.bytes", "int", ("log.index.size.max.bytes",), minimum=4),
-        TopicKey("segment.jitter.ms", "long", ("log.roll.jitter.ms", "log.roll.jitter.hours"),
-                 convert=_minutes_or_hours_to_ms, minimum=0),
-        TopicKey("segment.ms", "long", ("log.roll.ms", "log.roll.hours"), convert=_minutes_or_hours_to_ms,
-                 minimum=1),
-        TopicKey("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",)),
+        _t("cleanup.policy", "list", ("log.cleanup.policy",), list_choices=("compact", "delete"),
+           doc="How old segments go: delete (by retention.ms/retention.bytes), compact (keep the latest record of each key), or both."),
+        _t("compression.type", "string", ("compression.type",), choices=_COMPRESSION,
+           doc="The codec the log keeps batches in: producer (as sent), uncompressed, gzip, snappy, lz4 or zstd."),
+        _t("compression.gzip.level", "int", ("compression.gzip.level",), check=_gzip_level,
+           doc="gzip level used when the broker compresses (1-9, or -1 for the codec's default)."),
+        _t("compression.lz4.level", "int", ("compression.lz4.level",), minimum=1, maximum=17,
+           doc="lz4 level used when the broker compresses (1-17)."),
+        _t("compression.zstd.level", "int", ("compression.zstd.level",), minimum=-131072, maximum=22,
+           doc="zstd level used when the broker compresses (-131072 to 22)."),
+        _t("delete.retention.ms", "long", ("log.cleaner.delete.retention.ms",), minimum=0,
+           doc="How long a tombstone stays in a compacted log after it was cleaned."),
+        _t("file.delete.delay.ms", "long", ("log.segment.delete.delay.ms",), minimum=0,
+           doc="How long a deleted segment's files are kept before they are removed from disk."),
+        _t("flush.messages", "long", ("log.flush.interval.messages",), minimum=1,
+           doc="fsync the log after this many records."),
+        _t("flush.ms", "long", ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"), minimum=0,
+           doc="fsync the log when its oldest unflushed data is this old."),
+        _t("index.interval.bytes", "int", ("log.index.interval.bytes",), minimum=0,
+           doc="Bytes of log between two offset index entries."),
+        _t("max.compaction.lag.ms", "long", ("log.cleaner.max.compaction.lag.ms",), minimum=1,
+           doc="The longest a record may stay uncompacted."),
+        _t("max.message.bytes", "int", ("message.max.bytes",), minimum=0,
+           doc="The largest record batch the topic accepts, in bytes."),
+        _t("message.timestamp.after.max.ms", "long", ("log.message.timestamp.after.max.ms",), minimum=0,
+           doc="How far in the future a CreateTime timestamp may be."),
+        _t("message.timestamp.before.max.ms", "long", ("log.message.timestamp.before.max.ms",), minimum=0,
+           doc="How far in the past a CreateTime timestamp may be."),
+        _t("message.timestamp.type", "string", ("log.message.timestamp.type",), choices=_TIMESTAMP_TYPES,
+           doc="CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock."),
+        _t("min.cleanable.dirty.ratio", "double", ("log.cleaner.min.cleanable.ratio",), minimum=0, maximum=1,
+           doc="The share of uncleaned log (0 to 1) from which the log is compacted."),
+        _t("min.compaction.lag.ms", "long", ("log.cleaner.min.compaction.lag.ms",), minimum=0,
+           doc="The shortest time a record stays uncompacted."),
+        _t("min.insync.replicas", "int", ("min.insync.replicas",), minimum=1,
+           doc="In-sync replicas an acks=all produce needs."),
+        _t("preallocate", "boolean", ("log.preallocate",),
+           doc="Reserve a new segment's disk space when it is created."),
+        _t("retention.bytes", "long", ("log.retention.bytes",),
+           doc="The size the log is cut back to by deleting old segments (-1: no limit)."),
+        _t("retention.ms", "long", ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+           convert=_minutes_or_hours_to_ms, minimum=-1,
+           doc="How long a segment is kept before it is deleted (-1: for ever)."),
+        _t("segment.bytes", "int", ("log.segment.bytes",), minimum=SEGMENT_BYTES_MIN,
+           doc="The size of a segment file; a new one starts when it is full (at least 1 MiB)."),
+        _t("segment.index.bytes", "int", ("log.index.size.max.bytes",), minimum=4,
+           doc="The size of a segment's offset index; the segment rolls when the index is full."),
+        _t("segment.jitter.ms", "long", ("log.roll.jitter.ms", "log.roll.jitter.hours"),
+           convert=_minutes_or_hours_to_ms, minimum=0,
+           doc="Random jitter taken off segment.ms so segments do not all roll at once."),
+        _t("segment.ms", "long", ("log.roll.ms", "log.roll.hours"), convert=_minutes_or_hours_to_ms, minimum=1,
+           doc="A new segment starts after this long even if the current one is not full."),
+        _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
+           doc="Whether a replica outside the ISR may become leader, losing records."),
     ]
 }
+
+
+def _from_synonyms(key: TopicKey, lookup: Callable[[str], Any]) -> tuple[Any, str | None]:
+    """The first of ``key``'s broker synonyms ``lookup`` has a value for, converted to the topic
+    key's unit, and that synonym."""
+    for syn in key.synonyms:
+        value = lookup(syn)
+        if value is not None:
+            return (key.convert(syn, value) if key.convert else value), syn
+    return None, None
+
+
+def _key_default(name: str) -> Any:
+    key = BROKER_KEYS[name]
+    return None if key.default is None else key.parse(key.default)
+
+
+# Kafka's default of every broker key, typed (None where Kafka has none).
+BROKER_DEFAULTS: Mapping[str, Any] = MappingProxyType({name: _key_default(name) for name in BROKER_KEYS})
+
+# Kafka's default of every topic-level config, typed (its broker synonyms' defaults).
+TOPIC_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {name: _from_synonyms(key, _key_default)[0] for name, key in TOPIC_KEYS.items()}
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +562,35 @@ def parse_endpoints(key: str, items: Iterable[str], protocol_map: Mapping[str, s
 # The broker's configuration
 
 
+# Kafka's Utils.validHostPattern
+_VALID_HOST = re.compile(r"[a-zA-Z0-9\-:.]+")
+
+
+def parse_ip_overrides(raw: str) -> dict[str, int]:
+    """``max.connections.per.ip.overrides``: ``host:count`` pairs separated by commas (Kafka's
+    ``Csv.parseCsvMap``: the last ``:`` splits, so IPv6 addresses work)."""
+    key = "max.connections.per.ip.overrides"
+    out: dict[str, int] = {}
+    raw = raw.strip()
+    if not raw:
+        return out
+    for item in re.split(r"\s*,\s*", raw):
+        host, sep, count = item.rpartition(":")
+        host = host.strip()
+        if not sep or not host:
+            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': expected host:count, "
+                              f"got {item!r}")
+        try:
+            value = int(count.strip())
+        except ValueError:
+            raise ConfigError(key, raw, f"Error parsing configuration property '{key}': "
+                              f"{count.strip()!r} is not a number") from None
+        if not _VALID_HOST.fullmatch(host):
+            raise ConfigError(key, raw, f"{key} contains invalid addresses : {host}")
+        out[host] = value
+    return out
+
+
 @dataclass(slots=True)
 class ConfigEntry:
     """One config as DescribeConfigs reports it."""
@@ -462,6 +602,7 @@ class ConfigEntry:
     sensitive: bool
     type: str
     synonyms: list[tuple[str, str | None, int]] = field(default_factory=list)
+    doc: str | None = None
 
 
 # DescribeConfigs ConfigSource values.
@@ -486,15 +627,24 @@ class BrokerConfig:
     ) -> None:
         self.raw: dict[str, str] = dict(props or {})
         # Dynamic configs (AlterConfigs on BROKER resources): cluster-wide default and this node.
-        self.dynamic_default: dict[str, str] = dict(dynamic_default or {})
-        self.dynamic_node: dict[str, str] = dict(dynamic_node or {})
+        # They were validated when altered; one that no longer validates is ignored with a warning
+        # (as Kafka's DynamicBrokerConfig drops invalid stored configs) rather than stopping the
+        # broker while it replays its metadata.
+        self.dynamic_default: dict[str, str] = _valid_dynamic(dynamic_default or {}, "cluster default")
+        self.dynamic_node: dict[str, str] = _valid_dynamic(dynamic_node or {}, "this broker")
         self.values: dict[str, Any] = {}
         self.unknown: list[str] = []
-        for name, key in BROKER_KEYS.items():
-            raw = self.dynamic_node.get(name, self.dynamic_default.get(name, self.raw.get(name)))
-            self.values[name] = key.parse(raw) if raw is not None else (
-                key.parse(key.default) if key.default is not None else None
+        # Typed values of each layer, highest precedence first (the strings are parsed once, here).
+        self._typed: list[tuple[dict[str, Any], int]] = [
+            ({k: BROKER_KEYS[k].parse(v) for k, v in layer.items() if k in BROKER_KEYS}, source)
+            for layer, source in self._layers()
+        ]
+        for name in BROKER_KEYS:
+            self.values[name] = next(
+                (typed[name] for typed, _ in self._typed if name in typed), None
             )
+            if self.values[name] is None:
+                self.values[name] = BROKER_DEFAULTS[name]
         for name in self.raw:
             if name not in BROKER_KEYS:
                 self.unknown.append(name)
@@ -547,21 +697,32 @@ class BrokerConfig:
         if not dirs:
             raise ConfigError("log.dirs", self.raw.get("log.dirs", ""), "at least one log directory is required")
         self.log_dirs: list[Path] = [Path(d) for d in dirs]
+        self._validate_connection_limits()
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")
+
+    def _validate_connection_limits(self) -> None:
+        """Kafka's start-up checks of the connection and request-queue keys (KafkaConfig)."""
+        v = self.values
+        overrides = parse_ip_overrides(v["max.connections.per.ip.overrides"] or "")
+        if v["max.connections.per.ip"] == 0 and not overrides:
+            raise ConfigError("max.connections.per.ip", 0, "max.connections.per.ip can be set to zero only "
+                              "if max.connections.per.ip.overrides property is set.")
+        queued = v["queued.max.request.bytes"]
+        if self.is_set("queued.max.request.bytes") and 0 < queued < v["socket.request.max.bytes"]:
+            raise ConfigError("queued.max.request.bytes", queued,
+                              "queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given (file, overrides or dynamic config) rather than defaulted."""
+        return name in self.raw or name in self.dynamic_default or name in self.dynamic_node
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
-
-    def with_overrides(self, overrides: Mapping[str, str]) -> BrokerConfig:
-        merged = dict(self.raw)
-        merged.update(overrides)
-        return BrokerConfig(merged, warn=False, dynamic_default=self.dynamic_default,
-                            dynamic_node=self.dynamic_node)
 
     def with_dynamic(self, default: Mapping[str, str], node: Mapping[str, str]) -> BrokerConfig:
         return BrokerConfig(self.raw, warn=False, dynamic_default=default, dynamic_node=node)
@@ -578,26 +739,47 @@ class BrokerConfig:
     def topic_default(self, topic_key: str) -> tuple[Any, str | None]:
         """The broker-level value of a topic config and the broker key it came from."""
         key = TOPIC_KEYS[topic_key]
-        for layer, _source in self._layers():
-            for syn in key.synonyms:
-                if syn in layer:
-                    value = BROKER_KEYS[syn].parse(layer[syn])
-                    return (key.convert(syn, value) if key.convert else value), syn
-        for syn in key.synonyms:
-            value = self.values.get(syn)
-            if value is not None:
-                return (key.convert(syn, value) if key.convert else value), syn
-        return (key.parse(key.default) if key.default is not None else None), None
+        for typed, _source in self._typed:
+            value, syn = _from_synonyms(key, typed.get)
+            if syn is not None:
+                return value, syn
+        return _from_synonyms(key, self.values.get)
 
     def topic_config(self, overrides: Mapping[str, str]) -> dict[str, Any]:
-        """Effective topic-level config values for a topic with the given (validated) overrides."""
+        """Effective topic-level config values (typed) for a topic with the given stored overrides.
+
+        The overrides were validated when they were set; one that no longer validates (stored by
+        an older version with laxer rules) is ignored with a warning: the broker default applies."""
         result: dict[str, Any] = {}
         for name, key in TOPIC_KEYS.items():
-            if name in overrides:
-                result[name] = key.parse(overrides[name])
-            else:
-                result[name] = self.topic_default(name)[0]
+            raw = overrides.get(name)
+            if raw is not None:
+                try:
+                    result[name] = key.parse(raw)
+                    continue
+                except ConfigError as exc:
+                    log.warning("ignoring stored topic config: %s", exc)
+            result[name] = self.topic_default(name)[0]
         return result
+
+    def validate_topic_configs(self, configs: Mapping[str, str | None]) -> dict[str, Any]:
+        """Check a topic's complete set of overrides as Kafka's controller does (names, then each
+        value, then the values together with the broker defaults); returns them typed. Raises
+        :class:`ConfigError` with Kafka's message."""
+        nulls = [name for name, raw in configs.items() if raw is None]
+        if nulls:
+            raise ConfigError(nulls[0], None, "", f"Null value not supported for topic configs: {','.join(nulls)}")
+        for name in configs:
+            if name not in TOPIC_KEYS:
+                raise ConfigError(name, configs[name], "", f"Unknown topic config name: {name}")
+        typed = {name: TOPIC_KEYS[name].parse(raw) for name, raw in configs.items() if raw is not None}
+        lag = {k: typed[k] if k in typed else self.topic_default(k)[0]
+               for k in ("min.compaction.lag.ms", "max.compaction.lag.ms")}
+        if lag["min.compaction.lag.ms"] > lag["max.compaction.lag.ms"]:
+            raise ConfigError("min.compaction.lag.ms", lag["min.compaction.lag.ms"], "", (
+                f"conflict topic config setting min.compaction.lag.ms ({lag['min.compaction.lag.ms']}) > "
+                f"max.compaction.lag.ms ({lag['max.compaction.lag.ms']})"))
+        return typed
 
     def describe_broker(self) -> list[ConfigEntry]:
         entries = []
@@ -610,7 +792,8 @@ class BrokerConfig:
             value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None
-            entries.append(ConfigEntry(name, value, source, key.read_only, key.sensitive, key.type, synonyms))
+            entries.append(ConfigEntry(name, value, source, key.read_only, key.sensitive, key.type, synonyms,
+                                       key.doc or None))
         return entries
 
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
@@ -633,7 +816,7 @@ class BrokerConfig:
                 effective, _ = self.topic_default(name)
                 value = format_config_value(effective)
                 source = synonyms[0][2] if synonyms else SOURCE_DEFAULT
-            entries.append(ConfigEntry(name, value, source, False, False, key.type, synonyms))
+            entries.append(ConfigEntry(name, value, source, False, False, key.type, synonyms, key.spec.doc or None))
         return entries
 
 
@@ -647,15 +830,23 @@ def format_config_value(value: Any) -> str | None:
     return str(value)
 
 
-def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-    """Check topic-level overrides; returns the non-null ones. Raises ConfigError naming the key."""
+def _valid_dynamic(layer: Mapping[str, str], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, raw in configs.items():
-        key = TOPIC_KEYS.get(name)
+    for name, raw in layer.items():
+        key = BROKER_KEYS.get(name)
         if key is None:
-            raise ConfigError(name, raw, "Unknown topic config name")
-        if raw is None:
-            raise ConfigError(name, raw, "Null value not supported for topic configs")
-        key.parse(raw)
+            continue
+        try:
+            key.parse(raw)
+        except ConfigError as exc:
+            log.warning("ignoring stored dynamic broker config (%s): %s", where, exc)
+            continue
         out[name] = raw
     return out
+
+
+def validate_topic_configs(configs: Mapping[str, str | None], broker: BrokerConfig) -> dict[str, str]:
+    """Check a new topic's overrides (:meth:`BrokerConfig.validate_topic_configs`); returns them
+    as given. Raises :class:`ConfigError` with Kafka's message."""
+    broker.validate_topic_configs(configs)
+    return {name: raw for name, raw in configs.items() if raw is not None}

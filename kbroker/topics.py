@@ -29,7 +29,7 @@ class CreateResult:
 def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
     """Validate a topic creation; returns the records to commit or the error."""
     try:
-        configs = validate_topic_configs(topic.configs)
+        configs = validate_topic_configs(topic.configs, broker.config)
     except ConfigError as exc:
         return CreateResult(topic.name, ErrorCode.INVALID_CONFIG, str(exc))
     topic.configs = configs

@@ -80,6 +80,14 @@ def _unsupported(buf: memoryview, api_key: int, api_version: int) -> Unsupported
     return err
 
 
+def unsupported_request(frame: bytes | bytearray | memoryview) -> UnsupportedVersionError:
+    """The error :func:`decode_request` raises for an unknown version, for a frame whose version the
+    codec knows but the caller does not serve (at least 8 bytes: key, version, correlation id)."""
+    buf = as_view(frame)
+    api_key, api_version = _KEY_VERSION.unpack_from(buf, 0)
+    return _unsupported(buf, api_key, api_version)
+
+
 def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Any, Any]:
     """Decode a request frame (without its size prefix) into ``(RequestHeader, body)``.
 

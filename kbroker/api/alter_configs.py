@@ -4,8 +4,9 @@ Both change TOPIC configs and dynamic BROKER configs (this node's id, or "" for 
 default) through ConfigRecords in the metadata log. AlterConfigs replaces a resource's whole set
 of overrides; IncrementalAlterConfigs applies SET (0), DELETE (1), APPEND (2) and SUBTRACT (3, list
 configs only) to single keys. ValidateOnly checks without committing. Broker keys that Kafka
-marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys give
-INVALID_CONFIG, and a key named twice for a resource gives INVALID_REQUEST.
+marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys and invalid
+topic values give INVALID_CONFIG, invalid broker values INVALID_REQUEST (both as Kafka 4.4, with
+its validators and messages), and a key named twice for a resource gives INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -41,25 +42,26 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
-def _validate(broker, resource_type: int, name: str, new: dict[str, str]) -> None:
-    try:
-        if resource_type == RESOURCE_TOPIC:
-            for key, value in new.items():
-                spec = TOPIC_KEYS.get(key)
-                if spec is None:
-                    raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {key}")
-                spec.parse(value)
-        else:
-            for key, value in new.items():
-                spec = BROKER_KEYS.get(key)
-                if spec is None:
-                    raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
-                if spec.read_only:
-                    raise _Reject(ErrorCode.INVALID_REQUEST,
-                                  f"Cannot update these configs dynamically: [{key}]")
-                spec.parse(value)
-    except ConfigError as exc:
-        raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str]) -> None:
+    """Kafka's checks: a topic's whole new set of overrides as its controller validates them
+    (INVALID_CONFIG); for a broker the changed keys as its DynamicBrokerConfig does, whose
+    failures Kafka answers with INVALID_REQUEST (KAFKA-13609)."""
+    if resource_type == RESOURCE_TOPIC:
+        try:
+            broker.config.validate_topic_configs(new)
+        except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        return
+    for key, value in changed.items():
+        spec = BROKER_KEYS.get(key)
+        if spec is None:
+            raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
+        if spec.read_only:
+            raise _Reject(ErrorCode.INVALID_REQUEST, f"Cannot update these configs dynamically: [{key}]")
+        try:
+            spec.parse(value)
+        except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
 
 
 def _commit(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
@@ -92,7 +94,7 @@ def _alter(broker, request, response_cls, new_configs):
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
             old = _current(broker, res.resource_type, res.resource_name)
             new, changed = new_configs(broker, res, old)
-            _validate(broker, res.resource_type, res.resource_name, changed)
+            _validate(broker, res.resource_type, new, changed)
             if not request.validate_only:
                 _commit(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:

@@ -4,7 +4,8 @@ Join (epoch 0), heartbeat, reconcile and leave (-1, or -2 for a static member) i
 broker assigns (``group.consumer.assignors``: uniform, range). v0: the broker generates the member
 id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated member id. See
 ``kbroker.coordinator.group_consumer`` for the state machine. Refused with UNSUPPORTED_VERSION when
-``group.coordinator.rebalance.protocols`` does not list ``consumer``.
+``group.coordinator.rebalance.protocols`` does not list ``consumer`` or the finalized feature
+``group.version`` is below 1, as Kafka does.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ def handle_consumer_group_heartbeat(ctx, request):
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,
                                               assignment=None)
-    if "consumer" not in ctx.broker.config["group.coordinator.rebalance.protocols"]:
-        # Kafka does not expose the API then; the registry is static, so refuse it here.
+    if ("consumer" not in ctx.broker.config["group.coordinator.rebalance.protocols"]
+            or ctx.broker.image.features.get("group.version", 0) < 1):
+        # Kafka's isConsumerGroupProtocolEnabled: the protocol listed and the finalized
+        # group.version at least 1 (kafka-features.sh can downgrade it to 0).
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, member_id=None,
                                               error_message="The consumer rebalance protocol is disabled.",
                                               assignment=None)

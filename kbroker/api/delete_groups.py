@@ -1,8 +1,11 @@
-"""DeleteGroups (key 42), v0-2.
+"""DeleteGroups (key 42), v0-3.
 
-Deletes empty groups with their offsets (tombstones in ``__consumer_offsets``). Per group:
-INVALID_GROUP_ID for an empty id, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while it has members.
-v2+ is flexible.
+Deletes empty groups with their offsets (tombstones in ``__consumer_offsets``). A name given twice
+is answered once, as Kafka's KafkaApis does. Per group: INVALID_GROUP_ID for an empty id,
+GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while it has members. v2+ is flexible. v3 adds a per-group
+ErrorMessage; Kafka 4.4 fills it only for GROUP_DELETION_FAILED (a share or streams group whose
+state could not be cleaned up, which kbroker has no such state to fail on), so it is null here as
+it is in Kafka for the errors above.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from protocol.errors import ErrorCode
 from protocol.messages.delete_groups import DeleteGroupsResponse
 
 
-@api(42, 0, 2)
+@api(42, 0, 3)
 def handle_delete_groups(ctx, request):
     coordinator = ctx.broker.group_coordinator
     R = DeleteGroupsResponse.DeletableGroupResult
+    names = list(dict.fromkeys(request.groups_names))
     # Per group, the empty id included (Kafka sends it to its partition): COORDINATOR_NOT_AVAILABLE
     # without a coordinator, NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS from the partition.
-    early = {g: coordinator_error(coordinator, g) for g in request.groups_names}
+    early = {g: coordinator_error(coordinator, g) for g in names}
     ready = [g for g, code in early.items() if code == ErrorCode.NONE]
     deleted = dict(coordinator.delete_groups(ready)) if ready else {}
-    results = [R(group_id=g, error_code=deleted.get(g, early[g])) for g in request.groups_names]
+    results = [R(group_id=g, error_code=deleted.get(g, early[g]), error_message=None) for g in names]
     return DeleteGroupsResponse(throttle_time_ms=0, results=results)

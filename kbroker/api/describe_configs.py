@@ -23,7 +23,7 @@ Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceRes
 Synonym = Entry.DescribeConfigsSynonym
 
 
-def _entry(e: ConfigEntry, include_synonyms: bool, version: int) -> Entry:
+def _entry(e: ConfigEntry, include_synonyms: bool, include_documentation: bool) -> Entry:
     return Entry(
         name=e.name,
         value=None if e.sensitive else e.value,
@@ -33,7 +33,7 @@ def _entry(e: ConfigEntry, include_synonyms: bool, version: int) -> Entry:
         synonyms=[Synonym(name=n, value=None if e.sensitive else v, source=s) for n, v, s in e.synonyms]
         if include_synonyms else [],
         config_type=CONFIG_TYPE_IDS.get(e.type, 0),
-        documentation=None,
+        documentation=e.doc if include_documentation else None,
     )
 
 
@@ -52,6 +52,7 @@ def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
     broker = ctx.broker
     version = ctx.api_version
     include_synonyms = bool(request.include_synonyms)
+    include_documentation = version >= 3 and bool(request.include_documentation)
     results = []
     for res in request.resources:
         result = Result(error_code=ErrorCode.NONE, error_message=None, resource_type=res.resource_type,
@@ -81,7 +82,7 @@ def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
             result.error_message = f"Unsupported resource type {res.resource_type}"
             continue
         wanted = None if res.configuration_keys is None else set(res.configuration_keys)
-        result.configs = [_entry(e, include_synonyms, version) for e in entries
+        result.configs = [_entry(e, include_synonyms, include_documentation) for e in entries
                           if wanted is None or e.name in wanted]
     return DescribeConfigsResponse(throttle_time_ms=0, results=results)
 

@@ -30,7 +30,6 @@ TopicOut = Response.DescribeTopicPartitionsResponseTopic
 PartOut = Response.DescribeTopicPartitionsResponseTopic.DescribeTopicPartitionsResponsePartition
 
 ZERO_UUID = uuid.UUID(int=0)
-DEFAULT_PARTITION_LIMIT = 2000
 
 
 def _missing_topic_error(name: str) -> ErrorCode:
@@ -75,8 +74,7 @@ def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsRes
                          partitions=[])
                 for t in request.topics
             ])
-    limit_config = broker.config.raw.get("max.request.partition.size.limit")
-    max_limit = int(limit_config) if limit_config else DEFAULT_PARTITION_LIMIT
+    max_limit = broker.config["max.request.partition.size.limit"]
     remaining = max(min(max_limit, request.response_partition_limit), 1)  # at least one, as Kafka 4.x
     response = Response(throttle_time_ms=0, topics=[], next_cursor=None)
     for name in sorted(names):

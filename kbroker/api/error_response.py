@@ -69,9 +69,17 @@ def _top_level(api_key: int) -> None:
 
 
 # Heartbeat, LeaveGroup, AddOffsetsToTxn, EndTxn, ConsumerGroupHeartbeat, ListTransactions,
-# DescribeLogDirs, OffsetDelete, ListGroups: error code only (lists empty, other fields default).
-for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16):
+# DescribeLogDirs, OffsetDelete, ListGroups, ListConfigResources: error code only (lists empty,
+# other fields default).
+for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16, 74):
     _top_level(_key)
+
+
+@_builder(57)
+def _update_features(request: Any, version: int, code: int) -> Any:
+    # UpdateFeaturesResponse.createWithErrors: ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR, and no per-feature results.
+    return RESPONSES[57](error_code=code, error_message=None, results=[])
 
 
 @_builder(0)
@@ -294,7 +302,7 @@ def _txn_offset_commit(request: Any, version: int, code: int) -> Any:
     R = RESPONSES[28]
     T = R.TxnOffsetCommitResponseTopic
     return R(topics=[
-        T(name=topic.name, partitions=[
+        T(name=topic.name, topic_id=topic.topic_id, partitions=[
             T.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
             for p in topic.partitions])
         for topic in request.topics

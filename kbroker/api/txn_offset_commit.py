@@ -1,15 +1,23 @@
-"""TxnOffsetCommit (key 28), v0-5.
+"""TxnOffsetCommit (key 28), v0-6.
 
-Offsets a transactional producer commits for a consumer group. The transaction coordinator checks
-that the producer owns the transaction (PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v3 —,
-INVALID_PRODUCER_ID_MAPPING) and that AddOffsetsToTxn added the group (INVALID_TXN_STATE); the
-group coordinator keeps the offsets pending until the transaction's end makes them visible
-(commit) or drops them (abort). v3+ carries the member id and generation, which the group
-coordinator checks. v5 is Transactions V2: the group's offsets partition joins the transaction
-here (the client sends no AddOffsetsToTxn).
+Offsets a transactional producer commits for a consumer group. As Kafka 4.4's KafkaApis, the
+topics are checked first: at v6 (KIP-1319) topics are named by id and an id this cluster does not
+know gets UNKNOWN_TOPIC_ID; at every version a topic or partition that does not exist gets
+UNKNOWN_TOPIC_OR_PARTITION, and when nothing valid is left that is the whole answer. The rest goes
+to the coordinators: the transaction coordinator checks that the producer owns the transaction
+(PRODUCER_FENCED — INVALID_PRODUCER_EPOCH before v3 —, INVALID_PRODUCER_ID_MAPPING) and that
+AddOffsetsToTxn added the group (INVALID_TXN_STATE); the group coordinator keeps the offsets pending
+until the transaction's end makes them visible (commit) or drops them (abort). v3+ carries the
+member id and generation (a member epoch for KIP-848 groups), which the group coordinator checks;
+from v6 a generation for a group that does not exist is GROUP_ID_NOT_FOUND and a stale member
+epoch STALE_MEMBER_EPOCH, where older versions get ILLEGAL_GENERATION for both. v5 is Transactions
+V2: the group's offsets partition joins the transaction here (the client sends no AddOffsetsToTxn).
+Before v2, COORDINATOR_LOAD_IN_PROGRESS is answered as COORDINATOR_NOT_AVAILABLE (KAFKA-7296).
 """
 
 from __future__ import annotations
+
+import uuid
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
@@ -20,52 +28,96 @@ from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
 TopicResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
 PartResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition
 
-
-def _respond(request, codes) -> TxnOffsetCommitResponse:
-    return TxnOffsetCommitResponse(throttle_time_ms=0, topics=[
-        TopicResp(name=t.name, partitions=[
-            PartResp(partition_index=p.partition_index, error_code=codes(t.name, p.partition_index))
-            for p in t.partitions
-        ])
-        for t in request.topics
-    ])
+ZERO_UUID = uuid.UUID(int=0)
 
 
-@api(28, 0, 5)
+@api(28, 0, 6)
 def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+    version = ctx.api_version
+    image = ctx.broker.image
+    # (request topic, resolved name or None, {partition index: error or None for "to the coordinator"})
+    checked: list[tuple[object, str | None, dict[int, ErrorCode | None]]] = []
+    valid: list[tuple[str, object]] = []
+    for t in request.topics:
+        if version >= 6:
+            topic = image.topic_by_id(t.topic_id) if t.topic_id != ZERO_UUID else None
+            if topic is None:
+                checked.append((t, None, {p.partition_index: ErrorCode.UNKNOWN_TOPIC_ID for p in t.partitions}))
+                continue
+        else:
+            topic = image.topic(t.name)
+        codes: dict[int, ErrorCode | None] = {}
+        for p in t.partitions:
+            if topic is None or p.partition_index not in topic.partitions:
+                codes[p.partition_index] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                codes[p.partition_index] = None
+                valid.append((topic.name, p))
+        checked.append((t, topic.name if topic is not None else t.name, codes))
+    if valid:
+        code = _commit(ctx, request, valid)
+        if version < 2 and code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
+            code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    else:
+        code = ErrorCode.NONE
+    per_partition = code if isinstance(code, dict) else None
+    topics = []
+    for t, name, codes in checked:
+        parts = []
+        for p in t.partitions:
+            error = codes[p.partition_index]
+            if error is None:
+                error = per_partition.get((name, p.partition_index), ErrorCode.NONE) if per_partition is not None \
+                    else code
+            parts.append(PartResp(partition_index=p.partition_index, error_code=error))
+        topics.append(TopicResp(name=t.name if version < 6 else "", topic_id=t.topic_id if version >= 6 else ZERO_UUID,
+                                partitions=parts))
+    return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
+
+
+def _commit(ctx, request, valid: list[tuple[str, object]]):
+    """The coordinators' part: one ErrorCode for every valid partition, or a dict of them."""
     broker = ctx.broker
+    version = ctx.api_version
     group_coordinator = broker.group_coordinator
     # Kafka: COORDINATOR_NOT_AVAILABLE without a coordinator, INVALID_GROUP_ID, then the group's
     # partition (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) before the transaction is checked.
     if group_coordinator is not None and not request.group_id:
-        return _respond(request, lambda t, p: ErrorCode.INVALID_GROUP_ID)
+        return ErrorCode.INVALID_GROUP_ID
     ready = coordinator_error(group_coordinator, request.group_id, create_topic=True)
     if ready != ErrorCode.NONE:
-        return _respond(request, lambda t, p: ready)
+        return ready
     try:
-        if ctx.api_version >= 5:
+        if version >= 5:
             broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
                                                request.group_id, client_txn_version=2)
         broker.txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
                                              request.group_id)
     except TxnError as exc:
         code = exc.code
-        if code == ErrorCode.PRODUCER_FENCED and ctx.api_version < 3:
+        if code == ErrorCode.PRODUCER_FENCED and version < 3:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
-        return _respond(request, lambda t, p: code)
+        return code
+    generation = request.generation_id_or_member_epoch if version >= 3 else -1
+    groups = getattr(group_coordinator, "groups", None)
+    if groups is not None and generation >= 0 and request.group_id not in groups:
+        # Kafka's OffsetMetadataManager.validateTransactionalOffsetCommit.
+        return ErrorCode.GROUP_ID_NOT_FOUND if version >= 6 else ErrorCode.ILLEGAL_GENERATION
     validate = getattr(group_coordinator, "validate_txn_offset_commit", None)
-    if ctx.api_version >= 3 and validate is not None:
-        code = validate(request.group_id, request.generation_id, request.member_id, request.group_instance_id)
+    if version >= 3 and validate is not None:
+        code = validate(request.group_id, generation, request.member_id, request.group_instance_id)
+        if code == ErrorCode.STALE_MEMBER_EPOCH and version < 6:
+            code = ErrorCode.ILLEGAL_GENERATION
         if code != ErrorCode.NONE:
-            return _respond(request, lambda t, p: code)
+            return code
     offsets = {
-        (t.name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
-        for t in request.topics for p in t.partitions
+        (name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
+        for name, p in valid
     }
     result = group_coordinator.prepare_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
                                                    offsets)
     if isinstance(result, dict):
-        return _respond(request, lambda t, p: ErrorCode(result.get((t, p), ErrorCode.NONE)))
+        return {tp: ErrorCode(code) for tp, code in result.items()}
     if result is not None and int(result) != 0:
-        return _respond(request, lambda t, p: ErrorCode(result))
-    return _respond(request, lambda t, p: ErrorCode.NONE)
+        return ErrorCode(result)
+    return ErrorCode.NONE

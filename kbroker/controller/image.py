@@ -58,6 +58,7 @@ class MetadataImage:
         self.brokers: dict[int, BrokerRegistration] = {}
         self.broker_configs: dict[str, dict[str, str]] = {}
         self.features: dict[str, int] = {}
+        self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
         self.offset = -1  # offset of the last applied record
         self.listeners: list[Any] = []
@@ -83,6 +84,10 @@ class MetadataImage:
         self.offset = offset
         for listener in self.listeners:
             listener(record)
+
+    def apply_kraft_version(self, level: int, offset: int) -> None:
+        self.kraft_version = level
+        self.offset = offset
 
     def _apply_TopicRecord(self, r: Any) -> None:
         t = TopicImage(r.name, r.topic_id)
@@ -131,6 +136,8 @@ class MetadataImage:
             target[r.name] = r.value
 
     def _apply_FeatureLevelRecord(self, r: Any) -> None:
+        if r.name == "kraft.version":
+            return  # as Kafka's FeaturesDelta (KAFKA-18979): kraft.version lives in the Raft layer
         if r.feature_level == 0:
             self.features.pop(r.name, None)
         else:

@@ -10,6 +10,7 @@ voters and replicates this log; the callers keep calling the same operations.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 import uuid
 from collections.abc import Iterable
@@ -17,11 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.features import (
+    KRAFT_VERSION,
+    SUPPORTED_FEATURES,
+    KRaftVersionUpgrade,
+    bootstrap_levels,
+    plan_feature_updates,
+)
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
+from protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from protocol.messages.data.voters_record import VotersRecord
 from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, iter_records
+from protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +43,6 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 # It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
 MAX_PARTITIONS_PER_REQUEST = 10_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-# Features this broker supports, with the level it finalizes when the cluster is formatted.
-SUPPORTED_FEATURES: dict[str, tuple[int, int, int]] = {
-    # name: (min supported, max supported, bootstrap level)
-    "metadata.version": (7, 27, 27),
-    "kraft.version": (0, 1, 0),
-    "group.version": (0, 1, 1),
-    "transaction.version": (0, 2, 2),
-}
-
 
 class ControllerError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None) -> None:
@@ -100,6 +100,10 @@ class QuorumController:
             data = b"".join(s.read() for s in result.slices)
             for _pos, header in iter_batch_headers(data, validate=True):
                 batch = memoryview(data)[_pos : _pos + header.size]
+                if header.is_control:
+                    for rec_offset, level in iter_kraft_versions(batch):
+                        if rec_offset >= offset:
+                            self.image.apply_kraft_version(level, rec_offset)
                 for rec_offset, record in iter_metadata_records(batch, header):
                     if rec_offset >= offset:
                         self.image.apply(record, rec_offset)
@@ -128,11 +132,8 @@ class QuorumController:
     def bootstrap_if_empty(self) -> None:
         if self.image.features:
             return
-        records: list[Any] = []
-        for name, (_lo, _hi, level) in SUPPORTED_FEATURES.items():
-            if level > 0:
-                records.append(mr.FeatureLevelRecord(name=name, feature_level=level))
-        self.commit(records)
+        self.commit([mr.FeatureLevelRecord(name=name, feature_level=level)
+                     for name, level in bootstrap_levels().items()])
 
     def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
         epoch = self.log.log_end_offset
@@ -148,13 +149,63 @@ class QuorumController:
                 mr.RegisterBrokerRecord.BrokerFeature(
                     name=name, min_supported_version=lo, max_supported_version=hi
                 )
-                for name, (lo, hi, _) in SUPPORTED_FEATURES.items()
+                for name, (lo, hi) in SUPPORTED_FEATURES.items()
             ],
             rack=rack,
             fenced=False,
         )
         self.commit([record])
         return epoch
+
+    # -- features -------------------------------------------------------------------------
+
+    def finalized_features(self) -> dict[str, int]:
+        """Finalized levels as Kafka's metadata cache reports them: the FeatureLevelRecords plus
+        kraft.version from the Raft layer when above 0."""
+        features = dict(self.image.features)
+        if self.image.kraft_version > 0:
+            features[KRAFT_VERSION] = self.image.kraft_version
+        return features
+
+    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
+                        voter_endpoints: Iterable[tuple[str, str, int]] = (), directory_id: uuid.UUID | None = None
+                        ) -> None:
+        """Apply (feature, level, upgrade type) updates atomically as FeatureLevelRecords, or raise
+        FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then.
+        A kraft.version upgrade is written as Kafka's Raft layer writes it (see upgrade_kraft_version),
+        with this voter's endpoints and directory id."""
+        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates)
+        if validate_only:
+            return
+        records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]
+        for r in records:
+            log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
+        self.commit(records)
+        for r in planned:
+            if isinstance(r, KRaftVersionUpgrade):
+                self.upgrade_kraft_version(r.level, voter_endpoints, directory_id or uuid.UUID(int=0))
+
+    def upgrade_kraft_version(self, level: int, endpoints: Iterable[tuple[str, str, int]],
+                              directory_id: uuid.UUID) -> None:
+        """One control batch holding a KRaftVersionRecord and the VotersRecord of this single voter,
+        as Kafka's LeaderState appends them when kraft.version is upgraded (static to dynamic quorum)."""
+        now = int(time.time() * 1000)
+        Voter = VotersRecord.Voter
+        voters = VotersRecord(version=0, voters=[Voter(
+            voter_id=self.node_id, voter_directory_id=directory_id,
+            endpoints=[Voter.Endpoint(name=name, host=host, port=port) for name, host, port in endpoints],
+            kraft_version_feature=Voter.KRaftVersionFeature(min_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][0],
+                                                            max_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][1]),
+        )])
+        batch = build_batch([
+            Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VERSION),
+                   value=bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)), timestamp=now),
+            Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VOTERS), value=bytes(voters.encode(0)), timestamp=now),
+        ], control=True, partition_leader_epoch=self.term)
+        info = self.log.append(batch, leader_epoch=self.term)
+        self.log.high_watermark = self.log.log_end_offset
+        log.info("Upgraded kraft.version to %d", level)
+        self.image.apply_kraft_version(level, info.first_offset)
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -286,6 +337,17 @@ class QuorumController:
                                  next_producer_id=start + count)
         ])
         return start, count
+
+
+CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
+
+
+def iter_kraft_versions(batch: memoryview):
+    """Yield (offset, kraft.version level) for each KRaftVersionRecord of one control batch."""
+    for record in iter_records(batch):
+        if parse_control_record(record).type == ControlType.KRAFT_VERSION and record.value is not None:
+            value = memoryview(record.value)
+            yield record.offset, KRaftVersionRecord.decode(value, 0).kraft_version
 
 
 def iter_metadata_records(batch: memoryview, header: Any):

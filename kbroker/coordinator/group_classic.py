@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kbroker.config import BROKER_DEFAULTS
 from protocol.errors import ErrorCode
 from protocol.messages.heartbeat import HeartbeatResponse
 from protocol.messages.join_group import JoinGroupResponse
@@ -254,10 +255,10 @@ class ClassicGroup:
 
 @dataclass(slots=True)
 class ClassicConfig:
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1800000
-    initial_rebalance_delay_ms: int = 3000
-    max_size: int = 2**31 - 1
+    min_session_timeout_ms: int = BROKER_DEFAULTS["group.min.session.timeout.ms"]
+    max_session_timeout_ms: int = BROKER_DEFAULTS["group.max.session.timeout.ms"]
+    initial_rebalance_delay_ms: int = BROKER_DEFAULTS["group.initial.rebalance.delay.ms"]
+    max_size: int = BROKER_DEFAULTS["group.max.size"]
 
 
 def _join_error(code: ErrorCode, member_id: str = "") -> JoinGroupResponse:

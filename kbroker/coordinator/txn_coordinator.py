@@ -93,11 +93,8 @@ class TransactionCoordinator:
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _cfg(self, key: str, default: int) -> int:
-        try:
-            return self.broker.config[key]
-        except KeyError:
-            return default
+    def _cfg(self, key: str) -> int:
+        return self.broker.config[key]
 
     @property
     def num_partitions(self) -> int:
@@ -105,7 +102,7 @@ class TransactionCoordinator:
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         if topic is not None and topic.partitions:
             return len(topic.partitions)
-        return self._cfg("transaction.state.log.num.partitions", 50)
+        return self._cfg("transaction.state.log.num.partitions")
 
     def _offsets_partition(self, group_id: str) -> int:
         """The ``__consumer_offsets`` partition of a group, as the group coordinator places it."""
@@ -115,7 +112,7 @@ class TransactionCoordinator:
             return place(group_id)
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         n = len(topic.partitions) if topic is not None and topic.partitions else \
-            self._cfg("offsets.topic.num.partitions", 50)
+            self._cfg("offsets.topic.num.partitions")
         return partition_for(group_id, n)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -130,15 +127,15 @@ class TransactionCoordinator:
         """The configs ``__transaction_state`` is created with (Kafka's transactionTopicConfigs)."""
         return {
             "cleanup.policy": "compact",
-            "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes", 104857600)),
+            "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes")),
             # (capped by the brokers there are: the default of 2 cannot be met by one node)
-            "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr", 1),
+            "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr"),
                                            max(1, len(self.broker.image.brokers)))),
         }
 
     def topic_partitions(self) -> int:
         """The partitions ``__transaction_state`` is created with."""
-        return self._cfg("transaction.state.log.num.partitions", 50)
+        return self._cfg("transaction.state.log.num.partitions")
 
     def ensure_topic(self) -> bool:
         """Create ``__transaction_state`` if it does not exist yet; True once it exists.
@@ -276,7 +273,7 @@ class TransactionCoordinator:
                          producer_epoch: int = -1) -> tuple[int, int]:
         """Returns (producer id, epoch) or raises TxnError."""
         self._check_ready(transactional_id)
-        if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms", 900000):
+        if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
         now = _now_ms()
         txn = self.txns.get(transactional_id)
@@ -498,8 +495,8 @@ class TransactionCoordinator:
     # -- periodic work ---------------------------------------------------------------------
 
     async def _periodic(self) -> None:
-        abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000) / 1000
-        expire_every = self._cfg("producer.id.expiration.check.interval.ms", 600000) / 1000
+        abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms") / 1000
+        expire_every = self._cfg("producer.id.expiration.check.interval.ms") / 1000
         loop = asyncio.get_running_loop()
         next_expire = loop.time() + expire_every
         while True:
@@ -531,7 +528,7 @@ class TransactionCoordinator:
 
     def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
         now = _now_ms() if now_ms is None else now_ms
-        expiration = self._cfg("transactional.id.expiration.ms", 604800000)
+        expiration = self._cfg("transactional.id.expiration.ms")
         doomed = [t.transactional_id for t in self.txns.values()
                   if t.completed and t.last_update_ms >= 0 and now - t.last_update_ms >= expiration]
         for tid in doomed:
@@ -541,7 +538,7 @@ class TransactionCoordinator:
 
     def expire_producers(self, now_ms: int | None = None) -> int:
         now = _now_ms() if now_ms is None else now_ms
-        expiration = self._cfg("producer.id.expiration.ms", 86400000)
+        expiration = self._cfg("producer.id.expiration.ms")
         count = 0
         for partition in list(self.broker.partitions.values()):
             state = partition.producer_state

@@ -1,7 +1,7 @@
 """Partition logs on disk: segments, indexes, recovery, retention and compaction."""
 
 from .cleaner import CleanResult, clean_log
-from .config import LogConfig, LogConfigError
+from .config import LogConfig
 from .errors import (
     InvalidOffsetError,
     LogClosedError,
@@ -32,7 +32,6 @@ __all__ = [
     "LATEST_TIMESTAMP",
     "LogClosedError",
     "LogConfig",
-    "LogConfigError",
     "LogCorruptedError",
     "LogError",
     "MAX_TIMESTAMP",

@@ -63,6 +63,7 @@ from .errors import (
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
+from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, LeaderEpochCache, open_cache
 from .segment import (
     LOG_SUFFIX,
     MIN_BATCH_LENGTH,
@@ -243,6 +244,8 @@ class PartitionLog:
         # The transactions open at the active segment's base (producer id -> first offset), as
         # its .txnstate file records them; None when not known (no file is then written at roll).
         self._open_txns: dict[int, int] | None = None
+        # (epoch, start offset) entries, kept in leader-epoch-checkpoint (see leader_epoch.py).
+        self._epochs = LeaderEpochCache(None)
 
     # -- opening and recovery ----------------------------------------------------------------
 
@@ -347,6 +350,7 @@ class PartitionLog:
         )
         segments = [self._new_segment(base) for base in bases]
         recovered = False
+        first_recovered: int | None = None  # the first segment recovery scanned (epoch cache)
         txn_stale: set[int] = set()  # positions of the segments whose .txnindex must be rebuilt
         for i, seg in enumerate(segments):
             last = i == len(segments) - 1
@@ -355,6 +359,8 @@ class PartitionLog:
             scan = verify == "full" or recover
             if recover:
                 txn_stale.add(i)
+                if first_recovered is None:
+                    first_recovered = i
             if scan:
                 recovered = True
                 damage = seg.rebuild(validate=True, interval=interval)
@@ -397,6 +403,9 @@ class PartitionLog:
         self._segments = segments
         self._log_start_offset = max(checkpoint.log_start_offset, segments[0].base_offset)
         self._cleaner_offset = checkpoint.cleaner_offset
+        self._epochs = open_cache(
+            self.directory, segments, first_recovered, self._log_start_offset, self.log_end_offset
+        )
         if self._log_start_offset > self.log_end_offset:
             # The start was moved past data lost in a crash: start empty at the log start.
             self._truncate_fully_locked(self._log_start_offset)
@@ -817,6 +826,8 @@ class PartitionLog:
                         and max_ts <= limits[2]
                         and last <= limits[3]
                     ):  # (closing or going offline clears the limits)
+                        if leader_epoch != self._epochs.latest_epoch:
+                            self._assign_epoch(leader_epoch, base)
                         segment.write([_PREFIX.pack(base, length, leader_epoch), view[16:size]], size)
                         segment.track_batch(start, base, last, max_ts, size, limits[4])
                         if attributes & _TXN_OR_CONTROL:
@@ -873,6 +884,13 @@ class PartitionLog:
             else:
                 buffers = [view]
             start = segment.size
+            if assign_offsets:
+                if leader_epoch != self._epochs.latest_epoch:
+                    self._assign_epoch(leader_epoch, first_offset)
+            else:  # a follower: the epochs the leader stamped
+                for base, batch in zip(bases, batch_list):  # noqa: B905 (same length)
+                    if batch[6] != self._epochs.latest_epoch:
+                        self._assign_epoch(batch[6], base)
             segment.write(buffers, total)
             interval = config.index_interval_bytes
             if len(batch_list) == 1:
@@ -917,6 +935,8 @@ class PartitionLog:
             start = segment.size
             if self._reserving and start + size > segment.reserved_end:
                 self._reserve(segment, start + size, config)
+            if leader_epoch != self._epochs.latest_epoch:
+                self._assign_epoch(leader_epoch, base)
             segment.write([_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]], size)
             segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
             if attributes & _TXN_OR_CONTROL:
@@ -928,6 +948,58 @@ class PartitionLog:
             if last + 1 - self._recovery_point >= config.flush_messages:
                 self._flush_locked()
             return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, num_records, 1, size)
+
+    def _assign_epoch(self, epoch: int, base_offset: int) -> None:
+        """A batch of a new leader epoch: the cache (and its file) learn it before the batch is
+        written, as in Kafka. A batch without an epoch (-1) leaves the cache as it is."""
+        if epoch >= 0:
+            self._epochs.assign(epoch, base_offset)
+
+    @property
+    def leader_epochs(self) -> LeaderEpochCache:
+        """The leader epoch cache (read it; the log changes it)."""
+        return self._epochs
+
+    def assign_epoch_start(self, leader_epoch: int, start_offset: int) -> bool:
+        """A replica becoming leader in ``leader_epoch`` records that the epoch starts at
+        ``start_offset`` (its log end), before any batch of it is written (Kafka's
+        ``maybeAssignEpochStartOffset``). True if the cache changed. An entry at the log end is
+        dropped again by truncation to the log end and at open, as in Kafka."""
+        with self.lock:
+            self._check_usable()
+            return self._epochs.assign(leader_epoch, start_offset)
+
+    def truncate_to_epoch_end(self, leader_epoch: int, leader_end_offset: int) -> tuple[int, bool] | None:
+        """A follower's truncation from the leader's OffsetForLeaderEpoch answer (KIP-101/279).
+
+        ``leader_epoch``/``leader_end_offset`` are what the leader answered for the follower's
+        latest epoch. As Kafka's fetcher: with this log's own end for that epoch it truncates to
+        the smaller of the two ends (and the log end); if this log has no such epoch it truncates
+        to its own end of the largest epoch below and the answer's ``complete`` is False (ask the
+        leader again with this log's new latest epoch). Segments, offset and time indexes,
+        ``.txnindex`` entries and the epoch cache are cut together (`truncate_to`).
+
+        Returns ``(offset, complete)``, or None when the leader's end offset is undefined (-1:
+        nothing is truncated; Kafka keeps the fetch offset). The producer state (kept in
+        ``kbroker/replication/``) is not touched here: the caller must rebuild it to ``offset``.
+        """
+        with self.lock:
+            self._check_usable()
+            if leader_end_offset == UNDEFINED_OFFSET:
+                return None
+            log_end = self.log_end_offset
+            if leader_epoch == UNDEFINED_EPOCH:
+                offset, complete = min(leader_end_offset, log_end), True
+            else:
+                own_epoch, own_end = self._epochs.end_offset_for(leader_epoch, log_end)
+                if own_end == UNDEFINED_OFFSET:  # below every epoch here
+                    offset, complete = min(leader_end_offset, log_end), True
+                elif own_epoch != leader_epoch:
+                    offset, complete = min(own_end, log_end), False
+                else:
+                    offset, complete = min(own_end, leader_end_offset, log_end), True
+            self.truncate_to(offset)
+            return offset, complete
 
     def _append_limits(self, segment: LogSegment, config: LogConfig) -> tuple[LogConfig, int, int, int, int] | None:
         """Bounds within which an append to ``segment`` needs no roll (and no block reservation).
@@ -1355,6 +1427,8 @@ class PartitionLog:
         with self.lock:
             self._check_usable()
             if offset >= self.log_end_offset:
+                # As Kafka: an entry a failed append left at the log end goes.
+                self._epochs.truncate_from_end(self.log_end_offset)
                 return
             if offset < self._log_start_offset or offset < self._segments[0].base_offset:
                 self._truncate_fully_locked(offset)
@@ -1377,6 +1451,7 @@ class PartitionLog:
             seg.txn_index.truncate_to(offset)
             seg.next_offset = offset
             seg.append_limits = None
+            self._epochs.truncate_from_end(offset)
             if doomed:
                 self._open_txns = self._read_open_txns(seg.base_offset)
                 if self._open_txns is None and len(self._segments) == 1:
@@ -1401,6 +1476,7 @@ class PartitionLog:
         self._drop_txn_state(offset)
         self._segments.append(self._new_segment(offset, fresh=True))
         self._open_txns = {}
+        self._epochs.clear(write=len(self._epochs) > 0)
         fsync_dir(self.directory)
         self._log_start_offset = offset
         self._recovery_point = offset
@@ -1423,6 +1499,7 @@ class PartitionLog:
             self._log_start_offset = offset
             self._cleaner_offset = max(self._cleaner_offset, offset)
             self._write_checkpoint()
+            self._epochs.truncate_from_start(offset)
             doomed = self._remove_segments_below(offset)
         self._delete_segments(doomed)
         return offset
@@ -1486,10 +1563,12 @@ class PartitionLog:
                 self._log_start_offset = new_start
                 self._cleaner_offset = max(self._cleaner_offset, new_start)
                 snapshot = self._checkpoint_snapshot()
+                self._epochs.truncate_from_start(new_start, write=False)
         # Outside the lock: a crash before this write is harmless, the log start is then the base
         # of the first segment left, which is the same offset.
         if snapshot is not None:
             self._store_checkpoint(*snapshot)
+            self._epochs.write_if_dirty()
         self._delete_segments(doomed)
         return count
 

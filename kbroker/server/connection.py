@@ -5,11 +5,18 @@ may finish out of order (a long-polling Fetch behind a Metadata request), but re
 strictly in request order. A Produce with acks=0 takes a slot that is dropped without output.
 
 Backpressure: when the transport's write buffer passes its high-water mark, or too many requests
-are in flight, the connection stops reading from the socket until both drain.
+are in flight, the connection stops reading from the socket until both drain. Broker-wide bounds
+(``queued.max.request.bytes``, ``queued.max.requests``: see :mod:`kbroker.server.limits`) also
+stop reading: request bytes held by this connection (a partly received frame, and the frames of
+requests not yet answered) are counted in the broker's budget and given back as requests are
+answered and when the connection closes.
 
-Fetch responses carry :class:`~kbroker.log.FileSlice` parts; they go from the segment file to
-the socket with ``os.sendfile`` when nothing else is queued on the transport, and any remainder
-the kernel did not take is written from a positional read.
+Fetch responses carry :class:`~kbroker.log.FileSlice` parts (one or more per partition); they
+go from the segment file to the socket with ``os.sendfile`` when nothing else is queued on the
+transport. When the socket is full part-way through a response, the rest of it (bytes and every
+later partition's file regions) waits in order and goes out as the socket drains: file regions
+still with sendfile, bytes through the transport. Small regions, and regions behind bytes still
+queued on the transport, are written from a positional read.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.error_response import error_response
-from kbroker.api.registry import HANDLERS
-from protocol.api import decode_request, encode_response
+from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE
+from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 
@@ -37,8 +44,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+_KEY_VERSION = struct.Struct(">hh")
 MAX_IN_FLIGHT = 256
 SENDFILE_MIN_BYTES = 32 * 1024
+# A request this small (size prefix included) is read even when the broker-wide request-byte
+# budget is used up, so clients keep being served while others hold the budget.
+SMALL_REQUEST_BYTES = 64 * 1024
 _NO_RESPONSE = object()
 
 
@@ -64,18 +75,25 @@ class RequestContext:
 
 
 class _Slot:
-    __slots__ = ("header", "parts", "done")
+    __slots__ = ("header", "parts", "done", "size")
 
-    def __init__(self, header: Any) -> None:
+    def __init__(self, header: Any, size: int = 0) -> None:
         self.header = header
         self.parts: list[Any] | None = None
         self.done = False
+        self.size = size  # request bytes held until it is answered
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Broker, endpoint: Endpoint) -> None:
+    def __init__(self, broker: Broker, endpoint: Endpoint, admitted: str | None = None) -> None:
         self.broker = broker
         self.endpoint = endpoint
+        self.limits = broker.limits
+        self._admitted = admitted  # the address counted in the connection quotas, released on close
+        self._held = 0  # request bytes counted in the broker's budget for this connection
+        self._request_bytes = 0  # of which: requests received and not yet answered
+        self._reserved = 0  # and: the size of the frame being received, once it has room
+        self.frame_started = 0.0  # when the first byte of the partly received frame came in
         self.transport: asyncio.Transport | None = None
         self.decoder = FrameDecoder(broker.config["socket.request.max.bytes"])
         self._pending: deque[_Slot] = deque()
@@ -119,6 +137,23 @@ class KafkaConnection(asyncio.Protocol):
         for task in list(self.tasks):
             task.cancel()
         self._pending.clear()
+        self.release_all()
+
+    def release_all(self) -> None:
+        """Give back everything this connection holds in the broker-wide budgets (once)."""
+        limits = self.limits
+        limits.forget(self)
+        for _ in range(self._in_flight):
+            limits.request_finished()
+        self._in_flight = 0
+        self._request_bytes = 0
+        self._reserved = 0
+        self.decoder = FrameDecoder(0)  # drop a partly received frame
+        limits.hold(-self._held)
+        self._held = 0
+        if self._admitted is not None:
+            limits.release_connection(self._admitted)
+            self._admitted = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -129,13 +164,21 @@ class KafkaConnection(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        if self._closed:
+            return
+        now = time.monotonic()
+        self.last_active = now
+        partial = self.decoder.buffered
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()
             return
+        if frames:
+            self._reserved = 0  # the frame it was for is complete: its slot holds its bytes now
+        if (frames or not partial) and self.decoder.buffered:
+            self.frame_started = now
         # Requests answered while handling this chunk are written together, in one writev,
         # after the loop (clients pipeline several requests per connection).
         self._batching = True
@@ -146,7 +189,32 @@ class KafkaConnection(asyncio.Protocol):
                 self._handle_frame(frame)
         finally:
             self._batching = False
+        self._account()
         self._flush()
+        self._update_reading()
+
+    def _has_room(self) -> bool:
+        """Whether the frame being received may be read further: it has its size reserved in the
+        broker's request-byte budget (taken as soon as its size prefix is in, when the budget is
+        not used up, or whatever the budget for a small request), as Kafka's memory pool does."""
+        expected = self.decoder.expected
+        if expected is None or self._reserved:
+            return True
+        size = expected + 4
+        if size <= SMALL_REQUEST_BYTES or not self.limits.bytes_exhausted:
+            self._reserved = size
+            self._account()
+            return True
+        return False
+
+    def _account(self) -> None:
+        """Bring this connection's share of the broker's request-byte budget up to date."""
+        if self._closed:
+            return
+        held = self._reserved + self._request_bytes
+        if held != self._held:
+            self.limits.hold(held - self._held)
+            self._held = held
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: answer what is in flight, then close.
@@ -159,6 +227,12 @@ class KafkaConnection(asyncio.Protocol):
 
     def _handle_frame(self, frame: Any) -> None:
         try:
+            if len(frame) >= 8:
+                api_key, api_version = _KEY_VERSION.unpack_from(frame, 0)
+                if api_key == 18 and api_version > HANDLERS[18].max_version:
+                    # An ApiVersions newer than we serve is answered as Kafka does even when the codec
+                    # could decode it; its body is not parsed (it may hold fields we do not serve).
+                    raise unsupported_request(frame)
             header, body = decode_request(frame)
         except UnsupportedVersionError as exc:
             self._unsupported(exc)
@@ -168,7 +242,11 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         entry = HANDLERS.get(header.request_api_key)
-        if entry is None or not entry.min_version <= header.request_api_version <= entry.max_version:
+        version = header.request_api_version
+        if entry is None or not entry.min_version <= version <= entry.max_version or (
+            entry.api_key in LATEST_VERSION_UNSTABLE
+            and not entry.enabled(version, self.broker.config["unstable.api.versions.enable"])
+        ):
             # Kafka closes the connection on an API or version it does not serve.
             log.info(
                 "closing connection from %s: unsupported api %s version %s",
@@ -176,10 +254,11 @@ class KafkaConnection(asyncio.Protocol):
             )
             self.close()
             return
-        slot = _Slot(header)
+        slot = _Slot(header, len(frame) + 4)
         self._pending.append(slot)
         self._in_flight += 1
-        self._update_reading()
+        self._request_bytes += slot.size
+        self.limits.request_started()
         ctx = RequestContext(self.broker, self, header)
         try:
             result = entry.handler(ctx, body)
@@ -257,9 +336,12 @@ class KafkaConnection(asyncio.Protocol):
                 return
         slot.done = True
         self._in_flight -= 1
+        self._request_bytes -= slot.size
+        self.limits.request_finished()
         if not self._batching:
+            self._account()
             self._flush()
-        self._update_reading()
+            self._update_reading()
 
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
         if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
@@ -271,6 +353,7 @@ class KafkaConnection(asyncio.Protocol):
             slot = _Slot(header)
             self._pending.append(slot)
             self._in_flight += 1
+            self.limits.request_started()
             self._complete(slot, unsupported_version_response())
             return
         log.info("closing connection from %s: %s", self.peer, exc)
@@ -322,7 +405,11 @@ class KafkaConnection(asyncio.Protocol):
                 if left is not None:
                     rest: deque[Any] = deque([(file_slice.file, *left)])
                     rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])
-                    rest.extend(parts[i + 1 :])
+                    for later in parts[i + 1 :]:
+                        if isinstance(later, (bytes, bytearray, memoryview)):
+                            rest.append(later)
+                        else:  # another partition's file regions
+                            rest.extend((s.file, s.position, s.size) for s in getattr(later, "slices", (later,)))
                     self._stall(rest)
                     return []
         return out
@@ -365,6 +452,9 @@ class KafkaConnection(asyncio.Protocol):
         asyncio.get_running_loop().add_writer(self._watch_fd, self._on_writable)
 
     def _on_writable(self) -> None:
+        """Continue a stalled response: ``_stalled`` holds bytes (written to the transport) and
+        ``(file, position, size)`` file regions (sent with sendfile once the bytes before them
+        have left the transport's buffer)."""
         rest = self._stalled
         transport = self.transport
         if rest is None or transport is None or self._closed:
@@ -415,12 +505,23 @@ class KafkaConnection(asyncio.Protocol):
         if transport is None or self._closed:
             return
         should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        if not should_pause:
+            limits = self.limits
+            # Broker-wide: a large frame begun when the request-byte budget is used up waits
+            # for room; at queued.max.requests, a connection with a request in flight waits.
+            if not self._has_room() or (limits.requests_exhausted and self._in_flight):
+                should_pause = True
+                limits.wait(self)
         if should_pause and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()
         elif not should_pause and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
+
+    def limits_changed(self) -> None:
+        """A broker-wide budget this connection waited for has room again."""
+        self._update_reading()
 
     def close(self) -> None:
         if self._closed:

@@ -81,3 +81,26 @@ def test_replace_and_errors(broker, bootstrap, raw, topic_name):
     assert incremental(raw, topic_name, ("retention.ms", "1", SET), ("retention.ms", "2", SET)) == (
         E.INVALID_REQUEST, "Error due to duplicate config keys: retention.ms")
     assert overrides(broker, topic_name) == {"retention.ms": "2000"}
+
+
+def test_describe_configs_documentation_comes_from_the_declarations(broker, bootstrap, raw, topic_name):
+    from kbroker.config import TOPIC_KEYS
+    from protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+
+    create_topic(bootstrap, topic_name)
+    R = DescribeConfigsRequest.DescribeConfigsResource
+
+    def describe(include_documentation: bool) -> dict[str, str | None]:
+        request = DescribeConfigsRequest(resources=[R(resource_type=TOPIC, resource_name=topic_name,
+                                                      configuration_keys=None)],
+                                         include_synonyms=False, include_documentation=include_documentation)
+        (result,) = raw.call(request, DescribeConfigsResponse, 4).results
+        assert result.error_code == E.NONE
+        return {c.name: c.documentation for c in result.configs}
+
+    documented = describe(True)
+    assert documented.keys() == TOPIC_KEYS.keys()
+    assert documented["segment.bytes"] == TOPIC_KEYS["segment.bytes"].spec.doc
+    assert "1 MiB" in documented["segment.bytes"]
+    assert all(documented.values())
+    assert set(describe(False).values()) == {None}

@@ -190,9 +190,9 @@ def test_delete_records_errors(wire, topic_name):
 
 
 def test_delete_records_then_fetch_from_new_start(wire, topic_name):
-    create_topic(wire, topic_name, 1, {"segment.bytes": "1024"})
+    create_topic(wire, topic_name, 1, {"segment.bytes": "1048576"})  # Kafka's smallest
     for _ in range(20):
-        produce(wire, topic_name, 0, 5)
+        produce(wire, topic_name, 0, 5, pad=b"x" * 20_000)  # 2 MB: the first segment fills
     assert delete_records(wire, 1, topic_name, {0: 57}) == {0: (E.NONE, 57)}
     F = REQUESTS[1]
     resp = wire.call(1, 11, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,

@@ -148,7 +148,7 @@ def cg_describe(w: Wire, group: str) -> Any:
 def txn_commit(w: Wire, group: str) -> Any:
     T = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
     r = w.call(TxnOffsetCommitRequest(
-        transactional_id="no-such-txn", group_id=group, producer_id=4242, producer_epoch=0, generation_id=-1,
+        transactional_id="no-such-txn", group_id=group, producer_id=4242, producer_epoch=0, generation_id_or_member_epoch=-1,
         member_id="", group_instance_id=None, topics=[T(name=TOPIC, partitions=[
             T.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=1, committed_metadata="")])]), 3)
     return [p.error_code for t in r.topics for p in t.partitions]

@@ -17,6 +17,10 @@ from protocol.messages import REQUESTS
 from protocol.record_batch import iter_batch_headers
 
 F = REQUESTS[1]
+# The smallest segment a client may ask for (Kafka 4's floor), and a padding that makes 12 batches
+# of 10 records overflow it.
+SEGMENT = {"segment.bytes": "1048576"}
+PAD = b"x" * 10_000
 
 
 def fetch(wire: Wire, name: str, partition: int, offset: int, max_bytes: int = 10 * 1024 * 1024):
@@ -30,9 +34,9 @@ def fetch(wire: Wire, name: str, partition: int, offset: int, max_bytes: int = 1
 
 def test_fetch_fills_max_bytes_across_segments(broker, bootstrap, topic_name):
     wire = Wire(bootstrap)
-    create_topic(wire, topic_name, 1, {"segment.bytes": "1024"})
+    create_topic(wire, topic_name, 1, SEGMENT)
     for _ in range(12):
-        produce(wire, topic_name, 0, 10)
+        produce(wire, topic_name, 0, 10, pad=PAD)
     segments = broker.broker.partition(topic_name, 0).log.segments
     assert len(segments) >= 2
     part = fetch(wire, topic_name, 0, 0)
@@ -46,10 +50,10 @@ def test_damaged_old_segment_takes_only_that_partition_offline(topic_name):
     data_dir = tempfile.mkdtemp(prefix="kbroker-damage-")
     with BrokerThread(data_dir=data_dir) as b:
         wire = Wire(b.bootstrap_servers)
-        create_topic(wire, topic_name, 2, {"segment.bytes": "1024"})
+        create_topic(wire, topic_name, 2, SEGMENT)
         for _ in range(12):
-            produce(wire, topic_name, 0, 10)
-            produce(wire, topic_name, 1, 10)
+            produce(wire, topic_name, 0, 10, pad=PAD)
+            produce(wire, topic_name, 1, 10, pad=PAD)
         wire.close()
     first = sorted((Path(data_dir) / f"{topic_name}-0").glob("*.log"))[0]
     raw = bytearray(first.read_bytes())

@@ -14,6 +14,7 @@ import uuid
 import pytest
 from waiting import wait_until
 
+from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
 from protocol.api import decode_response, encode_request
 from protocol.errors import ErrorCode
@@ -169,17 +170,21 @@ def test_unsupported_version_of_known_api(bootstrap, bystander, key, version):
     sock.close()
 
 
-@pytest.mark.parametrize("flexible_header", [True, False])
-def test_api_versions_at_unknown_version_gets_v0_error_body(bootstrap, bystander, flexible_header):
+@pytest.mark.parametrize("flexible_header,beyond", [(True, "codec"), (False, "codec"), (True, "served")])
+def test_api_versions_at_unknown_version_gets_v0_error_body(bootstrap, bystander, flexible_header, beyond):
+    # A version no codec knows, and one the codec decodes (a newer spec) that the broker does not serve.
+    version = 127 if beyond == "codec" else HANDLERS[18].max_version + 1
     sock = connect(bootstrap)
     cid = 4242
-    header = struct.pack(">hhih", 18, 127, cid, 4) + b"test" + (b"\x00" if flexible_header else b"")
+    header = struct.pack(">hhih", 18, version, cid, 4) + b"test" + (b"\x00" if flexible_header else b"")
     body = b"\x07client\x041.00\x00"  # what a v3+ body would hold; ignored
     sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
     resp_header, resp = decode_response(read_frame(sock), 18, 0)
     assert resp_header.correlation_id == cid
     assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
-    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 4)]
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [
+        (18, 0, HANDLERS[18].max_version)
+    ]
     # The client retries at a version we know, on the same connection.
     cid, data = frame(18, 3, client_software_name="sock", client_software_version="1.0")
     sock.sendall(data)

@@ -640,7 +640,7 @@ def test_transactions_v2_at_the_protocol_level(txn_broker, bootstrap, raw):
     assert describe_state(txn_broker, tid) == TxnState.ONGOING
     # TxnOffsetCommit v5 adds the group's offsets partition itself (no AddOffsetsToTxn).
     commit = TxnOffsetCommitRequest(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch,
-                                    generation_id=-1, member_id="", group_instance_id=None, topics=[
+                                    generation_id_or_member_epoch=-1, member_id="", group_instance_id=None, topics=[
                                         TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=topic, partitions=[
                                             TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
                                             .TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=2)])])
@@ -702,7 +702,7 @@ def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
                                                 group_id=group), AddOffsetsToTxnResponse, 3)
         assert added.error_code == 0
         commit = TxnOffsetCommitRequest(
-            transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id=-1,
+            transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id_or_member_epoch=-1,
             member_id="", group_instance_id=None, topics=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(
                 name="in", partitions=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
                                        .TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=7)])])

@@ -72,9 +72,11 @@ def create_topic(wire: Wire, name: str, partitions: int = 1, configs: dict | Non
     assert resp.topics[0].error_code == E.NONE, resp.topics[0].error_message
 
 
-def produce(wire: Wire, name: str, partition: int, count: int, leader_epoch: int = 0) -> int:
+def produce(wire: Wire, name: str, partition: int, count: int, leader_epoch: int = 0, pad: bytes = b"") -> int:
+    """One batch of ``count`` records (each value followed by ``pad``: big batches fill segments)."""
     Req = REQUESTS[0]
-    batch = build_batch([Record(key=None, value=b"v%d" % i, timestamp=1_700_000_000_000 + i) for i in range(count)])
+    batch = build_batch([Record(key=None, value=b"v%d" % i + pad, timestamp=1_700_000_000_000 + i)
+                         for i in range(count)])
     data = Req.TopicProduceData(name=name, partition_data=[Req.TopicProduceData.PartitionProduceData(
         index=partition, records=batch)])
     resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])

@@ -17,7 +17,7 @@ NOW = 10_000_000
 COMPACT = LogConfig(
     segment_bytes=1500,
     index_interval_bytes=100,
-    cleanup_policy="compact",
+    compact=True, delete=False,
     delete_retention_ms=1000,
     min_cleanable_dirty_ratio=0.0,
 )
@@ -118,7 +118,7 @@ def test_nothing_to_clean_without_compact_policy_or_below_dirty_ratio(tmp_path):
     log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=1500))
     write(log, random.Random(1), 100)
     assert clean_log(log) is None
-    log.config = LogConfig(segment_bytes=1500, cleanup_policy="compact", min_cleanable_dirty_ratio=0.5)
+    log.config = LogConfig(segment_bytes=1500, compact=True, delete=False, min_cleanable_dirty_ratio=0.5)
     assert clean_log(log) is not None
     write(log, random.Random(2), 5)
     assert clean_log(log) is None  # the new dirty part is a small share

@@ -19,7 +19,7 @@ RETENTION_MS = 60_000
 CONFIG = LogConfig(
     segment_bytes=400,
     index_interval_bytes=100,
-    cleanup_policy="compact",
+    compact=True, delete=False,
     delete_retention_ms=RETENTION_MS,
     min_cleanable_dirty_ratio=0.0,
 )

@@ -1,79 +1,75 @@
-"""LogConfig: Kafka key parsing, validation errors naming the key, broker-level defaults."""
+"""LogConfig: typed values only, defaults from the one declaration in kbroker.config."""
 
 from __future__ import annotations
 
-import pytest
+import ast
+import dataclasses
+from pathlib import Path
 
-from kbroker.log import LogConfig, LogConfigError
+from kbroker.config import TOPIC_DEFAULTS, BrokerConfig
+from kbroker.log import LogConfig
 
 
 def test_defaults_match_kafka():
     c = LogConfig()
     assert c.segment_bytes == 1073741824
     assert c.segment_ms == 604800000
+    assert c.segment_index_bytes == 10485760
     assert c.flush_messages == c.flush_ms == 2**63 - 1
+    assert c.retention_ms == 604800000
     assert c.retention_bytes == -1
-    assert c.cleanup_policy == "delete" and c.delete and not c.compact
+    assert c.delete and not c.compact
     assert c.max_message_bytes == 1048588
+    assert c.min_cleanable_dirty_ratio == 0.5
 
 
-def test_from_topic_configs_parses_kafka_keys():
-    c = LogConfig.from_topic_configs(
-        {
-            "segment.bytes": "1000",
-            "flush.messages": "1",
-            "cleanup.policy": "compact,delete",
-            "min.cleanable.dirty.ratio": "0.25",
-            "message.timestamp.type": "LogAppendTime",
-            "retention.ms": "-1",
-            "min.insync.replicas": "2",  # not a log setting: ignored
-            "flush.ms": None,  # None: keep the default
-        }
-    )
-    assert (c.segment_bytes, c.flush_messages, c.min_cleanable_dirty_ratio) == (1000, 1, 0.25)
+def test_defaults_are_the_declared_topic_defaults():
+    c = LogConfig()
+    for key, value in TOPIC_DEFAULTS.items():
+        attr = key.replace(".", "_")
+        if attr in {f.name for f in dataclasses.fields(LogConfig)}:
+            assert getattr(c, attr) == value, key
+
+
+def test_from_topic_values_takes_typed_values():
+    values = BrokerConfig({}, warn=False).topic_config({
+        "segment.bytes": "2000000",
+        "flush.messages": "1",
+        "cleanup.policy": "compact,delete",
+        "min.cleanable.dirty.ratio": "0.25",
+        "message.timestamp.type": "LogAppendTime",
+        "retention.ms": "-1",
+        "min.insync.replicas": "2",  # not a log setting: ignored
+    })
+    c = LogConfig.from_topic_values(values)
+    assert (c.segment_bytes, c.flush_messages, c.min_cleanable_dirty_ratio) == (2000000, 1, 0.25)
     assert c.compact and c.delete and c.log_append_time and c.retention_ms == -1
     assert c.flush_ms == 2**63 - 1
 
 
-def test_topic_configs_apply_on_top_of_defaults():
-    defaults = LogConfig(retention_ms=5, segment_bytes=2000)
-    c = LogConfig.from_topic_configs({"segment.bytes": "3000"}, defaults)
-    assert (c.retention_ms, c.segment_bytes) == (5, 3000)
+def test_cleanup_policy_flags():
+    assert LogConfig.from_topic_values({"cleanup.policy": ["compact"]}) == LogConfig(compact=True, delete=False)
+    assert LogConfig.from_topic_values({"cleanup.policy": []}) == LogConfig(compact=False, delete=False)
+    assert LogConfig.from_topic_values({}) == LogConfig()
 
 
-@pytest.mark.parametrize(
-    "key,value",
-    [
-        ("segment.bytes", "10"),
-        ("segment.bytes", "abc"),
-        ("flush.messages", "0"),
-        ("retention.ms", "-2"),
-        ("cleanup.policy", "compact,forever"),
-        ("min.cleanable.dirty.ratio", "1.5"),
-        ("message.timestamp.type", "Now"),
-        ("preallocate", "yes"),
-        ("segment.bytes", str(2**31)),
-    ],
-)
-def test_invalid_values_name_the_key(key, value):
-    with pytest.raises(LogConfigError) as info:
-        LogConfig.from_topic_configs({key: value})
-    assert info.value.key == key
-    assert key in str(info.value)
+def test_broker_defaults_reach_the_log_in_their_units():
+    broker = BrokerConfig({"log.retention.hours": "2", "log.segment.bytes": "2097152", "log.roll.hours": "3"},
+                          warn=False)
+    c = LogConfig.from_topic_values(broker.topic_config({}))
+    assert (c.retention_ms, c.segment_bytes, c.segment_ms) == (7_200_000, 2097152, 10_800_000)
 
 
-def test_broker_configs_and_time_units():
-    c = LogConfig.from_broker_configs(
-        {"log.flush.interval.messages": "1", "log.retention.hours": "2", "log.segment.bytes": "5000"}
-    )
-    assert (c.flush_messages, c.retention_ms, c.segment_bytes) == (1, 7_200_000, 5000)
-    c = LogConfig.from_broker_configs({"log.retention.ms": "7", "log.retention.hours": "2"})
-    assert c.retention_ms == 7
-    with pytest.raises(LogConfigError) as info:
-        LogConfig.from_broker_configs({"log.flush.interval.ms": "-5"})
-    assert info.value.key == "log.flush.interval.ms"
+def test_direct_construction_allows_small_segments_for_the_logs_own_tests(tmp_path):
+    # Kafka's tests reach the same through its internal.segment.bytes; clients never can.
+    assert LogConfig(segment_bytes=300).segment_bytes == 300
 
 
-def test_round_trip_through_topic_keys():
-    c = LogConfig(segment_bytes=1234, cleanup_policy="compact", preallocate=True)
-    assert LogConfig.from_topic_configs(c.to_topic_configs()) == c
+def test_log_config_imports_only_the_bottom_config_module():
+    """The log imports kbroker.config (declarations, standard library only), nothing above."""
+    root = Path(__file__).resolve().parents[2] / "kbroker"
+    for path, allowed in ((root / "log" / "config.py", {"kbroker.config"}), (root / "config.py", set())):
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in imported if m.startswith("kbroker")} == allowed, path

@@ -113,7 +113,7 @@ def test_corrupt_partition_loads_offline_and_others_serve(tmp_path):
 def test_background_thread_compacts_and_retains_while_appending(tmp_path):
     config = LogConfig(
         segment_bytes=2000,
-        cleanup_policy="compact,delete",
+        compact=True,
         retention_bytes=30_000,
         retention_ms=-1,
         min_cleanable_dirty_ratio=0.1,

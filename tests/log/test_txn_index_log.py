@@ -343,7 +343,7 @@ def test_retention_and_delete_records_remove_the_files(log):
 
 
 def test_compaction_carries_the_entries_of_the_markers_it_keeps(tmp_path):
-    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, cleanup_policy="compact",
+    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, compact=True, delete=False,
                        min_cleanable_dirty_ratio=0.0)
     log = PartitionLog.open(tmp_path / "t-0", config)
     w = Writer(log)
@@ -456,7 +456,7 @@ def test_the_index_always_matches_the_log(ops):
 def test_compaction_does_not_lose_an_entry_recorded_while_it_runs(tmp_path, monkeypatch):
     from kbroker.log import cleaner
 
-    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, cleanup_policy="compact",
+    config = LogConfig(segment_bytes=100_000, index_interval_bytes=100, compact=True, delete=False,
                        min_cleanable_dirty_ratio=0.0)
     log = PartitionLog.open(tmp_path / "t-0", config)
     w = Writer(log)

@@ -306,6 +306,45 @@ public final class Scenarios {
         }
     }
 
+    /**
+     * Exactly-once consume-process-produce: read 10 records as a group member, write them
+     * transformed and commit the consumed offsets in the same transaction with
+     * sendOffsetsToTransaction (TxnOffsetCommit; with Transactions V2 and a 4.4 broker, v6 with
+     * topic ids), then check the group's committed offset and what read_committed sees.
+     * Not in the matrix's default scenario list; tests/integration/test_protocol_44.py runs it.
+     */
+    static void consumeProcessProduce(Ctx ctx) throws Exception {
+        String in = createTopic(ctx, 1);
+        String out = createTopic(ctx, 1);
+        String group = ctx.group();
+        try (var p = producer(ctx)) {
+            for (int i = 0; i < 10; i++) p.send(new ProducerRecord<>(in, b("in-" + i)));
+            p.flush();
+        }
+        try (var c = consumer(ctx, "group.id", group, "isolation.level", "read_committed");
+             var p = producer(ctx, "transactional.id", "tx-" + group)) {
+            p.initTransactions();
+            c.subscribe(List.of(in));
+            var recs = consume(c, 10, 30);
+            p.beginTransaction();
+            for (var r : recs) p.send(new ProducerRecord<>(out, b(s(r.value()).replace("in-", "out-"))));
+            TopicPartition tp = new TopicPartition(in, 0);
+            p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(recs.get(recs.size() - 1).offset() + 1)),
+                    c.groupMetadata());
+            p.commitTransaction();
+        }
+        try (Admin a = admin(ctx)) {
+            var committed = a.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+            var off = committed.get(new TopicPartition(in, 0));
+            check(off != null && off.offset() == 10, "committed offset of the group: " + off);
+        }
+        List<String> got = new ArrayList<>();
+        for (var r : consumeFromStart(ctx, out, 1, 10, "isolation.level", "read_committed")) got.add(s(r.value()));
+        List<String> want = new ArrayList<>();
+        for (int i = 0; i < 10; i++) want.add("out-" + i);
+        check(got.equals(want), "read_committed saw " + got);
+    }
+
     static void recordAtSizeLimit(Ctx ctx) throws Exception {
         String topic = createTopic(ctx, 1);
         long off;
@@ -357,6 +396,7 @@ public final class Scenarios {
         m.put("record_at_size_limit", Scenarios::recordAtSizeLimit);
         m.put("record_beyond_size_limit", Scenarios::recordBeyondSizeLimit);
         m.put("unknown_topic", Scenarios::unknownTopic);
+        m.put("consume_process_produce", Scenarios::consumeProcessProduce);
         return m;
     }
 

@@ -1,0 +1,65 @@
+"""UpdateFeatures (key 57), v0-2.
+
+Changes finalized feature levels (``kafka-features.sh upgrade/downgrade``, Admin.updateFeatures).
+A Kafka broker forwards this to the controller; here the built-in controller checks the whole
+request as Kafka's ``FeatureControlManager.updateFeatures`` does (see
+kbroker/controller/features.py) and writes one FeatureLevelRecord per feature to the metadata log
+atomically, or nothing. A failure is one top-level INVALID_UPDATE_VERSION naming the first feature
+that failed ("The update failed for all features since ..."), with no per-feature results. On
+success v0-1 list each feature with error NONE (message "NONE", as Kafka's ``Errors.message()``);
+v2 drops the per-feature results. ValidateOnly (v1+) checks without writing. As in Kafka's
+controller, the upgrade type is read from UpgradeType (v1+; at v0 its default, UPGRADE). A
+kraft.version upgrade (0 to 1, as ``upgrade --release-version`` asks) is written as Kafka's Raft
+layer writes it: KRaftVersionRecord and VotersRecord control records naming this single voter.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+from kbroker.api.registry import api
+from kbroker.controller.features import FeatureUpdateError
+from protocol.errors import ErrorCode
+from protocol.messages.update_features import UpdateFeaturesResponse
+
+Result = UpdateFeaturesResponse.UpdatableFeatureResult
+
+
+def _metadata_directory_id(broker) -> uuid.UUID | None:
+    """The directory id (meta.properties) of the metadata log's directory: the voter's directory id."""
+    meta_dir = broker.config["metadata.log.dir"] or broker.config.log_dirs[0]
+    try:
+        text = (Path(meta_dir) / "meta.properties").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("directory.id="):
+            raw = line.split("=", 1)[1].strip()
+            try:
+                return uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            except ValueError:
+                return None
+    return None
+
+
+@api(57, 0, 2)
+def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
+    version = ctx.api_version
+    updates = [(u.feature, u.max_version_level, u.upgrade_type if version >= 1 else 1)
+               for u in request.feature_updates]
+    broker = ctx.broker
+    try:
+        broker.controller.update_features(updates, validate_only=version >= 1 and request.validate_only,
+                                          voter_endpoints=broker.advertised_endpoints(),
+                                          directory_id=_metadata_directory_id(broker))
+    except FeatureUpdateError as exc:
+        return UpdateFeaturesResponse(
+            throttle_time_ms=0, error_code=exc.code, results=[],
+            error_message=f"The update failed for all features since the following feature had an error: "
+                          f"{exc.message}",
+        )
+    results = [Result(feature=u.feature, error_code=ErrorCode.NONE, error_message="NONE")
+               for u in request.feature_updates] if version <= 1 else []
+    return UpdateFeaturesResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None, results=results)
