@@ -1,30 +1,10 @@
-"""Hostile input at the wire: a broker per module, the wire helpers of tests/integration."""
+"""Hostile-client tests: they reuse the socket helpers of tests/integration (``wire``)."""
 
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
-
-from kbroker.testing import BrokerThread  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread() as b:
-        yield b
-
-
-@pytest.fixture
-def bootstrap(broker) -> str:
-    return broker.bootstrap_servers
-
-
-@pytest.fixture
-def topic_name() -> str:
-    return f"h-{uuid.uuid4().hex[:10]}"
+_INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
+if _INTEGRATION not in sys.path:
+    sys.path.insert(0, _INTEGRATION)

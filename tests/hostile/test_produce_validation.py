@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import hostile_batches as hb
 import pytest
@@ -19,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from waiting import wait_until
 from wire import Wire, create_topic
 
+from kbroker.testing import BrokerThread
 from protocol.compression import Codec
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS
@@ -44,6 +46,22 @@ EXPECTED = {
     "snappy raw count 2 for 3": E.INVALID_RECORD,
     "lz4 frame of zeros": E.INVALID_RECORD,
 }
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread() as b:
+        yield b
+
+
+@pytest.fixture
+def bootstrap(broker) -> str:
+    return broker.bootstrap_servers
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"h-{uuid.uuid4().hex[:10]}"
 
 
 def send_produce(wire: Wire, topic: str, batch: bytes, partition: int = 0, version: int = 9) -> int:
