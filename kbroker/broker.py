@@ -138,6 +138,7 @@ class Broker:
             conn.close()
         for service in reversed(self.services):
             await _maybe_await(service.stop())
+        self.replica_manager.close()
         for server in self.servers:
             await server.wait_closed()
         if self.log_manager is not None:

@@ -38,6 +38,8 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from collections.abc import Iterator
+from typing import Any
 
 import cramjam
 import lz4.frame
@@ -49,9 +51,11 @@ __all__ = [
     "Codec",
     "CorruptCompressedData",
     "DecompressedSizeExceeded",
+    "StreamCompressor",
     "XERIAL_MAGIC",
     "compress",
     "decompress",
+    "decompress_chunks",
     "is_xerial_snappy",
 ]
 
@@ -293,3 +297,195 @@ def _zstd_decompress(data: Buffer, max_size: int) -> bytes:
             d = zstandard.ZstdDecompressor().decompressobj()
         elif pos >= end:
             raise CorruptCompressedData("zstd: truncated frame")
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+STREAM_CHUNK = 256 * 1024
+# A zstd input slice of this size decodes to at most 256 B * 32 Ki = 8 MiB in one call.
+_ZSTD_STREAM_FEED = 256
+
+
+def decompress_chunks(codec: int, data: Buffer, max_size: int, chunk_size: int = STREAM_CHUNK) -> Iterator[bytes]:
+    """Decompress ``data`` piece by piece: yields non-empty chunks, each at most ``chunk_size`` bytes
+    (zstd: at most ``chunk_size`` + 8 MiB; raw snappy, which has no streaming form: the whole block,
+    at most ``max_size``), never more than ``max_size`` in total.
+
+    The consumer can stop early (the rest is not decompressed). Raises what :func:`decompress`
+    raises, as soon as the defect is reached: :class:`CorruptCompressedData` for malformed,
+    truncated or trailing input, :class:`DecompressedSizeExceeded` past ``max_size``.
+    """
+    if codec == Codec.NONE:
+        if len(data) > max_size:
+            raise DecompressedSizeExceeded(f"{len(data)} bytes exceed the limit of {max_size}")
+        view = memoryview(data)
+        for start in range(0, len(view), chunk_size):
+            yield bytes(view[start : start + chunk_size])
+        return
+    gen = {
+        Codec.GZIP: _gzip_chunks,
+        Codec.SNAPPY: _snappy_chunks,
+        Codec.LZ4: _lz4_chunks,
+        Codec.ZSTD: _zstd_chunks,
+    }.get(codec)
+    if gen is None:
+        raise CorruptCompressedData(f"unknown compression codec {codec}")
+    total = 0
+    try:
+        for chunk in gen(data, max_size, chunk_size):
+            if chunk:
+                total += len(chunk)
+                if total > max_size:
+                    raise _too_large(max_size)
+                yield chunk
+    except InvalidRecordBatch:
+        raise
+    except (zlib.error, cramjam.DecompressionError, RuntimeError, zstandard.ZstdError, ValueError,
+            OverflowError, MemoryError, EOFError) as exc:
+        raise CorruptCompressedData(f"{Codec(codec).name.lower()}: {exc}") from exc
+
+
+def _gzip_chunks(data: Buffer, max_size: int, chunk_size: int) -> Iterator[bytes]:
+    pending: Buffer = data
+    if not len(pending):
+        raise CorruptCompressedData("gzip: empty input")
+    while True:  # one iteration per gzip member
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not d.eof:
+            chunk = d.decompress(pending, chunk_size)
+            pending = d.unconsumed_tail
+            if chunk:
+                yield chunk
+            elif not pending:
+                break
+        if not d.eof:
+            raise CorruptCompressedData("gzip: truncated stream")
+        if not d.unused_data:
+            return
+        pending = d.unused_data
+
+
+def _snappy_chunks(data: Buffer, max_size: int, chunk_size: int) -> Iterator[bytes]:
+    if not is_xerial_snappy(data):
+        yield _snappy_raw_decompress(data, max_size)
+        return
+    view = memoryview(data)
+    pos = _XERIAL_HEADER.size
+    end = len(view)
+    total = 0
+    while pos < end:
+        if end - pos < 4:
+            raise CorruptCompressedData("snappy: truncated xerial block length")
+        (length,) = _I32.unpack_from(view, pos)
+        pos += 4
+        if length < 0 or length > end - pos:
+            raise CorruptCompressedData(f"snappy: xerial block length {length} exceeds the input")
+        block = _snappy_raw_decompress(view[pos : pos + length], max_size - total)
+        total += len(block)
+        pos += length
+        yield block
+
+
+def _lz4_chunks(data: Buffer, max_size: int, chunk_size: int) -> Iterator[bytes]:
+    d = lz4.frame.LZ4FrameDecompressor()
+    pending: Buffer = data
+    stalled = 0
+    while True:
+        chunk = d.decompress(pending, max_length=chunk_size)
+        pending = b""
+        if chunk:
+            yield chunk
+        if d.eof:
+            break
+        if d.needs_input:
+            raise CorruptCompressedData("lz4: truncated frame")
+        stalled = 0 if chunk else stalled + 1
+        if stalled > 2:
+            raise CorruptCompressedData("lz4: decoder made no progress")
+    if d.unused_data:
+        raise CorruptCompressedData("lz4: trailing bytes after the frame")
+
+
+def _zstd_chunks(data: Buffer, max_size: int, chunk_size: int) -> Iterator[bytes]:
+    view = memoryview(data)
+    end = len(view)
+    if not end:
+        raise CorruptCompressedData("zstd: empty input")
+    pos = 0
+    d = zstandard.ZstdDecompressor().decompressobj()
+    out = bytearray()
+    while True:
+        piece = view[pos : pos + _ZSTD_STREAM_FEED]
+        pos += len(piece)
+        out += d.decompress(piece)
+        if len(out) >= chunk_size:
+            yield bytes(out)
+            out.clear()
+        if d.eof:
+            pos -= len(d.unused_data)  # bytes fed past the end of this frame
+            if pos >= end:
+                break
+            d = zstandard.ZstdDecompressor().decompressobj()
+        elif pos >= end:
+            raise CorruptCompressedData("zstd: truncated frame")
+    if out:
+        yield bytes(out)
+
+
+class StreamCompressor:
+    """Compress a payload written piece by piece, in the form :func:`compress` writes; ``size`` is the
+    compressed size so far (what a caller bounds), ``finish()`` the whole compressed payload."""
+
+    def __init__(self, codec: int, level: int | None = None) -> None:
+        self.codec = codec
+        self.parts: list[bytes] = []
+        self.size = 0
+        self._pending = bytearray()  # snappy: input not yet cut into a xerial block
+        if codec == Codec.GZIP:
+            self._obj: Any = zlib.compressobj(GZIP_LEVEL if level is None else level, zlib.DEFLATED,
+                                              16 + zlib.MAX_WBITS)
+        elif codec == Codec.LZ4:
+            self._obj = lz4.frame.LZ4FrameCompressor(
+                compression_level=0 if level is None else level, block_size=_LZ4_BLOCK_SIZE,
+                block_linked=False, content_checksum=False, block_checksum=False)
+            self._add(self._obj.begin())
+        elif codec == Codec.ZSTD:
+            self._obj = zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compressobj()
+        elif codec == Codec.SNAPPY:
+            self._add(_XERIAL_HEADER.pack(XERIAL_MAGIC, _XERIAL_VERSION, _XERIAL_COMPATIBLE_VERSION))
+        elif codec != Codec.NONE:
+            raise ValueError(f"unknown compression codec {codec}")
+
+    def _add(self, data: bytes) -> None:
+        if data:
+            self.parts.append(data)
+            self.size += len(data)
+
+    def write(self, data: Buffer) -> None:
+        codec = self.codec
+        if codec == Codec.NONE:
+            self._add(bytes(data))
+        elif codec == Codec.SNAPPY:
+            self._pending += data
+            while len(self._pending) >= XERIAL_BLOCK_SIZE:
+                self._snappy_block(memoryview(self._pending)[:XERIAL_BLOCK_SIZE])
+                del self._pending[:XERIAL_BLOCK_SIZE]
+        else:
+            self._add(self._obj.compress(data))
+
+    def _snappy_block(self, data: Buffer) -> None:
+        block = bytes(cramjam.snappy.compress_raw(data))
+        self._add(_I32.pack(len(block)))
+        self._add(block)
+
+    def finish(self) -> bytes:
+        codec = self.codec
+        if codec == Codec.SNAPPY:
+            if self._pending:
+                self._snappy_block(self._pending)
+                self._pending.clear()
+        elif codec in (Codec.GZIP, Codec.ZSTD, Codec.LZ4):
+            self._add(self._obj.flush())
+        out = b"".join(self.parts)
+        self.parts = []
+        return out

@@ -1,22 +1,28 @@
 """Produce (key 0), served v3-13, advertised from v0 (see api_versions).
 
-v3+ carries exactly one magic-2 record batch per partition; it is validated from its header
-(length, magic, CRC, offsets, attributes) and stored as received: the broker assigns offsets by
-patching baseOffset and never decompresses or re-encodes it. Exceptions, as in Kafka:
-``message.timestamp.type=LogAppendTime`` rewrites the header timestamp (CRC recomputed, records
-untouched). ZSTD needs v7+. v8+ responses carry per-batch record errors and an error message;
+v3+ carries exactly one magic-2 record batch per partition. Its header is checked here (length,
+magic, CRC, offsets, attributes); then, as Kafka's LogValidator does, its records are checked
+against the header (``protocol.record_validation``: framing, count, keys for compacted topics,
+record timestamps against ``message.timestamp.before.max.ms``/``after.max.ms``) and it is stored
+as received: the broker assigns offsets by patching baseOffset. Exceptions, as in Kafka: a topic
+whose ``compression.type`` is not the producer's codec (or a compressed batch with inner offsets
+not 0, 1, 2...) gets the batch rebuilt; ``message.timestamp.type=LogAppendTime`` rewrites the
+header timestamp (CRC recomputed, records untouched); a maxTimestamp that disagrees with the
+records is corrected. ZSTD needs v7+. v8+ responses carry per-record errors and an error message;
 v10+ the current leader; v13 addresses topics by id.
+
+Small batches are validated inline; large ones (and re-encodes) in a worker process, and the
+handler then answers asynchronously (``kbroker.replication.validation``); appends to a partition
+keep request order either way.
 
 acks=0 sends no response. acks=-1 with fewer in-sync replicas than ``min.insync.replicas`` gets
 NOT_ENOUGH_REPLICAS; with one node the ISR is this broker, so acks=-1 and acks=1 answer alike
 once the batch is in the log (and fsynced when the flush policy says so).
-
-Timestamps are checked against ``message.timestamp.before.max.ms``/``after.max.ms`` using the
-batch header's base and max timestamps (the broker does not look at individual records).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 
@@ -29,20 +35,34 @@ from protocol.records import check_produce_records
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+RecordError = PartResp.BatchIndexAndErrorMessage
 ZSTD = 4
 ZERO_UUID = uuid.UUID(int=0)
 
 
 class ProduceError(Exception):
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str | None = None,
+                 record_errors: list[tuple[int, str]] | None = None) -> None:
         super().__init__(message or code.name)
         self.code = code
         self.message = message
+        self.record_errors = record_errors or []  # (batch index, message): Kafka's RecordError
 
 
-def _error(index: int, code: ErrorCode, message: str | None = None) -> PartResp:
+def _error(index: int, code: ErrorCode, message: str | None = None,
+           record_errors: list[tuple[int, str]] | None = None) -> PartResp:
     return PartResp(index=index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
-                    record_errors=[], error_message=message)
+                    record_errors=[RecordError(batch_index=i, batch_index_error_message=m)
+                                   for i, m in record_errors or ()],
+                    error_message=message)
+
+
+def _ok(index: int, partition, result) -> PartResp:
+    return PartResp(
+        index=index, error_code=result.error, base_offset=result.base_offset,
+        log_append_time_ms=result.log_append_time, log_start_offset=partition.log_start_offset,
+        record_errors=[], error_message=result.message,
+    )
 
 
 def validate_produce_batch(records, version: int, max_message_bytes: int):
@@ -100,6 +120,7 @@ def handle_produce(ctx, request):
     replica_manager = broker.replica_manager
     now_ms = int(time.time() * 1000)
     responses = []
+    pending: list = []
     for t in request.topic_data:
         if version >= 13:
             topic = image.topic_by_id(t.topic_id)
@@ -127,15 +148,28 @@ def handle_produce(ctx, request):
                     partition, p.records, version, acks, request.transactional_id, now_ms
                 )
             except ProduceError as exc:
-                parts.append(_error(p.index, exc.code, exc.message))
+                parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
                 continue
-            parts.append(PartResp(
-                index=p.index, error_code=result.error, base_offset=result.base_offset,
-                log_append_time_ms=result.log_append_time, log_start_offset=partition.log_start_offset,
-                record_errors=[], error_message=result.message,
-            ))
+            if not inspect.isawaitable(result):
+                parts.append(_ok(p.index, partition, result))
+            else:  # validated off the event loop, or queued behind an append still pending
+                pending.append((parts, len(parts), p.index, partition, result))
+                parts.append(None)
         responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
                                    partition_responses=parts))
+    if pending:
+        return _complete_later(responses, pending, acks)
+    if acks == 0:
+        return None
+    return ProduceResponse(responses=responses, throttle_time_ms=0)
+
+
+async def _complete_later(responses: list, pending: list, acks: int) -> ProduceResponse | None:
+    for parts, slot, index, partition, awaitable in pending:
+        try:
+            parts[slot] = _ok(index, partition, await awaitable)
+        except ProduceError as exc:
+            parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
     if acks == 0:
         return None
     return ProduceResponse(responses=responses, throttle_time_ms=0)

@@ -10,13 +10,15 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
+from kbroker.replication.validation import AppendOrder
+
 if TYPE_CHECKING:
     from kbroker.log import PartitionLog
 
 
 class Partition:
     __slots__ = ("topic", "index", "topic_id", "log", "leader_epoch", "isr", "replicas", "_waiters",
-                 "producer_state", "config")
+                 "producer_state", "config", "append_order")
 
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  leader_epoch: int, replicas: list[int], isr: list[int], config: dict | None = None) -> None:
@@ -30,6 +32,7 @@ class Partition:
         self._waiters: list[asyncio.Future] = []
         self.producer_state = None
         self.config: dict = config or {}  # effective topic-level settings (typed), by Kafka key
+        self.append_order = AppendOrder()  # appends from clients, in request order
 
     @property
     def high_watermark(self) -> int:

@@ -1,21 +1,30 @@
 """Appends from clients and reads for fetchers, over the partitions this broker leads.
 
-``append_from_client`` is the Produce hot path: header checks, producer-state checks (through
-``producer_state``, installed by the transaction layer), the append itself (offsets patched, bytes
-stored as received), the high watermark, and waking fetches that wait for data.
+``append_from_client`` is the Produce hot path: header checks, the records checked against the
+header (inline when small, else in the validation pool: ``kbroker.replication.validation``),
+producer-state checks (through ``producer_state``, installed by the transaction layer), the append
+itself (offsets patched, bytes stored as received unless the topic asks for a re-encode), the high
+watermark, and waking fetches that wait for data. Appends to one partition keep request order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.produce import ProduceError, validate_produce_batch
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
+from kbroker.replication.validation import (
+    INLINE_DECOMPRESSED_BYTES,
+    INLINE_REBUILD_BYTES,
+    INLINE_RECORDS,
+    ValidationPool,
+)
 from protocol.errors import ErrorCode
-from protocol.record_batch import InvalidRecordBatch
-from protocol.records import Record, build_batch, decode_batch, iter_records
+from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -23,50 +32,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A batch may decompress to at most this many times max.message.bytes (at least 64 MiB): a bound on
+# the work a "decompression bomb" causes (Kafka has none).
+DECOMPRESSED_PER_MESSAGE_BYTE = 8
+
 
 _TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
 
 
-def check_keys(records: Any) -> None:
-    """A compacted topic accepts only records with a key (Kafka's LogValidator): the one place,
-    besides re-encoding, where the broker looks inside a batch, and only for compacted topics."""
-    try:
-        for record in iter_records(records):
-            if record.key is None:
-                raise ProduceError(ErrorCode.INVALID_RECORD, "Compacted topic cannot accept message without key")
-    except InvalidRecordBatch as exc:
-        raise ProduceError(ErrorCode(exc.error_code), str(exc)) from None
-
-
-def recompress(records: Any, header: Any, codec: int, config: dict) -> bytes:
-    """Re-encode a batch with the topic's ``compression.type`` (the one case, as in Kafka, where
-    the broker rewrites a batch: the topic asks for a codec other than the producer's)."""
-    try:
-        decoded = decode_batch(records)
-    except InvalidRecordBatch as exc:
-        raise ProduceError(ErrorCode(exc.error_code), str(exc)) from None
-    for expected, r in enumerate(decoded.records):  # as Kafka's LogValidator before it re-encodes
-        if r.offset - header.base_offset != expected:
-            raise ProduceError(ErrorCode.INVALID_RECORD,
-                               f"Inner record at offset delta {r.offset - header.base_offset} inside the compressed "
-                               f"record batch does not have incremental offsets, expected offset is {expected}")
+def validation_policy(partition: Partition, now_ms: int) -> Policy:
+    """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs)."""
+    config = partition.config
+    target = _TOPIC_CODECS.get(config["compression.type"])
     level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
-             4: config["compression.zstd.level"]}.get(codec)
-    if level == -1:
-        level = None
-    return build_batch(
-        [Record(key=r.key, value=r.value, headers=r.headers, timestamp=r.timestamp,
-                offset=r.offset, attributes=r.attributes) for r in decoded.records],
-        base_offset=header.base_offset,
-        compression=codec,
-        producer_id=header.producer_id,
-        producer_epoch=header.producer_epoch,
-        base_sequence=header.base_sequence,
-        transactional=header.is_transactional,
-        partition_leader_epoch=header.partition_leader_epoch,
-        last_offset_delta=header.last_offset_delta,
-        compression_level=level,
+             4: config["compression.zstd.level"]}.get(target) if target is not None else None
+    max_message_bytes = config["max.message.bytes"]
+    return Policy(
+        topic_partition=f"{partition.topic}-{partition.index}",
+        now_ms=now_ms,
+        max_message_bytes=max_message_bytes,
+        compacted="compact" in config["cleanup.policy"],
+        log_append_time=config["message.timestamp.type"] == "LogAppendTime",
+        before_max_ms=config["message.timestamp.before.max.ms"],
+        after_max_ms=config["message.timestamp.after.max.ms"],
+        target_codec=target,
+        compression_level=None if level == -1 else level,
+        max_decompressed=max(DEFAULT_MAX_DECOMPRESSED, DECOMPRESSED_PER_MESSAGE_BYTE * max_message_bytes),
     )
+
+
+def _raise_for(outcome: Outcome) -> None:
+    if outcome.error != ErrorCode.NONE:
+        raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
 
 
 @dataclass(slots=True)
@@ -80,13 +77,17 @@ class AppendResult:
 class ReplicaManager:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
         self.producer_state: Any = None
 
     def append_from_client(
         self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
         now_ms: int,
-    ) -> AppendResult:
+    ) -> AppendResult | Awaitable[AppendResult]:
+        """Validate and append one partition's batch: an :class:`AppendResult` when it could be done
+        at once, else an awaitable of it (validation in the pool, or an earlier append to the same
+        partition still pending). Raises/returns :class:`ProduceError` for a rejected batch."""
         config = partition.config
         header, records = validate_produce_batch(records, version, config["max.message.bytes"])
         min_isr = config["min.insync.replicas"]
@@ -96,22 +97,43 @@ class ReplicaManager:
                 f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy the min.isr "
                 f"requirement of {min_isr}",
             )
-        if config["message.timestamp.type"] != "LogAppendTime":  # the log stamps LogAppendTime itself
-            before = config["message.timestamp.before.max.ms"]
-            after = config["message.timestamp.after.max.ms"]
-            if header.max_timestamp > now_ms + after or (
-                header.base_timestamp >= 0 and header.base_timestamp < now_ms - before
-            ):
-                raise ProduceError(
-                    ErrorCode.INVALID_TIMESTAMP,
-                    f"Timestamp {header.max_timestamp} of message is out of range. The timestamp should be "
-                    f"within [{now_ms - before}, {now_ms + after}]",
-                )
-        if "compact" in config["cleanup.policy"]:
-            check_keys(records)
-        target = _TOPIC_CODECS.get(config["compression.type"])
-        if target is not None and target != header.compression:
-            records = recompress(records, header, target, config)
+        policy = validation_policy(partition, now_ms)
+        rebuild = policy.target_codec is not None and policy.target_codec != header.compression
+        try:
+            outcome: Outcome | None = validate_records(
+                records, header, policy, budget_records=INLINE_RECORDS,
+                budget_bytes=INLINE_REBUILD_BYTES if rebuild else INLINE_DECOMPRESSED_BYTES)
+        except OverBudget:
+            outcome = None
+        order = partition.append_order
+        if outcome is not None:
+            _raise_for(outcome)
+            if not order.busy:
+                return self._append(partition, header, outcome.batch, transactional_id, version)
+        prev, mine = order.enqueue()  # now, before any later request for this partition is handled
+        task = asyncio.ensure_future(self._append_later(
+            partition, header, records, policy, outcome, transactional_id, version, prev, mine))
+        task.add_done_callback(lambda _task: order.done(mine))  # even if cancelled before it ran
+        # The append goes ahead even if the client goes away (as in Kafka, a request being handled
+        # completes): the handler awaits a shield, and the order queue always moves on.
+        return asyncio.shield(task)
+
+    async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
+                            outcome: Outcome | None, transactional_id: str | None, version: int,
+                            prev: asyncio.Future | None, mine: asyncio.Future) -> AppendResult:
+        order = partition.append_order
+        try:
+            if outcome is None:
+                outcome = await self.validation_pool.validate(records, policy)
+            if prev is not None:
+                await prev
+            _raise_for(outcome)
+            return self._append(partition, header, outcome.batch, transactional_id, version)
+        finally:
+            order.done(mine)
+
+    def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
+                version: int) -> AppendResult:
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id, version)
@@ -136,6 +158,9 @@ class ReplicaManager:
         info = partition.log.append(batch, leader_epoch=partition.leader_epoch)
         self.on_leader_append(partition)
         return info.first_offset
+
+    def close(self) -> None:
+        self.validation_pool.close()
 
     def on_leader_append(self, partition: Partition) -> None:
         # One node: the ISR is this broker, so everything appended is committed.

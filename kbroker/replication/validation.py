@@ -1,0 +1,131 @@
+"""Record validation off the event loop, and per-partition append order around it.
+
+Checking the records of a produced batch (``protocol.record_validation``) is cheap for the batches
+clients normally send, and those are checked inline. Anything bigger -- many records, a large
+decompressed payload, a re-encode for a topic whose ``compression.type`` differs from the producer's
+-- goes to a :class:`ValidationPool`: a process pool (by default one worker per CPU beyond the first,
+at least one), so that the work runs on another core while the event loop keeps serving every other
+client. Threads were measured too (``scripts/bench_validation.py pool``, figures in
+``scripts/README.md``): the codecs release the GIL, but the record walk is Python and holds it, so
+with a thread pool the loop ran at 10-20% of its idle rate during a big validation, with the
+process pool at 50-70% (on a loaded 2-core machine).
+
+The worker receives a copy of the batch (bytes) and returns an :class:`Outcome`: an error with
+Kafka's code, or the batch to store (the input itself, to keep, is not sent back: ``batch`` is
+``None`` then, and the caller stores its own copy). Memory in the worker is bounded by the batch,
+one decompression chunk plus one record, and for a rebuild the output, which stops at
+``max.message.bytes``.
+
+Order: :class:`AppendOrder` keeps appends to one partition in request order although validation
+finishes out of order: an append waits for the append queued before it on the same partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from protocol.errors import ErrorCode
+from protocol.record_batch import parse_header
+from protocol.record_validation import Outcome, Policy, validate_records
+
+log = logging.getLogger(__name__)
+
+# Inline (on the event loop) only while the work stays around a millisecond: the uncompressed walk
+# costs ~0.7-1 us a record on this machine (scripts/README.md, "Produce validation").
+INLINE_RECORDS = 2000
+INLINE_DECOMPRESSED_BYTES = 2 * 1024 * 1024
+INLINE_REBUILD_BYTES = 128 * 1024  # compressing is slower than decompressing (gzip: ~30 MB/s)
+
+
+def _validate_in_worker(batch: bytes, policy: Policy) -> Outcome:
+    outcome = validate_records(batch, parse_header(batch), policy)
+    if outcome.batch is batch:
+        outcome.batch = None  # unchanged: do not send it back
+    elif outcome.batch is not None and not isinstance(outcome.batch, bytes):
+        outcome.batch = bytes(outcome.batch)
+    return outcome
+
+
+class ValidationPool:
+    """Runs :func:`protocol.record_validation.validate_records` in worker processes (or threads)."""
+
+    def __init__(self, workers: int | None = None, kind: str = "process") -> None:
+        if workers is None:
+            workers = max(1, (os.cpu_count() or 1) - 1)
+        if kind not in ("process", "thread"):
+            raise ValueError(f"unknown pool kind {kind!r}")
+        self.workers = workers
+        self.kind = kind
+        self._executor: Executor | None = None
+        self._closed = False
+
+    def _get(self) -> Executor:
+        if self._executor is None:
+            if self.kind == "thread":
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kbroker-validate")
+            else:
+                # forkserver: workers fork from a clean server process, not from the broker's
+                # threads and event loop.
+                methods = multiprocessing.get_all_start_methods()
+                ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._executor
+
+    async def validate(self, batch, policy: Policy) -> Outcome:
+        """Validate ``batch`` in the pool; a failure of the pool itself is UNKNOWN_SERVER_ERROR."""
+        if self._closed:
+            return Outcome(ErrorCode.NOT_LEADER_OR_FOLLOWER, "The broker is shutting down")
+        data = batch if isinstance(batch, bytes) else bytes(batch)
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self._get(), _validate_in_worker, data, policy)
+        except BrokenProcessPool as exc:
+            log.error("record validation worker failed: %s; starting a new pool", exc)
+            self._reset()
+            return Outcome(ErrorCode.UNKNOWN_SERVER_ERROR, "Record validation failed")
+        except RuntimeError as exc:  # submitted while shutting down
+            return Outcome(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))
+        if outcome.error == ErrorCode.NONE and outcome.batch is None:
+            outcome.batch = batch
+        return outcome
+
+    def _reset(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._closed = True
+        self._reset()
+
+
+class AppendOrder:
+    """Per-partition queue of pending appends: ``await turn`` waits for the one queued before."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail: asyncio.Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether an append is queued (a new one must then wait its turn)."""
+        return self._tail is not None
+
+    def enqueue(self) -> tuple[asyncio.Future | None, asyncio.Future]:
+        """Take a place: ``(the previous place or None, this place)``; finish it with :meth:`done`."""
+        prev = self._tail
+        mine = asyncio.get_running_loop().create_future()
+        self._tail = mine
+        return prev, mine
+
+    def done(self, mine: asyncio.Future) -> None:
+        if not mine.done():
+            mine.set_result(None)
+        if self._tail is mine:
+            self._tail = None
