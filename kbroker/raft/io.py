@@ -249,6 +249,14 @@ class RaftDriver:
         self._wakeup.set()
         return await fut
 
+    def snapshot(self, end_offset: int, data: bytes) -> Snapshot:
+        """Record the state machine's snapshot after the committed entries ``[0, end_offset)``
+        (``RaftNode.snapshot``): the log drops them; a replica that needs them fetches the
+        snapshot (FetchSnapshot) instead."""
+        if not self._running or self.node is None:
+            raise RaftStoppedError(f"raft node {self.node_id} is not running")
+        return self.node.snapshot(end_offset, data)
+
     # ------------------------------------------------------------------ the node
 
     def _now(self) -> int:

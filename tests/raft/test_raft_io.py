@@ -173,15 +173,15 @@ async def test_leader_stop_new_leader_nothing_lost_and_restart_catches_up(tmp_pa
             await c.propose([v])
         await c.wait_committed_everywhere(before)
         old_id = old.node_id
-        old_end = c.logs[old_id].flushed_end
+        old_log = c.logs[old_id]
+        # what the restart must find: all it had (a graceful stop flushes), or exactly the flushed
+        # prefix (an abrupt one loses the tail); stop() does not yield before it stops the node
+        old_end = old_log.end_offset if graceful else old_log.flushed_end
+        old_entries = old_log.read(0, old_end)
 
         await c.stop(old_id, graceful=graceful)
         new = await c.wait_leader()
         assert new.node_id != old_id and new.node.epoch > old_epoch
-        if graceful:
-            # EndQuorumEpoch reached the others: they did not wait for their fetch timeout, and the
-            # new leader's epoch is the next one
-            assert new.node.epoch == old_epoch + 1
         after = [f"after{i}".encode() for i in range(10)]
         for i in range(0, 10, 2):
             await c.propose(after[i : i + 2])
@@ -192,7 +192,8 @@ async def test_leader_stop_new_leader_nothing_lost_and_restart_catches_up(tmp_pa
         # the old leader comes back (on another port): it opens its durable log (everything it had
         # flushed) and fetches what it missed
         restarted = await c.start(old_id)
-        assert c.opened_end[old_id] >= old_end if graceful else c.opened_end[old_id] >= len(before) + 1
+        assert c.opened_end[old_id] == old_end >= len(before) + 1
+        assert c.logs[old_id].read(0, old_end) == old_entries
         await c.wait_committed_everywhere(before + after)
         assert c.values(old_id) == before + after
         await wait_for(lambda: restarted.node.role is Role.FOLLOWER and restarted.node.leader_id == new.node_id,
@@ -278,3 +279,35 @@ async def test_hostile_peer_cannot_crash_a_node(tmp_path):
         assert c.leader() is leader
         await c.propose([b"still working"])
         await c.wait_committed_everywhere([b"still working"])
+
+
+async def test_lagging_follower_gets_the_leaders_snapshot(tmp_path):
+    """Entries a stopped follower missed are dropped by the leader's snapshot: on restart it
+    fetches the snapshot (FetchSnapshot over the wire), loads it, then the entries after it."""
+    async with Cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        first = [f"s{i}".encode() for i in range(5)]
+        await c.propose(first)
+        await c.wait_committed_everywhere(first)
+        victim = next(n for n in VOTERS if n != leader.node_id)
+        await c.stop(victim, graceful=True)
+        second = [f"t{i}".encode() for i in range(40)]
+        await c.propose(second)
+        end = leader.node.high_watermark
+        state = b"|".join(first + second)  # the state machine: every value so far
+        snap = leader.snapshot(end, state)
+        assert c.logs[leader.node_id].start_offset == end > c.opened_end[victim] + 40
+        third = [b"after the snapshot"]
+        await c.propose(third)
+        await c.start(victim)
+        await wait_for(lambda: c.logs[victim].snapshot == snap, "the follower installing the snapshot")
+        await wait_for(lambda: third[0] in c.values(victim), "the follower committing past the snapshot")
+        items = c.committed[victim]
+        loaded = [i for i, (_o, item) in enumerate(items) if isinstance(item, Snapshot)]
+        assert len(loaded) == 1 and items[loaded[0]] == (end - 1, snap)
+        # before it (if the follower learnt a high watermark first) entries of its own log from 0,
+        # after it exactly the entries that follow the snapshot
+        before = [o for o, _item in items[: loaded[0]]]
+        after = [o for o, _item in items[loaded[0] + 1 :]]
+        assert before == list(range(len(before))) and len(before) < end
+        assert after == list(range(end, end + len(after)))
