@@ -107,6 +107,7 @@ class _Peer:
     inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
     next_correlation: int = 0
     retry_at: float = 0.0
+    errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
 
 
 def _frame(payload: bytes | Sequence[Any]) -> bytes:
@@ -435,6 +436,7 @@ class RaftDriver:
             writer.transport.abort()
             return
         peer.writer = writer
+        peer.errors_logged.clear()
         peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
         queued, peer.queue = peer.queue, []
         for msg in queued:
@@ -477,9 +479,12 @@ class RaftDriver:
                 except (WireError, ValueError) as e:
                     self._fail_soon(peer.node_id, rid)
                     if top_error:
-                        logger.warning(
-                            "raft node %d: node %d answered with error %s",
-                            self.node_id, peer.node_id, ErrorCode(top_error).name if top_error in ErrorCode._value2member_map_ else top_error,
+                        # logged once per connection: the node retries every retry.backoff.ms
+                        level = logging.DEBUG if top_error in peer.errors_logged else logging.WARNING
+                        peer.errors_logged.add(top_error)
+                        logger.log(
+                            level, "raft node %d: node %d answered with error %s", self.node_id, peer.node_id,
+                            ErrorCode(top_error).name if top_error in ErrorCode._value2member_map_ else top_error,
                         )
                         continue
                     raise _CloseConnection(f"invalid response: {e}") from None

@@ -311,3 +311,55 @@ async def test_lagging_follower_gets_the_leaders_snapshot(tmp_path):
         after = [o for o, _item in items[loaded[0] + 1 :]]
         assert before == list(range(len(before))) and len(before) < end
         assert after == list(range(end, end + len(after)))
+
+
+async def test_hostile_voter_answers_do_not_crash_the_others(tmp_path, caplog):
+    """Voter 3's address is a server answering with an unknown correlation id, an undecodable
+    body, or a top-level error: nodes 1 and 2 close those connections, reconnect, and as a
+    majority elect a leader and commit; the core never fails on any of it."""
+    connections = 0
+
+    async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        kind = connections % 3
+        connections += 1
+        try:
+            while True:
+                size = struct.unpack(">i", await reader.readexactly(4))[0]
+                frame = await reader.readexactly(size)
+                api_key, version, cid = struct.unpack_from(">hhi", frame)
+                if kind == 0:
+                    writer.write(struct.pack(">ii", 4, cid + 1000))
+                elif kind == 1:
+                    writer.write(struct.pack(">ii", 9, cid) + b"\xff" * 5)
+                else:
+                    from protocol.api import encode_response
+                    from protocol.messages import RESPONSES
+
+                    body = RESPONSES[api_key](error_code=ErrorCode.INCONSISTENT_CLUSTER_ID)
+                    payload = b"".join(encode_response(cid, api_key, version, body))
+                    writer.write(struct.pack(">i", len(payload)) + payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+    c = Cluster(tmp_path)
+    c.addresses[3] = ("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        for n in (1, 2):
+            await c.start(n)
+        leader = await c.wait_leader()
+        values = [b"majority of two"]
+        await c.propose(values)
+        await c.wait_committed_everywhere(values)
+        assert leader.node_id in (1, 2)
+        # the first two connections (one per node) got a bad answer and were closed: each node came back
+        await wait_for(lambda: connections >= 3, "a node reconnecting to voter 3 after a bad answer")
+    finally:
+        await c.__aexit__(None, None, None)
+        server.close()
+    failures = [r for r in caplog.records if r.levelname == "ERROR" and r.name.startswith("kbroker.raft")]
+    assert failures == []
