@@ -3,8 +3,8 @@
 ``RaftDriver`` owns a ``RaftNode`` and runs it on the event loop:
 
 - a listener speaking Kafka's framing (``size i32 | RequestHeader | body``) for Vote,
-  BeginQuorumEpoch, EndQuorumEpoch, Fetch and FetchSnapshot, decoded with ``protocol.api`` and
-  converted with ``kbroker.raft.wire``; the answers on one connection go out in request order
+  BeginQuorumEpoch, EndQuorumEpoch, Fetch and FetchSnapshot (and ApiVersions, listing them),
+  decoded with ``protocol.api`` and converted with ``kbroker.raft.wire``; the answers on one connection go out in request order
   (as Kafka's muted channels do), a held Fetch delaying the answers queued behind it;
 - one outbound connection per other voter, opened on the first request and reopened after a
   failure (after ``reconnect_backoff_ms``); requests that cannot be delivered, and those in flight
@@ -47,11 +47,14 @@ from kbroker.raft.wire import WireError, from_wire, to_wire
 from protocol.api import decode_request, decode_response, encode_request, encode_response
 from protocol.errors import ErrorCode
 from protocol.exceptions import ProtocolError
+from protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from protocol.messages import RESPONSES, RequestHeader
+from protocol.messages.api_versions import ApiVersionsResponse
 
 logger = logging.getLogger(__name__)
 
 VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT = 52, 53, 54, 1, 59
+API_VERSIONS = 18
 RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT})
 # the versions this driver sends (the highest of Kafka 4.4 the codec has); it answers any version
 # the codec decodes
@@ -356,6 +359,20 @@ class RaftDriver:
         except ProtocolError as e:
             raise _CloseConnection(f"undecodable request: {e}") from None
         api_key, version = header.request_api_key, header.request_api_version
+        if api_key == API_VERSIONS:
+            # a Kafka client (NetworkClient) asks before its first request
+            slot = conn.add_slot(header.correlation_id)
+            keys = sorted(RAFT_APIS | {API_VERSIONS})
+            resp = ApiVersionsResponse(
+                api_keys=[
+                    ApiVersionsResponse.ApiVersion(
+                        api_key=k, min_version=REQUESTS_BY_KEY[k].MIN_VERSION, max_version=REQUESTS_BY_KEY[k].MAX_VERSION
+                    )
+                    for k in keys
+                ]
+            )
+            conn.fill(slot, _frame(encode_response(slot[0], api_key, version, resp)))
+            return
         if api_key not in RAFT_APIS:
             raise _CloseConnection(f"API key {api_key} is not served on the raft listener")
         slot = conn.add_slot(header.correlation_id)

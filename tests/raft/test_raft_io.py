@@ -259,11 +259,16 @@ async def test_hostile_peer_cannot_crash_a_node(tmp_path):
     async with Cluster(tmp_path) as c:
         leader = await c.wait_leader()
         port = leader.port
-        # garbage, a frame claiming 2 GB, an API the raft listener does not serve, a truncated body:
+        # garbage, a frame claiming 2 GB, an API the raft listener does not serve (Metadata), a
+        # truncated body:
         # each gets the connection closed without an answer
         assert await _exchange(port, struct.pack(">i", 12) + b"\xff" * 12) == b""
         assert await _exchange(port, struct.pack(">i", 2**31 - 1) + b"abc") == b""
-        assert await _exchange(port, _frame(REQUESTS[18](client_software_name="t", client_software_version="1"), 18, 3, 1)) == b""
+        assert await _exchange(port, _frame(REQUESTS[3](), 3, 12, 1)) == b""  # Metadata
+        # ApiVersions lists the raft APIs (a Kafka client asks first)
+        resp = await _answer(port, REQUESTS[18](client_software_name="t", client_software_version="1"), 18, 3)
+        assert resp.error_code == 0
+        assert {k.api_key: k.max_version for k in resp.api_keys} == {1: 18, 18: 5, 52: 2, 53: 1, 54: 1, 59: 1}
         good = _frame(_vote_request(CLUSTER_ID), 52, 2, 5)
         cut = good[4:-3]
         assert await _exchange(port, struct.pack(">i", len(cut)) + cut) == b""
