@@ -9,7 +9,8 @@ Layout of the log directory (one per replica):
   leader appends (``value`` the leader id, i32).
 - ``<end offset>-<epoch>.snapshot`` (both zero-padded): ``crc32c u32 | end i64 | epoch i32 |
   data``; written to a ``.tmp`` file, fsynced, renamed, and the directory fsynced, so a crash
-  leaves the old snapshot or the new one. Only the latest is kept.
+  leaves the old snapshot or the new one. Only the latest is kept. The directory may be shared
+  with the ``quorum-state`` file (other files are left alone).
 
 Appends stay in memory until ``flush``, which writes them and fsyncs the file: a process that
 dies loses exactly the unflushed tail, as ``MemoryLog.crash`` models. Truncation below the
@@ -159,8 +160,8 @@ class FileRaftLog(MemoryLog):
     def _load_snapshot(self) -> Snapshot | None:
         found: list[tuple[int, int, str]] = []
         for name in os.listdir(self.directory):
-            if name.endswith(".tmp"):
-                os.unlink(os.path.join(self.directory, name))  # an unfinished atomic write
+            if name.endswith(".snapshot.tmp") or name == ENTRIES_FILE + ".tmp":
+                os.unlink(os.path.join(self.directory, name))  # an unfinished atomic write of ours
                 continue
             m = _SNAP_NAME.match(name)
             if m:

@@ -215,6 +215,10 @@ def test_damaged_snapshot_is_refused_with_the_reason(tmp_path):
     (tmp_path / "x.snapshot.tmp").write_bytes(b"partial")
     assert FileRaftLog(tmp_path).snapshot == Snapshot(2, 1, b"state")
     assert not (tmp_path / "x.snapshot.tmp").exists()
+    # another writer's temporary file in a shared directory is not ours to remove
+    (tmp_path / "quorum-state.tmp").write_bytes(b"{}")
+    FileRaftLog(tmp_path)
+    assert (tmp_path / "quorum-state.tmp").exists()
 
 
 def test_values_must_be_bytes(tmp_path):
