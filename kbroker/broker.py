@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.api import load_handlers
-from kbroker.api.fetch_sessions import FetchSessionCache
 from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint
 from kbroker.control.clock import make_clock
@@ -28,6 +27,7 @@ from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.log import LogConfig, LogManager, fd_budget
+from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_state import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager

@@ -40,8 +40,8 @@ _IGNORED = {".lock"}
 
 
 async def reset(broker: Broker, *, drop_connections: bool = False) -> dict[str, Any]:
-    from kbroker.api.fetch_sessions import FetchSessionCache
     from kbroker.coordinator import build_services
+    from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.producer_state import ProducerStateManager
 
     started = time.perf_counter()
