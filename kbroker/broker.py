@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.api import load_handlers
-from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint
 from kbroker.control.clock import make_clock
 from kbroker.control.plane import ControlPlane
@@ -29,6 +28,7 @@ from kbroker.coordinator import build_services
 from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
+from kbroker.replication.producer_ids import ProducerIdManager
 from kbroker.replication.producer_state import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
