@@ -37,8 +37,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbroker.api.produce import ProduceError
 from kbroker.log.txn_index import AbortedTxn
+from kbroker.replication.produce_batch import ProduceError
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
 from protocol.records import ControlType, build_control_batch, iter_records, parse_control_record

@@ -15,8 +15,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.produce import ProduceError, validate_produce_batch
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
+from kbroker.replication.produce_batch import ProduceError, validate_produce_batch
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
     INLINE_REBUILD_BYTES,
