@@ -60,7 +60,7 @@ class Broker:
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
-        # name with '.' as '_' -> name (see kbroker/topics.py).
+        # name with '.' as '_' -> name (see kbroker/replication/topics.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
         self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None

@@ -28,7 +28,7 @@ import uuid
 
 from kbroker.api.registry import api
 from kbroker.replication.produce_batch import ProduceError
-from kbroker.topics import INTERNAL_TOPICS
+from kbroker.replication.topics import INTERNAL_TOPICS
 from protocol.errors import ErrorCode
 from protocol.messages.produce import ProduceResponse
 

@@ -142,7 +142,7 @@ class TransactionCoordinator:
 
         Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
         or here a transactional InitProducerId coming without one)."""
-        from kbroker.topics import ensure_internal_topic
+        from kbroker.replication.topics import ensure_internal_topic
 
         return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
                                      self.topic_configs())
