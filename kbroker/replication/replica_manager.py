@@ -27,7 +27,6 @@ from protocol.errors import ErrorCode
 from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -75,8 +74,8 @@ class AppendResult:
 
 
 class ReplicaManager:
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, broker: object) -> None:
+        self.broker = broker  # the owning broker; nothing in this class reaches through it
         self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
         self.producer_state: Any = None
