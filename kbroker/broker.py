@@ -25,6 +25,7 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
+from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
@@ -35,10 +36,6 @@ from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """The broker cannot start (locked or foreign data dir, port in use, ...)."""
 
 
 class Broker:
