@@ -30,7 +30,7 @@ from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
-from kbroker.replication.producer_state import ProducerStateManager
+from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits

@@ -42,7 +42,7 @@ _IGNORED = {".lock"}
 async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, Any]:
     from kbroker.coordinator import build_services
     from kbroker.replication.fetch_sessions import FetchSessionCache
-    from kbroker.replication.producer_state import ProducerStateManager
+    from kbroker.replication.producer_manager import ProducerStateManager
 
     started = time.perf_counter()
     control = broker.control

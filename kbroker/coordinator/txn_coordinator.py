@@ -59,7 +59,7 @@ from kbroker.coordinator.txn_log import (
     encode_key,
     encode_value,
 )
-from kbroker.replication.producer_state import partition_state
+from kbroker.replication.producer_manager import partition_state
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
 from protocol.records import Record, build_batch, iter_records

@@ -1,4 +1,5 @@
-"""The checks of a produced batch that need no partition state, and the error they raise.
+"""The checks of a produced batch that need no partition state, the error they raise, and the
+result of an append.
 
 Produce (``kbroker/api/produce.py``) answers with :class:`ProduceError`'s code; the replica
 manager and the producer state raise it while appending (``kbroker/replication``).
@@ -6,11 +7,21 @@ manager and the producer state raise it while appending (``kbroker/replication``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from protocol.errors import ErrorCode
 from protocol.record_batch import CONTROL_MASK, InvalidRecordBatch, parse_header, validate_batch
 from protocol.records import check_produce_records
 
 ZSTD = 4
+
+
+@dataclass(slots=True)
+class AppendResult:
+    error: ErrorCode
+    base_offset: int
+    log_append_time: int = -1
+    message: str | None = None
 
 
 class ProduceError(Exception):

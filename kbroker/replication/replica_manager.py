@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
-from kbroker.replication.produce_batch import ProduceError, validate_produce_batch
+from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
     INLINE_REBUILD_BYTES,
@@ -63,14 +62,6 @@ def validation_policy(partition: Partition, now_ms: int) -> Policy:
 def _raise_for(outcome: Outcome) -> None:
     if outcome.error != ErrorCode.NONE:
         raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
-
-
-@dataclass(slots=True)
-class AppendResult:
-    error: ErrorCode
-    base_offset: int
-    log_append_time: int = -1
-    message: str | None = None
 
 
 class ReplicaManager:
