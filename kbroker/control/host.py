@@ -7,11 +7,12 @@ control package does not import ``kbroker.broker``, which builds the control pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.server.connection import ServerHost
 
 if TYPE_CHECKING:
+    from kbroker.control.clock import ManualClock
     from kbroker.replication.partition import Partition
 
 
@@ -31,7 +32,7 @@ class ControlledBroker(ServerHost, Protocol):
     partitions: dict[tuple[str, int], Partition]
     bound: dict[str, tuple[str, int]]
     control: Controls
-    clock: Any
+    clock: ManualClock | None
 
     @property
     def bootstrap_servers(self) -> str: ...

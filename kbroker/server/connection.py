@@ -59,7 +59,7 @@ class RequestHooks(Protocol):
 
     def intercept(self, ctx: RequestContext, body: Any, handler: Handler, size: int) -> Handler | None: ...
 
-    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+    def refused(self, connection: KafkaConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None: ...
 
 
