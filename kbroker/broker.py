@@ -16,29 +16,31 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api import load_handlers
-from kbroker.api.fetch_sessions import FetchSessionCache
-from kbroker.api.init_producer_id import ProducerIdManager
 from kbroker.config import BrokerConfig, Endpoint
-from kbroker.control.clock import make_clock
+from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
+from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
+from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
-from kbroker.replication.producer_state import ProducerStateManager
+from kbroker.replication.producer_ids import ProducerIdManager
+from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.server.connection import RequestHooks
+
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """The broker cannot start (locked or foreign data dir, port in use, ...)."""
 
 
 class Broker:
@@ -60,7 +62,7 @@ class Broker:
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
-        # name with '.' as '_' -> name (see kbroker/topics.py).
+        # name with '.' as '_' -> name (see kbroker/replication/topics.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
         self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
@@ -70,14 +72,14 @@ class Broker:
         self.replica_manager = ReplicaManager(self)
         self.replica_manager.producer_state = ProducerStateManager()
         self.producer_ids = ProducerIdManager(self)
-        self.group_coordinator: Any = None
+        self.group_coordinator: GroupCoordinator | None = None
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
-        self.clock: Any = make_clock(self, config["kbroker.clock"])
-        self.txn_coordinator: Any = None
+        self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
+        self.txn_coordinator: TransactionCoordinator | None = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
-        self.request_hooks: Any = None
+        self.request_hooks: RequestHooks | None = None
         self.control = ControlPlane(self)
         self.services.append(self.control)
 
@@ -388,7 +390,7 @@ class Listener:
 
     BACKLOG = 1024
 
-    def __init__(self, broker: Broker, endpoint: Any, sockets: list[socket.socket]) -> None:
+    def __init__(self, broker: Broker, endpoint: Endpoint, sockets: list[socket.socket]) -> None:
         self.broker = broker
         self.endpoint = endpoint
         self.sockets = sockets
@@ -399,7 +401,7 @@ class Listener:
         self._starting: set[asyncio.Task] = set()
 
     @classmethod
-    async def bind(cls, broker: Broker, endpoint: Any) -> Listener:
+    async def bind(cls, broker: Broker, endpoint: Endpoint) -> Listener:
         loop = asyncio.get_running_loop()
         host = endpoint.host or None
         infos = await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

@@ -229,7 +229,7 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {name: [] for name in variants}
         async with EmbeddedBroker() as embedded:
             from kbroker.controller.quorum import NewTopic
-            from kbroker.topics import create_topic
+            from kbroker.replication.topics import create_topic
 
             create_topic(embedded.broker, NewTopic("dispatch", 1, 1))
             M = REQUESTS[3]

@@ -9,7 +9,7 @@ replicas as the topic's existing partitions, and at least one unfenced broker, a
 whole with POLICY_VIOLATION (Kafka's bound on the records of one controller operation).
 
 The new partitions' logs are created on a worker thread before the records are committed (see
-kbroker/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR with
+kbroker/replication/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR with
 nothing committed or left on disk. CreatePartitions requests run one at a time, so two of them
 never plan the same new partition ids (Kafka's controller serializes them too).
 """
@@ -20,7 +20,7 @@ import asyncio
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
-from kbroker.topics import commit_created, create_partition_logs, storage_error
+from kbroker.replication.topics import commit_created, create_partition_logs, storage_error
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 

@@ -8,7 +8,7 @@ request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION
 ControllerApis.createTopics answers.
 
 The partition logs are created on a worker thread before the topic is committed (see
-kbroker/topics.py): other clients are served meanwhile, and a topic whose logs cannot all be
+kbroker/replication/topics.py): other clients are served meanwhile, and a topic whose logs cannot all be
 created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed and
 nothing left on disk.
 """
@@ -21,7 +21,7 @@ import uuid
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
-from kbroker.topics import (
+from kbroker.replication.topics import (
     METADATA_TOPIC_PROHIBITED,
     commit_created,
     create_partition_logs,

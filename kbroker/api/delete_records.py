@@ -16,7 +16,7 @@ import logging
 
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
-from kbroker.topics import INTERNAL_TOPICS
+from kbroker.replication.topics import INTERNAL_TOPICS
 from protocol.errors import ErrorCode
 from protocol.messages.delete_records import DeleteRecordsResponse
 

@@ -21,7 +21,7 @@ import uuid
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.controller.quorum import ControllerError, validate_topic_name
-from kbroker.topics import INTERNAL_TOPICS
+from kbroker.replication.topics import INTERNAL_TOPICS
 from protocol.errors import ErrorCode
 from protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
 

@@ -7,7 +7,7 @@ exceed the byte limits by one whole batch (as Kafka does), so a consumer always 
 Long polling: when fewer than MinBytes are available the request waits up to MaxWaitMs and is
 woken by appends to any partition it reads. IsolationLevel 1 (read_committed) reads up to the
 last stable offset and lists the aborted transactions in range. v7+ fetch sessions (KIP-227, see
-fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
+kbroker/replication/fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
 Replica fetches (ReplicaId >= 0) come with replication.
 """
 
@@ -18,9 +18,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kbroker.api.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from protocol.errors import ErrorCode
 from protocol.messages.fetch import FetchResponse
 

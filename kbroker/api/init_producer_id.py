@@ -2,7 +2,8 @@
 
 With a null TransactionalId (idempotent producers, the default of the Java and kafka-python
 clients) the broker hands out a fresh producer id at epoch 0 from a block reserved durably in the
-metadata log, so ids are never reused across restarts. As in Kafka, a producer id and epoch named
+metadata log, so ids are never reused across restarts
+(``kbroker/replication/producer_ids.py``). As in Kafka, a producer id and epoch named
 in such a request are ignored (idempotent clients bump their epoch themselves): the broker never
 hands out an epoch of an id it did not just allocate, so one client cannot fence another's id.
 Transactional ids go to the transaction coordinator when one is installed on the broker
@@ -16,21 +17,6 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from protocol.errors import ErrorCode
 from protocol.messages.init_producer_id import InitProducerIdResponse
-
-
-class ProducerIdManager:
-    def __init__(self, broker) -> None:
-        self.broker = broker
-        self.next_id = 0
-        self.end_id = 0
-
-    def allocate(self) -> int:
-        if self.next_id >= self.end_id:
-            start, count = self.broker.controller.allocate_producer_ids()
-            self.next_id, self.end_id = start, start + count
-        pid = self.next_id
-        self.next_id += 1
-        return pid
 
 
 @api(22, 0, 6)

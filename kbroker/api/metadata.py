@@ -19,7 +19,7 @@ import uuid
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import NewTopic
-from kbroker.topics import create_topic
+from kbroker.replication.topics import create_topic
 from protocol.errors import ErrorCode
 from protocol.messages.metadata import MetadataResponse
 

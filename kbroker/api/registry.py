@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.messages import REQUESTS
 
 if TYPE_CHECKING:
-    from kbroker.server.connection import RequestContext
+    from kbroker.api.context import RequestContext
 
 Handler = Callable[["RequestContext", Any], "Any | Awaitable[Any] | None"]
 

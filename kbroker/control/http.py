@@ -101,7 +101,7 @@ class ControlServer:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def start(self) -> None:
-        from kbroker.broker import StartupError
+        from kbroker.errors import StartupError
 
         broker = self.plane.broker
         kafka_ports = {port for _host, port in broker.bound.values()}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kbroker.control.faults import FaultInjector, FaultRule, RuleError
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
+    from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.control")
 
@@ -29,7 +29,7 @@ Handler = Callable[[Any, Any], Any]
 
 
 class ControlPlane:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: ControlledBroker) -> None:
         self.broker = broker
         self.faults = FaultInjector(on_change=self._update)
         self.tracer: Any = None
@@ -92,8 +92,8 @@ class ControlPlane:
         config = self.broker.config
         trace_file = config.get("kbroker.trace.file")
         if trace_file:
-            from kbroker.broker import StartupError
             from kbroker.control.trace import validate_filters
+            from kbroker.errors import StartupError
 
             try:
                 filters = validate_filters(_trace_filter_from_config(config))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
+    from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.control")
 
@@ -39,10 +39,10 @@ RESOURCE_BROKER = 4
 _IGNORED = {".lock"}
 
 
-async def reset(broker: Broker, *, drop_connections: bool = False) -> dict[str, Any]:
-    from kbroker.api.fetch_sessions import FetchSessionCache
+async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, Any]:
     from kbroker.coordinator import build_services
-    from kbroker.replication.producer_state import ProducerStateManager
+    from kbroker.replication.fetch_sessions import FetchSessionCache
+    from kbroker.replication.producer_manager import ProducerStateManager
 
     started = time.perf_counter()
     control = broker.control
@@ -122,7 +122,7 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _IGNORED or n.endswith("-delete") or ".tmp" in n}
 
 
-async def snapshot(broker: Broker, path: str) -> dict[str, Any]:
+async def snapshot(broker: ControlledBroker, path: str) -> dict[str, Any]:
     target = Path(path)
     if target.exists() and any(target.iterdir()):
         raise ValueError(f"{path} exists and is not empty")

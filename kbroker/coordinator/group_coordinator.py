@@ -71,7 +71,7 @@ from kbroker.coordinator.group_records import (
     record_type,
 )
 from kbroker.coordinator.partitioning import partition_for
-from kbroker.topics import ensure_internal_topic
+from kbroker.replication.topics import ensure_internal_topic
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue
 from protocol.records import (

@@ -59,7 +59,7 @@ from kbroker.coordinator.txn_log import (
     encode_key,
     encode_value,
 )
-from kbroker.replication.producer_state import partition_state
+from kbroker.replication.producer_manager import partition_state
 from protocol.errors import ErrorCode
 from protocol.record_batch import InvalidRecordBatch
 from protocol.records import Record, build_batch, iter_records
@@ -142,7 +142,7 @@ class TransactionCoordinator:
 
         Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
         or here a transactional InitProducerId coming without one)."""
-        from kbroker.topics import ensure_internal_topic
+        from kbroker.replication.topics import ensure_internal_topic
 
         return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
                                      self.topic_configs())

@@ -49,7 +49,7 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """First offset of the earliest open transaction, capped by the high watermark."""
-        from kbroker.replication.producer_state import partition_state
+        from kbroker.replication.producer_manager import partition_state
 
         hw = self.log.high_watermark
         first_open = partition_state(self).first_unstable_offset()

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.produce import ProduceError, validate_produce_batch
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
+from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
     INLINE_REBUILD_BYTES,
@@ -27,7 +26,6 @@ from protocol.errors import ErrorCode
 from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -66,17 +64,9 @@ def _raise_for(outcome: Outcome) -> None:
         raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
 
 
-@dataclass(slots=True)
-class AppendResult:
-    error: ErrorCode
-    base_offset: int
-    log_append_time: int = -1
-    message: str | None = None
-
-
 class ReplicaManager:
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, broker: object) -> None:
+        self.broker = broker  # the owning broker; nothing in this class reaches through it
         self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
         self.producer_state: Any = None

@@ -29,17 +29,18 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import error_response
-from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE
+from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
     from kbroker.config import Endpoint
+    from kbroker.server.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +54,22 @@ SMALL_REQUEST_BYTES = 64 * 1024
 _NO_RESPONSE = object()
 
 
-class RequestContext:
-    """What a handler knows about the request beyond its body."""
+class RequestHooks(Protocol):
+    """The test controls' hooks around dispatch (``kbroker.control.plane.ControlPlane``)."""
 
-    __slots__ = ("broker", "connection", "header", "api_version", "received_at")
+    def intercept(self, ctx: RequestContext, body: Any, handler: Handler, size: int) -> Handler | None: ...
 
-    def __init__(self, broker: Broker, connection: KafkaConnection, header: Any) -> None:
-        self.broker = broker
-        self.connection = connection
-        self.header = header
-        self.api_version: int = header.request_api_version
-        self.received_at = time.monotonic()
+    def refused(self, connection: KafkaConnection, api_key: int, api_version: int, correlation_id: int | None,
+                client_id: str | None, reason: str) -> None: ...
 
-    @property
-    def client_id(self) -> str | None:
-        return self.header.client_id
 
-    @property
-    def peer(self) -> str:
-        return self.connection.peer
+class ServerHost(BrokerServices, Protocol):
+    """The broker as the server uses it: what the handlers get through ``ctx.broker``, plus the
+    connection set, the broker-wide limits and the dispatch hooks (``kbroker.broker.Broker``)."""
+
+    connections: set[KafkaConnection]
+    limits: ConnectionLimits
+    request_hooks: RequestHooks | None
 
 
 class _Slot:
@@ -85,7 +83,7 @@ class _Slot:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Broker, endpoint: Endpoint, admitted: str | None = None) -> None:
+    def __init__(self, broker: ServerHost, endpoint: Endpoint, admitted: str | None = None) -> None:
         self.broker = broker
         self.endpoint = endpoint
         self.limits = broker.limits

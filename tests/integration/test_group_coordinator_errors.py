@@ -42,7 +42,7 @@ OFFSETS = "__consumer_offsets"
 
 def create_topic(broker: BrokerThread, name: str, partitions: int) -> None:
     from kbroker.controller.quorum import NewTopic
-    from kbroker.topics import create_topic as create
+    from kbroker.replication.topics import create_topic as create
 
     result = broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1)))
     assert result.error == E.NONE

@@ -33,7 +33,7 @@ def gbroker():
 
 def create_topic(broker, name: str, partitions: int) -> None:
     from kbroker.controller.quorum import NewTopic
-    from kbroker.topics import create_topic as create
+    from kbroker.replication.topics import create_topic as create
 
     assert broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1))).error == 0
 

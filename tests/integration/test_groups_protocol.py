@@ -81,7 +81,7 @@ def join_member(wire, group, version=5, **kw):
 
 def create_topic(broker, name: str, partitions: int) -> None:
     from kbroker.controller.quorum import NewTopic
-    from kbroker.topics import create_topic as create
+    from kbroker.replication.topics import create_topic as create
 
     result = broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1)))
     assert result.error == ErrorCode.NONE

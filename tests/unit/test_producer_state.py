@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.api.produce import ProduceError
 from kbroker.log.txn_index import AbortedTxn
+from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.producer_state import PartitionProducerState
 from protocol.errors import ErrorCode
 from protocol.record_batch import parse_header

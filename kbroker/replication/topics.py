@@ -1,10 +1,15 @@
-"""Topic administration shared by CreateTopics, Metadata auto-creation and the coordinators."""
+"""Topic administration shared by CreateTopics, Metadata auto-creation and the coordinators.
+
+It lives in replication, below the coordinators and the API handlers that use it: it creates the
+partition logs of this broker's replicas before the controller commits the records, and reaches the
+broker only through :class:`TopicHost`.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -12,11 +17,28 @@ from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
 from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
+    from kbroker.controller.quorum import QuorumController
+    from kbroker.log import LogConfig, LogManager
 
 _log = logging.getLogger(__name__)
 
 METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
+
+
+class TopicHost(Protocol):
+    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it)."""
+
+    config: BrokerConfig
+    node_id: int
+    image: MetadataImage
+    controller: QuorumController | None
+    log_manager: LogManager | None
+    creating_topics: dict[str, str]
+    services: list[Any]
+
+    def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig: ...
 
 
 @dataclass(slots=True)
@@ -27,7 +49,7 @@ class CreateResult:
     records: list[Any] | None = None
 
 
-def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
+def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
     """Validate a topic creation; returns the records to commit or the error.
 
     The metadata log's name is refused first, whatever else the request says, as Kafka's
@@ -59,7 +81,7 @@ def plan_create(broker: Broker, topic: NewTopic) -> CreateResult:
     return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
-def _internal_defaults(broker: Broker, topic: NewTopic) -> NewTopic:
+def _internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
     """An internal topic asked for without settings (Metadata auto-creation) gets its coordinator's
     partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
     if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
@@ -70,7 +92,7 @@ def _internal_defaults(broker: Broker, topic: NewTopic) -> NewTopic:
     return topic
 
 
-def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
+def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
     """Create a topic now, on the calling thread (Metadata auto-creation, internal topics)."""
     topic = _internal_defaults(broker, topic)
     result = plan_create(broker, topic)
@@ -97,7 +119,7 @@ def create_topic(broker: Broker, topic: NewTopic) -> CreateResult:
 # reserved in ``broker.creating_topics`` until then.
 
 
-def _creating(broker: Broker) -> dict[str, str]:
+def _creating(broker: TopicHost) -> dict[str, str]:
     """Topics being created: name with '.' as '_' -> name."""
     pending = getattr(broker, "creating_topics", None)
     if pending is None:
@@ -106,15 +128,15 @@ def _creating(broker: Broker) -> dict[str, str]:
     return pending
 
 
-def reserve_topic(broker: Broker, name: str) -> None:
+def reserve_topic(broker: TopicHost, name: str) -> None:
     _creating(broker)[name.replace(".", "_")] = name
 
 
-def release_topic(broker: Broker, name: str) -> None:
+def release_topic(broker: TopicHost, name: str) -> None:
     _creating(broker).pop(name.replace(".", "_"), None)
 
 
-def partition_keys(broker: Broker, name: str, records: list[Any]) -> list[tuple[str, int]]:
+def partition_keys(broker: TopicHost, name: str, records: list[Any]) -> list[tuple[str, int]]:
     """The partitions among ``records`` that have a replica on this broker."""
     return [
         (name, r.partition_id) for r in records
@@ -123,7 +145,7 @@ def partition_keys(broker: Broker, name: str, records: list[Any]) -> list[tuple[
 
 
 def create_partition_logs(
-    broker: Broker, name: str, records: list[Any], configs: dict[str, str] | None
+    broker: TopicHost, name: str, records: list[Any], configs: dict[str, str] | None
 ) -> list[tuple[str, int]]:
     """Create the logs the records' partitions need here, all or none (raises `OSError`).
     Runs on any thread. Returns the partitions whose logs were created."""
@@ -143,7 +165,7 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
 
 
 def commit_created(
-    broker: Broker, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+    broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
 ) -> CreateResult | None:
     """Commit the records whose logs `create_partition_logs` created (``batch``: the records
     already encoded by the controller's ``build``); if the commit fails before the records are in
@@ -161,7 +183,7 @@ def commit_created(
     return None
 
 
-def ensure_internal_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> bool:
+def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str]) -> bool:
     """Create an internal topic (``__consumer_offsets``...) if it does not exist yet, as Kafka does
     when a coordinator first needs it; True once the topic exists with partitions (a failure to
     create it is logged)."""

@@ -1,0 +1,72 @@
+"""What an API handler reaches: the request's context, and the broker seen through it.
+
+The server (``kbroker.server.connection``) builds a :class:`RequestContext` for every request.
+``ctx.broker`` is typed by :class:`BrokerServices`, the part of the broker the handlers use, so
+this layer never imports the composition root (``kbroker.broker.Broker`` provides it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kbroker.replication.topics import TopicHost
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from kbroker.config import Endpoint
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.replication.fetch_sessions import FetchSessionCache
+    from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_ids import ProducerIdManager
+    from kbroker.replication.replica_manager import ReplicaManager
+
+
+class BrokerServices(TopicHost, Protocol):
+    """The broker as the API handlers use it (topic creation's :class:`TopicHost` included)."""
+
+    cluster_id: str
+    replica_manager: ReplicaManager
+    producer_ids: ProducerIdManager
+    fetch_sessions: FetchSessionCache
+    group_coordinator: GroupCoordinator | None
+    txn_coordinator: TransactionCoordinator | None
+    create_partitions_lock: asyncio.Lock
+    _stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
+
+    def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
+
+
+class ClientConnection(Protocol):
+    """The client connection a request came in on, as the handlers use it."""
+
+    peer: str
+    endpoint: Endpoint
+    client_software: tuple[str, str] | None
+
+
+class RequestContext:
+    """What a handler knows about the request beyond its body."""
+
+    __slots__ = ("broker", "connection", "header", "api_version", "received_at")
+
+    def __init__(self, broker: BrokerServices, connection: ClientConnection, header: Any) -> None:
+        self.broker = broker
+        self.connection = connection
+        self.header = header
+        self.api_version: int = header.request_api_version
+        self.received_at = time.monotonic()
+
+    @property
+    def client_id(self) -> str | None:
+        return self.header.client_id
+
+    @property
+    def peer(self) -> str:
+        return self.connection.peer

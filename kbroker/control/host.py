@@ -1,0 +1,38 @@
+"""The broker as the test controls use it.
+
+:class:`ControlledBroker` names what :mod:`kbroker.control.plane`, :mod:`kbroker.control.state` and
+:mod:`kbroker.control.http` reach in the broker (``kbroker.broker.Broker`` provides it), so the
+control package does not import ``kbroker.broker``, which builds the control plane.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.server.connection import ServerHost
+
+if TYPE_CHECKING:
+    from kbroker.control.clock import ManualClock
+    from kbroker.replication.partition import Partition
+
+
+class Controls(Protocol):
+    """What a reset does to the control plane itself (:class:`kbroker.control.plane.ControlPlane`)."""
+
+    def clear_faults(self) -> int: ...
+
+    def resume(self) -> None: ...
+
+    def set_disk_full(self, full: bool) -> None: ...
+
+
+class ControlledBroker(ServerHost, Protocol):
+    """The server's view of the broker, plus its partitions, bound ports, control plane and clock."""
+
+    partitions: dict[tuple[str, int], Partition]
+    bound: dict[str, tuple[str, int]]
+    control: Controls
+    clock: ManualClock | None
+
+    @property
+    def bootstrap_servers(self) -> str: ...

@@ -1,0 +1,79 @@
+"""Each partition's producer state, loaded on first use, and the hook around client appends.
+
+:func:`partition_state` loads a partition's :class:`PartitionProducerState` (producer_state.py)
+from its newest usable snapshot and the batches after it (producer_snapshot.py);
+:class:`ProducerStateManager` is what the replica manager calls around appends with a producer id,
+and writes the transaction coordinator's COMMIT/ABORT markers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.producer_snapshot import load_state
+from kbroker.replication.producer_state import PartitionProducerState
+from protocol.errors import ErrorCode
+from protocol.records import ControlType, build_control_batch
+
+
+def partition_state(partition) -> PartitionProducerState:
+    """The producer state of a partition, rebuilt from its log on first use."""
+    state = partition.producer_state
+    if state is None:
+        state = partition.producer_state = load_state(partition.log)
+    return state
+
+
+class ProducerStateManager:
+    """The hook the replica manager calls around client appends with a producer id.
+
+    ``verifier`` (the transaction coordinator, when installed) checks that the first
+    transactional batch of a producer in a partition belongs to a transaction that added this
+    partition (Kafka 4's produce-side verification, KIP-890 part 1); from Produce v12 (KIP-890
+    part 2, Transactions V2) it adds the partition to the transaction instead.
+    """
+
+    def __init__(self) -> None:
+        self.verifier: Any = None
+
+    def check_append(self, partition, header, transactional_id, version: int = 0):
+        state = partition_state(partition)
+        duplicate = state.check(header)
+        if duplicate is not None:
+            return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1)
+        if header.is_transactional and not state.has_open_txn(header.producer_id):
+            if transactional_id is None:
+                raise ProduceError(ErrorCode.INVALID_TXN_STATE,
+                                   "Transactional records need a transactional id in the produce request")
+            if self.verifier is not None:
+                # Produce v12+ (Transactions V2) adds the partition to the transaction implicitly.
+                check = self.verifier.add_partition_from_produce if version >= 12 else self.verifier.verify_partition
+                code = check(transactional_id, header.producer_id, header.producer_epoch, partition.topic,
+                             partition.index)
+                if code != ErrorCode.NONE:
+                    raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
+                                             f"verification for producer {header.producer_id}: {code.name}")
+        return None
+
+    def on_append(self, partition, header, first_offset: int, last_offset: int) -> None:
+        partition_state(partition).update(header, first_offset, last_offset)
+
+    def write_marker(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
+                     coordinator_epoch: int) -> ErrorCode:
+        """Append a COMMIT/ABORT control batch to ``partition`` and close the producer's transaction."""
+        state = partition_state(partition)
+        code = state.check_marker(producer_id, epoch, coordinator_epoch)
+        if code != ErrorCode.NONE:
+            return code
+        now_ms = int(time.time() * 1000)
+        batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
+                                    producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
+        offset = replica_manager.append_internal(partition, batch)
+        aborted = state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
+        if aborted is not None:
+            partition.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
+                                             aborted.last_stable_offset)
+        partition.notify()  # the last stable offset may have moved
+        return ErrorCode.NONE
