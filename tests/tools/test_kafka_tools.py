@@ -299,7 +299,25 @@ def test_kafka_configs_topics_and_brokers(broker: Broker) -> None:
     assert res.stdout.strip() == "Completed updating default config for brokers in the cluster."
     desc = configs(broker, "--entity-type", "brokers", "--entity-default", "--describe").stdout
     assert desc.splitlines()[0] == "Default configs for brokers in the cluster are:"
-    assert config_lines(desc)["log.retention.ms"] == "3600000"
+    defaults = config_lines(desc)
+    assert defaults.pop("log.retention.ms") == "3600000"
+    if broker.kind == "kafka":
+        # Kafka 4.4's format bootstraps a cluster-wide min.insync.replicas; kbroker's does not
+        # (compat/FINDINGS.md, 'kafka-configs: cluster default min.insync.replicas').
+        assert defaults == {"min.insync.replicas": "1"}
+    else:
+        assert defaults == {}
+    # log.cleaner.threads is a dynamic per-broker config in Kafka; kbroker's cleaner cannot change
+    # its thread count at run time (compat/FINDINGS.md, 'kafka-configs: log.cleaner.threads').
+    threads = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--alter",
+                      "--add-config", "log.cleaner.threads=2", ok=broker.kind == "kafka")
+    if broker.kind == "kbroker":
+        assert threads.returncode == 1
+        assert ("InvalidRequestException: Cannot update these configs dynamically: [log.cleaner.threads]"
+                in threads.stderr)
+    else:
+        configs(broker, "--entity-type", "brokers", "--entity-name", node, "--alter",
+                "--delete-config", "log.cleaner.threads")
     everything = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe", "--all").stdout
     assert everything.splitlines()[0] == f"All configs for broker {node} are:"
     assert config_lines(everything)["message.max.bytes"] == "1048588"
@@ -453,3 +471,24 @@ def test_perf_and_verifiable_clients(broker: Broker) -> None:
     assert events[-1]["name"] in ("shutdown_complete", "shutdown_requested")
     rows = group_rows(broker, group)
     assert sum(int(r["CURRENT-OFFSET"]) for r in rows) == 320 and {r["LAG"] for r in rows} == {"0"}, rows
+
+
+# -- tools for features kbroker does not have yet ----------------------------------------------------
+
+def test_acls_and_reassignment_tools(broker: Broker) -> None:
+    """kafka-acls and kafka-reassign-partitions belong to other issues: on kbroker the tools fail
+    with UnsupportedVersionException (compat/FINDINGS.md, 'kafka-acls', 'kafka-reassign-partitions');
+    this records what they print, and fails once kbroker answers."""
+    acls = tool("AclCommand", "--bootstrap-server", broker.bootstrap, "--list", ok=False)
+    assert acls.returncode == 1
+    reassign = tool("reassign.ReassignPartitionsCommand", "--bootstrap-server", broker.bootstrap, "--list",
+                    ok=broker.kind == "kafka")
+    if broker.kind == "kafka":
+        # No authorizer configured: the reference broker refuses ACL requests.
+        assert "SecurityDisabledException: No Authorizer is configured on the broker" in acls.stdout
+        assert reassign.stdout.strip() == "No partition reassignments found."
+    else:
+        assert "UnsupportedVersionException: The node does not support DESCRIBE_ACLS" in acls.stdout
+        assert reassign.returncode == 1
+        assert ("UnsupportedVersionException: The node does not support LIST_PARTITION_REASSIGNMENTS"
+                in reassign.stdout + reassign.stderr)
