@@ -428,6 +428,21 @@ def test_kafka_transactions_and_leader_election(broker: Broker) -> None:
     assert [r["CurrentTransactionStartOffset"] for r in producers] == ["None", "None"], producers
     # The abort marker follows the 3 open records.
     assert get_offsets(broker, topic) == {0: 105}
+    # kafka-dump-log on the broker's own files: the partition's aborted-transaction index, and the
+    # coordinator's __transaction_state records, decoded.
+    [txnindex] = (broker.log_dir / f"{topic}-0").glob("*.txnindex")
+    res = tool("DumpLogSegments", "--files", str(txnindex))
+    [pid] = [p for p, start in open_at.items() if start == "101"]
+    assert f"version: 0 producerId: {pid} firstOffset: 101 lastOffset: 104 lastStableOffset: 105" in res.stdout
+    state_logs = sorted(broker.log_dir.glob("__transaction_state-*/*.log"))
+    res = tool("DumpLogSegments", "--files", ",".join(map(str, state_logs)), "--transaction-log-decoder")
+    statuses: dict[str, list[str]] = {}
+    for m in re.finditer(r'key: \{"type":"0","data":\{"transactionalId":"([^"]+)"\}\} payload: (\{.*\})$',
+                         res.stdout, re.M):
+        statuses.setdefault(m.group(1), []).append(json.loads(m.group(2))["data"]["transactionStatus"])
+    assert statuses[hanging] == ["Empty", "Ongoing"], res.stdout
+    assert statuses[committed][0] == "Empty" and statuses[committed][-1] == "CompleteCommit"
+    assert "PrepareCommit" in statuses[committed]
     # kafka-leader-election: one replica a partition, already the leader.
     res = tool("LeaderElectionCommand", *bs, "--election-type", "preferred", "--topic", topic, "--partition", "0")
     assert res.stdout.strip() == f"Valid replica already elected for partitions {topic}-0"
@@ -471,6 +486,16 @@ def test_perf_and_verifiable_clients(broker: Broker) -> None:
     assert events[-1]["name"] in ("shutdown_complete", "shutdown_requested")
     rows = group_rows(broker, group)
     assert sum(int(r["CURRENT-OFFSET"]) for r in rows) == 320 and {r["LAG"] for r in rows} == {"0"}, rows
+    # kafka-dump-log --offsets-decoder on the broker's own __consumer_offsets: the group's last commit
+    # of each partition is the offset --describe shows.
+    offset_logs = sorted(broker.log_dir.glob("__consumer_offsets-*/*.log"))
+    res = tool("DumpLogSegments", "--files", ",".join(map(str, offset_logs)), "--offsets-decoder")
+    last: dict[int, int] = {}
+    for m in re.finditer(r'key: (\{"type":"1",.*?\}\}) payload: (\{.*\})$', res.stdout, re.M):
+        key, value = json.loads(m.group(1))["data"], json.loads(m.group(2))["data"]
+        if key["group"] == group and key["topic"] == topic:
+            last[key["partition"]] = value["offset"]
+    assert last == {int(r["PARTITION"]): int(r["CURRENT-OFFSET"]) for r in rows}, res.stdout[-3000:]
 
 
 # -- tools for features kbroker does not have yet ----------------------------------------------------
