@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from kbroker.testing import BrokerThread
 
@@ -138,8 +139,9 @@ def test_kafka_topics_create_describe_alter_delete(broker: Broker) -> None:
     node = str(broker.node_id)
     assert sorted(parts) == [(str(p), node, node, node) for p in range(3)], desc
     tool("TopicCommand", *bs, "--alter", "--topic", topic, "--partitions", "5")
-    desc = tool("TopicCommand", *bs, "--describe", "--topic", topic).stdout
-    assert describe_partition_counts(desc) == {topic: 5}
+    # The controller has answered; the broker serving the describe applies the change right after.
+    wait_until(lambda: describe_partition_counts(tool("TopicCommand", *bs, "--describe", "--topic", topic).stdout)
+               == {topic: 5}, timeout=60, message="5 partitions in --describe")
     # Fewer partitions is refused.
     shrink = tool("TopicCommand", *bs, "--alter", "--topic", topic, "--partitions", "2", ok=False)
     assert shrink.returncode == 1
@@ -151,7 +153,8 @@ def test_kafka_topics_create_describe_alter_delete(broker: Broker) -> None:
     unavailable = tool("TopicCommand", *bs, "--describe", "--unavailable-partitions")
     assert unavailable.stdout.strip() == ""
     tool("TopicCommand", *bs, "--delete", "--topic", topic)
-    assert topic not in tool("TopicCommand", *bs, "--list").stdout.split()
+    wait_until(lambda: topic not in tool("TopicCommand", *bs, "--list").stdout.split(), timeout=60,
+               message="the deleted topic gone from --list")
     gone = tool("TopicCommand", *bs, "--describe", "--topic", topic, ok=False)
     assert gone.returncode == 1
     assert f"Topic '{topic}' does not exist as expected" in gone.stdout + gone.stderr
