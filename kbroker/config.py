@@ -19,6 +19,7 @@ Kafka's order of precedence; DescribeConfigs reports those synonyms.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -435,6 +436,18 @@ def _key_default(name: str) -> Any:
 BROKER_DEFAULTS: Mapping[str, Any] = MappingProxyType({name: _key_default(name) for name in BROKER_KEYS})
 
 # Kafka's default of every topic-level config, typed (its broker synonyms' defaults).
+# Kafka's DynamicBrokerConfig.brokerConfigSynonyms: the keys a broker key's DescribeConfigs
+# synonyms are drawn from (every other key has only itself).
+_RETENTION = ("log.retention.ms", "log.retention.minutes", "log.retention.hours")
+_ROLL = ("log.roll.ms", "log.roll.hours")
+_ROLL_JITTER = ("log.roll.jitter.ms", "log.roll.jitter.hours")
+BROKER_SYNONYMS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    **dict.fromkeys(_RETENTION, _RETENTION),
+    **dict.fromkeys(_ROLL, _ROLL),
+    **dict.fromkeys(_ROLL_JITTER, _ROLL_JITTER),
+    "log.flush.interval.ms": ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"),
+})
+
 TOPIC_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {name: _from_synonyms(key, _key_default)[0] for name, key in TOPIC_KEYS.items()}
 )
@@ -791,14 +804,24 @@ class BrokerConfig:
                 f"max.compaction.lag.ms ({lag['max.compaction.lag.ms']})"))
         return typed
 
+    def _synonyms(self, name: str, chain: tuple[str, ...]) -> list[tuple[str, str | None, int]]:
+        """Kafka's ConfigHelper.configSynonyms: the values of ``chain``'s keys, layer by layer
+        (dynamic per-broker, dynamic default, static, default), less the leading ones not named
+        ``name``: unless ``name`` itself has a value, a lower-precedence synonym's (say
+        log.retention.hours for log.retention.ms) is not listed."""
+        synonyms: list[tuple[str, str | None, int]] = []
+        for layer, source in self._layers():
+            synonyms.extend((syn, layer[syn], source) for syn in chain if syn in layer)
+        for syn in chain:
+            default = BROKER_KEYS[syn].default
+            if default is not None:
+                synonyms.append((syn, default, SOURCE_DEFAULT))
+        return list(itertools.dropwhile(lambda s: s[0] != name, synonyms))
+
     def describe_broker(self) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(BROKER_KEYS.items()):
-            synonyms: list[tuple[str, str | None, int]] = [
-                (name, layer[name], source) for layer, source in self._layers() if name in layer
-            ]
-            if key.default is not None:
-                synonyms.append((name, key.default, SOURCE_DEFAULT))
+            synonyms = self._synonyms(name, BROKER_SYNONYMS.get(name, (name,)))
             value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None
@@ -809,17 +832,9 @@ class BrokerConfig:
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(TOPIC_KEYS.items()):
-            synonyms: list[tuple[str, str | None, int]] = []
+            synonyms = self._synonyms(key.synonyms[0], key.synonyms)
             if name in overrides:
-                synonyms.append((name, overrides[name], SOURCE_TOPIC))
-            for layer, source in self._layers():
-                for syn in key.synonyms:
-                    if syn in layer:
-                        synonyms.append((syn, layer[syn], source))
-            for syn in key.synonyms:
-                default = BROKER_KEYS[syn].default
-                if default is not None:
-                    synonyms.append((syn, default, SOURCE_DEFAULT))
+                synonyms.insert(0, (name, overrides[name], SOURCE_TOPIC))
             if name in overrides:
                 value, source = overrides[name], SOURCE_TOPIC
             else:
