@@ -39,6 +39,17 @@ NO_SEQUENCE = -1
 NO_PARTITION_LEADER_EPOCH = -1
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
+
+# Partial views of the same header, for paths that need only a few fields of many batches (one
+# ``unpack_from`` each, no `BatchHeader` built).
+PREFIX_SIZE = 16  # baseOffset, batchLength, partitionLeaderEpoch: the bytes before magic
+PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+# baseOffset, batchLength, partitionLeaderEpoch, magic, attributes, lastOffsetDelta, maxTimestamp,
+# recordsCount: what an append needs to place a batch
+APPEND_FIELDS = struct.Struct(">qiib4xhi8xq8x2x4xi")
+# baseOffset, batchLength, attributes, lastOffsetDelta, producerId: what a transaction replay needs
+TXN_FIELDS = struct.Struct(">qi9xhi16xq")
+ATTRIBUTES_LOW_OFFSET = ATTRIBUTES_OFFSET + 1  # the low byte of the attributes (the flag bits)
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import struct
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+from protocol.record_batch import PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +289,6 @@ def write_checkpoint_file(path: Path, entries: list[tuple[int, int]]) -> None:
         os.close(fd)
 
 
-_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 _SCAN_CHUNK = 1 << 20
 
 
@@ -296,16 +296,16 @@ def _scan_epochs(fd: int, size: int, cache: LeaderEpochCache) -> None:
     """Assign the epochs above the latest one of the batches in the first ``size`` bytes of the
     segment file ``fd`` (already loaded or recovered: whole batches). Reads 1 MiB at a time and
     unpacks only the first three fields of each batch."""
-    unpack = _PREFIX.unpack_from
+    unpack = PREFIX.unpack_from
     pos = 0
     chunk = b""
     chunk_start = 0
-    while pos + _PREFIX.size <= size:
+    while pos + PREFIX.size <= size:
         rel = pos - chunk_start
-        if rel + _PREFIX.size > len(chunk):
+        if rel + PREFIX.size > len(chunk):
             chunk = os.pread(fd, min(_SCAN_CHUNK, size - pos), pos)
             chunk_start, rel = pos, 0
-            if len(chunk) < _PREFIX.size:
+            if len(chunk) < PREFIX.size:
                 return
         base, length, epoch = unpack(chunk, rel)
         if length <= 0:

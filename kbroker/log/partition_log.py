@@ -32,7 +32,6 @@ import logging
 import os
 import random
 import shutil
-import struct
 import threading
 import time
 import uuid
@@ -42,18 +41,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from protocol.record_batch import (
-    ATTRIBUTES_OFFSET,
+    APPEND_FIELDS,
+    ATTRIBUTES_LOW_OFFSET,
     CONTROL_MASK,
-    CRC_OFFSET,
     HEADER_SIZE,
-    TIMESTAMP_TYPE_MASK,
+    PREFIX,
+    PREFIX_SIZE,
     TRANSACTIONAL_MASK,
+    TXN_FIELDS,
     BatchHeader,
     InvalidRecordBatch,
-    compute_crc,
     parse_header,
 )
-from protocol.records import ControlType, parse_control_record
+from protocol.records import ControlType, parse_control_record, set_log_append_time
 
 from . import batch_records, prealloc, writeback
 from .config import INT_MAX, LogConfig
@@ -92,13 +92,6 @@ LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 
-_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
-_MAX_TIMESTAMP_OFFSET = 35  # byte offset of maxTimestamp in the batch header
-_I64 = struct.Struct(">q")
-_U32 = struct.Struct(">I")
-_I16 = struct.Struct(">h")
-# baseOffset, batchLength, attributes, lastOffsetDelta, producerId: what a transaction replay reads
-_TXN_FIELDS = struct.Struct(">qi9xhi16xq")
 _REPLAY_CHUNK = 1024 * 1024
 # A read holds one descriptor per segment it returns data from until the response is written:
 # it spans at most a quarter of the descriptor budget's segments (at least this many; only tiny
@@ -531,8 +524,8 @@ class PartitionLog:
         """
         file = seg.handle()  # held while its descriptor is used
         fd, end = file.fileno(), seg.size
-        unpack = _TXN_FIELDS.unpack_from
-        need = _TXN_FIELDS.size
+        unpack = TXN_FIELDS.unpack_from
+        need = TXN_FIELDS.size
         pos = 0
         chunk, chunk_start = b"", 0
         while pos < end:
@@ -809,7 +802,7 @@ class PartitionLog:
         config = self.config
         if assign_offsets and len(view) >= HEADER_SIZE and config.message_timestamp_type == "CreateTime":
             # The common case, one batch from the leader, checked as _split_batches would.
-            _, length, _, magic, attributes, delta, max_ts, count = _BATCH_FIELDS.unpack_from(view, 0)
+            _, length, _, magic, attributes, delta, max_ts, count = APPEND_FIELDS.unpack_from(view, 0)
             size = length + 12
             if (
                 size == len(view)
@@ -836,7 +829,7 @@ class PartitionLog:
                     ):  # (closing or going offline clears the limits)
                         if leader_epoch != self._epochs.latest_epoch:
                             self._assign_epoch(leader_epoch, base)
-                        segment.write([_PREFIX.pack(base, length, leader_epoch), view[16:size]], size)
+                        segment.write([PREFIX.pack(base, length, leader_epoch), view[PREFIX_SIZE:size]], size)
                         segment.track_batch(start, base, last, max_ts, size, limits[4])
                         if attributes & _TXN_OR_CONTROL:
                             segment.has_txn_batches = True
@@ -885,10 +878,10 @@ class PartitionLog:
             elif assign_offsets:
                 # A 16-byte replacement prefix (baseOffset, batchLength, epoch) + the untouched rest.
                 buffers = []
-                pack = _PREFIX.pack
+                pack = PREFIX.pack
                 for base, (pos, size, _, _, _, _, _) in zip(bases, batch_list):  # noqa: B905
                     buffers.append(pack(base, size - 12, leader_epoch))
-                    buffers.append(view[pos + 16 : pos + size])
+                    buffers.append(view[pos + PREFIX_SIZE : pos + size])
             else:
                 buffers = [view]
             start = segment.size
@@ -917,7 +910,7 @@ class PartitionLog:
                 segment.verified_size = start + total
             segment.size = start + total
             segment.append_limits = None  # recomputed by the next single-batch append
-            if any(view[pos + _ATTRIBUTES_LOW] & _TXN_OR_CONTROL for pos, *_ in batch_list):
+            if any(view[pos + ATTRIBUTES_LOW_OFFSET] & _TXN_OR_CONTROL for pos, *_ in batch_list):
                 segment.has_txn_batches = True
             if segment.next_offset - self._recovery_point >= config.flush_messages:
                 self._flush_locked(now_ms)
@@ -945,7 +938,7 @@ class PartitionLog:
                 self._reserve(segment, start + size, config)
             if leader_epoch != self._epochs.latest_epoch:
                 self._assign_epoch(leader_epoch, base)
-            segment.write([_PREFIX.pack(base, size - 12, leader_epoch), view[16:size]], size)
+            segment.write([PREFIX.pack(base, size - 12, leader_epoch), view[PREFIX_SIZE:size]], size)
             segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
             if attributes & _TXN_OR_CONTROL:
                 segment.has_txn_batches = True
@@ -1659,9 +1652,6 @@ def delete_dir_name(directory_name: str) -> str:
     return topic[: 255 - len(suffix)] + suffix
 
 
-# baseOffset, batchLength, partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp, recordsCount
-_BATCH_FIELDS = struct.Struct(">qiib4xhi8xq8x2x4xi")
-_ATTRIBUTES_LOW = 22  # the low byte of the attributes (int16 at 21) in a batch header
 _TXN_OR_CONTROL = TRANSACTIONAL_MASK | CONTROL_MASK
 
 
@@ -1674,7 +1664,7 @@ def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, in
     out = []
     pos = 0
     n = len(view)
-    unpack = _BATCH_FIELDS.unpack_from
+    unpack = APPEND_FIELDS.unpack_from
     while pos < n:
         if n - pos < HEADER_SIZE:
             raise InvalidRecordBatch(f"record batch header truncated: {n - pos} bytes")
@@ -1698,11 +1688,8 @@ def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, in
 def _with_log_append_time(batch: memoryview, base_offset: int, epoch: int, now_ms: int) -> bytearray:
     """A copy of ``batch`` stamped with LogAppendTime (attributes and maxTimestamp change, so the CRC)."""
     out = bytearray(batch)
-    _PREFIX.pack_into(out, 0, base_offset, len(out) - 12, epoch)
-    (attributes,) = _I16.unpack_from(out, ATTRIBUTES_OFFSET)
-    _I16.pack_into(out, ATTRIBUTES_OFFSET, attributes | TIMESTAMP_TYPE_MASK)
-    _I64.pack_into(out, _MAX_TIMESTAMP_OFFSET, now_ms)
-    _U32.pack_into(out, CRC_OFFSET, compute_crc(out, 0, len(out)))
+    PREFIX.pack_into(out, 0, base_offset, len(out) - 12, epoch)
+    set_log_append_time(out, now_ms)
     return out
 
 

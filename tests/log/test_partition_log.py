@@ -15,7 +15,13 @@ from kbroker.log import (
     PartitionLog,
     RecordBatchTooLargeError,
 )
-from protocol.record_batch import InvalidRecordBatch, parse_header, validate_batch
+from protocol.record_batch import (
+    TIMESTAMP_TYPE_MASK,
+    InvalidRecordBatch,
+    compute_crc,
+    parse_header,
+    validate_batch,
+)
 
 
 class FakeClock:
@@ -160,6 +166,21 @@ def test_log_append_time_stamps_batches(tmp_path):
     header = validate_batch(raw)
     assert header.is_log_append_time and header.max_timestamp == 5_000_000
     assert log.offset_for_timestamp(4_999_999) == (0, 5_000_000)
+
+
+def test_log_append_time_stamping_is_protocols(tmp_path):
+    """The log stamps LogAppendTime with protocol.records.set_log_append_time (Kafka's
+    setMaxTimestamp): attribute bits Kafka does not define are cleared, the CRC recomputed."""
+    clock = FakeClock(5000.0)
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(message_timestamp_type="LogAppendTime"), clock=clock)
+    batch = bytearray(make_batch([(None, b"a", 1)]))
+    batch[21] |= 0x80  # an undefined attribute bit (high byte of the int16 attributes)
+    batch[17:21] = compute_crc(batch).to_bytes(4, "big")
+    log.append(bytes(batch))
+    (_, _, raw), = split_batches(log.read(0, 1000).read())
+    header = validate_batch(raw)
+    assert header.attributes == TIMESTAMP_TYPE_MASK
+    assert header.max_timestamp == 5_000_000
 
 
 def test_truncate_to(tmp_path):
