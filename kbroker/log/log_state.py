@@ -1,0 +1,259 @@
+"""The state a partition log is made of, shared by its concerns (append, reads, retention and
+truncation, transaction state, recovery), and its checkpoint file.
+
+See partition_log.py for the files of a partition directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import prealloc
+from .config import LogConfig
+from .errors import (
+    LogClosedError,
+    LogCorruptedError,
+)
+from .fd_budget import BUDGET
+from .leader_epoch import LeaderEpochCache
+from .segment import (
+    LogSegment,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "log-state.checkpoint"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+SWAP_RANGE_SUFFIX = ".swap-range"  # holds the first offset after the segments a swap replaces
+
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    recovery_point: int = 0
+    log_start_offset: int = 0
+    cleaner_offset: int = 0
+    # base offset -> .txnindex entries, for the segments with some; None: not recorded (a log
+    # written before .txnindex files existed, or no checkpoint at all)
+    txn_index_entries: dict[int, int] | None = None
+
+
+def _format_txn_entries(entries: dict[int, int]) -> str:
+    return " ".join([str(len(entries)), *(f"{base}:{count}" for base, count in entries.items())])
+
+
+def _parse_txn_entries(text: str | None) -> dict[int, int] | None:
+    if text is None:
+        return None
+    fields = text.split()
+    if not fields or int(fields[0]) != len(fields) - 1:
+        raise ValueError(f"bad txn_index_entries {text!r}")
+    return {int(base): int(count) for base, count in (f.split(":", 1) for f in fields[1:])}
+
+
+def fsync_dir(path: Path) -> None:
+    fd = BUDGET.open_fd(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_checkpoint(directory: Path) -> Checkpoint | None:
+    try:
+        lines = (directory / CHECKPOINT_FILE).read_text().split("\n")
+    except FileNotFoundError:
+        return None
+    try:
+        if lines[0] != "0":
+            raise ValueError(f"unknown version {lines[0]!r}")
+        values = dict(line.split(" ", 1) for line in lines[1:] if line)
+        return Checkpoint(
+            recovery_point=int(values["recovery_point"]),
+            log_start_offset=int(values["log_start_offset"]),
+            cleaner_offset=int(values.get("cleaner_offset", "0")),
+            txn_index_entries=_parse_txn_entries(values.get("txn_index_entries")),
+        )
+    except (ValueError, KeyError) as exc:
+        logger.warning("ignoring unreadable checkpoint in %s: %s", directory, exc)
+        return None
+
+class LogState:
+    """The fields of a `PartitionLog`, its checkpoint and its simple accessors. Every concern of the
+    log is a mixin over this class; `PartitionLog` combines them."""
+
+    def __init__(self, directory: Path, config: LogConfig, clock: Callable[[], float]) -> None:
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._segments: list[LogSegment] = []
+        self._log_start_offset = 0
+        self._high_watermark = 0
+        self._recovery_point = 0
+        self._cleaner_offset = 0
+        self._last_flush_ms = 0
+        self._offline: LogCorruptedError | None = None
+        self._closed = False
+        self._reserving = prealloc.supported()  # off for good once the file system refuses
+        self._dirs_unsynced = False
+        self._truncations = 0  # bumped by every truncation (a flush outside the lock checks it)
+        # Checkpoint writes: numbered snapshots, written in order by one writer at a time. Lock
+        # order: `lock` before `_checkpoint_lock` (never the other way round).
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_version = 0
+        self._checkpoint_written = 0
+        self._checkpoint_data: bytes | None = None  # what the checkpoint file holds, once written
+        # The transactions open at the active segment's base (producer id -> first offset), as
+        # its .txnstate file records them; None when not known (no file is then written at roll).
+        self._open_txns: dict[int, int] | None = None
+        # (epoch, start offset) entries, kept in leader-epoch-checkpoint (see leader_epoch.py).
+        self._epochs = LeaderEpochCache(None)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _new_segment(self, base_offset: int, *, fresh: bool = False) -> LogSegment:
+        """A segment object for ``base_offset``: ``fresh`` when this process creates it empty
+        (then it is known to hold no transactional or control batch yet)."""
+        segment = LogSegment(
+            self.directory,
+            base_offset,
+            index_bytes=self.config.segment_index_bytes,
+            created_ms=self._now_ms(),
+            roll_jitter_ms=random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0,
+        )
+        segment.has_txn_batches = not fresh
+        return segment
+
+    def _checkpoint_snapshot(self) -> tuple[int, bytes]:
+        """A numbered snapshot of the checkpointed state (call with ``self.lock`` held)."""
+        self._checkpoint_version += 1
+        text = (
+            "0\n"
+            f"recovery_point {self._recovery_point}\n"
+            f"log_start_offset {self._log_start_offset}\n"
+            f"cleaner_offset {self._cleaner_offset}\n"
+            f"txn_index_entries {_format_txn_entries(self._txn_index_entries())}\n"
+        )
+        return self._checkpoint_version, text.encode()
+
+    def _store_checkpoint(self, version: int, data: bytes) -> None:
+        """Write a snapshot unless a newer one is already on disk (writers are serialised)."""
+        with self._checkpoint_lock:
+            if version <= self._checkpoint_written:
+                return
+            if data != self._checkpoint_data:  # unchanged partitions cost no write and no fsync
+                write_file_atomically(self.directory / CHECKPOINT_FILE, data)
+                self._checkpoint_data = data
+            self._checkpoint_written = version
+
+    def _txn_index_entries(self) -> dict[int, int]:
+        return {seg.base_offset: len(seg.txn_index) for seg in self._segments if len(seg.txn_index)}
+
+    def _write_checkpoint(self) -> None:
+        """Persist the checkpoint now, with ``self.lock`` held (the state cannot move meanwhile)."""
+        self._store_checkpoint(*self._checkpoint_snapshot())
+
+    def checkpoint(self) -> None:
+        """Persist recovery point, log start and cleaner offset (the manager calls it periodically).
+
+        The fsyncs happen outside the partition lock, so appends are not held up.
+        """
+        with self.lock:
+            if self._closed or self._offline is not None:
+                return
+            snapshot = self._checkpoint_snapshot()
+        self._store_checkpoint(*snapshot)
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the last segment whose base offset is at or below ``offset`` (0 if none)."""
+        lo, hi = 0, len(self._segments)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._segments[mid].base_offset <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(lo - 1, 0)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.directory} is closed")
+        if self._offline is not None:
+            raise self._offline
+
+    def _go_offline(self, error: LogCorruptedError) -> None:
+        """Take the partition offline (``self.lock`` held): every operation then raises ``error``.
+
+        Clears the cached `append_limits`, without which `append`'s one-batch path would keep
+        accepting (and acknowledging) appends. Every later transition goes through here (at load no
+        limits exist yet).
+        """
+        self._offline = error
+        for seg in self._segments:
+            seg.append_limits = None
+
+    @property
+    def offline(self) -> LogCorruptedError | None:
+        """The corruption that took this partition offline, or None."""
+        return self._offline
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset if self._segments else 0
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, value: int) -> None:
+        with self.lock:
+            self._high_watermark = max(self._log_start_offset, min(value, self.log_end_offset))
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def cleaner_offset(self) -> int:
+        return self._cleaner_offset
+
+    @property
+    def size(self) -> int:
+        """Bytes of all segments."""
+        return sum(seg.size for seg in self._segments)
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        """A snapshot of the segment list (oldest first)."""
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
