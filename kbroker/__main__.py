@@ -1,6 +1,7 @@
 """``kbroker [server.properties] [--override key=value]...`` — run a broker in the foreground.
 
-With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data.
+With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data, metrics at
+http://127.0.0.1:9644/metrics (kbroker.http.listeners).
 ``kbroker ctl ...`` drives a running broker's control endpoint (see kbroker.control.cli).
 """
 
@@ -14,7 +15,8 @@ import sys
 
 from kbroker.config import BrokerConfig, ConfigError, load_properties_file
 
-DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data"}
+DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data",
+            "kbroker.http.listeners": "http://127.0.0.1:9644"}
 
 log = logging.getLogger("kbroker")
 
@@ -109,6 +111,8 @@ async def _serve(config: BrokerConfig) -> int:
     print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
     if broker.control.http is not None:
         print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
+    if broker.metrics.http is not None:
+        print(f"kbroker metrics: {broker.metrics.http.url}/metrics", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()
