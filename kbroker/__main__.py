@@ -1,7 +1,7 @@
 """``kbroker [server.properties] [--override key=value]...`` — run a broker in the foreground.
 
 With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data, metrics at
-http://127.0.0.1:9644/metrics (kbroker.http.listeners).
+http://127.0.0.1:9644/metrics (kbroker.http.listeners; only while ``listeners`` is the default).
 ``kbroker ctl ...`` drives a running broker's control endpoint (see kbroker.control.cli).
 """
 
@@ -15,8 +15,10 @@ import sys
 
 from kbroker.config import BrokerConfig, ConfigError, load_properties_file
 
-DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data",
-            "kbroker.http.listeners": "http://127.0.0.1:9644"}
+DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data"}
+# The dev start's metrics listener: only while the Kafka listener is the default one too (a start
+# that moves the Kafka port, as tools and tests running several brokers do, gets no fixed port).
+DEV_HTTP_LISTENERS = "http://127.0.0.1:9644"
 
 log = logging.getLogger("kbroker")
 
@@ -50,6 +52,8 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
             raise ConfigError("--override", item, "expected key=value")
         key, value = item.split("=", 1)
         props[key.strip()] = value
+    if not args.config and props["listeners"] == DEFAULTS["listeners"]:
+        props.setdefault("kbroker.http.listeners", DEV_HTTP_LISTENERS)
     if getattr(args, "trace", None):
         props["kbroker.trace.file"] = args.trace
     return BrokerConfig(props)

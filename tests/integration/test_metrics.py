@@ -159,3 +159,16 @@ def test_no_metrics_endpoint_unless_configured():
     with BrokerThread() as b:
         assert b.broker.metrics.http is None
         assert b.broker.request_metrics is None
+
+
+def test_the_dev_start_serves_metrics_on_loopback_unless_the_kafka_port_moves():
+    from kbroker.__main__ import build_config, parse_args
+
+    assert build_config(parse_args([]))["kbroker.http.listeners"] == ["http://127.0.0.1:9644"]
+    moved = parse_args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+    assert build_config(moved)["kbroker.http.listeners"] == []
+    off = parse_args(["--override", "kbroker.http.listeners="])
+    assert build_config(off)["kbroker.http.listeners"] == []
+    chosen = parse_args(["--override", "listeners=PLAINTEXT://127.0.0.1:0",
+                         "--override", "kbroker.http.listeners=http://127.0.0.1:0"])
+    assert build_config(chosen)["kbroker.http.listeners"] == ["http://127.0.0.1:0"]
