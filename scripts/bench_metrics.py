@@ -66,12 +66,31 @@ class Scraper(threading.Thread):
             self.scrapes += 1
 
 
-def run_side(bootstrap: str, topic: str, total: int, size: int) -> tuple[float, float]:
+def run_side(bootstrap: str, topic: str, total: int, size: int) -> tuple[float, float, float]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
     produce_s = produce(bootstrap, topic, total, size, 1)
-    consume_s, _steady = consume(bootstrap, topic, total, 1)
-    return produce_s, consume_s
+    consume_s, steady_s = consume(bootstrap, topic, total, 1)
+    return produce_s, consume_s, steady_s
+
+
+def per_request_cost() -> tuple[float, float]:
+    """ns per request of what the dispatcher adds with metrics on (a clock read when decoded, then
+    RequestStats.request_done), and of the check alone with metrics off."""
+    import timeit
+
+    sys.path.insert(0, str(ROOT))
+    from kbroker.metrics.requests import RequestStats
+
+    stats = RequestStats()
+    holder = type("Conn", (), {"_metrics": stats})()
+    n = 200_000
+    on = timeit.timeit("m = c._metrics\nif m is not None:\n    m.request_done(0, perf_counter())",
+                       globals={"c": holder, "perf_counter": time.perf_counter}, number=n)
+    holder._metrics = None
+    off = timeit.timeit("m = c._metrics\nif m is not None:\n    m.request_done(0, perf_counter())",
+                        globals={"c": holder, "perf_counter": time.perf_counter}, number=n)
+    return on / n * 1e9, off / n * 1e9
 
 
 def main() -> None:
@@ -88,17 +107,17 @@ def main() -> None:
     on = start(data / "on", on_port, http_port)
     scraper = Scraper(f"http://127.0.0.1:{http_port}/metrics")
     scraper.start()
-    results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
     try:
         for r in range(args.rounds):
             order = [("off", off_port), ("on", on_port)]
             if r % 2:
                 order.reverse()
             for name, port in order:
-                p, c = run_side(f"127.0.0.1:{port}", f"bench-{r}", total, args.record_size)
-                results[name].append((p, c))
-                print(f"round {r + 1} metrics {name:3}: produce {mb / p:7.1f} MB/s  consume {mb / c:7.1f} MB/s",
-                      flush=True)
+                p, c, steady = run_side(f"127.0.0.1:{port}", f"bench-{r}", total, args.record_size)
+                results[name].append((p, c, steady))
+                print(f"round {r + 1} metrics {name:3}: produce {mb / p:7.1f} MB/s  consume {mb / c:7.1f} MB/s "
+                      f"(first to last record {mb / steady:7.1f} MB/s)", flush=True)
     finally:
         scraper.stop.set()
         for proc in (off, on):
@@ -112,7 +131,10 @@ def main() -> None:
     print(f"{args.rounds} rounds x {total} records x {args.record_size} B = {mb:.0f} MB per side per round")
     print(f"scrapes: {scraper.scrapes}, {scraper.bytes / max(scraper.scrapes, 1) / 1024:.1f} KiB and "
           f"{scraper.seconds / max(scraper.scrapes, 1) * 1000:.1f} ms each")
-    for i, what in enumerate(("produce", "consume")):
+    on_ns, off_ns = per_request_cost()
+    print(f"dispatcher per request: {on_ns:.0f} ns with metrics on (clock read + count + histogram bucket), "
+          f"{off_ns:.0f} ns with metrics off (the check alone)")
+    for i, what in enumerate(("produce", "consume", "consume, first to last record")):
         med = {name: statistics.median(mb / row[i] for row in rows) for name, rows in results.items()}
         diff = (med["on"] - med["off"]) / med["off"] * 100
         print(f"{what}: median off {med['off']:.1f} MB/s, on+scraped {med['on']:.1f} MB/s ({diff:+.1f} %)")
