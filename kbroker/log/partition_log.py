@@ -26,6 +26,7 @@ Files in the partition directory:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import logging
@@ -184,6 +185,11 @@ def _parse_txn_entries(text: str | None) -> dict[int, int] | None:
     return {int(base): int(count) for base, count in (f.split(":", 1) for f in fields[1:])}
 
 
+# Upper bounds (ms) of the flush latency buckets the metrics endpoint reports.
+FLUSH_BOUNDS_MS: tuple[float, ...] = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+                                      2500.0, 5000.0)
+
+
 def fsync_dir(path: Path) -> None:
     fd = BUDGET.open_fd(path, os.O_RDONLY)
     try:
@@ -236,6 +242,10 @@ class PartitionLog:
         self._recovery_point = 0
         self._cleaner_offset = 0
         self._last_flush_ms = 0
+        # Flush latency (Kafka's LogFlushStats), read by the metrics endpoint: a count per bucket of
+        # FLUSH_BOUNDS_MS (then +Inf), allocated at the first flush, and their sum in ms.
+        self.flush_buckets: list[int] | None = None
+        self.flush_ms = 0.0
         self._offline: LogCorruptedError | None = None
         self._closed = False
         self._reserving = prealloc.supported()  # off for good once the file system refuses
@@ -1124,6 +1134,7 @@ class PartitionLog:
 
     def _flush_locked(self, now_ms: int | None = None) -> None:
         if self.log_end_offset > self._recovery_point:
+            started = time.perf_counter()
             file = self._segments[-1].handle()
             os.fdatasync(file.fileno())
             if self._dirs_unsynced:
@@ -1131,7 +1142,15 @@ class PartitionLog:
                 fsync_dir(self.directory.parent)
                 self._dirs_unsynced = False
             self._recovery_point = self.log_end_offset
+            self._count_flush((time.perf_counter() - started) * 1000.0)
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+
+    def _count_flush(self, ms: float) -> None:
+        buckets = self.flush_buckets
+        if buckets is None:
+            buckets = self.flush_buckets = [0] * (len(FLUSH_BOUNDS_MS) + 1)
+        buckets[bisect.bisect_left(FLUSH_BOUNDS_MS, ms)] += 1
+        self.flush_ms += ms
 
     def flush(self) -> None:
         """fsync everything appended so far; the recovery point moves to the log end."""

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from kbroker.log.partition_log import FLUSH_BOUNDS_MS
 from kbroker.metrics.requests import BOUNDS_MS, RequestStats
 from protocol.messages import API_NAMES
 
@@ -84,11 +85,7 @@ class BrokerCollector(Collector):
             total = sum(buckets)
             count.add_metric([name], total)
             failed.add_metric([name], stats.failed)
-            cumulative, running = [], 0
-            for bound, n in zip((*BOUNDS_MS, float("inf")), buckets, strict=True):
-                running += n
-                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
-            latency.add_metric([name], cumulative, stats.sum_ms)
+            latency.add_metric([name], _cumulative(BOUNDS_MS, buckets), stats.sum_ms)
         yield count
         yield failed
         yield latency
@@ -159,6 +156,25 @@ class BrokerCollector(Collector):
         yield end
         yield start
         yield segments
+        yield self._flushes()
+
+    def _flushes(self) -> Any:
+        """Kafka's LogFlushStats: fsyncs of partition logs (and the metadata log), broker-wide."""
+        logs = [p.log for p in list(self.broker.partitions.values())]
+        if self.broker.controller is not None:
+            logs.append(self.broker.controller.log)
+        totals = [0] * (len(FLUSH_BOUNDS_MS) + 1)
+        total_ms = 0.0
+        for plog in logs:
+            buckets = plog.flush_buckets
+            if buckets is not None:
+                for i, n in enumerate(buckets):
+                    totals[i] += n
+                total_ms += plog.flush_ms
+        family = HistogramMetricFamily("kafka_log_logflushstats_logflushrateandtimems",
+                                       "Time to fsync a log's new data, in milliseconds.")
+        family.add_metric([], _cumulative(FLUSH_BOUNDS_MS, totals), total_ms)
+        return family
 
     def _groups(self) -> Iterator[Any]:
         """kafka-exporter's group metrics: committed offset and lag (high watermark minus the
@@ -192,3 +208,12 @@ class BrokerCollector(Collector):
         for name in sorted(counts):
             family.add_metric([name], counts[name])
         yield family
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
+    """Per-bucket counts (the last one +Inf) as Prometheus' cumulative ``le`` buckets."""
+    out, running = [], 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        running += n
+        out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+    return out

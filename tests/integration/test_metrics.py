@@ -172,3 +172,19 @@ def test_the_dev_start_serves_metrics_on_loopback_unless_the_kafka_port_moves():
     chosen = parse_args(["--override", "listeners=PLAINTEXT://127.0.0.1:0",
                          "--override", "kbroker.http.listeners=http://127.0.0.1:0"])
     assert build_config(chosen)["kbroker.http.listeners"] == ["http://127.0.0.1:0"]
+
+
+def test_log_flushes_are_timed(broker, topic_name):
+    bootstrap = broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"flush.messages": "1"})])[topic_name].result(30)
+    before = scrape(broker)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic_name, value=b"x%d" % i)
+        assert producer.flush(30) == 0  # one batch, one append, one fsync each
+    after = scrape(broker)
+    name = "kafka_log_logflushstats_logflushrateandtimems"
+    assert value(after, name + "_count") - value(before, name + "_count") >= 3
+    assert value(after, name + "_sum") > value(before, name + "_sum")
+    assert value(after, name + "_bucket", le="+Inf") == value(after, name + "_count")
