@@ -70,10 +70,6 @@ class MetricsService:
         self.http: MetricsServer | None = None
         self._lag_task: asyncio.Task | None = None
 
-    def check(self) -> None:
-        """Refuse a bad listener value before anything binds (StartupError naming the key)."""
-        MetricsServer(CollectorRegistry(), self._listeners()).check_listeners(set())
-
     def _listeners(self) -> list[str]:
         return list(self.broker.config.get("kbroker.http.listeners") or [])
 
