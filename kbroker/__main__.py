@@ -1,6 +1,7 @@
 """``kbroker [server.properties] [--override key=value]...`` — run a broker in the foreground.
 
-With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data.
+With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data, metrics at
+http://127.0.0.1:9644/metrics (kbroker.http.listeners; only while ``listeners`` is the default).
 ``kbroker ctl ...`` drives a running broker's control endpoint (see kbroker.control.cli).
 """
 
@@ -15,6 +16,9 @@ import sys
 from kbroker.config import BrokerConfig, ConfigError, load_properties_file
 
 DEFAULTS = {"node.id": "1", "listeners": "PLAINTEXT://localhost:9092", "log.dirs": "./kbroker-data"}
+# The dev start's metrics listener: only while the Kafka listener is the default one too (a start
+# that moves the Kafka port, as tools and tests running several brokers do, gets no fixed port).
+DEV_HTTP_LISTENERS = "http://127.0.0.1:9644"
 
 log = logging.getLogger("kbroker")
 
@@ -48,6 +52,8 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
             raise ConfigError("--override", item, "expected key=value")
         key, value = item.split("=", 1)
         props[key.strip()] = value
+    if not args.config and props["listeners"] == DEFAULTS["listeners"]:
+        props.setdefault("kbroker.http.listeners", DEV_HTTP_LISTENERS)
     if getattr(args, "trace", None):
         props["kbroker.trace.file"] = args.trace
     return BrokerConfig(props)
@@ -109,6 +115,8 @@ async def _serve(config: BrokerConfig) -> int:
     print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
     if broker.control.http is not None:
         print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
+    if broker.metrics.http is not None:
+        print(f"kbroker metrics: {broker.metrics.http.url}/metrics", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

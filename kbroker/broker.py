@@ -27,6 +27,7 @@ from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, Quoru
 from kbroker.coordinator import build_services
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
+from kbroker.metrics import MetricsService
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
@@ -38,7 +39,7 @@ from kbroker.server.limits import ConnectionLimits
 if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
-    from kbroker.server.connection import RequestHooks
+    from kbroker.server.connection import RequestHooks, RequestMetrics
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class Broker:
         self.request_hooks: RequestHooks | None = None
         self.control = ControlPlane(self)
         self.services.append(self.control)
+        # Metrics (kbroker.http.listeners): the dispatcher counts requests when this is set.
+        self.request_metrics: RequestMetrics | None = None
+        self.metrics = MetricsService(self)
+        self.services.append(self.metrics)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -305,6 +305,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("max.request.partition.size.limit", "int", "2000", minimum=1),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
+        _k("kbroker.http.listeners", "list", ""),
         # kbroker's test controls (kbroker.control): off unless set.
         _k("kbroker.control.listeners", "list", ""),
         _k("kbroker.control.allow.remote", "boolean", "false"),

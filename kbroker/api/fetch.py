@@ -163,6 +163,23 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
     return FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
 
 
+def _count(broker, reads: list[_Read]) -> None:
+    """The per-partition counters the metrics endpoint reads (Kafka's BrokerTopicMetrics:
+    fetch requests, failed ones, bytes out) for the reads this response carries."""
+    for r in reads:
+        name = r.want.topic_name
+        if name is None:
+            continue
+        partition = broker.partition(name, r.want.cached.partition)
+        if partition is None:
+            continue
+        partition.fetch_requests += 1
+        if r.error != ErrorCode.NONE:
+            partition.failed_fetch += 1
+        elif r.size:
+            partition.bytes_out += r.size
+
+
 def _changed(r: _Read) -> bool:
     c = r.want.cached
     return (
@@ -270,6 +287,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             ):
                 break
 
+    _count(broker, reads)
     if incremental:
         changed = [r for r in reads if _changed(r)]
         _remember(reads)

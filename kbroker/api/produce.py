@@ -94,11 +94,13 @@ def handle_produce(ctx, request):
                     else ErrorCode.NOT_LEADER_OR_FOLLOWER
                 parts.append(_error(p.index, code))
                 continue
+            partition.produce_requests += 1
             try:
                 result = replica_manager.append_from_client(
                     partition, p.records, version, acks, request.transactional_id, now_ms
                 )
             except ProduceError as exc:
+                partition.failed_produce += 1
                 parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
                 continue
             if not inspect.isawaitable(result):
@@ -120,6 +122,7 @@ async def _complete_later(responses: list, pending: list, acks: int) -> ProduceR
         try:
             parts[slot] = _ok(index, partition, await awaitable)
         except ProduceError as exc:
+            partition.failed_produce += 1
             parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
     if acks == 0:
         return None

@@ -35,7 +35,6 @@ gets a 400 naming the field, and nothing is applied.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -43,162 +42,45 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kbroker.control.faults import RuleError
+from kbroker.server.http import HttpError, HttpService, Response, is_loopback, parse_listener
+
+__all__ = ["ControlServer", "HttpError", "is_loopback", "parse_listener"]
 
 log = logging.getLogger("kbroker.control")
 
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 16 * 1024 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+def _json(status: int, payload: Any) -> Response:
+    return status, "application/json", json.dumps(payload).encode()
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
+class ControlServer(HttpService):
+    key = "kbroker.control.listeners"
+    name = "control"
 
-
-def parse_listener(item: str) -> tuple[str, int]:
-    """``host:port`` or ``http://host:port`` (IPv6 in brackets) -> (host, port)."""
-    text = item.strip()
-    if "://" in text:
-        scheme, text = text.split("://", 1)
-        if scheme.lower() != "http":
-            raise ValueError(f"{item!r}: only http:// is served")
-    text = text.rstrip("/")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    else:
-        host, _, port_text = text.rpartition(":")
-    if not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{item!r}: expected host:port")
-    return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-class ControlServer:
     def __init__(self, plane: Any, listeners: list[str], *, allow_remote: bool = False) -> None:
+        super().__init__(listeners, loopback_only=not allow_remote)
         self.plane = plane
         self.allow_remote = allow_remote
-        self.listeners = listeners
-        self.servers: list[asyncio.base_events.Server] = []
-        self.bound: list[tuple[str, int]] = []
-        self._tasks: set[asyncio.Task] = set()
 
-    @property
-    def url(self) -> str:
-        host, port = self.bound[0]
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    def remote_hint(self) -> str:
+        return " (set kbroker.control.allow.remote=true to serve it elsewhere)"
 
-    async def start(self) -> None:
-        from kbroker.errors import StartupError
+    async def start(self, reserved_ports: set[int] | None = None) -> None:  # type: ignore[override]
+        kafka_ports = {port for _host, port in self.plane.broker.bound.values()}
+        await super().start(kafka_ports | (reserved_ports or set()))
 
-        broker = self.plane.broker
-        kafka_ports = {port for _host, port in broker.bound.values()}
-        for item in self.listeners:
-            try:
-                host, port = parse_listener(item)
-            except ValueError as exc:
-                raise StartupError(f"kbroker.control.listeners: {exc}") from None
-            if not self.allow_remote and not is_loopback(host):
-                raise StartupError(f"kbroker.control.listeners: {item!r} is not a loopback address "
-                                   "(set kbroker.control.allow.remote=true to serve it elsewhere)")
-            if port and port in kafka_ports:
-                raise StartupError(f"kbroker.control.listeners: {item!r} is a Kafka listener's port")
-            try:
-                server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
-            except OSError as exc:
-                raise StartupError(f"cannot listen on control listener {item}: {exc.strerror}") from None
-            self.servers.append(server)
-            self.bound.append(server.sockets[0].getsockname()[:2])
-        log.info("control endpoint on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+    def error(self, status: int, message: str, field: str | None = None) -> Response:
+        payload: dict[str, Any] = {"error": message}
+        if field is not None:
+            payload["field"] = field
+        return _json(status, payload)
 
-    async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for server in self.servers:
-            await server.wait_closed()
-        self.servers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+    async def respond(self, method: str, target: str, body: bytes) -> Response:
         try:
-            peer = writer.get_extra_info("peername")
-            if not self.allow_remote and (not peer or not is_loopback(str(peer[0]))):
-                log.warning("control request from %s refused: not loopback", peer)
-                await self._respond(writer, 403, {"error": "the control endpoint serves loopback only"})
-                return
-            try:
-                method, target, body = await self._read_request(reader)
-                status, payload = await self._route(method, target, body)
-            except HttpError as exc:
-                status, payload = exc.status, {"error": str(exc)}
-                if exc.field is not None:
-                    payload["field"] = exc.field
-            except RuleError as exc:
-                status, payload = 400, {"error": str(exc), "field": exc.field}
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            except Exception as exc:
-                log.exception("control request failed")
-                status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            await self._respond(writer, status, payload)
-        finally:
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise HttpError(400, "request head too large") from None
-        if len(head) > MAX_HEADER_BYTES:
-            raise HttpError(400, "request head too large")
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise HttpError(400, "malformed request line")
-        method, target = parts[0].upper(), parts[1]
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise HttpError(411, "chunked bodies are not accepted: send Content-Length")
-        length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
-            raise HttpError(400, "bad Content-Length")
-        length = int(length_text)
-        if length > MAX_BODY_BYTES:
-            raise HttpError(413, "body too large")
-        body = await reader.readexactly(length) if length else b""
-        return method, target, body
-
-    async def _respond(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
-        try:
-            writer.write(head + data)
-            await writer.drain()
-        except ConnectionError:
-            pass
+            status, payload = await self._route(method, target, body)
+        except RuleError as exc:
+            status, payload = 400, {"error": str(exc), "field": exc.field}
+        return _json(status, payload)
 
     # -- routes -------------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 from protocol.record_batch import (
@@ -26,6 +28,7 @@ from .errors import (
 )
 from .leader_epoch import LeaderEpochCache
 from .log_state import (
+    FLUSH_BOUNDS_MS,
     fsync_dir,
 )
 from .segment import (
@@ -355,6 +358,7 @@ class LogAppend(LogTxnState):
 
     def _flush_locked(self, now_ms: int | None = None) -> None:
         if self.log_end_offset > self._recovery_point:
+            started = time.perf_counter()
             file = self._segments[-1].handle()
             os.fdatasync(file.fileno())
             if self._dirs_unsynced:
@@ -362,7 +366,15 @@ class LogAppend(LogTxnState):
                 fsync_dir(self.directory.parent)
                 self._dirs_unsynced = False
             self._recovery_point = self.log_end_offset
+            self._count_flush((time.perf_counter() - started) * 1000.0)
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+
+    def _count_flush(self, ms: float) -> None:
+        buckets = self.flush_buckets
+        if buckets is None:
+            buckets = self.flush_buckets = [0] * (len(FLUSH_BOUNDS_MS) + 1)
+        buckets[bisect.bisect_left(FLUSH_BOUNDS_MS, ms)] += 1
+        self.flush_ms += ms
 
     def flush(self) -> None:
         """fsync everything appended so far; the recovery point moves to the log end."""

@@ -35,6 +35,10 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 SWAP_RANGE_SUFFIX = ".swap-range"  # holds the first offset after the segments a swap replaces
 
+# Upper bounds (ms) of the flush latency buckets the metrics endpoint reports.
+FLUSH_BOUNDS_MS: tuple[float, ...] = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+                                      2500.0, 5000.0)
+
 
 
 @dataclass(slots=True)
@@ -112,6 +116,10 @@ class LogState:
         self._recovery_point = 0
         self._cleaner_offset = 0
         self._last_flush_ms = 0
+        # Flush latency (Kafka's LogFlushStats), read by the metrics endpoint: a count per bucket of
+        # FLUSH_BOUNDS_MS (then +Inf), allocated at the first flush, and their sum in ms.
+        self.flush_buckets: list[int] | None = None
+        self.flush_ms = 0.0
         self._offline: LogCorruptedError | None = None
         self._closed = False
         self._reserving = prealloc.supported()  # off for good once the file system refuses

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 class Partition:
     __slots__ = ("topic", "index", "topic_id", "log", "leader_epoch", "isr", "replicas", "_waiters",
-                 "producer_state", "config", "append_order")
+                 "producer_state", "config", "append_order", "bytes_in", "messages_in", "bytes_out",
+                 "produce_requests", "failed_produce", "fetch_requests", "failed_fetch")
 
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  leader_epoch: int, replicas: list[int], isr: list[int], config: dict | None = None) -> None:
@@ -33,6 +34,15 @@ class Partition:
         self.producer_state = None
         self.config: dict = config or {}  # effective topic-level settings (typed), by Kafka key
         self.append_order = AppendOrder()  # appends from clients, in request order
+        # Counters read by the metrics endpoint at scrape time (kbroker.metrics): plain ints, as
+        # Kafka's BrokerTopicMetrics count them (client appends and fetch responses only).
+        self.bytes_in = 0
+        self.messages_in = 0
+        self.bytes_out = 0
+        self.produce_requests = 0
+        self.failed_produce = 0
+        self.fetch_requests = 0
+        self.failed_fetch = 0
 
     @property
     def high_watermark(self) -> int:

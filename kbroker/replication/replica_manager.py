@@ -140,6 +140,8 @@ class ReplicaManager:
             raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
         if producer_state is not None and header.producer_id >= 0:
             producer_state.on_append(partition, header, info.first_offset, info.last_offset)
+        partition.bytes_in += len(records)
+        partition.messages_in += header.records_count
         self.on_leader_append(partition)
         return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time)
 

@@ -63,6 +63,17 @@ class RequestHooks(Protocol):
                 client_id: str | None, reason: str) -> None: ...
 
 
+class RequestMetrics(Protocol):
+    """Per-request counting for the metrics endpoint (``kbroker.metrics.requests.RequestStats``).
+
+    A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
+    dispatcher pays one attribute check per request and nothing else."""
+
+    def request_done(self, api_key: int, started: float) -> None: ...
+
+    def handler_failed(self, api_key: int) -> None: ...
+
+
 class ServerHost(BrokerServices, Protocol):
     """The broker as the server uses it: what the handlers get through ``ctx.broker``, plus the
     connection set, the broker-wide limits and the dispatch hooks (``kbroker.broker.Broker``)."""
@@ -73,13 +84,14 @@ class ServerHost(BrokerServices, Protocol):
 
 
 class _Slot:
-    __slots__ = ("header", "parts", "done", "size")
+    __slots__ = ("header", "parts", "done", "size", "started")
 
     def __init__(self, header: Any, size: int = 0) -> None:
         self.header = header
         self.parts: list[Any] | None = None
         self.done = False
         self.size = size  # request bytes held until it is answered
+        self.started = 0.0  # time.perf_counter() when it was decoded, while metrics are on
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -108,6 +120,7 @@ class KafkaConnection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.tasks: set[asyncio.Task] = set()
         self.client_software: tuple[str, str] | None = None
+        self._metrics: RequestMetrics | None = getattr(broker, "request_metrics", None)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -256,6 +269,8 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         slot = _Slot(header, len(frame) + 4)
+        if self._metrics is not None:
+            slot.started = time.perf_counter()
         self._pending.append(slot)
         self._in_flight += 1
         self._request_bytes += slot.size
@@ -307,6 +322,8 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         log.error("handler for api %s v%s from %s failed", api_key, api_version, self.peer, exc_info=exc)
+        if self._metrics is not None:
+            self._metrics.handler_failed(api_key)
         if self._closed:
             return
         try:
@@ -340,6 +357,8 @@ class KafkaConnection(asyncio.Protocol):
                 self.close()
                 return
         slot.done = True
+        if self._metrics is not None and slot.started:
+            self._metrics.request_done(header.request_api_key, slot.started)
         self._in_flight -= 1
         self._request_bytes -= slot.size
         self.limits.request_finished()

@@ -1,0 +1,219 @@
+"""The broker's metrics, read at scrape time from the state the broker already keeps.
+
+Names follow what the Prometheus JMX exporter's Kafka rules make of Kafka's MBeans (so existing
+dashboards need little change), and kafka-exporter's ``kafka_consumergroup_*`` for group lag:
+
+- ``kafka.server:type=BrokerTopicMetrics,name=BytesInPerSec,topic=t`` (a meter's Count) becomes
+  ``kafka_server_brokertopicmetrics_bytesin_total{topic="t"}``;
+- ``kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce`` becomes
+  ``kafka_network_requestmetrics_requests_total{request="Produce"}``;
+- gauges keep their name lower-cased: ``kafka_server_replicamanager_underreplicatedpartitions``.
+
+The per-topic counters are plain ints on each hosted :class:`~kbroker.replication.partition.Partition`
+(a partition's counters go with it when it is deleted, as Kafka removes a deleted topic's metrics);
+everything else is computed here from the logs, the metadata image, the group offsets and the
+connection set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from kbroker.log.partition_log import FLUSH_BOUNDS_MS
+from kbroker.metrics.requests import BOUNDS_MS, RequestStats
+from protocol.messages import API_NAMES
+
+NO_LEADER = -1
+
+# (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
+TOPIC_COUNTERS = (
+    ("bytesin", "bytes_in", "Record batch bytes appended by clients' Produce requests."),
+    ("messagesin", "messages_in", "Records appended by clients' Produce requests."),
+    ("bytesout", "bytes_out", "Record bytes sent in Fetch responses."),
+    ("totalproducerequests", "produce_requests", "Produce requests to a partition of the topic."),
+    ("failedproducerequests", "failed_produce", "Produce requests to a partition of the topic that failed."),
+    ("totalfetchrequests", "fetch_requests", "Fetch responses carrying a partition of the topic."),
+    ("failedfetchrequests", "failed_fetch", "Fetch responses with an error for a partition of the topic."),
+)
+
+
+class BrokerCollector(Collector):
+    def __init__(self, broker: Any, requests: RequestStats) -> None:
+        self.broker = broker
+        self.requests = requests
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._topics()
+        yield from self._requests()
+        yield from self._replication()
+        yield from self._controller()
+        yield from self._logs()
+        yield from self._groups()
+        yield from self._connections()
+
+    def _topics(self) -> Iterator[Any]:
+        totals: dict[str, list[int]] = {}
+        for (topic, _index), partition in list(self.broker.partitions.items()):
+            row = totals.get(topic)
+            if row is None:
+                row = totals[topic] = [0] * len(TOPIC_COUNTERS)
+            for i, (_name, attr, _help) in enumerate(TOPIC_COUNTERS):
+                row[i] += getattr(partition, attr)
+        for i, (name, _attr, help_text) in enumerate(TOPIC_COUNTERS):
+            family = CounterMetricFamily(f"kafka_server_brokertopicmetrics_{name}", help_text, labels=["topic"])
+            for topic in sorted(totals):
+                family.add_metric([topic], totals[topic][i])
+            yield family
+
+    def _requests(self) -> Iterator[Any]:
+        apis = sorted(self.requests.apis.items())
+        count = CounterMetricFamily("kafka_network_requestmetrics_requests",
+                                    "Requests answered, by API.", labels=["request"])
+        failed = CounterMetricFamily("kbroker_network_requestmetrics_handler_failures",
+                                     "Requests whose handler raised (answered with UNKNOWN_SERVER_ERROR "
+                                     "or the connection closed), by API.", labels=["request"])
+        latency = HistogramMetricFamily("kafka_network_requestmetrics_totaltimems",
+                                        "Time from a request's decoding to its response being queued "
+                                        "for the socket, in milliseconds, by API.", labels=["request"])
+        for api_key, stats in apis:
+            name = API_NAMES.get(api_key, str(api_key))
+            buckets = list(stats.buckets)
+            total = sum(buckets)
+            count.add_metric([name], total)
+            failed.add_metric([name], stats.failed)
+            latency.add_metric([name], _cumulative(BOUNDS_MS, buckets), stats.sum_ms)
+        yield count
+        yield failed
+        yield latency
+
+    def _replication(self) -> Iterator[Any]:
+        broker = self.broker
+        hosted = list(broker.partitions.values())
+        under = sum(1 for p in hosted if len(p.isr) < len(p.replicas))
+        under_min = sum(1 for p in hosted if len(p.isr) < p.config.get("min.insync.replicas", 1))
+        image = broker.image
+        leaders = sum(1 for t in image.topics.values() for s in t.partitions.values()
+                      if s.leader == broker.node_id)
+        yield GaugeMetricFamily("kafka_server_replicamanager_underreplicatedpartitions",
+                                "Hosted partitions whose ISR is smaller than their replica set.", value=under)
+        yield GaugeMetricFamily("kafka_server_replicamanager_underminisrpartitioncount",
+                                "Hosted partitions whose ISR is smaller than min.insync.replicas.", value=under_min)
+        yield GaugeMetricFamily("kafka_server_replicamanager_partitioncount",
+                                "Partitions hosted by this broker.", value=len(hosted))
+        yield GaugeMetricFamily("kafka_server_replicamanager_leadercount",
+                                "Partitions this broker leads.", value=leaders)
+        live = {b.broker_id for b in image.brokers.values() if not b.fenced}
+        offline = sum(1 for t in image.topics.values() for s in t.partitions.values()
+                      if s.leader == NO_LEADER or s.leader not in live)
+        yield GaugeMetricFamily("kafka_controller_kafkacontroller_offlinepartitionscount",
+                                "Partitions without a live leader, from the metadata image.", value=offline)
+        yield GaugeMetricFamily("kafka_controller_kafkacontroller_globalpartitioncount",
+                                "Partitions in the metadata image.",
+                                value=sum(len(t.partitions) for t in image.topics.values()))
+        yield GaugeMetricFamily("kafka_controller_kafkacontroller_globaltopiccount",
+                                "Topics in the metadata image.", value=len(image.topics))
+
+    def _controller(self) -> Iterator[Any]:
+        broker = self.broker
+        controller = broker.controller
+        roles = broker.config["process.roles"] or []
+        active = 1 if controller is not None and "controller" in roles else 0
+        yield GaugeMetricFamily("kafka_controller_kafkacontroller_activecontrollercount",
+                                "1 when this node is the active controller.", value=active)
+        applied = broker.image.offset
+        yield GaugeMetricFamily("kafka_server_broker_metadata_metrics_last_applied_record_offset",
+                                "Offset of the last metadata record applied to this broker's image.",
+                                value=applied)
+        if controller is not None:
+            committed = controller.log.high_watermark - 1
+            yield GaugeMetricFamily("kafka_controller_kafkacontroller_lastcommittedrecordoffset",
+                                    "Offset of the last committed record in the metadata log.", value=committed)
+            yield GaugeMetricFamily("kbroker_metadata_lag_records",
+                                    "Committed metadata records not yet applied to this broker's image.",
+                                    value=max(0, committed - applied))
+
+    def _logs(self) -> Iterator[Any]:
+        size = GaugeMetricFamily("kafka_log_log_size", "Bytes of a partition's log segments.",
+                                 labels=["topic", "partition"])
+        end = GaugeMetricFamily("kafka_log_log_logendoffset", "A partition's log end offset.",
+                                labels=["topic", "partition"])
+        start = GaugeMetricFamily("kafka_log_log_logstartoffset", "A partition's log start offset.",
+                                  labels=["topic", "partition"])
+        segments = GaugeMetricFamily("kafka_log_log_numlogsegments", "A partition's segment count.",
+                                     labels=["topic", "partition"])
+        for (topic, index), partition in sorted(self.broker.partitions.items()):
+            plog = partition.log
+            labels = [topic, str(index)]
+            size.add_metric(labels, plog.size)
+            end.add_metric(labels, plog.log_end_offset)
+            start.add_metric(labels, plog.log_start_offset)
+            segments.add_metric(labels, len(plog.segments))
+        yield size
+        yield end
+        yield start
+        yield segments
+        yield self._flushes()
+
+    def _flushes(self) -> Any:
+        """Kafka's LogFlushStats: fsyncs of partition logs (and the metadata log), broker-wide."""
+        logs = [p.log for p in list(self.broker.partitions.values())]
+        if self.broker.controller is not None:
+            logs.append(self.broker.controller.log)
+        totals = [0] * (len(FLUSH_BOUNDS_MS) + 1)
+        total_ms = 0.0
+        for plog in logs:
+            buckets = plog.flush_buckets
+            if buckets is not None:
+                for i, n in enumerate(buckets):
+                    totals[i] += n
+                total_ms += plog.flush_ms
+        family = HistogramMetricFamily("kafka_log_logflushstats_logflushrateandtimems",
+                                       "Time to fsync a log's new data, in milliseconds.")
+        family.add_metric([], _cumulative(FLUSH_BOUNDS_MS, totals), total_ms)
+        return family
+
+    def _groups(self) -> Iterator[Any]:
+        """kafka-exporter's group metrics: committed offset and lag (high watermark minus the
+        committed offset) per group and partition this broker leads."""
+        current = GaugeMetricFamily("kafka_consumergroup_current_offset",
+                                    "A group's committed offset for a partition.",
+                                    labels=["consumergroup", "topic", "partition"])
+        lag = GaugeMetricFamily("kafka_consumergroup_lag",
+                                "A partition's high watermark minus the group's committed offset.",
+                                labels=["consumergroup", "topic", "partition"])
+        coordinator = self.broker.group_coordinator
+        committed = coordinator.offsets.committed if coordinator is not None else {}
+        for group in sorted(committed):
+            for (topic, index), value in sorted(committed[group].items()):
+                partition = self.broker.partition(topic, index)
+                if partition is None:
+                    continue
+                labels = [group, topic, str(index)]
+                current.add_metric(labels, value.offset)
+                lag.add_metric(labels, max(0, partition.high_watermark - value.offset))
+        yield current
+        yield lag
+
+    def _connections(self) -> Iterator[Any]:
+        counts = dict.fromkeys(self.broker.bound, 0)
+        for conn in list(self.broker.connections):
+            name = conn.endpoint.listener
+            counts[name] = counts.get(name, 0) + 1
+        family = GaugeMetricFamily("kafka_server_socketservermetrics_connection_count",
+                                   "Open client connections, by listener.", labels=["listener"])
+        for name in sorted(counts):
+            family.add_metric([name], counts[name])
+        yield family
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
+    """Per-bucket counts (the last one +Inf) as Prometheus' cumulative ``le`` buckets."""
+    out, running = [], 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        running += n
+        out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+    return out

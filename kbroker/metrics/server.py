@@ -1,0 +1,111 @@
+"""The broker's own HTTP listener (``kbroker.http.listeners``): Prometheus text at ``/metrics``.
+
+Off unless ``kbroker.http.listeners`` names at least one ``host:port`` (``http://`` prefix
+allowed, port 0 for an ephemeral one); the no-argument dev start turns it on at
+``http://127.0.0.1:9644``. Read-only, so unlike the control endpoint it may listen on any address.
+It never shares a Kafka listener's port. ``/`` answers a short page linking ``/metrics``.
+
+While it runs, the broker counts requests (``broker.request_metrics``) and measures its event
+loop's lag (how late a timer set every half second fires); everything else is read from the
+broker's state when scraped (:mod:`kbroker.metrics.collector`). Process metrics (RSS, CPU, open
+files) and Python's GC and platform come from prometheus-client's own collectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    CollectorRegistry,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from kbroker.metrics.collector import BrokerCollector
+from kbroker.metrics.requests import RequestStats
+from kbroker.server.http import HttpError, HttpService, Response
+
+log = logging.getLogger("kbroker.metrics")
+
+LAG_INTERVAL = 0.5
+INDEX = b"""<!doctype html>
+<html><head><title>kbroker</title></head>
+<body><h1>kbroker</h1><p><a href="/metrics">/metrics</a>: Prometheus metrics</p></body></html>
+"""
+
+
+class MetricsServer(HttpService):
+    key = "kbroker.http.listeners"
+    name = "metrics"
+
+    def __init__(self, registry: CollectorRegistry, listeners: list[str]) -> None:
+        super().__init__(listeners)
+        self.registry = registry
+
+    async def respond(self, method: str, target: str, body: bytes) -> Response:
+        path = urlsplit(target).path
+        if path not in ("/", "/metrics"):
+            raise HttpError(404, f"no such endpoint: {path}")
+        if method != "GET":
+            raise HttpError(405, f"{method} not allowed on {path}: the endpoint is read-only")
+        if path == "/":
+            return 200, "text/html; charset=utf-8", INDEX
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+
+class MetricsService:
+    """A broker service: off unless kbroker.http.listeners is set."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.registry: CollectorRegistry | None = None
+        self.requests: RequestStats | None = None
+        self.http: MetricsServer | None = None
+        self._lag_task: asyncio.Task | None = None
+
+    def _listeners(self) -> list[str]:
+        return list(self.broker.config.get("kbroker.http.listeners") or [])
+
+    async def start(self) -> None:
+        listeners = self._listeners()
+        if not listeners:
+            return
+        registry = CollectorRegistry(auto_describe=False)
+        self.requests = RequestStats()
+        registry.register(BrokerCollector(self.broker, self.requests))
+        ProcessCollector(registry=registry)
+        registry.register(GC_COLLECTOR)
+        registry.register(PLATFORM_COLLECTOR)
+        lag = Histogram("kbroker_eventloop_lag_seconds",
+                        "How late the event loop ran a timer set every half second.",
+                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+                        registry=registry)
+        self.registry = registry
+        kafka_ports = {port for _host, port in self.broker.bound.values()}
+        self.http = MetricsServer(registry, listeners)
+        await self.http.start(kafka_ports)
+        self.broker.request_metrics = self.requests
+        self._lag_task = asyncio.get_running_loop().create_task(self._measure_lag(lag))
+
+    async def stop(self) -> None:
+        self.broker.request_metrics = None
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            self._lag_task = None
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+
+    async def _measure_lag(self, histogram: Histogram) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_INTERVAL
+            await asyncio.sleep(LAG_INTERVAL)
+            histogram.observe(max(0.0, loop.time() - due))

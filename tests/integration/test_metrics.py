@@ -1,0 +1,190 @@
+"""The metrics endpoint (kbroker.http.listeners): scraped around a real produce/consume run."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from kbroker.errors import StartupError
+from kbroker.testing import BrokerThread
+from tests.integration.waiting import wait_until
+
+N = 50
+VALUE = b"v" * 100
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0"}) as b:
+        yield b
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
+
+
+def scrape(broker) -> dict[tuple[str, frozenset], float]:
+    status, content_type, text = get(broker.broker.metrics.http.url + "/metrics")
+    assert status == 200 and content_type.startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def create_topic(bootstrap: str, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=30)
+
+
+def consume(consumer: Consumer, count: int) -> list:
+    got: list = []
+
+    def poll() -> bool:
+        msg = consumer.poll(0.2)
+        if msg is not None:
+            if msg.error():
+                raise KafkaException(msg.error())
+            got.append(msg)
+        return len(got) >= count
+
+    wait_until(poll, message=f"{count} records consumed")
+    return got
+
+
+def test_counters_move_by_the_right_amounts(broker, topic_name):
+    bootstrap = broker.bootstrap_servers
+    create_topic(bootstrap, topic_name)
+    before = scrape(broker)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "none"})
+    for i in range(N):
+        producer.produce(topic_name, value=VALUE, key=str(i).encode())
+    assert producer.flush(30) == 0
+    after = scrape(broker)
+
+    t = {"topic": topic_name}
+    p = {"topic": topic_name, "partition": "0"}
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total", **t) == N
+    assert value(before, "kafka_server_brokertopicmetrics_messagesin_total", **t) == 0
+    size = value(after, "kafka_log_log_size", **p)
+    assert size > N * len(VALUE)
+    # Every appended batch is in the (new) log as it came: bytes in equals the log's size.
+    assert value(after, "kafka_server_brokertopicmetrics_bytesin_total", **t) == size
+    assert value(after, "kafka_log_log_logendoffset", **p) == N
+    topic_produces = value(after, "kafka_server_brokertopicmetrics_totalproducerequests_total", **t)
+    assert topic_produces >= 1
+    assert value(after, "kafka_server_brokertopicmetrics_failedproducerequests_total", **t) == 0
+    produces = (value(after, "kafka_network_requestmetrics_requests_total", request="Produce")
+                - value(before, "kafka_network_requestmetrics_requests_total", request="Produce"))
+    assert produces >= topic_produces
+    assert value(after, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == \
+        value(after, "kafka_network_requestmetrics_requests_total", request="Produce")
+    assert value(after, "kafka_network_requestmetrics_totaltimems_bucket", request="Produce", le="+Inf") == \
+        value(after, "kafka_network_requestmetrics_requests_total", request="Produce")
+    assert value(after, "kafka_server_socketservermetrics_connection_count", listener="PLAINTEXT") >= 1
+
+    group = f"g-{topic_name}"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    try:
+        consumer.assign([TopicPartition(topic_name, 0, 0)])
+        first = consume(consumer, 20)
+        consumer.commit(offsets=[TopicPartition(topic_name, 0, first[-1].offset() + 1)], asynchronous=False)
+        lagging = scrape(broker)
+        g = {"consumergroup": group, **p}
+        assert value(lagging, "kafka_consumergroup_lag", **g) == N - 20
+        assert value(lagging, "kafka_consumergroup_current_offset", **g) == 20
+        rest = consume(consumer, N - 20)
+        consumer.commit(offsets=[TopicPartition(topic_name, 0, rest[-1].offset() + 1)], asynchronous=False)
+        done = scrape(broker)
+        assert value(done, "kafka_consumergroup_lag", **g) == 0
+        assert value(done, "kafka_consumergroup_current_offset", **g) == N
+    finally:
+        consumer.close()
+    # The records went out once each: bytes out equals what is in the log.
+    assert value(done, "kafka_server_brokertopicmetrics_bytesout_total", **t) == size
+    assert value(done, "kafka_server_brokertopicmetrics_totalfetchrequests_total", **t) >= 1
+    assert (value(done, "kafka_network_requestmetrics_requests_total", request="Fetch")
+            > value(before, "kafka_network_requestmetrics_requests_total", request="Fetch"))
+    assert value(done, "kafka_network_requestmetrics_requests_total", request="OffsetCommit") >= 2
+
+
+def test_broker_state_gauges(broker):
+    samples = scrape(broker)
+    assert value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    assert value(samples, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+    assert value(samples, "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
+    assert value(samples, "kafka_server_broker_metadata_metrics_last_applied_record_offset") >= 0
+    assert value(samples, "kbroker_metadata_lag_records") == 0
+    assert value(samples, "process_resident_memory_bytes") > 0
+    assert value(samples, "process_cpu_seconds_total") > 0
+    wait_until(lambda: value(scrape(broker), "kbroker_eventloop_lag_seconds_count") > 0,
+               message="an event loop lag measurement")
+
+
+def test_index_page_and_read_only_routes(broker):
+    url = broker.broker.metrics.http.url
+    status, content_type, text = get(url + "/")
+    assert status == 200 and 'href="/metrics"' in text and content_type.startswith("text/html")
+    assert get(url + "/nope")[0] == 404
+    req = urllib.request.Request(url + "/metrics", data=b"x", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("POST /metrics was accepted")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 405
+
+
+@pytest.mark.parametrize("bad", ["nowhere", "https://127.0.0.1:0", "127.0.0.1:99999"])
+def test_a_bad_listener_value_is_refused_at_start_naming_the_key(bad):
+    with pytest.raises(StartupError, match=r"kbroker\.http\.listeners"):
+        BrokerThread({"kbroker.http.listeners": bad}).start()
+
+
+def test_no_metrics_endpoint_unless_configured():
+    with BrokerThread() as b:
+        assert b.broker.metrics.http is None
+        assert b.broker.request_metrics is None
+
+
+def test_the_dev_start_serves_metrics_on_loopback_unless_the_kafka_port_moves():
+    from kbroker.__main__ import build_config, parse_args
+
+    assert build_config(parse_args([]))["kbroker.http.listeners"] == ["http://127.0.0.1:9644"]
+    moved = parse_args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+    assert build_config(moved)["kbroker.http.listeners"] == []
+    off = parse_args(["--override", "kbroker.http.listeners="])
+    assert build_config(off)["kbroker.http.listeners"] == []
+    chosen = parse_args(["--override", "listeners=PLAINTEXT://127.0.0.1:0",
+                         "--override", "kbroker.http.listeners=http://127.0.0.1:0"])
+    assert build_config(chosen)["kbroker.http.listeners"] == ["http://127.0.0.1:0"]
+
+
+def test_log_flushes_are_timed(broker, topic_name):
+    bootstrap = broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"flush.messages": "1"})])[topic_name].result(30)
+    before = scrape(broker)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic_name, value=b"x%d" % i)
+        assert producer.flush(30) == 0  # one batch, one append, one fsync each
+    after = scrape(broker)
+    name = "kafka_log_logflushstats_logflushrateandtimems"
+    assert value(after, name + "_count") - value(before, name + "_count") >= 3
+    assert value(after, name + "_sum") > value(before, name + "_sum")
+    assert value(after, name + "_bucket", le="+Inf") == value(after, name + "_count")
