@@ -1,0 +1,104 @@
+"""A single-node fault run: kbroker under a seeded schedule of kill -9 / restart (and SIGSTOP /
+SIGCONT pauses) with healing periods between, the queue workload throughout, a final drain, the
+checker and a report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .broker import BrokerProcess, free_port
+from .history import History
+from .report import build, plot, text
+from .workload import Workload, create_topic, drain
+
+log = logging.getLogger("faults.runner")
+
+
+@dataclass
+class RunConfig:
+    out: Path
+    cycles: int = 10
+    seed: int = 0
+    flush: str = "default"  # "every": log.flush.interval.messages=1; "default": the broker's default policy
+    partitions: int = 3
+    producers: int = 2
+    rate: float = 200.0  # sends per second per producer
+    heal_min: float = 0.3  # seconds of calm (workload running) before each fault...
+    heal_max: float = 1.5
+    down_max: float = 0.3  # ...and of the broker staying dead after a kill
+    pause_probability: float = 0.2
+    pause_max: float = 1.0
+    progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write
+
+
+def _wait_progress(workload: Workload, since: int, timeout: float) -> bool:
+    """Wait (bounded) until some send was acknowledged after ``since`` acknowledgements."""
+    deadline = time.monotonic() + timeout
+    while workload.acked <= since:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)  # polling interval of a bounded wait
+    return True
+
+
+def run(config: RunConfig) -> dict[str, Any]:
+    config.out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(config.seed)
+    history = History(config.out / "history.jsonl")
+    broker = BrokerProcess(config.out / "data", free_port(), config.flush, config.partitions,
+                           config.out / "broker.log")
+    nemesis = "nemesis"
+    topic = "queue"
+    cycles_done = 0
+    progress: list[bool] = []
+    workload: Workload | None = None
+    drain_complete = False
+    try:
+        broker.start()
+        history.record(nemesis, "info", "start")
+        create_topic(broker.bootstrap, topic, config.partitions)
+        workload = Workload(history, broker.bootstrap, topic, config.partitions, config.producers, config.rate)
+        workload.start()
+        for cycle in range(config.cycles):
+            acked_before = workload.acked
+            time.sleep(rng.uniform(config.heal_min, config.heal_max))  # the healing period: clients run
+            progress.append(_wait_progress(workload, acked_before, config.progress_timeout))
+            if rng.random() < config.pause_probability:
+                broker.signal(signal.SIGSTOP)
+                history.record(nemesis, "info", "pause")
+                time.sleep(rng.uniform(0.05, config.pause_max))
+                broker.signal(signal.SIGCONT)
+                history.record(nemesis, "info", "resume")
+            broker.kill()
+            history.record(nemesis, "info", "kill", cycle=cycle)
+            time.sleep(rng.uniform(0.0, config.down_max))
+            broker.start()
+            history.record(nemesis, "info", "start", cycle=cycle)
+            cycles_done += 1
+        # Heal: the clients must make progress once more before they stop.
+        acked_before = workload.acked
+        progress.append(_wait_progress(workload, acked_before, config.progress_timeout))
+        workload.stop()
+        drain_complete = drain(history, broker.bootstrap, topic, config.partitions)
+    finally:
+        if workload is not None:
+            workload.stop()
+        broker.stop()
+        history.close()
+    report = build(history.ops, {"flush": config.flush, "seed": config.seed, "cycles": cycles_done,
+                                 "broker_starts": broker.starts, "progress_each_cycle": all(progress),
+                                 "cycles_without_progress": progress.count(False),
+                                 "drain_complete": drain_complete,
+                                 "config": {k: str(v) for k, v in asdict(config).items()}})
+    report["valid"] = report["valid"] and drain_complete and all(progress)
+    (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (config.out / "report.txt").write_text(text(report))
+    report["plot"] = plot(history.ops, config.out / "report.png")
+    return report
