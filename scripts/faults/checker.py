@@ -11,7 +11,10 @@ list's length):
 * ``reorder``: in a partition, a producer's values at increasing offsets not in the order it sent them;
 * ``poll_skip``: a consumer read offset ``a`` then ``b > a + 1`` of a partition while some offset
   between them is known to exist, with no assignment change or restart between the two reads;
-* ``nonmonotonic_poll``: a consumer read offset ``a`` then ``b <= a`` of a partition, likewise.
+* ``nonmonotonic_poll``: a consumer read offset ``a`` then ``b <= a`` of a partition, likewise;
+* ``lost_commit``: a committing consumer, given a partition again (``assign``), first read it below
+  the offset it had committed and seen acknowledged (the only member of its group, so nobody else
+  commits for it).
 
 A consumer's assignment change or restart is an op of that process with ``f`` in ``RESETS`` (with
 optional ``partitions``: only those are reset); it legitimately moves the consumer's position.
@@ -27,7 +30,7 @@ from typing import Any
 Op = dict[str, Any]
 RESETS = frozenset({"assign", "revoke", "rebalance", "restart"})
 ANOMALIES = ("lost", "unexpected", "duplicate", "double_ack", "inconsistent_offset", "reorder", "poll_skip",
-             "nonmonotonic_poll")
+             "nonmonotonic_poll", "lost_commit")
 
 
 def reads(ops: Iterable[Op]) -> Iterable[tuple[Op, int, int, Any]]:
@@ -85,6 +88,7 @@ def check(ops: list[Op]) -> dict[str, Any]:
     anomalies["reorder"] = _reorders(read_at, invoked)
     skips, backwards = _consumer_order(ops, at)
     anomalies["poll_skip"], anomalies["nonmonotonic_poll"] = skips, backwards
+    anomalies["lost_commit"] = _lost_commits(ops)
     counts = Counter((op["f"], op["type"]) for op in ops)
     return {
         "valid": not any(anomalies.values()),
@@ -148,3 +152,26 @@ def _consumer_order(ops: list[Op], at: dict[tuple[int, int], set[Any]]) -> tuple
                                       "missed": offsets[i], "index": op["index"]})
             position[key] = offset
     return skips, backwards
+
+
+def _lost_commits(ops: list[Op]) -> list[Any]:
+    committed: dict[tuple[str, int], int] = {}
+    expect: dict[tuple[str, int], int] = {}
+    found: list[Any] = []
+    for op in ops:
+        process = op["process"]
+        if op["f"] == "commit" and op["type"] == "ok":
+            for partition, offset in op.get("offsets", ()):
+                key = (process, partition)
+                committed[key] = max(committed.get(key, -1), offset)
+        elif op["f"] == "assign":
+            for partition in op.get("partitions", ()):
+                if (process, partition) in committed:
+                    expect[(process, partition)] = committed[(process, partition)]
+        elif op["f"] == "poll" and op["type"] == "ok":
+            for partition, offset, _value in op.get("values", ()):
+                minimum = expect.pop((process, partition), None)
+                if minimum is not None and offset < minimum:
+                    found.append({"process": process, "partition": partition, "committed": minimum,
+                                  "read_from": offset, "index": op["index"]})
+    return found

@@ -117,6 +117,27 @@ def test_reset_of_another_partition_does_not_excuse():
     assert only(check(h.ops), "nonmonotonic_poll")
 
 
+def commits(h: H, process, *offsets):
+    h.op(process, "invoke", "commit", offsets=[list(o) for o in offsets])
+    return h.op(process, "ok", "commit", offsets=[list(o) for o in offsets])
+
+
+def test_reassigned_consumer_starting_below_its_acknowledged_commit_lost_it():
+    h = clean().op("g", "info", "assign", partitions=[0]).poll("g", (0, 0, 1), (0, 1, 2))
+    commits(h, "g", (0, 2))
+    h.op("g", "info", "revoke", partitions=[0]).op("g", "info", "assign", partitions=[0]).poll("g", (0, 1, 2))
+    found = only(check(h.ops), "lost_commit")
+    assert found == [{"process": "g", "partition": 0, "committed": 2, "read_from": 1, "index": len(h.ops) - 1}]
+
+
+def test_reassigned_consumer_resuming_at_its_commit_is_fine():
+    h = clean().op("g", "info", "assign", partitions=[0]).poll("g", (0, 0, 1))
+    commits(h, "g", (0, 1))
+    h.op("g", "invoke", "commit", offsets=[[0, 2]]).op("g", "fail", "commit", offsets=[[0, 2]])
+    h.op("g", "info", "assign", partitions=[0]).poll("g", (0, 1, 2), (0, 2, 4))
+    assert check(h.ops)["valid"]
+
+
 def test_read_never_sent_is_unexpected():
     h = clean().poll("c1", (1, 1, 77))
     assert only(check(h.ops), "unexpected") == [{"value": 77}]
@@ -140,3 +161,16 @@ def test_malformed_history_line_is_named(tmp_path):
     path.write_text('{"index":0,"time":0,"process":"p","type":"ok","f":"send"}\n{oops\n')
     with pytest.raises(ValueError, match="line 2"):
         history.load(path)
+
+
+def test_check_history_cli_exit_codes(tmp_path, capsys):
+    from faults.check_history import main
+
+    good, lossy, bad = tmp_path / "good.jsonl", tmp_path / "lossy.jsonl", tmp_path / "bad.jsonl"
+    good.write_text("".join(json.dumps(op) + "\n" for op in clean().ops))
+    lossy.write_text("".join(json.dumps(op) + "\n" for op in clean().send("p1", 9, 1, 1).ops))
+    bad.write_text("not json\n")
+    assert main([str(good)]) == 0
+    assert main([str(lossy)]) == 1
+    assert "lost=1" in capsys.readouterr().out
+    assert main([str(bad)]) == 2
