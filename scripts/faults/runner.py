@@ -36,6 +36,7 @@ class RunConfig:
     pause_probability: float = 0.2
     pause_max: float = 1.0
     progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write
+    producer_debug: str = ""  # librdkafka debug contexts for the producers, logged to clients.log
 
 
 def _wait_progress(workload: Workload, since: int, timeout: float) -> bool:
@@ -60,11 +61,19 @@ def run(config: RunConfig) -> dict[str, Any]:
     progress: list[bool] = []
     workload: Workload | None = None
     drain_complete = False
+    if config.producer_debug:
+        handler = logging.FileHandler(config.out / "clients.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        clients = logging.getLogger("faults.clients")
+        clients.addHandler(handler)
+        clients.setLevel(logging.DEBUG)
+        clients.propagate = False
     try:
         broker.start()
         history.record(nemesis, "info", "start")
         create_topic(broker.bootstrap, topic, config.partitions)
-        workload = Workload(history, broker.bootstrap, topic, config.partitions, config.producers, config.rate)
+        workload = Workload(history, broker.bootstrap, topic, config.partitions, config.producers, config.rate,
+                            producer_debug=config.producer_debug)
         workload.start()
         for cycle in range(config.cycles):
             acked_before = workload.acked

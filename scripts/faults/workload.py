@@ -48,7 +48,7 @@ class Workload:
     """Client threads writing to and reading from ``topic`` and recording into ``history``."""
 
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int, producers: int = 2,
-                 rate: float = 200.0, group: str = "faults-group") -> None:
+                 rate: float = 200.0, group: str = "faults-group", producer_debug: str = "") -> None:
         self.history = history
         self.bootstrap = bootstrap
         self.topic = topic
@@ -56,6 +56,10 @@ class Workload:
         self.producers = producers
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self.group = group
+        # librdkafka debug contexts (e.g. "eos,msg") for the producers, logged to "faults.clients".
+        self.producer_extra: dict[str, Any] = (
+            {"debug": producer_debug, "logger": logging.getLogger("faults.clients"), "log_level": 7}
+            if producer_debug else {})
         self.values = itertools.count()
         self.acked = 0  # acknowledged sends so far (read by the runner to see progress)
         self.stopping = threading.Event()
@@ -103,7 +107,8 @@ class Workload:
                 fatal.set()
 
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
-                             "linger.ms": 2, "message.timeout.ms": 60000, "error_cb": on_error, **CLIENT})
+                             "linger.ms": 2, "message.timeout.ms": 60000, "error_cb": on_error, **CLIENT,
+                             **self.producer_extra})
         partition = 0
         try:
             while not self.stopping.is_set() and not fatal.is_set():
