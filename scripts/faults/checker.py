@@ -3,7 +3,9 @@
 Pure functions of the operations; every anomaly comes back as a list of examples (its count is the
 list's length):
 
-* ``lost``: a send acknowledged (``ok``) whose value no poll ever read;
+* ``lost``: a value known to be written (its send acknowledged, or a consumer read it) that is not
+  in the final drain (the polls of process ``drain``, which read every partition from offset 0 to its
+  end after the faults); in a history without a drain, a send acknowledged that no poll ever read;
 * ``unexpected``: a value read that no send ever invoked;
 * ``duplicate``: one value seen at two different (partition, offset) places;
 * ``double_ack``: one (partition, offset) acknowledged to two sends of different values;
@@ -28,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 Op = dict[str, Any]
+DRAIN = "drain"
 RESETS = frozenset({"assign", "revoke", "rebalance", "restart"})
 ANOMALIES = ("lost", "unexpected", "duplicate", "double_ack", "inconsistent_offset", "reorder", "poll_skip",
              "nonmonotonic_poll", "lost_commit")
@@ -72,9 +75,20 @@ def check(ops: list[Op]) -> dict[str, Any]:
         where[value].add((partition, offset))
         at[(partition, offset)].add(value)
         read_at.setdefault((partition, offset), value)
-    for value, place in acked.items():
-        if value not in read_values:
-            anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1]})
+    drained = {value for op, _p, _o, value in reads(ops) if op["process"] == DRAIN}
+    if drained or any(op["process"] == DRAIN and op["f"] == "poll" for op in ops):
+        known = dict(acked)
+        for _op, partition, offset, value in reads(ops):
+            known.setdefault(value, (partition, offset))
+        for value, place in known.items():
+            if value not in drained:
+                anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1],
+                                          "acknowledged": value in acked})
+    else:
+        for value, place in acked.items():
+            if value not in read_values:
+                anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1],
+                                          "acknowledged": True})
     for value in sorted(read_values - invoked.keys(), key=repr):
         anomalies["unexpected"].append({"value": value})
     for value, places in where.items():

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-probability", type=float, default=0.2)
     parser.add_argument("--producer-debug", default="", metavar="CONTEXTS",
                         help="librdkafka debug contexts for the producers (e.g. eos,msg), logged to clients.log")
+    parser.add_argument("--truncate-after-kill", type=int, default=0, metavar="BYTES",
+                        help="simulate losing the page cache: cut BYTES off each partition's newest segment after "
+                             "every kill (the run must then report lost writes)")
     args = parser.parse_args(argv)
     if args.cycles < 0 or args.partitions < 1 or args.producers < 1 or not 0 <= args.heal_min <= args.heal_max:
         parser.error("--cycles >= 0, --partitions >= 1, --producers >= 1, 0 <= --heal-min <= --heal-max")
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     report = run(RunConfig(out=out, cycles=args.cycles, seed=args.seed, flush=args.flush,
                            partitions=args.partitions, producers=args.producers, rate=args.rate,
                            heal_min=args.heal_min, heal_max=args.heal_max,
-                           pause_probability=args.pause_probability, producer_debug=args.producer_debug))
+                           pause_probability=args.pause_probability, producer_debug=args.producer_debug,
+                           truncate_after_kill=args.truncate_after_kill))
     sys.stdout.write(text(report))
     sys.stdout.write(f"output: {out}\n")
     return 0 if report["valid"] else 1

@@ -36,6 +36,9 @@ class RunConfig:
     pause_probability: float = 0.2
     pause_max: float = 1.0
     progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write
+    # Simulated machine crash (the page cache lost): after each kill, cut this many bytes off the end
+    # of every partition's newest segment. Acknowledged writes are then lost: the checker must say so.
+    truncate_after_kill: int = 0
     producer_debug: str = ""  # librdkafka debug contexts for the producers, logged to clients.log
 
 
@@ -47,6 +50,21 @@ def _wait_progress(workload: Workload, since: int, timeout: float) -> bool:
             return False
         time.sleep(0.01)  # polling interval of a bounded wait
     return True
+
+
+def truncate_tails(data: Path, topic: str, nbytes: int) -> int:
+    """Cut ``nbytes`` off the newest segment of every partition of ``topic``; bytes removed in all."""
+    removed = 0
+    for partition in sorted(data.glob(f"{topic}-*")):
+        segments = sorted(partition.glob("*.log"))
+        if not segments:
+            continue
+        size = segments[-1].stat().st_size
+        cut = min(size, nbytes)
+        with open(segments[-1], "r+b") as f:
+            f.truncate(size - cut)
+        removed += cut
+    return removed
 
 
 def run(config: RunConfig) -> dict[str, Any]:
@@ -87,6 +105,9 @@ def run(config: RunConfig) -> dict[str, Any]:
                 history.record(nemesis, "info", "resume")
             broker.kill()
             history.record(nemesis, "info", "kill", cycle=cycle)
+            if config.truncate_after_kill:
+                removed = truncate_tails(config.out / "data", topic, config.truncate_after_kill)
+                history.record(nemesis, "info", "truncate", cycle=cycle, bytes=removed)
             time.sleep(rng.uniform(0.0, config.down_max))
             broker.start()
             history.record(nemesis, "info", "start", cycle=cycle)

@@ -126,9 +126,17 @@ class Workload:
                     fatal.set()
                     break
                 partition = (partition + 1) % self.partitions
-                producer.poll(self.interval)  # serves delivery reports; paces the sends
+                try:
+                    producer.poll(self.interval)  # serves delivery reports; paces the sends
+                except KafkaException as exc:  # a fatal error raised from a callback
+                    self.history.record(process, "info", "fatal", error=str(exc))
+                    fatal.set()
         finally:
-            remaining = producer.flush(30.0)
+            try:
+                remaining = producer.flush(0.0 if fatal.is_set() else 30.0)
+            except KafkaException as exc:
+                self.history.record(process, "info", "fatal", error=str(exc))
+                remaining = len(producer)
             if remaining:
                 log.warning("%s: %d sends still undelivered at the end (indeterminate)", process, remaining)
         return fatal.is_set()

@@ -54,7 +54,19 @@ def test_clean_history_is_valid():
 def test_acknowledged_never_read_is_lost_but_unacknowledged_is_not():
     h = clean().send("p1", 9, 1, 1)  # acknowledged, nobody read it
     h.send("p1", 10, 1, 2, type_="info")  # indeterminate and unread: fine
-    assert only(check(h.ops), "lost") == [{"value": 9, "partition": 1, "offset": 1}]
+    assert only(check(h.ops), "lost") == [{"value": 9, "partition": 1, "offset": 1, "acknowledged": True}]
+
+
+def test_written_value_missing_from_the_final_drain_is_lost_even_if_read_before():
+    h = clean().send("p1", 9, 1, 1).send("p1", 10, 1, 2, type_="info").poll("c0", (1, 1, 9), (1, 2, 10))
+    h.poll("drain", (0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 3))  # the drain no longer finds 9 and 10
+    assert only(check(h.ops), "lost") == [{"value": 9, "partition": 1, "offset": 1, "acknowledged": True},
+                                          {"value": 10, "partition": 1, "offset": 2, "acknowledged": False}]
+
+
+def test_drain_with_everything_is_valid():
+    h = clean().poll("drain", (0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 3))
+    assert check(h.ops)["valid"]
 
 
 def test_value_read_at_two_offsets_is_duplicate():

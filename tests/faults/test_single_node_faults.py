@@ -36,3 +36,13 @@ def test_kill_restart_cycles_lose_nothing_acknowledged(tmp_path, flush):
     assert len(between) == 4 and all(n > 0 for n in between), between
     assert report["values_read"] >= report["sends_acknowledged"] > 0
     assert (tmp_path / "report.txt").read_text().startswith("valid: True")
+
+
+def test_losing_the_page_cache_is_caught(tmp_path):
+    """The same run with a simulated machine crash (each partition's tail cut off after the kill):
+    acknowledged writes are gone and the run must say so."""
+    report = run(RunConfig(out=tmp_path, cycles=1, seed=7, flush="default", heal_min=1.0, heal_max=1.0,
+                           pause_probability=0.0, rate=100.0, truncate_after_kill=4000))
+    assert report["faults"]["truncate"] == 1
+    assert not report["valid"]
+    assert report["anomaly_counts"]["lost"] > 0, report["anomalies"]
