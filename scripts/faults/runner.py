@@ -35,17 +35,17 @@ class RunConfig:
     down_max: float = 0.3  # ...and of the broker staying dead after a kill
     pause_probability: float = 0.2
     pause_max: float = 1.0
-    progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write
+    progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write per producer
     # Simulated machine crash (the page cache lost): after each kill, cut this many bytes off the end
     # of every partition's newest segment. Acknowledged writes are then lost: the checker must say so.
     truncate_after_kill: int = 0
     producer_debug: str = ""  # librdkafka debug contexts for the producers, logged to clients.log
 
 
-def _wait_progress(workload: Workload, since: int, timeout: float) -> bool:
-    """Wait (bounded) until some send was acknowledged after ``since`` acknowledgements."""
+def _wait_progress(workload: Workload, since: list[int], timeout: float) -> bool:
+    """Wait (bounded) until every producer had a send acknowledged since the counts ``since``."""
     deadline = time.monotonic() + timeout
-    while workload.acked <= since:
+    while not all(now > before for now, before in zip(workload.acked, since, strict=True)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)  # polling interval of a bounded wait
@@ -94,7 +94,7 @@ def run(config: RunConfig) -> dict[str, Any]:
                             producer_debug=config.producer_debug)
         workload.start()
         for cycle in range(config.cycles):
-            acked_before = workload.acked
+            acked_before = list(workload.acked)
             time.sleep(rng.uniform(config.heal_min, config.heal_max))  # the healing period: clients run
             progress.append(_wait_progress(workload, acked_before, config.progress_timeout))
             if rng.random() < config.pause_probability:
@@ -113,7 +113,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             history.record(nemesis, "info", "start", cycle=cycle)
             cycles_done += 1
         # Heal: the clients must make progress once more before they stop.
-        acked_before = workload.acked
+        acked_before = list(workload.acked)
         progress.append(_wait_progress(workload, acked_before, config.progress_timeout))
         workload.stop()
         drain_complete = drain(history, broker.bootstrap, topic, config.partitions)

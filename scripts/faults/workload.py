@@ -61,7 +61,7 @@ class Workload:
             {"debug": producer_debug, "logger": logging.getLogger("faults.clients"), "log_level": 7}
             if producer_debug else {})
         self.values = itertools.count()
-        self.acked = 0  # acknowledged sends so far (read by the runner to see progress)
+        self.acked = [0] * producers  # acknowledged sends so far, per producer (the runner waits on them)
         self.stopping = threading.Event()
         self.stop_consumers = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -82,10 +82,10 @@ class Workload:
     def _produce(self, k: int) -> None:
         for generation in itertools.count():
             process = f"p{k}" if generation == 0 else f"p{k}.{generation}"
-            if not self._producer_run(process) or self.stopping.is_set():
+            if not self._producer_run(process, k) or self.stopping.is_set():
                 return
 
-    def _producer_run(self, process: str) -> bool:
+    def _producer_run(self, process: str, k: int) -> bool:
         """Send until stopped (False) or the producer hits a fatal error (True: start a new one)."""
         fatal = threading.Event()
 
@@ -94,7 +94,7 @@ class Workload:
             if err is None:
                 self.history.record(process, "ok", "send", value=value, partition=msg.partition(),
                                     offset=msg.offset())
-                self.acked += 1
+                self.acked[k] += 1
             else:
                 self.history.record(process, "info", "send", value=value, partition=msg.partition(),
                                     error=str(err.name()))
