@@ -186,3 +186,35 @@ def test_check_history_cli_exit_codes(tmp_path, capsys):
     assert main([str(lossy)]) == 1
     assert "lost=1" in capsys.readouterr().out
     assert main([str(bad)]) == 2
+
+
+def test_report_figures_and_fault_intervals():
+    from faults.report import build, fault_intervals, text
+
+    h = clean()
+    h.op("nemesis", "info", "pause").op("nemesis", "info", "resume").op("nemesis", "info", "kill")
+    h.op("nemesis", "info", "start")
+    t = [op["time"] for op in h.ops if op["process"] == "nemesis"]
+    assert fault_intervals(h.ops) == [("pause", t[0], t[1]), ("kill", t[2], t[3])]
+    report = build(h.ops, {"cycles": 1})
+    assert report["cycles"] == 1 and report["valid"] and report["faults"] == {"pause": 1, "resume": 1, "kill": 1,
+                                                                              "start": 1}
+    assert report["sends_acknowledged"] == 3 and report["operations"] == len(h.ops)
+    assert report["ack_latency_ms"]["max"] == pytest.approx(10.0)  # each ok 0.01 s after its invoke
+    assert "lost=0" in text(report)
+
+
+def test_truncate_tails_cuts_each_partition_newest_segment(tmp_path):
+    from faults.runner import truncate_tails
+
+    for p in range(2):
+        (tmp_path / f"queue-{p}").mkdir()
+        (tmp_path / f"queue-{p}" / "00000000000000000000.log").write_bytes(b"x" * 100)
+        (tmp_path / f"queue-{p}" / "00000000000000000050.log").write_bytes(b"y" * 30)
+    (tmp_path / "other-0").mkdir()
+    (tmp_path / "other-0" / "00000000000000000000.log").write_bytes(b"z" * 10)
+    assert truncate_tails(tmp_path, "queue", 20) == 40
+    assert (tmp_path / "queue-0" / "00000000000000000050.log").read_bytes() == b"y" * 10
+    assert (tmp_path / "queue-1" / "00000000000000000000.log").stat().st_size == 100
+    assert truncate_tails(tmp_path, "queue", 20) == 20  # only 10 bytes left in each newest segment
+    assert (tmp_path / "other-0" / "00000000000000000000.log").stat().st_size == 10
