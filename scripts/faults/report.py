@@ -1,0 +1,121 @@
+"""Figures of a run: checker results, operation counts, write throughput and latency over time, and
+(when matplotlib is installed) a plot with the fault intervals shaded."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .checker import check
+
+Op = dict[str, Any]
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def fault_intervals(ops: list[Op]) -> list[tuple[str, float, float]]:
+    """(kind, start, end) of every kill (until the broker was ready again) and pause."""
+    intervals = []
+    open_at: dict[str, float] = {}
+    for op in ops:
+        if op["process"] != "nemesis":
+            continue
+        if op["f"] in ("kill", "pause"):
+            open_at[op["f"]] = op["time"]
+        elif op["f"] == "start" and "kill" in open_at:
+            intervals.append(("kill", open_at.pop("kill"), op["time"]))
+        elif op["f"] == "resume" and "pause" in open_at:
+            intervals.append(("pause", open_at.pop("pause"), op["time"]))
+    return intervals
+
+
+def latencies(ops: list[Op]) -> list[tuple[float, float]]:
+    """(completion time, latency seconds) of every acknowledged send."""
+    invoked: dict[Any, float] = {}
+    out = []
+    for op in ops:
+        if op["f"] != "send":
+            continue
+        if op["type"] == "invoke":
+            invoked[op["value"]] = op["time"]
+        elif op["type"] == "ok" and op["value"] in invoked:
+            out.append((op["time"], op["time"] - invoked[op["value"]]))
+    return out
+
+
+def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
+    result = check(ops)
+    lat = sorted(latency for _, latency in latencies(ops))
+    nemesis = defaultdict(int)
+    for op in ops:
+        if op["process"] == "nemesis":
+            nemesis[op["f"]] += 1
+    duration = ops[-1]["time"] if ops else 0.0
+    return {
+        **meta,
+        "valid": result["valid"],
+        "anomaly_counts": result["anomaly_counts"],
+        "anomalies": {name: found[:20] for name, found in result["anomalies"].items()},
+        "faults": dict(nemesis),
+        "ops": result["ops"],
+        "operations": len(ops),
+        "sends_invoked": result["sends_invoked"],
+        "sends_acknowledged": result["sends_acknowledged"],
+        "values_read": result["values_read"],
+        "duration_s": round(duration, 3),
+        "ack_latency_ms": {name: (round(v * 1000, 2) if v is not None else None)
+                           for name, v in (("p50", _percentile(lat, 0.5)), ("p99", _percentile(lat, 0.99)),
+                                           ("max", lat[-1] if lat else None))},
+    }
+
+
+def text(report: dict[str, Any]) -> str:
+    lines = [f"valid: {report['valid']}"]
+    for key in ("flush", "seed", "cycles", "faults", "operations", "sends_invoked", "sends_acknowledged",
+                "values_read", "duration_s", "ack_latency_ms", "drain_complete"):
+        if key in report:
+            lines.append(f"{key}: {report[key]}")
+    lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomaly_counts"].items()))
+    lines.append("ops: " + ", ".join(f"{k}={v}" for k, v in report["ops"].items()))
+    for name, found in report["anomalies"].items():
+        for example in found[:5]:
+            lines.append(f"  {name}: {json.dumps(example)}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(ops: list[Op], path: Path) -> bool:
+    """Acknowledged writes per second and ack latency over time, fault intervals shaded; False if no
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    lat = latencies(ops)
+    per_second: dict[int, int] = defaultdict(int)
+    for t, _ in lat:
+        per_second[int(t)] += 1
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6))
+    seconds = sorted(per_second)
+    top.plot(seconds, [per_second[s] for s in seconds], lw=0.8)
+    top.set_ylabel("acked sends/s")
+    bottom.scatter([t for t, _ in lat], [v * 1000 for _, v in lat], s=1)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("ack latency (ms)")
+    bottom.set_xlabel("time (s)")
+    for kind, start, end in fault_intervals(ops):
+        for ax in (top, bottom):
+            ax.axvspan(start, end, color="red" if kind == "kill" else "orange", alpha=0.2, lw=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
