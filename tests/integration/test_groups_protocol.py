@@ -616,10 +616,13 @@ def test_offset_retention_by_the_periodic_check():
             w.call(commit_request("simple", -1, "", "kept", {0: 1}), 3)
             subscription = struct.pack(">h", 0) + ConsumerProtocolSubscription(topics=["kept"]).encode(0)
             joined = join_member(w, "live", protocols=[("range", subscription)], session=60000)
-            me = joined.member_id
-            w.call(sync_request("live", 1, me, [(me, b"")]), 3)
-            w.call(commit_request("live", 1, me, "kept", {0: 5}), 8)
-            w.call(commit_request("live", 1, me, "dropped", {0: 6}), 8)
+            me, gen = joined.member_id, joined.generation_id
+            assert joined.error_code == 0
+            assert w.call(sync_request("live", gen, me, [(me, b"")]), 3).error_code == 0
+            for name, offset in (("kept", 5), ("dropped", 6)):
+                committed = w.call(commit_request("live", gen, me, name, {0: offset}), 8)
+                assert [p.error_code for t in committed.topics for p in t.partitions] == [0], name
+            assert group_of(b, "live").state.value == "Stable"
             coordinator = b.broker.group_coordinator
             retention_ms = b.broker.config["offsets.retention.minutes"] * 60_000
             real_now = coordinator.timer.now_ms
@@ -628,7 +631,7 @@ def test_offset_retention_by_the_periodic_check():
             assert fetch_v5(w, "simple", "kept", [0]) == {0: (-1, "", 0)}
             assert fetch_v5(w, "live", "dropped", [0]) == {0: (-1, "", 0)}
             assert fetch_v5(w, "live", "kept", [0]) == {0: (5, "m", 0)}
-            hb = w.call(HeartbeatRequest(group_id="live", generation_id=1, member_id=me), 3)
+            hb = w.call(HeartbeatRequest(group_id="live", generation_id=gen, member_id=me), 3)
             assert hb.error_code == 0
         finally:
             w.close()
