@@ -613,7 +613,12 @@ def test_offset_retention_by_the_periodic_check():
         create_topic(b, "dropped", 1)
         w = Wire(b.bootstrap_servers)
         try:
-            w.call(commit_request("simple", -1, "", "kept", {0: 1}), 3)
+            # As clients do: the coordinator first (its lookup creates and loads __consumer_offsets;
+            # group requests meanwhile answer COORDINATOR_LOAD_IN_PROGRESS).
+            wait_until(lambda: w.call(FindCoordinatorRequest(key="simple", key_type=0), 1).error_code == 0,
+                       message="group coordinator available")
+            simple = w.call(commit_request("simple", -1, "", "kept", {0: 1}), 3)
+            assert [p.error_code for t in simple.topics for p in t.partitions] == [0]
             subscription = struct.pack(">h", 0) + ConsumerProtocolSubscription(topics=["kept"]).encode(0)
             joined = join_member(w, "live", protocols=[("range", subscription)], session=60000)
             me, gen = joined.member_id, joined.generation_id
