@@ -240,7 +240,9 @@ class KafkaConnection(asyncio.Protocol):
         try:
             if len(frame) >= 8:
                 api_key, api_version = _KEY_VERSION.unpack_from(frame, 0)
-                if api_key == 18 and api_version > HANDLERS[18].max_version:
+                if api_key == 18 and api_version > HANDLERS[18].enabled_max(
+                    self.broker.config["unstable.api.versions.enable"]
+                ):
                     # An ApiVersions newer than we serve is answered as Kafka does even when the codec
                     # could decode it; its body is not parsed (it may hold fields we do not serve).
                     raise unsupported_request(frame)
