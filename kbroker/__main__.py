@@ -3,6 +3,8 @@
 With no arguments: node.id 1, PLAINTEXT on localhost:9092, data under ./kbroker-data, metrics at
 http://127.0.0.1:9644/metrics (kbroker.http.listeners; only while ``listeners`` is the default).
 ``kbroker ctl ...`` drives a running broker's control endpoint (see kbroker.control.cli).
+``kbroker format ...`` and ``kbroker random-uuid`` are Kafka's ``kafka-storage.sh format`` and
+``random-uuid`` (kbroker.storage); ``kbroker cluster N`` runs N nodes on 127.0.0.1 (kbroker.cluster).
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         from kbroker.control.cli import main as ctl_main
 
         return ctl_main(argv[1:])
+    if argv[:1] == ["random-uuid"]:  # kafka-storage.sh random-uuid
+        from kbroker.storage import random_uuid
+
+        print(random_uuid())
+        return 0
+    if argv[:1] == ["format"]:  # kafka-storage.sh format
+        return _format(argv[1:])
+    if argv[:1] == ["cluster"]:  # N nodes on 127.0.0.1 (kbroker.cluster)
+        from kbroker.cluster import main as cluster_main
+
+        return cluster_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
@@ -94,6 +107,38 @@ def main(argv: list[str] | None = None) -> int:
         return runner(_serve(config))
     except KeyboardInterrupt:
         return 0
+
+
+def _format(argv: list[str]) -> int:
+    """``kbroker format``: Kafka's ``kafka-storage.sh format`` (same options)."""
+    from kbroker.storage import StorageError, format_storage
+
+    parser = argparse.ArgumentParser(prog="kbroker format",
+                                     description="Format the node's log directories (kafka-storage.sh format).")
+    parser.add_argument("--config", "-c", required=True, help="the node's server.properties")
+    parser.add_argument("--cluster-id", "-t", required=True, help="the cluster id (kbroker random-uuid)")
+    parser.add_argument("--ignore-formatted", "-g", action="store_true",
+                        help="skip directories already formatted instead of failing")
+    parser.add_argument("--override", action="append", default=[], metavar="key=value",
+                        help="set a configuration key, overriding the file (repeatable)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--standalone", "-s", action="store_true",
+                       help="a dynamic quorum of this one controller")
+    group.add_argument("--initial-controllers", "-I", metavar="ID@HOST:PORT:DIRECTORY_ID,...",
+                       help="the initial voters of a dynamic quorum")
+    group.add_argument("--no-initial-controllers", "-N", action="store_true",
+                       help="a controller joining an existing dynamic quorum")
+    args = parser.parse_args(argv)
+    try:
+        config = build_config(argparse.Namespace(config=args.config, override=args.override, trace=None))
+        format_storage(config, args.cluster_id, standalone=args.standalone,
+                       initial_controllers=args.initial_controllers,
+                       no_initial_controllers=args.no_initial_controllers,
+                       ignore_formatted=args.ignore_formatted, out=sys.stdout)
+    except (ConfigError, StorageError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _serve(config: BrokerConfig) -> int:

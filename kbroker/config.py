@@ -197,6 +197,57 @@ def _k(name: str, type_: str, default: str | None, **kw: Any) -> ConfigKey:
     return ConfigKey(name, type_, default, **kw)
 
 
+# ---------------------------------------------------------------------------------------------
+# The KRaft quorum (Kafka's QuorumConfig)
+
+_HOST_PORT = re.compile(r".*?\[?([0-9a-zA-Z\-%._:]*)\]?:([0-9]+)")  # Kafka's Utils.HOST_PORT_PATTERN
+_VOTERS_FORM = ". Each entry should be in the form `{id}@{host}:{port}`."
+
+
+def _host_port(text: str) -> tuple[str | None, int | None]:
+    m = _HOST_PORT.fullmatch(text)
+    if not m:
+        return None, None
+    return m.group(1), int(m.group(2))
+
+
+def parse_quorum_voters(entries: Iterable[str]) -> dict[int, tuple[str, int]]:
+    """``controller.quorum.voters`` (``id@host:port,...``) as Kafka's
+    ``QuorumConfig.parseVoterConnections``: voter id -> (host, port), with Kafka's messages."""
+    key = "controller.quorum.voters"
+    voters: dict[int, tuple[str, int]] = {}
+    for entry in entries:
+        parts = entry.split("@")
+        if len(parts) != 2:
+            raise ConfigError(key, entry, "", f"Invalid configuration value for {key}{_VOTERS_FORM}")
+        id_text, address = parts
+        if not _INTEGER.fullmatch(id_text) or not -(2**31) <= int(id_text) <= INT_MAX:
+            raise ConfigError(key, entry, "", f"Failed to parse voter ID as an integer from {id_text}")
+        host, port = _host_port(address)
+        if host is None or not _VALID_HOST.fullmatch(host):
+            raise ConfigError(key, entry, "", f"Failed to parse host name from entry {entry} for the "
+                              f"configuration {key}{_VOTERS_FORM}")
+        if port is None:
+            raise ConfigError(key, entry, "", f"Failed to parse host port from entry {entry} for the "
+                              f"configuration {key}{_VOTERS_FORM}")
+        voters[int(id_text)] = (host, port)
+    return voters
+
+
+def parse_bootstrap_servers(entries: Iterable[str]) -> list[tuple[str, int]]:
+    """``controller.quorum.bootstrap.servers`` (``host:port,...``), Kafka's messages."""
+    key = "controller.quorum.bootstrap.servers"
+    out = []
+    for entry in entries:
+        host, port = _host_port(entry)
+        if host is None or not _VALID_HOST.fullmatch(host):
+            raise ConfigError(key, entry, "", f"Failed to parse host name from {entry} for the configuration "
+                              f'{key}. Each entry should be in the form "{{host}}:{{port}}"')
+        assert port is not None
+        out.append((host, port))
+    return out
+
+
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 
@@ -214,8 +265,19 @@ BROKER_KEYS: dict[str, ConfigKey] = {
            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         _k("inter.broker.listener.name", "string", None),
         _k("controller.listener.names", "list", None, nonempty=True),
-        _k("controller.quorum.voters", "list", ""),
-        _k("controller.quorum.bootstrap.servers", "list", ""),
+        _k("controller.quorum.voters", "list", "", check=lambda k, v, r: parse_quorum_voters(v)),
+        _k("controller.quorum.bootstrap.servers", "list", "", check=lambda k, v, r: parse_bootstrap_servers(v)),
+        # Kafka's QuorumConfig (raft timeouts) and KRaftConfigs (broker lease), with Kafka's defaults.
+        _k("controller.quorum.election.timeout.ms", "int", "1000", minimum=0),
+        _k("controller.quorum.fetch.timeout.ms", "int", "2000", minimum=0),
+        _k("controller.quorum.election.backoff.max.ms", "int", "1000", minimum=0),
+        _k("controller.quorum.append.linger.ms", "int", "25", minimum=0),
+        _k("controller.quorum.request.timeout.ms", "int", "2000", minimum=0),
+        _k("controller.quorum.retry.backoff.ms", "int", "20", minimum=0),
+        _k("broker.heartbeat.interval.ms", "int", "2000"),
+        _k("broker.session.timeout.ms", "int", "9000"),
+        _k("metadata.log.max.snapshot.interval.ms", "long", "3600000", minimum=0),
+        _k("metadata.log.max.record.bytes.between.snapshots", "long", "20971520", minimum=1),
         _k("cluster.id", "string", None),
         _k("log.dirs", "list", None, nonempty=True),
         _k("log.dir", "list", "./kbroker-data", nonempty=True),
@@ -706,9 +768,10 @@ class BrokerConfig:
             raise ConfigError("listeners", self.raw.get("listeners", ""), "at least one listener is required")
         controller_names = {n.upper() for n in (v["controller.listener.names"] or [])}
         self.client_listeners = [e for e in self.listeners if e.listener not in controller_names]
-        if not self.client_listeners:
-            raise ConfigError("listeners", self.raw.get("listeners", ""),
-                              "no client listener (all are controller listeners)")
+        self.controller_listeners = [e for e in self.listeners if e.listener in controller_names]
+        self.process_roles: frozenset[str] = frozenset(v["process.roles"] or ())
+        self.quorum_voters: dict[int, tuple[str, int]] = parse_quorum_voters(v["controller.quorum.voters"] or [])
+        self.quorum_bootstrap_servers = parse_bootstrap_servers(v["controller.quorum.bootstrap.servers"] or [])
         advertised = v["advertised.listeners"]
         if advertised:
             self.advertised_listeners = parse_endpoints("advertised.listeners", advertised, protocol_map)
@@ -722,10 +785,100 @@ class BrokerConfig:
         if not dirs:
             raise ConfigError("log.dirs", self.raw.get("log.dirs", ""), "at least one log directory is required")
         self.log_dirs: list[Path] = [Path(d) for d in dirs]
+        # KRaft mode as Kafka 4 runs it: process.roles given (with a quorum and a controller listener).
+        # Without it kbroker runs its single-node start: one process, a one-voter quorum of its own,
+        # no controller listener (the data directory is formatted on first start).
+        self.inter_broker_listener = (v["inter.broker.listener.name"] or "PLAINTEXT").upper()
+        self.kraft_mode = "process.roles" in self.raw
+        if self.kraft_mode:
+            self._validate_kraft(controller_names)
+        elif not self.client_listeners:
+            raise ConfigError("listeners", self.raw.get("listeners", ""),
+                              "no client listener (all are controller listeners)")
         self._validate_connection_limits()
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")
+
+    def _validate_kraft(self, controller_names: set[str]) -> None:
+        """Kafka's KafkaConfig.validateValues for the KRaft keys, with its messages."""
+        v = self.values
+        roles = self.process_roles
+        voter_ids = set(self.quorum_voters)
+        node_id = self.node_id
+        listener_names = {e.listener for e in self.listeners}
+        names_list = [n.upper() for n in (v["controller.listener.names"] or [])]
+        cln = "controller.listener.names"
+
+        def fail(key: str, message: str) -> None:
+            raise ConfigError(key, self.raw.get(key), "", message)
+
+        if "node.id" not in self.raw and "broker.id" not in self.raw:
+            fail("node.id", 'Missing required configuration "node.id" which has no default value.')
+        if not names_list:
+            fail(cln, f'Missing required configuration "{cln}" which has no default value.')
+        if not voter_ids and not self.quorum_bootstrap_servers:
+            fail("controller.quorum.voters",
+                 "If using process.roles, either controller.quorum.bootstrap.servers must contain the set of "
+                 "bootstrap controllers or controller.quorum.voters must contain a parseable set of controllers.")
+        advertised = self.advertised_listeners or self.listeners
+        broker_advertised = [e for e in advertised if e.listener not in controller_names]
+        if roles == {"broker"}:
+            if node_id in voter_ids:
+                fail("node.id", f"If process.roles contains just the 'broker' role, the node id {node_id} must not "
+                     f"be included in the set of voters controller.quorum.voters={_java_set(voter_ids)}")
+            if self.controller_listeners:
+                fail(cln, f"{cln} must not contain a value appearing in the 'listeners' configuration when running "
+                     "KRaft with just the broker role")
+        else:
+            if roles == {"controller"}:
+                if len(self.controller_listeners) != len(self.listeners):
+                    fail("listeners", f"The listeners config must only contain KRaft controller listeners from {cln} "
+                         "when process.roles=controller")
+                ibl = v["inter.broker.listener.name"]
+                if ibl is not None and ibl.upper() in controller_names:
+                    fail(cln, f"{cln} must not contain an explicitly set inter.broker.listener.name configuration "
+                         "value when process.roles=controller'")
+            if voter_ids and node_id not in voter_ids:
+                fail("controller.quorum.voters",
+                     f"If process.roles contains the 'controller' role, the node id {node_id} must be included in "
+                     f"the set of voters controller.quorum.voters={_java_set(voter_ids)}")
+            if not self.controller_listeners:
+                fail(cln, f"{cln} must contain at least one value appearing in the 'listeners' configuration when "
+                     "running the KRaft controller role")
+            if not all(n in listener_names for n in names_list):
+                fail(cln, f"{cln} must only contain values appearing in the 'listeners' configuration when running "
+                     "the KRaft controller role")
+        if "broker" in roles:
+            if any(e.listener in controller_names for e in self.advertised_listeners):
+                fail("advertised.listeners",
+                     f"The advertised.listeners config must not contain KRaft controller listeners from {cln} when "
+                     "process.roles contains the broker role because Kafka clients that send requests via "
+                     "advertised listeners do not send requests to KRaft controllers -- they only send requests "
+                     "to KRaft brokers.")
+            if not broker_advertised:
+                fail("listeners", "There must be at least one broker advertised listener. Perhaps all listeners "
+                     f"appear in {cln}?")
+            names = [e.listener for e in broker_advertised]
+            ibl = (v["inter.broker.listener.name"] or "PLAINTEXT").upper()
+            if ibl not in names:
+                fail("inter.broker.listener.name",
+                     "inter.broker.listener.name must be a listener name defined in advertised.listeners. The valid "
+                     f"options based on currently configured listeners are {','.join(names)}")
+            self.inter_broker_listener = ibl
+        if v["broker.heartbeat.interval.ms"] * 2 > v["broker.session.timeout.ms"]:
+            log.error("broker.heartbeat.interval.ms (%d ms) must be less than or equal to half of the "
+                      "broker.session.timeout.ms (%d ms). The broker.session.timeout.ms is configured on controller. "
+                      "The broker.heartbeat.interval.ms is configured on broker. If a broker doesn't send heartbeat "
+                      "request within broker.session.timeout.ms, it loses broker lease. Please increase "
+                      "broker.session.timeout.ms or decrease broker.heartbeat.interval.ms.",
+                      v["broker.heartbeat.interval.ms"], v["broker.session.timeout.ms"])
+
+    @property
+    def metadata_log_dir(self) -> Path:
+        """Kafka's metadataLogDir: metadata.log.dir, else the first log dir."""
+        meta = self.values["metadata.log.dir"]
+        return Path(meta) if meta else self.log_dirs[0]
 
     def _validate_connection_limits(self) -> None:
         """Kafka's start-up checks of the connection and request-queue keys (KafkaConfig)."""
@@ -845,6 +998,11 @@ class BrokerConfig:
                 source = synonyms[0][2] if synonyms else SOURCE_DEFAULT
             entries.append(ConfigEntry(name, value, source, False, False, key.type, synonyms, key.spec.doc or None))
         return entries
+
+
+def _java_set(ids: Iterable[int]) -> str:
+    """A Scala Set's toString, as Kafka's messages print the voter ids."""
+    return "Set(" + ", ".join(str(i) for i in sorted(ids)) + ")"
 
 
 def format_config_value(value: Any) -> str | None:
