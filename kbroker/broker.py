@@ -23,11 +23,15 @@ from kbroker.config import BrokerConfig, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.image import MetadataImage
-from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
+from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.metrics import MetricsService
+from kbroker.raft.file_log import FileRaftLog
+from kbroker.raft.io import RaftDriver
+from kbroker.raft.node import RaftConfig
+from kbroker.raft.state_store import FileQuorumStateStore
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
@@ -35,6 +39,13 @@ from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
+from kbroker.storage import (
+    METADATA_PARTITION_DIR,
+    StorageError,
+    check_formatted,
+    read_bootstrap_records,
+    read_initial_voters,
+)
 
 if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
@@ -68,6 +79,8 @@ class Broker:
         self.create_partitions_lock = asyncio.Lock()
         self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
+        self.raft: RaftDriver | None = None
+        self._background: set[asyncio.Task] = set()
         load_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)
@@ -95,21 +108,35 @@ class Broker:
         self.started_at = time.time()
         self._prepare_log_dirs()
         self._set_fd_budget()
-        self.log_manager = LogManager(self.config.log_dirs, self.default_log_config())
-        metadata_log = self.log_manager.get_or_create(METADATA_TOPIC, 0, METADATA_LOG_CONFIG)
-        self.controller = QuorumController(self.node_id, metadata_log, self.image)
+        self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
+                                      exclude_topics=frozenset({METADATA_TOPIC}))
+        self.raft = self._make_raft()
+        self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
+        self.raft.on_commit = self.controller.on_commit
+        self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
+        if self.config.controller_listeners and "controller" in self.config.process_roles:
+            endpoint = self.config.controller_listeners[0]
+            try:
+                await self.raft.listen()
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
+            self.bound[endpoint.listener] = (self.raft.host, self.raft.port)
+            self._serve_controller_apis()
         # Partitions are opened from the image the whole log leads to, not record by record: a
         # topic deleted and created again under the same name has one directory, the newest's,
-        # which replaying the old RemoveTopicRecord would delete.
+        # which replaying the old RemoveTopicRecord would delete. A sole voter replays its whole
+        # log as it starts; a node of a larger quorum first catches up with the active controller.
         self._replaying = True
         try:
-            self.controller.replay()
+            self.raft.start()
+            await self._catch_up()
         finally:
             self._replaying = False
         self._open_replayed_partitions()
-        self.controller.bootstrap_if_empty()
+        if self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+            self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
         await self._bind()
-        self.controller.register_broker(self.advertised_endpoints())
+        await self._register()
         for service in self.services:
             await _maybe_await(service.start())
         self.log_manager.start()
@@ -118,6 +145,100 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._idle_task = loop.create_task(self._close_idle_connections())
         log.info("started in %.0f ms", (time.monotonic() - t0) * 1000)
+
+    # -- the metadata quorum ---------------------------------------------------------------
+
+    def _make_raft(self) -> RaftDriver:
+        """The Raft node of the metadata log: a voter on controllers, an observer on brokers; the
+        single-node start is a quorum of one voter without a controller listener."""
+        cfg = self.config
+        meta_dir = cfg.metadata_log_dir / METADATA_PARTITION_DIR
+        voters: dict[int, tuple[str, int]]
+        if cfg.kraft_mode:
+            voters = dict(cfg.quorum_voters) or (read_initial_voters(cfg.metadata_log_dir) or {})
+            if not voters:
+                raise StartupError("controller.quorum.voters is not set and the metadata directory holds no "
+                                   "initial voters (kbroker format --standalone or --initial-controllers); "
+                                   "a broker needs controller.quorum.voters")
+            if "controller" in cfg.process_roles and self.node_id not in voters:
+                raise StartupError(f"node {self.node_id} is not among the voters {sorted(voters)} of the "
+                                   "metadata quorum")
+        else:
+            voters = {self.node_id: ("127.0.0.1", 0)}
+        raft_config = RaftConfig(
+            election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
+            fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
+            election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
+            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
+            retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"],
+            append_linger_ms=cfg["controller.quorum.append.linger.ms"],
+        )
+        host, port = "127.0.0.1", 0
+        if cfg.controller_listeners:
+            host, port = cfg.controller_listeners[0].host or "0.0.0.0", cfg.controller_listeners[0].port
+        try:
+            log = FileRaftLog(meta_dir)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
+        return RaftDriver(self.node_id, sorted(voters), {v: a for v, a in voters.items() if a[1]}, log,
+                          FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=self.cluster_id,
+                          host=host, port=port)
+
+    async def _catch_up(self) -> None:
+        """Wait until the image holds what the quorum had committed when this node learned of its
+        leader (Kafka's broker waits for its metadata to catch up before it registers)."""
+        raft = self.raft
+        assert raft is not None and raft.node is not None
+        if raft.node.voters == frozenset({self.node_id}):
+            return
+        t0 = time.monotonic()
+        target: int | None = None
+        while True:
+            node = raft.node
+            if node.leader_id != -1 and target is None and (node.high_watermark > 0 or raft.is_leader):
+                target = node.high_watermark
+            if target is not None and node.committed_offset >= target and self._applied_up_to(target):
+                break
+            if time.monotonic() - t0 > 5 and int(time.monotonic() - t0) % 10 == 0:
+                log.info("waiting for the metadata quorum (leader %d, epoch %d)", node.leader_id, node.epoch)
+            await asyncio.sleep(0.01)
+        log.info("metadata caught up to offset %d (leader %d, epoch %d) in %.0f ms", target,
+                 raft.leader_id, raft.epoch, (time.monotonic() - t0) * 1000)
+
+    def _applied_up_to(self, offset: int) -> bool:
+        node = self.raft.node if self.raft is not None else None
+        return node is not None and node._applied >= offset
+
+    async def _register(self) -> None:
+        """Register this broker in the metadata (the active controller writes its registration)."""
+        if self.config.kraft_mode and "broker" not in self.config.process_roles:
+            return
+        assert self.controller is not None
+        endpoints = self.advertised_endpoints()
+        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+            self.controller.register_broker(endpoints)
+            return
+        await self._register_remote(endpoints)
+
+    async def _register_remote(self, endpoints: list[tuple[str, str, int]]) -> None:
+        """Registration with the active controller over its controller listener
+        (BrokerRegistration); retried until it succeeds."""
+        from kbroker.controller.registration import register_with_controller
+
+        await register_with_controller(self, endpoints)
+
+    def _serve_controller_apis(self) -> None:
+        from kbroker.controller.controller_apis import install
+
+        install(self)
+
+    @property
+    def active_controller_id(self) -> int:
+        """The active controller as clients see it (Metadata, DescribeCluster: Kafka 4.x reports
+        the KRaft leader)."""
+        if self.controller is None:
+            return -1
+        return self.controller.active_controller_id
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, answer in-flight requests, then close connections, services and logs.
@@ -145,6 +266,17 @@ class Broker:
             conn.close()
         for service in reversed(self.services):
             await _maybe_await(service.stop())
+        for task in list(self._background):
+            task.cancel()
+        if self.raft is not None:
+            await self.raft.stop(graceful=True)
+            try:
+                self.raft.log.flush()
+                close = getattr(self.raft.log, "close", None)
+                if close is not None:
+                    close()
+            except Exception:
+                log.exception("closing the metadata log failed")
         self.replica_manager.close()
         for server in self.servers:
             await server.wait_closed()
@@ -173,6 +305,12 @@ class Broker:
         meta_dir = self.config["metadata.log.dir"]
         if meta_dir and Path(meta_dir) not in dirs:
             dirs.append(Path(meta_dir))
+        if self.config.kraft_mode:
+            # Kafka 4: a node's directories are formatted beforehand (kbroker format)
+            try:
+                self.cluster_id = check_formatted(self.config)
+            except StorageError as exc:
+                raise StartupError(str(exc)) from None
         for d in dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)

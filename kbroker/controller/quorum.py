@@ -9,6 +9,7 @@ voters and replicates this log; the callers keep calling the same operations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import time
@@ -26,7 +27,10 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
-from kbroker.log import LogConfig, PartitionLog
+from kbroker.log import LogConfig
+from kbroker.raft.io import RaftDriver
+from kbroker.raft.log import Entry, Snapshot
+from kbroker.raft.node import NotLeaderError
 from protocol.errors import ErrorCode
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from protocol.messages.data.voters_record import VotersRecord
@@ -78,13 +82,90 @@ class NewTopic:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+class RaftLogView:
+    """What callers read of the metadata log (offsets, high watermark) when it is a Raft log."""
+
+    flush_buckets = None  # no flush latency histogram (kbroker.metrics)
+    flush_ms = 0.0
+
+    def __init__(self, raft: RaftDriver) -> None:
+        self._raft = raft
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._raft.log.start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._raft.log.end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._raft.high_watermark
+
+
 class QuorumController:
-    def __init__(self, node_id: int, log: PartitionLog, image: MetadataImage) -> None:
+    """The metadata quorum's state machine on this node and the writer of its records.
+
+    With ``raft`` (a ``RaftDriver``), records are Raft entries (one framed record each): `write`
+    proposes them on the active controller (the Raft leader) and returns once they are committed;
+    every node, voter or observer, applies committed entries to its image in `on_commit`. A sole
+    voter (the single-node start) commits synchronously (`commit`)."""
+
+    def __init__(self, node_id: int, log: Any, image: MetadataImage, raft: RaftDriver | None = None) -> None:
         self.node_id = node_id
         self.image = image
-        self.log = log
+        self.raft = raft
+        self.log = RaftLogView(raft) if raft is not None else log
         self.term = 1
         self.cluster_id: str | None = None
+        # The records an empty metadata log starts with (bootstrap.checkpoint's): the active
+        # controller writes them when it activates, before any other write (Kafka's
+        # QuorumController.ActivationRecordsGenerator).
+        self.bootstrap_records: list[Any] = []
+        self._activation: asyncio.Task | None = None
+
+    # -- raft ------------------------------------------------------------------------------
+
+    def on_commit(self, offset: int, item: Entry | Snapshot) -> None:
+        """``RaftDriver.on_commit``: apply one committed entry to the image."""
+        if isinstance(item, Snapshot):
+            log.error("metadata snapshot at offset %d cannot be loaded by this controller; ignored", offset)
+            return
+        if item.control:
+            if self.raft is not None and item.value == self.node_id and item.epoch == self.raft.epoch \
+                    and self.raft.is_leader:
+                self.term = item.epoch
+                self._activate()
+            return
+        self.image.apply(mr.decode_frame(item.value), offset)
+
+    def _activate(self) -> None:
+        """This node's leadership is committed: it is the active controller. An empty log gets
+        its bootstrap records first (a sole voter writes them synchronously at start)."""
+        raft = self.raft
+        if self.image.features or not self.bootstrap_records or raft is None or raft.node is None \
+                or raft.node.voters == frozenset({self.node_id}):
+            return
+        self._activation = asyncio.get_running_loop().create_task(self._write_bootstrap())
+
+    async def _write_bootstrap(self) -> None:
+        try:
+            await self._propose(self.bootstrap_records, None)
+            log.info("wrote the bootstrap metadata (%d records)", len(self.bootstrap_records))
+        except Exception as exc:  # leadership lost: the next active controller writes them
+            log.warning("could not write the bootstrap metadata: %s", exc)
+
+    @property
+    def active_controller_id(self) -> int:
+        """The active controller (the Raft leader) as this node knows it, -1 if none."""
+        if self.raft is None:
+            return self.node_id
+        return self.raft.leader_id
+
+    @property
+    def is_active(self) -> bool:
+        return self.raft is None or self.raft.is_leader
 
     # -- log -------------------------------------------------------------------------------
 
@@ -112,9 +193,11 @@ class QuorumController:
         self.log.high_watermark = self.log.log_end_offset
         return count
 
-    def build(self, records: list[Any]) -> bytes:
+    def build(self, records: list[Any]) -> Any:
         """The batch `commit` appends for ``records``; pure, so it may run on a worker thread
         (encoding 10,000 partition records takes a fraction of a second)."""
+        if self.raft is not None:
+            return [mr.encode_frame(r) for r in records]
         now = int(time.time() * 1000)
         return build_batch(
             [Record(key=None, value=mr.encode_frame(r), timestamp=now) for r in records],
@@ -128,19 +211,50 @@ class QuorumController:
             return self.log.log_end_offset
         if batch is None:
             batch = self.build(records)
+        if self.raft is not None:
+            try:
+                last = self.raft.commit_now(batch)
+            except NotLeaderError:
+                raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
+            return last - len(batch) + 1
         info = self.log.append(batch, leader_epoch=self.term)
         self.log.high_watermark = self.log.log_end_offset
         for i, record in enumerate(records):
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
 
+    async def write(self, records: list[Any], batch: Any = None) -> int:
+        """Commit ``records`` (``batch``: `build`'s encoding of them, if made already) and return the
+        first offset once they are committed and applied to the image. Raises ControllerError
+        NOT_CONTROLLER on a node that is not the active controller."""
+        if self.raft is None or self.raft.node is None or self.raft.node.voters == frozenset({self.node_id}):
+            return self.commit(records, batch)
+        activation = self._activation
+        if activation is not None and not activation.done():
+            await asyncio.shield(activation)
+        return await self._propose(records, batch)
+
+    async def _propose(self, records: list[Any], batch: Any) -> int:
+        assert self.raft is not None
+        if not records:
+            return self.log.log_end_offset
+        if batch is None:
+            batch = self.build(records)
+        try:
+            last = await self.raft.propose(batch)
+        except NotLeaderError:
+            raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
+        return last - len(batch) + 1
+
     # -- bootstrap and registration ------------------------------------------------------------
 
-    def bootstrap_if_empty(self) -> None:
+    def bootstrap_if_empty(self, records: list[Any] | None = None) -> None:
+        """Write the bootstrap records (``bootstrap.checkpoint``'s, else Kafka's default levels)
+        to an empty metadata log."""
         if self.image.features:
             return
-        self.commit([mr.FeatureLevelRecord(name=name, feature_level=level)
-                     for name, level in bootstrap_levels().items()])
+        self.commit(records or [mr.FeatureLevelRecord(name=name, feature_level=level)
+                                for name, level in bootstrap_levels().items()])
 
     def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
         epoch = self.log.log_end_offset

@@ -52,6 +52,7 @@ class LogManager:
         maintenance_interval_s: float = 1.0,
         checkpoint_interval_s: float = 60.0,
         verify: str = "recovery",
+        exclude_topics: frozenset[str] = frozenset(),
     ) -> None:
         """Load every partition found in ``log_dirs``.
 
@@ -67,6 +68,8 @@ class LogManager:
         self.checkpoint_interval_s = checkpoint_interval_s
         self._verify = verify
         self._config_for = config_for
+        # topics whose directories are not partition logs of this manager (the Raft metadata log)
+        self._exclude_topics = exclude_topics
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,7 +92,7 @@ class LogManager:
                     self._pending_removal.append(path)
                     continue
                 parsed = parse_partition_dir(path.name)
-                if parsed is None:
+                if parsed is None or parsed[0] in self._exclude_topics:
                     continue
                 if parsed in self._logs:
                     raise RuntimeError(f"partition {path.name} found in two log dirs: {self._logs[parsed].directory}, {path}")

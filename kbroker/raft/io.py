@@ -41,7 +41,7 @@ from typing import Any
 
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, FetchRequest, Message
-from kbroker.raft.node import RaftConfig, RaftNode
+from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role
 from kbroker.raft.state_store import QuorumStateStore
 from kbroker.raft.wire import WireError, from_wire, to_wire
 from protocol.api import decode_request, decode_response, encode_request, encode_response
@@ -179,6 +179,12 @@ class RaftDriver:
         self._next_inbound_id = 0
         self._proposals: dict[int, tuple[int, asyncio.Future[int]]] = {}
         self._running = False
+        # Other APIs served on this listener (Kafka's controller APIs: DescribeQuorum, DescribeCluster,
+        # BrokerRegistration, ...): api key -> async handler(header, body) -> response body.
+        self.handlers: dict[int, Callable[[Any, Any], Any]] = {}
+        # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
+        self.observers: dict[int, tuple[int, int]] = {}
+        self._handler_tasks: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,12 +195,19 @@ class RaftDriver:
         return self.port
 
     def start(self) -> None:
-        if self._server is None:
-            raise RuntimeError("listen() first")
-        assert self._loop is not None
+        """Create the node and its timer. Without ``listen()`` first, the node takes no requests
+        (a sole voter, or an observer: both only send)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
         self.node = RaftNode(self.node_id, self.voters, self.log, self.store, self.rng, self.config, now=0)
         self._running = True
+        node = self.node
+        self._step(node.tick)  # a sole voter elects itself now
+        if node.voters == frozenset({self.node_id}) and node.role is Role.LEADER:
+            # and commits its log at once (its LeaderChange record flushed): on_commit replays it
+            node.log.flush()
+            self._step(node.tick)
         self._timer = self._loop.create_task(self._run_timer(), name=f"raft-timer-{self.node_id}")
 
     async def stop(self, graceful: bool = True) -> None:
@@ -224,7 +237,7 @@ class RaftDriver:
             if peer.writer is not None:
                 peer.writer.transport.abort() if not graceful else peer.writer.close()
             tasks += [t for t in (peer.reader_task, peer.connecting) if t is not None]
-        tasks += list(self._inbound_tasks)
+        tasks += list(self._inbound_tasks) + list(self._handler_tasks)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -252,6 +265,42 @@ class RaftDriver:
         self._proposals[offset] = (node.epoch, fut)
         self._wakeup.set()
         return await fut
+
+    def commit_now(self, values: Sequence[bytes]) -> int:
+        """A sole voter's synchronous commit: append ``values``, flush and commit them before
+        returning the offset of the last (``on_commit`` has been called for them). Raises
+        ``NotLeaderError`` on any other node (use ``propose``)."""
+        if not self._running or self.node is None:
+            raise RaftStoppedError(f"raft node {self.node_id} is not running")
+        node = self.node
+        if node.voters != frozenset({self.node_id}):
+            raise NotLeaderError(self.node_id, node.epoch, node.leader_id)
+        now = self._now()
+        offset = node.propose(values, now)
+        node.log.flush()
+        if not self._step(node.tick) or node.high_watermark <= offset:
+            raise RaftStoppedError(f"raft node {self.node_id} could not commit offset {offset}")
+        return offset
+
+    @property
+    def leader_id(self) -> int:
+        return self.node.leader_id if self.node is not None else -1
+
+    @property
+    def epoch(self) -> int:
+        return self.node.epoch if self.node is not None else 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.node is not None and self.node.role is Role.LEADER
+
+    @property
+    def high_watermark(self) -> int:
+        return self.node.high_watermark if self.node is not None else 0
+
+    def now_ms(self) -> int:
+        """The driver's clock (ms since start)."""
+        return self._now()
 
     def snapshot(self, end_offset: int, data: bytes) -> Snapshot:
         """Record the state machine's snapshot after the committed entries ``[0, end_offset)``
@@ -362,7 +411,7 @@ class RaftDriver:
         if api_key == API_VERSIONS:
             # a Kafka client (NetworkClient) asks before its first request
             slot = conn.add_slot(header.correlation_id)
-            keys = sorted(RAFT_APIS | {API_VERSIONS})
+            keys = sorted(RAFT_APIS | {API_VERSIONS} | set(self.handlers))
             resp = ApiVersionsResponse(
                 api_keys=[
                     ApiVersionsResponse.ApiVersion(
@@ -372,6 +421,14 @@ class RaftDriver:
                 ]
             )
             conn.fill(slot, _frame(encode_response(slot[0], api_key, version, resp)))
+            return
+        handler = self.handlers.get(api_key)
+        if handler is not None:
+            slot = conn.add_slot(header.correlation_id)
+            assert self._loop is not None
+            task = self._loop.create_task(self._run_handler(conn, slot, header, body, handler))
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_tasks.discard)
             return
         if api_key not in RAFT_APIS:
             raise _CloseConnection(f"API key {api_key} is not served on the raft listener")
@@ -390,10 +447,28 @@ class RaftDriver:
         self._requests[rid] = (conn, slot, api_key, version)
         assert self.node is not None
         node = self.node
+        if isinstance(msg, FetchRequest) and msg.src not in node.voters:
+            self.observers[msg.src] = (msg.fetch_offset, self._now())
         if not self._step(lambda now: node.handle(msg, now)):
             # the core failed on it: no answer will come, and the answers behind it would wait
             self._requests.pop(rid, None)
             raise _CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
+
+    async def _run_handler(self, conn: _Inbound, slot: list[Any], header: Any, body: Any,
+                           handler: Callable[[Any, Any], Any]) -> None:
+        api_key, version = header.request_api_key, header.request_api_version
+        try:
+            resp = await handler(header, body)
+            frame = _frame(encode_response(slot[0], api_key, version, resp))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("raft node %d: the handler of API %d failed; closing the connection", self.node_id,
+                             api_key)
+            conn.closed = True
+            conn.writer.transport.abort()
+            return
+        conn.fill(slot, frame)
 
     def _error_answer(self, conn: _Inbound, slot: list[Any], api_key: int, version: int, code: int) -> None:
         body = RESPONSES[api_key](error_code=code)

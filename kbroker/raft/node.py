@@ -171,6 +171,9 @@ class RaftNode:
                 self._become_prospective(now)
             else:
                 self._become_unattached(stored.epoch, now, voted=stored.voted_id, persist=False)
+        if self.voters == {node_id} and self.role is not Role.LEADER:
+            # the only voter elects itself at once (Kafka's KafkaRaftClient.initialize: "onlyVoter")
+            self._election_deadline = now
         logger.info("raft node %d started as %s in epoch %d", node_id, self.role.value, self.epoch)
 
     # ------------------------------------------------------------------ public driver interface

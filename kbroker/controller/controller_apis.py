@@ -1,0 +1,176 @@
+"""The APIs a controller serves on its controller listener besides the Raft RPCs.
+
+The Raft RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot) are the
+``RaftDriver``'s own; ``install`` adds Kafka's controller APIs to the same listener (one port per
+listener, as Kafka's ControllerServer):
+
+- DescribeQuorum (55), answered by the leader as Kafka's ``KafkaRaftClient.handleDescribeQuorumRequest``
+  (other nodes: NOT_LEADER_OR_FOLLOWER for the partition), voters and observers with their log end
+  offsets and fetch times, and (v2) the controller endpoints;
+- DescribeCluster (60) with EndpointType 2 (controllers): the voters and the active controller, as
+  Kafka's controllers answer ``--bootstrap-controller`` clients;
+- BrokerRegistration (62) and BrokerHeartbeat (63): a minimal registration until the
+  ``cluster-control`` handlers replace them (see kbroker/controller/registration.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from kbroker.controller import metadata_records as mr
+from kbroker.controller.features import SUPPORTED_FEATURES
+from kbroker.controller.quorum import ControllerError
+from kbroker.raft.wire import METADATA_TOPIC
+from protocol.errors import ErrorCode
+from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+from protocol.messages.broker_registration import BrokerRegistrationResponse
+from protocol.messages.describe_cluster import DescribeClusterResponse
+from protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
+
+Broker = Any  # kbroker.broker.Broker (not imported: the controller layer stays below the broker)
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_QUORUM, DESCRIBE_CLUSTER, BROKER_REGISTRATION, BROKER_HEARTBEAT = 55, 60, 62, 63
+CONTROLLER_ENDPOINT_TYPE = 2
+
+
+def install(broker: Broker) -> None:
+    raft = broker.raft
+    assert raft is not None
+    raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum(broker, header, body)
+    raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
+    raft.handlers[BROKER_REGISTRATION] = lambda header, body: broker_registration(broker, header, body)
+    raft.handlers[BROKER_HEARTBEAT] = lambda header, body: broker_heartbeat(broker, header, body)
+
+
+def _voter_endpoints(broker: Broker) -> dict[int, tuple[str, int]]:
+    raft = broker.raft
+    assert raft is not None
+    out = {v: raft.addresses[v] for v in raft.voters if v in raft.addresses}
+    if raft.port:
+        out[broker.node_id] = (_advertised_host(broker), raft.port)
+    return out
+
+
+def _advertised_host(broker: Broker) -> str:
+    cfg = broker.config
+    names = {e.listener for e in cfg.controller_listeners}
+    for e in cfg.advertised_listeners:
+        if e.listener in names and e.host:
+            return e.host
+    assert broker.raft is not None
+    host = broker.raft.host
+    return "localhost" if host in ("", "0.0.0.0", "::") else host
+
+
+async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuorumResponse:
+    raft = broker.raft
+    assert raft is not None and raft.node is not None
+    node = raft.node
+    R = DescribeQuorumResponse
+    topics = [t for t in (body.topics or [])]
+    if len(topics) != 1 or topics[0].topic_name != METADATA_TOPIC or len(topics[0].partitions) != 1 \
+            or topics[0].partitions[0].partition_index != 0:
+        return R(error_code=int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), topics=[])
+    if not raft.is_leader:
+        return R(error_code=0, topics=[R.TopicData(topic_name=METADATA_TOPIC, partitions=[R.TopicData.PartitionData(
+            partition_index=0, error_code=int(ErrorCode.NOT_LEADER_OR_FOLLOWER),
+            error_message=ErrorCode.NOT_LEADER_OR_FOLLOWER.name, leader_id=node.leader_id, leader_epoch=node.epoch,
+            high_watermark=-1, current_voters=[], observers=[])])], nodes=[])
+    now_ms = int(time.time() * 1000)
+    driver_now = raft.now_ms()
+    zero = uuid.UUID(int=0)
+
+    def wall(t: int | None) -> int:
+        return -1 if t is None else now_ms - (driver_now - t)
+
+    voters = []
+    for v in sorted(node.voters):
+        if v == broker.node_id:
+            voters.append(ReplicaState(replica_id=v, replica_directory_id=zero, log_end_offset=node.log.end_offset,
+                                         last_fetch_timestamp=now_ms, last_caught_up_timestamp=now_ms))
+        else:
+            end = node._voter_end.get(v, -1)
+            fetched = node._voter_last_fetch.get(v)
+            caught_up = fetched if end >= node.high_watermark and end >= 0 else None
+            voters.append(ReplicaState(replica_id=v, replica_directory_id=zero, log_end_offset=end,
+                                         last_fetch_timestamp=wall(fetched) if end >= 0 else -1,
+                                         last_caught_up_timestamp=wall(caught_up)))
+    observers = [
+        ReplicaState(replica_id=o, replica_directory_id=zero, log_end_offset=offset,
+                       last_fetch_timestamp=wall(t), last_caught_up_timestamp=wall(t) if offset >= node.high_watermark
+                       else -1)
+        for o, (offset, t) in sorted(raft.observers.items()) if o not in node.voters
+    ]
+    names = [e.listener for e in broker.config.controller_listeners] or ["CONTROLLER"]
+    nodes = [R.Node(node_id=v, listeners=[R.Node.Listener(name=names[0], host=host, port=port)])
+             for v, (host, port) in sorted(_voter_endpoints(broker).items())]
+    return R(error_code=0, topics=[R.TopicData(topic_name=METADATA_TOPIC, partitions=[R.TopicData.PartitionData(
+        partition_index=0, error_code=0, error_message=None, leader_id=node.leader_id, leader_epoch=node.epoch,
+        high_watermark=node.high_watermark, current_voters=voters, observers=observers)])], nodes=nodes)
+
+
+async def describe_cluster(broker: Broker, header: Any, body: Any) -> DescribeClusterResponse:
+    R = DescribeClusterResponse
+    version = header.request_api_version
+    endpoint_type = getattr(body, "endpoint_type", 1) if version >= 1 else 1
+    if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
+        return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),
+                 error_message="The controller only supports the CONTROLLER endpoint type.",
+                 endpoint_type=endpoint_type, cluster_id=broker.cluster_id, controller_id=-1, brokers=[],
+                 cluster_authorized_operations=-2147483648)
+    brokers = [R.DescribeClusterBroker(broker_id=v, host=host, port=port, rack=None)
+               for v, (host, port) in sorted(_voter_endpoints(broker).items())]
+    return R(error_code=0, error_message=None, endpoint_type=CONTROLLER_ENDPOINT_TYPE, cluster_id=broker.cluster_id,
+             controller_id=broker.active_controller_id, brokers=brokers,
+             cluster_authorized_operations=-2147483648)
+
+
+async def broker_registration(broker: Broker, header: Any, body: Any) -> BrokerRegistrationResponse:
+    """Registration of a broker with the active controller (a RegisterBrokerRecord, unfenced)."""
+    R = BrokerRegistrationResponse
+    controller = broker.controller
+    assert controller is not None
+    if not controller.is_active:
+        return R(error_code=int(ErrorCode.NOT_CONTROLLER), broker_epoch=-1)
+    if body.cluster_id != broker.cluster_id:
+        return R(error_code=int(ErrorCode.INCONSISTENT_CLUSTER_ID), broker_epoch=-1)
+    existing = broker.image.brokers.get(body.broker_id)
+    if existing is not None and existing.incarnation_id == body.incarnation_id:
+        return R(error_code=0, broker_epoch=existing.epoch)
+    epoch = controller.log.log_end_offset
+    record = mr.RegisterBrokerRecord(
+        broker_id=body.broker_id, incarnation_id=body.incarnation_id, broker_epoch=epoch,
+        end_points=[mr.RegisterBrokerRecord.BrokerEndpoint(name=e.name, host=e.host, port=e.port,
+                                                           security_protocol=e.security_protocol)
+                    for e in body.listeners],
+        features=[mr.RegisterBrokerRecord.BrokerFeature(name=f.name, min_supported_version=f.min_supported_version,
+                                                        max_supported_version=f.max_supported_version)
+                  for f in body.features] or [
+            mr.RegisterBrokerRecord.BrokerFeature(name=n, min_supported_version=lo, max_supported_version=hi)
+            for n, (lo, hi) in SUPPORTED_FEATURES.items()],
+        rack=body.rack, fenced=False)
+    try:
+        offset = await controller.write([record])
+    except ControllerError as exc:
+        return R(error_code=int(exc.code), broker_epoch=-1)
+    log.info("registered broker %d (epoch %d)", body.broker_id, offset)
+    return R(error_code=0, broker_epoch=offset)
+
+
+async def broker_heartbeat(broker: Broker, header: Any, body: Any) -> BrokerHeartbeatResponse:
+    R = BrokerHeartbeatResponse
+    controller = broker.controller
+    assert controller is not None
+    if not controller.is_active:
+        return R(error_code=int(ErrorCode.NOT_CONTROLLER), is_caught_up=False, is_fenced=True,
+                 should_shut_down=False)
+    reg = broker.image.brokers.get(body.broker_id)
+    if reg is None or reg.epoch != body.broker_epoch:
+        return R(error_code=int(ErrorCode.STALE_BROKER_EPOCH), is_caught_up=False, is_fenced=True,
+                 should_shut_down=False)
+    return R(error_code=0, is_caught_up=True, is_fenced=reg.fenced, should_shut_down=False)
