@@ -22,6 +22,7 @@ from kbroker.api import load_handlers
 from kbroker.config import BrokerConfig, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
+from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -81,6 +82,9 @@ class Broker:
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
         self._background: set[asyncio.Task] = set()
+        # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
+        # controller here; a cluster node's client reaches the active controller.
+        self.controller_client: ControllerClient = LocalControllerClient(self)
         load_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)

@@ -7,13 +7,19 @@ configs only) to single keys. ValidateOnly checks without committing. Broker key
 marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys and invalid
 topic values give INVALID_CONFIG, invalid broker values INVALID_REQUEST (both as Kafka 4.4, with
 its validators and messages), and a key named twice for a resource gives INVALID_REQUEST.
+The handlers send the request to the controller (``ctx.broker.controller_client``);
+:func:`alter_configs` and :func:`incremental_alter_configs` are the controller's side, each run
+alone among the controller's operations (a resource's overrides are read and rewritten without
+another change between).
 """
 
 from __future__ import annotations
 
+from kbroker.api.context import requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
 from protocol.errors import ErrorCode
 from protocol.messages.alter_configs import AlterConfigsResponse
 from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
@@ -64,13 +70,13 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
 
 
-def _commit(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
+async def _write(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
     changes: dict[str, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
     for k in old:
         if k not in new:
             changes[k] = None
     if changes:
-        broker.controller.commit(broker.controller.config_records(resource_type, name, changes))
+        await broker.controller.write(broker.controller.config_records(resource_type, name, changes))
 
 
 def _duplicates(configs) -> str | None:
@@ -82,9 +88,15 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-def _alter(broker, request, response_cls, new_configs):
+async def _alter(broker, request, response_cls, new_configs):
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _alter_resources(broker, request, response_cls, new_configs)
+
+
+async def _alter_resources(broker, request, response_cls, new_configs):
     out = []
     for res in request.resources:
         code, message = ErrorCode.NONE, None
@@ -96,7 +108,7 @@ def _alter(broker, request, response_cls, new_configs):
             new, changed = new_configs(broker, res, old)
             _validate(broker, res.resource_type, new, changed)
             if not request.validate_only:
-                _commit(broker, res.resource_type, res.resource_name, old, new)
+                await _write(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:
             code, message = exc.code, exc.message
         out.append(response_cls.AlterConfigsResourceResponse(
@@ -115,8 +127,14 @@ def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[st
 
 
 @api(33, 0, 2)
-def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
-    return _alter(ctx.broker, request, AlterConfigsResponse, _replaced)
+async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+    return await ctx.broker.controller_client.alter_configs(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(ALTER_CONFIGS)
+async def alter_configs(broker, request, version: int) -> AlterConfigsResponse:
+    """The controller's side of AlterConfigs."""
+    return await _alter(broker, request, AlterConfigsResponse, _replaced)
 
 
 def _list_type(resource_type: int, key: str) -> bool:
@@ -157,5 +175,11 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 
 @api(44, 0, 1)
-def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
-    return _alter(ctx.broker, request, IncrementalAlterConfigsResponse, _incremented)
+async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
+    return await ctx.broker.controller_client.incremental_alter_configs(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(INCREMENTAL_ALTER_CONFIGS)
+async def incremental_alter_configs(broker, request, version: int) -> IncrementalAlterConfigsResponse:
+    """The controller's side of IncrementalAlterConfigs."""
+    return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented)

@@ -4,7 +4,8 @@ v0-5 name topics; v6 names or ids (exactly one of them, else INVALID_REQUEST). A
 ControllerApis: a name or id given twice is INVALID_REQUEST once ("Duplicate topic name." /
 "Duplicate topic id."), and so is a name whose topic's id the request also gives. Internal topics
 cannot be deleted. ``delete.topic.enable=false`` answers every topic TOPIC_DELETION_DISABLED
-(INVALID_REQUEST before v3).
+(INVALID_REQUEST before v3). The handler sends the request to the controller
+(``ctx.broker.controller_client``); :func:`delete_topics` is the controller's side.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+from kbroker.api.context import requester
 from kbroker.api.registry import api
+from kbroker.controller.client import DELETE_TOPICS, controller_operation
 from protocol.errors import ErrorCode
 from protocol.messages.delete_topics import DeleteTopicsResponse
 
@@ -25,15 +28,26 @@ def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
 
 
 @api(20, 1, 6)
-def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
-    broker = ctx.broker
+async def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
+    return await ctx.broker.controller_client.delete_topics(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(DELETE_TOPICS)
+async def delete_topics(broker, request, version: int) -> DeleteTopicsResponse:
+    """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _delete_topics(broker, request, version)
+
+
+async def _delete_topics(broker, request, version: int) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (
-        [(t.name, t.topic_id) for t in request.topics] if ctx.api_version >= 6
+        [(t.name, t.topic_id) for t in request.topics] if version >= 6
         else [(name, ZERO_UUID) for name in request.topic_names]
     )
     if not broker.config["delete.topic.enable"]:
-        code = ErrorCode.TOPIC_DELETION_DISABLED if ctx.api_version >= 3 else ErrorCode.INVALID_REQUEST
+        code = ErrorCode.TOPIC_DELETION_DISABLED if version >= 3 else ErrorCode.INVALID_REQUEST
         return DeleteTopicsResponse(throttle_time_ms=0, responses=[
             Result(name=name, topic_id=topic_id, error_code=code, error_message=None) for name, topic_id in wanted])
     names = Counter(name for name, topic_id in wanted if name is not None and topic_id == ZERO_UUID)
@@ -73,7 +87,7 @@ def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
                                   error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                                   error_message="Internal topics cannot be deleted."))
             continue
-        broker.controller.commit(broker.controller.delete_topic_records(topic.topic_id))
+        await broker.controller.write(broker.controller.delete_topic_records(topic.topic_id))
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,
                               error_message=None))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)

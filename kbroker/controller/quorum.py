@@ -10,11 +10,12 @@ voters and replicates this log; the callers keep calling the same operations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +167,10 @@ class QuorumController:
     @property
     def is_active(self) -> bool:
         return self.raft is None or self.raft.is_leader
+        # Kafka's controller runs one operation at a time on its event queue: an operation reads
+        # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
+        # commit), so the operations that read-then-write hold this lock across their write.
+        self._operation_lock = asyncio.Lock()
 
     # -- log -------------------------------------------------------------------------------
 
@@ -246,6 +251,14 @@ class QuorumController:
             raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
         return last - len(batch) + 1
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Run one controller operation (read the image, decide, `write`) alone, as Kafka's
+        controller event queue does, so that no other operation decides on the image it is
+        about to change."""
+        async with self._operation_lock:
+            yield
+
     # -- bootstrap and registration ------------------------------------------------------------
 
     def bootstrap_if_empty(self, records: list[Any] | None = None) -> None:
@@ -288,7 +301,7 @@ class QuorumController:
             features[KRAFT_VERSION] = self.image.kraft_version
         return features
 
-    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
+    async def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
                         voter_endpoints: Iterable[tuple[str, str, int]] = (), directory_id: uuid.UUID | None = None
                         ) -> None:
         """Apply (feature, level, upgrade type) updates atomically as FeatureLevelRecords, or raise
@@ -301,7 +314,7 @@ class QuorumController:
         records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]
         for r in records:
             log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
-        self.commit(records)
+        await self.write(records)
         for r in planned:
             if isinstance(r, KRaftVersionUpgrade):
                 self.upgrade_kraft_version(r.level, voter_endpoints, directory_id or uuid.UUID(int=0))
@@ -449,15 +462,25 @@ class QuorumController:
             for k, v in sorted(changes.items())
         ]
 
-    def allocate_producer_ids(self, count: int = PRODUCER_ID_BLOCK_SIZE) -> tuple[int, int]:
-        """Reserve a block of producer ids durably; returns (first id, block size)."""
-        start = self.image.next_producer_id
-        broker = self.image.brokers.get(self.node_id)
-        self.commit([
-            mr.ProducerIdsRecord(broker_id=self.node_id, broker_epoch=broker.epoch if broker else -1,
-                                 next_producer_id=start + count)
-        ])
-        return start, count
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int,
+                                    count: int = PRODUCER_ID_BLOCK_SIZE) -> tuple[int, int]:
+        """Reserve a block of producer ids durably for ``broker_id``; returns (first id, block size).
+
+        As Kafka's ProducerIdControlManager: a broker that is not registered, or names an epoch
+        other than its registration's, is refused (STALE_BROKER_EPOCH) and nothing is written."""
+        async with self.exclusive():
+            broker = self.image.brokers.get(broker_id)
+            if broker is None:
+                raise ControllerError(ErrorCode.STALE_BROKER_EPOCH,
+                                      f"No broker registration found for broker id {broker_id}")
+            if broker.epoch != broker_epoch:
+                raise ControllerError(ErrorCode.STALE_BROKER_EPOCH,
+                                      f"Expected broker epoch {broker.epoch}, but got broker epoch {broker_epoch}")
+            start = self.image.next_producer_id
+            await self.write([
+                mr.ProducerIdsRecord(broker_id=broker_id, broker_epoch=broker_epoch, next_producer_id=start + count)
+            ])
+            return start, count
 
 
 CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type

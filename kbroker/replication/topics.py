@@ -164,23 +164,44 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
     return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the partition logs of {name}: {exc}")
 
 
+async def write_created(
+    broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+) -> CreateResult | None:
+    """Write the records whose logs `create_partition_logs` created through the controller
+    (``batch``: the records already encoded by the controller's ``build``); if the write fails
+    before the records are in the metadata log, the logs are removed again and the error returned
+    (None: committed and applied)."""
+    assert broker.controller is not None and broker.log_manager is not None
+    before = broker.controller.log.log_end_offset
+    try:
+        await broker.controller.write(records, batch)
+    except OSError as exc:
+        return _not_written(broker, name, keys, before, exc)
+    return None
+
+
 def commit_created(
     broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
 ) -> CreateResult | None:
-    """Commit the records whose logs `create_partition_logs` created (``batch``: the records
-    already encoded by the controller's ``build``); if the commit fails before the records are in
-    the metadata log, the logs are removed again and the error returned (None: committed)."""
+    """`write_created` for the synchronous creation paths (Metadata auto-creation and the
+    coordinators' internal topics, see `create_topic`): the single-voter controller's `commit`."""
     assert broker.controller is not None and broker.log_manager is not None
     before = broker.controller.log.log_end_offset
     try:
         broker.controller.commit(records, batch)
     except OSError as exc:
-        if broker.controller.log.log_end_offset != before:
-            raise
-        _log.error("cannot commit the creation of %s: %s", name, exc)
-        broker.log_manager.remove_new_logs(keys)
-        return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
+        return _not_written(broker, name, keys, before, exc)
     return None
+
+
+def _not_written(broker: TopicHost, name: str, keys: list[tuple[str, int]], before: int,
+                 exc: OSError) -> CreateResult:
+    assert broker.controller is not None and broker.log_manager is not None
+    if broker.controller.log.log_end_offset != before:
+        raise exc
+    _log.error("cannot commit the creation of %s: %s", name, exc)
+    broker.log_manager.remove_new_logs(keys)
+    return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
 
 
 def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str]) -> bool:
