@@ -139,6 +139,12 @@ async def broker_registration(broker: Broker, header: Any, body: Any) -> BrokerR
         return R(error_code=int(ErrorCode.NOT_CONTROLLER), broker_epoch=-1)
     if body.cluster_id != broker.cluster_id:
         return R(error_code=int(ErrorCode.INCONSISTENT_CLUSTER_ID), broker_epoch=-1)
+    async with controller.exclusive():
+        return await _register(broker, controller, body)
+
+
+async def _register(broker: Broker, controller: Any, body: Any) -> BrokerRegistrationResponse:
+    R = BrokerRegistrationResponse
     existing = broker.image.brokers.get(body.broker_id)
     if existing is not None and existing.incarnation_id == body.incarnation_id:
         return R(error_code=0, broker_epoch=existing.epoch)
@@ -155,11 +161,11 @@ async def broker_registration(broker: Broker, header: Any, body: Any) -> BrokerR
             for n, (lo, hi) in SUPPORTED_FEATURES.items()],
         rack=body.rack, fenced=False)
     try:
-        offset = await controller.write([record])
+        await controller.write([record])
     except ControllerError as exc:
         return R(error_code=int(exc.code), broker_epoch=-1)
-    log.info("registered broker %d (epoch %d)", body.broker_id, offset)
-    return R(error_code=0, broker_epoch=offset)
+    log.info("registered broker %d (epoch %d)", body.broker_id, epoch)
+    return R(error_code=0, broker_epoch=epoch)
 
 
 async def broker_heartbeat(broker: Broker, header: Any, body: Any) -> BrokerHeartbeatResponse:

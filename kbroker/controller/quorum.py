@@ -125,6 +125,10 @@ class QuorumController:
         # QuorumController.ActivationRecordsGenerator).
         self.bootstrap_records: list[Any] = []
         self._activation: asyncio.Task | None = None
+        # Kafka's controller runs one operation at a time on its event queue: an operation reads
+        # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
+        # commit), so the operations that read-then-write hold this lock across their write.
+        self._operation_lock = asyncio.Lock()
 
     # -- raft ------------------------------------------------------------------------------
 
@@ -167,10 +171,6 @@ class QuorumController:
     @property
     def is_active(self) -> bool:
         return self.raft is None or self.raft.is_leader
-        # Kafka's controller runs one operation at a time on its event queue: an operation reads
-        # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
-        # commit), so the operations that read-then-write hold this lock across their write.
-        self._operation_lock = asyncio.Lock()
 
     # -- log -------------------------------------------------------------------------------
 

@@ -1,0 +1,150 @@
+"""Three kbroker nodes (broker + controller each) as real processes forming a KRaft quorum."""
+
+from __future__ import annotations
+
+import threading
+
+from waiting import wait_until
+
+from protocol.errors import ErrorCode
+from protocol.messages.create_topics import CreateTopicsRequest
+
+E = ErrorCode
+
+
+def quorum_view(cluster, node_id: int):
+    """(error, leader id, epoch, high watermark, voter ids) as node ``node_id`` describes the quorum."""
+    p = cluster.describe_quorum(node_id).topics[0].partitions[0]
+    return p.error_code, p.leader_id, p.leader_epoch, p.high_watermark, sorted(v.replica_id for v in p.current_voters)
+
+
+def agreed_leader(cluster, nodes=None) -> int | None:
+    """The leader every running node names, when they agree and it answers DescribeQuorum as leader."""
+    views = {}
+    for n in nodes or cluster.node_ids:
+        try:
+            views[n] = quorum_view(cluster, n)
+        except OSError:
+            return None
+    leaders = {v[1] for v in views.values()}
+    if len(leaders) != 1 or -1 in leaders:
+        return None
+    leader = leaders.pop()
+    if leader not in views or views[leader][0] != E.NONE:
+        return None
+    return leader
+
+
+def metadata(cluster, node_id: int):
+    w = cluster.wire(node_id)
+    try:
+        return w.call(3, 12, topics=None)
+    finally:
+        w.sock.close()
+
+
+def create_topic(cluster, node_id: int, name: str, partitions: int = 1, replication: int = 3) -> int:
+    C = CreateTopicsRequest
+    w = cluster.wire(node_id)
+    try:
+        resp = w.call(C(topics=[C.CreatableTopic(name=name, num_partitions=partitions, replication_factor=replication,
+                                                assignments=[], configs=[])], timeout_ms=10000), 7)
+    finally:
+        w.sock.close()
+    return resp.topics[0].error_code
+
+
+def create_via_controller(cluster, name: str, nodes) -> int:
+    """CreateTopics sent to the active controller's broker listener (the leader a node's
+    DescribeQuorum names)."""
+    for n in nodes:
+        try:
+            leader = quorum_view(cluster, n)[1]
+            if leader in nodes:
+                return create_topic(cluster, leader, name)
+        except OSError:
+            continue
+    return -1
+
+
+def test_leader_elected_and_topics_visible_on_every_node(cluster):
+    leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader every node names", cluster.logs)
+    error, _, epoch, hw, voters = quorum_view(cluster, leader)
+    assert (error, voters) == (E.NONE, [1, 2, 3]) and epoch >= 1 and hw > 0
+    for n in cluster.node_ids:
+        if n != leader:
+            assert quorum_view(cluster, n)[:2] == (E.NOT_LEADER_OR_FOLLOWER, leader)
+    # every broker lists the three brokers; as Kafka 4's, its controller id is an alive broker
+    for n in cluster.node_ids:
+        m = metadata(cluster, n)
+        assert sorted(b.node_id for b in m.brokers) == [1, 2, 3] and m.controller_id in (1, 2, 3)
+    assert create_via_controller(cluster, "orders", cluster.node_ids) == E.NONE
+    for n in cluster.node_ids:
+        topics = wait_until(lambda n=n: {t.name: t for t in metadata(cluster, n).topics if t.name == "orders"},
+                            10, 0.05, f"topic orders on node {n}")
+        [p] = topics["orders"].partitions
+        assert sorted(p.replica_nodes) == [1, 2, 3]
+    # a second create of the same topic is refused by the controller, whichever broker it reached first
+    assert create_via_controller(cluster, "orders", cluster.node_ids) == E.TOPIC_ALREADY_EXISTS
+
+
+def test_kill_active_controller_while_creating_topics(cluster):
+    leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
+    _, _, old_epoch, _, _ = quorum_view(cluster, leader)
+    survivors = [n for n in cluster.node_ids if n != leader]
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    killed = threading.Event()
+
+    def creator() -> None:
+        i = 0
+        while not stop.is_set():
+            name = f"t{i}"
+            nodes = survivors if killed.is_set() else cluster.node_ids
+            try:
+                code = create_via_controller(cluster, name, nodes)
+            except OSError:
+                continue
+            if code in (E.NONE, E.TOPIC_ALREADY_EXISTS):
+                # TOPIC_ALREADY_EXISTS: an earlier attempt was committed but its answer was lost
+                acknowledged.append(name)
+                i += 1
+
+    t = threading.Thread(target=creator)
+    t.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 5, 30, 0.02, "topics created before the kill")
+        killed.set()
+        cluster.kill(leader)
+        before = len(acknowledged)
+        new_leader = wait_until(lambda: agreed_leader(cluster, survivors), 30, 0.05, "a new leader", cluster.logs)
+        wait_until(lambda: len(acknowledged) >= before + 5, 30, 0.02, "topics created after the failover",
+                   cluster.logs)
+    finally:
+        stop.set()
+        t.join()
+    assert new_leader != leader
+    error, named, epoch, _, voters = quorum_view(cluster, new_leader)
+    assert (error, named, voters) == (E.NONE, new_leader, [1, 2, 3]) and epoch > old_epoch
+    for n in survivors:
+        names = {t.name for t in metadata(cluster, n).topics}
+        assert set(acknowledged) <= names
+    # the killed node comes back from its disk as a follower and catches up
+    cluster.start_node(leader)
+    wait_until(lambda: set(acknowledged) <= {t.name for t in metadata(cluster, leader).topics}, 30, 0.05,
+               "the restarted node catching up", cluster.logs)
+    assert quorum_view(cluster, leader)[:2] == (E.NOT_LEADER_OR_FOLLOWER, new_leader)
+
+
+def test_restart_of_all_nodes_from_disk(cluster):
+    wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
+    for name in ("a", "b", "c"):
+        assert create_via_controller(cluster, name, cluster.node_ids) == E.NONE
+    cluster.stop_all()
+    cluster.start()
+    wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader after the restart", cluster.logs)
+    for n in cluster.node_ids:
+        m = metadata(cluster, n)
+        assert {"a", "b", "c"} <= {t.name for t in m.topics}
+        assert sorted(b.node_id for b in m.brokers) == [1, 2, 3]
+    assert create_via_controller(cluster, "d", cluster.node_ids) == E.NONE
