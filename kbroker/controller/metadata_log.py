@@ -32,8 +32,9 @@ batches of at most ``SNAPSHOT_BATCH_BYTES``, a control batch with the ``Snapshot
 (``RecordsSnapshotWriter``). It is written to a ``.checkpoint.part`` file, fsynced, renamed and the
 directory fsynced (``FileRawSnapshotWriter.freeze``). ``Snapshot.data`` is the file's content, the
 bytes a leader sends in FetchSnapshot (Kafka's ``UnalignedRecords``); ``snapshot_records(data)``
-gives the framed records back. ``take_snapshot`` takes either that content or the list of framed
-records (``kbroker.controller.snapshot.image_to_records`` + ``mr.encode_frame``). Only the latest
+gives the framed records back. ``take_snapshot`` takes either that content or a list of framed
+records and ``ControlRecord``s (``kbroker.controller.snapshot.image_to_snapshot(image)``); the
+header's LastContainedLogTimestamp is then the append time of the last record it covers. Only the latest
 snapshot is kept (older files are deleted) and the log start moves to its end offset: whole
 segments below it are deleted (Kafka's ``deleteBeforeSnapshot``).
 
@@ -187,29 +188,36 @@ def snapshot_file_name(end_offset: int, epoch: int) -> str:
     return f"{end_offset:020d}-{epoch:010d}{CHECKPOINT_SUFFIX}"
 
 
-def encode_snapshot(records: Iterable[bytes], epoch: int, last_contained_log_timestamp: int = 0,
+def encode_snapshot(records: Iterable[bytes | ControlRecord], epoch: int, last_contained_log_timestamp: int = 0,
                     now: int | None = None) -> bytes:
     """The content of a ``.checkpoint`` file holding ``records`` (framed metadata records), as
-    Kafka's ``RecordsSnapshotWriter`` lays it out: a control batch with the SnapshotHeaderRecord at
-    offset 0, the records in batches of at most ``SNAPSHOT_BATCH_BYTES``, a control batch with the
-    SnapshotFooterRecord; every batch has ``partitionLeaderEpoch`` = ``epoch``."""
+    Kafka's ``RecordsSnapshotWriter`` lays it out: a control batch at offset 0 with the
+    SnapshotHeaderRecord, followed in that batch by the ``ControlRecord`` items of ``records``
+    (Kafka puts its KRaftVersionRecord and VotersRecord there); the data records in batches of at
+    most ``SNAPSHOT_BATCH_BYTES``; a control batch with the SnapshotFooterRecord. Every batch has
+    ``partitionLeaderEpoch`` = ``epoch``."""
     now = _now_ms() if now is None else now
     header = SnapshotHeaderRecord(version=0, last_contained_log_timestamp=last_contained_log_timestamp)
-    out = bytearray(build_batch(
-        [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_HEADER), value=bytes(header.encode(0)), timestamp=now)],
-        base_offset=0, control=True, partition_leader_epoch=epoch,
-    ))
-    offset = 1
+    controls = [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_HEADER), value=bytes(header.encode(0)), timestamp=now)]
+    data: list[bytes] = []
+    for item in records:
+        if isinstance(item, ControlRecord):
+            controls.append(Record(key=_CONTROL_KEY.pack(item.key_version, item.type), value=bytes(item.value),
+                                   timestamp=now))
+        elif isinstance(item, bytes | bytearray):
+            data.append(bytes(item))
+        else:
+            raise TypeError(f"a snapshot record must be bytes or a ControlRecord, not {type(item).__name__}")
+    out = bytearray(build_batch(controls, base_offset=0, control=True, partition_leader_epoch=epoch))
+    offset = len(controls)
     batch: list[Record] = []
     size = 0
-    for value in records:
-        if not isinstance(value, bytes | bytearray):
-            raise TypeError(f"a snapshot record must be bytes, not {type(value).__name__}")
+    for value in data:
         if batch and size + len(value) + 32 > SNAPSHOT_BATCH_BYTES:
             out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
             offset += len(batch)
             batch, size = [], 0
-        batch.append(Record(value=bytes(value), timestamp=now))
+        batch.append(Record(value=value, timestamp=now))
         size += len(value) + 32
     if batch:
         out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
@@ -496,7 +504,7 @@ class MetadataLog(MemoryLog):
             )
         old = self.snapshot
         epoch = self.entry(end_offset - 1).epoch
-        content = self._content(data, epoch)
+        content = self._content(data, epoch, self._timestamp_of(end_offset - 1))
         self._write_snapshot(end_offset, epoch, content)
         snap = super().take_snapshot(end_offset, content)
         self._delete_below(end_offset)
@@ -526,17 +534,26 @@ class MetadataLog(MemoryLog):
         snap = self.snapshot
         return snapshot_records(snap.data) if snap is not None else []
 
-    def _content(self, data: Any, epoch: int) -> bytes:
+    def _content(self, data: Any, epoch: int, last_ts: int = 0) -> bytes:
         """Snapshot content from ``data``: the bytes of a ``.checkpoint`` (checked), or the framed
-        records to write into one."""
+        records (and ``ControlRecord``s) to write into one, whose header says ``last_ts``."""
         if isinstance(data, bytes | bytearray | memoryview):
             decode_snapshot(data)  # raises MetadataLogError on an incomplete or damaged one
             return bytes(data)
         if isinstance(data, list | tuple):
-            return encode_snapshot(data, epoch, now=int(self._clock() * 1000))
+            return encode_snapshot(data, epoch, last_ts, now=int(self._clock() * 1000))
         raise TypeError(
             f"snapshot data must be a .checkpoint's bytes or a list of framed records, not {type(data).__name__}"
         )
+
+    def _timestamp_of(self, offset: int) -> int:
+        """The append time of the record at ``offset`` (its batch's max timestamp), as the
+        SnapshotHeaderRecord's LastContainedLogTimestamp; 0 when it cannot be read."""
+        for header, _raw in self._plog.iter_batches(offset):
+            if header.base_offset <= offset <= header.last_offset:
+                return max(header.max_timestamp, 0)
+            break
+        return 0
 
     def _write_snapshot(self, end_offset: int, epoch: int, content: bytes) -> None:
         name = snapshot_file_name(end_offset, epoch)
