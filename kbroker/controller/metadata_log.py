@@ -20,10 +20,10 @@ Entries and batches:
 Durability follows the ``RaftLog`` contract: appends stay in memory until ``flush``, which appends
 the batches to the partition log and fsyncs it, so a process that dies loses exactly the
 unflushed tail. ``truncate_to`` cuts the partition log durably (Kafka's ``truncateTo``); a cut
-inside a batch (a follower's batches need not match the leader's) removes the batch and writes its
-kept records again as one batch, fsynced, before returning — a process killed between those two
-steps loses the kept records of that one batch (Kafka's followers keep the leader's batch
-boundaries, so its cut is always between batches).
+inside a batch (a follower's batches need not match the leader's; Kafka's followers keep the
+leader's batch boundaries, so its cut is always between batches) first writes the batch's kept
+records to ``kbroker-truncation.batch`` (atomically), then cuts the batch and appends them again as
+one batch, fsynced; opening the log completes a cut a crash interrupted from that file.
 
 Snapshots are Kafka's: ``<end offset, 20 digits>-<epoch, 10 digits>.checkpoint`` in the partition
 directory, a sequence of record batches whose ``partitionLeaderEpoch`` is the snapshot's epoch and
@@ -69,6 +69,8 @@ METADATA_PARTITION_DIR = METADATA_TOPIC + "-0"
 CHECKPOINT_SUFFIX = ".checkpoint"
 PARTIAL_SUFFIX = CHECKPOINT_SUFFIX + ".part"
 DELETE_SUFFIX = CHECKPOINT_SUFFIX + ".deleted"
+# the kept records of a batch being cut (see MetadataLog._truncate_stored)
+TRUNCATION_FILE = "kbroker-truncation.batch"
 _SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{10})\.checkpoint$")
 _CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
 # Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the largest batch the metadata log writes.
@@ -331,6 +333,7 @@ class MetadataLog(MemoryLog):
         if self._plog.offline is not None:
             raise MetadataLogError(f"metadata log {self.directory}: {self._plog.offline}")
         try:
+            self._finish_truncation()
             self._load(snap)
         except BaseException:
             self._plog.close(clean=False)
@@ -341,7 +344,7 @@ class MetadataLog(MemoryLog):
     def _load_snapshot(self) -> Snapshot | None:
         found: list[tuple[int, int, str]] = []
         for name in os.listdir(self.directory):
-            if name.endswith(PARTIAL_SUFFIX) or name.endswith(DELETE_SUFFIX):
+            if name.endswith((PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp":
                 # an unfinished write, or a snapshot marked for deletion (Kafka's recoverSnapshots)
                 os.unlink(self.directory / name)
                 continue
@@ -491,10 +494,39 @@ class MetadataLog(MemoryLog):
                 )
                 base = header.base_offset
             break
+        if kept is not None:
+            # the kept records reach the disk before the batch holding them is cut: a crash
+            # between the cut and their new batch finds them in this file on open
+            self._write_file(TRUNCATION_FILE, kept)
         plog.truncate_to(base)
         if kept is not None:
             plog.append(kept, assign_offsets=False)
         plog.flush()
+        plog.active_segment.flush()  # the cut itself is durable too, as Raft's truncation must be
+        if kept is not None:
+            os.unlink(self.directory / TRUNCATION_FILE)
+            _fsync_dir(self.directory)
+
+    def _finish_truncation(self) -> None:
+        """Complete a cut inside a batch that a crash interrupted (see `_truncate_stored`)."""
+        path = self.directory / TRUNCATION_FILE
+        try:
+            kept = path.read_bytes()
+        except FileNotFoundError:
+            return
+        plog = self._plog
+        try:
+            [(_pos, header)] = list(iter_batch_headers(kept, validate=True))
+        except (InvalidRecordBatch, ValueError) as e:
+            raise MetadataLogError(f"{path}: not one valid record batch ({e})") from None
+        if plog.log_end_offset == header.base_offset:
+            logger.warning("metadata log %s: completing a truncation inside the batch at offset %d",
+                           self.directory, header.base_offset)
+            plog.append(kept, assign_offsets=False)
+            plog.flush()
+        # otherwise the cut never happened, or its new batch is written: nothing to do
+        os.unlink(path)
+        _fsync_dir(self.directory)
 
     def take_snapshot(self, end_offset: int, data: Any) -> Snapshot:
         self._check_open()
@@ -557,8 +589,12 @@ class MetadataLog(MemoryLog):
 
     def _write_snapshot(self, end_offset: int, epoch: int, content: bytes) -> None:
         name = snapshot_file_name(end_offset, epoch)
-        tmp = self.directory / f"{name[: -len(CHECKPOINT_SUFFIX)]}-{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._write_file(name, content, f"{name[: -len(CHECKPOINT_SUFFIX)]}-{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
+
+    def _write_file(self, name: str, content: bytes, tmp_name: str | None = None) -> None:
+        """Write ``name`` atomically: a temporary file, fsynced, renamed, the directory fsynced."""
+        tmp = self.directory / (tmp_name or name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(content)
             while view:

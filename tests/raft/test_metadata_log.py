@@ -199,3 +199,52 @@ def test_control_record_values_round_trip(tmp_path):
     log.flush()
     log.close()
     assert MetadataLog(d).read(0, 1) == (Entry(2, kv, control=True),)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_crash_inside_a_cut_within_a_batch_keeps_the_records_below_it(tmp_path, monkeypatch):
+    """A cut inside a batch removes the batch and writes its kept records again: a process
+    killed between the two finds them in kbroker-truncation.batch on open, and the log is whole."""
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.flush()
+    plog = log.partition_log
+    real_append = plog.append
+
+    def killed_append(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(plog, "append", killed_append)
+    with pytest.raises(Killed):
+        log.truncate_to(4)
+    assert plog.log_end_offset == 0  # the batch is cut, its kept records not written back yet
+    assert (d / "kbroker-truncation.batch").exists()
+    monkeypatch.setattr(plog, "append", real_append)
+    plog.close(clean=False)
+    reopened = MetadataLog(d)
+    assert reopened.read(0, 10) == tuple(Entry(1, bytes([i])) for i in range(4))
+    assert not (d / "kbroker-truncation.batch").exists()
+    reopened.append([Entry(2, b"next")])
+    reopened.flush()
+    reopened.close()
+    assert MetadataLog(d).read(0, 10) == (*(Entry(1, bytes([i])) for i in range(4)), Entry(2, b"next"))
+
+
+def test_a_left_over_truncation_file_after_a_completed_cut_is_dropped(tmp_path):
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.flush()
+    log.truncate_to(4)
+    log.close()
+    # as if the process died after writing the cut's new batch, before removing the file
+    from kbroker.controller.metadata_log import encode_batches
+
+    (d / "kbroker-truncation.batch").write_bytes(encode_batches(0, [Entry(1, bytes([i])) for i in range(4)]))
+    reopened = MetadataLog(d)
+    assert reopened.read(0, 10) == tuple(Entry(1, bytes([i])) for i in range(4))
+    assert not (d / "kbroker-truncation.batch").exists()
