@@ -8,8 +8,8 @@ records: it is the ``data`` ``MetadataLog.take_snapshot`` takes. ``load_snapshot
 reads a ``.checkpoint`` content (``Snapshot.data``) into a fresh image; ``records_to_image`` does
 the same from records.
 
-What the image does not hold cannot be in the snapshot: a broker's supported features from its
-RegisterBrokerRecord, a partition's directories, ELR or reassignment fields. A new field in
+What the image does not hold cannot be in the snapshot: a broker's log directories and controlled
+shutdown state, a partition's directories, ELR or reassignment fields. A new field in
 ``MetadataImage`` must be written here too (``tests/unit/test_metadata_snapshot.py`` checks the
 list of fields).
 """
@@ -43,6 +43,10 @@ def image_to_records(image: MetadataImage) -> list[Any]:
             end_points=[
                 mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=proto)
                 for name, (host, port, proto) in b.endpoints.items()
+            ],
+            features=[
+                mr.RegisterBrokerRecord.BrokerFeature(name=name, min_supported_version=lo, max_supported_version=hi)
+                for name, (lo, hi) in b.supported_features.items()
             ],
             rack=b.rack,
             fenced=b.fenced,

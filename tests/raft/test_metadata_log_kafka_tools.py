@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.features import SUPPORTED_FEATURES
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.metadata_log import MetadataLog, snapshot_file_name
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, NewTopic, QuorumController
@@ -142,6 +143,10 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
         "TOPIC_RECORD", "PARTITION_RECORD", "PARTITION_RECORD", "TOPIC_RECORD", "CONFIG_RECORD", "PRODUCER_IDS_RECORD",
     ]
     assert body[0][1]["name"] == "metadata.version"
+    # the broker's registration comes back whole, its supported features included
+    [registered] = [d for _o, k, d in seg_records if k == "REGISTER_BROKER_RECORD"]
+    assert [d for k, d in body if k == "REGISTER_BROKER_RECORD"] == [registered]
+    assert len(registered["features"]) == len(SUPPORTED_FEATURES) > 0
     assert [d["name"] for k, d in body if k == "TOPIC_RECORD"] == ["orders", "payments"]
     assert [d for k, d in body if k == "CONFIG_RECORD"] == [
         {"resourceType": 2, "resourceName": "orders", "name": "retention.ms", "value": "1000"}]

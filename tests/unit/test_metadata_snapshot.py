@@ -33,7 +33,8 @@ def image_state(image: MetadataImage) -> dict:
                         for i, p in t.partitions.items()})
                    for n, t in image.topics.items()},
         "topics_by_id": {i: t.name for i, t in image.topics_by_id.items()},
-        "brokers": {b: (r.broker_id, r.incarnation_id, r.epoch, dict(r.endpoints), r.rack, r.fenced)
+        "brokers": {b: (r.broker_id, r.incarnation_id, r.epoch, list(r.endpoints.items()), r.rack, r.fenced,
+                        list(r.supported_features.items()))
                     for b, r in image.brokers.items()},
         "broker_configs": {k: dict(v) for k, v in image.broker_configs.items() if v},
         "features": dict(image.features),
@@ -81,6 +82,9 @@ class RandomHistory:
                 broker_id=b, incarnation_id=uuid.UUID(int=rng.getrandbits(128)), broker_epoch=rng.randrange(1000),
                 end_points=[mr.RegisterBrokerRecord.BrokerEndpoint(name=n, host=f"h{b}", port=9000 + i, security_protocol=i)
                             for i, n in enumerate(rng.sample(["PLAINTEXT", "SSL", "INTERNAL"], rng.randrange(1, 4)))],
+                features=[mr.RegisterBrokerRecord.BrokerFeature(name=n, min_supported_version=rng.randrange(2),
+                                                                max_supported_version=rng.randrange(2, 30))
+                          for n in rng.sample(["metadata.version", "kraft.version", "group.version"], rng.randrange(4))],
                 rack=rng.choice([None, "r1", "r2"]), fenced=rng.random() < 0.5,
             ))
         elif choice == 2:
