@@ -24,12 +24,12 @@ from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
+from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.metrics import MetricsService
-from kbroker.raft.file_log import FileRaftLog
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import RaftConfig
 from kbroker.raft.state_store import FileQuorumStateStore
@@ -181,8 +181,8 @@ class Broker:
         if cfg.controller_listeners:
             host, port = cfg.controller_listeners[0].host or "0.0.0.0", cfg.controller_listeners[0].port
         try:
-            log = FileRaftLog(meta_dir)
-        except (OSError, ValueError) as exc:
+            log = MetadataLog(meta_dir, voters=sorted(voters))
+        except (OSError, ValueError, MetadataLogError) as exc:
             raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
         return RaftDriver(self.node_id, sorted(voters), {v: a for v, a in voters.items() if a[1]}, log,
                           FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=self.cluster_id,

@@ -30,7 +30,7 @@ from kbroker.controller.features import (
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
-from kbroker.raft.log import Entry, Snapshot
+from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker.raft.node import NotLeaderError
 from protocol.errors import ErrorCode
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
@@ -117,7 +117,10 @@ class QuorumController:
         self.node_id = node_id
         self.image = image
         self.raft = raft
-        self.log = RaftLogView(raft) if raft is not None else log
+        # the segment log under the Raft log (MetadataLog.partition_log), read by the metrics, the
+        # tools' tests and the topic creation's failure check; its high watermark follows the commits
+        self.plog = getattr(raft.log, "partition_log", None) if raft is not None else None
+        self.log = self.plog if self.plog is not None else (RaftLogView(raft) if raft is not None else log)
         self.term = 1
         self.cluster_id: str | None = None
         # The records an empty metadata log starts with (bootstrap.checkpoint's): the active
@@ -135,15 +138,35 @@ class QuorumController:
     def on_commit(self, offset: int, item: Entry | Snapshot) -> None:
         """``RaftDriver.on_commit``: apply one committed entry to the image."""
         if isinstance(item, Snapshot):
-            log.error("metadata snapshot at offset %d cannot be loaded by this controller; ignored", offset)
+            self._load_snapshot(item)
             return
+        if self.plog is not None and self.raft is not None:
+            self.plog.high_watermark = min(self.raft.high_watermark, self.plog.log_end_offset)
         if item.control:
+            if isinstance(item.value, ControlRecord):
+                if item.value.type == ControlType.KRAFT_VERSION:
+                    level = KRaftVersionRecord.decode(memoryview(item.value.value), 0).kraft_version
+                    self.image.apply_kraft_version(level, offset)
+                return
             if self.raft is not None and item.value == self.node_id and item.epoch == self.raft.epoch \
                     and self.raft.is_leader:
                 self.term = item.epoch
                 self._activate()
             return
         self.image.apply(mr.decode_frame(item.value), offset)
+
+    def _load_snapshot(self, snap: Snapshot) -> None:
+        """Replace the image by a snapshot's (Kafka's handleLoadSnapshot): after a restart whose
+        log starts at a snapshot, or a snapshot fetched from the leader."""
+        from kbroker.controller.snapshot import load_snapshot
+
+        fresh = load_snapshot(snap.data, snap.end_offset)
+        listeners = self.image.listeners
+        for name, value in vars(fresh).items():
+            if name != "listeners":
+                setattr(self.image, name, value)
+        self.image.listeners = listeners
+        log.info("loaded the metadata snapshot ending at offset %d (epoch %d)", snap.end_offset, snap.epoch)
 
     def _activate(self) -> None:
         """This node's leadership is committed: it is the active controller. An empty log gets
@@ -331,6 +354,17 @@ class QuorumController:
             kraft_version_feature=Voter.KRaftVersionFeature(min_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][0],
                                                             max_supported_version=SUPPORTED_FEATURES[KRAFT_VERSION][1]),
         )])
+        if self.raft is not None:
+            # control entries of the Raft log; on_commit applies the KRaftVersionRecord
+            entries = [ControlRecord(ControlType.KRAFT_VERSION,
+                                     bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0))),
+                       ControlRecord(ControlType.KRAFT_VOTERS, bytes(voters.encode(0)))]
+            try:
+                self.raft.commit_now(entries, control=True)
+            except NotLeaderError:
+                raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
+            log.info("Upgraded kraft.version to %d", level)
+            return
         batch = build_batch([
             Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VERSION),
                    value=bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)), timestamp=now),

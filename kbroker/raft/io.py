@@ -253,20 +253,20 @@ class RaftDriver:
 
     # ------------------------------------------------------------------ API
 
-    async def propose(self, values: Sequence[bytes]) -> int:
+    async def propose(self, values: Sequence[Any], control: bool = False) -> int:
         """Append ``values`` on the leader; returns the offset of the last once committed.
         Raises ``NotLeaderError`` (``leader_id`` is the leader this node knows, -1 if none)."""
         if not self._running or self.node is None:
             raise RaftStoppedError(f"raft node {self.node_id} is not running")
         node = self.node
-        offset = node.propose(values, self._now())
+        offset = node.propose(values, self._now(), control=control)
         assert self._loop is not None
         fut: asyncio.Future[int] = self._loop.create_future()
         self._proposals[offset] = (node.epoch, fut)
         self._wakeup.set()
         return await fut
 
-    def commit_now(self, values: Sequence[bytes]) -> int:
+    def commit_now(self, values: Sequence[Any], control: bool = False) -> int:
         """A sole voter's synchronous commit: append ``values``, flush and commit them before
         returning the offset of the last (``on_commit`` has been called for them). Raises
         ``NotLeaderError`` on any other node (use ``propose``)."""
@@ -276,7 +276,7 @@ class RaftDriver:
         if node.voters != frozenset({self.node_id}):
             raise NotLeaderError(self.node_id, node.epoch, node.leader_id)
         now = self._now()
-        offset = node.propose(values, now)
+        offset = node.propose(values, now, control=control)
         node.log.flush()
         if not self._step(node.tick) or node.high_watermark <= offset:
             raise RaftStoppedError(f"raft node {self.node_id} could not commit offset {offset}")

@@ -216,13 +216,14 @@ class RaftNode:
         self._poll(now, out)
         return out
 
-    def propose(self, values: Sequence[object], now: int) -> int:
-        """Append ``values`` as records of the current epoch; returns the offset of the last one."""
+    def propose(self, values: Sequence[object], now: int, control: bool = False) -> int:
+        """Append ``values`` as records of the current epoch (``control``: as control records, the
+        values being ``ControlRecord``s); returns the offset of the last one."""
         if self.role is not Role.LEADER:
             raise NotLeaderError(self.node_id, self.epoch, self.leader_id)
         if not values:
             raise ValueError("nothing to propose")
-        self.log.append([Entry(self.epoch, v) for v in values])
+        self.log.append([Entry(self.epoch, v, control=control) for v in values])
         if self._parked:
             self._parked_dirty = True
         if self._flush_at is None:

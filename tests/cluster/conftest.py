@@ -26,12 +26,12 @@ from wire import Wire  # noqa: E402
 from kbroker.cluster import ClusterLayout, start_node, wait_ready  # noqa: E402
 from protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
 
-# Kafka's raft timeouts divided by four: elections and failovers within a test's patience.
+# Kafka's raft timeouts halved: elections and failovers within a test's patience.
 FAST_RAFT = {
-    "controller.quorum.election.timeout.ms": "250",
-    "controller.quorum.fetch.timeout.ms": "500",
-    "controller.quorum.election.backoff.max.ms": "250",
-    "controller.quorum.request.timeout.ms": "500",
+    "controller.quorum.election.timeout.ms": "500",
+    "controller.quorum.fetch.timeout.ms": "1000",
+    "controller.quorum.election.backoff.max.ms": "500",
+    "controller.quorum.request.timeout.ms": "1000",
 }
 
 

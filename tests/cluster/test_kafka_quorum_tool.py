@@ -1,0 +1,57 @@
+"""Kafka 4.4's ``kafka-metadata-quorum.sh --bootstrap-controller`` against a kbroker quorum of three."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_quorum_processes import agreed_leader, quorum_view
+from waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+try:
+    import reference_kafka
+finally:
+    sys.path.remove(str(ROOT / "scripts"))
+
+TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
+
+
+def metadata_quorum(*args: str) -> subprocess.CompletedProcess:
+    cmd = reference_kafka.tool_command("org.apache.kafka.tools.MetadataQuorumCommand", list(args), heap="256m")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+
+
+def fields(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_describe_status_through_a_controller(cluster):
+    leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
+    follower = next(n for n in cluster.node_ids if n != leader)
+    _, _, epoch, _, _ = quorum_view(cluster, leader)
+    res = metadata_quorum("--bootstrap-controller", cluster.layout.controller(follower), "describe", "--status")
+    assert res.returncode == 0, res.stdout + res.stderr
+    status = fields(res.stdout)
+    assert status["ClusterId"] == (cluster.layout.data_dir(1) / "meta.properties").read_text().split(
+        "cluster.id=")[1].split()[0]
+    assert status["LeaderId"] == str(leader)
+    assert status["LeaderEpoch"] == str(epoch)
+    assert int(status["HighWatermark"]) > 0
+    assert status["CurrentVoters"].count("\"id\"") == 3
+    for n in cluster.node_ids:
+        assert f"\"id\": {n}" in status["CurrentVoters"]
+    # --replication: one row per voter, the leader's marked Leader, the others Follower
+    res = metadata_quorum("--bootstrap-controller", cluster.layout.controller(leader), "describe", "--replication")
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = [line.split() for line in res.stdout.splitlines()[1:] if line.strip()]
+    status_of = {int(r[0]): r[-1] for r in rows}
+    assert status_of == {n: ("Leader" if n == leader else "Follower") for n in cluster.node_ids}, res.stdout
