@@ -169,6 +169,9 @@ class ControllerChannel:
                 conn = await self._connect(node_id, address, deadline)
             version = self._version(conn, api_key)
             response = await self._roundtrip(conn, api_key, version, request, deadline)
+        except asyncio.CancelledError:
+            self._disconnect()  # a response may be half read: the next request starts afresh
+            raise
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
             self._disconnect()
             raise _Retry(f"controller {node_id} at {address[0]}:{address[1]}: {type(exc).__name__} {exc}") from None
