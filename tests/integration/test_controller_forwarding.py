@@ -368,3 +368,21 @@ async def test_the_inner_request_carries_the_clients_identity(nodes, monkeypatch
     await send(b, 19, new_topic("who"))
     assert seen == [Requester(client_id="admin", client_host="127.0.0.1", principal_type="User",
                               principal_name="ANONYMOUS")]
+
+
+async def test_broker_configs_are_checked_by_the_receiving_broker(nodes):
+    a, b = nodes
+    forward_to(b, lambda: 1, {1: address(a)})
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    C = R.AlterableConfig
+    setting = [C(name="log.retention.ms", config_operation=0, value="7200000")]
+    answer = await send(b, 44, IncrementalAlterConfigsRequest(validate_only=False, resources=[
+        R(resource_type=4, resource_name="1", configs=setting),  # A's id, sent to B: B refuses it
+        R(resource_type=4, resource_name="2", configs=setting),  # B's own: forwarded, A writes it
+        R(resource_type=2, resource_name="missing", configs=setting),
+    ]))
+    assert [(r.resource_name, r.error_code) for r in answer.responses] == [
+        ("1", E.INVALID_REQUEST), ("2", E.NONE), ("missing", E.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert answer.responses[0].error_message == "Unexpected broker id, expected 2 or empty string, but received 1"
+    assert a.broker.image.broker_configs.get("2") == {"log.retention.ms": "7200000"}
+    assert "1" not in a.broker.image.broker_configs
