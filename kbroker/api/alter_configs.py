@@ -7,10 +7,13 @@ configs only) to single keys. ValidateOnly checks without committing. Broker key
 marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys and invalid
 topic values give INVALID_CONFIG, invalid broker values INVALID_REQUEST (both as Kafka 4.4, with
 its validators and messages), and a key named twice for a resource gives INVALID_REQUEST.
-The handlers send the request to the controller (``ctx.broker.controller_client``);
-:func:`alter_configs` and :func:`incremental_alter_configs` are the controller's side, each run
-alone among the controller's operations (a resource's overrides are read and rewritten without
-another change between).
+The handlers send the request to the controller (``ctx.broker.controller_client``), except the
+BROKER resources that do not name this broker (or "" for the cluster default): those the receiving
+broker answers itself, INVALID_REQUEST, as Kafka's ConfigAdminManager.preprocess (so a broker's
+own configs are changed through that broker). :func:`alter_configs` and
+:func:`incremental_alter_configs` are the controller's side, each run alone among the
+controller's operations (a resource's overrides are read and rewritten without another change
+between).
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
             raise _Reject(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
         return dict(topic.configs)
     if resource_type == RESOURCE_BROKER:
-        problem = broker_resource_error(broker, name)
-        if problem:
-            raise _Reject(*problem)
+        # The receiving broker checked that the name is its own id or "" (`_local_answers`); the
+        # controller checks only that it names a broker (Kafka's ControllerConfigurationValidator).
+        if name and not name.lstrip("-").isdigit():
+            raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid broker name {name}")
         return dict(broker.image.broker_configs.get(name, {}))
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
@@ -126,9 +130,57 @@ def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[st
     return new, new
 
 
+def _local_answers(broker, request) -> dict[int, tuple[ErrorCode, str]]:
+    """What the receiving broker answers itself before forwarding, as Kafka's
+    ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
+    default); such a resource is never sent to the controller. Index in the request -> error."""
+    out = {}
+    for i, res in enumerate(request.resources):
+        if res.resource_type == RESOURCE_BROKER and not _duplicates(res.configs):
+            problem = broker_resource_error(broker, res.resource_name)
+            if problem:
+                out[i] = problem
+    return out
+
+
+async def _preprocess_and_forward(ctx, request, response_cls, send):
+    """Answer `_local_answers` here, forward the other resources, and give the answers in the
+    request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
+    local = _local_answers(ctx.broker, request)
+    resources = request.resources
+    forwarded = [res for i, res in enumerate(resources) if i not in local]
+    answers = []
+    if forwarded:
+        request.resources = forwarded
+        try:
+            response = await send(request, ctx.api_version, requester(ctx))
+        finally:
+            request.resources = resources
+        if local and response.responses is not None and len(response.responses) != len(forwarded):
+            raise RuntimeError(f"the controller answered {len(response.responses)} of {len(forwarded)} resources")
+        answers = list(response.responses or [])
+        if not local:
+            return response
+    else:
+        response = response_cls(throttle_time_ms=0, responses=[])
+    out = []
+    remote = iter(answers)
+    for i, res in enumerate(resources):
+        if i in local:
+            code, message = local[i]
+            out.append(response_cls.AlterConfigsResourceResponse(
+                error_code=code, error_message=message, resource_type=res.resource_type,
+                resource_name=res.resource_name))
+        else:
+            out.append(next(remote))
+    response.responses = out
+    return response
+
+
 @api(33, 0, 2)
 async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
-    return await ctx.broker.controller_client.alter_configs(request, ctx.api_version, requester(ctx))
+    return await _preprocess_and_forward(ctx, request, AlterConfigsResponse,
+                                         ctx.broker.controller_client.alter_configs)
 
 
 @controller_operation(ALTER_CONFIGS)
@@ -176,7 +228,8 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 @api(44, 0, 1)
 async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
-    return await ctx.broker.controller_client.incremental_alter_configs(request, ctx.api_version, requester(ctx))
+    return await _preprocess_and_forward(ctx, request, IncrementalAlterConfigsResponse,
+                                         ctx.broker.controller_client.incremental_alter_configs)
 
 
 @controller_operation(INCREMENTAL_ALTER_CONFIGS)

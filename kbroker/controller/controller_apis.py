@@ -135,7 +135,7 @@ async def broker_registration(broker: Broker, header: Any, body: Any) -> BrokerR
     R = BrokerRegistrationResponse
     controller = broker.controller
     assert controller is not None
-    if not controller.is_active:
+    if not controller.is_active():
         return R(error_code=int(ErrorCode.NOT_CONTROLLER), broker_epoch=-1)
     if body.cluster_id != broker.cluster_id:
         return R(error_code=int(ErrorCode.INCONSISTENT_CLUSTER_ID), broker_epoch=-1)
@@ -172,7 +172,7 @@ async def broker_heartbeat(broker: Broker, header: Any, body: Any) -> BrokerHear
     R = BrokerHeartbeatResponse
     controller = broker.controller
     assert controller is not None
-    if not controller.is_active:
+    if not controller.is_active():
         return R(error_code=int(ErrorCode.NOT_CONTROLLER), is_caught_up=False, is_fenced=True,
                  should_shut_down=False)
     reg = broker.image.brokers.get(body.broker_id)

@@ -191,8 +191,10 @@ class QuorumController:
             return self.node_id
         return self.raft.leader_id
 
-    @property
     def is_active(self) -> bool:
+        """Whether this node is the active controller (the single voter always is; a Raft quorum's
+        controller is active while it leads). Forwarded requests reaching an inactive controller are
+        answered NOT_CONTROLLER."""
         return self.raft is None or self.raft.is_leader
 
     # -- log -------------------------------------------------------------------------------

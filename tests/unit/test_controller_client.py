@@ -275,3 +275,42 @@ async def test_init_producer_id_answers_coordinator_load_in_progress_without_a_b
                                                         producer_id=-1, producer_epoch=-1), 5)
     assert response.error_code == E.COORDINATOR_LOAD_IN_PROGRESS and response.producer_id == -1
 
+
+
+class CreationRequests:
+    """A controller client recording CreateTopics, answered when ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+        self.gate = asyncio.Event()
+
+    async def create_topics(self, request: Any, version: int, requester: Requester | None = None) -> Any:
+        self.requests.append(request)
+        await self.gate.wait()
+        return RESPONSES[19](topics=[RESPONSES[19].CreatableTopicResult(name=t.name, error_code=E.NONE)
+                                     for t in request.topics])
+
+
+async def test_auto_creation_asks_the_active_controller_when_it_is_elsewhere(broker, monkeypatch):
+    from kbroker.controller.quorum import NewTopic
+    from kbroker.replication.topics import _REQUESTED, create_topic, ensure_internal_topic
+
+    monkeypatch.setattr(broker.controller, "is_active", lambda: False)
+    remote = CreationRequests()
+    broker.controller_client = remote
+    first = create_topic(broker, NewTopic("auto"))
+    second = create_topic(broker, NewTopic("auto"))  # under way: not asked twice
+    assert first.error == second.error == E.LEADER_NOT_AVAILABLE
+    await until(lambda: len(remote.requests) == 1)
+    sent = remote.requests[0].topics[0]
+    assert (sent.name, sent.num_partitions, sent.replication_factor) == ("auto", -1, -1)
+    assert broker.image.topic("auto") is None  # nothing written here
+    assert ensure_internal_topic(broker, "__consumer_offsets", 3, {"cleanup.policy": "compact"}) is False
+    await until(lambda: len(remote.requests) == 2)
+    offsets = remote.requests[1].topics[0]
+    assert (offsets.num_partitions, [(c.name, c.value) for c in offsets.configs]) == (3, [("cleanup.policy",
+                                                                                           "compact")])
+    remote.gate.set()
+    await until(lambda: not _REQUESTED.get(broker))
+    assert create_topic(broker, NewTopic("auto")).error == E.LEADER_NOT_AVAILABLE
+    await until(lambda: len(remote.requests) == 3)  # answered: a later miss asks again
