@@ -82,6 +82,7 @@ class Broker:
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
         self._background: set[asyncio.Task] = set()
+        self._channel: Any = None
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
@@ -139,6 +140,8 @@ class Broker:
         self._open_replayed_partitions()
         if self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
+        else:
+            self._use_remote_controller()
         await self._bind()
         await self._register()
         for service in self.services:
@@ -213,6 +216,21 @@ class Broker:
         node = self.raft.node if self.raft is not None else None
         return node is not None and node._applied >= offset
 
+    def _use_remote_controller(self) -> None:
+        """In a quorum of several nodes, metadata changes go to the active controller (wherever it
+        is) in Envelopes over its controller listener (controller-seam's RemoteControllerClient), as
+        Kafka's brokers forward them."""
+        from kbroker.api.envelope import error_response_for
+        from kbroker.controller.channel import ControllerChannel
+        from kbroker.controller.remote import RemoteControllerClient
+
+        raft = self.raft
+        assert raft is not None
+        controllers = dict(self.config.quorum_voters) or dict(raft.addresses)
+        self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
+                                          client_id=f"broker-{self.node_id}-forwarding")
+        self.controller_client = RemoteControllerClient(self._channel, error_response_for)
+
     async def _register(self) -> None:
         """Register this broker in the metadata (the active controller writes its registration)."""
         if self.config.kraft_mode and "broker" not in self.config.process_roles:
@@ -272,6 +290,8 @@ class Broker:
             await _maybe_await(service.stop())
         for task in list(self._background):
             task.cancel()
+        if self._channel is not None:
+            await _maybe_await(self._channel.close())
         if self.raft is not None:
             await self.raft.stop(graceful=True)
             try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
@@ -45,6 +46,23 @@ def install(broker: Broker) -> None:
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
     raft.handlers[BROKER_REGISTRATION] = lambda header, body: broker_registration(broker, header, body)
     raft.handlers[BROKER_HEARTBEAT] = lambda header, body: broker_heartbeat(broker, header, body)
+    # controller-seam's Envelope (58) and AllocateProducerIds (67): forwarded admin requests and
+    # producer-id blocks, run on this node's controller when it is the active one
+    from kbroker.api.envelope import CONTROLLER_APIS
+
+    for api_key, _lo, _hi, handler in CONTROLLER_APIS:
+        raft.handlers[api_key] = _api_handler(broker, handler)
+
+
+def _api_handler(broker: Broker, handler: Any) -> Any:
+    """An API handler taking (ctx, request) served on the controller listener."""
+
+    async def run(header: Any, body: Any) -> Any:
+        ctx = SimpleNamespace(broker=broker, header=header, api_version=header.request_api_version,
+                              peer="controller-listener", client_id=header.client_id)
+        return await handler(ctx, body)
+
+    return run
 
 
 def _voter_endpoints(broker: Broker) -> dict[int, tuple[str, int]]:

@@ -191,6 +191,11 @@ class QuorumController:
             return self.node_id
         return self.raft.leader_id
 
+    @property
+    def commits_synchronously(self) -> bool:
+        """Whether `commit` works (the sole voter of a one-node quorum); elsewhere only `write`."""
+        return self.raft is None or (self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}))
+
     def is_active(self) -> bool:
         """Whether this node is the active controller (the single voter always is; a Raft quorum's
         controller is active while it leads). Forwarded requests reaching an inactive controller are

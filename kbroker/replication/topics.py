@@ -102,7 +102,7 @@ def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
     `request_creation`) and answer LEADER_NOT_AVAILABLE meanwhile."""
     topic = _internal_defaults(broker, topic)
     controller = broker.controller
-    if controller is None or not controller.is_active():
+    if controller is None or not controller.is_active() or not controller.commits_synchronously:
         return request_creation(broker, topic)
     result = plan_create(broker, topic)
     if result.error == ErrorCode.NONE and result.records:

@@ -86,6 +86,13 @@ def test_leader_elected_and_topics_visible_on_every_node(cluster):
         assert sorted(p.replica_nodes) == [1, 2, 3]
     # a second create of the same topic is refused by the controller, whichever broker it reached first
     assert create_via_controller(cluster, "orders", cluster.node_ids) == E.TOPIC_ALREADY_EXISTS
+    # CreateTopics through every node, the followers forwarding it to the active controller (Envelope)
+    for n in cluster.node_ids:
+        assert create_topic(cluster, n, f"via-{n}") == E.NONE
+    for n in cluster.node_ids:
+        wait_until(lambda n=n: {f"via-{m}" for m in cluster.node_ids} <= {t.name for t in metadata(cluster, n).topics},
+                   10, 0.05, f"the forwarded creations on node {n}")
+    assert create_topic(cluster, next(n for n in cluster.node_ids if n != leader), "via-1") == E.TOPIC_ALREADY_EXISTS
 
 
 def test_kill_active_controller_while_creating_topics(cluster):
@@ -101,8 +108,8 @@ def test_kill_active_controller_while_creating_topics(cluster):
         while not stop.is_set():
             name = f"t{i}"
             nodes = survivors if killed.is_set() else cluster.node_ids
-            try:
-                code = create_via_controller(cluster, name, nodes)
+            try:  # through any node: a follower forwards it to the active controller
+                code = create_topic(cluster, nodes[i % len(nodes)], name)
             except OSError:
                 continue
             if code in (E.NONE, E.TOPIC_ALREADY_EXISTS):
