@@ -29,7 +29,8 @@ from typing import Any
 
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester
+from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
+from kbroker.controller.quorum import ControllerError
 from kbroker.controller.remote import deserialize_principal
 from protocol.api import decode_request, encode_response
 from protocol.errors import ErrorCode
@@ -38,10 +39,6 @@ from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 from protocol.messages.envelope import EnvelopeResponse
 
 log = logging.getLogger(__name__)
-
-
-def _active(broker: Any) -> bool:
-    return broker.controller is not None and broker.controller.is_active()
 
 
 def _error(code: ErrorCode) -> EnvelopeResponse:
@@ -95,12 +92,17 @@ async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
     entry = HANDLERS.get(api_key)
     if entry is None or not entry.enabled(version, broker.config["unstable.api.versions.enable"]):
         return _error(ErrorCode.UNSUPPORTED_VERSION)
-    if not _active(broker):
+    if not controller_active(broker.controller):
         return _error(ErrorCode.NOT_CONTROLLER)
     requester = Requester(client_id=header.client_id, client_host=client_host, principal_type=principal.type,
                           principal_name=principal.name)
     try:
         response = await LocalControllerClient(broker).forward(api_key, inner, version, requester)
+    except ControllerError as exc:
+        if exc.code == ErrorCode.NOT_CONTROLLER:  # leadership lost while the operation ran
+            return _error(ErrorCode.NOT_CONTROLLER)
+        log.exception("forwarded api %d v%d from %s failed", api_key, version, ctx.peer)
+        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
     except Exception:
         log.exception("forwarded api %d v%d from %s failed", api_key, version, ctx.peer)
         response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
@@ -112,7 +114,7 @@ async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
 
 async def handle_allocate_producer_ids(ctx: Any, request: Any) -> AllocateProducerIdsResponse:
     broker = ctx.broker
-    if not _active(broker):
+    if not controller_active(broker.controller):
         return AllocateProducerIdsResponse(error_code=ErrorCode.NOT_CONTROLLER, producer_id_start=-1,
                                            producer_id_len=0)
     return await LocalControllerClient(broker).allocate_producer_ids(request.broker_id, request.broker_epoch)

@@ -120,6 +120,12 @@ class ControllerClient(Protocol):
         ...
 
 
+def controller_active(controller: QuorumController | None) -> bool:
+    """Whether ``controller`` is the active controller: its ``is_active`` property (a Raft quorum's
+    controller while it leads), or True for a controller without one (the single voter)."""
+    return controller is not None and bool(getattr(controller, "is_active", True))
+
+
 class ControllerHost(Protocol):
     """The node a local controller runs in: its ``QuorumController`` once started."""
 

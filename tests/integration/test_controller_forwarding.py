@@ -333,7 +333,7 @@ async def test_envelope_errors(nodes, monkeypatch):
                               client_host_address=b"\x7f\x00\x00\x01")
     assert (await send_once(a, garbage)).error_code == E.INVALID_REQUEST
     assert a.broker.image.topic("x") is None
-    monkeypatch.setattr(a.broker.controller, "is_active", lambda: False)
+    monkeypatch.setattr(type(a.broker.controller), "is_active", property(lambda self: False), raising=False)
     inactive = await send_once(a, envelope(new_topic("x"), 7))
     assert inactive.error_code == E.NOT_CONTROLLER and a.broker.image.topic("x") is None
     ids = await send_once(a, AllocateProducerIdsRequest(broker_id=1, broker_epoch=a.broker.image.brokers[1].epoch))
@@ -350,6 +350,19 @@ async def test_inner_not_controller_becomes_the_envelopes_error(nodes, monkeypat
     monkeypatch.setitem(client_module.OPERATIONS, 19, not_controller)
     answer = await handle_envelope(type("Ctx", (), {"broker": a.broker, "peer": "test"})(), envelope(new_topic("y"), 7))
     assert answer.error_code == E.NOT_CONTROLLER and answer.response_data is None
+
+
+async def test_leadership_lost_during_the_write_becomes_not_controller(nodes, monkeypatch):
+    a, _b = nodes
+    from kbroker.controller.quorum import ControllerError
+
+    async def lost(records: Any, batch: Any = None) -> int:
+        raise ControllerError(E.NOT_CONTROLLER, "no longer the leader")
+
+    monkeypatch.setattr(a.broker.controller, "write", lost)
+    answer = await send_once(a, envelope(new_topic("z"), 7))
+    assert answer.error_code == E.NOT_CONTROLLER and answer.response_data is None
+    assert a.broker.image.topic("z") is None
 
 
 async def test_the_inner_request_carries_the_clients_identity(nodes, monkeypatch):
