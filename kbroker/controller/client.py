@@ -121,9 +121,9 @@ class ControllerClient(Protocol):
 
 
 def controller_active(controller: QuorumController | None) -> bool:
-    """Whether ``controller`` is the active controller: its ``is_active`` property (a Raft quorum's
-    controller while it leads), or True for a controller without one (the single voter)."""
-    return controller is not None and bool(getattr(controller, "is_active", True))
+    """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
+    single voter, while it leads for a Raft quorum's)."""
+    return controller is not None and controller.is_active()
 
 
 class ControllerHost(Protocol):

@@ -140,6 +140,12 @@ class QuorumController:
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
 
+    def is_active(self) -> bool:
+        """Whether this node is the active controller (the single voter always is; a Raft quorum's
+        controller is active while it leads). Forwarded requests reaching an inactive controller are
+        answered NOT_CONTROLLER."""
+        return True
+
     async def write(self, records: list[Any], batch: bytes | None = None) -> int:
         """Append ``records`` atomically (one batch, ``batch`` if `build` made it already) and return
         the first offset once they are committed and applied to the image.

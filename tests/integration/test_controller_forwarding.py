@@ -333,7 +333,7 @@ async def test_envelope_errors(nodes, monkeypatch):
                               client_host_address=b"\x7f\x00\x00\x01")
     assert (await send_once(a, garbage)).error_code == E.INVALID_REQUEST
     assert a.broker.image.topic("x") is None
-    monkeypatch.setattr(type(a.broker.controller), "is_active", property(lambda self: False), raising=False)
+    monkeypatch.setattr(a.broker.controller, "is_active", lambda: False)
     inactive = await send_once(a, envelope(new_topic("x"), 7))
     assert inactive.error_code == E.NOT_CONTROLLER and a.broker.image.topic("x") is None
     ids = await send_once(a, AllocateProducerIdsRequest(broker_id=1, broker_epoch=a.broker.image.brokers[1].epoch))

@@ -311,7 +311,7 @@ async def test_auto_creation_asks_the_active_controller_when_it_is_elsewhere(bro
     from kbroker.controller.quorum import NewTopic
     from kbroker.replication.topics import _REQUESTED, create_topic, ensure_internal_topic
 
-    monkeypatch.setattr(type(broker.controller), "is_active", property(lambda self: False), raising=False)
+    monkeypatch.setattr(broker.controller, "is_active", lambda: False)
     remote = CreationRequests()
     broker.controller_client = remote
     first = create_topic(broker, NewTopic("auto"))
