@@ -2,7 +2,9 @@
 
 Controller-listener APIs (Kafka serves them on the CONTROLLER listener only): they are not
 registered on the broker listeners here; the composition root registers :data:`CONTROLLER_APIS`
-on the controller listener (with the registry's controller-listener support).
+(``(ctx, request)`` handlers) on the controller listener, or, for a server without request
+contexts (the RaftDriver's ``handlers``), :func:`envelope` and :func:`allocate_producer_ids`,
+which take the node and the request.
 
 Envelope, as Kafka's ``ControllerApis.handleEnvelopeRequest`` and ``EnvelopeUtils``: the request
 data is an inner request with its header; the principal (``DefaultPrincipalData``) and client
@@ -29,7 +31,8 @@ from typing import Any
 
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester
+from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
+from kbroker.controller.quorum import ControllerError
 from kbroker.controller.remote import deserialize_principal
 from protocol.api import decode_request, encode_response
 from protocol.errors import ErrorCode
@@ -38,10 +41,6 @@ from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 from protocol.messages.envelope import EnvelopeResponse
 
 log = logging.getLogger(__name__)
-
-
-def _active(broker: Any) -> bool:
-    return broker.controller is not None and broker.controller.is_active()
 
 
 def _error(code: ErrorCode) -> EnvelopeResponse:
@@ -70,39 +69,49 @@ def error_codes(message: Any) -> set[int]:
 
 
 async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
-    broker = ctx.broker
+    return await envelope(ctx.broker, request, ctx.peer)
+
+
+async def envelope(broker: Any, request: Any, peer: str = "?") -> EnvelopeResponse:
+    """The Envelope handler on ``broker`` (the node running the controller), for any server that
+    serves the controller listener (``peer``: the forwarding node's address, for the log)."""
     try:
         principal = deserialize_principal(request.request_principal or b"")
     except ValueError as exc:
-        log.info("envelope from %s: %s", ctx.peer, exc)
+        log.info("envelope from %s: %s", peer, exc)
         return _error(ErrorCode.PRINCIPAL_DESERIALIZATION_FAILURE)
     try:
         client_host = str(ipaddress.ip_address(bytes(request.client_host_address)))
     except ValueError:
-        log.info("envelope from %s: client address of %d bytes", ctx.peer, len(request.client_host_address))
+        log.info("envelope from %s: client address of %d bytes", peer, len(request.client_host_address))
         return _error(ErrorCode.INVALID_REQUEST)
     try:
         header, inner = decode_request(request.request_data)
     except UnsupportedVersionError:
         return _error(ErrorCode.UNSUPPORTED_VERSION)
     except ProtocolError as exc:
-        log.info("envelope from %s: the forwarded request does not decode: %s", ctx.peer, exc)
+        log.info("envelope from %s: the forwarded request does not decode: %s", peer, exc)
         return _error(ErrorCode.INVALID_REQUEST)
     api_key, version = header.request_api_key, header.request_api_version
     if api_key not in FORWARDED_APIS:
-        log.info("envelope from %s: api %d is not eligible for forwarding", ctx.peer, api_key)
+        log.info("envelope from %s: api %d is not eligible for forwarding", peer, api_key)
         return _error(ErrorCode.INVALID_REQUEST)
     entry = HANDLERS.get(api_key)
     if entry is None or not entry.enabled(version, broker.config["unstable.api.versions.enable"]):
         return _error(ErrorCode.UNSUPPORTED_VERSION)
-    if not _active(broker):
+    if not controller_active(broker.controller):
         return _error(ErrorCode.NOT_CONTROLLER)
     requester = Requester(client_id=header.client_id, client_host=client_host, principal_type=principal.type,
                           principal_name=principal.name)
     try:
         response = await LocalControllerClient(broker).forward(api_key, inner, version, requester)
+    except ControllerError as exc:
+        if exc.code == ErrorCode.NOT_CONTROLLER:  # leadership lost while the operation ran
+            return _error(ErrorCode.NOT_CONTROLLER)
+        log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
+        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
     except Exception:
-        log.exception("forwarded api %d v%d from %s failed", api_key, version, ctx.peer)
+        log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
         response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
     if ErrorCode.NOT_CONTROLLER in error_codes(response):
         return _error(ErrorCode.NOT_CONTROLLER)
@@ -111,8 +120,12 @@ async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
 
 
 async def handle_allocate_producer_ids(ctx: Any, request: Any) -> AllocateProducerIdsResponse:
-    broker = ctx.broker
-    if not _active(broker):
+    return await allocate_producer_ids(ctx.broker, request)
+
+
+async def allocate_producer_ids(broker: Any, request: Any) -> AllocateProducerIdsResponse:
+    """The AllocateProducerIds handler on ``broker`` (the node running the controller)."""
+    if not controller_active(broker.controller):
         return AllocateProducerIdsResponse(error_code=ErrorCode.NOT_CONTROLLER, producer_id_start=-1,
                                            producer_id_len=0)
     return await LocalControllerClient(broker).allocate_producer_ids(request.broker_id, request.broker_epoch)

@@ -120,6 +120,12 @@ class ControllerClient(Protocol):
         ...
 
 
+def controller_active(controller: QuorumController | None) -> bool:
+    """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
+    single voter, while it leads for a Raft quorum's)."""
+    return controller is not None and controller.is_active()
+
+
 class ControllerHost(Protocol):
     """The node a local controller runs in: its ``QuorumController`` once started."""
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
@@ -36,6 +35,7 @@ Broker = Any  # kbroker.broker.Broker (not imported: the controller layer stays 
 log = logging.getLogger(__name__)
 
 DESCRIBE_QUORUM, DESCRIBE_CLUSTER, BROKER_REGISTRATION, BROKER_HEARTBEAT = 55, 60, 62, 63
+ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
 CONTROLLER_ENDPOINT_TYPE = 2
 
 
@@ -48,21 +48,10 @@ def install(broker: Broker) -> None:
     raft.handlers[BROKER_HEARTBEAT] = lambda header, body: broker_heartbeat(broker, header, body)
     # controller-seam's Envelope (58) and AllocateProducerIds (67): forwarded admin requests and
     # producer-id blocks, run on this node's controller when it is the active one
-    from kbroker.api.envelope import CONTROLLER_APIS
+    from kbroker.api.envelope import allocate_producer_ids, envelope
 
-    for api_key, _lo, _hi, handler in CONTROLLER_APIS:
-        raft.handlers[api_key] = _api_handler(broker, handler)
-
-
-def _api_handler(broker: Broker, handler: Any) -> Any:
-    """An API handler taking (ctx, request) served on the controller listener."""
-
-    async def run(header: Any, body: Any) -> Any:
-        ctx = SimpleNamespace(broker=broker, header=header, api_version=header.request_api_version,
-                              peer="controller-listener", client_id=header.client_id)
-        return await handler(ctx, body)
-
-    return run
+    raft.handlers[ENVELOPE] = lambda header, body: envelope(broker, body, f"node {header.client_id}")
+    raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body)
 
 
 def _voter_endpoints(broker: Broker) -> dict[int, tuple[str, int]]:

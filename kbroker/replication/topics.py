@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
+from kbroker.controller.client import controller_active
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
 from protocol.errors import ErrorCode
@@ -102,7 +103,7 @@ def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
     `request_creation`) and answer LEADER_NOT_AVAILABLE meanwhile."""
     topic = _internal_defaults(broker, topic)
     controller = broker.controller
-    if controller is None or not controller.is_active() or not controller.commits_synchronously:
+    if not controller_active(controller) or not getattr(controller, "commits_synchronously", True):
         return request_creation(broker, topic)
     result = plan_create(broker, topic)
     if result.error == ErrorCode.NONE and result.records:

@@ -352,6 +352,19 @@ async def test_inner_not_controller_becomes_the_envelopes_error(nodes, monkeypat
     assert answer.error_code == E.NOT_CONTROLLER and answer.response_data is None
 
 
+async def test_leadership_lost_during_the_write_becomes_not_controller(nodes, monkeypatch):
+    a, _b = nodes
+    from kbroker.controller.quorum import ControllerError
+
+    async def lost(records: Any, batch: Any = None) -> int:
+        raise ControllerError(E.NOT_CONTROLLER, "no longer the leader")
+
+    monkeypatch.setattr(a.broker.controller, "write", lost)
+    answer = await send_once(a, envelope(new_topic("z"), 7))
+    assert answer.error_code == E.NOT_CONTROLLER and answer.response_data is None
+    assert a.broker.image.topic("z") is None
+
+
 async def test_the_inner_request_carries_the_clients_identity(nodes, monkeypatch):
     a, b = nodes
     forward_to(b, lambda: 1, {1: address(a)})

@@ -88,7 +88,10 @@ async def test_handlers_answer_with_what_the_controller_client_returns(broker, a
     before = broker.controller.log.log_end_offset
     entry = HANDLERS[api_key]
     version = entry.max_version
-    response = await call(broker, REQUESTS[api_key](), version)
+    request = REQUESTS[api_key]()
+    if api_key in (33, 44):  # a request with nothing to forward is answered without the controller
+        request.resources = [type(request).AlterConfigsResource(resource_type=2, resource_name="t", configs=[])]
+    response = await call(broker, request, version)
     assert isinstance(response, RESPONSES[api_key]) and response.throttle_time_ms == 123
     assert [(k, v) for k, v, _ in recording.calls] == [(api_key, version)]
     requester = recording.calls[0][2]
@@ -172,6 +175,19 @@ async def test_concurrent_changes_of_one_config_both_apply_while_writes_await(br
     for response in await asyncio.gather(first, second):
         assert response.responses[0].error_code == E.NONE
     assert broker.image.topic("conf").configs["cleanup.policy"] == "compact"
+
+
+async def test_a_config_request_naming_only_other_brokers_is_answered_without_the_controller(broker):
+    recording = RecordingClient()
+    broker.controller_client = recording
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    request = IncrementalAlterConfigsRequest(validate_only=False, resources=[
+        R(resource_type=4, resource_name="7", configs=[]), R(resource_type=4, resource_name="x", configs=[])])
+    response = await call(broker, request, 1)
+    assert recording.calls == []
+    assert [(r.error_code, r.error_message) for r in response.responses] == [
+        (E.INVALID_REQUEST, "Unexpected broker id, expected 1 or empty string, but received 7"),
+        (E.INVALID_REQUEST, "Broker id must be an integer, but it is: x")]
 
 
 async def test_local_allocate_producer_ids_checks_the_broker_epoch(broker):
