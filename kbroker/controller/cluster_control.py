@@ -239,6 +239,7 @@ class ClusterControl:
         self.heartbeats: BrokerHeartbeatManager | None = None
         # Brokers whose last heartbeat answer was "in controlled shutdown", until its batch commits.
         self._in_controlled_shutdown: set[int] = set()
+        self.lock: Any = None  # the asyncio.Lock the handlers hold around generate + commit (cluster_runtime)
 
     # -- activation -------------------------------------------------------------------------
 

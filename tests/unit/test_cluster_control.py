@@ -329,3 +329,80 @@ def test_a_controller_becoming_active_gives_unfenced_brokers_a_new_session():
     successor.activate(log.image, 50_000)
     assert successor.fence_expired(log.image, 59_000) == []
     assert successor.fence_expired(log.image, 59_001)[-1].broker_id == 1
+
+
+# -- controller-listener handlers ----------------------------------------------------------------
+
+
+def test_controller_only_apis_are_served_on_the_controller_listener_only():
+    from kbroker.api import load_handlers
+    from kbroker.api.api_versions import api_keys
+    from kbroker.api.registry import HANDLERS, handlers_for
+
+    load_handlers()
+    controller_apis = {56, 62, 63, 64}
+    assert controller_apis <= set(handlers_for("controller"))
+    assert not controller_apis & set(HANDLERS)
+    assert not controller_apis & {k.api_key for k in api_keys(False)}
+    assert handlers_for("broker") is HANDLERS
+
+
+class _Controller:
+    """A controller with the async ``write`` of the controller seam, over a MemoryLog."""
+
+    def __init__(self, log: MemoryLog) -> None:
+        self.memory = log
+        self.image = log.image
+        self.writes: list[list] = []
+
+    @property
+    def next_write_offset(self) -> int:
+        return self.memory.next_offset
+
+    async def write(self, records: list) -> int:
+        first = self.memory.next_offset
+        self.writes.append(list(records))
+        self.memory.commit(records)
+        return first
+
+
+class _Broker:
+    def __init__(self, controller: _Controller) -> None:
+        self.controller = controller
+        self.cluster_id = CLUSTER_ID
+        self.config = {"broker.session.timeout.ms": 9000}
+
+
+class _Ctx:
+    def __init__(self, broker: _Broker, api_version: int) -> None:
+        self.broker = broker
+        self.api_version = api_version
+
+
+def test_handlers_commit_before_answering():
+    import asyncio
+
+    from kbroker.api.broker_heartbeat import handle_broker_heartbeat
+    from kbroker.api.broker_registration import handle_broker_registration
+    from kbroker.api.unregister_broker import handle_unregister_broker
+
+    log = MemoryLog()
+    controller = _Controller(log)
+    broker = _Broker(controller)
+
+    async def scenario() -> None:
+        resp = await handle_broker_registration(_Ctx(broker, 4), registration(1))
+        assert resp.error_code == ErrorCode.NONE
+        assert resp.broker_epoch == log.image.brokers[1].epoch == log.image.brokers[1].register_offset
+        assert log.image.brokers[1].fenced
+        resp = await handle_broker_heartbeat(_Ctx(broker, 2), heartbeat(1, resp.broker_epoch, log.image.offset))
+        assert resp.error_code == ErrorCode.NONE and not resp.is_fenced
+        assert not log.image.brokers[1].fenced  # committed before the answer
+        resp = await handle_broker_registration(_Ctx(broker, 4), registration(2, cluster_id="x"))
+        assert resp.error_code == ErrorCode.INCONSISTENT_CLUSTER_ID
+        n = len(controller.writes)
+        resp = await handle_unregister_broker(_Ctx(broker, 0), UnregisterBrokerRequest(broker_id=1))
+        assert resp.error_code == ErrorCode.NONE and 1 not in log.image.brokers
+        assert len(controller.writes) == n + 1
+
+    asyncio.run(scenario())

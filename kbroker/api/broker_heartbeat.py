@@ -1,0 +1,27 @@
+"""BrokerHeartbeat (key 63), v0-2, on the controller listener only.
+
+Each broker heartbeats every ``broker.heartbeat.interval.ms``; the active controller keeps its
+session alive, unfences it once it has caught up with its registration, fences it on request, and
+runs controlled shutdown (leaderships moved away first, then ShouldShutDown), as Kafka 4.4's
+processBrokerHeartbeat (kbroker.controller.cluster_control). A heartbeat whose epoch is not the
+registration's gets STALE_BROKER_EPOCH. The records are committed before the answer.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.cluster_runtime import cluster_control_for, next_write_offset, now_ms, write
+
+
+@api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))
+async def handle_broker_heartbeat(ctx, request):
+    controller = ctx.broker.controller
+    cc = cluster_control_for(ctx.broker)
+    async with cc.lock:
+        response, records = cc.heartbeat(controller.image, request, now_ms())
+        if records:
+            last = await write(controller, records) + len(records) - 1
+        else:
+            last = next_write_offset(controller) - 1
+        cc.heartbeat_committed(request.broker_id, last)
+    return response

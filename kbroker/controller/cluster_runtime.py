@@ -1,0 +1,62 @@
+"""What the controller-listener handlers need around the sans-IO cluster logic: the controller's
+:class:`ClusterControl` (created on first use from the node's config), its clock, the lock that
+makes "generate records, then commit them" one step, and the commit itself.
+
+Kafka's controller runs every operation on one event thread, so the state a result was computed
+from is the state it commits onto. Here each cluster operation holds ``lock`` from generating its
+records until they are committed and applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
+from kbroker.controller.replication_control import ReplicationSettings
+
+
+def now_ms() -> int:
+    """The controller's clock for sessions: monotonic milliseconds (only compared on this node)."""
+    return int(time.monotonic() * 1000)
+
+
+def cluster_control_for(broker: Any) -> ClusterControl:
+    """The ClusterControl of the node's controller, made and attached to its image on first use."""
+    controller = broker.controller
+    cc = getattr(controller, "cluster_control", None)
+    if cc is None:
+        config = broker.config
+        cc = ClusterControl(
+            broker.cluster_id,
+            session_timeout_ms=int(config.get("broker.session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS)),
+            settings=ReplicationSettings(
+                min_insync_replicas=int(config.get("min.insync.replicas", 1)),
+                unclean_leader_election_enable=bool(config.get("unclean.leader.election.enable", False)),
+            ),
+        )
+        cc.attach(controller.image)
+        controller.cluster_control = cc
+    if getattr(cc, "lock", None) is None:
+        cc.lock = asyncio.Lock()
+    return cc
+
+
+def next_write_offset(controller: Any) -> int:
+    """The offset the controller's next record gets (a new broker's epoch)."""
+    nxt = getattr(controller, "next_write_offset", None)
+    if nxt is not None:
+        return nxt() if callable(nxt) else int(nxt)
+    return controller.log.log_end_offset
+
+
+async def write(controller: Any, records: list[Any]) -> int:
+    """Commit ``records`` through the controller and return the first offset.
+
+    ``QuorumController.write`` (async, from the controller-seam branch) is used when present;
+    until it is merged this falls back to the synchronous ``commit``."""
+    writer = getattr(controller, "write", None)
+    if writer is not None:
+        return await writer(records)
+    return controller.commit(records)
