@@ -14,7 +14,9 @@ import time
 from typing import Any
 
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
-from kbroker.controller.replication_control import ReplicationSettings
+from kbroker.controller.replication_control import ReplicationSettings, preferred_leader_elections
+
+MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's QuorumController maxElectionsPerImbalance
 
 
 def now_ms() -> int:
@@ -60,3 +62,37 @@ async def write(controller: Any, records: list[Any]) -> int:
     if writer is not None:
         return await writer(records)
     return controller.commit(records)
+
+
+async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
+    """The controller's session timer (Kafka's maybeFenceStaleBroker task): fence every broker
+    whose session has expired, one committed batch per broker; returns how many were fenced. Call
+    it when ``cluster_control_for(broker).next_expiry()`` is due (or every second, as Kafka's
+    default fence-stale-broker interval)."""
+    controller = broker.controller
+    cc = cluster_control_for(broker)
+    fenced = 0
+    async with cc.lock:
+        while True:
+            found, records = cc.fence_stale_broker(controller.image, now_ms() if now is None else now)
+            if not found:
+                return fenced
+            if records:
+                await write(controller, records)
+                fenced += 1
+
+
+async def balance_leaders(broker: Any) -> int:
+    """The controller's auto leader rebalance (``auto.leader.rebalance.enable``): commit preferred
+    leader elections; returns how many partitions changed."""
+    controller = broker.controller
+    cc = cluster_control_for(broker)
+    changed = 0
+    async with cc.lock:
+        while True:
+            records = preferred_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
+            if records:
+                await write(controller, records)
+                changed += len(records)
+            if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
+                return changed

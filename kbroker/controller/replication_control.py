@@ -504,22 +504,20 @@ def alter_partition(image: MetadataImage, request: Any, api_version: int,
 
 def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
                                max_elections: int = 1000) -> list[Any]:
-    """Kafka's maybeBalancePartitionLeaders (auto.leader.rebalance.enable): move leadership back to
-    each partition's first replica where it is in the ISR and active. The controller calls it on
-    its ``leader.imbalance.check.interval.seconds`` timer when rebalancing is enabled."""
+    """Kafka's maybeBalancePartitionLeaders (``auto.leader.rebalance.enable``, Kafka's default):
+    a preferred election for each partition not led by its first replica, at most
+    ``max_elections`` records (the controller calls it again at once when it got that many). The
+    controller runs it every ``leader.imbalance.check.interval.seconds``."""
     settings = settings or ReplicationSettings()
     records: list[Any] = []
     elr = elr_enabled(image)
     for topic, p in _partitions(image, lambda p: bool(p.replicas) and p.leader != p.replicas[0]):
         if len(records) >= max_elections:
             break
-        preferred = p.replicas[0]
-        if preferred not in p.isr or not is_active(image, preferred):
-            continue
         builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, lambda r: is_active(image, r),
                                          settings.min_isr(image, topic), elr)
         builder.election = Election.PREFERRED
         record = builder.build()
-        if record is not None and record.leader == preferred:
+        if record is not None:
             records.append(record)
     return records

@@ -406,3 +406,35 @@ def test_handlers_commit_before_answering():
         assert len(controller.writes) == n + 1
 
     asyncio.run(scenario())
+
+
+def test_runtime_timers_fence_stale_brokers_and_rebalance_leaders():
+    import asyncio
+
+    from kbroker.controller.cluster_runtime import balance_leaders, cluster_control_for, fence_stale_brokers
+
+    log = MemoryLog()
+    controller = _Controller(log)
+    broker = _Broker(controller)
+    cc = cluster_control_for(broker)
+    assert cluster_control_for(broker) is cc
+    for b in (1, 2, 3):
+        running(cc, log, b, now=0)
+    log.topic("t", [[1, 2], [2, 3]])
+
+    async def scenario() -> None:
+        assert await fence_stale_brokers(broker, now=9000) == 0
+        for b in (2, 3):
+            cc.heartbeat(log.image, heartbeat(b, log.image.brokers[b].epoch, log.image.offset), 8000)
+        assert await fence_stale_brokers(broker, now=9001) == 1
+        assert log.image.brokers[1].fenced and log.image.partition("t", 0).leader == 2
+        # Broker 1 comes back: caught up, unfenced, in sync again; the rebalance returns it its leadership.
+        epoch = log.image.brokers[1].epoch
+        _, records = cc.heartbeat(log.image, heartbeat(1, epoch, log.image.offset), 9500)
+        log.commit(records)
+        assert await balance_leaders(broker) == 0  # not in the ISR yet
+        log.commit([PartitionChangeRecord(topic_id=log.image.topic("t").topic_id, partition_id=0, isr=[2, 1])])
+        assert await balance_leaders(broker) == 1
+        assert log.image.partition("t", 0).leader == 1
+
+    asyncio.run(scenario())
