@@ -240,6 +240,7 @@ class ClusterControl:
         # Brokers whose last heartbeat answer was "in controlled shutdown", until its batch commits.
         self._in_controlled_shutdown: set[int] = set()
         self.lock: Any = None  # the asyncio.Lock the handlers hold around generate + commit (cluster_runtime)
+        self.term: Any = None  # the controller term the heartbeat state was built in (cluster_runtime)
 
     # -- activation -------------------------------------------------------------------------
 

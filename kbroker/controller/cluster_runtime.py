@@ -1,16 +1,23 @@
 """What the controller-listener handlers need around the sans-IO cluster logic: the controller's
-:class:`ClusterControl` (created on first use from the node's config), its clock, the lock that
-makes "generate records, then commit them" one step, and the commit itself.
+:class:`ClusterControl` (created on first use from the node's config), its clock, one controller
+operation at a time, and the commit itself.
 
 Kafka's controller runs every operation on one event thread, so the state a result was computed
-from is the state it commits onto. Here each cluster operation holds ``lock`` from generating its
-records until they are committed and applied.
+from is the state it commits onto. Here each cluster operation runs inside :func:`operation`:
+the controller's own ``exclusive()`` section when it has one (shared with every other metadata
+writer), else a lock of the ClusterControl; records are generated and committed inside it.
+
+The heartbeat state is the active controller's alone: it is rebuilt (every unfenced broker given a
+new session) the first time an operation runs in a new controller term, and dropped when an
+operation finds the controller inactive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
@@ -22,6 +29,11 @@ MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's QuorumController maxElectionsPerIm
 def now_ms() -> int:
     """The controller's clock for sessions: monotonic milliseconds (only compared on this node)."""
     return int(time.monotonic() * 1000)
+
+
+def is_active(controller: Any) -> bool:
+    """Whether this node is the active controller (a controller without the notion always is)."""
+    return bool(getattr(controller, "is_active", True))
 
 
 def cluster_control_for(broker: Any) -> ClusterControl:
@@ -40,9 +52,24 @@ def cluster_control_for(broker: Any) -> ClusterControl:
         )
         cc.attach(controller.image)
         controller.cluster_control = cc
-    if getattr(cc, "lock", None) is None:
+    if cc.lock is None:
         cc.lock = asyncio.Lock()
     return cc
+
+
+@contextlib.asynccontextmanager
+async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
+    """One controller operation: read the image, decide, commit; nothing else decides meanwhile."""
+    controller = broker.controller
+    cc = cluster_control_for(broker)
+    exclusive = getattr(controller, "exclusive", None)
+    section = exclusive() if exclusive is not None else cc.lock
+    async with section:
+        term = getattr(controller, "term", None)
+        if cc.heartbeats is None or getattr(cc, "term", None) != term:
+            cc.activate(controller.image, now_ms())
+            cc.term = term
+        yield cc
 
 
 def next_write_offset(controller: Any) -> int:
@@ -57,7 +84,7 @@ async def write(controller: Any, records: list[Any]) -> int:
     """Commit ``records`` through the controller and return the first offset.
 
     ``QuorumController.write`` (async, from the controller-seam branch) is used when present;
-    until it is merged this falls back to the synchronous ``commit``."""
+    before it is merged this falls back to the synchronous ``commit``."""
     writer = getattr(controller, "write", None)
     if writer is not None:
         return await writer(records)
@@ -68,11 +95,12 @@ async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
     """The controller's session timer (Kafka's maybeFenceStaleBroker task): fence every broker
     whose session has expired, one committed batch per broker; returns how many were fenced. Call
     it when ``cluster_control_for(broker).next_expiry()`` is due (or every second, as Kafka's
-    default fence-stale-broker interval)."""
+    default fence-stale-broker interval), on the active controller only."""
     controller = broker.controller
-    cc = cluster_control_for(broker)
+    if not is_active(controller):
+        return 0
     fenced = 0
-    async with cc.lock:
+    async with operation(broker) as cc:
         while True:
             found, records = cc.fence_stale_broker(controller.image, now_ms() if now is None else now)
             if not found:
@@ -86,9 +114,10 @@ async def balance_leaders(broker: Any) -> int:
     """The controller's auto leader rebalance (``auto.leader.rebalance.enable``): commit preferred
     leader elections; returns how many partitions changed."""
     controller = broker.controller
-    cc = cluster_control_for(broker)
+    if not is_active(controller):
+        return 0
     changed = 0
-    async with cc.lock:
+    async with operation(broker) as cc:
         while True:
             records = preferred_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
             if records:
@@ -96,3 +125,28 @@ async def balance_leaders(broker: Any) -> int:
                 changed += len(records)
             if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
                 return changed
+
+
+class ControllerRequestContext:
+    """The part of kbroker.api's RequestContext the controller-listener handlers use, for a
+    listener that dispatches ``(header, body)`` itself (the Raft driver's)."""
+
+    __slots__ = ("broker", "header", "api_version")
+
+    def __init__(self, broker: Any, header: Any) -> None:
+        self.broker = broker
+        self.header = header
+        self.api_version = header.request_api_version
+
+
+def install_controller_handlers(broker: Any, handlers: dict[int, Any]) -> None:
+    """Add the controller-listener APIs of kbroker.api (BrokerRegistration, BrokerHeartbeat,
+    AlterPartition, UnregisterBroker) to ``handlers`` (api key -> ``(header, body) -> response``,
+    e.g. the Raft driver's table)."""
+    from kbroker.api import load_handlers
+    from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
+
+    load_handlers()
+    for key, entry in handlers_for(CONTROLLER_LISTENER).items():
+        handlers[key] = (lambda fn: lambda header, body: fn(ControllerRequestContext(broker, header), body))(
+            entry.handler)

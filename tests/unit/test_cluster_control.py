@@ -438,3 +438,87 @@ def test_runtime_timers_fence_stale_brokers_and_rebalance_leaders():
         assert log.image.partition("t", 0).leader == 1
 
     asyncio.run(scenario())
+
+
+def test_an_inactive_controller_answers_not_controller_and_writes_nothing():
+    import asyncio
+
+    from kbroker.api.alter_partition import handle_alter_partition
+    from kbroker.api.broker_heartbeat import handle_broker_heartbeat
+    from kbroker.api.broker_registration import handle_broker_registration
+    from kbroker.api.unregister_broker import handle_unregister_broker
+    from protocol.messages.alter_partition import AlterPartitionRequest
+
+    log = MemoryLog()
+    controller = _Controller(log)
+    controller.is_active = False
+    broker = _Broker(controller)
+
+    async def scenario() -> None:
+        cases = [
+            (handle_broker_registration, 4, registration(1)),
+            (handle_broker_heartbeat, 2, heartbeat(1, 0, 0)),
+            (handle_alter_partition, 3, AlterPartitionRequest(broker_id=1, broker_epoch=0, topics=[])),
+            (handle_unregister_broker, 0, UnregisterBrokerRequest(broker_id=1)),
+        ]
+        for handler, version, request in cases:
+            resp = await handler(_Ctx(broker, version), request)
+            assert resp.error_code == ErrorCode.NOT_CONTROLLER, handler
+        assert controller.writes == []
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_commit_answers_its_error():
+    import asyncio
+
+    from kbroker.api.broker_registration import handle_broker_registration
+    from kbroker.controller.quorum import ControllerError
+
+    log = MemoryLog()
+    controller = _Controller(log)
+
+    async def lost_leadership(records):
+        raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.")
+
+    controller.write = lost_leadership
+    resp = asyncio.run(handle_broker_registration(_Ctx(_Broker(controller), 4), registration(1)))
+    assert resp.error_code == ErrorCode.NOT_CONTROLLER and resp.broker_epoch == -1
+    assert 1 not in log.image.brokers
+
+
+def test_a_new_controller_term_rebuilds_the_sessions():
+    import asyncio
+
+    from kbroker.controller.cluster_runtime import cluster_control_for, fence_stale_brokers, operation
+
+    log = MemoryLog()
+    controller = _Controller(log)
+    controller.term = 1
+    broker = _Broker(controller)
+
+    async def scenario() -> None:
+        async with operation(broker) as cc:
+            running(cc, log, 1, now=0)
+        # This node loses and regains leadership: the broker's old contact time means nothing now.
+        controller.term = 2
+        assert await fence_stale_brokers(broker, now=9001) == 0
+        assert cluster_control_for(broker).term == 2 and not log.image.brokers[1].fenced
+
+    asyncio.run(scenario())
+
+
+def test_install_controller_handlers_for_a_raw_dispatcher():
+    import asyncio
+
+    from kbroker.controller.cluster_runtime import install_controller_handlers
+    from protocol.messages import RequestHeader
+
+    log = MemoryLog()
+    broker = _Broker(_Controller(log))
+    table: dict = {}
+    install_controller_handlers(broker, table)
+    assert set(table) == {56, 62, 63, 64}
+    header = RequestHeader(request_api_key=62, request_api_version=4, correlation_id=1, client_id="t")
+    resp = asyncio.run(table[62](header, registration(3)))
+    assert resp.error_code == ErrorCode.NONE and 3 in log.image.brokers
