@@ -77,8 +77,9 @@ class BrokerRegistration:
     endpoints: dict[str, tuple[str, int, int]]  # listener -> (host, port, security protocol id)
     rack: str | None
     fenced: bool
+    # feature -> (min, max supported version), from the RegisterBrokerRecord (kept for snapshots)
+    supported_features: dict[str, tuple[int, int]] = field(default_factory=dict)
     in_controlled_shutdown: bool = False
-    features: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (min, max) supported
     log_dirs: list[uuid.UUID] = field(default_factory=list)
     # Offset of the RegisterBrokerRecord this registration came from: a broker is caught up (may be
     # unfenced) once its metadata offset reaches it, as Kafka's registerBrokerRecordOffsets.
@@ -212,8 +213,8 @@ class MetadataImage:
             {e.name: (e.host, e.port, e.security_protocol) for e in r.end_points},
             r.rack,
             r.fenced,
+            {f.name: (f.min_supported_version, f.max_supported_version) for f in r.features},
             in_controlled_shutdown=r.in_controlled_shutdown,
-            features={f.name: (f.min_supported_version, f.max_supported_version) for f in r.features},
             log_dirs=list(r.log_dirs or ()),
             register_offset=self.offset,
         )

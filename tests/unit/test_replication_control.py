@@ -235,3 +235,29 @@ def test_a_replica_in_controlled_shutdown_is_ineligible():
                                                in_controlled_shutdown=1)])
     resp, records = _alter(log, 1, tid, isr=[1, 2])
     assert _error(resp) == ErrorCode.INELIGIBLE_REPLICA and records == []
+
+
+def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
+    from kbroker.controller.snapshot import image_to_records, records_to_image
+
+    log, cc = _cluster(brokers=(1, 2, 3))
+    log.topic("t", [[1, 2, 3]], configs={"min.insync.replicas": "2"}, isr=[[1, 2]])
+    log.topic("u", [[3, 1]], configs={"unclean.leader.election.enable": "true"}, isr=[[1]])
+    records: list = []
+    generate_leader_and_isr_updates(log.image, ReplicationSettings(), 1, NO_LEADER, NO_LEADER,
+                                    partitions_with_broker_in_isr(log.image, 1), records)
+    log.commit(records)
+    log.commit([BrokerRegistrationChangeRecord(broker_id=2, broker_epoch=log.image.brokers[2].epoch,
+                                               in_controlled_shutdown=1)])
+    t, u = log.image.partition("t", 0), log.image.partition("u", 0)
+    assert t.elr == [1] and u.leader_recovery_state == 1  # ELR kept broker 1; u was elected uncleanly
+    copy = records_to_image(image_to_records(log.image), log.image.offset + 1)
+    for name in ("t", "u"):
+        a, b = log.image.partition(name, 0), copy.partition(name, 0)
+        assert (a.elr, a.last_known_elr, a.leader_recovery_state, a.removing_replicas, a.adding_replicas) == \
+            (b.elr, b.last_known_elr, b.leader_recovery_state, b.removing_replicas, b.adding_replicas)
+    for broker_id, reg in log.image.brokers.items():
+        other = copy.brokers[broker_id]
+        assert (reg.in_controlled_shutdown, reg.log_dirs, reg.supported_features) == \
+            (other.in_controlled_shutdown, other.log_dirs, other.supported_features)
+    assert copy.brokers[2].in_controlled_shutdown and copy.brokers[1].log_dirs
