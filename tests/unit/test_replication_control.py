@@ -158,11 +158,12 @@ BS = APD.BrokerState
 
 
 def _alter(log, broker, topic_id, *, isr, leader_epoch=0, partition_epoch=0, epochs=None, version=3, index=0,
-           broker_epoch=None):
+           broker_epoch=None, recovery=0):
     image = log.image
     if epochs is None:
         epochs = [image.brokers[b].epoch if b in image.brokers else -1 for b in isr]
     data = APD(partition_index=index, leader_epoch=leader_epoch, partition_epoch=partition_epoch,
+               leader_recovery_state=recovery,
                new_isr=isr if version < 3 else [],
                new_isr_with_epochs=[BS(broker_id=b, broker_epoch=e) for b, e in zip(isr, epochs, strict=True)]
                if version >= 3 else [])
@@ -261,3 +262,50 @@ def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
         assert (reg.in_controlled_shutdown, reg.log_dirs, reg.supported_features) == \
             (other.in_controlled_shutdown, other.log_dirs, other.supported_features)
     assert copy.brokers[2].in_controlled_shutdown and copy.brokers[1].log_dirs
+
+
+def test_alter_partition_completing_a_reassignment_that_removes_the_leader_is_new_leader_elected():
+    from protocol.messages.metadata_records import PartitionChangeRecord
+
+    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    tid = log.topic("t", [[1, 2, 3]])
+    # Reassignment [1, 2, 3] -> [2, 3, 4] under way: 4 added, 1 (the leader) leaving.
+    log.commit([PartitionChangeRecord(topic_id=tid, partition_id=0, replicas=[1, 2, 3, 4],
+                                      removing_replicas=[1], adding_replicas=[4])])
+    p = log.image.partition("t", 0)
+    leader_epoch, partition_epoch = p.leader_epoch, p.partition_epoch
+    resp, records = _alter(log, 1, tid, isr=[1, 2, 3, 4], leader_epoch=leader_epoch,
+                           partition_epoch=partition_epoch)
+    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    r = records[0]
+    assert r.replicas == [2, 3, 4] and r.isr == [2, 3, 4] and r.leader == 2
+    assert r.removing_replicas == [] and r.adding_replicas == []
+    log.commit(records)
+    p2 = log.image.partition("t", 0)
+    assert (p2.leader, p2.leader_epoch, p2.partition_epoch) == (2, leader_epoch + 1, partition_epoch + 1)
+
+
+def test_alter_partition_ends_leader_recovery_after_an_unclean_election():
+    log, _ = _cluster(NO_ELR)
+    tid = log.topic("t", [[1, 2]], configs={"unclean.leader.election.enable": "true"}, isr=[[1]])
+    records: list = []
+    generate_leader_and_isr_updates(log.image, ReplicationSettings(), 1, NO_LEADER, NO_LEADER,
+                                    partitions_with_broker_in_isr(log.image, 1), records)
+    log.commit(records)
+    p = log.image.partition("t", 0)
+    assert (p.leader, p.leader_recovery_state) == (2, 1)
+    # While recovering, the ISR may not grow beyond the leader.
+    data = dict(leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch)
+    resp, _ = _alter(log, 2, tid, isr=[2, 1], recovery=1, **data)
+    assert _error(resp) == ErrorCode.INVALID_REQUEST
+    resp, records = _alter(log, 2, tid, isr=[2], **data)  # leader_recovery_state 0: recovered
+    out = resp.topics[0].partitions[0]
+    assert out.error_code == ErrorCode.NONE and out.leader_recovery_state == 0
+    assert records[0].leader_recovery_state == 0 and records[0].leader == LEADER_UNCHANGED
+    log.commit(records)
+    assert log.image.partition("t", 0).leader_recovery_state == 0
+    # Once recovered, a partition cannot go back to RECOVERING.
+    p = log.image.partition("t", 0)
+    resp, records = _alter(log, 2, tid, isr=[2], recovery=1, leader_epoch=p.leader_epoch,
+                           partition_epoch=p.partition_epoch)
+    assert _error(resp) == ErrorCode.INVALID_REQUEST and records == []
