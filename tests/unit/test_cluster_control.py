@@ -522,3 +522,73 @@ def test_install_controller_handlers_for_a_raw_dispatcher():
     header = RequestHeader(request_api_key=62, request_api_version=4, correlation_id=1, client_id="t")
     resp = asyncio.run(table[62](header, registration(3)))
     assert resp.error_code == ErrorCode.NONE and 3 in log.image.brokers
+
+
+def test_handlers_on_the_real_controller_and_its_metadata_log(tmp_path):
+    """The handlers over QuorumController and a metadata log on disk: epochs are the offsets the
+    records land at, and a replay of the log rebuilds the same registrations."""
+    import asyncio
+
+    from kbroker.api.broker_heartbeat import handle_broker_heartbeat
+    from kbroker.api.broker_registration import handle_broker_registration
+    from kbroker.controller.image import MetadataImage
+    from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
+    from kbroker.log import PartitionLog
+
+    plog = PartitionLog.open(tmp_path / "__cluster_metadata-0", METADATA_LOG_CONFIG)
+    controller = QuorumController(1, plog, MetadataImage())
+    controller.bootstrap_if_empty()
+    broker = _Broker(controller)
+
+    async def scenario() -> None:
+        epochs = {}
+        for b in (1, 2):
+            end = plog.log_end_offset
+            resp = await handle_broker_registration(_Ctx(broker, 4), registration(b))
+            assert resp.error_code == ErrorCode.NONE and resp.broker_epoch == end
+            epochs[b] = resp.broker_epoch
+        resp = await handle_broker_heartbeat(_Ctx(broker, 2), heartbeat(2, epochs[2], controller.image.offset))
+        assert not resp.is_fenced and resp.is_caught_up
+        assert not controller.image.brokers[2].fenced and controller.image.brokers[1].fenced
+        return epochs
+
+    epochs = asyncio.run(scenario())
+    replayed = QuorumController(1, plog, MetadataImage())
+    replayed.replay()
+    for b in (1, 2):
+        a, r = controller.image.brokers[b], replayed.image.brokers[b]
+        assert (r.epoch, r.fenced, r.register_offset, r.incarnation_id) == \
+            (epochs[b], a.fenced, a.register_offset, a.incarnation_id)
+
+
+def test_a_zookeeper_migrating_broker_is_refused():
+    log = MemoryLog()
+    cc = new_cc(log)
+    req = registration(1)
+    req.is_migrating_zk_broker = True
+    resp, records = cc.register_broker(log.image, req, V, 0, log.next_offset)
+    assert resp.error_code == ErrorCode.BROKER_ID_NOT_REGISTERED and records == []
+
+
+def test_a_clean_restart_is_recognised_by_its_previous_epoch():
+    """With ELR on, a broker that restarts without a clean shutdown leaves the ELR too (its log may
+    have lost unflushed records); one that names its previous epoch (v3+) is treated as fenced."""
+    log = MemoryLog()
+    cc = new_cc(log)
+    for b in (1, 2, 3):
+        running(cc, log, b)
+    log.topic("t", [[1, 2, 3]], configs={"min.insync.replicas": "3"})
+    # Broker 1 is fenced by session expiry: with min ISR 3 it moves to the ELR.
+    for b in (2, 3):
+        cc.heartbeat(log.image, heartbeat(b, log.image.brokers[b].epoch, log.image.offset), 8000)
+    log.commit(cc.fence_expired(log.image, 9001))
+    p = log.image.partition("t", 0)
+    assert p.isr == [2, 3] and p.elr == [1]
+    old_epoch = log.image.brokers[1].epoch
+    # An unclean restart: out of the ELR.
+    _, records = cc.register_broker(log.image, registration(1), V, 20_000, log.next_offset)
+    assert records[0].eligible_leader_replicas == []
+    # A clean one (previous epoch given, v3+): the ELR keeps it.
+    _, records = cc.register_broker(log.image, registration(1, previous_broker_epoch=old_epoch), V, 20_000,
+                                    log.next_offset)
+    assert [type(r) for r in records] == [RegisterBrokerRecord]
