@@ -37,11 +37,16 @@ from protocol.errors import ErrorCode
 from protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
 from protocol.messages.broker_registration import BrokerRegistrationRequest
 
-try:  # the channel's own exception, once the controller-seam branch provides it
-    from kbroker.controller.channel import ControllerUnavailable  # type: ignore[attr-defined]
+try:  # the channel's own exceptions, once the controller-seam branch provides them
+    from kbroker.controller.client import ControllerUnavailable  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - depends on the merge order
     class ControllerUnavailable(Exception):  # type: ignore[no-redef]
         """The channel found no controller to answer before its timeout."""
+try:
+    from kbroker.controller.channel import ControllerVersionMismatch  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the merge order
+    class ControllerVersionMismatch(Exception):  # type: ignore[no-redef]
+        """The controller serves no version of the API this node can send."""
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +293,13 @@ class BrokerLifecycleManager:
     :meth:`step` for one exchange (tests drive it with their own clock)."""
 
     def __init__(self, machine: LifecycleMachine, channel: Channel, metadata_offset: Callable[[], int],
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, send_timeout_ms: int | None = None) -> None:
+        """``send_timeout_ms``: how long one exchange may retry inside the channel; Kafka gives its
+        heartbeat channel half the session timeout (KAFKA-14392), so a broker notices a lost
+        controller before its session ends. None: the channel's own default."""
         self.machine = machine
         self.channel = channel
+        self.send_timeout_ms = send_timeout_ms
         self.clock = clock or MonotonicClock()
         machine.metadata_offset = metadata_offset
         self._wake = asyncio.Event()
@@ -325,9 +334,14 @@ class BrokerLifecycleManager:
             return False
         api_key, body = request
         try:
-            response = await self.channel.send(api_key, body)
+            if self.send_timeout_ms is None:
+                response = await self.channel.send(api_key, body)
+            else:
+                response = await self.channel.send(api_key, body, timeout_ms=self.send_timeout_ms)
         except ControllerUnavailable as exc:
             m.on_failure(api_key, self.clock.now(), f"controller unavailable: {exc}")
+        except ControllerVersionMismatch as exc:
+            m.on_failure(api_key, self.clock.now(), f"API version problem: {exc}")
         else:
             m.on_response(api_key, response, self.clock.now())
         self._notify()

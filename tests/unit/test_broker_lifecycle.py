@@ -247,3 +247,32 @@ def test_a_broker_registers_runs_and_shuts_down_in_a_controlled_way():
         await runner
 
     asyncio.run(scenario())
+
+
+def test_the_driver_gives_the_channel_its_timeout_and_retries_a_version_mismatch():
+    from kbroker.controller.broker_lifecycle import ControllerVersionMismatch
+
+    class Channel:
+        def __init__(self) -> None:
+            self.calls: list = []
+
+        async def send(self, api_key, request, *, timeout_ms=None):
+            self.calls.append((api_key, timeout_ms))
+            if len(self.calls) == 1:
+                raise ControllerVersionMismatch(api_key, 0)
+            return ok_registration()
+
+    clock = VirtualClock()
+    channel = Channel()
+    manager = BrokerLifecycleManager(machine(), channel, lambda: 0, clock, send_timeout_ms=4500)
+
+    async def scenario() -> None:
+        manager.start()
+        assert await manager.step()  # the registration fails on the version problem
+        assert not manager.machine.registered and not await manager.step()  # retried only after the interval
+        clock.t += 2000
+        assert await manager.step()
+        assert manager.machine.registered and manager.broker_epoch == 7
+
+    asyncio.run(scenario())
+    assert channel.calls == [(BROKER_REGISTRATION, 4500)] * 2
