@@ -21,7 +21,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
-from kbroker.controller.replication_control import ReplicationSettings, preferred_leader_elections
+from kbroker.controller.replication_control import (
+    ReplicationSettings,
+    preferred_leader_elections,
+    unclean_leader_elections,
+)
 
 MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's QuorumController maxElectionsPerImbalance
 
@@ -120,6 +124,23 @@ async def balance_leaders(broker: Any) -> int:
     async with operation(broker) as cc:
         while True:
             records = preferred_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
+            if records:
+                await write(controller, records)
+                changed += len(records)
+            if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
+                return changed
+
+
+async def elect_unclean_leaders(broker: Any) -> int:
+    """The controller's periodic unclean election of leaderless partitions whose topic allows it
+    (Kafka's maybeElectUncleanLeaders, run with the leader-imbalance check); returns how many."""
+    controller = broker.controller
+    if not is_active(controller):
+        return 0
+    changed = 0
+    async with operation(broker) as cc:
+        while True:
+            records = unclean_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
             if records:
                 await write(controller, records)
                 changed += len(records)

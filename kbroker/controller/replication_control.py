@@ -521,3 +521,54 @@ def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettin
         if record is not None:
             records.append(record)
     return records
+
+
+ELECTION_PREFERRED, ELECTION_UNCLEAN = 0, 1  # ElectLeaders' ElectionType
+
+
+def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, election_type: int,
+                 records: list[Any], settings: ReplicationSettings | None = None) -> tuple[ErrorCode, str | None]:
+    """One partition of ElectLeaders, as Kafka's ReplicationControlManager.electLeader: appends the
+    PartitionChangeRecord to ``records`` and answers (error, message)."""
+    settings = settings or ReplicationSettings()
+    topic = image.topics.get(topic_name)
+    if topic is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {topic_name}"
+    p = topic.partitions.get(partition_id)
+    if p is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {topic_name}-{partition_id}"
+    has_preferred = bool(p.replicas) and p.leader == p.replicas[0]
+    if (election_type == ELECTION_PREFERRED and has_preferred) or \
+            (election_type == ELECTION_UNCLEAN and p.leader != NO_LEADER):
+        return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
+    builder = PartitionChangeBuilder(p, topic.topic_id, partition_id, lambda r: is_active(image, r),
+                                     settings.min_isr(image, topic), elr_enabled(image))
+    builder.election = Election.UNCLEAN if election_type == ELECTION_UNCLEAN else Election.PREFERRED
+    record = builder.build()
+    if record is None:
+        error = (ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE if election_type == ELECTION_PREFERRED
+                 else ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE)
+        return error, error.message
+    records.append(record)
+    return ErrorCode.NONE, None
+
+
+def unclean_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
+                             max_elections: int = 1000) -> list[Any]:
+    """Kafka's maybeElectUncleanLeaders: an unclean election for each leaderless partition of a
+    topic with ``unclean.leader.election.enable`` (the controller runs it periodically, so turning
+    the setting on brings offline partitions back)."""
+    settings = settings or ReplicationSettings()
+    records: list[Any] = []
+    for topic, p in _partitions(image, lambda p: p.leader == NO_LEADER):
+        if len(records) >= max_elections:
+            break
+        if not settings.unclean(image, topic):
+            continue
+        error, _ = elect_leader(image, topic.name, p.partition, ELECTION_UNCLEAN, records, settings)
+        if error == ErrorCode.NONE:
+            log.info("Triggering unclean leader election for offline partition %s-%d.", topic.name, p.partition)
+        else:
+            log.warning("Cannot trigger unclean leader election for offline partition %s-%d: %s.", topic.name,
+                        p.partition, error.name)
+    return records

@@ -309,3 +309,37 @@ def test_alter_partition_ends_leader_recovery_after_an_unclean_election():
     resp, records = _alter(log, 2, tid, isr=[2], recovery=1, leader_epoch=p.leader_epoch,
                            partition_epoch=p.partition_epoch)
     assert _error(resp) == ErrorCode.INVALID_REQUEST and records == []
+
+
+def test_elect_leader_as_kafkas_election_leaders():
+    from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
+
+    log, _ = _cluster(NO_ELR)
+    log.topic("t", [[1, 2], [2, 1], [3, 1], [1, 2]], isr=[[1, 2], [1, 2], [1], [1]], leaders=[1, 1, 1, NO_LEADER])
+    records: list = []
+    assert elect_leader(log.image, "t", 0, ELECTION_PREFERRED, records)[0] == ErrorCode.ELECTION_NOT_NEEDED
+    assert elect_leader(log.image, "t", 1, ELECTION_PREFERRED, records)[0] == ErrorCode.NONE
+    assert records[-1].leader == 2
+    # Replica 3 not in the ISR: the current leader stays, nothing to write.
+    assert elect_leader(log.image, "t", 2, ELECTION_PREFERRED, records)[0] == ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    assert elect_leader(log.image, "t", 0, ELECTION_UNCLEAN, records)[0] == ErrorCode.ELECTION_NOT_NEEDED
+    # Leaderless, its ISR member 1 alive: an unclean request elects it (cleanly).
+    assert elect_leader(log.image, "t", 3, ELECTION_UNCLEAN, records)[0] == ErrorCode.NONE
+    assert records[-1].leader == 1 and records[-1].isr is None
+    assert elect_leader(log.image, "u", 0, ELECTION_PREFERRED, records)[0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert elect_leader(log.image, "t", 9, ELECTION_PREFERRED, records)[0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_turning_unclean_election_on_brings_offline_partitions_back():
+    from kbroker.controller.image import RESOURCE_TOPIC
+    from kbroker.controller.replication_control import unclean_leader_elections
+    from protocol.messages.metadata_records import ConfigRecord
+
+    log, _ = _cluster(NO_ELR)
+    log.topic("t", [[1, 2]], isr=[[1]], leaders=[NO_LEADER])
+    log.commit([BrokerRegistrationChangeRecord(broker_id=1, broker_epoch=log.image.brokers[1].epoch, fenced=1)])
+    assert unclean_leader_elections(log.image) == []
+    log.commit([ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name="t", name="unclean.leader.election.enable",
+                             value="true")])
+    records = unclean_leader_elections(log.image)
+    assert [(r.leader, r.isr, r.leader_recovery_state) for r in records] == [(2, [2], 1)]
