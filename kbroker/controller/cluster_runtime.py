@@ -146,28 +146,3 @@ async def elect_unclean_leaders(broker: Any) -> int:
                 changed += len(records)
             if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
                 return changed
-
-
-class ControllerRequestContext:
-    """The part of kbroker.api's RequestContext the controller-listener handlers use, for a
-    listener that dispatches ``(header, body)`` itself (the Raft driver's)."""
-
-    __slots__ = ("broker", "header", "api_version")
-
-    def __init__(self, broker: Any, header: Any) -> None:
-        self.broker = broker
-        self.header = header
-        self.api_version = header.request_api_version
-
-
-def install_controller_handlers(broker: Any, handlers: dict[int, Any]) -> None:
-    """Add the controller-listener APIs of kbroker.api (BrokerRegistration, BrokerHeartbeat,
-    AlterPartition, UnregisterBroker) to ``handlers`` (api key -> ``(header, body) -> response``,
-    e.g. the Raft driver's table)."""
-    from kbroker.api import load_handlers
-    from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
-
-    load_handlers()
-    for key, entry in handlers_for(CONTROLLER_LISTENER).items():
-        handlers[key] = (lambda fn: lambda header, body: fn(ControllerRequestContext(broker, header), body))(
-            entry.handler)

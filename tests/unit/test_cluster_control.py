@@ -511,7 +511,7 @@ def test_a_new_controller_term_rebuilds_the_sessions():
 def test_install_controller_handlers_for_a_raw_dispatcher():
     import asyncio
 
-    from kbroker.controller.cluster_runtime import install_controller_handlers
+    from kbroker.api.controller_listener import install_controller_handlers
     from protocol.messages import RequestHeader
 
     log = MemoryLog()
