@@ -248,3 +248,23 @@ def test_a_left_over_truncation_file_after_a_completed_cut_is_dropped(tmp_path):
     reopened = MetadataLog(d)
     assert reopened.read(0, 10) == tuple(Entry(1, bytes([i])) for i in range(4))
     assert not (d / "kbroker-truncation.batch").exists()
+
+
+def test_a_log_going_back_in_epochs_is_cut_there(tmp_path):
+    """Batches whose epochs go back cannot be a Raft log (MetadataLog never writes them): the log
+    ends before the first one, durably, and is logged."""
+    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.controller.metadata_log import encode_batches
+
+    d = tmp_path / "__cluster_metadata-0"
+    plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
+    plog.append(encode_batches(0, [Entry(3, b"a"), Entry(3, b"b")]), assign_offsets=False)
+    plog.append(encode_batches(2, [Entry(2, b"c")]), assign_offsets=False)
+    plog.append(encode_batches(3, [Entry(4, b"d")]), assign_offsets=False)
+    plog.flush()
+    plog.close()
+    log = MetadataLog(d)
+    assert log.read(0, 10) == (Entry(3, b"a"), Entry(3, b"b"))
+    assert log.partition_log.log_end_offset == 2
+    log.close()
+    assert MetadataLog(d).read(0, 10) == (Entry(3, b"a"), Entry(3, b"b"))
