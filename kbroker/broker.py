@@ -46,6 +46,8 @@ from kbroker.storage import (
     check_formatted,
     read_bootstrap_records,
     read_initial_voters,
+    read_meta_properties,
+    uuid_from_str,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ class Broker:
         self.raft: RaftDriver | None = None
         self._background: set[asyncio.Task] = set()
         self._channel: Any = None
+        self._heartbeat_channel: Any = None
+        self.lifecycle: Any = None  # BrokerLifecycleManager of a node in a multi-node quorum
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
@@ -243,16 +247,65 @@ class Broker:
         await self._register_remote(endpoints)
 
     async def _register_remote(self, endpoints: list[tuple[str, str, int]]) -> None:
-        """Registration with the active controller over its controller listener
-        (BrokerRegistration); retried until it succeeds."""
-        from kbroker.controller.registration import register_with_controller
+        """Registration and heartbeats with the active controller (cluster-control's
+        BrokerLifecycleManager, Kafka's BrokerLifecycleManager) over a channel of their own; start-up
+        goes on once the controller has unfenced this broker (its metadata caught up)."""
+        from kbroker.controller.broker_lifecycle import BrokerLifecycleManager, BrokerState, LifecycleMachine
+        from kbroker.controller.channel import ControllerChannel
+        from kbroker.controller.features import SUPPORTED_FEATURES
 
-        await register_with_controller(self, endpoints)
+        raft = self.raft
+        assert raft is not None
+        protocols = {e.listener: e.security_protocol for e in self.config.listeners}
+        protocol_ids = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+        listeners = [(name, host, port, protocol_ids.get(protocols.get(name, "PLAINTEXT"), 0))
+                     for name, host, port in endpoints]
+        directory_ids = []
+        for d in self.config.log_dirs:  # the directory ids format wrote (Kafka's registration lists them)
+            props = read_meta_properties(d) or {}
+            if props.get("directory.id"):
+                directory_ids.append(uuid_from_str(props["directory.id"]))
+        machine = LifecycleMachine(self.node_id, self.cluster_id, listeners=listeners, features=SUPPORTED_FEATURES,
+                                   log_dirs=directory_ids,
+                                   heartbeat_interval_ms=self.config["broker.heartbeat.interval.ms"])
+        controllers = dict(self.config.quorum_voters) or dict(raft.addresses)
+        self._heartbeat_channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
+                                                    controllers, client_id=f"broker-{self.node_id}-heartbeat")
+        self.lifecycle = BrokerLifecycleManager(machine, self._heartbeat_channel, lambda: self.image.offset,
+                                                send_timeout_ms=self.config["broker.session.timeout.ms"] // 2)
+        task = asyncio.get_running_loop().create_task(self.lifecycle.run(), name="broker-lifecycle")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        # the logs are open and the metadata caught up: the controller may unfence us
+        self.lifecycle.set_ready_to_unfence()
+        await self.lifecycle.wait_for(lambda m: m.unfenced or m.state == BrokerState.SHUTTING_DOWN)
+        if self.lifecycle.state == BrokerState.SHUTTING_DOWN:
+            raise StartupError(f"the broker lifecycle shut down: {machine.shutdown_reason}")
+        while True:  # this node's image shows the unfenced registration
+            reg = self.image.brokers.get(self.node_id)
+            if reg is not None and not reg.fenced and reg.epoch == self.lifecycle.broker_epoch:
+                break
+            await asyncio.sleep(0.01)
+        log.info("registered with the active controller (broker epoch %d), unfenced", self.lifecycle.broker_epoch)
+
+    async def _run_controller_timers(self) -> None:
+        """The active controller's session timer (Kafka's fence-stale-broker task, every second)."""
+        from kbroker.controller.cluster_runtime import fence_stale_brokers
+
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await fence_stale_brokers(self)
+            except Exception as exc:  # a lost leadership, a stopped raft node: the next round retries
+                log.debug("fencing stale brokers failed: %s", exc)
 
     def _serve_controller_apis(self) -> None:
-        from kbroker.controller.controller_apis import install
+        from kbroker.api.controller_apis import install
 
         install(self)
+        task = asyncio.get_running_loop().create_task(self._run_controller_timers(), name="controller-timers")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @property
     def active_controller_id(self) -> int:
@@ -288,10 +341,18 @@ class Broker:
             conn.close()
         for service in reversed(self.services):
             await _maybe_await(service.stop())
+        if self.lifecycle is not None:
+            # Kafka's controlled shutdown: the controller moves our leaderships away first
+            try:
+                await self.lifecycle.controlled_shutdown(timeout_ms=int(timeout * 1000))
+            except Exception as exc:
+                log.info("controlled shutdown: %s", exc)
         for task in list(self._background):
             task.cancel()
-        if self._channel is not None:
-            await _maybe_await(self._channel.close())
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for channel in (self._channel, self._heartbeat_channel):
+            if channel is not None:
+                await _maybe_await(channel.close())
         if self.raft is not None:
             await self.raft.stop(graceful=True)
             try:

@@ -6,7 +6,7 @@ created (two per node: the client listener PLAINTEXT and the CONTROLLER listener
 nodes' ``server.properties``, data and logs live under one folder (``DIR``, default
 ``./kbroker-cluster``): ``node-<id>.properties``, ``node-<id>/`` (formatted with one cluster id by
 ``kbroker format``) and ``node-<id>.log``. Run again on the same folder, the nodes restart from
-their data on the same ports. Ctrl-C stops every node (SIGTERM, then SIGKILL after 10 s).
+their data on the same ports. Ctrl-C stops every node, one after the other (SIGTERM, then SIGKILL after 10 s).
 
 ``ClusterLayout`` and ``start_node`` are what the test fixture (``tests/cluster/conftest.py``) and
 the failover benchmark (``scripts/bench_failover.py``) use to run nodes as child processes.
@@ -191,13 +191,12 @@ def main(argv: list[str]) -> int:
         print(f"kbroker cluster: {exc}", file=sys.stderr)
         return 1
     finally:
+        # one after the other: each node's controlled shutdown finds the quorum still there
         for proc in procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in procs.values():
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()

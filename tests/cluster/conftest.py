@@ -68,6 +68,8 @@ class Cluster:
         proc.wait()
 
     def stop_all(self) -> None:
+        """SIGTERM to every node at once (a graceful shutdown each; the last ones wait for their
+        controlled shutdown in vain, up to 5 s, as the quorum is gone), SIGKILL after 15 s."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -78,6 +80,10 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+
+    def kill_all(self) -> None:
+        for node_id in list(self.procs):
+            self.kill(node_id)
 
     def bootstrap(self, node_id: int | None = None) -> str:
         return self.layout.bootstrap(node_id)
@@ -110,4 +116,4 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     try:
         yield c.start()
     finally:
-        c.stop_all()
+        c.kill_all()

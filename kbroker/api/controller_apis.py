@@ -9,8 +9,9 @@ listener, as Kafka's ControllerServer):
   offsets and fetch times, and (v2) the controller endpoints;
 - DescribeCluster (60) with EndpointType 2 (controllers): the voters and the active controller, as
   Kafka's controllers answer ``--bootstrap-controller`` clients;
-- BrokerRegistration (62) and BrokerHeartbeat (63): a minimal registration until the
-  ``cluster-control`` handlers replace them (see kbroker/controller/registration.py).
+- cluster-control's controller-listener handlers: BrokerRegistration (62), BrokerHeartbeat (63),
+  AlterPartition (56), UnregisterBroker (64);
+- controller-seam's Envelope (58) and AllocateProducerIds (67).
 """
 
 from __future__ import annotations
@@ -20,21 +21,17 @@ import time
 import uuid
 from typing import Any
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import SUPPORTED_FEATURES
-from kbroker.controller.quorum import ControllerError
+from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.raft.wire import METADATA_TOPIC
 from protocol.errors import ErrorCode
-from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
-from protocol.messages.broker_registration import BrokerRegistrationResponse
 from protocol.messages.describe_cluster import DescribeClusterResponse
 from protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
 
-Broker = Any  # kbroker.broker.Broker (not imported: the controller layer stays below the broker)
+Broker = Any  # kbroker.broker.Broker (not imported: the API layer stays below the broker)
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_QUORUM, DESCRIBE_CLUSTER, BROKER_REGISTRATION, BROKER_HEARTBEAT = 55, 60, 62, 63
+DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 55, 60
 ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
 CONTROLLER_ENDPOINT_TYPE = 2
 
@@ -44,8 +41,9 @@ def install(broker: Broker) -> None:
     assert raft is not None
     raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum(broker, header, body)
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
-    raft.handlers[BROKER_REGISTRATION] = lambda header, body: broker_registration(broker, header, body)
-    raft.handlers[BROKER_HEARTBEAT] = lambda header, body: broker_heartbeat(broker, header, body)
+    # cluster-control's BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
+    # UnregisterBroker (64)
+    install_controller_handlers(broker, raft.handlers)
     # controller-seam's Envelope (58) and AllocateProducerIds (67): forwarded admin requests and
     # producer-id blocks, run on this node's controller when it is the active one
     from kbroker.api.envelope import allocate_producer_ids, envelope
@@ -135,55 +133,3 @@ async def describe_cluster(broker: Broker, header: Any, body: Any) -> DescribeCl
     return R(error_code=0, error_message=None, endpoint_type=CONTROLLER_ENDPOINT_TYPE, cluster_id=broker.cluster_id,
              controller_id=broker.active_controller_id, brokers=brokers,
              cluster_authorized_operations=-2147483648)
-
-
-async def broker_registration(broker: Broker, header: Any, body: Any) -> BrokerRegistrationResponse:
-    """Registration of a broker with the active controller (a RegisterBrokerRecord, unfenced)."""
-    R = BrokerRegistrationResponse
-    controller = broker.controller
-    assert controller is not None
-    if not controller.is_active():
-        return R(error_code=int(ErrorCode.NOT_CONTROLLER), broker_epoch=-1)
-    if body.cluster_id != broker.cluster_id:
-        return R(error_code=int(ErrorCode.INCONSISTENT_CLUSTER_ID), broker_epoch=-1)
-    async with controller.exclusive():
-        return await _register(broker, controller, body)
-
-
-async def _register(broker: Broker, controller: Any, body: Any) -> BrokerRegistrationResponse:
-    R = BrokerRegistrationResponse
-    existing = broker.image.brokers.get(body.broker_id)
-    if existing is not None and existing.incarnation_id == body.incarnation_id:
-        return R(error_code=0, broker_epoch=existing.epoch)
-    epoch = controller.log.log_end_offset
-    record = mr.RegisterBrokerRecord(
-        broker_id=body.broker_id, incarnation_id=body.incarnation_id, broker_epoch=epoch,
-        end_points=[mr.RegisterBrokerRecord.BrokerEndpoint(name=e.name, host=e.host, port=e.port,
-                                                           security_protocol=e.security_protocol)
-                    for e in body.listeners],
-        features=[mr.RegisterBrokerRecord.BrokerFeature(name=f.name, min_supported_version=f.min_supported_version,
-                                                        max_supported_version=f.max_supported_version)
-                  for f in body.features] or [
-            mr.RegisterBrokerRecord.BrokerFeature(name=n, min_supported_version=lo, max_supported_version=hi)
-            for n, (lo, hi) in SUPPORTED_FEATURES.items()],
-        rack=body.rack, fenced=False)
-    try:
-        await controller.write([record])
-    except ControllerError as exc:
-        return R(error_code=int(exc.code), broker_epoch=-1)
-    log.info("registered broker %d (epoch %d)", body.broker_id, epoch)
-    return R(error_code=0, broker_epoch=epoch)
-
-
-async def broker_heartbeat(broker: Broker, header: Any, body: Any) -> BrokerHeartbeatResponse:
-    R = BrokerHeartbeatResponse
-    controller = broker.controller
-    assert controller is not None
-    if not controller.is_active():
-        return R(error_code=int(ErrorCode.NOT_CONTROLLER), is_caught_up=False, is_fenced=True,
-                 should_shut_down=False)
-    reg = broker.image.brokers.get(body.broker_id)
-    if reg is None or reg.epoch != body.broker_epoch:
-        return R(error_code=int(ErrorCode.STALE_BROKER_EPOCH), is_caught_up=False, is_fenced=True,
-                 should_shut_down=False)
-    return R(error_code=0, is_caught_up=True, is_fenced=reg.fenced, should_shut_down=False)
