@@ -155,7 +155,11 @@ async def _serve(config: BrokerConfig) -> int:
         print(f"kbroker: {exc}", file=sys.stderr)
         await broker.stop()
         return 1
-    listeners = ", ".join(f"{name}://{host}:{port}" for name, host, port in broker.advertised_endpoints())
+    shown = [f"{name}://{host}:{port}" for name, host, port in broker.advertised_endpoints()]
+    raft = broker.raft
+    if raft is not None and raft.port and broker.config.controller_listeners:
+        shown.append(f"{broker.config.controller_listeners[0].listener}://{raft.host}:{raft.port}")
+    listeners = ", ".join(shown)
     # The readiness line: tools and tests wait for it.
     print(f"kbroker ready: node {broker.node_id} listening on {listeners}", flush=True)
     if broker.control.http is not None:

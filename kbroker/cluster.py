@@ -1,7 +1,8 @@
 """``kbroker cluster N [--dir DIR]``: N kbroker nodes forming a KRaft quorum on 127.0.0.1.
 
 Every node runs in combined mode (``process.roles=broker,controller``), node ids 1..N, all of them
-voters of a static quorum (``controller.quorum.voters``). Free ports are chosen when the cluster is
+voters of a static quorum (``controller.quorum.voters``); ``--brokers M`` adds broker-only nodes
+N+1..N+M (observers of the metadata log) and ``--separate`` makes the voters controller-only. Free ports are chosen when the cluster is
 created (two per node: the client listener PLAINTEXT and the CONTROLLER listener) and printed; the
 nodes' ``server.properties``, data and logs live under one folder (``DIR``, default
 ``./kbroker-cluster``): ``node-<id>.properties``, ``node-<id>/`` (formatted with one cluster id by
@@ -50,15 +51,22 @@ class ClusterLayout:
     """The files of an N-node cluster under ``root``."""
 
     root: Path
-    ports: dict[int, tuple[int, int]] = field(default_factory=dict)  # node id -> (client port, controller port)
+    # node id -> (client port, controller port); 0: the node has no such listener
+    ports: dict[int, tuple[int, int]] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)  # more server.properties keys for every node
 
     @classmethod
-    def create(cls, root: Path, n: int, extra: dict[str, str] | None = None) -> ClusterLayout:
-        """Choose ports, write every node's server.properties and format its directory."""
+    def create(cls, root: Path, n: int, extra: dict[str, str] | None = None, *, brokers: int = 0,
+               separate: bool = False) -> ClusterLayout:
+        """Choose ports, write every node's server.properties and format its directory: ``n``
+        voters 1..n (combined mode, or controller-only with ``separate``), then ``brokers``
+        broker-only nodes (observers of the metadata quorum)."""
         root.mkdir(parents=True, exist_ok=True)
-        ports = free_ports(2 * n)
-        layout = cls(root, {i + 1: (ports[2 * i], ports[2 * i + 1]) for i in range(n)}, dict(extra or {}))
+        ports = free_ports(2 * n + brokers)
+        layout = cls(root, {i + 1: (0 if separate else ports[2 * i], ports[2 * i + 1]) for i in range(n)},
+                     dict(extra or {}))
+        for j in range(brokers):
+            layout.ports[n + 1 + j] = (ports[2 * n + j], 0)
         cluster_id = random_uuid()
         for node_id in layout.ports:
             layout.properties_path(node_id).write_text(
@@ -74,25 +82,39 @@ class ClusterLayout:
         for path in sorted(root.glob("node-*.properties")):
             props = load_properties_file(path)
             node_id = int(props["node.id"])
-            client = int(props["listeners"].split(",")[0].rsplit(":", 1)[1])
-            controller = int(props["listeners"].split(",")[1].rsplit(":", 1)[1])
-            layout.ports[node_id] = (client, controller)
+            found = {item.split("://")[0]: int(item.rsplit(":", 1)[1]) for item in props["listeners"].split(",")}
+            layout.ports[node_id] = (found.get("PLAINTEXT", 0), found.get("CONTROLLER", 0))
         return layout
+
+    def roles(self, node_id: int) -> str:
+        client, controller = self.ports[node_id]
+        return ",".join(r for r, port in (("broker", client), ("controller", controller)) if port)
 
     def properties(self, node_id: int) -> dict[str, str]:
         client, controller = self.ports[node_id]
-        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in sorted(self.ports.items()))
+        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in sorted(self.ports.items()) if c)
+        listeners = [f"PLAINTEXT://127.0.0.1:{client}"] if client else []
+        listeners += [f"CONTROLLER://127.0.0.1:{controller}"] if controller else []
         props = {
-            "process.roles": "broker,controller",
+            "process.roles": self.roles(node_id),
             "node.id": str(node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}",
+            "listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir(node_id)),
         }
+        if client:
+            props["inter.broker.listener.name"] = "PLAINTEXT"
         props.update(self.extra)
         return props
+
+    @property
+    def brokers(self) -> list[int]:
+        return [i for i, (client, _) in sorted(self.ports.items()) if client]
+
+    @property
+    def controllers(self) -> list[int]:
+        return [i for i, (_, controller) in sorted(self.ports.items()) if controller]
 
     def properties_path(self, node_id: int) -> Path:
         return self.root / f"node-{node_id}.properties"
@@ -104,7 +126,7 @@ class ClusterLayout:
         return self.root / f"node-{node_id}.log"
 
     def bootstrap(self, node_id: int | None = None) -> str:
-        ids = [node_id] if node_id is not None else sorted(self.ports)
+        ids = [node_id] if node_id is not None else self.brokers
         return ",".join(f"127.0.0.1:{self.ports[i][0]}" for i in ids)
 
     def controller(self, node_id: int) -> str:
@@ -142,21 +164,28 @@ def wait_ready(layout: ClusterLayout, node_id: int, proc: subprocess.Popen, sinc
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kbroker cluster",
                                      description="Run N kbroker nodes (broker+controller) on 127.0.0.1.")
-    parser.add_argument("nodes", type=int, nargs="?", default=3, help="number of nodes (default 3)")
+    parser.add_argument("nodes", type=int, nargs="?", default=3,
+                        help="number of controller nodes, voters of the quorum (default 3)")
+    parser.add_argument("--brokers", type=int, default=0, help="broker-only nodes besides (observers)")
+    parser.add_argument("--separate", action="store_true",
+                        help="controller-only voters (with --brokers), instead of combined mode")
     parser.add_argument("--dir", default="./kbroker-cluster", help="folder of the nodes' data, configs and logs")
     args = parser.parse_args(argv)
     root = Path(args.dir).resolve()
     if any(root.glob("node-*.properties")):
         layout = ClusterLayout.load(root)
-        if len(layout.ports) != args.nodes:
-            print(f"kbroker cluster: {root} holds a cluster of {len(layout.ports)} nodes, not {args.nodes}",
-                  file=sys.stderr)
+        if len(layout.controllers) != args.nodes:
+            print(f"kbroker cluster: {root} holds a quorum of {len(layout.controllers)} controllers, not "
+                  f"{args.nodes}", file=sys.stderr)
             return 2
     else:
         if args.nodes < 1:
             print("kbroker cluster: at least one node", file=sys.stderr)
             return 2
-        layout = ClusterLayout.create(root, args.nodes)
+        if args.separate and args.brokers < 1:
+            print("kbroker cluster: --separate needs --brokers", file=sys.stderr)
+            return 2
+        layout = ClusterLayout.create(root, args.nodes, brokers=args.brokers, separate=args.separate)
     procs: dict[int, subprocess.Popen] = {}
     stopping = False
 
@@ -175,10 +204,13 @@ def main(argv: list[str]) -> int:
         for node_id, proc in procs.items():
             wait_ready(layout, node_id, proc, offsets[node_id], timeout=60)
         for node_id in layout.ports:
-            print(f"node {node_id}: PLAINTEXT://{layout.bootstrap(node_id)} CONTROLLER://{layout.controller(node_id)}"
-                  f"  (log {layout.log_path(node_id)})", flush=True)
+            client, controller = layout.ports[node_id]
+            shown = ([f"PLAINTEXT://{layout.bootstrap(node_id)}"] if client else []) + (
+                [f"CONTROLLER://{layout.controller(node_id)}"] if controller else [])
+            print(f"node {node_id} ({layout.roles(node_id)}): {' '.join(shown)}  (log {layout.log_path(node_id)})",
+                  flush=True)
         print(f"bootstrap.servers={layout.bootstrap()}", flush=True)
-        print(f"controllers={','.join(layout.controller(i) for i in layout.ports)}", flush=True)
+        print(f"controllers={','.join(layout.controller(i) for i in layout.controllers)}", flush=True)
         print(f"data under {root}; Ctrl-C stops every node", flush=True)
         while not stopping:
             for node_id, proc in procs.items():

@@ -36,8 +36,10 @@ FAST_RAFT = {
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int, extra: dict[str, str] | None = None) -> None:
-        self.layout = ClusterLayout.create(root, n, dict(FAST_RAFT, **(extra or {})))
+    def __init__(self, root: Path, n: int, extra: dict[str, str] | None = None, *, brokers: int = 0,
+                 separate: bool = False) -> None:
+        self.layout = ClusterLayout.create(root, n, dict(FAST_RAFT, **(extra or {})), brokers=brokers,
+                                           separate=separate)
         self.procs: dict[int, subprocess.Popen] = {}
 
     @property
@@ -113,6 +115,16 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[Cluster]:
     c = Cluster(tmp_path / "cluster", 3)
+    try:
+        yield c.start()
+    finally:
+        c.kill_all()
+
+
+@pytest.fixture
+def separate_cluster(tmp_path) -> Iterator[Cluster]:
+    """Three controller-only voters (1-3) and two broker-only nodes (4, 5: observers)."""
+    c = Cluster(tmp_path / "cluster", 3, brokers=2, separate=True)
     try:
         yield c.start()
     finally:
