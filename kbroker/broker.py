@@ -123,6 +123,8 @@ class Broker:
         self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
         self.raft.on_commit = self.controller.on_commit
         self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
+        self.controller.snapshot_max_bytes = self.config["metadata.log.max.record.bytes.between.snapshots"]
+        self.controller.snapshot_max_interval_ms = self.config["metadata.log.max.snapshot.interval.ms"]
         if self.config.controller_listeners and "controller" in self.config.process_roles:
             endpoint = self.config.controller_listeners[0]
             try:

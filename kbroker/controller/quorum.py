@@ -128,6 +128,13 @@ class QuorumController:
         # QuorumController.ActivationRecordsGenerator).
         self.bootstrap_records: list[Any] = []
         self._activation: asyncio.Task | None = None
+        # Snapshots (Kafka's SnapshotGenerator): every node writes its image as a snapshot once
+        # this many record bytes were committed since the last one, or this long after the first
+        # record since it (metadata.log.max.record.bytes.between.snapshots / max.snapshot.interval.ms)
+        self.snapshot_max_bytes = 20 * 1024 * 1024
+        self.snapshot_max_interval_ms = 3_600_000
+        self._bytes_since_snapshot = 0
+        self._first_since_snapshot: float | None = None
         # Kafka's controller runs one operation at a time on its event queue: an operation reads
         # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
         # commit), so the operations that read-then-write hold this lock across their write.
@@ -154,18 +161,47 @@ class QuorumController:
                 self._activate()
             return
         self.image.apply(mr.decode_frame(item.value), offset)
+        if self.raft is not None:
+            self._bytes_since_snapshot += len(item.value)
+            if self._first_since_snapshot is None:
+                self._first_since_snapshot = time.monotonic()
+            if self._bytes_since_snapshot >= self.snapshot_max_bytes or (
+                    self.snapshot_max_interval_ms > 0
+                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms):
+                self.take_snapshot()
+
+    def take_snapshot(self) -> Snapshot | None:
+        """Write the image as a snapshot of the committed log up to it (the log drops the prefix;
+        a replica that needs it fetches the snapshot instead). None when there is nothing new."""
+        from kbroker.controller.snapshot import image_to_snapshot
+
+        raft = self.raft
+        assert raft is not None
+        end = self.image.offset + 1
+        if end <= raft.log.start_offset:
+            return None
+        try:
+            snap = raft.snapshot(end, image_to_snapshot(self.image))
+        except (ValueError, OSError) as exc:
+            log.warning("could not write a metadata snapshot at offset %d: %s", end, exc)
+            return None
+        self._bytes_since_snapshot = 0
+        self._first_since_snapshot = None
+        log.info("wrote the metadata snapshot ending at offset %d (epoch %d)", snap.end_offset, snap.epoch)
+        return snap
 
     def _load_snapshot(self, snap: Snapshot) -> None:
         """Replace the image by a snapshot's (Kafka's handleLoadSnapshot): after a restart whose
-        log starts at a snapshot, or a snapshot fetched from the leader."""
+        log starts at a snapshot, or a snapshot fetched from the leader. The image is emptied and
+        the snapshot's records applied to it, so its listeners see every record."""
         from kbroker.controller.snapshot import load_snapshot
 
-        fresh = load_snapshot(snap.data, snap.end_offset)
         listeners = self.image.listeners
-        for name, value in vars(fresh).items():
-            if name != "listeners":
-                setattr(self.image, name, value)
+        MetadataImage.__init__(self.image)
         self.image.listeners = listeners
+        load_snapshot(snap.data, snap.end_offset, self.image)
+        self._bytes_since_snapshot = 0
+        self._first_since_snapshot = None
         log.info("loaded the metadata snapshot ending at offset %d (epoch %d)", snap.end_offset, snap.epoch)
 
     def _activate(self) -> None:
