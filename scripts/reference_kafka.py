@@ -248,6 +248,107 @@ def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
     return ReferenceKafka(proc, port, workdir, time.monotonic() - t0, owns)
 
 
+class ReferenceKafkaCluster:
+    """``n`` Apache Kafka nodes in combined mode (broker + controller, node ids 1..n, a static
+    voter set) on free loopback ports, each in ``workdir/node-<id>`` (see
+    :func:`start_reference_kafka_cluster`)."""
+
+    def __init__(self, workdir: Path, ports: dict[int, tuple[int, int]], heap: str, owns_dir: bool) -> None:
+        self.workdir = workdir
+        self.ports = ports  # node id -> (client port, controller port)
+        self.heap = heap
+        self.procs: dict[int, subprocess.Popen] = {}
+        self._owns_dir = owns_dir
+
+    def conf(self, node_id: int) -> Path:
+        return self.workdir / f"node-{node_id}" / "server.properties"
+
+    def start_node(self, node_id: int, timeout: float = 120.0) -> None:
+        node_dir = self.workdir / f"node-{node_id}"
+        out = open(node_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+        env = dict(os.environ, LOG_DIR=str(node_dir))
+        self.procs[node_id] = subprocess.Popen(
+            java_cmd(ensure_kafka(), "kafka.Kafka", [str(self.conf(node_id))], self.heap, node_dir / "log4j2.properties"),
+            stdout=out, stderr=subprocess.STDOUT, cwd=node_dir, env=env, start_new_session=True)
+        out.close()
+
+    def wait_ready(self, node_id: int, timeout: float = 120.0) -> None:
+        wait_ready("127.0.0.1", self.ports[node_id][0], time.monotonic() + timeout, self.procs[node_id])
+
+    def kill(self, node_id: int) -> None:
+        """kill -9 of one node."""
+        proc = self.procs.pop(node_id)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+        if self._owns_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None = None,
+                                  overrides: dict[str, str] | None = None, heap: str = DEFAULT_HEAP,
+                                  timeout: float = 180.0) -> ReferenceKafkaCluster:
+    """Start ``n`` combined-mode Apache Kafka nodes forming one KRaft quorum (each formatted with
+    one cluster id); return once every node answers Metadata."""
+    libs = ensure_kafka()
+    owns = tmpdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="refkafka-cluster-")) if owns else Path(tmpdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports: dict[int, tuple[int, int]] = {}
+    used: set[int] = set()
+    for node_id in range(1, n + 1):
+        pair = []
+        while len(pair) < 2:
+            p = free_port()
+            if p not in used:
+                used.add(p)
+                pair.append(p)
+        ports[node_id] = (pair[0], pair[1])
+    cluster = ReferenceKafkaCluster(workdir, ports, heap, owns)
+    voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in sorted(ports.items()))
+    cluster_id = random_cluster_id()
+    settings = {k: v for k, v in TEST_SETTINGS.items() if "replication.factor" not in k and "min.isr" not in k}
+    for node_id, (port, cport) in ports.items():
+        node_dir = workdir / f"node-{node_id}"
+        node_dir.mkdir(exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(node_dir / "data"),
+            **settings,
+            **(overrides or {}),
+        }
+        cluster.conf(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (node_dir / "log4j2.properties").write_text(LOG4J2.format(log=node_dir / "server.log"))
+        fmt = java_cmd(libs, "kafka.tools.StorageTool",
+                       ["format", f"--cluster-id={cluster_id}", "-c", str(cluster.conf(node_id)), "--ignore-formatted"],
+                       "256m", node_dir / "log4j2.properties")
+        res = subprocess.run(fmt, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"kafka storage format failed: {res.stdout}\n{res.stderr}")
+    try:
+        for node_id in ports:
+            cluster.start_node(node_id)
+        for node_id in ports:
+            cluster.wait_ready(node_id, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", help="working dir (log dirs, server.log); default: a temporary dir")
