@@ -59,11 +59,13 @@ def _read(s: socket.socket, n: int) -> bytes:
     return bytes(out)
 
 
-def describe_leader(controller: str) -> int:
+def describe_quorum(controller: str) -> tuple[int, int]:
+    """(partition error, leader id) of DescribeQuorum at a controller listener."""
     D = DescribeQuorumRequest
     resp = call(controller, D(topics=[D.TopicData(
         topic_name="__cluster_metadata", partitions=[D.TopicData.PartitionData(partition_index=0)])]), 1, 1.0)
-    return resp.topics[0].partitions[0].leader_id
+    p = resp.topics[0].partitions[0]
+    return p.error_code, p.leader_id
 
 
 def create(bootstrap: str, name: str, timeout: float = 30.0) -> int:
@@ -134,11 +136,16 @@ class KafkaNodes:
 
 
 def agreed_leader(nodes: Any, alive: list[int]) -> int | None:
-    try:
-        seen = {describe_leader(f"127.0.0.1:{nodes.ports[n][1]}") for n in alive}
-    except OSError:
-        return None
-    return seen.pop() if len(seen) == 1 and -1 not in seen else None
+    """The leader: the node whose controller answers DescribeQuorum itself (only the leader does,
+    in Kafka and kbroker), naming itself."""
+    for n in alive:
+        try:
+            error, leader = describe_quorum(f"127.0.0.1:{nodes.ports[n][1]}")
+        except OSError:
+            continue
+        if error == 0 and leader == n:
+            return n
+    return None
 
 
 def run(nodes: Any, rounds: int, creates: int) -> tuple[list[float], list[float]]:

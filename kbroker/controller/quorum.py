@@ -23,6 +23,7 @@ from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import (
     KRAFT_VERSION,
     SUPPORTED_FEATURES,
+    FeatureUpdateError,
     KRaftVersionUpgrade,
     bootstrap_levels,
     plan_feature_updates,
@@ -375,6 +376,10 @@ class QuorumController:
         A kraft.version upgrade is written as Kafka's Raft layer writes it (see upgrade_kraft_version),
         with this voter's endpoints and directory id."""
         planned = plan_feature_updates(self.node_id, self.finalized_features(), updates)
+        if not self.commits_synchronously and any(isinstance(r, KRaftVersionUpgrade) for r in planned):
+            # the VotersRecord written would name this voter alone: not for a quorum of several
+            raise FeatureUpdateError("Invalid update version 1 for feature kraft.version. kbroker upgrades "
+                                     "kraft.version of a single-voter quorum only.")
         if validate_only:
             return
         records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]

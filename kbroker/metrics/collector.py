@@ -121,7 +121,7 @@ class BrokerCollector(Collector):
         broker = self.broker
         controller = broker.controller
         roles = broker.config["process.roles"] or []
-        active = 1 if controller is not None and "controller" in roles else 0
+        active = 1 if controller is not None and "controller" in roles and controller.is_active() else 0
         yield GaugeMetricFamily("kafka_controller_kafkacontroller_activecontrollercount",
                                 "1 when this node is the active controller.", value=active)
         applied = broker.image.offset
