@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.log import LogConfig, PartitionLog
-from kbroker.raft.log import Entry, MemoryLog, Snapshot
+from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
 from protocol.messages.data.leader_change_message import LeaderChangeMessage
 from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
 from protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
@@ -89,18 +89,12 @@ METADATA_LOG_CONFIG = LogConfig(
 )
 
 
+__all__ = ["ControlRecord", "MetadataLog", "MetadataLogError", "decode_snapshot", "encode_snapshot",
+           "snapshot_file_name", "snapshot_records"]
+
+
 class MetadataLogError(Exception):
     """A metadata log directory or snapshot that cannot be used (the reason says which and why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ControlRecord:
-    """A control record other than ``LeaderChangeMessage`` (``KRaftVersionRecord``, ``VotersRecord``):
-    its type (``ControlType``) and raw value; ``key_version`` is the key's version (0)."""
-
-    type: int
-    value: bytes
-    key_version: int = 0
 
 
 # ------------------------------------------------------------------ batches

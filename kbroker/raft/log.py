@@ -21,12 +21,23 @@ class Entry:
     """One record of the log: the leader epoch it was appended in and its value.
 
     ``control`` marks a control record (the ``LeaderChangeMessage`` a new leader appends at the start
-    of its epoch); its value is then the leader id.
+    of its epoch); its value is then the leader id, or a ``ControlRecord`` for another control
+    record type (``KRaftVersionRecord``, ``VotersRecord``), carried as is.
     """
 
     epoch: int
     value: Any
     control: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecord:
+    """A control record other than ``LeaderChangeMessage``: its type (Kafka's ``ControlRecordType``:
+    5 KRaftVersion, 6 KRaftVoters, ...) and its raw value; ``key_version`` is the key's version."""
+
+    type: int
+    value: bytes
+    key_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,3 +268,24 @@ def test_a_log_going_back_in_epochs_is_cut_there(tmp_path):
     assert log.partition_log.log_end_offset == 2
     log.close()
     assert MetadataLog(d).read(0, 10) == (Entry(3, b"a"), Entry(3, b"b"))
+
+
+def test_kraft_version_and_voters_records_travel_in_fetch_unchanged(tmp_path):
+    """A leader whose log holds the single-node controller's KRaftVersion/Voters control records
+    sends them in Fetch (kbroker.raft.wire) and a follower's MetadataLog writes them as they were."""
+    from kbroker.raft.wire import decode_entries, encode_entries
+
+    d = tmp_path / "__cluster_metadata-0"
+    single_node_dir(d)
+    leader = MetadataLog(d)
+    entries = leader.read(0, 1000)
+    wire = encode_entries(0, entries, voters=(1,))
+    assert decode_entries(wire, 0) == entries
+    follower = MetadataLog(tmp_path / "follower" / "__cluster_metadata-0")
+    follower.append(list(decode_entries(wire, 0)))
+    follower.flush()
+    ours = [(h.base_offset, h.is_control, [(r.key, r.value) for r in decode_batch(raw).records])
+            for h, raw in follower.partition_log.iter_batches() if h.is_control]
+    theirs = [(h.base_offset, h.is_control, [(r.key, r.value) for r in decode_batch(raw).records])
+              for h, raw in leader.partition_log.iter_batches() if h.is_control]
+    assert ours == theirs and len(theirs) == 1
