@@ -497,6 +497,10 @@ class MetadataLog(MemoryLog):
             plog.append(kept, assign_offsets=False)
         plog.flush()
         plog.active_segment.flush()  # the cut itself is durable too, as Raft's truncation must be
+        if plog.log_start_offset < self.start_offset:
+            # the batch began below the snapshot's end: cutting it emptied the partition log,
+            # which restarted at its base; the start goes back up to the snapshot
+            self._delete_below(self.start_offset)
         if kept is not None:
             os.unlink(self.directory / TRUNCATION_FILE)
             _fsync_dir(self.directory)

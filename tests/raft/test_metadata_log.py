@@ -289,3 +289,17 @@ def test_kraft_version_and_voters_records_travel_in_fetch_unchanged(tmp_path):
     theirs = [(h.base_offset, h.is_control, [(r.key, r.value) for r in decode_batch(raw).records])
               for h, raw in leader.partition_log.iter_batches() if h.is_control]
     assert ours == theirs and len(theirs) == 1
+
+
+def test_cut_inside_a_batch_that_began_below_the_snapshot(tmp_path):
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.flush()
+    log.take_snapshot(2, [b"s"])
+    assert log.partition_log.log_start_offset == 2
+    log.truncate_to(4)
+    assert log.partition_log.log_start_offset == 2 and log.partition_log.log_end_offset == 4
+    log.close()
+    again = MetadataLog(d)
+    assert (again.start_offset, again.read(2, 10)) == (2, (Entry(1, b"\x02"), Entry(1, b"\x03")))
