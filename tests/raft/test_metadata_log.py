@@ -37,7 +37,7 @@ def single_node_dir(path) -> tuple[list, int]:
     qc.commit(qc.plan_topic(NewTopic("t1", 3, 1, configs={"cleanup.policy": "compact"}), 1, 1))
     kraft_at = plog.log_end_offset
     qc.upgrade_kraft_version(1, [("CONTROLLER", "localhost", 9093)], uuid.uuid4())
-    qc.allocate_producer_ids()
+    qc.commit([mr.ProducerIdsRecord(broker_id=1, broker_epoch=qc.image.brokers[1].epoch, next_producer_id=1000)])
     committed = []
     for header, raw in plog.iter_batches():
         if not header.is_control:
