@@ -569,6 +569,9 @@ class MetadataLog(MemoryLog):
         records (and ``ControlRecord``s) to write into one, whose header says ``last_ts``."""
         if isinstance(data, bytes | bytearray | memoryview):
             decode_snapshot(data)  # raises MetadataLogError on an incomplete or damaged one
+            epochs = {h.partition_leader_epoch for _pos, h in iter_batch_headers(data, validate=False)}
+            if epochs != {epoch}:
+                raise MetadataLogError(f"snapshot: batches of epochs {sorted(epochs)}, not of the snapshot's epoch {epoch}")
             return bytes(data)
         if isinstance(data, list | tuple):
             return encode_snapshot(data, epoch, last_ts, now=int(self._clock() * 1000))

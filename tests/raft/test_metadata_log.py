@@ -158,6 +158,8 @@ def test_bad_snapshot_data_is_refused_and_nothing_changes(tmp_path):
         log.install_snapshot(Snapshot(9, 1, complete[:-1] + bytes([complete[-1] ^ 1])))
     with pytest.raises(TypeError):
         log.take_snapshot(1, {"not": "records"})
+    with pytest.raises(MetadataLogError, match="epoch"):
+        log.take_snapshot(1, encode_snapshot([b"x"], 2))  # the entry before offset 1 has epoch 1
     assert (log.start_offset, log.end_offset, log.snapshot) == (0, 2, None)
     assert not list(log.directory.glob("0*.checkpoint"))
 

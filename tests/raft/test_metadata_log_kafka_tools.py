@@ -87,6 +87,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     qc.bootstrap_if_empty()
     qc.register_broker([("PLAINTEXT", "localhost", 9092)])
     qc.commit(qc.plan_topic(NewTopic("orders", 2, 1, configs={"retention.ms": "1000"}), 1, 1))
+    qc.upgrade_kraft_version(1, [("CONTROLLER", "localhost", 9093)], uuid.UUID(int=7))
     single_end = plog.log_end_offset
     plog.close()
     # ... and a Raft leader of epoch 2 continues it through MetadataLog
@@ -116,7 +117,11 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     kinds = [k for _o, k, _d in seg_records]
     features = len(image.features)
     assert kinds[:single_end] == ["FEATURE_LEVEL_RECORD"] * features + [
-        "REGISTER_BROKER_RECORD", "TOPIC_RECORD", "CONFIG_RECORD", "PARTITION_RECORD", "PARTITION_RECORD"]
+        "REGISTER_BROKER_RECORD", "TOPIC_RECORD", "CONFIG_RECORD", "PARTITION_RECORD", "PARTITION_RECORD",
+        "KRaftVersion", "KRaftVoters"]
+    assert seg_records[single_end - 2][2]["kRaftVersion"] == 1
+    [voter] = seg_records[single_end - 1][2]["voters"]
+    assert voter["voterId"] == 1 and voter["endpoints"][0]["port"] == 9093
     assert [o for o, _k, _d in seg_records] == list(range(single_end + 3))
     assert kinds[single_end:] == ["LeaderChange", "TOPIC_RECORD", "PRODUCER_IDS_RECORD"]
     leader_change = seg_records[single_end][2]
@@ -130,6 +135,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     assert batches_printed(seg_lines)[-2:] == [(single_end, single_end, 2, True),
                                                (single_end + 1, single_end + 2, 2, False)]
     assert {e for _a, _b, e, _c in batches_printed(seg_lines)[:-2]} == {1}
+    assert batches_printed(seg_lines)[-3] == (single_end - 2, single_end - 1, 1, True)
 
     # the checkpoint: header (with kraft.version), the image's records, footer; all of epoch 2
     assert f"Snapshot end offset: {snap.end_offset}, epoch: 2" in snap_lines
