@@ -401,25 +401,19 @@ class MetadataLog(MemoryLog):
             elif start < s:
                 self._delete_below(s)
             entries = keep
-        last = -1
-        for o, e in entries:
+        last = snap.epoch if snap is not None else -1
+        for i, (o, e) in enumerate(entries):
             if e.epoch < last:
-                # epochs go back: what follows cannot be a Raft log; cut it off durably
+                # epochs go back (after each other or after the snapshot's): what follows cannot
+                # be a Raft log; cut it off durably
                 logger.warning("metadata log %s: epoch %d after %d at offset %d; truncating there",
                                self.directory, e.epoch, last, o)
-                plog.truncate_to(self._batch_base(o))
-                entries = [(o2, e2) for o2, e2 in entries if o2 < self._plog.log_end_offset]
+                self._truncate_stored(o)
+                entries = entries[:i]
                 break
             last = e.epoch
         MemoryLog.append(self, [e for _, e in entries])
         MemoryLog.flush(self)
-
-    def _batch_base(self, offset: int) -> int:
-        """Base offset of the stored batch holding ``offset``."""
-        for header, _raw in self._plog.iter_batches(self._plog.log_start_offset):
-            if header.base_offset <= offset <= header.last_offset:
-                return header.base_offset
-        raise IndexError(f"no batch holds offset {offset}")
 
     def _delete_below(self, offset: int) -> None:
         """Move the partition log's start to ``offset``; whole segments below it are deleted."""

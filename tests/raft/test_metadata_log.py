@@ -305,3 +305,24 @@ def test_cut_inside_a_batch_that_began_below_the_snapshot(tmp_path):
     log.close()
     again = MetadataLog(d)
     assert (again.start_offset, again.read(2, 10)) == (2, (Entry(1, b"\x02"), Entry(1, b"\x03")))
+
+
+def test_records_going_back_before_the_snapshots_epoch_are_cut(tmp_path):
+    """A log whose records after the snapshot have an older epoch than the snapshot's (not a log
+    MetadataLog writes) keeps only what comes before them."""
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(5, b"a"), Entry(5, b"b")])
+    log.flush()
+    log.take_snapshot(2, [b"s"])
+    log.close()
+    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.controller.metadata_log import encode_batches
+
+    plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
+    plog.append(encode_batches(2, [Entry(3, b"old")]), assign_offsets=False)
+    plog.flush()
+    plog.close()
+    reopened = MetadataLog(d)
+    assert (reopened.start_offset, reopened.end_offset, reopened.last_epoch) == (2, 2, 5)
+    assert reopened.partition_log.log_end_offset == 2 and reopened.partition_log.log_start_offset == 2
