@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kbroker.log import LogConfig, PartitionLog
+from kbroker.log import LogConfig, LogError, PartitionLog
 from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
 from protocol.messages.data.leader_change_message import LeaderChangeMessage
 from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
@@ -367,14 +367,17 @@ class MetadataLog(MemoryLog):
                 f"metadata log {self.directory} starts at offset {start} but there is no snapshot of what comes before"
             )
         entries: list[tuple[int, Entry]] = []
-        for header, raw in plog.iter_batches():
-            try:
-                decoded = decode_batch_entries(raw, 0)
-            except (InvalidRecordBatch, ValueError) as e:
-                raise MetadataLogError(
-                    f"metadata log {self.directory}: unreadable batch at offset {header.base_offset}: {e}"
-                ) from None
-            entries.extend((o, e) for o, e in decoded if o >= start)
+        try:
+            for header, raw in plog.iter_batches():
+                try:
+                    decoded = decode_batch_entries(raw, 0)
+                except (InvalidRecordBatch, ValueError) as e:
+                    raise MetadataLogError(
+                        f"metadata log {self.directory}: unreadable batch at offset {header.base_offset}: {e}"
+                    ) from None
+                entries.extend((o, e) for o, e in decoded if o >= start)
+        except LogError as e:  # a damaged batch found on reading (after a clean shutdown)
+            raise MetadataLogError(f"metadata log {self.directory}: {e}") from None
         if entries and entries[0][0] != start:
             raise MetadataLogError(f"metadata log {self.directory}: records start at {entries[0][0]}, not at {start}")
         if snap is not None:

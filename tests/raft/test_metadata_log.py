@@ -326,3 +326,22 @@ def test_records_going_back_before_the_snapshots_epoch_are_cut(tmp_path):
     reopened = MetadataLog(d)
     assert (reopened.start_offset, reopened.end_offset, reopened.last_epoch) == (2, 2, 5)
     assert reopened.partition_log.log_end_offset == 2 and reopened.partition_log.log_start_offset == 2
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["after-clean-close", "after-crash"])
+def test_a_damaged_batch_inside_the_log_is_refused_with_the_reason(tmp_path, clean):
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    for i in range(3):
+        log.append([Entry(1, b"value%d" % i)])
+        log.flush()
+    log.close()
+    if not clean:
+        (d / ".kafka_cleanshutdown").unlink()
+    segment = d / "00000000000000000000.log"
+    raw = bytearray(segment.read_bytes())
+    raw[raw.index(b"value0")] ^= 0xFF
+    segment.write_bytes(raw)
+    with pytest.raises(MetadataLogError, match="00000000000000000000.log at offset 0.*CRC"):
+        MetadataLog(d)
+    assert segment.read_bytes() == raw  # nothing cut or lost: the damage is for a person to look at
