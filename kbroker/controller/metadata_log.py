@@ -380,6 +380,12 @@ class MetadataLog(MemoryLog):
             raise MetadataLogError(f"metadata log {self.directory}: {e}") from None
         if entries and entries[0][0] != start:
             raise MetadataLogError(f"metadata log {self.directory}: records start at {entries[0][0]}, not at {start}")
+        for (prev, _e1), (o, _e2) in zip(entries, entries[1:], strict=False):
+            if o != prev + 1:
+                raise MetadataLogError(
+                    f"metadata log {self.directory}: offset {o} follows {prev}: a Raft log has no gaps "
+                    "(was it compacted?)"
+                )
         if snap is not None:
             MemoryLog.install_snapshot(self, snap)
             s = snap.end_offset

@@ -345,3 +345,17 @@ def test_a_damaged_batch_inside_the_log_is_refused_with_the_reason(tmp_path, cle
     with pytest.raises(MetadataLogError, match="00000000000000000000.log at offset 0.*CRC"):
         MetadataLog(d)
     assert segment.read_bytes() == raw  # nothing cut or lost: the damage is for a person to look at
+
+
+def test_a_log_with_a_gap_in_offsets_is_refused(tmp_path):
+    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.controller.metadata_log import encode_batches
+
+    d = tmp_path / "__cluster_metadata-0"
+    plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
+    plog.append(encode_batches(0, [Entry(1, b"a"), Entry(1, b"b")]), assign_offsets=False)
+    plog.append(encode_batches(5, [Entry(1, b"c")]), assign_offsets=False)  # a follower may skip ahead
+    plog.flush()
+    plog.close()
+    with pytest.raises(MetadataLogError, match="offset 5 follows 1"):
+        MetadataLog(d)
