@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kbroker.log import LogConfig, LogError, PartitionLog
-from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot  # noqa: F401 (ControlRecord re-exported)
 from protocol.messages.data.leader_change_message import LeaderChangeMessage
 from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
 from protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
@@ -87,10 +87,6 @@ METADATA_LOG_CONFIG = LogConfig(
     flush_ms=2**63 - 1,
     max_message_bytes=64 * 1024 * 1024,
 )
-
-
-__all__ = ["ControlRecord", "MetadataLog", "MetadataLogError", "decode_snapshot", "encode_snapshot",
-           "snapshot_file_name", "snapshot_records"]
 
 
 class MetadataLogError(Exception):
@@ -360,6 +356,8 @@ class MetadataLog(MemoryLog):
         return Snapshot(end, epoch, data)
 
     def _load(self, snap: Snapshot | None) -> None:
+        from kbroker.log import LogError  # (imported here: the module's imports match other branches')
+
         plog = self._plog
         start, end = plog.log_start_offset, plog.log_end_offset
         if snap is None and start > 0:

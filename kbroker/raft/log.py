@@ -21,8 +21,7 @@ class Entry:
     """One record of the log: the leader epoch it was appended in and its value.
 
     ``control`` marks a control record (the ``LeaderChangeMessage`` a new leader appends at the start
-    of its epoch); its value is then the leader id, or a ``ControlRecord`` for another control
-    record type (``KRaftVersionRecord``, ``VotersRecord``), carried as is.
+    of its epoch); its value is then the leader id.
     """
 
     epoch: int
@@ -32,8 +31,9 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ControlRecord:
-    """A control record other than ``LeaderChangeMessage``: its type (Kafka's ``ControlRecordType``:
-    5 KRaftVersion, 6 KRaftVoters, ...) and its raw value; ``key_version`` is the key's version."""
+    """The value of a control entry other than the ``LeaderChangeMessage`` (``KRaftVersionRecord``,
+    ``VotersRecord``): its type (``ControlType``) and raw value; ``key_version`` is the key's version
+    (0). The Raft core carries it unchanged."""
 
     type: int
     value: bytes

@@ -8,8 +8,7 @@ correlation id), so ``from_wire`` takes them as arguments. Every message names t
 Fetch records travel as magic-2 record batches, one per run of entries of one epoch and kind, with
 ``partitionLeaderEpoch`` = the entries' epoch: data records carry the entry value (bytes) as the
 record value; the control record a leader writes first in its epoch is a ``LeaderChangeMessage``
-(key: version 0, type LEADER_CHANGE = 2); other control records (``ControlRecord`` values:
-KRaftVersionRecord, VotersRecord) travel with their key and value unchanged.
+(key: version 0, type LEADER_CHANGE = 2).
 """
 
 from __future__ import annotations
@@ -69,8 +68,8 @@ def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[
         records = []
         for e in entries[i:j]:
             if e.control and isinstance(e.value, ControlRecord):
-                key = _CONTROL_KEY.pack(e.value.key_version, e.value.type)
-                records.append(Record(key=key, value=bytes(e.value.value)))
+                records.append(Record(key=_CONTROL_KEY.pack(e.value.key_version, e.value.type),
+                                      value=bytes(e.value.value)))
             elif e.control:
                 msg = LeaderChangeMessage(version=0, leader_id=e.value, voters=voter_list, granting_voters=[])
                 records.append(Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=msg.encode(0)))
@@ -106,14 +105,14 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
                     if rec.key is None or len(rec.key) < 4:
                         raise WireError("control record without a key")
                     key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
-                    if ctype == ControlType.LEADER_CHANGE:
-                        lcm = LeaderChangeMessage.decode(rec.value or b"", 0)
-                        entries.append(Entry(epoch, lcm.leader_id, control=True))
-                    elif key_version < 0 or ctype < 0:
-                        raise WireError(f"control record key version {key_version}, type {ctype}")
-                    else:  # KRaftVersionRecord, VotersRecord, ...: carried as they are
+                    if ctype in (ControlType.KRAFT_VERSION, ControlType.KRAFT_VOTERS):
                         entries.append(Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version),
                                              control=True))
+                        continue
+                    if ctype != ControlType.LEADER_CHANGE:
+                        raise WireError(f"control record type {ctype} is not supported yet")
+                    lcm = LeaderChangeMessage.decode(rec.value or b"", 0)
+                    entries.append(Entry(epoch, lcm.leader_id, control=True))
                 else:
                     entries.append(Entry(epoch, rec.value))
     except WireError:
