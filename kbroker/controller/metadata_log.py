@@ -356,6 +356,8 @@ class MetadataLog(MemoryLog):
         return Snapshot(end, epoch, data)
 
     def _load(self, snap: Snapshot | None) -> None:
+        from kbroker.log import LogError  # (imported here: the module's imports match other branches')
+
         plog = self._plog
         start, end = plog.log_start_offset, plog.log_end_offset
         if snap is None and start > 0:
@@ -363,16 +365,25 @@ class MetadataLog(MemoryLog):
                 f"metadata log {self.directory} starts at offset {start} but there is no snapshot of what comes before"
             )
         entries: list[tuple[int, Entry]] = []
-        for header, raw in plog.iter_batches():
-            try:
-                decoded = decode_batch_entries(raw, 0)
-            except (InvalidRecordBatch, ValueError) as e:
-                raise MetadataLogError(
-                    f"metadata log {self.directory}: unreadable batch at offset {header.base_offset}: {e}"
-                ) from None
-            entries.extend((o, e) for o, e in decoded if o >= start)
+        try:
+            for header, raw in plog.iter_batches():
+                try:
+                    decoded = decode_batch_entries(raw, 0)
+                except (InvalidRecordBatch, ValueError) as e:
+                    raise MetadataLogError(
+                        f"metadata log {self.directory}: unreadable batch at offset {header.base_offset}: {e}"
+                    ) from None
+                entries.extend((o, e) for o, e in decoded if o >= start)
+        except LogError as e:  # a damaged batch found on reading (after a clean shutdown)
+            raise MetadataLogError(f"metadata log {self.directory}: {e}") from None
         if entries and entries[0][0] != start:
             raise MetadataLogError(f"metadata log {self.directory}: records start at {entries[0][0]}, not at {start}")
+        for (prev, _e1), (o, _e2) in zip(entries, entries[1:], strict=False):
+            if o != prev + 1:
+                raise MetadataLogError(
+                    f"metadata log {self.directory}: offset {o} follows {prev}: a Raft log has no gaps "
+                    "(was it compacted?)"
+                )
         if snap is not None:
             MemoryLog.install_snapshot(self, snap)
             s = snap.end_offset
@@ -397,25 +408,19 @@ class MetadataLog(MemoryLog):
             elif start < s:
                 self._delete_below(s)
             entries = keep
-        last = -1
-        for o, e in entries:
+        last = snap.epoch if snap is not None else -1
+        for i, (o, e) in enumerate(entries):
             if e.epoch < last:
-                # epochs go back: what follows cannot be a Raft log; cut it off durably
+                # epochs go back (after each other or after the snapshot's): what follows cannot
+                # be a Raft log; cut it off durably
                 logger.warning("metadata log %s: epoch %d after %d at offset %d; truncating there",
                                self.directory, e.epoch, last, o)
-                plog.truncate_to(self._batch_base(o))
-                entries = [(o2, e2) for o2, e2 in entries if o2 < self._plog.log_end_offset]
+                self._truncate_stored(o)
+                entries = entries[:i]
                 break
             last = e.epoch
         MemoryLog.append(self, [e for _, e in entries])
         MemoryLog.flush(self)
-
-    def _batch_base(self, offset: int) -> int:
-        """Base offset of the stored batch holding ``offset``."""
-        for header, _raw in self._plog.iter_batches(self._plog.log_start_offset):
-            if header.base_offset <= offset <= header.last_offset:
-                return header.base_offset
-        raise IndexError(f"no batch holds offset {offset}")
 
     def _delete_below(self, offset: int) -> None:
         """Move the partition log's start to ``offset``; whole segments below it are deleted."""
@@ -493,6 +498,10 @@ class MetadataLog(MemoryLog):
             plog.append(kept, assign_offsets=False)
         plog.flush()
         plog.active_segment.flush()  # the cut itself is durable too, as Raft's truncation must be
+        if plog.log_start_offset < self.start_offset:
+            # the batch began below the snapshot's end: cutting it emptied the partition log,
+            # which restarted at its base; the start goes back up to the snapshot
+            self._delete_below(self.start_offset)
         if kept is not None:
             os.unlink(self.directory / TRUNCATION_FILE)
             _fsync_dir(self.directory)
@@ -561,6 +570,9 @@ class MetadataLog(MemoryLog):
         records (and ``ControlRecord``s) to write into one, whose header says ``last_ts``."""
         if isinstance(data, bytes | bytearray | memoryview):
             decode_snapshot(data)  # raises MetadataLogError on an incomplete or damaged one
+            epochs = {h.partition_leader_epoch for _pos, h in iter_batch_headers(data, validate=False)}
+            if epochs != {epoch}:
+                raise MetadataLogError(f"snapshot: batches of epochs {sorted(epochs)}, not of the snapshot's epoch {epoch}")
             return bytes(data)
         if isinstance(data, list | tuple):
             return encode_snapshot(data, epoch, last_ts, now=int(self._clock() * 1000))

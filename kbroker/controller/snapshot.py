@@ -116,3 +116,43 @@ def load_snapshot(data: bytes | bytearray | memoryview, end_offset: int, image: 
     record."""
     content = decode_snapshot(data)
     return records_to_image([*content.control_records, *content.records], end_offset, image)
+
+
+# Kafka's MetadataLogConfig defaults
+MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS = 20 * 1024 * 1024  # metadata.log.max.record.bytes.between.snapshots
+MAX_SNAPSHOT_INTERVAL_MS = 3_600_000  # metadata.log.max.snapshot.interval.ms (0: no time-based snapshots)
+
+
+class SnapshotPolicy:
+    """When to snapshot the image, as Kafka's ``SnapshotGenerator``: after each committed batch the
+    image applied, a snapshot is due once ``max_bytes`` of records were applied since the last one,
+    or, when some were, ``max_interval_ms`` after the last one (0 disables the time rule). Sans-IO:
+    the caller passes the time and calls ``taken`` when it wrote the snapshot. Kafka snapshots only
+    at batch boundaries (a half-applied batch is never in a snapshot); so must the caller."""
+
+    __slots__ = ("max_bytes", "max_interval_ms", "bytes_since", "last_ms")
+
+    def __init__(self, now_ms: int, max_bytes: int = MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS,
+                 max_interval_ms: int = MAX_SNAPSHOT_INTERVAL_MS) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"metadata.log.max.record.bytes.between.snapshots must be at least 1, not {max_bytes}")
+        if max_interval_ms < 0:
+            raise ValueError(f"metadata.log.max.snapshot.interval.ms must be at least 0, not {max_interval_ms}")
+        self.max_bytes = max_bytes
+        self.max_interval_ms = max_interval_ms
+        self.bytes_since = 0
+        self.last_ms = now_ms
+
+    def applied(self, nbytes: int, now_ms: int) -> str | None:
+        """A committed batch of ``nbytes`` was applied: the reason a snapshot is due now, or None."""
+        self.bytes_since += nbytes
+        if self.bytes_since >= self.max_bytes:
+            return f"we have replayed at least {self.max_bytes} bytes"
+        if self.max_interval_ms and now_ms - self.last_ms >= self.max_interval_ms:
+            return f"we have waited at least {self.max_interval_ms // 60_000} minute(s)"
+        return None
+
+    def taken(self, now_ms: int) -> None:
+        """The snapshot was written: the counters start again."""
+        self.bytes_since = 0
+        self.last_ms = now_ms

@@ -158,6 +158,8 @@ def test_bad_snapshot_data_is_refused_and_nothing_changes(tmp_path):
         log.install_snapshot(Snapshot(9, 1, complete[:-1] + bytes([complete[-1] ^ 1])))
     with pytest.raises(TypeError):
         log.take_snapshot(1, {"not": "records"})
+    with pytest.raises(MetadataLogError, match="epoch"):
+        log.take_snapshot(1, encode_snapshot([b"x"], 2))  # the entry before offset 1 has epoch 1
     assert (log.start_offset, log.end_offset, log.snapshot) == (0, 2, None)
     assert not list(log.directory.glob("0*.checkpoint"))
 
@@ -268,3 +270,92 @@ def test_a_log_going_back_in_epochs_is_cut_there(tmp_path):
     assert log.partition_log.log_end_offset == 2
     log.close()
     assert MetadataLog(d).read(0, 10) == (Entry(3, b"a"), Entry(3, b"b"))
+
+
+def test_kraft_version_and_voters_records_travel_in_fetch_unchanged(tmp_path):
+    """A leader whose log holds the single-node controller's KRaftVersion/Voters control records
+    sends them in Fetch (kbroker.raft.wire) and a follower's MetadataLog writes them as they were."""
+    from kbroker.raft.wire import decode_entries, encode_entries
+
+    d = tmp_path / "__cluster_metadata-0"
+    single_node_dir(d)
+    leader = MetadataLog(d)
+    entries = leader.read(0, 1000)
+    wire = encode_entries(0, entries, voters=(1,))
+    assert decode_entries(wire, 0) == entries
+    follower = MetadataLog(tmp_path / "follower" / "__cluster_metadata-0")
+    follower.append(list(decode_entries(wire, 0)))
+    follower.flush()
+    ours = [(h.base_offset, h.is_control, [(r.key, r.value) for r in decode_batch(raw).records])
+            for h, raw in follower.partition_log.iter_batches() if h.is_control]
+    theirs = [(h.base_offset, h.is_control, [(r.key, r.value) for r in decode_batch(raw).records])
+              for h, raw in leader.partition_log.iter_batches() if h.is_control]
+    assert ours == theirs and len(theirs) == 1
+
+
+def test_cut_inside_a_batch_that_began_below_the_snapshot(tmp_path):
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.flush()
+    log.take_snapshot(2, [b"s"])
+    assert log.partition_log.log_start_offset == 2
+    log.truncate_to(4)
+    assert log.partition_log.log_start_offset == 2 and log.partition_log.log_end_offset == 4
+    log.close()
+    again = MetadataLog(d)
+    assert (again.start_offset, again.read(2, 10)) == (2, (Entry(1, b"\x02"), Entry(1, b"\x03")))
+
+
+def test_records_going_back_before_the_snapshots_epoch_are_cut(tmp_path):
+    """A log whose records after the snapshot have an older epoch than the snapshot's (not a log
+    MetadataLog writes) keeps only what comes before them."""
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    log.append([Entry(5, b"a"), Entry(5, b"b")])
+    log.flush()
+    log.take_snapshot(2, [b"s"])
+    log.close()
+    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.controller.metadata_log import encode_batches
+
+    plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
+    plog.append(encode_batches(2, [Entry(3, b"old")]), assign_offsets=False)
+    plog.flush()
+    plog.close()
+    reopened = MetadataLog(d)
+    assert (reopened.start_offset, reopened.end_offset, reopened.last_epoch) == (2, 2, 5)
+    assert reopened.partition_log.log_end_offset == 2 and reopened.partition_log.log_start_offset == 2
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["after-clean-close", "after-crash"])
+def test_a_damaged_batch_inside_the_log_is_refused_with_the_reason(tmp_path, clean):
+    d = tmp_path / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    for i in range(3):
+        log.append([Entry(1, b"value%d" % i)])
+        log.flush()
+    log.close()
+    if not clean:
+        (d / ".kafka_cleanshutdown").unlink()
+    segment = d / "00000000000000000000.log"
+    raw = bytearray(segment.read_bytes())
+    raw[raw.index(b"value0")] ^= 0xFF
+    segment.write_bytes(raw)
+    with pytest.raises(MetadataLogError, match="00000000000000000000.log at offset 0.*CRC"):
+        MetadataLog(d)
+    assert segment.read_bytes() == raw  # nothing cut or lost: the damage is for a person to look at
+
+
+def test_a_log_with_a_gap_in_offsets_is_refused(tmp_path):
+    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.controller.metadata_log import encode_batches
+
+    d = tmp_path / "__cluster_metadata-0"
+    plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
+    plog.append(encode_batches(0, [Entry(1, b"a"), Entry(1, b"b")]), assign_offsets=False)
+    plog.append(encode_batches(5, [Entry(1, b"c")]), assign_offsets=False)  # a follower may skip ahead
+    plog.flush()
+    plog.close()
+    with pytest.raises(MetadataLogError, match="offset 5 follows 1"):
+        MetadataLog(d)

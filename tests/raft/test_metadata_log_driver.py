@@ -20,7 +20,8 @@ class MetadataCluster(Cluster):
         directory = self.tmp_path / f"node{node_id}"
         log = MetadataLog(directory / "__cluster_metadata-0", voters=VOTERS)
         self.opened_end[node_id] = log.end_offset
-        store = FileQuorumStateStore(directory)
+        # Kafka's layout: quorum-state in the partition directory, beside the segments
+        store = FileQuorumStateStore(directory / "__cluster_metadata-0")
         self.committed[node_id] = []
         sink = self.committed[node_id]
         driver = RaftDriver(
@@ -57,7 +58,8 @@ async def test_commits_and_abrupt_restart_on_kafka_segments(tmp_path):
         # on disk: segments of record batches, the first entry the leader's LeaderChangeMessage
         log = c.logs[leader.node_id]
         assert log.entry(0).control and log.entry(0).value == c.committed[leader.node_id][0][1].value
-        assert list((tmp_path / f"node{leader.node_id}" / "__cluster_metadata-0").glob("*.log"))
+        partition_dir = tmp_path / f"node{leader.node_id}" / "__cluster_metadata-0"
+        assert list(partition_dir.glob("*.log")) and (partition_dir / "quorum-state").exists()
 
 
 async def test_lagging_follower_installs_the_leaders_checkpoint(tmp_path):

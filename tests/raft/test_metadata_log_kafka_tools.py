@@ -87,6 +87,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     qc.bootstrap_if_empty()
     qc.register_broker([("PLAINTEXT", "localhost", 9092)])
     qc.commit(qc.plan_topic(NewTopic("orders", 2, 1, configs={"retention.ms": "1000"}), 1, 1))
+    qc.upgrade_kraft_version(1, [("CONTROLLER", "localhost", 9093)], uuid.UUID(int=7))
     single_end = plog.log_end_offset
     plog.close()
     # ... and a Raft leader of epoch 2 continues it through MetadataLog
@@ -116,7 +117,11 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     kinds = [k for _o, k, _d in seg_records]
     features = len(image.features)
     assert kinds[:single_end] == ["FEATURE_LEVEL_RECORD"] * features + [
-        "REGISTER_BROKER_RECORD", "TOPIC_RECORD", "CONFIG_RECORD", "PARTITION_RECORD", "PARTITION_RECORD"]
+        "REGISTER_BROKER_RECORD", "TOPIC_RECORD", "CONFIG_RECORD", "PARTITION_RECORD", "PARTITION_RECORD",
+        "KRaftVersion", "KRaftVoters"]
+    assert seg_records[single_end - 2][2]["kRaftVersion"] == 1
+    [voter] = seg_records[single_end - 1][2]["voters"]
+    assert voter["voterId"] == 1 and voter["endpoints"][0]["port"] == 9093
     assert [o for o, _k, _d in seg_records] == list(range(single_end + 3))
     assert kinds[single_end:] == ["LeaderChange", "TOPIC_RECORD", "PRODUCER_IDS_RECORD"]
     leader_change = seg_records[single_end][2]
@@ -130,6 +135,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     assert batches_printed(seg_lines)[-2:] == [(single_end, single_end, 2, True),
                                                (single_end + 1, single_end + 2, 2, False)]
     assert {e for _a, _b, e, _c in batches_printed(seg_lines)[:-2]} == {1}
+    assert batches_printed(seg_lines)[-3] == (single_end - 2, single_end - 1, 1, True)
 
     # the checkpoint: header (with kraft.version), the image's records, footer; all of epoch 2
     assert f"Snapshot end offset: {snap.end_offset}, epoch: 2" in snap_lines
@@ -152,3 +158,38 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
         {"resourceType": 2, "resourceName": "orders", "name": "retention.ms", "value": "1000"}]
     assert body[-1][1] == {"brokerId": -1, "brokerEpoch": -1, "nextProducerId": 1000}
     assert {e for _a, _b, e, _c in batches_printed(snap_lines)} == {2}
+
+
+def test_kafka_storage_format_checkpoint_opens_as_a_metadata_log(tmp_path):
+    """kafka-storage format --standalone (Kafka 4.4) writes the bootstrap snapshot
+    00000000000000000000-0000000000.checkpoint: MetadataLog opens it, and its records load into an
+    image (the bootstrap features, kraft.version 1 from its KRaftVersionRecord)."""
+    from kbroker.controller.metadata_log import decode_snapshot
+    from kbroker.controller.snapshot import load_snapshot
+    from protocol.messages.data.voters_record import VotersRecord
+    from protocol.records import ControlType
+
+    data_dir = tmp_path / "data"
+    props = tmp_path / "server.properties"
+    props.write_text("process.roles=controller\nnode.id=1\ncontroller.quorum.bootstrap.servers=127.0.0.1:19093\n"
+                     "listeners=CONTROLLER://127.0.0.1:19093\ncontroller.listener.names=CONTROLLER\n"
+                     f"log.dirs={data_dir}\n")
+    cmd = reference_kafka.tool_command("kafka.tools.StorageTool", [
+        "format", "--cluster-id", "q1bPXZ2eQWGCNRA8B4dUWg", "--config", str(props), "--standalone"], heap="256m")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    assert res.returncode == 0, f"kafka-storage format exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
+    d = data_dir / "__cluster_metadata-0"
+    log = MetadataLog(d)
+    assert (log.start_offset, log.end_offset, log.snapshot.snapshot_id) == (0, 0, (0, 0))
+    content = decode_snapshot(log.snapshot.data)
+    assert [c.type for c in content.control_records] == [ControlType.KRAFT_VERSION, ControlType.KRAFT_VOTERS]
+    [voter] = VotersRecord.decode(memoryview(content.control_records[1].value), 0).voters
+    assert voter.voter_id == 1 and [(e.name, e.port) for e in voter.endpoints] == [("CONTROLLER", 19093)]
+    image = load_snapshot(log.snapshot.data, 0)
+    assert image.kraft_version == 1 and image.features["metadata.version"] > 0
+    # and the log continues it: a leader of epoch 1 appends after the bootstrap snapshot
+    log.append([Entry(1, 1, control=True)])
+    log.flush()
+    log.close()
+    again = MetadataLog(d)
+    assert again.read(0, 5) == (Entry(1, 1, control=True),) and again.snapshot.snapshot_id == (0, 0)

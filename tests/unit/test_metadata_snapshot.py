@@ -181,3 +181,26 @@ def test_a_damaged_snapshot_is_refused():
     data[-30] ^= 0xFF
     with pytest.raises(MetadataLogError):
         load_snapshot(bytes(data), 5)
+
+
+def test_snapshot_policy_by_bytes_and_by_time():
+    from kbroker.controller.snapshot import SnapshotPolicy
+
+    p = SnapshotPolicy(now_ms=0, max_bytes=100, max_interval_ms=1000)
+    assert p.applied(60, 10) is None
+    assert p.applied(40, 20) == "we have replayed at least 100 bytes"
+    p.taken(20)
+    assert p.applied(1, 1019) is None
+    # the time rule fires only when a batch is applied (new records), after the interval
+    assert p.applied(1, 1020) == "we have waited at least 0 minute(s)"
+    p.taken(1020)
+    assert p.bytes_since == 0
+    never_by_time = SnapshotPolicy(now_ms=0, max_bytes=10**9, max_interval_ms=0)
+    assert never_by_time.applied(5, 10**12) is None
+    with pytest.raises(ValueError, match="between.snapshots"):
+        SnapshotPolicy(0, max_bytes=0)
+    with pytest.raises(ValueError, match="interval.ms"):
+        SnapshotPolicy(0, max_interval_ms=-1)
+    default = SnapshotPolicy(0)
+    assert (default.max_bytes, default.max_interval_ms) == (20 * 1024 * 1024, 3_600_000)
+    assert default.applied(1, 3_600_000) == "we have waited at least 60 minute(s)"
