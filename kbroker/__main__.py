@@ -149,8 +149,20 @@ async def _serve(config: BrokerConfig) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # A node of a quorum may wait at start (for a leader, to catch up, to be unfenced): a signal
+    # meanwhile stops it too.
+    starting = asyncio.ensure_future(broker.start())
+    signalled = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopped while starting")
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await broker.stop()
+        return 0
+    signalled.cancel()
     try:
-        await broker.start()
+        starting.result()
     except StartupError as exc:
         print(f"kbroker: {exc}", file=sys.stderr)
         await broker.stop()

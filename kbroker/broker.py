@@ -205,6 +205,7 @@ class Broker:
         if raft.node.voters == frozenset({self.node_id}):
             return
         t0 = time.monotonic()
+        logged = t0
         target: int | None = None
         while True:
             node = raft.node
@@ -212,7 +213,8 @@ class Broker:
                 target = node.high_watermark
             if target is not None and node.committed_offset >= target and self._applied_up_to(target):
                 break
-            if time.monotonic() - t0 > 5 and int(time.monotonic() - t0) % 10 == 0:
+            if time.monotonic() - logged >= 10:
+                logged = time.monotonic()
                 log.info("waiting for the metadata quorum (leader %d, epoch %d)", node.leader_id, node.epoch)
             await asyncio.sleep(0.01)
         log.info("metadata caught up to offset %d (leader %d, epoch %d) in %.0f ms", target,

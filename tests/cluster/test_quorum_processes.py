@@ -157,3 +157,27 @@ def test_restart_of_all_nodes_from_disk(cluster):
         assert {"a", "b", "c"} <= {t.name for t in m.topics}
         assert sorted(b.node_id for b in m.brokers) == [1, 2, 3]
     assert create_via_controller(cluster, "d", cluster.node_ids) == E.NONE
+
+
+def test_a_node_without_its_quorum_waits_and_stops_on_sigterm(tmp_path):
+    import os
+    import signal
+
+    from conftest import FAST_RAFT
+
+    from kbroker.cluster import ClusterLayout, start_node
+
+    layout = ClusterLayout.create(tmp_path / "c", 3, dict(FAST_RAFT))
+    proc = start_node(layout, 1)  # alone: no majority, no leader
+    try:
+        log = layout.log_path(1)
+        wait_until(lambda: "raft node 1 started" in log.read_text(), 30, 0.05, "the raft node started")
+        wait_until(lambda: "Prospective" in log.read_text(), 30, 0.05, "an election attempt")
+        assert proc.poll() is None and "kbroker ready" not in log.read_text()
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "stopped while starting" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
