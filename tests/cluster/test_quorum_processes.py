@@ -163,7 +163,7 @@ def test_a_node_without_its_quorum_waits_and_stops_on_sigterm(tmp_path):
     import os
     import signal
 
-    from conftest import FAST_RAFT
+    from cluster_fixture import FAST_RAFT
 
     from kbroker.cluster import ClusterLayout, start_node
 

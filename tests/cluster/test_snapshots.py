@@ -7,7 +7,7 @@ import io
 import shutil
 
 import pytest
-from conftest import Cluster
+from cluster_fixture import Cluster
 from test_quorum_processes import agreed_leader, create_topic, metadata
 from waiting import wait_until
 
