@@ -64,6 +64,8 @@ class BrokerRegistration:
     endpoints: dict[str, tuple[str, int, int]]  # listener -> (host, port, security protocol id)
     rack: str | None
     fenced: bool
+    # feature -> (min, max supported version), from the RegisterBrokerRecord (kept for snapshots)
+    supported_features: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class MetadataImage:
@@ -175,6 +177,7 @@ class MetadataImage:
             {e.name: (e.host, e.port, e.security_protocol) for e in r.end_points},
             r.rack,
             r.fenced,
+            {f.name: (f.min_supported_version, f.max_supported_version) for f in r.features},
         )
 
     def _apply_UnfenceBrokerRecord(self, r: Any) -> None:
