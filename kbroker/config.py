@@ -305,6 +305,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("max.request.partition.size.limit", "int", "2000", minimum=1),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        _k("replica.fetch.max.bytes", "int", "1048576", minimum=0),
+        _k("replica.fetch.min.bytes", "int", "1"),
+        _k("replica.fetch.wait.max.ms", "int", "500"),
+        _k("replica.fetch.backoff.ms", "int", "1000", minimum=0),
+        _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0),
+        _k("replica.socket.timeout.ms", "int", "30000"),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
         # kbroker's test controls (kbroker.control): off unless set.

@@ -42,7 +42,7 @@ class ProducerStateManager:
         state = partition_state(partition)
         duplicate = state.check(header)
         if duplicate is not None:
-            return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1)
+            return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1, last_offset=duplicate.last_offset)
         if header.is_transactional and not state.has_open_txn(header.producer_id):
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,

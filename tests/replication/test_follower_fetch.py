@@ -1,0 +1,34 @@
+"""Followers replicate their leader's log byte for byte (the replica fetcher and the leader's Fetch)."""
+
+from __future__ import annotations
+
+from tests.replication.harness import Cluster, batch, produce, wait_for
+
+
+def _replicated(cluster: Cluster, topic: str, nodes: list[int]) -> bool:
+    leader = cluster.partition(nodes[0], topic)
+    return all(cluster.partition(n, topic).log.log_end_offset == leader.log.log_end_offset for n in nodes[1:])
+
+
+async def test_follower_catches_up_byte_for_byte():
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        leader, follower = cluster.partition(1, "t"), cluster.partition(2, "t")
+        assert leader.is_leader and not follower.is_leader
+        assert follower.leader_id == 1 and follower.leader_epoch == 0
+        conn = await cluster.connect(1)
+        try:
+            for i in range(5):
+                resp = await produce(conn, "t", batch([b"v%d-%d" % (i, j) for j in range(3)]), acks=1)
+                assert resp.responses[0].partition_responses[0].error_code == 0
+        finally:
+            conn.close()
+        await wait_for(lambda: _replicated(cluster, "t", [1, 2]), message="the follower to reach the leader's end")
+        assert follower.log.log_end_offset == 15
+        assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
+        # The follower learns the leader's high watermark from the next fetch answer.
+        await wait_for(lambda: leader.log.high_watermark == 15 and follower.log.high_watermark == 15,
+                       message="both high watermarks at 15")
+        # The leader epoch cache of the follower holds the leader's epoch from the batches.
+        assert follower.log.leader_epochs.entries() == [(0, 0)]
+        assert leader.followers[2].log_end_offset == 15
