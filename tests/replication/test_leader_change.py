@@ -3,7 +3,6 @@ clients are pointed at the new leader (KIP-951) and fenced by leader epochs."""
 
 from __future__ import annotations
 
-
 from protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
 from tests.replication.test_isr_and_acks import block_follower, blocked
