@@ -63,6 +63,8 @@ class ProducerStateManager:
     def write_marker(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
                      coordinator_epoch: int) -> ErrorCode:
         """Append a COMMIT/ABORT control batch to ``partition`` and close the producer's transaction."""
+        if not partition.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
         state = partition_state(partition)
         code = state.check_marker(producer_id, epoch, coordinator_epoch)
         if code != ErrorCode.NONE:

@@ -138,8 +138,13 @@ class ReplicaManager:
                 self.fetchers.add_partition(partition)
 
     def stop_replica(self, partition: Partition) -> None:
-        """The partition is deleted (or this broker is no longer a replica): stop fetching it."""
+        """The partition is deleted (or this broker is no longer a replica): stop fetching it and
+        stop leading it (produces waiting on it answer NOT_LEADER_OR_FOLLOWER)."""
         self.fetchers.remove_partition(partition)
+        partition.leader_id = -1
+        partition.epoch_start_offset = None
+        partition.followers.clear()
+        partition.pending_isr = None
         partition.notify_hw()
 
     # -- leader: followers' fetches, high watermark, ISR ---------------------------------------
@@ -348,7 +353,11 @@ class ReplicaManager:
         return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
 
     def append_internal(self, partition: Partition, batch: Any) -> int:
-        """Append a batch the broker built itself (coordinator records, transaction markers)."""
+        """Append a batch the broker built itself (coordinator records, transaction markers).
+        Only the leader writes: a follower's log holds the leader's batches alone."""
+        if not partition.is_leader:
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         info = partition.log.append(batch, leader_epoch=partition.leader_epoch)
         self.on_leader_append(partition)
         return info.first_offset
