@@ -27,6 +27,11 @@ def _error(resp) -> int:
 async def test_acks_all_answers_once_every_follower_has_the_batch():
     async with Cluster(3) as cluster:
         cluster.create_topic("t", [[1, 2, 3]])
+        # Slow followers: each of their fetches is answered 100 ms late, so an answer that did not
+        # wait for them would come before they have the batch.
+        for follower in (2, 3):
+            cluster.nodes[1].add_fault(api="Fetch", client_id=f"broker-{follower}-fetcher-0", action="delay",
+                                       delay_ms=100)
         conn = await cluster.connect(1)
         try:
             for i in range(3):
