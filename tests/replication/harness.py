@@ -12,6 +12,8 @@ accepted ISR as a ``PartitionChangeRecord`` to every broker.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -109,15 +111,16 @@ class Cluster:
         self.per_node = per_node or {}
         self.nodes: dict[int, EmbeddedBroker] = {}
         self.controller = FakeController(self)
+        self.data_dirs: dict[int, str] = {}
+        # Every record batch given to the brokers, with the nodes that have it (a stopped broker
+        # catches up on start, as a Raft observer would).
+        self.history: list[tuple[list[Any], set[int]]] = []
 
     async def __aenter__(self) -> Cluster:
         try:
             for node in range(1, self.size + 1):
-                cfg = {**self.config, **self.per_node.get(node, {}), "node.id": str(node)}
-                embedded = EmbeddedBroker(cfg)
-                await embedded.start()
-                self.nodes[node] = embedded
-                embedded.broker.replica_manager.alter_partition_channel = self.controller.channel(node)
+                self.data_dirs[node] = tempfile.mkdtemp(prefix=f"kbroker-repl-{node}-")
+                await self._start(node)
             registrations = [self._registration(n) for n in self.nodes]
             for node, embedded in self.nodes.items():
                 embedded.broker.controller.commit([r for r in registrations if r.broker_id != node])
@@ -130,6 +133,32 @@ class Cluster:
         for embedded in self.nodes.values():
             await embedded.stop()
         self.nodes.clear()
+        for d in self.data_dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+
+    async def _start(self, node: int) -> None:
+        cfg = {**self.config, **self.per_node.get(node, {}), "node.id": str(node)}
+        embedded = EmbeddedBroker(cfg, data_dir=self.data_dirs[node])
+        await embedded.start()
+        self.nodes[node] = embedded
+        embedded.broker.replica_manager.alter_partition_channel = self.controller.channel(node)
+
+    async def stop(self, node: int) -> None:
+        await self.nodes.pop(node).stop()
+
+    async def start(self, node: int) -> None:
+        """Start a stopped broker on its data: it registers again (new port and epoch), the others
+        learn its registration, and it catches up on the records given while it was down."""
+        await self._start(node)
+        registration = self._registration(node)
+        for other, embedded in self.nodes.items():
+            if other != node:
+                embedded.broker.controller.commit([registration])
+        broker = self.broker(node)
+        for records, applied in self.history:
+            if node not in applied:
+                broker.controller.commit(records)
+                applied.add(node)
 
     def broker(self, node: int) -> Any:
         return self.nodes[node].broker
@@ -153,6 +182,7 @@ class Cluster:
         """Commit ``records`` to every running broker's metadata (as the quorum would)."""
         for embedded in self.nodes.values():
             embedded.broker.controller.commit(records)
+        self.history.append((records, set(self.nodes)))
 
     def create_topic(self, name: str, replicas: list[list[int]], isr: list[list[int]] | None = None,
                      configs: dict[str, str] | None = None) -> uuid.UUID:

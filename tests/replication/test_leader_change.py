@@ -123,3 +123,33 @@ async def test_diverging_epoch_answer_to_a_follower_ahead_of_the_leader():
             assert not p.records
         finally:
             conn.close()
+
+
+async def test_restarted_old_leader_follows_the_new_one_and_drops_what_it_alone_had():
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        conn = await cluster.connect(1)
+        try:
+            assert _part(await produce(conn, "t", batch([b"kept"] * 3), acks=-1)).error_code == E.NONE
+            rule = block_follower(cluster, 1, 2)
+            await blocked(cluster, 1, rule)
+            assert _part(await produce(conn, "t", batch([b"lost"] * 2), acks=1)).error_code == E.NONE
+        finally:
+            conn.close()
+        await cluster.stop(1)
+        # Broker 1 is gone: the controller elects broker 2 (ISR [2], leader epoch 1).
+        cluster.change("t", 0, leader=2, isr=[2])
+        conn = await cluster.connect(2)
+        try:
+            resp = await produce(conn, "t", batch([b"new"] * 4), acks=-1)
+            assert _part(resp).error_code == E.NONE and _part(resp).base_offset == 3
+        finally:
+            conn.close()
+        await cluster.start(1)
+        old = cluster.partition(1, "t")
+        assert not old.is_leader and old.leader_epoch == 1
+        await wait_for(lambda: old.log.log_end_offset == 7 and cluster.log_bytes(1, "t") == cluster.log_bytes(2, "t"),
+                       message="broker 1 truncated to 3 and caught up to 7", details=lambda: old.log.log_end_offset)
+        assert old.log.leader_epochs.entries() == [(0, 0), (1, 3)]
+        # Caught up, it is added back to the ISR through AlterPartition.
+        await wait_for(lambda: cluster.partition(2, "t").isr == [2, 1], message="ISR [2, 1]")
