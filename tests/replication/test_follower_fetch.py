@@ -32,3 +32,19 @@ async def test_follower_catches_up_byte_for_byte():
         # The leader epoch cache of the follower holds the leader's epoch from the batches.
         assert follower.log.leader_epochs.entries() == [(0, 0)]
         assert leader.followers[2].log_end_offset == 15
+
+
+async def test_follower_keeps_the_leaders_log_append_times():
+    # A LogAppendTime topic: the leader stamps the time; the follower stores the leader's bytes.
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]], configs={"message.timestamp.type": "LogAppendTime"})
+        conn = await cluster.connect(1)
+        try:
+            for i in range(3):
+                resp = await produce(conn, "t", batch([b"x%d" % i, b"y%d" % i]), acks=-1)
+                part = resp.responses[0].partition_responses[0]
+                assert part.error_code == 0 and part.log_append_time_ms > 0
+        finally:
+            conn.close()
+        assert cluster.partition(2, "t").log.log_end_offset == 6
+        assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
