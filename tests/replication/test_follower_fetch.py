@@ -48,3 +48,39 @@ async def test_follower_keeps_the_leaders_log_append_times():
             conn.close()
         assert cluster.partition(2, "t").log.log_end_offset == 6
         assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
+
+
+async def test_follower_keeps_producer_state_and_aborted_transactions():
+    from kbroker.replication.producer_manager import partition_state
+    from protocol.records import Record, build_batch
+
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        leader, follower = cluster.partition(1, "t"), cluster.partition(2, "t")
+        rm = cluster.broker(1).replica_manager
+        pid, epoch = 4242, 3
+
+        def txn_batch(values: list[bytes], seq: int) -> bytes:
+            return build_batch([Record(key=None, value=v, timestamp=1_700_000_000_000) for v in values],
+                               producer_id=pid, producer_epoch=epoch, base_sequence=seq, transactional=True)
+
+        # A transaction aborted, then one committed, as the leader's transaction layer writes them.
+        for seq, values, commit in ((0, [b"a1", b"a2"], False), (2, [b"c1"], True)):
+            info = leader.log.append(txn_batch(values, seq), leader_epoch=leader.leader_epoch)
+            partition_state(leader).update(_header(leader, info.first_offset), info.first_offset, info.last_offset)
+            rm.on_leader_append(leader)
+            assert rm.producer_state.write_marker(rm, leader, pid, epoch, commit, 0) == 0
+        await wait_for(lambda: follower.log.log_end_offset == leader.log.log_end_offset == 5,
+                       message="the follower has the transactions and their markers")
+        assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
+        assert follower.aborted_transactions(0, 5) == leader.aborted_transactions(0, 5) == [(pid, 0)]
+        # The follower's producer state knows the producer's last sequence, for dedupe as leader.
+        entry = partition_state(follower).producers[pid]
+        assert entry.epoch == epoch and entry.last_seq == 2
+        assert partition_state(follower).first_unstable_offset() is None
+
+
+def _header(partition, offset: int):
+    for header, _data in partition.log.iter_batches(offset):
+        return header
+    raise AssertionError(offset)
