@@ -84,3 +84,33 @@ def _header(partition, offset: int):
     for header, _data in partition.log.iter_batches(offset):
         return header
     raise AssertionError(offset)
+
+
+async def test_follower_behind_the_leaders_log_start_starts_over_there():
+    from protocol.messages import REQUESTS
+    from tests.replication.test_isr_and_acks import block_follower, blocked
+
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]], isr=[[1]])
+        leader, follower = cluster.partition(1, "t"), cluster.partition(2, "t")
+        rule = block_follower(cluster, 1, 2)
+        await blocked(cluster, 1, rule)
+        conn = await cluster.connect(1)
+        try:
+            for i in range(5):
+                await produce(conn, "t", batch([b"r%d" % i]), acks=1)
+            assert leader.log.high_watermark == 5  # the ISR is the leader alone
+            Req = REQUESTS[21]
+            resp = await conn.request(Req(topics=[Req.DeleteRecordsTopic(name="t", partitions=[
+                Req.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=0, offset=3)])], timeout_ms=5000), 2, 10)
+            assert resp.topics[0].partitions[0].error_code == 0
+        finally:
+            conn.close()
+        assert leader.log.log_start_offset == 3 and follower.log.log_end_offset == 0
+        cluster.nodes[1].remove_fault(rule)
+        # Fetching at 0 is out of range: the follower asks the leader's start and end, starts at 3.
+        await wait_for(lambda: follower.log.log_end_offset == 5, message="the follower caught up from 3",
+                       details=lambda: (follower.log.log_start_offset, follower.log.log_end_offset))
+        assert follower.log.log_start_offset == 3
+        assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
+        await wait_for(lambda: leader.isr == [1, 2], message="the follower rejoined the ISR")
