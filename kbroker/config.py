@@ -311,6 +311,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("replica.fetch.backoff.ms", "int", "1000", minimum=0),
         _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0),
         _k("replica.socket.timeout.ms", "int", "30000"),
+        _k("replica.high.watermark.checkpoint.interval.ms", "long", "5000", minimum=1),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
         # kbroker's test controls (kbroker.control): off unless set.

@@ -12,19 +12,23 @@ followers fetch from their leaders (``kbroker/replication/replica_fetcher.py``);
 records each follower's fetch position, moves the high watermark, wakes acks=all produces
 (``wait_for_replication``) and asks the controller for ISR changes with AlterPartition over
 ``alter_partition_channel`` (``send(api_key, request) -> response``, the node-to-controller
-channel), checking for out-of-sync followers every ``replica.lag.time.max.ms`` / 2.
+channel), checking for out-of-sync followers every ``replica.lag.time.max.ms`` / 2. High
+watermarks are kept in each log directory's ``replication-offset-checkpoint``
+(``kbroker/replication/hw_checkpoint.py``) and restored when a replicated partition is opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
-from kbroker.replication import leadership
+from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
@@ -95,6 +99,11 @@ class ReplicaManager:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self._no_channel_logged = False
+        self._checkpoints: dict[Any, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
+        self._checkpoint_timer: Any = None
+        self._checkpoint_task: asyncio.Future | None = None
+        self._written: dict[Any, dict[tuple[str, int], int]] = {}
+        self._checkpoint_lock = threading.Lock()
 
     # -- time, config, image -----------------------------------------------------------------
 
@@ -126,6 +135,9 @@ class ReplicaManager:
 
     def apply_partition_state(self, partition: Partition, state: Any) -> None:
         """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
+        if partition.partition_epoch < 0:  # just opened
+            self._restore_high_watermark(partition, state)
+            self._ensure_checkpoint_timer()
         if state.leader == self.node_id:
             self.fetchers.remove_partition(partition)
             if leadership.make_leader(partition, state, self.now_ms(), self.lag_ms, self.eligible):
@@ -136,6 +148,64 @@ class ReplicaManager:
             self.fetchers.remove_partition(partition)
             if state.leader >= 0:
                 self.fetchers.add_partition(partition)
+
+    # -- high watermark checkpoints ----------------------------------------------------------
+
+    def _restore_high_watermark(self, partition: Partition, state: Any) -> None:
+        """A replicated partition starts from its checkpointed high watermark (0 when its log
+        directory's checkpoint does not list it, as Kafka); one replica is its own ISR and
+        starts at its log end. Without a checkpoint file the log's own value stays."""
+        if len(state.replicas) <= 1:
+            return
+        log_dir = Path(partition.log.directory).parent
+        if log_dir not in self._checkpoints:
+            self._checkpoints[log_dir] = hw_checkpoint.read(log_dir)
+        entries = self._checkpoints[log_dir]
+        if entries is not None:
+            partition.log.high_watermark = entries.get((partition.topic, partition.index), 0)
+
+    def _ensure_checkpoint_timer(self) -> None:
+        if self._checkpoint_timer is not None or self._closed:
+            return
+        interval = self.broker.config["replica.high.watermark.checkpoint.interval.ms"] / 1000
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(interval, self._checkpoint_tick)
+
+    def _checkpoint_tick(self) -> None:
+        self._checkpoint_timer = None
+        if self._closed:
+            return
+        if self._checkpoint_task is None or self._checkpoint_task.done():
+            changed = self._changed_checkpoints()
+            if changed:
+                loop = asyncio.get_running_loop()
+                self._checkpoint_task = loop.run_in_executor(None, self._write_checkpoints, changed)
+        self._ensure_checkpoint_timer()
+
+    def _changed_checkpoints(self) -> dict[Any, dict[tuple[str, int], int]]:
+        by_dir: dict[Any, dict[tuple[str, int], int]] = {}
+        for partition in list(self.broker.partitions.values()):
+            plog = partition.log
+            by_dir.setdefault(Path(plog.directory).parent, {})[(partition.topic, partition.index)] = \
+                plog.high_watermark
+        changed = {d: e for d, e in by_dir.items() if self._written.get(d) != e}
+        self._written.update(changed)
+        return changed
+
+    def _write_checkpoints(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+        with self._checkpoint_lock:  # the periodic write (a worker thread) and the last one at stop
+            self._write_checkpoints_locked(changed)
+
+    def _write_checkpoints_locked(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+        for log_dir, entries in changed.items():
+            try:
+                hw_checkpoint.write(log_dir, entries)
+            except OSError as exc:
+                log.error("cannot write the high watermark checkpoint of %s: %s", log_dir, exc)
+                self._written.pop(log_dir, None)
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Write the high watermark checkpoints now (shut-down)."""
+        self._write_checkpoints(self._changed_checkpoints())
 
     def stop_replica(self, partition: Partition) -> None:
         """The partition is deleted (or this broker is no longer a replica): stop fetching it and
@@ -363,10 +433,15 @@ class ReplicaManager:
         return info.first_offset
 
     def close(self) -> None:
+        if not self._closed and self.broker.partitions:
+            self.checkpoint_high_watermarks()
         self._closed = True
         if self._isr_timer is not None:
             self._isr_timer.cancel()
             self._isr_timer = None
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
         for task in list(self._tasks):
             task.cancel()
         self.fetchers.close()

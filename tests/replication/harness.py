@@ -136,9 +136,9 @@ class Cluster:
         for d in self.data_dirs.values():
             shutil.rmtree(d, ignore_errors=True)
 
-    async def _start(self, node: int) -> None:
+    async def _start(self, node: int, faults: list[dict[str, Any]] | None = None) -> None:
         cfg = {**self.config, **self.per_node.get(node, {}), "node.id": str(node)}
-        embedded = EmbeddedBroker(cfg, data_dir=self.data_dirs[node])
+        embedded = EmbeddedBroker(cfg, data_dir=self.data_dirs[node], faults=faults)
         await embedded.start()
         self.nodes[node] = embedded
         embedded.broker.replica_manager.alter_partition_channel = self.controller.channel(node)
@@ -146,10 +146,11 @@ class Cluster:
     async def stop(self, node: int) -> None:
         await self.nodes.pop(node).stop()
 
-    async def start(self, node: int) -> None:
-        """Start a stopped broker on its data: it registers again (new port and epoch), the others
-        learn its registration, and it catches up on the records given while it was down."""
-        await self._start(node)
+    async def start(self, node: int, faults: list[dict[str, Any]] | None = None) -> None:
+        """Start a stopped broker on its data (with ``faults`` from its first request): it
+        registers again (new port and epoch), the others learn its registration, and it catches
+        up on the records given while it was down."""
+        await self._start(node, faults)
         registration = self._registration(node)
         for other, embedded in self.nodes.items():
             if other != node:

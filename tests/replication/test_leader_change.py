@@ -153,3 +153,33 @@ async def test_restarted_old_leader_follows_the_new_one_and_drops_what_it_alone_
         assert old.log.leader_epochs.entries() == [(0, 0), (1, 3)]
         # Caught up, it is added back to the ISR through AlterPartition.
         await wait_for(lambda: cluster.partition(2, "t").isr == [2, 1], message="ISR [2, 1]")
+
+
+async def test_restarted_leader_keeps_its_high_watermark_not_its_log_end():
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        conn = await cluster.connect(1)
+        try:
+            assert _part(await produce(conn, "t", batch([b"c"] * 3), acks=-1)).error_code == E.NONE
+            rule = block_follower(cluster, 1, 2)
+            await blocked(cluster, 1, rule)
+            assert _part(await produce(conn, "t", batch([b"u"] * 2), acks=1)).error_code == E.NONE
+        finally:
+            conn.close()
+        assert cluster.partition(1, "t").log.high_watermark == 3
+        await cluster.stop(1)
+        refuse = {"api": "Fetch", "client_id": "broker-2-fetcher-0", "error": "NOT_LEADER_OR_FOLLOWER"}
+        await cluster.start(1, faults=[refuse])
+        leader = cluster.partition(1, "t")
+        assert leader.is_leader and leader.log.log_end_offset == 5
+        # From replication-offset-checkpoint: the two records the follower never had stay invisible.
+        assert leader.log.high_watermark == 3
+        conn = await cluster.connect(1)
+        try:
+            part = (await fetch(conn, "t", 3)).responses[0].partitions[0]
+            assert part.high_watermark == 3 and not part.records
+        finally:
+            conn.close()
+        # The follower fetches again: it gets them and the high watermark moves.
+        cluster.nodes[1].clear_faults()
+        await wait_for(lambda: leader.log.high_watermark == 5, message="the high watermark at 5")
