@@ -312,6 +312,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0),
         _k("replica.socket.timeout.ms", "int", "30000"),
         _k("replica.high.watermark.checkpoint.interval.ms", "long", "5000", minimum=1),
+        # KIP-392 (fetch from the closest replica): the selectors kbroker has, by Kafka's class names.
+        _k("replica.selector.class", "string", None,
+           choices=("org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                    "org.apache.kafka.common.replica.LeaderSelector")),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
         # kbroker's test controls (kbroker.control): off unless set.

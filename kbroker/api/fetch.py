@@ -9,9 +9,12 @@ woken by appends to any partition it reads. IsolationLevel 1 (read_committed) re
 last stable offset and lists the aborted transactions in range. v7+ fetch sessions (KIP-227, see
 kbroker/replication/fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
 
-Only the leader answers (consumers and followers alike); any other replica says
-NOT_LEADER_OR_FOLLOWER, with the current leader and its endpoint from v16 (KIP-951
-``CurrentLeader``/``NodeEndpoints``, also for FENCED_LEADER_EPOCH).
+Followers fetch from the leader only. Consumers too before v11; from v11 (KIP-392: the request
+carries the client's rack) a follower replica serves them up to its own high watermark, and a
+leader with ``replica.selector.class`` = ``RackAwareReplicaSelector`` answers a consumer in another
+rack with a ``PreferredReadReplica`` (an in-sync follower in the client's rack) and no records.
+Otherwise a broker that cannot serve says NOT_LEADER_OR_FOLLOWER, with the current leader and its
+endpoint from v16 (KIP-951 ``CurrentLeader``/``NodeEndpoints``, also for FENCED_LEADER_EPOCH).
 
 Replica fetches (ReplicaId, v15+ ReplicaState, >= 0) come from followers: they read up to the log
 end (not the high watermark), must be replicas of the partition (else UNKNOWN_LEADER_EPOCH, or
@@ -94,6 +97,7 @@ class _Read:
     log_start_offset: int
     aborted: list | None
     diverging: tuple[int, int] | None = None  # (epoch, end offset) for a follower whose log diverged
+    preferred: int = -1  # KIP-392: the replica the consumer should fetch from
 
 
 @dataclass(slots=True)
@@ -102,6 +106,15 @@ class _Replica:
 
     replica_id: int
     broker_epoch: int
+    update: bool = True  # record its fetch position (the first read, not the re-reads of a long poll)
+
+
+@dataclass(slots=True)
+class _Client:
+    """A consumer fetch's client metadata (v11+, KIP-392)."""
+
+    rack: str | None
+    listener: str
 
 
 def _error(want: _Want, code: ErrorCode) -> _Read:
@@ -109,7 +122,7 @@ def _error(want: _Want, code: ErrorCode) -> _Read:
 
 
 def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: int,
-                    replica: _Replica | None = None) -> _Read:
+                    replica: _Replica | None = None, client: _Client | None = None) -> _Read:
     c = want.cached
     if want.topic_name is None:
         return _error(want, want.unknown_error)
@@ -124,8 +137,15 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
             return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH)
         if c.current_leader_epoch < partition.leader_epoch:
             return _error(want, ErrorCode.FENCED_LEADER_EPOCH)
-    if not partition.is_leader:
+    if not partition.is_leader and (replica is not None or client is None):
         return _error(want, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    if client is not None and client.rack and partition.is_leader:
+        preferred = broker.replica_manager.preferred_read_replica(partition, client.rack, c.fetch_offset,
+                                                                  client.listener)
+        if preferred is not None:
+            plog = partition.log
+            return _Read(want, ErrorCode.NONE, EMPTY, 0, plog.high_watermark, partition.last_stable_offset,
+                         plog.log_start_offset, None, preferred=preferred)
     if replica is not None:
         if replica.replica_id not in partition.followers:
             return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH if c.current_leader_epoch >= 0
@@ -162,7 +182,7 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
                      partition.last_stable_offset, plog.log_start_offset, None)
     except LogCorruptedError:
         return _error(want, ErrorCode.KAFKA_STORAGE_ERROR)
-    if replica is not None:
+    if replica is not None and replica.update:
         broker.replica_manager.on_follower_fetch(partition, replica.replica_id, c.fetch_offset, c.log_start_offset,
                                                  leo, replica.broker_epoch)
     if result is None:
@@ -176,14 +196,14 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
 
 
 def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int,
-              replica: _Replica | None = None) -> tuple[list[_Read], int]:
+              replica: _Replica | None = None, client: _Client | None = None) -> tuple[list[_Read], int]:
     reads = []
     remaining = max_bytes
     total = 0
     got_data = False
     for w in wants:
         limit = min(w.cached.max_bytes, remaining)
-        r = _read_partition(broker, w, limit, not got_data, isolation, replica)
+        r = _read_partition(broker, w, limit, not got_data, isolation, replica, client)
         if r.size:
             got_data = True
             remaining -= r.size
@@ -239,7 +259,7 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
             last_stable_offset=r.last_stable_offset,
             log_start_offset=r.log_start_offset,
             aborted_transactions=r.aborted,
-            preferred_read_replica=-1,
+            preferred_read_replica=r.preferred,
             records=r.records,
         )
         if r.diverging is not None:
@@ -278,6 +298,7 @@ def _changed(r: _Read) -> bool:
         r.size > 0
         or r.error != ErrorCode.NONE
         or r.diverging is not None
+        or r.preferred >= 0
         or r.high_watermark != c.sent_high_watermark
         or r.last_stable_offset != c.sent_last_stable_offset
         or r.log_start_offset != c.sent_log_start_offset
@@ -323,6 +344,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
     if replica_id >= 0:
         replica = _Replica(replica_id, request.replica_state.replica_epoch if version >= 15 else -1)
     listener = ctx.connection.endpoint.listener
+    client = _Client(request.rack_id, listener) if replica is None and version >= 11 else None
     if session is not None:
         session_id = session.id
         if incremental:
@@ -351,8 +373,10 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             for w in wants:
                 session.partitions[_session_key(version, w.cached)] = w.cached
 
-    reads, total = _read_all(broker, wants, max_bytes, isolation, replica)
-    has_error = any(r.error != ErrorCode.NONE or r.diverging is not None for r in reads)
+    reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
+    if replica is not None:
+        replica.update = False  # a long poll's re-reads leave the follower's recorded position alone
+    has_error = any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
     wait_ms = request.max_wait_ms
     if total < request.min_bytes and wait_ms > 0 and not has_error and wants:
         loop = asyncio.get_running_loop()
@@ -379,9 +403,9 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
-            reads, total = _read_all(broker, wants, max_bytes, isolation, replica)
+            reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
             if total >= request.min_bytes or loop.time() >= deadline or any(
-                r.error != ErrorCode.NONE or r.diverging is not None for r in reads
+                r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break
 

@@ -82,6 +82,7 @@ def _raise_for(outcome: Outcome) -> None:
 
 
 ALTER_PARTITION = 56
+RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 ALTER_PARTITION_RETRY_MS = 50  # Kafka's AlterPartitionManager retries after a short backoff
 
 
@@ -323,6 +324,35 @@ class ReplicaManager:
                     partition.notify_hw()
                 return outcome
         return "retry"
+
+    # -- KIP-392: the closest replica for a consumer ----------------------------------------------
+
+    def preferred_read_replica(self, partition: Partition, rack: str | None, fetch_offset: int,
+                               listener: str) -> int | None:
+        """The follower a consumer in ``rack`` should fetch from (Kafka's
+        ``findPreferredReadReplica`` with ``RackAwareReplicaSelector``): an ISR follower in the
+        client's rack holding ``fetch_offset``, the most caught up, unless the leader is in that
+        rack; None: fetch from the leader."""
+        if self.broker.config["replica.selector.class"] != RACK_AWARE_SELECTOR or not rack:
+            return None
+        if not partition.is_leader:
+            return None
+        image = self.broker.image
+        own = image.brokers.get(self.node_id)
+        if own is not None and own.rack == rack:
+            return None
+        now = self.now_ms()
+        best: tuple[int, int, int] | None = None
+        for r, f in partition.followers.items():
+            if r not in partition.isr or not (f.log_start_offset <= fetch_offset <= f.log_end_offset):
+                continue
+            reg = image.brokers.get(r)
+            if reg is None or reg.fenced or listener not in reg.endpoints or reg.rack != rack:
+                continue
+            candidate = (f.log_end_offset, -(now - f.last_caught_up_time_ms), r)
+            if best is None or candidate > best:
+                best = candidate
+        return best[2] if best is not None else None
 
     # -- acks=all ------------------------------------------------------------------------------
 

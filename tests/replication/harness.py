@@ -105,8 +105,9 @@ class FakeController:
 
 class Cluster:
     def __init__(self, size: int, config: dict[str, str] | None = None,
-                 per_node: dict[int, dict[str, str]] | None = None) -> None:
+                 per_node: dict[int, dict[str, str]] | None = None, racks: dict[int, str] | None = None) -> None:
         self.size = size
+        self.racks = racks or {}
         self.config = {**FAST, **(config or {})}
         self.per_node = per_node or {}
         self.nodes: dict[int, EmbeddedBroker] = {}
@@ -123,7 +124,8 @@ class Cluster:
                 await self._start(node)
             registrations = [self._registration(n) for n in self.nodes]
             for node, embedded in self.nodes.items():
-                embedded.broker.controller.commit([r for r in registrations if r.broker_id != node])
+                embedded.broker.controller.commit([r for r in registrations
+                                                   if r.broker_id != node or node in self.racks])
         except BaseException:
             await self.__aexit__()
             raise
@@ -177,7 +179,7 @@ class Cluster:
             broker_id=node, incarnation_id=reg.incarnation_id, broker_epoch=reg.epoch,
             end_points=[mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=0)
                         for name, host, port in broker.advertised_endpoints()],
-            features=[], rack=None, fenced=False)
+            features=[], rack=self.racks.get(node), fenced=False)
 
     def apply(self, records: list[Any]) -> None:
         """Commit ``records`` to every running broker's metadata (as the quorum would)."""

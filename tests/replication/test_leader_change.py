@@ -50,17 +50,30 @@ async def test_old_leader_truncates_its_unreplicated_suffix_after_a_leader_chang
 
 
 async def test_requests_to_a_follower_name_the_leader_and_epochs_are_fenced():
-    async with Cluster(2) as cluster:
+    async with Cluster(3) as cluster:
         topic_id = cluster.create_topic("t", [[1, 2]])
-        cluster.change("t", 0, leader=2)  # epoch 1, leader 2
+        cluster.change("t", 0, leader=2)  # epoch 1, leader 2; broker 1 follows, broker 3 has no replica
+        host, port = cluster.bootstrap(2).split(",")[0].rsplit(":", 1)
         conn = await cluster.connect(1)
         try:
             resp = await produce(conn, "t", batch([b"x"]), acks=1, version=11)
             part = _part(resp)
             assert part.error_code == E.NOT_LEADER_OR_FOLLOWER
             assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (2, 1)
-            host, port = cluster.bootstrap(2).split(",")[0].rsplit(":", 1)
             assert [(n.node_id, n.host, n.port) for n in resp.node_endpoints] == [(2, host, int(port))]
+            # A consumer with the old leader epoch is fenced and told the new leader (v16+).
+            resp = await fetch(conn, "t", 0, leader_epoch=0, version=16, topic_id=topic_id)
+            p = resp.responses[0].partitions[0]
+            assert p.error_code == E.FENCED_LEADER_EPOCH
+            assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (2, 1)
+            assert [(n.node_id, n.port) for n in resp.node_endpoints] == [(2, int(port))]
+            # Before v11 (no client metadata) only the leader serves consumers.
+            resp = await fetch(conn, "t", 0, version=10)
+            assert resp.responses[0].partitions[0].error_code == E.NOT_LEADER_OR_FOLLOWER
+        finally:
+            conn.close()
+        conn = await cluster.connect(3)
+        try:
             resp = await fetch(conn, "t", 0, version=16, topic_id=topic_id)
             p = resp.responses[0].partitions[0]
             assert p.error_code == E.NOT_LEADER_OR_FOLLOWER
@@ -73,8 +86,6 @@ async def test_requests_to_a_follower_name_the_leader_and_epochs_are_fenced():
             for epoch, code in ((0, E.FENCED_LEADER_EPOCH), (2, E.UNKNOWN_LEADER_EPOCH), (1, E.NONE)):
                 resp = await fetch(conn, "t", 0, leader_epoch=epoch, version=16, topic_id=topic_id)
                 assert resp.responses[0].partitions[0].error_code == code, epoch
-            resp = await fetch(conn, "t", 0, leader_epoch=0, version=16, topic_id=topic_id)
-            assert resp.responses[0].partitions[0].current_leader.leader_id == 2
         finally:
             conn.close()
 
