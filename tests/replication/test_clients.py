@@ -120,3 +120,32 @@ async def test_kafka_python_producer_retries_to_the_new_leader_on_not_leader_or_
         assert leader.log.log_end_offset == 6
         values = [data for _h, data in leader.log.iter_batches(3)]
         assert all(b"b" in v for v in values)
+
+
+async def test_confluent_consumer_fetches_from_the_follower_in_its_rack():
+    async with Cluster(2, config={"replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"},
+                       racks={1: "r1", 2: "r2"}) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        values = [b"v%d" % i for i in range(5)]
+        assert await asyncio.to_thread(_produce_confluent, cluster.bootstrap(1), "t", [values], lambda: None) == []
+        await wait_for(lambda: cluster.partition(2, "t").log.high_watermark == 5, message="the follower's HW at 5")
+        rule = cluster.nodes[2].add_fault(api="Fetch", client_id="rack-consumer", action="delay", delay_ms=0)
+
+        def consume() -> list[bytes]:
+            consumer = Consumer({"bootstrap.servers": cluster.bootstrap(1), "group.id": "g", "client.id": "rack-consumer",
+                                 "client.rack": "r2", "enable.auto.commit": False})
+            try:
+                consumer.assign([TopicPartition("t", 0, 0)])
+                out: list[bytes] = []
+                deadline = time.monotonic() + 30
+                while len(out) < 5 and time.monotonic() < deadline:
+                    msg = consumer.poll(0.2)
+                    if msg is not None and msg.error() is None:
+                        out.append(msg.value())
+                return out
+            finally:
+                consumer.close()
+
+        assert await asyncio.to_thread(consume) == values
+        # The records came from broker 2, the follower in the consumer's rack.
+        assert cluster.nodes[2].fault(rule)["fired"] >= 1
