@@ -134,7 +134,7 @@ class Broker:
         if self._idle_task is not None:
             self._idle_task.cancel()
         for partition in self.partitions.values():
-            partition.notify()
+            partition.notify_hw()  # long polls answer; acks=all produces answer NOT_LEADER_OR_FOLLOWER
         deadline = time.monotonic() + timeout
         while any(not c.idle for c in self.connections) and time.monotonic() < deadline:
             tasks = [t for c in self.connections for t in c.tasks]

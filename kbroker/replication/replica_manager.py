@@ -361,8 +361,9 @@ class ReplicaManager:
         REQUEST_TIMED_OUT at ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
         while True:
-            if self.broker.partitions.get((partition.topic, partition.index)) is not partition:
-                return ErrorCode.NOT_LEADER_OR_FOLLOWER
+            if self.broker.partitions.get((partition.topic, partition.index)) is not partition \
+                    or getattr(self.broker, "_stopping", False):
+                return ErrorCode.NOT_LEADER_OR_FOLLOWER  # (shutting down: the client retries elsewhere)
             done, error = leadership.replication_check(partition, required_offset)
             if done:
                 return error
