@@ -21,11 +21,12 @@ def run_on_loop(loop: asyncio.AbstractEventLoop, fn) -> Any:
     return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
 
 
-def _produce_confluent(bootstrap: str, topic: str, batches: list[list[bytes]], between) -> list[str]:
+def _produce_confluent(bootstrap: str, topic: str, batches: list[list[bytes]], between,
+                       idempotent: bool = False) -> list[str]:
     """One producer sends each batch (acks=all) and waits for it; ``between`` runs after the first."""
     errors: list[str] = []
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 20000,
-                         "retry.backoff.ms": 50, "linger.ms": 0})
+                         "retry.backoff.ms": 50, "linger.ms": 0, "enable.idempotence": idempotent})
 
     def report(err, _msg) -> None:
         if err is not None:
@@ -149,3 +150,29 @@ async def test_confluent_consumer_fetches_from_the_follower_in_its_rack():
         assert await asyncio.to_thread(consume) == values
         # The records came from broker 2, the follower in the consumer's rack.
         assert cluster.nodes[2].fault(rule)["fired"] >= 1
+
+
+async def test_idempotent_producer_keeps_its_sequence_across_a_leader_change():
+    # The new leader knows the producer's last sequence from the replicated log: the producer's
+    # next batches (not starting at sequence 0) are accepted there, and nothing is duplicated.
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        loop = asyncio.get_running_loop()
+
+        def change_leader() -> None:
+            def on_loop() -> None:
+                cluster.change("t", 0, leader=2)
+
+            run_on_loop(loop, on_loop)
+
+        first = [b"i-before-%d" % i for i in range(5)]
+        second = [b"i-after-%d" % i for i in range(5)]
+        errors = await asyncio.to_thread(_produce_confluent, cluster.bootstrap(1), "t", [first, second],
+                                         change_leader, True)
+        assert errors == []
+        leader = cluster.partition(2, "t")
+        assert leader.log.log_end_offset == 10
+        headers = [h for h, _data in leader.log.iter_batches()]
+        assert {h.producer_id for h in headers} == {headers[0].producer_id} and headers[0].producer_id >= 0
+        assert [h.base_sequence for h in headers if h.base_offset >= 5][0] == 5
+        assert await asyncio.to_thread(_consume_confluent, cluster.bootstrap(2), "t", 10) == first + second
