@@ -82,3 +82,24 @@ async def test_only_the_leader_answers_list_offsets_and_offset_for_leader_epoch(
         finally:
             leader_conn.close()
             follower_conn.close()
+
+
+async def test_delete_records_on_a_follower_is_refused_and_its_log_untouched():
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        conn = await cluster.connect(1)
+        try:
+            await produce(conn, "t", batch([b"a"] * 3), acks=-1)
+        finally:
+            conn.close()
+        follower = cluster.partition(2, "t")
+        await wait_for(lambda: follower.log.high_watermark == 3, message="the follower's HW at 3")
+        Req = REQUESTS[21]
+        conn = await cluster.connect(2)
+        try:
+            resp = await conn.request(Req(topics=[Req.DeleteRecordsTopic(name="t", partitions=[
+                Req.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=0, offset=2)])], timeout_ms=5000), 2, 10)
+        finally:
+            conn.close()
+        assert resp.topics[0].partitions[0].error_code == E.NOT_LEADER_OR_FOLLOWER
+        assert follower.log.log_start_offset == 0
