@@ -243,19 +243,24 @@ class ReplicaFetcher:
                         ProtocolError) as exc:
                     self._log_once("conn", logging.INFO, "fetch from broker %d failed: %r; retrying in %d ms",
                                    self.source_id, exc, int(backoff * 1000))
-                    if self._conn is not None:
-                        self._conn.close()
-                        self._conn = None
+                    self._drop_connection()
                     await asyncio.sleep(backoff)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("replica fetcher for broker %d failed", self.source_id)
-            raise
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug: keep fetching the other partitions, after a pause
+                    log.exception("replica fetcher for broker %d failed; retrying in %d ms", self.source_id,
+                                  int(backoff * 1000))
+                    self._drop_connection()
+                    await asyncio.sleep(backoff)
         finally:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _log_once(self, key: str, level: int, msg: str, *args: Any) -> None:
         log.log(level if key not in self._logged else logging.DEBUG, msg, *args)
