@@ -127,7 +127,10 @@ def handle_produce(ctx, request):
                 )
             except ProduceError as exc:
                 partition.failed_produce += 1
-                parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
+                if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
+                    parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
+                else:
+                    parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
                 continue
             if not inspect.isawaitable(result):
                 if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
@@ -153,7 +156,10 @@ async def _complete_later(ctx, responses: list, pending: list, replicated: list,
             result = await awaitable
         except ProduceError as exc:
             partition.failed_produce += 1
-            parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
+            if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:  # leadership moved during validation
+                parts[slot] = _not_leader(ctx, endpoints, partition.topic, index)
+            else:
+                parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
             continue
         parts[slot] = _ok(index, partition, result)
         if acks == -1 and result.last_offset >= 0:

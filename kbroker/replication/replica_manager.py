@@ -432,6 +432,9 @@ class ReplicaManager:
 
     def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
                 version: int) -> AppendResult:
+        if not partition.is_leader:  # leadership moved while the batch was being validated
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id, version)

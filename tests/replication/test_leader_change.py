@@ -194,3 +194,24 @@ async def test_restarted_leader_keeps_its_high_watermark_not_its_log_end():
         # The follower fetches again: it gets them and the high watermark moves.
         cluster.nodes[1].clear_faults()
         await wait_for(lambda: leader.log.high_watermark == 5, message="the high watermark at 5")
+
+
+async def test_batch_validated_while_leadership_moves_is_not_appended_by_the_old_leader():
+    import asyncio
+
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        old = cluster.partition(1, "t")
+        conn = await cluster.connect(1)
+        try:
+            # Over 2,000 records: validated in the worker pool, the append waits for it.
+            big = batch([b"r%d" % i for i in range(3000)])
+            pending = asyncio.ensure_future(produce(conn, "t", big, acks=1, version=11))
+            await wait_for(lambda: old.append_order.busy, message="the append queued behind its validation")
+            cluster.change("t", 0, leader=2)
+            part = _part(await pending)
+        finally:
+            conn.close()
+        assert part.error_code == E.NOT_LEADER_OR_FOLLOWER
+        assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (2, 1)
+        assert old.log.log_end_offset == 0 and cluster.partition(2, "t").log.log_end_offset == 0
