@@ -4,7 +4,9 @@ One :class:`ReplicaFetcher` per source broker fetches every partition this broke
 with the replica form of Fetch (v17: ``ReplicaState`` with this broker's id and registration
 epoch, each partition's current leader epoch and last fetched epoch), from the leader's endpoint
 on ``inter.broker.listener.name`` (the first listener when unset) as the metadata image's broker
-registration gives it. Records are appended as the leader sent them, byte for byte (offsets and
+registration gives it, in an incremental fetch session (KIP-227: after the first full fetch only
+the partitions whose position changed are sent; a lost session starts again with a full fetch).
+Records are appended as the leader sent them, byte for byte (offsets and
 partitionLeaderEpoch kept; the leader epoch cache learns the epochs from them); the follower's
 high watermark is the leader's, capped at its own log end.
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
+from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.producer_manager import partition_state
 from protocol.api import decode_response, encode_request
 from protocol.errors import ErrorCode
@@ -110,6 +113,29 @@ class FetchState:
     errors_logged: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A partition as the last fetch sent it (what the leader's fetch session holds)."""
+
+    state: FetchState
+    fetch_offset: int
+    leader_epoch: int
+    last_fetched_epoch: int
+    log_start_offset: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Sent) and self.state is other.state and (
+            self.fetch_offset, self.leader_epoch, self.last_fetched_epoch, self.log_start_offset) == (
+            other.fetch_offset, other.leader_epoch, other.last_fetched_epoch, other.log_start_offset)
+
+    def __hash__(self) -> int:
+        return hash((id(self.state), self.fetch_offset))
+
+
+SESSION_ERRORS = frozenset({ErrorCode.FETCH_SESSION_ID_NOT_FOUND, ErrorCode.INVALID_FETCH_SESSION_EPOCH,
+                            ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR})
+
+
 class ReplicaFetcherManager:
     """The fetchers of this broker, one per source broker."""
 
@@ -169,6 +195,10 @@ class ReplicaFetcher:
         self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
             self._run(), name=f"replica-fetcher-{source_id}")
         self._logged: set[str] = set()
+        # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
+        self._session_id = INVALID_SESSION_ID
+        self._session_epoch = INITIAL_EPOCH
+        self._session: dict[tuple[Any, int], _Sent] = {}
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -258,6 +288,7 @@ class ReplicaFetcher:
                 self._conn = None
 
     def _drop_connection(self) -> None:
+        self._reset_session()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -359,44 +390,79 @@ class ReplicaFetcher:
         log.log(level, "%s-%d: fetch from broker %d answered %s; backing off", p.topic, p.index, self.source_id,
                 _name(error))
 
-    def _request(self, states: list[FetchState]) -> FetchRequest:
+    def _request(self, states: list[FetchState]) -> tuple[FetchRequest, dict[tuple[Any, int], _Sent]]:
+        """The next Fetch: full (opening a fetch session) when there is no session, else
+        incremental: only the partitions whose fetch position changed, the others forgotten."""
         rm = self.manager.replica_manager
         node = rm.node_id
         max_partition = self._cfg("replica.fetch.max.bytes")
-        topics: dict[Any, FetchRequest.FetchTopic] = {}
+        nxt: dict[tuple[Any, int], _Sent] = {}
         for s in states:
             p = s.partition
+            latest = p.log.leader_epochs.latest_epoch
+            nxt[(p.topic_id, p.index)] = _Sent(s, s.fetch_offset, s.leader_epoch, latest if latest >= 0 else -1,
+                                               p.log.log_start_offset)
+        full = self._session_epoch == INITIAL_EPOCH
+        topics: dict[Any, FetchRequest.FetchTopic] = {}
+        for key, sent in nxt.items():
+            if not full and self._session.get(key) == sent:
+                continue
+            p = sent.state.partition
             topic = topics.get(p.topic_id)
             if topic is None:
                 topic = topics[p.topic_id] = FetchRequest.FetchTopic(topic=p.topic, topic_id=p.topic_id, partitions=[])
-            latest = p.log.leader_epochs.latest_epoch
             topic.partitions.append(FetchRequest.FetchTopic.FetchPartition(
-                partition=p.index, current_leader_epoch=s.leader_epoch, fetch_offset=s.fetch_offset,
-                last_fetched_epoch=latest if latest >= 0 else -1, log_start_offset=p.log.log_start_offset,
+                partition=p.index, current_leader_epoch=sent.leader_epoch, fetch_offset=sent.fetch_offset,
+                last_fetched_epoch=sent.last_fetched_epoch, log_start_offset=sent.log_start_offset,
                 partition_max_bytes=max_partition))
-        return FetchRequest(
+        forgotten: dict[Any, FetchRequest.ForgottenTopic] = {}
+        if not full:
+            for topic_id, index in self._session:
+                if (topic_id, index) not in nxt:
+                    forgotten.setdefault(topic_id, FetchRequest.ForgottenTopic(topic_id=topic_id, partitions=[])) \
+                        .partitions.append(index)
+        request = FetchRequest(
             cluster_id=None, replica_id=node,
             replica_state=FetchRequest.ReplicaState(replica_id=node, replica_epoch=rm.broker_epoch(node)),
             max_wait_ms=self._cfg("replica.fetch.wait.max.ms"), min_bytes=self._cfg("replica.fetch.min.bytes"),
-            max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0, session_id=0,
-            session_epoch=-1, topics=list(topics.values()), forgotten_topics_data=[], rack_id="")
+            max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
+            session_id=self._session_id, session_epoch=self._session_epoch, topics=list(topics.values()),
+            forgotten_topics_data=list(forgotten.values()), rack_id="")
+        return request, nxt
+
+    def _reset_session(self) -> None:
+        """The next fetch is a full one (closing the old session, whose id it carries)."""
+        self._session_epoch = INITIAL_EPOCH
+        self._session = {}
 
     async def _fetch(self, conn: BrokerConnection, states: list[FetchState]) -> None:
-        request = self._request(states)
-        sent = {(s.partition.topic_id, s.partition.index): (s, s.fetch_offset) for s in states}
+        request, nxt = self._request(states)
         timeout = (self._cfg("replica.fetch.wait.max.ms") + self._cfg("replica.socket.timeout.ms")) / 1000
-        response = await conn.request(request, FETCH_VERSION, timeout)
+        try:
+            response = await conn.request(request, FETCH_VERSION, timeout)
+        except BaseException:
+            self._reset_session()
+            raise
         if response.error_code != ErrorCode.NONE:
-            for s in states:
-                self._delay(s, response.error_code)
+            self._reset_session()
+            if response.error_code not in SESSION_ERRORS:
+                for s in states:
+                    self._delay(s, response.error_code)
             return
+        # The leader now holds ``nxt`` as this session's partitions (KIP-227).
+        if request.session_epoch == INITIAL_EPOCH:
+            self._session_id = response.session_id
+            self._session_epoch = INITIAL_EPOCH if response.session_id == INVALID_SESSION_ID else 1
+        else:
+            self._session_epoch = 1 if self._session_epoch >= 2**31 - 1 else self._session_epoch + 1
+        self._session = dict(nxt) if self._session_epoch != INITIAL_EPOCH else {}
         for t in response.responses:
             for pd in t.partitions:
-                entry = sent.get((t.topic_id, pd.partition_index))
-                if entry is None:
+                sent = nxt.get((t.topic_id, pd.partition_index))
+                if sent is None:
                     continue
-                s, offset = entry
-                if not self._current(s) or s.fetch_offset != offset:
+                s = sent.state
+                if not self._current(s) or s.fetch_offset != sent.fetch_offset:
                     continue  # the partition's fetch state changed while the fetch was out
                 try:
                     await self._handle_partition(conn, s, pd)

@@ -114,3 +114,29 @@ async def test_follower_behind_the_leaders_log_start_starts_over_there():
         assert follower.log.log_start_offset == 3
         assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
         await wait_for(lambda: leader.isr == [1, 2], message="the follower rejoined the ISR")
+
+
+async def test_follower_fetches_in_an_incremental_session_and_recovers_a_lost_one():
+    async with Cluster(2) as cluster:
+        cluster.create_topic("t", [[1, 2]])
+        cluster.create_topic("u", [[1, 2]])
+        leader_sessions = cluster.broker(1).fetch_sessions.sessions
+        conn = await cluster.connect(1)
+        try:
+            for i in range(3):
+                for topic in ("t", "u"):
+                    await produce(conn, topic, batch([b"%s%d" % (topic.encode(), i)]), acks=-1)
+            # One session on the leader holds both partitions, and it is past its first (full) fetch.
+            await wait_for(lambda: len(leader_sessions) == 1, message="one replica fetch session")
+            session = next(iter(leader_sessions.values()))
+            assert len(session.partitions) == 2 and session.epoch > 2
+            # The leader loses the session (evicted, restarted): the follower starts a new one.
+            leader_sessions.clear()
+            for topic in ("t", "u"):
+                assert (await produce(conn, topic, batch([b"after"]), acks=-1)).responses[0] \
+                    .partition_responses[0].error_code == 0
+        finally:
+            conn.close()
+        assert cluster.log_bytes(2, "t") == cluster.log_bytes(1, "t")
+        assert cluster.log_bytes(2, "u") == cluster.log_bytes(1, "u")
+        await wait_for(lambda: len(leader_sessions) == 1, message="a new session")
