@@ -305,6 +305,17 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("max.request.partition.size.limit", "int", "2000", minimum=1),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        _k("replica.fetch.max.bytes", "int", "1048576", minimum=0),
+        _k("replica.fetch.min.bytes", "int", "1"),
+        _k("replica.fetch.wait.max.ms", "int", "500"),
+        _k("replica.fetch.backoff.ms", "int", "1000", minimum=0),
+        _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0),
+        _k("replica.socket.timeout.ms", "int", "30000"),
+        _k("replica.high.watermark.checkpoint.interval.ms", "long", "5000", minimum=1),
+        # KIP-392 (fetch from the closest replica): the selectors kbroker has, by Kafka's class names.
+        _k("replica.selector.class", "string", None,
+           choices=("org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                    "org.apache.kafka.common.replica.LeaderSelector")),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
         # kbroker's test controls (kbroker.control): off unless set.

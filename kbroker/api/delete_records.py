@@ -35,7 +35,7 @@ def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int
     if topic in INTERNAL_TOPICS:
         return ErrorCode.INVALID_TOPIC_EXCEPTION, INVALID_LOW_WATERMARK
     partition = broker.partition(topic, index)
-    if partition is None:
+    if partition is None or not partition.is_leader:  # only the leader moves the log start
         return ErrorCode.NOT_LEADER_OR_FOLLOWER, INVALID_LOW_WATERMARK
     plog = partition.log
     if not plog.config.delete:

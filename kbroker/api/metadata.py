@@ -1,5 +1,8 @@
 """Metadata (key 3), v0-13.
 
+Partitions answer the leader, replicas, ISR and offline replicas of the metadata image (see
+``topic_metadata``).
+
 v0: an empty topic list means all topics; v1+: null means all, empty means none. v4+ carries
 AllowAutoTopicCreation (earlier versions always allow it, subject to
 ``auto.create.topics.enable``). v10+ topics carry ids and may be requested by id (v12+ name
@@ -48,19 +51,60 @@ def brokers_for(ctx) -> list[MetadataResponse.MetadataResponseBroker]:
     return out
 
 
+def _has_listener(broker, node_id: int, listener: str) -> bool | None:
+    """Whether ``node_id`` is registered with ``listener`` (None: not registered at all)."""
+    if node_id == broker.node_id:
+        return True
+    reg = broker.image.brokers.get(node_id)
+    if reg is None:
+        return None
+    return listener in reg.endpoints
+
+
+def _offline(broker, node_id: int, listener: str) -> bool:
+    """Kafka's ``isReplicaOffline``: not registered, fenced, or without the request's listener."""
+    reg = broker.image.brokers.get(node_id)
+    if reg is None:
+        return node_id != broker.node_id
+    return reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+
+
 def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
+    """The partitions as the image has them (Kafka's ``KRaftMetadataCache.partitionMetadata``):
+    a leader that is not registered is LEADER_NOT_AVAILABLE, one without the request's listener
+    LISTENER_NOT_FOUND (v6+; before, LEADER_NOT_AVAILABLE), both with leader -1; offline replicas
+    are the unregistered, fenced or listener-less ones; v0 leaves out replicas without the
+    listener and says REPLICA_NOT_AVAILABLE."""
+    broker = ctx.broker
+    version = ctx.api_version
+    listener = ctx.connection.endpoint.listener
     partitions = []
     for index in sorted(topic.partitions):
         state = topic.partitions[index]
+        replicas, isr = list(state.replicas), list(state.isr)
+        if version == 0:
+            replicas = [r for r in replicas if _has_listener(broker, r, listener)]
+            isr = [r for r in isr if _has_listener(broker, r, listener)]
+        offline = [r for r in state.replicas if _offline(broker, r, listener)]
+        leader_alive = _has_listener(broker, state.leader, listener) if state.leader >= 0 else None
+        leader = state.leader
+        if not leader_alive:
+            error = (ErrorCode.LISTENER_NOT_FOUND if leader_alive is False and version >= 6
+                     else ErrorCode.LEADER_NOT_AVAILABLE)
+            leader = -1
+        elif len(replicas) < len(state.replicas) or len(isr) < len(state.isr):
+            error = ErrorCode.REPLICA_NOT_AVAILABLE
+        else:
+            error = ErrorCode.NONE
         partitions.append(
             Part(
-                error_code=ErrorCode.NONE,
+                error_code=error,
                 partition_index=index,
-                leader_id=state.leader,
+                leader_id=leader,
                 leader_epoch=state.leader_epoch,
-                replica_nodes=list(state.replicas),
-                isr_nodes=list(state.isr),
-                offline_replicas=[],
+                replica_nodes=replicas,
+                isr_nodes=isr,
+                offline_replicas=offline,
             )
         )
     return Topic(
