@@ -97,8 +97,9 @@ class MetricsService:
         kafka_ports = {port for _host, port in self.broker.bound.values()}
         self.http = MetricsServer(registry, listeners)
         await self.http.start(kafka_ports)
-        self.console = Console(self.broker, registry, all(is_loopback(host) for host, _ in self.http.bound))
-        self.http.console = self.console
+        if self.broker.config["kbroker.console.enable"]:
+            self.console = Console(self.broker, registry, all(is_loopback(host) for host, _ in self.http.bound))
+            self.http.console = self.console
         self.broker.request_metrics = self.requests
         self._lag_task = asyncio.get_running_loop().create_task(self._measure_lag(lag))
 

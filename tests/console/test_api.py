@@ -293,3 +293,15 @@ def test_pages_are_static_and_sent_with_a_strict_content_security_policy(base):
     assert call(base + "/static/../web.py")[0] == 404
     assert call(base + "/static/nothing.js")[0] == 404
     assert call(base + "/api/nothing")[0] == 404
+
+
+def test_console_off_leaves_metrics_alone():
+    from kbroker.testing import BrokerThread
+
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0", "kbroker.console.enable": "false"}) as b:
+        url = b.broker.metrics.http.url
+        assert b.broker.metrics.console is None
+        assert call(url + "/api/overview")[0] == 404
+        assert call(url + "/")[0] == 404
+        status, text, _ = call(url + "/metrics")
+        assert status == 200 and "kafka_server_replicamanager_partitioncount" in text
