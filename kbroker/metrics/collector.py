@@ -24,10 +24,21 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
-from kbroker.metrics.requests import BOUNDS_MS, RequestStats
+from kbroker.metrics.requests import BOUNDS_MS, PARTS, RequestStats
 from protocol.messages import API_NAMES
 
 NO_LEADER = -1
+PART_HELP = (
+    "Time from a request's bytes arriving to its response being handed to the socket, in ms, by API.",
+    "Time from a request's bytes arriving to its handler starting (queued behind earlier frames of "
+    "the same read, and decoding), in ms, by API.",
+    "Time the event loop spent running a request's handler, in ms, by API.",
+    "Time a request's handling waited on something else (long polls, replication, rebalances, the "
+    "disk off the event loop, other work), in ms, by API.",
+    "Time from a response being ready to being written (held behind earlier responses or a full "
+    "socket), in ms, by API.",
+    "Time handing a response to the socket, in ms, by API.",
+)
 
 # (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
 TOPIC_COUNTERS = (
@@ -76,19 +87,17 @@ class BrokerCollector(Collector):
         failed = CounterMetricFamily("kbroker_network_requestmetrics_handler_failures",
                                      "Requests whose handler raised (answered with UNKNOWN_SERVER_ERROR "
                                      "or the connection closed), by API.", labels=["request"])
-        latency = HistogramMetricFamily("kafka_network_requestmetrics_totaltimems",
-                                        "Time from a request's decoding to its response being queued "
-                                        "for the socket, in milliseconds, by API.", labels=["request"])
+        parts = [HistogramMetricFamily(f"kafka_network_requestmetrics_{part}", help_text, labels=["request"])
+                 for part, help_text in zip(PARTS, PART_HELP, strict=True)]
         for api_key, stats in apis:
             name = API_NAMES.get(api_key, str(api_key))
-            buckets = list(stats.buckets)
-            total = sum(buckets)
-            count.add_metric([name], total)
+            count.add_metric([name], sum(stats.buckets[0]))
             failed.add_metric([name], stats.failed)
-            latency.add_metric([name], _cumulative(BOUNDS_MS, buckets), stats.sum_ms)
+            for i, family in enumerate(parts):
+                family.add_metric([name], _cumulative(BOUNDS_MS, list(stats.buckets[i])), stats.sums[i])
         yield count
         yield failed
-        yield latency
+        yield from parts
 
     def _replication(self) -> Iterator[Any]:
         broker = self.broker
