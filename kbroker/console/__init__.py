@@ -10,8 +10,7 @@ DescribeProducers (:mod:`kbroker.console.ops`). So every page goes through the s
 validation and error codes as any client; nothing reads a second copy of the broker's state;
 and pointed at one broker of a cluster it routes partition requests to their leaders and group
 requests to their coordinators, as clients do. The one thing read in-process is the throughput
-chart: this broker's byte and message counters sampled from the metrics registry that ``/metrics``
-serves.
+chart: this broker's byte and message counters (the ones ``/metrics`` reports), sampled every 5 s.
 
 The pages are static files (``static/``: HTML, one vanilla-JS script, one stylesheet; no build
 step). Safety (CSRF, Host check, no markup from data) is described in :mod:`kbroker.console.web`.

@@ -28,6 +28,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -51,29 +52,16 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
                 ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 SAMPLE_INTERVAL = 5.0
 HISTORY_POINTS = 180  # 15 minutes of 5 s samples
-THROUGHPUT_FAMILIES = {
-    "kafka_server_brokertopicmetrics_bytesin": "bytes_in",
-    "kafka_server_brokertopicmetrics_bytesout": "bytes_out",
-    "kafka_server_brokertopicmetrics_messagesin": "messages_in",
-}
 
 
 class Throughput:
-    """This broker's byte and message counters, sampled every few seconds from the metrics
-    registry (the same collector ``/metrics`` serves), kept for the last minutes as rates."""
+    """This broker's byte and message counters (the per-partition counters ``/metrics`` reports,
+    summed), sampled every few seconds and kept for the last minutes as rates."""
 
-    def __init__(self, registry: Any) -> None:
-        self.registry = registry
+    def __init__(self, totals: Callable[[], dict[str, float]]) -> None:
+        self.totals = totals
         self.samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY_POINTS + 1)
         self.task: asyncio.Task | None = None
-
-    def totals(self) -> dict[str, float]:
-        out = dict.fromkeys(THROUGHPUT_FAMILIES.values(), 0.0)
-        for family in self.registry.collect():
-            key = THROUGHPUT_FAMILIES.get(family.name)
-            if key is not None:
-                out[key] = sum(s.value for s in family.samples if s.name.endswith("_total"))
-        return out
 
     def sample(self) -> None:
         self.samples.append((time.time(), self.totals()))
@@ -115,7 +103,7 @@ class Throughput:
 class Console:
     """Answers the console's routes; a Kafka client of the broker's own listener."""
 
-    def __init__(self, broker: Any, registry: Any, listeners_loopback: bool) -> None:
+    def __init__(self, broker: Any, totals: Callable[[], dict[str, float]], listeners_loopback: bool) -> None:
         self.broker = broker
         self.loopback = listeners_loopback
         try:
@@ -127,7 +115,7 @@ class Console:
         else:
             self.unavailable = None
         self.client = KafkaClient(host, port)
-        self.throughput = Throughput(registry)
+        self.throughput = Throughput(totals)
 
     def bootstrap(self) -> tuple[str, int]:
         """The broker's first PLAINTEXT listener, as a client on this host reaches it."""
@@ -191,13 +179,11 @@ class Console:
         c = self.client
         match parts:
             case ["overview"]:
-                self.throughput.start()
                 out = await ops.overview(c)
                 out["version"] = __version__
                 out["node_id"] = self.broker.node_id
                 return out
             case ["throughput"]:
-                self.throughput.start()
                 return self.throughput.series()
             case ["topics"]:
                 return await ops.list_topics(c)

@@ -66,6 +66,16 @@ class BrokerCollector(Collector):
         yield from self._groups()
         yield from self._connections()
 
+    def traffic_totals(self) -> dict[str, float]:
+        """This broker's bytes in, bytes out and messages in, over every hosted partition: what the
+        per-topic counters add up to (the console's throughput chart samples it)."""
+        bytes_in = bytes_out = messages_in = 0
+        for partition in list(self.broker.partitions.values()):
+            bytes_in += partition.bytes_in
+            bytes_out += partition.bytes_out
+            messages_in += partition.messages_in
+        return {"bytes_in": bytes_in, "bytes_out": bytes_out, "messages_in": messages_in}
+
     def _topics(self) -> Iterator[Any]:
         totals: dict[str, list[int]] = {}
         for (topic, _index), partition in list(self.broker.partitions.items()):

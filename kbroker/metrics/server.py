@@ -85,7 +85,8 @@ class MetricsService:
             return
         registry = CollectorRegistry(auto_describe=False)
         self.requests = RequestStats()
-        registry.register(BrokerCollector(self.broker, self.requests))
+        collector = BrokerCollector(self.broker, self.requests)
+        registry.register(collector)
         ProcessCollector(registry=registry)
         registry.register(GC_COLLECTOR)
         registry.register(PLATFORM_COLLECTOR)
@@ -98,8 +99,10 @@ class MetricsService:
         self.http = MetricsServer(registry, listeners)
         await self.http.start(kafka_ports)
         if self.broker.config["kbroker.console.enable"]:
-            self.console = Console(self.broker, registry, all(is_loopback(host) for host, _ in self.http.bound))
+            self.console = Console(self.broker, collector.traffic_totals,
+                                   all(is_loopback(host) for host, _ in self.http.bound))
             self.http.console = self.console
+            self.console.throughput.start()
         self.broker.request_metrics = self.requests
         self._lag_task = asyncio.get_running_loop().create_task(self._measure_lag(lag))
 
