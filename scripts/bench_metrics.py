@@ -103,9 +103,11 @@ def per_request_cost() -> tuple[float, float, float]:
         except StopIteration:
             pass
 
+    slot = _Slot(None)
+
     def timed() -> None:
         try:
-            _timed(handler(), _Slot(None)).send(None)
+            _timed(handler(), slot).send(None)
         except StopIteration:
             pass
 

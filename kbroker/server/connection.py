@@ -103,32 +103,36 @@ class _Slot:
 
 @types.coroutine
 def _timed(awaitable: Any, slot: _Slot) -> Any:
-    """Run a handler's awaitable, timing each step the event loop runs it (into ``slot.busy``):
-    the request's local time, while metrics are on. A generator-based coroutine, so the task
-    runs it without another wrapper."""
+    """Run a handler's awaitable, timing each step the event loop runs it (added to
+    ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
+    so the task runs it without another wrapper."""
     inner = awaitable if inspect.iscoroutine(awaitable) else awaitable.__await__()
-    send, throw = inner.send, inner.throw
+    send = inner.send
     clock = time.perf_counter
+    busy = 0.0
     value: Any = None
     error: BaseException | None = None
-    while True:
-        t = clock()
-        try:
-            step = send(value) if error is None else throw(error)
-        except StopIteration as stop:
-            slot.busy += clock() - t
-            return stop.value
-        except BaseException:
-            slot.busy += clock() - t
-            raise
-        slot.busy += clock() - t
-        try:
-            value, error = (yield step), None
-        except GeneratorExit:
-            inner.close()
-            raise
-        except BaseException as exc:
-            value, error = None, exc
+    try:
+        while True:
+            t = clock()
+            try:
+                step = send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                busy += clock() - t
+                return stop.value
+            except BaseException:
+                busy += clock() - t
+                raise
+            busy += clock() - t
+            try:
+                value, error = (yield step), None
+            except GeneratorExit:
+                inner.close()
+                raise
+            except BaseException as exc:
+                value, error = None, exc
+    finally:
+        slot.busy += busy
 
 
 class KafkaConnection(asyncio.Protocol):
