@@ -332,30 +332,40 @@ def _batches(records: bytes | memoryview | None) -> list:
     return out
 
 
-async def _fetch(client: KafkaClient, topic: str, partition: int, leader: int, offset: int,
-                 max_wait_ms: int = 0) -> tuple[list[Record], int, int]:
-    """Records from ``offset`` (control records left out); also the high watermark and the offset
-    after the last batch read (to go on from)."""
+async def _fetch_many(client: KafkaClient, topic: str, leader: int, offsets: dict[int, int],
+                      max_wait_ms: int = 0) -> dict[int, tuple[list[Record], int, int]]:
+    """One Fetch to ``leader`` for these partitions from these offsets (waiting up to
+    ``max_wait_ms`` for a first byte): per partition, its records from the offset (control
+    records left out), its high watermark and the offset after the last batch read."""
     Req = REQUESTS[1]
-    part = Req.FetchTopic.FetchPartition(partition=partition, current_leader_epoch=-1, fetch_offset=offset,
-                                         last_fetched_epoch=-1, log_start_offset=-1,
-                                         partition_max_bytes=1024 * 1024)
+    parts = [Req.FetchTopic.FetchPartition(partition=i, current_leader_epoch=-1, fetch_offset=o,
+                                           last_fetched_epoch=-1, log_start_offset=-1,
+                                           partition_max_bytes=1024 * 1024)
+             for i, o in sorted(offsets.items())]
     resp = await client.send(1, 12, node=leader, timeout=30 + max_wait_ms / 1000, replica_id=-1,
                              max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=4 * 1024 * 1024,
                              isolation_level=0, session_id=0, session_epoch=-1,
-                             topics=[Req.FetchTopic(topic=topic, partitions=[part])],
+                             topics=[Req.FetchTopic(topic=topic, partitions=parts)],
                              forgotten_topics_data=[], rack_id="")
     check(resp.error_code, None, "Fetch")
-    p = resp.responses[0].partitions[0]
-    check(p.error_code, None, f"Fetch {topic}-{partition}")
-    out: list[Record] = []
-    next_offset = offset
-    for batch in _batches(p.records):
-        next_offset = batch.header.base_offset + batch.header.last_offset_delta + 1
-        if batch.header.is_control:
-            continue
-        out.extend(r for r in batch.records if r.offset is not None and r.offset >= offset)
-    return out, p.high_watermark, next_offset
+    out = {}
+    for p in resp.responses[0].partitions:
+        check(p.error_code, None, f"Fetch {topic}-{p.partition_index}")
+        offset = offsets[p.partition_index]
+        records: list[Record] = []
+        next_offset = offset
+        for batch in _batches(p.records):
+            next_offset = batch.header.base_offset + batch.header.last_offset_delta + 1
+            if batch.header.is_control:
+                continue
+            records.extend(r for r in batch.records if r.offset is not None and r.offset >= offset)
+        out[p.partition_index] = (records, p.high_watermark, next_offset)
+    return out
+
+
+async def _fetch(client: KafkaClient, topic: str, partition: int, leader: int, offset: int,
+                 max_wait_ms: int = 0) -> tuple[list[Record], int, int]:
+    return (await _fetch_many(client, topic, leader, {partition: offset}, max_wait_ms))[partition]
 
 
 async def _read_range(client: KafkaClient, topic: str, partition: int, leader: int, start: int,
@@ -455,8 +465,9 @@ async def browse(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]
 
 
 async def tail(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]:
-    """Records after the given positions (``positions=p:offset,...``), waiting up to ``wait_ms``
-    on the first partition with none yet (a long-polling Fetch); newest first."""
+    """Records after the given positions (``positions=p:offset,...``), newest first: one Fetch per
+    leader with every partition it leads, the first waiting up to ``wait_ms`` for a record (a
+    long poll, so a page tailing a quiet topic asks once a second)."""
     topic_name(topic, "topic")
     leaders = await client.leaders(topic)
     positions: dict[int, int] = {}
@@ -471,15 +482,19 @@ async def tail(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]:
         raise Invalid("positions", "positions is required (partition:offset,...)")
     wait = want_int(query, "wait_ms", default=1000, low=0, high=10_000)
     needle = (query.get("filter") or "").lower()
+    by_leader: dict[int, dict[int, int]] = {}
+    for i, offset in positions.items():
+        by_leader.setdefault(leaders[i], {})[i] = offset
     rows = []
-    for i, offset in sorted(positions.items()):
-        records, _hw, after = await _fetch(client, topic, i, leaders[i], offset,
-                                           max_wait_ms=wait if len(positions) == 1 else 0)
-        positions[i] = max(offset, after)
-        for r in records:
-            row = _record(i, r)
-            if not needle or _matches(row, needle):
-                rows.append(row)
+    # One Fetch per leader; only the first long-polls (a cluster's other leaders are asked at once).
+    for n, (leader, offsets) in enumerate(sorted(by_leader.items())):
+        got = await _fetch_many(client, topic, leader, offsets, max_wait_ms=wait if n == 0 else 0)
+        for i, (records, _hw, after) in got.items():
+            positions[i] = max(positions[i], after)
+            for r in records:
+                row = _record(i, r)
+                if not needle or _matches(row, needle):
+                    rows.append(row)
     rows.sort(key=lambda r: (r["timestamp"], r["offset"]), reverse=True)
     return {"topic": topic, "records": rows[:MAX_LIMIT], "positions": {str(i): o for i, o in positions.items()}}
 

@@ -168,6 +168,19 @@ def test_tail_returns_what_came_after_the_positions(base):
     assert status == 400 and data["field"] == "positions"
 
 
+def test_tail_of_every_partition_in_one_fetch(base):
+    post(base, "/api/topics", {"name": "tail-many", "partitions": 3})
+    start = get(base, "/api/topics/tail-many/messages")["positions"]
+    assert start == {"0": 0, "1": 0, "2": 0}
+    post(base, "/api/topics/tail-many/produce", {"partition": 2, "value": "to two"})
+    post(base, "/api/topics/tail-many/produce", {"partition": 0, "value": "to zero"})
+    got = get(base, "/api/topics/tail-many/tail?positions=0:0,1:0,2:0&wait_ms=1000")
+    assert sorted((r["partition"], r["value"]["text"]) for r in got["records"]) == [(0, "to zero"), (2, "to two")]
+    assert got["positions"] == {"0": 1, "1": 0, "2": 1}
+    filtered = get(base, "/api/topics/tail-many/tail?positions=0:0,1:0,2:0&wait_ms=0&filter=ZERO")
+    assert [r["partition"] for r in filtered["records"]] == [0]
+
+
 def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False})
