@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
-from kbroker.metrics.requests import BOUNDS_MS, PARTS, RequestStats
+from kbroker.metrics.requests import PART_BOUNDS, PARTS, RequestStats
 from protocol.messages import API_NAMES
 
 NO_LEADER = -1
@@ -104,7 +104,7 @@ class BrokerCollector(Collector):
             count.add_metric([name], sum(stats.buckets[0]))
             failed.add_metric([name], stats.failed)
             for i, family in enumerate(parts):
-                family.add_metric([name], _cumulative(BOUNDS_MS, list(stats.buckets[i])), stats.sums[i])
+                family.add_metric([name], _cumulative(PART_BOUNDS[i], list(stats.buckets[i])), stats.sums[i])
         yield count
         yield failed
         yield from parts

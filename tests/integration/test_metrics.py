@@ -196,9 +196,17 @@ def test_log_flushes_are_timed(broker, topic_name):
 PARTS = ("requestqueuetimems", "localtimems", "remotetimems", "responsequeuetimems", "responsesendtimems")
 
 
-def test_request_time_is_split_as_kafka_splits_it_and_a_long_poll_waits_remotely(broker, topic_name):
+@pytest.fixture
+def quiet_broker():
+    """A broker of its own: no other test's client sends it a request between two scrapes."""
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0"}) as b:
+        yield b
+
+
+def test_request_time_is_split_as_kafka_splits_it_and_a_long_poll_waits_remotely(quiet_broker, topic_name):
     """Every answered request is counted in every part; the parts add up to the total; a Fetch
     that long-polls an empty partition spends its wait as remote time, not local."""
+    broker = quiet_broker
     wire = Wire(broker.bootstrap_servers)
     try:
         wire_create_topic(wire, topic_name)
