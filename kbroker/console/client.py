@@ -64,7 +64,10 @@ class _Connection:
     async def call(self, request: Any, version: int, timeout: float) -> Any:
         async with self.lock:
             try:
-                if self.writer is None or self.writer.is_closing():
+                # A connection the broker closed meanwhile (idle for connections.max.idle.ms) has
+                # seen its EOF by now: open a new one rather than fail this request.
+                if self.writer is None or self.writer.is_closing() or (self.reader is not None
+                                                                        and self.reader.at_eof()):
                     self.reader, self.writer = await asyncio.wait_for(
                         asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
                 assert self.reader is not None

@@ -318,3 +318,14 @@ def test_console_off_leaves_metrics_alone():
         assert call(url + "/")[0] == 404
         status, text, _ = call(url + "/metrics")
         assert status == 200 and "kafka_server_replicamanager_partitioncount" in text
+
+
+def test_the_console_reconnects_after_the_broker_closed_its_idle_connection():
+    from kbroker.testing import BrokerThread
+
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0", "connections.max.idle.ms": "200"}) as b:
+        url = b.broker.metrics.http.url
+        assert get(url, "/api/overview")["brokers"]
+        conns = b.broker.connections
+        wait_until(lambda: not conns, message="the idle console connection closed by the broker")
+        assert get(url, "/api/overview")["brokers"]
