@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,8 +16,11 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from playwright.sync_api import Page, expect, sync_playwright
 
+from protocol.messages import REQUESTS
+from protocol.records import Record, build_batch
 from tests.console.helpers import post
 from tests.integration.waiting import wait_until
+from tests.integration.wire import Wire
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
 SCRIPT = "<script>alert(1)</script>"
@@ -71,6 +75,18 @@ def shot(page: Page, name: str) -> None:
 def go(page: Page, hash_: str) -> None:
     page.goto("/" + hash_)
     page.wait_for_selector("main[aria-busy=false]")
+
+
+def produce_binary(bootstrap: str, topic: str, partition: int, value: bytes) -> None:
+    wire = Wire(bootstrap)
+    try:
+        Req = REQUESTS[0]
+        data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
+            index=partition, records=build_batch([Record(value=value, timestamp=int(time.time() * 1000))]))])
+        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+        assert resp.responses[0].partition_responses[0].error_code == 0
+    finally:
+        wire.close()
 
 
 def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
@@ -160,6 +176,15 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     page.click("#browse-load")
     expect(rows).to_have_count(1)
     expect(rows.nth(0)).to_have_attribute("data-offset", "1")
+    # Bytes that are not text: hex, and escaped.
+    produce_binary(bootstrap, TOPIC, 2, b"\x00\x01bin\xff")
+    page.select_option("#browse-partition", "2")
+    page.select_option("#browse-mode", "newest")
+    page.click("#browse-load")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0).locator(".record-value pre.hex")).to_have_text("00 01 62 69 6e ff")
+    expect(rows.nth(0).locator(".record-value pre.escaped")).to_have_text("\\x00\\x01bin\\xff")
+    page.select_option("#browse-partition", "0")
     # Live tail: a record produced elsewhere shows up on top.
     page.select_option("#browse-mode", "newest")
     page.click("#browse-load")
@@ -171,8 +196,9 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     shot(page, "messages")
     page.uncheck("#browse-live")
 
-    # A consumer group reads the 3 records and commits; 2 more arrive: lag 2.
-    consume_and_commit(bootstrap, GROUP, TOPIC, 3)
+    # A consumer group reads the 4 records (3 in partition 0, 1 in 2) and commits; 2 more arrive
+    # in partition 0: lag 2.
+    consume_and_commit(bootstrap, GROUP, TOPIC, 4)
     for i in range(2):
         post(base, f"/api/topics/{TOPIC}/produce", {"partition": 0, "value": f"later {i}"})
     post(base, f"/api/groups/{quote(HOSTILE_GROUP, safe='')}/reset-offsets", {"to": "earliest", "topic": TOPIC})
@@ -191,7 +217,7 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     page.select_option("#reset-to", "earliest")
     page.click("#reset-submit")
     expect(page.locator("#notice-text")).to_have_text(f"Reset 3 partition offsets of {GROUP}")
-    expect(page.locator("#group-total-lag")).to_have_text("5")
+    expect(page.locator("#group-total-lag")).to_have_text("6")
     page.select_option("#reset-topic", TOPIC)
     page.select_option("#reset-to", "offset")
     page.fill("#reset-offset", "4")
@@ -216,8 +242,8 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     page.wait_for_selector("#throughput svg.chart")
     shot(page, "overview")
     go(page, "#/topics")
-    # 5 records in partition 0; in partition 1 a transaction's record and its commit marker.
-    expect(page.locator(f"#topics-table tr[data-topic='{TOPIC}'] td").nth(4)).to_have_text("7")
+    # 5 records in partition 0; in partition 1 a transaction's record and its commit marker; 1 in 2.
+    expect(page.locator(f"#topics-table tr[data-topic='{TOPIC}'] td").nth(4)).to_have_text("8")
     shot(page, "topics")
 
     # Delete the topic (the confirm dialog is accepted).

@@ -262,7 +262,7 @@ function shownBytes(b) {
   if (b.kind === "null") return h("span", { class: "muted" }, "null");
   const kind = h("span", { class: "kind" }, b.kind + (b.truncated ? `, first 64 KiB of ${fmtBytes(b.size)}` : ""));
   if (b.kind === "json") return h("div", {}, h("pre", { class: "json" }, b.pretty), kind);
-  if (b.kind === "binary") return h("div", {}, h("pre", { class: "hex", title: b.escaped }, b.text), kind);
+  if (b.kind === "binary") return h("div", {}, h("pre", { class: "hex" }, b.text), h("pre", { class: "escaped muted" }, b.escaped), kind);
   return h("div", {}, h("pre", { class: "text" }, b.text), kind);
 }
 
