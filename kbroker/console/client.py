@@ -100,18 +100,21 @@ class KafkaClient:
 
     def __init__(self, host: str, port: int) -> None:
         self.bootstrap = (host, port)
-        self._conns: dict[tuple[str, int], _Connection] = {}
+        self._conns: dict[tuple[str, int, str], _Connection] = {}
         self.brokers: dict[int, tuple[str, int]] = {}
 
-    def _conn(self, address: tuple[str, int]) -> _Connection:
-        conn = self._conns.get(address)
+    def _conn(self, address: tuple[str, int], lane: str) -> _Connection:
+        conn = self._conns.get((*address, lane))
         if conn is None:
-            conn = self._conns[address] = _Connection(*address)
+            conn = self._conns[(*address, lane)] = _Connection(*address)
         return conn
 
     async def send(self, api_key: int, version: int, node: int | None = None,
-                   timeout: float = REQUEST_TIMEOUT, **fields: Any) -> Any:
-        """``fields`` as a request of ``api_key`` to broker ``node`` (the bootstrap when None)."""
+                   timeout: float = REQUEST_TIMEOUT, lane: str = "main", **fields: Any) -> Any:
+        """``fields`` as a request of ``api_key`` to broker ``node`` (the bootstrap when None).
+
+        ``lane`` picks the connection: long polls (the live tail) go on their own, so they do
+        not hold up the other pages' requests."""
         request = REQUESTS[api_key](**fields)
         address = self.bootstrap if node is None else self.brokers.get(node)
         if address is None:
@@ -119,7 +122,7 @@ class KafkaClient:
             address = self.brokers.get(node)  # type: ignore[arg-type]
             if address is None:
                 raise BrokerUnreachable(f"broker {node} is not in the cluster metadata")
-        return await self._conn(address).call(request, version, timeout)
+        return await self._conn(address, lane).call(request, version, timeout)
 
     async def close(self) -> None:
         for conn in self._conns.values():

@@ -342,7 +342,8 @@ async def _fetch_many(client: KafkaClient, topic: str, leader: int, offsets: dic
                                            last_fetched_epoch=-1, log_start_offset=-1,
                                            partition_max_bytes=1024 * 1024)
              for i, o in sorted(offsets.items())]
-    resp = await client.send(1, 12, node=leader, timeout=30 + max_wait_ms / 1000, replica_id=-1,
+    resp = await client.send(1, 12, node=leader, timeout=30 + max_wait_ms / 1000,
+                             lane="poll" if max_wait_ms else "main", replica_id=-1,
                              max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=4 * 1024 * 1024,
                              isolation_level=0, session_id=0, session_epoch=-1,
                              topics=[Req.FetchTopic(topic=topic, partitions=parts)],

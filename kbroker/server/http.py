@@ -1,10 +1,12 @@
 """A small HTTP/1.1 server on asyncio streams, shared by the broker's own HTTP endpoints.
 
 The control endpoint (:mod:`kbroker.control.http`, ``kbroker.control.listeners``) and the metrics
-endpoint (:mod:`kbroker.metrics.server`, ``kbroker.http.listeners``) each run their own
-:class:`HttpService` on their own ports: one request per connection (``Connection: close``),
-``Content-Length`` bodies only. A subclass answers :meth:`HttpService.respond`; bad requests
-(malformed, too large) are answered here with :meth:`HttpService.error`.
+endpoint with the web console (:mod:`kbroker.metrics.server`, ``kbroker.http.listeners``) each
+run their own :class:`HttpService` on their own ports: one request per connection
+(``Connection: close``), ``Content-Length`` bodies only. A subclass answers
+:meth:`HttpService.respond`, or :meth:`HttpService.respond_with_headers` when it needs the
+request's headers; a response may carry extra headers. Bad requests (malformed, too large) are
+answered here with :meth:`HttpService.error`.
 """
 
 from __future__ import annotations
