@@ -103,9 +103,12 @@ def show_bytes(data: bytes | None) -> dict[str, Any]:
     out: dict[str, Any] = {"size": size, "truncated": size > SHOWN_BYTES}
     try:
         text = cut.decode("utf-8")
-    except UnicodeDecodeError:
-        out.update(kind="binary", text=cut.hex(" "), escaped=repr(cut)[2:-1])
-        return out
+    except UnicodeDecodeError as exc:
+        if out["truncated"] and exc.start >= len(cut) - 3 and exc.reason == "unexpected end of data":
+            text = cut[:exc.start].decode("utf-8")  # the cut fell inside a character
+        else:
+            out.update(kind="binary", text=cut.hex(" "), escaped=repr(cut)[2:-1])
+            return out
     if not out["truncated"] and text.strip()[:1] in ("{", "[", '"') or text.strip() in ("true", "false", "null"):
         try:
             parsed = json.loads(text)

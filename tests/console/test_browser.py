@@ -27,6 +27,7 @@ SCRIPT = "<script>alert(1)</script>"
 TOPIC = "e2e-topic"
 GROUP = "e2e-group"
 HOSTILE_GROUP = "<img src=x onerror=alert(5)>"
+TXN_ID = "e2e-<svg onload=alert(6)>"
 WAIT_MS = 20_000
 
 
@@ -226,13 +227,14 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     expect(page.locator("#group-total-lag")).to_have_text("1")
 
     # Transactions and producers.
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "e2e-txn"})
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": TXN_ID})
     producer.init_transactions(30)
     producer.begin_transaction()
     producer.produce(TOPIC, value=b"txn", partition=1)
     producer.commit_transaction(30)
     page.click("header nav a[data-page=transactions]")
-    expect(page.locator("#transactions-table tr", has_text="e2e-txn")).to_contain_text("CompleteCommit")
+    expect(page.locator("#transactions-table tr", has_text=TXN_ID)).to_contain_text("CompleteCommit")
+    assert page.locator("#transactions-table svg").count() == 0
     expect(page.locator("#producers-table tr", has_text=TOPIC)).to_have_count(1)
     shot(page, "transactions")
 
