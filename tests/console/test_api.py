@@ -329,3 +329,32 @@ def test_the_console_reconnects_after_the_broker_closed_its_idle_connection():
         conns = b.broker.connections
         wait_until(lambda: not conns, message="the idle console connection closed by the broker")
         assert get(url, "/api/overview")["brokers"]
+
+
+def test_a_kip848_consumer_group_is_described_with_consumer_group_describe(broker, base):
+    post(base, "/api/topics", {"name": "k848-topic", "partitions": 2})
+    post(base, "/api/topics/k848-topic/produce", {"partition": 1, "value": "one"})
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "k848-group",
+                         "group.protocol": "consumer", "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe(["k848-topic"])
+        wait_until(lambda: consumer.poll(0.2) is not None and len(consumer.assignment()) == 2,
+                   message="both partitions assigned")
+        consumer.commit(asynchronous=False)
+        g = get(base, "/api/groups/k848-group")
+        assert g["type"] == "consumer" and g["state"] == "Stable" and g["protocol_type"] == "consumer"
+        assert g["protocol"]  # the server-side assignor's name
+        assert len(g["members"]) == 1
+        assigned = {(a["topic"], p) for a in g["members"][0]["assignment"] for p in a["partitions"]}
+        assert assigned == {("k848-topic", 0), ("k848-topic", 1)}
+        rows = {(r["topic"], r["partition"]): r for r in g["offsets"]}
+        assert rows[("k848-topic", 1)]["committed"] == 1 and rows[("k848-topic", 1)]["lag"] == 0
+        assert all(r["member"] == g["members"][0]["member_id"] for r in rows.values())
+        status, data, _ = call(base + "/api/groups/k848-group/reset-offsets", "POST", {"to": "earliest"})
+        assert status == 409 and "Stable" in data["error"]
+    finally:
+        consumer.close()
+    wait_until(lambda: get(base, "/api/groups/k848-group")["state"] == "Empty", message="the group empty")
+    post(base, "/api/groups/k848-group/reset-offsets", {"to": "earliest", "topic": "k848-topic"})
+    g = get(base, "/api/groups/k848-group")
+    assert {(r["partition"], r["committed"]) for r in g["offsets"]} == {(0, 0), (1, 0)} and g["total_lag"] == 1
