@@ -98,8 +98,11 @@ class _Connection:
 class KafkaClient:
     """Requests to a cluster, routed to the broker that must answer them."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, local_node: int | None = None) -> None:
         self.bootstrap = (host, port)
+        # The broker the console runs in: always reached at the bootstrap address, whatever it
+        # advertises (a name that resolves only elsewhere, in a container set-up).
+        self.local_node = local_node
         self._conns: dict[tuple[str, int, str], _Connection] = {}
         self.brokers: dict[int, tuple[str, int]] = {}
 
@@ -139,6 +142,8 @@ class KafkaClient:
                                include_cluster_authorized_operations=False,
                                include_topic_authorized_operations=False)
         self.brokers = {b.node_id: (b.host, b.port) for b in resp.brokers}
+        if self.local_node is not None:
+            self.brokers[self.local_node] = self.bootstrap
         return resp
 
     async def leaders(self, topic: str) -> dict[int, int]:
@@ -162,7 +167,7 @@ class KafkaClient:
                 break
             await asyncio.sleep(0.1)
         check(c.error_code, c.error_message, f"coordinator of {key}")
-        self.brokers.setdefault(c.node_id, (c.host, c.port))
+        self.brokers.setdefault(c.node_id, self.bootstrap if c.node_id == self.local_node else (c.host, c.port))
         return c.node_id
 
     async def each_broker(self, api_key: int, version: int, **fields: Any) -> list[tuple[int, Any]]:

@@ -114,7 +114,7 @@ class Console:
             host, port = "127.0.0.1", 0
         else:
             self.unavailable = None
-        self.client = KafkaClient(host, port)
+        self.client = KafkaClient(host, port, local_node=broker.node_id)
         self.throughput = Throughput(totals)
 
     def bootstrap(self) -> tuple[str, int]:

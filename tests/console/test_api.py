@@ -358,3 +358,15 @@ def test_a_kip848_consumer_group_is_described_with_consumer_group_describe(broke
     post(base, "/api/groups/k848-group/reset-offsets", {"to": "earliest", "topic": "k848-topic"})
     g = get(base, "/api/groups/k848-group")
     assert {(r["partition"], r["committed"]) for r in g["offsets"]} == {(0, 0), (1, 0)} and g["total_lag"] == 1
+
+
+def test_the_console_reaches_its_own_broker_whatever_it_advertises():
+    from kbroker.testing import BrokerThread
+
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0",
+                       "advertised.listeners": "PLAINTEXT://broker-1.invalid:9092"}) as b:
+        url = b.broker.metrics.http.url
+        assert get(url, "/api/overview")["brokers"][0]["host"] == "broker-1.invalid"
+        post(url, "/api/topics", {"name": "adv"})
+        assert post(url, "/api/topics/adv/produce", {"value": "v"})["offset"] == 0
+        assert [r["value"]["text"] for r in get(url, "/api/topics/adv/messages")["records"]] == ["v"]
