@@ -171,25 +171,35 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
 # -- topics -----------------------------------------------------------------------------------
 
 
-async def _offsets(client: KafkaClient, topic: str, partitions: dict[int, int],
-                   timestamp: int | dict[int, int]) -> dict[int, int]:
-    """partition -> offset for ``timestamp`` (EARLIEST, LATEST, or ms; one or per partition),
-    asking each leader for its partitions."""
+async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int], timestamp: int,
+                        strict: bool = True) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> offset for ``timestamp`` (EARLIEST, LATEST or ms): one ListOffsets per
+    leader for all the partitions it leads. Not ``strict``: a partition answered with an error (a
+    leader gone meanwhile) is left out rather than failing the whole answer."""
     Req = REQUESTS[2]
-    by_leader: dict[int, list[int]] = {}
-    for index, leader in partitions.items():
-        by_leader.setdefault(leader, []).append(index)
-    out: dict[int, int] = {}
-    for leader, indexes in sorted(by_leader.items()):
-        parts = [Req.ListOffsetsTopic.ListOffsetsPartition(
-            partition_index=i, current_leader_epoch=-1,
-            timestamp=timestamp[i] if isinstance(timestamp, dict) else timestamp) for i in indexes]
-        resp = await client.send(2, 7, node=leader, replica_id=-1, isolation_level=0,
-                                 topics=[Req.ListOffsetsTopic(name=topic, partitions=parts)])
-        for p in resp.topics[0].partitions:
-            check(p.error_code, None, f"ListOffsets {topic}-{p.partition_index}")
-            out[p.partition_index] = p.offset
+    by_leader: dict[int, dict[str, list[int]]] = {}
+    for (topic, index), leader in leaders.items():
+        by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
+    out: dict[tuple[str, int], int] = {}
+    for leader, topics in sorted(by_leader.items()):
+        resp = await client.send(2, 7, node=leader, replica_id=-1, isolation_level=0, topics=[
+            Req.ListOffsetsTopic(name=topic, partitions=[Req.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=i, current_leader_epoch=-1, timestamp=timestamp) for i in sorted(indexes)])
+            for topic, indexes in sorted(topics.items())])
+        for t in resp.topics:
+            for p in t.partitions:
+                if p.error_code != ErrorCode.NONE and not strict:
+                    continue
+                check(p.error_code, None, f"ListOffsets {t.name}-{p.partition_index}")
+                out[(t.name, p.partition_index)] = p.offset
     return out
+
+
+async def _offsets(client: KafkaClient, topic: str, partitions: dict[int, int],
+                   timestamp: int) -> dict[int, int]:
+    """partition -> offset for ``timestamp`` of one topic's partitions (partition -> leader)."""
+    found = await _offsets_many(client, {(topic, i): leader for i, leader in partitions.items()}, timestamp)
+    return {i: off for (_t, i), off in found.items()}
 
 
 async def _sizes(client: KafkaClient) -> dict[tuple[str, int], int]:
@@ -210,21 +220,21 @@ async def _sizes_of(client: KafkaClient, wanted: list | None, sizes: dict) -> di
 async def list_topics(client: KafkaClient) -> dict[str, Any]:
     meta = await client.metadata(None)
     sizes = await _sizes(client)
+    topics = sorted((t for t in meta.topics if t.error_code == ErrorCode.NONE), key=lambda t: t.name)
+    leaders = {(t.name, p.partition_index): p.leader_id for t in topics for p in t.partitions if p.leader_id >= 0}
+    ends = await _offsets_many(client, leaders, LATEST, strict=False)
+    starts = await _offsets_many(client, leaders, EARLIEST, strict=False)
     out = []
-    for t in sorted(meta.topics, key=lambda t: t.name):
-        if t.error_code != ErrorCode.NONE:
-            continue
-        leaders = {p.partition_index: p.leader_id for p in t.partitions}
-        ends = await _offsets(client, t.name, leaders, LATEST) if leaders else {}
-        starts = await _offsets(client, t.name, leaders, EARLIEST) if leaders else {}
+    for t in topics:
+        keys = [(t.name, p.partition_index) for p in t.partitions]
         out.append({
             "name": t.name,
             "internal": t.is_internal,
             "partitions": len(t.partitions),
             "replication_factor": max((len(p.replica_nodes) for p in t.partitions), default=0),
             "under_replicated": sum(1 for p in t.partitions if len(p.isr_nodes) < len(p.replica_nodes)),
-            "messages": sum(ends[i] - starts[i] for i in ends),
-            "size": sum(sizes.get((t.name, p.partition_index), 0) for p in t.partitions),
+            "messages": sum(ends[k] - starts[k] for k in keys if k in ends and k in starts),
+            "size": sum(sizes.get(k, 0) for k in keys),
         })
     return {"topics": out}
 
