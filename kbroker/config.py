@@ -318,6 +318,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                     "org.apache.kafka.common.replica.LeaderSelector")),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
+        # The web console on that listener (kbroker.console); false: /metrics alone.
+        _k("kbroker.console.enable", "boolean", "true"),
         # kbroker's test controls (kbroker.control): off unless set.
         _k("kbroker.control.listeners", "list", ""),
         _k("kbroker.control.allow.remote", "boolean", "false"),

@@ -28,6 +28,7 @@ import os
 import socket
 import struct
 import time
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,7 +70,8 @@ class RequestMetrics(Protocol):
     A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
     dispatcher pays one attribute check per request and nothing else."""
 
-    def request_done(self, api_key: int, started: float) -> None: ...
+    def request_done(self, api_key: int, received: float, started: float, busy: float, ready: float,
+                     flushed: float, sent: float) -> None: ...
 
     def handler_failed(self, api_key: int) -> None: ...
 
@@ -84,14 +86,53 @@ class ServerHost(BrokerServices, Protocol):
 
 
 class _Slot:
-    __slots__ = ("header", "parts", "done", "size", "started")
+    __slots__ = ("header", "parts", "done", "size", "started", "received", "busy", "ready")
 
     def __init__(self, header: Any, size: int = 0) -> None:
         self.header = header
         self.parts: list[Any] | None = None
         self.done = False
         self.size = size  # request bytes held until it is answered
-        self.started = 0.0  # time.perf_counter() when it was decoded, while metrics are on
+        # While metrics are on, time.perf_counter() points (kbroker.metrics.requests): when its
+        # bytes came in, when its handler started, the handler's own run time, response ready.
+        self.started = 0.0
+        self.received = 0.0
+        self.busy = 0.0
+        self.ready = 0.0
+
+
+@types.coroutine
+def _timed(awaitable: Any, slot: _Slot) -> Any:
+    """Run a handler's awaitable, timing each step the event loop runs it (added to
+    ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
+    so the task runs it without another wrapper."""
+    inner = awaitable if inspect.iscoroutine(awaitable) else awaitable.__await__()
+    send = inner.send
+    clock = time.perf_counter
+    busy = 0.0
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            t = clock()
+            try:
+                step = send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                busy += clock() - t
+                return stop.value
+            except BaseException:
+                busy += clock() - t
+                raise
+            busy += clock() - t
+            try:
+                value, error = (yield step), None
+            except GeneratorExit:
+                inner.close()
+                raise
+            except BaseException as exc:
+                value, error = None, exc
+    finally:
+        slot.busy += busy
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -121,6 +162,7 @@ class KafkaConnection(asyncio.Protocol):
         self.tasks: set[asyncio.Task] = set()
         self.client_software: tuple[str, str] | None = None
         self._metrics: RequestMetrics | None = getattr(broker, "request_metrics", None)
+        self._received = 0.0  # while metrics are on: when the bytes being handled came in
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -177,6 +219,8 @@ class KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._metrics is not None:
+            self._received = time.perf_counter()
         now = time.monotonic()
         self.last_active = now
         partial = self.decoder.buffered
@@ -271,7 +315,9 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         slot = _Slot(header, len(frame) + 4)
-        if self._metrics is not None:
+        metrics = self._metrics is not None
+        if metrics:
+            slot.received = self._received
             slot.started = time.perf_counter()
         self._pending.append(slot)
         self._in_flight += 1
@@ -287,8 +333,10 @@ class KafkaConnection(asyncio.Protocol):
         except Exception as exc:
             self._handler_failed(slot, body, exc)
             return
+        if metrics:
+            slot.busy = time.perf_counter() - slot.started
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(_timed(result, slot) if metrics else result)
             self.tasks.add(task)
             task.add_done_callback(lambda t, s=slot, b=body: self._task_done(t, s, b))
         else:
@@ -359,8 +407,8 @@ class KafkaConnection(asyncio.Protocol):
                 self.close()
                 return
         slot.done = True
-        if self._metrics is not None and slot.started:
-            self._metrics.request_done(header.request_api_key, slot.started)
+        if slot.started:
+            slot.ready = time.perf_counter()
         self._in_flight -= 1
         self._request_bytes -= slot.size
         self.limits.request_finished()
@@ -400,16 +448,34 @@ class KafkaConnection(asyncio.Protocol):
         if transport is None or self._closed or self._stalled is not None:
             return
         out: list[Any] = []
+        timed: list[_Slot] | None = [] if self._metrics is not None else None
+        flushed = time.perf_counter() if timed is not None else 0.0
         while pending and pending[0].done:
-            parts = pending.popleft().parts
+            slot = pending.popleft()
+            if timed is not None and slot.started:
+                timed.append(slot)
+            parts = slot.parts
             if parts:
                 out = self._write_parts(transport, parts, out)
                 if self._stalled is not None:
-                    return  # the rest waits until the socket takes more (see _on_writable)
-        if out:
+                    break  # the rest waits until the socket takes more (see _on_writable)
+        if out and self._stalled is None:
             transport.writelines(out)
+        if timed:
+            self._requests_sent(timed, flushed)
+        if self._stalled is not None:
+            return
         if self._eof and not pending:
             self.close()
+
+    def _requests_sent(self, slots: list[_Slot], flushed: float) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        sent = time.perf_counter()
+        for slot in slots:
+            metrics.request_done(slot.header.request_api_key, slot.received, slot.started, slot.busy,
+                                 slot.ready, max(flushed, slot.ready), sent)
 
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
         """Queue one response's size prefix and parts on ``out``; returns the list to continue.
