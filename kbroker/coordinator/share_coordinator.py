@@ -1,0 +1,48 @@
+"""The share coordinator service: the share state store and the share partitions of this broker.
+
+Built by :func:`kbroker.coordinator.build_services` after the group coordinator; ``start()``
+loads ``__share_group_state`` and hooks the group coordinator's share groups (a member leaving
+releases its records). ``broker.share_coordinator`` reaches it from the API handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kbroker.coordinator.share_manager import ShareManager
+from kbroker.coordinator.share_state import ShareStateStore
+
+log = logging.getLogger(__name__)
+
+
+def share_groups_enabled(broker: Any) -> bool:
+    """Kafka's ``isShareGroupProtocolEnabled``: the finalized ``share.version`` is at least 1."""
+    return broker.image.features.get("share.version", 0) >= 1
+
+
+class ShareCoordinator:
+    def __init__(self, broker: Any, timer: Any = None) -> None:
+        from kbroker.coordinator.group_coordinator import LoopTimer
+
+        self.broker = broker
+        broker.share_coordinator = self
+        self.timer = timer or LoopTimer()
+        self.store = ShareStateStore(broker, self.timer)
+        self.manager = ShareManager(broker, self.timer, self.store)
+        self.loaded = False
+
+    def start(self) -> None:
+        self.store.load()
+        groups = getattr(self.broker, "group_coordinator", None)
+        if groups is not None and getattr(groups, "share", None) is not None:
+            groups.share.on_member_removed.append(self.manager.on_member_removed)
+            groups.share.on_group_deleted.append(self.manager.drop_group)
+        self.loaded = True
+
+    def stop(self) -> None:
+        self.loaded = False
+        self.manager.close()
+        cancel_all = getattr(self.timer, "cancel_all", None)
+        if cancel_all is not None:
+            cancel_all()
