@@ -19,7 +19,7 @@ count and, while acquired, the member holding it and its acquisition lock.
 - The SPSO moves past every leading Acknowledged/Archived record; the state of what changed is
   written through the persister (``share_state``) before the caller answers, so delivery counts and
   states survive a restart. Acquisition itself is not persisted (as in Kafka): after a restart an
-  acquired record is Available again with the delivery count last written.
+  acquired record is Available again with the delivery count it had before that acquisition.
 
 Record state ids are Kafka's ``RecordState`` ids (the ones persisted): 0 Available, 1 Acquired,
 2 Acknowledged, 4 Archived.
@@ -94,19 +94,20 @@ def split_batches(data: bytes) -> list[FetchedBatch]:
 
 
 def runs(states: dict[int, InFlight], first: int, last: int) -> list[StateBatch]:
-    """Offsets ``first..last`` of ``states`` as runs of equal (state, delivery count); an acquired
-    record is written as Available (acquisition is not persisted)."""
+    """Offsets ``first..last`` of ``states`` as runs of equal (state, delivery count). An acquisition
+    is not persisted (as in Kafka, whose writes carry only the records whose delivery completed or
+    was given back): an acquired record is written as it was before, Available with the delivery
+    count before this delivery."""
     out: list[StateBatch] = []
     for offset in range(first, last + 1):
         rec = states.get(offset)
         if rec is None:
             continue
-        st = AVAILABLE if rec.state == ACQUIRED else rec.state
-        if out and out[-1].last_offset == offset - 1 and out[-1].state == st \
-                and out[-1].delivery_count == rec.delivery_count:
+        st, dc = (AVAILABLE, rec.delivery_count - 1) if rec.state == ACQUIRED else (rec.state, rec.delivery_count)
+        if out and out[-1].last_offset == offset - 1 and out[-1].state == st and out[-1].delivery_count == dc:
             out[-1].last_offset = offset
         else:
-            out.append(StateBatch(offset, offset, st, rec.delivery_count))
+            out.append(StateBatch(offset, offset, st, dc))
     return out
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from wire import Wire
+
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS
 from protocol.records import iter_records
-from wire import Wire
 
 E = ErrorCode
 HB, DESCRIBE, FETCH, ACK = 76, 77, 78, 79
@@ -45,6 +46,7 @@ class ShareClient:
     group: str
     member: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     epoch: int = 0
+    member_epoch: int = 0
 
     def fetch(self, tid: uuid.UUID, partition: int = 0, *, acks: list[tuple[int, int, list[int]]] | None = None,
               max_records: int = 500, max_wait_ms: int = 0, epoch: int | None = None, version: int = 1, **extra):
@@ -81,6 +83,14 @@ class ShareClient:
     def join(self, topics: list[str]):
         resp = heartbeat(self.wire, self.group, self.member, 0, topics)
         assert resp.error_code == E.NONE, (resp.error_code, resp.error_message)
+        self.member_epoch = resp.member_epoch
+        return resp
+
+    def heartbeat(self):
+        """Keep the group membership (the manual clock's advances count against its session)."""
+        resp = heartbeat(self.wire, self.group, self.member, self.member_epoch)
+        assert resp.error_code == E.NONE, (resp.error_code, resp.error_message)
+        self.member_epoch = resp.member_epoch
         return resp
 
 
