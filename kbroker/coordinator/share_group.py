@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.coordinator.share_assignor import assign
+from kbroker.coordinator.share_group_config import effective
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import (
     ShareGroupCurrentMemberAssignmentKey,
@@ -276,7 +277,8 @@ class ShareGroupManager:
         return ShareGroupHeartbeatResponse(
             error_code=ErrorCode.NONE, error_message=None, member_id=updated.member_id,
             member_epoch=updated.member_epoch,
-            heartbeat_interval_ms=self._config["group.share.heartbeat.interval.ms"], assignment=assignment)
+            heartbeat_interval_ms=effective(self.broker, group.group_id, "share.heartbeat.interval.ms"),
+            assignment=assignment)
 
     def _leave(self, group_id: str, member_id: str) -> ShareGroupHeartbeatResponse:
         group = self._group(group_id, create=False)
@@ -347,7 +349,8 @@ class ShareGroupManager:
         return f"share-session:{group.group_id}:{member_id}"
 
     def _schedule_session(self, group: ShareGroup, member_id: str) -> None:
-        self.timer.schedule(self._session_key(group, member_id), self._config["group.share.session.timeout.ms"],
+        self.timer.schedule(self._session_key(group, member_id),
+                            effective(self.broker, group.group_id, "share.session.timeout.ms"),
                             lambda: self._on_session_expired(group, member_id))
 
     def _on_session_expired(self, group: ShareGroup, member_id: str) -> None:

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import SharePartition, SharePartitionConfig
 from kbroker.coordinator.share_state import ShareStateStore
 from protocol.errors import ErrorCode
@@ -33,6 +34,17 @@ INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 INT_MAX = 2**31 - 1
 
 TopicIdPartition = tuple[uuid.UUID, int]
+
+
+def _duration_ms(text: str) -> int:
+    """An ISO-8601 duration (``PT1H``, ``P1DT30M``...) in milliseconds."""
+    import re
+
+    m = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text.strip().upper())
+    if m is None:
+        return 0
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    return int((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
 
 
 def next_epoch(epoch: int) -> int:
@@ -69,31 +81,19 @@ class ShareManager:
         self.sessions: dict[tuple[str, str], ShareSession] = {}
         self.partitions: dict[tuple[str, uuid.UUID, int], SharePartition] = {}
         self._waiters: list[asyncio.Future] = []
-        # Group-level configs (``share.auto.offset.reset`` ...): group id -> {key: value}; set by
-        # the group config API when present, else Kafka's defaults apply.
-        self.group_configs: dict[str, dict[str, str]] = {}
 
-    # -- configs ---------------------------------------------------------------------------------------------
-
-    def group_config(self, group_id: str, key: str, default: Any) -> Any:
-        raw = self.group_configs.get(group_id, {}).get(key)
-        if raw is None:
-            return default
-        return type(default)(raw) if not isinstance(default, str) else raw
+    # -- configs (the group's dynamic configs, else the broker's group.share.* defaults) -----------------
 
     def partition_config(self, group_id: str) -> SharePartitionConfig:
-        c = self.broker.config
+        b = self.broker
         return SharePartitionConfig(
-            record_lock_duration_ms=self.group_config(group_id, "share.record.lock.duration.ms",
-                                                      c["group.share.record.lock.duration.ms"]),
-            delivery_count_limit=self.group_config(group_id, "share.delivery.count.limit",
-                                                   c["group.share.delivery.count.limit"]),
-            max_in_flight=self.group_config(group_id, "share.partition.max.record.locks",
-                                            c["group.share.partition.max.record.locks"]),
+            record_lock_duration_ms=effective(b, group_id, "share.record.lock.duration.ms"),
+            delivery_count_limit=effective(b, group_id, "share.delivery.count.limit"),
+            max_in_flight=effective(b, group_id, "share.partition.max.record.locks"),
         )
 
     def auto_offset_reset(self, group_id: str) -> str:
-        return self.group_config(group_id, "share.auto.offset.reset", "latest").lower()
+        return effective(self.broker, group_id, "share.auto.offset.reset").lower()
 
     # -- sessions --------------------------------------------------------------------------------------------
 
@@ -191,7 +191,9 @@ class ShareManager:
         if strategy == "earliest":
             return partition.log_start_offset
         if strategy.startswith("by_duration:"):
-            return partition.high_watermark
+            # The first record at or after now - duration (Kafka's offsetForTimestamp), else the end.
+            found = partition.log.offset_for_timestamp(self.timer.now_ms() - _duration_ms(strategy[12:]))
+            return found[0] if found is not None else partition.high_watermark
         return partition.high_watermark
 
     def _persist(self, sp: SharePartition) -> None:
