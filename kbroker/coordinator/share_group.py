@@ -486,6 +486,15 @@ class ShareGroupManager:
 
     # -- for the other APIs ------------------------------------------------------------------------------------
 
+    def share_group(self, group_id: str, *, create: bool = False) -> ShareGroup:
+        """The share group ``group_id`` (created empty and persisted when ``create``); raises
+        ShareGroupError GROUP_ID_NOT_FOUND for a missing group or one of another type."""
+        existed = isinstance(self.coordinator.groups.get(group_id), ShareGroup)
+        group = self._group(group_id, create=create)
+        if not existed:
+            self.coordinator.append(group_id, [self._group_record(group)])
+        return group
+
     def is_empty(self, group: ShareGroup) -> bool:
         return not group.members
 

@@ -209,6 +209,16 @@ class ShareManager:
         for key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[key]
 
+    def reset_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int, start_offset: int,
+                        state_epoch: int) -> None:
+        """AlterShareGroupOffsets: the share partition starts over at ``start_offset``."""
+        sp = self.partitions.pop((group_id, topic_id, index), None)
+        if sp is not None:
+            sp.close()
+        old = self.store.read(group_id, topic_id, index)
+        epoch = max(state_epoch, (old.state_epoch + 1) if old is not None else 0)
+        self.store.replace(group_id, topic_id, index, epoch, old.leader_epoch if old else -1, start_offset, [], 0)
+
     def drop_partition(self, group_id: str, topic_id: uuid.UUID, index: int) -> None:
         sp = self.partitions.pop((group_id, topic_id, index), None)
         if sp is not None:
