@@ -365,3 +365,49 @@ def _uuid_text(topic_id: uuid.UUID) -> str:
     import base64
 
     return base64.urlsafe_b64encode(topic_id.bytes).decode().rstrip("=")
+
+
+def uuid_from_text(text: str) -> uuid.UUID:
+    """Kafka's ``Uuid.fromString`` (URL-safe base64 of 16 bytes)."""
+    import base64
+
+    if len(text) > 24:
+        raise ValueError(f"Invalid topic ID: {text}")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) != 16:
+        raise ValueError(f"Invalid topic ID: {text}")
+    return uuid.UUID(bytes=raw)
+
+
+def parse_share_key(key: str) -> tuple[str, uuid.UUID, int]:
+    """Kafka's ``SharePartitionKey.getInstance(String)``: ``groupId:topicId:partition`` (the group
+    id may itself contain ':'); raises ValueError with Kafka's message."""
+    if not key:
+        raise ValueError("Share partition key cannot be empty")
+    tokens = key.split(":")
+    if len(tokens) < 3:
+        raise ValueError(f"Invalid key format: expected - groupId:topicId:partition, found - {key}")
+    group = ":".join(tokens[:-2])
+    if not group:
+        raise ValueError("GroupId must not be empty")
+    topic_id = uuid_from_text(tokens[-2])
+    try:
+        partition = int(tokens[-1])
+    except ValueError:
+        raise ValueError(f"Invalid partition: {tokens[-1]}") from None
+    return group, topic_id, partition
+
+
+class ShareKeyCoordinator:
+    """The share coordinator as FindCoordinator (key type 2) sees it: keys are share partition keys."""
+
+    topic_name = STATE_TOPIC
+
+    def __init__(self, store: ShareStateStore) -> None:
+        self.store = store
+
+    def ensure_topic(self) -> bool:
+        return self.store.ensure_topic()
+
+    def partition_for(self, key: str) -> int:
+        return self.store.partition_for(*parse_share_key(key))
