@@ -11,7 +11,8 @@ As Kafka's ``KafkaApis.handleShareFetchRequest`` and ``SharePartitionManager``:
   records. Session errors are top-level.
 - Piggy-backed acknowledgements are applied first; their per-partition result is the partition's
   AcknowledgeErrorCode.
-- Each partition of the session acquires up to MaxRecords records (whole batches) for the member;
+- Each partition of the session acquires up to MaxRecords records for the member (whole batches;
+  v2 ShareAcquireMode 1, record_limit, exactly MaxRecords at most);
   the response carries the log batches and the AcquiredRecords ranges with delivery counts, and
   AcquisitionLockTimeoutMs. Without records the request waits up to MaxWaitMs for an append or a
   release (real time), then answers.
@@ -61,7 +62,7 @@ class _Result:
 
 
 def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
-                     max_records: int, max_bytes: int) -> _Result:
+                     max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
         return _Result(ErrorCode.UNKNOWN_TOPIC_ID)
@@ -95,7 +96,7 @@ def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.
         return _Result(ErrorCode.KAFKA_STORAGE_ERROR)
     if not data:
         return result
-    acquired, sent = sp.acquire(member_id, split_batches(data), max_records)
+    acquired, sent = sp.acquire(member_id, split_batches(data), max_records, record_limit)
     if acquired:
         result.records = b"".join(b.data for b in sent)
         result.acquired = [Acq(first_offset=a.first_offset, last_offset=a.last_offset, delivery_count=a.delivery_count)
@@ -106,7 +107,7 @@ def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.
 
 
 def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
-               max_bytes: int) -> dict[tuple[uuid.UUID, int], _Result]:
+               max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
     remaining_bytes = max_bytes
@@ -114,7 +115,8 @@ def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uui
         if remaining_records <= 0 or remaining_bytes <= 0:
             out[(topic_id, index)] = _Result()
             continue
-        r = _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes)
+        r = _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
+                             record_limit)
         out[(topic_id, index)] = r
         for a in r.acquired:
             remaining_records -= a.last_offset - a.first_offset + 1
@@ -165,11 +167,12 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     results: dict[tuple[uuid.UUID, int], _Result] = {}
     if epoch != FINAL_EPOCH and not is_renew and parts:
         max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"])
-        results = _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes)
+        record_limit = version >= 2 and request.share_acquire_mode == 1
+        results = _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
         wait_ms = request.max_wait_ms
         if not _has_records(results) and wait_ms > 0 and not any(r.error for r in results.values()):
             results = await _wait(broker, manager, group_id, member_id, parts, request.max_records, max_bytes,
-                                  wait_ms)
+                                  wait_ms, record_limit)
     if epoch == FINAL_EPOCH:
         manager.release_session(group_id, member_id)
 
@@ -200,7 +203,8 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
 
 
 async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
-                max_records: int, max_bytes: int, wait_ms: int) -> dict[tuple[uuid.UUID, int], _Result]:
+                max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
+                ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
     until records are acquired or ``wait_ms`` passes."""
     loop = asyncio.get_running_loop()
@@ -225,7 +229,7 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
-        results = _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes)
+        results = _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
         if _has_records(results) or loop.time() >= deadline or broker._stopping or any(
                 r.error for r in results.values()):
             return results

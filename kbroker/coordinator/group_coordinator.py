@@ -389,25 +389,6 @@ class GroupCoordinator:
             return None
         return group
 
-    def is_empty_group(self, group: Any) -> bool:
-        """Whether a classic or consumer group has no members (a share group may then take its id)."""
-        if isinstance(group, ClassicGroup):
-            return group.is_in(GroupState.EMPTY)
-        if isinstance(group, ShareGroup):
-            return self.share.is_empty(group)
-        return self.consumer is not None and self.consumer.is_empty(group)
-
-    def replace_empty_group(self, group: Any) -> None:
-        """An empty classic or consumer group without offsets makes way for a share group."""
-        if isinstance(group, ClassicGroup):
-            if group.protocol_type:
-                self.append(group.group_id, [(encode_group_key(group.group_id), None)])
-            self.classic.mark_dead(group)
-        elif self.consumer is not None:
-            self.append(group.group_id, self.consumer.tombstones(group))
-            self.consumer.mark_dead(group)
-        del self.groups[group.group_id]
-
     def _convert_consumer_group(self, group: Any) -> bool:
         """An empty KIP-848 group makes way for a classic one of the same id (offsets stay)."""
         if self.consumer is None or isinstance(group, ShareGroup) or not self.consumer.is_empty(group):

@@ -191,18 +191,9 @@ class ShareGroupManager:
             self.coordinator.groups[group_id] = group
             return group
         if not isinstance(group, ShareGroup):
-            if create and self._is_empty_other(group):
-                # An empty classic or consumer group gives way (its offsets are not share offsets).
-                self.coordinator.replace_empty_group(group)
-                group = ShareGroup(group_id, empty_since_ms=self.timer.now_ms())
-                self.coordinator.groups[group_id] = group
-                return group
+            # As Kafka: no conversion between group types, even of an empty group.
             raise ShareGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
         return group
-
-    def _is_empty_other(self, group: Any) -> bool:
-        return bool(self.coordinator.is_empty_group(group)) and not self.coordinator.offsets.group_offsets(
-            group.group_id)
 
     def _heartbeat(self, r: Any, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
         epoch = r.member_epoch

@@ -201,10 +201,12 @@ class SharePartition:
         nxt = self.next_fetch_offset()
         return nxt <= self.end_offset or self.in_flight_count() < self.config.max_in_flight
 
-    def acquire(self, member_id: str, batches: list[FetchedBatch], max_records: int
+    def acquire(self, member_id: str, batches: list[FetchedBatch], max_records: int, record_limit: bool = False
                 ) -> tuple[list[Acquired], list[FetchedBatch]]:
         """Acquire for ``member_id`` from ``batches`` (read from the log at the next fetch offset).
-        Returns the acquired ranges and the batches that carry them."""
+        Returns the acquired ranges and the batches that carry them. ``record_limit`` (ShareFetch
+        v2 ShareAcquireMode 1): never more than ``max_records``; the rest of a new batch enters the
+        window Available."""
         cfg = self.config
         max_records = max(max_records, 1)
         lock_id = next(_lock_ids)
@@ -250,6 +252,9 @@ class SharePartition:
                     self.end_offset = batch.last_offset
                 else:
                     for offset in range(first, batch.last_offset + 1):
+                        if record_limit and count >= max_records:
+                            self.states[offset] = InFlight(AVAILABLE, 0)
+                            continue
                         self.states[offset] = InFlight(ACQUIRED, 1, member_id, lock_id)
                         acquired_offsets.append(offset)
                         count += 1

@@ -237,3 +237,12 @@ def test_member_leaving_releases_its_records(wire):
     assert acquired(a.fetch(tid)) == [(0, 1, 1)]
     assert heartbeat(wire, a.group, a.member, -1).error_code == E.NONE
     assert acquired(b.fetch(tid)) == [(0, 1, 2)]
+
+
+def test_record_limit_acquire_mode(wire):
+    _g, topic, tid, (c,) = _setup(wire)
+    produce(wire, topic, 0, 5)  # one batch of five
+    resp = c.fetch(tid, max_records=2, version=2, share_acquire_mode=1)
+    assert acquired(resp) == [(0, 1, 1)]  # exactly two, not the whole batch
+    assert acquired(c.fetch(tid, max_records=2, version=2, share_acquire_mode=1)) == [(2, 3, 1)]
+    assert acquired(c.fetch(tid, max_records=10, version=2)) == [(4, 4, 1)]

@@ -190,3 +190,51 @@ def test_new_partitions_bump_the_epoch(wire):
     assert cp.results[0].error_code == E.NONE
     r = heartbeat(wire, group, "m", 1)
     assert r.member_epoch == 2 and _assigned(r) == {tid: [0, 1, 2]}
+
+
+def test_classic_and_offset_apis_on_a_share_group(wire):
+    group, topic = _names()
+    create_topic(wire, topic)
+    heartbeat(wire, group, "m", 0, [topic])
+    d = wire.call(15, 6, groups=[group], include_authorized_operations=False).groups[0]
+    assert (d.error_code, d.error_message, d.group_state) == (
+        E.GROUP_ID_NOT_FOUND, f"Group {group} is not a classic group.", "Dead")
+    J = REQUESTS[11]
+    join = wire.call(11, 9, group_id=group, session_timeout_ms=30000, rebalance_timeout_ms=30000, member_id="",
+                     group_instance_id=None, protocol_type="consumer",
+                     protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"")], reason=None)
+    assert join.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    C = REQUESTS[8]
+    commit = wire.call(8, 9, group_id=group, generation_id_or_member_epoch=-1, member_id="", group_instance_id=None,
+                       retention_time_ms=-1, topics=[C.OffsetCommitRequestTopic(name=topic, partitions=[
+                           C.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                               partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+                               committed_metadata="")])])
+    assert commit.topics[0].partitions[0].error_code == E.GROUP_ID_NOT_FOUND
+    F = REQUESTS[9]
+    fetched = wire.call(9, 9, groups=[F.OffsetFetchRequestGroup(group_id=group, member_id=None, member_epoch=-1,
+                                                                topics=None)], require_stable=False)
+    assert fetched.groups[0].error_code == E.GROUP_ID_NOT_FOUND
+
+
+def test_share_version_zero_turns_share_groups_off(broker, wire):
+    group, topic = _names()
+    create_topic(wire, topic)
+    Key = REQUESTS[57].FeatureUpdateKey
+
+    def set_level(level: int, upgrade_type: int) -> None:
+        resp = wire.call(57, 1, timeout_ms=60000, validate_only=False, feature_updates=[
+            Key(feature="share.version", max_version_level=level, upgrade_type=upgrade_type)])
+        assert resp.error_code == E.NONE and resp.results[0].error_code == E.NONE, resp
+
+    set_level(0, 2)  # safe downgrade
+    try:
+        assert heartbeat(wire, group, "m", 0, [topic]).error_code == E.UNSUPPORTED_VERSION
+        d = wire.call(DESCRIBE, 1, group_ids=[group], include_authorized_operations=False)
+        assert d.groups[0].error_code == E.UNSUPPORTED_VERSION
+        fetch = wire.call(78, 1, group_id=group, member_id="m", share_session_epoch=0, max_wait_ms=0, min_bytes=1,
+                          max_bytes=1024, max_records=10, batch_size=10, topics=[], forgotten_topics_data=[])
+        assert fetch.error_code == E.UNSUPPORTED_VERSION
+    finally:
+        set_level(2, 1)
+    assert heartbeat(wire, group, "m", 0, [topic]).error_code == E.NONE
