@@ -40,6 +40,20 @@ class ShareCoordinator:
             groups.share.on_group_deleted.append(self.manager.drop_group)
         self.loaded = True
 
+    def on_partition_deleted(self, topic: str, index: int) -> None:
+        """A deleted topic's share partitions and their stored state go (Kafka deletes the share
+        state of deleted topics too)."""
+        if not self.loaded:
+            return
+        ids = {sp.topic_id for sp in self.manager.partitions.values() if sp.topic == topic}
+        ids |= {tid for _g, tid, _p in self.store.states if self.broker.image.topic_by_id(tid) is None}
+        for group_id, tid, p in list(self.store.states):
+            if tid in ids and p == index:
+                self.manager.drop_partition(group_id, tid, p)
+        for (group_id, tid, p) in list(self.manager.partitions):
+            if tid in ids and p == index:
+                self.manager.drop_partition(group_id, tid, p)
+
     def stop(self) -> None:
         self.loaded = False
         self.manager.close()

@@ -22,6 +22,7 @@ from kbroker.coordinator.share_state import (
     merge_batches,
 )
 from kbroker.testing import BrokerThread
+from protocol.messages import REQUESTS
 
 
 def test_in_flight_state_and_delivery_counts_survive_a_restart(tmp_path):
@@ -78,3 +79,21 @@ def test_merge_overrides_and_drops_below_start():
     new = [StateBatch(12, 12, 2, 1)]
     assert merge_batches(old, new, 11) == [StateBatch(11, 11, 0, 1), StateBatch(12, 12, 2, 1),
                                            StateBatch(13, 14, 0, 1)]
+
+
+def test_deleting_a_topic_deletes_its_share_state(tmp_path):
+    group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
+    with BrokerThread(data_dir=str(tmp_path / "data")) as b:
+        wire = Wire(b.bootstrap_servers)
+        create_topic(wire, topic)
+        tid = topic_id(wire, topic)
+        c = ShareClient(wire, group)
+        c.join([topic])
+        c.fetch(tid)
+        store = b.broker.share_coordinator.store
+        assert b.call(lambda: (group, tid, 0) in store.states)
+        resp = wire.call(20, 6, topics=[REQUESTS[20].DeleteTopicState(name=topic)], timeout_ms=10000)
+        assert resp.responses[0].error_code == E.NONE
+        assert b.call(lambda: (group, tid, 0) not in store.states)
+        assert b.call(lambda: (group, tid, 0) not in b.broker.share_coordinator.manager.partitions)
+        wire.close()
