@@ -11,11 +11,11 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, error_message
+from kbroker.api.share_common import acknowledge
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
-from protocol.errors import ErrorCode, default_message
+from protocol.errors import ErrorCode
 from protocol.messages.share_acknowledge import ShareAcknowledgeResponse
 
 TopicResp = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse
@@ -23,10 +23,9 @@ PartData = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData
 Leader = PartData.LeaderIdAndEpoch
 
 
-def _top_error(code: ErrorCode, message: str | None = None) -> ShareAcknowledgeResponse:
-    return ShareAcknowledgeResponse(error_code=code,
-                                    error_message=message if message is not None else default_message(code),
-                                    responses=[], node_endpoints=[])
+def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeResponse:
+    """As Kafka's ``ShareAcknowledgeRequest.getErrorResponse``: the code only, no message."""
+    return ShareAcknowledgeResponse(error_code=code, error_message=None, responses=[], node_endpoints=[])
 
 
 @api(79, 1, 2)
@@ -55,7 +54,7 @@ def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
         error_code=ErrorCode.NONE, acquisition_lock_timeout_ms=manager.partition_config(group_id).record_lock_duration_ms,
         responses=[], node_endpoints=[])
     by_topic: dict = {}
-    for (topic_id, index), code in results.items():
+    for (topic_id, index), (code, message) in results.items():
         tr = by_topic.get(topic_id)
         if tr is None:
             tr = by_topic[topic_id] = TopicResp(topic_id=topic_id, partitions=[])
@@ -64,6 +63,6 @@ def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
         partition = broker.partition(topic.name, index) if topic is not None else None
         leader = Leader(leader_id=broker.node_id if partition else -1,
                         leader_epoch=partition.leader_epoch if partition else -1)
-        tr.partitions.append(PartData(partition_index=index, error_code=code, error_message=error_message(code),
+        tr.partitions.append(PartData(partition_index=index, error_code=code, error_message=message,
                                       current_leader=leader))
     return response

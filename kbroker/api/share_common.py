@@ -46,33 +46,38 @@ def batches_valid(batches: list[Any], supports_renew: bool, is_renew_ack: bool) 
     return True
 
 
+AckResult = tuple[ErrorCode, str | None]
+
+
 def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], supports_renew: bool,
-                is_renew_ack: bool) -> dict[TopicIdPartition, ErrorCode]:
+                is_renew_ack: bool) -> dict[TopicIdPartition, AckResult]:
     """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
-    the error of each partition."""
+    the error and message of each partition, as Kafka: the request checks of ``KafkaApis``
+    (INVALID_REQUEST, UNKNOWN_TOPIC_ID) without a message, the share partition's own with its."""
     manager = broker.share_coordinator.manager
     image = broker.image
-    out: dict[TopicIdPartition, ErrorCode] = {}
+    out: dict[TopicIdPartition, AckResult] = {}
     for t in topics:
         topic = image.topic_by_id(t.topic_id)
         for p in t.partitions:
             batches = p.acknowledgement_batches or []
             key = (t.topic_id, p.partition_index)
             if topic is None:
-                out[key] = ErrorCode.UNKNOWN_TOPIC_ID
+                out[key] = (ErrorCode.UNKNOWN_TOPIC_ID, None)
                 continue
             if not batches_valid(batches, supports_renew, is_renew_ack):
-                out[key] = ErrorCode.INVALID_REQUEST
+                out[key] = (ErrorCode.INVALID_REQUEST, None)
                 continue
             if p.partition_index not in topic.partitions:
-                out[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                out[key] = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)
                 continue
             if not batches:
-                out[key] = ErrorCode.NONE
+                out[key] = (ErrorCode.NONE, None)
                 continue
             sp = manager.partitions.get((group_id, t.topic_id, p.partition_index))
             if sp is None:
-                out[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                out[key] = (code, default_message(code))
                 continue
             out[key] = sp.acknowledge(member_id, [(b.first_offset, b.last_offset, list(b.acknowledge_types))
                                                   for b in batches])

@@ -16,8 +16,9 @@ As Kafka's ``KafkaApis.handleShareFetchRequest`` and ``SharePartitionManager``:
   the response carries the log batches and the AcquiredRecords ranges with delivery counts, and
   AcquisitionLockTimeoutMs. Without records the request waits up to MaxWaitMs for an append or a
   release (real time), then answers.
-- A full (initial) request answers every partition; later ones only partitions with records, an
-  error or an acknowledgement result.
+- The response lists the partitions with records, an error or an acknowledgement result (as
+  Kafka, a partition with nothing to deliver is left out, in the initial request too). Top-level
+  errors carry no message, as Kafka's ``getErrorResponse``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker.coordinator.share_partition import split_batches
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
-from protocol.errors import ErrorCode, default_message
+from protocol.errors import ErrorCode
 from protocol.messages.share_fetch import ShareFetchResponse
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,12 @@ Acq = PartData.AcquiredRecords
 Leader = PartData.LeaderIdAndEpoch
 
 
-def _top_error(code: ErrorCode, message: str | None = None) -> ShareFetchResponse:
-    return ShareFetchResponse(error_code=code, error_message=message if message is not None else default_message(code),
-                              responses=[], node_endpoints=[])
+def _top_error(code: ErrorCode, reason: str | None = None) -> ShareFetchResponse:
+    """A top-level error as Kafka answers it (``ShareFetchRequest.getErrorResponse``: the code
+    only, no message); ``reason`` is logged."""
+    if reason:
+        log.debug("ShareFetch refused (%s): %s", code.name, reason)
+    return ShareFetchResponse(error_code=code, error_message=None, responses=[], node_endpoints=[])
 
 
 class _Result:
@@ -149,12 +153,12 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     forgotten = [(f.topic_id, p) for f in request.forgotten_topics_data for p in f.partitions]
     acks_present = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)
     try:
-        parts, full = manager.new_fetch_context(group_id, member_id, epoch, wanted, forgotten, acks_present,
+        parts, _full = manager.new_fetch_context(group_id, member_id, epoch, wanted, forgotten, acks_present,
                                                 ctx.peer)
     except ShareSessionError as e:
         return _top_error(e.code)
     is_renew = version >= 2 and request.is_renew_ack
-    ack_results: dict[tuple[uuid.UUID, int], ErrorCode] = {}
+    ack_results: dict[tuple[uuid.UUID, int], tuple[ErrorCode, str | None]] = {}
     if acks_present:
         ack_topics = []
         for t in request.topics:
@@ -184,7 +188,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     for key in order:
         r = results.get(key)
         ack = ack_results.get(key)
-        if not full and (r is None or (not r.acquired and r.error == ErrorCode.NONE)) and ack is None:
+        if (r is None or (not r.acquired and r.error == ErrorCode.NONE)) and ack is None:
             continue
         if r is None:
             r = _Result()
@@ -195,8 +199,8 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
             response.responses.append(tr)
         tr.partitions.append(PartData(
             partition_index=index, error_code=r.error, error_message=error_message(r.error),
-            acknowledge_error_code=ack if ack is not None else ErrorCode.NONE,
-            acknowledge_error_message=error_message(ack) if ack is not None else None,
+            acknowledge_error_code=ack[0] if ack is not None else ErrorCode.NONE,
+            acknowledge_error_message=ack[1] if ack is not None else None,
             current_leader=Leader(leader_id=r.leader_id, leader_epoch=r.leader_epoch),
             records=r.records, acquired_records=r.acquired))
     return response

@@ -3,7 +3,8 @@
 Join (epoch 0, with the subscribed topic names), heartbeat and leave (-1); the broker assigns with
 the simple assignor (see ``kbroker.coordinator.share_group``). As Kafka's ``KafkaApis``: refused
 with UNSUPPORTED_VERSION while the finalized ``share.version`` is 0; a missing, empty or longer
-than 36 characters member id is INVALID_REQUEST ("Invalid member id in the request.").
+than 36 characters member id is INVALID_REQUEST; both without a message (Kafka answers them with
+``getErrorResponse``, which carries the code only).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ def member_id_valid(member_id: str | None) -> bool:
 @api(76, 1, 1)
 def handle_share_group_heartbeat(ctx, request):
     broker = ctx.broker
+    # Refused in KafkaApis: getErrorResponse carries the code only.
     if not share_groups_enabled(broker):
-        return _error(ErrorCode.UNSUPPORTED_VERSION, default_message(ErrorCode.UNSUPPORTED_VERSION))
+        return _error(ErrorCode.UNSUPPORTED_VERSION)
     if not member_id_valid(request.member_id):
-        return _error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
+        return _error(ErrorCode.INVALID_REQUEST)
     coordinator = broker.group_coordinator
     if coordinator is None:
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)

@@ -14,7 +14,8 @@ count and, while acquired, the member holding it and its acquisition lock.
 - ``acknowledge`` applies ACCEPT (Acknowledged), RELEASE (Available, or Archived at the limit),
   REJECT and GAP (Archived) and RENEW (the lock restarts) to records the member holds. A request
   naming any record not Acquired by that member changes nothing and fails with
-  INVALID_RECORD_STATE (Kafka rolls the whole request back).
+  INVALID_RECORD_STATE, offsets past the window with INVALID_REQUEST (Kafka's messages; Kafka rolls
+  the whole request back).
 - ``release_member`` gives back a leaving member's records (share session closed, member left).
 - The SPSO moves past every leading Acknowledged/Archived record; the state of what changed is
   written through the persister (``share_state``) before the caller answers, so delivery counts and
@@ -281,17 +282,30 @@ class SharePartition:
 
     # -- acknowledgements ------------------------------------------------------------------------------------
 
-    def acknowledge(self, member_id: str, batches: list[tuple[int, int, list[int]]]) -> ErrorCode:
-        """``batches``: (first offset, last offset, acknowledge types: one for all or one per offset)."""
+    def acknowledge(self, member_id: str, batches: list[tuple[int, int, list[int]]]
+                    ) -> tuple[ErrorCode, str | None]:
+        """``batches``: (first offset, last offset, acknowledge types: one for all or one per offset).
+        Returns the error and message Kafka's ``SharePartition.acknowledge`` gives; nothing changes
+        unless every record of every batch may be acknowledged."""
         plan: list[tuple[int, int]] = []
         for first, last, types in batches:
-            for offset in range(first, last + 1):
+            if last < self.start_offset or self.end_offset < self.start_offset:
+                return ErrorCode.INVALID_RECORD_STATE, (
+                    "Batch record not found. The request batch offsets are not found in the cache.")
+            if first > self.end_offset:
+                return ErrorCode.INVALID_REQUEST, (
+                    "Batch record not found. The first offset in request is past acquired records.")
+            if last > self.end_offset:
+                return ErrorCode.INVALID_REQUEST, (
+                    "Batch record not found. The last offset in request is past acquired records.")
+            # Records below the SPSO are complete already (the start moved past them): skipped.
+            for offset in range(max(first, self.start_offset), last + 1):
                 ack = types[0] if len(types) == 1 else types[offset - first]
                 rec = self.states.get(offset)
-                if offset < self.start_offset and rec is None:
-                    return ErrorCode.INVALID_RECORD_STATE
-                if rec is None or rec.state != ACQUIRED or rec.member_id != member_id:
-                    return ErrorCode.INVALID_RECORD_STATE
+                if rec is None or rec.state != ACQUIRED:
+                    return ErrorCode.INVALID_RECORD_STATE, "The offset cannot be acknowledged. The offset is not acquired."
+                if rec.member_id != member_id:
+                    return ErrorCode.INVALID_RECORD_STATE, "Member is not the owner of offset"
                 plan.append((offset, ack))
         limit = self.config.delivery_count_limit
         renewed: list[int] = []
@@ -324,7 +338,7 @@ class SharePartition:
             self._advance_start()
             self._persist(self)
             self._wake()
-        return ErrorCode.NONE
+        return ErrorCode.NONE, None
 
     def release_member(self, member_id: str) -> int:
         """Give back every record ``member_id`` holds (its share session closed or it left the group):

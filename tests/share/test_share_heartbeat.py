@@ -76,7 +76,7 @@ def test_request_validation_errors(wire):
     group, topic = _names()
     create_topic(wire, topic)
     r = heartbeat(wire, group, "", 0, [topic])
-    assert (r.error_code, r.error_message) == (E.INVALID_REQUEST, "Invalid member id in the request.")
+    assert (r.error_code, r.error_message) == (E.INVALID_REQUEST, None)  # refused in KafkaApis: code only
     r = heartbeat(wire, group, "x" * 37, 0, [topic])
     assert r.error_code == E.INVALID_REQUEST
     r = heartbeat(wire, group, "m", 0, None)
