@@ -113,11 +113,12 @@ def handle_alter_share_group_offsets(ctx, request):
     if group.members:
         return _alter_error(ErrorCode.NON_EMPTY_GROUP)
     share = broker.share_coordinator
-    responses = []
+    # As Kafka: the topics KafkaApis refuses (unknown) come first, then the coordinator's answers.
+    unknown, responses = [], []
     for t in request.topics:
         topic = broker.image.topic(t.topic_name)
         if topic is None:
-            responses.append(AT(topic_name=t.topic_name, partitions=[
+            unknown.append(AT(topic_name=t.topic_name, partitions=[
                 AP(partition_index=p.partition_index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                    error_message=default_message(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)) for p in t.partitions]))
             continue
@@ -131,7 +132,7 @@ def handle_alter_share_group_offsets(ctx, request):
                                           group.group_epoch)
             parts.append(AP(partition_index=p.partition_index, error_code=ErrorCode.NONE))
         responses.append(AT(topic_name=t.topic_name, topic_id=topic.topic_id, partitions=parts))
-    return AlterShareGroupOffsetsResponse(error_code=ErrorCode.NONE, responses=responses)
+    return AlterShareGroupOffsetsResponse(error_code=ErrorCode.NONE, responses=unknown + responses)
 
 
 def _delete_error(code: ErrorCode, message: str | None = None) -> DeleteShareGroupOffsetsResponse:
@@ -151,6 +152,8 @@ def handle_delete_share_group_offsets(ctx, request):
     code = coordinator_error(coordinator, group_id)
     if code != ErrorCode.NONE:
         return _delete_error(code)
+    if group_id not in coordinator.groups:
+        return _delete_error(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.")
     try:
         group = coordinator.share.share_group(group_id)
     except ShareGroupError as e:

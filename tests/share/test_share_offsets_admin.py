@@ -109,4 +109,13 @@ def test_alter_creates_the_group_and_refuses_other_group_types(wire):
               subscribed_topic_names=[topic], server_assignor=None, topic_partitions=[])
     r = alter(wire, consumer, topic, {0: 0})
     assert (r.error_code, r.error_message) == (E.GROUP_ID_NOT_FOUND, f"Group {consumer} is not a share group.")
-    assert delete(wire, "no-such-group", [topic]).error_code == E.GROUP_ID_NOT_FOUND
+    gone = delete(wire, "no-such-group", [topic])
+    assert (gone.error_code, gone.error_message) == (E.GROUP_ID_NOT_FOUND, "Group no-such-group not found.")
+    # Unknown topics first (refused before the coordinator), as Kafka orders them.
+    T = REQUESTS[91].AlterShareGroupOffsetsRequestTopic
+    P = T.AlterShareGroupOffsetsRequestPartition
+    r = wire.call(91, 0, group_id=f"sg-{uuid.uuid4().hex[:8]}", topics=[
+        T(topic_name=topic, partitions=[P(partition_index=0, start_offset=0)]),
+        T(topic_name="no-such-topic", partitions=[P(partition_index=0, start_offset=0)])])
+    assert [(t.topic_name, [p.error_code for p in t.partitions]) for t in r.responses] == [
+        ("no-such-topic", [E.UNKNOWN_TOPIC_OR_PARTITION]), (topic, [E.NONE])]
