@@ -154,7 +154,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     acks_present = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)
     try:
         parts, _full = manager.new_fetch_context(group_id, member_id, epoch, wanted, forgotten, acks_present,
-                                                ctx.peer)
+                                                 ctx.connection)
     except ShareSessionError as e:
         return _top_error(e.code)
     is_renew = version >= 2 and request.is_renew_ack

@@ -31,6 +31,9 @@ class ShareCoordinator:
         self.store = ShareStateStore(broker, self.timer)
         self.manager = ShareManager(broker, self.timer, self.store)
         self.loaded = False
+        if not isinstance(getattr(broker, "connection_listeners", None), list):
+            broker.connection_listeners = []
+        broker.connection_listeners.append(self.manager.on_connection_closed)
 
     def start(self) -> None:
         self.store.load()

@@ -4,7 +4,8 @@ A share session is keyed by (group id, member id). ShareFetch with epoch 0 opens
 any previous session of that member; acknowledgements are not allowed then: INVALID_REQUEST), each
 later request must carry the session's epoch (else INVALID_SHARE_SESSION_EPOCH; no session:
 SHARE_SESSION_NOT_FOUND) and the epoch moves on by one (wrapping to 1 after Integer.MAX_VALUE);
-epoch -1 closes the session after its acknowledgements and releases the member's acquired records.
+epoch -1 closes the session after its acknowledgements and releases the member's acquired records,
+as does the close of the connection that opened the session (Kafka's ConnectionDisconnectListener).
 At most ``group.share.max.share.sessions`` sessions (SHARE_SESSION_LIMIT_REACHED).
 ShareAcknowledge follows the same epochs, except that epoch 0 is INVALID_SHARE_SESSION_EPOCH.
 
@@ -68,7 +69,7 @@ class ShareSession:
     member_id: str
     epoch: int
     partitions: list[TopicIdPartition] = field(default_factory=list)
-    connection: str = ""
+    connection: Any = None  # the client connection that opened the session
 
 
 class ShareManager:
@@ -98,7 +99,7 @@ class ShareManager:
     # -- sessions --------------------------------------------------------------------------------------------
 
     def new_fetch_context(self, group_id: str, member_id: str, epoch: int, wanted: list[TopicIdPartition],
-                          forgotten: list[TopicIdPartition], acks_present: bool, connection: str
+                          forgotten: list[TopicIdPartition], acks_present: bool, connection: Any
                           ) -> tuple[list[TopicIdPartition], bool]:
         """Kafka's ``SharePartitionManager.newContext``: the partitions to fetch and whether this
         is a full (initial) request. Raises ShareSessionError."""
@@ -150,6 +151,13 @@ class ShareManager:
             sp = self.partitions.get((group_id, topic_id, index))
             if sp is not None:
                 sp.release_member(member_id)
+
+    def on_connection_closed(self, connection: Any) -> None:
+        """Kafka's ``ClientConnectionDisconnectListener``: the share sessions opened on a connection
+        that closes end, and their members' acquired records are released at once."""
+        for key, session in list(self.sessions.items()):
+            if session.connection is connection:
+                self.release_session(*key)
 
     def on_member_removed(self, group_id: str, member_id: str) -> None:
         """The member left its share group or its session timed out."""

@@ -255,3 +255,23 @@ def test_record_limit_acquire_mode(wire):
     assert acquired(resp) == [(0, 1, 1)]  # exactly two, not the whole batch
     assert acquired(c.fetch(tid, max_records=2, version=2, share_acquire_mode=1)) == [(2, 3, 1)]
     assert acquired(c.fetch(tid, max_records=10, version=2)) == [(4, 4, 1)]
+
+
+def test_closing_the_connection_releases_records(broker, wire):
+    g, topic, tid, (a,) = _setup(wire)
+    produce(wire, topic, 0, 2)
+    own = Wire(broker.bootstrap_servers)
+    c = ShareClient(own, g)
+    c.join([topic])
+    assert acquired(c.fetch(tid)) == [(0, 1, 1)]
+    own.close()  # no final ShareFetch: the broker ends the session when the connection goes
+
+    def released() -> bool:
+        sp = broker.call(lambda: broker.broker.share_coordinator.manager.partitions[(g, tid, 0)])
+        return (g, c.member) not in broker.call(lambda: dict(broker.broker.share_coordinator.manager.sessions)) \
+            and sp.acquired_count() == 0
+
+    from waiting import wait_until
+
+    wait_until(released, message="the closed connection's records released")
+    assert acquired(a.fetch(tid)) == [(0, 1, 2)]
