@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from share_wire import ACCEPT, DESCRIBE, REJECT, RELEASE, E, ShareClient, acquired, part, topic_id
+from waiting import wait_until
 from wire import Wire, create_topic, produce
 
 from kbroker.coordinator.share_partition import StateBatch
@@ -37,10 +38,14 @@ def test_in_flight_state_and_delivery_counts_survive_a_restart(tmp_path):
         c.fetch(tid)
         produce(wire, topic, 0, 6)
         assert acquired(c.fetch(tid)) == [(0, 5, 1)]
-        # 0 accepted, 1 rejected, 2 released (delivered once), 3-5 still acquired at the crash.
+        # 0 accepted, 1 rejected, 2 released (delivered once), 3-5 still acquired.
         assert part(c.ack(tid, [(0, 2, [ACCEPT, REJECT, RELEASE])])).error_code == E.NONE
         assert acquired(c.fetch(tid)) == [(2, 2, 2)]  # 2 delivered a second time, not yet acknowledged
+        # Closing the connection ends the share session: 2-5 are released (and written) with the
+        # delivery counts they have (2 and 1).
         wire.close()
+        wait_until(lambda: b.call(lambda: not b.broker.share_coordinator.manager.sessions),
+                   message="the share session ended")
     with BrokerThread(data_dir=data, clock="manual") as b:
         wire = Wire(b.bootstrap_servers)
         d = wire.call(DESCRIBE, 1, group_ids=[group], include_authorized_operations=False).groups[0]
@@ -48,12 +53,21 @@ def test_in_flight_state_and_delivery_counts_survive_a_restart(tmp_path):
         c2 = ShareClient(wire, group)
         c2.join([topic])
         resp = c2.fetch(tid)
-        # The SPSO is after the completed records; the acquired ones come back with the delivery
-        # count written last (acquisition itself is not persisted, as in Kafka).
-        assert acquired(resp) == [(2, 2, 2), (3, 5, 1)]
+        # The SPSO is after the completed records; the released ones come back with their delivery
+        # counts, each delivered once more.
+        assert acquired(resp) == [(2, 2, 3), (3, 5, 2)]
         sp = b.call(lambda: b.broker.share_coordinator.manager.partitions[(group, tid, 0)])
         assert sp.start_offset == 2
         wire.close()
+
+
+def test_an_acquisition_is_not_persisted(tmp_path):
+    """As in Kafka, acquiring is not written: a state written while records are acquired has them
+    Available with the delivery count before that delivery (what a crash would leave)."""
+    from kbroker.coordinator.share_partition import ACQUIRED, InFlight, runs
+
+    states = {5: InFlight(ACQUIRED, 1, "m", 1), 6: InFlight(ACQUIRED, 3, "m", 1), 7: InFlight(2, 1)}
+    assert runs(states, 5, 7) == [StateBatch(5, 5, 0, 0), StateBatch(6, 6, 0, 2), StateBatch(7, 7, 2, 1)]
 
 
 def test_records_round_trip_in_kafkas_format():
