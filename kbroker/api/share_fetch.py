@@ -32,8 +32,9 @@ from kbroker.api.registry import api
 from kbroker.api.share_common import acknowledge, error_message, renew_ack_error
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
-from kbroker.coordinator.share_partition import split_batches
+from kbroker.coordinator.share_partition import mark_aborted, split_batches
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from protocol.errors import ErrorCode
 from protocol.messages.share_fetch import ShareFetchResponse
@@ -88,11 +89,12 @@ def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.
     if not sp.can_acquire():
         return result
     offset = sp.next_fetch_offset()
-    hw = partition.high_watermark
-    if offset >= hw:
+    read_committed = effective(broker, group_id, "share.isolation.level") == "read_committed"
+    end = partition.last_stable_offset if read_committed else partition.high_watermark
+    if offset >= end:
         return result
     try:
-        read = partition.log.read(offset, max(max_bytes, 1), max_offset=hw, min_one_batch=True)
+        read = partition.log.read(offset, max(max_bytes, 1), max_offset=end, min_one_batch=True)
         data = read.read() if read.slices else b""
     except OffsetOutOfRangeError:
         return result
@@ -100,7 +102,10 @@ def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.
         return _Result(ErrorCode.KAFKA_STORAGE_ERROR)
     if not data:
         return result
-    acquired, sent = sp.acquire(member_id, split_batches(data), max_records, record_limit)
+    batches = split_batches(data)
+    if read_committed and batches:
+        mark_aborted(batches, partition.aborted_transactions(batches[0].base_offset, batches[-1].last_offset + 1))
+    acquired, sent = sp.acquire(member_id, batches, max_records, record_limit)
     if acquired:
         result.records = b"".join(b.data for b in sent)
         result.acquired = [Acq(first_offset=a.first_offset, last_offset=a.last_offset, delivery_count=a.delivery_count)

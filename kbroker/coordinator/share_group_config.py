@@ -5,7 +5,8 @@ Set with IncrementalAlterConfigs/AlterConfigs on a group (``kafka-configs.sh --e
 groups of that id: ``share.auto.offset.reset`` (``latest`` by default, ``earliest``,
 ``by_duration:<ISO-8601 duration>``), ``share.record.lock.duration.ms``,
 ``share.delivery.count.limit``, ``share.partition.max.record.locks``, ``share.session.timeout.ms``,
-``share.heartbeat.interval.ms``, ``share.isolation.level``. Values are checked against the broker's
+``share.heartbeat.interval.ms``, ``share.isolation.level`` (read_committed: up to the last stable
+offset, aborted transactions archived). Values are checked against the broker's
 ``group.share.min.*``/``group.share.max.*`` bounds with Kafka's messages (INVALID_CONFIG). The
 consumer and streams group keys Kafka also accepts are accepted and stored (not applied here).
 """

@@ -79,8 +79,10 @@ class Acquired:
 class FetchedBatch:
     base_offset: int
     last_offset: int
-    is_control: bool
+    is_control: bool  # transaction markers, and (read_committed) batches of aborted transactions
     data: bytes
+    producer_id: int = -1
+    transactional: bool = False
 
 
 def split_batches(data: bytes) -> list[FetchedBatch]:
@@ -89,9 +91,29 @@ def split_batches(data: bytes) -> list[FetchedBatch]:
     pos = 0
     while pos < len(data):
         h = parse_header(data, pos)
-        out.append(FetchedBatch(h.base_offset, h.last_offset, bool(h.attributes & 0x20), data[pos:pos + h.size]))
+        out.append(FetchedBatch(h.base_offset, h.last_offset, bool(h.attributes & 0x20), data[pos:pos + h.size],
+                                h.producer_id, bool(h.attributes & 0x10)))
         pos += h.size
     return out
+
+
+def mark_aborted(batches: list[FetchedBatch], aborted: list[tuple[int, int]]) -> None:
+    """read_committed (``share.isolation.level``): the data batches of aborted transactions
+    (``aborted``: (producer id, first offset) from the transaction index) are never delivered,
+    as Kafka's share partition archives them; they are treated like transaction markers."""
+    if not aborted:
+        return
+    starts = sorted(aborted, key=lambda a: a[1])
+    open_aborts: set[int] = set()
+    i = 0
+    for b in batches:
+        while i < len(starts) and starts[i][1] <= b.base_offset:
+            open_aborts.add(starts[i][0])
+            i += 1
+        if b.is_control:
+            open_aborts.discard(b.producer_id)  # the marker ends that producer's transaction
+        elif b.transactional and b.producer_id in open_aborts:
+            b.is_control = True
 
 
 def runs(states: dict[int, InFlight], first: int, last: int) -> list[StateBatch]:

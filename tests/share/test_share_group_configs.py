@@ -109,3 +109,38 @@ def test_invalid_group_configs(wire):
     assert describe(wire, group)["share.auto.offset.reset"] == ("by_duration:PT1H", 8)
     assert alter(wire, group, **{"share.auto.offset.reset": None}).error_code == E.NONE
     assert describe(wire, group)["share.auto.offset.reset"] == ("latest", 5)
+
+
+def _transactions(bootstrap: str, topic: str) -> None:
+    """Committed 0-1, aborted 3-4, committed 6 (markers at 2, 5 and 7)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex[:8]}"})
+    p.init_transactions(30)
+    for values, commit in (([b"a", b"b"], True), ([b"x", b"y"], False), ([b"c"], True)):
+        p.begin_transaction()
+        for v in values:
+            p.produce(topic, v, partition=0)
+        assert p.flush(30) == 0
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+
+
+@pytest.mark.parametrize("isolation, expected", [
+    ("read_committed", [(0, 1, 1), (6, 6, 1)]),
+    ("read_uncommitted", [(0, 1, 1), (3, 4, 1), (6, 6, 1)]),
+])
+def test_share_isolation_level(broker, wire, isolation, expected):
+    group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
+    create_topic(wire, topic)
+    tid = topic_id(wire, topic)
+    _transactions(broker.bootstrap_servers, topic)
+    r = alter(wire, group, **{"share.auto.offset.reset": "earliest", "share.isolation.level": isolation})
+    assert r.error_code == E.NONE, r.error_message
+    c = ShareClient(wire, group)
+    c.join([topic])
+    got = []
+    for _ in range(4):  # the transactions' batches come in several fetches
+        resp = c.fetch(tid)
+        if resp.responses:
+            got += acquired(resp)
+    assert got == expected
