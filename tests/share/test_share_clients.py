@@ -21,6 +21,6 @@ JAVA = Path(__file__).resolve().parent / "java"
 def test_java_kafka_share_consumer() -> None:
     with BrokerThread() as broker:
         env = dict(os.environ, KBROKER_BOOTSTRAP=broker.bootstrap_servers)
-        done = subprocess.run(["mvn", "-q", "-B", "-o", "test"], cwd=JAVA, env=env, capture_output=True, text=True,
+        done = subprocess.run(["mvn", "-q", "-B", "test"], cwd=JAVA, env=env, capture_output=True, text=True,
                               timeout=900)
         assert done.returncode == 0, f"mvn test failed:\n{done.stdout[-8000:]}\n{done.stderr[-4000:]}"
