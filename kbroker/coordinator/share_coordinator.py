@@ -59,6 +59,9 @@ class ShareCoordinator:
 
     def stop(self) -> None:
         self.loaded = False
+        listeners = getattr(self.broker, "connection_listeners", None)
+        if isinstance(listeners, list) and self.manager.on_connection_closed in listeners:
+            listeners.remove(self.manager.on_connection_closed)
         self.manager.close()
         cancel_all = getattr(self.timer, "cancel_all", None)
         if cancel_all is not None:
