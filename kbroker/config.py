@@ -308,6 +308,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("share.coordinator.state.topic.replication.factor", "short", "3", minimum=1),
         _k("share.coordinator.state.topic.min.isr", "short", "2", minimum=1),
         _k("share.coordinator.state.topic.segment.bytes", "int", "104857600", minimum=1),
+        _k("share.coordinator.state.topic.prune.interval.ms", "int", "300000", minimum=1),
         _k("offsets.topic.num.partitions", "int", "50", minimum=1),
         _k("offsets.topic.replication.factor", "short", "3", minimum=1),
         _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1),

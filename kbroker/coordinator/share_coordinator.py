@@ -37,11 +37,24 @@ class ShareCoordinator:
 
     def start(self) -> None:
         self.store.load()
+        self._schedule_prune()
         groups = getattr(self.broker, "group_coordinator", None)
         if groups is not None and getattr(groups, "share", None) is not None:
             groups.share.on_member_removed.append(self.manager.on_member_removed)
             groups.share.on_group_deleted.append(self.manager.drop_group)
         self.loaded = True
+
+    def _schedule_prune(self) -> None:
+        self.timer.schedule("share-state-prune", self.broker.config["share.coordinator.state.topic.prune.interval.ms"],
+                            self._on_prune)
+
+    def _on_prune(self) -> None:
+        try:
+            moved = self.store.prune()
+            if moved:
+                log.info("pruned __share_group_state: log start offsets %s", moved)
+        finally:
+            self._schedule_prune()
 
     def on_partition_deleted(self, topic: str, index: int) -> None:
         """A deleted topic's share partitions and their stored state go (Kafka deletes the share

@@ -16,6 +16,10 @@ Initialize/Delete ShareGroupState, ReadShareGroupStateSummary) with Kafka's chec
 initialize with an older state epoch is FENCED_STATE_EPOCH, a write with an older leader epoch
 FENCED_LEADER_EPOCH.
 
+Every ``share.coordinator.state.topic.prune.interval.ms`` (5 min) the records before each
+partition's oldest latest snapshot are deleted (the log start moves), as Kafka prunes the topic, so
+it does not grow without bound.
+
 On one node ``share.coordinator.state.topic.replication.factor`` (Kafka's default 3) cannot be met:
 the topic is created with the replication factor the cluster allows and ``min.insync.replicas``
 capped by it, so the defaults just work.
@@ -202,6 +206,7 @@ class ShareStateStore:
         self.broker = broker
         self.timer = timer
         self.states: dict[Key, ShareState] = {}
+        self.snapshot_offsets: dict[Key, int] = {}  # where each share partition's latest snapshot is
         self.loaded = False
 
     # -- the topic --------------------------------------------------------------------------------------
@@ -245,7 +250,7 @@ class ShareStateStore:
                         if record.key is None:
                             continue
                         try:
-                            self._replay(record.key, record.value)
+                            self._replay(record.key, record.value, record.offset)
                         except (ValueError, struct.error) as e:
                             log.error("skipping undecodable record at %s-%d offset %d: %s", STATE_TOPIC, index,
                                       record.offset, e)
@@ -254,15 +259,17 @@ class ShareStateStore:
                 log.info("loaded %d records of %s (%d share partitions)", count, STATE_TOPIC, len(self.states))
         self.loaded = True
 
-    def _replay(self, key: bytes, value: bytes | None) -> None:
+    def _replay(self, key: bytes, value: bytes | None, offset: int = -1) -> None:
         kind, group, topic_id, partition = decode_key(key)
         k = (group, topic_id, partition)
         if value is None:
             if kind == SNAPSHOT_TYPE:
                 self.states.pop(k, None)
+                self.snapshot_offsets.pop(k, None)
             return
         if kind == SNAPSHOT_TYPE:
             self.states[k] = decode_snapshot_value(value)
+            self.snapshot_offsets[k] = offset
         elif kind == UPDATE_TYPE:
             state = self.states.get(k)
             if state is None:
@@ -278,7 +285,8 @@ class ShareStateStore:
             state.updates_since_snapshot += 1
 
     def _append(self, group_id: str, topic_id: uuid.UUID, partition: int,
-                records: list[tuple[bytes, bytes | None]]) -> None:
+                records: list[tuple[bytes, bytes | None]]) -> int:
+        """Append ``records`` of one share partition; returns the offset of the first."""
         if not self.ensure_topic():
             raise RuntimeError(f"{STATE_TOPIC} cannot be created")
         index = self.partition_for(group_id, topic_id, partition)
@@ -287,7 +295,29 @@ class ShareStateStore:
             raise RuntimeError(f"{STATE_TOPIC}-{index} is not hosted here")
         now = self.timer.now_ms()
         batch = build_batch([Record(key=k, value=v, timestamp=now) for k, v in records])
-        self.broker.replica_manager.append_internal(p, batch)
+        return self.broker.replica_manager.append_internal(p, batch)
+
+    def prune(self) -> dict[int, int]:
+        """Kafka's pruning of ``__share_group_state`` (``share.coordinator.state.topic.prune.interval.ms``):
+        in each partition, the records before the oldest latest snapshot of its share partitions
+        (everything, without live ones) are deleted by moving the log start offset. Returns the new
+        log start offsets of the partitions that moved."""
+        topic = self.broker.image.topic(STATE_TOPIC)
+        if topic is None:
+            return {}
+        oldest: dict[int, int] = {}
+        for key, offset in self.snapshot_offsets.items():
+            index = self.partition_for(*key)
+            oldest[index] = min(oldest.get(index, offset), offset)
+        moved = {}
+        for index in sorted(topic.partitions):
+            p = self.broker.partition(STATE_TOPIC, index)
+            if p is None:
+                continue
+            target = oldest.get(index, p.log.high_watermark)
+            if target > p.log.log_start_offset:
+                moved[index] = p.log.advance_log_start(target)
+        return moved
 
     # -- the share coordinator's operations -----------------------------------------------------------
 
@@ -316,8 +346,8 @@ class ShareStateStore:
             write_timestamp=now,
         )
         new.batches = merge_batches(old.batches if old else [], batches, new.start_offset)
-        self._append(group_id, topic_id, partition,
-                     [(encode_key(SNAPSHOT_TYPE, group_id, topic_id, partition), encode_snapshot_value(new))])
+        self.snapshot_offsets[key] = self._append(group_id, topic_id, partition, [
+            (encode_key(SNAPSHOT_TYPE, group_id, topic_id, partition), encode_snapshot_value(new))])
         self.states[key] = new
         return ErrorCode.NONE
 
@@ -332,8 +362,8 @@ class ShareStateStore:
             leader_epoch=leader_epoch, start_offset=start_offset, delivery_complete_count=delivery_complete_count,
             create_timestamp=old.create_timestamp if old and old.create_timestamp >= 0 else now,
             write_timestamp=now, batches=list(batches))
-        self._append(group_id, topic_id, partition,
-                     [(encode_key(SNAPSHOT_TYPE, group_id, topic_id, partition), encode_snapshot_value(new))])
+        self.snapshot_offsets[key] = self._append(group_id, topic_id, partition, [
+            (encode_key(SNAPSHOT_TYPE, group_id, topic_id, partition), encode_snapshot_value(new))])
         self.states[key] = new
 
     def initialize(self, group_id: str, topic_id: uuid.UUID, partition: int, state_epoch: int,
@@ -354,6 +384,7 @@ class ShareStateStore:
                      [(encode_key(SNAPSHOT_TYPE, group_id, topic_id, partition), None),
                       (encode_key(UPDATE_TYPE, group_id, topic_id, partition), None)])
         del self.states[key]
+        self.snapshot_offsets.pop(key, None)
         return ErrorCode.NONE
 
     def group_keys(self, group_id: str) -> list[Key]:

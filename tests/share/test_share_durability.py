@@ -111,3 +111,30 @@ def test_deleting_a_topic_deletes_its_share_state(tmp_path):
         assert b.call(lambda: (group, tid, 0) not in store.states)
         assert b.call(lambda: (group, tid, 0) not in b.broker.share_coordinator.manager.partitions)
         wire.close()
+
+
+def test_state_topic_is_pruned_and_still_loads(tmp_path):
+    data = str(tmp_path / "data")
+    group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
+    with BrokerThread(data_dir=data, clock="manual") as b:
+        wire = Wire(b.bootstrap_servers)
+        create_topic(wire, topic)
+        tid = topic_id(wire, topic)
+        c = ShareClient(wire, group)
+        c.join([topic])
+        c.fetch(tid)
+        for i in range(5):
+            produce(wire, topic, 0, 1)
+            assert acquired(c.fetch(tid)) == [(i, i, 1)]
+            assert part(c.ack(tid, [(i, i, [ACCEPT if i % 2 == 0 else REJECT])])).error_code == E.NONE
+        store = b.broker.share_coordinator.store
+        index = b.call(lambda: store.partition_for(group, tid, 0))
+        plog = b.broker.partition("__share_group_state", index).log
+        latest = b.call(lambda: store.snapshot_offsets[(group, tid, 0)])
+        assert b.call(lambda: plog.log_start_offset) < latest  # earlier snapshots are still there
+        b.advance(300_000)  # share.coordinator.state.topic.prune.interval.ms
+        assert b.call(lambda: plog.log_start_offset) == latest
+        wire.close()
+    with BrokerThread(data_dir=data, clock="manual") as b:
+        state = b.call(lambda: b.broker.share_coordinator.store.read(group, tid, 0))
+        assert (state.start_offset, state.batches) == (5, [])
