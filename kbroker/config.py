@@ -309,6 +309,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("share.coordinator.state.topic.min.isr", "short", "2", minimum=1),
         _k("share.coordinator.state.topic.segment.bytes", "int", "104857600", minimum=1),
         _k("share.coordinator.state.topic.prune.interval.ms", "int", "300000", minimum=1),
+        # KIP-1191 dead-letter queues of share groups.
+        _k("errors.deadletterqueue.auto.create.topics.enable", "boolean", "false"),
+        _k("errors.deadletterqueue.topic.name.prefix", "string", "dlq."),
         _k("offsets.topic.num.partitions", "int", "50", minimum=1),
         _k("offsets.topic.replication.factor", "short", "3", minimum=1),
         _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1),
@@ -367,8 +370,9 @@ class TopicKey:
 
 
 def _t(name: str, type_: str, synonyms: tuple[str, ...], convert: Callable[[str, Any], Any] | None = None,
-       **kw: Any) -> TopicKey:
-    return TopicKey(name, synonyms, ConfigKey(name, type_, None, **kw), convert)
+       default: str | None = None, **kw: Any) -> TopicKey:
+    """``default``: the value of a topic config without a broker synonym (Kafka's LogConfig default)."""
+    return TopicKey(name, synonyms, ConfigKey(name, type_, default, **kw), convert)
 
 
 def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
@@ -439,17 +443,22 @@ TOPIC_KEYS: dict[str, TopicKey] = {
            doc="A new segment starts after this long even if the current one is not full."),
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
+        # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
+        _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
+           doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),
     ]
 }
 
 
 def _from_synonyms(key: TopicKey, lookup: Callable[[str], Any]) -> tuple[Any, str | None]:
     """The first of ``key``'s broker synonyms ``lookup`` has a value for, converted to the topic
-    key's unit, and that synonym."""
+    key's unit, and that synonym (a key without synonyms: its own default, and None)."""
     for syn in key.synonyms:
         value = lookup(syn)
         if value is not None:
             return (key.convert(syn, value) if key.convert else value), syn
+    if not key.synonyms and key.spec.default is not None:
+        return key.spec.parse(key.spec.default), None
     return None, None
 
 
@@ -858,7 +867,7 @@ class BrokerConfig:
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(TOPIC_KEYS.items()):
-            synonyms = self._synonyms(key.synonyms[0], key.synonyms)
+            synonyms = self._synonyms(key.synonyms[0], key.synonyms) if key.synonyms else []
             if name in overrides:
                 synonyms.insert(0, (name, overrides[name], SOURCE_TOPIC))
             if name in overrides:

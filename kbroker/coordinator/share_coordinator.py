@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from kbroker.coordinator.share_manager import ShareManager
-from kbroker.coordinator.share_state import ShareStateStore
+from kbroker.coordinator.share_state import STATE_TOPIC, ShareStateStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,15 @@ class ShareCoordinator:
         if not isinstance(getattr(broker, "connection_listeners", None), list):
             broker.connection_listeners = []
         broker.connection_listeners.append(self.manager.on_connection_closed)
+
+    # What Metadata auto-creation of __share_group_state uses (replication.topics._internal_defaults).
+    topic_name = STATE_TOPIC
+
+    def topic_partitions(self) -> int:
+        return self.store.num_partitions
+
+    def topic_configs(self) -> dict[str, str]:
+        return self.store.topic_configs()
 
     def start(self) -> None:
         self.store.load()

@@ -8,7 +8,9 @@ groups of that id: ``share.auto.offset.reset`` (``latest`` by default, ``earlies
 ``share.heartbeat.interval.ms``, ``share.isolation.level`` (read_committed: up to the last stable
 offset, aborted transactions archived). Values are checked against the broker's
 ``group.share.min.*``/``group.share.max.*`` bounds with Kafka's messages (INVALID_CONFIG). The
-consumer and streams group keys Kafka also accepts are accepted and stored (not applied here).
+consumer group keys Kafka also accepts are accepted and stored (not applied here);
+``errors.deadletterqueue.topic.name``/``copy.record.enable`` drive the share group's dead-letter
+queue (``share_dlq``).
 """
 
 from __future__ import annotations

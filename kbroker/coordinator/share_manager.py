@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.coordinator.share_dlq import DeadLetters
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import SharePartition, SharePartitionConfig
 from kbroker.coordinator.share_state import ShareStateStore
@@ -79,6 +80,7 @@ class ShareManager:
         self.broker = broker
         self.timer = timer
         self.store = store
+        self.dead_letters = DeadLetters(broker, timer)
         self.sessions: dict[tuple[str, str], ShareSession] = {}
         self.partitions: dict[tuple[str, uuid.UUID, int], SharePartition] = {}
         self._waiters: list[asyncio.Future] = []
@@ -174,7 +176,7 @@ class ShareManager:
         if sp is not None:
             return sp
         sp = SharePartition(group_id, topic, topic_id, index, self.timer,
-                            lambda: self.partition_config(group_id), self._persist, self._wake)
+                            lambda: self.partition_config(group_id), self._persist, self._wake, self._dead_letter)
         partition = self.broker.partition(topic, index)
         leader_epoch = partition.leader_epoch if partition is not None else 0
         sp.leader_epoch = leader_epoch
@@ -203,6 +205,10 @@ class ShareManager:
             found = partition.log.offset_for_timestamp(self.timer.now_ms() - _duration_ms(strategy[12:]))
             return found[0] if found is not None else partition.high_watermark
         return partition.high_watermark
+
+    def _dead_letter(self, sp: SharePartition, entries: list[tuple[int, int]], cause: str) -> None:
+        if self.dead_letters.enabled(sp.group_id):
+            self.dead_letters.write(sp.group_id, sp.topic, sp.partition, entries, cause)
 
     def _persist(self, sp: SharePartition) -> None:
         self.store.replace(sp.group_id, sp.topic_id, sp.partition, sp.state_epoch, sp.leader_epoch, sp.start_offset,

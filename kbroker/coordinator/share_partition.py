@@ -144,7 +144,8 @@ class SharePartitionConfig:
 class SharePartition:
     def __init__(self, group_id: str, topic: str, topic_id: uuid.UUID, partition: int, timer: Any,
                  config: Callable[[], SharePartitionConfig], persist: Callable[[SharePartition], None],
-                 on_available: Callable[[], None] | None = None) -> None:
+                 on_available: Callable[[], None] | None = None,
+                 dead_letter: Callable[[SharePartition, list[tuple[int, int]], str], None] | None = None) -> None:
         self.group_id = group_id
         self.topic = topic
         self.topic_id = topic_id
@@ -153,6 +154,9 @@ class SharePartition:
         self._config = config
         self._persist = persist
         self._on_available = on_available
+        # (share partition, [(offset, delivery count)], cause): records given up on (REJECTed, or
+        # at the delivery count limit), before they are archived (share_dlq).
+        self._dead_letter = dead_letter
         self.start_offset = 0
         self.end_offset = -1  # the last offset in flight; start_offset - 1 when nothing is
         self.state_epoch = 0
@@ -331,6 +335,8 @@ class SharePartition:
                 plan.append((offset, ack))
         limit = self.config.delivery_count_limit
         renewed: list[int] = []
+        rejected: list[tuple[int, int]] = []
+        exhausted: list[tuple[int, int]] = []
         touched_first, touched_last = None, None
         for offset, ack in plan:
             rec = self.states[offset]
@@ -343,8 +349,12 @@ class SharePartition:
                 rec.state = ACKNOWLEDGED
             elif ack == ACK_RELEASE:
                 rec.state = ARCHIVED if rec.delivery_count >= limit else AVAILABLE
+                if rec.state == ARCHIVED:
+                    exhausted.append((offset, rec.delivery_count))
             else:  # REJECT, GAP
                 rec.state = ARCHIVED
+                if ack == ACK_REJECT:
+                    rejected.append((offset, rec.delivery_count))
             touched_first = offset if touched_first is None else min(touched_first, offset)
             touched_last = offset if touched_last is None else max(touched_last, offset)
         if renewed:
@@ -357,6 +367,8 @@ class SharePartition:
             self.timer.schedule(self._lock_key(lock_id), self.config.record_lock_duration_ms,
                                 lambda: self._on_lock_expired(lock_id))
         if touched_first is not None:
+            self._give_up(rejected, "Offset rejected by client.")
+            self._give_up(exhausted, "Offset delivery count exceeded the threshold.")
             self._advance_start()
             self._persist(self)
             self._wake()
@@ -367,15 +379,19 @@ class SharePartition:
         Available again, or Archived at the delivery count limit. Returns how many."""
         released = 0
         limit = self.config.delivery_count_limit
+        exhausted: list[tuple[int, int]] = []
         for offset in range(self.start_offset, self.end_offset + 1):
             rec = self.states.get(offset)
             if rec is None or rec.state != ACQUIRED or rec.member_id != member_id:
                 continue
             self._drop_from_lock(rec.lock_id, offset)
             rec.state = ARCHIVED if rec.delivery_count >= limit else AVAILABLE
+            if rec.state == ARCHIVED:
+                exhausted.append((offset, rec.delivery_count))
             rec.member_id, rec.lock_id = "", 0
             released += 1
         if released:
+            self._give_up(exhausted, "Offset delivery count exceeded the threshold.")
             self._advance_start()
             self._persist(self)
             self._wake()
@@ -404,19 +420,31 @@ class SharePartition:
             return
         limit = self.config.delivery_count_limit
         changed = 0
+        exhausted: list[tuple[int, int]] = []
         for offset in offsets:
             rec = self.states.get(offset)
             if rec is None or rec.state != ACQUIRED or rec.lock_id != lock_id:
                 continue
             rec.state = ARCHIVED if rec.delivery_count >= limit else AVAILABLE
+            if rec.state == ARCHIVED:
+                exhausted.append((offset, rec.delivery_count))
             rec.member_id, rec.lock_id = "", 0
             changed += 1
         if changed:
+            self._give_up(exhausted, "Offset delivery count exceeded the threshold.")
             log.info("share group %s %s-%d: acquisition lock expired for %d records", self.group_id, self.topic,
                      self.partition, changed)
             self._advance_start()
             self._persist(self)
             self._wake()
+
+    def _give_up(self, entries: list[tuple[int, int]], cause: str) -> None:
+        if entries and self._dead_letter is not None:
+            try:
+                self._dead_letter(self, sorted(entries), cause)
+            except Exception:
+                log.exception("share group %s %s-%d: dead letters failed; the records are archived", self.group_id,
+                              self.topic, self.partition)
 
     def _cancel_locks(self) -> None:
         for lock_id in list(self._locks):
