@@ -144,3 +144,13 @@ def test_share_isolation_level(broker, wire, isolation, expected):
         if resp.responses:
             got += acquired(resp)
     assert got == expected
+
+
+def test_list_config_resources_lists_groups_with_configs(wire):
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    assert alter(wire, group, **{"share.auto.offset.reset": "earliest"}).error_code == E.NONE
+    listed = wire.call(74, 1, resource_types=[32])
+    assert (group, 32) in [(r.resource_name, r.resource_type) for r in listed.config_resources]
+    assert alter(wire, group, **{"share.auto.offset.reset": None}).error_code == E.NONE
+    listed = wire.call(74, 1, resource_types=[32])
+    assert group not in [r.resource_name for r in listed.config_resources]
