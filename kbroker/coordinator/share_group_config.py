@@ -24,6 +24,13 @@ _INT_KEYS = {
     # key: (minimum, broker min key, broker max key)
     "consumer.session.timeout.ms": (1, None, None),
     "consumer.heartbeat.interval.ms": (1, None, None),
+    "consumer.assignment.interval.ms": (0, None, None),
+    "share.assignment.interval.ms": (0, None, None),
+    "streams.assignment.interval.ms": (0, None, None),
+    "streams.heartbeat.interval.ms": (1, None, None),
+    "streams.initial.rebalance.delay.ms": (0, None, None),
+    "streams.num.standby.replicas": (0, None, None),
+    "streams.session.timeout.ms": (1, None, None),
     "share.session.timeout.ms": (1, "group.share.min.session.timeout.ms", "group.share.max.session.timeout.ms"),
     "share.heartbeat.interval.ms": (1, "group.share.min.heartbeat.interval.ms",
                                     "group.share.max.heartbeat.interval.ms"),
@@ -33,9 +40,11 @@ _INT_KEYS = {
     "share.partition.max.record.locks": (100, "group.share.min.partition.max.record.locks",
                                          "group.share.max.partition.max.record.locks"),
 }
-_STRING_KEYS = {"share.auto.offset.reset", "share.isolation.level", "errors.deadletterqueue.topic.name"}
+_STRING_KEYS = {"share.auto.offset.reset", "share.isolation.level", "errors.deadletterqueue.topic.name",
+                "streams.assignor.name"}
+_LIST_KEYS = {"streams.rack.aware.assignment.tags"}
 _BOOL_KEYS = {"share.renew.acknowledge.enable", "errors.deadletterqueue.copy.record.enable"}
-GROUP_CONFIG_NAMES = frozenset(_INT_KEYS) | _STRING_KEYS | _BOOL_KEYS
+GROUP_CONFIG_NAMES = frozenset(_INT_KEYS) | _STRING_KEYS | _BOOL_KEYS | _LIST_KEYS
 
 _DURATION = re.compile(r"-?P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?", re.IGNORECASE)
 
@@ -102,6 +111,16 @@ _DEFAULTS: dict[str, tuple[str | None, str]] = {
     "share.renew.acknowledge.enable": (None, "true"),
     "errors.deadletterqueue.topic.name": (None, ""),
     "errors.deadletterqueue.copy.record.enable": (None, "false"),
+    # Accepted and listed as Kafka 4.4 lists them; not applied by kbroker.
+    "consumer.assignment.interval.ms": (None, "1000"),
+    "share.assignment.interval.ms": (None, "1000"),
+    "streams.assignment.interval.ms": (None, "1000"),
+    "streams.assignor.name": (None, "sticky"),
+    "streams.heartbeat.interval.ms": (None, "5000"),
+    "streams.initial.rebalance.delay.ms": (None, "3000"),
+    "streams.num.standby.replicas": (None, "0"),
+    "streams.rack.aware.assignment.tags": (None, ""),
+    "streams.session.timeout.ms": (None, "45000"),
 }
 GROUP_CONFIG_SOURCE, DEFAULT_CONFIG_SOURCE = 8, 5
 
@@ -114,12 +133,18 @@ def describe_group_configs(config: Any, overrides: dict[str, str]) -> list[Any]:
     out = []
     for name in sorted(_DEFAULTS):
         broker_key, constant = _DEFAULTS[name]
-        kind = "int" if name in _INT_KEYS else "boolean" if name in _BOOL_KEYS else "string"
+        kind = ("int" if name in _INT_KEYS else "boolean" if name in _BOOL_KEYS
+                else "list" if name in _LIST_KEYS else "string")
+        default = str(config[broker_key]) if broker_key is not None else constant
+        if isinstance(config[broker_key] if broker_key is not None else None, bool):
+            default = default.lower()
+        # As Kafka: the synonyms are the group's own value, then the default.
+        synonyms = [(name, default, DEFAULT_CONFIG_SOURCE)]
         if name in overrides:
-            out.append(ConfigEntry(name, overrides[name], GROUP_CONFIG_SOURCE, False, False, kind))
+            synonyms.insert(0, (name, overrides[name], GROUP_CONFIG_SOURCE))
+            out.append(ConfigEntry(name, overrides[name], GROUP_CONFIG_SOURCE, False, False, kind, synonyms))
         else:
-            value = str(config[broker_key]) if broker_key is not None else constant
-            out.append(ConfigEntry(name, value, DEFAULT_CONFIG_SOURCE, False, False, kind))
+            out.append(ConfigEntry(name, default, DEFAULT_CONFIG_SOURCE, False, False, kind, synonyms))
     return out
 
 
