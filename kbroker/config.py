@@ -285,6 +285,33 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
         _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
+        # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
+        _k("group.share.max.size", "int", "200", minimum=1, maximum=1000),
+        _k("group.share.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.share.min.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.share.max.session.timeout.ms", "int", "60000", minimum=1),
+        _k("group.share.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.share.min.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.share.max.heartbeat.interval.ms", "int", "15000", minimum=1),
+        _k("group.share.assignors", "list", "simple", list_choices=("simple",), nonempty=True),
+        _k("group.share.record.lock.duration.ms", "int", "30000", minimum=1000, maximum=3600000),
+        _k("group.share.min.record.lock.duration.ms", "int", "15000", minimum=1000, maximum=30000),
+        _k("group.share.max.record.lock.duration.ms", "int", "60000", minimum=30000, maximum=3600000),
+        _k("group.share.delivery.count.limit", "int", "5", minimum=2, maximum=10),
+        _k("group.share.min.delivery.count.limit", "int", "2", minimum=2, maximum=5),
+        _k("group.share.max.delivery.count.limit", "int", "10", minimum=5, maximum=25),
+        _k("group.share.partition.max.record.locks", "int", "2000", minimum=100, maximum=10000),
+        _k("group.share.min.partition.max.record.locks", "int", "100", minimum=100, maximum=2000),
+        _k("group.share.max.partition.max.record.locks", "int", "4000", minimum=2000, maximum=10000),
+        _k("group.share.max.share.sessions", "int", "2000", minimum=1),
+        _k("share.coordinator.state.topic.num.partitions", "int", "50", minimum=1),
+        _k("share.coordinator.state.topic.replication.factor", "short", "3", minimum=1),
+        _k("share.coordinator.state.topic.min.isr", "short", "2", minimum=1),
+        _k("share.coordinator.state.topic.segment.bytes", "int", "104857600", minimum=1),
+        _k("share.coordinator.state.topic.prune.interval.ms", "int", "300000", minimum=1),
+        # KIP-1191 dead-letter queues of share groups.
+        _k("errors.deadletterqueue.auto.create.topics.enable", "boolean", "false"),
+        _k("errors.deadletterqueue.topic.name.prefix", "string", "dlq."),
         _k("offsets.topic.num.partitions", "int", "50", minimum=1),
         _k("offsets.topic.replication.factor", "short", "3", minimum=1),
         _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1),
@@ -356,8 +383,9 @@ class TopicKey:
 
 
 def _t(name: str, type_: str, synonyms: tuple[str, ...], convert: Callable[[str, Any], Any] | None = None,
-       **kw: Any) -> TopicKey:
-    return TopicKey(name, synonyms, ConfigKey(name, type_, None, **kw), convert)
+       default: str | None = None, **kw: Any) -> TopicKey:
+    """``default``: the value of a topic config without a broker synonym (Kafka's LogConfig default)."""
+    return TopicKey(name, synonyms, ConfigKey(name, type_, default, **kw), convert)
 
 
 def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
@@ -428,17 +456,22 @@ TOPIC_KEYS: dict[str, TopicKey] = {
            doc="A new segment starts after this long even if the current one is not full."),
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
+        # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
+        _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
+           doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),
     ]
 }
 
 
 def _from_synonyms(key: TopicKey, lookup: Callable[[str], Any]) -> tuple[Any, str | None]:
     """The first of ``key``'s broker synonyms ``lookup`` has a value for, converted to the topic
-    key's unit, and that synonym."""
+    key's unit, and that synonym (a key without synonyms: its own default, and None)."""
     for syn in key.synonyms:
         value = lookup(syn)
         if value is not None:
             return (key.convert(syn, value) if key.convert else value), syn
+    if not key.synonyms and key.spec.default is not None:
+        return key.spec.parse(key.spec.default), None
     return None, None
 
 
@@ -847,7 +880,7 @@ class BrokerConfig:
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(TOPIC_KEYS.items()):
-            synonyms = self._synonyms(key.synonyms[0], key.synonyms)
+            synonyms = self._synonyms(key.synonyms[0], key.synonyms) if key.synonyms else []
             if name in overrides:
                 synonyms.insert(0, (name, overrides[name], SOURCE_TOPIC))
             if name in overrides:

@@ -23,6 +23,7 @@ from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
 from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
+from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from protocol.errors import ErrorCode
 from protocol.messages.alter_configs import AlterConfigsResponse
 from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
@@ -49,6 +50,10 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
         if name and not name.lstrip("-").isdigit():
             raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid broker name {name}")
         return dict(broker.image.broker_configs.get(name, {}))
+    if resource_type == RESOURCE_GROUP:
+        if not name:
+            raise _Reject(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
+        return dict(broker.image.group_configs.get(name, {}))
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
@@ -60,6 +65,12 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
         try:
             broker.config.validate_topic_configs(new)
         except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        return
+    if resource_type == RESOURCE_GROUP:
+        try:
+            validate_group_configs(broker.config, new)
+        except GroupConfigError as exc:
             raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
         return
     for key, value in changed.items():

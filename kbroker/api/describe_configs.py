@@ -17,6 +17,7 @@ from protocol.messages.describe_configs import DescribeConfigsResponse
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
+RESOURCE_GROUP = 32
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
@@ -71,6 +72,10 @@ def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
                 result.error_code, result.error_message = problem
                 continue
             entries = broker.config.describe_broker()
+        elif res.resource_type == RESOURCE_GROUP:
+            from kbroker.coordinator.share_group_config import describe_group_configs, group_config
+
+            entries = describe_group_configs(broker.config, group_config(broker, res.resource_name))
         elif res.resource_type == RESOURCE_BROKER_LOGGER:
             problem = broker_resource_error(broker, res.resource_name)
             if problem:

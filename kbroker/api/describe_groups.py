@@ -15,6 +15,7 @@ import struct
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.share_group import ShareGroup
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
@@ -47,6 +48,14 @@ def _describe(ctx, coordinator, group_id: str) -> G:
             return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
                      error_message=f"Group {group_id} not found.", group_state="Dead", protocol_type="",
                      protocol_data="", members=[])
+        return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
+                 protocol_data="", members=[])
+    if isinstance(group, ShareGroup):
+        # As Kafka's classicGroup(): a share group is not a classic group.
+        if version >= 6:
+            return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                     error_message=f"Group {group_id} is not a classic group.", group_state="Dead",
+                     protocol_type="", protocol_data="", members=[])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
                  protocol_data="", members=[])
     if not isinstance(group, ClassicGroup):

@@ -402,3 +402,60 @@ def _describe_topic_partitions(request: Any, version: int, code: int) -> Any:
                                                partitions=[])
         for topic in request.topics
     ])
+
+
+# -- share groups (KIP-932): the *Request.getErrorResponse of Kafka 4.4 ----------------------------------
+
+# ShareGroupHeartbeat, ShareFetch (ShareFetchResponse.of: no partitions, lock timeout 0),
+# ShareAcknowledge: the top-level code only.
+for _key in (76, 78, 79):
+    _top_level(_key)
+
+
+@_builder(77)
+def _share_group_describe(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[77]
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
+
+
+def _share_state(api_key: int, result_cls: str, with_message: bool) -> None:
+    """Initialize/Read/Write/Delete ShareGroupState, ReadShareGroupStateSummary: every partition of
+    the request with the code (and, for Read, Write and ReadSummary, the error's default message)."""
+    R = RESPONSES[api_key]
+    T = getattr(R, result_cls)
+
+    def build(request: Any, version: int, code: int) -> Any:
+        message = default_message(code) if with_message else None
+        return R(results=[
+            T(topic_id=topic.topic_id, partitions=[
+                T.PartitionResult(partition=p.partition, error_code=code, error_message=message)
+                for p in topic.partitions])
+            for topic in request.topics
+        ])
+
+    BUILDERS[api_key] = build
+
+
+_share_state(83, "InitializeStateResult", False)
+_share_state(84, "ReadStateResult", True)
+_share_state(85, "WriteStateResult", True)
+_share_state(86, "DeleteStateResult", False)
+_share_state(87, "ReadStateSummaryResult", True)
+
+
+@_builder(90)
+def _describe_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[90]
+    G = R.DescribeShareGroupOffsetsResponseGroup
+    return R(groups=[G(group_id=g.group_id, error_code=code, error_message=default_message(code), topics=[])
+                     for g in request.groups])
+
+
+@_builder(91)
+def _alter_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[91](error_code=code, error_message=default_message(code))
+
+
+@_builder(92)
+def _delete_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[92](error_code=code, error_message=default_message(code))

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # ConfigRecord resource types (Kafka's ConfigResource.Type ids).
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
 
 NO_LEADER = -1
 LEADER_UNCHANGED = -2
@@ -92,6 +93,7 @@ class MetadataImage:
         self.topics_by_id: dict[uuid.UUID, TopicImage] = {}
         self.brokers: dict[int, BrokerRegistration] = {}
         self.broker_configs: dict[str, dict[str, str]] = {}
+        self.group_configs: dict[str, dict[str, str]] = {}  # GROUP (32) resources: share group configs
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -187,6 +189,8 @@ class MetadataImage:
             target = t.configs
         elif r.resource_type == RESOURCE_BROKER:
             target = self.broker_configs.setdefault(r.resource_name, {})
+        elif r.resource_type == RESOURCE_GROUP:
+            target = self.group_configs.setdefault(r.resource_name, {})
         else:
             return
         if r.value is None:

@@ -27,7 +27,7 @@ from kbroker.controller.features import (
     bootstrap_levels,
     plan_feature_updates,
 )
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
@@ -357,7 +357,7 @@ class QuorumController:
         return records
 
     def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]) -> list[Any]:
-        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER)
+        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
         return [
             mr.ConfigRecord(resource_type=resource_type, resource_name=resource_name, name=k, value=v)
             for k, v in sorted(changes.items())

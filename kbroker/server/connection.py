@@ -191,6 +191,8 @@ class KafkaConnection(asyncio.Protocol):
             task.cancel()
         self._pending.clear()
         self.release_all()
+        for listener in getattr(self.broker, "connection_listeners", ()):
+            listener(self)  # e.g. share sessions of this connection end (Kafka's ConnectionDisconnectListener)
 
     def release_all(self) -> None:
         """Give back everything this connection holds in the broker-wide budgets (once)."""

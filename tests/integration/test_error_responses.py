@@ -60,6 +60,16 @@ def _top_level(key: int, **fields: Any) -> Case:
     return (lambda v: _q(key)(**fields), lambda r, v: None, lambda v: None)
 
 
+def _share_state_case(key: int, topic_cls: str) -> Case:
+    """The share coordinator RPCs: every partition of the request comes back with the code."""
+    def request(v: int) -> Any:
+        T = getattr(_q(key), topic_cls)
+        return _q(key)(group_id="g", topics=[T(topic_id=U1, partitions=[T.PartitionData(partition=i)
+                                                                         for i in (0, 2)])])
+    return (request, lambda r, v: [(t.topic_id, [p.partition for p in t.partitions]) for t in r.results],
+            lambda v: [(U1, [0, 2])])
+
+
 CASES: dict[int, Case] = {
     0: (
         lambda v: _q(0)(acks=-1, timeout_ms=1000, topic_data=[
@@ -304,6 +314,46 @@ CASES: dict[int, Case] = {
         lambda v: (None, []),
     ),
     74: _top_level(74, resource_types=[2]),
+    76: (
+        lambda v: _q(76)(group_id="g", member_id="m", member_epoch=0, subscribed_topic_names=["t1"]),
+        lambda r, v: (r.error_message, r.member_id, r.assignment),
+        lambda v: (None, None, None),
+    ),
+    77: (
+        lambda v: _q(77)(group_ids=["g1", "g2"]),
+        lambda r, v: [g.group_id for g in r.groups],
+        lambda v: ["g1", "g2"],
+    ),
+    78: (
+        lambda v: _q(78)(group_id="g", member_id="m", share_session_epoch=0, topics=[
+            _q(78).FetchTopic(topic_id=U1, partitions=[_q(78).FetchTopic.FetchPartition(partition_index=0)])]),
+        lambda r, v: (r.responses, r.acquisition_lock_timeout_ms),
+        lambda v: ([], 0),
+    ),
+    79: (
+        lambda v: _q(79)(group_id="g", member_id="m", share_session_epoch=1, topics=[]),
+        lambda r, v: r.responses,
+        lambda v: [],
+    ),
+    **{key: _share_state_case(key, cls) for key, cls in (
+        (83, "InitializeStateData"), (84, "ReadStateData"), (85, "WriteStateData"), (86, "DeleteStateData"),
+        (87, "ReadStateSummaryData"))},
+    90: (
+        lambda v: _q(90)(groups=[_q(90).DescribeShareGroupOffsetsRequestGroup(group_id=g, topics=None)
+                                 for g in ("g1", "g2")]),
+        lambda r, v: [(g.group_id, g.error_message, g.topics) for g in r.groups],
+        lambda v: [(g, default_message(USE), []) for g in ("g1", "g2")],
+    ),
+    91: (
+        lambda v: _q(91)(group_id="g", topics=[]),
+        lambda r, v: (r.error_message, r.responses),
+        lambda v: (default_message(USE), []),
+    ),
+    92: (
+        lambda v: _q(92)(group_id="g", topics=[]),
+        lambda r, v: (r.error_message, r.responses),
+        lambda v: (default_message(USE), []),
+    ),
     75: (
         lambda v: _q(75)(topics=[_q(75).TopicRequest(name=n) for n in ("t1", "t2")], response_partition_limit=10),
         lambda r, v: [(t.name, t.partitions) for t in r.topics],
