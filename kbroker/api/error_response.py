@@ -402,3 +402,29 @@ def _describe_topic_partitions(request: Any, version: int, code: int) -> Any:
                                                partitions=[])
         for topic in request.topics
     ])
+
+
+# SaslHandshake: error code only (no mechanisms).
+_top_level(17)
+
+
+@_builder(36)
+def _sasl_authenticate(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[36](error_code=code, error_message=None)
+
+
+@_builder(50)
+def _describe_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: the top-level code, and one result per user asked for, without the user's name.
+    R = RESPONSES[50]
+    return R(error_code=code, error_message=None,
+             results=[R.DescribeUserScramCredentialsResult(error_code=code, error_message=None)
+                      for _user in request.users or ()])
+
+
+@_builder(51)
+def _alter_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
+    R = RESPONSES[51]
+    users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
+    return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])

@@ -149,6 +149,20 @@ CASES: dict[int, Case] = {
         lambda r, v: r.groups,
         lambda v: [],
     ),
+    17: _top_level(17, mechanism="PLAIN"),
+    36: (lambda v: _q(36)(auth_bytes=b"x"), lambda r, v: r.error_message, lambda v: None),
+    50: (
+        lambda v: _q(50)(users=[_q(50).UserName(name="u1"), _q(50).UserName(name="u2")]),
+        lambda r, v: [(x.user, x.error_message) for x in r.results],
+        lambda v: [("", None), ("", None)],
+    ),
+    51: (
+        lambda v: _q(51)(deletions=[_q(51).ScramCredentialDeletion(name="u2", mechanism=1)],
+                         upsertions=[_q(51).ScramCredentialUpsertion(name="u1", mechanism=1, iterations=4096,
+                                                                     salt=b"s", salted_password=b"p")]),
+        lambda r, v: [(x.user, x.error_message) for x in r.results],
+        lambda v: [("u1", None), ("u2", None)],
+    ),
     18: (
         lambda v: _q(18)(client_software_name="error-test", client_software_version="1"),
         lambda r, v: r.api_keys,
