@@ -57,7 +57,8 @@ class _Settings:
 
 
 def _invalid(key: str, value: Any, message: str) -> ConfigError:
-    return ConfigError(key, value, message, message)
+    """Kafka's message, with the key it is about when the message does not name it."""
+    return ConfigError(key, value, message, message if key in message else f"{message} ({key})")
 
 
 def build_server_context(config: BrokerConfig, listener: str) -> ssl.SSLContext:
@@ -398,17 +399,16 @@ class PrincipalMapper:
             text = m.group(1)
             parsed = _RULE_PARSER.match(text)
             if parsed is None or parsed.end() != len(text):
-                raise _invalid(key, rules, f"Invalid rule: `{text}`")
+                raise ConfigError(key, rules, f"Invalid rule: `{text}`, unmatched substring: "
+                                  f"`{text[parsed.end() if parsed else 0:]}`")
             if parsed.group(1):
                 self.rules.append(_Rule(None))
             elif parsed.group(2) is not None:
                 try:
                     pattern = re.compile(parsed.group(2))
                 except re.error as exc:
-                    raise _invalid(key, rules, f"Invalid rule: `{text}`: {exc}") from None
+                    raise ConfigError(key, rules, f"Invalid rule: `{text}`: {exc}") from None
                 self.rules.append(_Rule(pattern, parsed.group(3), parsed.group(4) == "L", parsed.group(4) == "U"))
-            if not text:
-                break
 
     def name(self, dn: str) -> str:
         for rule in self.rules:
