@@ -11,8 +11,8 @@ SASL_AUTHENTICATION_FAILED (Kafka's messages) and the connection closes; both wa
 ``connection.failed.authentication.delay.ms``.
 
 Re-authentication (KIP-368): with ``connections.max.reauth.ms`` > 0 the final SaslAuthenticate
-response carries the session lifetime; a client that used SaslAuthenticate v1+ re-authenticates
-with a new SaslHandshake on the same connection (same mechanism and principal), and a request
+response carries the session lifetime; the client re-authenticates with a new SaslHandshake on the
+same connection (same mechanism and principal; at most once a second, as Kafka), and a request
 after the session expired closes the connection.
 """
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.error_response import BUILDERS
 from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
 from protocol.errors import ErrorCode
 from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
@@ -72,8 +72,12 @@ class SaslAuthenticator:
     """One connection's SASL state. The connection asks :meth:`wants` for each request (and
     :attr:`raw_tokens` for each frame) and hands over what the authenticator takes."""
 
-    def __init__(self, connection: Any, security: ListenerSecurity, credentials: ScramCredentials) -> None:
+    def __init__(self, connection: Any, security: ListenerSecurity, credentials: ScramCredentials,
+                 error_response: Callable[[int, int, Any, int], Any]) -> None:
+        """``error_response(api_key, version, request, code)``: the request type's error response
+        (kbroker.api.error_response), or None when there is none."""
         self.connection = connection
+        self.error_response = error_response
         self.security = security
         self.credentials = credentials
         self.state = "initial"  # initial, handshake, authenticate, complete, failed
@@ -85,6 +89,7 @@ class SaslAuthenticator:
         self.session_expires: float | None = None  # time.monotonic() deadline
         self.reauthenticating = False
         self._bad_mechanism = ""
+        self._last_reauth = 0.0
 
     @property
     def complete(self) -> bool:
@@ -93,7 +98,7 @@ class SaslAuthenticator:
     def wants(self, api_key: int) -> bool:
         """Whether the request is the authenticator's (else the broker serves it)."""
         if self.state == "complete":
-            if api_key == SASL_HANDSHAKE and self.supports_reauth:
+            if api_key == SASL_HANDSHAKE and self._may_reauthenticate():
                 return True
             if self.session_expires is not None and time.monotonic() >= self.session_expires:
                 log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
@@ -104,6 +109,18 @@ class SaslAuthenticator:
         if api_key == API_VERSIONS and self.state == "initial":
             self.state = "handshake"
             return False
+        return True
+
+    def _may_reauthenticate(self) -> bool:
+        """Kafka's KafkaChannel.maybeBeginServerReauthentication: only a session with an expiry
+        (connections.max.reauth.ms), at most once a second; otherwise the handshake is served as
+        any request (ILLEGAL_SASL_STATE)."""
+        if self.session_expires is None:
+            return False
+        now = time.monotonic()
+        if self._last_reauth and now - self._last_reauth < 1.0:
+            return False
+        self._last_reauth = now
         return True
 
     # -- requests before (or during) authentication -----------------------------------------
@@ -129,9 +146,8 @@ class SaslAuthenticator:
         if api_key != SASL_AUTHENTICATE:
             log.info("closing connection from %s: Unexpected Kafka request of type %d during SASL authentication",
                      conn.peer, api_key)
-            builder = BUILDERS.get(api_key)
-            response = builder(body, header.request_api_version, int(ErrorCode.ILLEGAL_SASL_STATE)) if builder else None
-            self._fail(header, response)
+            self._fail(header, self.error_response(api_key, header.request_api_version, body,
+                                                   int(ErrorCode.ILLEGAL_SASL_STATE)))
             return
         if header.request_api_version > 0:
             self.supports_reauth = True

@@ -32,6 +32,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
 from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.sasl import SaslAuthenticator
@@ -131,7 +132,7 @@ class KafkaConnection(asyncio.Protocol):
         self.authenticator: SaslAuthenticator | None = None
         self._hold_output = False  # a failed authentication's answer waits for the failure delay
         if self.security is not None and self.security.sasl:
-            self.authenticator = SaslAuthenticator(self, self.security, broker.scram_credentials)
+            self.authenticator = SaslAuthenticator(self, self.security, broker.scram_credentials, _error_response)
             self.decoder.max_frame_size = self.security.max_receive_size
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
@@ -658,6 +659,12 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _error_response(api_key: int, api_version: int, request: Any, code: int) -> Any:
+    """The request type's error response with ``code`` (None without a builder)."""
+    builder = ERROR_BUILDERS.get(api_key)
+    return builder(request, api_version, code) if builder is not None else None
 
 
 class _SyntheticHeader:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ssl_listener_config
+from security_helpers import ssl_listener_config
 from wire import Wire
 
 from kbroker.testing import BrokerThread

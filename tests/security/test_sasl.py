@@ -15,7 +15,7 @@ import struct
 import uuid
 
 import pytest
-from conftest import ssl_listener_config
+from security_helpers import ssl_listener_config
 from waiting import wait_until
 from wire import Wire
 
@@ -486,6 +486,17 @@ def test_scram_credentials_survive_a_restart(tmp_path) -> None:
 # -- re-authentication (KIP-368) -------------------------------------------------------------------
 
 
+def test_without_a_session_lifetime_a_handshake_after_authentication_is_refused(sasl) -> None:
+    w = Wire(sasl)
+    try:
+        w.call(17, 1, mechanism="PLAIN")
+        assert w.call(36, 2, auth_bytes=b"\0alice\0alice-secret").session_lifetime_ms == 0
+        assert w.call(17, 1, mechanism="PLAIN").error_code == E.ILLEGAL_SASL_STATE
+        assert w.call(3, 12, topics=[]).brokers
+    finally:
+        w.close()
+
+
 def test_session_lifetime_and_reauthentication() -> None:
     config = sasl_config(**{"listener.name.sasl_plaintext.connections.max.reauth.ms": "60000"})
     with BrokerThread(config) as b:
@@ -499,7 +510,15 @@ def test_session_lifetime_and_reauthentication() -> None:
             assert w.call(17, 1, mechanism="PLAIN").error_code == E.NONE
             assert w.call(36, 2, auth_bytes=b"\0alice\0alice-secret").session_lifetime_ms == 60000
             assert w.call(3, 12, topics=[]).brokers
-            # another principal is refused
+            # again within the second: not a re-authentication (Kafka: once a second at most)
+            assert w.call(17, 1, mechanism="PLAIN").error_code == E.ILLEGAL_SASL_STATE
+            assert w.call(3, 12, topics=[]).brokers
+        finally:
+            w.close()
+        w = Wire(_address(b, "SASL_PLAINTEXT"))
+        try:  # re-authentication as another principal is refused
+            w.call(17, 1, mechanism="PLAIN")
+            assert w.call(36, 2, auth_bytes=b"\0alice\0alice-secret").error_code == E.NONE
             assert w.call(17, 1, mechanism="PLAIN").error_code == E.NONE
             r = w.call(36, 2, auth_bytes=b"\0admin\0admin-secret")
             assert (r.error_code, r.error_message) == (

@@ -11,7 +11,7 @@ import struct
 import uuid
 
 import pytest
-from conftest import KEY_PASSWORD, Certs, ssl_listener_config
+from security_helpers import KEY_PASSWORD, Certs, ssl_listener_config
 from waiting import wait_until
 
 from kbroker.errors import StartupError
