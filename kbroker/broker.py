@@ -33,6 +33,7 @@ from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
 from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
+from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
 from kbroker.security.scram import ScramCredentials
 from kbroker.server.connection import KafkaConnection
@@ -56,6 +57,8 @@ class Broker:
         # TLS/SASL settings are built when the listeners are bound (kbroker/security).
         self.scram_credentials = ScramCredentials()
         self.image.listeners.append(self.scram_credentials.on_record)
+        self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
+        self.image.listeners.append(self.authorizer.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
@@ -235,6 +238,7 @@ class Broker:
     async def _bind(self) -> None:
         try:
             self.listener_security = build_listener_security(self.config)
+            self.authorizer.configure(self.config)
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
         for endpoint in self.config.client_listeners:

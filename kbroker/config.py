@@ -225,10 +225,14 @@ _SECURITY_KEYS = [
     _k("sasl.server.max.receive.size", "int", "524288"),
     _k("connections.max.reauth.ms", "long", "0"),
     _k("connection.failed.authentication.delay.ms", "int", "100", minimum=0),
+    _k("authorizer.class.name", "string", ""),
+    _k("super.users", "string", None),
+    _k("allow.everyone.if.no.acl.found", "boolean", "false"),
 ]
 # The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
 # mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
-LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS if k.name != "sasl.mechanism.inter.broker.protocol")
+LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
+    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found"}
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")

@@ -14,7 +14,9 @@ write path may become asynchronous with clustering; this call is the one to move
 
 from __future__ import annotations
 
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
 from protocol.errors import ErrorCode
 from protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsResponse
@@ -35,6 +37,8 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
 @api(51, 0, 0)
 def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     credentials = broker.scram_credentials
     deletions: dict[str, object] = {}
     upserts: dict[str, object] = {}

@@ -30,6 +30,7 @@ from kbroker.replication.topics import (
     reserve_topic,
     storage_error,
 )
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -65,6 +66,11 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
         if t.name == METADATA_TOPIC:  # before any other check of the topic, as Kafka
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
                                   error_message=METADATA_TOPIC_PROHIBITED, configs=None))
+            continue
+        if not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME) or authorized(ctx, CREATE, TOPIC, t.name)):
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0),  # Kafka's ControllerApis
+                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                  error_message="Authorization failed.", configs=None))
             continue
         configs: dict[str, str] = {}
         bad_config = None

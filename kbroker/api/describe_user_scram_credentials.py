@@ -7,7 +7,9 @@ their mechanisms and iterations (never the salt or keys).
 
 from __future__ import annotations
 
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsResponse
 
@@ -17,6 +19,8 @@ Info = Result.CredentialInfo
 
 @api(50, 0, 0)
 def handle_describe_user_scram_credentials(ctx, request) -> DescribeUserScramCredentialsResponse:
+    if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[50](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     known = ctx.broker.scram_credentials.users()
     wanted: dict[str, bool] = {}  # user -> named more than once
     if not request.users:

@@ -428,3 +428,21 @@ def _alter_user_scram_credentials(request: Any, version: int, code: int) -> Any:
     R = RESPONSES[51]
     users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
     return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])
+
+
+@_builder(29)
+def _describe_acls(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[29](error_code=code, error_message=None, resources=[])
+
+
+@_builder(30)
+def _create_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[30]
+    return R(results=[R.AclCreationResult(error_code=code, error_message=None) for _ in request.creations])
+
+
+@_builder(31)
+def _delete_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[31]
+    return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
+                             for _ in request.filters])

@@ -150,6 +150,17 @@ CASES: dict[int, Case] = {
         lambda v: [],
     ),
     17: _top_level(17, mechanism="PLAIN"),
+    29: (lambda v: _q(29)(resource_type_filter=2, resource_name_filter="t", pattern_type_filter=3,
+                          principal_filter=None, host_filter=None, operation=1, permission_type=1),
+         lambda r, v: (r.error_message, r.resources), lambda v: (None, [])),
+    30: (lambda v: _q(30)(creations=[_q(30).AclCreation(resource_type=2, resource_name=n, resource_pattern_type=3,
+                                                         principal="User:a", host="*", operation=3, permission_type=3)
+                                     for n in ("t1", "t2")]),
+         lambda r, v: [x.error_message for x in r.results], lambda v: [None, None]),
+    31: (lambda v: _q(31)(filters=[_q(31).DeleteAclsFilter(resource_type_filter=1, resource_name_filter=None,
+                                                            pattern_type_filter=1, principal_filter=None,
+                                                            host_filter=None, operation=1, permission_type=1)]),
+         lambda r, v: [(x.error_message, x.matching_acls) for x in r.filter_results], lambda v: [(None, [])]),
     36: (lambda v: _q(36)(auth_bytes=b"x"), lambda r, v: r.error_message, lambda v: None),
     50: (
         lambda v: _q(50)(users=[_q(50).UserName(name="u1"), _q(50).UserName(name="u2")]),

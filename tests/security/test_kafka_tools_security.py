@@ -144,3 +144,35 @@ def test_kafka_configs_adds_and_deletes_scram_users(broker, certs, tmp_path) -> 
     assert res.returncode != 0
     assert ("SaslAuthenticationException: Authentication failed during authentication due to invalid credentials "
             "with SASL mechanism SCRAM-SHA-512") in res.stdout + res.stderr
+
+
+def test_kafka_acls_against_the_standard_authorizer(tmp_path) -> None:
+    config = {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
+              "sasl.jaas.config": PLAIN_JAAS.replace(";", ' user_alice="alice-secret";'),
+              "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+              "super.users": "User:admin"}
+
+    def props(name: str, user: str) -> str:
+        return client_properties(tmp_path / f"{name}.properties", **{
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                                f'username="{user}" password="{user}-secret";'})
+
+    with BrokerThread(config) as b:
+        admin, alice = props("admin", "admin"), props("alice", "alice")
+        acls = ("AclCommand", "--bootstrap-server", b.bootstrap_servers, "--command-config", admin)
+        res = tool(*acls, "--add", "--allow-principal", "User:alice", "--operation", "Read", "--operation",
+                   "Describe", "--topic", "orders", "--group", "billing")
+        assert "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=orders, patternType=LITERAL)`" \
+            in res.stdout
+        res = tool(*acls, "--list", "--topic", "orders")
+        assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in res.stdout
+        assert "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)" in res.stdout
+        # alice is no super user: she may not list ACLs
+        res = tool("AclCommand", "--bootstrap-server", b.bootstrap_servers, "--command-config", alice, "--list",
+                   ok=False)
+        assert "ClusterAuthorizationException" in res.stdout + res.stderr
+        tool(*acls, "--remove", "--force", "--allow-principal", "User:alice", "--operation", "Read", "--topic",
+             "orders")
+        res = tool(*acls, "--list", "--topic", "orders")
+        assert "operation=READ" not in res.stdout and "operation=DESCRIBE" in res.stdout

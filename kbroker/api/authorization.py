@@ -1,0 +1,20 @@
+"""Authorization checks shared by the API handlers (the decision itself: kbroker/security/acls.py).
+
+A request refused as a whole is answered with the request type's error response carrying the
+authorization error, as Kafka's KafkaApis answers it (``request.getErrorResponse``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.api.error_response import BUILDERS
+from kbroker.security.acls import GROUP, READ, authorized
+from protocol.errors import ErrorCode
+
+
+def group_refused(ctx: Any, request: Any) -> Any | None:
+    """JoinGroup, SyncGroup, Heartbeat, LeaveGroup: READ on the group, else the request's error
+    response with GROUP_AUTHORIZATION_FAILED; None when allowed."""
+    if authorized(ctx, READ, GROUP, request.group_id):
+        return None
+    return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))

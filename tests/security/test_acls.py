@@ -1,0 +1,310 @@
+"""ACLs as Kafka's StandardAuthorizer: the decision rules, CreateAcls/DescribeAcls/DeleteAcls (with
+confluent-kafka's AdminClient and at the wire), and what real clients see when denied."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from waiting import wait_until
+from wire import Wire
+
+from kbroker.security import acls as A
+from kbroker.security.acls import Acl, AclFilter, Authorizer
+from kbroker.testing import BrokerThread
+from protocol.errors import ErrorCode
+from protocol.messages import REQUESTS
+
+E = ErrorCode
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
+        'user_alice="alice-secret" user_bob="bob-secret";')
+
+
+def _authorizer(*acls: Acl, allow_if_none: bool = False, super_users: str = "") -> Authorizer:
+    a = Authorizer()
+    a.configure({"authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": super_users,
+                 "allow.everyone.if.no.acl.found": allow_if_none})
+    for acl in acls:
+        a.acls[uuid.uuid4()] = acl
+    return a
+
+
+def _acl(name: str, op: int, perm: int = A.ALLOW, principal: str = "User:alice", host: str = "*",
+         pattern: int = A.LITERAL, rtype: int = A.TOPIC) -> Acl:
+    return Acl(rtype, name, pattern, principal, host, op, perm)
+
+
+# -- the decision ---------------------------------------------------------------------------------
+
+
+def test_standard_authorizer_rules() -> None:
+    a = _authorizer(_acl("orders", A.READ), _acl("orders", A.READ, A.DENY, principal="User:bob"),
+                    _acl("pay-", A.WRITE, pattern=A.PREFIXED), _acl("*", A.DESCRIBE, principal="User:*"),
+                    _acl("audit", A.ALL, A.DENY, principal="User:*"), _acl("audit", A.ALL),
+                    _acl("net", A.READ, host="10.0.0.0/8"), super_users="User:root;User:ops")
+    ok = a.authorize
+    assert ok("User:alice", "1.2.3.4", A.READ, A.TOPIC, "orders")
+    assert ok("User:alice", "1.2.3.4", A.DESCRIBE, A.TOPIC, "orders")  # READ implies DESCRIBE
+    assert not ok("User:alice", "1.2.3.4", A.WRITE, A.TOPIC, "orders")  # ACLs on the resource, none matches
+    assert not ok("User:bob", "1.2.3.4", A.READ, A.TOPIC, "orders")  # DENY
+    assert ok("User:bob", "1.2.3.4", A.DESCRIBE, A.TOPIC, "orders")  # a DENY of READ does not deny DESCRIBE
+    assert ok("User:alice", "1.2.3.4", A.WRITE, A.TOPIC, "pay-eu")  # PREFIXED
+    assert not ok("User:alice", "1.2.3.4", A.WRITE, A.TOPIC, "pa")
+    assert ok("User:carol", "1.2.3.4", A.DESCRIBE, A.TOPIC, "anything")  # User:* on the * wildcard
+    assert not ok("User:alice", "1.2.3.4", A.READ, A.TOPIC, "audit")  # DENY ALL wins over ALLOW ALL
+    assert ok("User:root", "1.2.3.4", A.READ, A.TOPIC, "audit")  # super users
+    assert ok("User:alice", "10.1.2.3", A.READ, A.TOPIC, "net")  # CIDR host
+    assert not ok("User:alice", "11.1.2.3", A.READ, A.TOPIC, "net")
+    assert not ok("User:alice", "1.2.3.4", A.READ, A.GROUP, "g")  # no ACLs: denied by default
+    assert _authorizer(allow_if_none=True).authorize("User:x", "h", A.READ, A.GROUP, "g")
+    assert not _authorizer(_acl("g", A.READ, rtype=A.GROUP), allow_if_none=True).authorize(
+        "User:x", "h", A.READ, A.GROUP, "g")  # ACLs on the resource: allow.everyone does not apply
+    alter_configs = _authorizer(_acl("t", A.ALTER_CONFIGS))
+    assert alter_configs.authorize("User:alice", "h", A.DESCRIBE_CONFIGS, A.TOPIC, "t")
+
+
+def test_filters_match_as_kafkas_acl_binding_filter() -> None:
+    literal, prefixed, wildcard = _acl("foo", A.READ), _acl("fo", A.READ, pattern=A.PREFIXED), _acl("*", A.READ)
+
+    def f(name: str | None, pattern: int, **kw) -> AclFilter:
+        return AclFilter(kw.get("rtype", A.ANY), name, pattern, kw.get("principal"), None, A.ANY, A.ANY)
+
+    assert [f("foo", A.MATCH).matches(x) for x in (literal, prefixed, wildcard)] == [True, True, True]
+    assert [f("foo", A.ANY).matches(x) for x in (literal, prefixed, wildcard)] == [True, False, False]
+    assert [f("fo", A.PREFIXED).matches(x) for x in (literal, prefixed, wildcard)] == [False, True, False]
+    assert [f(None, A.ANY).matches(x) for x in (literal, prefixed, wildcard)] == [True, True, True]
+    assert not f(None, A.ANY, rtype=A.GROUP).matches(literal)
+    assert not f(None, A.ANY, principal="User:bob").matches(literal)
+
+
+# -- a broker with an authorizer -------------------------------------------------------------------
+
+
+def acl_config(**extra: str) -> dict[str, str]:
+    config = {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.jaas.config": JAAS,
+        "authorizer.class.name": A.STANDARD_AUTHORIZER,
+        "super.users": "User:admin",
+        "connection.failed.authentication.delay.ms": "0",
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread(acl_config()) as b:
+        yield b
+
+
+def _client(b: BrokerThread, user: str, **extra) -> dict:
+    return {"bootstrap.servers": b.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": f"{user}-secret", **extra}
+
+
+def _login(b: BrokerThread, user: str) -> Wire:
+    w = Wire(b.bootstrap_servers)
+    w.call(17, 1, mechanism="PLAIN")
+    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
+    return w
+
+
+def test_acl_apis_with_confluent_admin(broker) -> None:
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    admin = AdminClient(_client(broker, "admin"))
+    topic = f"acl-{uuid.uuid4().hex[:6]}"
+    bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
+                           AclOperation.READ, AclPermissionType.ALLOW),
+                AclBinding(ResourceType.GROUP, "grp-", ResourcePatternType.PREFIXED, "User:alice", "*",
+                           AclOperation.READ, AclPermissionType.ALLOW)]
+    for fut in admin.create_acls(bindings).values():
+        assert fut.result(30) is None
+    found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, "User:alice", None,
+                                                 AclOperation.ANY, AclPermissionType.ANY)).result(30)
+    assert sorted(str(b) for b in found) == sorted(str(b) for b in bindings)
+    deleted = admin.delete_acls([AclBindingFilter(ResourceType.GROUP, None, ResourcePatternType.ANY, None, None,
+                                                  AclOperation.ANY, AclPermissionType.ANY)])
+    assert [str(b) for fut in deleted.values() for b in fut.result(30)] == [str(bindings[1])]
+    found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, "User:alice", None,
+                                                 AclOperation.ANY, AclPermissionType.ANY)).result(30)
+    assert [str(b) for b in found] == [str(bindings[0])]
+
+
+def test_create_acls_validates_as_kafka(broker) -> None:
+    C = REQUESTS[30].AclCreation
+
+    def creation(**kw) -> object:
+        base = dict(resource_type=A.TOPIC, resource_name="t", resource_pattern_type=A.LITERAL, principal="User:a",
+                    host="*", operation=A.READ, permission_type=A.ALLOW)
+        base.update(kw)
+        return C(**base)
+
+    w = _login(broker, "admin")
+    try:
+        r = w.call(30, 3, creations=[
+            creation(resource_type=A.CLUSTER, resource_name="other"), creation(resource_name=""),
+            creation(resource_type=A.ANY), creation(resource_pattern_type=A.MATCH), creation(operation=A.ANY),
+            creation(permission_type=A.ANY), creation(principal="alice"), creation(host="10.0.0.0/33"),
+            creation(resource_type=A.CLUSTER, resource_name="kafka-cluster", operation=A.DESCRIBE)])
+        assert [(x.error_code, x.error_message) for x in r.results] == [
+            (E.INVALID_REQUEST, "The only valid name for the CLUSTER resource is kafka-cluster"),
+            (E.INVALID_REQUEST, "Invalid empty resource name"),
+            (E.INVALID_REQUEST, "Invalid resourceType ANY"),
+            (E.INVALID_REQUEST, "Invalid patternType MATCH"),
+            (E.INVALID_REQUEST, "Invalid operation ANY"),
+            (E.INVALID_REQUEST, "Invalid permissionType ANY"),
+            (E.INVALID_REQUEST, "Could not parse principal from `alice` (no colon is present separating the "
+                                "principal type from the principal name)"),
+            (E.INVALID_REQUEST, "Invalid CIDR notation '10.0.0.0/33': '10.0.0.0/33' does not appear to be an IPv4 "
+                                "or IPv6 network"),
+            (E.NONE, None)]
+    finally:
+        w.close()
+
+
+def test_acl_apis_need_cluster_permissions(broker) -> None:
+    w = _login(broker, "bob")
+    try:
+        r = w.call(29, 3, resource_type_filter=A.ANY, resource_name_filter=None, pattern_type_filter=A.ANY,
+                   principal_filter=None, host_filter=None, operation=A.ANY, permission_type=A.ANY)
+        assert r.error_code == E.CLUSTER_AUTHORIZATION_FAILED
+        r = w.call(30, 3, creations=[REQUESTS[30].AclCreation(
+            resource_type=A.TOPIC, resource_name="t", resource_pattern_type=A.LITERAL, principal="User:bob",
+            host="*", operation=A.ALL, permission_type=A.ALLOW)])
+        assert r.results[0].error_code == E.CLUSTER_AUTHORIZATION_FAILED
+        Up = REQUESTS[51].ScramCredentialUpsertion
+        r = w.call(51, 0, deletions=[], upsertions=[Up(name="x", mechanism=1, iterations=4096, salt=b"s",
+                                                        salted_password=b"p")])
+        assert [(x.user, x.error_code) for x in r.results] == [("x", E.CLUSTER_AUTHORIZATION_FAILED)]
+    finally:
+        w.close()
+
+
+def test_without_an_authorizer_the_acl_apis_are_security_disabled(tmp_path) -> None:
+    with BrokerThread({"listeners": "PLAINTEXT://127.0.0.1:0"}) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            r = w.call(29, 3, resource_type_filter=A.ANY, resource_name_filter=None, pattern_type_filter=A.ANY,
+                       principal_filter=None, host_filter=None, operation=A.ANY, permission_type=A.ANY)
+            assert (r.error_code, r.error_message) == (E.SECURITY_DISABLED, "No Authorizer is configured on the broker")
+            assert w.call(3, 12, topics=None).topics is not None  # and everything is allowed
+        finally:
+            w.close()
+
+
+def test_clients_see_kafkas_authorization_errors(broker) -> None:
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        NewTopic,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    topic = f"alice-{uuid.uuid4().hex[:6]}"
+    group = f"grp-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient(_client(broker, "admin"))
+    assert admin.create_topics([NewTopic(topic, 1)])[topic].result(30) is None
+    allow = [AclBinding(ResourceType.TOPIC, "alice-", ResourcePatternType.PREFIXED, "User:alice", "*", op,
+                        AclPermissionType.ALLOW) for op in (AclOperation.WRITE, AclOperation.READ)]
+    allow.append(AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, "User:alice", "*",
+                            AclOperation.READ, AclPermissionType.ALLOW))
+    for fut in admin.create_acls(allow).values():
+        fut.result(30)
+
+    # alice writes and reads her topic with her group
+    p = Producer(_client(broker, "alice"))
+    p.produce(topic, b"hello")
+    assert p.flush(30) == 0
+    c = Consumer(_client(broker, "alice", **{"group.id": group, "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    got: list = []
+    try:
+        def polled() -> bool:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+            return bool(got)
+        wait_until(polled, timeout=60)
+    finally:
+        c.close()
+    assert got == [b"hello"]
+
+    # bob may not: his produce fails with TOPIC_AUTHORIZATION_FAILED
+    delivered: list = []
+    p = Producer(_client(broker, "bob", **{"message.timeout.ms": 10000}))
+    p.produce(topic, b"nope", on_delivery=lambda err, msg: delivered.append(err))
+    p.flush(30)
+    assert delivered and delivered[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # his metadata does not list the topic, and naming it answers TOPIC_AUTHORIZATION_FAILED
+    w = _login(broker, "bob")
+    try:
+        listed = w.call(3, 12, topics=None, allow_auto_topic_creation=False)
+        assert topic not in {t.name for t in listed.topics}
+        named = w.call(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic)], allow_auto_topic_creation=True)
+        assert [(t.name, t.error_code) for t in named.topics] == [(topic, E.TOPIC_AUTHORIZATION_FAILED)]
+        # FindCoordinator and JoinGroup on a group he has no ACL for
+        fc = w.call(10, 4, key_type=0, coordinator_keys=[group])
+        assert fc.coordinators[0].error_code == E.GROUP_AUTHORIZATION_FAILED
+        hb = w.call(12, 4, group_id=group, generation_id=1, member_id="m", group_instance_id=None)
+        assert hb.error_code == E.GROUP_AUTHORIZATION_FAILED
+        ct = w.call(19, 7, topics=[REQUESTS[19].CreatableTopic(name="bob-topic", num_partitions=1,
+                                                                replication_factor=1, assignments=[], configs=[])],
+                    timeout_ms=10000, validate_only=False)
+        assert [(t.error_code, t.error_message) for t in ct.topics] == [
+            (E.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")]
+    finally:
+        w.close()
+    # and his consumer is refused at the group
+    c = Consumer(_client(broker, "bob", **{"group.id": group, "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    errors: list = []
+    try:
+        def refused() -> bool:
+            try:
+                m = c.poll(0.5)
+            except KafkaException as exc:
+                errors.append(exc.args[0])
+                return True
+            if m is not None and m.error() is not None:
+                errors.append(m.error())
+            return any(e.code() in (KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+                       for e in errors)
+        wait_until(refused, timeout=60)
+    finally:
+        c.close()
+
+
+def test_acls_survive_a_restart(tmp_path) -> None:
+    data = str(tmp_path / "data")
+    C = REQUESTS[30].AclCreation
+    with BrokerThread(acl_config(), data_dir=data) as b:
+        w = _login(b, "admin")
+        r = w.call(30, 3, creations=[C(resource_type=A.TOPIC, resource_name="kept", resource_pattern_type=A.LITERAL,
+                                       principal="User:alice", host="*", operation=A.READ, permission_type=A.ALLOW)])
+        assert r.results[0].error_code == E.NONE
+        w.close()
+    with BrokerThread(acl_config(), data_dir=data) as b:
+        assert b.call(lambda: b.broker.authorizer.authorize("User:alice", "127.0.0.1", A.READ, A.TOPIC, "kept"))
+        assert not b.call(lambda: b.broker.authorizer.authorize("User:bob", "127.0.0.1", A.READ, A.TOPIC, "kept"))
+
+
+def test_an_unknown_authorizer_class_stops_start_up() -> None:
+    from kbroker.errors import StartupError
+
+    with pytest.raises(StartupError, match="authorizer.class.name"):
+        BrokerThread(acl_config(**{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})).start()
