@@ -13,7 +13,8 @@ import uuid
 from collections import Counter
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
+from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
+from protocol.errors import ErrorCode, default_message
 from protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
@@ -64,6 +65,16 @@ def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
                                     "The provided topic name maps to an ID that was already supplied."))
             continue
         topic = image.topic(name) if name is not None else image.topic_by_id(topic_id)
+        # Kafka's ControllerApis: DESCRIBE (a topic by id one may not describe is unknown), then DELETE
+        checked = name if name is not None else (topic.name if topic is not None else None)
+        if checked is not None and not authorized(ctx, DELETE, TOPIC, checked):
+            if name is None and not authorized(ctx, DESCRIBE, TOPIC, checked):
+                results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
+                                      error_message=None))
+            else:
+                results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                      error_message=default_message(ErrorCode.TOPIC_AUTHORIZATION_FAILED)))
+            continue
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
             results.append(Result(name=name, topic_id=topic_id, error_code=code, error_message=None))

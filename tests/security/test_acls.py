@@ -308,3 +308,59 @@ def test_an_unknown_authorizer_class_stops_start_up() -> None:
 
     with pytest.raises(StartupError, match="authorizer.class.name"):
         BrokerThread(acl_config(**{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})).start()
+
+
+def test_offsets_deletion_and_transactions_are_checked(broker) -> None:
+    Q = REQUESTS
+    admin = _login(broker, "admin")
+    topic, other, group = f"alice-{uuid.uuid4().hex[:6]}", f"secret-{uuid.uuid4().hex[:6]}", f"grp-{uuid.uuid4().hex[:6]}"
+    try:
+        for name in (topic, other):
+            r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=name, num_partitions=1, replication_factor=1,
+                                                               assignments=[], configs=[])],
+                           timeout_ms=10000, validate_only=False)
+            assert r.topics[0].error_code == E.NONE
+        C = Q[30].AclCreation
+        r = admin.call(30, 3, creations=[
+            C(resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal="User:alice",
+              host="*", operation=A.READ, permission_type=A.ALLOW),
+            C(resource_type=A.GROUP, resource_name=group, resource_pattern_type=A.LITERAL, principal="User:alice",
+              host="*", operation=A.READ, permission_type=A.ALLOW)])
+        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+    finally:
+        admin.close()
+    w = _login(broker, "alice")
+    try:
+        LO = Q[2]
+        r = w.call(2, 9, replica_id=-1, isolation_level=0, topics=[
+            LO.ListOffsetsTopic(name=n, partitions=[LO.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=0, current_leader_epoch=-1, timestamp=-1)]) for n in (topic, other)])
+        assert [(t.name, t.partitions[0].error_code) for t in r.topics] == [
+            (topic, E.NONE), (other, E.TOPIC_AUTHORIZATION_FAILED)]
+        OC = Q[8]
+        r = w.call(8, 8, group_id=group, generation_id_or_member_epoch=-1, member_id="", group_instance_id=None,
+                   topics=[OC.OffsetCommitRequestTopic(name=n, partitions=[
+                       OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                           partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata="")])
+                       for n in (topic, other)])
+        assert [(t.name, t.partitions[0].error_code) for t in r.topics] == [
+            (topic, E.NONE), (other, E.TOPIC_AUTHORIZATION_FAILED)]
+        r = w.call(8, 8, group_id="not-hers", generation_id_or_member_epoch=-1, member_id="", group_instance_id=None,
+                   topics=[OC.OffsetCommitRequestTopic(name=topic, partitions=[
+                       OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                           partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata="")])])
+        assert r.topics[0].partitions[0].error_code == E.GROUP_AUTHORIZATION_FAILED
+        OF = Q[9]
+        r = w.call(9, 7, group_id=group, require_stable=False, topics=[
+            OF.OffsetFetchRequestTopic(name=n, partition_indexes=[0]) for n in (topic, other)])
+        assert sorted((t.name, t.partitions[0].error_code) for t in r.topics) == sorted(
+            [(topic, E.NONE), (other, E.TOPIC_AUTHORIZATION_FAILED)])
+        r = w.call(9, 7, group_id="not-hers", require_stable=False, topics=None)
+        assert r.error_code == E.GROUP_AUTHORIZATION_FAILED
+        r = w.call(20, 6, topics=[Q[20].DeleteTopicState(name=topic)], timeout_ms=10000)
+        assert r.responses[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
+        r = w.call(22, 5, transactional_id="alice-txn", transaction_timeout_ms=60000, producer_id=-1,
+                   producer_epoch=-1)
+        assert r.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    finally:
+        w.close()
