@@ -11,8 +11,10 @@ INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / CONCURRENT_TRANSACTIONS.
 
 from __future__ import annotations
 
+from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
+from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
 from protocol.errors import ErrorCode
 from protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -53,6 +55,10 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
 
 @api(24, 0, 5)
 def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+    # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
+    if ctx.api_version < 4 and (denied := refused(ctx, request, [
+        (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
+        return denied
     broker = ctx.broker
     version = ctx.api_version
     if version < 4:

@@ -18,3 +18,12 @@ def group_refused(ctx: Any, request: Any) -> Any | None:
     if authorized(ctx, READ, GROUP, request.group_id):
         return None
     return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
+
+
+def refused(ctx: Any, request: Any, checks: list[tuple[int, int, str | None, ErrorCode]]) -> Any | None:
+    """The request's error response with the first failing check's code ((operation, resource
+    type, name, error) in Kafka's order); None when every check passes."""
+    for operation, resource_type, name, code in checks:
+        if name is not None and not authorized(ctx, operation, resource_type, name):
+            return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(code))
+    return None

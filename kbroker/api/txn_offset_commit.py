@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import uuid
 
+from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
+from kbroker.security.acls import GROUP, READ, TRANSACTIONAL_ID, WRITE
 from protocol.errors import ErrorCode
 from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
 
@@ -33,6 +35,11 @@ ZERO_UUID = uuid.UUID(int=0)
 
 @api(28, 0, 6)
 def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+    # Kafka's checks, in its order (kbroker/security/acls.py)
+    if (denied := refused(ctx, request, [
+        (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
+        return denied
     version = ctx.api_version
     image = ctx.broker.image
     # (request topic, resolved name or None, {partition index: error or None for "to the coordinator"})

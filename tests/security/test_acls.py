@@ -364,3 +364,57 @@ def test_offsets_deletion_and_transactions_are_checked(broker) -> None:
         assert r.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     finally:
         w.close()
+
+
+def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        NewTopic,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    topic, txn = f"alice-tx-{uuid.uuid4().hex[:6]}", f"alice-txn-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient(_client(broker, "admin"))
+    assert admin.create_topics([NewTopic(topic, 1)])[topic].result(30) is None
+    grants = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.WRITE, AclPermissionType.ALLOW),
+              AclBinding(ResourceType.TRANSACTIONAL_ID, txn, ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.WRITE, AclPermissionType.ALLOW)]
+    for fut in admin.create_acls(grants).values():
+        fut.result(30)
+    p = Producer(_client(broker, "alice", **{"transactional.id": txn}))
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, b"in-txn")
+    p.commit_transaction(30)
+    # another transactional id is refused at InitProducerId
+    other = Producer(_client(broker, "alice", **{"transactional.id": f"{txn}-other"}))
+    with pytest.raises(KafkaException) as info:
+        other.init_transactions(30)
+    assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in str(info.value) or "authorization" in str(info.value).lower()
+
+    OC = REQUESTS[8]
+    w = _login(broker, "admin")
+    try:  # a group with committed offsets exists, and the admin lists it
+        r = w.call(8, 8, group_id="admins-group", generation_id_or_member_epoch=-1, member_id="",
+                   group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(name=topic, partitions=[
+                       OC.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                           partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata="")])])
+        assert r.topics[0].partitions[0].error_code == E.NONE
+        assert "admins-group" in {g.group_id for g in w.call(16, 4, states_filter=[]).groups}
+    finally:
+        w.close()
+    w = _login(broker, "bob")
+    try:
+        r = w.call(15, 5, groups=["some-group"], include_authorized_operations=False)
+        assert r.groups[0].error_code == E.GROUP_AUTHORIZATION_FAILED
+        assert w.call(16, 4, states_filter=[]).groups == []  # bob may describe no group
+        r = w.call(26, 3, transactional_id=txn, producer_id=1, producer_epoch=0, committed=True)
+        assert r.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    finally:
+        w.close()
