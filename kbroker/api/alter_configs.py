@@ -11,9 +11,11 @@ its validators and messages), and a key named twice for a resource gives INVALID
 
 from __future__ import annotations
 
+from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from kbroker.security.acls import ALTER_CONFIGS
 from protocol.errors import ErrorCode
 from protocol.messages.alter_configs import AlterConfigsResponse
 from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
@@ -82,13 +84,16 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-def _alter(broker, request, response_cls, new_configs):
+def _alter(ctx, request, response_cls, new_configs):
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
+    broker = ctx.broker
     out = []
     for res in request.resources:
         code, message = ErrorCode.NONE, None
         try:
+            if (denied := _refused(ctx, ALTER_CONFIGS, res.resource_type, res.resource_name)) is not None:
+                raise _Reject(denied, None)
             dup = _duplicates(res.configs)
             if dup:
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
@@ -116,7 +121,7 @@ def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[st
 
 @api(33, 0, 2)
 def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
-    return _alter(ctx.broker, request, AlterConfigsResponse, _replaced)
+    return _alter(ctx, request, AlterConfigsResponse, _replaced)
 
 
 def _list_type(resource_type: int, key: str) -> bool:
@@ -158,4 +163,4 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 @api(44, 0, 1)
 def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
-    return _alter(ctx.broker, request, IncrementalAlterConfigsResponse, _incremented)
+    return _alter(ctx, request, IncrementalAlterConfigsResponse, _incremented)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kbroker.api.error_response import BUILDERS
-from kbroker.security.acls import GROUP, READ, authorized
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, GROUP, READ, TOPIC, authorized
 from protocol.errors import ErrorCode
 
 
@@ -27,3 +27,12 @@ def refused(ctx: Any, request: Any, checks: list[tuple[int, int, str | None, Err
         if name is not None and not authorized(ctx, operation, resource_type, name):
             return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(code))
     return None
+
+
+def config_refused(ctx: Any, operation: int, resource_type: int, name: str) -> ErrorCode | None:
+    """DescribeConfigs/AlterConfigs/IncrementalAlterConfigs, per resource as Kafka: a topic (2) needs
+    ``operation`` on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger on the cluster
+    (CLUSTER_AUTHORIZATION_FAILED); None when allowed."""
+    if resource_type == 2:
+        return None if authorized(ctx, operation, TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return None if authorized(ctx, operation, CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED

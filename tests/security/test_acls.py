@@ -418,3 +418,46 @@ def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
         assert r.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     finally:
         w.close()
+
+
+def test_configs_are_checked_per_resource(broker) -> None:
+    Q = REQUESTS
+    topic = f"cfg-{uuid.uuid4().hex[:6]}"
+    admin = _login(broker, "admin")
+    try:
+        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                            assignments=[], configs=[])],
+                       timeout_ms=10000, validate_only=False)
+        assert r.topics[0].error_code == E.NONE
+        r = admin.call(30, 3, creations=[Q[30].AclCreation(
+            resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal="User:alice",
+            host="*", operation=A.ALTER_CONFIGS, permission_type=A.ALLOW)])
+        assert r.results[0].error_code == E.NONE
+    finally:
+        admin.close()
+    D, Inc = Q[32], Q[44]
+
+    def describe(w: Wire) -> list:
+        r = w.call(32, 4, resources=[D.DescribeConfigsResource(resource_type=2, resource_name=topic,
+                                                               configuration_keys=["retention.ms"]),
+                                     D.DescribeConfigsResource(resource_type=4, resource_name="",
+                                                               configuration_keys=["log.retention.hours"])],
+                   include_synonyms=False, include_documentation=False)
+        return [(x.error_code, [c.value for c in x.configs]) for x in r.results]
+
+    def alter(w: Wire, value: str) -> int:
+        r = w.call(44, 1, resources=[Inc.AlterConfigsResource(resource_type=2, resource_name=topic, configs=[
+            Inc.AlterConfigsResource.AlterableConfig(name="retention.ms", config_operation=0, value=value)])],
+                   validate_only=False)
+        return r.responses[0].error_code
+
+    bob, alice = _login(broker, "bob"), _login(broker, "alice")
+    try:
+        assert [code for code, _ in describe(bob)] == [E.TOPIC_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED]
+        assert alter(bob, "1000") == E.TOPIC_AUTHORIZATION_FAILED
+        assert alter(alice, "2000") == E.NONE
+        # ALTER_CONFIGS implies DESCRIBE_CONFIGS: alice sees her change; the broker is not hers
+        assert describe(alice) == [(E.NONE, ["2000"]), (E.CLUSTER_AUTHORIZATION_FAILED, [])]
+    finally:
+        bob.close()
+        alice.close()
