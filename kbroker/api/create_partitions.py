@@ -21,6 +21,7 @@ import asyncio
 from kbroker.api.registry import api
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
 from kbroker.replication.topics import commit_created, create_partition_logs, storage_error
+from kbroker.security.acls import ALTER, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -80,10 +81,12 @@ async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
     if lock is None:
         lock = broker.create_partitions_lock = asyncio.Lock()
     async with lock:
-        return await _create_partitions(broker, request)
+        # Kafka: ALTER on each topic (kbroker/security/acls.py)
+        denied = {t.name for t in request.topics if not authorized(ctx, ALTER, TOPIC, t.name)}
+        return await _create_partitions(broker, request, denied)
 
 
-async def _create_partitions(broker, request) -> CreatePartitionsResponse:
+async def _create_partitions(broker, request, denied: set[str] | None = None) -> CreatePartitionsResponse:
     controller = broker.controller
     counts: dict[str, int] = {}
     for t in request.topics:
@@ -105,6 +108,9 @@ async def _create_partitions(broker, request) -> CreatePartitionsResponse:
         ])
     for t in request.topics:
         if counts[t.name] > 1:
+            continue
+        if denied and t.name in denied:
+            results.append(Result(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message=None))
             continue
         assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
         try:

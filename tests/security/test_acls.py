@@ -461,3 +461,34 @@ def test_configs_are_checked_per_resource(broker) -> None:
     finally:
         bob.close()
         alice.close()
+
+
+def test_partitions_records_and_group_deletion_are_checked(broker) -> None:
+    Q = REQUESTS
+    topic = f"del-{uuid.uuid4().hex[:6]}"
+    admin = _login(broker, "admin")
+    try:
+        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                            assignments=[], configs=[])],
+                       timeout_ms=10000, validate_only=False)
+        assert r.topics[0].error_code == E.NONE
+    finally:
+        admin.close()
+    w = _login(broker, "bob")
+    try:
+        r = w.call(37, 3, topics=[Q[37].CreatePartitionsTopic(name=topic, count=2, assignments=None)],
+                   timeout_ms=10000, validate_only=False)
+        assert r.results[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
+        DR = Q[21]
+        r = w.call(21, 2, topics=[DR.DeleteRecordsTopic(name=topic, partitions=[
+            DR.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=0, offset=0)])], timeout_ms=10000)
+        assert r.topics[0].partitions[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
+        r = w.call(42, 2, groups_names=["someone-elses"])
+        assert r.results[0].error_code == E.GROUP_AUTHORIZATION_FAILED
+    finally:
+        w.close()
+    assert b_partitions(broker, topic) == 1
+
+
+def b_partitions(b: BrokerThread, topic: str) -> int:
+    return b.call(lambda: len(b.broker.image.topic(topic).partitions))
