@@ -13,8 +13,8 @@ from protocol.errors import ErrorCode
 
 
 def group_refused(ctx: Any, request: Any) -> Any | None:
-    """JoinGroup, SyncGroup, Heartbeat, LeaveGroup: READ on the group, else the request's error
-    response with GROUP_AUTHORIZATION_FAILED; None when allowed."""
+    """JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ConsumerGroupHeartbeat: READ on the group, else
+    the request's error response with GROUP_AUTHORIZATION_FAILED; None when allowed."""
     if authorized(ctx, READ, GROUP, request.group_id):
         return None
     return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))

@@ -492,3 +492,16 @@ def test_partitions_records_and_group_deletion_are_checked(broker) -> None:
 
 def b_partitions(b: BrokerThread, topic: str) -> int:
     return b.call(lambda: len(b.broker.image.topic(topic).partitions))
+
+
+def test_kip848_group_apis_are_checked(broker) -> None:
+    w = _login(broker, "bob")
+    try:
+        r = w.call(68, 1, group_id="not-bobs", member_id="m" * 22, member_epoch=0, instance_id=None, rack_id=None,
+                   rebalance_timeout_ms=30000, subscribed_topic_names=["x"], subscribed_topic_regex=None,
+                   server_assignor=None, topic_partitions=[])
+        assert r.error_code == E.GROUP_AUTHORIZATION_FAILED
+        r = w.call(69, 1, group_ids=["not-bobs"], include_authorized_operations=False)
+        assert r.groups[0].error_code == E.GROUP_AUTHORIZATION_FAILED
+    finally:
+        w.close()
