@@ -505,3 +505,35 @@ def test_kip848_group_apis_are_checked(broker) -> None:
         assert r.groups[0].error_code == E.GROUP_AUTHORIZATION_FAILED
     finally:
         w.close()
+
+
+def test_describe_topic_partitions_and_cluster_follow_the_acls(broker) -> None:
+    Q = REQUESTS
+    mine, theirs = f"alice-dtp-{uuid.uuid4().hex[:6]}", f"other-dtp-{uuid.uuid4().hex[:6]}"
+    admin = _login(broker, "admin")
+    try:
+        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
+                                                            assignments=[], configs=[]) for n in (mine, theirs)],
+                       timeout_ms=10000, validate_only=False)
+        assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
+        r = admin.call(30, 3, creations=[Q[30].AclCreation(
+            resource_type=A.TOPIC, resource_name=mine, resource_pattern_type=A.LITERAL, principal="User:bob",
+            host="*", operation=A.READ, permission_type=A.ALLOW)])
+        assert r.results[0].error_code == E.NONE
+        r = admin.call(60, 1, include_cluster_authorized_operations=True, endpoint_type=1)
+        assert r.cluster_authorized_operations == sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+    finally:
+        admin.close()
+    w = _login(broker, "bob")
+    try:
+        T = Q[75].TopicRequest
+        r = w.call(75, 0, topics=[T(name=theirs), T(name=mine)], response_partition_limit=100, cursor=None)
+        assert [(t.name, t.error_code) for t in r.topics] == [(mine, E.NONE), (theirs, E.TOPIC_AUTHORIZATION_FAILED)]
+        # READ gives bob READ and DESCRIBE on his topic (bits 3 and 8)
+        assert r.topics[0].topic_authorized_operations == (1 << 3) | (1 << 8)
+        everything = w.call(75, 0, topics=[], response_partition_limit=2000, cursor=None)
+        assert mine in {t.name for t in everything.topics} and theirs not in {t.name for t in everything.topics}
+        r = w.call(60, 1, include_cluster_authorized_operations=True, endpoint_type=1)
+        assert r.cluster_authorized_operations == 0
+    finally:
+        w.close()
