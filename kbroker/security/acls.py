@@ -197,7 +197,8 @@ class Authorizer:
             if self.acls.pop(record.id, None) is None:
                 log.warning("RemoveAccessControlEntryRecord for unknown ACL %s", record.id)
 
-    def authorize(self, principal: str, host: str, operation: int, resource_type: int, name: str) -> bool:
+    def authorize(self, principal: str, host: str, operation: int, resource_type: int, name: str,
+                  log_denied: bool = True) -> bool:
         if not self.enabled or principal in self.super_users:
             return True
         principals = (principal, WILDCARD_PRINCIPAL)
@@ -208,7 +209,8 @@ class Authorizer:
             has_resource_acls = True
             result = _result(acl, principals, host, operation)
             if result == DENY:
-                self._denied(principal, host, operation, resource_type, name)
+                if log_denied:
+                    self._denied(principal, host, operation, resource_type, name)
                 return False
             if result == ALLOW:
                 allowed = True
@@ -216,7 +218,41 @@ class Authorizer:
             return True
         if not has_resource_acls and self.allow_if_no_acl:
             return True
-        self._denied(principal, host, operation, resource_type, name)
+        if log_denied:
+            self._denied(principal, host, operation, resource_type, name)
+        return False
+
+    def authorize_by_resource_type(self, principal: str, host: str, operation: int, resource_type: int) -> bool:
+        """Kafka's Authorizer.authorizeByResourceType (StandardAuthorizer keeps the default): whether
+        some resource of the type could be allowed ``operation``: an ALLOW (literal or prefixed)
+        whose name no DENY literal of the same name or DENY prefix of it covers; a DENY on the
+        ``*`` wildcard refuses all."""
+        if self.authorize(principal, host, operation, resource_type, "hardcode", log_denied=False):
+            return True
+        deny_literal: set[str] = set()
+        deny_prefixed: set[str] = set()
+        allows: list[tuple[int, str]] = []
+        for acl in self.acls.values():
+            if acl.resource_type != resource_type or not _host_matches(acl.host, host):
+                continue
+            if acl.principal not in (principal, WILDCARD_PRINCIPAL) or acl.operation not in (operation, ALL):
+                continue
+            if acl.permission_type == DENY:
+                if acl.pattern_type == LITERAL:
+                    if acl.resource_name == WILDCARD:
+                        return False
+                    deny_literal.add(acl.resource_name)
+                elif acl.pattern_type == PREFIXED:
+                    deny_prefixed.add(acl.resource_name)
+            elif acl.permission_type == ALLOW:
+                if acl.pattern_type == LITERAL and acl.resource_name == WILDCARD:
+                    return True
+                allows.append((acl.pattern_type, acl.resource_name))
+        for pattern_type, name in allows:
+            if pattern_type == LITERAL and name in deny_literal:
+                continue
+            if not any(name[:i] in deny_prefixed for i in range(1, len(name) + 1)):
+                return True
         return False
 
     @staticmethod
@@ -253,3 +289,16 @@ def authorized_operations(ctx: Any, resource_type: int, name: str, operations: i
     if authorizer is None or not authorizer.enabled:
         return operations
     return sum(1 << op for op in range(32) if operations & (1 << op) and authorized(ctx, op, resource_type, name))
+
+
+def idempotent_write_allowed(ctx: Any) -> bool:
+    """InitProducerId without a transactional id, as Kafka's KafkaApis: IDEMPOTENT_WRITE on the
+    cluster, or WRITE on some topic (Authorizer.authorizeByResourceType)."""
+    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
+    if authorizer is None or not authorizer.enabled:
+        return True
+    if authorized(ctx, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME):
+        return True
+    conn = ctx.connection
+    return authorizer.authorize_by_resource_type(getattr(conn, "principal", "User:ANONYMOUS"),
+                                                 client_host(conn.peer), WRITE, TOPIC)

@@ -537,3 +537,37 @@ def test_describe_topic_partitions_and_cluster_follow_the_acls(broker) -> None:
         assert r.cluster_authorized_operations == 0
     finally:
         w.close()
+
+
+def test_authorize_by_resource_type_as_kafka() -> None:
+    def by_type(*acls: Acl) -> bool:
+        return _authorizer(*acls).authorize_by_resource_type("User:alice", "1.2.3.4", A.WRITE, A.TOPIC)
+
+    assert not by_type()
+    assert by_type(_acl("t", A.WRITE))
+    assert by_type(_acl("t", A.ALL, principal="User:*"))
+    assert not by_type(_acl("t", A.READ))
+    assert not by_type(_acl("t", A.WRITE), _acl("t", A.WRITE, A.DENY))  # the same literal denied
+    assert not by_type(_acl("team-a", A.WRITE), _acl("team", A.WRITE, A.DENY, pattern=A.PREFIXED))
+    assert by_type(_acl("team-a", A.WRITE), _acl("other", A.WRITE, A.DENY, pattern=A.PREFIXED))
+    assert not by_type(_acl("t", A.WRITE), _acl("*", A.WRITE, A.DENY))  # a wildcard DENY refuses all
+    assert by_type(_acl("*", A.WRITE))
+
+
+def test_idempotent_producer_id_needs_write_somewhere(broker) -> None:
+    Q = REQUESTS
+    admin = _login(broker, "admin")
+    try:
+        r = admin.call(30, 3, creations=[Q[30].AclCreation(
+            resource_type=A.TOPIC, resource_name=f"idem-{uuid.uuid4().hex[:6]}", resource_pattern_type=A.LITERAL,
+            principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW)])
+        assert r.results[0].error_code == E.NONE
+    finally:
+        admin.close()
+    for user, code in (("alice", E.NONE), ("bob", E.CLUSTER_AUTHORIZATION_FAILED)):
+        w = _login(broker, user)
+        try:
+            r = w.call(22, 5, transactional_id=None, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1)
+            assert r.error_code == code, user
+        finally:
+            w.close()
