@@ -14,7 +14,7 @@ from __future__ import annotations
 from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
-from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
+from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -62,8 +62,14 @@ def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
     broker = ctx.broker
     version = ctx.api_version
     if version < 4:
+        topics = request.v3_and_below_topics
+        denied = {t.name for t in topics if not authorized(ctx, WRITE, TOPIC, t.name)}
+        if denied:  # Kafka: the whole request fails, the allowed partitions OPERATION_NOT_ATTEMPTED
+            codes = {(t.name, p): ErrorCode.TOPIC_AUTHORIZATION_FAILED if t.name in denied
+                     else ErrorCode.OPERATION_NOT_ATTEMPTED for t in topics for p in t.partitions}
+            return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
         codes = add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
-                        request.v3_and_below_producer_epoch, request.v3_and_below_topics)
+                        request.v3_and_below_producer_epoch, topics)
         return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
     results = []
     for txn in request.transactions:

@@ -571,3 +571,29 @@ def test_idempotent_producer_id_needs_write_somewhere(broker) -> None:
             assert r.error_code == code, user
         finally:
             w.close()
+
+
+def test_add_partitions_to_txn_checks_each_topic(broker) -> None:
+    Q = REQUESTS
+    txn, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("aptxn", "apt-mine", "apt-other"))
+    admin = _login(broker, "admin")
+    try:
+        C = Q[30].AclCreation
+        r = admin.call(30, 3, creations=[
+            C(resource_type=A.TRANSACTIONAL_ID, resource_name=txn, resource_pattern_type=A.LITERAL,
+              principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW),
+            C(resource_type=A.TOPIC, resource_name=mine, resource_pattern_type=A.LITERAL,
+              principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW)])
+        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+    finally:
+        admin.close()
+    w = _login(broker, "alice")
+    try:
+        T = Q[24].AddPartitionsToTxnTopic
+        r = w.call(24, 3, v3_and_below_transactional_id=txn, v3_and_below_producer_id=1,
+                   v3_and_below_producer_epoch=0, v3_and_below_topics=[T(name=mine, partitions=[0]),
+                                                                       T(name=other, partitions=[0])])
+        got = {t.name: t.results_by_partition[0].partition_error_code for t in r.results_by_topic_v3_and_below}
+        assert got == {mine: E.OPERATION_NOT_ATTEMPTED, other: E.TOPIC_AUTHORIZATION_FAILED}
+    finally:
+        w.close()
