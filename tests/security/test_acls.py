@@ -597,3 +597,34 @@ def test_add_partitions_to_txn_checks_each_topic(broker) -> None:
         assert got == {mine: E.OPERATION_NOT_ATTEMPTED, other: E.TOPIC_AUTHORIZATION_FAILED}
     finally:
         w.close()
+
+
+def test_txn_offset_commit_checks_each_topic(broker) -> None:
+    Q = REQUESTS
+    txn, group, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("tctxn", "tcgrp", "tc-mine", "tc-other"))
+    admin = _login(broker, "admin")
+    try:
+        C = Q[30].AclCreation
+
+        def allow(rtype: int, name: str, op: int) -> object:
+            return C(resource_type=rtype, resource_name=name, resource_pattern_type=A.LITERAL,
+                     principal="User:alice", host="*", operation=op, permission_type=A.ALLOW)
+
+        r = admin.call(30, 3, creations=[allow(A.TRANSACTIONAL_ID, txn, A.WRITE), allow(A.GROUP, group, A.READ),
+                                         allow(A.TOPIC, mine, A.READ)])
+        assert [x.error_code for x in r.results] == [E.NONE] * 3
+    finally:
+        admin.close()
+    w = _login(broker, "alice")
+    try:
+        T = Q[28].TxnOffsetCommitRequestTopic
+        P = T.TxnOffsetCommitRequestPartition
+        r = w.call(28, 3, transactional_id=txn, group_id=group, producer_id=1, producer_epoch=0, generation_id_or_member_epoch=-1,
+                   member_id="", group_instance_id=None, topics=[
+                       T(name=n, partitions=[P(partition_index=0, committed_offset=0, committed_leader_epoch=-1,
+                                               committed_metadata="")]) for n in (mine, other)])
+        got = {t.name: t.partitions[0].error_code for t in r.topics}
+        assert got[other] == E.TOPIC_AUTHORIZATION_FAILED
+        assert got[mine] != E.TOPIC_AUTHORIZATION_FAILED  # (the topic does not exist: answered as such)
+    finally:
+        w.close()
