@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api import load_handlers
-from kbroker.config import BrokerConfig, Endpoint
+from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
@@ -34,6 +34,9 @@ from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
 from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
+from kbroker.security.acls import Authorizer
+from kbroker.security.listeners import ListenerSecurity, build_listener_security
+from kbroker.security.scram import ScramCredentials
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 
@@ -51,6 +54,13 @@ class Broker:
         self.node_id = config.node_id
         self.image = MetadataImage()
         self.image.listeners.append(self._on_metadata_record)
+        # SCRAM credentials follow the metadata log's records (replay included); each listener's
+        # TLS/SASL settings are built when the listeners are bound (kbroker/security).
+        self.scram_credentials = ScramCredentials()
+        self.image.listeners.append(self.scram_credentials.on_record)
+        self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
+        self.image.listeners.append(self.authorizer.on_record)
+        self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
         self.limits = ConnectionLimits(config)
@@ -230,6 +240,11 @@ class Broker:
     # -- listeners --------------------------------------------------------------------------
 
     async def _bind(self) -> None:
+        try:
+            self.listener_security = build_listener_security(self.config)
+            self.authorizer.configure(self.config)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
         for endpoint in self.config.client_listeners:
             try:
                 server = await Listener.bind(self, endpoint)
@@ -480,7 +495,9 @@ class Listener:
     async def _serve(self, conn: socket.socket, peer: str) -> None:
         protocol = KafkaConnection(self.broker, self.endpoint, admitted=peer)
         try:
-            await self._loop.connect_accepted_socket(lambda: protocol, conn)
+            security = self.broker.listener_security.get(self.endpoint.listener)
+            await self._loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=security.ssl_context if security is not None else None)
         except BaseException as exc:
             conn.close()
             protocol.release_all()  # once, whether or not the transport got to connection_lost

@@ -459,3 +459,47 @@ def _alter_share_group_offsets(request: Any, version: int, code: int) -> Any:
 @_builder(92)
 def _delete_share_group_offsets(request: Any, version: int, code: int) -> Any:
     return RESPONSES[92](error_code=code, error_message=default_message(code))
+
+
+# SaslHandshake: error code only (no mechanisms).
+_top_level(17)
+
+
+@_builder(36)
+def _sasl_authenticate(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[36](error_code=code, error_message=None)
+
+
+@_builder(50)
+def _describe_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: the top-level code, and one result per user asked for, without the user's name.
+    R = RESPONSES[50]
+    return R(error_code=code, error_message=None,
+             results=[R.DescribeUserScramCredentialsResult(error_code=code, error_message=None)
+                      for _user in request.users or ()])
+
+
+@_builder(51)
+def _alter_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
+    R = RESPONSES[51]
+    users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
+    return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])
+
+
+@_builder(29)
+def _describe_acls(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[29](error_code=code, error_message=None, resources=[])
+
+
+@_builder(30)
+def _create_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[30]
+    return R(results=[R.AclCreationResult(error_code=code, error_message=None) for _ in request.creations])
+
+
+@_builder(31)
+def _delete_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[31]
+    return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
+                             for _ in request.filters])

@@ -36,6 +36,7 @@ from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSE
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.security.acls import READ, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.fetch import FetchResponse
 
@@ -313,6 +314,21 @@ def _remember(reads: list[_Read]) -> None:
         c.sent_log_start_offset = r.log_start_offset
 
 
+def _deny_unauthorized(ctx, version: int, wants: list[_Want]) -> None:
+    """Kafka's READ check per topic (before its existence, for requests by name): a partition of a
+    topic the principal may not read answers TOPIC_AUTHORIZATION_FAILED (kbroker/security/acls.py)."""
+    verdicts: dict[str, bool] = {}
+    for w in wants:
+        name = w.topic_name if w.topic_name is not None else (w.cached.topic if version < 13 else None)
+        if name is None:
+            continue
+        if name not in verdicts:
+            verdicts[name] = authorized(ctx, READ, TOPIC, name)
+        if not verdicts[name]:
+            w.topic_name = None
+            w.unknown_error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+
+
 @api(1, 4, 18)
 async def handle_fetch(ctx, request) -> FetchResponse:
     broker = ctx.broker
@@ -373,6 +389,8 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             for w in wants:
                 session.partitions[_session_key(version, w.cached)] = w.cached
 
+    if replica is None:  # a follower's fetch is the cluster's own (Kafka: CLUSTER_ACTION)
+        _deny_unauthorized(ctx, version, wants)
     reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
     if replica is not None:
         replica.update = False  # a long poll's re-reads leave the follower's recorded position alone

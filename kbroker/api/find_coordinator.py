@@ -24,6 +24,8 @@ from typing import Any
 
 from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
+from kbroker.security import acls
+from kbroker.security.acls import authorized
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.find_coordinator import FindCoordinatorResponse
 
@@ -50,6 +52,12 @@ def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool]) -> tup
             return ErrorCode.INVALID_REQUEST, None
     if key_type not in (GROUP, TRANSACTION, SHARE):
         return ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+    # Kafka: DESCRIBE on the group or transactional id (kbroker/security/acls.py)
+    if key_type == GROUP and not authorized(ctx, acls.DESCRIBE, acls.GROUP, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, default_message(ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    if key_type == TRANSACTION and not authorized(ctx, acls.DESCRIBE, acls.TRANSACTIONAL_ID, key):
+        return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                default_message(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
     broker = ctx.broker
     coordinator = _coordinator(broker, key_type)
     if coordinator is None or getattr(broker, "_stopping", False):

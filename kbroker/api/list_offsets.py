@@ -27,6 +27,7 @@ import os
 
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.security.acls import DESCRIBE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.list_offsets import ListOffsetsResponse
 from protocol.record_batch import HEADER_SIZE, parse_header
@@ -106,10 +107,14 @@ def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
     for t in request.topics:
         parts = []
         topic = broker.image.topic(t.name)
+        denied = not authorized(ctx, DESCRIBE, TOPIC, t.name)  # Kafka: DESCRIBE first (kbroker/security/acls.py)
         for p in t.partitions:
             resp = PartResp(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1,
                             leader_epoch=-1)
             parts.append(resp)
+            if denied:
+                resp.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if (t.name, p.partition_index) in duplicates:
                 resp.error_code = ErrorCode.INVALID_REQUEST
                 continue

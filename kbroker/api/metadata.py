@@ -23,6 +23,15 @@ import uuid
 from kbroker.api.registry import api
 from kbroker.controller.quorum import NewTopic
 from kbroker.replication.topics import create_topic
+from kbroker.security.acls import (
+    CLUSTER,
+    CLUSTER_NAME,
+    CREATE,
+    DESCRIBE,
+    TOPIC,
+    authorized,
+    authorized_operations,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.metadata import MetadataResponse
 
@@ -113,8 +122,14 @@ def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
         topic_id=topic.topic_id,
         is_internal=topic.is_internal,
         partitions=partitions,
-        topic_authorized_operations=TOPIC_OPERATIONS if include_ops else UNSET_OPERATIONS,
+        topic_authorized_operations=(authorized_operations(ctx, TOPIC, topic.name, TOPIC_OPERATIONS)
+                                     if include_ops else UNSET_OPERATIONS),
     )
+
+
+def _denied(name: str | None, topic_id: uuid.UUID = ZERO_UUID) -> Topic:
+    return Topic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=topic_id, is_internal=False,
+                 partitions=[], topic_authorized_operations=UNSET_OPERATIONS)
 
 
 @api(3, 0, 13)
@@ -134,8 +149,9 @@ def handle_metadata(ctx, request) -> MetadataResponse:
             for t in request.topics
         ])
     if request.topics is None or (version == 0 and not request.topics):
-        for name in sorted(image.topics):
-            topics.append(topic_metadata(ctx, image.topics[name], include_ops))
+        for name in sorted(image.topics):  # those the principal may describe (kbroker/security/acls.py)
+            if authorized(ctx, DESCRIBE, TOPIC, name):
+                topics.append(topic_metadata(ctx, image.topics[name], include_ops))
     else:
         for wanted in request.topics:
             name = wanted.name
@@ -145,10 +161,19 @@ def handle_metadata(ctx, request) -> MetadataResponse:
                 if topic is None:
                     topics.append(Topic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=topic_id,
                                         partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
+                elif not authorized(ctx, DESCRIBE, TOPIC, topic.name):
+                    topics.append(_denied(None, topic_id))
                 else:
                     topics.append(topic_metadata(ctx, topic, include_ops))
                 continue
+            if not authorized(ctx, DESCRIBE, TOPIC, name):
+                topics.append(_denied(name))
+                continue
             topic = image.topic(name)
+            if topic is None and allow_auto and not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME)
+                                                     or authorized(ctx, CREATE, TOPIC, name)):
+                topics.append(_denied(name))
+                continue
             if topic is None and allow_auto:
                 result = create_topic(broker, NewTopic(name))
                 if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
@@ -171,5 +196,5 @@ def handle_metadata(ctx, request) -> MetadataResponse:
         topics=topics,
     )
     if version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
-        response.cluster_authorized_operations = CLUSTER_OPERATIONS
+        response.cluster_authorized_operations = authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
     return response

@@ -36,6 +36,7 @@ from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
+from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.produce import ProduceResponse
 
@@ -90,6 +91,12 @@ def handle_produce(ctx, request):
             for t in request.topic_data
         ]
         return ProduceResponse(responses=responses, throttle_time_ms=0)
+    if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID, request.transactional_id):
+        code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # Kafka: the whole request
+        return ProduceResponse(throttle_time_ms=0, responses=[
+            TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
+                      partition_responses=[_error(p.index, code) for p in t.partition_data])
+            for t in request.topic_data])
     image = broker.image
     replica_manager = broker.replica_manager
     now_ms = int(time.time() * 1000)
@@ -104,8 +111,13 @@ def handle_produce(ctx, request):
         else:
             topic = image.topic(t.name)
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        name = topic.name if topic is not None else t.name
+        denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
         parts = []
         for p in t.partition_data:
+            if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
+                parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if topic is None:
                 parts.append(_error(p.index, unknown))
                 continue

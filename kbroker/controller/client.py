@@ -68,8 +68,10 @@ class Requester:
     principal_name: str = "ANONYMOUS"
 
 
-Operation = Callable[[Any, Any, int], Awaitable[Any]]
-"""``(host, request, api_version) -> response body``: one forwarded API run on the controller."""
+Operation = Callable[[Any, Any, int, "Requester | None"], Awaitable[Any]]
+"""``(host, request, api_version, requester) -> response body``: one forwarded API run on the
+controller; ``requester`` (the Envelope's principal and client address, or the local request's)
+is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
 
 OPERATIONS: dict[int, Operation] = {}
 
@@ -179,7 +181,7 @@ class LocalControllerClient(ForwardingOperations):
         operation = OPERATIONS.get(api_key)
         if operation is None:
             raise ValueError(f"api {api_key} is not a controller operation")
-        return await operation(self.host, request, version)
+        return await operation(self.host, request, version, requester)
 
     async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
         controller = self.host.controller

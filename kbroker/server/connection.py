@@ -33,8 +33,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
 from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
+from kbroker.security.sasl import SaslAuthenticator
+from kbroker.security.tls import distinguished_name
 from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
@@ -163,6 +166,16 @@ class KafkaConnection(asyncio.Protocol):
         self.client_software: tuple[str, str] | None = None
         self._metrics: RequestMetrics | None = getattr(broker, "request_metrics", None)
         self._received = 0.0  # while metrics are on: when the bytes being handled came in
+        # Security (kbroker/security): the listener's settings, the authenticated principal, and on
+        # SASL listeners the authenticator every request passes until authentication completes.
+        self.security = getattr(broker, "listener_security", {}).get(endpoint.listener)
+        self.principal = "User:ANONYMOUS"
+        self.tls = False
+        self.authenticator: SaslAuthenticator | None = None
+        self._hold_output = False  # a failed authentication's answer waits for the failure delay
+        if self.security is not None and self.security.sasl:
+            self.authenticator = SaslAuthenticator(self, self.security, broker.scram_credentials, _error_response)
+            self.decoder.max_frame_size = self.security.max_receive_size
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -179,8 +192,28 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # TLS: bytes must go through the TLS transport, so fetches copy instead of sendfile
+            # (the raw socket's descriptor would carry plaintext into the TLS stream).
+            self.tls = True
+            self._sock_fd = -1
+            if self.security is not None and self.security.principal_mapper is not None:
+                self._ssl_principal(ssl_object)
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
         self.broker.connections.add(self)
+
+    def _ssl_principal(self, ssl_object: Any) -> None:
+        """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
+        cert = ssl_object.getpeercert()
+        if not cert:
+            return  # no client certificate: ANONYMOUS
+        dn = distinguished_name(cert.get("subject", ()))
+        try:
+            self.principal = "User:" + self.security.principal_mapper.name(dn)
+        except LookupError as exc:
+            log.info("closing connection from %s: %s", self.peer, exc)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -283,6 +316,13 @@ class KafkaConnection(asyncio.Protocol):
     # -- requests -----------------------------------------------------------------------------
 
     def _handle_frame(self, frame: Any) -> None:
+        auth = self.authenticator
+        if auth is not None:
+            if auth.state == "failed":
+                return
+            if auth.raw_tokens:  # after a v0 SaslHandshake: raw SASL tokens
+                auth.on_raw_token(frame)
+                return
         try:
             if len(frame) >= 8:
                 api_key, api_version = _KEY_VERSION.unpack_from(frame, 0)
@@ -315,6 +355,10 @@ class KafkaConnection(asyncio.Protocol):
                 self.peer, header.request_api_key, header.request_api_version,
             )
             self.close()
+            return
+        if auth is not None and auth.wants(header.request_api_key):
+            if not self._closed:
+                auth.on_request(header, body)
             return
         slot = _Slot(header, len(frame) + 4)
         metrics = self._metrics is not None
@@ -440,6 +484,46 @@ class KafkaConnection(asyncio.Protocol):
         log.info("closing connection from %s: %s", self.peer, exc)
         self.close()
 
+    # -- authentication (kbroker.security.sasl) -------------------------------------------------
+
+    def send_response(self, header: Any, response: Any) -> None:
+        """Answer a request the authenticator took, in its place in the response order."""
+        slot = _Slot(header)
+        self._pending.append(slot)
+        self._in_flight += 1
+        self.limits.request_started()
+        self._complete(slot, response)
+
+    def send_raw(self, payload: bytes) -> None:
+        """A raw size-prefixed SASL token (after a v0 SaslHandshake)."""
+        slot = _Slot(None)
+        slot.parts = [payload]
+        slot.done = True
+        self._pending.append(slot)
+        if not self._batching:
+            self._flush()
+
+    def authenticated(self, principal: str | None) -> None:
+        if principal is not None:
+            self.principal = principal
+        self.decoder.max_frame_size = self.broker.config["socket.request.max.bytes"]
+
+    def fail_authentication(self, header: Any | None, response: Any | None, delay_ms: int) -> None:
+        """Kafka's failed authentication: the answer (if any) and the close wait delay_ms
+        (connection.failed.authentication.delay.ms); nothing more is read meanwhile."""
+        self._hold_output = True
+        if header is not None and response is not None:
+            self.send_response(header, response)
+        if self.transport is not None and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        asyncio.get_running_loop().call_later(delay_ms / 1000, self._failed_authentication_done)
+
+    def _failed_authentication_done(self) -> None:
+        self._hold_output = False
+        self._flush()
+        self.close()
+
     # -- responses ----------------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -447,7 +531,7 @@ class KafkaConnection(asyncio.Protocol):
         (interrupted only by segment file slices, which go out with sendfile)."""
         pending = self._pending
         transport = self.transport
-        if transport is None or self._closed or self._stalled is not None:
+        if transport is None or self._closed or self._stalled is not None or self._hold_output:
             return
         out: list[Any] = []
         timed: list[_Slot] | None = [] if self._metrics is not None else None
@@ -603,7 +687,7 @@ class KafkaConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed:
             return
-        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
         if not should_pause:
             limits = self.limits
             # Broker-wide: a large frame begun when the request-byte budget is used up waits
@@ -643,6 +727,12 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _error_response(api_key: int, api_version: int, request: Any, code: int) -> Any:
+    """The request type's error response with ``code`` (None without a builder)."""
+    builder = ERROR_BUILDERS.get(api_key)
+    return builder(request, api_version, code) if builder is not None else None
 
 
 class _SyntheticHeader:
