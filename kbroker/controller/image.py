@@ -94,6 +94,10 @@ class MetadataImage:
         self.brokers: dict[int, BrokerRegistration] = {}
         self.broker_configs: dict[str, dict[str, str]] = {}
         self.group_configs: dict[str, dict[str, str]] = {}  # GROUP (32) resources: share group configs
+        # SCRAM credentials and ACLs as their records hold them (kbroker/security reads them through
+        # the image listeners; the image keeps them so that a snapshot carries them)
+        self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
+        self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -121,6 +125,18 @@ class MetadataImage:
             handler(record)
         for listener in self.listeners:
             listener(record)
+
+    def _apply_UserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials[(r.name, r.mechanism)] = r
+
+    def _apply_RemoveUserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials.pop((r.name, r.mechanism), None)
+
+    def _apply_AccessControlEntryRecord(self, r: Any) -> None:
+        self.acls[r.id] = r
+
+    def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
+        self.acls.pop(r.id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level
