@@ -628,3 +628,18 @@ def test_txn_offset_commit_checks_each_topic(broker) -> None:
         assert got[mine] != E.TOPIC_AUTHORIZATION_FAILED  # (the topic does not exist: answered as such)
     finally:
         w.close()
+
+
+def test_elect_leaders_and_update_features_need_alter_on_the_cluster(broker) -> None:
+    """Both run on the controller (forwarded), authorized for the principal the request came with."""
+    Q = REQUESTS
+    for user, refused in (("bob", True), ("admin", False)):
+        w = _login(broker, user)
+        try:
+            r = w.call(43, 2, election_type=0, topic_partitions=None, timeout_ms=10000)
+            assert (r.error_code == E.CLUSTER_AUTHORIZATION_FAILED) is refused, (user, r)
+            r = w.call(57, 1, timeout_ms=10000, validate_only=True, feature_updates=[
+                Q[57].FeatureUpdateKey(feature="group.version", max_version_level=1, upgrade_type=1)])
+            assert (r.error_code == E.CLUSTER_AUTHORIZATION_FAILED) is refused, (user, r)
+        finally:
+            w.close()
