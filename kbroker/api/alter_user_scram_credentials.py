@@ -8,14 +8,16 @@ mechanism's 4096..16384 (UNACCEPTABLE_CREDENTIAL); a deletion must name an exist
 from it are written as UserScramCredentialRecords (RemoveUserScramCredentialRecords for
 deletions), all in one metadata batch.
 
-Written with ``broker.controller.commit(records)`` as the other admin handlers do (the controller's
-write path may become asynchronous with clustering; this call is the one to move then).
+Forwarded to the active controller (an Envelope from other brokers), which writes the records.
 """
 
 from __future__ import annotations
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
+from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, controller_operation
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
 from protocol.errors import ErrorCode
@@ -35,7 +37,20 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
 
 
 @api(51, 0, 0)
-def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+async def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+    return await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(ALTER_USER_SCRAM_CREDENTIALS)
+async def alter_user_scram_credentials(broker, request, version: int, requester=None) -> AlterUserScramCredentialsResponse:
+    """The controller's side (forwarded in an Envelope from any broker), authorized for the
+    requester's principal."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
+
+
+async def _alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
@@ -92,5 +107,5 @@ def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentia
     for name, (code, message) in errors.items():
         results.append(Result(user=name, error_code=code, error_message=message))
     if records:
-        broker.controller.commit(records)
+        await broker.controller.write(records)
     return AlterUserScramCredentialsResponse(results=results)

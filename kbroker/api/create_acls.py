@@ -4,15 +4,17 @@ CLUSTER ALTER is required (else CLUSTER_AUTHORIZATION_FAILED for every creation)
 authorizer every creation gets SECURITY_DISABLED. Each ACL is checked as Kafka checks it
 (INVALID_REQUEST with Kafka's message); the valid ones that do not exist yet are written as
 AccessControlEntryRecords in one metadata batch (an ACL already there, or twice in the request,
-is a success without a new record). Written with ``broker.controller.commit(records)`` as the other
-admin handlers do.
+is a success without a new record). Forwarded to the active controller (Envelope from other brokers), which writes the records.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.registry import api
+from kbroker.controller.client import CREATE_ACLS, controller_operation
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
 from protocol.errors import ErrorCode
 from protocol.messages.create_acls import CreateAclsResponse
@@ -22,7 +24,20 @@ Result = CreateAclsResponse.AclCreationResult
 
 
 @api(30, 1, 3)
-def handle_create_acls(ctx, request) -> CreateAclsResponse:
+async def handle_create_acls(ctx, request) -> CreateAclsResponse:
+    return await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(CREATE_ACLS)
+async def create_acls(broker, request, version: int, requester=None) -> CreateAclsResponse:
+    """The controller's side (forwarded in an Envelope from any broker), authorized for the
+    requester's principal."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _create_acls(operation_subject(broker, requester), request)
+
+
+async def _create_acls(ctx, request) -> CreateAclsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
@@ -51,5 +66,5 @@ def handle_create_acls(ctx, request) -> CreateAclsResponse:
                 permission_type=acl.permission_type))
         results.append(Result(error_code=ErrorCode.NONE, error_message=None))
     if records:
-        broker.controller.commit(records)
+        await broker.controller.write(records)
     return CreateAclsResponse(results=results)
