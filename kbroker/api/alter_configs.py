@@ -18,11 +18,15 @@ between).
 
 from __future__ import annotations
 
+from kbroker.api.authorization import config_refused as _refused
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
 from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
+from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
+from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from protocol.errors import ErrorCode
 from protocol.messages.alter_configs import AlterConfigsResponse
 from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
@@ -49,6 +53,10 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
         if name and not name.lstrip("-").isdigit():
             raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid broker name {name}")
         return dict(broker.image.broker_configs.get(name, {}))
+    if resource_type == RESOURCE_GROUP:
+        if not name:
+            raise _Reject(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
+        return dict(broker.image.group_configs.get(name, {}))
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
@@ -60,6 +68,12 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
         try:
             broker.config.validate_topic_configs(new)
         except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        return
+    if resource_type == RESOURCE_GROUP:
+        try:
+            validate_group_configs(broker.config, new)
+        except GroupConfigError as exc:
             raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
         return
     for key, value in changed.items():
@@ -92,19 +106,22 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-async def _alter(broker, request, response_cls, new_configs):
+async def _alter(broker, request, response_cls, new_configs, requester=None):
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _alter_resources(broker, request, response_cls, new_configs)
+        return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
 
 
-async def _alter_resources(broker, request, response_cls, new_configs):
+async def _alter_resources(ctx, request, response_cls, new_configs):
+    broker = ctx.broker
     out = []
     for res in request.resources:
         code, message = ErrorCode.NONE, None
         try:
+            if (denied := _refused(ctx, ALTER_CONFIGS_OP, res.resource_type, res.resource_name)) is not None:
+                raise _Reject(denied, None)
             dup = _duplicates(res.configs)
             if dup:
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
@@ -184,9 +201,9 @@ async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
 
 
 @controller_operation(ALTER_CONFIGS)
-async def alter_configs(broker, request, version: int) -> AlterConfigsResponse:
-    """The controller's side of AlterConfigs."""
-    return await _alter(broker, request, AlterConfigsResponse, _replaced)
+async def alter_configs(broker, request, version: int, requester=None) -> AlterConfigsResponse:
+    """The controller's side of AlterConfigs (authorized for the forwarded principal)."""
+    return await _alter(broker, request, AlterConfigsResponse, _replaced, requester)
 
 
 def _list_type(resource_type: int, key: str) -> bool:
@@ -233,6 +250,7 @@ async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConf
 
 
 @controller_operation(INCREMENTAL_ALTER_CONFIGS)
-async def incremental_alter_configs(broker, request, version: int) -> IncrementalAlterConfigsResponse:
-    """The controller's side of IncrementalAlterConfigs."""
-    return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented)
+async def incremental_alter_configs(broker, request, version: int,
+                                    requester=None) -> IncrementalAlterConfigsResponse:
+    """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
+    return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)

@@ -78,4 +78,6 @@ class RequestContext:
 def requester(ctx: RequestContext) -> Requester:
     """Who sent ``ctx``'s request, as a forwarded request (Envelope) names it."""
     host = ctx.peer.rpartition(":")[0] if ":" in ctx.peer else ctx.peer
-    return Requester(client_id=ctx.header.client_id, client_host=host)
+    principal = getattr(ctx.connection, "principal", "User:ANONYMOUS") or "User:ANONYMOUS"
+    kind, _, name = principal.partition(":")
+    return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created
+from kbroker.security.acls import ALTER, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -83,14 +85,17 @@ async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
 
 
 @controller_operation(CREATE_PARTITIONS)
-async def create_partitions(broker, request, version: int) -> CreatePartitionsResponse:
+async def create_partitions(broker, request, version: int, requester=None) -> CreatePartitionsResponse:
     """The controller's side of CreatePartitions (Kafka's ControllerApis.createPartitions)."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _create_partitions(broker, request)
+        # Kafka: ALTER on each topic (kbroker/security/acls.py), the forwarded principal's
+        ctx = operation_subject(broker, requester)
+        denied = {t.name for t in request.topics if not authorized(ctx, ALTER, TOPIC, t.name)}
+        return await _create_partitions(broker, request, denied)
 
 
-async def _create_partitions(broker, request) -> CreatePartitionsResponse:
+async def _create_partitions(broker, request, denied: set[str] | None = None) -> CreatePartitionsResponse:
     controller = broker.controller
     counts: dict[str, int] = {}
     for t in request.topics:
@@ -112,6 +117,9 @@ async def _create_partitions(broker, request) -> CreatePartitionsResponse:
         ])
     for t in request.topics:
         if counts[t.name] > 1:
+            continue
+        if denied and t.name in denied:
+            results.append(Result(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message=None))
             continue
         assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
         try:

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import uuid
 
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, controller_operation
@@ -35,6 +36,7 @@ from kbroker.replication.topics import (
     storage_error,
     write_created,
 )
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -48,15 +50,15 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
 
 
 @controller_operation(CREATE_TOPICS)
-async def create_topics(broker, request, version: int) -> CreateTopicsResponse:
+async def create_topics(broker, request, version: int, requester=None) -> CreateTopicsResponse:
     """The controller's side of CreateTopics (Kafka's ControllerApis.createTopics and
     ReplicationControlManager.createTopics)."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _create_topics(broker, request)
+        return await _create_topics(broker, request, operation_subject(broker, requester))
 
 
-async def _create_topics(broker, request) -> CreateTopicsResponse:
+async def _create_topics(broker, request, ctx) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
     for t in request.topics:
@@ -82,6 +84,11 @@ async def _create_topics(broker, request) -> CreateTopicsResponse:
         if t.name == METADATA_TOPIC:  # before any other check of the topic, as Kafka
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
                                   error_message=METADATA_TOPIC_PROHIBITED, configs=None))
+            continue
+        if not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME) or authorized(ctx, CREATE, TOPIC, t.name)):
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0),  # Kafka's ControllerApis
+                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                  error_message="Authorization failed.", configs=None))
             continue
         configs: dict[str, str] = {}
         bad_config = None

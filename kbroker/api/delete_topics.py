@@ -13,10 +13,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, controller_operation
-from protocol.errors import ErrorCode
+from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
+from protocol.errors import ErrorCode, default_message
 from protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
@@ -33,14 +35,14 @@ async def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
 
 
 @controller_operation(DELETE_TOPICS)
-async def delete_topics(broker, request, version: int) -> DeleteTopicsResponse:
+async def delete_topics(broker, request, version: int, requester=None) -> DeleteTopicsResponse:
     """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _delete_topics(broker, request, version)
+        return await _delete_topics(broker, request, version, operation_subject(broker, requester))
 
 
-async def _delete_topics(broker, request, version: int) -> DeleteTopicsResponse:
+async def _delete_topics(broker, request, version: int, ctx) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (
         [(t.name, t.topic_id) for t in request.topics] if version >= 6
@@ -78,6 +80,16 @@ async def _delete_topics(broker, request, version: int) -> DeleteTopicsResponse:
                                     "The provided topic name maps to an ID that was already supplied."))
             continue
         topic = image.topic(name) if name is not None else image.topic_by_id(topic_id)
+        # Kafka's ControllerApis: DESCRIBE (a topic by id one may not describe is unknown), then DELETE
+        checked = name if name is not None else (topic.name if topic is not None else None)
+        if checked is not None and not authorized(ctx, DELETE, TOPIC, checked):
+            if name is None and not authorized(ctx, DESCRIBE, TOPIC, checked):
+                results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
+                                      error_message=None))
+            else:
+                results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                      error_message=default_message(ErrorCode.TOPIC_AUTHORIZATION_FAILED)))
+            continue
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
             results.append(Result(name=name, topic_id=topic_id, error_code=code, error_message=None))

@@ -16,11 +16,14 @@ v1 adds the top-level error code, v2 is flexible. The handler sends the request 
 
 from __future__ import annotations
 
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, controller_operation
 from kbroker.controller.image import NO_LEADER
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.elect_leaders import ElectLeadersResponse
 
@@ -71,8 +74,11 @@ async def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
 
 
 @controller_operation(ELECT_LEADERS)
-async def elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
+async def elect_leaders(broker, request, version: int, requester=None) -> ElectLeadersResponse:
     """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
+    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
+    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[43](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     assert broker.controller is not None
     async with broker.controller.exclusive():
         return await _elect_leaders(broker, request, version)

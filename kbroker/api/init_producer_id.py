@@ -16,14 +16,23 @@ and epoch the transactional id no longer has.
 
 from __future__ import annotations
 
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
+from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
 from protocol.errors import ErrorCode
 from protocol.messages.init_producer_id import InitProducerIdResponse
 
 
 @api(22, 0, 6)
 async def handle_init_producer_id(ctx, request):
+    if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
+                                                               request.transactional_id):
+        # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
+        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+    if request.transactional_id is None and not idempotent_write_allowed(ctx):
+        # Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (authorizeByResourceType)
+        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     broker = ctx.broker
     try:
         await broker.producer_ids.ensure()

@@ -21,10 +21,13 @@ import base64
 import uuid
 from pathlib import Path
 
+from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import UPDATE_FEATURES, controller_operation
 from kbroker.controller.features import FeatureUpdateError
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.update_features import UpdateFeaturesResponse
 
@@ -54,8 +57,11 @@ async def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
 
 
 @controller_operation(UPDATE_FEATURES)
-async def update_features(broker, request, version: int) -> UpdateFeaturesResponse:
+async def update_features(broker, request, version: int, requester=None) -> UpdateFeaturesResponse:
     """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
+    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
+    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[57](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     updates = [(u.feature, u.max_version_level, u.upgrade_type if version >= 1 else 1)
                for u in request.feature_updates]
     assert broker.controller is not None

@@ -45,12 +45,13 @@ if TYPE_CHECKING:
 CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS = 19, 20, 33, 37
 ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES = 43, 44, 57
 ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
+CREATE_ACLS, DELETE_ACLS, ALTER_USER_SCRAM_CREDENTIALS = 30, 31, 51
 
 # The admin APIs a broker forwards to the active controller in an Envelope (Kafka's KafkaApis
 # ``maybeForwardToController`` callers among the APIs kbroker serves).
 FORWARDED_APIS: frozenset[int] = frozenset({
     CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, ELECT_LEADERS,
-    INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES,
+    INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES, CREATE_ACLS, DELETE_ACLS, ALTER_USER_SCRAM_CREDENTIALS,
 })
 
 
@@ -68,8 +69,10 @@ class Requester:
     principal_name: str = "ANONYMOUS"
 
 
-Operation = Callable[[Any, Any, int], Awaitable[Any]]
-"""``(host, request, api_version) -> response body``: one forwarded API run on the controller."""
+Operation = Callable[[Any, Any, int, "Requester | None"], Awaitable[Any]]
+"""``(host, request, api_version, requester) -> response body``: one forwarded API run on the
+controller; ``requester`` (the Envelope's principal and client address, or the local request's)
+is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
 
 OPERATIONS: dict[int, Operation] = {}
 
@@ -179,7 +182,7 @@ class LocalControllerClient(ForwardingOperations):
         operation = OPERATIONS.get(api_key)
         if operation is None:
             raise ValueError(f"api {api_key} is not a controller operation")
-        return await operation(self.host, request, version)
+        return await operation(self.host, request, version, requester)
 
     async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
         controller = self.host.controller

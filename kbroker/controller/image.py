@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # ConfigRecord resource types (Kafka's ConfigResource.Type ids).
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
 
 NO_LEADER = -1
 LEADER_UNCHANGED = -2
@@ -92,6 +93,11 @@ class MetadataImage:
         self.topics_by_id: dict[uuid.UUID, TopicImage] = {}
         self.brokers: dict[int, BrokerRegistration] = {}
         self.broker_configs: dict[str, dict[str, str]] = {}
+        self.group_configs: dict[str, dict[str, str]] = {}  # GROUP (32) resources: share group configs
+        # SCRAM credentials and ACLs as their records hold them (kbroker/security reads them through
+        # the image listeners; the image keeps them so that a snapshot carries them)
+        self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
+        self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -119,6 +125,18 @@ class MetadataImage:
             handler(record)
         for listener in self.listeners:
             listener(record)
+
+    def _apply_UserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials[(r.name, r.mechanism)] = r
+
+    def _apply_RemoveUserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials.pop((r.name, r.mechanism), None)
+
+    def _apply_AccessControlEntryRecord(self, r: Any) -> None:
+        self.acls[r.id] = r
+
+    def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
+        self.acls.pop(r.id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level
@@ -187,6 +205,8 @@ class MetadataImage:
             target = t.configs
         elif r.resource_type == RESOURCE_BROKER:
             target = self.broker_configs.setdefault(r.resource_name, {})
+        elif r.resource_type == RESOURCE_GROUP:
+            target = self.group_configs.setdefault(r.resource_name, {})
         else:
             return
         if r.value is None:

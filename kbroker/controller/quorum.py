@@ -28,7 +28,7 @@ from kbroker.controller.features import (
     bootstrap_levels,
     plan_feature_updates,
 )
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
@@ -538,7 +538,7 @@ class QuorumController:
         return records
 
     def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]) -> list[Any]:
-        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER)
+        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
         return [
             mr.ConfigRecord(resource_type=resource_type, resource_name=resource_name, name=k, value=v)
             for k, v in sorted(changes.items())

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from protocol.records import ControlType
@@ -72,6 +72,13 @@ def image_to_records(image: MetadataImage) -> list[Any]:
     for name in sorted(image.topics):
         for key, value in sorted(image.topics[name].configs.items()):
             out.append(mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=name, name=key, value=value))
+    for resource in sorted(image.group_configs):
+        for key, value in sorted(image.group_configs[resource].items()):
+            out.append(mr.ConfigRecord(resource_type=RESOURCE_GROUP, resource_name=resource, name=key, value=value))
+    for key in sorted(image.scram_credentials):
+        out.append(image.scram_credentials[key])
+    for acl_id in sorted(image.acls):
+        out.append(image.acls[acl_id])
     if image.next_producer_id != 0:
         # as Kafka's ProducerIdsImage: the next id only, no broker
         out.append(mr.ProducerIdsRecord(broker_id=-1, broker_epoch=-1, next_producer_id=image.next_producer_id))

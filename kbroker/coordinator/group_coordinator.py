@@ -71,6 +71,8 @@ from kbroker.coordinator.group_records import (
     record_type,
 )
 from kbroker.coordinator.partitioning import partition_for
+from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
+from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.replication.topics import ensure_internal_topic
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue
@@ -139,6 +141,8 @@ class GroupCoordinator:
         self.offsets = OffsetStore()
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
         self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
+        # KIP-932 share groups (share_group.ShareGroupManager); they live in ``groups`` too.
+        self.share = ShareGroupManager(self)
         self.loaded = False
         # Partitions of __consumer_offsets still being loaded (Kafka's LOADING coordinator contexts):
         # their groups answer COORDINATOR_LOAD_IN_PROGRESS. Until start() has replayed the topic
@@ -202,6 +206,8 @@ class GroupCoordinator:
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
+            elif isinstance(group, ShareGroup):
+                self.share.on_loaded(group)
             elif self.consumer is not None:
                 self.consumer.on_loaded(group)
         self.loaded = True
@@ -322,6 +328,10 @@ class GroupCoordinator:
     def _apply(self, key: bytes, value: bytes | None, offset: int, producer_id: int = -1,
                producer_epoch: int = -1, *, replay: bool) -> None:
         kind = record_type(key)
+        if kind in SHARE_RECORD_TYPES:
+            if replay:
+                self.share.apply(kind, key, value)
+            return
         if kind > GROUP_METADATA_KEY_TYPE:
             if self.consumer is not None:
                 self.consumer.apply(kind, key, value, replay=replay)
@@ -373,7 +383,7 @@ class GroupCoordinator:
         """The KIP-848 group of this id, when classic requests must go to it (JoinGroup only when
         it has members: an empty one is converted to a classic group instead)."""
         group = self.groups.get(group_id)
-        if group is None or isinstance(group, ClassicGroup) or self.consumer is None:
+        if group is None or isinstance(group, (ClassicGroup, ShareGroup)) or self.consumer is None:
             return None
         if non_empty and self.consumer.is_empty(group):
             return None
@@ -381,7 +391,7 @@ class GroupCoordinator:
 
     def _convert_consumer_group(self, group: Any) -> bool:
         """An empty KIP-848 group makes way for a classic one of the same id (offsets stay)."""
-        if self.consumer is None or not self.consumer.is_empty(group):
+        if self.consumer is None or isinstance(group, ShareGroup) or not self.consumer.is_empty(group):
             return False
         self.append(group.group_id, self.consumer.tombstones(group))
         self.consumer.mark_dead(group)
@@ -420,6 +430,8 @@ class GroupCoordinator:
                 return ErrorCode.ILLEGAL_GENERATION, None
             else:
                 return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, group
         if not isinstance(group, ClassicGroup):
             assert self.consumer is not None
             # TxnOffsetCommit has its own versions: only OffsetCommit < 9 is refused for KIP-848 members.
@@ -486,6 +498,8 @@ class GroupCoordinator:
         if not self.loaded:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
         group = self.groups.get(group_id)
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
         if group is not None and not isinstance(group, ClassicGroup) and self.consumer is not None:
             error = self.consumer.validate_fetch(group, member_id, member_epoch)
             if error != ErrorCode.NONE:
@@ -517,6 +531,8 @@ class GroupCoordinator:
         for group_id, group in self.groups.items():
             if isinstance(group, ClassicGroup):
                 state, gtype, ptype = group.state.value, "classic", group.protocol_type or ""
+            elif isinstance(group, ShareGroup):
+                state, gtype, ptype = group.state_name(), "share", SHARE_PROTOCOL_TYPE
             else:
                 state, gtype, ptype = group.state_name(), "consumer", "consumer"
             if state == "Dead":
@@ -548,6 +564,10 @@ class GroupCoordinator:
             if not group.is_in(GroupState.EMPTY):
                 return ErrorCode.NON_EMPTY_GROUP
             tombstones = [(encode_group_key(group_id), None)]
+        elif isinstance(group, ShareGroup):
+            if not self.share.is_empty(group):
+                return ErrorCode.NON_EMPTY_GROUP
+            tombstones = self.share.tombstones(group)
         else:
             assert self.consumer is not None
             if not self.consumer.is_empty(group):
@@ -564,6 +584,10 @@ class GroupCoordinator:
         group = self.groups.pop(group_id, None)
         if isinstance(group, ClassicGroup):
             self.classic.mark_dead(group)
+        elif isinstance(group, ShareGroup):
+            self.share.mark_dead(group)
+            for fn in self.share.on_group_deleted:
+                fn(group_id)
         elif group is not None and self.consumer is not None:
             self.consumer.mark_dead(group)
 
@@ -575,6 +599,8 @@ class GroupCoordinator:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
         group = self.groups.get(group_id)
         if group is None or (isinstance(group, ClassicGroup) and group.is_in(GroupState.DEAD)):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ShareGroup):
             return ErrorCode.GROUP_ID_NOT_FOUND, []
         if isinstance(group, ClassicGroup):
             if not group.is_in(GroupState.EMPTY) and group.protocol_type != "consumer":
@@ -629,6 +655,8 @@ class GroupCoordinator:
         for group_id in list(set(self.groups) | set(self.offsets.committed)):
             group = self.groups.get(group_id)
             subscribed: Callable[[str], bool] = lambda _topic: False  # noqa: E731
+            if isinstance(group, ShareGroup):
+                continue  # share groups have no committed offsets (their state is the share coordinator's)
             if isinstance(group, ClassicGroup):
                 if group.is_in(GroupState.EMPTY):
                     base = group.state_timestamp_ms if group.protocol_type else None

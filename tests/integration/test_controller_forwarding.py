@@ -344,7 +344,7 @@ async def test_inner_not_controller_becomes_the_envelopes_error(nodes, monkeypat
     a, _b = nodes
     from kbroker.controller import client as client_module
 
-    async def not_controller(host: Any, request: Any, version: int) -> Any:
+    async def not_controller(host: Any, request: Any, version: int, requester: Any = None) -> Any:
         return error_response_for(19, request, version, E.NOT_CONTROLLER)
 
     monkeypatch.setitem(client_module.OPERATIONS, 19, not_controller)

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import MetadataLog, MetadataLogError, encode_snapshot
 from kbroker.controller.snapshot import (
     image_to_records,
@@ -21,8 +21,8 @@ from kbroker.raft.log import Entry
 
 # Every attribute of MetadataImage and whether the snapshot carries it. A new field must be added
 # here and to image_to_records (or listed as not state).
-STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "features", "kraft_version",
-                "next_producer_id", "offset"}
+STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "group_configs", "scram_credentials",
+                "acls", "features", "kraft_version", "next_producer_id", "offset"}
 NOT_STATE = {"listeners"}
 
 
@@ -37,6 +37,11 @@ def image_state(image: MetadataImage) -> dict:
                         list(r.supported_features.items()))
                     for b, r in image.brokers.items()},
         "broker_configs": {k: dict(v) for k, v in image.broker_configs.items() if v},
+        "group_configs": {k: dict(v) for k, v in image.group_configs.items() if v},
+        "scram_credentials": {k: (r.name, r.mechanism, bytes(r.salt), bytes(r.stored_key), bytes(r.server_key),
+                                  r.iterations) for k, r in image.scram_credentials.items()},
+        "acls": {k: (r.resource_type, r.resource_name, r.pattern_type, r.principal, r.host, r.operation,
+                     r.permission_type) for k, r in image.acls.items()},
         "features": dict(image.features),
         "kraft_version": image.kraft_version,
         "next_producer_id": image.next_producer_id,
@@ -71,7 +76,7 @@ class RandomHistory:
         rng, image = self.rng, self.image
         topics = sorted(image.topics)
         brokers = sorted(image.brokers) or [1]
-        choice = rng.randrange(12)
+        choice = rng.randrange(15)
         if choice == 0:
             self.apply(mr.FeatureLevelRecord(name=rng.choice(["metadata.version", "group.version", "transaction.version",
                                                               "kraft.version"]),
@@ -125,6 +130,28 @@ class RandomHistory:
         elif choice == 11:
             self.image.apply_kraft_version(rng.choice([0, 1]), self.offset)
             self.offset += 1
+        elif choice == 12:
+            self.apply(mr.ConfigRecord(resource_type=RESOURCE_GROUP, resource_name=rng.choice(["g1", "g2"]),
+                                       name=rng.choice(["share.auto.offset.reset", "share.record.lock.duration.ms"]),
+                                       value=rng.choice([None, "earliest", "15000"])))
+        elif choice == 13:
+            user, mechanism = rng.choice(["alice", "bob"]), rng.choice([1, 2])
+            if rng.random() < 0.3:
+                if (user, mechanism) in self.image.scram_credentials:
+                    self.apply(mr.RemoveUserScramCredentialRecord(name=user, mechanism=mechanism))
+            else:
+                self.apply(mr.UserScramCredentialRecord(name=user, mechanism=mechanism, salt=rng.randbytes(8),
+                                                        stored_key=rng.randbytes(32), server_key=rng.randbytes(32),
+                                                        iterations=rng.choice([4096, 8192])))
+        elif choice == 14:
+            if self.image.acls and rng.random() < 0.3:
+                self.apply(mr.RemoveAccessControlEntryRecord(id=rng.choice(sorted(self.image.acls))))
+            else:
+                self.apply(mr.AccessControlEntryRecord(
+                    id=uuid.UUID(int=rng.getrandbits(128)), resource_type=rng.choice([2, 3]),
+                    resource_name=rng.choice(["t1", "g", "*"]), pattern_type=rng.choice([3, 4]),
+                    principal=rng.choice(["User:alice", "User:*"]), host="*", operation=rng.choice([2, 3, 4]),
+                    permission_type=rng.choice([2, 3])))
 
 
 @pytest.mark.parametrize("seed", range(200))

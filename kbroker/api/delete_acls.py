@@ -1,0 +1,70 @@
+"""DeleteAcls (key 31), v1-3, as Kafka's AclApis and AclControlManager: CLUSTER ALTER is required;
+without an authorizer SECURITY_DISABLED for every filter; a filter with an UNKNOWN element is
+INVALID_REQUEST; else every ACL a filter matches is listed under it and removed
+(RemoveAccessControlEntryRecords, one metadata batch for the request). Forwarded to the active
+controller (an Envelope from other brokers), which writes the records."""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.registry import api
+from kbroker.controller.client import DELETE_ACLS, controller_operation
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.delete_acls import DeleteAclsResponse
+from protocol.messages.metadata_records import RemoveAccessControlEntryRecord
+
+FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
+Matching = FilterResult.DeleteAclsMatchingAcl
+
+
+@api(31, 1, 3)
+async def handle_delete_acls(ctx, request) -> DeleteAclsResponse:
+    return await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(DELETE_ACLS)
+async def delete_acls(broker, request, version: int, requester=None) -> DeleteAclsResponse:
+    """The controller's side (forwarded in an Envelope from any broker), authorized for the
+    requester's principal."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _delete_acls(operation_subject(broker, requester), request)
+
+
+async def _delete_acls(ctx, request) -> DeleteAclsResponse:
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
+        return DeleteAclsResponse(filter_results=[
+            FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])
+            for _ in request.filters])
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
+        return DeleteAclsResponse(filter_results=[
+            FilterResult(error_code=ErrorCode.SECURITY_DISABLED, error_message="No Authorizer is configured.",
+                         matching_acls=[]) for _ in request.filters])
+    results: list[FilterResult] = []
+    removed: dict[uuid.UUID, None] = {}
+    for f in request.filters:
+        flt = AclFilter(f.resource_type_filter, f.resource_name_filter, f.pattern_type_filter, f.principal_filter,
+                        f.host_filter, f.operation, f.permission_type)
+        if flt.unknown():
+            what = "patternFilter" if 0 in (flt.resource_type, flt.pattern_type) else "entryFilter"
+            results.append(FilterResult(error_code=ErrorCode.INVALID_REQUEST, error_message=f"Unknown {what}.",
+                                        matching_acls=[]))
+            continue
+        matching = []
+        for acl_id, acl in authorizer.find(flt):
+            removed[acl_id] = None
+            matching.append(Matching(error_code=ErrorCode.NONE, error_message=None, resource_type=acl.resource_type,
+                                     resource_name=acl.resource_name, pattern_type=acl.pattern_type,
+                                     principal=acl.principal, host=acl.host, operation=acl.operation,
+                                     permission_type=acl.permission_type))
+        results.append(FilterResult(error_code=ErrorCode.NONE, error_message=None, matching_acls=matching))
+    if removed:
+        await ctx.broker.controller.write([RemoveAccessControlEntryRecord(id=acl_id) for acl_id in removed])
+    return DeleteAclsResponse(filter_results=results)
+
+
