@@ -49,6 +49,14 @@ def _describe(ctx, coordinator, group_id: str) -> G:
                      protocol_data="", members=[])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
                  protocol_data="", members=[])
+    if getattr(group, "type_name", None) == "streams":
+        # Kafka's describeGroups looks up a classic group: a streams group is "not found".
+        if version >= 6:
+            return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
+                     error_message=f"Group {group_id} is not a classic group.", group_state="Dead",
+                     protocol_type="", protocol_data="", members=[])
+        return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
+                 protocol_data="", members=[])
     if not isinstance(group, ClassicGroup):
         # A KIP-848 group seen through the classic API: members' subscriptions and assignments in
         # the consumer embedded protocol, the server assignor as the protocol.

@@ -1,0 +1,27 @@
+"""StreamsGroupTopologyDescriptionUpdate (key 93), v0.
+
+Kafka 4.4 stores topology descriptions only through a broker plugin
+(``group.streams.topology.description.plugin.class``, none by default); without one every request
+is answered UNSUPPORTED_VERSION ("The broker has no streams group topology description plugin
+configured."), before the group is looked at, which is what this broker does: it has no such
+plugin. (Kafka's heartbeat then never sets ``TopologyDescriptionRequired``, so clients do not send
+this request.)
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.streams_group_topology_description_update import (
+    StreamsGroupTopologyDescriptionUpdateResponse,
+)
+
+
+@api(93, 0, 0)
+def handle_streams_group_topology_description_update(ctx, request):
+    coordinator = ctx.broker.group_coordinator
+    if coordinator is None:
+        return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    return StreamsGroupTopologyDescriptionUpdateResponse(
+        error_code=ErrorCode.UNSUPPORTED_VERSION,
+        error_message="The broker has no streams group topology description plugin configured.")
