@@ -27,6 +27,7 @@ from protocol.messages.streams_group_topology_description_update import (
 CONFIG = {
     "group.streams.initial.rebalance.delay.ms": "0",
     "group.streams.heartbeat.interval.ms": "300",
+    "group.streams.min.heartbeat.interval.ms": "300",
     "offsets.topic.num.partitions": "3",
 }
 
@@ -314,5 +315,36 @@ def test_group_survives_restart(tmp_path):
             # The member carries on with its epoch.
             r = hb(w, app, "a", a["r"].member_epoch, active=a["active"])
             assert (r.error_code, r.member_epoch) == (ErrorCode.NONE, a["r"].member_epoch)
+        finally:
+            w.close()
+
+
+def test_streams_version_feature_gates_the_protocol():
+    """As Kafka: with the finalized streams.version downgraded to 0, StreamsGroupHeartbeat and
+    StreamsGroupDescribe answer UNSUPPORTED_VERSION; upgraded again, they serve."""
+    from protocol.messages.update_features import UpdateFeaturesRequest
+
+    U = UpdateFeaturesRequest.FeatureUpdateKey
+    with BrokerThread(config=CONFIG) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            app, source = names()
+            create_topic(b, source, 1)
+            down = w.call(UpdateFeaturesRequest(feature_updates=[
+                U(feature="streams.version", max_version_level=0, upgrade_type=2)]), 1)
+            assert down.error_code == ErrorCode.NONE, down.error_message
+            assert [r.error_code for r in down.results] == [ErrorCode.NONE]
+            wait_until(lambda: b.call(lambda: b.broker.image.features.get("streams.version", 0)) == 0,
+                       message="streams.version finalized at 0")
+            assert hb(w, app, "m", 0, topology=word_count_topology(app, source)).error_code == \
+                ErrorCode.UNSUPPORTED_VERSION
+            d = w.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
+            assert d.error_code == ErrorCode.UNSUPPORTED_VERSION
+            up = w.call(UpdateFeaturesRequest(feature_updates=[
+                U(feature="streams.version", max_version_level=1, upgrade_type=1)]), 1)
+            assert up.error_code == ErrorCode.NONE and [r.error_code for r in up.results] == [ErrorCode.NONE]
+            wait_until(lambda: b.call(lambda: b.broker.image.features.get("streams.version", 0)) == 1,
+                       message="streams.version finalized at 1")
+            assert hb(w, app, "m", 0, topology=word_count_topology(app, source)).error_code == ErrorCode.NONE
         finally:
             w.close()
