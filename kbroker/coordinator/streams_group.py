@@ -668,10 +668,11 @@ class StreamsGroupManager:
                 records.extend(self._compute_target(group))
         # 5. Reconcile.
         previous = (member.member_epoch, member.active_tasks(), _copy(member.standby), _copy(member.warmup))
+        before_state = (member.state, _copy(member.pending_active))
         if not (group.assignment_delayed and group.group_epoch > group.assignment_epoch):
             self._reconcile(group, member, r)
         changed = previous != (member.member_epoch, member.active_tasks(), _copy(member.standby), _copy(member.warmup))
-        if changed or joining or member.state != STABLE:
+        if changed or joining or before_state != (member.state, _copy(member.pending_active)):
             records.append(self._current_record(group, member))
         if r.shutdown_application and group.shutdown_requested_by is None:
             log.info("streams group %s: member %s requested the shutdown of the application", group.group_id,

@@ -348,3 +348,55 @@ def test_streams_version_feature_gates_the_protocol():
             assert hb(w, app, "m", 0, topology=word_count_topology(app, source)).error_code == ErrorCode.NONE
         finally:
             w.close()
+
+
+def test_silent_member_is_fenced_and_empty_group_deleted(tmp_path):
+    """A member that stops heartbeating is removed after group.streams.session.timeout.ms and its
+    tasks go to the others; once everyone left, DeleteGroups removes the group and its offsets,
+    also across a restart."""
+    config = {**CONFIG, "group.streams.min.session.timeout.ms": "1000", "group.streams.session.timeout.ms": "1500"}
+    data = str(tmp_path / "data")
+    app, source = names()
+    with BrokerThread(data_dir=data, config=config) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(b, source, 2)
+            topology = word_count_topology(app, source)
+            a = join_ready(w, app, "a", topology)
+            silent = hb(w, app, "silent", 0, topology=topology)
+            assert silent.error_code == ErrorCode.NONE
+            state = {"r": a["r"], "active": a["active"]}
+
+            def a_has_everything():
+                r = hb(w, app, "a", state["r"].member_epoch, active=state["active"])
+                assert r.error_code == ErrorCode.NONE, r.error_message
+                if r.active_tasks is not None:
+                    state["active"] = tasks_of(r.active_tasks)
+                state["r"] = r
+                members = [m.member_id for m in w.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0].members]
+                return members == ["a"] and state["active"] == {"0": {0, 1}, "1": {0, 1}}
+            wait_until(a_has_everything, message="the silent member fenced, a owning every task")
+            T = OffsetCommitRequest.OffsetCommitRequestTopic
+            commit = w.call(OffsetCommitRequest(group_id=app, generation_id_or_member_epoch=state["r"].member_epoch,
+                                                member_id="a", topics=[T(name=source, partitions=[
+                                                    T.OffsetCommitRequestPartition(partition_index=1,
+                                                                                   committed_offset=7)])]), 9)
+            assert commit.topics[0].partitions[0].error_code == ErrorCode.NONE
+            assert hb(w, app, "a", -1).error_code == ErrorCode.NONE
+            d = w.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
+            assert (d.group_state, d.members) == ("Empty", [])
+            assert w.call(DeleteGroupsRequest(groups_names=[app]), 2).results[0].error_code == ErrorCode.NONE
+            assert app not in {g.group_id for g in w.call(ListGroupsRequest(), 5).groups}
+        finally:
+            w.close()
+    with BrokerThread(data_dir=data, config=config) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            assert app not in {g.group_id for g in w.call(ListGroupsRequest(), 5).groups}
+            d = w.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
+            assert d.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+            F = OffsetFetchRequest.OffsetFetchRequestGroup
+            fetched = w.call(OffsetFetchRequest(groups=[F(group_id=app, topics=None)]), 9).groups[0]
+            assert fetched.topics == []
+        finally:
+            w.close()
