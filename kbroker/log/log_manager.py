@@ -13,6 +13,12 @@ corrupt partition loads offline), and runs one maintenance thread that, every
 * removes the directories of deleted partitions,
 * releases segment files kept open beyond the descriptor budget while in use (see fd_budget).
 
+`move` (AlterReplicaLogDirs) moves a partition to another log dir: the closed log is copied to
+``<dest>/<name>.<id>-future`` with a ``move-complete`` marker once fsynced, the old directory is
+renamed for deletion, then the copy takes the partition's name. A crash in between is repaired at
+load: a future copy without the marker is removed; one with the marker replaces a partition that
+has no live directory any more, and is removed when the old one is still live.
+
 `close` stops the thread, then closes every log cleanly (fsync, checkpoint, clean-shutdown marker).
 """
 
@@ -20,18 +26,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from .cleaner import clean_log
 from .config import LogConfig
 from .fd_budget import BUDGET
-from .partition_log import DELETE_DIR_SUFFIX, PartitionLog
+from .log_state import fsync_dir
+from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
 
 logger = logging.getLogger(__name__)
+
+FUTURE_DIR_SUFFIX = "-future"
+MOVE_COMPLETE = "move-complete"
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -81,12 +93,16 @@ class LogManager:
         self._load()
 
     def _load(self) -> None:
+        futures: list[Path] = []
         for log_dir in self.log_dirs:
             for path in sorted(log_dir.iterdir()):
                 if not path.is_dir():
                     continue
                 if path.name.endswith(DELETE_DIR_SUFFIX):
                     self._pending_removal.append(path)
+                    continue
+                if path.name.endswith(FUTURE_DIR_SUFFIX):
+                    futures.append(path)
                     continue
                 parsed = parse_partition_dir(path.name)
                 if parsed is None:
@@ -96,7 +112,78 @@ class LogManager:
                 config = self._config_for(parsed[0]) if self._config_for else self.default_config
                 log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
                 self._logs[parsed] = log
+        for path in futures:
+            self._recover_move(path)
         self._remove_deleted_dirs()
+
+    def _recover_move(self, future: Path) -> None:
+        """A move interrupted by a crash (see the module docstring)."""
+        name = future.name.rsplit(".", 1)[0]
+        parsed = parse_partition_dir(name)
+        if parsed is None or parsed in self._logs or not (future / MOVE_COMPLETE).exists():
+            logger.info("removing %s: an unfinished log dir move", future)
+            self._pending_removal.append(future)
+            return
+        target = future.parent / name
+        future.rename(target)
+        (target / MOVE_COMPLETE).unlink()
+        fsync_dir(future.parent)
+        logger.info("finished the interrupted move of %s to %s", name, future.parent)
+        config = self._config_for(parsed[0]) if self._config_for else self.default_config
+        self._logs[parsed] = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        log = self._logs.get((topic, partition))
+        return None if log is None else log.directory.parent
+
+    def move(self, topic: str, partition: int, dest: Path) -> PartitionLog:
+        """Move the partition's log to the log dir ``dest`` (one of ``log_dirs``); returns the log
+        now serving it (the same one when it is there already). Appends wait meanwhile."""
+        key = (topic, partition)
+        with self._lock:
+            log = self._logs.get(key)
+            if log is None:
+                raise KeyError(key)
+            if dest not in self.log_dirs:
+                raise ValueError(f"{dest} is not a log dir")
+            if log.directory.parent == dest:
+                return log
+            source = log.directory
+            future = dest / f"{source.name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
+            with log.lock:
+                config = log.config
+                log.close(clean=True)
+                try:
+                    shutil.copytree(source, future)
+                    for path in future.iterdir():
+                        fd = os.open(path, os.O_RDONLY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+                    (future / MOVE_COMPLETE).touch()
+                    fsync_dir(future)
+                    fsync_dir(dest)
+                except OSError:
+                    shutil.rmtree(future, ignore_errors=True)
+                    reopened = PartitionLog.open(source, config, clock=self.clock, verify=self._verify)
+                    self._logs[key] = reopened
+                    raise
+                gone = source.with_name(delete_dir_name(source.name))
+                os.replace(source, gone)
+                fsync_dir(source.parent)
+                target = dest / source.name
+                os.replace(future, target)
+                (target / MOVE_COMPLETE).unlink()
+                fsync_dir(dest)
+                self._pending_removal.append(gone)
+            moved = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+            moved.high_watermark = max(moved.high_watermark, min(log.high_watermark, moved.log_end_offset))
+            self._logs[key] = moved
+        if self._thread is None:
+            self._remove_deleted_dirs()
+        logger.info("moved %s-%d from %s to %s", topic, partition, source.parent, dest)
+        return moved
 
     # -- partitions ----------------------------------------------------------------------------
 
