@@ -3,8 +3,8 @@
 As Kafka's ``ReplicaManager.alterReplicaLogDirs``, per partition: a destination that is not one of
 the configured log dirs (given as its absolute path) gets LOG_DIR_NOT_FOUND ("Failed to find log
 dir ..."), a partition whose future directory name would pass 255 characters INVALID_TOPIC_EXCEPTION,
-a partition this broker does not host REPLICA_NOT_AVAILABLE, an offline (corrupt) partition
-KAFKA_STORAGE_ERROR; a partition already in the destination is left as it is. Nothing changes for
+a partition this broker does not host REPLICA_NOT_AVAILABLE, an offline destination dir, an offline
+(corrupt) partition, or any move while a log dir is offline KAFKA_STORAGE_ERROR; a partition already in the destination is left as it is. Nothing changes for
 a partition that gets an error.
 
 Kafka creates a future log in the destination and catches it up with a background thread; here the
@@ -19,6 +19,7 @@ import logging
 import os
 
 from kbroker.api.registry import api
+from kbroker.log.log_manager import LogDirOfflineError
 from protocol.errors import ErrorCode
 from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsResponse
 
@@ -36,6 +37,8 @@ def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
                  if os.path.abspath(d) == destination), None)
     if dest is None:
         return ErrorCode.LOG_DIR_NOT_FOUND
+    if dest in manager.offline_dirs:
+        return ErrorCode.KAFKA_STORAGE_ERROR  # "Log directory ... is offline"
     partition = broker.partition(topic, index)
     if partition is None or manager.get(topic, index) is None:
         return ErrorCode.REPLICA_NOT_AVAILABLE
@@ -43,7 +46,7 @@ def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
         return ErrorCode.KAFKA_STORAGE_ERROR
     try:
         partition.log = manager.move(topic, index, dest)
-    except OSError as exc:
+    except (OSError, LogDirOfflineError) as exc:
         log.error("cannot move %s-%d to %s: %s", topic, index, destination, exc)
         return ErrorCode.KAFKA_STORAGE_ERROR
     return ErrorCode.NONE

@@ -8,9 +8,11 @@ import os
 import threading
 import uuid
 
+import pytest
 from waiting import wait_until
 from wire import Wire, create_topic, produce
 
+from kbroker.broker import StartupError
 from kbroker.testing import BrokerThread
 from protocol.errors import ErrorCode
 from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
@@ -26,7 +28,6 @@ def placement(wire, topic):
     """partition -> log dir, from DescribeLogDirs."""
     out = {}
     for result in wire.call(DescribeLogDirsRequest(topics=None), 4).results:
-        assert result.error_code == ErrorCode.NONE
         for t in result.topics:
             if t.name == topic:
                 for p in t.partitions:
@@ -69,6 +70,7 @@ def test_partitions_spread_and_move_while_written(tmp_path):
         try:
             create_topic(w, topic, 6)
             where = placement(w, topic)
+            assert all(r.error_code == ErrorCode.NONE for r in w.call(DescribeLogDirsRequest(topics=None), 4).results)
             assert sorted(where) == list(range(6))
             assert set(where.values()) == set(dirs)  # spread over every log dir
             results = w.call(DescribeLogDirsRequest(topics=None), 4).results
@@ -141,3 +143,81 @@ def test_alter_replica_log_dirs_bad_input(tmp_path):
             assert not os.path.exists(tmp_path / "elsewhere")
         finally:
             w.close()
+
+
+def produce_error(wire, topic, partition):
+    from protocol.messages import REQUESTS
+    from protocol.records import Record, build_batch
+
+    Req = REQUESTS[0]
+    data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
+        index=partition, records=build_batch([Record(key=None, value=b"v", timestamp=1)]))])
+    resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+    return resp.responses[0].partition_responses[0].error_code
+
+
+def test_failed_log_dir_takes_only_its_partitions_offline(tmp_path):
+    dirs = [str(tmp_path / f"disk{i}") for i in range(2)]
+    config = {"log.dirs": ",".join(dirs)}
+    topic = f"jbod-{uuid.uuid4().hex[:8]}"
+    with BrokerThread(data_dir=dirs[0], config=config) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, topic, 4)
+            for p in range(4):
+                produce(w, topic, p, 3 + p)
+            where = placement(w, topic)
+        finally:
+            w.close()
+    failed = dirs[1]
+    on_failed = sorted(p for p, d in where.items() if d == failed)
+    healthy = sorted(p for p, d in where.items() if d != failed)
+    assert on_failed and healthy
+    # The second disk fails: its directory is gone and a file stands in its place.
+    os.rename(failed, failed + ".saved")
+    with open(failed, "w") as f:
+        f.write("not a directory")
+    with BrokerThread(data_dir=dirs[0], config=config) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            results = {r.log_dir: r for r in w.call(DescribeLogDirsRequest(topics=None), 4).results}
+            assert results[failed].error_code == ErrorCode.KAFKA_STORAGE_ERROR and results[failed].topics == []
+            assert results[dirs[0]].error_code == ErrorCode.NONE
+            # The healthy dir's partitions serve as before; the failed dir's are offline, not
+            # recreated empty elsewhere.
+            for p in healthy:
+                assert record_count(w, topic, p) == (3 + p, 3 + p)
+                assert produce_error(w, topic, p) == ErrorCode.NONE
+            for p in on_failed:
+                assert produce_error(w, topic, p) == ErrorCode.KAFKA_STORAGE_ERROR
+                assert not os.path.exists(os.path.join(dirs[0], f"{topic}-{p}"))
+            assert placement(w, topic) == {p: dirs[0] for p in healthy}
+            # Moves are refused while a log dir is offline; new topics go to the healthy dir.
+            assert move(w, topic, healthy[0], failed) == ErrorCode.KAFKA_STORAGE_ERROR
+            other = f"jbod-{uuid.uuid4().hex[:8]}"
+            create_topic(w, other, 2)
+            assert placement(w, other) == {0: dirs[0], 1: dirs[0]}
+        finally:
+            w.close()
+    # The disk is back: every partition is online with all its records.
+    os.remove(failed)
+    os.rename(failed + ".saved", failed)
+    with BrokerThread(data_dir=dirs[0], config=config) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            assert placement(w, topic) == where
+            for p in on_failed:
+                assert record_count(w, topic, p) == (3 + p, 3 + p)
+            for p in healthy:
+                assert record_count(w, topic, p) == (4 + p, 4 + p)
+        finally:
+            w.close()
+
+
+def test_metadata_log_dir_failed_refuses_to_start(tmp_path):
+    """The first log dir holds the metadata log: Kafka stops when it fails, and so does kbroker."""
+    first = tmp_path / "disk0"
+    first.write_text("not a directory")
+    with pytest.raises(StartupError, match="cannot create log directory"):
+        with BrokerThread(data_dir=str(first), config={"log.dirs": f"{first},{tmp_path / 'disk1'}"}):
+            pass

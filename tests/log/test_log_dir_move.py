@@ -88,3 +88,32 @@ def test_a_complete_copy_replaces_the_deleted_old_log(tmp_path):
     assert not (dest / "t-0" / MOVE_COMPLETE).exists()
     m.close()
     assert not future.exists()
+
+
+def test_offline_dir_serves_old_partitions_offline_and_new_ones_elsewhere(tmp_path):
+    from kbroker.log import LogCorruptedError
+    from kbroker.log.log_manager import LogDirOfflineError
+
+    (tmp_path / "b").write_text("a failed disk")
+    m = manager(tmp_path)
+    assert m.offline_dirs == [tmp_path / "b"]
+    old = m.get_or_create("t", 0, CONFIG, new=False)
+    assert old.offline is not None
+    with pytest.raises(LogCorruptedError):
+        write(old, 1)
+    fresh = m.get_or_create("t", 1, CONFIG)
+    assert fresh.directory == tmp_path / "a" / "t-1"
+    assert m.create_logs([("u", 0), ("u", 1)], CONFIG) == [("u", 0), ("u", 1)]
+    assert {m.get("u", i).directory.parent for i in range(2)} == {tmp_path / "a"}
+    with pytest.raises(LogDirOfflineError):
+        m.move("t", 1, tmp_path / "b")
+    m.close()
+
+
+def test_every_dir_offline_is_refused(tmp_path):
+    from kbroker.log.log_manager import LogDirOfflineError
+
+    (tmp_path / "a").write_text("x")
+    (tmp_path / "b").write_text("x")
+    with pytest.raises(LogDirOfflineError):
+        manager(tmp_path)
