@@ -36,10 +36,10 @@ TargetAssignmentMetadata (20), TargetAssignmentMember (21), CurrentMemberAssignm
 Topology (23), version 0, written to ``__consumer_offsets`` before the response and replayed at
 start-up.
 
-Left out (not evaluated here): task offsets/end offsets are accepted and shown by
-StreamsGroupDescribe but warm-up tasks are never assigned, and the metadata hash is this broker's
-own hash of the topics' ids and partition counts (Kafka's is a murmur hash of the same data), so a
-group moved between kbroker and Kafka rebalances once.
+Task offsets are kept per member, shown by StreamsGroupDescribe and rank standby candidates;
+warm-up tasks are never assigned, as in Kafka 4.4 (its ``AssignmentRefiner`` inserts none yet).
+The metadata hash is this broker's own hash of the topics' ids and partition counts (Kafka's is a
+murmur hash of the same data), so a group moved between kbroker and Kafka rebalances once.
 """
 
 from __future__ import annotations
@@ -773,8 +773,11 @@ class StreamsGroupManager:
             current = g.target.get(mid)
             members[mid] = AssignorMember(process_id=m.process_id or mid,
                                           active=_copy(current[0]) if current else m.active_tasks(),
-                                          standby=_copy(current[1]) if current else _copy(m.standby))
-        result = assign(members, counts, standby)
+                                          standby=_copy(current[1]) if current else _copy(m.standby),
+                                          task_offsets={(st, p): o for st, p, o in m.task_offsets})
+        stateful = {c.subtopology_id for c in (g.topology.subtopologies if g.topology else [])
+                    if c.state_changelog_topics}
+        result = assign(members, counts, standby, stateful)
         g.target = {mid: (a, s, {}) for mid, (a, s) in result.items()}
         g.assignment_epoch = g.group_epoch
         log.info("streams group %s: epoch %d target assignment: %s", g.group_id, g.group_epoch,

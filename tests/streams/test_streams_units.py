@@ -45,6 +45,20 @@ def test_standbys_never_on_the_active_process():
         assert len(set(used)) == 3  # active and both standbys on different processes
 
 
+def test_standbys_only_for_stateful_subtopologies():
+    members = {"a": AssignorMember("a"), "b": AssignorMember("b")}
+    out = assign(members, {"0": 2, "1": 2}, 1, stateful={"1"})
+    standbys = {t for _, sb in out.values() for t in flat(sb)}
+    assert standbys == {("1", 0), ("1", 1)}
+
+
+def test_previous_standby_takes_over_an_orphaned_active_task():
+    # a ran task 0_0 with b as its standby; a is gone: b gets the active task, not c.
+    members = {"b": AssignorMember("b", standby={"0": {0}}), "c": AssignorMember("c")}
+    out = assign(members, {"0": 2}, 0)
+    assert ("0", 0) in flat(out["b"][0])
+
+
 def test_more_standbys_than_processes_are_left_out():
     members = {"a": AssignorMember("a"), "b": AssignorMember("b")}
     out = assign(members, {"0": 2}, 2)
