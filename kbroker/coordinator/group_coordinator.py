@@ -479,6 +479,11 @@ class GroupCoordinator:
         keyed: list[tuple[TopicPartition, OffsetAndMetadata]] = []
         for topic, partition, offset, leader_epoch, metadata in entries:
             metadata = metadata or ""
+            if isinstance(group, StreamsGroup):
+                stale = self.streams.partition_error(group, member_id, generation, topic, partition)
+                if stale != ErrorCode.NONE:
+                    errors.append(stale)
+                    continue
             if len(metadata.encode()) > max_meta:
                 errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
                 continue

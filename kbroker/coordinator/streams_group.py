@@ -151,6 +151,7 @@ class StreamsMember:
     standby: Tasks = field(default_factory=dict)
     warmup: Tasks = field(default_factory=dict)
     pending_active: Tasks = field(default_factory=dict)  # active tasks pending revocation
+    pending_epochs: dict[tuple[str, int], int] = field(default_factory=dict)  # their assignment epochs
     task_offsets: list[tuple[str, int, int]] = field(default_factory=list)
     task_end_offsets: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -314,7 +315,7 @@ class StreamsGroupManager:
             return [T(subtopology_id=s, partitions=sorted(tasks[s]), assignment_epochs=[tasks[s][p] for p in sorted(tasks[s])])
                     for s in sorted(tasks) if tasks[s]]
 
-        pending = {s: {p: m.member_epoch for p in ps} for s, ps in m.pending_active.items()}
+        pending = {s: {p: m.pending_epochs.get((s, p), m.member_epoch) for p in ps} for s, ps in m.pending_active.items()}
         return (self._key(CURRENT_ASSIGNMENT,
                           StreamsGroupCurrentMemberAssignmentKey(group_id=g.group_id, member_id=m.member_id)),
                 self._value(V(member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch, state=m.state,
@@ -587,6 +588,7 @@ class StreamsGroupManager:
             if joining and member.member_epoch > 0:
                 # Rejoining with a known id: it starts over.
                 member.active, member.standby, member.warmup, member.pending_active = {}, {}, {}, {}
+                member.pending_epochs = {}
                 member.member_epoch, member.state = 0, STABLE
         # 1. The member's metadata.
         before = (member.instance_id, member.rack_id, member.rebalance_timeout_ms, member.topology_epoch,
@@ -794,7 +796,7 @@ class StreamsGroupManager:
         if m.pending_active:
             if owned is None or _intersect(owned, m.pending_active):
                 return  # still revoking
-            m.pending_active = {}
+            m.pending_active, m.pending_epochs = {}, {}
             self.timer.cancel(self._revoke_key(g, m.member_id))
         current = m.active_tasks()
         if (m.member_epoch == g.assignment_epoch and m.state == STABLE and current == _copy(target_active)
@@ -802,6 +804,8 @@ class StreamsGroupManager:
             return
         revoke = _minus(current, target_active)
         if revoke:
+            m.pending_epochs = {(s, p): e for s, ps in m.active.items() for p, e in ps.items()
+                                if p in revoke.get(s, set())}
             m.active = {s: {p: e for p, e in ps.items() if p not in revoke.get(s, set())} for s, ps in m.active.items()}
             m.active = {s: ps for s, ps in m.active.items() if ps}
             m.pending_active = revoke
@@ -982,6 +986,9 @@ class StreamsGroupManager:
                 m.active[t.subtopology_id] = dict(zip(t.partitions, epochs, strict=False))
             m.standby, m.warmup = _tasks_from(v.standby_tasks), _tasks_from(v.warmup_tasks)
             m.pending_active = _tasks_from(v.active_tasks_pending_revocation)
+            m.pending_epochs = {(t.subtopology_id, p): e for t in v.active_tasks_pending_revocation
+                                for p, e in zip(t.partitions, t.assignment_epochs or [v.member_epoch] * len(t.partitions),
+                                                strict=False)}
 
     def on_loaded(self, g: StreamsGroup) -> None:
         for mid in list(g.members):
@@ -1027,8 +1034,23 @@ class StreamsGroupManager:
             return ErrorCode.NONE
         if member_epoch > m.member_epoch:
             return ErrorCode.STALE_MEMBER_EPOCH
-        # An older epoch may commit the tasks it had since then (Kafka checks each partition's task).
-        if any(e > member_epoch for ps in m.active.values() for e in ps.values()):
+        if g.topology is None:
+            return ErrorCode.STALE_MEMBER_EPOCH
+        return ErrorCode.NONE  # an older epoch: each partition is checked by partition_error
+
+    def partition_error(self, g: StreamsGroup, member_id: str, member_epoch: int, topic: str,
+                        partition: int) -> ErrorCode:
+        """Kafka's assignment-epoch validator for a commit with an epoch older than the member's: the
+        partition's task must be the member's (assigned or pending revocation) since that epoch."""
+        m = g.members.get(member_id)
+        if m is None or member_epoch < 0 or member_epoch >= m.member_epoch or g.topology is None:
+            return ErrorCode.NONE
+        sub = next((st.subtopology_id for st in g.topology.subtopologies
+                    if topic in st.source_topics or any(t.name == topic for t in st.repartition_source_topics)), None)
+        if sub is None:
+            return ErrorCode.STALE_MEMBER_EPOCH
+        epoch = m.active.get(sub, {}).get(partition, m.pending_epochs.get((sub, partition)))
+        if epoch is None or member_epoch < epoch:
             return ErrorCode.STALE_MEMBER_EPOCH
         return ErrorCode.NONE
 

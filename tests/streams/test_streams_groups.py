@@ -194,6 +194,20 @@ def test_second_member_gets_tasks_after_revocation(kb, wire):
     assert commit("b", rb.member_epoch + 1) == ErrorCode.STALE_MEMBER_EPOCH
     assert commit("b", rb.member_epoch, version=8) == ErrorCode.UNSUPPORTED_VERSION
     assert commit("nobody", 1) == ErrorCode.UNKNOWN_MEMBER_ID
+
+    # An older epoch commits only the partitions whose tasks the member has had since then.
+    def commit_partition(member, epoch, partition):
+        return wire.call(OffsetCommitRequest(group_id=app, generation_id_or_member_epoch=epoch, member_id=member,
+                                             topics=[T(name=source, partitions=[T.OffsetCommitRequestPartition(
+                                                 partition_index=partition, committed_offset=5)])]),
+                         9).topics[0].partitions[0].error_code
+    old_epoch = a["r"].member_epoch
+    assert old_epoch < ra.member_epoch
+    kept_source = sorted(kept.get("0", set()))
+    moved_source = sorted(set(range(4)) - set(kept_source))
+    assert kept_source and moved_source
+    assert commit_partition("a", old_epoch, kept_source[0]) == ErrorCode.NONE
+    assert commit_partition("a", old_epoch, moved_source[0]) == ErrorCode.STALE_MEMBER_EPOCH
     F = OffsetFetchRequest.OffsetFetchRequestGroup
     fetched = wire.call(OffsetFetchRequest(groups=[F(group_id=app, member_id="b", member_epoch=rb.member_epoch, topics=[
         F.OffsetFetchRequestTopics(name=source, partition_indexes=[0])])]), 9).groups[0]
