@@ -471,11 +471,12 @@ class StreamsGroupManager:
         if r.member_epoch == 0:
             if r.rebalance_timeout_ms == -1:
                 raise invalid("RebalanceTimeoutMs must be provided in first request.")
-            if r.active_tasks:
+            # Kafka's throwIfNotEmptyCollection: the lists must be given, and empty.
+            if r.active_tasks is None or r.active_tasks:
                 raise invalid("ActiveTasks must be empty when (re-)joining.")
-            if r.standby_tasks:
+            if r.standby_tasks is None or r.standby_tasks:
                 raise invalid("StandbyTasks must be empty when (re-)joining.")
-            if r.warmup_tasks:
+            if r.warmup_tasks is None or r.warmup_tasks:
                 raise invalid("WarmupTasks must be empty when (re-)joining.")
             if r.topology is None:
                 raise invalid("Topology must be non-null when (re-)joining.")

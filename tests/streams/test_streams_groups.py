@@ -49,6 +49,8 @@ def word_count_topology(app: str, source: str, epoch: int = 0):
 
 def hb(wire, group, member_id, epoch, *, topology=None, active=None, standby=None, instance=None, process=None,
        version=1):
+    if epoch == 0 and active is None:
+        active = {}  # a joining member sends empty task lists (null ones are INVALID_REQUEST, as in Kafka)
     tasks = None if active is None else [TaskIds(subtopology_id=s, partitions=sorted(ps)) for s, ps in active.items()]
     return wire.call(StreamsGroupHeartbeatRequest(
         group_id=group, member_id=member_id, member_epoch=epoch, instance_id=instance,
@@ -254,9 +256,14 @@ def test_bad_input(kb, wire):
     assert (d.error_code, d.error_message) == (ErrorCode.GROUP_ID_NOT_FOUND, f"Group {app} not found.")
     # Join without a topology, topology on a heartbeat, a changelog with partitions, internal topics.
     no_topology = wire.call(StreamsGroupHeartbeatRequest(group_id=app, member_id="m", member_epoch=0,
-                                                         rebalance_timeout_ms=1000), 1)
+                                                         rebalance_timeout_ms=1000, active_tasks=[], standby_tasks=[],
+                                                         warmup_tasks=[]), 1)
     assert (no_topology.error_code, no_topology.error_message) == (
         ErrorCode.INVALID_REQUEST, "Topology must be non-null when (re-)joining.")
+    null_tasks = wire.call(StreamsGroupHeartbeatRequest(group_id=app, member_id="m", member_epoch=0,
+                                                        rebalance_timeout_ms=1000, topology=topology), 1)
+    assert (null_tasks.error_code, null_tasks.error_message) == (
+        ErrorCode.INVALID_REQUEST, "ActiveTasks must be empty when (re-)joining.")
     bad = word_count_topology(app, source)
     bad.subtopologies[1].state_changelog_topics[0].partitions = 3
     assert hb(wire, app, "m", 0, topology=bad).error_code == ErrorCode.STREAMS_INVALID_TOPOLOGY
