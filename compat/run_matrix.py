@@ -56,6 +56,7 @@ SCENARIOS = [f"produce_consume_{c}" for c in CODECS] + [
     "record_at_size_limit",
     "record_beyond_size_limit",
     "unknown_topic",
+    "share_group_two_consumers",
 ]
 
 # Both brokers get exactly these settings. Topic auto-creation is off for the whole run: every

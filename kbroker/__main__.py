@@ -117,6 +117,8 @@ async def _serve(config: BrokerConfig) -> int:
         print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
     if broker.metrics.http is not None:
         print(f"kbroker metrics: {broker.metrics.http.url}/metrics", flush=True)
+    if broker.metrics.console is not None:
+        print(f"kbroker console: {broker.metrics.http.url}/", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

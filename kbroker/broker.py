@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api import load_handlers
-from kbroker.config import BrokerConfig, Endpoint
+from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
+from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
@@ -33,6 +34,9 @@ from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
 from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
+from kbroker.security.acls import Authorizer
+from kbroker.security.listeners import ListenerSecurity, build_listener_security
+from kbroker.security.scram import ScramCredentials
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 
@@ -50,6 +54,13 @@ class Broker:
         self.node_id = config.node_id
         self.image = MetadataImage()
         self.image.listeners.append(self._on_metadata_record)
+        # SCRAM credentials follow the metadata log's records (replay included); each listener's
+        # TLS/SASL settings are built when the listeners are bound (kbroker/security).
+        self.scram_credentials = ScramCredentials()
+        self.image.listeners.append(self.scram_credentials.on_record)
+        self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
+        self.image.listeners.append(self.authorizer.on_record)
+        self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
         self.limits = ConnectionLimits(config)
@@ -68,6 +79,9 @@ class Broker:
         self.create_partitions_lock = asyncio.Lock()
         self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
+        # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
+        # controller here; a cluster node's client reaches the active controller.
+        self.controller_client: ControllerClient = LocalControllerClient(self)
         load_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)
@@ -134,7 +148,7 @@ class Broker:
         if self._idle_task is not None:
             self._idle_task.cancel()
         for partition in self.partitions.values():
-            partition.notify()
+            partition.notify_hw()  # long polls answer; acks=all produces answer NOT_LEADER_OR_FOLLOWER
         deadline = time.monotonic() + timeout
         while any(not c.idle for c in self.connections) and time.monotonic() < deadline:
             tasks = [t for c in self.connections for t in c.tasks]
@@ -234,6 +248,11 @@ class Broker:
     # -- listeners --------------------------------------------------------------------------
 
     async def _bind(self) -> None:
+        try:
+            self.listener_security = build_listener_security(self.config)
+            self.authorizer.configure(self.config)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
         for endpoint in self.config.client_listeners:
             try:
                 server = await Listener.bind(self, endpoint)
@@ -324,23 +343,23 @@ class Broker:
         name = type(record).__name__
         if self._replaying and name in ("PartitionRecord", "PartitionChangeRecord", "RemoveTopicRecord"):
             return  # partitions are opened from the replayed image (_open_replayed_partitions)
-        if name == "PartitionRecord":
+        if name in ("PartitionRecord", "PartitionChangeRecord"):
+            # Become leader or follower of a local replica (replication's applyDelta).
             topic = self.image.topic_by_id(record.topic_id)
-            if topic is not None and self.node_id in record.replicas:
-                self._open_partition(topic.name, record.partition_id)
-        elif name == "PartitionChangeRecord":
-            topic = self.image.topic_by_id(record.topic_id)
-            if topic is not None:
+            state = topic.partitions.get(record.partition_id) if topic is not None else None
+            if topic is not None and state is not None:
                 p = self.partitions.get((topic.name, record.partition_id))
-                state = topic.partitions.get(record.partition_id)
-                if p is not None and state is not None:
-                    p.leader_epoch = state.leader_epoch
-                    p.isr = list(state.isr)
-                    p.replicas = list(state.replicas)
+                if self.node_id in state.replicas:
+                    if p is None:
+                        self._open_partition(topic.name, record.partition_id)
+                    else:
+                        self.replica_manager.apply_partition_state(p, state)
+                elif p is not None:
+                    self.replica_manager.stop_replica(p)
         elif name == "RemoveTopicRecord":
             for key in [k for k, p in self.partitions.items() if p.topic_id == record.topic_id]:
                 p = self.partitions.pop(key)
-                p.notify()
+                self.replica_manager.stop_replica(p)
                 assert self.log_manager is not None
                 self.log_manager.delete(p.topic, p.index)
                 for service in self.services:
@@ -377,10 +396,12 @@ class Broker:
         plog = self.log_manager.get_or_create(topic_name, index, log_config, new=new)
         if plog.high_watermark < plog.log_end_offset:
             plog.high_watermark = plog.log_end_offset
-        self.partitions[(topic_name, index)] = Partition(
-            topic_name, index, topic.topic_id, plog, state.leader_epoch, list(state.replicas), list(state.isr),
-            settings,
+        # Opened with no leader and epoch -1, then made leader or follower by the state's record.
+        partition = self.partitions[(topic_name, index)] = Partition(
+            topic_name, index, topic.topic_id, plog, -1, list(state.replicas), list(state.isr),
+            settings, node_id=self.node_id, leader_id=-1, partition_epoch=-1,
         )
+        self.replica_manager.apply_partition_state(partition, state)
 
     def _partition_configs(self, overrides: dict[str, str]) -> tuple[LogConfig, dict[str, Any]]:
         """The log config and settings of a topic with these overrides; the last answer is kept,
@@ -482,7 +503,9 @@ class Listener:
     async def _serve(self, conn: socket.socket, peer: str) -> None:
         protocol = KafkaConnection(self.broker, self.endpoint, admitted=peer)
         try:
-            await self._loop.connect_accepted_socket(lambda: protocol, conn)
+            security = self.broker.listener_security.get(self.endpoint.listener)
+            await self._loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=security.ssl_context if security is not None else None)
         except BaseException as exc:
             conn.close()
             protocol.release_all()  # once, whether or not the transport got to connection_lost

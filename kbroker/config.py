@@ -197,6 +197,43 @@ def _k(name: str, type_: str, default: str | None, **kw: Any) -> ConfigKey:
     return ConfigKey(name, type_, default, **kw)
 
 
+# Security keys (kbroker/security): TLS stores, client authentication, SASL. Every one may also be
+# given per listener as ``listener.name.<listener>.<key>`` (BrokerConfig.listener_value).
+_SECURITY_KEYS = [
+    _k("ssl.keystore.type", "string", "JKS"),
+    _k("ssl.keystore.location", "string", None),
+    _k("ssl.keystore.password", "password", None, sensitive=True),
+    _k("ssl.key.password", "password", None, sensitive=True),
+    _k("ssl.keystore.key", "password", None, sensitive=True),
+    _k("ssl.keystore.certificate.chain", "password", None, sensitive=True),
+    _k("ssl.truststore.type", "string", "JKS"),
+    _k("ssl.truststore.location", "string", None),
+    _k("ssl.truststore.password", "password", None, sensitive=True),
+    _k("ssl.truststore.certificates", "password", None, sensitive=True),
+    _k("ssl.client.auth", "string", "none", choices=("required", "requested", "none")),
+    _k("ssl.principal.mapping.rules", "string", "DEFAULT"),
+    _k("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3"),
+    _k("ssl.protocol", "string", "TLSv1.3"),
+    _k("ssl.cipher.suites", "list", ""),
+    _k("ssl.endpoint.identification.algorithm", "string", "https", applied=False),
+    _k("ssl.keymanager.algorithm", "string", "SunX509", applied=False),
+    _k("ssl.trustmanager.algorithm", "string", "PKIX", applied=False),
+    _k("ssl.secure.random.implementation", "string", None, applied=False),
+    _k("sasl.enabled.mechanisms", "list", "GSSAPI"),
+    _k("sasl.jaas.config", "password", None, sensitive=True),
+    _k("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", applied=False),
+    _k("sasl.server.max.receive.size", "int", "524288"),
+    _k("connections.max.reauth.ms", "long", "0"),
+    _k("connection.failed.authentication.delay.ms", "int", "100", minimum=0),
+    _k("authorizer.class.name", "string", ""),
+    _k("super.users", "string", None),
+    _k("allow.everyone.if.no.acl.found", "boolean", "false"),
+]
+# The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
+# mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
+LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
+    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found"}
+
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 
@@ -304,6 +341,33 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False),
         _k("group.streams.min.assignment.interval.ms", "int", "0", minimum=0, applied=False),
         _k("group.streams.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False),
+        # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
+        _k("group.share.max.size", "int", "200", minimum=1, maximum=1000),
+        _k("group.share.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.share.min.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.share.max.session.timeout.ms", "int", "60000", minimum=1),
+        _k("group.share.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.share.min.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.share.max.heartbeat.interval.ms", "int", "15000", minimum=1),
+        _k("group.share.assignors", "list", "simple", list_choices=("simple",), nonempty=True),
+        _k("group.share.record.lock.duration.ms", "int", "30000", minimum=1000, maximum=3600000),
+        _k("group.share.min.record.lock.duration.ms", "int", "15000", minimum=1000, maximum=30000),
+        _k("group.share.max.record.lock.duration.ms", "int", "60000", minimum=30000, maximum=3600000),
+        _k("group.share.delivery.count.limit", "int", "5", minimum=2, maximum=10),
+        _k("group.share.min.delivery.count.limit", "int", "2", minimum=2, maximum=5),
+        _k("group.share.max.delivery.count.limit", "int", "10", minimum=5, maximum=25),
+        _k("group.share.partition.max.record.locks", "int", "2000", minimum=100, maximum=10000),
+        _k("group.share.min.partition.max.record.locks", "int", "100", minimum=100, maximum=2000),
+        _k("group.share.max.partition.max.record.locks", "int", "4000", minimum=2000, maximum=10000),
+        _k("group.share.max.share.sessions", "int", "2000", minimum=1),
+        _k("share.coordinator.state.topic.num.partitions", "int", "50", minimum=1),
+        _k("share.coordinator.state.topic.replication.factor", "short", "3", minimum=1),
+        _k("share.coordinator.state.topic.min.isr", "short", "2", minimum=1),
+        _k("share.coordinator.state.topic.segment.bytes", "int", "104857600", minimum=1),
+        _k("share.coordinator.state.topic.prune.interval.ms", "int", "300000", minimum=1),
+        # KIP-1191 dead-letter queues of share groups.
+        _k("errors.deadletterqueue.auto.create.topics.enable", "boolean", "false"),
+        _k("errors.deadletterqueue.topic.name.prefix", "string", "dlq."),
         _k("offsets.topic.num.partitions", "int", "50", minimum=1),
         _k("offsets.topic.replication.factor", "short", "3", minimum=1),
         _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1),
@@ -324,8 +388,21 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("fetch.max.bytes", "int", "57671680", minimum=1024),
         _k("max.request.partition.size.limit", "int", "2000", minimum=1),
         _k("replica.lag.time.max.ms", "long", "30000"),
+        _k("replica.fetch.max.bytes", "int", "1048576", minimum=0),
+        _k("replica.fetch.min.bytes", "int", "1"),
+        _k("replica.fetch.wait.max.ms", "int", "500"),
+        _k("replica.fetch.backoff.ms", "int", "1000", minimum=0),
+        _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0),
+        _k("replica.socket.timeout.ms", "int", "30000"),
+        _k("replica.high.watermark.checkpoint.interval.ms", "long", "5000", minimum=1),
+        # KIP-392 (fetch from the closest replica): the selectors kbroker has, by Kafka's class names.
+        _k("replica.selector.class", "string", None,
+           choices=("org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                    "org.apache.kafka.common.replica.LeaderSelector")),
         # The broker's own HTTP listener (kbroker.metrics): /metrics; off unless set.
         _k("kbroker.http.listeners", "list", ""),
+        # The web console on that listener (kbroker.console); false: /metrics alone.
+        _k("kbroker.console.enable", "boolean", "true"),
         # kbroker's test controls (kbroker.control): off unless set.
         _k("kbroker.control.listeners", "list", ""),
         _k("kbroker.control.allow.remote", "boolean", "false"),
@@ -336,6 +413,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("kbroker.trace.topics", "list", ""),
         # Segment files kept open at once (kbroker/log/fd_budget.py); -1: half the open file limit.
         _k("kbroker.log.max.open.files", "int", "-1", minimum=-1),
+        *_SECURITY_KEYS,
         _k("zookeeper.connect", "string", None, applied=False),
         _k("zookeeper.connection.timeout.ms", "int", None, applied=False),
         _k("zookeeper.session.timeout.ms", "int", "18000", applied=False),
@@ -362,8 +440,9 @@ class TopicKey:
 
 
 def _t(name: str, type_: str, synonyms: tuple[str, ...], convert: Callable[[str, Any], Any] | None = None,
-       **kw: Any) -> TopicKey:
-    return TopicKey(name, synonyms, ConfigKey(name, type_, None, **kw), convert)
+       default: str | None = None, **kw: Any) -> TopicKey:
+    """``default``: the value of a topic config without a broker synonym (Kafka's LogConfig default)."""
+    return TopicKey(name, synonyms, ConfigKey(name, type_, default, **kw), convert)
 
 
 def _minutes_or_hours_to_ms(key: str, value: Any) -> Any:
@@ -434,17 +513,22 @@ TOPIC_KEYS: dict[str, TopicKey] = {
            doc="A new segment starts after this long even if the current one is not full."),
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
+        # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
+        _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
+           doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),
     ]
 }
 
 
 def _from_synonyms(key: TopicKey, lookup: Callable[[str], Any]) -> tuple[Any, str | None]:
     """The first of ``key``'s broker synonyms ``lookup`` has a value for, converted to the topic
-    key's unit, and that synonym."""
+    key's unit, and that synonym (a key without synonyms: its own default, and None)."""
     for syn in key.synonyms:
         value = lookup(syn)
         if value is not None:
             return (key.convert(syn, value) if key.convert else value), syn
+    if not key.synonyms and key.spec.default is not None:
+        return key.spec.parse(key.spec.default), None
     return None, None
 
 
@@ -577,7 +661,33 @@ class Endpoint:
 _ENDPOINT_RE = re.compile(r"^([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:/\s]*):(-?\d+)$")
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# Kafka's SecurityProtocol ids (RegisterBrokerRecord, UpdateMetadata).
+SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+
+
+def parse_protocol_map(raw: str) -> dict[str, str]:
+    """``listener.security.protocol.map`` as Kafka reads it (Csv.parseCsvMap: the last ``:`` splits;
+    names normalised to upper case); each protocol must be one of Kafka's SecurityProtocol names."""
+    key = "listener.security.protocol.map"
+    out: dict[str, str] = {}
+    raw = raw.strip()
+    if not raw:
+        return out
+    for item in _LIST_SEPARATOR.split(raw):
+        name, sep, proto = item.rpartition(":")
+        if not sep:
+            raise ConfigError(key, raw, "", f"Error parsing configuration property '{key}': "
+                              f"expected LISTENER_NAME:SECURITY_PROTOCOL, got '{item}'")
+        proto = proto.strip()
+        if proto.upper() not in SECURITY_PROTOCOLS:
+            raise ConfigError(key, raw, "", f"Invalid security protocol `{proto}` defined in {key}")
+        out[name.strip().upper()] = proto.upper()
+    return out
+
+
 def parse_endpoints(key: str, items: Iterable[str], protocol_map: Mapping[str, str]) -> list[Endpoint]:
+    items = list(items)
     endpoints: list[Endpoint] = []
     seen: set[str] = set()
     for item in items:
@@ -591,13 +701,13 @@ def parse_endpoints(key: str, items: Iterable[str], protocol_map: Mapping[str, s
         if host.startswith("["):
             host = host[1:-1]
         if name in seen:
-            raise ConfigError(key, item, f"listener name {name} appears more than once")
+            raise ConfigError(key, item, "", f"Error creating broker listeners from '{','.join(items)}': "
+                              f"Each listener must have a different name, listeners: {','.join(items)}")
         seen.add(name)
         protocol = protocol_map.get(name)
         if protocol is None:
-            raise ConfigError(key, item, f"listener {name} not found in listener.security.protocol.map")
-        if protocol != "PLAINTEXT":
-            raise ConfigError(key, item, f"security protocol {protocol} is not supported (PLAINTEXT only)")
+            raise ConfigError(key, item, "", f"Error creating broker listeners from '{','.join(items)}': "
+                              f"No security protocol defined for listener {name}")
         endpoints.append(Endpoint(name, host, port, protocol))
     return endpoints
 
@@ -633,6 +743,22 @@ def parse_ip_overrides(raw: str) -> dict[str, int]:
             raise ConfigError(key, raw, f"{key} contains invalid addresses : {host}")
         out[host] = value
     return out
+
+
+_UNSET = object()
+_LISTENER_KEY = re.compile(r"listener\.name\.([A-Za-z0-9_]+)\.(.+)")
+_JAAS_KEY = re.compile(r"[A-Za-z0-9_-]+\.sasl\.jaas\.config")
+
+
+def _listener_key(name: str) -> tuple[str, str] | None:
+    """(listener, key) of a ``listener.name.<listener>.<key>`` setting kbroker knows, else None."""
+    m = _LISTENER_KEY.fullmatch(name)
+    if m is None:
+        return None
+    key = m.group(2)
+    if key in LISTENER_KEYS or _JAAS_KEY.fullmatch(key):
+        return m.group(1), key
+    return None
 
 
 @dataclass(slots=True)
@@ -690,7 +816,7 @@ class BrokerConfig:
             if self.values[name] is None:
                 self.values[name] = BROKER_DEFAULTS[name]
         for name in self.raw:
-            if name not in BROKER_KEYS:
+            if name not in BROKER_KEYS and not _listener_key(name):
                 self.unknown.append(name)
         if warn:
             for name in self.unknown:
@@ -714,12 +840,9 @@ class BrokerConfig:
         if node_id == -1:
             node_id = 1
         self.node_id: int = node_id
-        protocol_map: dict[str, str] = {}
-        for item in _parse_list("listener.security.protocol.map", v["listener.security.protocol.map"]):
-            if ":" not in item:
-                raise ConfigError("listener.security.protocol.map", item, "expected NAME:PROTOCOL pairs")
-            name, proto = item.split(":", 1)
-            protocol_map[name.strip().upper()] = proto.strip().upper()
+        protocol_map = parse_protocol_map(v["listener.security.protocol.map"])
+        self.protocol_map = protocol_map
+        self.listener_overrides = self._listener_overrides()
         self.listeners = parse_endpoints("listeners", v["listeners"], protocol_map)
         if not self.listeners:
             raise ConfigError("listeners", self.raw.get("listeners", ""), "at least one listener is required")
@@ -788,6 +911,37 @@ class BrokerConfig:
         if self.is_set("queued.max.request.bytes") and 0 < queued < v["socket.request.max.bytes"]:
             raise ConfigError("queued.max.request.bytes", queued,
                               "queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
+
+    def _listener_overrides(self) -> dict[tuple[str, str], Any]:
+        """The ``listener.name.<listener>.<key>`` settings, typed: (LISTENER, key) -> value, where key
+        is a security key or ``<mechanism>.sasl.jaas.config``. A value that does not parse stops
+        start-up, naming the prefixed key."""
+        out: dict[tuple[str, str], Any] = {}
+        for name, raw in self.raw.items():
+            parts = _listener_key(name)
+            if parts is None:
+                continue
+            listener, key = parts
+            spec = BROKER_KEYS[key] if key in BROKER_KEYS else BROKER_KEYS["sasl.jaas.config"]
+            try:
+                out[(listener.upper(), key)] = spec.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(name, raw, exc.reason, str(exc).replace(f"configuration {spec.name}",
+                                                                          f"configuration {name}")) from None
+        return out
+
+    def listener_value(self, listener: str, key: str) -> Any:
+        """``key`` for ``listener``: ``listener.name.<listener>.<key>`` when set, else the broker-wide
+        value (Kafka's ListenerName.configPrefix)."""
+        found = self.listener_overrides.get((listener.upper(), key), _UNSET)
+        return self.values.get(key) if found is _UNSET else found
+
+    def listener_jaas(self, listener: str, mechanism: str) -> str | None:
+        """The JAAS line for a SASL mechanism on a listener:
+        ``listener.name.<listener>.<mechanism>.sasl.jaas.config``, else ``listener.name.<listener>.
+        sasl.jaas.config``, else ``sasl.jaas.config``."""
+        found = self.listener_overrides.get((listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"))
+        return found if found is not None else self.listener_value(listener, "sasl.jaas.config")
 
     def is_set(self, name: str) -> bool:
         """Whether ``name`` was given (file, overrides or dynamic config) rather than defaulted."""
@@ -884,7 +1038,7 @@ class BrokerConfig:
     def describe_topic(self, overrides: Mapping[str, str]) -> list[ConfigEntry]:
         entries = []
         for name, key in sorted(TOPIC_KEYS.items()):
-            synonyms = self._synonyms(key.synonyms[0], key.synonyms)
+            synonyms = self._synonyms(key.synonyms[0], key.synonyms) if key.synonyms else []
             if name in overrides:
                 synonyms.insert(0, (name, overrides[name], SOURCE_TOPIC))
             if name in overrides:

@@ -10,7 +10,13 @@ to a new topic on each broker, then consumes them back, with confluent-kafka (as
 
 The machine may be shared: other work skews single rounds; compare medians over several rounds.
 
-Usage: ``.venv/bin/python scripts/bench_metrics.py [--rounds 5] [--mb 50] [--record-size 1024]``
+Each round also measures the broker's CPU time per request (from /proc, user + system) for
+``--cpu-requests`` pipelined small Produce requests and as many Fetch requests on each broker:
+CPU time barely moves with other work on a shared machine, so it resolves differences of a few
+per cent that the throughput rows cannot.
+
+Usage: ``.venv/bin/python scripts/bench_metrics.py [--rounds 5] [--mb 50] [--record-size 1024]
+[--cpu-requests 20000]``
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_broker import consume, cpu_model, free_port, metadata_ok, produce  # noqa: E402
+from bench_broker import consume, cpu_model, cpu_seconds, free_port, metadata_ok, produce  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
@@ -74,23 +80,110 @@ def run_side(bootstrap: str, topic: str, total: int, size: int) -> tuple[float, 
     return produce_s, consume_s, steady_s
 
 
-def per_request_cost() -> tuple[float, float]:
-    """ns per request of what the dispatcher adds with metrics on (a clock read when decoded, then
-    RequestStats.request_done), and of the check alone with metrics off."""
+def per_request_cost() -> tuple[float, float, float]:
+    """ns per request of what the dispatcher adds with metrics on (six clock reads: bytes in,
+    handler start, its synchronous run, response ready, flush, sent; then
+    RequestStats.request_done), of the check alone with metrics off, and what the step timer
+    (``_timed``) adds around an asynchronous handler that finishes in one step."""
     import timeit
 
     sys.path.insert(0, str(ROOT))
     from kbroker.metrics.requests import RequestStats
+    from kbroker.server.connection import _Slot, _timed
 
     stats = RequestStats()
     holder = type("Conn", (), {"_metrics": stats})()
     n = 200_000
-    on = timeit.timeit("m = c._metrics\nif m is not None:\n    m.request_done(0, perf_counter())",
-                       globals={"c": holder, "perf_counter": time.perf_counter}, number=n)
+    code = ("m = c._metrics\nif m is not None:\n    t0 = pc(); t1 = pc(); b = pc() - t1; r = pc(); f = pc()\n"
+            "    m.request_done(0, t0, t1, b, r, f, pc())")
+    on = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter}, number=n)
     holder._metrics = None
-    off = timeit.timeit("m = c._metrics\nif m is not None:\n    m.request_done(0, perf_counter())",
-                        globals={"c": holder, "perf_counter": time.perf_counter}, number=n)
-    return on / n * 1e9, off / n * 1e9
+    off = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter}, number=n)
+
+    async def handler() -> int:
+        return 1
+
+    def plain() -> None:
+        try:
+            handler().send(None)
+        except StopIteration:
+            pass
+
+    slot = _Slot(None)
+
+    def timed() -> None:
+        try:
+            _timed(handler(), slot).send(None)
+        except StopIteration:
+            pass
+
+    wrap = (timeit.timeit(timed, number=n) - timeit.timeit(plain, number=n)) / n * 1e9
+    return on / n * 1e9, off / n * 1e9, wrap
+
+
+def broker_cpu_per_request(port: int, pid: int, topic: str, requests: int, window: int = 64) -> tuple[float, float]:
+    """The broker's CPU time (user + system, from /proc) per request, in microseconds, for
+    ``requests`` pipelined Produce requests (one batch of 10 records of 100 B each, acks=1) and
+    then as many Fetch requests (from offset 0, up to 64 KiB). CPU time, unlike throughput,
+    barely moves with the other work on a shared machine."""
+    import socket
+    import struct
+
+    sys.path.insert(0, str(ROOT))
+    from protocol.api import decode_response, encode_request
+    from protocol.messages import REQUESTS, RequestHeader
+    from protocol.records import Record, build_batch
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    reader = sock.makefile("rb")
+
+    def frame(request: object, key: int, version: int, cid: int) -> bytes:
+        header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=cid,
+                               client_id="bench-metrics")
+        payload = encode_request(header, request)
+        return struct.pack(">i", len(payload)) + payload
+
+    def run(make: object, key: int, version: int) -> float:
+        before = cpu_seconds(pid)
+        sent = received = 0
+        while received < requests:
+            burst = []
+            while sent < requests and sent - received < window:
+                burst.append(frame(make(), key, version, sent))  # type: ignore[operator]
+                sent += 1
+            if burst:
+                sock.sendall(b"".join(burst))
+            (size,) = struct.unpack(">i", reader.read(4))
+            decode_response(reader.read(size), key, version)
+            received += 1
+        return (cpu_seconds(pid) - before) / requests * 1e6
+
+    P = REQUESTS[0]
+    F = REQUESTS[1]
+    create = REQUESTS[19]
+    sock.sendall(frame(create(topics=[create.CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                            assignments=[], configs=[])],
+                              timeout_ms=30000, validate_only=False), 19, 7, 0))
+    (size,) = struct.unpack(">i", reader.read(4))
+    reader.read(size)
+    batch = build_batch([Record(value=b"v" * 100, timestamp=1_700_000_000_000 + i) for i in range(10)])
+
+    def produce_request() -> object:
+        return P(transactional_id=None, acks=1, timeout_ms=30000, topic_data=[P.TopicProduceData(
+            name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+
+    fetch_part = F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                             last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=65536)
+
+    def fetch_request() -> object:
+        return F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=65536, isolation_level=0, session_id=0,
+                 session_epoch=-1, topics=[F.FetchTopic(topic=topic, partitions=[fetch_part])],
+                 forgotten_topics_data=[], rack_id="")
+
+    try:
+        return run(produce_request, 0, 9), run(fetch_request, 1, 12)
+    finally:
+        sock.close()
 
 
 def main() -> None:
@@ -98,6 +191,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mb", type=int, default=50, help="MB produced and consumed per side per round")
     parser.add_argument("--record-size", type=int, default=1024)
+    parser.add_argument("--cpu-requests", type=int, default=20000,
+                        help="Produce and Fetch requests per side per round for the broker CPU per request")
     args = parser.parse_args()
     total = args.mb * 1_000_000 // args.record_size
     mb = total * args.record_size / 1e6
@@ -108,6 +203,8 @@ def main() -> None:
     scraper = Scraper(f"http://127.0.0.1:{http_port}/metrics")
     scraper.start()
     results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    pids = {"off": off.pid, "on": on.pid}
     try:
         for r in range(args.rounds):
             order = [("off", off_port), ("on", on_port)]
@@ -118,6 +215,12 @@ def main() -> None:
                 results[name].append((p, c, steady))
                 print(f"round {r + 1} metrics {name:3}: produce {mb / p:7.1f} MB/s  consume {mb / c:7.1f} MB/s "
                       f"(first to last record {mb / steady:7.1f} MB/s)", flush=True)
+            for name, port in order:
+                if args.cpu_requests:
+                    pu, fu = broker_cpu_per_request(port, pids[name], f"cpu-{r}", args.cpu_requests)
+                    cpu[name].append((pu, fu))
+                    print(f"round {r + 1} metrics {name:3}: broker CPU per Produce {pu:6.1f} us, per Fetch {fu:6.1f} us",
+                          flush=True)
     finally:
         scraper.stop.set()
         for proc in (off, on):
@@ -131,9 +234,16 @@ def main() -> None:
     print(f"{args.rounds} rounds x {total} records x {args.record_size} B = {mb:.0f} MB per side per round")
     print(f"scrapes: {scraper.scrapes}, {scraper.bytes / max(scraper.scrapes, 1) / 1024:.1f} KiB and "
           f"{scraper.seconds / max(scraper.scrapes, 1) * 1000:.1f} ms each")
-    on_ns, off_ns = per_request_cost()
-    print(f"dispatcher per request: {on_ns:.0f} ns with metrics on (clock read + count + histogram bucket), "
-          f"{off_ns:.0f} ns with metrics off (the check alone)")
+    on_ns, off_ns, wrap_ns = per_request_cost()
+    print(f"dispatcher per request: {on_ns:.0f} ns with metrics on (clock reads + six histogram buckets), "
+          f"{off_ns:.0f} ns with metrics off (the check alone); the step timer adds {wrap_ns:.0f} ns "
+          f"around an asynchronous handler")
+    for i, what in enumerate(("Produce", "Fetch")):
+        if cpu["off"]:
+            med = {name: statistics.median(row[i] for row in rows) for name, rows in cpu.items()}
+            diff = (med["on"] - med["off"]) / med["off"] * 100
+            print(f"broker CPU per {what} request: median off {med['off']:.1f} us, on+scraped {med['on']:.1f} us "
+                  f"({diff:+.1f} %)")
     for i, what in enumerate(("produce", "consume", "consume, first to last record")):
         med = {name: statistics.median(mb / row[i] for row in rows) for name, rows in results.items()}
         diff = (med["on"] - med["off"]) / med["off"] * 100

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("kbroker.metadata", "kbroker.controller", "kbroker.raft"),
     ("kbroker.replication",),
     ("kbroker.coordinator",),
+    ("kbroker.security",),
     ("kbroker.api",),
     ("kbroker.server",),
 ]

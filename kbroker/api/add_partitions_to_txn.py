@@ -11,8 +11,10 @@ INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / CONCURRENT_TRANSACTIONS.
 
 from __future__ import annotations
 
+from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
+from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -53,11 +55,21 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
 
 @api(24, 0, 5)
 def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+    # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
+    if ctx.api_version < 4 and (denied := refused(ctx, request, [
+        (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
+        return denied
     broker = ctx.broker
     version = ctx.api_version
     if version < 4:
+        topics = request.v3_and_below_topics
+        denied = {t.name for t in topics if not authorized(ctx, WRITE, TOPIC, t.name)}
+        if denied:  # Kafka: the whole request fails, the allowed partitions OPERATION_NOT_ATTEMPTED
+            codes = {(t.name, p): ErrorCode.TOPIC_AUTHORIZATION_FAILED if t.name in denied
+                     else ErrorCode.OPERATION_NOT_ATTEMPTED for t in topics for p in t.partitions}
+            return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
         codes = add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
-                        request.v3_and_below_producer_epoch, request.v3_and_below_topics)
+                        request.v3_and_below_producer_epoch, topics)
         return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
     results = []
     for txn in request.transactions:

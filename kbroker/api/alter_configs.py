@@ -7,13 +7,26 @@ configs only) to single keys. ValidateOnly checks without committing. Broker key
 marks read-only cannot be changed dynamically (INVALID_REQUEST), unknown topic keys and invalid
 topic values give INVALID_CONFIG, invalid broker values INVALID_REQUEST (both as Kafka 4.4, with
 its validators and messages), and a key named twice for a resource gives INVALID_REQUEST.
+The handlers send the request to the controller (``ctx.broker.controller_client``), except the
+BROKER resources that do not name this broker (or "" for the cluster default): those the receiving
+broker answers itself, INVALID_REQUEST, as Kafka's ConfigAdminManager.preprocess (so a broker's
+own configs are changed through that broker). :func:`alter_configs` and
+:func:`incremental_alter_configs` are the controller's side, each run alone among the
+controller's operations (a resource's overrides are read and rewritten without another change
+between).
 """
 
 from __future__ import annotations
 
+from kbroker.api.authorization import config_refused as _refused
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
+from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
+from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from protocol.errors import ErrorCode
 from protocol.messages.alter_configs import AlterConfigsResponse
 from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
@@ -35,10 +48,15 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
             raise _Reject(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
         return dict(topic.configs)
     if resource_type == RESOURCE_BROKER:
-        problem = broker_resource_error(broker, name)
-        if problem:
-            raise _Reject(*problem)
+        # The receiving broker checked that the name is its own id or "" (`_local_answers`); the
+        # controller checks only that it names a broker (Kafka's ControllerConfigurationValidator).
+        if name and not name.lstrip("-").isdigit():
+            raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid broker name {name}")
         return dict(broker.image.broker_configs.get(name, {}))
+    if resource_type == RESOURCE_GROUP:
+        if not name:
+            raise _Reject(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
+        return dict(broker.image.group_configs.get(name, {}))
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
@@ -50,6 +68,12 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
         try:
             broker.config.validate_topic_configs(new)
         except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        return
+    if resource_type == RESOURCE_GROUP:
+        try:
+            validate_group_configs(broker.config, new)
+        except GroupConfigError as exc:
             raise _Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
         return
     for key, value in changed.items():
@@ -64,13 +88,13 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
 
 
-def _commit(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
+async def _write(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
     changes: dict[str, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
     for k in old:
         if k not in new:
             changes[k] = None
     if changes:
-        broker.controller.commit(broker.controller.config_records(resource_type, name, changes))
+        await broker.controller.write(broker.controller.config_records(resource_type, name, changes))
 
 
 def _duplicates(configs) -> str | None:
@@ -82,13 +106,22 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-def _alter(broker, request, response_cls, new_configs):
+async def _alter(broker, request, response_cls, new_configs, requester=None):
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
+
+
+async def _alter_resources(ctx, request, response_cls, new_configs):
+    broker = ctx.broker
     out = []
     for res in request.resources:
         code, message = ErrorCode.NONE, None
         try:
+            if (denied := _refused(ctx, ALTER_CONFIGS_OP, res.resource_type, res.resource_name)) is not None:
+                raise _Reject(denied, None)
             dup = _duplicates(res.configs)
             if dup:
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
@@ -96,7 +129,7 @@ def _alter(broker, request, response_cls, new_configs):
             new, changed = new_configs(broker, res, old)
             _validate(broker, res.resource_type, new, changed)
             if not request.validate_only:
-                _commit(broker, res.resource_type, res.resource_name, old, new)
+                await _write(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:
             code, message = exc.code, exc.message
         out.append(response_cls.AlterConfigsResourceResponse(
@@ -114,9 +147,63 @@ def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[st
     return new, new
 
 
+def _local_answers(broker, request) -> dict[int, tuple[ErrorCode, str]]:
+    """What the receiving broker answers itself before forwarding, as Kafka's
+    ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
+    default); such a resource is never sent to the controller. Index in the request -> error."""
+    out = {}
+    for i, res in enumerate(request.resources):
+        if res.resource_type == RESOURCE_BROKER and not _duplicates(res.configs):
+            problem = broker_resource_error(broker, res.resource_name)
+            if problem:
+                out[i] = problem
+    return out
+
+
+async def _preprocess_and_forward(ctx, request, response_cls, send):
+    """Answer `_local_answers` here, forward the other resources, and give the answers in the
+    request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
+    local = _local_answers(ctx.broker, request)
+    resources = request.resources
+    forwarded = [res for i, res in enumerate(resources) if i not in local]
+    answers = []
+    if forwarded:
+        request.resources = forwarded
+        try:
+            response = await send(request, ctx.api_version, requester(ctx))
+        finally:
+            request.resources = resources
+        if local and response.responses is not None and len(response.responses) != len(forwarded):
+            raise RuntimeError(f"the controller answered {len(response.responses)} of {len(forwarded)} resources")
+        answers = list(response.responses or [])
+        if not local:
+            return response
+    else:
+        response = response_cls(throttle_time_ms=0, responses=[])
+    out = []
+    remote = iter(answers)
+    for i, res in enumerate(resources):
+        if i in local:
+            code, message = local[i]
+            out.append(response_cls.AlterConfigsResourceResponse(
+                error_code=code, error_message=message, resource_type=res.resource_type,
+                resource_name=res.resource_name))
+        else:
+            out.append(next(remote))
+    response.responses = out
+    return response
+
+
 @api(33, 0, 2)
-def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
-    return _alter(ctx.broker, request, AlterConfigsResponse, _replaced)
+async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+    return await _preprocess_and_forward(ctx, request, AlterConfigsResponse,
+                                         ctx.broker.controller_client.alter_configs)
+
+
+@controller_operation(ALTER_CONFIGS)
+async def alter_configs(broker, request, version: int, requester=None) -> AlterConfigsResponse:
+    """The controller's side of AlterConfigs (authorized for the forwarded principal)."""
+    return await _alter(broker, request, AlterConfigsResponse, _replaced, requester)
 
 
 def _list_type(resource_type: int, key: str) -> bool:
@@ -157,5 +244,13 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 
 @api(44, 0, 1)
-def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
-    return _alter(ctx.broker, request, IncrementalAlterConfigsResponse, _incremented)
+async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
+    return await _preprocess_and_forward(ctx, request, IncrementalAlterConfigsResponse,
+                                         ctx.broker.controller_client.incremental_alter_configs)
+
+
+@controller_operation(INCREMENTAL_ALTER_CONFIGS)
+async def incremental_alter_configs(broker, request, version: int,
+                                    requester=None) -> IncrementalAlterConfigsResponse:
+    """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
+    return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.consumer_group_describe import (
     Assignment,
@@ -37,6 +38,9 @@ def handle_consumer_group_describe(ctx, request):
     image = ctx.broker.image
     groups = []
     for group_id in request.group_ids:
+        if not authorized(ctx, DESCRIBE, GROUP, group_id):  # Kafka: first (kbroker/security/acls.py)
+            groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
+            continue
         group = None if coordinator is None else coordinator.groups.get(group_id)
         if coordinator is None:
             groups.append(G(group_id=group_id, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[]))

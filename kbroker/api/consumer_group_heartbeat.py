@@ -10,6 +10,7 @@ id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated m
 
 from __future__ import annotations
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode, default_message
@@ -18,6 +19,8 @@ from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRes
 
 @api(68, 0, 1)
 def handle_consumer_group_heartbeat(ctx, request):
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+        return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.controller.client import ControllerClient, Requester
 from kbroker.replication.topics import TopicHost
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ class BrokerServices(TopicHost, Protocol):
     """The broker as the API handlers use it (topic creation's :class:`TopicHost` included)."""
 
     cluster_id: str
+    # Where metadata changes go: this node's controller, or the active controller of a cluster.
+    controller_client: ControllerClient
     replica_manager: ReplicaManager
     producer_ids: ProducerIdManager
     fetch_sessions: FetchSessionCache
@@ -70,3 +73,11 @@ class RequestContext:
     @property
     def peer(self) -> str:
         return self.connection.peer
+
+
+def requester(ctx: RequestContext) -> Requester:
+    """Who sent ``ctx``'s request, as a forwarded request (Envelope) names it."""
+    host = ctx.peer.rpartition(":")[0] if ":" in ctx.peer else ctx.peer
+    principal = getattr(ctx.connection, "principal", "User:ANONYMOUS") or "User:ANONYMOUS"
+    kind, _, name = principal.partition(":")
+    return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)

@@ -10,17 +10,23 @@ whole with POLICY_VIOLATION (Kafka's bound on the records of one controller oper
 
 The new partitions' logs are created on a worker thread before the records are committed (see
 kbroker/replication/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR with
-nothing committed or left on disk. CreatePartitions requests run one at a time, so two of them
-never plan the same new partition ids (Kafka's controller serializes them too).
+nothing committed or left on disk. The handler sends the request to the controller
+(``ctx.broker.controller_client``); :func:`create_partitions` is the controller's side, run one
+at a time with the controller's other operations, so two requests never plan the same new
+partition ids (Kafka's controller serializes them too).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.registry import api
+from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
-from kbroker.replication.topics import commit_created, create_partition_logs, storage_error
+from kbroker.replication.topics import create_partition_logs, storage_error, write_created
+from kbroker.security.acls import ALTER, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -75,15 +81,21 @@ def _validate(image, name: str, count: int, assignments: list[list[int]] | None)
 
 @api(37, 0, 3)
 async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
-    broker = ctx.broker
-    lock = getattr(broker, "create_partitions_lock", None)
-    if lock is None:
-        lock = broker.create_partitions_lock = asyncio.Lock()
-    async with lock:
-        return await _create_partitions(broker, request)
+    return await ctx.broker.controller_client.create_partitions(request, ctx.api_version, requester(ctx))
 
 
-async def _create_partitions(broker, request) -> CreatePartitionsResponse:
+@controller_operation(CREATE_PARTITIONS)
+async def create_partitions(broker, request, version: int, requester=None) -> CreatePartitionsResponse:
+    """The controller's side of CreatePartitions (Kafka's ControllerApis.createPartitions)."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        # Kafka: ALTER on each topic (kbroker/security/acls.py), the forwarded principal's
+        ctx = operation_subject(broker, requester)
+        denied = {t.name for t in request.topics if not authorized(ctx, ALTER, TOPIC, t.name)}
+        return await _create_partitions(broker, request, denied)
+
+
+async def _create_partitions(broker, request, denied: set[str] | None = None) -> CreatePartitionsResponse:
     controller = broker.controller
     counts: dict[str, int] = {}
     for t in request.topics:
@@ -106,6 +118,9 @@ async def _create_partitions(broker, request) -> CreatePartitionsResponse:
     for t in request.topics:
         if counts[t.name] > 1:
             continue
+        if denied and t.name in denied:
+            results.append(Result(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message=None))
+            continue
         assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
         try:
             _validate(broker.image, t.name, t.count, assignments)
@@ -125,7 +140,7 @@ async def _create_partitions(broker, request) -> CreatePartitionsResponse:
                 broker.log_manager.remove_new_logs(keys)
                 results.append(Result(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=None))
                 continue
-            failed = commit_created(broker, t.name, records, keys)
+            failed = await write_created(broker, t.name, records, keys)
             if failed is not None:
                 results.append(Result(name=t.name, error_code=failed.error, error_message=failed.message))
                 continue

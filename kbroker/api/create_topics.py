@@ -7,7 +7,10 @@ request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION
 ``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST, as Kafka's
 ControllerApis.createTopics answers.
 
-The partition logs are created on a worker thread before the topic is committed (see
+The handler sends the request to the controller (``ctx.broker.controller_client``: this node's
+own, or the active controller of a cluster, as Kafka's brokers forward it); the controller's side is
+:func:`create_topics`, run one at a time with the controller's other operations. The partition logs
+of this node's replicas are created on a worker thread before the topic is committed (see
 kbroker/replication/topics.py): other clients are served meanwhile, and a topic whose logs cannot all be
 created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed and
 nothing left on disk.
@@ -19,17 +22,21 @@ import asyncio
 import logging
 import uuid
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.registry import api
+from kbroker.controller.client import CREATE_TOPICS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
 from kbroker.replication.topics import (
     METADATA_TOPIC_PROHIBITED,
-    commit_created,
     create_partition_logs,
     plan_create,
     release_topic,
     reserve_topic,
     storage_error,
+    write_created,
 )
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -39,7 +46,19 @@ _log = logging.getLogger(__name__)
 
 @api(19, 2, 7)
 async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
-    broker = ctx.broker
+    return await ctx.broker.controller_client.create_topics(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(CREATE_TOPICS)
+async def create_topics(broker, request, version: int, requester=None) -> CreateTopicsResponse:
+    """The controller's side of CreateTopics (Kafka's ControllerApis.createTopics and
+    ReplicationControlManager.createTopics)."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _create_topics(broker, request, operation_subject(broker, requester))
+
+
+async def _create_topics(broker, request, ctx) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
     for t in request.topics:
@@ -65,6 +84,11 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
         if t.name == METADATA_TOPIC:  # before any other check of the topic, as Kafka
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
                                   error_message=METADATA_TOPIC_PROHIBITED, configs=None))
+            continue
+        if not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME) or authorized(ctx, CREATE, TOPIC, t.name)):
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0),  # Kafka's ControllerApis
+                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                  error_message="Authorization failed.", configs=None))
             continue
         configs: dict[str, str] = {}
         bad_config = None
@@ -121,7 +145,7 @@ async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
                 _fail(result, None, ErrorCode.UNKNOWN_SERVER_ERROR)
                 continue
             keys, batch = outcome
-            failed = commit_created(broker, new.name, records, keys, batch)
+            failed = await write_created(broker, new.name, records, keys, batch)
             if failed is not None:
                 _fail(result, failed.message)
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.security.acls import DELETE, GROUP, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.delete_groups import DeleteGroupsResponse
 
@@ -23,7 +24,8 @@ def handle_delete_groups(ctx, request):
     names = list(dict.fromkeys(request.groups_names))
     # Per group, the empty id included (Kafka sends it to its partition): COORDINATOR_NOT_AVAILABLE
     # without a coordinator, NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS from the partition.
-    early = {g: coordinator_error(coordinator, g) for g in names}
+    early = {g: coordinator_error(coordinator, g) if authorized(ctx, DELETE, GROUP, g)
+             else ErrorCode.GROUP_AUTHORIZATION_FAILED for g in names}  # Kafka: DELETE on each group
     ready = [g for g, code in early.items() if code == ErrorCode.NONE]
     deleted = dict(coordinator.delete_groups(ready)) if ready else {}
     results = [R(group_id=g, error_code=deleted.get(g, early[g]), error_message=None) for g in names]

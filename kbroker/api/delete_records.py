@@ -17,6 +17,7 @@ import logging
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.replication.topics import INTERNAL_TOPICS
+from kbroker.security.acls import DELETE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.delete_records import DeleteRecordsResponse
 
@@ -35,7 +36,7 @@ def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int
     if topic in INTERNAL_TOPICS:
         return ErrorCode.INVALID_TOPIC_EXCEPTION, INVALID_LOW_WATERMARK
     partition = broker.partition(topic, index)
-    if partition is None:
+    if partition is None or not partition.is_leader:  # only the leader moves the log start
         return ErrorCode.NOT_LEADER_OR_FOLLOWER, INVALID_LOW_WATERMARK
     plog = partition.log
     if not plog.config.delete:
@@ -61,8 +62,10 @@ def handle_delete_records(ctx, request) -> DeleteRecordsResponse:
     by_topic: dict[str, TopicResult] = {}
     for t in request.topics:
         result = by_topic.setdefault(t.name, TopicResult(name=t.name, partitions=[]))
+        denied = not authorized(ctx, DELETE, TOPIC, t.name)  # Kafka: DELETE on the topic (security/acls.py)
         for p in t.partitions:
-            error, low = _delete(broker, t.name, p.partition_index, p.offset)
+            error, low = ((ErrorCode.TOPIC_AUTHORIZATION_FAILED, -1) if denied
+                          else _delete(broker, t.name, p.partition_index, p.offset))
             result.partitions.append(PartResult(partition_index=p.partition_index, low_watermark=low,
                                                 error_code=error))
     return DeleteRecordsResponse(throttle_time_ms=0, topics=list(by_topic.values()))

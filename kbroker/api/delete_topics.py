@@ -4,7 +4,8 @@ v0-5 name topics; v6 names or ids (exactly one of them, else INVALID_REQUEST). A
 ControllerApis: a name or id given twice is INVALID_REQUEST once ("Duplicate topic name." /
 "Duplicate topic id."), and so is a name whose topic's id the request also gives. Internal topics
 cannot be deleted. ``delete.topic.enable=false`` answers every topic TOPIC_DELETION_DISABLED
-(INVALID_REQUEST before v3).
+(INVALID_REQUEST before v3). The handler sends the request to the controller
+(``ctx.broker.controller_client``); :func:`delete_topics` is the controller's side.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
+from kbroker.controller.client import DELETE_TOPICS, controller_operation
+from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
+from protocol.errors import ErrorCode, default_message
 from protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
@@ -25,15 +30,26 @@ def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
 
 
 @api(20, 1, 6)
-def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
-    broker = ctx.broker
+async def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
+    return await ctx.broker.controller_client.delete_topics(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(DELETE_TOPICS)
+async def delete_topics(broker, request, version: int, requester=None) -> DeleteTopicsResponse:
+    """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _delete_topics(broker, request, version, operation_subject(broker, requester))
+
+
+async def _delete_topics(broker, request, version: int, ctx) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (
-        [(t.name, t.topic_id) for t in request.topics] if ctx.api_version >= 6
+        [(t.name, t.topic_id) for t in request.topics] if version >= 6
         else [(name, ZERO_UUID) for name in request.topic_names]
     )
     if not broker.config["delete.topic.enable"]:
-        code = ErrorCode.TOPIC_DELETION_DISABLED if ctx.api_version >= 3 else ErrorCode.INVALID_REQUEST
+        code = ErrorCode.TOPIC_DELETION_DISABLED if version >= 3 else ErrorCode.INVALID_REQUEST
         return DeleteTopicsResponse(throttle_time_ms=0, responses=[
             Result(name=name, topic_id=topic_id, error_code=code, error_message=None) for name, topic_id in wanted])
     names = Counter(name for name, topic_id in wanted if name is not None and topic_id == ZERO_UUID)
@@ -64,6 +80,16 @@ def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
                                     "The provided topic name maps to an ID that was already supplied."))
             continue
         topic = image.topic(name) if name is not None else image.topic_by_id(topic_id)
+        # Kafka's ControllerApis: DESCRIBE (a topic by id one may not describe is unknown), then DELETE
+        checked = name if name is not None else (topic.name if topic is not None else None)
+        if checked is not None and not authorized(ctx, DELETE, TOPIC, checked):
+            if name is None and not authorized(ctx, DESCRIBE, TOPIC, checked):
+                results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
+                                      error_message=None))
+            else:
+                results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                      error_message=default_message(ErrorCode.TOPIC_AUTHORIZATION_FAILED)))
+            continue
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
             results.append(Result(name=name, topic_id=topic_id, error_code=code, error_message=None))
@@ -73,7 +99,7 @@ def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
                                   error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                                   error_message="Internal topics cannot be deleted."))
             continue
-        broker.controller.commit(broker.controller.delete_topic_records(topic.topic_id))
+        await broker.controller.write(broker.controller.delete_topic_records(topic.topic_id))
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,
                               error_message=None))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kbroker.api.metadata import CLUSTER_OPERATIONS
 from kbroker.api.registry import api
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, authorized_operations
 from protocol.errors import ErrorCode
 from protocol.messages.describe_cluster import DescribeClusterResponse
 
@@ -64,6 +65,7 @@ def handle_describe_cluster(ctx, request) -> DescribeClusterResponse:
         controller_id=controller_id,
         brokers=brokers,
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else UNSET_OPERATIONS
+            authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
+            if request.include_cluster_authorized_operations else UNSET_OPERATIONS
         ),
     )

@@ -9,14 +9,17 @@ are never returned.
 
 from __future__ import annotations
 
+from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
+from kbroker.security.acls import DESCRIBE_CONFIGS
 from protocol.errors import ErrorCode
 from protocol.messages.describe_configs import DescribeConfigsResponse
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
+RESOURCE_GROUP = 32
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
@@ -58,6 +61,9 @@ def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
         result = Result(error_code=ErrorCode.NONE, error_message=None, resource_type=res.resource_type,
                         resource_name=res.resource_name, configs=[])
         results.append(result)
+        if (denied := _refused(ctx, DESCRIBE_CONFIGS, res.resource_type, res.resource_name)) is not None:
+            result.error_code = denied  # Kafka: per resource, no message (kbroker/security/acls.py)
+            continue
         if res.resource_type == RESOURCE_TOPIC:
             topic = broker.image.topic(res.resource_name)
             if topic is None:
@@ -71,6 +77,10 @@ def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
                 result.error_code, result.error_message = problem
                 continue
             entries = broker.config.describe_broker()
+        elif res.resource_type == RESOURCE_GROUP:
+            from kbroker.coordinator.share_group_config import describe_group_configs, group_config
+
+            entries = describe_group_configs(broker.config, group_config(broker, res.resource_name))
         elif res.resource_type == RESOURCE_BROKER_LOGGER:
             problem = broker_resource_error(broker, res.resource_name)
             if problem:

@@ -15,6 +15,8 @@ import struct
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.share_group import ShareGroup
+from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
@@ -49,8 +51,8 @@ def _describe(ctx, coordinator, group_id: str) -> G:
                      protocol_data="", members=[])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
                  protocol_data="", members=[])
-    if getattr(group, "type_name", None) == "streams":
-        # Kafka's describeGroups looks up a classic group: a streams group is "not found".
+    if isinstance(group, ShareGroup) or getattr(group, "type_name", None) == "streams":
+        # As Kafka's classicGroup(): a share or streams group is not a classic group.
         if version >= 6:
             return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
                      error_message=f"Group {group_id} is not a classic group.", group_state="Dead",
@@ -87,6 +89,11 @@ def handle_describe_groups(ctx, request):
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:
+        if not authorized(ctx, DESCRIBE, GROUP, group_id):  # Kafka: before the coordinator (security/acls.py)
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED
+            out.append(G(group_id=group_id, error_code=code, error_message=default_message(code), group_state="",
+                         protocol_type="", protocol_data="", members=[]))
+            continue
         # Kafka sends every group id, the empty one included, to its partition first.
         code = coordinator_error(coordinator, group_id)
         if code != ErrorCode.NONE:

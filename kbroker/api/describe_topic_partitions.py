@@ -22,6 +22,7 @@ from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.controller.quorum import ControllerError, validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
+from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
 from protocol.errors import ErrorCode
 from protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
 
@@ -74,6 +75,10 @@ def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsRes
                          partitions=[])
                 for t in request.topics
             ])
+    # Kafka: topics one may not DESCRIBE are left out, or answer TOPIC_AUTHORIZATION_FAILED (without
+    # their id) when named; those answers come after the others (kbroker/security/acls.py)
+    unauthorized = sorted(name for name in names if not authorized(ctx, DESCRIBE, TOPIC, name))
+    names -= set(unauthorized)
     max_limit = broker.config["max.request.partition.size.limit"]
     remaining = max(min(max_limit, request.response_partition_limit), 1)  # at least one, as Kafka 4.x
     response = Response(throttle_time_ms=0, topics=[], next_cursor=None)
@@ -98,10 +103,14 @@ def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsRes
         ]
         response.topics.append(TopicOut(
             error_code=ErrorCode.NONE, name=name, topic_id=topic.topic_id, is_internal=topic.is_internal,
-            partitions=partitions, topic_authorized_operations=TOPIC_OPERATIONS,
+            partitions=partitions,
+            topic_authorized_operations=authorized_operations(ctx, TOPIC, name, TOPIC_OPERATIONS),
         ))
         if upper < count:
             response.next_cursor = Response.Cursor(topic_name=name, partition_index=upper)
             break
         remaining -= len(partitions)
+    if not fetch_all:
+        response.topics.extend(TopicOut(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=ZERO_UUID,
+                                        is_internal=False, partitions=[]) for name in unauthorized)
     return response

@@ -10,14 +10,20 @@ is INVALID_REQUEST for the whole request. A null partition list means every part
 topic is listed, but partitions that need no election are left out of its results; an empty list
 does nothing. An election is a PartitionChangeRecord committed through the controller (the leader
 epoch moves).
-v1 adds the top-level error code, v2 is flexible.
+v1 adds the top-level error code, v2 is flexible. The handler sends the request to the controller
+(``ctx.broker.controller_client``); :func:`elect_leaders` is the controller's side.
 """
 
 from __future__ import annotations
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.client import ELECT_LEADERS, controller_operation
 from kbroker.controller.image import NO_LEADER
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.elect_leaders import ElectLeadersResponse
 
@@ -63,10 +69,24 @@ def _elect(image, topic_name: str, index: int, election: int, records: list) -> 
 
 
 @api(43, 0, 2)
-def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
-    broker = ctx.broker
+async def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
+    return await ctx.broker.controller_client.elect_leaders(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(ELECT_LEADERS)
+async def elect_leaders(broker, request, version: int, requester=None) -> ElectLeadersResponse:
+    """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
+    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
+    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[43](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    assert broker.controller is not None
+    async with broker.controller.exclusive():
+        return await _elect_leaders(broker, request, version)
+
+
+async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
     image = broker.image
-    election = request.election_type if ctx.api_version >= 1 else PREFERRED
+    election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
         message = f"Unknown election type {election}"
         return ElectLeadersResponse(
@@ -97,5 +117,5 @@ def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
                 error, message = _elect(image, t.topic, index, election, records)
                 out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
     if records:
-        broker.controller.commit(records)
+        await broker.controller.write(records)
     return ElectLeadersResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, replica_election_results=results)

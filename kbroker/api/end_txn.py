@@ -11,14 +11,20 @@ a retry (epoch one below, transaction completed the same way) gets them again.
 
 from __future__ import annotations
 
+from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
+from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
 from protocol.errors import ErrorCode
 from protocol.messages.end_txn import EndTxnResponse
 
 
 @api(26, 0, 5)
 def handle_end_txn(ctx, request) -> EndTxnResponse:
+    # Kafka's checks, in its order (kbroker/security/acls.py)
+    if (denied := refused(ctx, request, [
+        (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
+        return denied
     version = ctx.api_version
     try:
         pid, epoch = ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id,

@@ -424,3 +424,104 @@ def _describe_topic_partitions(request: Any, version: int, code: int) -> Any:
                                                partitions=[])
         for topic in request.topics
     ])
+
+
+# -- share groups (KIP-932): the *Request.getErrorResponse of Kafka 4.4 ----------------------------------
+
+# ShareGroupHeartbeat, ShareFetch (ShareFetchResponse.of: no partitions, lock timeout 0),
+# ShareAcknowledge: the top-level code only.
+for _key in (76, 78, 79):
+    _top_level(_key)
+
+
+@_builder(77)
+def _share_group_describe(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[77]
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
+
+
+def _share_state(api_key: int, result_cls: str, with_message: bool) -> None:
+    """Initialize/Read/Write/Delete ShareGroupState, ReadShareGroupStateSummary: every partition of
+    the request with the code (and, for Read, Write and ReadSummary, the error's default message)."""
+    R = RESPONSES[api_key]
+    T = getattr(R, result_cls)
+
+    def build(request: Any, version: int, code: int) -> Any:
+        message = default_message(code) if with_message else None
+        return R(results=[
+            T(topic_id=topic.topic_id, partitions=[
+                T.PartitionResult(partition=p.partition, error_code=code, error_message=message)
+                for p in topic.partitions])
+            for topic in request.topics
+        ])
+
+    BUILDERS[api_key] = build
+
+
+_share_state(83, "InitializeStateResult", False)
+_share_state(84, "ReadStateResult", True)
+_share_state(85, "WriteStateResult", True)
+_share_state(86, "DeleteStateResult", False)
+_share_state(87, "ReadStateSummaryResult", True)
+
+
+@_builder(90)
+def _describe_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[90]
+    G = R.DescribeShareGroupOffsetsResponseGroup
+    return R(groups=[G(group_id=g.group_id, error_code=code, error_message=default_message(code), topics=[])
+                     for g in request.groups])
+
+
+@_builder(91)
+def _alter_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[91](error_code=code, error_message=default_message(code))
+
+
+@_builder(92)
+def _delete_share_group_offsets(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[92](error_code=code, error_message=default_message(code))
+
+
+# SaslHandshake: error code only (no mechanisms).
+_top_level(17)
+
+
+@_builder(36)
+def _sasl_authenticate(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[36](error_code=code, error_message=None)
+
+
+@_builder(50)
+def _describe_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: the top-level code, and one result per user asked for, without the user's name.
+    R = RESPONSES[50]
+    return R(error_code=code, error_message=None,
+             results=[R.DescribeUserScramCredentialsResult(error_code=code, error_message=None)
+                      for _user in request.users or ()])
+
+
+@_builder(51)
+def _alter_user_scram_credentials(request: Any, version: int, code: int) -> Any:
+    # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
+    R = RESPONSES[51]
+    users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
+    return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])
+
+
+@_builder(29)
+def _describe_acls(request: Any, version: int, code: int) -> Any:
+    return RESPONSES[29](error_code=code, error_message=None, resources=[])
+
+
+@_builder(30)
+def _create_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[30]
+    return R(results=[R.AclCreationResult(error_code=code, error_message=None) for _ in request.creations])
+
+
+@_builder(31)
+def _delete_acls(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[31]
+    return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
+                             for _ in request.filters])

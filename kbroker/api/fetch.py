@@ -8,7 +8,21 @@ Long polling: when fewer than MinBytes are available the request waits up to Max
 woken by appends to any partition it reads. IsolationLevel 1 (read_committed) reads up to the
 last stable offset and lists the aborted transactions in range. v7+ fetch sessions (KIP-227, see
 kbroker/replication/fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
-Replica fetches (ReplicaId >= 0) come with replication.
+
+Followers fetch from the leader only. Consumers too before v11; from v11 (KIP-392: the request
+carries the client's rack) a follower replica serves them up to its own high watermark, and a
+leader with ``replica.selector.class`` = ``RackAwareReplicaSelector`` answers a consumer in another
+rack with a ``PreferredReadReplica`` (an in-sync follower in the client's rack) and no records.
+Otherwise a broker that cannot serve says NOT_LEADER_OR_FOLLOWER, with the current leader and its
+endpoint from v16 (KIP-951 ``CurrentLeader``/``NodeEndpoints``, also for FENCED_LEADER_EPOCH).
+
+Replica fetches (ReplicaId, v15+ ReplicaState, >= 0) come from followers: they read up to the log
+end (not the high watermark), must be replicas of the partition (else UNKNOWN_LEADER_EPOCH, or
+NOT_LEADER_OR_FOLLOWER without a CurrentLeaderEpoch), and with a stale broker epoch get
+NOT_LEADER_OR_FOLLOWER. Their LastFetchedEpoch (v12+) is checked against the leader epoch cache:
+when the follower's log diverged the answer is a DivergingEpoch (the end of the largest epoch at
+or below it) and no records, at once. Each replica fetch tells the replica manager the follower's
+log end offset (its fetch offset), which moves the high watermark and the ISR.
 """
 
 from __future__ import annotations
@@ -18,9 +32,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.security.acls import READ, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.fetch import FetchResponse
 
@@ -81,40 +97,97 @@ class _Read:
     last_stable_offset: int
     log_start_offset: int
     aborted: list | None
+    diverging: tuple[int, int] | None = None  # (epoch, end offset) for a follower whose log diverged
+    preferred: int = -1  # KIP-392: the replica the consumer should fetch from
 
 
-def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: int) -> _Read:
+@dataclass(slots=True)
+class _Replica:
+    """The follower a replica fetch comes from."""
+
+    replica_id: int
+    broker_epoch: int
+    update: bool = True  # record its fetch position (the first read, not the re-reads of a long poll)
+
+
+@dataclass(slots=True)
+class _Client:
+    """A consumer fetch's client metadata (v11+, KIP-392)."""
+
+    rack: str | None
+    listener: str
+
+
+def _error(want: _Want, code: ErrorCode) -> _Read:
+    return _Read(want, code, EMPTY, 0, -1, -1, -1, None)
+
+
+def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: int,
+                    replica: _Replica | None = None, client: _Client | None = None) -> _Read:
     c = want.cached
     if want.topic_name is None:
-        return _Read(want, want.unknown_error, EMPTY, 0, -1, -1, -1, None)
+        return _error(want, want.unknown_error)
     partition = broker.partition(want.topic_name, c.partition)
     if partition is None:
         topic = broker.image.topic(want.topic_name)
         code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic and c.partition in topic.partitions
                 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        return _Read(want, code, EMPTY, 0, -1, -1, -1, None)
+        return _error(want, code)
     if c.current_leader_epoch >= 0:
         if c.current_leader_epoch > partition.leader_epoch:
-            return _Read(want, ErrorCode.UNKNOWN_LEADER_EPOCH, EMPTY, 0, -1, -1, -1, None)
+            return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH)
         if c.current_leader_epoch < partition.leader_epoch:
-            return _Read(want, ErrorCode.FENCED_LEADER_EPOCH, EMPTY, 0, -1, -1, -1, None)
+            return _error(want, ErrorCode.FENCED_LEADER_EPOCH)
+    if not partition.is_leader and (replica is not None or client is None):
+        return _error(want, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    if client is not None and client.rack and partition.is_leader:
+        preferred = broker.replica_manager.preferred_read_replica(partition, client.rack, c.fetch_offset,
+                                                                  client.listener)
+        if preferred is not None:
+            plog = partition.log
+            return _Read(want, ErrorCode.NONE, EMPTY, 0, plog.high_watermark, partition.last_stable_offset,
+                         plog.log_start_offset, None, preferred=preferred)
+    if replica is not None:
+        if replica.replica_id not in partition.followers:
+            return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH if c.current_leader_epoch >= 0
+                          else ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        reg = broker.image.brokers.get(replica.replica_id)
+        if replica.broker_epoch != -1 and reg is not None and reg.epoch > replica.broker_epoch:
+            return _error(want, ErrorCode.NOT_LEADER_OR_FOLLOWER)  # a stale incarnation of the follower
     plog = partition.log
     try:
         hw = plog.high_watermark
         lso = partition.last_stable_offset
         start = plog.log_start_offset
-        max_offset = lso if isolation == 1 else hw
-        if c.fetch_offset > plog.log_end_offset or c.fetch_offset < start:
+        leo = plog.log_end_offset
+        if replica is not None:
+            isolation = 0
+            max_offset = leo
+            if c.last_fetched_epoch >= 0:
+                epoch, end = leader_epoch_end(partition, c.last_fetched_epoch)
+                if end == UNDEFINED_OFFSET or epoch == UNDEFINED_EPOCH or c.fetch_offset < start:
+                    return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, hw, lso, start, None)
+                if epoch < c.last_fetched_epoch or end < c.fetch_offset:
+                    return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, None, (epoch, end))
+        else:
+            max_offset = lso if isolation == 1 else hw
+        if c.fetch_offset > leo or c.fetch_offset < start:
             return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, hw, lso, start, None)
         aborted = [] if isolation == 1 else None
         if c.fetch_offset >= max_offset or limit <= 0 and not min_one:
-            return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
-        result = plog.read(c.fetch_offset, limit, max_offset=max_offset, min_one_batch=min_one)
+            result = None
+        else:
+            result = plog.read(c.fetch_offset, limit, max_offset=max_offset, min_one_batch=min_one)
     except OffsetOutOfRangeError:
         return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, plog.high_watermark,
                      partition.last_stable_offset, plog.log_start_offset, None)
     except LogCorruptedError:
-        return _Read(want, ErrorCode.KAFKA_STORAGE_ERROR, EMPTY, 0, -1, -1, -1, None)
+        return _error(want, ErrorCode.KAFKA_STORAGE_ERROR)
+    if replica is not None and replica.update:
+        broker.replica_manager.on_follower_fetch(partition, replica.replica_id, c.fetch_offset, c.log_start_offset,
+                                                 leo, replica.broker_epoch)
+    if result is None:
+        return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
     records: Any = result if result.slices else EMPTY
     size = result.size
     if isolation == 1 and size:
@@ -123,14 +196,15 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
     return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
 
 
-def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int) -> tuple[list[_Read], int]:
+def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int,
+              replica: _Replica | None = None, client: _Client | None = None) -> tuple[list[_Read], int]:
     reads = []
     remaining = max_bytes
     total = 0
     got_data = False
     for w in wants:
         limit = min(w.cached.max_bytes, remaining)
-        r = _read_partition(broker, w, limit, not got_data, isolation)
+        r = _read_partition(broker, w, limit, not got_data, isolation, replica, client)
         if r.size:
             got_data = True
             remaining -= r.size
@@ -139,9 +213,38 @@ def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int) -> tup
     return reads, total
 
 
-def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE) -> FetchResponse:
+_LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH)
+
+
+def current_leader(broker, topic: str | None, index: int, listener: str,
+                   endpoints: dict[int, tuple[str, int, str | None]]) -> tuple[int, int]:
+    """(leader id, leader epoch) of a partition for KIP-951 answers, from the local replica or
+    the image; the leader's endpoint on ``listener`` is added to ``endpoints`` when it is live."""
+    state = broker.image.partition(topic, index) if topic is not None else None
+    partition = broker.partition(topic, index) if topic is not None else None
+    if partition is not None:
+        leader, epoch = partition.leader_id, partition.leader_epoch
+    elif state is not None:
+        leader, epoch = state.leader, state.leader_epoch
+    else:
+        return -1, -1
+    reg = broker.image.brokers.get(leader)
+    if reg is not None and not reg.fenced:
+        if leader == broker.node_id:
+            host, port = broker.listener_endpoint(listener)
+            endpoints[leader] = (host, port, reg.rack)
+        else:
+            ep = reg.endpoints.get(listener)
+            if ep is not None:
+                endpoints[leader] = (ep[0], ep[1], reg.rack)
+    return leader, epoch
+
+
+def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
+           broker=None, listener: str | None = None) -> FetchResponse:
     topics: list[TopicResp] = []
     by_topic: dict[tuple[Any, Any], TopicResp] = {}
+    endpoints: dict[int, tuple[str, int, str | None]] = {}
     for r in reads:
         c = r.want.cached
         key = (c.topic, c.topic_id)
@@ -150,17 +253,27 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
             tr = TopicResp(topic=c.topic or "", topic_id=c.topic_id or ZERO_UUID, partitions=[])
             by_topic[key] = tr
             topics.append(tr)
-        tr.partitions.append(PartData(
+        pd = PartData(
             partition_index=c.partition,
             error_code=r.error,
             high_watermark=r.high_watermark,
             last_stable_offset=r.last_stable_offset,
             log_start_offset=r.log_start_offset,
             aborted_transactions=r.aborted,
-            preferred_read_replica=-1,
+            preferred_read_replica=r.preferred,
             records=r.records,
-        ))
-    return FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
+        )
+        if r.diverging is not None:
+            pd.diverging_epoch = PartData.EpochEndOffset(epoch=r.diverging[0], end_offset=r.diverging[1])
+        if version >= 16 and r.error in _LEADER_ERRORS and broker is not None and listener is not None:
+            leader, epoch = current_leader(broker, r.want.topic_name, c.partition, listener, endpoints)
+            pd.current_leader = PartData.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
+        tr.partitions.append(pd)
+    response = FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
+    if endpoints:
+        response.node_endpoints = [FetchResponse.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
+                                   for n, (h, p, rack) in sorted(endpoints.items())]
+    return response
 
 
 def _count(broker, reads: list[_Read]) -> None:
@@ -185,6 +298,8 @@ def _changed(r: _Read) -> bool:
     return (
         r.size > 0
         or r.error != ErrorCode.NONE
+        or r.diverging is not None
+        or r.preferred >= 0
         or r.high_watermark != c.sent_high_watermark
         or r.last_stable_offset != c.sent_last_stable_offset
         or r.log_start_offset != c.sent_log_start_offset
@@ -197,6 +312,21 @@ def _remember(reads: list[_Read]) -> None:
         c.sent_high_watermark = r.high_watermark
         c.sent_last_stable_offset = r.last_stable_offset
         c.sent_log_start_offset = r.log_start_offset
+
+
+def _deny_unauthorized(ctx, version: int, wants: list[_Want]) -> None:
+    """Kafka's READ check per topic (before its existence, for requests by name): a partition of a
+    topic the principal may not read answers TOPIC_AUTHORIZATION_FAILED (kbroker/security/acls.py)."""
+    verdicts: dict[str, bool] = {}
+    for w in wants:
+        name = w.topic_name if w.topic_name is not None else (w.cached.topic if version < 13 else None)
+        if name is None:
+            continue
+        if name not in verdicts:
+            verdicts[name] = authorized(ctx, READ, TOPIC, name)
+        if not verdicts[name]:
+            w.topic_name = None
+            w.unknown_error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 
 
 @api(1, 4, 18)
@@ -225,6 +355,12 @@ async def handle_fetch(ctx, request) -> FetchResponse:
                 return _build(version, [], INVALID_SESSION_ID, ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR)
             incremental = True
     wants = _wants_from_request(broker, request, version)
+    replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
+    replica = None
+    if replica_id >= 0:
+        replica = _Replica(replica_id, request.replica_state.replica_epoch if version >= 15 else -1)
+    listener = ctx.connection.endpoint.listener
+    client = _Client(request.rack_id, listener) if replica is None and version >= 11 else None
     if session is not None:
         session_id = session.id
         if incremental:
@@ -253,8 +389,12 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             for w in wants:
                 session.partitions[_session_key(version, w.cached)] = w.cached
 
-    reads, total = _read_all(broker, wants, max_bytes, isolation)
-    has_error = any(r.error != ErrorCode.NONE for r in reads)
+    if replica is None:  # a follower's fetch is the cluster's own (Kafka: CLUSTER_ACTION)
+        _deny_unauthorized(ctx, version, wants)
+    reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
+    if replica is not None:
+        replica.update = False  # a long poll's re-reads leave the follower's recorded position alone
+    has_error = any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
     wait_ms = request.max_wait_ms
     if total < request.min_bytes and wait_ms > 0 and not has_error and wants:
         loop = asyncio.get_running_loop()
@@ -281,18 +421,19 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
-            reads, total = _read_all(broker, wants, max_bytes, isolation)
+            reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
             if total >= request.min_bytes or loop.time() >= deadline or any(
-                r.error != ErrorCode.NONE for r in reads
+                r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break
 
-    _count(broker, reads)
+    if replica is None:
+        _count(broker, reads)
     if incremental:
         changed = [r for r in reads if _changed(r)]
         _remember(reads)
-        return _build(version, changed, session_id)
+        return _build(version, changed, session_id, broker=broker, listener=listener)
     if session is not None:
         _remember(reads)
-    return _build(version, reads, session_id)
+    return _build(version, reads, session_id, broker=broker, listener=listener)
 

@@ -12,8 +12,10 @@ retry finds it; a partition without a live leader here (or a broker shutting dow
 COORDINATOR_NOT_AVAILABLE too. A coordinator still loading its partition is found like any other:
 the group and transaction APIs themselves answer COORDINATOR_LOAD_IN_PROGRESS until it is loaded.
 
-Key type 2 (share groups) gets COORDINATOR_NOT_AVAILABLE (share groups are not implemented;
-INVALID_REQUEST before v6), an unknown key type INVALID_REQUEST.
+Key type 2 (the share coordinator, v6+; INVALID_REQUEST before) takes a share partition key
+``groupId:topicId:partition`` (INVALID_REQUEST when malformed) and answers the leader of its
+``__share_group_state`` partition, created on first lookup like the others; an unknown key type
+INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from kbroker.api.registry import api
+from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
+from kbroker.security import acls
+from kbroker.security.acls import authorized
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.find_coordinator import FindCoordinatorResponse
 
@@ -30,6 +35,9 @@ GROUP, TRANSACTION, SHARE = 0, 1, 2
 def _coordinator(broker: Any, key_type: int) -> Any:
     if key_type == GROUP:
         return getattr(broker, "group_coordinator", None)
+    if key_type == SHARE:
+        share = getattr(broker, "share_coordinator", None)
+        return None if share is None else ShareKeyCoordinator(share.store)
     return getattr(broker, "txn_coordinator", None)
 
 
@@ -38,9 +46,18 @@ def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool]) -> tup
     (Kafka creates it asynchronously, so every key of the request that found it missing answers
     COORDINATOR_NOT_AVAILABLE)."""
     if key_type == SHARE:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "Share groups are not supported."
-    if key_type not in (GROUP, TRANSACTION):
+        try:
+            parse_share_key(key)
+        except ValueError:
+            return ErrorCode.INVALID_REQUEST, None
+    if key_type not in (GROUP, TRANSACTION, SHARE):
         return ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+    # Kafka: DESCRIBE on the group or transactional id (kbroker/security/acls.py)
+    if key_type == GROUP and not authorized(ctx, acls.DESCRIBE, acls.GROUP, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, default_message(ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    if key_type == TRANSACTION and not authorized(ctx, acls.DESCRIBE, acls.TRANSACTIONAL_ID, key):
+        return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                default_message(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
     broker = ctx.broker
     coordinator = _coordinator(broker, key_type)
     if coordinator is None or getattr(broker, "_stopping", False):

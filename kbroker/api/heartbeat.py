@@ -8,6 +8,7 @@ NOT_COORDINATOR when this broker cannot coordinate the group (``coordinator_erro
 
 from __future__ import annotations
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
@@ -16,6 +17,8 @@ from protocol.messages.heartbeat import HeartbeatResponse
 
 @api(12, 0, 4)
 def handle_heartbeat(ctx, request):
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+        return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:
         return HeartbeatResponse(error_code=ErrorCode.INVALID_GROUP_ID)

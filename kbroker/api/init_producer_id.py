@@ -1,9 +1,11 @@
 """InitProducerId (key 22), v0-6.
 
 With a null TransactionalId (idempotent producers, the default of the Java and kafka-python
-clients) the broker hands out a fresh producer id at epoch 0 from a block reserved durably in the
-metadata log, so ids are never reused across restarts
-(``kbroker/replication/producer_ids.py``). As in Kafka, a producer id and epoch named
+clients) the broker hands out a fresh producer id at epoch 0 from a block the controller reserved
+durably in the metadata log (AllocateProducerIds through ``ctx.broker.controller_client``), so ids
+are never reused across restarts or brokers (``kbroker/replication/producer_ids.py``); a request
+waits for a block when none is at hand, and is answered COORDINATOR_LOAD_IN_PROGRESS (retried by
+clients) when the controller cannot give one. As in Kafka, a producer id and epoch named
 in such a request are ignored (idempotent clients bump their epoch themselves): the broker never
 hands out an epoch of an id it did not just allocate, so one client cannot fence another's id.
 Transactional ids go to the transaction coordinator when one is installed on the broker
@@ -14,22 +16,40 @@ and epoch the transactional id no longer has.
 
 from __future__ import annotations
 
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
+from kbroker.replication.producer_ids import ProducerIdsUnavailable
+from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
 from protocol.errors import ErrorCode
 from protocol.messages.init_producer_id import InitProducerIdResponse
 
 
 @api(22, 0, 6)
-def handle_init_producer_id(ctx, request):
+async def handle_init_producer_id(ctx, request):
+    if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
+                                                               request.transactional_id):
+        # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
+        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+    if request.transactional_id is None and not idempotent_write_allowed(ctx):
+        # Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (authorizeByResourceType)
+        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     broker = ctx.broker
+    try:
+        await broker.producer_ids.ensure()
+    except ProducerIdsUnavailable as exc:
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=exc.code, producer_id=-1, producer_epoch=-1)
     if request.transactional_id is not None:
         coordinator = getattr(broker, "txn_coordinator", None)
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
         return _transactional(ctx, coordinator, request)
-    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                  producer_id=broker.producer_ids.allocate(), producer_epoch=0)
+    try:
+        producer_id = broker.producer_ids.allocate()
+    except ProducerIdsUnavailable as exc:
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=exc.code, producer_id=-1, producer_epoch=-1)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=producer_id,
+                                  producer_epoch=0)
 
 
 def _transactional(ctx, coordinator, request):

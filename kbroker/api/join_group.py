@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
@@ -39,6 +40,8 @@ def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
 
 @api(11, 0, 9)
 async def handle_join_group(ctx, request):
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+        return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     early = _coordinator_error(coordinator, request)

@@ -7,6 +7,7 @@ instance id), answered one by one; v4+ is flexible; v5 adds a reason per member.
 
 from __future__ import annotations
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
@@ -15,6 +16,8 @@ from protocol.messages.leave_group import LeaveGroupResponse
 
 @api(13, 0, 5)
 def handle_leave_group(ctx, request):
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+        return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:

@@ -5,8 +5,8 @@ BROKER (4), BROKER_LOGGER (8), CLIENT_METRICS and GROUP (32). No types asked mea
 version knows; a type it does not know makes the answer UNSUPPORTED_VERSION with no resources, as
 in Kafka's KafkaApis. Topics are every topic in the metadata image (internal ones included),
 brokers and broker loggers the registered, unfenced brokers with an endpoint on the listener the
-request came in on. kbroker has no client-metrics subscriptions and no dynamic group configs, so
-those types list nothing. Without an authorizer, DESCRIBE_CONFIGS on the cluster is allowed.
+request came in on, groups those with dynamic group configs (share groups' ``share.*`` keys, set
+on a GROUP resource). kbroker has no client-metrics subscriptions, so that type lists nothing. Without an authorizer, DESCRIBE_CONFIGS on the cluster is allowed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def handle_list_config_resources(ctx, request) -> ListConfigResourcesResponse:
                if not reg.fenced and (node_id == broker.node_id or listener in reg.endpoints)]
     resources: list[Resource] = []
     # Kafka's order: groups, client metrics, broker loggers, brokers, topics.
+    if GROUP in types:
+        resources += [Resource(resource_name=g, resource_type=GROUP)
+                      for g, configs in sorted(getattr(broker.image, "group_configs", {}).items()) if configs]
     for kind in (BROKER_LOGGER, BROKER):
         if kind in types:
             resources += [Resource(resource_name=b, resource_type=kind) for b in brokers]

@@ -9,6 +9,7 @@ COORDINATOR_LOAD_IN_PROGRESS for the whole request while one of them loads.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, GROUP, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.list_groups import ListGroupsResponse
 
@@ -31,4 +32,7 @@ def handle_list_groups(ctx, request):
         for gid, ptype, state, gtype in coordinator.list_groups(states, types)
         if coordinator.partition_for(gid) in active
     ]
+    # Kafka: all groups with DESCRIBE on the cluster, else those the principal may describe
+    if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
+        groups = [g for g in groups if authorized(ctx, DESCRIBE, GROUP, g.group_id)]
     return ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=groups)

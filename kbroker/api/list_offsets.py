@@ -6,7 +6,9 @@ the log start here: there is no tiered storage), -5 latest tiered (v9+) and -6 e
 upload (v11) answer offset -1 as Kafka does without tiered storage; otherwise the first record
 whose timestamp is at or after the one asked, or offset -1 when there is none (or it is at or
 above the high watermark / last stable offset). v4+ checks CurrentLeaderEpoch. A partition named
-twice gets INVALID_REQUEST.
+twice gets INVALID_REQUEST. Only the leader answers (a follower replica: NOT_LEADER_OR_FOLLOWER),
+except for ReplicaId -2 (debugging); a follower's request (ReplicaId >= 0) reads up to the log
+end rather than the high watermark, as Kafka's ``fetchOffsetForTimestamp`` without isolation.
 
 LeaderEpoch (v4+), as Kafka's ``Partition.fetchOffsetForTimestamp`` / ``UnifiedLog.fetchOffsetByTimestamp``:
 
@@ -25,6 +27,7 @@ import os
 
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.security.acls import DESCRIBE, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.list_offsets import ListOffsetsResponse
 from protocol.record_batch import HEADER_SIZE, parse_header
@@ -34,6 +37,7 @@ PartResp = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResp
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
 NO_EPOCH = -1
+DEBUGGING_REPLICA_ID = -2
 
 
 def batch_leader_epoch(plog, offset: int) -> int:
@@ -53,10 +57,12 @@ def batch_leader_epoch(plog, offset: int) -> int:
 
 
 def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
-    """(timestamp, offset, leader epoch) answered for ``timestamp``."""
+    """(timestamp, offset, leader epoch) answered for ``timestamp``; isolation -1: a replica's
+    request, up to the log end."""
     plog = partition.log
     if timestamp == LATEST:
-        offset = partition.last_stable_offset if isolation == 1 else plog.high_watermark
+        offset = (partition.last_stable_offset if isolation == 1 else plog.high_watermark if isolation == 0
+                  else plog.log_end_offset)
         return -1, offset, partition.leader_epoch
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         start = plog.log_start_offset
@@ -74,7 +80,8 @@ def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
     if found is None:
         return -1, -1, NO_EPOCH
     offset, ts = found
-    limit = partition.last_stable_offset if isolation == 1 else plog.high_watermark
+    limit = (partition.last_stable_offset if isolation == 1 else plog.high_watermark if isolation == 0
+             else plog.log_end_offset)
     if offset >= limit:
         return -1, -1, NO_EPOCH
     return ts, offset, batch_leader_epoch(plog, offset)
@@ -85,6 +92,9 @@ def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level if version >= 2 else 0
+    replica_id = request.replica_id
+    if replica_id >= 0:
+        isolation = -1  # a follower: up to the log end
     topics = []
     seen: set[tuple[str, int]] = set()
     duplicates = set()
@@ -97,10 +107,14 @@ def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
     for t in request.topics:
         parts = []
         topic = broker.image.topic(t.name)
+        denied = not authorized(ctx, DESCRIBE, TOPIC, t.name)  # Kafka: DESCRIBE first (kbroker/security/acls.py)
         for p in t.partitions:
             resp = PartResp(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1,
                             leader_epoch=-1)
             parts.append(resp)
+            if denied:
+                resp.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if (t.name, p.partition_index) in duplicates:
                 resp.error_code = ErrorCode.INVALID_REQUEST
                 continue
@@ -114,6 +128,9 @@ def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
             if epoch >= 0 and epoch != partition.leader_epoch:
                 resp.error_code = (ErrorCode.FENCED_LEADER_EPOCH if epoch < partition.leader_epoch
                                    else ErrorCode.UNKNOWN_LEADER_EPOCH)
+                continue
+            if replica_id != DEBUGGING_REPLICA_ID and not partition.is_leader:
+                resp.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
                 continue
             if p.timestamp < EARLIEST_PENDING_UPLOAD or (p.timestamp == MAX_TIMESTAMP and version < 7):
                 resp.error_code = ErrorCode.UNSUPPORTED_VERSION

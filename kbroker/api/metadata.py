@@ -1,5 +1,8 @@
 """Metadata (key 3), v0-13.
 
+Partitions answer the leader, replicas, ISR and offline replicas of the metadata image (see
+``topic_metadata``).
+
 v0: an empty topic list means all topics; v1+: null means all, empty means none. v4+ carries
 AllowAutoTopicCreation (earlier versions always allow it, subject to
 ``auto.create.topics.enable``). v10+ topics carry ids and may be requested by id (v12+ name
@@ -20,6 +23,15 @@ import uuid
 from kbroker.api.registry import api
 from kbroker.controller.quorum import NewTopic
 from kbroker.replication.topics import create_topic
+from kbroker.security.acls import (
+    CLUSTER,
+    CLUSTER_NAME,
+    CREATE,
+    DESCRIBE,
+    TOPIC,
+    authorized,
+    authorized_operations,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.metadata import MetadataResponse
 
@@ -48,19 +60,60 @@ def brokers_for(ctx) -> list[MetadataResponse.MetadataResponseBroker]:
     return out
 
 
+def _has_listener(broker, node_id: int, listener: str) -> bool | None:
+    """Whether ``node_id`` is registered with ``listener`` (None: not registered at all)."""
+    if node_id == broker.node_id:
+        return True
+    reg = broker.image.brokers.get(node_id)
+    if reg is None:
+        return None
+    return listener in reg.endpoints
+
+
+def _offline(broker, node_id: int, listener: str) -> bool:
+    """Kafka's ``isReplicaOffline``: not registered, fenced, or without the request's listener."""
+    reg = broker.image.brokers.get(node_id)
+    if reg is None:
+        return node_id != broker.node_id
+    return reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+
+
 def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
+    """The partitions as the image has them (Kafka's ``KRaftMetadataCache.partitionMetadata``):
+    a leader that is not registered is LEADER_NOT_AVAILABLE, one without the request's listener
+    LISTENER_NOT_FOUND (v6+; before, LEADER_NOT_AVAILABLE), both with leader -1; offline replicas
+    are the unregistered, fenced or listener-less ones; v0 leaves out replicas without the
+    listener and says REPLICA_NOT_AVAILABLE."""
+    broker = ctx.broker
+    version = ctx.api_version
+    listener = ctx.connection.endpoint.listener
     partitions = []
     for index in sorted(topic.partitions):
         state = topic.partitions[index]
+        replicas, isr = list(state.replicas), list(state.isr)
+        if version == 0:
+            replicas = [r for r in replicas if _has_listener(broker, r, listener)]
+            isr = [r for r in isr if _has_listener(broker, r, listener)]
+        offline = [r for r in state.replicas if _offline(broker, r, listener)]
+        leader_alive = _has_listener(broker, state.leader, listener) if state.leader >= 0 else None
+        leader = state.leader
+        if not leader_alive:
+            error = (ErrorCode.LISTENER_NOT_FOUND if leader_alive is False and version >= 6
+                     else ErrorCode.LEADER_NOT_AVAILABLE)
+            leader = -1
+        elif len(replicas) < len(state.replicas) or len(isr) < len(state.isr):
+            error = ErrorCode.REPLICA_NOT_AVAILABLE
+        else:
+            error = ErrorCode.NONE
         partitions.append(
             Part(
-                error_code=ErrorCode.NONE,
+                error_code=error,
                 partition_index=index,
-                leader_id=state.leader,
+                leader_id=leader,
                 leader_epoch=state.leader_epoch,
-                replica_nodes=list(state.replicas),
-                isr_nodes=list(state.isr),
-                offline_replicas=[],
+                replica_nodes=replicas,
+                isr_nodes=isr,
+                offline_replicas=offline,
             )
         )
     return Topic(
@@ -69,8 +122,14 @@ def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
         topic_id=topic.topic_id,
         is_internal=topic.is_internal,
         partitions=partitions,
-        topic_authorized_operations=TOPIC_OPERATIONS if include_ops else UNSET_OPERATIONS,
+        topic_authorized_operations=(authorized_operations(ctx, TOPIC, topic.name, TOPIC_OPERATIONS)
+                                     if include_ops else UNSET_OPERATIONS),
     )
+
+
+def _denied(name: str | None, topic_id: uuid.UUID = ZERO_UUID) -> Topic:
+    return Topic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=topic_id, is_internal=False,
+                 partitions=[], topic_authorized_operations=UNSET_OPERATIONS)
 
 
 @api(3, 0, 13)
@@ -90,8 +149,9 @@ def handle_metadata(ctx, request) -> MetadataResponse:
             for t in request.topics
         ])
     if request.topics is None or (version == 0 and not request.topics):
-        for name in sorted(image.topics):
-            topics.append(topic_metadata(ctx, image.topics[name], include_ops))
+        for name in sorted(image.topics):  # those the principal may describe (kbroker/security/acls.py)
+            if authorized(ctx, DESCRIBE, TOPIC, name):
+                topics.append(topic_metadata(ctx, image.topics[name], include_ops))
     else:
         for wanted in request.topics:
             name = wanted.name
@@ -101,10 +161,19 @@ def handle_metadata(ctx, request) -> MetadataResponse:
                 if topic is None:
                     topics.append(Topic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=topic_id,
                                         partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
+                elif not authorized(ctx, DESCRIBE, TOPIC, topic.name):
+                    topics.append(_denied(None, topic_id))
                 else:
                     topics.append(topic_metadata(ctx, topic, include_ops))
                 continue
+            if not authorized(ctx, DESCRIBE, TOPIC, name):
+                topics.append(_denied(name))
+                continue
             topic = image.topic(name)
+            if topic is None and allow_auto and not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME)
+                                                     or authorized(ctx, CREATE, TOPIC, name)):
+                topics.append(_denied(name))
+                continue
             if topic is None and allow_auto:
                 result = create_topic(broker, NewTopic(name))
                 if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
@@ -127,5 +196,5 @@ def handle_metadata(ctx, request) -> MetadataResponse:
         topics=topics,
     )
     if version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
-        response.cluster_authorized_operations = CLUSTER_OPERATIONS
+        response.cluster_authorized_operations = authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
     return response

@@ -11,8 +11,10 @@ than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
 
 from __future__ import annotations
 
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.security.acls import GROUP, READ, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.offset_commit import OffsetCommitResponse
 
@@ -22,6 +24,8 @@ RespPart = Resp.OffsetCommitResponsePartition
 
 @api(8, 2, 10)
 def handle_offset_commit(ctx, request):
+    if not authorized(ctx, READ, GROUP, request.group_id):  # Kafka: the whole request (kbroker/security/acls.py)
+        return BUILDERS[8](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     version = ctx.api_version
     broker = ctx.broker
     coordinator = broker.group_coordinator
@@ -37,7 +41,12 @@ def handle_offset_commit(ctx, request):
         else:
             info = image.topic(topic.name)
             missing = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        name = info.name if info is not None else (topic.name if version < 10 else None)
+        denied = name is not None and not authorized(ctx, READ, TOPIC, name)
         for pi, p in enumerate(topic.partitions):
+            if denied:
+                early[(ti, pi)] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if info is None or p.partition_index not in info.partitions:
                 early[(ti, pi)] = missing if info is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

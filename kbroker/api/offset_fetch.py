@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.offset_fetch import OffsetFetchResponse
 
@@ -21,6 +22,24 @@ GP = GT.OffsetFetchResponsePartitions
 
 
 def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+    """Kafka's checks first: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE
+    on each topic: a requested topic one may not describe answers TOPIC_AUTHORIZATION_FAILED, and
+    with all topics asked for, such topics are left out (kbroker/security/acls.py)."""
+    if not authorized(ctx, DESCRIBE, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
+    denied: list = []
+    if topics is not None:
+        allowed = [(t, parts) for t, parts in topics if authorized(ctx, DESCRIBE, TOPIC, t)]
+        denied = [(t, p, -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                  for t, parts in topics if (t, parts) not in allowed for p in parts]
+        topics = allowed
+    error, rows = _fetch_authorized(ctx, group_id, topics, require_stable, member_id, member_epoch)
+    if topics is None:
+        rows = [row for row in rows if authorized(ctx, DESCRIBE, TOPIC, row[0])]
+    return error, rows + denied if error == ErrorCode.NONE else rows
+
+
+def _fetch_authorized(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     coordinator = ctx.broker.group_coordinator
     # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
     # as the group error (v2+) or on every requested partition (v1).

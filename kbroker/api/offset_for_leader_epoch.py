@@ -10,8 +10,9 @@ leader stamps it on every append); the current epoch is added, starting at the l
   epoch; below every known epoch: the requested epoch and the start of the first known one.
 
 CurrentLeaderEpoch (v2+) fences stale callers: lower than the partition's is FENCED_LEADER_EPOCH,
-higher UNKNOWN_LEADER_EPOCH. v3 adds ReplicaId (consumers send -1; there are no followers here),
-v4 is flexible. The answers come from the log's leader epoch cache (`kbroker/log/leader_epoch.py`,
+higher UNKNOWN_LEADER_EPOCH. Only the leader answers (Kafka's ``fetchOnlyFromLeader``): a
+follower replica says NOT_LEADER_OR_FOLLOWER. v3 adds ReplicaId (consumers send -1), v4 is
+flexible. A new leader records its epoch's start (its log end) in the cache as it takes over. The answers come from the log's leader epoch cache (`kbroker/log/leader_epoch.py`,
 kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 """
 
@@ -29,7 +30,7 @@ UNDEFINED_EPOCH = leader_epoch.UNDEFINED_EPOCH
 UNDEFINED_OFFSET = leader_epoch.UNDEFINED_OFFSET
 
 
-def _lookup(partition, requested: int) -> tuple[int, int]:
+def leader_epoch_end(partition, requested: int) -> tuple[int, int]:
     """The partition log's epoch cache, plus the current epoch: Kafka's leader assigns its epoch
     to the log end when it becomes leader (kbroker's partition layer does not, so the current
     epoch is added here when no batch of it is stored yet)."""
@@ -71,8 +72,11 @@ def handle_offset_for_leader_epoch(ctx, request) -> OffsetForLeaderEpochResponse
             if fence != -1 and fence > partition.leader_epoch:
                 out.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
                 continue
+            if not partition.is_leader:
+                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+                continue
             try:
-                out.leader_epoch, out.end_offset = _lookup(partition, p.leader_epoch)
+                out.leader_epoch, out.end_offset = leader_epoch_end(partition, p.leader_epoch)
             except (LogCorruptedError, LogError):
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
         topics.append(TopicOut(topic=t.topic, partitions=parts))

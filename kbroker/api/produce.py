@@ -15,20 +15,28 @@ Small batches are validated inline; large ones (and re-encodes) in a worker proc
 handler then answers asynchronously (``kbroker.replication.validation``); appends to a partition
 keep request order either way.
 
-acks=0 sends no response. acks=-1 with fewer in-sync replicas than ``min.insync.replicas`` gets
-NOT_ENOUGH_REPLICAS; with one node the ISR is this broker, so acks=-1 and acks=1 answer alike
-once the batch is in the log (and fsynced when the flush policy says so).
+acks=0 sends no response. Only the partition's leader appends: another replica answers
+NOT_LEADER_OR_FOLLOWER with, from v10, the current leader and its endpoint (KIP-951). acks=-1
+with fewer in-sync replicas than ``min.insync.replicas`` (at most the replication factor) gets
+NOT_ENOUGH_REPLICAS before the append; after it, the answer waits (Kafka's DelayedProduce) until
+the high watermark passes the batch, woken by the followers' fetches: NONE, or
+NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below the minimum meanwhile,
+NOT_LEADER_OR_FOLLOWER when leadership moved, REQUEST_TIMED_OUT after ``timeout_ms``. With one
+replica the high watermark moves with the append, so acks=-1 and acks=1 answer alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import uuid
 
+from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
+from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.produce import ProduceResponse
 
@@ -54,6 +62,22 @@ def _ok(index: int, partition, result) -> PartResp:
     )
 
 
+def _not_leader(ctx, endpoints: dict, topic: str, index: int) -> PartResp:
+    resp = _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    if ctx.api_version >= 10:
+        leader, epoch = current_leader(ctx.broker, topic, index, ctx.connection.endpoint.listener, endpoints)
+        resp.current_leader = PartResp.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
+    return resp
+
+
+def _response(responses: list, endpoints: dict) -> ProduceResponse:
+    response = ProduceResponse(responses=responses, throttle_time_ms=0)
+    if endpoints:
+        response.node_endpoints = [ProduceResponse.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
+                                   for n, (h, p, rack) in sorted(endpoints.items())]
+    return response
+
+
 @api(0, 3, 13)
 def handle_produce(ctx, request):
     broker = ctx.broker
@@ -67,11 +91,19 @@ def handle_produce(ctx, request):
             for t in request.topic_data
         ]
         return ProduceResponse(responses=responses, throttle_time_ms=0)
+    if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID, request.transactional_id):
+        code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # Kafka: the whole request
+        return ProduceResponse(throttle_time_ms=0, responses=[
+            TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
+                      partition_responses=[_error(p.index, code) for p in t.partition_data])
+            for t in request.topic_data])
     image = broker.image
     replica_manager = broker.replica_manager
     now_ms = int(time.time() * 1000)
     responses = []
     pending: list = []
+    endpoints: dict = {}
+    replicated: list = []  # acks=-1: (parts, slot, partition, next offset) to wait for
     for t in request.topic_data:
         if version >= 13:
             topic = image.topic_by_id(t.topic_id)
@@ -79,8 +111,13 @@ def handle_produce(ctx, request):
         else:
             topic = image.topic(t.name)
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        name = topic.name if topic is not None else t.name
+        denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
         parts = []
         for p in t.partition_data:
+            if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
+                parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if topic is None:
                 parts.append(_error(p.index, unknown))
                 continue
@@ -89,10 +126,11 @@ def handle_produce(ctx, request):
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
             partition = broker.partition(topic.name, p.index)
-            if partition is None:
-                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if p.index not in topic.partitions \
-                    else ErrorCode.NOT_LEADER_OR_FOLLOWER
-                parts.append(_error(p.index, code))
+            if partition is None or not partition.is_leader:
+                if p.index not in topic.partitions:
+                    parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                else:
+                    parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
                 continue
             partition.produce_requests += 1
             try:
@@ -101,29 +139,55 @@ def handle_produce(ctx, request):
                 )
             except ProduceError as exc:
                 partition.failed_produce += 1
-                parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
+                if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
+                    parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
+                else:
+                    parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
                 continue
             if not inspect.isawaitable(result):
+                if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
+                    replicated.append((parts, len(parts), partition, result.last_offset + 1))
                 parts.append(_ok(p.index, partition, result))
             else:  # validated off the event loop, or queued behind an append still pending
                 pending.append((parts, len(parts), p.index, partition, result))
                 parts.append(None)
         responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
                                    partition_responses=parts))
-    if pending:
-        return _complete_later(responses, pending, acks)
+    if pending or replicated:
+        deadline = asyncio.get_running_loop().time() + max(request.timeout_ms, 0) / 1000
+        return _complete_later(ctx, responses, pending, replicated, acks, endpoints, deadline)
     if acks == 0:
         return None
-    return ProduceResponse(responses=responses, throttle_time_ms=0)
+    return _response(responses, endpoints)
 
 
-async def _complete_later(responses: list, pending: list, acks: int) -> ProduceResponse | None:
+async def _complete_later(ctx, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
+                          deadline: float) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:
-            parts[slot] = _ok(index, partition, await awaitable)
+            result = await awaitable
         except ProduceError as exc:
             partition.failed_produce += 1
-            parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
+            if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:  # leadership moved during validation
+                parts[slot] = _not_leader(ctx, endpoints, partition.topic, index)
+            else:
+                parts[slot] = _error(index, exc.code, exc.message, exc.record_errors)
+            continue
+        parts[slot] = _ok(index, partition, result)
+        if acks == -1 and result.last_offset >= 0:
+            replicated.append((parts, slot, partition, result.last_offset + 1))
+    if replicated:
+        replica_manager = ctx.broker.replica_manager
+        codes = await asyncio.gather(*(replica_manager.wait_for_replication(partition, required, deadline)
+                                       for _parts, _slot, partition, required in replicated))
+        for (parts, slot, partition, _required), code in zip(replicated, codes, strict=True):
+            if code == ErrorCode.NONE:
+                continue
+            partition.failed_produce += 1
+            if code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
+                parts[slot] = _not_leader(ctx, endpoints, partition.topic, partition.index)
+            else:
+                parts[slot] = _error(parts[slot].index, code)
     if acks == 0:
         return None
-    return ProduceResponse(responses=responses, throttle_time_ms=0)
+    return _response(responses, endpoints)

@@ -7,6 +7,13 @@ A spec's newest version can be marked ``latestVersionUnstable`` (still changing 
 Kafka (``ApiKeys.toApiVersionForApiResponse`` and ``ApiVersionManager.isApiEnabled``), such a
 version is advertised and served only when ``unstable.api.versions.enable=true``; otherwise a
 request at it closes the connection like any version the broker does not serve.
+
+Listeners: a handler serves the broker listeners unless it declares others, as Kafka's
+``ApiMessageType.listeners`` (``"broker"``, ``"controller"``). :data:`HANDLERS` is what a broker
+listener serves (and its ApiVersions advertises); :func:`handlers_for` gives any listener's table,
+so controller-only APIs (BrokerRegistration, BrokerHeartbeat, AlterPartition, UnregisterBroker)
+are never answered nor advertised on a client listener. The server chooses the table by the
+listener a connection came in on.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class ApiHandler:
     max_version: int
     handler: Handler
     name: str
+    listeners: tuple[str, ...] = ("broker",)
 
     def enabled_max(self, unstable_enabled: bool) -> int:
         """The newest version served: the spec's unstable newest version only when enabled."""
@@ -46,16 +54,33 @@ class ApiHandler:
         return self.min_version <= version <= self.enabled_max(unstable_enabled)
 
 
-HANDLERS: dict[int, ApiHandler] = {}
+BROKER_LISTENER = "broker"
+CONTROLLER_LISTENER = "controller"
+# Listener kind -> api key -> handler. The broker listeners' table is HANDLERS itself.
+LISTENER_HANDLERS: dict[str, dict[int, ApiHandler]] = {BROKER_LISTENER: {}, CONTROLLER_LISTENER: {}}
+HANDLERS: dict[int, ApiHandler] = LISTENER_HANDLERS[BROKER_LISTENER]
 
 
-def api(api_key: int, min_version: int, max_version: int) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of ``api_key`` for ``min_version..max_version``."""
+def handlers_for(listener: str) -> dict[int, ApiHandler]:
+    """The API table of a listener kind (``"broker"`` or ``"controller"``)."""
+    return LISTENER_HANDLERS[listener]
+
+
+def api(api_key: int, min_version: int, max_version: int,
+        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of ``api_key`` for ``min_version..max_version`` on
+    ``listeners``."""
 
     def register(fn: Handler) -> Handler:
-        if api_key in HANDLERS:
-            raise RuntimeError(f"api key {api_key} registered twice")
-        HANDLERS[api_key] = ApiHandler(api_key, min_version, max_version, fn, fn.__module__)
+        unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
+        if unknown or not listeners:
+            raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
+        entry = ApiHandler(api_key, min_version, max_version, fn, fn.__module__, tuple(listeners))
+        for name in listeners:
+            if api_key in LISTENER_HANDLERS[name]:
+                raise RuntimeError(f"api key {api_key} registered twice on the {name} listener")
+        for name in listeners:
+            LISTENER_HANDLERS[name][api_key] = entry
         return fn
 
     return register

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from protocol.errors import ErrorCode
@@ -18,6 +19,8 @@ from protocol.messages.sync_group import SyncGroupResponse
 
 @api(14, 0, 5)
 async def handle_sync_group(ctx, request):
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+        return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     # Kafka: COORDINATOR_NOT_AVAILABLE without a coordinator, INVALID_GROUP_ID, then the partition's

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import uuid
 
+from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
+from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
 
@@ -33,6 +35,11 @@ ZERO_UUID = uuid.UUID(int=0)
 
 @api(28, 0, 6)
 def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+    # Kafka's checks, in its order (kbroker/security/acls.py)
+    if (denied := refused(ctx, request, [
+        (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
+        return denied
     version = ctx.api_version
     image = ctx.broker.image
     # (request topic, resolved name or None, {partition index: error or None for "to the coordinator"})
@@ -46,9 +53,13 @@ def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
                 continue
         else:
             topic = image.topic(t.name)
+        name = topic.name if topic is not None else t.name
+        denied = not authorized(ctx, READ, TOPIC, name)  # Kafka: READ on each topic, before its existence
         codes: dict[int, ErrorCode | None] = {}
         for p in t.partitions:
-            if topic is None or p.partition_index not in topic.partitions:
+            if denied:
+                codes[p.partition_index] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif topic is None or p.partition_index not in topic.partitions:
                 codes[p.partition_index] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 codes[p.partition_index] = None

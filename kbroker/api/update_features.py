@@ -11,6 +11,8 @@ v2 drops the per-feature results. ValidateOnly (v1+) checks without writing. As 
 controller, the upgrade type is read from UpgradeType (v1+; at v0 its default, UPGRADE). A
 kraft.version upgrade (0 to 1, as ``upgrade --release-version`` asks) is written as Kafka's Raft
 layer writes it: KRaftVersionRecord and VotersRecord control records naming this single voter.
+The handler sends the request to the controller (``ctx.broker.controller_client``);
+:func:`update_features` is the controller's side.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ import base64
 import uuid
 from pathlib import Path
 
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
+from kbroker.controller.client import UPDATE_FEATURES, controller_operation
 from kbroker.controller.features import FeatureUpdateError
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.update_features import UpdateFeaturesResponse
 
@@ -45,15 +52,24 @@ def _metadata_directory_id(broker) -> uuid.UUID | None:
 
 
 @api(57, 0, 2)
-def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
-    version = ctx.api_version
+async def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
+    return await ctx.broker.controller_client.update_features(request, ctx.api_version, requester(ctx))
+
+
+@controller_operation(UPDATE_FEATURES)
+async def update_features(broker, request, version: int, requester=None) -> UpdateFeaturesResponse:
+    """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
+    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
+    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[57](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     updates = [(u.feature, u.max_version_level, u.upgrade_type if version >= 1 else 1)
                for u in request.feature_updates]
-    broker = ctx.broker
+    assert broker.controller is not None
     try:
-        broker.controller.update_features(updates, validate_only=version >= 1 and request.validate_only,
-                                          voter_endpoints=broker.advertised_endpoints(),
-                                          directory_id=_metadata_directory_id(broker))
+        async with broker.controller.exclusive():
+            await broker.controller.update_features(
+                updates, validate_only=version >= 1 and request.validate_only,
+                voter_endpoints=broker.advertised_endpoints(), directory_id=_metadata_directory_id(broker))
     except FeatureUpdateError as exc:
         return UpdateFeaturesResponse(
             throttle_time_ms=0, error_code=exc.code, results=[],

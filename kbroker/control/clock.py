@@ -7,6 +7,9 @@
 - the group coordinator's timers and timestamps (classic groups: session timeouts, rebalance
   and initial-rebalance delays; KIP-848 groups: session and revocation timeouts; offsets
   retention), so ``advance(45_000)`` expires a member whose session is 45 s at once;
+- share groups (KIP-932): member session timeouts and the acquisition locks of share partitions
+  (``group.share.record.lock.duration.ms``), so ``advance(30_000)`` makes acquired records
+  available again (or archives them at the delivery count limit);
 - the transaction coordinator's timeout checks: each advance runs its abort of timed-out
   transactions, transactional-id expiration and producer-id expiration at once, counting real
   time plus all the time advanced (the coordinator stamps transactions with wall-clock time and

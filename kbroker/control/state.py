@@ -36,6 +36,7 @@ log = logging.getLogger("kbroker.control")
 
 MANIFEST = "kbroker-snapshot.json"
 RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
 _IGNORED = {".lock"}
 
 
@@ -68,6 +69,9 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
         records.extend(broker.controller.delete_topic_records(topic.topic_id))
     for resource, configs in sorted(broker.image.broker_configs.items()):
         records.extend(broker.controller.config_records(RESOURCE_BROKER, resource, dict.fromkeys(configs)))
+    for group_id, configs in sorted(getattr(broker.image, "group_configs", {}).items()):  # share group configs
+        if configs:
+            records.extend(broker.controller.config_records(RESOURCE_GROUP, group_id, dict.fromkeys(configs)))
     # The partitions go first, their directories renamed with one fsync per log dir (not one
     # per partition); the commit then finds nothing left to delete. A crash before the commit
     # leaves the renamed directories to be removed and the topics in the metadata without

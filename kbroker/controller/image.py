@@ -16,9 +16,15 @@ log = logging.getLogger(__name__)
 # ConfigRecord resource types (Kafka's ConfigResource.Type ids).
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
 
 NO_LEADER = -1
 LEADER_UNCHANGED = -2
+LEADER_RECOVERY_UNCHANGED = -1  # PartitionChangeRecord.LeaderRecoveryState's default: no change
+# BrokerRegistrationChangeRecord's Fenced / InControlledShutdown values (Kafka's
+# BrokerRegistrationFencingChange and BrokerRegistrationInControlledShutdownChange).
+FENCING_NONE, FENCING_FENCE, FENCING_UNFENCE = 0, 1, -1
+SHUTDOWN_CHANGE_NONE, SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN = 0, 1
 
 
 @dataclass(slots=True)
@@ -30,6 +36,14 @@ class PartitionState:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    # KIP-966 eligible leader replicas and the last known ELR (or last known leader) as Kafka's
+    # PartitionRegistration keeps them; reassignment state; LeaderRecoveryState (0 RECOVERED,
+    # 1 RECOVERING after an unclean election).
+    elr: list[int] = field(default_factory=list)
+    last_known_elr: list[int] = field(default_factory=list)
+    removing_replicas: list[int] = field(default_factory=list)
+    adding_replicas: list[int] = field(default_factory=list)
+    leader_recovery_state: int = 0
 
 
 # Kafka's Topic.INTERNAL_TOPICS (clients/.../common/internals/Topic.java): Metadata marks them
@@ -64,6 +78,13 @@ class BrokerRegistration:
     endpoints: dict[str, tuple[str, int, int]]  # listener -> (host, port, security protocol id)
     rack: str | None
     fenced: bool
+    # feature -> (min, max supported version), from the RegisterBrokerRecord (kept for snapshots)
+    supported_features: dict[str, tuple[int, int]] = field(default_factory=dict)
+    in_controlled_shutdown: bool = False
+    log_dirs: list[uuid.UUID] = field(default_factory=list)
+    # Offset of the RegisterBrokerRecord this registration came from: a broker is caught up (may be
+    # unfenced) once its metadata offset reaches it, as Kafka's registerBrokerRecordOffsets.
+    register_offset: int = -1
 
 
 class MetadataImage:
@@ -72,6 +93,11 @@ class MetadataImage:
         self.topics_by_id: dict[uuid.UUID, TopicImage] = {}
         self.brokers: dict[int, BrokerRegistration] = {}
         self.broker_configs: dict[str, dict[str, str]] = {}
+        self.group_configs: dict[str, dict[str, str]] = {}  # GROUP (32) resources: share group configs
+        # SCRAM credentials and ACLs as their records hold them (kbroker/security reads them through
+        # the image listeners; the image keeps them so that a snapshot carries them)
+        self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
+        self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -94,11 +120,23 @@ class MetadataImage:
 
     def apply(self, record: Any, offset: int) -> None:
         handler = getattr(self, "_apply_" + type(record).__name__, None)
+        self.offset = offset  # before the handler: RegisterBrokerRecord keeps its own offset
         if handler is not None:
             handler(record)
-        self.offset = offset
         for listener in self.listeners:
             listener(record)
+
+    def _apply_UserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials[(r.name, r.mechanism)] = r
+
+    def _apply_RemoveUserScramCredentialRecord(self, r: Any) -> None:
+        self.scram_credentials.pop((r.name, r.mechanism), None)
+
+    def _apply_AccessControlEntryRecord(self, r: Any) -> None:
+        self.acls[r.id] = r
+
+    def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
+        self.acls.pop(r.id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level
@@ -120,17 +158,35 @@ class MetadataImage:
         t.partitions[r.partition_id] = PartitionState(
             r.topic_id, r.partition_id, list(r.replicas), list(r.isr), r.leader, r.leader_epoch,
             r.partition_epoch,
+            elr=list(r.eligible_leader_replicas or ()), last_known_elr=list(r.last_known_elr or ()),
+            removing_replicas=list(r.removing_replicas or ()), adding_replicas=list(r.adding_replicas or ()),
+            leader_recovery_state=r.leader_recovery_state,
         )
 
     def _apply_PartitionChangeRecord(self, r: Any) -> None:
         t = self.topics_by_id.get(r.topic_id)
         if t is None:
             return
-        p = t.partitions[r.partition_id]
+        p = t.partitions.get(r.partition_id)
+        if p is None:
+            log.warning("ignoring a PartitionChangeRecord for unknown partition %s-%d", t.name, r.partition_id)
+            return
+        # As Kafka's PartitionRegistration.merge: a leader field (even the same leader) bumps the
+        # leader epoch; every change record bumps the partition epoch.
         if r.isr is not None:
             p.isr = list(r.isr)
         if r.replicas is not None:
             p.replicas = list(r.replicas)
+        if r.removing_replicas is not None:
+            p.removing_replicas = list(r.removing_replicas)
+        if r.adding_replicas is not None:
+            p.adding_replicas = list(r.adding_replicas)
+        if r.eligible_leader_replicas is not None:
+            p.elr = list(r.eligible_leader_replicas)
+        if r.last_known_elr is not None:
+            p.last_known_elr = list(r.last_known_elr)
+        if r.leader_recovery_state != LEADER_RECOVERY_UNCHANGED:
+            p.leader_recovery_state = r.leader_recovery_state
         if r.leader != LEADER_UNCHANGED:
             p.leader = r.leader
             p.leader_epoch += 1
@@ -149,6 +205,8 @@ class MetadataImage:
             target = t.configs
         elif r.resource_type == RESOURCE_BROKER:
             target = self.broker_configs.setdefault(r.resource_name, {})
+        elif r.resource_type == RESOURCE_GROUP:
+            target = self.group_configs.setdefault(r.resource_name, {})
         else:
             return
         if r.value is None:
@@ -175,14 +233,49 @@ class MetadataImage:
             {e.name: (e.host, e.port, e.security_protocol) for e in r.end_points},
             r.rack,
             r.fenced,
+            {f.name: (f.min_supported_version, f.max_supported_version) for f in r.features},
+            in_controlled_shutdown=r.in_controlled_shutdown,
+            log_dirs=list(r.log_dirs or ()),
+            register_offset=self.offset,
         )
 
+    def _registration(self, record: Any, broker_id: int, epoch: int) -> BrokerRegistration | None:
+        b = self.brokers.get(broker_id)
+        if b is None or b.epoch != epoch:
+            # Kafka's ClusterControlManager fails the replay here; a log written by Kafka never
+            # holds such a record, so it is skipped, loudly.
+            log.warning("ignoring %s: no registration of broker %d at epoch %d", record, broker_id, epoch)
+            return None
+        return b
+
     def _apply_UnfenceBrokerRecord(self, r: Any) -> None:
-        b = self.brokers.get(r.id)
+        b = self._registration(r, r.id, r.epoch)
         if b is not None:
             b.fenced = False
 
     def _apply_FenceBrokerRecord(self, r: Any) -> None:
-        b = self.brokers.get(r.id)
+        b = self._registration(r, r.id, r.epoch)
         if b is not None:
             b.fenced = True
+
+    def _apply_BrokerRegistrationChangeRecord(self, r: Any) -> None:
+        if r.fenced not in (FENCING_NONE, FENCING_FENCE, FENCING_UNFENCE) or \
+                r.in_controlled_shutdown not in (SHUTDOWN_CHANGE_NONE, SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN):
+            log.warning("ignoring %s: unknown fenced or inControlledShutdown value", r)
+            return
+        b = self._registration(r, r.broker_id, r.broker_epoch)
+        if b is None:
+            return
+        if r.fenced == FENCING_FENCE:
+            b.fenced = True
+        elif r.fenced == FENCING_UNFENCE:
+            b.fenced = False
+        if r.in_controlled_shutdown == SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN:
+            b.in_controlled_shutdown = True
+        if r.log_dirs:
+            b.log_dirs = list(r.log_dirs)
+
+    def _apply_UnregisterBrokerRecord(self, r: Any) -> None:
+        b = self._registration(r, r.broker_id, r.broker_epoch)
+        if b is not None:
+            del self.brokers[r.broker_id]

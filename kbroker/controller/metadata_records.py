@@ -11,6 +11,7 @@ from typing import Any
 from protocol.exceptions import ProtocolError
 from protocol.messages.metadata_records import (
     CLASSES,
+    AccessControlEntryRecord,
     ConfigRecord,
     FeatureLevelRecord,
     FenceBrokerRecord,
@@ -18,13 +19,17 @@ from protocol.messages.metadata_records import (
     PartitionRecord,
     ProducerIdsRecord,
     RegisterBrokerRecord,
+    RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
+    RemoveUserScramCredentialRecord,
     TopicRecord,
     UnfenceBrokerRecord,
+    UserScramCredentialRecord,
 )
 from protocol.primitives import read_uvarint, write_uvarint
 
 __all__ = [
+    "AccessControlEntryRecord",
     "ConfigRecord",
     "FeatureLevelRecord",
     "FenceBrokerRecord",
@@ -32,9 +37,12 @@ __all__ = [
     "PartitionRecord",
     "ProducerIdsRecord",
     "RegisterBrokerRecord",
+    "RemoveAccessControlEntryRecord",
     "RemoveTopicRecord",
+    "RemoveUserScramCredentialRecord",
     "TopicRecord",
     "UnfenceBrokerRecord",
+    "UserScramCredentialRecord",
     "decode_frame",
     "encode_frame",
 ]

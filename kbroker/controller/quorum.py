@@ -9,11 +9,13 @@ voters and replicates this log; the callers keep calling the same operations.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import struct
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from kbroker.controller.features import (
     bootstrap_levels,
     plan_feature_updates,
 )
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.log import LogConfig, PartitionLog
 from protocol.errors import ErrorCode
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
@@ -85,6 +87,10 @@ class QuorumController:
         self.log = log
         self.term = 1
         self.cluster_id: str | None = None
+        # Kafka's controller runs one operation at a time on its event queue: an operation reads
+        # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
+        # commit), so the operations that read-then-write hold this lock across their write.
+        self._operation_lock = asyncio.Lock()
 
     # -- log -------------------------------------------------------------------------------
 
@@ -134,6 +140,28 @@ class QuorumController:
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
 
+    def is_active(self) -> bool:
+        """Whether this node is the active controller (the single voter always is; a Raft quorum's
+        controller is active while it leads). Forwarded requests reaching an inactive controller are
+        answered NOT_CONTROLLER."""
+        return True
+
+    async def write(self, records: list[Any], batch: bytes | None = None) -> int:
+        """Append ``records`` atomically (one batch, ``batch`` if `build` made it already) and return
+        the first offset once they are committed and applied to the image.
+
+        Every metadata-writing operation goes through here (the single-voter quorum commits at
+        once, see `commit`; a Raft quorum proposes and waits for the commit)."""
+        return self.commit(records, batch)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Run one controller operation (read the image, decide, `write`) alone, as Kafka's
+        controller event queue does, so that no other operation decides on the image it is
+        about to change."""
+        async with self._operation_lock:
+            yield
+
     # -- bootstrap and registration ------------------------------------------------------------
 
     def bootstrap_if_empty(self) -> None:
@@ -174,7 +202,7 @@ class QuorumController:
             features[KRAFT_VERSION] = self.image.kraft_version
         return features
 
-    def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
+    async def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
                         voter_endpoints: Iterable[tuple[str, str, int]] = (), directory_id: uuid.UUID | None = None
                         ) -> None:
         """Apply (feature, level, upgrade type) updates atomically as FeatureLevelRecords, or raise
@@ -187,7 +215,7 @@ class QuorumController:
         records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]
         for r in records:
             log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
-        self.commit(records)
+        await self.write(records)
         for r in planned:
             if isinstance(r, KRaftVersionUpgrade):
                 self.upgrade_kraft_version(r.level, voter_endpoints, directory_id or uuid.UUID(int=0))
@@ -329,21 +357,31 @@ class QuorumController:
         return records
 
     def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]) -> list[Any]:
-        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER)
+        assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
         return [
             mr.ConfigRecord(resource_type=resource_type, resource_name=resource_name, name=k, value=v)
             for k, v in sorted(changes.items())
         ]
 
-    def allocate_producer_ids(self, count: int = PRODUCER_ID_BLOCK_SIZE) -> tuple[int, int]:
-        """Reserve a block of producer ids durably; returns (first id, block size)."""
-        start = self.image.next_producer_id
-        broker = self.image.brokers.get(self.node_id)
-        self.commit([
-            mr.ProducerIdsRecord(broker_id=self.node_id, broker_epoch=broker.epoch if broker else -1,
-                                 next_producer_id=start + count)
-        ])
-        return start, count
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int,
+                                    count: int = PRODUCER_ID_BLOCK_SIZE) -> tuple[int, int]:
+        """Reserve a block of producer ids durably for ``broker_id``; returns (first id, block size).
+
+        As Kafka's ProducerIdControlManager: a broker that is not registered, or names an epoch
+        other than its registration's, is refused (STALE_BROKER_EPOCH) and nothing is written."""
+        async with self.exclusive():
+            broker = self.image.brokers.get(broker_id)
+            if broker is None:
+                raise ControllerError(ErrorCode.STALE_BROKER_EPOCH,
+                                      f"No broker registration found for broker id {broker_id}")
+            if broker.epoch != broker_epoch:
+                raise ControllerError(ErrorCode.STALE_BROKER_EPOCH,
+                                      f"Expected broker epoch {broker.epoch}, but got broker epoch {broker_epoch}")
+            start = self.image.next_producer_id
+            await self.write([
+                mr.ProducerIdsRecord(broker_id=broker_id, broker_epoch=broker_epoch, next_producer_id=start + count)
+            ])
+            return start, count
 
 
 CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type

@@ -11,8 +11,10 @@ from typing import Any
 
 def build_services(broker: Any) -> list[Any]:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 
     clock = getattr(broker, "clock", None)  # a manual clock (kbroker.control.clock) or None
     timer = clock.group_timer() if clock is not None else None
-    return [GroupCoordinator(broker, timer), TransactionCoordinator(broker)]
+    share_timer = clock.group_timer() if clock is not None else None
+    return [GroupCoordinator(broker, timer), ShareCoordinator(broker, share_timer), TransactionCoordinator(broker)]

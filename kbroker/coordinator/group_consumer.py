@@ -315,7 +315,7 @@ class ConsumerGroupManager:
             self.coordinator.classic.mark_dead(group)
             del self.coordinator.groups[group_id]
             group = None
-        elif group is not None and not isinstance(group, ConsumerGroup):
+        if group is not None and not isinstance(group, ConsumerGroup):
             raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         if group is None:
             if not create:

@@ -71,6 +71,8 @@ from kbroker.coordinator.group_records import (
     record_type,
 )
 from kbroker.coordinator.partitioning import partition_for
+from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
+from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.replication.topics import ensure_internal_topic
 from protocol.errors import ErrorCode
@@ -141,6 +143,8 @@ class GroupCoordinator:
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
         self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
         self.streams: Any = None  # KIP-1071 groups (streams_group.StreamsGroupManager), set in start()
+        # KIP-932 share groups (share_group.ShareGroupManager); they live in ``groups`` too.
+        self.share = ShareGroupManager(self)
         self.loaded = False
         # Partitions of __consumer_offsets still being loaded (Kafka's LOADING coordinator contexts):
         # their groups answer COORDINATOR_LOAD_IN_PROGRESS. Until start() has replayed the topic
@@ -207,6 +211,8 @@ class GroupCoordinator:
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
+            elif isinstance(group, ShareGroup):
+                self.share.on_loaded(group)
             elif self._typed(group) is not None:
                 self._typed(group).on_loaded(group)
         self.loaded = True
@@ -327,6 +333,10 @@ class GroupCoordinator:
     def _apply(self, key: bytes, value: bytes | None, offset: int, producer_id: int = -1,
                producer_epoch: int = -1, *, replay: bool) -> None:
         kind = record_type(key)
+        if kind in SHARE_RECORD_TYPES:
+            if replay:
+                self.share.apply(kind, key, value)
+            return
         if kind in STREAMS_RECORD_TYPES:
             if replay and self.streams is not None:
                 self.streams.apply(kind, key, value)
@@ -388,7 +398,7 @@ class GroupCoordinator:
         """The KIP-848 group of this id, when classic requests must go to it (JoinGroup only when
         it has members: an empty one is converted to a classic group instead)."""
         group = self.groups.get(group_id)
-        if group is None or isinstance(group, ClassicGroup | StreamsGroup) or self.consumer is None:
+        if group is None or isinstance(group, (ClassicGroup, ShareGroup, StreamsGroup)) or self.consumer is None:
             return None
         if non_empty and self.consumer.is_empty(group):
             return None
@@ -396,7 +406,7 @@ class GroupCoordinator:
 
     def _convert_consumer_group(self, group: Any) -> bool:
         """An empty KIP-848 or streams group makes way for a classic one of the same id (offsets stay)."""
-        manager = self._typed(group)
+        manager = None if isinstance(group, ShareGroup) else self._typed(group)
         if manager is None or not manager.is_empty(group):
             return False
         self.append(group.group_id, manager.tombstones(group))
@@ -436,6 +446,8 @@ class GroupCoordinator:
                 return ErrorCode.ILLEGAL_GENERATION, None
             else:
                 return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, group
         if isinstance(group, StreamsGroup):
             return self.streams.validate_commit(group, generation, member_id, instance_id, api_version,
                                                 transactional=transactional), group
@@ -510,6 +522,8 @@ class GroupCoordinator:
         if not self.loaded:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
         group = self.groups.get(group_id)
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
         if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
             error = self._typed(group).validate_fetch(group, member_id, member_epoch)
             if error != ErrorCode.NONE:
@@ -543,6 +557,8 @@ class GroupCoordinator:
                 state, gtype, ptype = group.state.value, "classic", group.protocol_type or ""
             elif isinstance(group, StreamsGroup):
                 state, gtype, ptype = group.state_name(), "streams", "streams"
+            elif isinstance(group, ShareGroup):
+                state, gtype, ptype = group.state_name(), "share", SHARE_PROTOCOL_TYPE
             else:
                 state, gtype, ptype = group.state_name(), "consumer", "consumer"
             if state == "Dead":
@@ -574,6 +590,10 @@ class GroupCoordinator:
             if not group.is_in(GroupState.EMPTY):
                 return ErrorCode.NON_EMPTY_GROUP
             tombstones = [(encode_group_key(group_id), None)]
+        elif isinstance(group, ShareGroup):
+            if not self.share.is_empty(group):
+                return ErrorCode.NON_EMPTY_GROUP
+            tombstones = self.share.tombstones(group)
         else:
             manager = self._typed(group)
             assert manager is not None
@@ -591,6 +611,10 @@ class GroupCoordinator:
         group = self.groups.pop(group_id, None)
         if isinstance(group, ClassicGroup):
             self.classic.mark_dead(group)
+        elif isinstance(group, ShareGroup):
+            self.share.mark_dead(group)
+            for fn in self.share.on_group_deleted:
+                fn(group_id)
         elif group is not None and self._typed(group) is not None:
             self._typed(group).mark_dead(group)
 
@@ -602,6 +626,8 @@ class GroupCoordinator:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
         group = self.groups.get(group_id)
         if group is None or (isinstance(group, ClassicGroup) and group.is_in(GroupState.DEAD)):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ShareGroup):
             return ErrorCode.GROUP_ID_NOT_FOUND, []
         if isinstance(group, ClassicGroup):
             if not group.is_in(GroupState.EMPTY) and group.protocol_type != "consumer":
@@ -656,6 +682,8 @@ class GroupCoordinator:
         for group_id in list(set(self.groups) | set(self.offsets.committed)):
             group = self.groups.get(group_id)
             subscribed: Callable[[str], bool] = lambda _topic: False  # noqa: E731
+            if isinstance(group, ShareGroup):
+                continue  # share groups have no committed offsets (their state is the share coordinator's)
             if isinstance(group, ClassicGroup):
                 if group.is_in(GroupState.EMPTY):
                     base = group.state_timestamp_ms if group.protocol_type else None

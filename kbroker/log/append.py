@@ -143,7 +143,8 @@ class LogAppend(LogTxnState):
             total = len(view)
             segment = self._maybe_roll(total, first_offset, last_offset, batch_list[0][4], now_ms)
             log_append_time = -1
-            if config.message_timestamp_type == "LogAppendTime":
+            if assign_offsets and config.message_timestamp_type == "LogAppendTime":
+                # (a follower stores the times the leader stamped, byte for byte)
                 log_append_time = now_ms
                 buffers = [
                     _with_log_append_time(view[pos : pos + size], base, leader_epoch if assign_offsets else epoch, now_ms)

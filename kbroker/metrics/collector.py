@@ -24,10 +24,21 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
-from kbroker.metrics.requests import BOUNDS_MS, RequestStats
+from kbroker.metrics.requests import PART_BOUNDS, PARTS, RequestStats
 from protocol.messages import API_NAMES
 
 NO_LEADER = -1
+PART_HELP = (
+    "Time from a request's bytes arriving to its response being handed to the socket, in ms, by API.",
+    "Time from a request's bytes arriving to its handler starting (queued behind earlier frames of "
+    "the same read, and decoding), in ms, by API.",
+    "Time the event loop spent running a request's handler, in ms, by API.",
+    "Time a request's handling waited on something else (long polls, replication, rebalances, the "
+    "disk off the event loop, other work), in ms, by API.",
+    "Time from a response being ready to being written (held behind earlier responses or a full "
+    "socket), in ms, by API.",
+    "Time handing a response to the socket, in ms, by API.",
+)
 
 # (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
 TOPIC_COUNTERS = (
@@ -55,6 +66,16 @@ class BrokerCollector(Collector):
         yield from self._groups()
         yield from self._connections()
 
+    def traffic_totals(self) -> dict[str, float]:
+        """This broker's bytes in, bytes out and messages in, over every hosted partition: what the
+        per-topic counters add up to (the console's throughput chart samples it)."""
+        bytes_in = bytes_out = messages_in = 0
+        for partition in list(self.broker.partitions.values()):
+            bytes_in += partition.bytes_in
+            bytes_out += partition.bytes_out
+            messages_in += partition.messages_in
+        return {"bytes_in": bytes_in, "bytes_out": bytes_out, "messages_in": messages_in}
+
     def _topics(self) -> Iterator[Any]:
         totals: dict[str, list[int]] = {}
         for (topic, _index), partition in list(self.broker.partitions.items()):
@@ -76,19 +97,17 @@ class BrokerCollector(Collector):
         failed = CounterMetricFamily("kbroker_network_requestmetrics_handler_failures",
                                      "Requests whose handler raised (answered with UNKNOWN_SERVER_ERROR "
                                      "or the connection closed), by API.", labels=["request"])
-        latency = HistogramMetricFamily("kafka_network_requestmetrics_totaltimems",
-                                        "Time from a request's decoding to its response being queued "
-                                        "for the socket, in milliseconds, by API.", labels=["request"])
+        parts = [HistogramMetricFamily(f"kafka_network_requestmetrics_{part}", help_text, labels=["request"])
+                 for part, help_text in zip(PARTS, PART_HELP, strict=True)]
         for api_key, stats in apis:
             name = API_NAMES.get(api_key, str(api_key))
-            buckets = list(stats.buckets)
-            total = sum(buckets)
-            count.add_metric([name], total)
+            count.add_metric([name], sum(stats.buckets[0]))
             failed.add_metric([name], stats.failed)
-            latency.add_metric([name], _cumulative(BOUNDS_MS, buckets), stats.sum_ms)
+            for i, family in enumerate(parts):
+                family.add_metric([name], _cumulative(PART_BOUNDS[i], list(stats.buckets[i])), stats.sums[i])
         yield count
         yield failed
-        yield latency
+        yield from parts
 
     def _replication(self) -> Iterator[Any]:
         broker = self.broker

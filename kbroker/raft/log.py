@@ -30,6 +30,17 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlRecord:
+    """The value of a control entry other than the ``LeaderChangeMessage`` (``KRaftVersionRecord``,
+    ``VotersRecord``): its type (``ControlType``) and raw value; ``key_version`` is the key's version
+    (0). The Raft core carries it unchanged."""
+
+    type: int
+    value: bytes
+    key_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The state after the entries ``[0, end_offset)``; ``epoch`` is the epoch of the last one
     (Kafka's snapshot id ``OffsetAndEpoch``). ``data`` is the state machine's, opaque here."""

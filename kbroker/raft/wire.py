@@ -17,7 +17,7 @@ import struct
 import uuid
 from collections.abc import Iterable, Sequence
 
-from kbroker.raft.log import Entry
+from kbroker.raft.log import ControlRecord, Entry
 from kbroker.raft.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -67,7 +67,10 @@ def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[
             j += 1
         records = []
         for e in entries[i:j]:
-            if e.control:
+            if e.control and isinstance(e.value, ControlRecord):
+                records.append(Record(key=_CONTROL_KEY.pack(e.value.key_version, e.value.type),
+                                      value=bytes(e.value.value)))
+            elif e.control:
                 msg = LeaderChangeMessage(version=0, leader_id=e.value, voters=voter_list, granting_voters=[])
                 records.append(Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=msg.encode(0)))
             else:
@@ -101,7 +104,11 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
                 if batch.header.is_control:
                     if rec.key is None or len(rec.key) < 4:
                         raise WireError("control record without a key")
-                    _version, ctype = _CONTROL_KEY.unpack_from(rec.key)
+                    key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
+                    if ctype in (ControlType.KRAFT_VERSION, ControlType.KRAFT_VOTERS):
+                        entries.append(Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version),
+                                             control=True))
+                        continue
                     if ctype != ControlType.LEADER_CHANGE:
                         raise WireError(f"control record type {ctype} is not supported yet")
                     lcm = LeaderChangeMessage.decode(rec.value or b"", 0)

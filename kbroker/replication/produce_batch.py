@@ -22,6 +22,7 @@ class AppendResult:
     base_offset: int
     log_append_time: int = -1
     message: str | None = None
+    last_offset: int = -1  # acks=all waits until the high watermark passes it
 
 
 class ProduceError(Exception):

@@ -42,7 +42,7 @@ class ProducerStateManager:
         state = partition_state(partition)
         duplicate = state.check(header)
         if duplicate is not None:
-            return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1)
+            return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1, last_offset=duplicate.last_offset)
         if header.is_transactional and not state.has_open_txn(header.producer_id):
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
@@ -63,6 +63,8 @@ class ProducerStateManager:
     def write_marker(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
                      coordinator_epoch: int) -> ErrorCode:
         """Append a COMMIT/ABORT control batch to ``partition`` and close the producer's transaction."""
+        if not partition.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
         state = partition_state(partition)
         code = state.check_marker(producer_id, epoch, coordinator_epoch)
         if code != ErrorCode.NONE:

@@ -5,17 +5,33 @@ header (inline when small, else in the validation pool: ``kbroker.replication.va
 producer-state checks (through ``producer_state``, installed by the transaction layer), the append
 itself (offsets patched, bytes stored as received unless the topic asks for a re-encode), the high
 watermark, and waking fetches that wait for data. Appends to one partition keep request order.
+
+Replication (Kafka's ``ReplicaManager.applyDelta``): ``apply_partition_state`` makes a local
+replica leader or follower when a partition record names it (``kbroker/replication/leadership.py``);
+followers fetch from their leaders (``kbroker/replication/replica_fetcher.py``); the leader
+records each follower's fetch position, moves the high watermark, wakes acks=all produces
+(``wait_for_replication``) and asks the controller for ISR changes with AlterPartition over
+``alter_partition_channel`` (``send(api_key, request) -> response``, the node-to-controller
+channel), checking for out-of-sync followers every ``replica.lag.time.max.ms`` / 2. High
+watermarks are kept in each log directory's ``replication-offset-checkpoint``
+(``kbroker/replication/hw_checkpoint.py``) and restored when a replicated partition is opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
+from kbroker.replication import hw_checkpoint, leadership
+from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
+from kbroker.replication.replica_fetcher import ReplicaFetcherManager
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
     INLINE_REBUILD_BYTES,
@@ -23,6 +39,7 @@ from kbroker.replication.validation import (
     ValidationPool,
 )
 from protocol.errors import ErrorCode
+from protocol.messages.alter_partition import AlterPartitionRequest
 from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
 
 if TYPE_CHECKING:
@@ -64,12 +81,303 @@ def _raise_for(outcome: Outcome) -> None:
         raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
 
 
+ALTER_PARTITION = 56
+RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+ALTER_PARTITION_RETRY_MS = 50  # Kafka's AlterPartitionManager retries after a short backoff
+
+
 class ReplicaManager:
-    def __init__(self, broker: object) -> None:
-        self.broker = broker  # the owning broker; nothing in this class reaches through it
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker  # the owning broker: its image, config, clock and partitions
         self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
         self.producer_state: Any = None
+        # The node-to-controller channel for AlterPartition: ``async send(api_key, request)``.
+        # Installed by the broker's start-up in a cluster; None: ISR changes are not sent.
+        self.alter_partition_channel: Any = None
+        self.fetchers = ReplicaFetcherManager(self)
+        self._isr_timer: Any = None
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self._no_channel_logged = False
+        self._checkpoints: dict[Any, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
+        self._checkpoint_timer: Any = None
+        self._checkpoint_task: asyncio.Future | None = None
+        self._written: dict[Any, dict[tuple[str, int], int]] = {}
+        self._checkpoint_lock = threading.Lock()
+
+    # -- time, config, image -----------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        clock = getattr(self.broker, "clock", None)
+        return clock.now_ms() if clock is not None else int(time.time() * 1000)
+
+    @property
+    def node_id(self) -> int:
+        return self.broker.node_id
+
+    @property
+    def lag_ms(self) -> int:
+        return self.broker.config["replica.lag.time.max.ms"]
+
+    def broker_epoch(self, broker_id: int) -> int:
+        reg = self.broker.image.brokers.get(broker_id)
+        return reg.epoch if reg is not None else -1
+
+    def eligible(self, replica_id: int, fetch_broker_epoch: int | None) -> bool:
+        """May ``replica_id`` join the ISR (Kafka's ``isReplicaIsrEligible``): registered, not
+        fenced, and fetching with its registered broker epoch (or with -1, no epoch)."""
+        reg = self.broker.image.brokers.get(replica_id)
+        if reg is None or reg.fenced or getattr(reg, "in_controlled_shutdown", False):
+            return False
+        return fetch_broker_epoch is not None and fetch_broker_epoch in (-1, reg.epoch)
+
+    # -- becoming leader or follower ---------------------------------------------------------
+
+    def apply_partition_state(self, partition: Partition, state: Any) -> None:
+        """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
+        if partition.partition_epoch < 0:  # just opened
+            self._restore_high_watermark(partition, state)
+            self._ensure_checkpoint_timer()
+        if state.leader == self.node_id:
+            self.fetchers.remove_partition(partition)
+            if leadership.make_leader(partition, state, self.now_ms(), self.lag_ms, self.eligible):
+                if partition.followers:
+                    self._ensure_isr_timer()
+            return
+        if leadership.make_follower(partition, state) or not self.fetchers.has_partition(partition):
+            self.fetchers.remove_partition(partition)
+            if state.leader >= 0:
+                self.fetchers.add_partition(partition)
+
+    # -- high watermark checkpoints ----------------------------------------------------------
+
+    def _restore_high_watermark(self, partition: Partition, state: Any) -> None:
+        """A replicated partition starts from its checkpointed high watermark (0 when its log
+        directory's checkpoint does not list it, as Kafka); one replica is its own ISR and
+        starts at its log end. Without a checkpoint file the log's own value stays."""
+        if len(state.replicas) <= 1:
+            return
+        log_dir = Path(partition.log.directory).parent
+        if log_dir not in self._checkpoints:
+            self._checkpoints[log_dir] = hw_checkpoint.read(log_dir)
+        entries = self._checkpoints[log_dir]
+        if entries is not None:
+            partition.log.high_watermark = entries.get((partition.topic, partition.index), 0)
+
+    def _ensure_checkpoint_timer(self) -> None:
+        if self._checkpoint_timer is not None or self._closed:
+            return
+        interval = self.broker.config["replica.high.watermark.checkpoint.interval.ms"] / 1000
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(interval, self._checkpoint_tick)
+
+    def _checkpoint_tick(self) -> None:
+        self._checkpoint_timer = None
+        if self._closed:
+            return
+        if self._checkpoint_task is None or self._checkpoint_task.done():
+            changed = self._changed_checkpoints()
+            if changed:
+                loop = asyncio.get_running_loop()
+                self._checkpoint_task = loop.run_in_executor(None, self._write_checkpoints, changed)
+        self._ensure_checkpoint_timer()
+
+    def _changed_checkpoints(self) -> dict[Any, dict[tuple[str, int], int]]:
+        by_dir: dict[Any, dict[tuple[str, int], int]] = {}
+        for partition in list(self.broker.partitions.values()):
+            plog = partition.log
+            by_dir.setdefault(Path(plog.directory).parent, {})[(partition.topic, partition.index)] = \
+                plog.high_watermark
+        changed = {d: e for d, e in by_dir.items() if self._written.get(d) != e}
+        self._written.update(changed)
+        return changed
+
+    def _write_checkpoints(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+        with self._checkpoint_lock:  # the periodic write (a worker thread) and the last one at stop
+            self._write_checkpoints_locked(changed)
+
+    def _write_checkpoints_locked(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+        for log_dir, entries in changed.items():
+            try:
+                hw_checkpoint.write(log_dir, entries)
+            except OSError as exc:
+                log.error("cannot write the high watermark checkpoint of %s: %s", log_dir, exc)
+                self._written.pop(log_dir, None)
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Write the high watermark checkpoints now (shut-down)."""
+        self._write_checkpoints(self._changed_checkpoints())
+
+    def stop_replica(self, partition: Partition) -> None:
+        """The partition is deleted (or this broker is no longer a replica): stop fetching it and
+        stop leading it (produces waiting on it answer NOT_LEADER_OR_FOLLOWER)."""
+        self.fetchers.remove_partition(partition)
+        partition.leader_id = -1
+        partition.epoch_start_offset = None
+        partition.followers.clear()
+        partition.pending_isr = None
+        partition.notify_hw()
+
+    # -- leader: followers' fetches, high watermark, ISR ---------------------------------------
+
+    def on_follower_fetch(self, partition: Partition, replica_id: int, fetch_offset: int, log_start_offset: int,
+                          leader_end: int, broker_epoch: int) -> None:
+        now = self.now_ms()
+        moved = leadership.update_follower_fetch_state(partition, replica_id, fetch_offset, log_start_offset, now,
+                                                       leader_end, broker_epoch)
+        pending = leadership.expand_candidate(partition, replica_id, self.eligible)
+        if pending is not None:
+            self._submit(partition, pending)
+        if moved and leadership.maybe_increment_hw(partition, now, self.lag_ms, self.eligible):
+            partition.notify_hw()
+
+    def _ensure_isr_timer(self) -> None:
+        if self._isr_timer is not None or self._closed:
+            return
+        period = max(1, self.lag_ms // 2)
+        clock = getattr(self.broker, "clock", None)
+        if clock is not None:
+            self._isr_timer = clock.call_at(clock.now_ms() + period, self._isr_tick)
+        else:
+            self._isr_timer = asyncio.get_running_loop().call_later(period / 1000, self._isr_tick)
+
+    def _isr_tick(self) -> None:
+        """Kafka's isr-expiration task: shrink the ISR of every led partition with stuck or slow
+        followers."""
+        self._isr_timer = None
+        if self._closed:
+            return
+        self.maybe_shrink_isrs()
+        if any(p.is_leader and p.followers for p in self.broker.partitions.values()):
+            self._ensure_isr_timer()
+
+    def maybe_shrink_isrs(self) -> None:
+        now, lag = self.now_ms(), self.lag_ms
+        for partition in list(self.broker.partitions.values()):
+            if partition.is_leader and partition.followers:
+                pending = leadership.shrink_candidate(partition, now, lag)
+                if pending is not None:
+                    self._submit(partition, pending)
+
+    def _submit(self, partition: Partition, pending: PendingIsr) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._alter_partition(partition, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def alter_partition_request(self, partition: Partition, pending: PendingIsr) -> AlterPartitionRequest:
+        Req = AlterPartitionRequest
+        epochs = []
+        for r in pending.new_isr:
+            if r == self.node_id:
+                epoch = self.broker_epoch(r)
+            else:
+                f = partition.followers.get(r)
+                epoch = f.broker_epoch if f is not None and f.broker_epoch is not None else -1
+            epochs.append(Req.TopicData.PartitionData.BrokerState(broker_id=r, broker_epoch=epoch))
+        return Req(broker_id=self.node_id, broker_epoch=self.broker_epoch(self.node_id), topics=[
+            Req.TopicData(topic_id=partition.topic_id, partitions=[
+                Req.TopicData.PartitionData(
+                    partition_index=partition.index, leader_epoch=pending.leader_epoch, new_isr=list(pending.new_isr),
+                    new_isr_with_epochs=epochs, leader_recovery_state=0, partition_epoch=pending.partition_epoch,
+                )])])
+
+    async def _alter_partition(self, partition: Partition, pending: PendingIsr) -> None:
+        """Send ``pending`` to the controller until it answers (or the metadata moves on)."""
+        while not self._closed and partition.pending_isr is pending:
+            channel = self.alter_partition_channel
+            if channel is None:
+                if not self._no_channel_logged:
+                    self._no_channel_logged = True
+                    log.warning("no controller channel: the ISR change of %s-%d to %s is not sent", partition.topic,
+                                partition.index, pending.new_isr)
+                return
+            try:
+                response = await channel.send(ALTER_PARTITION, self.alter_partition_request(partition, pending))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # ControllerUnavailable, a closed connection: try again
+                log.info("AlterPartition for %s-%d failed: %s; retrying", partition.topic, partition.index, exc)
+                await asyncio.sleep(ALTER_PARTITION_RETRY_MS / 1000)
+                continue
+            outcome = self._apply_alter_partition_response(partition, pending, response)
+            if outcome != "retry":
+                return
+            await asyncio.sleep(ALTER_PARTITION_RETRY_MS / 1000)
+
+    def _apply_alter_partition_response(self, partition: Partition, pending: PendingIsr, response: Any) -> str:
+        if response.error_code != ErrorCode.NONE:
+            log.info("AlterPartition for %s-%d: %s", partition.topic, partition.index,
+                     leadership._name(response.error_code))
+            return "retry"
+        for t in response.topics:
+            if t.topic_id != partition.topic_id:
+                continue
+            for rp in t.partitions:
+                if rp.partition_index != partition.index:
+                    continue
+                outcome = leadership.apply_alter_partition_result(
+                    partition, pending, rp.error_code, rp.leader_epoch, list(rp.isr), rp.partition_epoch)
+                if outcome in ("applied", "reset"):
+                    leadership.maybe_increment_hw(partition, self.now_ms(), self.lag_ms, self.eligible)
+                    partition.notify_hw()
+                return outcome
+        return "retry"
+
+    # -- KIP-392: the closest replica for a consumer ----------------------------------------------
+
+    def preferred_read_replica(self, partition: Partition, rack: str | None, fetch_offset: int,
+                               listener: str) -> int | None:
+        """The follower a consumer in ``rack`` should fetch from (Kafka's
+        ``findPreferredReadReplica`` with ``RackAwareReplicaSelector``): an ISR follower in the
+        client's rack holding ``fetch_offset``, the most caught up, unless the leader is in that
+        rack; None: fetch from the leader."""
+        if self.broker.config["replica.selector.class"] != RACK_AWARE_SELECTOR or not rack:
+            return None
+        if not partition.is_leader:
+            return None
+        image = self.broker.image
+        own = image.brokers.get(self.node_id)
+        if own is not None and own.rack == rack:
+            return None
+        now = self.now_ms()
+        best: tuple[int, int, int] | None = None
+        for r, f in partition.followers.items():
+            if r not in partition.isr or not (f.log_start_offset <= fetch_offset <= f.log_end_offset):
+                continue
+            reg = image.brokers.get(r)
+            if reg is None or reg.fenced or listener not in reg.endpoints or reg.rack != rack:
+                continue
+            candidate = (f.log_end_offset, -(now - f.last_caught_up_time_ms), r)
+            if best is None or candidate > best:
+                best = candidate
+        return best[2] if best is not None else None
+
+    # -- acks=all ------------------------------------------------------------------------------
+
+    async def wait_for_replication(self, partition: Partition, required_offset: int, deadline: float) -> ErrorCode:
+        """Wait (Kafka's DelayedProduce) until the high watermark reaches ``required_offset``;
+        REQUEST_TIMED_OUT at ``deadline`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.broker.partitions.get((partition.topic, partition.index)) is not partition \
+                    or getattr(self.broker, "_stopping", False):
+                return ErrorCode.NOT_LEADER_OR_FOLLOWER  # (shutting down: the client retries elsewhere)
+            done, error = leadership.replication_check(partition, required_offset)
+            if done:
+                return error
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closed:
+                return ErrorCode.REQUEST_TIMED_OUT
+            fut = loop.create_future()
+            partition.add_hw_waiter(fut)
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                partition.remove_hw_waiter(fut)
 
     def append_from_client(
         self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
@@ -80,12 +388,12 @@ class ReplicaManager:
         partition still pending). Raises/returns :class:`ProduceError` for a rejected batch."""
         config = partition.config
         header, records = validate_produce_batch(records, version, config["max.message.bytes"])
-        min_isr = config["min.insync.replicas"]
+        min_isr = leadership.effective_min_isr(partition)
         if acks == -1 and len(partition.isr) < min_isr:
             raise ProduceError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy the min.isr "
-                f"requirement of {min_isr}",
+                f"requirement of {min_isr} for partition {partition.topic}-{partition.index}",
             )
         policy = validation_policy(partition, now_ms)
         rebuild = policy.target_codec is not None and policy.target_codec != header.compression
@@ -124,6 +432,9 @@ class ReplicaManager:
 
     def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
                 version: int) -> AppendResult:
+        if not partition.is_leader:  # leadership moved while the batch was being validated
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id, version)
@@ -143,19 +454,41 @@ class ReplicaManager:
         partition.bytes_in += len(records)
         partition.messages_in += header.records_count
         self.on_leader_append(partition)
-        return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time)
+        return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
 
     def append_internal(self, partition: Partition, batch: Any) -> int:
-        """Append a batch the broker built itself (coordinator records, transaction markers)."""
+        """Append a batch the broker built itself (coordinator records, transaction markers).
+        Only the leader writes: a follower's log holds the leader's batches alone."""
+        if not partition.is_leader:
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         info = partition.log.append(batch, leader_epoch=partition.leader_epoch)
         self.on_leader_append(partition)
         return info.first_offset
 
     def close(self) -> None:
+        if not self._closed and self.broker.partitions:
+            self.checkpoint_high_watermarks()
+        self._closed = True
+        if self._isr_timer is not None:
+            self._isr_timer.cancel()
+            self._isr_timer = None
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        self.fetchers.close()
         self.validation_pool.close()
 
     def on_leader_append(self, partition: Partition) -> None:
-        # One node: the ISR is this broker, so everything appended is committed.
-        if len(partition.replicas) <= 1:
-            partition.log.high_watermark = partition.log.log_end_offset
+        # With no followers the ISR is this broker, so everything appended is committed.
+        if not partition.followers:
+            if partition.is_leader:
+                partition.log.high_watermark = partition.log.log_end_offset
+                partition.notify_hw()
+                return
+        elif leadership.maybe_increment_hw(partition, self.now_ms(), self.lag_ms, self.eligible):
+            partition.notify_hw()
+            return
         partition.notify()

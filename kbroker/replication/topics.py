@@ -7,17 +7,21 @@ broker only through :class:`TopicHost`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
+from kbroker.controller.client import controller_active
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
 from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
+    from kbroker.controller.client import ControllerClient
     from kbroker.controller.image import MetadataImage
     from kbroker.controller.quorum import QuorumController
     from kbroker.log import LogConfig, LogManager
@@ -34,6 +38,7 @@ class TopicHost(Protocol):
     node_id: int
     image: MetadataImage
     controller: QuorumController | None
+    controller_client: ControllerClient
     log_manager: LogManager | None
     creating_topics: dict[str, str]
     services: list[Any]
@@ -93,8 +98,12 @@ def _internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
 
 
 def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
-    """Create a topic now, on the calling thread (Metadata auto-creation, internal topics)."""
+    """Create a topic now, on the calling thread (Metadata auto-creation, internal topics), when
+    this node's controller is the active one; otherwise ask the active controller for it (see
+    `request_creation`) and answer LEADER_NOT_AVAILABLE meanwhile."""
     topic = _internal_defaults(broker, topic)
+    if not controller_active(broker.controller):
+        return request_creation(broker, topic)
     result = plan_create(broker, topic)
     if result.error == ErrorCode.NONE and result.records:
         try:
@@ -105,6 +114,53 @@ def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
         if error is not None:
             return error
     return result
+
+
+# Topics this node has asked the active controller to create, per node (Kafka's
+# AutoTopicCreationManager keeps the same in-flight set so that a topic is asked for once).
+_REQUESTED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def request_creation(broker: TopicHost, topic: NewTopic) -> CreateResult:
+    """Auto-creation on a node whose controller is elsewhere, as Kafka's AutoTopicCreationManager:
+    a CreateTopics goes to the active controller in the background (once while it is under way)
+    and the caller is answered LEADER_NOT_AVAILABLE; the topic appears once this node's image
+    applies the controller's records (the client retries meanwhile)."""
+    from protocol.messages.create_topics import CreateTopicsRequest
+
+    if topic.name == METADATA_TOPIC:
+        return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)
+    requested = _REQUESTED.setdefault(broker, set())
+    if topic.name not in requested:
+        Creatable = CreateTopicsRequest.CreatableTopic
+        request = CreateTopicsRequest(timeout_ms=AUTO_CREATE_TIMEOUT_MS, validate_only=False, topics=[
+            Creatable(name=topic.name, num_partitions=topic.num_partitions,
+                      replication_factor=topic.replication_factor, assignments=[],
+                      configs=[Creatable.CreatableTopicConfig(name=k, value=v) for k, v in sorted(topic.configs.items())])
+        ])
+        try:
+            task = asyncio.get_running_loop().create_task(_request(broker, request, topic.name))
+        except RuntimeError:  # no event loop: nobody to send it
+            return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
+        requested.add(topic.name)
+        task.add_done_callback(lambda _t, name=topic.name: requested.discard(name))
+    return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
+
+
+async def _request(broker: TopicHost, request: Any, name: str) -> None:
+    try:
+        response = await broker.controller_client.create_topics(request, CREATE_TOPICS_VERSION)
+    except Exception:
+        _log.exception("cannot ask the controller to create %s", name)
+        return
+    for result in response.topics:
+        if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+            _log.info("auto-creation of %s refused by the controller: %s %s", result.name,
+                      ErrorCode(result.error_code).name, result.error_message)
+
+
+CREATE_TOPICS_VERSION = 7
+AUTO_CREATE_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms default, which AutoTopicCreationManager sends
 
 
 # -- partition logs of new partitions: created before the records are committed ---------------
@@ -164,23 +220,44 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
     return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the partition logs of {name}: {exc}")
 
 
+async def write_created(
+    broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+) -> CreateResult | None:
+    """Write the records whose logs `create_partition_logs` created through the controller
+    (``batch``: the records already encoded by the controller's ``build``); if the write fails
+    before the records are in the metadata log, the logs are removed again and the error returned
+    (None: committed and applied)."""
+    assert broker.controller is not None and broker.log_manager is not None
+    before = broker.controller.log.log_end_offset
+    try:
+        await broker.controller.write(records, batch)
+    except OSError as exc:
+        return _not_written(broker, name, keys, before, exc)
+    return None
+
+
 def commit_created(
     broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
 ) -> CreateResult | None:
-    """Commit the records whose logs `create_partition_logs` created (``batch``: the records
-    already encoded by the controller's ``build``); if the commit fails before the records are in
-    the metadata log, the logs are removed again and the error returned (None: committed)."""
+    """`write_created` for the synchronous creation paths (Metadata auto-creation and the
+    coordinators' internal topics, see `create_topic`): the single-voter controller's `commit`."""
     assert broker.controller is not None and broker.log_manager is not None
     before = broker.controller.log.log_end_offset
     try:
         broker.controller.commit(records, batch)
     except OSError as exc:
-        if broker.controller.log.log_end_offset != before:
-            raise
-        _log.error("cannot commit the creation of %s: %s", name, exc)
-        broker.log_manager.remove_new_logs(keys)
-        return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
+        return _not_written(broker, name, keys, before, exc)
     return None
+
+
+def _not_written(broker: TopicHost, name: str, keys: list[tuple[str, int]], before: int,
+                 exc: OSError) -> CreateResult:
+    assert broker.controller is not None and broker.log_manager is not None
+    if broker.controller.log.log_end_offset != before:
+        raise exc
+    _log.error("cannot commit the creation of %s: %s", name, exc)
+    broker.log_manager.remove_new_logs(keys)
+    return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
 
 
 def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str]) -> bool:
@@ -191,6 +268,8 @@ def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs
         # Replication factor 1: this broker is the cluster (Kafka's *.replication.factor defaults
         # of 3 could not be met).
         result = create_topic(broker, NewTopic(name, partitions, 1, configs=configs))
+        if result.error == ErrorCode.LEADER_NOT_AVAILABLE:
+            return False  # asked of the active controller: not there yet
         if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
             _log.error("cannot create internal topic %s: %s %s", name, result.error.name, result.message)
             return False

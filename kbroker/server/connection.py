@@ -28,12 +28,16 @@ import os
 import socket
 import struct
 import time
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
 from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
+from kbroker.security.sasl import SaslAuthenticator
+from kbroker.security.tls import distinguished_name
 from protocol.api import decode_request, encode_response, unsupported_request
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
@@ -69,7 +73,8 @@ class RequestMetrics(Protocol):
     A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
     dispatcher pays one attribute check per request and nothing else."""
 
-    def request_done(self, api_key: int, started: float) -> None: ...
+    def request_done(self, api_key: int, received: float, started: float, busy: float, ready: float,
+                     flushed: float, sent: float) -> None: ...
 
     def handler_failed(self, api_key: int) -> None: ...
 
@@ -84,14 +89,53 @@ class ServerHost(BrokerServices, Protocol):
 
 
 class _Slot:
-    __slots__ = ("header", "parts", "done", "size", "started")
+    __slots__ = ("header", "parts", "done", "size", "started", "received", "busy", "ready")
 
     def __init__(self, header: Any, size: int = 0) -> None:
         self.header = header
         self.parts: list[Any] | None = None
         self.done = False
         self.size = size  # request bytes held until it is answered
-        self.started = 0.0  # time.perf_counter() when it was decoded, while metrics are on
+        # While metrics are on, time.perf_counter() points (kbroker.metrics.requests): when its
+        # bytes came in, when its handler started, the handler's own run time, response ready.
+        self.started = 0.0
+        self.received = 0.0
+        self.busy = 0.0
+        self.ready = 0.0
+
+
+@types.coroutine
+def _timed(awaitable: Any, slot: _Slot) -> Any:
+    """Run a handler's awaitable, timing each step the event loop runs it (added to
+    ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
+    so the task runs it without another wrapper."""
+    inner = awaitable if inspect.iscoroutine(awaitable) else awaitable.__await__()
+    send = inner.send
+    clock = time.perf_counter
+    busy = 0.0
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            t = clock()
+            try:
+                step = send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                busy += clock() - t
+                return stop.value
+            except BaseException:
+                busy += clock() - t
+                raise
+            busy += clock() - t
+            try:
+                value, error = (yield step), None
+            except GeneratorExit:
+                inner.close()
+                raise
+            except BaseException as exc:
+                value, error = None, exc
+    finally:
+        slot.busy += busy
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -121,6 +165,17 @@ class KafkaConnection(asyncio.Protocol):
         self.tasks: set[asyncio.Task] = set()
         self.client_software: tuple[str, str] | None = None
         self._metrics: RequestMetrics | None = getattr(broker, "request_metrics", None)
+        self._received = 0.0  # while metrics are on: when the bytes being handled came in
+        # Security (kbroker/security): the listener's settings, the authenticated principal, and on
+        # SASL listeners the authenticator every request passes until authentication completes.
+        self.security = getattr(broker, "listener_security", {}).get(endpoint.listener)
+        self.principal = "User:ANONYMOUS"
+        self.tls = False
+        self.authenticator: SaslAuthenticator | None = None
+        self._hold_output = False  # a failed authentication's answer waits for the failure delay
+        if self.security is not None and self.security.sasl:
+            self.authenticator = SaslAuthenticator(self, self.security, broker.scram_credentials, _error_response)
+            self.decoder.max_frame_size = self.security.max_receive_size
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -137,8 +192,28 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # TLS: bytes must go through the TLS transport, so fetches copy instead of sendfile
+            # (the raw socket's descriptor would carry plaintext into the TLS stream).
+            self.tls = True
+            self._sock_fd = -1
+            if self.security is not None and self.security.principal_mapper is not None:
+                self._ssl_principal(ssl_object)
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
         self.broker.connections.add(self)
+
+    def _ssl_principal(self, ssl_object: Any) -> None:
+        """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
+        cert = ssl_object.getpeercert()
+        if not cert:
+            return  # no client certificate: ANONYMOUS
+        dn = distinguished_name(cert.get("subject", ()))
+        try:
+            self.principal = "User:" + self.security.principal_mapper.name(dn)
+        except LookupError as exc:
+            log.info("closing connection from %s: %s", self.peer, exc)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -149,6 +224,8 @@ class KafkaConnection(asyncio.Protocol):
             task.cancel()
         self._pending.clear()
         self.release_all()
+        for listener in getattr(self.broker, "connection_listeners", ()):
+            listener(self)  # e.g. share sessions of this connection end (Kafka's ConnectionDisconnectListener)
 
     def release_all(self) -> None:
         """Give back everything this connection holds in the broker-wide budgets (once)."""
@@ -177,6 +254,8 @@ class KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._metrics is not None:
+            self._received = time.perf_counter()
         now = time.monotonic()
         self.last_active = now
         partial = self.decoder.buffered
@@ -237,6 +316,13 @@ class KafkaConnection(asyncio.Protocol):
     # -- requests -----------------------------------------------------------------------------
 
     def _handle_frame(self, frame: Any) -> None:
+        auth = self.authenticator
+        if auth is not None:
+            if auth.state == "failed":
+                return
+            if auth.raw_tokens:  # after a v0 SaslHandshake: raw SASL tokens
+                auth.on_raw_token(frame)
+                return
         try:
             if len(frame) >= 8:
                 api_key, api_version = _KEY_VERSION.unpack_from(frame, 0)
@@ -270,8 +356,14 @@ class KafkaConnection(asyncio.Protocol):
             )
             self.close()
             return
+        if auth is not None and auth.wants(header.request_api_key):
+            if not self._closed:
+                auth.on_request(header, body)
+            return
         slot = _Slot(header, len(frame) + 4)
-        if self._metrics is not None:
+        metrics = self._metrics is not None
+        if metrics:
+            slot.received = self._received
             slot.started = time.perf_counter()
         self._pending.append(slot)
         self._in_flight += 1
@@ -287,8 +379,10 @@ class KafkaConnection(asyncio.Protocol):
         except Exception as exc:
             self._handler_failed(slot, body, exc)
             return
+        if metrics:
+            slot.busy = time.perf_counter() - slot.started
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(_timed(result, slot) if metrics else result)
             self.tasks.add(task)
             task.add_done_callback(lambda t, s=slot, b=body: self._task_done(t, s, b))
         else:
@@ -359,8 +453,8 @@ class KafkaConnection(asyncio.Protocol):
                 self.close()
                 return
         slot.done = True
-        if self._metrics is not None and slot.started:
-            self._metrics.request_done(header.request_api_key, slot.started)
+        if slot.started:
+            slot.ready = time.perf_counter()
         self._in_flight -= 1
         self._request_bytes -= slot.size
         self.limits.request_finished()
@@ -390,6 +484,46 @@ class KafkaConnection(asyncio.Protocol):
         log.info("closing connection from %s: %s", self.peer, exc)
         self.close()
 
+    # -- authentication (kbroker.security.sasl) -------------------------------------------------
+
+    def send_response(self, header: Any, response: Any) -> None:
+        """Answer a request the authenticator took, in its place in the response order."""
+        slot = _Slot(header)
+        self._pending.append(slot)
+        self._in_flight += 1
+        self.limits.request_started()
+        self._complete(slot, response)
+
+    def send_raw(self, payload: bytes) -> None:
+        """A raw size-prefixed SASL token (after a v0 SaslHandshake)."""
+        slot = _Slot(None)
+        slot.parts = [payload]
+        slot.done = True
+        self._pending.append(slot)
+        if not self._batching:
+            self._flush()
+
+    def authenticated(self, principal: str | None) -> None:
+        if principal is not None:
+            self.principal = principal
+        self.decoder.max_frame_size = self.broker.config["socket.request.max.bytes"]
+
+    def fail_authentication(self, header: Any | None, response: Any | None, delay_ms: int) -> None:
+        """Kafka's failed authentication: the answer (if any) and the close wait delay_ms
+        (connection.failed.authentication.delay.ms); nothing more is read meanwhile."""
+        self._hold_output = True
+        if header is not None and response is not None:
+            self.send_response(header, response)
+        if self.transport is not None and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        asyncio.get_running_loop().call_later(delay_ms / 1000, self._failed_authentication_done)
+
+    def _failed_authentication_done(self) -> None:
+        self._hold_output = False
+        self._flush()
+        self.close()
+
     # -- responses ----------------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -397,19 +531,37 @@ class KafkaConnection(asyncio.Protocol):
         (interrupted only by segment file slices, which go out with sendfile)."""
         pending = self._pending
         transport = self.transport
-        if transport is None or self._closed or self._stalled is not None:
+        if transport is None or self._closed or self._stalled is not None or self._hold_output:
             return
         out: list[Any] = []
+        timed: list[_Slot] | None = [] if self._metrics is not None else None
+        flushed = time.perf_counter() if timed is not None else 0.0
         while pending and pending[0].done:
-            parts = pending.popleft().parts
+            slot = pending.popleft()
+            if timed is not None and slot.started:
+                timed.append(slot)
+            parts = slot.parts
             if parts:
                 out = self._write_parts(transport, parts, out)
                 if self._stalled is not None:
-                    return  # the rest waits until the socket takes more (see _on_writable)
-        if out:
+                    break  # the rest waits until the socket takes more (see _on_writable)
+        if out and self._stalled is None:
             transport.writelines(out)
+        if timed:
+            self._requests_sent(timed, flushed)
+        if self._stalled is not None:
+            return
         if self._eof and not pending:
             self.close()
+
+    def _requests_sent(self, slots: list[_Slot], flushed: float) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        sent = time.perf_counter()
+        for slot in slots:
+            metrics.request_done(slot.header.request_api_key, slot.received, slot.started, slot.busy,
+                                 slot.ready, max(flushed, slot.ready), sent)
 
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
         """Queue one response's size prefix and parts on ``out``; returns the list to continue.
@@ -535,7 +687,7 @@ class KafkaConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed:
             return
-        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
         if not should_pause:
             limits = self.limits
             # Broker-wide: a large frame begun when the request-byte budget is used up waits
@@ -575,6 +727,12 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _error_response(api_key: int, api_version: int, request: Any, code: int) -> Any:
+    """The request type's error response with ``code`` (None without a builder)."""
+    builder = ERROR_BUILDERS.get(api_key)
+    return builder(request, api_version, code) if builder is not None else None
 
 
 class _SyntheticHeader:

@@ -1,10 +1,12 @@
 """A small HTTP/1.1 server on asyncio streams, shared by the broker's own HTTP endpoints.
 
 The control endpoint (:mod:`kbroker.control.http`, ``kbroker.control.listeners``) and the metrics
-endpoint (:mod:`kbroker.metrics.server`, ``kbroker.http.listeners``) each run their own
-:class:`HttpService` on their own ports: one request per connection (``Connection: close``),
-``Content-Length`` bodies only. A subclass answers :meth:`HttpService.respond`; bad requests
-(malformed, too large) are answered here with :meth:`HttpService.error`.
+endpoint with the web console (:mod:`kbroker.metrics.server`, ``kbroker.http.listeners``) each
+run their own :class:`HttpService` on their own ports: one request per connection
+(``Connection: close``), ``Content-Length`` bodies only. A subclass answers
+:meth:`HttpService.respond`, or :meth:`HttpService.respond_with_headers` when it needs the
+request's headers; a response may carry extra headers. Bad requests (malformed, too large) are
+answered here with :meth:`HttpService.error`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+           409: "Conflict", 411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
+           500: "Internal Server Error", 502: "Bad Gateway"}
 
-Response = tuple[int, str, bytes]  # status, content type, body
+# status, content type, body; optionally a fourth item: extra response headers (name -> value).
+Response = tuple[int, str, bytes] | tuple[int, str, bytes, dict[str, str]]
 
 
 class HttpError(Exception):
@@ -125,6 +129,11 @@ class HttpService:
     async def respond(self, method: str, target: str, body: bytes) -> Response:
         raise HttpError(404, f"no such endpoint: {target}")
 
+    async def respond_with_headers(self, method: str, target: str, headers: dict[str, str],
+                                   body: bytes) -> Response:
+        """Like :meth:`respond`, with the request's headers (names lower-cased)."""
+        return await self.respond(method, target, body)
+
     def error(self, status: int, message: str, field: str | None = None) -> Response:
         return status, "text/plain; charset=utf-8", (message + "\n").encode()
 
@@ -141,8 +150,8 @@ class HttpService:
                 await self._write(writer, self.error(403, f"the {self.name} endpoint serves loopback only"))
                 return
             try:
-                method, target, body = await self._read_request(reader)
-                response = await self.respond(method, target, body)
+                method, target, headers, body = await self._read_request(reader)
+                response = await self.respond_with_headers(method, target, headers, body)
             except HttpError as exc:
                 response = self.error(exc.status, str(exc), exc.field)
             except (asyncio.IncompleteReadError, ConnectionError):
@@ -156,7 +165,7 @@ class HttpService:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
@@ -182,12 +191,13 @@ class HttpService:
         if length > MAX_BODY_BYTES:
             raise HttpError(413, "body too large")
         body = await reader.readexactly(length) if length else b""
-        return method, target, body
+        return method, target, headers, body
 
     async def _write(self, writer: Any, response: Response) -> None:
-        status, content_type, data = response
+        status, content_type, data = response[:3]
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (response[3] if len(response) > 3 else {}).items())
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+                f"{extra}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + data)
             await writer.drain()

@@ -60,6 +60,16 @@ def _top_level(key: int, **fields: Any) -> Case:
     return (lambda v: _q(key)(**fields), lambda r, v: None, lambda v: None)
 
 
+def _share_state_case(key: int, topic_cls: str) -> Case:
+    """The share coordinator RPCs: every partition of the request comes back with the code."""
+    def request(v: int) -> Any:
+        T = getattr(_q(key), topic_cls)
+        return _q(key)(group_id="g", topics=[T(topic_id=U1, partitions=[T.PartitionData(partition=i)
+                                                                         for i in (0, 2)])])
+    return (request, lambda r, v: [(t.topic_id, [p.partition for p in t.partitions]) for t in r.results],
+            lambda v: [(U1, [0, 2])])
+
+
 CASES: dict[int, Case] = {
     0: (
         lambda v: _q(0)(acks=-1, timeout_ms=1000, topic_data=[
@@ -148,6 +158,31 @@ CASES: dict[int, Case] = {
         lambda v: _q(16)(),
         lambda r, v: r.groups,
         lambda v: [],
+    ),
+    17: _top_level(17, mechanism="PLAIN"),
+    29: (lambda v: _q(29)(resource_type_filter=2, resource_name_filter="t", pattern_type_filter=3,
+                          principal_filter=None, host_filter=None, operation=1, permission_type=1),
+         lambda r, v: (r.error_message, r.resources), lambda v: (None, [])),
+    30: (lambda v: _q(30)(creations=[_q(30).AclCreation(resource_type=2, resource_name=n, resource_pattern_type=3,
+                                                         principal="User:a", host="*", operation=3, permission_type=3)
+                                     for n in ("t1", "t2")]),
+         lambda r, v: [x.error_message for x in r.results], lambda v: [None, None]),
+    31: (lambda v: _q(31)(filters=[_q(31).DeleteAclsFilter(resource_type_filter=1, resource_name_filter=None,
+                                                            pattern_type_filter=1, principal_filter=None,
+                                                            host_filter=None, operation=1, permission_type=1)]),
+         lambda r, v: [(x.error_message, x.matching_acls) for x in r.filter_results], lambda v: [(None, [])]),
+    36: (lambda v: _q(36)(auth_bytes=b"x"), lambda r, v: r.error_message, lambda v: None),
+    50: (
+        lambda v: _q(50)(users=[_q(50).UserName(name="u1"), _q(50).UserName(name="u2")]),
+        lambda r, v: [(x.user, x.error_message) for x in r.results],
+        lambda v: [("", None), ("", None)],
+    ),
+    51: (
+        lambda v: _q(51)(deletions=[_q(51).ScramCredentialDeletion(name="u2", mechanism=1)],
+                         upsertions=[_q(51).ScramCredentialUpsertion(name="u1", mechanism=1, iterations=4096,
+                                                                     salt=b"s", salted_password=b"p")]),
+        lambda r, v: [(x.user, x.error_message) for x in r.results],
+        lambda v: [("u1", None), ("u2", None)],
     ),
     18: (
         lambda v: _q(18)(client_software_name="error-test", client_software_version="1"),
@@ -326,6 +361,46 @@ CASES: dict[int, Case] = {
             _q(34).AlterReplicaLogDir.AlterReplicaLogDirTopic(name="t1", partitions=[0, 2])])]),
         lambda r, v: [(t.topic_name, [p.partition_index for p in t.partitions]) for t in r.results],
         lambda v: [("t1", [0, 2])],
+    ),
+    76: (
+        lambda v: _q(76)(group_id="g", member_id="m", member_epoch=0, subscribed_topic_names=["t1"]),
+        lambda r, v: (r.error_message, r.member_id, r.assignment),
+        lambda v: (None, None, None),
+    ),
+    77: (
+        lambda v: _q(77)(group_ids=["g1", "g2"]),
+        lambda r, v: [g.group_id for g in r.groups],
+        lambda v: ["g1", "g2"],
+    ),
+    78: (
+        lambda v: _q(78)(group_id="g", member_id="m", share_session_epoch=0, topics=[
+            _q(78).FetchTopic(topic_id=U1, partitions=[_q(78).FetchTopic.FetchPartition(partition_index=0)])]),
+        lambda r, v: (r.responses, r.acquisition_lock_timeout_ms),
+        lambda v: ([], 0),
+    ),
+    79: (
+        lambda v: _q(79)(group_id="g", member_id="m", share_session_epoch=1, topics=[]),
+        lambda r, v: r.responses,
+        lambda v: [],
+    ),
+    **{key: _share_state_case(key, cls) for key, cls in (
+        (83, "InitializeStateData"), (84, "ReadStateData"), (85, "WriteStateData"), (86, "DeleteStateData"),
+        (87, "ReadStateSummaryData"))},
+    90: (
+        lambda v: _q(90)(groups=[_q(90).DescribeShareGroupOffsetsRequestGroup(group_id=g, topics=None)
+                                 for g in ("g1", "g2")]),
+        lambda r, v: [(g.group_id, g.error_message, g.topics) for g in r.groups],
+        lambda v: [(g, default_message(USE), []) for g in ("g1", "g2")],
+    ),
+    91: (
+        lambda v: _q(91)(group_id="g", topics=[]),
+        lambda r, v: (r.error_message, r.responses),
+        lambda v: (default_message(USE), []),
+    ),
+    92: (
+        lambda v: _q(92)(group_id="g", topics=[]),
+        lambda r, v: (r.error_message, r.responses),
+        lambda v: (default_message(USE), []),
     ),
     75: (
         lambda v: _q(75)(topics=[_q(75).TopicRequest(name=n) for n in ("t1", "t2")], response_partition_limit=10),

@@ -139,9 +139,16 @@ def test_find_coordinator_every_version(gbroker, wire, version):
     assert got == [("a", 0, 1), ("b", 0, 1), ("", 0, 1)]  # keys are not validated, as in Kafka
     resp = wire.call(FindCoordinatorRequest(key_type=1, coordinator_keys=["t1"]), version)
     assert [(c.key, c.error_code, c.port) for c in resp.coordinators] == [("t1", 0, port)]
+    # Share coordinator keys (v6+): group:topicId:partition, a malformed one is INVALID_REQUEST; the
+    # first lookup creates __share_group_state (COORDINATOR_NOT_AVAILABLE), then it is found.
     share = wire.call(FindCoordinatorRequest(key_type=2, coordinator_keys=["g:x:0"]), version)
-    expected = ErrorCode.COORDINATOR_NOT_AVAILABLE if version >= 6 else ErrorCode.INVALID_REQUEST
-    assert [c.error_code for c in share.coordinators] == [expected]
+    assert [c.error_code for c in share.coordinators] == [ErrorCode.INVALID_REQUEST]
+    if version >= 6:
+        key = "g:AAAAAAAAAAAAAAAAAAAAAQ:0"
+        first = wire.call(FindCoordinatorRequest(key_type=2, coordinator_keys=[key]), version).coordinators[0]
+        assert first.error_code in (ErrorCode.NONE, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        found = wire.call(FindCoordinatorRequest(key_type=2, coordinator_keys=[key]), version).coordinators[0]
+        assert (found.error_code, found.node_id, found.port) == (ErrorCode.NONE, 1, port)
 
 
 # -- JoinGroup / SyncGroup / Heartbeat ---------------------------------------------------------------------

@@ -12,7 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.errors import StartupError
 from kbroker.testing import BrokerThread
+from protocol.messages import REQUESTS
 from tests.integration.waiting import wait_until
+from tests.integration.wire import Wire
+from tests.integration.wire import create_topic as wire_create_topic
 
 N = 50
 VALUE = b"v" * 100
@@ -188,3 +191,57 @@ def test_log_flushes_are_timed(broker, topic_name):
     assert value(after, name + "_count") - value(before, name + "_count") >= 3
     assert value(after, name + "_sum") > value(before, name + "_sum")
     assert value(after, name + "_bucket", le="+Inf") == value(after, name + "_count")
+
+
+PARTS = ("requestqueuetimems", "localtimems", "remotetimems", "responsequeuetimems", "responsesendtimems")
+
+
+@pytest.fixture
+def quiet_broker():
+    """A broker of its own: no other test's client sends it a request between two scrapes."""
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0"}) as b:
+        yield b
+
+
+def test_request_time_is_split_as_kafka_splits_it_and_a_long_poll_waits_remotely(quiet_broker, topic_name):
+    """Every answered request is counted in every part; the parts add up to the total; a Fetch
+    that long-polls an empty partition spends its wait as remote time, not local."""
+    broker = quiet_broker
+    wire = Wire(broker.bootstrap_servers)
+    try:
+        wire_create_topic(wire, topic_name)
+        before = scrape(broker)
+        Req = REQUESTS[1]
+        part = Req.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                             last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=65536)
+        wait_ms = 300
+        resp = wire.call(1, 12, replica_id=-1, max_wait_ms=wait_ms, min_bytes=1, max_bytes=65536, isolation_level=0,
+                         session_id=0, session_epoch=-1, topics=[Req.FetchTopic(topic=topic_name, partitions=[part])],
+                         forgotten_topics_data=[], rack_id="")
+        assert resp.error_code == 0 and resp.responses[0].partitions[0].records in (None, b"")
+        after = scrape(broker)
+    finally:
+        wire.close()
+
+    def delta(name: str) -> float:
+        return value(after, name, request="Fetch") - value(before, name, request="Fetch")
+
+    assert delta("kafka_network_requestmetrics_totaltimems_count") == 1
+    for p in PARTS:
+        assert delta(f"kafka_network_requestmetrics_{p}_count") == 1, p
+    remote = delta("kafka_network_requestmetrics_remotetimems_sum")
+    local = delta("kafka_network_requestmetrics_localtimems_sum")
+    # The broker holds a Fetch with min_bytes unmet until max_wait_ms: that wait is remote time.
+    assert remote >= wait_ms * 0.9
+    assert local < remote
+    total = delta("kafka_network_requestmetrics_totaltimems_sum")
+    assert total >= remote
+
+    # Over every request so far, the parts add up to the total (each request's are exact).
+    for api in ("Fetch", "Produce", "Metadata", "CreateTopics"):
+        parts = sum(value(after, f"kafka_network_requestmetrics_{p}_sum", request=api) for p in PARTS)
+        total = value(after, "kafka_network_requestmetrics_totaltimems_sum", request=api)
+        assert parts == pytest.approx(total, rel=1e-6, abs=1e-6), api
+        for p in PARTS:
+            assert value(after, f"kafka_network_requestmetrics_{p}_count", request=api) == \
+                value(after, "kafka_network_requestmetrics_requests_total", request=api), (api, p)

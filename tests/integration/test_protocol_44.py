@@ -296,7 +296,7 @@ def test_list_config_resources(broker, wire):
     resp = wire.call(74, 1, resource_types=[2])
     assert {r.resource_name for r in resp.config_resources} == set(topics)
     assert {r.resource_type for r in resp.config_resources} == {2}
-    # Client metrics and group configs: kbroker has none, so nothing is listed.
+    # No client metrics (kbroker has none) and no group configs set on this broker: nothing listed.
     assert wire.call(74, 1, resource_types=[16, 32]).config_resources == []
     assert (wire.call(74, 0).error_code, wire.call(74, 0).config_resources) == (E.NONE, [])
     # A type the version does not know: UNSUPPORTED_VERSION and no resources, as Kafka.

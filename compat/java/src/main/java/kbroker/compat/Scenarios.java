@@ -382,6 +382,58 @@ public final class Scenarios {
         }
     }
 
+    /** KIP-932: two KafkaShareConsumers of one group share a one-partition topic; every record is
+     *  delivered once (implicit acknowledgement), both consumers get some, and the group is
+     *  described as a share group with both members assigned the partition. Kafka 4.x clients only. */
+    static void shareGroupTwoConsumers(Ctx ctx) throws Exception {
+        String topic = createTopic(ctx, 1);
+        String group = ctx.group();
+        int total = 60;
+        try (Admin a = admin(ctx)) {
+            ConfigResource res = new ConfigResource(ConfigResource.Type.GROUP, group);
+            a.incrementalAlterConfigs(Map.of(res, List.of(new AlterConfigOp(
+                new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET)))).all().get();
+            try (KafkaProducer<byte[], byte[]> p = producer(ctx)) {
+                for (int i = 0; i < total; i++) p.send(new ProducerRecord<>(topic, 0, null, b("s" + i))).get();
+            }
+            Map<Long, Integer> seen = new HashMap<>();
+            int[] perConsumer = new int[2];
+            List<KafkaShareConsumer<byte[], byte[]>> cs = new ArrayList<>();
+            try {
+                for (int i = 0; i < 2; i++) {
+                    Properties p = new Properties();
+                    p.put("bootstrap.servers", ctx.bootstrap);
+                    p.put("group.id", group);
+                    p.put("max.poll.records", "10");
+                    KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p, new ByteArrayDeserializer(),
+                        new ByteArrayDeserializer());
+                    c.subscribe(List.of(topic));
+                    cs.add(c);
+                }
+                long deadline = System.nanoTime() + 40_000_000_000L;
+                while (seen.size() < total && System.nanoTime() < deadline) {
+                    for (int i = 0; i < 2; i++) {
+                        for (ConsumerRecord<byte[], byte[]> r : cs.get(i).poll(Duration.ofMillis(200))) {
+                            check(s(r.value()).equals("s" + r.offset()), "value at offset " + r.offset());
+                            seen.merge(r.offset(), 1, Integer::sum);
+                            perConsumer[i]++;
+                        }
+                    }
+                }
+                check(seen.size() == total, "consumed " + seen.size() + " of " + total + " records");
+                check(seen.values().stream().allMatch(n -> n == 1), "a record was delivered twice: " + seen);
+                check(perConsumer[0] > 0 && perConsumer[1] > 0,
+                    "both consumers get records: " + Arrays.toString(perConsumer));
+                ShareGroupDescription d = a.describeShareGroups(List.of(group)).describedGroups().get(group).get();
+                check(d.members().size() == 2, "two members, got " + d.members().size());
+                d.members().forEach(m -> check(m.assignment().topicPartitions().size() == 1,
+                    "each member has the partition: " + m.assignment()));
+            } finally {
+                for (KafkaShareConsumer<byte[], byte[]> c : cs) c.close();
+            }
+        }
+    }
+
     static LinkedHashMap<String, Scenario> scenarios() {
         LinkedHashMap<String, Scenario> m = new LinkedHashMap<>();
         for (String c : CODECS) m.put("produce_consume_" + c, produceConsume(c));
@@ -397,6 +449,7 @@ public final class Scenarios {
         m.put("record_beyond_size_limit", Scenarios::recordBeyondSizeLimit);
         m.put("unknown_topic", Scenarios::unknownTopic);
         m.put("consume_process_produce", Scenarios::consumeProcessProduce);
+        if (!clientVersion().startsWith("3.")) m.put("share_group_two_consumers", Scenarios::shareGroupTwoConsumers);
         return m;
     }
 

@@ -1,0 +1,96 @@
+"""AlterUserScramCredentials (key 51), v0, as Kafka's controller (ScramControlManager).
+
+Each user may be named once in a request (else DUPLICATE_RESOURCE for that user, deletion and
+upsertion alike); the mechanism must be SCRAM-SHA-256 (1) or SCRAM-SHA-512 (2)
+(UNSUPPORTED_SASL_MECHANISM); the name must not be empty and the iterations within the
+mechanism's 4096..16384 (UNACCEPTABLE_CREDENTIAL); a deletion must name an existing credential
+(RESOURCE_NOT_FOUND). The client sends the salted password; the StoredKey and ServerKey derived
+from it are written as UserScramCredentialRecords (RemoveUserScramCredentialRecords for
+deletions), all in one metadata batch.
+
+Written with ``broker.controller.commit(records)`` as the other admin handlers do (the controller's
+write path may become asynchronous with clustering; this call is the one to move then).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import api
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
+from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
+from protocol.errors import ErrorCode
+from protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsResponse
+from protocol.messages.metadata_records import RemoveUserScramCredentialRecord, UserScramCredentialRecord
+
+Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
+_DUPLICATE = "A user credential cannot be altered twice in the same request"
+
+
+def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | None:
+    if not name:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
+    if mechanism not in MECHANISMS_BY_TYPE:
+        return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
+    return None
+
+
+@api(51, 0, 0)
+def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+    broker = ctx.broker
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    credentials = broker.scram_credentials
+    deletions: dict[str, object] = {}
+    upserts: dict[str, object] = {}
+    errors: dict[str, tuple[int, str | None]] = {}
+    for d in request.deletions:
+        if d.name in errors:
+            continue
+        if deletions.pop(d.name, None) is not None:
+            errors[d.name] = (ErrorCode.DUPLICATE_RESOURCE, _DUPLICATE)
+            continue
+        problem = _check_name_and_mechanism(d.name, d.mechanism)
+        if problem is None and (d.name, d.mechanism) not in credentials.credentials:
+            problem = (ErrorCode.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist")
+        if problem is not None:
+            errors[d.name] = problem
+        else:
+            deletions[d.name] = d
+    for u in request.upsertions:
+        if u.name in errors:
+            continue
+        if deletions.pop(u.name, None) is not None or upserts.pop(u.name, None) is not None:
+            errors[u.name] = (ErrorCode.DUPLICATE_RESOURCE, _DUPLICATE)
+            continue
+        problem = _check_name_and_mechanism(u.name, u.mechanism)
+        if problem is None:
+            mechanism = MECHANISMS_BY_TYPE[u.mechanism]
+            if u.iterations < mechanism.min_iterations:
+                problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations")
+            elif u.iterations > mechanism.max_iterations:
+                problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations")
+        if problem is not None:
+            errors[u.name] = problem
+        else:
+            upserts[u.name] = u
+    results: list[Result] = []
+    records: list[object] = []
+    for d in deletions.values():
+        results.append(Result(user=d.name, error_code=ErrorCode.NONE, error_message=None))
+        records.append(RemoveUserScramCredentialRecord(name=d.name, mechanism=d.mechanism))
+    for u in upserts.values():
+        mechanism = MECHANISMS_BY_TYPE[u.mechanism]
+        try:
+            cred = credential_from_salted(mechanism, bytes(u.salt), bytes(u.salted_password), u.iterations)
+        except ValueError:  # Kafka: ApiError.fromThrowable, an UNKNOWN_SERVER_ERROR without message
+            errors[u.name] = (ErrorCode.UNKNOWN_SERVER_ERROR, None)
+            continue
+        results.append(Result(user=u.name, error_code=ErrorCode.NONE, error_message=None))
+        records.append(UserScramCredentialRecord(name=u.name, mechanism=u.mechanism, salt=cred.salt,
+                                                 stored_key=cred.stored_key, server_key=cred.server_key,
+                                                 iterations=cred.iterations))
+    for name, (code, message) in errors.items():
+        results.append(Result(user=name, error_code=code, error_message=message))
+    if records:
+        broker.controller.commit(records)
+    return AlterUserScramCredentialsResponse(results=results)

@@ -1,0 +1,63 @@
+"""Authorization checks shared by the API handlers (the decision itself: kbroker/security/acls.py).
+
+A request refused as a whole is answered with the request type's error response carrying the
+authorization error, as Kafka's KafkaApis answers it (``request.getErrorResponse``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.api.error_response import BUILDERS
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, GROUP, READ, TOPIC, authorized
+from protocol.errors import ErrorCode
+
+
+class _Subject:
+    """The principal and address a controller operation authorizes: what ``authorized`` reads from a
+    request context (``ctx.broker``, ``ctx.connection.principal``/``peer``), built from the
+    forwarded request's requester (Kafka's ControllerApis authorizes the Envelope's principal)."""
+
+    __slots__ = ("broker", "connection", "principal", "peer", "internal")
+
+    def __init__(self, broker: Any, requester: Any) -> None:
+        self.broker = broker
+        self.connection = self
+        # no requester: the broker's own work (auto-creation, internal topics), never refused
+        self.internal = requester is None
+        if requester is None:
+            self.principal, self.peer = "User:ANONYMOUS", "127.0.0.1:0"
+        else:
+            self.principal = f"{requester.principal_type}:{requester.principal_name}"
+            self.peer = f"{requester.client_host}:0"
+
+
+def operation_subject(broker: Any, requester: Any) -> Any:
+    """A context for ``authorized`` in a controller operation; allows everything when there is no
+    requester (work the broker asks of the controller for itself)."""
+    return _Subject(broker, requester)
+
+
+def group_refused(ctx: Any, request: Any) -> Any | None:
+    """JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ConsumerGroupHeartbeat: READ on the group, else
+    the request's error response with GROUP_AUTHORIZATION_FAILED; None when allowed."""
+    if authorized(ctx, READ, GROUP, request.group_id):
+        return None
+    return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
+
+
+def refused(ctx: Any, request: Any, checks: list[tuple[int, int, str | None, ErrorCode]]) -> Any | None:
+    """The request's error response with the first failing check's code ((operation, resource
+    type, name, error) in Kafka's order); None when every check passes."""
+    for operation, resource_type, name, code in checks:
+        if name is not None and not authorized(ctx, operation, resource_type, name):
+            return BUILDERS[ctx.header.request_api_key](request, ctx.api_version, int(code))
+    return None
+
+
+def config_refused(ctx: Any, operation: int, resource_type: int, name: str) -> ErrorCode | None:
+    """DescribeConfigs/AlterConfigs/IncrementalAlterConfigs, per resource as Kafka: a topic (2) needs
+    ``operation`` on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger on the cluster
+    (CLUSTER_AUTHORIZATION_FAILED); None when allowed."""
+    if resource_type == 2:
+        return None if authorized(ctx, operation, TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return None if authorized(ctx, operation, CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED

@@ -1,0 +1,35 @@
+"""BrokerHeartbeat (key 63), v0-2, on the controller listener only.
+
+Each broker heartbeats every ``broker.heartbeat.interval.ms``; the active controller keeps its
+session alive, unfences it once it has caught up with its registration, fences it on request, and
+runs controlled shutdown (leaderships moved away first, then ShouldShutDown), as Kafka 4.4's
+processBrokerHeartbeat (kbroker.controller.cluster_control). A heartbeat whose epoch is not the
+registration's gets STALE_BROKER_EPOCH, one to a controller that is not active NOT_CONTROLLER.
+The records are committed before the answer.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
+from kbroker.controller.quorum import ControllerError
+from protocol.errors import ErrorCode
+from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+
+
+@api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))
+async def handle_broker_heartbeat(ctx, request) -> BrokerHeartbeatResponse:
+    controller = ctx.broker.controller
+    if not is_active(controller):
+        return BrokerHeartbeatResponse(error_code=ErrorCode.NOT_CONTROLLER, is_fenced=True)
+    async with operation(ctx.broker) as cc:
+        response, records = cc.heartbeat(controller.image, request, now_ms())
+        try:
+            if records:
+                last = await write(controller, records) + len(records) - 1
+            else:
+                last = next_write_offset(controller) - 1
+        except ControllerError as exc:
+            return BrokerHeartbeatResponse(error_code=exc.code, is_fenced=True)
+        cc.heartbeat_committed(request.broker_id, last)
+    return response

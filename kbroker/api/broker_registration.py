@@ -1,0 +1,35 @@
+"""BrokerRegistration (key 62), v0-4, on the controller listener only.
+
+A broker announces itself (id, incarnation, listeners, supported features, rack, log
+directories) to the active controller, which answers its broker epoch once the
+RegisterBrokerRecord is committed. The checks, errors and records are Kafka 4.4's
+ClusterControlManager.registerBroker (kbroker.controller.cluster_control): INCONSISTENT_CLUSTER_ID,
+DUPLICATE_BROKER_REGISTRATION while another incarnation's session is live, UNSUPPORTED_VERSION for
+a finalized feature level outside the broker's range, INVALID_REGISTRATION for missing or reused
+log directories or no metadata.version; NOT_CONTROLLER from a controller that is not active. v3
+adds PreviousBrokerEpoch (clean-shutdown detection).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
+from kbroker.controller.quorum import ControllerError
+from protocol.errors import ErrorCode
+from protocol.messages.broker_registration import BrokerRegistrationResponse
+
+
+@api(62, 0, 4, listeners=(CONTROLLER_LISTENER,))
+async def handle_broker_registration(ctx, request) -> BrokerRegistrationResponse:
+    controller = ctx.broker.controller
+    if not is_active(controller):
+        return BrokerRegistrationResponse(error_code=ErrorCode.NOT_CONTROLLER, broker_epoch=-1)
+    async with operation(ctx.broker) as cc:
+        response, records = cc.register_broker(controller.image, request, ctx.api_version, now_ms(),
+                                               next_write_offset(controller))
+        if records:
+            try:
+                await write(controller, records)
+            except ControllerError as exc:
+                return BrokerRegistrationResponse(error_code=exc.code, broker_epoch=-1)
+    return response

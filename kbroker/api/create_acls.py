@@ -1,0 +1,55 @@
+"""CreateAcls (key 30), v1-3, as Kafka's AclApis and AclControlManager.
+
+CLUSTER ALTER is required (else CLUSTER_AUTHORIZATION_FAILED for every creation); without an
+authorizer every creation gets SECURITY_DISABLED. Each ACL is checked as Kafka checks it
+(INVALID_REQUEST with Kafka's message); the valid ones that do not exist yet are written as
+AccessControlEntryRecords in one metadata batch (an ACL already there, or twice in the request,
+is a success without a new record). Written with ``broker.controller.commit(records)`` as the other
+admin handlers do.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.registry import api
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
+from protocol.errors import ErrorCode
+from protocol.messages.create_acls import CreateAclsResponse
+from protocol.messages.metadata_records import AccessControlEntryRecord
+
+Result = CreateAclsResponse.AclCreationResult
+
+
+@api(30, 1, 3)
+def handle_create_acls(ctx, request) -> CreateAclsResponse:
+    broker = ctx.broker
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
+        return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
+                                           for _ in request.creations])
+    authorizer = broker.authorizer
+    if not authorizer.enabled:
+        return CreateAclsResponse(results=[Result(error_code=ErrorCode.SECURITY_DISABLED,
+                                                  error_message="No Authorizer is configured.")
+                                           for _ in request.creations])
+    existing = set(authorizer.acls.values())
+    results: list[Result] = []
+    records: list[AccessControlEntryRecord] = []
+    for c in request.creations:
+        acl = Acl(c.resource_type, c.resource_name, c.resource_pattern_type, c.principal, c.host, c.operation,
+                  c.permission_type)
+        try:
+            validate_new_acl(acl)
+        except AclError as exc:
+            results.append(Result(error_code=ErrorCode.INVALID_REQUEST, error_message=str(exc)))
+            continue
+        if acl not in existing:
+            existing.add(acl)
+            records.append(AccessControlEntryRecord(
+                id=uuid.uuid4(), resource_type=acl.resource_type, resource_name=acl.resource_name,
+                pattern_type=acl.pattern_type, principal=acl.principal, host=acl.host, operation=acl.operation,
+                permission_type=acl.permission_type))
+        results.append(Result(error_code=ErrorCode.NONE, error_message=None))
+    if records:
+        broker.controller.commit(records)
+    return CreateAclsResponse(results=results)

@@ -1,0 +1,54 @@
+"""DeleteAcls (key 31), v1-3, as Kafka's AclApis and AclControlManager: CLUSTER ALTER is required;
+without an authorizer SECURITY_DISABLED for every filter; a filter with an UNKNOWN element is
+INVALID_REQUEST; else every ACL a filter matches is listed under it and removed
+(RemoveAccessControlEntryRecords, one metadata batch for the request). Written with
+``broker.controller.commit(records)`` as the other admin handlers do."""
+
+from __future__ import annotations
+
+import uuid
+
+from kbroker.api.registry import api
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.delete_acls import DeleteAclsResponse
+from protocol.messages.metadata_records import RemoveAccessControlEntryRecord
+
+FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
+Matching = FilterResult.DeleteAclsMatchingAcl
+
+
+@api(31, 1, 3)
+def handle_delete_acls(ctx, request) -> DeleteAclsResponse:
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
+        return DeleteAclsResponse(filter_results=[
+            FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])
+            for _ in request.filters])
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
+        return DeleteAclsResponse(filter_results=[
+            FilterResult(error_code=ErrorCode.SECURITY_DISABLED, error_message="No Authorizer is configured.",
+                         matching_acls=[]) for _ in request.filters])
+    results: list[FilterResult] = []
+    removed: dict[uuid.UUID, None] = {}
+    for f in request.filters:
+        flt = AclFilter(f.resource_type_filter, f.resource_name_filter, f.pattern_type_filter, f.principal_filter,
+                        f.host_filter, f.operation, f.permission_type)
+        if flt.unknown():
+            what = "patternFilter" if 0 in (flt.resource_type, flt.pattern_type) else "entryFilter"
+            results.append(FilterResult(error_code=ErrorCode.INVALID_REQUEST, error_message=f"Unknown {what}.",
+                                        matching_acls=[]))
+            continue
+        matching = []
+        for acl_id, acl in authorizer.find(flt):
+            removed[acl_id] = None
+            matching.append(Matching(error_code=ErrorCode.NONE, error_message=None, resource_type=acl.resource_type,
+                                     resource_name=acl.resource_name, pattern_type=acl.pattern_type,
+                                     principal=acl.principal, host=acl.host, operation=acl.operation,
+                                     permission_type=acl.permission_type))
+        results.append(FilterResult(error_code=ErrorCode.NONE, error_message=None, matching_acls=matching))
+    if removed:
+        ctx.broker.controller.commit([RemoveAccessControlEntryRecord(id=acl_id) for acl_id in removed])
+    return DeleteAclsResponse(filter_results=results)
+
+

@@ -1,0 +1,43 @@
+"""DescribeUserScramCredentials (key 50), v0, as Kafka's ScramImage.describe.
+
+No users named (null or empty list): every user with a credential. A user named twice gets
+DUPLICATE_RESOURCE, one without credentials RESOURCE_NOT_FOUND, with Kafka's messages; the others
+their mechanisms and iterations (never the salt or keys).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import api
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsResponse
+
+Result = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
+Info = Result.CredentialInfo
+
+
+@api(50, 0, 0)
+def handle_describe_user_scram_credentials(ctx, request) -> DescribeUserScramCredentialsResponse:
+    if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[50](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    known = ctx.broker.scram_credentials.users()
+    wanted: dict[str, bool] = {}  # user -> named more than once
+    if not request.users:
+        wanted = dict.fromkeys(sorted(known), False)
+    else:
+        for user in request.users:
+            wanted[user.name] = user.name in wanted
+    results = []
+    for user, duplicate in wanted.items():
+        if duplicate:
+            results.append(Result(user=user, error_code=ErrorCode.DUPLICATE_RESOURCE, credential_infos=[],
+                                  error_message="Cannot describe SCRAM credentials for the same user twice in a "
+                                  f"single request: {user}"))
+        elif user in known:
+            results.append(Result(user=user, error_code=ErrorCode.NONE, error_message=None, credential_infos=[
+                Info(mechanism=mech, iterations=iterations) for mech, iterations in sorted(known[user].items())]))
+        else:
+            results.append(Result(user=user, error_code=ErrorCode.RESOURCE_NOT_FOUND, credential_infos=[],
+                                  error_message=f"Attempt to describe a user credential that does not exist: {user}"))
+    return DescribeUserScramCredentialsResponse(error_code=ErrorCode.NONE, error_message=None, results=results)

@@ -1,0 +1,143 @@
+"""The controller's side of forwarding: Envelope (key 58, v0) and AllocateProducerIds (key 67, v0).
+
+Controller-listener APIs (Kafka serves them on the CONTROLLER listener only): they are not
+registered on the broker listeners here; the composition root registers :data:`CONTROLLER_APIS`
+(``(ctx, request)`` handlers) on the controller listener, or, for a server without request
+contexts (the RaftDriver's ``handlers``), :func:`envelope` and :func:`allocate_producer_ids`,
+which take the node and the request.
+
+Envelope, as Kafka's ``ControllerApis.handleEnvelopeRequest`` and ``EnvelopeUtils``: the request
+data is an inner request with its header; the principal (``DefaultPrincipalData``) and client
+address are decoded (a principal that does not decode: PRINCIPAL_DESERIALIZATION_FAILURE; an inner
+request that does not decode or is not a forwardable API: INVALID_REQUEST; a version this node
+does not serve: UNSUPPORTED_VERSION, all as the Envelope's error). The inner request runs on this
+node's controller (a :class:`~kbroker.controller.client.LocalControllerClient`) and its response,
+serialized with its header, is the Envelope's response data; if that response names NOT_CONTROLLER
+anywhere (or this node's controller is not the active one), the Envelope answers NOT_CONTROLLER
+with no data instead, so that the forwarding broker finds the active controller and retries (Kafka's
+``RequestChannel.buildResponseSend``). An inner operation that fails unexpectedly is answered with
+its error response (UNKNOWN_SERVER_ERROR), inside the Envelope.
+
+AllocateProducerIds, as ``ControllerApis.handleAllocateProducerIdsRequest``: a block of producer
+ids for the broker (STALE_BROKER_EPOCH for a broker not registered at that epoch, NOT_CONTROLLER
+when this node's controller is not active).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import HANDLERS
+from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
+from kbroker.controller.quorum import ControllerError
+from kbroker.controller.remote import deserialize_principal
+from protocol.api import decode_request, encode_response
+from protocol.errors import ErrorCode
+from protocol.exceptions import ProtocolError, UnsupportedVersionError
+from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from protocol.messages.envelope import EnvelopeResponse
+
+log = logging.getLogger(__name__)
+
+
+def _error(code: ErrorCode) -> EnvelopeResponse:
+    return EnvelopeResponse(response_data=None, error_code=code)
+
+
+def error_codes(message: Any) -> set[int]:
+    """Every ``error_code`` in a response (Kafka's ``AbstractResponse.errorCounts`` keys)."""
+    found: set[int] = set()
+    stack = [message]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        fields = getattr(item, "_FIELDS", None)
+        if fields is None:
+            continue
+        for name in fields:
+            value = getattr(item, name, None)
+            if name == "error_code" and isinstance(value, int):
+                found.add(value)
+            elif isinstance(value, list) or hasattr(value, "_FIELDS"):
+                stack.append(value)
+    return found
+
+
+async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
+    return await envelope(ctx.broker, request, ctx.peer)
+
+
+async def envelope(broker: Any, request: Any, peer: str = "?") -> EnvelopeResponse:
+    """The Envelope handler on ``broker`` (the node running the controller), for any server that
+    serves the controller listener (``peer``: the forwarding node's address, for the log)."""
+    try:
+        principal = deserialize_principal(request.request_principal or b"")
+    except ValueError as exc:
+        log.info("envelope from %s: %s", peer, exc)
+        return _error(ErrorCode.PRINCIPAL_DESERIALIZATION_FAILURE)
+    try:
+        client_host = str(ipaddress.ip_address(bytes(request.client_host_address)))
+    except ValueError:
+        log.info("envelope from %s: client address of %d bytes", peer, len(request.client_host_address))
+        return _error(ErrorCode.INVALID_REQUEST)
+    try:
+        header, inner = decode_request(request.request_data)
+    except UnsupportedVersionError:
+        return _error(ErrorCode.UNSUPPORTED_VERSION)
+    except ProtocolError as exc:
+        log.info("envelope from %s: the forwarded request does not decode: %s", peer, exc)
+        return _error(ErrorCode.INVALID_REQUEST)
+    api_key, version = header.request_api_key, header.request_api_version
+    if api_key not in FORWARDED_APIS:
+        log.info("envelope from %s: api %d is not eligible for forwarding", peer, api_key)
+        return _error(ErrorCode.INVALID_REQUEST)
+    entry = HANDLERS.get(api_key)
+    if entry is None or not entry.enabled(version, broker.config["unstable.api.versions.enable"]):
+        return _error(ErrorCode.UNSUPPORTED_VERSION)
+    if not controller_active(broker.controller):
+        return _error(ErrorCode.NOT_CONTROLLER)
+    requester = Requester(client_id=header.client_id, client_host=client_host, principal_type=principal.type,
+                          principal_name=principal.name)
+    try:
+        response = await LocalControllerClient(broker).forward(api_key, inner, version, requester)
+    except ControllerError as exc:
+        if exc.code == ErrorCode.NOT_CONTROLLER:  # leadership lost while the operation ran
+            return _error(ErrorCode.NOT_CONTROLLER)
+        log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
+        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
+    except Exception:
+        log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
+        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if ErrorCode.NOT_CONTROLLER in error_codes(response):
+        return _error(ErrorCode.NOT_CONTROLLER)
+    data = b"".join(bytes(part) for part in encode_response(header.correlation_id, api_key, version, response))
+    return EnvelopeResponse(response_data=data, error_code=ErrorCode.NONE)
+
+
+async def handle_allocate_producer_ids(ctx: Any, request: Any) -> AllocateProducerIdsResponse:
+    return await allocate_producer_ids(ctx.broker, request)
+
+
+async def allocate_producer_ids(broker: Any, request: Any) -> AllocateProducerIdsResponse:
+    """The AllocateProducerIds handler on ``broker`` (the node running the controller)."""
+    if not controller_active(broker.controller):
+        return AllocateProducerIdsResponse(error_code=ErrorCode.NOT_CONTROLLER, producer_id_start=-1,
+                                           producer_id_len=0)
+    return await LocalControllerClient(broker).allocate_producer_ids(request.broker_id, request.broker_epoch)
+
+
+def error_response_for(api_key: int, request: Any, version: int, code: int) -> Any:
+    """A forwarded request's error response (for ``RemoteControllerClient``)."""
+    return BUILDERS[api_key](request, version, code)
+
+
+# (api key, min version, max version, handler): the controller-listener APIs of this module.
+CONTROLLER_APIS: list[tuple[int, int, int, Any]] = [
+    (58, 0, 0, handle_envelope),
+    (67, 0, 0, handle_allocate_producer_ids),
+]

@@ -1,0 +1,19 @@
+"""SaslAuthenticate (key 36), v0-2, outside authentication.
+
+During authentication on a SASL listener the tokens are evaluated by the connection's
+authenticator (kbroker/security/sasl.py). What reaches this handler is a SaslAuthenticate with no
+exchange under way (a listener without SASL, or after authentication completed): Kafka's KafkaApis
+answers ILLEGAL_SASL_STATE with this message.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
+
+
+@api(36, 0, 2)
+def handle_sasl_authenticate(ctx, request) -> SaslAuthenticateResponse:
+    return SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
+                                    error_message="SaslAuthenticate request received after successful authentication")

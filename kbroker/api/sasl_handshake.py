@@ -1,0 +1,18 @@
+"""SaslHandshake (key 17), v0-1, outside authentication.
+
+On a SASL listener the handshake is taken by the connection's authenticator
+(kbroker/security/sasl.py). What reaches this handler is a handshake on a listener without SASL,
+or on an authenticated connection that cannot re-authenticate: Kafka's KafkaApis answers
+ILLEGAL_SASL_STATE.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from protocol.errors import ErrorCode
+from protocol.messages.sasl_handshake import SaslHandshakeResponse
+
+
+@api(17, 0, 1)
+def handle_sasl_handshake(ctx, request) -> SaslHandshakeResponse:
+    return SaslHandshakeResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE, mechanisms=[])

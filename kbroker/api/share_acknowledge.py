@@ -1,0 +1,68 @@
+"""ShareAcknowledge (key 79), v1-2: acknowledgements outside a ShareFetch.
+
+As Kafka's ``KafkaApis.handleShareAcknowledgeRequest``: UNSUPPORTED_VERSION while the finalized
+``share.version`` is 0; a null group id or an invalid member id is INVALID_REQUEST; the share
+session must exist with this epoch (epoch 0 is INVALID_SHARE_SESSION_EPOCH, -1 closes the session
+after the acknowledgements and releases the member's remaining records). Per partition: malformed
+batches INVALID_REQUEST, a record not acquired by the member INVALID_RECORD_STATE (nothing of that
+partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.api.share_common import acknowledge
+from kbroker.api.share_group_heartbeat import member_id_valid
+from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
+from protocol.errors import ErrorCode
+from protocol.messages.share_acknowledge import ShareAcknowledgeResponse
+
+TopicResp = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse
+PartData = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData
+Leader = PartData.LeaderIdAndEpoch
+
+
+def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeResponse:
+    """As Kafka's ``ShareAcknowledgeRequest.getErrorResponse``: the code only, no message."""
+    return ShareAcknowledgeResponse(error_code=code, error_message=None, responses=[], node_endpoints=[])
+
+
+@api(79, 1, 2)
+def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
+    broker = ctx.broker
+    version = ctx.api_version
+    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+        return _top_error(ErrorCode.UNSUPPORTED_VERSION)
+    group_id = request.group_id
+    if group_id is None:
+        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid group id in the request.")
+    member_id = request.member_id
+    if not member_id_valid(member_id):
+        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
+    manager = broker.share_coordinator.manager
+    epoch = request.share_session_epoch
+    try:
+        manager.acknowledge_session_update(group_id, member_id, epoch)
+    except ShareSessionError as e:
+        return _top_error(e.code)
+    is_renew = version >= 2 and request.is_renew_ack
+    results = acknowledge(broker, group_id, member_id, request.topics, version >= 2, is_renew)
+    if epoch == FINAL_EPOCH:
+        manager.release_session(group_id, member_id)
+    response = ShareAcknowledgeResponse(
+        error_code=ErrorCode.NONE, acquisition_lock_timeout_ms=manager.partition_config(group_id).record_lock_duration_ms,
+        responses=[], node_endpoints=[])
+    by_topic: dict = {}
+    for (topic_id, index), (code, message) in results.items():
+        tr = by_topic.get(topic_id)
+        if tr is None:
+            tr = by_topic[topic_id] = TopicResp(topic_id=topic_id, partitions=[])
+            response.responses.append(tr)
+        topic = broker.image.topic_by_id(topic_id)
+        partition = broker.partition(topic.name, index) if topic is not None else None
+        leader = Leader(leader_id=broker.node_id if partition else -1,
+                        leader_epoch=partition.leader_epoch if partition else -1)
+        tr.partitions.append(PartData(partition_index=index, error_code=code, error_message=message,
+                                      current_leader=leader))
+    return response

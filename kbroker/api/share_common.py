@@ -1,0 +1,88 @@
+"""What ShareFetch and ShareAcknowledge share: request checks and applying acknowledgements."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kbroker.coordinator.share_partition import ACK_RENEW
+from protocol.errors import ErrorCode, default_message
+
+TopicIdPartition = tuple[uuid.UUID, int]
+
+
+def renew_ack_error(version: int, request: Any, fetch: bool) -> str | None:
+    """KIP-1222: with IsRenewAck (v2+) a ShareFetch must not fetch (MaxBytes, MinBytes, MaxRecords and
+    MaxWaitMs all 0); the message Kafka answers INVALID_REQUEST with, or None."""
+    if version < 2 or not request.is_renew_ack or not fetch:
+        return None
+    msg = ""
+    if request.max_bytes != 0:
+        msg += "maxBytes must be set to 0, "
+    if request.min_bytes != 0:
+        msg += "minBytes must be set to 0, "
+    if request.max_records != 0:
+        msg += "maxRecords must be set to 0, "
+    if request.max_wait_ms != 0:
+        msg += "maxWaitMs must be set to 0, "
+    return msg + "if isRenewAck is true." if msg else None
+
+
+def batches_valid(batches: list[Any], supports_renew: bool, is_renew_ack: bool) -> bool:
+    """Kafka's ``KafkaApis.validateAcknowledgementBatches`` for one partition."""
+    prev_end = -1
+    max_type = 4 if supports_renew else 3
+    for b in batches:
+        types = list(b.acknowledge_types or [])
+        if b.first_offset > b.last_offset or b.first_offset < prev_end or not types:
+            return False
+        if len(types) > 1 and b.last_offset - b.first_offset != len(types) - 1:
+            return False
+        if any(t < 0 or t > max_type for t in types):
+            return False
+        if ACK_RENEW in types and not is_renew_ack:
+            return False
+        prev_end = b.last_offset
+    return True
+
+
+AckResult = tuple[ErrorCode, str | None]
+
+
+def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], supports_renew: bool,
+                is_renew_ack: bool) -> dict[TopicIdPartition, AckResult]:
+    """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
+    the error and message of each partition, as Kafka: the request checks of ``KafkaApis``
+    (INVALID_REQUEST, UNKNOWN_TOPIC_ID) without a message, the share partition's own with its."""
+    manager = broker.share_coordinator.manager
+    image = broker.image
+    out: dict[TopicIdPartition, AckResult] = {}
+    for t in topics:
+        topic = image.topic_by_id(t.topic_id)
+        for p in t.partitions:
+            batches = p.acknowledgement_batches or []
+            key = (t.topic_id, p.partition_index)
+            if topic is None:
+                out[key] = (ErrorCode.UNKNOWN_TOPIC_ID, None)
+                continue
+            if not batches_valid(batches, supports_renew, is_renew_ack):
+                out[key] = (ErrorCode.INVALID_REQUEST, None)
+                continue
+            if p.partition_index not in topic.partitions:
+                out[key] = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)
+                continue
+            if not batches:
+                out[key] = (ErrorCode.NONE, None)
+                continue
+            sp = manager.partitions.get((group_id, t.topic_id, p.partition_index))
+            if sp is None:
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                out[key] = (code, default_message(code))
+                continue
+            out[key] = sp.acknowledge(member_id, [(b.first_offset, b.last_offset, list(b.acknowledge_types))
+                                                  for b in batches])
+    return out
+
+
+def error_message(code: ErrorCode) -> str | None:
+    return None if code == ErrorCode.NONE else default_message(code)

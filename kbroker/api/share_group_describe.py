@@ -1,0 +1,63 @@
+"""ShareGroupDescribe (key 77), v1: share groups, their members and assignments.
+
+Per group, as Kafka's ``GroupMetadataManager.shareGroupDescribe``: GROUP_ID_NOT_FOUND for an
+unknown group ("Group x not found.") or another kind of group ("Group x is not a share group."),
+the coordinator errors of the group's partition, else state (Empty/Stable), epochs, the assignor
+(``simple``) and each member with its subscription and assigned partitions (topic names resolved).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.coordinator.share_group import ShareGroup
+from protocol.errors import ErrorCode
+from protocol.messages.share_group_describe import Assignment, ShareGroupDescribeResponse, TopicPartitions
+
+G = ShareGroupDescribeResponse.DescribedGroup
+M = ShareGroupDescribeResponse.DescribedGroup.Member
+# What a group allows without an authorizer: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+
+
+@api(77, 1, 1)
+def handle_share_group_describe(ctx, request):
+    broker = ctx.broker
+    if not share_groups_enabled(broker):
+        return ShareGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])
+                                                  for g in request.group_ids])
+    coordinator = broker.group_coordinator
+    image = broker.image
+    out = []
+    for group_id in request.group_ids:
+        if coordinator is None:
+            out.append(G(group_id=group_id, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[]))
+            continue
+        code = coordinator_error(coordinator, group_id)
+        if code != ErrorCode.NONE:
+            out.append(G(group_id=group_id, error_code=code, members=[]))
+            continue
+        group = coordinator.groups.get(group_id)
+        if not isinstance(group, ShareGroup):
+            message = f"Group {group_id} not found." if group is None else f"Group {group_id} is not a share group."
+            out.append(G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=message,
+                         members=[]))
+            continue
+        members = []
+        for m in group.members.values():
+            tps = []
+            for tid, parts in sorted(m.assigned.items(), key=lambda kv: str(kv[0])):
+                topic = image.topic_by_id(tid)
+                tps.append(TopicPartitions(topic_id=tid, topic_name=topic.name if topic else "",
+                                           partitions=sorted(parts)))
+            members.append(M(member_id=m.member_id, rack_id=m.rack_id, member_epoch=m.member_epoch,
+                             client_id=m.client_id, client_host=m.client_host,
+                             subscribed_topic_names=list(m.subscribed_topic_names),
+                             assignment=Assignment(topic_partitions=tps)))
+        out.append(G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state_name(),
+                     group_epoch=group.group_epoch, assignment_epoch=group.assignment_epoch, assignor_name="simple",
+                     members=members,
+                     authorized_operations=ALL_GROUP_OPERATIONS if request.include_authorized_operations
+                     else -2147483648))
+    return ShareGroupDescribeResponse(groups=out)

@@ -1,0 +1,196 @@
+"""The share coordinator's RPCs over ``__share_group_state`` (see ``kbroker.coordinator.share_state``):
+InitializeShareGroupState (83), ReadShareGroupState (84), WriteShareGroupState (85, v0-1),
+DeleteShareGroupState (86) and ReadShareGroupStateSummary (87, v0-1).
+
+Brokers send these to the share coordinator of a key (FindCoordinator key type 2). Per partition,
+with Kafka's ``ShareCoordinatorShard`` checks and messages: a negative partition, leader epoch or
+state epoch is INVALID_REQUEST; reading or writing a share partition that was never initialized is
+INVALID_REQUEST; an older leader epoch FENCED_LEADER_EPOCH, an older state epoch
+FENCED_STATE_EPOCH; an unknown topic or partition UNKNOWN_TOPIC_OR_PARTITION; an empty group id
+INVALID_GROUP_ID. A read with a newer leader epoch records it. The summary of a share partition
+without state is start offset -1. UNSUPPORTED_VERSION while the finalized ``share.version`` is 0.
+
+The share partitions of this broker read and write the same store directly; a share partition
+whose state is initialized, written or deleted through these RPCs is reloaded from the store on
+its next fetch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.api.registry import api
+from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.coordinator.share_partition import StateBatch
+from protocol.errors import ErrorCode, default_message
+from protocol.messages.delete_share_group_state import DeleteShareGroupStateResponse
+from protocol.messages.initialize_share_group_state import InitializeShareGroupStateResponse
+from protocol.messages.read_share_group_state import ReadShareGroupStateResponse
+from protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryResponse
+from protocol.messages.write_share_group_state import WriteShareGroupStateResponse
+
+NEGATIVE_PARTITION_ID = "The partition id cannot be a negative number."
+NEGATIVE_LEADER_EPOCH = "The leader epoch cannot be a negative number."
+NEGATIVE_STATE_EPOCH = "The state epoch cannot be a negative number."
+WRITE_UNINITIALIZED = "Write operation on uninitialized share partition not allowed."
+READ_UNINITIALIZED = "Read operation on uninitialized share partition not allowed."
+
+
+def _unknown_partition(broker: Any, topic_id: Any, partition: int) -> bool:
+    topic = broker.image.topic_by_id(topic_id)
+    return topic is None or partition >= len(topic.partitions)
+
+
+def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
+    """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition."""
+    P = result_cls.PartitionResult
+    out = []
+    enabled = share_groups_enabled(broker) and getattr(broker, "share_coordinator", None) is not None
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            if not enabled:
+                code, message, extra = ErrorCode.UNSUPPORTED_VERSION, None, {}
+            elif not request.group_id:
+                code, message, extra = ErrorCode.INVALID_GROUP_ID, None, {}
+            else:
+                code, message, extra = fn(t.topic_id, p)
+            if code != ErrorCode.NONE and message is None:
+                message = default_message(code)
+            parts.append(P(partition=p.partition, error_code=code, error_message=message, **extra))
+        out.append(result_cls(topic_id=t.topic_id, partitions=parts))
+    return out
+
+
+def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
+    sp = broker.share_coordinator.manager.partitions.pop((group_id, topic_id, partition), None)
+    if sp is not None:
+        sp.close()
+
+
+@api(83, 0, 0)
+def handle_initialize_share_group_state(ctx, request):
+    broker = ctx.broker
+
+    def one(topic_id, p):
+        if p.partition < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
+        if p.state_epoch < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_STATE_EPOCH, {}
+        store = broker.share_coordinator.store
+        old = store.read(request.group_id, topic_id, p.partition)
+        if old is not None and old.state_epoch > p.state_epoch:
+            return ErrorCode.FENCED_STATE_EPOCH, None, {}
+        if _unknown_partition(broker, topic_id, p.partition):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, {}
+        store.replace(request.group_id, topic_id, p.partition, p.state_epoch, old.leader_epoch if old else -1,
+                      p.start_offset, [], 0 if p.start_offset >= 0 else -1)
+        _reload(broker, request.group_id, topic_id, p.partition)
+        return ErrorCode.NONE, None, {}
+
+    return InitializeShareGroupStateResponse(
+        results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one))
+
+
+@api(84, 0, 0)
+def handle_read_share_group_state(ctx, request):
+    broker = ctx.broker
+    R = ReadShareGroupStateResponse.ReadStateResult
+    Batch = R.PartitionResult.StateBatch
+
+    def one(topic_id, p):
+        empty = {"state_epoch": 0, "start_offset": -1, "state_batches": []}
+        if p.partition < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, empty
+        if p.leader_epoch < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_LEADER_EPOCH, empty
+        store = broker.share_coordinator.store
+        state = store.read(request.group_id, topic_id, p.partition)
+        if state is None:
+            return ErrorCode.INVALID_REQUEST, READ_UNINITIALIZED, empty
+        if state.leader_epoch > p.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH, None, empty
+        if _unknown_partition(broker, topic_id, p.partition):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, empty
+        if state.leader_epoch != p.leader_epoch:
+            store.replace(request.group_id, topic_id, p.partition, state.state_epoch, p.leader_epoch,
+                          state.start_offset, state.batches, state.delivery_complete_count)
+        return ErrorCode.NONE, None, {
+            "state_epoch": state.state_epoch, "start_offset": state.start_offset,
+            "state_batches": [Batch(first_offset=b.first_offset, last_offset=b.last_offset, delivery_state=b.state,
+                                    delivery_count=b.delivery_count) for b in state.batches]}
+
+    return ReadShareGroupStateResponse(results=_each(broker, request, R, one))
+
+
+@api(85, 0, 1)
+def handle_write_share_group_state(ctx, request):
+    broker = ctx.broker
+
+    def one(topic_id, p):
+        if p.partition < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
+        if p.leader_epoch < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_LEADER_EPOCH, {}
+        if p.state_epoch < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_STATE_EPOCH, {}
+        store = broker.share_coordinator.store
+        state = store.read(request.group_id, topic_id, p.partition)
+        if state is None:
+            return ErrorCode.INVALID_REQUEST, WRITE_UNINITIALIZED, {}
+        if state.leader_epoch > p.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH, None, {}
+        if state.state_epoch > p.state_epoch:
+            return ErrorCode.FENCED_STATE_EPOCH, None, {}
+        if _unknown_partition(broker, topic_id, p.partition):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, {}
+        batches = [StateBatch(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count)
+                   for b in p.state_batches]
+        code = store.write(request.group_id, topic_id, p.partition, p.state_epoch, p.leader_epoch, p.start_offset,
+                           batches, p.delivery_complete_count if ctx.api_version >= 1 else -1)
+        if code == ErrorCode.NONE:
+            _reload(broker, request.group_id, topic_id, p.partition)
+        return code, None, {}
+
+    return WriteShareGroupStateResponse(results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult,
+                                                      one))
+
+
+@api(86, 0, 0)
+def handle_delete_share_group_state(ctx, request):
+    broker = ctx.broker
+
+    def one(topic_id, p):
+        if p.partition < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
+        if _unknown_partition(broker, topic_id, p.partition):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, {}
+        _reload(broker, request.group_id, topic_id, p.partition)
+        return broker.share_coordinator.store.delete(request.group_id, topic_id, p.partition), None, {}
+
+    return DeleteShareGroupStateResponse(
+        results=_each(broker, request, DeleteShareGroupStateResponse.DeleteStateResult, one))
+
+
+@api(87, 0, 1)
+def handle_read_share_group_state_summary(ctx, request):
+    broker = ctx.broker
+
+    def one(topic_id, p):
+        unset = {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1, "delivery_complete_count": -1}
+        if p.partition < 0:
+            return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, unset
+        if _unknown_partition(broker, topic_id, p.partition):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, unset
+        state = broker.share_coordinator.store.read(request.group_id, topic_id, p.partition)
+        if state is None:
+            return ErrorCode.NONE, None, unset
+        sp = broker.share_coordinator.manager.partitions.get((request.group_id, topic_id, p.partition))
+        start, complete = state.start_offset, state.delivery_complete_count
+        if sp is not None:  # this broker's share partition is the latest word on its window
+            start, complete = sp.start_offset, sp.delivery_complete_count()
+        return ErrorCode.NONE, None, {"state_epoch": state.state_epoch, "leader_epoch": max(state.leader_epoch, 0),
+                                      "start_offset": start, "delivery_complete_count": complete}
+
+    return ReadShareGroupStateSummaryResponse(
+        results=_each(broker, request, ReadShareGroupStateSummaryResponse.ReadStateSummaryResult, one))

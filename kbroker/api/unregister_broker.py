@@ -1,0 +1,32 @@
+"""UnregisterBroker (key 64), v0, on the controller listener.
+
+Removes a broker's registration (``kafka-cluster.sh unregister``): it leaves every ISR and ELR and
+an UnregisterBrokerRecord is committed, as Kafka 4.4's ReplicationControlManager.unregisterBroker;
+an unknown id gets BROKER_ID_NOT_REGISTERED, a controller that is not active NOT_CONTROLLER.
+Kafka's brokers also accept it on their listeners and forward it to the controller; kbroker's
+broker listeners do not serve it until that forwarding is wired.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.cluster_runtime import is_active, now_ms, operation, write
+from kbroker.controller.quorum import ControllerError
+from protocol.errors import ErrorCode
+from protocol.messages.unregister_broker import UnregisterBrokerResponse
+
+
+@api(64, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_unregister_broker(ctx, request) -> UnregisterBrokerResponse:
+    controller = ctx.broker.controller
+    if not is_active(controller):
+        return UnregisterBrokerResponse(error_code=ErrorCode.NOT_CONTROLLER,
+                                        error_message=ErrorCode.NOT_CONTROLLER.message)
+    async with operation(ctx.broker) as cc:
+        response, records = cc.unregister_broker(controller.image, request, now_ms())
+        if records:
+            try:
+                await write(controller, records)
+            except ControllerError as exc:
+                return UnregisterBrokerResponse(error_code=exc.code, error_message=exc.message)
+    return response

@@ -1,0 +1,271 @@
+"""The console's HTTP side: static pages, JSON endpoints, the throughput history, the safety checks.
+
+Routes (on the ``kbroker.http.listeners`` listener, beside ``/metrics``):
+
+- ``GET /`` the single page (``static/index.html``), ``GET /static/<file>`` its script and style;
+- ``GET /api/...`` reads: overview, throughput, topics, topic, messages, tail, groups, group,
+  transactions, producers;
+- ``POST /api/...`` changes: create topic, delete topic, alter configs, produce, reset offsets.
+
+Safety:
+
+- Every state-changing endpoint is POST only, with a JSON body (``Content-Type:
+  application/json``) and the header ``X-Kbroker-Console: 1``; a browser sends neither cross-site
+  without a CORS preflight, which this server never grants. When the browser says where the
+  request comes from (``Origin``, ``Sec-Fetch-Site``), it must be this very origin. So another
+  site open in the same browser cannot make the console change anything (CSRF).
+- When the listener is on loopback, the ``Host`` header must name a loopback host (a DNS
+  rebinding page's requests carry its own host name and are refused).
+- Pages are static; all data goes into the page as JSON and is put into text nodes by the script
+  (never ``innerHTML``), under a Content-Security-Policy that allows only this origin's script and
+  no inline script: a record value, topic name, header or group id of ``<script>...`` shows as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from kbroker import __version__
+from kbroker.console import ops
+from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError
+from kbroker.server.http import HttpError, Response, is_loopback
+
+log = logging.getLogger("kbroker.console")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+SAMPLE_INTERVAL = 5.0
+HISTORY_POINTS = 180  # 15 minutes of 5 s samples
+
+
+class Throughput:
+    """This broker's byte and message counters (the per-partition counters ``/metrics`` reports,
+    summed), sampled every few seconds and kept for the last minutes as rates."""
+
+    def __init__(self, totals: Callable[[], dict[str, float]]) -> None:
+        self.totals = totals
+        self.samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY_POINTS + 1)
+        self.task: asyncio.Task | None = None
+
+    def sample(self) -> None:
+        self.samples.append((time.time(), self.totals()))
+
+    def start(self) -> None:
+        if self.task is None:
+            self.sample()
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL)
+            self.sample()
+
+    def series(self) -> dict[str, Any]:
+        """Per-second rates between consecutive samples, and the rate since the last sample."""
+        points = list(self.samples)
+        now_t, now = time.time(), self.totals()
+        rates = []
+        for (t0, a), (t1, b) in zip(points, points[1:], strict=False):
+            dt = max(t1 - t0, 1e-3)
+            rates.append({"t": t1, **{k: max(0.0, (b[k] - a[k]) / dt) for k in a}})
+        current = None
+        if points:
+            t0, a = points[-1]
+            dt = now_t - t0
+            if dt >= 0.5:
+                current = {k: max(0.0, (now[k] - a[k]) / dt) for k in a}
+            elif rates:
+                current = {k: rates[-1][k] for k in a}
+        return {"interval_s": SAMPLE_INTERVAL, "points": rates, "current": current, "totals": now}
+
+
+class Console:
+    """Answers the console's routes; a Kafka client of the broker's own listener."""
+
+    def __init__(self, broker: Any, totals: Callable[[], dict[str, float]], listeners_loopback: bool) -> None:
+        self.broker = broker
+        self.loopback = listeners_loopback
+        try:
+            host, port = self.bootstrap()
+        except RuntimeError as exc:
+            log.warning("console: %s", exc)
+            self.unavailable: str | None = str(exc)
+            host, port = "127.0.0.1", 0
+        else:
+            self.unavailable = None
+        self.client = KafkaClient(host, port, local_node=broker.node_id)
+        self.throughput = Throughput(totals)
+
+    def bootstrap(self) -> tuple[str, int]:
+        """The broker's first PLAINTEXT listener, as a client on this host reaches it."""
+        for endpoint in self.broker.config.client_listeners:
+            if endpoint.security_protocol != "PLAINTEXT":
+                continue
+            bound = self.broker.bound.get(endpoint.listener)
+            if bound is None:
+                continue
+            host, port = bound
+            if host in ("", "0.0.0.0"):
+                host = "127.0.0.1"
+            elif host == "::":
+                host = "::1"
+            return host, port
+        raise RuntimeError("the console needs a PLAINTEXT listener to reach the broker")
+
+    async def stop(self) -> None:
+        self.throughput.stop()
+        await self.client.close()
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    async def respond(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        url = urlsplit(target)
+        path = url.path
+        self._check_host(headers)
+        if path == "/" or path.startswith("/static/"):
+            if method != "GET":
+                raise HttpError(405, f"{method} not allowed on {path}")
+            return self._static("index.html" if path == "/" else path[len("/static/"):])
+        if not path.startswith("/api/"):
+            raise HttpError(404, f"no such page: {path}")
+        if self.unavailable is not None:
+            return self._json_response(502, {"error": self.unavailable})
+        parts = [unquote(p) for p in path[len("/api/"):].split("/")]
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        try:
+            if method == "GET":
+                result = await self._get(parts, query)
+            elif method == "POST":
+                self._check_same_origin(headers)
+                result = await self._post(parts, self._json(body))
+            else:
+                raise HttpError(405, f"{method} not allowed: reads are GET, changes are POST")
+        except ops.Invalid as exc:
+            return self._json_response(400, {"error": str(exc), "field": exc.field})
+        except ops.NotFound as exc:
+            return self._json_response(404, {"error": str(exc)})
+        except ops.Conflict as exc:
+            return self._json_response(409, {"error": str(exc)})
+        except KafkaError as exc:
+            return self._json_response(400, {"error": str(exc), "code": exc.code})
+        except BrokerUnreachable as exc:
+            return self._json_response(502, {"error": str(exc)})
+        except HttpError as exc:
+            return self._json_response(exc.status, {"error": str(exc), "field": exc.field})
+        return self._json_response(200, result)
+
+    async def _get(self, parts: list[str], query: dict[str, str]) -> Any:
+        c = self.client
+        match parts:
+            case ["overview"]:
+                out = await ops.overview(c)
+                out["version"] = __version__
+                out["node_id"] = self.broker.node_id
+                return out
+            case ["throughput"]:
+                return self.throughput.series()
+            case ["topics"]:
+                return await ops.list_topics(c)
+            case ["topics", name]:
+                return await ops.describe_topic(c, ops.topic_name(name))
+            case ["topics", name, "messages"]:
+                return await ops.browse(c, name, query)
+            case ["topics", name, "tail"]:
+                return await ops.tail(c, name, query)
+            case ["groups"]:
+                return await ops.list_groups(c)
+            case ["groups", group]:
+                return await ops.describe_group(c, group)
+            case ["transactions"]:
+                return await ops.transactions(c)
+            case ["producers"]:
+                return await ops.producers(c)
+        raise HttpError(404, f"no such endpoint: GET /api/{'/'.join(parts)}")
+
+    async def _post(self, parts: list[str], data: dict[str, Any]) -> Any:
+        c = self.client
+        match parts:
+            case ["topics"]:
+                return await ops.create_topic(c, data)
+            case ["topics", name, "delete"]:
+                return await ops.delete_topic(c, ops.topic_name(name))
+            case ["topics", name, "configs"]:
+                return await ops.alter_configs(c, ops.topic_name(name), data)
+            case ["topics", name, "produce"]:
+                return await ops.produce(c, name, data)
+            case ["groups", group, "reset-offsets"]:
+                return await ops.reset_offsets(c, group, data)
+        raise HttpError(404, f"no such endpoint: POST /api/{'/'.join(parts)}")
+
+    # -- safety ---------------------------------------------------------------------------------
+
+    def _check_host(self, headers: dict[str, str]) -> None:
+        if not self.loopback:
+            return
+        host = headers.get("host", "")
+        name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+        if not is_loopback(name):
+            raise HttpError(403, f"Host {host!r} is not a loopback name: the console listens on loopback only")
+
+    def _check_same_origin(self, headers: dict[str, str]) -> None:
+        if headers.get("x-kbroker-console") != "1":
+            raise HttpError(403, "changes need the X-Kbroker-Console: 1 header (sent by the console's pages)")
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise HttpError(415, "changes take a JSON body (Content-Type: application/json)")
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise HttpError(403, f"cross-site request refused (Sec-Fetch-Site: {site})")
+        origin = headers.get("origin")
+        if origin is not None and origin != f"http://{headers.get('host', '')}":
+            raise HttpError(403, f"cross-origin request refused (Origin: {origin})")
+
+    # -- bodies ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise HttpError(400, f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise HttpError(400, "the body must be a JSON object")
+        return data
+
+    @staticmethod
+    def _json_response(status: int, data: Any) -> Response:
+        return status, "application/json", json.dumps(data).encode(), SECURITY_HEADERS
+
+    @staticmethod
+    def _static(name: str) -> Response:
+        suffix = name[name.rfind("."):] if "." in name else ""
+        if "/" in name or name.startswith(".") or suffix not in STATIC_TYPES:
+            raise HttpError(404, f"no such file: {name}")
+        try:
+            data = resources.files("kbroker.console").joinpath("static", name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise HttpError(404, f"no such file: {name}") from None
+        return 200, STATIC_TYPES[suffix], data, SECURITY_HEADERS
+
+    def error(self, status: int, message: str, field: str | None = None) -> Response:
+        return self._json_response(status, {"error": message, "field": field})

@@ -1,0 +1,393 @@
+"""The broker's side of its lifecycle with the controller quorum, as Kafka 4.4's
+``BrokerLifecycleManager`` (server/.../BrokerLifecycleManager.java).
+
+The broker registers (BrokerRegistration, retried every ``broker.heartbeat.interval.ms`` until the
+controller accepts it, giving up after ``initial.broker.registration.timeout.ms``), then
+heartbeats every ``broker.heartbeat.interval.ms`` with its metadata offset. Its state moves as in
+Kafka:
+
+- STARTING: registered, catching up with the metadata log; a heartbeat answered IsCaughtUp moves
+  it to RECOVERY (and the next heartbeat goes out 10 ms later).
+- RECOVERY: caught up, still fenced until the broker says it is ready (``set_ready_to_unfence``:
+  WantFence becomes false) and the controller unfences it; then RUNNING.
+- RUNNING until ``controlled_shutdown()``: PENDING_CONTROLLED_SHUTDOWN heartbeats WantShutDown
+  (every 50 ms until the first answer, then at the interval) until the controller answers
+  ShouldShutDown, having moved the broker's leaderships away; then SHUTTING_DOWN.
+
+A failed exchange (``ControllerUnavailable`` from the channel, or an error code) is retried after
+the interval; a heartbeat error does not re-register (Kafka re-registers only when the broker's
+metadata shows its registration gone: ``resend_registration``).
+
+:class:`LifecycleMachine` is the state machine with no IO (times in ms in, requests out);
+:class:`BrokerLifecycleManager` drives it over the node-to-controller channel
+(``async send(api_key, request) -> response``) with an injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from protocol.errors import ErrorCode
+from protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
+from protocol.messages.broker_registration import BrokerRegistrationRequest
+
+try:  # the channel's own exceptions, once the controller-seam branch provides them
+    from kbroker.controller.client import ControllerUnavailable  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the merge order
+    class ControllerUnavailable(Exception):  # type: ignore[no-redef]
+        """The channel found no controller to answer before its timeout."""
+try:
+    from kbroker.controller.channel import ControllerVersionMismatch  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the merge order
+    class ControllerVersionMismatch(Exception):  # type: ignore[no-redef]
+        """The controller serves no version of the API this node can send."""
+
+log = logging.getLogger(__name__)
+
+BROKER_REGISTRATION = 62
+BROKER_HEARTBEAT = 63
+DEFAULT_HEARTBEAT_INTERVAL_MS = 2000  # broker.heartbeat.interval.ms
+DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS = 60000  # initial.broker.registration.timeout.ms
+STARTING_HEARTBEAT_DELAY_MS = 10
+PENDING_SHUTDOWN_HEARTBEAT_DELAY_MS = 50
+
+
+class BrokerState(enum.IntEnum):
+    """Kafka's BrokerState (its values are the broker's ``BrokerState`` metric)."""
+
+    NOT_RUNNING = 0
+    STARTING = 1
+    RECOVERY = 2
+    RUNNING = 3
+    PENDING_CONTROLLED_SHUTDOWN = 6
+    SHUTTING_DOWN = 7
+    UNKNOWN = 127
+
+
+class LifecycleMachine:
+    """Registration and heartbeat scheduling with no IO: ask :meth:`poll` what to send at ``now``,
+    report the outcome with :meth:`on_response` or :meth:`on_failure`."""
+
+    def __init__(self, node_id: int, cluster_id: str, *, listeners: list[tuple[str, str, int, int]],
+                 features: dict[str, tuple[int, int]], rack: str | None = None,
+                 log_dirs: list[uuid.UUID] | None = None, incarnation_id: uuid.UUID | None = None,
+                 previous_broker_epoch: int = -1, heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+                 initial_registration_timeout_ms: int = DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.listeners = listeners  # (name, host, port, security protocol id)
+        self.features = features
+        self.rack = rack
+        self.log_dirs = sorted(log_dirs or [])
+        self.incarnation_id = incarnation_id or uuid.uuid4()
+        self.previous_broker_epoch = previous_broker_epoch
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.initial_registration_timeout_ms = initial_registration_timeout_ms
+        self.state = BrokerState.NOT_RUNNING
+        self.broker_epoch = -1
+        self.registered = False
+        self.initial_registration_succeeded = False
+        self.ready_to_unfence = False
+        self.caught_up = False  # Kafka's initialCatchUpFuture
+        self.unfenced = False  # Kafka's initialUnfenceFuture
+        self.got_controlled_shutdown_response = False
+        self.in_flight = False
+        self.next_immediate = False
+        self.next_at: int | None = None
+        self.registration_deadline: int | None = None
+        self.shutdown_reason: str | None = None
+        # The broker's highest applied metadata offset (the driver sets the broker's provider).
+        self.metadata_offset: Callable[[], int] = lambda: -1
+
+    # -- events ---------------------------------------------------------------------------
+
+    def start(self, now: int) -> None:
+        self.state = BrokerState.STARTING
+        self.registration_deadline = now + self.initial_registration_timeout_ms
+        self.next_at = now
+        log.info("Incarnation %s of broker %d in cluster %s is now STARTING.", self.incarnation_id, self.node_id,
+                 self.cluster_id)
+
+    def _schedule(self, now: int, delay_ms: int) -> None:
+        delay = 0 if self.next_immediate else delay_ms
+        self.next_immediate = False
+        self.next_at = now + delay
+
+    def _schedule_now(self, now: int) -> None:
+        if self.in_flight:
+            self.next_immediate = True  # send as soon as the exchange in flight completes
+        else:
+            self.next_at = now
+
+    def _after_failure(self, now: int) -> None:
+        self.next_immediate = False  # never immediately again after a failure
+        self._schedule(now, self.heartbeat_interval_ms)
+
+    def set_ready_to_unfence(self, now: int) -> None:
+        self.ready_to_unfence = True
+        self._schedule_now(now)
+
+    def resend_registration(self, now: int) -> None:
+        self.registered = False
+        self._schedule_now(now)
+
+    def begin_controlled_shutdown(self, now: int) -> None:
+        if self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN:
+            log.info("Attempted to enter pending controlled shutdown state, but we are already in that state.")
+        elif self.state == BrokerState.RUNNING:
+            log.info("Beginning controlled shutdown.")
+            self.state = BrokerState.PENDING_CONTROLLED_SHUTDOWN
+            self._schedule_now(now)
+        else:
+            log.info("Skipping controlled shutdown because we are in state %s.", self.state.name)
+            self.begin_shutdown("controlled shutdown skipped")
+
+    def begin_shutdown(self, reason: str) -> None:
+        if self.state != BrokerState.SHUTTING_DOWN:
+            log.info("Transitioning from %s to SHUTTING_DOWN (%s).", self.state.name, reason)
+        self.state = BrokerState.SHUTTING_DOWN
+        self.shutdown_reason = self.shutdown_reason or reason
+        self.next_at = None
+
+    # -- exchanges ------------------------------------------------------------------------
+
+    def next_wakeup(self) -> int | None:
+        """When :meth:`poll` next has something to do (ms), or None."""
+        if self.state == BrokerState.SHUTTING_DOWN:
+            return None
+        times = [t for t in (self.next_at,) if t is not None and not self.in_flight]
+        if not self.initial_registration_succeeded and self.registration_deadline is not None:
+            times.append(self.registration_deadline)
+        return min(times) if times else None
+
+    def poll(self, now: int) -> tuple[int, Any] | None:
+        """The (api key, request) to send now, or None. Marks it in flight."""
+        if self.state == BrokerState.SHUTTING_DOWN:
+            return None
+        if (not self.initial_registration_succeeded and self.registration_deadline is not None
+                and now >= self.registration_deadline):
+            log.error("Shutting down because we were unable to register with the controller quorum.")
+            self.begin_shutdown("registration timeout")
+            return None
+        if self.in_flight or self.next_at is None or now < self.next_at:
+            return None
+        self.in_flight = True
+        self.next_at = None
+        if not self.registered:
+            return BROKER_REGISTRATION, self.registration_request()
+        return BROKER_HEARTBEAT, self.heartbeat_request()
+
+    def registration_request(self) -> Any:
+        R = BrokerRegistrationRequest
+        return R(
+            broker_id=self.node_id, cluster_id=self.cluster_id, incarnation_id=self.incarnation_id,
+            listeners=[R.Listener(name=n, host=h, port=p, security_protocol=sp) for n, h, p, sp in self.listeners],
+            features=[R.Feature(name=n, min_supported_version=lo, max_supported_version=hi)
+                      for n, (lo, hi) in sorted(self.features.items())],
+            rack=self.rack, is_migrating_zk_broker=False, log_dirs=list(self.log_dirs),
+            previous_broker_epoch=self.previous_broker_epoch,
+        )
+
+    def heartbeat_request(self) -> Any:
+        return BrokerHeartbeatRequest(
+            broker_id=self.node_id, broker_epoch=self.broker_epoch, current_metadata_offset=self.metadata_offset(),
+            want_fence=not self.ready_to_unfence,
+            want_shut_down=self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN,
+        )
+
+    def on_failure(self, api_key: int, now: int, reason: str) -> None:
+        self.in_flight = False
+        what = "register" if api_key == BROKER_REGISTRATION else "send a heartbeat"
+        log.warning("Unable to %s for broker %d: %s", what, self.node_id, reason)
+        if self.state != BrokerState.SHUTTING_DOWN:
+            self._after_failure(now)
+
+    def on_response(self, api_key: int, response: Any, now: int) -> None:
+        self.in_flight = False
+        if self.state == BrokerState.SHUTTING_DOWN:
+            log.info("The broker is SHUTTING_DOWN. Ignoring the controller's response.")
+            return
+        error = ErrorCode(response.error_code)
+        if api_key == BROKER_REGISTRATION:
+            if error == ErrorCode.NONE:
+                self.broker_epoch = response.broker_epoch
+                self.registered = True
+                self.initial_registration_succeeded = True
+                log.info("Successfully registered broker %d with broker epoch %d", self.node_id, self.broker_epoch)
+                self._schedule(now, 0)  # heartbeat at once
+            else:
+                log.info("Unable to register broker %d because the controller returned error %s", self.node_id,
+                         error.name)
+                self._after_failure(now)
+            return
+        if error != ErrorCode.NONE:
+            log.warning("Broker %d sent a heartbeat request but received error %s.", self.node_id, error.name)
+            self._after_failure(now)
+            return
+        if self.state == BrokerState.STARTING:
+            if response.is_caught_up:
+                log.info("The broker has caught up. Transitioning from STARTING to RECOVERY.")
+                self.state = BrokerState.RECOVERY
+                self.caught_up = True
+            self._schedule(now, STARTING_HEARTBEAT_DELAY_MS)
+        elif self.state == BrokerState.RECOVERY:
+            if not response.is_fenced:
+                log.info("The broker has been unfenced. Transitioning from RECOVERY to RUNNING.")
+                self.unfenced = True
+                self.state = BrokerState.RUNNING
+            self._schedule(now, self.heartbeat_interval_ms)
+        elif self.state == BrokerState.RUNNING:
+            self._schedule(now, self.heartbeat_interval_ms)
+        elif self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN:
+            if not response.should_shut_down:
+                log.info("The broker is in PENDING_CONTROLLED_SHUTDOWN state, still waiting for the active "
+                         "controller.")
+                self._schedule(now, self.heartbeat_interval_ms if self.got_controlled_shutdown_response
+                               else PENDING_SHUTDOWN_HEARTBEAT_DELAY_MS)
+            else:
+                log.info("The controller has asked us to exit controlled shutdown.")
+                self.begin_shutdown("controlled shutdown complete")
+            self.got_controlled_shutdown_response = True
+        else:
+            log.error("Unexpected broker state %s", self.state.name)
+            self._schedule(now, self.heartbeat_interval_ms)
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+class Channel(Protocol):
+    async def send(self, api_key: int, request: Any) -> Any: ...
+
+
+class Clock(Protocol):
+    def now(self) -> int:
+        """Milliseconds."""
+
+    async def wait(self, event: asyncio.Event, timeout_ms: int | None) -> None:
+        """Return once ``event`` is set or ``timeout_ms`` has passed (None: no timeout)."""
+
+
+class MonotonicClock:
+    def now(self) -> int:
+        return int(time.monotonic() * 1000)
+
+    async def wait(self, event: asyncio.Event, timeout_ms: int | None) -> None:
+        if timeout_ms is None:
+            await event.wait()
+            return
+        try:
+            await asyncio.wait_for(event.wait(), max(timeout_ms, 0) / 1000)
+        except TimeoutError:
+            pass
+
+
+class BrokerLifecycleManager:
+    """Runs a :class:`LifecycleMachine` over ``channel``: :meth:`run` until SHUTTING_DOWN, or
+    :meth:`step` for one exchange (tests drive it with their own clock)."""
+
+    def __init__(self, machine: LifecycleMachine, channel: Channel, metadata_offset: Callable[[], int],
+                 clock: Clock | None = None, send_timeout_ms: int | None = None) -> None:
+        """``send_timeout_ms``: how long one exchange may retry inside the channel; Kafka gives its
+        heartbeat channel half the session timeout (KAFKA-14392), so a broker notices a lost
+        controller before its session ends. None: the channel's own default."""
+        self.machine = machine
+        self.channel = channel
+        self.send_timeout_ms = send_timeout_ms
+        self.clock = clock or MonotonicClock()
+        machine.metadata_offset = metadata_offset
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    @property
+    def state(self) -> BrokerState:
+        return self.machine.state
+
+    @property
+    def broker_epoch(self) -> int:
+        return self.machine.broker_epoch
+
+    def start(self) -> None:
+        self.machine.start(self.clock.now())
+        self._wake.set()
+
+    def set_ready_to_unfence(self) -> None:
+        self.machine.set_ready_to_unfence(self.clock.now())
+        self._wake.set()
+
+    def resend_registration(self) -> None:
+        self.machine.resend_registration(self.clock.now())
+        self._wake.set()
+
+    async def step(self) -> bool:
+        """Send what is due now and handle the answer; False when nothing was due."""
+        m = self.machine
+        request = m.poll(self.clock.now())
+        if request is None:
+            self._notify()
+            return False
+        api_key, body = request
+        try:
+            if self.send_timeout_ms is None:
+                response = await self.channel.send(api_key, body)
+            else:
+                response = await self.channel.send(api_key, body, timeout_ms=self.send_timeout_ms)
+        except ControllerUnavailable as exc:
+            m.on_failure(api_key, self.clock.now(), f"controller unavailable: {exc}")
+        except ControllerVersionMismatch as exc:
+            m.on_failure(api_key, self.clock.now(), f"API version problem: {exc}")
+        else:
+            m.on_response(api_key, response, self.clock.now())
+        self._notify()
+        return True
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def run(self) -> None:
+        """Register and heartbeat until the machine shuts down."""
+        if self.machine.state == BrokerState.NOT_RUNNING:
+            self.start()
+        while self.machine.state != BrokerState.SHUTTING_DOWN:
+            if await self.step():
+                continue
+            wakeup = self.machine.next_wakeup()
+            self._wake.clear()
+            timeout = None if wakeup is None else max(wakeup - self.clock.now(), 0)
+            await self.clock.wait(self._wake, timeout)
+        self._notify()
+
+    async def wait_for(self, predicate: Callable[[LifecycleMachine], bool]) -> None:
+        """Wait until ``predicate(machine)`` holds (checked after each exchange)."""
+        while not predicate(self.machine):
+            await self._changed.wait()
+
+    async def controlled_shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Ask the controller to move our leaderships away and wait until it lets us go (or until
+        ``timeout_ms``); True when the controller granted the shutdown. The machine is
+        SHUTTING_DOWN afterwards either way."""
+        self.machine.begin_controlled_shutdown(self.clock.now())
+        self._wake.set()
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            await self.wait_for(lambda m: m.state == BrokerState.SHUTTING_DOWN)
+            done.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self.clock.wait(done, timeout_ms)
+        finally:
+            watcher.cancel()
+        granted = self.machine.shutdown_reason == "controlled shutdown complete"
+        if not granted:
+            self.machine.begin_shutdown("controlled shutdown timed out")
+            self._wake.set()
+        return granted

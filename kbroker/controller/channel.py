@@ -1,0 +1,219 @@
+"""The node-to-controller channel (Kafka's ``NodeToControllerChannelManager``).
+
+A broker sends the active controller its forwarded admin requests (Envelope), its producer-id block
+requests (AllocateProducerIds), its registration and heartbeats, and AlterPartition. The channel
+finds the active controller with a callable (the node id the broker currently knows, or None), looks
+its address up in the controller endpoints (``controller.quorum.voters`` / the metadata's controller
+registrations) and talks Kafka's framing to it: size-prefixed RequestHeader + body, ApiVersions
+first on every new connection so that each request goes at the highest version both ends speak.
+
+``await channel.send(api_key, request)`` returns the response body. Until the request's deadline
+(``request_timeout_ms``, Kafka's ``request.timeout.ms``, 30 s by default) it retries, as Kafka's
+``NodeToControllerRequestThread`` does, after a short backoff and with the active controller
+resolved again:
+
+- when no controller is known, or its address is not;
+- when the connection cannot be opened, breaks, or a response does not come in time (the
+  connection is then closed: a late answer cannot be matched to a newer request);
+- when the response's top-level error is NOT_CONTROLLER (the node is no longer, or not yet, the
+  active controller; the connection is closed, as Kafka does, so the next attempt reconnects).
+
+After the deadline it raises :class:`~kbroker.controller.client.ControllerUnavailable`. If the
+controller does not serve the API at any version this node can send,
+:class:`ControllerVersionMismatch` is raised at once (Kafka's ``versionMismatch``).
+
+One request is in flight at a time (Kafka's channel has one in flight per connection too); a user
+that must not queue behind another (heartbeats behind a slow CreateTopics) uses its own channel.
+
+**Retries and idempotence.** A request whose response is lost (the connection broke after the
+controller applied it) is sent again; nothing here deduplicates it. As in Kafka, each operation is
+safe to repeat because the controller decides on its current state:
+
+- CreateTopics: the repeat answers TOPIC_ALREADY_EXISTS (the topic exists once);
+- DeleteTopics: the repeat answers UNKNOWN_TOPIC_OR_PARTITION / UNKNOWN_TOPIC_ID;
+- CreatePartitions: the count is absolute, the repeat answers INVALID_PARTITIONS ("Topic already has
+  N partition(s).") and adds nothing;
+- AlterConfigs replaces the overrides with the same set; IncrementalAlterConfigs SET/DELETE write
+  the same value, APPEND adds only missing items and SUBTRACT removes absent ones: the same state;
+- UpdateFeatures sets absolute levels: the same levels again;
+- ElectLeaders: the repeat answers ELECTION_NOT_NEEDED for the partitions already elected;
+- AllocateProducerIds is not idempotent: the repeat reserves a second block and the first is never
+  used, so ids are wasted but never handed out twice (as in Kafka);
+- BrokerRegistration with the same incarnation id and BrokerHeartbeat are idempotent in Kafka's
+  controller (their owners document them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import struct
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kbroker.controller.client import ControllerUnavailable
+from protocol.api import decode_response, encode_request
+from protocol.errors import ErrorCode
+from protocol.exceptions import ProtocolError
+from protocol.messages import REQUESTS, RequestHeader
+from protocol.messages.api_versions import ApiVersionsRequest
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = 18
+API_VERSIONS_VERSION = 3  # flexible, served by Kafka 2.4+ and kbroker
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+_SIZE = struct.Struct(">i")
+
+
+class ControllerVersionMismatch(Exception):
+    """The controller serves no version of an API that this node can send."""
+
+    def __init__(self, api_key: int, node_id: int) -> None:
+        super().__init__(f"controller {node_id} serves no version of api {api_key} that this node can send")
+        self.api_key = api_key
+        self.node_id = node_id
+
+
+class _Retry(Exception):
+    """One attempt failed in a way the next attempt may not (logged, then retried)."""
+
+
+class _Connection:
+    def __init__(self, node_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.node_id = node_id
+        self.reader = reader
+        self.writer = writer
+        self.versions: dict[int, tuple[int, int]] = {}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class ControllerChannel:
+    """Requests to the active controller, retried until their deadline (see the module docstring).
+
+    ``active_controller()`` returns the node id of the active controller as this node knows it
+    (None when unknown); ``controllers`` maps controller node ids to (host, port) of their
+    controller listener (a mapping read at each attempt, or a callable returning one)."""
+
+    def __init__(
+        self,
+        active_controller: Callable[[], int | None],
+        controllers: Mapping[int, tuple[str, int]] | Callable[[], Mapping[int, tuple[str, int]]],
+        *,
+        client_id: str = "kbroker",
+        request_timeout_ms: int = 30_000,
+        retry_backoff_ms: int = 50,
+    ) -> None:
+        self.active_controller = active_controller
+        self._controllers = controllers
+        self.client_id = client_id
+        self.request_timeout_ms = request_timeout_ms
+        self.retry_backoff_ms = retry_backoff_ms
+        self._connection: _Connection | None = None
+        self._lock = asyncio.Lock()
+        self._correlation = itertools.count(1)
+        self._closed = False
+
+    def controllers(self) -> Mapping[int, tuple[str, int]]:
+        return self._controllers() if callable(self._controllers) else self._controllers
+
+    async def send(self, api_key: int, request: Any, *, timeout_ms: int | None = None) -> Any:
+        """Send ``request`` to the active controller and return its response body (see the module
+        docstring for retries); raises ControllerUnavailable after ``timeout_ms`` (default
+        ``request_timeout_ms``)."""
+        deadline = time.monotonic() + (self.request_timeout_ms if timeout_ms is None else timeout_ms) / 1000
+        async with self._lock:
+            last = "no attempt made"
+            while True:
+                if self._closed:
+                    raise ControllerUnavailable("the controller channel is closed")
+                try:
+                    return await self._attempt(api_key, request, deadline)
+                except _Retry as exc:
+                    last = str(exc)
+                    log.debug("request api %d to the controller: %s; retrying", api_key, last)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ControllerUnavailable(f"no answer from the active controller to api {api_key} "
+                                                f"in time (last: {last})")
+                await asyncio.sleep(min(self.retry_backoff_ms / 1000, remaining))
+
+    async def close(self) -> None:
+        self._closed = True
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def _attempt(self, api_key: int, request: Any, deadline: float) -> Any:
+        node_id = self.active_controller()
+        if node_id is None:
+            raise _Retry("no active controller known")
+        address = self.controllers().get(node_id)
+        if address is None:
+            raise _Retry(f"no address known for controller {node_id}")
+        conn = self._connection
+        if conn is not None and conn.node_id != node_id:
+            self._disconnect()
+            conn = None
+        try:
+            if conn is None:
+                conn = await self._connect(node_id, address, deadline)
+            version = self._version(conn, api_key)
+            response = await self._roundtrip(conn, api_key, version, request, deadline)
+        except asyncio.CancelledError:
+            self._disconnect()  # a response may be half read: the next request starts afresh
+            raise
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            self._disconnect()
+            raise _Retry(f"controller {node_id} at {address[0]}:{address[1]}: {type(exc).__name__} {exc}") from None
+        if getattr(response, "error_code", ErrorCode.NONE) == ErrorCode.NOT_CONTROLLER:
+            self._disconnect()
+            raise _Retry(f"node {node_id} is not the active controller")
+        return response
+
+    async def _connect(self, node_id: int, address: tuple[str, int], deadline: float) -> _Connection:
+        remaining = max(0.0, deadline - time.monotonic())
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), remaining)
+        conn = _Connection(node_id, reader, writer)
+        self._connection = conn
+        request = ApiVersionsRequest(client_software_name="kbroker", client_software_version="1")
+        response = await self._roundtrip(conn, API_VERSIONS, API_VERSIONS_VERSION, request, deadline)
+        if response.error_code != ErrorCode.NONE:
+            raise ConnectionError(f"ApiVersions answered {ErrorCode(response.error_code).name}")
+        conn.versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+        return conn
+
+    def _version(self, conn: _Connection, api_key: int) -> int:
+        cls = REQUESTS[api_key]
+        theirs = conn.versions.get(api_key)
+        if theirs is None or theirs[0] > cls.MAX_VERSION or theirs[1] < cls.MIN_VERSION:
+            raise ControllerVersionMismatch(api_key, conn.node_id)
+        return min(theirs[1], cls.MAX_VERSION)
+
+    async def _roundtrip(self, conn: _Connection, api_key: int, version: int, request: Any, deadline: float) -> Any:
+        correlation_id = next(self._correlation)
+        header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation_id,
+                               client_id=self.client_id)
+        payload = encode_request(header, request)
+        conn.writer.write(_SIZE.pack(len(payload)) + payload)
+        remaining = max(0.0, deadline - time.monotonic())
+        async with asyncio.timeout(remaining):
+            await conn.writer.drain()
+            (size,) = _SIZE.unpack(await conn.reader.readexactly(4))
+            if size < 0 or size > MAX_RESPONSE_BYTES:
+                raise ConnectionError(f"response of {size} bytes")
+            frame = await conn.reader.readexactly(size)
+        response_header, body = decode_response(frame, api_key, version)
+        if response_header.correlation_id != correlation_id:
+            raise ConnectionError(f"response for correlation id {response_header.correlation_id}, "
+                                  f"expected {correlation_id}")
+        return body

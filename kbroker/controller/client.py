@@ -1,0 +1,197 @@
+"""The controller client: how a broker asks the active controller to change metadata.
+
+Kafka's brokers never write metadata themselves: an admin request (CreateTopics, DeleteTopics,
+CreatePartitions, AlterConfigs, IncrementalAlterConfigs, UpdateFeatures, ElectLeaders) is
+forwarded to the active controller (``ForwardingManager``, wrapped in an Envelope), and producer-id
+blocks are asked of it with AllocateProducerIds (``NodeToControllerChannelManager``). The handlers
+of those APIs call a :class:`ControllerClient` and answer with what it returns, per item with
+Kafka's error codes and messages:
+
+- :class:`LocalControllerClient` runs the operation on this process's ``QuorumController`` (the
+  single-node path, and the controller's side of a forwarded request: the Envelope handler
+  decodes the inner request and runs it here);
+- ``kbroker.controller.remote.RemoteControllerClient`` sends it to the active controller of a
+  cluster over a ``ControllerChannel``.
+
+The operations themselves (Kafka's ``ControllerApis`` checks, then the controller's decision and
+its records) are registered by the API modules with :func:`controller_operation`, keyed by API key,
+so the controller runs exactly the code a single node runs; each takes ``(host, request, version)``
+and returns the response body. ``host`` is the node the controller runs in (``BrokerServices``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kbroker.controller.quorum import ControllerError
+from protocol.errors import ErrorCode
+from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+
+if TYPE_CHECKING:
+    from kbroker.controller.quorum import QuorumController
+    from protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+    from protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
+    from protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+    from protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
+    from protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
+    from protocol.messages.incremental_alter_configs import (
+        IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+    )
+    from protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
+
+CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS = 19, 20, 33, 37
+ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES = 43, 44, 57
+ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
+
+# The admin APIs a broker forwards to the active controller in an Envelope (Kafka's KafkaApis
+# ``maybeForwardToController`` callers among the APIs kbroker serves).
+FORWARDED_APIS: frozenset[int] = frozenset({
+    CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS, ELECT_LEADERS,
+    INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES,
+})
+
+
+class ControllerUnavailable(Exception):
+    """No active controller answered before the request's deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who sent a forwarded request: what Kafka's Envelope carries besides the request itself."""
+
+    client_id: str | None = None
+    client_host: str = "127.0.0.1"
+    principal_type: str = "User"
+    principal_name: str = "ANONYMOUS"
+
+
+Operation = Callable[[Any, Any, int, "Requester | None"], Awaitable[Any]]
+"""``(host, request, api_version, requester) -> response body``: one forwarded API run on the
+controller; ``requester`` (the Envelope's principal and client address, or the local request's)
+is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
+
+OPERATIONS: dict[int, Operation] = {}
+
+
+def controller_operation(api_key: int) -> Callable[[Operation], Operation]:
+    """Register ``fn`` as the controller's side of ``api_key`` (what an Envelope carrying it runs)."""
+
+    def register(fn: Operation) -> Operation:
+        if api_key in OPERATIONS:
+            raise RuntimeError(f"controller operation {api_key} registered twice")
+        OPERATIONS[api_key] = fn
+        return fn
+
+    return register
+
+
+class ControllerClient(Protocol):
+    """The controller's operations as a broker reaches them (Kafka's controller RPCs)."""
+
+    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
+        """Run one of :data:`FORWARDED_APIS` on the active controller; returns its response body."""
+        ...
+
+    async def create_topics(self, request: CreateTopicsRequest, version: int,
+                            requester: Requester | None = None) -> CreateTopicsResponse: ...
+
+    async def delete_topics(self, request: DeleteTopicsRequest, version: int,
+                            requester: Requester | None = None) -> DeleteTopicsResponse: ...
+
+    async def create_partitions(self, request: CreatePartitionsRequest, version: int,
+                                requester: Requester | None = None) -> CreatePartitionsResponse: ...
+
+    async def alter_configs(self, request: AlterConfigsRequest, version: int,
+                            requester: Requester | None = None) -> AlterConfigsResponse: ...
+
+    async def incremental_alter_configs(self, request: IncrementalAlterConfigsRequest, version: int,
+                                        requester: Requester | None = None) -> IncrementalAlterConfigsResponse: ...
+
+    async def update_features(self, request: UpdateFeaturesRequest, version: int,
+                              requester: Requester | None = None) -> UpdateFeaturesResponse: ...
+
+    async def elect_leaders(self, request: ElectLeadersRequest, version: int,
+                            requester: Requester | None = None) -> ElectLeadersResponse: ...
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
+        """A block of producer ids for ``broker_id`` (error STALE_BROKER_EPOCH and no block when the
+        controller does not know that broker at that epoch)."""
+        ...
+
+
+def controller_active(controller: QuorumController | None) -> bool:
+    """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
+    single voter, while it leads for a Raft quorum's)."""
+    return controller is not None and controller.is_active()
+
+
+class ControllerHost(Protocol):
+    """The node a local controller runs in: its ``QuorumController`` once started."""
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+
+class ForwardingOperations:
+    """The typed operations of :class:`ControllerClient` written once over ``forward``."""
+
+    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
+        raise NotImplementedError
+
+    async def create_topics(self, request: CreateTopicsRequest, version: int,
+                            requester: Requester | None = None) -> CreateTopicsResponse:
+        return await self.forward(CREATE_TOPICS, request, version, requester)  # type: ignore[no-any-return]
+
+    async def delete_topics(self, request: DeleteTopicsRequest, version: int,
+                            requester: Requester | None = None) -> DeleteTopicsResponse:
+        return await self.forward(DELETE_TOPICS, request, version, requester)  # type: ignore[no-any-return]
+
+    async def create_partitions(self, request: CreatePartitionsRequest, version: int,
+                                requester: Requester | None = None) -> CreatePartitionsResponse:
+        return await self.forward(CREATE_PARTITIONS, request, version, requester)  # type: ignore[no-any-return]
+
+    async def alter_configs(self, request: AlterConfigsRequest, version: int,
+                            requester: Requester | None = None) -> AlterConfigsResponse:
+        return await self.forward(ALTER_CONFIGS, request, version, requester)  # type: ignore[no-any-return]
+
+    async def incremental_alter_configs(self, request: IncrementalAlterConfigsRequest, version: int,
+                                        requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
+        return await self.forward(INCREMENTAL_ALTER_CONFIGS, request, version,  # type: ignore[no-any-return]
+                                  requester)
+
+    async def update_features(self, request: UpdateFeaturesRequest, version: int,
+                              requester: Requester | None = None) -> UpdateFeaturesResponse:
+        return await self.forward(UPDATE_FEATURES, request, version, requester)  # type: ignore[no-any-return]
+
+    async def elect_leaders(self, request: ElectLeadersRequest, version: int,
+                            requester: Requester | None = None) -> ElectLeadersResponse:
+        return await self.forward(ELECT_LEADERS, request, version, requester)  # type: ignore[no-any-return]
+
+
+class LocalControllerClient(ForwardingOperations):
+    """The controller of this process: each operation runs here, on ``host``'s QuorumController."""
+
+    def __init__(self, host: ControllerHost) -> None:
+        self.host = host
+
+    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
+        operation = OPERATIONS.get(api_key)
+        if operation is None:
+            raise ValueError(f"api {api_key} is not a controller operation")
+        return await operation(self.host, request, version, requester)
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
+        controller = self.host.controller
+        if controller is None:
+            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NOT_CONTROLLER,
+                                               producer_id_start=-1, producer_id_len=0)
+        try:
+            start, count = await controller.allocate_producer_ids(broker_id, broker_epoch)
+        except ControllerError as exc:
+            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=exc.code, producer_id_start=-1,
+                                               producer_id_len=0)
+        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id_start=start,
+                                           producer_id_len=count)

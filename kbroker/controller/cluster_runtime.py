@@ -1,0 +1,148 @@
+"""What the controller-listener handlers need around the sans-IO cluster logic: the controller's
+:class:`ClusterControl` (created on first use from the node's config), its clock, one controller
+operation at a time, and the commit itself.
+
+Kafka's controller runs every operation on one event thread, so the state a result was computed
+from is the state it commits onto. Here each cluster operation runs inside :func:`operation`:
+the controller's own ``exclusive()`` section when it has one (shared with every other metadata
+writer), else a lock of the ClusterControl; records are generated and committed inside it.
+
+The heartbeat state is the active controller's alone: it is rebuilt (every unfenced broker given a
+new session) the first time an operation runs in a new controller term, and dropped when an
+operation finds the controller inactive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
+from kbroker.controller.replication_control import (
+    ReplicationSettings,
+    preferred_leader_elections,
+    unclean_leader_elections,
+)
+
+MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's QuorumController maxElectionsPerImbalance
+
+
+def now_ms() -> int:
+    """The controller's clock for sessions: monotonic milliseconds (only compared on this node)."""
+    return int(time.monotonic() * 1000)
+
+
+def is_active(controller: Any) -> bool:
+    """Whether this node is the active controller (a controller without the notion always is)."""
+    return bool(getattr(controller, "is_active", True))
+
+
+def cluster_control_for(broker: Any) -> ClusterControl:
+    """The ClusterControl of the node's controller, made and attached to its image on first use."""
+    controller = broker.controller
+    cc = getattr(controller, "cluster_control", None)
+    if cc is None:
+        config = broker.config
+        cc = ClusterControl(
+            broker.cluster_id,
+            session_timeout_ms=int(config.get("broker.session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS)),
+            settings=ReplicationSettings(
+                min_insync_replicas=int(config.get("min.insync.replicas", 1)),
+                unclean_leader_election_enable=bool(config.get("unclean.leader.election.enable", False)),
+            ),
+        )
+        cc.attach(controller.image)
+        controller.cluster_control = cc
+    if cc.lock is None:
+        cc.lock = asyncio.Lock()
+    return cc
+
+
+@contextlib.asynccontextmanager
+async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
+    """One controller operation: read the image, decide, commit; nothing else decides meanwhile."""
+    controller = broker.controller
+    cc = cluster_control_for(broker)
+    exclusive = getattr(controller, "exclusive", None)
+    section = exclusive() if exclusive is not None else cc.lock
+    async with section:
+        term = getattr(controller, "term", None)
+        if cc.heartbeats is None or getattr(cc, "term", None) != term:
+            cc.activate(controller.image, now_ms())
+            cc.term = term
+        yield cc
+
+
+def next_write_offset(controller: Any) -> int:
+    """The offset the controller's next record gets (a new broker's epoch)."""
+    nxt = getattr(controller, "next_write_offset", None)
+    if nxt is not None:
+        return nxt() if callable(nxt) else int(nxt)
+    return controller.log.log_end_offset
+
+
+async def write(controller: Any, records: list[Any]) -> int:
+    """Commit ``records`` through the controller and return the first offset.
+
+    ``QuorumController.write`` (async, from the controller-seam branch) is used when present;
+    before it is merged this falls back to the synchronous ``commit``."""
+    writer = getattr(controller, "write", None)
+    if writer is not None:
+        return await writer(records)
+    return controller.commit(records)
+
+
+async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
+    """The controller's session timer (Kafka's maybeFenceStaleBroker task): fence every broker
+    whose session has expired, one committed batch per broker; returns how many were fenced. Call
+    it when ``cluster_control_for(broker).next_expiry()`` is due (or every second, as Kafka's
+    default fence-stale-broker interval), on the active controller only."""
+    controller = broker.controller
+    if not is_active(controller):
+        return 0
+    fenced = 0
+    async with operation(broker) as cc:
+        while True:
+            found, records = cc.fence_stale_broker(controller.image, now_ms() if now is None else now)
+            if not found:
+                return fenced
+            if records:
+                await write(controller, records)
+                fenced += 1
+
+
+async def balance_leaders(broker: Any) -> int:
+    """The controller's auto leader rebalance (``auto.leader.rebalance.enable``): commit preferred
+    leader elections; returns how many partitions changed."""
+    controller = broker.controller
+    if not is_active(controller):
+        return 0
+    changed = 0
+    async with operation(broker) as cc:
+        while True:
+            records = preferred_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
+            if records:
+                await write(controller, records)
+                changed += len(records)
+            if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
+                return changed
+
+
+async def elect_unclean_leaders(broker: Any) -> int:
+    """The controller's periodic unclean election of leaderless partitions whose topic allows it
+    (Kafka's maybeElectUncleanLeaders, run with the leader-imbalance check); returns how many."""
+    controller = broker.controller
+    if not is_active(controller):
+        return 0
+    changed = 0
+    async with operation(broker) as cc:
+        while True:
+            records = unclean_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
+            if records:
+                await write(controller, records)
+                changed += len(records)
+            if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
+                return changed

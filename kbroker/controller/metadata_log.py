@@ -1,0 +1,636 @@
+"""The KRaft metadata log as Kafka stores it: ``__cluster_metadata-0`` in segments, ``.checkpoint`` snapshots.
+
+``MetadataLog`` is a ``kbroker.raft.log.RaftLog`` (Kafka's ``KafkaMetadataLog``) over a
+``kbroker.log.PartitionLog`` in the partition directory ``<metadata.log.dir>/__cluster_metadata-0``,
+so that Kafka's tools (``kafka-dump-log --cluster-metadata-decoder``, ``kafka-metadata-shell``) read
+it and a directory written by the single-node controller (``QuorumController.commit``) opens as a
+Raft log with the same records.
+
+Entries and batches:
+
+- A data entry's value is one record's value: a framed metadata record (``mr.encode_frame``), bytes.
+  The entries of one ``append`` are written (at ``flush``) as one record batch per run of one epoch
+  and kind, with ``partitionLeaderEpoch`` = that epoch, as Kafka's leader writes a proposal.
+- A control entry whose value is an ``int`` is the ``LeaderChangeMessage`` a leader writes first in
+  its epoch (value: the leader id; the record lists ``voters``, as ``kbroker.raft.wire`` does).
+  Other control records (``KRaftVersionRecord``, ``VotersRecord``, as the single-node controller's
+  kraft.version upgrade writes them) are read as entries whose value is a ``ControlRecord`` (type
+  and raw value bytes) and are written back unchanged.
+
+Durability follows the ``RaftLog`` contract: appends stay in memory until ``flush``, which appends
+the batches to the partition log and fsyncs it, so a process that dies loses exactly the
+unflushed tail. ``truncate_to`` cuts the partition log durably (Kafka's ``truncateTo``); a cut
+inside a batch (a follower's batches need not match the leader's; Kafka's followers keep the
+leader's batch boundaries, so its cut is always between batches) first writes the batch's kept
+records to ``kbroker-truncation.batch`` (atomically), then cuts the batch and appends them again as
+one batch, fsynced; opening the log completes a cut a crash interrupted from that file.
+
+Snapshots are Kafka's: ``<end offset, 20 digits>-<epoch, 10 digits>.checkpoint`` in the partition
+directory, a sequence of record batches whose ``partitionLeaderEpoch`` is the snapshot's epoch and
+whose offsets start at 0: a control batch with the ``SnapshotHeaderRecord`` first, the records in
+batches of at most ``SNAPSHOT_BATCH_BYTES``, a control batch with the ``SnapshotFooterRecord`` last
+(``RecordsSnapshotWriter``). It is written to a ``.checkpoint.part`` file, fsynced, renamed and the
+directory fsynced (``FileRawSnapshotWriter.freeze``). ``Snapshot.data`` is the file's content, the
+bytes a leader sends in FetchSnapshot (Kafka's ``UnalignedRecords``); ``snapshot_records(data)``
+gives the framed records back. ``take_snapshot`` takes either that content or a list of framed
+records and ``ControlRecord``s (``kbroker.controller.snapshot.image_to_snapshot(image)``); the
+header's LastContainedLogTimestamp is then the append time of the last record it covers. Only the latest
+snapshot is kept (older files are deleted) and the log start moves to its end offset: whole
+segments below it are deleted (Kafka's ``deleteBeforeSnapshot``).
+
+The entries are also held in memory (``MemoryLog``); reads never touch the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot  # noqa: F401 (ControlRecord re-exported)
+from protocol.messages.data.leader_change_message import LeaderChangeMessage
+from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
+from protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
+from protocol.record_batch import InvalidRecordBatch, iter_batch_headers
+from protocol.records import ControlType, Record, build_batch, decode_batch
+
+logger = logging.getLogger(__name__)
+
+METADATA_TOPIC = "__cluster_metadata"
+METADATA_PARTITION_DIR = METADATA_TOPIC + "-0"
+CHECKPOINT_SUFFIX = ".checkpoint"
+PARTIAL_SUFFIX = CHECKPOINT_SUFFIX + ".part"
+DELETE_SUFFIX = CHECKPOINT_SUFFIX + ".deleted"
+# the kept records of a batch being cut (see MetadataLog._truncate_stored)
+TRUNCATION_FILE = "kbroker-truncation.batch"
+_SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{10})\.checkpoint$")
+_CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
+# Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the largest batch the metadata log writes.
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+# Data records per snapshot batch; Kafka's snapshot writer uses the same 8 MiB batch limit.
+SNAPSHOT_BATCH_BYTES = MAX_BATCH_BYTES
+# The segment log: never expires (snapshots move its start), never fsynced by itself (flush does),
+# and accepts batches up to the largest an old single-node controller may have written.
+METADATA_LOG_CONFIG = LogConfig(
+    segment_bytes=64 * 1024 * 1024,
+    retention_ms=-1,
+    retention_bytes=-1,
+    flush_messages=2**63 - 1,
+    flush_ms=2**63 - 1,
+    max_message_bytes=64 * 1024 * 1024,
+)
+
+
+class MetadataLogError(Exception):
+    """A metadata log directory or snapshot that cannot be used (the reason says which and why)."""
+
+
+# ------------------------------------------------------------------ batches
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _record_of(entry: Entry, voters: Sequence[int], now: int) -> Record:
+    if entry.control:
+        if isinstance(entry.value, ControlRecord):
+            key = _CONTROL_KEY.pack(entry.value.key_version, entry.value.type)
+            return Record(key=key, value=bytes(entry.value.value), timestamp=now)
+        msg = LeaderChangeMessage(
+            version=0,
+            leader_id=entry.value,
+            voters=[LeaderChangeMessage.Voter(voter_id=v) for v in voters],
+            granting_voters=[],
+        )
+        return Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=bytes(msg.encode(0)), timestamp=now)
+    return Record(value=bytes(entry.value), timestamp=now)
+
+
+def _check_entry(entry: Entry) -> None:
+    if entry.control:
+        if isinstance(entry.value, bool) or not isinstance(entry.value, int | ControlRecord):
+            raise TypeError(
+                f"a control entry's value must be the leader id or a ControlRecord, not {type(entry.value).__name__}"
+            )
+    elif not isinstance(entry.value, bytes | bytearray):
+        raise TypeError(f"a record value must be bytes, not {type(entry.value).__name__}")
+    if entry.epoch < 0:
+        raise ValueError(f"an entry's epoch must not be negative ({entry.epoch})")
+
+
+def encode_batches(base_offset: int, entries: Sequence[Entry], voters: Sequence[int] = (), now: int | None = None) -> bytes:
+    """Record batches for ``entries`` from ``base_offset``: one per run of one epoch and kind
+    (data or control), data batches split at ``MAX_BATCH_BYTES``."""
+    now = _now_ms() if now is None else now
+    out = bytearray()
+    i = 0
+    while i < len(entries):
+        first = entries[i]
+        records: list[Record] = []
+        size = 0
+        j = i
+        while j < len(entries) and entries[j].epoch == first.epoch and entries[j].control == first.control:
+            rec = _record_of(entries[j], voters, now)
+            rec_size = len(rec.value or b"") + 32
+            if records and size + rec_size > MAX_BATCH_BYTES:
+                break
+            records.append(rec)
+            size += rec_size
+            j += 1
+        out += build_batch(records, base_offset=base_offset + i, control=first.control, partition_leader_epoch=first.epoch)
+        i = j
+    return bytes(out)
+
+
+def decode_batch_entries(data: bytes | memoryview, pos: int) -> list[tuple[int, Entry]]:
+    """``(offset, entry)`` for each record of the (validated) batch at ``pos``."""
+    batch = decode_batch(data, pos)
+    header = batch.header
+    epoch = max(header.partition_leader_epoch, 0)
+    out: list[tuple[int, Entry]] = []
+    for rec in batch.records:
+        assert rec.offset is not None
+        if header.is_control:
+            if rec.key is None or len(rec.key) < _CONTROL_KEY.size:
+                raise InvalidRecordBatch(f"control record at offset {rec.offset} without a key")
+            key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
+            if ctype == ControlType.LEADER_CHANGE:
+                lcm = LeaderChangeMessage.decode(memoryview(rec.value or b""), 0)
+                out.append((rec.offset, Entry(epoch, lcm.leader_id, control=True)))
+            else:
+                out.append((rec.offset, Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version), control=True)))
+        else:
+            out.append((rec.offset, Entry(epoch, bytes(rec.value) if rec.value is not None else b"")))
+    return out
+
+
+# ------------------------------------------------------------------ snapshot files
+
+
+def snapshot_file_name(end_offset: int, epoch: int) -> str:
+    return f"{end_offset:020d}-{epoch:010d}{CHECKPOINT_SUFFIX}"
+
+
+def encode_snapshot(records: Iterable[bytes | ControlRecord], epoch: int, last_contained_log_timestamp: int = 0,
+                    now: int | None = None) -> bytes:
+    """The content of a ``.checkpoint`` file holding ``records`` (framed metadata records), as
+    Kafka's ``RecordsSnapshotWriter`` lays it out: a control batch at offset 0 with the
+    SnapshotHeaderRecord, followed in that batch by the ``ControlRecord`` items of ``records``
+    (Kafka puts its KRaftVersionRecord and VotersRecord there); the data records in batches of at
+    most ``SNAPSHOT_BATCH_BYTES``; a control batch with the SnapshotFooterRecord. Every batch has
+    ``partitionLeaderEpoch`` = ``epoch``."""
+    now = _now_ms() if now is None else now
+    header = SnapshotHeaderRecord(version=0, last_contained_log_timestamp=last_contained_log_timestamp)
+    controls = [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_HEADER), value=bytes(header.encode(0)), timestamp=now)]
+    data: list[bytes] = []
+    for item in records:
+        if isinstance(item, ControlRecord):
+            controls.append(Record(key=_CONTROL_KEY.pack(item.key_version, item.type), value=bytes(item.value),
+                                   timestamp=now))
+        elif isinstance(item, bytes | bytearray):
+            data.append(bytes(item))
+        else:
+            raise TypeError(f"a snapshot record must be bytes or a ControlRecord, not {type(item).__name__}")
+    out = bytearray(build_batch(controls, base_offset=0, control=True, partition_leader_epoch=epoch))
+    offset = len(controls)
+    batch: list[Record] = []
+    size = 0
+    for value in data:
+        if batch and size + len(value) + 32 > SNAPSHOT_BATCH_BYTES:
+            out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
+            offset += len(batch)
+            batch, size = [], 0
+        batch.append(Record(value=value, timestamp=now))
+        size += len(value) + 32
+    if batch:
+        out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
+        offset += len(batch)
+    footer = SnapshotFooterRecord(version=0)
+    out += build_batch(
+        [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_FOOTER), value=bytes(footer.encode(0)), timestamp=now)],
+        base_offset=offset, control=True, partition_leader_epoch=epoch,
+    )
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotContent:
+    """A decoded ``.checkpoint``: the header's last contained log timestamp, the data records, and
+    the other control records between header and footer (KRaftVersionRecord, VotersRecord)."""
+
+    last_contained_log_timestamp: int
+    records: list[bytes]
+    control_records: list[ControlRecord]
+
+
+def decode_snapshot(data: bytes | bytearray | memoryview) -> SnapshotContent:
+    """Read a ``.checkpoint`` content; raises ``MetadataLogError`` unless it is complete: batches
+    with valid CRCs and contiguous offsets from 0, a SnapshotHeaderRecord first and a
+    SnapshotFooterRecord last (Kafka's ``RecordsSnapshotReader`` checks the same)."""
+    view = memoryview(data)
+    records: list[bytes] = []
+    controls: list[ControlRecord] = []
+    header_ts: int | None = None
+    footer = False
+    expected = 0
+    pos = 0
+    try:
+        for pos, header in iter_batch_headers(view, validate=True):
+            if footer:
+                raise MetadataLogError(f"snapshot: a batch at offset {header.base_offset} after the footer")
+            if header.base_offset != expected:
+                raise MetadataLogError(f"snapshot: batch at offset {header.base_offset}, expected {expected}")
+            batch = decode_batch(view, pos)
+            for rec in batch.records:
+                if header.is_control:
+                    if rec.key is None or len(rec.key) < _CONTROL_KEY.size:
+                        raise MetadataLogError(f"snapshot: control record at offset {rec.offset} without a key")
+                    key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
+                    if header_ts is None:
+                        if ctype != ControlType.SNAPSHOT_HEADER:
+                            raise MetadataLogError(f"snapshot: the first record is control type {ctype}, not a SnapshotHeaderRecord")
+                        header_ts = SnapshotHeaderRecord.decode(memoryview(rec.value or b""), 0).last_contained_log_timestamp
+                    elif ctype == ControlType.SNAPSHOT_FOOTER:
+                        footer = True
+                    elif ctype == ControlType.SNAPSHOT_HEADER:
+                        raise MetadataLogError(f"snapshot: a second SnapshotHeaderRecord at offset {rec.offset}")
+                    else:
+                        controls.append(ControlRecord(ctype, bytes(rec.value or b""), key_version))
+                else:
+                    if header_ts is None:
+                        raise MetadataLogError("snapshot: data records before the SnapshotHeaderRecord")
+                    records.append(bytes(rec.value or b""))
+                if footer and rec is not batch.records[-1]:
+                    raise MetadataLogError("snapshot: records after the SnapshotFooterRecord")
+            expected = header.next_offset
+    except InvalidRecordBatch as e:
+        raise MetadataLogError(f"snapshot: damaged record batch at position {pos}: {e}") from None
+    consumed = 0
+    for p, h in iter_batch_headers(view, validate=False):
+        consumed = p + h.size
+    if consumed != len(view):
+        raise MetadataLogError(f"snapshot: {len(view) - consumed} bytes after the last complete batch")
+    if header_ts is None:
+        raise MetadataLogError("snapshot: no SnapshotHeaderRecord (empty or not a snapshot)")
+    if not footer:
+        raise MetadataLogError("snapshot: no SnapshotFooterRecord (incomplete)")
+    return SnapshotContent(header_ts, records, controls)
+
+
+def snapshot_records(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """The framed metadata records of a snapshot's content (``Snapshot.data`` of a ``MetadataLog``)."""
+    return decode_snapshot(data).records
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ the log
+
+
+class MetadataLog(MemoryLog):
+    """``RaftLog`` persisted as Kafka's ``__cluster_metadata-0`` partition directory ``directory``
+    (created if missing). ``voters`` are listed in the LeaderChangeMessage records it writes. Not
+    thread-safe; ``close`` releases the files (the unflushed tail is lost)."""
+
+    __slots__ = ("directory", "voters", "_plog", "_pending", "_clock")
+
+    def __init__(self, directory: str | os.PathLike[str], *, voters: Iterable[int] = (),
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.voters = tuple(sorted(voters))
+        self._clock = clock
+        # the unflushed appends: (first offset, count), one batch group each
+        self._pending: list[tuple[int, int]] = []
+        self.directory.mkdir(parents=True, exist_ok=True)
+        snap = self._load_snapshot()
+        self._plog = PartitionLog.open(self.directory, METADATA_LOG_CONFIG, clock=clock)
+        if self._plog.offline is not None:
+            raise MetadataLogError(f"metadata log {self.directory}: {self._plog.offline}")
+        try:
+            self._finish_truncation()
+            self._load(snap)
+        except BaseException:
+            self._plog.close(clean=False)
+            raise
+
+    # ------------------------------------------------------------------ opening
+
+    def _load_snapshot(self) -> Snapshot | None:
+        found: list[tuple[int, int, str]] = []
+        for name in os.listdir(self.directory):
+            if name.endswith((PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp":
+                # an unfinished write, or a snapshot marked for deletion (Kafka's recoverSnapshots)
+                os.unlink(self.directory / name)
+                continue
+            m = _SNAPSHOT_NAME.match(name)
+            if m:
+                found.append((int(m.group(1)), int(m.group(2)), name))
+        if not found:
+            return None
+        found.sort()
+        end, epoch, name = found[-1]
+        path = self.directory / name
+        data = path.read_bytes()
+        try:
+            decode_snapshot(data)
+        except MetadataLogError as e:
+            raise MetadataLogError(f"{path}: {e}") from None
+        for _e, _ep, older in found[:-1]:
+            os.unlink(self.directory / older)
+        return Snapshot(end, epoch, data)
+
+    def _load(self, snap: Snapshot | None) -> None:
+        from kbroker.log import LogError  # (imported here: the module's imports match other branches')
+
+        plog = self._plog
+        start, end = plog.log_start_offset, plog.log_end_offset
+        if snap is None and start > 0:
+            raise MetadataLogError(
+                f"metadata log {self.directory} starts at offset {start} but there is no snapshot of what comes before"
+            )
+        entries: list[tuple[int, Entry]] = []
+        try:
+            for header, raw in plog.iter_batches():
+                try:
+                    decoded = decode_batch_entries(raw, 0)
+                except (InvalidRecordBatch, ValueError) as e:
+                    raise MetadataLogError(
+                        f"metadata log {self.directory}: unreadable batch at offset {header.base_offset}: {e}"
+                    ) from None
+                entries.extend((o, e) for o, e in decoded if o >= start)
+        except LogError as e:  # a damaged batch found on reading (after a clean shutdown)
+            raise MetadataLogError(f"metadata log {self.directory}: {e}") from None
+        if entries and entries[0][0] != start:
+            raise MetadataLogError(f"metadata log {self.directory}: records start at {entries[0][0]}, not at {start}")
+        for (prev, _e1), (o, _e2) in zip(entries, entries[1:], strict=False):
+            if o != prev + 1:
+                raise MetadataLogError(
+                    f"metadata log {self.directory}: offset {o} follows {prev}: a Raft log has no gaps "
+                    "(was it compacted?)"
+                )
+        if snap is not None:
+            MemoryLog.install_snapshot(self, snap)
+            s = snap.end_offset
+            keep = [(o, e) for o, e in entries if o >= s]
+            before = [e for o, e in entries if o == s - 1]
+            if s < start:
+                raise MetadataLogError(
+                    f"metadata log {self.directory} starts at offset {start}, after the end of its latest snapshot "
+                    f"{snap.snapshot_id}: the records in between are missing"
+                )
+            continues = s <= end and (not before or before[0].epoch == snap.epoch)
+            if not continues:
+                # the log does not continue the snapshot (a crash between installing a snapshot
+                # and emptying the log): it starts over, empty, at the snapshot's end
+                if end > start:
+                    logger.warning(
+                        "metadata log %s: the records [%d, %d) do not continue snapshot %s; dropping them",
+                        self.directory, start, end, snap.snapshot_id,
+                    )
+                plog.truncate_fully(s)
+                keep = []
+            elif start < s:
+                self._delete_below(s)
+            entries = keep
+        last = snap.epoch if snap is not None else -1
+        for i, (o, e) in enumerate(entries):
+            if e.epoch < last:
+                # epochs go back (after each other or after the snapshot's): what follows cannot
+                # be a Raft log; cut it off durably
+                logger.warning("metadata log %s: epoch %d after %d at offset %d; truncating there",
+                               self.directory, e.epoch, last, o)
+                self._truncate_stored(o)
+                entries = entries[:i]
+                break
+            last = e.epoch
+        MemoryLog.append(self, [e for _, e in entries])
+        MemoryLog.flush(self)
+
+    def _delete_below(self, offset: int) -> None:
+        """Move the partition log's start to ``offset``; whole segments below it are deleted."""
+        plog = self._plog
+        plog.high_watermark = plog.log_end_offset
+        plog.advance_log_start(offset)
+
+    # ------------------------------------------------------------------ RaftLog
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        self._check_open()
+        for e in entries:  # refuse what could not be written before accepting anything
+            _check_entry(e)
+        first = self.end_offset
+        super().append(entries)
+        if entries:
+            self._pending.append((first, len(entries)))
+
+    def flush(self) -> None:
+        self._check_open()
+        if not self._pending:
+            return
+        now = int(self._clock() * 1000)
+        data = bytearray()
+        for first, count in self._pending:
+            data += encode_batches(first, self.read(first, count), self.voters, now)
+        self._plog.append(bytes(data), assign_offsets=False)
+        self._plog.flush()
+        self._pending.clear()
+        super().flush()
+
+    def truncate_to(self, offset: int) -> None:
+        self._check_open()
+        if offset < self.start_offset:
+            raise ValueError(f"truncation to {offset}, below the log start {self.start_offset}")
+        if offset >= self.end_offset:
+            return
+        # the unflushed appends after it go
+        pending = []
+        for first, count in self._pending:
+            if first + count <= offset:
+                pending.append((first, count))
+            elif first < offset:
+                pending.append((first, offset - first))
+        self._pending = pending
+        if offset < self.flushed_end:
+            self._truncate_stored(offset)
+        super().truncate_to(offset)
+
+    def _truncate_stored(self, offset: int) -> None:
+        plog = self._plog
+        kept: bytes | None = None
+        base = offset
+        for header, raw in plog.iter_batches(max(plog.log_start_offset, 0)):
+            if header.last_offset < offset:
+                continue
+            if header.base_offset < offset:
+                # the cut falls inside this batch: its records below the cut are written again
+                batch = decode_batch(raw, 0)
+                records = [r for r in batch.records if r.offset is not None and r.offset < offset]
+                kept = build_batch(
+                    [Record(key=r.key, value=r.value, headers=r.headers, timestamp=r.timestamp) for r in records],
+                    base_offset=header.base_offset,
+                    control=header.is_control,
+                    partition_leader_epoch=header.partition_leader_epoch,
+                )
+                base = header.base_offset
+            break
+        if kept is not None:
+            # the kept records reach the disk before the batch holding them is cut: a crash
+            # between the cut and their new batch finds them in this file on open
+            self._write_file(TRUNCATION_FILE, kept)
+        plog.truncate_to(base)
+        if kept is not None:
+            plog.append(kept, assign_offsets=False)
+        plog.flush()
+        plog.active_segment.flush()  # the cut itself is durable too, as Raft's truncation must be
+        if plog.log_start_offset < self.start_offset:
+            # the batch began below the snapshot's end: cutting it emptied the partition log,
+            # which restarted at its base; the start goes back up to the snapshot
+            self._delete_below(self.start_offset)
+        if kept is not None:
+            os.unlink(self.directory / TRUNCATION_FILE)
+            _fsync_dir(self.directory)
+
+    def _finish_truncation(self) -> None:
+        """Complete a cut inside a batch that a crash interrupted (see `_truncate_stored`)."""
+        path = self.directory / TRUNCATION_FILE
+        try:
+            kept = path.read_bytes()
+        except FileNotFoundError:
+            return
+        plog = self._plog
+        try:
+            [(_pos, header)] = list(iter_batch_headers(kept, validate=True))
+        except (InvalidRecordBatch, ValueError) as e:
+            raise MetadataLogError(f"{path}: not one valid record batch ({e})") from None
+        if plog.log_end_offset == header.base_offset:
+            logger.warning("metadata log %s: completing a truncation inside the batch at offset %d",
+                           self.directory, header.base_offset)
+            plog.append(kept, assign_offsets=False)
+            plog.flush()
+        # otherwise the cut never happened, or its new batch is written: nothing to do
+        os.unlink(path)
+        _fsync_dir(self.directory)
+
+    def take_snapshot(self, end_offset: int, data: Any) -> Snapshot:
+        self._check_open()
+        if not self.start_offset < end_offset <= self.flushed_end:
+            raise ValueError(
+                f"snapshot at {end_offset} outside the durable log ({self.start_offset}, {self.flushed_end}]"
+            )
+        old = self.snapshot
+        epoch = self.entry(end_offset - 1).epoch
+        content = self._content(data, epoch, self._timestamp_of(end_offset - 1))
+        self._write_snapshot(end_offset, epoch, content)
+        snap = super().take_snapshot(end_offset, content)
+        self._delete_below(end_offset)
+        if old is not None and old.snapshot_id != snap.snapshot_id:
+            self._delete_snapshot(old)
+        return snap
+
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        self._check_open()
+        content = self._content(snapshot.data, snapshot.epoch)
+        old = self.snapshot
+        snapshot = Snapshot(snapshot.end_offset, snapshot.epoch, content)
+        self._write_snapshot(snapshot.end_offset, snapshot.epoch, content)
+        self._plog.truncate_fully(snapshot.end_offset)
+        self._pending.clear()
+        super().install_snapshot(snapshot)
+        if old is not None and old.snapshot_id != snapshot.snapshot_id:
+            self._delete_snapshot(old)
+
+    def crash(self) -> None:
+        raise NotImplementedError("a MetadataLog crashes by being closed without a flush and reopened")
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot_records(self) -> list[bytes]:
+        """The framed records of the latest snapshot (empty without one)."""
+        snap = self.snapshot
+        return snapshot_records(snap.data) if snap is not None else []
+
+    def _content(self, data: Any, epoch: int, last_ts: int = 0) -> bytes:
+        """Snapshot content from ``data``: the bytes of a ``.checkpoint`` (checked), or the framed
+        records (and ``ControlRecord``s) to write into one, whose header says ``last_ts``."""
+        if isinstance(data, bytes | bytearray | memoryview):
+            decode_snapshot(data)  # raises MetadataLogError on an incomplete or damaged one
+            epochs = {h.partition_leader_epoch for _pos, h in iter_batch_headers(data, validate=False)}
+            if epochs != {epoch}:
+                raise MetadataLogError(f"snapshot: batches of epochs {sorted(epochs)}, not of the snapshot's epoch {epoch}")
+            return bytes(data)
+        if isinstance(data, list | tuple):
+            return encode_snapshot(data, epoch, last_ts, now=int(self._clock() * 1000))
+        raise TypeError(
+            f"snapshot data must be a .checkpoint's bytes or a list of framed records, not {type(data).__name__}"
+        )
+
+    def _timestamp_of(self, offset: int) -> int:
+        """The append time of the record at ``offset`` (its batch's max timestamp), as the
+        SnapshotHeaderRecord's LastContainedLogTimestamp; 0 when it cannot be read."""
+        for header, _raw in self._plog.iter_batches(offset):
+            if header.base_offset <= offset <= header.last_offset:
+                return max(header.max_timestamp, 0)
+            break
+        return 0
+
+    def _write_snapshot(self, end_offset: int, epoch: int, content: bytes) -> None:
+        name = snapshot_file_name(end_offset, epoch)
+        self._write_file(name, content, f"{name[: -len(CHECKPOINT_SUFFIX)]}-{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
+
+    def _write_file(self, name: str, content: bytes, tmp_name: str | None = None) -> None:
+        """Write ``name`` atomically: a temporary file, fsynced, renamed, the directory fsynced."""
+        tmp = self.directory / (tmp_name or name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.directory / name)
+        _fsync_dir(self.directory)
+
+    def _delete_snapshot(self, snap: Snapshot) -> None:
+        try:
+            os.unlink(self.directory / snapshot_file_name(snap.end_offset, snap.epoch))
+        except FileNotFoundError:
+            pass
+
+    # ------------------------------------------------------------------ files
+
+    @property
+    def partition_log(self) -> PartitionLog:
+        """The segment log underneath (read it; the ``MetadataLog`` changes it)."""
+        return self._plog
+
+    def _check_open(self) -> None:
+        if self._plog is None or self.closed:
+            raise ValueError(f"metadata log {self.directory} is closed")
+
+    @property
+    def closed(self) -> bool:
+        return self._plog._closed
+
+    def close(self) -> None:
+        """Release the files; the unflushed tail is lost (call ``flush`` first to keep it).
+        Closed cleanly (checkpoint and shutdown marker) when nothing is pending."""
+        if not self.closed:
+            self._pending.clear()
+            self._plog.close(clean=True)

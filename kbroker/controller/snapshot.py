@@ -1,0 +1,165 @@
+"""The metadata image as records, for KRaft snapshots (Kafka's ``MetadataImage.write``), and back.
+
+``image_to_records(image)`` gives the metadata records that rebuild ``image`` exactly when applied
+to an empty one, in Kafka's order: features, brokers (cluster), topics with their partitions,
+configs (brokers', then topics'), producer ids. ``image_to_snapshot(image)`` adds what lives in
+the Raft layer (a ``KRaftVersionRecord`` control record when kraft.version > 0) and frames the
+records: it is the ``data`` ``MetadataLog.take_snapshot`` takes. ``load_snapshot(data, end)``
+reads a ``.checkpoint`` content (``Snapshot.data``) into a fresh image; ``records_to_image`` does
+the same from records.
+
+What the image does not hold cannot be in the snapshot: a partition's directories (JBOD). A
+broker's RegisterBrokerRecord offset is the snapshot's, as in Kafka. A new field in
+``MetadataImage`` must be written here too (``tests/unit/test_metadata_snapshot.py`` checks the
+list of fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kbroker.controller import metadata_records as mr
+from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
+from protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from protocol.records import ControlType
+
+METADATA_VERSION = "metadata.version"
+
+
+def image_to_records(image: MetadataImage) -> list[Any]:
+    """The metadata records (``mr.*`` objects) that rebuild ``image`` from an empty image."""
+    out: list[Any] = []
+    # features: metadata.version first, as Kafka's FeaturesImage writes it
+    for name in sorted(image.features, key=lambda n: (n != METADATA_VERSION, n)):
+        out.append(mr.FeatureLevelRecord(name=name, feature_level=image.features[name]))
+    for broker_id in sorted(image.brokers):
+        b = image.brokers[broker_id]
+        out.append(mr.RegisterBrokerRecord(
+            broker_id=b.broker_id,
+            incarnation_id=b.incarnation_id,
+            broker_epoch=b.epoch,
+            end_points=[
+                mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=proto)
+                for name, (host, port, proto) in b.endpoints.items()
+            ],
+            features=[
+                mr.RegisterBrokerRecord.BrokerFeature(name=name, min_supported_version=lo, max_supported_version=hi)
+                for name, (lo, hi) in b.supported_features.items()
+            ],
+            rack=b.rack,
+            fenced=b.fenced,
+            in_controlled_shutdown=b.in_controlled_shutdown,
+            log_dirs=list(b.log_dirs),
+        ))
+    for name in sorted(image.topics):
+        t = image.topics[name]
+        out.append(mr.TopicRecord(name=t.name, topic_id=t.topic_id))
+        for index in sorted(t.partitions):
+            p = t.partitions[index]
+            out.append(mr.PartitionRecord(
+                partition_id=p.partition, topic_id=p.topic_id, replicas=list(p.replicas), isr=list(p.isr),
+                leader=p.leader, leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch,
+                removing_replicas=list(p.removing_replicas), adding_replicas=list(p.adding_replicas),
+                leader_recovery_state=p.leader_recovery_state,
+                eligible_leader_replicas=list(p.elr) if p.elr else None,
+                last_known_elr=list(p.last_known_elr) if p.last_known_elr else None,
+            ))
+    for resource in sorted(image.broker_configs):
+        for key, value in sorted(image.broker_configs[resource].items()):
+            out.append(mr.ConfigRecord(resource_type=RESOURCE_BROKER, resource_name=resource, name=key, value=value))
+    for name in sorted(image.topics):
+        for key, value in sorted(image.topics[name].configs.items()):
+            out.append(mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=name, name=key, value=value))
+    for resource in sorted(image.group_configs):
+        for key, value in sorted(image.group_configs[resource].items()):
+            out.append(mr.ConfigRecord(resource_type=RESOURCE_GROUP, resource_name=resource, name=key, value=value))
+    for key in sorted(image.scram_credentials):
+        out.append(image.scram_credentials[key])
+    for acl_id in sorted(image.acls):
+        out.append(image.acls[acl_id])
+    if image.next_producer_id != 0:
+        # as Kafka's ProducerIdsImage: the next id only, no broker
+        out.append(mr.ProducerIdsRecord(broker_id=-1, broker_epoch=-1, next_producer_id=image.next_producer_id))
+    return out
+
+
+def kraft_version_control(level: int) -> ControlRecord:
+    return ControlRecord(ControlType.KRAFT_VERSION, bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)))
+
+
+def image_to_snapshot(image: MetadataImage) -> list[bytes | ControlRecord]:
+    """The snapshot of ``image`` as ``MetadataLog.take_snapshot`` takes it: a KRaftVersionRecord
+    control record when kraft.version > 0 (Kafka writes it in the header batch), then the framed
+    records of ``image_to_records``."""
+    out: list[bytes | ControlRecord] = []
+    if image.kraft_version > 0:
+        out.append(kraft_version_control(image.kraft_version))
+    out.extend(mr.encode_frame(r) for r in image_to_records(image))
+    return out
+
+
+def records_to_image(records: Iterable[Any], end_offset: int, image: MetadataImage | None = None) -> MetadataImage:
+    """A fresh image (or ``image``, which must be empty) with ``records`` applied: framed records
+    (bytes), ``mr.*`` objects, or ``ControlRecord``s (kraft.version); its offset becomes
+    ``end_offset - 1`` (the snapshot's last contained offset)."""
+    image = MetadataImage() if image is None else image
+    last = end_offset - 1
+    for r in records:
+        if isinstance(r, ControlRecord):
+            if r.type == ControlType.KRAFT_VERSION:
+                image.apply_kraft_version(KRaftVersionRecord.decode(memoryview(r.value), 0).kraft_version, last)
+            continue
+        record = mr.decode_frame(r) if isinstance(r, bytes | bytearray | memoryview) else r
+        image.apply(record, last)
+    image.offset = last
+    return image
+
+
+def load_snapshot(data: bytes | bytearray | memoryview, end_offset: int, image: MetadataImage | None = None) -> MetadataImage:
+    """The image a ``.checkpoint`` content (``Snapshot.data`` of a ``MetadataLog``) holds; raises
+    ``MetadataLogError`` for an incomplete or damaged one, ``ProtocolError`` for an undecodable
+    record."""
+    content = decode_snapshot(data)
+    return records_to_image([*content.control_records, *content.records], end_offset, image)
+
+
+# Kafka's MetadataLogConfig defaults
+MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS = 20 * 1024 * 1024  # metadata.log.max.record.bytes.between.snapshots
+MAX_SNAPSHOT_INTERVAL_MS = 3_600_000  # metadata.log.max.snapshot.interval.ms (0: no time-based snapshots)
+
+
+class SnapshotPolicy:
+    """When to snapshot the image, as Kafka's ``SnapshotGenerator``: after each committed batch the
+    image applied, a snapshot is due once ``max_bytes`` of records were applied since the last one,
+    or, when some were, ``max_interval_ms`` after the last one (0 disables the time rule). Sans-IO:
+    the caller passes the time and calls ``taken`` when it wrote the snapshot. Kafka snapshots only
+    at batch boundaries (a half-applied batch is never in a snapshot); so must the caller."""
+
+    __slots__ = ("max_bytes", "max_interval_ms", "bytes_since", "last_ms")
+
+    def __init__(self, now_ms: int, max_bytes: int = MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS,
+                 max_interval_ms: int = MAX_SNAPSHOT_INTERVAL_MS) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"metadata.log.max.record.bytes.between.snapshots must be at least 1, not {max_bytes}")
+        if max_interval_ms < 0:
+            raise ValueError(f"metadata.log.max.snapshot.interval.ms must be at least 0, not {max_interval_ms}")
+        self.max_bytes = max_bytes
+        self.max_interval_ms = max_interval_ms
+        self.bytes_since = 0
+        self.last_ms = now_ms
+
+    def applied(self, nbytes: int, now_ms: int) -> str | None:
+        """A committed batch of ``nbytes`` was applied: the reason a snapshot is due now, or None."""
+        self.bytes_since += nbytes
+        if self.bytes_since >= self.max_bytes:
+            return f"we have replayed at least {self.max_bytes} bytes"
+        if self.max_interval_ms and now_ms - self.last_ms >= self.max_interval_ms:
+            return f"we have waited at least {self.max_interval_ms // 60_000} minute(s)"
+        return None
+
+    def taken(self, now_ms: int) -> None:
+        """The snapshot was written: the counters start again."""
+        self.bytes_since = 0
+        self.last_ms = now_ms

@@ -1,0 +1,90 @@
+"""The share coordinator service: the share state store and the share partitions of this broker.
+
+Built by :func:`kbroker.coordinator.build_services` after the group coordinator; ``start()``
+loads ``__share_group_state`` and hooks the group coordinator's share groups (a member leaving
+releases its records). ``broker.share_coordinator`` reaches it from the API handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kbroker.coordinator.share_manager import ShareManager
+from kbroker.coordinator.share_state import STATE_TOPIC, ShareStateStore
+
+log = logging.getLogger(__name__)
+
+
+def share_groups_enabled(broker: Any) -> bool:
+    """Kafka's ``isShareGroupProtocolEnabled``: the finalized ``share.version`` is at least 1."""
+    return broker.image.features.get("share.version", 0) >= 1
+
+
+class ShareCoordinator:
+    def __init__(self, broker: Any, timer: Any = None) -> None:
+        from kbroker.coordinator.group_coordinator import LoopTimer
+
+        self.broker = broker
+        broker.share_coordinator = self
+        self.timer = timer or LoopTimer()
+        self.store = ShareStateStore(broker, self.timer)
+        self.manager = ShareManager(broker, self.timer, self.store)
+        self.loaded = False
+        if not isinstance(getattr(broker, "connection_listeners", None), list):
+            broker.connection_listeners = []
+        broker.connection_listeners.append(self.manager.on_connection_closed)
+
+    # What Metadata auto-creation of __share_group_state uses (replication.topics._internal_defaults).
+    topic_name = STATE_TOPIC
+
+    def topic_partitions(self) -> int:
+        return self.store.num_partitions
+
+    def topic_configs(self) -> dict[str, str]:
+        return self.store.topic_configs()
+
+    def start(self) -> None:
+        self.store.load()
+        self._schedule_prune()
+        groups = getattr(self.broker, "group_coordinator", None)
+        if groups is not None and getattr(groups, "share", None) is not None:
+            groups.share.on_member_removed.append(self.manager.on_member_removed)
+            groups.share.on_group_deleted.append(self.manager.drop_group)
+        self.loaded = True
+
+    def _schedule_prune(self) -> None:
+        self.timer.schedule("share-state-prune", self.broker.config["share.coordinator.state.topic.prune.interval.ms"],
+                            self._on_prune)
+
+    def _on_prune(self) -> None:
+        try:
+            moved = self.store.prune()
+            if moved:
+                log.info("pruned __share_group_state: log start offsets %s", moved)
+        finally:
+            self._schedule_prune()
+
+    def on_partition_deleted(self, topic: str, index: int) -> None:
+        """A deleted topic's share partitions and their stored state go (Kafka deletes the share
+        state of deleted topics too)."""
+        if not self.loaded:
+            return
+        ids = {sp.topic_id for sp in self.manager.partitions.values() if sp.topic == topic}
+        ids |= {tid for _g, tid, _p in self.store.states if self.broker.image.topic_by_id(tid) is None}
+        for group_id, tid, p in list(self.store.states):
+            if tid in ids and p == index:
+                self.manager.drop_partition(group_id, tid, p)
+        for (group_id, tid, p) in list(self.manager.partitions):
+            if tid in ids and p == index:
+                self.manager.drop_partition(group_id, tid, p)
+
+    def stop(self) -> None:
+        self.loaded = False
+        listeners = getattr(self.broker, "connection_listeners", None)
+        if isinstance(listeners, list) and self.manager.on_connection_closed in listeners:
+            listeners.remove(self.manager.on_connection_closed)
+        self.manager.close()
+        cancel_all = getattr(self.timer, "cancel_all", None)
+        if cancel_all is not None:
+            cancel_all()

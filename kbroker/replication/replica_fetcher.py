@@ -1,0 +1,570 @@
+"""Followers fetching from their leaders (Kafka's ``ReplicaFetcherManager``/``ReplicaFetcherThread``).
+
+One :class:`ReplicaFetcher` per source broker fetches every partition this broker follows there,
+with the replica form of Fetch (v17: ``ReplicaState`` with this broker's id and registration
+epoch, each partition's current leader epoch and last fetched epoch), from the leader's endpoint
+on ``inter.broker.listener.name`` (the first listener when unset) as the metadata image's broker
+registration gives it, in an incremental fetch session (KIP-227: after the first full fetch only
+the partitions whose position changed are sent; a lost session starts again with a full fetch).
+Records are appended as the leader sent them, byte for byte (offsets and
+partitionLeaderEpoch kept; the leader epoch cache learns the epochs from them); the follower's
+high watermark is the leader's, capped at its own log end.
+
+Truncation (KIP-101/279, KIP-595 style as Kafka 4.x): a partition whose log knows an epoch
+fetches with ``LastFetchedEpoch`` and the leader answers a ``DivergingEpoch`` when the logs
+diverge; the follower truncates to that epoch's end (``PartitionLog.truncate_to_epoch_end``) and
+fetches again. A log without epochs truncates to its high watermark first. OFFSET_OUT_OF_RANGE
+asks the leader's log end and start (ListOffsets as a replica) and truncates to them.
+
+Errors back off ``replica.fetch.backoff.ms`` (per partition for partition errors, the whole
+fetcher for connection errors); leader changes move partitions between fetchers
+(``ReplicaFetcherManager.add_partition``/``remove_partition``), and a response for a partition
+whose fetch state changed meanwhile is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
+from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
+from kbroker.replication.producer_manager import partition_state
+from protocol.api import decode_response, encode_request
+from protocol.errors import ErrorCode
+from protocol.exceptions import ProtocolError
+from protocol.messages import RequestHeader
+from protocol.messages.fetch import FetchRequest
+from protocol.messages.list_offsets import ListOffsetsRequest
+from protocol.record_batch import InvalidRecordBatch, parse_header
+from protocol.records import ControlType, iter_records, parse_control_record
+
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+
+log = logging.getLogger("kbroker.replication.fetcher")
+
+FETCH_VERSION = 17
+LIST_OFFSETS_VERSION = 9
+UNDEFINED = -1
+_LENGTH = struct.Struct(">i")
+_ids = itertools.count(1)
+
+
+class FetcherConnectionError(Exception):
+    pass
+
+
+class BrokerConnection:
+    """One connection to another broker, one request at a time."""
+
+    def __init__(self, host: str, port: int, client_id: str, max_frame: int) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.max_frame = max_frame
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._correlation = 0
+
+    async def open(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, body: Any, version: int, timeout: float) -> Any:
+        assert self._reader is not None and self._writer is not None
+        self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+        cid = self._correlation
+        header = RequestHeader(request_api_key=body.API_KEY, request_api_version=version, correlation_id=cid,
+                               client_id=self.client_id)
+        payload = encode_request(header, body)
+        async with asyncio.timeout(timeout):
+            self._writer.write(_LENGTH.pack(len(payload)) + payload)
+            await self._writer.drain()
+            (size,) = _LENGTH.unpack(await self._reader.readexactly(4))
+            if size < 4 or size > self.max_frame:
+                raise FetcherConnectionError(f"response of {size} bytes from {self.host}:{self.port}")
+            frame = await self._reader.readexactly(size)
+        resp_header, response = decode_response(frame, body.API_KEY, version)
+        if resp_header.correlation_id != cid:
+            raise FetcherConnectionError(f"correlation id {resp_header.correlation_id}, expected {cid}")
+        return response
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self._reader = self._writer = None
+
+
+@dataclass(eq=False)
+class FetchState:
+    """What a follower fetches of one partition (Kafka's ``PartitionFetchState``)."""
+
+    partition: Partition
+    leader_id: int
+    leader_epoch: int
+    fetch_offset: int
+    truncating: bool  # the log has no epoch: truncate to the high watermark before fetching
+    delayed_until: float = 0.0  # loop time; a partition error backs off until then
+    errors_logged: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A partition as the last fetch sent it (what the leader's fetch session holds)."""
+
+    state: FetchState
+    fetch_offset: int
+    leader_epoch: int
+    last_fetched_epoch: int
+    log_start_offset: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Sent) and self.state is other.state and (
+            self.fetch_offset, self.leader_epoch, self.last_fetched_epoch, self.log_start_offset) == (
+            other.fetch_offset, other.leader_epoch, other.last_fetched_epoch, other.log_start_offset)
+
+    def __hash__(self) -> int:
+        return hash((id(self.state), self.fetch_offset))
+
+
+SESSION_ERRORS = frozenset({ErrorCode.FETCH_SESSION_ID_NOT_FOUND, ErrorCode.INVALID_FETCH_SESSION_EPOCH,
+                            ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR})
+
+
+class ReplicaFetcherManager:
+    """The fetchers of this broker, one per source broker."""
+
+    def __init__(self, replica_manager: Any) -> None:
+        self.replica_manager = replica_manager  # kbroker.replication.replica_manager.ReplicaManager
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+        self._by_partition: dict[tuple[str, int], FetchState] = {}
+        self._closed = False
+
+    def has_partition(self, partition: Partition) -> bool:
+        s = self._by_partition.get((partition.topic, partition.index))
+        return s is not None and s.partition is partition and s.leader_id == partition.leader_id \
+            and s.leader_epoch == partition.leader_epoch
+
+    def add_partition(self, partition: Partition) -> None:
+        if self._closed:
+            return
+        plog = partition.log
+        state = FetchState(partition, partition.leader_id, partition.leader_epoch, plog.log_end_offset,
+                           truncating=plog.leader_epochs.latest_epoch < 0 and plog.log_end_offset > plog.high_watermark)
+        self._by_partition[(partition.topic, partition.index)] = state
+        fetcher = self.fetchers.get(partition.leader_id)
+        if fetcher is None:
+            fetcher = self.fetchers[partition.leader_id] = ReplicaFetcher(self, partition.leader_id)
+        fetcher.add(state)
+        log.info("%s-%d: fetching from broker %d at offset %d, leader epoch %d", partition.topic, partition.index,
+                 partition.leader_id, state.fetch_offset, state.leader_epoch)
+
+    def remove_partition(self, partition: Partition) -> None:
+        state = self._by_partition.pop((partition.topic, partition.index), None)
+        if state is None:
+            return
+        fetcher = self.fetchers.get(state.leader_id)
+        if fetcher is not None:
+            fetcher.remove(state)
+            if not fetcher.partitions:
+                fetcher.close()
+                del self.fetchers[state.leader_id]
+
+    def close(self) -> None:
+        self._closed = True
+        for fetcher in self.fetchers.values():
+            fetcher.close()
+        self.fetchers.clear()
+        self._by_partition.clear()
+
+
+class ReplicaFetcher:
+    """Fetches every partition followed on one source broker."""
+
+    def __init__(self, manager: ReplicaFetcherManager, source_id: int) -> None:
+        self.manager = manager
+        self.source_id = source_id
+        self.partitions: dict[tuple[str, int], FetchState] = {}
+        self._wake = asyncio.Event()
+        self._conn: BrokerConnection | None = None
+        self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
+            self._run(), name=f"replica-fetcher-{source_id}")
+        self._logged: set[str] = set()
+        # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
+        self._session_id = INVALID_SESSION_ID
+        self._session_epoch = INITIAL_EPOCH
+        self._session: dict[tuple[Any, int], _Sent] = {}
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def add(self, state: FetchState) -> None:
+        p = state.partition
+        self.partitions[(p.topic, p.index)] = state
+        self._wake.set()
+
+    def remove(self, state: FetchState) -> None:
+        p = state.partition
+        if self.partitions.get((p.topic, p.index)) is state:
+            del self.partitions[(p.topic, p.index)]
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- config ---------------------------------------------------------------------------
+
+    @property
+    def _broker(self) -> Any:
+        return self.manager.replica_manager.broker
+
+    def _cfg(self, key: str) -> Any:
+        return self._broker.config[key]
+
+    def _endpoint(self) -> tuple[str, int] | None:
+        broker = self._broker
+        reg = broker.image.brokers.get(self.source_id)
+        if reg is None or not reg.endpoints:
+            return None
+        name = broker.config["inter.broker.listener.name"] or broker.config.client_listeners[0].listener
+        ep = reg.endpoints.get(name) or next(iter(reg.endpoints.values()))
+        return ep[0], ep[1]
+
+    # -- loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self._cfg("replica.fetch.backoff.ms") / 1000
+        try:
+            while True:
+                if not self.partitions:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                now = loop.time()
+                ready = [s for s in self.partitions.values() if s.delayed_until <= now]
+                if not ready:
+                    self._wake.clear()
+                    wait = min(s.delayed_until for s in self.partitions.values()) - now
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), max(wait, 0.001))
+                    except TimeoutError:
+                        pass
+                    continue
+                try:
+                    conn = await self._connection()
+                    if conn is None:
+                        await asyncio.sleep(backoff)
+                        continue
+                    for s in [s for s in ready if s.truncating]:
+                        self._truncate_to_high_watermark(s)
+                    fetching = [s for s in ready if not s.truncating and self._current(s)]
+                    if fetching:
+                        await self._fetch(conn, fetching)
+                except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError, FetcherConnectionError,
+                        ProtocolError) as exc:
+                    self._log_once("conn", logging.INFO, "fetch from broker %d failed: %r; retrying in %d ms",
+                                   self.source_id, exc, int(backoff * 1000))
+                    self._drop_connection()
+                    await asyncio.sleep(backoff)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug: keep fetching the other partitions, after a pause
+                    log.exception("replica fetcher for broker %d failed; retrying in %d ms", self.source_id,
+                                  int(backoff * 1000))
+                    self._drop_connection()
+                    await asyncio.sleep(backoff)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _drop_connection(self) -> None:
+        self._reset_session()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _log_once(self, key: str, level: int, msg: str, *args: Any) -> None:
+        log.log(level if key not in self._logged else logging.DEBUG, msg, *args)
+        self._logged.add(key)
+
+    async def _connection(self) -> BrokerConnection | None:
+        if self._conn is not None:
+            return self._conn
+        endpoint = self._endpoint()
+        if endpoint is None:
+            self._log_once("endpoint", logging.INFO, "broker %d has no registered endpoint yet", self.source_id)
+            return None
+        node = self.manager.replica_manager.node_id
+        conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-0",
+                                self._cfg("socket.request.max.bytes"))
+        await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
+        self._conn = conn
+        self._logged.discard("conn")
+        log.info("fetching from broker %d at %s:%d", self.source_id, *endpoint)
+        return conn
+
+    def _current(self, s: FetchState) -> bool:
+        p = s.partition
+        return self.partitions.get((p.topic, p.index)) is s
+
+    # -- truncation -------------------------------------------------------------------------
+
+    def _truncate_to_high_watermark(self, s: FetchState) -> None:
+        p = s.partition
+        hw = p.log.high_watermark
+        if p.log.log_end_offset > hw:
+            log.info("%s-%d: truncating to the high watermark %d (the log has no leader epochs)", p.topic, p.index, hw)
+            p.log.truncate_to(hw)
+            p.producer_state = None
+        s.fetch_offset = p.log.log_end_offset
+        s.truncating = False
+
+    def _truncate_diverging(self, s: FetchState, epoch: int, end_offset: int) -> None:
+        p = s.partition
+        before = p.log.log_end_offset
+        result = p.log.truncate_to_epoch_end(epoch, end_offset)
+        if result is None:
+            return
+        offset, _complete = result
+        if offset < before:
+            p.producer_state = None  # rebuilt from the log (and its snapshots) on next use
+            log.info("%s-%d: truncated from %d to %d: the leader's epoch %d ends at %d", p.topic, p.index, before,
+                     offset, epoch, end_offset)
+        s.fetch_offset = p.log.log_end_offset
+
+    async def _out_of_range(self, conn: BrokerConnection, s: FetchState) -> None:
+        """Kafka's ``handleOutOfRangeError``: past the leader's end, truncate to it; before its
+        start, start again at it."""
+        p = s.partition
+        leader_end = await self._list_offset(conn, s, -1)
+        if leader_end is None:
+            return
+        if leader_end < s.fetch_offset:
+            log.info("%s-%d: truncating to the leader's end offset %d (fetch offset %d out of range)", p.topic,
+                     p.index, leader_end, s.fetch_offset)
+            p.log.truncate_to(leader_end)
+            p.producer_state = None
+        else:
+            leader_start = await self._list_offset(conn, s, -2)
+            if leader_start is None:
+                return
+            if leader_start > p.log.log_end_offset or leader_start > s.fetch_offset:
+                log.info("%s-%d: starting over at the leader's start offset %d (fetch offset %d out of range)",
+                         p.topic, p.index, leader_start, s.fetch_offset)
+                p.log.truncate_fully(leader_start)
+                p.producer_state = None
+        s.fetch_offset = p.log.log_end_offset
+
+    async def _list_offset(self, conn: BrokerConnection, s: FetchState, timestamp: int) -> int | None:
+        p = s.partition
+        Req = ListOffsetsRequest
+        request = Req(replica_id=self.manager.replica_manager.node_id, isolation_level=0, topics=[
+            Req.ListOffsetsTopic(name=p.topic, partitions=[Req.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=p.index, current_leader_epoch=s.leader_epoch, timestamp=timestamp)])])
+        response = await conn.request(request, LIST_OFFSETS_VERSION, self._cfg("replica.socket.timeout.ms") / 1000)
+        for t in response.topics:
+            for rp in t.partitions:
+                if rp.error_code == ErrorCode.NONE:
+                    return rp.offset
+                self._delay(s, rp.error_code)
+        return None
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    def _delay(self, s: FetchState, error: int) -> None:
+        loop = asyncio.get_running_loop()
+        s.delayed_until = loop.time() + self._cfg("replica.fetch.backoff.ms") / 1000
+        p = s.partition
+        level = logging.INFO if error not in s.errors_logged else logging.DEBUG
+        s.errors_logged.add(error)
+        log.log(level, "%s-%d: fetch from broker %d answered %s; backing off", p.topic, p.index, self.source_id,
+                _name(error))
+
+    def _request(self, states: list[FetchState]) -> tuple[FetchRequest, dict[tuple[Any, int], _Sent]]:
+        """The next Fetch: full (opening a fetch session) when there is no session, else
+        incremental: only the partitions whose fetch position changed, the others forgotten."""
+        rm = self.manager.replica_manager
+        node = rm.node_id
+        max_partition = self._cfg("replica.fetch.max.bytes")
+        nxt: dict[tuple[Any, int], _Sent] = {}
+        for s in states:
+            p = s.partition
+            latest = p.log.leader_epochs.latest_epoch
+            nxt[(p.topic_id, p.index)] = _Sent(s, s.fetch_offset, s.leader_epoch, latest if latest >= 0 else -1,
+                                               p.log.log_start_offset)
+        full = self._session_epoch == INITIAL_EPOCH
+        topics: dict[Any, FetchRequest.FetchTopic] = {}
+        for key, sent in nxt.items():
+            if not full and self._session.get(key) == sent:
+                continue
+            p = sent.state.partition
+            topic = topics.get(p.topic_id)
+            if topic is None:
+                topic = topics[p.topic_id] = FetchRequest.FetchTopic(topic=p.topic, topic_id=p.topic_id, partitions=[])
+            topic.partitions.append(FetchRequest.FetchTopic.FetchPartition(
+                partition=p.index, current_leader_epoch=sent.leader_epoch, fetch_offset=sent.fetch_offset,
+                last_fetched_epoch=sent.last_fetched_epoch, log_start_offset=sent.log_start_offset,
+                partition_max_bytes=max_partition))
+        forgotten: dict[Any, FetchRequest.ForgottenTopic] = {}
+        if not full:
+            for topic_id, index in self._session:
+                if (topic_id, index) not in nxt:
+                    forgotten.setdefault(topic_id, FetchRequest.ForgottenTopic(topic_id=topic_id, partitions=[])) \
+                        .partitions.append(index)
+        request = FetchRequest(
+            cluster_id=None, replica_id=node,
+            replica_state=FetchRequest.ReplicaState(replica_id=node, replica_epoch=rm.broker_epoch(node)),
+            max_wait_ms=self._cfg("replica.fetch.wait.max.ms"), min_bytes=self._cfg("replica.fetch.min.bytes"),
+            max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
+            session_id=self._session_id, session_epoch=self._session_epoch, topics=list(topics.values()),
+            forgotten_topics_data=list(forgotten.values()), rack_id="")
+        return request, nxt
+
+    def _reset_session(self) -> None:
+        """The next fetch is a full one (closing the old session, whose id it carries)."""
+        self._session_epoch = INITIAL_EPOCH
+        self._session = {}
+
+    async def _fetch(self, conn: BrokerConnection, states: list[FetchState]) -> None:
+        request, nxt = self._request(states)
+        timeout = (self._cfg("replica.fetch.wait.max.ms") + self._cfg("replica.socket.timeout.ms")) / 1000
+        try:
+            response = await conn.request(request, FETCH_VERSION, timeout)
+        except BaseException:
+            self._reset_session()
+            raise
+        if response.error_code != ErrorCode.NONE:
+            self._reset_session()
+            if response.error_code not in SESSION_ERRORS:
+                for s in states:
+                    self._delay(s, response.error_code)
+            return
+        # The leader now holds ``nxt`` as this session's partitions (KIP-227).
+        if request.session_epoch == INITIAL_EPOCH:
+            self._session_id = response.session_id
+            self._session_epoch = INITIAL_EPOCH if response.session_id == INVALID_SESSION_ID else 1
+        else:
+            self._session_epoch = 1 if self._session_epoch >= 2**31 - 1 else self._session_epoch + 1
+        self._session = dict(nxt) if self._session_epoch != INITIAL_EPOCH else {}
+        for t in response.responses:
+            for pd in t.partitions:
+                sent = nxt.get((t.topic_id, pd.partition_index))
+                if sent is None:
+                    continue
+                s = sent.state
+                if not self._current(s) or s.fetch_offset != sent.fetch_offset:
+                    continue  # the partition's fetch state changed while the fetch was out
+                try:
+                    await self._handle_partition(conn, s, pd)
+                except (LogClosedError, LogCorruptedError, LogError, InvalidRecordBatch, InvalidOffsetError) as exc:
+                    p = s.partition
+                    log.warning("%s-%d: cannot append the records fetched from broker %d: %s", p.topic, p.index,
+                                self.source_id, exc)
+                    self._delay(s, ErrorCode.KAFKA_STORAGE_ERROR)
+
+    async def _handle_partition(self, conn: BrokerConnection, s: FetchState, pd: Any) -> None:
+        p = s.partition
+        error = pd.error_code
+        if error == ErrorCode.OFFSET_OUT_OF_RANGE:
+            await self._out_of_range(conn, s)
+            return
+        if error != ErrorCode.NONE:
+            self._delay(s, error)
+            return
+        s.errors_logged.clear()
+        diverging = pd.diverging_epoch
+        if diverging is not None and (diverging.epoch >= 0 or diverging.end_offset >= 0):
+            self._truncate_diverging(s, diverging.epoch, diverging.end_offset)
+            return
+        records = pd.records
+        if records is not None and len(records):
+            self._append(s, memoryview(records))
+        plog = p.log
+        before = plog.high_watermark
+        plog.high_watermark = pd.high_watermark  # capped at the log end by the log
+        if pd.log_start_offset > plog.log_start_offset and pd.log_start_offset <= plog.high_watermark:
+            plog.advance_log_start(pd.log_start_offset)
+        if plog.high_watermark != before:
+            p.notify()
+
+    def _append(self, s: FetchState, data: memoryview) -> None:
+        p = s.partition
+        plog = p.log
+        batches = []
+        pos = 0
+        while len(data) - pos >= 61:
+            header = parse_header(data, pos)
+            if header.size > len(data) - pos:
+                break  # a partial batch at the end: fetched again next time
+            batches.append((pos, header))
+            pos += header.size
+        if not batches:
+            return
+        leo = plog.log_end_offset
+        first_pos, first = batches[0]
+        if first.base_offset < leo:
+            # The batch holding the fetch offset starts before it (the log was cut inside a batch):
+            # keep the whole batch, as the leader has it.
+            drop = [b for b in batches if b[1].last_offset < leo]
+            batches = batches[len(drop):]
+            if not batches:
+                return
+            first_pos, first = batches[0]
+            if first.base_offset < leo:
+                plog.truncate_to(first.base_offset)
+                p.producer_state = None
+        last_pos, last = batches[-1]
+        chunk = data[first_pos : last_pos + last.size]
+        # The producer state as of the log end, before these batches (loaded from the log if needed).
+        state = partition_state(p) if any(h.producer_id >= 0 for _pos, h in batches) else None
+        plog.append(chunk, assign_offsets=False)
+        if state is not None:
+            self._update_producer_state(p, state, chunk, batches, first_pos)
+        s.fetch_offset = plog.log_end_offset
+
+    def _update_producer_state(self, p: Partition, state: Any, chunk: memoryview, batches: list,
+                               first_pos: int) -> None:
+        """The producer state learns the appended batches; ABORT markers go to the ``.txnindex``."""
+        for pos, header in batches:
+            if header.producer_id < 0:
+                continue
+            if header.is_control:
+                ctrl = _control(chunk[pos - first_pos : pos - first_pos + header.size])
+                if ctrl is None:
+                    continue
+                aborted = state.apply_marker(header.producer_id, header.producer_epoch,
+                                             ctrl.type == ControlType.COMMIT, header.base_offset,
+                                             ctrl.coordinator_epoch or 0, header.max_timestamp)
+                if aborted is not None:
+                    p.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
+                                             aborted.last_stable_offset)
+            else:
+                state.update(header, header.base_offset, header.last_offset)
+
+
+def _control(batch: memoryview) -> Any:
+    try:
+        records = list(iter_records(bytes(batch)))
+        ctrl = parse_control_record(records[0]) if records else None
+    except (InvalidRecordBatch, ValueError):
+        return None
+    if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
+        return None
+    return ctrl
+
+
+def _name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)

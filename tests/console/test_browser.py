@@ -1,0 +1,266 @@
+"""The console in a real browser: headless Chromium from Debian (scripts/install-test-tools installs
+it) driven by Playwright, which is told to use that Chromium (``executable_path``) and downloads
+no browser. Walks every page against a broker with data and clicks through create topic ->
+produce -> browse -> group lag -> reset offsets. Screenshots go to artifacts/console/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from playwright.sync_api import Page, expect, sync_playwright
+
+from protocol.messages import REQUESTS
+from protocol.records import Record, build_batch
+from tests.console.helpers import post
+from tests.integration.waiting import wait_until
+from tests.integration.wire import Wire
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
+SCRIPT = "<script>alert(1)</script>"
+TOPIC = "e2e-topic"
+GROUP = "e2e-group"
+HOSTILE_GROUP = "<img src=x onerror=alert(5)>"
+TXN_ID = "e2e-<svg onload=alert(6)>"
+WAIT_MS = 20_000
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise AssertionError("Chromium is not installed: run scripts/install-test-tools (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, base):
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=base)
+    pg = context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    pg.dialogs = []  # type: ignore[attr-defined]
+
+    def on_dialog(dialog):
+        pg.dialogs.append((dialog.type, dialog.message))  # type: ignore[attr-defined]
+        dialog.accept()
+    pg.on("dialog", on_dialog)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert errors == [], errors
+    assert not [d for d in pg.dialogs if d[0] == "alert"], pg.dialogs  # type: ignore[attr-defined]
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_selector("main[aria-busy=false]")
+    page.mouse.move(1300, 880)  # no hover highlight in the picture
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def go(page: Page, hash_: str) -> None:
+    page.goto("/" + hash_)
+    page.wait_for_selector("main[aria-busy=false]")
+
+
+def produce_binary(bootstrap: str, topic: str, partition: int, value: bytes) -> None:
+    wire = Wire(bootstrap)
+    try:
+        Req = REQUESTS[0]
+        data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
+            index=partition, records=build_batch([Record(value=value, timestamp=int(time.time() * 1000))]))])
+        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+        assert resp.responses[0].partition_responses[0].error_code == 0
+    finally:
+        wire.close()
+
+
+def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        got = 0
+
+        def poll() -> bool:
+            nonlocal got
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                got += 1
+            return got >= count
+        wait_until(poll, message=f"{count} records consumed")
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, base):
+    bootstrap = broker.bootstrap_servers
+
+    # Overview.
+    go(page, "#/overview")
+    expect(page.locator("#cluster-id")).to_have_text(broker.broker.cluster_id)
+    expect(page.locator("#broker-count")).to_have_text("1")
+
+    # Create a topic from the Topics page.
+    page.click("header nav a[data-page=topics]")
+    page.fill("#create-topic-name", TOPIC)
+    page.fill("#create-topic-partitions", "3")
+    page.fill("#create-topic-configs", "retention.ms=86400000")
+    page.click("#create-topic-submit")
+    expect(page.locator("#topic-name")).to_have_text(TOPIC)
+    expect(page.locator("#notice-text")).to_contain_text(f"Created topic {TOPIC}")
+    expect(page.locator("#partitions-table tbody tr")).to_have_count(3)
+    expect(page.locator("tr[data-config-row='retention.ms'] input")).to_have_value("86400000")
+
+    # Edit a config.
+    page.fill("input[data-config='segment.ms']", "3600000")
+    page.click("button[data-save='segment.ms']")
+    expect(page.locator("#notice-text")).to_contain_text("Set segment.ms=3600000")
+    expect(page.locator("tr[data-config-row='segment.ms'] td").nth(2)).to_have_text("DYNAMIC_TOPIC_CONFIG")
+    shot(page, "topic")
+
+    # Produce: a JSON record, then hostile markup in the value, key and headers.
+    page.click("text=Produce >> nth=1")
+    expect(page.locator("#produce-topic")).to_have_value(TOPIC)
+    page.select_option("#produce-partition", "0")
+    page.fill("#produce-key", "user-1")
+    page.fill("#produce-value", '{"name":"Ada","tags":["x"]}')
+    page.click("#produce-add-header")
+    page.fill(".header-row >> nth=0 >> .header-key", "source")
+    page.fill(".header-row >> nth=0 >> .header-value", "console-test")
+    page.click("#produce-submit")
+    expect(page.locator("#notice-text")).to_have_text(f"Produced to {TOPIC} partition 0 at offset 0")
+    page.fill("#produce-key", "<b>bold</b>")
+    page.fill("#produce-value", SCRIPT)
+    page.fill(".header-row >> nth=0 >> .header-key", "<img src=x onerror=alert(2)>")
+    page.fill(".header-row >> nth=0 >> .header-value", "<script>alert(3)</script>")
+    page.click("#produce-submit")
+    expect(page.locator("#notice-text")).to_have_text(f"Produced to {TOPIC} partition 0 at offset 1")
+    shot(page, "produce")
+
+    # Browse: newest first, markup shown as text, JSON pretty-printed.
+    page.click(f"text=browse {TOPIC}")
+    rows = page.locator("#records tr.record-row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator(".record-value pre")).to_have_text(SCRIPT)
+    expect(rows.nth(0).locator(".record-key pre")).to_have_text("<b>bold</b>")
+    expect(rows.nth(0).locator(".record-headers")).to_contain_text("<img src=x onerror=alert(2)>: <script>alert(3)</script>")
+    assert page.locator("#records script, #records img, #records b:has-text('bold')").count() == 0
+    assert page.evaluate("document.querySelectorAll('script').length") == 1  # the console's own
+    pretty = rows.nth(1).locator(".record-value pre.json").text_content()
+    assert json.loads(pretty) == {"name": "Ada", "tags": ["x"]} and '\n  "name": "Ada"' in pretty
+    # Filter on value text, then by partition and offset.
+    page.fill("#browse-filter", "ada")
+    page.click("#browse-load")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_have_attribute("data-offset", "0")
+    page.fill("#browse-filter", "")
+    page.select_option("#browse-partition", "0")
+    page.select_option("#browse-mode", "offset")
+    page.fill("#browse-offset", "1")
+    page.click("#browse-load")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_have_attribute("data-offset", "1")
+    # Bytes that are not text: hex, and escaped.
+    produce_binary(bootstrap, TOPIC, 2, b"\x00\x01bin\xff")
+    page.select_option("#browse-partition", "2")
+    page.select_option("#browse-mode", "newest")
+    page.click("#browse-load")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0).locator(".record-value pre.hex")).to_have_text("00 01 62 69 6e ff")
+    expect(rows.nth(0).locator(".record-value pre.escaped")).to_have_text("\\x00\\x01bin\\xff")
+    page.select_option("#browse-partition", "0")
+    # Live tail: a record produced elsewhere shows up on top.
+    page.select_option("#browse-mode", "newest")
+    page.click("#browse-load")
+    expect(rows).to_have_count(2)
+    page.check("#browse-live")
+    post(base, f"/api/topics/{TOPIC}/produce", {"partition": 0, "key": "tail", "value": "arrived while tailing"})
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).locator(".record-value pre")).to_have_text("arrived while tailing")
+    shot(page, "messages")
+    page.uncheck("#browse-live")
+
+    # A consumer group reads the 4 records (3 in partition 0, 1 in 2) and commits; 2 more arrive
+    # in partition 0: lag 2.
+    consume_and_commit(bootstrap, GROUP, TOPIC, 4)
+    for i in range(2):
+        post(base, f"/api/topics/{TOPIC}/produce", {"partition": 0, "value": f"later {i}"})
+    post(base, f"/api/groups/{quote(HOSTILE_GROUP, safe='')}/reset-offsets", {"to": "earliest", "topic": TOPIC})
+    page.click("header nav a[data-page=groups]")
+    expect(page.locator(f"tr[data-group='{GROUP}'] td").nth(3)).to_have_text("Empty")
+    expect(page.locator("#groups-table a.group-link", has_text=HOSTILE_GROUP)).to_have_count(1)
+    page.click(f"a.group-link:text-is('{GROUP}')")
+    expect(page.locator("#group-id")).to_have_text(GROUP)
+    expect(page.locator("#group-state")).to_have_text("Empty")
+    expect(page.locator("#group-total-lag")).to_have_text("2")
+    expect(page.locator(f"tr.offset-row[data-topic='{TOPIC}'][data-partition='0'] td.committed")).to_have_text("3")
+    shot(page, "group")
+
+    # Reset the group's offsets to the earliest, then to an offset.
+    page.select_option("#reset-topic", TOPIC)
+    page.select_option("#reset-to", "earliest")
+    page.click("#reset-submit")
+    expect(page.locator("#notice-text")).to_have_text(f"Reset 3 partition offsets of {GROUP}")
+    expect(page.locator("#group-total-lag")).to_have_text("6")
+    page.select_option("#reset-topic", TOPIC)
+    page.select_option("#reset-to", "offset")
+    page.fill("#reset-offset", "4")
+    page.click("#reset-submit")
+    expect(page.locator("tr.offset-row[data-partition='0'] td.committed")).to_have_text("4")
+    expect(page.locator("#group-total-lag")).to_have_text("1")
+
+    # Transactions and producers.
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": TXN_ID})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(TOPIC, value=b"txn", partition=1)
+    producer.commit_transaction(30)
+    page.click("header nav a[data-page=transactions]")
+    expect(page.locator("#transactions-table tr", has_text=TXN_ID)).to_contain_text("CompleteCommit")
+    assert page.locator("#transactions-table svg").count() == 0
+    expect(page.locator("#producers-table tr", has_text=TOPIC)).to_have_count(1)
+    shot(page, "transactions")
+
+    # Overview again, with throughput counted; then the topics list.
+    go(page, "#/overview")
+    expect(page.locator("#topic-count")).not_to_have_text("0")
+    page.wait_for_selector("#throughput svg.chart")
+    shot(page, "overview")
+    go(page, "#/topics")
+    # 5 records in partition 0; in partition 1 a transaction's record and its commit marker; 1 in 2.
+    expect(page.locator(f"#topics-table tr[data-topic='{TOPIC}'] td").nth(4)).to_have_text("8")
+    shot(page, "topics")
+
+    # Delete the topic (the confirm dialog is accepted).
+    go(page, f"#/topic/{TOPIC}")
+    page.click("#delete-topic")
+    expect(page.locator("#notice-text")).to_have_text(f"Deleted topic {TOPIC}")
+    expect(page.locator(f"#topics-table tr[data-topic='{TOPIC}']")).to_have_count(0)
+    assert ("confirm", f"Delete topic {TOPIC} and all its records?") in page.dialogs  # type: ignore[attr-defined]
+
+
+def test_a_failed_change_shows_the_brokers_error(page: Page):
+    go(page, "#/topics")
+    page.fill("#create-topic-name", "bad name")
+    page.click("#create-topic-submit")
+    expect(page.locator("#notice-text")).to_contain_text("characters other than ASCII alphanumerics")
+    expect(page.locator("#notice-text")).to_have_class("error")
+    go(page, "#/topic/missing-topic")
+    expect(page.locator("#page-error")).to_have_text("no topic 'missing-topic'")
