@@ -10,7 +10,8 @@ a partition that gets an error.
 Kafka creates a future log in the destination and catches it up with a background thread; here the
 move is done before the answer (``LogManager.move``: the closed log copied, fsynced, then swapped
 in), so producers writing meanwhile wait for it and lose nothing, and DescribeLogDirs never shows a
-future replica. A copy that fails (no space) leaves the partition where it was, KAFKA_STORAGE_ERROR.
+future replica. A copy that fails (no space) leaves the partition where it was, KAFKA_STORAGE_ERROR. Without
+ALTER on the cluster every partition gets CLUSTER_AUTHORIZATION_FAILED, as in Kafka.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 
 from kbroker.api.registry import api
 from kbroker.log.log_manager import LogDirOfflineError
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsResponse
 
@@ -54,6 +56,10 @@ def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
 
 @api(34, 1, 2)
 def handle_alter_replica_log_dirs(ctx, request) -> AlterReplicaLogDirsResponse:
+    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):  # as Kafka: every partition refused
+        from kbroker.api.error_response import BUILDERS
+
+        return BUILDERS[34](request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     wanted: dict[tuple[str, int], str] = {}
     for d in request.dirs:
         for t in d.topics:

@@ -3,8 +3,8 @@
 Per group, as Kafka's ``GroupMetadataManager.streamsGroupDescribe``: GROUP_ID_NOT_FOUND when
 unknown ("Group X not found.") or not a streams group ("Group X is not a streams group."). The
 topology is the configured one when it is ready (partition counts of the internal topics), else the
-one the members sent. UNSUPPORTED_VERSION when streams groups are disabled. Authorized operations
-are not computed; no topology description is stored (Kafka needs a plugin for that, see
+one the members sent. UNSUPPORTED_VERSION when streams groups are disabled; GROUP_AUTHORIZATION_FAILED without
+DESCRIBE on the group. Authorized operations are not computed; no topology description is stored (Kafka needs a plugin for that, see
 streams_group_topology_description_update.py), so ``TopologyDescription`` stays null.
 """
 
@@ -14,6 +14,7 @@ from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.streams_group import StreamsGroup
+from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from protocol.errors import ErrorCode
 from protocol.messages.streams_group_describe import (
     Assignment,
@@ -65,6 +66,9 @@ def handle_streams_group_describe(ctx, request):
     for group_id in request.group_ids:
         if coordinator is None:
             groups.append(G(group_id=group_id, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[]))
+            continue
+        if not authorized(ctx, DESCRIBE, GROUP, group_id):
+            groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
             continue
         if not group_id:
             groups.append(G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, members=[]))

@@ -5,13 +5,16 @@ Kafka 4.4 stores topology descriptions only through a broker plugin
 is answered UNSUPPORTED_VERSION ("The broker has no streams group topology description plugin
 configured."), before the group is looked at, which is what this broker does: it has no such
 plugin. (Kafka's heartbeat then never sets ``TopologyDescriptionRequired``, so clients do not send
-this request.)
+this request.) Before that, as Kafka's KafkaApis: UNSUPPORTED_VERSION when streams groups are
+disabled, GROUP_AUTHORIZATION_FAILED without READ on the group.
 """
 
 from __future__ import annotations
 
+from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
+from kbroker.api.streams_group_heartbeat import streams_enabled
+from protocol.errors import ErrorCode, default_message
 from protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateResponse,
 )
@@ -19,6 +22,11 @@ from protocol.messages.streams_group_topology_description_update import (
 
 @api(93, 0, 0)
 def handle_streams_group_topology_description_update(ctx, request):
+    if not streams_enabled(ctx.broker):
+        return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.UNSUPPORTED_VERSION,
+                                                             error_message=default_message(ErrorCode.UNSUPPORTED_VERSION))
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (KIP-1331)
+        return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is None:
         return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
