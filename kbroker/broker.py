@@ -410,11 +410,17 @@ class Broker:
                 self.cluster_id = check_formatted(self.config)
             except StorageError as exc:
                 raise StartupError(str(exc)) from None
+        failed: set[Path] = set()
         for d in dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StartupError(f"cannot create log directory {d}: {exc.strerror}") from None
+                if d == dirs[0] or d == (Path(meta_dir) if meta_dir else None):
+                    raise StartupError(f"cannot create log directory {d}: {exc.strerror}") from None
+                # Another log dir failing only takes its partitions offline (see LogManager).
+                log.error("log directory %s is offline: %s", d, exc.strerror)
+                failed.add(d)
+                continue
             lock = open(d / ".lock", "a+")  # noqa: SIM115 - held for the broker's lifetime
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -443,6 +449,8 @@ class Broker:
             raise StartupError(f"cluster.id {configured} does not match the stored cluster id {cluster_ids.pop()}")
         self.cluster_id = configured or (cluster_ids.pop() if cluster_ids else _new_cluster_id())
         for d in dirs:
+            if d in failed:
+                continue
             meta = d / "meta.properties"
             if not meta.exists():
                 tmp = d / "meta.properties.tmp"
@@ -545,7 +553,7 @@ class Broker:
         for topic in self.image.topics.values():
             for index, state in topic.partitions.items():
                 if self.node_id in state.replicas:
-                    self._open_partition(topic.name, index)
+                    self._open_partition(topic.name, index, new=False)
         for topic_name, index in list(self.log_manager.partitions()):
             if topic_name == METADATA_TOPIC:
                 continue
@@ -603,12 +611,12 @@ class Broker:
                     p.log.config = config
                     p.config = settings
 
-    def _open_partition(self, topic_name: str, index: int) -> None:
+    def _open_partition(self, topic_name: str, index: int, *, new: bool = True) -> None:
         topic = self.image.topic(topic_name)
         assert topic is not None and self.log_manager is not None
         state = topic.partitions[index]
         log_config, settings = self._partition_configs(topic.configs)
-        plog = self.log_manager.get_or_create(topic_name, index, log_config)
+        plog = self.log_manager.get_or_create(topic_name, index, log_config, new=new)
         if plog.high_watermark < plog.log_end_offset:
             plog.high_watermark = plog.log_end_offset
         # Opened with no leader and epoch -1, then made leader or follower by the state's record.

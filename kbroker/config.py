@@ -384,6 +384,25 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
         _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
+        # Streams groups (KIP-1071), Kafka 4.4's defaults.
+        _k("group.streams.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.streams.min.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.streams.max.session.timeout.ms", "int", "60000", minimum=1),
+        _k("group.streams.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.streams.min.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.streams.max.heartbeat.interval.ms", "int", "15000", minimum=1),
+        _k("group.streams.max.size", "int", str(INT_MAX), minimum=1),
+        _k("group.streams.num.standby.replicas", "int", "0", minimum=0),
+        _k("group.streams.max.standby.replicas", "int", "2", minimum=0),
+        _k("group.streams.initial.rebalance.delay.ms", "int", "3000", minimum=0),
+        _k("group.streams.task.offset.interval.ms", "int", "60000", minimum=1),
+        _k("group.streams.acceptable.recovery.lag", "long", "10000", minimum=0),
+        _k("group.streams.num.warmup.replicas", "int", "2", minimum=0, applied=False),
+        _k("group.streams.max.warmup.replicas", "int", "20", minimum=0, applied=False),
+        _k("group.streams.min.task.offset.interval.ms", "int", "15000", minimum=1),
+        _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False),
+        _k("group.streams.min.assignment.interval.ms", "int", "0", minimum=0, applied=False),
+        _k("group.streams.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False),
         # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
         _k("group.share.max.size", "int", "200", minimum=1, maximum=1000),
         _k("group.share.session.timeout.ms", "int", "45000", minimum=1),
@@ -919,6 +938,7 @@ class BrokerConfig:
             raise ConfigError("listeners", self.raw.get("listeners", ""),
                               "no client listener (all are controller listeners)")
         self._validate_connection_limits()
+        self._validate_streams_groups()
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")
@@ -1002,6 +1022,36 @@ class BrokerConfig:
         """Kafka's metadataLogDir: metadata.log.dir, else the first log dir."""
         meta = self.values["metadata.log.dir"]
         return Path(meta) if meta else self.log_dirs[0]
+
+    def _validate_streams_groups(self) -> None:
+        """Kafka's ``GroupCoordinatorConfig.verifyStreamsGroupConfigs`` (start-up refuses these)."""
+        v = self.values
+        p = "group.streams."
+
+        def require(ok: bool, key: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(p + key, v[p + key], message, message)
+
+        ge, le, lt = "must be greater than or equal to", "must be less than or equal to", "must be less than"
+        checks = [
+            ("max.heartbeat.interval.ms", ge, "min.heartbeat.interval.ms"),
+            ("heartbeat.interval.ms", ge, "min.heartbeat.interval.ms"),
+            ("heartbeat.interval.ms", le, "max.heartbeat.interval.ms"),
+            ("max.session.timeout.ms", ge, "min.session.timeout.ms"),
+            ("session.timeout.ms", ge, "min.session.timeout.ms"),
+            ("session.timeout.ms", le, "max.session.timeout.ms"),
+            ("heartbeat.interval.ms", lt, "session.timeout.ms"),
+            ("max.assignment.interval.ms", ge, "min.assignment.interval.ms"),
+            ("assignment.interval.ms", ge, "min.assignment.interval.ms"),
+            ("assignment.interval.ms", le, "max.assignment.interval.ms"),
+            ("num.standby.replicas", le, "max.standby.replicas"),
+            ("task.offset.interval.ms", ge, "min.task.offset.interval.ms"),
+            ("num.warmup.replicas", le, "max.warmup.replicas"),
+        ]
+        for key, relation, other in checks:
+            a, b = v[p + key], v[p + other]
+            ok = a >= b if relation == ge else a <= b if relation == le else a < b
+            require(ok, key, f"{p}{key} {relation} {p}{other}")
 
     def _validate_connection_limits(self) -> None:
         """Kafka's start-up checks of the connection and request-queue keys (KafkaConfig)."""

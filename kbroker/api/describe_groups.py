@@ -51,8 +51,8 @@ def _describe(ctx, coordinator, group_id: str) -> G:
                      protocol_data="", members=[])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state="Dead", protocol_type="",
                  protocol_data="", members=[])
-    if isinstance(group, ShareGroup):
-        # As Kafka's classicGroup(): a share group is not a classic group.
+    if isinstance(group, ShareGroup) or getattr(group, "type_name", None) == "streams":
+        # As Kafka's classicGroup(): a share or streams group is not a classic group.
         if version >= 6:
             return G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND,
                      error_message=f"Group {group_id} is not a classic group.", group_state="Dead",

@@ -6,7 +6,8 @@ not hosted), never a future log (no AlterReplicaLogDirs). A null topic list mean
 otherwise only the partitions asked for; a topic none of whose partitions match is left out, as
 in Kafka. v3+ adds a top-level error code; v4+ the
 volume's total and usable bytes; v5 IsCordoned (never here). The metadata log is the controller's
-and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size.
+and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size. An offline log dir (see
+kbroker/log/log_manager.py) is listed with KAFKA_STORAGE_ERROR and no partitions, as in Kafka.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
         parts.append(PartOut(partition_index=index, partition_size=size,
                              offset_lag=_offset_lag(broker, topic, index, end), is_future_key=False))
     results = []
+    offline = {Path(d).resolve() for d in getattr(broker.log_manager, "offline_dirs", [])}
     for log_dir in broker.config.log_dirs:
         path = Path(log_dir).resolve()
+        if path in offline:
+            results.append(Result(error_code=ErrorCode.KAFKA_STORAGE_ERROR, log_dir=str(path), topics=[]))
+            continue
         try:
             total, usable = _volume(path)
         except OSError:

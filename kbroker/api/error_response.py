@@ -69,10 +69,32 @@ def _top_level(api_key: int) -> None:
 
 
 # Heartbeat, LeaveGroup, AddOffsetsToTxn, EndTxn, ConsumerGroupHeartbeat, ListTransactions,
-# DescribeLogDirs, OffsetDelete, ListGroups, ListConfigResources: error code only (lists empty,
-# other fields default).
-for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16, 74):
+# DescribeLogDirs, OffsetDelete, ListGroups, ListConfigResources, StreamsGroupHeartbeat: error
+# code only (lists empty, other fields default).
+for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16, 74, 88):
     _top_level(_key)
+
+
+@_builder(93)
+def _streams_group_topology_description_update(request: Any, version: int, code: int) -> Any:
+    # ApiError.fromThrowable leaves the message null for UNKNOWN_SERVER_ERROR.
+    return RESPONSES[93](error_code=code, error_message=None)
+
+
+@_builder(89)
+def _streams_group_describe(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[89]
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
+
+
+@_builder(34)
+def _alter_replica_log_dirs(request: Any, version: int, code: int) -> Any:
+    R = RESPONSES[34]
+    T = R.AlterReplicaLogDirTopicResult
+    return R(results=[T(topic_name=t.name, partitions=[T.AlterReplicaLogDirPartitionResult(partition_index=p,
+                                                                                          error_code=code)
+                                                       for p in t.partitions])
+                      for d in request.dirs for t in d.topics])
 
 
 @_builder(57)

@@ -73,6 +73,7 @@ from kbroker.coordinator.group_records import (
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
+from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.replication.topics import ensure_internal_topic
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue
@@ -141,6 +142,7 @@ class GroupCoordinator:
         self.offsets = OffsetStore()
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
         self.consumer: Any = None  # KIP-848 groups (group_consumer.ConsumerGroupManager), set in start()
+        self.streams: Any = None  # KIP-1071 groups (streams_group.StreamsGroupManager), set in start()
         # KIP-932 share groups (share_group.ShareGroupManager); they live in ``groups`` too.
         self.share = ShareGroupManager(self)
         self.loaded = False
@@ -200,6 +202,9 @@ class GroupCoordinator:
         if ConsumerGroupManager is not None:
             self.consumer = ConsumerGroupManager(self)
             self.classic.convert_foreign = self._convert_consumer_group
+        from kbroker.coordinator.streams_group import StreamsGroupManager
+
+        self.streams = StreamsGroupManager(self)
         if topic is not None:
             for index in sorted(topic.partitions):
                 self._replay(index)
@@ -208,8 +213,8 @@ class GroupCoordinator:
                 self.classic.on_loaded(group)
             elif isinstance(group, ShareGroup):
                 self.share.on_loaded(group)
-            elif self.consumer is not None:
-                self.consumer.on_loaded(group)
+            elif self._typed(group) is not None:
+                self._typed(group).on_loaded(group)
         self.loaded = True
         self._schedule_retention()
         self._watch_shutdown()
@@ -332,6 +337,10 @@ class GroupCoordinator:
             if replay:
                 self.share.apply(kind, key, value)
             return
+        if kind in STREAMS_RECORD_TYPES:
+            if replay and self.streams is not None:
+                self.streams.apply(kind, key, value)
+            return
         if kind > GROUP_METADATA_KEY_TYPE:
             if self.consumer is not None:
                 self.consumer.apply(kind, key, value, replay=replay)
@@ -379,22 +388,29 @@ class GroupCoordinator:
         group.state = GroupState.STABLE if group.members else GroupState.EMPTY
         self.groups[group_id] = group
 
+    def _typed(self, group: Any) -> Any:
+        """The manager of a non-classic group: streams or consumer (KIP-848)."""
+        if isinstance(group, StreamsGroup):
+            return self.streams
+        return self.consumer
+
     def hosting_group(self, group_id: str, *, non_empty: bool = False) -> Any:
         """The KIP-848 group of this id, when classic requests must go to it (JoinGroup only when
         it has members: an empty one is converted to a classic group instead)."""
         group = self.groups.get(group_id)
-        if group is None or isinstance(group, (ClassicGroup, ShareGroup)) or self.consumer is None:
+        if group is None or isinstance(group, (ClassicGroup, ShareGroup, StreamsGroup)) or self.consumer is None:
             return None
         if non_empty and self.consumer.is_empty(group):
             return None
         return group
 
     def _convert_consumer_group(self, group: Any) -> bool:
-        """An empty KIP-848 group makes way for a classic one of the same id (offsets stay)."""
-        if self.consumer is None or isinstance(group, ShareGroup) or not self.consumer.is_empty(group):
+        """An empty KIP-848 or streams group makes way for a classic one of the same id (offsets stay)."""
+        manager = None if isinstance(group, ShareGroup) else self._typed(group)
+        if manager is None or not manager.is_empty(group):
             return False
-        self.append(group.group_id, self.consumer.tombstones(group))
-        self.consumer.mark_dead(group)
+        self.append(group.group_id, manager.tombstones(group))
+        manager.mark_dead(group)
         del self.groups[group.group_id]
         return True
 
@@ -432,6 +448,9 @@ class GroupCoordinator:
                 return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
         if isinstance(group, ShareGroup):
             return ErrorCode.GROUP_ID_NOT_FOUND, group
+        if isinstance(group, StreamsGroup):
+            return self.streams.validate_commit(group, generation, member_id, instance_id, api_version,
+                                                transactional=transactional), group
         if not isinstance(group, ClassicGroup):
             assert self.consumer is not None
             # TxnOffsetCommit has its own versions: only OffsetCommit < 9 is refused for KIP-848 members.
@@ -472,6 +491,11 @@ class GroupCoordinator:
         keyed: list[tuple[TopicPartition, OffsetAndMetadata]] = []
         for topic, partition, offset, leader_epoch, metadata in entries:
             metadata = metadata or ""
+            if isinstance(group, StreamsGroup):
+                stale = self.streams.partition_error(group, member_id, generation, topic, partition)
+                if stale != ErrorCode.NONE:
+                    errors.append(stale)
+                    continue
             if len(metadata.encode()) > max_meta:
                 errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
                 continue
@@ -500,8 +524,8 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if isinstance(group, ShareGroup):
             return ErrorCode.GROUP_ID_NOT_FOUND, []
-        if group is not None and not isinstance(group, ClassicGroup) and self.consumer is not None:
-            error = self.consumer.validate_fetch(group, member_id, member_epoch)
+        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
+            error = self._typed(group).validate_fetch(group, member_id, member_epoch)
             if error != ErrorCode.NONE:
                 return error, []
         committed = self.offsets.group_offsets(group_id)
@@ -531,6 +555,8 @@ class GroupCoordinator:
         for group_id, group in self.groups.items():
             if isinstance(group, ClassicGroup):
                 state, gtype, ptype = group.state.value, "classic", group.protocol_type or ""
+            elif isinstance(group, StreamsGroup):
+                state, gtype, ptype = group.state_name(), "streams", "streams"
             elif isinstance(group, ShareGroup):
                 state, gtype, ptype = group.state_name(), "share", SHARE_PROTOCOL_TYPE
             else:
@@ -569,10 +595,11 @@ class GroupCoordinator:
                 return ErrorCode.NON_EMPTY_GROUP
             tombstones = self.share.tombstones(group)
         else:
-            assert self.consumer is not None
-            if not self.consumer.is_empty(group):
+            manager = self._typed(group)
+            assert manager is not None
+            if not manager.is_empty(group):
                 return ErrorCode.NON_EMPTY_GROUP
-            tombstones = self.consumer.tombstones(group)
+            tombstones = manager.tombstones(group)
         self._remove_group(group_id, tombstones)
         return ErrorCode.NONE
 
@@ -588,8 +615,8 @@ class GroupCoordinator:
             self.share.mark_dead(group)
             for fn in self.share.on_group_deleted:
                 fn(group_id)
-        elif group is not None and self.consumer is not None:
-            self.consumer.mark_dead(group)
+        elif group is not None and self._typed(group) is not None:
+            self._typed(group).mark_dead(group)
 
     def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]
                        ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
@@ -610,7 +637,7 @@ class GroupCoordinator:
                 return group.is_subscribed_to(topic)
         else:
             def subscribed(topic: str) -> bool:
-                return self.consumer.is_subscribed_to(group, topic)
+                return self._typed(group).is_subscribed_to(group, topic)
         committed = self.offsets.group_offsets(group_id)
         results = []
         records: list[tuple[bytes, bytes | None]] = []
@@ -665,11 +692,12 @@ class GroupCoordinator:
                 else:
                     continue
             elif group is not None:
-                if self.consumer.is_empty(group):
-                    base = self.consumer.empty_since(group)
+                manager = self._typed(group)
+                if manager.is_empty(group):
+                    base = manager.empty_since(group)
                 else:
                     base = None
-                    subscribed = lambda topic, g=group: self.consumer.is_subscribed_to(g, topic)  # noqa: E731
+                    subscribed = lambda topic, g=group, m=manager: m.is_subscribed_to(g, topic)  # noqa: E731
             else:
                 base = None
             expired = [tp for tp in self.offsets.expired(group_id, now, retention_ms, base) if not subscribed(tp[0])]
@@ -679,12 +707,12 @@ class GroupCoordinator:
                     self.offsets.apply(group_id, tp, None)
                 expired_total += len(expired)
             empty = (isinstance(group, ClassicGroup) and group.is_in(GroupState.EMPTY)) or (
-                group is not None and not isinstance(group, ClassicGroup) and self.consumer.is_empty(group))
+                group is not None and not isinstance(group, ClassicGroup) and self._typed(group).is_empty(group))
             if empty and not self.offsets.group_offsets(group_id) and not self.offsets.has_pending(group_id):
                 if isinstance(group, ClassicGroup):
                     self._remove_group(group_id, [(encode_group_key(group_id), None)] if group.protocol_type else [])
-                elif self.consumer is not None:
-                    self._remove_group(group_id, self.consumer.tombstones(group))
+                elif self._typed(group) is not None:
+                    self._remove_group(group_id, self._typed(group).tombstones(group))
         if expired_total:
             log.info("expired %d offsets", expired_total)
         return expired_total

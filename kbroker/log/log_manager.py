@@ -13,6 +13,18 @@ corrupt partition loads offline), and runs one maintenance thread that, every
 * removes the directories of deleted partitions,
 * releases segment files kept open beyond the descriptor budget while in use (see fd_budget).
 
+`move` (AlterReplicaLogDirs) moves a partition to another log dir: the closed log is copied to
+``<dest>/<name>.<id>-future`` with a ``move-complete`` marker once fsynced, the old directory is
+renamed for deletion, then the copy takes the partition's name. A crash in between is repaired at
+load: a future copy without the marker is removed; one with the marker replaces a partition that
+has no live directory any more, and is removed when the old one is still live.
+
+A log dir that cannot be used at start-up (it cannot be created or listed) is *offline*, as in
+Kafka: the others load; a partition the broker should host that is in no online dir is served by an
+offline placeholder (every operation raises `LogDirOfflineError`, KAFKA_STORAGE_ERROR) instead of
+being created empty elsewhere, as Kafka refuses to create a log that is not new while a log dir is
+offline; new partitions go to the online dirs. Its data is back when the dir is.
+
 `close` stops the thread, then closes every log cleanly (fsync, checkpoint, clean-shutdown marker).
 """
 
@@ -20,18 +32,48 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from .cleaner import clean_log
 from .config import LogConfig
+from .errors import LogCorruptedError
 from .fd_budget import BUDGET
-from .partition_log import DELETE_DIR_SUFFIX, PartitionLog
+from .log_state import fsync_dir
+from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
 
 logger = logging.getLogger(__name__)
+
+
+
+class LogDirOfflineError(LogCorruptedError):
+    """The log dir holding a partition is offline (KAFKA_STORAGE_ERROR)."""
+
+    def __init__(self, log_dir: Path, reason: str) -> None:
+        Exception.__init__(self, f"{reason} ({log_dir})")
+        self.path = log_dir
+        self.offset = -1
+        self.position = -1
+        self.reason = reason
+
+
+class _OfflineSegment:
+    """The one segment of an offline placeholder log: empty, no file; appends take the checked path."""
+
+    append_limits = None
+    base_offset = next_offset = size = reserved_end = 0
+
+    def close(self) -> None:
+        pass
+
+
+FUTURE_DIR_SUFFIX = "-future"
+MOVE_COMPLETE = "move-complete"
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -79,17 +121,41 @@ class LogManager:
         self._pending_removal: list[Path] = []
         self._last_checkpoint = clock()
         self._closed = False
+        self.offline_dirs: list[Path] = []
         for log_dir in self.log_dirs:
-            log_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                log_dir.mkdir(parents=True, exist_ok=True)
+                next(iter(log_dir.iterdir()), None)
+            except OSError as exc:
+                logger.error("log dir %s is offline: %s", log_dir, exc)
+                self.offline_dirs.append(log_dir)
+        if len(self.offline_dirs) == len(self.log_dirs):
+            raise LogDirOfflineError(self.log_dirs[0], "all log dirs are offline")
         self._load()
 
+    @property
+    def online_dirs(self) -> list[Path]:
+        return [d for d in self.log_dirs if d not in self.offline_dirs]
+
+    def _offline_placeholder(self, topic: str, partition: int, config: LogConfig) -> PartitionLog:
+        """A partition that may be in an offline log dir: offline, touching no file."""
+        where = self.offline_dirs[0]
+        log = PartitionLog(where / f"{topic}-{partition}", config, self.clock)
+        log._segments = [_OfflineSegment()]  # type: ignore[list-item]
+        log._go_offline(LogDirOfflineError(where, f"Log directories {[str(d) for d in self.offline_dirs]} are offline"))
+        return log
+
     def _load(self) -> None:
-        for log_dir in self.log_dirs:
+        futures: list[Path] = []
+        for log_dir in self.online_dirs:
             for path in sorted(log_dir.iterdir()):
                 if not path.is_dir():
                     continue
                 if path.name.endswith(DELETE_DIR_SUFFIX):
                     self._pending_removal.append(path)
+                    continue
+                if path.name.endswith(FUTURE_DIR_SUFFIX):
+                    futures.append(path)
                     continue
                 parsed = parse_partition_dir(path.name)
                 if parsed is None or parsed[0] in self._exclude_topics:
@@ -99,25 +165,106 @@ class LogManager:
                 config = self._config_for(parsed[0]) if self._config_for else self.default_config
                 log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
                 self._logs[parsed] = log
+        for path in futures:
+            self._recover_move(path)
         self._remove_deleted_dirs()
+
+    def _recover_move(self, future: Path) -> None:
+        """A move interrupted by a crash (see the module docstring)."""
+        name = future.name.rsplit(".", 1)[0]
+        parsed = parse_partition_dir(name)
+        if parsed is None or parsed in self._logs or not (future / MOVE_COMPLETE).exists():
+            logger.info("removing %s: an unfinished log dir move", future)
+            self._pending_removal.append(future)
+            return
+        target = future.parent / name
+        future.rename(target)
+        (target / MOVE_COMPLETE).unlink()
+        fsync_dir(future.parent)
+        logger.info("finished the interrupted move of %s to %s", name, future.parent)
+        config = self._config_for(parsed[0]) if self._config_for else self.default_config
+        self._logs[parsed] = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        log = self._logs.get((topic, partition))
+        return None if log is None else log.directory.parent
+
+    def move(self, topic: str, partition: int, dest: Path) -> PartitionLog:
+        """Move the partition's log to the log dir ``dest`` (one of ``log_dirs``); returns the log
+        now serving it (the same one when it is there already). Appends wait meanwhile."""
+        key = (topic, partition)
+        with self._lock:
+            log = self._logs.get(key)
+            if log is None:
+                raise KeyError(key)
+            if dest not in self.log_dirs:
+                raise ValueError(f"{dest} is not a log dir")
+            if self.offline_dirs:
+                # Kafka creates no future log while a log dir is offline.
+                raise LogDirOfflineError(self.offline_dirs[0], "a log dir is offline")
+            if log.directory.parent == dest:
+                return log
+            source = log.directory
+            future = dest / f"{source.name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
+            with log.lock:
+                config = log.config
+                log.close(clean=True)
+                try:
+                    shutil.copytree(source, future)
+                    for path in future.iterdir():
+                        fd = os.open(path, os.O_RDONLY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+                    (future / MOVE_COMPLETE).touch()
+                    fsync_dir(future)
+                    fsync_dir(dest)
+                except OSError:
+                    shutil.rmtree(future, ignore_errors=True)
+                    reopened = PartitionLog.open(source, config, clock=self.clock, verify=self._verify)
+                    self._logs[key] = reopened
+                    raise
+                gone = source.with_name(delete_dir_name(source.name))
+                os.replace(source, gone)
+                fsync_dir(source.parent)
+                target = dest / source.name
+                os.replace(future, target)
+                (target / MOVE_COMPLETE).unlink()
+                fsync_dir(dest)
+                self._pending_removal.append(gone)
+            moved = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+            moved.high_watermark = max(moved.high_watermark, min(log.high_watermark, moved.log_end_offset))
+            self._logs[key] = moved
+        if self._thread is None:
+            self._remove_deleted_dirs()
+        logger.info("moved %s-%d from %s to %s", topic, partition, source.parent, dest)
+        return moved
 
     # -- partitions ----------------------------------------------------------------------------
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
 
-    def get_or_create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
-        """The partition's log, created empty if missing; ``config`` replaces the current one."""
+    def get_or_create(self, topic: str, partition: int, config: LogConfig | None = None, *,
+                      new: bool = True) -> PartitionLog:
+        """The partition's log, created empty if missing; ``config`` replaces the current one.
+        ``new=False`` (a partition the metadata already had): while a log dir is offline, a missing
+        log is not created but served offline (see the module docstring)."""
         key = (topic, partition)
         with self._lock:
             log = self._logs.get(key)
+            if log is None and not new and self.offline_dirs:
+                log = self._offline_placeholder(topic, partition, config or self.default_config)
+                self._logs[key] = log
+                return log
             if log is None:
-                counts = {d: 0 for d in self.log_dirs}
+                counts = {d: 0 for d in self.online_dirs}
                 for existing in self._logs.values():
                     parent = existing.directory.parent
                     if parent in counts:
                         counts[parent] += 1
-                log_dir = min(self.log_dirs, key=lambda d: counts[d])
+                log_dir = min(self.online_dirs, key=lambda d: counts[d])
                 log = PartitionLog.open(
                     log_dir / f"{topic}-{partition}", config or self.default_config, clock=self.clock, verify=self._verify
                 )
@@ -136,7 +283,7 @@ class LogManager:
         """
         created: list[tuple[str, int]] = []
         with self._lock:
-            counts = {d: 0 for d in self.log_dirs}
+            counts = {d: 0 for d in self.online_dirs}
             for existing in self._logs.values():
                 parent = existing.directory.parent
                 if parent in counts:
@@ -146,7 +293,7 @@ class LogManager:
                 with self._lock:
                     if key in self._logs:
                         continue
-                    log_dir = min(self.log_dirs, key=lambda d: counts[d])
+                    log_dir = min(self.online_dirs, key=lambda d: counts[d])
                     path = log_dir / f"{key[0]}-{key[1]}"
                     existed = path.exists()
                     try:

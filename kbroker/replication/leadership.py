@@ -61,7 +61,9 @@ def make_leader(p: Partition, state: Any, now_ms: int, lag_ms: int, eligible: El
         del p.followers[r]
     if new_epoch:
         start = p.log.log_end_offset
-        if state.leader_epoch >= 0:
+        if state.leader_epoch >= 0 and getattr(p.log, "offline", None) is None:
+            # An offline log (corrupt, or in a failed log dir) takes no epoch; it answers
+            # KAFKA_STORAGE_ERROR to every request.
             p.log.assign_epoch_start(state.leader_epoch, start)
         for r, f in p.followers.items():
             _reset_follower(f, now_ms, start, new_leader, r in p.isr)

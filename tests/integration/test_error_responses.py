@@ -339,6 +339,29 @@ CASES: dict[int, Case] = {
         lambda v: (None, []),
     ),
     74: _top_level(74, resource_types=[2]),
+    88: (
+        lambda v: _q(88)(group_id="g", member_id="m", member_epoch=0, rebalance_timeout_ms=10000,
+                         topology=_q(88).Topology(epoch=0, subtopologies=[]), active_tasks=[], standby_tasks=[],
+                         warmup_tasks=[]),
+        lambda r, v: (r.error_message, r.active_tasks, r.status),
+        lambda v: (None, None, []),
+    ),
+    89: (
+        lambda v: _q(89)(group_ids=["g1", "g2"]),
+        lambda r, v: [g.group_id for g in r.groups],
+        lambda v: ["g1", "g2"],
+    ),
+    93: (
+        lambda v: _q(93)(group_id="g", member_id="m", topology_epoch=0),
+        lambda r, v: r.error_message,
+        lambda v: None,
+    ),
+    34: (
+        lambda v: _q(34)(dirs=[_q(34).AlterReplicaLogDir(path="/d1", topics=[
+            _q(34).AlterReplicaLogDir.AlterReplicaLogDirTopic(name="t1", partitions=[0, 2])])]),
+        lambda r, v: [(t.topic_name, [p.partition_index for p in t.partitions]) for t in r.results],
+        lambda v: [("t1", [0, 2])],
+    ),
     76: (
         lambda v: _q(76)(group_id="g", member_id="m", member_epoch=0, subscribed_topic_names=["t1"]),
         lambda r, v: (r.error_message, r.member_id, r.assignment),

@@ -1,0 +1,114 @@
+"""StreamsGroupHeartbeat (key 88), v0-1: KIP-1071 streams groups.
+
+As Kafka's ``KafkaApis.handleStreamsGroupHeartbeat``: refused with UNSUPPORTED_VERSION unless
+``group.coordinator.rebalance.protocols`` lists ``streams`` and the finalized ``streams.version``
+is at least 1; a topology naming Kafka's internal topics or invalid topic names gets
+STREAMS_INVALID_TOPOLOGY before the coordinator sees it. ACLs as Kafka: READ on the group
+(GROUP_AUTHORIZATION_FAILED), DESCRIBE on every topic of the topology (TOPIC_AUTHORIZATION_FAILED),
+and CREATE on the cluster or on each internal topic before creating them (else the
+MISSING_INTERNAL_TOPICS status says "Unauthorized to CREATE on topics ..."). The internal topics the coordinator
+reports missing (repartition and changelog topics) are created here, after the answer is built, as
+Kafka's AutoTopicCreationManager does; a creation that fails is added to the MISSING_INTERNAL_TOPICS
+status detail. See ``kbroker.coordinator.streams_group`` for the group itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from kbroker.api.authorization import group_refused
+from kbroker.api.registry import api
+from kbroker.controller.image import INTERNAL_TOPICS
+from kbroker.controller.quorum import NewTopic
+from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
+from kbroker.replication.topics import create_topic
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
+from protocol.errors import ErrorCode, default_message
+from protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
+
+log = logging.getLogger(__name__)
+
+_LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def streams_enabled(broker) -> bool:
+    """Kafka's ``isStreamsGroupProtocolEnabled``."""
+    return ("streams" in broker.config["group.coordinator.rebalance.protocols"]
+            and broker.image.features.get("streams.version", 0) >= 1)
+
+
+def _valid_topic(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and len(name) <= 249 and bool(_LEGAL.fullmatch(name))
+
+
+def _error(code: ErrorCode, message: str | None = None) -> StreamsGroupHeartbeatResponse:
+    return StreamsGroupHeartbeatResponse(error_code=code, error_message=message)
+
+
+@api(88, 0, 1)
+def handle_streams_group_heartbeat(ctx, request):
+    broker = ctx.broker
+    coordinator = broker.group_coordinator
+    if not streams_enabled(broker):
+        return _error(ErrorCode.UNSUPPORTED_VERSION)
+    if (refused := group_refused(ctx, request)) is not None:  # READ on the group
+        return refused
+    if request.topology is not None:
+        required: list[str] = []
+        for s in request.topology.subtopologies:
+            for name in (list(s.source_topics) + list(s.repartition_sink_topics)
+                         + [t.name for t in s.repartition_source_topics] + [t.name for t in s.state_changelog_topics]):
+                if name not in required:
+                    required.append(name)
+        prohibited = [t for t in required if t in INTERNAL_TOPICS]
+        if prohibited:
+            return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY,
+                          f"Use of Kafka internal topics {','.join(prohibited)} in a Kafka Streams topology is prohibited.")
+        invalid = [t for t in required if not _valid_topic(t)]
+        if invalid:
+            return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY, f"Topic names {','.join(invalid)} are not valid topic names.")
+        if not all(authorized(ctx, DESCRIBE, TOPIC, t) for t in required):
+            return _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+    if coordinator is None or getattr(coordinator, "streams", None) is None:
+        return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    try:
+        coordinator.streams.validate(request)
+    except Exception as exc:  # StreamsGroupError
+        return _error(exc.code, exc.message)
+    code = coordinator_error(coordinator, request.group_id, create_topic=True)
+    if code != ErrorCode.NONE:
+        return _error(code, default_message(code))
+    client_host = "/" + ctx.peer.rsplit(":", 1)[0]
+    response, to_create = coordinator.streams.heartbeat(request, ctx.client_id or "", client_host)
+    failed = []
+    if to_create and not authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME):
+        # As Kafka: without CREATE on the cluster, CREATE on each topic; none created otherwise.
+        unauthorized = [t for t in sorted(to_create) if not authorized(ctx, CREATE, TOPIC, t)]
+        if unauthorized:
+            detail = f"Unauthorized to CREATE on topics {', '.join(unauthorized)}."
+            for status in response.status or []:
+                if status.status_code == MISSING_INTERNAL_TOPICS:
+                    status.status_detail += "; " + detail
+                    break
+            else:
+                response.status = [*(response.status or []), StreamsGroupHeartbeatResponse.Status(
+                    status_code=MISSING_INTERNAL_TOPICS, status_detail=detail)]
+            return response
+    for name, (partitions, replication, configs) in sorted(to_create.items()):
+        if broker.image.topic(name) is not None:
+            continue
+        result = create_topic(broker, NewTopic(name, partitions, replication if replication > 0 else -1,
+                                               configs=dict(configs)))
+        if result.error in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+            log.info("created streams internal topic %s (%d partitions) for group %s", name, partitions,
+                     request.group_id)
+        else:
+            failed.append(f"{name} ({result.error.name}: {result.message})")
+    if failed:
+        for status in response.status or []:
+            if status.status_code == MISSING_INTERNAL_TOPICS:
+                status.status_detail += f"; Creation failed: {', '.join(failed[:3])}" + (
+                    f" and {len(failed) - 3} more." if len(failed) > 3 else ".")
+    return response
