@@ -174,18 +174,25 @@ def test_migrate_topics_configs_and_group_offsets_both_ways(clusters, tmp_path: 
                        interval=0.5, message=f"{topic} created on {dst.kind}", details=tail)
             wait_until(lambda d=dst, t=topic, k=key, v=value: topic_config(d, t, k) == v, timeout=60,
                        interval=0.5, message=f"{topic}'s {key} on {dst.kind}", details=tail)
-        # ... the records are copied ...
-        orders_values = produce(kb, orders, 2, 300)
-        events_values = produce(ka, events, 1, 120)
+        # ... the records are copied, and the groups' committed offsets translated through MM2's
+        # checkpoints: the groups consume the first part and stop there, then more records arrive.
+        stopped = {app: {0: 90, 1: 90}, back: {0: 75}}
+        orders_values = produce(kb, orders, 2, 180)
+        events_values = produce(ka, events, 1, 75)
+        for dst, topic, parts, values in ((ka, orders, 2, orders_values), (kb, events, 1, events_values)):
+            total = {p: len(v) for p, v in values.items()}
+            wait_until(lambda d=dst, t=topic, n=parts, want=total: end_offsets(d, t, n) == want, timeout=180,
+                       interval=0.5, message=f"{topic} copied to {dst.kind}", details=tail)
+        commit(kb, app, {(orders, p): o for p, o in stopped[app].items()})
+        commit(ka, back, {(events, p): o for p, o in stopped[back].items()})
+        for p, more in produce(kb, orders, 2, 120, label="-later").items():
+            orders_values[p] += more
+        events_values[0] += produce(ka, events, 1, 45, label="-later")[0]
         for dst, topic, parts, values in ((ka, orders, 2, orders_values), (kb, events, 1, events_values)):
             total = {p: len(v) for p, v in values.items()}
             wait_until(lambda d=dst, t=topic, n=parts, want=total: end_offsets(d, t, n) == want, timeout=180,
                        interval=0.5, message=f"{topic} copied to {dst.kind}", details=tail)
         assert proc.poll() is None, tail()
-        # ... and the groups' committed offsets, translated through MM2's checkpoints.
-        stopped = {app: {0: 90, 1: 40}, back: {0: 75}}
-        commit(kb, app, {(orders, p): o for p, o in stopped[app].items()})
-        commit(ka, back, {(events, p): o for p, o in stopped[back].items()})
         # A group that consumed everything before the move (the migration path: drain, then switch)
         # is translated exactly: MM2's latest offset sync is at the log end.
         commit(kb, drained, {(orders, 0): 150, (orders, 1): 150})
