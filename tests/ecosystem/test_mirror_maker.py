@@ -21,7 +21,7 @@ import ecosystem_jars
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-from conftest import Broker, start_broker
+from ecosystem_brokers import Broker, start_broker
 from waiting import wait_until
 
 
