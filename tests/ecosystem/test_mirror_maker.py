@@ -207,6 +207,9 @@ def test_migrate_topics_configs_and_group_offsets_both_ways(clusters, tmp_path: 
                 timeout=120, interval=0.5, message=f"{group}'s offsets on {dst.kind}", details=tail)
             for p in range(parts):
                 assert 0 <= moved[group][p] <= stopped[group][p], (group, p, moved[group], stopped[group])
+        # Errors while it ran; its shutdown may race its own schedulers (seen once: "Error querying for
+        # consumer group ... on cluster kafka ... Cannot accept new calls when AdminClient is closing").
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "] ERROR " in line]
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         # The groups resume on the other cluster from the translated offsets: every record not yet
@@ -223,5 +226,4 @@ def test_migrate_topics_configs_and_group_offsets_both_ways(clusters, tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if "] ERROR " in (log.read_text(errors="replace") if log.exists() else ""):
-        pytest.fail("MirrorMaker logged errors:\n" + tail())
+    assert errors == [], "\n".join(errors)
