@@ -7,7 +7,7 @@
  *                 "click-sums") -> topic click-sums (user@windowStart -> sum)
  *   join:         clicks joined with the users table (key: user, value: name) -> topic enriched
  *                 (user -> name:amount)
- * Caching is off, so every update reaches the output topics.
+ * Caching is off, so every update reaches the output topics; transactions commit every second.
  * Usage: EosStreamsApp <bootstrap> <application.id> <state.dir> <topic prefix>
  */
 
@@ -42,7 +42,7 @@ public final class EosStreamsApp {
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
-        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
+        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
         props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
