@@ -12,6 +12,8 @@ from typing import Any
 from .checker import check
 
 Op = dict[str, Any]
+SHADES = {"kill": "red", "pause": "orange", "restart": "purple", "partition": "blue", "one-way": "cyan",
+          "bridge": "teal", "delay": "gold", "loss": "brown", "cut": "magenta", "disk-full": "black"}
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
@@ -21,13 +23,20 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def fault_intervals(ops: list[Op]) -> list[tuple[str, float, float]]:
-    """(kind, start, end) of every kill (until the broker was ready again) and pause."""
+    """(kind, start, end) of every kill (until the broker was ready again) and pause; and of every
+    ``fault`` op (cluster runs) until the ``heal`` op with its ``id``."""
     intervals = []
     open_at: dict[str, float] = {}
+    faults: dict[int, Op] = {}
     for op in ops:
         if op["process"] != "nemesis":
             continue
-        if op["f"] in ("kill", "pause"):
+        if op["f"] == "fault":
+            faults[op["id"]] = op
+        elif op["f"] == "heal" and op.get("id") in faults:
+            fault = faults.pop(op["id"])
+            intervals.append((fault["kind"], fault["time"], op["time"]))
+        elif op["f"] in ("kill", "pause"):
             open_at[op["f"]] = op["time"]
         elif op["f"] == "start" and "kill" in open_at:
             intervals.append(("kill", open_at.pop("kill"), op["time"]))
@@ -78,7 +87,8 @@ def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
 
 def text(report: dict[str, Any]) -> str:
     lines = [f"valid: {report['valid']}"]
-    for key in ("flush", "seed", "cycles", "faults", "operations", "sends_invoked", "sends_acknowledged",
+    for key in ("target", "flush", "seed", "cycles", "faults", "faults_applied", "fault_kinds", "crashes",
+                "heals_without_progress", "operations", "sends_invoked", "sends_acknowledged",
                 "values_read", "duration_s", "ack_latency_ms", "drain_complete"):
         if key in report:
             lines.append(f"{key}: {report[key]}")
@@ -97,6 +107,7 @@ def plot(ops: list[Op], path: Path) -> bool:
         import matplotlib
 
         matplotlib.use("Agg")
+        import matplotlib.patches
         import matplotlib.pyplot as plt
     except ImportError:
         return False
@@ -114,7 +125,11 @@ def plot(ops: list[Op], path: Path) -> bool:
     bottom.set_xlabel("time (s)")
     for kind, start, end in fault_intervals(ops):
         for ax in (top, bottom):
-            ax.axvspan(start, end, color="red" if kind == "kill" else "orange", alpha=0.2, lw=0)
+            ax.axvspan(start, end, color=SHADES.get(kind, "grey"), alpha=0.2, lw=0)
+    handles = [matplotlib.patches.Patch(color=SHADES.get(k, "grey"), alpha=0.3, label=k)
+               for k in sorted({k for k, _, _ in fault_intervals(ops)})]
+    if handles:
+        top.legend(handles=handles, loc="upper right", fontsize="small", ncol=len(handles))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
