@@ -175,7 +175,7 @@ class Cluster:
             data = node.workdir / "data"
             data.mkdir(exist_ok=True)
             if node.name == self.small_disk_node:
-                sh("mount", "-t", "tmpfs", "-o", f"size={self.small_disk_mb}m", "kbf-disk", str(data))
+                sh("mount", "-t", "tmpfs", "-o", f"size={self.small_disk_mb}m", f"kbf-disk-{self.net.tag}", str(data))
                 node.disk = data
             ip = self.net.ip[node.name]
             props = {

@@ -80,6 +80,9 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
             progress.append(_wait_progress(workload, since, config.progress_timeout))
             if not progress[-1]:
                 log.warning("no progress after healing fault %d (%s)", fault.id, fault.kind)
+            if nemesis.failed:
+                log.warning("nodes %s did not come back after fault %d: the schedule stops", nemesis.failed, fault.id)
+                break
         workload.stop()
         drain_complete = drain(history, cluster.bootstrap, topic, config.partitions, timeout=120.0)
     finally:
@@ -94,11 +97,11 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     report = build(history.ops, {
         "target": config.target, "seed": config.seed, "faults_applied": len(applied), "fault_kinds": kinds,
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"]} for op in crashes],
-        "progress_after_each_heal": all(progress), "heals_without_progress": progress.count(False),
+        "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "config": {k: str(v) for k, v in asdict(config).items()}})
-    report["valid"] = report["valid"] and drain_complete and all(progress)
+    report["valid"] = report["valid"] and drain_complete and all(progress) and not nemesis.failed
     (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (config.out / "report.txt").write_text(text(report))
     report["plot"] = plot(history.ops, config.out / "report.png")

@@ -161,25 +161,26 @@ class Network:
         self.close()
 
 
-def cleanup() -> list[str]:
-    """Remove every namespace and link a harness run left behind (names starting with ``kbf``) and
-    unmount its small filesystems; returns what was removed."""
+def cleanup(tag: str = "") -> list[str]:
+    """Remove every namespace and link a harness run left behind (names starting with ``kbf``, or
+    only those of the run with ``tag``) and unmount its small filesystems; returns what was removed.
+    Without a tag it also removes the network of a run still going: only for leftovers."""
     require_root()
     removed = []
     for line in sh("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        if name.startswith(f"{PREFIX}-"):
+        if name.startswith(f"{PREFIX}-{tag}"):
             sh("ip", "netns", "del", name, check=False)
             removed.append(f"netns {name}")
     for line in sh("ip", "-o", "link", "show").stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        if name.startswith(PREFIX):
+        if name.startswith((f"{PREFIX}-{tag}", f"{PREFIX}{tag}")):
             if sh("ip", "link", "del", name, check=False).returncode == 0:
                 removed.append(f"link {name}")
     with open("/proc/mounts", encoding="utf-8") as mounts:
         for line in mounts:
             target = line.split()[1]
-            if "/kbf-disk-" in target:
+            if line.split()[0].startswith(f"{PREFIX}-disk-{tag}"):
                 if sh("umount", "-l", target, check=False).returncode == 0:
                     removed.append(f"mount {target}")
     return removed

@@ -34,6 +34,7 @@ def summarize(reports: list[dict]) -> dict:
                    "values_read": sum(r["values_read"] for r in reports), "anomaly_counts": {},
                    "crashes": sum(len(r["crashes"]) for r in reports),
                    "heals_without_progress": sum(r["heals_without_progress"] for r in reports),
+                   "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),
                    "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None}
     for r in reports:
@@ -78,19 +79,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_cluster: {exc}", file=sys.stderr)
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix=f"kbroker-faults-cluster-{args.target}-"))
-    reports = []
+    reports: list[dict] = []
+    failed_runs: list[dict] = []
     for i in range(args.runs):
         seed = args.seed + i
-        report = run(ClusterRunConfig(out=out / f"run-{seed}", target=args.target, faults=args.faults, seed=seed,
-                                      kinds=kinds, rate=args.rate, duration_min=dmin, duration_max=dmax,
-                                      heal_min=hmin, heal_max=hmax))
+        try:
+            report = run(ClusterRunConfig(out=out / f"run-{seed}", target=args.target, faults=args.faults,
+                                          seed=seed, kinds=kinds, rate=args.rate, duration_min=dmin,
+                                          duration_max=dmax, heal_min=hmin, heal_max=hmax))
+        except Exception as exc:  # noqa: BLE001 - one broken run (e.g. a cluster that never started) is reported
+            logging.getLogger("faults").exception("run seed %d failed", seed)
+            failed_runs.append({"seed": seed, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            (out / "failed_runs.json").write_text(json.dumps(failed_runs, indent=2) + "\n")
+            continue
         sys.stdout.write(f"--- run seed {seed}\n" + text(report))
         sys.stdout.flush()
         reports.append(report)
         (out / "summary.json").write_text(json.dumps(summarize(reports), indent=2) + "\n")
     summary = summarize(reports)
+    summary["runs_that_failed_to_run"] = failed_runs
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     sys.stdout.write("=== summary\n" + json.dumps(summary, indent=2) + f"\noutput: {out}\n")
-    return 0 if summary["valid_runs"] == summary["runs"] else 1
+    return 0 if summary["valid_runs"] == summary["runs"] and not failed_runs else 1
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class Nemesis:
         self.ready_timeout = ready_timeout
         self._stop_cutting = threading.Event()
         self._cutter: threading.Thread | None = None
+        self.failed: list[str] = []  # nodes that did not answer again after a heal
 
     def _proxies_of(self, node: str):
         """Every proxy on a link from or to ``node``, with the source to set on it (None: all)."""
@@ -149,9 +150,14 @@ class Nemesis:
                 c.start(name)
                 restarted.append(name)
         for name in c.names:
-            c.wait_ready(name, self.ready_timeout)
-        for name in restarted:
-            self.history.record(NEMESIS, "info", "start", node=name)
+            try:
+                c.wait_ready(name, self.ready_timeout)
+            except (RuntimeError, TimeoutError) as exc:  # a node that does not come back is a finding
+                self.history.record(NEMESIS, "info", "unavailable", node=name, error=str(exc)[:300])
+                self.failed.append(name)
+                continue
+            if name in restarted:
+                self.history.record(NEMESIS, "info", "start", node=name)
         return restarted
 
     @staticmethod
