@@ -28,6 +28,8 @@ from faults.schedule import KINDS  # noqa: E402
 
 def summarize(reports: list[dict]) -> dict:
     total: dict = {"runs": len(reports), "valid_runs": sum(1 for r in reports if r["valid"]),
+                   "broker_valid_runs": sum(1 for r in reports if r["broker_valid"]),
+                   "duplicates_after_client_timeout": sum(r["duplicates_after_client_timeout"] for r in reports),
                    "faults": sum(r["faults_applied"] for r in reports), "fault_kinds": {},
                    "operations": sum(r["operations"] for r in reports),
                    "sends_acknowledged": sum(r["sends_acknowledged"] for r in reports),

@@ -1,0 +1,33 @@
+"""Duplicates explained by librdkafka's epoch bump after a message timeout, and those not."""
+
+from __future__ import annotations
+
+from faults.checker import check
+from faults.explain import client_timeout_duplicates
+from test_checker import H
+
+
+def history(timeout_process: str | None) -> H:
+    h = H()
+    h.op("p0", "invoke", "send", value=1, partition=0)
+    if timeout_process is not None:
+        h.op(timeout_process, "invoke", "send", value=2, partition=1)
+        h.op(timeout_process, "info", "send", value=2, partition=1, error="_MSG_TIMED_OUT")
+    h.op("p0", "ok", "send", value=1, partition=0, offset=5)
+    h.poll("c", (0, 4, 1), (0, 5, 1))  # value 1 written twice
+    return h
+
+
+def test_a_duplicate_after_its_producers_timeout_is_the_clients():
+    ops = history("p0").ops
+    duplicates = check(ops)["anomalies"]["duplicate"]
+    assert [d["value"] for d in duplicates] == [1]
+    assert client_timeout_duplicates(ops, duplicates) == duplicates
+
+
+def test_a_duplicate_without_a_timeout_or_after_another_producers_is_not_explained():
+    for process in (None, "p1"):
+        ops = history(process).ops
+        duplicates = check(ops)["anomalies"]["duplicate"]
+        assert len(duplicates) == 1
+        assert client_timeout_duplicates(ops, duplicates) == []
