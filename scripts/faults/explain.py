@@ -41,3 +41,10 @@ def client_timeout_duplicates(ops: list[Op], duplicates: list[dict[str, Any]]) -
         if any(send["time"] <= t <= end for t in timeouts.get(send["process"], ())):
             explained.append(dup)
     return explained
+
+
+def client_timeout_reorders(reorders: list[dict[str, Any]], explained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reorders that are such a re-sent duplicate: its second copy lands after values the producer
+    sent later (``earlier``/``later`` carry ``[offset, value]``)."""
+    values = {d["value"] for d in explained}
+    return [r for r in reorders if r["later"][1] in values or r["earlier"][1] in values]

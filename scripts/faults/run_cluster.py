@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faults.cluster_runner import ClusterRunConfig, run  # noqa: E402
+from faults.cluster_runner import ClusterRunConfig, rescore, run  # noqa: E402
 from faults.netns import cleanup, require_tools  # noqa: E402
 from faults.report import text  # noqa: E402
 from faults.schedule import KINDS  # noqa: E402
@@ -30,6 +30,8 @@ def summarize(reports: list[dict]) -> dict:
     total: dict = {"runs": len(reports), "valid_runs": sum(1 for r in reports if r["valid"]),
                    "broker_valid_runs": sum(1 for r in reports if r["broker_valid"]),
                    "duplicates_after_client_timeout": sum(r["duplicates_after_client_timeout"] for r in reports),
+                   "reorders_of_those_duplicates": sum(r["reorders_of_those_duplicates"] for r in reports),
+                   "broker_anomaly_counts": {},
                    "faults": sum(r["faults_applied"] for r in reports), "fault_kinds": {},
                    "operations": sum(r["operations"] for r in reports),
                    "sends_acknowledged": sum(r["sends_acknowledged"] for r in reports),
@@ -44,6 +46,8 @@ def summarize(reports: list[dict]) -> dict:
             total["fault_kinds"][k] = total["fault_kinds"].get(k, 0) + v
         for k, v in r["anomaly_counts"].items():
             total["anomaly_counts"][k] = total["anomaly_counts"].get(k, 0) + v
+        for k, v in r["broker_anomaly_counts"].items():
+            total["broker_anomaly_counts"][k] = total["broker_anomaly_counts"].get(k, 0) + v
     return total
 
 
@@ -59,12 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", default="2,8", help="min,max seconds a fault lasts")
     parser.add_argument("--heal", default="2,5", help="min,max seconds of calm after each fault")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers of interrupted runs and exit")
+    parser.add_argument("--rescore", type=Path, metavar="OUT",
+                        help="re-check every finished run under OUT (run-*/history.jsonl), rewrite the reports and "
+                             "the summary, and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cleanup:
         for item in cleanup():
             print(f"removed {item}")
         return 0
+    if args.rescore:
+        reports = [rescore(d) for d in sorted(args.rescore.glob("run-*")) if (d / "report.json").exists()]
+        summary = summarize(reports)
+        (args.rescore / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return 0 if summary["valid_runs"] == summary["runs"] else 1
     kinds = tuple(k for k in args.kinds.split(",") if k)
     unknown = set(kinds) - set(KINDS)
     try:

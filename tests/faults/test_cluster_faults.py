@@ -26,6 +26,7 @@ def test_short_kafka_cluster_run_loses_nothing_acknowledged(tmp_path):
     # message timeout (explain.py) and is counted apart: every duplicate must be one of those.
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
     assert report["anomaly_counts"]["duplicate"] == report["duplicates_after_client_timeout"]
+    assert report["anomaly_counts"]["reorder"] == report["reorders_of_those_duplicates"]
     assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"]
     assert report["broker_valid"]
     assert report["faults_applied"] == 3 and report["fault_kinds"] == dict.fromkeys(KINDS, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from faults.checker import check
-from faults.explain import client_timeout_duplicates
+from faults.explain import client_timeout_duplicates, client_timeout_reorders
 from test_checker import H
 
 
@@ -31,3 +31,16 @@ def test_a_duplicate_without_a_timeout_or_after_another_producers_is_not_explain
         duplicates = check(ops)["anomalies"]["duplicate"]
         assert len(duplicates) == 1
         assert client_timeout_duplicates(ops, duplicates) == []
+
+
+def test_the_reorder_of_a_resent_duplicate_is_the_clients_and_no_other():
+    h = history("p0")
+    h.op("p0", "invoke", "send", value=3, partition=0)
+    h.op("p0", "ok", "send", value=3, partition=0, offset=6)
+    h.poll("c", (0, 6, 3), (0, 7, 1))  # value 1's second copy after value 3, sent later
+    ops = h.ops
+    found = check(ops)["anomalies"]
+    explained = client_timeout_duplicates(ops, found["duplicate"])
+    assert [d["value"] for d in explained] == [1] and len(found["reorder"]) >= 1
+    assert client_timeout_reorders(found["reorder"], explained) == found["reorder"]
+    assert client_timeout_reorders(found["reorder"], []) == []
