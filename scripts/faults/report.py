@@ -117,8 +117,8 @@ def plot(ops: list[Op], path: Path) -> bool:
     for t, _ in lat:
         per_second[int(t)] += 1
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6))
-    seconds = sorted(per_second)
-    top.plot(seconds, [per_second[s] for s in seconds], lw=0.8)
+    seconds = list(range(min(per_second), max(per_second) + 1)) if per_second else []
+    top.plot(seconds, [per_second.get(s, 0) for s in seconds], lw=0.8)  # a second without an ack is a 0
     top.set_ylabel("acked sends/s")
     bottom.scatter([t for t, _ in lat], [v * 1000 for _, v in lat], s=1)
     bottom.set_yscale("log")
