@@ -98,7 +98,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     crashes = [op for op in history.ops if op["process"] == NEMESIS and op["f"] == "crashed"]
     report = build(history.ops, {
         "target": config.target, "seed": config.seed, "faults_applied": len(applied), "fault_kinds": kinds,
-        "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"]} for op in crashes],
+        "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
         "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},

@@ -135,9 +135,9 @@ class Nemesis:
         elif fault.kind == "disk-full":
             c.free_disk(a)
         self.history.record(NEMESIS, "info", "heal", id=fault.id, kind=fault.kind, nodes=fault.nodes)
-        self.revive()
+        self.revive(fault)
 
-    def revive(self) -> list[str]:
+    def revive(self, after: Fault | None = None) -> list[str]:
         """Start every node that is not running (a crash, or a node that stopped on a full disk) and
         wait until all answer; the names of the nodes restarted."""
         c = self.cluster
@@ -146,7 +146,8 @@ class Nemesis:
             if not node.alive:
                 if not node.expected_down:
                     code = node.proc.returncode if node.proc is not None else None
-                    self.history.record(NEMESIS, "info", "crashed", node=name, exit=code)
+                    self.history.record(NEMESIS, "info", "crashed", node=name, exit=code,
+                                        during=after.kind if after is not None else None)
                 c.start(name)
                 restarted.append(name)
         for name in c.names:
