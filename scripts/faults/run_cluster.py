@@ -36,12 +36,15 @@ def summarize(reports: list[dict]) -> dict:
                    "operations": sum(r["operations"] for r in reports),
                    "sends_acknowledged": sum(r["sends_acknowledged"] for r in reports),
                    "values_read": sum(r["values_read"] for r in reports), "anomaly_counts": {},
-                   "crashes": sum(len(r["crashes"]) for r in reports),
+                   "crashes": sum(len(r["crashes"]) for r in reports), "crashes_during": {},
                    "heals_without_progress": sum(r["heals_without_progress"] for r in reports),
                    "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),
                    "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None}
     for r in reports:
+        for crash in r["crashes"]:
+            during = str(crash.get("during"))
+            total["crashes_during"][during] = total["crashes_during"].get(during, 0) + 1
         for k, v in r["fault_kinds"].items():
             total["fault_kinds"][k] = total["fault_kinds"].get(k, 0) + v
         for k, v in r["anomaly_counts"].items():
