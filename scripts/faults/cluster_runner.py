@@ -141,6 +141,13 @@ def rescore(run_dir: Path) -> dict[str, Any]:
                 "values_read", "ack_latency_ms"):
         report[key] = fresh[key]
     report.setdefault("nodes_not_back", [])
+    report["crashes"] = []
+    last_heal = None
+    for op in ops:
+        if op["process"] == NEMESIS and op["f"] == "heal":
+            last_heal = op["kind"]
+        elif op["process"] == NEMESIS and op["f"] == "crashed":
+            report["crashes"].append({"node": op["node"], "exit": op["exit"], "during": op.get("during", last_heal)})
     report["valid"] = (report["valid"] and report["drain_complete"] and report["heals_without_progress"] == 0
                        and not report["nodes_not_back"])
     score(report, ops)
