@@ -102,7 +102,7 @@ class KbrokerTarget(Target):
         if res.returncode != 0 or "--cluster-id" not in res.stdout:
             raise RuntimeError("this kbroker has no `kbroker format` command (cluster mode with "
                                "process.roles/controller.quorum.voters is not on this branch yet): "
-                               f"{(res.stderr or res.stdout).strip()[-300:]}")
+                               + (res.stderr.strip()[-300:] if res.returncode else "its help names no --cluster-id"))
 
     def format_command(self, conf: Path, cluster_id: str) -> list[str]:
         return [sys.executable, "-m", "kbroker", "format", f"--cluster-id={cluster_id}", "-c", str(conf)]

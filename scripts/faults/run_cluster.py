@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from faults.cluster import TARGETS  # noqa: E402
 from faults.cluster_runner import ClusterRunConfig, rescore, run  # noqa: E402
 from faults.netns import cleanup, require_tools  # noqa: E402
 from faults.report import text  # noqa: E402
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                      "0 <= min <= max")
     try:
         require_tools()
+        TARGETS[args.target]().check()
     except (PermissionError, RuntimeError) as exc:
         print(f"run_cluster: {exc}", file=sys.stderr)
         return 2
