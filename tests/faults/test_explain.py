@@ -44,3 +44,17 @@ def test_the_reorder_of_a_resent_duplicate_is_the_clients_and_no_other():
     assert [d["value"] for d in explained] == [1] and len(found["reorder"]) >= 1
     assert client_timeout_reorders(found["reorder"], explained) == found["reorder"]
     assert client_timeout_reorders(found["reorder"], []) == []
+
+
+def test_cluster_fault_intervals_pair_each_fault_with_its_heal():
+    from faults.report import fault_intervals
+
+    h = H()
+    h.op("nemesis", "info", "fault", id=0, kind="partition", nodes=["n1"])
+    h.op("nemesis", "info", "fault", id=1, kind="delay", nodes=["n2"])  # overlapping: paired by id
+    h.op("nemesis", "info", "heal", id=0, kind="partition", nodes=["n1"])
+    h.op("nemesis", "info", "crashed", node="n3", exit=1, during="partition")
+    h.op("nemesis", "info", "heal", id=1, kind="delay", nodes=["n2"])
+    h.op("nemesis", "info", "fault", id=2, kind="kill", nodes=["n3"])  # never healed: no interval
+    t = [op["time"] for op in h.ops]
+    assert fault_intervals(h.ops) == [("partition", t[0], t[2]), ("delay", t[1], t[4])]
