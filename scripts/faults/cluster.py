@@ -95,8 +95,9 @@ class KbrokerTarget(Target):
     name = "kbroker"
 
     def check(self) -> None:
+        # The kbroker installed for this interpreter (as the nodes, which run in their work dirs).
         res = subprocess.run([sys.executable, "-m", "kbroker", "format", "--help"], capture_output=True,
-                             text=True, cwd=ROOT)
+                             text=True, cwd="/")
         # A kbroker without the command reads "format" as its config file and prints its own help:
         # the storage tool's help names --cluster-id.
         if res.returncode != 0 or "--cluster-id" not in res.stdout:
@@ -185,8 +186,9 @@ class Cluster:
                 "node.id": str(node.node_id),
                 "controller.quorum.voters": voters,
                 "listeners": f"PLAINTEXT://{ip}:{BROKER_PORT},CONTROLLER://{ip}:{CONTROLLER_PORT}",
-                "advertised.listeners": f"PLAINTEXT://{self.net.host_ip}:{node.broker_proxy.port},"
-                                        f"CONTROLLER://{self.net.host_ip}:{node.controller_proxy.port}",
+                # Only the broker listener: the controllers find one another by controller.quorum.voters
+                # (the controller proxies); Kafka 4.4 accepts the controller listener here too, kbroker not.
+                "advertised.listeners": f"PLAINTEXT://{self.net.host_ip}:{node.broker_proxy.port}",
                 "controller.listener.names": "CONTROLLER",
                 "inter.broker.listener.name": "PLAINTEXT",
                 "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
