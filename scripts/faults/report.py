@@ -12,6 +12,8 @@ from typing import Any
 from .checker import check
 
 Op = dict[str, Any]
+SHADES = {"kill": "red", "pause": "orange", "restart": "purple", "partition": "blue", "one-way": "cyan",
+          "bridge": "teal", "delay": "gold", "loss": "brown", "cut": "magenta", "disk-full": "black"}
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
@@ -21,13 +23,20 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def fault_intervals(ops: list[Op]) -> list[tuple[str, float, float]]:
-    """(kind, start, end) of every kill (until the broker was ready again) and pause."""
+    """(kind, start, end) of every kill (until the broker was ready again) and pause; and of every
+    ``fault`` op (cluster runs) until the ``heal`` op with its ``id``."""
     intervals = []
     open_at: dict[str, float] = {}
+    faults: dict[int, Op] = {}
     for op in ops:
         if op["process"] != "nemesis":
             continue
-        if op["f"] in ("kill", "pause"):
+        if op["f"] == "fault":
+            faults[op["id"]] = op
+        elif op["f"] == "heal" and op.get("id") in faults:
+            fault = faults.pop(op["id"])
+            intervals.append((fault["kind"], fault["time"], op["time"]))
+        elif op["f"] in ("kill", "pause"):
             open_at[op["f"]] = op["time"]
         elif op["f"] == "start" and "kill" in open_at:
             intervals.append(("kill", open_at.pop("kill"), op["time"]))
@@ -78,7 +87,9 @@ def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
 
 def text(report: dict[str, Any]) -> str:
     lines = [f"valid: {report['valid']}"]
-    for key in ("flush", "seed", "cycles", "faults", "operations", "sends_invoked", "sends_acknowledged",
+    for key in ("target", "flush", "seed", "cycles", "faults", "faults_applied", "fault_kinds", "crashes",
+                "heals_without_progress", "nodes_not_back", "duplicates_after_client_timeout",
+                "reorders_of_those_duplicates", "broker_anomaly_counts", "broker_valid", "operations", "sends_invoked", "sends_acknowledged",
                 "values_read", "duration_s", "ack_latency_ms", "drain_complete"):
         if key in report:
             lines.append(f"{key}: {report[key]}")
@@ -97,6 +108,7 @@ def plot(ops: list[Op], path: Path) -> bool:
         import matplotlib
 
         matplotlib.use("Agg")
+        import matplotlib.patches
         import matplotlib.pyplot as plt
     except ImportError:
         return False
@@ -105,8 +117,8 @@ def plot(ops: list[Op], path: Path) -> bool:
     for t, _ in lat:
         per_second[int(t)] += 1
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6))
-    seconds = sorted(per_second)
-    top.plot(seconds, [per_second[s] for s in seconds], lw=0.8)
+    seconds = list(range(min(per_second), max(per_second) + 1)) if per_second else []
+    top.plot(seconds, [per_second.get(s, 0) for s in seconds], lw=0.8)  # a second without an ack is a 0
     top.set_ylabel("acked sends/s")
     bottom.scatter([t for t, _ in lat], [v * 1000 for _, v in lat], s=1)
     bottom.set_yscale("log")
@@ -114,7 +126,11 @@ def plot(ops: list[Op], path: Path) -> bool:
     bottom.set_xlabel("time (s)")
     for kind, start, end in fault_intervals(ops):
         for ax in (top, bottom):
-            ax.axvspan(start, end, color="red" if kind == "kill" else "orange", alpha=0.2, lw=0)
+            ax.axvspan(start, end, color=SHADES.get(kind, "grey"), alpha=0.2, lw=0)
+    handles = [matplotlib.patches.Patch(color=SHADES.get(k, "grey"), alpha=0.3, label=k)
+               for k in sorted({k for k, _, _ in fault_intervals(ops)})]
+    if handles:
+        top.legend(handles=handles, loc="upper right", fontsize="small", ncol=len(handles))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

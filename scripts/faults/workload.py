@@ -28,9 +28,11 @@ CLIENT = {"reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 250, "retry.ba
           "retry.backoff.max.ms": 250, "log_level": 0}
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0, replication_factor: int = 1,
+                 config: dict[str, str] | None = None) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap, **CLIENT})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor,
+                                            config=config or {})],
                                   operation_timeout=timeout, request_timeout=timeout)
     futures[topic].result(timeout)
 

@@ -1,0 +1,302 @@
+"""A three-node KRaft cluster (every node ``process.roles=broker,controller``) in network namespaces,
+behind fault-injecting proxies, for either target:
+
+* ``kafka``: Apache Kafka 4.4 (``kafka.Kafka`` per node, formatted with ``kafka.tools.StorageTool``),
+  jars fetched by ``scripts/reference_kafka.py``;
+* ``kbroker``: ``python -m kbroker <server.properties>`` per node, formatted with ``python -m kbroker
+  format`` (mirroring ``kafka-storage format``) when the broker has that command.
+
+Both targets get the same ``server.properties`` keys (``Target.properties``): each node listens on
+its namespace address (``PLAINTEXT`` 9092, ``CONTROLLER`` 9093) and advertises the root-namespace
+proxies that lead to it, so every connection — client to broker, broker to broker, controller to
+controller — crosses a proxy whose faults are set per source node. ``controller.quorum.voters``
+names the controller proxies.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .netns import Network, sh
+from .proxy import Proxy, ProxyHub
+
+log = logging.getLogger("faults.cluster")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import reference_kafka  # noqa: E402
+
+BROKER_PORT = 9092
+CONTROLLER_PORT = 9093
+
+# acks=all, RF=3, min.insync.replicas=2, unclean election off (the issue's cluster settings).
+CLUSTER_SETTINGS: dict[str, str] = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "unclean.leader.election.enable": "false",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.num.partitions": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "transaction.state.log.num.partitions": "3",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "false",
+    "num.partitions": "3",
+}
+
+
+class Target:
+    name = "?"
+
+    def format_command(self, conf: Path, cluster_id: str) -> list[str]:
+        raise NotImplementedError
+
+    def start_command(self, conf: Path) -> list[str]:
+        raise NotImplementedError
+
+    def extra_properties(self, workdir: Path) -> dict[str, str]:
+        return {}
+
+    def check(self) -> None:
+        """Raise with a clear message if this target cannot run a cluster here."""
+
+
+class KafkaTarget(Target):
+    name = "kafka"
+
+    def __init__(self, heap: str = "384m") -> None:
+        self.heap = heap
+        self.libs: Path | None = None
+
+    def check(self) -> None:
+        self.libs = reference_kafka.ensure_kafka()
+
+    def format_command(self, conf: Path, cluster_id: str) -> list[str]:
+        assert self.libs is not None
+        return reference_kafka.java_cmd(self.libs, "kafka.tools.StorageTool",
+                                        ["format", f"--cluster-id={cluster_id}", "-c", str(conf)], "256m",
+                                        conf.parent / "log4j2.properties")
+
+    def start_command(self, conf: Path) -> list[str]:
+        assert self.libs is not None
+        return reference_kafka.java_cmd(self.libs, "kafka.Kafka", [str(conf)], self.heap,
+                                        conf.parent / "log4j2.properties")
+
+
+class KbrokerTarget(Target):
+    name = "kbroker"
+
+    def check(self) -> None:
+        # The kbroker installed for this interpreter (as the nodes, which run in their work dirs).
+        res = subprocess.run([sys.executable, "-m", "kbroker", "format", "--help"], capture_output=True,
+                             text=True, cwd="/")
+        # A kbroker without the command reads "format" as its config file and prints its own help:
+        # the storage tool's help names --cluster-id.
+        if res.returncode != 0 or "--cluster-id" not in res.stdout:
+            raise RuntimeError("this kbroker has no `kbroker format` command (cluster mode with "
+                               "process.roles/controller.quorum.voters is not on this branch yet): "
+                               + (res.stderr.strip()[-300:] if res.returncode else "its help names no --cluster-id"))
+
+    def format_command(self, conf: Path, cluster_id: str) -> list[str]:
+        return [sys.executable, "-m", "kbroker", "format", f"--cluster-id={cluster_id}", "-c", str(conf)]
+
+    def start_command(self, conf: Path) -> list[str]:
+        return [sys.executable, "-m", "kbroker", str(conf)]
+
+
+TARGETS = {"kafka": KafkaTarget, "kbroker": KbrokerTarget}
+
+
+@dataclass
+class Node:
+    name: str
+    node_id: int
+    workdir: Path
+    conf: Path
+    broker_proxy: Proxy
+    controller_proxy: Proxy
+    proc: subprocess.Popen | None = None
+    paused: bool = False
+    starts: int = 0
+    disk: Path | None = None  # a small mounted filesystem holding log.dirs
+    expected_down: bool = False  # killed or stopped by the harness (not a crash)
+    exits: list[int | None] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Cluster:
+    def __init__(self, target: Target, workdir: Path, size: int = 3, seed: int = 0,
+                 small_disk_node: str | None = None, small_disk_mb: int = 48) -> None:
+        self.target = target
+        self.workdir = workdir
+        self.names = [f"n{i}" for i in range(1, size + 1)]
+        self.seed = seed
+        self.small_disk_node = small_disk_node
+        self.small_disk_mb = small_disk_mb
+        self.net: Network | None = None
+        self.hub: ProxyHub | None = None
+        self.nodes: dict[str, Node] = {}
+        self.cluster_id = base64.urlsafe_b64encode(uuid.UUID(int=seed).bytes).decode().rstrip("=")
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.net is not None
+        return ",".join(f"{self.net.host_ip}:{n.broker_proxy.port}" for n in self.nodes.values())
+
+    def proxies(self) -> list[Proxy]:
+        return [p for n in self.nodes.values() for p in (n.broker_proxy, n.controller_proxy)]
+
+    def setup(self) -> None:
+        """Namespaces, proxies, configs, formatted log dirs (nothing started)."""
+        self.target.check()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.net = Network(self.names)
+        self.hub = ProxyHub(self.seed)
+        sources = {self.net.ip[n]: n for n in self.names}
+        for i, name in enumerate(self.names, 1):
+            ip = self.net.ip[name]
+            bp = self.hub.add(f"{name}-broker", self.net.host_ip, (ip, BROKER_PORT), sources)
+            cp = self.hub.add(f"{name}-controller", self.net.host_ip, (ip, CONTROLLER_PORT), sources)
+            self.net.stands_for(name, bp.port)
+            self.net.stands_for(name, cp.port)
+            wd = self.workdir / name
+            wd.mkdir(exist_ok=True)
+            self.nodes[name] = Node(name, i, wd, wd / "server.properties", bp, cp)
+        voters = ",".join(f"{n.node_id}@{self.net.host_ip}:{n.controller_proxy.port}" for n in self.nodes.values())
+        for node in self.nodes.values():
+            data = node.workdir / "data"
+            data.mkdir(exist_ok=True)
+            if node.name == self.small_disk_node:
+                sh("mount", "-t", "tmpfs", "-o", f"size={self.small_disk_mb}m", f"kbf-disk-{self.net.tag}", str(data))
+                node.disk = data
+            ip = self.net.ip[node.name]
+            props = {
+                "process.roles": "broker,controller",
+                "node.id": str(node.node_id),
+                "controller.quorum.voters": voters,
+                "listeners": f"PLAINTEXT://{ip}:{BROKER_PORT},CONTROLLER://{ip}:{CONTROLLER_PORT}",
+                # Only the broker listener: the controllers find one another by controller.quorum.voters
+                # (the controller proxies); Kafka 4.4 accepts the controller listener here too, kbroker not.
+                "advertised.listeners": f"PLAINTEXT://{self.net.host_ip}:{node.broker_proxy.port}",
+                "controller.listener.names": "CONTROLLER",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "log.dirs": str(data),
+                **CLUSTER_SETTINGS,
+                **self.target.extra_properties(node.workdir),
+            }
+            node.conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            (node.workdir / "log4j2.properties").write_text(
+                reference_kafka.LOG4J2.format(log=node.workdir / "server.log"))
+            res = subprocess.run(self.target.format_command(node.conf, self.cluster_id), capture_output=True,
+                                 text=True, cwd=node.workdir)
+            if res.returncode != 0:
+                raise RuntimeError(f"format of {node.name} failed: {res.stdout}\n{res.stderr}")
+
+    # -- processes ---------------------------------------------------------------------------------
+
+    def start(self, name: str) -> None:
+        assert self.net is not None
+        node = self.nodes[name]
+        out = open(node.workdir / "stdout.log", "ab")  # noqa: SIM115
+        env = dict(os.environ, LOG_DIR=str(node.workdir))
+        node.proc = subprocess.Popen([*self.net.prefix(name), *self.target.start_command(node.conf)],
+                                     stdout=out, stderr=subprocess.STDOUT, cwd=node.workdir, env=env,
+                                     start_new_session=True)
+        out.close()
+        node.starts += 1
+        node.paused = False
+        node.expected_down = False
+
+    def start_all(self) -> None:
+        for name in self.names:
+            self.start(name)
+
+    def wait_ready(self, name: str, timeout: float = 120.0) -> None:
+        """Until the node answers a Metadata request on its own address (from the root namespace)."""
+        assert self.net is not None
+        node = self.nodes[name]
+        reference_kafka.wait_ready(self.net.ip[name], BROKER_PORT, time.monotonic() + timeout, node.proc)
+
+    def kill(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGKILL)
+            node.proc.wait(30)
+        node.exits.append(node.proc.returncode if node.proc else None)
+        node.paused = False
+        node.expected_down = True
+
+    def pause(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.alive:
+            node.proc.send_signal(signal.SIGSTOP)
+            node.paused = True
+
+    def resume(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.alive:
+            node.proc.send_signal(signal.SIGCONT)
+        node.paused = False
+
+    def stop(self, name: str, timeout: float = 60.0) -> None:
+        node = self.nodes[name]
+        if node.proc is None or node.proc.poll() is not None:
+            return
+        node.expected_down = True
+        node.proc.send_signal(signal.SIGCONT)
+        node.proc.send_signal(signal.SIGTERM)
+        try:
+            node.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait(30)
+        node.exits.append(node.proc.returncode)
+
+    # -- disk --------------------------------------------------------------------------------------
+
+    def fill_disk(self, name: str) -> int:
+        """Fill the node's small filesystem; bytes written."""
+        node = self.nodes[name]
+        assert node.disk is not None, f"{name} has no small disk"
+        written = 0
+        chunk = b"\0" * (1 << 20)
+        try:
+            with open(node.disk / "kbf-filler", "ab") as f:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+                    written += len(chunk)
+        except OSError:
+            pass
+        return written
+
+    def free_disk(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.disk is not None:
+            (node.disk / "kbf-filler").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for name in self.names if self.nodes else ():
+            try:
+                self.stop(name, timeout=20)
+            except Exception:  # noqa: BLE001 - keep tearing down
+                log.exception("stopping %s", name)
+        if self.hub is not None:
+            self.hub.close()
+        for node in self.nodes.values():
+            if node.disk is not None:
+                sh("umount", "-l", str(node.disk), check=False)
+        if self.net is not None:
+            self.net.close()

@@ -1,0 +1,156 @@
+"""A cluster fault run: three nodes (Kafka or kbroker) in namespaces behind proxies, the queue
+workload (``workload.py``) throughout, a seeded schedule of faults each followed by a healing period,
+then a final drain, the checker and a report (``report.json``, ``report.txt``, ``report.png``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .checker import check
+from .cluster import TARGETS, Cluster
+from .explain import client_timeout_duplicates, client_timeout_reorders
+from .history import History
+from .report import build, plot, text
+from .runner import _wait_progress
+from .schedule import KINDS, NEMESIS, Nemesis, generate
+from .workload import Workload, create_topic, drain
+
+log = logging.getLogger("faults.cluster_runner")
+
+
+@dataclass
+class ClusterRunConfig:
+    out: Path
+    target: str = "kafka"
+    faults: int = 10
+    seed: int = 0
+    kinds: tuple[str, ...] = KINDS
+    partitions: int = 3
+    producers: int = 2
+    rate: float = 100.0  # sends per second per producer
+    duration_min: float = 2.0
+    duration_max: float = 8.0
+    heal_min: float = 2.0
+    heal_max: float = 5.0
+    progress_timeout: float = 90.0  # after each heal, wait this long at most for every producer to get an ack
+    disk_node: str | None = "n3"  # the node whose log dir is a small tmpfs (disk-full faults)
+    disk_mb: int = 64
+
+
+def run(config: ClusterRunConfig) -> dict[str, Any]:
+    config.out.mkdir(parents=True, exist_ok=True)
+    schedule = generate(config.seed, config.faults, ["n1", "n2", "n3"], config.kinds,
+                        (config.duration_min, config.duration_max), (config.heal_min, config.heal_max),
+                        config.disk_node if "disk-full" in config.kinds else None)
+    uses_disk = any(f.kind == "disk-full" for f in schedule)
+    cluster = Cluster(TARGETS[config.target](), config.out / "nodes", seed=config.seed,
+                      small_disk_node=config.disk_node if uses_disk else None, small_disk_mb=config.disk_mb)
+    history = History(config.out / "history.jsonl")
+    nemesis = Nemesis(cluster, history)
+    workload: Workload | None = None
+    progress: list[bool] = []
+    applied: list[dict[str, Any]] = []
+    drain_complete = False
+    topic = "queue"
+    started = time.monotonic()
+    try:
+        cluster.setup()
+        cluster.start_all()
+        for name in cluster.names:
+            cluster.wait_ready(name)
+        history.record(NEMESIS, "info", "start", nodes=cluster.names)
+        create_topic(cluster.bootstrap, topic, config.partitions, replication_factor=3,
+                     config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
+        workload = Workload(history, cluster.bootstrap, topic, config.partitions, config.producers, config.rate)
+        workload.start()
+        since = list(workload.acked)
+        progress.append(_wait_progress(workload, since, config.progress_timeout))
+        for fault in schedule:
+            log.info("fault %d/%d: %s on %s for %.1fs", fault.id + 1, len(schedule), fault.kind, fault.nodes,
+                     fault.duration)
+            nemesis.apply(fault)
+            time.sleep(fault.duration)  # the fault lasts this long, the clients running
+            nemesis.heal(fault)
+            applied.append(Nemesis.describe(fault))
+            since = list(workload.acked)
+            time.sleep(fault.heal)  # the healing period
+            progress.append(_wait_progress(workload, since, config.progress_timeout))
+            if not progress[-1]:
+                log.warning("no progress after healing fault %d (%s)", fault.id, fault.kind)
+            if nemesis.failed:
+                log.warning("nodes %s did not come back after fault %d: the schedule stops", nemesis.failed, fault.id)
+                break
+        workload.stop()
+        drain_complete = drain(history, cluster.bootstrap, topic, config.partitions, timeout=120.0)
+    finally:
+        if workload is not None:
+            workload.stop()
+        cluster.close()
+        history.close()
+    kinds: dict[str, int] = {}
+    for fault in applied:
+        kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1
+    crashes = [op for op in history.ops if op["process"] == NEMESIS and op["f"] == "crashed"]
+    report = build(history.ops, {
+        "target": config.target, "seed": config.seed, "faults_applied": len(applied), "fault_kinds": kinds,
+        "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
+        "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
+        "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),
+        "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
+        "config": {k: str(v) for k, v in asdict(config).items()}})
+    report["valid"] = report["valid"] and drain_complete and all(progress) and not nemesis.failed
+    # A duplicate that librdkafka's epoch bump after a message timeout explains is the client's, and so
+    # is the reorder its second copy makes: counted apart; broker_valid ignores them (valid stays strict).
+    score(report, history.ops)
+    (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (config.out / "report.txt").write_text(text(report))
+    report["plot"] = plot(history.ops, config.out / "report.png")
+    return report
+
+
+def score(report: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add the anomalies the client explains and the broker's own (``broker_anomaly_counts``,
+    ``broker_valid``) to a run's report."""
+    found = check(ops)["anomalies"]
+    explained = client_timeout_duplicates(ops, found["duplicate"])
+    reorders = client_timeout_reorders(found["reorder"], explained)
+    report["duplicates_after_client_timeout"] = len(explained)
+    report["reorders_of_those_duplicates"] = len(reorders)
+    counts = {name: len(examples) for name, examples in found.items()}
+    counts["duplicate"] -= len(explained)
+    counts["reorder"] -= len(reorders)
+    report["broker_anomaly_counts"] = counts
+    report["broker_valid"] = (not any(counts.values()) and report["drain_complete"]
+                              and report["heals_without_progress"] == 0 and not report["nodes_not_back"])
+    return report
+
+
+def rescore(run_dir: Path) -> dict[str, Any]:
+    """Re-check a finished run from its history.jsonl and report.json (rewritten)."""
+    from .history import load
+
+    report = json.loads((run_dir / "report.json").read_text())
+    ops = load(run_dir / "history.jsonl")
+    fresh = build(ops, {})
+    for key in ("valid", "anomaly_counts", "anomalies", "ops", "operations", "sends_invoked", "sends_acknowledged",
+                "values_read", "ack_latency_ms"):
+        report[key] = fresh[key]
+    report.setdefault("nodes_not_back", [])
+    report["crashes"] = []
+    last_heal = None
+    for op in ops:
+        if op["process"] == NEMESIS and op["f"] == "heal":
+            last_heal = op["kind"]
+        elif op["process"] == NEMESIS and op["f"] == "crashed":
+            report["crashes"].append({"node": op["node"], "exit": op["exit"], "during": op.get("during", last_heal)})
+    report["valid"] = (report["valid"] and report["drain_complete"] and report["heals_without_progress"] == 0
+                       and not report["nodes_not_back"])
+    score(report, ops)
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (run_dir / "report.txt").write_text(text(report))
+    return report

@@ -1,0 +1,130 @@
+"""The fault-injecting TCP proxy: it forwards, and delays, drops (resetting the connection) and cuts
+connections when told, per source address, at run time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from faults.proxy import ProxyHub
+
+
+class Echo:
+    """A loopback echo server."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def proxy():
+    echo = Echo()
+    hub = ProxyHub(seed=3)
+    try:
+        yield hub.add("echo", "127.0.0.1", ("127.0.0.1", echo.port), {"127.0.0.2": "n2"})
+    finally:
+        hub.close()
+        echo.sock.close()
+
+
+def connect(proxy, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(source, 0))
+    sock.settimeout(10)
+    return sock
+
+
+def roundtrip(sock: socket.socket, payload: bytes) -> bytes:
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_forwards_both_ways(proxy):
+    with connect(proxy) as sock:
+        payload = bytes(range(256)) * 1000
+        assert roundtrip(sock, payload) == payload
+    assert proxy.accepted == 1
+
+
+def test_delay_holds_every_chunk_back(proxy):
+    proxy.set(delay=0.25)
+    with connect(proxy) as sock:
+        t0 = time.monotonic()
+        assert roundtrip(sock, b"ping") == b"ping"
+        # the chunk waited out the delay going there and again coming back
+        assert time.monotonic() - t0 >= 0.5
+    proxy.clear()
+    with connect(proxy) as sock:
+        assert roundtrip(sock, b"pong") == b"pong"
+
+
+def test_loss_resets_the_connection(proxy):
+    proxy.set(loss=1.0)
+    with connect(proxy) as sock:
+        sock.sendall(b"lost")
+        with pytest.raises(ConnectionResetError):
+            if sock.recv(10) == b"":  # an abort may also read as an end of stream
+                raise ConnectionResetError
+    assert proxy.resets == 1
+    proxy.clear()
+    with connect(proxy) as sock:
+        assert roundtrip(sock, b"kept") == b"kept"
+
+
+def test_faults_apply_per_source(proxy):
+    proxy.set("n2", loss=1.0)
+    with connect(proxy, "127.0.0.1") as client:
+        assert roundtrip(client, b"client") == b"client"
+    with connect(proxy, "127.0.0.2") as n2:
+        n2.sendall(b"n2")
+        with pytest.raises(ConnectionResetError):
+            if n2.recv(10) == b"":
+                raise ConnectionResetError
+    assert proxy.resets == 1
+
+
+def test_cut_aborts_open_connections_only(proxy):
+    first = connect(proxy)
+    second = connect(proxy, "127.0.0.2")
+    try:
+        assert roundtrip(first, b"a") == b"a" and roundtrip(second, b"b") == b"b"
+        assert proxy.cut("n2") == 1
+        with pytest.raises(ConnectionResetError):
+            if second.recv(10) == b"":
+                raise ConnectionResetError
+        assert roundtrip(first, b"still") == b"still"
+        assert proxy.cut() == 1
+        with pytest.raises(ConnectionResetError):
+            if first.recv(10) == b"":
+                raise ConnectionResetError
+    finally:
+        first.close()
+        second.close()
+    with connect(proxy) as again:  # new connections are accepted after a cut
+        assert roundtrip(again, b"new") == b"new"
