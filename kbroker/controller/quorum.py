@@ -162,13 +162,16 @@ class QuorumController:
                 self._activate()
             return
         self.image.apply(mr.decode_frame(item.value), offset)
+        # RaftNode.poll_committed delivers whole proposals only, and the driver applies them in one
+        # step of the event loop: no other task sees part of one. A snapshot is taken only at the
+        # end of a proposal (Kafka snapshots at batch boundaries).
         if self.raft is not None:
             self._bytes_since_snapshot += len(item.value)
             if self._first_since_snapshot is None:
                 self._first_since_snapshot = time.monotonic()
-            if self._bytes_since_snapshot >= self.snapshot_max_bytes or (
+            if item.batch_end and (self._bytes_since_snapshot >= self.snapshot_max_bytes or (
                     self.snapshot_max_interval_ms > 0
-                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms):
+                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms)):
                 self.take_snapshot()
 
     def take_snapshot(self) -> Snapshot | None:
@@ -193,10 +196,20 @@ class QuorumController:
 
     def _load_snapshot(self, snap: Snapshot) -> None:
         """Replace the image by a snapshot's (Kafka's handleLoadSnapshot): after a restart whose
-        log starts at a snapshot, or a snapshot fetched from the leader. The image is emptied and
-        the snapshot's records applied to it, so its listeners see every record."""
-        from kbroker.controller.snapshot import load_snapshot
+        log starts at a snapshot, or a snapshot fetched from the leader while running. The image's
+        listeners first get the records that remove what the snapshot no longer has
+        (`snapshot_removals`: topics, configs, SCRAM credentials, ACLs, features, brokers), then
+        the image is emptied and the snapshot's records applied to it, so that every listener
+        ends in the snapshot's state (Kafka's MetadataDelta to the publishers)."""
+        from kbroker.controller.snapshot import load_snapshot, snapshot_removals
 
+        new = load_snapshot(snap.data, snap.end_offset)
+        removals = snapshot_removals(self.image, new)
+        for record in removals:
+            self.image.apply(record, snap.end_offset - 1)
+        if removals:
+            log.info("the metadata snapshot ending at offset %d removes %d items from the image",
+                     snap.end_offset, len(removals))
         listeners = self.image.listeners
         MetadataImage.__init__(self.image)
         self.image.listeners = listeners
