@@ -349,16 +349,21 @@ class QuorumController:
         self.commit(records or [mr.FeatureLevelRecord(name=name, feature_level=level)
                                 for name, level in bootstrap_levels().items()])
 
-    def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
+    def register_broker(self, endpoints: Iterable[tuple[str, str, int] | tuple[str, str, int, int]],
+                        rack: str | None = None, log_dirs: Iterable[uuid.UUID] = ()) -> int:
+        """The sole voter registers its own broker: ``endpoints`` are (listener, host, port[, security
+        protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs."""
         epoch = self.log.log_end_offset
         record = mr.RegisterBrokerRecord(
             broker_id=self.node_id,
             incarnation_id=uuid.uuid4(),
             broker_epoch=epoch,
             end_points=[
-                mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=0)
-                for name, host, port in endpoints
+                mr.RegisterBrokerRecord.BrokerEndpoint(name=e[0], host=e[1], port=e[2],
+                                                       security_protocol=e[3] if len(e) > 3 else 0)
+                for e in endpoints
             ],
+            log_dirs=sorted(log_dirs),
             features=[
                 mr.RegisterBrokerRecord.BrokerFeature(
                     name=name, min_supported_version=lo, max_supported_version=hi
