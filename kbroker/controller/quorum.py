@@ -22,6 +22,7 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import (
     KRAFT_VERSION,
+    METADATA_VERSION,
     SUPPORTED_FEATURES,
     FeatureUpdateError,
     KRaftVersionUpgrade,
@@ -352,7 +353,13 @@ class QuorumController:
     def register_broker(self, endpoints: Iterable[tuple[str, str, int] | tuple[str, str, int, int]],
                         rack: str | None = None, log_dirs: Iterable[uuid.UUID] = ()) -> int:
         """The sole voter registers its own broker: ``endpoints`` are (listener, host, port[, security
-        protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs."""
+        protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs,
+        recorded from metadata.version 17 (IBP_3_7_IV2, directory assignment) as cluster control
+        records a remote registration's."""
+        from kbroker.controller.cluster_control import MV_DIRECTORY_ASSIGNMENT
+
+        if self.image.features.get(METADATA_VERSION, 0) < MV_DIRECTORY_ASSIGNMENT:
+            log_dirs = ()
         epoch = self.log.log_end_offset
         record = mr.RegisterBrokerRecord(
             broker_id=self.node_id,
