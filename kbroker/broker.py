@@ -256,9 +256,28 @@ class Broker:
         assert self.controller is not None
         endpoints = self.advertised_endpoints()
         if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
-            self.controller.register_broker(endpoints)
+            # as a remote registration: each listener's security protocol, the log directory ids
+            self.controller.register_broker(self._registration_listeners(endpoints),
+                                            log_dirs=self._log_directory_ids())
             return
         await self._register_remote(endpoints)
+
+    def _registration_listeners(self, endpoints: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int]]:
+        """(name, host, port, security protocol id) of each advertised listener, from
+        listener.security.protocol.map, as a BrokerRegistration lists them."""
+        protocols = {e.listener: e.security_protocol for e in self.config.listeners}
+        protocol_ids = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+        return [(name, host, port, protocol_ids.get(protocols.get(name, "PLAINTEXT"), 0))
+                for name, host, port in endpoints]
+
+    def _log_directory_ids(self) -> list[uuid.UUID]:
+        """The directory ids of log.dirs that format wrote (Kafka's registration lists them)."""
+        directory_ids = []
+        for d in self.config.log_dirs:
+            props = read_meta_properties(d) or {}
+            if props.get("directory.id"):
+                directory_ids.append(uuid_from_str(props["directory.id"]))
+        return directory_ids
 
     async def _register_remote(self, endpoints: list[tuple[str, str, int]]) -> None:
         """Registration and heartbeats with the active controller (cluster-control's
@@ -270,15 +289,8 @@ class Broker:
 
         raft = self.raft
         assert raft is not None
-        protocols = {e.listener: e.security_protocol for e in self.config.listeners}
-        protocol_ids = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
-        listeners = [(name, host, port, protocol_ids.get(protocols.get(name, "PLAINTEXT"), 0))
-                     for name, host, port in endpoints]
-        directory_ids = []
-        for d in self.config.log_dirs:  # the directory ids format wrote (Kafka's registration lists them)
-            props = read_meta_properties(d) or {}
-            if props.get("directory.id"):
-                directory_ids.append(uuid_from_str(props["directory.id"]))
+        listeners = self._registration_listeners(endpoints)
+        directory_ids = self._log_directory_ids()
         machine = LifecycleMachine(self.node_id, self.cluster_id, listeners=listeners, features=SUPPORTED_FEATURES,
                                    log_dirs=directory_ids,
                                    heartbeat_interval_ms=self.config["broker.heartbeat.interval.ms"])

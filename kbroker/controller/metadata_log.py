@@ -128,24 +128,22 @@ def _check_entry(entry: Entry) -> None:
 
 
 def encode_batches(base_offset: int, entries: Sequence[Entry], voters: Sequence[int] = (), now: int | None = None) -> bytes:
-    """Record batches for ``entries`` from ``base_offset``: one per run of one epoch and kind
-    (data or control), data batches split at ``MAX_BATCH_BYTES``."""
+    """Record batches for ``entries`` from ``base_offset``: one per proposal (a run of one epoch
+    and kind ending at an entry whose ``batch_end`` is True), as Kafka's leader writes one batch
+    per proposal and its followers keep them. A proposal is never split: a batch is written whole
+    or, torn, cut whole on recovery, so a crash never leaves part of a proposal."""
     now = _now_ms() if now is None else now
     out = bytearray()
     i = 0
     while i < len(entries):
         first = entries[i]
         records: list[Record] = []
-        size = 0
         j = i
         while j < len(entries) and entries[j].epoch == first.epoch and entries[j].control == first.control:
-            rec = _record_of(entries[j], voters, now)
-            rec_size = len(rec.value or b"") + 32
-            if records and size + rec_size > MAX_BATCH_BYTES:
-                break
-            records.append(rec)
-            size += rec_size
+            records.append(_record_of(entries[j], voters, now))
             j += 1
+            if entries[j - 1].batch_end:
+                break
         out += build_batch(records, base_offset=base_offset + i, control=first.control, partition_leader_epoch=first.epoch)
         i = j
     return bytes(out)
@@ -170,6 +168,11 @@ def decode_batch_entries(data: bytes | memoryview, pos: int) -> list[tuple[int, 
                 out.append((rec.offset, Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version), control=True)))
         else:
             out.append((rec.offset, Entry(epoch, bytes(rec.value) if rec.value is not None else b"")))
+    # a batch is one proposal (or, written by an older kbroker, several whole ones): only its
+    # last record ends one
+    for k in range(len(out) - 1):
+        o, e = out[k]
+        out[k] = (o, Entry(e.epoch, e.value, e.control, batch_end=False))
     return out
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import (
     KRAFT_VERSION,
+    METADATA_VERSION,
     SUPPORTED_FEATURES,
     FeatureUpdateError,
     KRaftVersionUpgrade,
@@ -162,13 +163,16 @@ class QuorumController:
                 self._activate()
             return
         self.image.apply(mr.decode_frame(item.value), offset)
+        # RaftNode.poll_committed delivers whole proposals only, and the driver applies them in one
+        # step of the event loop: no other task sees part of one. A snapshot is taken only at the
+        # end of a proposal (Kafka snapshots at batch boundaries).
         if self.raft is not None:
             self._bytes_since_snapshot += len(item.value)
             if self._first_since_snapshot is None:
                 self._first_since_snapshot = time.monotonic()
-            if self._bytes_since_snapshot >= self.snapshot_max_bytes or (
+            if item.batch_end and (self._bytes_since_snapshot >= self.snapshot_max_bytes or (
                     self.snapshot_max_interval_ms > 0
-                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms):
+                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms)):
                 self.take_snapshot()
 
     def take_snapshot(self) -> Snapshot | None:
@@ -193,10 +197,20 @@ class QuorumController:
 
     def _load_snapshot(self, snap: Snapshot) -> None:
         """Replace the image by a snapshot's (Kafka's handleLoadSnapshot): after a restart whose
-        log starts at a snapshot, or a snapshot fetched from the leader. The image is emptied and
-        the snapshot's records applied to it, so its listeners see every record."""
-        from kbroker.controller.snapshot import load_snapshot
+        log starts at a snapshot, or a snapshot fetched from the leader while running. The image's
+        listeners first get the records that remove what the snapshot no longer has
+        (`snapshot_removals`: topics, configs, SCRAM credentials, ACLs, features, brokers), then
+        the image is emptied and the snapshot's records applied to it, so that every listener
+        ends in the snapshot's state (Kafka's MetadataDelta to the publishers)."""
+        from kbroker.controller.snapshot import load_snapshot, snapshot_removals
 
+        new = load_snapshot(snap.data, snap.end_offset)
+        removals = snapshot_removals(self.image, new)
+        for record in removals:
+            self.image.apply(record, snap.end_offset - 1)
+        if removals:
+            log.info("the metadata snapshot ending at offset %d removes %d items from the image",
+                     snap.end_offset, len(removals))
         listeners = self.image.listeners
         MetadataImage.__init__(self.image)
         self.image.listeners = listeners
@@ -336,16 +350,27 @@ class QuorumController:
         self.commit(records or [mr.FeatureLevelRecord(name=name, feature_level=level)
                                 for name, level in bootstrap_levels().items()])
 
-    def register_broker(self, endpoints: Iterable[tuple[str, str, int]], rack: str | None = None) -> int:
+    def register_broker(self, endpoints: Iterable[tuple[str, str, int] | tuple[str, str, int, int]],
+                        rack: str | None = None, log_dirs: Iterable[uuid.UUID] = ()) -> int:
+        """The sole voter registers its own broker: ``endpoints`` are (listener, host, port[, security
+        protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs,
+        recorded from metadata.version 17 (IBP_3_7_IV2, directory assignment) as cluster control
+        records a remote registration's."""
+        from kbroker.controller.cluster_control import MV_DIRECTORY_ASSIGNMENT
+
+        if self.image.features.get(METADATA_VERSION, 0) < MV_DIRECTORY_ASSIGNMENT:
+            log_dirs = ()
         epoch = self.log.log_end_offset
         record = mr.RegisterBrokerRecord(
             broker_id=self.node_id,
             incarnation_id=uuid.uuid4(),
             broker_epoch=epoch,
             end_points=[
-                mr.RegisterBrokerRecord.BrokerEndpoint(name=name, host=host, port=port, security_protocol=0)
-                for name, host, port in endpoints
+                mr.RegisterBrokerRecord.BrokerEndpoint(name=e[0], host=e[1], port=e[2],
+                                                       security_protocol=e[3] if len(e) > 3 else 0)
+                for e in endpoints
             ],
+            log_dirs=sorted(log_dirs),
             features=[
                 mr.RegisterBrokerRecord.BrokerFeature(
                     name=name, min_supported_version=lo, max_supported_version=hi

@@ -23,6 +23,7 @@ from kbroker.controller import metadata_records as mr
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
 from protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from protocol.messages.metadata_records import UnregisterBrokerRecord
 from protocol.records import ControlType
 
 METADATA_VERSION = "metadata.version"
@@ -123,6 +124,37 @@ def load_snapshot(data: bytes | bytearray | memoryview, end_offset: int, image: 
     record."""
     content = decode_snapshot(data)
     return records_to_image([*content.control_records, *content.records], end_offset, image)
+
+
+def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[Any]:
+    """The records that take away from ``old`` what ``new`` (a snapshot's image) no longer has:
+    topics (by id: a topic deleted and created again under its name is removed, then created),
+    configs, SCRAM credentials, ACLs, finalized features and broker registrations. Applied to the
+    running image before the snapshot's own records, they give every image listener the delta
+    from its state to the snapshot's, as Kafka's publishers get a ``MetadataDelta`` on
+    ``handleLoadSnapshot``: the broker closes and deletes the partitions of a removed topic, the
+    SCRAM and ACL caches forget what went."""
+    out: list[Any] = []
+    for topic in old.topics.values():
+        kept = new.topics_by_id.get(topic.topic_id)
+        if kept is None or kept.name != topic.name:
+            out.append(mr.RemoveTopicRecord(topic_id=topic.topic_id))
+            continue
+        out += [mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=topic.name, name=k, value=None)
+                for k in sorted(topic.configs) if k not in kept.configs]
+    for rtype, old_configs, new_configs in ((RESOURCE_BROKER, old.broker_configs, new.broker_configs),
+                                            (RESOURCE_GROUP, old.group_configs, new.group_configs)):
+        for resource, configs in old_configs.items():
+            now = new_configs.get(resource, {})
+            out += [mr.ConfigRecord(resource_type=rtype, resource_name=resource, name=k, value=None)
+                    for k in sorted(configs) if k not in now]
+    out += [mr.RemoveUserScramCredentialRecord(name=name, mechanism=mechanism)
+            for (name, mechanism) in old.scram_credentials if (name, mechanism) not in new.scram_credentials]
+    out += [mr.RemoveAccessControlEntryRecord(id=acl_id) for acl_id in old.acls if acl_id not in new.acls]
+    out += [mr.FeatureLevelRecord(name=name, feature_level=0) for name in old.features if name not in new.features]
+    out += [UnregisterBrokerRecord(broker_id=b.broker_id, broker_epoch=b.epoch)
+            for b in old.brokers.values() if b.broker_id not in new.brokers]
+    return out
 
 
 # Kafka's MetadataLogConfig defaults

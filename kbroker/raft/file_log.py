@@ -6,7 +6,9 @@ Layout of the log directory (one per replica):
   ``length u32 | crc32c u32 | offset i64 | epoch i32 | kind u8 | value``, ``length`` counting
   what follows the CRC and the CRC (Castagnoli, as Kafka's record batches) covering the same
   bytes. ``kind`` 0 is a data record (``value`` the record's bytes), 1 the control record a new
-  leader appends (``value`` the leader id, i32).
+  leader appends (``value`` the leader id, i32); bit 0x80 of ``kind`` marks an entry that is not
+  the last of its proposal (``Entry.batch_end`` False). A torn flush can keep part of a
+  proposal: opening drops the entries after the last proposal end (a proposal is atomic).
 - ``<end offset>-<epoch>.snapshot`` (both zero-padded): ``crc32c u32 | end i64 | epoch i32 |
   data``; written to a ``.tmp`` file, fsynced, renamed, and the directory fsynced, so a crash
   leaves the old snapshot or the new one. Only the latest is kept. The directory may be shared
@@ -47,6 +49,7 @@ _LEADER = struct.Struct(">i")
 _SNAP_HEAD = struct.Struct(">Iqi")  # crc32c, end offset, epoch
 _SNAP_NAME = re.compile(r"^(\d{20})-(\d{10})\.snapshot$")
 _DATA, _CONTROL = 0, 1
+_MORE = 0x80  # kind bit: not the last entry of its proposal
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
 
@@ -82,14 +85,15 @@ def _write_atomically(directory: str, name: str, data: bytes | bytearray) -> Non
 
 
 def encode_entry(offset: int, entry: Entry) -> bytes:
+    more = 0 if entry.batch_end else _MORE
     if entry.control:
         if not isinstance(entry.value, int):
             raise TypeError(f"a control entry's value must be the leader id, not {type(entry.value).__name__}")
-        body = _ENTRY_HEAD.pack(offset, entry.epoch, _CONTROL) + _LEADER.pack(entry.value)
+        body = _ENTRY_HEAD.pack(offset, entry.epoch, _CONTROL | more) + _LEADER.pack(entry.value)
     else:
         if not isinstance(entry.value, bytes | bytearray):
             raise TypeError(f"a record value must be bytes, not {type(entry.value).__name__}")
-        body = _ENTRY_HEAD.pack(offset, entry.epoch, _DATA) + bytes(entry.value)
+        body = _ENTRY_HEAD.pack(offset, entry.epoch, _DATA | more) + bytes(entry.value)
     if len(body) > MAX_ENTRY_BYTES:
         raise ValueError(f"entry of {len(body)} bytes is larger than {MAX_ENTRY_BYTES}")
     return _FRAME_HEAD.pack(len(body), crc32c(body)) + body
@@ -212,16 +216,22 @@ class FileRaftLog(MemoryLog):
                 break
             if epoch < last_epoch or offset < 0 or epoch < 0:
                 break
+            batch_end = not kind & _MORE
+            kind &= ~_MORE
             if kind == _DATA:
-                entry = Entry(epoch, value_raw)
+                entry = Entry(epoch, value_raw, batch_end=batch_end)
             elif kind == _CONTROL and len(value_raw) == _LEADER.size:
-                entry = Entry(epoch, _LEADER.unpack(value_raw)[0], control=True)
+                entry = Entry(epoch, _LEADER.unpack(value_raw)[0], control=True, batch_end=batch_end)
             else:
                 break
             entries.append((offset, entry))
             positions.append(pos)
             last_epoch = epoch
             pos = body_at + length
+        # a torn flush may have kept the first entries of a proposal: they go too (atomicity)
+        while entries and not entries[-1][1].batch_end:
+            entries.pop()
+            pos = positions.pop()
         return entries, positions, pos, len(raw)
 
     def _rewrite(self) -> None:

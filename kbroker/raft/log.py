@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -22,11 +22,17 @@ class Entry:
 
     ``control`` marks a control record (the ``LeaderChangeMessage`` a new leader appends at the start
     of its epoch); its value is then the leader id.
+
+    ``batch_end`` is False for every entry of a proposal but its last (Kafka's record batch): a
+    proposal is atomic, so committed entries are delivered, and snapshots taken, only up to an
+    entry whose ``batch_end`` is True. It is not part of an entry's equality (a log read back from
+    disk or the wire may merge several whole proposals into one batch).
     """
 
     epoch: int
     value: Any
     control: bool = False
+    batch_end: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

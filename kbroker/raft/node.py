@@ -223,7 +223,9 @@ class RaftNode:
             raise NotLeaderError(self.node_id, self.epoch, self.leader_id)
         if not values:
             raise ValueError("nothing to propose")
-        self.log.append([Entry(self.epoch, v, control=control) for v in values])
+        last = len(values) - 1
+        # one proposal is one atomic batch: only its last entry ends it
+        self.log.append([Entry(self.epoch, v, control=control, batch_end=i == last) for i, v in enumerate(values)])
         if self._parked:
             self._parked_dirty = True
         if self._flush_at is None:
@@ -242,13 +244,25 @@ class RaftNode:
             assert snap is not None
             out.append((snap.end_offset - 1, snap))
             self._applied = snap.end_offset
-        hw = self.high_watermark
-        if self._applied < hw:
+        end = self.applicable_end()
+        if self._applied < end:
             start = self._applied
-            entries = log.read(start, hw - start)
+            entries = log.read(start, end - start)
             self._applied = start + len(entries)
             out.extend((start + i, e) for i, e in enumerate(entries))
         return out
+
+    def applicable_end(self) -> int:
+        """The end of the committed entries that may be applied: the high watermark moved back to
+        the end of the last whole proposal below it (a proposal is atomic: its entries are applied
+        together or not at all, Kafka's whole batches), never below what was already applied or
+        the log start."""
+        log = self.log
+        end = min(self.high_watermark, log.end_offset)
+        floor = max(self._applied, log.start_offset)
+        while end > floor and not log.entry(end - 1).batch_end:
+            end -= 1
+        return max(end, floor)
 
     def snapshot(self, end_offset: int, data: object) -> Snapshot:
         """Record the state machine's snapshot after the committed entries ``[0, end_offset)``;
@@ -258,6 +272,8 @@ class RaftNode:
                 f"a snapshot must end above the log start {self.log.start_offset} and at most at the "
                 f"high watermark {self.high_watermark}, not at {end_offset}"
             )
+        if not self.log.entry(end_offset - 1).batch_end:
+            raise ValueError(f"a snapshot must end at the end of a proposal (a batch), not at {end_offset}")
         if end_offset > self.log.flushed_end:
             self.log.flush()
         return self.log.take_snapshot(end_offset, data)
@@ -850,7 +866,7 @@ class RaftNode:
             # the fetcher's log matches ours up to fetch_offset, which it has flushed
             self._voter_end[src] = req.fetch_offset
             self._update_high_watermark()
-        records = log.read(req.fetch_offset, self.config.fetch_max_entries)
+        records = self._read_batches(req.fetch_offset)
         if (
             may_park
             and not records
@@ -861,6 +877,33 @@ class RaftNode:
             self._parked[src] = (req, now + req.max_wait_ms)
             return None
         return answer(NONE, records)
+
+    def _read_batches(self, offset: int) -> tuple[Entry, ...]:
+        """Whole proposals from ``offset``, up to ``fetch_max_entries`` entries unless the first
+        proposal is larger (then that one whole): as Kafka's leader serves whole batches, a
+        follower never holds part of a proposal."""
+        log = self.log
+        records = log.read(offset, self.config.fetch_max_entries)
+        if not records or records[-1].batch_end:
+            return records
+        for i in range(len(records) - 1, -1, -1):
+            if records[i].batch_end:
+                return records[: i + 1]
+        end = offset + len(records)
+        while end < log.end_offset:
+            end += 1
+            if log.entry(end - 1).batch_end:
+                break
+        return log.read(offset, end - offset)
+
+    @staticmethod
+    def _whole_proposals(records: tuple[Entry, ...]) -> tuple[Entry, ...]:
+        """A fetched answer without an incomplete last proposal (Kafka's fetcher drops a partial
+        last batch): a follower's log holds whole proposals only; the rest is fetched again."""
+        keep = len(records)
+        while keep and not records[keep - 1].batch_end:
+            keep -= 1
+        return records[:keep]
 
     def _on_fetch_response(self, resp: FetchResponse, now: int, out: list[Message]) -> None:
         inflight = self._fetch_inflight
@@ -905,8 +948,9 @@ class RaftNode:
         if resp.base_offset != log.end_offset:
             self._next_fetch_at = now
             return
-        if resp.records:
-            log.append(resp.records)
+        records = self._whole_proposals(resp.records)
+        if records:
+            log.append(records)
             self._next_fetch_at = now + self.config.append_linger_ms
         else:
             # the leader held the request as long as it could: ask again at once

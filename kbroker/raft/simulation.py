@@ -14,6 +14,8 @@ back to its sender as failed (a refused connection). After every event the invar
 - committed entries are never lost or changed: every node's committed prefix (what
   ``poll_committed`` returns) is a prefix of one global committed log, and the last committed entry
   is on the durable (flushed) log of a majority of voters;
+- proposals are atomic: a proposal's entries are committed contiguously, and every node's
+  delivered prefix (and every snapshot it takes or loads) ends at the end of a proposal;
 - liveness: once the faults stop, a leader is elected and a new proposal is committed on every node
   within a bounded simulated time.
 
@@ -46,6 +48,9 @@ SIM_CONFIG = RaftConfig(
     retry_backoff_ms=2,
     fetch_max_wait_ms=50,
     append_linger_ms=3,
+    # small, so that fetches often end inside a run of proposals and the leader must cut (or
+    # extend) an answer at a proposal's end
+    fetch_max_entries=5,
 )
 
 
@@ -107,6 +112,9 @@ class Simulation:
         self.applied = dict.fromkeys(self.all_ids, 0)
         self.committed: list[Entry] = []
         self.next_value = 0
+        # proposals hold 1 to 4 values (consecutive ints): the last value of each, for the
+        # atomicity checks
+        self.proposal_ends: set[int] = set()
         self.events = 0
         # statistics of the run
         self.recovery_ms: int | None = None  # from the end of the faults to the liveness check passing
@@ -270,14 +278,27 @@ class Simulation:
                 if committed[off] != entry:
                     self._fail(f"node {n} committed {entry} at {off}, another node committed {committed[off]}")
             elif off == len(committed):
+                if committed and not self._ends_proposal(committed[-1]) and (
+                        entry.control or entry.value != committed[-1].value + 1):
+                    self._fail(f"proposal torn: {entry} committed at {off} after {committed[-1]}")
                 committed.append(entry)
             else:
                 self._fail(f"gap in committed log at {len(committed)}")
-        if self.applied[n] != hw:
-            self._fail(f"node {n} delivered up to {self.applied[n]}, its high watermark is {hw}")
+        applied = self.applied[n]
+        if applied > 0 and applied <= len(committed) and not self._ends_proposal(committed[applied - 1]):
+            self._fail(f"node {n} delivered up to {applied}, inside the proposal of {committed[applied - 1]}")
+        # whole proposals up to the high watermark: what is held back is the rest of one proposal
+        if applied > hw or any(self._ends_proposal(e) for e in node.log.read(
+                max(applied, node.log.start_offset), max(0, hw - max(applied, node.log.start_offset)))):
+            self._fail(f"node {n} delivered up to {applied}, its high watermark is {hw}")
         every = self.sc.snapshot_every
-        if every and hw - node.log.start_offset >= every and self.rng.random() < 0.2:
-            node.snapshot(hw, tuple(committed[:hw]))
+        if every and applied - node.log.start_offset >= every and self.rng.random() < 0.2:
+            node.snapshot(applied, tuple(committed[:applied]))
+
+    def _ends_proposal(self, entry: Entry) -> bool:
+        """Whether ``entry`` is the last of its proposal (by the simulation's own bookkeeping, not
+        the entry's flag)."""
+        return entry.control or entry.value in self.proposal_ends
 
     def _check_durable(self) -> None:
         """The last committed entry is on the flushed log of a majority of voters."""
@@ -351,9 +372,12 @@ class Simulation:
                     n = self.rng.choice(leaders)
                     node = self.nodes[n]
                     assert node is not None
-                    self.next_value += 1
+                    size = 1 if self.rng.random() < 0.5 else self.rng.randint(2, 4)
+                    values = list(range(self.next_value + 1, self.next_value + 1 + size))
+                    self.next_value += size
+                    self.proposal_ends.add(values[-1])
                     try:
-                        off = node.propose([self.next_value], t)
+                        off = node.propose(values, t)
                     except NotLeaderError:
                         off = None
                     if stopped and target is None and off is not None:

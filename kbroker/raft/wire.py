@@ -65,6 +65,8 @@ def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[
         j = i
         while j < len(entries) and entries[j].epoch == first.epoch and entries[j].control == first.control:
             j += 1
+            if entries[j - 1].batch_end:
+                break  # one batch per proposal, as Kafka's leader writes and serves them
         records = []
         for e in entries[i:j]:
             if e.control and isinstance(e.value, ControlRecord):
@@ -97,6 +99,7 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
                 raise WireError(f"record batch at offset {header.base_offset}, expected {expected}")
             batch = decode_batch(data, pos)
             epoch = header.partition_leader_epoch
+            batch_first = len(entries)
             for rec in batch.records:
                 if rec.offset != expected:
                     raise WireError(f"record at offset {rec.offset}, expected {expected}")
@@ -115,6 +118,10 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
                     entries.append(Entry(epoch, lcm.leader_id, control=True))
                 else:
                     entries.append(Entry(epoch, rec.value))
+            # a batch is one proposal (or several whole ones): only its last entry ends one
+            for k in range(batch_first, len(entries) - 1):
+                e = entries[k]
+                entries[k] = Entry(e.epoch, e.value, e.control, batch_end=False)
     except WireError:
         raise
     except ValueError as e:  # InvalidRecordBatch and the codec's errors

@@ -87,7 +87,8 @@ def test_batches_as_kafka_writes_them(tmp_path):
     log = MetadataLog(tmp_path / "__cluster_metadata-0", voters=(3, 1, 2))
     frames = [mr.encode_frame(mr.FeatureLevelRecord(name="metadata.version", feature_level=27))] * 3
     log.append([Entry(4, 1, control=True)])
-    log.append([Entry(4, f) for f in frames])
+    # one batch per proposal (the entries up to one whose batch_end is True)
+    log.append([Entry(4, f, batch_end=i == 2) for i, f in enumerate(frames)])
     log.append([Entry(4, frames[0]), Entry(5, 1, control=True), Entry(5, frames[1])])  # split by epoch and kind
     log.flush()
     batches = [(h.base_offset, h.last_offset, h.partition_leader_epoch, h.is_control, raw)
@@ -212,7 +213,7 @@ def test_crash_inside_a_cut_within_a_batch_keeps_the_records_below_it(tmp_path, 
     killed between the two finds them in kbroker-truncation.batch on open, and the log is whole."""
     d = tmp_path / "__cluster_metadata-0"
     log = MetadataLog(d)
-    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.append([Entry(1, bytes([i]), batch_end=i == 5) for i in range(6)])  # one proposal, one batch
     log.flush()
     plog = log.partition_log
     real_append = plog.append
@@ -239,14 +240,14 @@ def test_crash_inside_a_cut_within_a_batch_keeps_the_records_below_it(tmp_path, 
 def test_a_left_over_truncation_file_after_a_completed_cut_is_dropped(tmp_path):
     d = tmp_path / "__cluster_metadata-0"
     log = MetadataLog(d)
-    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.append([Entry(1, bytes([i]), batch_end=i == 5) for i in range(6)])  # one proposal, one batch
     log.flush()
     log.truncate_to(4)
     log.close()
     # as if the process died after writing the cut's new batch, before removing the file
     from kbroker.controller.metadata_log import encode_batches
 
-    (d / "kbroker-truncation.batch").write_bytes(encode_batches(0, [Entry(1, bytes([i])) for i in range(4)]))
+    (d / "kbroker-truncation.batch").write_bytes(encode_batches(0, [Entry(1, bytes([i]), batch_end=i == 3) for i in range(4)]))
     reopened = MetadataLog(d)
     assert reopened.read(0, 10) == tuple(Entry(1, bytes([i])) for i in range(4))
     assert not (d / "kbroker-truncation.batch").exists()
@@ -296,7 +297,7 @@ def test_kraft_version_and_voters_records_travel_in_fetch_unchanged(tmp_path):
 def test_cut_inside_a_batch_that_began_below_the_snapshot(tmp_path):
     d = tmp_path / "__cluster_metadata-0"
     log = MetadataLog(d)
-    log.append([Entry(1, bytes([i])) for i in range(6)])
+    log.append([Entry(1, bytes([i]), batch_end=i == 5) for i in range(6)])  # one proposal, one batch
     log.flush()
     log.take_snapshot(2, [b"s"])
     assert log.partition_log.log_start_offset == 2

@@ -95,7 +95,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     assert log.end_offset == single_end
     new_topic = mr.TopicRecord(name="payments", topic_id=uuid.UUID(int=42))
     log.append([Entry(2, 2, control=True)])
-    log.append([Entry(2, mr.encode_frame(new_topic)),
+    log.append([Entry(2, mr.encode_frame(new_topic), batch_end=False),
                 Entry(2, mr.encode_frame(mr.ProducerIdsRecord(broker_id=1, broker_epoch=3, next_producer_id=1000)))])
     log.flush()
     for o in range(single_end, log.end_offset):

@@ -89,3 +89,14 @@ def test_the_simulation_catches_a_vote_answered_before_it_is_stored(monkeypatch)
     monkeypatch.setattr(raft_node.RaftNode, "_persist", lazy)
     problems = _failures("3-voters", range(5))
     assert any("but stored" in p for p in problems), problems
+
+
+def test_the_simulation_catches_a_proposal_applied_in_part(monkeypatch):
+    # the leader serves any number of entries, the follower keeps them, and committed entries are
+    # delivered up to the high watermark: a fetch that ends inside a proposal commits part of it
+    monkeypatch.setattr(raft_node.RaftNode, "_read_batches",
+                        lambda self, offset: self.log.read(offset, self.config.fetch_max_entries))
+    monkeypatch.setattr(raft_node.RaftNode, "_whole_proposals", staticmethod(lambda records: records))
+    monkeypatch.setattr(raft_node.RaftNode, "applicable_end", lambda self: self.high_watermark)
+    problems = _failures("3-voters", range(20))
+    assert any("inside the proposal of" in p for p in problems), problems

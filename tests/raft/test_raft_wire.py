@@ -35,7 +35,9 @@ from protocol.messages import fetch as fe
 from protocol.messages import vote as vo
 from protocol.records import decode_batch
 
-RECORDS = (Entry(4, b"a"), Entry(4, b"bb"), Entry(5, 3, control=True), Entry(5, b""), Entry(5, b"c"))
+# proposals [a, bb], [leader change], [empty, c]: one batch each
+RECORDS = (Entry(4, b"a", batch_end=False), Entry(4, b"bb"), Entry(5, 3, control=True), Entry(5, b"", batch_end=False),
+           Entry(5, b"c"))
 
 MESSAGES = [
     (VoteRequest(1, 2, 7, 6, 5, 120, True), 2),
@@ -90,6 +92,11 @@ def test_fetch_records_are_batches_with_the_leader_epoch():
     assert [(b.header.base_offset, b.header.partition_leader_epoch, b.header.is_control, len(b.records))
             for b in batches] == [(40, 4, False, 2), (42, 5, True, 1), (43, 5, False, 2)]
     assert decode_entries(data, 40) == RECORDS
+    # the proposal boundaries travel with the batches
+    assert [e.batch_end for e in decode_entries(data, 40)] == [e.batch_end for e in RECORDS]
+    # and a batch per proposal also within one epoch and kind
+    two = (Entry(4, b"a"), Entry(4, b"b", batch_end=False), Entry(4, b"c"))
+    assert [e.batch_end for e in decode_entries(encode_entries(0, two), 0)] == [True, False, True]
 
 
 def test_records_at_an_unexpected_offset_are_refused():

@@ -88,3 +88,79 @@ def test_kraft_version_upgrade_refused_in_a_quorum_of_several():
     with pytest.raises(FeatureUpdateError, match="single-voter quorum only"):
         asyncio.run(qc.update_features([("kraft.version", 1, 1)], validate_only=False))
     assert raft.log.end_offset == before
+
+
+def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state():
+    """A follower or observer that fetched a snapshot: the image and its listeners (the broker's
+    partitions, SCRAM credentials, ACLs) end in the snapshot's state, what it no longer has removed
+    first (Kafka's MetadataDelta on handleLoadSnapshot)."""
+    import uuid
+
+    from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC
+    from kbroker.controller.metadata_log import encode_snapshot
+    from kbroker.controller.snapshot import image_to_snapshot
+    from kbroker.raft.log import Snapshot
+    from kbroker.security.acls import Authorizer
+    from kbroker.security.scram import ScramCredentials
+
+    def scram(name):
+        return mr.UserScramCredentialRecord(name=name, mechanism=1, salt=b"s", stored_key=b"k", server_key=b"v",
+                                            iterations=4096)
+
+    def acl(acl_id, principal):
+        return mr.AccessControlEntryRecord(id=acl_id, resource_type=2, resource_name="t", pattern_type=3,
+                                           principal=principal, host="*", operation=3, permission_type=3)
+
+    gone_id, kept_id, new_id = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+    old_acl, new_acl = uuid.UUID(int=10), uuid.UUID(int=11)
+    history = [
+        mr.FeatureLevelRecord(name="metadata.version", feature_level=27),
+        mr.TopicRecord(name="gone", topic_id=gone_id),
+        mr.PartitionRecord(partition_id=0, topic_id=gone_id, replicas=[1], isr=[1], leader=1),
+        mr.TopicRecord(name="kept", topic_id=kept_id),
+        mr.PartitionRecord(partition_id=0, topic_id=kept_id, replicas=[1], isr=[1], leader=1),
+        mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name="kept", name="retention.ms", value="1"),
+        mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name="kept", name="cleanup.policy", value="compact"),
+        mr.ConfigRecord(resource_type=RESOURCE_BROKER, resource_name="1", name="log.retention.ms", value="5"),
+        scram("alice"), acl(old_acl, "User:alice"),
+    ]
+    qc, raft = controller(leader=False)
+    seen = []
+    scram_cache, authorizer = ScramCredentials(), Authorizer()
+    qc.image.listeners += [seen.append, scram_cache.on_record, authorizer.on_record]
+    for i, r in enumerate(history):
+        qc.on_commit(i, Entry(3, mr.encode_frame(r)))
+    assert set(scram_cache.credentials) == {("alice", 1)} and set(authorizer.acls) == {old_acl}
+    # the leader's state meanwhile: "gone" deleted, a config of "kept" and the broker's deleted,
+    # "new" created, alice's credential and ACL deleted, bob's added
+    leader_image = MetadataImage()
+    for i, r in enumerate(history):
+        leader_image.apply(r, i)
+    for r in [mr.RemoveTopicRecord(topic_id=gone_id),
+              mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name="kept", name="retention.ms", value=None),
+              mr.ConfigRecord(resource_type=RESOURCE_BROKER, resource_name="1", name="log.retention.ms", value=None),
+              mr.TopicRecord(name="new", topic_id=new_id),
+              mr.PartitionRecord(partition_id=0, topic_id=new_id, replicas=[1], isr=[1], leader=1),
+              mr.RemoveUserScramCredentialRecord(name="alice", mechanism=1), scram("bob"),
+              mr.RemoveAccessControlEntryRecord(id=old_acl), acl(new_acl, "User:bob")]:
+        leader_image.apply(r, leader_image.offset + 1)
+    end = leader_image.offset + 1
+    data = encode_snapshot(image_to_snapshot(leader_image), 3)
+    seen.clear()
+    qc.on_commit(end - 1, Snapshot(end, 3, data))
+
+    assert set(qc.image.topics) == {"kept", "new"} and qc.image.offset == end - 1
+    assert qc.image.topics["kept"].configs == {"cleanup.policy": "compact"}
+    assert qc.image.broker_configs.get("1", {}) == {}
+    assert set(scram_cache.credentials) == {("bob", 1)}
+    assert set(authorizer.acls) == {new_acl} and authorizer.acls[new_acl].principal == "User:bob"
+    names = [type(r).__name__ for r in seen]
+    # the listeners were told what went, before the snapshot's records
+    removed_topics = [r.topic_id for r in seen if type(r).__name__ == "RemoveTopicRecord"]
+    assert removed_topics == [gone_id]
+    assert names.index("RemoveTopicRecord") < names.index("TopicRecord")
+    assert any(type(r).__name__ == "ConfigRecord" and r.name == "retention.ms" and r.value is None for r in seen)
+    assert any(type(r).__name__ == "ConfigRecord" and r.name == "log.retention.ms" and r.value is None
+               for r in seen)
+    # the image equals the leader's
+    assert image_to_snapshot(qc.image) == image_to_snapshot(leader_image)
