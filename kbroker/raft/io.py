@@ -237,6 +237,8 @@ class RaftDriver:
         self.node = RaftNode(self.node_id, self.voters, self.log, store, self.rng, self.config, now=0)
         self._running = True
         node = self.node
+        if isinstance(store, _SoleVoterStore) and node.voters != frozenset({self.node_id}):
+            store.release()  # the log's voter set has others: every state is durable before it is acted on
         try:
             self._step(node.tick)  # a sole voter elects itself now
         finally:
