@@ -11,7 +11,6 @@ The records are committed before the answer.
 from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
 from kbroker.controller.quorum import ControllerError
 from protocol.errors import ErrorCode
 from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
@@ -19,6 +18,8 @@ from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
 
 @api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))
 async def handle_broker_heartbeat(ctx, request) -> BrokerHeartbeatResponse:
+    # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
+    from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
     controller = ctx.broker.controller
     if not is_active(controller):
         return BrokerHeartbeatResponse(error_code=ErrorCode.NOT_CONTROLLER, is_fenced=True)

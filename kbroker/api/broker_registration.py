@@ -13,7 +13,6 @@ adds PreviousBrokerEpoch (clean-shutdown detection).
 from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
 from kbroker.controller.quorum import ControllerError
 from protocol.errors import ErrorCode
 from protocol.messages.broker_registration import BrokerRegistrationResponse
@@ -21,6 +20,8 @@ from protocol.messages.broker_registration import BrokerRegistrationResponse
 
 @api(62, 0, 4, listeners=(CONTROLLER_LISTENER,))
 async def handle_broker_registration(ctx, request) -> BrokerRegistrationResponse:
+    # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
+    from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
     controller = ctx.broker.controller
     if not is_active(controller):
         return BrokerRegistrationResponse(error_code=ErrorCode.NOT_CONTROLLER, broker_epoch=-1)

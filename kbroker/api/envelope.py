@@ -33,7 +33,6 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
 from kbroker.controller.quorum import ControllerError
-from kbroker.controller.remote import deserialize_principal
 from protocol.api import decode_request, encode_response
 from protocol.errors import ErrorCode
 from protocol.exceptions import ProtocolError, UnsupportedVersionError
@@ -75,6 +74,8 @@ async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
 async def envelope(broker: Any, request: Any, peer: str = "?") -> EnvelopeResponse:
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
     serves the controller listener (``peer``: the forwarding node's address, for the log)."""
+    # (imported here: Envelopes reach only the controller of a multi-node quorum)
+    from kbroker.controller.remote import deserialize_principal
     try:
         principal = deserialize_principal(request.request_principal or b"")
     except ValueError as exc:

@@ -10,7 +10,6 @@ broker listeners do not serve it until that forwarding is wired.
 from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.cluster_runtime import is_active, now_ms, operation, write
 from kbroker.controller.quorum import ControllerError
 from protocol.errors import ErrorCode
 from protocol.messages.unregister_broker import UnregisterBrokerResponse
@@ -18,6 +17,8 @@ from protocol.messages.unregister_broker import UnregisterBrokerResponse
 
 @api(64, 0, 0, listeners=(CONTROLLER_LISTENER,))
 async def handle_unregister_broker(ctx, request) -> UnregisterBrokerResponse:
+    # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
+    from kbroker.controller.cluster_runtime import is_active, now_ms, operation, write
     controller = ctx.broker.controller
     if not is_active(controller):
         return UnregisterBrokerResponse(error_code=ErrorCode.NOT_CONTROLLER,
