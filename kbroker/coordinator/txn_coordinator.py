@@ -125,12 +125,12 @@ class TransactionCoordinator:
 
     def topic_configs(self) -> dict[str, str]:
         """The configs ``__transaction_state`` is created with (Kafka's transactionTopicConfigs)."""
+        from kbroker.replication.topics import internal_min_isr
+
         return {
             "cleanup.policy": "compact",
             "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes")),
-            # (capped by the brokers there are: the default of 2 cannot be met by one node)
-            "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr"),
-                                           max(1, len(self.broker.image.brokers)))),
+            "min.insync.replicas": str(internal_min_isr(self.broker, "transaction.state.log.min.isr")),
         }
 
     def topic_partitions(self) -> int:
@@ -142,10 +142,11 @@ class TransactionCoordinator:
 
         Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
         or here a transactional InitProducerId coming without one)."""
-        from kbroker.replication.topics import ensure_internal_topic
+        from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 
         return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
-                                     self.topic_configs())
+                                     self.topic_configs(),
+                                     internal_replication_factor(self.broker, "transaction.state.log.replication.factor"))
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.

@@ -1,0 +1,192 @@
+"""Replication end to end on three kbroker processes (combined mode): an RF=3 topic with
+min.insync.replicas=2, an idempotent acks=all producer (confluent-kafka) across kill -9 of the
+partition leader, a consumer reading every acknowledged record once and in order, the killed node
+rejoining the ISR; and min.insync.replicas refusing acks=all writes with too few live replicas."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from cluster_fixture import Cluster
+from waiting import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_quorum_processes import metadata  # noqa: E402
+
+from protocol.errors import ErrorCode  # noqa: E402
+from protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+E = ErrorCode
+TOPIC = "rep"
+# A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here.
+FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+
+
+@pytest.fixture
+def fast_cluster(tmp_path):
+    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
+    try:
+        yield c.start()
+    finally:
+        c.kill_all()
+
+
+def create_rf3_topic(cluster: Cluster, name: str, min_isr: int = 2) -> None:
+    C = CreateTopicsRequest
+
+    def attempt():
+        for n in cluster.layout.brokers:  # any broker: a creation is forwarded to the active controller
+            if n not in cluster.procs:
+                continue
+            try:
+                w = cluster.wire(n)
+                try:
+                    resp = w.call(C(topics=[C.CreatableTopic(
+                        name=name, num_partitions=1, replication_factor=3, assignments=[],
+                        configs=[C.CreatableTopic.CreatableTopicConfig(name="min.insync.replicas",
+                                                                        value=str(min_isr))])],
+                        timeout_ms=10000), 7)
+                finally:
+                    w.sock.close()
+                return resp.topics[0].error_code == E.NONE
+            except OSError:
+                continue
+        return False
+
+    wait_until(attempt, 30, 0.1, f"creation of {name}", cluster.logs)
+
+
+def partition_state(cluster: Cluster, node: int, topic: str = TOPIC):
+    try:
+        md = metadata(cluster, node)
+    except OSError:
+        return None
+    for t in md.topics:
+        if t.name == topic and t.error_code == E.NONE and t.partitions:
+            return t.partitions[0]
+    return None
+
+
+def full_isr_leader(cluster: Cluster, node: int, topic: str = TOPIC) -> int | None:
+    p = partition_state(cluster, node, topic)
+    if p is not None and p.leader_id >= 0 and sorted(p.isr_nodes) == cluster.node_ids:
+        return p.leader_id
+    return None
+
+
+def test_leader_kill_loses_no_acknowledged_record_and_node_rejoins_isr(fast_cluster):
+    cluster = fast_cluster
+    nodes = cluster.node_ids
+    create_rf3_topic(cluster, TOPIC)
+    leader = wait_until(lambda: full_isr_leader(cluster, nodes[0]), 30, 0.05, "a leader with a full ISR",
+                        cluster.logs)
+    survivors = [n for n in nodes if n != leader]
+    bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                         "message.timeout.ms": 60000, "linger.ms": 5})
+    acked: list[bytes] = []
+    errors: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked.append(msg.value())
+
+    sent = 0
+
+    def produce_until(count: int) -> bool:
+        nonlocal sent
+        while sent < count:
+            try:
+                producer.produce(TOPIC, b"r%05d" % sent, partition=0, on_delivery=on_delivery)
+            except BufferError:
+                break
+            sent += 1
+        producer.poll(0.05)
+        return len(acked) >= count - 20 and not errors
+
+    # numbered records flow; the leader dies while they are in flight
+    wait_until(lambda: produce_until(200), 60, 0, "the first acknowledged records")
+    cluster.kill(leader)
+    wait_until(lambda: produce_until(600), 120, 0, "records acknowledged after the leader's death",
+               lambda: f"acked {len(acked)} errors {errors[:3]}\n{cluster.logs()}")
+    assert producer.flush(60) == 0
+    assert errors == []
+    assert len(acked) == sent
+    new = partition_state(cluster, survivors[0])
+    assert new.leader_id in survivors and leader not in new.isr_nodes
+
+    # every acknowledged record exactly once and in order (one partition, idempotent producer)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": ",".join(cluster.bootstrap(n) for n in survivors),
+                                         "group.id": "reader", "auto.offset.reset": "earliest",
+                                         "enable.auto.commit": False})
+    consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, 0)])
+    got: list[bytes] = []
+
+    def read_all() -> bool:
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+        return len(got) >= len(acked)
+
+    try:
+        wait_until(read_all, 60, 0, "every acknowledged record", lambda: f"{len(got)} of {len(acked)}")
+        extra = consumer.consume(100, 1.0)
+    finally:
+        consumer.close()
+    assert got == [b"r%05d" % i for i in range(sent)]
+    assert [m.value() for m in extra if m.error() is None] == []
+
+    # the killed node restarts from its disk, catches up as a follower and rejoins the ISR
+    cluster.start_node(leader)
+    wait_until(lambda: full_isr_leader(cluster, survivors[0]), 60, 0.1, "the restarted node back in the ISR",
+               cluster.logs)
+    # it holds the whole log: as a follower it serves a consumer (Fetch v11+) up to its high watermark
+    follower_reader = confluent_kafka.Consumer({"bootstrap.servers": cluster.bootstrap(leader), "group.id": "r2",
+                                                "enable.auto.commit": False})
+    try:
+        low, high = follower_reader.get_watermark_offsets(confluent_kafka.TopicPartition(TOPIC, 0), timeout=10)
+    finally:
+        follower_reader.close()
+    assert (low, high) == (0, sent)
+
+
+def test_acks_all_refused_below_min_insync_replicas(tmp_path):
+    """One controller, three brokers: with two brokers dead the controller shrinks the ISR to the
+    leader and acks=all gets NOT_ENOUGH_REPLICAS; acks=1 still succeeds."""
+    cluster = Cluster(tmp_path / "cluster", 1, FAST_SESSIONS, brokers=3, separate=True)
+    try:
+        cluster.start()
+        brokers = cluster.layout.brokers
+        create_rf3_topic(cluster, TOPIC)
+
+        def leader_with_full_isr():
+            p = partition_state(cluster, brokers[0])
+            return p.leader_id if p is not None and p.leader_id >= 0 and sorted(p.isr_nodes) == brokers else None
+
+        leader = wait_until(leader_with_full_isr, 30, 0.05, "a leader with a full ISR", cluster.logs)
+        for b in brokers:
+            if b != leader:
+                cluster.kill(b)
+        wait_until(lambda: (p := partition_state(cluster, leader)) is not None and list(p.isr_nodes) == [leader],
+                   60, 0.1, "the ISR shrunk to the leader", cluster.logs)
+        strict = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap(leader), "acks": "all",
+                                           "message.timeout.ms": 5000, "retries": 0})
+        outcome: list = []
+        strict.produce(TOPIC, b"x", partition=0, on_delivery=lambda err, msg: outcome.append(err))
+        strict.flush(30)
+        assert len(outcome) == 1 and outcome[0] is not None
+        assert outcome[0].code() == confluent_kafka.KafkaError.NOT_ENOUGH_REPLICAS
+        relaxed = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap(leader), "acks": "1"})
+        done: list = []
+        relaxed.produce(TOPIC, b"y", partition=0, on_delivery=lambda err, msg: done.append(err))
+        relaxed.flush(30)
+        assert done == [None]
+    finally:
+        cluster.kill_all()
