@@ -190,3 +190,80 @@ def test_acks_all_refused_below_min_insync_replicas(tmp_path):
         assert done == [None]
     finally:
         cluster.kill_all()
+
+
+def find_coordinator(cluster: Cluster, node: int, group: str) -> int | None:
+    try:
+        w = cluster.wire(node)
+    except OSError:
+        return None
+    try:
+        resp = w.call(10, 4, key_type=0, coordinator_keys=[group])
+    except OSError:
+        return None
+    finally:
+        w.sock.close()
+    c = resp.coordinators[0]
+    return c.node_id if c.error_code == E.NONE else None
+
+
+def test_consumer_group_survives_kill_of_its_coordinator(fast_cluster):
+    """A group keeps consuming and committing across kill -9 of its coordinator's node: the new
+    leader of its __consumer_offsets partition loads the group and its offsets."""
+    cluster = fast_cluster
+    nodes = cluster.node_ids
+    create_rf3_topic(cluster, TOPIC)
+    wait_until(lambda: full_isr_leader(cluster, nodes[0]), 30, 0.05, "a leader with a full ISR", cluster.logs)
+    bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(300):
+        producer.produce(TOPIC, b"m%03d" % i, partition=0)
+    assert producer.flush(60) == 0
+
+    group = "survivors"
+
+    def consumer():
+        return confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+
+    a = consumer()
+    a.subscribe([TOPIC])
+    seen: list[int] = []
+
+    def consume_until(count: int):
+        def step() -> bool:
+            m = a.poll(0.2)
+            if m is not None and m.error() is None:
+                seen.append(m.offset())
+                a.commit(message=m, asynchronous=False)
+            return len(seen) >= count
+        return step
+
+    try:
+        wait_until(consume_until(100), 60, 0, "the first 100 records consumed and committed")
+        coordinator = wait_until(lambda: find_coordinator(cluster, nodes[0], group), 10, 0.05, "the coordinator")
+        # the offsets topic follows its replication factor (3): every node holds the group's partition
+        offsets_partitions = [p for t in metadata(cluster, nodes[0]).topics if t.name == "__consumer_offsets"
+                              for p in t.partitions]
+        assert len(offsets_partitions) == 50 and all(sorted(p.replica_nodes) == nodes for p in offsets_partitions)
+        cluster.kill(coordinator)
+        survivors = [n for n in nodes if n != coordinator]
+        wait_until(consume_until(200), 120, 0, "consuming and committing after the coordinator's death",
+                   cluster.logs)
+        new = wait_until(lambda: find_coordinator(cluster, survivors[0], group), 30, 0.05, "the new coordinator")
+        assert new in survivors
+    finally:
+        a.close()
+    assert seen[:200] == list(range(200))
+
+    # the committed offsets survived the move: a new member resumes where the group left off
+    b = consumer()
+    try:
+        committed = b.committed([confluent_kafka.TopicPartition(TOPIC, 0)], timeout=30)
+        assert committed[0].offset == len(seen)
+        b.subscribe([TOPIC])
+        first = wait_until(lambda: (m := b.poll(0.2)) is not None and m.error() is None and m, 60, 0,
+                           "a record for the new member")
+        assert first.offset() == len(seen)
+    finally:
+        b.close()
