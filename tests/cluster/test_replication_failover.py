@@ -267,3 +267,77 @@ def test_consumer_group_survives_kill_of_its_coordinator(fast_cluster):
         assert first.offset() == len(seen)
     finally:
         b.close()
+
+
+def find_txn_coordinator(cluster: Cluster, node: int, transactional_id: str) -> int | None:
+    try:
+        w = cluster.wire(node)
+    except OSError:
+        return None
+    try:
+        resp = w.call(10, 4, key_type=1, coordinator_keys=[transactional_id])
+    except OSError:
+        return None
+    finally:
+        w.sock.close()
+    c = resp.coordinators[0]
+    return c.node_id if c.error_code == E.NONE else None
+
+
+def test_transactions_with_remote_markers_across_a_coordinator_move(fast_cluster):
+    """A transaction coordinator on another node than the data partition's leader writes its
+    markers there (WriteTxnMarkers); a transaction open when the coordinator is killed is
+    committed through the new coordinator; read_committed sees committed records only."""
+    cluster = fast_cluster
+    nodes = cluster.node_ids
+    create_rf3_topic(cluster, TOPIC)
+    data_leader = wait_until(lambda: full_isr_leader(cluster, nodes[0]), 30, 0.05, "a leader with a full ISR",
+                             cluster.logs)
+    wait_until(lambda: find_txn_coordinator(cluster, nodes[0], "probe"), 60, 0.1, "__transaction_state",
+               cluster.logs)
+    # a transactional id whose coordinator is not the data partition's leader
+    tid, coordinator = next((t, c) for t in (f"tx-{i}" for i in range(200))
+                            if (c := find_txn_coordinator(cluster, nodes[0], t)) not in (None, data_leader))
+    bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
+                                         "transaction.timeout.ms": 60000})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(TOPIC, b"c1-%d" % i, partition=0)
+    producer.commit_transaction(30)
+
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(TOPIC, b"a-%d" % i, partition=0)
+    producer.abort_transaction(30)
+
+    # a transaction open while its coordinator dies is committed through the next coordinator
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(TOPIC, b"c2-%d" % i, partition=0)
+    assert producer.flush(30) == 0
+    cluster.kill(coordinator)
+    survivors = [n for n in nodes if n != coordinator]
+    producer.commit_transaction(120)
+    new = wait_until(lambda: find_txn_coordinator(cluster, survivors[0], tid), 30, 0.05, "the new coordinator")
+    assert new in survivors
+
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": ",".join(cluster.bootstrap(n) for n in survivors),
+                                         "group.id": "committed-reader", "isolation.level": "read_committed",
+                                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, 0)])
+    got: list[bytes] = []
+
+    def read() -> bool:
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+        return len(got) >= 20
+
+    try:
+        wait_until(read, 60, 0, "the committed records", lambda: f"{got}\n{cluster.logs()}")
+        got += [m.value() for m in consumer.consume(100, 1.0) if m.error() is None]
+    finally:
+        consumer.close()
+    assert got == [b"c1-%d" % i for i in range(10)] + [b"c2-%d" % i for i in range(10)]
