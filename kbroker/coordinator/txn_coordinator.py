@@ -513,8 +513,7 @@ class TransactionCoordinator:
         TransactionMarkerChannelManager), and the transaction stays Prepare* (other requests
         answer CONCURRENT_TRANSACTIONS) until every leader has written its marker; the Prepare*
         state is returned then."""
-        remote = sorted((topic, index) for topic, index in txn.partitions if topic != OFFSETS_TOPIC
-                        and self._led_elsewhere(topic, index))
+        remote = sorted((topic, index) for topic, index in txn.partitions if self._led_elsewhere(topic, index))
         if remote:
             commit = txn.state == TxnState.PREPARE_COMMIT
             coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
@@ -559,7 +558,7 @@ class TransactionCoordinator:
                     elif state.leader >= 0:
                         by_leader.setdefault(state.leader, []).append((topic, index))
                 for leader, parts in by_leader.items():
-                    if leader == broker.node_id:
+                    if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
                         self._write_local_markers(txn.copy(partitions=set(parts)), set())
                         pending.difference_update(parts)
                         continue

@@ -451,42 +451,52 @@ class ReplicaManager:
             return False
         return not verifier.is_coordinator_for(transactional_id)
 
-    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str) -> None:
-        """AddPartitionsToTxn (v4, verify only) to the transaction coordinator, the leader of the
-        id's ``__transaction_state`` partition. Its unavailability answers NOT_ENOUGH_REPLICAS (a
-        retriable error every producer knows, as Kafka does for clients before Transactions V2)."""
+    async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                      topic: str, index: int) -> ErrorCode:
+        """AddPartitionsToTxn (v4, verify only) for one partition to the transaction coordinator
+        of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
+        COORDINATOR_NOT_AVAILABLE when it cannot be reached."""
         from kbroker.replication.replica_fetcher import BrokerConnection
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
 
         verifier = self.producer_state.verifier
-        retriable = ErrorCode.NOT_ENOUGH_REPLICAS
         state = self.broker.image.partition("__transaction_state", verifier.partition_for(transactional_id))
         reg = self.broker.image.brokers.get(state.leader) if state is not None and state.leader >= 0 else None
         listener = self.broker.config.inter_broker_listener
         if reg is None or reg.fenced or listener not in reg.endpoints:
-            raise ProduceError(retriable, f"The transaction coordinator of {transactional_id!r} is not available")
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         host, port, _protocol = reg.endpoints[listener]
         request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
-            transactional_id=transactional_id, producer_id=header.producer_id, producer_epoch=header.producer_epoch,
-            verify_only=True, topics=[AddPartitionsToTxnTopic(name=partition.topic, partitions=[partition.index])])])
+            transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
+            verify_only=True, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
         conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
         try:
             await conn.open(5.0)
             response = await conn.request(request, 4, 30.0)
         except Exception as exc:  # refused, reset, timed out
-            raise ProduceError(retriable, f"Transaction verification with broker {state.leader} failed: {exc}") from None
+            log.info("transaction verification with broker %d failed: %s", state.leader, exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         finally:
             conn.close()
         code = ErrorCode(response.error_code)
         for result in response.results_by_transaction:
             for t in result.topic_results:
                 for pr in t.results_by_partition:
-                    if t.name == partition.topic and pr.partition_index == partition.index:
+                    if t.name == topic and pr.partition_index == index:
                         code = ErrorCode(pr.partition_error_code)
+        return code
+
+    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str) -> None:
+        """AddPartitionsToTxn (v4, verify only) to the transaction coordinator, the leader of the
+        id's ``__transaction_state`` partition. Its unavailability answers NOT_ENOUGH_REPLICAS (a
+        retriable error every producer knows, as Kafka does for clients before Transactions V2)."""
+
+        code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
+                                                  partition.topic, partition.index)
         if code in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
                     ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
-            code = retriable
+            code = ErrorCode.NOT_ENOUGH_REPLICAS
         if code != ErrorCode.NONE:
             raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
                                      f"verification for producer {header.producer_id}: {code.name}")

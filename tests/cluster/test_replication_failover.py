@@ -301,11 +301,24 @@ def test_transactions_with_remote_markers_across_a_coordinator_move(fast_cluster
     bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
                                          "transaction.timeout.ms": 60000})
+    # a group whose coordinator is on a third node: the offsets commit with the transaction there
+    wait_until(lambda: find_coordinator(cluster, nodes[0], "probe"), 60, 0.1, "__consumer_offsets", cluster.logs)
+    group = next(g for g in (f"g-{i}" for i in range(200))
+                 if find_coordinator(cluster, nodes[0], g) not in (None, coordinator))
+    group_member = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                             "enable.auto.commit": False})
     producer.init_transactions(30)
     producer.begin_transaction()
     for i in range(10):
         producer.produce(TOPIC, b"c1-%d" % i, partition=0)
+    producer.send_offsets_to_transaction([confluent_kafka.TopicPartition(TOPIC, 0, 42)],
+                                         group_member.consumer_group_metadata(), 30)
     producer.commit_transaction(30)
+    try:
+        wait_until(lambda: group_member.committed([confluent_kafka.TopicPartition(TOPIC, 0)], timeout=10)[0].offset
+                   == 42, 30, 0.1, "the transaction's offset committed in the group", cluster.logs)
+    finally:
+        group_member.close()
 
     producer.begin_transaction()
     for i in range(10):
