@@ -64,3 +64,32 @@ async def test_group_moves_with_the_leadership_of_its_offsets_partition():
         finally:
             c1.close()
             c2.close()
+
+
+async def _init_pid(conn, tid: str) -> tuple[int, int, int]:
+    from protocol.messages.init_producer_id import InitProducerIdRequest
+
+    resp = await conn.request(InitProducerIdRequest(transactional_id=tid, transaction_timeout_ms=60000), 4, 10)
+    return resp.error_code, resp.producer_id, resp.producer_epoch
+
+
+async def test_transaction_coordinator_moves_with_the_leadership_of_its_partition():
+    async with Cluster(2, {"transaction.state.log.num.partitions": "1"}) as cluster:
+        cluster.create_topic("__transaction_state", [[1, 2]], configs={"cleanup.policy": "compact"})
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        try:
+            error, pid, epoch = await _init_pid(c1, "tx")
+            assert error == E.NONE and pid >= 0
+            assert (await _init_pid(c2, "tx"))[0] == E.NOT_COORDINATOR
+            leader_log = cluster.partition(1, "__transaction_state").log
+            follower_log = cluster.partition(2, "__transaction_state").log
+            await wait_for(lambda: follower_log.log_end_offset == leader_log.log_end_offset, message="replicated")
+
+            cluster.change("__transaction_state", 0, leader=2)
+            assert (await _init_pid(c1, "tx"))[0] == E.NOT_COORDINATOR  # unloaded on resignation
+            assert "tx" not in cluster.broker(1).txn_coordinator.txns
+            # loaded on election: the same producer id, its epoch bumped
+            assert await _init_pid(c2, "tx") == (E.NONE, pid, epoch + 1)
+        finally:
+            c1.close()
+            c2.close()
