@@ -248,6 +248,8 @@ class Broker:
         self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
                                           client_id=f"broker-{self.node_id}-forwarding")
         self.controller_client = RemoteControllerClient(self._channel, error_response_for)
+        # ISR changes (AlterPartition) go to the active controller over the same channel.
+        self.replica_manager.alter_partition_channel = self._channel
 
     async def _register(self) -> None:
         """Register this broker in the metadata (the active controller writes its registration)."""
@@ -584,6 +586,7 @@ class Broker:
             state = topic.partitions.get(record.partition_id) if topic is not None else None
             if topic is not None and state is not None:
                 p = self.partitions.get((topic.name, record.partition_id))
+                was_leader = p is not None and p.is_leader
                 if self.node_id in state.replicas:
                     if p is None:
                         self._open_partition(topic.name, record.partition_id)
@@ -591,9 +594,15 @@ class Broker:
                         self.replica_manager.apply_partition_state(p, state)
                 elif p is not None:
                     self.replica_manager.stop_replica(p)
+                p = self.partitions.get((topic.name, record.partition_id))
+                is_leader = p is not None and p.is_leader and self.node_id in state.replicas
+                if is_leader != was_leader:
+                    self._leadership_changed(topic.name, record.partition_id, is_leader)
         elif name == "RemoveTopicRecord":
             for key in [k for k, p in self.partitions.items() if p.topic_id == record.topic_id]:
                 p = self.partitions.pop(key)
+                if p.is_leader:
+                    self._leadership_changed(p.topic, p.index, False)
                 self.replica_manager.stop_replica(p)
                 assert self.log_manager is not None
                 self.log_manager.delete(p.topic, p.index)
@@ -610,6 +619,17 @@ class Broker:
                 topic = self.image.topic(record.resource_name)
                 if topic is not None:
                     self._refresh_topic_configs([topic])
+
+    def _leadership_changed(self, topic: str, index: int, leader: bool) -> None:
+        """Services that follow partition leadership (the group and transaction coordinators:
+        Kafka's onElection/onResignation) learn that this broker leads, or stopped leading, a partition."""
+        for service in self.services:
+            hook = getattr(service, "on_partition_leadership", None)
+            if hook is not None:
+                try:
+                    hook(topic, index, leader)
+                except Exception:
+                    log.exception("%s failed to follow the leadership of %s-%d", type(service).__name__, topic, index)
 
     def _refresh_topic_configs(self, topics: list[Any]) -> None:
         if self.log_manager is None:

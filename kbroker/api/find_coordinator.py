@@ -41,7 +41,8 @@ def _coordinator(broker: Any, key_type: int) -> Any:
     return getattr(broker, "txn_coordinator", None)
 
 
-def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool]) -> tuple[ErrorCode, str | None]:
+def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int]
+            ) -> tuple[ErrorCode, str | None]:
     """``topic_existed``: per key type, whether the internal topic existed when the request came
     (Kafka creates it asynchronously, so every key of the request that found it missing answers
     COORDINATOR_NOT_AVAILABLE)."""
@@ -70,37 +71,55 @@ def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool]) -> tup
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     topic = broker.image.topic(coordinator.topic_name)
     state = None if topic is None else topic.partitions.get(coordinator.partition_for(key))
-    # One node: the coordinator is this broker when it leads the key's partition.
-    if state is None or state.leader != broker.node_id:
+    # The coordinator is the leader of the key's partition (Kafka's getPartitionLeaderEndpoint on
+    # the request's listener): none, fenced, or without that listener is COORDINATOR_NOT_AVAILABLE.
+    if state is None or state.leader < 0:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    found[key] = state.leader
+    if state.leader != broker.node_id:
+        reg = broker.image.brokers.get(state.leader)
+        if reg is None or reg.fenced or ctx.connection.endpoint.listener not in reg.endpoints:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     return ErrorCode.NONE, None
+
+
+def _node(ctx, leader: int) -> tuple[int, str, int]:
+    """(node id, host, port) of a partition leader on the request's listener."""
+    broker = ctx.broker
+    listener = ctx.connection.endpoint.listener
+    if leader == broker.node_id:
+        host, port = broker.listener_endpoint(listener)
+        return leader, host, port
+    host, port, _protocol = broker.image.brokers[leader].endpoints[listener]
+    return leader, host, port
 
 
 @api(10, 0, 6)
 def handle_find_coordinator(ctx, request):
     version = ctx.api_version
-    host, port = ctx.broker.listener_endpoint(ctx.connection.endpoint.listener)
-    node_id = ctx.broker.node_id
+    found: dict[str, int] = {}
     if version < 4:
         key_type = request.key_type if version >= 1 else GROUP
-        error, message = _lookup(ctx, request.key, key_type, {})
+        error, message = _lookup(ctx, request.key, key_type, {}, found)
         if key_type == SHARE:
             error, message = ErrorCode.INVALID_REQUEST, "Share coordinator keys need FindCoordinator v6"
         if error != ErrorCode.NONE:
             return FindCoordinatorResponse(error_code=error, error_message=message or default_message(error),
                                            node_id=-1, host="", port=-1)
+        node_id, host, port = _node(ctx, found[request.key])
         return FindCoordinatorResponse(error_code=ErrorCode.NONE, error_message=None, node_id=node_id, host=host,
                                        port=port)
     out = []
     existed: dict[int, bool] = {}
     if version >= 6 or request.key_type != SHARE:
         for key in request.coordinator_keys:
-            error, message = _lookup(ctx, key, request.key_type, existed)
+            error, message = _lookup(ctx, key, request.key_type, existed, found)
             if error != ErrorCode.NONE:
                 out.append(FindCoordinatorResponse.Coordinator(
                     key=key, node_id=-1, host="", port=-1, error_code=error,
                     error_message=message or default_message(error)))
             else:
+                node_id, host, port = _node(ctx, found[key])
                 out.append(FindCoordinatorResponse.Coordinator(key=key, node_id=node_id, host=host, port=port,
                                                                error_code=ErrorCode.NONE, error_message=None))
     else:

@@ -23,7 +23,7 @@ RespPart = Resp.OffsetCommitResponsePartition
 
 
 @api(8, 2, 10)
-def handle_offset_commit(ctx, request):
+async def handle_offset_commit(ctx, request):
     if not authorized(ctx, READ, GROUP, request.group_id):  # Kafka: the whole request (kbroker/security/acls.py)
         return BUILDERS[8](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     version = ctx.api_version
@@ -72,6 +72,10 @@ def handle_offset_commit(ctx, request):
             request.group_id, request.generation_id_or_member_epoch, request.member_id,
             request.group_instance_id if version >= 7 else None,
             request.retention_time_ms if 2 <= version <= 4 else -1, entries, version)
+        if group_error == ErrorCode.NONE and any(e == ErrorCode.NONE for e in errors):
+            replicated = await coordinator.wait_for_replication(request.group_id)
+            if replicated != ErrorCode.NONE:
+                errors = [replicated if e == ErrorCode.NONE else e for e in errors]
     by_slot = dict(zip(slots, errors, strict=True))
     topics = []
     for ti, topic in enumerate(request.topics):

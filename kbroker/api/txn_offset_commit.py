@@ -21,7 +21,7 @@ import uuid
 
 from kbroker.api.authorization import refused
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from protocol.errors import ErrorCode
@@ -34,7 +34,7 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 @api(28, 0, 6)
-def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -66,7 +66,7 @@ def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
                 valid.append((topic.name, p))
         checked.append((t, topic.name if topic is not None else t.name, codes))
     if valid:
-        code = _commit(ctx, request, valid)
+        code = await _commit(ctx, request, valid)
         if version < 2 and code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
             code = ErrorCode.COORDINATOR_NOT_AVAILABLE
     else:
@@ -86,7 +86,7 @@ def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 
-def _commit(ctx, request, valid: list[tuple[str, object]]):
+async def _commit(ctx, request, valid: list[tuple[str, object]]):
     """The coordinators' part: one ErrorCode for every valid partition, or a dict of them."""
     broker = ctx.broker
     version = ctx.api_version
@@ -98,6 +98,19 @@ def _commit(ctx, request, valid: list[tuple[str, object]]):
     ready = coordinator_error(group_coordinator, request.group_id, create_topic=True)
     if ready != ErrorCode.NONE:
         return ready
+    txn_coordinator = broker.txn_coordinator
+    if (version < 5 and not txn_coordinator.is_coordinator_for(request.transactional_id)
+            and len(broker.image.brokers) > 1):
+        # The transaction coordinator is another broker: verify the group's offsets partition is
+        # part of the transaction there (Kafka's AddPartitionsToTxnManager, verify only).
+        code = await broker.replica_manager.verify_with_coordinator(
+            request.transactional_id, request.producer_id, request.producer_epoch, OFFSETS_TOPIC,
+            txn_coordinator._offsets_partition(request.group_id))
+        if code != ErrorCode.NONE:
+            if code == ErrorCode.PRODUCER_FENCED and version < 3:
+                code = ErrorCode.INVALID_PRODUCER_EPOCH
+            return code
+        return _write_offsets(ctx, request, valid)
     try:
         if version >= 5:
             broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
@@ -109,6 +122,14 @@ def _commit(ctx, request, valid: list[tuple[str, object]]):
         if code == ErrorCode.PRODUCER_FENCED and version < 3:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
         return code
+    return _write_offsets(ctx, request, valid)
+
+
+def _write_offsets(ctx, request, valid: list[tuple[str, object]]):
+    """The group coordinator's part, once the transaction is checked."""
+    broker = ctx.broker
+    version = ctx.api_version
+    group_coordinator = broker.group_coordinator
     generation = request.generation_id_or_member_epoch if version >= 3 else -1
     groups = getattr(group_coordinator, "groups", None)
     if groups is not None and generation >= 0 and request.group_id not in groups:

@@ -1,7 +1,8 @@
 """WriteTxnMarkers (key 27), v1-2.
 
-Sent by a transaction coordinator to the leaders of a transaction's partitions (our own
-coordinator writes its markers directly, as every partition is local). Each marker becomes a
+Sent by a transaction coordinator to the leaders of a transaction's partitions (a coordinator writes the
+markers of the partitions it leads itself); for a ``__consumer_offsets`` partition the group
+coordinator commits or drops the producer's pending transactional offsets. Each marker becomes a
 COMMIT/ABORT control batch in every listed partition: INVALID_PRODUCER_EPOCH if the producer has
 moved to a newer epoch there, TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch,
 UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
@@ -10,12 +11,27 @@ UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from protocol.errors import ErrorCode
 from protocol.messages.write_txn_markers import WriteTxnMarkersResponse
 
 MarkerResult = WriteTxnMarkersResponse.WritableTxnMarkerResult
 TopicResult = MarkerResult.WritableTxnMarkerTopicResult
 PartResult = TopicResult.WritableTxnMarkerPartitionResult
+
+
+def _complete_offsets(broker, partition, marker) -> ErrorCode:
+    """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
+    the producer's pending transactional offsets of the partition's groups and writes the marker."""
+    if not partition.is_leader:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    coordinator = broker.group_coordinator
+    if coordinator is None:
+        return ErrorCode.NONE
+    pending = coordinator.offsets.pending.get(marker.producer_id, {})
+    for group_id in sorted(g for g in pending if coordinator.partition_for(g) == partition.index):
+        coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result)
+    return ErrorCode.NONE
 
 
 @api(27, 1, 2)
@@ -31,6 +47,8 @@ def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
                 partition = broker.partition(t.name, index)
                 if partition is None:
                     code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                elif t.name == OFFSETS_TOPIC:
+                    code = _complete_offsets(broker, partition, marker)
                 else:
                     code = replica_manager.producer_state.write_marker(
                         replica_manager, partition, marker.producer_id, marker.producer_epoch,

@@ -55,6 +55,8 @@ from kbroker.coordinator.group_classic import (
     ClassicGroupManager,
     ClassicMember,
     GroupState,
+    _join_error,
+    _sync_error,
 )
 from kbroker.coordinator.group_offsets import OffsetAndMetadata, OffsetStore, TopicPartition
 from kbroker.coordinator.group_records import (
@@ -74,7 +76,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
-from kbroker.replication.topics import ensure_internal_topic
+from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue
 from protocol.records import (
@@ -127,6 +129,11 @@ class LoopTimer:
         if handle is not None:
             handle.cancel()
 
+    def cancel_group(self, group_id: str) -> None:
+        """Cancel the timers of one group (keys ``<kind>/<group id>[/<member id>]``)."""
+        for key in [k for k in self._handles if k.split("/")[1:2] == [group_id]]:
+            self.cancel(key)
+
     def cancel_all(self) -> None:
         for handle in self._handles.values():
             handle.cancel()
@@ -150,6 +157,9 @@ class GroupCoordinator:
         # their groups answer COORDINATOR_LOAD_IN_PROGRESS. Until start() has replayed the topic
         # (``loaded`` False) every partition counts as loading.
         self.loading_partitions: set[int] = set()
+        # Partitions of __consumer_offsets whose groups are loaded here (this broker leads them).
+        self.led_partitions: set[int] = set()
+        self.started = False
 
     def _classic_config(self) -> ClassicConfig:
         c = self.broker.config
@@ -190,7 +200,8 @@ class GroupCoordinator:
 
         Kafka creates the topic lazily, when a group first needs it (FindCoordinator, or here a
         group API writing before any FindCoordinator), with ``offsets.topic.num.partitions``."""
-        return ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs())
+        return ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs(),
+                                     internal_replication_factor(self.broker, "offsets.topic.replication.factor"))
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.
@@ -205,19 +216,78 @@ class GroupCoordinator:
         from kbroker.coordinator.streams_group import StreamsGroupManager
 
         self.streams = StreamsGroupManager(self)
+        # Only the partitions this broker leads (Kafka's onElection); the others load when their
+        # leadership comes here (on_election), as the broker applies the metadata.
         if topic is not None:
             for index in sorted(topic.partitions):
-                self._replay(index)
-        for group in self.groups.values():
+                if self._leads(index):
+                    self._replay(index)
+                    self.led_partitions.add(index)
+        self._on_groups_loaded(list(self.groups.values()))
+        self.loaded = True
+        self.started = True
+        self._schedule_retention()
+        self._watch_shutdown()
+
+    def _on_groups_loaded(self, groups: list[Any]) -> None:
+        for group in groups:
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
             elif isinstance(group, ShareGroup):
                 self.share.on_loaded(group)
             elif self._typed(group) is not None:
                 self._typed(group).on_loaded(group)
-        self.loaded = True
-        self._schedule_retention()
-        self._watch_shutdown()
+
+    def _leads(self, index: int) -> bool:
+        p = self.broker.partition(OFFSETS_TOPIC, index)
+        return p is not None and p.is_leader
+
+    # -- leadership of __consumer_offsets partitions (Kafka's GroupCoordinator.onElection/onResignation) --
+
+    def on_partition_leadership(self, topic: str, index: int, leader: bool) -> None:
+        """The broker's hook: this broker became (or stopped being) the leader of a partition."""
+        if topic == OFFSETS_TOPIC:
+            (self.on_election if leader else self.on_resignation)(index)
+
+    def on_election(self, index: int) -> None:
+        """This broker became the leader of ``__consumer_offsets-<index>``: load its groups and
+        offsets from the log (COORDINATOR_LOAD_IN_PROGRESS meanwhile), then serve them."""
+        if not self.started or index in self.led_partitions:
+            return
+        self.led_partitions.add(index)
+        self.loading_partitions.add(index)
+        try:
+            before = set(self.groups)
+            self._replay(index)
+            self._on_groups_loaded([g for gid, g in self.groups.items()
+                                    if gid not in before and self.partition_for(gid) == index])
+            log.info("loaded the groups of %s-%d (now its leader)", OFFSETS_TOPIC, index)
+        finally:
+            self.loading_partitions.discard(index)
+
+    def on_resignation(self, index: int) -> None:
+        """This broker no longer leads ``__consumer_offsets-<index>``: drop its groups and offsets
+        (their requests answer NOT_COORDINATOR and clients find the new coordinator)."""
+        if index not in self.led_partitions:
+            return
+        self.led_partitions.discard(index)
+        self.loading_partitions.discard(index)
+        dropped = [gid for gid in list(self.groups) if self.partition_for(gid) == index]
+        for gid in dropped:
+            group = self.groups[gid]
+            if isinstance(group, ClassicGroup):
+                for m in group.members.values():
+                    self.classic._respond_join(m, _join_error(ErrorCode.NOT_COORDINATOR, m.member_id))
+                    self.classic._respond_sync(m, _sync_error(ErrorCode.NOT_COORDINATOR))
+            del self.groups[gid]
+            if isinstance(self.timer, LoopTimer):
+                self.timer.cancel_group(gid)
+        for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
+            del self.offsets.committed[gid]
+        for pending in self.offsets.pending.values():
+            for gid in [g for g in pending if self.partition_for(g) == index]:
+                del pending[gid]
+        log.info("unloaded %d groups of %s-%d (no longer its leader)", len(dropped), OFFSETS_TOPIC, index)
 
     def _watch_shutdown(self) -> None:
         """The broker lets in-flight requests finish before it stops its services; JoinGroup and
@@ -231,6 +301,7 @@ class GroupCoordinator:
 
     def stop(self) -> None:
         self.loaded = False
+        self.started = False
         if isinstance(self.timer, LoopTimer):
             self.timer.cancel_all()
 
@@ -251,7 +322,7 @@ class GroupCoordinator:
         state = self.broker.image.partition(OFFSETS_TOPIC, index)
         if state is None or state.leader != self.broker.node_id:
             return ErrorCode.NOT_COORDINATOR
-        if not self.loaded or index in self.loading_partitions:
+        if not self.loaded or index in self.loading_partitions or index not in self.led_partitions:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
 
@@ -308,6 +379,23 @@ class GroupCoordinator:
             base_sequence=0 if producer_id >= 0 else -1,
         )
         return self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+
+    async def wait_for_replication(self, group_id: str) -> ErrorCode:
+        """Wait until what was appended for ``group_id`` is below its partition's high watermark
+        (Kafka writes coordinator records with acks=all, ``offsets.commit.timeout.ms``); an error
+        as Kafka's GroupCoordinatorService normalises it: NOT_COORDINATOR when leadership moved,
+        COORDINATOR_NOT_AVAILABLE for too few replicas or a timeout."""
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.broker.config["offsets.commit.timeout.ms"] / 1000
+        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
+        if code == ErrorCode.NONE:
+            return code
+        if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
 
     def _replay(self, index: int) -> None:
         p = self._partition(index)

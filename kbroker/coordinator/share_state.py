@@ -35,7 +35,7 @@ from typing import Any
 
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_partition import StateBatch
-from kbroker.replication.topics import ensure_internal_topic
+from kbroker.replication.topics import ensure_internal_topic, internal_min_isr, internal_replication_factor
 from protocol.errors import ErrorCode
 from protocol.records import Record, build_batch, iter_records
 
@@ -220,17 +220,17 @@ class ShareStateStore:
 
     def topic_configs(self) -> dict[str, str]:
         c = self.broker.config
-        replicas = 1  # ensure_internal_topic creates internal topics with the replicas one node has
         return {
             "cleanup.policy": "delete",
             "compression.type": "producer",
             "segment.bytes": str(c["share.coordinator.state.topic.segment.bytes"]),
-            "min.insync.replicas": str(min(c["share.coordinator.state.topic.min.isr"], replicas)),
+            "min.insync.replicas": str(internal_min_isr(self.broker, "share.coordinator.state.topic.min.isr")),
             "retention.ms": "-1",
         }
 
     def ensure_topic(self) -> bool:
-        return ensure_internal_topic(self.broker, STATE_TOPIC, self.num_partitions, self.topic_configs())
+        return ensure_internal_topic(self.broker, STATE_TOPIC, self.num_partitions, self.topic_configs(),
+                                     internal_replication_factor(self.broker, "share.coordinator.state.topic.replication.factor"))
 
     def partition_for(self, group_id: str, topic_id: uuid.UUID, partition: int) -> int:
         return partition_for(f"{group_id}:{_uuid_text(topic_id)}:{partition}", self.num_partitions)

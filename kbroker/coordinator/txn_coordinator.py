@@ -88,6 +88,9 @@ class TransactionCoordinator:
         # __consumer_offsets partitions.
         self.txn_groups: dict[str, set[str]] = {}
         self.loaded = False
+        # Partitions of __transaction_state whose transactions are loaded here (this broker leads them).
+        self.led_partitions: set[int] = set()
+        self._marker_tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         broker.replica_manager.producer_state.verifier = self
 
@@ -125,12 +128,12 @@ class TransactionCoordinator:
 
     def topic_configs(self) -> dict[str, str]:
         """The configs ``__transaction_state`` is created with (Kafka's transactionTopicConfigs)."""
+        from kbroker.replication.topics import internal_min_isr
+
         return {
             "cleanup.policy": "compact",
             "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes")),
-            # (capped by the brokers there are: the default of 2 cannot be met by one node)
-            "min.insync.replicas": str(min(self._cfg("transaction.state.log.min.isr"),
-                                           max(1, len(self.broker.image.brokers)))),
+            "min.insync.replicas": str(internal_min_isr(self.broker, "transaction.state.log.min.isr")),
         }
 
     def topic_partitions(self) -> int:
@@ -142,18 +145,22 @@ class TransactionCoordinator:
 
         Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
         or here a transactional InitProducerId coming without one)."""
-        from kbroker.replication.topics import ensure_internal_topic
+        from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 
         return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
-                                     self.topic_configs())
+                                     self.topic_configs(),
+                                     internal_replication_factor(self.broker, "transaction.state.log.replication.factor"))
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.
+        # Only the partitions this broker leads (Kafka's onElection); the others load when their
+        # leadership comes here (on_partition_leadership), as the broker applies the metadata.
         topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
         for index in sorted(topic.partitions) if topic is not None else ():
             partition = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
-            if partition is not None:
+            if partition is not None and partition.is_leader:
                 self._load_partition(partition)
+                self.led_partitions.add(index)
         self.loaded = True
         for txn in list(self.txns.values()):
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
@@ -161,7 +168,53 @@ class TransactionCoordinator:
                 self._write_markers_and_complete(txn)
         self._task = asyncio.get_running_loop().create_task(self._periodic())
 
+    # -- leadership of __transaction_state partitions (Kafka's TransactionCoordinator.onElection/onResignation)
+
+    def on_partition_leadership(self, topic: str, index: int, leader: bool) -> None:
+        """The broker's hook: this broker became (or stopped being) the leader of a partition."""
+        if topic != TRANSACTION_STATE_TOPIC or not self.loaded:
+            return
+        if leader:
+            self.on_election(index)
+        else:
+            self.on_resignation(index)
+
+    def on_election(self, index: int) -> None:
+        """Load the transactions of ``__transaction_state-<index>`` from the log and complete those
+        found prepared (their markers written, as Kafka's coordinator does after loading)."""
+        partition = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
+        if partition is None or index in self.led_partitions:
+            return
+        self._load_partition(partition)
+        self.led_partitions.add(index)
+        loaded = [t for tid, t in self.txns.items() if self.partition_for(tid) == index]
+        log.info("loaded %d transactional ids of %s-%d (now its leader)", len(loaded), TRANSACTION_STATE_TOPIC,
+                 index)
+        for txn in loaded:
+            if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                log.info("completing transaction %r (%s) found on election", txn.transactional_id,
+                         txn.state.display)
+                try:
+                    self._write_markers_and_complete(txn)
+                except Exception:
+                    log.exception("completing transaction %r failed", txn.transactional_id)
+
+    def on_resignation(self, index: int) -> None:
+        """Forget the transactions of a partition this broker no longer leads (NOT_COORDINATOR)."""
+        if index not in self.led_partitions:
+            return
+        self.led_partitions.discard(index)
+        dropped = [tid for tid in self.txns if self.partition_for(tid) == index]
+        for tid in dropped:
+            self.txns.pop(tid, None)
+            self.txn_groups.pop(tid, None)
+        log.info("unloaded %d transactional ids of %s-%d (no longer its leader)", len(dropped),
+                 TRANSACTION_STATE_TOPIC, index)
+
     async def stop(self) -> None:
+        for task in list(self._marker_tasks):
+            task.cancel()
+        await asyncio.gather(*self._marker_tasks, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -251,6 +304,8 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if not self.is_coordinator_for(transactional_id):
             raise TxnError(ErrorCode.NOT_COORDINATOR)
+        if self.partition_for(transactional_id) not in self.led_partitions:
+            raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
 
     def is_coordinator_for(self, transactional_id: str) -> bool:
         """Whether this broker leads the ``__transaction_state`` partition of the id."""
@@ -453,11 +508,113 @@ class TransactionCoordinator:
         return bumped
 
     def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
+        """Write the transaction's markers and its Complete* record. Partitions led here get their
+        markers at once; those led by other brokers get a WriteTxnMarkers request (Kafka's
+        TransactionMarkerChannelManager), and the transaction stays Prepare* (other requests
+        answer CONCURRENT_TRANSACTIONS) until every leader has written its marker; the Prepare*
+        state is returned then."""
+        remote = sorted((topic, index) for topic, index in txn.partitions if self._led_elsewhere(topic, index))
+        if remote:
+            commit = txn.state == TxnState.PREPARE_COMMIT
+            coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
+            self._write_local_markers(txn, set(remote))
+            task = asyncio.get_running_loop().create_task(
+                self._send_markers_then_complete(txn, remote, commit, coordinator_epoch))
+            self._marker_tasks.add(task)
+            task.add_done_callback(self._marker_tasks.discard)
+            return txn
+        self._write_local_markers(txn, set())
+        return self._complete(txn)
+
+    def _led_elsewhere(self, topic: str, index: int) -> bool:
+        p = self.broker.partition(topic, index)
+        if p is not None and p.is_leader:
+            return False
+        state = self.broker.image.partition(topic, index)
+        return state is not None and state.leader != self.broker.node_id and len(self.broker.image.brokers) > 1
+
+    async def _send_markers_then_complete(self, txn: TxnMetadata, remote: list[tuple[str, int]], commit: bool,
+                                          coordinator_epoch: int) -> None:
+        """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
+        (retrying while leadership moves), then complete the transaction if this coordinator
+        still owns it in that Prepare* state."""
+        from kbroker.replication.replica_fetcher import BrokerConnection
+        from protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
+
+        broker = self.broker
+        pending = set(remote)
+        connections: dict[int, BrokerConnection] = {}
+        try:
+            while pending:
+                if self.txns.get(txn.transactional_id) is not txn or getattr(broker, "_stopping", False):
+                    return  # resigned, fenced or stopping: the next coordinator completes it
+                by_leader: dict[int, list[tuple[str, int]]] = {}
+                for topic, index in sorted(pending):
+                    state = broker.image.partition(topic, index)
+                    if state is None:
+                        log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
+                                 txn.transactional_id)
+                        pending.discard((topic, index))
+                    elif state.leader >= 0:
+                        by_leader.setdefault(state.leader, []).append((topic, index))
+                for leader, parts in by_leader.items():
+                    if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
+                        self._write_local_markers(txn.copy(partitions=set(parts)), set())
+                        pending.difference_update(parts)
+                        continue
+                    reg = broker.image.brokers.get(leader)
+                    listener = broker.config.inter_broker_listener
+                    if reg is None or reg.fenced or listener not in reg.endpoints:
+                        continue
+                    topics: dict[str, list[int]] = {}
+                    for topic, index in parts:
+                        topics.setdefault(topic, []).append(index)
+                    request = Req(markers=[Req.WritableTxnMarker(
+                        producer_id=txn.producer_id, producer_epoch=txn.producer_epoch, transaction_result=commit,
+                        coordinator_epoch=coordinator_epoch,
+                        topics=[Req.WritableTxnMarker.WritableTxnMarkerTopic(name=t, partition_indexes=i)
+                                for t, i in topics.items()])])
+                    try:
+                        conn = connections.get(leader)
+                        if conn is None:
+                            host, port, _protocol = reg.endpoints[listener]
+                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20)
+                            await conn.open(5.0)
+                            connections[leader] = conn
+                        response = await conn.request(request, 1, 30.0)
+                    except Exception as exc:  # refused, reset, timed out: retry on a new connection
+                        log.info("WriteTxnMarkers to broker %d failed: %s; retrying", leader, exc)
+                        bad = connections.pop(leader, None)
+                        if bad is not None:
+                            bad.close()
+                        continue
+                    for result in response.markers:
+                        for t in result.topics:
+                            for pr in t.partitions:
+                                code = ErrorCode(pr.error_code)
+                                if code in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_EPOCH,
+                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                                            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
+                                    if code != ErrorCode.NONE:
+                                        log.warning("marker for %s-%d of transaction %r rejected: %s", t.name,
+                                                    pr.partition_index, txn.transactional_id, code.name)
+                                    pending.discard((t.name, pr.partition_index))
+                if pending:
+                    await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
+            if self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
+                self._complete(txn)
+        except Exception:
+            log.exception("completing transaction %r failed", txn.transactional_id)
+        finally:
+            for conn in connections.values():
+                conn.close()
+
+    def _write_local_markers(self, txn: TxnMetadata, skip: set[tuple[str, int]]) -> None:
         commit = txn.state == TxnState.PREPARE_COMMIT
         coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
         broker = self.broker
         for topic, index in sorted(txn.partitions):
-            if topic == OFFSETS_TOPIC:
+            if topic == OFFSETS_TOPIC or (topic, index) in skip:
                 continue
             partition = broker.partition(topic, index)
             if partition is None:
@@ -470,6 +627,10 @@ class TransactionCoordinator:
             if code != ErrorCode.NONE:
                 log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
                             txn.transactional_id, code.name)
+
+    def _complete(self, txn: TxnMetadata) -> TxnMetadata:
+        commit = txn.state == TxnState.PREPARE_COMMIT
+        broker = self.broker
         groups = self.txn_groups.pop(txn.transactional_id, set())
         group_coordinator = broker.group_coordinator
         if group_coordinator is not None:

@@ -37,6 +37,8 @@ class ProducerStateManager:
 
     def __init__(self) -> None:
         self.verifier: Any = None
+        # (topic, partition, producer id, epoch) a remote coordinator verified (replica_manager)
+        self.remote_verified: set[tuple[str, int, int, int]] = set()
 
     def check_append(self, partition, header, transactional_id, version: int = 0):
         state = partition_state(partition)
@@ -47,7 +49,10 @@ class ProducerStateManager:
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
                                    "Transactional records need a transactional id in the produce request")
-            if self.verifier is not None:
+            verified = (partition.topic, partition.index, header.producer_id, header.producer_epoch)
+            if verified in self.remote_verified:
+                self.remote_verified.discard(verified)
+            elif self.verifier is not None:
                 # Produce v12+ (Transactions V2) adds the partition to the transaction implicitly.
                 check = self.verifier.add_partition_from_produce if version >= 12 else self.verifier.verify_partition
                 code = check(transactional_id, header.producer_id, header.producer_epoch, partition.topic,

@@ -404,13 +404,14 @@ class ReplicaManager:
         except OverBudget:
             outcome = None
         order = partition.append_order
+        verify = self._needs_remote_verification(partition, header, transactional_id, version)
         if outcome is not None:
             _raise_for(outcome)
-            if not order.busy:
+            if not order.busy and not verify:
                 return self._append(partition, header, outcome.batch, transactional_id, version)
         prev, mine = order.enqueue()  # now, before any later request for this partition is handled
         task = asyncio.ensure_future(self._append_later(
-            partition, header, records, policy, outcome, transactional_id, version, prev, mine))
+            partition, header, records, policy, outcome, transactional_id, version, prev, mine, verify))
         task.add_done_callback(lambda _task: order.done(mine))  # even if cancelled before it ran
         # The append goes ahead even if the client goes away (as in Kafka, a request being handled
         # completes): the handler awaits a shield, and the order queue always moves on.
@@ -418,9 +419,12 @@ class ReplicaManager:
 
     async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
                             outcome: Outcome | None, transactional_id: str | None, version: int,
-                            prev: asyncio.Future | None, mine: asyncio.Future) -> AppendResult:
+                            prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False) -> AppendResult:
         order = partition.append_order
         try:
+            if verify:
+                assert transactional_id is not None
+                await self._verify_remotely(partition, header, transactional_id)
             if outcome is None:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
@@ -429,6 +433,75 @@ class ReplicaManager:
             return self._append(partition, header, outcome.batch, transactional_id, version)
         finally:
             order.done(mine)
+
+    # -- produce-side transaction verification with a coordinator on another broker --------------
+
+    def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
+                                   version: int) -> bool:
+        """A transactional batch opening a transaction here whose coordinator is another broker:
+        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1)."""
+        producer_state = self.producer_state
+        verifier = getattr(producer_state, "verifier", None)
+        if (verifier is None or not header.is_transactional or transactional_id is None or version >= 12
+                or len(self.broker.image.brokers) < 2):
+            return False
+        from kbroker.replication.producer_manager import partition_state
+
+        if partition_state(partition).has_open_txn(header.producer_id):
+            return False
+        return not verifier.is_coordinator_for(transactional_id)
+
+    async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                      topic: str, index: int) -> ErrorCode:
+        """AddPartitionsToTxn (v4, verify only) for one partition to the transaction coordinator
+        of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
+        COORDINATOR_NOT_AVAILABLE when it cannot be reached."""
+        from kbroker.replication.replica_fetcher import BrokerConnection
+        from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
+        from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+
+        verifier = self.producer_state.verifier
+        state = self.broker.image.partition("__transaction_state", verifier.partition_for(transactional_id))
+        reg = self.broker.image.brokers.get(state.leader) if state is not None and state.leader >= 0 else None
+        listener = self.broker.config.inter_broker_listener
+        if reg is None or reg.fenced or listener not in reg.endpoints:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        host, port, _protocol = reg.endpoints[listener]
+        request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
+            transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
+            verify_only=True, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
+        conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
+        try:
+            await conn.open(5.0)
+            response = await conn.request(request, 4, 30.0)
+        except Exception as exc:  # refused, reset, timed out
+            log.info("transaction verification with broker %d failed: %s", state.leader, exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        finally:
+            conn.close()
+        code = ErrorCode(response.error_code)
+        for result in response.results_by_transaction:
+            for t in result.topic_results:
+                for pr in t.results_by_partition:
+                    if t.name == topic and pr.partition_index == index:
+                        code = ErrorCode(pr.partition_error_code)
+        return code
+
+    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str) -> None:
+        """AddPartitionsToTxn (v4, verify only) to the transaction coordinator, the leader of the
+        id's ``__transaction_state`` partition. Its unavailability answers NOT_ENOUGH_REPLICAS (a
+        retriable error every producer knows, as Kafka does for clients before Transactions V2)."""
+
+        code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
+                                                  partition.topic, partition.index)
+        if code in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
+                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
+            code = ErrorCode.NOT_ENOUGH_REPLICAS
+        if code != ErrorCode.NONE:
+            raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
+                                     f"verification for producer {header.producer_id}: {code.name}")
+        self.producer_state.remote_verified.add(
+            (partition.topic, partition.index, header.producer_id, header.producer_epoch))
 
     def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
                 version: int) -> AppendResult:

@@ -261,14 +261,29 @@ def _not_written(broker: TopicHost, name: str, keys: list[tuple[str, int]], befo
     return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
 
 
-def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str]) -> bool:
+def internal_replication_factor(broker: TopicHost, key: str) -> int:
+    """The replication factor an internal topic is created with: its ``*.replication.factor`` key
+    (Kafka's default 3) in a KRaft cluster, where fewer registered brokers make the creation fail
+    with INVALID_REPLICATION_FACTOR and the coordinator stay unavailable, as in Kafka; 1 for the
+    self-contained single node started without ``process.roles`` (it is the whole cluster)."""
+    config = broker.config
+    return int(config[key]) if getattr(config, "kraft_mode", False) else 1
+
+
+def internal_min_isr(broker: TopicHost, key: str) -> int:
+    """``min.insync.replicas`` of an internal topic from its ``*.min.isr`` key (Kafka's
+    transaction and share-state topics), capped by the topic's replicas on the single node."""
+    config = broker.config
+    return int(config[key]) if getattr(config, "kraft_mode", False) else 1
+
+
+def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str],
+                          replication_factor: int = 1) -> bool:
     """Create an internal topic (``__consumer_offsets``...) if it does not exist yet, as Kafka does
     when a coordinator first needs it; True once the topic exists with partitions (a failure to
     create it is logged)."""
     if broker.image.topic(name) is None:
-        # Replication factor 1: this broker is the cluster (Kafka's *.replication.factor defaults
-        # of 3 could not be met).
-        result = create_topic(broker, NewTopic(name, partitions, 1, configs=configs))
+        result = create_topic(broker, NewTopic(name, partitions, replication_factor, configs=configs))
         if result.error == ErrorCode.LEADER_NOT_AVAILABLE:
             return False  # asked of the active controller: not there yet
         if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
