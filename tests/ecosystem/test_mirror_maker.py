@@ -207,9 +207,12 @@ def test_migrate_topics_configs_and_group_offsets_both_ways(clusters, tmp_path: 
                 timeout=120, interval=0.5, message=f"{group}'s offsets on {dst.kind}", details=tail)
             for p in range(parts):
                 assert 0 <= moved[group][p] <= stopped[group][p], (group, p, moved[group], stopped[group])
-        # Errors while it ran; its shutdown may race its own schedulers (seen once: "Error querying for
-        # consumer group ... on cluster kafka ... Cannot accept new calls when AdminClient is closing").
-        errors = [line for line in log.read_text(errors="replace").splitlines() if "] ERROR " in line]
+        # Errors while it ran. One is MirrorMaker's own: a scheduled task of a task being stopped (at a
+        # reconfiguration, as at shutdown) calls an admin client that is closing ("Error querying for
+        # consumer group ... on cluster kafka" caused by "Cannot accept new calls when AdminClient is
+        # closing", seen in a fresh-clone CI run on the Kafka side). It says nothing about either
+        # broker, so an error entry whose stack trace has that cause is not counted.
+        errors = mirror_maker_errors(log.read_text(errors="replace"))
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         # The groups resume on the other cluster from the translated offsets: every record not yet
@@ -227,3 +230,32 @@ def test_migrate_topics_configs_and_group_offsets_both_ways(clusters, tmp_path: 
             proc.kill()
             proc.wait()
     assert errors == [], "\n".join(errors)
+
+
+_MM2_CLOSING_RACE = "Cannot accept new calls when AdminClient is closing"
+
+
+def mirror_maker_errors(text: str) -> list[str]:
+    """The ERROR entries of a MirrorMaker log (an entry: its timestamped line and the stack trace
+    lines after it), without those caused by MirrorMaker's admin-client closing race."""
+    entries: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("[") or not entries:
+            entries.append([line])
+        else:
+            entries[-1].append(line)
+    return [e[0] for e in entries
+            if "] ERROR " in e[0] and not any(_MM2_CLOSING_RACE in line for line in e[1:])]
+
+
+def test_mirror_maker_errors_leave_out_only_the_closing_race() -> None:
+    log = "\n".join([
+        "[2026-12-06 06:42:58,927] ERROR Error querying for consumer group g on cluster kafka. (x)",
+        "java.util.concurrent.ExecutionException: java.lang.IllegalStateException: " + _MM2_CLOSING_RACE + ".",
+        "\tat java.base/java.util.concurrent.CompletableFuture.reportGet(CompletableFuture.java:396)",
+        "[2026-12-06 06:42:59,000] INFO fine (x)",
+        "[2026-12-06 06:43:00,000] ERROR Error querying for consumer group g on cluster kafka. (x)",
+        "java.util.concurrent.ExecutionException: org.apache.kafka.common.errors.TimeoutException: t",
+    ])
+    assert mirror_maker_errors(log) == [
+        "[2026-12-06 06:43:00,000] ERROR Error querying for consumer group g on cluster kafka. (x)"]
