@@ -276,7 +276,10 @@ class Broker:
         """The directory ids of log.dirs that format wrote (Kafka's registration lists them)."""
         directory_ids = []
         for d in self.config.log_dirs:
-            props = read_meta_properties(d) or {}
+            try:
+                props = read_meta_properties(d) or {}
+            except StorageError:
+                continue  # an offline log dir (logged when it failed): only online dirs are listed
             if props.get("directory.id"):
                 directory_ids.append(uuid_from_str(props["directory.id"]))
         return directory_ids
