@@ -123,3 +123,46 @@ async def test_a_cancelled_reassignment_removes_the_added_replica_and_its_log():
         assert cluster.partition(3, "t") is None and not new_dir.exists()
         assert cluster.partition(1, "t").is_leader and sorted(cluster.partition(1, "t").followers) == [2]
         assert controller.reassign("t", 0, None).error_code == E.NO_REASSIGNMENT_IN_PROGRESS
+
+
+async def test_a_replica_reassigned_away_while_its_broker_was_down_is_deleted_at_start(tmp_path):
+    """The metadata says the broker is no longer a replica, its log is still on disk (it was down
+    when the move completed): the log is deleted at start-up (Kafka's stray replicas)."""
+    import shutil
+    import uuid
+
+    from kbroker.controller import metadata_records as mr
+    from kbroker.testing import EmbeddedBroker
+
+    data = tmp_path / "data"
+    kept = tmp_path / "kept-s-0"
+    topic_id = uuid.uuid4()
+    broker = EmbeddedBroker({"node.id": "1"}, data_dir=str(data))
+    await broker.start()
+    try:
+        broker.broker.controller.commit([
+            mr.TopicRecord(name="s", topic_id=topic_id),
+            mr.PartitionRecord(partition_id=0, topic_id=topic_id, replicas=[1], isr=[1], leader=1, leader_epoch=0,
+                               partition_epoch=0)])
+        log_dir = Path(broker.broker.partition("s", 0).log.directory)
+    finally:
+        await broker.stop()
+    shutil.copytree(log_dir, kept)  # the replica as it was on disk
+    broker = EmbeddedBroker({"node.id": "1"}, data_dir=str(data))
+    await broker.start()
+    try:
+        assert broker.broker.partition("s", 0) is not None
+        broker.broker.controller.commit([mr.PartitionChangeRecord(partition_id=0, topic_id=topic_id, replicas=[2],
+                                                                  isr=[2], leader=2)])
+        assert broker.broker.partition("s", 0) is None and not log_dir.exists()  # deleted at once when up
+    finally:
+        await broker.stop()
+    shutil.copytree(kept, log_dir)  # as if it had been down: still on disk
+    broker = EmbeddedBroker({"node.id": "1"}, data_dir=str(data))
+    await broker.start()
+    try:
+        assert broker.broker.image.partition("s", 0).replicas == [2]
+        assert broker.broker.partition("s", 0) is None
+        assert not log_dir.exists() and ("s", 0) not in broker.broker.log_manager.partitions()
+    finally:
+        await broker.stop()
