@@ -387,19 +387,13 @@ def _elect_leaders(request: Any, version: int, code: int) -> Any:
     ])
 
 
-def _api_error_message(code: int) -> str | None:
-    """ApiError.fromThrowable's message for an error raised without its own text: the error's
-    default message, none for UNKNOWN_SERVER_ERROR (never the exception's text)."""
-    return None if code == ErrorCode.UNKNOWN_SERVER_ERROR else default_message(code)
-
-
 @_builder(45)
 def _alter_partition_reassignments(request: Any, version: int, code: int) -> Any:
     # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
-    # partition (ApiError.fromThrowable: the message is the error's default, null for UNKNOWN_SERVER_ERROR)
+    # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
     R = RESPONSES[45]
     T = R.ReassignableTopicResponse
-    message = _api_error_message(code)
+    message = None
     return R(error_code=code, error_message=message, responses=[
         T(name=topic.name, partitions=[
             T.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code, error_message=message)
@@ -413,7 +407,7 @@ def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
     # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
     R = RESPONSES[46]
     T = R.OngoingTopicReassignment
-    return R(error_code=code, error_message=_api_error_message(code), topics=[
+    return R(error_code=code, error_message=None, topics=[
         T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
                                        for index in topic.partition_indexes])
         for topic in request.topics or ()

@@ -682,8 +682,8 @@ def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSet
                                   p: PartitionState) -> Any | None:
     """Kafka's cancelPartitionReassignment: back to the original replicas (a null target)."""
     if not is_reassigning(p):
-        raise ReassignmentError(ErrorCode.NO_REASSIGNMENT_IN_PROGRESS,
-                                ErrorCode.NO_REASSIGNMENT_IN_PROGRESS.message)
+        # Kafka raises it with the error's default message, which ApiError.fromThrowable leaves out
+        raise ReassignmentError(ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None)
     revert = ReassignmentRevert.of(p)
     unclean = settings.unclean(image, topic)
     if revert.unclean and not unclean:

@@ -86,7 +86,7 @@ def test_bad_reassignments_get_kafkas_errors_and_write_nothing(broker) -> None:
         r = _alter(w, {("t", 0): [], ("t", 1): None}, version=0)
         assert _errors(r) == {
             ("t", 0): (E.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list."),
-            ("t", 1): (E.NO_REASSIGNMENT_IN_PROGRESS, "No partition reassignment is in progress."),
+            ("t", 1): (E.NO_REASSIGNMENT_IN_PROGRESS, None),
         }
         r = _alter(w, {("t", 0): [node, 42]}, allow_replication_factor_change=False)
         assert _errors(r)[("t", 0)][0] == E.INVALID_REPLICA_ASSIGNMENT  # checked before the factor

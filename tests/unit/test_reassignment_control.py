@@ -141,7 +141,7 @@ def test_cancel_restores_the_original_replicas():
     assert records[0].leader == 1  # replicas 4 and 5 left: the leader epoch moves
     # A second cancel finds none in progress.
     _, records, errors = _reassign(log, {("t", 0): None})
-    assert errors[("t", 0)] == (ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "No partition reassignment is in progress.")
+    assert errors[("t", 0)] == (ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None)  # Kafka: the default message left out
     assert records == []
 
 
@@ -260,3 +260,47 @@ def test_alter_partition_from_a_non_leader_changes_nothing():
                            partition_epoch=p.partition_epoch)
     assert _error(resp) == ErrorCode.INVALID_REQUEST and records == []
     assert log.image.offset == offset and _state(log) == ([2, 3, 4, 1], [1, 2], 1, [4], [1])
+
+
+def test_kafkas_reassign_partitions_scenario():
+    """Kafka's ReplicationControlManagerTest.testReassignPartitions, step by step."""
+    log, _ = _cluster(brokers=(0, 1, 2, 3))
+    foo = log.topic("foo", [[1, 2, 3], [3, 2, 1]])
+    log.topic("bar", [[1, 2, 3]])
+    assert list_partition_reassignments(log.image, None).topics == []
+    request = _request({("foo", 0): [3, 2, 1], ("foo", 1): [0, 2, 1], ("foo", 2): [0, 2, 1]})
+    request.topics.append(Req.ReassignableTopic(name="bar", partitions=[]))
+    resp, records = alter_partition_reassignments(log.image, request)
+    assert [(t.name, [(p.partition_index, p.error_code, p.error_message) for p in t.partitions])
+            for t in resp.responses] == [
+        ("foo", [(0, 0, None), (1, 0, None), (2, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "Unable to find partition foo:2.")]),
+        ("bar", [])]
+    assert (resp.error_code, resp.error_message) == (0, None)
+    log.commit(records)
+    T = ListReq.ListPartitionReassignmentsTopics
+    listed = [(t.name, [(p.partition_index, p.removing_replicas, p.adding_replicas, p.replicas) for p in t.partitions])
+              for t in list_partition_reassignments(log.image, None).topics]
+    assert listed == [("foo", [(1, [3], [0], [0, 2, 1, 3])])]
+    assert list_partition_reassignments(log.image, [T(name="bar", partition_indexes=[0, 1, 2])]).topics == []
+    named = list_partition_reassignments(log.image, [T(name="foo", partition_indexes=[0, 1, 2])])
+    assert [(t.name, [p.partition_index for p in t.partitions]) for t in named.topics] == [("foo", [1])]
+
+    cancel = _request({("foo", 0): None, ("foo", 1): None, ("foo", 2): None, ("bar", 0): None})
+    resp, records = alter_partition_reassignments(log.image, cancel)
+    assert [(t.name, [(p.partition_index, p.error_code, p.error_message) for p in t.partitions])
+            for t in resp.responses] == [
+        ("foo", [(0, ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None), (1, 0, None),
+                 (2, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "Unable to find partition foo:2.")]),
+        ("bar", [(0, ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None)])]
+    [r] = records
+    assert (r.topic_id, r.partition_id, r.replicas, r.leader, r.removing_replicas, r.adding_replicas, r.isr) == \
+        (foo, 1, [2, 1, 3], 3, [], [], None)
+
+    # (the cancel is not applied) the leader's AlterPartition adding 0 completes the move off 3
+    p = log.image.partition("foo", 1)
+    assert (p.partition_epoch, p.leader_epoch) == (1, 0)
+    resp, records = _alter(log, 3, foo, isr=[3, 0, 2, 1], leader_epoch=0, partition_epoch=1, index=1)
+    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    log.commit(records)
+    assert list_partition_reassignments(log.image, None).topics == []
+    assert _state(log, "foo", 1) == ([0, 2, 1], [0, 2, 1], 0, [], [])
