@@ -19,6 +19,10 @@ that needs an unclean election the topic does not allow), INVALID_REPLICATION_FA
 ``allowReplicationFactorChange`` false and a target of another size: KIP-860),
 NO_REASSIGNMENT_IN_PROGRESS (cancel of none). Without ALTER on the cluster the whole request is
 CLUSTER_AUTHORIZATION_FAILED. v1 adds ``allowReplicationFactorChange`` (echoed in the response).
+
+A controller also serves it on its controller listener (Kafka's ControllerApis, for clients using
+``bootstrap.controllers``): run there when it is the active controller, else NOT_CONTROLLER for
+every partition (the client looks for the active one).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from __future__ import annotations
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.error_response import BUILDERS
-from kbroker.api.registry import api
-from kbroker.controller.client import controller_operation
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
@@ -40,6 +44,14 @@ ALTER_PARTITION_REASSIGNMENTS = 45
 async def handle_alter_partition_reassignments(ctx, request) -> AlterPartitionReassignmentsResponse:
     return await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                       requester(ctx))
+
+
+@api(ALTER_PARTITION_REASSIGNMENTS, 0, 1, listeners=(CONTROLLER_LISTENER,))
+async def handle_alter_partition_reassignments_on_controller(ctx, request) -> AlterPartitionReassignmentsResponse:
+    if not controller_active(ctx.broker.controller):
+        return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
+    return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
+                                                         Requester(client_id=ctx.header.client_id))
 
 
 def replication_settings(broker) -> ReplicationSettings:

@@ -6,7 +6,8 @@ partitions (unknown topics and partitions, and partitions not being reassigned, 
 each with its replicas (the target then the leaving ones), adding and removing replicas. The
 broker forwards the request to the active controller, which answers from its image (the one it
 writes reassignments to). Without DESCRIBE on the cluster the whole request is
-CLUSTER_AUTHORIZATION_FAILED.
+CLUSTER_AUTHORIZATION_FAILED. A controller also serves it on its controller listener (Kafka's
+ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.error_response import BUILDERS
-from kbroker.api.registry import api
-from kbroker.controller.client import controller_operation
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.replication_control import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from protocol.errors import ErrorCode
@@ -28,6 +29,14 @@ LIST_PARTITION_REASSIGNMENTS = 46
 async def handle_list_partition_reassignments(ctx, request) -> ListPartitionReassignmentsResponse:
     return await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                       requester(ctx))
+
+
+@api(LIST_PARTITION_REASSIGNMENTS, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_list_partition_reassignments_on_controller(ctx, request) -> ListPartitionReassignmentsResponse:
+    if not controller_active(ctx.broker.controller):
+        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
+    return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
+                                                        Requester(client_id=ctx.header.client_id))
 
 
 @controller_operation(LIST_PARTITION_REASSIGNMENTS)

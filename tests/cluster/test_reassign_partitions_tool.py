@@ -20,7 +20,7 @@ from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_quorum_processes import metadata  # noqa: E402
+from test_quorum_processes import agreed_leader, metadata  # noqa: E402
 
 from protocol.errors import ErrorCode  # noqa: E402
 from protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest  # noqa: E402
@@ -203,6 +203,25 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         assert (cluster.layout.data_dir(4) / f"{TOPIC}-0").is_dir()
         res = reassign("--bootstrap-server", bootstrap, "--list")
         assert res.returncode == 0 and "No partition reassignments found." in res.stdout, res.stdout + res.stderr
+        # the controllers serve both APIs on their listener too (Kafka's ControllerApis): the tool
+        # with --bootstrap-controller finds the active one; another answers NOT_CONTROLLER
+        active = wait_until(lambda: agreed_leader(cluster, [1, 2, 3]), 30, 0.1, "the active controller")
+        other = next(n for n in (1, 2, 3) if n != active)
+        res = reassign("--bootstrap-controller", cluster.layout.controller(other), "--list")
+        assert res.returncode == 0 and "No partition reassignments found." in res.stdout, res.stdout + res.stderr
+        w = cluster.controller_wire(other)
+        try:
+            listed = w.call(ListPartitionReassignmentsRequest(timeout_ms=10000, topics=None), 0)
+        finally:
+            w.sock.close()
+        assert listed.error_code == E.NOT_CONTROLLER
+        w = cluster.controller_wire(active)
+        try:
+            resp = w.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=TOPIC, partitions=[
+                A.ReassignableTopic.ReassignablePartition(partition_index=0, replicas=[])])]), 1)
+        finally:
+            w.sock.close()
+        assert resp.responses[0].partitions[0].error_code == E.INVALID_REPLICA_ASSIGNMENT
 
         # every acknowledged record, once and in order
         consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "reader",
