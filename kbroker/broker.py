@@ -578,6 +578,10 @@ class Broker:
             if topic is None or index not in topic.partitions:
                 log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
                 self.log_manager.delete(topic_name, index)
+            elif self.node_id not in topic.partitions[index].replicas:
+                # a stray replica (Kafka's findStrayReplicas): reassigned away while this node was down
+                log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", topic_name, index)
+                self.log_manager.delete(topic_name, index)
 
     def _on_metadata_record(self, record: Any) -> None:
         name = type(record).__name__
@@ -596,7 +600,9 @@ class Broker:
                     else:
                         self.replica_manager.apply_partition_state(p, state)
                 elif p is not None:
-                    self.replica_manager.stop_replica(p)
+                    # No longer a replica (a reassignment removed it): stop and delete the local
+                    # log, as Kafka's applyDelta (stopPartitions with deletion).
+                    self._remove_replica(p)
                 p = self.partitions.get((topic.name, record.partition_id))
                 is_leader = p is not None and p.is_leader and self.node_id in state.replicas
                 if is_leader != was_leader:
@@ -622,6 +628,13 @@ class Broker:
                 topic = self.image.topic(record.resource_name)
                 if topic is not None:
                     self._refresh_topic_configs([topic])
+
+    def _remove_replica(self, p: Partition) -> None:
+        self.partitions.pop((p.topic, p.index), None)
+        self.replica_manager.stop_replica(p)
+        assert self.log_manager is not None
+        log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", p.topic, p.index)
+        self.log_manager.delete(p.topic, p.index)
 
     def _leadership_changed(self, topic: str, index: int, leader: bool) -> None:
         """Services that follow partition leadership (the group and transaction coordinators:

@@ -387,6 +387,33 @@ def _elect_leaders(request: Any, version: int, code: int) -> Any:
     ])
 
 
+@_builder(45)
+def _alter_partition_reassignments(request: Any, version: int, code: int) -> Any:
+    # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
+    # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
+    R = RESPONSES[45]
+    T = R.ReassignableTopicResponse
+    message = None
+    return R(error_code=code, error_message=message, responses=[
+        T(name=topic.name, partitions=[
+            T.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code, error_message=message)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(46)
+def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
+    # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
+    R = RESPONSES[46]
+    T = R.OngoingTopicReassignment
+    return R(error_code=code, error_message=None, topics=[
+        T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics or ()
+    ])
+
+
 @_builder(60)
 def _describe_cluster(request: Any, version: int, code: int) -> Any:
     return RESPONSES[60](error_code=code, error_message=None)
