@@ -40,6 +40,7 @@ from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
+from kbroker.security.quotas import ClientQuotas
 from kbroker.security.scram import ScramCredentials
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
@@ -73,6 +74,8 @@ class Broker:
         self.image.listeners.append(self.scram_credentials.on_record)
         self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
         self.image.listeners.append(self.authorizer.on_record)
+        self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
+        self.image.listeners.append(self.client_quotas.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
