@@ -508,6 +508,15 @@ def _entity_text(entity: Entity) -> str:
     return " ".join(parts)
 
 
+# APIs the request quota does not count: Kafka's cluster actions (ApiKeys' clusterAction: the
+# inter-broker and Raft RPCs, Envelope, share-group state RPCs; DescribeQuorum and UpdateFeatures are
+# admin requests and counted), and SaslHandshake/SaslAuthenticate, answered before KafkaApis.
+REQUEST_QUOTA_EXEMPT = frozenset({
+    4, 5, 6, 7, 27, 52, 53, 54, 56, 58, 62, 63, 67, 83, 84, 85, 86, 87,
+    17, 36,
+})
+
+
 class ClientQuotas:
     """The broker's quota managers, kept up to date from the metadata image's ClientQuotaRecords."""
 
@@ -551,7 +560,34 @@ class ClientQuotas:
         user = (DEFAULT if entity[USER] is None else entity[USER]) if USER in entity else None
         client_id = (DEFAULT if entity[CLIENT_ID] is None else entity[CLIENT_ID]) if CLIENT_ID in entity else None
         manager.update_quota(user, client_id, value)
-        self.active = self.produce.enabled or self.fetch.enabled or self.request.enabled
+        self.active = (self.produce.enabled or self.fetch.enabled or self.request.enabled
+                       or self.controller_mutation.enabled)
+
+    def response_throttle(self, api_key: int, user: str, client_id: str, size: int, busy_seconds: float,
+                          response: Any, exempt: bool = False) -> int:
+        """A request is answered (``response`` None: a Produce with acks=0): record its Produce bytes
+        and handler time, and return the time to throttle its connection, the largest of those
+        quotas' and of what the handler put in the response (a Fetch's bandwidth throttle, a
+        controller mutation throttle, a forwarded request's), which the response then carries.
+        Kafka's KafkaApis.handleProduceRequest and RequestHandlerHelper.sendResponseMaybeThrottle."""
+        bandwidth = 0
+        if api_key == 0 and self.produce.enabled:
+            bandwidth = self.produce.record(user, client_id, size)
+        requested = 0
+        if (self.request.enabled and not exempt and api_key not in REQUEST_QUOTA_EXEMPT
+                and not (api_key == 0 and response is None)):
+            requested = self.request.record(user, client_id, busy_seconds * 100.0)
+        given = getattr(response, "throttle_time_ms", 0) if response is not None else 0
+        throttle = max(bandwidth, requested, given)
+        if throttle <= 0:
+            return 0
+        if given < throttle and response is not None and hasattr(response, "throttle_time_ms"):
+            response.throttle_time_ms = throttle
+        if bandwidth == throttle:
+            self.produce.throttled(user, client_id, throttle)
+        elif requested == throttle:
+            self.request.throttled(user, client_id, throttle)
+        return throttle
 
 
 def principal_user(principal: str | None) -> str:
@@ -559,3 +595,14 @@ def principal_user(principal: str | None) -> str:
     if not principal:
         return "ANONYMOUS"
     return principal.partition(":")[2] if ":" in principal else principal
+
+
+def mutation_quota_for(broker: Any, requester: Any, version: int, strict_since: int) -> MutationQuota:
+    """The controller mutation quota of a CreateTopics/CreatePartitions/DeleteTopics request run on
+    the controller (Kafka's ControllerMutationQuotaManager.newQuotaFor): strict from
+    ``strict_since``, permissive before; none for the broker's own requests (no requester)."""
+    quotas = getattr(broker, "client_quotas", None)
+    if quotas is None or requester is None or not quotas.controller_mutation.enabled:
+        return UNBOUNDED_MUTATION_QUOTA
+    return quotas.controller_mutation.mutation_quota(requester.principal_name, requester.client_id or "",
+                                                     strict=version >= strict_since)
