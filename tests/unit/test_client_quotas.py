@@ -228,9 +228,11 @@ def test_image_listener_feeds_the_managers():
     for entity, key, seq in [({"user": None, "client-id": "c"}, "producer_byte_rate", 5),
                              ({"user": "u"}, "consumer_byte_rate", 6), ({"client-id": None}, "request_percentage", 7)]:
         image.apply(quota_record(entity, key, None), seq)
-    assert not quotas.active
+    assert quotas.active  # the controller mutation quota is left
     assert image.client_quotas == {(("client-id", None), ("user", "u")): {"controller_mutation_rate": 4.0},
                                    (("ip", None),): {"connection_creation_rate": 5.0}}
+    image.apply(quota_record({"user": "u", "client-id": None}, "controller_mutation_rate", None), 8)
+    assert not quotas.active
 
 
 def test_snapshot_removals_take_away_quotas_the_snapshot_lacks():
