@@ -756,6 +756,14 @@ class Listener:
             if not limits.admit(peer):
                 conn.close()
                 continue
+            ip_quotas = self.broker.client_quotas.ip
+            if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
+                # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
+                # closed after the throttle time, never served
+                limits.release_connection(peer)
+                log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
+                self._loop.call_later(throttle_ms / 1000, conn.close)
+                continue
             conn.setblocking(False)
             task = self._loop.create_task(self._serve(conn, peer))
             self._starting.add(task)

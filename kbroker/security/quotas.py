@@ -33,6 +33,7 @@ Nothing here runs on the request path while no quota of the kind is set: each ma
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import socket
@@ -362,10 +363,9 @@ class ClientQuotaManager:
         """Count a throttle of the channel (Kafka's throttle-time sensor)."""
         if throttle_ms <= 0 or not self.enabled:
             return
-        sensor = self.sensors.get(self.metric_tags(user, client_id))
-        if sensor is not None:
-            sensor.throttle_total_ms += throttle_ms
-            sensor.throttle_count += 1
+        sensor = self.sensor(user, client_id, self.clock())
+        sensor.throttle_total_ms += throttle_ms
+        sensor.throttle_count += 1
 
     # -- controller mutations (token bucket) ------------------------------------------------
 
@@ -472,6 +472,7 @@ class IpConnectionQuotas:
         it (0: accept it)."""
         if not self.enabled:
             return 0
+        address = _peer_address(address)
         limit = self.limit(address)
         if limit is None:
             return 0
@@ -489,12 +490,23 @@ class IpConnectionQuotas:
         return min(round_half_up((value - limit) / limit * rate.window_size(now)), int(self.window_ms))
 
 
+def _peer_address(address: str) -> str:
+    """A peer's address in normal form (an IPv4-mapped IPv6 address as IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 def _address(host: str) -> str:
     """An ip entity's address as the acceptor sees peers (a host name resolved, as Kafka's
     InetAddress.getByName)."""
     try:
-        return socket.getaddrinfo(host, None)[0][4][0]
-    except (OSError, IndexError):
+        return _peer_address(str(socket.getaddrinfo(host, None)[0][4][0]))
+    except (OSError, IndexError, UnicodeError):
         return host
 
 
@@ -587,6 +599,8 @@ class ClientQuotas:
             self.produce.throttled(user, client_id, throttle)
         elif requested == throttle:
             self.request.throttled(user, client_id, throttle)
+        elif api_key in (19, 20, 37):  # the controller's mutation throttle (the Fetch handler counts its own)
+            self.controller_mutation.throttled(user, client_id, throttle)
         return throttle
 
 

@@ -199,3 +199,20 @@ def test_controller_mutation_rate(broker):
     assert (resp.topics[0].error_code, resp.throttle_time_ms) == (ErrorCode.NONE, 0)
     for w in (admin, c, free):
         w.close()
+
+
+def test_connection_creation_rate_closes_connections_over_it(tmp_path):
+    # two windows of 1 s: a rate of 1 connection a second admits one connection, then closes the next
+    with BrokerThread({"quota.window.num": "2"}, data_dir=str(tmp_path / "data")) as b:
+        admin = Wire(b.bootstrap_servers)
+        set_quota(admin, {"ip": "127.0.0.1"}, "connection_creation_rate", 1)
+        first = Wire(b.bootstrap_servers)
+        assert first.call(18, 3, client_software_name="t", client_software_version="1").error_code == 0
+        second = Wire(b.bootstrap_servers)
+        second.send(REQUESTS[18](client_software_name="t", client_software_version="1"), 3)
+        with pytest.raises((ConnectionError, OSError)):
+            second.receive()  # closed once its throttle time has passed, never answered
+        ip = b.broker.client_quotas.ip
+        assert ip.limit("127.0.0.1") == 1 and ip.limit("10.1.2.3") is None
+        for w in (admin, first, second):
+            w.close()

@@ -255,3 +255,27 @@ def test_principal_user():
     assert principal_user("User:alice") == "alice"
     assert principal_user("User:CN=x,O=y") == "CN=x,O=y"
     assert principal_user(None) == "ANONYMOUS"
+
+
+def test_throttles_are_counted_for_the_metrics_endpoint():
+    from types import SimpleNamespace
+
+    from kbroker.metrics.collector import BrokerCollector
+
+    clock = FakeClock()
+    quotas = ClientQuotas(clock=clock)
+    quotas.produce.update_quota(None, "c", 100)
+    quotas.controller_mutation.update_quota("u", None, 1)
+    quotas.active = True
+    produce_response = SimpleNamespace(throttle_time_ms=0)
+    throttle = quotas.response_throttle(0, "u", "c", 2000, 0.0, produce_response)
+    assert throttle == produce_response.throttle_time_ms == 10_000  # 200 B/s against 100, over 10 s
+    quotas.response_throttle(19, "u", "c", 50, 0.0, SimpleNamespace(throttle_time_ms=700))  # CreateTopics
+    collector = BrokerCollector(SimpleNamespace(client_quotas=quotas), requests=None)
+    families = {f.name: f for f in collector._quotas()}
+    samples = {(s.labels["quota"], s.labels["user"], s.labels["client_id"]): s.value
+               for s in families["kbroker_quota_throttle_time_ms"].samples if s.name.endswith("_total")}
+    assert samples == {("Produce", "", "c"): 10_000, ("ControllerMutation", "u", ""): 700}
+    counts = {s.labels["quota"]: s.value for s in families["kbroker_quota_throttled_responses"].samples
+              if s.name.endswith("_total")}
+    assert counts == {"Produce": 1, "ControllerMutation": 1}
