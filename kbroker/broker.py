@@ -40,6 +40,7 @@ from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
+from kbroker.security.quotas import ClientQuotas
 from kbroker.security.scram import ScramCredentials
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
@@ -73,6 +74,8 @@ class Broker:
         self.image.listeners.append(self.scram_credentials.on_record)
         self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
         self.image.listeners.append(self.authorizer.on_record)
+        self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
+        self.image.listeners.append(self.client_quotas.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
@@ -765,6 +768,14 @@ class Listener:
             peer = str(address[0]) if isinstance(address, tuple) else str(address)
             if not limits.admit(peer):
                 conn.close()
+                continue
+            ip_quotas = self.broker.client_quotas.ip
+            if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
+                # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
+                # closed after the throttle time, never served
+                limits.release_connection(peer)
+                log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
+                self._loop.call_later(throttle_ms / 1000, conn.close)
                 continue
             conn.setblocking(False)
             task = self._loop.create_task(self._serve(conn, peer))

@@ -392,6 +392,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
         _k("queued.max.requests", "int", "500", minimum=1),
+        # client quotas (kbroker/security/quotas.py)
+        _k("quota.window.num", "int", "11", minimum=1),
+        _k("quota.window.size.seconds", "int", "1", minimum=1),
+        _k("controller.quota.window.num", "int", "11", minimum=1),
+        _k("controller.quota.window.size.seconds", "int", "1", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),

@@ -12,6 +12,7 @@ from protocol.exceptions import ProtocolError
 from protocol.messages.metadata_records import (
     CLASSES,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
     ConfigRecord,
     FeatureLevelRecord,
     FenceBrokerRecord,
@@ -30,6 +31,7 @@ from protocol.primitives import read_uvarint, write_uvarint
 
 __all__ = [
     "AccessControlEntryRecord",
+    "ClientQuotaRecord",
     "ConfigRecord",
     "FeatureLevelRecord",
     "FenceBrokerRecord",
