@@ -279,11 +279,18 @@ _SECURITY_KEYS = [
     _k("authorizer.class.name", "string", ""),
     _k("super.users", "string", None),
     _k("allow.everyone.if.no.acl.found", "boolean", "false"),
+    # Delegation tokens (Kafka's DelegationTokenManagerConfigs): enabled by the secret key.
+    _k("delegation.token.secret.key", "password", None, sensitive=True),
+    _k("delegation.token.max.lifetime.ms", "long", "604800000", minimum=1),
+    _k("delegation.token.expiry.time.ms", "long", "86400000", minimum=1),
+    _k("delegation.token.expiry.check.interval.ms", "long", "3600000", minimum=1),
 ]
 # The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
 # mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
 LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
-    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found"}
+    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
+    "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
+    "delegation.token.expiry.check.interval.ms"}
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")

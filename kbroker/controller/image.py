@@ -98,6 +98,7 @@ class MetadataImage:
         # the image listeners; the image keeps them so that a snapshot carries them)
         self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
         self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
+        self.delegation_tokens: dict[str, Any] = {}  # token id -> DelegationTokenRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -137,6 +138,12 @@ class MetadataImage:
 
     def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
         self.acls.pop(r.id, None)
+
+    def _apply_DelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens[r.token_id] = r
+
+    def _apply_RemoveDelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens.pop(r.token_id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level

@@ -186,7 +186,8 @@ class SaslAuthenticator:
     def _new_server(self, mechanism: str) -> PlainServer | ScramServer:
         if mechanism == "PLAIN":
             return PlainServer(self.security.plain_users)
-        return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials)
+        return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
+                           getattr(self.connection.broker, "delegation_tokens", None))
 
     def _evaluate(self, token: bytes, header: Any | None) -> None:
         server = self.server
@@ -201,8 +202,10 @@ class SaslAuthenticator:
                 if self.reauthenticating and principal != self.principal:
                     message = f"Cannot change principals during re-authentication from {self.principal}: {principal}"
                     raise SaslFailure(message, message)
-                lifetime_ms = self._start_session()
+                lifetime_ms = self._start_session(getattr(server, "credential_expiry_ms", None))
                 self.principal = principal
+                # KafkaPrincipal.tokenAuthenticated: such a connection may not use the token APIs
+                self.connection.token_authenticated = getattr(server, "token_authenticated", False)
         except SaslFailure as exc:
             message = exc.client_message or (
                 f"Authentication failed during {'re-authentication' if self.reauthenticating else 'authentication'}"
@@ -225,13 +228,21 @@ class SaslAuthenticator:
             self.reauthenticating = False
             self.connection.authenticated(self.principal)
 
-    def _start_session(self) -> int:
+    def _start_session(self, credential_expiry_ms: int | None = None) -> int:
+        """The session lifetime sent to the client, as Kafka's calcCompletionTimesAndReturnSessionLifetimeMs:
+        connections.max.reauth.ms, cut at the credential's expiry (a delegation token's or an
+        OAuth token's, wall-clock ms) when it has one; 0 and no expiry when neither."""
         max_ms = self.security.reauth_ms
-        if max_ms <= 0:
+        if credential_expiry_ms is None and max_ms <= 0:
             self.session_expires = None
             return 0
-        self.session_expires = time.monotonic() + max_ms / 1000
-        return max_ms
+        if credential_expiry_ms is None:
+            lifetime = max_ms
+        else:
+            left = max(0, credential_expiry_ms - int(time.time() * 1000))
+            lifetime = left if max_ms <= 0 else min(left, max_ms)
+        self.session_expires = time.monotonic() + lifetime / 1000
+        return lifetime
 
     def _fail(self, header: Any | None, response: Any | None) -> None:
         self.state = "failed"

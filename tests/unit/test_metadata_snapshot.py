@@ -22,7 +22,7 @@ from kbroker.raft.log import Entry
 # Every attribute of MetadataImage and whether the snapshot carries it. A new field must be added
 # here and to image_to_records (or listed as not state).
 STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "group_configs", "scram_credentials",
-                "acls", "features", "kraft_version", "next_producer_id", "offset"}
+                "acls", "delegation_tokens", "features", "kraft_version", "next_producer_id", "offset"}
 NOT_STATE = {"listeners"}
 
 
@@ -42,6 +42,9 @@ def image_state(image: MetadataImage) -> dict:
                                   r.iterations) for k, r in image.scram_credentials.items()},
         "acls": {k: (r.resource_type, r.resource_name, r.pattern_type, r.principal, r.host, r.operation,
                      r.permission_type) for k, r in image.acls.items()},
+        "delegation_tokens": {k: (r.token_id, r.owner, r.requester, list(r.renewers), r.issue_timestamp,
+                                  r.max_timestamp, r.expiration_timestamp)
+                              for k, r in image.delegation_tokens.items()},
         "features": dict(image.features),
         "kraft_version": image.kraft_version,
         "next_producer_id": image.next_producer_id,
@@ -76,7 +79,7 @@ class RandomHistory:
         rng, image = self.rng, self.image
         topics = sorted(image.topics)
         brokers = sorted(image.brokers) or [1]
-        choice = rng.randrange(15)
+        choice = rng.randrange(16)
         if choice == 0:
             self.apply(mr.FeatureLevelRecord(name=rng.choice(["metadata.version", "group.version", "transaction.version",
                                                               "kraft.version"]),
@@ -152,6 +155,16 @@ class RandomHistory:
                     resource_name=rng.choice(["t1", "g", "*"]), pattern_type=rng.choice([3, 4]),
                     principal=rng.choice(["User:alice", "User:*"]), host="*", operation=rng.choice([2, 3, 4]),
                     permission_type=rng.choice([2, 3])))
+        elif choice == 15:
+            token_id = rng.choice(["tok-a", "tok-b", "tok-c"])
+            if token_id in self.image.delegation_tokens and rng.random() < 0.3:
+                self.apply(mr.RemoveDelegationTokenRecord(token_id=token_id))
+            else:
+                issued = rng.randrange(10**12)
+                self.apply(mr.DelegationTokenRecord(
+                    token_id=token_id, owner=rng.choice(["User:alice", "User:bob"]), requester="User:admin",
+                    renewers=rng.sample(["User:carol", "User:dave"], rng.randrange(3)), issue_timestamp=issued,
+                    max_timestamp=issued + 1000, expiration_timestamp=issued + rng.randrange(1000)))
 
 
 @pytest.mark.parametrize("seed", range(200))
