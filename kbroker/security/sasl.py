@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kbroker.security.oauthbearer import OAuthBearerServer
 from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
 from protocol.errors import ErrorCode
 from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
@@ -83,11 +84,12 @@ class SaslAuthenticator:
         self.state = "initial"  # initial, handshake, authenticate, complete, failed
         self.raw_tokens = False  # after a v0 SaslHandshake: tokens are raw frames
         self.mechanism: str | None = None
-        self.server: PlainServer | ScramServer | None = None
+        self.server: PlainServer | ScramServer | OAuthBearerServer | None = None
         self.principal: str | None = None
         self.supports_reauth = False  # the client sent SaslAuthenticate v1+
         self.session_expires: float | None = None  # time.monotonic() deadline
         self.reauthenticating = False
+        self.reauthentications = 0  # completed re-authentications of this connection
         self._bad_mechanism = ""
         self._last_reauth = 0.0
 
@@ -183,9 +185,11 @@ class SaslAuthenticator:
         self.connection.send_response(header, SaslHandshakeResponse(error_code=ErrorCode.NONE,
                                                                     mechanisms=list(mechanisms)))
 
-    def _new_server(self, mechanism: str) -> PlainServer | ScramServer:
+    def _new_server(self, mechanism: str) -> PlainServer | ScramServer | OAuthBearerServer:
         if mechanism == "PLAIN":
             return PlainServer(self.security.plain_users)
+        if mechanism == "OAUTHBEARER":
+            return OAuthBearerServer(self.security.oauth_validator)
         return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
                            getattr(self.connection.broker, "delegation_tokens", None))
 
@@ -225,6 +229,9 @@ class SaslAuthenticator:
         if server.complete:
             self.state = "complete"
             self.raw_tokens = False
+            if self.reauthenticating:
+                self.reauthentications += 1
+                log.info("re-authenticated %s on the connection from %s", self.principal, self.connection.peer)
             self.reauthenticating = False
             self.connection.authenticated(self.principal)
 
