@@ -339,3 +339,43 @@ def test_tokens_survive_a_restart(tmp_path) -> None:
         w, final = scram_token_login(sasl, r.token_id, bytes(r.hmac))
         assert final.error_code == E.NONE
         w.close()
+
+
+async def test_forwarded_token_requests_run_on_the_controller_for_the_envelopes_principal() -> None:
+    """Create/renew/expire as another broker forwards them (an Envelope carrying the client's
+    principal): the controller decides for that principal and writes the records."""
+    from kbroker.api.envelope import envelope
+    from kbroker.controller.remote import serialize_principal
+    from kbroker.testing import EmbeddedBroker
+    from protocol.api import decode_response, encode_request
+    from protocol.messages import RequestHeader
+    from protocol.messages.envelope import EnvelopeRequest
+
+    node = EmbeddedBroker({"delegation.token.secret.key": SECRET})
+    await node.start()
+    try:
+        async def forwarded(api_key: int, version: int, user: str, **fields):
+            header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=3,
+                                   client_id="inner")
+            outer = await envelope(node.broker, EnvelopeRequest(
+                request_data=encode_request(header, REQUESTS[api_key](**fields)),
+                request_principal=serialize_principal("User", user), client_host_address=b"\x7f\x00\x00\x01"))
+            assert outer.error_code == E.NONE
+            return decode_response(outer.response_data, api_key, version)[1]
+
+        created = await forwarded(38, 3, "alice", renewers=[], max_lifetime_ms=-1)
+        assert (created.error_code, created.principal_name, created.token_requester_principal_name) == (
+            E.NONE, "alice", "alice")
+        token = node.broker.delegation_tokens.tokens[created.token_id]
+        assert (token.owner, token.requester) == ("User:alice", "User:alice")
+        renewed = await forwarded(39, 2, "bob", hmac=created.hmac, renew_period_ms=1000)
+        assert renewed.error_code == E.DELEGATION_TOKEN_OWNER_MISMATCH
+        renewed = await forwarded(39, 2, "alice", hmac=created.hmac, renew_period_ms=1000)
+        assert renewed.error_code == E.NONE
+        assert node.broker.delegation_tokens.tokens[created.token_id].expiry_ms == renewed.expiry_timestamp_ms
+        expired = await forwarded(40, 2, "alice", hmac=created.hmac, expiry_time_period_ms=-1)
+        assert expired.error_code == E.NONE
+        assert created.token_id not in node.broker.delegation_tokens.tokens
+        assert created.token_id not in node.broker.image.delegation_tokens
+    finally:
+        await node.stop()
