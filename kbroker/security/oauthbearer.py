@@ -116,8 +116,6 @@ class UnsecuredValidator:
         if ".." in token:
             raise TokenInvalid("Malformed compact serialization contains '..'")
         parts = token.split(".")
-        if len(parts) == 2 and token.endswith("."):
-            parts.append("")
         if len(parts) != 3:
             raise TokenInvalid("Unsecured JWS compact serializations must have 3 dot-separated Base64URL-encoded values")
         header, claims = _b64url_json(parts[0]), _b64url_json(parts[1])

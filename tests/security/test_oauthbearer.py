@@ -302,3 +302,26 @@ def test_jwks_settings_are_checked_at_start_up(jwks) -> None:
     with pytest.raises(StartupError, match="com.example.Mine"):
         with BrokerThread(config):
             pass
+
+
+def test_the_java_client_with_its_unsecured_login(broker, tmp_path) -> None:
+    """Kafka's own client (TopicCommand) logging in with OAuthBearerLoginModule's unsecured tokens:
+    accepted with the required scope, refused with Kafka's JSON error without it."""
+    from test_kafka_tools_security import client_properties, tool
+
+    def props(name: str, scope: str) -> str:
+        # a list claim's value starts with its delimiter (Kafka's OAuthBearerUnsecuredLoginCallbackHandler)
+        return client_properties(tmp_path / f"{name}.properties", **{
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER",
+            "sasl.jaas.config": 'org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required '
+                                f'unsecuredLoginStringClaim_sub="grace" unsecuredLoginListClaim_scope="{scope}";'})
+
+    topic = f"java-oauth-{uuid.uuid4().hex[:6]}"
+    res = tool("TopicCommand", "--bootstrap-server", address(broker), "--command-config", props("ok", ",kafka,extra"),
+               "--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1")
+    assert res.stdout.strip() == f"Created topic {topic}."
+    res = tool("TopicCommand", "--bootstrap-server", address(broker), "--command-config", props("bad", ",other"),
+               "--list", ok=False)
+    assert res.returncode != 0
+    assert ('SaslAuthenticationException: {"status":"insufficient_scope", "scope":"kafka"}'
+            in res.stdout + res.stderr)
