@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api import load_handlers
+from kbroker.api.delegation_tokens import TokenExpiry
 from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
@@ -42,6 +43,7 @@ from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
 from kbroker.security.quotas import ClientQuotas
 from kbroker.security.scram import ScramCredentials
+from kbroker.security.tokens import DelegationTokens
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 from kbroker.storage import (
@@ -76,6 +78,8 @@ class Broker:
         self.image.listeners.append(self.authorizer.on_record)
         self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
         self.image.listeners.append(self.client_quotas.on_record)
+        self.delegation_tokens = DelegationTokens(config)  # enabled by delegation.token.secret.key
+        self.image.listeners.append(self.delegation_tokens.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
@@ -114,6 +118,7 @@ class Broker:
         self.txn_coordinator: TransactionCoordinator | None = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)
+        self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
         self.control = ControlPlane(self)

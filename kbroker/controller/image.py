@@ -106,6 +106,7 @@ class MetadataImage:
         # Client quotas (ClientQuotaRecords): entity ((type, name or None for <default>), ... sorted by
         # type) -> key -> value, as Kafka's ClientQuotasImage (kbroker/security/quotas.py enforces them)
         self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
+        self.delegation_tokens: dict[str, Any] = {}  # token id -> DelegationTokenRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -156,6 +157,12 @@ class MetadataImage:
 
     def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
         self.acls.pop(r.id, None)
+
+    def _apply_DelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens[r.token_id] = r
+
+    def _apply_RemoveDelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens.pop(r.token_id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level
