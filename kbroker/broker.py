@@ -135,8 +135,11 @@ class Broker:
         self.started_at = time.time()
         self._prepare_log_dirs()
         self._set_fd_budget()
+        # kbroker.clock=manual: logs age on the manual clock and retention runs on its advances.
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
-                                      exclude_topics=frozenset({METADATA_TOPIC}))
+                                      exclude_topics=frozenset({METADATA_TOPIC}),
+                                      clock=time.time if self.clock is None else self.clock.time,
+                                      retention_in_rounds=self.clock is None)
         self.raft = self._make_raft()
         self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
         self.raft.on_commit = self.controller.on_commit
@@ -171,6 +174,8 @@ class Broker:
         for service in self.services:
             await _maybe_await(service.start())
         self.log_manager.start()
+        if self.clock is not None:
+            self.clock.run_log_retention(self.log_manager, self.config["log.retention.check.interval.ms"])
         for server in self.servers:
             await server.start_serving()
         loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from typing import Any
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
@@ -412,7 +413,9 @@ async def handle_fetch(ctx, request) -> FetchResponse:
     wait_ms = request.max_wait_ms
     if total < min_bytes and wait_ms > 0 and not has_error and wants:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_ms / 1000
+        # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
+        # follower's fetch (replication, not a client's timer) stays on real time.
+        deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
         waited_on = []
         while True:
             fut = loop.create_future()
@@ -423,20 +426,17 @@ async def handle_fetch(ctx, request) -> FetchResponse:
                     if p is not None:
                         p.add_waiter(fut)
                         waited_on.append(p)
-            timeout = deadline - loop.time()
-            if timeout <= 0 or broker._stopping:
+            if deadline.passed or broker._stopping:
                 for p in waited_on:
                     p.remove_waiter(fut)
                 break
             try:
-                await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                pass
+                await deadline.wait(fut)
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
             reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-            if total >= min_bytes or loop.time() >= deadline or any(
+            if total >= min_bytes or deadline.passed or any(
                 r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break

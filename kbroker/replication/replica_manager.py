@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from kbroker.replication import hw_checkpoint, leadership
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
@@ -356,9 +357,9 @@ class ReplicaManager:
 
     # -- acks=all ------------------------------------------------------------------------------
 
-    async def wait_for_replication(self, partition: Partition, required_offset: int, deadline: float) -> ErrorCode:
+    async def wait_for_replication(self, partition: Partition, required_offset: int, deadline: Deadline) -> ErrorCode:
         """Wait (Kafka's DelayedProduce) until the high watermark reaches ``required_offset``;
-        REQUEST_TIMED_OUT at ``deadline`` (loop time)."""
+        REQUEST_TIMED_OUT at ``deadline`` (on the loop's clock, or the broker's manual clock)."""
         loop = asyncio.get_running_loop()
         while True:
             if self.broker.partitions.get((partition.topic, partition.index)) is not partition \
@@ -367,15 +368,12 @@ class ReplicaManager:
             done, error = leadership.replication_check(partition, required_offset)
             if done:
                 return error
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._closed:
+            if deadline.passed or self._closed:
                 return ErrorCode.REQUEST_TIMED_OUT
             fut = loop.create_future()
             partition.add_hw_waiter(fut)
             try:
-                await asyncio.wait_for(fut, remaining)
-            except TimeoutError:
-                pass
+                await deadline.wait(fut)
             finally:
                 partition.remove_hw_waiter(fut)
 
