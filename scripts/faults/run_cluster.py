@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="sends per second per producer")
     parser.add_argument("--duration", default="2,8", help="min,max seconds a fault lasts")
     parser.add_argument("--heal", default="2,5", help="min,max seconds of calm after each fault")
+    parser.add_argument("--transactional", action="store_true",
+                        help="the transactional workload (transactions committed or aborted, read_committed readers)")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers of interrupted runs and exit")
     parser.add_argument("--rescore", type=Path, metavar="OUT",
                         help="re-check every finished run under OUT (run-*/history.jsonl), rewrite the reports and "
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run(ClusterRunConfig(out=out / f"run-{seed}", target=args.target, faults=args.faults,
                                           seed=seed, kinds=kinds, rate=args.rate, duration_min=dmin,
-                                          duration_max=dmax, heal_min=hmin, heal_max=hmax))
+                                          duration_max=dmax, heal_min=hmin, heal_max=hmax,
+                                          transactional=args.transactional))
         except Exception as exc:  # noqa: BLE001 - one broken run (e.g. a cluster that never started) is reported
             logging.getLogger("faults").exception("run seed %d failed", seed)
             failed_runs.append({"seed": seed, "error": f"{type(exc).__name__}: {exc}"[:500]})
