@@ -41,6 +41,7 @@ class ClusterRunConfig:
     disk_node: str | None = "n3"  # the node whose log dir is a small tmpfs (disk-full faults)
     disk_mb: int = 64
     transactional: bool = False  # the read_committed variant (workload.py)
+    producer_debug: str = ""  # librdkafka debug contexts for the producers (e.g. "eos,msg,protocol"), to clients.log
 
 
 def run(config: ClusterRunConfig) -> dict[str, Any]:
@@ -59,6 +60,14 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     drain_complete = False
     topic = "queue"
     started = time.monotonic()
+    handler: logging.Handler | None = None
+    clients = logging.getLogger("faults.clients")
+    if config.producer_debug:
+        handler = logging.FileHandler(config.out / "clients.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        clients.addHandler(handler)
+        clients.setLevel(logging.DEBUG)
+        clients.propagate = False
     try:
         cluster.setup()
         cluster.start_all()
@@ -68,7 +77,8 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         create_topic(cluster.bootstrap, topic, config.partitions, replication_factor=3,
                      config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
         workload = Workload(history, cluster.bootstrap, topic, config.partitions, config.producers, config.rate,
-                            transactional=config.transactional, seed=config.seed)
+                            transactional=config.transactional, seed=config.seed,
+                            producer_debug=config.producer_debug)
         workload.start()
         since = list(workload.acked)
         progress.append(_wait_progress(workload, since, config.progress_timeout))
@@ -95,6 +105,9 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
             workload.stop()
         cluster.close()
         history.close()
+        if handler is not None:
+            clients.removeHandler(handler)
+            handler.close()
     kinds: dict[str, int] = {}
     for fault in applied:
         kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1
