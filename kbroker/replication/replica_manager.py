@@ -448,7 +448,7 @@ class ReplicaManager:
             return False
         from kbroker.replication.producer_manager import partition_state
 
-        if partition_state(partition).has_open_txn(header.producer_id):
+        if partition_state(partition).has_open_txn(header.producer_id, header.producer_epoch):
             return False
         return not verifier.is_coordinator_for(transactional_id)
 

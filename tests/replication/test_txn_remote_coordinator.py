@@ -10,6 +10,8 @@ partition against the metadata, not against its own replicas.
 
 from __future__ import annotations
 
+import asyncio
+
 from kbroker.replication.producer_manager import partition_state
 from protocol.errors import ErrorCode
 from protocol.messages import REQUESTS
@@ -112,5 +114,45 @@ async def test_txn_offset_commit_v5_has_a_remote_coordinator_add_the_offsets_par
             assert resp.topics[0].partitions[0].error_code == E.NONE
             assert cluster.broker(1).txn_coordinator.txns[TID].partitions == {("__consumer_offsets", 0)}
         finally:
+            c1.close()
+            c2.close()
+
+
+async def test_next_transaction_waits_for_the_previous_ones_marker():
+    """Transactions V2: EndTxn bumps the epoch and answers before a remote leader has the marker.
+    A batch of the next transaction (the new epoch) reaching that leader first is verified with
+    the coordinator, which answers CONCURRENT_TRANSACTIONS while the markers are on their way, so
+    it does not join the aborted transaction's records (found by franz-go's
+    transactions_read_committed on a kbroker cluster: read_committed saw an aborted record)."""
+    async with Cluster(2, CONFIG) as cluster:
+        _setup(cluster)
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        coordinator = cluster.broker(1).txn_coordinator
+        release = asyncio.Event()
+        send_markers = coordinator._send_markers_then_complete
+
+        async def held(*args):
+            await release.wait()
+            await send_markers(*args)
+
+        coordinator._send_markers_then_complete = held
+        try:
+            pid, epoch = await _init_pid(c1)
+            assert await _produce(c2, "data", _txn_batch(pid, epoch, [b"aborted"]), 12) == E.NONE
+            end = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,
+                                                 committed=False), 5, 10)
+            assert (end.error_code, end.producer_epoch) == (E.NONE, epoch + 1)
+            data = cluster.partition(2, "data")
+            assert data.log.log_end_offset == 1  # the abort marker is held back
+            assert await _produce(c2, "data", _txn_batch(pid, epoch + 1, [b"next"]), 12) == E.CONCURRENT_TRANSACTIONS
+            assert data.log.log_end_offset == 1
+            release.set()
+            await wait_for(lambda: data.log.log_end_offset == 2, message="the abort marker on broker 2")
+            await wait_for(lambda: coordinator.txns[TID].state.name == "COMPLETE_ABORT", message="abort complete")
+            assert await _produce(c2, "data", _txn_batch(pid, epoch + 1, [b"next"]), 12) == E.NONE
+            assert data.log.log_end_offset == 3  # after the marker: a transaction of its own
+            assert partition_state(data).has_open_txn(pid, epoch + 1)
+        finally:
+            release.set()
             c1.close()
             c2.close()
