@@ -88,6 +88,24 @@ CLUSTER_SETTINGS: dict[str, str] = {
     "share.coordinator.state.topic.min.isr": "2",
 }
 
+# The cluster column in the test suite (tests/compat/test_matrix.py), against kbroker only: the
+# scenarios a cluster changes something for (replication and acks=all, partitions led by different
+# brokers, group and transaction coordinators and their markers on other brokers, the high
+# watermark, a 1 MiB batch replicated, topic administration with three replicas), with every
+# client. The codec, headers, beyond-the-limit and unknown-topic scenarios add nothing there to
+# their one-node runs. The whole column: `compat/run_matrix.py --broker cluster`.
+CLUSTER_CI_SCENARIOS = [
+    "produce_consume_none",
+    "keyed_ordering",
+    "group_three_leave",
+    "commit_resume",
+    "admin_topics",
+    "offsets_by_timestamp",
+    "idempotent_producer",
+    "transactions_read_committed",
+    "record_at_size_limit",
+]
+
 KINDS = ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster"]
 ALIASES = {"both": ["kbroker", "kafka"], "cluster": ["kbroker-cluster", "kafka-cluster"], "all": KINDS}
 BROKER_NAMES = {
