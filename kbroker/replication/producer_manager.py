@@ -44,7 +44,7 @@ class ProducerStateManager:
         duplicate = state.check(header)
         if duplicate is not None:
             return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1, last_offset=duplicate.last_offset)
-        if header.is_transactional and not state.has_open_txn(header.producer_id):
+        if header.is_transactional and not state.has_open_txn(header.producer_id, header.producer_epoch):
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
                                    "Transactional records need a transactional id in the produce request")
