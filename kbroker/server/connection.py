@@ -487,6 +487,12 @@ class KafkaConnection(asyncio.Protocol):
         if until <= self._throttled_until:
             return
         self._throttled_until = until
+        # the time muted is the broker's, not the client's: the idle and request-receive timers
+        # (connections.max.idle.ms, kbroker.request.receive.timeout.ms) count from its end
+        ends = time.monotonic() + throttle_ms / 1000
+        self.last_active = max(self.last_active, ends)
+        if self.decoder.buffered:
+            self.frame_started = max(self.frame_started, ends)
         if self._throttled is not None:
             self._throttled.cancel()
         self._throttled = loop.call_at(until, self._throttle_done)

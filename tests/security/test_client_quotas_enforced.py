@@ -8,6 +8,7 @@ windows), never on elapsed time."""
 from __future__ import annotations
 
 import struct
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -216,3 +217,30 @@ def test_connection_creation_rate_closes_connections_over_it(tmp_path):
         assert ip.limit("127.0.0.1") == 1 and ip.limit("10.1.2.3") is None
         for w in (admin, first, second):
             w.close()
+
+
+def test_a_throttle_does_not_count_against_the_request_receive_timeout(tmp_path):
+    """A request half received when the connection is muted waits for the throttle to end: that
+    time is the broker's, so kbroker.request.receive.timeout.ms (and the idle timer) count from the
+    throttle's end."""
+    with BrokerThread({"kbroker.request.receive.timeout.ms": "200"}, data_dir=str(tmp_path / "data")) as b:
+        admin = Wire(b.bootstrap_servers)
+        create_topic(admin, "p")
+        set_quota(admin, {"client-id": "big"}, "producer_byte_rate", 10)
+        c = Client(b.bootstrap_servers, "big")
+        header = RequestHeader(request_api_key=0, request_api_version=9, correlation_id=1, client_id="big")
+        payload = encode_request(header, produce_request("p", 2_000))
+        # the Produce and the first half of another frame, in one read
+        c.sock.sendall(struct.pack(">i", len(payload)) + payload + struct.pack(">i", 20) + b"\0" * 10)
+        c.sent.append((1, 0, 9))
+        resp = c.receive()
+        assert resp.throttle_time_ms > 10_000
+        conn = connection_of(b, c)
+        assert conn.throttled and conn.decoder.buffered == 14
+        # the broker closes a connection once now - frame_started passes the timeout: not before the
+        # throttle's end
+        now = time.monotonic()
+        assert conn.frame_started > now + 5 and conn.last_active > now + 5
+        assert not conn.closed
+        admin.close()
+        c.close()
