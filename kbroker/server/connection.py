@@ -450,7 +450,11 @@ class KafkaConnection(asyncio.Protocol):
             return
         header = slot.header
         quotas = self._quotas
-        if quotas is not None and quotas.active and header is not None:
+        # Not counted: what is answered before authentication completes (Kafka's
+        # SaslServerAuthenticator answers ApiVersions and the SASL requests before KafkaApis), and
+        # synthetic answers (a slot of size 0)
+        if quotas is not None and quotas.active and slot.size and (
+                self.authenticator is None or self.authenticator.state == "complete"):
             throttle = quotas.response_throttle(
                 header.request_api_key, principal_user(self.principal), header.client_id or "", slot.size - 4,
                 slot.busy, response, self.quota_exempt)

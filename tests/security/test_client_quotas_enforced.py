@@ -244,3 +244,26 @@ def test_a_throttle_does_not_count_against_the_request_receive_timeout(tmp_path)
         assert not conn.closed
         admin.close()
         c.close()
+
+
+def test_the_authenticators_answers_are_not_counted(tmp_path):
+    """Before authentication the authenticator answers (ApiVersions, SaslHandshake), as Kafka's
+    SaslServerAuthenticator does before KafkaApis: no quota counts them, so a connection is never
+    throttled for the principal it has not yet become."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+            'password="admin-secret" user_admin="admin-secret";')
+    config = {"listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+              "sasl.enabled.mechanisms": "PLAIN", "sasl.jaas.config": jaas}
+    with BrokerThread(config, data_dir=str(tmp_path / "data")) as b:
+        admin = Wire(b.bootstrap_servers)
+        set_quota(admin, {"user": None}, "request_percentage", 0.0001)  # every user, ANONYMOUS included
+        plain = Client(b.bootstrap_servers, "same")
+        assert plain.call(18, 3, client_software_name="t", client_software_version="1").throttle_time_ms == 1000
+        host, port = b.broker.listener_endpoint("SASL_PLAINTEXT")
+        sasl = Client(f"{host}:{port}", "same")
+        resp = sasl.call(18, 3, client_software_name="t", client_software_version="1")
+        assert (resp.error_code, resp.throttle_time_ms) == (ErrorCode.NONE, 0)
+        assert sasl.call(17, 1, mechanism="PLAIN").error_code == ErrorCode.NONE
+        assert not connection_of(b, sasl).throttled
+        for w in (admin, plain, sasl):
+            w.close()
