@@ -147,10 +147,6 @@ class Rate:
             elapsed += (self.samples - 1 - full) * self.window_ms
         return max(elapsed, 1.0)
 
-    def total(self, now: float) -> float:
-        self._purge(now)
-        return sum(s.value for s in self._samples)
-
     def measure(self, now: float) -> float:
         """The rate per second."""
         return self.rate_and_window(now)[0]
