@@ -556,8 +556,9 @@ def _delete_acls(request: Any, version: int, code: int) -> Any:
 
 @_builder(48)
 def _describe_client_quotas(request: Any, version: int, code: int) -> Any:
-    # Kafka: the top-level code with the error's message, entries null.
-    return RESPONSES[48](error_code=code, error_message=default_message(code) if code else None, entries=None)
+    # Kafka: the top-level code, entries null; ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR and for an exception carrying its error's default message.
+    return RESPONSES[48](error_code=code, error_message=None, entries=None)
 
 
 @_builder(49)
