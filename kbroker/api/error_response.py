@@ -414,6 +414,18 @@ def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
     ])
 
 
+@_builder(55)
+def _describe_quorum(request: Any, version: int, code: int) -> Any:
+    # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
+    return RESPONSES[55](error_code=code, topics=[])
+
+
+@_builder(64)
+def _unregister_broker(request: Any, version: int, code: int) -> Any:
+    # ControllerApis/KafkaApis: UnregisterBrokerResponseData with the code, no message
+    return RESPONSES[64](error_code=code, error_message=None)
+
+
 @_builder(60)
 def _describe_cluster(request: Any, version: int, code: int) -> Any:
     return RESPONSES[60](error_code=code, error_message=None)

@@ -337,6 +337,17 @@ CASES: dict[int, Case] = {
                                         for t in r.topics]),
         lambda v: (None, [("t1", [(0, []), (2, [])])]),
     ),
+    55: (
+        lambda v: _q(55)(topics=[_q(55).TopicData(topic_name="__cluster_metadata",
+                                                  partitions=[_q(55).TopicData.PartitionData(partition_index=0)])]),
+        lambda r, v: r.topics,
+        lambda v: [],
+    ),
+    64: (
+        lambda v: _q(64)(broker_id=7),
+        lambda r, v: r.error_message,
+        lambda v: None,
+    ),
     60: (
         lambda v: _q(60)(),
         lambda r, v: (r.error_message, r.brokers),
