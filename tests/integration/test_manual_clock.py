@@ -322,6 +322,42 @@ def test_long_poll_fetch_on_a_manual_clock_still_ends_when_data_comes(kbroker_fa
         producer.close()
 
 
+# -- classic group rebalance timeout -------------------------------------------------------------
+
+
+def test_classic_rebalance_timeout_removes_the_member_that_did_not_rejoin(kbroker_factory):
+    """A second member's JoinGroup starts a rebalance; the first member never rejoins. Its
+    JoinGroup (held by the coordinator) is answered when the clock passes the rebalance timeout
+    (Kafka's DelayedJoin), with the member that did not rejoin removed."""
+    from test_groups_protocol import join_member, join_request, sync_request
+
+    b = kbroker_factory(clock="manual", control=True)
+    group = name("rebalance")
+    first, second = Wire(b.bootstrap_servers), Wire(b.bootstrap_servers, timeout=60)
+    try:
+        joined = join_member(first, group, session=600_000, rebalance=120_000)
+        assert joined.error_code == E.NONE
+        me = joined.member_id
+        assert first.call(sync_request(group, joined.generation_id, me, [(me, b"")]), 3).error_code == E.NONE
+        pending = second.call(join_request(group, session=600_000, rebalance=120_000), 5)
+        assert pending.error_code == E.MEMBER_ID_REQUIRED
+        second.send(join_request(group, member_id=pending.member_id, session=600_000, rebalance=120_000), 5)
+        group_state = b.call(lambda: b.broker.group_coordinator.groups[group])
+        wait_until(lambda: b.call(lambda: group_state.state.value) == "PreparingRebalance",
+                   message="the rebalance started")
+        advance(b, 119_999)  # (within Kafka's 5 min join timeout of a new member)
+        assert not _answered(second)
+        assert b.call(lambda: sorted(group_state.members)) == sorted([me, pending.member_id])
+        advance(b, 1)
+        resp = second.receive()
+        assert resp.error_code == E.NONE and resp.generation_id == joined.generation_id + 1
+        assert [m.member_id for m in resp.members] == [pending.member_id]  # the leader: only itself
+        assert b.call(lambda: list(group_state.members)) == [pending.member_id]
+    finally:
+        first.close()
+        second.close()
+
+
 # -- KIP-848 consumer group sessions --------------------------------------------------------------
 
 
