@@ -93,12 +93,13 @@ def _tp(topic: str, partition: int = 0):
 
 def test_transactional_id_expires_on_advance(kbroker_factory):
     """transactional.id.expiration.ms of clock time after its last transaction the id is removed,
-    at the expiration check (every producer.id.expiration.check.interval.ms here, on the clock)."""
+    at the expiration check (every transaction.remove.expired.transaction.cleanup.interval.ms of
+    clock time)."""
     from confluent_kafka import Producer
 
     b = kbroker_factory(clock="manual", control=True,
                         config={"transactional.id.expiration.ms": "3600000",
-                                "producer.id.expiration.check.interval.ms": "60000"})
+                                "transaction.remove.expired.transaction.cleanup.interval.ms": "60000"})
     producer = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": "expiring"})
     producer.init_transactions(30)
     producer.begin_transaction()
