@@ -99,7 +99,9 @@ def test_transactional_id_expires_on_advance(kbroker_factory):
 
     b = kbroker_factory(clock="manual", control=True,
                         config={"transactional.id.expiration.ms": "3600000",
-                                "transaction.remove.expired.transaction.cleanup.interval.ms": "60000"})
+                                "transaction.remove.expired.transaction.cleanup.interval.ms": "60000",
+                                # (producer-id expiration is another check: not within this test)
+                                "producer.id.expiration.check.interval.ms": "86400000"})
     producer = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": "expiring"})
     producer.init_transactions(30)
     producer.begin_transaction()
