@@ -30,7 +30,10 @@ Record timestamps a client writes (CreateTime) come from the client's own clock:
 starts at the wall-clock time of start-up, so advancing it by ``retention.ms`` plus the seconds
 the test ran ages them past it.
 
-Not on it (real time): connection idle timeouts, flushing, the replica fetchers' backoffs.
+The log manager's ``flush.ms`` and recovery-point checkpoint intervals measure time on it too
+(its maintenance thread still wakes every second of real time). Not on it (real time):
+connection idle timeouts, follower fetches (replication, not a client's long poll) and the
+replica fetchers' backoffs.
 Timers due at or before now (a zero initial-rebalance delay) still run at once, on the loop.
 """
 
