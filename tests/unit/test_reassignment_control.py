@@ -304,3 +304,21 @@ def test_kafkas_reassign_partitions_scenario():
     log.commit(records)
     assert list_partition_reassignments(log.image, None).topics == []
     assert _state(log, "foo", 1) == ([0, 2, 1], [0, 2, 1], 0, [], [])
+
+
+def test_a_reassignment_under_way_survives_a_snapshot():
+    from kbroker.controller.snapshot import image_to_records, records_to_image
+
+    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log.topic("t", [[1, 2, 3]])
+    _reassign(log, {("t", 0): [2, 3, 4]})
+    copy = records_to_image(image_to_records(log.image), log.image.offset + 1)
+
+    def listed(image):
+        return [(t.name, [(p.partition_index, p.replicas, p.adding_replicas, p.removing_replicas)
+                          for p in t.partitions]) for t in list_partition_reassignments(image, None).topics]
+
+    assert listed(copy) == listed(log.image) == [("t", [(0, [2, 3, 4, 1], [4], [1])])]
+    resp, records = alter_partition_reassignments(copy, _request({("t", 0): None}))
+    assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
+    assert records[0].replicas == [2, 3, 1] and records[0].adding_replicas == []
