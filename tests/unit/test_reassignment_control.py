@@ -322,3 +322,26 @@ def test_a_reassignment_under_way_survives_a_snapshot():
     resp, records = alter_partition_reassignments(copy, _request({("t", 0): None}))
     assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
     assert records[0].replicas == [2, 3, 1] and records[0].adding_replicas == []
+
+
+def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
+    """Kafka's testReassignPartitionsHandlesNewReassignmentThatRemovesPreviouslyAddingReplicas."""
+    from kbroker.controller.replication_control import ELECTION_PREFERRED, elect_leader
+
+    log, _ = _cluster(brokers=(0, 1, 2, 3, 4, 5))
+    tid = log.topic("topic-1", [[0, 1]])
+    _reassign(log, {("topic-1", 0): [2, 3]})
+    assert _state(log, "topic-1") == ([2, 3, 0, 1], [0, 1], 0, [2, 3], [0, 1])
+    resp, _ = _expand(log, tid, [0, 1, 2])
+    out = resp.topics[0].partitions[0]
+    assert (out.error_code, out.isr) == (ErrorCode.NONE, [0, 1, 2])
+    records: list = []
+    assert elect_leader(log.image, "topic-1", 0, ELECTION_PREFERRED, records) == (ErrorCode.NONE, None)
+    log.commit(records)
+    assert log.image.partition("topic-1", 0).leader == 2
+    _reassign(log, {("topic-1", 0): [4, 5]})
+    assert _state(log, "topic-1") == ([4, 5, 0, 1, 2, 3], [0, 1, 2], 2, [4, 5], [0, 1, 2, 3])
+    resp, _ = _expand(log, tid, [0, 1, 2, 3, 4, 5])
+    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    assert _state(log, "topic-1") == ([4, 5], [4, 5], 4, [], [])
+    assert list_partition_reassignments(log.image, None).topics == []
