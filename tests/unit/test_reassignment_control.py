@@ -345,3 +345,67 @@ def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
     assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
     assert _state(log, "topic-1") == ([4, 5], [4, 5], 4, [], [])
     assert list_partition_reassignments(log.image, None).topics == []
+
+
+# -- the controller listener's handlers ----------------------------------------------------------
+
+
+class _FakeController:
+    def __init__(self, log, active=True, lose_leadership=False):
+        self.log, self.image, self.active, self.lose = log, log.image, active, lose_leadership
+
+    def is_active(self):
+        return self.active
+
+    def exclusive(self):
+        import contextlib
+
+        @contextlib.asynccontextmanager
+        async def section():
+            yield
+
+        return section()
+
+    async def write(self, records):
+        from kbroker.controller.quorum import ControllerError
+
+        if self.lose:
+            raise ControllerError(ErrorCode.NOT_CONTROLLER)
+        return self.log.commit(records)
+
+
+class _FakeBroker:
+    def __init__(self, controller):
+        self.controller = controller
+        self.config = {}
+
+
+def test_controller_listener_handlers_answer_not_controller_unless_active():
+    import asyncio
+
+    from kbroker.api.alter_partition_reassignments import handle_alter_partition_reassignments_on_controller
+    from kbroker.api.controller_listener import ControllerRequestContext
+    from kbroker.api.list_partition_reassignments import handle_list_partition_reassignments_on_controller
+    from protocol.messages import RequestHeader
+
+    log, _ = _cluster(brokers=(1, 2, 3))
+    log.topic("t", [[1, 2]])
+
+    def call(handler, key, version, body, controller):
+        header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=1, client_id="c")
+        return asyncio.run(handler(ControllerRequestContext(_FakeBroker(controller), header), body))
+
+    alter = _request({("t", 0): [2, 3]})
+    offset = log.image.offset
+    for controller in (_FakeController(log, active=False), _FakeController(log, lose_leadership=True)):
+        resp = call(handle_alter_partition_reassignments_on_controller, 45, 1, alter, controller)
+        assert resp.error_code == ErrorCode.NOT_CONTROLLER
+        assert [p.error_code for p in resp.responses[0].partitions] == [ErrorCode.NOT_CONTROLLER]
+    assert log.image.offset == offset
+    resp = call(handle_list_partition_reassignments_on_controller, 46, 0, ListReq(topics=None),
+                _FakeController(log, active=False))
+    assert resp.error_code == ErrorCode.NOT_CONTROLLER
+    resp = call(handle_alter_partition_reassignments_on_controller, 45, 1, alter, _FakeController(log))
+    assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
+    resp = call(handle_list_partition_reassignments_on_controller, 46, 0, ListReq(topics=None), _FakeController(log))
+    assert [(t.name, [p.adding_replicas for p in t.partitions]) for t in resp.topics] == [("t", [[3]])]
