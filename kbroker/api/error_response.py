@@ -552,3 +552,19 @@ def _delete_acls(request: Any, version: int, code: int) -> Any:
     R = RESPONSES[31]
     return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
                              for _ in request.filters])
+
+
+@_builder(48)
+def _describe_client_quotas(request: Any, version: int, code: int) -> Any:
+    # Kafka: the top-level code with the error's message, entries null.
+    return RESPONSES[48](error_code=code, error_message=default_message(code) if code else None, entries=None)
+
+
+@_builder(49)
+def _alter_client_quotas(request: Any, version: int, code: int) -> Any:
+    # Kafka: one entry per entry of the request, its entity echoed, the error's message.
+    R = RESPONSES[49]
+    return R(entries=[R.EntryData(error_code=code, error_message=default_message(code) if code else None,
+                                  entity=[R.EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name)
+                                          for e in entry.entity])
+                      for entry in request.entries])
