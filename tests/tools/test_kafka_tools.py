@@ -530,11 +530,32 @@ def test_reassign_partitions_tool_on_one_broker(broker: Broker, tmp_path: Path) 
         [(0, [broker.node_id]), (1, [broker.node_id])]
     plan = tmp_path / f"{broker.kind}-plan.json"
     plan.write_text(json.dumps(proposed))
-    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--execute", "--reassignment-json-file", str(plan))
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--execute", "--reassignment-json-file", str(plan),
+               "--throttle", "1000")
     assert "Successfully started partition reassignments for" in res.stdout, res.stdout
+    assert "The inter-broker throttle limit was set to 1000 B/s" in res.stdout, res.stdout
+    node = str(broker.node_id)
+    desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
+    throttles = {k: v for k, v in config_lines(desc).items() if "throttled" in k}
+    assert throttles == {"leader.replication.throttled.rate": "1000", "follower.replication.throttled.rate": "1000"}
+    everything = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe", "--all").stdout
+    # dynamic-only keys: listed once set, without a default synonym
+    quota_lines = [line.strip() for line in everything.splitlines() if "throttled" in line or "log.dirs.io" in line]
+    assert quota_lines == [
+        f"{side}.replication.throttled.rate=1000 sensitive=false synonyms={{DYNAMIC_BROKER_CONFIG:"
+        f"{side}.replication.throttled.rate=1000}}" for side in ("follower", "leader")], quota_lines
     res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--verify", "--reassignment-json-file", str(plan))
     assert f"Reassignment of partition {topic}-0 is completed." in res.stdout, res.stdout
     assert f"Reassignment of partition {topic}-1 is completed." in res.stdout, res.stdout
+    assert f"Clearing broker-level throttles on broker {node}" in res.stdout, res.stdout
+    desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
+    assert not [k for k in config_lines(desc) if "throttled" in k], desc
+    # a topic throttle list is validated as Kafka's ThrottledReplicaListValidator
+    res = configs(broker, "--entity-type", "topics", "--entity-name", topic, "--alter", "--add-config",
+                  "leader.replication.throttled.replicas=x", ok=False)
+    assert res.returncode == 1 and "leader.replication.throttled.replicas must be the literal '*' or a list of " \
+        "replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..." in res.stderr, \
+        res.stdout + res.stderr
     bad = tmp_path / f"{broker.kind}-bad.json"
     bad.write_text(json.dumps({"version": 1, "partitions": [
         {"topic": topic, "partition": 0, "replicas": [broker.node_id, 99], "log_dirs": ["any", "any"]}]}))
