@@ -239,7 +239,7 @@ class SaslAuthenticator:
         """The session lifetime sent to the client, as Kafka's calcCompletionTimesAndReturnSessionLifetimeMs:
         connections.max.reauth.ms, cut at the credential's expiry (a delegation token's or an
         OAuth token's, wall-clock ms) when it has one; 0 and no expiry when neither."""
-        max_ms = self.security.reauth_ms
+        max_ms = self.security.reauth_ms_by_mechanism.get(self.mechanism or "", self.security.reauth_ms)
         if credential_expiry_ms is None and max_ms <= 0:
             self.session_expires = None
             return 0
