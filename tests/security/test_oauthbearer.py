@@ -94,7 +94,7 @@ def test_unsecured_token_at_the_wire(broker) -> None:
 
 
 @pytest.mark.parametrize(("token", "challenge"), [
-    (unsecured(claims(scope="other")), b'{"status":"insufficient_scope", "scope":"kafka"}'),
+    (unsecured(claims(scope="other")), b'{"status":"insufficient_scope", "scope":"[kafka]"}'),
     (unsecured(claims(scope="kafka", life_s=-10)), b'{"status":"invalid_token"}'),  # expired
     (unsecured({"sub": "alice", "scope": "kafka"}), b'{"status":"invalid_token"}'),  # no exp
     (unsecured({**claims(scope="kafka"), "sub": ""}), b'{"status":"invalid_token"}'),  # no principal
@@ -113,7 +113,15 @@ def test_invalid_tokens_get_the_error_challenge_then_fail(broker, token, challen
 
 
 def test_malformed_initial_responses_fail_with_kafkas_message(broker) -> None:
-    for raw in (b"n,,\x01auth=Basic abc\x01\x01", b"n,,\x01\x01", b"garbage"):
+    # another scheme than Bearer: Kafka 4.4 fails formatting its message and closes without an answer
+    w = Wire(address(broker))
+    try:
+        assert w.call(17, 1, mechanism="OAUTHBEARER").error_code == E.NONE
+        with pytest.raises(ConnectionError):
+            w.call(36, 2, auth_bytes=b"n,,\x01auth=Basic abc\x01\x01")
+    finally:
+        w.close()
+    for raw in (b"n,,\x01\x01", b"garbage"):
         w, first, _ = authenticate(address(broker), raw)
         try:
             assert (first.error_code, first.error_message) == (
@@ -323,5 +331,5 @@ def test_the_java_client_with_its_unsecured_login(broker, tmp_path) -> None:
     res = tool("TopicCommand", "--bootstrap-server", address(broker), "--command-config", props("bad", ",other"),
                "--list", ok=False)
     assert res.returncode != 0
-    assert ('SaslAuthenticationException: {"status":"insufficient_scope", "scope":"kafka"}'
+    assert ('SaslAuthenticationException: {"status":"insufficient_scope", "scope":"[kafka]"}'
             in res.stdout + res.stderr)
