@@ -10,7 +10,12 @@ SaslAuthenticate answers (the challenge, then the answer to ``\\x01``), the sess
 and whether a Metadata request is then served. ``--check`` exits 1 on a difference. Starting
 Kafka takes a JVM (about a minute).
 
-    .venv/bin/python scripts/probe_oauthbearer.py [--check]
+    .venv/bin/python scripts/probe_oauthbearer.py [--check] [--jwks]
+
+``--jwks``: Kafka's JWKS validator instead (OAuthBearerValidatorCallbackHandler, expected audience and
+issuer, a JWKS served here over HTTP), with RS256 tokens: valid ones, another audience or issuer, none,
+another key under the kid, an unknown kid, expired within and beyond the clock skew, no ``exp``/
+``iat``/``sub``, ``iat``/``nbf`` in the future, duplicate scopes, another algorithm, ``alg`` none.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import argparse
 import base64
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests" / "integration")]
@@ -77,7 +84,49 @@ def cases() -> list[tuple[str, bytes]]:
     ]
 
 
-def run(addr: str) -> list[tuple[str, str]]:
+def jwks_cases(jwks: Any) -> list[tuple[str, bytes]]:
+    """Signed tokens for the JWKS validator (``jwks``: tests/security/test_oauthbearer.py's Jwks)."""
+    import jwt
+
+    now = int(time.time())
+
+    def initial(token: str) -> bytes:
+        return f"n,,\x01auth=Bearer {token}\x01\x01".encode()
+
+    def signed(kid: str = "k1", signer: str | None = None, alg: str = "RS256", drop: tuple[str, ...] = (),
+               **claims: Any) -> bytes:
+        body = {"iss": "https://issuer.test", "aud": "kbroker", "sub": "alice", "iat": now, "exp": now + 300,
+                **claims}
+        for key in drop:
+            body.pop(key)
+        return initial(jwt.encode(body, jwks.keys[signer or kid], algorithm=alg, headers={"kid": kid}))
+
+    return [
+        ("valid", signed()),
+        ("valid, scope list", signed(scope=["a", "b"])),
+        ("aud list with ours", signed(aud=["x", "kbroker"])),
+        ("wrong audience", signed(aud="x")),
+        ("no audience", signed(drop=("aud",))),
+        ("wrong issuer", signed(iss="https://elsewhere.test")),
+        ("no issuer", signed(drop=("iss",))),
+        ("other key, same kid", signed(signer="k2")),
+        ("unknown kid", signed(kid="k2")),
+        ("expired 10 s (skew 30)", signed(exp=now - 10, iat=now - 100)),
+        ("expired 100 s", signed(exp=now - 100, iat=now - 200)),
+        ("no exp", signed(drop=("exp",))),
+        ("no iat", signed(drop=("iat",))),
+        ("iat in the future", signed(iat=now + 3600)),
+        ("nbf in the future", signed(nbf=now + 3600)),
+        ("no sub", signed(drop=("sub",))),
+        ("sub empty", signed(sub="")),
+        ("duplicate scope", signed(scope=["a", "a"])),
+        ("PS256 with the RSA key", signed(alg="PS256")),
+        ("alg none", initial(jws({"sub": "alice", "iat": now, "exp": now + 300, "aud": "kbroker",
+                                   "iss": "https://issuer.test"}))),
+    ]
+
+
+def run(addr: str, cases: Any = cases) -> list[tuple[str, str]]:
     out = []
     for name, token in cases():
         w = Wire(addr)
@@ -102,11 +151,33 @@ def run(addr: str) -> list[tuple[str, str]]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="exit 1 when the brokers answer differently")
+    ap.add_argument("--jwks", action="store_true",
+                    help="the JWKS validator (OAuthBearerValidatorCallbackHandler) with RS256 tokens instead")
     args = ap.parse_args()
     from kbroker.testing import BrokerThread
 
-    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0", **SETTINGS}) as kb:
-        ours = run("{}:{}".format(*kb.broker.listener_endpoint("SASL_PLAINTEXT")))
+    settings, chosen, jwks = dict(SETTINGS), cases, None
+    if args.jwks:
+        sys.path.insert(0, str(ROOT / "tests" / "security"))
+        from test_oauthbearer import VALIDATOR, Jwks
+
+        jwks = Jwks()
+        jwks.served = ["k1"]
+        settings.update({
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
+            "sasl.oauthbearer.jwks.endpoint.url": jwks.url,
+            "sasl.oauthbearer.expected.audience": "kbroker",
+            "sasl.oauthbearer.expected.issuer": "https://issuer.test",
+        })
+        # Kafka reads a JWKS URL only when its JVM property lists it; kbroker's equivalent key
+        os.environ["JAVA_TOOL_OPTIONS"] = f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={jwks.url}"
+
+        def chosen() -> list[tuple[str, bytes]]:
+            return jwks_cases(jwks)  # made at each run: their times are relative to it
+
+    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0", **settings,
+                       **({"kbroker.sasl.oauthbearer.allowed.urls": jwks.url} if jwks else {})}) as kb:
+        ours = run("{}:{}".format(*kb.broker.listener_endpoint("SASL_PLAINTEXT")), chosen)
 
     ports = [reference_kafka.free_port() for _ in range(3)]
     given = itertools.chain(ports[:2], iter(reference_kafka.free_port, None))
@@ -114,7 +185,7 @@ def main() -> int:
     reference_kafka.free_port = lambda: next(given)
     port, cport, sport = ports
     overrides = {
-        **SETTINGS,
+        **settings,
         "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport},CONTROLLER://127.0.0.1:{cport}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport}",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
@@ -123,9 +194,11 @@ def main() -> int:
     ref = reference_kafka.start_reference_kafka(tempfile.mkdtemp(prefix="probe-oauth-"), overrides)
     reference_kafka.free_port = original
     try:
-        theirs = run(f"127.0.0.1:{sport}")
+        theirs = run(f"127.0.0.1:{sport}", chosen)
     finally:
         ref.stop()
+        if jwks is not None:
+            jwks.close()
 
     differ = 0
     for (name, a), (_, b) in zip(ours, theirs, strict=True):

@@ -170,6 +170,14 @@ class UnsecuredValidator:
         return OAuthToken(principal, int(exp * 1000), scope)
 
 
+_ALGORITHMS_BY_KEY_TYPE = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512", "ES256K"),
+    "OKP": ("EdDSA",),
+    "oct": ("HS256", "HS384", "HS512"),
+}
+
+
 class JwksValidator:
     """Kafka's BrokerJwtValidator over the JWKS of ``sasl.oauthbearer.jwks.endpoint.url``."""
 
@@ -263,8 +271,11 @@ class JwksValidator:
         key = self._key_for(header.get("kid"))
         if key is None:
             raise TokenInvalid(f"Could not validate the access token: no JWKS key with kid {header.get('kid')}")
-        if key.algorithm_name and key.algorithm_name != alg:
-            raise TokenInvalid(f"Could not validate the access token: algorithm {alg} is not the key's")
+        # As jose4j's key resolver: any algorithm of the key's type (an RSA key verifies RS* and PS*
+        # tokens whatever its JWK "alg" says), never one of another type (no HS256 with an RSA key)
+        if alg not in _ALGORITHMS_BY_KEY_TYPE.get(key.key_type, ()):
+            raise TokenInvalid(f"Could not validate the access token: algorithm {alg} is not for a "
+                               f"{key.key_type} key")
         options: dict[str, Any] = {"require": ["exp", "iat"], "verify_aud": bool(self.audiences),
                                    "verify_iss": self.issuer is not None}
         try:

@@ -215,11 +215,11 @@ class Jwks:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def token(self, kid: str = "k1", signer: str | None = None, **claim_values) -> str:
+    def token(self, kid: str = "k1", signer: str | None = None, alg: str = "RS256", **claim_values) -> str:
         import jwt
 
         body = {"iss": "https://issuer.test", "aud": "kbroker", **claims(**claim_values)}
-        return jwt.encode(body, self.keys[signer or kid], algorithm="RS256", headers={"kid": kid})
+        return jwt.encode(body, self.keys[signer or kid], algorithm=alg, headers={"kid": kid})
 
     def close(self) -> None:
         self.server.shutdown()
@@ -270,6 +270,10 @@ def test_jwks_validator_with_rs256_tokens(jwks) -> None:
         w, first, _ = authenticate(addr, initial(good))
         assert (first.error_code, first.auth_bytes) == (E.NONE, b"")
         assert 0 < first.session_lifetime_ms <= 300000
+        w.close()
+        # any RSA algorithm with the RSA key, whatever its JWK "alg" says (as Kafka's jose4j)
+        w, first, _ = authenticate(addr, initial(jwks.token(alg="PS256")))
+        assert (first.error_code, first.auth_bytes) == (E.NONE, b"")
         w.close()
         invalid = [
             jwks.token(aud="someone-else"),  # not our audience
