@@ -189,6 +189,17 @@ def _gzip_level(name: str, value: Any, raw: str) -> None:
         raise ConfigError(name, raw, "Value must be between 1 and 9 or equal to -1")
 
 
+_THROTTLED_REPLICA = re.compile(r"([0-9]+:[0-9]+)?")
+
+
+def _throttled_replicas(name: str, value: Any, raw: str) -> None:
+    # Kafka's ThrottledReplicaListValidator: the literal '*' or partitionId:brokerId entries.
+    items = [str(v).strip() for v in value]
+    if not (all(_THROTTLED_REPLICA.fullmatch(i) for i in items) or "".join(items) == "*"):
+        raise ConfigError(name, raw, f"{name} must be the literal '*' or a list of replicas in the following "
+                          "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+
+
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -350,6 +361,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("auto.create.topics.enable", "boolean", "true"),
         _k("delete.topic.enable", "boolean", "true"),
         _k("unstable.api.versions.enable", "boolean", "false"),
+        # Kafka's QuotaConfig broker throttles (kafka-reassign-partitions.sh --throttle sets them per
+        # broker): accepted and described; kbroker does not throttle replication traffic.
+        _k("leader.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
+        _k("follower.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
+        _k("replica.alter.log.dirs.io.max.bytes.per.second", "long", str(LONG_MAX), minimum=0, read_only=False,
+           applied=False),
         _k("message.max.bytes", "int", "1048588", minimum=0, read_only=False),
         _k("log.segment.bytes", "int", "1073741824", minimum=SEGMENT_BYTES_MIN, read_only=False),
         _k("log.roll.ms", "long", None, minimum=1, read_only=False),
@@ -401,6 +418,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
         _k("queued.max.requests", "int", "500", minimum=1),
+        # client quotas (kbroker/security/quotas.py)
+        _k("quota.window.num", "int", "11", minimum=1),
+        _k("quota.window.size.seconds", "int", "1", minimum=1),
+        _k("controller.quota.window.num", "int", "11", minimum=1),
+        _k("controller.quota.window.size.seconds", "int", "1", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
@@ -601,6 +623,12 @@ TOPIC_KEYS: dict[str, TopicKey] = {
            doc="A new segment starts after this long even if the current one is not full."),
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
+        # Kafka's QuotaConfig replication throttles (set by kafka-reassign-partitions.sh --throttle):
+        # accepted and described; kbroker does not throttle replication traffic.
+        _t("leader.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
+           applied=False, doc="Replicas (partitionId:brokerId, or *) whose leader-side replication is throttled."),
+        _t("follower.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
+           applied=False, doc="Replicas (partitionId:brokerId, or *) whose follower-side replication is throttled."),
         # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
         _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
            doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),

@@ -12,6 +12,7 @@ from protocol.exceptions import ProtocolError
 from protocol.messages.metadata_records import (
     CLASSES,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
     ConfigRecord,
     DelegationTokenRecord,
     FeatureLevelRecord,
@@ -32,6 +33,7 @@ from protocol.primitives import read_uvarint, write_uvarint
 
 __all__ = [
     "AccessControlEntryRecord",
+    "ClientQuotaRecord",
     "ConfigRecord",
     "DelegationTokenRecord",
     "FeatureLevelRecord",

@@ -308,6 +308,21 @@ CASES: dict[int, Case] = {
         lambda r, v: r.topics,
         lambda v: [],
     ),
+    45: (
+        lambda v: _q(45)(timeout_ms=1000, topics=[_q(45).ReassignableTopic(name="t1", partitions=[
+            _q(45).ReassignableTopic.ReassignablePartition(partition_index=i, replicas=[1])
+            for i in (0, 2)])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.error_message) for p in t.partitions])
+                                        for t in r.responses]),
+        lambda v: (None, [("t1", [(0, None), (2, None)])]),
+    ),
+    46: (
+        lambda v: _q(46)(timeout_ms=1000, topics=[_q(46).ListPartitionReassignmentsTopics(
+            name="t1", partition_indexes=[0, 2])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.replicas) for p in t.partitions])
+                                        for t in r.topics]),
+        lambda v: (None, [("t1", [(0, []), (2, [])])]),
+    ),
     60: (
         lambda v: _q(60)(),
         lambda r, v: (r.error_message, r.brokers),
