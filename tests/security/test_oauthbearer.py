@@ -338,3 +338,36 @@ def test_the_java_client_with_its_unsecured_login(broker, tmp_path) -> None:
     assert res.returncode != 0
     assert ('SaslAuthenticationException: {"status":"insufficient_scope", "scope":"[kafka]"}'
             in res.stdout + res.stderr)
+
+
+def test_librdkafka_re_authenticates_with_oauthbearer() -> None:
+    """KIP-368 with OAUTHBEARER and a real client: the session lifetime is the smaller of the
+    token's and the mechanism's connections.max.reauth.ms (listener.name.<l>.oauthbearer.
+    connections.max.reauth.ms here); librdkafka re-authenticates on the same connection before
+    it runs out, producing throughout. (With a token shorter-lived than librdkafka's refresh, it
+    re-authenticates with the old token for the few milliseconds left, then again within the second,
+    which the broker refuses as Kafka does.)"""
+    from confluent_kafka import Producer
+
+    config = {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "OAUTHBEARER",
+              "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": UNSECURED_JAAS,
+              "listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms": "1500",
+              "connection.failed.authentication.delay.ms": "0"}
+    with BrokerThread(config) as b:
+        p = Producer({"bootstrap.servers": address(b), "security.protocol": "SASL_PLAINTEXT",
+                      "sasl.mechanisms": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
+                      "sasl.oauthbearer.config": "principal=heidi scope=kafka lifeSeconds=600"})
+        errors: list = []
+        topic = f"oauth-reauth-{uuid.uuid4().hex[:6]}"
+
+        def reauthenticated() -> bool:
+            p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
+            p.poll(0.05)
+            counts = b.call(lambda: [c.authenticator.reauthentications for c in b.broker.connections
+                                     if c.authenticator is not None and not c.closed])
+            return max(counts, default=0) >= 3
+
+        assert wait_until(reauthenticated, timeout=60, message="three re-authentications on one connection")
+        assert p.flush(30) == 0
+        assert errors == []
+        assert principals(b) == {"User:heidi"}
