@@ -371,3 +371,33 @@ def test_librdkafka_re_authenticates_with_oauthbearer() -> None:
         assert p.flush(30) == 0
         assert errors == []
         assert principals(b) == {"User:heidi"}
+
+
+def test_jwks_from_a_file_url(jwks, tmp_path) -> None:
+    """``sasl.oauthbearer.jwks.endpoint.url`` may be a ``file:`` URL (Kafka's
+    JwksFileVerificationKeyResolver): the keys are read from the file."""
+    import urllib.request
+
+    from kbroker.security.oauthbearer import JwksValidator, TokenInvalid
+
+    path = tmp_path / "jwks.json"
+    with urllib.request.urlopen(jwks.url, timeout=10) as resp:  # the JWKS the test server serves (k1)
+        path.write_bytes(resp.read())
+    validator = JwksValidator(path.as_uri(), ["kbroker"], "https://issuer.test")
+    token = validator.validate(jwks.token(sub="ivan", scope=["a", "b"]))
+    assert (token.principal, token.scope) == ("ivan", frozenset({"a", "b"}))
+    with pytest.raises(TokenInvalid):
+        validator.validate(jwks.token(signer="k2"))
+
+
+@pytest.mark.parametrize(("jaas", "message"), [
+    ('unsecuredValidatorAllowableClockSkewMs="-1"', "Allowable clock skew millis must not be negative: -1"),
+    ('unsecuredValidatorAllowableClockSkewMs="soon"', 'For input string: "soon"'),
+])
+def test_bad_unsecured_validator_options_stop_start_up(jaas, message) -> None:
+    config = {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "OAUTHBEARER",
+              "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+                  f"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {jaas};"}
+    with pytest.raises(StartupError, match=message):
+        with BrokerThread(config):
+            pass
