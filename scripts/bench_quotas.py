@@ -7,7 +7,8 @@ Each round starts the three brokers in turn (``python -m kbroker``, fresh data d
 order rotating) and measures, as ``scripts/bench_metrics.py`` does, the broker's CPU time (user +
 system, from /proc) over ``--cpu-requests`` pipelined small Produce requests (10 records of 100 B,
 acks=1) and as many Fetch requests: CPU time barely moves with other work on a shared machine,
-unlike throughput. Reports every round and the median of each side.
+unlike throughput. Reports every round and the median of each side, then the in-process cost of
+the quota code itself per request (timeit), which resolves what the rounds cannot.
 
 Usage: ``.venv/bin/python scripts/bench_quotas.py --base /tmp/kbroker-main [--rounds 3]
 [--cpu-requests 20000]`` (make the base with ``git worktree add`` or
@@ -82,6 +83,32 @@ def measure(tree: Path, quotas: bool, requests: int, tag: str) -> tuple[float, f
             proc.wait(60)
 
 
+def per_request_cost() -> tuple[float, float, float]:
+    """In-process, ns per request: the dispatcher's quota checks with no quota set (beyond the
+    metrics check it already had), and with quotas set: a Produce's recording (bytes and handler
+    time, ``ClientQuotas.response_throttle``) and a Fetch's (bytes)."""
+    import timeit
+    from types import SimpleNamespace
+
+    from kbroker.security.quotas import DEFAULT, ClientQuotas
+
+    quotas = ClientQuotas()
+    conn = SimpleNamespace(_quotas=quotas, _metrics=None)
+    n = 500_000
+    with_checks = timeit.timeit(
+        "q = c._quotas\nm = c._metrics is not None or (q is not None and q.request.enabled)\n"
+        "q = c._quotas\nif q is not None and q.active:\n    pass", globals={"c": conn}, number=n)
+    alone = timeit.timeit("m = c._metrics is not None", globals={"c": conn}, number=n)
+    for manager, bound in ((quotas.produce, 1e12), (quotas.fetch, 1e12), (quotas.request, 1e6)):
+        manager.update_quota(None, DEFAULT, bound)
+    quotas.active = True
+    response = SimpleNamespace(throttle_time_ms=0)
+    m = 100_000
+    produce = timeit.timeit(lambda: quotas.response_throttle(0, "ANONYMOUS", "c", 1200, 0.00005, response), number=m)
+    fetch = timeit.timeit(lambda: quotas.fetch.record("ANONYMOUS", "c", 1200), number=m)
+    return (with_checks - alone) / n * 1e9, produce / m * 1e9, fetch / m * 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", type=Path, required=True, help="a checkout of the tree before quotas")
@@ -104,6 +131,9 @@ def main() -> None:
         produce = statistics.median(p for p, _ in results[name])
         fetch = statistics.median(f for _, f in results[name])
         print(f"  {name:<25} produce {produce:7.1f} us   fetch {fetch:7.1f} us")
+    checks, produce, fetch = per_request_cost()
+    print(f"in-process: quota checks with none set {checks:.0f} ns/request; with quotas set, recording a Produce "
+          f"{produce:.0f} ns, a Fetch {fetch:.0f} ns")
     print(f"load average at end: {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
 
 

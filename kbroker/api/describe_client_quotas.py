@@ -14,7 +14,7 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
-from protocol.errors import ErrorCode, default_message
+from protocol.errors import ErrorCode
 from protocol.messages.describe_client_quotas import DescribeClientQuotasResponse
 
 EntryData = DescribeClientQuotasResponse.EntryData
@@ -91,7 +91,8 @@ def _order(entity) -> tuple:
 @api(48, 0, 1)
 def handle_describe_client_quotas(ctx, request) -> DescribeClientQuotasResponse:
     if not authorized(ctx, DESCRIBE_CONFIGS, CLUSTER, CLUSTER_NAME):
-        return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, default_message(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        # Kafka: Errors.CLUSTER_AUTHORIZATION_FAILED.exception through ApiError.fromThrowable: no message
+        return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
     try:
         exact, typed = parse_filter(request.components)
     except _FilterError as exc:

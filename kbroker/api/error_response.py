@@ -414,6 +414,18 @@ def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
     ])
 
 
+@_builder(55)
+def _describe_quorum(request: Any, version: int, code: int) -> Any:
+    # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
+    return RESPONSES[55](error_code=code, topics=[])
+
+
+@_builder(64)
+def _unregister_broker(request: Any, version: int, code: int) -> Any:
+    # ControllerApis/KafkaApis: UnregisterBrokerResponseData with the code, no message
+    return RESPONSES[64](error_code=code, error_message=None)
+
+
 @_builder(60)
 def _describe_cluster(request: Any, version: int, code: int) -> Any:
     return RESPONSES[60](error_code=code, error_message=None)
@@ -556,8 +568,9 @@ def _delete_acls(request: Any, version: int, code: int) -> Any:
 
 @_builder(48)
 def _describe_client_quotas(request: Any, version: int, code: int) -> Any:
-    # Kafka: the top-level code with the error's message, entries null.
-    return RESPONSES[48](error_code=code, error_message=default_message(code) if code else None, entries=None)
+    # Kafka: the top-level code, entries null; ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR and for an exception carrying its error's default message.
+    return RESPONSES[48](error_code=code, error_message=None, entries=None)
 
 
 @_builder(49)

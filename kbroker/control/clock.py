@@ -14,9 +14,11 @@ path as it was). On it run:
   (``group.share.record.lock.duration.ms``), so ``advance(30_000)`` makes acquired records
   available again (or archives them at the delivery count limit);
 - the transaction coordinator: transactions are stamped with the clock's time; its abort of
-  timed-out transactions runs every ``transaction.abort.timed.out.transaction.cleanup.interval.ms``
-  and transactional-id and producer-id expiration (``transactional.id.expiration.ms``,
-  ``producer.id.expiration.ms``) every ``producer.id.expiration.check.interval.ms`` of clock time;
+  timed-out transactions runs every ``transaction.abort.timed.out.transaction.cleanup.interval.ms``,
+  transactional-id expiration (``transactional.id.expiration.ms``) every
+  ``transaction.remove.expired.transaction.cleanup.interval.ms`` and the partitions' producer-id
+  expiration (``producer.id.expiration.ms``) every ``producer.id.expiration.check.interval.ms``,
+  all of clock time;
 - log retention: time-based deletion (``retention.ms``) and compaction's delete horizons
   (``delete.retention.ms``) measure age against the clock, and the retention check runs every
   ``log.retention.check.interval.ms`` of clock time, on the advance that reaches it;
@@ -28,7 +30,10 @@ Record timestamps a client writes (CreateTime) come from the client's own clock:
 starts at the wall-clock time of start-up, so advancing it by ``retention.ms`` plus the seconds
 the test ran ages them past it.
 
-Not on it (real time): connection idle timeouts, flushing, the replica fetchers' backoffs.
+The log manager's ``flush.ms`` and recovery-point checkpoint intervals measure time on it too
+(its maintenance thread still wakes every second of real time). Not on it (real time):
+connection idle timeouts, follower fetches (replication, not a client's long poll) and the
+replica fetchers' backoffs.
 Timers due at or before now (a zero initial-rebalance delay) still run at once, on the loop.
 """
 

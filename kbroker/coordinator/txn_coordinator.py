@@ -179,12 +179,13 @@ class TransactionCoordinator:
             self._clock_timers = [
                 self.clock.call_every(self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
                                       self._guarded(self.abort_timed_out)),
+                self.clock.call_every(self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms"),
+                                      self._guarded(self.expire_transactional_ids)),
                 self.clock.call_every(self._cfg("producer.id.expiration.check.interval.ms"),
-                                      self._guarded(self._expire)),
+                                      self._guarded(self._expire_producers)),
             ]
 
-    def _expire(self) -> None:
-        self.expire_transactional_ids()
+    def _expire_producers(self) -> None:
         self.expire_producers()
         self.snapshot_producer_states()
 
@@ -688,17 +689,26 @@ class TransactionCoordinator:
     # -- periodic work ---------------------------------------------------------------------
 
     async def _periodic(self) -> None:
+        """Kafka's three scheduled tasks: the abort of timed-out transactions
+        (``transaction.abort.timed.out.transaction.cleanup.interval.ms``), transactional-id
+        expiration (``transaction.remove.expired.transaction.cleanup.interval.ms``) and the
+        partitions' producer-id expiration (``producer.id.expiration.check.interval.ms``)."""
         abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms") / 1000
+        remove_every = self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms") / 1000
         expire_every = self._cfg("producer.id.expiration.check.interval.ms") / 1000
         loop = asyncio.get_running_loop()
+        next_remove = loop.time() + remove_every
         next_expire = loop.time() + expire_every
         while True:
-            await asyncio.sleep(min(abort_every, expire_every))
+            await asyncio.sleep(min(abort_every, remove_every, expire_every))
             try:
                 self.abort_timed_out()
+                if loop.time() >= next_remove:
+                    next_remove = loop.time() + remove_every
+                    self.expire_transactional_ids()
                 if loop.time() >= next_expire:
                     next_expire = loop.time() + expire_every
-                    self._expire()
+                    self._expire_producers()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 

@@ -147,14 +147,33 @@ class Rate:
             elapsed += (self.samples - 1 - full) * self.window_ms
         return max(elapsed, 1.0)
 
-    def total(self, now: float) -> float:
-        self._purge(now)
-        return sum(s.value for s in self._samples)
-
     def measure(self, now: float) -> float:
         """The rate per second."""
-        total = self.total(now)
-        return total / (self.window_size(now) / 1000.0)
+        return self.rate_and_window(now)[0]
+
+    def rate_and_window(self, now: float) -> tuple[float, float]:
+        """The rate per second and the window it is over (ms), in one pass over the samples: what
+        Kafka's Rate.measure and Rate.windowSize give at ``now`` (each purges, then sums or finds
+        the oldest sample)."""
+        expire = self.samples * self.window_ms
+        total = 0.0
+        oldest = math.inf
+        for sample in self._samples:
+            if now - sample.last_event_ms >= expire:
+                sample.reset(now)
+            total += sample.value
+            if sample.start_ms < oldest:
+                oldest = sample.start_ms
+        if not self._samples:
+            self._samples.append(_Sample(now))
+            oldest = now
+        window_ms = self.window_ms
+        elapsed = now - oldest
+        full = int(elapsed // window_ms)
+        if full < self.samples - 1:
+            elapsed += (self.samples - 1 - full) * window_ms
+        window = max(elapsed, 1.0)
+        return total / (window / 1000.0), window
 
 
 class TokenBucket:
@@ -323,10 +342,10 @@ class ClientQuotaManager:
             return 0
         stat = sensor.stat
         assert isinstance(stat, Rate)
-        value = stat.measure(now)
+        value, window = stat.rate_and_window(now)
         if value <= bound:
             return 0
-        throttle = round_half_up((value - bound) / bound * stat.window_size(now))
+        throttle = round_half_up((value - bound) / bound * window)
         return throttle if self.max_throttle_ms is None else min(throttle, self.max_throttle_ms)
 
     def record(self, user: str, client_id: str, value: float, now: float | None = None) -> int:
@@ -481,13 +500,13 @@ class IpConnectionQuotas:
         if rate is None:
             rate = self.rates[address] = Rate(self.samples, self.window_ms)
         rate.record(1.0, now)
-        value = rate.measure(now)
+        value, window = rate.rate_and_window(now)
         if value <= limit:
             return 0
         rate.record(-1.0, now)  # the connection is not accepted: not counted
         if limit <= 0:
             return int(self.window_ms)
-        return min(round_half_up((value - limit) / limit * rate.window_size(now)), int(self.window_ms))
+        return min(round_half_up((value - limit) / limit * window), int(self.window_ms))
 
 
 def _peer_address(address: str) -> str:

@@ -450,7 +450,11 @@ class KafkaConnection(asyncio.Protocol):
             return
         header = slot.header
         quotas = self._quotas
-        if quotas is not None and quotas.active and header is not None:
+        # Not counted: what is answered before authentication completes (Kafka's
+        # SaslServerAuthenticator answers ApiVersions and the SASL requests before KafkaApis), and
+        # synthetic answers (a slot of size 0)
+        if quotas is not None and quotas.active and slot.size and (
+                self.authenticator is None or self.authenticator.state == "complete"):
             throttle = quotas.response_throttle(
                 header.request_api_key, principal_user(self.principal), header.client_id or "", slot.size - 4,
                 slot.busy, response, self.quota_exempt)
@@ -487,6 +491,12 @@ class KafkaConnection(asyncio.Protocol):
         if until <= self._throttled_until:
             return
         self._throttled_until = until
+        # the time muted is the broker's, not the client's: the idle and request-receive timers
+        # (connections.max.idle.ms, kbroker.request.receive.timeout.ms) count from its end
+        ends = time.monotonic() + throttle_ms / 1000
+        self.last_active = max(self.last_active, ends)
+        if self.decoder.buffered:
+            self.frame_started = max(self.frame_started, ends)
         if self._throttled is not None:
             self._throttled.cancel()
         self._throttled = loop.call_at(until, self._throttle_done)

@@ -315,6 +315,7 @@ def test_kbroker_ctl_command_line(broker):
     bad = ctl("faults", "add", "api=Produce", "error=NOPE")
     assert bad.returncode == 1 and "field error" in bad.stderr
     assert ctl("clock", "advance", "1000").returncode == 1
+    assert json.loads(ctl("clock", "show").stdout)["clock"] == "real"
     assert ctl("faults", "clear").returncode == 0
     assert broker.faults() == []
 

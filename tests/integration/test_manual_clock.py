@@ -1,9 +1,11 @@
 """Every timer of a broker on a manual clock (``kbroker.clock=manual``) moves only when the test
 advances it: transaction timeouts, transactional-id and producer-id expiration, log retention,
-delayed fetches (long polls), KIP-848 consumer group sessions. Each test advances the clock and
-sees the effect at once; timeouts chosen far beyond the test's run (minutes, hours) show that the
-clock, not real time, made it happen. (Classic group sessions: test_control.py; share group
-sessions and acquisition locks: tests/share; delayed produce: tests/replication/test_isr_and_acks.py.)
+compaction delete horizons, delayed fetches (long polls), KIP-848 consumer group sessions; and
+GET /clock. Each test advances the clock and sees the effect at once; timeouts chosen far beyond
+the test's run (minutes, hours) show that the clock, not real time, made it happen. (Classic group
+sessions: test_control.py; share group sessions, acquisition locks and long polls: tests/share;
+streams group sessions: tests/streams/test_streams_clock.py; delayed produce:
+tests/replication/test_manual_clock_waits.py.)
 """
 
 from __future__ import annotations
@@ -91,12 +93,15 @@ def _tp(topic: str, partition: int = 0):
 
 def test_transactional_id_expires_on_advance(kbroker_factory):
     """transactional.id.expiration.ms of clock time after its last transaction the id is removed,
-    at the expiration check (every producer.id.expiration.check.interval.ms here, on the clock)."""
+    at the expiration check (every transaction.remove.expired.transaction.cleanup.interval.ms of
+    clock time)."""
     from confluent_kafka import Producer
 
     b = kbroker_factory(clock="manual", control=True,
                         config={"transactional.id.expiration.ms": "3600000",
-                                "producer.id.expiration.check.interval.ms": "60000"})
+                                "transaction.remove.expired.transaction.cleanup.interval.ms": "60000",
+                                # (producer-id expiration is another check: not within this test)
+                                "producer.id.expiration.check.interval.ms": "86400000"})
     producer = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": "expiring"})
     producer.init_transactions(30)
     producer.begin_transaction()
@@ -188,6 +193,81 @@ def test_time_retention_deletes_segments_at_the_check_after_advance(kbroker_fact
         consumer.close()
 
 
+def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
+    """(key, value) of every record of partition 0, from its start to its high watermark."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name("reader"), "enable.auto.commit": False})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        consumer.assign([TopicPartition(topic, 0, low)])
+        out: list[tuple[bytes, bytes | None]] = []
+        last = low - 1
+
+        def more() -> bool:
+            nonlocal last
+            for m in consumer.consume(100, 0.5):
+                assert m.error() is None, m.error()
+                out.append((m.key(), m.value()))
+                last = m.offset()
+            return last >= high - 1
+        wait_until(more, message=f"records up to {high}")
+        return out
+    finally:
+        consumer.close()
+
+
+def test_compaction_drops_a_tombstone_once_the_clock_passes_its_delete_horizon(kbroker_factory):
+    """delete.retention.ms on the clock: the first cleaning keeps the tombstone and stamps its
+    batch with a delete horizon (now + delete.retention.ms, clock time); a cleaning after the
+    clock passed it drops the tombstone. Cleaning runs at the retention checks, on the clock."""
+    from confluent_kafka import Producer
+
+    b = kbroker_factory(clock="manual", control=True, config={"log.retention.check.interval.ms": "60000"})
+    topic = name("compacted")
+    wire = Wire(b.bootstrap_servers)
+    try:
+        create_topic(wire, topic, configs={"cleanup.policy": "compact", "segment.bytes": str(1 << 20),
+                                           "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "3600000"})
+    finally:
+        wire.close()
+    producer = Producer({"bootstrap.servers": b.bootstrap_servers, "linger.ms": 0})
+
+    def send(key: bytes, value: bytes | None) -> None:
+        producer.produce(topic, value, key=key)
+        assert producer.flush(30) == 0
+
+    def fill(tag: str) -> None:  # 1.2 MB of other keys: the segment before is closed, cleanable
+        for i in range(12):
+            send(b"%s-%d" % (tag.encode(), i), b"f" * 100_000)
+
+    send(b"gone", b"v" * 1000)
+    send(b"gone", None)  # the tombstone
+    fill("a")
+    advance(b, 60_000)  # a check: the first cleaning
+    keys = [(k, v is None) for k, v in _read_all(b.bootstrap_servers, topic)]
+    assert keys.count((b"gone", True)) == 1 and (b"gone", False) not in keys  # the value went, the tombstone stays
+    fill("b")
+    advance(b, 3_540_000)  # 59 min after the first cleaning: before the horizon, the tombstone stays
+    assert (b"gone", True) in [(k, v is None) for k, v in _read_all(b.bootstrap_servers, topic)]
+    fill("c")
+    advance(b, 120_000)  # past the horizon: the next cleaning drops it
+    assert b"gone" not in [k for k, _v in _read_all(b.bootstrap_servers, topic)]
+
+
+def test_get_clock_reports_the_manual_time(kbroker_factory):
+    b = kbroker_factory(clock="manual", control=True)
+    req = urllib.request.Request(b.control_url + "/clock")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        before = json.loads(resp.read())
+    assert before["clock"] == "manual" and before["advanced_ms"] == 0 and before["pending_timers"] >= 1
+    out = advance(b, 1234)
+    assert out["now_ms"] == before["now_ms"] + 1234 and isinstance(out["timers_run"], int)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        after = json.loads(resp.read())
+    assert (after["now_ms"], after["advanced_ms"]) == (before["now_ms"] + 1234, 1234)
+
+
 # -- delayed fetch --------------------------------------------------------------------------------
 
 
@@ -243,6 +323,42 @@ def test_long_poll_fetch_on_a_manual_clock_still_ends_when_data_comes(kbroker_fa
     finally:
         wire.close()
         producer.close()
+
+
+# -- classic group rebalance timeout -------------------------------------------------------------
+
+
+def test_classic_rebalance_timeout_removes_the_member_that_did_not_rejoin(kbroker_factory):
+    """A second member's JoinGroup starts a rebalance; the first member never rejoins. Its
+    JoinGroup (held by the coordinator) is answered when the clock passes the rebalance timeout
+    (Kafka's DelayedJoin), with the member that did not rejoin removed."""
+    from test_groups_protocol import join_member, join_request, sync_request
+
+    b = kbroker_factory(clock="manual", control=True)
+    group = name("rebalance")
+    first, second = Wire(b.bootstrap_servers), Wire(b.bootstrap_servers, timeout=60)
+    try:
+        joined = join_member(first, group, session=600_000, rebalance=120_000)
+        assert joined.error_code == E.NONE
+        me = joined.member_id
+        assert first.call(sync_request(group, joined.generation_id, me, [(me, b"")]), 3).error_code == E.NONE
+        pending = second.call(join_request(group, session=600_000, rebalance=120_000), 5)
+        assert pending.error_code == E.MEMBER_ID_REQUIRED
+        second.send(join_request(group, member_id=pending.member_id, session=600_000, rebalance=120_000), 5)
+        group_state = b.call(lambda: b.broker.group_coordinator.groups[group])
+        wait_until(lambda: b.call(lambda: group_state.state.value) == "PreparingRebalance",
+                   message="the rebalance started")
+        advance(b, 119_999)  # (within Kafka's 5 min join timeout of a new member)
+        assert not _answered(second)
+        assert b.call(lambda: sorted(group_state.members)) == sorted([me, pending.member_id])
+        advance(b, 1)
+        resp = second.receive()
+        assert resp.error_code == E.NONE and resp.generation_id == joined.generation_id + 1
+        assert [m.member_id for m in resp.members] == [pending.member_id]  # the leader: only itself
+        assert b.call(lambda: list(group_state.members)) == [pending.member_id]
+    finally:
+        first.close()
+        second.close()
 
 
 # -- KIP-848 consumer group sessions --------------------------------------------------------------

@@ -172,3 +172,22 @@ def test_quotas_survive_a_restart_and_reach_the_quota_managers(tmp_path):
         assert quotas.produce.quota("bob", "c2") is None
         assert quotas.fetch.quota("anyone", "any") == 500.0
         assert quotas.active
+
+
+def test_authorization_needs_describe_configs_and_alter_configs_on_the_cluster(tmp_path):
+    from kbroker.security.acls import STANDARD_AUTHORIZER
+
+    # PLAINTEXT: User:ANONYMOUS, with no ACL and not a super user
+    with BrokerThread({"authorizer.class.name": STANDARD_AUTHORIZER}, data_dir=str(tmp_path / "data")) as b:
+        w = Wire(b.bootstrap_servers)
+        resp = describe(w)
+        assert (resp.error_code, resp.error_message, resp.entries) == (ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None,
+                                                                      None)
+        resp = alter(w, entry({"user": "u"}, {"producer_byte_rate": 1}), entry({"client-id": None},
+                                                                                {"consumer_byte_rate": 2}))
+        assert [(e.error_code, e.error_message, [(x.entity_type, x.entity_name) for x in e.entity])
+                for e in resp.entries] == [
+            (ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.", [("user", "u")]),
+            (ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.", [("client-id", None)])]
+        assert b.broker.image.client_quotas == {}
+        w.close()

@@ -8,6 +8,7 @@ windows), never on elapsed time."""
 from __future__ import annotations
 
 import struct
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -215,4 +216,54 @@ def test_connection_creation_rate_closes_connections_over_it(tmp_path):
         ip = b.broker.client_quotas.ip
         assert ip.limit("127.0.0.1") == 1 and ip.limit("10.1.2.3") is None
         for w in (admin, first, second):
+            w.close()
+
+
+def test_a_throttle_does_not_count_against_the_request_receive_timeout(tmp_path):
+    """A request half received when the connection is muted waits for the throttle to end: that
+    time is the broker's, so kbroker.request.receive.timeout.ms (and the idle timer) count from the
+    throttle's end."""
+    with BrokerThread({"kbroker.request.receive.timeout.ms": "200"}, data_dir=str(tmp_path / "data")) as b:
+        admin = Wire(b.bootstrap_servers)
+        create_topic(admin, "p")
+        set_quota(admin, {"client-id": "big"}, "producer_byte_rate", 10)
+        c = Client(b.bootstrap_servers, "big")
+        header = RequestHeader(request_api_key=0, request_api_version=9, correlation_id=1, client_id="big")
+        payload = encode_request(header, produce_request("p", 2_000))
+        # the Produce and the first half of another frame, in one read
+        c.sock.sendall(struct.pack(">i", len(payload)) + payload + struct.pack(">i", 20) + b"\0" * 10)
+        c.sent.append((1, 0, 9))
+        resp = c.receive()
+        assert resp.throttle_time_ms > 10_000
+        conn = connection_of(b, c)
+        assert conn.throttled and conn.decoder.buffered == 14
+        # the broker closes a connection once now - frame_started passes the timeout: not before the
+        # throttle's end
+        now = time.monotonic()
+        assert conn.frame_started > now + 5 and conn.last_active > now + 5
+        assert not conn.closed
+        admin.close()
+        c.close()
+
+
+def test_the_authenticators_answers_are_not_counted(tmp_path):
+    """Before authentication the authenticator answers (ApiVersions, SaslHandshake), as Kafka's
+    SaslServerAuthenticator does before KafkaApis: no quota counts them, so a connection is never
+    throttled for the principal it has not yet become."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+            'password="admin-secret" user_admin="admin-secret";')
+    config = {"listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+              "sasl.enabled.mechanisms": "PLAIN", "sasl.jaas.config": jaas}
+    with BrokerThread(config, data_dir=str(tmp_path / "data")) as b:
+        admin = Wire(b.bootstrap_servers)
+        set_quota(admin, {"user": None}, "request_percentage", 0.0001)  # every user, ANONYMOUS included
+        plain = Client(b.bootstrap_servers, "same")
+        assert plain.call(18, 3, client_software_name="t", client_software_version="1").throttle_time_ms == 1000
+        host, port = b.broker.listener_endpoint("SASL_PLAINTEXT")
+        sasl = Client(f"{host}:{port}", "same")
+        resp = sasl.call(18, 3, client_software_name="t", client_software_version="1")
+        assert (resp.error_code, resp.throttle_time_ms) == (ErrorCode.NONE, 0)
+        assert sasl.call(17, 1, mechanism="PLAIN").error_code == ErrorCode.NONE
+        assert not connection_of(b, sasl).throttled
+        for w in (admin, plain, sasl):
             w.close()

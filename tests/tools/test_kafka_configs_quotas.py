@@ -55,12 +55,16 @@ def test_kafka_configs_alters_and_describes_client_and_user_quotas(broker):
     assert configs(broker, "--describe", "--entity-type", "users", "--entity-name", "alice", "--entity-type",
                    "clients").strip() == \
         "Quota configs for user-principal 'alice', the default client-id are producer_byte_rate=4096.0"
+    assert configs(broker, "--alter", "--add-config", "connection_creation_rate=20", "--entity-type", "ips",
+                   "--entity-default").strip() == "Completed updating default config for ips in the cluster."
+    assert configs(broker, "--describe", "--entity-type", "ips").strip() == \
+        "Quota configs for the default ip are connection_creation_rate=20.0"
     # the quotas reach the quota managers
     quotas = broker.broker.client_quotas
     assert quotas.produce.quota("bob", "X") == 1024.0
     assert quotas.produce.quota("alice", "any") == 4096.0
     assert quotas.request.quota("bob", "Y") == 50.0
+    assert quotas.ip.limit("10.9.8.7") == 20
     configs(broker, "--alter", "--delete-config", "consumer_byte_rate", "--entity-type", "clients", "--entity-name", "X")
-    assert configs(broker, "--describe", "--entity-type", "clients", "--entity-name", "X").strip() == \
-        "Quota configs for client-id 'X' are producer_byte_rate=1024.0"
+    assert broker.broker.image.client_quotas[(("client-id", "X"),)] == {"producer_byte_rate": 1024.0}
     assert quotas.fetch.quota("bob", "X") is None
