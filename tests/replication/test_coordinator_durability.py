@@ -182,3 +182,41 @@ async def test_v2_produce_adds_the_partition_with_a_coordinator_on_another_broke
         finally:
             c1.close()
             c2.close()
+
+
+async def test_sync_group_answers_once_the_assignment_is_replicated():
+    async with Cluster(2, {"offsets.topic.num.partitions": "1", "replica.lag.time.max.ms": str(LAG),
+                           "group.initial.rebalance.delay.ms": "0"},
+                       per_node={1: {"kbroker.clock": "manual"}}) as cluster:
+        cluster.create_topic("__consumer_offsets", [[1, 2]], configs={"cleanup.policy": "compact"})
+        J, S = REQUESTS[11], REQUESTS[14]
+        c1 = await cluster.connect(1)
+        try:
+            async def join(member_id: str):
+                return await c1.request(J(group_id="g", session_timeout_ms=30000, rebalance_timeout_ms=60000,
+                                          member_id=member_id, group_instance_id=None, protocol_type="consumer",
+                                          protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"m")]), 5, 30)
+
+            joined = await join("")
+            if joined.error_code == E.MEMBER_ID_REQUIRED:
+                joined = await join(joined.member_id)
+            assert joined.error_code == E.NONE
+            offsets = cluster.partition(1, "__consumer_offsets")
+            await wait_for(lambda: offsets.log.high_watermark == offsets.log.log_end_offset, message="caught up")
+            rule = block_follower(cluster, 1, 2)
+            await blocked(cluster, 1, rule)
+            end = offsets.log.log_end_offset
+            sync = asyncio.ensure_future(c1.request(S(
+                group_id="g", generation_id=joined.generation_id, member_id=joined.member_id, group_instance_id=None,
+                assignments=[S.SyncGroupRequestAssignment(member_id=joined.member_id, assignment=b"a")]), 3, 30))
+            await wait_for(lambda: offsets.log.log_end_offset > end, message="the assignment appended")
+            fired = cluster.nodes[1].fault(rule)["fired"]
+            await wait_for(lambda: cluster.nodes[1].fault(rule)["fired"] >= fired + 2,
+                           message="more refused follower fetches")
+            assert not sync.done()  # the assignment is not committed yet
+            await _shrink_isr(cluster, "__consumer_offsets")
+            resp = await sync
+            assert (resp.error_code, bytes(resp.assignment)) == (E.NONE, b"a")
+            assert offsets.log.high_watermark == offsets.log.log_end_offset
+        finally:
+            c1.close()
