@@ -5,7 +5,8 @@ Three clients stream at once, each to its own RF=3 topic (min.insync.replicas=2)
 confluent-kafka, kafka-python and the Java client (``compat/java``'s FailoverClient), each an
 idempotent acks=all producer with a consumer group member reading and committing as it goes.
 Meanwhile a confluent-kafka transactional producer whose transaction coordinator is node 1 has an
-aborted transaction behind it and one open. Node 1 is killed (kill -9) mid-stream. Then: every
+aborted transaction behind it and one open. Before, the Java client runs transactions (V2) whose
+coordinator and partition leader are different nodes. Node 1 is killed (kill -9) mid-stream. Then: every
 producer finished with every record acknowledged, each partition holds each record exactly once
 and in order, every group consumed every record; the open transaction commits through the next
 coordinator, and read_committed sees its records and none of the aborted one.
@@ -13,6 +14,7 @@ coordinator, and read_committed sees its records and none of the aborted one.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -223,8 +225,6 @@ def kafka_python_stream(bootstrap: str, topic: str, s: Stream) -> None:
 
 
 def java_stream(bootstrap: str, topic: str, s: Stream, proc: subprocess.Popen) -> None:
-    import json
-
     last = ""
     for line in proc.stdout:
         last = line.strip()
@@ -287,13 +287,14 @@ def test_leader_kill_mid_stream_with_three_clients_and_an_open_transaction(nodes
     bootstrap = nodes.bootstrap()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     # node 1 leads every data partition (its preferred replica); the transaction's on node 2
-    topics = {"confluent": "fo-confluent", "kafka-python": "fo-kafka-python", "java": "fo-java", "txn": "fo-txn"}
+    topics = {"confluent": "fo-confluent", "kafka-python": "fo-kafka-python", "java": "fo-java", "txn": "fo-txn",
+              "java-txn": "fo-java-txn"}
     for name, topic in topics.items():
-        assignment = [[2, 3, 1]] if name == "txn" else [[1, 2, 3]]
+        assignment = [[2, 3, 1]] if "txn" in name else [[1, 2, 3]]
         admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=assignment,
                                       config={"min.insync.replicas": "2"})])[topic].result(60)
     for name, topic in topics.items():
-        want = 2 if name == "txn" else KILLED
+        want = 2 if "txn" in name else KILLED
         wait_until(lambda topic=topic, want=want: full_isr_leader(admin, topic, ids) == want, 60, 0.1,
                    f"{topic} led by {want} with a full ISR", nodes.logs)
 
@@ -301,6 +302,16 @@ def test_leader_kill_mid_stream_with_three_clients_and_an_open_transaction(nodes
     wait_until(lambda: coordinator_of(bootstrap, 1, "probe"), 60, 0.1, "__transaction_state", nodes.logs)
     tid = next(t for t in (f"fo-tx-{i}" for i in range(500))
                if wait_until(lambda t=t: coordinator_of(bootstrap, 1, t), 30, 0.05, "a coordinator") == KILLED)
+
+    # Transactions V2 (the Java 4.4 client, transaction.version 2) with the coordinator (node 3) and
+    # the partition's leader (node 2) apart: Produce v12 has node 2 add the partition with
+    # AddPartitionsToTxn v5, EndTxn v5's markers reach node 2 as WriteTxnMarkers.
+    java_tid = next(t for t in (f"fo-java-tx-{i}" for i in range(500))
+                    if wait_until(lambda t=t: coordinator_of(bootstrap, 1, t), 30, 0.05, "a coordinator") == 3)
+    run = subprocess.run([*java, bootstrap, topics["java-txn"], java_tid, "txn"], capture_output=True, text=True,
+                         timeout=180)
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"ok": True, "error": ""}, run.stdout[-2000:]
+
     txn = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
                                     "transaction.timeout.ms": 60000})
     txn.init_transactions(60)

@@ -21,15 +21,22 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Before record HOLD_AT the stream waits for a line on stdin (the test writes it once it killed the
  * leader), so the kill falls mid-stream whatever the machine's speed.
  * Usage: FailoverClient BOOTSTRAP TOPIC GROUP COUNT HOLD_AT
+ *
+ * With "FailoverClient BOOTSTRAP TOPIC TRANSACTIONAL_ID txn" instead: a transactional producer
+ * (Transactions V2 when the cluster has transaction.version 2) commits ten records to partition 0
+ * of TOPIC, aborts ten, commits ten more; a read_committed consumer must then read exactly the
+ * twenty committed ones, in order. Prints the same JSON line.
  */
 public final class FailoverClient {
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0], topic = args[1], group = args[2];
-        int count = Integer.parseInt(args[3]);
-        int holdAt = Integer.parseInt(args[4]);
         String error = "";
         try {
-            error = run(bootstrap, topic, group, count, holdAt);
+            if (args[3].equals("txn")) {
+                error = transactions(bootstrap, topic, group);
+            } else {
+                error = run(bootstrap, topic, group, Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+            }
         } catch (Throwable e) {
             error = e.getClass().getSimpleName() + ": " + e.getMessage();
         }
@@ -40,6 +47,41 @@ public final class FailoverClient {
     }
 
     static String value(int i) { return String.format("j%05d", i); }
+
+    static String transactions(String bootstrap, String topic, String transactionalId) throws Exception {
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+        List<String> want = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(pp, new ByteArraySerializer(), new ByteArraySerializer())) {
+            p.initTransactions();
+            for (String kind : List.of("first", "aborted", "second")) {
+                p.beginTransaction();
+                for (int i = 0; i < 10; i++) {
+                    String v = kind + "-" + i;
+                    p.send(new ProducerRecord<>(topic, 0, null, v.getBytes(StandardCharsets.UTF_8)));
+                    if (!kind.equals("aborted")) want.add(v);
+                }
+                p.flush();
+                if (kind.equals("aborted")) p.abortTransaction(); else p.commitTransaction();
+            }
+        }
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        List<String> got = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(cp, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long end = System.nanoTime() + 60_000_000_000L;
+            while (got.size() < want.size() && System.nanoTime() < end) {
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) got.add(new String(r.value(), StandardCharsets.UTF_8));
+            }
+            for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) got.add(new String(r.value(), StandardCharsets.UTF_8));
+        }
+        return got.equals(want) ? "" : "read_committed read " + got;
+    }
 
     static String run(String bootstrap, String topic, String group, int count, int holdAt) throws Exception {
         Properties pp = new Properties();
