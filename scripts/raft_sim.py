@@ -1,7 +1,7 @@
 """Run many seeds of the deterministic KRaft quorum simulation (kbroker/raft/simulation.py).
 
 Each seed runs every scenario (3 and 5 voters with observers, a lossy network, crash-heavy runs,
-a single voter) under message drop, delay, reordering, duplication, partitions, crashes that lose
+a single voter, and KIP-853 voter changes: voters added and removed under faults) under message drop, delay, reordering, duplication, partitions, crashes that lose
 unflushed writes, graceful shutdowns and restarts, checking Raft's invariants after every event and
 liveness after the faults stop. Prints the number of runs and every failing (scenario, seed) with
 what went wrong; exits 1 if any failed. A failing seed replays exactly:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         before = len(failures)
         recovery: list[int] = []
-        leaders = committed = stops = partitions = loads = 0
+        leaders = committed = stops = partitions = loads = adds = removals = 0
         for seed in range(args.start, args.start + args.seeds):
             problem, sim = run_seed_with_stats(seed, name)
             runs += 1
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             stops += sim.stops
             partitions += sim.partitions
             loads += sim.snapshot_loads
+            adds += sim.voter_adds
+            removals += sim.voter_removals
         n = args.seeds
         recovery.sort()
         rec = (
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {n} seeds from {args.start}, {len(failures) - before} failed, "
             f"{time.monotonic() - t:.1f} s; per run: {leaders / n:.1f} leaders, {committed / n:.0f} "
             f"committed entries, {stops / n:.1f} crashes or shutdowns, {partitions / n:.1f} partitions, "
-            f"{loads / n:.1f} snapshot loads; {rec}",
+            f"{loads / n:.1f} snapshot loads"
+            + (f", {adds / n:.2f} voters added, {removals / n:.2f} removed" if adds or removals else "")
+            + f"; {rec}",
             flush=True,
         )
     print(f"runs: {runs}  failures: {len(failures)}  elapsed: {time.monotonic() - t0:.1f} s")

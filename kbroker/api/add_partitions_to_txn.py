@@ -39,21 +39,16 @@ async def add_one(broker, version: int, transactional_id: str, producer_id: int,
     coordinator = broker.txn_coordinator
     if verify_only:
         return coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
-    if version >= 5:
-        # From a broker (v5, VerifyOnly false): Transactions V2, a partition's first transactional
-        # batch adds it (Kafka's AddPartitionsToTxnManager for Produce v12+ / TxnOffsetCommit v5+).
-        codes = {}
-        for topic, index in wanted:
-            codes[(topic, index)] = await coordinator.add_partition_from_produce(
-                transactional_id, producer_id, producer_epoch, topic, index)
-        return codes
-    # (the partitions of the cluster, not only those hosted here: leaders may be other brokers)
+    # Kafka asks its metadata cache: the coordinator need not hold a replica of the partition.
     unknown = {tp for tp in wanted if broker.image.partition(*tp) is None}
     if unknown:
         return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
                 for tp in wanted}
     try:
-        await coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted)
+        # v4+ come from brokers (a partition leader adding a partition for a Transactions V2
+        # producer): Kafka's transactionVersionForAddPartitionsToTxn makes them TV2.
+        await coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                         client_txn_version=2 if version >= 4 else None)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code

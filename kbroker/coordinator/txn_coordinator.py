@@ -92,8 +92,12 @@ def _now_ms() -> int:
 
 
 class TransactionCoordinator:
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, clock: Any = None) -> None:
         self.broker = broker
+        # kbroker.clock=manual (kbroker.control.clock.ManualClock, injected): transactions are
+        # stamped with its time and the periodic timeout and expiration checks run on it.
+        self.clock = clock
+        self._clock_timers: list[Any] = []
         broker.txn_coordinator = self
         self.txns: dict[str, TxnMetadata] = {}
         # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
@@ -113,6 +117,9 @@ class TransactionCoordinator:
 
     def _cfg(self, key: str) -> int:
         return self.broker.config[key]
+
+    def _now_ms(self) -> int:
+        return _now_ms() if self.clock is None else self.clock.now_ms()
 
     @property
     def num_partitions(self) -> int:
@@ -181,7 +188,32 @@ class TransactionCoordinator:
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("completing transaction %r (%s) found at start-up", txn.transactional_id, txn.state.display)
                 self._spawn(self._write_markers_and_complete(txn))
-        self._task = asyncio.get_running_loop().create_task(self._periodic())
+        if self.clock is None:
+            self._task = asyncio.get_running_loop().create_task(self._periodic())
+        else:  # the same checks, each on the manual clock at its interval
+            self._clock_timers = [
+                self.clock.call_every(self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+                                      self._guarded(self.abort_timed_out)),
+                self.clock.call_every(self._cfg("producer.id.expiration.check.interval.ms"),
+                                      self._guarded(self._expire)),
+            ]
+
+    async def _expire(self) -> None:
+        await self.expire_transactional_ids()
+        self.expire_producers()
+        self.snapshot_producer_states()
+
+    def _guarded(self, check: Any) -> Any:
+        """A manual-clock timer running ``check`` (a coroutine function: it writes the transaction
+        log and waits for the write's replication) as a task on the broker's loop."""
+        def run() -> None:
+            async def guarded() -> None:
+                try:
+                    await check()
+                except Exception:  # noqa: BLE001 - a failed check must not stop the clock's others
+                    log.exception("transaction coordinator periodic task failed")
+            self._spawn(guarded())
+        return run
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -230,6 +262,9 @@ class TransactionCoordinator:
                  TRANSACTION_STATE_TOPIC, index)
 
     async def stop(self) -> None:
+        for timer in self._clock_timers:
+            timer.cancel()
+        self._clock_timers = []
         for task in list(self._marker_tasks):
             task.cancel()
         await asyncio.gather(*self._marker_tasks, return_exceptions=True)
@@ -321,7 +356,7 @@ class TransactionCoordinator:
         if len(partition.isr) < leadership.effective_min_isr(partition):
             raise TxnError(_append_error(ErrorCode.NOT_ENOUGH_REPLICAS))
         leader_epoch = partition.leader_epoch
-        now = _now_ms()
+        now = self._now_ms()
         value = None if txn is None else encode_value(txn)
         batch = build_batch([Record(key=encode_key(tid), value=value, timestamp=now)])
         replica_manager = self.broker.replica_manager
@@ -388,7 +423,7 @@ class TransactionCoordinator:
         self._check_ready(transactional_id)
         if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
-        now = _now_ms()
+        now = self._now_ms()
         txn = self.txns.get(transactional_id)
         if transactional_id in self._pending:
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
@@ -426,7 +461,7 @@ class TransactionCoordinator:
     async def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
         """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced."""
         epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
-        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=_now_ms())
+        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms())
         await self._write(prepared)
         return await self._complete_soon(prepared)
 
@@ -459,7 +494,7 @@ class TransactionCoordinator:
         wanted = set(partitions)
         if txn.state == TxnState.ONGOING and wanted <= txn.partitions:
             return
-        now = _now_ms()
+        now = self._now_ms()
         start = txn.start_ms if txn.state == TxnState.ONGOING else now
         new = txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start, last_update_ms=now)
         if client_txn_version is not None:
@@ -572,7 +607,7 @@ class TransactionCoordinator:
             # (A V2 producer may abort a transaction whose partitions never reached us: it
             # still gets its epoch bumped.)
             prepared = txn.copy(state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
-                                last_update_ms=_now_ms())
+                                last_update_ms=self._now_ms())
             if state != TxnState.ONGOING:
                 prepared = prepared.copy(partitions=set())
             if v2:
@@ -756,7 +791,7 @@ class TransactionCoordinator:
             for group_id in sorted(groups):
                 group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
-                        last_update_ms=_now_ms())
+                        last_update_ms=self._now_ms())
         if txn.next_producer_id >= 0:
             done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
                              previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
@@ -780,14 +815,12 @@ class TransactionCoordinator:
                 await self.abort_timed_out()
                 if loop.time() >= next_expire:
                     next_expire = loop.time() + expire_every
-                    await self.expire_transactional_ids()
-                    self.expire_producers()
-                    self.snapshot_producer_states()
+                    await self._expire()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 
     async def abort_timed_out(self, now_ms: int | None = None) -> list[str]:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         aborted = []
         for txn in list(self.txns.values()):
             if txn.state == TxnState.ONGOING and txn.start_ms >= 0 and now > txn.start_ms + txn.timeout_ms:
@@ -802,7 +835,7 @@ class TransactionCoordinator:
         return aborted
 
     async def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         expiration = self._cfg("transactional.id.expiration.ms")
         doomed = [t.transactional_id for t in self.txns.values()
                   if t.completed and t.last_update_ms >= 0 and now - t.last_update_ms >= expiration]
@@ -818,7 +851,7 @@ class TransactionCoordinator:
         return expired
 
     def expire_producers(self, now_ms: int | None = None) -> int:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         expiration = self._cfg("producer.id.expiration.ms")
         count = 0
         for partition in list(self.broker.partitions.values()):
@@ -832,7 +865,7 @@ class TransactionCoordinator:
 
     def list_transactions(self, states: list[str], producer_ids: list[int], duration_ms: int,
                           pattern: str | None) -> list[TxnMetadata]:
-        now = _now_ms()
+        now = self._now_ms()
         regex = re.compile(pattern) if pattern else None
         out = []
         for txn in self.txns.values():

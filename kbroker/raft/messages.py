@@ -91,6 +91,8 @@ class FetchRequest:
     # the high watermark the fetcher knows (Kafka 4.4's FetchPartition.HighWatermark, KIP-1166):
     # the leader answers at once when its own differs; -1: unknown
     high_watermark: int = -1
+    # the fetcher's metadata directory id (Fetch v17+ ReplicaDirectoryId, KIP-853); None: unknown
+    replica_directory_id: Any = None
 
 
 @dataclass(frozen=True, slots=True)

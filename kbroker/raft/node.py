@@ -25,10 +25,11 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kbroker.raft.log import Entry, RaftLog, Snapshot
+from kbroker.raft.log import ControlRecord, Entry, RaftLog, Snapshot
 from kbroker.raft.messages import (
     NO_LEADER,
     BeginQuorumEpochRequest,
@@ -44,6 +45,14 @@ from kbroker.raft.messages import (
     VoteResponse,
 )
 from kbroker.raft.state_store import ElectionState, QuorumStateStore
+from kbroker.raft.voters import (
+    ControlHistory,
+    Voter,
+    VoterSet,
+    encode_kraft_version,
+    encode_voters,
+    snapshot_controls,
+)
 from protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,11 @@ NOT_LEADER_OR_FOLLOWER = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 INVALID_VOTER_KEY = int(ErrorCode.INVALID_VOTER_KEY)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 SNAPSHOT_NOT_FOUND = int(ErrorCode.SNAPSHOT_NOT_FOUND)
+REQUEST_TIMED_OUT = int(ErrorCode.REQUEST_TIMED_OUT)
+UNSUPPORTED_VERSION = int(ErrorCode.UNSUPPORTED_VERSION)
+DUPLICATE_VOTER = int(ErrorCode.DUPLICATE_VOTER)
+VOTER_NOT_FOUND = int(ErrorCode.VOTER_NOT_FOUND)
+ONE_HOUR_MS = 3_600_000
 
 CHECK_QUORUM_TIMEOUT_FACTOR = 1.5  # Kafka's LeaderState.CHECK_QUORUM_TIMEOUT_FACTOR
 
@@ -75,6 +89,38 @@ class NotLeaderError(Exception):
         super().__init__(f"node {node_id} is not the leader of epoch {epoch} (leader: {leader_id})")
         self.epoch = epoch
         self.leader_id = leader_id
+
+
+@dataclass(slots=True)
+class ReplicaState:
+    """What the leader knows of a replica outside the voter set (Kafka's ``LeaderState.ReplicaState``
+    of an observer): its directory id, fetch offset, and when it last fetched and was caught up."""
+
+    directory_id: uuid.UUID | None
+    end_offset: int = -1
+    last_fetch: int = -1
+    last_caught_up: int = -1
+    last_fetch_leader_end: int = -1
+
+    def update(self, fetch_offset: int, leader_end: int, now: int) -> None:
+        # Kafka's ReplicaState.updateFollowerState
+        if fetch_offset >= leader_end:
+            self.last_caught_up = max(self.last_caught_up, now)
+        elif self.last_fetch_leader_end > 0 and fetch_offset >= self.last_fetch_leader_end:
+            self.last_caught_up = max(self.last_caught_up, self.last_fetch)
+        self.last_fetch_leader_end = leader_end
+        self.last_fetch = max(self.last_fetch, now)
+        self.end_offset = fetch_offset
+
+
+@dataclass(frozen=True, slots=True)
+class VoterChange:
+    """The result of a voter change asked of the leader: an error code (0: the new VotersRecord was
+    appended at ``offset``; the change is done once that offset is committed) and Kafka's message."""
+
+    error: int
+    message: str | None = None
+    offset: int = -1
 
 
 class RaftSafetyError(AssertionError):
@@ -110,14 +156,24 @@ class RaftNode:
         rng: random.Random,
         config: RaftConfig | None = None,
         now: int = 0,
+        *,
+        kraft_version: int = 0,
+        directory_id: uuid.UUID | None = None,
+        read_snapshot_controls: Callable[[Snapshot], tuple[dict[int, Voter] | None, int | None]] = snapshot_controls,
     ) -> None:
         self.node_id = node_id
-        self.voters = frozenset(voters)
-        if not self.voters:
+        self.directory_id = directory_id
+        # ``voters``: ids (a static quorum, kraft.version 0) or a voter set (the bootstrap one of a
+        # dynamic quorum); the voter set in effect is the latest in the log (KIP-853)
+        base: dict[int, Voter] = (
+            dict(voters) if isinstance(voters, Mapping) else {v: Voter(v) for v in voters}
+        )
+        if not base:
             raise ValueError("a quorum needs at least one voter")
-        self._other_voters = tuple(sorted(self.voters - {node_id}))
-        self._majority = len(self.voters) // 2 + 1
-        self.is_voter = node_id in self.voters
+        self._read_snapshot_controls = read_snapshot_controls
+        self._initial_voters = base
+        self._initial_kraft = kraft_version
+        self.controls = ControlHistory(base, kraft_version)
         self.log = log
         self.store = store
         self.rng = rng
@@ -155,6 +211,13 @@ class RaftNode:
         self._voter_last_fetch: dict[int, int] = {}
         self._acknowledged: set[int] = set()
         self._successors: tuple[int, ...] = ()
+        # replicas outside the voter set that fetched from this leader, by id
+        self._observers: dict[int, ReplicaState] = {}
+        # the voter change in flight on this leader: (offset of its VotersRecord, deadline)
+        self._voter_change: tuple[int, int] | None = None
+        self._epoch_start_controls: list[object] = []
+        self._load_controls()
+        self._voters_changed(now)
 
         stored = store.read()
         if stored is None:
@@ -165,6 +228,9 @@ class RaftNode:
             if stored.leader_id == node_id and self.is_voter:
                 self.leader_id = node_id
                 self._become_resigned(now, ())
+            elif stored.leader_id == node_id:
+                # it led this epoch, then left the voter set: an observer now
+                self._become_unattached(stored.epoch, now, voted=stored.voted_id, persist=False)
             elif stored.leader_id != NO_LEADER:
                 self._become_follower(stored.epoch, stored.leader_id, now)
             elif stored.voted_id == node_id and self.is_voter:
@@ -225,7 +291,7 @@ class RaftNode:
             raise ValueError("nothing to propose")
         last = len(values) - 1
         # one proposal is one atomic batch: only its last entry ends it
-        self.log.append([Entry(self.epoch, v, control=control, batch_end=i == last) for i, v in enumerate(values)])
+        self._append([Entry(self.epoch, v, control=control, batch_end=i == last) for i, v in enumerate(values)], now)
         if self._parked:
             self._parked_dirty = True
         if self._flush_at is None:
@@ -276,7 +342,212 @@ class RaftNode:
             raise ValueError(f"a snapshot must end at the end of a proposal (a batch), not at {end_offset}")
         if end_offset > self.log.flushed_end:
             self.log.flush()
-        return self.log.take_snapshot(end_offset, data)
+        snap = self.log.take_snapshot(end_offset, data)
+        self.controls.compact(self.log.start_offset)
+        return snap
+
+    # ------------------------------------------------------------------ the voter set (KIP-853)
+
+    def voters_control_at(self, end_offset: int) -> list[ControlRecord]:
+        """The KRaftVersionRecord and VotersRecord control records a snapshot ending at
+        ``end_offset`` holds (none in a static quorum), as Kafka writes them in a snapshot's header
+        batch."""
+        if self.controls.kraft_version_at(end_offset) < 1 and self.controls.voters_offset < 0 \
+                and self._bootstrap_base:
+            return []
+        return [encode_kraft_version(self.controls.kraft_version_at(end_offset)),
+                encode_voters(self.controls.voters_at(end_offset))]
+
+    @property
+    def voter_set(self) -> dict[int, Voter]:
+        """The voter set in effect (the latest in the log, committed or not)."""
+        return self.controls.voters
+
+    @property
+    def kraft_version(self) -> int:
+        return self.controls.kraft_version
+
+    def _load_controls(self) -> None:
+        """The voter history from the snapshot (or the initial voters) and the log's control records."""
+        log = self.log
+        voters: dict[int, Voter] = self._initial_voters
+        level = self._initial_kraft
+        self._bootstrap_base = True
+        snap = log.snapshot
+        if snap is not None:
+            snap_voters, snap_level = self._read_snapshot_controls(snap)
+            if snap_voters:
+                voters, self._bootstrap_base = snap_voters, False
+            if snap_level is not None:
+                level = snap_level
+        self.controls.reset(voters, level)
+        offset = log.start_offset
+        while offset < log.end_offset:
+            entries = log.read(offset, 4096)
+            for i, e in enumerate(entries):
+                if e.control and self.controls.observe(offset + i, e):
+                    self._bootstrap_base = False
+            offset += len(entries)
+
+    def _voters_changed(self, now: int) -> None:
+        """Derive the quorum's shape from the voter set in effect; a leader starts or stops tracking
+        the voters that came or went."""
+        vs = self.controls.voters
+        self.voters = frozenset(vs)
+        self._other_voters = tuple(sorted(self.voters - {self.node_id}))
+        self._majority = len(self.voters) // 2 + 1
+        me = vs.get(self.node_id)
+        self.is_voter = me is not None and (self.directory_id is None or me.matches(self.directory_id))
+        if self.role is Role.LEADER:
+            for v in self._other_voters:
+                if v not in self._voter_end:
+                    obs = self._observers.pop(v, None)
+                    self._voter_end[v] = obs.end_offset if obs is not None else -1
+                    self._voter_last_fetch[v] = obs.last_fetch if obs is not None and obs.last_fetch >= 0 else now
+            for v in [v for v in self._voter_end if v not in self._other_voters]:
+                del self._voter_end[v]
+                self._voter_last_fetch.pop(v, None)
+                self._acknowledged.discard(v)
+                self._pending.pop(v, None)
+
+    def _append(self, entries: Sequence[Entry], now: int) -> None:
+        start = self.log.end_offset
+        self.log.append(entries)
+        changed = False
+        for i, e in enumerate(entries):
+            if e.control and self.controls.observe(start + i, e):
+                changed = True
+        if changed:
+            self._bootstrap_base = False
+            self._voters_changed(now)
+            logger.info("raft node %d: voters now %s (offset %d)", self.node_id, sorted(self.voters),
+                        self.controls.voters_offset)
+
+    def _truncate(self, offset: int, now: int) -> None:
+        self.log.truncate_to(offset)
+        if self.controls.truncate(offset):
+            self._voters_changed(now)
+            logger.info("raft node %d: voters back to %s after truncation to %d", self.node_id,
+                        sorted(self.voters), offset)
+
+    def _voter_change_pending(self, now: int) -> bool:
+        change = self._voter_change
+        if change is None:
+            return False
+        offset, deadline = change
+        if self.high_watermark > offset or now >= deadline:
+            self._voter_change = None
+            return False
+        return True
+
+    def _voter_change_precheck(self, now: int, what: str) -> VoterChange | None:
+        """The checks Kafka's Add/Remove/UpdateVoterHandler make first, in their order."""
+        if self._voter_change_pending(now):
+            return VoterChange(REQUEST_TIMED_OUT,
+                               "Request timed out waiting for leader to handle previous voter change request")
+        if self.high_watermark <= self._epoch_start_offset:
+            return VoterChange(REQUEST_TIMED_OUT,
+                               "Request timed out waiting for leader to establish HWM and fence previous voter changes")
+        if self.kraft_version < 1:
+            return VoterChange(UNSUPPORTED_VERSION,
+                               f"Cluster doesn't support {what} voter because the kraft.version feature is "
+                               f"{self.kraft_version}")
+        offset = self.controls.voters_offset
+        if offset >= self.high_watermark:
+            return VoterChange(REQUEST_TIMED_OUT,
+                               f"Request timed out waiting for voters to commit the latest voter change at "
+                               f"Optional[{offset}] with HWM {self.high_watermark}")
+        return None
+
+    def _leader_or_error(self) -> VoterChange | None:
+        if self.role is not Role.LEADER:
+            return VoterChange(NOT_LEADER_OR_FOLLOWER)
+        return None
+
+    def replica_caught_up(self, node_id: int, directory_id: uuid.UUID | None, now: int) -> bool:
+        """Kafka's ``LeaderState.isReplicaCaughtUp``: an observer (with this directory id) that has
+        been caught up with the leader once and fetched within the last hour."""
+        obs = self._observers.get(node_id)
+        return (obs is not None and obs.directory_id == directory_id and obs.last_caught_up >= 0
+                and obs.last_fetch >= 0 and obs.last_fetch > now - ONE_HOUR_MS)
+
+    def check_add_voter(self, voter: Voter, now: int) -> VoterChange | None:
+        """The leader's checks of an AddRaftVoter before it contacts the new voter (Kafka's
+        ``AddVoterHandler.handleAddVoterRequest``); None when it may go on."""
+        err = self._leader_or_error() or self._voter_change_precheck(now, "adding")
+        if err is not None:
+            return err
+        if voter.node_id in self.voters:
+            keys = ", ".join(f"ReplicaKey(id={v.node_id}, directoryId={_dir(v.directory_id)})"
+                             for v in sorted(self.voter_set.values(), key=lambda v: v.node_id))
+            return VoterChange(DUPLICATE_VOTER,
+                               f"The voter id for ReplicaKey(id={voter.node_id}, directoryId="
+                               f"{_dir(voter.directory_id)}) is already part of the set of voters [{keys}].")
+        return None
+
+    def add_voter(self, voter: Voter, now: int) -> VoterChange:
+        """Append the voter set with ``voter`` added (Kafka's ``handleApiVersionsResponse`` once the
+        new voter answered): it must be caught up (an observer fetching with its directory id).
+        One voter change at a time; ``offset`` is that of the new VotersRecord."""
+        err = self.check_add_voter(voter, now)
+        if err is not None:
+            return err
+        if voter.kraft_min > self.kraft_version or voter.kraft_max < self.kraft_version:
+            return VoterChange(INVALID_REQUEST,
+                               f"Aborted add voter operation for ReplicaKey(id={voter.node_id}, directoryId="
+                               f"{_dir(voter.directory_id)}) since the kraft.version range (min: {voter.kraft_min}, "
+                               f"max: {voter.kraft_max} doesn't support the finalized version {self.kraft_version}")
+        if not self.replica_caught_up(voter.node_id, voter.directory_id, now):
+            return VoterChange(REQUEST_TIMED_OUT,
+                               f"Aborted add voter operation for ReplicaKey(id={voter.node_id}, directoryId="
+                               f"{_dir(voter.directory_id)}) since it is lagging behind")
+        new = dict(self.voter_set)
+        new[voter.node_id] = voter
+        return self._append_voters(new, now)
+
+    def remove_voter(self, node_id: int, directory_id: uuid.UUID | None, now: int) -> VoterChange:
+        """Append the voter set without ``node_id`` (Kafka's ``RemoveVoterHandler``): its directory id
+        must match, and the last voter cannot be removed (VOTER_NOT_FOUND)."""
+        err = self._leader_or_error() or self._voter_change_precheck(now, "removing")
+        if err is not None:
+            return err
+        current = self.voter_set
+        old = current.get(node_id)
+        if old is None or old.directory_id != directory_id or len(current) <= 1:
+            keys = ", ".join(f"ReplicaKey(id={v.node_id}, directoryId={_dir(v.directory_id)})"
+                             for v in sorted(current.values(), key=lambda v: v.node_id))
+            return VoterChange(VOTER_NOT_FOUND,
+                               f"Cannot remove voter ReplicaKey(id={node_id}, directoryId={_dir(directory_id)}) "
+                               f"from the set of voters [{keys}]")
+        new = {k: v for k, v in current.items() if k != node_id}
+        return self._append_voters(new, now)
+
+    def update_voter(self, voter: Voter, now: int) -> VoterChange:
+        """Replace a voter's endpoints and kraft.version range (Kafka's ``UpdateVoterHandler``, at
+        kraft.version 1: the new VotersRecord is appended; the answer does not wait for its
+        commit)."""
+        err = self._leader_or_error()
+        if err is not None:
+            return err
+        if self._voter_change_pending(now) or self.high_watermark <= self._epoch_start_offset:
+            return VoterChange(REQUEST_TIMED_OUT)
+        if self.kraft_version < 1 or self.controls.voters_offset >= self.high_watermark:
+            return VoterChange(REQUEST_TIMED_OUT)
+        if voter.kraft_min > self.kraft_version or voter.kraft_max < self.kraft_version:
+            return VoterChange(INVALID_REQUEST)
+        old = self.voter_set.get(voter.node_id)
+        if old is None or not old.matches(voter.directory_id):
+            return VoterChange(VOTER_NOT_FOUND)
+        new = dict(self.voter_set)
+        new[voter.node_id] = voter
+        change = self._append_voters(new, now)
+        self._voter_change = None  # not an operation in flight (Kafka answers at once)
+        return change
+
+    def _append_voters(self, voters: VoterSet, now: int) -> VoterChange:
+        offset = self.propose([encode_voters(voters)], now, control=True)
+        self._voter_change = (offset, now + self.config.request_timeout_ms)
+        return VoterChange(NONE, None, offset)
 
     def request_failed(self, dst: int, request_id: int, now: int) -> list[Message]:
         """The IO layer could not deliver request ``request_id`` to ``dst`` or lost the connection
@@ -359,6 +630,8 @@ class RaftNode:
         self._voter_last_fetch = {}
         self._acknowledged = set()
         self._successors = ()
+        self._observers = {}
+        self._voter_change = None
 
     def _set_epoch(self, epoch: int) -> None:
         if epoch < self.epoch:
@@ -432,8 +705,14 @@ class RaftNode:
         self._persist()
         self._epoch_start_offset = self.log.end_offset
         # Kafka's leader writes a LeaderChangeMessage control record first: the high watermark can
-        # only pass the epoch start once a record of this epoch is on a majority.
-        self.log.append([Entry(self.epoch, self.node_id, control=True)])
+        # only pass the epoch start once a record of this epoch is on a majority. While the voter set
+        # is still the bootstrap checkpoint's (a dynamic quorum's first epochs), the kraft.version
+        # and the voter set follow it into the log (Kafka's appendStartOfEpochControlRecords).
+        first = [Entry(self.epoch, self.node_id, control=True)]
+        if self._bootstrap_base and self.controls.voters_offset < 0 and self.kraft_version >= 1:
+            first += [Entry(self.epoch, encode_kraft_version(self.kraft_version), control=True),
+                      Entry(self.epoch, encode_voters(self.voter_set), control=True)]
+        self._append(first, now)
         self._flush_at = now + self.config.append_linger_ms
         self._voter_end = {v: -1 for v in self._other_voters}
         self._voter_last_fetch = {v: now for v in self._other_voters}
@@ -486,6 +765,11 @@ class RaftNode:
         if self._parked:
             self._complete_parked(now, out)
         role = self.role
+        if not self.is_voter and role in (Role.PROSPECTIVE, Role.CANDIDATE, Role.RESIGNED) and (
+                role is not Role.RESIGNED or now >= self._election_deadline):
+            # no longer a voter (removed, or a replaced directory): an observer of the quorum
+            self._become_unattached(self.epoch, now)
+            role = self.role
         if role is Role.LEADER:
             self._poll_leader(now, out)
         elif role is Role.FOLLOWER:
@@ -536,6 +820,12 @@ class RaftNode:
             self.log.flush()
             self._flush_at = None
             self._update_high_watermark()
+        if not self.is_voter and self.controls.voters_offset < self.high_watermark:
+            # Kafka's RemoveVoterHandler: the leader is not in the committed voter set: it resigns
+            logger.info("raft node %d: leader of epoch %d is not in the committed voter set %s; resigning",
+                        self.node_id, self.epoch, sorted(self.voters))
+            self.resign_to(now, out)
+            return
         if now >= self._check_quorum_deadline():
             logger.info(
                 "raft node %d: leader of epoch %d lost contact with a majority; resigning",
@@ -556,11 +846,14 @@ class RaftNode:
         out.extend(self.resign(now))
 
     def _check_quorum_deadline(self) -> int:
-        if not self._other_voters:
+        # others needed besides the leader (all of a majority when the leader left the voter set)
+        # (a single voter never expires, Kafka's LeaderState.timeUntilCheckQuorumExpires: not even when
+        # it is not the leader, whose removal it must then commit)
+        need = self._majority - (1 if self.is_voter else 0)
+        if need <= 0 or len(self.voters) == 1:
             return 1 << 62
         # the time at which fewer than a majority (counting the leader) will have fetched recently
         times = sorted(self._voter_last_fetch.values(), reverse=True)
-        need = self._majority - 1  # others needed besides the leader
         return times[need - 1] + int(self.config.fetch_timeout_ms * CHECK_QUORUM_TIMEOUT_FACTOR)
 
     def _unacknowledged(self) -> list[int]:
@@ -648,14 +941,19 @@ class RaftNode:
                 self.log.epoch_at(end),
                 self.config.fetch_max_wait_ms if self.role is Role.FOLLOWER else 0,
                 self.high_watermark,
+                self.directory_id,
             )
         )
 
     # ------------------------------------------------------------------ high watermark
 
     def _update_high_watermark(self) -> None:
-        ends = [self.log.flushed_end]
-        ends.extend(self._voter_end.values())
+        # the majority of the voter set in effect; the leader counts only while it is a voter
+        ends = list(self._voter_end.values())
+        if self.is_voter:
+            ends.append(self.log.flushed_end)
+        if len(ends) < self._majority:
+            return
         ends.sort(reverse=True)
         candidate = ends[self._majority - 1]
         if candidate > self._epoch_start_offset and candidate > self.high_watermark:
@@ -842,7 +1140,8 @@ class RaftNode:
             return answer(NOT_LEADER_OR_FOLLOWER)
         log = self.log
         src = req.src
-        is_voter = src in self._voter_end
+        # a voter fetches with its directory id (KIP-853): another directory under its id is an observer
+        is_voter = src in self._voter_end and self.voter_set[src].matches(req.replica_directory_id)
         if is_voter:
             # any valid fetch from a voter acknowledges the epoch and counts for check-quorum
             self._voter_last_fetch[src] = now
@@ -866,6 +1165,11 @@ class RaftNode:
             # the fetcher's log matches ours up to fetch_offset, which it has flushed
             self._voter_end[src] = req.fetch_offset
             self._update_high_watermark()
+        else:
+            obs = self._observers.get(src)
+            if obs is None or obs.directory_id != req.replica_directory_id:
+                obs = self._observers[src] = ReplicaState(req.replica_directory_id)
+            obs.update(req.fetch_offset, log.end_offset, now)
         records = self._read_batches(req.fetch_offset)
         if (
             may_park
@@ -942,7 +1246,7 @@ class RaftNode:
                 resp.diverging_epoch,
                 resp.diverging_end_offset,
             )
-            log.truncate_to(target)
+            self._truncate(target, now)
             self._next_fetch_at = now
             return
         if resp.base_offset != log.end_offset:
@@ -950,7 +1254,7 @@ class RaftNode:
             return
         records = self._whole_proposals(resp.records)
         if records:
-            log.append(records)
+            self._append(records, now)
             self._next_fetch_at = now + self.config.append_linger_ms
         else:
             # the leader held the request as long as it could: ask again at once
@@ -1031,6 +1335,16 @@ class RaftNode:
             resp.src,
         )
         self.log.install_snapshot(snap)
+        self._load_controls()
+        self._voters_changed(now)
         self.high_watermark = snap.end_offset
         self._fetching_snapshot = None
         self._next_fetch_at = now
+
+
+def _dir(directory_id: uuid.UUID | None) -> str:
+    """A directory id as Kafka's ``Uuid.toString`` prints it (base64, url-safe, no padding)."""
+    import base64
+
+    raw = (directory_id or uuid.UUID(int=0)).bytes
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -19,6 +19,18 @@ back to its sender as failed (a refused connection). After every event the invar
 - liveness: once the faults stop, a leader is elected and a new proposal is committed on every node
   within a bounded simulated time.
 
+With ``voter_changes`` (KIP-853) the quorum starts as a dynamic one (kraft.version 1, a bootstrap
+voter set with directory ids) and, while the faults go on, the leader is asked now and then to add
+a replica outside the voter set or to remove a voter (sometimes with a stale directory id, which
+must be refused with nothing written); the voter set in effect on each node is the latest in its
+log. Then also, after every event:
+
+- every node's voter set is the one of the latest VotersRecord in its log (or the bootstrap one);
+- the committed voter sets change one voter at a time;
+- the durability check counts a majority of the voter set the last committed entry was committed
+  under: the committed set at that point, or one appended after it by a leader;
+- at most one voter change is in flight on a leader.
+
 A run is a pure function of its seed. ``run_seed(seed)`` returns ``None`` or a failure description.
 """
 
@@ -26,12 +38,14 @@ from __future__ import annotations
 
 import heapq
 import random
+import uuid
 from dataclasses import dataclass
 
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
-from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
+from kbroker.raft.node import NONE, NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
 from kbroker.raft.state_store import MemoryQuorumStateStore
+from kbroker.raft.voters import Voter, control_of
 
 
 class InvariantViolation(AssertionError):
@@ -73,6 +87,9 @@ class Scenario:
     # a node snapshots its state (when it is this many entries past its log start, now and then)
     # and drops the log prefix, so that lagging and restarted replicas need FetchSnapshot; 0: never
     snapshot_every: int = 0
+    # KIP-853: ask the leader to add or remove a voter this often (mean, ms); 0: a static quorum
+    voter_changes_every_ms: int = 0
+    max_voters: int = 5
     config: RaftConfig = SIM_CONFIG
 
 
@@ -82,9 +99,13 @@ SCENARIOS: dict[str, Scenario] = {
     "3-voters-lossy": Scenario(voters=3, observers=0, drop=0.25, duplicate=0.2, max_delay_ms=15),
     "5-voters-crashes": Scenario(voters=5, observers=1, partitions=False, fault_every_ms=60, snapshot_every=10),
     "1-voter": Scenario(voters=1, observers=1, partitions=False, snapshot_every=10),
+    "voter-changes": Scenario(voters=3, observers=2, snapshot_every=25, voter_changes_every_ms=60),
+    "voter-changes-crashes": Scenario(voters=3, observers=2, partitions=False, fault_every_ms=60,
+                                      snapshot_every=10, voter_changes_every_ms=40),
+    "voter-changes-from-1": Scenario(voters=1, observers=3, snapshot_every=25, voter_changes_every_ms=50),
 }
 
-_DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART, _FAILED = range(7)
+_DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART, _FAILED, _VOTERS = range(8)
 
 
 class Simulation:
@@ -121,6 +142,13 @@ class Simulation:
         self.stops = 0  # crashes and graceful shutdowns
         self.partitions = 0
         self.snapshot_loads = 0
+        self.voter_adds = 0
+        self.voter_removals = 0
+        self.voter_refusals = 0
+        self.dynamic = scenario.voter_changes_every_ms > 0
+        self.directory = {n: uuid.UUID(int=self.rng.getrandbits(128)) for n in self.all_ids}
+        # voter sets a leader appended (offset, ids): the durability check may need one of them
+        self.appended_sets: list[tuple[int, frozenset[int]]] = []
         for n in self.all_ids:
             self._start(n)
 
@@ -132,15 +160,28 @@ class Simulation:
 
     def _start(self, n: int) -> None:
         self.incarnation[n] += 1
-        node = RaftNode(
-            n,
-            self.voter_ids,
-            self.logs[n],
-            self.stores[n],
-            random.Random(self.rng.getrandbits(64)),
-            self.sc.config,
-            now=self.now,
-        )
+        if self.dynamic:
+            node = RaftNode(
+                n,
+                {v: Voter(v, self.directory[v]) for v in self.voter_ids},
+                self.logs[n],
+                self.stores[n],
+                random.Random(self.rng.getrandbits(64)),
+                self.sc.config,
+                now=self.now,
+                kraft_version=1,
+                directory_id=self.directory[n],
+            )
+        else:
+            node = RaftNode(
+                n,
+                self.voter_ids,
+                self.logs[n],
+                self.stores[n],
+                random.Random(self.rng.getrandbits(64)),
+                self.sc.config,
+                now=self.now,
+            )
         self.nodes[n] = node
         self.last_hw[n] = node.high_watermark
         self.applied[n] = 0
@@ -178,15 +219,17 @@ class Simulation:
         if sc.partitions and not self.blocked:
             kinds.append("partition")
         # at most a minority of the voters down at once (and one observer)
-        minority = max((len(self.voter_ids) - 1) // 2, 1)
+        voters = self._current_voters()
+        observers = [n for n in self.all_ids if n not in voters]
+        minority = max((len(voters) - 1) // 2, 1)
         running = [
             n
             for n in self.all_ids
             if self.nodes[n] is not None
             and (
-                sum(self.nodes[v] is None for v in self.voter_ids) < minority
-                if n in self.voter_ids
-                else all(self.nodes[o] is not None for o in self.observer_ids)
+                sum(self.nodes[v] is None for v in voters) < minority
+                if n in voters
+                else all(self.nodes[o] is not None for o in observers)
             )
         ]
         if running:
@@ -243,6 +286,8 @@ class Simulation:
         raise InvariantViolation(f"t={self.now}: {what}")
 
     def _check_node(self, n: int, node: RaftNode) -> None:
+        if self.dynamic:
+            self._check_voters(n, node)
         stored = self.stores[n].read()
         if stored is None or (stored.epoch, stored.voted_id) != (node.epoch, node.voted_id):
             # whatever the node answered in this step depends on its epoch and vote: durable first
@@ -281,6 +326,11 @@ class Simulation:
                 if committed and not self._ends_proposal(committed[-1]) and (
                         entry.control or entry.value != committed[-1].value + 1):
                     self._fail(f"proposal torn: {entry} committed at {off} after {committed[-1]}")
+                new_voters, _ = control_of(entry)
+                if new_voters is not None:
+                    before = self._committed_voters(len(committed))
+                    if len(before ^ frozenset(new_voters)) > 1:
+                        self._fail(f"committed voter set went from {sorted(before)} to {sorted(new_voters)}")
                 committed.append(entry)
             else:
                 self._fail(f"gap in committed log at {len(committed)}")
@@ -306,14 +356,107 @@ class Simulation:
         if c == 0:
             return
         entry = self.committed[c - 1]
-        have = 0
-        for v in self.voter_ids:
-            log = self.logs[v]
-            # in the snapshot (checked against the committed log when it is loaded) or in the log
-            if log.start_offset >= c or (log.flushed_end >= c and log.entry(c - 1) == entry):
-                have += 1
-        if have < len(self.voter_ids) // 2 + 1:
-            self._fail(f"committed offset {c - 1} is durable on only {have} voters")
+
+        def durable_on(voters: frozenset[int] | list[int]) -> int:
+            have = 0
+            for v in voters:
+                log = self.logs[v]
+                # in the snapshot (checked against the committed log when it is loaded) or in the log
+                if log.start_offset >= c or (log.flushed_end >= c and log.entry(c - 1) == entry):
+                    have += 1
+            return have
+
+        if not self.dynamic:
+            have = durable_on(self.voter_ids)
+            if have < len(self.voter_ids) // 2 + 1:
+                self._fail(f"committed offset {c - 1} is durable on only {have} voters")
+            return
+        # the set it was committed under: the committed one there, or one a leader appended after it
+        candidates = [self._committed_voters(c)] + [ids for off, ids in self.appended_sets if off >= c - 1]
+        if not any(durable_on(ids) >= len(ids) // 2 + 1 for ids in candidates):
+            self._fail(f"committed offset {c - 1} is durable on no majority of the voter sets {candidates}")
+
+    def _committed_voters(self, end: int) -> frozenset[int]:
+        """The voter set after the committed entries ``[0, end)``."""
+        found = frozenset(self.voter_ids)
+        for e in self.committed[:end]:
+            voters, _ = control_of(e)
+            if voters is not None:
+                found = frozenset(voters)
+        return found
+
+    def _current_voters(self) -> frozenset[int]:
+        """The voters as the sim sees them: the committed set and any set a node holds now."""
+        ids = set(self._committed_voters(len(self.committed)))
+        for node in self.nodes.values():
+            if node is not None:
+                ids |= node.voters
+        return frozenset(ids)
+
+    def _check_voters(self, n: int, node: RaftNode) -> None:
+        expect = None
+        log = node.log
+        for off in range(log.end_offset - 1, log.start_offset - 1, -1):
+            voters, _ = control_of(log.entry(off))
+            if voters is not None:
+                expect = frozenset(voters)
+                break
+        if expect is not None and node.voters != expect:
+            self._fail(f"node {n} acts with voters {sorted(node.voters)}, its log's latest set is {sorted(expect)}")
+        if node.is_voter != (n in node.voters):
+            self._fail(f"node {n} is_voter={node.is_voter} with voters {sorted(node.voters)}")
+
+    def _change_voters(self) -> None:
+        leaders = [n for n in self.all_ids if self.nodes[n] is not None and self.nodes[n].role is Role.LEADER]
+        if not leaders:
+            return
+        n = self.rng.choice(leaders)
+        node = self.nodes[n]
+        assert node is not None
+        voters = sorted(node.voters)
+        end = node.log.end_offset
+        others = [m for m in self.all_ids if m not in node.voters]
+        r = self.rng.random()
+        if r < 0.1:
+            # a stale directory id: refused, nothing written
+            v = self.rng.choice(voters)
+            change = node.remove_voter(v, uuid.UUID(int=self.rng.getrandbits(128)), self.now)
+            if change.error == NONE or node.log.end_offset != end:
+                self._fail(f"removal of voter {v} with a wrong directory id answered {change}")
+            self.voter_refusals += 1
+            return
+        if r < 0.55 and others and len(voters) < self.sc.max_voters:
+            m = self.rng.choice(others)
+            change = node.add_voter(Voter(m, self.directory[m]), self.now)
+            kind = "add"
+        elif len(voters) > 2:
+            # Never from two voters to one under faults: when the removed voter alone keeps the
+            # uncommitted removal (its leader crashed and lost it, or was the removed one), the other
+            # voter needs its vote and its longer log refuses it (a two-voter quorum tolerates no
+            # failure; Kafka's quorum is stuck the same way). The last voter is never removed
+            # (that refusal is checked with the stale directory ids above and in the unit tests).
+            m = self.rng.choice(voters)
+            change = node.remove_voter(m, self.directory[m], self.now)
+            kind = "remove"
+        else:
+            return
+        if change.error != NONE:
+            if node.log.end_offset != end:
+                self._fail(f"refused voter change {kind} {m} ({change}) wrote to the log")
+            self.voter_refusals += 1
+            return
+        new = frozenset(node.voters)
+        if len(new ^ frozenset(voters)) != 1:
+            self._fail(f"voter change {kind} {m} went from {voters} to {sorted(new)}")
+        self.appended_sets.append((change.offset, new))
+        if kind == "add":
+            self.voter_adds += 1
+        else:
+            self.voter_removals += 1
+        again = node.remove_voter(voters[0], self.directory[voters[0]], self.now)
+        if again.error == NONE:
+            self._fail(f"a second voter change was accepted while {change} is in flight")
+        self._after(n, [])
 
     # ------------------------------------------------------------------ main loop
 
@@ -321,6 +464,8 @@ class Simulation:
         sc = self.sc
         self._push(self.rng.randint(0, sc.fault_every_ms), _FAULT, None)
         self._push(sc.propose_every_ms, _PROPOSE, None)
+        if sc.voter_changes_every_ms:
+            self._push(sc.voter_changes_every_ms, _VOTERS, None)
         fault_end = sc.fault_ms
         stopped = False
         deadline = fault_end + sc.liveness_bound_ms
@@ -402,6 +547,10 @@ class Simulation:
                     self._after(m.src, out)  # type: ignore[attr-defined]
             elif kind == _HEAL:
                 self.blocked = set()
+            elif kind == _VOTERS:
+                if not stopped:
+                    self._change_voters()
+                    self._push(t + 1 + int(self.rng.expovariate(1 / sc.voter_changes_every_ms)), _VOTERS, None)
             elif kind == _RESTART:
                 n = payload  # type: ignore[assignment]
                 if self.nodes[n] is None:  # type: ignore[index]

@@ -43,6 +43,7 @@ from protocol.records import ControlType, Record, build_batch, decode_batch
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID (0, 1)
 METADATA_PARTITION = 0
+_ZERO_UUID = uuid.UUID(int=0)
 _CONTROL_KEY = struct.Struct(">hh")
 _NO_HIGH_WATERMARK = 2**63 - 1  # FetchPartition.HighWatermark's default (Long.MAX_VALUE): unknown
 
@@ -211,6 +212,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             log_start_offset=0,
             partition_max_bytes=8 * 1024 * 1024,
             high_watermark=msg.high_watermark if msg.high_watermark >= 0 else _NO_HIGH_WATERMARK,
+            replica_directory_id=msg.replica_directory_id or _ZERO_UUID,
         )
         return fe.FetchRequest(
             cluster_id=cluster_id,
@@ -348,6 +350,7 @@ def from_wire(
             p.last_fetched_epoch,
             max(obj.max_wait_ms, 0),
             hw,
+            p.replica_directory_id if p.replica_directory_id and p.replica_directory_id != _ZERO_UUID else None,
         )
     if isinstance(obj, fe.FetchResponse):
         src = _responder(obj, src)

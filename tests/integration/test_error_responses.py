@@ -172,6 +172,12 @@ CASES: dict[int, Case] = {
                                                             host_filter=None, operation=1, permission_type=1)]),
          lambda r, v: [(x.error_message, x.matching_acls) for x in r.filter_results], lambda v: [(None, [])]),
     36: (lambda v: _q(36)(auth_bytes=b"x"), lambda r, v: r.error_message, lambda v: None),
+    38: (lambda v: _q(38)(renewers=[], max_lifetime_ms=-1),
+         lambda r, v: (r.principal_type, r.principal_name, r.token_id, r.issue_timestamp_ms, bytes(r.hmac)),
+         lambda v: ("User", "ANONYMOUS", "", -1, b"")),
+    39: (lambda v: _q(39)(hmac=b"h", renew_period_ms=1), lambda r, v: r.expiry_timestamp_ms, lambda v: 0),
+    40: (lambda v: _q(40)(hmac=b"h", expiry_time_period_ms=1), lambda r, v: r.expiry_timestamp_ms, lambda v: 0),
+    41: (lambda v: _q(41)(owners=None), lambda r, v: r.tokens, lambda v: []),
     50: (
         lambda v: _q(50)(users=[_q(50).UserName(name="u1"), _q(50).UserName(name="u2")]),
         lambda r, v: [(x.user, x.error_message) for x in r.results],
@@ -301,6 +307,21 @@ CASES: dict[int, Case] = {
             _q(47).OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=0)])]),
         lambda r, v: r.topics,
         lambda v: [],
+    ),
+    45: (
+        lambda v: _q(45)(timeout_ms=1000, topics=[_q(45).ReassignableTopic(name="t1", partitions=[
+            _q(45).ReassignableTopic.ReassignablePartition(partition_index=i, replicas=[1])
+            for i in (0, 2)])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.error_message) for p in t.partitions])
+                                        for t in r.responses]),
+        lambda v: (None, [("t1", [(0, None), (2, None)])]),
+    ),
+    46: (
+        lambda v: _q(46)(timeout_ms=1000, topics=[_q(46).ListPartitionReassignmentsTopics(
+            name="t1", partition_indexes=[0, 2])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.replicas) for p in t.partitions])
+                                        for t in r.topics]),
+        lambda v: (None, [("t1", [(0, []), (2, [])])]),
     ),
     60: (
         lambda v: _q(60)(),

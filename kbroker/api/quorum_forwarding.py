@@ -1,0 +1,101 @@
+"""The metadata quorum's APIs on the broker listeners, forwarded to the active controller.
+
+Kafka 4.4's brokers (``KafkaApis``) serve DescribeQuorum (55), UnregisterBroker (64),
+AddRaftVoter (80), RemoveRaftVoter (81) and UnregisterController (94) on their client listeners by
+forwarding them to the active controller (``forwardToController``: an Envelope), whose
+``ControllerApis`` answers them as if they had come to its controller listener, authorized for the
+forwarded principal. UpdateRaftVoter (82) is controller-only in Kafka and is not served here.
+
+Each API's controller side is registered with :func:`controller_operation` (what an Envelope
+carrying it runs on the controller, and what the single-node start runs locally); it calls the same
+function as the controller listener's handler. An error that stops the forwarding (no controller
+answered) is the request type's top-level error, as Kafka's ``getErrorResponse``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import api
+from kbroker.controller.client import (
+    DESCRIBE_QUORUM,
+    UNREGISTER_BROKER,
+    controller_operation,
+)
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
+from protocol.errors import ErrorCode
+from protocol.messages import RESPONSES
+
+
+class _Header:
+    """The request header a controller-listener handler reads (its version, the client id)."""
+
+    __slots__ = ("request_api_key", "request_api_version", "client_id")
+
+    def __init__(self, api_key: int, version: int, client_id: str | None) -> None:
+        self.request_api_key = api_key
+        self.request_api_version = version
+        self.client_id = client_id
+
+
+def _top_level_error(api_key: int) -> None:
+    response_cls = RESPONSES[api_key]
+
+    def build(request: Any, version: int, code: int) -> Any:
+        return response_cls(error_code=code, error_message=None)
+
+    BUILDERS.setdefault(api_key, build)
+
+
+for _key in (DESCRIBE_QUORUM, UNREGISTER_BROKER):
+    _top_level_error(_key)
+
+
+def _refused(broker: Any, requester_: Any, api_key: int, version: int, request: Any, operation: int) -> Any | None:
+    """Kafka's ControllerApis ``authorizeClusterOperation``: CLUSTER_AUTHORIZATION_FAILED."""
+    if authorized(operation_subject(broker, requester_), operation, CLUSTER, CLUSTER_NAME):
+        return None
+    return BUILDERS[api_key](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+
+
+# -- broker listeners: forwarded ---------------------------------------------------------------
+
+
+@api(DESCRIBE_QUORUM, 0, 2)
+async def handle_describe_quorum(ctx, request) -> Any:
+    return await ctx.broker.controller_client.forward(DESCRIBE_QUORUM, request, ctx.api_version, requester(ctx))
+
+
+@api(UNREGISTER_BROKER, 0, 0)
+async def handle_unregister_broker(ctx, request) -> Any:
+    return await ctx.broker.controller_client.forward(UNREGISTER_BROKER, request, ctx.api_version, requester(ctx))
+
+
+# -- the controller's side ---------------------------------------------------------------------
+
+
+@controller_operation(DESCRIBE_QUORUM)
+async def describe_quorum_operation(broker, request, version: int, requester_=None) -> Any:
+    from kbroker.api.controller_apis import describe_quorum
+
+    refused = _refused(broker, requester_, DESCRIBE_QUORUM, version, request, DESCRIBE)
+    if refused is not None:
+        return refused
+    client_id = requester_.client_id if requester_ is not None else None
+    return await describe_quorum(broker, _Header(DESCRIBE_QUORUM, version, client_id), request)
+
+
+@controller_operation(UNREGISTER_BROKER)
+async def unregister_broker_operation(broker, request, version: int, requester_=None) -> Any:
+    from kbroker.api.controller_listener import ControllerRequestContext
+    from kbroker.api.unregister_broker import handle_unregister_broker as on_controller
+
+    refused = _refused(broker, requester_, UNREGISTER_BROKER, version, request, ALTER)
+    if refused is not None:
+        return refused
+    client_id = requester_.client_id if requester_ is not None else None
+    return await on_controller(ControllerRequestContext(broker, _Header(UNREGISTER_BROKER, version, client_id)),
+                               request)

@@ -1,0 +1,47 @@
+"""DescribeQuorum (55) and UnregisterBroker (64) on a broker listener, as Kafka 4.4's brokers serve
+them (forwarded to the active controller: here the single node's own controller)."""
+
+from __future__ import annotations
+
+from wire import Wire
+
+from protocol.errors import ErrorCode
+from protocol.messages.api_versions import ApiVersionsRequest
+from protocol.messages.describe_quorum import DescribeQuorumRequest
+
+T = DescribeQuorumRequest.TopicData
+
+
+def _describe(wire: Wire, topic: str = "__cluster_metadata", version: int = 2):
+    return wire.call(DescribeQuorumRequest(topics=[T(topic_name=topic, partitions=[T.PartitionData(
+        partition_index=0)])]), version)
+
+
+def test_advertised_on_the_broker_listener(bootstrap):
+    w = Wire(bootstrap)
+    keys = {k.api_key: (k.min_version, k.max_version) for k in w.call(ApiVersionsRequest(), 2).api_keys}
+    assert keys[55] == (0, 2)
+    assert keys[64] == (0, 0)
+    assert 82 not in keys  # UpdateRaftVoter is controller-only in Kafka
+
+
+def test_describe_quorum_names_the_leader_and_the_voter(bootstrap, broker):
+    for version in (0, 1, 2):
+        resp = _describe(Wire(bootstrap), version=version)
+        assert resp.error_code == 0
+        part = resp.topics[0].partitions[0]
+        assert part.error_code == 0
+        assert part.leader_id == broker.broker.node_id
+        assert [v.replica_id for v in part.current_voters] == [broker.broker.node_id]
+        assert part.high_watermark > 0
+
+
+def test_describe_quorum_of_another_partition_is_refused(bootstrap):
+    resp = _describe(Wire(bootstrap), topic="other")
+    assert resp.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_unregister_an_unknown_broker(bootstrap):
+    resp = Wire(bootstrap).call(64, 0, broker_id=4242)
+    assert resp.error_code == ErrorCode.BROKER_ID_NOT_REGISTERED
+    assert resp.error_message == "Broker ID 4242 is not currently registered"
