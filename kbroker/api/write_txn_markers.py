@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from protocol.errors import ErrorCode
 from protocol.messages.write_txn_markers import WriteTxnMarkersResponse
@@ -50,7 +51,7 @@ async def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
             code = _complete_offsets(broker, partition, marker)
             if code != ErrorCode.NONE:
                 return code
-            deadline = asyncio.get_running_loop().time() + MARKER_TIMEOUT_MS / 1000
+            deadline = Deadline(MARKER_TIMEOUT_MS, getattr(broker, "clock", None))
             return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
         return await replica_manager.producer_state.write_marker_replicated(
             replica_manager, partition, marker.producer_id, marker.producer_epoch, marker.transaction_result,

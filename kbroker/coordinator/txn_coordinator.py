@@ -341,6 +341,7 @@ class TransactionCoordinator:
         leadership changed while waiting); MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE ->
         UNKNOWN_SERVER_ERROR. On an error the state in memory is unchanged."""
         from kbroker.replication import leadership
+        from kbroker.replication.deadline import Deadline
         from kbroker.replication.produce_batch import ProduceError
         from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 
@@ -369,7 +370,7 @@ class TransactionCoordinator:
         self._pending.add(tid)
         try:
             timeout_ms = txn.timeout_ms if txn is not None else MARKER_TIMEOUT_MS
-            deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+            deadline = Deadline(timeout_ms, getattr(self.broker, "clock", None))
             code = await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
         finally:
             self._pending.discard(tid)

@@ -102,8 +102,11 @@ async def test_transaction_log_write_not_replicated_in_time_answers_coordinator_
         conn = await cluster.connect(1)
         coordinator = cluster.broker(1).txn_coordinator
         try:
-            # (the append waits up to the transaction's timeout)
-            assert (await _init_pid(conn, "tx", timeout_ms=300))[0] == E.COORDINATOR_NOT_AVAILABLE
+            # The append waits up to the transaction's timeout, on node 1's (manual) clock.
+            init = asyncio.ensure_future(_init_pid(conn, "tx", timeout_ms=300))
+            await wait_for(lambda: "tx" in coordinator._pending, message="the record appended")
+            cluster.nodes[1].advance(300)
+            assert (await init)[0] == E.COORDINATOR_NOT_AVAILABLE
             assert "tx" not in coordinator.txns and not coordinator._pending
             assert cluster.partition(1, TXN_LOG).log.log_end_offset == 1  # appended, not committed
         finally:
