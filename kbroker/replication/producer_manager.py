@@ -93,10 +93,9 @@ class ProducerStateManager:
         append when the ISR is below ``min.insync.replicas``, then NONE once the marker is below the
         high watermark (NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT
         otherwise), so a transaction is completed only once its markers survive a leader change."""
-        from kbroker.replication import leadership
         from kbroker.replication.deadline import Deadline
 
-        if partition.is_leader and len(partition.isr) < leadership.effective_min_isr(partition):
+        if replica_manager.under_min_isr(partition):
             return ErrorCode.NOT_ENOUGH_REPLICAS
         code = self.write_marker(replica_manager, partition, producer_id, epoch, commit, coordinator_epoch)
         if code != ErrorCode.NONE:

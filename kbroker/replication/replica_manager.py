@@ -548,6 +548,11 @@ class ReplicaManager:
         self.on_leader_append(partition)
         return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
 
+    @staticmethod
+    def under_min_isr(partition: Partition) -> bool:
+        """The leader's ISR is below ``min.insync.replicas``: an acks=-1 append is refused."""
+        return leadership.is_under_min_isr(partition)
+
     def append_internal(self, partition: Partition, batch: Any) -> int:
         """Append a batch the broker built itself (coordinator records, transaction markers).
         Only the leader writes: a follower's log holds the leader's batches alone."""
