@@ -54,6 +54,10 @@ def install(broker: Broker) -> None:
     from kbroker.api.raft_voters import install as install_voter_changes
 
     install_voter_changes(broker)
+    # ControllerRegistration (70) and UnregisterController (94), and this controller's registration
+    from kbroker.api.controller_registration import install as install_registrations
+
+    install_registrations(broker)
 
 
 def _voter_endpoints(broker: Broker) -> dict[int, tuple[str, int]]:

@@ -98,6 +98,8 @@ class MetadataImage:
         # the image listeners; the image keeps them so that a snapshot carries them)
         self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
         self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
+        # controller registrations (Kafka's ClusterImage.controllers): id -> RegisterControllerRecord
+        self.controllers: dict[int, Any] = {}
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -137,6 +139,12 @@ class MetadataImage:
 
     def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
         self.acls.pop(r.id, None)
+
+    def _apply_RegisterControllerRecord(self, r: Any) -> None:
+        self.controllers[r.controller_id] = r
+
+    def _apply_UnregisterControllerRecord(self, r: Any) -> None:
+        self.controllers.pop(r.controller_id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level

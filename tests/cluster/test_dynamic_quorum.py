@@ -175,3 +175,25 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
             b.node_id for b in md.brokers} >= {1, 2, 3, 5}
 
     wait_until(known_by_5, 60, 0.2, "broker 5 serving the new topic's metadata", c.logs)
+
+    # UnregisterController: every controller registered itself; the removed one, once stopped, is
+    # unregistered through a broker listener (forwarded to the active controller), once
+    c.kill(victim)
+    leader_now = wait_until(lambda: leader_view(c, remaining), 60, 0.1, "a leader", c.logs).leader_id
+    via = 5
+
+    def unregister(controller_id: int):
+        w = c.wire(via)
+        try:
+            return w.call(94, 0, controller_id=controller_id)
+        finally:
+            w.sock.close()
+
+    first = wait_until(lambda: (r := unregister(victim)).error_code != E.NOT_CONTROLLER and r, 60, 0.2,
+                       "an answer from the active controller", c.logs)
+    assert first.error_code == E.NONE, first
+    again = unregister(victim)
+    assert again.error_code == E.CONTROLLER_ID_NOT_REGISTERED
+    assert again.error_message == f"Controller ID {victim} is not currently registered."
+    itself = unregister(leader_now)
+    assert itself.error_code == E.INVALID_REQUEST
