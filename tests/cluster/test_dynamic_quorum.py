@@ -176,6 +176,19 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
 
     wait_until(known_by_5, 60, 0.2, "broker 5 serving the new topic's metadata", c.logs)
 
+    # DescribeQuorum on a broker-only node's client listener: forwarded to the active controller
+    from protocol.messages.describe_quorum import DescribeQuorumRequest as D
+    w5 = c.wire(5)
+    try:
+        described = w5.call(D(topics=[D.TopicData(topic_name="__cluster_metadata",
+                                                  partitions=[D.TopicData.PartitionData(partition_index=0)])]), 2)
+    finally:
+        w5.sock.close()
+    p = described.topics[0].partitions[0]
+    assert p.error_code == E.NONE and set(voters(p)) == remaining
+    assert p.leader_id == leader_view(c, remaining).leader_id
+    assert 5 in {o.replica_id for o in p.observers}
+
     # UnregisterController: every controller registered itself; the removed one, once stopped, is
     # unregistered through a broker listener (forwarded to the active controller), once
     c.kill(victim)
