@@ -153,9 +153,12 @@ class Broker:
         finally:
             self._replaying = False
         self._open_replayed_partitions()
-        if self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+        sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
+        if sole:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
-        else:
+        if not sole or self._dynamic_controller():
+            # a dynamic quorum's first controller (format --standalone) will have others added
+            # (KIP-853): its broker reaches the active controller as any other does
             self._use_remote_controller()
         await self._bind()
         await self._register()
@@ -209,6 +212,13 @@ class Broker:
                           directory_id=setup.directory_id, listener_name=setup.listener_name,
                           bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
 
+    def _dynamic_controller(self) -> bool:
+        """A controller of a dynamic quorum (kraft.version 1, KIP-853) with a controller listener:
+        its voter set may grow, so its broker registers and heartbeats like any other."""
+        raft = self.raft
+        return (raft is not None and raft.node is not None and raft.node.kraft_version >= 1 and bool(raft.port)
+                and "broker" in self.config.process_roles and "controller" in self.config.process_roles)
+
     async def _catch_up(self) -> None:
         """Wait until the image holds what the quorum had committed when this node learned of its
         leader (Kafka's broker waits for its metadata to catch up before it registers)."""
@@ -259,7 +269,8 @@ class Broker:
             return
         assert self.controller is not None
         endpoints = self.advertised_endpoints()
-        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}) \
+                and not self._dynamic_controller():
             # as a remote registration: each listener's security protocol, the log directory ids
             self.controller.register_broker(self._registration_listeners(endpoints),
                                             log_dirs=self._log_directory_ids())

@@ -210,3 +210,41 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
     assert again.error_message == f"Controller ID {victim} is not currently registered."
     itself = unregister(leader_now)
     assert itself.error_code == E.INVALID_REQUEST
+
+
+def test_a_standalone_controller_grows_into_a_quorum(tmp_path):
+    """``format --standalone`` on node 1 (combined), then node 2 (controller-only, bootstrap servers
+    only) added with Kafka's tool: two voters, node 1's broker stays registered and unfenced past
+    its session timeout, topics are created."""
+    root = tmp_path / "standalone"
+    root.mkdir()
+    ports = free_ports(3)
+    extra = dict(FAST_RAFT, **{"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"})
+    layout = ClusterLayout(root, {1: (ports[0], ports[1]), 2: (0, ports[2])}, extra)
+    cluster_id = random_uuid()
+    for node_id in layout.ports:
+        props = layout.properties(node_id)
+        props.pop("controller.quorum.voters")
+        props["controller.quorum.bootstrap.servers"] = f"127.0.0.1:{ports[1]}"
+        layout.properties_path(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        config = BrokerConfig(load_properties_file(layout.properties_path(node_id)), warn=False)
+        format_storage(config, cluster_id, standalone=node_id == 1, no_initial_controllers=node_id != 1,
+                       out=io.StringIO())
+    c = Cluster.__new__(Cluster)
+    c.layout = layout
+    c.procs = {}
+    try:
+        c.start_node(1)
+        c.start_node(2)
+        res = metadata_quorum("--bootstrap-controller", layout.controller(1), "--command-config",
+                              str(layout.properties_path(2)), "add-controller")
+        assert res.returncode == 0, res.stdout + res.stderr
+        wait_until(lambda: (p := leader_view(c, (1, 2))) is not None and set(voters(p)) == {1, 2}, 60, 0.1,
+                   "two voters", c.logs)
+        assert create_topic(c, 1, "grown", replication=1) == 0
+        # node 1's broker registered with the active controller and heartbeats (it would otherwise be
+        # fenced once its session timed out, a controller being the active one of a larger quorum)
+        assert "registered with the active controller" in layout.log_path(1).read_text()
+
+    finally:
+        c.kill_all()
