@@ -178,7 +178,7 @@ class Broker:
         single-node start is a quorum of one voter without a controller listener."""
         cfg = self.config
         meta_dir = cfg.metadata_log_dir / METADATA_PARTITION_DIR
-        from kbroker.controller.raft_setup import RaftSetup, checkpoint_controls, read_setup
+        from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
         from kbroker.raft.voters import Voter
 
         if cfg.kraft_mode:

@@ -69,6 +69,18 @@ def test_voter_changes_on_a_static_single_voter_are_refused(bootstrap):
     no_dir = w.call(81, 0, cluster_id=None, voter_id=2, voter_directory_id=uuid.UUID(int=0))
     assert no_dir.error_code == ErrorCode.INVALID_REQUEST
     assert no_dir.error_message == "Remove voter request didn't include a valid voter"
+    from protocol.messages.add_raft_voter import AddRaftVoterRequest
+
+    L = AddRaftVoterRequest.Listener
+    no_listener = w.call(80, 1, cluster_id=None, voter_id=2, voter_directory_id=uuid.uuid4(),
+                         listeners=[L(name="OTHER", host="localhost", port=1234)])
+    assert no_listener.error_code == ErrorCode.INVALID_REQUEST
+    assert no_listener.error_message.startswith("Add voter request didn't include the endpoint (")
+    no_voter = w.call(80, 1, cluster_id=None, voter_id=-1, voter_directory_id=uuid.uuid4(), listeners=[])
+    assert no_voter.error_message == "Add voter request didn't include a valid voter"
+    add_static = w.call(80, 1, cluster_id=None, voter_id=2, voter_directory_id=uuid.uuid4(),
+                        listeners=[L(name="CONTROLLER", host="localhost", port=1234)])
+    assert add_static.error_code == ErrorCode.UNSUPPORTED_VERSION
     static = w.call(81, 0, cluster_id=None, voter_id=1, voter_directory_id=uuid.uuid4())
     assert static.error_code == ErrorCode.UNSUPPORTED_VERSION
     assert static.error_message == "Cluster doesn't support removing voter because the kraft.version feature is 0"
