@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,24 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
     after_add = wait_until(lambda: (p := leader_view(c, (1, 2, 3, 4))) is not None and set(voters(p)) == {1, 2, 3, 4}
                            and p, 60, 0.1, "four voters", c.logs)
     assert voters(after_add)[4] == directory_id(c, 4)
+
+    # UpdateRaftVoter on the leader's controller listener: node 4's endpoint again (its voter set
+    # entry is rewritten), a stale epoch, and another directory id
+    from protocol.messages.update_raft_voter import UpdateRaftVoterRequest as U
+    w = c.controller_wire(after_add.leader_id)
+
+    def update(epoch: int, directory) -> object:
+        return w.call(U(cluster_id=None, current_leader_epoch=epoch, voter_id=4, voter_directory_id=directory,
+                        listeners=[U.Listener(name="CONTROLLER", host="127.0.0.1", port=port4)],
+                        kraft_version_feature=U.KRaftVersionFeature(min_supported_version=0,
+                                                                    max_supported_version=1)), 0)
+
+    assert update(after_add.leader_epoch - 1, directory_id(c, 4)).error_code == E.FENCED_LEADER_EPOCH
+    stale_update = update(after_add.leader_epoch, uuid.uuid4())
+    assert stale_update.error_code == E.VOTER_NOT_FOUND
+    assert stale_update.current_leader.leader_id == after_add.leader_id
+    assert update(after_add.leader_epoch, directory_id(c, 4)).error_code == E.NONE
+    w.sock.close()
 
     # a stale directory id is refused; then remove-controller removes a voter that is not the leader
     victim = next(n for n in (1, 2, 3) if n != after_add.leader_id)
