@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Client compatibility matrix: every client's scenarios against kbroker and Apache Kafka.
+"""Client compatibility matrix: every client's scenarios against kbroker and Apache Kafka, each
+as one node and as a three-node cluster.
 
-    .venv/bin/python compat/run_matrix.py [--broker kbroker|kafka|both] [--clients a,b,...]
+    .venv/bin/python compat/run_matrix.py [--broker KIND[,KIND...]] [--clients a,b,...]
                                            [--scenarios x,y,...] [--timeout S] [--jobs N]
-                                           [--out-dir DIR] [--no-install]
+                                           [--out-dir DIR] [--no-install] [--keep-dirs]
 
-Installs the clients (scripts/install-compat-deps), starts the broker(s) with the same settings
-(BROKER_SETTINGS below), runs each client's scenario program once per scenario with a timeout,
-and writes MATRIX.md and matrix.json (into compat/ unless --out-dir is given).
+KIND is kbroker, kafka (one node each, BROKER_SETTINGS), kbroker-cluster, kafka-cluster (three
+combined broker+controller nodes each, CLUSTER_SETTINGS: replication factor 3 everywhere,
+min.insync.replicas=2), or an alias: both (kbroker,kafka), cluster (the two clusters), all (the
+four; the default). Installs the clients (scripts/install-compat-deps), starts each broker in
+turn, runs each client's scenario program once per scenario with a timeout (against a cluster with
+the bootstrap list of its three nodes and COMPAT_REPLICATION_FACTOR=3, so that every topic a
+scenario creates has three replicas), and writes MATRIX.md and matrix.json (into compat/ unless
+--out-dir is given).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -66,6 +73,70 @@ BROKER_SETTINGS: dict[str, str] = {
     **reference_kafka.TEST_SETTINGS,
     "auto.create.topics.enable": "false",
 }
+
+# The cluster column: three nodes, everything replicated three times, acks=all needing two
+# in-sync replicas; the same on both brokers.
+CLUSTER_NODES = 3
+CLUSTER_SETTINGS: dict[str, str] = {
+    **BROKER_SETTINGS,
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "share.coordinator.state.topic.replication.factor": "3",
+    "share.coordinator.state.topic.min.isr": "2",
+}
+
+# The cluster column in the test suite (tests/compat/test_matrix.py), against kbroker only: the
+# scenarios a cluster changes something for (replication and acks=all, partitions led by different
+# brokers, group and transaction coordinators and their markers on other brokers, the high
+# watermark, a 1 MiB batch replicated, topic administration with three replicas), with every
+# client. The codec, headers, beyond-the-limit and unknown-topic scenarios add nothing there to
+# their one-node runs. The whole column: `compat/run_matrix.py --broker cluster`.
+CLUSTER_CI_SCENARIOS = [
+    "produce_consume_none",
+    "keyed_ordering",
+    "group_three_leave",
+    "commit_resume",
+    "admin_topics",
+    "offsets_by_timestamp",
+    "idempotent_producer",
+    "transactions_read_committed",
+    "record_at_size_limit",
+]
+
+KINDS = ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster"]
+ALIASES = {"both": ["kbroker", "kafka"], "cluster": ["kbroker-cluster", "kafka-cluster"], "all": KINDS}
+BROKER_NAMES = {
+    "kbroker": "kbroker (1 node)",
+    "kafka": f"Apache Kafka {reference_kafka.KAFKA_VERSION} (KRaft, 1 node)",
+    "kbroker-cluster": f"kbroker cluster ({CLUSTER_NODES} nodes, broker+controller each)",
+    "kafka-cluster": f"Apache Kafka {reference_kafka.KAFKA_VERSION} cluster (KRaft, {CLUSTER_NODES} nodes, "
+                     "broker+controller each)",
+}
+
+
+def is_cluster(kind: str) -> bool:
+    return kind.endswith("-cluster")
+
+
+def settings_for(kind: str) -> dict[str, str]:
+    return CLUSTER_SETTINGS if is_cluster(kind) else BROKER_SETTINGS
+
+
+def parse_kinds(spec: str) -> list[str]:
+    """``--broker``: kinds and aliases, comma separated, in KINDS order, without repeats."""
+    wanted: set[str] = set()
+    for item in (s.strip() for s in spec.split(",")):
+        if item in ALIASES:
+            wanted.update(ALIASES[item])
+        elif item in KINDS:
+            wanted.add(item)
+        else:
+            raise ValueError(f"unknown broker {item!r}; known: {', '.join(KINDS + list(ALIASES))}")
+    return [k for k in KINDS if k in wanted]
+
 
 JAVA = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"]
 
@@ -141,10 +212,103 @@ class KBroker:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def wait_cluster_formed(addresses: list[tuple[str, int]], procs: list[subprocess.Popen], deadline: float) -> None:
+    """Until every node's Metadata lists all of them (each broker registered and unfenced)."""
+    n = len(addresses)
+    for (host, port), proc in zip(addresses, procs, strict=True):
+        last: object = None
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{host}:{port} exited with code {proc.returncode}")
+            try:
+                last = reference_kafka.metadata_brokers(host, port)
+                if last == n:
+                    break
+            except (OSError, struct.error) as e:
+                last = e
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host}:{port} lists {last} brokers, not {n}")
+            time.sleep(0.1)  # polling interval of a readiness loop bounded by the deadline
+
+
+class KBrokerCluster:
+    """``CLUSTER_NODES`` kbroker nodes in combined mode (kbroker/cluster.py's layout: node ids 1..3,
+    a static voter set, free loopback ports), as child processes."""
+
+    def __init__(self, settings: dict[str, str], timeout: float = 90.0):
+        from kbroker.cluster import ClusterLayout, start_node, wait_ready
+
+        self.workdir = Path(tempfile.mkdtemp(prefix="kbroker-matrix-cluster-"))
+        t0 = time.monotonic()
+        self.layout = ClusterLayout.create(self.workdir, CLUSTER_NODES, settings)
+        self.bootstrap = self.layout.bootstrap()
+        self.procs: dict[int, subprocess.Popen] = {}
+        try:
+            for node_id in self.layout.brokers:
+                self.procs[node_id] = start_node(self.layout, node_id)
+            for node_id, proc in self.procs.items():
+                wait_ready(self.layout, node_id, proc, 0, timeout)
+            wait_cluster_formed([("127.0.0.1", self.layout.ports[i][0]) for i in self.procs],
+                                list(self.procs.values()), t0 + timeout)
+        except BaseException:
+            self.stop(keep_dir=True)
+            raise
+        self.start_seconds = time.monotonic() - t0
+
+    def tail(self, n: int = 2000) -> str:
+        return "\n".join(self.layout.log_path(i).read_text(errors="replace")[-n:] for i in self.procs)
+
+    def stop(self, keep_dir: bool = False) -> None:
+        # kill -9: the data is thrown away (or kept as it was, for a post-mortem).
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if not keep_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class KafkaCluster:
+    """``CLUSTER_NODES`` Apache Kafka nodes (scripts/reference_kafka.py), registered and unfenced."""
+
+    def __init__(self, settings: dict[str, str], timeout: float = 180.0):
+        t0 = time.monotonic()
+        self.cluster = reference_kafka.start_reference_kafka_cluster(CLUSTER_NODES, None, settings, timeout=timeout)
+        self.workdir = self.cluster.workdir
+        self.bootstrap = ",".join(f"127.0.0.1:{c}" for _, (c, _) in sorted(self.cluster.ports.items()))
+        try:
+            wait_cluster_formed([("127.0.0.1", c) for _, (c, _) in sorted(self.cluster.ports.items())],
+                                [self.cluster.procs[i] for i in sorted(self.cluster.ports)], t0 + timeout)
+        except BaseException:
+            self.stop(keep_dir=True)
+            raise
+        self.start_seconds = time.monotonic() - t0
+
+    def stop(self, keep_dir: bool = False) -> None:
+        if keep_dir:
+            self.cluster._owns_dir = False
+        self.cluster.stop()
+
+
+class KafkaNode:
+    """One Apache Kafka node (scripts/reference_kafka.py)."""
+
+    def __init__(self, settings: dict[str, str]):
+        self.handle = reference_kafka.start_reference_kafka(None, settings)
+        self.bootstrap = self.handle.bootstrap
+        self.workdir = self.handle.workdir
+        self.start_seconds = self.handle.start_seconds
+
+    def stop(self, keep_dir: bool = False) -> None:
+        if keep_dir:
+            self.handle._owns_dir = False
+        self.handle.stop()
+
+
 def start_broker(kind: str):
-    if kind == "kafka":
-        return reference_kafka.start_reference_kafka(None, BROKER_SETTINGS)
-    return KBroker(BROKER_SETTINGS)
+    settings = settings_for(kind)
+    return {"kbroker": KBroker, "kafka": KafkaNode, "kbroker-cluster": KBrokerCluster,
+            "kafka-cluster": KafkaCluster}[kind](settings)
 
 
 # --- clients ----------------------------------------------------------------------------------
@@ -161,12 +325,14 @@ def probe_client(name: str, cmd: list[str]) -> tuple[str, list[str], str]:
     return ver.stdout.strip() or "?", lst.stdout.split(), ""
 
 
-def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, timeout: float) -> dict:
+def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, timeout: float,
+                 replication_factor: int = 1) -> dict:
     t0 = time.monotonic()
+    env = dict(os.environ, COMPAT_REPLICATION_FACTOR=str(replication_factor))
     # Own session, so that on a timeout the whole process group we started (e.g. kcat children
     # of the Python driver) is ended by its id.
     proc = subprocess.Popen([*cmd, bootstrap, scenario], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, start_new_session=True)
+                            text=True, cwd=ROOT, start_new_session=True, env=env)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -192,7 +358,7 @@ def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, tim
 
 
 def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, scenarios: list[str],
-                      timeout: float, jobs: int) -> dict:
+                      timeout: float, jobs: int, keep_dirs: bool = False) -> dict:
     out: dict = {"results": {}, "broker": {"kind": kind}}
     t0 = time.monotonic()
     try:
@@ -208,6 +374,7 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
         return out
     out["broker"]["start_seconds"] = round(getattr(broker, "start_seconds", time.monotonic() - t0), 2)
     out["broker"]["bootstrap"] = broker.bootstrap
+    rf = CLUSTER_NODES if is_cluster(kind) else 1
     log(f"{kind} ready at {broker.bootstrap} in {out['broker']['start_seconds']}s")
     try:
         tasks = []
@@ -222,15 +389,18 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
                     tasks.append((c, cmd, s))
         # Interleave clients so that concurrent jobs are different programs.
         with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout): (c, s) for c, cmd, s in tasks}
+            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout, rf): (c, s)
+                    for c, cmd, s in tasks}
             for f in cf.as_completed(futs):
                 c, s = futs[f]
                 rec = f.result()
                 out["results"][c][s] = {k: rec.get(k) for k in ("status", "ok", "error", "seconds")}
                 mark = "ok  " if rec["ok"] else rec["status"].upper()
-                log(f"{kind:7} {c:15} {s:28} {mark} {rec.get('seconds', '')}s {rec.get('error') or ''}"[:220])
+                log(f"{kind:15} {c:15} {s:28} {mark} {rec.get('seconds', '')}s {rec.get('error') or ''}"[:240])
     finally:
-        broker.stop()
+        broker.stop(keep_dir=keep_dirs)
+        if keep_dirs:
+            log(f"{kind}: data and logs kept in {broker.workdir}")
     out["broker"]["seconds"] = round(time.monotonic() - t0, 1)
     return out
 
@@ -240,47 +410,76 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
 SYMBOL = {"pass": "✅", "fail": "❌", "timeout": "⏱", "unsupported": "—", "not run": "·"}
 
 
+PAIRS = [("kbroker", "kafka"), ("kbroker-cluster", "kafka-cluster")]
+
+
 def write_outputs(data: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "matrix.json").write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     clients = data["clients"]
     brokers = data["brokers"]
+    ran = [k for k in KINDS if k in brokers]
+    # A pair (kbroker, Kafka) is shown when either of them ran: one node, then the clusters.
+    pairs = [pair for pair in PAIRS if any(k in brokers for k in pair)]
+    shown = [k for pair in pairs for k in pair]
+    cell_desc = " · ".join(
+        ("**kbroker / Apache Kafka**, one node each" if pair == PAIRS[0]
+         else f"**kbroker / Apache Kafka**, {CLUSTER_NODES}-node clusters") for pair in pairs)
     lines = [
         "# Client compatibility matrix",
         "",
         f"Generated {data['generated']} by `compat/run_matrix.py` in {data['runtime_seconds']:.0f} s. "
-        "Each cell is **kbroker / Apache Kafka**: ✅ pass, ❌ fail, ⏱ timeout, — not supported by the "
-        "client (or its scenario program), · not run. Both brokers run with the same settings "
-        "(below); scenarios and what they check: `compat/README.md`; known failures: `compat/FINDINGS.md`.",
+        f"Each cell is {cell_desc}: ✅ pass, ❌ fail, ⏱ timeout, — not supported by the "
+        "client (or its scenario program), · not run. kbroker and Kafka run with the same settings "
+        "(below); scenarios and what they check: `compat/README.md`; known failures and differences: "
+        "`compat/FINDINGS.md`.",
         "",
     ]
-    for kind in ("kbroker", "kafka"):
+    for kind in shown:
         b = brokers.get(kind, {})
         desc = b.get("error") or (f"started in {b['start_seconds']} s, matrix {b.get('seconds')} s"
                                   if "start_seconds" in b else "not run")
-        name = "kbroker" if kind == "kbroker" else f"Apache Kafka {reference_kafka.KAFKA_VERSION} (KRaft, 1 node)"
-        lines.append(f"- **{name}**: {desc}")
+        lines.append(f"- **{BROKER_NAMES[kind]}**: {desc}")
     lines.append("")
+
+    def status(kind: str, c: str, s: str) -> str:
+        return data["results"].get(kind, {}).get(c, {}).get(s, {}).get("status", "not run")
+
+    def supported(c: str, s: str, pair: tuple[str, str]) -> bool:
+        return any(status(k, c, s) != "unsupported" for k in pair)
+
+    # Summary: passes per client and broker, of the scenarios the client supports.
+    lines += ["| client | " + " | ".join(BROKER_NAMES[k] for k in shown) + " |",
+              "|" + "---|" * (len(shown) + 1)]
+    for c in clients:
+        cells = []
+        for pair in pairs:
+            n = sum(supported(c, s, pair) for s in data["scenarios"])
+            cells += [f"{sum(status(k, c, s) == 'pass' for s in data['scenarios'])} of {n}"
+                      if k in ran else "·" for k in pair]
+        lines.append(f"| {c} {clients[c]} | " + " | ".join(cells) + " |")
+    lines += ["| **all** | " + " | ".join(
+        f"{sum(status(k, c, s) == 'pass' for c in clients for s in data['scenarios'])} of "
+        f"{sum(supported(c, s, pair) for c in clients for s in data['scenarios'])}" if k in ran else "·"
+        for pair in pairs for k in pair) + " |", ""]
+
     header = "| scenario | " + " | ".join(f"{c}<br>{clients[c]}" for c in clients) + " |"
     lines += [header, "|" + "---|" * (len(clients) + 1)]
-    totals = {c: {"kbroker": 0, "kafka": 0, "n": 0} for c in clients}
     for s in data["scenarios"]:
         cells = []
         for c in clients:
-            st = {k: data["results"].get(k, {}).get(c, {}).get(s, {}).get("status", "not run")
-                  for k in ("kbroker", "kafka")}
-            if st["kbroker"] != "unsupported" or st["kafka"] != "unsupported":
-                totals[c]["n"] += 1
-            for k in ("kbroker", "kafka"):
-                totals[c][k] += st[k] == "pass"
-            cells.append("—" if st["kafka"] == st["kbroker"] == "unsupported"
-                         else f"{SYMBOL[st['kbroker']]} / {SYMBOL[st['kafka']]}")
+            parts = [f"{SYMBOL[status(pair[0], c, s)]} / {SYMBOL[status(pair[1], c, s)]}"
+                     if supported(c, s, pair) else "—" for pair in pairs]
+            cells.append("—" if all(p == "—" for p in parts) else " · ".join(parts))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines.append("| **passing** | " + " | ".join(
-        f"{t['kbroker']} / {t['kafka']} of {t['n']}" for t in totals.values()) + " |")
-    lines += ["", "## Broker settings (both brokers)", ""]
+    lines += ["", "## Broker settings (one node, both brokers)", ""]
     lines += [f"- `{k}={v}`" for k, v in data["settings"].items()]
-    failures = [(k, c, s, r) for k, per in data["results"].items() for c, rs in per.items()
+    if "cluster_settings" in data and pairs[-1] == PAIRS[1]:
+        lines += ["", f"## Cluster settings ({CLUSTER_NODES} nodes, both brokers): the above, but", ""]
+        lines += [f"- `{k}={v}`" for k, v in data["cluster_settings"].items() if data["settings"].get(k) != v]
+        lines += ["", "Every topic a scenario creates has replication factor 3 (`COMPAT_REPLICATION_FACTOR=3`); "
+                  "clients get the bootstrap list of the three nodes."]
+    failures = [(k, c, s, r) for k in ran for c, rs in data["results"][k].items()
                 for s, r in rs.items() if r.get("status") in ("fail", "timeout")]
     if failures:
         lines += ["", "## Failures", ""]
@@ -291,19 +490,25 @@ def write_outputs(data: dict, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", choices=["kbroker", "kafka", "both"], default="both")
+    ap.add_argument("--broker", default="all",
+                    help=f"comma-separated: {', '.join(KINDS)}, or both, cluster, all (default)")
     ap.add_argument("--clients", default=",".join(CLIENTS))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("COMPAT_SCENARIO_TIMEOUT", 60)))
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", 2)))
     ap.add_argument("--out-dir", default=str(COMPAT))
     ap.add_argument("--no-install", action="store_true", help="skip scripts/install-compat-deps")
+    ap.add_argument("--keep-dirs", action="store_true", help="keep the brokers' data and logs (paths logged)")
     args = ap.parse_args(argv)
+    try:
+        kinds = parse_kinds(args.broker)
+    except ValueError as e:
+        ap.error(str(e))
     t0 = time.monotonic()
     if not args.no_install:
         log("installing client dependencies (scripts/install-compat-deps)")
         install = [str(ROOT / "scripts" / "install-compat-deps")]
-        if args.broker == "kbroker":
+        if not any(k.startswith("kafka") for k in kinds):
             install.append("--no-reference-kafka")
         subprocess.run(install, check=True, cwd=ROOT)
     wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
@@ -315,17 +520,17 @@ def main(argv: list[str] | None = None) -> int:
     probes = {c: probe_client(c, cmd) for c, cmd in cmds.items()}
     for c, (ver, sup, err) in probes.items():
         log(f"{c} {ver}: {len(set(sup) & set(scenarios))} scenarios {err}")
-    kinds = ["kbroker", "kafka"] if args.broker == "both" else [args.broker]
     data: dict = {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": BROKER_SETTINGS,
+        "cluster_settings": CLUSTER_SETTINGS,
         "clients": {c: probes[c][0] for c in wanted},
         "scenarios": scenarios,
         "brokers": {},
         "results": {},
     }
     for kind in kinds:
-        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs)
+        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs)
         data["brokers"][kind] = r["broker"]
         data["results"][kind] = r["results"]
     data["runtime_seconds"] = round(time.monotonic() - t0, 1)

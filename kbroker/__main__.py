@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from kbroker.control.cli import main as ctl_main
 
         return ctl_main(argv[1:])
+    if argv[:1] and argv[0] in ("topic", "produce", "consume", "group", "completion"):
+        from kbroker.opcli import main as operator_main  # the operator commands (rpk-style)
+
+        return operator_main(argv)
     if argv[:1] == ["random-uuid"]:  # kafka-storage.sh random-uuid
         from kbroker.storage import random_uuid
 

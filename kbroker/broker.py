@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api import load_handlers
+from kbroker.api.delegation_tokens import TokenExpiry
 from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
@@ -40,7 +41,9 @@ from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
+from kbroker.security.quotas import ClientQuotas
 from kbroker.security.scram import ScramCredentials
+from kbroker.security.tokens import DelegationTokens
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 from kbroker.storage import (
@@ -72,6 +75,10 @@ class Broker:
         self.image.listeners.append(self.scram_credentials.on_record)
         self.authorizer = Authorizer()  # ACLs from the metadata log; enabled by authorizer.class.name
         self.image.listeners.append(self.authorizer.on_record)
+        self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
+        self.image.listeners.append(self.client_quotas.on_record)
+        self.delegation_tokens = DelegationTokens(config)  # enabled by delegation.token.secret.key
+        self.image.listeners.append(self.delegation_tokens.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
@@ -110,6 +117,7 @@ class Broker:
         self.txn_coordinator: TransactionCoordinator | None = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Any] = build_services(self)
+        self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
         self.control = ControlPlane(self)
@@ -126,8 +134,11 @@ class Broker:
         self.started_at = time.time()
         self._prepare_log_dirs()
         self._set_fd_budget()
+        # kbroker.clock=manual: logs age on the manual clock and retention runs on its advances.
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
-                                      exclude_topics=frozenset({METADATA_TOPIC}))
+                                      exclude_topics=frozenset({METADATA_TOPIC}),
+                                      clock=time.time if self.clock is None else self.clock.time,
+                                      retention_in_rounds=self.clock is None)
         self.raft = self._make_raft()
         self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
         self.raft.on_commit = self.controller.on_commit
@@ -165,6 +176,8 @@ class Broker:
         for service in self.services:
             await _maybe_await(service.start())
         self.log_manager.start()
+        if self.clock is not None:
+            self.clock.run_log_retention(self.log_manager, self.config["log.retention.check.interval.ms"])
         for server in self.servers:
             await server.start_serving()
         loop = asyncio.get_running_loop()
@@ -591,6 +604,10 @@ class Broker:
             if topic is None or index not in topic.partitions:
                 log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
                 self.log_manager.delete(topic_name, index)
+            elif self.node_id not in topic.partitions[index].replicas:
+                # a stray replica (Kafka's findStrayReplicas): reassigned away while this node was down
+                log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", topic_name, index)
+                self.log_manager.delete(topic_name, index)
 
     def _on_metadata_record(self, record: Any) -> None:
         name = type(record).__name__
@@ -609,7 +626,9 @@ class Broker:
                     else:
                         self.replica_manager.apply_partition_state(p, state)
                 elif p is not None:
-                    self.replica_manager.stop_replica(p)
+                    # No longer a replica (a reassignment removed it): stop and delete the local
+                    # log, as Kafka's applyDelta (stopPartitions with deletion).
+                    self._remove_replica(p)
                 p = self.partitions.get((topic.name, record.partition_id))
                 is_leader = p is not None and p.is_leader and self.node_id in state.replicas
                 if is_leader != was_leader:
@@ -635,6 +654,13 @@ class Broker:
                 topic = self.image.topic(record.resource_name)
                 if topic is not None:
                     self._refresh_topic_configs([topic])
+
+    def _remove_replica(self, p: Partition) -> None:
+        self.partitions.pop((p.topic, p.index), None)
+        self.replica_manager.stop_replica(p)
+        assert self.log_manager is not None
+        log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", p.topic, p.index)
+        self.log_manager.delete(p.topic, p.index)
 
     def _leadership_changed(self, topic: str, index: int, leader: bool) -> None:
         """Services that follow partition leadership (the group and transaction coordinators:
@@ -765,6 +791,14 @@ class Listener:
             peer = str(address[0]) if isinstance(address, tuple) else str(address)
             if not limits.admit(peer):
                 conn.close()
+                continue
+            ip_quotas = self.broker.client_quotas.ip
+            if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
+                # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
+                # closed after the throttle time, never served
+                limits.release_connection(peer)
+                log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
+                self._loop.call_later(throttle_ms / 1000, conn.close)
                 continue
             conn.setblocking(False)
             task = self._loop.create_task(self._serve(conn, peer))

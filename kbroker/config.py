@@ -189,6 +189,17 @@ def _gzip_level(name: str, value: Any, raw: str) -> None:
         raise ConfigError(name, raw, "Value must be between 1 and 9 or equal to -1")
 
 
+_THROTTLED_REPLICA = re.compile(r"([0-9]+:[0-9]+)?")
+
+
+def _throttled_replicas(name: str, value: Any, raw: str) -> None:
+    # Kafka's ThrottledReplicaListValidator: the literal '*' or partitionId:brokerId entries.
+    items = [str(v).strip() for v in value]
+    if not (all(_THROTTLED_REPLICA.fullmatch(i) for i in items) or "".join(items) == "*"):
+        raise ConfigError(name, raw, f"{name} must be the literal '*' or a list of replicas in the following "
+                          "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+
+
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -279,11 +290,37 @@ _SECURITY_KEYS = [
     _k("authorizer.class.name", "string", ""),
     _k("super.users", "string", None),
     _k("allow.everyone.if.no.acl.found", "boolean", "false"),
+    # OAUTHBEARER (Kafka's SaslConfigs): the validator a listener's
+    # listener.name.<l>.oauthbearer.sasl.server.callback.handler.class names, and its settings.
+    _k("sasl.server.callback.handler.class", "class", None),
+    _k("sasl.oauthbearer.jwks.endpoint.url", "string", None),
+    _k("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", "3600000"),
+    _k("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "long", "100"),
+    _k("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "long", "10000"),
+    _k("sasl.oauthbearer.expected.audience", "list", ""),
+    _k("sasl.oauthbearer.expected.issuer", "string", None),
+    _k("sasl.oauthbearer.allow.unverified.audience", "boolean", "false"),
+    _k("sasl.oauthbearer.allow.unverified.issuer", "boolean", "false"),
+    _k("sasl.oauthbearer.sub.claim.name", "string", "sub"),
+    _k("sasl.oauthbearer.scope.claim.name", "string", "scope"),
+    _k("sasl.oauthbearer.clock.skew.seconds", "int", "30"),
+    # Kafka's JVM property org.apache.kafka.sasl.oauthbearer.allowed.urls: the JWKS URLs a broker may
+    # read (none by default, as Kafka 4.x)
+    _k("kbroker.sasl.oauthbearer.allowed.urls", "list", ""),
+    # Delegation tokens (Kafka's DelegationTokenManagerConfigs): enabled by the secret key.
+    _k("delegation.token.secret.key", "password", None, sensitive=True),
+    _k("delegation.token.max.lifetime.ms", "long", "604800000", minimum=1),
+    _k("delegation.token.expiry.time.ms", "long", "86400000", minimum=1),
+    _k("delegation.token.expiry.check.interval.ms", "long", "3600000", minimum=1),
 ]
 # The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
 # mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
 LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
-    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found"}
+    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
+    "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
+    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"}
+# The keys also given per listener and SASL mechanism: listener.name.<listener>.<mechanism>.<key>.
+MECHANISM_KEYS = frozenset(k for k in LISTENER_KEYS if k.startswith("sasl.") or k == "connections.max.reauth.ms")
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
@@ -324,6 +361,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("auto.create.topics.enable", "boolean", "true"),
         _k("delete.topic.enable", "boolean", "true"),
         _k("unstable.api.versions.enable", "boolean", "false"),
+        # Kafka's QuotaConfig broker throttles (kafka-reassign-partitions.sh --throttle sets them per
+        # broker): accepted and described; kbroker does not throttle replication traffic.
+        _k("leader.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
+        _k("follower.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
+        _k("replica.alter.log.dirs.io.max.bytes.per.second", "long", str(LONG_MAX), minimum=0, read_only=False,
+           applied=False),
         _k("message.max.bytes", "int", "1048588", minimum=0, read_only=False),
         _k("log.segment.bytes", "int", "1073741824", minimum=SEGMENT_BYTES_MIN, read_only=False),
         _k("log.roll.ms", "long", None, minimum=1, read_only=False),
@@ -375,6 +418,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
         _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
         _k("queued.max.requests", "int", "500", minimum=1),
+        # client quotas (kbroker/security/quotas.py)
+        _k("quota.window.num", "int", "11", minimum=1),
+        _k("quota.window.size.seconds", "int", "1", minimum=1),
+        _k("controller.quota.window.num", "int", "11", minimum=1),
+        _k("controller.quota.window.size.seconds", "int", "1", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
@@ -444,6 +492,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("transaction.max.timeout.ms", "int", "900000", minimum=1),
         _k("transactional.id.expiration.ms", "int", "604800000", minimum=1),
         _k("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", minimum=1),
+        _k("transaction.remove.expired.transaction.cleanup.interval.ms", "int", "3600000", minimum=1,
+           doc="How often transactional ids idle for transactional.id.expiration.ms are removed."),
         _k("producer.id.expiration.ms", "int", "86400000", minimum=1),
         _k("producer.id.expiration.check.interval.ms", "int", "600000", minimum=1),
         _k("max.incremental.fetch.session.cache.slots", "int", "1000", minimum=0),
@@ -575,6 +625,12 @@ TOPIC_KEYS: dict[str, TopicKey] = {
            doc="A new segment starts after this long even if the current one is not full."),
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
+        # Kafka's QuotaConfig replication throttles (set by kafka-reassign-partitions.sh --throttle):
+        # accepted and described; kbroker does not throttle replication traffic.
+        _t("leader.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
+           applied=False, doc="Replicas (partitionId:brokerId, or *) whose leader-side replication is throttled."),
+        _t("follower.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
+           applied=False, doc="Replicas (partitionId:brokerId, or *) whose follower-side replication is throttled."),
         # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
         _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
            doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),
@@ -810,6 +866,7 @@ def parse_ip_overrides(raw: str) -> dict[str, int]:
 _UNSET = object()
 _LISTENER_KEY = re.compile(r"listener\.name\.([A-Za-z0-9_]+)\.(.+)")
 _JAAS_KEY = re.compile(r"[A-Za-z0-9_-]+\.sasl\.jaas\.config")
+_MECHANISM_KEY = re.compile(r"([A-Za-z0-9_-]+)\.(.+)")
 
 
 def _listener_key(name: str) -> tuple[str, str] | None:
@@ -819,6 +876,9 @@ def _listener_key(name: str) -> tuple[str, str] | None:
         return None
     key = m.group(2)
     if key in LISTENER_KEYS or _JAAS_KEY.fullmatch(key):
+        return m.group(1), key
+    mechanism_key = _MECHANISM_KEY.fullmatch(key)
+    if mechanism_key is not None and mechanism_key.group(2) in MECHANISM_KEYS:
         return m.group(1), key
     return None
 
@@ -1075,7 +1135,8 @@ class BrokerConfig:
             if parts is None:
                 continue
             listener, key = parts
-            spec = BROKER_KEYS[key] if key in BROKER_KEYS else BROKER_KEYS["sasl.jaas.config"]
+            base = key.split(".", 1)[1] if key not in BROKER_KEYS and "." in key else key
+            spec = BROKER_KEYS[key] if key in BROKER_KEYS else BROKER_KEYS.get(base, BROKER_KEYS["sasl.jaas.config"])
             try:
                 out[(listener.upper(), key)] = spec.parse(raw)
             except ConfigError as exc:

@@ -15,6 +15,13 @@
    interleaved rounds: confluent-kafka produces ``--records`` 1 KiB records (acks=1) then
    consumes them, broker on a thread in this process... no: in a subprocess (``python -m
    kbroker``), so the client does not share the broker's interpreter.
+4. The manual clock's cost when unused: the same throughput rounds against a broker started with
+   ``kbroker.clock=manual`` that is never advanced (variant ``manual``, interleaved with the
+   others), and, timed alone with ``timeit``, what the produce path now executes per request to
+   choose its clock (``broker.clock`` then ``time.time()``) against the bare ``time.time()`` it
+   executed before; and the CPU per pipelined Produce request (acks=1) through the dispatcher
+   against an embedded broker on the real clock and one on an unused manual clock. Delayed operations (acks=all waits, long polls) make their
+   :class:`Deadline` only when they must wait, so the per-request cost is that one read.
 """
 
 from __future__ import annotations
@@ -113,8 +120,13 @@ sys.exit(main())
 def _start_process(data_dir: str, variant: str) -> tuple[subprocess.Popen, str]:
     args = ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={data_dir}",
             "--override", "node.id=1", "--override", "offsets.topic.replication.factor=1",
-            "--override", "transaction.state.log.replication.factor=1", "--log-level", "WARNING"]
-    cmd = [sys.executable, "-m", "kbroker", *args] if variant == "hook" else [sys.executable, "-c", _NO_HOOK, *args]
+            "--override", "transaction.state.log.replication.factor=1", "--log-level", "WARNING",
+            # the consumer group forms at once on every variant (on a manual clock the delay would
+            # wait for an advance)
+            "--override", "group.initial.rebalance.delay.ms=0"]
+    if variant == "manual":
+        args += ["--override", "kbroker.clock=manual"]
+    cmd = [sys.executable, "-c", _NO_HOOK, *args] if variant == "no-hook" else [sys.executable, "-m", "kbroker", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -262,6 +274,65 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
     return asyncio.run(run())
 
 
+def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
+    """Microseconds of CPU (this thread's) per pipelined Produce request (acks=1, one 100-byte
+    record, appended at once) through KafkaConnection.data_received, against two embedded brokers
+    in this process: one on the real clock, one with ``kbroker.clock=manual`` never advanced;
+    interleaved rounds (alternating which goes first), garbage collection off while measuring."""
+    import asyncio
+    import gc
+    import struct
+
+    from kbroker.server import connection
+    from kbroker.testing import EmbeddedBroker
+    from protocol.api import encode_request
+    from protocol.messages import REQUESTS, RequestHeader
+    from protocol.records import Record, build_batch
+
+    P = REQUESTS[0]
+    batch = build_batch([Record(key=None, value=b"v" * 100, timestamp=1_700_000_000_000)])
+
+    def frame(cid: int) -> bytes:
+        body = P(transactional_id=None, acks=1, timeout_ms=30000, topic_data=[P.TopicProduceData(
+            name="produce", partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        payload = encode_request(RequestHeader(request_api_key=0, request_api_version=9, correlation_id=cid,
+                                               client_id="bench"), body)
+        return struct.pack(">i", len(payload)) + payload
+
+    data = b"".join(frame(i) for i in range(requests))
+
+    async def run() -> dict[str, list[float]]:
+        from kbroker.controller.quorum import NewTopic
+        from kbroker.replication.topics import create_topic
+
+        out: dict[str, list[float]] = {"real": [], "manual": []}
+        async with EmbeddedBroker() as real, EmbeddedBroker(clock="manual") as manual:
+            brokers = {"real": real, "manual": manual}
+            for embedded in brokers.values():
+                create_topic(embedded.broker, NewTopic("produce", 1, 1))
+            assert real.broker.clock is None and manual.broker.clock is not None
+            names = list(brokers)
+            for i in range(rounds):
+                for name in names if i % 2 else names[::-1]:
+                    broker = brokers[name].broker
+                    conn = connection.KafkaConnection(broker, broker.config.client_listeners[0])
+                    transport = _Transport()
+                    conn.connection_made(transport)  # type: ignore[arg-type]
+                    gc.collect()
+                    gc.disable()
+                    t0 = time.thread_time()
+                    for start in range(0, len(data), 65536):
+                        conn.data_received(data[start:start + 65536])
+                    elapsed = time.thread_time() - t0
+                    gc.enable()
+                    assert transport.written >= requests, transport.written
+                    conn.connection_lost(None)
+                    out[name].append(elapsed / requests * 1e6)
+        return out
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--topics", type=int, default=100)
@@ -304,12 +375,28 @@ def main() -> int:
     per_request_us = min(dispatch["no-hook"])
     print(f"the hook's check alone: {per:.1f} ns per request = {per / (per_request_us * 1000) * 100:.3f} % of the "
           f"fastest dispatch ({per_request_us:.1f} us)")
+    # The clock choice on the produce path (the real clock: broker.clock is None).
+    setup = "import time"
+    chosen = min(timeit.repeat("clock = b.clock\n"
+                               "now = int(time.time() * 1000) if clock is None else clock.now_ms()",
+                               setup, globals={"b": broker_obj}, number=1_000_000, repeat=7))
+    bare = min(timeit.repeat("now = int(time.time() * 1000)", setup, number=1_000_000, repeat=7))
+    print(f"the produce path's clock choice: {(chosen - bare) * 1000:.1f} ns per Produce request over the bare "
+          f"time.time() ({(chosen - bare) * 1000 / (per_request_us * 1000) * 100:.3f} % of the fastest dispatch)")
     holder._cleanup()
+    produce = bench_produce_dispatch(args.dispatch_rounds, 5000)
+    for name, runs in produce.items():
+        print(f"produce dispatch, {name:6} clock: {statistics.median(runs):.2f} us per request (median of "
+              f"{len(runs)} rounds, min {min(runs):.2f})")
+    print(f"produce dispatch manual (unused)/real = "
+          f"{statistics.median(produce['manual']) / statistics.median(produce['real']):.4f} "
+          f"(min/min {min(produce['manual']) / min(produce['real']):.4f})")
     if args.skip_throughput:
         return 0
-    results: dict[str, list[tuple[float, float]]] = {"hook": [], "no-hook": []}
-    for _ in range(args.rounds):
-        for variant in ("hook", "no-hook"):
+    variants = ("hook", "no-hook", "manual")
+    results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+    for i in range(args.rounds):
+        for variant in variants[i % 3:] + variants[:i % 3]:  # rotate which goes first
             results[variant].append(bench_throughput(args.records, variant))
     for variant, runs in results.items():
         print(f"{variant:8}: produce {', '.join(f'{p:.0f}' for p, _ in runs)} MB/s "
@@ -318,7 +405,8 @@ def main() -> int:
     for i, name in ((0, "produce"), (1, "consume")):
         hook = statistics.median(r[i] for r in results["hook"])
         bare = statistics.median(r[i] for r in results["no-hook"])
-        print(f"{name}: hook/no-hook = {hook / bare:.3f}")
+        manual = statistics.median(r[i] for r in results["manual"])
+        print(f"{name}: hook/no-hook = {hook / bare:.3f}; manual clock (unused)/real clock = {manual / hook:.3f}")
     return 0
 
 

@@ -35,11 +35,25 @@ async function waitUntil (fn, seconds, what) {
   throw new Error(`timed out waiting for ${what}`)
 }
 
+// Replication factor of the topics a scenario creates: COMPAT_REPLICATION_FACTOR, set by
+// compat/run_matrix.py (1 against one broker, 3 against a three-broker cluster); default 1.
+function replicationFactor () {
+  const raw = process.env.COMPAT_REPLICATION_FACTOR || '1'
+  const rf = Number(raw)
+  if (!Number.isInteger(rf) || rf < 1) {
+    console.error(`COMPAT_REPLICATION_FACTOR must be a positive integer, not '${raw}'`)
+    process.exit(2)
+  }
+  return rf
+}
+
 class Ctx {
-  constructor (bootstrap, scenario) {
+  // bootstrap: host:port[,host:port...]
+  constructor (bootstrap, scenario, rf) {
     this.bootstrap = bootstrap
     this.scenario = scenario
-    this.kafka = new Kafka({ clientId: 'kbroker-compat', brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 3 } })
+    this.rf = rf
+    this.kafka = new Kafka({ clientId: 'kbroker-compat', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3 } })
   }
 
   topic () { return `compat-${CLIENT}-${this.scenario}-${crypto.randomBytes(4).toString('hex')}`.replace(/_/g, '-') }
@@ -62,7 +76,7 @@ async function nPartitions (a, name) {
 async function createTopic (ctx, n = 1) {
   const name = ctx.topic()
   await withAdmin(ctx, async (a) => {
-    await a.createTopics({ topics: [{ topic: name, numPartitions: n, replicationFactor: 1 }], waitForLeaders: true })
+    await a.createTopics({ topics: [{ topic: name, numPartitions: n, replicationFactor: ctx.rf }], waitForLeaders: true })
     await waitUntil(async () => (await nPartitions(a, name)) === n, 15, 'topic metadata')
   })
   return name
@@ -293,6 +307,7 @@ async function main () {
   if (args[0] === '--list') { console.log(Object.keys(SCENARIOS).join('\n')); return }
   if (args[0] === '--version') { console.log(VERSION); return }
   if (args.length < 2) { console.error('usage: node scenarios.js BOOTSTRAP SCENARIO... | --list'); process.exit(2) }
+  const rf = replicationFactor()
   await zstd.init()
   for (const name of args.slice(1)) {
     const t0 = Date.now()
@@ -302,7 +317,7 @@ async function main () {
       rec.error = 'unsupported scenario'
     } else {
       try {
-        await fn(new Ctx(args[0], name))
+        await fn(new Ctx(args[0], name, rf))
         rec.ok = true
       } catch (e) {
         rec.error = `${e.name}: ${e.message}`.slice(0, 500)

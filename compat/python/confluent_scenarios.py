@@ -45,7 +45,7 @@ def n_partitions(a: AdminClient, name: str) -> int:
 def create_topic(ctx: Ctx, partitions: int = 1) -> str:
     name = ctx.topic()
     a = admin(ctx)
-    a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(15)
+    a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=ctx.rf)])[name].result(15)
     wait_until(lambda: n_partitions(a, name) == partitions, 15, "topic metadata")
     return name
 

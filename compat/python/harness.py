@@ -8,6 +8,7 @@ Each program defines SCENARIOS (name -> function(ctx)) and calls main(). Usage:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -25,6 +26,19 @@ MESSAGE_MAX_BYTES = 1048588
 AT_LIMIT_VALUE = MESSAGE_MAX_BYTES - 72
 BEYOND_LIMIT_VALUE = MESSAGE_MAX_BYTES - 71
 CLIENT_MAX_REQUEST = 2 * 1024 * 1024
+
+
+def replication_factor() -> int:
+    """The replication factor of the topics the scenarios create: COMPAT_REPLICATION_FACTOR, set by
+    compat/run_matrix.py (1 against one broker, 3 against a three-broker cluster); default 1."""
+    raw = os.environ.get("COMPAT_REPLICATION_FACTOR", "1")
+    try:
+        rf = int(raw)
+    except ValueError:
+        raise SystemExit(f"COMPAT_REPLICATION_FACTOR must be a positive integer, not {raw!r}") from None
+    if rf < 1:
+        raise SystemExit(f"COMPAT_REPLICATION_FACTOR must be a positive integer, not {raw!r}")
+    return rf
 
 
 class ScenarioError(AssertionError):
@@ -47,9 +61,10 @@ def wait_until(fn: Callable[[], bool], timeout: float, what: str, interval: floa
 
 @dataclass
 class Ctx:
-    bootstrap: str
+    bootstrap: str  # host:port[,host:port...]: every client here takes such a list
     client: str
     scenario: str
+    rf: int = 1  # replication factor of the topics a scenario creates
 
     def topic(self, suffix: str = "") -> str:
         return f"compat-{self.client}-{self.scenario}{suffix}-{uuid.uuid4().hex[:8]}".replace("_", "-")
@@ -70,6 +85,7 @@ def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]])
         print(__doc__, file=sys.stderr)
         return 2
     bootstrap, names = args[0], args[1:]
+    rf = replication_factor()
     for name in names:
         t0 = time.monotonic()
         rec = {"client": client, "client_version": version, "scenario": name, "ok": False, "error": ""}
@@ -79,7 +95,7 @@ def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]])
             rec["supported"] = False
         else:
             try:
-                fn(Ctx(bootstrap, client, name))
+                fn(Ctx(bootstrap, client, name, rf))
                 rec["ok"] = True
             except Exception as e:  # noqa: BLE001 - any failure is the scenario's result
                 rec["error"] = f"{type(e).__name__}: {e}"[:500]

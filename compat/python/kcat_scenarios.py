@@ -42,7 +42,7 @@ def create_topic(ctx: Ctx, partitions: int = 1) -> str:
     name = ctx.topic()
     a = KafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=15000)
     try:
-        a.create_topics([NewTopic(name, partitions, 1)])
+        a.create_topics([NewTopic(name, partitions, ctx.rf)])
         wait_until(lambda: len(a.describe_topics([name])[0]["partitions"] or []) == partitions, 15,
                    "topic metadata")
     finally:

@@ -39,12 +39,16 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
     coordinator = broker.txn_coordinator
     if verify_only:
         return coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
-    unknown = {tp for tp in wanted if broker.partition(*tp) is None}
+    # Kafka asks its metadata cache: the coordinator need not hold a replica of the partition.
+    unknown = {tp for tp in wanted if broker.image.partition(*tp) is None}
     if unknown:
         return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
                 for tp in wanted}
     try:
-        coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted)
+        # v4+ come from brokers (a partition leader adding a partition for a Transactions V2
+        # producer): Kafka's transactionVersionForAddPartitionsToTxn makes them TV2.
+        coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                   client_txn_version=2 if version >= 4 else None)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code

@@ -27,6 +27,12 @@ from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created
 from kbroker.security.acls import ALTER, TOPIC, authorized
+from kbroker.security.quotas import (
+    UNBOUNDED_MUTATION_QUOTA,
+    MutationQuota,
+    ThrottlingQuotaExceeded,
+    mutation_quota_for,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.create_partitions import CreatePartitionsResponse
 
@@ -92,10 +98,14 @@ async def create_partitions(broker, request, version: int, requester=None) -> Cr
         # Kafka: ALTER on each topic (kbroker/security/acls.py), the forwarded principal's
         ctx = operation_subject(broker, requester)
         denied = {t.name for t in request.topics if not authorized(ctx, ALTER, TOPIC, t.name)}
-        return await _create_partitions(broker, request, denied)
+        mutations = mutation_quota_for(broker, requester, version, strict_since=3)
+        response = await _create_partitions(broker, request, denied, mutations)
+        response.throttle_time_ms = mutations.throttle_time()
+        return response
 
 
-async def _create_partitions(broker, request, denied: set[str] | None = None) -> CreatePartitionsResponse:
+async def _create_partitions(broker, request, denied: set[str] | None = None,
+                             mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> CreatePartitionsResponse:
     controller = broker.controller
     counts: dict[str, int] = {}
     for t in request.topics:
@@ -127,6 +137,11 @@ async def _create_partitions(broker, request, denied: set[str] | None = None) ->
             records = controller.plan_partitions(t.name, t.count, assignments)
         except ControllerError as exc:
             results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))
+            continue
+        try:  # Kafka: the controller mutation quota, for the partitions added
+            mutations.record(t.count - len(broker.image.topic(t.name).partitions))
+        except ThrottlingQuotaExceeded as exc:
+            results.append(Result(name=t.name, error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
         if not request.validate_only:
             topic = broker.image.topic(t.name)

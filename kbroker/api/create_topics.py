@@ -37,6 +37,12 @@ from kbroker.replication.topics import (
     write_created,
 )
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
+from kbroker.security.quotas import (
+    UNBOUNDED_MUTATION_QUOTA,
+    MutationQuota,
+    ThrottlingQuotaExceeded,
+    mutation_quota_for,
+)
 from protocol.errors import ErrorCode
 from protocol.messages.create_topics import CreateTopicsResponse
 
@@ -55,10 +61,14 @@ async def create_topics(broker, request, version: int, requester=None) -> Create
     ReplicationControlManager.createTopics)."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _create_topics(broker, request, operation_subject(broker, requester))
+        mutations = mutation_quota_for(broker, requester, version, strict_since=6)
+        response = await _create_topics(broker, request, operation_subject(broker, requester), mutations)
+        response.throttle_time_ms = mutations.throttle_time()
+        return response
 
 
-async def _create_topics(broker, request, ctx) -> CreateTopicsResponse:
+async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
+                         ) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
     for t in request.topics:
@@ -112,6 +122,13 @@ async def _create_topics(broker, request, ctx) -> CreateTopicsResponse:
             continue
         topic_record = plan.records[0]
         partition_records = [r for r in plan.records if type(r).__name__ == "PartitionRecord"]
+        try:
+            mutations.record(len(partition_records))  # Kafka: the controller mutation quota, per topic
+        except ThrottlingQuotaExceeded as exc:
+            results.append(Result(name=t.name, topic_id=uuid.UUID(int=0),
+                                  error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc),
+                                  configs=None))
+            continue
         result = Result(
             name=t.name,
             topic_id=topic_record.topic_id,

@@ -18,6 +18,12 @@ from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, controller_operation
 from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
+from kbroker.security.quotas import (
+    UNBOUNDED_MUTATION_QUOTA,
+    MutationQuota,
+    ThrottlingQuotaExceeded,
+    mutation_quota_for,
+)
 from protocol.errors import ErrorCode, default_message
 from protocol.messages.delete_topics import DeleteTopicsResponse
 
@@ -39,10 +45,14 @@ async def delete_topics(broker, request, version: int, requester=None) -> Delete
     """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
     assert broker.controller is not None
     async with broker.controller.exclusive():
-        return await _delete_topics(broker, request, version, operation_subject(broker, requester))
+        mutations = mutation_quota_for(broker, requester, version, strict_since=5)
+        response = await _delete_topics(broker, request, version, operation_subject(broker, requester), mutations)
+        response.throttle_time_ms = mutations.throttle_time()
+        return response
 
 
-async def _delete_topics(broker, request, version: int, ctx) -> DeleteTopicsResponse:
+async def _delete_topics(broker, request, version: int, ctx,
+                         mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (
         [(t.name, t.topic_id) for t in request.topics] if version >= 6
@@ -98,6 +108,12 @@ async def _delete_topics(broker, request, version: int, ctx) -> DeleteTopicsResp
             results.append(Result(name=topic.name, topic_id=topic.topic_id,
                                   error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                                   error_message="Internal topics cannot be deleted."))
+            continue
+        try:
+            mutations.record(len(topic.partitions))  # Kafka: the controller mutation quota, per topic
+        except ThrottlingQuotaExceeded as exc:
+            results.append(Result(name=topic.name, topic_id=topic.topic_id,
+                                  error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
         await broker.controller.write(broker.controller.delete_topic_records(topic.topic_id))
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,

@@ -387,6 +387,45 @@ def _elect_leaders(request: Any, version: int, code: int) -> Any:
     ])
 
 
+@_builder(45)
+def _alter_partition_reassignments(request: Any, version: int, code: int) -> Any:
+    # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
+    # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
+    R = RESPONSES[45]
+    T = R.ReassignableTopicResponse
+    message = None
+    return R(error_code=code, error_message=message, responses=[
+        T(name=topic.name, partitions=[
+            T.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code, error_message=message)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])
+
+
+@_builder(46)
+def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
+    # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
+    R = RESPONSES[46]
+    T = R.OngoingTopicReassignment
+    return R(error_code=code, error_message=None, topics=[
+        T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics or ()
+    ])
+
+
+@_builder(55)
+def _describe_quorum(request: Any, version: int, code: int) -> Any:
+    # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
+    return RESPONSES[55](error_code=code, topics=[])
+
+
+@_builder(64)
+def _unregister_broker(request: Any, version: int, code: int) -> Any:
+    # ControllerApis/KafkaApis: UnregisterBrokerResponseData with the code, no message
+    return RESPONSES[64](error_code=code, error_message=None)
+
+
 @_builder(60)
 def _describe_cluster(request: Any, version: int, code: int) -> Any:
     return RESPONSES[60](error_code=code, error_message=None)
@@ -525,3 +564,20 @@ def _delete_acls(request: Any, version: int, code: int) -> Any:
     R = RESPONSES[31]
     return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
                              for _ in request.filters])
+
+
+@_builder(48)
+def _describe_client_quotas(request: Any, version: int, code: int) -> Any:
+    # Kafka: the top-level code, entries null; ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR and for an exception carrying its error's default message.
+    return RESPONSES[48](error_code=code, error_message=None, entries=None)
+
+
+@_builder(49)
+def _alter_client_quotas(request: Any, version: int, code: int) -> Any:
+    # Kafka: one entry per entry of the request, its entity echoed, the error's message.
+    R = RESPONSES[49]
+    return R(entries=[R.EntryData(error_code=code, error_message=default_message(code) if code else None,
+                                  entity=[R.EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name)
+                                          for e in entry.entity])
+                      for entry in request.entries])

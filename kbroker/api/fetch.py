@@ -35,8 +35,10 @@ from typing import Any
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from kbroker.security.acls import READ, TOPIC, authorized
+from kbroker.security.quotas import principal_user
 from protocol.errors import ErrorCode
 from protocol.messages.fetch import FetchResponse
 
@@ -391,14 +393,29 @@ async def handle_fetch(ctx, request) -> FetchResponse:
 
     if replica is None:  # a follower's fetch is the cluster's own (Kafka: CLUSTER_ACTION)
         _deny_unauthorized(ctx, version, wants)
+    else:
+        ctx.connection.quota_exempt = True  # nor does it count against client quotas
+    min_bytes = request.min_bytes
+    quotas = getattr(broker, "client_quotas", None)
+    quota = quotas.fetch if quotas is not None and replica is None and quotas.fetch.enabled else None
+    if quota is not None:
+        # Kafka: a consumer fetches at most what its consumer_byte_rate allows in one quota window,
+        # so that a fetch is never certain to be throttled
+        user, client_id = principal_user(getattr(ctx.connection, "principal", None)), ctx.client_id or ""
+        cap = quota.max_value_in_window(user, client_id)
+        if cap < max_bytes:
+            max_bytes = int(cap)
+        min_bytes = min(min_bytes, max_bytes)
     reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
     if replica is not None:
         replica.update = False  # a long poll's re-reads leave the follower's recorded position alone
     has_error = any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
     wait_ms = request.max_wait_ms
-    if total < request.min_bytes and wait_ms > 0 and not has_error and wants:
+    if total < min_bytes and wait_ms > 0 and not has_error and wants:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_ms / 1000
+        # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
+        # follower's fetch (replication, not a client's timer) stays on real time.
+        deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
         waited_on = []
         while True:
             fut = loop.create_future()
@@ -409,24 +426,33 @@ async def handle_fetch(ctx, request) -> FetchResponse:
                     if p is not None:
                         p.add_waiter(fut)
                         waited_on.append(p)
-            timeout = deadline - loop.time()
-            if timeout <= 0 or broker._stopping:
+            if deadline.passed or broker._stopping:
                 for p in waited_on:
                     p.remove_waiter(fut)
                 break
             try:
-                await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                pass
+                await deadline.wait(fut)
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
             reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-            if total >= request.min_bytes or loop.time() >= deadline or any(
+            if total >= min_bytes or deadline.passed or any(
                 r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break
 
+    if quota is not None:
+        throttle = quota.record(user, client_id, total)
+        if throttle > 0:
+            # Kafka: the bytes are taken back and the answer is empty (a new session is not kept)
+            quota.unrecord(user, client_id, total)
+            quota.throttled(user, client_id, throttle)
+            if session is not None and not incremental:
+                cache.remove(session.id)
+                session_id = INVALID_SESSION_ID
+            response = _build(version, [], session_id)
+            response.throttle_time_ms = throttle
+            return response
     if replica is None:
         _count(broker, reads)
     if incremental:

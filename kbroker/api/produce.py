@@ -34,6 +34,7 @@ import uuid
 
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
@@ -99,7 +100,8 @@ def handle_produce(ctx, request):
             for t in request.topic_data])
     image = broker.image
     replica_manager = broker.replica_manager
-    now_ms = int(time.time() * 1000)
+    clock = broker.clock  # kbroker.clock=manual: LogAppendTime and acks=all timeouts on it (None: real time)
+    now_ms = int(time.time() * 1000) if clock is None else clock.now_ms()
     responses = []
     pending: list = []
     endpoints: dict = {}
@@ -154,7 +156,7 @@ def handle_produce(ctx, request):
         responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
                                    partition_responses=parts))
     if pending or replicated:
-        deadline = asyncio.get_running_loop().time() + max(request.timeout_ms, 0) / 1000
+        deadline = Deadline(request.timeout_ms, clock)
         return _complete_later(ctx, responses, pending, replicated, acks, endpoints, deadline)
     if acks == 0:
         return None
@@ -162,7 +164,7 @@ def handle_produce(ctx, request):
 
 
 async def _complete_later(ctx, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
-                          deadline: float) -> ProduceResponse | None:
+                          deadline: Deadline) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:
             result = await awaitable

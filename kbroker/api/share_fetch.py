@@ -36,6 +36,7 @@ from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker.coordinator.share_partition import mark_aborted, split_batches
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.replication.deadline import Deadline
 from protocol.errors import ErrorCode
 from protocol.messages.share_fetch import ShareFetchResponse
 
@@ -216,8 +217,7 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
     until records are acquired or ``wait_ms`` passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_ms / 1000
+    deadline = Deadline(wait_ms, getattr(broker, "clock", None))  # on a manual clock if the broker has one
     results: dict[tuple[uuid.UUID, int], _Result] = {}
     while True:
         fut = manager.waiter()
@@ -228,17 +228,14 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
             if p is not None:
                 p.add_waiter(fut)
                 waited_on.append(p)
-        timeout = deadline - loop.time()
         try:
-            if timeout > 0 and not broker._stopping:
-                await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            pass
+            if not deadline.passed and not broker._stopping:
+                await deadline.wait(asyncio.shield(fut))
         finally:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
         results = _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
-        if _has_records(results) or loop.time() >= deadline or broker._stopping or any(
+        if _has_records(results) or deadline.passed or broker._stopping or any(
                 r.error for r in results.values()):
             return results

@@ -99,13 +99,13 @@ async def _commit(ctx, request, valid: list[tuple[str, object]]):
     if ready != ErrorCode.NONE:
         return ready
     txn_coordinator = broker.txn_coordinator
-    if (version < 5 and not txn_coordinator.is_coordinator_for(request.transactional_id)
-            and len(broker.image.brokers) > 1):
+    if not txn_coordinator.is_coordinator_for(request.transactional_id) and len(broker.image.brokers) > 1:
         # The transaction coordinator is another broker: verify the group's offsets partition is
-        # part of the transaction there (Kafka's AddPartitionsToTxnManager, verify only).
+        # part of the transaction there, or from v5 (Transactions V2) have it added (Kafka's
+        # AddPartitionsToTxnManager).
         code = await broker.replica_manager.verify_with_coordinator(
             request.transactional_id, request.producer_id, request.producer_epoch, OFFSETS_TOPIC,
-            txn_coordinator._offsets_partition(request.group_id))
+            txn_coordinator._offsets_partition(request.group_id), verify_only=version < 5)
         if code != ErrorCode.NONE:
             if code == ErrorCode.PRODUCER_FENCED and version < 3:
                 code = ErrorCode.INVALID_PRODUCER_EPOCH

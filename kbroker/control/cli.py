@@ -4,6 +4,7 @@
     kbroker ctl faults list | fired [RULE] | remove ID | clear
     kbroker ctl pause | resume | status
     kbroker ctl clock advance 45000
+    kbroker ctl clock show
     kbroker ctl reset [--drop-connections]
     kbroker ctl snapshot DIR
     kbroker ctl trace start [--path FILE] [--api A,B] [--client-id C] [--topic T] | stop
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     clock = sub.add_parser("clock").add_subparsers(dest="action", required=True)
     advance = clock.add_parser("advance")
     advance.add_argument("ms", type=int)
+    clock.add_parser("show")
     reset = sub.add_parser("reset")
     reset.add_argument("--drop-connections", action="store_true")
     snap = sub.add_parser("snapshot")
@@ -164,6 +166,8 @@ def main(argv: list[str]) -> int:
                 status, out = request(args.url, "DELETE", "/faults")
         elif cmd in ("pause", "resume"):
             status, out = request(args.url, "POST", f"/{cmd}", {})
+        elif cmd == "clock" and action == "show":
+            status, out = request(args.url, "GET", "/clock")
         elif cmd == "clock":
             status, out = request(args.url, "POST", "/clock/advance", {"ms": args.ms})
         elif cmd == "reset":

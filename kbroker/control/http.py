@@ -21,6 +21,9 @@ Routes (all answers are JSON objects; errors are ``{"error": message, "field": n
     POST   /coordinator         {"group": "g"} or {"transactional_id": "t"}: the next request to
                                 that coordinator gets NOT_COORDINATOR once
     POST   /clock/advance       {"ms": 45000}  (409 unless the broker runs a manual clock)
+                                -> {"now_ms": ..., "timers_run": n}
+    GET    /clock               {"clock": "manual"|"real", "now_ms": ..., "advanced_ms": ...,
+                                 "pending_timers": n}
     POST   /reset               {"connections": "keep" | "drop"}
     POST   /snapshot            {"path": "/dir"}
     POST   /trace               {"path": "/file.jsonl", "api": [...], "client_id": [...], "topic": [...]}
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -102,6 +106,7 @@ class ControlServer(HttpService):
             ("POST", "leadership"): self._post_leadership,
             ("POST", "coordinator"): self._post_coordinator,
             ("POST", "clock"): self._post_clock,
+            ("GET", "clock"): self._get_clock,
             ("POST", "reset"): self._post_reset,
             ("POST", "snapshot"): self._post_snapshot,
             ("POST", "trace"): self._post_trace,
@@ -204,8 +209,17 @@ class ControlServer(HttpService):
         clock = getattr(self.plane.broker, "clock", None)
         if clock is None or not getattr(clock, "manual", False):
             raise HttpError(409, "the broker's clock is not manual (start it with kbroker.clock=manual)")
-        clock.advance(ms)
-        return 200, {"now_ms": clock.now_ms()}
+        ran = clock.advance(ms)
+        return 200, {"now_ms": clock.now_ms(), "timers_run": ran}
+
+    def _get_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        if rest:
+            raise HttpError(404, "no such endpoint: use /clock")
+        clock = getattr(self.plane.broker, "clock", None)
+        if clock is None:
+            return 200, {"clock": "real", "now_ms": int(time.time() * 1000)}
+        return 200, {"clock": "manual", "now_ms": clock.now_ms(), "advanced_ms": clock.advanced_ms,
+                     "pending_timers": clock.pending}
 
     async def _post_reset(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         spec = _json_body(body, required=False) or {}

@@ -87,6 +87,11 @@ class BrokerRegistration:
     register_offset: int = -1
 
 
+def quota_entity(parts: Any) -> tuple[tuple[str, str | None], ...]:
+    """A client quota entity as the image keys it: its (type, name) pairs sorted by type."""
+    return tuple(sorted(parts, key=lambda part: part[0]))
+
+
 class MetadataImage:
     def __init__(self) -> None:
         self.topics: dict[str, TopicImage] = {}
@@ -100,6 +105,10 @@ class MetadataImage:
         self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
         # controller registrations (Kafka's ClusterImage.controllers): id -> RegisterControllerRecord
         self.controllers: dict[int, Any] = {}
+        # Client quotas (ClientQuotaRecords): entity ((type, name or None for <default>), ... sorted by
+        # type) -> key -> value, as Kafka's ClientQuotasImage (kbroker/security/quotas.py enforces them)
+        self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
+        self.delegation_tokens: dict[str, Any] = {}  # token id -> DelegationTokenRecord
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
@@ -134,6 +143,17 @@ class MetadataImage:
     def _apply_RemoveUserScramCredentialRecord(self, r: Any) -> None:
         self.scram_credentials.pop((r.name, r.mechanism), None)
 
+    def _apply_ClientQuotaRecord(self, r: Any) -> None:
+        entity = quota_entity((e.entity_type, e.entity_name) for e in r.entity)
+        if r.remove:
+            values = self.client_quotas.get(entity)
+            if values is not None:
+                values.pop(r.key, None)
+                if not values:
+                    del self.client_quotas[entity]
+        else:
+            self.client_quotas.setdefault(entity, {})[r.key] = r.value
+
     def _apply_AccessControlEntryRecord(self, r: Any) -> None:
         self.acls[r.id] = r
 
@@ -145,6 +165,12 @@ class MetadataImage:
 
     def _apply_UnregisterControllerRecord(self, r: Any) -> None:
         self.controllers.pop(r.controller_id, None)
+
+    def _apply_DelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens[r.token_id] = r
+
+    def _apply_RemoveDelegationTokenRecord(self, r: Any) -> None:
+        self.delegation_tokens.pop(r.token_id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level

@@ -12,7 +12,9 @@ from protocol.exceptions import ProtocolError
 from protocol.messages.metadata_records import (
     CLASSES,
     AccessControlEntryRecord,
+    ClientQuotaRecord,
     ConfigRecord,
+    DelegationTokenRecord,
     FeatureLevelRecord,
     FenceBrokerRecord,
     PartitionChangeRecord,
@@ -20,6 +22,7 @@ from protocol.messages.metadata_records import (
     ProducerIdsRecord,
     RegisterBrokerRecord,
     RemoveAccessControlEntryRecord,
+    RemoveDelegationTokenRecord,
     RemoveTopicRecord,
     RemoveUserScramCredentialRecord,
     TopicRecord,
@@ -30,7 +33,9 @@ from protocol.primitives import read_uvarint, write_uvarint
 
 __all__ = [
     "AccessControlEntryRecord",
+    "ClientQuotaRecord",
     "ConfigRecord",
+    "DelegationTokenRecord",
     "FeatureLevelRecord",
     "FenceBrokerRecord",
     "PartitionChangeRecord",
@@ -38,6 +43,7 @@ __all__ = [
     "ProducerIdsRecord",
     "RegisterBrokerRecord",
     "RemoveAccessControlEntryRecord",
+    "RemoveDelegationTokenRecord",
     "RemoveTopicRecord",
     "RemoveUserScramCredentialRecord",
     "TopicRecord",

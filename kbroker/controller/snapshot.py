@@ -78,14 +78,27 @@ def image_to_records(image: MetadataImage) -> list[Any]:
     for resource in sorted(image.group_configs):
         for key, value in sorted(image.group_configs[resource].items()):
             out.append(mr.ConfigRecord(resource_type=RESOURCE_GROUP, resource_name=resource, name=key, value=value))
+    for entity in sorted(image.client_quotas, key=_entity_order):
+        for key, value in sorted(image.client_quotas[entity].items()):
+            out.append(mr.ClientQuotaRecord(entity=_quota_entity_data(entity), key=key, value=value))
     for key in sorted(image.scram_credentials):
         out.append(image.scram_credentials[key])
     for acl_id in sorted(image.acls):
         out.append(image.acls[acl_id])
+    for token_id in sorted(image.delegation_tokens):
+        out.append(image.delegation_tokens[token_id])
     if image.next_producer_id != 0:
         # as Kafka's ProducerIdsImage: the next id only, no broker
         out.append(mr.ProducerIdsRecord(broker_id=-1, broker_epoch=-1, next_producer_id=image.next_producer_id))
     return out
+
+
+def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple:
+    return tuple((kind, name is not None, name or "") for kind, name in entity)
+
+
+def _quota_entity_data(entity: tuple[tuple[str, str | None], ...]) -> list[Any]:
+    return [mr.ClientQuotaRecord.EntityData(entity_type=kind, entity_name=name) for kind, name in entity]
 
 
 def kraft_version_control(level: int) -> ControlRecord:
@@ -131,7 +144,8 @@ def load_snapshot(data: bytes | bytearray | memoryview, end_offset: int, image: 
 def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[Any]:
     """The records that take away from ``old`` what ``new`` (a snapshot's image) no longer has:
     topics (by id: a topic deleted and created again under its name is removed, then created),
-    configs, SCRAM credentials, ACLs, finalized features and broker registrations. Applied to the
+    configs, client quotas, SCRAM credentials, ACLs, delegation tokens, finalized features and broker
+    registrations. Applied to the
     running image before the snapshot's own records, they give every image listener the delta
     from its state to the snapshot's, as Kafka's publishers get a ``MetadataDelta`` on
     ``handleLoadSnapshot``: the broker closes and deletes the partitions of a removed topic, the
@@ -153,6 +167,12 @@ def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[Any]:
     out += [mr.RemoveUserScramCredentialRecord(name=name, mechanism=mechanism)
             for (name, mechanism) in old.scram_credentials if (name, mechanism) not in new.scram_credentials]
     out += [mr.RemoveAccessControlEntryRecord(id=acl_id) for acl_id in old.acls if acl_id not in new.acls]
+    for entity, values in old.client_quotas.items():
+        now_values = new.client_quotas.get(entity, {})
+        out += [mr.ClientQuotaRecord(entity=_quota_entity_data(entity), key=k, remove=True)
+                for k in sorted(values) if k not in now_values]
+    out += [mr.RemoveDelegationTokenRecord(token_id=token_id)
+            for token_id in old.delegation_tokens if token_id not in new.delegation_tokens]
     out += [mr.FeatureLevelRecord(name=name, feature_level=0) for name in old.features if name not in new.features]
     out += [UnregisterBrokerRecord(broker_id=b.broker_id, broker_epoch=b.epoch)
             for b in old.brokers.values() if b.broker_id not in new.brokers]

@@ -17,4 +17,4 @@ def build_services(broker: Any) -> list[Any]:
     clock = getattr(broker, "clock", None)  # a manual clock (kbroker.control.clock) or None
     timer = clock.group_timer() if clock is not None else None
     share_timer = clock.group_timer() if clock is not None else None
-    return [GroupCoordinator(broker, timer), ShareCoordinator(broker, share_timer), TransactionCoordinator(broker)]
+    return [GroupCoordinator(broker, timer), ShareCoordinator(broker, share_timer), TransactionCoordinator(broker, clock)]

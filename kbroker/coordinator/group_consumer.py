@@ -272,12 +272,14 @@ class ConsumerGroupManager:
         if r.member_epoch == 0:
             if r.rebalance_timeout_ms == -1:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "RebalanceTimeoutMs must be provided in first request.")
-            if r.topic_partitions:
+            # Kafka's check is null-or-non-empty: a join must send the field, and empty.
+            if r.topic_partitions is None or r.topic_partitions:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "TopicPartitions must be empty when (re-)joining.")
             regex = r.subscribed_topic_regex if version >= 1 else None
             if r.subscribed_topic_names is None and regex is None:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST,
-                                         "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
+                                         "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+                                         "(re-)joining.")
         elif r.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             if not r.member_id:
                 raise ConsumerGroupError(ErrorCode.INVALID_REQUEST, "MemberId can't be empty.")

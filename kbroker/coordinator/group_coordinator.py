@@ -76,6 +76,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from protocol.errors import ErrorCode
 from protocol.messages.coordinator import GroupMetadataValue
@@ -388,8 +389,7 @@ class GroupCoordinator:
         p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.broker.config["offsets.commit.timeout.ms"] / 1000
+        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
         code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
         if code == ErrorCode.NONE:
             return code

@@ -80,8 +80,12 @@ def _now_ms() -> int:
 
 
 class TransactionCoordinator:
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, clock: Any = None) -> None:
         self.broker = broker
+        # kbroker.clock=manual (kbroker.control.clock.ManualClock, injected): transactions are
+        # stamped with its time and the periodic timeout and expiration checks run on it.
+        self.clock = clock
+        self._clock_timers: list[Any] = []
         broker.txn_coordinator = self
         self.txns: dict[str, TxnMetadata] = {}
         # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
@@ -98,6 +102,9 @@ class TransactionCoordinator:
 
     def _cfg(self, key: str) -> int:
         return self.broker.config[key]
+
+    def _now_ms(self) -> int:
+        return _now_ms() if self.clock is None else self.clock.now_ms()
 
     @property
     def num_partitions(self) -> int:
@@ -166,7 +173,30 @@ class TransactionCoordinator:
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("completing transaction %r (%s) found at start-up", txn.transactional_id, txn.state.display)
                 self._write_markers_and_complete(txn)
-        self._task = asyncio.get_running_loop().create_task(self._periodic())
+        if self.clock is None:
+            self._task = asyncio.get_running_loop().create_task(self._periodic())
+        else:  # the same checks, each on the manual clock at its interval
+            self._clock_timers = [
+                self.clock.call_every(self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+                                      self._guarded(self.abort_timed_out)),
+                self.clock.call_every(self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms"),
+                                      self._guarded(self.expire_transactional_ids)),
+                self.clock.call_every(self._cfg("producer.id.expiration.check.interval.ms"),
+                                      self._guarded(self._expire_producers)),
+            ]
+
+    def _expire_producers(self) -> None:
+        self.expire_producers()
+        self.snapshot_producer_states()
+
+    @staticmethod
+    def _guarded(fn: Any) -> Any:
+        def run() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a failed check must not stop the clock's others
+                log.exception("transaction coordinator periodic task failed")
+        return run
 
     # -- leadership of __transaction_state partitions (Kafka's TransactionCoordinator.onElection/onResignation)
 
@@ -212,6 +242,9 @@ class TransactionCoordinator:
                  TRANSACTION_STATE_TOPIC, index)
 
     async def stop(self) -> None:
+        for timer in self._clock_timers:
+            timer.cancel()
+        self._clock_timers = []
         for task in list(self._marker_tasks):
             task.cancel()
         await asyncio.gather(*self._marker_tasks, return_exceptions=True)
@@ -283,7 +316,7 @@ class TransactionCoordinator:
         partition = self._log_partition(tid)
         if partition is None:
             raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        now = _now_ms()
+        now = self._now_ms()
         value = None if txn is None else encode_value(txn)
         batch = build_batch([Record(key=encode_key(tid), value=value, timestamp=now)])
         self.broker.replica_manager.append_internal(partition, batch)
@@ -330,7 +363,7 @@ class TransactionCoordinator:
         self._check_ready(transactional_id)
         if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
-        now = _now_ms()
+        now = self._now_ms()
         txn = self.txns.get(transactional_id)
         if txn is None:
             pid = self.broker.producer_ids.allocate()
@@ -364,7 +397,7 @@ class TransactionCoordinator:
     def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
         """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced."""
         epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
-        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=_now_ms())
+        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms())
         self._write(prepared)
         return self._write_markers_and_complete(prepared)
 
@@ -377,7 +410,7 @@ class TransactionCoordinator:
         wanted = set(partitions)
         if txn.state == TxnState.ONGOING and wanted <= txn.partitions:
             return
-        now = _now_ms()
+        now = self._now_ms()
         start = txn.start_ms if txn.state == TxnState.ONGOING else now
         new = txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start, last_update_ms=now)
         if client_txn_version is not None:
@@ -482,7 +515,7 @@ class TransactionCoordinator:
             # (A V2 producer may abort a transaction whose partitions never reached us: it
             # still gets its epoch bumped.)
             prepared = txn.copy(state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
-                                last_update_ms=_now_ms())
+                                last_update_ms=self._now_ms())
             if state != TxnState.ONGOING:
                 prepared = prepared.copy(partitions=set())
             if v2:
@@ -642,7 +675,7 @@ class TransactionCoordinator:
             for group_id in sorted(groups):
                 group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
-                        last_update_ms=_now_ms())
+                        last_update_ms=self._now_ms())
         if txn.next_producer_id >= 0:
             done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
                              previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
@@ -656,24 +689,31 @@ class TransactionCoordinator:
     # -- periodic work ---------------------------------------------------------------------
 
     async def _periodic(self) -> None:
+        """Kafka's three scheduled tasks: the abort of timed-out transactions
+        (``transaction.abort.timed.out.transaction.cleanup.interval.ms``), transactional-id
+        expiration (``transaction.remove.expired.transaction.cleanup.interval.ms``) and the
+        partitions' producer-id expiration (``producer.id.expiration.check.interval.ms``)."""
         abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms") / 1000
+        remove_every = self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms") / 1000
         expire_every = self._cfg("producer.id.expiration.check.interval.ms") / 1000
         loop = asyncio.get_running_loop()
+        next_remove = loop.time() + remove_every
         next_expire = loop.time() + expire_every
         while True:
-            await asyncio.sleep(min(abort_every, expire_every))
+            await asyncio.sleep(min(abort_every, remove_every, expire_every))
             try:
                 self.abort_timed_out()
+                if loop.time() >= next_remove:
+                    next_remove = loop.time() + remove_every
+                    self.expire_transactional_ids()
                 if loop.time() >= next_expire:
                     next_expire = loop.time() + expire_every
-                    self.expire_transactional_ids()
-                    self.expire_producers()
-                    self.snapshot_producer_states()
+                    self._expire_producers()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 
     def abort_timed_out(self, now_ms: int | None = None) -> list[str]:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         aborted = []
         for txn in list(self.txns.values()):
             if txn.state == TxnState.ONGOING and txn.start_ms >= 0 and now > txn.start_ms + txn.timeout_ms:
@@ -688,7 +728,7 @@ class TransactionCoordinator:
         return aborted
 
     def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         expiration = self._cfg("transactional.id.expiration.ms")
         doomed = [t.transactional_id for t in self.txns.values()
                   if t.completed and t.last_update_ms >= 0 and now - t.last_update_ms >= expiration]
@@ -698,7 +738,7 @@ class TransactionCoordinator:
         return doomed
 
     def expire_producers(self, now_ms: int | None = None) -> int:
-        now = _now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         expiration = self._cfg("producer.id.expiration.ms")
         count = 0
         for partition in list(self.broker.partitions.values()):
@@ -712,7 +752,7 @@ class TransactionCoordinator:
 
     def list_transactions(self, states: list[str], producer_ids: list[int], duration_ms: int,
                           pattern: str | None) -> list[TxnMetadata]:
-        now = _now_ms()
+        now = self._now_ms()
         regex = re.compile(pattern) if pattern else None
         out = []
         for txn in self.txns.values():

@@ -95,17 +95,23 @@ class LogManager:
         checkpoint_interval_s: float = 60.0,
         verify: str = "recovery",
         exclude_topics: frozenset[str] = frozenset(),
+        retention_in_rounds: bool = True,
     ) -> None:
         """Load every partition found in ``log_dirs``.
 
         ``config_for(topic)`` gives the config of existing topics at load time (default: the
         default config); `get_or_create` with a config replaces it later.
+        ``retention_in_rounds=False``: the background rounds leave retention and compaction to
+        explicit ``run_maintenance(retention=True)`` calls (a broker on a manual clock makes them
+        every ``log.retention.check.interval.ms`` of that clock's time).
         """
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
         self.log_dirs = [Path(d) for d in log_dirs]
         self.default_config = default_config
         self.clock = clock
+        self.retention_in_rounds = retention_in_rounds
+        self._maintenance_lock = threading.Lock()  # one round at a time (the thread's or a caller's)
         self.maintenance_interval_s = maintenance_interval_s
         self.checkpoint_interval_s = checkpoint_interval_s
         self._verify = verify
@@ -356,27 +362,32 @@ class LogManager:
 
     # -- maintenance ----------------------------------------------------------------------------
 
-    def run_maintenance(self, now: float | None = None) -> None:
-        """One round of flushing, retention, compaction and checkpointing."""
-        now = self.clock() if now is None else now
-        now_ms = int(now * 1000)
-        checkpoint = now - self._last_checkpoint >= self.checkpoint_interval_s
-        for key, log in self.partitions().items():
-            try:
-                log.start_writeback()
-                log.maybe_flush(now_ms)
-                log.delete_old_segments(now_ms)
-                if log.config.compact:
-                    clean_log(log, now_ms)
-                    log.delete_old_segments(now_ms)
-                if checkpoint:
-                    log.checkpoint()
-            except Exception:
-                logger.exception("maintenance of %s-%d failed", *key)
-        if checkpoint:
-            self._last_checkpoint = now
-        BUDGET.trim()
-        self._remove_deleted_dirs()
+    def run_maintenance(self, now: float | None = None, *, retention: bool | None = None) -> None:
+        """One round of flushing, retention, compaction and checkpointing (``retention=False``:
+        no retention nor compaction; None: ``retention_in_rounds``)."""
+        if retention is None:
+            retention = self.retention_in_rounds
+        with self._maintenance_lock:
+            now = self.clock() if now is None else now
+            now_ms = int(now * 1000)
+            checkpoint = now - self._last_checkpoint >= self.checkpoint_interval_s
+            for key, log in self.partitions().items():
+                try:
+                    log.start_writeback()
+                    log.maybe_flush(now_ms)
+                    if retention:
+                        log.delete_old_segments(now_ms)
+                        if log.config.compact:
+                            clean_log(log, now_ms)
+                            log.delete_old_segments(now_ms)
+                    if checkpoint:
+                        log.checkpoint()
+                except Exception:
+                    logger.exception("maintenance of %s-%d failed", *key)
+            if checkpoint:
+                self._last_checkpoint = now
+            BUDGET.trim()
+            self._remove_deleted_dirs()
         with self._round_done:
             self._rounds += 1
             self._round_done.notify_all()

@@ -65,6 +65,7 @@ class BrokerCollector(Collector):
         yield from self._logs()
         yield from self._groups()
         yield from self._connections()
+        yield from self._quotas()
 
     def traffic_totals(self) -> dict[str, float]:
         """This broker's bytes in, bytes out and messages in, over every hosted partition: what the
@@ -227,6 +228,29 @@ class BrokerCollector(Collector):
         for name in sorted(counts):
             family.add_metric([name], counts[name])
         yield family
+
+
+    def _quotas(self) -> Iterator[Any]:
+        """Client quota throttling (Kafka's per user/client-id throttle-time sensors of the Produce,
+        Fetch, Request and ControllerMutation quotas), as totals: throttled responses and their
+        throttle time. Labelled by the quota's tags (an empty user or client id: shared by all)."""
+        quotas = getattr(self.broker, "client_quotas", None)
+        if quotas is None:
+            return
+        labels = ["quota", "user", "client_id"]
+        count = CounterMetricFamily("kbroker_quota_throttled_responses",
+                                    "Responses throttled by a client quota, by quota and its user/client-id.",
+                                    labels=labels)
+        total = CounterMetricFamily("kbroker_quota_throttle_time_ms",
+                                    "Throttle time given by a client quota, in ms, by quota and its user/client-id.",
+                                    labels=labels)
+        for manager in (quotas.produce, quotas.fetch, quotas.request, quotas.controller_mutation):
+            for (user, client_id), sensor in list(manager.sensors.items()):
+                if sensor.throttle_count:
+                    count.add_metric([manager.name, user, client_id], sensor.throttle_count)
+                    total.add_metric([manager.name, user, client_id], sensor.throttle_total_ms)
+        yield count
+        yield total
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:

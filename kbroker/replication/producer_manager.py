@@ -8,7 +8,6 @@ and writes the transaction coordinator's COMMIT/ABORT markers.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from kbroker.replication.produce_batch import AppendResult, ProduceError
@@ -45,7 +44,7 @@ class ProducerStateManager:
         duplicate = state.check(header)
         if duplicate is not None:
             return AppendResult(ErrorCode.NONE, duplicate.first_offset, -1, last_offset=duplicate.last_offset)
-        if header.is_transactional and not state.has_open_txn(header.producer_id):
+        if header.is_transactional and not state.has_open_txn(header.producer_id, header.producer_epoch):
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
                                    "Transactional records need a transactional id in the produce request")
@@ -74,7 +73,7 @@ class ProducerStateManager:
         code = state.check_marker(producer_id, epoch, coordinator_epoch)
         if code != ErrorCode.NONE:
             return code
-        now_ms = int(time.time() * 1000)
+        now_ms = replica_manager.now_ms()  # the broker's clock (a manual one in tests)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
         offset = replica_manager.append_internal(partition, batch)

@@ -125,9 +125,14 @@ class PartitionProducerState:
             )
         return None
 
-    def has_open_txn(self, producer_id: int) -> bool:
+    def has_open_txn(self, producer_id: int, epoch: int | None = None) -> bool:
+        """Whether the producer has a transaction open here; with ``epoch``, one of that epoch
+        (Kafka's UnifiedLog.hasOngoingTransaction: a batch of a newer epoch, say a Transactions V2
+        producer's next transaction while this one's marker is still on its way, is verified
+        with the coordinator, which answers CONCURRENT_TRANSACTIONS until the marker is written)."""
         entry = self.producers.get(producer_id)
-        return entry is not None and entry.txn_first_offset != NO_OFFSET
+        return (entry is not None and entry.txn_first_offset != NO_OFFSET
+                and (epoch is None or entry.epoch == epoch))
 
     def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int) -> ErrorCode:
         entry = self.producers.get(producer_id)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from kbroker.replication import hw_checkpoint, leadership
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
@@ -356,9 +357,9 @@ class ReplicaManager:
 
     # -- acks=all ------------------------------------------------------------------------------
 
-    async def wait_for_replication(self, partition: Partition, required_offset: int, deadline: float) -> ErrorCode:
+    async def wait_for_replication(self, partition: Partition, required_offset: int, deadline: Deadline) -> ErrorCode:
         """Wait (Kafka's DelayedProduce) until the high watermark reaches ``required_offset``;
-        REQUEST_TIMED_OUT at ``deadline`` (loop time)."""
+        REQUEST_TIMED_OUT at ``deadline`` (on the loop's clock, or the broker's manual clock)."""
         loop = asyncio.get_running_loop()
         while True:
             if self.broker.partitions.get((partition.topic, partition.index)) is not partition \
@@ -367,15 +368,12 @@ class ReplicaManager:
             done, error = leadership.replication_check(partition, required_offset)
             if done:
                 return error
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._closed:
+            if deadline.passed or self._closed:
                 return ErrorCode.REQUEST_TIMED_OUT
             fut = loop.create_future()
             partition.add_hw_waiter(fut)
             try:
-                await asyncio.wait_for(fut, remaining)
-            except TimeoutError:
-                pass
+                await deadline.wait(fut)
             finally:
                 partition.remove_hw_waiter(fut)
 
@@ -424,7 +422,7 @@ class ReplicaManager:
         try:
             if verify:
                 assert transactional_id is not None
-                await self._verify_remotely(partition, header, transactional_id)
+                await self._verify_remotely(partition, header, transactional_id, version)
             if outcome is None:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
@@ -439,23 +437,25 @@ class ReplicaManager:
     def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
                                    version: int) -> bool:
         """A transactional batch opening a transaction here whose coordinator is another broker:
-        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1)."""
+        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1), or from
+        Produce v12 (Transactions V2) have the coordinator add the partition (part 2)."""
         producer_state = self.producer_state
         verifier = getattr(producer_state, "verifier", None)
-        if (verifier is None or not header.is_transactional or transactional_id is None or version >= 12
+        if (verifier is None or not header.is_transactional or transactional_id is None
                 or len(self.broker.image.brokers) < 2):
             return False
         from kbroker.replication.producer_manager import partition_state
 
-        if partition_state(partition).has_open_txn(header.producer_id):
+        if partition_state(partition).has_open_txn(header.producer_id, header.producer_epoch):
             return False
         return not verifier.is_coordinator_for(transactional_id)
 
     async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                                      topic: str, index: int) -> ErrorCode:
-        """AddPartitionsToTxn (v4, verify only) for one partition to the transaction coordinator
-        of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
-        COORDINATOR_NOT_AVAILABLE when it cannot be reached."""
+                                      topic: str, index: int, verify_only: bool = True) -> ErrorCode:
+        """AddPartitionsToTxn (v5, as Kafka's brokers send it) for one partition to the transaction
+        coordinator of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
+        verify only, or (Transactions V2, ``verify_only=False``) add the partition to the
+        transaction. COORDINATOR_NOT_AVAILABLE when the coordinator cannot be reached."""
         from kbroker.replication.replica_fetcher import BrokerConnection
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
@@ -469,11 +469,11 @@ class ReplicaManager:
         host, port, _protocol = reg.endpoints[listener]
         request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
             transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
-            verify_only=True, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
+            verify_only=verify_only, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
         conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
         try:
             await conn.open(5.0)
-            response = await conn.request(request, 4, 30.0)
+            response = await conn.request(request, 5, 30.0)
         except Exception as exc:  # refused, reset, timed out
             log.info("transaction verification with broker %d failed: %s", state.leader, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
@@ -487,15 +487,26 @@ class ReplicaManager:
                         code = ErrorCode(pr.partition_error_code)
         return code
 
-    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str) -> None:
-        """AddPartitionsToTxn (v4, verify only) to the transaction coordinator, the leader of the
-        id's ``__transaction_state`` partition. Its unavailability answers NOT_ENOUGH_REPLICAS (a
-        retriable error every producer knows, as Kafka does for clients before Transactions V2)."""
-
+    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str,
+                               version: int) -> None:
+        """AddPartitionsToTxn to the transaction coordinator, the leader of the id's
+        ``__transaction_state`` partition: verify only before Produce v12, add the partition from
+        v12 (Transactions V2). Errors as Kafka's AddPartitionsToTxnManager and ReplicaManager
+        translate them: the coordinator's unavailability answers NOT_ENOUGH_REPLICAS (a retriable
+        error every producer knows), PRODUCER_FENCED INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE
+        INVALID_TXN_STATE below Produce v11, CONCURRENT_TRANSACTIONS NOT_ENOUGH_REPLICAS below v12."""
+        add = version >= 12
         code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
-                                                  partition.topic, partition.index)
+                                                  partition.topic, partition.index, verify_only=not add)
+        if code == ErrorCode.PRODUCER_FENCED:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH
+        elif code == ErrorCode.TRANSACTION_ABORTABLE and version <= 10:
+            code = ErrorCode.INVALID_TXN_STATE
+        elif code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED:
+            code = ErrorCode.INVALID_TXN_STATE
         if code in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
-                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
+                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NETWORK_EXCEPTION) or (
+                code == ErrorCode.CONCURRENT_TRANSACTIONS and not add):
             code = ErrorCode.NOT_ENOUGH_REPLICAS
         if code != ErrorCode.NONE:
             raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "

@@ -2,7 +2,7 @@
 
 A listener's security protocol comes from ``listener.security.protocol.map`` (kbroker.config); its
 settings from the ``ssl.*``/``sasl.*`` keys, ``listener.name.<listener>.<key>`` first. Anything
-Kafka would refuse (or kbroker cannot do: GSSAPI, OAUTHBEARER, JKS/PKCS12 stores) stops start-up
+Kafka would refuse (or kbroker cannot do: GSSAPI, JKS/PKCS12 stores) stops start-up
 with a :class:`~kbroker.config.ConfigError` naming the key.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.security.jaas import JaasError, plain_users, server_entry
 from kbroker.security.tls import PrincipalMapper, build_server_context
 
-SUPPORTED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SUPPORTED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class ListenerSecurity:
     max_receive_size: int = 524288
     reauth_ms: int = 0
     failed_auth_delay_ms: int = 100
+    oauth_validator: Any = None  # kbroker.security.oauthbearer: UnsecuredValidator or JwksValidator
 
     @property
     def sasl(self) -> bool:
@@ -92,3 +94,73 @@ def _sasl_settings(config: BrokerConfig, sec: ListenerSecurity) -> None:
             raise ConfigError(jaas_key, "[hidden]", "", (
                 f"{jaas_key} names login module {entry.login_module}; PLAIN needs "
                 "org.apache.kafka.common.security.plain.PlainLoginModule"))
+    if "OAUTHBEARER" in mechanisms:
+        sec.oauth_validator = _oauth_validator(config, name)
+
+
+def _mechanism_key(config: BrokerConfig, listener: str, mechanism: str, key: str) -> tuple[str, object]:
+    """A SASL key for one mechanism of a listener, as Kafka's SaslChannelBuilder reads it:
+    ``listener.name.<l>.<mechanism>.<key>``, else ``listener.name.<l>.<key>``, else ``<key>``;
+    returns (the key as given, value)."""
+    found = config.listener_overrides.get((listener.upper(), f"{mechanism}.{key}"))
+    if found is not None:
+        return f"listener.name.{listener.lower()}.{mechanism}.{key}", found
+    return _key(config, listener, key), config.listener_value(listener, key)
+
+
+def _oauth_validator(config: BrokerConfig, name: str) -> Any:
+    from kbroker.security import oauthbearer as ob
+
+    def get(key: str) -> Any:
+        return _mechanism_key(config, name, "oauthbearer", key)[1]
+
+    handler_key, handler = _mechanism_key(config, name, "oauthbearer", "sasl.server.callback.handler.class")
+    jaas = config.listener_jaas(name, "OAUTHBEARER")
+    jaas_key = f"listener.name.{name.lower()}.oauthbearer.sasl.jaas.config"
+    if handler in (None, "", ob.UNSECURED_HANDLER):
+        # Kafka's default: the unsecured validator, configured by the JAAS line's options
+        if jaas is None:
+            raise ConfigError(jaas_key, None, "", (
+                f"Listener {name} enables OAUTHBEARER but has no JAAS configuration: set {jaas_key} to "
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"))
+        try:
+            entry = server_entry(jaas)
+            return ob.UnsecuredValidator(entry.options)
+        except (JaasError, ValueError) as exc:
+            raise ConfigError(jaas_key, "[hidden]", str(exc), f"Invalid {jaas_key}: {exc}") from None
+    if handler not in (ob.VALIDATOR_HANDLER, ob.VALIDATOR_HANDLER_OLD):
+        raise ConfigError(handler_key, handler, "", (
+            f"{handler_key} names {handler}; kbroker has Kafka's {ob.UNSECURED_HANDLER} (the default) and "
+            f"{ob.VALIDATOR_HANDLER}"))
+    url_key, url = _mechanism_key(config, name, "oauthbearer", "sasl.oauthbearer.jwks.endpoint.url")
+    if not url:
+        raise ConfigError(url_key, url, "", f"{ob.VALIDATOR_HANDLER} on listener {name} needs {url_key}")
+    if url not in config["kbroker.sasl.oauthbearer.allowed.urls"]:
+        raise ConfigError(url_key, url, "", (
+            f"Invalid value {url} for configuration {url_key}: The URL cannot be accessed due to restrictions. "
+            "Update kbroker.sasl.oauthbearer.allowed.urls (Kafka's system property "
+            "'org.apache.kafka.sasl.oauthbearer.allowed.urls') to allow the URL to be accessed."))
+    audience_key, audiences = _mechanism_key(config, name, "oauthbearer", "sasl.oauthbearer.expected.audience")
+    issuer_key, issuer = _mechanism_key(config, name, "oauthbearer", "sasl.oauthbearer.expected.issuer")
+    if not audiences and not get("sasl.oauthbearer.allow.unverified.audience"):
+        raise ConfigError(audience_key, "", "", (
+            'The OAuth validator for the broker requires "sasl.oauthbearer.expected.audience" to be configured so '
+            'that the token\'s audience ("aud") claim can be verified, but it was not set. Set '
+            '"sasl.oauthbearer.expected.audience" to the audience(s) that identify this cluster, or set '
+            '"sasl.oauthbearer.allow.unverified.audience" to true to accept tokens regardless of their audience.'))
+    if issuer is None and not get("sasl.oauthbearer.allow.unverified.issuer"):
+        raise ConfigError(issuer_key, None, "", (
+            'The OAuth validator for the broker requires "sasl.oauthbearer.expected.issuer" to be configured so '
+            'that the token\'s issuer ("iss") claim can be verified, but it was not set. Set '
+            '"sasl.oauthbearer.expected.issuer" to the issuer URL of the OAuth/OIDC provider that signs the tokens, '
+            'or set "sasl.oauthbearer.allow.unverified.issuer" to true to accept tokens regardless of their issuer.'))
+    try:
+        import jwt  # noqa: F401
+    except ImportError:
+        raise ConfigError(handler_key, handler, "", (
+            f"{ob.VALIDATOR_HANDLER} needs PyJWT with cryptography: pip install 'kbroker[oauth]'")) from None
+    return ob.JwksValidator(url, list(audiences), issuer, sub_claim=get("sasl.oauthbearer.sub.claim.name"),
+                            scope_claim=get("sasl.oauthbearer.scope.claim.name"),
+                            clock_skew_s=get("sasl.oauthbearer.clock.skew.seconds"),
+                            refresh_ms=get("sasl.oauthbearer.jwks.endpoint.refresh.ms"),
+                            retry_backoff_ms=get("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"))

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kbroker.security.oauthbearer import OAuthBearerServer
 from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
 from protocol.errors import ErrorCode
 from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
@@ -83,11 +84,12 @@ class SaslAuthenticator:
         self.state = "initial"  # initial, handshake, authenticate, complete, failed
         self.raw_tokens = False  # after a v0 SaslHandshake: tokens are raw frames
         self.mechanism: str | None = None
-        self.server: PlainServer | ScramServer | None = None
+        self.server: PlainServer | ScramServer | OAuthBearerServer | None = None
         self.principal: str | None = None
         self.supports_reauth = False  # the client sent SaslAuthenticate v1+
         self.session_expires: float | None = None  # time.monotonic() deadline
         self.reauthenticating = False
+        self.reauthentications = 0  # completed re-authentications of this connection
         self._bad_mechanism = ""
         self._last_reauth = 0.0
 
@@ -183,10 +185,13 @@ class SaslAuthenticator:
         self.connection.send_response(header, SaslHandshakeResponse(error_code=ErrorCode.NONE,
                                                                     mechanisms=list(mechanisms)))
 
-    def _new_server(self, mechanism: str) -> PlainServer | ScramServer:
+    def _new_server(self, mechanism: str) -> PlainServer | ScramServer | OAuthBearerServer:
         if mechanism == "PLAIN":
             return PlainServer(self.security.plain_users)
-        return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials)
+        if mechanism == "OAUTHBEARER":
+            return OAuthBearerServer(self.security.oauth_validator)
+        return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
+                           getattr(self.connection.broker, "delegation_tokens", None))
 
     def _evaluate(self, token: bytes, header: Any | None) -> None:
         server = self.server
@@ -201,8 +206,10 @@ class SaslAuthenticator:
                 if self.reauthenticating and principal != self.principal:
                     message = f"Cannot change principals during re-authentication from {self.principal}: {principal}"
                     raise SaslFailure(message, message)
-                lifetime_ms = self._start_session()
+                lifetime_ms = self._start_session(getattr(server, "credential_expiry_ms", None))
                 self.principal = principal
+                # KafkaPrincipal.tokenAuthenticated: such a connection may not use the token APIs
+                self.connection.token_authenticated = getattr(server, "token_authenticated", False)
         except SaslFailure as exc:
             message = exc.client_message or (
                 f"Authentication failed during {'re-authentication' if self.reauthenticating else 'authentication'}"
@@ -222,16 +229,27 @@ class SaslAuthenticator:
         if server.complete:
             self.state = "complete"
             self.raw_tokens = False
+            if self.reauthenticating:
+                self.reauthentications += 1
+                log.info("re-authenticated %s on the connection from %s", self.principal, self.connection.peer)
             self.reauthenticating = False
             self.connection.authenticated(self.principal)
 
-    def _start_session(self) -> int:
+    def _start_session(self, credential_expiry_ms: int | None = None) -> int:
+        """The session lifetime sent to the client, as Kafka's calcCompletionTimesAndReturnSessionLifetimeMs:
+        connections.max.reauth.ms, cut at the credential's expiry (a delegation token's or an
+        OAuth token's, wall-clock ms) when it has one; 0 and no expiry when neither."""
         max_ms = self.security.reauth_ms
-        if max_ms <= 0:
+        if credential_expiry_ms is None and max_ms <= 0:
             self.session_expires = None
             return 0
-        self.session_expires = time.monotonic() + max_ms / 1000
-        return max_ms
+        if credential_expiry_ms is None:
+            lifetime = max_ms
+        else:
+            left = max(0, credential_expiry_ms - int(time.time() * 1000))
+            lifetime = left if max_ms <= 0 else min(left, max_ms)
+        self.session_expires = time.monotonic() + lifetime / 1000
+        return lifetime
 
     def _fail(self, header: Any | None, response: Any | None) -> None:
         self.state = "failed"

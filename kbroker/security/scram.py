@@ -165,11 +165,18 @@ def _server_nonce() -> str:
 class ScramServer:
     """One SCRAM exchange, server side: client-first -> server-first, client-final -> server-final."""
 
-    def __init__(self, mechanism: ScramMechanism, credentials: ScramCredentials) -> None:
+    def __init__(self, mechanism: ScramMechanism, credentials: ScramCredentials, tokens: Any = None) -> None:
+        """``tokens``: the delegation tokens (kbroker.security.tokens.DelegationTokens) a client
+        may log in with (``tokenauth=true``), or None."""
         self.mechanism = mechanism
         self.credentials = credentials
+        self.tokens = tokens
         self.complete = False
         self.authorization_id: str | None = None
+        # a delegation token login: the principal is the token owner's, flagged token-authenticated,
+        # and the session ends at the token's expiry (Kafka's CREDENTIAL.LIFETIME.MS property)
+        self.token_authenticated = False
+        self.credential_expiry_ms: int | None = None
         self._state = "first"
         self._client_first_bare = ""
         self._server_first = ""
@@ -197,9 +204,18 @@ class ScramServer:
             raise SaslFailure("Channel binding is not supported")
         extensions = _extensions(m.group("extensions"))
         username = _username(m.group("saslname"))
-        if extensions.get("tokenauth", "").lower() == "true":
-            raise SaslFailure(f"Token Authentication failed: Invalid tokenId : {username}")
-        credential = self.credentials.get(username, self.mechanism)
+        credential: ScramCredential | None
+        if extensions.get("tokenauth", "").lower() == "true":  # Kafka's ScramExtensions.tokenAuthenticated
+            token = self.tokens.token(username) if self.tokens is not None else None
+            if token is None:
+                raise SaslFailure(f"Token Authentication failed: Invalid tokenId : {username}")
+            _kind, _, owner = token.owner.partition(":")
+            credential = self.tokens.scram_credential(token, self.mechanism)
+            self.token_authenticated = True
+            self.credential_expiry_ms = token.expiry_ms
+        else:
+            owner = username
+            credential = self.credentials.get(username, self.mechanism)
         if credential is None:
             raise SaslFailure("Authentication failed: Invalid user credentials")
         authzid = m.group("authzid") or ""
@@ -215,7 +231,7 @@ class ScramServer:
         # client-first-message-bare, as Kafka rebuilds it (the reserved m= attribute left out)
         self._client_first_bare = f"n={m.group('saslname')},r={m.group('nonce')}{m.group('extensions')}"
         self._credential = credential
-        self.authorization_id = username
+        self.authorization_id = owner
         self._state = "final"
         return self._server_first.encode()
 

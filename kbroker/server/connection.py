@@ -36,6 +36,7 @@ from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
 from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
+from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
 from kbroker.security.tls import distinguished_name
 from protocol.api import decode_request, encode_response, unsupported_request
@@ -173,6 +174,12 @@ class KafkaConnection(asyncio.Protocol):
         self.tls = False
         self.authenticator: SaslAuthenticator | None = None
         self._hold_output = False  # a failed authentication's answer waits for the failure delay
+        # Client quotas (kbroker/security/quotas.py): checked per request only while some are set;
+        # a throttled connection is not read until its throttle time has passed (KIP-219).
+        self._quotas = getattr(broker, "client_quotas", None)
+        self._throttled: asyncio.TimerHandle | None = None
+        self._throttled_until = 0.0
+        self.quota_exempt = False  # a follower's connection (replica fetches): no request quota
         if self.security is not None and self.security.sasl:
             self.authenticator = SaslAuthenticator(self, self.security, broker.scram_credentials, _error_response)
             self.decoder.max_frame_size = self.security.max_receive_size
@@ -361,7 +368,9 @@ class KafkaConnection(asyncio.Protocol):
                 auth.on_request(header, body)
             return
         slot = _Slot(header, len(frame) + 4)
-        metrics = self._metrics is not None
+        quotas = self._quotas
+        # handler time is measured for the metrics and for request_percentage quotas
+        metrics = self._metrics is not None or (quotas is not None and quotas.request.enabled)
         if metrics:
             slot.received = self._received
             slot.started = time.perf_counter()
@@ -440,6 +449,17 @@ class KafkaConnection(asyncio.Protocol):
         if self._closed:
             return
         header = slot.header
+        quotas = self._quotas
+        # Not counted: what is answered before authentication completes (Kafka's
+        # SaslServerAuthenticator answers ApiVersions and the SASL requests before KafkaApis), and
+        # synthetic answers (a slot of size 0)
+        if quotas is not None and quotas.active and slot.size and (
+                self.authenticator is None or self.authenticator.state == "complete"):
+            throttle = quotas.response_throttle(
+                header.request_api_key, principal_user(self.principal), header.client_id or "", slot.size - 4,
+                slot.busy, response, self.quota_exempt)
+            if throttle > 0:
+                self.throttle(throttle)
         if response is None:
             slot.parts = []  # acks=0 produce: nothing goes back
         else:
@@ -462,6 +482,33 @@ class KafkaConnection(asyncio.Protocol):
             self._account()
             self._flush()
             self._update_reading()
+
+    def throttle(self, throttle_ms: int) -> None:
+        """Kafka's channel throttling (KIP-219): the response goes out at once, and nothing more is
+        read from the connection until ``throttle_ms`` has passed."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + throttle_ms / 1000
+        if until <= self._throttled_until:
+            return
+        self._throttled_until = until
+        # the time muted is the broker's, not the client's: the idle and request-receive timers
+        # (connections.max.idle.ms, kbroker.request.receive.timeout.ms) count from its end
+        ends = time.monotonic() + throttle_ms / 1000
+        self.last_active = max(self.last_active, ends)
+        if self.decoder.buffered:
+            self.frame_started = max(self.frame_started, ends)
+        if self._throttled is not None:
+            self._throttled.cancel()
+        self._throttled = loop.call_at(until, self._throttle_done)
+        self._update_reading()
+
+    def _throttle_done(self) -> None:
+        self._throttled = None
+        self._update_reading()
+
+    @property
+    def throttled(self) -> bool:
+        return self._throttled is not None
 
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
         if self.broker.request_hooks is not None:  # the trace records what a client was refused
@@ -687,7 +734,8 @@ class KafkaConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed:
             return
-        should_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
+        should_pause = (self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
+                        or self._throttled is not None)
         if not should_pause:
             limits = self.limits
             # Broker-wide: a large frame begun when the request-byte budget is used up waits
@@ -710,6 +758,8 @@ class KafkaConnection(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
+        if self._throttled is not None:
+            self._throttled.cancel()
         for task in list(self.tasks):
             task.cancel()
         if self.transport is not None:

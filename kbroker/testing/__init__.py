@@ -17,8 +17,9 @@ Test controls (see :mod:`kbroker.control`): ``faults=[{"api": "Produce", "error"
 "NOT_LEADER_OR_FOLLOWER", "count": 1}]`` installs fault rules before the first client connects;
 ``add_fault``, ``faults``, ``fired``, ``remove_fault``, ``clear_faults``, ``pause``/``resume``,
 ``start_trace``/``trace``/``negotiation``, ``reset``, ``snapshot`` change and inspect the running
-broker; ``snapshot=DIR`` starts from a snapshot; ``clock="manual"`` gives the coordinators a clock
-that moves only on ``advance(ms)``; ``control=True`` also opens the HTTP control endpoint on an
+broker; ``snapshot=DIR`` starts from a snapshot; ``clock="manual"`` gives the broker a clock that
+moves only on ``advance(ms)`` (group and transaction timeouts, expirations, retention, delayed
+produce and long polls: :mod:`kbroker.control.clock`); ``control=True`` also opens the HTTP control endpoint on an
 ephemeral loopback port (``control_url``).
 """
 

@@ -18,6 +18,18 @@ list's length):
   the offset it had committed and seen acknowledged (the only member of its group, so nobody else
   commits for it).
 
+Transactions (the read_committed variant): a send carrying ``txn`` belongs to that transaction; its
+``txn`` op ``ok`` with ``outcome`` ``commit`` or ``abort`` says how it ended (``info``: unknown), and
+``txn-end`` ``invoke`` is when the producer asked to end it. A transactional value is known written
+only once its transaction committed (acknowledged sends of aborted or unknown transactions are not
+expected in the drain), and every reader reads committed:
+
+* ``aborted_read`` (Adya's G1a): a value of an aborted transaction was read;
+* ``uncommitted_read``: a value was read before its producer asked to end its transaction (or of a
+  transaction never ended): the read saw a write not yet committed;
+* ``torn_transaction``: the final drain holds some values of a transaction but not all of them
+  (a committed one is also counted ``lost``; one of unknown outcome must be all or nothing).
+
 A consumer's assignment change or restart is an op of that process with ``f`` in ``RESETS`` (with
 optional ``partitions``: only those are reset); it legitimately moves the consumer's position.
 """
@@ -33,7 +45,7 @@ Op = dict[str, Any]
 DRAIN = "drain"
 RESETS = frozenset({"assign", "revoke", "rebalance", "restart"})
 ANOMALIES = ("lost", "unexpected", "duplicate", "double_ack", "inconsistent_offset", "reorder", "poll_skip",
-             "nonmonotonic_poll", "lost_commit")
+             "nonmonotonic_poll", "lost_commit", "aborted_read", "uncommitted_read", "torn_transaction")
 
 
 def reads(ops: Iterable[Op]) -> Iterable[tuple[Op, int, int, Any]]:
@@ -53,11 +65,26 @@ def check(ops: list[Op]) -> dict[str, Any]:
     anomalies: dict[str, list[Any]] = {name: [] for name in ANOMALIES}
     where: dict[Any, set[tuple[int, int]]] = defaultdict(set)
     at: dict[tuple[int, int], set[Any]] = defaultdict(set)
+    txn_of: dict[Any, Any] = {}  # value -> its transaction
+    txn_values: dict[Any, list[Any]] = defaultdict(list)
+    outcome: dict[Any, str | None] = {}  # transaction -> "commit" / "abort" / None (unknown)
+    end_asked: dict[Any, float] = {}  # transaction -> time its producer first asked to end it
     for op in ops:
+        if op["f"] == "txn" and op["type"] in ("ok", "info"):
+            outcome[op["txn"]] = op.get("outcome") if op["type"] == "ok" else None
+        elif op["f"] == "txn-end" and op["type"] == "invoke":
+            end_asked.setdefault(op["txn"], op["time"])
         if op["f"] != "send":
             continue
         if op["type"] == "invoke":
             invoked[op["value"]] = (op["process"], op["partition"], len(invoked))
+            if "txn" in op:
+                txn_of[op["value"]] = op["txn"]
+                txn_values[op["txn"]].append(op["value"])
+        elif op["type"] == "fail" and "txn" in op:  # never queued: not part of its transaction
+            txn_of.pop(op["value"], None)
+            if op["value"] in txn_values[op["txn"]]:
+                txn_values[op["txn"]].remove(op["value"])
         elif op["type"] == "ok":
             place = (op["partition"], op["offset"])
             value = op["value"]
@@ -75,9 +102,14 @@ def check(ops: list[Op]) -> dict[str, Any]:
         where[value].add((partition, offset))
         at[(partition, offset)].add(value)
         read_at.setdefault((partition, offset), value)
+    def expected(value: Any) -> bool:
+        """Must be readable once acknowledged: not part of a transaction, or of a committed one."""
+        return value not in txn_of or outcome.get(txn_of[value]) == "commit"
+
+    committed_acked = {value: place for value, place in acked.items() if expected(value)}
     drained = {value for op, _p, _o, value in reads(ops) if op["process"] == DRAIN}
     if drained or any(op["process"] == DRAIN and op["f"] == "poll" for op in ops):
-        known = dict(acked)
+        known = dict(committed_acked)
         for _op, partition, offset, value in reads(ops):
             known.setdefault(value, (partition, offset))
         for value, place in known.items():
@@ -85,7 +117,7 @@ def check(ops: list[Op]) -> dict[str, Any]:
                 anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1],
                                           "acknowledged": value in acked})
     else:
-        for value, place in acked.items():
+        for value, place in committed_acked.items():
             if value not in read_values:
                 anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1],
                                           "acknowledged": True})
@@ -100,9 +132,14 @@ def check(ops: list[Op]) -> dict[str, Any]:
             anomalies["inconsistent_offset"].append({"partition": place[0], "offset": place[1],
                                                      "values": sorted(values, key=repr)})
     anomalies["reorder"] = _reorders(read_at, invoked)
-    skips, backwards = _consumer_order(ops, at)
+    # An offset holding an aborted (or never committed) write is skipped by read_committed readers.
+    visible = {place: values for place, values in at.items()
+               if any(expected(v) or v in read_values for v in values)}
+    skips, backwards = _consumer_order(ops, visible)
     anomalies["poll_skip"], anomalies["nonmonotonic_poll"] = skips, backwards
     anomalies["lost_commit"] = _lost_commits(ops)
+    if txn_of:
+        _transactions(ops, txn_of, txn_values, outcome, end_asked, drained, anomalies)
     counts = Counter((op["f"], op["type"]) for op in ops)
     return {
         "valid": not any(anomalies.values()),
@@ -113,6 +150,33 @@ def check(ops: list[Op]) -> dict[str, Any]:
         "sends_acknowledged": len(acked),
         "values_read": len(read_values),
     }
+
+
+def _transactions(ops: list[Op], txn_of: dict[Any, Any], txn_values: dict[Any, list[Any]],
+                  outcome: dict[Any, str | None], end_asked: dict[Any, float], drained: set[Any],
+                  anomalies: dict[str, list[Any]]) -> None:
+    seen: set[tuple[Any, str]] = set()
+    for op, partition, offset, value in reads(ops):
+        txn = txn_of.get(value)
+        if txn is None:
+            continue
+        if outcome.get(txn) == "abort" and (value, "aborted") not in seen:
+            seen.add((value, "aborted"))
+            anomalies["aborted_read"].append({"value": value, "txn": txn, "partition": partition, "offset": offset,
+                                              "process": op["process"], "index": op["index"]})
+        asked = end_asked.get(txn)
+        if (asked is None or op["time"] < asked) and (value, "early") not in seen:
+            seen.add((value, "early"))
+            anomalies["uncommitted_read"].append({"value": value, "txn": txn, "partition": partition,
+                                                  "offset": offset, "process": op["process"], "read_at": op["time"],
+                                                  "end_asked_at": asked, "index": op["index"]})
+    if not any(op["process"] == DRAIN and op["f"] == "poll" for op in ops) and not drained:
+        return
+    for txn, values in txn_values.items():
+        present = [v for v in values if v in drained]
+        if present and len(present) < len(values):
+            anomalies["torn_transaction"].append({"txn": txn, "outcome": outcome.get(txn), "values": values,
+                                                  "drained": present})
 
 
 def _reorders(read_at: dict[tuple[int, int], Any], invoked: dict[Any, tuple[str, int, int]]) -> list[Any]:

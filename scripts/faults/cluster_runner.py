@@ -40,6 +40,8 @@ class ClusterRunConfig:
     progress_timeout: float = 90.0  # after each heal, wait this long at most for every producer to get an ack
     disk_node: str | None = "n3"  # the node whose log dir is a small tmpfs (disk-full faults)
     disk_mb: int = 64
+    transactional: bool = False  # the read_committed variant (workload.py)
+    producer_debug: str = ""  # librdkafka debug contexts for the producers (e.g. "eos,msg,protocol"), to clients.log
 
 
 def run(config: ClusterRunConfig) -> dict[str, Any]:
@@ -58,6 +60,14 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     drain_complete = False
     topic = "queue"
     started = time.monotonic()
+    handler: logging.Handler | None = None
+    clients = logging.getLogger("faults.clients")
+    if config.producer_debug:
+        handler = logging.FileHandler(config.out / "clients.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        clients.addHandler(handler)
+        clients.setLevel(logging.DEBUG)
+        clients.propagate = False
     try:
         cluster.setup()
         cluster.start_all()
@@ -66,7 +76,9 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         history.record(NEMESIS, "info", "start", nodes=cluster.names)
         create_topic(cluster.bootstrap, topic, config.partitions, replication_factor=3,
                      config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
-        workload = Workload(history, cluster.bootstrap, topic, config.partitions, config.producers, config.rate)
+        workload = Workload(history, cluster.bootstrap, topic, config.partitions, config.producers, config.rate,
+                            transactional=config.transactional, seed=config.seed,
+                            producer_debug=config.producer_debug)
         workload.start()
         since = list(workload.acked)
         progress.append(_wait_progress(workload, since, config.progress_timeout))
@@ -86,18 +98,23 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
                 log.warning("nodes %s did not come back after fault %d: the schedule stops", nemesis.failed, fault.id)
                 break
         workload.stop()
-        drain_complete = drain(history, cluster.bootstrap, topic, config.partitions, timeout=120.0)
+        drain_complete = drain(history, cluster.bootstrap, topic, config.partitions, timeout=120.0,
+                               read_committed=config.transactional)
     finally:
         if workload is not None:
             workload.stop()
         cluster.close()
         history.close()
+        if handler is not None:
+            clients.removeHandler(handler)
+            handler.close()
     kinds: dict[str, int] = {}
     for fault in applied:
         kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1
     crashes = [op for op in history.ops if op["process"] == NEMESIS and op["f"] == "crashed"]
     report = build(history.ops, {
-        "target": config.target, "seed": config.seed, "faults_applied": len(applied), "fault_kinds": kinds,
+        "target": config.target, "seed": config.seed, "transactional": config.transactional,
+        "faults_applied": len(applied), "fault_kinds": kinds,
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
         "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),

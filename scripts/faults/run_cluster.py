@@ -55,6 +55,21 @@ def summarize(reports: list[dict]) -> dict:
     return total
 
 
+def table(reports: list[dict]) -> str:
+    """A Markdown table of the runs' figures, one row a run (as in docs/faults.md)."""
+    rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | broker anomalies "
+            "| valid | broker_valid | crashes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(reports, key=lambda r: r["seed"]):
+        lat = r["ack_latency_ms"]
+        broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
+        rows.append(f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
+                    f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
+                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | {broker} | "
+                    f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", choices=["kafka", "kbroker"], default="kafka")
@@ -66,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="sends per second per producer")
     parser.add_argument("--duration", default="2,8", help="min,max seconds a fault lasts")
     parser.add_argument("--heal", default="2,5", help="min,max seconds of calm after each fault")
+    parser.add_argument("--transactional", action="store_true",
+                        help="the transactional workload (transactions committed or aborted, read_committed readers)")
+    parser.add_argument("--producer-debug", default="", metavar="CONTEXTS",
+                        help="librdkafka debug contexts for the producers (e.g. eos,msg,protocol), logged to "
+                             "OUT/run-<seed>/clients.log")
+    parser.add_argument("--table", type=Path, metavar="OUT",
+                        help="print a Markdown table of the finished runs under OUT (their report.json) and exit")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers of interrupted runs and exit")
     parser.add_argument("--rescore", type=Path, metavar="OUT",
                         help="re-check every finished run under OUT (run-*/history.jsonl), rewrite the reports and "
@@ -75,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cleanup:
         for item in cleanup():
             print(f"removed {item}")
+        return 0
+    if args.table:
+        sys.stdout.write(table([json.loads((d / "report.json").read_text()) for d in sorted(args.table.glob("run-*"))
+                                if (d / "report.json").exists()]))
         return 0
     if args.rescore:
         reports = [rescore(d) for d in sorted(args.rescore.glob("run-*")) if (d / "report.json").exists()]
@@ -106,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run(ClusterRunConfig(out=out / f"run-{seed}", target=args.target, faults=args.faults,
                                           seed=seed, kinds=kinds, rate=args.rate, duration_min=dmin,
-                                          duration_max=dmax, heal_min=hmin, heal_max=hmax))
+                                          duration_max=dmax, heal_min=hmin, heal_max=hmax,
+                                          transactional=args.transactional, producer_debug=args.producer_debug))
         except Exception as exc:  # noqa: BLE001 - one broken run (e.g. a cluster that never started) is reported
             logging.getLogger("faults").exception("run seed %d failed", seed)
             failed_runs.append({"seed": seed, "error": f"{type(exc).__name__}: {exc}"[:500]})

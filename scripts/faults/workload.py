@@ -6,12 +6,19 @@
 * a consumer by ``assign`` reads every partition from the beginning;
 * a consumer in a group (``subscribe``) reads and commits the offsets it consumed synchronously;
 * ``drain``: after the faults, a fresh consumer reads every partition from offset 0 to its end.
+
+The transactional variant (``transactional=True``): each producer has a ``transactional.id`` and
+writes 1-4 values (to consecutive partitions) per transaction, then commits it or, one time in four,
+aborts it (``txn`` ops: ``invoke`` with the values, ``txn-end`` ``invoke`` with the intent, then
+``ok`` with the ``outcome`` or ``info`` when unknown); every reader, the drain included, uses
+``isolation.level=read_committed``.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
 import time
 from typing import Any
@@ -50,7 +57,8 @@ class Workload:
     """Client threads writing to and reading from ``topic`` and recording into ``history``."""
 
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int, producers: int = 2,
-                 rate: float = 200.0, group: str = "faults-group", producer_debug: str = "") -> None:
+                 rate: float = 200.0, group: str = "faults-group", producer_debug: str = "",
+                 transactional: bool = False, seed: int = 0, abort_probability: float = 0.25) -> None:
         self.history = history
         self.bootstrap = bootstrap
         self.topic = topic
@@ -62,6 +70,10 @@ class Workload:
         self.producer_extra: dict[str, Any] = (
             {"debug": producer_debug, "logger": logging.getLogger("faults.clients"), "log_level": 7}
             if producer_debug else {})
+        self.transactional = transactional
+        self.seed = seed
+        self.abort_probability = abort_probability
+        self.isolation = {"isolation.level": "read_committed"} if transactional else {}
         self.values = itertools.count()
         self.acked = [0] * producers  # acknowledged sends so far, per producer (the runner waits on them)
         self.stopping = threading.Event()
@@ -84,7 +96,8 @@ class Workload:
     def _produce(self, k: int) -> None:
         for generation in itertools.count():
             process = f"p{k}" if generation == 0 else f"p{k}.{generation}"
-            if not self._producer_run(process, k) or self.stopping.is_set():
+            run = self._txn_producer_run if self.transactional else self._producer_run
+            if not run(process, k) or self.stopping.is_set():
                 return
 
     def _producer_run(self, process: str, k: int) -> bool:
@@ -143,6 +156,104 @@ class Workload:
                 log.warning("%s: %d sends still undelivered at the end (indeterminate)", process, remaining)
         return fatal.is_set()
 
+    def _txn_producer_run(self, process: str, k: int) -> bool:
+        """Transactions until stopped (False) or a fatal error (True: a new producer, the same
+        ``transactional.id``, which fences this one)."""
+        rng = random.Random(self.seed * 1000 + k)
+        fatal = threading.Event()
+        txns = itertools.count()
+
+        def delivered(err, msg) -> None:
+            value = _decode(msg.value())
+            if err is None:
+                self.history.record(process, "ok", "send", value=value, partition=msg.partition(),
+                                    offset=msg.offset())
+                self.acked[k] += 1
+            else:
+                self.history.record(process, "info", "send", value=value, partition=msg.partition(),
+                                    error=str(err.name()))
+
+        def on_error(err: KafkaError) -> None:
+            if err.fatal():
+                self.history.record(process, "info", "fatal", error=str(err))
+                fatal.set()
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": f"faults-txn-{k}",
+                             "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+                             "transaction.timeout.ms": 20000, "message.timeout.ms": 15000, "error_cb": on_error,
+                             **CLIENT, **self.producer_extra})
+
+        def attempt(call, what: str) -> str:
+            """Call ``call`` until it succeeds ("ok"), needs an abort ("abort"), is fatal or the
+            workload stops ("fatal"/"stopped"); retriable errors are retried."""
+            while True:
+                try:
+                    call()
+                    return "ok"
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    if err.fatal():
+                        self.history.record(process, "info", "fatal", error=f"{what}: {err.name()}")
+                        fatal.set()
+                        return "fatal"
+                    if err.txn_requires_abort():
+                        return "abort"
+                    if not err.retriable() and what != "init":
+                        return "abort"
+                    if self.stopping.is_set():
+                        return "stopped"
+                    time.sleep(0.1)  # back off before retrying a retriable transactional call
+
+        if attempt(lambda: producer.init_transactions(30), "init") != "ok":
+            return fatal.is_set()
+        partition = 0
+        try:
+            while not self.stopping.is_set() and not fatal.is_set():
+                txn = f"{process}-t{next(txns)}"
+                values = [next(self.values) for _ in range(rng.randint(1, 4))]
+                intent = "abort" if rng.random() < self.abort_probability else "commit"
+                try:
+                    producer.begin_transaction()
+                except KafkaException as exc:
+                    self.history.record(process, "info", "fatal", error=f"begin: {exc.args[0].name()}")
+                    fatal.set()
+                    break
+                self.history.record(process, "invoke", "txn", txn=txn, values=values)
+                for value in values:
+                    self.history.record(process, "invoke", "send", value=value, partition=partition, txn=txn)
+                    while True:
+                        try:
+                            producer.produce(self.topic, value=str(value).encode(), partition=partition,
+                                             on_delivery=delivered)
+                            break
+                        except BufferError:
+                            producer.poll(0.1)
+                        except KafkaException as exc:  # the transaction is in an error state: not queued
+                            self.history.record(process, "fail", "send", value=value, partition=partition, txn=txn,
+                                                error=str(exc.args[0].name()))
+                            intent = "abort"
+                            break
+                    partition = (partition + 1) % self.partitions
+                    producer.poll(self.interval)
+                self.history.record(process, "invoke", "txn-end", txn=txn, intent=intent)
+                result = attempt(lambda: producer.commit_transaction(30), "commit") if intent == "commit" else "abort"
+                if result == "ok":
+                    self.history.record(process, "ok", "txn", txn=txn, outcome="commit")
+                    continue
+                if result == "abort" and attempt(lambda: producer.abort_transaction(30), "abort") == "ok":
+                    self.history.record(process, "ok", "txn", txn=txn, outcome="abort")
+                    continue
+                self.history.record(process, "info", "txn", txn=txn, error=result)
+                if result == "stopped":
+                    break
+                fatal.set()  # no clean end: start over with a new producer (fencing this one)
+        finally:
+            try:
+                producer.flush(0.0 if fatal.is_set() else 30.0)
+            except KafkaException as exc:
+                self.history.record(process, "info", "fatal", error=str(exc))
+        return fatal.is_set()
+
     # -- consumers ---------------------------------------------------------------------------------
 
     def _poll_loop(self, process: str, consumer: Consumer, commit: bool) -> None:
@@ -191,7 +302,7 @@ class Workload:
     def _consume_assigned(self) -> None:
         process = "c-assign"
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.group}-assign",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest", **CLIENT})
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest", **self.isolation, **CLIENT})
         try:
             consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
             self.history.record(process, "info", "assign", partitions=list(range(self.partitions)))
@@ -210,7 +321,7 @@ class Workload:
 
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False,
                              "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
-                             "heartbeat.interval.ms": 500, **CLIENT})
+                             "heartbeat.interval.ms": 500, **self.isolation, **CLIENT})
         try:
             consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
             self._poll_loop(process, consumer, commit=True)
@@ -228,11 +339,17 @@ class Workload:
             thread.join(timeout)
 
 
-def drain(history: History, bootstrap: str, topic: str, partitions: int, timeout: float = 60.0) -> bool:
-    """Read every partition from offset 0 to its high watermark; True when all were read."""
+def drain(history: History, bootstrap: str, topic: str, partitions: int, timeout: float = 60.0,
+          read_committed: bool = False) -> bool:
+    """Read every partition from offset 0 to its high watermark; True when all were read.
+
+    ``read_committed``: the end is the last stable offset (the high watermark once no transaction is
+    open); control records and aborted writes are never delivered, so a partition is done when the
+    consumer reports reaching its end (partition EOF) at or past it."""
     process = "drain"
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-drain", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", **CLIENT})
+                         "auto.offset.reset": "earliest", "enable.partition.eof": read_committed,
+                         **({"isolation.level": "read_committed"} if read_committed else {}), **CLIENT})
     deadline = time.monotonic() + timeout
     try:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
@@ -245,7 +362,9 @@ def drain(history: History, bootstrap: str, topic: str, partitions: int, timeout
             values = []
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
                 if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                    if msg.error().code() == KafkaError._PARTITION_EOF and read_committed:
+                        position[msg.partition()] = max(position[msg.partition()], msg.offset())
+                    elif msg.error().code() != KafkaError._PARTITION_EOF:
                         history.record(process, "info", "poll", error=msg.error().name())
                     continue
                 values.append([msg.partition(), msg.offset(), _decode(msg.value())])

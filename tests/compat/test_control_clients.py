@@ -1,12 +1,13 @@
 """The control endpoint from Java and Go tests: a JUnit test with kafka-clients 4.4
 (tests/clients/java) and a Go test with franz-go (tests/clients/go), each against a kbroker
-started here with the HTTP control endpoint (and a manual clock for the Java session expiry).
+started here with the HTTP control endpoint and a manual clock (for the session expiries).
 
 Each language's test asserts what its client saw: the Java producer gets
 NotLeaderOrFollowerException when it may not retry and recovers when it may, and the Java
 consumer loses its partitions and rejoins after the broker's clock jumps past its session; the
 franz-go producer gets exactly the injected TOPIC_AUTHORIZATION_FAILED and retries through an
-injected NOT_LEADER_OR_FOLLOWER. Needs Maven and Go (as the compatibility matrix does;
+injected NOT_LEADER_OR_FOLLOWER, and the franz-go group consumer loses its partitions and rejoins
+in a new generation after the clock jumps past its session. Needs Maven and Go (as the compatibility matrix does;
 scripts/install-compat-deps caches their dependencies).
 """
 
@@ -37,5 +38,5 @@ def test_java_junit_with_kafka_clients() -> None:
 
 @pytest.mark.timeout(900)
 def test_go_with_franz_go() -> None:
-    with BrokerThread(control=True) as broker:
+    with BrokerThread(control=True, clock="manual") as broker:
         _run(["go", "test", "-count=1", "./..."], CLIENTS / "go", broker)

@@ -218,3 +218,92 @@ def test_truncate_tails_cuts_each_partition_newest_segment(tmp_path):
     assert (tmp_path / "queue-1" / "00000000000000000000.log").stat().st_size == 100
     assert truncate_tails(tmp_path, "queue", 20) == 20  # only 10 bytes left in each newest segment
     assert (tmp_path / "other-0" / "00000000000000000000.log").stat().st_size == 10
+
+
+# -- transactions (the read_committed variant) -----------------------------------------------------
+
+
+def txn(h: H, process, name, sends, outcome="commit"):
+    """A transaction: its sends (value, partition, offset), the end request, then its outcome
+    ("commit"/"abort" acknowledged, None unknown)."""
+    h.op(process, "invoke", "txn", txn=name, values=[v for v, _p, _o in sends])
+    for value, partition, offset in sends:
+        h.op(process, "invoke", "send", value=value, partition=partition, txn=name)
+        h.op(process, "ok", "send", value=value, partition=partition, offset=offset)
+    h.op(process, "invoke", "txn-end", txn=name, intent=outcome or "commit")
+    if outcome is None:
+        return h.op(process, "info", "txn", txn=name, error="fatal")
+    return h.op(process, "ok", "txn", txn=name, outcome=outcome)
+
+
+def txn_history() -> H:
+    """t0 committed (offsets 0, 1), t1 aborted (2, 3 and its marker 4), t2 committed (5; marker 6)."""
+    h = H()
+    txn(h, "p0", "t0", [(1, 0, 0), (2, 0, 1)])
+    txn(h, "p0", "t1", [(3, 0, 2), (4, 0, 3)], outcome="abort")
+    return txn(h, "p0", "t2", [(5, 0, 5)])
+
+
+def test_committed_transactions_read_and_aborted_ones_skipped_is_valid():
+    h = txn_history().poll("c0", (0, 0, 1), (0, 1, 2)).poll("c0", (0, 5, 5))
+    h.poll("drain", (0, 0, 1), (0, 1, 2), (0, 5, 5))
+    result = check(h.ops)
+    assert result["valid"], result["anomalies"]
+    assert set(ANOMALIES) >= {"aborted_read", "uncommitted_read", "torn_transaction"}
+
+
+def test_read_of_an_aborted_transaction_is_an_aborted_read():
+    h = txn_history().poll("c0", (0, 0, 1), (0, 1, 2), (0, 2, 3)).poll("drain", (0, 0, 1), (0, 1, 2), (0, 5, 5))
+    result = check(h.ops)
+    assert [a["value"] for a in result["anomalies"]["aborted_read"]] == [3]
+    assert result["anomalies"]["aborted_read"][0]["txn"] == "t1"
+
+
+def test_acknowledged_value_of_a_committed_transaction_missing_from_the_drain_is_lost_and_torn():
+    h = txn_history().poll("drain", (0, 0, 1), (0, 5, 5))
+    result = check(h.ops)
+    assert result["anomalies"]["lost"] == [{"value": 2, "partition": 0, "offset": 1, "acknowledged": True}]
+    assert result["anomalies"]["torn_transaction"] == [{"txn": "t0", "outcome": "commit", "values": [1, 2],
+                                                         "drained": [1]}]
+
+
+def test_unknown_outcome_must_be_all_or_nothing():
+    h = H()
+    txn(h, "p0", "t0", [(1, 0, 0), (2, 1, 0)], outcome=None)
+    assert check(h.ops)["valid"]  # not expected in a drain: absent is fine (no drain here either)
+    whole = H()
+    whole.ops = [dict(op) for op in h.ops]
+    whole.poll("drain", (0, 0, 1), (1, 0, 2))
+    assert check(whole.ops)["valid"]
+    torn = H()
+    torn.ops = [dict(op) for op in h.ops]
+    torn.poll("drain", (0, 0, 1))
+    assert only(check(torn.ops), "torn_transaction") == [{"txn": "t0", "outcome": None, "values": [1, 2],
+                                                          "drained": [1]}]
+
+
+def test_read_before_the_commit_was_asked_for_is_uncommitted():
+    h = H()
+    h.op("p0", "invoke", "txn", txn="t0", values=[1])
+    h.op("p0", "invoke", "send", value=1, partition=0, txn="t0").op("p0", "ok", "send", value=1, partition=0, offset=0)
+    h.poll("c0", (0, 0, 1))  # read while the transaction is still open
+    h.op("p0", "invoke", "txn-end", txn="t0", intent="commit").op("p0", "ok", "txn", txn="t0", outcome="commit")
+    found = only(check(h.ops), "uncommitted_read")
+    assert [(f["value"], f["txn"]) for f in found] == [(1, "t0")]
+
+
+def test_send_never_queued_is_not_part_of_its_transaction():
+    h = H()
+    h.op("p0", "invoke", "txn", txn="t0", values=[1, 2])
+    h.op("p0", "invoke", "send", value=1, partition=0, txn="t0").op("p0", "ok", "send", value=1, partition=0, offset=0)
+    h.op("p0", "invoke", "send", value=2, partition=1, txn="t0").op("p0", "fail", "send", value=2, partition=1, txn="t0")
+    h.op("p0", "invoke", "txn-end", txn="t0", intent="commit").op("p0", "ok", "txn", txn="t0", outcome="commit")
+    h.poll("drain", (0, 0, 1))
+    assert check(h.ops)["valid"]
+
+
+def test_read_committed_consumer_skipping_aborted_offsets_is_no_poll_skip():
+    h = txn_history().poll("c0", (0, 0, 1), (0, 1, 2)).poll("c0", (0, 5, 5))  # 2, 3 aborted, 4 a marker
+    assert check(h.ops)["valid"]
+    h = txn_history().poll("c0", (0, 0, 1)).poll("c0", (0, 5, 5))  # 1 (offset 1) is committed: skipped
+    assert check(h.ops)["anomalies"]["poll_skip"][0]["missed"] == 1  # (and lost: no drain read it)

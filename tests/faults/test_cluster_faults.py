@@ -1,11 +1,12 @@
-"""A short cluster fault run against a three-node Apache Kafka 4.4 (the target that runs here; see
-scripts/faults/README.md): acks=all, RF=3, min.insync.replicas=2, unclean election off, nodes in
-network namespaces behind the proxies, three seeded faults (a partition, a kill -9 and a one-way
+"""Short cluster fault runs against three kbroker nodes and against a three-node Apache Kafka 4.4
+(see scripts/faults/README.md): acks=all, RF=3, min.insync.replicas=2, unclean election off, nodes
+in network namespaces behind the proxies, three seeded faults (a partition, a kill -9 and a one-way
 block), the queue workload and the final drain. Nothing acknowledged may be lost and the checker
 must find no anomaly of the broker's."""
 
 from __future__ import annotations
 
+import pytest
 from faults.cluster_runner import ClusterRunConfig, run
 from faults.history import load
 from faults.report import fault_intervals
@@ -19,10 +20,12 @@ def test_schedule_of_the_short_run_has_each_kind():
     assert sorted(f.kind for f in generate(1, 3, ["n1", "n2", "n3"], KINDS, (1.5, 3.0), (1.0, 2.0))) == sorted(KINDS)
 
 
-def test_short_kafka_cluster_run_loses_nothing_acknowledged(tmp_path):
-    report = run(ClusterRunConfig(out=tmp_path, target="kafka", faults=3, seed=1, kinds=KINDS, rate=50.0,
+@pytest.mark.parametrize("target", ["kbroker", "kafka"])
+def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
+    report = run(ClusterRunConfig(out=tmp_path, target=target, faults=3, seed=1, kinds=KINDS, rate=50.0,
                                   duration_min=1.5, duration_max=3.0, heal_min=1.0, heal_max=2.0))
-    # Kafka itself shows no anomaly; a duplicate may come from librdkafka's epoch bump after a
+    assert report["target"] == target
+    # The broker shows no anomaly; a duplicate may come from librdkafka's epoch bump after a
     # message timeout (explain.py) and is counted apart: every duplicate must be one of those.
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
     assert report["anomaly_counts"]["duplicate"] == report["duplicates_after_client_timeout"]

@@ -35,6 +35,7 @@ from protocol.messages import REQUESTS, RESPONSES
 load_handlers()
 
 USE = ErrorCode.UNKNOWN_SERVER_ERROR
+_UNKNOWN_MESSAGE = "The server experienced an unexpected error when processing the request."
 ZERO = uuid.UUID(int=0)
 U1 = uuid.UUID("6c4d3f0e-1b1d-4c51-9a0e-2d0f5b1a7e11")
 SPECS = load_specs()
@@ -172,6 +173,25 @@ CASES: dict[int, Case] = {
                                                             host_filter=None, operation=1, permission_type=1)]),
          lambda r, v: [(x.error_message, x.matching_acls) for x in r.filter_results], lambda v: [(None, [])]),
     36: (lambda v: _q(36)(auth_bytes=b"x"), lambda r, v: r.error_message, lambda v: None),
+    38: (lambda v: _q(38)(renewers=[], max_lifetime_ms=-1),
+         lambda r, v: (r.principal_type, r.principal_name, r.token_id, r.issue_timestamp_ms, bytes(r.hmac)),
+         lambda v: ("User", "ANONYMOUS", "", -1, b"")),
+    39: (lambda v: _q(39)(hmac=b"h", renew_period_ms=1), lambda r, v: r.expiry_timestamp_ms, lambda v: 0),
+    40: (lambda v: _q(40)(hmac=b"h", expiry_time_period_ms=1), lambda r, v: r.expiry_timestamp_ms, lambda v: 0),
+    41: (lambda v: _q(41)(owners=None), lambda r, v: r.tokens, lambda v: []),
+    48: (
+        lambda v: _q(48)(components=[_q(48).ComponentData(entity_type="user", match_type=0, match="u")]),
+        lambda r, v: (r.error_message, r.entries), lambda v: (None, None),
+    ),
+    49: (
+        lambda v: _q(49)(entries=[_q(49).EntryData(
+            entity=[_q(49).EntryData.EntityData(entity_type=t, entity_name=n)],
+            ops=[_q(49).EntryData.OpData(key="producer_byte_rate", value=1.0)]) for t, n in (("user", "u1"),
+                                                                                           ("client-id", None))]),
+        # Kafka: each entry's entity echoed, with Errors.forException(e).message()
+        lambda r, v: [([(e.entity_type, e.entity_name) for e in x.entity], x.error_message) for x in r.entries],
+        lambda v: [([("user", "u1")], _UNKNOWN_MESSAGE), ([("client-id", None)], _UNKNOWN_MESSAGE)],
+    ),
     50: (
         lambda v: _q(50)(users=[_q(50).UserName(name="u1"), _q(50).UserName(name="u2")]),
         lambda r, v: [(x.user, x.error_message) for x in r.results],
@@ -301,6 +321,32 @@ CASES: dict[int, Case] = {
             _q(47).OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=0)])]),
         lambda r, v: r.topics,
         lambda v: [],
+    ),
+    45: (
+        lambda v: _q(45)(timeout_ms=1000, topics=[_q(45).ReassignableTopic(name="t1", partitions=[
+            _q(45).ReassignableTopic.ReassignablePartition(partition_index=i, replicas=[1])
+            for i in (0, 2)])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.error_message) for p in t.partitions])
+                                        for t in r.responses]),
+        lambda v: (None, [("t1", [(0, None), (2, None)])]),
+    ),
+    46: (
+        lambda v: _q(46)(timeout_ms=1000, topics=[_q(46).ListPartitionReassignmentsTopics(
+            name="t1", partition_indexes=[0, 2])]),
+        lambda r, v: (r.error_message, [(t.name, [(p.partition_index, p.replicas) for p in t.partitions])
+                                        for t in r.topics]),
+        lambda v: (None, [("t1", [(0, []), (2, [])])]),
+    ),
+    55: (
+        lambda v: _q(55)(topics=[_q(55).TopicData(topic_name="__cluster_metadata",
+                                                  partitions=[_q(55).TopicData.PartitionData(partition_index=0)])]),
+        lambda r, v: r.topics,
+        lambda v: [],
+    ),
+    64: (
+        lambda v: _q(64)(broker_id=7),
+        lambda r, v: r.error_message,
+        lambda v: None,
     ),
     60: (
         lambda v: _q(60)(),

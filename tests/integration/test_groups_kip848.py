@@ -63,7 +63,8 @@ def hb(wire, group, member_id, epoch, *, topics=None, regex=None, owned=None, as
     return wire.call(ConsumerGroupHeartbeatRequest(
         group_id=group, member_id=member_id, member_epoch=epoch, instance_id=instance,
         rebalance_timeout_ms=rebalance_timeout if epoch == 0 else -1, subscribed_topic_names=topics,
-        subscribed_topic_regex=regex, server_assignor=assignor, topic_partitions=owned), version)
+        subscribed_topic_regex=regex, server_assignor=assignor,
+        topic_partitions=owned if owned is not None or epoch != 0 else []), version)
 
 
 def owned_of(response_or_parts):
@@ -258,7 +259,15 @@ def test_join_revoke_then_release(kbroker848, wire):
     assert hb(wire, group, "ghost", 2).error_code == ErrorCode.UNKNOWN_MEMBER_ID
     assert hb(wire, "no-such-group", a, 2).error_code == ErrorCode.GROUP_ID_NOT_FOUND
     assert hb(wire, group, "", 0, topics=[topic]).error_code == ErrorCode.INVALID_REQUEST
-    assert hb(wire, group, "c", 0).error_code == ErrorCode.INVALID_REQUEST  # no subscription
+    no_subscription = hb(wire, group, "c", 0)
+    assert (no_subscription.error_code, no_subscription.error_message) == (
+        ErrorCode.INVALID_REQUEST, "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.")
+    # A join must send TopicPartitions, empty: Kafka refuses the null the field defaults to.
+    null_owned = wire.call(ConsumerGroupHeartbeatRequest(group_id=group, member_id="c", member_epoch=0,
+                                                         rebalance_timeout_ms=30000, subscribed_topic_names=[topic],
+                                                         topic_partitions=None), 1)
+    assert (null_owned.error_code, null_owned.error_message) == (
+        ErrorCode.INVALID_REQUEST, "TopicPartitions must be empty when (re-)joining.")
     assert hb(wire, group, "c", 0, topics=[topic], assignor="sticky").error_code == ErrorCode.UNSUPPORTED_ASSIGNOR
     # Leaving: the remaining member gets everything at the next epoch.
     left = hb(wire, group, b, -1)

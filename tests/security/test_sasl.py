@@ -597,7 +597,8 @@ def test_sasl_ssl_with_scram_and_confluent(certs) -> None:
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"sasl.enabled.mechanisms": None}, "SASL mechanism GSSAPI in sasl.enabled.mechanisms is not supported"),
-    ({"sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER"}, "SASL mechanism OAUTHBEARER"),
+    ({"sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER"},
+     "Listener SASL_PLAINTEXT enables OAUTHBEARER but has no JAAS configuration"),
     ({"listener.name.sasl_plaintext.plain.sasl.jaas.config": None},
      "Listener SASL_PLAINTEXT enables PLAIN but has no JAAS configuration"),
     ({"listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS.rstrip(";")},
@@ -667,3 +668,31 @@ def test_jaas_line_is_read_as_kafkas_jaasconfig() -> None:
                          ("M required user_a;", "Value not specified for key 'user_a' in JAAS config")):
         with pytest.raises(JaasError, match=message):
             parse_jaas(bad)
+
+
+def test_librdkafka_re_authenticates_before_its_session_expires() -> None:
+    """KIP-368 with a real client: librdkafka (SaslAuthenticate v1+) re-authenticates each
+    connection before the session lifetime the broker sent runs out, so a producer keeps working
+    across several lifetimes; the broker counts the re-authentications."""
+    from confluent_kafka import Producer
+
+    config = sasl_config(**{"listener.name.sasl_plaintext.connections.max.reauth.ms": "1500"})
+    with BrokerThread(config) as b:
+        p = Producer({"bootstrap.servers": _address(b, "SASL_PLAINTEXT"), "security.protocol": "SASL_PLAINTEXT",
+                      "sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"})
+        errors: list = []
+        topic = f"reauth-{uuid.uuid4().hex[:6]}"
+
+        def reauthenticated() -> bool:
+            p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
+            p.poll(0.05)
+            counts = b.call(lambda: [c.authenticator.reauthentications for c in b.broker.connections
+                                     if c.authenticator is not None and not c.closed])
+            return max(counts, default=0) >= 3
+
+        assert wait_until(reauthenticated, timeout=60, message="three re-authentications on one connection")
+        assert p.flush(30) == 0
+        assert errors == []
+        # every connection still open is alice's: none was closed for an expired session and
+        # replaced without re-authenticating
+        assert _principals(b) == {"User:alice"}

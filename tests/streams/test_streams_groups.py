@@ -281,11 +281,13 @@ def test_bad_input(kb, wire):
     assert hb(wire, app, "n", 0, topology=newer).error_code == ErrorCode.INVALID_REQUEST
     # The group is not a consumer group, and a consumer group is not a streams group.
     r = wire.call(ConsumerGroupHeartbeatRequest(group_id=app, member_id=uuid.uuid4().hex, member_epoch=0,
-                                                rebalance_timeout_ms=1000, subscribed_topic_names=[source]), 1)
+                                                rebalance_timeout_ms=1000, subscribed_topic_names=[source],
+                                                topic_partitions=[]), 1)
     assert (r.error_code, r.error_message) == (ErrorCode.GROUP_ID_NOT_FOUND, f"Group {app} is not a consumer group.")
     consumer_group = f"cg-{uuid.uuid4().hex[:8]}"
     r = wire.call(ConsumerGroupHeartbeatRequest(group_id=consumer_group, member_id=uuid.uuid4().hex, member_epoch=0,
-                                                rebalance_timeout_ms=1000, subscribed_topic_names=[source]), 1)
+                                                rebalance_timeout_ms=1000, subscribed_topic_names=[source],
+                                                topic_partitions=[]), 1)
     assert r.error_code == ErrorCode.NONE
     r = hb(wire, consumer_group, "m", 0, topology=topology)
     assert (r.error_code, r.error_message) == (ErrorCode.GROUP_ID_NOT_FOUND,

@@ -23,7 +23,8 @@ from protocol.messages import metadata_records
 # Every attribute of MetadataImage and whether the snapshot carries it. A new field must be added
 # here and to image_to_records (or listed as not state).
 STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "group_configs", "scram_credentials",
-                "acls", "features", "kraft_version", "next_producer_id", "offset", "controllers"}
+                "acls", "client_quotas", "delegation_tokens", "features", "kraft_version", "next_producer_id",
+                "offset", "controllers"}
 NOT_STATE = {"listeners"}
 
 
@@ -43,6 +44,10 @@ def image_state(image: MetadataImage) -> dict:
                                   r.iterations) for k, r in image.scram_credentials.items()},
         "acls": {k: (r.resource_type, r.resource_name, r.pattern_type, r.principal, r.host, r.operation,
                      r.permission_type) for k, r in image.acls.items()},
+        "client_quotas": {k: dict(v) for k, v in image.client_quotas.items()},
+        "delegation_tokens": {k: (r.token_id, r.owner, r.requester, list(r.renewers), r.issue_timestamp,
+                                  r.max_timestamp, r.expiration_timestamp)
+                              for k, r in image.delegation_tokens.items()},
         "features": dict(image.features),
         "controllers": {c: (r.controller_id, r.incarnation_id, [(e.name, e.host, e.port, e.security_protocol)
                                                                 for e in r.end_points],
@@ -81,7 +86,7 @@ class RandomHistory:
         rng, image = self.rng, self.image
         topics = sorted(image.topics)
         brokers = sorted(image.brokers) or [1]
-        choice = rng.randrange(16)
+        choice = rng.randrange(18)
         if choice == 0:
             self.apply(mr.FeatureLevelRecord(name=rng.choice(["metadata.version", "group.version", "transaction.version",
                                                               "kraft.version"]),
@@ -148,7 +153,7 @@ class RandomHistory:
                 self.apply(mr.UserScramCredentialRecord(name=user, mechanism=mechanism, salt=rng.randbytes(8),
                                                         stored_key=rng.randbytes(32), server_key=rng.randbytes(32),
                                                         iterations=rng.choice([4096, 8192])))
-        elif choice == 15:
+        elif choice == 17:
             c = rng.randrange(1, 4)
             if c in self.image.controllers and rng.random() < 0.4:
                 self.apply(metadata_records.UnregisterControllerRecord(controller_id=c))
@@ -168,6 +173,25 @@ class RandomHistory:
                     resource_name=rng.choice(["t1", "g", "*"]), pattern_type=rng.choice([3, 4]),
                     principal=rng.choice(["User:alice", "User:*"]), host="*", operation=rng.choice([2, 3, 4]),
                     permission_type=rng.choice([2, 3])))
+        elif choice == 15:
+            entity = rng.choice([[("user", "alice")], [("user", None)], [("client-id", "c1")],
+                                 [("user", "bob"), ("client-id", None)], [("client-id", "c1"), ("user", None)],
+                                 [("ip", "10.0.0.1")], [("ip", None)]])
+            key = "connection_creation_rate" if entity[0][0] == "ip" else rng.choice(
+                ["producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate"])
+            self.apply(mr.ClientQuotaRecord(
+                entity=[mr.ClientQuotaRecord.EntityData(entity_type=t, entity_name=n) for t, n in entity],
+                key=key, value=float(rng.randrange(1, 5000)), remove=rng.random() < 0.3))
+        elif choice == 16:
+            token_id = rng.choice(["tok-a", "tok-b", "tok-c"])
+            if token_id in self.image.delegation_tokens and rng.random() < 0.3:
+                self.apply(mr.RemoveDelegationTokenRecord(token_id=token_id))
+            else:
+                issued = rng.randrange(10**12)
+                self.apply(mr.DelegationTokenRecord(
+                    token_id=token_id, owner=rng.choice(["User:alice", "User:bob"]), requester="User:admin",
+                    renewers=rng.sample(["User:carol", "User:dave"], rng.randrange(3)), issue_timestamp=issued,
+                    max_timestamp=issued + 1000, expiration_timestamp=issued + rng.randrange(1000)))
 
 
 @pytest.mark.parametrize("seed", range(200))

@@ -23,7 +23,7 @@ type Ctx = harness.Ctx
 var check = harness.Check
 
 func client(c *Ctx, opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Bootstrap)}, opts...)...)
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers()...)}, opts...)...)
 }
 
 func withAdmin(c *Ctx, f func(*kadm.Client) error) error {
@@ -54,7 +54,7 @@ func createTopic(c *Ctx, n int) (string, error) {
 	err := withAdmin(c, func(a *kadm.Client) error {
 		ctx, cancel := ctxT(15 * time.Second)
 		defer cancel()
-		resp, err := a.CreateTopics(ctx, int32(n), 1, nil, name)
+		resp, err := a.CreateTopics(ctx, int32(n), c.RF, nil, name)
 		if err != nil {
 			return err
 		}

@@ -31,7 +31,7 @@ func config() *sarama.Config {
 	return cfg
 }
 
-func brokers(c *Ctx) []string { return []string{c.Bootstrap} }
+func brokers(c *Ctx) []string { return c.Brokers() }
 
 func withAdmin(c *Ctx, f func(sarama.ClusterAdmin) error) error {
 	a, err := sarama.NewClusterAdmin(brokers(c), config())
@@ -53,7 +53,7 @@ func nPartitions(a sarama.ClusterAdmin, name string) int {
 func createTopic(c *Ctx, n int) (string, error) {
 	name := c.Topic()
 	err := withAdmin(c, func(a sarama.ClusterAdmin) error {
-		if err := a.CreateTopic(name, &sarama.TopicDetail{NumPartitions: int32(n), ReplicationFactor: 1}, false); err != nil {
+		if err := a.CreateTopic(name, &sarama.TopicDetail{NumPartitions: int32(n), ReplicationFactor: c.RF}, false); err != nil {
 			return err
 		}
 		return harness.WaitUntil(func() bool { return nPartitions(a, name) == n }, 15*time.Second, "topic metadata")

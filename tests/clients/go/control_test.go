@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +95,90 @@ func TestFranzGoSeesExactlyTheInjectedErrors(t *testing.T) {
 	event := fired[0].(map[string]any)
 	if event["client_id"] != "franz-control" || event["error"] != "NOT_LEADER_OR_FOLLOWER" || event["api"] != "Produce" {
 		t.Fatalf("fired %v", event)
+	}
+}
+
+// The broker runs a manual clock: advancing it past the 45 s session expires the member at once.
+// franz-go's next heartbeat gets UNKNOWN_MEMBER_ID: the client loses its partitions and rejoins
+// the group in a new generation, then consumes what was produced meanwhile.
+func TestFranzGoConsumerRejoinsAfterItsSessionExpires(t *testing.T) {
+	topic := fmt.Sprintf("go-session-%d", time.Now().UnixNano())
+	group := topic + "-group"
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(os.Getenv("KBROKER_BOOTSTRAP")), kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	if err := producer.ProduceSync(ctx, kgo.StringRecord("first")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var events []string
+	record := func(event string, parts map[string][]int32) {
+		if len(parts) > 0 {
+			mu.Lock()
+			events = append(events, event)
+			mu.Unlock()
+		}
+	}
+	snapshot := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(events)
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(os.Getenv("KBROKER_BOOTSTRAP")), kgo.ClientID("franz-session"),
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(45*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { record("assigned", p) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { record("revoked", p) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { record("lost", p) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	pollUntil := func(value string) {
+		t.Helper()
+		for {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting for %q; events %v", value, snapshot())
+			}
+			pollCtx, pollCancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fetches := consumer.PollFetches(pollCtx)
+			pollCancel()
+			found := false
+			fetches.EachRecord(func(r *kgo.Record) { found = found || string(r.Value) == value })
+			if found {
+				return
+			}
+		}
+	}
+	pollUntil("first")
+	if got := snapshot(); !slices.Equal(got, []string{"assigned"}) {
+		t.Fatalf("events %v, want [assigned]", got)
+	}
+	_, generation := consumer.GroupMetadata()
+
+	control(t, "POST", "/clock/advance", map[string]any{"ms": 45001})
+	for len(snapshot()) < 3 { // the next heartbeat is refused: partitions lost, then a new assignment
+		if ctx.Err() != nil {
+			t.Fatalf("no rejoin after the session expiry: %v", snapshot())
+		}
+		pollCtx, pollCancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		consumer.PollFetches(pollCtx)
+		pollCancel()
+	}
+	if err := producer.ProduceSync(ctx, kgo.StringRecord("second")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil("second")
+	if got := snapshot(); !slices.Equal(got, []string{"assigned", "lost", "assigned"}) {
+		t.Fatalf("events %v, want [assigned lost assigned]", got)
+	}
+	if _, now := consumer.GroupMetadata(); now <= generation {
+		t.Fatalf("generation %d after the expiry, was %d", now, generation)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,25 @@ var Codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
 type Ctx struct {
 	Bootstrap, Client, Scenario string
+	// RF is the replication factor of the topics a scenario creates (COMPAT_REPLICATION_FACTOR,
+	// set by compat/run_matrix.py: 1 against one broker, 3 against a three-broker cluster).
+	RF int16
+}
+
+// Brokers is the bootstrap list (BOOTSTRAP is host:port[,host:port...]).
+func (c *Ctx) Brokers() []string { return strings.Split(c.Bootstrap, ",") }
+
+func replicationFactor() int16 {
+	raw := os.Getenv("COMPAT_REPLICATION_FACTOR")
+	if raw == "" {
+		return 1
+	}
+	rf, err := strconv.ParseInt(raw, 10, 16)
+	if err != nil || rf < 1 {
+		fmt.Fprintf(os.Stderr, "COMPAT_REPLICATION_FACTOR must be a positive integer, not %q\n", raw)
+		os.Exit(2)
+	}
+	return int16(rf)
 }
 
 func suffix() string { return fmt.Sprintf("%08x", rand.Uint32()) }
@@ -81,6 +101,7 @@ func Main(client, version string, scenarios []Scenario) {
 		fmt.Fprintln(os.Stderr, "usage: PROG BOOTSTRAP SCENARIO... | PROG --list")
 		os.Exit(2)
 	}
+	rf := replicationFactor()
 	byName := map[string]Scenario{}
 	for _, s := range scenarios {
 		byName[s.Name] = s
@@ -100,7 +121,7 @@ func Main(client, version string, scenarios []Scenario) {
 						err = fmt.Errorf("panic: %v", p)
 					}
 				}()
-				err = s.Run(&Ctx{Bootstrap: args[0], Client: client, Scenario: name})
+				err = s.Run(&Ctx{Bootstrap: args[0], Client: client, Scenario: name, RF: rf})
 			}()
 			if err != nil {
 				r.Error = err.Error()

@@ -32,7 +32,9 @@ public final class Scenarios {
 
     static final class Ctx {
         final String bootstrap, client, scenario;
-        Ctx(String b, String c, String s) { bootstrap = b; client = c; scenario = s; }
+        /** Replication factor of the topics a scenario creates (see replicationFactor()). */
+        final short rf;
+        Ctx(String b, String c, String s, short r) { bootstrap = b; client = c; scenario = s; rf = r; }
         String topic() {
             return ("compat-" + client + "-" + scenario + "-" + UUID.randomUUID().toString().substring(0, 8)).replace('_', '-');
         }
@@ -74,7 +76,7 @@ public final class Scenarios {
     static String createTopic(Ctx ctx, int n) throws Exception {
         String name = ctx.topic();
         try (Admin a = admin(ctx)) {
-            a.createTopics(List.of(new NewTopic(name, n, (short) 1))).all().get();
+            a.createTopics(List.of(new NewTopic(name, n, ctx.rf))).all().get();
             waitUntil(() -> partitions(a, name) == n, 15, "topic metadata");
         }
         return name;
@@ -480,6 +482,21 @@ public final class Scenarios {
         return p.getProperty("version", "unknown");
     }
 
+    /** COMPAT_REPLICATION_FACTOR, set by compat/run_matrix.py: 1 against one broker, 3 against a
+     *  three-broker cluster; default 1. */
+    static short replicationFactor() {
+        String raw = System.getenv().getOrDefault("COMPAT_REPLICATION_FACTOR", "1");
+        try {
+            short rf = Short.parseShort(raw);
+            if (rf >= 1) return rf;
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        System.err.println("COMPAT_REPLICATION_FACTOR must be a positive integer, not '" + raw + "'");
+        System.exit(2);
+        return 0;
+    }
+
     public static void main(String[] args) {
         var all = scenarios();
         String version = clientVersion();
@@ -496,6 +513,7 @@ public final class Scenarios {
             System.err.println("usage: Scenarios BOOTSTRAP SCENARIO... | --list");
             System.exit(2);
         }
+        short rf = replicationFactor();
         for (int i = 1; i < args.length; i++) {
             String name = args[i];
             long t0 = System.nanoTime();
@@ -506,7 +524,7 @@ public final class Scenarios {
                 err = "unsupported scenario";
             } else {
                 try {
-                    sc.run(new Ctx(args[0], client, name));
+                    sc.run(new Ctx(args[0], client, name, rf));
                     ok = true;
                 } catch (Throwable e) {
                     Throwable c = (e instanceof ExecutionException && e.getCause() != null) ? e.getCause() : e;

@@ -1,0 +1,51 @@
+"""ListPartitionReassignments (key 46), v0.
+
+The reassignments under way, as Kafka 4.4's ``ReplicationControlManager.listPartitionReassignments``:
+for a null topic list every partition with adding or removing replicas, else those of the named
+partitions (unknown topics and partitions, and partitions not being reassigned, are left out),
+each with its replicas (the target then the leaving ones), adding and removing replicas. The
+broker forwards the request to the active controller, which answers from its image (the one it
+writes reassignments to). Without DESCRIBE on the cluster the whole request is
+CLUSTER_AUTHORIZATION_FAILED. A controller also serves it on its controller listener (Kafka's
+ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.client import Requester, controller_active, controller_operation
+from kbroker.controller.replication_control import list_partition_reassignments
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+
+LIST_PARTITION_REASSIGNMENTS = 46
+
+
+@api(LIST_PARTITION_REASSIGNMENTS, 0, 0)
+async def handle_list_partition_reassignments(ctx, request) -> ListPartitionReassignmentsResponse:
+    return await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
+                                                      requester(ctx))
+
+
+@api(LIST_PARTITION_REASSIGNMENTS, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_list_partition_reassignments_on_controller(ctx, request) -> ListPartitionReassignmentsResponse:
+    if not controller_active(ctx.broker.controller):
+        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
+    return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
+                                                        Requester(client_id=ctx.header.client_id))
+
+
+@controller_operation(LIST_PARTITION_REASSIGNMENTS)
+async def list_partition_reassignments_operation(broker, request, version: int,
+                                                 requester=None) -> ListPartitionReassignmentsResponse:
+    """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
+    if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    controller = broker.controller
+    assert controller is not None
+    async with controller.exclusive():
+        return list_partition_reassignments(controller.image, request.topics)

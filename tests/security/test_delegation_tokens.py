@@ -1,0 +1,381 @@
+"""Delegation tokens at the wire (CreateDelegationToken, RenewDelegationToken, ExpireDelegationToken,
+DescribeDelegationToken) and SCRAM logins with a token (``tokenauth=true``), as Kafka 4.4: who may
+ask (not on PLAINTEXT, not with a token), owners and renewers, expiry, DELEGATION_TOKEN ACLs, the
+records surviving a restart. Kafka's own ``kafka-delegation-tokens.sh`` and a Java client logging
+in with a token: tests/security/test_kafka_tools_security.py."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import time
+
+import pytest
+from waiting import wait_until
+from wire import Wire
+
+from kbroker.testing import BrokerThread
+from protocol.errors import ErrorCode
+from protocol.messages import REQUESTS
+
+E = ErrorCode
+SECRET = "token-secret-key"
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret" user_carol="carol-secret";')
+
+
+def token_config(**extra: str) -> dict[str, str]:
+    config = {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "sasl.jaas.config": PLAIN_JAAS,
+        "connection.failed.authentication.delay.ms": "0",
+        "delegation.token.secret.key": SECRET,
+    }
+    config.update(extra)
+    return config
+
+
+def address(b: BrokerThread, listener: str) -> str:
+    host, port = b.broker.listener_endpoint(listener)
+    return f"{host}:{port}"
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread(token_config(**{"delegation.token.expiry.check.interval.ms": "200"})) as b:
+        yield b
+
+
+def login_plain(addr: str, user: str) -> Wire:
+    w = Wire(addr)
+    assert w.call(17, 1, mechanism="PLAIN").error_code == E.NONE
+    r = w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode())
+    assert r.error_code == E.NONE, r.error_message
+    return w
+
+
+def scram_token_login(addr: str, token_id: str, token_hmac: bytes, mechanism: str = "SCRAM-SHA-256",
+                      password: str | None = None) -> tuple[Wire, object]:
+    """A SCRAM exchange with the token (username the id, password base64(HMAC), tokenauth=true),
+    written from RFC 5802 as Kafka's ScramSaslClient sends it; returns the connection and the last
+    SaslAuthenticate response."""
+    digest = "sha256" if mechanism == "SCRAM-SHA-256" else "sha512"
+    password = base64.b64encode(token_hmac).decode() if password is None else password
+    w = Wire(addr)
+    assert w.call(17, 1, mechanism=mechanism).error_code == E.NONE
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    bare = f"n={token_id},r={nonce},tokenauth=true"
+    first = w.call(36, 2, auth_bytes=("n,," + bare).encode())
+    if first.error_code:
+        return w, first
+    attrs = dict(x.split("=", 1) for x in first.auth_bytes.decode().split(","))
+    salted = hashlib.pbkdf2_hmac(digest, password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+    key = hmac.new(salted, b"Client Key", digest).digest()
+    final_bare = f"c=biws,r={attrs['r']}"
+    auth = f"{bare},{first.auth_bytes.decode()},{final_bare}".encode()
+    sig = hmac.new(hashlib.new(digest, key).digest(), auth, digest).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(key, sig, strict=True))).decode()
+    final = w.call(36, 2, auth_bytes=f"{final_bare},p={proof}".encode())
+    if final.error_code == E.NONE:
+        expected = hmac.new(hmac.new(salted, b"Server Key", digest).digest(), auth, digest).digest()
+        assert final.auth_bytes == b"v=" + base64.b64encode(expected)
+    return w, final
+
+
+def create(w: Wire, version: int = 3, renewers: tuple[str, ...] = (), max_lifetime_ms: int = -1,
+           owner: str | None = None):
+    Req = REQUESTS[38]
+    fields = {}
+    if owner is not None:
+        fields = dict(owner_principal_type=owner.split(":")[0], owner_principal_name=owner.split(":", 1)[1])
+    return w.call(38, version, renewers=[Req.CreatableRenewers(principal_type=r.split(":")[0],
+                                                               principal_name=r.split(":", 1)[1]) for r in renewers],
+                  max_lifetime_ms=max_lifetime_ms, **fields)
+
+
+def describe(w: Wire, owners: list[str] | None = None, version: int = 3):
+    Req = REQUESTS[41]
+    return w.call(41, version, owners=None if owners is None else [
+        Req.DescribeDelegationTokenOwner(principal_type=o.split(":")[0], principal_name=o.split(":", 1)[1])
+        for o in owners])
+
+
+def _closed(w: Wire) -> bool:
+    w.sock.settimeout(10)
+    try:
+        return w.sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_token_lifecycle_and_login(broker) -> None:
+    sasl = address(broker, "SASL_PLAINTEXT")
+    alice = login_plain(sasl, "alice")
+    before = int(time.time() * 1000)
+    r = create(alice, renewers=("User:bob",))
+    after = int(time.time() * 1000)
+    assert r.error_code == E.NONE
+    assert (r.principal_type, r.principal_name) == ("User", "alice")
+    assert (r.token_requester_principal_type, r.token_requester_principal_name) == ("User", "alice")
+    assert before <= r.issue_timestamp_ms <= after
+    # Kafka's defaults: expiry one day, max lifetime seven days
+    assert r.expiry_timestamp_ms == r.issue_timestamp_ms + 86400000
+    assert r.max_timestamp_ms == r.issue_timestamp_ms + 7 * 86400000
+    assert r.hmac == hmac.new(SECRET.encode(), r.token_id.encode(), hashlib.sha512).digest()
+    token_id, token_hmac = r.token_id, bytes(r.hmac)
+    assert len(token_id) == 22 and not token_id.startswith("-")  # Kafka's Uuid.toString
+
+    d = describe(alice)
+    assert d.error_code == E.NONE
+    [t] = [t for t in d.tokens if t.token_id == token_id]
+    assert (t.principal_name, t.hmac, [x.principal_name for x in t.renewers]) == ("alice", token_hmac, ["bob"])
+    assert (t.token_requester_principal_type, t.token_requester_principal_name) == ("User", "alice")
+    assert describe(alice, owners=[]).tokens == []  # an empty owner list describes nothing
+    assert [t.token_id for t in describe(alice, owners=["User:alice"]).tokens] == [token_id]
+    assert describe(alice, owners=["User:nobody"]).tokens == []
+
+    # log in with the token, both SCRAM mechanisms: the principal is the owner, token-authenticated
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        w, final = scram_token_login(sasl, token_id, token_hmac, mechanism)
+        try:
+            assert final.error_code == E.NONE, final.error_message
+            # the session ends at the token's expiry (no connections.max.reauth.ms here)
+            assert 0 < final.session_lifetime_ms <= 86400000
+            assert w.call(3, 12, topics=[]).brokers
+            # a token-authenticated connection may not use the token APIs
+            assert create(w).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+            assert describe(w).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+            rr = w.call(39, 2, hmac=token_hmac, renew_period_ms=-1)
+            assert (rr.error_code, rr.expiry_timestamp_ms) == (E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, -1)
+            assert w.call(40, 2, hmac=token_hmac, expiry_time_period_ms=-1).error_code == \
+                E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+        finally:
+            w.close()
+    conns = broker.call(lambda: [(c.principal, getattr(c, "token_authenticated", False))
+                                 for c in broker.broker.connections if not c.closed])
+    assert ("User:alice", False) in conns
+
+    # a wrong password, an unknown token id: Kafka's generic failure
+    w, final = scram_token_login(sasl, token_id, token_hmac, password="not-the-hmac")
+    assert final.error_code == E.SASL_AUTHENTICATION_FAILED
+    assert final.error_message == ("Authentication failed during authentication due to invalid credentials with "
+                                   "SASL mechanism SCRAM-SHA-256")
+    w.close()
+    w, first = scram_token_login(sasl, "no-such-token", token_hmac)
+    assert first.error_code == E.SASL_AUTHENTICATION_FAILED
+    w.close()
+
+    # renew: the owner and the renewer may, carol may not; the period is capped by the default
+    bob, carol = login_plain(sasl, "bob"), login_plain(sasl, "carol")
+    rr = bob.call(39, 2, hmac=token_hmac, renew_period_ms=60000)
+    assert rr.error_code == E.NONE
+    assert int(time.time() * 1000) - 60000 <= rr.expiry_timestamp_ms - 60000 <= int(time.time() * 1000)
+    assert carol.call(39, 2, hmac=token_hmac, renew_period_ms=60000).error_code == E.DELEGATION_TOKEN_OWNER_MISMATCH
+    assert carol.call(40, 2, hmac=token_hmac, expiry_time_period_ms=-1).error_code == \
+        E.DELEGATION_TOKEN_OWNER_MISMATCH
+    assert alice.call(39, 1, hmac=b"unknown", renew_period_ms=1).error_code == E.DELEGATION_TOKEN_NOT_FOUND
+    assert alice.call(40, 1, hmac=b"unknown", expiry_time_period_ms=1).error_code == E.DELEGATION_TOKEN_NOT_FOUND
+    # bob (a renewer) sees the token; without an authorizer so does anyone (Kafka authorizes all)
+    assert [t.token_id for t in describe(bob).tokens] == [token_id]
+    assert [t.token_id for t in describe(carol).tokens] == [token_id]
+    # the renewal is what every later describe shows
+    [t] = describe(alice).tokens
+    assert t.expiry_timestamp == rr.expiry_timestamp_ms
+
+    # expire now: the token is gone and no longer logs in
+    ex = alice.call(40, 2, hmac=token_hmac, expiry_time_period_ms=-1)
+    assert ex.error_code == E.NONE
+    assert describe(alice).tokens == []
+    assert alice.call(39, 2, hmac=token_hmac, renew_period_ms=1).error_code == E.DELEGATION_TOKEN_NOT_FOUND
+    w, first = scram_token_login(sasl, token_id, token_hmac)
+    assert (first.error_code, first.error_message) == (
+        E.SASL_AUTHENTICATION_FAILED,
+        "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256")
+    assert _closed(w)
+    for c in (w, alice, bob, carol):
+        c.close()
+
+
+def test_an_expired_token_is_refused_then_removed(broker) -> None:
+    sasl = address(broker, "SASL_PLAINTEXT")
+    alice = login_plain(sasl, "alice")
+    try:
+        r = create(alice, max_lifetime_ms=600000)
+        assert r.error_code == E.NONE
+        assert r.max_timestamp_ms == r.issue_timestamp_ms + 600000  # the requested max, under the default
+        token_id, token_hmac = r.token_id, bytes(r.hmac)
+        # expiry in 1 ms: once past, renewing or expiring it again is DELEGATION_TOKEN_EXPIRED ...
+        ex = alice.call(40, 2, hmac=token_hmac, expiry_time_period_ms=1)
+        assert ex.error_code == E.NONE
+        assert ex.expiry_timestamp_ms <= int(time.time() * 1000) + 1
+        # ... and the active controller's sweep (every 200 ms here) removes it
+        assert wait_until(lambda: not describe(alice).tokens, timeout=30)
+        w, first = scram_token_login(sasl, token_id, token_hmac)
+        assert first.error_code == E.SASL_AUTHENTICATION_FAILED
+        w.close()
+    finally:
+        alice.close()
+
+
+def test_a_session_on_an_expired_token_ends_at_its_next_request() -> None:
+    # no sweep for an hour: the token is past its expiry but still in the metadata
+    with BrokerThread(token_config()) as b:
+        sasl = address(b, "SASL_PLAINTEXT")
+        alice = login_plain(sasl, "alice")
+        r = create(alice)
+        rr = alice.call(40, 2, hmac=r.hmac, expiry_time_period_ms=0)
+        assert rr.error_code == E.NONE
+        assert wait_until(lambda: int(time.time() * 1000) > rr.expiry_timestamp_ms, timeout=5)
+        assert alice.call(39, 2, hmac=r.hmac, renew_period_ms=1000).error_code == E.DELEGATION_TOKEN_EXPIRED
+        assert alice.call(40, 2, hmac=r.hmac, expiry_time_period_ms=1000).error_code == E.DELEGATION_TOKEN_EXPIRED
+        # Kafka: the login completes with a session lifetime of 0, and the next request closes
+        w, final = scram_token_login(sasl, r.token_id, bytes(r.hmac))
+        assert (final.error_code, final.session_lifetime_ms) == (E.NONE, 0)
+        with pytest.raises(ConnectionError):
+            w.call(3, 12, topics=[])
+        w.close()
+        alice.close()
+
+
+def test_token_requests_on_plaintext_are_not_allowed(broker) -> None:
+    w = Wire(address(broker, "PLAINTEXT"))
+    try:
+        r = create(w)
+        assert (r.error_code, r.principal_name, r.token_id, r.issue_timestamp_ms) == (
+            E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, "ANONYMOUS", "", -1)
+        assert w.call(39, 2, hmac=b"x", renew_period_ms=1).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+        assert w.call(40, 2, hmac=b"x", expiry_time_period_ms=1).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+        assert describe(w).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+    finally:
+        w.close()
+
+
+def test_renewers_must_be_users_and_owners_need_create_tokens(broker) -> None:
+    w = login_plain(address(broker, "SASL_PLAINTEXT"), "alice")
+    try:
+        r = create(w, renewers=("Group:ops",))
+        assert r.error_code == E.INVALID_PRINCIPAL_TYPE
+        # no authorizer here: alice may create a token for bob
+        r = create(w, owner="User:bob", version=3)
+        assert r.error_code == E.NONE
+        assert (r.principal_name, r.token_requester_principal_name) == ("bob", "alice")
+        # v1 has no requester fields
+        r1 = create(w, version=1)
+        assert r1.error_code == E.NONE and r1.principal_name == "alice"
+        # the requester counts as the owner's for describe
+        assert r.token_id in {t.token_id for t in describe(w, owners=["User:bob"]).tokens}
+    finally:
+        w.close()
+
+
+def test_without_the_secret_key_tokens_are_disabled() -> None:
+    config = token_config()
+    del config["delegation.token.secret.key"]
+    with BrokerThread(config) as b:
+        w = login_plain(address(b, "SASL_PLAINTEXT"), "alice")
+        try:
+            r = create(w)
+            assert (r.error_code, r.principal_name) == (E.DELEGATION_TOKEN_AUTH_DISABLED, "alice")
+            assert w.call(39, 2, hmac=b"x", renew_period_ms=1).error_code == E.DELEGATION_TOKEN_AUTH_DISABLED
+            assert w.call(40, 2, hmac=b"x", expiry_time_period_ms=1).error_code == E.DELEGATION_TOKEN_AUTH_DISABLED
+            assert describe(w).error_code == E.DELEGATION_TOKEN_AUTH_DISABLED
+        finally:
+            w.close()
+
+
+def test_acls_decide_who_creates_for_others_and_who_describes() -> None:
+    config = token_config(**{"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                             "super.users": "User:admin"})
+    with BrokerThread(config) as b:
+        sasl = address(b, "SASL_PLAINTEXT")
+        admin, alice, bob = (login_plain(sasl, u) for u in ("admin", "alice", "bob"))
+        try:
+            # for oneself needs no ACL; for another owner CREATE_TOKENS on that USER
+            assert create(alice).error_code == E.NONE
+            r = create(alice, owner="User:bob")
+            assert r.error_code == E.DELEGATION_TOKEN_AUTHORIZATION_FAILED
+            Req = REQUESTS[30]
+
+            def allow(principal: str, resource_type: int, name: str, operation: int) -> None:
+                res = admin.call(30, 3, creations=[Req.AclCreation(
+                    resource_type=resource_type, resource_name=name, resource_pattern_type=3, principal=principal,
+                    host="*", operation=operation, permission_type=3)])
+                assert res.results[0].error_code == E.NONE
+
+            allow("User:alice", 7, "User:bob", 13)  # USER User:bob, CREATE_TOKENS
+            assert create(alice, owner="User:bob").error_code == E.NONE
+            # bob sees his token; he sees alice's own only with DESCRIBE_TOKENS on User:alice
+            # or DESCRIBE on the token
+            alice_tokens = {t.token_id for t in describe(alice).tokens if t.principal_name == "alice"}
+            assert len(alice_tokens) == 1
+            assert {t.principal_name for t in describe(bob).tokens} == {"bob"}
+            allow("User:bob", 7, "User:alice", 14)  # USER User:alice, DESCRIBE_TOKENS
+            assert {t.principal_name for t in describe(bob).tokens} == {"alice", "bob"}
+            carol_view = describe(admin)  # a super user sees every token
+            assert {t.principal_name for t in carol_view.tokens} == {"alice", "bob"}
+        finally:
+            for w in (admin, alice, bob):
+                w.close()
+
+
+def test_tokens_survive_a_restart(tmp_path) -> None:
+    config = token_config(**{"log.dirs": str(tmp_path / "data")})
+    with BrokerThread(config) as b:
+        alice = login_plain(address(b, "SASL_PLAINTEXT"), "alice")
+        r = create(alice)
+        renewed = alice.call(39, 2, hmac=r.hmac, renew_period_ms=120000)
+        assert renewed.error_code == E.NONE
+        alice.close()
+    with BrokerThread(config) as b:
+        sasl = address(b, "SASL_PLAINTEXT")
+        alice = login_plain(sasl, "alice")
+        [t] = describe(alice).tokens
+        assert (t.token_id, t.expiry_timestamp, bytes(t.hmac)) == (r.token_id, renewed.expiry_timestamp_ms,
+                                                                   bytes(r.hmac))
+        alice.close()
+        w, final = scram_token_login(sasl, r.token_id, bytes(r.hmac))
+        assert final.error_code == E.NONE
+        w.close()
+
+
+async def test_forwarded_token_requests_run_on_the_controller_for_the_envelopes_principal() -> None:
+    """Create/renew/expire as another broker forwards them (an Envelope carrying the client's
+    principal): the controller decides for that principal and writes the records."""
+    from kbroker.api.envelope import envelope
+    from kbroker.controller.remote import serialize_principal
+    from kbroker.testing import EmbeddedBroker
+    from protocol.api import decode_response, encode_request
+    from protocol.messages import RequestHeader
+    from protocol.messages.envelope import EnvelopeRequest
+
+    node = EmbeddedBroker({"delegation.token.secret.key": SECRET})
+    await node.start()
+    try:
+        async def forwarded(api_key: int, version: int, user: str, **fields):
+            header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=3,
+                                   client_id="inner")
+            outer = await envelope(node.broker, EnvelopeRequest(
+                request_data=encode_request(header, REQUESTS[api_key](**fields)),
+                request_principal=serialize_principal("User", user), client_host_address=b"\x7f\x00\x00\x01"))
+            assert outer.error_code == E.NONE
+            return decode_response(outer.response_data, api_key, version)[1]
+
+        created = await forwarded(38, 3, "alice", renewers=[], max_lifetime_ms=-1)
+        assert (created.error_code, created.principal_name, created.token_requester_principal_name) == (
+            E.NONE, "alice", "alice")
+        token = node.broker.delegation_tokens.tokens[created.token_id]
+        assert (token.owner, token.requester) == ("User:alice", "User:alice")
+        renewed = await forwarded(39, 2, "bob", hmac=created.hmac, renew_period_ms=1000)
+        assert renewed.error_code == E.DELEGATION_TOKEN_OWNER_MISMATCH
+        renewed = await forwarded(39, 2, "alice", hmac=created.hmac, renew_period_ms=1000)
+        assert renewed.error_code == E.NONE
+        assert node.broker.delegation_tokens.tokens[created.token_id].expiry_ms == renewed.expiry_timestamp_ms
+        expired = await forwarded(40, 2, "alice", hmac=created.hmac, expiry_time_period_ms=-1)
+        assert expired.error_code == E.NONE
+        assert created.token_id not in node.broker.delegation_tokens.tokens
+        assert created.token_id not in node.broker.image.delegation_tokens
+    finally:
+        await node.stop()
