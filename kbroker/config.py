@@ -655,6 +655,13 @@ def _key_default(name: str) -> Any:
     return None if key.default is None else key.parse(key.default)
 
 
+# Kafka's QuotaConfig broker throttles: dynamic broker configs that are no KafkaConfig key, so
+# DescribeConfigs lists them only when set (no default synonym), as Kafka 4.4 does.
+DYNAMIC_ONLY_BROKER_KEYS = frozenset({
+    "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+})
+
 # Kafka's default of every broker key, typed (None where Kafka has none).
 BROKER_DEFAULTS: Mapping[str, Any] = MappingProxyType({name: _key_default(name) for name in BROKER_KEYS})
 
@@ -1242,6 +1249,10 @@ class BrokerConfig:
         entries = []
         for name, key in sorted(BROKER_KEYS.items()):
             synonyms = self._synonyms(name, BROKER_SYNONYMS.get(name, (name,)))
+            if name in DYNAMIC_ONLY_BROKER_KEYS:
+                synonyms = [s for s in synonyms if s[2] != SOURCE_DEFAULT]
+                if not synonyms:
+                    continue  # Kafka lists them only once set (they are not KafkaConfig keys)
             value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None

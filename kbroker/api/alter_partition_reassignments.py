@@ -32,6 +32,7 @@ from kbroker.api.context import requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
+from kbroker.controller.quorum import ControllerError
 from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from protocol.errors import ErrorCode
@@ -50,8 +51,11 @@ async def handle_alter_partition_reassignments(ctx, request) -> AlterPartitionRe
 async def handle_alter_partition_reassignments_on_controller(ctx, request) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
-    return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                         Requester(client_id=ctx.header.client_id))
+    try:
+        return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
+                                                             Requester(client_id=ctx.header.client_id))
+    except ControllerError as exc:  # leadership lost while the operation ran
+        return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
 
 
 def replication_settings(broker) -> ReplicationSettings:

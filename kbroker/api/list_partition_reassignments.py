@@ -17,6 +17,7 @@ from kbroker.api.context import requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
+from kbroker.controller.quorum import ControllerError
 from kbroker.controller.replication_control import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from protocol.errors import ErrorCode
@@ -35,8 +36,11 @@ async def handle_list_partition_reassignments(ctx, request) -> ListPartitionReas
 async def handle_list_partition_reassignments_on_controller(ctx, request) -> ListPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
-    return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                        Requester(client_id=ctx.header.client_id))
+    try:
+        return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
+                                                            Requester(client_id=ctx.header.client_id))
+    except ControllerError as exc:  # leadership lost while the operation ran
+        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
 
 
 @controller_operation(LIST_PARTITION_REASSIGNMENTS)

@@ -15,6 +15,11 @@ feature is finalized at >= 1 (the default for new clusters): when the ISR falls 
 effective ``min.insync.replicas`` the replicas leaving it join the ELR and may be elected
 (cleanly) once the ISR is empty; a partition that loses every leader remembers its last leader in
 ``LastKnownElr``. Directory assignment (JBOD) is not modelled: records carry no directories.
+
+Partition reassignment (AlterPartitionReassignments / ListPartitionReassignments) is at the end:
+Kafka's alterPartitionReassignments with PartitionReassignmentReplicas (the replicas while a move
+runs) and PartitionReassignmentRevert (a cancel); the builder completes a move once the ISR holds
+every adding replica (``_complete_reassignment_if_needed``).
 """
 
 from __future__ import annotations

@@ -499,6 +499,11 @@ class TransactionCoordinator:
         txn = self.txns.get(transactional_id)
         if txn is None:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            # The markers are on their way (Kafka: a pending Complete* transition, checked before
+            # anything else): the producer retries, then gets the answer for the completed state
+            # (a Transactions V2 producer may send its next EndTxn, at the bumped epoch, by then).
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         matching_complete = (txn.state == TxnState.COMPLETE_COMMIT and commit
                              or txn.state == TxnState.COMPLETE_ABORT and not commit)
         if v2 and matching_complete and (

@@ -2,7 +2,8 @@
 against a kbroker quorum of three combined nodes and a fourth broker: an RF=3 partition led by
 node 1 moves to the replica set the tool proposes for brokers 2, 3 and 4 while an acks=all
 producer writes; every acknowledged record is read back, the replicas and ISR end as asked, and
-node 1 deletes its replica. Bad plans (an unknown broker) are refused by the controller with
+node 1 deletes its replica. A move back onto node 1 once it is dead cannot progress: --list shows
+it, --cancel restores the replicas. Bad plans (an unknown broker) are refused by the controller with
 INVALID_REPLICA_ASSIGNMENT and change nothing."""
 
 from __future__ import annotations
@@ -201,8 +202,6 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         wait_until(lambda: not (cluster.layout.data_dir(1) / f"{TOPIC}-0").exists(), 30, 0.1,
                    "node 1's replica deleted")
         assert (cluster.layout.data_dir(4) / f"{TOPIC}-0").is_dir()
-        res = reassign("--bootstrap-server", bootstrap, "--list")
-        assert res.returncode == 0 and "No partition reassignments found." in res.stdout, res.stdout + res.stderr
         # the controllers serve both APIs on their listener too (Kafka's ControllerApis): the tool
         # with --bootstrap-controller finds the active one; another answers NOT_CONTROLLER
         active = wait_until(lambda: agreed_leader(cluster, [1, 2, 3]), 30, 0.1, "the active controller")
@@ -240,5 +239,44 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         finally:
             consumer.close()
         assert got == [b"r%06d" % i for i in range(writer.sent)]
+
+        # a move that cannot progress (back onto node 1, now dead) is listed, then cancelled with
+        # the tool: the original replicas stay
+        cluster.kill(1)
+        back = tmp_path / "back.json"
+        back.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": TOPIC, "partition": 0, "replicas": [1, 2, 3], "log_dirs": ["any", "any", "any"]}]}))
+
+        def started() -> bool:
+            w = cluster.wire(4)
+            try:
+                resp = w.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name=TOPIC, partitions=[
+                    A.ReassignableTopic.ReassignablePartition(partition_index=0, replicas=[1, 2, 3])])]), 1)
+            finally:
+                w.sock.close()
+            return resp.responses[0].partitions[0].error_code == E.NONE
+
+        wait_until(started, 60, 0.2, "the move back accepted (the quorum may be electing)", cluster.logs)
+        removing = sorted(set(target["replicas"]) - {1, 2, 3})
+        res = reassign("--bootstrap-server", bootstrap, "--list")
+        assert res.returncode == 0, res.stdout + res.stderr
+        expected_replicas = ",".join(str(r) for r in [1, 2, 3, *removing])
+        assert f"{TOPIC}-0: replicas: {expected_replicas}. adding: 1. removing: {','.join(map(str, removing))}." \
+            in res.stdout, res.stdout
+        # (--preserve-throttles: clearing them would ask the dead broker 1 for its own configs, in vain)
+        res = reassign("--bootstrap-server", bootstrap, "--cancel", "--reassignment-json-file", str(back),
+                       "--preserve-throttles")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"Successfully cancelled partition reassignment for: {TOPIC}-0" in res.stdout, res.stdout
+        p = partition_state(cluster, 4)
+        # Kafka's PartitionReassignmentRevert: the replicas less the adding ones, in the order the
+        # reassignment had them (not necessarily the order before it)
+        assert list(p.replica_nodes) == [2, 3, *removing] and sorted(p.isr_nodes) == [2, 3, 4]
+        w = cluster.wire(4)
+        try:
+            listed = w.call(ListPartitionReassignmentsRequest(timeout_ms=10000, topics=None), 0)
+        finally:
+            w.sock.close()
+        assert (listed.error_code, listed.topics) == (E.NONE, [])
     finally:
         cluster.kill_all()

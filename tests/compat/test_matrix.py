@@ -1,8 +1,13 @@
-"""The client compatibility matrix against kbroker, compared with compat/expected-kbroker.json.
+"""The client compatibility matrix against kbroker, compared with compat/expected-kbroker.json,
+and its cluster column, compared with compat/expected-kbroker-cluster.json.
 
 Runs compat/run_matrix.py --broker kbroker (which installs the clients first, from a fresh clone)
 and fails if a scenario expected to pass fails, or if one expected to fail passes: each expected
 failure has a one-line reason in compat/FINDINGS.md, and the list shrinks as features land.
+
+The cluster column (three kbroker nodes, RF=3, min.insync.replicas=2) runs here with
+run_matrix.CLUSTER_CI_SCENARIOS, every client (the scenarios a cluster changes something for, to
+keep the suite's time down); `compat/run_matrix.py --broker cluster` runs all of them.
 """
 
 from __future__ import annotations
@@ -17,26 +22,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ROOT / "compat" / "expected-kbroker.json"
+EXPECTED_CLUSTER = ROOT / "compat" / "expected-kbroker-cluster.json"
 FINDINGS = ROOT / "compat" / "FINDINGS.md"
 
 
-def load_expected() -> dict[str, set[str]]:
-    data = json.loads(EXPECTED.read_text())
+def load_expected(path: Path = EXPECTED) -> dict[str, set[str]]:
+    data = json.loads(path.read_text())
     return {c: set(s) for c, s in data["expected_pass"].items()}
 
 
-@pytest.fixture(scope="module")
-def matrix(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("matrix")
-    subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker",
-                    "--out-dir", str(out)], check=True, cwd=ROOT, timeout=1500)
-    return json.loads((out / "matrix.json").read_text())
+def _run_matrix_module():
+    sys.path.insert(0, str(ROOT / "compat"))
+    try:
+        import run_matrix
+    finally:
+        sys.path.pop(0)
+    return run_matrix
 
 
-@pytest.mark.timeout(1800)
-def test_matrix_matches_expectations(matrix: dict) -> None:
-    expected = load_expected()
-    results = matrix["results"]["kbroker"]
+def compare(results: dict, expected: dict[str, set[str]], kind: str, expected_file: Path) -> list[str]:
+    """Differences between a broker's results and its expected passes, as messages."""
     unexpected_failures, unexpected_passes = [], []
     for client, per in results.items():
         for scenario, r in per.items():
@@ -49,28 +54,78 @@ def test_matrix_matches_expectations(matrix: dict) -> None:
                 unexpected_passes.append(f"{client}/{scenario}")
     msg = []
     if unexpected_failures:
-        msg.append("expected to pass on kbroker but did not:\n  " + "\n  ".join(unexpected_failures))
+        msg.append(f"expected to pass on {kind} but did not:\n  " + "\n  ".join(unexpected_failures))
     if unexpected_passes:
-        msg.append("now passing on kbroker: add to compat/expected-kbroker.json and drop from "
+        msg.append(f"now passing on {kind}: add to {expected_file.relative_to(ROOT)} and drop from "
                    "compat/FINDINGS.md:\n  " + "\n  ".join(unexpected_passes))
+    return msg
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("matrix")
+    subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker",
+                    "--out-dir", str(out)], check=True, cwd=ROOT, timeout=1500)
+    return json.loads((out / "matrix.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def cluster_matrix(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("cluster-matrix")
+    scenarios = ",".join(_run_matrix_module().CLUSTER_CI_SCENARIOS)
+    subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker-cluster",
+                    "--scenarios", scenarios, "--out-dir", str(out)], check=True, cwd=ROOT, timeout=1500)
+    return json.loads((out / "matrix.json").read_text())
+
+
+@pytest.mark.timeout(1800)
+def test_matrix_matches_expectations(matrix: dict) -> None:
+    msg = compare(matrix["results"]["kbroker"], load_expected(), "kbroker", EXPECTED)
     assert not msg, "\n".join(msg)
 
 
+@pytest.mark.timeout(1800)
+def test_cluster_matrix_matches_expectations(cluster_matrix: dict) -> None:
+    """Three kbroker nodes: every client's CLUSTER_CI_SCENARIOS against expected-kbroker-cluster.json."""
+    results = cluster_matrix["results"]["kbroker-cluster"]
+    assert set(cluster_matrix["scenarios"]) == set(_run_matrix_module().CLUSTER_CI_SCENARIOS)
+    msg = compare(results, load_expected(EXPECTED_CLUSTER), "the kbroker cluster", EXPECTED_CLUSTER)
+    assert not msg, "\n".join(msg)
+
+
+def _reason(text: str, client: str, scenario: str, prefix: str = "") -> bool:
+    return re.search(rf"^- {prefix}(\*\*all\*\*|{re.escape(client)}) / ({re.escape(scenario)}|\*\*all\*\*): .+",
+                     text, re.M) is not None
+
+
 def test_every_expected_failure_has_a_reason() -> None:
-    """Each (client, scenario) not expected to pass is covered by a line in FINDINGS.md."""
-    sys.path.insert(0, str(ROOT / "compat"))
-    try:
-        from run_matrix import CLIENTS, SCENARIOS
-    finally:
-        sys.path.pop(0)
+    """Each (client, scenario) not expected to pass is covered by a line in FINDINGS.md: on one
+    node `- CLIENT / SCENARIO: reason`; on the cluster `- cluster / CLIENT / SCENARIO: reason`, or
+    the one-node line when the scenario is expected to fail there too (one the client cannot run)."""
+    run_matrix = _run_matrix_module()
     expected = load_expected()
+    expected_cluster = load_expected(EXPECTED_CLUSTER)
     text = FINDINGS.read_text()
     blanket = re.search(r"^- \*\*all\*\* / \*\*all\*\*: .+", text, re.M)
     missing = []
-    for c in CLIENTS:
-        for s in SCENARIOS:
-            if s in expected.get(c, set()) or blanket:
-                continue
-            if not re.search(rf"^- (\*\*all\*\*|{re.escape(c)}) / ({re.escape(s)}|\*\*all\*\*): .+", text, re.M):
+    for c in run_matrix.CLIENTS:
+        for s in run_matrix.SCENARIOS:
+            if s not in expected.get(c, set()) and not blanket and not _reason(text, c, s):
                 missing.append(f"{c}/{s}")
+            fails_on_one_node = s not in expected.get(c, set())
+            if (s not in expected_cluster.get(c, set()) and not blanket
+                    and not (fails_on_one_node and _reason(text, c, s)) and not _reason(text, c, s, "cluster / ")):
+                missing.append(f"cluster {c}/{s}")
     assert not missing, f"no reason in compat/FINDINGS.md for: {missing}"
+
+
+def test_every_cluster_reason_is_a_cluster_failure() -> None:
+    """A `- cluster / CLIENT / SCENARIO` line names a scenario expected to fail on the cluster and
+    pass on one node (so the cluster lines go when the failures do)."""
+    expected = load_expected()
+    expected_cluster = load_expected(EXPECTED_CLUSTER)
+    stale = []
+    for client, scenario in re.findall(r"^- cluster / ([\w.-]+) / ([\w]+): .+", FINDINGS.read_text(), re.M):
+        if scenario in expected_cluster.get(client, set()) or scenario not in expected.get(client, set()):
+            stale.append(f"{client}/{scenario}")
+    assert not stale, f"cluster lines in compat/FINDINGS.md that do not name a cluster-only failure: {stale}"

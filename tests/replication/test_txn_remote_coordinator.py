@@ -156,3 +156,42 @@ async def test_next_transaction_waits_for_the_previous_ones_marker():
             release.set()
             c1.close()
             c2.close()
+
+
+async def test_end_txn_while_the_markers_are_on_their_way():
+    """Kafka answers CONCURRENT_TRANSACTIONS to any EndTxn while a transaction's markers are being
+    written (its pending Complete* transition), and the producer retries. Java 4.x (Transactions
+    V2) aborting its next transaction right after a commit got INVALID_TXN_STATE from kbroker on a
+    cluster (a fatal error); a retried commit got PRODUCER_FENCED."""
+    async with Cluster(2, CONFIG) as cluster:
+        _setup(cluster)
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        coordinator = cluster.broker(1).txn_coordinator
+        release = asyncio.Event()
+        send_markers = coordinator._send_markers_then_complete
+
+        async def held(*args):
+            await release.wait()
+            await send_markers(*args)
+
+        coordinator._send_markers_then_complete = held
+
+        async def end(epoch: int, commit: bool):
+            resp = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,
+                                                  committed=commit), 5, 10)
+            return resp.error_code, resp.producer_epoch
+
+        try:
+            pid, epoch = await _init_pid(c1)
+            assert await _produce(c2, "data", _txn_batch(pid, epoch, [b"a"]), 12) == E.NONE
+            assert await end(epoch, True) == (E.NONE, epoch + 1)
+            assert (await end(epoch + 1, False))[0] == E.CONCURRENT_TRANSACTIONS  # the next one's abort
+            assert (await end(epoch, True))[0] == E.CONCURRENT_TRANSACTIONS  # a retry of the commit
+            release.set()
+            await wait_for(lambda: coordinator.txns[TID].state.name == "COMPLETE_COMMIT", message="commit complete")
+            assert await end(epoch, True) == (E.NONE, epoch + 1)  # the retry, answered as Kafka does
+            assert await end(epoch + 1, False) == (E.NONE, epoch + 2)
+        finally:
+            release.set()
+            c1.close()
+            c2.close()

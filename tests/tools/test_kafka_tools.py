@@ -491,22 +491,65 @@ def test_perf_and_verifiable_clients(broker: Broker) -> None:
     assert last == {int(r["PARTITION"]): int(r["CURRENT-OFFSET"]) for r in rows}, res.stdout[-3000:]
 
 
-# -- tools for features kbroker does not have yet ----------------------------------------------------
+# -- ACLs and partition reassignment ------------------------------------------------------------------
 
-def test_acls_and_reassignment_tools(broker: Broker) -> None:
+def test_acls_tool_without_an_authorizer(broker: Broker) -> None:
     """kafka-acls without an authorizer: both brokers refuse it alike (kafka-acls against an
-    authorizer: tests/security/test_kafka_tools_security.py). kafka-reassign-partitions belongs to
-    another issue: on kbroker it fails with UnsupportedVersionException (compat/FINDINGS.md,
-    'kafka-reassign-partitions'); this records what it prints, and fails once kbroker answers."""
+    authorizer: tests/security/test_kafka_tools_security.py)."""
     acls = tool("AclCommand", "--bootstrap-server", broker.bootstrap, "--list", ok=False)
     assert acls.returncode == 1
-    reassign = tool("reassign.ReassignPartitionsCommand", "--bootstrap-server", broker.bootstrap, "--list",
-                    ok=broker.kind == "kafka")
     # No authorizer configured: both brokers refuse ACL requests.
     assert "SecurityDisabledException: No Authorizer is configured on the broker" in acls.stdout
-    if broker.kind == "kafka":
-        assert reassign.stdout.strip() == "No partition reassignments found."
-    else:
-        assert reassign.returncode == 1
-        assert ("UnsupportedVersionException: The node does not support LIST_PARTITION_REASSIGNMENTS"
-                in reassign.stdout + reassign.stderr)
+
+
+def test_reassign_partitions_tool_on_one_broker(broker: Broker, tmp_path: Path) -> None:
+    """kafka-reassign-partitions on one broker, side by side: --list finds none, --generate proposes
+    the one broker, --execute of that plan and --verify complete, a plan naming an unknown broker is
+    refused (moves between brokers: tests/cluster/test_reassign_partitions_tool.py)."""
+    reassign = "reassign.ReassignPartitionsCommand"
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--list")
+    assert res.stdout.strip() == "No partition reassignments found."
+    topic = new_name("moved")
+    create_topic(broker, topic, 2)
+    move = tmp_path / f"{broker.kind}-move.json"
+    move.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--generate", "--topics-to-move-json-file",
+               str(move), "--broker-list", str(broker.node_id))
+    lines = res.stdout.splitlines()
+    proposed = json.loads(lines[lines.index("Proposed partition reassignment configuration") + 1])
+    assert sorted((p["partition"], p["replicas"]) for p in proposed["partitions"]) == \
+        [(0, [broker.node_id]), (1, [broker.node_id])]
+    plan = tmp_path / f"{broker.kind}-plan.json"
+    plan.write_text(json.dumps(proposed))
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--execute", "--reassignment-json-file", str(plan),
+               "--throttle", "1000")
+    assert "Successfully started partition reassignments for" in res.stdout, res.stdout
+    assert "The inter-broker throttle limit was set to 1000 B/s" in res.stdout, res.stdout
+    node = str(broker.node_id)
+    desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
+    throttles = {k: v for k, v in config_lines(desc).items() if "throttled" in k}
+    assert throttles == {"leader.replication.throttled.rate": "1000", "follower.replication.throttled.rate": "1000"}
+    everything = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe", "--all").stdout
+    # dynamic-only keys: listed once set, without a default synonym
+    quota_lines = [line.strip() for line in everything.splitlines() if "throttled" in line or "log.dirs.io" in line]
+    assert quota_lines == [
+        f"{side}.replication.throttled.rate=1000 sensitive=false synonyms={{DYNAMIC_BROKER_CONFIG:"
+        f"{side}.replication.throttled.rate=1000}}" for side in ("follower", "leader")], quota_lines
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--verify", "--reassignment-json-file", str(plan))
+    assert f"Reassignment of partition {topic}-0 is completed." in res.stdout, res.stdout
+    assert f"Reassignment of partition {topic}-1 is completed." in res.stdout, res.stdout
+    assert f"Clearing broker-level throttles on broker {node}" in res.stdout, res.stdout
+    desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
+    assert not [k for k in config_lines(desc) if "throttled" in k], desc
+    # a topic throttle list is validated as Kafka's ThrottledReplicaListValidator
+    res = configs(broker, "--entity-type", "topics", "--entity-name", topic, "--alter", "--add-config",
+                  "leader.replication.throttled.replicas=x", ok=False)
+    assert res.returncode == 1 and "leader.replication.throttled.replicas must be the literal '*' or a list of " \
+        "replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..." in res.stderr, \
+        res.stdout + res.stderr
+    bad = tmp_path / f"{broker.kind}-bad.json"
+    bad.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [broker.node_id, 99], "log_dirs": ["any", "any"]}]}))
+    res = tool(reassign, "--bootstrap-server", broker.bootstrap, "--execute", "--reassignment-json-file", str(bad),
+               ok=False)
+    assert res.returncode == 1 and "Unknown broker id 99" in res.stdout, res.stdout + res.stderr

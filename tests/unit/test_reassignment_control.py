@@ -304,3 +304,108 @@ def test_kafkas_reassign_partitions_scenario():
     log.commit(records)
     assert list_partition_reassignments(log.image, None).topics == []
     assert _state(log, "foo", 1) == ([0, 2, 1], [0, 2, 1], 0, [], [])
+
+
+def test_a_reassignment_under_way_survives_a_snapshot():
+    from kbroker.controller.snapshot import image_to_records, records_to_image
+
+    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log.topic("t", [[1, 2, 3]])
+    _reassign(log, {("t", 0): [2, 3, 4]})
+    copy = records_to_image(image_to_records(log.image), log.image.offset + 1)
+
+    def listed(image):
+        return [(t.name, [(p.partition_index, p.replicas, p.adding_replicas, p.removing_replicas)
+                          for p in t.partitions]) for t in list_partition_reassignments(image, None).topics]
+
+    assert listed(copy) == listed(log.image) == [("t", [(0, [2, 3, 4, 1], [4], [1])])]
+    resp, records = alter_partition_reassignments(copy, _request({("t", 0): None}))
+    assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
+    assert records[0].replicas == [2, 3, 1] and records[0].adding_replicas == []
+
+
+def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
+    """Kafka's testReassignPartitionsHandlesNewReassignmentThatRemovesPreviouslyAddingReplicas."""
+    from kbroker.controller.replication_control import ELECTION_PREFERRED, elect_leader
+
+    log, _ = _cluster(brokers=(0, 1, 2, 3, 4, 5))
+    tid = log.topic("topic-1", [[0, 1]])
+    _reassign(log, {("topic-1", 0): [2, 3]})
+    assert _state(log, "topic-1") == ([2, 3, 0, 1], [0, 1], 0, [2, 3], [0, 1])
+    resp, _ = _expand(log, tid, [0, 1, 2])
+    out = resp.topics[0].partitions[0]
+    assert (out.error_code, out.isr) == (ErrorCode.NONE, [0, 1, 2])
+    records: list = []
+    assert elect_leader(log.image, "topic-1", 0, ELECTION_PREFERRED, records) == (ErrorCode.NONE, None)
+    log.commit(records)
+    assert log.image.partition("topic-1", 0).leader == 2
+    _reassign(log, {("topic-1", 0): [4, 5]})
+    assert _state(log, "topic-1") == ([4, 5, 0, 1, 2, 3], [0, 1, 2], 2, [4, 5], [0, 1, 2, 3])
+    resp, _ = _expand(log, tid, [0, 1, 2, 3, 4, 5])
+    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    assert _state(log, "topic-1") == ([4, 5], [4, 5], 4, [], [])
+    assert list_partition_reassignments(log.image, None).topics == []
+
+
+# -- the controller listener's handlers ----------------------------------------------------------
+
+
+class _FakeController:
+    def __init__(self, log, active=True, lose_leadership=False):
+        self.log, self.image, self.active, self.lose = log, log.image, active, lose_leadership
+
+    def is_active(self):
+        return self.active
+
+    def exclusive(self):
+        import contextlib
+
+        @contextlib.asynccontextmanager
+        async def section():
+            yield
+
+        return section()
+
+    async def write(self, records):
+        from kbroker.controller.quorum import ControllerError
+
+        if self.lose:
+            raise ControllerError(ErrorCode.NOT_CONTROLLER)
+        return self.log.commit(records)
+
+
+class _FakeBroker:
+    def __init__(self, controller):
+        self.controller = controller
+        self.config = {}
+
+
+def test_controller_listener_handlers_answer_not_controller_unless_active():
+    import asyncio
+
+    from kbroker.api.alter_partition_reassignments import handle_alter_partition_reassignments_on_controller
+    from kbroker.api.controller_listener import ControllerRequestContext
+    from kbroker.api.list_partition_reassignments import handle_list_partition_reassignments_on_controller
+    from protocol.messages import RequestHeader
+
+    log, _ = _cluster(brokers=(1, 2, 3))
+    log.topic("t", [[1, 2]])
+
+    def call(handler, key, version, body, controller):
+        header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=1, client_id="c")
+        return asyncio.run(handler(ControllerRequestContext(_FakeBroker(controller), header), body))
+
+    alter = _request({("t", 0): [2, 3]})
+    offset = log.image.offset
+    for controller in (_FakeController(log, active=False), _FakeController(log, lose_leadership=True)):
+        resp = call(handle_alter_partition_reassignments_on_controller, 45, 1, alter, controller)
+        assert resp.error_code == ErrorCode.NOT_CONTROLLER
+        assert [p.error_code for p in resp.responses[0].partitions] == [ErrorCode.NOT_CONTROLLER]
+    assert log.image.offset == offset
+    resp = call(handle_list_partition_reassignments_on_controller, 46, 0, ListReq(topics=None),
+                _FakeController(log, active=False))
+    assert resp.error_code == ErrorCode.NOT_CONTROLLER
+    resp = call(handle_alter_partition_reassignments_on_controller, 45, 1, alter, _FakeController(log))
+    assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
+    resp = call(handle_list_partition_reassignments_on_controller, 46, 0, ListReq(topics=None), _FakeController(log))
+    assert [(t.name, [p.adding_replicas for p in t.partitions]) for t in resp.topics] == [("t", [[3]])]

@@ -1,0 +1,74 @@
+"""compat/run_matrix.py's own logic, without brokers or clients: the --broker kinds and how
+MATRIX.md shows the one-node and cluster columns side by side."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "compat"))
+try:
+    import run_matrix
+finally:
+    sys.path.pop(0)
+
+
+def test_broker_kinds_and_aliases() -> None:
+    assert run_matrix.parse_kinds("all") == ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster"]
+    assert run_matrix.parse_kinds("both") == ["kbroker", "kafka"]
+    assert run_matrix.parse_kinds("cluster") == ["kbroker-cluster", "kafka-cluster"]
+    assert run_matrix.parse_kinds("kafka-cluster, kbroker,kbroker") == ["kbroker", "kafka-cluster"]
+    with pytest.raises(ValueError, match="unknown broker 'zookeeper'"):
+        run_matrix.parse_kinds("kbroker,zookeeper")
+
+
+def test_cluster_settings_replicate_everything_three_times() -> None:
+    s = run_matrix.CLUSTER_SETTINGS
+    assert s["default.replication.factor"] == s["offsets.topic.replication.factor"] == "3"
+    assert s["transaction.state.log.replication.factor"] == s["share.coordinator.state.topic.replication.factor"] == "3"
+    assert s["min.insync.replicas"] == s["transaction.state.log.min.isr"] == "2"
+    # the rest as on one node
+    assert s["auto.create.topics.enable"] == run_matrix.BROKER_SETTINGS["auto.create.topics.enable"] == "false"
+    assert set(run_matrix.CLUSTER_CI_SCENARIOS) < set(run_matrix.SCENARIOS)
+
+
+def _data(kinds: dict[str, dict[str, dict[str, str]]]) -> dict:
+    return {
+        "generated": "2026-12-06 08:00 UTC", "runtime_seconds": 12.0,
+        "settings": run_matrix.BROKER_SETTINGS, "cluster_settings": run_matrix.CLUSTER_SETTINGS,
+        "clients": {"kafka-python": "3.0.12", "kcat": "1.7.1"},
+        "scenarios": ["produce_consume_none", "admin_topics"],
+        "brokers": {k: {"kind": k, "start_seconds": 1.0, "seconds": 5.0} for k in kinds},
+        "results": {k: {c: {s: {"status": st} for s, st in per.items()} for c, per in rs.items()}
+                    for k, rs in kinds.items()},
+    }
+
+
+def test_matrix_md_shows_one_node_and_cluster_pairs(tmp_path) -> None:
+    ok = {"produce_consume_none": "pass", "admin_topics": "pass"}
+    kcat = {"produce_consume_none": "pass", "admin_topics": "unsupported"}
+    run_matrix.write_outputs(_data({
+        "kbroker": {"kafka-python": ok, "kcat": kcat},
+        "kafka": {"kafka-python": ok, "kcat": kcat},
+        "kbroker-cluster": {"kafka-python": {**ok, "admin_topics": "fail"}, "kcat": kcat},
+        "kafka-cluster": {"kafka-python": ok, "kcat": {**kcat, "produce_consume_none": "timeout"}},
+    }), tmp_path)
+    md = (tmp_path / "MATRIX.md").read_text()
+    assert "| kafka-python 3.0.12 | 2 of 2 | 2 of 2 | 1 of 2 | 2 of 2 |" in md
+    assert "| kcat 1.7.1 | 1 of 1 | 1 of 1 | 1 of 1 | 0 of 1 |" in md
+    assert "| **all** | 3 of 3 | 3 of 3 | 2 of 3 | 2 of 3 |" in md
+    assert "| produce_consume_none | ✅ / ✅ · ✅ / ✅ | ✅ / ✅ · ✅ / ⏱ |" in md
+    assert "| admin_topics | ✅ / ✅ · ❌ / ✅ | — |" in md
+    assert "- `min.insync.replicas=2`" in md.split("## Cluster settings")[1]
+    assert "- kbroker-cluster / kafka-python / admin_topics" in md
+
+
+def test_matrix_md_without_the_cluster_keeps_one_pair(tmp_path) -> None:
+    ok = {"produce_consume_none": "pass", "admin_topics": "fail"}
+    run_matrix.write_outputs(_data({"kbroker": {"kafka-python": ok, "kcat": ok}}), tmp_path)
+    md = (tmp_path / "MATRIX.md").read_text()
+    assert "| admin_topics | ❌ / · | ❌ / · |" in md
+    assert "cluster" not in md.lower()
