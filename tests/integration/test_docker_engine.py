@@ -10,6 +10,8 @@ kbroker's own ``produce`` / ``consume`` commands running on the host.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.waiting import wait_until
 
@@ -139,3 +142,56 @@ def test_image_formats_a_kraft_node_from_its_cluster_id_then_starts_it(container
     consumed = kbroker_cli("consume", "docker-kraft", "-e", "-o", "start", "-b", f"127.0.0.1:{port}")
     assert consumed.returncode == 0, consumed.stderr
     assert len(consumed.stdout.splitlines()) == 5
+
+
+def test_the_cluster_compose_configuration_forms_a_three_node_cluster_in_containers(container):
+    """The three services of docker/compose.cluster.yaml, run with their own environment, on the host's
+    network: compose's names and fixed ports become 127.0.0.1 and ephemeral ports, nothing else."""
+    services = yaml.safe_load((ROOT / "docker" / "compose.cluster.yaml").read_text())["services"]
+    nodes = sorted(int(s["environment"]["KBROKER_CFG_NODE_ID"]) for s in services.values())
+    internal = {n: free_port() for n in nodes}
+    controller = {n: free_port() for n in nodes}
+    external = {n: free_port() for n in nodes}
+    names = []
+    for service in services.values():
+        n = int(service["environment"]["KBROKER_CFG_NODE_ID"])
+        env = {}
+        for key, value in service["environment"].items():
+            value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+            for m in nodes:
+                value = value.replace(f"kbroker{m}:9092", f"127.0.0.1:{internal[m]}")
+                value = value.replace(f"kbroker{m}:9093", f"127.0.0.1:{controller[m]}")
+            value = value.replace("0.0.0.0:9092", f"127.0.0.1:{internal[n]}")
+            value = value.replace("0.0.0.0:9093", f"127.0.0.1:{controller[n]}")
+            value = value.replace(f"0.0.0.0:1909{n}", f"127.0.0.1:{external[n]}")
+            value = value.replace(f"localhost:1909{n}", f"127.0.0.1:{external[n]}")
+            assert not re.search(r"kbroker\d|:909\d|:1909\d", value), (key, value)
+            env[key] = value
+        assert env["KBROKER_CFG_LISTENERS"].startswith("INTERNAL://")  # the healthcheck's listener
+        names.append((n, container(env)))
+    for _, name in names:
+        wait_healthy(name)
+    bootstrap = ",".join(f"127.0.0.1:{external[n]}" for n in nodes)
+
+    def created() -> bool:
+        # The brokers register with the active controller after their listeners open: until all three
+        # are unfenced, a replication factor of 3 is refused (INVALID_REPLICATION_FACTOR).
+        return kbroker_cli("topic", "create", "docker-cluster", "-p", "3", "-b", bootstrap).returncode == 0
+
+    wait_until(created, timeout=90, interval=0.5, message="topic created with replication factor 3")
+    described = kbroker_cli("topic", "describe", "docker-cluster", "-b", bootstrap)
+    assert described.returncode == 0, described.stderr
+    lines = [f"k{i}:v{i}" for i in range(6)]
+    produced = kbroker_cli("produce", "docker-cluster", "-K", ":", "-b", f"127.0.0.1:{external[1]}",
+                           stdin="\n".join(lines) + "\n")
+    assert produced.returncode == 0, produced.stderr
+    consumed = kbroker_cli("consume", "docker-cluster", "-e", "-f", "%k:%v\\n", "-b", f"127.0.0.1:{external[3]}")
+    assert consumed.returncode == 0, consumed.stderr
+    assert sorted(consumed.stdout.splitlines()) == lines
+    for n, name in names:
+        meta = podman("exec", name, "cat", "/var/lib/kbroker/meta.properties").stdout.splitlines()
+        assert f"node.id={n}" in meta
+    rows = [re.split(r"\s{2,}", line.strip()) for line in described.stdout.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 3
+    for row in rows:  # PARTITION LEADER EPOCH REPLICAS ISR ...: every partition on the three nodes, all in sync
+        assert sorted(json.loads(row[3])) == nodes and sorted(json.loads(row[4])) == nodes, row
