@@ -118,6 +118,10 @@ def test_image_runs_as_a_broker_configured_from_the_environment(container):
     assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
     listed = podman("exec", name, "ls", "/var/lib/kbroker").stdout.split()
     assert "docker-single-0" in listed and "docker-single-1" in listed
+    # The broker is the container's PID 1 (exec-form ENTRYPOINT, then exec): podman stop's SIGTERM
+    # reaches it and it stops cleanly, exit code 0, not 137 from the SIGKILL after the timeout.
+    podman("stop", "-t", "60", name, timeout=120)
+    assert podman("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "0"
 
 
 def test_image_formats_a_kraft_node_from_its_cluster_id_then_starts_it(container):
