@@ -60,7 +60,10 @@ def image() -> str:
     # docker format: the OCI format has no HEALTHCHECK, which the tests use.
     podman("build", "--format", "docker", "--network", "host", *ULIMITS, "--build-arg", f"BASE={BASE}", "-f", "docker/Dockerfile",
            "-t", IMAGE, str(ROOT), timeout=900)
-    return IMAGE
+    yield IMAGE
+    # The previous build of the tag, now untagged: without this each run with changed sources leaves
+    # an image behind in the machine's store (the new one and the base stay for the next run's cache).
+    podman("image", "prune", "-f", check=False, timeout=120)
 
 
 @pytest.fixture
