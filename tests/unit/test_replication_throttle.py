@@ -89,3 +89,21 @@ def test_follower_throttles_only_partitions_it_has_not_caught_up_on() -> None:
     assert not q.follower_throttles(leader_listed, 5)
     # nor is the leader quota touched by follower bytes
     assert q.leader.byte_rate() == 0
+
+
+def test_rates_and_throttled_partitions_are_on_the_metrics_endpoint() -> None:
+    from types import SimpleNamespace
+
+    from kbroker.metrics.collector import BrokerCollector
+
+    q, _clock, _ = quotas(leader_rate=100)
+    p = FakePartition(0, isr=[1], config={"leader.replication.throttled.replicas": ("*",)})
+    q.leader.record(2_000)  # 200 B/s over the 10 s window
+    assert q.leader_throttles(p, 2) and q.leader_throttles(p, 3)
+    collector = BrokerCollector(SimpleNamespace(replication_quotas=q), requests=None)
+    families = {f.name: f for f in collector._replication_quotas()}
+    assert families["kafka_server_leaderreplication_byte_rate"].samples[0].value == 200
+    assert families["kafka_server_followerreplication_byte_rate"].samples[0].value == 0
+    counts = {s.labels["side"]: s.value for s in families["kbroker_replication_throttled_partitions"].samples
+              if s.name.endswith("_total")}
+    assert counts == {"leader": 2, "follower": 0}
