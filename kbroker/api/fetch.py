@@ -111,7 +111,7 @@ class _Replica:
     replica_id: int
     broker_epoch: int
     update: bool = True  # record its fetch position (the first read, not the re-reads of a long poll)
-    quotas: ReplicationQuotas | None = None  # the leader's replication throttle, when a rate is set
+    quotas: ReplicationQuotas | None = None  # the leader's replication throttles
 
 
 @dataclass(slots=True)
@@ -378,9 +378,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
     replica = None
     if replica_id >= 0:
         replica = _Replica(replica_id, request.replica_state.replica_epoch if version >= 15 else -1)
-        throttles = replication_quotas(broker)
-        if throttles is not None and throttles.leader.enabled:
-            replica.quotas = throttles
+        replica.quotas = replication_quotas(broker)
     listener = ctx.connection.endpoint.listener
     client = _Client(request.rack_id, listener) if replica is None and version >= 11 else None
     if session is not None:

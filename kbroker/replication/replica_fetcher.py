@@ -501,7 +501,7 @@ class ReplicaFetcher:
         if records is not None and len(records):
             self._append(s, memoryview(records))
             throttles = getattr(self._broker, "replication_quotas", None)
-            if throttles is not None and throttles.follower.enabled and throttles.follower.is_throttled(p):
+            if throttles is not None and throttles.follower.is_throttled(p):
                 throttles.follower.record(len(records))
             s.lag = max(0, pd.high_watermark - s.fetch_offset)
         elif s.lag is None:

@@ -128,7 +128,7 @@ class ReplicationQuotas:
         """Kafka's shouldLeaderThrottle: the leader sends no records of ``partition`` to the
         follower ``replica_id`` in this fetch."""
         q = self.leader
-        if replica_id in partition.isr or not q.is_throttled(partition) or not q.is_quota_exceeded():
+        if not q.enabled or replica_id in partition.isr or not q.is_throttled(partition) or not q.is_quota_exceeded():
             return False
         q.throttled_total += 1
         return True
@@ -137,7 +137,7 @@ class ReplicationQuotas:
         """Kafka's shouldFollowerThrottle: the follower leaves ``partition`` out of its next fetch."""
         q = self.follower
         in_sync = lag is not None and lag <= 0
-        if in_sync or not q.is_throttled(partition) or not q.is_quota_exceeded():
+        if not q.enabled or in_sync or not q.is_throttled(partition) or not q.is_quota_exceeded():
             return False
         q.throttled_total += 1
         return True

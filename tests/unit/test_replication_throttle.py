@@ -75,6 +75,12 @@ def test_rate_change_takes_effect_at_once() -> None:
     config["leader.replication.throttled.rate"] = LONG_MAX  # --remove-config: no throttle
     assert not q.leader.enabled
     assert not q.leader_throttles(p, 2)
+    # bytes are measured while no rate is set: a rate set later applies to them at once
+    q2, _clock2, config2 = quotas()
+    q2.leader.record(5_000)
+    assert not q2.leader_throttles(p, 2)
+    config2["leader.replication.throttled.rate"] = 100
+    assert q2.leader_throttles(p, 2)
 
 
 def test_follower_throttles_only_partitions_it_has_not_caught_up_on() -> None:
