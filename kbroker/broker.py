@@ -42,6 +42,7 @@ from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.security.acls import Authorizer
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
 from kbroker.security.quotas import ClientQuotas
+from kbroker.security.replication_quotas import ReplicationQuotas
 from kbroker.security.scram import ScramCredentials
 from kbroker.security.tokens import DelegationTokens
 from kbroker.server.connection import KafkaConnection
@@ -77,6 +78,8 @@ class Broker:
         self.image.listeners.append(self.authorizer.on_record)
         self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
         self.image.listeners.append(self.client_quotas.on_record)
+        # replication throttles, read from the current (dynamic) config on each replica fetch
+        self.replication_quotas = ReplicationQuotas(lambda: self.config, self.node_id)
         self.delegation_tokens = DelegationTokens(config)  # enabled by delegation.token.secret.key
         self.image.listeners.append(self.delegation_tokens.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}

@@ -362,9 +362,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("delete.topic.enable", "boolean", "true"),
         _k("unstable.api.versions.enable", "boolean", "false"),
         # Kafka's QuotaConfig broker throttles (kafka-reassign-partitions.sh --throttle sets them per
-        # broker): accepted and described; kbroker does not throttle replication traffic.
-        _k("leader.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
-        _k("follower.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False, applied=False),
+        # broker): enforced on replica fetches (kbroker/security/replication_quotas.py).
+        _k("leader.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False),
+        _k("follower.replication.throttled.rate", "long", str(LONG_MAX), minimum=0, read_only=False),
         _k("replica.alter.log.dirs.io.max.bytes.per.second", "long", str(LONG_MAX), minimum=0, read_only=False,
            applied=False),
         _k("message.max.bytes", "int", "1048588", minimum=0, read_only=False),
@@ -423,6 +423,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("quota.window.size.seconds", "int", "1", minimum=1),
         _k("controller.quota.window.num", "int", "11", minimum=1),
         _k("controller.quota.window.size.seconds", "int", "1", minimum=1),
+        _k("replication.quota.window.num", "int", "11", minimum=1),
+        _k("replication.quota.window.size.seconds", "int", "1", minimum=1),
         _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0),
         _k("group.min.session.timeout.ms", "int", "6000"),
         _k("group.max.session.timeout.ms", "int", "1800000"),
@@ -626,11 +628,11 @@ TOPIC_KEYS: dict[str, TopicKey] = {
         _t("unclean.leader.election.enable", "boolean", ("unclean.leader.election.enable",),
            doc="Whether a replica outside the ISR may become leader, losing records."),
         # Kafka's QuotaConfig replication throttles (set by kafka-reassign-partitions.sh --throttle):
-        # accepted and described; kbroker does not throttle replication traffic.
+        # enforced on replica fetches (kbroker/security/replication_quotas.py).
         _t("leader.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
-           applied=False, doc="Replicas (partitionId:brokerId, or *) whose leader-side replication is throttled."),
+           doc="Replicas (partitionId:brokerId, or *) whose leader-side replication is throttled."),
         _t("follower.replication.throttled.replicas", "list", (), default="", check=_throttled_replicas,
-           applied=False, doc="Replicas (partitionId:brokerId, or *) whose follower-side replication is throttled."),
+           doc="Replicas (partitionId:brokerId, or *) whose follower-side replication is throttled."),
         # KIP-1191: a topic share groups may use as their dead-letter queue (no broker synonym).
         _t("errors.deadletterqueue.group.enable", "boolean", (), default="false",
            doc="Whether share groups may write undeliverable records to this topic (a dead-letter queue)."),

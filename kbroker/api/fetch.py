@@ -39,6 +39,7 @@ from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
+from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from protocol.errors import ErrorCode
 from protocol.messages.fetch import FetchResponse
 
@@ -110,6 +111,7 @@ class _Replica:
     replica_id: int
     broker_epoch: int
     update: bool = True  # record its fetch position (the first read, not the re-reads of a long poll)
+    quotas: ReplicationQuotas | None = None  # the leader's replication throttles
 
 
 @dataclass(slots=True)
@@ -178,6 +180,9 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
         aborted = [] if isolation == 1 else None
         if c.fetch_offset >= max_offset or limit <= 0 and not min_one:
             result = None
+        elif replica is not None and replica.quotas is not None and replica.quotas.leader_throttles(
+                partition, replica.replica_id):
+            result = None  # a throttled catching-up follower gets no records (kbroker/security/replication_quotas.py)
         else:
             result = plog.read(c.fetch_offset, limit, max_offset=max_offset, min_one_batch=min_one)
     except OffsetOutOfRangeError:
@@ -295,6 +300,18 @@ def _count(broker, reads: list[_Read]) -> None:
             partition.bytes_out += r.size
 
 
+def _record_throttled(broker, quotas: ReplicationQuotas, reads: list[_Read]) -> None:
+    """Kafka's sizeOfThrottledPartitions: the leader quota counts the bytes of the throttled
+    partitions a follower's answer carries."""
+    size = 0
+    for r in reads:
+        if r.size and r.want.topic_name is not None:
+            partition = broker.partition(r.want.topic_name, r.want.cached.partition)
+            if partition is not None and quotas.leader.is_throttled(partition):
+                size += r.size
+    quotas.leader.record(size)
+
+
 def _changed(r: _Read) -> bool:
     c = r.want.cached
     return (
@@ -361,6 +378,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
     replica = None
     if replica_id >= 0:
         replica = _Replica(replica_id, request.replica_state.replica_epoch if version >= 15 else -1)
+        replica.quotas = replication_quotas(broker)
     listener = ctx.connection.endpoint.listener
     client = _Client(request.rack_id, listener) if replica is None and version >= 11 else None
     if session is not None:
@@ -455,6 +473,8 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             return response
     if replica is None:
         _count(broker, reads)
+    elif replica.quotas is not None:
+        _record_throttled(broker, replica.quotas, reads)
     if incremental:
         changed = [r for r in reads if _changed(r)]
         _remember(reads)

@@ -66,6 +66,7 @@ class BrokerCollector(Collector):
         yield from self._groups()
         yield from self._connections()
         yield from self._quotas()
+        yield from self._replication_quotas()
 
     def traffic_totals(self) -> dict[str, float]:
         """This broker's bytes in, bytes out and messages in, over every hosted partition: what the
@@ -251,6 +252,24 @@ class BrokerCollector(Collector):
                     total.add_metric([manager.name, user, client_id], sensor.throttle_total_ms)
         yield count
         yield total
+
+
+    def _replication_quotas(self) -> Iterator[Any]:
+        """Replication throttles (Kafka's LeaderReplication / FollowerReplication ``byte-rate``
+        sensors of ReplicationQuotaManager) and the partitions they left out of fetches."""
+        quotas = getattr(self.broker, "replication_quotas", None)
+        if quotas is None:
+            return
+        for side in (quotas.leader, quotas.follower):
+            yield GaugeMetricFamily(f"kafka_server_{side.kind}replication_byte_rate",
+                                    f"Bytes per second of throttled partitions, {side.kind} side (replication quota).",
+                                    value=side.byte_rate())
+        family = CounterMetricFamily("kbroker_replication_throttled_partitions",
+                                     "Partitions left out of a replica fetch by a replication throttle, by side.",
+                                     labels=["side"])
+        for side in (quotas.leader, quotas.follower):
+            family.add_metric([side.kind], side.throttled_total)
+        yield family
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:

@@ -111,6 +111,7 @@ class FetchState:
     truncating: bool  # the log has no epoch: truncate to the high watermark before fetching
     delayed_until: float = 0.0  # loop time; a partition error backs off until then
     errors_logged: set[int] = field(default_factory=set)
+    lag: int | None = None  # the leader's high watermark less the fetch offset, after the last fetch with data
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,16 @@ class ReplicaFetcher:
                     for s in [s for s in ready if s.truncating]:
                         self._truncate_to_high_watermark(s)
                     fetching = [s for s in ready if not s.truncating and self._current(s)]
+                    # the follower's replication throttle (kbroker/security/replication_quotas.py)
+                    throttles = getattr(self._broker, "replication_quotas", None)
+                    if fetching and throttles is not None and throttles.follower.enabled:
+                        fetching = [s for s in fetching if not throttles.follower_throttles(s.partition, s.lag)]
+                        if not fetching:  # Kafka: nothing to fetch, back off (or until woken)
+                            self._wake.clear()
+                            try:
+                                await asyncio.wait_for(self._wake.wait(), backoff)
+                            except TimeoutError:
+                                pass
                     if fetching:
                         await self._fetch(conn, fetching)
                 except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError, FetcherConnectionError,
@@ -489,6 +500,12 @@ class ReplicaFetcher:
         records = pd.records
         if records is not None and len(records):
             self._append(s, memoryview(records))
+            throttles = getattr(self._broker, "replication_quotas", None)
+            if throttles is not None and throttles.follower.is_throttled(p):
+                throttles.follower.record(len(records))
+            s.lag = max(0, pd.high_watermark - s.fetch_offset)
+        elif s.lag is None:
+            s.lag = max(0, pd.high_watermark - s.fetch_offset)
         plog = p.log
         before = plog.high_watermark
         plog.high_watermark = pd.high_watermark  # capped at the log end by the log
