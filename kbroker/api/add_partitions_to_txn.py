@@ -33,18 +33,27 @@ def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxn
     return [AddPartitionsToTxnTopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
 
 
-def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
+async def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
             verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = broker.txn_coordinator
     if verify_only:
         return coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
-    unknown = {tp for tp in wanted if broker.partition(*tp) is None}
+    if version >= 5:
+        # From a broker (v5, VerifyOnly false): Transactions V2, a partition's first transactional
+        # batch adds it (Kafka's AddPartitionsToTxnManager for Produce v12+ / TxnOffsetCommit v5+).
+        codes = {}
+        for topic, index in wanted:
+            codes[(topic, index)] = await coordinator.add_partition_from_produce(
+                transactional_id, producer_id, producer_epoch, topic, index)
+        return codes
+    # (the partitions of the cluster, not only those hosted here: leaders may be other brokers)
+    unknown = {tp for tp in wanted if broker.image.partition(*tp) is None}
     if unknown:
         return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
                 for tp in wanted}
     try:
-        coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted)
+        await coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code
@@ -54,7 +63,7 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
 
 
 @api(24, 0, 5)
-def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+async def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
     # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
     if ctx.api_version < 4 and (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
@@ -68,12 +77,12 @@ def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
             codes = {(t.name, p): ErrorCode.TOPIC_AUTHORIZATION_FAILED if t.name in denied
                      else ErrorCode.OPERATION_NOT_ATTEMPTED for t in topics for p in t.partitions}
             return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
-        codes = add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+        codes = await add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
                         request.v3_and_below_producer_epoch, topics)
         return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
     results = []
     for txn in request.transactions:
-        codes = add_one(broker, version, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
+        codes = await add_one(broker, version, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
                         txn.verify_only)
         results.append(TxnResult(transactional_id=txn.transactional_id, topic_results=_results(codes)))
     return AddPartitionsToTxnResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=results)

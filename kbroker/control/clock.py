@@ -63,6 +63,7 @@ class ManualClock:
         self._heap: list[tuple[int, int, _Handle]] = []
         self._seq = itertools.count()
         self.advanced_ms = 0
+        self._txn_tasks: set[asyncio.Task] = set()
 
     def now_ms(self) -> int:
         return self._now_ms
@@ -96,14 +97,22 @@ class ManualClock:
             # The transaction coordinator stamps transactions with wall-clock time: its timeouts
             # count real time plus all the time advanced.
             txn_now = int(time.time() * 1000) + self.advanced_ms
-            try:
-                txn.abort_timed_out(now_ms=txn_now)
-                txn.expire_transactional_ids(now_ms=txn_now)
-                txn.expire_producers(now_ms=txn_now)
-            except Exception:
-                log.exception("transaction timeouts at %d failed", target)
+            # (The aborts and expirations write the transaction log and wait for its replication:
+            # they run as a task on the broker's loop, which advance() is called on.)
+            task = asyncio.get_running_loop().create_task(self._txn_timeouts(txn, txn_now, target))
+            self._txn_tasks.add(task)
+            task.add_done_callback(self._txn_tasks.discard)
         log.info("clock advanced %d ms (to %d): %d timers ran", ms, target, ran)
         return ran
+
+    @staticmethod
+    async def _txn_timeouts(txn: Any, txn_now: int, target: int) -> None:
+        try:
+            await txn.abort_timed_out(now_ms=txn_now)
+            await txn.expire_transactional_ids(now_ms=txn_now)
+            txn.expire_producers(now_ms=txn_now)
+        except Exception:
+            log.exception("transaction timeouts at %d failed", target)
 
     def group_timer(self) -> ManualTimer:
         return ManualTimer(self)

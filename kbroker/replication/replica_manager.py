@@ -424,7 +424,7 @@ class ReplicaManager:
         try:
             if verify:
                 assert transactional_id is not None
-                await self._verify_remotely(partition, header, transactional_id)
+                await self._verify_remotely(partition, header, transactional_id, version)
             if outcome is None:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
@@ -439,23 +439,28 @@ class ReplicaManager:
     def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
                                    version: int) -> bool:
         """A transactional batch opening a transaction here whose coordinator is another broker:
-        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1)."""
+        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1). From Produce
+        v12 (Transactions V2) the batch adds the partition to the transaction, wherever the
+        coordinator is: the append waits until the coordinator has logged (and replicated) it."""
         producer_state = self.producer_state
         verifier = getattr(producer_state, "verifier", None)
-        if (verifier is None or not header.is_transactional or transactional_id is None or version >= 12
-                or len(self.broker.image.brokers) < 2):
+        if verifier is None or not header.is_transactional or transactional_id is None:
+            return False
+        if version < 12 and len(self.broker.image.brokers) < 2:
             return False
         from kbroker.replication.producer_manager import partition_state
 
         if partition_state(partition).has_open_txn(header.producer_id):
             return False
-        return not verifier.is_coordinator_for(transactional_id)
+        return version >= 12 or not verifier.is_coordinator_for(transactional_id)
 
     async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                                      topic: str, index: int) -> ErrorCode:
+                                      topic: str, index: int, add: bool = False) -> ErrorCode:
         """AddPartitionsToTxn (v4, verify only) for one partition to the transaction coordinator
         of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
-        COORDINATOR_NOT_AVAILABLE when it cannot be reached."""
+        COORDINATOR_NOT_AVAILABLE when it cannot be reached. With ``add`` (Transactions V2) it is
+        v5 with VerifyOnly false: the coordinator adds the partition to the transaction, as
+        Kafka's AddPartitionsToTxnManager does for Produce v12+ and TxnOffsetCommit v5+."""
         from kbroker.replication.replica_fetcher import BrokerConnection
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
         from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
@@ -469,11 +474,11 @@ class ReplicaManager:
         host, port, _protocol = reg.endpoints[listener]
         request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
             transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
-            verify_only=True, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
+            verify_only=not add, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
         conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
         try:
             await conn.open(5.0)
-            response = await conn.request(request, 4, 30.0)
+            response = await conn.request(request, 5 if add else 4, 30.0)
         except Exception as exc:  # refused, reset, timed out
             log.info("transaction verification with broker %d failed: %s", state.leader, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
@@ -487,15 +492,22 @@ class ReplicaManager:
                         code = ErrorCode(pr.partition_error_code)
         return code
 
-    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str) -> None:
-        """AddPartitionsToTxn (v4, verify only) to the transaction coordinator, the leader of the
-        id's ``__transaction_state`` partition. Its unavailability answers NOT_ENOUGH_REPLICAS (a
-        retriable error every producer knows, as Kafka does for clients before Transactions V2)."""
-
-        code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
-                                                  partition.topic, partition.index)
+    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str,
+                               version: int = 0) -> None:
+        """AddPartitionsToTxn (v4, verify only; v5 adding for Produce v12+) to the transaction
+        coordinator, the leader of the id's ``__transaction_state`` partition (the local
+        coordinator adds it directly). Its unavailability answers NOT_ENOUGH_REPLICAS (a retriable
+        error every producer knows, as Kafka's ReplicaManager translates verification errors)."""
+        verifier = self.producer_state.verifier
+        if version >= 12 and verifier.is_coordinator_for(transactional_id):
+            code = await verifier.add_partition_from_produce(transactional_id, header.producer_id,
+                                                             header.producer_epoch, partition.topic, partition.index)
+        else:
+            code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
+                                                      partition.topic, partition.index, add=version >= 12)
         if code in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
-                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
+                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.CONCURRENT_TRANSACTIONS,
+                    ErrorCode.NETWORK_EXCEPTION):
             code = ErrorCode.NOT_ENOUGH_REPLICAS
         if code != ErrorCode.NONE:
             raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
