@@ -41,6 +41,7 @@ def summarize(reports: list[dict]) -> dict:
                    "heals_without_progress": sum(r["heals_without_progress"] for r in reports),
                    "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),
+                   "transactions": {},
                    "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None}
     for r in reports:
         for crash in r["crashes"]:
@@ -52,6 +53,8 @@ def summarize(reports: list[dict]) -> dict:
             total["anomaly_counts"][k] = total["anomaly_counts"].get(k, 0) + v
         for k, v in r["broker_anomaly_counts"].items():
             total["broker_anomaly_counts"][k] = total["broker_anomaly_counts"].get(k, 0) + v
+        for k, v in r.get("transactions", {}).items():
+            total["transactions"][k] = total["transactions"].get(k, 0) + v
     return total
 
 

@@ -307,3 +307,11 @@ def test_read_committed_consumer_skipping_aborted_offsets_is_no_poll_skip():
     assert check(h.ops)["valid"]
     h = txn_history().poll("c0", (0, 0, 1)).poll("c0", (0, 5, 5))  # 1 (offset 1) is committed: skipped
     assert check(h.ops)["anomalies"]["poll_skip"][0]["missed"] == 1  # (and lost: no drain read it)
+
+
+def test_transaction_figures_count_outcomes_and_written_aborted_values():
+    from faults.checker import transaction_figures
+
+    h = txn_history()
+    txn(h, "p1", "t3", [(9, 1, 0)], outcome=None)
+    assert transaction_figures(h.ops) == {"commit": 2, "abort": 1, "unknown": 1, "aborted_values_written": 2}
