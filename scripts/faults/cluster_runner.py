@@ -157,7 +157,7 @@ def rescore(run_dir: Path) -> dict[str, Any]:
     ops = load(run_dir / "history.jsonl")
     fresh = build(ops, {})
     for key in ("valid", "anomaly_counts", "anomalies", "ops", "operations", "sends_invoked", "sends_acknowledged",
-                "values_read", "ack_latency_ms"):
+                "values_read", "ack_latency_ms", "longest_write_stall"):
         report[key] = fresh[key]
     report.setdefault("nodes_not_back", [])
     report["crashes"] = []

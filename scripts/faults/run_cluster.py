@@ -42,7 +42,9 @@ def summarize(reports: list[dict]) -> dict:
                    "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),
                    "transactions": {},
-                   "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None}
+                   "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None,
+                   "longest_write_stall_s_max": max((r.get("longest_write_stall", {}).get("s") or 0) for r in reports)
+                   if reports else None}
     for r in reports:
         for crash in r["crashes"]:
             during = str(crash.get("during"))
@@ -60,15 +62,16 @@ def summarize(reports: list[dict]) -> dict:
 
 def table(reports: list[dict]) -> str:
     """A Markdown table of the runs' figures, one row a run (as in docs/faults.md)."""
-    rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | broker anomalies "
-            "| valid | broker_valid | crashes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | stall s "
+            "| broker anomalies | valid | broker_valid | crashes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(reports, key=lambda r: r["seed"]):
         lat = r["ack_latency_ms"]
         broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
         rows.append(f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
                     f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
-                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | {broker} | "
+                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+                    f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
                     f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
     return "\n".join(rows) + "\n"
 
