@@ -253,3 +253,25 @@ def _lost_commits(ops: list[Op]) -> list[Any]:
                     found.append({"process": process, "partition": partition, "committed": minimum,
                                   "read_from": offset, "index": op["index"]})
     return found
+
+
+def transaction_figures(ops: list[Op]) -> dict[str, int]:
+    """How the transactions of a history ended: ``commit``, ``abort``, ``unknown``, and
+    ``aborted_values_written`` (values of aborted transactions that were acknowledged, i.e. in the
+    log: what a read_committed reader must skip)."""
+    txn_of: dict[Any, Any] = {}
+    outcome: dict[Any, str] = {}
+    acked: set[Any] = set()
+    figures = {"commit": 0, "abort": 0, "unknown": 0}
+    for op in ops:
+        if op["f"] == "send" and op["type"] == "invoke" and "txn" in op:
+            txn_of[op["value"]] = op["txn"]
+        elif op["f"] == "send" and op["type"] == "ok":
+            acked.add(op["value"])
+        elif op["f"] == "txn" and op["type"] == "ok":
+            outcome[op["txn"]] = op["outcome"]
+            figures[op["outcome"]] = figures.get(op["outcome"], 0) + 1
+        elif op["f"] == "txn" and op["type"] == "info":
+            figures["unknown"] += 1
+    figures["aborted_values_written"] = sum(1 for v in acked if outcome.get(txn_of.get(v)) == "abort")
+    return figures

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .checker import check
+from .checker import check, transaction_figures
 from .cluster import TARGETS, Cluster
 from .explain import client_timeout_duplicates, client_timeout_reorders
 from .history import History
@@ -121,6 +121,8 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "config": {k: str(v) for k, v in asdict(config).items()}})
     report["valid"] = report["valid"] and drain_complete and all(progress) and not nemesis.failed
+    if config.transactional:
+        report["transactions"] = transaction_figures(history.ops)
     # A duplicate that librdkafka's epoch bump after a message timeout explains is the client's, and so
     # is the reorder its second copy makes: counted apart; broker_valid ignores them (valid stays strict).
     score(report, history.ops)
@@ -155,7 +157,7 @@ def rescore(run_dir: Path) -> dict[str, Any]:
     ops = load(run_dir / "history.jsonl")
     fresh = build(ops, {})
     for key in ("valid", "anomaly_counts", "anomalies", "ops", "operations", "sends_invoked", "sends_acknowledged",
-                "values_read", "ack_latency_ms"):
+                "values_read", "ack_latency_ms", "longest_write_stall"):
         report[key] = fresh[key]
     report.setdefault("nodes_not_back", [])
     report["crashes"] = []
@@ -167,6 +169,8 @@ def rescore(run_dir: Path) -> dict[str, Any]:
             report["crashes"].append({"node": op["node"], "exit": op["exit"], "during": op.get("during", last_heal)})
     report["valid"] = (report["valid"] and report["drain_complete"] and report["heals_without_progress"] == 0
                        and not report["nodes_not_back"])
+    if report.get("transactional"):
+        report["transactions"] = transaction_figures(ops)
     score(report, ops)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (run_dir / "report.txt").write_text(text(report))

@@ -59,6 +59,28 @@ def latencies(ops: list[Op]) -> list[tuple[float, float]]:
     return out
 
 
+def longest_write_stall(ops: list[Op]) -> dict[str, Any]:
+    """The longest time a partition had sends going on and none acknowledged: ``{"s", "partition",
+    "from"}`` (seconds; from the previous acknowledgement in that partition, or from its first send,
+    to the next acknowledgement, or to the last send of the history)."""
+    sends: dict[Any, list[float]] = defaultdict(list)
+    acks: dict[Any, list[float]] = defaultdict(list)
+    last_send = 0.0
+    for op in ops:
+        if op["f"] == "send" and op["type"] == "invoke":
+            sends[op["partition"]].append(op["time"])
+            last_send = max(last_send, op["time"])
+        elif op["f"] == "send" and op["type"] == "ok":
+            acks[op["partition"]].append(op["time"])
+    worst: dict[str, Any] = {"s": 0.0, "partition": None, "from": None}
+    for partition, sent in sends.items():
+        times = [sent[0], *acks.get(partition, []), last_send]
+        for a, b in zip(times, times[1:], strict=False):
+            if b - a > worst["s"]:
+                worst = {"s": round(b - a, 1), "partition": partition, "from": round(a, 1)}
+    return worst
+
+
 def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
     result = check(ops)
     lat = sorted(latency for _, latency in latencies(ops))
@@ -82,6 +104,7 @@ def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
         "ack_latency_ms": {name: (round(v * 1000, 2) if v is not None else None)
                            for name, v in (("p50", _percentile(lat, 0.5)), ("p99", _percentile(lat, 0.99)),
                                            ("max", lat[-1] if lat else None))},
+        "longest_write_stall": longest_write_stall(ops),
     }
 
 

@@ -41,7 +41,10 @@ def summarize(reports: list[dict]) -> dict:
                    "heals_without_progress": sum(r["heals_without_progress"] for r in reports),
                    "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),
-                   "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None}
+                   "transactions": {},
+                   "ack_latency_p99_ms_max": max((r["ack_latency_ms"]["p99"] or 0) for r in reports) if reports else None,
+                   "longest_write_stall_s_max": max((r.get("longest_write_stall", {}).get("s") or 0) for r in reports)
+                   if reports else None}
     for r in reports:
         for crash in r["crashes"]:
             during = str(crash.get("during"))
@@ -52,20 +55,23 @@ def summarize(reports: list[dict]) -> dict:
             total["anomaly_counts"][k] = total["anomaly_counts"].get(k, 0) + v
         for k, v in r["broker_anomaly_counts"].items():
             total["broker_anomaly_counts"][k] = total["broker_anomaly_counts"].get(k, 0) + v
+        for k, v in r.get("transactions", {}).items():
+            total["transactions"][k] = total["transactions"].get(k, 0) + v
     return total
 
 
 def table(reports: list[dict]) -> str:
     """A Markdown table of the runs' figures, one row a run (as in docs/faults.md)."""
-    rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | broker anomalies "
-            "| valid | broker_valid | crashes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | stall s "
+            "| broker anomalies | valid | broker_valid | crashes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(reports, key=lambda r: r["seed"]):
         lat = r["ack_latency_ms"]
         broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
         rows.append(f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
                     f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
-                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | {broker} | "
+                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+                    f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
                     f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
     return "\n".join(rows) + "\n"
 

@@ -307,3 +307,25 @@ def test_read_committed_consumer_skipping_aborted_offsets_is_no_poll_skip():
     assert check(h.ops)["valid"]
     h = txn_history().poll("c0", (0, 0, 1)).poll("c0", (0, 5, 5))  # 1 (offset 1) is committed: skipped
     assert check(h.ops)["anomalies"]["poll_skip"][0]["missed"] == 1  # (and lost: no drain read it)
+
+
+def test_transaction_figures_count_outcomes_and_written_aborted_values():
+    from faults.checker import transaction_figures
+
+    h = txn_history()
+    txn(h, "p1", "t3", [(9, 1, 0)], outcome=None)
+    assert transaction_figures(h.ops) == {"commit": 2, "abort": 1, "unknown": 1, "aborted_values_written": 2}
+
+
+def test_longest_write_stall_is_the_longest_unacknowledged_stretch_of_a_partition():
+    from faults.report import longest_write_stall
+
+    h = H()
+    for value, partition, offset, at in ((1, 0, 0, 0.0), (2, 1, 0, 1.0), (3, 0, 1, 5.0), (4, 1, 1, 9.0)):
+        h.ops.append({"index": len(h.ops), "time": at, "process": "p0", "type": "invoke", "f": "send",
+                      "value": value, "partition": partition})
+        h.ops.append({"index": len(h.ops), "time": at + 0.5, "process": "p0", "type": "ok", "f": "send",
+                      "value": value, "partition": partition, "offset": offset})
+    h.ops.append({"index": len(h.ops), "time": 20.0, "process": "p0", "type": "invoke", "f": "send", "value": 5,
+                  "partition": 0})  # never acknowledged: partition 0 stalls from 5.5 to the last send
+    assert longest_write_stall(h.ops) == {"s": 14.5, "partition": 0, "from": 5.5}
