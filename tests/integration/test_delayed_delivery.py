@@ -1,0 +1,303 @@
+"""Delayed delivery (kbroker extension, docs/delayed-delivery.md) with real clients on a manual
+clock: a record produced with ``kbroker-deliver-after-ms`` or ``kbroker-deliver-at`` reaches its
+topic only once the clock passes its due time, keeps its key, value and other headers, survives a
+restart, and bad header values are refused with INVALID_RECORD, storing nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from waiting import wait_until
+
+from kbroker.delayed import DELAYED_TOPIC
+from kbroker.testing import BrokerThread
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _tp(topic: str, partition: int = 0):
+    from confluent_kafka import TopicPartition
+
+    return TopicPartition(topic, partition)
+
+
+def _producer(b, **extra):
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": b.bootstrap_servers, "linger.ms": 0, **extra})
+
+
+def _create(b, topic: str, partitions: int = 1) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def _produce(producer, topic: str, value: bytes, headers=None, key: bytes | None = None, partition: int = 0):
+    """Produce one record and flush; returns the delivery report's (error, offset)."""
+    reports: list = []
+    producer.produce(topic, value, key=key, headers=headers or [], partition=partition,
+                     on_delivery=lambda err, msg: reports.append((err, msg.offset() if msg else None)))
+    assert producer.flush(30) == 0
+    return reports[0]
+
+
+def _end(b, topic: str, partition: int = 0) -> int:
+    return b.call(lambda: b.broker.partition(topic, partition).log.log_end_offset)
+
+
+def _consume_all(b, topic: str, expected: int, partition: int = 0) -> list:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": b.bootstrap_servers, "group.id": name("g"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([_tp(topic, partition)])
+    got: list = []
+    try:
+        def more() -> bool:
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                got.append(msg)
+            return len(got) >= expected
+        wait_until(more, message=f"{expected} records of {topic}")
+    finally:
+        consumer.close()
+    return got
+
+
+@pytest.fixture
+def clocked(kbroker_factory):
+    return kbroker_factory(clock="manual", control=True)
+
+
+def test_delayed_record_is_visible_only_after_the_clock_passes_its_delay(clocked):
+    b = clocked
+    topic = name("delayed")
+    _create(b, topic)
+    producer = _producer(b)
+    err, internal_offset = _produce(producer, topic, b"later", key=b"k",
+                                    headers=[("kbroker-deliver-after-ms", b"60000"), ("trace", b"t1")])
+    assert err is None
+    assert internal_offset == 0  # acknowledged from __kbroker_delayed
+    err, _ = _produce(producer, topic, b"now")
+    assert err is None
+    assert _end(b, topic) == 1  # only the undelayed record
+    b.advance(59_999)
+    assert _end(b, topic) == 1
+    b.advance(1)
+    assert _end(b, topic) == 2
+    first, second = _consume_all(b, topic, 2)
+    assert first.value() == b"now"
+    assert (second.key(), second.value()) == (b"k", b"later")
+    headers = dict(second.headers())
+    assert headers["trace"] == b"t1"
+    assert "kbroker-deliver-after-ms" not in headers
+    assert not any(k.startswith("__kbroker") for k in headers)
+    assert int(headers["kbroker-delayed-create-time"]) > 0
+
+
+def test_records_due_together_keep_produce_order_and_absolute_times_work(clocked):
+    b = clocked
+    topic = name("order")
+    _create(b, topic)
+    producer = _producer(b)
+    now = b.call(lambda: b.broker.clock.now_ms())
+    at = str(now + 10_000).encode()
+    for i in range(5):  # the same due time, given two ways
+        header = ("kbroker-deliver-at", at) if i % 2 else ("kbroker-deliver-after-ms", b"10000")
+        assert _produce(producer, topic, f"r{i}".encode(), headers=[header])[0] is None
+    # an earlier due time produced last comes first
+    assert _produce(producer, topic, b"early", headers=[("kbroker-deliver-after-ms", b"5000")])[0] is None
+    b.advance(5_000)
+    assert _end(b, topic) == 1
+    b.advance(5_000)
+    assert _end(b, topic) == 6
+    values = [m.value() for m in _consume_all(b, topic, 6)]
+    assert values == [b"early", b"r0", b"r1", b"r2", b"r3", b"r4"]
+
+
+def _internal_end(b) -> int:
+    return b.call(lambda: sum(p.log.log_end_offset for (t, _i), p in b.broker.partitions.items()
+                              if t == DELAYED_TOPIC))
+
+
+def _wire_produce(b, topic: str, records: list, compression: int = 0):
+    """One batch through the raw codec (Produce v9); returns the partition response."""
+    from wire import Wire
+
+    from protocol.messages import REQUESTS
+    from protocol.records import build_batch
+
+    Req = REQUESTS[0]
+    batch = build_batch(records, compression=compression)
+    data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
+        index=0, records=batch)])
+    wire = Wire(b.bootstrap_servers)
+    try:
+        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+    finally:
+        wire.close()
+    return resp.responses[0].partition_responses[0]
+
+
+@pytest.mark.parametrize("value, message", [
+    (b"soon", "must be a non-negative decimal integer of milliseconds, got 'soon'"),
+    (b"-5", "must be a non-negative decimal integer of milliseconds, got '-5'"),
+    (b"", "must be a non-negative decimal integer"),
+    (b"999999999999", "above kbroker.delayed.max.delay.ms=604800000"),
+])
+def test_bad_delay_header_is_invalid_record_and_stores_nothing(clocked, value, message):
+    """The whole batch is refused (v8+: the bad record's index and message), nothing is stored."""
+    from protocol.errors import ErrorCode
+    from protocol.records import Record
+
+    b = clocked
+    topic = name("bad")
+    _create(b, topic)
+    now = b.call(lambda: b.broker.clock.now_ms())
+    part = _wire_produce(b, topic, [
+        Record(value=b"fine", timestamp=now, headers=(("kbroker-deliver-after-ms", b"5"),)),
+        Record(value=b"bad", timestamp=now, headers=(("kbroker-deliver-after-ms", value),)),
+    ])
+    assert part.error_code == ErrorCode.INVALID_RECORD
+    assert message in part.error_message
+    assert [(e.batch_index, message in e.batch_index_error_message) for e in part.record_errors] == [(1, True)]
+    assert _end(b, topic) == 0
+    assert _internal_end(b) == 0
+    b.advance(60_000)
+    assert _end(b, topic) == 0
+
+
+def test_bad_header_reaches_a_real_client_as_invalid_record(clocked):
+    from confluent_kafka import KafkaError
+
+    b = clocked
+    topic = name("badc")
+    _create(b, topic)
+    err, _ = _produce(_producer(b), topic, b"x", headers=[("kbroker-deliver-at", b"tomorrow")])
+    assert err is not None and err.code() == KafkaError.INVALID_RECORD
+    assert _end(b, topic) == 0 and _internal_end(b) == 0
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_compressed_batches_are_diverted_too(clocked, codec):
+    """The header inside a compressed batch is found (the batch is decompressed to look)."""
+    from protocol.errors import ErrorCode
+    from protocol.records import Record
+
+    b = clocked
+    topic = name("codec")
+    _create(b, topic)
+    now = b.call(lambda: b.broker.clock.now_ms())
+    part = _wire_produce(b, topic, [
+        Record(key=b"a", value=b"plain", timestamp=now),
+        Record(key=b"b", value=b"delayed", timestamp=now, headers=(("kbroker-deliver-after-ms", b"2000"),)),
+    ], compression=codec)
+    assert part.error_code == ErrorCode.NONE
+    assert _end(b, topic) == 0  # the whole batch is held: its other records are due at once
+    b.advance(1)
+    assert _end(b, topic) == 1
+    b.advance(2000)
+    assert [m.value() for m in _consume_all(b, topic, 2)] == [b"plain", b"delayed"]
+
+
+def test_transactional_batches_with_the_header_are_refused(clocked):
+    from confluent_kafka import KafkaException
+
+    b = clocked
+    topic = name("txn")
+    _create(b, topic)
+    txn = _producer(b, **{"transactional.id": name("t")})
+    txn.init_transactions(30)
+    txn.begin_transaction()
+    txn.produce(topic, b"y", headers=[("kbroker-deliver-after-ms", b"1000")])
+    with pytest.raises(KafkaException):
+        txn.commit_transaction(30)
+    b.advance(10_000)
+    assert _data_batches(b, topic) == []  # at most an abort marker: no record reached the topic
+    assert _internal_end(b) == 0
+
+
+def _data_batches(b, topic: str) -> list:
+    p = b.call(lambda: b.broker.partition(topic, 0))
+    return b.call(lambda: [h.base_offset for h, _data in p.log.iter_batches() if not h.is_control])
+
+
+def test_kafka_python_producer_with_the_header(clocked):
+    from kafka import KafkaProducer
+
+    b = clocked
+    topic = name("kp")
+    _create(b, topic)
+    producer = KafkaProducer(bootstrap_servers=b.bootstrap_servers, linger_ms=0)  # idempotent by default
+    try:
+        md = producer.send(topic, b"kp", partition=0, headers=[("kbroker-deliver-after-ms", b"3000")]).get(30)
+        assert md.offset >= 0
+    finally:
+        producer.close()
+    assert _end(b, topic) == 0
+    b.advance(3_000)
+    assert [m.value() for m in _consume_all(b, topic, 1)] == [b"kp"]
+
+
+def test_delay_survives_a_restart_and_delivered_records_are_not_delivered_again(tmp_path):
+    data = str(tmp_path / "data")
+    topic = name("restart")
+    with BrokerThread(data_dir=data, clock="manual", control=True) as b:
+        _create(b, topic)
+        producer = _producer(b)
+        assert _produce(producer, topic, b"first", headers=[("kbroker-deliver-after-ms", b"1000")])[0] is None
+        assert _produce(producer, topic, b"second", headers=[("kbroker-deliver-after-ms", b"3600000")])[0] is None
+        b.advance(1_000)
+        assert _end(b, topic) == 1
+    with BrokerThread(data_dir=data, clock="manual", control=True) as b:
+        assert _end(b, topic) == 1  # "first" is not delivered again
+        b.advance(3_599_000)
+        b.advance(10_000)  # the restart's clock starts at the wall time again: a margin
+        assert _end(b, topic) == 2
+        assert [m.value() for m in _consume_all(b, topic, 2)] == [b"first", b"second"]
+
+
+def test_idempotent_producer_sequences_continue_across_delayed_batches(clocked):
+    """An idempotent producer's delayed batch takes its sequence numbers on the target partition:
+    a retry of it is answered with the first answer (nothing stored twice), and the producer's
+    next, undelayed batch continues the sequence."""
+    from wire import Wire
+
+    from protocol.errors import ErrorCode
+    from protocol.messages import REQUESTS
+    from protocol.records import Record, build_batch
+
+    b = clocked
+    topic = name("idemw")
+    _create(b, topic)
+    Req = REQUESTS[0]
+    now = b.call(lambda: b.broker.clock.now_ms())
+    wire = Wire(b.bootstrap_servers)
+    pid = wire.call(22, 4, transactional_id=None, transaction_timeout_ms=60000,
+                    producer_id=-1, producer_epoch=-1).producer_id
+
+    def send(seq: int, headers=()):
+        batch = build_batch([Record(value=b"s%d" % seq, timestamp=now, headers=headers)],
+                            producer_id=pid, producer_epoch=0, base_sequence=seq)
+        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[Req.TopicProduceData(
+            name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        return resp.responses[0].partition_responses[0]
+
+    try:
+        assert send(0).error_code == ErrorCode.NONE
+        delayed = send(1, (("kbroker-deliver-after-ms", b"1000"),))
+        assert delayed.error_code == ErrorCode.NONE
+        retry = send(1, (("kbroker-deliver-after-ms", b"1000"),))
+        assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, delayed.base_offset)
+        assert _internal_end(b) == 1
+        assert send(2).error_code == ErrorCode.NONE  # in sequence after the delayed batch
+        assert send(4).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    finally:
+        wire.close()
+    b.advance(1000)
+    assert [m.value() for m in _consume_all(b, topic, 3)] == [b"s0", b"s2", b"s1"]
