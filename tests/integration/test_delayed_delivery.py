@@ -301,3 +301,71 @@ def test_idempotent_producer_sequences_continue_across_delayed_batches(clocked):
         wire.close()
     b.advance(1000)
     assert [m.value() for m in _consume_all(b, topic, 3)] == [b"s0", b"s2", b"s1"]
+
+
+def test_delay_survives_a_kill_of_the_broker_process(tmp_path):
+    """``python -m kbroker`` on a manual clock, killed (SIGKILL) after delivering one delayed
+    record and holding another: the restarted broker neither delivers the first again nor loses
+    the second."""
+    import json
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    from test_cli import BrokerProcess, base_args, call, end_offset
+
+    from protocol.messages import REQUESTS
+    from protocol.records import Record, build_batch
+
+    data = tmp_path / "data"
+    args = [*base_args(data), "--override", "kbroker.clock=manual", "--override",
+            "kbroker.control.listeners=127.0.0.1:0"]
+
+    def start():
+        proc = BrokerProcess(args, tmp_path)
+        _node, host, port = proc.wait_ready().groups()
+        url = wait_until(lambda: re.search(r"kbroker control endpoint: (\S+)", proc.stdout.decode())
+                         or _read_more(proc), message="the control endpoint line")
+        return proc, host, int(port), url.group(1)
+
+    def advance(url: str, ms: int) -> None:
+        req = urllib.request.Request(url + "/clock/advance", data=json.dumps({"ms": ms}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+
+    topic = name("killed")
+    proc, host, port, url = start()
+    try:
+        call(host, port, 3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic)],
+             allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+        P = REQUESTS[0]
+        now = int(time.time() * 1000)
+        for value, delay in ((b"first", b"1000"), (b"second", b"3600000")):
+            batch = build_batch([Record(value=value, timestamp=now, headers=(("kbroker-deliver-after-ms", delay),))])
+            resp = call(host, port, 0, 9, transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[
+                P.TopicProduceData(name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(
+                    index=0, records=batch)])])
+            assert resp.responses[0].partition_responses[0].error_code == 0
+        assert end_offset(host, port, topic) == 0
+        advance(url, 1000)
+        assert end_offset(host, port, topic) == 1
+    finally:
+        assert proc.stop(signal.SIGKILL) == -signal.SIGKILL
+    proc, host, port, url = start()
+    try:
+        assert end_offset(host, port, topic) == 1
+        advance(url, 3_600_000 + 60_000)  # (the restarted clock starts at the wall time again)
+        assert end_offset(host, port, topic) == 2
+    finally:
+        assert proc.stop() == 0
+
+
+def _read_more(proc) -> None:
+    import os
+    import select
+
+    if select.select([proc.proc.stdout], [], [], 0.2)[0]:
+        proc.stdout += os.read(proc.proc.stdout.fileno(), 4096)
+    return None
