@@ -136,7 +136,7 @@ class DelayedDelivery:
     # -- Produce: diverting a batch ----------------------------------------------------------
 
     def wants(self, records: Any) -> bool:
-        return may_carry_delay(records)
+        return self.broker.config["kbroker.delayed.enable"] and may_carry_delay(records)
 
     def divert(self, partition: Any, records: Any, version: int, acks: int, transactional_id: str | None,
                now_ms: int) -> AppendResult | Any:

@@ -369,3 +369,24 @@ def _read_more(proc) -> None:
     if select.select([proc.proc.stdout], [], [], 0.2)[0]:
         proc.stdout += os.read(proc.proc.stdout.fileno(), 4096)
     return None
+
+
+def test_marker_bytes_in_a_value_take_the_normal_path(clocked):
+    """A batch that merely contains the header name's bytes (in a value) is appended as usual."""
+    b = clocked
+    topic = name("plain")
+    _create(b, topic)
+    err, offset = _produce(_producer(b), topic, b"see kbroker-deliver-after-ms=5")
+    assert (err, offset) == (None, 0)
+    assert _end(b, topic) == 1
+    assert _internal_end(b) == 0
+
+
+def test_disabled_delayed_delivery_leaves_the_header_alone(kbroker_factory):
+    b = kbroker_factory({"kbroker.delayed.enable": "false"}, clock="manual", control=True)
+    topic = name("off")
+    _create(b, topic)
+    err, _ = _produce(_producer(b), topic, b"x", headers=[("kbroker-deliver-after-ms", b"60000")])
+    assert err is None
+    assert _end(b, topic) == 1
+    assert dict(_consume_all(b, topic, 1)[0].headers())["kbroker-deliver-after-ms"] == b"60000"
