@@ -8,9 +8,9 @@ scheduler that appends every record, once due, to its target partition, and reco
 in the same internal partition, so that a restart or a leadership move neither loses a record nor
 (outside the narrow window documented) delivers it twice: at-least-once.
 
-The Produce hot path pays one substring search of the batch (uncompressed batches) or one
-decompression plus that search (compressed batches) for the header name's common prefix; only a
-batch that contains it is parsed. Progress is a watermark ``(due, offset)``: records are delivered
+The Produce hot path pays nothing for it: the record validation, which reads every header key
+anyway, counts keys starting with ``kbroker-deliver-`` (``protocol.record_walk``); only a batch
+with such a key comes here (``ReplicaManager._divert``), after its validation. Progress is a watermark ``(due, offset)``: records are delivered
 in ``(due time, internal offset)`` order, and every record at or below the watermark has been
 delivered. A due time is never before the produce time nor before the last watermark, so records
 stored later never fall below it.
@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
-from protocol.compression import Codec, decompress
 from protocol.errors import ErrorCode
-from protocol.record_batch import HEADER_SIZE, InvalidRecordBatch, parse_header
+from protocol.record_batch import InvalidRecordBatch
 from protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 DELAYED_TOPIC = "__kbroker_delayed"
 DELIVER_AFTER = "kbroker-deliver-after-ms"
 DELIVER_AT = "kbroker-deliver-at"
-MARKER = b"kbroker-deliver-"  # the common prefix of both header names: the hot path's only check
 CREATE_TIME_HEADER = "kbroker-delayed-create-time"  # the original timestamp, on delivered records
 # Headers of the stored records (stripped on delivery).
 H_TOPIC = "__kbroker.delayed.topic"
@@ -47,27 +45,6 @@ H_PROGRESS = "__kbroker.delayed.progress"
 INTERNAL_PREFIX = "__kbroker.delayed."
 MAX_DECOMPRESSED = 64 << 20
 RETRY_MS = 100
-
-
-def may_carry_delay(records: Any) -> bool:
-    """The hot-path check: could this produced batch carry a delay header? False is certain;
-    True means "parse it". An uncompressed batch is searched as is (a C substring search); a
-    compressed one is decompressed first."""
-    if records is None or len(records) < HEADER_SIZE:
-        return False
-    data = records if isinstance(records, (bytes, bytearray)) else bytes(records)
-    attributes = data[22]  # the low byte of the attributes (big-endian int16 at 21)
-    codec = attributes & 0x07
-    if codec == Codec.NONE:
-        return MARKER in data
-    if codec > Codec.ZSTD:
-        return False  # refused by the normal path
-    try:
-        header = parse_header(data, 0)
-        payload = decompress(codec, memoryview(data)[HEADER_SIZE:header.size], MAX_DECOMPRESSED)
-    except Exception:  # noqa: BLE001 - a corrupt batch is the normal path's to refuse
-        return False
-    return MARKER in payload
 
 
 @dataclass(order=True, slots=True)
@@ -135,8 +112,9 @@ class DelayedDelivery:
 
     # -- Produce: diverting a batch ----------------------------------------------------------
 
-    def wants(self, records: Any) -> bool:
-        return self.broker.config["kbroker.delayed.enable"] and may_carry_delay(records)
+    @property
+    def enabled(self) -> bool:
+        return bool(self.broker.config["kbroker.delayed.enable"])
 
     def divert(self, partition: Any, records: Any, version: int, acks: int, transactional_id: str | None,
                now_ms: int) -> AppendResult | Any:

@@ -100,8 +100,7 @@ def handle_produce(ctx, request):
             for t in request.topic_data])
     image = broker.image
     replica_manager = broker.replica_manager
-    delayed = getattr(broker, "delayed", None)
-    clock = getattr(broker, "clock", None)  # kbroker.clock=manual: LogAppendTime and acks=all timeouts on it
+    clock = broker.clock  # kbroker.clock=manual: LogAppendTime and acks=all timeouts on it (None: real time)
     now_ms = int(time.time() * 1000) if clock is None else clock.now_ms()
     responses = []
     pending: list = []
@@ -137,13 +136,9 @@ def handle_produce(ctx, request):
                 continue
             partition.produce_requests += 1
             try:
-                result = None
-                if delayed is not None and delayed.wants(p.records):  # kbroker-deliver-* (kbroker/delayed.py)
-                    result = delayed.divert(partition, p.records, version, acks, request.transactional_id, now_ms)
-                if result is None:
-                    result = replica_manager.append_from_client(
-                        partition, p.records, version, acks, request.transactional_id, now_ms
-                    )
+                result = replica_manager.append_from_client(
+                    partition, p.records, version, acks, request.transactional_id, now_ms
+                )
             except ProduceError as exc:
                 partition.failed_produce += 1
                 if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:

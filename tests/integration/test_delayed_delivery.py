@@ -390,3 +390,27 @@ def test_disabled_delayed_delivery_leaves_the_header_alone(kbroker_factory):
     assert err is None
     assert _end(b, topic) == 1
     assert dict(_consume_all(b, topic, 1)[0].headers())["kbroker-deliver-after-ms"] == b"60000"
+
+
+def test_a_big_batch_validated_in_the_worker_pool_is_diverted(clocked):
+    """Over the inline budget (kbroker.replication.validation.INLINE_RECORDS) the records are
+    checked in a worker process, which reports the delay header it saw."""
+    from kbroker.replication.validation import INLINE_RECORDS
+    from protocol.errors import ErrorCode
+    from protocol.records import Record
+
+    b = clocked
+    topic = name("big")
+    _create(b, topic)
+    now = b.call(lambda: b.broker.clock.now_ms())
+    count = INLINE_RECORDS + 500
+    records = [Record(value=b"v%d" % i, timestamp=now) for i in range(count - 1)]
+    records.append(Record(value=b"last", timestamp=now, headers=(("kbroker-deliver-after-ms", b"7000"),)))
+    part = _wire_produce(b, topic, records)
+    assert part.error_code == ErrorCode.NONE
+    assert _end(b, topic) == 0
+    assert _internal_end(b) == count
+    b.advance(1)
+    assert _end(b, topic) == count - 1
+    b.advance(7000)
+    assert _end(b, topic) == count
