@@ -332,7 +332,12 @@ class DelayedDelivery:
         for (topic, index), entries in groups.items():
             target = self.broker.partition(topic, index)
             if target is not None and target.is_leader:
-                self.broker.replica_manager.append_internal(target, self._delivery_batch(entries, now))
+                try:
+                    self.broker.replica_manager.append_internal(target, self._delivery_batch(entries, now))
+                except Exception as exc:  # noqa: BLE001 - a full disk, a log being closed: retried
+                    log.warning("delayed delivery to %s-%d failed: %s; retrying", topic, index, exc)
+                    remote[(topic, index)] = entries
+                    continue
                 self.delivered += len(entries)
             elif self.broker.image.partition(topic, index) is None:
                 log.warning("delayed delivery: %d records for %s-%d dropped: the partition does not exist",
@@ -377,7 +382,11 @@ class DelayedDelivery:
                         continue
                     local = broker.partition(topic, index)
                     if local is not None and local.is_leader:
-                        broker.replica_manager.append_internal(local, self._delivery_batch(entries, now))
+                        try:
+                            broker.replica_manager.append_internal(local, self._delivery_batch(entries, now))
+                        except Exception as exc:  # noqa: BLE001 - retried after the backoff
+                            log.warning("delayed delivery to %s-%d failed: %s; retrying", topic, index, exc)
+                            continue
                         self.delivered += len(entries)
                         del remote[(topic, index)]
                         continue
