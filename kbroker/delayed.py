@@ -437,17 +437,12 @@ class DelayedDelivery:
 
 def _due(record: Record, now_ms: int, max_delay: int) -> tuple[int, str | None, bool]:
     """``(due time, error or None, carries a delay header)`` of a produced record."""
-    after = at = None
-    for key, value in record.headers:
-        if key == DELIVER_AFTER:
-            after = value
-        elif key == DELIVER_AT:
-            at = value
-    if after is None and at is None:
+    found = [(key, value) for key, value in record.headers if key in (DELIVER_AFTER, DELIVER_AT)]
+    if not found:
         return now_ms, None, False
-    if after is not None and at is not None:
+    if len(found) > 1:
         return now_ms, f"A record may carry only one of {DELIVER_AFTER} and {DELIVER_AT}", True
-    name, raw = (DELIVER_AFTER, after) if after is not None else (DELIVER_AT, at)
+    name, raw = found[0]
     if not raw or not raw.isdigit() or len(raw) > 19:
         shown = raw.decode("ascii", "replace")[:40] if raw is not None else "null"
         return now_ms, f"Header {name} must be a non-negative decimal integer of milliseconds, got '{shown}'", True
