@@ -368,7 +368,6 @@ class DelayedDelivery:
         """Produce (acks=all) the records of targets led elsewhere; retried until each leader
         takes them or the target is gone; then the progress watermark."""
         from kbroker.replication.replica_fetcher import BrokerConnection
-        from protocol.messages.produce import ProduceRequest as Req
 
         broker = self.broker
         connections: dict[int, Any] = {}
@@ -394,10 +393,7 @@ class DelayedDelivery:
                     listener = broker.config.inter_broker_listener
                     if reg is None or listener not in reg.endpoints:
                         continue
-                    request = Req(transactional_id=None, acks=-1, timeout_ms=30_000, topic_data=[
-                        Req.TopicProduceData(name=topic, partition_data=[
-                            Req.TopicProduceData.PartitionProduceData(
-                                index=index, records=self._delivery_batch(entries, now))])])
+                    request = produce_request(topic, index, self._delivery_batch(entries, now))
                     try:
                         conn = connections.get(part.leader)
                         if conn is None:
@@ -405,7 +401,7 @@ class DelayedDelivery:
                             conn = BrokerConnection(host, port, f"broker-{broker.node_id}-delayed", 100 << 20)
                             await conn.open(5.0)
                             connections[part.leader] = conn
-                        response = await conn.request(request, 9, 35.0)
+                        response = await conn.request(request, PRODUCE_VERSION, 35.0)
                     except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: retry
                         log.info("delayed delivery to %s-%d via broker %d failed: %s", topic, index, part.leader, exc)
                         bad = connections.pop(part.leader, None)
@@ -433,6 +429,18 @@ class DelayedDelivery:
             state.task = None
             if state.index in self.states:
                 self._schedule(state)
+
+
+PRODUCE_VERSION = 9  # by topic name (v13 addresses topics by id)
+
+
+def produce_request(topic: str, index: int, batch: bytes) -> Any:
+    """The Produce (acks=all) a scheduler sends a target partition's leader on another broker."""
+    from protocol.messages.produce import ProduceRequest as Req
+
+    return Req(transactional_id=None, acks=-1, timeout_ms=30_000, topic_data=[
+        Req.TopicProduceData(name=topic, partition_data=[
+            Req.TopicProduceData.PartitionProduceData(index=index, records=batch)])])
 
 
 def _due(record: Record, now_ms: int, max_delay: int) -> tuple[int, str | None, bool]:

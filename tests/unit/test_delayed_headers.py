@@ -60,3 +60,21 @@ def test_the_validation_walk_counts_delay_header_keys_only(codec):
     assert seen([rec(), rec(("trace-id-of-request", b"x"))]) == 0
     assert seen([rec(("x", b"kbroker-deliver-after-ms"))]) == 0  # in a value: not a key
     assert seen([rec(), rec(("kbroker-deliver-after-ms", b"5")), rec(("kbroker-deliver-at", b"5"))]) == 2
+
+
+def test_the_remote_delivery_request_encodes_and_decodes():
+    """The Produce a scheduler sends a target's leader on another broker (the cluster path)."""
+    from kbroker.delayed import PRODUCE_VERSION, produce_request
+    from protocol.api import decode_request, encode_request
+    from protocol.messages import RequestHeader
+    from protocol.records import iter_records
+
+    batch = build_batch([Record(key=b"k", value=b"v", timestamp=NOW)])
+    header = RequestHeader(request_api_key=0, request_api_version=PRODUCE_VERSION, correlation_id=1,
+                           client_id="t")
+    _h, body = decode_request(encode_request(header, produce_request("orders", 3, batch)))
+    assert body.acks == -1
+    (t,) = body.topic_data
+    (p,) = t.partition_data
+    assert (t.name, p.index) == ("orders", 3)
+    assert [(r.key, r.value) for r in iter_records(bytes(p.records))] == [(b"k", b"v")]
