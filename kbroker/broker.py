@@ -28,6 +28,7 @@ from kbroker.controller.image import MetadataImage
 from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
+from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, fd_budget
 from kbroker.metrics import MetricsService
@@ -129,6 +130,8 @@ class Broker:
         self.request_metrics: RequestMetrics | None = None
         self.metrics = MetricsService(self)
         self.services.append(self.metrics)
+        self.delayed = DelayedDelivery(self)  # kbroker-deliver-* headers (kbroker/delayed.py)
+        self.services.append(self.delayed)
 
     # -- lifecycle --------------------------------------------------------------------------
 

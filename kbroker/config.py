@@ -521,6 +521,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("kbroker.control.listeners", "list", ""),
         _k("kbroker.control.allow.remote", "boolean", "false"),
         _k("kbroker.clock", "string", "real", choices=("real", "manual")),
+        # Delayed delivery (kbroker/delayed.py, docs/delayed-delivery.md).
+        _k("kbroker.delayed.enable", "boolean", "true"),
+        _k("kbroker.delayed.max.delay.ms", "long", "604800000", minimum=0),
+        _k("kbroker.delayed.topic.num.partitions", "int", "10", minimum=1),
+        _k("kbroker.delayed.topic.replication.factor", "short", "3", minimum=1),
+        _k("kbroker.delayed.topic.min.isr", "short", "2", minimum=1),
         _k("kbroker.trace.file", "string", None),
         _k("kbroker.trace.apis", "list", ""),
         _k("kbroker.trace.client.ids", "list", ""),

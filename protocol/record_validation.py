@@ -94,6 +94,7 @@ class Outcome:
     record_errors: list[tuple[int, str]] = field(default_factory=list)
     batch: bytes | bytearray | memoryview | None = None
     records: int = 0
+    delay_headers: bool = False  # set by kbroker's validation workers: a kbroker-deliver-* header seen
 
 
 class OverBudget(Exception):

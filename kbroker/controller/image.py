@@ -50,7 +50,8 @@ class PartitionState:
 # internal, and clients may not Produce to them nor DeleteRecords from them. ``__cluster_metadata``
 # is not among them: it is no topic at all but the controller's own log, and its name cannot be
 # created (METADATA_TOPIC in kbroker.controller.quorum).
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state",
+                             "__kbroker_delayed"})  # the last: kbroker/delayed.py
 # The metadata log's own name (kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
 # A metadata log written before its creation was refused may still hold a TopicRecord of that name:
 # it is ignored, with its partitions, so that no client API ever reaches the metadata log as a topic

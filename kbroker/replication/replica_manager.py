@@ -20,6 +20,7 @@ watermarks are kept in each log directory's ``replication-offset-checkpoint``
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from kbroker.replication.validation import (
     INLINE_RECORDS,
     ValidationPool,
 )
+from protocol import record_walk
 from protocol.errors import ErrorCode
 from protocol.messages.alter_partition import AlterPartitionRequest
 from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
@@ -395,6 +397,7 @@ class ReplicaManager:
             )
         policy = validation_policy(partition, now_ms)
         rebuild = policy.target_codec is not None and policy.target_codec != header.compression
+        seen = record_walk.delay_headers_seen
         try:
             outcome: Outcome | None = validate_records(
                 records, header, policy, budget_records=INLINE_RECORDS,
@@ -405,11 +408,17 @@ class ReplicaManager:
         verify = self._needs_remote_verification(partition, header, transactional_id, version)
         if outcome is not None:
             _raise_for(outcome)
+            if record_walk.delay_headers_seen != seen:  # kbroker-deliver-* headers: kbroker/delayed.py
+                outcome.delay_headers = True
             if not order.busy and not verify:
+                if outcome.delay_headers:
+                    diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
+                    if diverted is not None:
+                        return diverted
                 return self._append(partition, header, outcome.batch, transactional_id, version)
         prev, mine = order.enqueue()  # now, before any later request for this partition is handled
         task = asyncio.ensure_future(self._append_later(
-            partition, header, records, policy, outcome, transactional_id, version, prev, mine, verify))
+            partition, header, records, policy, outcome, transactional_id, version, prev, mine, verify, acks, now_ms))
         task.add_done_callback(lambda _task: order.done(mine))  # even if cancelled before it ran
         # The append goes ahead even if the client goes away (as in Kafka, a request being handled
         # completes): the handler awaits a shield, and the order queue always moves on.
@@ -417,7 +426,8 @@ class ReplicaManager:
 
     async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
                             outcome: Outcome | None, transactional_id: str | None, version: int,
-                            prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False) -> AppendResult:
+                            prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False, acks: int = 1,
+                            now_ms: int = 0) -> AppendResult:
         order = partition.append_order
         try:
             if verify:
@@ -428,6 +438,10 @@ class ReplicaManager:
             if prev is not None:
                 await prev
             _raise_for(outcome)
+            if outcome.delay_headers:  # kbroker-deliver-* headers: kbroker/delayed.py
+                diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
+                if diverted is not None:
+                    return await diverted if inspect.isawaitable(diverted) else diverted
             return self._append(partition, header, outcome.batch, transactional_id, version)
         finally:
             order.done(mine)
@@ -552,6 +566,15 @@ class ReplicaManager:
     def under_min_isr(partition: Partition) -> bool:
         """The leader's ISR is below ``min.insync.replicas``: an acks=-1 append is refused."""
         return leadership.is_under_min_isr(partition)
+
+    def _divert(self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
+                now_ms: int) -> AppendResult | Awaitable[AppendResult] | None:
+        """A batch with a delay header goes to the broker's delayed delivery (kbroker/delayed.py),
+        if it has one: its result, or None for the normal append."""
+        delayed = getattr(self.broker, "delayed", None)
+        if delayed is None or not delayed.enabled:
+            return None
+        return delayed.divert(partition, records, version, acks, transactional_id, now_ms)
 
     def append_internal(self, partition: Partition, batch: Any) -> int:
         """Append a batch the broker built itself (coordinator records, transaction markers).

@@ -29,6 +29,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from protocol import record_walk
 from protocol.errors import ErrorCode
 from protocol.record_batch import parse_header
 from protocol.record_validation import Outcome, Policy, validate_records
@@ -43,7 +44,9 @@ INLINE_REBUILD_BYTES = 128 * 1024  # compressing is slower than decompressing (g
 
 
 def _validate_in_worker(batch: bytes, policy: Policy) -> Outcome:
+    seen = record_walk.delay_headers_seen
     outcome = validate_records(batch, parse_header(batch), policy)
+    outcome.delay_headers = record_walk.delay_headers_seen != seen  # kbroker/delayed.py
     if outcome.batch is batch:
         outcome.batch = None  # unchanged: do not send it back
     elif outcome.batch is not None and not isinstance(outcome.batch, bytes):

@@ -1,0 +1,94 @@
+"""Delayed delivery (docs/delayed-delivery.md) on a three-node cluster: ``__kbroker_delayed`` is
+created through the active controller with three replicas, each target partition's leader stores
+the delayed records in an internal partition it leads, and its scheduler delivers them."""
+
+from __future__ import annotations
+
+import pytest
+from waiting import wait_until
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+
+def test_delayed_records_reach_every_partition_of_a_replicated_topic(cluster):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = cluster.bootstrap()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("orders", 3, 3)])["orders"].result(60)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    errors: list = []
+    for i in range(30):
+        producer.produce("orders", b"order-%d" % i, partition=i % 3,
+                         headers=[("kbroker-deliver-after-ms", b"1000")],
+                         on_delivery=lambda err, _msg: errors.append(err) if err else None)
+    assert producer.flush(60) == 0
+    assert errors == []
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "delayed-cluster",
+                         "auto.offset.reset": "earliest"})
+    try:
+        def delivered() -> bool:
+            return sum(consumer.get_watermark_offsets(TopicPartition("orders", p), timeout=10)[1]
+                       for p in range(3)) == 30
+        wait_until(delivered, timeout=60, message="30 delayed records delivered")
+        consumer.assign([TopicPartition("orders", p, 0) for p in range(3)])
+        got: list = []
+
+        def read() -> bool:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg.value())
+            return len(got) >= 30
+        wait_until(read, timeout=60, message="30 records read")
+        assert sorted(got) == sorted(b"order-%d" % i for i in range(30))
+    finally:
+        consumer.close()
+    md = admin.list_topics("__kbroker_delayed", timeout=10).topics["__kbroker_delayed"]
+    assert len(md.partitions) == 10
+    assert all(len(p.replicas) == 3 for p in md.partitions.values())
+
+
+def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
+    """The node holding pending delayed records is killed (kill -9): the new leader of its
+    internal partition loads them from the replicated log and delivers them, once each."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from protocol.messages import REQUESTS
+
+    L = REQUESTS[2]
+    bootstrap = cluster.bootstrap()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("later", 1, 3)])["later"].result(60)
+    leader = admin.list_topics("later", timeout=10).topics["later"].partitions[0].leader
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    for i in range(10):
+        producer.produce("later", b"r%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", b"15000")])
+    assert producer.flush(60) == 0
+    cluster.kill(leader)
+    others = [n for n in cluster.node_ids if n != leader]
+
+    def high() -> int:
+        """The partition's high watermark, from whichever surviving node leads it (ListOffsets)."""
+        best = -1
+        for n in others:
+            try:
+                w = cluster.wire(n)
+                try:
+                    resp = w.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+                        name="later", partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+                            partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
+                finally:
+                    w.close()
+            except OSError:
+                continue
+            part = resp.topics[0].partitions[0]
+            if part.error_code == 0:
+                best = max(best, part.offset)
+        return best
+    wait_until(lambda: high() >= 10, timeout=90, message="the delayed records delivered after the kill",
+               details=cluster.logs)
+    assert high() == 10  # once each
+    logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in others)
+    assert "delayed delivery: loaded __kbroker_delayed-" in logs and "10 pending" in logs
