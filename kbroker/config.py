@@ -318,7 +318,8 @@ _SECURITY_KEYS = [
 LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
     "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
     "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
-    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"}
+    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"} | {
+    "max.connections", "max.connection.creation.rate"}  # Kafka's SocketServer.ListenerReconfigurableConfigs
 # The keys also given per listener and SASL mechanism: listener.name.<listener>.<mechanism>.<key>.
 MECHANISM_KEYS = frozenset(k for k in LISTENER_KEYS if k.startswith("sasl.") or k == "connections.max.reauth.ms")
 
@@ -407,9 +408,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.send.buffer.bytes", "int", "102400"),
         _k("socket.receive.buffer.bytes", "int", "102400"),
         _k("connections.max.idle.ms", "long", "600000"),
-        _k("max.connections", "int", str(INT_MAX), minimum=0),
-        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0),
-        _k("max.connections.per.ip.overrides", "string", ""),
+        # Kafka's SocketServer.ReconfigurableConfigs: dynamic broker configs
+        _k("max.connections", "int", str(INT_MAX), minimum=0, read_only=False),
+        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0, read_only=False),
+        _k("max.connections.per.ip.overrides", "string", "", read_only=False),
+        _k("max.connection.creation.rate", "int", str(INT_MAX), minimum=0, read_only=False),
         # Kafka's default is -1 (unbounded); see kbroker/server/limits.py.
         _k("queued.max.request.bytes", "long", "104857600"),
         _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
