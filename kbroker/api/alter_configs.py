@@ -60,7 +60,7 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
-def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str]) -> None:
+def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
     """Kafka's checks: a topic's whole new set of overrides as its controller validates them
     (INVALID_CONFIG); for a broker the changed keys as its DynamicBrokerConfig does, whose
     failures Kafka answers with INVALID_REQUEST (KAFKA-13609)."""
@@ -86,6 +86,20 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
             spec.parse(value)
         except ConfigError as exc:
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+    if changed.keys() & _CONNECTION_KEYS:
+        # Kafka validates the whole new KafkaConfig (e.g. max.connections.per.ip 0 needs overrides)
+        config = broker.config
+        try:
+            if name == "":
+                config.with_dynamic(new, config.dynamic_node)
+            else:
+                config.with_dynamic(config.dynamic_default, new)
+        except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+
+
+_CONNECTION_KEYS = frozenset({"max.connections", "max.connections.per.ip", "max.connections.per.ip.overrides",
+                              "max.connection.creation.rate"})
 
 
 async def _write(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
@@ -127,7 +141,7 @@ async def _alter_resources(ctx, request, response_cls, new_configs):
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
             old = _current(broker, res.resource_type, res.resource_name)
             new, changed = new_configs(broker, res, old)
-            _validate(broker, res.resource_type, new, changed)
+            _validate(broker, res.resource_type, new, changed, res.resource_name)
             if not request.validate_only:
                 await _write(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:

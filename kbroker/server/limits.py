@@ -158,6 +158,7 @@ class ConnectionLimits:
         self.max_connections: int = INT_MAX
         self.max_per_ip: int = INT_MAX
         self.ip_overrides: dict[str, int] = {}
+        self._overrides_text: str | None = None
         queued = config["queued.max.request.bytes"]
         if not config.is_set("queued.max.request.bytes"):
             queued = max(queued, config["socket.request.max.bytes"])
@@ -179,11 +180,14 @@ class ConnectionLimits:
         ListenerConnectionQuota reconfigure; a delayed connection keeps its original delay."""
         self.max_connections = config["max.connections"]
         self.max_per_ip = config["max.connections.per.ip"]
-        overrides: dict[str, int] = {}
-        for host, count in parse_ip_overrides(config["max.connections.per.ip.overrides"] or "").items():
-            for address in _resolve(host):
-                overrides[address] = count
-        self.ip_overrides = overrides
+        text = config["max.connections.per.ip.overrides"] or ""
+        if text != self._overrides_text:  # host names are resolved when the setting changes only
+            overrides: dict[str, int] = {}
+            for host, count in parse_ip_overrides(text).items():
+                for address in _resolve(host):
+                    overrides[address] = count
+            self.ip_overrides = overrides
+            self._overrides_text = text
         self.broker_rate.bound = config["max.connection.creation.rate"]
         for name, quota in self.listeners.items():
             found = getattr(config, "listener_overrides", {})

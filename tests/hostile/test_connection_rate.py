@@ -94,5 +94,13 @@ def test_creation_rate_is_a_dynamic_broker_config():
         assert result.error_code == ErrorCode.INVALID_REQUEST
         assert "max.connection.creation.rate" in (result.error_message or "")
         assert b.call(lambda: b.broker.limits.broker_rate.bound) == 100
+        # Kafka checks the whole new config: max.connections.per.ip 0 needs overrides
+        request.resources[0].configs[0].name = "max.connections.per.ip"
+        request.resources[0].configs[0].value = "0"
+        (result,) = admin.call(request, 1).responses
+        assert result.error_code == ErrorCode.INVALID_REQUEST
+        assert "max.connections.per.ip.overrides" in (result.error_message or "")
+        wires.append(Wire(b.bootstrap_servers))  # the broker still accepts
+        assert wires[-1].call(3, 12, topics=[], allow_auto_topic_creation=False).brokers
         for wire in wires + [admin]:
             wire.close()
