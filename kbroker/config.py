@@ -1140,7 +1140,8 @@ class BrokerConfig:
         is a security key or ``<mechanism>.sasl.jaas.config``. A value that does not parse stops
         start-up, naming the prefixed key."""
         out: dict[tuple[str, str], Any] = {}
-        for name, raw in self.raw.items():
+        # static, then the dynamic cluster default, then this broker's (dynamic listener keys only)
+        for name, raw in itertools.chain(self.raw.items(), self.dynamic_default.items(), self.dynamic_node.items()):
             parts = _listener_key(name)
             if parts is None:
                 continue
@@ -1294,12 +1295,26 @@ def format_config_value(value: Any) -> str | None:
     return str(value)
 
 
+# Kafka's SocketServer.ListenerReconfigurableConfigs: the listener.name.<l>. keys that are dynamic
+# broker configs (kept in the dynamic layers; BrokerConfig.listener_overrides reads them).
+DYNAMIC_LISTENER_KEYS = frozenset({"max.connections", "max.connection.creation.rate"})
+
+
+def dynamic_listener_key(name: str) -> str | None:
+    """The base key of a dynamic ``listener.name.<l>.<key>`` config, else None."""
+    parts = _listener_key(name)
+    return parts[1] if parts is not None and parts[1] in DYNAMIC_LISTENER_KEYS else None
+
+
 def _valid_dynamic(layer: Mapping[str, str], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, raw in layer.items():
         key = BROKER_KEYS.get(name)
         if key is None:
-            continue
+            base = dynamic_listener_key(name)
+            if base is None:
+                continue
+            key = BROKER_KEYS[base]
         try:
             key.parse(raw)
         except ConfigError as exc:

@@ -23,7 +23,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
-from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
@@ -78,6 +78,16 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
         return
     for key, value in changed.items():
         spec = BROKER_KEYS.get(key)
+        base = dynamic_listener_key(key) if spec is None else None
+        if base is not None:
+            # Kafka's ListenerConnectionQuota.validateReconfiguration: at least 1
+            try:
+                number = BROKER_KEYS[base].parse(value)
+            except ConfigError as exc:
+                raise _Reject(ErrorCode.INVALID_REQUEST, str(exc).replace(base, key)) from None
+            if number <= 0:
+                raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid {key} {number}")
+            continue
         if spec is None:
             raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
         if spec.read_only:
@@ -86,7 +96,7 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
             spec.parse(value)
         except ConfigError as exc:
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
-    if changed.keys() & _CONNECTION_KEYS:
+    if changed.keys() & _CONNECTION_KEYS or any(dynamic_listener_key(k) for k in changed):
         # Kafka validates the whole new KafkaConfig (e.g. max.connections.per.ip 0 needs overrides)
         config = broker.config
         try:

@@ -104,3 +104,40 @@ def test_creation_rate_is_a_dynamic_broker_config():
         assert wires[-1].call(3, 12, topics=[], allow_auto_topic_creation=False).brokers
         for wire in wires + [admin]:
             wire.close()
+
+
+def _alter(wire: Wire, resource: str, key: str, value: str | None, operation: int = 0):
+    R = REQUESTS[44].AlterConfigsResource
+    request = REQUESTS[44](validate_only=False, resources=[R(
+        resource_type=BROKER_RESOURCE, resource_name=resource,
+        configs=[R.AlterableConfig(name=key, config_operation=operation, value=value)])])
+    (result,) = wire.call(request, 1).responses
+    return result.error_code, result.error_message
+
+
+def test_listener_limits_are_dynamic_broker_configs():
+    with BrokerThread(config=WINDOW) as b:
+        admin = Wire(b.bootstrap_servers)
+        quota = lambda: b.call(lambda: (b.broker.limits.listeners["PLAINTEXT"].max_connections,  # noqa: E731
+                                        b.broker.limits.listeners["PLAINTEXT"].rate.bound))
+        key = "listener.name.plaintext.max.connections"
+        # the cluster-wide default level is allowed for these (Kafka's ClusterLevelListenerConfigs)
+        assert _alter(admin, "", key, "3") == (ErrorCode.NONE, None)
+        assert _alter(admin, "1", "listener.name.plaintext.max.connection.creation.rate", "7") == (ErrorCode.NONE, None)
+        wait_until(lambda: quota() == (3, 7), message="the listener limits applied", details=quota)
+        code, message = _alter(admin, "1", key, "0")
+        assert code == ErrorCode.INVALID_REQUEST and key in (message or "")
+        code, message = _alter(admin, "1", key, "many")
+        assert code == ErrorCode.INVALID_REQUEST and key in (message or "")
+        # at the listener's max.connections (3: admin and two more) the next one waits for a slot
+        others = [Wire(b.bootstrap_servers) for _ in range(2)]
+        for wire in others:
+            assert wire.call(3, 12, topics=[], allow_auto_topic_creation=False).brokers
+        wait_until(lambda: b.call(lambda: b.broker.limits.slot_available("PLAINTEXT")) is False,
+                   message="the listener at its max.connections")
+        assert _alter(admin, "", key, None, operation=1) == (ErrorCode.NONE, None)  # DELETE
+        wait_until(lambda: quota()[0] == 2**31 - 1, message="the listener limit removed", details=quota)
+        late = Wire(b.bootstrap_servers)
+        assert late.call(3, 12, topics=[], allow_auto_topic_creation=False).brokers
+        for wire in [admin, late, *others]:
+            wire.close()

@@ -136,3 +136,18 @@ def test_bad_values_stop_start_up_naming_the_key(props, key):
         BrokerConfig(props, warn=False)
     assert info.value.key == key
     assert key in str(info.value)
+
+
+def test_dynamic_listener_keys_override_the_static_ones():
+    config = BrokerConfig({**TWO_LISTENERS, "listener.name.external.max.connections": "2"}, warn=False)
+    dynamic = config.with_dynamic({"listener.name.external.max.connections": "5",
+                                   "listener.name.external.max.connection.creation.rate": "9"},
+                                  {"listener.name.external.max.connections": "7",
+                                   "listener.name.external.max.connection.creation.rate": "x"})
+    # this broker's layer over the cluster default over server.properties; a stored value that
+    # no longer parses is ignored
+    assert dynamic.listener_overrides[("EXTERNAL", "max.connections")] == 7
+    assert dynamic.listener_overrides[("EXTERNAL", "max.connection.creation.rate")] == 9
+    limits = ConnectionLimits(dynamic, clock=FakeClock())
+    assert limits.listeners["EXTERNAL"].max_connections == 7
+    assert limits.listeners["EXTERNAL"].rate.bound == 9
