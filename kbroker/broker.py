@@ -561,6 +561,22 @@ class Broker:
         _, host, port = self.advertised_endpoints()[0]
         return host, port
 
+    def close_excess_connections(self) -> None:
+        """Kafka's Processor.closeExcessConnections: while the broker is over max.connections (its
+        protected inter-broker listener may take it over, or the limit was lowered), the least
+        recently active connections of the other listeners are closed."""
+        limits = self.limits
+        excess = limits.total - limits.max_connections
+        if excess <= 0:
+            return
+        candidates = sorted((c for c in self.connections
+                             if not c.closed and not limits.protected(c.endpoint.listener)),
+                            key=lambda c: c.last_active)
+        for conn in candidates[:excess]:
+            log.info("closing connection from %s on %s: the broker is over max.connections (%d)",
+                     conn.peer, conn.endpoint.listener, limits.max_connections)
+            conn.close()
+
     async def _close_idle_connections(self) -> None:
         """Close connections idle for connections.max.idle.ms (Kafka: any byte restarts the
         timer), and those whose partly received request has been arriving for longer than
@@ -650,6 +666,7 @@ class Broker:
                 configs = self.image.broker_configs
                 self.config = self.config.with_dynamic(configs.get("", {}), configs.get(str(self.node_id), {}))
                 self.limits.reconfigure(self.config)  # max.connections*, max.connection.creation.rate
+                self.close_excess_connections()
                 self._refresh_topic_configs(list(self.image.topics.values()))
             elif record.resource_type == 2:
                 topic = self.image.topic(record.resource_name)
@@ -849,6 +866,8 @@ class Listener:
         if not limits.admit(peer, listener):
             conn.close()
             return
+        if limits.total > limits.max_connections:  # only the protected listener gets here
+            self.broker.close_excess_connections()
         conn.setblocking(False)
         task = self._loop.create_task(self._serve(conn, peer))
         self._starting.add(task)

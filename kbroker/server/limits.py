@@ -201,7 +201,7 @@ class ConnectionLimits:
     def limit_for(self, address: str) -> int:
         return self.ip_overrides.get(address, self.max_per_ip)
 
-    def _protected(self, listener: str | None) -> bool:
+    def protected(self, listener: str | None) -> bool:
         """Kafka's protectedListener: the inter-broker listener, when the broker has others."""
         return listener is not None and listener.upper() == self.inter_broker_listener and len(self.listeners) > 1
 
@@ -210,7 +210,7 @@ class ConnectionLimits:
         quota = self.listeners.get(listener.upper()) if listener is not None else None
         if quota is not None and quota.count >= quota.max_connections:
             return False
-        if self._protected(listener):
+        if self.protected(listener):
             return True
         return self.total < self.max_connections
 
@@ -219,7 +219,7 @@ class ConnectionLimits:
         the listener is protected) and the listener's creation rates; the time to hold it before
         serving it, the longer of the two (Kafka's recordConnectionAndGetThrottleTimeMs)."""
         now = self.clock() if now is None else now
-        throttle = 0 if self._protected(listener) else self.broker_rate.record(now, self.max_throttle_ms)
+        throttle = 0 if self.protected(listener) else self.broker_rate.record(now, self.max_throttle_ms)
         quota = self.listeners.get(listener.upper()) if listener is not None else None
         if quota is not None:
             throttle = max(throttle, quota.rate.record(now, self.max_throttle_ms))
@@ -231,7 +231,7 @@ class ConnectionLimits:
         """A connection recorded by :meth:`record_connection` was refused by its address's
         connection_creation_rate: take it back out of the rates (Kafka's updateListenerMetrics)."""
         now = self.clock() if now is None else now
-        if not self._protected(listener):
+        if not self.protected(listener):
             self.broker_rate.unrecord(now)
         quota = self.listeners.get(listener.upper()) if listener is not None else None
         if quota is not None:

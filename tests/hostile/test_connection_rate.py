@@ -141,3 +141,42 @@ def test_listener_limits_are_dynamic_broker_configs():
         assert late.call(3, 12, topics=[], allow_auto_topic_creation=False).brokers
         for wire in [admin, late, *others]:
             wire.close()
+
+
+def _metadata(wire: Wire) -> bool:
+    return bool(wire.call(3, 12, topics=[], allow_auto_topic_creation=False).brokers)
+
+
+def _closed_by_broker(wire: Wire) -> bool:
+    wire.sock.settimeout(20)
+    try:
+        return wire.sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_protected_listener_over_max_connections_closes_the_least_recently_used_other():
+    config = {
+        "listeners": "PLAINTEXT://127.0.0.1:0,EXTERNAL://127.0.0.1:0",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "max.connections": "2",
+    }
+    with BrokerThread(config=config) as b:
+        internal = b.call(lambda: f"127.0.0.1:{b.broker.bound['PLAINTEXT'][1]}")
+        external = b.call(lambda: f"127.0.0.1:{b.broker.bound['EXTERNAL'][1]}")
+        first, second = Wire(external), Wire(external)
+        assert _metadata(first) and _metadata(second) and _metadata(first)  # second: least recently used
+        # the inter-broker listener is not held at max.connections: it is accepted, and the broker
+        # closes the least recently used connection of another listener (Kafka's closeExcessConnections)
+        broker_link = Wire(internal)
+        assert _metadata(broker_link)
+        assert _closed_by_broker(second)
+        assert _metadata(first)
+        wait_until(lambda: _total(b) == 2, message="the closed connection released")
+        # lowering max.connections dynamically closes the excess the same way
+        assert _alter(broker_link, "1", "max.connections", "1") == (ErrorCode.NONE, None)
+        assert _closed_by_broker(first)
+        assert _metadata(broker_link)
+        for wire in (first, second, broker_link):
+            wire.close()
