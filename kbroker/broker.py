@@ -789,7 +789,7 @@ class Listener:
 
     def resume_accepting(self) -> None:
         if (not self._serving or self._closed or self._accepting or self._held is not None
-                or not self.broker.limits.slot_available(self.endpoint.listener)):
+                or self._waiting_slot is not None or not self.broker.limits.slot_available(self.endpoint.listener)):
             return
         self._accepting = True
         for sock in self.sockets:
