@@ -537,7 +537,7 @@ class Broker:
 
     def _resume_accepting(self) -> None:
         for server in self.servers:
-            server.resume_accepting()
+            server.slot_freed()
 
     def advertised_endpoints(self) -> list[tuple[str, str, int]]:
         """(listener name, host, port) this broker advertises to clients."""
@@ -566,6 +566,22 @@ class Broker:
                 return host, port
         _, host, port = self.advertised_endpoints()[0]
         return host, port
+
+    def close_excess_connections(self) -> None:
+        """Kafka's Processor.closeExcessConnections: while the broker is over max.connections (its
+        protected inter-broker listener may take it over, or the limit was lowered), the least
+        recently active connections of the other listeners are closed."""
+        limits = self.limits
+        excess = limits.total - limits.max_connections
+        if excess <= 0:
+            return
+        candidates = sorted((c for c in self.connections
+                             if not c.closed and not limits.protected(c.endpoint.listener)),
+                            key=lambda c: c.last_active)
+        for conn in candidates[:excess]:
+            log.info("closing connection from %s on %s: the broker is over max.connections (%d)",
+                     conn.peer, conn.endpoint.listener, limits.max_connections)
+            conn.close()
 
     async def _close_idle_connections(self) -> None:
         """Close connections idle for connections.max.idle.ms (Kafka: any byte restarts the
@@ -655,6 +671,8 @@ class Broker:
             if record.resource_type == 4:
                 configs = self.image.broker_configs
                 self.config = self.config.with_dynamic(configs.get("", {}), configs.get(str(self.node_id), {}))
+                self.limits.reconfigure(self.config)  # max.connections*, max.connection.creation.rate
+                self.close_excess_connections()
                 self._refresh_topic_configs(list(self.image.topics.values()))
             elif record.resource_type == 2:
                 topic = self.image.topic(record.resource_name)
@@ -722,8 +740,10 @@ class Broker:
 
 class Listener:
     """A listening socket with Kafka's acceptor rules: a connection over its address's
-    max.connections.per.ip is closed at once; at max.connections the listener stops accepting
-    (connections wait in the listen backlog) until one closes."""
+    max.connections.per.ip is closed at once; at max.connections (broker-wide or the listener's)
+    the listener stops accepting (connections wait in the listen backlog) until one closes; a
+    connection over max.connection.creation.rate is held for its throttle time, the listener
+    accepting nothing else meanwhile, then served (kbroker/server/limits.py)."""
 
     BACKLOG = 1024
 
@@ -736,6 +756,11 @@ class Listener:
         self._accepting = False
         self._closed = False
         self._starting: set[asyncio.Task] = set()
+        # a connection held for max.connection.creation.rate, and one whose delay is over but
+        # waits for a slot under max.connections
+        self._held: asyncio.TimerHandle | None = None
+        self._held_conn: socket.socket | None = None
+        self._waiting_slot: tuple[socket.socket, str] | None = None
 
     @classmethod
     async def bind(cls, broker: Broker, endpoint: Endpoint) -> Listener:
@@ -769,7 +794,8 @@ class Listener:
         self.resume_accepting()
 
     def resume_accepting(self) -> None:
-        if not self._serving or self._closed or self._accepting or not self.broker.limits.accepting:
+        if (not self._serving or self._closed or self._accepting or self._held is not None
+                or self._waiting_slot is not None or not self.broker.limits.slot_available(self.endpoint.listener)):
             return
         self._accepting = True
         for sock in self.sockets:
@@ -783,8 +809,9 @@ class Listener:
 
     def _on_acceptable(self, sock: socket.socket) -> None:
         limits = self.broker.limits
+        listener = self.endpoint.listener
         for _ in range(self.BACKLOG):
-            if not limits.accepting:
+            if not limits.slot_available(listener):
                 self._pause_accepting()
                 return
             try:
@@ -795,21 +822,62 @@ class Listener:
                 log.warning("cannot accept a connection on %s: %s", self.endpoint, exc)
                 return
             peer = str(address[0]) if isinstance(address, tuple) else str(address)
-            if not limits.admit(peer):
-                conn.close()
-                continue
-            ip_quotas = self.broker.client_quotas.ip
-            if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
-                # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
-                # closed after the throttle time, never served
-                limits.release_connection(peer)
-                log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
-                self._loop.call_later(throttle_ms / 1000, conn.close)
-                continue
-            conn.setblocking(False)
-            task = self._loop.create_task(self._serve(conn, peer))
-            self._starting.add(task)
-            task.add_done_callback(self._starting.discard)
+            throttle_ms = limits.record_connection(listener)
+            if throttle_ms > 0:
+                # Kafka's waitForConnectionSlot: over max.connection.creation.rate (broker-wide or
+                # the listener's) the acceptor holds this connection for the throttle time and
+                # accepts nothing else on this listener meanwhile; then it is served
+                log.debug("delaying connection from %s on %s for %d ms", peer, listener, throttle_ms)
+                self._pause_accepting()
+                self._held_conn = conn
+                self._held = self._loop.call_later(throttle_ms / 1000, self._release_held, conn, peer)
+                return
+            self._admit(conn, peer)
+
+    def _release_held(self, conn: socket.socket, peer: str) -> None:
+        self._held = self._held_conn = None
+        if self._closed:
+            conn.close()
+            return
+        if not self.broker.limits.slot_available(self.endpoint.listener):
+            # the delay is over but the listener or broker is at its max.connections: the
+            # connection waits for a slot as well (Kafka waits for both)
+            self._waiting_slot = (conn, peer)
+            return
+        self._admit(conn, peer)
+        self.resume_accepting()
+
+    def slot_freed(self) -> None:
+        """A connection closed or a limit changed: a connection held for a slot may go on."""
+        waiting = self._waiting_slot
+        if waiting is not None and self.broker.limits.slot_available(self.endpoint.listener):
+            self._waiting_slot = None
+            self._admit(*waiting)
+        if self._waiting_slot is None:
+            self.resume_accepting()
+
+    def _admit(self, conn: socket.socket, peer: str) -> None:
+        """The address checks, in Kafka's order after the slot: its connection_creation_rate, then
+        max.connections.per.ip; then the connection is served."""
+        limits = self.broker.limits
+        listener = self.endpoint.listener
+        ip_quotas = self.broker.client_quotas.ip
+        if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
+            # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
+            # closed after the throttle time, never served, and taken out of the creation rates
+            limits.unrecord_connection(listener)
+            log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
+            self._loop.call_later(throttle_ms / 1000, conn.close)
+            return
+        if not limits.admit(peer, listener):
+            conn.close()
+            return
+        if limits.total > limits.max_connections:  # only the protected listener gets here
+            self.broker.close_excess_connections()
+        conn.setblocking(False)
+        task = self._loop.create_task(self._serve(conn, peer))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def _serve(self, conn: socket.socket, peer: str) -> None:
         protocol = KafkaConnection(self.broker, self.endpoint, admitted=peer)
@@ -829,6 +897,15 @@ class Listener:
             return
         self._pause_accepting()
         self._closed = True
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+        if self._held_conn is not None:
+            self._held_conn.close()
+            self._held_conn = None
+        if self._waiting_slot is not None:
+            self._waiting_slot[0].close()
+            self._waiting_slot = None
         for task in self._starting:
             task.cancel()
         for sock in self.sockets:

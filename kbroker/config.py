@@ -318,7 +318,8 @@ _SECURITY_KEYS = [
 LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
     "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
     "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
-    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"}
+    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"} | {
+    "max.connections", "max.connection.creation.rate"}  # Kafka's SocketServer.ListenerReconfigurableConfigs
 # The keys also given per listener and SASL mechanism: listener.name.<listener>.<mechanism>.<key>.
 MECHANISM_KEYS = frozenset(k for k in LISTENER_KEYS if k.startswith("sasl.") or k == "connections.max.reauth.ms")
 
@@ -407,9 +408,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.send.buffer.bytes", "int", "102400"),
         _k("socket.receive.buffer.bytes", "int", "102400"),
         _k("connections.max.idle.ms", "long", "600000"),
-        _k("max.connections", "int", str(INT_MAX), minimum=0),
-        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0),
-        _k("max.connections.per.ip.overrides", "string", ""),
+        # Kafka's SocketServer.ReconfigurableConfigs: dynamic broker configs
+        _k("max.connections", "int", str(INT_MAX), minimum=0, read_only=False),
+        _k("max.connections.per.ip", "int", str(INT_MAX), minimum=0, read_only=False),
+        _k("max.connections.per.ip.overrides", "string", "", read_only=False),
+        _k("max.connection.creation.rate", "int", str(INT_MAX), minimum=0, read_only=False),
         # Kafka's default is -1 (unbounded); see kbroker/server/limits.py.
         _k("queued.max.request.bytes", "long", "104857600"),
         _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
@@ -1145,7 +1148,8 @@ class BrokerConfig:
         is a security key or ``<mechanism>.sasl.jaas.config``. A value that does not parse stops
         start-up, naming the prefixed key."""
         out: dict[tuple[str, str], Any] = {}
-        for name, raw in self.raw.items():
+        # static, then the dynamic cluster default, then this broker's (dynamic listener keys only)
+        for name, raw in itertools.chain(self.raw.items(), self.dynamic_default.items(), self.dynamic_node.items()):
             parts = _listener_key(name)
             if parts is None:
                 continue
@@ -1299,12 +1303,26 @@ def format_config_value(value: Any) -> str | None:
     return str(value)
 
 
+# Kafka's SocketServer.ListenerReconfigurableConfigs: the listener.name.<l>. keys that are dynamic
+# broker configs (kept in the dynamic layers; BrokerConfig.listener_overrides reads them).
+DYNAMIC_LISTENER_KEYS = frozenset({"max.connections", "max.connection.creation.rate"})
+
+
+def dynamic_listener_key(name: str) -> str | None:
+    """The base key of a dynamic ``listener.name.<l>.<key>`` config, else None."""
+    parts = _listener_key(name)
+    return parts[1] if parts is not None and parts[1] in DYNAMIC_LISTENER_KEYS else None
+
+
 def _valid_dynamic(layer: Mapping[str, str], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, raw in layer.items():
         key = BROKER_KEYS.get(name)
         if key is None:
-            continue
+            base = dynamic_listener_key(name)
+            if base is None:
+                continue
+            key = BROKER_KEYS[base]
         try:
             key.parse(raw)
         except ConfigError as exc:

@@ -23,7 +23,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
-from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError
+from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
@@ -60,7 +60,7 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
-def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str]) -> None:
+def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
     """Kafka's checks: a topic's whole new set of overrides as its controller validates them
     (INVALID_CONFIG); for a broker the changed keys as its DynamicBrokerConfig does, whose
     failures Kafka answers with INVALID_REQUEST (KAFKA-13609)."""
@@ -78,6 +78,16 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
         return
     for key, value in changed.items():
         spec = BROKER_KEYS.get(key)
+        base = dynamic_listener_key(key) if spec is None else None
+        if base is not None:
+            # Kafka's ListenerConnectionQuota.validateReconfiguration: at least 1
+            try:
+                number = BROKER_KEYS[base].parse(value)
+            except ConfigError as exc:
+                raise _Reject(ErrorCode.INVALID_REQUEST, str(exc).replace(base, key)) from None
+            if number <= 0:
+                raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid {key} {number}")
+            continue
         if spec is None:
             raise _Reject(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
         if spec.read_only:
@@ -86,6 +96,20 @@ def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str
             spec.parse(value)
         except ConfigError as exc:
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+    if changed.keys() & _CONNECTION_KEYS or any(dynamic_listener_key(k) for k in changed):
+        # Kafka validates the whole new KafkaConfig (e.g. max.connections.per.ip 0 needs overrides)
+        config = broker.config
+        try:
+            if name == "":
+                config.with_dynamic(new, config.dynamic_node)
+            else:
+                config.with_dynamic(config.dynamic_default, new)
+        except ConfigError as exc:
+            raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+
+
+_CONNECTION_KEYS = frozenset({"max.connections", "max.connections.per.ip", "max.connections.per.ip.overrides",
+                              "max.connection.creation.rate"})
 
 
 async def _write(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
@@ -127,7 +151,7 @@ async def _alter_resources(ctx, request, response_cls, new_configs):
                 raise _Reject(ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {dup}")
             old = _current(broker, res.resource_type, res.resource_name)
             new, changed = new_configs(broker, res, old)
-            _validate(broker, res.resource_type, new, changed)
+            _validate(broker, res.resource_type, new, changed, res.resource_name)
             if not request.validate_only:
                 await _write(broker, res.resource_type, res.resource_name, old, new)
         except _Reject as exc:

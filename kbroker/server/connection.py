@@ -247,7 +247,7 @@ class KafkaConnection(asyncio.Protocol):
         limits.hold(-self._held)
         self._held = 0
         if self._admitted is not None:
-            limits.release_connection(self._admitted)
+            limits.release_connection(self._admitted, self.endpoint.listener)
             self._admitted = None
 
     def pause_writing(self) -> None:

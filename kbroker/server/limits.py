@@ -5,7 +5,17 @@
   Kafka's ``ConnectionQuotas`` does ("Rejected connection from ..., address already has the
   configured maximum of N connections.").
 - ``max.connections``: at the limit the broker stops accepting (Kafka's acceptor blocks in
-  ``waitForConnectionSlot``); new connections wait in the listen backlog until one closes.
+  ``waitForConnectionSlot``); new connections wait in the listen backlog until one closes. The
+  inter-broker listener is exempt while the broker has more than one listener (Kafka's
+  ``protectedListener``). ``listener.name.<l>.max.connections`` bounds one listener the same way.
+- ``max.connection.creation.rate`` (broker-wide, the inter-broker listener exempt as above) and
+  ``listener.name.<l>.max.connection.creation.rate``: each accepted connection is recorded in a
+  Kafka ``Rate`` (``quota.window.num`` samples of ``quota.window.size.seconds``); a connection that
+  takes a rate over its bound is not refused but delayed: the acceptor holds it for the throttle
+  time ``(rate - bound) / bound * window`` (the longer of the two, at most one window) and accepts
+  nothing else on that listener meanwhile, then serves it (Kafka's ``waitForConnectionSlot``).
+  A connection then refused by its address's ``connection_creation_rate`` is taken back out of
+  both rates, as Kafka's ``updateListenerMetrics`` does.
 - ``queued.max.request.bytes``: request bytes held broker-wide. As in Kafka's memory pool
   (``SimpleMemoryPool``, non-strict), a frame takes its whole size from the budget as soon as its
   size prefix is in, if the budget is not used up, and gives it back once the request is answered;
@@ -34,6 +44,7 @@ import socket
 from typing import Any, Protocol
 
 from kbroker.config import BrokerConfig, parse_ip_overrides
+from kbroker.security.quotas import Clock, Rate, monotonic_ms, round_half_up
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +101,64 @@ class _Trimmer:
             self._trim(0)
 
 
+class ConnectionRate:
+    """A connection creation rate and its bound (Kafka's connection rate sensor with its quota)."""
+
+    __slots__ = ("rate", "bound")
+
+    def __init__(self, samples: int, window_ms: float, bound: int) -> None:
+        self.rate = Rate(samples, window_ms)
+        self.bound = bound
+
+    def record(self, now: float, max_throttle_ms: int) -> int:
+        """Count one connection; the time to hold it (0: within the bound). Kafka's Sensor.record
+        keeps the value recorded when the quota is violated."""
+        self.rate.record(1.0, now)
+        value, window = self.rate.rate_and_window(now)
+        if value <= self.bound:
+            return 0
+        if self.bound <= 0:
+            return max_throttle_ms
+        return min(round_half_up((value - self.bound) / self.bound * window), max_throttle_ms)
+
+    def unrecord(self, now: float) -> None:
+        self.rate.record(-1.0, now)
+
+
+class ListenerQuota:
+    """One listener's count and its ``listener.name.<l>.max.connections`` and
+    ``listener.name.<l>.max.connection.creation.rate`` (Kafka's ListenerConnectionQuota)."""
+
+    __slots__ = ("count", "max_connections", "rate", "delayed")
+
+    def __init__(self, samples: int, window_ms: float) -> None:
+        self.count = 0
+        self.max_connections = INT_MAX
+        self.rate = ConnectionRate(samples, window_ms, INT_MAX)
+        self.delayed = 0  # connections held for the creation rate (broker-wide or this listener's)
+
+
+INT_MAX = 2**31 - 1
+
+
 class ConnectionLimits:
     """Counts connections, request bytes and requests in flight; tells connections when to stop
     and resume reading. One per broker, used on the event loop only."""
 
-    def __init__(self, config: BrokerConfig) -> None:
-        self.max_connections: int = config["max.connections"]
-        self.max_per_ip: int = config["max.connections.per.ip"]
+    def __init__(self, config: BrokerConfig, clock: Clock = monotonic_ms) -> None:
+        self.clock = clock
+        samples, window = config["quota.window.num"], config["quota.window.size.seconds"]
+        self.window_ms = window * 1000.0
+        self.max_throttle_ms = int(self.window_ms)
+        self.broker_rate = ConnectionRate(samples, self.window_ms, config["max.connection.creation.rate"])
+        self.listeners: dict[str, ListenerQuota] = {}
+        self.inter_broker_listener: str | None = getattr(config, "inter_broker_listener", None)
+        for endpoint in getattr(config, "client_listeners", []):
+            self.listeners[endpoint.listener.upper()] = ListenerQuota(samples, self.window_ms)
+        self.max_connections: int = INT_MAX
+        self.max_per_ip: int = INT_MAX
         self.ip_overrides: dict[str, int] = {}
-        for host, count in parse_ip_overrides(config["max.connections.per.ip.overrides"] or "").items():
-            for address in _resolve(host):
-                self.ip_overrides[address] = count
+        self._overrides_text: str | None = None
         queued = config["queued.max.request.bytes"]
         if not config.is_set("queued.max.request.bytes"):
             queued = max(queued, config["socket.request.max.bytes"])
@@ -114,14 +172,72 @@ class ConnectionLimits:
         self._waiting: set[Waiter] = set()
         self._released = 0
         self._trim = _Trimmer()
-        self.on_slot_free: list[Any] = []  # callbacks: a connection closed below max.connections
+        self.on_slot_free: list[Any] = []  # callbacks: a connection closed, or a limit raised
+        self.reconfigure(config)
+
+    def reconfigure(self, config: BrokerConfig) -> None:
+        """Apply the (possibly dynamically changed) connection keys, as Kafka's SocketServer and
+        ListenerConnectionQuota reconfigure; a delayed connection keeps its original delay."""
+        self.max_connections = config["max.connections"]
+        self.max_per_ip = config["max.connections.per.ip"]
+        text = config["max.connections.per.ip.overrides"] or ""
+        if text != self._overrides_text:  # host names are resolved when the setting changes only
+            overrides: dict[str, int] = {}
+            for host, count in parse_ip_overrides(text).items():
+                for address in _resolve(host):
+                    overrides[address] = count
+            self.ip_overrides = overrides
+            self._overrides_text = text
+        self.broker_rate.bound = config["max.connection.creation.rate"]
+        for name, quota in self.listeners.items():
+            found = getattr(config, "listener_overrides", {})
+            quota.max_connections = found.get((name, "max.connections"), INT_MAX)
+            quota.rate.bound = found.get((name, "max.connection.creation.rate"), INT_MAX)
+        for callback in self.on_slot_free:
+            callback()
 
     # -- connections --------------------------------------------------------------------------
 
     def limit_for(self, address: str) -> int:
         return self.ip_overrides.get(address, self.max_per_ip)
 
-    def admit(self, address: str) -> bool:
+    def protected(self, listener: str | None) -> bool:
+        """Kafka's protectedListener: the inter-broker listener, when the broker has others."""
+        return listener is not None and listener.upper() == self.inter_broker_listener and len(self.listeners) > 1
+
+    def slot_available(self, listener: str | None = None) -> bool:
+        """Whether ``listener`` may accept a connection now (Kafka's connectionSlotAvailable)."""
+        quota = self.listeners.get(listener.upper()) if listener is not None else None
+        if quota is not None and quota.count >= quota.max_connections:
+            return False
+        if self.protected(listener):
+            return True
+        return self.total < self.max_connections
+
+    def record_connection(self, listener: str | None = None, now: float | None = None) -> int:
+        """A connection is being accepted on ``listener``: record it in the broker-wide (unless
+        the listener is protected) and the listener's creation rates; the time to hold it before
+        serving it, the longer of the two (Kafka's recordConnectionAndGetThrottleTimeMs)."""
+        now = self.clock() if now is None else now
+        throttle = 0 if self.protected(listener) else self.broker_rate.record(now, self.max_throttle_ms)
+        quota = self.listeners.get(listener.upper()) if listener is not None else None
+        if quota is not None:
+            throttle = max(throttle, quota.rate.record(now, self.max_throttle_ms))
+            if throttle > 0:
+                quota.delayed += 1
+        return throttle
+
+    def unrecord_connection(self, listener: str | None = None, now: float | None = None) -> None:
+        """A connection recorded by :meth:`record_connection` was refused by its address's
+        connection_creation_rate: take it back out of the rates (Kafka's updateListenerMetrics)."""
+        now = self.clock() if now is None else now
+        if not self.protected(listener):
+            self.broker_rate.unrecord(now)
+        quota = self.listeners.get(listener.upper()) if listener is not None else None
+        if quota is not None:
+            quota.rate.unrecord(now)
+
+    def admit(self, address: str, listener: str | None = None) -> bool:
         """Count a new connection from ``address``; False when that address is at its limit
         (the connection is then not counted and must be closed)."""
         address = _ip(address)
@@ -133,9 +249,12 @@ class ConnectionLimits:
             return False
         self.per_ip[address] = count + 1
         self.total += 1
+        quota = self.listeners.get(listener.upper()) if listener is not None else None
+        if quota is not None:
+            quota.count += 1
         return True
 
-    def release_connection(self, address: str) -> None:
+    def release_connection(self, address: str, listener: str | None = None) -> None:
         address = _ip(address)
         count = self.per_ip.get(address, 0)
         if count <= 1:
@@ -143,9 +262,11 @@ class ConnectionLimits:
         else:
             self.per_ip[address] = count - 1
         self.total -= 1
-        if self.total < self.max_connections:
-            for callback in self.on_slot_free:
-                callback()
+        quota = self.listeners.get(listener.upper()) if listener is not None else None
+        if quota is not None and quota.count > 0:
+            quota.count -= 1
+        for callback in self.on_slot_free:
+            callback()
 
     @property
     def accepting(self) -> bool:
