@@ -51,7 +51,6 @@ from kbroker.storage import (
     StorageError,
     check_formatted,
     read_bootstrap_records,
-    read_initial_voters,
     read_meta_properties,
     uuid_from_str,
 )
@@ -165,9 +164,12 @@ class Broker:
         finally:
             self._replaying = False
         self._open_replayed_partitions()
-        if self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+        sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
+        if sole:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
-        else:
+        if not sole or self._dynamic_controller():
+            # a dynamic quorum's first controller (format --standalone) will have others added
+            # (KIP-853): its broker reaches the active controller as any other does
             self._use_remote_controller()
         await self._bind()
         await self._register()
@@ -189,18 +191,18 @@ class Broker:
         single-node start is a quorum of one voter without a controller listener."""
         cfg = self.config
         meta_dir = cfg.metadata_log_dir / METADATA_PARTITION_DIR
-        voters: dict[int, tuple[str, int]]
+        from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
+        from kbroker.raft.voters import Voter
+
         if cfg.kraft_mode:
-            voters = dict(cfg.quorum_voters) or (read_initial_voters(cfg.metadata_log_dir) or {})
-            if not voters:
-                raise StartupError("controller.quorum.voters is not set and the metadata directory holds no "
-                                   "initial voters (kbroker format --standalone or --initial-controllers); "
-                                   "a broker needs controller.quorum.voters")
-            if "controller" in cfg.process_roles and self.node_id not in voters:
-                raise StartupError(f"node {self.node_id} is not among the voters {sorted(voters)} of the "
+            # static voters, or a dynamic quorum's bootstrap voter set / bootstrap servers (KIP-853)
+            setup = read_setup(cfg, self.node_id)
+            if "controller" in cfg.process_roles and self.node_id not in setup.voters and not setup.dynamic:
+                raise StartupError(f"node {self.node_id} is not among the voters {sorted(setup.voters)} of the "
                                    "metadata quorum")
         else:
-            voters = {self.node_id: ("127.0.0.1", 0)}
+            setup = RaftSetup({self.node_id: Voter(self.node_id)}, {self.node_id: ("127.0.0.1", 0)})
+        voters = setup.addresses if not setup.dynamic else {v: setup.addresses.get(v, ("", 0)) for v in setup.voters}
         raft_config = RaftConfig(
             election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
             fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
@@ -216,9 +218,19 @@ class Broker:
             log = MetadataLog(meta_dir, voters=sorted(voters))
         except (OSError, ValueError, MetadataLogError) as exc:
             raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
-        return RaftDriver(self.node_id, sorted(voters), {v: a for v, a in voters.items() if a[1]}, log,
+        initial: Any = setup.voters if setup.dynamic else sorted(voters)
+        return RaftDriver(self.node_id, initial, {v: a for v, a in voters.items() if a[1]}, log,
                           FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=self.cluster_id,
-                          host=host, port=port)
+                          host=host, port=port, kraft_version=setup.kraft_version,
+                          directory_id=setup.directory_id, listener_name=setup.listener_name,
+                          bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
+
+    def _dynamic_controller(self) -> bool:
+        """A controller of a dynamic quorum (kraft.version 1, KIP-853) with a controller listener:
+        its voter set may grow, so its broker registers and heartbeats like any other."""
+        raft = self.raft
+        return (raft is not None and raft.node is not None and raft.node.kraft_version >= 1 and bool(raft.port)
+                and "broker" in self.config.process_roles and "controller" in self.config.process_roles)
 
     async def _catch_up(self) -> None:
         """Wait until the image holds what the quorum had committed when this node learned of its
@@ -257,7 +269,7 @@ class Broker:
 
         raft = self.raft
         assert raft is not None
-        controllers = dict(self.config.quorum_voters) or dict(raft.addresses)
+        controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
         self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
                                           client_id=f"broker-{self.node_id}-forwarding")
         self.controller_client = RemoteControllerClient(self._channel, error_response_for)
@@ -270,7 +282,8 @@ class Broker:
             return
         assert self.controller is not None
         endpoints = self.advertised_endpoints()
-        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}):
+        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}) \
+                and not self._dynamic_controller():
             # as a remote registration: each listener's security protocol, the log directory ids
             self.controller.register_broker(self._registration_listeners(endpoints),
                                             log_dirs=self._log_directory_ids())
@@ -312,7 +325,7 @@ class Broker:
         machine = LifecycleMachine(self.node_id, self.cluster_id, listeners=listeners, features=SUPPORTED_FEATURES,
                                    log_dirs=directory_ids,
                                    heartbeat_interval_ms=self.config["broker.heartbeat.interval.ms"])
-        controllers = dict(self.config.quorum_voters) or dict(raft.addresses)
+        controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
         self._heartbeat_channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
                                                     controllers, client_id=f"broker-{self.node_id}-heartbeat")
         self.lifecycle = BrokerLifecycleManager(machine, self._heartbeat_channel, lambda: self.image.offset,

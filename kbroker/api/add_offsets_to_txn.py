@@ -16,14 +16,14 @@ from protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
 
 
 @api(25, 0, 4)
-def handle_add_offsets_to_txn(ctx, request) -> AddOffsetsToTxnResponse:
+async def handle_add_offsets_to_txn(ctx, request) -> AddOffsetsToTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
         return denied
     try:
-        ctx.broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id,
+        await ctx.broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id,
                                                request.producer_epoch, request.group_id)
         code = ErrorCode.NONE
     except TxnError as exc:

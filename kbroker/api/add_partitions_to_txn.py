@@ -33,7 +33,7 @@ def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxn
     return [AddPartitionsToTxnTopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
 
 
-def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
+async def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
             verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = broker.txn_coordinator
@@ -47,8 +47,8 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
     try:
         # v4+ come from brokers (a partition leader adding a partition for a Transactions V2
         # producer): Kafka's transactionVersionForAddPartitionsToTxn makes them TV2.
-        coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
-                                   client_txn_version=2 if version >= 4 else None)
+        await coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                         client_txn_version=2 if version >= 4 else None)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code
@@ -58,7 +58,7 @@ def add_one(broker, version: int, transactional_id: str, producer_id: int, produ
 
 
 @api(24, 0, 5)
-def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+async def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
     # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
     if ctx.api_version < 4 and (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
@@ -72,12 +72,12 @@ def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
             codes = {(t.name, p): ErrorCode.TOPIC_AUTHORIZATION_FAILED if t.name in denied
                      else ErrorCode.OPERATION_NOT_ATTEMPTED for t in topics for p in t.partitions}
             return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
-        codes = add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+        codes = await add_one(broker, version, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
                         request.v3_and_below_producer_epoch, topics)
         return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(codes))
     results = []
     for txn in request.transactions:
-        codes = add_one(broker, version, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
+        codes = await add_one(broker, version, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
                         txn.verify_only)
         results.append(TxnResult(transactional_id=txn.transactional_id, topic_results=_results(codes)))
     return AddPartitionsToTxnResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=results)

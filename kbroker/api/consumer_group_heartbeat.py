@@ -18,7 +18,7 @@ from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRes
 
 
 @api(68, 0, 1)
-def handle_consumer_group_heartbeat(ctx, request):
+async def handle_consumer_group_heartbeat(ctx, request):
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     coordinator = ctx.broker.group_coordinator
@@ -36,5 +36,14 @@ def handle_consumer_group_heartbeat(ctx, request):
     if code != ErrorCode.NONE:
         return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                               assignment=None)
-    return coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
-                                          "/" + ctx.peer.rsplit(":", 1)[0])
+    response = coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
+                                              "/" + ctx.peer.rsplit(":", 1)[0])
+    if response.error_code != ErrorCode.NONE:
+        return response
+    # Answered once the group's records are replicated (Kafka's coordinator runtime completes a
+    # write, with or without records, when the high watermark passes its last written offset).
+    code = await coordinator.wait_for_replication(request.group_id)
+    if code != ErrorCode.NONE:
+        return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
+                                              assignment=None)
+    return response

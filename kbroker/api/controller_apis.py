@@ -50,13 +50,23 @@ def install(broker: Broker) -> None:
 
     raft.handlers[ENVELOPE] = lambda header, body: envelope(broker, body, f"node {header.client_id}")
     raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body)
+    # KIP-853 voter changes: AddRaftVoter (80), RemoveRaftVoter (81), UpdateRaftVoter (82)
+    from kbroker.api.raft_voters import install as install_voter_changes
+
+    install_voter_changes(broker)
+    # ControllerRegistration (70) and UnregisterController (94), and this controller's registration
+    from kbroker.api.controller_registration import install as install_registrations
+
+    install_registrations(broker)
 
 
 def _voter_endpoints(broker: Broker) -> dict[int, tuple[str, int]]:
+    """Each voter's controller endpoint: the voter set's (a dynamic quorum) or the configured one."""
     raft = broker.raft
     assert raft is not None
-    out = {v: raft.addresses[v] for v in raft.voters if v in raft.addresses}
-    if raft.port:
+    voters = raft.node.voters if raft.node is not None else raft.voters
+    out = {v: raft.addresses[v] for v in voters if v in raft.addresses}
+    if raft.port and broker.node_id in voters:
         out[broker.node_id] = (_advertised_host(broker), raft.port)
     return out
 
@@ -93,25 +103,43 @@ async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuo
     def wall(t: int | None) -> int:
         return -1 if t is None else now_ms - (driver_now - t)
 
+    voter_set = node.voter_set
+
+    def directory(v: int) -> uuid.UUID:
+        info = voter_set.get(v)
+        return info.directory_id if info is not None and info.directory_id is not None else zero
+
     voters = []
     for v in sorted(node.voters):
         if v == broker.node_id:
-            voters.append(ReplicaState(replica_id=v, replica_directory_id=zero, log_end_offset=node.log.end_offset,
+            voters.append(ReplicaState(replica_id=v, replica_directory_id=directory(v),
+                                         log_end_offset=node.log.end_offset,
                                          last_fetch_timestamp=now_ms, last_caught_up_timestamp=now_ms))
         else:
             end = node._voter_end.get(v, -1)
             fetched = node._voter_last_fetch.get(v)
             caught_up = fetched if end >= node.high_watermark and end >= 0 else None
-            voters.append(ReplicaState(replica_id=v, replica_directory_id=zero, log_end_offset=end,
+            voters.append(ReplicaState(replica_id=v, replica_directory_id=directory(v), log_end_offset=end,
                                          last_fetch_timestamp=wall(fetched) if end >= 0 else -1,
                                          last_caught_up_timestamp=wall(caught_up)))
-    observers = [
-        ReplicaState(replica_id=o, replica_directory_id=zero, log_end_offset=offset,
-                       last_fetch_timestamp=wall(t), last_caught_up_timestamp=wall(t) if offset >= node.high_watermark
-                       else -1)
-        for o, (offset, t) in sorted(raft.observers.items()) if o not in node.voters
-    ]
-    names = [e.listener for e in broker.config.controller_listeners] or ["CONTROLLER"]
+    # observers: what the leader's core tracked this epoch (with their directory ids), else the
+    # driver's record of fetches
+    tracked = node._observers
+    observers = []
+    for o, (offset, t) in sorted(raft.observers.items()):
+        if o in node.voters or o < 0:
+            continue
+        state = tracked.get(o)
+        if state is not None and state.last_fetch >= 0:
+            observers.append(ReplicaState(
+                replica_id=o, replica_directory_id=state.directory_id or zero, log_end_offset=state.end_offset,
+                last_fetch_timestamp=wall(state.last_fetch),
+                last_caught_up_timestamp=wall(state.last_caught_up) if state.last_caught_up >= 0 else -1))
+        else:
+            observers.append(ReplicaState(
+                replica_id=o, replica_directory_id=zero, log_end_offset=offset, last_fetch_timestamp=wall(t),
+                last_caught_up_timestamp=wall(t) if offset >= node.high_watermark else -1))
+    names = [e.listener for e in broker.config.controller_listeners] or [raft.listener_name]
     nodes = [R.Node(node_id=v, listeners=[R.Node.Listener(name=names[0], host=host, port=port)])
              for v, (host, port) in sorted(_voter_endpoints(broker).items())]
     return R(error_code=0, topics=[R.TopicData(topic_name=METADATA_TOPIC, partitions=[R.TopicData.PartitionData(

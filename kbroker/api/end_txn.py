@@ -20,14 +20,14 @@ from protocol.messages.end_txn import EndTxnResponse
 
 
 @api(26, 0, 5)
-def handle_end_txn(ctx, request) -> EndTxnResponse:
+async def handle_end_txn(ctx, request) -> EndTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
         return denied
     version = ctx.api_version
     try:
-        pid, epoch = ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id,
+        pid, epoch = await ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id,
                                                         request.producer_epoch, request.committed, v2=version >= 5)
     except TxnError as exc:
         code = exc.code

@@ -43,7 +43,7 @@ async def handle_init_producer_id(ctx, request):
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
-        return _transactional(ctx, coordinator, request)
+        return await _transactional(ctx, coordinator, request)
     try:
         producer_id = broker.producer_ids.allocate()
     except ProducerIdsUnavailable as exc:
@@ -52,13 +52,13 @@ async def handle_init_producer_id(ctx, request):
                                   producer_epoch=0)
 
 
-def _transactional(ctx, coordinator, request):
+async def _transactional(ctx, coordinator, request):
     from kbroker.coordinator.txn_coordinator import TxnError
 
     version = ctx.api_version
     pid, epoch = (request.producer_id, request.producer_epoch) if version >= 3 else (-1, -1)
     try:
-        pid, epoch = coordinator.init_producer_id(request.transactional_id, request.transaction_timeout_ms,
+        pid, epoch = await coordinator.init_producer_id(request.transactional_id, request.transaction_timeout_ms,
                                                   pid, epoch)
     except TxnError as exc:
         code = exc.code

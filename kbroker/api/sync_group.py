@@ -39,7 +39,7 @@ async def handle_sync_group(ctx, request):
             protocol_name=request.protocol_name if version >= 5 else None)
         if version < 5:
             response.protocol_type = response.protocol_name = None
-        return response
+        return await _replicated(coordinator, request.group_id, response, version)
     fut: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def respond(r: SyncGroupResponse) -> None:
@@ -56,4 +56,19 @@ async def handle_sync_group(ctx, request):
     if version < 5:
         response.protocol_type = None
         response.protocol_name = None
-    return response
+    return await _replicated(coordinator, request.group_id, response, version)
+
+
+async def _replicated(coordinator, group_id: str, response: SyncGroupResponse, version: int) -> SyncGroupResponse:
+    """Answer once the group's records (the leader's assignment) are replicated: Kafka's coordinator
+    writes them with acks=all and completes a write when its partition's high watermark passes the
+    last written offset; a failure answers COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR."""
+    if response.error_code != ErrorCode.NONE:
+        return response
+    code = await coordinator.wait_for_replication(group_id)
+    if code == ErrorCode.NONE:
+        return response
+    failed = SyncGroupResponse(error_code=code, assignment=b"")
+    if version < 5:
+        failed.protocol_type = failed.protocol_name = None
+    return failed

@@ -110,10 +110,10 @@ async def _commit(ctx, request, valid: list[tuple[str, object]]):
             if code == ErrorCode.PRODUCER_FENCED and version < 3:
                 code = ErrorCode.INVALID_PRODUCER_EPOCH
             return code
-        return _write_offsets(ctx, request, valid)
+        return await _write_offsets(ctx, request, valid)
     try:
         if version >= 5:
-            broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
+            await broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
                                                request.group_id, client_txn_version=2)
         broker.txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
                                              request.group_id)
@@ -122,11 +122,12 @@ async def _commit(ctx, request, valid: list[tuple[str, object]]):
         if code == ErrorCode.PRODUCER_FENCED and version < 3:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
         return code
-    return _write_offsets(ctx, request, valid)
+    return await _write_offsets(ctx, request, valid)
 
 
-def _write_offsets(ctx, request, valid: list[tuple[str, object]]):
-    """The group coordinator's part, once the transaction is checked."""
+async def _write_offsets(ctx, request, valid: list[tuple[str, object]]):
+    """The group coordinator's part, once the transaction is checked: answered once the
+    offsets are replicated (Kafka's coordinator writes them with acks=all)."""
     broker = ctx.broker
     version = ctx.api_version
     group_coordinator = broker.group_coordinator
@@ -152,4 +153,7 @@ def _write_offsets(ctx, request, valid: list[tuple[str, object]]):
         return {tp: ErrorCode(code) for tp, code in result.items()}
     if result is not None and int(result) != 0:
         return ErrorCode(result)
+    wait = getattr(group_coordinator, "wait_for_replication", None)
+    if wait is not None:
+        return await wait(request.group_id)
     return ErrorCode.NONE

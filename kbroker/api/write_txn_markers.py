@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
+from kbroker.replication.deadline import Deadline
+from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from protocol.errors import ErrorCode
 from protocol.messages.write_txn_markers import WriteTxnMarkersResponse
 
@@ -35,25 +37,35 @@ def _complete_offsets(broker, partition, marker) -> ErrorCode:
 
 
 @api(27, 1, 2)
-def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
+async def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
+    import asyncio
+
     broker = ctx.broker
     replica_manager = broker.replica_manager
-    results = []
-    for marker in request.markers:
-        topics = []
-        for t in marker.topics:
-            parts = []
-            for index in t.partition_indexes:
-                partition = broker.partition(t.name, index)
-                if partition is None:
-                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                elif t.name == OFFSETS_TOPIC:
-                    code = _complete_offsets(broker, partition, marker)
-                else:
-                    code = replica_manager.producer_state.write_marker(
-                        replica_manager, partition, marker.producer_id, marker.producer_epoch,
-                        marker.transaction_result, marker.coordinator_epoch)
-                parts.append(PartResult(partition_index=index, error_code=code))
-            topics.append(TopicResult(name=t.name, partitions=parts))
-        results.append(MarkerResult(producer_id=marker.producer_id, topics=topics))
+
+    async def one(name: str, index: int, marker) -> ErrorCode:
+        partition = broker.partition(name, index)
+        if partition is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if name == OFFSETS_TOPIC:
+            code = _complete_offsets(broker, partition, marker)
+            if code != ErrorCode.NONE:
+                return code
+            deadline = Deadline(MARKER_TIMEOUT_MS, getattr(broker, "clock", None))
+            return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
+        return await replica_manager.producer_state.write_marker_replicated(
+            replica_manager, partition, marker.producer_id, marker.producer_epoch, marker.transaction_result,
+            marker.coordinator_epoch)
+
+    # Markers are appended with acks=-1, as Kafka's handleWriteTxnMarkersRequest does: each
+    # partition answers once its marker is replicated (or with the append's error).
+    jobs = [(m, ti, t.name, index) for m, marker in enumerate(request.markers)
+            for ti, t in enumerate(marker.topics) for index in t.partition_indexes]
+    codes = await asyncio.gather(*(one(name, index, request.markers[m]) for m, _ti, name, index in jobs))
+    parts: dict[tuple[int, int], list[PartResult]] = {}
+    for (m, ti, _name, index), code in zip(jobs, codes, strict=True):
+        parts.setdefault((m, ti), []).append(PartResult(partition_index=index, error_code=code))
+    results = [MarkerResult(producer_id=marker.producer_id, topics=[
+        TopicResult(name=t.name, partitions=parts.get((m, ti), [])) for ti, t in enumerate(marker.topics)])
+        for m, marker in enumerate(request.markers)]
     return WriteTxnMarkersResponse(markers=results)

@@ -103,6 +103,8 @@ class MetadataImage:
         # the image listeners; the image keeps them so that a snapshot carries them)
         self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
         self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
+        # controller registrations (Kafka's ClusterImage.controllers): id -> RegisterControllerRecord
+        self.controllers: dict[int, Any] = {}
         # Client quotas (ClientQuotaRecords): entity ((type, name or None for <default>), ... sorted by
         # type) -> key -> value, as Kafka's ClientQuotasImage (kbroker/security/quotas.py enforces them)
         self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
@@ -157,6 +159,12 @@ class MetadataImage:
 
     def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
         self.acls.pop(r.id, None)
+
+    def _apply_RegisterControllerRecord(self, r: Any) -> None:
+        self.controllers[r.controller_id] = r
+
+    def _apply_UnregisterControllerRecord(self, r: Any) -> None:
+        self.controllers.pop(r.controller_id, None)
 
     def _apply_DelegationTokenRecord(self, r: Any) -> None:
         self.delegation_tokens[r.token_id] = r

@@ -185,8 +185,12 @@ class QuorumController:
         end = self.image.offset + 1
         if end <= raft.log.start_offset:
             return None
+        data = image_to_snapshot(self.image)
+        if raft.node is not None:
+            # a dynamic quorum's voter set at that point (KIP-853: a snapshot holds it, as Kafka's)
+            data += [c for c in raft.node.voters_control_at(end) if c.type == ControlType.KRAFT_VOTERS]
         try:
-            snap = raft.snapshot(end, image_to_snapshot(self.image))
+            snap = raft.snapshot(end, data)
         except (ValueError, OSError) as exc:
             log.warning("could not write a metadata snapshot at offset %d: %s", end, exc)
             return None

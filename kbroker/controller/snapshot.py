@@ -35,6 +35,8 @@ def image_to_records(image: MetadataImage) -> list[Any]:
     # features: metadata.version first, as Kafka's FeaturesImage writes it
     for name in sorted(image.features, key=lambda n: (n != METADATA_VERSION, n)):
         out.append(mr.FeatureLevelRecord(name=name, feature_level=image.features[name]))
+    # controller registrations (RegisterControllerRecord), as Kafka's ClusterImage writes them
+    out.extend(image.controllers[c] for c in sorted(getattr(image, "controllers", {})))
     for broker_id in sorted(image.brokers):
         b = image.brokers[broker_id]
         out.append(mr.RegisterBrokerRecord(

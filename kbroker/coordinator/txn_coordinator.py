@@ -75,6 +75,18 @@ class TxnError(Exception):
         self.code = code
 
 
+def _append_error(code: ErrorCode) -> ErrorCode:
+    """A transaction log append error as the coordinator answers it (Kafka's appendTransactionToLog)."""
+    if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
+                ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+    return code
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -95,6 +107,9 @@ class TransactionCoordinator:
         # Partitions of __transaction_state whose transactions are loaded here (this broker leads them).
         self.led_partitions: set[int] = set()
         self._marker_tasks: set[asyncio.Task] = set()
+        # Transactional ids with a record appended and not yet replicated (Kafka's pendingState):
+        # other requests for them answer CONCURRENT_TRANSACTIONS meanwhile.
+        self._pending: set[str] = set()
         self._task: asyncio.Task | None = None
         broker.replica_manager.producer_state.verifier = self
 
@@ -172,7 +187,7 @@ class TransactionCoordinator:
         for txn in list(self.txns.values()):
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("completing transaction %r (%s) found at start-up", txn.transactional_id, txn.state.display)
-                self._write_markers_and_complete(txn)
+                self._spawn(self._write_markers_and_complete(txn))
         if self.clock is None:
             self._task = asyncio.get_running_loop().create_task(self._periodic())
         else:  # the same checks, each on the manual clock at its interval
@@ -185,18 +200,27 @@ class TransactionCoordinator:
                                       self._guarded(self._expire_producers)),
             ]
 
-    def _expire_producers(self) -> None:
+    async def _expire_producers(self) -> None:
         self.expire_producers()
         self.snapshot_producer_states()
 
-    @staticmethod
-    def _guarded(fn: Any) -> Any:
+    def _guarded(self, check: Any) -> Any:
+        """A manual-clock timer running ``check`` (a coroutine function: it writes the transaction
+        log and waits for the write's replication) as a task on the broker's loop."""
         def run() -> None:
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - a failed check must not stop the clock's others
-                log.exception("transaction coordinator periodic task failed")
+            async def guarded() -> None:
+                try:
+                    await check()
+                except Exception:  # noqa: BLE001 - a failed check must not stop the clock's others
+                    log.exception("transaction coordinator periodic task failed")
+            self._spawn(guarded())
         return run
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._marker_tasks.add(task)
+        task.add_done_callback(self._marker_tasks.discard)
+        return task
 
     # -- leadership of __transaction_state partitions (Kafka's TransactionCoordinator.onElection/onResignation)
 
@@ -224,10 +248,7 @@ class TransactionCoordinator:
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 log.info("completing transaction %r (%s) found on election", txn.transactional_id,
                          txn.state.display)
-                try:
-                    self._write_markers_and_complete(txn)
-                except Exception:
-                    log.exception("completing transaction %r failed", txn.transactional_id)
+                self._spawn(self._write_markers_and_complete(txn))
 
     def on_resignation(self, index: int) -> None:
         """Forget the transactions of a partition this broker no longer leads (NOT_COORDINATOR)."""
@@ -309,17 +330,57 @@ class TransactionCoordinator:
         partition = self._log_partition(transactional_id)
         return partition.leader_epoch if partition is not None else 0
 
-    def _write(self, txn: TxnMetadata | None, transactional_id: str | None = None) -> None:
-        """Append the record of ``txn`` (a tombstone when None) and replay it."""
+    async def _write(self, txn: TxnMetadata | None, transactional_id: str | None = None) -> None:
+        """Append the record of ``txn`` (a tombstone when None) and, once it is replicated, replay it.
+
+        As Kafka's TransactionStateManager.appendTransactionToLog: the append is acks=-1 (its
+        timeout the transaction's), the new state takes effect only once the record is below the
+        high watermark, other requests for the id answer CONCURRENT_TRANSACTIONS meanwhile, and
+        an append error is normalised for the client: NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
+        REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION -> COORDINATOR_NOT_AVAILABLE;
+        NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR -> NOT_COORDINATOR (also when the partition's
+        leadership changed while waiting); MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE ->
+        UNKNOWN_SERVER_ERROR. On an error the state in memory is unchanged."""
+        from kbroker.replication import leadership
+        from kbroker.replication.deadline import Deadline
+        from kbroker.replication.produce_batch import ProduceError
+        from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
+
         tid = transactional_id if txn is None else txn.transactional_id
         assert tid is not None
         partition = self._log_partition(tid)
         if partition is None:
             raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if not partition.is_leader:
+            raise TxnError(ErrorCode.NOT_COORDINATOR)
+        if tid in self._pending:
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if len(partition.isr) < leadership.effective_min_isr(partition):
+            raise TxnError(_append_error(ErrorCode.NOT_ENOUGH_REPLICAS))
+        leader_epoch = partition.leader_epoch
         now = self._now_ms()
         value = None if txn is None else encode_value(txn)
         batch = build_batch([Record(key=encode_key(tid), value=value, timestamp=now)])
-        self.broker.replica_manager.append_internal(partition, batch)
+        replica_manager = self.broker.replica_manager
+        try:
+            replica_manager.append_internal(partition, batch)
+        except ProduceError as exc:
+            raise TxnError(_append_error(exc.code)) from None
+        except OSError:
+            raise TxnError(ErrorCode.NOT_COORDINATOR) from None
+        self._pending.add(tid)
+        try:
+            timeout_ms = txn.timeout_ms if txn is not None else MARKER_TIMEOUT_MS
+            deadline = Deadline(timeout_ms, getattr(self.broker, "clock", None))
+            code = await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
+        finally:
+            self._pending.discard(tid)
+        if code != ErrorCode.NONE:
+            log.info("transaction log append for %r failed: %s", tid, code.name)
+            raise TxnError(_append_error(code))
+        if (self._log_partition(tid) is not partition or not partition.is_leader
+                or partition.leader_epoch != leader_epoch or partition.index not in self.led_partitions):
+            raise TxnError(ErrorCode.NOT_COORDINATOR)  # emigrated while waiting: the next coordinator has it
         self._replay(tid, txn)
 
     # -- checks shared by the APIs ---------------------------------------------------------
@@ -351,13 +412,14 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:
             raise TxnError(ErrorCode.PRODUCER_FENCED)
-        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
+        if transactional_id in self._pending or txn.state in (
+                TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         return txn
 
     # -- InitProducerId --------------------------------------------------------------------
 
-    def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int = -1,
+    async def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int = -1,
                          producer_epoch: int = -1) -> tuple[int, int]:
         """Returns (producer id, epoch) or raises TxnError."""
         self._check_ready(transactional_id)
@@ -365,10 +427,12 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
         now = self._now_ms()
         txn = self.txns.get(transactional_id)
+        if transactional_id in self._pending:
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn is None:
             pid = self.broker.producer_ids.allocate()
             new = TxnMetadata(transactional_id, pid, 0, timeout_ms, TxnState.EMPTY, set(), -1, now)
-            self._write(new)
+            await self._write(new)
             return pid, 0
         if producer_id >= 0:
             # KIP-360: a producer asking to bump its own epoch must still own the id.
@@ -383,7 +447,9 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
             # A new instance of the producer: fence the old one and abort its transaction.
-            txn = self._abort_with_fence(txn)
+            txn = await self._abort_with_fence(txn)
+            if not txn.completed:  # markers still on their way: the producer retries (as Kafka)
+                raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.producer_epoch >= MAX_EPOCH - 1 or txn.producer_epoch < 0:  # exhausted: a new id
             new = txn.copy(producer_id=self.broker.producer_ids.allocate(), producer_epoch=0,
                            previous_producer_id=txn.producer_id)
@@ -391,19 +457,39 @@ class TransactionCoordinator:
             new = txn.copy(producer_epoch=txn.producer_epoch + 1, previous_producer_id=-1)
         new = new.copy(state=TxnState.EMPTY, partitions=set(), timeout_ms=timeout_ms, start_ms=-1,
                        last_update_ms=now, next_producer_id=-1, next_producer_epoch=-1)
-        self._write(new)
+        await self._write(new)
         return new.producer_id, new.producer_epoch
 
-    def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
+    async def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
         """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced."""
         epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
         prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms())
-        self._write(prepared)
-        return self._write_markers_and_complete(prepared)
+        await self._write(prepared)
+        return await self._complete_soon(prepared)
+
+    async def _complete_soon(self, prepared: TxnMetadata) -> TxnMetadata:
+        """After a replicated Prepare* record: as Kafka, the request is answered now and the markers
+        and Complete* follow in a task (the Prepare* state is returned), except when every
+        partition involved has no other replica (a single node): then nothing can hold the
+        markers, and the completed state is returned."""
+        if self._unreplicated(prepared):
+            return await self._write_markers_and_complete(prepared)
+        self._spawn(self._write_markers_and_complete(prepared))
+        return prepared
+
+    def _unreplicated(self, txn: TxnMetadata) -> bool:
+        log_partition = self._log_partition(txn.transactional_id)
+        if log_partition is None or log_partition.followers:
+            return False
+        for topic, index in txn.partitions:
+            partition = self.broker.partition(topic, index)
+            if partition is None or not partition.is_leader or partition.followers:
+                return False
+        return True
 
     # -- AddPartitionsToTxn / AddOffsetsToTxn -----------------------------------------------
 
-    def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+    async def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
                        partitions: list[tuple[str, int]], client_txn_version: int | None = None) -> None:
         self._check_ready(transactional_id)
         txn = self._current(transactional_id, producer_id, producer_epoch)
@@ -415,13 +501,13 @@ class TransactionCoordinator:
         new = txn.copy(state=TxnState.ONGOING, partitions=txn.partitions | wanted, start_ms=start, last_update_ms=now)
         if client_txn_version is not None:
             new.client_txn_version = client_txn_version
-        self._write(new)
+        await self._write(new)
 
-    def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str,
+    async def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str,
                     client_txn_version: int | None = None) -> None:
         index = self._offsets_partition(group_id)
-        self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)],
-                            client_txn_version)
+        await self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)],
+                                  client_txn_version)
         self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
     def check_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
@@ -473,21 +559,27 @@ class TransactionCoordinator:
             return ErrorCode.INVALID_TXN_STATE
         return ErrorCode.NONE
 
-    def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
-                                   index: int) -> ErrorCode:
-        """Transactions V2 (Produce v12+): the first batch of a transaction in a partition adds it."""
+    async def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                         topic: str, index: int) -> ErrorCode:
+        """Transactions V2 (Produce v12+): the first batch of a transaction in a partition adds it
+        (answered once the Ongoing record is replicated, as every transaction log write)."""
+        try:
+            self._check_ready(transactional_id)
+        except TxnError as exc:
+            return exc.code
         code = self._owner_error(transactional_id, producer_id, producer_epoch)
         if code != ErrorCode.NONE:
             return code
         try:
-            self.add_partitions(transactional_id, producer_id, producer_epoch, [(topic, index)], client_txn_version=2)
+            await self.add_partitions(transactional_id, producer_id, producer_epoch, [(topic, index)],
+                                      client_txn_version=2)
         except TxnError as exc:
             return exc.code
         return ErrorCode.NONE
 
     # -- EndTxn ----------------------------------------------------------------------------
 
-    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool,
+    async def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool,
                 v2: bool = False) -> tuple[int, int]:
         """Ends the transaction; returns the producer id and epoch to use next.
 
@@ -515,6 +607,8 @@ class TransactionCoordinator:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:
             raise TxnError(ErrorCode.PRODUCER_FENCED)
+        if transactional_id in self._pending:
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         state = txn.state
         if state == TxnState.ONGOING or v2 and not commit and txn.completed:
             # (A V2 producer may abort a transaction whose partitions never reached us: it
@@ -525,8 +619,12 @@ class TransactionCoordinator:
                 prepared = prepared.copy(partitions=set())
             if v2:
                 prepared = self._bump_epoch(prepared)
-            self._write(prepared)
-            done = self._write_markers_and_complete(prepared)
+            await self._write(prepared)
+            # (Once the Prepare record is replicated the outcome is decided: the markers and the
+            # Complete record follow, retried by this coordinator or redone by the next one.)
+            done = await self._complete_soon(prepared)
+            if done.next_producer_id >= 0:  # (V2, epochs exhausted: the id taken at completion)
+                return done.next_producer_id, done.next_producer_epoch
             return done.producer_id, done.producer_epoch
         if matching_complete and not v2:
             return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
@@ -545,24 +643,28 @@ class TransactionCoordinator:
             bumped.next_producer_epoch = 0
         return bumped
 
-    def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
-        """Write the transaction's markers and its Complete* record. Partitions led here get their
-        markers at once; those led by other brokers get a WriteTxnMarkers request (Kafka's
-        TransactionMarkerChannelManager), and the transaction stays Prepare* (other requests
-        answer CONCURRENT_TRANSACTIONS) until every leader has written its marker; the Prepare*
-        state is returned then."""
-        remote = sorted((topic, index) for topic, index in txn.partitions if self._led_elsewhere(topic, index))
-        if remote:
-            commit = txn.state == TxnState.PREPARE_COMMIT
-            coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
-            self._write_local_markers(txn, set(remote))
-            task = asyncio.get_running_loop().create_task(
-                self._send_markers_then_complete(txn, remote, commit, coordinator_epoch))
-            self._marker_tasks.add(task)
-            task.add_done_callback(self._marker_tasks.discard)
-            return txn
-        self._write_local_markers(txn, set())
-        return self._complete(txn)
+    async def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
+        """Write the transaction's markers and its Complete* record. Markers go to the partitions'
+        leaders with acks=-1: those led here are written at once and awaited until replicated,
+        those led by other brokers get a WriteTxnMarkers request (Kafka's
+        TransactionMarkerChannelManager). While a marker is missing (leader elsewhere, or a local
+        one not replicated in time) the transaction stays Prepare* (other requests answer
+        CONCURRENT_TRANSACTIONS), a task retries until every leader has it and then writes
+        Complete*, and the Prepare* state is returned; otherwise the completed state is."""
+        commit = txn.state == TxnState.PREPARE_COMMIT
+        coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
+        remote = [tp for tp in sorted(txn.partitions) if self._led_elsewhere(*tp)]
+        local = [tp for tp in sorted(txn.partitions) if tp[0] != OFFSETS_TOPIC and tp not in remote]
+        pending = remote + await self._write_local_markers(txn, local, commit, coordinator_epoch)
+        if not pending:
+            try:
+                return await self._complete(txn)
+            except TxnError as exc:
+                if exc.code == ErrorCode.NOT_COORDINATOR:
+                    return txn  # the next coordinator completes it
+                log.info("completing transaction %r: %s; retrying", txn.transactional_id, exc.code.name)
+        self._spawn(self._send_markers_then_complete(txn, pending, commit, coordinator_epoch))
+        return txn
 
     def _led_elsewhere(self, topic: str, index: int) -> bool:
         p = self.broker.partition(topic, index)
@@ -597,8 +699,9 @@ class TransactionCoordinator:
                         by_leader.setdefault(state.leader, []).append((topic, index))
                 for leader, parts in by_leader.items():
                     if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
-                        self._write_local_markers(txn.copy(partitions=set(parts)), set())
-                        pending.difference_update(parts)
+                        mine = [tp for tp in parts if tp[0] != OFFSETS_TOPIC]
+                        failed = await self._write_local_markers(txn, mine, commit, coordinator_epoch)
+                        pending.difference_update(tp for tp in parts if tp not in failed)
                         continue
                     reg = broker.image.brokers.get(leader)
                     listener = broker.config.inter_broker_listener
@@ -639,34 +742,49 @@ class TransactionCoordinator:
                                     pending.discard((t.name, pr.partition_index))
                 if pending:
                     await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
-            if self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
-                self._complete(txn)
+            while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
+                try:
+                    await self._complete(txn)
+                    break
+                except TxnError as exc:
+                    if exc.code not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.CONCURRENT_TRANSACTIONS):
+                        log.info("completing transaction %r: %s", txn.transactional_id, exc.code.name)
+                        break
+                await asyncio.sleep(0.1)  # the Complete record was not replicated: retry (Kafka retries it)
         except Exception:
             log.exception("completing transaction %r failed", txn.transactional_id)
         finally:
             for conn in connections.values():
                 conn.close()
 
-    def _write_local_markers(self, txn: TxnMetadata, skip: set[tuple[str, int]]) -> None:
-        commit = txn.state == TxnState.PREPARE_COMMIT
-        coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
+    async def _write_local_markers(self, txn: TxnMetadata, parts: list[tuple[str, int]], commit: bool,
+                                   coordinator_epoch: int) -> list[tuple[str, int]]:
+        """Write the markers of ``parts`` (partitions led here) and wait until they are replicated;
+        returns those to retry (not replicated in time, or leadership moved)."""
         broker = self.broker
-        for topic, index in sorted(txn.partitions):
-            if topic == OFFSETS_TOPIC or (topic, index) in skip:
-                continue
+        producer_state = broker.replica_manager.producer_state
+
+        async def one(topic: str, index: int) -> bool:
             partition = broker.partition(topic, index)
             if partition is None:
                 log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
                          txn.transactional_id)
-                continue
-            code = broker.replica_manager.producer_state.write_marker(
-                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch
-            )
-            if code != ErrorCode.NONE:
+                return True
+            code = await producer_state.write_marker_replicated(
+                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
+            if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED):
                 log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
                             txn.transactional_id, code.name)
+                return True
+            if code != ErrorCode.NONE:
+                log.info("marker for %s-%d of transaction %r not written: %s; retrying", topic, index,
+                         txn.transactional_id, code.name)
+            return code == ErrorCode.NONE
 
-    def _complete(self, txn: TxnMetadata) -> TxnMetadata:
+        done = await asyncio.gather(*(one(topic, index) for topic, index in parts))
+        return [tp for tp, ok in zip(parts, done, strict=True) if not ok]
+
+    async def _complete(self, txn: TxnMetadata) -> TxnMetadata:
         commit = txn.state == TxnState.PREPARE_COMMIT
         broker = self.broker
         groups = self.txn_groups.pop(txn.transactional_id, set())
@@ -684,7 +802,7 @@ class TransactionCoordinator:
         if txn.next_producer_id >= 0:
             done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
                              previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
-        self._write(done)
+        await self._write(done)
         return done
 
     def _pending_groups(self, group_coordinator, producer_id: int, partitions: set[int]) -> set[str]:
@@ -707,17 +825,17 @@ class TransactionCoordinator:
         while True:
             await asyncio.sleep(min(abort_every, remove_every, expire_every))
             try:
-                self.abort_timed_out()
+                await self.abort_timed_out()
                 if loop.time() >= next_remove:
                     next_remove = loop.time() + remove_every
-                    self.expire_transactional_ids()
+                    await self.expire_transactional_ids()
                 if loop.time() >= next_expire:
                     next_expire = loop.time() + expire_every
-                    self._expire_producers()
+                    await self._expire_producers()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 
-    def abort_timed_out(self, now_ms: int | None = None) -> list[str]:
+    async def abort_timed_out(self, now_ms: int | None = None) -> list[str]:
         now = self._now_ms() if now_ms is None else now_ms
         aborted = []
         for txn in list(self.txns.values()):
@@ -725,22 +843,28 @@ class TransactionCoordinator:
                 log.info("aborting transaction %r of producer %d: timed out after %d ms", txn.transactional_id,
                          txn.producer_id, txn.timeout_ms)
                 try:
-                    self._abort_with_fence(txn)
+                    await self._abort_with_fence(txn)
                 except TxnError as exc:
                     log.warning("cannot abort timed-out transaction %r: %s", txn.transactional_id, exc)
                     continue
                 aborted.append(txn.transactional_id)
         return aborted
 
-    def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
+    async def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
         now = self._now_ms() if now_ms is None else now_ms
         expiration = self._cfg("transactional.id.expiration.ms")
         doomed = [t.transactional_id for t in self.txns.values()
                   if t.completed and t.last_update_ms >= 0 and now - t.last_update_ms >= expiration]
+        expired = []
         for tid in doomed:
             log.info("transactional id %r expired", tid)
-            self._write(None, tid)
-        return doomed
+            try:
+                await self._write(None, tid)
+            except TxnError as exc:
+                log.info("cannot expire transactional id %r: %s", tid, exc.code.name)
+                continue
+            expired.append(tid)
+        return expired
 
     def expire_producers(self, now_ms: int | None = None) -> int:
         now = self._now_ms() if now_ms is None else now_ms

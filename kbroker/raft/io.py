@@ -34,22 +34,23 @@ import contextlib
 import logging
 import random
 import struct
-from collections import deque
+from collections import ChainMap, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.raft.log import Entry, RaftLog, Snapshot
-from kbroker.raft.messages import REQUESTS, FetchRequest, Message
-from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role
+from kbroker.raft.messages import REQUESTS, FetchRequest, FetchResponse, Message
+from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role, VoterChange
 from kbroker.raft.state_store import ElectionState, QuorumStateStore
+from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN, Voter, snapshot_controls
 from kbroker.raft.wire import WireError, from_wire, to_wire
 from protocol.api import decode_request, decode_response, encode_request, encode_response
 from protocol.errors import ErrorCode
 from protocol.exceptions import ProtocolError
 from protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from protocol.messages import RESPONSES, RequestHeader
-from protocol.messages.api_versions import ApiVersionsResponse
+from protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
+REQUEST_TIMED_OUT = int(ErrorCode.REQUEST_TIMED_OUT)
+NOT_LEADER_OR_FOLLOWER = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+KRAFT_VERSION_FEATURE = "kraft.version"
 
 
 class RaftStoppedError(Exception):
@@ -167,7 +171,7 @@ class RaftDriver:
     def __init__(
         self,
         node_id: int,
-        voters: Sequence[int],
+        voters: Sequence[int] | Mapping[int, Voter],
         addresses: Mapping[int, tuple[str, int]],
         log: RaftLog,
         store: QuorumStateStore,
@@ -180,10 +184,31 @@ class RaftDriver:
         rng: random.Random | None = None,
         max_frame_bytes: int = 100 * 1024 * 1024,  # Kafka's socket.request.max.bytes
         reconnect_backoff_ms: int = 50,  # Kafka's reconnect.backoff.ms
+        kraft_version: int = 0,
+        directory_id: Any = None,
+        listener_name: str = "CONTROLLER",
+        bootstrap_servers: Sequence[tuple[str, int]] = (),
+        read_snapshot_controls: Callable[[Snapshot], Any] | None = None,
     ) -> None:
         self.node_id = node_id
+        # the initial voters: ids (a static quorum) or the bootstrap voter set of a dynamic one
+        self.initial_voters: Sequence[int] | Mapping[int, Voter] = voters
         self.voters = tuple(sorted(voters))
-        self.addresses = addresses
+        # every node's address this driver knows: the configured voters', the voter set's endpoints
+        # on ``listener_name``, the leaders named in Fetch answers (NodeEndpoints) and the bootstrap
+        # servers under the negative ids -2, -3, ... (Kafka's bootstrap server ids)
+        # (the owner's mapping is read, never copied: it may fill it in after binding; what the driver
+        # learns goes in front of it)
+        self.addresses: ChainMap[int, tuple[str, int]] = ChainMap({}, addresses)  # type: ignore[arg-type]
+        self.bootstrap_ids = tuple(-2 - i for i in range(len(bootstrap_servers)))
+        for i, address in zip(self.bootstrap_ids, bootstrap_servers, strict=True):
+            self.addresses[i] = address
+        self.kraft_version = kraft_version
+        self.directory_id = directory_id
+        self.listener_name = listener_name
+        self.read_snapshot_controls = read_snapshot_controls or snapshot_controls
+        self._voter_set_seen: Any = None
+        self._probing = False
         self.log = log
         self.store = store
         self.config = config or RaftConfig()
@@ -234,8 +259,12 @@ class RaftDriver:
         # leader's, which supersedes them, still before the epoch's first record (one durable
         # write, two fsyncs, instead of up to three).
         store: QuorumStateStore = _SoleVoterStore(self.store, self.node_id) if sole else self.store
-        self.node = RaftNode(self.node_id, self.voters, self.log, store, self.rng, self.config, now=0)
+        self.node = RaftNode(self.node_id, self.initial_voters, self.log, store, self.rng, self.config, now=0,
+                             kraft_version=self.kraft_version, directory_id=self.directory_id,
+                             read_snapshot_controls=self.read_snapshot_controls,
+                             bootstrap_targets=self.bootstrap_ids)
         self._running = True
+        self._learn_voter_addresses()
         node = self.node
         if isinstance(store, _SoleVoterStore) and node.voters != frozenset({self.node_id}):
             store.release()  # the log's voter set has others: every state is durable before it is acted on
@@ -366,6 +395,7 @@ class RaftDriver:
         except Exception:
             logger.exception("raft node %d: the core failed on an input; ignored", self.node_id)
             return False
+        self._learn_voter_addresses()
         for msg in out:
             if isinstance(msg, REQUESTS):
                 self._send(msg)
@@ -397,6 +427,117 @@ class RaftDriver:
                     self.on_commit(offset, item)
                 except Exception:
                     logger.exception("raft node %d: on_commit failed at offset %d", self.node_id, offset)
+
+    def _learn_voter_addresses(self) -> None:
+        """The voter set's endpoints on the controller listener (when it changed)."""
+        node = self.node
+        if node is None or node.voter_set is self._voter_set_seen:
+            return
+        self._voter_set_seen = node.voter_set
+        self.voters = tuple(sorted(node.voters))
+        for v in node.voter_set.values():
+            address = v.address(self.listener_name)
+            if address is not None and v.node_id != self.node_id:
+                self.addresses[v.node_id] = address
+
+    def advertised_address(self) -> tuple[str, int]:
+        """This node's controller endpoint as others reach it."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "localhost"
+        return self.addresses.get(self.node_id, (host, self.port))
+
+    # ------------------------------------------------------------------ voter changes (KIP-853)
+
+    async def add_voter(self, voter: Voter, ack_when_committed: bool = True) -> VoterChange:
+        """AddRaftVoter on the leader, as Kafka's ``AddVoterHandler``: the core's first checks, then
+        an ApiVersions request to the new voter (its supported kraft.version range; no answer:
+        REQUEST_TIMED_OUT), then the core's append of the new voter set; answered once it is
+        committed (``ack_when_committed``) or appended."""
+        node = self._running_node()
+        if self._probing:
+            return VoterChange(REQUEST_TIMED_OUT,
+                               "Request timed out waiting for leader to handle previous voter change request")
+        check = node.check_add_voter(voter, self._now())
+        if check is not None:
+            return check
+        address = voter.address(self.listener_name)
+        assert address is not None  # the handler checked the listener
+        self._probing = True
+        try:
+            supported = await self._probe_kraft_version(address)
+        finally:
+            self._probing = False
+        if supported is None:
+            return VoterChange(REQUEST_TIMED_OUT, f"New voter ReplicaKey(id={voter.node_id}) is not ready to receive "
+                                                  "requests")
+        if supported is False:
+            supported = (0, 0)
+        voter = Voter(voter.node_id, voter.directory_id, voter.endpoints, supported[0], supported[1])
+        change = node.add_voter(voter, self._now())
+        return await self._finish_voter_change(node, change, ack_when_committed)
+
+    async def remove_voter(self, node_id: int, directory_id: Any) -> VoterChange:
+        node = self._running_node()
+        if self._probing:
+            return VoterChange(REQUEST_TIMED_OUT,
+                               "Request timed out waiting for leader to handle previous voter change request")
+        change = node.remove_voter(node_id, directory_id, self._now())
+        return await self._finish_voter_change(node, change, True)
+
+    def update_voter(self, voter: Voter) -> VoterChange:
+        node = self._running_node()
+        change = node.update_voter(voter, self._now())
+        self._wakeup.set()
+        return change
+
+    def _running_node(self) -> RaftNode:
+        if not self._running or self.node is None:
+            raise RaftStoppedError(f"raft node {self.node_id} is not running")
+        return self.node
+
+    async def _finish_voter_change(self, node: RaftNode, change: VoterChange, wait: bool) -> VoterChange:
+        if change.error != 0:
+            return change
+        self._wakeup.set()
+        if not wait:
+            return change
+        assert self._loop is not None
+        fut: asyncio.Future[int] = self._loop.create_future()
+        self._proposals[change.offset] = (node.epoch, fut)
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                await fut
+        except TimeoutError:
+            return VoterChange(REQUEST_TIMED_OUT, "Request timed out waiting for the new voter set to be committed")
+        except (ProposalLostError, RaftStoppedError):
+            return VoterChange(NOT_LEADER_OR_FOLLOWER)
+        return change
+
+    async def _probe_kraft_version(self, address: tuple[str, int]) -> tuple[int, int] | bool | None:
+        """ApiVersions to a new voter: its kraft.version range (False: it names none), None when it
+        does not answer within the request timeout."""
+        header = RequestHeader(request_api_key=API_VERSIONS, request_api_version=3, correlation_id=1,
+                               client_id=f"raft-client-{self.node_id}")
+        body = ApiVersionsRequest(client_software_name="kbroker-raft", client_software_version="1.0")
+        writer = None
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                reader, writer = await asyncio.open_connection(*address)
+                writer.write(_frame(encode_request(header, body)))
+                frame = await _read_frame(reader, self.max_frame_bytes)
+            _h, resp = decode_response(frame, API_VERSIONS, 3)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError, _CloseConnection) as e:
+            logger.info("raft node %d: the new voter at %s:%d did not answer ApiVersions: %s", self.node_id,
+                        *address, e)
+            return None
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+        if resp.error_code != 0:
+            return None
+        for f in resp.supported_features or []:
+            if f.name == KRAFT_VERSION_FEATURE:
+                return f.min_version, f.max_version
+        return False
 
     async def _run_timer(self) -> None:
         node = self.node
@@ -458,7 +599,9 @@ class RaftDriver:
                         api_key=k, min_version=REQUESTS_BY_KEY[k].MIN_VERSION, max_version=REQUESTS_BY_KEY[k].MAX_VERSION
                     )
                     for k in keys
-                ]
+                ],
+                supported_features=[ApiVersionsResponse.SupportedFeatureKey(
+                    name=KRAFT_VERSION_FEATURE, min_version=KRAFT_VERSION_MIN, max_version=KRAFT_VERSION_MAX)],
             )
             conn.fill(slot, _frame(encode_response(slot[0], api_key, version, resp)))
             return
@@ -521,6 +664,12 @@ class RaftDriver:
             return
         conn, slot, api_key, version = entry
         body = to_wire(msg, self.cluster_id, self.voters)
+        if isinstance(msg, FetchResponse) and msg.leader_id >= 0:
+            # Kafka's NodeEndpoints (Fetch v16+): where the leader is, for a replica that does not know
+            address = self.advertised_address() if msg.leader_id == self.node_id else self.addresses.get(msg.leader_id)
+            if address is not None:
+                body.node_endpoints = [type(body).NodeEndpoint(node_id=msg.leader_id, host=address[0], port=address[1],
+                                                               rack=None)]
         conn.fill(slot, _frame(encode_response(slot[0], api_key, version, body)))
 
     # ------------------------------------------------------------------ outbound
@@ -605,6 +754,9 @@ class RaftDriver:
                 except ProtocolError as e:
                     self._fail_soon(peer.node_id, rid)
                     raise _CloseConnection(f"undecodable response: {e}") from None
+                for endpoint in getattr(body, "node_endpoints", None) or ():
+                    if endpoint.node_id >= 0 and endpoint.node_id != self.node_id:
+                        self.addresses[endpoint.node_id] = (endpoint.host, endpoint.port)
                 top_error = getattr(body, "error_code", 0)
                 try:
                     msg = from_wire(body, peer.node_id, self.node_id, rid, fetch_base_offset=fetch_offset)

@@ -160,6 +160,7 @@ class RaftNode:
         kraft_version: int = 0,
         directory_id: uuid.UUID | None = None,
         read_snapshot_controls: Callable[[Snapshot], tuple[dict[int, Voter] | None, int | None]] = snapshot_controls,
+        bootstrap_targets: Sequence[int] = (),
     ) -> None:
         self.node_id = node_id
         self.directory_id = directory_id
@@ -168,7 +169,11 @@ class RaftNode:
         base: dict[int, Voter] = (
             dict(voters) if isinstance(voters, Mapping) else {v: Voter(v) for v in voters}
         )
-        if not base:
+        # controller.quorum.bootstrap.servers (KIP-853): where a replica that knows no leader sends its
+        # Fetch (the IO layer maps these ids, negative as Kafka's, to the servers' addresses); a
+        # replica that knows no voter yet learns the voter set from the log it fetches
+        self.bootstrap_targets = tuple(bootstrap_targets)
+        if not base and not self.bootstrap_targets:
             raise ValueError("a quorum needs at least one voter")
         self._read_snapshot_controls = read_snapshot_controls
         self._initial_voters = base
@@ -915,9 +920,10 @@ class RaftNode:
             return
         if self.role is Role.FOLLOWER:
             dst = self.leader_id
-        else:  # an observer looking for the leader asks the voters in turn
-            self._observer_target = (self._observer_target + 1) % len(self.voters)
-            dst = sorted(self.voters)[self._observer_target]
+        else:  # an observer looking for the leader asks the bootstrap servers (or the voters) in turn
+            targets = self.bootstrap_targets or tuple(sorted(self.voters))
+            self._observer_target = (self._observer_target + 1) % len(targets)
+            dst = targets[self._observer_target]
         snap_id = self._fetching_snapshot
         if snap_id is not None and self.role is Role.FOLLOWER:
             rid = self._request_id()

@@ -16,6 +16,9 @@ from kbroker.replication.producer_state import PartitionProducerState
 from protocol.errors import ErrorCode
 from protocol.records import ControlType, build_control_batch
 
+# Kafka's request.timeout.ms default: how long an acks=-1 marker append waits for the ISR.
+MARKER_TIMEOUT_MS = 30_000
+
 
 def partition_state(partition) -> PartitionProducerState:
     """The producer state of a partition, rebuilt from its log on first use."""
@@ -52,10 +55,10 @@ class ProducerStateManager:
             if verified in self.remote_verified:
                 self.remote_verified.discard(verified)
             elif self.verifier is not None:
-                # Produce v12+ (Transactions V2) adds the partition to the transaction implicitly.
-                check = self.verifier.add_partition_from_produce if version >= 12 else self.verifier.verify_partition
-                code = check(transactional_id, header.producer_id, header.producer_epoch, partition.topic,
-                             partition.index)
+                # (Produce v12+ adds the partition before the append, replica_manager's
+                # _verify_remotely; here it must be in the transaction already.)
+                code = self.verifier.verify_partition(transactional_id, header.producer_id, header.producer_epoch,
+                                                      partition.topic, partition.index)
                 if code != ErrorCode.NONE:
                     raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
                                              f"verification for producer {header.producer_id}: {code.name}")
@@ -83,3 +86,19 @@ class ProducerStateManager:
                                              aborted.last_stable_offset)
         partition.notify()  # the last stable offset may have moved
         return ErrorCode.NONE
+
+    async def write_marker_replicated(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
+                                      coordinator_epoch: int, timeout_ms: int = MARKER_TIMEOUT_MS) -> ErrorCode:
+        """:meth:`write_marker` as Kafka appends markers (acks=-1): NOT_ENOUGH_REPLICAS before the
+        append when the ISR is below ``min.insync.replicas``, then NONE once the marker is below the
+        high watermark (NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT
+        otherwise), so a transaction is completed only once its markers survive a leader change."""
+        from kbroker.replication.deadline import Deadline
+
+        if replica_manager.under_min_isr(partition):
+            return ErrorCode.NOT_ENOUGH_REPLICAS
+        code = self.write_marker(replica_manager, partition, producer_id, epoch, commit, coordinator_epoch)
+        if code != ErrorCode.NONE:
+            return code
+        deadline = Deadline(timeout_ms, getattr(replica_manager.broker, "clock", None))
+        return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)

@@ -437,18 +437,20 @@ class ReplicaManager:
     def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
                                    version: int) -> bool:
         """A transactional batch opening a transaction here whose coordinator is another broker:
-        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1), or from
-        Produce v12 (Transactions V2) have the coordinator add the partition (part 2)."""
+        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1). From Produce
+        v12 (Transactions V2) the batch adds the partition to the transaction, wherever the
+        coordinator is: the append waits until the coordinator has logged (and replicated) it."""
         producer_state = self.producer_state
         verifier = getattr(producer_state, "verifier", None)
-        if (verifier is None or not header.is_transactional or transactional_id is None
-                or len(self.broker.image.brokers) < 2):
+        if verifier is None or not header.is_transactional or transactional_id is None:
+            return False
+        if version < 12 and len(self.broker.image.brokers) < 2:
             return False
         from kbroker.replication.producer_manager import partition_state
 
         if partition_state(partition).has_open_txn(header.producer_id, header.producer_epoch):
             return False
-        return not verifier.is_coordinator_for(transactional_id)
+        return version >= 12 or not verifier.is_coordinator_for(transactional_id)
 
     async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
                                       topic: str, index: int, verify_only: bool = True) -> ErrorCode:
@@ -491,13 +493,19 @@ class ReplicaManager:
                                version: int) -> None:
         """AddPartitionsToTxn to the transaction coordinator, the leader of the id's
         ``__transaction_state`` partition: verify only before Produce v12, add the partition from
-        v12 (Transactions V2). Errors as Kafka's AddPartitionsToTxnManager and ReplicaManager
+        v12 (Transactions V2; a coordinator on this broker adds it directly, the append waiting for
+        that add to be replicated). Errors as Kafka's AddPartitionsToTxnManager and ReplicaManager
         translate them: the coordinator's unavailability answers NOT_ENOUGH_REPLICAS (a retriable
         error every producer knows), PRODUCER_FENCED INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE
         INVALID_TXN_STATE below Produce v11, CONCURRENT_TRANSACTIONS NOT_ENOUGH_REPLICAS below v12."""
         add = version >= 12
-        code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
-                                                  partition.topic, partition.index, verify_only=not add)
+        verifier = self.producer_state.verifier
+        if add and verifier.is_coordinator_for(transactional_id):
+            code = await verifier.add_partition_from_produce(transactional_id, header.producer_id,
+                                                             header.producer_epoch, partition.topic, partition.index)
+        else:
+            code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
+                                                      partition.topic, partition.index, verify_only=not add)
         if code == ErrorCode.PRODUCER_FENCED:
             code = ErrorCode.INVALID_PRODUCER_EPOCH
         elif code == ErrorCode.TRANSACTION_ABORTABLE and version <= 10:
@@ -539,6 +547,11 @@ class ReplicaManager:
         partition.messages_in += header.records_count
         self.on_leader_append(partition)
         return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
+
+    @staticmethod
+    def under_min_isr(partition: Partition) -> bool:
+        """The leader's ISR is below ``min.insync.replicas``: an acks=-1 append is refused."""
+        return leadership.is_under_min_isr(partition)
 
     def append_internal(self, partition: Partition, batch: Any) -> int:
         """Append a batch the broker built itself (coordinator records, transaction markers).

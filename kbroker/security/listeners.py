@@ -29,6 +29,8 @@ class ListenerSecurity:
     plain_users: dict[str, str] = field(default_factory=dict)
     max_receive_size: int = 524288
     reauth_ms: int = 0
+    # listener.name.<l>.<mechanism, lower case>.connections.max.reauth.ms (Kafka's per-mechanism value)
+    reauth_ms_by_mechanism: dict[str, int] = field(default_factory=dict)
     failed_auth_delay_ms: int = 100
     oauth_validator: Any = None  # kbroker.security.oauthbearer: UnsecuredValidator or JwksValidator
 
@@ -78,6 +80,10 @@ def _sasl_settings(config: BrokerConfig, sec: ListenerSecurity) -> None:
     if sec.max_receive_size < 0:
         raise ConfigError(size_key, sec.max_receive_size, "Value must be at least 0")
     sec.reauth_ms = config.listener_value(name, "connections.max.reauth.ms")
+    for mechanism in mechanisms:
+        value = config.listener_overrides.get((name.upper(), f"{mechanism.lower()}.connections.max.reauth.ms"))
+        if value is not None:
+            sec.reauth_ms_by_mechanism[mechanism] = value
     if "PLAIN" in mechanisms:
         jaas = config.listener_jaas(name, "PLAIN")
         jaas_key = f"listener.name.{name.lower()}.plain.sasl.jaas.config"

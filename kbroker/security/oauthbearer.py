@@ -52,7 +52,12 @@ _SASLNAME = r"(?:[\x01-\x2B\x2D-\x3C\x3E-\x7F]|=2C|=3D)+"
 _KEY = r"[A-Za-z]+"
 _VALUE = r"[\x21-\x7E \t\r\n]+"
 _INITIAL = re.compile(rf"n,(?:a=(?P<authzid>{_SASLNAME}))?,{_SEP}(?P<kvpairs>(?:{_KEY}={_VALUE}{_SEP})*){_SEP}")
-_AUTH = re.compile(r"(?P<scheme>\w+) +(?P<token>[-_.a-zA-Z0-9]+)")
+_AUTH = re.compile(r"(?P<scheme>\w+) +(?P<token>[-_~+/.a-zA-Z0-9]+=*)")
+
+
+class SaslInternalError(Exception):
+    """What Kafka's SaslServer throws that is no SaslException: its SaslServerAuthenticator then
+    closes the connection without an answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +162,19 @@ class UnsecuredValidator:
                                f"({iat} seconds)")
         for required in self.required_scope:
             if required not in scope:
+                required_text = "[" + ", ".join(self.required_scope) + "]"  # Java's List.toString
                 raise TokenInvalid(f"The provided scope ({sorted(scope)}) was missing a required scope "
-                                   f"({required}). All required scope elements: {self.required_scope}",
-                                   "insufficient_scope", " ".join(self.required_scope))
+                                   f"({required}). All required scope elements: {required_text}",
+                                   "insufficient_scope", required_text)
         return OAuthToken(principal, int(exp * 1000), scope)
+
+
+_ALGORITHMS_BY_KEY_TYPE = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512", "ES256K"),
+    "OKP": ("EdDSA",),
+    "oct": ("HS256", "HS384", "HS512"),
+}
 
 
 class JwksValidator:
@@ -258,8 +272,11 @@ class JwksValidator:
         key = self._key_for(header.get("kid"))
         if key is None:
             raise TokenInvalid(f"Could not validate the access token: no JWKS key with kid {header.get('kid')}")
-        if key.algorithm_name and key.algorithm_name != alg:
-            raise TokenInvalid(f"Could not validate the access token: algorithm {alg} is not the key's")
+        # As jose4j's key resolver: any algorithm of the key's type (an RSA key verifies RS* and PS*
+        # tokens whatever its JWK "alg" says), never one of another type (no HS256 with an RSA key)
+        if alg not in _ALGORITHMS_BY_KEY_TYPE.get(key.key_type, ()):
+            raise TokenInvalid(f"Could not validate the access token: algorithm {alg} is not for a "
+                               f"{key.key_type} key")
         options: dict[str, Any] = {"require": ["exp", "iat"], "verify_aud": bool(self.audiences),
                                    "verify_iss": self.issuer is not None}
         try:
@@ -320,7 +337,9 @@ class OAuthBearerServer:
         if am is None:
             raise SaslFailure("Invalid OAUTHBEARER client first message: invalid 'auth' format")
         if am.group("scheme").lower() != "bearer":
-            raise SaslFailure(f"Invalid scheme in OAUTHBEARER client first message: {am.group('scheme')}")
+            # Kafka 4.4 formats this message with the wrong matcher (an IllegalArgumentException):
+            # the connection is closed without an answer
+            raise SaslInternalError(f"Invalid scheme in OAUTHBEARER client first message: {am.group('scheme')}")
         try:
             validated = self.validator.validate(am.group("token"))
         except TokenInvalid as exc:

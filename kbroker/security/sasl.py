@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kbroker.security.oauthbearer import OAuthBearerServer
+from kbroker.security.oauthbearer import OAuthBearerServer, SaslInternalError
 from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
 from protocol.errors import ErrorCode
 from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
@@ -210,6 +210,12 @@ class SaslAuthenticator:
                 self.principal = principal
                 # KafkaPrincipal.tokenAuthenticated: such a connection may not use the token APIs
                 self.connection.token_authenticated = getattr(server, "token_authenticated", False)
+        except SaslInternalError as exc:
+            # an unexpected exception in Kafka's SaslServer: the channel is closed, no answer
+            log.info("closing connection from %s: %s", self.connection.peer, exc)
+            self.state = "failed"
+            self.connection.close()
+            return
         except SaslFailure as exc:
             message = exc.client_message or (
                 f"Authentication failed during {'re-authentication' if self.reauthenticating else 'authentication'}"
@@ -225,7 +231,8 @@ class SaslAuthenticator:
             self.connection.send_raw(challenge)  # Kafka answers even an empty token (PLAIN's last)
         else:
             self.connection.send_response(header, SaslAuthenticateResponse(
-                error_code=ErrorCode.NONE, error_message=None, auth_bytes=challenge, session_lifetime_ms=lifetime_ms))
+                # Kafka leaves the message at its generated default, the empty string
+                error_code=ErrorCode.NONE, error_message="", auth_bytes=challenge, session_lifetime_ms=lifetime_ms))
         if server.complete:
             self.state = "complete"
             self.raw_tokens = False
@@ -239,7 +246,7 @@ class SaslAuthenticator:
         """The session lifetime sent to the client, as Kafka's calcCompletionTimesAndReturnSessionLifetimeMs:
         connections.max.reauth.ms, cut at the credential's expiry (a delegation token's or an
         OAuth token's, wall-clock ms) when it has one; 0 and no expiry when neither."""
-        max_ms = self.security.reauth_ms
+        max_ms = self.security.reauth_ms_by_mechanism.get(self.mechanism or "", self.security.reauth_ms)
         if credential_expiry_ms is None and max_ms <= 0:
             self.session_expires = None
             return 0

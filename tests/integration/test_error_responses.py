@@ -348,6 +348,21 @@ CASES: dict[int, Case] = {
         lambda r, v: r.error_message,
         lambda v: None,
     ),
+    80: (
+        lambda v: _q(80)(cluster_id=None, timeout_ms=1000, voter_id=4, voter_directory_id=U1, listeners=[]),
+        lambda r, v: r.error_message,
+        lambda v: None,
+    ),
+    81: (
+        lambda v: _q(81)(cluster_id=None, voter_id=4, voter_directory_id=U1),
+        lambda r, v: r.error_message,
+        lambda v: None,
+    ),
+    94: (
+        lambda v: _q(94)(controller_id=4),
+        lambda r, v: r.error_message,
+        lambda v: None,
+    ),
     60: (
         lambda v: _q(60)(),
         lambda r, v: (r.error_message, r.brokers),

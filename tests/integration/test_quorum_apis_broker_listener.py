@@ -45,3 +45,42 @@ def test_unregister_an_unknown_broker(bootstrap):
     resp = Wire(bootstrap).call(64, 0, broker_id=4242)
     assert resp.error_code == ErrorCode.BROKER_ID_NOT_REGISTERED
     assert resp.error_message == "Broker ID 4242 is not currently registered"
+
+
+def test_unregister_controller_on_the_broker_listener(bootstrap, broker):
+    w = Wire(bootstrap)
+    keys = {k.api_key for k in w.call(ApiVersionsRequest(), 2).api_keys}
+    assert {80, 81, 94} <= keys
+    # the active controller cannot unregister itself; an id never registered is refused
+    me = w.call(94, 0, controller_id=broker.broker.node_id)
+    assert me.error_code == ErrorCode.INVALID_REQUEST
+    assert me.error_message == "Controller cannot unregister itself while it is active."
+    other = w.call(94, 0, controller_id=77)
+    assert other.error_code == ErrorCode.CONTROLLER_ID_NOT_REGISTERED
+    assert other.error_message == "Controller ID 77 is not currently registered."
+
+
+def test_voter_changes_on_a_static_single_voter_are_refused(bootstrap):
+    import uuid
+
+    w = Wire(bootstrap)
+    bad = w.call(80, 1, cluster_id="nope", voter_id=2, voter_directory_id=uuid.uuid4(), listeners=[])
+    assert bad.error_code == ErrorCode.INCONSISTENT_CLUSTER_ID
+    no_dir = w.call(81, 0, cluster_id=None, voter_id=2, voter_directory_id=uuid.UUID(int=0))
+    assert no_dir.error_code == ErrorCode.INVALID_REQUEST
+    assert no_dir.error_message == "Remove voter request didn't include a valid voter"
+    from protocol.messages.add_raft_voter import AddRaftVoterRequest
+
+    L = AddRaftVoterRequest.Listener
+    no_listener = w.call(80, 1, cluster_id=None, voter_id=2, voter_directory_id=uuid.uuid4(),
+                         listeners=[L(name="OTHER", host="localhost", port=1234)])
+    assert no_listener.error_code == ErrorCode.INVALID_REQUEST
+    assert no_listener.error_message.startswith("Add voter request didn't include the endpoint (")
+    no_voter = w.call(80, 1, cluster_id=None, voter_id=-1, voter_directory_id=uuid.uuid4(), listeners=[])
+    assert no_voter.error_message == "Add voter request didn't include a valid voter"
+    add_static = w.call(80, 1, cluster_id=None, voter_id=2, voter_directory_id=uuid.uuid4(),
+                        listeners=[L(name="CONTROLLER", host="localhost", port=1234)])
+    assert add_static.error_code == ErrorCode.UNSUPPORTED_VERSION
+    static = w.call(81, 0, cluster_id=None, voter_id=1, voter_directory_id=uuid.uuid4())
+    assert static.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert static.error_message == "Cluster doesn't support removing voter because the kraft.version feature is 0"

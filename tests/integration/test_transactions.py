@@ -330,7 +330,7 @@ def test_restart_completes_a_prepared_commit(tmp_path):
 
         def prepare():  # the broker "stops" after logging PrepareCommit, before any marker
             txn = coordinator.txns[tid]
-            coordinator._write(txn.copy(state=TxnState.PREPARE_COMMIT))
+            return coordinator._write(txn.copy(state=TxnState.PREPARE_COMMIT))
 
         broker.call(prepare)
         producer.close(timeout=0)
@@ -340,7 +340,8 @@ def test_restart_completes_a_prepared_commit(tmp_path):
     broker = _restartable(tmp_path, port).start()
     try:
         raw = RawClient(broker.bootstrap_servers)
-        assert describe_state(broker, tid) == TxnState.COMPLETE_COMMIT
+        # (completed after loading, as Kafka's coordinator does: markers, then CompleteCommit)
+        wait_until(lambda: describe_state(broker, tid) == TxnState.COMPLETE_COMMIT, message="completed at start-up")
         assert [list_offset(raw, "t", p, isolation=1) for p in range(2)] == [2, 2]
         got = consume_all(broker.bootstrap_servers, "t", "read_committed", 2, partitions=2)
         assert sorted(m.value for m in got) == [b"p0", b"p1"]
@@ -715,7 +716,8 @@ def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
 
     broker = _restartable(tmp_path, port).start()
     try:
-        assert describe_state(broker, tid) == TxnState.COMPLETE_COMMIT
+        # (completed after loading, as Kafka's coordinator does: markers, then CompleteCommit)
+        wait_until(lambda: describe_state(broker, tid) == TxnState.COMPLETE_COMMIT, message="completed at start-up")
         raw = RawClient(broker.bootstrap_servers)
         assert list_offset(raw, "out", isolation=1) == 2
         raw.close()

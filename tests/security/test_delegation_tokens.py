@@ -314,8 +314,17 @@ def test_acls_decide_who_creates_for_others_and_who_describes() -> None:
             assert {t.principal_name for t in describe(bob).tokens} == {"bob"}
             allow("User:bob", 7, "User:alice", 14)  # USER User:alice, DESCRIBE_TOKENS
             assert {t.principal_name for t in describe(bob).tokens} == {"alice", "bob"}
-            carol_view = describe(admin)  # a super user sees every token
-            assert {t.principal_name for t in carol_view.tokens} == {"alice", "bob"}
+            admin_view = describe(admin)  # a super user sees every token
+            assert {t.principal_name for t in admin_view.tokens} == {"alice", "bob"}
+            # DESCRIBE on one DELEGATION_TOKEN resource shows that token only
+            carol = login_plain(sasl, "carol")
+            try:
+                assert describe(carol).tokens == []
+                [alice_token] = alice_tokens
+                allow("User:carol", 6, alice_token, 8)  # DELEGATION_TOKEN <id>, DESCRIBE
+                assert [t.token_id for t in describe(carol).tokens] == [alice_token]
+            finally:
+                carol.close()
         finally:
             for w in (admin, alice, bob):
                 w.close()
@@ -379,3 +388,32 @@ async def test_forwarded_token_requests_run_on_the_controller_for_the_envelopes_
         assert created.token_id not in node.broker.image.delegation_tokens
     finally:
         await node.stop()
+
+
+def test_ssl_connections_need_a_client_certificate_for_token_requests(certs) -> None:
+    """Kafka's allowTokenRequests: an SSL connection without a client certificate (ANONYMOUS) may
+    not use the token APIs; one with a certificate may (its principal owns the token)."""
+    import ssl
+
+    from security_helpers import ssl_listener_config
+
+    config = ssl_listener_config(certs, client_auth="requested", **{"delegation.token.secret.key": SECRET})
+    with BrokerThread(config) as b:
+        def tls_wire(with_cert: bool) -> Wire:
+            ctx = ssl.create_default_context(cafile=str(certs.ca))
+            if with_cert:
+                ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+            w = Wire(b.bootstrap_servers)
+            w.sock = ctx.wrap_socket(w.sock, server_hostname="localhost")
+            return w
+
+        anonymous, with_cert = tls_wire(False), tls_wire(True)
+        try:
+            assert create(anonymous).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+            assert describe(anonymous).error_code == E.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+            r = create(with_cert)
+            assert (r.error_code, r.principal_type, r.principal_name) == (E.NONE, "User", certs.client_dn)
+            assert [t.token_id for t in describe(with_cert).tokens] == [r.token_id]
+        finally:
+            anonymous.close()
+            with_cert.close()

@@ -529,6 +529,30 @@ def test_session_lifetime_and_reauthentication() -> None:
             w.close()
 
 
+def test_connections_max_reauth_ms_per_mechanism() -> None:
+    """Kafka's listener.name.<l>.<mechanism>.connections.max.reauth.ms overrides the listener's value."""
+    config = sasl_config(**{"listener.name.sasl_plaintext.connections.max.reauth.ms": "60000",
+                            "listener.name.sasl_plaintext.plain.connections.max.reauth.ms": "30000"})
+    with BrokerThread(config) as b:
+        addr = _address(b, "SASL_PLAINTEXT")
+        w = Wire(addr)
+        try:
+            w.call(17, 1, mechanism="PLAIN")
+            assert w.call(36, 2, auth_bytes=b"\0alice\0alice-secret").session_lifetime_ms == 30000
+        finally:
+            w.close()
+        admin = Wire(_address(b, "PLAINTEXT"))
+        try:
+            assert _upsert(admin, "sam", "sam-secret").results[0].error_code == E.NONE
+        finally:
+            admin.close()
+        w = Wire(addr)
+        try:  # SCRAM has no override: the listener's value
+            assert _authenticate_scram(w, "SCRAM-SHA-256", "sam", "sam-secret").session_lifetime_ms == 60000
+        finally:
+            w.close()
+
+
 def test_a_request_after_the_session_expired_closes_the_connection() -> None:
     config = sasl_config(**{"connections.max.reauth.ms": "300"})
     with BrokerThread(config) as b:

@@ -345,6 +345,8 @@ def test_controller_only_apis_are_served_on_the_controller_listener_only():
     assert not controller_apis & set(HANDLERS)
     assert not controller_apis & {k.api_key for k in api_keys(False)}
     assert handlers_for("broker") is HANDLERS
+    # UnregisterBroker is also served on the broker listeners (forwarded), as Kafka 4.4's KafkaApis
+    assert 64 in HANDLERS and handlers_for("controller")[64] is not HANDLERS[64]
 
 
 class _Controller:

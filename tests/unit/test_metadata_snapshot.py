@@ -18,12 +18,13 @@ from kbroker.controller.snapshot import (
     records_to_image,
 )
 from kbroker.raft.log import Entry
+from protocol.messages import metadata_records
 
 # Every attribute of MetadataImage and whether the snapshot carries it. A new field must be added
 # here and to image_to_records (or listed as not state).
 STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "group_configs", "scram_credentials",
                 "acls", "client_quotas", "delegation_tokens", "features", "kraft_version", "next_producer_id",
-                "offset"}
+                "offset", "controllers"}
 NOT_STATE = {"listeners"}
 
 
@@ -48,6 +49,10 @@ def image_state(image: MetadataImage) -> dict:
                                   r.max_timestamp, r.expiration_timestamp)
                               for k, r in image.delegation_tokens.items()},
         "features": dict(image.features),
+        "controllers": {c: (r.controller_id, r.incarnation_id, [(e.name, e.host, e.port, e.security_protocol)
+                                                                for e in r.end_points],
+                            [(f.name, f.min_supported_version, f.max_supported_version) for f in r.features])
+                        for c, r in image.controllers.items()},
         "kraft_version": image.kraft_version,
         "next_producer_id": image.next_producer_id,
         "offset": image.offset,
@@ -81,7 +86,7 @@ class RandomHistory:
         rng, image = self.rng, self.image
         topics = sorted(image.topics)
         brokers = sorted(image.brokers) or [1]
-        choice = rng.randrange(17)
+        choice = rng.randrange(18)
         if choice == 0:
             self.apply(mr.FeatureLevelRecord(name=rng.choice(["metadata.version", "group.version", "transaction.version",
                                                               "kraft.version"]),
@@ -148,6 +153,17 @@ class RandomHistory:
                 self.apply(mr.UserScramCredentialRecord(name=user, mechanism=mechanism, salt=rng.randbytes(8),
                                                         stored_key=rng.randbytes(32), server_key=rng.randbytes(32),
                                                         iterations=rng.choice([4096, 8192])))
+        elif choice == 17:
+            c = rng.randrange(1, 4)
+            if c in self.image.controllers and rng.random() < 0.4:
+                self.apply(metadata_records.UnregisterControllerRecord(controller_id=c))
+            else:
+                C = metadata_records.RegisterControllerRecord
+                self.apply(C(controller_id=c, incarnation_id=uuid.UUID(int=rng.getrandbits(128)),
+                             end_points=[C.ControllerEndpoint(name="CONTROLLER", host=f"c{c}", port=9100 + c,
+                                                              security_protocol=0)],
+                             features=[C.ControllerFeature(name="kraft.version", min_supported_version=0,
+                                                           max_supported_version=1)]))
         elif choice == 14:
             if self.image.acls and rng.random() < 0.3:
                 self.apply(mr.RemoveAccessControlEntryRecord(id=rng.choice(sorted(self.image.acls))))

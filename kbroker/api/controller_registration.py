@@ -1,0 +1,179 @@
+"""Controller registrations: ControllerRegistration (70) and UnregisterController (94), Kafka 4.4.
+
+Every controller registers itself with the active controller once its metadata caught up and the
+metadata.version supports it (3.7-IV0, level 15), as Kafka's ``ControllerRegistrationManager``:
+a ControllerRegistration request (its id, incarnation id, controller listener endpoints, supported
+features), sent again whenever the image does not hold its current incarnation. The active
+controller writes a RegisterControllerRecord (``ClusterControlManager.registerController``); the
+image keeps the registrations (``MetadataImage.controllers``) and snapshots carry them.
+
+UnregisterController (94, ``kafka-cluster.sh unregister-controller``,
+``kafka-metadata-quorum.sh remove-controller --unregister``) removes a registration with an
+UnregisterControllerRecord, as ``QuorumController.unregisterController``: the active controller
+cannot unregister itself (INVALID_REQUEST), the metadata.version must be at least 4.4-IV2 (level
+33, UNSUPPORTED_VERSION), the id must be registered (CONTROLLER_ID_NOT_REGISTERED); CLUSTER ALTER
+is required. Served on the controller listener and forwarded from the broker listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import api
+from kbroker.controller.client import UNREGISTER_CONTROLLER, controller_operation
+from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
+from kbroker.controller.quorum import ControllerError
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.controller_registration import (
+    ControllerRegistrationRequest,
+    ControllerRegistrationResponse,
+)
+from protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
+from protocol.messages.unregister_controller import UnregisterControllerResponse
+
+log = logging.getLogger(__name__)
+
+CONTROLLER_REGISTRATION = 70
+MV_CONTROLLER_REGISTRATION = 15  # IBP_3_7_IV0
+MV_CONTROLLER_UNREGISTRATION = 33  # IBP_4_4_IV2
+RETRY_S = 1.0
+
+BUILDERS.setdefault(UNREGISTER_CONTROLLER,
+                    lambda request, version, code: UnregisterControllerResponse(error_code=code, error_message=None))
+
+
+def install(broker: Any) -> None:
+    """On a controller: the two APIs on its controller listener and its own registration task."""
+    raft = broker.raft
+    assert raft is not None
+    raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration(broker, body)
+    raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller(broker, body)
+    task = asyncio.get_running_loop().create_task(register_self(broker), name="controller-registration")
+    broker._background.add(task)
+    task.add_done_callback(broker._background.discard)
+
+
+def _mv(broker: Any) -> int:
+    return broker.image.features.get(METADATA_VERSION, 0)
+
+
+def _active(broker: Any) -> bool:
+    controller = broker.controller
+    return controller is not None and controller.is_active()
+
+
+async def controller_registration(broker: Any, request: Any) -> ControllerRegistrationResponse:
+    R = ControllerRegistrationResponse
+    if not _active(broker):
+        return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
+    if _mv(broker) < MV_CONTROLLER_REGISTRATION:
+        return R(error_code=ErrorCode.UNSUPPORTED_VERSION,
+                 error_message="The current MetadataVersion is too old to support controller registrations.")
+    C = RegisterControllerRecord
+    record = C(controller_id=request.controller_id, incarnation_id=request.incarnation_id, zk_migration_ready=False,
+               end_points=[C.ControllerEndpoint(name=e.name, host=e.host, port=e.port,
+                                                security_protocol=e.security_protocol) for e in request.listeners],
+               features=[C.ControllerFeature(name=f.name, min_supported_version=f.min_supported_version,
+                                             max_supported_version=f.max_supported_version)
+                         for f in request.features])
+    try:
+        async with broker.controller.exclusive():
+            await broker.controller.write([record])
+    except ControllerError as exc:
+        return R(error_code=exc.code, error_message=exc.message)
+    return R(error_code=ErrorCode.NONE, error_message=None)
+
+
+async def unregister_controller(broker: Any, request: Any) -> UnregisterControllerResponse:
+    R = UnregisterControllerResponse
+    if not _active(broker):
+        return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
+    controller = broker.controller
+    try:
+        async with controller.exclusive():
+            if request.controller_id == broker.node_id:
+                return R(error_code=ErrorCode.INVALID_REQUEST,
+                         error_message="Controller cannot unregister itself while it is active.")
+            if _mv(broker) < MV_CONTROLLER_UNREGISTRATION:
+                return R(error_code=ErrorCode.UNSUPPORTED_VERSION,
+                         error_message="The current MetadataVersion is too old to support controller unregistration.")
+            if request.controller_id not in broker.image.controllers:
+                return R(error_code=ErrorCode.CONTROLLER_ID_NOT_REGISTERED,
+                         error_message=f"Controller ID {request.controller_id} is not currently registered.")
+            await controller.write([UnregisterControllerRecord(controller_id=request.controller_id)])
+    except ControllerError as exc:
+        return R(error_code=exc.code, error_message=exc.message)
+    return R(error_code=ErrorCode.NONE, error_message=None)
+
+
+# -- the broker listeners: forwarded ---------------------------------------------------------------
+
+
+@api(UNREGISTER_CONTROLLER, 0, 0)
+async def handle_unregister_controller(ctx, request) -> Any:
+    return await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
+                                                      requester(ctx))
+
+
+@controller_operation(UNREGISTER_CONTROLLER)
+async def unregister_controller_operation(broker, request, version: int, requester_=None) -> Any:
+    if not authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
+        return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
+    return await unregister_controller(broker, request)
+
+
+# -- this controller's own registration ------------------------------------------------------------
+
+
+def registration_request(broker: Any, incarnation: uuid.UUID) -> ControllerRegistrationRequest:
+    R = ControllerRegistrationRequest
+    protocols = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+    host, port = broker.raft.advertised_address()
+    listeners = [R.Listener(name=e.listener, host=host, port=port,
+                            security_protocol=protocols.get(e.security_protocol, 0))
+                 for e in broker.config.controller_listeners[:1]]
+    features = [R.Feature(name=name, min_supported_version=lo, max_supported_version=hi)
+                for name, (lo, hi) in sorted(SUPPORTED_FEATURES.items())]
+    return R(controller_id=broker.node_id, incarnation_id=incarnation, zk_migration_ready=False,
+             listeners=listeners, features=features)
+
+
+async def register_self(broker: Any) -> None:
+    """Kafka's ControllerRegistrationManager: keep this controller's registration (this process's
+    incarnation) in the metadata, asking the active controller (maybe this node) over the
+    controller listener."""
+    from kbroker.controller.channel import ControllerChannel
+    from kbroker.controller.client import ControllerUnavailable
+
+    raft = broker.raft
+    incarnation = uuid.uuid4()
+    channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
+                                lambda: {**raft.addresses, broker.node_id: raft.advertised_address()},
+                                client_id=f"controller-{broker.node_id}-registration")
+    try:
+        while True:
+            await asyncio.sleep(RETRY_S)
+            current = broker.image.controllers.get(broker.node_id)
+            if current is not None and current.incarnation_id == incarnation:
+                continue
+            if _mv(broker) < MV_CONTROLLER_REGISTRATION or raft.leader_id < 0 or not raft.port:
+                continue
+            try:
+                resp = await channel.send(CONTROLLER_REGISTRATION, registration_request(broker, incarnation),
+                                          timeout_ms=5000)
+            except (ControllerUnavailable, OSError) as exc:
+                log.debug("controller registration: %s", exc)
+                continue
+            if resp.error_code == ErrorCode.NONE:
+                log.info("registered controller %d (incarnation %s)", broker.node_id, incarnation)
+            else:
+                log.info("controller registration answered %s", ErrorCode(resp.error_code).name)
+    finally:
+        await channel.close()

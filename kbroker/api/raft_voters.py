@@ -1,0 +1,184 @@
+"""AddRaftVoter (80), RemoveRaftVoter (81) and UpdateRaftVoter (82): KIP-853 voter changes.
+
+On the controller listener (``install``: the RaftDriver's handler table) they are answered as Kafka
+4.4's ``KafkaRaftClient.handleAddVoterRequest`` / ``handleRemoveVoterRequest`` /
+``handleUpdateVoterRequest`` answer them, in their order: a cluster id that is given and not this
+cluster's: INCONSISTENT_CLUSTER_ID (with Kafka's message); a node that is not the leader:
+NOT_LEADER_OR_FOLLOWER; no valid voter (negative id, no directory id): INVALID_REQUEST; no endpoint
+on the controller listener: INVALID_REQUEST; then the Raft core's checks (``RaftNode.add_voter`` and
+the others: one change at a time, the leader's epoch and the previous change committed,
+kraft.version 1, DUPLICATE_VOTER, VOTER_NOT_FOUND, a new voter caught up). Nothing is written unless
+every check passes. AddRaftVoter and RemoveRaftVoter are also served on the broker listeners,
+forwarded to the active controller (as Kafka's ``KafkaApis.forwardToController``); UpdateRaftVoter
+is controller-only, as in Kafka.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kbroker.api.authorization import operation_subject
+from kbroker.api.context import requester
+from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import api
+from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, controller_operation
+from kbroker.raft.node import VoterChange
+from kbroker.raft.voters import Voter
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
+from protocol.errors import ErrorCode
+from protocol.messages.add_raft_voter import AddRaftVoterResponse
+from protocol.messages.remove_raft_voter import RemoveRaftVoterResponse
+from protocol.messages.update_raft_voter import UpdateRaftVoterResponse
+
+Broker = Any
+UPDATE_RAFT_VOTER = 82
+ZERO = uuid.UUID(int=0)
+
+
+def _top_level(cls: Any) -> Any:
+    def build(request: Any, version: int, code: int) -> Any:
+        return cls(error_code=code, error_message=None)
+
+    return build
+
+
+BUILDERS.setdefault(ADD_RAFT_VOTER, _top_level(AddRaftVoterResponse))
+BUILDERS.setdefault(REMOVE_RAFT_VOTER, _top_level(RemoveRaftVoterResponse))
+
+
+def install(broker: Broker) -> None:
+    """The three APIs on the controller listener (the RaftDriver's handler table)."""
+    raft = broker.raft
+    assert raft is not None
+    raft.handlers[ADD_RAFT_VOTER] = lambda header, body: add_raft_voter(broker, body)
+    raft.handlers[REMOVE_RAFT_VOTER] = lambda header, body: remove_raft_voter(broker, body)
+    raft.handlers[UPDATE_RAFT_VOTER] = lambda header, body: update_raft_voter(broker, body)
+
+
+def _cluster_mismatch(broker: Broker, cluster_id: str | None) -> str | None:
+    if cluster_id is None or cluster_id == broker.cluster_id:
+        return None
+    return f'The given id "{cluster_id}" doesn\'t match the cluster id "{broker.cluster_id}"'
+
+
+def _answer(cls: Any, change: VoterChange) -> Any:
+    return cls(error_code=change.error, error_message=change.message)
+
+
+def _listener(broker: Broker) -> str:
+    return broker.raft.listener_name
+
+
+def _endpoints(listeners: Any) -> tuple[tuple[str, str, int], ...]:
+    return tuple((item.name, item.host, item.port) for item in listeners or ())
+
+
+def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
+    inner = ", ".join(f"ListenerName({name})={host}:{port}" for name, host, port in endpoints)
+    return f"Endpoints(endpoints={{{inner}}})"
+
+
+async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
+    raft = broker.raft
+    mismatch = _cluster_mismatch(broker, request.cluster_id)
+    if mismatch is not None:
+        return AddRaftVoterResponse(error_code=ErrorCode.INCONSISTENT_CLUSTER_ID, error_message=mismatch)
+    if raft is None or not raft.is_leader:
+        return AddRaftVoterResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    directory = request.voter_directory_id
+    if request.voter_id < 0 or directory is None or directory == ZERO:
+        return AddRaftVoterResponse(error_code=ErrorCode.INVALID_REQUEST,
+                                    error_message="Add voter request didn't include a valid voter")
+    endpoints = _endpoints(request.listeners)
+    listener = _listener(broker)
+    if not any(name == listener for name, _h, _p in endpoints):
+        return AddRaftVoterResponse(
+            error_code=ErrorCode.INVALID_REQUEST,
+            error_message=f"Add voter request didn't include the endpoint ({_format_endpoints(endpoints)}) for the "
+                          f"default listener ListenerName({listener})")
+    ack = getattr(request, "ack_when_committed", True)
+    change = await raft.add_voter(Voter(request.voter_id, directory, endpoints), ack_when_committed=ack)
+    return _answer(AddRaftVoterResponse, change)
+
+
+async def remove_raft_voter(broker: Broker, request: Any) -> RemoveRaftVoterResponse:
+    raft = broker.raft
+    mismatch = _cluster_mismatch(broker, request.cluster_id)
+    if mismatch is not None:
+        return RemoveRaftVoterResponse(error_code=ErrorCode.INCONSISTENT_CLUSTER_ID, error_message=mismatch)
+    if raft is None or not raft.is_leader:
+        return RemoveRaftVoterResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    directory = request.voter_directory_id
+    if request.voter_id < 0 or directory is None or directory == ZERO:
+        return RemoveRaftVoterResponse(error_code=ErrorCode.INVALID_REQUEST,
+                                       error_message="Remove voter request didn't include a valid voter")
+    change = await raft.remove_voter(request.voter_id, directory)
+    return _answer(RemoveRaftVoterResponse, change)
+
+
+async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResponse:
+    raft = broker.raft
+    R = UpdateRaftVoterResponse
+
+    def answer(code: int) -> UpdateRaftVoterResponse:
+        leader = raft.leader_id if raft is not None else -1
+        host, port = "", -1
+        if raft is not None and leader >= 0:
+            host, port = raft.advertised_address() if leader == raft.node_id else raft.addresses.get(leader, ("", -1))
+        return R(error_code=code, current_leader=R.CurrentLeader(
+            leader_id=leader, leader_epoch=raft.epoch if raft is not None else -1, host=host, port=port))
+
+    if _cluster_mismatch(broker, request.cluster_id) is not None:
+        return answer(ErrorCode.INCONSISTENT_CLUSTER_ID)
+    if raft is None:
+        return answer(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    # Kafka's validateLeaderOnlyRequest(currentLeaderEpoch)
+    if request.current_leader_epoch < raft.epoch:
+        return answer(ErrorCode.FENCED_LEADER_EPOCH)
+    if request.current_leader_epoch > raft.epoch:
+        return answer(ErrorCode.UNKNOWN_LEADER_EPOCH)
+    if not raft.is_leader:
+        return answer(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    directory = request.voter_directory_id
+    if request.voter_id < 0 or directory is None or directory == ZERO:
+        return answer(ErrorCode.INVALID_REQUEST)
+    endpoints = _endpoints(request.listeners)
+    if not any(name == _listener(broker) for name, _h, _p in endpoints):
+        return answer(ErrorCode.INVALID_REQUEST)
+    feature = request.kraft_version_feature
+    lo, hi = feature.min_supported_version, feature.max_supported_version
+    if lo < 0 or hi < 0 or hi < lo:
+        return answer(ErrorCode.INVALID_REQUEST)
+    change = raft.update_voter(Voter(request.voter_id, directory, endpoints, lo, hi))
+    return answer(change.error)
+
+
+# -- the broker listeners: forwarded to the active controller -----------------------------------
+
+
+@api(ADD_RAFT_VOTER, 0, 1)
+async def handle_add_raft_voter(ctx, request) -> Any:
+    return await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+
+
+@api(REMOVE_RAFT_VOTER, 0, 0)
+async def handle_remove_raft_voter(ctx, request) -> Any:
+    return await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+
+
+def _refused(broker: Broker, requester_: Any, cls: Any) -> Any | None:
+    # Kafka's ControllerApis authorizes ALTER on the cluster
+    if authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
+        return None
+    return cls(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
+
+
+@controller_operation(ADD_RAFT_VOTER)
+async def add_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+    return _refused(broker, requester_, AddRaftVoterResponse) or await add_raft_voter(broker, request)
+
+
+@controller_operation(REMOVE_RAFT_VOTER)
+async def remove_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+    return _refused(broker, requester_, RemoveRaftVoterResponse) or await remove_raft_voter(broker, request)
