@@ -95,6 +95,8 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
     (77, "share_group_describe", 1, 1, B),
     (78, "share_fetch", 1, 2, B),
     (79, "share_acknowledge", 1, 2, B),
+    (80, "raft_voters", 0, 1, B),
+    (81, "raft_voters", 0, 0, B),
     (83, "share_group_state", 0, 0, B),
     (84, "share_group_state", 0, 0, B),
     (85, "share_group_state", 0, 1, B),
@@ -106,6 +108,7 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
     (91, "share_group_offsets", 0, 0, B),
     (92, "share_group_offsets", 0, 0, B),
     (93, "streams_group_topology_description_update", 0, 0, B),
+    (94, "controller_registration", 0, 0, B),
 )
 
 # Modules of this package that register no handler (the handlers import what they use).
