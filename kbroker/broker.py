@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api import load_handlers
+from kbroker.api import install_handlers
 from kbroker.api.delegation_tokens import TokenExpiry
 from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
@@ -110,7 +110,7 @@ class Broker:
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
-        load_handlers()
+        install_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)
         self.replica_manager.producer_state = ProducerStateManager()

@@ -18,6 +18,7 @@ listener a connection came in on.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -77,10 +78,51 @@ def api(api_key: int, min_version: int, max_version: int,
             raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
         entry = ApiHandler(api_key, min_version, max_version, fn, fn.__module__, tuple(listeners))
         for name in listeners:
-            if api_key in LISTENER_HANDLERS[name]:
+            present = LISTENER_HANDLERS[name].get(api_key)
+            if present is not None and not isinstance(present.handler, Deferred):
                 raise RuntimeError(f"api key {api_key} registered twice on the {name} listener")
         for name in listeners:
             LISTENER_HANDLERS[name][api_key] = entry
         return fn
 
     return register
+
+
+class Deferred:
+    """The handler of an API whose module is not imported yet (:func:`defer`): its first call
+    imports the module, whose :func:`api` registration replaces this entry, then runs the real
+    handler. Each call looks the entry up again, so a table that kept this object still works."""
+
+    __slots__ = ("api_key", "module", "listener")
+
+    def __init__(self, api_key: int, module: str, listener: str) -> None:
+        self.api_key = api_key
+        self.module = module
+        self.listener = listener
+
+    def resolve(self) -> Handler:
+        """The real handler (importing its module if needed)."""
+        entry = LISTENER_HANDLERS[self.listener].get(self.api_key)
+        if entry is None or isinstance(entry.handler, Deferred):
+            importlib.import_module(self.module)
+            entry = LISTENER_HANDLERS[self.listener].get(self.api_key)
+            if entry is None or isinstance(entry.handler, Deferred):
+                raise RuntimeError(f"{self.module} did not register api key {self.api_key} "
+                                   f"on the {self.listener} listener")
+        return entry.handler
+
+    def __call__(self, ctx: RequestContext, body: Any) -> Any:
+        return self.resolve()(ctx, body)
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.api_key}, {self.module!r})"
+
+
+def defer(api_key: int, module: str, min_version: int, max_version: int,
+          listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> None:
+    """Register ``api_key`` on ``listeners`` with the version range ``module`` registers, the
+    module imported when the API is first called. A key already registered is left as it is."""
+    for name in listeners:
+        if api_key not in LISTENER_HANDLERS[name]:
+            LISTENER_HANDLERS[name][api_key] = ApiHandler(
+                api_key, min_version, max_version, Deferred(api_key, module, name), module, tuple(listeners))

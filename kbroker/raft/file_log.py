@@ -36,9 +36,8 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from crc32c import crc32c
-
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
+from protocol.crc import crc32c
 
 logger = logging.getLogger(__name__)
 

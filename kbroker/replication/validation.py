@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 
 from protocol import record_walk
 from protocol.errors import ErrorCode
@@ -73,7 +71,11 @@ class ValidationPool:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kbroker-validate")
             else:
                 # forkserver: workers fork from a clean server process, not from the broker's
-                # threads and event loop.
+                # threads and event loop. multiprocessing is imported here, when a process pool
+                # is first used (~5 ms of every start otherwise).
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
                 methods = multiprocessing.get_all_start_methods()
                 ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx)
@@ -87,7 +89,7 @@ class ValidationPool:
         loop = asyncio.get_running_loop()
         try:
             outcome = await loop.run_in_executor(self._get(), _validate_in_worker, data, policy)
-        except BrokenProcessPool as exc:
+        except BrokenExecutor as exc:  # BrokenProcessPool (a thread pool without initializer never breaks)
             log.error("record validation worker failed: %s; starting a new pool", exc)
             self._reset()
             return Outcome(ErrorCode.UNKNOWN_SERVER_ERROR, "Record validation failed")

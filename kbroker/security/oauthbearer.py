@@ -34,7 +34,6 @@ import logging
 import re
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -206,6 +205,8 @@ class JwksValidator:
     # -- the key set ----------------------------------------------------------------------------
 
     def _fetch(self) -> dict[str | None, Any]:
+        import urllib.request  # here, not at module level: http.client and email cost every start ~15 ms
+
         with urllib.request.urlopen(self.url, timeout=self.fetch_timeout_s) as resp:  # noqa: S310 (http(s)/file)
             document = json.loads(resp.read())
         keys: dict[str | None, Any] = {}
