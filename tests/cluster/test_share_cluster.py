@@ -77,10 +77,14 @@ def _kafka_uuid(tid) -> str:
     return base64.urlsafe_b64encode(tid.bytes).decode().rstrip("=")
 
 
+trace: list = []
+
+
 def _consume(clients: list[ShareClient], tid, want: int, delivered: dict[int, int], counts: list[int]) -> None:
     """Fetch from each client in turn (3 records at most each time), ACCEPT what it got, until
     ``want`` records were delivered in all; ``delivered`` maps offset -> how often."""
     turn = 0
+    trace.clear()
 
     def step() -> bool:
         nonlocal turn
@@ -93,9 +97,12 @@ def _consume(clients: list[ShareClient], tid, want: int, delivered: dict[int, in
         for t in resp.responses:
             for p in t.partitions:
                 assert p.error_code in (E.NONE, E.COORDINATOR_NOT_AVAILABLE), p
-                got += offsets_of(p.records)
+                assert offsets_of(p.records)[:1] == [a.first_offset for a in p.acquired_records][:1], p
                 for a in p.acquired_records:
+                    got += range(a.first_offset, a.last_offset + 1)
                     counts.append(a.delivery_count)
+        trace.append((i, got, [(a.first_offset, a.last_offset, a.delivery_count) for t in resp.responses
+                               for p in t.partitions for a in p.acquired_records]))
         for o in got:
             delivered[o] = delivered.get(o, 0) + 1
         if got:
@@ -147,7 +154,7 @@ def test_share_group_state_on_another_broker_survives_partition_leader_restart(f
     counts: list[int] = []
     _consume(clients, tid, RECORDS // 2, delivered, counts)
     first = set(delivered)
-    assert all(v == 1 for v in delivered.values()) and set(counts) == {1}
+    assert all(v == 1 for v in delivered.values()) and set(counts) == {1}, trace
     for c in clients:
         c.wire.close()
 
