@@ -41,6 +41,14 @@ def _unknown_partition(broker: Any, topic_id: Any, partition: int) -> bool:
     return topic is None or partition >= len(topic.partitions)
 
 
+# The fields a result without state carries (as the handlers' own error answers).
+_UNSET = {
+    "ReadStateResult": {"state_epoch": 0, "start_offset": -1, "state_batches": []},
+    "ReadStateSummaryResult": {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1,
+                               "delivery_complete_count": -1},
+}
+
+
 def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition."""
     P = result_cls.PartitionResult
@@ -53,6 +61,9 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
                 code, message, extra = ErrorCode.UNSUPPORTED_VERSION, None, {}
             elif not request.group_id:
                 code, message, extra = ErrorCode.INVALID_GROUP_ID, None, {}
+            elif p.partition >= 0 and not broker.share_coordinator.store.leads(request.group_id, t.topic_id,
+                                                                               p.partition):
+                code, message, extra = ErrorCode.NOT_COORDINATOR, None, _UNSET.get(result_cls.__name__, {})
             else:
                 code, message, extra = fn(t.topic_id, p)
             if code != ErrorCode.NONE and message is None:

@@ -281,6 +281,8 @@ class ShareManager:
 
     def _persist(self, sp: SharePartition) -> None:
         key = (sp.group_id, sp.topic_id, sp.partition)
+        if key not in self._remote and not self.persister.is_local(*key):
+            self._remote.add(key)  # the share coordinator moved to another broker since it loaded
         if key not in self._remote:
             self.store.replace(sp.group_id, sp.topic_id, sp.partition, sp.state_epoch, sp.leader_epoch,
                                sp.start_offset, sp.state_batches(), sp.delivery_complete_count())

@@ -3,7 +3,9 @@ coordinator of its state (the leader of its ``__share_group_state`` partition), 
 read, initialized and written there (Read/Initialize/WriteShareGroupState between brokers). Two
 members of a share group each get records once; their acknowledgements survive a kill -9 and
 restart of the partition leader: whoever leads the partition next delivers only the rest, each
-record once."""
+record once; then a kill -9 of the share coordinator: the next leader of the state partition
+loads what its predecessor wrote, acknowledgements keep being written there and the rest is
+delivered once."""
 
 from __future__ import annotations
 
@@ -50,12 +52,13 @@ def _partition(cluster: Cluster, node: int):
     return None
 
 
-def _full_isr_leader(cluster: Cluster, node: int):
+def _full_isr_leader(cluster: Cluster, node: int, live: list[int] | None = None):
     found = _partition(cluster, node)
     if found is None:
         return None
     tid, p = found
-    if p.leader_id >= 0 and sorted(p.isr_nodes) == cluster.node_ids:
+    live = live or cluster.node_ids
+    if p.leader_id in live and set(live) <= set(p.isr_nodes):
         return tid, p.leader_id
     return None
 
@@ -130,7 +133,7 @@ def test_share_group_state_on_another_broker_survives_partition_leader_restart(f
                                 "a share coordinator", cluster.logs)
         group_node = wait_until(lambda g=g: _coordinator(cluster, leader, 0, g), 30, 0.1, "a group coordinator",
                                 cluster.logs)
-        if share_node != leader and group_node != leader:
+        if len({share_node, group_node, leader}) == 3:
             group = g
             break
     assert group is not None
@@ -170,3 +173,24 @@ def test_share_group_state_on_another_broker_survives_partition_leader_restart(f
     assert all(v == 1 for v in delivered.values()), delivered
     assert set(counts) == {1}, counts  # nothing acknowledged before the restart came again
     assert len(first) >= RECORDS // 2
+
+    # The share coordinator goes: the state partition's next leader loads its log.
+    for c in clients:
+        c.wire.close()
+    key = f"{group}:{_kafka_uuid(tid)}:0"
+    share_node = wait_until(lambda: _coordinator(cluster, group_node, 2, key), 30, 0.1, "the share coordinator")
+    cluster.kill(share_node)
+    live = [n for n in nodes if n != share_node]
+    wait_until(lambda: _coordinator(cluster, group_node, 2, key) in live, 60, 0.1, "a new share coordinator",
+               cluster.logs)
+    _tid, leader = wait_until(lambda: _full_isr_leader(cluster, group_node, live), 60, 0.05,
+                              "the partition led by a live node", cluster.logs)
+    w = cluster.wire(leader)
+    for _ in range(RECORDS):
+        produce(w, TOPIC, 0, 1)
+    w.close()
+    clients = [ShareClient(cluster.wire(leader), group, member=c.member) for c in clients]
+    counts.clear()
+    _consume(clients, tid, 2 * RECORDS, delivered, counts)  # every acknowledgement written (asserted there)
+    assert sorted(delivered) == list(range(2 * RECORDS))
+    assert all(v == 1 for v in delivered.values()) and set(counts) == {1}, (delivered, counts)
