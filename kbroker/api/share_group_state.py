@@ -73,6 +73,19 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     return out
 
 
+async def _replicated(broker: Any, request: Any, response: Any) -> Any:
+    """Kafka's share coordinator answers a write once it is committed (acks=all): wait for the
+    state partitions' high watermark; a partition whose write is not replicated gets the error."""
+    store = broker.share_coordinator.store
+    for t in response.results:
+        for p in t.partitions:
+            if p.error_code == ErrorCode.NONE:
+                code = await store.wait_replicated(request.group_id, t.topic_id, p.partition)
+                if code != ErrorCode.NONE:
+                    p.error_code, p.error_message = code, default_message(code)
+    return response
+
+
 def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
     sp = broker.share_coordinator.manager.partitions.pop((group_id, topic_id, partition), None)
     if sp is not None:
@@ -80,7 +93,7 @@ def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
 
 
 @api(83, 0, 0)
-def handle_initialize_share_group_state(ctx, request):
+async def handle_initialize_share_group_state(ctx, request):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -99,8 +112,8 @@ def handle_initialize_share_group_state(ctx, request):
         _reload(broker, request.group_id, topic_id, p.partition)
         return ErrorCode.NONE, None, {}
 
-    return InitializeShareGroupStateResponse(
-        results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one))
+    return await _replicated(broker, request, InitializeShareGroupStateResponse(
+        results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one)))
 
 
 @api(84, 0, 0)
@@ -135,7 +148,7 @@ def handle_read_share_group_state(ctx, request):
 
 
 @api(85, 0, 1)
-def handle_write_share_group_state(ctx, request):
+async def handle_write_share_group_state(ctx, request):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -163,8 +176,8 @@ def handle_write_share_group_state(ctx, request):
             _reload(broker, request.group_id, topic_id, p.partition)
         return code, None, {}
 
-    return WriteShareGroupStateResponse(results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult,
-                                                      one))
+    return await _replicated(broker, request, WriteShareGroupStateResponse(
+        results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult, one)))
 
 
 @api(86, 0, 0)

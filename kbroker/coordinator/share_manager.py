@@ -316,6 +316,11 @@ class ShareManager:
         out = {}
         for topic_id, index in keys:
             key = (group_id, topic_id, index)
+            if key not in self._remote and key in self.partitions:  # written to the local store: replicated?
+                code = await self.store.wait_replicated(*key)
+                if code != ErrorCode.NONE:
+                    out[(topic_id, index)] = share_partition_error(code)
+                continue
             task = self._writers.get(key)
             if task is not None:
                 code = await asyncio.shield(task)

@@ -42,6 +42,9 @@ from protocol.records import Record, build_batch, iter_records
 log = logging.getLogger(__name__)
 
 STATE_TOPIC = "__share_group_state"
+# Kafka's share.coordinator.write.timeout.ms default (kbroker has no such key yet): how long a state
+# write waits for the state partition's in-sync replicas.
+WRITE_TIMEOUT_MS = 5000
 SNAPSHOT_TYPE, UPDATE_TYPE = 0, 1
 
 _I16 = struct.Struct(">h")
@@ -273,6 +276,27 @@ class ShareStateStore:
         p = self.broker.partition(STATE_TOPIC, index)
         count = self._load_log(p, index) if p is not None else 0
         log.info("loaded %d records of %s-%d (now its leader)", count, STATE_TOPIC, index)
+
+    async def wait_replicated(self, group_id: str, topic_id: uuid.UUID, partition: int) -> ErrorCode:
+        """Wait until what was appended for the key is below its state partition's high watermark
+        (Kafka's share coordinator writes with acks=all); NOT_COORDINATOR when leadership moved,
+        COORDINATOR_NOT_AVAILABLE for too few replicas or a timeout (as the group coordinator's
+        writes)."""
+        from kbroker.replication.deadline import Deadline
+
+        topic = self.broker.image.topic(STATE_TOPIC)
+        if topic is None:
+            return ErrorCode.NONE
+        p = self.broker.partition(STATE_TOPIC, self.partition_for(group_id, topic_id, partition))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        deadline = Deadline(WRITE_TIMEOUT_MS, getattr(self.broker, "clock", None))
+        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
+        if code == ErrorCode.NONE:
+            return code
+        if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
 
     def leads(self, group_id: str, topic_id: uuid.UUID, partition: int) -> bool:
         """True when this broker is the share coordinator of the key: one broker in the cluster, or
