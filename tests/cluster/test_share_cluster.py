@@ -141,7 +141,10 @@ def test_share_group_state_on_another_broker_survives_partition_leader_restart(f
     gw = cluster.wire(group_node)
     clients = [ShareClient(cluster.wire(leader), group) for _ in range(2)]
     for c in clients:
-        hb = heartbeat(gw, group, c.member, 0, [TOPIC])
+        # COORDINATOR_NOT_AVAILABLE while the group coordinator loads its partition: a client retries.
+        hb = wait_until(lambda c=c: (r := heartbeat(gw, group, c.member, 0, [TOPIC])).error_code not in (
+            E.COORDINATOR_NOT_AVAILABLE, E.COORDINATOR_LOAD_IN_PROGRESS) and r, 30, 0.1, "a share group join",
+                        cluster.logs)
         assert hb.error_code == E.NONE, hb
     # The first fetches initialize the share partition at the end of the log (auto.offset.reset=latest).
     for c in clients:
