@@ -211,8 +211,7 @@ class ShareManager:
 
     async def load_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> ErrorCode:
         """Make sure this broker's share partition exists (Kafka's ``SharePartition.maybeInitialize``).
-        A share partition cached with an older leader epoch of its topic partition is dropped
-        first (leadership moved away and back: the share coordinator has the latest state). When
+        When
         another broker is the share coordinator of the key, the state is read from it
         (ReadShareGroupState; a share partition never initialized is initialized there at the
         group's ``share.auto.offset.reset``). Returns the share partition's error, NONE when ready."""
@@ -220,10 +219,8 @@ class ShareManager:
         partition = self.broker.partition(topic, index)
         leader_epoch = partition.leader_epoch if partition is not None else 0
         sp = self.partitions.get(key)
-        if sp is not None and sp.leader_epoch != leader_epoch:
-            self._forget(key)
-            sp = None
         if sp is not None:
+            sp.leader_epoch = max(sp.leader_epoch, leader_epoch)  # the epoch its state writes carry
             return ErrorCode.NONE
         if self.persister.is_local(group_id, topic_id, index):
             self.share_partition(group_id, topic, topic_id, index)
@@ -254,6 +251,13 @@ class ShareManager:
             del self._loading[key]
             fut.set_result(code)
         return code
+
+    def on_leadership_lost(self, topic: str, index: int) -> None:
+        """This broker stopped leading a topic partition (Kafka's SharePartitionManager listener,
+        onBecomingFollower): its share partitions leave the cache; if leadership comes back they
+        load again from the share coordinator's state."""
+        for key in [k for k, sp in self.partitions.items() if sp.topic == topic and sp.partition == index]:
+            self._forget(key)
 
     def _forget(self, key: tuple[str, uuid.UUID, int]) -> None:
         sp = self.partitions.pop(key, None)
