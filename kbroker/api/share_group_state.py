@@ -87,7 +87,10 @@ async def _replicated(broker: Any, request: Any, response: Any) -> Any:
 
 
 def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
-    sp = broker.share_coordinator.manager.partitions.pop((group_id, topic_id, partition), None)
+    manager = broker.share_coordinator.manager
+    if (group_id, topic_id, partition) in manager._remote:
+        return  # this broker's own share partition sent the write (to itself, through the persister)
+    sp = manager.partitions.pop((group_id, topic_id, partition), None)
     if sp is not None:
         sp.close()
 
