@@ -159,3 +159,25 @@ def test_persister_retries_coordinator_errors_then_maps_them(monkeypatch):
     assert len(attempts) == share_persister.MAX_ATTEMPTS
     assert err.value.code == E.COORDINATOR_LOAD_IN_PROGRESS
     assert share_partition_error(err.value.code) == E.COORDINATOR_NOT_AVAILABLE
+
+
+def test_own_write_through_the_rpc_keeps_the_share_partition(broker, wire):
+    """The persister of a share partition may write to its own broker (the state topic's partition
+    turned out to be led here): WriteShareGroupState must not drop the writer's share partition and
+    its acquisitions (they would be delivered again)."""
+    from protocol.messages.write_share_group_state import WriteShareGroupStateRequest as W
+
+    topic, tid = _setup(wire)
+    c = ShareClient(wire, "g4")
+    c.fetch(tid)
+    produce(wire, topic, 0, 2)
+    assert acquired(c.fetch(tid)) == [(3, 4, 1)]
+    manager = broker.call(lambda: broker.broker.share_coordinator.manager)
+    sp = broker.call(lambda: manager.partitions[("g4", tid, 0)])
+    broker.call(lambda: manager._remote.add(("g4", tid, 0)))  # as a share partition loaded through the persister
+    resp = wire.call(W(group_id="g4", topics=[W.WriteStateData(topic_id=tid, partitions=[W.WriteStateData.PartitionData(
+        partition=0, state_epoch=0, leader_epoch=0, start_offset=3, delivery_complete_count=0, state_batches=[])])]),
+        1)
+    assert resp.results[0].partitions[0].error_code == E.NONE
+    assert broker.call(lambda: manager.partitions.get(("g4", tid, 0))) is sp
+    assert c.fetch(tid).responses == []  # 3 and 4 stay acquired by the member: nothing to give
