@@ -11,7 +11,7 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge
+from kbroker.api.share_common import acknowledge, flush_acknowledgements
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
@@ -29,7 +29,7 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
 
 
 @api(79, 1, 2)
-def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
+async def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
     broker = ctx.broker
     version = ctx.api_version
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
@@ -48,6 +48,7 @@ def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
         return _top_error(e.code)
     is_renew = version >= 2 and request.is_renew_ack
     results = acknowledge(broker, group_id, member_id, request.topics, version >= 2, is_renew)
+    await flush_acknowledgements(broker, group_id, results)
     if epoch == FINAL_EPOCH:
         manager.release_session(group_id, member_id)
     response = ShareAcknowledgeResponse(

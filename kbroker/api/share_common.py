@@ -84,5 +84,17 @@ def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], s
     return out
 
 
+async def flush_acknowledgements(broker: Any, group_id: str, results: dict[TopicIdPartition, AckResult]) -> None:
+    """Wait until the acknowledged partitions' state is written to their share coordinator (another
+    broker's: WriteShareGroupState); a failed write becomes the partition's acknowledgement error,
+    as Kafka's SharePartition fails the acknowledgement with the persister's error."""
+    done = [key for key, (code, _m) in results.items() if code == ErrorCode.NONE]
+    if not done:
+        return
+    failed = await broker.share_coordinator.manager.flush(group_id, done)
+    for key, code in failed.items():
+        results[key] = (code, default_message(code))
+
+
 def error_message(code: ErrorCode) -> str | None:
     return None if code == ErrorCode.NONE else default_message(code)

@@ -29,7 +29,7 @@ import uuid
 from typing import Any
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, error_message, renew_ack_error
+from kbroker.api.share_common import acknowledge, error_message, flush_acknowledgements, renew_ack_error
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group_config import effective
@@ -67,24 +67,36 @@ class _Result:
         self.leader_epoch = -1
 
 
-def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
-                     max_records: int, max_bytes: int, record_limit: bool) -> _Result:
+def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+    r = _Result(code)
+    state = broker.image.partition(topic, index)
+    if state is not None:
+        r.leader_id, r.leader_epoch = state.leader, state.leader_epoch
+    return r
+
+
+async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+                           max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
         return _Result(ErrorCode.UNKNOWN_TOPIC_ID)
     if index not in topic.partitions:
         return _Result(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     partition = broker.partition(topic.name, index)
-    if partition is None:
-        r = _Result(ErrorCode.NOT_LEADER_OR_FOLLOWER)
-        state = broker.image.partition(topic.name, index)
-        if state is not None:
-            r.leader_id, r.leader_epoch = state.leader, state.leader_epoch
-        return r
+    if partition is None or not partition.is_leader:
+        return _not_leader(broker, topic.name, index)
+    manager = broker.share_coordinator.manager
+    code = await manager.load_partition(group_id, topic.name, topic_id, index)
+    if code != ErrorCode.NONE:
+        return _not_leader(broker, topic.name, index, code)
+    partition = broker.partition(topic.name, index)
+    if partition is None or not partition.is_leader:  # leadership moved while the state was read
+        return _not_leader(broker, topic.name, index)
     result = _Result()
     result.leader_id, result.leader_epoch = broker.node_id, partition.leader_epoch
-    manager = broker.share_coordinator.manager
-    sp = manager.share_partition(group_id, topic.name, topic_id, index)
+    sp = manager.partitions.get((group_id, topic_id, index))
+    if sp is None:  # its state write failed since: it loads again on the next fetch
+        return result
     if sp.adjust_to_log_start(partition.log_start_offset):
         manager._persist(sp)
     if not sp.can_acquire():
@@ -116,7 +128,7 @@ def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.
     return result
 
 
-def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -125,7 +137,7 @@ def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uui
         if remaining_records <= 0 or remaining_bytes <= 0:
             out[(topic_id, index)] = _Result()
             continue
-        r = _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
+        r = await _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
                              record_limit)
         out[(topic_id, index)] = r
         for a in r.acquired:
@@ -173,12 +185,13 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
                 t2 = type(t)(topic_id=t.topic_id, partitions=with_acks)
                 ack_topics.append(t2)
         ack_results = acknowledge(broker, group_id, member_id, ack_topics, version >= 2, is_renew)
+        await flush_acknowledgements(broker, group_id, ack_results)
 
     results: dict[tuple[uuid.UUID, int], _Result] = {}
     if epoch != FINAL_EPOCH and not is_renew and parts:
         max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"])
         record_limit = version >= 2 and request.share_acquire_mode == 1
-        results = _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
         wait_ms = request.max_wait_ms
         if not _has_records(results) and wait_ms > 0 and not any(r.error for r in results.values()):
             results = await _wait(broker, manager, group_id, member_id, parts, request.max_records, max_bytes,
@@ -235,7 +248,7 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
-        results = _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
         if _has_records(results) or deadline.passed or broker._stopping or any(
                 r.error for r in results.values()):
             return results

@@ -41,6 +41,14 @@ def _unknown_partition(broker: Any, topic_id: Any, partition: int) -> bool:
     return topic is None or partition >= len(topic.partitions)
 
 
+# The fields a result without state carries (as the handlers' own error answers).
+_UNSET = {
+    "ReadStateResult": {"state_epoch": 0, "start_offset": -1, "state_batches": []},
+    "ReadStateSummaryResult": {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1,
+                               "delivery_complete_count": -1},
+}
+
+
 def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition."""
     P = result_cls.PartitionResult
@@ -53,6 +61,9 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
                 code, message, extra = ErrorCode.UNSUPPORTED_VERSION, None, {}
             elif not request.group_id:
                 code, message, extra = ErrorCode.INVALID_GROUP_ID, None, {}
+            elif p.partition >= 0 and not broker.share_coordinator.store.leads(request.group_id, t.topic_id,
+                                                                               p.partition):
+                code, message, extra = ErrorCode.NOT_COORDINATOR, None, _UNSET.get(result_cls.__name__, {})
             else:
                 code, message, extra = fn(t.topic_id, p)
             if code != ErrorCode.NONE and message is None:
@@ -62,14 +73,30 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     return out
 
 
+async def _replicated(broker: Any, request: Any, response: Any) -> Any:
+    """Kafka's share coordinator answers a write once it is committed (acks=all): wait for the
+    state partitions' high watermark; a partition whose write is not replicated gets the error."""
+    store = broker.share_coordinator.store
+    for t in response.results:
+        for p in t.partitions:
+            if p.error_code == ErrorCode.NONE:
+                code = await store.wait_replicated(request.group_id, t.topic_id, p.partition)
+                if code != ErrorCode.NONE:
+                    p.error_code, p.error_message = code, default_message(code)
+    return response
+
+
 def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
-    sp = broker.share_coordinator.manager.partitions.pop((group_id, topic_id, partition), None)
+    manager = broker.share_coordinator.manager
+    if (group_id, topic_id, partition) in manager._remote:
+        return  # this broker's own share partition sent the write (to itself, through the persister)
+    sp = manager.partitions.pop((group_id, topic_id, partition), None)
     if sp is not None:
         sp.close()
 
 
 @api(83, 0, 0)
-def handle_initialize_share_group_state(ctx, request):
+async def handle_initialize_share_group_state(ctx, request):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -88,8 +115,8 @@ def handle_initialize_share_group_state(ctx, request):
         _reload(broker, request.group_id, topic_id, p.partition)
         return ErrorCode.NONE, None, {}
 
-    return InitializeShareGroupStateResponse(
-        results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one))
+    return await _replicated(broker, request, InitializeShareGroupStateResponse(
+        results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one)))
 
 
 @api(84, 0, 0)
@@ -124,7 +151,7 @@ def handle_read_share_group_state(ctx, request):
 
 
 @api(85, 0, 1)
-def handle_write_share_group_state(ctx, request):
+async def handle_write_share_group_state(ctx, request):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -152,8 +179,8 @@ def handle_write_share_group_state(ctx, request):
             _reload(broker, request.group_id, topic_id, p.partition)
         return code, None, {}
 
-    return WriteShareGroupStateResponse(results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult,
-                                                      one))
+    return await _replicated(broker, request, WriteShareGroupStateResponse(
+        results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult, one)))
 
 
 @api(86, 0, 0)

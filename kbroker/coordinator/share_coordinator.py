@@ -65,6 +65,15 @@ class ShareCoordinator:
         finally:
             self._schedule_prune()
 
+    def on_partition_leadership(self, topic: str, index: int, leader: bool) -> None:
+        """The broker's hook: on becoming leader of a ``__share_group_state`` partition its state is
+        loaded again from the log (what the previous share coordinator wrote); on losing the
+        leadership of a topic partition its share partitions go."""
+        if topic == STATE_TOPIC and leader and self.loaded:
+            self.store.reload_partition(index)
+        if not leader and self.loaded:
+            self.manager.on_leadership_lost(topic, index)
+
     def on_partition_deleted(self, topic: str, index: int) -> None:
         """A deleted topic's share partitions and their stored state go (Kafka deletes the share
         state of deleted topics too)."""

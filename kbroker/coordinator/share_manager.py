@@ -27,7 +27,8 @@ from typing import Any
 from kbroker.coordinator.share_dlq import DeadLetters
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import SharePartition, SharePartitionConfig
-from kbroker.coordinator.share_state import ShareStateStore
+from kbroker.coordinator.share_persister import PersisterError, SharePersister, share_partition_error
+from kbroker.coordinator.share_state import ShareState, ShareStateStore
 from protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,12 @@ class ShareManager:
         self.sessions: dict[tuple[str, str], ShareSession] = {}
         self.partitions: dict[tuple[str, uuid.UUID, int], SharePartition] = {}
         self._waiters: list[asyncio.Future] = []
+        # The share coordinator of a share partition whose state partition another broker leads.
+        self.persister = SharePersister(broker, store)
+        self._remote: set[tuple[str, uuid.UUID, int]] = set()  # share partitions persisting remotely
+        self._loading: dict[tuple[str, uuid.UUID, int], asyncio.Future] = {}
+        self._dirty: set[tuple[str, uuid.UUID, int]] = set()
+        self._writers: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
 
     # -- configs (the group's dynamic configs, else the broker's group.share.* defaults) -----------------
 
@@ -170,7 +177,10 @@ class ShareManager:
 
     # -- share partitions ------------------------------------------------------------------------------------
 
-    def share_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> SharePartition:
+    def share_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int,
+                        remote_state: ShareState | None = None) -> SharePartition:
+        """The share partition, created from the local store's state (or, for a share partition whose
+        share coordinator is another broker, from ``remote_state`` that :meth:`load_partition` read)."""
         key = (group_id, topic_id, index)
         sp = self.partitions.get(key)
         if sp is not None:
@@ -180,19 +190,82 @@ class ShareManager:
         partition = self.broker.partition(topic, index)
         leader_epoch = partition.leader_epoch if partition is not None else 0
         sp.leader_epoch = leader_epoch
-        state = self.store.read(group_id, topic_id, index)
-        if state is not None and state.start_offset >= 0:
-            sp.initialize(state.start_offset, state.state_epoch, state.batches)
+        if remote_state is not None:
+            sp.initialize(remote_state.start_offset, remote_state.state_epoch, remote_state.batches)
+            self._remote.add(key)
         else:
-            start = self._reset_offset(group_id, partition)
-            sp.initialize(start, state.state_epoch if state is not None else 0, [])
-            self.store.replace(group_id, topic_id, index, sp.state_epoch, leader_epoch, start, [], 0)
-        if partition is not None:
-            sp.adjust_to_log_start(partition.log_start_offset)
+            self._remote.discard(key)
+            state = self.store.read(group_id, topic_id, index)
+            if state is not None and state.start_offset >= 0:
+                sp.initialize(state.start_offset, state.state_epoch, state.batches)
+            else:
+                start = self._reset_offset(group_id, partition)
+                sp.initialize(start, state.state_epoch if state is not None else 0, [])
+                self.store.replace(group_id, topic_id, index, sp.state_epoch, leader_epoch, start, [], 0)
         self.partitions[key] = sp
-        log.info("share group %s: %s-%d starts at %d (%d in flight)", group_id, topic, index, sp.start_offset,
-                 sp.in_flight_count())
+        if partition is not None and sp.adjust_to_log_start(partition.log_start_offset) and remote_state is not None:
+            self._persist(sp)
+        log.info("share group %s: %s-%d starts at %d (%d in flight)%s", group_id, topic, index, sp.start_offset,
+                 sp.in_flight_count(), " (state from the share coordinator)" if remote_state is not None else "")
         return sp
+
+    async def load_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int) -> ErrorCode:
+        """Make sure this broker's share partition exists (Kafka's ``SharePartition.maybeInitialize``).
+        When
+        another broker is the share coordinator of the key, the state is read from it
+        (ReadShareGroupState; a share partition never initialized is initialized there at the
+        group's ``share.auto.offset.reset``). Returns the share partition's error, NONE when ready."""
+        key = (group_id, topic_id, index)
+        partition = self.broker.partition(topic, index)
+        leader_epoch = partition.leader_epoch if partition is not None else 0
+        sp = self.partitions.get(key)
+        if sp is not None:
+            sp.leader_epoch = max(sp.leader_epoch, leader_epoch)  # the epoch its state writes carry
+            return ErrorCode.NONE
+        if self.persister.is_local(group_id, topic_id, index):
+            self.share_partition(group_id, topic, topic_id, index)
+            return ErrorCode.NONE
+        pending = self._loading.get(key)
+        if pending is not None:  # another request is loading it: wait for that
+            return await asyncio.shield(pending)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._loading[key] = fut
+        code = ErrorCode.NONE
+        try:
+            state = await self.persister.read(group_id, topic_id, index, max(leader_epoch, 0))
+            if state is None or state.start_offset < 0:
+                start = self._reset_offset(group_id, partition)
+                epoch = state.state_epoch if state is not None else 0
+                await self.persister.initialize(group_id, topic_id, index, epoch, start)
+                state = ShareState(state_epoch=epoch, leader_epoch=leader_epoch, start_offset=start)
+            current = self.broker.partition(topic, index)
+            if current is None or not current.is_leader or current.leader_epoch != leader_epoch:
+                code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            elif key not in self.partitions:
+                self.share_partition(group_id, topic, topic_id, index, remote_state=state)
+        except PersisterError as e:
+            code = share_partition_error(e.code)
+            log.warning("share group %s: %s-%d cannot load its state from the share coordinator: %s (%s)",
+                        group_id, topic, index, e, code.name)
+        finally:
+            del self._loading[key]
+            fut.set_result(code)
+        return code
+
+    def on_leadership_lost(self, topic: str, index: int) -> None:
+        """This broker stopped leading a topic partition (Kafka's SharePartitionManager listener,
+        onBecomingFollower): its share partitions leave the cache; if leadership comes back they
+        load again from the share coordinator's state."""
+        for key in [k for k, sp in self.partitions.items() if sp.topic == topic and sp.partition == index]:
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, uuid.UUID, int]) -> None:
+        sp = self.partitions.pop(key, None)
+        if sp is not None:
+            sp.close()
+        self._remote.discard(key)
+        self._dirty.discard(key)
+        self._writers.pop(key, None)
 
     def _reset_offset(self, group_id: str, partition: Any) -> int:
         if partition is None:
@@ -211,8 +284,55 @@ class ShareManager:
             self.dead_letters.write(sp.group_id, sp.topic, sp.partition, entries, cause)
 
     def _persist(self, sp: SharePartition) -> None:
-        self.store.replace(sp.group_id, sp.topic_id, sp.partition, sp.state_epoch, sp.leader_epoch, sp.start_offset,
-                           sp.state_batches(), sp.delivery_complete_count())
+        key = (sp.group_id, sp.topic_id, sp.partition)
+        if key not in self._remote and not self.persister.is_local(*key):
+            self._remote.add(key)  # the share coordinator moved to another broker since it loaded
+        if key not in self._remote:
+            self.store.replace(sp.group_id, sp.topic_id, sp.partition, sp.state_epoch, sp.leader_epoch,
+                               sp.start_offset, sp.state_batches(), sp.delivery_complete_count())
+            return
+        # WriteShareGroupState to the share coordinator, in order: one writer per share partition
+        # sends the latest window until nothing changed since its last write.
+        self._dirty.add(key)
+        task = self._writers.get(key)
+        if task is None or task.done():
+            self._writers[key] = asyncio.get_running_loop().create_task(self._write_loop(key, sp))
+
+    async def _write_loop(self, key: tuple[str, uuid.UUID, int], sp: SharePartition) -> ErrorCode:
+        while key in self._dirty and self.partitions.get(key) is sp:
+            self._dirty.discard(key)
+            try:
+                await self.persister.write(sp.group_id, sp.topic_id, sp.partition, sp.state_epoch, sp.leader_epoch,
+                                           sp.start_offset, sp.state_batches(), sp.delivery_complete_count())
+            except PersisterError as e:
+                code = share_partition_error(e.code)
+                # As Kafka's SharePartitionManager after a failed write: the share partition leaves
+                # the cache and is initialized again from the share coordinator's state.
+                log.warning("share group %s: %s-%d state write failed: %s (%s); reloading it", sp.group_id,
+                            sp.topic, sp.partition, e, code.name)
+                if self.partitions.get(key) is sp:
+                    self._forget(key)
+                return code
+        return ErrorCode.NONE
+
+    async def flush(self, group_id: str, keys: list[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], ErrorCode]:
+        """Wait for the state writes of these share partitions; the error of each that failed."""
+        out = {}
+        for topic_id, index in keys:
+            key = (group_id, topic_id, index)
+            if key not in self._remote and key in self.partitions:  # written to the local store: replicated?
+                code = await self.store.wait_replicated(*key)
+                if code != ErrorCode.NONE:
+                    out[(topic_id, index)] = share_partition_error(code)
+                continue
+            task = self._writers.get(key)
+            if task is not None:
+                code = await asyncio.shield(task)
+                if self._writers.get(key) is task and task.done():
+                    del self._writers[key]
+                if code != ErrorCode.NONE:
+                    out[(topic_id, index)] = code
+        return out
 
     def drop_group(self, group_id: str) -> None:
         """The group was deleted: its share partitions and their stored state go."""
@@ -262,4 +382,6 @@ class ShareManager:
     def close(self) -> None:
         for sp in self.partitions.values():
             sp.close()
+        for task in self._writers.values():
+            task.cancel()
         self._wake()

@@ -42,6 +42,9 @@ from protocol.records import Record, build_batch, iter_records
 log = logging.getLogger(__name__)
 
 STATE_TOPIC = "__share_group_state"
+# Kafka's share.coordinator.write.timeout.ms default (kbroker has no such key yet): how long a state
+# write waits for the state partition's in-sync replicas.
+WRITE_TIMEOUT_MS = 5000
 SNAPSHOT_TYPE, UPDATE_TYPE = 0, 1
 
 _I16 = struct.Struct(">h")
@@ -241,23 +244,67 @@ class ShareStateStore:
             count = 0
             for index in sorted(topic.partitions):
                 p = self.broker.partition(STATE_TOPIC, index)
-                if p is None:
-                    continue
-                for header, data in p.log.iter_batches():
-                    if header.is_control:
-                        continue
-                    for record in iter_records(data):
-                        if record.key is None:
-                            continue
-                        try:
-                            self._replay(record.key, record.value, record.offset)
-                        except (ValueError, struct.error) as e:
-                            log.error("skipping undecodable record at %s-%d offset %d: %s", STATE_TOPIC, index,
-                                      record.offset, e)
-                        count += 1
+                if p is not None:
+                    count += self._load_log(p, index)
             if count:
                 log.info("loaded %d records of %s (%d share partitions)", count, STATE_TOPIC, len(self.states))
         self.loaded = True
+
+    def _load_log(self, p: Any, index: int) -> int:
+        count = 0
+        for header, data in p.log.iter_batches():
+            if header.is_control:
+                continue
+            for record in iter_records(data):
+                if record.key is None:
+                    continue
+                try:
+                    self._replay(record.key, record.value, record.offset)
+                except (ValueError, struct.error) as e:
+                    log.error("skipping undecodable record at %s-%d offset %d: %s", STATE_TOPIC, index,
+                              record.offset, e)
+                count += 1
+        return count
+
+    def reload_partition(self, index: int) -> None:
+        """This broker became the leader of ``__share_group_state-<index>`` (Kafka's share coordinator
+        loading a shard on election): the state of its share partitions is read again from the
+        replicated log, which may hold what the previous leader wrote since start-up."""
+        for key in [k for k in self.states if self.partition_for(*k) == index]:
+            del self.states[key]
+            self.snapshot_offsets.pop(key, None)
+        p = self.broker.partition(STATE_TOPIC, index)
+        count = self._load_log(p, index) if p is not None else 0
+        log.info("loaded %d records of %s-%d (now its leader)", count, STATE_TOPIC, index)
+
+    async def wait_replicated(self, group_id: str, topic_id: uuid.UUID, partition: int) -> ErrorCode:
+        """Wait until what was appended for the key is below its state partition's high watermark
+        (Kafka's share coordinator writes with acks=all); NOT_COORDINATOR when leadership moved,
+        COORDINATOR_NOT_AVAILABLE for too few replicas or a timeout (as the group coordinator's
+        writes)."""
+        from kbroker.replication.deadline import Deadline
+
+        topic = self.broker.image.topic(STATE_TOPIC)
+        if topic is None:
+            return ErrorCode.NONE
+        p = self.broker.partition(STATE_TOPIC, self.partition_for(group_id, topic_id, partition))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR
+        deadline = Deadline(WRITE_TIMEOUT_MS, getattr(self.broker, "clock", None))
+        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
+        if code == ErrorCode.NONE:
+            return code
+        if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+    def leads(self, group_id: str, topic_id: uuid.UUID, partition: int) -> bool:
+        """True when this broker is the share coordinator of the key: one broker in the cluster, or
+        the leader of its ``__share_group_state`` partition."""
+        if len(getattr(self.broker.image, "brokers", {}) or {}) < 2 or self.broker.image.topic(STATE_TOPIC) is None:
+            return True
+        p = self.broker.partition(STATE_TOPIC, self.partition_for(group_id, topic_id, partition))
+        return p is not None and p.is_leader
 
     def _replay(self, key: bytes, value: bytes | None, offset: int = -1) -> None:
         kind, group, topic_id, partition = decode_key(key)

@@ -1,0 +1,199 @@
+"""Share groups (KIP-932) on three kbroker processes: the share partition's leader is not the share
+coordinator of its state (the leader of its ``__share_group_state`` partition), so its state is
+read, initialized and written there (Read/Initialize/WriteShareGroupState between brokers). Two
+members of a share group each get records once; their acknowledgements survive a kill -9 and
+restart of the partition leader: whoever leads the partition next delivers only the rest, each
+record once; then a kill -9 of the share coordinator: the next leader of the state partition
+loads what its predecessor wrote, acknowledgements keep being written there and the rest is
+delivered once."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+
+import pytest
+from cluster_fixture import Cluster
+from waiting import wait_until
+from wire import produce
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "share"))
+
+from share_wire import ACCEPT, ShareClient, heartbeat, offsets_of  # noqa: E402
+from test_quorum_processes import create_topic, metadata  # noqa: E402
+
+from protocol.errors import ErrorCode  # noqa: E402
+
+E = ErrorCode
+TOPIC = "queue"
+RECORDS = 20
+FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+
+
+@pytest.fixture
+def fast_cluster(tmp_path):
+    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
+    try:
+        yield c.start()
+    finally:
+        c.kill_all()
+
+
+def _partition(cluster: Cluster, node: int):
+    try:
+        md = metadata(cluster, node)
+    except OSError:
+        return None
+    for t in md.topics:
+        if t.name == TOPIC and t.error_code == E.NONE and t.partitions:
+            return t.topic_id, t.partitions[0]
+    return None
+
+
+def _full_isr_leader(cluster: Cluster, node: int, live: list[int] | None = None):
+    found = _partition(cluster, node)
+    if found is None:
+        return None
+    tid, p = found
+    live = live or cluster.node_ids
+    if p.leader_id in live and set(live) <= set(p.isr_nodes):
+        return tid, p.leader_id
+    return None
+
+
+def _coordinator(cluster: Cluster, node: int, key_type: int, key: str) -> int | None:
+    try:
+        w = cluster.wire(node)
+    except OSError:
+        return None
+    try:
+        resp = w.call(10, 6, key_type=key_type, coordinator_keys=[key])
+    finally:
+        w.close()
+    c = resp.coordinators[0]
+    return c.node_id if c.error_code == E.NONE else None
+
+
+def _kafka_uuid(tid) -> str:
+    return base64.urlsafe_b64encode(tid.bytes).decode().rstrip("=")
+
+
+trace: list = []
+
+
+def _consume(clients: list[ShareClient], tid, want: int, delivered: dict[int, int], counts: list[int]) -> None:
+    """Fetch from each client in turn (3 records at most each time), ACCEPT what it got, until
+    ``want`` records were delivered in all; ``delivered`` maps offset -> how often."""
+    turn = 0
+    trace.clear()
+
+    def step() -> bool:
+        nonlocal turn
+        i = turn % len(clients)
+        c = clients[i]
+        turn += 1
+        resp = c.fetch(tid, max_records=3, max_wait_ms=200)
+        assert resp.error_code == E.NONE, resp
+        got: list[int] = []
+        for t in resp.responses:
+            for p in t.partitions:
+                assert p.error_code in (E.NONE, E.COORDINATOR_NOT_AVAILABLE), p
+                assert offsets_of(p.records)[:1] == [a.first_offset for a in p.acquired_records][:1], p
+                for a in p.acquired_records:
+                    got += range(a.first_offset, a.last_offset + 1)
+                    counts.append(a.delivery_count)
+        trace.append((i, got, [(a.first_offset, a.last_offset, a.delivery_count) for t in resp.responses
+                               for p in t.partitions for a in p.acquired_records]))
+        for o in got:
+            delivered[o] = delivered.get(o, 0) + 1
+        if got:
+            ack = c.ack(tid, [(min(got), max(got), [ACCEPT])])
+            assert ack.error_code == E.NONE, ack
+            codes = [p.error_code for t in ack.responses for p in t.partitions]
+            assert codes == [E.NONE], ack
+        return len(delivered) >= want
+
+    wait_until(step, 60, 0, f"{want} records delivered")
+
+
+def test_share_group_state_on_another_broker_survives_partition_leader_restart(fast_cluster):
+    cluster = fast_cluster
+    nodes = cluster.node_ids
+    wait_until(lambda: create_topic(cluster, nodes[0], TOPIC) in (E.NONE, E.TOPIC_ALREADY_EXISTS), 30, 0.1,
+               "topic creation", cluster.logs)
+    tid, leader = wait_until(lambda: _full_isr_leader(cluster, nodes[0]), 30, 0.05, "a leader with a full ISR",
+                             cluster.logs)
+    # A group whose share coordinator (for this partition) and group coordinator are not the leader.
+    group = share_node = group_node = None
+    for i in range(60):
+        g = f"queue-group-{i}"
+        share_node = wait_until(lambda g=g: _coordinator(cluster, leader, 2, f"{g}:{_kafka_uuid(tid)}:0"), 30, 0.1,
+                                "a share coordinator", cluster.logs)
+        group_node = wait_until(lambda g=g: _coordinator(cluster, leader, 0, g), 30, 0.1, "a group coordinator",
+                                cluster.logs)
+        if len({share_node, group_node, leader}) == 3:
+            group = g
+            break
+    assert group is not None
+
+    gw = cluster.wire(group_node)
+    clients = [ShareClient(cluster.wire(leader), group) for _ in range(2)]
+    for c in clients:
+        # COORDINATOR_NOT_AVAILABLE while the group coordinator loads its partition: a client retries.
+        hb = wait_until(lambda c=c: (r := heartbeat(gw, group, c.member, 0, [TOPIC])).error_code not in (
+            E.COORDINATOR_NOT_AVAILABLE, E.COORDINATOR_LOAD_IN_PROGRESS) and r, 30, 0.1, "a share group join",
+                        cluster.logs)
+        assert hb.error_code == E.NONE, hb
+    # The first fetches initialize the share partition at the end of the log (auto.offset.reset=latest).
+    for c in clients:
+        resp = c.fetch(tid, max_wait_ms=0)
+        assert resp.error_code == E.NONE and all(p.error_code == E.NONE for t in resp.responses
+                                                 for p in t.partitions), resp
+    w = cluster.wire(leader)
+    for _ in range(RECORDS):
+        produce(w, TOPIC, 0, 1)
+    w.close()
+
+    delivered: dict[int, int] = {}
+    counts: list[int] = []
+    _consume(clients, tid, RECORDS // 2, delivered, counts)
+    first = set(delivered)
+    assert all(v == 1 for v in delivered.values()) and set(counts) == {1}, trace
+    for c in clients:
+        c.wire.close()
+
+    cluster.kill(leader)
+    cluster.start_node(leader)
+    tid2, new_leader = wait_until(lambda: _full_isr_leader(cluster, share_node), 60, 0.05,
+                                  "the partition led again with a full ISR", cluster.logs)
+    assert tid2 == tid
+    clients = [ShareClient(cluster.wire(new_leader), group, member=c.member) for c in clients]
+    counts.clear()
+    _consume(clients, tid, RECORDS, delivered, counts)
+    assert sorted(delivered) == list(range(RECORDS))
+    assert all(v == 1 for v in delivered.values()), delivered
+    assert set(counts) == {1}, counts  # nothing acknowledged before the restart came again
+    assert len(first) >= RECORDS // 2
+
+    # The share coordinator goes: the state partition's next leader loads its log.
+    for c in clients:
+        c.wire.close()
+    key = f"{group}:{_kafka_uuid(tid)}:0"
+    share_node = wait_until(lambda: _coordinator(cluster, group_node, 2, key), 30, 0.1, "the share coordinator")
+    cluster.kill(share_node)
+    live = [n for n in nodes if n != share_node]
+    wait_until(lambda: _coordinator(cluster, group_node, 2, key) in live, 60, 0.1, "a new share coordinator",
+               cluster.logs)
+    _tid, leader = wait_until(lambda: _full_isr_leader(cluster, group_node, live), 60, 0.05,
+                              "the partition led by a live node", cluster.logs)
+    w = cluster.wire(leader)
+    for _ in range(RECORDS):
+        produce(w, TOPIC, 0, 1)
+    w.close()
+    clients = [ShareClient(cluster.wire(leader), group, member=c.member) for c in clients]
+    counts.clear()
+    _consume(clients, tid, 2 * RECORDS, delivered, counts)  # every acknowledgement written (asserted there)
+    assert sorted(delivered) == list(range(2 * RECORDS))
+    assert all(v == 1 for v in delivered.values()) and set(counts) == {1}, (delivered, counts)
