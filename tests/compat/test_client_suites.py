@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ROOT / "compat" / "suites"
 
@@ -43,6 +45,8 @@ def _expected_pass(path: Path) -> set[str]:
     return set(data["expected_pass"]) - set(data.get("flaky", {}))
 
 
+# Building the suite from nothing (first run on a machine) takes minutes: more than the default timeout.
+@pytest.mark.timeout(1500)
 def test_librdkafka_suite_slice():
     rdk = _runner("librdkafka_tests")
     assert set(LIBRDKAFKA_SLICE) <= _expected_pass(rdk.EXPECTED), "slice must be expected to pass"
@@ -59,6 +63,8 @@ def test_librdkafka_suite_slice():
     assert ran == set(LIBRDKAFKA_SLICE)
 
 
+# From an empty Go module/build cache, compiling the kgo tests takes longer than the default timeout.
+@pytest.mark.timeout(900)
 def test_franz_kgo_suite_slice():
     kgo = _runner("franz_kgo")
     assert set(KGO_SLICE) <= _expected_pass(kgo.EXPECTED), "slice must be expected to pass"
