@@ -52,7 +52,7 @@ def sh(cmd: list[str] | str, **kw) -> None:
 
 def ensure_suite() -> Path:
     """Fetch (Debian source package) and build librdkafka's test-runner; return its tests dir."""
-    found = sorted(CACHE.glob("librdkafka-*/tests/test-runner"))
+    found = sorted(CACHE.glob("librdkafka-[0-9]*/tests/test-runner"))
     if found:
         return found[-1].parent
     root = os.geteuid() == 0
