@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--write", action="store_true", help="refresh FRANZ-KGO.md (and the kbroker expectations)")
     args = ap.parse_args(argv)
+    if shutil.which("go") is None:
+        print("[kgo] the Go toolchain (go, the version compat/go/go.mod names) is not on PATH; "
+              "see README.md, 'What the test command needs'", file=sys.stderr)
+        return 2
     kinds = ["kbroker", "kafka"] if args.broker == "both" else [args.broker]
     out: dict[str, dict] = {}
     info: dict[str, str] = {}

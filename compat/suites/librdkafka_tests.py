@@ -3,6 +3,7 @@
 
     .venv/bin/python compat/suites/librdkafka_tests.py [--broker kbroker|kafka|both]
                                                        [--bootstrap HOST:PORT] [--tests 0001,0012] [--write]
+                                                       [--build-only]
 
 The suite comes from Debian's source package of librdkafka (the version kcat links, via
 `apt-get source`; when no deb-src entry is configured the script adds one for Debian's main
@@ -51,12 +52,20 @@ def sh(cmd: list[str] | str, **kw) -> None:
 
 def ensure_suite() -> Path:
     """Fetch (Debian source package) and build librdkafka's test-runner; return its tests dir."""
-    found = sorted(CACHE.glob("librdkafka-*/tests/test-runner"))
+    found = sorted(CACHE.glob("librdkafka-[0-9]*/tests/test-runner"))
     if found:
         return found[-1].parent
     root = os.geteuid() == 0
-    if shutil.which("dpkg-source") is None:
-        sh(["apt-get", "install", "-y", "-qq", "dpkg-dev"])
+    # Debian packages the fetch and the build need (scripts/install-test-tools installs them too).
+    need = {"dpkg-source": "dpkg-dev", "make": "make", "gcc": "gcc", "g++": "g++"}
+    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
+    if missing:
+        if not root:
+            raise RuntimeError(f"missing tools to build librdkafka's suite; install the Debian packages: "
+                               f"{' '.join(missing)} (or run scripts/install-test-tools)")
+        log(f"installing {' '.join(missing)}")
+        sh(["apt-get", "update", "-qq"])
+        sh(["apt-get", "install", "-y", "-qq", *missing], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     work = Path(tempfile.mkdtemp(prefix="librdkafka-src-", dir=CACHE if CACHE.exists() else None))
     try:
         res = subprocess.run(["apt-get", "source", "--download-only", "-qq", "librdkafka"], cwd=work,
@@ -79,8 +88,12 @@ def ensure_suite() -> Path:
         shutil.rmtree(work, ignore_errors=True)
     log(f"building librdkafka {version} and its test-runner (a few minutes)")
     jobs = str(os.cpu_count() or 2)
-    sh("./configure --disable-ssl --disable-gssapi --disable-curl --disable-sasl >configure.log 2>&1",
-       cwd=dest)
+    # mklove's ./configure loads every ./configure.* file in its directory as a module: its output must
+    # not go to a configure.<anything> file there (an empty configure.log stops it with "Module log not
+    # found (required by base) and downloads disabled").
+    with open(dest / "kbroker-configure.txt", "wb") as out:
+        sh(["./configure", "--disable-ssl", "--disable-gssapi", "--disable-curl", "--disable-sasl"],
+           cwd=dest, stdout=out, stderr=subprocess.STDOUT)
     sh(["make", f"-j{jobs}", "libs"], cwd=dest, stdout=subprocess.DEVNULL)
     sh(["make", f"-j{jobs}", "build"], cwd=dest / "tests", stdout=subprocess.DEVNULL)
     return dest / "tests"
@@ -124,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests", help="TESTS filter of the test-runner, e.g. 0001,0012")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--build-only", action="store_true", help="fetch and build the suite, run nothing")
     args = ap.parse_args(argv)
     tests_dir = ensure_suite()
+    if args.build_only:
+        log(f"suite ready: {tests_dir / 'test-runner'}")
+        return 0
     kinds = ["kbroker", "kafka"] if args.broker == "both" else [args.broker]
     out: dict[str, dict] = {}
     info: dict[str, str] = {}
