@@ -9,7 +9,7 @@ in the same internal partition, so that a restart or a leadership move neither l
 (outside the narrow window documented) delivers it twice: at-least-once.
 
 The Produce hot path pays nothing for it: the record validation, which reads every header key
-anyway, counts keys starting with ``kbroker-deliver-`` (``protocol.record_walk``); only a batch
+anyway, counts keys starting with ``kbroker-deliver-`` (``kbroker_protocol.record_walk``); only a batch
 with such a key comes here (``ReplicaManager._divert``), after its validation. Progress is a watermark ``(due, offset)``: records are delivered
 in ``(due time, internal offset)`` order, and every record at or below the watermark has been
 delivered. A due time is never before the produce time nor before the last watermark, so records
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
-from protocol.errors import ErrorCode
-from protocol.record_batch import InvalidRecordBatch
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -436,7 +436,7 @@ PRODUCE_VERSION = 9  # by topic name (v13 addresses topics by id)
 
 def produce_request(topic: str, index: int, batch: bytes) -> Any:
     """The Produce (acks=all) a scheduler sends a target partition's leader on another broker."""
-    from protocol.messages.produce import ProduceRequest as Req
+    from kbroker_protocol.messages.produce import ProduceRequest as Req
 
     return Req(transactional_id=None, acks=-1, timeout_ms=30_000, topic_data=[
         Req.TopicProduceData(name=topic, partition_data=[

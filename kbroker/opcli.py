@@ -31,10 +31,10 @@ from typing import IO, Any
 
 from kbroker.console import ops
 from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError, check
-from protocol.compression import Codec
-from protocol.errors import ErrorCode, is_retriable
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.compression import Codec
+from kbroker_protocol.errors import ErrorCode, is_retriable
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 
 COMMANDS = ("topic", "produce", "consume", "group", "completion")
 ENV_BOOTSTRAP = "KBROKER_BOOTSTRAP_SERVER"

@@ -36,12 +36,12 @@ from typing import TextIO
 from kbroker.config import BrokerConfig, parse_properties
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import KRAFT_VERSION, METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
-from protocol.messages.data.kraft_version_record import KRaftVersionRecord
-from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
-from protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
-from protocol.messages.data.voters_record import VotersRecord
-from protocol.record_batch import iter_batch_headers
-from protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
+from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
+from kbroker_protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
+from kbroker_protocol.messages.data.voters_record import VotersRecord
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
 
 META_PROPERTIES = "meta.properties"
 BOOTSTRAP_CHECKPOINT = "bootstrap.checkpoint"

@@ -19,9 +19,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from protocol.exceptions import ProtocolError, UnsupportedVersionError
-from protocol.messages import REQUESTS, RESPONSES, RequestHeader, ResponseHeader
-from protocol.primitives import DECODE_ERRORS, Writer, as_view, decode_guard
+from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
+from kbroker_protocol.messages import REQUESTS, RESPONSES, RequestHeader, ResponseHeader
+from kbroker_protocol.primitives import DECODE_ERRORS, Writer, as_view, decode_guard
 
 __all__ = [
     "decode_request",

@@ -4,7 +4,7 @@
 records section of a magic-2 batch). Every decoder is bounded: it never produces, and never
 allocates, more than ``max_size`` bytes of output however small the input, so a "decompression bomb"
 raises :class:`DecompressedSizeExceeded` instead of exhausting memory. Malformed input raises
-:class:`CorruptCompressedData`. Both subclass :class:`protocol.record_batch.InvalidRecordBatch`, so
+:class:`CorruptCompressedData`. Both subclass :class:`kbroker_protocol.record_batch.InvalidRecordBatch`, so
 callers that decode records catch a single exception type.
 
 What the clients write, and what we write back:
@@ -45,7 +45,7 @@ import cramjam
 import lz4.frame
 import zstandard
 
-from protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.record_batch import InvalidRecordBatch
 
 __all__ = [
     "Codec",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 
-from protocol.exceptions import FrameTooLargeError
+from kbroker_protocol.exceptions import FrameTooLargeError
 
 __all__ = ["FrameDecoder", "FrameTooLargeError", "encode_frame", "size_prefix"]
 

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from protocol.exceptions import ProtocolError
+from kbroker_protocol.exceptions import ProtocolError
 
 SPEC_SUBDIRS = ("message", "group-coordinator", "transaction-coordinator", "metadata", "raft")
 

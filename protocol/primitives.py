@@ -20,7 +20,7 @@ import struct
 import uuid
 from typing import Any
 
-from protocol.exceptions import ProtocolError
+from kbroker_protocol.exceptions import ProtocolError
 
 __all__ = [
     "Reader",
@@ -641,7 +641,7 @@ class Message:
     @classmethod
     def _check_version(cls, version: int, table: tuple) -> Any:
         if not (cls.MIN_VERSION <= version <= cls.MAX_VERSION) or table[version] is None:
-            from protocol.exceptions import UnsupportedVersionError
+            from kbroker_protocol.exceptions import UnsupportedVersionError
 
             raise UnsupportedVersionError(
                 -1 if cls.API_KEY is None else cls.API_KEY,

@@ -38,7 +38,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from protocol.compression import (
+from kbroker_protocol.compression import (
     Codec,
     CorruptCompressedData,
     DecompressedSizeExceeded,
@@ -46,8 +46,8 @@ from protocol.compression import (
     decompress,
     decompress_chunks,
 )
-from protocol.errors import ErrorCode
-from protocol.record_batch import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import (
     CRC_OFFSET,
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -57,7 +57,7 @@ from protocol.record_batch import (
     InvalidRecord,
     compute_crc,
 )
-from protocol.record_walk import _MASK32, _varint_slow, read_record, walk, walk_plain
+from kbroker_protocol.record_walk import _MASK32, _varint_slow, read_record, walk, walk_plain
 
 __all__ = ["Outcome", "Policy", "OverBudget", "validate_records", "work_estimate"]
 

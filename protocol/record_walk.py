@@ -4,7 +4,7 @@ The broker stores produced batches as received, but first checks, as Kafka's ``L
 through ``DefaultRecord.readFrom``, that the records section really holds the records the header
 declares: every record's length, attributes, timestamp delta, offset delta, key, value and headers
 parse and end exactly where the record's length says, the count matches, and nothing is left over.
-Any defect raises :class:`protocol.record_batch.InvalidRecord` (INVALID_RECORD, Kafka's
+Any defect raises :class:`kbroker_protocol.record_batch.InvalidRecord` (INVALID_RECORD, Kafka's
 ``InvalidRecordException``).
 
 :func:`walk` is the hot path (every uncompressed Produce batch goes through it), so it reads
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from protocol.record_batch import InvalidRecord
+from kbroker_protocol.record_batch import InvalidRecord
 
 # kbroker's delayed delivery (kbroker/delayed.py): a header key starting with this prefix is
 # counted here, where the walk reads header keys anyway, so that checking a batch for it costs a

@@ -1,8 +1,8 @@
 """Records inside a magic-2 record batch: decode (when the broker must look inside) and build.
 
-The broker normally stores and serves batches as opaque bytes (see :mod:`protocol.record_batch`).
+The broker normally stores and serves batches as opaque bytes (see :mod:`kbroker_protocol.record_batch`).
 It looks inside only for compaction, transaction markers, timestamps and validation. Decoding here
-is hostile-input safe: any defect raises :class:`protocol.record_batch.InvalidRecordBatch` (never
+is hostile-input safe: any defect raises :class:`kbroker_protocol.record_batch.InvalidRecordBatch` (never
 another exception; its ``error_code`` is the answer Kafka gives: CORRUPT_MESSAGE for a bad
 length, CRC or compressed payload, and the subclass ``InvalidRecord`` with INVALID_RECORD for a
 malformed record or a wrong record count), nothing is preallocated from a length or count found in the input, and a
@@ -37,9 +37,9 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from protocol.compression import Codec, compress, decompress
-from protocol.errors import ErrorCode
-from protocol.record_batch import (
+from kbroker_protocol.compression import Codec, compress, decompress
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import (
     ATTRIBUTES_OFFSET,
     COMPRESSION_MASK,
     CONTROL_MASK,

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kbroker.log import LogConfig, PartitionLog  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 
 def run(directory: Path, batch: bytes, count: int) -> tuple[float, float]:

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 
 READY = re.compile(r"kbroker ready: node \d+ listening on PLAINTEXT://([^:\s]+):(\d+)")
 

@@ -179,7 +179,7 @@ class KBroker(Broker):
         for k, v in overrides.items():
             cmd += ["--override", f"{k}={v}"]
         self.log_file = self.workdir / "kbroker.log"
-        env = dict(os.environ, PYTHONPATH=str(src))
+        env = dict(os.environ, PYTHONPATH=_tree_pythonpath(src))
         out = open(self.log_file, "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=src, env=env,
@@ -251,3 +251,9 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tree_pythonpath(tree):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tree_path import tree_pythonpath
+    return tree_pythonpath(tree)

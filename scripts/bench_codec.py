@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka.protocol.consumer import FetchResponse as KpFetch  # noqa: E402
 from kafka.protocol.producer import ProduceRequest as KpProduce  # noqa: E402
 
-from protocol.api import decode_request, decode_response, encode_request, encode_response  # noqa: E402
-from protocol.messages import RequestHeader  # noqa: E402
-from protocol.messages.fetch import FetchResponse  # noqa: E402
-from protocol.messages.produce import ProduceRequest  # noqa: E402
-from protocol.primitives import Writer  # noqa: E402
+from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response  # noqa: E402
+from kbroker_protocol.messages import RequestHeader  # noqa: E402
+from kbroker_protocol.messages.fetch import FetchResponse  # noqa: E402
+from kbroker_protocol.messages.produce import ProduceRequest  # noqa: E402
+from kbroker_protocol.primitives import Writer  # noqa: E402
 
 TOPICS = 5
 PARTITIONS = 20

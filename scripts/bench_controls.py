@@ -43,7 +43,7 @@ def bench_reset(topics: int, groups: int, resets: int) -> list[tuple[float, floa
     from wire import Wire, create_topic, produce
 
     from kbroker.testing import BrokerThread
-    from protocol.messages import REQUESTS
+    from kbroker_protocol.messages import REQUESTS
 
     out = []
     with BrokerThread() as broker:
@@ -221,8 +221,8 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
 
     from kbroker.server import connection
     from kbroker.testing import EmbeddedBroker
-    from protocol.api import encode_request
-    from protocol.messages import REQUESTS, RequestHeader
+    from kbroker_protocol.api import encode_request
+    from kbroker_protocol.messages import REQUESTS, RequestHeader
 
     src = textwrap.dedent(inspect.getsource(connection.KafkaConnection._handle_frame))
     lines = src.splitlines()
@@ -285,9 +285,9 @@ def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]
 
     from kbroker.server import connection
     from kbroker.testing import EmbeddedBroker
-    from protocol.api import encode_request
-    from protocol.messages import REQUESTS, RequestHeader
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.api import encode_request
+    from kbroker_protocol.messages import REQUESTS, RequestHeader
+    from kbroker_protocol.records import Record, build_batch
 
     P = REQUESTS[0]
     batch = build_batch([Record(key=None, value=b"v" * 100, timestamp=1_700_000_000_000)])

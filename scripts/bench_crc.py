@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol.compression import Codec  # noqa: E402
-from protocol.record_batch import CRC_COVERED_FROM, iter_batch_headers  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.compression import Codec  # noqa: E402
+from kbroker_protocol.record_batch import CRC_COVERED_FROM, iter_batch_headers  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 TARGET = 1 << 20
 

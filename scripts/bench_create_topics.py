@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from wire import Wire  # noqa: E402
 
-from protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """What delayed delivery (kbroker/delayed.py) adds to the Produce hot path.
 
-A delay header is noticed where the record validation (``protocol.record_validation``) already
-reads header keys (``protocol.record_walk._skip_headers``): a batch without headers pays nothing
+A delay header is noticed where the record validation (``kbroker_protocol.record_validation``) already
+reads header keys (``kbroker_protocol.record_walk._skip_headers``): a batch without headers pays nothing
 more, one with headers a 16-byte comparison per header key of 16 bytes or more. This measures the
 inline validation of the same batches in two source trees (this one, and e.g. main before the
 change: ``--tree``). Process CPU time per batch, best of N rounds; 1 KiB records without headers
@@ -26,11 +26,11 @@ def main() -> None:
     parser.add_argument("--tree", default=os.path.join(os.path.dirname(__file__), ".."))
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.tree))
-    import protocol
-    from protocol.record_batch import parse_header
-    from protocol.record_validation import Policy, validate_records
-    from protocol.records import Record, build_batch
-    print(f"tree: {os.path.dirname(os.path.dirname(protocol.__file__))}")
+    import kbroker_protocol
+    from kbroker_protocol.record_batch import parse_header
+    from kbroker_protocol.record_validation import Policy, validate_records
+    from kbroker_protocol.records import Record, build_batch
+    print(f"tree: {os.path.dirname(os.path.dirname(kbroker_protocol.__file__))}")
     policy = Policy(topic_partition="bench-0", now_ms=1_700_000_000_000, max_message_bytes=1 << 30,
                     before_max_ms=2**62, after_max_ms=2**62, max_decompressed=1 << 30)
     print(f"{'batch':<36}{'validation us':>14}")

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kbroker.cluster import ClusterLayout, start_node, wait_ready  # noqa: E402
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import RequestHeader  # noqa: E402
-from protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
-from protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import RequestHeader  # noqa: E402
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
 
 
 def call(address: str, request, version: int, timeout: float = 5.0):

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kbroker.log import LogConfig, PartitionLog  # noqa: E402
 from kbroker.log.fd_budget import BUDGET  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 
 def run(partitions: int, appends: int, budget: int) -> float:

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 
 
 def free_port() -> int:

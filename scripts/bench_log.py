@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kbroker.log import LogConfig, PartitionLog, prealloc  # noqa: E402
-from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header  # noqa: E402
+from kbroker_protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header  # noqa: E402
 
 CHUNK = 1024 * 1024
 

@@ -130,9 +130,9 @@ def broker_cpu_per_request(port: int, pid: int, topic: str, requests: int, windo
     import struct
 
     sys.path.insert(0, str(ROOT))
-    from protocol.api import decode_response, encode_request
-    from protocol.messages import REQUESTS, RequestHeader
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.api import decode_response, encode_request
+    from kbroker_protocol.messages import REQUESTS, RequestHeader
+    from kbroker_protocol.records import Record, build_batch
 
     sock = socket.create_connection(("127.0.0.1", port), timeout=60)
     reader = sock.makefile("rb")

@@ -71,6 +71,12 @@ def summarize(path: Path, top: int = 15) -> dict:
     return {"samples": total, "self": pct(self_c), "inclusive": incl}
 
 
+def _tree_pythonpath(tree):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tree_path import tree_pythonpath
+    return tree_pythonpath(tree)
+
+
 if __name__ == "__main__":
     s = summarize(Path(sys.argv[1]))
     print(f"{s['samples']} samples")
@@ -86,7 +92,7 @@ def import_profile(python: str, src: Path, module: str = "kbroker.broker", top: 
     import os
     import time
 
-    env = dict(os.environ, PYTHONPATH=str(src))
+    env = dict(os.environ, PYTHONPATH=_tree_pythonpath(src))
     t0 = time.monotonic()
     res = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
                          text=True, cwd=src, env=env)
@@ -100,8 +106,8 @@ def import_profile(python: str, src: Path, module: str = "kbroker.broker", top: 
     total = sum(v for _, v in mods) or 1
 
     def group(name: str) -> str:
-        if name.startswith("protocol.messages"):
-            return "protocol.messages.* (generated codec, every API)"
+        if name.startswith("kbroker_protocol.messages"):
+            return "kbroker_protocol.messages.* (generated codec, every API)"
         if name.startswith("protocol"):
             return "protocol (other)"
         if name.startswith("kbroker"):
@@ -113,7 +119,7 @@ def import_profile(python: str, src: Path, module: str = "kbroker.broker", top: 
     groups: Counter[str] = Counter()
     for name, v in mods:
         groups[group(name)] += v
-    n_messages = sum(1 for name, _ in mods if name.startswith("protocol.messages."))
+    n_messages = sum(1 for name, _ in mods if name.startswith("kbroker_protocol.messages."))
     return {"process_wall_s": wall, "import_self_s": total / 1e6, "modules": len(mods),
             "message_modules": n_messages,
             "groups": [(k, v / 1e6, 100.0 * v / total) for k, v in groups.most_common()],

@@ -36,15 +36,15 @@ sys.path.insert(0, str(ROOT))
 from bench_broker import cpu_model, free_port, metadata_ok  # noqa: E402
 from bench_metrics import broker_cpu_per_request  # noqa: E402
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 
 
 def start(tree: Path, data_dir: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
            "--override", f"log.dirs={data_dir}", "--override", "kbroker.http.listeners=",
            "--log-level", "WARNING"]
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=_tree_pythonpath(tree))
     proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=sys.stderr, env=env)
     deadline = time.monotonic() + 120
     while not metadata_ok(port):
@@ -135,6 +135,12 @@ def main() -> None:
     print(f"in-process: quota checks with none set {checks:.0f} ns/request; with quotas set, recording a Produce "
           f"{produce:.0f} ns, a Fetch {fetch:.0f} ns")
     print(f"load average at end: {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
+
+
+def _tree_pythonpath(tree):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tree_path import tree_pythonpath
+    return tree_pythonpath(tree)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ from bench_leader_failover import _full_isr_leader, _wait  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 
 class Connection:

@@ -250,7 +250,7 @@ def imports_md(res: dict) -> str:
         return ""
     st = res.get("startup", {}).get("kbroker", {}).get("seconds")
     lines = [f"#### startup: `python -X importtime -c 'import kbroker.broker'` ({imp['modules']} modules, "
-             f"{imp['message_modules']} of them generated `protocol.messages.*`; import self time "
+             f"{imp['message_modules']} of them generated `kbroker_protocol.messages.*`; import self time "
              f"{imp['import_self_s']:.3f} s, process {imp['process_wall_s']:.3f} s"
              + (f"; measured startup to first Metadata {st:.3f} s" if st else "") + ")\n",
              "| group | s | % of import time |", "|---|---:|---:|"]

@@ -24,7 +24,7 @@ from share_wire import ACCEPT, ShareClient, topic_id  # noqa: E402
 from wire import Wire, create_topic, produce  # noqa: E402
 
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
 
 
 def main() -> int:

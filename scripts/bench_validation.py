@@ -4,7 +4,7 @@ other clients.
 
 Three parts (figures in scripts/README.md, "Produce validation"):
 
-``walk``    CPU per record of ``protocol.record_walk.walk_plain`` (what every uncompressed Produce
+``walk``    CPU per record of ``kbroker_protocol.record_walk.walk_plain`` (what every uncompressed Produce
             batch now costs inline) and of the general ``walk``, against the header+CRC check every batch already had, on 64 KB
             batches of 1 KiB records and on batches of tiny records. Process CPU time, best of 5.
 
@@ -41,11 +41,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.compression import Codec, compress  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header, validate_batch  # noqa: E402
-from protocol.records import Record, _write_varint, build_batch  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.compression import Codec, compress  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header, validate_batch  # noqa: E402
+from kbroker_protocol.records import Record, _write_varint, build_batch  # noqa: E402
 
 NOW = int(time.time() * 1000)
 P = REQUESTS[0]
@@ -79,7 +79,7 @@ def tiny_batch(n: int, codec: int = Codec.ZSTD, keys: int = 1) -> bytes:
 
 
 def cmd_walk(_args) -> None:
-    from protocol.record_walk import walk, walk_plain
+    from kbroker_protocol.record_walk import walk, walk_plain
 
     def best(fn, reps: int) -> float:
         times = []
@@ -138,7 +138,7 @@ async def _measure(work) -> tuple[float, float, int, object]:
 
 def cmd_pool(args) -> None:
     from kbroker.replication.validation import ValidationPool
-    from protocol.record_validation import Policy, validate_records
+    from kbroker_protocol.record_validation import Policy, validate_records
 
     batch = tiny_batch(args.records)
     header = parse_header(batch)
@@ -253,7 +253,7 @@ def cmd_broker(args) -> None:
     tree = Path(args.tree).resolve() if args.tree else ROOT
     port = _free_port()
     data = tempfile.mkdtemp(prefix="bench-validation-")
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=_tree_pythonpath(tree))
     proc = subprocess.Popen([sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                              "--override", f"log.dirs={data}", "--log-level", "WARNING"], cwd=tree, env=env,
                             stdout=subprocess.DEVNULL)
@@ -329,6 +329,12 @@ def main() -> None:
                    help="also send a request of this many records to topics with max.message.bytes 20 MB")
     args = ap.parse_args()
     {"walk": cmd_walk, "pool": cmd_pool, "broker": cmd_broker}[args.cmd](args)
+
+
+def _tree_pythonpath(tree):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tree_path import tree_pythonpath
+    return tree_pythonpath(tree)
 
 
 if __name__ == "__main__":

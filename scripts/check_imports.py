@@ -5,7 +5,7 @@ Usage::
 
     .venv/bin/python scripts/check_imports.py [--include-type-only] [--quiet]
 
-Layers, bottom up (issue 14's target): ``protocol`` → ``kbroker.log`` → ``kbroker.metadata``
+Layers, bottom up (issue 14's target): ``kbroker_protocol`` (the ``protocol/`` folder) → ``kbroker.log`` → ``kbroker.metadata``
 (and today's ``kbroker.controller``) → ``kbroker.replication`` → ``kbroker.coordinator`` →
 ``kbroker.api`` → ``kbroker.server`` → everything else in ``kbroker`` (the composition root, CLI,
 testing). ``kbroker.raft`` sits beside ``kbroker.metadata``. Imports inside ``if TYPE_CHECKING:``
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
-    ("protocol",),
+    ("kbroker_protocol",),
     ("kbroker.log",),
     ("kbroker.metadata", "kbroker.controller", "kbroker.raft"),
     ("kbroker.replication",),
@@ -51,6 +51,8 @@ def module_name(path: Path) -> str:
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] == "protocol":  # the protocol/ folder installs as kbroker_protocol (setup.py)
+        parts[0] = "kbroker_protocol"
     return ".".join(parts)
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from protocol.api import decode_response, encode_request  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
+from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
 
 VERSION = 4
 

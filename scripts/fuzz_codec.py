@@ -23,16 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import protocol.messages as messages  # noqa: E402
-from protocol.api import (  # noqa: E402
+import kbroker_protocol.messages as messages  # noqa: E402
+from kbroker_protocol.api import (  # noqa: E402
     decode_request,
     decode_response,
     request_header_version,
     response_header_version,
 )
-from protocol.exceptions import ProtocolError  # noqa: E402
-from protocol.interpreter import Schema, load_specs, random_value  # noqa: E402
-from protocol.mutation import mutate  # noqa: E402
+from kbroker_protocol.exceptions import ProtocolError  # noqa: E402
+from kbroker_protocol.interpreter import Schema, load_specs, random_value  # noqa: E402
+from kbroker_protocol.mutation import mutate  # noqa: E402
 
 
 def main() -> int:

@@ -33,8 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kbroker.testing.sequence_fuzz import SequenceFuzzer  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import API_NAMES  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import API_NAMES  # noqa: E402
 
 READY = re.compile(rb"kbroker ready: node \d+ listening on PLAINTEXT://([^:\s]+):(\d+)")
 BROKER_CONFIG = {

@@ -43,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from protocol.interpreter import strip_json_comments  # noqa: E402
+from kbroker_protocol.interpreter import strip_json_comments  # noqa: E402
 
 DEFAULT_OUT = REPO / "protocol" / "messages"
 DEFAULT_SPEC = REPO.parent / "shared" / "kafka-spec"
@@ -892,7 +892,7 @@ class ModuleEmitter:
             "",
             "import struct",
             "",
-            "from protocol import primitives as _p",
+            "from kbroker_protocol import primitives as _p",
             "",
             "_new = object.__new__",
         ]
@@ -996,7 +996,7 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "",
         "One module per request/response pair (``produce.py``: ``ProduceRequest``, ``ProduceResponse``),",
         "plus ``request_header.py`` and ``response_header.py``.  Every class (see",
-        "``protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field",
+        "``kbroker_protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field",
         "to the spec default, snake_case attributes plus ``unknown_tagged_fields`` (``(tag, bytes)``",
         "pairs), ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION``, ``FLEXIBLE_MIN_VERSION``, nested struct",
         "classes named by the spec's struct types, ``encode(version)``, ``encode_into(writer, version)``,",
@@ -1111,7 +1111,7 @@ def render_sub_init(pkg: str, mods: dict[str, list[MessageSpec]]) -> str:
     by_kind: dict[str, dict[int, str]] = {}
     names = []
     for mod, msgs in sorted(mods.items()):
-        lines.append(f"from protocol.messages.{pkg}.{mod} import {', '.join(m.name for m in msgs)}")
+        lines.append(f"from kbroker_protocol.messages.{pkg}.{mod} import {', '.join(m.name for m in msgs)}")
         for m in msgs:
             names.append(m.name)
             if m.api_key is not None:

@@ -34,8 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests" / "integrat
 import reference_kafka  # noqa: E402
 from wire import Wire  # noqa: E402
 
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
 
 SECRET = "probe-secret"
 USERS = ("alice", "bob", "carol")

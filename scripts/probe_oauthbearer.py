@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests" / "integrat
 import reference_kafka  # noqa: E402
 from wire import Wire  # noqa: E402
 
-from protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
 
 SETTINGS = {
     "sasl.enabled.mechanisms": "OAUTHBEARER",

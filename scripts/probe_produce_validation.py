@@ -25,9 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration"), str(ROOT / "test
 import hostile_batches as hb  # noqa: E402
 from wire import Wire, create_topic  # noqa: E402
 
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 
 def produce(wire: Wire, topic: str, batch: bytes, version: int = 9):
@@ -96,7 +96,7 @@ def main() -> None:
     repeated[61 + 1 + repeated[61] // 2 + 3] = 0  # the second record's offset delta: 0
     extra = {"lz4 zeroed after 10 bytes": hb.fix_crc(zeroed), "offset deltas 0, 0": hb.fix_crc(repeated),
              "lz4 offset deltas 0, 0": hb.with_payload(build_batch(records), 3, __import__(
-                 "protocol.compression", fromlist=["compress"]).compress(3, bytes(repeated[61:])))}
+                 "kbroker_protocol.compression", fromlist=["compress"]).compress(3, bytes(repeated[61:])))}
     for name, batch in {**cases, **extra}.items():
         before = end_offset(wire, gz)
         part = produce(wire, gz, batch)

@@ -44,11 +44,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol.api import decode_request, encode_response  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.exceptions import UnsupportedVersionError  # noqa: E402
-from protocol.messages import REQUESTS, RESPONSES  # noqa: E402
-from protocol.record_batch import iter_batch_headers, patch_base_offset  # noqa: E402
+from kbroker_protocol.api import decode_request, encode_response  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.exceptions import UnsupportedVersionError  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RESPONSES  # noqa: E402
+from kbroker_protocol.record_batch import iter_batch_headers, patch_base_offset  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "protocol" / "golden"
 NODE_ID = 0
@@ -687,7 +687,7 @@ def record_java() -> list[Path]:
     import subprocess
     import tempfile
 
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.records import Record, build_batch
 
     libs = ROOT / ".cache" / f"kafka-{os.environ.get('REFERENCE_KAFKA_VERSION', '4.4.0')}" / "libs"
     if not libs.is_dir():

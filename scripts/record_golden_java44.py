@@ -33,7 +33,7 @@ from java_harness import ensure_java_harness  # noqa: E402
 
 from kbroker.server import connection  # noqa: E402
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.api import decode_request  # noqa: E402
+from kbroker_protocol.api import decode_request  # noqa: E402
 
 OUT = ROOT / "tests" / "protocol" / "golden" / "java-4.4"
 

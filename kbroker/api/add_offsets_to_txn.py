@@ -11,8 +11,8 @@ from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TRANSACTIONAL_ID, WRITE
-from protocol.errors import ErrorCode
-from protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
 
 
 @api(25, 0, 4)

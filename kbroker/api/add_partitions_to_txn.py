@@ -15,8 +15,8 @@ from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.add_partitions_to_txn import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
     AddPartitionsToTxnResponse,
     AddPartitionsToTxnTopicResult,

@@ -24,9 +24,9 @@ from kbroker.controller.client import ALTER_CLIENT_QUOTAS, controller_operation
 from kbroker.controller.image import quota_entity
 from kbroker.security.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, IP_KEYS, USER, USER_CLIENT_KEYS
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.alter_client_quotas import AlterClientQuotasResponse
-from protocol.messages.metadata_records import ClientQuotaRecord
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasResponse
+from kbroker_protocol.messages.metadata_records import ClientQuotaRecord
 
 EntryData = AlterClientQuotasResponse.EntryData
 _LIMITS = {"SHORT": (2**15 - 1, "a SHORT"), "INT": (2**31 - 1, "an INT"), "LONG": (2**63 - 1, "a LONG")}

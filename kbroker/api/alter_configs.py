@@ -27,9 +27,9 @@ from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listene
 from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
-from protocol.errors import ErrorCode
-from protocol.messages.alter_configs import AlterConfigsResponse
-from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_configs import AlterConfigsResponse
+from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 

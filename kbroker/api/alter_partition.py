@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition import AlterPartitionResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
 
 
 @api(56, 2, 3, listeners=(CONTROLLER_LISTENER,))

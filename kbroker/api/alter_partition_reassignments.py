@@ -35,8 +35,8 @@ from kbroker.controller.client import Requester, controller_active, controller_o
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
 
 ALTER_PARTITION_REASSIGNMENTS = 45
 

@@ -22,8 +22,8 @@ import os
 from kbroker.api.registry import api
 from kbroker.log.log_manager import LogDirOfflineError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsResponse
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,12 @@ from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, controller_operation
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
-from protocol.errors import ErrorCode
-from protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsResponse
-from protocol.messages.metadata_records import RemoveUserScramCredentialRecord, UserScramCredentialRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsResponse
+from kbroker_protocol.messages.metadata_records import (
+    RemoveUserScramCredentialRecord,
+    UserScramCredentialRecord,
+)
 
 Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
 _DUPLICATE = "A user credential cannot be altered twice in the same request"

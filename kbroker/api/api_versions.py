@@ -23,8 +23,8 @@ import re
 
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
-from protocol.errors import ErrorCode
-from protocol.messages.api_versions import ApiVersionsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.api_versions import ApiVersionsResponse
 
 # Minimums advertised below what is served, for clients that gate features on them.
 ADVERTISED_MIN = {0: 0}

@@ -9,7 +9,7 @@ from typing import Any
 
 from kbroker.api.error_response import BUILDERS
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, GROUP, READ, TOPIC, authorized
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 
 class _Subject:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
-from protocol.errors import ErrorCode
-from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
 
 
 @api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))

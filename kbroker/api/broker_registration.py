@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
-from protocol.errors import ErrorCode
-from protocol.messages.broker_registration import BrokerRegistrationResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
 
 
 @api(62, 0, 4, listeners=(CONTROLLER_LISTENER,))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_describe import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_describe import (
     Assignment,
     ConsumerGroupDescribeResponse,
     TopicPartitions,

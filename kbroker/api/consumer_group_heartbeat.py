@@ -13,8 +13,8 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
 
 
 @api(68, 0, 1)

@@ -23,9 +23,9 @@ from typing import Any
 
 from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.raft.wire import METADATA_TOPIC
-from protocol.errors import ErrorCode
-from protocol.messages.describe_cluster import DescribeClusterResponse
-from protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
 
 Broker = Any  # kbroker.broker.Broker (not imported: the API layer stays below the broker)
 

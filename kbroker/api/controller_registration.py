@@ -30,13 +30,13 @@ from kbroker.controller.client import UNREGISTER_CONTROLLER, controller_operatio
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.controller.quorum import ControllerError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.controller_registration import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationRequest,
     ControllerRegistrationResponse,
 )
-from protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
-from protocol.messages.unregister_controller import UnregisterControllerResponse
+from kbroker_protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
+from kbroker_protocol.messages.unregister_controller import UnregisterControllerResponse
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_ACLS, controller_operation
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
-from protocol.errors import ErrorCode
-from protocol.messages.create_acls import CreateAclsResponse
-from protocol.messages.metadata_records import AccessControlEntryRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_acls import CreateAclsResponse
+from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
 
 Result = CreateAclsResponse.AclCreationResult
 

@@ -33,8 +33,8 @@ from kbroker.security.quotas import (
     ThrottlingQuotaExceeded,
     mutation_quota_for,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.create_partitions import CreatePartitionsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
 
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
 

@@ -43,8 +43,8 @@ from kbroker.security.quotas import (
     ThrottlingQuotaExceeded,
     mutation_quota_for,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.create_topics import CreateTopicsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_topics import CreateTopicsResponse
 
 Result = CreateTopicsResponse.CreatableTopicResult
 _log = logging.getLogger(__name__)

@@ -55,12 +55,12 @@ from kbroker.security.tokens import (
     now_ms,
     split_principal,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.create_delegation_token import CreateDelegationTokenResponse
-from protocol.messages.describe_delegation_token import DescribeDelegationTokenResponse
-from protocol.messages.expire_delegation_token import ExpireDelegationTokenResponse
-from protocol.messages.metadata_records import RemoveDelegationTokenRecord
-from protocol.messages.renew_delegation_token import RenewDelegationTokenResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_delegation_token import CreateDelegationTokenResponse
+from kbroker_protocol.messages.describe_delegation_token import DescribeDelegationTokenResponse
+from kbroker_protocol.messages.expire_delegation_token import ExpireDelegationTokenResponse
+from kbroker_protocol.messages.metadata_records import RemoveDelegationTokenRecord
+from kbroker_protocol.messages.renew_delegation_token import RenewDelegationTokenResponse
 
 log = logging.getLogger(__name__)
 

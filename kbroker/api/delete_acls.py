@@ -13,9 +13,9 @@ from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_ACLS, controller_operation
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.delete_acls import DeleteAclsResponse
-from protocol.messages.metadata_records import RemoveAccessControlEntryRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.delete_acls import DeleteAclsResponse
+from kbroker_protocol.messages.metadata_records import RemoveAccessControlEntryRecord
 
 FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
 Matching = FilterResult.DeleteAclsMatchingAcl

@@ -13,8 +13,8 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DELETE, GROUP, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.delete_groups import DeleteGroupsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.delete_groups import DeleteGroupsResponse
 
 
 @api(42, 0, 3)

@@ -18,8 +18,8 @@ from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import DELETE, TOPIC, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.delete_records import DeleteRecordsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.delete_records import DeleteRecordsResponse
 
 log = logging.getLogger(__name__)
 

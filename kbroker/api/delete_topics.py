@@ -24,8 +24,8 @@ from kbroker.security.quotas import (
     ThrottlingQuotaExceeded,
     mutation_quota_for,
 )
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.delete_topics import DeleteTopicsResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
 ZERO_UUID = uuid.UUID(int=0)

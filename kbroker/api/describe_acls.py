@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, AclFilter, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.describe_acls import DescribeAclsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_acls import DescribeAclsResponse
 
 Resource = DescribeAclsResponse.DescribeAclsResource
 Description = Resource.AclDescription

@@ -14,8 +14,8 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
-from protocol.errors import ErrorCode
-from protocol.messages.describe_client_quotas import DescribeClientQuotasResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_client_quotas import DescribeClientQuotasResponse
 
 EntryData = DescribeClientQuotasResponse.EntryData
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2

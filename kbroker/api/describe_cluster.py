@@ -12,8 +12,8 @@ from __future__ import annotations
 from kbroker.api.metadata import CLUSTER_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, authorized_operations
-from protocol.errors import ErrorCode
-from protocol.messages.describe_cluster import DescribeClusterResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
 
 Broker = DescribeClusterResponse.DescribeClusterBroker
 

@@ -13,8 +13,8 @@ from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
 from kbroker.security.acls import DESCRIBE_CONFIGS
-from protocol.errors import ErrorCode
-from protocol.messages.describe_configs import DescribeConfigsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_configs import DescribeConfigsResponse
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4

@@ -17,10 +17,10 @@ from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
-from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
-from protocol.messages.describe_groups import DescribeGroupsResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+from kbroker_protocol.messages.describe_groups import DescribeGroupsResponse
 
 G = DescribeGroupsResponse.DescribedGroup
 _VERSION = struct.Struct(">h")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import METADATA_TOPIC
-from protocol.errors import ErrorCode
-from protocol.messages.describe_log_dirs import DescribeLogDirsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsResponse
 
 Result = DescribeLogDirsResponse.DescribeLogDirsResult
 TopicOut = Result.DescribeLogDirsTopic

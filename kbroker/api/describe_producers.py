@@ -7,8 +7,8 @@ sequence, last timestamp, coordinator epoch and the first offset of the open tra
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
-from protocol.messages.describe_producers import DescribeProducersResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_producers import DescribeProducersResponse
 
 TopicResp = DescribeProducersResponse.TopicResponse
 PartResp = TopicResp.PartitionResponse

@@ -23,8 +23,8 @@ from kbroker.api.registry import api
 from kbroker.controller.quorum import ControllerError, validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
-from protocol.errors import ErrorCode
-from protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
 
 Response = DescribeTopicPartitionsResponse
 TopicOut = Response.DescribeTopicPartitionsResponseTopic

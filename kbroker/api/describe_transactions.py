@@ -8,8 +8,8 @@ one (as Kafka's TransactionCoordinator).
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
-from protocol.messages.describe_transactions import DescribeTransactionsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_transactions import DescribeTransactionsResponse
 
 State = DescribeTransactionsResponse.TransactionState
 TopicData = State.TopicData

@@ -10,8 +10,8 @@ from __future__ import annotations
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsResponse
 
 Result = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
 Info = Result.CredentialInfo

@@ -24,8 +24,8 @@ from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, controller_operation
 from kbroker.controller.image import NO_LEADER
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.elect_leaders import ElectLeadersResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.elect_leaders import ElectLeadersResponse
 
 TopicOut = ElectLeadersResponse.ReplicaElectionResult
 PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult

@@ -15,8 +15,8 @@ from kbroker.api.authorization import refused
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
-from protocol.errors import ErrorCode
-from protocol.messages.end_txn import EndTxnResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.end_txn import EndTxnResponse
 
 
 @api(26, 0, 5)

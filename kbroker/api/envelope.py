@@ -33,11 +33,11 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
 from kbroker.controller.quorum import ControllerError
-from protocol.api import decode_request, encode_response
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError, UnsupportedVersionError
-from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
-from protocol.messages.envelope import EnvelopeResponse
+from kbroker_protocol.api import decode_request, encode_response
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from kbroker_protocol.messages.envelope import EnvelopeResponse
 
 log = logging.getLogger(__name__)
 

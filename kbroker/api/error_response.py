@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from protocol.errors import ErrorCode, default_message
-from protocol.messages import RESPONSES
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages import RESPONSES
 
 __all__ = ["BUILDERS", "error_code_for", "error_response"]
 

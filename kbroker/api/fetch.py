@@ -40,8 +40,8 @@ from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVAL
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
-from protocol.errors import ErrorCode
-from protocol.messages.fetch import FetchResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.fetch import FetchResponse
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData

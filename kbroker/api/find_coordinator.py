@@ -26,8 +26,8 @@ from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
 from kbroker.security.acls import authorized
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.find_coordinator import FindCoordinatorResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorResponse
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode
-from protocol.messages.heartbeat import HeartbeatResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.heartbeat import HeartbeatResponse
 
 
 @api(12, 0, 4)

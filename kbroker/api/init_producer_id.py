@@ -20,8 +20,8 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
-from protocol.errors import ErrorCode
-from protocol.messages.init_producer_id import InitProducerIdResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.init_producer_id import InitProducerIdResponse
 
 
 @api(22, 0, 6)

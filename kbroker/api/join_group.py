@@ -17,8 +17,8 @@ import asyncio
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode
-from protocol.messages.join_group import JoinGroupResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.join_group import JoinGroupResponse
 
 
 def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode
-from protocol.messages.leave_group import LeaveGroupResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.leave_group import LeaveGroupResponse
 
 
 @api(13, 0, 5)

@@ -12,8 +12,8 @@ on a GROUP resource). kbroker has no client-metrics subscriptions, so that type 
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
-from protocol.messages.list_config_resources import ListConfigResourcesResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.list_config_resources import ListConfigResourcesResponse
 
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
 SUPPORTED = {0: {CLIENT_METRICS}, 1: {TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP}}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, GROUP, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.list_groups import ListGroupsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.list_groups import ListGroupsResponse
 
 
 @api(16, 0, 5)

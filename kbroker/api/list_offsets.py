@@ -28,9 +28,9 @@ import os
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.list_offsets import ListOffsetsResponse
-from protocol.record_batch import HEADER_SIZE, parse_header
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.list_offsets import ListOffsetsResponse
+from kbroker_protocol.record_batch import HEADER_SIZE, parse_header
 
 TopicResp = ListOffsetsResponse.ListOffsetsTopicResponse
 PartResp = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse

@@ -20,8 +20,8 @@ from kbroker.controller.client import Requester, controller_active, controller_o
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.replication_control import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
 
 LIST_PARTITION_REASSIGNMENTS = 46
 

@@ -11,8 +11,8 @@ import re
 
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_log import STATE_BY_NAME
-from protocol.errors import ErrorCode
-from protocol.messages.list_transactions import ListTransactionsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.list_transactions import ListTransactionsResponse
 
 State = ListTransactionsResponse.TransactionState
 

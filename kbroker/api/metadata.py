@@ -32,8 +32,8 @@ from kbroker.security.acls import (
     authorized,
     authorized_operations,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.metadata import MetadataResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.metadata import MetadataResponse
 
 ZERO_UUID = uuid.UUID(int=0)
 UNSET_OPERATIONS = -(2**31)

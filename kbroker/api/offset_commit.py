@@ -15,8 +15,8 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import GROUP, READ, TOPIC, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.offset_commit import OffsetCommitResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.offset_commit import OffsetCommitResponse
 
 Resp = OffsetCommitResponse.OffsetCommitResponseTopic
 RespPart = Resp.OffsetCommitResponsePartition

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode
-from protocol.messages.offset_delete import OffsetDeleteResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.offset_delete import OffsetDeleteResponse
 
 T = OffsetDeleteResponse.OffsetDeleteResponseTopic
 P = T.OffsetDeleteResponsePartition

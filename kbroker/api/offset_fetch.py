@@ -12,8 +12,8 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.offset_fetch import OffsetFetchResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.offset_fetch import OffsetFetchResponse
 
 T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition

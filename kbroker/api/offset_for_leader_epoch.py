@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
-from protocol.errors import ErrorCode
-from protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochResponse
 
 TopicOut = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
 PartOut = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset

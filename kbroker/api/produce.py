@@ -2,7 +2,7 @@
 
 v3+ carries exactly one magic-2 record batch per partition. Its header is checked here (length,
 magic, CRC, offsets, attributes); then, as Kafka's LogValidator does, its records are checked
-against the header (``protocol.record_validation``: framing, count, keys for compacted topics,
+against the header (``kbroker_protocol.record_validation``: framing, count, keys for compacted topics,
 record timestamps against ``message.timestamp.before.max.ms``/``after.max.ms``) and it is stored
 as received: the broker assigns offsets by patching baseOffset. Exceptions, as in Kafka: a topic
 whose ``compression.type`` is not the producer's codec (or a compressed batch with inner offsets
@@ -38,8 +38,8 @@ from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.produce import ProduceResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.produce import ProduceResponse
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse

@@ -26,8 +26,8 @@ from kbroker.controller.client import (
     controller_operation,
 )
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages import RESPONSES
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import RESPONSES
 
 
 class _Header:

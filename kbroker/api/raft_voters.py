@@ -26,10 +26,10 @@ from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, control
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.add_raft_voter import AddRaftVoterResponse
-from protocol.messages.remove_raft_voter import RemoveRaftVoterResponse
-from protocol.messages.update_raft_voter import UpdateRaftVoterResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.add_raft_voter import AddRaftVoterResponse
+from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterResponse
+from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
 
 Broker = Any
 UPDATE_RAFT_VOTER = 82

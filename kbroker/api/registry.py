@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 if TYPE_CHECKING:
     from kbroker.api.context import RequestContext

@@ -9,8 +9,8 @@ answers ILLEGAL_SASL_STATE with this message.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
-from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateResponse
 
 
 @api(36, 0, 2)

@@ -9,8 +9,8 @@ ILLEGAL_SASL_STATE.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from protocol.errors import ErrorCode
-from protocol.messages.sasl_handshake import SaslHandshakeResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.sasl_handshake import SaslHandshakeResponse
 
 
 @api(17, 0, 1)

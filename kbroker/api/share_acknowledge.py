@@ -15,8 +15,8 @@ from kbroker.api.share_common import acknowledge, flush_acknowledgements
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
-from protocol.errors import ErrorCode
-from protocol.messages.share_acknowledge import ShareAcknowledgeResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeResponse
 
 TopicResp = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse
 PartData = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData

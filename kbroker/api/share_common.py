@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from kbroker.coordinator.share_partition import ACK_RENEW
-from protocol.errors import ErrorCode, default_message
+from kbroker_protocol.errors import ErrorCode, default_message
 
 TopicIdPartition = tuple[uuid.UUID, int]
 

@@ -37,8 +37,8 @@ from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker.coordinator.share_partition import mark_aborted, split_batches
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
-from protocol.errors import ErrorCode
-from protocol.messages.share_fetch import ShareFetchResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.share_fetch import ShareFetchResponse
 
 log = logging.getLogger(__name__)
 

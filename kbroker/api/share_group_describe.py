@@ -12,8 +12,12 @@ from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroup
-from protocol.errors import ErrorCode
-from protocol.messages.share_group_describe import Assignment, ShareGroupDescribeResponse, TopicPartitions
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.share_group_describe import (
+    Assignment,
+    ShareGroupDescribeResponse,
+    TopicPartitions,
+)
 
 G = ShareGroupDescribeResponse.DescribedGroup
 M = ShareGroupDescribeResponse.DescribedGroup.Member

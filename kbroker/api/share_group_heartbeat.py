@@ -12,8 +12,8 @@ from __future__ import annotations
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
 
 
 def _error(code: ErrorCode, message: str | None = None) -> ShareGroupHeartbeatResponse:

@@ -22,10 +22,10 @@ from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsResponse
-from protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsResponse
-from protocol.messages.describe_share_group_offsets import DescribeShareGroupOffsetsResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsResponse
+from kbroker_protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsResponse
+from kbroker_protocol.messages.describe_share_group_offsets import DescribeShareGroupOffsetsResponse
 
 DG = DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup
 DT = DG.DescribeShareGroupOffsetsResponseTopic

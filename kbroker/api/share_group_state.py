@@ -22,12 +22,12 @@ from typing import Any
 from kbroker.api.registry import api
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import StateBatch
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.delete_share_group_state import DeleteShareGroupStateResponse
-from protocol.messages.initialize_share_group_state import InitializeShareGroupStateResponse
-from protocol.messages.read_share_group_state import ReadShareGroupStateResponse
-from protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryResponse
-from protocol.messages.write_share_group_state import WriteShareGroupStateResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.delete_share_group_state import DeleteShareGroupStateResponse
+from kbroker_protocol.messages.initialize_share_group_state import InitializeShareGroupStateResponse
+from kbroker_protocol.messages.read_share_group_state import ReadShareGroupStateResponse
+from kbroker_protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryResponse
+from kbroker_protocol.messages.write_share_group_state import WriteShareGroupStateResponse
 
 NEGATIVE_PARTITION_ID = "The partition id cannot be a negative number."
 NEGATIVE_LEADER_EPOCH = "The leader epoch cannot be a negative number."

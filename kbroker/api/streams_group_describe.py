@@ -15,8 +15,8 @@ from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.streams_group_describe import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.streams_group_describe import (
     Assignment,
     Endpoint,
     KeyValue,

@@ -25,8 +25,8 @@ from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
 
 log = logging.getLogger(__name__)
 

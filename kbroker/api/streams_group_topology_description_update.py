@@ -14,8 +14,8 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
-from protocol.errors import ErrorCode, default_message
-from protocol.messages.streams_group_topology_description_update import (
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateResponse,
 )
 

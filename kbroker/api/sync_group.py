@@ -13,8 +13,8 @@ import asyncio
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from protocol.errors import ErrorCode
-from protocol.messages.sync_group import SyncGroupResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.sync_group import SyncGroupResponse
 
 
 @api(14, 0, 5)

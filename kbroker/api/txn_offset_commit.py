@@ -24,8 +24,8 @@ from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
 
 TopicResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
 PartResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition

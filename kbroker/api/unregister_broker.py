@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
-from protocol.errors import ErrorCode
-from protocol.messages.unregister_broker import UnregisterBrokerResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerResponse
 
 
 @api(64, 0, 0, listeners=(CONTROLLER_LISTENER,))

@@ -28,8 +28,8 @@ from kbroker.api.registry import api
 from kbroker.controller.client import UPDATE_FEATURES, controller_operation
 from kbroker.controller.features import FeatureUpdateError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from protocol.errors import ErrorCode
-from protocol.messages.update_features import UpdateFeaturesResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.update_features import UpdateFeaturesResponse
 
 Result = UpdateFeaturesResponse.UpdatableFeatureResult
 

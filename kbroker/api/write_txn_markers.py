@@ -14,8 +14,8 @@ from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
-from protocol.errors import ErrorCode
-from protocol.messages.write_txn_markers import WriteTxnMarkersResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersResponse
 
 MarkerResult = WriteTxnMarkersResponse.WritableTxnMarkerResult
 TopicResult = MarkerResult.WritableTxnMarkerTopicResult

@@ -1,6 +1,6 @@
 """The console's Kafka client: real Kafka requests over the broker's own listener.
 
-A small asyncio client on the generated codec (:mod:`protocol.api`). It bootstraps from one
+A small asyncio client on the generated codec (:mod:`kbroker_protocol.api`). It bootstraps from one
 ``host:port``, learns the cluster from Metadata, and sends partition requests (Produce, Fetch,
 ListOffsets) to each partition's leader and group requests to the group's coordinator
 (FindCoordinator), as any Kafka client does; so the console shows a cluster through any one of
@@ -15,9 +15,9 @@ import itertools
 import struct
 from typing import Any
 
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
 
 CLIENT_ID = "kbroker-console"
 CONNECT_TIMEOUT = 10.0

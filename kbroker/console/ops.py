@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch, decode_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch, decode_batch
 
 EARLIEST = -2
 LATEST = -1

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kbroker.api.error_response import BUILDERS
-from protocol.errors import ErrorCode
-from protocol.messages import API_NAMES
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import API_NAMES
 
 log = logging.getLogger("kbroker.faults")
 

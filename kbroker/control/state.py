@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker

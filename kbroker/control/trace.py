@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kbroker.control.faults import RequestTargets, RuleError, api_key_of
-from protocol.api import encode_response
-from protocol.errors import ErrorCode, error_name
-from protocol.messages import API_NAMES
+from kbroker_protocol.api import encode_response
+from kbroker_protocol.errors import ErrorCode, error_name
+from kbroker_protocol.messages import API_NAMES
 
 log = logging.getLogger("kbroker.trace")
 

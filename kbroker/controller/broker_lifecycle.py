@@ -33,9 +33,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from protocol.errors import ErrorCode
-from protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
-from protocol.messages.broker_registration import BrokerRegistrationRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
+from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest
 
 try:  # the channel's own exceptions, once the controller-seam branch provides them
     from kbroker.controller.client import ControllerUnavailable  # type: ignore[attr-defined]

@@ -55,11 +55,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kbroker.controller.client import ControllerUnavailable
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.messages.api_versions import ApiVersionsRequest
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest
 
 log = logging.getLogger(__name__)
 

@@ -26,21 +26,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.controller.quorum import ControllerError
-from protocol.errors import ErrorCode
-from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
 if TYPE_CHECKING:
     from kbroker.controller.quorum import QuorumController
-    from protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
-    from protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
-    from protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
-    from protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
-    from protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
-    from protocol.messages.incremental_alter_configs import (
+    from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+    from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+    from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
+    from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
+    from kbroker_protocol.messages.incremental_alter_configs import (
         IncrementalAlterConfigsRequest,
         IncrementalAlterConfigsResponse,
     )
-    from protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
+    from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 
 CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS = 19, 20, 33, 37
 ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES = 43, 44, 57

@@ -46,15 +46,15 @@ from kbroker.controller.replication_control import (
     partitions_with_broker_in_isr,
     partitions_with_no_leader,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
-from protocol.messages.broker_registration import BrokerRegistrationResponse
-from protocol.messages.metadata_records import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
+from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
     RegisterBrokerRecord,
     UnregisterBrokerRecord,
 )
-from protocol.messages.unregister_broker import UnregisterBrokerResponse
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerResponse
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kbroker.controller import metadata_records as mr
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 METADATA_VERSION = "metadata.version"
 KRAFT_VERSION = "kraft.version"

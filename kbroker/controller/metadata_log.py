@@ -56,11 +56,11 @@ from typing import Any
 
 from kbroker.log import LogConfig, PartitionLog
 from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot  # noqa: F401 (ControlRecord re-exported)
-from protocol.messages.data.leader_change_message import LeaderChangeMessage
-from protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
-from protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
-from protocol.record_batch import InvalidRecordBatch, iter_batch_headers
-from protocol.records import ControlType, Record, build_batch, decode_batch
+from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
+from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
+from kbroker_protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
+from kbroker_protocol.record_batch import InvalidRecordBatch, iter_batch_headers
+from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
 
 logger = logging.getLogger(__name__)
 

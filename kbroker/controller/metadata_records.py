@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.exceptions import ProtocolError
-from protocol.messages.metadata_records import (
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages.metadata_records import (
     CLASSES,
     AccessControlEntryRecord,
     ClientQuotaRecord,
@@ -29,7 +29,7 @@ from protocol.messages.metadata_records import (
     UnfenceBrokerRecord,
     UserScramCredentialRecord,
 )
-from protocol.primitives import read_uvarint, write_uvarint
+from kbroker_protocol.primitives import read_uvarint, write_uvarint
 
 __all__ = [
     "AccessControlEntryRecord",

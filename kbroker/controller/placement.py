@@ -22,8 +22,8 @@ from typing import Any
 
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.replication_control import elr_enabled, is_active
-from protocol.errors import ErrorCode
-from protocol.messages.metadata_records import PartitionRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.metadata_records import PartitionRecord
 
 
 class PlacementError(Exception):

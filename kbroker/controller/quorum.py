@@ -34,11 +34,11 @@ from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker.raft.node import NotLeaderError
-from protocol.errors import ErrorCode
-from protocol.messages.data.kraft_version_record import KRaftVersionRecord
-from protocol.messages.data.voters_record import VotersRecord
-from protocol.record_batch import iter_batch_headers
-from protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from kbroker_protocol.messages.data.voters_record import VotersRecord
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
 
 log = logging.getLogger(__name__)
 

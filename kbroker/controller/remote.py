@@ -43,13 +43,16 @@ from kbroker.controller.client import (
     ForwardingOperations,
     Requester,
 )
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError
-from protocol.messages import RequestHeader
-from protocol.messages.allocate_producer_ids import AllocateProducerIdsRequest, AllocateProducerIdsResponse
-from protocol.messages.data.default_principal_data import DefaultPrincipalData
-from protocol.messages.envelope import EnvelopeRequest
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import RequestHeader
+from kbroker_protocol.messages.allocate_producer_ids import (
+    AllocateProducerIdsRequest,
+    AllocateProducerIdsResponse,
+)
+from kbroker_protocol.messages.data.default_principal_data import DefaultPrincipalData
+from kbroker_protocol.messages.envelope import EnvelopeRequest
 
 log = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ from kbroker.controller.image import (
     PartitionState,
     TopicImage,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition import AlterPartitionResponse
-from protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
-from protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
-from protocol.messages.metadata_records import PartitionChangeRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
+from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+from kbroker_protocol.messages.metadata_records import PartitionChangeRecord
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
-from protocol.messages.data.kraft_version_record import KRaftVersionRecord
-from protocol.messages.metadata_records import UnregisterBrokerRecord
-from protocol.records import ControlType
+from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from kbroker_protocol.messages.metadata_records import UnregisterBrokerRecord
+from kbroker_protocol.records import ControlType
 
 METADATA_VERSION = "metadata.version"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 
 Assignment = dict[str, dict[str, set[int]]]  # member id -> topic -> partitions
 

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kbroker.config import BROKER_DEFAULTS
-from protocol.errors import ErrorCode
-from protocol.messages.heartbeat import HeartbeatResponse
-from protocol.messages.join_group import JoinGroupResponse
-from protocol.messages.leave_group import LeaveGroupResponse
-from protocol.messages.sync_group import SyncGroupResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.heartbeat import HeartbeatResponse
+from kbroker_protocol.messages.join_group import JoinGroupResponse
+from kbroker_protocol.messages.leave_group import LeaveGroupResponse
+from kbroker_protocol.messages.sync_group import SyncGroupResponse
 
 log = logging.getLogger(__name__)
 

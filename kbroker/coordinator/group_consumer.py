@@ -53,10 +53,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
-from protocol.messages.consumer_group_heartbeat import TopicPartitions as HeartbeatTopicPartitions
-from protocol.messages.coordinator import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
+from kbroker_protocol.messages.consumer_group_heartbeat import TopicPartitions as HeartbeatTopicPartitions
+from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentKey,
     ConsumerGroupCurrentMemberAssignmentValue,
     ConsumerGroupMemberMetadataKey,
@@ -68,11 +68,13 @@ from protocol.messages.coordinator import (
     ConsumerGroupTargetAssignmentMetadataKey,
     ConsumerGroupTargetAssignmentMetadataValue,
 )
-from protocol.messages.coordinator.consumer_group_current_member_assignment_value import TopicPartitions
-from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
-from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
-from protocol.messages.join_group import JoinGroupResponse
-from protocol.messages.sync_group import SyncGroupResponse
+from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignment_value import (
+    TopicPartitions,
+)
+from kbroker_protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+from kbroker_protocol.messages.join_group import JoinGroupResponse
+from kbroker_protocol.messages.sync_group import SyncGroupResponse
 
 log = logging.getLogger(__name__)
 

@@ -78,9 +78,9 @@ from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, Shar
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
-from protocol.errors import ErrorCode
-from protocol.messages.coordinator import GroupMetadataValue
-from protocol.records import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.coordinator import GroupMetadataValue
+from kbroker_protocol.records import (
     ControlType,
     Record,
     build_batch,

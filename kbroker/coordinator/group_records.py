@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.messages.coordinator import (
+from kbroker_protocol.messages.coordinator import (
     GroupMetadataKey,
     GroupMetadataValue,
     LegacyOffsetCommitKey,

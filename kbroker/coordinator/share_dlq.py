@@ -28,8 +28,8 @@ from kbroker.controller.quorum import NewTopic
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import split_batches
 from kbroker.replication.topics import create_topic
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
 

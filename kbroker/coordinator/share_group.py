@@ -31,8 +31,8 @@ from typing import Any
 
 from kbroker.coordinator.share_assignor import assign
 from kbroker.coordinator.share_group_config import effective
-from protocol.errors import ErrorCode
-from protocol.messages.coordinator import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.coordinator import (
     ShareGroupCurrentMemberAssignmentKey,
     ShareGroupCurrentMemberAssignmentValue,
     ShareGroupMemberMetadataKey,
@@ -46,7 +46,7 @@ from protocol.messages.coordinator import (
     ShareGroupTargetAssignmentMetadataKey,
     ShareGroupTargetAssignmentMetadataValue,
 )
-from protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
+from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import SharePartition, SharePartitionConfig
 from kbroker.coordinator.share_persister import PersisterError, SharePersister, share_partition_error
 from kbroker.coordinator.share_state import ShareState, ShareStateStore
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.errors import ErrorCode
-from protocol.record_batch import parse_header
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import parse_header
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.coordinator.share_state import STATE_TOPIC, ShareState, ShareStateStore
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class SharePersister:
     async def read(self, group_id: str, topic_id: uuid.UUID, partition: int, leader_epoch: int
                    ) -> ShareState | None:
         """ReadShareGroupState; None for a share partition never initialized."""
-        from protocol.messages.read_share_group_state import ReadShareGroupStateRequest as Req
+        from kbroker_protocol.messages.read_share_group_state import ReadShareGroupStateRequest as Req
 
         request = Req(group_id=group_id, topics=[Req.ReadStateData(topic_id=topic_id, partitions=[
             Req.ReadStateData.PartitionData(partition=partition, leader_epoch=leader_epoch)])])
@@ -113,7 +113,9 @@ class SharePersister:
 
     async def initialize(self, group_id: str, topic_id: uuid.UUID, partition: int, state_epoch: int,
                          start_offset: int) -> None:
-        from protocol.messages.initialize_share_group_state import InitializeShareGroupStateRequest as Req
+        from kbroker_protocol.messages.initialize_share_group_state import (
+            InitializeShareGroupStateRequest as Req,
+        )
 
         request = Req(group_id=group_id, topics=[Req.InitializeStateData(topic_id=topic_id, partitions=[
             Req.InitializeStateData.PartitionData(partition=partition, state_epoch=state_epoch,
@@ -124,7 +126,7 @@ class SharePersister:
 
     async def write(self, group_id: str, topic_id: uuid.UUID, partition: int, state_epoch: int, leader_epoch: int,
                     start_offset: int, batches: list[StateBatch], delivery_complete_count: int) -> None:
-        from protocol.messages.write_share_group_state import WriteShareGroupStateRequest as Req
+        from kbroker_protocol.messages.write_share_group_state import WriteShareGroupStateRequest as Req
 
         P = Req.WriteStateData.PartitionData
         request = Req(group_id=group_id, topics=[Req.WriteStateData(topic_id=topic_id, partitions=[P(

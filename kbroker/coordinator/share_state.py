@@ -36,8 +36,8 @@ from typing import Any
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.replication.topics import ensure_internal_topic, internal_min_isr, internal_replication_factor
-from protocol.errors import ErrorCode
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.coordinator.streams_assignor import AssignorMember, Tasks, assign
-from protocol.errors import ErrorCode
-from protocol.messages.coordinator import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.coordinator import (
     StreamsGroupCurrentMemberAssignmentKey,
     StreamsGroupCurrentMemberAssignmentValue,
     StreamsGroupMemberMetadataKey,
@@ -66,8 +66,8 @@ from protocol.messages.coordinator import (
     StreamsGroupTopologyKey,
     StreamsGroupTopologyValue,
 )
-from protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
-from protocol.messages.streams_group_heartbeat import TaskIds as T  # noqa: N812
+from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
+from kbroker_protocol.messages.streams_group_heartbeat import TaskIds as T  # noqa: N812
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def topology_record(request_topology: Any) -> StreamsGroupTopologyValue:
     S = V.Subtopology
 
     def info(t: Any) -> Any:
-        from protocol.messages.coordinator.streams_group_topology_value import TopicConfig, TopicInfo
+        from kbroker_protocol.messages.coordinator.streams_group_topology_value import TopicConfig, TopicInfo
 
         return TopicInfo(name=t.name, partitions=t.partitions, replication_factor=t.replication_factor,
                          topic_configs=[TopicConfig(key=c.key, value=c.value) for c in t.topic_configs or []])
@@ -727,7 +727,7 @@ class StreamsGroupManager:
     def _endpoints(self, g: StreamsGroup) -> list[Any]:
         """Which partitions each member's user endpoint serves (interactive queries)."""
         E = StreamsGroupHeartbeatResponse.EndpointToPartitions
-        from protocol.messages.streams_group_heartbeat import Endpoint, TopicPartition
+        from kbroker_protocol.messages.streams_group_heartbeat import Endpoint, TopicPartition
 
         out = []
         configured = g.configured or {}

@@ -60,9 +60,9 @@ from kbroker.coordinator.txn_log import (
     encode_value,
 )
 from kbroker.replication.producer_manager import partition_state
-from protocol.errors import ErrorCode
-from protocol.record_batch import InvalidRecordBatch
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -679,7 +679,7 @@ class TransactionCoordinator:
         (retrying while leadership moves), then complete the transaction if this coordinator
         still owns it in that Prepare* state."""
         from kbroker.replication.replica_fetcher import BrokerConnection
-        from protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
+        from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
 
         broker = self.broker
         pending = set(remote)

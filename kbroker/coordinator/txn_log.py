@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass, field
 
 # Kafka places transactional ids exactly as group ids (Utils.abs(String.hashCode) % partitions).
-from protocol.messages.coordinator.transaction_log_key import TransactionLogKey
-from protocol.messages.coordinator.transaction_log_value import TransactionLogValue
+from kbroker_protocol.messages.coordinator.transaction_log_key import TransactionLogKey
+from kbroker_protocol.messages.coordinator.transaction_log_value import TransactionLogValue
 
 TRANSACTION_STATE_TOPIC = "__transaction_state"
 _I16 = struct.Struct(">h")

@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from protocol.record_batch import (
+from kbroker_protocol.record_batch import (
     APPEND_FIELDS,
     ATTRIBUTES_LOW_OFFSET,
     CONTROL_MASK,
@@ -18,7 +18,7 @@ from protocol.record_batch import (
     TRANSACTIONAL_MASK,
     InvalidRecordBatch,
 )
-from protocol.records import set_log_append_time
+from kbroker_protocol.records import set_log_append_time
 
 from . import prealloc, writeback
 from .config import INT_MAX, LogConfig

@@ -1,6 +1,6 @@
 """Record-level access to stored batches for timestamp lookups and the cleaner.
 
-A thin layer over `protocol.records`: decode the records of one stored batch, and rebuild a batch
+A thin layer over `kbroker_protocol.records`: decode the records of one stored batch, and rebuild a batch
 from a subset of its records. A rebuilt batch keeps the original baseOffset, lastOffsetDelta
 (so the batch still ends where it did), partitionLeaderEpoch, producer fields, transactional and
 control flags, timestamp type and compression codec; the kept records keep their offsets and
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from protocol.record_batch import parse_header
-from protocol.records import Record, TimestampType, build_batch, decode_records, records_payload
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import Record, TimestampType, build_batch, decode_records, records_payload
 
 # A stored batch decompresses to at most this many bytes (bounds a hostile payload).
 MAX_DECOMPRESSED = 256 * 1024 * 1024

@@ -40,8 +40,8 @@ import os
 import weakref
 from dataclasses import dataclass
 
-from protocol.record_batch import InvalidRecordBatch, parse_header
-from protocol.records import parse_control_record
+from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.records import parse_control_record
 
 from . import batch_records, txn_cleaning
 from .config import INT_MAX

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from protocol.record_batch import PREFIX
+from kbroker_protocol.record_batch import PREFIX
 
 logger = logging.getLogger(__name__)
 

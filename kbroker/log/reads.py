@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from protocol.record_batch import (
+from kbroker_protocol.record_batch import (
     BatchHeader,
     InvalidRecordBatch,
     parse_header,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from protocol.record_batch import (
+from kbroker_protocol.record_batch import (
     InvalidRecordBatch,
 )
 

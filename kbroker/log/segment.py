@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
+from kbroker_protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, parse_header
 
 from . import prealloc
 from .fd_budget import BUDGET, SegmentFile

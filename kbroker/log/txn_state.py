@@ -10,14 +10,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from protocol.record_batch import (
+from kbroker_protocol.record_batch import (
     CONTROL_MASK,
     TRANSACTIONAL_MASK,
     TXN_FIELDS,
     BatchHeader,
     InvalidRecordBatch,
 )
-from protocol.records import ControlType, parse_control_record
+from kbroker_protocol.records import ControlType, parse_control_record
 
 from . import batch_records
 from .log_state import (

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
 from kbroker.metrics.requests import PART_BOUNDS, PARTS, RequestStats
-from protocol.messages import API_NAMES
+from kbroker_protocol.messages import API_NAMES
 
 NO_LEADER = -1
 PART_HELP = (

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
-from protocol.crc import crc32c
+from kbroker_protocol.crc import crc32c
 
 logger = logging.getLogger(__name__)
 

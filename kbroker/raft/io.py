@@ -4,7 +4,7 @@
 
 - a listener speaking Kafka's framing (``size i32 | RequestHeader | body``) for Vote,
   BeginQuorumEpoch, EndQuorumEpoch, Fetch and FetchSnapshot (and ApiVersions, listing them),
-  decoded with ``protocol.api`` and converted with ``kbroker.raft.wire``; the answers on one connection go out in request order
+  decoded with ``kbroker_protocol.api`` and converted with ``kbroker.raft.wire``; the answers on one connection go out in request order
   (as Kafka's muted channels do), a held Fetch delaying the answers queued behind it;
 - one outbound connection per other voter, opened on the first request and reopened after a
   failure (after ``reconnect_backoff_ms``); requests that cannot be delivered, and those in flight
@@ -45,12 +45,12 @@ from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role, VoterC
 from kbroker.raft.state_store import ElectionState, QuorumStateStore
 from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN, Voter, snapshot_controls
 from kbroker.raft.wire import WireError, from_wire, to_wire
-from protocol.api import decode_request, decode_response, encode_request, encode_response
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError
-from protocol.messages import REQUESTS as REQUESTS_BY_KEY
-from protocol.messages import RESPONSES, RequestHeader
-from protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
+from kbroker_protocol.messages import RESPONSES, RequestHeader
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 logger = logging.getLogger(__name__)
 

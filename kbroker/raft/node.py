@@ -53,7 +53,7 @@ from kbroker.raft.voters import (
     encode_voters,
     snapshot_controls,
 )
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 

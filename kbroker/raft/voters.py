@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
-from protocol.messages.data.kraft_version_record import KRaftVersionRecord
-from protocol.messages.data.voters_record import VotersRecord
-from protocol.records import ControlType
+from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from kbroker_protocol.messages.data.voters_record import VotersRecord
+from kbroker_protocol.records import ControlType
 
 ZERO_UUID = uuid.UUID(int=0)
 # the kraft.version range this node supports (Kafka 4.4: 0-1)

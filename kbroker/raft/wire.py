@@ -31,14 +31,14 @@ from kbroker.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from protocol.messages import begin_quorum_epoch as bqe
-from protocol.messages import end_quorum_epoch as eqe
-from protocol.messages import fetch as fe
-from protocol.messages import fetch_snapshot as fs
-from protocol.messages import vote as vo
-from protocol.messages.data.leader_change_message import LeaderChangeMessage
-from protocol.record_batch import iter_batch_headers
-from protocol.records import ControlType, Record, build_batch, decode_batch
+from kbroker_protocol.messages import begin_quorum_epoch as bqe
+from kbroker_protocol.messages import end_quorum_epoch as eqe
+from kbroker_protocol.messages import fetch as fe
+from kbroker_protocol.messages import fetch_snapshot as fs
+from kbroker_protocol.messages import vote as vo
+from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
 
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID (0, 1)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.replication.partition import UNKNOWN_OFFSET, FollowerState, Partition, PendingIsr
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 log = logging.getLogger("kbroker.replication")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.errors import ErrorCode
-from protocol.record_batch import CONTROL_MASK, InvalidRecordBatch, parse_header, validate_batch
-from protocol.records import check_produce_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import CONTROL_MASK, InvalidRecordBatch, parse_header, validate_batch
+from kbroker_protocol.records import check_produce_records
 
 ZSTD = 4
 
@@ -38,7 +38,7 @@ def validate_produce_batch(records, version: int, max_message_bytes: int):
     """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
 
     The request-level rules are Kafka's ``ProduceRequest.validateRecords``
-    (:func:`protocol.records.check_produce_records`); then, as Kafka's LogValidator does from the
+    (:func:`kbroker_protocol.records.check_produce_records`); then, as Kafka's LogValidator does from the
     header alone: size against ``max.message.bytes``, CRC, control bit, codec and offset range.
     """
     code = check_produce_records(version, records)

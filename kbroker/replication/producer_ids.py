@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.controller.client import ControllerClient

@@ -13,8 +13,8 @@ from typing import Any
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.producer_snapshot import load_state
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.errors import ErrorCode
-from protocol.records import ControlType, build_control_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import ControlType, build_control_batch
 
 # Kafka's request.timeout.ms default: how long an acks=-1 marker append waits for the ISR.
 MARKER_TIMEOUT_MS = 30_000

@@ -41,9 +41,9 @@ from typing import Any
 
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.replication.produce_batch import ProduceError
-from protocol.errors import ErrorCode
-from protocol.record_batch import InvalidRecordBatch
-from protocol.records import ControlType, iter_records, parse_control_record
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 log = logging.getLogger(__name__)
 

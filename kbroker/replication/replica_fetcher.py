@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.producer_manager import partition_state
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError
-from protocol.messages import RequestHeader
-from protocol.messages.fetch import FetchRequest
-from protocol.messages.list_offsets import ListOffsetsRequest
-from protocol.record_batch import InvalidRecordBatch, parse_header
-from protocol.records import ControlType, iter_records, parse_control_record
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import RequestHeader
+from kbroker_protocol.messages.fetch import FetchRequest
+from kbroker_protocol.messages.list_offsets import ListOffsetsRequest
+from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition

@@ -40,10 +40,16 @@ from kbroker.replication.validation import (
     INLINE_RECORDS,
     ValidationPool,
 )
-from protocol import record_walk
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition import AlterPartitionRequest
-from protocol.record_validation import DEFAULT_MAX_DECOMPRESSED, Outcome, OverBudget, Policy, validate_records
+from kbroker_protocol import record_walk
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
+from kbroker_protocol.record_validation import (
+    DEFAULT_MAX_DECOMPRESSED,
+    Outcome,
+    OverBudget,
+    Policy,
+    validate_records,
+)
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
@@ -473,8 +479,8 @@ class ReplicaManager:
         verify only, or (Transactions V2, ``verify_only=False``) add the partition to the
         transaction. COORDINATOR_NOT_AVAILABLE when the coordinator cannot be reached."""
         from kbroker.replication.replica_fetcher import BrokerConnection
-        from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
-        from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+        from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
+        from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
 
         verifier = self.producer_state.verifier
         state = self.broker.image.partition("__transaction_state", verifier.partition_for(transactional_id))

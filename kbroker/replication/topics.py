@@ -17,7 +17,7 @@ from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.client import controller_active
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
@@ -127,7 +127,7 @@ def request_creation(broker: TopicHost, topic: NewTopic) -> CreateResult:
     a CreateTopics goes to the active controller in the background (once while it is under way)
     and the caller is answered LEADER_NOT_AVAILABLE; the topic appears once this node's image
     applies the controller's records (the client retries meanwhile)."""
-    from protocol.messages.create_topics import CreateTopicsRequest
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 
     if topic.name == METADATA_TOPIC:
         return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)

@@ -1,6 +1,6 @@
 """Record validation off the event loop, and per-partition append order around it.
 
-Checking the records of a produced batch (``protocol.record_validation``) is cheap for the batches
+Checking the records of a produced batch (``kbroker_protocol.record_validation``) is cheap for the batches
 clients normally send, and those are checked inline. Anything bigger -- many records, a large
 decompressed payload, a re-encode for a topic whose ``compression.type`` differs from the producer's
 -- goes to a :class:`ValidationPool`: a process pool (by default one worker per CPU beyond the first,
@@ -27,10 +27,10 @@ import logging
 import os
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 
-from protocol import record_walk
-from protocol.errors import ErrorCode
-from protocol.record_batch import parse_header
-from protocol.record_validation import Outcome, Policy, validate_records
+from kbroker_protocol import record_walk
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.record_validation import Outcome, Policy, validate_records
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _validate_in_worker(batch: bytes, policy: Policy) -> Outcome:
 
 
 class ValidationPool:
-    """Runs :func:`protocol.record_validation.validate_records` in worker processes (or threads)."""
+    """Runs :func:`kbroker_protocol.record_validation.validate_records` in worker processes (or threads)."""
 
     def __init__(self, workers: int | None = None, kind: str = "process") -> None:
         if workers is None:

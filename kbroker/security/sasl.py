@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.security.oauthbearer import OAuthBearerServer, SaslInternalError
 from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
-from protocol.errors import ErrorCode
-from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
-from protocol.messages.sasl_handshake import SaslHandshakeResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateResponse
+from kbroker_protocol.messages.sasl_handshake import SaslHandshakeResponse
 
 if TYPE_CHECKING:
     from kbroker.security.listeners import ListenerSecurity

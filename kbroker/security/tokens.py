@@ -82,7 +82,7 @@ class TokenInfo:
         return self.max_ms < now or self.expiry_ms < now
 
     def to_record(self, expiry_ms: int | None = None) -> Any:
-        from protocol.messages.metadata_records import DelegationTokenRecord
+        from kbroker_protocol.messages.metadata_records import DelegationTokenRecord
 
         return DelegationTokenRecord(owner=self.owner, requester=self.requester, renewers=list(self.renewers),
                                      issue_timestamp=self.issue_ms, max_timestamp=self.max_ms,

@@ -39,9 +39,9 @@ from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
 from kbroker.security.tls import distinguished_name
-from protocol.api import decode_request, encode_response, unsupported_request
-from protocol.exceptions import ProtocolError, UnsupportedVersionError
-from protocol.framing import FrameDecoder
+from kbroker_protocol.api import decode_request, encode_response, unsupported_request
+from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
+from kbroker_protocol.framing import FrameDecoder
 
 if TYPE_CHECKING:
     from kbroker.config import Endpoint

@@ -35,13 +35,13 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.api import decode_request, decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.exceptions import ProtocolError
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
-from protocol.mutation import mutate
-from protocol.records import Record, build_batch
+from kbroker_protocol.api import decode_request, decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+from kbroker_protocol.mutation import mutate
+from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 Step = tuple[Any, int]

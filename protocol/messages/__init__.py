@@ -3,7 +3,7 @@
 
 One module per request/response pair (``produce.py``: ``ProduceRequest``, ``ProduceResponse``),
 plus ``request_header.py`` and ``response_header.py``.  Every class (see
-``protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field
+``kbroker_protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field
 to the spec default, snake_case attributes plus ``unknown_tagged_fields`` (``(tag, bytes)``
 pairs), ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION``, ``FLEXIBLE_MIN_VERSION``, nested struct
 classes named by the spec's struct types, ``encode(version)``, ``encode_into(writer, version)``,

@@ -3,7 +3,7 @@
 
 import struct
 
-from protocol import primitives as _p
+from kbroker_protocol import primitives as _p
 
 _new = object.__new__
 _DEFAULT = _p.DEFAULT

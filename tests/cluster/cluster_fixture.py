@@ -21,7 +21,7 @@ if _INTEGRATION not in sys.path:
 from wire import Wire  # noqa: E402
 
 from kbroker.cluster import ClusterLayout, start_node, wait_ready  # noqa: E402
-from protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
 
 # Kafka's raft timeouts halved: elections and failovers within a test's patience.
 FAST_RAFT = {

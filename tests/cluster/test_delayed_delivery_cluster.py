@@ -55,7 +55,7 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from protocol.messages import REQUESTS
+    from kbroker_protocol.messages import REQUESTS
 
     L = REQUESTS[2]
     bootstrap = cluster.bootstrap()

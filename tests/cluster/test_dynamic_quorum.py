@@ -26,7 +26,7 @@ from waiting import wait_until
 from kbroker.cluster import ClusterLayout, free_ports, wait_ready
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.storage import format_storage, random_uuid, read_meta_properties, uuid_from_str
-from protocol.errors import ErrorCode as E
+from kbroker_protocol.errors import ErrorCode as E
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -116,7 +116,7 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
                "node 4 fetching as an observer", c.logs)
 
     # a wrong cluster id, and a replica that is not caught up (unknown id): refused, nothing changes
-    from protocol.messages.add_raft_voter import AddRaftVoterRequest
+    from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest
     L = AddRaftVoterRequest.Listener
     leader_id = lead.leader_id
     w = c.controller_wire(leader_id)
@@ -144,7 +144,7 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
 
     # UpdateRaftVoter on the leader's controller listener: node 4's endpoint again (its voter set
     # entry is rewritten), a stale epoch, and another directory id
-    from protocol.messages.update_raft_voter import UpdateRaftVoterRequest as U
+    from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterRequest as U
     w = c.controller_wire(after_add.leader_id)
 
     def update(epoch: int, directory) -> object:
@@ -196,7 +196,7 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
     wait_until(known_by_5, 60, 0.2, "broker 5 serving the new topic's metadata", c.logs)
 
     # DescribeQuorum on a broker-only node's client listener: forwarded to the active controller
-    from protocol.messages.describe_quorum import DescribeQuorumRequest as D
+    from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest as D
     w5 = c.wire(5)
     try:
         described = w5.call(D(topics=[D.TopicData(topic_name="__cluster_metadata",

@@ -6,8 +6,8 @@ import threading
 
 from waiting import wait_until
 
-from protocol.errors import ErrorCode
-from protocol.messages.create_topics import CreateTopicsRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 
 E = ErrorCode
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_quorum_processes import metadata  # noqa: E402
 
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

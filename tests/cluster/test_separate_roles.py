@@ -5,7 +5,7 @@ from __future__ import annotations
 from test_quorum_processes import agreed_leader, create_topic, metadata, quorum_view
 from waiting import wait_until
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
 

@@ -13,7 +13,7 @@ from waiting import wait_until
 
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.storage import BOOTSTRAP_SNAPSHOT, format_storage, read_meta_properties
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
 
@@ -79,7 +79,7 @@ def test_a_snapshot_installed_while_running_removes_what_it_no_longer_has(tmp_pa
     import signal
     import uuid
 
-    from protocol.messages import REQUESTS
+    from kbroker_protocol.messages import REQUESTS
 
     c = Cluster(tmp_path / "cluster", 3, {"metadata.log.max.record.bytes.between.snapshots": "4000",
                                           "authorizer.class.name":

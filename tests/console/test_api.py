@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from kbroker.console.ops import murmur2
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 from tests.console.helpers import PAGE_HEADERS, call, get, post
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire

@@ -16,8 +16,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from playwright.sync_api import Page, expect, sync_playwright
 
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 from tests.console.helpers import post
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire

@@ -24,10 +24,10 @@ from test_cli import BrokerProcess, base_args  # noqa: E402
 from wire import Wire  # noqa: E402
 
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.api import encode_request  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.api import encode_request  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 E = ErrorCode
 TOPIC, BROKER = 2, 4

@@ -26,10 +26,10 @@ from kbroker.config import (  # noqa: E402
     parse_ip_overrides,  # noqa: E402
 )
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.api import encode_request  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.api import encode_request  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 P = REQUESTS[0]
 

@@ -17,8 +17,8 @@ from waiting import wait_until  # noqa: E402
 from wire import Wire  # noqa: E402
 
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
 
 WINDOW = {"quota.window.num": "2", "quota.window.size.seconds": "10"}
 BROKER_RESOURCE = 4

@@ -27,10 +27,10 @@ from kbroker.broker import StartupError
 from kbroker.log.fd_budget import BUDGET, default_capacity
 from kbroker.log.partition_log import PartitionLog
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 ROOT = Path(__file__).resolve().parents[2]
 NOFILE = 128

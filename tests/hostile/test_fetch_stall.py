@@ -24,10 +24,10 @@ from waiting import wait_until  # noqa: E402
 from wire import Wire, create_topic  # noqa: E402
 
 from kbroker.testing import BrokerThread  # noqa: E402
-from protocol.errors import ErrorCode  # noqa: E402
-from protocol.messages import REQUESTS  # noqa: E402
-from protocol.record_batch import iter_batch_headers  # noqa: E402
-from protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.record_batch import iter_batch_headers  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 F = REQUESTS[1]
 P = REQUESTS[0]

@@ -20,9 +20,9 @@ from wire import Wire, create_topic, produce
 from kbroker.controller import image, quorum
 from kbroker.controller import metadata_records as mr
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 METADATA = "__cluster_metadata"

@@ -13,8 +13,8 @@ from wire import Wire, create_topic, produce
 
 from kbroker.log.partition_log import delete_dir_name
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 LONGEST = "t" * 249

@@ -21,11 +21,11 @@ from waiting import wait_until
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.compression import Codec
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, decode_batch
+from kbroker_protocol.compression import Codec
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import Record, build_batch, decode_batch
 
 E = ErrorCode
 P = REQUESTS[0]

@@ -18,7 +18,7 @@ import pytest
 from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
 from kbroker.testing.sequence_fuzz import SEQUENCES, SequenceFuzzer
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
 CONFIG = {

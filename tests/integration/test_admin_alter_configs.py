@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from test_transactions_helpers import RawClient, create_topic
 
-from protocol.errors import ErrorCode
-from protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
-from protocol.messages.incremental_alter_configs import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
@@ -85,7 +85,7 @@ def test_replace_and_errors(broker, bootstrap, raw, topic_name):
 
 def test_describe_configs_documentation_comes_from_the_declarations(broker, bootstrap, raw, topic_name):
     from kbroker.config import TOPIC_KEYS
-    from protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+    from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
 
     create_topic(bootstrap, topic_name)
     R = DescribeConfigsRequest.DescribeConfigsResource

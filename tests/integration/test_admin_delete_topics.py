@@ -8,8 +8,8 @@ import pytest
 from test_transactions_helpers import RawClient, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
 
 ZERO = uuid.UUID(int=0)
 State = DeleteTopicsRequest.DeleteTopicState

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from protocol.api import decode_response, encode_request
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.records import Record, build_batch
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.records import Record, build_batch
 
 READY = re.compile(r"kbroker ready: node (\d+) listening on PLAINTEXT://([^:\s]+):(\d+)")
 

@@ -19,8 +19,8 @@ from wire import Wire, create_topic, produce
 from kbroker.broker import StartupError
 from kbroker.control.faults import RuleError
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 
@@ -125,7 +125,7 @@ def test_error_rule_filters_by_partition_and_answers_every_partition_of_the_requ
         rule = broker.add_fault(api="Produce", error="KAFKA_STORAGE_ERROR", topic=name, partition=1)
         assert produce(wire, name, 0, 1) == 0  # partition 0: not matched
         Req = REQUESTS[0]
-        from protocol.records import Record, build_batch
+        from kbroker_protocol.records import Record, build_batch
 
         batch = build_batch([Record(key=None, value=b"x", timestamp=1_700_000_000_000)])
         data = Req.TopicProduceData(name=name, partition_data=[
@@ -647,7 +647,7 @@ def test_kbroker_from_snapshot_option(tmp_path):
 
 
 def _produce_v11(wire: Wire, name: str, value: bytes = b"x"):
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.records import Record, build_batch
 
     Req = REQUESTS[0]
     batch = build_batch([Record(key=None, value=value, timestamp=1_700_000_000_000)])

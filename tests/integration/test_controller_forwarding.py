@@ -22,18 +22,18 @@ from kbroker.controller.channel import ControllerChannel
 from kbroker.controller.client import ControllerUnavailable, Requester
 from kbroker.controller.remote import RemoteControllerClient, serialize_principal
 from kbroker.testing import EmbeddedBroker
-from protocol.api import decode_request, decode_response, encode_request, encode_response
-from protocol.errors import ErrorCode
-from protocol.messages import RequestHeader
-from protocol.messages.allocate_producer_ids import AllocateProducerIdsRequest
-from protocol.messages.api_versions import ApiVersionsResponse
-from protocol.messages.create_partitions import CreatePartitionsRequest
-from protocol.messages.create_topics import CreateTopicsRequest
-from protocol.messages.delete_topics import DeleteTopicsRequest
-from protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
-from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
-from protocol.messages.init_producer_id import InitProducerIdRequest
-from protocol.messages.produce import ProduceRequest
+from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import RequestHeader
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsRequest
+from kbroker_protocol.messages.api_versions import ApiVersionsResponse
+from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest
+from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
+from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
+from kbroker_protocol.messages.produce import ProduceRequest
 
 E = ErrorCode
 _SIZE = struct.Struct(">i")

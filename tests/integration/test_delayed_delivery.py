@@ -129,8 +129,8 @@ def _wire_produce(b, topic: str, records: list, compression: int = 0):
     """One batch through the raw codec (Produce v9); returns the partition response."""
     from wire import Wire
 
-    from protocol.messages import REQUESTS
-    from protocol.records import build_batch
+    from kbroker_protocol.messages import REQUESTS
+    from kbroker_protocol.records import build_batch
 
     Req = REQUESTS[0]
     batch = build_batch(records, compression=compression)
@@ -152,8 +152,8 @@ def _wire_produce(b, topic: str, records: list, compression: int = 0):
 ])
 def test_bad_delay_header_is_invalid_record_and_stores_nothing(clocked, value, message):
     """The whole batch is refused (v8+: the bad record's index and message), nothing is stored."""
-    from protocol.errors import ErrorCode
-    from protocol.records import Record
+    from kbroker_protocol.errors import ErrorCode
+    from kbroker_protocol.records import Record
 
     b = clocked
     topic = name("bad")
@@ -186,8 +186,8 @@ def test_bad_header_reaches_a_real_client_as_invalid_record(clocked):
 @pytest.mark.parametrize("codec", [1, 2, 3, 4])
 def test_compressed_batches_are_diverted_too(clocked, codec):
     """The header inside a compressed batch is found (the batch is decompressed to look)."""
-    from protocol.errors import ErrorCode
-    from protocol.records import Record
+    from kbroker_protocol.errors import ErrorCode
+    from kbroker_protocol.records import Record
 
     b = clocked
     topic = name("codec")
@@ -268,9 +268,9 @@ def test_idempotent_producer_sequences_continue_across_delayed_batches(clocked):
     next, undelayed batch continues the sequence."""
     from wire import Wire
 
-    from protocol.errors import ErrorCode
-    from protocol.messages import REQUESTS
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.errors import ErrorCode
+    from kbroker_protocol.messages import REQUESTS
+    from kbroker_protocol.records import Record, build_batch
 
     b = clocked
     topic = name("idemw")
@@ -315,8 +315,8 @@ def test_delay_survives_a_kill_of_the_broker_process(tmp_path):
 
     from test_cli import BrokerProcess, base_args, call, end_offset
 
-    from protocol.messages import REQUESTS
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.messages import REQUESTS
+    from kbroker_protocol.records import Record, build_batch
 
     data = tmp_path / "data"
     args = [*base_args(data), "--override", "kbroker.clock=manual", "--override",
@@ -396,8 +396,8 @@ def test_a_big_batch_validated_in_the_worker_pool_is_diverted(clocked):
     """Over the inline budget (kbroker.replication.validation.INLINE_RECORDS) the records are
     checked in a worker process, which reports the delay header it saw."""
     from kbroker.replication.validation import INLINE_RECORDS
-    from protocol.errors import ErrorCode
-    from protocol.records import Record
+    from kbroker_protocol.errors import ErrorCode
+    from kbroker_protocol.records import Record
 
     b = clocked
     topic = name("big")

@@ -27,10 +27,10 @@ from kbroker.api import load_handlers
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
 from kbroker.server import connection as connection_module
-from protocol.errors import ErrorCode, default_message
-from protocol.exceptions import ProtocolError
-from protocol.interpreter import Schema, attr_name, field_versions, in_range, load_specs
-from protocol.messages import REQUESTS, RESPONSES
+from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.interpreter import Schema, attr_name, field_versions, in_range, load_specs
+from kbroker_protocol.messages import REQUESTS, RESPONSES
 
 load_handlers()
 

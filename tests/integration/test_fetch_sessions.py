@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from test_transactions_helpers import RawClient, create_topic
 
-from protocol.errors import ErrorCode
-from protocol.messages.fetch import FetchRequest, FetchResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
 
 FT = FetchRequest.FetchTopic
 

@@ -13,10 +13,10 @@ from wire import Wire
 from kbroker.controller import metadata_records as mr
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
-from protocol.messages.find_coordinator import FindCoordinatorRequest
-from protocol.messages.init_producer_id import InitProducerIdRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 
 E = ErrorCode
 GROUP, TRANSACTION = 0, 1

@@ -18,21 +18,21 @@ from wire import Wire
 from kbroker.controller import metadata_records as mr
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
-from protocol.messages.delete_groups import DeleteGroupsRequest
-from protocol.messages.describe_groups import DescribeGroupsRequest
-from protocol.messages.find_coordinator import FindCoordinatorRequest
-from protocol.messages.heartbeat import HeartbeatRequest
-from protocol.messages.join_group import JoinGroupRequest
-from protocol.messages.leave_group import LeaveGroupRequest
-from protocol.messages.list_groups import ListGroupsRequest
-from protocol.messages.offset_commit import OffsetCommitRequest
-from protocol.messages.offset_delete import OffsetDeleteRequest
-from protocol.messages.offset_fetch import OffsetFetchRequest
-from protocol.messages.sync_group import SyncGroupRequest
-from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest
+from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest
+from kbroker_protocol.messages.join_group import JoinGroupRequest
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest
+from kbroker_protocol.messages.list_groups import ListGroupsRequest
+from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
+from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
+from kbroker_protocol.messages.sync_group import SyncGroupRequest
+from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest
 
 E = ErrorCode
 PARTITIONS = 5  # offsets.topic.num.partitions of BrokerThread

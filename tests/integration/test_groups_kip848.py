@@ -22,16 +22,16 @@ from test_groups_protocol import (
 from waiting import wait_until
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
-from protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
-from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
-from protocol.messages.describe_groups import DescribeGroupsRequest
-from protocol.messages.heartbeat import HeartbeatRequest
-from protocol.messages.leave_group import LeaveGroupRequest
-from protocol.messages.list_groups import ListGroupsRequest
-from protocol.messages.offset_fetch import OffsetFetchRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
+from kbroker_protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
+from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest
+from kbroker_protocol.messages.list_groups import ListGroupsRequest
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
 
 CONFIG = {
     "group.min.session.timeout.ms": "500",

@@ -12,18 +12,18 @@ from waiting import wait_until
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.delete_groups import DeleteGroupsRequest
-from protocol.messages.describe_groups import DescribeGroupsRequest
-from protocol.messages.find_coordinator import FindCoordinatorRequest
-from protocol.messages.heartbeat import HeartbeatRequest
-from protocol.messages.join_group import JoinGroupRequest
-from protocol.messages.leave_group import LeaveGroupRequest
-from protocol.messages.list_groups import ListGroupsRequest
-from protocol.messages.offset_commit import OffsetCommitRequest
-from protocol.messages.offset_delete import OffsetDeleteRequest
-from protocol.messages.offset_fetch import OffsetFetchRequest
-from protocol.messages.sync_group import SyncGroupRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest
+from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest
+from kbroker_protocol.messages.join_group import JoinGroupRequest
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest
+from kbroker_protocol.messages.list_groups import ListGroupsRequest
+from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
+from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
+from kbroker_protocol.messages.sync_group import SyncGroupRequest
 
 GROUP_CONFIG = {
     "group.min.session.timeout.ms": "500",
@@ -480,7 +480,7 @@ def test_describe_list_and_delete_groups(gbroker, wire, group, topic):
 
 
 def test_offset_delete_rules(gbroker, wire, group, topic):
-    from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+    from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 
     T = OffsetDeleteRequest.OffsetDeleteRequestTopic
     P = T.OffsetDeleteRequestPartition
@@ -565,13 +565,13 @@ def test_restart_keeps_offsets_stable_group_and_pending_transactions(tmp_path):
 
 def test_consumer_offsets_records_are_kafka_formats(tmp_path):
     """What lands in __consumer_offsets decodes with Kafka's schemas, in the partition Kafka uses."""
-    from protocol.messages.coordinator import (
+    from kbroker_protocol.messages.coordinator import (
         GroupMetadataKey,
         GroupMetadataValue,
         OffsetCommitKey,
         OffsetCommitValue,
     )
-    from protocol.records import iter_records
+    from kbroker_protocol.records import iter_records
 
     config = dict(GROUP_CONFIG, **{"offsets.topic.num.partitions": "7"})
     group = "format-check"
@@ -612,7 +612,7 @@ def test_consumer_offsets_records_are_kafka_formats(tmp_path):
 def test_offset_retention_by_the_periodic_check():
     """Offsets of empty groups, and of topics a live consumer group no longer subscribes to, expire;
     the check runs every offsets.retention.check.interval.ms (the clock is moved past retention)."""
-    from protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+    from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
 
     config = dict(GROUP_CONFIG, **{"offsets.retention.check.interval.ms": "100"})
     with BrokerThread(config=config) as b:

@@ -21,8 +21,8 @@ from test_transactions_helpers import (
 )
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.produce import ProduceRequest, ProduceResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
 
 
 @pytest.fixture(scope="module")

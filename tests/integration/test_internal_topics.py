@@ -11,11 +11,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.messages.find_coordinator import FindCoordinatorRequest
-from protocol.messages.init_producer_id import InitProducerIdRequest
-from protocol.messages.offset_commit import OffsetCommitRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
+from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
 
 E = ErrorCode
 CONFIG = {"offsets.topic.num.partitions": "7", "transaction.state.log.num.partitions": "3"}

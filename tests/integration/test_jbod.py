@@ -14,11 +14,11 @@ from wire import Wire, create_topic, produce
 
 from kbroker.broker import StartupError
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
-from protocol.messages.describe_log_dirs import DescribeLogDirsRequest
-from protocol.messages.fetch import FetchRequest
-from protocol.record_batch import iter_batch_headers
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
+from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest
+from kbroker_protocol.messages.fetch import FetchRequest
+from kbroker_protocol.record_batch import iter_batch_headers
 
 D = AlterReplicaLogDirsRequest.AlterReplicaLogDir
 DT = D.AlterReplicaLogDirTopic
@@ -146,8 +146,8 @@ def test_alter_replica_log_dirs_bad_input(tmp_path):
 
 
 def produce_error(wire, topic, partition):
-    from protocol.messages import REQUESTS
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.messages import REQUESTS
+    from kbroker_protocol.records import Record, build_batch
 
     Req = REQUESTS[0]
     data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(

@@ -8,9 +8,9 @@ import pytest
 from wire import Wire, create_topic
 
 from kbroker.controller import metadata_records as mr
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 LO = REQUESTS[2]

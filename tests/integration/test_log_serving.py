@@ -12,9 +12,9 @@ from pathlib import Path
 from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.record_batch import iter_batch_headers
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.record_batch import iter_batch_headers
 
 F = REQUESTS[1]
 # The smallest segment a client may ask for (Kafka 4's floor), and a padding that makes 12 batches
@@ -73,7 +73,7 @@ def test_damaged_old_segment_takes_only_that_partition_offline(topic_name):
         assert len([h for _p, h in iter_batch_headers(bytes(healthy.records))]) == 12
 
         Req = REQUESTS[0]
-        from protocol.records import Record, build_batch
+        from kbroker_protocol.records import Record, build_batch
 
         batch = build_batch([Record(value=b"x", timestamp=1_700_000_000_000)])
         resp = wire.call(0, 9, transactional_id=None, acks=1, timeout_ms=1000, topic_data=[
@@ -96,7 +96,7 @@ def test_large_fetch_to_a_slow_reader_stays_whole_and_in_order(broker, bootstrap
     wire = Wire(bootstrap)
     create_topic(wire, topic_name, 1)
     P = REQUESTS[0]
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.records import Record, build_batch
 
     payload = os.urandom(200_000)
     for _ in range(60):

@@ -19,8 +19,8 @@ import pytest
 from waiting import wait_until
 from wire import Wire, create_topic
 
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.errors import StartupError
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire
 from tests.integration.wire import create_topic as wire_create_topic

@@ -20,11 +20,11 @@ from wire import Wire, create_topic
 from kbroker.api import load_handlers
 from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode as E
-from protocol.messages import REQUESTS
-from protocol.messages.data.voters_record import VotersRecord
-from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, iter_records, parse_control_record
+from kbroker_protocol.errors import ErrorCode as E
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages.data.voters_record import VotersRecord
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import Record, build_batch, iter_records, parse_control_record
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "compat"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from wire import Wire
 
-from protocol.errors import ErrorCode
-from protocol.messages.api_versions import ApiVersionsRequest
-from protocol.messages.describe_quorum import DescribeQuorumRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest
 
 T = DescribeQuorumRequest.TopicData
 
@@ -69,7 +69,7 @@ def test_voter_changes_on_a_static_single_voter_are_refused(bootstrap):
     no_dir = w.call(81, 0, cluster_id=None, voter_id=2, voter_directory_id=uuid.UUID(int=0))
     assert no_dir.error_code == ErrorCode.INVALID_REQUEST
     assert no_dir.error_message == "Remove voter request didn't include a valid voter"
-    from protocol.messages.add_raft_voter import AddRaftVoterRequest
+    from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest
 
     L = AddRaftVoterRequest.Listener
     no_listener = w.call(80, 1, cluster_id=None, voter_id=2, voter_directory_id=uuid.uuid4(),

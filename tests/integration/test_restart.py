@@ -19,8 +19,8 @@ from test_admin_api import (
 )
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 
 def describe_config(wire: Wire, topic: str, key: str) -> tuple[str, int]:

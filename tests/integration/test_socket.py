@@ -16,11 +16,11 @@ from waiting import wait_until
 
 from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.record_batch import iter_batch_headers
-from protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 _ids = itertools.count(1000)
 

@@ -9,9 +9,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from test_transactions_helpers import RawClient, produce
 
-from protocol.errors import ErrorCode
-from protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header
+from kbroker_protocol.records import Record, build_batch
 
 
 @pytest.mark.parametrize("producer_codec,topic_codec,expected", [

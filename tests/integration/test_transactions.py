@@ -27,8 +27,8 @@ from waiting import wait_until
 
 from kbroker.coordinator.txn_log import TxnState
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.records import iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import iter_records
 
 FAST_TIMEOUTS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "50"}
 
@@ -368,7 +368,7 @@ def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, ra
     resp = produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
     assert resp.error_code == ErrorCode.INVALID_TXN_STATE
     # Broker-to-broker verification (v4+, VerifyOnly) reports the same.
-    from protocol.messages.add_partitions_to_txn import (
+    from kbroker_protocol.messages.add_partitions_to_txn import (
         AddPartitionsToTxnRequest,
         AddPartitionsToTxnResponse,
         AddPartitionsToTxnTopic,
@@ -408,7 +408,7 @@ def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, ra
 
 
 def _add_partitions(raw, tid, pid, epoch, topic, partitions, version=3):
-    from protocol.messages.add_partitions_to_txn import (
+    from kbroker_protocol.messages.add_partitions_to_txn import (
         AddPartitionsToTxnRequest,
         AddPartitionsToTxnResponse,
         AddPartitionsToTxnTopic,
@@ -423,7 +423,7 @@ def _add_partitions(raw, tid, pid, epoch, topic, partitions, version=3):
 
 
 def _end_txn(raw, tid, pid, epoch, commit, version=3) -> int:
-    from protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+    from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
 
     return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
                     EndTxnResponse, version).error_code
@@ -462,12 +462,15 @@ def test_coordinator_errors(bootstrap, raw):
 
 
 def test_list_and_describe_transactions_and_producers(bootstrap, raw):
-    from protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
-    from protocol.messages.describe_transactions import (
+    from kbroker_protocol.messages.describe_producers import (
+        DescribeProducersRequest,
+        DescribeProducersResponse,
+    )
+    from kbroker_protocol.messages.describe_transactions import (
         DescribeTransactionsRequest,
         DescribeTransactionsResponse,
     )
-    from protocol.messages.list_transactions import ListTransactionsRequest, ListTransactionsResponse
+    from kbroker_protocol.messages.list_transactions import ListTransactionsRequest, ListTransactionsResponse
 
     topic = new_name("admin")
     create_topic(bootstrap, topic)
@@ -511,7 +514,7 @@ def test_list_and_describe_transactions_and_producers(bootstrap, raw):
 
 
 def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootstrap, raw):
-    from protocol.messages.fetch import FetchRequest, FetchResponse
+    from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
 
     topic = new_name("fetch")
     create_topic(bootstrap, topic)
@@ -540,7 +543,7 @@ def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootst
     assert fetch(0, 0).aborted_transactions is None
     # The control batches are in the data (consumers drop them); each holds one marker record.
     data = bytes(part.records)
-    from protocol.record_batch import iter_batch_headers
+    from kbroker_protocol.record_batch import iter_batch_headers
 
     controls = [h for _pos, h in iter_batch_headers(data) if h.is_control]
     assert [h.base_offset for h in controls] == [2, 5, 8]
@@ -548,7 +551,7 @@ def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootst
 
     # The aborted-transaction index is the segment's .txnindex file (nothing of it in memory);
     # once the log start passes an aborted transaction, a fetch from there no longer lists it.
-    from protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
+    from kbroker_protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
 
     T = DeleteRecordsRequest.DeleteRecordsTopic
     deleted = raw.call(DeleteRecordsRequest(timeout_ms=5000, topics=[T(name=topic, partitions=[
@@ -626,7 +629,7 @@ def test_transactional_id_and_producer_id_expiration(tmp_path):
 def test_transactions_v2_at_the_protocol_level(txn_broker, bootstrap, raw):
     from kafka import KafkaConsumer as _Consumer
 
-    from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+    from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
     topic, group = new_name("v2"), new_name("v2-group")
     create_topic(bootstrap, topic, partitions=2)
@@ -675,7 +678,7 @@ def test_transactions_v2_at_the_protocol_level(txn_broker, bootstrap, raw):
 
 
 def _end_txn_v5(raw, tid, pid, epoch, commit):
-    from protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+    from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
 
     return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
                     EndTxnResponse, 5)
@@ -684,8 +687,8 @@ def _end_txn_v5(raw, tid, pid, epoch, commit):
 def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
     from kafka import KafkaConsumer as _Consumer
 
-    from protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
-    from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+    from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+    from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
     port = free_port()
     tid, group = "restart-offsets", "restart-offsets-group"
@@ -729,7 +732,7 @@ def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
 
 
 def test_write_txn_markers(bootstrap, raw):
-    from protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
+    from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
     topic = new_name("markers")
     create_topic(bootstrap, topic)

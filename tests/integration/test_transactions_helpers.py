@@ -16,8 +16,8 @@ from wire import Wire
 
 from kbroker.api import load_handlers
 from kbroker.api.registry import HANDLERS, ApiHandler
-from protocol.errors import ErrorCode
-from protocol.messages.find_coordinator import FindCoordinatorResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorResponse
 
 
 def _find_coordinator(ctx, request):
@@ -76,7 +76,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
 def produce(client: RawClient, topic: str, partition: int, records: bytes, transactional_id: str | None = None,
             version: int = 9):
     """One Produce request for one partition (acks=-1); returns the partition response."""
-    from protocol.messages.produce import ProduceRequest, ProduceResponse
+    from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
 
     request = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=10000, topic_data=[
         ProduceRequest.TopicProduceData(name=topic, partition_data=[
@@ -87,7 +87,7 @@ def produce(client: RawClient, topic: str, partition: int, records: bytes, trans
 
 def init_producer_id(client: RawClient, transactional_id: str | None = None, timeout_ms: int = 60000,
                      producer_id: int = -1, producer_epoch: int = -1, version: int = 4):
-    from protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+    from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 
     return client.call(InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=timeout_ms,
                                              producer_id=producer_id, producer_epoch=producer_epoch),
@@ -96,7 +96,7 @@ def init_producer_id(client: RawClient, transactional_id: str | None = None, tim
 
 def list_offset(client: RawClient, topic: str, partition: int = 0, isolation: int = 0) -> int:
     """The latest offset: the high watermark, or with ``isolation=1`` the last stable offset."""
-    from protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
+    from kbroker_protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
 
     request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=[
         ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[
@@ -108,7 +108,7 @@ def list_offset(client: RawClient, topic: str, partition: int = 0, isolation: in
 
 
 def data_batch(pid: int, epoch: int, seq: int, values: list[bytes], transactional: bool = False) -> bytes:
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.records import Record, build_batch
 
     now = int(time.time() * 1000)
     return build_batch([Record(value=v, timestamp=now) for v in values], producer_id=pid, producer_epoch=epoch,

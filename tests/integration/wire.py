@@ -6,10 +6,10 @@ import itertools
 import socket
 import struct
 
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.records import Record, build_batch
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from protocol.compression import compress
-from protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header
+from kbroker_protocol.compression import compress
+from kbroker_protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header
 
 Record = tuple[bytes | None, bytes | None, int]  # key, value, timestamp
 

@@ -11,7 +11,7 @@ from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
-from protocol.record_batch import parse_header, validate_batch
+from kbroker_protocol.record_batch import parse_header, validate_batch
 
 NOW = 10_000_000
 COMPACT = LogConfig(
@@ -275,7 +275,7 @@ def test_file_slices_read_before_a_swap_still_read_the_old_bytes(tmp_path):
 
 
 def test_transactions_aborted_data_goes_open_transactions_stay_last_producer_batch_kept(tmp_path):
-    from protocol.records import ControlType, Record, build_batch, build_control_batch
+    from kbroker_protocol.records import ControlType, Record, build_batch, build_control_batch
 
     log = PartitionLog.open(tmp_path / "t-0", dataclasses.replace(COMPACT, segment_bytes=400))
     seq = {7: 0, 8: 0, 9: 0}

@@ -11,8 +11,14 @@ from log_batches import split_batches
 from kbroker.log import LogConfig, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.record_batch import validate_batch
-from protocol.records import ControlType, Record, build_batch, build_control_batch, parse_control_record
+from kbroker_protocol.record_batch import validate_batch
+from kbroker_protocol.records import (
+    ControlType,
+    Record,
+    build_batch,
+    build_control_batch,
+    parse_control_record,
+)
 
 RECORD_TS = 1_000_000  # record and marker timestamps: far older than delete.retention.ms at any pass
 RETENTION_MS = 60_000

@@ -27,7 +27,7 @@ from log_batches import split_batches
 from log_crash_writer import CONFIG, batch_for
 
 from kbroker.log import PartitionLog
-from protocol.record_batch import validate_batch
+from kbroker_protocol.record_batch import validate_batch
 
 WRITER = Path(__file__).with_name("log_crash_writer.py")
 ROOT = Path(__file__).resolve().parents[2]

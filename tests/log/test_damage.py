@@ -9,7 +9,7 @@ import pytest
 from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, LogCorruptedError, PartitionLog
-from protocol.record_batch import validate_batch
+from kbroker_protocol.record_batch import validate_batch
 
 CONFIG = LogConfig(segment_bytes=2000, index_interval_bytes=150)
 

@@ -17,7 +17,7 @@ from log_batches import value_batch
 from kbroker.log import LogConfig, PartitionLog
 from kbroker.log import fd_budget as fd_budget_module
 from kbroker.log.fd_budget import BUDGET
-from protocol.records import iter_records
+from kbroker_protocol.records import iter_records
 
 # Small segments: a roll every few batches.
 SMALL = LogConfig(segment_bytes=600, index_interval_bytes=100)

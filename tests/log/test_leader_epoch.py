@@ -29,7 +29,7 @@ from kbroker.log.leader_epoch import (
     read_checkpoint_file,
     write_checkpoint_file,
 )
-from protocol.records import ControlType, Record, build_batch, build_control_batch
+from kbroker_protocol.records import ControlType, Record, build_batch, build_control_batch
 
 U = (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
 

@@ -8,7 +8,7 @@ import pytest
 
 from kbroker.log import LogConfig
 from kbroker.log.log_manager import FUTURE_DIR_SUFFIX, MOVE_COMPLETE, LogManager
-from protocol.records import Record, build_batch
+from kbroker_protocol.records import Record, build_batch
 
 CONFIG = LogConfig(segment_bytes=4096)
 

@@ -9,7 +9,7 @@ from log_batches import make_batch, split_batches, value_batch
 
 from kbroker.log import LogConfig, LogManager
 from kbroker.log.batch_records import iter_records
-from protocol.record_batch import validate_batch
+from kbroker_protocol.record_batch import validate_batch
 
 
 class FakeClock:

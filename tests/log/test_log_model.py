@@ -21,7 +21,7 @@ from log_batches import make_batch, split_batches
 
 from kbroker.log import LogConfig, OffsetOutOfRangeError, PartitionLog, clean_log
 from kbroker.log.batch_records import iter_records
-from protocol.record_batch import parse_header
+from kbroker_protocol.record_batch import parse_header
 
 NOW_MS = 10_000_000
 CONFIG = LogConfig(

@@ -15,7 +15,7 @@ from kbroker.log import (
     PartitionLog,
     RecordBatchTooLargeError,
 )
-from protocol.record_batch import (
+from kbroker_protocol.record_batch import (
     TIMESTAMP_TYPE_MASK,
     InvalidRecordBatch,
     compute_crc,

@@ -18,8 +18,14 @@ from kbroker.log.batch_records import iter_records
 from kbroker.log.partition_log import CHECKPOINT_FILE
 from kbroker.log.txn_index import ENTRY_SIZE, AbortedTxn, decode_open_txns
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.record_batch import parse_header
-from protocol.records import ControlType, Record, build_batch, build_control_batch, parse_control_record
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import (
+    ControlType,
+    Record,
+    build_batch,
+    build_control_batch,
+    parse_control_record,
+)
 
 CONFIG = LogConfig(segment_bytes=400, index_interval_bytes=100)
 

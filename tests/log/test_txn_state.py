@@ -10,7 +10,7 @@ from test_txn_index_log import CONFIG, Writer, expected_files, on_disk, open_at,
 from kbroker.log import PartitionLog
 from kbroker.log.txn_index import AbortedTxn, decode_open_txns, encode_open_txns
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.records import Record, build_batch
+from kbroker_protocol.records import Record, build_batch
 
 
 def state_path(log: PartitionLog, base: int):

@@ -9,7 +9,7 @@ from kafka.protocol.consumer import FetchResponse as KpFetchResponse
 from kafka.protocol.metadata import ApiVersionsResponse as KpApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest as KpProduceRequest
 
-from protocol.api import (
+from kbroker_protocol.api import (
     decode_request,
     decode_response,
     encode_request,
@@ -17,13 +17,13 @@ from protocol.api import (
     request_header_version,
     response_header_version,
 )
-from protocol.exceptions import ProtocolError, UnsupportedVersionError
-from protocol.messages import API_NAMES, REQUESTS, RESPONSES, RequestHeader, ResponseHeader
-from protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-from protocol.messages.fetch import FetchRequest, FetchResponse
-from protocol.messages.metadata import MetadataRequest
-from protocol.messages.produce import ProduceRequest, ProduceResponse
-from protocol.primitives import Writer
+from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
+from kbroker_protocol.messages import API_NAMES, REQUESTS, RESPONSES, RequestHeader, ResponseHeader
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
+from kbroker_protocol.messages.metadata import MetadataRequest
+from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
+from kbroker_protocol.primitives import Writer
 
 TopicData = ProduceRequest.TopicProduceData
 PartitionData = ProduceRequest.TopicProduceData.PartitionProduceData
@@ -51,7 +51,7 @@ def test_class_constants_and_registry():
     assert API_NAMES[0] == "Produce" and API_NAMES[18] == "ApiVersions"
     assert REQUESTS[18] is ApiVersionsRequest
     assert 4 not in REQUESTS  # LeaderAndIsr: "validVersions": "none"
-    from protocol.messages.sasl_handshake import SaslHandshakeRequest
+    from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
 
     assert SaslHandshakeRequest.FLEXIBLE_MIN_VERSION is None
     assert (RequestHeader.MIN_VERSION, RequestHeader.MAX_VERSION) == (0, 2)
@@ -83,7 +83,7 @@ def test_defaults_from_spec_strings_hex_and_null():
 
 
 def test_common_structs_are_module_level_and_attributes_of_users():
-    from protocol.messages import add_partitions_to_txn as m
+    from kbroker_protocol.messages import add_partitions_to_txn as m
 
     assert m.AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult is m.AddPartitionsToTxnTopicResult
     assert m.AddPartitionsToTxnTopicResult.AddPartitionsToTxnPartitionResult is m.AddPartitionsToTxnPartitionResult
@@ -308,7 +308,7 @@ def test_unknown_tagged_fields_are_kept_and_re_emitted_in_tag_order():
 
 
 def test_tagged_nullable_struct_uses_a_varint_presence_marker():
-    from protocol.messages.coordinator import ConsumerGroupMemberMetadataValue as Value
+    from kbroker_protocol.messages.coordinator import ConsumerGroupMemberMetadataValue as Value
 
     meta = Value.ClassicMemberMetadata(session_timeout_ms=45000, supported_protocols=[])
     value = Value(client_id="c", client_host="h", classic_member_metadata=meta)
@@ -323,8 +323,8 @@ def test_tagged_nullable_struct_uses_a_varint_presence_marker():
 
 
 def test_read_advances_a_reader_over_consecutive_messages():
-    from protocol.messages.coordinator import OffsetCommitKey
-    from protocol.primitives import Reader
+    from kbroker_protocol.messages.coordinator import OffsetCommitKey
+    from kbroker_protocol.primitives import Reader
 
     a = OffsetCommitKey(group="g1", topic="t", partition=3)
     b = OffsetCommitKey(group="g2", topic="u", partition=4)
@@ -337,7 +337,7 @@ def test_read_advances_a_reader_over_consecutive_messages():
 
 
 def test_internal_record_registries():
-    from protocol.messages import coordinator, metadata_records, raft
+    from kbroker_protocol.messages import coordinator, metadata_records, raft
 
     assert coordinator.COORDINATOR_KEY_BY_API_KEY[1].__name__ == "OffsetCommitKey"
     assert coordinator.COORDINATOR_VALUE_BY_API_KEY[1].__name__ == "OffsetCommitValue"

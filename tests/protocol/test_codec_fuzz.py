@@ -16,11 +16,16 @@ import tracemalloc
 
 import pytest
 
-import protocol.messages as messages
-from protocol.api import decode_request, decode_response, request_header_version, response_header_version
-from protocol.exceptions import ProtocolError
-from protocol.interpreter import Schema, load_specs, random_value
-from protocol.mutation import mutate as shared_mutate
+import kbroker_protocol.messages as messages
+from kbroker_protocol.api import (
+    decode_request,
+    decode_response,
+    request_header_version,
+    response_header_version,
+)
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.interpreter import Schema, load_specs, random_value
+from kbroker_protocol.mutation import mutate as shared_mutate
 
 SPECS = load_specs()
 HEADER = Schema(SPECS["RequestHeader"])

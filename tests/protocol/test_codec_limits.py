@@ -17,10 +17,10 @@ import uuid
 
 import pytest
 
-from protocol.api import decode_request, encode_request
-from protocol.exceptions import ProtocolError
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.primitives import write_uvarint
+from kbroker_protocol.api import decode_request, encode_request
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.primitives import write_uvarint
 
 
 def uvarint(n: int) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.exceptions import ProtocolError
-from protocol.primitives import (
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.primitives import (
     Writer,
     read_compact_array_len,
     read_nullable_string,

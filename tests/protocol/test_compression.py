@@ -15,7 +15,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.compression import (
+from kbroker_protocol.compression import (
     XERIAL_MAGIC,
     Codec,
     CorruptCompressedData,
@@ -24,7 +24,7 @@ from protocol.compression import (
     decompress,
     is_xerial_snappy,
 )
-from protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.record_batch import InvalidRecordBatch
 
 CODECS = [Codec.NONE, Codec.GZIP, Codec.SNAPPY, Codec.LZ4, Codec.ZSTD]
 COMPRESSED = [Codec.GZIP, Codec.SNAPPY, Codec.LZ4, Codec.ZSTD]

@@ -1,4 +1,4 @@
-"""protocol.crc: CRC-32C from the crc32c extension, loaded without the package's __init__."""
+"""kbroker_protocol.crc: CRC-32C from the crc32c extension, loaded without the package's __init__."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zlib
 
-from protocol.crc import crc32c
+from kbroker_protocol.crc import crc32c
 
 
 def test_known_vectors():
@@ -34,8 +34,8 @@ def test_same_function_as_the_package():
 
 def test_importing_the_codec_skips_the_package_init():
     # The package's __init__ imports importlib.metadata and argparse (30-40 ms of every start).
-    code = ("import sys, protocol.record_batch, protocol.crc; "
+    code = ("import sys, kbroker_protocol.record_batch, kbroker_protocol.crc; "
             "print('crc32c' in sys.modules, 'importlib.metadata' in sys.modules, "
-            "'crc32c._crc32c' in sys.modules, hex(protocol.crc.crc32c(b'123456789')))")
+            "'crc32c._crc32c' in sys.modules, hex(kbroker_protocol.crc.crc32c(b'123456789')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "True", "0xe3069283"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import MESSAGES, RETRIABLE, ErrorCode, default_message, error_name, is_retriable
+from kbroker_protocol.errors import MESSAGES, RETRIABLE, ErrorCode, default_message, error_name, is_retriable
 
 
 @pytest.mark.parametrize(

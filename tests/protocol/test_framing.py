@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.exceptions import FrameTooLargeError, ProtocolError
-from protocol.framing import FrameDecoder, encode_frame, size_prefix
+from kbroker_protocol.exceptions import FrameTooLargeError, ProtocolError
+from kbroker_protocol.framing import FrameDecoder, encode_frame, size_prefix
 
 
 def _stream(payloads: list[bytes]) -> bytes:

@@ -39,7 +39,7 @@ def test_generated_code_does_not_carry_spec_prose():
 
 
 def test_spec_comments_are_stripped_but_not_inside_strings():
-    from protocol.interpreter import load_spec_text
+    from kbroker_protocol.interpreter import load_spec_text
 
     text = (
         "// Licensed to the Apache Software Foundation\n"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import protocol.messages as messages
-from protocol.interpreter import (
+import kbroker_protocol.messages as messages
+from kbroker_protocol.interpreter import (
     Schema,
     attr_name,
     field_versions,
@@ -27,11 +27,11 @@ from protocol.interpreter import (
 
 SPECS = load_specs()
 PACKAGES = {
-    "message": "protocol.messages",
-    "group-coordinator": "protocol.messages.coordinator",
-    "transaction-coordinator": "protocol.messages.coordinator",
-    "metadata": "protocol.messages.metadata_records",
-    "raft": "protocol.messages.raft",
+    "message": "kbroker_protocol.messages",
+    "group-coordinator": "kbroker_protocol.messages.coordinator",
+    "transaction-coordinator": "kbroker_protocol.messages.coordinator",
+    "metadata": "kbroker_protocol.messages.metadata_records",
+    "raft": "kbroker_protocol.messages.raft",
 }
 SCALARS = {
     "int8",
@@ -59,8 +59,8 @@ INT_RANGES = {
 
 def generated_class(spec: dict) -> type:
     pkg = PACKAGES[spec["_dir"]]
-    if pkg == "protocol.messages" and spec["type"] == "data":
-        pkg = "protocol.messages.data"
+    if pkg == "kbroker_protocol.messages" and spec["type"] == "data":
+        pkg = "kbroker_protocol.messages.data"
     mod = importlib.import_module(pkg)
     if hasattr(mod, spec["name"]):
         return getattr(mod, spec["name"])

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from protocol.api import decode_request, encode_request
-from protocol.compression import Codec, is_xerial_snappy
-from protocol.errors import ErrorCode
-from protocol.record_batch import HEADER_SIZE, validate_batch
-from protocol.records import check_produce_records, decode_batch
+from kbroker_protocol.api import decode_request, encode_request
+from kbroker_protocol.compression import Codec, is_xerial_snappy
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import HEADER_SIZE, validate_batch
+from kbroker_protocol.records import check_produce_records, decode_batch
 
 GOLDEN = Path(__file__).parent / "golden"
 CLIENTS = {"kafka-python", "aiokafka", "confluent-kafka"}

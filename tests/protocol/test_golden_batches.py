@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from protocol.compression import Codec, is_xerial_snappy
-from protocol.record_batch import CONTROL_MASK, HEADER_SIZE, TRANSACTIONAL_MASK, validate_batch
-from protocol.records import (
+from kbroker_protocol.compression import Codec, is_xerial_snappy
+from kbroker_protocol.record_batch import CONTROL_MASK, HEADER_SIZE, TRANSACTIONAL_MASK, validate_batch
+from kbroker_protocol.records import (
     ControlType,
     Record,
     build_batch,

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from protocol.compression import Codec
-from protocol.record_batch import (
+from kbroker_protocol.compression import Codec
+from kbroker_protocol.record_batch import (
     HEADER_SIZE,
     NO_SEQUENCE,
     BatchHeader,
@@ -20,7 +20,7 @@ from protocol.record_batch import (
     patch_partition_leader_epoch,
     validate_batch,
 )
-from protocol.records import Record, build_batch, decode_batch
+from kbroker_protocol.records import Record, build_batch, decode_batch
 
 T0 = 1_700_000_000_000
 

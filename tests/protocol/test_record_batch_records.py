@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from protocol.compression import Codec, compress
-from protocol.errors import ErrorCode
-from protocol.record_batch import (
+from kbroker_protocol.compression import Codec, compress
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import (
     CONTROL_MASK,
     DELETE_HORIZON_MASK,
     HEADER_SIZE,
@@ -27,7 +27,7 @@ from protocol.record_batch import (
     parse_header,
     validate_batch,
 )
-from protocol.records import (
+from kbroker_protocol.records import (
     ControlType,
     Record,
     TimestampType,
@@ -225,7 +225,7 @@ def _patched(batch: bytes, records_section: bytes, count: int | None = None) -> 
     out = bytearray(batch[:HEADER_SIZE] + records_section)
     struct.pack_into(">i", out, 8, len(out) - 12)
     struct.pack_into(">i", out, 57, h.records_count if count is None else count)
-    from protocol.record_batch import compute_crc
+    from kbroker_protocol.record_batch import compute_crc
 
     struct.pack_into(">I", out, 17, compute_crc(out))
     return bytes(out)
@@ -335,7 +335,7 @@ def test_fuzz_records_section(data, codec: int) -> None:
         section = bytearray(compress(codec, section))
     batch = bytearray(_patched(base, bytes(section), data.draw(st.integers(-2, 6))))
     batch[22] = (batch[22] & ~0x07) | codec
-    from protocol.record_batch import compute_crc
+    from kbroker_protocol.record_batch import compute_crc
 
     struct.pack_into(">I", batch, 17, compute_crc(batch))
     try:

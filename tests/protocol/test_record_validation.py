@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from protocol.compression import (
+from kbroker_protocol.compression import (
     Codec,
     CorruptCompressedData,
     DecompressedSizeExceeded,
@@ -17,8 +17,8 @@ from protocol.compression import (
     decompress,
     decompress_chunks,
 )
-from protocol.errors import ErrorCode
-from protocol.record_batch import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import (
     CRC_OFFSET,
     HEADER_SIZE,
     InvalidRecord,
@@ -26,9 +26,9 @@ from protocol.record_batch import (
     parse_header,
     validate_batch,
 )
-from protocol.record_validation import OverBudget, Policy, validate_records
-from protocol.record_walk import read_record, walk, walk_plain
-from protocol.records import Record, build_batch, decode_batch
+from kbroker_protocol.record_validation import OverBudget, Policy, validate_records
+from kbroker_protocol.record_walk import read_record, walk, walk_plain
+from kbroker_protocol.records import Record, build_batch, decode_batch
 
 NOW = 1_700_000_000_000
 CODECS = [Codec.NONE, Codec.GZIP, Codec.SNAPPY, Codec.LZ4, Codec.ZSTD]

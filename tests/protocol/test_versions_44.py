@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from kbroker.api.registry import LATEST_VERSION_UNSTABLE
-from protocol.api import decode_request, encode_request
-from protocol.interpreter import load_specs, version_range
-from protocol.messages import REQUESTS, RESPONSES
+from kbroker_protocol.api import decode_request, encode_request
+from kbroker_protocol.interpreter import load_specs, version_range
+from kbroker_protocol.messages import REQUESTS, RESPONSES
 
 TOPIC_ID = uuid.UUID("8a3c5b9e-1d2f-4c6a-9b7e-0f1e2d3c4b5a")
 

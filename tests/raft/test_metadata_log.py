@@ -20,11 +20,11 @@ from kbroker.controller.metadata_log import (
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, NewTopic, QuorumController
 from kbroker.log import PartitionLog
 from kbroker.raft.log import Entry, Snapshot
-from protocol.messages.data.kraft_version_record import KRaftVersionRecord
-from protocol.messages.data.leader_change_message import LeaderChangeMessage
-from protocol.messages.data.voters_record import VotersRecord
-from protocol.record_batch import iter_batch_headers
-from protocol.records import ControlType, decode_batch, parse_control_record
+from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
+from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
+from kbroker_protocol.messages.data.voters_record import VotersRecord
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import ControlType, decode_batch, parse_control_record
 
 
 def single_node_dir(path) -> tuple[list, int]:

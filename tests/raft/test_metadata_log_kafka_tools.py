@@ -166,8 +166,8 @@ def test_kafka_storage_format_checkpoint_opens_as_a_metadata_log(tmp_path):
     image (the bootstrap features, kraft.version 1 from its KRaftVersionRecord)."""
     from kbroker.controller.metadata_log import decode_snapshot
     from kbroker.controller.snapshot import load_snapshot
-    from protocol.messages.data.voters_record import VotersRecord
-    from protocol.records import ControlType
+    from kbroker_protocol.messages.data.voters_record import VotersRecord
+    from kbroker_protocol.records import ControlType
 
     data_dir = tmp_path / "data"
     props = tmp_path / "server.properties"

@@ -13,10 +13,10 @@ from kbroker.raft.io import ProposalLostError, RaftDriver, RaftStoppedError
 from kbroker.raft.log import Entry, Snapshot
 from kbroker.raft.node import NotLeaderError, RaftConfig, Role
 from kbroker.raft.state_store import FileQuorumStateStore
-from protocol.api import decode_response, encode_request
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.messages import vote as vo
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.messages import vote as vo
 
 VOTERS = (1, 2, 3)
 CLUSTER_ID = "raft-io-test-cluster"
@@ -338,8 +338,8 @@ async def test_hostile_voter_answers_do_not_crash_the_others(tmp_path, caplog):
                 elif kind == 1:
                     writer.write(struct.pack(">ii", 9, cid) + b"\xff" * 5)
                 else:
-                    from protocol.api import encode_response
-                    from protocol.messages import RESPONSES
+                    from kbroker_protocol.api import encode_response
+                    from kbroker_protocol.messages import RESPONSES
 
                     body = RESPONSES[api_key](error_code=ErrorCode.INCONSISTENT_CLUSTER_ID)
                     payload = b"".join(encode_response(cid, api_key, version, body))

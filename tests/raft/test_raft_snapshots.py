@@ -22,7 +22,7 @@ from kbroker.raft import (
     VoteResponse,
 )
 from kbroker.raft.state_store import MemoryQuorumStateStore
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 CFG = RaftConfig()
 E1, E3 = Entry(1, "a"), Entry(3, "b")

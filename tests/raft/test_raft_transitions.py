@@ -23,7 +23,7 @@ from kbroker.raft import (
 )
 from kbroker.raft.node import RaftSafetyError
 from kbroker.raft.state_store import MemoryQuorumStateStore
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 CFG = RaftConfig()
 VOTERS = (1, 2, 3)

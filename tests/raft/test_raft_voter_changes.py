@@ -15,7 +15,7 @@ from kbroker.raft.node import RaftConfig, RaftNode, Role
 from kbroker.raft.simulation import run_seed
 from kbroker.raft.state_store import MemoryQuorumStateStore
 from kbroker.raft.voters import Voter, control_of, decode_voters, encode_voters, snapshot_controls
-from protocol.errors import ErrorCode as E
+from kbroker_protocol.errors import ErrorCode as E
 
 CFG = RaftConfig(election_timeout_ms=100, fetch_timeout_ms=200, election_backoff_max_ms=100,
                  request_timeout_ms=200, retry_backoff_ms=2, fetch_max_wait_ms=20, append_linger_ms=2)

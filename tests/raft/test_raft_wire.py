@@ -30,10 +30,10 @@ from kbroker.raft.wire import (
     from_wire,
     to_wire,
 )
-from protocol.errors import ErrorCode
-from protocol.messages import fetch as fe
-from protocol.messages import vote as vo
-from protocol.records import decode_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import fetch as fe
+from kbroker_protocol.messages import vote as vo
+from kbroker_protocol.records import decode_batch
 
 # proposals [a, bb], [leader change], [empty, c]: one batch each
 RECORDS = (Entry(4, b"a", batch_end=False), Entry(4, b"bb"), Entry(5, 3, control=True), Entry(5, b"", batch_end=False),

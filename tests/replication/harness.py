@@ -22,10 +22,10 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.replication.replica_fetcher import BrokerConnection
 from kbroker.testing import EmbeddedBroker
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.messages.alter_partition import AlterPartitionResponse
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
+from kbroker_protocol.records import Record, build_batch
 
 LEADER_UNCHANGED = -2
 FAST = {

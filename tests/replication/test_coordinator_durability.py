@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
 from tests.replication.harness import Cluster, wait_for
 from tests.replication.test_isr_and_acks import block_follower, blocked
 

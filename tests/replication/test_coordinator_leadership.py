@@ -4,10 +4,10 @@ it from the replicated log, FindCoordinator names the leader's node."""
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
-from protocol.messages.find_coordinator import FindCoordinatorRequest
-from protocol.messages.offset_commit import OffsetCommitRequest
-from protocol.messages.offset_fetch import OffsetFetchRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
 from tests.replication.harness import Cluster, wait_for
 
 E = ErrorCode
@@ -67,7 +67,7 @@ async def test_group_moves_with_the_leadership_of_its_offsets_partition():
 
 
 async def _init_pid(conn, tid: str) -> tuple[int, int, int]:
-    from protocol.messages.init_producer_id import InitProducerIdRequest
+    from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 
     resp = await conn.request(InitProducerIdRequest(transactional_id=tid, transaction_timeout_ms=60000), 4, 10)
     return resp.error_code, resp.producer_id, resp.producer_epoch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
 
 E = ErrorCode
@@ -10,7 +10,7 @@ RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 
 
 async def _fetch_rack(conn, topic: str, offset: int, rack: str):
-    from protocol.messages import REQUESTS
+    from kbroker_protocol.messages import REQUESTS
 
     Req = REQUESTS[1]
     request = Req(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0,

@@ -52,7 +52,7 @@ async def test_follower_keeps_the_leaders_log_append_times():
 
 async def test_follower_keeps_producer_state_and_aborted_transactions():
     from kbroker.replication.producer_manager import partition_state
-    from protocol.records import Record, build_batch
+    from kbroker_protocol.records import Record, build_batch
 
     async with Cluster(2) as cluster:
         cluster.create_topic("t", [[1, 2]])
@@ -87,7 +87,7 @@ def _header(partition, offset: int):
 
 
 async def test_follower_behind_the_leaders_log_start_starts_over_there():
-    from protocol.messages import REQUESTS
+    from kbroker_protocol.messages import REQUESTS
     from tests.replication.test_isr_and_acks import block_follower, blocked
 
     async with Cluster(2) as cluster:

@@ -3,7 +3,7 @@ changes it asks of the controller with AlterPartition."""
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
 
 E = ErrorCode

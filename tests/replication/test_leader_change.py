@@ -3,7 +3,7 @@ clients are pointed at the new leader (KIP-951) and fenced by leader epochs."""
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
 from tests.replication.test_isr_and_acks import block_follower, blocked
 
@@ -94,7 +94,7 @@ async def test_replica_fetch_from_a_broker_that_is_not_a_replica_is_refused():
     async with Cluster(3) as cluster:
         topic_id = cluster.create_topic("t", [[1, 2]])
         conn = await cluster.connect(1)
-        from protocol.messages import REQUESTS
+        from kbroker_protocol.messages import REQUESTS
 
         Req = REQUESTS[1]
         try:
@@ -115,7 +115,7 @@ async def test_diverging_epoch_answer_to_a_follower_ahead_of_the_leader():
     async with Cluster(2) as cluster:
         topic_id = cluster.create_topic("t", [[1, 2]])
         conn = await cluster.connect(1)
-        from protocol.messages import REQUESTS
+        from kbroker_protocol.messages import REQUESTS
 
         Req = REQUESTS[1]
         try:

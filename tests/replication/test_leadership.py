@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from kbroker.replication import leadership as L
 from kbroker.replication.partition import Partition
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
 LAG = 30_000

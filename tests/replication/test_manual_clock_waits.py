@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
 from tests.replication.test_isr_and_acks import block_follower, blocked
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.controller.replication_control import alter_partition, alter_partition_reassignments
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
-from protocol.records import iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
+from kbroker_protocol.records import iter_records
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
 
 E = ErrorCode

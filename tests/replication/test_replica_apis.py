@@ -4,8 +4,8 @@ offline replicas), and only the leader answering ListOffsets and OffsetForLeader
 from __future__ import annotations
 
 from kbroker.controller import metadata_records as mr
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for
 from tests.replication.test_isr_and_acks import block_follower, blocked
 

@@ -7,8 +7,8 @@ non-leader: tests/unit/test_replication_control.py and test_reassignment_control
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for
 
 E = ErrorCode

@@ -8,7 +8,7 @@ from typing import Any
 
 from kbroker.controller import metadata_records as mr
 from kbroker.security.replication_quotas import ReplicationQuotas
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for
 
 RATE = 1000  # bytes/s: over 11 samples of 1 s the window is 10 s, so 10_000 bytes before the quota is exceeded

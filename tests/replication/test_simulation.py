@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
 
 E = ErrorCode

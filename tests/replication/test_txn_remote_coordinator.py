@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.replication.producer_manager import partition_state
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.messages.end_txn import EndTxnRequest
-from protocol.messages.init_producer_id import InitProducerIdRequest
-from protocol.messages.txn_offset_commit import TxnOffsetCommitRequest
-from protocol.records import Record, build_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages.end_txn import EndTxnRequest
+from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
+from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest
+from kbroker_protocol.records import Record, build_batch
 from tests.replication.harness import Cluster, wait_for
 
 E = ErrorCode

@@ -12,8 +12,8 @@ from wire import Wire
 from kbroker.security import acls as A
 from kbroker.security.acls import Acl, AclFilter, Authorizer
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '

@@ -10,8 +10,8 @@ import pytest
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 AReq = REQUESTS[49]
 DReq = REQUESTS[48]

@@ -17,10 +17,10 @@ from waiting import wait_until
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.api import encode_request
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RequestHeader
-from protocol.records import Record, build_batch
+from kbroker_protocol.api import encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.records import Record, build_batch
 
 AReq = REQUESTS[49]
 P = REQUESTS[0]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from test_controller_forwarding import address, controller_apis, forward_to, nodes, send  # noqa: F401
 
-from protocol.errors import ErrorCode
-from protocol.messages.alter_client_quotas import AlterClientQuotasRequest
-from protocol.messages.create_topics import CreateTopicsRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 
 E = AlterClientQuotasRequest.EntryData
 

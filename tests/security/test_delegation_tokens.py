@@ -17,8 +17,8 @@ from waiting import wait_until
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 SECRET = "token-secret-key"
@@ -356,9 +356,9 @@ async def test_forwarded_token_requests_run_on_the_controller_for_the_envelopes_
     from kbroker.api.envelope import envelope
     from kbroker.controller.remote import serialize_principal
     from kbroker.testing import EmbeddedBroker
-    from protocol.api import decode_response, encode_request
-    from protocol.messages import RequestHeader
-    from protocol.messages.envelope import EnvelopeRequest
+    from kbroker_protocol.api import decode_response, encode_request
+    from kbroker_protocol.messages import RequestHeader
+    from kbroker_protocol.messages.envelope import EnvelopeRequest
 
     node = EmbeddedBroker({"delegation.token.secret.key": SECRET})
     await node.start()

@@ -16,7 +16,7 @@ from security_helpers import ssl_listener_config
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -18,7 +18,7 @@ from wire import Wire
 
 from kbroker.errors import StartupError
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
 UNSECURED_JAAS = ('org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required '

@@ -22,8 +22,8 @@ from wire import Wire
 from kbroker.errors import StartupError
 from kbroker.security.jaas import JaasError, parse_jaas, plain_users, server_entry
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
@@ -606,8 +606,8 @@ def test_sasl_ssl_with_scram_and_confluent(certs) -> None:
         ctx = ssl.create_default_context(cafile=str(certs.ca))
         sock = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=10), server_hostname="localhost")
         try:
-            from protocol.api import encode_request
-            from protocol.messages import RequestHeader
+            from kbroker_protocol.api import encode_request
+            from kbroker_protocol.messages import RequestHeader
             payload = encode_request(RequestHeader(request_api_key=3, request_api_version=12, correlation_id=1,
                                                    client_id="x"), REQUESTS[3](topics=[]))
             sock.sendall(struct.pack(">i", len(payload)) + payload)

@@ -17,8 +17,8 @@ from waiting import wait_until
 from kbroker.errors import StartupError
 from kbroker.security.tls import PrincipalMapper, distinguished_name
 from kbroker.testing import BrokerThread
-from protocol.api import decode_response, encode_request
-from protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.messages import REQUESTS, RequestHeader
 
 
 def _principals(b: BrokerThread) -> list[str]:

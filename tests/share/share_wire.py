@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from wire import Wire
 
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.records import iter_records
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import iter_records
 
 E = ErrorCode
 HB, DESCRIBE, FETCH, ACK = 76, 77, 78, 79

@@ -11,9 +11,9 @@ from share_wire import ACCEPT, REJECT, RELEASE, E, ShareClient, acquired, part, 
 from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
-from protocol.record_batch import parse_header
-from protocol.records import iter_records
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import iter_records
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from kbroker.coordinator.share_state import (
     merge_batches,
 )
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 
 def test_in_flight_state_and_delivery_counts_survive_a_restart(tmp_path):

@@ -10,7 +10,7 @@ from share_wire import E, ShareClient, acquired, topic_id
 from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 GROUP = 32
 

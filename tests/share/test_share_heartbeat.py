@@ -10,7 +10,7 @@ from share_wire import DESCRIBE, E, heartbeat, topic_id
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from share_wire import ACCEPT, E, ShareClient, acquired, heartbeat, part, topic_
 from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,7 @@ def test_own_write_through_the_rpc_keeps_the_share_partition(broker, wire):
     """The persister of a share partition may write to its own broker (the state topic's partition
     turned out to be led here): WriteShareGroupState must not drop the writer's share partition and
     its acquisitions (they would be delivered again)."""
-    from protocol.messages.write_share_group_state import WriteShareGroupStateRequest as W
+    from kbroker_protocol.messages.write_share_group_state import WriteShareGroupStateRequest as W
 
     topic, tid = _setup(wire)
     c = ShareClient(wire, "g4")

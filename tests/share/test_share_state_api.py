@@ -11,7 +11,7 @@ from share_wire import E, ShareClient, acquired, topic_id
 from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
-from protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS
 
 
 @pytest.fixture(scope="module")

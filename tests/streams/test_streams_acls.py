@@ -12,11 +12,11 @@ from wire import Wire
 
 from kbroker.security.acls import ALLOW, CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, GROUP, LITERAL, READ, TOPIC
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
-from protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
-from protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
-from protocol.messages.streams_group_topology_description_update import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
+from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
+from kbroker_protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateRequest,
 )
 

@@ -9,7 +9,7 @@ from test_streams_groups import CONFIG, create_topic, hb, join_ready, names, wor
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 
 def test_streams_member_session_expires_on_advance():

@@ -11,16 +11,16 @@ from waiting import wait_until
 from wire import Wire
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
-from protocol.messages.delete_groups import DeleteGroupsRequest
-from protocol.messages.describe_groups import DescribeGroupsRequest
-from protocol.messages.list_groups import ListGroupsRequest
-from protocol.messages.offset_commit import OffsetCommitRequest
-from protocol.messages.offset_fetch import OffsetFetchRequest
-from protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
-from protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest, TaskIds, TopicInfo
-from protocol.messages.streams_group_topology_description_update import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest
+from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+from kbroker_protocol.messages.list_groups import ListGroupsRequest
+from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
+from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
+from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest, TaskIds, TopicInfo
+from kbroker_protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateRequest,
 )
 
@@ -345,7 +345,7 @@ def test_group_survives_restart(tmp_path):
 def test_streams_version_feature_gates_the_protocol():
     """As Kafka: with the finalized streams.version downgraded to 0, StreamsGroupHeartbeat and
     StreamsGroupDescribe answer UNSUPPORTED_VERSION; upgraded again, they serve."""
-    from protocol.messages.update_features import UpdateFeaturesRequest
+    from kbroker_protocol.messages.update_features import UpdateFeaturesRequest
 
     U = UpdateFeaturesRequest.FeatureUpdateKey
     with BrokerThread(config=CONFIG) as b:

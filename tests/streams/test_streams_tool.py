@@ -18,8 +18,8 @@ from waiting import wait_until
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
-from protocol.errors import ErrorCode
-from protocol.messages.find_coordinator import FindCoordinatorRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

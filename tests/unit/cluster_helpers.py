@@ -9,8 +9,8 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import SUPPORTED_FEATURES, bootstrap_levels
 from kbroker.controller.image import RESOURCE_TOPIC, MetadataImage
-from protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
-from protocol.messages.broker_registration import BrokerRegistrationRequest
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
+from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 

@@ -17,9 +17,9 @@ from kbroker.controller.broker_lifecycle import (
 )
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.features import SUPPORTED_FEATURES
-from protocol.errors import ErrorCode
-from protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
-from protocol.messages.broker_registration import BrokerRegistrationResponse
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
 from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
 
 

@@ -8,14 +8,14 @@ import uuid
 
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.image import FENCING_FENCE, FENCING_UNFENCE, NO_LEADER
-from protocol.errors import ErrorCode
-from protocol.messages.metadata_records import (
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
     PartitionChangeRecord,
     RegisterBrokerRecord,
     UnregisterBrokerRecord,
 )
-from protocol.messages.unregister_broker import UnregisterBrokerRequest
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest
 from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
 
 V = 4  # BrokerRegistration version
@@ -449,7 +449,7 @@ def test_an_inactive_controller_answers_not_controller_and_writes_nothing():
     from kbroker.api.broker_heartbeat import handle_broker_heartbeat
     from kbroker.api.broker_registration import handle_broker_registration
     from kbroker.api.unregister_broker import handle_unregister_broker
-    from protocol.messages.alter_partition import AlterPartitionRequest
+    from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 
     log = MemoryLog()
     controller = _Controller(log)
@@ -514,7 +514,7 @@ def test_install_controller_handlers_for_a_raw_dispatcher():
     import asyncio
 
     from kbroker.api.controller_listener import install_controller_handlers
-    from protocol.messages import RequestHeader
+    from kbroker_protocol.messages import RequestHeader
 
     log = MemoryLog()
     broker = _Broker(_Controller(log))

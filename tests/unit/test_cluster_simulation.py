@@ -13,9 +13,9 @@ from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.image import NO_LEADER
 from kbroker.controller.placement import PlacementError, partition_records, place_replicas
 from kbroker.controller.replication_control import is_active
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition import AlterPartitionRequest
-from protocol.messages.metadata_records import TopicRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
+from kbroker_protocol.messages.metadata_records import TopicRecord
 from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
 
 BROKERS = (1, 2, 3, 4)

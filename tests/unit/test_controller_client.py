@@ -15,12 +15,12 @@ from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, OPERATIONS, LocalControllerClient, Requester
 from kbroker.replication.producer_ids import ProducerIdManager, ProducerIdsUnavailable
 from kbroker.testing import EmbeddedBroker
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS, RESPONSES, RequestHeader
-from protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
-from protocol.messages.create_partitions import CreatePartitionsRequest
-from protocol.messages.create_topics import CreateTopicsRequest
-from protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RESPONSES, RequestHeader
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 
 E = ErrorCode
 
@@ -279,7 +279,7 @@ async def test_concurrent_waiters_share_one_block_request():
 
 
 async def test_init_producer_id_hands_out_ids_from_the_controllers_blocks(broker):
-    from protocol.messages.init_producer_id import InitProducerIdRequest
+    from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 
     request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000, producer_id=-1,
                                     producer_epoch=-1)
@@ -291,7 +291,7 @@ async def test_init_producer_id_hands_out_ids_from_the_controllers_blocks(broker
 
 
 async def test_init_producer_id_answers_coordinator_load_in_progress_without_a_block(broker):
-    from protocol.messages.init_producer_id import InitProducerIdRequest
+    from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 
     broker.producer_ids = ProducerIdManager(fake_host(FakeBlocks()))
     broker.producer_ids.broker.controller_client.error = E.NOT_CONTROLLER

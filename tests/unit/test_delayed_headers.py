@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from kbroker.delayed import _due
-from protocol import record_walk
-from protocol.record_batch import parse_header
-from protocol.record_validation import Policy, validate_records
-from protocol.records import Record, build_batch
+from kbroker_protocol import record_walk
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.record_validation import Policy, validate_records
+from kbroker_protocol.records import Record, build_batch
 
 NOW = 1_800_000_000_000
 MAX = 604_800_000
@@ -65,9 +65,9 @@ def test_the_validation_walk_counts_delay_header_keys_only(codec):
 def test_the_remote_delivery_request_encodes_and_decodes():
     """The Produce a scheduler sends a target's leader on another broker (the cluster path)."""
     from kbroker.delayed import PRODUCE_VERSION, produce_request
-    from protocol.api import decode_request, encode_request
-    from protocol.messages import RequestHeader
-    from protocol.records import iter_records
+    from kbroker_protocol.api import decode_request, encode_request
+    from kbroker_protocol.messages import RequestHeader
+    from kbroker_protocol.records import iter_records
 
     batch = build_batch([Record(key=b"k", value=b"v", timestamp=NOW)])
     header = RequestHeader(request_api_key=0, request_api_version=PRODUCE_VERSION, correlation_id=1,

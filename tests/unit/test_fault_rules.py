@@ -9,8 +9,8 @@ import pytest
 
 from kbroker.control.faults import FaultInjector, FaultRule, RequestTargets, RuleError
 from kbroker.control.http import is_loopback, parse_listener
-from protocol.errors import ErrorCode
-from protocol.messages import REQUESTS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 
 def ctx(api_key: int, client_id: str = "c", peer: str = "127.0.0.1:5000", broker=None):

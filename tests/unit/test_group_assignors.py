@@ -17,7 +17,7 @@ from kbroker.coordinator.group_records import (
     encode_offset_value,
 )
 from kbroker.coordinator.partitioning import java_string_hash, partition_for
-from protocol.messages.coordinator import GroupMetadataValue
+from kbroker_protocol.messages.coordinator import GroupMetadataValue
 
 
 def flat(assignment):

@@ -10,7 +10,7 @@ from kbroker.coordinator.group_classic import (
     ClassicGroupManager,
     GroupState,
 )
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 
 class FakeTimer:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
-from protocol.errors import ErrorCode
-from protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
 
 
 @dataclass

@@ -30,7 +30,7 @@ def edges(check_imports):
 
 def test_graph_covers_the_layers(check_imports, edges):
     # The walk found the packages it checks (an empty graph would pass everything).
-    for module in ("protocol.api", "kbroker.log.partition_log", "kbroker.controller.quorum",
+    for module in ("kbroker_protocol.api", "kbroker.log.partition_log", "kbroker.controller.quorum",
                    "kbroker.replication.replica_manager", "kbroker.coordinator.group_coordinator",
                    "kbroker.api.produce", "kbroker.server.connection", "kbroker.broker"):
         assert module in edges
@@ -58,7 +58,7 @@ def test_checker_finds_a_cycle_and_an_upward_import(check_imports):
 
 
 def test_layer_order(check_imports):
-    order = ["protocol.api", "kbroker.log", "kbroker.controller.quorum", "kbroker.replication",
+    order = ["kbroker_protocol.api", "kbroker.log", "kbroker.controller.quorum", "kbroker.replication",
              "kbroker.coordinator", "kbroker.api", "kbroker.server", "kbroker.broker"]
     ranks = [check_imports.layer_of(m) for m in order]
     assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)

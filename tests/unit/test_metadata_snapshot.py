@@ -18,7 +18,7 @@ from kbroker.controller.snapshot import (
     records_to_image,
 )
 from kbroker.raft.log import Entry
-from protocol.messages import metadata_records
+from kbroker_protocol.messages import metadata_records
 
 # Every attribute of MetadataImage and whether the snapshot carries it. A new field must be added
 # here and to image_to_records (or listed as not state).

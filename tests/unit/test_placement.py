@@ -17,8 +17,8 @@ from kbroker.controller.placement import (
     partition_records,
     place_replicas,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.metadata_records import BrokerRegistrationChangeRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 
 
 def cluster(brokers: dict[int, str | None], fenced: set[int] = frozenset(), shutting_down: set[int] = frozenset()):

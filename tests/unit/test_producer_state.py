@@ -7,9 +7,9 @@ import pytest
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.errors import ErrorCode
-from protocol.record_batch import parse_header
-from protocol.records import ControlType, Record, build_batch, build_control_batch
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import ControlType, Record, build_batch, build_control_batch
 
 
 def batch(pid: int, epoch: int, seq: int, n: int = 1, *, offset: int = 0, txn: bool = False) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from kbroker.log import LogConfig, PartitionLog
 from kbroker.replication import producer_snapshot
 from kbroker.replication.producer_state import PartitionProducerState
-from protocol.record_batch import parse_header
-from protocol.records import ControlType, Record, build_batch, build_control_batch
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import ControlType, Record, build_batch, build_control_batch
 
 
 def _batch(pid: int, seq: int, n: int = 1, txn: bool = False) -> bytes:
@@ -30,7 +30,7 @@ def _append(plog: PartitionLog, state: PartitionProducerState, data: bytes) -> N
 
 
 def _is_commit(data: bytes) -> bool:
-    from protocol.records import iter_records, parse_control_record
+    from kbroker_protocol.records import iter_records, parse_control_record
 
     return parse_control_record(next(iter(iter_records(data)))).type == ControlType.COMMIT
 

@@ -14,7 +14,7 @@ from kbroker.controller.quorum import ControllerError, QuorumController
 from kbroker.controller.snapshot import kraft_version_control
 from kbroker.raft.log import Entry, MemoryLog
 from kbroker.raft.node import NotLeaderError
-from protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode
 
 
 class FakeRaft:

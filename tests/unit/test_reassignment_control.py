@@ -11,10 +11,12 @@ from kbroker.controller.replication_control import (
     alter_partition_reassignments,
     list_partition_reassignments,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
-from protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest as ListReq
-from protocol.messages.metadata_records import BrokerRegistrationChangeRecord, PartitionChangeRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
+from kbroker_protocol.messages.list_partition_reassignments import (
+    ListPartitionReassignmentsRequest as ListReq,
+)
+from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord, PartitionChangeRecord
 from tests.unit.test_replication_control import _alter, _cluster, _error, part
 
 
@@ -386,7 +388,7 @@ def test_controller_listener_handlers_answer_not_controller_unless_active():
     from kbroker.api.alter_partition_reassignments import handle_alter_partition_reassignments_on_controller
     from kbroker.api.controller_listener import ControllerRequestContext
     from kbroker.api.list_partition_reassignments import handle_list_partition_reassignments_on_controller
-    from protocol.messages import RequestHeader
+    from kbroker_protocol.messages import RequestHeader
 
     log, _ = _cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2]])

@@ -16,9 +16,9 @@ from kbroker.controller.replication_control import (
     partitions_with_broker_in_isr,
     preferred_leader_elections,
 )
-from protocol.errors import ErrorCode
-from protocol.messages.alter_partition import AlterPartitionRequest
-from protocol.messages.metadata_records import BrokerRegistrationChangeRecord
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
+from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
 
 TID = uuid.UUID(int=7)
@@ -265,7 +265,7 @@ def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
 
 
 def test_alter_partition_completing_a_reassignment_that_removes_the_leader_is_new_leader_elected():
-    from protocol.messages.metadata_records import PartitionChangeRecord
+    from kbroker_protocol.messages.metadata_records import PartitionChangeRecord
 
     log, _ = _cluster(brokers=(1, 2, 3, 4))
     tid = log.topic("t", [[1, 2, 3]])
@@ -333,7 +333,7 @@ def test_elect_leader_as_kafkas_election_leaders():
 def test_turning_unclean_election_on_brings_offline_partitions_back():
     from kbroker.controller.image import RESOURCE_TOPIC
     from kbroker.controller.replication_control import unclean_leader_elections
-    from protocol.messages.metadata_records import ConfigRecord
+    from kbroker_protocol.messages.metadata_records import ConfigRecord
 
     log, _ = _cluster(NO_ELR)
     log.topic("t", [[1, 2]], isr=[[1]], leaders=[NO_LEADER])

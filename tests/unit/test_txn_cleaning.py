@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kbroker.log.txn_cleaning import ABORT, COMMIT, DROP, KEEP, scan
-from protocol.record_batch import parse_header
-from protocol.records import ControlType, Record, build_batch, build_control_batch
+from kbroker_protocol.record_batch import parse_header
+from kbroker_protocol.records import ControlType, Record, build_batch, build_control_batch
 
 
 def data(offset: int, pid: int = -1, txn: bool = False, n: int = 1, epoch: int = 0):
