@@ -168,15 +168,26 @@ def log(msg: str) -> None:
 class KBroker:
     """kbroker as a subprocess on a free loopback port."""
 
-    def __init__(self, settings: dict[str, str], timeout: float = 60.0):
+    def __init__(self, settings: dict[str, str], timeout: float = 60.0,
+                 extra_listeners: dict[str, str] | None = None):
         self.workdir = Path(tempfile.mkdtemp(prefix="kbroker-matrix-"))
         self.port = reference_kafka.free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # Extra listeners (name -> security protocol) on free ports next to PLAINTEXT.
+        self.listener_ports: dict[str, int] = {}
+        for name in extra_listeners or {}:
+            p = reference_kafka.free_port()
+            while p == self.port or p in self.listener_ports.values():
+                p = reference_kafka.free_port()
+            self.listener_ports[name] = p
+        extra = "".join(f",{name}://127.0.0.1:{p}" for name, p in self.listener_ports.items())
         overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
             "log.dirs": str(self.workdir / "data"),
             "node.id": "1",
+            **({"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT" + "".join(
+                f",{name}:{proto}" for name, proto in extra_listeners.items())} if extra_listeners else {}),
             **settings,
         }
         cmd = [PY, "-m", "kbroker"]
@@ -293,9 +304,10 @@ class KafkaCluster:
 class KafkaNode:
     """One Apache Kafka node (scripts/reference_kafka.py)."""
 
-    def __init__(self, settings: dict[str, str]):
-        self.handle = reference_kafka.start_reference_kafka(None, settings)
+    def __init__(self, settings: dict[str, str], extra_listeners: dict[str, str] | None = None):
+        self.handle = reference_kafka.start_reference_kafka(None, settings, extra_listeners=extra_listeners)
         self.bootstrap = self.handle.bootstrap
+        self.listener_ports = self.handle.listener_ports
         self.workdir = self.handle.workdir
         self.start_seconds = self.handle.start_seconds
 
