@@ -49,22 +49,6 @@ SASL_SETTINGS = {
 SCRAM_USER, SCRAM_PASSWORD = "kgo-scram", "kgo-scram-secret"
 
 
-def add_scram_user(bootstrap: str) -> None:
-    """Create the suite's SCRAM-SHA-256 user over the PLAINTEXT listener (as kafka-configs does)."""
-    from confluent_kafka.admin import (
-        AdminClient,
-        ScramCredentialInfo,
-        ScramMechanism,
-        UserScramCredentialUpsertion,
-    )
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    upsert = UserScramCredentialUpsertion(SCRAM_USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192),
-                                          SCRAM_PASSWORD.encode())
-    for future in admin.alter_user_scram_credentials([upsert], request_timeout=30).values():
-        future.result()
-
-
 def sasl_env(broker) -> dict[str, str]:
     ports = broker.listener_ports
     return {"KGO_TEST_SCRAM": f"{SCRAM_USER}:{SCRAM_PASSWORD}",
@@ -77,7 +61,7 @@ def start_broker(kind: str):
     cls = {"kbroker": run_matrix.KBroker, "kafka": run_matrix.KafkaNode}[kind]
     broker = cls({**run_matrix.settings_for(kind), **SASL_SETTINGS}, extra_listeners=SASL_LISTENERS)
     try:
-        add_scram_user(broker.bootstrap)
+        run_matrix.add_scram_user(broker.bootstrap, SCRAM_USER, SCRAM_PASSWORD, ["SCRAM-SHA-256"])
     except BaseException:
         broker.stop()
         raise
