@@ -39,7 +39,30 @@ REPORT = HERE / "LIBRDKAFKA.md"
 CACHE = ROOT / ".cache"
 DEB_SRC = Path("/etc/apt/sources.list.d/kbroker-deb-src.sources")
 # The suite expects auto-created topics and num.partitions=4 (its tests produce to partitions 0-3).
-SETTINGS = {**run_matrix.BROKER_SETTINGS, "auto.create.topics.enable": "true", "num.partitions": "4"}
+# Its authorisation tests (0115 producer, 0119 consumer) add DENY ACLs with kafka-acls.sh, so both
+# brokers run Kafka's StandardAuthorizer, allowing everything no ACL names (as the suite's own
+# trivup clusters do).
+SETTINGS = {**run_matrix.BROKER_SETTINGS, "auto.create.topics.enable": "true", "num.partitions": "4",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "true"}
+# The Kafka tools the suite runs as $KAFKA_PATH/bin/<script> (test_kafka_cmd), from Kafka 4.4's jars.
+KAFKA_SCRIPTS = {"kafka-acls.sh": "org.apache.kafka.tools.AclCommand",
+                 "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
+                 "kafka-configs.sh": "org.apache.kafka.tools.ConfigCommand"}
+
+
+def kafka_path() -> Path:
+    """A KAFKA_PATH whose bin/ has the scripts the suite calls, each running Kafka 4.4's tool."""
+    import shlex
+
+    home = CACHE / "librdkafka-kafka-path"
+    (home / "bin").mkdir(parents=True, exist_ok=True)
+    for script, main_class in KAFKA_SCRIPTS.items():
+        cmd = run_matrix.reference_kafka.tool_command(main_class, [], heap="256m")
+        path = home / "bin" / script
+        path.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in cmd) + ' "$@"\n')
+        path.chmod(0o755)
+    return home
 
 
 def log(msg: str) -> None:
@@ -101,9 +124,11 @@ def ensure_suite() -> Path:
 
 def run_suite(tests_dir: Path, bootstrap: str, tests: str | None, timeout: float) -> tuple[dict, float]:
     conf = Path(tempfile.mkstemp(prefix="rdk-test-", suffix=".conf")[1])
-    conf.write_text(f"bootstrap.servers={bootstrap}\n")
+    # test.timeout.multiplier: the authorisation tests start Kafka's kafka-acls.sh (a JVM, 5-15 s on two
+    # loaded cores) two or three times within their 30 s budget.
+    conf.write_text(f"bootstrap.servers={bootstrap}\ntest.timeout.multiplier=3\n")
     env = dict(os.environ, LD_LIBRARY_PATH=f"{tests_dir.parent / 'src'}:{tests_dir.parent / 'src-cpp'}",
-               RDKAFKA_TEST_CONF=str(conf), TEST_KAFKA_VERSION="3.9.0")
+               RDKAFKA_TEST_CONF=str(conf), TEST_KAFKA_VERSION="3.9.0", KAFKA_PATH=str(kafka_path()))
     if tests:
         env["TESTS"] = tests
     before = set(glob.glob(str(tests_dir / "test_report_*.json")))
