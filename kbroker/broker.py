@@ -177,6 +177,9 @@ class Broker:
         finally:
             self._replaying = False
         self._open_replayed_partitions()
+        from kbroker.raft import voter_update
+
+        voter_update.start(self)  # KIP-853: this voter's endpoints and kraft.version to each leader
         sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
         if sole:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)

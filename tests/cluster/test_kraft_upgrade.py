@@ -1,0 +1,96 @@
+"""The kraft.version 0 -> 1 upgrade of a statically configured quorum of three kbroker processes
+(KIP-853, Kafka 4.4's path): each voter sends the leader its endpoints, directory id and
+kraft.version range in UpdateRaftVoter; ``UpdateFeatures kraft.version=1`` (what
+``kafka-features.sh upgrade --feature kraft.version=1`` sends) then writes the KRaftVersionRecord
+and the VotersRecord of the three voters; afterwards DescribeQuorum shows their directory ids and
+endpoints and AddRaftVoter is served by the voter-change machinery (DUPLICATE_VOTER for a voter
+already in the set, where kraft.version 0 answered UNSUPPORTED_VERSION)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+from cluster_fixture import Cluster
+from waiting import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kbroker.storage import read_meta_properties, uuid_from_str  # noqa: E402
+from kbroker_protocol.errors import ErrorCode as E  # noqa: E402
+from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest  # noqa: E402
+from kbroker_protocol.messages.update_features import UpdateFeaturesRequest  # noqa: E402
+
+U = UpdateFeaturesRequest
+
+
+def update_kraft_version(c: Cluster, node: int, level: int, validate_only: bool = False):
+    w = c.wire(node)
+    try:
+        return w.call(U(timeout_ms=30000, validate_only=validate_only, feature_updates=[
+            U.FeatureUpdateKey(feature="kraft.version", max_version_level=level, upgrade_type=1)]), 1)
+    finally:
+        w.sock.close()
+
+
+def add_voter(c: Cluster, node: int, voter: int, directory: uuid.UUID):
+    A = AddRaftVoterRequest
+    w = c.wire(node)
+    try:
+        return w.call(A(cluster_id=None, timeout_ms=10000, voter_id=voter, voter_directory_id=directory,
+                        listeners=[A.Listener(name="CONTROLLER", host="127.0.0.1",
+                                              port=c.layout.ports[voter][1])]), 0)
+    finally:
+        w.sock.close()
+
+
+def directory_id(c: Cluster, node: int) -> uuid.UUID:
+    return uuid_from_str(read_meta_properties(c.layout.data_dir(node))["directory.id"])
+
+
+def leader(c: Cluster) -> int | None:
+    try:
+        p = c.describe_quorum(1).topics[0].partitions[0]
+    except OSError:
+        return None
+    return p.leader_id if p.leader_id >= 0 else None
+
+
+def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
+    c = Cluster(tmp_path / "cluster", 3)
+    try:
+        c.start()
+        wait_until(lambda: leader(c) is not None, 30, 0.1, "a leader", c.logs)
+        before = add_voter(c, 1, 2, directory_id(c, 2))
+        assert before.error_code == E.UNSUPPORTED_VERSION
+        assert "kraft.version feature is 0" in (before.error_message or "")
+
+        # the followers sent the leader their descriptions (once per leader, after a fetch timeout)
+        def upgraded() -> bool:
+            resp = update_kraft_version(c, 1, 1)
+            if resp.error_code == E.NONE:
+                return True
+            assert resp.error_code == E.INVALID_UPDATE_VERSION, resp
+            assert "because not all of the voters support it" in resp.error_message
+            return False
+
+        wait_until(upgraded, 30, 0.2, "the kraft.version upgrade", c.logs)
+        assert update_kraft_version(c, 2, 1).error_code == E.NONE  # already at 1: nothing to do
+
+        def described() -> bool:
+            q = c.describe_quorum(1)
+            voters = q.topics[0].partitions[0].current_voters
+            return sorted((v.replica_id, v.replica_directory_id) for v in voters) == \
+                sorted((n, directory_id(c, n)) for n in c.node_ids) and \
+                {n.node_id: n.listeners[0].port for n in q.nodes} == {n: c.layout.ports[n][1] for n in c.node_ids}
+
+        wait_until(described, 30, 0.1, "the voter set with directory ids and endpoints", c.logs)
+        after = add_voter(c, 1, 2, directory_id(c, 2))
+        assert after.error_code == E.DUPLICATE_VOTER, after
+        # a restart keeps kraft.version 1 (it is in the log) and the voters
+        c.kill(3)
+        c.start_node(3)
+        wait_until(described, 30, 0.1, "the voter set after a restart", c.logs)
+    finally:
+        c.kill_all()
