@@ -4,7 +4,8 @@ kraft.version range in UpdateRaftVoter; ``UpdateFeatures kraft.version=1`` (what
 ``kafka-features.sh upgrade --feature kraft.version=1`` sends) then writes the KRaftVersionRecord
 and the VotersRecord of the three voters; afterwards DescribeQuorum shows their directory ids and
 endpoints and AddRaftVoter is served by the voter-change machinery (DUPLICATE_VOTER for a voter
-already in the set, where kraft.version 0 answered UNSUPPORTED_VERSION)."""
+already in the set, where kraft.version 0 answered UNSUPPORTED_VERSION); a voter restarted on
+another controller port updates its entry in the voter set itself."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from kbroker.cluster import free_ports  # noqa: E402
 from kbroker.storage import read_meta_properties, uuid_from_str  # noqa: E402
 from kbroker_protocol.errors import ErrorCode as E  # noqa: E402
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest  # noqa: E402
@@ -50,11 +52,14 @@ def directory_id(c: Cluster, node: int) -> uuid.UUID:
 
 
 def leader(c: Cluster) -> int | None:
-    try:
-        p = c.describe_quorum(1).topics[0].partitions[0]
-    except OSError:
-        return None
-    return p.leader_id if p.leader_id >= 0 else None
+    for node in c.procs:
+        try:
+            p = c.describe_quorum(node).topics[0].partitions[0]
+        except OSError:
+            continue
+        if p.leader_id >= 0:
+            return p.leader_id
+    return None
 
 
 def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
@@ -79,7 +84,13 @@ def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
         assert update_kraft_version(c, 2, 1).error_code == E.NONE  # already at 1: nothing to do
 
         def described() -> bool:
-            q = c.describe_quorum(1)
+            at = leader(c)
+            if at is None:
+                return False
+            try:
+                q = c.describe_quorum(at)  # the leader answers DescribeQuorum
+            except OSError:
+                return False
             voters = q.topics[0].partitions[0].current_voters
             return sorted((v.replica_id, v.replica_directory_id) for v in voters) == \
                 sorted((n, directory_id(c, n)) for n in c.node_ids) and \
@@ -92,5 +103,19 @@ def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
         c.kill(3)
         c.start_node(3)
         wait_until(described, 30, 0.1, "the voter set after a restart", c.logs)
+
+        # node 3 comes back on another controller port: it sends the leader its new endpoint
+        # (UpdateRaftVoter at kraft.version 1) and the voter set in the log follows
+        c.kill(3)
+        client, old_port = c.layout.ports[3]
+        new_port = free_ports(1)[0]
+        path = c.layout.properties_path(3)
+        text = path.read_text().replace(f"127.0.0.1:{old_port}", f"127.0.0.1:{new_port}")
+        path.write_text(text)
+        c.layout.ports[3] = (client, new_port)
+        c.start_node(3)
+        wait_until(described, 30, 0.1, "the voter set naming node 3's new port", c.logs)
+        assert f"voter 3 sent its endpoints [('CONTROLLER', '127.0.0.1', {new_port})]" in \
+            c.layout.log_path(3).read_text()
     finally:
         c.kill_all()
