@@ -404,7 +404,10 @@ class QuorumController:
         FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then.
         A kraft.version upgrade is written as Kafka's Raft layer writes it (see upgrade_kraft_version),
         with this voter's endpoints and directory id."""
-        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates)
+        from kbroker.controller.feature_support import cluster_support, static_quorum_ids
+
+        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates,
+                                       cluster_support(self.image, self.node_id, static_quorum_ids(self.raft)))
         upgrades = [r for r in planned if isinstance(r, KRaftVersionUpgrade)]
         if not self.commits_synchronously and upgrades and self.raft is not None:
             # a quorum of several voters: the Raft layer upgrades with the voters it has heard from
