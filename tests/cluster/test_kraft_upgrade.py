@@ -1,7 +1,7 @@
 """The kraft.version 0 -> 1 upgrade of a statically configured quorum of three kbroker processes
 (KIP-853, Kafka 4.4's path): each voter sends the leader its endpoints, directory id and
-kraft.version range in UpdateRaftVoter; ``UpdateFeatures kraft.version=1`` (what
-``kafka-features.sh upgrade --feature kraft.version=1`` sends) then writes the KRaftVersionRecord
+kraft.version range in UpdateRaftVoter; Kafka 4.4's ``kafka-features.sh upgrade --feature
+kraft.version=1`` then writes the KRaftVersionRecord
 and the VotersRecord of the three voters; afterwards DescribeQuorum shows their directory ids and
 endpoints and AddRaftVoter is served by the voter-change machinery (DUPLICATE_VOTER for a voter
 already in the set, where kraft.version 0 answered UNSUPPORTED_VERSION); a voter restarted on
@@ -9,11 +9,13 @@ another controller port updates its entry in the voter set itself."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from cluster_fixture import Cluster
+from test_kafka_quorum_tool import TOOL_ENV
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,6 +27,18 @@ from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest  # noqa
 from kbroker_protocol.messages.update_features import UpdateFeaturesRequest  # noqa: E402
 
 U = UpdateFeaturesRequest
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+try:
+    import reference_kafka  # noqa: E402
+finally:
+    sys.path.remove(str(ROOT / "scripts"))
+
+
+def features_tool(*args: str) -> subprocess.CompletedProcess:
+    """Kafka 4.4's kafka-features.sh (FeatureCommand)."""
+    cmd = reference_kafka.tool_command("org.apache.kafka.tools.FeatureCommand", list(args), heap="256m")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=TOOL_ENV)
 
 
 def update_kraft_version(c: Cluster, node: int, level: int, validate_only: bool = False):
@@ -71,16 +85,24 @@ def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
         assert before.error_code == E.UNSUPPORTED_VERSION
         assert "kraft.version feature is 0" in (before.error_message or "")
 
-        # the followers sent the leader their descriptions (once per leader, after a fetch timeout)
-        def upgraded() -> bool:
-            resp = update_kraft_version(c, 1, 1)
+        # the followers send the leader their descriptions (once per leader, after a fetch timeout):
+        # until then the upgrade is refused (validate-only asks without writing)
+        def upgradable() -> bool:
+            resp = update_kraft_version(c, 1, 1, validate_only=True)
             if resp.error_code == E.NONE:
                 return True
             assert resp.error_code == E.INVALID_UPDATE_VERSION, resp
             assert "because not all of the voters support it" in resp.error_message
             return False
 
-        wait_until(upgraded, 30, 0.2, "the kraft.version upgrade", c.logs)
+        wait_until(upgradable, 30, 0.2, "every voter's description at the leader", c.logs)
+        upgrade = features_tool("--bootstrap-server", c.bootstrap(2), "upgrade", "--feature", "kraft.version=1")
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert "kraft.version was upgraded to 1." in upgrade.stdout
+        describe = features_tool("--bootstrap-server", c.bootstrap(3), "describe")
+        assert describe.returncode == 0, describe.stderr
+        words = next(x.split() for x in describe.stdout.splitlines() if x.split()[:2] == ["Feature:", "kraft.version"])
+        assert words[words.index("FinalizedVersionLevel:") + 1] == "1", describe.stdout
         assert update_kraft_version(c, 2, 1).error_code == E.NONE  # already at 1: nothing to do
 
         def described() -> bool:
