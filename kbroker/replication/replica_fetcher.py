@@ -62,8 +62,10 @@ class FetcherConnectionError(Exception):
 class BrokerConnection:
     """One connection to another broker, one request at a time."""
 
-    def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None) -> None:
+    def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None,
+                 node: int | None = None) -> None:
         self.security = security  # kbroker.security.client.ClientSecurity of the inter-broker listener
+        self.node = node
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -80,7 +82,8 @@ class BrokerConnection:
                 from kbroker.security.client import open_connection
 
                 self._reader, self._writer = await open_connection(self.host, self.port, self.security,
-                                                                   client_id=self.client_id, max_frame=self.max_frame)
+                                                                   client_id=self.client_id, node=self.node,
+                                                                   max_frame=self.max_frame)
 
     async def request(self, body: Any, version: int, timeout: float) -> Any:
         assert self._reader is not None and self._writer is not None
@@ -328,7 +331,7 @@ class ReplicaFetcher:
         security = getattr(self._broker, "internode_security", None)
         conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-0",
                                 self._cfg("socket.request.max.bytes"),
-                                security.inter_broker if security is not None else None)
+                                security.inter_broker if security is not None else None, self.source_id)
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
         self._logged.discard("conn")
