@@ -95,7 +95,7 @@ async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.Str
             (size,) = _SIZE.unpack(await reader.readexactly(4))
             if size < 0 or size > security.max_receive_size:
                 log.info("closing connection from %s: a frame of %d bytes during SASL authentication", peer, size)
-                return _close(writer)
+                return _closed(writer)
             frame = await reader.readexactly(size)
             if auth.raw_tokens:
                 auth.on_raw_token(frame)
@@ -105,7 +105,7 @@ async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.Str
                 except ProtocolError as exc:
                     log.info("closing connection from %s: undecodable request during SASL authentication: %s",
                              peer, exc)
-                    return _close(writer)
+                    return _closed(writer)
                 if auth.wants(header.request_api_key):
                     auth.on_request(header, body)
                 elif header.request_api_key == API_VERSIONS:
@@ -116,17 +116,18 @@ async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.Str
                 if header is not None and response is not None:
                     stream.send_response(header, response)
                     await writer.drain()
-                return _close(writer)
+                return _closed(writer)
             if stream.closed:
-                return _close(writer)
+                return _closed(writer)
             await writer.drain()
             if auth.complete:
                 log.debug("authenticated %s on the connection from %s", auth.principal, peer)
                 return auth.principal or "User:ANONYMOUS"
     except (asyncio.IncompleteReadError, ConnectionError):
-        return _close(writer)
+        return _closed(writer)
 
 
-def _close(writer: asyncio.StreamWriter) -> None:
+def _closed(writer: asyncio.StreamWriter) -> str | None:
+    """Close the connection; the principal of a failed authentication: None."""
     writer.close()
     return None
