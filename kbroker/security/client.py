@@ -70,13 +70,7 @@ PLAINTEXT = ClientSecurity("PLAINTEXT")
 def inter_broker_listener(config: BrokerConfig) -> tuple[str, str]:
     """(listener name, security protocol) of the inter-broker listener (Kafka's
     ``interBrokerListenerName`` / ``interBrokerSecurityProtocol``)."""
-    if config.is_set("security.inter.broker.protocol") and config.is_set("inter.broker.listener.name"):
-        raise ConfigError("security.inter.broker.protocol", config["security.inter.broker.protocol"], "",
-                          "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.")
-    if config.is_set("security.inter.broker.protocol"):
-        name = config["security.inter.broker.protocol"]
-    else:
-        name = config.inter_broker_listener
+    name = config.inter_broker_listener  # checked by BrokerConfig (not both keys)
     return name, config.protocol_map.get(name, name)
 
 

@@ -167,4 +167,17 @@ def test_bad_client_settings_are_refused_naming_the_key():
             "listener.name.internal.plain.sasl.jaas.config": f'{PLAIN} required user_b="pb";'}))
     with pytest.raises(ConfigError, match="Only one of inter.broker.listener.name and security.inter.broker.protocol "
                                           "should be set."):
-        inter_broker_client_security(_config(**{"security.inter.broker.protocol": "SASL_PLAINTEXT"}))
+        _config(**{"security.inter.broker.protocol": "SASL_PLAINTEXT"})
+
+
+def test_security_inter_broker_protocol_names_the_listener():
+    config = BrokerConfig(dict(BASE, **{
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "security.inter.broker.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
+            f'{SCRAM} required username="b" password="pb";'}), warn=False)
+    ib = inter_broker_client_security(config)
+    assert (ib.listener, ib.protocol, ib.mechanism) == ("SASL_PLAINTEXT", "SASL_PLAINTEXT", "SCRAM-SHA-256")
+    assert controller_client_security(config).protocol == "PLAINTEXT"
