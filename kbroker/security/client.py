@@ -84,6 +84,12 @@ def controller_listener(config: BrokerConfig) -> tuple[str, str]:
 
 def inter_broker_client_security(config: BrokerConfig) -> ClientSecurity:
     listener, protocol = inter_broker_listener(config)
+    key = "sasl.mechanism.inter.broker.protocol"
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL") and \
+            config[key] not in (config.listener_value(listener, "sasl.enabled.mechanisms") or []):
+        # Kafka's KafkaConfig.validateValues
+        raise ConfigError(key, config[key], "", "sasl.mechanism.inter.broker.protocol must be included in "
+                          "sasl.enabled.mechanisms when SASL is used for inter-broker communication")
     return client_security(config, listener, protocol, "sasl.mechanism.inter.broker.protocol")
 
 

@@ -143,6 +143,7 @@ def _config(**extra: str) -> BrokerConfig:
 
 def test_client_settings_from_the_listener_keys():
     config = _config(**{
+        "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
         "listener.name.internal.scram-sha-512.sasl.jaas.config": f'{SCRAM} required username="b" password="pb";',
         "sasl.mechanism.controller.protocol": "PLAIN",
@@ -157,12 +158,16 @@ def test_client_settings_from_the_listener_keys():
 
 
 def test_bad_client_settings_are_refused_naming_the_key():
-    with pytest.raises(ConfigError, match="GSSAPI is Kafka's default: set sasl.mechanism.inter.broker.protocol"):
-        inter_broker_client_security(_config())
-    with pytest.raises(ConfigError, match="listener.name.internal.plain.sasl.jaas.config"):
+    with pytest.raises(ConfigError, match="sasl.mechanism.inter.broker.protocol must be included in "
+                                          "sasl.enabled.mechanisms when SASL is used for inter-broker communication"):
         inter_broker_client_security(_config(**{"sasl.mechanism.inter.broker.protocol": "PLAIN"}))
+    plain = {"listener.name.internal.sasl.enabled.mechanisms": "PLAIN"}
+    with pytest.raises(ConfigError, match="GSSAPI is Kafka's default: set sasl.mechanism.inter.broker.protocol"):
+        inter_broker_client_security(_config(**{"listener.name.internal.sasl.enabled.mechanisms": "GSSAPI"}))
+    with pytest.raises(ConfigError, match="listener.name.internal.plain.sasl.jaas.config"):
+        inter_broker_client_security(_config(**plain, **{"sasl.mechanism.inter.broker.protocol": "PLAIN"}))
     with pytest.raises(ConfigError, match="has no username and password"):
-        inter_broker_client_security(_config(**{
+        inter_broker_client_security(_config(**plain, **{
             "sasl.mechanism.inter.broker.protocol": "PLAIN",
             "listener.name.internal.plain.sasl.jaas.config": f'{PLAIN} required user_b="pb";'}))
     with pytest.raises(ConfigError, match="Only one of inter.broker.listener.name and security.inter.broker.protocol "
@@ -175,6 +180,7 @@ def test_security_inter_broker_protocol_names_the_listener():
         "listeners": "SASL_PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
         "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
         "security.inter.broker.protocol": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
         "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
             f'{SCRAM} required username="b" password="pb";'}), warn=False)
