@@ -10,7 +10,7 @@ endpoint, directory id and supported kraft.version range (Kafka's ``shouldSendUp
   answers it (``setHasUpdatedLeader``);
 - at kraft.version 1, whenever the voter set in the log describes this voter otherwise than it
   runs (a new endpoint after a restart on another port, a new kraft.version range); the leader
-  writes a new VotersRecord.
+  writes a new VotersRecord. A leader whose own entry is out of date writes it itself.
 
 The request goes over the controller listener with the raft driver's own connection factory (its
 TLS and SASL, kbroker.security.internode).
@@ -45,6 +45,7 @@ class VoterUpdater:
         self._follower_of: tuple[int, int] | None = None  # (leader, epoch) followed since _since
         self._since = 0.0
         self._updated: tuple[int, int] | None = None  # the (leader, epoch) that took this voter's update
+        self._leader_tried = float("-inf")  # when this node, as leader, last updated its own entry
         self._channel = ControllerChannel(self._leader, lambda: self.raft.addresses,
                                           client_id=f"raft-client-{raft.node_id}-update-voter",
                                           request_timeout_ms=raft.config.request_timeout_ms,
@@ -55,18 +56,41 @@ class VoterUpdater:
 
     def should_send(self) -> bool:
         """Kafka's shouldSendUpdateVoteRequest, for the current follower state."""
-        node = self.raft.node
-        if node.kraft_version >= 1:
-            entry = node.voter_set.get(self.raft.node_id)
-            local = local_voter(self.raft, self.directory_id)
-            return entry is not None and entry.matches(self.directory_id) and (
-                set(entry.endpoints) != set(local.endpoints) or (entry.kraft_min, entry.kraft_max) !=
-                (local.kraft_min, local.kraft_max))
+        if self.raft.node.kraft_version >= 1:
+            return self.needs_update()
         return self._updated != self._follower_of
+
+    def needs_update(self) -> bool:
+        """At kraft.version 1: the voter set describes this voter otherwise than it runs (Kafka's
+        ``VoterSet.voterNodeNeedsUpdate``)."""
+        node = self.raft.node
+        entry = node.voter_set.get(self.raft.node_id)
+        local = local_voter(self.raft, self.directory_id)
+        return entry is not None and entry.matches(self.directory_id) and (
+            set(entry.endpoints) != set(local.endpoints) or (entry.kraft_min, entry.kraft_max) !=
+            (local.kraft_min, local.kraft_max))
+
+    def leader_step(self) -> None:
+        """A leader at kraft.version 1 whose own entry is out of date writes the new voter set
+        (Kafka's leader does it with its epoch's first records, ``appendStartOfEpochControlRecords``;
+        here once the epoch is committed, through the core's UpdateVoter checks)."""
+        now = time.monotonic()
+        if now - self._leader_tried < self.period_s or not self.needs_update():
+            return
+        self._leader_tried = now
+        local = local_voter(self.raft, self.directory_id)
+        change = self.raft.update_voter(local)
+        log.info("leader %d: its voter set entry updated to endpoints %s, kraft.version %d-%d: %s", self.raft.node_id,
+                 list(local.endpoints), local.kraft_min, local.kraft_max,
+                 ErrorCode(change.error).name if change.error in ErrorCode._value2member_map_ else change.error)
 
     async def step(self) -> None:
         """One poll: send the update when due."""
         node = self.raft.node
+        if node is not None and node.role is Role.LEADER and node.kraft_version >= 1:
+            self._follower_of = None
+            self.leader_step()
+            return
         if node is None or node.role is not Role.FOLLOWER or self.raft.node_id not in node.voters:
             self._follower_of = None
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -153,3 +154,20 @@ def test_a_voter_sends_its_description_when_the_log_differs_at_kraft_version_1()
     assert updater.should_send()
     raft.node.voter_set[2] = Voter(2, uuid.uuid4(), voter(2, port=9999).endpoints)  # another replica's entry
     assert not updater.should_send()
+
+
+def test_a_leader_updates_its_own_entry_at_kraft_version_1():
+    raft = FakeRaft()
+    raft.node.kraft_version = 1
+    raft.node.voter_set = {1: voter(1, port=7777), 2: voter(2), 3: voter(3)}
+    asked: list[Voter] = []
+    raft.update_voter = lambda v: (asked.append(v), SimpleNamespace(error=0))[1]
+    updater = VoterUpdater(raft, "cluster", DIRS[1])
+    updater.leader_step()
+    assert asked == [voter(1)]  # the port it listens on, 9001
+    updater.leader_step()  # not again within the update period
+    assert len(asked) == 1
+    raft.node.voter_set[1] = voter(1)
+    updater._leader_tried = float("-inf")
+    updater.leader_step()
+    assert len(asked) == 1  # up to date: nothing to write
