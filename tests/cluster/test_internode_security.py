@@ -22,6 +22,7 @@ from test_replication_failover import create_rf3_topic, partition_state  # noqa:
 
 from kbroker.cluster import free_ports  # noqa: E402
 from kbroker.config import load_properties_file  # noqa: E402
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -74,8 +75,10 @@ def secure(cluster: Cluster, certs: tuple[Path, Path], protocol: str) -> None:
     for node_id, port in zip(cluster.node_ids, ports, strict=True):
         path = cluster.layout.properties_path(node_id)
         props = load_properties_file(path)
-        props["listeners"] += f",INTERNAL://127.0.0.1:{port}"
-        props["inter.broker.listener.name"] = "INTERNAL"
+        broker = node_id in cluster.layout.brokers  # a controller-only node has the controller listener only
+        if broker:
+            props["listeners"] += f",INTERNAL://127.0.0.1:{port}"
+            props["inter.broker.listener.name"] = "INTERNAL"
         props["listener.security.protocol.map"] = f"PLAINTEXT:PLAINTEXT,INTERNAL:{protocol},CONTROLLER:{protocol}"
         for listener in ("internal", "controller"):
             props.update(_tls(listener, ca, store, "required" if protocol == "SSL" else "none"))
@@ -113,8 +116,24 @@ def produce_and_consume(cluster: Cluster, topic: str, n: int = 200) -> None:
 
 
 def full_isr(cluster: Cluster, topic: str) -> bool:
-    p = partition_state(cluster, cluster.node_ids[0], topic)
-    return p is not None and p.leader_id >= 0 and sorted(p.isr_nodes) == cluster.node_ids
+    brokers = cluster.layout.brokers
+    p = partition_state(cluster, brokers[0], topic)
+    return p is not None and p.leader_id >= 0 and sorted(p.isr_nodes) == brokers
+
+
+def create_topic(cluster: Cluster, name: str, replication: int) -> None:
+    C = CreateTopicsRequest
+
+    def attempt() -> bool:
+        w = cluster.wire(cluster.layout.brokers[0])
+        try:
+            resp = w.call(C(topics=[C.CreatableTopic(name=name, num_partitions=1, replication_factor=replication,
+                                                    assignments=[], configs=[])], timeout_ms=10000), 7)
+        finally:
+            w.sock.close()
+        return resp.topics[0].error_code == 0
+
+    wait_until(attempt, 30, 0.1, f"creation of {name}", cluster.logs)
 
 
 @pytest.fixture
@@ -173,5 +192,20 @@ def test_ssl_client_auth_internode_replicates(tmp_path, certs):
         create_rf3_topic(c, "tls")
         wait_until(lambda: full_isr(c, "tls"), 30, 0.1, "the full ISR over SSL", c.logs)
         produce_and_consume(c, "tls")
+    finally:
+        c.kill_all()
+
+
+def test_sasl_ssl_with_controller_only_voters_and_broker_only_nodes(tmp_path, certs):
+    """The broker-only nodes reach the controllers (raft observers, registration, heartbeats,
+    forwarding) over SASL_SSL and replicate between themselves over it."""
+    c = Cluster(tmp_path / "cluster", 3, dict(FAST, **{"offsets.topic.replication.factor": "2"}), brokers=2,
+                separate=True)
+    secure(c, certs, "SASL_SSL")
+    try:
+        c.start()
+        create_topic(c, "separate", 2)
+        wait_until(lambda: full_isr(c, "separate"), 30, 0.1, "the full ISR over SASL_SSL", c.logs)
+        produce_and_consume(c, "separate")
     finally:
         c.kill_all()
