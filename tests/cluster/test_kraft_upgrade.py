@@ -141,3 +141,20 @@ def test_static_quorum_upgrades_kraft_version_then_changes_voters(tmp_path):
             c.layout.log_path(3).read_text()
     finally:
         c.kill_all()
+
+
+def test_reference_kafka_static_quorum_upgrades_the_same_way(tmp_path):
+    """What Kafka 4.4 allows and prints for the same command against its own static quorum."""
+    kafka = reference_kafka.start_reference_kafka(tmp_path / "kafka", heap="384m")
+    try:
+        def upgrade_done() -> bool:
+            # retried: the tool may run before Kafka's controller serves it
+            result = features_tool("--bootstrap-server", kafka.bootstrap, "upgrade", "--feature", "kraft.version=1")
+            return result.returncode == 0 and "kraft.version was upgraded to 1." in result.stdout
+
+        wait_until(upgrade_done, 120, 1, "Kafka's kraft.version upgrade")
+        describe = features_tool("--bootstrap-server", kafka.bootstrap, "describe")
+        words = next(x.split() for x in describe.stdout.splitlines() if x.split()[:2] == ["Feature:", "kraft.version"])
+        assert words[words.index("FinalizedVersionLevel:") + 1] == "1", describe.stdout
+    finally:
+        kafka.stop()
