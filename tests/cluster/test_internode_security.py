@@ -8,6 +8,8 @@ test with the openssl CLI (never committed)."""
 
 from __future__ import annotations
 
+import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_replication_failover import create_rf3_topic, partition_state  # noqa: E402
 
 from kbroker.cluster import free_ports  # noqa: E402
-from kbroker.config import load_properties_file  # noqa: E402
+from kbroker.config import BrokerConfig, load_properties_file  # noqa: E402
+from kbroker.storage import format_storage, read_meta_properties  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -207,5 +210,37 @@ def test_sasl_ssl_with_controller_only_voters_and_broker_only_nodes(tmp_path, ce
         create_topic(c, "separate", 2)
         wait_until(lambda: full_isr(c, "separate"), 30, 0.1, "the full ISR over SASL_SSL", c.logs)
         produce_and_consume(c, "separate")
+    finally:
+        c.kill_all()
+
+
+SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+def test_scram_inter_broker_with_credentials_from_format(tmp_path, certs):
+    """SCRAM-SHA-512 between brokers (SASL_SSL), PLAIN on the controller listener, the SCRAM
+    credential written into the bootstrap metadata by ``format --add-scram`` (as
+    ``kafka-storage.sh format --add-scram``): it reaches every broker in the metadata log."""
+    c = Cluster(tmp_path / "cluster", 3, FAST)
+    secure(c, certs, "SASL_SSL")
+    for node_id in c.node_ids:
+        path = c.layout.properties_path(node_id)
+        props = load_properties_file(path)
+        props["listener.name.internal.sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+        props.pop("listener.name.internal.plain.sasl.jaas.config")
+        props["listener.name.internal.scram-sha-512.sasl.jaas.config"] = \
+            f'{SCRAM} required username="replicator" password="repl-secret";'
+        props["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-512"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        data = c.layout.data_dir(node_id)
+        cluster_id = read_meta_properties(data)["cluster.id"]
+        shutil.rmtree(data)
+        format_storage(BrokerConfig(props, warn=False), cluster_id, out=io.StringIO(),
+                       add_scram=["SCRAM-SHA-512=[name=replicator,password=repl-secret]"])
+    try:
+        c.start()
+        create_rf3_topic(c, "scram")
+        wait_until(lambda: full_isr(c, "scram"), 30, 0.1, "the full ISR over SCRAM-SHA-512", c.logs)
+        produce_and_consume(c, "scram")
     finally:
         c.kill_all()
