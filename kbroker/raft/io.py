@@ -717,7 +717,9 @@ class RaftDriver:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
                 reader, writer = await self.open_connection(host, port)
         except (OSError, TimeoutError) as e:
-            logger.info("raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
+            # a refused login was logged by the security client already (once per 30 s): DEBUG here
+            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
+                       "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
             peer.connecting = None
             peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
             queued, peer.queue = peer.queue, []

@@ -200,7 +200,9 @@ async def open_connection(host: str, port: int, security: ClientSecurity, *, cli
         except ssl.SSLError as exc:
             message = f"SSL handshake failed: {exc}"
             _log_auth_failure(host, port, node, message)
-            raise AuthenticationError(message) from None
+            failure = AuthenticationError(message)
+            failure.logged = True
+            raise failure from None
     if security.sasl:
         try:
             await authenticate(reader, writer, security.mechanism or "", security.username, security.password,
@@ -208,6 +210,7 @@ async def open_connection(host: str, port: int, security: ClientSecurity, *, cli
         except AuthenticationError as exc:
             writer.transport.abort()
             _log_auth_failure(host, port, node, str(exc))
+            exc.logged = True
             raise
         except BaseException:
             writer.transport.abort()

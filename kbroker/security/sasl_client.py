@@ -45,6 +45,8 @@ class AuthenticationError(ConnectionError):
     SaslAuthenticationException / AuthenticationException message. A ConnectionError, so that
     every caller that retries a broken connection retries this one too (after its backoff)."""
 
+    logged = False  # set once kbroker.security.client has logged it (callers then log it at DEBUG)
+
 
 class _Exchange:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_id: str,

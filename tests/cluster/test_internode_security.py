@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_replication_failover import create_rf3_topic, partition_state  # noqa: E402
 
-from kbroker.cluster import free_ports  # noqa: E402
+from kbroker.cluster import free_ports, wait_ready  # noqa: E402
 from kbroker.config import BrokerConfig, load_properties_file  # noqa: E402
 from kbroker.storage import format_storage, read_meta_properties  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
@@ -242,5 +242,37 @@ def test_scram_inter_broker_with_credentials_from_format(tmp_path, certs):
         create_rf3_topic(c, "scram")
         wait_until(lambda: full_isr(c, "scram"), 30, 0.1, "the full ISR over SCRAM-SHA-512", c.logs)
         produce_and_consume(c, "scram")
+    finally:
+        c.kill_all()
+
+
+def test_a_wrong_controller_password_is_logged_and_the_quorum_goes_on(tmp_path, certs):
+    """Node 3's raft client and controller channels log in with a wrong password: it says so in
+    its log (once per address, not once per retry) and keeps running; nodes 1 and 2 keep the
+    quorum and serve."""
+    c = Cluster(tmp_path / "cluster", 3, FAST)
+    secure(c, certs, "SASL_SSL")
+    path = c.layout.properties_path(3)
+    props = load_properties_file(path)
+    props.update(_plain("controller", "controller-secret", client_password="not-the-password"))
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    try:
+        for node_id in c.node_ids:
+            c.start_node(node_id, wait=False)
+        for node_id in (1, 2):
+            wait_ready(c.layout, node_id, c.procs[node_id], 0, timeout=60)
+        create_topic(c, "two", 2)
+        message = "failed authentication due to: Authentication failed: Invalid username or password"
+
+        def logged_for_both_voters() -> bool:
+            lines = [x for x in c.layout.log_path(3).read_text(errors="replace").splitlines() if message in x]
+            return len({x.split("Connection to ")[1].split(" failed")[0] for x in lines}) == 2
+
+        wait_until(logged_for_both_voters, 30, 0.1, "node 3's authentication failures in its log", c.logs)
+        lines = [x for x in c.layout.log_path(3).read_text(errors="replace").splitlines() if message in x]
+        # the raft client retries every 50 ms (about a hundred attempts by now): at ERROR once per
+        # address and 30 s, the other attempts at DEBUG
+        assert len(lines) <= 4 and all(" ERROR " in x for x in lines)
+        assert c.procs[3].poll() is None
     finally:
         c.kill_all()
