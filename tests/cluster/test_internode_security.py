@@ -273,6 +273,8 @@ def test_a_wrong_controller_password_is_logged_and_the_quorum_goes_on(tmp_path, 
         # the raft client retries every 50 ms (about a hundred attempts by now): at ERROR once per
         # address and 30 s, the other attempts at DEBUG
         assert len(lines) <= 4 and all(" ERROR " in x for x in lines)
+        text = c.layout.log_path(3).read_text(errors="replace")
+        assert text.count("cannot connect to node") <= 4
         assert c.procs[3].poll() is None
     finally:
         c.kill_all()
