@@ -37,7 +37,7 @@ class BrokerServices(TopicHost, Protocol):
     group_coordinator: GroupCoordinator | None
     txn_coordinator: TransactionCoordinator | None
     create_partitions_lock: asyncio.Lock
-    _stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
+    stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
 
     def partition(self, topic: str, index: int) -> Partition | None: ...
 

@@ -444,7 +444,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
                     if p is not None:
                         p.add_waiter(fut)
                         waited_on.append(p)
-            if deadline.passed or broker._stopping:
+            if deadline.passed or broker.stopping:
                 for p in waited_on:
                     p.remove_waiter(fut)
                 break
