@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kbroker.api import install_handlers
 from kbroker.api.delegation_tokens import TokenExpiry
@@ -20,7 +20,7 @@ from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
-from kbroker.controller.image import MetadataImage
+from kbroker.controller.image import MetadataImage, TopicImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
@@ -49,11 +49,22 @@ from kbroker.wiring.metadata_quorum import make_raft
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
 
 if TYPE_CHECKING:
+    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.controller.channel import ControllerChannel
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.server.connection import RequestHooks, RequestMetrics
 
 log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """A sub-system the broker starts after its logs and metadata load and stops before them
+    (coordinators, control plane, metrics, delayed delivery); either may be a coroutine."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
 
 
 class Broker:
@@ -82,7 +93,7 @@ class Broker:
         self.bound: dict[str, tuple[str, int]] = {}
         self.cluster_id = ""
         self.started_at = 0.0
-        self._lock_files: list[Any] = []
+        self._lock_files: list[IO[str]] = []
         # stop() has begun: long polls answer at once, FindCoordinator says not available
         self.stopping = False
         self._replaying = False
@@ -92,15 +103,15 @@ class Broker:
         # name with '.' as '_' -> name (see kbroker/replication/topics.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
-        self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
+        self._config_memo: tuple[BrokerConfig, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[object]] = set()
         # called with each connection that closes (the share coordinator ends its share sessions)
         self.connection_listeners: list[Callable[[KafkaConnection], None]] = []
-        self._channel: Any = None
-        self._heartbeat_channel: Any = None
-        self.lifecycle: Any = None  # BrokerLifecycleManager of a node in a multi-node quorum
+        self._channel: ControllerChannel | None = None
+        self._heartbeat_channel: ControllerChannel | None = None
+        self.lifecycle: BrokerLifecycleManager | None = None  # of a node in a multi-node quorum
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
@@ -114,7 +125,7 @@ class Broker:
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
-        self.services: list[Any] = build_services(self)
+        self.services: list[Service] = build_services(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
@@ -295,7 +306,7 @@ class Broker:
         install(self)
         self.run_in_background(self._run_controller_timers(), "controller-timers")
 
-    def run_in_background(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
         """Run ``work`` until it ends or the broker stops (stop() cancels and awaits it)."""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
@@ -531,7 +542,7 @@ class Broker:
                 except Exception:
                     log.exception("%s failed to follow the leadership of %s-%d", type(service).__name__, topic, index)
 
-    def _refresh_topic_configs(self, topics: list[Any]) -> None:
+    def _refresh_topic_configs(self, topics: list[TopicImage]) -> None:
         if self.log_manager is None:
             return
         for topic in topics:
@@ -572,7 +583,7 @@ class Broker:
         return self.partitions.get((topic, index))
 
 
-async def _maybe_await(value: Any) -> Any:
+async def _maybe_await(value: object) -> object:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value

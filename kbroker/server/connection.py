@@ -25,6 +25,7 @@ import asyncio
 import inspect
 import logging
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -45,7 +46,7 @@ from kbroker.server.slots import timed as _timed
 from kbroker.server.writer import SENDFILE_MIN_BYTES, ResponseWriter
 from kbroker_protocol.api import decode_request, encode_response, unsupported_request
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
-from kbroker_protocol.framing import FrameDecoder
+from kbroker_protocol.framing import Frame, FrameDecoder
 
 if TYPE_CHECKING:
     from kbroker.config import Endpoint
@@ -163,7 +164,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
         self.broker.connections.add(self)
 
-    def _ssl_principal(self, ssl_object: Any) -> None:
+    def _ssl_principal(self, ssl_object: ssl.SSLObject) -> None:
         """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
         cert = ssl_object.getpeercert()
         if not cert:
@@ -275,7 +276,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _handle_frame(self, frame: Any) -> None:
+    def _handle_frame(self, frame: Frame) -> None:
         auth = self.authenticator
         if auth is not None:
             if auth.state == "failed":
@@ -350,7 +351,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         else:
             self._complete(slot, result)
 
-    def _task_done(self, task: asyncio.Task, slot: _Slot, body: Any) -> None:
+    def _task_done(self, task: asyncio.Task[object], slot: _Slot, body: Any) -> None:
         self.tasks.discard(task)
         if task.cancelled() or self._closed:
             return

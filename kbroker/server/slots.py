@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import time
 import types
+from collections.abc import Awaitable, Generator
 from typing import Any, Protocol
 
 
@@ -38,7 +39,7 @@ class Slot:
 
 
 @types.coroutine
-def timed(awaitable: Any, slot: Slot) -> Any:
+def timed(awaitable: Awaitable[object], slot: Slot) -> Generator[Any, Any, object]:
     """Run a handler's awaitable, timing each step the event loop runs it (added to
     ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
     so the task runs it without another wrapper."""

@@ -10,7 +10,7 @@ import os
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kbroker.server.slots import RequestMetrics, Slot
 
@@ -111,7 +111,7 @@ class ResponseWriter:
                     return []
         return out
 
-    def _write_file_slice(self, transport: asyncio.Transport, file: Any, position: int,
+    def _write_file_slice(self, transport: asyncio.Transport, file: BinaryIO, position: int,
                           remaining: int) -> tuple[int, int] | None:
         """Send ``remaining`` bytes of ``file`` from ``position``; returns what is left when the
         socket is full (to be sent with sendfile when it drains), else None."""
