@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 # Lower this when you shrink the baseline; never raise it.
-BASELINE_CEILING = 21
+BASELINE_CEILING = 16
 
 FIRST_PARTY = ("kbroker", "kbroker_protocol")
 # The folder each first-party top-level package is read from.
