@@ -38,9 +38,10 @@ import contextlib
 import logging
 import os
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
 from kbroker_protocol.records import parse_control_record
 
 from . import batch_records, txn_cleaning
@@ -127,7 +128,7 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
 def _scan_transactions(plan: _Plan) -> TxnScan:
     """Transaction facts of the whole log (batch headers, plus the marker type of control batches)."""
 
-    def headers():
+    def headers() -> Iterator[tuple[BatchHeader, int | None]]:
         for seg, size in plan.whole_log:
             file = seg.open_file()  # held while its descriptor is used
             if file is None:
@@ -163,7 +164,7 @@ def _limit_to_stable(plan: _Plan) -> _Plan | None:
     return _Plan(kept, plan.first_dirty, new_end, plan.whole_log, plan.txn, plan.horizon_due)
 
 
-def _batches(seg: LogSegment, size: int):
+def _batches(seg: LogSegment, size: int) -> Iterator[tuple[BatchHeader, bytes]]:
     # Hold the file object: if the segment is deleted meanwhile, the descriptor stays open (and
     # is not reused for another file) until this generator is done.
     file = seg.open_file()
@@ -415,7 +416,7 @@ def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment) -> list[Log
     return doomed
 
 
-def _discard(cleaned: list) -> None:
+def _discard(cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]]) -> None:
     """Remove the output of an abandoned pass (cleaned files and range files)."""
     for _, new, _ in cleaned:
         with contextlib.suppress(OSError):

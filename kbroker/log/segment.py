@@ -327,7 +327,7 @@ class LogSegment:
                 os.ftruncate(fd, pos)
             raise
 
-    def _write_all(self, fd: int, buffers: list, nbytes: int, pos: int) -> None:
+    def _write_all(self, fd: int, buffers: list[bytes | bytearray | memoryview], nbytes: int, pos: int) -> None:
         """The slow way: at most IOV_MAX buffers per call, continuing after short writes."""
         written = 0
         while True:
