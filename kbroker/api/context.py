@@ -53,6 +53,8 @@ class ClientConnection(Protocol):
     endpoint: Endpoint
     client_software: tuple[str, str] | None
 
+    def close(self) -> None: ...
+
 
 class HandlerContext(Protocol):
     """What every handler may read of its context: a :class:`RequestContext` on a broker listener,
