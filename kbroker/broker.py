@@ -82,7 +82,7 @@ class Broker:
         self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
         self.image.listeners.append(self.client_quotas.on_record)
         # replication throttles, read from the current (dynamic) config on each replica fetch
-        self.replication_quotas = ReplicationQuotas(lambda: self.config, self.node_id)
+        self.replication_quotas = ReplicationQuotas(lambda: self.config.values, self.node_id)
         self.delegation_tokens = DelegationTokens(config)  # enabled by delegation.token.secret.key
         self.image.listeners.append(self.delegation_tokens.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
@@ -467,11 +467,11 @@ class Broker:
         for topic_name, index in list(self.log_manager.partitions()):
             if topic_name == METADATA_TOPIC:
                 continue
-            topic = self.image.topic(topic_name)
-            if topic is None or index not in topic.partitions:
+            image_topic = self.image.topic(topic_name)
+            if image_topic is None or index not in image_topic.partitions:
                 log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
                 self.log_manager.delete(topic_name, index)
-            elif self.node_id not in topic.partitions[index].replicas:
+            elif self.node_id not in image_topic.partitions[index].replicas:
                 # a stray replica (Kafka's findStrayReplicas): reassigned away while this node was down
                 log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", topic_name, index)
                 self.log_manager.delete(topic_name, index)

@@ -411,6 +411,7 @@ class BrokerConfig:
             synonyms = self._synonyms(key.synonyms[0], key.synonyms) if key.synonyms else []
             if name in overrides:
                 synonyms.insert(0, (name, overrides[name], SOURCE_TOPIC))
+            value: str | None
             if name in overrides:
                 value, source = overrides[name], SOURCE_TOPIC
             else:

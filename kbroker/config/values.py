@@ -128,7 +128,7 @@ class ConfigKey:
     choices: tuple[str, ...] | None = None
     list_choices: tuple[str, ...] | None = None
     nonempty: bool = False
-    check: Callable[[str, Any, str], None] | None = None
+    check: Callable[[str, Any, str], object] | None = None  # raises ConfigError; its result is unused
     read_only: bool = True
     sensitive: bool = False
     applied: bool = True  # False: accepted for compatibility, has no effect in kbroker
