@@ -22,6 +22,7 @@ queued on the transport, are written from a positional read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import socket
@@ -30,7 +31,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
@@ -38,7 +39,7 @@ from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
-from kbroker.security.tls import distinguished_name
+from kbroker.security.tls import PrincipalMapper, distinguished_name
 from kbroker.server.slots import RequestMetrics
 from kbroker.server.slots import Slot as _Slot
 from kbroker.server.slots import SyntheticHeader as _SyntheticHeader
@@ -142,7 +143,8 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not an asyncio.Transport subclass but has the same interface.
-        self.transport = transport  # type: ignore[assignment]
+        tcp = cast(asyncio.Transport, transport)
+        self.transport = tcp
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -160,18 +162,19 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             self.tls = True
             self._sock_fd = -1
             if self.security is not None and self.security.principal_mapper is not None:
-                self._ssl_principal(ssl_object)
-        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+                self._ssl_principal(ssl_object, self.security.principal_mapper)
+        tcp.set_write_buffer_limits(high=4 * 1024 * 1024)
         self.broker.connections.add(self)
 
-    def _ssl_principal(self, ssl_object: ssl.SSLObject) -> None:
+    def _ssl_principal(self, ssl_object: ssl.SSLObject, mapper: PrincipalMapper) -> None:
         """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
         cert = ssl_object.getpeercert()
         if not cert:
             return  # no client certificate: ANONYMOUS
-        dn = distinguished_name(cert.get("subject", ()))
+        subject = cert.get("subject", ())
+        dn = distinguished_name(subject if isinstance(subject, tuple) else ())
         try:
-            self.principal = "User:" + self.security.principal_mapper.name(dn)
+            self.principal = "User:" + mapper.name(dn)
         except LookupError as exc:
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()
@@ -335,7 +338,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         ctx = RequestContext(self.broker, self, header)
         handler = entry.handler
         hooks = self.broker.request_hooks  # faults, pause, trace (kbroker.control): None unless set
-        if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:
+        if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:  # type: ignore[assignment]
             return
         try:
             result = handler(ctx, body)
@@ -347,7 +350,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(_timed(result, slot) if metrics else result)
             self.tasks.add(task)
-            task.add_done_callback(lambda t, s=slot, b=body: self._task_done(t, s, b))
+            task.add_done_callback(functools.partial(self._task_done, slot=slot, body=body))
         else:
             self._complete(slot, result)
 
@@ -470,12 +473,13 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             self.broker.request_hooks.refused(self, exc.api_key, exc.api_version,
                                               getattr(exc, "correlation_id", None),
                                               getattr(header, "client_id", None), str(exc))
-        if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
+        correlation_id = exc.correlation_id
+        if exc.api_key == 18 and correlation_id is not None:
             # An ApiVersions version we do not know: answer with a v0 body carrying
             # UNSUPPORTED_VERSION and our ApiVersions range, as Kafka does.
             from kbroker.api.api_versions import unsupported_version_response
 
-            header = _SyntheticHeader(18, 0, exc.correlation_id)
+            header = _SyntheticHeader(18, 0, correlation_id)
             slot = _Slot(header)
             self._pending.append(slot)
             self._in_flight += 1
