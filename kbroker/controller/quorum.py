@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import (
     KRAFT_VERSION,
     METADATA_VERSION,
@@ -30,6 +31,7 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.replication_control import validate_create_partitions
 from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
@@ -50,13 +52,6 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 # It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
 MAX_PARTITIONS_PER_REQUEST = 10_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-class ControllerError(Exception):
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
-
 
 def validate_topic_name(name: str | None) -> None:
     if not name:
@@ -527,35 +522,18 @@ class QuorumController:
         return [mr.RemoveTopicRecord(topic_id=topic_id)]
 
     def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[Any]:
-        topic = self.image.topics.get(name)
-        if topic is None:
-            raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic.")
+        """Validate adding partitions to ``name`` up to ``count`` (Kafka's checks, in Kafka's order:
+        ``validate_create_partitions``) and return the PartitionRecords; raises ControllerError."""
+        validate_create_partitions(self.image, name, count, assignments)
+        topic = self.image.topics[name]
         current = len(topic.partitions)
-        if count < current:
-            raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                                  f"The topic {name} currently has {current} partition(s); {count} would not be "
-                                  "an increase.")
-        if count == current:
-            raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
         replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
         brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
-        new = count - current
-        if assignments is not None:
-            if len(assignments) != new:
-                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                      f"Attempted to add {new} additional partition(s), but only "
-                                      f"{len(assignments)} assignment(s) were specified.")
-            for replicas in assignments:
-                for b in replicas:
-                    if b not in self.image.brokers:
-                        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                              f"The manual partition assignment includes broker {b}, but "
-                                              "no such broker is registered.")
-        elif replication > len(brokers):
+        if assignments is None and replication > len(brokers):
             raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
                                   "Unable to replicate the partition: not enough brokers.")
         records: list[Any] = []
-        for i in range(new):
+        for i in range(count - current):
             p = current + i
             replicas = assignments[i] if assignments is not None else [
                 brokers[(p + r) % len(brokers)] for r in range(replication)
