@@ -17,20 +17,8 @@ import struct
 import uuid
 from collections.abc import Iterable, Sequence
 
+from kbroker.raft import messages as m
 from kbroker.raft.log import ControlRecord, Entry
-from kbroker.raft.messages import (
-    BeginQuorumEpochRequest,
-    BeginQuorumEpochResponse,
-    EndQuorumEpochRequest,
-    EndQuorumEpochResponse,
-    FetchRequest,
-    FetchResponse,
-    FetchSnapshotRequest,
-    FetchSnapshotResponse,
-    Message,
-    VoteRequest,
-    VoteResponse,
-)
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
 from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages import fetch as fe
@@ -51,6 +39,17 @@ _NO_HIGH_WATERMARK = 2**63 - 1  # FetchPartition.HighWatermark's default (Long.M
 class WireError(ValueError):
     """A KRaft message that is not for the single ``__cluster_metadata-0`` partition, or whose
     records cannot be read (Kafka answers such requests with INVALID_REQUEST)."""
+
+
+# The responses that carry only an error and the leader and epoch the responder knows (Vote adds
+# its grant): the wire class, the core class, and what a WireError calls it.
+_EPOCH_ANSWERS = (
+    (vo.VoteResponse, m.VoteResponse, "Vote response"),
+    (bqe.BeginQuorumEpochResponse, m.BeginQuorumEpochResponse, "BeginQuorumEpoch response"),
+    (eqe.EndQuorumEpochResponse, m.EndQuorumEpochResponse, "EndQuorumEpoch response"),
+)
+_WIRE_ANSWER = {core: (wire, what) for wire, core, what in _EPOCH_ANSWERS}
+_CORE_ANSWER = {wire: (core, what) for wire, core, what in _EPOCH_ANSWERS}
 
 
 # ------------------------------------------------------------------ records
@@ -133,10 +132,18 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
 # ------------------------------------------------------------------ to the wire
 
 
-def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
+def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
     """The generated request or response object for ``msg``."""
     t = METADATA_TOPIC
-    if isinstance(msg, VoteRequest):
+    answer = _WIRE_ANSWER.get(type(msg))
+    if answer is not None:
+        assert isinstance(msg, m.VoteResponse | m.BeginQuorumEpochResponse | m.EndQuorumEpochResponse)
+        W = answer[0]
+        extra = {"vote_granted": msg.vote_granted} if isinstance(msg, m.VoteResponse) else {}
+        part = W.TopicData.PartitionData(partition_index=METADATA_PARTITION, error_code=msg.error,
+                                         leader_id=msg.leader_id, leader_epoch=msg.leader_epoch, **extra)
+        return W(topics=[W.TopicData(topic_name=t, partitions=[part])])
+    if isinstance(msg, m.VoteRequest):
         P = vo.VoteRequest.TopicData.PartitionData
         part = P(
             partition_index=METADATA_PARTITION,
@@ -151,17 +158,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             voter_id=msg.dst,
             topics=[vo.VoteRequest.TopicData(topic_name=t, partitions=[part])],
         )
-    if isinstance(msg, VoteResponse):
-        P = vo.VoteResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-            vote_granted=msg.vote_granted,
-        )
-        return vo.VoteResponse(topics=[vo.VoteResponse.TopicData(topic_name=t, partitions=[part])])
-    if isinstance(msg, BeginQuorumEpochRequest):
+    if isinstance(msg, m.BeginQuorumEpochRequest):
         P = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
         part = P(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
         return bqe.BeginQuorumEpochRequest(
@@ -169,18 +166,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             voter_id=msg.dst,
             topics=[bqe.BeginQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])],
         )
-    if isinstance(msg, BeginQuorumEpochResponse):
-        P = bqe.BeginQuorumEpochResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-        )
-        return bqe.BeginQuorumEpochResponse(
-            topics=[bqe.BeginQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
-        )
-    if isinstance(msg, EndQuorumEpochRequest):
+    if isinstance(msg, m.EndQuorumEpochRequest):
         P = eqe.EndQuorumEpochRequest.TopicData.PartitionData
         part = P(
             partition_index=METADATA_PARTITION,
@@ -192,18 +178,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
         return eqe.EndQuorumEpochRequest(
             cluster_id=cluster_id, topics=[eqe.EndQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])]
         )
-    if isinstance(msg, EndQuorumEpochResponse):
-        P = eqe.EndQuorumEpochResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-        )
-        return eqe.EndQuorumEpochResponse(
-            topics=[eqe.EndQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
-        )
-    if isinstance(msg, FetchRequest):
+    if isinstance(msg, m.FetchRequest):
         part = fe.FetchRequest.FetchTopic.FetchPartition(
             partition=METADATA_PARTITION,
             current_leader_epoch=msg.current_leader_epoch,
@@ -221,7 +196,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             replica_state=fe.FetchRequest.ReplicaState(replica_id=msg.src, replica_epoch=-1),
             topics=[fe.FetchRequest.FetchTopic(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])],
         )
-    if isinstance(msg, FetchResponse):
+    if isinstance(msg, m.FetchResponse):
         P = fe.FetchResponse.FetchableTopicResponse.PartitionData
         part = P(
             partition_index=METADATA_PARTITION,
@@ -238,7 +213,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
                 fe.FetchResponse.FetchableTopicResponse(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])
             ]
         )
-    if isinstance(msg, FetchSnapshotRequest):
+    if isinstance(msg, m.FetchSnapshotRequest):
         PS = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
         part = PS(
             partition=METADATA_PARTITION,
@@ -251,7 +226,7 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             replica_id=msg.src,
             topics=[fs.FetchSnapshotRequest.TopicSnapshot(name=t, partitions=[part])],
         )
-    if isinstance(msg, FetchSnapshotResponse):
+    if isinstance(msg, m.FetchSnapshotResponse):
         PS = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
         data = msg.data
         if data is not None and not isinstance(data, bytes | bytearray):
@@ -300,7 +275,7 @@ def _named(topic):
 
 def from_wire(
     obj, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
-) -> Message:
+) -> m.Message:
     """The core message for a decoded wire object received by ``dst``.
 
     For a request the sender is read from the body, as Kafka does (an inbound connection does not
@@ -308,40 +283,35 @@ def from_wire(
     LeaderId, Fetch's ReplicaState.ReplicaId (ReplicaId before v15), FetchSnapshot's ReplicaId;
     ``src`` is only used for a response (the node the request went to). A Fetch response needs the
     fetch offset of the request it answers (``fetch_base_offset``): records start there."""
+    answer = _CORE_ANSWER.get(type(obj))
+    if answer is not None:
+        src = _responder(obj, src)
+        p = _single(obj.topics, _named, answer[1])
+        args = (src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        if answer[0] is m.VoteResponse:
+            return m.VoteResponse(*args, bool(p.vote_granted))
+        return answer[0](*args)
     if isinstance(obj, vo.VoteRequest):
         p = _single(obj.topics, _named, "Vote request")
         # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return VoteRequest(
+        return m.VoteRequest(
             p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
         )
-    if isinstance(obj, vo.VoteResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "Vote response")
-        err = obj.error_code or p.error_code
-        return VoteResponse(src, dst, request_id, err, p.leader_id, p.leader_epoch, bool(p.vote_granted))
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
-    if isinstance(obj, bqe.BeginQuorumEpochResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "BeginQuorumEpoch response")
-        return BeginQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
         successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
-        return EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
-    if isinstance(obj, eqe.EndQuorumEpochResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "EndQuorumEpoch response")
-        return EndQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
         hw = p.high_watermark if p.high_watermark != _NO_HIGH_WATERMARK else -1
-        return FetchRequest(
+        return m.FetchRequest(
             replica,
             dst,
             request_id,
@@ -359,7 +329,7 @@ def from_wire(
             raise ValueError("a Fetch response needs the fetch offset of its request")
         err = obj.error_code or p.error_code
         records = decode_entries(p.records, fetch_base_offset) if err == 0 else ()
-        return FetchResponse(
+        return m.FetchResponse(
             src,
             dst,
             request_id,
@@ -376,7 +346,7 @@ def from_wire(
         )
     if isinstance(obj, fs.FetchSnapshotRequest):
         p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
-        return FetchSnapshotRequest(
+        return m.FetchSnapshotRequest(
             obj.replica_id,
             dst,
             request_id,
@@ -397,7 +367,7 @@ def from_wire(
                     f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "
                     "the core takes a snapshot in one piece (reassembly is the IO layer's)"
                 )
-        return FetchSnapshotResponse(
+        return m.FetchSnapshotResponse(
             src,
             dst,
             request_id,
