@@ -403,19 +403,26 @@ class ClusterControl:
     def _shutdown_records(self, image: MetadataImage, broker_id: int, clean: bool, records: list[Any]) -> None:
         """Kafka's ReplicationControlManager.handleBrokerShutdown for a previous incarnation."""
         if elr_enabled(image) and not clean:
-            generate_leader_and_isr_updates(image, self.settings, NO_LEADER, NO_LEADER, broker_id,
-                                            partitions_with_broker_in_isr(image, broker_id), records,
-                                            "handleBrokerUncleanShutdown")
-            # The ELR pass sees the partitions as the ISR pass left them.
-            changed = {(r.topic_id, r.partition_id) for r in records}
-            generate_leader_and_isr_updates(image, self.settings, NO_LEADER, NO_LEADER, broker_id,
-                                            [tp for tp in partitions_with_broker_in_elr(image, broker_id)
-                                             if (tp[0].topic_id, tp[1].partition) not in changed],
-                                            records, "handleBrokerUncleanShutdown")
+            self._isr_then_elr_updates(image, broker_id, (NO_LEADER, NO_LEADER, broker_id), records,
+                                       "handleBrokerUncleanShutdown")
         else:
             generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
                                             partitions_with_broker_in_isr(image, broker_id), records,
                                             "handleBrokerShutdown")
+
+    def _isr_then_elr_updates(self, image: MetadataImage, broker_id: int, change: tuple[int, int, int],
+                              records: list[Any], context: str) -> None:
+        """Kafka's generateLeaderAndIsrUpdates over the partitions with ``broker_id`` in their ISR,
+        then over those with it in their ELR that the first pass left alone; ``change`` is
+        (broker to remove, broker to add, broker with an unclean shutdown)."""
+        generate_leader_and_isr_updates(image, self.settings, *change, partitions_with_broker_in_isr(image, broker_id),
+                                        records, context)
+        # The ELR pass sees the partitions as the ISR pass left them.
+        changed = {(r.topic_id, r.partition_id) for r in records}
+        generate_leader_and_isr_updates(image, self.settings, *change,
+                                        [tp for tp in partitions_with_broker_in_elr(image, broker_id)
+                                         if (tp[0].topic_id, tp[1].partition) not in changed],
+                                        records, context)
 
     # -- fencing, unfencing, controlled shutdown --------------------------------------------
 
@@ -544,13 +551,7 @@ class ClusterControl:
             message = f"Broker ID {broker_id} is not currently registered"
             return UnregisterBrokerResponse(error_code=ErrorCode.BROKER_ID_NOT_REGISTERED, error_message=message), []
         records: list[Any] = []
-        generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
-                                        partitions_with_broker_in_isr(image, broker_id), records,
-                                        "handleBrokerUnregistered")
-        changed = {(r.topic_id, r.partition_id) for r in records}
-        generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
-                                        [tp for tp in partitions_with_broker_in_elr(image, broker_id)
-                                         if (tp[0].topic_id, tp[1].partition) not in changed],
-                                        records, "handleBrokerUnregistered")
+        self._isr_then_elr_updates(image, broker_id, (broker_id, NO_LEADER, NO_LEADER), records,
+                                   "handleBrokerUnregistered")
         records.append(UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch))
         return UnregisterBrokerResponse(error_code=ErrorCode.NONE, error_message=None), records

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.log import LogConfig, PartitionLog
+from kbroker.raft.files import fsync_dir, scan_snapshot_files, write_atomically
 from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot  # noqa: F401 (ControlRecord re-exported)
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
 from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
@@ -294,14 +295,6 @@ def snapshot_records(data: bytes | bytearray | memoryview) -> list[bytes]:
     return decode_snapshot(data).records
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # ------------------------------------------------------------------ the log
 
 
@@ -335,18 +328,11 @@ class MetadataLog(MemoryLog):
     # ------------------------------------------------------------------ opening
 
     def _load_snapshot(self) -> Snapshot | None:
-        found: list[tuple[int, int, str]] = []
-        for name in os.listdir(self.directory):
-            if name.endswith((PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp":
-                # an unfinished write, or a snapshot marked for deletion (Kafka's recoverSnapshots)
-                os.unlink(self.directory / name)
-                continue
-            m = _SNAPSHOT_NAME.match(name)
-            if m:
-                found.append((int(m.group(1)), int(m.group(2)), name))
+        # an unfinished write, or a snapshot marked for deletion, is deleted (Kafka's recoverSnapshots)
+        found = scan_snapshot_files(self.directory, _SNAPSHOT_NAME, lambda name: name.endswith(
+            (PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp")
         if not found:
             return None
-        found.sort()
         end, epoch, name = found[-1]
         path = self.directory / name
         data = path.read_bytes()
@@ -507,7 +493,7 @@ class MetadataLog(MemoryLog):
             self._delete_below(self.start_offset)
         if kept is not None:
             os.unlink(self.directory / TRUNCATION_FILE)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     def _finish_truncation(self) -> None:
         """Complete a cut inside a batch that a crash interrupted (see `_truncate_stored`)."""
@@ -528,7 +514,7 @@ class MetadataLog(MemoryLog):
             plog.flush()
         # otherwise the cut never happened, or its new batch is written: nothing to do
         os.unlink(path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def take_snapshot(self, end_offset: int, data: Any) -> Snapshot:
         self._check_open()
@@ -598,17 +584,7 @@ class MetadataLog(MemoryLog):
 
     def _write_file(self, name: str, content: bytes, tmp_name: str | None = None) -> None:
         """Write ``name`` atomically: a temporary file, fsynced, renamed, the directory fsynced."""
-        tmp = self.directory / (tmp_name or name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.directory / name)
-        _fsync_dir(self.directory)
+        write_atomically(self.directory, name, content, tmp_name)
 
     def _delete_snapshot(self, snap: Snapshot) -> None:
         try:

@@ -85,12 +85,17 @@ class FollowerRole(NodeBase):
             keep -= 1
         return records[:keep]
 
-    def _on_fetch_response(self, resp: FetchResponse, now: int, out: list[Message]) -> None:
+    def _take_fetch_answer(self, resp: FetchResponse | FetchSnapshotResponse, now: int) -> bool:
+        """Whether ``resp`` answers the Fetch or FetchSnapshot in flight and leaves this node in its
+        state (a stale answer is ignored; a newer epoch or leader moves the node first)."""
         inflight = self._fetch_inflight
         if inflight is None or inflight[0] != resp.request_id or inflight[1] != resp.src:
-            return
+            return False
         self._fetch_inflight = None
-        if self._transition_on_leader_info(resp.leader_epoch, resp.leader_id, now):
+        return not self._transition_on_leader_info(resp.leader_epoch, resp.leader_id, now)
+
+    def _on_fetch_response(self, resp: FetchResponse, now: int, out: list[Message]) -> None:
+        if not self._take_fetch_answer(resp, now):
             return
         if (
             resp.error != NONE
@@ -140,11 +145,7 @@ class FollowerRole(NodeBase):
             self.high_watermark = hw
 
     def _on_fetch_snapshot_response(self, resp: FetchSnapshotResponse, now: int, out: list[Message]) -> None:
-        inflight = self._fetch_inflight
-        if inflight is None or inflight[0] != resp.request_id or inflight[1] != resp.src:
-            return
-        self._fetch_inflight = None
-        if self._transition_on_leader_info(resp.leader_epoch, resp.leader_id, now):
+        if not self._take_fetch_answer(resp, now):
             return
         if (
             self.role is not Role.FOLLOWER

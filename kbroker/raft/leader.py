@@ -127,37 +127,28 @@ class LeaderRole(NodeBase):
                 assert resp is not None
                 out.append(resp)
 
+    def _leader_epoch_error(self, current_leader_epoch: int) -> int:
+        """Kafka's validateLeaderOnlyRequest: the error for a Fetch or FetchSnapshot that names
+        ``current_leader_epoch`` (NONE when this node leads that epoch)."""
+        if current_leader_epoch < self.epoch:
+            return FENCED_LEADER_EPOCH
+        if current_leader_epoch > self.epoch:
+            return UNKNOWN_LEADER_EPOCH
+        if self.role is not Role.LEADER:
+            return NOT_LEADER_OR_FOLLOWER
+        return NONE
+
     def _on_fetch_request(self, req: FetchRequest, now: int, may_park: bool = True) -> FetchResponse | None:
-        def answer(
-            error: int,
-            records: tuple[Entry, ...] = (),
-            div: tuple[int, int] = (-1, -1),
-            snapshot_id: tuple[int, int] = (-1, -1),
-        ) -> FetchResponse:
-            return FetchResponse(
-                self.node_id,
-                req.src,
-                req.request_id,
-                error,
-                self.leader_id,
-                self.epoch,
-                self.high_watermark,
-                req.fetch_offset,
-                records,
-                div[0],
-                div[1],
-                snapshot_id[0],
-                snapshot_id[1],
-            )
+        def answer(error: int, records: tuple[Entry, ...] = (), div: tuple[int, int] = (-1, -1),
+                   snapshot_id: tuple[int, int] = (-1, -1)) -> FetchResponse:
+            return FetchResponse(self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch,
+                                 self.high_watermark, req.fetch_offset, records, *div, *snapshot_id)
 
         if req.fetch_offset < 0 or req.last_fetched_epoch < 0:
             return answer(INVALID_REQUEST)
-        if req.current_leader_epoch < self.epoch:
-            return answer(FENCED_LEADER_EPOCH)
-        if req.current_leader_epoch > self.epoch:
-            return answer(UNKNOWN_LEADER_EPOCH)
-        if self.role is not Role.LEADER:
-            return answer(NOT_LEADER_OR_FOLLOWER)
+        error = self._leader_epoch_error(req.current_leader_epoch)
+        if error != NONE:
+            return answer(error)
         log = self.log
         src = req.src
         # a voter fetches with its directory id (KIP-853): another directory under its id is an observer
@@ -222,28 +213,13 @@ class LeaderRole(NodeBase):
 
     def _on_fetch_snapshot_request(self, req: FetchSnapshotRequest, now: int) -> FetchSnapshotResponse:
         def answer(error: int, snap: Snapshot | None = None) -> FetchSnapshotResponse:
-            if snap is None:
-                return FetchSnapshotResponse(
-                    self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch
-                )
-            return FetchSnapshotResponse(
-                self.node_id,
-                req.src,
-                req.request_id,
-                error,
-                self.leader_id,
-                self.epoch,
-                snap.end_offset,
-                snap.epoch,
-                snap.data,
-            )
+            end, epoch, data = (snap.end_offset, snap.epoch, snap.data) if snap is not None else (-1, -1, None)
+            return FetchSnapshotResponse(self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch,
+                                         end, epoch, data)
 
-        if req.current_leader_epoch < self.epoch:
-            return answer(FENCED_LEADER_EPOCH)
-        if req.current_leader_epoch > self.epoch:
-            return answer(UNKNOWN_LEADER_EPOCH)
-        if self.role is not Role.LEADER:
-            return answer(NOT_LEADER_OR_FOLLOWER)
+        error = self._leader_epoch_error(req.current_leader_epoch)
+        if error != NONE:
+            return answer(error)
         snap = self.log.snapshot
         if snap is None or snap.snapshot_id != (req.snapshot_end_offset, req.snapshot_epoch):
             return answer(SNAPSHOT_NOT_FOUND)
