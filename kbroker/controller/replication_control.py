@@ -47,9 +47,16 @@ from kbroker.controller.partition_change import (
     merge,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
-from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
-from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
+from kbroker_protocol.messages.alter_partition_reassignments import (
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
+)
+from kbroker_protocol.messages.list_partition_reassignments import (
+    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
+)
+from kbroker_protocol.messages.metadata_records import PartitionChangeRecord
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +193,7 @@ def _ineligible(image: MetadataImage, states: list[tuple[int, int]]) -> list[str
 
 
 def _validate(image: MetadataImage, broker_id: int, topic: TopicImage, index: int, p: PartitionState | None,
-              data: Any, new_isr: list[tuple[int, int]]) -> ErrorCode:
+              data: AlterPartitionRequest.TopicData.PartitionData, new_isr: list[tuple[int, int]]) -> ErrorCode:
     if p is None:
         log.info("Rejecting AlterPartition request for unknown partition %s-%d.", topic.name, index)
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -224,8 +231,8 @@ def _validate(image: MetadataImage, broker_id: int, topic: TopicImage, index: in
     return ErrorCode.NONE
 
 
-def alter_partition(image: MetadataImage, request: Any, api_version: int,
-                    settings: ReplicationSettings | None = None) -> tuple[Any, list[Any]]:
+def alter_partition(image: MetadataImage, request: AlterPartitionRequest, api_version: int,
+                    settings: ReplicationSettings | None = None) -> tuple[AlterPartitionResponse, list[PartitionChangeRecord]]:
     """AlterPartition as Kafka's ReplicationControlManager.alterPartition: (response, records).
 
     A broker epoch that does not match the registration fails the whole request with
@@ -237,7 +244,7 @@ def alter_partition(image: MetadataImage, request: Any, api_version: int,
     if reg is None or reg.epoch != request.broker_epoch:
         return AlterPartitionResponse(error_code=ErrorCode.STALE_BROKER_EPOCH, topics=[]), []
     response = AlterPartitionResponse(error_code=ErrorCode.NONE, topics=[])
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     pending: dict[tuple[uuid.UUID, int], PartitionState] = {}
     for t in request.topics:
         out = Topic(topic_id=t.topic_id, partitions=[])
@@ -287,13 +294,13 @@ def alter_partition(image: MetadataImage, request: Any, api_version: int,
 
 
 def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
-                               max_elections: int = 1000) -> list[Any]:
+                               max_elections: int = 1000) -> list[PartitionChangeRecord]:
     """Kafka's maybeBalancePartitionLeaders (``auto.leader.rebalance.enable``, Kafka's default):
     a preferred election for each partition not led by its first replica, at most
     ``max_elections`` records (the controller calls it again at once when it got that many). The
     controller runs it every ``leader.imbalance.check.interval.seconds``."""
     settings = settings or ReplicationSettings()
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     elr = elr_enabled(image)
     for topic, p in _partitions(image, lambda p: bool(p.replicas) and p.leader != p.replicas[0]):
         if len(records) >= max_elections:
@@ -338,12 +345,12 @@ def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, elect
 
 
 def unclean_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
-                             max_elections: int = 1000) -> list[Any]:
+                             max_elections: int = 1000) -> list[PartitionChangeRecord]:
     """Kafka's maybeElectUncleanLeaders: an unclean election for each leaderless partition of a
     topic with ``unclean.leader.election.enable`` (the controller runs it periodically, so turning
     the setting on brings offline partitions back)."""
     settings = settings or ReplicationSettings()
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     for topic, p in _partitions(image, lambda p: p.leader == NO_LEADER):
         if len(records) >= max_elections:
             break
@@ -494,7 +501,7 @@ def _reassignment_builder(image: MetadataImage, settings: ReplicationSettings, t
 
 
 def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
-                                  p: PartitionState) -> Any | None:
+                                  p: PartitionState) -> PartitionChangeRecord | None:
     """Kafka's cancelPartitionReassignment: back to the original replicas (a null target)."""
     if not is_reassigning(p):
         # Kafka raises it with the error's default message, which ApiError.fromThrowable leaves out
@@ -516,7 +523,8 @@ def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSet
 
 
 def change_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
-                                  p: PartitionState, target: list[int], allow_rf_change: bool) -> Any | None:
+                                  p: PartitionState, target: list[int], allow_rf_change: bool
+                                  ) -> PartitionChangeRecord | None:
     """Kafka's changePartitionReassignment. The first record makes the replicas the union (target
     then removed ones) with adding/removing set; the builder completes the reassignment at once
     when the ISR already allows it (e.g. a reordering), else AlterPartition does once every adding
@@ -535,8 +543,9 @@ def change_partition_reassignment(image: MetadataImage, settings: ReplicationSet
     return builder.build()
 
 
-def alter_partition_reassignments(image: MetadataImage, request: Any, settings: ReplicationSettings | None = None
-                                  ) -> tuple[Any, list[Any]]:
+def alter_partition_reassignments(image: MetadataImage, request: AlterPartitionReassignmentsRequest,
+                                  settings: ReplicationSettings | None = None
+                                  ) -> tuple[AlterPartitionReassignmentsResponse, list[PartitionChangeRecord]]:
     """AlterPartitionReassignments as Kafka's ReplicationControlManager.alterPartitionReassignments:
     (response, records). Each partition succeeds or fails on its own; a null replica list cancels."""
     R = AlterPartitionReassignmentsResponse
@@ -544,7 +553,7 @@ def alter_partition_reassignments(image: MetadataImage, request: Any, settings: 
     allow_rf_change = bool(request.allow_replication_factor_change)
     response = R(throttle_time_ms=0, allow_replication_factor_change=allow_rf_change, error_code=ErrorCode.NONE,
                  error_message=None, responses=[])
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     done = total = 0
     for t in request.topics:
         out = R.ReassignableTopicResponse(name=t.name, partitions=[])
@@ -567,8 +576,9 @@ def alter_partition_reassignments(image: MetadataImage, request: Any, settings: 
     return response, records
 
 
-def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, name: str, target: Any,
-                                  allow_rf_change: bool) -> Any | None:
+def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, name: str,
+                                  target: AlterPartitionReassignmentsRequest.ReassignableTopic.ReassignablePartition,
+                                  allow_rf_change: bool) -> PartitionChangeRecord | None:
     topic = image.topics.get(name)
     if topic is None:
         raise ReassignmentError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find a topic named {name}.")
@@ -581,7 +591,10 @@ def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSet
     return change_partition_reassignment(image, settings, topic, p, list(target.replicas), allow_rf_change)
 
 
-def list_partition_reassignments(image: MetadataImage, topics: list[Any] | None) -> Any:
+def list_partition_reassignments(
+        image: MetadataImage,
+        topics: list[ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics] | None,
+) -> ListPartitionReassignmentsResponse:
     """ListPartitionReassignments as Kafka's listPartitionReassignments: every reassigning
     partition (``topics`` null), or those of the named partitions that are reassigning; unknown
     topics and partitions are left out."""

@@ -411,8 +411,6 @@ class RaftDriver(RaftTransport):
         if supported is None:
             return VoterChange(REQUEST_TIMED_OUT, f"New voter ReplicaKey(id={voter.node_id}) is not ready to receive "
                                                   "requests")
-        if supported is False:
-            supported = (0, 0)
         voter = Voter(voter.node_id, voter.directory_id, voter.endpoints, supported[0], supported[1])
         change = node.add_voter(voter, self._now())
         return await self._finish_voter_change(node, change, ack_when_committed)
@@ -454,8 +452,8 @@ class RaftDriver(RaftTransport):
             return VoterChange(NOT_LEADER_OR_FOLLOWER)
         return change
 
-    async def _probe_kraft_version(self, address: tuple[str, int]) -> tuple[int, int] | bool | None:
-        """ApiVersions to a new voter: its kraft.version range (False: it names none), None when it
+    async def _probe_kraft_version(self, address: tuple[str, int]) -> tuple[int, int] | None:
+        """ApiVersions to a new voter: its kraft.version range ((0, 0) when it names none), None when it
         does not answer within the request timeout."""
         header = RequestHeader(request_api_key=API_VERSIONS, request_api_version=3, correlation_id=1,
                                client_id=f"raft-client-{self.node_id}")
@@ -479,7 +477,7 @@ class RaftDriver(RaftTransport):
         for f in resp.supported_features or []:
             if f.name == KRAFT_VERSION_FEATURE:
                 return f.min_version, f.max_version
-        return False
+        return 0, 0  # no kraft.version listed: it supports kraft.version 0 only
 
     async def _run_timer(self) -> None:
         node = self.node

@@ -66,7 +66,9 @@ class RaftNode(VoterChanges, ElectionHandlers, FollowerRole):
             parked = self._parked.pop(msg.src, None)
             if parked is not None:
                 # a newer request from the same replica: answer the held one now
-                out.append(self._on_fetch_request(parked[0], now, may_park=False))
+                held = self._on_fetch_request(parked[0], now, may_park=False)
+                assert held is not None  # may_park=False always answers
+                out.append(held)
             resp = self._on_fetch_request(msg, now)
             if resp is not None:
                 out.append(resp)

@@ -6,6 +6,7 @@ outbound connection per peer (requests, their answers, and failures reported to 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from collections import ChainMap, deque
@@ -342,7 +343,7 @@ class RaftTransport:
                     raise CloseConnection(f"invalid response: {e}") from None
                 node = self.node
                 assert node is not None
-                self._step(lambda now, m=msg, n=node: n.handle(m, now))
+                self._step(functools.partial(node.handle, msg))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except CloseConnection as e:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from kbroker.raft import messages as m
 from kbroker.raft.log import ControlRecord, Entry
@@ -48,8 +49,10 @@ _EPOCH_ANSWERS = (
     (bqe.BeginQuorumEpochResponse, m.BeginQuorumEpochResponse, "BeginQuorumEpoch response"),
     (eqe.EndQuorumEpochResponse, m.EndQuorumEpochResponse, "EndQuorumEpoch response"),
 )
-_WIRE_ANSWER = {core: (wire, what) for wire, core, what in _EPOCH_ANSWERS}
-_CORE_ANSWER = {wire: (core, what) for wire, core, what in _EPOCH_ANSWERS}
+_WIRE_ANSWER: dict[type, tuple[Any, str]] = {core: (wire, what) for wire, core, what in _EPOCH_ANSWERS}
+_CORE_ANSWER: dict[type, tuple[Callable[..., m.Message], str]] = {
+    wire: (core, what) for wire, core, what in _EPOCH_ANSWERS
+}
 
 
 # ------------------------------------------------------------------ records
@@ -144,8 +147,8 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
                                          leader_id=msg.leader_id, leader_epoch=msg.leader_epoch, **extra)
         return W(topics=[W.TopicData(topic_name=t, partitions=[part])])
     if isinstance(msg, m.VoteRequest):
-        P = vo.VoteRequest.TopicData.PartitionData
-        part = P(
+        VP = vo.VoteRequest.TopicData.PartitionData
+        part = VP(
             partition_index=METADATA_PARTITION,
             replica_epoch=msg.replica_epoch,
             replica_id=msg.src,
@@ -159,21 +162,21 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             topics=[vo.VoteRequest.TopicData(topic_name=t, partitions=[part])],
         )
     if isinstance(msg, m.BeginQuorumEpochRequest):
-        P = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
-        part = P(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
+        BP = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
+        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
         return bqe.BeginQuorumEpochRequest(
             cluster_id=cluster_id,
             voter_id=msg.dst,
             topics=[bqe.BeginQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])],
         )
     if isinstance(msg, m.EndQuorumEpochRequest):
-        P = eqe.EndQuorumEpochRequest.TopicData.PartitionData
-        part = P(
+        EP = eqe.EndQuorumEpochRequest.TopicData.PartitionData
+        part = EP(
             partition_index=METADATA_PARTITION,
             leader_id=msg.leader_id,
             leader_epoch=msg.leader_epoch,
             preferred_successors=list(msg.preferred_successors),
-            preferred_candidates=[P.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
+            preferred_candidates=[EP.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
         )
         return eqe.EndQuorumEpochRequest(
             cluster_id=cluster_id, topics=[eqe.EndQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])]
@@ -197,15 +200,15 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             topics=[fe.FetchRequest.FetchTopic(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])],
         )
     if isinstance(msg, m.FetchResponse):
-        P = fe.FetchResponse.FetchableTopicResponse.PartitionData
-        part = P(
+        FP = fe.FetchResponse.FetchableTopicResponse.PartitionData
+        part = FP(
             partition_index=METADATA_PARTITION,
             error_code=msg.error,
             high_watermark=msg.high_watermark,
             log_start_offset=0,
-            diverging_epoch=P.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
-            current_leader=P.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
-            snapshot_id=P.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            diverging_epoch=FP.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
+            current_leader=FP.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=FP.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
             records=encode_entries(msg.base_offset, msg.records, voters) if msg.records else None,
         )
         return fe.FetchResponse(
@@ -214,11 +217,11 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             ]
         )
     if isinstance(msg, m.FetchSnapshotRequest):
-        PS = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
-        part = PS(
+        SQ = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
+        part = SQ(
             partition=METADATA_PARTITION,
             current_leader_epoch=msg.current_leader_epoch,
-            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            snapshot_id=SQ.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
             position=msg.position,
         )
         return fs.FetchSnapshotRequest(
@@ -227,15 +230,15 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             topics=[fs.FetchSnapshotRequest.TopicSnapshot(name=t, partitions=[part])],
         )
     if isinstance(msg, m.FetchSnapshotResponse):
-        PS = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
+        SR = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
         data = msg.data
         if data is not None and not isinstance(data, bytes | bytearray):
             raise TypeError(f"snapshot data must be bytes, not {type(data).__name__}")
-        part = PS(
+        part = SR(
             index=METADATA_PARTITION,
             error_code=msg.error,
-            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
-            current_leader=PS.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=SR.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            current_leader=SR.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
             size=len(data) if data is not None else 0,
             position=0,
             unaligned_records=bytes(data) if data is not None else b"",  # not nullable
