@@ -68,6 +68,7 @@ async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
     controller = broker.controller
     cc = cluster_control_for(broker)
     exclusive = getattr(controller, "exclusive", None)
+    assert cc.lock is not None  # made by cluster_control_for
     section = exclusive() if exclusive is not None else cc.lock
     async with section:
         term = getattr(controller, "term", None)
