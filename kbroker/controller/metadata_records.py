@@ -29,7 +29,10 @@ from kbroker_protocol.messages.metadata_records import (
     UnfenceBrokerRecord,
     UserScramCredentialRecord,
 )
-from kbroker_protocol.primitives import read_uvarint, write_uvarint
+from kbroker_protocol.primitives import Message, read_uvarint, write_uvarint
+
+# Any metadata record: every generated record class derives from the codec's Message.
+MetadataRecord = Message
 
 __all__ = [
     "AccessControlEntryRecord",
@@ -49,6 +52,7 @@ __all__ = [
     "TopicRecord",
     "UnfenceBrokerRecord",
     "UserScramCredentialRecord",
+    "MetadataRecord",
     "decode_frame",
     "encode_frame",
 ]
@@ -57,12 +61,14 @@ FRAME_VERSION = 1
 BY_API_KEY: dict[int, type] = {cls.API_KEY: cls for cls in CLASSES.values() if cls.API_KEY is not None}
 
 
-def encode_frame(record: Any) -> bytes:
+def encode_frame(record: MetadataRecord) -> bytes:
     cls = type(record)
     version = cls.MAX_VERSION
+    api_key = cls.API_KEY
+    assert api_key is not None, f"{cls.__name__} is not a metadata record"
     out = bytearray()
     write_uvarint(out, FRAME_VERSION)
-    write_uvarint(out, cls.API_KEY)
+    write_uvarint(out, api_key)
     write_uvarint(out, version)
     out += record.encode(version)
     return bytes(out)

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,6 +49,7 @@ from kbroker.raft.transport import (
     Inbound,
     Peer,
     RaftTransport,
+    Slot,
     frame_of,
     read_frame,
 )
@@ -127,10 +129,10 @@ class RaftDriver(RaftTransport):
         max_frame_bytes: int = 100 * 1024 * 1024,  # Kafka's socket.request.max.bytes
         reconnect_backoff_ms: int = 50,  # Kafka's reconnect.backoff.ms
         kraft_version: int = 0,
-        directory_id: Any = None,
+        directory_id: uuid.UUID | None = None,
         listener_name: str = "CONTROLLER",
         bootstrap_servers: Sequence[tuple[str, int]] = (),
-        read_snapshot_controls: Callable[[Snapshot], Any] | None = None,
+        read_snapshot_controls: Callable[[Snapshot], tuple[dict[int, Voter] | None, int | None]] | None = None,
     ) -> None:
         self.node_id = node_id
         # the initial voters: ids (a static quorum) or the bootstrap voter set of a dynamic one
@@ -149,7 +151,7 @@ class RaftDriver(RaftTransport):
         self.directory_id = directory_id
         self.listener_name = listener_name
         self.read_snapshot_controls = read_snapshot_controls or snapshot_controls
-        self._voter_set_seen: Any = None
+        self._voter_set_seen: dict[int, Voter] | None = None
         self._probing = False
         self.log = log
         self.store = store
@@ -170,7 +172,7 @@ class RaftDriver(RaftTransport):
         self._inbound: set[Inbound] = set()
         self._inbound_tasks: set[asyncio.Task] = set()
         self._peers: dict[int, Peer] = {}
-        self._requests: dict[int, tuple[Inbound, list[Any], int, int]] = {}  # id -> conn, slot, key, version
+        self._requests: dict[int, tuple[Inbound, Slot, int, int]] = {}  # id -> conn, slot, key, version
         self._next_inbound_id = 0
         self._proposals: dict[int, tuple[int, asyncio.Future[int]]] = {}
         self._running = False
@@ -264,7 +266,7 @@ class RaftDriver(RaftTransport):
 
     # ------------------------------------------------------------------ API
 
-    async def propose(self, values: Sequence[Any], control: bool = False) -> int:
+    async def propose(self, values: Sequence[object], control: bool = False) -> int:
         """Append ``values`` on the leader; returns the offset of the last once committed.
         Raises ``NotLeaderError`` (``leader_id`` is the leader this node knows, -1 if none)."""
         if not self._running or self.node is None:
@@ -277,7 +279,7 @@ class RaftDriver(RaftTransport):
         self._wakeup.set()
         return await fut
 
-    def commit_now(self, values: Sequence[Any], control: bool = False) -> int:
+    def commit_now(self, values: Sequence[object], control: bool = False) -> int:
         """A sole voter's synchronous commit: append ``values``, flush and commit them before
         returning the offset of the last (``on_commit`` has been called for them). Raises
         ``NotLeaderError`` on any other node (use ``propose``)."""
@@ -415,7 +417,7 @@ class RaftDriver(RaftTransport):
         change = node.add_voter(voter, self._now())
         return await self._finish_voter_change(node, change, ack_when_committed)
 
-    async def remove_voter(self, node_id: int, directory_id: Any) -> VoterChange:
+    async def remove_voter(self, node_id: int, directory_id: uuid.UUID | None) -> VoterChange:
         node = self._running_node()
         if self._probing:
             return VoterChange(REQUEST_TIMED_OUT,

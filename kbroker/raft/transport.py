@@ -44,25 +44,35 @@ class CloseConnection(Exception):
     """Something a peer sent ends its connection (logged; the node goes on)."""
 
 
+@dataclass(eq=False, slots=True)
+class Slot:
+    """The place of one answer on an inbound connection: its correlation id, and its frame once made."""
+
+    correlation_id: int
+    frame: bytes | None = None
+
+
 @dataclass(eq=False)
 class Inbound:
     """An accepted connection and its answers, in request order."""
 
     writer: asyncio.StreamWriter
-    slots: deque[list[Any]] = field(default_factory=deque)  # [correlation id, frame or None]
+    slots: deque[Slot] = field(default_factory=deque)
     closed: bool = False
 
-    def add_slot(self, correlation_id: int) -> list[Any]:
-        slot = [correlation_id, None]
+    def add_slot(self, correlation_id: int) -> Slot:
+        slot = Slot(correlation_id)
         self.slots.append(slot)
         return slot
 
-    def fill(self, slot: list[Any], frame: bytes) -> None:
-        slot[1] = frame
+    def fill(self, slot: Slot, frame: bytes) -> None:
+        slot.frame = frame
         if self.closed:
             return
-        while self.slots and self.slots[0][1] is not None:
-            self.writer.write(self.slots.popleft()[1])
+        while self.slots and self.slots[0].frame is not None:
+            frame_out = self.slots.popleft().frame
+            assert frame_out is not None
+            self.writer.write(frame_out)
 
 
 @dataclass
@@ -113,7 +123,7 @@ class RaftTransport:
     _inbound_tasks: set[asyncio.Task]
     _handler_tasks: set[asyncio.Task]
     _peers: dict[int, Peer]
-    _requests: dict[int, tuple[Inbound, list[Any], int, int]]
+    _requests: dict[int, tuple[Inbound, Slot, int, int]]
     _next_inbound_id: int
 
     if TYPE_CHECKING:
@@ -172,7 +182,7 @@ class RaftTransport:
                 supported_features=[ApiVersionsResponse.SupportedFeatureKey(
                     name=KRAFT_VERSION_FEATURE, min_version=KRAFT_VERSION_MIN, max_version=KRAFT_VERSION_MAX)],
             )
-            conn.fill(slot, frame_of(encode_response(slot[0], api_key, version, resp)))
+            conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, resp)))
             return
         handler = self.handlers.get(api_key)
         if handler is not None:
@@ -206,12 +216,12 @@ class RaftTransport:
             self._requests.pop(rid, None)
             raise CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
 
-    async def _run_handler(self, conn: Inbound, slot: list[Any], header: Any, body: Any,
+    async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
                            handler: Callable[[Any, Any], Any]) -> None:
         api_key, version = header.request_api_key, header.request_api_version
         try:
             resp = await handler(header, body)
-            frame = frame_of(encode_response(slot[0], api_key, version, resp))
+            frame = frame_of(encode_response(slot.correlation_id, api_key, version, resp))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -222,9 +232,9 @@ class RaftTransport:
             return
         conn.fill(slot, frame)
 
-    def _error_answer(self, conn: Inbound, slot: list[Any], api_key: int, version: int, code: int) -> None:
+    def _error_answer(self, conn: Inbound, slot: Slot, api_key: int, version: int, code: int) -> None:
         body = RESPONSES[api_key](error_code=code)
-        conn.fill(slot, frame_of(encode_response(slot[0], api_key, version, body)))
+        conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
     def _respond(self, msg: Message) -> None:
         entry = self._requests.pop(msg.request_id, None)
@@ -239,7 +249,7 @@ class RaftTransport:
             if address is not None:
                 body.node_endpoints = [type(body).NodeEndpoint(node_id=msg.leader_id, host=address[0], port=address[1],
                                                                rack=None)]
-        conn.fill(slot, frame_of(encode_response(slot[0], api_key, version, body)))
+        conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
     # ------------------------------------------------------------------ outbound
 
