@@ -31,7 +31,7 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
-from kbroker.controller.replication_control import validate_create_partitions
+from kbroker.controller.placement import validate_create_partitions
 from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import (
     LEADER_UNCHANGED,
     NO_LEADER,
@@ -448,39 +447,6 @@ def validate_manual_assignment(image: MetadataImage, replicas: list[int], replic
                                 f"The manual partition assignment includes a partition with {len(replicas)} "
                                 "replica(s), but this is not consistent with previous partitions, which have "
                                 f"{replication_factor} replica(s).")
-
-
-def validate_create_partitions(image: MetadataImage, name: str, count: int, assignments: list[list[int]] | None
-                               ) -> None:
-    """CreatePartitions' checks for one topic, in Kafka's order (ReplicationControlManager.
-    createPartitions and validateManualPartitionAssignment); raises ControllerError."""
-    topic = image.topic(name)
-    if topic is None:
-        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # no message, as Kafka
-    current = len(topic.partitions)
-    if count == current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
-    if count < current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                              f"The topic {name} currently has {current} partition(s); {count} would not be "
-                              "an increase.")
-    additional = count - current
-    if assignments is None:
-        return
-    if len(assignments) != additional:
-        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                              f"Attempted to add {additional} additional partition(s), but only "
-                              f"{len(assignments)} assignment(s) were specified.")
-    replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else None
-    for i, replicas in enumerate(assignments):
-        try:
-            validate_manual_assignment(image, replicas, replication)
-        except ReassignmentError as exc:
-            raise ControllerError(exc.code, exc.message) from None
-        if all(image.brokers[b].fenced for b in replicas):
-            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                  "All brokers specified in the manual partition assignment for partition "
-                                  f"{current + i} are fenced or in controlled shutdown.")
 
 
 def _validate_replication_factor_unchanged(p: PartitionState, target: list[int]) -> None:
