@@ -135,6 +135,12 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
 # ------------------------------------------------------------------ to the wire
 
 
+def _single_partition(wire_class: Any, part: Any, **fields: Any) -> Any:
+    """A Vote, BeginQuorumEpoch or EndQuorumEpoch request or response (``wire_class``) naming the one
+    partition ``part`` of ``__cluster_metadata``, with its top-level ``fields``."""
+    return wire_class(topics=[wire_class.TopicData(topic_name=METADATA_TOPIC, partitions=[part])], **fields)
+
+
 def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
     """The generated request or response object for ``msg``."""
     t = METADATA_TOPIC
@@ -145,7 +151,7 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
         extra = {"vote_granted": msg.vote_granted} if isinstance(msg, m.VoteResponse) else {}
         part = W.TopicData.PartitionData(partition_index=METADATA_PARTITION, error_code=msg.error,
                                          leader_id=msg.leader_id, leader_epoch=msg.leader_epoch, **extra)
-        return W(topics=[W.TopicData(topic_name=t, partitions=[part])])
+        return _single_partition(W, part)
     if isinstance(msg, m.VoteRequest):
         VP = vo.VoteRequest.TopicData.PartitionData
         part = VP(
@@ -156,19 +162,11 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             last_offset=msg.last_offset,
             pre_vote=msg.pre_vote,
         )
-        return vo.VoteRequest(
-            cluster_id=cluster_id,
-            voter_id=msg.dst,
-            topics=[vo.VoteRequest.TopicData(topic_name=t, partitions=[part])],
-        )
+        return _single_partition(vo.VoteRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.BeginQuorumEpochRequest):
         BP = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
         part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
-        return bqe.BeginQuorumEpochRequest(
-            cluster_id=cluster_id,
-            voter_id=msg.dst,
-            topics=[bqe.BeginQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])],
-        )
+        return _single_partition(bqe.BeginQuorumEpochRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.EndQuorumEpochRequest):
         EP = eqe.EndQuorumEpochRequest.TopicData.PartitionData
         part = EP(
@@ -178,9 +176,7 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             preferred_successors=list(msg.preferred_successors),
             preferred_candidates=[EP.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
         )
-        return eqe.EndQuorumEpochRequest(
-            cluster_id=cluster_id, topics=[eqe.EndQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])]
-        )
+        return _single_partition(eqe.EndQuorumEpochRequest, part, cluster_id=cluster_id)
     if isinstance(msg, m.FetchRequest):
         part = fe.FetchRequest.FetchTopic.FetchPartition(
             partition=METADATA_PARTITION,
