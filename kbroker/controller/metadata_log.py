@@ -196,16 +196,16 @@ class MetadataLog(MemoryLog):
                 self._delete_below(s)
             entries = keep
         last = snap.epoch if snap is not None else -1
-        for i, (o, e) in enumerate(entries):
-            if e.epoch < last:
+        for i, (o, entry) in enumerate(entries):
+            if entry.epoch < last:
                 # epochs go back (after each other or after the snapshot's): what follows cannot
                 # be a Raft log; cut it off durably
                 logger.warning("metadata log %s: epoch %d after %d at offset %d; truncating there",
-                               self.directory, e.epoch, last, o)
+                               self.directory, entry.epoch, last, o)
                 self._truncate_stored(o)
                 entries = entries[:i]
                 break
-            last = e.epoch
+            last = entry.epoch
         MemoryLog.append(self, [e for _, e in entries])
         MemoryLog.flush(self)
 

@@ -58,14 +58,16 @@ __all__ = [
 ]
 
 FRAME_VERSION = 1
-BY_API_KEY: dict[int, type] = {cls.API_KEY: cls for cls in CLASSES.values() if cls.API_KEY is not None}
+BY_API_KEY: dict[int, type[Message]] = {
+    cls.API_KEY: cls for cls in CLASSES.values() if issubclass(cls, Message) and cls.API_KEY is not None
+}
 
 
-def encode_frame(record: MetadataRecord) -> bytes:
-    cls = type(record)
-    version = cls.MAX_VERSION
-    api_key = cls.API_KEY
-    assert api_key is not None, f"{cls.__name__} is not a metadata record"
+def encode_frame(record: object) -> bytes:
+    api_key = record.API_KEY if isinstance(record, Message) else None
+    if api_key is None or not isinstance(record, Message):
+        raise TypeError(f"{type(record).__name__} is not a metadata record")
+    version = type(record).MAX_VERSION
     out = bytearray()
     write_uvarint(out, FRAME_VERSION)
     write_uvarint(out, api_key)
@@ -74,7 +76,7 @@ def encode_frame(record: MetadataRecord) -> bytes:
     return bytes(out)
 
 
-def decode_frame(data: bytes | memoryview) -> Any:
+def decode_frame(data: bytes | bytearray | memoryview) -> Any:
     buf = memoryview(data)
     frame_version, pos = read_uvarint(buf, 0)
     if frame_version != FRAME_VERSION:

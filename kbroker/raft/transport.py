@@ -233,7 +233,8 @@ class RaftTransport:
         conn.fill(slot, frame)
 
     def _error_answer(self, conn: Inbound, slot: Slot, api_key: int, version: int, code: int) -> None:
-        body = RESPONSES[api_key](error_code=code)
+        response_class: Any = RESPONSES[api_key]  # a generated class: its fields are keyword arguments
+        body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
     def _respond(self, msg: Message) -> None:
