@@ -164,14 +164,14 @@ def snapshot_file_bytes(records: Sequence[object], voters: VotersRecord | None =
 
 @dataclass
 class SnapshotContent:
-    records: list[object]
+    records: list[mr.MetadataRecord]
     voters: VotersRecord | None
     kraft_version: int
 
 
 def read_snapshot_file(path: Path) -> SnapshotContent:
     data = path.read_bytes()
-    records: list[object] = []
+    records: list[mr.MetadataRecord] = []
     voters = None
     kraft_version = 0
     for pos, header in iter_batch_headers(data, validate=True):
@@ -200,7 +200,7 @@ def _write_file(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def read_bootstrap_records(metadata_dir: Path) -> list[object]:
+def read_bootstrap_records(metadata_dir: Path) -> list[mr.MetadataRecord]:
     """The records of ``bootstrap.checkpoint`` (the FeatureLevelRecords of the formatted release);
     Kafka's default levels when there is none (a directory formatted by an older kbroker)."""
     path = metadata_dir / BOOTSTRAP_CHECKPOINT

@@ -39,52 +39,6 @@ from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
 
 
-def _validate(image, name: str, count: int, assignments: list[list[int]] | None) -> None:
-    """Kafka's checks, in Kafka's order; raises ControllerError."""
-    topic = image.topic(name)
-    if topic is None:
-        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # no message, as Kafka
-    current = len(topic.partitions)
-    if count == current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
-    if count < current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                              f"The topic {name} currently has {current} partition(s); {count} would not be "
-                              "an increase.")
-    additional = count - current
-    if assignments is None:
-        return
-    if len(assignments) != additional:
-        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                              f"Attempted to add {additional} additional partition(s), but only "
-                              f"{len(assignments)} assignment(s) were specified.")
-    replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else None
-    for i, replicas in enumerate(assignments):
-        if not replicas:
-            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                  "The manual partition assignment includes an empty replica list.")
-        previous = None
-        for broker_id in sorted(replicas):
-            if broker_id not in image.brokers:
-                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                      f"The manual partition assignment includes broker {broker_id}, but no such "
-                                      "broker is registered.")
-            if broker_id == previous:
-                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                      f"The manual partition assignment includes the broker {broker_id} more "
-                                      "than once.")
-            previous = broker_id
-        if replication is not None and len(replicas) != replication:
-            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                  f"The manual partition assignment includes a partition with {len(replicas)} "
-                                  "replica(s), but this is not consistent with previous partitions, which have "
-                                  f"{replication} replica(s).")
-        if all(image.brokers[b].fenced for b in replicas):
-            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                  "All brokers specified in the manual partition assignment for partition "
-                                  f"{current + i} are fenced or in controlled shutdown.")
-
-
 @api(37, 0, 3)
 async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
     return await ctx.broker.controller_client.create_partitions(request, ctx.api_version, requester(ctx))
@@ -133,7 +87,6 @@ async def _create_partitions(broker, request, denied: set[str] | None = None,
             continue
         assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
         try:
-            _validate(broker.image, t.name, t.count, assignments)
             records = controller.plan_partitions(t.name, t.count, assignments)
         except ControllerError as exc:
             results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))

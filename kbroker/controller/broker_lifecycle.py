@@ -263,7 +263,7 @@ class LifecycleMachine:
 
 
 class Channel(Protocol):
-    async def send(self, api_key: int, request: Any) -> Any: ...
+    async def send(self, api_key: int, request: Any, *, timeout_ms: int | None = None) -> Any: ...
 
 
 class Clock(Protocol):

@@ -22,6 +22,7 @@ and the ``PartitionChangeRecord``s that take a broker out of ISRs and move its l
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
@@ -47,14 +48,19 @@ from kbroker.controller.replication_control import (
     partitions_with_no_leader,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
-from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
+from kbroker_protocol.messages.broker_registration import (
+    BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+)
 from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
+    FenceBrokerRecord,
     RegisterBrokerRecord,
+    UnfenceBrokerRecord,
     UnregisterBrokerRecord,
 )
-from kbroker_protocol.messages.unregister_broker import UnregisterBrokerResponse
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +175,7 @@ class BrokerHeartbeatManager:
             return ControlState.CONTROLLED_SHUTDOWN
         return ControlState.FENCED if state.fenced else ControlState.UNFENCED
 
-    def next_state(self, broker_id: int, request: Any, register_offset: int,
+    def next_state(self, broker_id: int, request: BrokerHeartbeatRequest, register_offset: int,
                    leads_partitions: Callable[[], bool]) -> tuple[ControlState, ControlState]:
         """Kafka's calculateNextBrokerState."""
         state = self.brokers[broker_id]
@@ -239,8 +245,8 @@ class ClusterControl:
         self.heartbeats: BrokerHeartbeatManager | None = None
         # Brokers whose last heartbeat answer was "in controlled shutdown", until its batch commits.
         self._in_controlled_shutdown: set[int] = set()
-        self.lock: Any = None  # the asyncio.Lock the handlers hold around generate + commit (cluster_runtime)
-        self.term: Any = None  # the controller term the heartbeat state was built in (cluster_runtime)
+        self.lock: asyncio.Lock | None = None  # the lock the handlers hold around generate + commit (cluster_runtime)
+        self.term: int | None = None  # the controller term the heartbeat state was built in (cluster_runtime)
 
     # -- activation -------------------------------------------------------------------------
 
@@ -260,18 +266,17 @@ class ClusterControl:
         """Follow committed registration records (the image's listener hook), as Kafka's replay."""
         image.listeners.append(lambda record: self.replay(image, record))
 
-    def replay(self, image: MetadataImage, record: Any) -> None:
+    def replay(self, image: MetadataImage, record: object) -> None:
         hb = self.heartbeats
         if hb is None:
             return
-        name = type(record).__name__
-        if name == "RegisterBrokerRecord":
+        if isinstance(record, RegisterBrokerRecord):
             hb.remove(record.broker_id)
             hb.register(record.broker_id, record.fenced)
-        elif name == "UnregisterBrokerRecord":
+        elif isinstance(record, UnregisterBrokerRecord):
             hb.remove(record.broker_id)
-        elif name in ("BrokerRegistrationChangeRecord", "FenceBrokerRecord", "UnfenceBrokerRecord"):
-            broker_id = record.broker_id if name == "BrokerRegistrationChangeRecord" else record.id
+        elif isinstance(record, BrokerRegistrationChangeRecord | FenceBrokerRecord | UnfenceBrokerRecord):
+            broker_id = record.broker_id if isinstance(record, BrokerRegistrationChangeRecord) else record.id
             reg = image.brokers.get(broker_id)
             if reg is not None:
                 hb.register(broker_id, reg.fenced)
@@ -284,8 +289,8 @@ class ClusterControl:
 
     # -- BrokerRegistration (62) ------------------------------------------------------------
 
-    def register_broker(self, image: MetadataImage, request: Any, api_version: int, now: int,
-                        next_offset: int | None = None) -> tuple[Any, list[Any]]:
+    def register_broker(self, image: MetadataImage, request: BrokerRegistrationRequest, api_version: int, now: int,
+                        next_offset: int | None = None) -> tuple[BrokerRegistrationResponse, list[Any]]:
         """BrokerRegistration as Kafka's ClusterControlManager.registerBroker. ``next_offset`` is
         the offset the controller's next write gets (the new broker epoch), by default the one
         after the image's."""
@@ -313,7 +318,8 @@ class ClusterControl:
                 f"Unable to register because the broker does not support finalized version {level} of {name}. "
                 f"The broker wants a version between {lo} and {hi}, inclusive.")
 
-    def _register(self, image: MetadataImage, hb: BrokerHeartbeatManager, request: Any, api_version: int,
+    def _register(self, image: MetadataImage, hb: BrokerHeartbeatManager, request: BrokerRegistrationRequest,
+                  api_version: int,
                   now: int, next_offset: int) -> tuple[list[Any], int]:
         if request.cluster_id != self.cluster_id:
             raise RegistrationError(ErrorCode.INCONSISTENT_CLUSTER_ID,
@@ -403,19 +409,26 @@ class ClusterControl:
     def _shutdown_records(self, image: MetadataImage, broker_id: int, clean: bool, records: list[Any]) -> None:
         """Kafka's ReplicationControlManager.handleBrokerShutdown for a previous incarnation."""
         if elr_enabled(image) and not clean:
-            generate_leader_and_isr_updates(image, self.settings, NO_LEADER, NO_LEADER, broker_id,
-                                            partitions_with_broker_in_isr(image, broker_id), records,
-                                            "handleBrokerUncleanShutdown")
-            # The ELR pass sees the partitions as the ISR pass left them.
-            changed = {(r.topic_id, r.partition_id) for r in records}
-            generate_leader_and_isr_updates(image, self.settings, NO_LEADER, NO_LEADER, broker_id,
-                                            [tp for tp in partitions_with_broker_in_elr(image, broker_id)
-                                             if (tp[0].topic_id, tp[1].partition) not in changed],
-                                            records, "handleBrokerUncleanShutdown")
+            self._isr_then_elr_updates(image, broker_id, (NO_LEADER, NO_LEADER, broker_id), records,
+                                       "handleBrokerUncleanShutdown")
         else:
             generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
                                             partitions_with_broker_in_isr(image, broker_id), records,
                                             "handleBrokerShutdown")
+
+    def _isr_then_elr_updates(self, image: MetadataImage, broker_id: int, change: tuple[int, int, int],
+                              records: list[Any], context: str) -> None:
+        """Kafka's generateLeaderAndIsrUpdates over the partitions with ``broker_id`` in their ISR,
+        then over those with it in their ELR that the first pass left alone; ``change`` is
+        (broker to remove, broker to add, broker with an unclean shutdown)."""
+        generate_leader_and_isr_updates(image, self.settings, *change, partitions_with_broker_in_isr(image, broker_id),
+                                        records, context)
+        # The ELR pass sees the partitions as the ISR pass left them.
+        changed = {(r.topic_id, r.partition_id) for r in records}
+        generate_leader_and_isr_updates(image, self.settings, *change,
+                                        [tp for tp in partitions_with_broker_in_elr(image, broker_id)
+                                         if (tp[0].topic_id, tp[1].partition) not in changed],
+                                        records, context)
 
     # -- fencing, unfencing, controlled shutdown --------------------------------------------
 
@@ -446,7 +459,8 @@ class ClusterControl:
 
     # -- BrokerHeartbeat (63) ---------------------------------------------------------------
 
-    def heartbeat(self, image: MetadataImage, request: Any, now: int) -> tuple[Any, list[Any]]:
+    def heartbeat(self, image: MetadataImage, request: BrokerHeartbeatRequest, now: int
+                  ) -> tuple[BrokerHeartbeatResponse, list[Any]]:
         """BrokerHeartbeat as Kafka's QuorumController/ReplicationControlManager.processBrokerHeartbeat.
         After committing the records the caller reports the batch's last offset to
         :meth:`heartbeat_committed` (the controlled-shutdown offset)."""
@@ -535,7 +549,8 @@ class ClusterControl:
 
     # -- UnregisterBroker (64) -------------------------------------------------------------
 
-    def unregister_broker(self, image: MetadataImage, request: Any, now: int) -> tuple[Any, list[Any]]:
+    def unregister_broker(self, image: MetadataImage, request: UnregisterBrokerRequest, now: int
+                          ) -> tuple[UnregisterBrokerResponse, list[Any]]:
         """UnregisterBroker as Kafka's ReplicationControlManager.unregisterBroker."""
         self._active(image, now)
         broker_id = request.broker_id
@@ -544,13 +559,7 @@ class ClusterControl:
             message = f"Broker ID {broker_id} is not currently registered"
             return UnregisterBrokerResponse(error_code=ErrorCode.BROKER_ID_NOT_REGISTERED, error_message=message), []
         records: list[Any] = []
-        generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
-                                        partitions_with_broker_in_isr(image, broker_id), records,
-                                        "handleBrokerUnregistered")
-        changed = {(r.topic_id, r.partition_id) for r in records}
-        generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
-                                        [tp for tp in partitions_with_broker_in_elr(image, broker_id)
-                                         if (tp[0].topic_id, tp[1].partition) not in changed],
-                                        records, "handleBrokerUnregistered")
+        self._isr_then_elr_updates(image, broker_id, (broker_id, NO_LEADER, NO_LEADER), records,
+                                   "handleBrokerUnregistered")
         records.append(UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch))
         return UnregisterBrokerResponse(error_code=ErrorCode.NONE, error_message=None), records

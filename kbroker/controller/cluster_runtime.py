@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
+from kbroker.controller.image import MetadataImage
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     preferred_leader_elections,
@@ -67,6 +68,7 @@ async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
     controller = broker.controller
     cc = cluster_control_for(broker)
     exclusive = getattr(controller, "exclusive", None)
+    assert cc.lock is not None  # made by cluster_control_for
     section = exclusive() if exclusive is not None else cc.lock
     async with section:
         term = getattr(controller, "term", None)
@@ -117,30 +119,26 @@ async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
 async def balance_leaders(broker: Any) -> int:
     """The controller's auto leader rebalance (``auto.leader.rebalance.enable``): commit preferred
     leader elections; returns how many partitions changed."""
-    controller = broker.controller
-    if not is_active(controller):
-        return 0
-    changed = 0
-    async with operation(broker) as cc:
-        while True:
-            records = preferred_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
-            if records:
-                await write(controller, records)
-                changed += len(records)
-            if len(records) < MAX_ELECTIONS_PER_IMBALANCE:
-                return changed
+    return await _elect_in_rounds(broker, preferred_leader_elections)
 
 
 async def elect_unclean_leaders(broker: Any) -> int:
     """The controller's periodic unclean election of leaderless partitions whose topic allows it
     (Kafka's maybeElectUncleanLeaders, run with the leader-imbalance check); returns how many."""
+    return await _elect_in_rounds(broker, unclean_leader_elections)
+
+
+async def _elect_in_rounds(broker: Any, elect: Callable[[MetadataImage, ReplicationSettings, int], list[Any]]
+                           ) -> int:
+    """Commit ``elect``'s records, at most MAX_ELECTIONS_PER_IMBALANCE at a time, until a round
+    elects fewer; returns how many partitions changed."""
     controller = broker.controller
     if not is_active(controller):
         return 0
     changed = 0
     async with operation(broker) as cc:
         while True:
-            records = unclean_leader_elections(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
+            records = elect(controller.image, cc.settings, MAX_ELECTIONS_PER_IMBALANCE)
             if records:
                 await write(controller, records)
                 changed += len(records)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kbroker_protocol.messages import metadata_records as mrec
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,38 @@ class PartitionState:
     removing_replicas: list[int] = field(default_factory=list)
     adding_replicas: list[int] = field(default_factory=list)
     leader_recovery_state: int = 0
+
+
+def copy_partition(p: PartitionState) -> PartitionState:
+    """A copy of ``p`` sharing no list with it."""
+    return PartitionState(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader, p.leader_epoch,
+                          p.partition_epoch, elr=list(p.elr), last_known_elr=list(p.last_known_elr),
+                          removing_replicas=list(p.removing_replicas), adding_replicas=list(p.adding_replicas),
+                          leader_recovery_state=p.leader_recovery_state)
+
+
+# PartitionChangeRecord's replica-list fields (null: unchanged) and the PartitionState fields they set.
+_PARTITION_CHANGE_LISTS = (("isr", "isr"), ("replicas", "replicas"), ("removing_replicas", "removing_replicas"),
+                           ("adding_replicas", "adding_replicas"), ("eligible_leader_replicas", "elr"),
+                           ("last_known_elr", "last_known_elr"))
+
+
+def apply_partition_change(p: PartitionState, r: mrec.PartitionChangeRecord) -> None:
+    """Change ``p`` in place as ``r`` says: the one place a PartitionChangeRecord becomes partition
+    state (the image applies it; the controller previews it with ``partition_change.merge``).
+
+    As Kafka's PartitionRegistration.merge: a leader field (even the same leader) bumps the leader
+    epoch; every change record bumps the partition epoch."""
+    for record_field, state_field in _PARTITION_CHANGE_LISTS:
+        value = getattr(r, record_field)
+        if value is not None:
+            setattr(p, state_field, list(value))
+    if r.leader_recovery_state != LEADER_RECOVERY_UNCHANGED:
+        p.leader_recovery_state = r.leader_recovery_state
+    if r.leader != LEADER_UNCHANGED:
+        p.leader = r.leader
+        p.leader_epoch += 1
+    p.partition_epoch += 1
 
 
 # Kafka's Topic.INTERNAL_TOPICS (clients/.../common/internals/Topic.java): Metadata marks them
@@ -88,7 +124,7 @@ class BrokerRegistration:
     register_offset: int = -1
 
 
-def quota_entity(parts: Any) -> tuple[tuple[str, str | None], ...]:
+def quota_entity(parts: Iterable[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
     """A client quota entity as the image keys it: its (type, name) pairs sorted by type."""
     return tuple(sorted(parts, key=lambda part: part[0]))
 
@@ -102,19 +138,19 @@ class MetadataImage:
         self.group_configs: dict[str, dict[str, str]] = {}  # GROUP (32) resources: share group configs
         # SCRAM credentials and ACLs as their records hold them (kbroker/security reads them through
         # the image listeners; the image keeps them so that a snapshot carries them)
-        self.scram_credentials: dict[tuple[str, int], Any] = {}  # (user, mechanism) -> UserScramCredentialRecord
-        self.acls: dict[uuid.UUID, Any] = {}  # id -> AccessControlEntryRecord
+        self.scram_credentials: dict[tuple[str, int], mrec.UserScramCredentialRecord] = {}  # by (user, mechanism)
+        self.acls: dict[uuid.UUID, mrec.AccessControlEntryRecord] = {}  # by id
         # controller registrations (Kafka's ClusterImage.controllers): id -> RegisterControllerRecord
-        self.controllers: dict[int, Any] = {}
+        self.controllers: dict[int, mrec.RegisterControllerRecord] = {}
         # Client quotas (ClientQuotaRecords): entity ((type, name or None for <default>), ... sorted by
         # type) -> key -> value, as Kafka's ClientQuotasImage (kbroker/security/quotas.py enforces them)
         self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
-        self.delegation_tokens: dict[str, Any] = {}  # token id -> DelegationTokenRecord
+        self.delegation_tokens: dict[str, mrec.DelegationTokenRecord] = {}  # by token id
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords
         self.next_producer_id = 0
         self.offset = -1  # offset of the last applied record
-        self.listeners: list[Any] = []
+        self.listeners: list[Callable[[object], None]] = []
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -130,7 +166,7 @@ class MetadataImage:
 
     # -- writes: metadata records ---------------------------------------------------------
 
-    def apply(self, record: Any, offset: int) -> None:
+    def apply(self, record: object, offset: int) -> None:
         handler = getattr(self, "_apply_" + type(record).__name__, None)
         self.offset = offset  # before the handler: RegisterBrokerRecord keeps its own offset
         if handler is not None:
@@ -138,13 +174,13 @@ class MetadataImage:
         for listener in self.listeners:
             listener(record)
 
-    def _apply_UserScramCredentialRecord(self, r: Any) -> None:
+    def _apply_UserScramCredentialRecord(self, r: mrec.UserScramCredentialRecord) -> None:
         self.scram_credentials[(r.name, r.mechanism)] = r
 
-    def _apply_RemoveUserScramCredentialRecord(self, r: Any) -> None:
+    def _apply_RemoveUserScramCredentialRecord(self, r: mrec.RemoveUserScramCredentialRecord) -> None:
         self.scram_credentials.pop((r.name, r.mechanism), None)
 
-    def _apply_ClientQuotaRecord(self, r: Any) -> None:
+    def _apply_ClientQuotaRecord(self, r: mrec.ClientQuotaRecord) -> None:
         entity = quota_entity((e.entity_type, e.entity_name) for e in r.entity)
         if r.remove:
             values = self.client_quotas.get(entity)
@@ -155,29 +191,29 @@ class MetadataImage:
         else:
             self.client_quotas.setdefault(entity, {})[r.key] = r.value
 
-    def _apply_AccessControlEntryRecord(self, r: Any) -> None:
+    def _apply_AccessControlEntryRecord(self, r: mrec.AccessControlEntryRecord) -> None:
         self.acls[r.id] = r
 
-    def _apply_RemoveAccessControlEntryRecord(self, r: Any) -> None:
+    def _apply_RemoveAccessControlEntryRecord(self, r: mrec.RemoveAccessControlEntryRecord) -> None:
         self.acls.pop(r.id, None)
 
-    def _apply_RegisterControllerRecord(self, r: Any) -> None:
+    def _apply_RegisterControllerRecord(self, r: mrec.RegisterControllerRecord) -> None:
         self.controllers[r.controller_id] = r
 
-    def _apply_UnregisterControllerRecord(self, r: Any) -> None:
+    def _apply_UnregisterControllerRecord(self, r: mrec.UnregisterControllerRecord) -> None:
         self.controllers.pop(r.controller_id, None)
 
-    def _apply_DelegationTokenRecord(self, r: Any) -> None:
+    def _apply_DelegationTokenRecord(self, r: mrec.DelegationTokenRecord) -> None:
         self.delegation_tokens[r.token_id] = r
 
-    def _apply_RemoveDelegationTokenRecord(self, r: Any) -> None:
+    def _apply_RemoveDelegationTokenRecord(self, r: mrec.RemoveDelegationTokenRecord) -> None:
         self.delegation_tokens.pop(r.token_id, None)
 
     def apply_kraft_version(self, level: int, offset: int) -> None:
         self.kraft_version = level
         self.offset = offset
 
-    def _apply_TopicRecord(self, r: Any) -> None:
+    def _apply_TopicRecord(self, r: mrec.TopicRecord) -> None:
         if r.name == METADATA_TOPIC:
             log.warning("ignoring a topic named %s (id %s) in the metadata log: that name is the metadata "
                         "log's own and cannot be a topic", r.name, r.topic_id)
@@ -186,7 +222,7 @@ class MetadataImage:
         self.topics[r.name] = t
         self.topics_by_id[r.topic_id] = t
 
-    def _apply_PartitionRecord(self, r: Any) -> None:
+    def _apply_PartitionRecord(self, r: mrec.PartitionRecord) -> None:
         t = self.topics_by_id.get(r.topic_id)
         if t is None:  # a topic this image ignored (above)
             return
@@ -198,7 +234,7 @@ class MetadataImage:
             leader_recovery_state=r.leader_recovery_state,
         )
 
-    def _apply_PartitionChangeRecord(self, r: Any) -> None:
+    def _apply_PartitionChangeRecord(self, r: mrec.PartitionChangeRecord) -> None:
         t = self.topics_by_id.get(r.topic_id)
         if t is None:
             return
@@ -206,33 +242,14 @@ class MetadataImage:
         if p is None:
             log.warning("ignoring a PartitionChangeRecord for unknown partition %s-%d", t.name, r.partition_id)
             return
-        # As Kafka's PartitionRegistration.merge: a leader field (even the same leader) bumps the
-        # leader epoch; every change record bumps the partition epoch.
-        if r.isr is not None:
-            p.isr = list(r.isr)
-        if r.replicas is not None:
-            p.replicas = list(r.replicas)
-        if r.removing_replicas is not None:
-            p.removing_replicas = list(r.removing_replicas)
-        if r.adding_replicas is not None:
-            p.adding_replicas = list(r.adding_replicas)
-        if r.eligible_leader_replicas is not None:
-            p.elr = list(r.eligible_leader_replicas)
-        if r.last_known_elr is not None:
-            p.last_known_elr = list(r.last_known_elr)
-        if r.leader_recovery_state != LEADER_RECOVERY_UNCHANGED:
-            p.leader_recovery_state = r.leader_recovery_state
-        if r.leader != LEADER_UNCHANGED:
-            p.leader = r.leader
-            p.leader_epoch += 1
-        p.partition_epoch += 1
+        apply_partition_change(p, r)
 
-    def _apply_RemoveTopicRecord(self, r: Any) -> None:
+    def _apply_RemoveTopicRecord(self, r: mrec.RemoveTopicRecord) -> None:
         t = self.topics_by_id.pop(r.topic_id, None)
         if t is not None:
             self.topics.pop(t.name, None)
 
-    def _apply_ConfigRecord(self, r: Any) -> None:
+    def _apply_ConfigRecord(self, r: mrec.ConfigRecord) -> None:
         if r.resource_type == RESOURCE_TOPIC:
             t = self.topics.get(r.resource_name)
             if t is None:
@@ -249,7 +266,7 @@ class MetadataImage:
         else:
             target[r.name] = r.value
 
-    def _apply_FeatureLevelRecord(self, r: Any) -> None:
+    def _apply_FeatureLevelRecord(self, r: mrec.FeatureLevelRecord) -> None:
         if r.name == "kraft.version":
             return  # as Kafka's FeaturesDelta (KAFKA-18979): kraft.version lives in the Raft layer
         if r.feature_level == 0:
@@ -257,10 +274,10 @@ class MetadataImage:
         else:
             self.features[r.name] = r.feature_level
 
-    def _apply_ProducerIdsRecord(self, r: Any) -> None:
+    def _apply_ProducerIdsRecord(self, r: mrec.ProducerIdsRecord) -> None:
         self.next_producer_id = r.next_producer_id
 
-    def _apply_RegisterBrokerRecord(self, r: Any) -> None:
+    def _apply_RegisterBrokerRecord(self, r: mrec.RegisterBrokerRecord) -> None:
         self.brokers[r.broker_id] = BrokerRegistration(
             r.broker_id,
             r.incarnation_id,
@@ -274,7 +291,7 @@ class MetadataImage:
             register_offset=self.offset,
         )
 
-    def _registration(self, record: Any, broker_id: int, epoch: int) -> BrokerRegistration | None:
+    def _registration(self, record: object, broker_id: int, epoch: int) -> BrokerRegistration | None:
         b = self.brokers.get(broker_id)
         if b is None or b.epoch != epoch:
             # Kafka's ClusterControlManager fails the replay here; a log written by Kafka never
@@ -283,17 +300,17 @@ class MetadataImage:
             return None
         return b
 
-    def _apply_UnfenceBrokerRecord(self, r: Any) -> None:
+    def _apply_UnfenceBrokerRecord(self, r: mrec.UnfenceBrokerRecord) -> None:
         b = self._registration(r, r.id, r.epoch)
         if b is not None:
             b.fenced = False
 
-    def _apply_FenceBrokerRecord(self, r: Any) -> None:
+    def _apply_FenceBrokerRecord(self, r: mrec.FenceBrokerRecord) -> None:
         b = self._registration(r, r.id, r.epoch)
         if b is not None:
             b.fenced = True
 
-    def _apply_BrokerRegistrationChangeRecord(self, r: Any) -> None:
+    def _apply_BrokerRegistrationChangeRecord(self, r: mrec.BrokerRegistrationChangeRecord) -> None:
         if r.fenced not in (FENCING_NONE, FENCING_FENCE, FENCING_UNFENCE) or \
                 r.in_controlled_shutdown not in (SHUTDOWN_CHANGE_NONE, SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN):
             log.warning("ignoring %s: unknown fenced or inControlledShutdown value", r)
@@ -310,7 +327,7 @@ class MetadataImage:
         if r.log_dirs:
             b.log_dirs = list(r.log_dirs)
 
-    def _apply_UnregisterBrokerRecord(self, r: Any) -> None:
+    def _apply_UnregisterBrokerRecord(self, r: mrec.UnregisterBrokerRecord) -> None:
         b = self._registration(r, r.broker_id, r.broker_epoch)
         if b is not None:
             del self.brokers[r.broker_id]

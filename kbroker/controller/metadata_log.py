@@ -45,38 +45,41 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import struct
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbroker.controller.metadata_log_format import (
+    CHECKPOINT_SUFFIX,
+    DELETE_SUFFIX,
+    PARTIAL_SUFFIX,
+    SNAPSHOT_NAME,
+    TRUNCATION_FILE,
+    MetadataLogError,
+    check_entry,
+    decode_batch_entries,
+    decode_snapshot,
+    encode_batches,
+    encode_snapshot,
+    snapshot_file_name,
+    snapshot_records,
+)
 from kbroker.log import LogConfig, PartitionLog
-from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot  # noqa: F401 (ControlRecord re-exported)
-from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
-from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
-from kbroker_protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
+from kbroker.raft.files import fsync_dir, scan_snapshot_files, write_atomically
+from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
 from kbroker_protocol.record_batch import InvalidRecordBatch, iter_batch_headers
-from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
+from kbroker_protocol.records import Record, build_batch, decode_batch
 
 logger = logging.getLogger(__name__)
 
+# The format's names are imported from here too (kbroker.controller.metadata_log_format).
+__all__ = ["METADATA_LOG_CONFIG", "ControlRecord", "MetadataLog", "MetadataLogError", "decode_snapshot",
+           "encode_batches", "encode_snapshot", "snapshot_file_name", "snapshot_records"]
+
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_PARTITION_DIR = METADATA_TOPIC + "-0"
-CHECKPOINT_SUFFIX = ".checkpoint"
-PARTIAL_SUFFIX = CHECKPOINT_SUFFIX + ".part"
-DELETE_SUFFIX = CHECKPOINT_SUFFIX + ".deleted"
-# the kept records of a batch being cut (see MetadataLog._truncate_stored)
-TRUNCATION_FILE = "kbroker-truncation.batch"
-_SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{10})\.checkpoint$")
-_CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
-# Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the largest batch the metadata log writes.
-MAX_BATCH_BYTES = 8 * 1024 * 1024
-# Data records per snapshot batch; Kafka's snapshot writer uses the same 8 MiB batch limit.
-SNAPSHOT_BATCH_BYTES = MAX_BATCH_BYTES
 # The segment log: never expires (snapshots move its start), never fsynced by itself (flush does),
 # and accepts batches up to the largest an old single-node controller may have written.
 METADATA_LOG_CONFIG = LogConfig(
@@ -88,218 +91,6 @@ METADATA_LOG_CONFIG = LogConfig(
     max_message_bytes=64 * 1024 * 1024,
 )
 
-
-class MetadataLogError(Exception):
-    """A metadata log directory or snapshot that cannot be used (the reason says which and why)."""
-
-
-# ------------------------------------------------------------------ batches
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _record_of(entry: Entry, voters: Sequence[int], now: int) -> Record:
-    if entry.control:
-        if isinstance(entry.value, ControlRecord):
-            key = _CONTROL_KEY.pack(entry.value.key_version, entry.value.type)
-            return Record(key=key, value=bytes(entry.value.value), timestamp=now)
-        msg = LeaderChangeMessage(
-            version=0,
-            leader_id=entry.value,
-            voters=[LeaderChangeMessage.Voter(voter_id=v) for v in voters],
-            granting_voters=[],
-        )
-        return Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=bytes(msg.encode(0)), timestamp=now)
-    return Record(value=bytes(entry.value), timestamp=now)
-
-
-def _check_entry(entry: Entry) -> None:
-    if entry.control:
-        if isinstance(entry.value, bool) or not isinstance(entry.value, int | ControlRecord):
-            raise TypeError(
-                f"a control entry's value must be the leader id or a ControlRecord, not {type(entry.value).__name__}"
-            )
-    elif not isinstance(entry.value, bytes | bytearray):
-        raise TypeError(f"a record value must be bytes, not {type(entry.value).__name__}")
-    if entry.epoch < 0:
-        raise ValueError(f"an entry's epoch must not be negative ({entry.epoch})")
-
-
-def encode_batches(base_offset: int, entries: Sequence[Entry], voters: Sequence[int] = (), now: int | None = None) -> bytes:
-    """Record batches for ``entries`` from ``base_offset``: one per proposal (a run of one epoch
-    and kind ending at an entry whose ``batch_end`` is True), as Kafka's leader writes one batch
-    per proposal and its followers keep them. A proposal is never split: a batch is written whole
-    or, torn, cut whole on recovery, so a crash never leaves part of a proposal."""
-    now = _now_ms() if now is None else now
-    out = bytearray()
-    i = 0
-    while i < len(entries):
-        first = entries[i]
-        records: list[Record] = []
-        j = i
-        while j < len(entries) and entries[j].epoch == first.epoch and entries[j].control == first.control:
-            records.append(_record_of(entries[j], voters, now))
-            j += 1
-            if entries[j - 1].batch_end:
-                break
-        out += build_batch(records, base_offset=base_offset + i, control=first.control, partition_leader_epoch=first.epoch)
-        i = j
-    return bytes(out)
-
-
-def decode_batch_entries(data: bytes | memoryview, pos: int) -> list[tuple[int, Entry]]:
-    """``(offset, entry)`` for each record of the (validated) batch at ``pos``."""
-    batch = decode_batch(data, pos)
-    header = batch.header
-    epoch = max(header.partition_leader_epoch, 0)
-    out: list[tuple[int, Entry]] = []
-    for rec in batch.records:
-        assert rec.offset is not None
-        if header.is_control:
-            if rec.key is None or len(rec.key) < _CONTROL_KEY.size:
-                raise InvalidRecordBatch(f"control record at offset {rec.offset} without a key")
-            key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
-            if ctype == ControlType.LEADER_CHANGE:
-                lcm = LeaderChangeMessage.decode(memoryview(rec.value or b""), 0)
-                out.append((rec.offset, Entry(epoch, lcm.leader_id, control=True)))
-            else:
-                out.append((rec.offset, Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version), control=True)))
-        else:
-            out.append((rec.offset, Entry(epoch, bytes(rec.value) if rec.value is not None else b"")))
-    # a batch is one proposal (or, written by an older kbroker, several whole ones): only its
-    # last record ends one
-    for k in range(len(out) - 1):
-        o, e = out[k]
-        out[k] = (o, Entry(e.epoch, e.value, e.control, batch_end=False))
-    return out
-
-
-# ------------------------------------------------------------------ snapshot files
-
-
-def snapshot_file_name(end_offset: int, epoch: int) -> str:
-    return f"{end_offset:020d}-{epoch:010d}{CHECKPOINT_SUFFIX}"
-
-
-def encode_snapshot(records: Iterable[bytes | ControlRecord], epoch: int, last_contained_log_timestamp: int = 0,
-                    now: int | None = None) -> bytes:
-    """The content of a ``.checkpoint`` file holding ``records`` (framed metadata records), as
-    Kafka's ``RecordsSnapshotWriter`` lays it out: a control batch at offset 0 with the
-    SnapshotHeaderRecord, followed in that batch by the ``ControlRecord`` items of ``records``
-    (Kafka puts its KRaftVersionRecord and VotersRecord there); the data records in batches of at
-    most ``SNAPSHOT_BATCH_BYTES``; a control batch with the SnapshotFooterRecord. Every batch has
-    ``partitionLeaderEpoch`` = ``epoch``."""
-    now = _now_ms() if now is None else now
-    header = SnapshotHeaderRecord(version=0, last_contained_log_timestamp=last_contained_log_timestamp)
-    controls = [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_HEADER), value=bytes(header.encode(0)), timestamp=now)]
-    data: list[bytes] = []
-    for item in records:
-        if isinstance(item, ControlRecord):
-            controls.append(Record(key=_CONTROL_KEY.pack(item.key_version, item.type), value=bytes(item.value),
-                                   timestamp=now))
-        elif isinstance(item, bytes | bytearray):
-            data.append(bytes(item))
-        else:
-            raise TypeError(f"a snapshot record must be bytes or a ControlRecord, not {type(item).__name__}")
-    out = bytearray(build_batch(controls, base_offset=0, control=True, partition_leader_epoch=epoch))
-    offset = len(controls)
-    batch: list[Record] = []
-    size = 0
-    for value in data:
-        if batch and size + len(value) + 32 > SNAPSHOT_BATCH_BYTES:
-            out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
-            offset += len(batch)
-            batch, size = [], 0
-        batch.append(Record(value=value, timestamp=now))
-        size += len(value) + 32
-    if batch:
-        out += build_batch(batch, base_offset=offset, partition_leader_epoch=epoch)
-        offset += len(batch)
-    footer = SnapshotFooterRecord(version=0)
-    out += build_batch(
-        [Record(key=_CONTROL_KEY.pack(0, ControlType.SNAPSHOT_FOOTER), value=bytes(footer.encode(0)), timestamp=now)],
-        base_offset=offset, control=True, partition_leader_epoch=epoch,
-    )
-    return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotContent:
-    """A decoded ``.checkpoint``: the header's last contained log timestamp, the data records, and
-    the other control records between header and footer (KRaftVersionRecord, VotersRecord)."""
-
-    last_contained_log_timestamp: int
-    records: list[bytes]
-    control_records: list[ControlRecord]
-
-
-def decode_snapshot(data: bytes | bytearray | memoryview) -> SnapshotContent:
-    """Read a ``.checkpoint`` content; raises ``MetadataLogError`` unless it is complete: batches
-    with valid CRCs and contiguous offsets from 0, a SnapshotHeaderRecord first and a
-    SnapshotFooterRecord last (Kafka's ``RecordsSnapshotReader`` checks the same)."""
-    view = memoryview(data)
-    records: list[bytes] = []
-    controls: list[ControlRecord] = []
-    header_ts: int | None = None
-    footer = False
-    expected = 0
-    pos = 0
-    try:
-        for pos, header in iter_batch_headers(view, validate=True):
-            if footer:
-                raise MetadataLogError(f"snapshot: a batch at offset {header.base_offset} after the footer")
-            if header.base_offset != expected:
-                raise MetadataLogError(f"snapshot: batch at offset {header.base_offset}, expected {expected}")
-            batch = decode_batch(view, pos)
-            for rec in batch.records:
-                if header.is_control:
-                    if rec.key is None or len(rec.key) < _CONTROL_KEY.size:
-                        raise MetadataLogError(f"snapshot: control record at offset {rec.offset} without a key")
-                    key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
-                    if header_ts is None:
-                        if ctype != ControlType.SNAPSHOT_HEADER:
-                            raise MetadataLogError(f"snapshot: the first record is control type {ctype}, not a SnapshotHeaderRecord")
-                        header_ts = SnapshotHeaderRecord.decode(memoryview(rec.value or b""), 0).last_contained_log_timestamp
-                    elif ctype == ControlType.SNAPSHOT_FOOTER:
-                        footer = True
-                    elif ctype == ControlType.SNAPSHOT_HEADER:
-                        raise MetadataLogError(f"snapshot: a second SnapshotHeaderRecord at offset {rec.offset}")
-                    else:
-                        controls.append(ControlRecord(ctype, bytes(rec.value or b""), key_version))
-                else:
-                    if header_ts is None:
-                        raise MetadataLogError("snapshot: data records before the SnapshotHeaderRecord")
-                    records.append(bytes(rec.value or b""))
-                if footer and rec is not batch.records[-1]:
-                    raise MetadataLogError("snapshot: records after the SnapshotFooterRecord")
-            expected = header.next_offset
-    except InvalidRecordBatch as e:
-        raise MetadataLogError(f"snapshot: damaged record batch at position {pos}: {e}") from None
-    consumed = 0
-    for p, h in iter_batch_headers(view, validate=False):
-        consumed = p + h.size
-    if consumed != len(view):
-        raise MetadataLogError(f"snapshot: {len(view) - consumed} bytes after the last complete batch")
-    if header_ts is None:
-        raise MetadataLogError("snapshot: no SnapshotHeaderRecord (empty or not a snapshot)")
-    if not footer:
-        raise MetadataLogError("snapshot: no SnapshotFooterRecord (incomplete)")
-    return SnapshotContent(header_ts, records, controls)
-
-
-def snapshot_records(data: bytes | bytearray | memoryview) -> list[bytes]:
-    """The framed metadata records of a snapshot's content (``Snapshot.data`` of a ``MetadataLog``)."""
-    return decode_snapshot(data).records
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------ the log
@@ -335,18 +126,11 @@ class MetadataLog(MemoryLog):
     # ------------------------------------------------------------------ opening
 
     def _load_snapshot(self) -> Snapshot | None:
-        found: list[tuple[int, int, str]] = []
-        for name in os.listdir(self.directory):
-            if name.endswith((PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp":
-                # an unfinished write, or a snapshot marked for deletion (Kafka's recoverSnapshots)
-                os.unlink(self.directory / name)
-                continue
-            m = _SNAPSHOT_NAME.match(name)
-            if m:
-                found.append((int(m.group(1)), int(m.group(2)), name))
+        # an unfinished write, or a snapshot marked for deletion, is deleted (Kafka's recoverSnapshots)
+        found = scan_snapshot_files(self.directory, SNAPSHOT_NAME, lambda name: name.endswith(
+            (PARTIAL_SUFFIX, DELETE_SUFFIX)) or name == TRUNCATION_FILE + ".tmp")
         if not found:
             return None
-        found.sort()
         end, epoch, name = found[-1]
         path = self.directory / name
         data = path.read_bytes()
@@ -412,16 +196,16 @@ class MetadataLog(MemoryLog):
                 self._delete_below(s)
             entries = keep
         last = snap.epoch if snap is not None else -1
-        for i, (o, e) in enumerate(entries):
-            if e.epoch < last:
+        for i, (o, entry) in enumerate(entries):
+            if entry.epoch < last:
                 # epochs go back (after each other or after the snapshot's): what follows cannot
                 # be a Raft log; cut it off durably
                 logger.warning("metadata log %s: epoch %d after %d at offset %d; truncating there",
-                               self.directory, e.epoch, last, o)
+                               self.directory, entry.epoch, last, o)
                 self._truncate_stored(o)
                 entries = entries[:i]
                 break
-            last = e.epoch
+            last = entry.epoch
         MemoryLog.append(self, [e for _, e in entries])
         MemoryLog.flush(self)
 
@@ -436,7 +220,7 @@ class MetadataLog(MemoryLog):
     def append(self, entries: Sequence[Entry]) -> None:
         self._check_open()
         for e in entries:  # refuse what could not be written before accepting anything
-            _check_entry(e)
+            check_entry(e)
         first = self.end_offset
         super().append(entries)
         if entries:
@@ -507,7 +291,7 @@ class MetadataLog(MemoryLog):
             self._delete_below(self.start_offset)
         if kept is not None:
             os.unlink(self.directory / TRUNCATION_FILE)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     def _finish_truncation(self) -> None:
         """Complete a cut inside a batch that a crash interrupted (see `_truncate_stored`)."""
@@ -528,7 +312,7 @@ class MetadataLog(MemoryLog):
             plog.flush()
         # otherwise the cut never happened, or its new batch is written: nothing to do
         os.unlink(path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def take_snapshot(self, end_offset: int, data: Any) -> Snapshot:
         self._check_open()
@@ -598,17 +382,7 @@ class MetadataLog(MemoryLog):
 
     def _write_file(self, name: str, content: bytes, tmp_name: str | None = None) -> None:
         """Write ``name`` atomically: a temporary file, fsynced, renamed, the directory fsynced."""
-        tmp = self.directory / (tmp_name or name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.directory / name)
-        _fsync_dir(self.directory)
+        write_atomically(self.directory, name, content, tmp_name)
 
     def _delete_snapshot(self, snap: Snapshot) -> None:
         try:

@@ -29,7 +29,10 @@ from kbroker_protocol.messages.metadata_records import (
     UnfenceBrokerRecord,
     UserScramCredentialRecord,
 )
-from kbroker_protocol.primitives import read_uvarint, write_uvarint
+from kbroker_protocol.primitives import Message, read_uvarint, write_uvarint
+
+# Any metadata record: every generated record class derives from the codec's Message.
+MetadataRecord = Message
 
 __all__ = [
     "AccessControlEntryRecord",
@@ -49,26 +52,31 @@ __all__ = [
     "TopicRecord",
     "UnfenceBrokerRecord",
     "UserScramCredentialRecord",
+    "MetadataRecord",
     "decode_frame",
     "encode_frame",
 ]
 
 FRAME_VERSION = 1
-BY_API_KEY: dict[int, type] = {cls.API_KEY: cls for cls in CLASSES.values() if cls.API_KEY is not None}
+BY_API_KEY: dict[int, type[Message]] = {
+    cls.API_KEY: cls for cls in CLASSES.values() if issubclass(cls, Message) and cls.API_KEY is not None
+}
 
 
-def encode_frame(record: Any) -> bytes:
-    cls = type(record)
-    version = cls.MAX_VERSION
+def encode_frame(record: object) -> bytes:
+    api_key = record.API_KEY if isinstance(record, Message) else None
+    if api_key is None or not isinstance(record, Message):
+        raise TypeError(f"{type(record).__name__} is not a metadata record")
+    version = type(record).MAX_VERSION
     out = bytearray()
     write_uvarint(out, FRAME_VERSION)
-    write_uvarint(out, cls.API_KEY)
+    write_uvarint(out, api_key)
     write_uvarint(out, version)
     out += record.encode(version)
     return bytes(out)
 
 
-def decode_frame(data: bytes | memoryview) -> Any:
+def decode_frame(data: bytes | bytearray | memoryview) -> Any:
     buf = memoryview(data)
     frame_version, pos = read_uvarint(buf, 0)
     if frame_version != FRAME_VERSION:

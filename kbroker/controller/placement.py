@@ -2,6 +2,9 @@
 (metadata/.../placement/) and the partition registrations ``ReplicationControlManager`` builds from
 its placements.
 
+``validate_create_partitions`` makes CreatePartitions' checks of a request's count and manual
+assignments, in Kafka's order.
+
 Brokers are grouped by rack (no rack is a rack of its own, sorted first). Each partition's first
 replica (its leader) comes from the next rack in turn that has an unfenced broker; the other
 replicas stripe across the following racks, unfenced brokers first, a fenced broker only when a
@@ -20,8 +23,14 @@ import random as _random
 import uuid
 from typing import Any
 
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import MetadataImage
-from kbroker.controller.replication_control import elr_enabled, is_active
+from kbroker.controller.replication_control import (
+    ReassignmentError,
+    elr_enabled,
+    is_active,
+    validate_manual_assignment,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import PartitionRecord
 
@@ -200,3 +209,36 @@ def check_manual_assignment(image: MetadataImage, partition_id: int, replicas: l
                              f"All brokers specified in the manual partition assignment for partition {partition_id} "
                              "are fenced or in controlled shutdown.")
     return isr
+
+
+def validate_create_partitions(image: MetadataImage, name: str, count: int, assignments: list[list[int]] | None
+                               ) -> None:
+    """CreatePartitions' checks for one topic, in Kafka's order (ReplicationControlManager.
+    createPartitions and validateManualPartitionAssignment); raises ControllerError."""
+    topic = image.topic(name)
+    if topic is None:
+        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # no message, as Kafka
+    current = len(topic.partitions)
+    if count == current:
+        raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+    if count < current:
+        raise ControllerError(ErrorCode.INVALID_PARTITIONS,
+                              f"The topic {name} currently has {current} partition(s); {count} would not be "
+                              "an increase.")
+    additional = count - current
+    if assignments is None:
+        return
+    if len(assignments) != additional:
+        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                              f"Attempted to add {additional} additional partition(s), but only "
+                              f"{len(assignments)} assignment(s) were specified.")
+    replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else None
+    for i, replicas in enumerate(assignments):
+        try:
+            validate_manual_assignment(image, replicas, replication)
+        except ReassignmentError as exc:
+            raise ControllerError(exc.code, exc.message) from None
+        if all(image.brokers[b].fenced for b in replicas):
+            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                  "All brokers specified in the manual partition assignment for partition "
+                                  f"{current + i} are fenced or in controlled shutdown.")

@@ -15,11 +15,12 @@ import logging
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import (
     KRAFT_VERSION,
     METADATA_VERSION,
@@ -30,6 +31,7 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.placement import validate_create_partitions
 from kbroker.log import LogConfig
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
@@ -37,7 +39,7 @@ from kbroker.raft.node import NotLeaderError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from kbroker_protocol.messages.data.voters_record import VotersRecord
-from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.record_batch import BatchHeader, iter_batch_headers
 from kbroker_protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,6 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 # It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
 MAX_PARTITIONS_PER_REQUEST = 10_000
 _TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-class ControllerError(Exception):
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
-
 
 def validate_topic_name(name: str | None) -> None:
     if not name:
@@ -128,7 +123,7 @@ class QuorumController:
         # The records an empty metadata log starts with (bootstrap.checkpoint's): the active
         # controller writes them when it activates, before any other write (Kafka's
         # QuorumController.ActivationRecordsGenerator).
-        self.bootstrap_records: list[Any] = []
+        self.bootstrap_records: list[mr.MetadataRecord] = []
         self._activation: asyncio.Task | None = None
         # Snapshots (Kafka's SnapshotGenerator): every node writes its image as a snapshot once
         # this many record bytes were committed since the last one, or this long after the first
@@ -283,7 +278,7 @@ class QuorumController:
         self.log.high_watermark = self.log.log_end_offset
         return count
 
-    def build(self, records: list[Any]) -> Any:
+    def build(self, records: Sequence[mr.MetadataRecord]) -> list[bytes] | bytes:
         """The batch `commit` appends for ``records``; pure, so it may run on a worker thread
         (encoding 10,000 partition records takes a fraction of a second)."""
         if self.raft is not None:
@@ -294,7 +289,7 @@ class QuorumController:
             partition_leader_epoch=self.term,
         )
 
-    def commit(self, records: list[Any], batch: bytes | None = None) -> int:
+    def commit(self, records: Sequence[mr.MetadataRecord], batch: list[bytes] | bytes | None = None) -> int:
         """Append ``records`` atomically (one batch, ``batch`` if `build` made it already), fsync,
         then apply. Returns the first offset."""
         if not records:
@@ -313,7 +308,7 @@ class QuorumController:
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
 
-    async def write(self, records: list[Any], batch: Any = None) -> int:
+    async def write(self, records: Sequence[mr.MetadataRecord], batch: list[bytes] | bytes | None = None) -> int:
         """Commit ``records`` (``batch``: `build`'s encoding of them, if made already) and return the
         first offset once they are committed and applied to the image. Raises ControllerError
         NOT_CONTROLLER on a node that is not the active controller."""
@@ -324,7 +319,7 @@ class QuorumController:
             await asyncio.shield(activation)
         return await self._propose(records, batch)
 
-    async def _propose(self, records: list[Any], batch: Any) -> int:
+    async def _propose(self, records: Sequence[mr.MetadataRecord], batch: list[bytes] | bytes | None) -> int:
         assert self.raft is not None
         if not records:
             return self.log.log_end_offset
@@ -346,7 +341,7 @@ class QuorumController:
 
     # -- bootstrap and registration ------------------------------------------------------------
 
-    def bootstrap_if_empty(self, records: list[Any] | None = None) -> None:
+    def bootstrap_if_empty(self, records: Sequence[mr.MetadataRecord] | None = None) -> None:
         """Write the bootstrap records (``bootstrap.checkpoint``'s, else Kafka's default levels)
         to an empty metadata log."""
         if self.image.features:
@@ -470,7 +465,7 @@ class QuorumController:
 
     # -- topics ---------------------------------------------------------------------------
 
-    def plan_topic(self, topic: NewTopic, default_partitions: int, default_replication: int) -> list[Any]:
+    def plan_topic(self, topic: NewTopic, default_partitions: int, default_replication: int) -> list[mr.MetadataRecord]:
         """Validate ``topic`` and return the records that create it (raises ControllerError)."""
         validate_topic_name(topic.name)
         if topic.name in self.image.topics:
@@ -526,7 +521,7 @@ class QuorumController:
                 p: [brokers[(p + r) % len(brokers)] for r in range(replication)] for p in range(partitions)
             }
         topic_id = uuid.uuid4()
-        records: list[Any] = [mr.TopicRecord(name=topic.name, topic_id=topic_id)]
+        records: list[mr.MetadataRecord] = [mr.TopicRecord(name=topic.name, topic_id=topic_id)]
         for key, value in sorted(topic.configs.items()):
             records.append(mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=topic.name, name=key,
                                            value=value))
@@ -539,39 +534,22 @@ class QuorumController:
             )
         return records
 
-    def delete_topic_records(self, topic_id: uuid.UUID) -> list[Any]:
+    def delete_topic_records(self, topic_id: uuid.UUID) -> list[mr.RemoveTopicRecord]:
         return [mr.RemoveTopicRecord(topic_id=topic_id)]
 
-    def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[Any]:
-        topic = self.image.topics.get(name)
-        if topic is None:
-            raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic.")
+    def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[mr.PartitionRecord]:
+        """Validate adding partitions to ``name`` up to ``count`` (Kafka's checks, in Kafka's order:
+        ``validate_create_partitions``) and return the PartitionRecords; raises ControllerError."""
+        validate_create_partitions(self.image, name, count, assignments)
+        topic = self.image.topics[name]
         current = len(topic.partitions)
-        if count < current:
-            raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                                  f"The topic {name} currently has {current} partition(s); {count} would not be "
-                                  "an increase.")
-        if count == current:
-            raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
         replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
         brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
-        new = count - current
-        if assignments is not None:
-            if len(assignments) != new:
-                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                      f"Attempted to add {new} additional partition(s), but only "
-                                      f"{len(assignments)} assignment(s) were specified.")
-            for replicas in assignments:
-                for b in replicas:
-                    if b not in self.image.brokers:
-                        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                              f"The manual partition assignment includes broker {b}, but "
-                                              "no such broker is registered.")
-        elif replication > len(brokers):
+        if assignments is None and replication > len(brokers):
             raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
                                   "Unable to replicate the partition: not enough brokers.")
-        records: list[Any] = []
-        for i in range(new):
+        records: list[mr.PartitionRecord] = []
+        for i in range(count - current):
             p = current + i
             replicas = assignments[i] if assignments is not None else [
                 brokers[(p + r) % len(brokers)] for r in range(replication)
@@ -582,7 +560,8 @@ class QuorumController:
             )
         return records
 
-    def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]) -> list[Any]:
+    def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]
+                       ) -> list[mr.ConfigRecord]:
         assert resource_type in (RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP)
         return [
             mr.ConfigRecord(resource_type=resource_type, resource_name=resource_name, name=k, value=v)
@@ -621,7 +600,7 @@ def iter_kraft_versions(batch: memoryview):
             yield record.offset, KRaftVersionRecord.decode(value, 0).kraft_version
 
 
-def iter_metadata_records(batch: memoryview, header: Any):
+def iter_metadata_records(batch: memoryview, header: BatchHeader):
     """Yield (offset, record) for each metadata record in one batch."""
     if header.is_control:
         return

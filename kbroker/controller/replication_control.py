@@ -1,5 +1,6 @@
-"""Partition leadership and ISR changes, as Kafka 4.4's ``PartitionChangeBuilder`` and the
-leader/ISR parts of ``ReplicationControlManager`` (metadata/.../controller/), sans IO.
+"""Partition leadership and ISR changes, as the leader/ISR parts of Kafka 4.4's
+``ReplicationControlManager`` (metadata/.../controller/), sans IO; each partition's next state comes
+from ``PartitionChangeBuilder`` (``kbroker/controller/partition_change.py``).
 
 Everything here reads a :class:`MetadataImage` and returns ``PartitionChangeRecord``s; nothing is
 applied. The controller commits the records, then the image applies them (the leader epoch moves
@@ -24,7 +25,6 @@ every adding replica (``_complete_reassignment_if_needed``).
 
 from __future__ import annotations
 
-import enum
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -38,247 +38,30 @@ from kbroker.controller.image import (
     PartitionState,
     TopicImage,
 )
+from kbroker.controller.partition_change import (
+    RECOVERED,
+    RECOVERING,
+    Election,
+    PartitionChangeBuilder,
+    merge,
+)
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
-from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
-from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
+from kbroker_protocol.messages.alter_partition_reassignments import (
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
+)
+from kbroker_protocol.messages.list_partition_reassignments import (
+    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
+)
 from kbroker_protocol.messages.metadata_records import PartitionChangeRecord
 
 log = logging.getLogger(__name__)
 
-RECOVERED, RECOVERING = 0, 1
-LEADER_RECOVERY_NO_CHANGE = -1
 ELR_FEATURE = "eligible.leader.replicas.version"
 MIN_ISR_KEY = "min.insync.replicas"
 UNCLEAN_KEY = "unclean.leader.election.enable"
-
-
-class Election(enum.Enum):
-    PREFERRED = 0  # elect the first replica if it may lead, else keep the partition online
-    ONLINE = 1  # keep the partition online from the ISR (or ELR)
-    UNCLEAN = 2  # as ONLINE, then any live replica (data loss possible)
-
-
-def _contains_all(a: Iterable[int], b: Iterable[int]) -> bool:
-    return set(b) <= set(a)
-
-
-class PartitionChangeBuilder:
-    """One partition's next state from its current one and the targets set on it; ``build`` gives
-    the PartitionChangeRecord or None when nothing changes. Kafka's PartitionChangeBuilder."""
-
-    def __init__(self, partition: PartitionState, topic_id: uuid.UUID, partition_id: int,
-                 is_acceptable_leader: Callable[[int], bool], min_isr: int, elr_enabled: bool) -> None:
-        self.partition = partition
-        self.topic_id = topic_id
-        self.partition_id = partition_id
-        self.is_acceptable_leader = is_acceptable_leader
-        self.min_isr = min_isr
-        self.elr_enabled = elr_enabled
-        self.target_isr = list(partition.isr)
-        self.target_replicas = list(partition.replicas)
-        self.target_removing = list(partition.removing_replicas)
-        self.target_adding = list(partition.adding_replicas)
-        self.target_elr = list(partition.elr)
-        self.target_last_known_elr = list(partition.last_known_elr)
-        self.target_leader_recovery_state = partition.leader_recovery_state
-        self.unclean_shutdown_replicas: list[int] | None = None
-        self.election = Election.ONLINE
-        self.use_last_known_leader = True
-
-    # -- election -------------------------------------------------------------------------
-
-    def _valid_new_leader(self, replica: int) -> bool:
-        in_isr = replica in self.target_isr or (not self.target_isr and replica in self.target_elr)
-        return in_isr and self.is_acceptable_leader(replica)
-
-    def _can_elect_last_known_leader(self) -> bool:
-        if not self.elr_enabled or not self.use_last_known_leader:
-            return False
-        if self.target_elr or self.target_isr:
-            return False
-        if len(self.partition.last_known_elr) != 1:
-            return False
-        return self.is_acceptable_leader(self.partition.last_known_elr[0])
-
-    def elect_leader(self) -> tuple[int, bool]:
-        """(node, unclean) as Kafka's electLeader."""
-        p = self.partition
-        if self.election == Election.PREFERRED:
-            preferred = self.target_replicas[0]
-            if self._valid_new_leader(preferred):
-                return preferred, False
-            if self._valid_new_leader(p.leader):
-                return p.leader, False
-            for r in self.target_replicas[1:]:
-                if self._valid_new_leader(r):
-                    return r, False
-            if self._can_elect_last_known_leader():
-                return p.last_known_elr[0], True
-            return NO_LEADER, False
-        if self._valid_new_leader(p.leader):
-            return p.leader, False
-        for r in self.target_replicas:
-            if self._valid_new_leader(r):
-                return r, False
-        if self._can_elect_last_known_leader():
-            return p.last_known_elr[0], True
-        if self.election == Election.UNCLEAN:
-            for r in self.target_replicas:
-                if self.is_acceptable_leader(r):
-                    return r, True
-        return NO_LEADER, False
-
-    def _try_election(self, record: Any) -> None:
-        node, unclean = self.elect_leader()
-        if node == self.partition.leader:
-            return
-        if node in self.target_elr:
-            self.target_isr = [node]
-            self.target_elr = [r for r in self.target_elr if r != node]
-            log.info("Setting new leader for topicId %s, partition %d to %d using ELR",
-                     self.topic_id, self.partition_id, node)
-        elif unclean:
-            log.info("Setting new leader for topicId %s, partition %d to %d using an unclean election",
-                     self.topic_id, self.partition_id, node)
-        record.leader = node
-        if unclean:
-            # An unclean election makes the new leader the whole ISR: data loss is possible.
-            record.isr = [node]
-            if self.partition.leader_recovery_state != RECOVERING:
-                record.leader_recovery_state = RECOVERING
-
-    # -- ELR ------------------------------------------------------------------------------
-
-    def _populate_target_elr(self) -> None:
-        if not self.elr_enabled:
-            return
-        if len(self.target_isr) >= self.min_isr:
-            self.target_elr = []
-            self.target_last_known_elr = []
-            return
-        isr = set(self.target_isr)
-        unclean = set(self.unclean_shutdown_replicas or ())
-        # Kafka unions into a HashSet; sorted keeps the records deterministic.
-        candidates = set(self.target_elr) | set(self.partition.isr)
-        self.target_elr = sorted(r for r in candidates if r not in isr and r not in unclean)
-        candidates |= set(self.target_last_known_elr)
-        self.target_last_known_elr = sorted(r for r in candidates if r not in isr and r not in self.target_elr)
-
-    def _update_record_elr(self, record: Any) -> None:
-        clean = record.isr is None
-        if not clean or not self.elr_enabled:
-            self.target_elr = []
-            self.target_last_known_elr = []
-        if self.target_elr != list(self.partition.elr):
-            record.eligible_leader_replicas = list(self.target_elr)
-        p = self.partition
-        if self.use_last_known_leader and len(p.last_known_elr) == 1 and (
-                record.leader == NO_LEADER or (record.leader == LEADER_UNCHANGED and p.leader == NO_LEADER)):
-            self.target_last_known_elr = list(p.last_known_elr)
-        if self.use_last_known_leader:
-            return
-        if self.target_last_known_elr != list(p.last_known_elr):
-            record.last_known_elr = list(self.target_last_known_elr)
-
-    def _update_last_known_leader(self, record: Any) -> None:
-        if not self.use_last_known_leader or not self.elr_enabled:
-            return
-        p = self.partition
-        if record.leader == NO_LEADER and not p.last_known_elr:
-            record.last_known_elr = [p.leader]  # the first time the partition becomes leaderless
-        elif record.leader >= 0 and p.last_known_elr:
-            record.last_known_elr = []
-
-    # -- reassignment ---------------------------------------------------------------------
-
-    def _complete_reassignment_if_needed(self) -> None:
-        """Kafka's PartitionReassignmentReplicas.maybeCompleteReassignment: once every adding
-        replica is in the target ISR, the removing replicas leave the replicas and the ISR."""
-        removing, adding = self.target_removing, self.target_adding
-        if not removing and not adding:
-            return
-        new_isr = list(self.target_isr)
-        new_replicas = list(self.target_replicas)
-        if removing:
-            new_isr = [r for r in self.target_isr if r not in removing]
-            if not new_isr:
-                return
-            new_replicas = [r for r in self.target_replicas if r not in removing]
-            if not new_replicas:
-                return
-        if not _contains_all(new_isr, adding):
-            return
-        # Shrinking the replication factor waits for every remaining replica to be in sync.
-        if len(adding) < len(removing) and not _contains_all(new_isr, new_replicas):
-            return
-        self.target_isr = new_isr
-        self.target_replicas = new_replicas
-        self.target_removing = []
-        self.target_adding = []
-
-    # -- build ----------------------------------------------------------------------------
-
-    def build(self) -> Any | None:
-        p = self.partition
-        record = PartitionChangeRecord(topic_id=self.topic_id, partition_id=self.partition_id)
-        self._complete_reassignment_if_needed()
-        self._populate_target_elr()
-        self._try_election(record)
-        # A reassignment dropping a replica bumps the leader epoch (leader field set, unchanged).
-        if record.leader == LEADER_UNCHANGED and not _contains_all(self.target_replicas, p.replicas):
-            record.leader = p.leader
-        self._update_record_elr(record)
-        if record.isr is None and (self.target_isr or self.elr_enabled) and self.target_isr != list(p.isr):
-            record.isr = list(self.target_isr)
-        # No leader epoch bump on an ISR shrink: only metadata.version < 3.6-IV0 did (KAFKA-15021),
-        # and kbroker supports 3.3-IV3 at the oldest only for reading logs; new records are >= 3.6.
-        self._update_last_known_leader(record)
-        if self.target_replicas and self.target_replicas != list(p.replicas):
-            record.replicas = list(self.target_replicas)
-        if self.target_removing != list(p.removing_replicas):
-            record.removing_replicas = list(self.target_removing)
-        if self.target_adding != list(p.adding_replicas):
-            record.adding_replicas = list(self.target_adding)
-        if self.target_leader_recovery_state != p.leader_recovery_state:
-            record.leader_recovery_state = self.target_leader_recovery_state
-        if is_no_op(record):
-            return None
-        return record
-
-
-def is_no_op(record: Any) -> bool:
-    return (record.isr is None and record.eligible_leader_replicas is None and record.last_known_elr is None
-            and record.leader == LEADER_UNCHANGED and record.replicas is None
-            and record.removing_replicas is None and record.adding_replicas is None
-            and record.leader_recovery_state == LEADER_RECOVERY_NO_CHANGE and record.directories is None)
-
-
-def merge(p: PartitionState, r: Any) -> PartitionState:
-    """The partition after ``r``, as the image will apply it (PartitionRegistration.merge)."""
-    out = PartitionState(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader, p.leader_epoch,
-                         p.partition_epoch + 1, elr=list(p.elr), last_known_elr=list(p.last_known_elr),
-                         removing_replicas=list(p.removing_replicas), adding_replicas=list(p.adding_replicas),
-                         leader_recovery_state=p.leader_recovery_state)
-    if r.isr is not None:
-        out.isr = list(r.isr)
-    if r.replicas is not None:
-        out.replicas = list(r.replicas)
-    if r.removing_replicas is not None:
-        out.removing_replicas = list(r.removing_replicas)
-    if r.adding_replicas is not None:
-        out.adding_replicas = list(r.adding_replicas)
-    if r.eligible_leader_replicas is not None:
-        out.elr = list(r.eligible_leader_replicas)
-    if r.last_known_elr is not None:
-        out.last_known_elr = list(r.last_known_elr)
-    if r.leader_recovery_state != LEADER_RECOVERY_NO_CHANGE:
-        out.leader_recovery_state = r.leader_recovery_state
-    if r.leader != LEADER_UNCHANGED:
-        out.leader = r.leader
-        out.leader_epoch += 1
-    return out
-
 
 # -- cluster-wide reads ---------------------------------------------------------------------
 
@@ -409,7 +192,7 @@ def _ineligible(image: MetadataImage, states: list[tuple[int, int]]) -> list[str
 
 
 def _validate(image: MetadataImage, broker_id: int, topic: TopicImage, index: int, p: PartitionState | None,
-              data: Any, new_isr: list[tuple[int, int]]) -> ErrorCode:
+              data: AlterPartitionRequest.TopicData.PartitionData, new_isr: list[tuple[int, int]]) -> ErrorCode:
     if p is None:
         log.info("Rejecting AlterPartition request for unknown partition %s-%d.", topic.name, index)
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -447,8 +230,8 @@ def _validate(image: MetadataImage, broker_id: int, topic: TopicImage, index: in
     return ErrorCode.NONE
 
 
-def alter_partition(image: MetadataImage, request: Any, api_version: int,
-                    settings: ReplicationSettings | None = None) -> tuple[Any, list[Any]]:
+def alter_partition(image: MetadataImage, request: AlterPartitionRequest, api_version: int,
+                    settings: ReplicationSettings | None = None) -> tuple[AlterPartitionResponse, list[PartitionChangeRecord]]:
     """AlterPartition as Kafka's ReplicationControlManager.alterPartition: (response, records).
 
     A broker epoch that does not match the registration fails the whole request with
@@ -460,7 +243,7 @@ def alter_partition(image: MetadataImage, request: Any, api_version: int,
     if reg is None or reg.epoch != request.broker_epoch:
         return AlterPartitionResponse(error_code=ErrorCode.STALE_BROKER_EPOCH, topics=[]), []
     response = AlterPartitionResponse(error_code=ErrorCode.NONE, topics=[])
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     pending: dict[tuple[uuid.UUID, int], PartitionState] = {}
     for t in request.topics:
         out = Topic(topic_id=t.topic_id, partitions=[])
@@ -510,13 +293,13 @@ def alter_partition(image: MetadataImage, request: Any, api_version: int,
 
 
 def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
-                               max_elections: int = 1000) -> list[Any]:
+                               max_elections: int = 1000) -> list[PartitionChangeRecord]:
     """Kafka's maybeBalancePartitionLeaders (``auto.leader.rebalance.enable``, Kafka's default):
     a preferred election for each partition not led by its first replica, at most
     ``max_elections`` records (the controller calls it again at once when it got that many). The
     controller runs it every ``leader.imbalance.check.interval.seconds``."""
     settings = settings or ReplicationSettings()
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     elr = elr_enabled(image)
     for topic, p in _partitions(image, lambda p: bool(p.replicas) and p.leader != p.replicas[0]):
         if len(records) >= max_elections:
@@ -561,12 +344,12 @@ def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, elect
 
 
 def unclean_leader_elections(image: MetadataImage, settings: ReplicationSettings | None = None,
-                             max_elections: int = 1000) -> list[Any]:
+                             max_elections: int = 1000) -> list[PartitionChangeRecord]:
     """Kafka's maybeElectUncleanLeaders: an unclean election for each leaderless partition of a
     topic with ``unclean.leader.election.enable`` (the controller runs it periodically, so turning
     the setting on brings offline partitions back)."""
     settings = settings or ReplicationSettings()
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     for topic, p in _partitions(image, lambda p: p.leader == NO_LEADER):
         if len(records) >= max_elections:
             break
@@ -684,7 +467,7 @@ def _reassignment_builder(image: MetadataImage, settings: ReplicationSettings, t
 
 
 def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
-                                  p: PartitionState) -> Any | None:
+                                  p: PartitionState) -> PartitionChangeRecord | None:
     """Kafka's cancelPartitionReassignment: back to the original replicas (a null target)."""
     if not is_reassigning(p):
         # Kafka raises it with the error's default message, which ApiError.fromThrowable leaves out
@@ -706,7 +489,8 @@ def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSet
 
 
 def change_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
-                                  p: PartitionState, target: list[int], allow_rf_change: bool) -> Any | None:
+                                  p: PartitionState, target: list[int], allow_rf_change: bool
+                                  ) -> PartitionChangeRecord | None:
     """Kafka's changePartitionReassignment. The first record makes the replicas the union (target
     then removed ones) with adding/removing set; the builder completes the reassignment at once
     when the ISR already allows it (e.g. a reordering), else AlterPartition does once every adding
@@ -725,8 +509,9 @@ def change_partition_reassignment(image: MetadataImage, settings: ReplicationSet
     return builder.build()
 
 
-def alter_partition_reassignments(image: MetadataImage, request: Any, settings: ReplicationSettings | None = None
-                                  ) -> tuple[Any, list[Any]]:
+def alter_partition_reassignments(image: MetadataImage, request: AlterPartitionReassignmentsRequest,
+                                  settings: ReplicationSettings | None = None
+                                  ) -> tuple[AlterPartitionReassignmentsResponse, list[PartitionChangeRecord]]:
     """AlterPartitionReassignments as Kafka's ReplicationControlManager.alterPartitionReassignments:
     (response, records). Each partition succeeds or fails on its own; a null replica list cancels."""
     R = AlterPartitionReassignmentsResponse
@@ -734,7 +519,7 @@ def alter_partition_reassignments(image: MetadataImage, request: Any, settings: 
     allow_rf_change = bool(request.allow_replication_factor_change)
     response = R(throttle_time_ms=0, allow_replication_factor_change=allow_rf_change, error_code=ErrorCode.NONE,
                  error_message=None, responses=[])
-    records: list[Any] = []
+    records: list[PartitionChangeRecord] = []
     done = total = 0
     for t in request.topics:
         out = R.ReassignableTopicResponse(name=t.name, partitions=[])
@@ -757,8 +542,9 @@ def alter_partition_reassignments(image: MetadataImage, request: Any, settings: 
     return response, records
 
 
-def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, name: str, target: Any,
-                                  allow_rf_change: bool) -> Any | None:
+def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, name: str,
+                                  target: AlterPartitionReassignmentsRequest.ReassignableTopic.ReassignablePartition,
+                                  allow_rf_change: bool) -> PartitionChangeRecord | None:
     topic = image.topics.get(name)
     if topic is None:
         raise ReassignmentError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find a topic named {name}.")
@@ -771,7 +557,10 @@ def _alter_partition_reassignment(image: MetadataImage, settings: ReplicationSet
     return change_partition_reassignment(image, settings, topic, p, list(target.replicas), allow_rf_change)
 
 
-def list_partition_reassignments(image: MetadataImage, topics: list[Any] | None) -> Any:
+def list_partition_reassignments(
+        image: MetadataImage,
+        topics: list[ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics] | None,
+) -> ListPartitionReassignmentsResponse:
     """ListPartitionReassignments as Kafka's listPartitionReassignments: every reassigning
     partition (``topics`` null), or those of the named partitions that are reassigning; unknown
     topics and partitions are left out."""

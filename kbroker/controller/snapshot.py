@@ -29,9 +29,9 @@ from kbroker_protocol.records import ControlType
 METADATA_VERSION = "metadata.version"
 
 
-def image_to_records(image: MetadataImage) -> list[Any]:
+def image_to_records(image: MetadataImage) -> list[mr.MetadataRecord]:
     """The metadata records (``mr.*`` objects) that rebuild ``image`` from an empty image."""
-    out: list[Any] = []
+    out: list[mr.MetadataRecord] = []
     # features: metadata.version first, as Kafka's FeaturesImage writes it
     for name in sorted(image.features, key=lambda n: (n != METADATA_VERSION, n)):
         out.append(mr.FeatureLevelRecord(name=name, feature_level=image.features[name]))
@@ -79,10 +79,10 @@ def image_to_records(image: MetadataImage) -> list[Any]:
         for key, value in sorted(image.group_configs[resource].items()):
             out.append(mr.ConfigRecord(resource_type=RESOURCE_GROUP, resource_name=resource, name=key, value=value))
     for entity in sorted(image.client_quotas, key=_entity_order):
-        for key, value in sorted(image.client_quotas[entity].items()):
-            out.append(mr.ClientQuotaRecord(entity=_quota_entity_data(entity), key=key, value=value))
-    for key in sorted(image.scram_credentials):
-        out.append(image.scram_credentials[key])
+        for key, quota in sorted(image.client_quotas[entity].items()):
+            out.append(mr.ClientQuotaRecord(entity=_quota_entity_data(entity), key=key, value=quota))
+    for user_mechanism in sorted(image.scram_credentials):
+        out.append(image.scram_credentials[user_mechanism])
     for acl_id in sorted(image.acls):
         out.append(image.acls[acl_id])
     for token_id in sorted(image.delegation_tokens):
@@ -116,7 +116,7 @@ def image_to_snapshot(image: MetadataImage) -> list[bytes | ControlRecord]:
     return out
 
 
-def records_to_image(records: Iterable[Any], end_offset: int, image: MetadataImage | None = None) -> MetadataImage:
+def records_to_image(records: Iterable[object], end_offset: int, image: MetadataImage | None = None) -> MetadataImage:
     """A fresh image (or ``image``, which must be empty) with ``records`` applied: framed records
     (bytes), ``mr.*`` objects, or ``ControlRecord``s (kraft.version); its offset becomes
     ``end_offset - 1`` (the snapshot's last contained offset)."""
@@ -141,7 +141,7 @@ def load_snapshot(data: bytes | bytearray | memoryview, end_offset: int, image: 
     return records_to_image([*content.control_records, *content.records], end_offset, image)
 
 
-def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[Any]:
+def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[mr.MetadataRecord]:
     """The records that take away from ``old`` what ``new`` (a snapshot's image) no longer has:
     topics (by id: a topic deleted and created again under its name is removed, then created),
     configs, client quotas, SCRAM credentials, ACLs, delegation tokens, finalized features and broker
@@ -150,7 +150,7 @@ def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[Any]:
     from its state to the snapshot's, as Kafka's publishers get a ``MetadataDelta`` on
     ``handleLoadSnapshot``: the broker closes and deletes the partitions of a removed topic, the
     SCRAM and ACL caches forget what went."""
-    out: list[Any] = []
+    out: list[mr.MetadataRecord] = []
     for topic in old.topics.values():
         kept = new.topics_by_id.get(topic.topic_id)
         if kept is None or kept.name != topic.name:

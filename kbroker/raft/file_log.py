@@ -36,6 +36,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+from kbroker.raft.files import scan_snapshot_files, write_all, write_atomically
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
 from kbroker_protocol.crc import crc32c
 
@@ -52,35 +53,10 @@ _MORE = 0x80  # kind bit: not the last entry of its proposal
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
 
+
+
 class LogCorruptError(Exception):
     """A log directory that cannot be opened safely (the reason says which file and why)."""
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _write_atomically(directory: str, name: str, data: bytes | bytearray) -> None:
-    path = os.path.join(directory, name)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(directory)
 
 
 def encode_entry(offset: int, entry: Entry) -> bytes:
@@ -161,17 +137,11 @@ class FileRaftLog(MemoryLog):
     # ------------------------------------------------------------------ opening
 
     def _load_snapshot(self) -> Snapshot | None:
-        found: list[tuple[int, int, str]] = []
-        for name in os.listdir(self.directory):
-            if name.endswith(".snapshot.tmp") or name == ENTRIES_FILE + ".tmp":
-                os.unlink(os.path.join(self.directory, name))  # an unfinished atomic write of ours
-                continue
-            m = _SNAP_NAME.match(name)
-            if m:
-                found.append((int(m.group(1)), int(m.group(2)), name))
+        # an unfinished atomic write of ours is deleted
+        found = scan_snapshot_files(self.directory, _SNAP_NAME,
+                                    lambda name: name.endswith(".snapshot.tmp") or name == ENTRIES_FILE + ".tmp")
         if not found:
             return None
-        found.sort()
         end, epoch, name = found[-1]
         path = os.path.join(self.directory, name)
         with open(path, "rb") as f:
@@ -244,7 +214,7 @@ class FileRaftLog(MemoryLog):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        _write_atomically(self.directory, ENTRIES_FILE, data)
+        write_atomically(self.directory, ENTRIES_FILE, data)
         self._fd = os.open(os.path.join(self.directory, ENTRIES_FILE), os.O_RDWR, 0o644)
         self._positions = positions
         self._file_size = len(data)
@@ -272,7 +242,7 @@ class FileRaftLog(MemoryLog):
             positions.append(self._file_size + len(data))
             data += encode_entry(start + i, e)
         os.lseek(self._fd, self._file_size, os.SEEK_SET)
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         os.fsync(self._fd)
         self._file_size += len(data)
         self._positions.extend(positions)
@@ -326,7 +296,7 @@ class FileRaftLog(MemoryLog):
 
     def _write_snapshot(self, snap: Snapshot) -> None:
         body = struct.pack(">qi", snap.end_offset, snap.epoch) + bytes(snap.data)
-        _write_atomically(self.directory, _snapshot_name(snap.end_offset, snap.epoch), struct.pack(">I", crc32c(body)) + body)
+        write_atomically(self.directory, _snapshot_name(snap.end_offset, snap.epoch), struct.pack(">I", crc32c(body)) + body)
 
     def _delete_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:

@@ -34,40 +34,37 @@ import contextlib
 import logging
 import random
 import ssl
-import struct
-from collections import ChainMap, deque
+import uuid
+from collections import ChainMap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.raft.log import Entry, RaftLog, Snapshot
-from kbroker.raft.messages import REQUESTS, FetchRequest, FetchResponse, Message
+from kbroker.raft.messages import REQUESTS, Message
 from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role, VoterChange
 from kbroker.raft.state_store import ElectionState, QuorumStateStore
-from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN, Voter, snapshot_controls
-from kbroker.raft.wire import WireError, from_wire, to_wire
-from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
+from kbroker.raft.transport import (
+    API_VERSIONS,
+    KRAFT_VERSION_FEATURE,
+    CloseConnection,
+    Inbound,
+    Peer,
+    RaftTransport,
+    Slot,
+    frame_of,
+    read_frame,
+)
+from kbroker.raft.voters import Voter, snapshot_controls
+from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
-from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
-from kbroker_protocol.messages import RESPONSES, RequestHeader
-from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from kbroker_protocol.messages import RequestHeader
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest
 
 logger = logging.getLogger(__name__)
 
-VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT = 52, 53, 54, 1, 59
-API_VERSIONS = 18
-RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT})
-# the versions this driver sends (the highest of Kafka 4.4 the codec has); it answers any version
-# the codec decodes
-REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 18, FETCH_SNAPSHOT: 1}
-_SIZE = struct.Struct(">i")
-_CORRELATION = struct.Struct(">i")
-INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
-INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 REQUEST_TIMED_OUT = int(ErrorCode.REQUEST_TIMED_OUT)
 NOT_LEADER_OR_FOLLOWER = int(ErrorCode.NOT_LEADER_OR_FOLLOWER)
-KRAFT_VERSION_FEATURE = "kraft.version"
 
 
 class RaftStoppedError(Exception):
@@ -77,59 +74,6 @@ class RaftStoppedError(Exception):
 class ProposalLostError(Exception):
     """Another entry was committed at the offset of a proposal: it was truncated away after its
     leader lost the leadership."""
-
-
-class _CloseConnection(Exception):
-    pass
-
-
-@dataclass(eq=False)
-class _Inbound:
-    """An accepted connection and its answers, in request order."""
-
-    writer: asyncio.StreamWriter
-    slots: deque[list[Any]] = field(default_factory=deque)  # [correlation id, frame or None]
-    closed: bool = False
-
-    def add_slot(self, correlation_id: int) -> list[Any]:
-        slot = [correlation_id, None]
-        self.slots.append(slot)
-        return slot
-
-    def fill(self, slot: list[Any], frame: bytes) -> None:
-        slot[1] = frame
-        if self.closed:
-            return
-        while self.slots and self.slots[0][1] is not None:
-            self.writer.write(self.slots.popleft()[1])
-
-
-@dataclass
-class _Peer:
-    node_id: int
-    writer: asyncio.StreamWriter | None = None
-    reader_task: asyncio.Task | None = None
-    connecting: asyncio.Task | None = None
-    queue: list[Message] = field(default_factory=list)
-    # correlation id -> (core request id, api key, api version, fetch offset)
-    inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
-    next_correlation: int = 0
-    retry_at: float = 0.0
-    errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
-
-
-def _frame(payload: bytes | Sequence[Any]) -> bytes:
-    if isinstance(payload, bytes):
-        return _SIZE.pack(len(payload)) + payload
-    data = b"".join(p if isinstance(p, bytes) else bytes(p) for p in payload)
-    return _SIZE.pack(len(data)) + data
-
-
-async def _read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
-    size = _SIZE.unpack(await reader.readexactly(4))[0]
-    if size < 0 or size > max_bytes:
-        raise _CloseConnection(f"frame of {size} bytes (limit {max_bytes})")
-    return await reader.readexactly(size)
 
 
 class _SoleVoterStore(QuorumStateStore):
@@ -160,7 +104,7 @@ class _SoleVoterStore(QuorumStateStore):
             self.store.write(held)
 
 
-class RaftDriver:
+class RaftDriver(RaftTransport):
     """Runs one ``RaftNode`` with real sockets and a real clock.
 
     ``addresses`` maps every voter id to its ``(host, port)``; it is read on every connection
@@ -186,10 +130,10 @@ class RaftDriver:
         max_frame_bytes: int = 100 * 1024 * 1024,  # Kafka's socket.request.max.bytes
         reconnect_backoff_ms: int = 50,  # Kafka's reconnect.backoff.ms
         kraft_version: int = 0,
-        directory_id: Any = None,
+        directory_id: uuid.UUID | None = None,
         listener_name: str = "CONTROLLER",
         bootstrap_servers: Sequence[tuple[str, int]] = (),
-        read_snapshot_controls: Callable[[Snapshot], Any] | None = None,
+        read_snapshot_controls: Callable[[Snapshot], tuple[dict[int, Voter] | None, int | None]] | None = None,
     ) -> None:
         self.node_id = node_id
         # the initial voters: ids (a static quorum) or the bootstrap voter set of a dynamic one
@@ -208,7 +152,7 @@ class RaftDriver:
         self.directory_id = directory_id
         self.listener_name = listener_name
         self.read_snapshot_controls = read_snapshot_controls or snapshot_controls
-        self._voter_set_seen: Any = None
+        self._voter_set_seen: dict[int, Voter] | None = None
         self._probing = False
         self.log = log
         self.store = store
@@ -226,10 +170,10 @@ class RaftDriver:
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task | None = None
         self._wakeup = asyncio.Event()
-        self._inbound: set[_Inbound] = set()
+        self._inbound: set[Inbound] = set()
         self._inbound_tasks: set[asyncio.Task] = set()
-        self._peers: dict[int, _Peer] = {}
-        self._requests: dict[int, tuple[_Inbound, list[Any], int, int]] = {}  # id -> conn, slot, key, version
+        self._peers: dict[int, Peer] = {}
+        self._requests: dict[int, tuple[Inbound, Slot, int, int]] = {}  # id -> conn, slot, key, version
         self._next_inbound_id = 0
         self._proposals: dict[int, tuple[int, asyncio.Future[int]]] = {}
         self._running = False
@@ -331,7 +275,7 @@ class RaftDriver:
 
     # ------------------------------------------------------------------ API
 
-    async def propose(self, values: Sequence[Any], control: bool = False) -> int:
+    async def propose(self, values: Sequence[object], control: bool = False) -> int:
         """Append ``values`` on the leader; returns the offset of the last once committed.
         Raises ``NotLeaderError`` (``leader_id`` is the leader this node knows, -1 if none)."""
         if not self._running or self.node is None:
@@ -344,7 +288,7 @@ class RaftDriver:
         self._wakeup.set()
         return await fut
 
-    def commit_now(self, values: Sequence[Any], control: bool = False) -> int:
+    def commit_now(self, values: Sequence[object], control: bool = False) -> int:
         """A sole voter's synchronous commit: append ``values``, flush and commit them before
         returning the offset of the last (``on_commit`` has been called for them). Raises
         ``NotLeaderError`` on any other node (use ``propose``)."""
@@ -478,13 +422,11 @@ class RaftDriver:
         if supported is None:
             return VoterChange(REQUEST_TIMED_OUT, f"New voter ReplicaKey(id={voter.node_id}) is not ready to receive "
                                                   "requests")
-        if supported is False:
-            supported = (0, 0)
         voter = Voter(voter.node_id, voter.directory_id, voter.endpoints, supported[0], supported[1])
         change = node.add_voter(voter, self._now())
         return await self._finish_voter_change(node, change, ack_when_committed)
 
-    async def remove_voter(self, node_id: int, directory_id: Any) -> VoterChange:
+    async def remove_voter(self, node_id: int, directory_id: uuid.UUID | None) -> VoterChange:
         node = self._running_node()
         if self._probing:
             return VoterChange(REQUEST_TIMED_OUT,
@@ -521,8 +463,8 @@ class RaftDriver:
             return VoterChange(NOT_LEADER_OR_FOLLOWER)
         return change
 
-    async def _probe_kraft_version(self, address: tuple[str, int]) -> tuple[int, int] | bool | None:
-        """ApiVersions to a new voter: its kraft.version range (False: it names none), None when it
+    async def _probe_kraft_version(self, address: tuple[str, int]) -> tuple[int, int] | None:
+        """ApiVersions to a new voter: its kraft.version range ((0, 0) when it names none), None when it
         does not answer within the request timeout."""
         header = RequestHeader(request_api_key=API_VERSIONS, request_api_version=3, correlation_id=1,
                                client_id=f"raft-client-{self.node_id}")
@@ -531,10 +473,10 @@ class RaftDriver:
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
                 reader, writer = await self.open_connection(*address)
-                writer.write(_frame(encode_request(header, body)))
-                frame = await _read_frame(reader, self.max_frame_bytes)
+                writer.write(frame_of(encode_request(header, body)))
+                frame = await read_frame(reader, self.max_frame_bytes)
             _h, resp = decode_response(frame, API_VERSIONS, 3)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError, _CloseConnection) as e:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError, CloseConnection) as e:
             logger.info("raft node %d: the new voter at %s:%d did not answer ApiVersions: %s", self.node_id,
                         *address, e)
             return None
@@ -546,7 +488,7 @@ class RaftDriver:
         for f in resp.supported_features or []:
             if f.name == KRAFT_VERSION_FEATURE:
                 return f.min_version, f.max_version
-        return False
+        return 0, 0  # no kraft.version listed: it supports kraft.version 0 only
 
     async def _run_timer(self) -> None:
         node = self.node
@@ -562,247 +504,3 @@ class RaftDriver:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout((deadline - now) / 1000):
                     await self._wakeup.wait()
-
-    # ------------------------------------------------------------------ inbound
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if not self._running:
-            writer.transport.abort()
-            return
-        assert task is not None
-        self._inbound_tasks.add(task)
-        conn = _Inbound(writer)
-        self._inbound.add(conn)
-        peer = writer.get_extra_info("peername")
-        try:
-            if self.authenticate is not None and not await self.authenticate(
-                    reader, writer, lambda frame: self._on_request(conn, frame)):
-                return
-            while self._running:
-                frame = await _read_frame(reader, self.max_frame_bytes)
-                self._on_request(conn, frame)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            # CancelledError: stop() (a client_connected_cb task must not end cancelled)
-            pass
-        except _CloseConnection as e:
-            logger.warning("raft node %d: closing the connection from %s: %s", self.node_id, peer, e)
-        except Exception:
-            logger.exception("raft node %d: closing the connection from %s", self.node_id, peer)
-        finally:
-            conn.closed = True
-            self._inbound.discard(conn)
-            self._inbound_tasks.discard(task)
-            writer.transport.abort()
-
-    def _on_request(self, conn: _Inbound, frame: bytes) -> None:
-        try:
-            header, body = decode_request(frame)
-        except ProtocolError as e:
-            raise _CloseConnection(f"undecodable request: {e}") from None
-        api_key, version = header.request_api_key, header.request_api_version
-        if api_key == API_VERSIONS:
-            # a Kafka client (NetworkClient) asks before its first request
-            slot = conn.add_slot(header.correlation_id)
-            keys = sorted(RAFT_APIS | {API_VERSIONS} | set(self.handlers))
-            resp = ApiVersionsResponse(
-                api_keys=[
-                    ApiVersionsResponse.ApiVersion(
-                        api_key=k, min_version=REQUESTS_BY_KEY[k].MIN_VERSION, max_version=REQUESTS_BY_KEY[k].MAX_VERSION
-                    )
-                    for k in keys
-                ],
-                supported_features=[ApiVersionsResponse.SupportedFeatureKey(
-                    name=KRAFT_VERSION_FEATURE, min_version=KRAFT_VERSION_MIN, max_version=KRAFT_VERSION_MAX)],
-            )
-            conn.fill(slot, _frame(encode_response(slot[0], api_key, version, resp)))
-            return
-        handler = self.handlers.get(api_key)
-        if handler is not None:
-            slot = conn.add_slot(header.correlation_id)
-            assert self._loop is not None
-            task = self._loop.create_task(self._run_handler(conn, slot, header, body, handler))
-            self._handler_tasks.add(task)
-            task.add_done_callback(self._handler_tasks.discard)
-            return
-        if api_key not in RAFT_APIS:
-            raise _CloseConnection(f"API key {api_key} is not served on the raft listener")
-        slot = conn.add_slot(header.correlation_id)
-        if self.cluster_id is not None and body.cluster_id is not None and body.cluster_id != self.cluster_id:
-            self._error_answer(conn, slot, api_key, version, INCONSISTENT_CLUSTER_ID)
-            return
-        self._next_inbound_id += 1
-        rid = self._next_inbound_id
-        try:
-            msg = from_wire(body, None, self.node_id, rid)
-        except (WireError, ValueError) as e:
-            logger.warning("raft node %d: invalid %s request: %s", self.node_id, type(body).__name__, e)
-            self._error_answer(conn, slot, api_key, version, INVALID_REQUEST)
-            return
-        self._requests[rid] = (conn, slot, api_key, version)
-        assert self.node is not None
-        node = self.node
-        if isinstance(msg, FetchRequest) and msg.src not in node.voters:
-            self.observers[msg.src] = (msg.fetch_offset, self._now())
-        if not self._step(lambda now: node.handle(msg, now)):
-            # the core failed on it: no answer will come, and the answers behind it would wait
-            self._requests.pop(rid, None)
-            raise _CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
-
-    async def _run_handler(self, conn: _Inbound, slot: list[Any], header: Any, body: Any,
-                           handler: Callable[[Any, Any], Any]) -> None:
-        api_key, version = header.request_api_key, header.request_api_version
-        try:
-            resp = await handler(header, body)
-            frame = _frame(encode_response(slot[0], api_key, version, resp))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("raft node %d: the handler of API %d failed; closing the connection", self.node_id,
-                             api_key)
-            conn.closed = True
-            conn.writer.transport.abort()
-            return
-        conn.fill(slot, frame)
-
-    def _error_answer(self, conn: _Inbound, slot: list[Any], api_key: int, version: int, code: int) -> None:
-        body = RESPONSES[api_key](error_code=code)
-        conn.fill(slot, _frame(encode_response(slot[0], api_key, version, body)))
-
-    def _respond(self, msg: Message) -> None:
-        entry = self._requests.pop(msg.request_id, None)
-        if entry is None:
-            logger.debug("raft node %d: answer %s to a request no longer open", self.node_id, type(msg).__name__)
-            return
-        conn, slot, api_key, version = entry
-        body = to_wire(msg, self.cluster_id, self.voters)
-        if isinstance(msg, FetchResponse) and msg.leader_id >= 0:
-            # Kafka's NodeEndpoints (Fetch v16+): where the leader is, for a replica that does not know
-            address = self.advertised_address() if msg.leader_id == self.node_id else self.addresses.get(msg.leader_id)
-            if address is not None:
-                body.node_endpoints = [type(body).NodeEndpoint(node_id=msg.leader_id, host=address[0], port=address[1],
-                                                               rack=None)]
-        conn.fill(slot, _frame(encode_response(slot[0], api_key, version, body)))
-
-    # ------------------------------------------------------------------ outbound
-
-    def _peer(self, node_id: int) -> _Peer:
-        peer = self._peers.get(node_id)
-        if peer is None:
-            peer = self._peers[node_id] = _Peer(node_id)
-        return peer
-
-    def _send(self, msg: Message) -> None:
-        peer = self._peer(msg.dst)
-        assert self._loop is not None
-        if peer.writer is not None:
-            self._write_request(peer, msg)
-        elif peer.connecting is not None:
-            peer.queue.append(msg)
-        elif self._loop.time() < peer.retry_at or msg.dst not in self.addresses:
-            self._fail_soon(msg.dst, msg.request_id)
-        else:
-            peer.queue.append(msg)
-            peer.connecting = self._loop.create_task(self._connect(peer), name=f"raft-connect-{self.node_id}-{msg.dst}")
-
-    def _fail_soon(self, dst: int, request_id: int) -> None:
-        assert self._loop is not None and self.node is not None
-        node = self.node
-        self._loop.call_soon(self._step, lambda now: node.request_failed(dst, request_id, now))
-
-    async def _connect(self, peer: _Peer) -> None:
-        assert self._loop is not None
-        host, port = self.addresses[peer.node_id]
-        try:
-            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
-                reader, writer = await self.open_connection(host, port)
-        except (OSError, TimeoutError) as e:
-            # a refused login was logged by the security client already (once per 30 s): DEBUG here
-            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
-                       "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
-            peer.connecting = None
-            peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
-            queued, peer.queue = peer.queue, []
-            for msg in queued:
-                self._fail_soon(msg.dst, msg.request_id)
-            return
-        peer.connecting = None
-        if not self._running:
-            writer.transport.abort()
-            return
-        peer.writer = writer
-        peer.errors_logged.clear()
-        peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
-        queued, peer.queue = peer.queue, []
-        for msg in queued:
-            self._write_request(peer, msg)
-
-    def _write_request(self, peer: _Peer, msg: Message) -> None:
-        assert peer.writer is not None
-        body = to_wire(msg, self.cluster_id, self.voters)
-        api_key = body.API_KEY
-        version = REQUEST_VERSIONS[api_key]
-        peer.next_correlation = (peer.next_correlation + 1) & 0x7FFFFFFF
-        cid = peer.next_correlation
-        header = RequestHeader(
-            request_api_key=api_key, request_api_version=version, correlation_id=cid,
-            client_id=f"raft-client-{self.node_id}",
-        )
-        fetch_offset = msg.fetch_offset if isinstance(msg, FetchRequest) else None
-        peer.inflight[cid] = (msg.request_id, api_key, version, fetch_offset)
-        peer.writer.write(_frame(encode_request(header, body)))
-
-    async def _read_responses(self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while self._running:
-                frame = await _read_frame(reader, self.max_frame_bytes)
-                if len(frame) < 4:
-                    raise _CloseConnection(f"response frame of {len(frame)} bytes")
-                cid = _CORRELATION.unpack_from(frame)[0]
-                pending = peer.inflight.pop(cid, None)
-                if pending is None:
-                    raise _CloseConnection(f"response with unknown correlation id {cid}")
-                rid, api_key, version, fetch_offset = pending
-                try:
-                    _header, body = decode_response(frame, api_key, version)
-                except ProtocolError as e:
-                    self._fail_soon(peer.node_id, rid)
-                    raise _CloseConnection(f"undecodable response: {e}") from None
-                for endpoint in getattr(body, "node_endpoints", None) or ():
-                    if endpoint.node_id >= 0 and endpoint.node_id != self.node_id:
-                        self.addresses[endpoint.node_id] = (endpoint.host, endpoint.port)
-                top_error = getattr(body, "error_code", 0)
-                try:
-                    msg = from_wire(body, peer.node_id, self.node_id, rid, fetch_base_offset=fetch_offset)
-                except (WireError, ValueError) as e:
-                    self._fail_soon(peer.node_id, rid)
-                    if top_error:
-                        # logged once per connection: the node retries every retry.backoff.ms
-                        level = logging.DEBUG if top_error in peer.errors_logged else logging.WARNING
-                        peer.errors_logged.add(top_error)
-                        logger.log(
-                            level, "raft node %d: node %d answered with error %s", self.node_id, peer.node_id,
-                            ErrorCode(top_error).name if top_error in ErrorCode._value2member_map_ else top_error,
-                        )
-                        continue
-                    raise _CloseConnection(f"invalid response: {e}") from None
-                node = self.node
-                assert node is not None
-                self._step(lambda now, m=msg, n=node: n.handle(m, now))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except _CloseConnection as e:
-            logger.warning("raft node %d: closing the connection to node %d: %s", self.node_id, peer.node_id, e)
-        except Exception:
-            logger.exception("raft node %d: closing the connection to node %d", self.node_id, peer.node_id)
-        finally:
-            writer.transport.abort()
-            if peer.writer is writer:
-                peer.writer = None
-                peer.reader_task = None
-                assert self._loop is not None
-                peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
-            lost, peer.inflight = peer.inflight, {}
-            if self._running:
-                for rid, *_ in lost.values():
-                    self._fail_soon(peer.node_id, rid)

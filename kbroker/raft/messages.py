@@ -9,8 +9,8 @@ as Kafka's ``RequestManager.isResponseExpected`` does.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from kbroker.raft.log import Entry
 
@@ -18,10 +18,33 @@ NO_LEADER = -1
 
 
 @dataclass(frozen=True, slots=True)
-class VoteRequest:
+class _Addressed:
+    """What every message carries: its sender, its destination and the request id."""
+
     src: int
     dst: int
     request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _EpochAnswer(_Addressed):
+    """A response's error code and the leader and epoch the responder knows."""
+
+    error: int
+    leader_id: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class _LeaderAnnouncement(_Addressed):
+    """A leader's BeginQuorumEpoch or EndQuorumEpoch: which leader, of which epoch."""
+
+    leader_id: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest(_Addressed):
     replica_epoch: int  # candidate: its new epoch; prospective (pre_vote): its current epoch
     last_offset_epoch: int
     last_offset: int  # log end offset of the sender
@@ -29,60 +52,32 @@ class VoteRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class VoteResponse:
-    src: int
-    dst: int
-    request_id: int
-    error: int
-    leader_id: int
-    leader_epoch: int
+class VoteResponse(_EpochAnswer):
     vote_granted: bool
 
 
 @dataclass(frozen=True, slots=True)
-class BeginQuorumEpochRequest:
-    src: int
-    dst: int
-    request_id: int
-    leader_id: int
-    leader_epoch: int
+class BeginQuorumEpochRequest(_LeaderAnnouncement):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class BeginQuorumEpochResponse:
-    src: int
-    dst: int
-    request_id: int
-    error: int
-    leader_id: int
-    leader_epoch: int
+class BeginQuorumEpochResponse(_EpochAnswer):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class EndQuorumEpochRequest:
-    src: int
-    dst: int
-    request_id: int
-    leader_id: int
-    leader_epoch: int
+class EndQuorumEpochRequest(_LeaderAnnouncement):
     preferred_successors: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class EndQuorumEpochResponse:
-    src: int
-    dst: int
-    request_id: int
-    error: int
-    leader_id: int
-    leader_epoch: int
+class EndQuorumEpochResponse(_EpochAnswer):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class FetchRequest:
-    src: int  # the replica id (a voter or an observer)
-    dst: int
-    request_id: int
+class FetchRequest(_Addressed):  # src: the replica id (a voter or an observer)
     current_leader_epoch: int
     fetch_offset: int  # the sender's (flushed) log end offset
     last_fetched_epoch: int  # epoch of the entry at fetch_offset - 1 (0 when fetch_offset == 0)
@@ -92,17 +87,11 @@ class FetchRequest:
     # the leader answers at once when its own differs; -1: unknown
     high_watermark: int = -1
     # the fetcher's metadata directory id (Fetch v17+ ReplicaDirectoryId, KIP-853); None: unknown
-    replica_directory_id: Any = None
+    replica_directory_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class FetchResponse:
-    src: int
-    dst: int
-    request_id: int
-    error: int
-    leader_id: int
-    leader_epoch: int
+class FetchResponse(_EpochAnswer):
     high_watermark: int
     base_offset: int  # offset of records[0]
     records: tuple[Entry, ...] = ()
@@ -113,10 +102,7 @@ class FetchResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchSnapshotRequest:
-    src: int
-    dst: int
-    request_id: int
+class FetchSnapshotRequest(_Addressed):
     current_leader_epoch: int
     snapshot_end_offset: int
     snapshot_epoch: int
@@ -124,19 +110,13 @@ class FetchSnapshotRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchSnapshotResponse:
+class FetchSnapshotResponse(_EpochAnswer):
     """The snapshot in one piece (``position`` 0, ``size`` its length): chunking by
     ``max_bytes`` is the IO layer's."""
 
-    src: int
-    dst: int
-    request_id: int
-    error: int
-    leader_id: int
-    leader_epoch: int
     snapshot_end_offset: int = -1
     snapshot_epoch: int = -1
-    data: Any = None
+    data: object = None  # the state machine's (opaque here); bytes on the wire
 
 
 Message = (

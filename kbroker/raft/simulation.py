@@ -40,6 +40,7 @@ import heapq
 import random
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
@@ -407,7 +408,8 @@ class Simulation:
             self._fail(f"node {n} is_voter={node.is_voter} with voters {sorted(node.voters)}")
 
     def _change_voters(self) -> None:
-        leaders = [n for n in self.all_ids if self.nodes[n] is not None and self.nodes[n].role is Role.LEADER]
+        leaders = [n for n in self.all_ids
+                   if (candidate := self.nodes[n]) is not None and candidate.role is Role.LEADER]
         if not leaders:
             return
         n = self.rng.choice(leaders)
@@ -499,7 +501,7 @@ class Simulation:
                     self._fail(str(e))
                 self._after(m.dst, out)  # type: ignore[attr-defined]
             elif kind == _TICK:
-                n, inc = payload  # type: ignore[misc]
+                n, inc = cast("tuple[int, int]", payload)
                 node = self.nodes[n]
                 if node is None or inc != self.incarnation[n] or self.tick_at[n] != t:
                     continue
@@ -511,7 +513,8 @@ class Simulation:
                 self._after(n, out)
             elif kind == _PROPOSE:
                 leaders = [
-                    n for n in self.all_ids if self.nodes[n] is not None and self.nodes[n].role is Role.LEADER
+                    n for n in self.all_ids
+                    if (candidate := self.nodes[n]) is not None and candidate.role is Role.LEADER
                 ]
                 if leaders:
                     n = self.rng.choice(leaders)

@@ -16,6 +16,8 @@ import os
 import uuid
 from dataclasses import dataclass
 
+from kbroker.raft.files import write_atomically
+
 NO_ID = -1
 _ZERO_DIR = base64.urlsafe_b64encode(uuid.UUID(int=0).bytes).rstrip(b"=").decode()
 
@@ -103,18 +105,4 @@ class FileQuorumStateStore(QuorumStateStore):
             "data_version": 1,
         }
         data = json.dumps(doc, separators=(",", ":")).encode()
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(self.directory, self.FILE_NAME, data)

@@ -15,22 +15,11 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from kbroker.raft import messages as m
 from kbroker.raft.log import ControlRecord, Entry
-from kbroker.raft.messages import (
-    BeginQuorumEpochRequest,
-    BeginQuorumEpochResponse,
-    EndQuorumEpochRequest,
-    EndQuorumEpochResponse,
-    FetchRequest,
-    FetchResponse,
-    FetchSnapshotRequest,
-    FetchSnapshotResponse,
-    Message,
-    VoteRequest,
-    VoteResponse,
-)
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
 from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages import fetch as fe
@@ -51,6 +40,19 @@ _NO_HIGH_WATERMARK = 2**63 - 1  # FetchPartition.HighWatermark's default (Long.M
 class WireError(ValueError):
     """A KRaft message that is not for the single ``__cluster_metadata-0`` partition, or whose
     records cannot be read (Kafka answers such requests with INVALID_REQUEST)."""
+
+
+# The responses that carry only an error and the leader and epoch the responder knows (Vote adds
+# its grant): the wire class, the core class, and what a WireError calls it.
+_EPOCH_ANSWERS = (
+    (vo.VoteResponse, m.VoteResponse, "Vote response"),
+    (bqe.BeginQuorumEpochResponse, m.BeginQuorumEpochResponse, "BeginQuorumEpoch response"),
+    (eqe.EndQuorumEpochResponse, m.EndQuorumEpochResponse, "EndQuorumEpoch response"),
+)
+_WIRE_ANSWER: dict[type, tuple[Any, str]] = {core: (wire, what) for wire, core, what in _EPOCH_ANSWERS}
+_CORE_ANSWER: dict[type, tuple[Callable[..., m.Message], str]] = {
+    wire: (core, what) for wire, core, what in _EPOCH_ANSWERS
+}
 
 
 # ------------------------------------------------------------------ records
@@ -133,12 +135,26 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
 # ------------------------------------------------------------------ to the wire
 
 
-def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
+def _single_partition(wire_class: Any, part: Any, **fields: Any) -> Any:
+    """A Vote, BeginQuorumEpoch or EndQuorumEpoch request or response (``wire_class``) naming the one
+    partition ``part`` of ``__cluster_metadata``, with its top-level ``fields``."""
+    return wire_class(topics=[wire_class.TopicData(topic_name=METADATA_TOPIC, partitions=[part])], **fields)
+
+
+def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
     """The generated request or response object for ``msg``."""
     t = METADATA_TOPIC
-    if isinstance(msg, VoteRequest):
-        P = vo.VoteRequest.TopicData.PartitionData
-        part = P(
+    answer = _WIRE_ANSWER.get(type(msg))
+    if answer is not None:
+        assert isinstance(msg, m.VoteResponse | m.BeginQuorumEpochResponse | m.EndQuorumEpochResponse)
+        W = answer[0]
+        extra = {"vote_granted": msg.vote_granted} if isinstance(msg, m.VoteResponse) else {}
+        part = W.TopicData.PartitionData(partition_index=METADATA_PARTITION, error_code=msg.error,
+                                         leader_id=msg.leader_id, leader_epoch=msg.leader_epoch, **extra)
+        return _single_partition(W, part)
+    if isinstance(msg, m.VoteRequest):
+        VP = vo.VoteRequest.TopicData.PartitionData
+        part = VP(
             partition_index=METADATA_PARTITION,
             replica_epoch=msg.replica_epoch,
             replica_id=msg.src,
@@ -146,64 +162,22 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             last_offset=msg.last_offset,
             pre_vote=msg.pre_vote,
         )
-        return vo.VoteRequest(
-            cluster_id=cluster_id,
-            voter_id=msg.dst,
-            topics=[vo.VoteRequest.TopicData(topic_name=t, partitions=[part])],
-        )
-    if isinstance(msg, VoteResponse):
-        P = vo.VoteResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-            vote_granted=msg.vote_granted,
-        )
-        return vo.VoteResponse(topics=[vo.VoteResponse.TopicData(topic_name=t, partitions=[part])])
-    if isinstance(msg, BeginQuorumEpochRequest):
-        P = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
-        part = P(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
-        return bqe.BeginQuorumEpochRequest(
-            cluster_id=cluster_id,
-            voter_id=msg.dst,
-            topics=[bqe.BeginQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])],
-        )
-    if isinstance(msg, BeginQuorumEpochResponse):
-        P = bqe.BeginQuorumEpochResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-        )
-        return bqe.BeginQuorumEpochResponse(
-            topics=[bqe.BeginQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
-        )
-    if isinstance(msg, EndQuorumEpochRequest):
-        P = eqe.EndQuorumEpochRequest.TopicData.PartitionData
-        part = P(
+        return _single_partition(vo.VoteRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
+    if isinstance(msg, m.BeginQuorumEpochRequest):
+        BP = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
+        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
+        return _single_partition(bqe.BeginQuorumEpochRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
+    if isinstance(msg, m.EndQuorumEpochRequest):
+        EP = eqe.EndQuorumEpochRequest.TopicData.PartitionData
+        part = EP(
             partition_index=METADATA_PARTITION,
             leader_id=msg.leader_id,
             leader_epoch=msg.leader_epoch,
             preferred_successors=list(msg.preferred_successors),
-            preferred_candidates=[P.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
+            preferred_candidates=[EP.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
         )
-        return eqe.EndQuorumEpochRequest(
-            cluster_id=cluster_id, topics=[eqe.EndQuorumEpochRequest.TopicData(topic_name=t, partitions=[part])]
-        )
-    if isinstance(msg, EndQuorumEpochResponse):
-        P = eqe.EndQuorumEpochResponse.TopicData.PartitionData
-        part = P(
-            partition_index=METADATA_PARTITION,
-            error_code=msg.error,
-            leader_id=msg.leader_id,
-            leader_epoch=msg.leader_epoch,
-        )
-        return eqe.EndQuorumEpochResponse(
-            topics=[eqe.EndQuorumEpochResponse.TopicData(topic_name=t, partitions=[part])]
-        )
-    if isinstance(msg, FetchRequest):
+        return _single_partition(eqe.EndQuorumEpochRequest, part, cluster_id=cluster_id)
+    if isinstance(msg, m.FetchRequest):
         part = fe.FetchRequest.FetchTopic.FetchPartition(
             partition=METADATA_PARTITION,
             current_leader_epoch=msg.current_leader_epoch,
@@ -221,16 +195,16 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             replica_state=fe.FetchRequest.ReplicaState(replica_id=msg.src, replica_epoch=-1),
             topics=[fe.FetchRequest.FetchTopic(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])],
         )
-    if isinstance(msg, FetchResponse):
-        P = fe.FetchResponse.FetchableTopicResponse.PartitionData
-        part = P(
+    if isinstance(msg, m.FetchResponse):
+        FP = fe.FetchResponse.FetchableTopicResponse.PartitionData
+        part = FP(
             partition_index=METADATA_PARTITION,
             error_code=msg.error,
             high_watermark=msg.high_watermark,
             log_start_offset=0,
-            diverging_epoch=P.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
-            current_leader=P.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
-            snapshot_id=P.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            diverging_epoch=FP.EpochEndOffset(epoch=msg.diverging_epoch, end_offset=msg.diverging_end_offset),
+            current_leader=FP.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=FP.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
             records=encode_entries(msg.base_offset, msg.records, voters) if msg.records else None,
         )
         return fe.FetchResponse(
@@ -238,12 +212,12 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
                 fe.FetchResponse.FetchableTopicResponse(topic=t, topic_id=METADATA_TOPIC_ID, partitions=[part])
             ]
         )
-    if isinstance(msg, FetchSnapshotRequest):
-        PS = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
-        part = PS(
+    if isinstance(msg, m.FetchSnapshotRequest):
+        SQ = fs.FetchSnapshotRequest.TopicSnapshot.PartitionSnapshot
+        part = SQ(
             partition=METADATA_PARTITION,
             current_leader_epoch=msg.current_leader_epoch,
-            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            snapshot_id=SQ.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
             position=msg.position,
         )
         return fs.FetchSnapshotRequest(
@@ -251,16 +225,16 @@ def to_wire(msg: Message, cluster_id: str | None = None, voters: Iterable[int] =
             replica_id=msg.src,
             topics=[fs.FetchSnapshotRequest.TopicSnapshot(name=t, partitions=[part])],
         )
-    if isinstance(msg, FetchSnapshotResponse):
-        PS = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
+    if isinstance(msg, m.FetchSnapshotResponse):
+        SR = fs.FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot
         data = msg.data
         if data is not None and not isinstance(data, bytes | bytearray):
             raise TypeError(f"snapshot data must be bytes, not {type(data).__name__}")
-        part = PS(
+        part = SR(
             index=METADATA_PARTITION,
             error_code=msg.error,
-            snapshot_id=PS.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
-            current_leader=PS.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
+            snapshot_id=SR.SnapshotId(end_offset=msg.snapshot_end_offset, epoch=msg.snapshot_epoch),
+            current_leader=SR.LeaderIdAndEpoch(leader_id=msg.leader_id, leader_epoch=msg.leader_epoch),
             size=len(data) if data is not None else 0,
             position=0,
             unaligned_records=bytes(data) if data is not None else b"",  # not nullable
@@ -300,7 +274,7 @@ def _named(topic):
 
 def from_wire(
     obj, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
-) -> Message:
+) -> m.Message:
     """The core message for a decoded wire object received by ``dst``.
 
     For a request the sender is read from the body, as Kafka does (an inbound connection does not
@@ -308,40 +282,35 @@ def from_wire(
     LeaderId, Fetch's ReplicaState.ReplicaId (ReplicaId before v15), FetchSnapshot's ReplicaId;
     ``src`` is only used for a response (the node the request went to). A Fetch response needs the
     fetch offset of the request it answers (``fetch_base_offset``): records start there."""
+    answer = _CORE_ANSWER.get(type(obj))
+    if answer is not None:
+        src = _responder(obj, src)
+        p = _single(obj.topics, _named, answer[1])
+        args = (src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        if answer[0] is m.VoteResponse:
+            return m.VoteResponse(*args, bool(p.vote_granted))
+        return answer[0](*args)
     if isinstance(obj, vo.VoteRequest):
         p = _single(obj.topics, _named, "Vote request")
         # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return VoteRequest(
+        return m.VoteRequest(
             p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
         )
-    if isinstance(obj, vo.VoteResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "Vote response")
-        err = obj.error_code or p.error_code
-        return VoteResponse(src, dst, request_id, err, p.leader_id, p.leader_epoch, bool(p.vote_granted))
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
-    if isinstance(obj, bqe.BeginQuorumEpochResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "BeginQuorumEpoch response")
-        return BeginQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
         successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
-        return EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
-    if isinstance(obj, eqe.EndQuorumEpochResponse):
-        src = _responder(obj, src)
-        p = _single(obj.topics, _named, "EndQuorumEpoch response")
-        return EndQuorumEpochResponse(src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
+        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
         hw = p.high_watermark if p.high_watermark != _NO_HIGH_WATERMARK else -1
-        return FetchRequest(
+        return m.FetchRequest(
             replica,
             dst,
             request_id,
@@ -359,7 +328,7 @@ def from_wire(
             raise ValueError("a Fetch response needs the fetch offset of its request")
         err = obj.error_code or p.error_code
         records = decode_entries(p.records, fetch_base_offset) if err == 0 else ()
-        return FetchResponse(
+        return m.FetchResponse(
             src,
             dst,
             request_id,
@@ -376,7 +345,7 @@ def from_wire(
         )
     if isinstance(obj, fs.FetchSnapshotRequest):
         p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
-        return FetchSnapshotRequest(
+        return m.FetchSnapshotRequest(
             obj.replica_id,
             dst,
             request_id,
@@ -397,7 +366,7 @@ def from_wire(
                     f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "
                     "the core takes a snapshot in one piece (reassembly is the IO layer's)"
                 )
-        return FetchSnapshotResponse(
+        return m.FetchSnapshotResponse(
             src,
             dst,
             request_id,

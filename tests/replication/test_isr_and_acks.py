@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
+from tests.replication.leadership import block_follower, blocked
 
 E = ErrorCode
-
-
-def block_follower(cluster: Cluster, leader: int, follower: int) -> int:
-    """Make ``leader`` refuse ``follower``'s fetches (a stopped follower, as the leader sees it)."""
-    return cluster.nodes[leader].add_fault(api="Fetch", client_id=f"broker-{follower}-fetcher-0",
-                                           error="NOT_LEADER_OR_FOLLOWER")
-
-
-async def blocked(cluster: Cluster, leader: int, rule: int) -> None:
-    # Fetches are sequential per source broker: once one was refused, no later one gets data.
-    await wait_for(lambda: cluster.nodes[leader].fault(rule)["fired"] >= 1, message="a refused follower fetch")
 
 
 def _error(resp) -> int:

@@ -1,0 +1,382 @@
+"""The network side of a ``RaftDriver`` (``kbroker/raft/io.py``): Kafka's framing on the raft
+listener (inbound requests, answered in request order, and the other APIs served there) and one
+outbound connection per peer (requests, their answers, and failures reported to the node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import struct
+from collections import ChainMap, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kbroker.raft.messages import FetchRequest, FetchResponse, Message
+from kbroker.raft.node import RaftConfig, RaftNode
+from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN
+from kbroker.raft.wire import WireError, from_wire, to_wire
+from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.exceptions import ProtocolError
+from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
+from kbroker_protocol.messages import RESPONSES, RequestHeader
+from kbroker_protocol.messages.api_versions import ApiVersionsResponse
+
+logger = logging.getLogger("kbroker.raft.io")  # the driver's logger, as before the split
+
+VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT = 52, 53, 54, 1, 59
+API_VERSIONS = 18
+RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_SNAPSHOT})
+# the versions this driver sends (the highest of Kafka 4.4 the codec has); it answers any version
+# the codec decodes
+REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 18, FETCH_SNAPSHOT: 1}
+_SIZE = struct.Struct(">i")
+_CORRELATION = struct.Struct(">i")
+INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
+INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
+KRAFT_VERSION_FEATURE = "kraft.version"
+
+
+class CloseConnection(Exception):
+    """Something a peer sent ends its connection (logged; the node goes on)."""
+
+
+@dataclass(eq=False, slots=True)
+class Slot:
+    """The place of one answer on an inbound connection: its correlation id, and its frame once made."""
+
+    correlation_id: int
+    frame: bytes | None = None
+
+
+@dataclass(eq=False)
+class Inbound:
+    """An accepted connection and its answers, in request order."""
+
+    writer: asyncio.StreamWriter
+    slots: deque[Slot] = field(default_factory=deque)
+    closed: bool = False
+
+    def add_slot(self, correlation_id: int) -> Slot:
+        slot = Slot(correlation_id)
+        self.slots.append(slot)
+        return slot
+
+    def fill(self, slot: Slot, frame: bytes) -> None:
+        slot.frame = frame
+        if self.closed:
+            return
+        while self.slots and self.slots[0].frame is not None:
+            frame_out = self.slots.popleft().frame
+            assert frame_out is not None
+            self.writer.write(frame_out)
+
+
+@dataclass
+class Peer:
+    node_id: int
+    writer: asyncio.StreamWriter | None = None
+    reader_task: asyncio.Task | None = None
+    connecting: asyncio.Task | None = None
+    queue: list[Message] = field(default_factory=list)
+    # correlation id -> (core request id, api key, api version, fetch offset)
+    inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
+    next_correlation: int = 0
+    retry_at: float = 0.0
+    errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
+
+
+def frame_of(payload: bytes | Sequence[Any]) -> bytes:
+    if isinstance(payload, bytes):
+        return _SIZE.pack(len(payload)) + payload
+    data = b"".join(p if isinstance(p, bytes) else bytes(p) for p in payload)
+    return _SIZE.pack(len(data)) + data
+
+
+async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
+    size = _SIZE.unpack(await reader.readexactly(4))[0]
+    if size < 0 or size > max_bytes:
+        raise CloseConnection(f"frame of {size} bytes (limit {max_bytes})")
+    return await reader.readexactly(size)
+
+
+class RaftTransport:
+    """The sockets of a ``RaftDriver``, which it is mixed into (the attributes below are the
+    driver's)."""
+
+    node_id: int
+    node: RaftNode | None
+    cluster_id: str | None
+    voters: tuple[int, ...]
+    addresses: ChainMap[int, tuple[str, int]]
+    config: RaftConfig
+    max_frame_bytes: int
+    reconnect_backoff_ms: int
+    handlers: dict[int, Callable[[Any, Any], Any]]
+    observers: dict[int, tuple[int, int]]
+    _loop: asyncio.AbstractEventLoop | None
+    _running: bool
+    _inbound: set[Inbound]
+    _inbound_tasks: set[asyncio.Task]
+    _handler_tasks: set[asyncio.Task]
+    _peers: dict[int, Peer]
+    _requests: dict[int, tuple[Inbound, Slot, int, int]]
+    _next_inbound_id: int
+    authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
+                           Awaitable[bool]] | None
+    open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+    if TYPE_CHECKING:
+        def _now(self) -> int: ...
+
+        def _step(self, fn: Callable[[int], list[Message]]) -> bool: ...
+
+        def advertised_address(self) -> tuple[str, int]: ...
+
+    # ------------------------------------------------------------------ inbound
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if not self._running:
+            writer.transport.abort()
+            return
+        assert task is not None
+        self._inbound_tasks.add(task)
+        conn = Inbound(writer)
+        self._inbound.add(conn)
+        peer = writer.get_extra_info("peername")
+        try:
+            if self.authenticate is not None and not await self.authenticate(
+                    reader, writer, lambda frame: self._on_request(conn, frame)):
+                return
+            while self._running:
+                frame = await read_frame(reader, self.max_frame_bytes)
+                self._on_request(conn, frame)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            # CancelledError: stop() (a client_connected_cb task must not end cancelled)
+            pass
+        except CloseConnection as e:
+            logger.warning("raft node %d: closing the connection from %s: %s", self.node_id, peer, e)
+        except Exception:
+            logger.exception("raft node %d: closing the connection from %s", self.node_id, peer)
+        finally:
+            conn.closed = True
+            self._inbound.discard(conn)
+            self._inbound_tasks.discard(task)
+            writer.transport.abort()
+
+    def _on_request(self, conn: Inbound, frame: bytes) -> None:
+        try:
+            header, body = decode_request(frame)
+        except ProtocolError as e:
+            raise CloseConnection(f"undecodable request: {e}") from None
+        api_key, version = header.request_api_key, header.request_api_version
+        if api_key == API_VERSIONS:
+            # a Kafka client (NetworkClient) asks before its first request
+            slot = conn.add_slot(header.correlation_id)
+            keys = sorted(RAFT_APIS | {API_VERSIONS} | set(self.handlers))
+            resp = ApiVersionsResponse(
+                api_keys=[
+                    ApiVersionsResponse.ApiVersion(
+                        api_key=k, min_version=REQUESTS_BY_KEY[k].MIN_VERSION, max_version=REQUESTS_BY_KEY[k].MAX_VERSION
+                    )
+                    for k in keys
+                ],
+                supported_features=[ApiVersionsResponse.SupportedFeatureKey(
+                    name=KRAFT_VERSION_FEATURE, min_version=KRAFT_VERSION_MIN, max_version=KRAFT_VERSION_MAX)],
+            )
+            conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, resp)))
+            return
+        handler = self.handlers.get(api_key)
+        if handler is not None:
+            slot = conn.add_slot(header.correlation_id)
+            assert self._loop is not None
+            task = self._loop.create_task(self._run_handler(conn, slot, header, body, handler))
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_tasks.discard)
+            return
+        if api_key not in RAFT_APIS:
+            raise CloseConnection(f"API key {api_key} is not served on the raft listener")
+        slot = conn.add_slot(header.correlation_id)
+        if self.cluster_id is not None and body.cluster_id is not None and body.cluster_id != self.cluster_id:
+            self._error_answer(conn, slot, api_key, version, INCONSISTENT_CLUSTER_ID)
+            return
+        self._next_inbound_id += 1
+        rid = self._next_inbound_id
+        try:
+            msg = from_wire(body, None, self.node_id, rid)
+        except (WireError, ValueError) as e:
+            logger.warning("raft node %d: invalid %s request: %s", self.node_id, type(body).__name__, e)
+            self._error_answer(conn, slot, api_key, version, INVALID_REQUEST)
+            return
+        self._requests[rid] = (conn, slot, api_key, version)
+        assert self.node is not None
+        node = self.node
+        if isinstance(msg, FetchRequest) and msg.src not in node.voters:
+            self.observers[msg.src] = (msg.fetch_offset, self._now())
+        if not self._step(lambda now: node.handle(msg, now)):
+            # the core failed on it: no answer will come, and the answers behind it would wait
+            self._requests.pop(rid, None)
+            raise CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
+
+    async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
+                           handler: Callable[[Any, Any], Any]) -> None:
+        api_key, version = header.request_api_key, header.request_api_version
+        try:
+            resp = await handler(header, body)
+            frame = frame_of(encode_response(slot.correlation_id, api_key, version, resp))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("raft node %d: the handler of API %d failed; closing the connection", self.node_id,
+                             api_key)
+            conn.closed = True
+            conn.writer.transport.abort()
+            return
+        conn.fill(slot, frame)
+
+    def _error_answer(self, conn: Inbound, slot: Slot, api_key: int, version: int, code: int) -> None:
+        response_class: Any = RESPONSES[api_key]  # a generated class: its fields are keyword arguments
+        body = response_class(error_code=code)
+        conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
+
+    def _respond(self, msg: Message) -> None:
+        entry = self._requests.pop(msg.request_id, None)
+        if entry is None:
+            logger.debug("raft node %d: answer %s to a request no longer open", self.node_id, type(msg).__name__)
+            return
+        conn, slot, api_key, version = entry
+        body = to_wire(msg, self.cluster_id, self.voters)
+        if isinstance(msg, FetchResponse) and msg.leader_id >= 0:
+            # Kafka's NodeEndpoints (Fetch v16+): where the leader is, for a replica that does not know
+            address = self.advertised_address() if msg.leader_id == self.node_id else self.addresses.get(msg.leader_id)
+            if address is not None:
+                body.node_endpoints = [type(body).NodeEndpoint(node_id=msg.leader_id, host=address[0], port=address[1],
+                                                               rack=None)]
+        conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
+
+    # ------------------------------------------------------------------ outbound
+
+    def _peer(self, node_id: int) -> Peer:
+        peer = self._peers.get(node_id)
+        if peer is None:
+            peer = self._peers[node_id] = Peer(node_id)
+        return peer
+
+    def _send(self, msg: Message) -> None:
+        peer = self._peer(msg.dst)
+        assert self._loop is not None
+        if peer.writer is not None:
+            self._write_request(peer, msg)
+        elif peer.connecting is not None:
+            peer.queue.append(msg)
+        elif self._loop.time() < peer.retry_at or msg.dst not in self.addresses:
+            self._fail_soon(msg.dst, msg.request_id)
+        else:
+            peer.queue.append(msg)
+            peer.connecting = self._loop.create_task(self._connect(peer), name=f"raft-connect-{self.node_id}-{msg.dst}")
+
+    def _fail_soon(self, dst: int, request_id: int) -> None:
+        assert self._loop is not None and self.node is not None
+        node = self.node
+        self._loop.call_soon(self._step, lambda now: node.request_failed(dst, request_id, now))
+
+    async def _connect(self, peer: Peer) -> None:
+        assert self._loop is not None
+        host, port = self.addresses[peer.node_id]
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                reader, writer = await self.open_connection(host, port)
+        except (OSError, TimeoutError) as e:
+            # a refused login was logged by the security client already (once per 30 s): DEBUG here
+            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
+                       "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
+            peer.connecting = None
+            peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
+            queued, peer.queue = peer.queue, []
+            for msg in queued:
+                self._fail_soon(msg.dst, msg.request_id)
+            return
+        peer.connecting = None
+        if not self._running:
+            writer.transport.abort()
+            return
+        peer.writer = writer
+        peer.errors_logged.clear()
+        peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
+        queued, peer.queue = peer.queue, []
+        for msg in queued:
+            self._write_request(peer, msg)
+
+    def _write_request(self, peer: Peer, msg: Message) -> None:
+        assert peer.writer is not None
+        body = to_wire(msg, self.cluster_id, self.voters)
+        api_key = body.API_KEY
+        version = REQUEST_VERSIONS[api_key]
+        peer.next_correlation = (peer.next_correlation + 1) & 0x7FFFFFFF
+        cid = peer.next_correlation
+        header = RequestHeader(
+            request_api_key=api_key, request_api_version=version, correlation_id=cid,
+            client_id=f"raft-client-{self.node_id}",
+        )
+        fetch_offset = msg.fetch_offset if isinstance(msg, FetchRequest) else None
+        peer.inflight[cid] = (msg.request_id, api_key, version, fetch_offset)
+        peer.writer.write(frame_of(encode_request(header, body)))
+
+    async def _read_responses(self, peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while self._running:
+                frame = await read_frame(reader, self.max_frame_bytes)
+                if len(frame) < 4:
+                    raise CloseConnection(f"response frame of {len(frame)} bytes")
+                cid = _CORRELATION.unpack_from(frame)[0]
+                pending = peer.inflight.pop(cid, None)
+                if pending is None:
+                    raise CloseConnection(f"response with unknown correlation id {cid}")
+                rid, api_key, version, fetch_offset = pending
+                try:
+                    _header, body = decode_response(frame, api_key, version)
+                except ProtocolError as e:
+                    self._fail_soon(peer.node_id, rid)
+                    raise CloseConnection(f"undecodable response: {e}") from None
+                for endpoint in getattr(body, "node_endpoints", None) or ():
+                    if endpoint.node_id >= 0 and endpoint.node_id != self.node_id:
+                        self.addresses[endpoint.node_id] = (endpoint.host, endpoint.port)
+                top_error = getattr(body, "error_code", 0)
+                try:
+                    msg = from_wire(body, peer.node_id, self.node_id, rid, fetch_base_offset=fetch_offset)
+                except (WireError, ValueError) as e:
+                    self._fail_soon(peer.node_id, rid)
+                    if top_error:
+                        # logged once per connection: the node retries every retry.backoff.ms
+                        level = logging.DEBUG if top_error in peer.errors_logged else logging.WARNING
+                        peer.errors_logged.add(top_error)
+                        logger.log(
+                            level, "raft node %d: node %d answered with error %s", self.node_id, peer.node_id,
+                            ErrorCode(top_error).name if top_error in ErrorCode._value2member_map_ else top_error,
+                        )
+                        continue
+                    raise CloseConnection(f"invalid response: {e}") from None
+                node = self.node
+                assert node is not None
+                self._step(functools.partial(node.handle, msg))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except CloseConnection as e:
+            logger.warning("raft node %d: closing the connection to node %d: %s", self.node_id, peer.node_id, e)
+        except Exception:
+            logger.exception("raft node %d: closing the connection to node %d", self.node_id, peer.node_id)
+        finally:
+            writer.transport.abort()
+            if peer.writer is writer:
+                peer.writer = None
+                peer.reader_task = None
+                assert self._loop is not None
+                peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
+            lost, peer.inflight = peer.inflight, {}
+            if self._running:
+                for rid, *_ in lost.values():
+                    self._fail_soon(peer.node_id, rid)
