@@ -143,14 +143,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
             if group.members or not group.is_in(GroupState.EMPTY) or not create:
                 raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
             self._drop_empty_classic(group_id)
-            group = None
-        if group is not None and not isinstance(group, ConsumerGroup):
-            raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
-        if group is None:
-            if not create:
-                raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.")
-            return self._create_group(group_id)
-        return group
+        return self._existing_or_new(group_id, create, "consumer")
 
     def _heartbeat(self, r: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str) -> ConsumerGroupHeartbeatResponse:
         if not self.coordinator.loaded:
@@ -176,10 +169,9 @@ class ConsumerGroupManager(ConsumerClassicHosting):
                     member = self._replace_static(group, previous, member_id, records)
                     replaced = True
             if member is None:
-                if len(group.members) >= self._config["group.max.size"]:
+                member = self._new_joiner(group, member_id)
+                if member is None:
                     raise ConsumerGroupError(ErrorCode.GROUP_MAX_SIZE_REACHED)
-                member = ConsumerMember(member_id=member_id)
-                group.members[member_id] = member
                 bump = True
             elif member.member_epoch > 0 and not replaced:
                 # Rejoining with a known id: it lost its assignment, start over.
@@ -214,16 +206,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         member.client_id, member.client_host = client_id, client_host
         if changed or r.member_epoch == 0:
             records.append(self._member_record(group, member))
-        # The subscribed topics' partition counts are part of the group's metadata.
-        subscribed = self._subscription_metadata(group)
-        if subscribed != group.subscribed_partitions:
-            group.subscribed_partitions = subscribed
-            bump = True
-        if bump:
-            group.group_epoch += 1
-            records.append(self._group_record(group))
-        if group.group_epoch > group.assignment_epoch:
-            records.extend(self._compute_target(group))
+        self._advance_epochs(group, bump, records)
         before = (member.member_epoch, copy_parts(member.assigned))
         owned = self._from_ids(r.topic_partitions) if r.topic_partitions is not None else None
         self._reconcile(group, member, owned)

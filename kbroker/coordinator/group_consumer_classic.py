@@ -118,10 +118,9 @@ class ConsumerClassicHosting(ConsumerGroupState):
             return error(ErrorCode.MEMBER_ID_REQUIRED, member_id)
         bump = False
         if member is None:
-            if len(group.members) >= self._config["group.max.size"]:
+            member = self._new_joiner(group, member_id)
+            if member is None:
                 return error(ErrorCode.GROUP_MAX_SIZE_REACHED)
-            member = ConsumerMember(member_id=member_id)
-            group.members[member_id] = member
             bump = True
         if sorted(topics) != sorted(member.subscribed_topic_names) or member.subscribed_topic_regex is not None:
             member.subscribed_topic_names, member.subscribed_topic_regex = list(topics), None
@@ -133,15 +132,7 @@ class ConsumerClassicHosting(ConsumerGroupState):
         member.session_timeout_ms = session_timeout_ms
         member.classic_protocols = [(n, bytes(meta)) for n, meta in protocols]
         records.append(self._member_record(group, member))
-        subscribed = self._subscription_metadata(group)
-        if subscribed != group.subscribed_partitions:
-            group.subscribed_partitions = subscribed
-            bump = True
-        if bump:
-            group.group_epoch += 1
-            records.append(self._group_record(group))
-        if group.group_epoch > group.assignment_epoch:
-            records.extend(self._compute_target(group))
+        self._advance_epochs(group, bump, records)
         owned: Parts = {}
         for topic, parts in owned_list:
             owned.setdefault(topic, set()).update(parts)

@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from kbroker.coordinator.group_members import GroupError, GroupMember, MemberGroup, RecordKinds
+from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentKey,
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -35,8 +35,6 @@ _RECORD_TYPES = {
     TARGET_MEMBER: (ConsumerGroupTargetAssignmentMemberKey, ConsumerGroupTargetAssignmentMemberValue),
     CURRENT_ASSIGNMENT: (ConsumerGroupCurrentMemberAssignmentKey, ConsumerGroupCurrentMemberAssignmentValue),
 }
-KINDS = RecordKinds(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
-                    _RECORD_TYPES)
 
 Parts = dict[str, set[int]]  # topic name -> partitions
 
@@ -104,3 +102,8 @@ class ConsumerGroup(MemberGroup[ConsumerMember, Parts]):
 
 class ConsumerGroupError(GroupError):
     """A ConsumerGroupHeartbeat error."""
+
+
+KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
+                 _RECORD_TYPES, ConsumerGroupError, ConsumerGroup, session_prefix="cg-session/",
+                 revoke_prefix="cg-revoke/", key_separator="/", group_tombstones=(TARGET_METADATA, GROUP_METADATA))

@@ -17,15 +17,13 @@ from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
 from kbroker.coordinator.group_consumer_model import (
     CURRENT_ASSIGNMENT,
     GROUP_METADATA,
-    KINDS,
+    KIND,
     MEMBER_METADATA,
     STABLE,
     TARGET_MEMBER,
-    TARGET_METADATA,
     UNRELEASED,
     UNREVOKED,
     ConsumerGroup,
-    ConsumerGroupError,
     ConsumerMember,
     Parts,
 )
@@ -54,13 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
-    kinds = KINDS
-    error = ConsumerGroupError
-    group_class = ConsumerGroup
-    session_prefix = "cg-session/"
-    revoke_prefix = "cg-revoke/"
-    key_separator = "/"
-    group_tombstone_kinds = (TARGET_METADATA, GROUP_METADATA)
+    kind = KIND
 
     # -- configuration and topics ------------------------------------------------------------------------
 
@@ -118,6 +110,18 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     # -- assignment and reconciliation ---------------------------------------------------------------------
 
+    def _advance_epochs(self, group: ConsumerGroup, bump: bool, records: list[Record]) -> None:
+        """A new group epoch when the members changed (``bump``) or the subscribed topics' partition
+        counts (part of the group's metadata) did; a new target assignment when it is behind."""
+        subscribed = self._subscription_metadata(group)
+        if subscribed != group.subscribed_partitions:
+            group.subscribed_partitions = subscribed
+            bump = True
+        if bump:
+            self._next_group_epoch(group, records)
+        if group.group_epoch > group.assignment_epoch:
+            records.extend(self._compute_target(group))
+
     def _compute_target(self, group: ConsumerGroup) -> list[Record]:
         names = self.assignor_names()
         chosen = names[0]
@@ -158,6 +162,13 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         member.bump_epoch(group.assignment_epoch)
         member.assigned = granted
         member.state = STABLE if complete else UNRELEASED
+
+    def _new_joiner(self, group: ConsumerGroup, member_id: str) -> ConsumerMember | None:
+        """A new member, or None when the group has ``group.max.size`` members already."""
+        if len(group.members) >= self._config["group.max.size"]:
+            return None
+        member = group.members[member_id] = ConsumerMember(member_id=member_id)
+        return member
 
     def _replace_static(self, group: ConsumerGroup, previous: ConsumerMember, member_id: str,
                         records: list[Record]) -> ConsumerMember:
@@ -238,7 +249,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     def apply(self, kind: int, key: bytes, value: bytes | None, *, replay: bool) -> None:
         """Replay of a consumer group record (live writes already changed the state)."""
-        if replay and kind in KINDS.types:
+        if replay and kind in KIND.types:
             self.replay(kind, key, value)
 
     def _new_group(self, group_id: str) -> ConsumerGroup:

@@ -11,8 +11,8 @@ instance id, a rack, the client's id and host. What is common lives here:
   ids as keys): :func:`copy_parts`, :func:`minus`, :func:`intersect`, :func:`union`, :func:`same`,
   and :func:`grant` (the target partitions a member may take now because no other member still
   owns them, Kafka's ``CurrentAssignmentBuilder``);
-- :class:`RecordKinds`: a kind's ``__consumer_offsets`` record types (key and value classes by
-  record type), the framing of those records (:func:`record_key`, :func:`record_value`,
+- :class:`GroupKind`: a kind's ``__consumer_offsets`` record types (key and value classes by
+  record type), error and group classes and timer keys; the framing of those records (:func:`record_key`, :func:`record_value`,
   :func:`decode_record`);
 - :class:`MemberGroupManager`: session and revocation timers on the coordinator's injected clock
   (keys ``<session prefix><group><sep><member>``), member and group tombstones, the
@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
@@ -154,8 +154,11 @@ G = TypeVar("G", bound=MemberGroup)
 
 
 @dataclass(frozen=True)
-class RecordKinds:
-    """A group kind's record types in ``__consumer_offsets`` and their key and value classes."""
+class GroupKind:
+    """A group kind: its record types in ``__consumer_offsets`` (``types``: key and value classes by
+    record type), its error and group classes, its timer keys (``<prefix><group id><separator>
+    <member id>``; no revocation timers without ``revoke_prefix``) and the group-level record types
+    tombstoned, in order, after the members' when a group is deleted."""
 
     group_metadata: int
     member_metadata: int
@@ -163,6 +166,12 @@ class RecordKinds:
     target_member: int
     current_assignment: int
     types: Mapping[int, tuple[type[Message], type[Message]]]
+    error: type[GroupError]
+    group_class: type
+    session_prefix: str
+    revoke_prefix: str | None = None
+    key_separator: str = ":"
+    group_tombstones: tuple[int, ...] = ()
 
 
 def record_key(kind: int, key: Message) -> bytes:
@@ -187,18 +196,10 @@ def decode_record(types: Mapping[int, tuple[type[Message], type[Message]]], kind
 
 
 class MemberGroupManager(Generic[G, M]):
-    """What the managers of the three kinds share. A subclass sets the class attributes and
-    implements the ``_new_group``/``_new_member`` factories and the ``_replay_*`` hooks."""
+    """What the managers of the three kinds share. A subclass sets ``kind`` and implements the
+    ``_new_group``/``_new_member`` factories and the ``_replay_*`` hooks."""
 
-    kinds: ClassVar[RecordKinds]
-    error: ClassVar[type[GroupError]]
-    group_class: ClassVar[type]
-    # Timer keys: ``<prefix><group id><sep><member id>``.
-    session_prefix: ClassVar[str]
-    revoke_prefix: ClassVar[str | None] = None
-    key_separator: ClassVar[str] = ":"
-    # Group-level records tombstoned, in order, after the members' when the group is deleted.
-    group_tombstone_kinds: ClassVar[tuple[int, ...]]
+    kind: ClassVar[GroupKind]
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
         self.coordinator = coordinator
@@ -213,14 +214,14 @@ class MemberGroupManager(Generic[G, M]):
     # -- timers on the injected clock --------------------------------------------------------------------
 
     def _session_key(self, group: G, member_id: str) -> str:
-        return f"{self.session_prefix}{group.group_id}{self.key_separator}{member_id}"
+        return f"{self.kind.session_prefix}{group.group_id}{self.kind.key_separator}{member_id}"
 
     def _revoke_key(self, group: G, member_id: str) -> str:
-        return f"{self.revoke_prefix}{group.group_id}{self.key_separator}{member_id}"
+        return f"{self.kind.revoke_prefix}{group.group_id}{self.kind.key_separator}{member_id}"
 
     def _cancel_member_timers(self, group: G, member_id: str) -> None:
         self.timer.cancel(self._session_key(group, member_id))
-        if self.revoke_prefix is not None:
+        if self.kind.revoke_prefix is not None:
             self.timer.cancel(self._revoke_key(group, member_id))
 
     def _schedule_revocation(self, group: G, member: M, timeout_ms: int, fn: Callable[[], None]) -> None:
@@ -229,12 +230,12 @@ class MemberGroupManager(Generic[G, M]):
     # -- records ----------------------------------------------------------------------------------------
 
     def _record(self, kind: int, value: Message | None, group_id: str, member_id: str | None = None) -> Record:
-        key_cls = self.kinds.types[kind][0]
+        key_cls = self.kind.types[kind][0]
         key = key_cls(group_id=group_id) if member_id is None else key_cls(group_id=group_id, member_id=member_id)  # type: ignore[call-arg]
         return record_key(kind, key), None if value is None else record_value(value)
 
     def _member_tombstones(self, group: G, member_id: str) -> list[Record]:
-        k = self.kinds
+        k = self.kind
         return [self._record(kind, None, group.group_id, member_id)
                 for kind in (k.current_assignment, k.target_member, k.member_metadata)]
 
@@ -243,13 +244,21 @@ class MemberGroupManager(Generic[G, M]):
         out: list[Record] = []
         for mid in list(group.members):
             out.extend(self._member_tombstones(group, mid))
-        out.extend(self._record(kind, None, group.group_id) for kind in self.group_tombstone_kinds)
+        out.extend(self._record(kind, None, group.group_id) for kind in self.kind.group_tombstones)
         return out
 
+    def _group_record(self, group: G) -> Record:
+        raise NotImplementedError
+
+    def _next_group_epoch(self, group: G, records: list[Record]) -> None:
+        """Bump the group epoch, with the group's metadata record."""
+        group.group_epoch += 1
+        records.append(self._group_record(group))
+
     def _target_metadata_record(self, group: G) -> Record:
-        value_cls = self.kinds.types[self.kinds.target_metadata][1]
+        value_cls = self.kind.types[self.kind.target_metadata][1]
         value = value_cls(assignment_epoch=group.assignment_epoch, assignment_timestamp=self.timer.now_ms())  # type: ignore[call-arg]
-        return self._record(self.kinds.target_metadata, value, group.group_id)
+        return self._record(self.kind.target_metadata, value, group.group_id)
 
     # -- replay ------------------------------------------------------------------------------------------
 
@@ -277,15 +286,15 @@ class MemberGroupManager(Generic[G, M]):
 
     def replay(self, kind: int, key: bytes, value: bytes | None) -> None:
         """Apply one of the kind's records read back from ``__consumer_offsets``."""
-        k, v = decode_record(self.kinds.types, kind, key, value)
-        kinds = self.kinds
+        k, v = decode_record(self.kind.types, kind, key, value)
+        kinds = self.kind
         groups = self.coordinator.groups
         group = groups.get(k.group_id)
         if kind == kinds.group_metadata and v is None:
-            if isinstance(group, self.group_class):
+            if isinstance(group, self.kind.group_class):
                 del groups[k.group_id]
             return
-        if not isinstance(group, self.group_class):
+        if not isinstance(group, self.kind.group_class):
             if v is None:
                 return
             group = groups[k.group_id] = self._new_group(k.group_id)
@@ -331,8 +340,21 @@ class MemberGroupManager(Generic[G, M]):
         self.coordinator.classic.mark_dead(classic)
         del self.coordinator.groups[group_id]
 
+    def _existing_or_new(self, group_id: str, create: bool, label: str, not_found: str | None = None) -> G:
+        """The group ``group_id``, of this kind (else GROUP_ID_NOT_FOUND "Group x is not a <label>
+        group."); a missing one is created empty when ``create``, else GROUP_ID_NOT_FOUND with
+        ``not_found`` ("Group x not found." by default)."""
+        group = self.coordinator.groups.get(group_id)
+        if group is None:
+            if not create:
+                raise self.kind.error(ErrorCode.GROUP_ID_NOT_FOUND, not_found or f"Group {group_id} not found.")
+            return self._create_group(group_id)
+        if not isinstance(group, self.kind.group_class):
+            raise self.kind.error(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a {label} group.")
+        return cast(G, group)
+
     def _create_group(self, group_id: str) -> G:
-        group: G = self.group_class(group_id, empty_since_ms=self.timer.now_ms())
+        group: G = self.kind.group_class(group_id, empty_since_ms=self.timer.now_ms())
         self.coordinator.groups[group_id] = group
         return group
 
@@ -340,10 +362,10 @@ class MemberGroupManager(Generic[G, M]):
         """FENCED_MEMBER_EPOCH for a request whose member epoch is not the member's (``detail``
         goes after the smaller-epoch case's coordinator epoch, ``advice`` at the end)."""
         if epoch > member.member_epoch:
-            return self.error(ErrorCode.FENCED_MEMBER_EPOCH,
+            return self.kind.error(ErrorCode.FENCED_MEMBER_EPOCH,
                               f"The {kind} group member has a greater member epoch ({epoch}) than the one known by "
                               f"the group coordinator ({member.member_epoch}).{advice}")
-        return self.error(ErrorCode.FENCED_MEMBER_EPOCH,
+        return self.kind.error(ErrorCode.FENCED_MEMBER_EPOCH,
                           f"The {kind} group member has a smaller member epoch ({epoch}) than the one known by "
                           f"the group coordinator ({member.member_epoch}){detail}.{advice}")
 

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker.coordinator.group_members import (
     LEAVE_EPOCH,
     GroupError,
+    GroupKind,
     GroupMember,
     MemberGroup,
     MemberGroupManager,
     Record,
-    RecordKinds,
     copy_parts,
 )
 from kbroker.coordinator.share_assignor import assign
@@ -76,8 +76,6 @@ SHARE_RECORD_TYPES = {
     CURRENT_ASSIGNMENT: (ShareGroupCurrentMemberAssignmentKey, ShareGroupCurrentMemberAssignmentValue),
     STATE_PARTITION: (ShareGroupStatePartitionMetadataKey, ShareGroupStatePartitionMetadataValue),
 }
-KINDS = RecordKinds(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
-                    SHARE_RECORD_TYPES)
 PROTOCOL_TYPE = "share"
 STABLE_MEMBER_STATE = 0  # MemberState.STABLE
 
@@ -109,6 +107,10 @@ class ShareGroup(MemberGroup[ShareMember, Parts]):
 class ShareGroupError(GroupError):
     """A ShareGroupHeartbeat (or share group lookup) error."""
 
+KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
+                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, session_prefix="share-session:",
+                 group_tombstones=(STATE_PARTITION, TARGET_METADATA, GROUP_METADATA))
+
 
 class _TopicPartitions(Protocol):
     topic_id: uuid.UUID
@@ -123,11 +125,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     """Share groups of a :class:`~kbroker.coordinator.group_coordinator.GroupCoordinator`; they share
     its ``groups`` id space and ``__consumer_offsets`` partitions."""
 
-    kinds = KINDS
-    error = ShareGroupError
-    group_class = ShareGroup
-    session_prefix = "share-session:"
-    group_tombstone_kinds = (STATE_PARTITION, TARGET_METADATA, GROUP_METADATA)
+    kind = KIND
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
         super().__init__(coordinator)
@@ -190,15 +188,8 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
             raise ShareGroupError(ErrorCode.INVALID_REQUEST, "MemberEpoch is invalid.")
 
     def _group(self, group_id: str, create: bool) -> ShareGroup:
-        group = self.coordinator.groups.get(group_id)
-        if group is None:
-            if not create:
-                raise ShareGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Share group {group_id} not found.")
-            return self._create_group(group_id)
-        if not isinstance(group, ShareGroup):
-            # As Kafka: no conversion between group types, even of an empty group.
-            raise ShareGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
-        return group
+        # As Kafka: no conversion between group types, even of an empty group.
+        return self._existing_or_new(group_id, create, "share", f"Share group {group_id} not found.")
 
     def _heartbeat(self, r: ShareGroupHeartbeatRequest, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
         epoch = r.member_epoch
@@ -240,9 +231,8 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
         if metadata_hash != group.metadata_hash:
             bump = True
         if bump:
-            group.group_epoch += 1
             group.metadata_hash = metadata_hash
-            records.append(self._group_record(group))
+            self._next_group_epoch(group, records)
             log.info("share group %s: epoch %d", group.group_id, group.group_epoch)
         if group.group_epoch > group.assignment_epoch:
             records.extend(self._compute_target(group, meta))

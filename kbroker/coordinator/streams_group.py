@@ -165,14 +165,20 @@ class StreamsGroupManager(StreamsGroupState):
             empty_classic = isinstance(group, ClassicGroup) and not group.members and group.is_in(GroupState.EMPTY)
             if create and empty_classic:
                 self._drop_empty_classic(group_id)
-                group = None
-            else:
-                raise StreamsGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a streams group.")
-        if group is None:
-            if not create:
-                raise StreamsGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.")
-            return self._create_group(group_id)
-        return group
+        return self._existing_or_new(group_id, create, "streams")
+
+    @staticmethod
+    def _static_of(group: StreamsGroup, r: StreamsGroupHeartbeatRequest) -> StreamsMember:
+        """The member of the request's instance id: UNKNOWN_MEMBER_ID without one, FENCED_INSTANCE_ID
+        when it has another member id."""
+        static = group.static_member(r.instance_id)
+        if static is None:
+            raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {r.instance_id} is unknown.")
+        if static.member_id != r.member_id:
+            raise StreamsGroupError(ErrorCode.FENCED_INSTANCE_ID,
+                                    f"Static member {r.member_id} with instance id {r.instance_id} was fenced by "
+                                    f"member {static.member_id}.")
+        return static
 
     def _check_member_epoch(self, m: StreamsMember, r: StreamsGroupHeartbeatRequest) -> None:
         def owned_ok() -> bool:
@@ -209,12 +215,7 @@ class StreamsGroupManager(StreamsGroupState):
                             "because it is still in the group.")
                     member = self._replace_static(group, static, r.member_id, records)
             else:
-                if static is None:
-                    raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {r.instance_id} is unknown.")
-                if static.member_id != r.member_id:
-                    raise StreamsGroupError(ErrorCode.FENCED_INSTANCE_ID,
-                                            f"Static member {r.member_id} with instance id {r.instance_id} was fenced "
-                                            f"by member {static.member_id}.")
+                self._static_of(group, r)
         if member is None:
             if not joining:
                 raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID,
@@ -294,8 +295,7 @@ class StreamsGroupManager(StreamsGroupState):
             group.validated_topology_epoch = validated
             bump = True
         if bump:
-            group.group_epoch += 1
-            records.append(self._group_record(group))
+            self._next_group_epoch(group, records)
             log.info("streams group %s: epoch %d", group.group_id, group.group_epoch)
         # Initial rebalance delay, for the first member of an empty group.
         if was_empty and joining and self._config["group.streams.initial.rebalance.delay.ms"] > 0 \
@@ -407,14 +407,7 @@ class StreamsGroupManager(StreamsGroupState):
         group = self._group_for(r.group_id, create=False)
         member = group.members.get(r.member_id)
         if r.instance_id is not None:
-            static = group.static_member(r.instance_id)
-            if static is None:
-                raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {r.instance_id} is unknown.")
-            if static.member_id != r.member_id:
-                raise StreamsGroupError(ErrorCode.FENCED_INSTANCE_ID,
-                                        f"Static member {r.member_id} with instance id {r.instance_id} was fenced by "
-                                        f"member {static.member_id}.")
-            member = static
+            member = self._static_of(group, r)
         if member is None:
             raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID,
                                     f"Member {r.member_id} is not a member of group {group.group_id}.")

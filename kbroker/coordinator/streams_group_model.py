@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from kbroker.coordinator.group_members import GroupError, GroupMember, MemberGroup, RecordKinds, copy_parts
+from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup, copy_parts
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker_protocol.messages.coordinator import (
     StreamsGroupCurrentMemberAssignmentKey,
@@ -44,7 +44,6 @@ RECORD_TYPES = {
     TOPOLOGY: (StreamsGroupTopologyKey, StreamsGroupTopologyValue),
 }
 STREAMS_RECORD_TYPES = frozenset(RECORD_TYPES) | {18}  # 18: the removed PartitionMetadata record, ignored
-KINDS = RecordKinds(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT, RECORD_TYPES)
 
 
 class StreamsGroupError(GroupError):
@@ -162,3 +161,8 @@ def topology_record(request_topology: StreamsGroupHeartbeatRequest.Topology) -> 
 
 def _same_topology(a: StreamsGroupTopologyValue, b: StreamsGroupTopologyValue) -> bool:
     return a.encode(0) == b.encode(0)
+
+
+KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT, RECORD_TYPES,
+                 StreamsGroupError, StreamsGroup, session_prefix="streams-session:", revoke_prefix="streams-revoke:",
+                 group_tombstones=(TARGET_METADATA, TOPOLOGY, GROUP_METADATA))

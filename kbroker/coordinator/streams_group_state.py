@@ -26,18 +26,16 @@ from kbroker.coordinator.streams_group_model import (
     CURRENT_ASSIGNMENT,
     GROUP_METADATA,
     INCORRECTLY_PARTITIONED_TOPICS,
-    KINDS,
+    KIND,
     MEMBER_METADATA,
     MISSING_INTERNAL_TOPICS,
     MISSING_SOURCE_TOPICS,
     STABLE,
     TARGET_MEMBER,
-    TARGET_METADATA,
     TOPOLOGY,
     UNRELEASED,
     UNREVOKED,
     StreamsGroup,
-    StreamsGroupError,
     StreamsMember,
     Subtopology,
     _tasks_from,
@@ -58,12 +56,7 @@ log = logging.getLogger(__name__)
 
 
 class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
-    kinds = KINDS
-    error = StreamsGroupError
-    group_class = StreamsGroup
-    session_prefix = "streams-session:"
-    revoke_prefix = "streams-revoke:"
-    group_tombstone_kinds = (TARGET_METADATA, TOPOLOGY, GROUP_METADATA)
+    kind = KIND
 
     def heartbeat_interval_ms(self) -> int:
         return self._config["group.streams.heartbeat.interval.ms"]
@@ -334,7 +327,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     # -- replay (the skeleton is MemberGroupManager.replay) ----------------------------------------------------
 
     def apply(self, kind: int, key: bytes, value: bytes | None) -> None:
-        if kind in KINDS.types:
+        if kind in KIND.types:
             self.replay(kind, key, value)
 
     def _new_group(self, group_id: str) -> StreamsGroup:
