@@ -11,9 +11,7 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, flush_acknowledgements
-from kbroker.api.share_group_heartbeat import member_id_valid
-from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeResponse
@@ -32,14 +30,10 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
 async def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
     broker = ctx.broker
     version = ctx.api_version
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
-        return _top_error(ErrorCode.UNSUPPORTED_VERSION)
-    group_id = request.group_id
-    if group_id is None:
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid group id in the request.")
-    member_id = request.member_id
-    if not member_id_valid(member_id):
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
+    refused = request_error(broker, request.group_id, request.member_id)
+    if refused is not None:
+        return _top_error(*refused)
+    group_id, member_id = request.group_id, request.member_id
     manager = broker.share_coordinator.manager
     epoch = request.share_session_epoch
     try:

@@ -29,9 +29,13 @@ import uuid
 from typing import Any
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, error_message, flush_acknowledgements, renew_ack_error
-from kbroker.api.share_group_heartbeat import member_id_valid
-from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.api.share_common import (
+    acknowledge,
+    error_message,
+    flush_acknowledgements,
+    renew_ack_error,
+    request_error,
+)
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker.coordinator.share_partition import mark_aborted, split_batches
@@ -154,14 +158,10 @@ def _has_records(results: dict[Any, _Result]) -> bool:
 async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     broker = ctx.broker
     version = ctx.api_version
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
-        return _top_error(ErrorCode.UNSUPPORTED_VERSION)
-    group_id = request.group_id
-    if group_id is None:
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid group id in the request.")
-    member_id = request.member_id
-    if not member_id_valid(member_id):
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
+    refused = request_error(broker, request.group_id, request.member_id)
+    if refused is not None:
+        return _top_error(*refused)
+    group_id, member_id = request.group_id, request.member_id
     message = renew_ack_error(version, request, fetch=True)
     if message is not None:
         return _top_error(ErrorCode.INVALID_REQUEST, message)
