@@ -41,10 +41,9 @@ def handle_consumer_group_describe(ctx, request):
         if not authorized(ctx, DESCRIBE, GROUP, group_id):  # Kafka: first (kbroker/security/acls.py)
             groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
             continue
-        group = group_to_describe(coordinator, group_id, ConsumerGroup, "consumer")
-        if isinstance(group, tuple):
-            code, message = group
-            groups.append(G(group_id=group_id, error_code=code, error_message=message, members=[]))
+        group = group_to_describe(coordinator, group_id, ConsumerGroup, "consumer", G)
+        if not isinstance(group, ConsumerGroup):
+            groups.append(group)
             continue
         assignor = coordinator.consumer.assignor_names()[0]
         for m in group.members.values():

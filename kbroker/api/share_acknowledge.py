@@ -28,14 +28,11 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
 
 @api(79, 1, 2)
 async def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
-    broker = ctx.broker
-    version = ctx.api_version
-    refused = request_error(broker, request.group_id, request.member_id)
-    if refused is not None:
+    broker, version = ctx.broker, ctx.api_version
+    if (refused := request_error(broker, version, request, fetch=False)) is not None:
         return _top_error(*refused)
-    group_id, member_id = request.group_id, request.member_id
     manager = broker.share_coordinator.manager
-    epoch = request.share_session_epoch
+    group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     try:
         manager.acknowledge_session_update(group_id, member_id, epoch)
     except ShareSessionError as e:

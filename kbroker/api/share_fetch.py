@@ -33,7 +33,6 @@ from kbroker.api.share_common import (
     acknowledge,
     error_message,
     flush_acknowledgements,
-    renew_ack_error,
     request_error,
 )
 from kbroker.coordinator.share_group_config import effective
@@ -156,17 +155,11 @@ def _has_records(results: dict[Any, _Result]) -> bool:
 
 @api(78, 1, 2)
 async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
-    broker = ctx.broker
-    version = ctx.api_version
-    refused = request_error(broker, request.group_id, request.member_id)
-    if refused is not None:
+    broker, version = ctx.broker, ctx.api_version
+    if (refused := request_error(broker, version, request, fetch=True)) is not None:
         return _top_error(*refused)
-    group_id, member_id = request.group_id, request.member_id
-    message = renew_ack_error(version, request, fetch=True)
-    if message is not None:
-        return _top_error(ErrorCode.INVALID_REQUEST, message)
     manager = broker.share_coordinator.manager
-    epoch = request.share_session_epoch
+    group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     wanted = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(f.topic_id, p) for f in request.forgotten_topics_data for p in f.partitions]
     acks_present = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)

@@ -35,10 +35,9 @@ def handle_share_group_describe(ctx, request):
     image = broker.image
     out = []
     for group_id in request.group_ids:
-        group = group_to_describe(coordinator, group_id, ShareGroup, "share", check_id=False)
-        if isinstance(group, tuple):
-            code, message = group
-            out.append(G(group_id=group_id, error_code=code, error_message=message, members=[]))
+        group = group_to_describe(coordinator, group_id, ShareGroup, "share", G, check_id=False)
+        if not isinstance(group, ShareGroup):
+            out.append(group)
             continue
         members = []
         for m in group.members.values():

@@ -70,10 +70,9 @@ def handle_streams_group_describe(ctx, request):
         if not authorized(ctx, DESCRIBE, GROUP, group_id):
             groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
             continue
-        group = group_to_describe(coordinator, group_id, StreamsGroup, "streams")
-        if isinstance(group, tuple):
-            code, message = group
-            groups.append(G(group_id=group_id, error_code=code, error_message=message, members=[]))
+        group = group_to_describe(coordinator, group_id, StreamsGroup, "streams", G)
+        if not isinstance(group, StreamsGroup):
+            groups.append(group)
             continue
         ready = coordinator.streams.is_ready(group)
         members = []
