@@ -170,8 +170,6 @@ class ConsumerGroupManager(ConsumerClassicHosting):
                     replaced = True
             if member is None:
                 member = self._new_joiner(group, member_id)
-                if member is None:
-                    raise ConsumerGroupError(ErrorCode.GROUP_MAX_SIZE_REACHED)
                 bump = True
             elif member.member_epoch > 0 and not replaced:
                 # Rejoining with a known id: it lost its assignment, start over.

@@ -10,6 +10,7 @@ from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_model import (
     _I16,
     ConsumerGroup,
+    ConsumerGroupError,
     ConsumerMember,
     Parts,
     _decode_classic_assignment,
@@ -118,9 +119,10 @@ class ConsumerClassicHosting(ConsumerGroupState):
             return error(ErrorCode.MEMBER_ID_REQUIRED, member_id)
         bump = False
         if member is None:
-            member = self._new_joiner(group, member_id)
-            if member is None:
-                return error(ErrorCode.GROUP_MAX_SIZE_REACHED)
+            try:
+                member = self._new_joiner(group, member_id)
+            except ConsumerGroupError as exc:
+                return error(exc.code)
             bump = True
         if sorted(topics) != sorted(member.subscribed_topic_names) or member.subscribed_topic_regex is not None:
             member.subscribed_topic_names, member.subscribed_topic_regex = list(topics), None

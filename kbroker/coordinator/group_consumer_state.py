@@ -24,6 +24,7 @@ from kbroker.coordinator.group_consumer_model import (
     UNRELEASED,
     UNREVOKED,
     ConsumerGroup,
+    ConsumerGroupError,
     ConsumerMember,
     Parts,
 )
@@ -163,10 +164,10 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         member.assigned = granted
         member.state = STABLE if complete else UNRELEASED
 
-    def _new_joiner(self, group: ConsumerGroup, member_id: str) -> ConsumerMember | None:
-        """A new member, or None when the group has ``group.max.size`` members already."""
+    def _new_joiner(self, group: ConsumerGroup, member_id: str) -> ConsumerMember:
+        """A new member; GROUP_MAX_SIZE_REACHED when the group has ``group.max.size`` members."""
         if len(group.members) >= self._config["group.max.size"]:
-            return None
+            raise ConsumerGroupError(ErrorCode.GROUP_MAX_SIZE_REACHED)
         member = group.members[member_id] = ConsumerMember(member_id=member_id)
         return member
 
