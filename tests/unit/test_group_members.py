@@ -365,3 +365,30 @@ def test_consumer_group_state_survives_replay():
     # The session timeout on the fake clock removes a member that stops heartbeating.
     coordinator.timer.advance(10000)
     assert live.members == {}
+
+
+def test_consumer_group_max_size_for_heartbeat_and_classic_join():
+    from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+
+    coordinator = FakeCoordinator()
+    coordinator.broker.config["group.max.size"] = 1
+    coordinator.broker.config.update({"group.min.session.timeout.ms": 6000, "group.max.session.timeout.ms": 60000})
+    coordinator.broker.image.topics["t"] = FakeTopic("t", uuid.uuid4(), dict.fromkeys(range(2)))
+    manager = ConsumerGroupManager(coordinator)
+
+    def join(mid: str) -> ErrorCode:
+        return manager.heartbeat(ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id=mid, member_epoch=0, rebalance_timeout_ms=1000, subscribed_topic_names=["t"],
+            topic_partitions=[]), 1, "c", "/h").error_code
+
+    assert join("a") == ErrorCode.NONE
+    assert join("b") == ErrorCode.GROUP_MAX_SIZE_REACHED
+    group = coordinator.groups["g"]
+    assert set(group.members) == {"a"}
+    metadata = b"\x00\x00" + ConsumerProtocolSubscription(topics=["t"]).encode(0)
+    response = manager.classic_join(group, member_id="c1", group_instance_id=None, protocol_type="consumer",
+                                    protocols=[("range", metadata)], session_timeout_ms=10000,
+                                    rebalance_timeout_ms=10000, client_id="c", client_host="/h",
+                                    require_known_member_id=False)
+    assert response.error_code == ErrorCode.GROUP_MAX_SIZE_REACHED
+    assert set(group.members) == {"a"}
