@@ -51,20 +51,7 @@ import uuid
 
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_classic import ConsumerClassicHosting
-from kbroker.coordinator.group_consumer_model import (
-    CURRENT_ASSIGNMENT,
-    GROUP_METADATA,
-    MEMBER_METADATA,
-    STABLE,
-    TARGET_MEMBER,
-    TARGET_METADATA,
-    UNRELEASED,
-    UNREVOKED,
-    ConsumerGroup,
-    ConsumerGroupError,
-    ConsumerMember,
-    Parts,
-)
+from kbroker.coordinator.group_consumer_model import STABLE, ConsumerGroup, ConsumerGroupError, ConsumerMember
 from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record, copy_parts, minus, same
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import (
@@ -73,11 +60,7 @@ from kbroker_protocol.messages.consumer_group_heartbeat import (
 )
 from kbroker_protocol.messages.consumer_group_heartbeat import TopicPartitions as HeartbeatTopicPartitions
 
-__all__ = [
-    "CURRENT_ASSIGNMENT", "GROUP_METADATA", "LEAVE_EPOCH", "MEMBER_METADATA", "STABLE", "STATIC_LEAVE_EPOCH",
-    "TARGET_MEMBER", "TARGET_METADATA", "UNRELEASED", "UNREVOKED", "ConsumerGroup", "ConsumerGroupError",
-    "ConsumerGroupManager", "ConsumerMember", "Parts",
-]
+__all__ = ["ConsumerGroup", "ConsumerGroupError", "ConsumerGroupManager", "ConsumerMember"]
 
 log = logging.getLogger(__name__)
 

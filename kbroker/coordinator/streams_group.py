@@ -59,20 +59,14 @@ from kbroker.coordinator.group_members import (
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker.coordinator.streams_group_model import (
     ASSIGNMENT_DELAYED,
-    INCORRECTLY_PARTITIONED_TOPICS,
     MISSING_INTERNAL_TOPICS,
-    MISSING_SOURCE_TOPICS,
-    RECORD_TYPES,
     SHUTDOWN_APPLICATION,
     STABLE,
     STALE_TOPOLOGY,
     STREAMS_RECORD_TYPES,
-    UNRELEASED,
-    UNREVOKED,
     StreamsGroup,
     StreamsGroupError,
     StreamsMember,
-    Subtopology,
     _same_topology,
     _tasks_from,
     _to_ids,
@@ -89,12 +83,8 @@ from kbroker_protocol.messages.streams_group_heartbeat import (
 )
 from kbroker_protocol.messages.streams_group_heartbeat import TaskIds as T  # noqa: N812
 
-__all__ = [
-    "ASSIGNMENT_DELAYED", "INCORRECTLY_PARTITIONED_TOPICS", "MISSING_INTERNAL_TOPICS", "MISSING_SOURCE_TOPICS",
-    "RECORD_TYPES", "SHUTDOWN_APPLICATION", "STABLE", "STALE_TOPOLOGY", "STREAMS_RECORD_TYPES", "UNRELEASED",
-    "UNREVOKED", "StreamsGroup", "StreamsGroupError", "StreamsGroupManager", "StreamsMember", "Subtopology",
-    "topology_record",
-]
+__all__ = ["MISSING_INTERNAL_TOPICS", "STREAMS_RECORD_TYPES", "StreamsGroup", "StreamsGroupError",
+           "StreamsGroupManager", "StreamsMember"]
 
 log = logging.getLogger(__name__)
 
