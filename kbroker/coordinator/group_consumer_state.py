@@ -279,16 +279,12 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         member.assigned = self._from_ids(v.assigned_partitions)
         member.pending_revocation = self._from_ids(v.partitions_pending_revocation)
 
-    def on_loaded(self, group: ConsumerGroup) -> None:
-        for mid in list(group.members):
-            if mid not in group.target and not group.members[mid].subscribed_topic_names \
-                    and group.members[mid].subscribed_topic_regex is None:
-                del group.members[mid]  # partial member without metadata
+    def _partial(self, group: ConsumerGroup, member_id: str) -> bool:
+        m = group.members[member_id]
+        return member_id not in group.target and not m.subscribed_topic_names and m.subscribed_topic_regex is None
+
+    def _loaded(self, group: ConsumerGroup) -> None:
         group.subscribed_partitions = self._subscription_metadata(group)
-        if not group.members:
-            group.empty_since_ms = self.timer.now_ms()
-        for m in group.members.values():
-            self._schedule_session(group, m)
 
     # -- used by the coordinator -----------------------------------------------------------------------------
 

@@ -327,6 +327,28 @@ class MemberGroupManager(Generic[G, M]):
         elif kind == kinds.current_assignment:
             self._replay_current(member, v)
 
+    def _partial(self, group: G, member_id: str) -> bool:
+        """A member replay left without its metadata record (dropped at load)."""
+        return False
+
+    def _loaded(self, group: G) -> None:
+        """The kind's derived state of a replayed group."""
+
+    def _schedule_session(self, group: G, member: M) -> None:
+        raise NotImplementedError
+
+    def on_loaded(self, group: G) -> None:
+        """After replay: partial members go, the derived state is rebuilt, an empty group is empty
+        since now, and every member gets a session timeout to come back (as Kafka schedules)."""
+        for mid in list(group.members):
+            if self._partial(group, mid):
+                del group.members[mid]
+        self._loaded(group)
+        if not group.members:
+            group.empty_since_ms = self.timer.now_ms()
+        for m in group.members.values():
+            self._schedule_session(group, m)
+
     # -- requests ------------------------------------------------------------------------------------------
 
     def _drop_empty_classic(self, group_id: str) -> None:

@@ -246,7 +246,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
         records.extend(self._initialize_partitions(group, meta))
         if records:
             self.coordinator.append(group.group_id, records)
-        self._schedule_session(group, updated.member_id)
+        self._schedule_session(group, updated)
         assignment = None
         if epoch == 0 or r.subscribed_topic_names is not None or updated.assigned != old_assigned:
             assignment = ShareGroupHeartbeatResponse.Assignment(topic_partitions=self._to_ids(
@@ -321,7 +321,8 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     # -- sessions ---------------------------------------------------------------------------------------------
 
-    def _schedule_session(self, group: ShareGroup, member_id: str) -> None:
+    def _schedule_session(self, group: ShareGroup, member: ShareMember) -> None:
+        member_id = member.member_id
         self.timer.schedule(self._session_key(group, member_id),
                             effective(self.broker, group.group_id, "share.session.timeout.ms"),
                             lambda: self._on_session_expired(group, member_id))
@@ -405,8 +406,8 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     def on_loaded(self, group: ShareGroup) -> None:
         """After replay every member gets a session timeout to come back (as Kafka schedules)."""
-        for mid in list(group.members):
-            self._schedule_session(group, mid)
+        for member in list(group.members.values()):
+            self._schedule_session(group, member)
 
     # -- for the other APIs ------------------------------------------------------------------------------------
 

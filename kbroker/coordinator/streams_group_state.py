@@ -367,15 +367,11 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
                             for p, e in zip(t.partitions, t.assignment_epochs or [v.member_epoch] * len(t.partitions),
                                             strict=False)}
 
-    def on_loaded(self, g: StreamsGroup) -> None:
-        for mid in list(g.members):
-            if not g.members[mid].process_id and mid not in g.target:
-                del g.members[mid]  # a partial member without metadata
+    def _partial(self, g: StreamsGroup, member_id: str) -> bool:
+        return not g.members[member_id].process_id and member_id not in g.target
+
+    def _loaded(self, g: StreamsGroup) -> None:
         self._configure(g)
-        if not g.members:
-            g.empty_since_ms = self.timer.now_ms()
-        for m in g.members.values():
-            self._schedule_session(g, m)
 
     # -- used by the coordinator -----------------------------------------------------------------------------
 
