@@ -134,11 +134,9 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                    for mid, m in group.members.items()}
         target = ASSIGNORS[chosen](members, dict(group.subscribed_partitions))
         group.target = {mid: copy_parts(parts) for mid, parts in target.items()}
-        group.assignment_epoch = group.group_epoch
+        records = self._new_target(group, list(group.members))
         log.info("consumer group %s: epoch %d target assignment by %s: %s", group.group_id, group.group_epoch,
                  chosen, {m: {t: sorted(ps) for t, ps in parts.items()} for m, parts in group.target.items()})
-        records = [self._target_member_record(group, mid) for mid in group.members]
-        records.append(self._target_metadata_record(group))
         return records
 
     def _reconcile(self, group: ConsumerGroup, member: ConsumerMember, owned: Parts | None) -> None:
@@ -186,14 +184,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def remove_member(self, group: ConsumerGroup, member_id: str) -> None:
         if member_id not in group.members:
             return
-        del group.members[member_id]
-        group.target.pop(member_id, None)
-        self._cancel_member_timers(group, member_id)
-        group.group_epoch += 1
+        records = self._drop_member(group, member_id)
         if not group.members:
             group.empty_since_ms = self.timer.now_ms()
         group.subscribed_partitions = self._subscription_metadata(group)
-        records = self._member_tombstones(group, member_id) + [self._group_record(group)]
+        records.append(self._group_record(group))
         if not group.members:
             group.target = {}
             group.assignment_epoch = group.group_epoch

@@ -255,6 +255,27 @@ class MemberGroupManager(Generic[G, M]):
         group.group_epoch += 1
         records.append(self._group_record(group))
 
+    def _target_member_record(self, group: G, member_id: str) -> Record:
+        raise NotImplementedError
+
+    def _new_target(self, group: G, member_ids: Iterable[str]) -> list[Record]:
+        """The target assignment is now the group epoch's: the records of the members' (given)
+        targets and the TargetAssignmentMetadata."""
+        group.assignment_epoch = group.group_epoch
+        records = [self._target_member_record(group, mid) for mid in member_ids]
+        records.append(self._target_metadata_record(group))
+        return records
+
+    def _drop_member(self, group: G, member_id: str) -> list[Record]:
+        """Remove a member, its target and timers, and bump the group epoch; the member's
+        tombstones."""
+        records = self._member_tombstones(group, member_id)
+        del group.members[member_id]
+        group.target.pop(member_id, None)
+        self._cancel_member_timers(group, member_id)
+        group.group_epoch += 1
+        return records
+
     def _target_metadata_record(self, group: G) -> Record:
         value_cls = self.kind.types[self.kind.target_metadata][1]
         value = value_cls(assignment_epoch=group.assignment_epoch, assignment_timestamp=self.timer.now_ms())  # type: ignore[call-arg]

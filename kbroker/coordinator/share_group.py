@@ -269,11 +269,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     def remove_member(self, group: ShareGroup, member_id: str) -> None:
         if member_id not in group.members:
             return
-        self._cancel_member_timers(group, member_id)
-        records = self._member_tombstones(group, member_id)
-        del group.members[member_id]
-        group.target.pop(member_id, None)
-        group.group_epoch += 1
+        records = self._drop_member(group, member_id)
         records.append(self._group_record(group))
         if group.members:
             records.extend(self._compute_target(group, self._metadata(group.subscribed_topics())))
@@ -298,15 +294,13 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
             subs[mid] = {name_to_id[t] for t in m.subscribed_topic_names if t in name_to_id}
         partitions = {tid: count for tid, (_name, count) in meta.items()}
         target = assign(sorted(group.members), subs, partitions, {mid: group.target.get(mid, {}) for mid in group.members})
-        records: list[Record] = []
+        changed = []
         for mid in sorted(group.members):
             parts = target.get(mid, {})
             if parts != group.target.get(mid):
                 group.target[mid] = _copy(parts)
-                records.append(self._target_member_record(group, mid))
-        group.assignment_epoch = group.group_epoch
-        records.append(self._target_metadata_record(group))
-        return records
+                changed.append(mid)
+        return self._new_target(group, changed)
 
     def _initialize_partitions(self, group: ShareGroup, meta: dict[uuid.UUID, tuple[str, int]]
                                ) -> list[Record]:

@@ -222,11 +222,9 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
                     if c.state_changelog_topics}
         result = assign(members, counts, standby, stateful)
         g.target = {mid: (a, s, {}) for mid, (a, s) in result.items()}
-        g.assignment_epoch = g.group_epoch
+        records = self._new_target(g, sorted(g.members))
         log.info("streams group %s: epoch %d target assignment: %s", g.group_id, g.group_epoch,
                  {mid: {s: sorted(ps) for s, ps in a.items()} for mid, (a, _s, _w) in g.target.items()})
-        records = [self._target_member_record(g, mid) for mid in sorted(g.members)]
-        records.append(self._target_metadata_record(g))
         return records
 
     def _reconcile(self, g: StreamsGroup, m: StreamsMember, r: StreamsGroupHeartbeatRequest) -> None:
@@ -273,11 +271,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         """Fence a member: tombstones, a bumped group epoch and a new target for the others."""
         if member_id not in g.members:
             return
-        records: list[Record] = list(self._member_tombstones(g, member_id))
-        del g.members[member_id]
-        g.target.pop(member_id, None)
-        self._cancel_member_timers(g, member_id)
-        g.group_epoch += 1
+        records = self._drop_member(g, member_id)
         records.append(self._group_record(g))
         if g.members and not g.assignment_delayed:
             records.extend(self._compute_target(g))
