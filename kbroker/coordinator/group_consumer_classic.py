@@ -24,7 +24,7 @@ from kbroker_protocol.messages.data.consumer_protocol_assignment import Consumer
 from kbroker_protocol.messages.join_group import JoinGroupResponse
 from kbroker_protocol.messages.sync_group import SyncGroupResponse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
 
 
 class ConsumerClassicHosting(ConsumerGroupState):

@@ -49,7 +49,7 @@ from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignm
 )
 from kbroker_protocol.primitives import Message
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
 
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
@@ -247,12 +247,6 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         """Replay of a consumer group record (live writes already changed the state)."""
         if replay and kind in KIND.types:
             self.replay(kind, key, value)
-
-    def _new_group(self, group_id: str) -> ConsumerGroup:
-        return ConsumerGroup(group_id)
-
-    def _new_member(self, member_id: str) -> ConsumerMember:
-        return ConsumerMember(member_id=member_id)
 
     def _replay_member_metadata(self, member: ConsumerMember, v: Message) -> None:
         member.instance_id, member.rack_id = v.instance_id, v.rack_id

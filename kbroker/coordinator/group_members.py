@@ -168,6 +168,7 @@ class GroupKind:
     types: Mapping[int, tuple[type[Message], type[Message]]]
     error: type[GroupError]
     group_class: type
+    member_class: type
     session_prefix: str
     revoke_prefix: str | None = None
     key_separator: str = ":"
@@ -284,10 +285,13 @@ class MemberGroupManager(Generic[G, M]):
     # -- replay ------------------------------------------------------------------------------------------
 
     def _new_group(self, group_id: str) -> G:
-        raise NotImplementedError
+        """A group met first in the replayed records."""
+        group: G = self.kind.group_class(group_id)
+        return group
 
     def _new_member(self, member_id: str) -> M:
-        raise NotImplementedError
+        member: M = self.kind.member_class(member_id=member_id)
+        return member
 
     def _replay_group_metadata(self, group: G, value: Message) -> None:
         group.group_epoch = value.epoch

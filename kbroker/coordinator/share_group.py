@@ -108,7 +108,7 @@ class ShareGroupError(GroupError):
     """A ShareGroupHeartbeat (or share group lookup) error."""
 
 KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
-                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, session_prefix="share-session:",
+                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, ShareMember, session_prefix="share-session:",
                  group_tombstones=(STATE_PARTITION, TARGET_METADATA, GROUP_METADATA))
 
 
@@ -374,9 +374,6 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     def _new_group(self, group_id: str) -> ShareGroup:
         return ShareGroup(group_id, empty_since_ms=self.timer.now_ms())
-
-    def _new_member(self, member_id: str) -> ShareMember:
-        return ShareMember(member_id)
 
     def _replay_group_metadata(self, group: ShareGroup, value: Message) -> None:
         group.group_epoch, group.metadata_hash = value.epoch, value.metadata_hash

@@ -52,7 +52,7 @@ from kbroker_protocol.messages.coordinator import (
 from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest
 from kbroker_protocol.primitives import Message
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kbroker.coordinator.streams_group")  # the logger of the module before the split
 
 
 class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
@@ -323,12 +323,6 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     def apply(self, kind: int, key: bytes, value: bytes | None) -> None:
         if kind in KIND.types:
             self.replay(kind, key, value)
-
-    def _new_group(self, group_id: str) -> StreamsGroup:
-        return StreamsGroup(group_id)
-
-    def _new_member(self, member_id: str) -> StreamsMember:
-        return StreamsMember(member_id=member_id)
 
     def _replay_group_metadata(self, g: StreamsGroup, v: Message) -> None:
         g.group_epoch, g.metadata_hash, g.validated_topology_epoch = v.epoch, v.metadata_hash, v.validated_topology_epoch

@@ -112,7 +112,7 @@ class ToyGroup(MemberGroup[GroupMember, dict[str, set[int]]]):
     pass
 
 
-TOY = GroupKind(3, 5, 6, 7, 8, CONSUMER_KIND.types, ToyError, ToyGroup, session_prefix="toy-session:",
+TOY = GroupKind(3, 5, 6, 7, 8, CONSUMER_KIND.types, ToyError, ToyGroup, GroupMember, session_prefix="toy-session:",
                 revoke_prefix="toy-revoke:", group_tombstones=(6, 3))
 
 
@@ -121,12 +121,6 @@ class ToyManager(MemberGroupManager[ToyGroup, GroupMember]):
 
     def _group_record(self, group):
         return self._record(3, ConsumerGroupMetadataValue(epoch=group.group_epoch, metadata_hash=0), group.group_id)
-
-    def _new_group(self, group_id):
-        return ToyGroup(group_id)
-
-    def _new_member(self, member_id):
-        return GroupMember(member_id)
 
     def _replay_member_metadata(self, member, v):
         member.client_id = v.client_id
