@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
@@ -42,6 +42,10 @@ from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_fetch import ShareFetchResponse
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+    from kbroker.coordinator.share_manager import ShareManager
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +69,12 @@ class _Result:
     def __init__(self, error: ErrorCode = ErrorCode.NONE) -> None:
         self.error = error
         self.records = b""
-        self.acquired: list[Any] = []
+        self.acquired: list[Acq] = []
         self.leader_id = -1
         self.leader_epoch = -1
 
 
-def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+def _not_leader(broker: Broker, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
     r = _Result(code)
     state = broker.image.partition(topic, index)
     if state is not None:
@@ -78,7 +82,7 @@ def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode
     return r
 
 
-async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+async def _fetch_partition(broker: Broker, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
                            max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
@@ -88,7 +92,6 @@ async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id:
     partition = broker.partition(topic.name, index)
     if partition is None or not partition.is_leader:
         return _not_leader(broker, topic.name, index)
-    manager = broker.share_coordinator.manager
     code = await manager.load_partition(group_id, topic.name, topic_id, index)
     if code != ErrorCode.NONE:
         return _not_leader(broker, topic.name, index, code)
@@ -131,7 +134,7 @@ async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id:
     return result
 
 
-async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: Broker, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -140,7 +143,7 @@ async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tup
         if remaining_records <= 0 or remaining_bytes <= 0:
             out[(topic_id, index)] = _Result()
             continue
-        r = await _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
+        r = await _fetch_partition(broker, manager, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
                              record_limit)
         out[(topic_id, index)] = r
         for a in r.acquired:
@@ -149,7 +152,7 @@ async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tup
     return out
 
 
-def _has_records(results: dict[Any, _Result]) -> bool:
+def _has_records(results: dict[tuple[uuid.UUID, int], _Result]) -> bool:
     return any(r.acquired for r in results.values())
 
 
@@ -184,7 +187,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     if epoch != FINAL_EPOCH and not is_renew and parts:
         max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"])
         record_limit = version >= 2 and request.share_acquire_mode == 1
-        results = await _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, manager, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
         wait_ms = request.max_wait_ms
         if not _has_records(results) and wait_ms > 0 and not any(r.error for r in results.values()):
             results = await _wait(broker, manager, group_id, member_id, parts, request.max_records, max_bytes,
@@ -195,7 +198,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     lock_ms = manager.partition_config(group_id).record_lock_duration_ms
     response = ShareFetchResponse(error_code=ErrorCode.NONE, acquisition_lock_timeout_ms=lock_ms, responses=[],
                                   node_endpoints=[])
-    by_topic: dict[uuid.UUID, Any] = {}
+    by_topic: dict[uuid.UUID, TopicResp] = {}
     order = list(parts) + [k for k in ack_results if k not in results and k not in parts]
     for key in order:
         r = results.get(key)
@@ -218,7 +221,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     return response
 
 
-async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
+async def _wait(broker: Broker, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
                 max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
@@ -241,7 +244,7 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
-        results = await _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, manager, group_id, member_id, parts, max_records, max_bytes, record_limit)
         if _has_records(results) or deadline.passed or broker._stopping or any(
                 r.error for r in results.values()):
             return results
