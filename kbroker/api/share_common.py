@@ -11,14 +11,13 @@ from kbroker.coordinator.share_partition import ACK_RENEW
 from kbroker_protocol.errors import ErrorCode, default_message
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
     from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest
     from kbroker_protocol.messages.share_fetch import ShareFetchRequest
 
 TopicIdPartition = tuple[uuid.UUID, int]
 
 
-def request_error(broker: Broker, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
+def request_error(broker: object, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
                   fetch: bool) -> tuple[ErrorCode, str | None] | None:
     """The top-level error of a ShareFetch or ShareAcknowledge before its share session is looked at
     (Kafka's ``KafkaApis``): UNSUPPORTED_VERSION while share groups are off (``share.version`` 0),

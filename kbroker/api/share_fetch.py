@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
@@ -44,7 +44,6 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_fetch import ShareFetchResponse
 
 if TYPE_CHECKING:
-    from kbroker.broker import Broker
     from kbroker.coordinator.share_manager import ShareManager
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class _Result:
         self.leader_epoch = -1
 
 
-def _not_leader(broker: Broker, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
     r = _Result(code)
     state = broker.image.partition(topic, index)
     if state is not None:
@@ -82,7 +81,7 @@ def _not_leader(broker: Broker, topic: str, index: int, code: ErrorCode = ErrorC
     return r
 
 
-async def _fetch_partition(broker: Broker, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+async def _fetch_partition(broker: Any, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
                            max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
@@ -134,7 +133,7 @@ async def _fetch_partition(broker: Broker, manager: ShareManager, group_id: str,
     return result
 
 
-async def _fetch_all(broker: Broker, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -221,7 +220,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     return response
 
 
-async def _wait(broker: Broker, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
+async def _wait(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
                 max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,

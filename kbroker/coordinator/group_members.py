@@ -25,21 +25,51 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
 
+from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.coordinator.group_classic import Timer
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.controller.image import MetadataImage
+    from kbroker.coordinator.group_classic import ClassicGroupManager, Timer
 
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 
 Record = tuple[bytes, bytes | None]
 """A ``__consumer_offsets`` record: framed key and value (None: a tombstone)."""
+
+
+class BrokerView(Protocol):
+    """What the group kinds read of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+
+class GroupHost(Protocol):
+    """What the group kinds use of their :class:`~kbroker.coordinator.group_coordinator.GroupCoordinator`
+    (named structurally: the coordinator imports the kinds)."""
+
+    @property
+    def broker(self) -> BrokerView: ...
+
+    @property
+    def timer(self) -> Timer: ...
+
+    @property
+    def groups(self) -> dict[str, object]: ...  # every kind's groups by id
+
+    @property
+    def classic(self) -> ClassicGroupManager: ...
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def append(self, group_id: str, records: list[Record]) -> object: ...
 
 _I16 = struct.Struct(">h")
 
@@ -202,15 +232,14 @@ class MemberGroupManager(Generic[G, M]):
 
     kind: ClassVar[GroupKind]
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupHost) -> None:
         self.coordinator = coordinator
-        self.broker = coordinator.broker
+        self.broker: BrokerView = coordinator.broker
         self.timer: Timer = coordinator.timer
 
     @property
     def _config(self) -> BrokerConfig:
-        config: BrokerConfig = self.broker.config
-        return config
+        return self.broker.config
 
     # -- timers on the injected clock --------------------------------------------------------------------
 
@@ -382,6 +411,7 @@ class MemberGroupManager(Generic[G, M]):
         from kbroker.coordinator.group_records import encode_group_key
 
         classic = self.coordinator.groups[group_id]
+        assert isinstance(classic, ClassicGroup)
         if classic.protocol_type:
             self.coordinator.append(group_id, [(encode_group_key(group_id), None)])
         self.coordinator.classic.mark_dead(classic)

@@ -26,11 +26,12 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from kbroker.coordinator.group_members import (
     LEAVE_EPOCH,
     GroupError,
+    GroupHost,
     GroupKind,
     GroupMember,
     MemberGroup,
@@ -60,9 +61,6 @@ from kbroker_protocol.messages.share_group_heartbeat import (
     ShareGroupHeartbeatResponse,
 )
 from kbroker_protocol.primitives import Message
-
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +125,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     kind = KIND
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupHost) -> None:
         super().__init__(coordinator)
         # Called with (group id, member id) when a member leaves or is removed (share sessions and
         # acquired records of that member are released by the share fetch manager).
