@@ -114,7 +114,7 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
 # Modules of this package that register no handler (the handlers import what they use).
 SUPPORT_MODULES = frozenset({
     "authorization", "context", "controller_apis", "controller_listener", "envelope", "error_response",
-    "registry", "share_common",
+    "group_describe", "registry", "share_common",
 })
 
 

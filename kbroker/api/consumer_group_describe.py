@@ -8,8 +8,8 @@ are not computed.
 
 from __future__ import annotations
 
+from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import (
@@ -41,21 +41,9 @@ def handle_consumer_group_describe(ctx, request):
         if not authorized(ctx, DESCRIBE, GROUP, group_id):  # Kafka: first (kbroker/security/acls.py)
             groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
             continue
-        group = None if coordinator is None else coordinator.groups.get(group_id)
-        if coordinator is None:
-            groups.append(G(group_id=group_id, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[]))
-            continue
-        if not group_id:
-            groups.append(G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, members=[]))
-            continue
-        code = coordinator_error(coordinator, group_id)
-        if code != ErrorCode.NONE:
-            groups.append(G(group_id=group_id, error_code=code, members=[]))
-            continue
+        group = group_to_describe(coordinator, group_id, ConsumerGroup, "consumer", G)
         if not isinstance(group, ConsumerGroup):
-            message = f"Group {group_id} not found." if group is None else f"Group {group_id} is not a consumer group."
-            groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=message,
-                            members=[]))
+            groups.append(group)
             continue
         assignor = coordinator.consumer.assignor_names()[0]
         for m in group.members.values():

@@ -11,9 +11,7 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, flush_acknowledgements
-from kbroker.api.share_group_heartbeat import member_id_valid
-from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeResponse
@@ -30,18 +28,11 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
 
 @api(79, 1, 2)
 async def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
-    broker = ctx.broker
-    version = ctx.api_version
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
-        return _top_error(ErrorCode.UNSUPPORTED_VERSION)
-    group_id = request.group_id
-    if group_id is None:
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid group id in the request.")
-    member_id = request.member_id
-    if not member_id_valid(member_id):
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
+    broker, version = ctx.broker, ctx.api_version
+    if (refused := request_error(broker, version, request, fetch=False)) is not None:
+        return _top_error(*refused)
     manager = broker.share_coordinator.manager
-    epoch = request.share_session_epoch
+    group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     try:
         manager.acknowledge_session_update(group_id, member_id, epoch)
     except ShareSessionError as e:

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kbroker.api.share_group_heartbeat import member_id_valid
+from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import ACK_RENEW
 from kbroker_protocol.errors import ErrorCode, default_message
 
+if TYPE_CHECKING:
+    from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest
+    from kbroker_protocol.messages.share_fetch import ShareFetchRequest
+
 TopicIdPartition = tuple[uuid.UUID, int]
+
+
+def request_error(broker: object, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
+                  fetch: bool) -> tuple[ErrorCode, str | None] | None:
+    """The top-level error of a ShareFetch or ShareAcknowledge before its share session is looked at
+    (Kafka's ``KafkaApis``): UNSUPPORTED_VERSION while share groups are off (``share.version`` 0),
+    INVALID_REQUEST for a null group id, an invalid member id or a renew-only ShareFetch that asks
+    for records (with the reason); None when the request may go on."""
+    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+        return ErrorCode.UNSUPPORTED_VERSION, None
+    if request.group_id is None:
+        return ErrorCode.INVALID_REQUEST, "Invalid group id in the request."
+    if not member_id_valid(request.member_id):
+        return ErrorCode.INVALID_REQUEST, "Invalid member id in the request."
+    message = renew_ack_error(version, request, fetch)
+    return None if message is None else (ErrorCode.INVALID_REQUEST, message)
 
 
 def renew_ack_error(version: int, request: Any, fetch: bool) -> str | None:

@@ -26,12 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, error_message, flush_acknowledgements, renew_ack_error
-from kbroker.api.share_group_heartbeat import member_id_valid
-from kbroker.coordinator.share_coordinator import share_groups_enabled
+from kbroker.api.share_common import (
+    acknowledge,
+    error_message,
+    flush_acknowledgements,
+    request_error,
+)
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker.coordinator.share_partition import mark_aborted, split_batches
@@ -39,6 +42,9 @@ from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_fetch import ShareFetchResponse
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.share_manager import ShareManager
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,7 @@ class _Result:
     def __init__(self, error: ErrorCode = ErrorCode.NONE) -> None:
         self.error = error
         self.records = b""
-        self.acquired: list[Any] = []
+        self.acquired: list[Acq] = []
         self.leader_id = -1
         self.leader_epoch = -1
 
@@ -75,7 +81,7 @@ def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode
     return r
 
 
-async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+async def _fetch_partition(broker: Any, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
                            max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
@@ -85,7 +91,6 @@ async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id:
     partition = broker.partition(topic.name, index)
     if partition is None or not partition.is_leader:
         return _not_leader(broker, topic.name, index)
-    manager = broker.share_coordinator.manager
     code = await manager.load_partition(group_id, topic.name, topic_id, index)
     if code != ErrorCode.NONE:
         return _not_leader(broker, topic.name, index, code)
@@ -128,7 +133,7 @@ async def _fetch_partition(broker: Any, group_id: str, member_id: str, topic_id:
     return result
 
 
-async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -137,7 +142,7 @@ async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tup
         if remaining_records <= 0 or remaining_bytes <= 0:
             out[(topic_id, index)] = _Result()
             continue
-        r = await _fetch_partition(broker, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
+        r = await _fetch_partition(broker, manager, group_id, member_id, topic_id, index, remaining_records, remaining_bytes,
                              record_limit)
         out[(topic_id, index)] = r
         for a in r.acquired:
@@ -146,27 +151,17 @@ async def _fetch_all(broker: Any, group_id: str, member_id: str, parts: list[tup
     return out
 
 
-def _has_records(results: dict[Any, _Result]) -> bool:
+def _has_records(results: dict[tuple[uuid.UUID, int], _Result]) -> bool:
     return any(r.acquired for r in results.values())
 
 
 @api(78, 1, 2)
 async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
-    broker = ctx.broker
-    version = ctx.api_version
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
-        return _top_error(ErrorCode.UNSUPPORTED_VERSION)
-    group_id = request.group_id
-    if group_id is None:
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid group id in the request.")
-    member_id = request.member_id
-    if not member_id_valid(member_id):
-        return _top_error(ErrorCode.INVALID_REQUEST, "Invalid member id in the request.")
-    message = renew_ack_error(version, request, fetch=True)
-    if message is not None:
-        return _top_error(ErrorCode.INVALID_REQUEST, message)
+    broker, version = ctx.broker, ctx.api_version
+    if (refused := request_error(broker, version, request, fetch=True)) is not None:
+        return _top_error(*refused)
     manager = broker.share_coordinator.manager
-    epoch = request.share_session_epoch
+    group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     wanted = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(f.topic_id, p) for f in request.forgotten_topics_data for p in f.partitions]
     acks_present = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)
@@ -191,7 +186,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     if epoch != FINAL_EPOCH and not is_renew and parts:
         max_bytes = min(request.max_bytes, broker.config["fetch.max.bytes"])
         record_limit = version >= 2 and request.share_acquire_mode == 1
-        results = await _fetch_all(broker, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, manager, group_id, member_id, parts, request.max_records, max_bytes, record_limit)
         wait_ms = request.max_wait_ms
         if not _has_records(results) and wait_ms > 0 and not any(r.error for r in results.values()):
             results = await _wait(broker, manager, group_id, member_id, parts, request.max_records, max_bytes,
@@ -202,7 +197,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     lock_ms = manager.partition_config(group_id).record_lock_duration_ms
     response = ShareFetchResponse(error_code=ErrorCode.NONE, acquisition_lock_timeout_ms=lock_ms, responses=[],
                                   node_endpoints=[])
-    by_topic: dict[uuid.UUID, Any] = {}
+    by_topic: dict[uuid.UUID, TopicResp] = {}
     order = list(parts) + [k for k in ack_results if k not in results and k not in parts]
     for key in order:
         r = results.get(key)
@@ -225,7 +220,7 @@ async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
     return response
 
 
-async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
+async def _wait(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
                 max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
@@ -248,7 +243,7 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
-        results = await _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
+        results = await _fetch_all(broker, manager, group_id, member_id, parts, max_records, max_bytes, record_limit)
         if _has_records(results) or deadline.passed or broker.stopping or any(
                 r.error for r in results.values()):
             return results

@@ -8,8 +8,8 @@ the coordinator errors of the group's partition, else state (Empty/Stable), epoc
 
 from __future__ import annotations
 
+from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker_protocol.errors import ErrorCode
@@ -35,18 +35,9 @@ def handle_share_group_describe(ctx, request):
     image = broker.image
     out = []
     for group_id in request.group_ids:
-        if coordinator is None:
-            out.append(G(group_id=group_id, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, members=[]))
-            continue
-        code = coordinator_error(coordinator, group_id)
-        if code != ErrorCode.NONE:
-            out.append(G(group_id=group_id, error_code=code, members=[]))
-            continue
-        group = coordinator.groups.get(group_id)
+        group = group_to_describe(coordinator, group_id, ShareGroup, "share", G, check_id=False)
         if not isinstance(group, ShareGroup):
-            message = f"Group {group_id} not found." if group is None else f"Group {group_id} is not a share group."
-            out.append(G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=message,
-                         members=[]))
+            out.append(group)
             continue
         members = []
         for m in group.members.values():

@@ -10,9 +10,9 @@ streams_group_topology_description_update.py), so ``TopologyDescription`` stays 
 
 from __future__ import annotations
 
+from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
-from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -70,18 +70,9 @@ def handle_streams_group_describe(ctx, request):
         if not authorized(ctx, DESCRIBE, GROUP, group_id):
             groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, members=[]))
             continue
-        if not group_id:
-            groups.append(G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, members=[]))
-            continue
-        code = coordinator_error(coordinator, group_id)
-        if code != ErrorCode.NONE:
-            groups.append(G(group_id=group_id, error_code=code, members=[]))
-            continue
-        group = coordinator.groups.get(group_id)
+        group = group_to_describe(coordinator, group_id, StreamsGroup, "streams", G)
         if not isinstance(group, StreamsGroup):
-            message = f"Group {group_id} not found." if group is None else f"Group {group_id} is not a streams group."
-            groups.append(G(group_id=group_id, error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=message,
-                            members=[]))
+            groups.append(group)
             continue
         ready = coordinator.streams.is_ready(group)
         members = []

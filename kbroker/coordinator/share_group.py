@@ -23,12 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
+from kbroker.coordinator.group_members import (
+    LEAVE_EPOCH,
+    GroupError,
+    GroupHost,
+    GroupKind,
+    GroupMember,
+    MemberGroup,
+    MemberGroupManager,
+    Record,
+    copy_parts,
+)
 from kbroker.coordinator.share_assignor import assign
 from kbroker.coordinator.share_group_config import effective
 from kbroker_protocol.errors import ErrorCode
@@ -46,11 +56,13 @@ from kbroker_protocol.messages.coordinator import (
     ShareGroupTargetAssignmentMetadataKey,
     ShareGroupTargetAssignmentMetadataValue,
 )
-from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
+from kbroker_protocol.messages.share_group_heartbeat import (
+    ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse,
+)
+from kbroker_protocol.primitives import Message
 
 log = logging.getLogger(__name__)
-
-_I16 = struct.Struct(">h")
 
 MEMBER_METADATA, GROUP_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT, STATE_PARTITION = (
     10, 11, 12, 13, 14, 15)
@@ -69,27 +81,16 @@ Parts = dict[uuid.UUID, set[int]]
 
 
 @dataclass
-class ShareMember:
-    member_id: str
-    member_epoch: int = 0
-    previous_member_epoch: int = -1
-    rack_id: str | None = None
-    client_id: str = ""
-    client_host: str = ""
+class ShareMember(GroupMember):
     subscribed_topic_names: list[str] = field(default_factory=list)
     assigned: Parts = field(default_factory=dict)
 
 
 @dataclass
-class ShareGroup:
-    group_id: str
-    group_epoch: int = 0
-    assignment_epoch: int = 0
-    metadata_hash: int = 0
-    members: dict[str, ShareMember] = field(default_factory=dict)
-    target: dict[str, Parts] = field(default_factory=dict)
-    initialized: dict[uuid.UUID, set[int]] = field(default_factory=dict)
+class ShareGroup(MemberGroup[ShareMember, Parts]):
     empty_since_ms: int = 0
+    metadata_hash: int = 0
+    initialized: dict[uuid.UUID, set[int]] = field(default_factory=dict)
 
     def state_name(self) -> str:
         return "Stable" if self.members else "Empty"
@@ -101,34 +102,36 @@ class ShareGroup:
         return out
 
 
-class ShareGroupError(Exception):
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
+class ShareGroupError(GroupError):
+    """A ShareGroupHeartbeat (or share group lookup) error."""
+
+KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
+                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, ShareMember, session_prefix="share-session:",
+                 group_tombstones=(STATE_PARTITION, TARGET_METADATA, GROUP_METADATA))
 
 
-def _copy(parts: Parts) -> Parts:
-    return {t: set(ps) for t, ps in parts.items() if ps}
+class _TopicPartitions(Protocol):
+    topic_id: uuid.UUID
+    partitions: list[int]
 
 
-class ShareGroupManager:
+_copy = copy_parts
+_ABANDON = " The member must abandon all its partitions and rejoin."
+
+
+class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     """Share groups of a :class:`~kbroker.coordinator.group_coordinator.GroupCoordinator`; they share
     its ``groups`` id space and ``__consumer_offsets`` partitions."""
 
-    def __init__(self, coordinator: Any) -> None:
-        self.coordinator = coordinator
-        self.broker = coordinator.broker
-        self.timer = coordinator.timer
+    kind = KIND
+
+    def __init__(self, coordinator: GroupHost) -> None:
+        super().__init__(coordinator)
         # Called with (group id, member id) when a member leaves or is removed (share sessions and
         # acquired records of that member are released by the share fetch manager).
         self.on_member_removed: list[Callable[[str, str], None]] = []
         # Called with the group id when a share group is deleted (its share state goes too).
         self.on_group_deleted: list[Callable[[str], None]] = []
-
-    @property
-    def _config(self) -> Any:
-        return self.broker.config
 
     # -- topics ---------------------------------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class ShareGroupManager:
         return topic.name if topic is not None else None
 
     def _metadata(self, topics: set[str]) -> dict[uuid.UUID, tuple[str, int]]:
-        out = {}
+        out: dict[uuid.UUID, tuple[str, int]] = {}
         for name in sorted(topics):
             topic = self.broker.image.topic(name)
             if topic is not None and topic.partitions:
@@ -157,10 +160,10 @@ class ShareGroupManager:
 
     # -- heartbeat ------------------------------------------------------------------------------------------
 
-    def heartbeat(self, request: Any, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
+    def heartbeat(self, request: ShareGroupHeartbeatRequest, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
         try:
             self._validate(request)
-            if request.member_epoch == -1:
+            if request.member_epoch == LEAVE_EPOCH:
                 return self._leave(request.group_id, request.member_id)
             return self._heartbeat(request, client_id, client_host)
         except ShareGroupError as e:
@@ -168,7 +171,7 @@ class ShareGroupManager:
                                                member_epoch=0, heartbeat_interval_ms=0, assignment=None)
 
     @staticmethod
-    def _validate(r: Any) -> None:
+    def _validate(r: ShareGroupHeartbeatRequest) -> None:
         """Kafka's ``throwIfShareGroupHeartbeatRequestIsInvalid``."""
         if not r.member_id:
             raise ShareGroupError(ErrorCode.INVALID_REQUEST, "MemberId can't be empty.")
@@ -183,19 +186,10 @@ class ShareGroupManager:
             raise ShareGroupError(ErrorCode.INVALID_REQUEST, "MemberEpoch is invalid.")
 
     def _group(self, group_id: str, create: bool) -> ShareGroup:
-        group = self.coordinator.groups.get(group_id)
-        if group is None:
-            if not create:
-                raise ShareGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Share group {group_id} not found.")
-            group = ShareGroup(group_id, empty_since_ms=self.timer.now_ms())
-            self.coordinator.groups[group_id] = group
-            return group
-        if not isinstance(group, ShareGroup):
-            # As Kafka: no conversion between group types, even of an empty group.
-            raise ShareGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group.")
-        return group
+        # As Kafka: no conversion between group types, even of an empty group.
+        return self._existing_or_new(group_id, create, "share", f"Share group {group_id} not found.")
 
-    def _heartbeat(self, r: Any, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
+    def _heartbeat(self, r: ShareGroupHeartbeatRequest, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
         epoch = r.member_epoch
         group = self._group(r.group_id, create=epoch == 0)
         max_size = self._config["group.share.max.size"]
@@ -210,19 +204,10 @@ class ShareGroupManager:
             member = ShareMember(r.member_id)
             log.info("share group %s: member %s joins", r.group_id, r.member_id)
         elif epoch != 0:
-            if epoch > member.member_epoch:
-                raise ShareGroupError(ErrorCode.FENCED_MEMBER_EPOCH, (
-                    f"The share group member has a greater member epoch ({epoch}) than the one known by the "
-                    f"group coordinator ({member.member_epoch}). The member must abandon all its partitions "
-                    "and rejoin."))
-            if epoch < member.member_epoch and epoch != member.previous_member_epoch:
-                raise ShareGroupError(ErrorCode.FENCED_MEMBER_EPOCH, (
-                    f"The share group member has a smaller member epoch ({epoch}) than the one known by the "
-                    f"group coordinator ({member.member_epoch}), and it does not match the previous member "
-                    f"epoch ({member.previous_member_epoch}). The member must abandon all its partitions and "
-                    "rejoin."))
+            self._check_epoch("share", epoch, member, lambda: True, _ABANDON,
+                              f", and it does not match the previous member epoch ({member.previous_member_epoch})")
         old_assigned = _copy(member.assigned)
-        records: list[tuple[bytes, bytes | None]] = []
+        records: list[Record] = []
         is_new = r.member_id not in group.members
         updated = ShareMember(
             member_id=member.member_id, member_epoch=member.member_epoch,
@@ -244,9 +229,8 @@ class ShareGroupManager:
         if metadata_hash != group.metadata_hash:
             bump = True
         if bump:
-            group.group_epoch += 1
             group.metadata_hash = metadata_hash
-            records.append(self._group_record(group))
+            self._next_group_epoch(group, records)
             log.info("share group %s: epoch %d", group.group_id, group.group_epoch)
         if group.group_epoch > group.assignment_epoch:
             records.extend(self._compute_target(group, meta))
@@ -260,7 +244,7 @@ class ShareGroupManager:
         records.extend(self._initialize_partitions(group, meta))
         if records:
             self.coordinator.append(group.group_id, records)
-        self._schedule_session(group, updated.member_id)
+        self._schedule_session(group, updated)
         assignment = None
         if epoch == 0 or r.subscribed_topic_names is not None or updated.assigned != old_assigned:
             assignment = ShareGroupHeartbeatResponse.Assignment(topic_partitions=self._to_ids(
@@ -283,11 +267,7 @@ class ShareGroupManager:
     def remove_member(self, group: ShareGroup, member_id: str) -> None:
         if member_id not in group.members:
             return
-        self.timer.cancel(self._session_key(group, member_id))
-        records = self._member_tombstones(group, member_id)
-        del group.members[member_id]
-        group.target.pop(member_id, None)
-        group.group_epoch += 1
+        records = self._drop_member(group, member_id)
         records.append(self._group_record(group))
         if group.members:
             records.extend(self._compute_target(group, self._metadata(group.subscribed_topics())))
@@ -305,25 +285,23 @@ class ShareGroupManager:
     # -- assignment -------------------------------------------------------------------------------------------
 
     def _compute_target(self, group: ShareGroup, meta: dict[uuid.UUID, tuple[str, int]]
-                        ) -> list[tuple[bytes, bytes | None]]:
+                        ) -> list[Record]:
         subs: dict[str, set[uuid.UUID]] = {}
         name_to_id = {name: tid for tid, (name, _count) in meta.items()}
         for mid, m in group.members.items():
             subs[mid] = {name_to_id[t] for t in m.subscribed_topic_names if t in name_to_id}
         partitions = {tid: count for tid, (_name, count) in meta.items()}
         target = assign(sorted(group.members), subs, partitions, {mid: group.target.get(mid, {}) for mid in group.members})
-        records: list[tuple[bytes, bytes | None]] = []
+        changed = []
         for mid in sorted(group.members):
             parts = target.get(mid, {})
             if parts != group.target.get(mid):
                 group.target[mid] = _copy(parts)
-                records.append(self._target_member_record(group, mid))
-        group.assignment_epoch = group.group_epoch
-        records.append(self._target_metadata_record(group))
-        return records
+                changed.append(mid)
+        return self._new_target(group, changed)
 
     def _initialize_partitions(self, group: ShareGroup, meta: dict[uuid.UUID, tuple[str, int]]
-                               ) -> list[tuple[bytes, bytes | None]]:
+                               ) -> list[Record]:
         """The ShareGroupStatePartitionMetadata record: the subscribed partitions whose share state
         exists (initialized lazily by the share partitions on first fetch, from
         ``share.auto.offset.reset``)."""
@@ -335,11 +313,8 @@ class ShareGroupManager:
 
     # -- sessions ---------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _session_key(group: ShareGroup, member_id: str) -> str:
-        return f"share-session:{group.group_id}:{member_id}"
-
-    def _schedule_session(self, group: ShareGroup, member_id: str) -> None:
+    def _schedule_session(self, group: ShareGroup, member: ShareMember) -> None:
+        member_id = member.member_id
         self.timer.schedule(self._session_key(group, member_id),
                             effective(self.broker, group.group_id, "share.session.timeout.ms"),
                             lambda: self._on_session_expired(group, member_id))
@@ -352,128 +327,76 @@ class ShareGroupManager:
     # -- records ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _key(kind: int, key: Any) -> bytes:
-        return _I16.pack(kind) + key.encode(0)
-
-    @staticmethod
-    def _value(value: Any) -> bytes:
-        return _I16.pack(0) + value.encode(0)
-
-    @staticmethod
-    def _to_ids(parts: Parts, cls: Any) -> list[Any]:
+    def _to_ids(parts: Parts, cls: Callable[..., Message]) -> list[Message]:
         return [cls(topic_id=tid, partitions=sorted(ps)) for tid, ps in sorted(parts.items(), key=lambda kv: str(kv[0]))
                 if ps]
 
     @staticmethod
-    def _from_ids(items: list[Any] | None) -> Parts:
+    def _from_ids(items: list[_TopicPartitions] | None) -> Parts:
         return {i.topic_id: set(i.partitions) for i in items or [] if i.partitions}
 
-    def _group_record(self, group: ShareGroup) -> tuple[bytes, bytes]:
-        return (self._key(GROUP_METADATA, ShareGroupMetadataKey(group_id=group.group_id)),
-                self._value(ShareGroupMetadataValue(epoch=group.group_epoch, metadata_hash=group.metadata_hash)))
+    def _group_record(self, group: ShareGroup) -> Record:
+        return self._record(GROUP_METADATA, ShareGroupMetadataValue(epoch=group.group_epoch,
+                                                                    metadata_hash=group.metadata_hash), group.group_id)
 
-    def _member_record(self, group: ShareGroup, m: ShareMember) -> tuple[bytes, bytes]:
+    def _member_record(self, group: ShareGroup, m: ShareMember) -> Record:
         value = ShareGroupMemberMetadataValue(rack_id=m.rack_id, client_id=m.client_id, client_host=m.client_host,
                                               subscribed_topic_names=list(m.subscribed_topic_names))
-        return (self._key(MEMBER_METADATA, ShareGroupMemberMetadataKey(group_id=group.group_id, member_id=m.member_id)),
-                self._value(value))
+        return self._record(MEMBER_METADATA, value, group.group_id, m.member_id)
 
-    def _target_member_record(self, group: ShareGroup, member_id: str) -> tuple[bytes, bytes]:
+    def _target_member_record(self, group: ShareGroup, member_id: str) -> Record:
         value = ShareGroupTargetAssignmentMemberValue(topic_partitions=self._to_ids(
             group.target.get(member_id, {}), ShareGroupTargetAssignmentMemberValue.TopicPartition))
-        return (self._key(TARGET_MEMBER, ShareGroupTargetAssignmentMemberKey(group_id=group.group_id,
-                                                                             member_id=member_id)), self._value(value))
+        return self._record(TARGET_MEMBER, value, group.group_id, member_id)
 
-    def _target_metadata_record(self, group: ShareGroup) -> tuple[bytes, bytes]:
-        return (self._key(TARGET_METADATA, ShareGroupTargetAssignmentMetadataKey(group_id=group.group_id)),
-                self._value(ShareGroupTargetAssignmentMetadataValue(assignment_epoch=group.assignment_epoch,
-                                                                    assignment_timestamp=self.timer.now_ms())))
-
-    def _current_record(self, group: ShareGroup, m: ShareMember) -> tuple[bytes, bytes]:
+    def _current_record(self, group: ShareGroup, m: ShareMember) -> Record:
         value = ShareGroupCurrentMemberAssignmentValue(
             member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch, state=STABLE_MEMBER_STATE,
             assigned_partitions=self._to_ids(m.assigned, ShareGroupCurrentMemberAssignmentValue.TopicPartitions))
-        return (self._key(CURRENT_ASSIGNMENT, ShareGroupCurrentMemberAssignmentKey(group_id=group.group_id,
-                                                                                   member_id=m.member_id)),
-                self._value(value))
+        return self._record(CURRENT_ASSIGNMENT, value, group.group_id, m.member_id)
 
-    def _state_partition_record(self, group: ShareGroup) -> tuple[bytes, bytes]:
+    def _state_partition_record(self, group: ShareGroup) -> Record:
         V = ShareGroupStatePartitionMetadataValue
         info = []
         for tid, ps in sorted(group.initialized.items(), key=lambda kv: str(kv[0])):
             info.append(V.TopicPartitionsInfo(topic_id=tid, topic_name=self._topic_name(tid) or "",
                                               partitions=sorted(ps)))
-        return (self._key(STATE_PARTITION, ShareGroupStatePartitionMetadataKey(group_id=group.group_id)),
-                self._value(V(initializing_topics=[], initialized_topics=info, deleting_topics=[])))
+        return self._record(STATE_PARTITION, V(initializing_topics=[], initialized_topics=info, deleting_topics=[]),
+                            group.group_id)
 
-    def _member_tombstones(self, group: ShareGroup, member_id: str) -> list[tuple[bytes, bytes | None]]:
-        gid = group.group_id
-        return [
-            (self._key(CURRENT_ASSIGNMENT, ShareGroupCurrentMemberAssignmentKey(group_id=gid, member_id=member_id)),
-             None),
-            (self._key(TARGET_MEMBER, ShareGroupTargetAssignmentMemberKey(group_id=gid, member_id=member_id)), None),
-            (self._key(MEMBER_METADATA, ShareGroupMemberMetadataKey(group_id=gid, member_id=member_id)), None),
-        ]
-
-    def tombstones(self, group: ShareGroup) -> list[tuple[bytes, bytes | None]]:
-        out: list[tuple[bytes, bytes | None]] = []
-        for mid in list(group.members):
-            out.extend(self._member_tombstones(group, mid))
-        gid = group.group_id
-        out.append((self._key(STATE_PARTITION, ShareGroupStatePartitionMetadataKey(group_id=gid)), None))
-        out.append((self._key(TARGET_METADATA, ShareGroupTargetAssignmentMetadataKey(group_id=gid)), None))
-        out.append((self._key(GROUP_METADATA, ShareGroupMetadataKey(group_id=gid)), None))
-        return out
+    # -- replay (the skeleton is MemberGroupManager.replay) -----------------------------------------------------
 
     def apply(self, kind: int, key: bytes, value: bytes | None) -> None:
         """Replay of a share group record at start-up."""
-        key_cls, value_cls = SHARE_RECORD_TYPES[kind]
-        k = key_cls.decode(memoryview(key)[2:], 0)
-        v = None
-        if value is not None:
-            (version,) = _I16.unpack_from(value)
-            v = value_cls.decode(memoryview(value)[2:], min(version, value_cls.MAX_VERSION))
-        groups = self.coordinator.groups
-        group = groups.get(k.group_id)
-        if kind == GROUP_METADATA and v is None:
-            if isinstance(group, ShareGroup):
-                del groups[k.group_id]
-            return
-        if not isinstance(group, ShareGroup):
-            if v is None:
-                return
-            group = groups[k.group_id] = ShareGroup(k.group_id, empty_since_ms=self.timer.now_ms())
-        if kind == GROUP_METADATA:
-            group.group_epoch, group.metadata_hash = v.epoch, v.metadata_hash
-            return
-        if kind == TARGET_METADATA:
-            if v is not None:
-                group.assignment_epoch = v.assignment_epoch
-            return
-        if kind == STATE_PARTITION:
-            group.initialized = {} if v is None else {t.topic_id: set(t.partitions) for t in v.initialized_topics}
-            return
-        mid = k.member_id
-        if v is None:
-            if kind == MEMBER_METADATA:
-                group.members.pop(mid, None)
-            elif kind == TARGET_MEMBER:
-                group.target.pop(mid, None)
-            return
-        member = group.members.setdefault(mid, ShareMember(mid))
-        if kind == MEMBER_METADATA:
-            member.rack_id, member.client_id, member.client_host = v.rack_id, v.client_id, v.client_host
-            member.subscribed_topic_names = list(v.subscribed_topic_names)
-        elif kind == TARGET_MEMBER:
-            group.target[mid] = self._from_ids(v.topic_partitions)
-        elif kind == CURRENT_ASSIGNMENT:
-            member.member_epoch, member.previous_member_epoch = v.member_epoch, v.previous_member_epoch
-            member.assigned = self._from_ids(v.assigned_partitions)
+        self.replay(kind, key, value)
+
+    def _new_group(self, group_id: str) -> ShareGroup:
+        return ShareGroup(group_id, empty_since_ms=self.timer.now_ms())
+
+    def _replay_group_metadata(self, group: ShareGroup, value: Message) -> None:
+        group.group_epoch, group.metadata_hash = value.epoch, value.metadata_hash
+
+    def _replay_group_record(self, group: ShareGroup, kind: int, value: Message | None) -> bool:
+        if kind != STATE_PARTITION:
+            return False
+        group.initialized = {} if value is None else {t.topic_id: set(t.partitions) for t in value.initialized_topics}
+        return True
+
+    def _replay_member_metadata(self, member: ShareMember, v: Message) -> None:
+        member.rack_id, member.client_id, member.client_host = v.rack_id, v.client_id, v.client_host
+        member.subscribed_topic_names = list(v.subscribed_topic_names)
+
+    def _replay_target(self, value: Message) -> Parts:
+        return self._from_ids(value.topic_partitions)
+
+    def _replay_current(self, member: ShareMember, v: Message) -> None:
+        member.member_epoch, member.previous_member_epoch = v.member_epoch, v.previous_member_epoch
+        member.assigned = self._from_ids(v.assigned_partitions)
 
     def on_loaded(self, group: ShareGroup) -> None:
         """After replay every member gets a session timeout to come back (as Kafka schedules)."""
-        for mid in list(group.members):
-            self._schedule_session(group, mid)
+        for member in list(group.members.values()):
+            self._schedule_session(group, member)
 
     # -- for the other APIs ------------------------------------------------------------------------------------
 
@@ -486,12 +409,10 @@ class ShareGroupManager:
             self.coordinator.append(group_id, [self._group_record(group)])
         return group
 
-    def is_empty(self, group: ShareGroup) -> bool:
-        return not group.members
-
     def mark_dead(self, group: ShareGroup) -> None:
+        """Cancel the members' timers; the members stay (the deletion hooks still read them)."""
         for mid in list(group.members):
-            self.timer.cancel(self._session_key(group, mid))
+            self._cancel_member_timers(group, mid)
 
     def member_assigned(self, group_id: str, member_id: str, topic_id: uuid.UUID, partition: int) -> bool:
         group = self.coordinator.groups.get(group_id)

@@ -1,0 +1,298 @@
+"""KIP-848 consumer groups: the group state a heartbeat changes (see ``group_consumer``).
+
+Subscriptions resolved against the metadata image, the target assignment (``group_assignors``), the
+reconciliation of a member towards its target (revocation first, then the partitions nobody else
+owns), member removal, the session and revocation timers, the records written to
+``__consumer_offsets`` and their replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+
+from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
+from kbroker.coordinator.group_consumer_model import (
+    CURRENT_ASSIGNMENT,
+    GROUP_METADATA,
+    KIND,
+    MEMBER_METADATA,
+    STABLE,
+    TARGET_MEMBER,
+    UNRELEASED,
+    UNREVOKED,
+    ConsumerGroup,
+    ConsumerGroupError,
+    ConsumerMember,
+    Parts,
+)
+from kbroker.coordinator.group_members import (
+    MemberGroupManager,
+    Record,
+    copy_parts,
+    grant,
+    intersect,
+    minus,
+    same,
+)
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.coordinator import (
+    ConsumerGroupCurrentMemberAssignmentValue,
+    ConsumerGroupMemberMetadataValue,
+    ConsumerGroupMetadataValue,
+    ConsumerGroupTargetAssignmentMemberValue,
+)
+from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignment_value import (
+    TopicPartitions,
+)
+from kbroker_protocol.primitives import Message
+
+log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
+
+
+class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
+    kind = KIND
+
+    # -- configuration and topics ------------------------------------------------------------------------
+
+    def assignor_names(self) -> list[str]:
+        return [a for a in self._config["group.consumer.assignors"] if a in ASSIGNORS] or ["uniform"]
+
+    def _topic_names(self) -> list[str]:
+        # All topics, internal ones included: Kafka resolves regexes over the whole metadata image.
+        return list(self.broker.image.topics)
+
+    def subscribed_topics(self, member: ConsumerMember) -> set[str]:
+        image = self.broker.image
+        topics = {t for t in member.subscribed_topic_names if image.topic(t) is not None}
+        if member.subscribed_topic_regex:
+            try:
+                pattern = re.compile(member.subscribed_topic_regex)
+            except re.error:
+                return topics
+            topics |= {t for t in self._topic_names() if pattern.fullmatch(t)}
+        return topics
+
+    def _topic_id(self, name: str) -> uuid.UUID | None:
+        t = self.broker.image.topic(name)
+        return None if t is None else t.topic_id
+
+    def _topic_name(self, topic_id: uuid.UUID) -> str | None:
+        t = self.broker.image.topic_by_id(topic_id)
+        return None if t is None else t.name
+
+    def _to_ids(self, parts: Parts, cls: Callable[..., Message]) -> list[Message]:
+        out = []
+        for topic in sorted(parts):
+            tid = self._topic_id(topic)
+            if tid is not None and parts[topic]:
+                out.append(cls(topic_id=tid, partitions=sorted(parts[topic])))
+        return out
+
+    def _from_ids(self, items: list[Message] | None) -> Parts:
+        out: Parts = {}
+        for item in items or []:
+            name = self._topic_name(item.topic_id)
+            if name is not None:
+                out.setdefault(name, set()).update(item.partitions)
+        return out
+
+    def _subscription_metadata(self, group: ConsumerGroup) -> dict[str, int]:
+        out: dict[str, int] = {}
+        image = self.broker.image
+        for m in group.members.values():
+            for topic in self.subscribed_topics(m):
+                t = image.topic(topic)
+                if t is not None:
+                    out[topic] = len(t.partitions)
+        return out
+
+    # -- assignment and reconciliation ---------------------------------------------------------------------
+
+    def _advance_epochs(self, group: ConsumerGroup, bump: bool, records: list[Record]) -> None:
+        """A new group epoch when the members changed (``bump``) or the subscribed topics' partition
+        counts (part of the group's metadata) did; a new target assignment when it is behind."""
+        subscribed = self._subscription_metadata(group)
+        if subscribed != group.subscribed_partitions:
+            group.subscribed_partitions = subscribed
+            bump = True
+        if bump:
+            self._next_group_epoch(group, records)
+        if group.group_epoch > group.assignment_epoch:
+            records.extend(self._compute_target(group))
+
+    def _compute_target(self, group: ConsumerGroup) -> list[Record]:
+        names = self.assignor_names()
+        chosen = names[0]
+        for m in group.members.values():  # the most common requested assignor, as Kafka does
+            if m.server_assignor in names:
+                chosen = m.server_assignor
+                break
+        members = {mid: AssignmentMember(self.subscribed_topics(m), copy_parts(group.target.get(mid, m.assigned)))
+                   for mid, m in group.members.items()}
+        target = ASSIGNORS[chosen](members, dict(group.subscribed_partitions))
+        group.target = {mid: copy_parts(parts) for mid, parts in target.items()}
+        records = self._new_target(group, list(group.members))
+        log.info("consumer group %s: epoch %d target assignment by %s: %s", group.group_id, group.group_epoch,
+                 chosen, {m: {t: sorted(ps) for t, ps in parts.items()} for m, parts in group.target.items()})
+        return records
+
+    def _reconcile(self, group: ConsumerGroup, member: ConsumerMember, owned: Parts | None) -> None:
+        target = group.target.get(member.member_id, {})
+        if member.pending_revocation:
+            if owned is None or intersect(owned, member.pending_revocation):
+                return  # still revoking
+            member.pending_revocation = {}
+            self.timer.cancel(self._revoke_key(group, member.member_id))
+        if member.member_epoch == group.assignment_epoch and member.state == STABLE and same(member.assigned, target):
+            return
+        revoke = minus(member.assigned, target)
+        if revoke:
+            member.assigned = intersect(member.assigned, target)
+            member.pending_revocation = revoke
+            member.state = UNREVOKED
+            mid = member.member_id
+            self._schedule_revocation(group, member, member.rebalance_timeout_ms,
+                                      lambda: self._on_revocation_timeout(group, mid))
+            return
+        granted, complete = grant(target, group.owner, member)
+        member.bump_epoch(group.assignment_epoch)
+        member.assigned = granted
+        member.state = STABLE if complete else UNRELEASED
+
+    def _new_joiner(self, group: ConsumerGroup, member_id: str) -> ConsumerMember:
+        """A new member; GROUP_MAX_SIZE_REACHED when the group has ``group.max.size`` members."""
+        if len(group.members) >= self._config["group.max.size"]:
+            raise ConsumerGroupError(ErrorCode.GROUP_MAX_SIZE_REACHED)
+        member = group.members[member_id] = ConsumerMember(member_id=member_id)
+        return member
+
+    def _replace_static(self, group: ConsumerGroup, previous: ConsumerMember, member_id: str,
+                        records: list[Record]) -> ConsumerMember:
+        """A static member rejoining under a new member id takes over the old one's assignment
+        and epoch."""
+        old_id = previous.member_id
+        self._take_over_static(group, previous, member_id, records)
+        group.target[member_id] = group.target.pop(old_id, {})
+        records.append(self._target_member_record(group, member_id))
+        return previous
+
+    # -- removal and timers ------------------------------------------------------------------------------------
+
+    def remove_member(self, group: ConsumerGroup, member_id: str) -> None:
+        if member_id not in group.members:
+            return
+        records = self._drop_member(group, member_id)
+        if not group.members:
+            group.empty_since_ms = self.timer.now_ms()
+        group.subscribed_partitions = self._subscription_metadata(group)
+        records.append(self._group_record(group))
+        if not group.members:
+            group.target = {}
+            group.assignment_epoch = group.group_epoch
+            records.append(self._target_metadata_record(group))
+        self.coordinator.append(group.group_id, records)
+        log.info("consumer group %s: member %s removed (epoch %d)", group.group_id, member_id, group.group_epoch)
+
+    def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        mid = member.member_id
+        timeout = member.session_timeout_ms if member.is_classic and member.session_timeout_ms \
+            else self._config["group.consumer.session.timeout.ms"]
+        self.timer.schedule(self._session_key(group, mid), timeout, lambda: self._on_session_expired(group, mid))
+
+    def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:
+        if self.coordinator.groups.get(group.group_id) is group:
+            self.remove_member(group, member_id)
+
+    def _on_revocation_timeout(self, group: ConsumerGroup, member_id: str) -> None:
+        member = group.members.get(member_id)
+        if member is not None and member.pending_revocation and self.coordinator.groups.get(group.group_id) is group:
+            log.info("consumer group %s: member %s did not revoke in time", group.group_id, member_id)
+            self.remove_member(group, member_id)
+
+    # -- records ---------------------------------------------------------------------------------------------
+
+    def _group_record(self, group: ConsumerGroup) -> Record:
+        return self._record(GROUP_METADATA, ConsumerGroupMetadataValue(epoch=group.group_epoch, metadata_hash=0),
+                            group.group_id)
+
+    def _member_record(self, group: ConsumerGroup, m: ConsumerMember) -> Record:
+        value = ConsumerGroupMemberMetadataValue(
+            instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id, client_host=m.client_host,
+            subscribed_topic_names=list(m.subscribed_topic_names), subscribed_topic_regex=m.subscribed_topic_regex,
+            rebalance_timeout_ms=m.rebalance_timeout_ms, server_assignor=m.server_assignor)
+        if m.is_classic:
+            C = ConsumerGroupMemberMetadataValue.ClassicMemberMetadata
+            value.classic_member_metadata = C(session_timeout_ms=m.session_timeout_ms or 0, supported_protocols=[
+                C.ClassicProtocol(name=n, metadata=meta) for n, meta in m.classic_protocols or []])
+        return self._record(MEMBER_METADATA, value, group.group_id, m.member_id)
+
+    def _target_member_record(self, group: ConsumerGroup, member_id: str) -> Record:
+        value = ConsumerGroupTargetAssignmentMemberValue(topic_partitions=self._to_ids(
+            group.target.get(member_id, {}), ConsumerGroupTargetAssignmentMemberValue.TopicPartition))
+        return self._record(TARGET_MEMBER, value, group.group_id, member_id)
+
+    def _current_record(self, group: ConsumerGroup, m: ConsumerMember) -> Record:
+        value = ConsumerGroupCurrentMemberAssignmentValue(
+            member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch, state=m.state,
+            assigned_partitions=self._to_ids(m.assigned, TopicPartitions),
+            partitions_pending_revocation=self._to_ids(m.pending_revocation, TopicPartitions))
+        return self._record(CURRENT_ASSIGNMENT, value, group.group_id, m.member_id)
+
+    # -- replay (the skeleton is MemberGroupManager.replay) ------------------------------------------------------
+
+    def apply(self, kind: int, key: bytes, value: bytes | None, *, replay: bool) -> None:
+        """Replay of a consumer group record (live writes already changed the state)."""
+        if replay and kind in KIND.types:
+            self.replay(kind, key, value)
+
+    def _replay_member_metadata(self, member: ConsumerMember, v: Message) -> None:
+        member.instance_id, member.rack_id = v.instance_id, v.rack_id
+        member.client_id, member.client_host = v.client_id, v.client_host
+        member.subscribed_topic_names = list(v.subscribed_topic_names)
+        member.subscribed_topic_regex = v.subscribed_topic_regex or None
+        member.rebalance_timeout_ms, member.server_assignor = v.rebalance_timeout_ms, v.server_assignor
+        if v.classic_member_metadata is not None:
+            member.session_timeout_ms = v.classic_member_metadata.session_timeout_ms
+            member.classic_protocols = [(p.name, bytes(p.metadata))
+                                        for p in v.classic_member_metadata.supported_protocols]
+
+    def _replay_target(self, value: Message) -> Parts:
+        return self._from_ids(value.topic_partitions)
+
+    def _replay_current(self, member: ConsumerMember, v: Message) -> None:
+        member.member_epoch, member.previous_member_epoch, member.state = (
+            v.member_epoch, v.previous_member_epoch, v.state)
+        member.assigned = self._from_ids(v.assigned_partitions)
+        member.pending_revocation = self._from_ids(v.partitions_pending_revocation)
+
+    def _partial(self, group: ConsumerGroup, member_id: str) -> bool:
+        m = group.members[member_id]
+        return member_id not in group.target and not m.subscribed_topic_names and m.subscribed_topic_regex is None
+
+    def _loaded(self, group: ConsumerGroup) -> None:
+        group.subscribed_partitions = self._subscription_metadata(group)
+
+    # -- used by the coordinator -----------------------------------------------------------------------------
+
+    def is_subscribed_to(self, group: ConsumerGroup, topic: str) -> bool:
+        return any(topic in self.subscribed_topics(m) for m in group.members.values())
+
+    def validate_commit(self, group: ConsumerGroup, member_epoch: int, member_id: str, instance_id: str | None,
+                        api_version: int) -> ErrorCode:
+        if member_epoch < 0 and not group.members:
+            return ErrorCode.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if member.is_classic:
+            return ErrorCode.NONE if member_epoch == member.member_epoch else ErrorCode.ILLEGAL_GENERATION
+        if api_version < 9:
+            return ErrorCode.UNSUPPORTED_VERSION
+        if member_epoch > member.member_epoch:
+            return ErrorCode.FENCED_MEMBER_EPOCH
+        if member_epoch < member.member_epoch:
+            return ErrorCode.STALE_MEMBER_EPOCH
+        return ErrorCode.NONE
