@@ -20,7 +20,14 @@ import struct
 from typing import Any
 
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
-from kbroker_protocol.messages import REQUESTS, RESPONSES, RequestHeader, ResponseHeader
+from kbroker_protocol.messages import (
+    REQUESTS,
+    RESOLVED_REQUESTS,
+    RESOLVED_RESPONSES,
+    RESPONSES,
+    RequestHeader,
+    ResponseHeader,
+)
 from kbroker_protocol.primitives import DECODE_ERRORS, Message, Writer, as_view, decode_guard
 
 __all__ = [
@@ -46,7 +53,7 @@ def _is_flexible(cls: type[Message], version: int) -> bool:
 
 def request_header_version(api_key: int, api_version: int) -> int:
     """Header version (0, 1 or 2) of a request with this key and version."""
-    cls = REQUESTS.get(api_key)
+    cls = RESOLVED_REQUESTS.get(api_key) or REQUESTS.get(api_key)
     if cls is None:
         if api_key == CONTROLLED_SHUTDOWN and api_version == 0:
             return 0
@@ -60,10 +67,18 @@ def response_header_version(api_key: int, api_version: int) -> int:
     """Header version (0 or 1) of a response with this key and version."""
     if api_key == API_VERSIONS:
         return 0
-    cls = RESPONSES.get(api_key)
+    cls = RESOLVED_RESPONSES.get(api_key) or RESPONSES.get(api_key)
     if cls is None:
         raise UnsupportedVersionError(api_key, api_version)
     return 1 if _is_flexible(cls, api_version) else 0
+
+
+def _response_header_version(cls: Any, api_key: int, api_version: int) -> int:
+    """:func:`response_header_version` for a response class already looked up."""
+    if api_key == API_VERSIONS:
+        return 0
+    flex = cls.FLEXIBLE_MIN_VERSION
+    return 1 if flex is not None and api_version >= flex else 0
 
 
 def _unsupported(buf: memoryview, api_key: int, api_version: int) -> UnsupportedVersionError:
@@ -100,19 +115,21 @@ def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Any, Any]:
     if len(buf) < 8:
         raise ProtocolError(f"request frame of {len(buf)} bytes is shorter than a request header")
     api_key, api_version = _KEY_VERSION.unpack_from(buf, 0)
-    cls = REQUESTS.get(api_key)
+    # The hot path: a plain dict hit (REQUESTS imports a message module on a key's first use).
+    cls: Any = RESOLVED_REQUESTS.get(api_key) or REQUESTS.get(api_key)
     if cls is None or not (cls.MIN_VERSION <= api_version <= cls.MAX_VERSION):
         raise _unsupported(buf, api_key, api_version)
-    header_version = 2 if _is_flexible(cls, api_version) else 1
+    flex = cls.FLEXIBLE_MIN_VERSION
+    header_version = 2 if flex is not None and api_version >= flex else 1
     return _decode(buf, RequestHeader._READERS[header_version], cls._READERS[api_version])
 
 
 def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> tuple[Any, Any]:
     """Decode a response frame (without its size prefix) into ``(ResponseHeader, body)``."""
-    cls = RESPONSES.get(api_key)
+    cls: Any = RESOLVED_RESPONSES.get(api_key) or RESPONSES.get(api_key)
     if cls is None or not (cls.MIN_VERSION <= api_version <= cls.MAX_VERSION):
         raise UnsupportedVersionError(api_key, api_version)
-    header_reader = ResponseHeader._READERS[response_header_version(api_key, api_version)]
+    header_reader = ResponseHeader._READERS[_response_header_version(cls, api_key, api_version)]
     return _decode(as_view(frame), header_reader, cls._READERS[api_version])
 
 
@@ -133,7 +150,10 @@ def encode_response(correlation_id: int, api_key: int, api_version: int, body: A
     4-byte size prefix.  The total size is ``sum(len(p) for p in parts)``."""
     w = Writer()
     w.buf += _I32.pack(correlation_id)
-    if response_header_version(api_key, api_version) >= 1:
+    cls = RESOLVED_RESPONSES.get(api_key) or RESPONSES.get(api_key)
+    if cls is None:
+        raise UnsupportedVersionError(api_key, api_version)
+    if _response_header_version(cls, api_key, api_version) >= 1:
         w.buf.append(0)  # empty tagged-field section
     body.encode_into(w, api_version)
     return w.parts()

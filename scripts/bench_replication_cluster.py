@@ -2,7 +2,7 @@
 """acks=all produce with RF=3 on three kbroker nodes and, with ``--kafka``, on three Apache Kafka
 4.4 nodes in the same run: request latency (p50/p99) and throughput.
 
-    .venv/bin/python scripts/bench_replication_cluster.py [--kafka] [--requests 2000] [--messages 50000]
+    .venv/bin/python scripts/bench_replication_cluster.py [--kafka] [--rounds 3] [--requests 2000] [--messages 50000]
 
 Three combined-mode nodes each (``kbroker.cluster``; ``reference_kafka.start_reference_kafka_cluster``,
 the same as ``bench_failover.py``), one topic of one partition, replication factor 3,
@@ -16,7 +16,10 @@ the same as ``bench_failover.py``), one topic of one partition, replication fact
   confluent-kafka producer (acks=all, ``linger.ms`` 5): messages/s, MB/s and the p99 of each
   message's time from ``produce()`` to its acknowledgement.
 
-Both clusters run on the same machine, one after the other, with the client in this process.
+Both clusters run at the same time on the same machine, with the client in this process; each of
+``--rounds`` rounds runs both cases on each cluster, the order alternating, so that a change in the
+machine's load (it is shared) hits both alike. Medians over the rounds and the per-round ratios are
+printed at the end.
 """
 
 from __future__ import annotations
@@ -139,42 +142,63 @@ def producer_case(bootstrap: str, topic: str, args: argparse.Namespace) -> dict[
             "p50": statistics.median(latencies) * 1000, "p99": _p(latencies, 0.99) * 1000}
 
 
-def run(nodes, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+def prepare(nodes, topic: str = "bench-rf3") -> tuple[str, str]:
+    """Create the topic (RF=3, min.insync.replicas=2) and wait for a full ISR: (bootstrap, leader address)."""
     ids = sorted(nodes.ports)
     bootstrap = ",".join(f"127.0.0.1:{nodes.ports[n][0]}" for n in ids)
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    topic = "bench-rf3"
     admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(60)
     leader = _wait(lambda: _full_isr_leader(admin, topic, ids), 120, "a full ISR")
-    req = requests_case(f"127.0.0.1:{nodes.ports[leader][0]}", topic, args)
-    print(f"{nodes.name} RF=3 acks=all requests: {req['rps']:.0f} requests/s {req['mbps']:.2f} MB/s "
-          f"p50 {req['p50']:.2f} ms p99 {req['p99']:.2f} ms", flush=True)
-    prod = producer_case(bootstrap, topic, args)
-    print(f"{nodes.name} RF=3 acks=all producer: {prod['mps']:.0f} messages/s {prod['mbps']:.2f} MB/s "
-          f"p50 {prod['p50']:.1f} ms p99 {prod['p99']:.1f} ms", flush=True)
-    return req, prod
+    return bootstrap, f"127.0.0.1:{nodes.ports[leader][0]}"
+
+
+def _median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kafka", action="store_true", help="also three Apache Kafka 4.4 nodes, after kbroker")
+    parser.add_argument("--kafka", action="store_true", help="also three Apache Kafka 4.4 nodes, interleaved")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; each runs both cases on each cluster, the order alternating (default 3)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--messages", type=int, default=50000)
     args = parser.parse_args()
-    results = []
-    for kind in [KbrokerNodes] + ([KafkaNodes] if args.kafka else []):
-        nodes = kind()
-        try:
-            results.append((nodes.name, *run(nodes, args)))
-        finally:
+    clusters = []
+    try:
+        for kind in [KbrokerNodes] + ([KafkaNodes] if args.kafka else []):
+            nodes = kind()
+            clusters.append(nodes)
+        targets = [(nodes.name, *prepare(nodes)) for nodes in clusters]
+        results: dict[str, tuple[list[dict[str, float]], list[dict[str, float]]]] = {t[0]: ([], []) for t in targets}
+        for r in range(args.rounds):
+            order = targets if r % 2 == 0 else targets[::-1]
+            for name, bootstrap, leader in order:
+                load = os.getloadavg()[0]
+                req = requests_case(leader, "bench-rf3", args)
+                prod = producer_case(bootstrap, "bench-rf3", args)
+                results[name][0].append(req)
+                results[name][1].append(prod)
+                print(f"round {r + 1} {name} (load {load:.1f}): requests {req['rps']:.0f}/s p50 {req['p50']:.2f} ms "
+                      f"p99 {req['p99']:.2f} ms; producer {prod['mps']:.0f} messages/s {prod['mbps']:.2f} MB/s "
+                      f"p50 {prod['p50']:.1f} ms p99 {prod['p99']:.1f} ms", flush=True)
+    finally:
+        for nodes in clusters:
             nodes.stop()
+    for name, (reqs, prods) in results.items():
+        print(f"{name} RF=3 acks=all, median of {len(reqs)}: requests {_median(reqs, 'rps'):.0f}/s "
+              f"p50 {_median(reqs, 'p50'):.2f} ms p99 {_median(reqs, 'p99'):.2f} ms; producer "
+              f"{_median(prods, 'mps'):.0f} messages/s {_median(prods, 'mbps'):.2f} MB/s "
+              f"p50 {_median(prods, 'p50'):.1f} ms p99 {_median(prods, 'p99'):.1f} ms", flush=True)
     if len(results) == 2:
-        (_, kreq, kprod), (_, areq, aprod) = results
-        print(f"ratios kbroker/Kafka: requests/s {kreq['rps'] / areq['rps']:.2f}, request p99 "
-              f"{kreq['p99'] / areq['p99']:.2f}; producer messages/s {kprod['mps'] / aprod['mps']:.2f}, "
-              f"producer p99 {kprod['p99'] / aprod['p99']:.2f}")
+        (kreq, kprod), (areq, aprod) = results.values()
+        print(f"ratios kbroker/Kafka (medians): requests/s {_median(kreq, 'rps') / _median(areq, 'rps'):.2f}, "
+              f"request p99 {_median(kreq, 'p99') / _median(areq, 'p99'):.2f}; producer messages/s "
+              f"{_median(kprod, 'mps') / _median(aprod, 'mps'):.2f}, producer p99 "
+              f"{_median(kprod, 'p99') / _median(aprod, 'p99'):.2f}; per round (messages/s): "
+              + ", ".join(f"{k['mps'] / a['mps']:.2f}" for k, a in zip(kprod, aprod, strict=True)))
     return 0
 
 

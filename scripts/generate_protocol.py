@@ -1052,24 +1052,28 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "",
         "",
         "class _ByApiKey(Mapping[int, \"type[Message]\"]):",
-        "    \"\"\"API key -> message class, each class imported when its key is first looked up.\"\"\"",
+        "    \"\"\"API key -> message class, each class imported when its key is first looked up.",
         "",
-        "    __slots__ = (\"_names\", \"_classes\")",
+        "    ``resolved`` is the plain dict of the classes imported so far (``RESOLVED_REQUESTS``,",
+        "    ``RESOLVED_RESPONSES``): a hot path looks there first, one dict hit, and comes here only",
+        "    for a key it has not seen yet.\"\"\"",
         "",
-        "    def __init__(self, names: dict[int, str]) -> None:",
+        "    __slots__ = (\"_names\", \"resolved\")",
+        "",
+        "    def __init__(self, names: dict[int, str], resolved: dict[int, type[Message]]) -> None:",
         "        self._names = names",
-        "        self._classes: dict[int, type[Message]] = {}",
+        "        self.resolved = resolved",
         "",
         "    def __getitem__(self, api_key: int) -> type[Message]:",
-        "        cls = self._classes.get(api_key)",
+        "        cls = self.resolved.get(api_key)",
         "        if cls is None:",
-        "            cls = self._classes[api_key] = __getattr__(self._names[api_key])",
+        "            cls = self.resolved[api_key] = __getattr__(self._names[api_key])",
         "        return cls",
         "",
         "    def get(  # type: ignore[override]",
         "        self, api_key: int, default: type[Message] | None = None",
         "    ) -> type[Message] | None:",
-        "        cls = self._classes.get(api_key)",
+        "        cls = self.resolved.get(api_key)",
         "        if cls is not None:",
         "            return cls",
         "        return self[api_key] if api_key in self._names else default",
@@ -1087,21 +1091,25 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "        return f\"_ByApiKey({self._names!r})\"",
         "",
         "",
+        "# API key -> class for the classes already imported: plain dicts, filled by REQUESTS and",
+        "# RESPONSES as keys are looked up (``RESOLVED_REQUESTS.get(k) or REQUESTS.get(k)``).",
+        "RESOLVED_REQUESTS: dict[int, type[Message]] = {}",
+        "RESOLVED_RESPONSES: dict[int, type[Message]] = {}",
     ]
     lines.append("REQUESTS: Mapping[int, type[Message]] = _ByApiKey({")
     for k in sorted(reqs):
         lines.append(f"    {k}: {reqs[k][0]!r},")
-    lines.append("})")
+    lines.append("}, RESOLVED_REQUESTS)")
     lines.append("RESPONSES: Mapping[int, type[Message]] = _ByApiKey({")
     for k in sorted(resps):
         lines.append(f"    {k}: {resps[k][0]!r},")
-    lines.append("})")
+    lines.append("}, RESOLVED_RESPONSES)")
     lines.append("API_NAMES: dict[int, str] = {")
     for k in sorted(reqs):
         lines.append(f"    {k}: {reqs[k][1]!r},")
     lines.append("}")
     lines.append("")
-    exported = ["API_NAMES", "REQUESTS", "RESPONSES"] + sorted(m.name for ms in mods.values() for m in ms)
+    exported = ["API_NAMES", "REQUESTS", "RESOLVED_REQUESTS", "RESOLVED_RESPONSES", "RESPONSES"] + sorted(m.name for ms in mods.values() for m in ms)
     lines.append("__all__ = [")
     for n in exported:
         lines.append(f"    {n!r},")

@@ -323,24 +323,28 @@ def __dir__() -> list[str]:
 
 
 class _ByApiKey(Mapping[int, "type[Message]"]):
-    """API key -> message class, each class imported when its key is first looked up."""
+    """API key -> message class, each class imported when its key is first looked up.
 
-    __slots__ = ("_names", "_classes")
+    ``resolved`` is the plain dict of the classes imported so far (``RESOLVED_REQUESTS``,
+    ``RESOLVED_RESPONSES``): a hot path looks there first, one dict hit, and comes here only
+    for a key it has not seen yet."""
 
-    def __init__(self, names: dict[int, str]) -> None:
+    __slots__ = ("_names", "resolved")
+
+    def __init__(self, names: dict[int, str], resolved: dict[int, type[Message]]) -> None:
         self._names = names
-        self._classes: dict[int, type[Message]] = {}
+        self.resolved = resolved
 
     def __getitem__(self, api_key: int) -> type[Message]:
-        cls = self._classes.get(api_key)
+        cls = self.resolved.get(api_key)
         if cls is None:
-            cls = self._classes[api_key] = __getattr__(self._names[api_key])
+            cls = self.resolved[api_key] = __getattr__(self._names[api_key])
         return cls
 
     def get(  # type: ignore[override]
         self, api_key: int, default: type[Message] | None = None
     ) -> type[Message] | None:
-        cls = self._classes.get(api_key)
+        cls = self.resolved.get(api_key)
         if cls is not None:
             return cls
         return self[api_key] if api_key in self._names else default
@@ -358,6 +362,10 @@ class _ByApiKey(Mapping[int, "type[Message]"]):
         return f"_ByApiKey({self._names!r})"
 
 
+# API key -> class for the classes already imported: plain dicts, filled by REQUESTS and
+# RESPONSES as keys are looked up (``RESOLVED_REQUESTS.get(k) or REQUESTS.get(k)``).
+RESOLVED_REQUESTS: dict[int, type[Message]] = {}
+RESOLVED_RESPONSES: dict[int, type[Message]] = {}
 REQUESTS: Mapping[int, type[Message]] = _ByApiKey({
     0: 'ProduceRequest',
     1: 'FetchRequest',
@@ -450,7 +458,7 @@ REQUESTS: Mapping[int, type[Message]] = _ByApiKey({
     92: 'DeleteShareGroupOffsetsRequest',
     93: 'StreamsGroupTopologyDescriptionUpdateRequest',
     94: 'UnregisterControllerRequest',
-})
+}, RESOLVED_REQUESTS)
 RESPONSES: Mapping[int, type[Message]] = _ByApiKey({
     0: 'ProduceResponse',
     1: 'FetchResponse',
@@ -543,7 +551,7 @@ RESPONSES: Mapping[int, type[Message]] = _ByApiKey({
     92: 'DeleteShareGroupOffsetsResponse',
     93: 'StreamsGroupTopologyDescriptionUpdateResponse',
     94: 'UnregisterControllerResponse',
-})
+}, RESOLVED_RESPONSES)
 API_NAMES: dict[int, str] = {
     0: 'Produce',
     1: 'Fetch',
@@ -641,6 +649,8 @@ API_NAMES: dict[int, str] = {
 __all__ = [
     'API_NAMES',
     'REQUESTS',
+    'RESOLVED_REQUESTS',
+    'RESOLVED_RESPONSES',
     'RESPONSES',
     'AddOffsetsToTxnRequest',
     'AddOffsetsToTxnResponse',
