@@ -58,8 +58,8 @@ async def handle_offset_commit(ctx, request):
     # take the group; a missing offsets topic is created (see group_coordinator).
     ready = coordinator_error(coordinator, request.group_id, create_topic=True) if entries else ErrorCode.NONE
     if coordinator is None or ready != ErrorCode.NONE:
-        code = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ready
-        group_error, errors = code, [code] * len(entries)
+        unavailable = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ready
+        group_error, errors = unavailable, [unavailable] * len(entries)
     elif not entries and not request.group_id:
         group_error, errors = ErrorCode.INVALID_GROUP_ID, []
     elif not entries:

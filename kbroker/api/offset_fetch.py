@@ -91,18 +91,18 @@ def handle_offset_fetch(ctx, request):
                     topics.append((t.name, list(t.partition_indexes)))
         error, rows = _fetch(ctx, g.group_id, topics, request.require_stable,
                              g.member_id if version >= 9 else None, g.member_epoch if version >= 9 else -1)
-        resp_topics = []
+        group_topics: list[GT] = []
         for name, parts in _group_by_topic(rows).items():
             info = image.topic(name)
-            resp_topics.append(GT(
+            group_topics.append(GT(
                 name=name, topic_id=info.topic_id if info is not None else GT().topic_id,
                 partitions=[GP(partition_index=p, committed_offset=off, committed_leader_epoch=epoch,
                                     metadata=meta, error_code=err)
                             for _t, p, off, epoch, meta, err in parts]))
         for t in unknown_ids:
-            resp_topics.append(GT(name="", topic_id=t.topic_id, partitions=[
+            group_topics.append(GT(name="", topic_id=t.topic_id, partitions=[
                 GP(partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="",
                         error_code=ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_indexes]))
-        groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, topics=resp_topics,
+        groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, topics=group_topics,
                                                                    error_code=error))
     return OffsetFetchResponse(throttle_time_ms=0, groups=groups)

@@ -115,7 +115,7 @@ def handle_produce(ctx, request):
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         name = topic.name if topic is not None else t.name
         denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
-        parts = []
+        parts: list[PartResp | None] = []  # (None: a place held for an answer still pending)
         for p in t.partition_data:
             if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
                 parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))

@@ -39,10 +39,11 @@ def _value(text: str) -> Any:
     return text
 
 
-def parse_fields(items: list[str]) -> dict[str, Any]:
-    """``key=value`` words (numbers become numbers), or one JSON object."""
+def parse_fields(items: list[str]) -> dict[str, Any] | list[Any]:
+    """``key=value`` words (numbers become numbers), or one JSON object (or list of them)."""
     if len(items) == 1 and items[0].lstrip().startswith(("{", "[")):
-        return json.loads(items[0])
+        parsed: dict[str, Any] | list[Any] = json.loads(items[0])
+        return parsed
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -34,8 +34,8 @@ rate is back under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from kbroker.security.quotas import Rate, monotonic_ms
 
@@ -70,11 +70,17 @@ def is_throttled_replica(entries: Any, partition: int, broker_id: int) -> bool:
     return False
 
 
+class ConfigLookup(Protocol):
+    """The broker's current configuration, as the throttles read it (BrokerConfig; a dict in tests)."""
+
+    def get(self, name: str, default: Any = None, /) -> Any: ...
+
+
 class ReplicationQuota:
     """One side's quota (Kafka's ``ReplicationQuotaManager``): the rate of the throttled
     partitions' bytes, and the throttled-partition test of this broker."""
 
-    def __init__(self, kind: str, config: Callable[[], Mapping[str, Any]], node_id: int,
+    def __init__(self, kind: str, config: Callable[[], ConfigLookup], node_id: int,
                  clock: Callable[[], float] = monotonic_ms, samples: int = DEFAULT_SAMPLES,
                  window_seconds: int = DEFAULT_WINDOW_SECONDS) -> None:
         self.kind = kind
@@ -116,7 +122,7 @@ class ReplicationQuota:
 class ReplicationQuotas:
     """The leader and follower quotas of a broker."""
 
-    def __init__(self, config: Callable[[], Mapping[str, Any]], node_id: int,
+    def __init__(self, config: Callable[[], ConfigLookup], node_id: int,
                  clock: Callable[[], float] = monotonic_ms) -> None:
         cfg = config()
         samples = int(cfg.get("replication.quota.window.num") or DEFAULT_SAMPLES)
