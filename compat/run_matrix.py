@@ -8,8 +8,9 @@ as one node and as a three-node cluster.
 
 KIND is kbroker, kafka (one node each, BROKER_SETTINGS), kbroker-cluster, kafka-cluster (three
 combined broker+controller nodes each, CLUSTER_SETTINGS: replication factor 3 everywhere,
-min.insync.replicas=2), or an alias: both (kbroker,kafka), cluster (the two clusters), all (the
-four; the default). Installs the clients (scripts/install-compat-deps), starts each broker in
+min.insync.replicas=2), kbroker-sasl, kafka-sasl (one node each, clients over SASL_SSL with
+SCRAM: see SaslBroker), or an alias: both (kbroker,kafka), cluster (the two clusters), sasl (the two
+SASL_SSL nodes), all (the six; the default). Installs the clients (scripts/install-compat-deps), starts each broker in
 turn, runs each client's scenario program once per scenario with a timeout (against a cluster with
 the bootstrap list of its three nodes and COMPAT_REPLICATION_FACTOR=3, so that every topic a
 scenario creates has three replicas), and writes MATRIX.md and matrix.json (into compat/ unless
@@ -106,14 +107,28 @@ CLUSTER_CI_SCENARIOS = [
     "record_at_size_limit",
 ]
 
-KINDS = ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster"]
-ALIASES = {"both": ["kbroker", "kafka"], "cluster": ["kbroker-cluster", "kafka-cluster"], "all": KINDS}
+# The security column: one node each whose clients connect over SASL_SSL (TLS with a CA the run
+# makes, SCRAM logins), the rest of the settings as the one-node column.
+SASL_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_USER, SASL_PASSWORD = "compat-user", "compat-secret"
+SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+# The security column in the test suite (tests/compat/test_matrix.py), against kbroker only: every
+# client logs in over SASL_SSL and runs a compressed produce/consume, a group commit and resume,
+# topic administration and a transaction. The whole column: `compat/run_matrix.py --broker sasl`.
+SASL_CI_SCENARIOS = ["produce_consume_lz4", "commit_resume", "admin_topics", "transactions_read_committed"]
+
+KINDS = ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster", "kbroker-sasl", "kafka-sasl"]
+ALIASES = {"both": ["kbroker", "kafka"], "cluster": ["kbroker-cluster", "kafka-cluster"],
+           "sasl": ["kbroker-sasl", "kafka-sasl"], "all": KINDS}
 BROKER_NAMES = {
     "kbroker": "kbroker (1 node)",
     "kafka": f"Apache Kafka {reference_kafka.KAFKA_VERSION} (KRaft, 1 node)",
     "kbroker-cluster": f"kbroker cluster ({CLUSTER_NODES} nodes, broker+controller each)",
     "kafka-cluster": f"Apache Kafka {reference_kafka.KAFKA_VERSION} cluster (KRaft, {CLUSTER_NODES} nodes, "
                      "broker+controller each)",
+    "kbroker-sasl": "kbroker (1 node, clients over SASL_SSL with SCRAM)",
+    "kafka-sasl": f"Apache Kafka {reference_kafka.KAFKA_VERSION} (KRaft, 1 node, clients over SASL_SSL with SCRAM)",
 }
 
 
@@ -168,15 +183,26 @@ def log(msg: str) -> None:
 class KBroker:
     """kbroker as a subprocess on a free loopback port."""
 
-    def __init__(self, settings: dict[str, str], timeout: float = 60.0):
+    def __init__(self, settings: dict[str, str], timeout: float = 60.0,
+                 extra_listeners: dict[str, str] | None = None):
         self.workdir = Path(tempfile.mkdtemp(prefix="kbroker-matrix-"))
         self.port = reference_kafka.free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # Extra listeners (name -> security protocol) on free ports next to PLAINTEXT.
+        self.listener_ports: dict[str, int] = {}
+        for name in extra_listeners or {}:
+            p = reference_kafka.free_port()
+            while p == self.port or p in self.listener_ports.values():
+                p = reference_kafka.free_port()
+            self.listener_ports[name] = p
+        extra = "".join(f",{name}://127.0.0.1:{p}" for name, p in self.listener_ports.items())
         overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
             "log.dirs": str(self.workdir / "data"),
             "node.id": "1",
+            **({"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT" + "".join(
+                f",{name}:{proto}" for name, proto in extra_listeners.items())} if extra_listeners else {}),
             **settings,
         }
         cmd = [PY, "-m", "kbroker"]
@@ -293,9 +319,10 @@ class KafkaCluster:
 class KafkaNode:
     """One Apache Kafka node (scripts/reference_kafka.py)."""
 
-    def __init__(self, settings: dict[str, str]):
-        self.handle = reference_kafka.start_reference_kafka(None, settings)
+    def __init__(self, settings: dict[str, str], extra_listeners: dict[str, str] | None = None):
+        self.handle = reference_kafka.start_reference_kafka(None, settings, extra_listeners=extra_listeners)
         self.bootstrap = self.handle.bootstrap
+        self.listener_ports = self.handle.listener_ports
         self.workdir = self.handle.workdir
         self.start_seconds = self.handle.start_seconds
 
@@ -305,8 +332,74 @@ class KafkaNode:
         self.handle.stop()
 
 
+def add_scram_user(bootstrap: str, user: str, password: str, mechanisms: list[str]) -> None:
+    """Give ``user`` SCRAM credentials for each mechanism, over an unauthenticated listener, with
+    AlterUserScramCredentials (as kafka-configs --add-config 'SCRAM-SHA-256=[...]' does)."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for mechanism in mechanisms:  # one mechanism of a user per request, as Kafka requires
+        upsert = UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], 8192), password.encode())
+        for future in admin.alter_user_scram_credentials([upsert], request_timeout=30).values():
+            future.result()
+
+
+class SaslBroker:
+    """One kbroker or Kafka node whose clients connect over SASL_SSL: a SASL_SSL listener next to
+    PLAINTEXT (kept for set-up only), its key store from a CA made for the run, SCRAM-SHA-256 and
+    -512 logins of one user. ``bootstrap`` is the SASL_SSL address and ``client_env`` tells the
+    scenario programs how to connect (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_MECHANISM,
+    COMPAT_SASL_USERNAME, COMPAT_SASL_PASSWORD, COMPAT_SSL_CA)."""
+
+    def __init__(self, kind: str, settings: dict[str, str]):
+        from kbroker.testing.certs import make_server_store
+
+        self.certdir = Path(tempfile.mkdtemp(prefix="compat-certs-"))
+        ca, store = make_server_store(self.certdir)
+        p = "listener.name.sasl_ssl."
+        security = {
+            p + "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            **{f"{p}{m.lower()}.sasl.jaas.config": SCRAM_JAAS for m in SASL_MECHANISMS},
+            p + "ssl.keystore.type": "PEM",
+            p + "ssl.keystore.location": str(store),
+        }
+        cls = KBroker if kind == "kbroker-sasl" else KafkaNode
+        try:
+            self.inner = cls({**settings, **security}, extra_listeners={"SASL_SSL": "SASL_SSL"})
+        except BaseException:
+            shutil.rmtree(self.certdir, ignore_errors=True)
+            raise
+        try:
+            add_scram_user(self.inner.bootstrap, SASL_USER, SASL_PASSWORD, SASL_MECHANISMS)
+        except BaseException:
+            self.stop()
+            raise
+        self.bootstrap = f"127.0.0.1:{self.inner.listener_ports['SASL_SSL']}"
+        self.workdir = self.inner.workdir
+        self.start_seconds = self.inner.start_seconds
+        self.client_env = {
+            "COMPAT_SECURITY_PROTOCOL": "SASL_SSL",
+            "COMPAT_SASL_MECHANISM": SASL_MECHANISMS[0],
+            "COMPAT_SASL_USERNAME": SASL_USER,
+            "COMPAT_SASL_PASSWORD": SASL_PASSWORD,
+            "COMPAT_SSL_CA": str(ca),
+        }
+
+    def stop(self, keep_dir: bool = False) -> None:
+        self.inner.stop(keep_dir=keep_dir)
+        shutil.rmtree(self.certdir, ignore_errors=True)
+
+
 def start_broker(kind: str):
     settings = settings_for(kind)
+    if kind.endswith("-sasl"):
+        return SaslBroker(kind, settings)
     return {"kbroker": KBroker, "kafka": KafkaNode, "kbroker-cluster": KBrokerCluster,
             "kafka-cluster": KafkaCluster}[kind](settings)
 
@@ -326,9 +419,9 @@ def probe_client(name: str, cmd: list[str]) -> tuple[str, list[str], str]:
 
 
 def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, timeout: float,
-                 replication_factor: int = 1) -> dict:
+                 replication_factor: int = 1, client_env: dict[str, str] | None = None) -> dict:
     t0 = time.monotonic()
-    env = dict(os.environ, COMPAT_REPLICATION_FACTOR=str(replication_factor))
+    env = dict(os.environ, COMPAT_REPLICATION_FACTOR=str(replication_factor), **(client_env or {}))
     # Own session, so that on a timeout the whole process group we started (e.g. kcat children
     # of the Python driver) is ended by its id.
     proc = subprocess.Popen([*cmd, bootstrap, scenario], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -389,7 +482,8 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
                     tasks.append((c, cmd, s))
         # Interleave clients so that concurrent jobs are different programs.
         with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout, rf): (c, s)
+            client_env = getattr(broker, "client_env", None)
+            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout, rf, client_env): (c, s)
                     for c, cmd, s in tasks}
             for f in cf.as_completed(futs):
                 c, s = futs[f]
@@ -410,7 +504,7 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
 SYMBOL = {"pass": "✅", "fail": "❌", "timeout": "⏱", "unsupported": "—", "not run": "·"}
 
 
-PAIRS = [("kbroker", "kafka"), ("kbroker-cluster", "kafka-cluster")]
+PAIRS = [("kbroker", "kafka"), ("kbroker-cluster", "kafka-cluster"), ("kbroker-sasl", "kafka-sasl")]
 
 
 def write_outputs(data: dict, out_dir: Path) -> None:
@@ -423,8 +517,10 @@ def write_outputs(data: dict, out_dir: Path) -> None:
     pairs = [pair for pair in PAIRS if any(k in brokers for k in pair)]
     shown = [k for pair in pairs for k in pair]
     cell_desc = " · ".join(
-        ("**kbroker / Apache Kafka**, one node each" if pair == PAIRS[0]
-         else f"**kbroker / Apache Kafka**, {CLUSTER_NODES}-node clusters") for pair in pairs)
+        {PAIRS[0]: "**kbroker / Apache Kafka**, one node each",
+         PAIRS[1]: f"**kbroker / Apache Kafka**, {CLUSTER_NODES}-node clusters",
+         PAIRS[2]: "**kbroker / Apache Kafka**, one node each with clients over SASL_SSL (SCRAM)"}[pair]
+        for pair in pairs)
     lines = [
         "# Client compatibility matrix",
         "",
@@ -439,6 +535,8 @@ def write_outputs(data: dict, out_dir: Path) -> None:
         b = brokers.get(kind, {})
         desc = b.get("error") or (f"started in {b['start_seconds']} s, matrix {b.get('seconds')} s"
                                   if "start_seconds" in b else "not run")
+        if b.get("generated") and b.get("generated") != data["generated"]:
+            desc += f" (a separate run, {b['generated']})"
         lines.append(f"- **{BROKER_NAMES[kind]}**: {desc}")
     lines.append("")
 
@@ -474,11 +572,22 @@ def write_outputs(data: dict, out_dir: Path) -> None:
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines += ["", "## Broker settings (one node, both brokers)", ""]
     lines += [f"- `{k}={v}`" for k, v in data["settings"].items()]
-    if "cluster_settings" in data and pairs[-1] == PAIRS[1]:
+    if "cluster_settings" in data and PAIRS[1] in pairs:
         lines += ["", f"## Cluster settings ({CLUSTER_NODES} nodes, both brokers): the above, but", ""]
         lines += [f"- `{k}={v}`" for k, v in data["cluster_settings"].items() if data["settings"].get(k) != v]
         lines += ["", "Every topic a scenario creates has replication factor 3 (`COMPAT_REPLICATION_FACTOR=3`); "
                   "clients get the bootstrap list of the three nodes."]
+    if PAIRS[2] in pairs:
+        lines += ["", "## SASL_SSL column (one node, both brokers): the one-node settings, and", "",
+                  "- a listener `SASL_SSL` next to PLAINTEXT (PLAINTEXT only for set-up): "
+                  f"`listener.name.sasl_ssl.sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}`, "
+                  "each mechanism's `sasl.jaas.config` the ScramLoginModule, "
+                  "`listener.name.sasl_ssl.ssl.keystore.type=PEM` with `ssl.keystore.location` a key and "
+                  "certificate chain from a CA the run makes (`kbroker/testing/certs.py`);",
+                  f"- one user, `{SASL_USER}`, given SCRAM-SHA-256 and SCRAM-SHA-512 credentials with "
+                  "AlterUserScramCredentials; clients log in with "
+                  f"{SASL_MECHANISMS[0]} and trust the run's CA (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_* "
+                  "and COMPAT_SSL_CA in their environment)."]
     failures = [(k, c, s, r) for k in ran for c, rs in data["results"][k].items()
                 for s, r in rs.items() if r.get("status") in ("fail", "timeout")]
     if failures:
@@ -491,7 +600,7 @@ def write_outputs(data: dict, out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default="all",
-                    help=f"comma-separated: {', '.join(KINDS)}, or both, cluster, all (default)")
+                    help=f"comma-separated: {', '.join(KINDS)}, or both, cluster, sasl, all (default)")
     ap.add_argument("--clients", default=",".join(CLIENTS))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("COMPAT_SCENARIO_TIMEOUT", 60)))
@@ -531,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for kind in kinds:
         r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs)
+        r["broker"]["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         data["brokers"][kind] = r["broker"]
         data["results"][kind] = r["results"]
     data["runtime_seconds"] = round(time.monotonic() - t0, 1)

@@ -30,7 +30,7 @@ from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
-from kbroker.log import LogConfig, LogManager, fd_budget
+from kbroker.log import LogConfig, LogManager, dir_failure, fd_budget
 from kbroker.metrics import MetricsService
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import RaftConfig
@@ -145,6 +145,8 @@ class Broker:
                                       exclude_topics=frozenset({METADATA_TOPIC}),
                                       clock=time.time if self.clock is None else self.clock.time,
                                       retention_in_rounds=self.clock is None)
+        # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py).
+        self.log_manager.on_all_dirs_failed = dir_failure.halt
         self.raft = self._make_raft()
         self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
         self.raft.on_commit = self.controller.on_commit

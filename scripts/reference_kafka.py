@@ -161,6 +161,7 @@ class ReferenceKafka:
         self.log_file = workdir / "server.log"
         self.start_seconds = start_seconds
         self._owns_dir = owns_dir
+        self.listener_ports: dict[str, int] = {}  # extra listeners' ports, by listener name
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc.poll() is None:
@@ -199,8 +200,12 @@ def min_heap(heap: str) -> str:
 
 def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
                           overrides: dict[str, str] | None = None,
-                          heap: str = DEFAULT_HEAP, timeout: float = 120.0) -> ReferenceKafka:
-    """Start a single-node KRaft Apache Kafka on free loopback ports; return once it answers."""
+                          heap: str = DEFAULT_HEAP, timeout: float = 120.0,
+                          extra_listeners: dict[str, str] | None = None) -> ReferenceKafka:
+    """Start a single-node KRaft Apache Kafka on free loopback ports; return once it answers.
+
+    ``extra_listeners`` (listener name -> security protocol) adds listeners on free ports next to
+    PLAINTEXT, their ports in the handle's ``listener_ports``."""
     libs = ensure_kafka()
     owns = tmpdir is None
     workdir = Path(tempfile.mkdtemp(prefix="refkafka-")) if owns else Path(tmpdir)
@@ -208,15 +213,22 @@ def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
     port, cport = free_port(), free_port()
     while cport == port:
         cport = free_port()
+    extra_ports: dict[str, int] = {}
+    for name in extra_listeners or {}:
+        extra_ports[name] = free_port()
+        while extra_ports[name] in (port, cport, *list(extra_ports.values())[:-1]):
+            extra_ports[name] = free_port()
+    extra = "".join(f",{name}://127.0.0.1:{p}" for name, p in extra_ports.items())
+    extra_map = "".join(f",{name}:{proto}" for name, proto in (extra_listeners or {}).items())
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}{extra}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}{extra}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{extra_map}",
         "log.dirs": str(workdir / "data"),
         **TEST_SETTINGS,
         **(overrides or {}),
@@ -245,7 +257,9 @@ def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
             proc.kill()
             proc.wait()
         raise
-    return ReferenceKafka(proc, port, workdir, time.monotonic() - t0, owns)
+    handle = ReferenceKafka(proc, port, workdir, time.monotonic() - t0, owns)
+    handle.listener_ports = extra_ports
+    return handle
 
 
 class ReferenceKafkaCluster:

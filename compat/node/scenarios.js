@@ -47,13 +47,33 @@ function replicationFactor () {
   return rf
 }
 
+// How to connect, from the environment compat/run_matrix.py sets for its SASL_SSL column
+// (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_MECHANISM, COMPAT_SASL_USERNAME, COMPAT_SASL_PASSWORD,
+// COMPAT_SSL_CA); nothing for PLAINTEXT.
+function security () {
+  const protocol = process.env.COMPAT_SECURITY_PROTOCOL || 'PLAINTEXT'
+  if (protocol === 'PLAINTEXT') return {}
+  if (protocol !== 'SASL_SSL') {
+    process.stderr.write(`COMPAT_SECURITY_PROTOCOL: only PLAINTEXT and SASL_SSL are set up, not ${protocol}\n`)
+    process.exit(2)
+  }
+  return {
+    ssl: { ca: [require('fs').readFileSync(process.env.COMPAT_SSL_CA, 'utf8')] },
+    sasl: {
+      mechanism: process.env.COMPAT_SASL_MECHANISM.toLowerCase(),
+      username: process.env.COMPAT_SASL_USERNAME,
+      password: process.env.COMPAT_SASL_PASSWORD
+    }
+  }
+}
+
 class Ctx {
   // bootstrap: host:port[,host:port...]
   constructor (bootstrap, scenario, rf) {
     this.bootstrap = bootstrap
     this.scenario = scenario
     this.rf = rf
-    this.kafka = new Kafka({ clientId: 'kbroker-compat', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3 } })
+    this.kafka = new Kafka({ clientId: 'kbroker-compat', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3 }, ...security() })
   }
 
   topic () { return `compat-${CLIENT}-${this.scenario}-${crypto.randomBytes(4).toString('hex')}`.replace(/_/g, '-') }

@@ -19,9 +19,24 @@ from harness import (
     ScenarioError,
     check,
     main,
+    security,
 )
 
 CLIENT = "aiokafka"
+
+
+def _security() -> dict:
+    sec = security()
+    if not sec:
+        return {}
+    from aiokafka.helpers import create_ssl_context
+
+    return {"security_protocol": sec["protocol"], "sasl_mechanism": sec["mechanism"],
+            "sasl_plain_username": sec["username"], "sasl_plain_password": sec["password"],
+            "ssl_context": create_ssl_context(cafile=sec["ca"])}
+
+
+SECURITY = _security()
 
 
 async def wait_for(fn, timeout: float, what: str, interval: float = 0.1) -> None:
@@ -34,7 +49,7 @@ async def wait_for(fn, timeout: float, what: str, interval: float = 0.1) -> None
 
 
 async def admin(ctx: Ctx) -> AIOKafkaAdminClient:
-    a = AIOKafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=15000)
+    a = AIOKafkaAdminClient(bootstrap_servers=ctx.bootstrap, **SECURITY, request_timeout_ms=15000)
     await a.start()
     return a
 
@@ -60,7 +75,7 @@ async def create_topic(ctx: Ctx, partitions: int = 1) -> str:
 
 
 async def producer(ctx: Ctx, **kw) -> AIOKafkaProducer:
-    p = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, **kw)
+    p = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, **kw)
     await p.start()
     return p
 
@@ -68,7 +83,7 @@ async def producer(ctx: Ctx, **kw) -> AIOKafkaProducer:
 async def consumer(ctx: Ctx, *topics: str, **kw) -> AIOKafkaConsumer:
     kw.setdefault("auto_offset_reset", "earliest")
     kw.setdefault("enable_auto_commit", False)
-    c = AIOKafkaConsumer(*topics, bootstrap_servers=ctx.bootstrap, **kw)
+    c = AIOKafkaConsumer(*topics, bootstrap_servers=ctx.bootstrap, **SECURITY, **kw)
     await c.start()
     return c
 

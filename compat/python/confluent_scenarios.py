@@ -23,15 +23,17 @@ from harness import (
     Ctx,
     ScenarioError,
     check,
+    librdkafka_security,
     main,
     wait_until,
 )
 
 CLIENT = "confluent-kafka"
+SECURITY = librdkafka_security()
 
 
 def admin(ctx: Ctx) -> AdminClient:
-    return AdminClient({"bootstrap.servers": ctx.bootstrap})
+    return AdminClient({"bootstrap.servers": ctx.bootstrap, **SECURITY})
 
 
 def n_partitions(a: AdminClient, name: str) -> int:
@@ -51,7 +53,7 @@ def create_topic(ctx: Ctx, partitions: int = 1) -> str:
 
 
 def producer(ctx: Ctx, **conf) -> Producer:
-    return Producer({"bootstrap.servers": ctx.bootstrap, **conf})
+    return Producer({"bootstrap.servers": ctx.bootstrap, **SECURITY, **conf})
 
 
 def produce_all(p: Producer, items: list[dict], timeout: float = 20) -> list:
@@ -73,7 +75,7 @@ def produce_all(p: Producer, items: list[dict], timeout: float = 20) -> list:
 
 
 def consumer(ctx: Ctx, group: str | None = None, **conf) -> Consumer:
-    return Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": group or ctx.group(),
+    return Consumer({"bootstrap.servers": ctx.bootstrap, **SECURITY, "group.id": group or ctx.group(),
                      "auto.offset.reset": "earliest", "enable.auto.commit": False, **conf})
 
 

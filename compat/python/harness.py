@@ -41,6 +41,39 @@ def replication_factor() -> int:
     return rf
 
 
+def security() -> dict[str, str]:
+    """How to connect, from the environment compat/run_matrix.py sets for its SASL_SSL column
+    (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_MECHANISM, COMPAT_SASL_USERNAME, COMPAT_SASL_PASSWORD,
+    COMPAT_SSL_CA): keys protocol, mechanism, username, password, ca; empty for PLAINTEXT."""
+    protocol = os.environ.get("COMPAT_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    if protocol != "SASL_SSL":
+        raise SystemExit(f"COMPAT_SECURITY_PROTOCOL: only PLAINTEXT and SASL_SSL are set up, not {protocol!r}")
+    return {"protocol": protocol, "mechanism": os.environ["COMPAT_SASL_MECHANISM"],
+            "username": os.environ["COMPAT_SASL_USERNAME"], "password": os.environ["COMPAT_SASL_PASSWORD"],
+            "ca": os.environ["COMPAT_SSL_CA"]}
+
+
+def librdkafka_security() -> dict[str, str]:
+    """security() as librdkafka configuration (confluent-kafka, kcat's -X)."""
+    sec = security()
+    if not sec:
+        return {}
+    return {"security.protocol": sec["protocol"], "sasl.mechanisms": sec["mechanism"],
+            "sasl.username": sec["username"], "sasl.password": sec["password"], "ssl.ca.location": sec["ca"]}
+
+
+def kafka_python_security() -> dict[str, str]:
+    """security() as kafka-python keyword arguments (its clients and admin client)."""
+    sec = security()
+    if not sec:
+        return {}
+    return {"security_protocol": sec["protocol"], "sasl_mechanism": sec["mechanism"],
+            "sasl_plain_username": sec["username"], "sasl_plain_password": sec["password"],
+            "ssl_cafile": sec["ca"]}
+
+
 class ScenarioError(AssertionError):
     pass
 

@@ -13,6 +13,7 @@ from harness import (
     Ctx,
     ScenarioError,
     check,
+    kafka_python_security,
     main,
     wait_until,
 )
@@ -21,10 +22,11 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTo
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, UnknownTopicOrPartitionError
 
 CLIENT = "kafka-python"
+SECURITY = kafka_python_security()
 
 
 def admin(ctx: Ctx) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=15000)
+    return KafkaAdminClient(bootstrap_servers=ctx.bootstrap, **SECURITY, request_timeout_ms=15000)
 
 
 def create_topic(ctx: Ctx, partitions: int = 1, suffix: str = "") -> str:
@@ -42,7 +44,7 @@ def create_topic(ctx: Ctx, partitions: int = 1, suffix: str = "") -> str:
 def consumer(ctx: Ctx, *topics: str, **kw) -> KafkaConsumer:
     kw.setdefault("auto_offset_reset", "earliest")
     kw.setdefault("enable_auto_commit", False)
-    return KafkaConsumer(*topics, bootstrap_servers=ctx.bootstrap, **kw)
+    return KafkaConsumer(*topics, bootstrap_servers=ctx.bootstrap, **SECURITY, **kw)
 
 
 def consume(c: KafkaConsumer, n: int, timeout: float = 20) -> list:
@@ -58,7 +60,7 @@ def consume(c: KafkaConsumer, n: int, timeout: float = 20) -> list:
 def produce_consume(codec: str):
     def run(ctx: Ctx) -> None:
         topic = create_topic(ctx)
-        p = KafkaProducer(bootstrap_servers=ctx.bootstrap,
+        p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY,
                           compression_type=None if codec == "none" else codec, linger_ms=5)
         values = [f"value-{i}-".encode() * 20 for i in range(100)]
         for v in values:
@@ -74,7 +76,7 @@ def produce_consume(codec: str):
 
 def keyed_ordering(ctx: Ctx) -> None:
     topic = create_topic(ctx, 3)
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=5)
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, linger_ms=5)
     for i in range(300):
         p.send(topic, key=f"k{i % 5}".encode(), value=str(i).encode())
     p.flush(15)
@@ -96,7 +98,7 @@ def headers_timestamps(ctx: Ctx) -> None:
     topic = create_topic(ctx)
     ts = 1_600_000_000_000
     hdrs = [("h1", b"v1"), ("h2", b""), ("h1", b"again")]
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap)
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY)
     for i in range(3):
         p.send(topic, value=b"x", key=b"k", headers=hdrs, timestamp_ms=ts + i)
     p.flush(15)
@@ -132,7 +134,7 @@ def group_three_leave(ctx: Ctx) -> None:
 def commit_resume(ctx: Ctx) -> None:
     topic = create_topic(ctx)
     group = ctx.group()
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap)
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY)
     for i in range(10):
         p.send(topic, str(i).encode())
     p.flush(15)
@@ -175,7 +177,7 @@ def offsets_by_timestamp(ctx: Ctx) -> None:
     t = 1_700_000_000_000
     # acks=all: ListOffsets reads below the high watermark, which a replicated acks=1 append may
     # not have reached yet when the producer has its answer (compat/FINDINGS.md).
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all")
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, acks="all")
     for i in range(3):
         p.send(topic, b"v", timestamp_ms=t + 1000 * i)
     p.flush(15)
@@ -191,7 +193,7 @@ def offsets_by_timestamp(ctx: Ctx) -> None:
 
 def idempotent_producer(ctx: Ctx) -> None:
     topic = create_topic(ctx)
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, enable_idempotence=True, acks="all")
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, enable_idempotence=True, acks="all")
     futs = [p.send(topic, str(i).encode()) for i in range(50)]
     p.flush(15)
     offsets = [f.get(10).offset for f in futs]
@@ -205,7 +207,7 @@ def idempotent_producer(ctx: Ctx) -> None:
 
 def transactions_read_committed(ctx: Ctx) -> None:
     topic = create_topic(ctx)
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, transactional_id=ctx.group())
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, transactional_id=ctx.group())
     p.init_transactions()
     for txn, commit in enumerate([True, False, True]):
         p.begin_transaction()
@@ -226,7 +228,7 @@ def transactions_read_committed(ctx: Ctx) -> None:
 
 def record_at_size_limit(ctx: Ctx) -> None:
     topic = create_topic(ctx)
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, max_request_size=CLIENT_MAX_REQUEST,
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, max_request_size=CLIENT_MAX_REQUEST,
                       batch_size=CLIENT_MAX_REQUEST)
     md = p.send(topic, b"x" * AT_LIMIT_VALUE).get(15)
     p.close()
@@ -238,7 +240,7 @@ def record_at_size_limit(ctx: Ctx) -> None:
 
 def record_beyond_size_limit(ctx: Ctx) -> None:
     topic = create_topic(ctx)
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, max_request_size=CLIENT_MAX_REQUEST,
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, max_request_size=CLIENT_MAX_REQUEST,
                       batch_size=CLIENT_MAX_REQUEST, retries=0)
     try:
         p.send(topic, b"x" * BEYOND_LIMIT_VALUE).get(15)
@@ -251,7 +253,7 @@ def record_beyond_size_limit(ctx: Ctx) -> None:
 
 def unknown_topic(ctx: Ctx) -> None:
     name = ctx.topic()
-    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, max_block_ms=3000)
+    p = KafkaProducer(bootstrap_servers=ctx.bootstrap, **SECURITY, max_block_ms=3000)
     try:
         p.send(name, b"v").get(5)
         raise ScenarioError("produce to an unknown topic succeeded")

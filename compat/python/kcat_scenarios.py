@@ -19,6 +19,8 @@ from harness import (
     Ctx,
     ScenarioError,
     check,
+    kafka_python_security,
+    librdkafka_security,
     main,
     wait_until,
 )
@@ -26,10 +28,12 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 CLIENT = "kcat"
+SECURITY = kafka_python_security()  # its admin steps use kafka-python
+KCAT_SECURITY = [arg for k, v in librdkafka_security().items() for arg in ("-X", f"{k}={v}")]
 
 
 def kcat(ctx: Ctx, *args: str, data: bytes | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(["kcat", "-b", ctx.bootstrap, *args], input=data, capture_output=True,
+    return subprocess.run(["kcat", "-b", ctx.bootstrap, *KCAT_SECURITY, *args], input=data, capture_output=True,
                           timeout=timeout)
 
 
@@ -40,7 +44,7 @@ def ok(res: subprocess.CompletedProcess) -> bytes:
 
 def create_topic(ctx: Ctx, partitions: int = 1) -> str:
     name = ctx.topic()
-    a = KafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=15000)
+    a = KafkaAdminClient(bootstrap_servers=ctx.bootstrap, **SECURITY, request_timeout_ms=15000)
     try:
         a.create_topics([NewTopic(name, partitions, ctx.rf)])
         wait_until(lambda: len(a.describe_topics([name])[0]["partitions"] or []) == partitions, 15,
@@ -106,7 +110,7 @@ def headers_timestamps(ctx: Ctx) -> None:
 def group_three_leave(ctx: Ctx) -> None:
     topic = create_topic(ctx, 6)
     group = ctx.group()
-    procs = [subprocess.Popen(["kcat", "-b", ctx.bootstrap, "-G", group, "-q", "-X", "session.timeout.ms=10000",
+    procs = [subprocess.Popen(["kcat", "-b", ctx.bootstrap, *KCAT_SECURITY, "-G", group, "-q", "-X", "session.timeout.ms=10000",
                                "-X", "heartbeat.interval.ms=500", topic],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(3)]
     try:
@@ -126,7 +130,7 @@ def group_three_leave(ctx: Ctx) -> None:
 
 def _wait_group_size(ctx: Ctx, group: str, n: int, deadline: float) -> bool:
     """Use kafka-python's admin to describe the group: Stable with n members covering 6 partitions."""
-    a = KafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=15000)
+    a = KafkaAdminClient(bootstrap_servers=ctx.bootstrap, **SECURITY, request_timeout_ms=15000)
     try:
         while time.monotonic() < deadline:
             d = a.describe_groups([group]).get(group, {})

@@ -34,9 +34,44 @@ EXPECTED = HERE / "franz-kgo-expected.json"
 REPORT = HERE / "FRANZ-KGO.md"
 
 
-def run_suite(bootstrap: str, records: int, run: str | None, timeout: float) -> tuple[dict, float, str]:
+# The suite's SCRAM and OAUTHBEARER tests (TestSCRAMAuth, TestSCRAMAuthBadCredentials, TestOAuthAuth)
+# run against their own listeners: both brokers get the same two SASL_PLAINTEXT listeners next to
+# PLAINTEXT, set up with Kafka's keys, and a SCRAM-SHA-256 user made with AlterUserScramCredentials.
+SASL_LISTENERS = {"SCRAM": "SASL_PLAINTEXT", "OAUTH": "SASL_PLAINTEXT"}
+SASL_SETTINGS = {
+    "listener.name.scram.sasl.enabled.mechanisms": "SCRAM-SHA-256",
+    "listener.name.scram.scram-sha-256.sasl.jaas.config":
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+    "listener.name.oauth.oauthbearer.sasl.jaas.config":
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+}
+SCRAM_USER, SCRAM_PASSWORD = "kgo-scram", "kgo-scram-secret"
+
+
+def sasl_env(broker) -> dict[str, str]:
+    ports = broker.listener_ports
+    return {"KGO_TEST_SCRAM": f"{SCRAM_USER}:{SCRAM_PASSWORD}",
+            "KGO_TEST_SCRAM_SEEDS": f"127.0.0.1:{ports['SCRAM']}",
+            "KGO_TEST_OAUTH_SEEDS": f"127.0.0.1:{ports['OAUTH']}"}
+
+
+def start_broker(kind: str):
+    """A broker of ``kind`` with the SASL listeners and user, and the suite's environment for them."""
+    cls = {"kbroker": run_matrix.KBroker, "kafka": run_matrix.KafkaNode}[kind]
+    broker = cls({**run_matrix.settings_for(kind), **SASL_SETTINGS}, extra_listeners=SASL_LISTENERS)
+    try:
+        run_matrix.add_scram_user(broker.bootstrap, SCRAM_USER, SCRAM_PASSWORD, ["SCRAM-SHA-256"])
+    except BaseException:
+        broker.stop()
+        raise
+    return broker, sasl_env(broker)
+
+
+def run_suite(bootstrap: str, records: int, run: str | None, timeout: float,
+              extra_env: dict[str, str] | None = None) -> tuple[dict, float, str]:
     env = dict(os.environ, KGO_SEEDS=bootstrap, KGO_TEST_RF="1", KGO_TEST_RECORDS=str(records),
-               KGO_LOG_LEVEL="none")
+               KGO_LOG_LEVEL="none", **(extra_env or {}))
     cmd = ["go", "test", "github.com/twmb/franz-go/pkg/kgo", "-count=1", "-json", f"-timeout={int(timeout)}s"]
     if run:
         cmd.append(f"-run={run}")
@@ -88,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, str] = {}
     for kind in kinds:
         broker = None
+        extra_env: dict[str, str] = {}
         if args.bootstrap:
             bootstrap = args.bootstrap
         else:
-            broker = run_matrix.start_broker(kind)
+            broker, extra_env = start_broker(kind)
             bootstrap = broker.bootstrap
         try:
-            results, secs, err = run_suite(bootstrap, args.records, args.run, args.timeout)
+            results, secs, err = run_suite(bootstrap, args.records, args.run, args.timeout, extra_env)
         finally:
             if broker is not None:
                 broker.stop()

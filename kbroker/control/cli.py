@@ -39,10 +39,11 @@ def _value(text: str) -> Any:
     return text
 
 
-def parse_fields(items: list[str]) -> dict[str, Any]:
-    """``key=value`` words (numbers become numbers), or one JSON object."""
+def parse_fields(items: list[str]) -> dict[str, Any] | list[Any]:
+    """``key=value`` words (numbers become numbers), or one JSON object (or list of them)."""
     if len(items) == 1 and items[0].lstrip().startswith(("{", "[")):
-        return json.loads(items[0])
+        parsed: dict[str, Any] | list[Any] = json.loads(items[0])
+        return parsed
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -184,10 +185,10 @@ def main(argv: list[str]) -> int:
             elif action == "stop":
                 status, out = request(args.url, "DELETE", "/trace")
             else:
-                query = {k: ",".join(v) for k, v in _filters(args).items()}
+                params = {k: ",".join(v) for k, v in _filters(args).items()}
                 if args.limit is not None:
-                    query["limit"] = str(args.limit)
-                status, out = request(args.url, "GET", "/trace" + (f"?{urlencode(query)}" if query else ""))
+                    params["limit"] = str(args.limit)
+                status, out = request(args.url, "GET", "/trace" + (f"?{urlencode(params)}" if params else ""))
         else:  # negotiation
             query = f"?{urlencode({'client_id': args.client_id})}" if args.client_id else ""
             status, out = request(args.url, "GET", "/negotiation" + query)

@@ -69,7 +69,7 @@ class ControlServer(HttpService):
     def remote_hint(self) -> str:
         return " (set kbroker.control.allow.remote=true to serve it elsewhere)"
 
-    async def start(self, reserved_ports: set[int] | None = None) -> None:  # type: ignore[override]
+    async def start(self, reserved_ports: set[int] | None = None) -> None:
         kafka_ports = {port for _host, port in self.plane.broker.bound.values()}
         await super().start(kafka_ports | (reserved_ports or set()))
 

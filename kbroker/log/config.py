@@ -13,7 +13,7 @@ that is how the log's own tests ask for segments far smaller than the 1 MiB a cl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from kbroker.config import INT_MAX, LONG_MAX, TOPIC_DEFAULTS
@@ -21,28 +21,6 @@ from kbroker.config import INT_MAX, LONG_MAX, TOPIC_DEFAULTS
 __all__ = ["INT_MAX", "LONG_MAX", "LogConfig"]
 
 _D = TOPIC_DEFAULTS
-
-# Topic key -> LogConfig attribute (cleanup.policy becomes the two flags ``compact``/``delete``).
-_FIELDS = {
-    "segment.bytes": "segment_bytes",
-    "segment.ms": "segment_ms",
-    "segment.jitter.ms": "segment_jitter_ms",
-    "segment.index.bytes": "segment_index_bytes",
-    "index.interval.bytes": "index_interval_bytes",
-    "flush.messages": "flush_messages",
-    "flush.ms": "flush_ms",
-    "retention.ms": "retention_ms",
-    "retention.bytes": "retention_bytes",
-    "delete.retention.ms": "delete_retention_ms",
-    "min.compaction.lag.ms": "min_compaction_lag_ms",
-    "max.compaction.lag.ms": "max_compaction_lag_ms",
-    "file.delete.delay.ms": "file_delete_delay_ms",
-    "min.cleanable.dirty.ratio": "min_cleanable_dirty_ratio",
-    "message.timestamp.type": "message_timestamp_type",
-    "max.message.bytes": "max_message_bytes",
-    "preallocate": "preallocate",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
@@ -81,3 +59,8 @@ class LogConfig:
             kw["compact"] = "compact" in policy
             kw["delete"] = "delete" in policy
         return cls(**kw)
+
+
+# Topic key -> LogConfig attribute: each attribute is its key with '_' for '.' (segment.bytes ->
+# segment_bytes), but for cleanup.policy, which becomes the two flags ``compact``/``delete``.
+_FIELDS = {f.name.replace("_", "."): f.name for f in fields(LogConfig) if f.name not in ("compact", "delete")}

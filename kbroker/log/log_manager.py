@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from . import dir_failure
 from .cleaner import clean_log
 from .config import LogConfig
 from .errors import LogCorruptedError
@@ -137,7 +138,35 @@ class LogManager:
                 self.offline_dirs.append(log_dir)
         if len(self.offline_dirs) == len(self.log_dirs):
             raise LogDirOfflineError(self.log_dirs[0], "all log dirs are offline")
+        # Called (in the failing thread) once every log dir has failed at run time; the broker
+        # halts there, as Kafka (dir_failure.py). None: the logs just stay offline.
+        self.on_all_dirs_failed: Callable[[], None] | None = None
+        for log_dir in self.online_dirs:
+            dir_failure.register(log_dir, self._dir_failed)
         self._load()
+
+    def _dir_failed(self, log_dir: Path, what: str, exc: OSError) -> None:
+        """A storage error in ``log_dir`` (Kafka's LogManager.handleLogDirFailure): the dir goes
+        offline with every log in it (KAFKA_STORAGE_ERROR from then on, nothing more written
+        there); with no log dir left, `on_all_dirs_failed`."""
+        with self._lock:
+            if log_dir in self.offline_dirs or log_dir not in self.log_dirs:
+                return
+            self.offline_dirs.append(log_dir)
+            logs = [log for log in self._logs.values() if log.directory.parent == log_dir]
+            all_failed = not self.online_dirs
+        logger.error("Error while %s in dir %s: %s", what, log_dir, exc)
+        logger.warning("Stopping serving logs in dir %s", log_dir)
+        offline = LogDirOfflineError(log_dir, f"the log dir failed: {exc}")
+        for log in logs:
+            with log.lock:
+                if log.offline is None:
+                    log._go_offline(offline)
+        if all_failed:
+            logger.critical("Shutdown broker because all log dirs in %s have failed",
+                            ", ".join(str(d) for d in self.log_dirs))
+            if self.on_all_dirs_failed is not None:
+                self.on_all_dirs_failed()
 
     @property
     def online_dirs(self) -> list[Path]:
@@ -441,4 +470,6 @@ class LogManager:
             except Exception:
                 logger.exception("closing %s-%d failed", *key)
         self._remove_deleted_dirs()
+        for log_dir in self.log_dirs:
+            dir_failure.unregister(log_dir, self._dir_failed)
         self._closed = True

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from . import dir_failure
 from .append import AppendInfo, LogAppend
 from .config import LogConfig
 from .log_state import (
@@ -139,6 +140,49 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
         if remove:
             shutil.rmtree(target, ignore_errors=True)
         return target
+
+    # -- a storage error fails the log dir (dir_failure.py) -------------------------------------
+
+    def append(
+        self,
+        batches: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int = 0,
+        assign_offsets: bool = True,
+    ) -> AppendInfo:
+        try:
+            return LogAppend.append(self, batches, leader_epoch=leader_epoch, assign_offsets=assign_offsets)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"appending to {self.directory.name}", exc)
+            raise
+
+    def flush(self) -> None:
+        try:
+            LogAppend.flush(self)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"flushing {self.directory.name}", exc)
+            raise
+
+    def maybe_flush(self, now_ms: int | None = None) -> bool:
+        try:
+            return LogAppend.maybe_flush(self, now_ms)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"flushing {self.directory.name}", exc)
+            raise
+
+    def roll(self) -> None:
+        try:
+            LogAppend.roll(self)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"rolling {self.directory.name}", exc)
+            raise
+
+    def checkpoint(self) -> None:
+        try:
+            LogAppend.checkpoint(self)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"checkpointing {self.directory.name}", exc)
+            raise
 
     def __repr__(self) -> str:
         return (

@@ -28,7 +28,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
+from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError, dir_failure
 from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import PendingIsr
@@ -212,6 +212,8 @@ class ReplicaManager:
             except OSError as exc:
                 log.error("cannot write the high watermark checkpoint of %s: %s", log_dir, exc)
                 self._written.pop(log_dir, None)
+                # as Kafka: a checkpoint that cannot be written fails its log dir
+                dir_failure.report(Path(log_dir), "writing the high watermark checkpoint", exc)
 
     def checkpoint_high_watermarks(self) -> None:
         """Write the high watermark checkpoints now (shut-down)."""

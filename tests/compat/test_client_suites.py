@@ -28,7 +28,10 @@ LIBRDKAFKA_SLICE = ["0001_multiobj", "0002_unkpart", "0005_order", "0012_produce
 # franz-go pkg/kgo integration tests: produce, regex subscription, partition addition, ping, issue 325.
 # KGO_TEST_RECORDS is lowered to keep it to seconds. TestGroupETL (every balancer, classic and KIP-848)
 # is left to the full run: it failed once here on a machine at load 15 (passed in the runs before).
-KGO_SLICE = ["TestAddRemovePartitions", "TestClient_Produce", "TestConsumeRegex", "TestIssue325", "TestPing"]
+# And its SASL tests: SCRAM-SHA-256 login (good and bad credentials) and OAUTHBEARER (unsecured
+# tokens, an expired one refused with invalid_token), on listeners the runner sets up.
+KGO_SLICE = ["TestAddRemovePartitions", "TestClient_Produce", "TestConsumeRegex", "TestIssue325", "TestPing",
+             "TestSCRAMAuth", "TestSCRAMAuthBadCredentials", "TestOAuthAuth"]
 KGO_RECORDS = 1000
 
 
@@ -68,9 +71,10 @@ def test_librdkafka_suite_slice():
 def test_franz_kgo_suite_slice():
     kgo = _runner("franz_kgo")
     assert set(KGO_SLICE) <= _expected_pass(kgo.EXPECTED), "slice must be expected to pass"
-    broker = kgo.run_matrix.start_broker("kbroker")
+    broker, sasl_env = kgo.start_broker("kbroker")
     try:
-        results, _, err = kgo.run_suite(broker.bootstrap, KGO_RECORDS, "^(" + "|".join(KGO_SLICE) + ")$", 600)
+        results, _, err = kgo.run_suite(broker.bootstrap, KGO_RECORDS, "^(" + "|".join(KGO_SLICE) + ")$", 600,
+                                        sasl_env)
     finally:
         broker.stop()
     statuses = {t: results.get(t, {}).get("status") for t in KGO_SLICE}

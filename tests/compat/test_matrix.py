@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ROOT / "compat" / "expected-kbroker.json"
 EXPECTED_CLUSTER = ROOT / "compat" / "expected-kbroker-cluster.json"
+EXPECTED_SASL = ROOT / "compat" / "expected-kbroker-sasl.json"
 FINDINGS = ROOT / "compat" / "FINDINGS.md"
 
 
@@ -78,6 +79,15 @@ def cluster_matrix(tmp_path_factory) -> dict:
     return json.loads((out / "matrix.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def sasl_matrix(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("sasl-matrix")
+    scenarios = ",".join(_run_matrix_module().SASL_CI_SCENARIOS)
+    subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker-sasl",
+                    "--scenarios", scenarios, "--out-dir", str(out)], check=True, cwd=ROOT, timeout=1500)
+    return json.loads((out / "matrix.json").read_text())
+
+
 @pytest.mark.timeout(1800)
 def test_matrix_matches_expectations(matrix: dict) -> None:
     msg = compare(matrix["results"]["kbroker"], load_expected(), "kbroker", EXPECTED)
@@ -93,6 +103,16 @@ def test_cluster_matrix_matches_expectations(cluster_matrix: dict) -> None:
     assert not msg, "\n".join(msg)
 
 
+@pytest.mark.timeout(1800)
+def test_sasl_matrix_matches_expectations(sasl_matrix: dict) -> None:
+    """One kbroker node, every client logging in with SCRAM over SASL_SSL: SASL_CI_SCENARIOS against
+    expected-kbroker-sasl.json."""
+    results = sasl_matrix["results"]["kbroker-sasl"]
+    assert set(sasl_matrix["scenarios"]) == set(_run_matrix_module().SASL_CI_SCENARIOS)
+    msg = compare(results, load_expected(EXPECTED_SASL), "kbroker over SASL_SSL", EXPECTED_SASL)
+    assert not msg, "\n".join(msg)
+
+
 def _reason(text: str, client: str, scenario: str, prefix: str = "") -> bool:
     return re.search(rf"^- {prefix}(\*\*all\*\*|{re.escape(client)}) / ({re.escape(scenario)}|\*\*all\*\*): .+",
                      text, re.M) is not None
@@ -101,10 +121,12 @@ def _reason(text: str, client: str, scenario: str, prefix: str = "") -> bool:
 def test_every_expected_failure_has_a_reason() -> None:
     """Each (client, scenario) not expected to pass is covered by a line in FINDINGS.md: on one
     node `- CLIENT / SCENARIO: reason`; on the cluster `- cluster / CLIENT / SCENARIO: reason`, or
-    the one-node line when the scenario is expected to fail there too (one the client cannot run)."""
+    the one-node line when the scenario is expected to fail there too (one the client cannot run);
+    over SASL_SSL likewise with `- sasl / CLIENT / SCENARIO: reason`."""
     run_matrix = _run_matrix_module()
     expected = load_expected()
     expected_cluster = load_expected(EXPECTED_CLUSTER)
+    expected_sasl = load_expected(EXPECTED_SASL)
     text = FINDINGS.read_text()
     blanket = re.search(r"^- \*\*all\*\* / \*\*all\*\*: .+", text, re.M)
     missing = []
@@ -116,6 +138,9 @@ def test_every_expected_failure_has_a_reason() -> None:
             if (s not in expected_cluster.get(c, set()) and not blanket
                     and not (fails_on_one_node and _reason(text, c, s)) and not _reason(text, c, s, "cluster / ")):
                 missing.append(f"cluster {c}/{s}")
+            if (s not in expected_sasl.get(c, set()) and not blanket
+                    and not (fails_on_one_node and _reason(text, c, s)) and not _reason(text, c, s, "sasl / ")):
+                missing.append(f"sasl {c}/{s}")
     assert not missing, f"no reason in compat/FINDINGS.md for: {missing}"
 
 

@@ -66,10 +66,28 @@ def test_direct_construction_allows_small_segments_for_the_logs_own_tests(tmp_pa
 
 
 def test_log_config_imports_only_the_bottom_config_module():
-    """The log imports kbroker.config (declarations, standard library only), nothing above."""
+    """The log imports kbroker.config (declarations, standard library only), nothing above; the
+    config package imports nothing of kbroker's but its own modules."""
     root = Path(__file__).resolve().parents[2] / "kbroker"
-    for path, allowed in ((root / "log" / "config.py", {"kbroker.config"}), (root / "config.py", set())):
+    checked = [(root / "log" / "config.py", lambda m: m == "kbroker.config")]
+    checked += [(path, lambda m: m == "kbroker.config" or m.startswith("kbroker.config."))
+                for path in sorted((root / "config").glob("*.py"))]
+    assert len(checked) > 2
+    for path, allowed in checked:
         tree = ast.parse(path.read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert {m for m in imported if m.startswith("kbroker")} == allowed, path
+        assert all(allowed(m) for m in imported if m.startswith("kbroker")), path
+
+
+def test_every_log_setting_is_a_topic_key_of_the_same_name():
+    """LogConfig's attributes are the topic keys' names with '_' for '.', defaulting to Kafka's
+    defaults (cleanup.policy: the compact/delete flags)."""
+    from dataclasses import fields
+
+    c = LogConfig()
+    for f in fields(LogConfig):
+        if f.name in ("compact", "delete"):
+            assert getattr(c, f.name) == (f.name in TOPIC_DEFAULTS["cleanup.policy"])
+        else:
+            assert getattr(c, f.name) == TOPIC_DEFAULTS[f.name.replace("_", ".")], f.name

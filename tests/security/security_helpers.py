@@ -3,9 +3,10 @@ the broker settings of a TLS listener."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from kbroker.testing.certs import SERVER_EXT, make_ca, make_leaf, openssl
 
 KEY_PASSWORD = "key-secret"
 
@@ -29,33 +30,14 @@ class Certs:
         return path.read_text()
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _ca(d: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
-             "-days", "2", "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def _leaf(d: Path, name: str, ca: str, subj: str, ext: str) -> None:
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj,
-             cwd=d)
-    (d / f"{name}.ext").write_text(ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
-
-
 def make_certs(d: Path) -> Certs:
-    _ca(d, "ca")
-    _ca(d, "otherca")
-    _leaf(d, "server", "ca", "/CN=localhost",
-          "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    _leaf(d, "client", "ca", "/C=US/O=Kbroker, Inc./OU=eng/CN=Alice Client",
-          "extendedKeyUsage=clientAuth\n")
-    _leaf(d, "otherclient", "otherca", "/CN=intruder", "extendedKeyUsage=clientAuth\n")
-    _openssl("pkcs8", "-topk8", "-in", "server.key", "-out", "server-enc.key", "-v2", "aes-256-cbc",
+    make_ca(d, "ca")
+    make_ca(d, "otherca")
+    make_leaf(d, "server", "ca", "/CN=localhost", SERVER_EXT)
+    make_leaf(d, "client", "ca", "/C=US/O=Kbroker, Inc./OU=eng/CN=Alice Client",
+              "extendedKeyUsage=clientAuth\n")
+    make_leaf(d, "otherclient", "otherca", "/CN=intruder", "extendedKeyUsage=clientAuth\n")
+    openssl("pkcs8", "-topk8", "-in", "server.key", "-out", "server-enc.key", "-v2", "aes-256-cbc",
              "-passout", f"pass:{KEY_PASSWORD}", cwd=d)
     (d / "server-store.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text()
                                         + (d / "ca.pem").read_text())

@@ -16,14 +16,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 type Ctx = harness.Ctx
 
 var check = harness.Check
 
+var security = harness.LoadSecurity()
+
 func client(c *Ctx, opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers()...)}, opts...)...)
+	base := []kgo.Opt{kgo.SeedBrokers(c.Brokers()...)}
+	if security != nil {
+		auth := scram.Auth{User: security.User, Pass: security.Password}
+		mech := auth.AsSha256Mechanism()
+		if security.Mechanism == "SCRAM-SHA-512" {
+			mech = auth.AsSha512Mechanism()
+		}
+		base = append(base, kgo.SASL(mech), kgo.DialTLSConfig(security.TLS))
+	}
+	return kgo.NewClient(append(base, opts...)...)
 }
 
 func withAdmin(c *Ctx, f func(*kadm.Client) error) error {

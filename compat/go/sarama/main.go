@@ -14,6 +14,7 @@ import (
 	"kbroker/compat/internal/harness"
 
 	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
 )
 
 type Ctx = harness.Ctx
@@ -28,8 +29,44 @@ func config() *sarama.Config {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Consumer.Return.Errors = true
 	cfg.Metadata.AllowAutoTopicCreation = false
+	if security != nil {
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = security.TLS
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.User = security.User
+		cfg.Net.SASL.Password = security.Password
+		hash := scram.SHA256
+		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+		if security.Mechanism == "SCRAM-SHA-512" {
+			hash = scram.SHA512
+			cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		}
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: hash} }
+	}
 	return cfg
 }
+
+var security = harness.LoadSecurity()
+
+// scramClient is sarama's SCRAMClient over xdg-go/scram (sarama leaves the SCRAM implementation to
+// its user).
+type scramClient struct {
+	hash scram.HashGeneratorFcn
+	conv *scram.ClientConversation
+}
+
+func (s *scramClient) Begin(user, password, authzID string) error {
+	client, err := s.hash.NewClient(user, password, authzID)
+	if err != nil {
+		return err
+	}
+	s.conv = client.NewConversation()
+	return nil
+}
+
+func (s *scramClient) Step(challenge string) (string, error) { return s.conv.Step(challenge) }
+
+func (s *scramClient) Done() bool { return s.conv.Done() }
 
 func brokers(c *Ctx) []string { return c.Brokers() }
 

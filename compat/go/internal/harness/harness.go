@@ -3,6 +3,8 @@
 package harness
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -134,5 +136,40 @@ func Main(client, version string, scenarios []Scenario) {
 		}
 		r.Seconds = float64(time.Since(t0).Milliseconds()) / 1000
 		_ = enc.Encode(r)
+	}
+}
+
+// Security is how to connect, from the environment compat/run_matrix.py sets for its SASL_SSL
+// column (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_MECHANISM, COMPAT_SASL_USERNAME,
+// COMPAT_SASL_PASSWORD, COMPAT_SSL_CA); nil for PLAINTEXT.
+type Security struct {
+	Mechanism, User, Password string
+	TLS                       *tls.Config
+}
+
+func LoadSecurity() *Security {
+	protocol := os.Getenv("COMPAT_SECURITY_PROTOCOL")
+	if protocol == "" || protocol == "PLAINTEXT" {
+		return nil
+	}
+	if protocol != "SASL_SSL" {
+		fmt.Fprintf(os.Stderr, "COMPAT_SECURITY_PROTOCOL: only PLAINTEXT and SASL_SSL are set up, not %q\n", protocol)
+		os.Exit(2)
+	}
+	pem, err := os.ReadFile(os.Getenv("COMPAT_SSL_CA"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "COMPAT_SSL_CA: %v\n", err)
+		os.Exit(2)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		fmt.Fprintf(os.Stderr, "COMPAT_SSL_CA: no certificate in %s\n", os.Getenv("COMPAT_SSL_CA"))
+		os.Exit(2)
+	}
+	return &Security{
+		Mechanism: os.Getenv("COMPAT_SASL_MECHANISM"),
+		User:      os.Getenv("COMPAT_SASL_USERNAME"),
+		Password:  os.Getenv("COMPAT_SASL_PASSWORD"),
+		TLS:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}
 }

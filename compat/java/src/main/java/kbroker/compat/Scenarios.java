@@ -57,9 +57,25 @@ public final class Scenarios {
     static byte[] b(String s) { return s.getBytes(StandardCharsets.UTF_8); }
     static String s(byte[] b) { return new String(b, StandardCharsets.UTF_8); }
 
+    /** How to connect, from the environment compat/run_matrix.py sets for its SASL_SSL column
+     *  (COMPAT_SECURITY_PROTOCOL, COMPAT_SASL_MECHANISM, COMPAT_SASL_USERNAME, COMPAT_SASL_PASSWORD,
+     *  COMPAT_SSL_CA); nothing for PLAINTEXT. */
+    static void security(Properties p) {
+        Map<String, String> env = System.getenv();
+        String protocol = env.getOrDefault("COMPAT_SECURITY_PROTOCOL", "PLAINTEXT");
+        if (protocol.equals("PLAINTEXT")) return;
+        p.put("security.protocol", protocol);
+        p.put("sasl.mechanism", env.get("COMPAT_SASL_MECHANISM"));
+        p.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+            + env.get("COMPAT_SASL_USERNAME") + "\" password=\"" + env.get("COMPAT_SASL_PASSWORD") + "\";");
+        p.put("ssl.truststore.type", "PEM");
+        p.put("ssl.truststore.location", env.get("COMPAT_SSL_CA"));
+    }
+
     static Admin admin(Ctx ctx) {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, ctx.bootstrap);
+        security(p);
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 15000);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 20000);
         return Admin.create(p);
@@ -85,6 +101,7 @@ public final class Scenarios {
     static KafkaProducer<byte[], byte[]> producer(Ctx ctx, Object... kv) {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, ctx.bootstrap);
+        security(p);
         for (int i = 0; i < kv.length; i += 2) p.put((String) kv[i], kv[i + 1]);
         return new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
     }
@@ -92,6 +109,7 @@ public final class Scenarios {
     static KafkaConsumer<byte[], byte[]> consumer(Ctx ctx, Object... kv) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, ctx.bootstrap);
+        security(p);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         for (int i = 0; i < kv.length; i += 2) p.put((String) kv[i], kv[i + 1]);
@@ -405,6 +423,7 @@ public final class Scenarios {
                 for (int i = 0; i < 2; i++) {
                     Properties p = new Properties();
                     p.put("bootstrap.servers", ctx.bootstrap);
+                    security(p);
                     p.put("group.id", group);
                     p.put("max.poll.records", "10");
                     KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p, new ByteArrayDeserializer(),
