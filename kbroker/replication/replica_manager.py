@@ -411,7 +411,8 @@ class ReplicaManager:
                 records, header, policy, budget_records=INLINE_RECORDS,
                 budget_bytes=INLINE_REBUILD_BYTES if rebuild else INLINE_DECOMPRESSED_BYTES)
         except OverBudget:
-            outcome = None
+            # the pool's worker still starting: a batch of moderate size is checked here meanwhile
+            outcome = self.validation_pool.check_while_cold(records, header, policy, rebuild)
         order = partition.append_order
         verify = self._needs_remote_verification(partition, header, transactional_id, version)
         if outcome is not None:

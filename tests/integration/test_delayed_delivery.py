@@ -400,6 +400,9 @@ def test_a_big_batch_validated_in_the_worker_pool_is_diverted(clocked):
     from kbroker_protocol.records import Record
 
     b = clocked
+    pool = b.broker.replica_manager.validation_pool
+    b.call(pool.warm)  # a pool still starting checks a batch this size inline (COLD_INLINE_RECORDS)
+    wait_until(lambda: pool.ready, timeout=60, message="the validation worker started")
     topic = name("big")
     _create(b, topic)
     now = b.call(lambda: b.broker.clock.now_ms())

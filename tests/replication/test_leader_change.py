@@ -135,8 +135,11 @@ async def test_batch_validated_while_leadership_moves_is_not_appended_by_the_old
         cluster.create_topic("t", [[1, 2]])
         old = cluster.partition(1, "t")
         async with connected(cluster, 1) as conn:
-            # Over 2,000 records: validated in the worker pool, the append waits for it.
-            big = batch([b"r%d" % i for i in range(3000)])
+            # Over the inline bounds, even those of a pool still starting (COLD_INLINE_RECORDS):
+            # validated in the worker pool, the append waits for it.
+            from kbroker.replication.validation import COLD_INLINE_RECORDS
+
+            big = batch([b"r%d" % i for i in range(COLD_INLINE_RECORDS + 1000)])
             pending = asyncio.ensure_future(produce(conn, "t", big, acks=1, version=11))
             await wait_for(lambda: old.append_order.busy, message="the append queued behind its validation")
             cluster.change("t", 0, leader=2)
