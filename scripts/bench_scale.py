@@ -2,7 +2,7 @@
 """How kbroker's cost grows with the work, side by side with Apache Kafka 4.4 (issue 23).
 
     .venv/bin/python scripts/bench_scale.py partitions [--points 1,100,1000,10000] [--reps 2]
-    .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]
+    .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md and plots from bench/scale.json
@@ -96,11 +96,9 @@ class Bench:
             commit = bb_sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
             self.source = {"source": "worktree", "commit": commit}
         else:
-            import bench_vs_kafka as bvk
-
             self.src = self.base / "kbroker-src"
-            commit = bvk.export_head(self.src)
-            self.source = {"source": "HEAD", "commit": commit}
+            commit = export(args.commit, self.src)
+            self.source = {"source": args.commit, "commit": commit}
         log(f"kbroker {self.source}; data under {self.base}")
         reference_kafka.ensure_kafka()
         bl.ensure_tools()
@@ -110,9 +108,10 @@ class Bench:
 
     def interleave(self, reps: int, fn) -> dict[str, list[dict]]:
         """fn(kind) -> dict, for both brokers, `reps` times, alternating which goes first."""
+        brokers = tuple(b for b in BROKERS if b in self.args.brokers.split(","))
         runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
         for rep in range(reps):
-            order = BROKERS if rep % 2 == 0 else BROKERS[::-1]
+            order = brokers if rep % 2 == 0 else brokers[::-1]
             for kind in order:
                 la = loadavg()
                 t0 = time.monotonic()
@@ -181,6 +180,75 @@ class Bench:
             self.save("partitions", {"params": vars_of(a), "points": points})
         return {"params": vars_of(a), "points": points}
 
+    # -- one load on a fresh broker ----------------------------------------------------------
+    def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
+        """Fresh broker with `settings`, a topic of `parts` partitions, then load(node, topic) measured
+        (broker CPU, peak RSS); adds the broker's CPU seconds per GB of `nbytes`."""
+        node = self.node(kind, settings)
+        try:
+            node.start()
+            topic = "load"
+            sn.create_topic(node.bootstrap, topic, parts)
+            node.wait_topic(topic, parts)
+            r, cpu = measured(node, lambda: load(node, topic))
+            r["cpu_s_per_gb"] = cpu / (nbytes / 1e9)
+            node.stop()
+        finally:
+            node.remove()
+        return r
+
+    def curve(self, name: str, xkey: str, xs: list[int], point) -> dict:
+        a = self.args
+        points = []
+        for x in xs:
+            log(f"{name}: {xkey}={x}")
+            runs = self.interleave(a.reps, lambda kind, x=x: point(kind, x))
+            points.append({xkey: x, "runs": runs})
+            self.save(name, {"params": vars_of(a), "points": points})
+        return {"points": points}
+
+    # -- durability: log.flush.interval.messages=1 -------------------------------------------
+    def durability(self) -> dict:
+        a = self.args
+        settings = {"log.flush.interval.messages": "1"}
+
+        def point(kind: str, producers: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(producers), "--acks", "all"])
+            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
+
+        return self.curve("durability", "producers", [int(x) for x in a.producers.split(",")], point)
+
+    # -- record sizes ----------------------------------------------------------------------
+    def sizes(self) -> dict:
+        a = self.args
+        settings = {"message.max.bytes": str(4 << 20)}
+
+        def point(kind: str, size: int) -> dict:
+            records = max(200, int(a.mb * 1e6 / size))
+            if size <= 1024:
+                records = min(records, a.max_records)
+
+            def load(node: sn.Node, topic: str) -> dict:
+                return producer_perf(node.bootstrap, topic, records, record_size=size,
+                                     props={"batch.size": "65536", "max.request.size": str(4 << 20)})
+            return self.load_point(kind, settings, 1, load, records * size)
+
+        return self.curve("sizes", "record_size", [int(x) for x in a.sizes.split(",")], point)
+
+    # -- producer connections --------------------------------------------------------------
+    def clients(self) -> dict:
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
+            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
+
+        return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
+
     # -- bookkeeping -------------------------------------------------------------------------
     def save(self, curve: str, data: dict) -> None:
         OUT.mkdir(exist_ok=True)
@@ -197,7 +265,21 @@ class Bench:
             getattr(self, self.args.curve)()
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
-        report.write(json.loads(RESULTS.read_text()), OUT, only=self.args.curve)
+        if RESULTS.parent == OUT:
+            report.write(json.loads(RESULTS.read_text()), OUT, only=self.args.curve)
+        else:
+            print(report.table(self.args.curve, json.loads(RESULTS.read_text())[self.args.curve]))
+
+
+def export(rev: str, dest: Path) -> str:
+    """The tree of commit `rev` into dest, byte-compiled (as bench_vs_kafka.export_head does)."""
+    commit = bb_sh(["git", "-C", str(ROOT), "rev-parse", rev])
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", commit], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    archive.wait()
+    subprocess.run([bb.PY, "-m", "compileall", "-q", str(dest / "kbroker"), str(dest / "protocol")], check=True)
+    return commit
 
 
 def bb_sh(cmd: list[str]) -> str:
@@ -232,8 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--reps", type=int, default=2, help="repetitions of each point per broker")
         p.add_argument("--worktree", action="store_true", help="kbroker from this tree, not HEAD")
+        p.add_argument("--commit", default="HEAD", help="kbroker from this commit (default HEAD)")
         p.add_argument("--data-dir", default=None, help="where the brokers' logs go (default: $TMPDIR)")
         p.add_argument("--settle", type=float, default=5.0, help="seconds idle before reading RSS")
+        p.add_argument("--brokers", default="kbroker,kafka", help="which brokers to run")
+        p.add_argument("--out", default=None, help="results file (default bench/scale.json)")
 
     p = sub.add_parser("partitions", help="1..10,000 partitions")
     common(p)
@@ -241,11 +326,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=200_000, help="1 KiB records in the measured produce")
     p.add_argument("--recovery-records", type=int, default=50_000, help="records written before kill -9")
     p.add_argument("--metadata-calls", type=int, default=30)
+    p = sub.add_parser("durability", help="log.flush.interval.messages=1, 1/8/64 producers, acks=all")
+    common(p)
+    p.add_argument("--producers", default="1,8,64")
+    p.add_argument("--records", type=int, default=40_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=1)
+    p = sub.add_parser("sizes", help="record sizes, one ProducerPerformance")
+    common(p)
+    p.add_argument("--sizes", default="100,1024,65536,1048576")
+    p.add_argument("--mb", type=float, default=100, help="MB per run")
+    p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
+    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")
+    common(p)
+    p.add_argument("--clients", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=16)
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)
     if a.curve == "report":
         report.write(json.loads(RESULTS.read_text()), OUT)
         return 0
+    if a.out:
+        globals()["RESULTS"] = Path(a.out)
     Bench(a).run()
     return 0
 
