@@ -245,10 +245,11 @@ class LogAppend(LogTxnState):
         """A replica becoming leader in ``leader_epoch`` records that the epoch starts at
         ``start_offset`` (its log end), before any batch of it is written (Kafka's
         ``maybeAssignEpochStartOffset``). True if the cache changed. An entry at the log end is
-        dropped again by truncation to the log end and at open, as in Kafka."""
+        dropped again by truncation to the log end and at open, as in Kafka. A log without an
+        epoch file yet (a new partition) writes it later (see `LeaderEpochCache.assign`)."""
         with self.lock:
             self._check_usable()
-            return self._epochs.assign(leader_epoch, start_offset)
+            return self._epochs.assign(leader_epoch, start_offset, defer_if_absent=True)
 
     def _append_limits(self, segment: LogSegment, config: LogConfig) -> tuple[LogConfig, int, int, int, int] | None:
         """Bounds within which an append to ``segment`` needs no roll (and no block reservation).

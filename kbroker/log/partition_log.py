@@ -111,6 +111,7 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
                 self._segments[-1].seal()
                 self._recovery_point = self.log_end_offset
                 self._write_checkpoint()
+                self._epochs.write_if_dirty()  # (an epoch file deferred by assign_epoch_start)
                 # Everything the marker vouches for is on disk now; one directory fsync makes
                 # the marker itself durable.
                 fd = os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
