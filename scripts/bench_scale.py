@@ -106,10 +106,10 @@ class Bench:
     def node(self, kind: str, extra: dict[str, str] | None = None) -> sn.Node:
         return sn.make(kind, self.base, {**bb.BENCH_SETTINGS, **(extra or {})}, self.src)
 
-    def interleave(self, reps: int, fn) -> dict[str, list[dict]]:
-        """fn(kind) -> dict, for both brokers, `reps` times, alternating which goes first."""
+    def interleave(self, reps: int, fn, runs: dict[str, list[dict]], saved) -> dict[str, list[dict]]:
+        """fn(kind) -> dict, for both brokers, `reps` times, alternating which goes first; saved()
+        after every run (into `runs`)."""
         brokers = tuple(b for b in BROKERS if b in self.args.brokers.split(","))
-        runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
         for rep in range(reps):
             order = brokers if rep % 2 == 0 else brokers[::-1]
             for kind in order:
@@ -124,6 +124,7 @@ class Bench:
                 r["loadavg_after"] = loadavg()
                 r["wall_s"] = time.monotonic() - t0
                 runs[kind].append(r)
+                saved()
                 log(f"  {kind} [{rep + 1}/{reps}]: {report.short(r)}")
         return runs
 
@@ -175,9 +176,10 @@ class Bench:
         points = []
         for parts in [int(x) for x in a.points.split(",")]:
             log(f"partitions={parts}")
-            runs = self.interleave(a.reps, lambda kind, parts=parts: self.partitions_point(kind, parts))
+            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
             points.append({"partitions": parts, "runs": runs})
-            self.save("partitions", {"params": vars_of(a), "points": points})
+            self.interleave(a.reps, lambda kind, parts=parts: self.partitions_point(kind, parts), runs,
+                            lambda: self.save("partitions", {"params": vars_of(a), "points": points}))
         return {"params": vars_of(a), "points": points}
 
     # -- one load on a fresh broker ----------------------------------------------------------
@@ -202,9 +204,10 @@ class Bench:
         points = []
         for x in xs:
             log(f"{name}: {xkey}={x}")
-            runs = self.interleave(a.reps, lambda kind, x=x: point(kind, x))
+            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
             points.append({xkey: x, "runs": runs})
-            self.save(name, {"params": vars_of(a), "points": points})
+            self.interleave(a.reps, lambda kind, x=x: point(kind, x), runs,
+                            lambda: self.save(name, {"params": vars_of(a), "points": points}))
         return {"points": points}
 
     # -- durability: log.flush.interval.messages=1 -------------------------------------------
@@ -253,7 +256,15 @@ class Bench:
     def save(self, curve: str, data: dict) -> None:
         OUT.mkdir(exist_ok=True)
         allres = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        allres[curve] = {**data, "kbroker": self.source, "machine": machine_info(),
+        xkey = report.CURVES[curve][0]
+        for p in data["points"]:
+            p.setdefault("kbroker", self.source)
+            p.setdefault("started", self.started)
+        mine = {p[xkey] for p in data["points"]}
+        # points of earlier runs that this run does not measure are kept (each says its run)
+        older = [p for p in allres.get(curve, {}).get("points", []) if p[xkey] not in mine]
+        points = sorted(older + data["points"], key=lambda p: p[xkey])
+        allres[curve] = {**data, "points": points, "kbroker": self.source, "machine": machine_info(),
                          "started": self.started, "saved": now()}
         RESULTS.write_text(json.dumps(allres, indent=1) + "\n")
 
