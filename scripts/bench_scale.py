@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,7 @@ def measured(node: sn.Node, fn) -> tuple[dict, float]:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.partial: dict = {}
         self.base = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.data_dir))
         if args.worktree:
             self.src = ROOT
@@ -115,10 +117,15 @@ class Bench:
             for kind in order:
                 la = loadavg()
                 t0 = time.monotonic()
+                self.partial = {}
+                interrupted = None
                 try:
                     r = fn(kind)
+                except KeyboardInterrupt as e:  # SIGTERM/^C: keep what this run measured so far
+                    r = {**self.partial, "error": "interrupted before the end of the run"}
+                    interrupted = e
                 except Exception as e:  # noqa: BLE001 - a failed point is a result
-                    r = {"error": f"{type(e).__name__}: {str(e)[:600]}"}
+                    r = {**self.partial, "error": f"{type(e).__name__}: {str(e)[:600]}"}
                     log(f"  {kind}: FAILED {r['error']}")
                 r["loadavg_before"] = la
                 r["loadavg_after"] = loadavg()
@@ -126,6 +133,8 @@ class Bench:
                 runs[kind].append(r)
                 saved()
                 log(f"  {kind} [{rep + 1}/{reps}]: {report.short(r)}")
+                if interrupted is not None:
+                    raise interrupted
         return runs
 
     # -- partitions --------------------------------------------------------------------------
@@ -133,7 +142,7 @@ class Bench:
         a = self.args
         topic = f"scale-{parts}"
         node = self.node(kind)
-        r: dict = {}
+        r: dict = self.partial  # filled as the run goes (kept if it is interrupted)
         try:
             r["fresh_start_s"] = node.start()
             t0 = time.monotonic()
@@ -318,7 +327,12 @@ def machine_info() -> dict:
             "python": platform.python_version(), "kafka": reference_kafka.KAFKA_VERSION}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="curve", required=True)
 
