@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
-    .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md and plots from bench/scale.json
+    .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
 a fresh data dir, with the same settings (scripts/bench_brokers.py BENCH_SETTINGS), and records the
@@ -369,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)
     if a.curve == "report":
-        report.write(json.loads(RESULTS.read_text()), OUT)
+        res = json.loads(RESULTS.read_text())
+        report.write(res, OUT)
+        report.update_readme(res, ROOT / "README.md")
         return 0
     if a.out:
         globals()["RESULTS"] = Path(a.out)

@@ -157,3 +157,39 @@ def write(res: dict, out: Path, only: str | None = None) -> None:
         if only in (None, curve):
             print(f"\n== {curve} ==\n{table(curve, data)}")
     (out / "SCALE.md").write_text("\n".join(parts) + "\n")
+
+
+def compact(curve: str, data: dict) -> str:
+    """One row per figure, one column per point: "kbroker / Kafka = ratio" (medians), for the README."""
+    xkey, xlabel, metrics = CURVES[curve]
+    xs = [p[xkey] for p in data["points"]]
+    lines = [f"| {xlabel} | " + " | ".join(f"{x:,}" for x in xs) + " |",
+             "|---|" + "---:|" * len(xs)]
+    for metric, label, unit, _higher in metrics:
+        cells = []
+        for p in data["points"]:
+            k, _ = stats(p, "kbroker", metric)
+            f, _ = stats(p, "kafka", metric)
+            if k is None and f is None:
+                cells.append("")
+                continue
+            ratio = f"**{fmt(k / f)}**" if k is not None and f else "n/a"
+            cells.append(f"{fmt(k)} / {fmt(f)} = {ratio}")
+        lines.append(f"| {label} ({unit}, kbroker / Kafka) | " + " | ".join(cells) + " |")
+    la = [v for p in data["points"] for b in ("kbroker", "kafka") for v in _vals(p["runs"].get(b, []), "loadavg_before")]
+    if la:
+        lines.append(f"| load average before the runs | {min(la):.1f}-{max(la):.1f} |" + " |" * (len(xs) - 1))
+    return "\n".join(lines)
+
+
+def update_readme(res: dict, readme: Path) -> None:
+    """Replace the tables between `<!-- scale:CURVE -->` and `<!-- /scale:CURVE -->` in the README."""
+    import re
+
+    text = readme.read_text()
+    for curve in CURVES:
+        if curve not in res:
+            continue
+        pattern = re.compile(rf"(<!-- scale:{curve} -->\n).*?(<!-- /scale:{curve} -->)", re.S)
+        text = pattern.sub(lambda m, c=curve: m.group(1) + compact(c, res[c]) + "\n" + m.group(2), text)
+    readme.write_text(text)
