@@ -24,6 +24,7 @@ from . import prealloc, writeback
 from .config import INT_MAX, LogConfig
 from .errors import (
     InvalidOffsetError,
+    LogClosedError,
     RecordBatchTooLargeError,
 )
 from .leader_epoch import LeaderEpochCache
@@ -63,13 +64,16 @@ class LogAppend(LogTxnState):
         *,
         leader_epoch: int = 0,
         assign_offsets: bool = True,
+        sync: bool = True,
     ) -> AppendInfo:
         """Append one or more validated magic-2 batches.
 
         With ``assign_offsets`` (a leader) baseOffset is set to the log end and
         partitionLeaderEpoch to ``leader_epoch``; otherwise (a follower) the batches are written
         unchanged and must start at or after the log end. The input is never modified. With
-        ``flush.messages`` reached the data is fsynced before this returns.
+        ``flush.messages`` reached the data is fsynced before this returns, unless ``sync`` is
+        False: then the caller owns that fsync (group commit: `sync_appended` on a worker thread,
+        see kbroker/log/group_commit.py) and acknowledges the batch only after it.
         """
         view = memoryview(batches)
         if type(batches) is not bytes and (view.format != "B" or view.ndim != 1):
@@ -111,10 +115,10 @@ class LogAppend(LogTxnState):
                         if segment.verified_size == start:
                             segment.verified_size = start + size
                         segment.size = start + size
-                        if last + 1 - self._recovery_point >= config.flush_messages:
+                        if sync and last + 1 - self._recovery_point >= config.flush_messages:
                             self._flush_locked()
                         return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, count, 1, size)
-                return self._append_one(view, size, delta, max_ts, count, leader_epoch, config, attributes)
+                return self._append_one(view, size, delta, max_ts, count, leader_epoch, config, attributes, sync)
         batch_list = _split_batches(view, config.max_message_bytes)
         now_ms = int(self.clock() * 1000)
         with self.lock:
@@ -189,7 +193,7 @@ class LogAppend(LogTxnState):
             segment.append_limits = None  # recomputed by the next single-batch append
             if any(view[pos + ATTRIBUTES_LOW_OFFSET] & _TXN_OR_CONTROL for pos, *_ in batch_list):
                 segment.has_txn_batches = True
-            if segment.next_offset - self._recovery_point >= config.flush_messages:
+            if sync and segment.next_offset - self._recovery_point >= config.flush_messages:
                 self._flush_locked(now_ms)
             return AppendInfo(
                 first_offset, last_offset, max_ts, offset_of_max, log_append_time, self._log_start_offset,
@@ -198,7 +202,7 @@ class LogAppend(LogTxnState):
 
     def _append_one(
         self, view: memoryview, size: int, delta: int, max_ts: int, num_records: int, leader_epoch: int,
-        config: LogConfig, attributes: int,
+        config: LogConfig, attributes: int, sync: bool = True,
     ) -> AppendInfo:
         """One CreateTime batch from the leader when `append`'s fast path cannot take it: a roll
         may be due. Sets the active segment's `append_limits` for the next ones.
@@ -223,7 +227,7 @@ class LogAppend(LogTxnState):
                 segment.verified_size = start + size
             segment.size = start + size
             segment.append_limits = self._append_limits(segment, config)
-            if last + 1 - self._recovery_point >= config.flush_messages:
+            if sync and last + 1 - self._recovery_point >= config.flush_messages:
                 self._flush_locked()
             return AppendInfo(base, last, max_ts, last, -1, self._log_start_offset, num_records, 1, size)
 
@@ -242,10 +246,11 @@ class LogAppend(LogTxnState):
         """A replica becoming leader in ``leader_epoch`` records that the epoch starts at
         ``start_offset`` (its log end), before any batch of it is written (Kafka's
         ``maybeAssignEpochStartOffset``). True if the cache changed. An entry at the log end is
-        dropped again by truncation to the log end and at open, as in Kafka."""
+        dropped again by truncation to the log end and at open, as in Kafka. A log without an
+        epoch file yet (a new partition) writes it later (see `LeaderEpochCache.assign`)."""
         with self.lock:
             self._check_usable()
-            return self._epochs.assign(leader_epoch, start_offset)
+            return self._epochs.assign(leader_epoch, start_offset, defer_if_absent=True)
 
     def _append_limits(self, segment: LogSegment, config: LogConfig) -> tuple[LogConfig, int, int, int, int] | None:
         """Bounds within which an append to ``segment`` needs no roll (and no block reservation).
@@ -402,6 +407,41 @@ class LogAppend(LogTxnState):
                 return False
             segment.writeback_pos = end
         return writeback.start(file.fileno(), begin, end - begin)
+
+    def flush_due(self) -> bool:
+        """``flush.messages`` or more appended since the last flush (an append with ``sync=False``
+        leaves that fsync to its caller)."""
+        return self.log_end_offset - self._recovery_point >= self.config.flush_messages
+
+    def sync_appended(self) -> int:
+        """fsync everything appended so far, outside the partition lock, and return the recovery
+        point after it: every offset below it is on disk. Group commit (kbroker/log/group_commit.py)
+        calls it on a worker thread; appends continue meanwhile and wait for the next call."""
+        with self.lock:
+            self._check_usable()
+            if self.log_end_offset <= self._recovery_point:
+                return self._recovery_point
+            file = self._segments[-1].open_file()  # held: stays valid even if the segment goes
+            target = self.log_end_offset
+            truncations = self._truncations
+            sync_dirs = self._dirs_unsynced
+            self._last_flush_ms = self._now_ms()
+        if file is None:
+            raise LogClosedError(f"{self.directory}: the active segment was closed")
+        started = time.perf_counter()
+        os.fdatasync(file.fileno())
+        if sync_dirs:
+            fsync_dir(self.directory)
+            fsync_dir(self.directory.parent)
+        with self.lock:
+            if sync_dirs:
+                self._dirs_unsynced = False
+            # As in maybe_flush: earlier segments were fsynced when rolled; a truncation meanwhile
+            # may have replaced the data, so then this fsync proves nothing.
+            if truncations == self._truncations and not self._closed:
+                self._recovery_point = max(self._recovery_point, min(target, self.log_end_offset))
+            self._count_flush((time.perf_counter() - started) * 1000.0)
+            return self._recovery_point
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
         """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data.

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import dir_failure
@@ -47,6 +48,8 @@ from .errors import LogCorruptedError
 from .fd_budget import BUDGET
 from .log_state import fsync_dir
 from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
+
+CLOSE_THREADS = 8
 
 logger = logging.getLogger(__name__)
 
@@ -460,15 +463,27 @@ class LogManager:
                     log.flush()
 
     def close(self) -> None:
-        """Stop maintenance and close every log cleanly."""
+        """Stop maintenance and close every log cleanly, on `CLOSE_THREADS` threads: a clean close
+        is a handful of fsyncs per log (segment, checkpoint, epoch file, directory), which the
+        threads overlap (10,000 partitions closed one after another took minutes)."""
         if self._closed:
             return
         self.stop()
-        for key, log in self.partitions().items():
+
+        def close_one(item: tuple[tuple[str, int], PartitionLog]) -> None:
+            key, log = item
             try:
                 log.close(clean=True)
             except Exception:
                 logger.exception("closing %s-%d failed", *key)
+
+        items = list(self.partitions().items())
+        if len(items) > 1:
+            with ThreadPoolExecutor(min(CLOSE_THREADS, len(items)), thread_name_prefix="log-close") as pool:
+                list(pool.map(close_one, items))
+        else:
+            for item in items:
+                close_one(item)
         self._remove_deleted_dirs()
         for log_dir in self.log_dirs:
             dir_failure.unregister(log_dir, self._dir_failed)

@@ -112,6 +112,7 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
                 self._segments[-1].seal()
                 self._recovery_point = self.log_end_offset
                 self._write_checkpoint()
+                self._epochs.write_if_dirty()  # (an epoch file deferred by assign_epoch_start)
                 # Everything the marker vouches for is on disk now; one directory fsync makes
                 # the marker itself durable.
                 fd = os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -149,9 +150,11 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
         *,
         leader_epoch: int = 0,
         assign_offsets: bool = True,
+        sync: bool = True,
     ) -> AppendInfo:
         try:
-            return LogAppend.append(self, batches, leader_epoch=leader_epoch, assign_offsets=assign_offsets)
+            return LogAppend.append(self, batches, leader_epoch=leader_epoch, assign_offsets=assign_offsets,
+                                    sync=sync)
         except OSError as exc:
             dir_failure.report(self.directory.parent, f"appending to {self.directory.name}", exc)
             raise

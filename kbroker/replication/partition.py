@@ -19,6 +19,7 @@ from kbroker.replication.validation import AppendOrder
 
 if TYPE_CHECKING:
     from kbroker.log import PartitionLog
+    from kbroker.log.group_commit import GroupCommit
 
 
 UNKNOWN_OFFSET = -1
@@ -55,7 +56,7 @@ class Partition:
                  "producer_state", "config", "append_order", "bytes_in", "messages_in", "bytes_out",
                  "produce_requests", "failed_produce", "fetch_requests", "failed_fetch",
                  "node_id", "leader_id", "partition_epoch", "epoch_start_offset", "followers", "pending_isr",
-                 "_hw_waiters")
+                 "_hw_waiters", "group_commit")
 
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  leader_epoch: int, replicas: list[int], isr: list[int], config: dict | None = None,
@@ -79,6 +80,7 @@ class Partition:
         self.producer_state = None
         self.config: dict = config or {}  # effective topic-level settings (typed), by Kafka key
         self.append_order = AppendOrder()  # appends from clients, in request order
+        self.group_commit: GroupCommit | None = None  # fsyncs of flush.messages appends (created on use)
         # Counters read by the metrics endpoint at scrape time (kbroker.metrics): plain ints, as
         # Kafka's BrokerTopicMetrics count them (client appends and fetch responses only).
         self.bytes_in = 0

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError, dir_failure
+from kbroker.log.errors import LogError
+from kbroker.log.group_commit import GroupCommit, NotDurableError
 from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import PendingIsr
@@ -451,9 +453,11 @@ class ReplicaManager:
                 diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                 if diverted is not None:
                     return await diverted if inspect.isawaitable(diverted) else diverted
-            return self._append(partition, header, outcome.batch, transactional_id, version)
+            result = self._append(partition, header, outcome.batch, transactional_id, version)
         finally:
             order.done(mine)
+        # (a group-commit fsync is waited for after the next append may go ahead)
+        return await result if inspect.isawaitable(result) else result
 
     # -- produce-side transaction verification with a coordinator on another broker --------------
 
@@ -546,7 +550,9 @@ class ReplicaManager:
             (partition.topic, partition.index, header.producer_id, header.producer_epoch))
 
     def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
-                version: int) -> AppendResult:
+                version: int) -> AppendResult | Awaitable[AppendResult]:
+        """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
+        once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
         if not partition.is_leader:  # leadership moved while the batch was being validated
             raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                                f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
@@ -555,8 +561,9 @@ class ReplicaManager:
             duplicate = producer_state.check_append(partition, header, transactional_id, version)
             if duplicate is not None:
                 return duplicate
+        plog = partition.log
         try:
-            info = partition.log.append(records, leader_epoch=partition.leader_epoch)
+            info = plog.append(records, leader_epoch=partition.leader_epoch, sync=False)
         except RecordBatchTooLargeError as exc:
             raise ProduceError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from None
         except LogClosedError:
@@ -568,8 +575,29 @@ class ReplicaManager:
             producer_state.on_append(partition, header, info.first_offset, info.last_offset)
         partition.bytes_in += len(records)
         partition.messages_in += header.records_count
+        result = AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
+        if plog.flush_due():
+            commit = partition.group_commit
+            if commit is None:
+                commit = partition.group_commit = GroupCommit(lambda: partition.log)
+            return self._when_durable(partition, commit.wait(info.last_offset + 1), result)
         self.on_leader_append(partition)
-        return AppendResult(ErrorCode.NONE, info.first_offset, info.log_append_time, last_offset=info.last_offset)
+        return result
+
+    async def _when_durable(self, partition: Partition, durable: asyncio.Future[None],
+                            result: AppendResult) -> AppendResult:
+        """The result of an append once an fsync covers it; the high watermark moves then (as in
+        Kafka, where the append returns after its flush)."""
+        try:
+            await durable
+        except (LogClosedError, NotDurableError):
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"{partition.topic}-{partition.index} changed before its fsync") from None
+        except (LogError, OSError) as exc:
+            log.error("fsync of %s-%d failed: %s", partition.topic, partition.index, exc)
+            raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+        self.on_leader_append(partition)
+        return result
 
     @staticmethod
     def under_min_isr(partition: Partition) -> bool:

@@ -110,3 +110,80 @@ def run_rounds(directory: Path) -> None:
         # Alternate: the next writer starts after a clean close or after an unclean one.
         log.close(clean=round_ % 2 == 0)
     assert len(all_acked) >= rounds
+
+
+GROUP_WRITER = Path(__file__).with_name("log_group_writer.py")
+
+
+def run_group_and_kill(directory: Path, acks_before_kill: int, producers: int) -> tuple[list[tuple[int, int]], dict, int]:
+    """Run the group-commit writer until `acks_before_kill` acknowledgements, SIGKILL it; returns
+    the acknowledged batches, per segment file the largest size an fdatasync has covered, and the
+    number of group-commit fsyncs those acknowledgements took."""
+    proc = subprocess.Popen(
+        [sys.executable, str(GROUP_WRITER), str(directory), str(producers)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    acked: list[tuple[int, int]] = []
+    synced: dict[str, int] = {}
+    fsyncs = 0
+    assert proc.stdout is not None
+    killed = False
+    for line in proc.stdout:
+        if not line.endswith(b"\n"):
+            continue
+        kind, *fields = line.split()
+        if kind == b"A":
+            acked.append((int(fields[0]), int(fields[1])))
+            fsyncs = int(fields[2])
+        else:
+            path, size = fields[0].decode(), int(fields[1])
+            synced[path] = max(synced.get(path, 0), size)
+        if not killed and len(acked) >= acks_before_kill:
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    return acked, synced, fsyncs
+
+
+def test_group_commit_acknowledges_only_what_an_fsync_covered(tmp_path):
+    """Group commit (kbroker/log/group_commit.py), 8 concurrent producers, flush.messages=1: after a
+    SIGKILL the active segment loses everything past what an fdatasync had covered (a power loss
+    at its worst, or at a random point past it) and still every acknowledged batch is there."""
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(prefix="crash-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
+    directory = root / "group-0"
+    rng = random.Random(20261206)
+    all_acked: list[tuple[int, int]] = []
+    fsyncs = 0
+    try:
+        for round_ in range(6):
+            acked, synced, n = run_group_and_kill(directory, rng.randint(8, 80), producers=8)
+            fsyncs += n
+            all_acked += acked
+            last = sorted(directory.glob("*.log"))[-1]
+            floor = synced.get(str(last), 0)
+            size = last.stat().st_size
+            # Every other round: exactly the fsynced bytes stay; else a random cut past them.
+            os.truncate(last, floor if round_ % 2 else rng.randint(floor, size))
+            log = PartitionLog.open(directory, CONFIG)
+            assert log.offline is None
+            stored = split_batches(log.read(0, 10**9).read()) if log.log_end_offset else []
+            expected_next = 0
+            for base, last_offset, raw in stored:
+                assert base == expected_next
+                validate_batch(raw)
+                assert raw == batch_for(base)
+                expected_next = last_offset + 1
+            assert expected_next == log.log_end_offset
+            ranges = {(base, last_offset) for base, last_offset, _ in stored}
+            missing = [a for a in all_acked if a not in ranges]
+            assert not missing, (round_, missing[:5])
+            log.close(clean=round_ % 2 == 0)
+        assert len(all_acked) >= 6 * 8
+        # The acknowledgements shared fsyncs: eight producers wait on each one.
+        assert fsyncs < len(all_acked) / 2, (fsyncs, len(all_acked))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

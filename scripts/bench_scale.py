@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""How kbroker's cost grows with the work, side by side with Apache Kafka 4.4 (issue 23).
+
+    .venv/bin/python scripts/bench_scale.py partitions [--points 1,100,1000,10000] [--reps 2]
+    .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
+    .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
+    .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
+    .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
+
+Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
+a fresh data dir, with the same settings (scripts/bench_brokers.py BENCH_SETTINGS), and records the
+load average before it. Results go to bench/scale.json (one key per curve, each point with every
+repetition), ratios kbroker/Kafka are printed, plots go to bench/scale-*.png. kbroker runs from the
+committed HEAD exported to a temp dir (`--worktree`: from this tree).
+
+Partitions curve, per point P (one topic of P partitions):
+- create: CreateTopics sent until Metadata shows all P partitions with a leader;
+- idle RSS 5 s after that; Metadata latency: a Metadata request for that topic, pre-encoded, timed
+  to the last byte of the answer (not decoded), median of 30 on one connection;
+- produce: Kafka's ProducerPerformance with the RoundRobinPartitioner (every partition gets records,
+  each request carries many partitions), 1 KiB records, acks=1, batch.size 16 KiB, linger.ms 5;
+  MB/s and the broker's CPU seconds per GB;
+- start-up: clean stop (SIGTERM), start on the same data dir, time until Metadata shows all P
+  partitions led again;
+- recovery: another produce run (acks=1, so unflushed data in the page cache), then kill -9 and
+  start again: time until all P partitions are led.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_brokers as bb  # noqa: E402
+import bench_loads as bl  # noqa: E402
+import bench_scale_nodes as sn  # noqa: E402
+import bench_scale_report as report  # noqa: E402
+import reference_kafka  # noqa: E402
+
+ROOT = bb.ROOT
+OUT = ROOT / "bench"
+RESULTS = OUT / "scale.json"
+BROKERS = ("kbroker", "kafka")
+log = bb.log
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def producer_perf(bootstrap: str, topic: str, records: int, *, acks: str = "1", record_size: int = 1024,
+                  props: dict[str, str] | None = None, timeout: float = 900) -> dict:
+    """Kafka's ProducerPerformance with extra producer properties."""
+    conf = {"bootstrap.servers": bootstrap, "acks": acks, "batch.size": "16384", "linger.ms": "5",
+            "compression.type": "none", **(props or {})}
+    cmd = bl.java_tool("ProducerPerformance", [
+        "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
+        "--throughput", "-1", "--command-property", *(f"{k}={v}" for k, v in conf.items())])
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - t0
+    m = None
+    for line in res.stdout.splitlines():
+        m = bl._PERF_RE.search(line) or m
+    if res.returncode != 0 or m is None:
+        raise RuntimeError(f"ProducerPerformance failed ({res.returncode}): {res.stdout[-1500:]}\n"
+                           f"{res.stderr[-1500:]}")
+    n, rps, _mbps, avg, _mx, p50, _p95, p99, p999 = m.groups()
+    return {"records": int(n), "records_per_s": float(rps), "mb_per_s": float(rps) * record_size / 1e6,
+            "lat_avg_ms": float(avg), "lat_p50_ms": int(p50), "lat_p99_ms": int(p99),
+            "lat_p999_ms": int(p999), "tool_wall_s": wall}
+
+
+def measured(node: sn.Node, fn) -> tuple[dict, float]:
+    """Run fn() while watching the broker: (its result + peak RSS + broker CPU, CPU seconds)."""
+    with bb.RssSampler(node.pid) as s:
+        r = fn()
+    r.update(rss_max_mib=s.max_kib / 1024, broker_cpu_s=s.cpu)
+    return r, s.cpu
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.partial: dict = {}
+        self.base = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.data_dir))
+        if args.worktree:
+            self.src = ROOT
+            commit = bb_sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+            self.source = {"source": "worktree", "commit": commit}
+        else:
+            self.src = self.base / "kbroker-src"
+            commit = export(args.commit, self.src)
+            self.source = {"source": args.commit, "commit": commit}
+        log(f"kbroker {self.source}; data under {self.base}")
+        reference_kafka.ensure_kafka()
+        bl.ensure_tools()
+
+    def node(self, kind: str, extra: dict[str, str] | None = None) -> sn.Node:
+        return sn.make(kind, self.base, {**bb.BENCH_SETTINGS, **(extra or {})}, self.src)
+
+    def interleave(self, reps: int, fn, runs: dict[str, list[dict]], saved) -> dict[str, list[dict]]:
+        """fn(kind) -> dict, for both brokers, `reps` times, alternating which goes first; saved()
+        after every run (into `runs`)."""
+        brokers = tuple(b for b in BROKERS if b in self.args.brokers.split(","))
+        for rep in range(reps):
+            order = brokers if rep % 2 == 0 else brokers[::-1]
+            for kind in order:
+                la = loadavg()
+                t0 = time.monotonic()
+                self.partial = {}
+                interrupted = None
+                try:
+                    r = fn(kind)
+                except KeyboardInterrupt as e:  # SIGTERM/^C: keep what this run measured so far
+                    r = {**self.partial, "error": "interrupted before the end of the run"}
+                    interrupted = e
+                except Exception as e:  # noqa: BLE001 - a failed point is a result
+                    r = {**self.partial, "error": f"{type(e).__name__}: {str(e)[:600]}"}
+                    log(f"  {kind}: FAILED {r['error']}")
+                r["loadavg_before"] = la
+                r["loadavg_after"] = loadavg()
+                r["wall_s"] = time.monotonic() - t0
+                runs[kind].append(r)
+                saved()
+                log(f"  {kind} [{rep + 1}/{reps}]: {report.short(r)}")
+                if interrupted is not None:
+                    raise interrupted
+        return runs
+
+    # -- partitions --------------------------------------------------------------------------
+    def partitions_point(self, kind: str, parts: int) -> dict:
+        a = self.args
+        topic = f"scale-{parts}"
+        node = self.node(kind)
+        r: dict = self.partial  # filled as the run goes (kept if it is interrupted)
+        try:
+            r["fresh_start_s"] = node.start()
+            t0 = time.monotonic()
+            sn.create_topic(node.bootstrap, topic, parts)
+            node.wait_topic(topic, parts)
+            r["create_s"] = time.monotonic() - t0
+            time.sleep(a.settle)
+            r["idle_rss_mib"] = node.rss_kib() / 1024
+            probe = sn.RawMetadata(node.bootstrap, topic)
+            lat = []
+            for _ in range(a.metadata_calls):
+                s, size = probe.call()
+                lat.append(s * 1000)
+            probe.close()
+            lat.sort()
+            r["metadata_ms"] = median(lat)
+            r["metadata_p90_ms"] = lat[int(len(lat) * 0.9)]
+            r["metadata_bytes"] = size
+            rr = {"partitioner.class": "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+                  "buffer.memory": str(max(32 << 20, min(parts * 16384 * 2, 512 << 20)))}
+            prod, cpu = measured(node, lambda: producer_perf(node.bootstrap, topic, a.records, props=rr))
+            r["produce_mb_per_s"] = prod["mb_per_s"]
+            r["produce_p99_ms"] = prod["lat_p99_ms"]
+            r["produce_cpu_s_per_gb"] = cpu / (a.records * 1024 / 1e9)
+            r["produce_rss_max_mib"] = prod["rss_max_mib"]
+            r["stop_s"] = node.stop()
+            r["startup_s"] = node.start(topic, parts)
+            time.sleep(a.settle)
+            r["idle_rss_restarted_mib"] = node.rss_kib() / 1024
+            producer_perf(node.bootstrap, topic, a.recovery_records, props=rr)
+            node.kill9()
+            r["recovery_s"] = node.start(topic, parts)
+            node.stop()
+        finally:
+            node.remove()
+        return r
+
+    def partitions(self) -> dict:
+        a = self.args
+        points = []
+        for parts in [int(x) for x in a.points.split(",")]:
+            log(f"partitions={parts}")
+            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
+            points.append({"partitions": parts, "runs": runs})
+            self.interleave(a.reps, lambda kind, parts=parts: self.partitions_point(kind, parts), runs,
+                            lambda: self.save("partitions", {"params": vars_of(a), "points": points}))
+        return {"params": vars_of(a), "points": points}
+
+    # -- one load on a fresh broker ----------------------------------------------------------
+    def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
+        """Fresh broker with `settings`, a topic of `parts` partitions, then load(node, topic) measured
+        (broker CPU, peak RSS); adds the broker's CPU seconds per GB of `nbytes`."""
+        node = self.node(kind, settings)
+        try:
+            node.start()
+            topic = "load"
+            sn.create_topic(node.bootstrap, topic, parts)
+            node.wait_topic(topic, parts)
+            r, cpu = measured(node, lambda: load(node, topic))
+            r["cpu_s_per_gb"] = cpu / (nbytes / 1e9)
+            node.stop()
+        finally:
+            node.remove()
+        return r
+
+    def curve(self, name: str, xkey: str, xs: list[int], point) -> dict:
+        a = self.args
+        points = []
+        for x in xs:
+            log(f"{name}: {xkey}={x}")
+            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
+            points.append({xkey: x, "runs": runs})
+            self.interleave(a.reps, lambda kind, x=x: point(kind, x), runs,
+                            lambda: self.save(name, {"params": vars_of(a), "points": points}))
+        return {"points": points}
+
+    # -- durability: log.flush.interval.messages=1 -------------------------------------------
+    def durability(self) -> dict:
+        a = self.args
+        settings = {"log.flush.interval.messages": "1"}
+
+        def point(kind: str, producers: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(producers), "--acks", "all"])
+            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
+
+        return self.curve("durability", "producers", [int(x) for x in a.producers.split(",")], point)
+
+    # -- record sizes ----------------------------------------------------------------------
+    def sizes(self) -> dict:
+        a = self.args
+        settings = {"message.max.bytes": str(4 << 20)}
+
+        def point(kind: str, size: int) -> dict:
+            records = max(200, int(a.mb * 1e6 / size))
+            if size <= 1024:
+                records = min(records, a.max_records)
+
+            def load(node: sn.Node, topic: str) -> dict:
+                return producer_perf(node.bootstrap, topic, records, record_size=size,
+                                     props={"batch.size": "65536", "max.request.size": str(4 << 20)})
+            return self.load_point(kind, settings, 1, load, records * size)
+
+        return self.curve("sizes", "record_size", [int(x) for x in a.sizes.split(",")], point)
+
+    # -- producer connections --------------------------------------------------------------
+    def clients(self) -> dict:
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
+            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
+
+        return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def save(self, curve: str, data: dict) -> None:
+        OUT.mkdir(exist_ok=True)
+        allres = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        xkey = report.CURVES[curve][0]
+        for p in data["points"]:
+            p.setdefault("kbroker", self.source)
+            p.setdefault("started", self.started)
+        mine = {p[xkey] for p in data["points"]}
+        # points of earlier runs that this run does not measure are kept (each says its run)
+        older = [p for p in allres.get(curve, {}).get("points", []) if p[xkey] not in mine]
+        points = sorted(older + data["points"], key=lambda p: p[xkey])
+        allres[curve] = {**data, "points": points, "kbroker": self.source, "machine": machine_info(),
+                         "started": self.started, "saved": now()}
+        RESULTS.write_text(json.dumps(allres, indent=1) + "\n")
+
+    def run(self) -> None:
+        import shutil
+
+        self.started = now()
+        try:
+            getattr(self, self.args.curve)()
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+        if RESULTS.parent == OUT:
+            report.write(json.loads(RESULTS.read_text()), OUT, only=self.args.curve)
+        else:
+            print(report.table(self.args.curve, json.loads(RESULTS.read_text())[self.args.curve]))
+
+
+def export(rev: str, dest: Path) -> str:
+    """The tree of commit `rev` into dest, byte-compiled (as bench_vs_kafka.export_head does)."""
+    commit = bb_sh(["git", "-C", str(ROOT), "rev-parse", rev])
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", commit], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    archive.wait()
+    subprocess.run([bb.PY, "-m", "compileall", "-q", str(dest / "kbroker"), str(dest / "protocol")], check=True)
+    return commit
+
+
+def bb_sh(cmd: list[str]) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def vars_of(a: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(a).items() if k not in ("curve", "data_dir")}
+
+
+def machine_info() -> dict:
+    import os
+    import platform
+
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "python": platform.python_version(), "kafka": reference_kafka.KAFKA_VERSION}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="curve", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reps", type=int, default=2, help="repetitions of each point per broker")
+        p.add_argument("--worktree", action="store_true", help="kbroker from this tree, not HEAD")
+        p.add_argument("--commit", default="HEAD", help="kbroker from this commit (default HEAD)")
+        p.add_argument("--data-dir", default=None, help="where the brokers' logs go (default: $TMPDIR)")
+        p.add_argument("--settle", type=float, default=5.0, help="seconds idle before reading RSS")
+        p.add_argument("--brokers", default="kbroker,kafka", help="which brokers to run")
+        p.add_argument("--out", default=None, help="results file (default bench/scale.json)")
+
+    p = sub.add_parser("partitions", help="1..10,000 partitions")
+    common(p)
+    p.add_argument("--points", default="1,100,1000,10000")
+    p.add_argument("--records", type=int, default=200_000, help="1 KiB records in the measured produce")
+    p.add_argument("--recovery-records", type=int, default=50_000, help="records written before kill -9")
+    p.add_argument("--metadata-calls", type=int, default=30)
+    p = sub.add_parser("durability", help="log.flush.interval.messages=1, 1/8/64 producers, acks=all")
+    common(p)
+    p.add_argument("--producers", default="1,8,64")
+    p.add_argument("--records", type=int, default=40_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=1)
+    p = sub.add_parser("sizes", help="record sizes, one ProducerPerformance")
+    common(p)
+    p.add_argument("--sizes", default="100,1024,65536,1048576")
+    p.add_argument("--mb", type=float, default=100, help="MB per run")
+    p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
+    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")
+    common(p)
+    p.add_argument("--clients", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=16)
+    sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
+    a = ap.parse_args(argv)
+    if a.curve == "report":
+        res = json.loads(RESULTS.read_text())
+        report.write(res, OUT)
+        report.update_readme(res, ROOT / "README.md")
+        return 0
+    if a.out:
+        globals()["RESULTS"] = Path(a.out)
+    Bench(a).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
