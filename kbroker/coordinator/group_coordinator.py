@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kbroker.coordinator.coordinator_writes import ReplicatedWrites, WriteCallback, response_error
 from kbroker.coordinator.group_classic import (
     ClassicConfig,
     ClassicGroup,
@@ -76,7 +77,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
-from kbroker.replication.deadline import Deadline
+from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import GroupMetadataValue
@@ -161,6 +162,7 @@ class GroupCoordinator:
         # Partitions of __consumer_offsets whose groups are loaded here (this broker leads them).
         self.led_partitions: set[int] = set()
         self.started = False
+        self.writes = ReplicatedWrites(broker)
 
     def _classic_config(self) -> ClassicConfig:
         c = self.broker.config
@@ -303,6 +305,7 @@ class GroupCoordinator:
     def stop(self) -> None:
         self.loaded = False
         self.started = False
+        self.writes.close()
         if isinstance(self.timer, LoopTimer):
             self.timer.cancel_all()
 
@@ -389,13 +392,28 @@ class GroupCoordinator:
         p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
-        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
-        if code == ErrorCode.NONE:
-            return code
-        if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-            return ErrorCode.NOT_COORDINATOR
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return await self.writes.wait(p, p.log.log_end_offset)
+
+    def write(self, group_id: str, records: list[tuple[bytes, bytes | None]], done: WriteCallback) -> None:
+        """Kafka's CoordinatorRuntime write: append ``records`` to the group's partition now (acks=1)
+        and call ``done(NONE)`` once they are replicated (below the high watermark), or
+        ``done(error)`` with the client error if the append or the wait fails (see
+        ``coordinator_writes``). A failed append calls ``done`` before returning."""
+        try:
+            self.append(group_id, records)
+            p = self._group_partition(group_id)
+        except ProduceError as exc:
+            done(response_error(exc.code))
+            return
+        except RuntimeError as exc:  # the offsets topic or partition is not there
+            log.warning("coordinator write for group %s failed: %s", group_id, exc)
+            done(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+            return
+        except OSError as exc:
+            log.error("coordinator write for group %s failed: %s", group_id, exc)
+            done(ErrorCode.NOT_COORDINATOR)
+            return
+        self.writes.complete_when_replicated(p, p.log.log_end_offset, done)
 
     def _replay(self, index: int) -> None:
         p = self._partition(index)
@@ -502,7 +520,9 @@ class GroupCoordinator:
         del self.groups[group.group_id]
         return True
 
-    def _persist_classic(self, group: ClassicGroup) -> None:
+    def _persist_classic(self, group: ClassicGroup, assignment: dict[str, bytes], done: WriteCallback) -> None:
+        """The classic manager's ``persist``: the group's GroupMetadata record with ``assignment``,
+        ``done`` once replicated (Kafka's newGroupMetadataRecord and appendFuture)."""
         value = GroupMetadataValue(
             protocol_type=group.protocol_type or "", generation=group.generation, protocol=group.protocol_name,
             leader=group.leader_id, current_state_timestamp=group.state_timestamp_ms,
@@ -511,11 +531,11 @@ class GroupCoordinator:
                     member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
                     client_host=m.client_host, rebalance_timeout=m.rebalance_timeout_ms,
                     session_timeout=m.session_timeout_ms, subscription=m.metadata(group.protocol_name),
-                    assignment=m.assignment)
+                    assignment=assignment.get(m.member_id, b""))
                 for m in group.members.values()
             ],
         )
-        self.append(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))])
+        self.write(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))], done)
 
     # -- OffsetCommit ---------------------------------------------------------------------------------------
 
