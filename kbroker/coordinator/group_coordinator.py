@@ -287,6 +287,8 @@ class GroupCoordinator:
                 self.timer.cancel_group(gid)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
             del self.offsets.committed[gid]
+        for gid in [g for g in self.offsets.unreplicated if self.partition_for(g) == index]:
+            del self.offsets.unreplicated[gid]
         for pending in self.offsets.pending.values():
             for gid in [g for g in pending if self.partition_for(g) == index]:
                 del pending[gid]
@@ -612,10 +614,16 @@ class GroupCoordinator:
                             encode_offset_value(offset, leader_epoch, metadata, now, expire)))
             keyed.append(((topic, partition), OffsetAndMetadata(offset, leader_epoch, metadata, now, expire)))
         if records:
-            first = self.append(group_id, records)
+            try:
+                first = self.append(group_id, records)
+            except ProduceError as exc:  # nothing appended, nothing applied
+                code = response_error(exc.code)
+                return code, [code if e == ErrorCode.NONE else e for e in errors]
+            high_watermark = self._group_partition(group_id).log.high_watermark
             for i, (tp, om) in enumerate(keyed):
-                self.offsets.apply(group_id, tp, OffsetAndMetadata(
-                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms, first + i))
+                self.offsets.apply_written(group_id, tp, OffsetAndMetadata(
+                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms,
+                    first + i), first + i, high_watermark)
         return ErrorCode.NONE, errors
 
     # -- OffsetFetch ------------------------------------------------------------------------------------------
@@ -636,7 +644,10 @@ class GroupCoordinator:
             error = self._typed(group).validate_fetch(group, member_id, member_epoch)
             if error != ErrorCode.NONE:
                 return error, []
-        committed = self.offsets.group_offsets(group_id)
+        # As Kafka's read at the last committed offset: commits not yet replicated are not shown.
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        committed = (self.offsets.group_offsets(group_id) if p is None
+                     else self.offsets.replicated_offsets(group_id, p.log.high_watermark))
         if topics is None:
             wanted = sorted(committed)
         else:
