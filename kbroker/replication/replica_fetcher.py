@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kbroker.coordinator.partitioning import java_string_hash, kafka_abs
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.producer_manager import partition_state
@@ -137,14 +138,29 @@ SESSION_ERRORS = frozenset({ErrorCode.FETCH_SESSION_ID_NOT_FOUND, ErrorCode.INVA
                             ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR})
 
 
+def fetcher_id(topic: str, partition: int, num_fetchers: int) -> int:
+    """Kafka's ``AbstractFetcherManager.getFetcherId``: which of the ``num.replica.fetchers``
+    fetchers of a source broker fetches a partition, ``abs(31 * topic.hashCode + partition) % n``
+    in Java's 32-bit arithmetic."""
+    n = (31 * java_string_hash(topic) + partition) & 0xFFFFFFFF
+    return kafka_abs(n - (1 << 32) if n & 0x80000000 else n) % num_fetchers
+
+
 class ReplicaFetcherManager:
-    """The fetchers of this broker, one per source broker."""
+    """The fetchers of this broker: ``num.replica.fetchers`` per source broker (each its own
+    connection and fetch session, as Kafka's fetcher threads), a partition going to the one
+    :func:`fetcher_id` names."""
 
     def __init__(self, replica_manager: Any) -> None:
         self.replica_manager = replica_manager  # kbroker.replication.replica_manager.ReplicaManager
-        self.fetchers: dict[int, ReplicaFetcher] = {}
+        # (source broker, fetcher id) -> fetcher (Kafka's BrokerIdAndFetcherId)
+        self.fetchers: dict[tuple[int, int], ReplicaFetcher] = {}
         self._by_partition: dict[tuple[str, int], FetchState] = {}
         self._closed = False
+        self.num_fetchers = max(1, int(replica_manager.broker.config["num.replica.fetchers"]))
+
+    def _key(self, topic: str, index: int, leader_id: int) -> tuple[int, int]:
+        return leader_id, fetcher_id(topic, index, self.num_fetchers)
 
     def has_partition(self, partition: Partition) -> bool:
         s = self._by_partition.get((partition.topic, partition.index))
@@ -158,9 +174,10 @@ class ReplicaFetcherManager:
         state = FetchState(partition, partition.leader_id, partition.leader_epoch, plog.log_end_offset,
                            truncating=plog.leader_epochs.latest_epoch < 0 and plog.log_end_offset > plog.high_watermark)
         self._by_partition[(partition.topic, partition.index)] = state
-        fetcher = self.fetchers.get(partition.leader_id)
+        key = self._key(partition.topic, partition.index, partition.leader_id)
+        fetcher = self.fetchers.get(key)
         if fetcher is None:
-            fetcher = self.fetchers[partition.leader_id] = ReplicaFetcher(self, partition.leader_id)
+            fetcher = self.fetchers[key] = ReplicaFetcher(self, partition.leader_id, key[1])
         fetcher.add(state)
         log.info("%s-%d: fetching from broker %d at offset %d, leader epoch %d", partition.topic, partition.index,
                  partition.leader_id, state.fetch_offset, state.leader_epoch)
@@ -169,12 +186,13 @@ class ReplicaFetcherManager:
         state = self._by_partition.pop((partition.topic, partition.index), None)
         if state is None:
             return
-        fetcher = self.fetchers.get(state.leader_id)
+        key = self._key(partition.topic, partition.index, state.leader_id)
+        fetcher = self.fetchers.get(key)
         if fetcher is not None:
             fetcher.remove(state)
             if not fetcher.partitions:
                 fetcher.close()
-                del self.fetchers[state.leader_id]
+                del self.fetchers[key]
 
     def close(self) -> None:
         self._closed = True
@@ -185,16 +203,18 @@ class ReplicaFetcherManager:
 
 
 class ReplicaFetcher:
-    """Fetches every partition followed on one source broker."""
+    """Fetches the partitions of one source broker given to fetcher ``fetcher_id`` (all of them
+    with ``num.replica.fetchers=1``), over its own connection and fetch session."""
 
-    def __init__(self, manager: ReplicaFetcherManager, source_id: int) -> None:
+    def __init__(self, manager: ReplicaFetcherManager, source_id: int, fetcher_id: int = 0) -> None:
         self.manager = manager
         self.source_id = source_id
+        self.fetcher_id = fetcher_id
         self.partitions: dict[tuple[str, int], FetchState] = {}
         self._wake = asyncio.Event()
         self._conn: BrokerConnection | None = None
         self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
-            self._run(), name=f"replica-fetcher-{source_id}")
+            self._run(), name=f"replica-fetcher-{fetcher_id}-{source_id}")
         self._logged: set[str] = set()
         # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
         self._session_id = INVALID_SESSION_ID
@@ -316,7 +336,7 @@ class ReplicaFetcher:
             self._log_once("endpoint", logging.INFO, "broker %d has no registered endpoint yet", self.source_id)
             return None
         node = self.manager.replica_manager.node_id
-        conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-0",
+        conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
                                 self._cfg("socket.request.max.bytes"))
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
