@@ -14,7 +14,9 @@ import asyncio
 
 from kbroker.coordinator.group_classic import GroupState
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest
 from kbroker_protocol.messages.join_group import JoinGroupRequest
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest
 from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
 from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
 from kbroker_protocol.messages.sync_group import SyncGroupRequest
@@ -53,6 +55,29 @@ async def _fetch(conn) -> tuple[int, int]:
         OffsetFetchRequest.OffsetFetchRequestTopic(name="data", partition_indexes=[0])]), 7, 10)
     p = resp.topics[0].partitions[0]
     return p.error_code, p.committed_offset
+
+
+async def _heartbeat(conn, member_id: str, generation: int) -> int:
+    resp = await conn.request(HeartbeatRequest(group_id="g", generation_id=generation, member_id=member_id,
+                                               group_instance_id=None), 3, 30)
+    return resp.error_code
+
+
+async def _leave(conn, member_id: str) -> int:
+    resp = await conn.request(LeaveGroupRequest(group_id="g", members=[
+        LeaveGroupRequest.MemberIdentity(member_id=member_id, group_instance_id=None)]), 3, 30)
+    return resp.error_code
+
+
+async def _times_out(cluster: Cluster, leader, request) -> int:
+    """Run ``request`` (a coroutine) that waits for the unreplicated records of the offsets
+    partition, let its wait time out on the leader's clock and return its answer."""
+    waiters = len(leader._hw_waiters)
+    task = asyncio.ensure_future(request)
+    await wait_for(lambda: len(leader._hw_waiters) > waiters or task.done(), message="the answer waiting")
+    assert not task.done()
+    cluster.nodes[1].advance(TIMEOUT)
+    return await task
 
 
 async def _until_appended(log, end: int) -> None:
@@ -108,6 +133,10 @@ async def test_group_writes_fail_under_min_isr_change_nothing_and_recover():
             assert (failed.error_code, bytes(failed.assignment)) == (E.COORDINATOR_NOT_AVAILABLE, b"")
             assert group.state == GroupState.PREPARING_REBALANCE and group.members[member].assignment == b""
             assert leader.log.high_watermark < leader.log.log_end_offset  # none of it was acknowledged durable
+            # Heartbeats and LeaveGroup wait for the partition's pending writes, as Kafka's
+            # coordinator writes without records do: they time out too.
+            assert await _times_out(cluster, leader, _heartbeat(conn, member, 2)) == E.COORDINATOR_NOT_AVAILABLE
+            assert await _times_out(cluster, leader, _leave(conn, "someone-else")) == E.COORDINATOR_NOT_AVAILABLE
 
             # The followers return, catch up and rejoin the ISR: the group works again.
             await cluster.start(2)
