@@ -31,7 +31,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kbroker.coordinator.partitioning import java_string_hash, kafka_abs
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.producer_manager import partition_state
@@ -140,10 +139,15 @@ SESSION_ERRORS = frozenset({ErrorCode.FETCH_SESSION_ID_NOT_FOUND, ErrorCode.INVA
 
 def fetcher_id(topic: str, partition: int, num_fetchers: int) -> int:
     """Kafka's ``AbstractFetcherManager.getFetcherId``: which of the ``num.replica.fetchers``
-    fetchers of a source broker fetches a partition, ``abs(31 * topic.hashCode + partition) % n``
-    in Java's 32-bit arithmetic."""
-    n = (31 * java_string_hash(topic) + partition) & 0xFFFFFFFF
-    return kafka_abs(n - (1 << 32) if n & 0x80000000 else n) % num_fetchers
+    fetchers of a source broker fetches a partition, ``Utils.abs(31 * topic.hashCode() + partition)
+    % n`` in Java's 32-bit int arithmetic (``String.hashCode`` over UTF-16 code units)."""
+    h = 0
+    data = topic.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    n = (31 * h + partition) & 0xFFFFFFFF
+    signed = n - (1 << 32) if n & 0x80000000 else n
+    return (0 if signed == -(1 << 31) else abs(signed)) % num_fetchers
 
 
 class ReplicaFetcherManager:
