@@ -885,7 +885,11 @@ class GroupCoordinator:
         epoch = self.offsets.pending_epoch.get(producer_id, 0)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=self.timer.now_ms())
-        self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+        partition = self._group_partition(group_id)
+        marker = self.broker.replica_manager.append_internal(partition, batch)
+        if commit:  # the offsets the marker commits are read once it is replicated
+            for tp in self.offsets.pending.get(producer_id, {}).get(group_id, {}):
+                self.offsets.note_unreplicated(group_id, tp, marker, partition.log.high_watermark)
         self.offsets.end_txn(producer_id, commit, {group_id})
 
     def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:

@@ -54,13 +54,18 @@ class OffsetStore:
                       record_offset: int, high_watermark: int) -> None:
         """:meth:`apply` a record just appended at ``record_offset`` (not replicated yet; the
         partition's high watermark is ``high_watermark``)."""
+        self.note_unreplicated(group, tp, record_offset, high_watermark)
+        self.apply(group, tp, value)
+
+    def note_unreplicated(self, group: str, tp: TopicPartition, record_offset: int, high_watermark: int) -> None:
+        """``group``'s offset of ``tp`` is about to change by a record at ``record_offset`` not yet
+        below ``high_watermark``: reads keep seeing the current one until it is."""
         by_tp = self.unreplicated.setdefault(group, {})
         earlier = by_tp.get(tp)
         if earlier is not None and earlier[1] < high_watermark:
             earlier = None  # the earlier write is replicated: it is what reads see until this one is
         before = earlier[0] if earlier is not None else self.committed.get(group, {}).get(tp)
         by_tp[tp] = (before, record_offset)
-        self.apply(group, tp, value)
 
     def replicated_offsets(self, group: str, high_watermark: int) -> dict[TopicPartition, OffsetAndMetadata]:
         """The offsets of ``group`` as of ``high_watermark`` of its partition: writes at or above
