@@ -125,6 +125,8 @@ def _format(argv: list[str]) -> int:
                         help="skip directories already formatted instead of failing")
     parser.add_argument("--override", action="append", default=[], metavar="key=value",
                         help="set a configuration key, overriding the file (repeatable)")
+    parser.add_argument("--add-scram", "-S", action="append", default=[], metavar="MECHANISM=[name=...,password=...]",
+                        help="a SCRAM credential for the bootstrap metadata (repeatable), as kafka-storage.sh")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--standalone", "-s", action="store_true",
                        help="a dynamic quorum of this one controller")
@@ -138,7 +140,7 @@ def _format(argv: list[str]) -> int:
         format_storage(config, args.cluster_id, standalone=args.standalone,
                        initial_controllers=args.initial_controllers,
                        no_initial_controllers=args.no_initial_controllers,
-                       ignore_formatted=args.ignore_formatted, out=sys.stdout)
+                       ignore_formatted=args.ignore_formatted, add_scram=args.add_scram, out=sys.stdout)
     except (ConfigError, StorageError) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -41,6 +41,7 @@ from kbroker.replication.producer_ids import ProducerIdManager
 from kbroker.replication.producer_manager import ProducerStateManager
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.security.acls import Authorizer
+from kbroker.security.internode import InterNodeSecurity
 from kbroker.security.listeners import ListenerSecurity, build_listener_security
 from kbroker.security.quotas import ClientQuotas
 from kbroker.security.replication_quotas import ReplicationQuotas
@@ -103,6 +104,7 @@ class Broker:
         self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
+        self.internode_security = InterNodeSecurity()  # kbroker.security.internode, built in start()
         self._background: set[asyncio.Task] = set()
         self._channel: Any = None
         self._heartbeat_channel: Any = None
@@ -148,6 +150,11 @@ class Broker:
         # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py).
         self.log_manager.on_all_dirs_failed = dir_failure.halt
         self.raft = self._make_raft()
+        try:  # TLS/SASL of the inter-broker and controller connections (issue 17)
+            self.internode_security = InterNodeSecurity.from_config(self.config)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
+        self.internode_security.secure_raft(self.raft, self.scram_credentials)
         self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
         self.raft.on_commit = self.controller.on_commit
         self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
@@ -172,6 +179,10 @@ class Broker:
         finally:
             self._replaying = False
         self._open_replayed_partitions()
+        from kbroker.api.update_features import _metadata_directory_id
+        from kbroker.raft import voter_update
+
+        voter_update.start(self, _metadata_directory_id(self))  # KIP-853: this voter's endpoints and kraft.version to each leader
         sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
         if sole:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
@@ -279,7 +290,9 @@ class Broker:
         assert raft is not None
         controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
         self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
-                                          client_id=f"broker-{self.node_id}-forwarding")
+                                          client_id=f"broker-{self.node_id}-forwarding",
+                                          open_connection=self.internode_security.controller_opener(
+                                              f"broker-{self.node_id}-forwarding"))
         self.controller_client = RemoteControllerClient(self._channel, error_response_for)
         # ISR changes (AlterPartition) go to the active controller over the same channel.
         self.replica_manager.alter_partition_channel = self._channel
@@ -335,7 +348,9 @@ class Broker:
                                    heartbeat_interval_ms=self.config["broker.heartbeat.interval.ms"])
         controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
         self._heartbeat_channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
-                                                    controllers, client_id=f"broker-{self.node_id}-heartbeat")
+                                                    controllers, client_id=f"broker-{self.node_id}-heartbeat",
+                                                    open_connection=self.internode_security.controller_opener(
+                                                        f"broker-{self.node_id}-heartbeat"))
         self.lifecycle = BrokerLifecycleManager(machine, self._heartbeat_channel, lambda: self.image.offset,
                                                 send_timeout_ms=self.config["broker.session.timeout.ms"] // 2)
         task = asyncio.get_running_loop().create_task(self.lifecycle.run(), name="broker-lifecycle")

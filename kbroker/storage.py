@@ -308,9 +308,10 @@ def _voters_record(voters: dict[int, DynamicVoter], listener: str) -> VotersReco
 
 def format_storage(config: BrokerConfig, cluster_id: str | None, *, standalone: bool = False,
                    initial_controllers: str | None = None, no_initial_controllers: bool = False,
-                   ignore_formatted: bool = False, out: TextIO) -> None:
+                   ignore_formatted: bool = False, add_scram: list[str] | None = None, out: TextIO) -> None:
     """``kafka-storage.sh format`` (Kafka's StorageTool.runFormatCommand and Formatter). Raises
-    StorageError with Kafka's message."""
+    StorageError with Kafka's message. ``add_scram``: ``--add-scram`` arguments, SCRAM
+    credentials in the bootstrap metadata (kbroker.security.scram_bootstrap)."""
     if not config.kraft_mode:
         raise StorageError("The kafka configuration file appears to be for a legacy cluster. "
                            "Formatting is only supported for clusters in KRaft mode.")
@@ -368,7 +369,14 @@ def format_storage(config: BrokerConfig, cluster_id: str | None, *, standalone: 
         print("All of the log directories are already formatted.", file=out)
         return
     levels = bootstrap_levels()
-    records = [mr.FeatureLevelRecord(name=name, feature_level=level) for name, level in levels.items()]
+    records: list[object] = [mr.FeatureLevelRecord(name=name, feature_level=level) for name, level in levels.items()]
+    if add_scram:
+        from kbroker.security.scram_bootstrap import scram_records
+
+        try:
+            records += scram_records(add_scram)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
     # MV_LATEST_PRODUCTION (33) is Kafka 4.4's 4.4-IV2
     release = "4.4-IV2" if levels[METADATA_VERSION] == 33 else f"level {levels[METADATA_VERSION]}"
     for d in empty:

@@ -156,7 +156,9 @@ async def register_self(broker: Any) -> None:
     incarnation = uuid.uuid4()
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
                                 lambda: {**raft.addresses, broker.node_id: raft.advertised_address()},
-                                client_id=f"controller-{broker.node_id}-registration")
+                                client_id=f"controller-{broker.node_id}-registration",
+                                open_connection=broker.internode_security.controller_opener(
+                                    f"controller-{broker.node_id}-registration"))
     try:
         while True:
             await asyncio.sleep(RETRY_S)

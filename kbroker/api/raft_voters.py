@@ -150,7 +150,16 @@ async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResp
     lo, hi = feature.min_supported_version, feature.max_supported_version
     if lo < 0 or hi < 0 or hi < lo:
         return answer(ErrorCode.INVALID_REQUEST)
-    change = raft.update_voter(Voter(request.voter_id, directory, endpoints, lo, hi))
+    voter = Voter(request.voter_id, directory, endpoints, lo, hi)
+    if raft.node is not None and raft.node.kraft_version < 1:
+        # a static quorum: the leader keeps the voters in memory for the kraft.version upgrade
+        from kbroker.api.update_features import _metadata_directory_id
+        from kbroker.raft.kraft_upgrade import local_voter
+        from kbroker.raft.kraft_upgrade import update_voter as update_in_memory
+
+        local = local_voter(raft, raft.directory_id or _metadata_directory_id(broker))
+        return answer(update_in_memory(raft, voter, local, raft.now_ms()))
+    change = raft.update_voter(voter)
     return answer(change.error)
 
 

@@ -141,7 +141,13 @@ class BrokerConfig:
         # KRaft mode as Kafka 4 runs it: process.roles given (with a quorum and a controller listener).
         # Without it kbroker runs its single-node start: one process, a one-voter quorum of its own,
         # no controller listener (the data directory is formatted on first start).
-        self.inter_broker_listener = (v["inter.broker.listener.name"] or "PLAINTEXT").upper()
+        # Kafka's getInterBrokerListenerNameAndSecurityProtocol: inter.broker.listener.name, or the
+        # listener named as security.inter.broker.protocol (default PLAINTEXT); not both
+        if v["inter.broker.listener.name"] is not None and self.is_set("security.inter.broker.protocol"):
+            raise ConfigError("security.inter.broker.protocol", v["security.inter.broker.protocol"], "",
+                              "Only one of inter.broker.listener.name and security.inter.broker.protocol should be "
+                              "set.")
+        self.inter_broker_listener = (v["inter.broker.listener.name"] or v["security.inter.broker.protocol"]).upper()
         self.kraft_mode = "process.roles" in self.raw
         if self.kraft_mode:
             self._validate_kraft(controller_names)
@@ -214,7 +220,7 @@ class BrokerConfig:
                 fail("listeners", "There must be at least one broker advertised listener. Perhaps all listeners "
                      f"appear in {cln}?")
             names = [e.listener for e in broker_advertised]
-            ibl = (v["inter.broker.listener.name"] or "PLAINTEXT").upper()
+            ibl = self.inter_broker_listener
             if ibl not in names:
                 fail("inter.broker.listener.name",
                      "inter.broker.listener.name must be a listener name defined in advertised.listeners. The valid "

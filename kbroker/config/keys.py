@@ -46,13 +46,17 @@ _SECURITY_KEYS = [
     _k("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3"),
     _k("ssl.protocol", "string", "TLSv1.3"),
     _k("ssl.cipher.suites", "list", ""),
-    _k("ssl.endpoint.identification.algorithm", "string", "https", applied=False),
+    _k("ssl.endpoint.identification.algorithm", "string", "https"),
     _k("ssl.keymanager.algorithm", "string", "SunX509", applied=False),
     _k("ssl.trustmanager.algorithm", "string", "PKIX", applied=False),
     _k("ssl.secure.random.implementation", "string", None, applied=False),
     _k("sasl.enabled.mechanisms", "list", "GSSAPI"),
     _k("sasl.jaas.config", "password", None, sensitive=True),
-    _k("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", applied=False),
+    # the inter-node clients' security (kbroker/security/client.py, issue 17)
+    _k("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI"),
+    _k("sasl.mechanism.controller.protocol", "string", "GSSAPI"),
+    _k("security.inter.broker.protocol", "string", "PLAINTEXT",
+       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
     _k("sasl.server.max.receive.size", "int", "524288"),
     _k("connections.max.reauth.ms", "long", "0"),
     _k("connection.failed.authentication.delay.ms", "int", "100", minimum=0),
@@ -85,7 +89,8 @@ _SECURITY_KEYS = [
 # The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
 # mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
 LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
-    "sasl.mechanism.inter.broker.protocol", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
+    "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol", "security.inter.broker.protocol",
+    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
     "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
     "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"} | {
     "max.connections", "max.connection.creation.rate"}  # Kafka's SocketServer.ListenerReconfigurableConfigs

@@ -51,7 +51,7 @@ import itertools
 import logging
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kbroker.controller.client import ControllerUnavailable
@@ -109,12 +109,16 @@ class ControllerChannel:
         client_id: str = "kbroker",
         request_timeout_ms: int = 30_000,
         retry_backoff_ms: int = 50,
+        open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+        | None = None,
     ) -> None:
         self.active_controller = active_controller
         self._controllers = controllers
         self.client_id = client_id
         self.request_timeout_ms = request_timeout_ms
         self.retry_backoff_ms = retry_backoff_ms
+        # the controller listener's security (kbroker.security.internode): TLS, SASL; plain TCP by default
+        self._open = open_connection or asyncio.open_connection
         self._connection: _Connection | None = None
         self._lock = asyncio.Lock()
         self._correlation = itertools.count(1)
@@ -182,7 +186,7 @@ class ControllerChannel:
 
     async def _connect(self, node_id: int, address: tuple[str, int], deadline: float) -> _Connection:
         remaining = max(0.0, deadline - time.monotonic())
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), remaining)
+        reader, writer = await asyncio.wait_for(self._open(*address), remaining)
         conn = _Connection(node_id, reader, writer)
         self._connection = conn
         request = ApiVersionsRequest(client_software_name="kbroker", client_software_version="1")

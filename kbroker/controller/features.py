@@ -9,6 +9,7 @@ Kafka broker without ``unstable.feature.versions.enable``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kbroker.controller import metadata_records as mr
@@ -126,10 +127,13 @@ def metadata_changed(a: int, b: int) -> bool:
     return any(METADATA_CHANGED.get(v, False) for v in range(low + 1, high + 1))
 
 
-def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[tuple[str, int, int]]) -> list:
+def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[tuple[str, int, int]],
+                         cluster_support: Callable[[str, int], str | None] | None = None) -> list:
     """Check ``updates`` ((feature, new level, upgrade type) in request order) against the
     ``finalized`` levels; return the FeatureLevelRecords (and a :class:`KRaftVersionUpgrade`) that
-    apply them all, or raise FeatureUpdateError for the first that fails (then nothing is applied)."""
+    apply them all, or raise FeatureUpdateError for the first that fails (then nothing is applied).
+    ``cluster_support(feature, level)``: why another node cannot run the level (None: all can;
+    kbroker.controller.feature_support), asked after this controller's own range."""
     proposed = dict(finalized)
     for name, level, _ in updates:
         proposed[name] = level
@@ -145,6 +149,9 @@ def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[
         if not lo <= new <= hi:
             reason = "does not support this feature." if hi == 0 else f"only supports versions {_range_text(lo, hi)}"
             raise _invalid(name, new, f"Local controller {node_id} {reason}")
+        elsewhere = cluster_support(name, new) if cluster_support is not None else None
+        if elsewhere is not None:
+            raise _invalid(name, new, elsewhere)
         if new < current and upgrade_type == UPGRADE:
             raise _invalid(name, new, "Can't downgrade the version of this feature without setting the "
                                       "upgrade type to either safe or unsafe downgrade.")

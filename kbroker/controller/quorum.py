@@ -404,11 +404,27 @@ class QuorumController:
         FeatureUpdateError (features.py) for the first one Kafka would refuse; nothing is written then.
         A kraft.version upgrade is written as Kafka's Raft layer writes it (see upgrade_kraft_version),
         with this voter's endpoints and directory id."""
-        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates)
-        if not self.commits_synchronously and any(isinstance(r, KRaftVersionUpgrade) for r in planned):
-            # the VotersRecord written would name this voter alone: not for a quorum of several
-            raise FeatureUpdateError("Invalid update version 1 for feature kraft.version. kbroker upgrades "
-                                     "kraft.version of a single-voter quorum only.")
+        from kbroker.controller.feature_support import cluster_support, static_quorum_ids
+
+        planned = plan_feature_updates(self.node_id, self.finalized_features(), updates,
+                                       cluster_support(self.image, self.node_id, static_quorum_ids(self.raft)))
+        upgrades = [r for r in planned if isinstance(r, KRaftVersionUpgrade)]
+        if not self.commits_synchronously and upgrades and self.raft is not None:
+            # a quorum of several voters: the Raft layer upgrades with the voters it has heard from
+            # (Kafka's LeaderState.maybeAppendUpgradedKRaftVersion; kbroker/raft/kraft_upgrade.py)
+            from kbroker.raft.kraft_upgrade import KRaftUpgradeError, local_voter, upgrade
+
+            local = local_voter(self.raft, directory_id if directory_id != uuid.UUID(int=0) else None)
+            try:
+                await upgrade(self.raft, upgrades[0].level, local, validate_only=True)
+                if not validate_only:
+                    others = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]
+                    if others:
+                        await self.write(others)
+                    await upgrade(self.raft, upgrades[0].level, local, validate_only=False)
+            except KRaftUpgradeError as exc:
+                raise FeatureUpdateError(exc.message, ErrorCode(exc.code)) from None
+            return
         if validate_only:
             return
         records = [r for r in planned if not isinstance(r, KRaftVersionUpgrade)]

@@ -33,9 +33,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import struct
 from collections import ChainMap, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,12 +239,20 @@ class RaftDriver:
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
         self._handler_tasks: set[asyncio.Task] = set()
+        # Security of the controller listener (issue 17, set by kbroker.security.internode before
+        # listen()): the server's TLS context, the SASL exchange run on each accepted connection
+        # before its requests (False: it failed and is closed), the factory of outbound connections.
+        self.server_ssl: ssl.SSLContext | None = None
+        self.authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
+                                    Awaitable[bool]] | None = None
+        self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
+            asyncio.open_connection
 
     # ------------------------------------------------------------------ lifecycle
 
     async def listen(self) -> int:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, ssl=self.server_ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -521,7 +530,7 @@ class RaftDriver:
         writer = None
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
-                reader, writer = await asyncio.open_connection(*address)
+                reader, writer = await self.open_connection(*address)
                 writer.write(_frame(encode_request(header, body)))
                 frame = await _read_frame(reader, self.max_frame_bytes)
             _h, resp = decode_response(frame, API_VERSIONS, 3)
@@ -567,6 +576,9 @@ class RaftDriver:
         self._inbound.add(conn)
         peer = writer.get_extra_info("peername")
         try:
+            if self.authenticate is not None and not await self.authenticate(
+                    reader, writer, lambda frame: self._on_request(conn, frame)):
+                return
             while self._running:
                 frame = await _read_frame(reader, self.max_frame_bytes)
                 self._on_request(conn, frame)
@@ -703,9 +715,11 @@ class RaftDriver:
         host, port = self.addresses[peer.node_id]
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
-                reader, writer = await asyncio.open_connection(host, port)
+                reader, writer = await self.open_connection(host, port)
         except (OSError, TimeoutError) as e:
-            logger.info("raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
+            # a refused login was logged by the security client already (once per 30 s): DEBUG here
+            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
+                       "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
             peer.connecting = None
             peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
             queued, peer.queue = peer.queue, []

@@ -62,7 +62,10 @@ class FetcherConnectionError(Exception):
 class BrokerConnection:
     """One connection to another broker, one request at a time."""
 
-    def __init__(self, host: str, port: int, client_id: str, max_frame: int) -> None:
+    def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None,
+                 node: int | None = None) -> None:
+        self.security = security  # kbroker.security.client.ClientSecurity of the inter-broker listener
+        self.node = node
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -73,7 +76,11 @@ class BrokerConnection:
 
     async def open(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            if self.security is None or self.security.protocol == "PLAINTEXT":
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            else:
+                self._reader, self._writer = await self.security.open_connection(
+                    self.host, self.port, client_id=self.client_id, node=self.node, max_frame=self.max_frame)
 
     async def request(self, body: Any, version: int, timeout: float) -> Any:
         assert self._reader is not None and self._writer is not None
@@ -259,7 +266,9 @@ class ReplicaFetcher:
         reg = broker.image.brokers.get(self.source_id)
         if reg is None or not reg.endpoints:
             return None
-        name = broker.config["inter.broker.listener.name"] or broker.config.client_listeners[0].listener
+        security = getattr(broker, "internode_security", None)
+        name = security.inter_broker.listener if security is not None and security.inter_broker.protocol != \
+            "PLAINTEXT" else broker.config["inter.broker.listener.name"] or broker.config.client_listeners[0].listener
         ep = reg.endpoints.get(name) or next(iter(reg.endpoints.values()))
         return ep[0], ep[1]
 
@@ -340,8 +349,10 @@ class ReplicaFetcher:
             self._log_once("endpoint", logging.INFO, "broker %d has no registered endpoint yet", self.source_id)
             return None
         node = self.manager.replica_manager.node_id
+        security = getattr(self._broker, "internode_security", None)
         conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
-                                self._cfg("socket.request.max.bytes"))
+                                self._cfg("socket.request.max.bytes"),
+                                security.inter_broker if security is not None else None, self.source_id)
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
         self._logged.discard("conn")

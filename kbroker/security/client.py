@@ -1,0 +1,235 @@
+"""The client side of a broker's own connections: the follower's fetches (inter-broker listener),
+the broker-to-controller channel and the raft voters' connections (controller listener), as
+Kafka's ``ChannelBuilders.clientChannelBuilder`` sets them up.
+
+- The listener and its security protocol: ``inter.broker.listener.name`` (or, instead,
+  ``security.inter.broker.protocol``: the listener named as the protocol) and the first of
+  ``controller.listener.names``; the protocol from ``listener.security.protocol.map``.
+- TLS (SSL, SASL_SSL): the listener's ``ssl.*`` keys (``listener.name.<l>.`` first), as Kafka's
+  client-mode SslFactory reads them: the trust store verifies the server, the key store (when set)
+  is this node's client certificate (an ``ssl.client.auth=required`` listener asks for it) and
+  ``ssl.endpoint.identification.algorithm=https`` (the default) checks the server's host name.
+- SASL (SASL_PLAINTEXT, SASL_SSL): the mechanism ``sasl.mechanism.inter.broker.protocol`` /
+  ``sasl.mechanism.controller.protocol`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), the credentials
+  the ``username``/``password`` options of ``listener.name.<l>.<mechanism>.sasl.jaas.config``
+  (Kafka's JaasContext of type SERVER: the broker's login serves both its server and its client
+  side). The exchange is SaslHandshake v1 then SaslAuthenticate (kbroker.security.sasl_client).
+
+:func:`open_connection` opens a TCP connection, TLS on it and authenticates; a refused
+authentication raises :class:`AuthenticationError` with the server's message, which the callers
+log as Kafka's NetworkClient does ("failed authentication due to: ...") and retry after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from kbroker.config import BrokerConfig, ConfigError
+from kbroker.security.jaas import JaasError, server_entry
+from kbroker.security.sasl_client import AuthenticationError, authenticate
+from kbroker.security.tls import _load_keystore, _load_truststore, _set_ciphers, _set_protocols, _Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AuthenticationError", "ClientSecurity", "controller_client_security", "inter_broker_client_security",
+           "open_connection"]
+
+CLIENT_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecurity:
+    """How this node connects to a listener of another node."""
+
+    listener: str
+    protocol: str = "PLAINTEXT"
+    ssl_context: ssl.SSLContext | None = None
+    check_hostname: bool = True
+    mechanism: str | None = None
+    username: str = ""
+    password: str = ""
+
+    async def open_connection(self, host: str, port: int, *, client_id: str, node: int | None = None,
+                              max_frame: int = 100 * 1024 * 1024
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """:func:`open_connection` with this security (lower layers call it without importing this module)."""
+        return await open_connection(host, port, self, client_id=client_id, node=node, max_frame=max_frame)
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+PLAINTEXT = ClientSecurity("PLAINTEXT")
+
+
+def inter_broker_listener(config: BrokerConfig) -> tuple[str, str]:
+    """(listener name, security protocol) of the inter-broker listener (Kafka's
+    ``interBrokerListenerName`` / ``interBrokerSecurityProtocol``)."""
+    name = config.inter_broker_listener  # checked by BrokerConfig (not both keys)
+    return name, config.protocol_map.get(name, name)
+
+
+def controller_listener(config: BrokerConfig) -> tuple[str, str]:
+    """(listener name, security protocol) of the first of ``controller.listener.names``
+    (Kafka's ``controllerListenerNames.head``, its protocol from the map, else the name)."""
+    names = [n.strip().upper() for n in (config["controller.listener.names"] or []) if n.strip()]
+    name = names[0] if names else "CONTROLLER"
+    return name, config.protocol_map.get(name, name)
+
+
+def inter_broker_client_security(config: BrokerConfig) -> ClientSecurity:
+    listener, protocol = inter_broker_listener(config)
+    key = "sasl.mechanism.inter.broker.protocol"
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL") and \
+            config[key] not in (config.listener_value(listener, "sasl.enabled.mechanisms") or []):
+        # Kafka's KafkaConfig.validateValues
+        raise ConfigError(key, config[key], "", "sasl.mechanism.inter.broker.protocol must be included in "
+                          "sasl.enabled.mechanisms when SASL is used for inter-broker communication")
+    return client_security(config, listener, protocol, "sasl.mechanism.inter.broker.protocol")
+
+
+def controller_client_security(config: BrokerConfig) -> ClientSecurity:
+    listener, protocol = controller_listener(config)
+    return client_security(config, listener, protocol, "sasl.mechanism.controller.protocol")
+
+
+def client_security(config: BrokerConfig, listener: str, protocol: str, mechanism_key: str) -> ClientSecurity:
+    """The client settings of ``listener``; raises :class:`ConfigError` naming the key."""
+    if protocol == "PLAINTEXT":
+        return ClientSecurity(listener)
+    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError("listener.security.protocol.map", protocol, "",
+                          f"No security protocol defined for listener {listener}")
+    context = None
+    check_hostname = True
+    if protocol in ("SSL", "SASL_SSL"):
+        context = build_client_context(config, listener)
+        algorithm = config.listener_value(listener, "ssl.endpoint.identification.algorithm")
+        check_hostname = bool(algorithm) and algorithm.lower() == "https"
+        context.check_hostname = check_hostname
+    if protocol == "SSL":
+        return ClientSecurity(listener, protocol, context, check_hostname)
+    mechanism = _mechanism(config, mechanism_key)
+    username, password = _credentials(config, listener, mechanism)
+    return ClientSecurity(listener, protocol, context, check_hostname, mechanism, username, password)
+
+
+def build_client_context(config: BrokerConfig, listener: str) -> ssl.SSLContext:
+    """The client-side SSLContext for ``listener``: its trust store, and its key store as the
+    client certificate when one is set."""
+    get = _Settings(config, listener)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _set_protocols(ctx, get)
+    _set_ciphers(ctx, get)
+    if any(get(k) is not None for k in ("ssl.keystore.location", "ssl.keystore.key",
+                                        "ssl.keystore.certificate.chain")):
+        _load_keystore(ctx, get)
+    _load_truststore(ctx, get)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _mechanism(config: BrokerConfig, key: str) -> str:
+    mechanism = (config[key] or "").strip()
+    if mechanism not in CLIENT_MECHANISMS:
+        raise ConfigError(key, mechanism, "", (
+            f"SASL mechanism {mechanism} in {key} is not supported by kbroker's inter-node client; supported: "
+            f"{', '.join(CLIENT_MECHANISMS)}"
+            + (" (GSSAPI is Kafka's default: set " + key + ")" if mechanism == "GSSAPI" else "")))
+    return mechanism
+
+
+def _credentials(config: BrokerConfig, listener: str, mechanism: str) -> tuple[str, str]:
+    """username and password of the listener's JAAS login for ``mechanism``."""
+    key = f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"
+    jaas = config.listener_jaas(listener, mechanism)
+    if jaas is None:
+        raise ConfigError(key, None, "", (
+            f"The {mechanism} client of listener {listener} has no JAAS configuration: set {key} to "
+            f'{_LOGIN_MODULES[mechanism]} required username="<name>" password="<password>";'))
+    try:
+        entry = server_entry(jaas)
+    except JaasError as exc:
+        raise ConfigError(key, "[hidden]", str(exc), f"Invalid {key}: {exc}") from None
+    if entry.login_module != _LOGIN_MODULES[mechanism]:
+        raise ConfigError(key, "[hidden]", "", (
+            f"{key} names login module {entry.login_module}; {mechanism} needs {_LOGIN_MODULES[mechanism]}"))
+    username, password = entry.options.get("username"), entry.options.get("password")
+    if not username or password is None:
+        raise ConfigError(key, "[hidden]", "", (
+            f"{key} has no username and password options: the inter-node {mechanism} client of listener "
+            f"{listener} logs in with them"))
+    return username, password
+
+
+_auth_logged: dict[tuple[str, int, str], float] = {}
+AUTH_LOG_INTERVAL_S = 30.0
+
+
+def _log_auth_failure(host: str, port: int, node: int | None, message: str) -> None:
+    """Kafka's NetworkClient line, at ERROR the first time (and every 30 s while it lasts), else
+    DEBUG: the callers retry every backoff."""
+    now = time.monotonic()
+    key = (host, port, message)
+    last = _auth_logged.get(key)
+    level = logging.ERROR if last is None or now - last >= AUTH_LOG_INTERVAL_S else logging.DEBUG
+    if level == logging.ERROR:
+        _auth_logged[key] = now
+    what = f"node {node} ({host}:{port})" if node is not None else f"{host}:{port}"
+    log.log(level, "Connection to %s failed authentication due to: %s", what, message)
+
+
+async def open_connection(host: str, port: int, security: ClientSecurity, *, client_id: str,
+                          node: int | None = None, max_frame: int = 100 * 1024 * 1024
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``host:port`` set up as ``security`` says (TLS handshake, SASL
+    authentication); the caller bounds the time (``asyncio.timeout``). Raises OSError;
+    AuthenticationError (a ConnectionError) when the TLS handshake or SASL authentication fails,
+    after logging it as Kafka's NetworkClient does."""
+    if security.ssl_context is None:
+        reader, writer = await asyncio.open_connection(host, port)
+    else:
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=security.ssl_context, server_hostname=host if security.check_hostname else None)
+        except ssl.SSLError as exc:
+            message = f"SSL handshake failed: {exc}"
+            _log_auth_failure(host, port, node, message)
+            failure = AuthenticationError(message)
+            failure.logged = True
+            raise failure from None
+    if security.sasl:
+        try:
+            await authenticate(reader, writer, security.mechanism or "", security.username, security.password,
+                               client_id=client_id, max_frame=max_frame)
+        except AuthenticationError as exc:
+            writer.transport.abort()
+            _log_auth_failure(host, port, node, str(exc))
+            exc.logged = True
+            raise
+        except BaseException:
+            writer.transport.abort()
+            raise
+    for key in [k for k in _auth_logged if k[:2] == (host, port)]:
+        del _auth_logged[key]  # authenticated: a later failure is logged at ERROR again
+    return reader, writer
+
+
+def connector(security: ClientSecurity, client_id: str
+              ) -> Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
+    """``open(host, port)`` for the users that take a connection factory (the raft driver, the
+    controller channel)."""
+    async def open_(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await open_connection(host, port, security, client_id=client_id)
+    return open_

@@ -1,0 +1,133 @@
+"""Security on a listener served outside the broker's client server: the controller listener,
+where the raft driver answers Vote/Fetch/... and the controller APIs (kbroker/raft/io.py).
+
+:func:`controller_listener_security` reads the controller listener's settings as
+:func:`kbroker.security.listeners.build_listener_security` reads a client listener's (its TLS
+context, SASL mechanisms and users, Kafka's checks and messages). :func:`authenticate_inbound`
+runs Kafka's server-side SASL exchange (kbroker.security.sasl.SaslAuthenticator) on a newly
+accepted stream before the listener's own request loop takes it over: an ApiVersions request
+before the handshake is answered by the listener (``on_api_versions``); a failed authentication
+is answered after ``connection.failed.authentication.delay.ms`` and the connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from kbroker.config import BrokerConfig
+from kbroker.security.listeners import ListenerSecurity, _sasl_settings
+from kbroker.security.sasl import API_VERSIONS, SaslAuthenticator
+from kbroker.security.scram import ScramCredentials
+from kbroker.security.tls import PrincipalMapper, build_server_context
+from kbroker_protocol.api import decode_request, encode_response
+from kbroker_protocol.exceptions import ProtocolError
+
+log = logging.getLogger(__name__)
+
+_SIZE = struct.Struct(">i")
+
+
+def controller_listener_security(config: BrokerConfig) -> ListenerSecurity | None:
+    """The first controller listener's security (None: PLAINTEXT, or no controller listener);
+    raises ConfigError as a client listener's settings do."""
+    if not config.controller_listeners:
+        return None
+    endpoint = config.controller_listeners[0]
+    name, protocol = endpoint.listener, endpoint.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    sec = ListenerSecurity(name, protocol, failed_auth_delay_ms=config["connection.failed.authentication.delay.ms"])
+    if protocol in ("SSL", "SASL_SSL"):
+        sec.ssl_context = build_server_context(config, name)
+    if protocol == "SSL":
+        key = f"listener.name.{name.lower()}.ssl.principal.mapping.rules" \
+            if (name, "ssl.principal.mapping.rules") in config.listener_overrides else "ssl.principal.mapping.rules"
+        sec.principal_mapper = PrincipalMapper(config.listener_value(name, "ssl.principal.mapping.rules"), key)
+    if sec.sasl:
+        _sasl_settings(config, sec)
+    return sec
+
+
+class _Stream:
+    """What SaslAuthenticator needs of a connection, over an asyncio stream."""
+
+    def __init__(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        self.writer = writer
+        self.peer = peer
+        self.broker = None
+        self.token_authenticated = False
+        self.principal: str | None = None
+        self.closed = False
+        self.failure: tuple[Any, Any, int] | None = None
+
+    def send_response(self, header: Any, response: Any) -> None:
+        parts = encode_response(header.correlation_id, header.request_api_key, header.request_api_version, response)
+        payload = b"".join(bytes(p) for p in parts)
+        self.writer.write(_SIZE.pack(len(payload)) + payload)
+
+    def send_raw(self, payload: bytes) -> None:
+        self.writer.write(_SIZE.pack(len(payload)) + payload)
+
+    def authenticated(self, principal: str | None) -> None:
+        self.principal = principal
+
+    def fail_authentication(self, header: Any | None, response: Any | None, delay_ms: int) -> None:
+        self.failure = (header, response, delay_ms)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, security: ListenerSecurity,
+                               credentials: ScramCredentials, on_api_versions: Callable[[bytes], None],
+                               error_response: Callable[[int, int, Any, int], Any] | None = None) -> str | None:
+    """Authenticate the client of a new connection; returns its principal (``User:<name>``), or
+    None when the connection failed authentication (it is closed by then)."""
+    peer = str(writer.get_extra_info("peername"))
+    stream = _Stream(writer, peer)
+    auth = SaslAuthenticator(stream, security, credentials, error_response or (lambda *_: None))
+    try:
+        while True:
+            (size,) = _SIZE.unpack(await reader.readexactly(4))
+            if size < 0 or size > security.max_receive_size:
+                log.info("closing connection from %s: a frame of %d bytes during SASL authentication", peer, size)
+                return _closed(writer)
+            frame = await reader.readexactly(size)
+            if auth.raw_tokens:
+                auth.on_raw_token(frame)
+            else:
+                try:
+                    header, body = decode_request(frame)
+                except ProtocolError as exc:
+                    log.info("closing connection from %s: undecodable request during SASL authentication: %s",
+                             peer, exc)
+                    return _closed(writer)
+                if auth.wants(header.request_api_key):
+                    auth.on_request(header, body)
+                elif header.request_api_key == API_VERSIONS:
+                    on_api_versions(frame)
+            if stream.failure is not None:
+                header, response, delay_ms = stream.failure
+                await asyncio.sleep(delay_ms / 1000)
+                if header is not None and response is not None:
+                    stream.send_response(header, response)
+                    await writer.drain()
+                return _closed(writer)
+            if stream.closed:
+                return _closed(writer)
+            await writer.drain()
+            if auth.complete:
+                log.debug("authenticated %s on the connection from %s", auth.principal, peer)
+                return auth.principal or "User:ANONYMOUS"
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return _closed(writer)
+
+
+def _closed(writer: asyncio.StreamWriter) -> str | None:
+    """Close the connection; the principal of a failed authentication: None."""
+    writer.close()
+    return None
