@@ -9,14 +9,10 @@ finish, close connections, flush and mark the logs clean.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
-import socket
 import time
-import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kbroker.api import install_handlers
 from kbroker.api.delegation_tokens import TokenExpiry
@@ -24,17 +20,14 @@ from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
+from kbroker.controller.image import MetadataImage, TopicImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
-from kbroker.log import LogConfig, LogManager, dir_failure, fd_budget
+from kbroker.log import LogConfig, LogManager, dir_failure
 from kbroker.metrics import MetricsService
 from kbroker.raft.io import RaftDriver
-from kbroker.raft.node import RaftConfig
-from kbroker.raft.state_store import FileQuorumStateStore
 from kbroker.replication.fetch_sessions import FetchSessionCache
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_ids import ProducerIdManager
@@ -48,22 +41,31 @@ from kbroker.security.replication_quotas import ReplicationQuotas
 from kbroker.security.scram import ScramCredentials
 from kbroker.security.tokens import DelegationTokens
 from kbroker.server.connection import KafkaConnection
+from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
-from kbroker.storage import (
-    METADATA_PARTITION_DIR,
-    StorageError,
-    check_formatted,
-    read_bootstrap_records,
-    read_meta_properties,
-    uuid_from_str,
-)
+from kbroker.server.listener import Listener, ListenerWiring
+from kbroker.storage import read_bootstrap_records
+from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
+from kbroker.wiring.metadata_quorum import make_raft
+from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
 
 if TYPE_CHECKING:
+    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.controller.channel import ControllerChannel
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.server.connection import RequestHooks, RequestMetrics
 
 log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """A sub-system the broker starts after its logs and metadata load and stops before them
+    (coordinators, control plane, metrics, delayed delivery); either may be a coroutine."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
 
 
 class Broker:
@@ -81,7 +83,7 @@ class Broker:
         self.client_quotas = ClientQuotas(config)  # client quotas from ClientQuotaRecords (kbroker/security/quotas.py)
         self.image.listeners.append(self.client_quotas.on_record)
         # replication throttles, read from the current (dynamic) config on each replica fetch
-        self.replication_quotas = ReplicationQuotas(lambda: self.config, self.node_id)
+        self.replication_quotas = ReplicationQuotas(lambda: self.config.values, self.node_id)
         self.delegation_tokens = DelegationTokens(config)  # enabled by delegation.token.secret.key
         self.image.listeners.append(self.delegation_tokens.on_record)
         self.listener_security: dict[str, ListenerSecurity] = {}
@@ -92,8 +94,9 @@ class Broker:
         self.bound: dict[str, tuple[str, int]] = {}
         self.cluster_id = ""
         self.started_at = 0.0
-        self._lock_files: list[Any] = []
-        self._stopping = False
+        self._lock_files: list[IO[str]] = []
+        # stop() has begun: long polls answer at once, FindCoordinator says not available
+        self.stopping = False
         self._replaying = False
         self._idle_task: asyncio.Task | None = None
         self.log_manager: LogManager | None = None
@@ -101,14 +104,16 @@ class Broker:
         # name with '.' as '_' -> name (see kbroker/replication/topics.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
-        self._config_memo: tuple[Any, dict[str, str], LogConfig, dict[str, Any]] | None = None
+        self._config_memo: tuple[BrokerConfig, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
         self.internode_security = InterNodeSecurity()  # kbroker.security.internode, built in start()
-        self._background: set[asyncio.Task] = set()
-        self._channel: Any = None
-        self._heartbeat_channel: Any = None
-        self.lifecycle: Any = None  # BrokerLifecycleManager of a node in a multi-node quorum
+        self._background: set[asyncio.Task[object]] = set()
+        # called with each connection that closes (the share coordinator ends its share sessions)
+        self.connection_listeners: list[Callable[[KafkaConnection], None]] = []
+        self._channel: ControllerChannel | None = None
+        self._heartbeat_channel: ControllerChannel | None = None
+        self.lifecycle: BrokerLifecycleManager | None = None  # of a node in a multi-node quorum
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
@@ -122,7 +127,7 @@ class Broker:
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
-        self.services: list[Any] = build_services(self)
+        self.services: list[Service] = build_services(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
@@ -140,8 +145,8 @@ class Broker:
     async def start(self) -> None:
         t0 = time.monotonic()
         self.started_at = time.time()
-        self._prepare_log_dirs()
-        self._set_fd_budget()
+        self.cluster_id = prepare_log_dirs(self.config, self.node_id, self._lock_files)
+        set_fd_budget(self.config)
         # kbroker.clock=manual: logs age on the manual clock and retention runs on its advances.
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
                                       exclude_topics=frozenset({METADATA_TOPIC}),
@@ -149,7 +154,7 @@ class Broker:
                                       retention_in_rounds=self.clock is None)
         # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py).
         self.log_manager.on_all_dirs_failed = dir_failure.halt
-        self.raft = self._make_raft()
+        self.raft = make_raft(self.config, self.node_id, self.cluster_id)
         try:  # TLS/SASL of the inter-broker and controller connections (issue 17)
             self.internode_security = InterNodeSecurity.from_config(self.config)
         except ConfigError as exc:
@@ -200,49 +205,11 @@ class Broker:
         for server in self.servers:
             await server.start_serving()
         loop = asyncio.get_running_loop()
-        self._idle_task = loop.create_task(self._close_idle_connections())
+        self._idle_task = loop.create_task(close_idle_connections(self.connections, self.limits,
+                                                                  self.config["connections.max.idle.ms"]))
         log.info("started in %.0f ms", (time.monotonic() - t0) * 1000)
 
     # -- the metadata quorum ---------------------------------------------------------------
-
-    def _make_raft(self) -> RaftDriver:
-        """The Raft node of the metadata log: a voter on controllers, an observer on brokers; the
-        single-node start is a quorum of one voter without a controller listener."""
-        cfg = self.config
-        meta_dir = cfg.metadata_log_dir / METADATA_PARTITION_DIR
-        from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
-        from kbroker.raft.voters import Voter
-
-        if cfg.kraft_mode:
-            # static voters, or a dynamic quorum's bootstrap voter set / bootstrap servers (KIP-853)
-            setup = read_setup(cfg, self.node_id)
-            if "controller" in cfg.process_roles and self.node_id not in setup.voters and not setup.dynamic:
-                raise StartupError(f"node {self.node_id} is not among the voters {sorted(setup.voters)} of the "
-                                   "metadata quorum")
-        else:
-            setup = RaftSetup({self.node_id: Voter(self.node_id)}, {self.node_id: ("127.0.0.1", 0)})
-        voters = setup.addresses if not setup.dynamic else {v: setup.addresses.get(v, ("", 0)) for v in setup.voters}
-        raft_config = RaftConfig(
-            election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
-            fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
-            election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
-            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
-            retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"],
-            append_linger_ms=cfg["controller.quorum.append.linger.ms"],
-        )
-        host, port = "127.0.0.1", 0
-        if cfg.controller_listeners:
-            host, port = cfg.controller_listeners[0].host or "0.0.0.0", cfg.controller_listeners[0].port
-        try:
-            log = MetadataLog(meta_dir, voters=sorted(voters))
-        except (OSError, ValueError, MetadataLogError) as exc:
-            raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
-        initial: Any = setup.voters if setup.dynamic else sorted(voters)
-        return RaftDriver(self.node_id, initial, {v: a for v, a in voters.items() if a[1]}, log,
-                          FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=self.cluster_id,
-                          host=host, port=port, kraft_version=setup.kraft_version,
-                          directory_id=setup.directory_id, listener_name=setup.listener_name,
-                          bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
 
     def _dynamic_controller(self) -> bool:
         """A controller of a dynamic quorum (kraft.version 1, KIP-853) with a controller listener:
@@ -288,7 +255,8 @@ class Broker:
 
         raft = self.raft
         assert raft is not None
-        controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
+        controllers: Mapping[int, tuple[str, int]] | Callable[[], Mapping[int, tuple[str, int]]] = (
+            dict(self.config.quorum_voters) or (lambda: raft.addresses))
         self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
                                           client_id=f"broker-{self.node_id}-forwarding",
                                           open_connection=self.internode_security.controller_opener(
@@ -306,56 +274,25 @@ class Broker:
         if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}) \
                 and not self._dynamic_controller():
             # as a remote registration: each listener's security protocol, the log directory ids
-            self.controller.register_broker(self._registration_listeners(endpoints),
-                                            log_dirs=self._log_directory_ids())
+            self.controller.register_broker(registration_listeners(self.config, endpoints),
+                                            log_dirs=log_directory_ids(self.config))
             return
         await self._register_remote(endpoints)
-
-    def _registration_listeners(self, endpoints: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int]]:
-        """(name, host, port, security protocol id) of each advertised listener, from
-        listener.security.protocol.map, as a BrokerRegistration lists them."""
-        protocols = {e.listener: e.security_protocol for e in self.config.listeners}
-        protocol_ids = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
-        return [(name, host, port, protocol_ids.get(protocols.get(name, "PLAINTEXT"), 0))
-                for name, host, port in endpoints]
-
-    def _log_directory_ids(self) -> list[uuid.UUID]:
-        """The directory ids of log.dirs that format wrote (Kafka's registration lists them)."""
-        directory_ids = []
-        for d in self.config.log_dirs:
-            try:
-                props = read_meta_properties(d) or {}
-            except StorageError:
-                continue  # an offline log dir (logged when it failed): only online dirs are listed
-            if props.get("directory.id"):
-                directory_ids.append(uuid_from_str(props["directory.id"]))
-        return directory_ids
 
     async def _register_remote(self, endpoints: list[tuple[str, str, int]]) -> None:
         """Registration and heartbeats with the active controller (cluster-control's
         BrokerLifecycleManager, Kafka's BrokerLifecycleManager) over a channel of their own; start-up
         goes on once the controller has unfenced this broker (its metadata caught up)."""
-        from kbroker.controller.broker_lifecycle import BrokerLifecycleManager, BrokerState, LifecycleMachine
-        from kbroker.controller.channel import ControllerChannel
-        from kbroker.controller.features import SUPPORTED_FEATURES
+        from kbroker.controller.broker_lifecycle import BrokerState
 
         raft = self.raft
         assert raft is not None
-        listeners = self._registration_listeners(endpoints)
-        directory_ids = self._log_directory_ids()
-        machine = LifecycleMachine(self.node_id, self.cluster_id, listeners=listeners, features=SUPPORTED_FEATURES,
-                                   log_dirs=directory_ids,
-                                   heartbeat_interval_ms=self.config["broker.heartbeat.interval.ms"])
-        controllers: Any = dict(self.config.quorum_voters) or (lambda: raft.addresses)
-        self._heartbeat_channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
-                                                    controllers, client_id=f"broker-{self.node_id}-heartbeat",
-                                                    open_connection=self.internode_security.controller_opener(
-                                                        f"broker-{self.node_id}-heartbeat"))
-        self.lifecycle = BrokerLifecycleManager(machine, self._heartbeat_channel, lambda: self.image.offset,
-                                                send_timeout_ms=self.config["broker.session.timeout.ms"] // 2)
-        task = asyncio.get_running_loop().create_task(self.lifecycle.run(), name="broker-lifecycle")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._heartbeat_channel, self.lifecycle = build_lifecycle(
+            self.config, self.node_id, self.cluster_id, raft, lambda: self.image.offset,
+            registration_listeners(self.config, endpoints), log_directory_ids(self.config),
+            open_connection=self.internode_security.controller_opener(f"broker-{self.node_id}-heartbeat"))
+        machine = self.lifecycle.machine
+        self.run_in_background(self.lifecycle.run(), "broker-lifecycle")
         # the logs are open and the metadata caught up: the controller may unfence us
         self.lifecycle.set_ready_to_unfence()
         await self.lifecycle.wait_for(lambda m: m.unfenced or m.state == BrokerState.SHUTTING_DOWN)
@@ -383,9 +320,23 @@ class Broker:
         from kbroker.api.controller_apis import install
 
         install(self)
-        task = asyncio.get_running_loop().create_task(self._run_controller_timers(), name="controller-timers")
+        self.run_in_background(self._run_controller_timers(), "controller-timers")
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
+        """Run ``work`` until it ends or the broker stops (stop() cancels and awaits it)."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    @property
+    def _stopping(self) -> bool:
+        # the coordinators (kbroker/coordinator) still read the old name: kept until they read stopping
+        return self.stopping
+
+    @_stopping.setter
+    def _stopping(self, value: bool) -> None:
+        self.stopping = value
 
     @property
     def active_controller_id(self) -> int:
@@ -402,9 +353,9 @@ class Broker:
         (a JoinGroup waiting for its rebalance) get ``timeout`` seconds before their connections
         close, as Kafka's shutdown expires delayed operations.
         """
-        if self._stopping:
+        if self.stopping:
             return
-        self._stopping = True
+        self.stopping = True
         for server in self.servers:
             server.close()
         if self._idle_task is not None:
@@ -452,81 +403,6 @@ class Broker:
         self._lock_files.clear()
         log.info("stopped")
 
-    def _set_fd_budget(self) -> None:
-        """Raise the soft open file limit to the hard one (as the JVM does for Kafka), then size
-        the log's segment file budget: kbroker.log.max.open.files, or half the limit."""
-        soft = fd_budget.raise_nofile_limit()
-        configured = self.config["kbroker.log.max.open.files"]
-        if configured == 0:
-            raise StartupError("kbroker.log.max.open.files must be -1 (half the open file limit) or at least 1")
-        capacity = fd_budget.configure(None if configured < 0 else configured)
-        log.info("open file limit %d; up to %d segment files open at once", soft, capacity)
-
-    # -- data dirs ---------------------------------------------------------------------------
-
-    def _prepare_log_dirs(self) -> None:
-        cluster_ids: set[str] = set()
-        dirs = list(self.config.log_dirs)
-        meta_dir = self.config["metadata.log.dir"]
-        if meta_dir and Path(meta_dir) not in dirs:
-            dirs.append(Path(meta_dir))
-        if self.config.kraft_mode:
-            # Kafka 4: a node's directories are formatted beforehand (kbroker format)
-            try:
-                self.cluster_id = check_formatted(self.config)
-            except StorageError as exc:
-                raise StartupError(str(exc)) from None
-        failed: set[Path] = set()
-        for d in dirs:
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                if d == dirs[0] or d == (Path(meta_dir) if meta_dir else None):
-                    raise StartupError(f"cannot create log directory {d}: {exc.strerror}") from None
-                # Another log dir failing only takes its partitions offline (see LogManager).
-                log.error("log directory %s is offline: %s", d, exc.strerror)
-                failed.add(d)
-                continue
-            lock = open(d / ".lock", "a+")  # noqa: SIM115 - held for the broker's lifetime
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.close()
-                raise StartupError(
-                    f"Failed to acquire lock on file .lock in {d}. A Kafka instance in another process "
-                    "or thread is using this directory."
-                ) from None
-            self._lock_files.append(lock)
-            meta = d / "meta.properties"
-            if meta.exists():
-                props = _read_simple_properties(meta)
-                node = props.get("node.id")
-                if node is not None and node != str(self.node_id):
-                    raise StartupError(
-                        f"Stored node id {node} doesn't match previous node id {self.node_id} in {meta}. "
-                        "If you moved your data, make sure your configured node id matches."
-                    )
-                if props.get("cluster.id"):
-                    cluster_ids.add(props["cluster.id"])
-        if len(cluster_ids) > 1:
-            raise StartupError(f"log directories belong to different clusters: {sorted(cluster_ids)}")
-        configured = self.config["cluster.id"]
-        if configured and cluster_ids and configured not in cluster_ids:
-            raise StartupError(f"cluster.id {configured} does not match the stored cluster id {cluster_ids.pop()}")
-        self.cluster_id = configured or (cluster_ids.pop() if cluster_ids else _new_cluster_id())
-        for d in dirs:
-            if d in failed:
-                continue
-            meta = d / "meta.properties"
-            if not meta.exists():
-                tmp = d / "meta.properties.tmp"
-                tmp.write_text(
-                    "#\n#Written by kbroker\n"
-                    f"cluster.id={self.cluster_id}\nnode.id={self.node_id}\n"
-                    f"directory.id={_new_cluster_id()}\nversion=1\n"
-                )
-                os.replace(tmp, meta)
-
     def topic_settings(self, overrides: dict[str, str] | None = None) -> dict[str, Any]:
         """Effective topic-level config values (typed) for a topic with these overrides."""
         return self.config.topic_config(overrides or {})
@@ -543,14 +419,24 @@ class Broker:
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
         for endpoint in self.config.client_listeners:
+            security = self.listener_security.get(endpoint.listener)
+            wiring = ListenerWiring(self.limits, self.client_quotas.ip,
+                                    security.ssl_context if security is not None else None,
+                                    self._new_connection, self.close_excess_connections)
             try:
-                server = await Listener.bind(self, endpoint)
+                server = await Listener.bind(endpoint, wiring)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
             self.servers.append(server)
             bound_host, bound_port = server.sockets[0].getsockname()[:2]
             self.bound[endpoint.listener] = (bound_host, bound_port)
         self.limits.on_slot_free.append(self._resume_accepting)
+
+    def _new_connection(self, endpoint: Endpoint, admitted: str) -> KafkaConnection:
+        return KafkaConnection(self, endpoint, admitted=admitted)
+
+    def close_excess_connections(self) -> None:
+        close_excess_connections(self.connections, self.limits)
 
     def _resume_accepting(self) -> None:
         for server in self.servers:
@@ -584,48 +470,6 @@ class Broker:
         _, host, port = self.advertised_endpoints()[0]
         return host, port
 
-    def close_excess_connections(self) -> None:
-        """Kafka's Processor.closeExcessConnections: while the broker is over max.connections (its
-        protected inter-broker listener may take it over, or the limit was lowered), the least
-        recently active connections of the other listeners are closed."""
-        limits = self.limits
-        excess = limits.total - limits.max_connections
-        if excess <= 0:
-            return
-        candidates = sorted((c for c in self.connections
-                             if not c.closed and not limits.protected(c.endpoint.listener)),
-                            key=lambda c: c.last_active)
-        for conn in candidates[:excess]:
-            log.info("closing connection from %s on %s: the broker is over max.connections (%d)",
-                     conn.peer, conn.endpoint.listener, limits.max_connections)
-            conn.close()
-
-    async def _close_idle_connections(self) -> None:
-        """Close connections idle for connections.max.idle.ms (Kafka: any byte restarts the
-        timer), and those whose partly received request has been arriving for longer than
-        kbroker.request.receive.timeout.ms (so trickling bytes cannot hold a connection and its
-        buffered bytes for ever)."""
-        idle_ms = self.config["connections.max.idle.ms"]
-        receive_ms = self.limits.receive_timeout_ms
-        bounds = [ms for ms in (idle_ms, receive_ms) if ms > 0]
-        if not bounds:
-            return
-        period = max(0.05, min(min(bounds) / 1000 / 4, 30.0))
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                if conn.closed:
-                    continue
-                if receive_ms > 0 and conn.decoder.buffered and now - conn.frame_started > receive_ms / 1000:
-                    log.info("closing connection from %s: a request of %s bytes not received in full within "
-                             "%d ms (kbroker.request.receive.timeout.ms), %d bytes in", conn.peer,
-                             conn.decoder.expected, receive_ms, conn.decoder.buffered)
-                    conn.close()
-                elif idle_ms > 0 and conn.idle and now - conn.last_active > idle_ms / 1000:
-                    log.info("closing idle connection from %s", conn.peer)
-                    conn.close()
-
     # -- partitions, driven by metadata records ----------------------------------------------
 
     def _open_replayed_partitions(self) -> None:
@@ -639,11 +483,11 @@ class Broker:
         for topic_name, index in list(self.log_manager.partitions()):
             if topic_name == METADATA_TOPIC:
                 continue
-            topic = self.image.topic(topic_name)
-            if topic is None or index not in topic.partitions:
+            image_topic = self.image.topic(topic_name)
+            if image_topic is None or index not in image_topic.partitions:
                 log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
                 self.log_manager.delete(topic_name, index)
-            elif self.node_id not in topic.partitions[index].replicas:
+            elif self.node_id not in image_topic.partitions[index].replicas:
                 # a stray replica (Kafka's findStrayReplicas): reassigned away while this node was down
                 log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", topic_name, index)
                 self.log_manager.delete(topic_name, index)
@@ -714,7 +558,7 @@ class Broker:
                 except Exception:
                     log.exception("%s failed to follow the leadership of %s-%d", type(service).__name__, topic, index)
 
-    def _refresh_topic_configs(self, topics: list[Any]) -> None:
+    def _refresh_topic_configs(self, topics: list[TopicImage]) -> None:
         if self.log_manager is None:
             return
         for topic in topics:
@@ -755,200 +599,7 @@ class Broker:
         return self.partitions.get((topic, index))
 
 
-class Listener:
-    """A listening socket with Kafka's acceptor rules: a connection over its address's
-    max.connections.per.ip is closed at once; at max.connections (broker-wide or the listener's)
-    the listener stops accepting (connections wait in the listen backlog) until one closes; a
-    connection over max.connection.creation.rate is held for its throttle time, the listener
-    accepting nothing else meanwhile, then served (kbroker/server/limits.py)."""
-
-    BACKLOG = 1024
-
-    def __init__(self, broker: Broker, endpoint: Endpoint, sockets: list[socket.socket]) -> None:
-        self.broker = broker
-        self.endpoint = endpoint
-        self.sockets = sockets
-        self._loop = asyncio.get_running_loop()
-        self._serving = False
-        self._accepting = False
-        self._closed = False
-        self._starting: set[asyncio.Task] = set()
-        # a connection held for max.connection.creation.rate, and one whose delay is over but
-        # waits for a slot under max.connections
-        self._held: asyncio.TimerHandle | None = None
-        self._held_conn: socket.socket | None = None
-        self._waiting_slot: tuple[socket.socket, str] | None = None
-
-    @classmethod
-    async def bind(cls, broker: Broker, endpoint: Endpoint) -> Listener:
-        loop = asyncio.get_running_loop()
-        host = endpoint.host or None
-        infos = await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        sockets: list[socket.socket] = []
-        port = endpoint.port
-        try:
-            for family, type_, proto, _name, address in dict.fromkeys(
-                (i[0], i[1], i[2], i[3], i[4]) for i in infos
-            ):
-                sock = socket.socket(family, type_, proto)
-                sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if port == 0 and len(sockets) > 1:  # every address on the port the first one got
-                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
-                sock.bind(address)
-                sock.listen(cls.BACKLOG)
-                sock.setblocking(False)
-        except OSError:
-            for sock in sockets:
-                sock.close()
-            raise
-        return cls(broker, endpoint, sockets)
-
-    async def start_serving(self) -> None:
-        self._serving = True
-        self.resume_accepting()
-
-    def resume_accepting(self) -> None:
-        if (not self._serving or self._closed or self._accepting or self._held is not None
-                or self._waiting_slot is not None or not self.broker.limits.slot_available(self.endpoint.listener)):
-            return
-        self._accepting = True
-        for sock in self.sockets:
-            self._loop.add_reader(sock.fileno(), self._on_acceptable, sock)
-
-    def _pause_accepting(self) -> None:
-        if self._accepting:
-            self._accepting = False
-            for sock in self.sockets:
-                self._loop.remove_reader(sock.fileno())
-
-    def _on_acceptable(self, sock: socket.socket) -> None:
-        limits = self.broker.limits
-        listener = self.endpoint.listener
-        for _ in range(self.BACKLOG):
-            if not limits.slot_available(listener):
-                self._pause_accepting()
-                return
-            try:
-                conn, address = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # out of descriptors, ...: let the loop come back to it
-                log.warning("cannot accept a connection on %s: %s", self.endpoint, exc)
-                return
-            peer = str(address[0]) if isinstance(address, tuple) else str(address)
-            throttle_ms = limits.record_connection(listener)
-            if throttle_ms > 0:
-                # Kafka's waitForConnectionSlot: over max.connection.creation.rate (broker-wide or
-                # the listener's) the acceptor holds this connection for the throttle time and
-                # accepts nothing else on this listener meanwhile; then it is served
-                log.debug("delaying connection from %s on %s for %d ms", peer, listener, throttle_ms)
-                self._pause_accepting()
-                self._held_conn = conn
-                self._held = self._loop.call_later(throttle_ms / 1000, self._release_held, conn, peer)
-                return
-            self._admit(conn, peer)
-
-    def _release_held(self, conn: socket.socket, peer: str) -> None:
-        self._held = self._held_conn = None
-        if self._closed:
-            conn.close()
-            return
-        if not self.broker.limits.slot_available(self.endpoint.listener):
-            # the delay is over but the listener or broker is at its max.connections: the
-            # connection waits for a slot as well (Kafka waits for both)
-            self._waiting_slot = (conn, peer)
-            return
-        self._admit(conn, peer)
-        self.resume_accepting()
-
-    def slot_freed(self) -> None:
-        """A connection closed or a limit changed: a connection held for a slot may go on."""
-        waiting = self._waiting_slot
-        if waiting is not None and self.broker.limits.slot_available(self.endpoint.listener):
-            self._waiting_slot = None
-            self._admit(*waiting)
-        if self._waiting_slot is None:
-            self.resume_accepting()
-
-    def _admit(self, conn: socket.socket, peer: str) -> None:
-        """The address checks, in Kafka's order after the slot: its connection_creation_rate, then
-        max.connections.per.ip; then the connection is served."""
-        limits = self.broker.limits
-        listener = self.endpoint.listener
-        ip_quotas = self.broker.client_quotas.ip
-        if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
-            # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
-            # closed after the throttle time, never served, and taken out of the creation rates
-            limits.unrecord_connection(listener)
-            log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
-            self._loop.call_later(throttle_ms / 1000, conn.close)
-            return
-        if not limits.admit(peer, listener):
-            conn.close()
-            return
-        if limits.total > limits.max_connections:  # only the protected listener gets here
-            self.broker.close_excess_connections()
-        conn.setblocking(False)
-        task = self._loop.create_task(self._serve(conn, peer))
-        self._starting.add(task)
-        task.add_done_callback(self._starting.discard)
-
-    async def _serve(self, conn: socket.socket, peer: str) -> None:
-        protocol = KafkaConnection(self.broker, self.endpoint, admitted=peer)
-        try:
-            security = self.broker.listener_security.get(self.endpoint.listener)
-            await self._loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=security.ssl_context if security is not None else None)
-        except BaseException as exc:
-            conn.close()
-            protocol.release_all()  # once, whether or not the transport got to connection_lost
-            if not isinstance(exc, OSError):
-                raise
-            log.info("cannot serve a connection from %s: %s", peer, exc)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._pause_accepting()
-        self._closed = True
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
-        if self._held_conn is not None:
-            self._held_conn.close()
-            self._held_conn = None
-        if self._waiting_slot is not None:
-            self._waiting_slot[0].close()
-            self._waiting_slot = None
-        for task in self._starting:
-            task.cancel()
-        for sock in self.sockets:
-            sock.close()
-
-    async def wait_closed(self) -> None:
-        if self._starting:
-            await asyncio.gather(*self._starting, return_exceptions=True)
-
-
-async def _maybe_await(value: Any) -> Any:
+async def _maybe_await(value: object) -> object:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
-
-
-def _new_cluster_id() -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def _read_simple_properties(path: Path) -> dict[str, str]:
-    from kbroker.config import parse_properties
-
-    try:
-        return parse_properties(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StartupError(f"cannot read {path}: {exc}") from None

@@ -28,7 +28,7 @@ from kbroker_protocol.messages import (
     RequestHeader,
     ResponseHeader,
 )
-from kbroker_protocol.primitives import DECODE_ERRORS, Writer, as_view, decode_guard
+from kbroker_protocol.primitives import DECODE_ERRORS, Message, Writer, as_view, decode_guard
 
 __all__ = [
     "decode_request",
@@ -46,7 +46,7 @@ _KEY_VERSION = struct.Struct(">hh")
 _I32 = struct.Struct(">i")
 
 
-def _is_flexible(cls: type, version: int) -> bool:
+def _is_flexible(cls: type[Message], version: int) -> bool:
     flex = cls.FLEXIBLE_MIN_VERSION
     return flex is not None and version >= flex
 

@@ -37,7 +37,7 @@ class BrokerServices(TopicHost, Protocol):
     group_coordinator: GroupCoordinator | None
     txn_coordinator: TransactionCoordinator | None
     create_partitions_lock: asyncio.Lock
-    _stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
+    stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
 
     def partition(self, topic: str, index: int) -> Partition | None: ...
 
@@ -52,6 +52,20 @@ class ClientConnection(Protocol):
     peer: str
     endpoint: Endpoint
     client_software: tuple[str, str] | None
+
+    def close(self) -> None: ...
+
+
+class HandlerContext(Protocol):
+    """What every handler may read of its context: a :class:`RequestContext` on a broker listener,
+    a ``kbroker.api.controller_listener.ControllerRequestContext`` on the controller listener."""
+
+    @property
+    def broker(self) -> BrokerServices: ...
+    @property
+    def header(self) -> Any: ...  # the decoded RequestHeader
+    @property
+    def api_version(self) -> int: ...
 
 
 class RequestContext:

@@ -55,9 +55,7 @@ def install(broker: Any) -> None:
     assert raft is not None
     raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration(broker, body)
     raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller(broker, body)
-    task = asyncio.get_running_loop().create_task(register_self(broker), name="controller-registration")
-    broker._background.add(task)
-    task.add_done_callback(broker._background.discard)
+    broker.run_in_background(register_self(broker), "controller-registration")
 
 
 def _mv(broker: Any) -> int:

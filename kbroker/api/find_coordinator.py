@@ -61,7 +61,7 @@ def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool], found:
                 default_message(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
     broker = ctx.broker
     coordinator = _coordinator(broker, key_type)
-    if coordinator is None or getattr(broker, "_stopping", False):
+    if coordinator is None or broker.stopping:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     if key_type not in topic_existed:
         topic_existed[key_type] = broker.image.topic(coordinator.topic_name) is not None

@@ -242,13 +242,13 @@ async def _wait(broker: Any, manager: Any, group_id: str, member_id: str, parts:
                 p.add_waiter(fut)
                 waited_on.append(p)
         try:
-            if not deadline.passed and not broker._stopping:
+            if not deadline.passed and not broker.stopping:
                 await deadline.wait(asyncio.shield(fut))
         finally:
             manager.remove_waiter(fut)
             for p in waited_on:
                 p.remove_waiter(fut)
         results = await _fetch_all(broker, group_id, member_id, parts, max_records, max_bytes, record_limit)
-        if _has_records(results) or deadline.passed or broker._stopping or any(
+        if _has_records(results) or deadline.passed or broker.stopping or any(
                 r.error for r in results.values()):
             return results

@@ -375,20 +375,22 @@ BROKER_SYNONYMS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 
 
-def _topic(name: str, synonym: str, doc: str, **differs: Any) -> TopicKey:
+def _topic(name: str, synonym: str, doc: str, minimum: float | None = None) -> TopicKey:
     """The topic key ``name`` whose default is the broker key ``synonym`` (then the rest of its
     ``BROKER_SYNONYMS`` chain): its type and validator are the synonym's declaration, changed only
-    by ``differs`` where Kafka's LogConfig validates otherwise."""
+    by ``minimum`` where Kafka's LogConfig validates otherwise."""
     chain = BROKER_SYNONYMS.get(synonym, (synonym,))
+    spec_minimum = BROKER_KEYS[synonym].minimum
     spec = replace(BROKER_KEYS[synonym], name=name, default=None, read_only=True, sensitive=False, applied=True,
-                   doc=doc, **differs)
+                   doc=doc, minimum=spec_minimum if minimum is None else minimum)
     in_units = any(k.endswith((".minutes", ".hours")) for k in chain)
     return TopicKey(name, chain, spec, _minutes_or_hours_to_ms if in_units else None)
 
 
-def _topic_only(name: str, type_: str, default: str, doc: str, **kw: Any) -> TopicKey:
+def _topic_only(name: str, type_: str, default: str, doc: str,
+                check: Callable[[str, list[str], str], None] | None = None) -> TopicKey:
     """A topic key without a broker synonym: Kafka's LogConfig default is its own."""
-    return TopicKey(name, (), ConfigKey(name, type_, default, doc=doc, **kw))
+    return TopicKey(name, (), ConfigKey(name, type_, default, doc=doc, check=check))
 
 
 # Kafka's LogConfig: each topic key with the broker key it defaults to (whose type and validator it

@@ -128,7 +128,7 @@ class ConfigKey:
     choices: tuple[str, ...] | None = None
     list_choices: tuple[str, ...] | None = None
     nonempty: bool = False
-    check: Callable[[str, Any, str], None] | None = None
+    check: Callable[[str, Any, str], object] | None = None  # raises ConfigError; its result is unused
     read_only: bool = True
     sensitive: bool = False
     applied: bool = True  # False: accepted for compatibility, has no effect in kbroker
@@ -165,7 +165,7 @@ def _check_list(key: ConfigKey, items: list[str], raw: str) -> None:
             raise ConfigError(name, item, f"String must be one of: {', '.join(key.list_choices)}")
 
 
-def _gzip_level(name: str, value: Any, raw: str) -> None:
+def _gzip_level(name: str, value: int, raw: str) -> None:
     # Kafka's CompressionType.GZIP.levelValidator: Deflater's 1..9, or -1 for its default.
     if value > 9 or (value < 1 and value != -1):
         raise ConfigError(name, raw, "Value must be between 1 and 9 or equal to -1")
@@ -174,7 +174,7 @@ def _gzip_level(name: str, value: Any, raw: str) -> None:
 _THROTTLED_REPLICA = re.compile(r"([0-9]+:[0-9]+)?")
 
 
-def _throttled_replicas(name: str, value: Any, raw: str) -> None:
+def _throttled_replicas(name: str, value: list[str], raw: str) -> None:
     # Kafka's ThrottledReplicaListValidator: the literal '*' or partitionId:brokerId entries.
     items = [str(v).strip() for v in value]
     if not (all(_THROTTLED_REPLICA.fullmatch(i) for i in items) or "".join(items) == "*"):
@@ -186,11 +186,10 @@ def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def _k(name: str, type_: str, default: str | None, **kw: Any) -> ConfigKey:
-    return ConfigKey(name, type_, default, **kw)
+_k = ConfigKey  # the key table's rows: _k(name, type, default, validators...)
 
 
-def format_config_value(value: Any) -> str | None:
+def format_config_value(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):

@@ -34,7 +34,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import BUILDERS
+from kbroker.api.registry import Handler
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import API_NAMES
 
@@ -201,7 +203,7 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def matches(self, api_key: int, ctx: Any, body: Any) -> bool:
+    def matches(self, api_key: int, ctx: RequestContext, body: Any) -> bool:
         if self.api_keys is not None and api_key not in self.api_keys:
             return False
         if self.client_id is not None and ctx.header.client_id != self.client_id:
@@ -397,7 +399,7 @@ class FaultInjector:
         if self._on_change is not None:
             self._on_change()
 
-    def select(self, ctx: Any, body: Any) -> FaultRule | None:
+    def select(self, ctx: RequestContext, body: Any) -> FaultRule | None:
         """The rule that fires for this request, if any (records the firing)."""
         header = ctx.header
         api_key = header.request_api_key
@@ -408,7 +410,7 @@ class FaultInjector:
                 return rule
         return None
 
-    def _record(self, rule: FaultRule, ctx: Any) -> None:
+    def _record(self, rule: FaultRule, ctx: RequestContext) -> None:
         header = ctx.header
         api = API_NAMES.get(header.request_api_key, str(header.request_api_key))
         event: dict[str, Any] = {
@@ -425,8 +427,7 @@ class FaultInjector:
                  header.correlation_id, ctx.connection.peer, header.client_id, rule.action,
                  f" {event['error']}" if "error" in event else "")
 
-    def wrap(self, rule: FaultRule, ctx: Any, body: Any, handler: Callable[[Any, Any], Any]
-             ) -> Callable[[Any, Any], Any] | None:
+    def wrap(self, rule: FaultRule, ctx: RequestContext, body: Any, handler: Handler) -> Handler | None:
         """The handler that applies ``rule`` to this request; None: close the connection."""
         action = rule.action
         if action == "close":
@@ -435,8 +436,10 @@ class FaultInjector:
         delay = (rule.delay_ms or 0) / 1000
         throttle = rule.throttle_ms
 
+        # (called with the RequestContext given to intercept; typed as a Handler's context is)
         def respond(ctx: Any, body: Any) -> Any:
             if action == "error":
+                assert rule.error_code is not None  # (the action is "error" exactly when a code is set)
                 response = BUILDERS[ctx.header.request_api_key](body, ctx.api_version, rule.error_code)
                 _set_throttle(response, throttle)
                 if rule.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER and ctx.header.request_api_key == 0:
@@ -461,7 +464,7 @@ class FaultInjector:
         return run
 
 
-def _leader_hint(response: Any, ctx: Any) -> None:
+def _leader_hint(response: Any, ctx: RequestContext) -> None:
     """Produce v10+ (KIP-951): NOT_LEADER_OR_FOLLOWER carries the partition's current leader and
     epoch, and the leader's endpoint, as Kafka's answer does after a leadership change."""
     if response is None or ctx.api_version < 10:

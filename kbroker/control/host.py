@@ -31,8 +31,10 @@ class ControlledBroker(ServerHost, Protocol):
 
     partitions: dict[tuple[str, int], Partition]
     bound: dict[str, tuple[str, int]]
-    control: Controls
     clock: ManualClock | None
+
+    @property
+    def control(self) -> Controls: ...  # read-only: the broker's is a ControlPlane
 
     @property
     def bootstrap_servers(self) -> str: ...

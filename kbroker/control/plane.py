@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kbroker.api.context import RequestContext
+from kbroker.api.registry import Handler
 from kbroker.control.faults import FaultInjector, FaultRule, RuleError
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.control")
-
-Handler = Callable[[Any, Any], Any]
 
 
 class ControlPlane:
@@ -45,7 +45,7 @@ class ControlPlane:
         active = self.faults.active or self._paused is not None or self.tracer is not None or self.disk_full
         self.broker.request_hooks = self if active else None
 
-    def intercept(self, ctx: Any, body: Any, handler: Handler, size: int) -> Handler | None:
+    def intercept(self, ctx: RequestContext, body: Any, handler: Handler, size: int) -> Handler | None:
         """The handler to run for this request (None: the connection was closed)."""
         tracer = self.tracer
         if self.disk_full and ctx.header.request_api_key == 0:
@@ -208,6 +208,7 @@ class ControlPlane:
         the only one), as after a coordinator moves in Kafka and the client rediscovers it."""
         if (group is None) == (transactional_id is None):
             raise RuleError("group", "give a group or a transactional_id")
+        target: dict[str, str | None]
         if group is not None:
             rule = self.faults.add({"api": GROUP_COORDINATOR_APIS, "error": "NOT_COORDINATOR", "group": group,
                                     "count": 1})
@@ -241,7 +242,7 @@ class ControlPlane:
         for partition in list(self.broker.partitions.values()):
             plog = partition.log
             if "append" not in vars(plog):
-                plog.append = _no_space
+                vars(plog)["append"] = _no_space  # shadows the method on this instance only
                 self._full_logs.append(plog)
 
     # -- trace -------------------------------------------------------------------------------

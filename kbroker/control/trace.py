@@ -25,10 +25,12 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from kbroker.control.faults import RequestTargets, RuleError, api_key_of
+from kbroker.api.context import RequestContext
+from kbroker.api.registry import Handler
+from kbroker.control.faults import FaultRule, RequestTargets, RuleError, api_key_of
 from kbroker_protocol.api import encode_response
 from kbroker_protocol.errors import ErrorCode, error_name
 from kbroker_protocol.messages import API_NAMES
@@ -166,8 +168,8 @@ class Tracer:
                 log.error("cannot write the trace to %s: %s; trace file closed", self.path, exc)
                 self.close()
 
-    def wrap(self, ctx: Any, body: Any, size: int, handler: Callable[[Any, Any], Any], rule: Any
-             ) -> Callable[[Any, Any], Any]:
+    def wrap(self, ctx: RequestContext, body: Any, size: int, handler: Handler, rule: FaultRule | None
+             ) -> Handler:
         header = ctx.header
         api_key = header.request_api_key
         if not self._passes(API_NAMES.get(api_key, ""), header.client_id, body, self.filters):
@@ -223,7 +225,7 @@ class Tracer:
 
         return run
 
-    def closed(self, ctx: Any, body: Any, size: int, rule: Any) -> None:
+    def closed(self, ctx: RequestContext, body: Any, size: int, rule: FaultRule) -> None:
         header = ctx.header
         if not self._passes(API_NAMES.get(header.request_api_key, ""), header.client_id, body, self.filters):
             return

@@ -450,6 +450,8 @@ class ClassicGroupManager:
     def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, respond: JoinCallback,
                                **args: Any) -> None:
         old = group.members[old_id]
+        instance_id = old.group_instance_id
+        assert instance_id is not None  # (only a static member is replaced)
         self._respond_join(old, _join_error(ErrorCode.FENCED_INSTANCE_ID, old_id))
         self._respond_sync(old, _sync_error(ErrorCode.FENCED_INSTANCE_ID))
         self._cancel_heartbeat(group, old_id)
@@ -459,7 +461,7 @@ class ClassicGroupManager:
         # Re-key the member, keeping its place, assignment and pending-sync status.
         group.members = {(new_id if k == old_id else k): v for k, v in group.members.items()}
         old.member_id = new_id
-        group.static_members[old.group_instance_id] = new_id
+        group.static_members[instance_id] = new_id
         if old_id in group.pending_sync:
             group.pending_sync.discard(old_id)
             group.pending_sync.add(new_id)
@@ -484,14 +486,13 @@ class ClassicGroupManager:
                             group, member, with_members=is_leader, skip_assignment=is_leader))
                         return
                     log.warning("group %s: storing static member %s (instance %s) failed: %s; back to %s",
-                                group.group_id, new_id, member.group_instance_id, code.name, old_id)
+                                group.group_id, new_id, instance_id, code.name, old_id)
                     if group.members.get(new_id) is member:
                         # Undo the replacement: the member keeps its old id and the new one fails.
                         group.members = {(old_id if k == new_id else k): v for k, v in group.members.items()}
                         (member.member_id, member.protocols, member.rebalance_timeout_ms,
                          member.session_timeout_ms, member.client_id, member.client_host) = saved
-                        if member.group_instance_id is not None:
-                            group.static_members[member.group_instance_id] = old_id
+                        group.static_members[instance_id] = old_id
                         if group.leader_id == new_id:
                             group.leader_id = old_id
                         if new_id in group.pending_sync:

@@ -38,9 +38,10 @@ import contextlib
 import logging
 import os
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
 from kbroker_protocol.records import parse_control_record
 
 from . import batch_records, txn_cleaning
@@ -127,7 +128,7 @@ def _plan(log: PartitionLog, now_ms: int, force: bool) -> _Plan | None:
 def _scan_transactions(plan: _Plan) -> TxnScan:
     """Transaction facts of the whole log (batch headers, plus the marker type of control batches)."""
 
-    def headers():
+    def headers() -> Iterator[tuple[BatchHeader, int | None]]:
         for seg, size in plan.whole_log:
             file = seg.open_file()  # held while its descriptor is used
             if file is None:
@@ -163,7 +164,7 @@ def _limit_to_stable(plan: _Plan) -> _Plan | None:
     return _Plan(kept, plan.first_dirty, new_end, plan.whole_log, plan.txn, plan.horizon_due)
 
 
-def _batches(seg: LogSegment, size: int):
+def _batches(seg: LogSegment, size: int) -> Iterator[tuple[BatchHeader, bytes]]:
     # Hold the file object: if the segment is deleted meanwhile, the descriptor stays open (and
     # is not reused for another file) until this generator is done.
     file = seg.open_file()
@@ -185,8 +186,9 @@ def _latest_offsets(plan: _Plan) -> dict[bytes, int]:
             if plan.txn is not None and plan.txn.discard(header.base_offset):
                 continue  # rule 2: an aborted write never shadows a committed one
             for record in batch_records.iter_records(data):
-                if record.key is not None and record.offset >= plan.first_dirty:
-                    latest[record.key] = record.offset
+                offset = batch_records.offset_of(record)
+                if record.key is not None and offset >= plan.first_dirty:
+                    latest[record.key] = offset
     return latest
 
 
@@ -252,7 +254,7 @@ def _clean_group(
                     data = batch_records.rebuild_batch(data, list(batch_records.iter_records(data)), delete_horizon_ms=action)
                     pending, current = True, action
                     changed = True
-                if pending and horizons is not None:
+                if pending and horizons is not None and current is not None:  # (pending: current is set)
                     horizons.append(current)
                 output.append(data)
                 kept_markers.add(header.base_offset)
@@ -268,7 +270,7 @@ def _clean_group(
                     r
                     for r in records
                     if r.key is None
-                    or (latest.get(r.key, -1) <= r.offset and not (r.value is None and drop_tombstones))
+                    or (latest.get(r.key, -1) <= batch_records.offset_of(r) and not (r.value is None and drop_tombstones))
                 ]
             removed += len(records) - len(kept)
             if batch_horizon is None and any(r.value is None and r.key is not None for r in kept):
@@ -310,9 +312,9 @@ def _clean_group(
     # pass drops goes too: a read_committed consumer would otherwise skip its producer's later
     # data while waiting for that marker. Without entries, the swap removes the old .txnindex.
     for seg, _, nxt in group:
-        for txn in seg.txn_index.entries():
-            if txn.last_offset < nxt and txn.last_offset in kept_markers:
-                cleaned.txn_index.append(txn)
+        for aborted in seg.txn_index.entries():
+            if aborted.last_offset < nxt and aborted.last_offset in kept_markers:
+                cleaned.txn_index.append(aborted)
     cleaned.seal()
     return cleaned, removed
 
@@ -414,7 +416,7 @@ def _swap(log: PartitionLog, old: list[LogSegment], new: LogSegment) -> list[Log
     return doomed
 
 
-def _discard(cleaned: list) -> None:
+def _discard(cleaned: list[tuple[list[tuple[LogSegment, int, int]], LogSegment, int]]) -> None:
     """Remove the output of an abandoned pass (cleaned files and range files)."""
     for _, new, _ in cleaned:
         with contextlib.suppress(OSError):

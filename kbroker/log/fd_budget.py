@@ -40,7 +40,7 @@ import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,16 @@ def _exhausted(exc: OSError) -> bool:
     return exc.errno in _FD_EXHAUSTED
 
 
+class BudgetedSegment(Protocol):
+    """What the budget reads and sets of a segment (kbroker.log.segment.LogSegment)."""
+
+    file: SegmentFile | None  # None: released (or closed)
+    used: bool  # the second-chance bit
+
+    @property
+    def log_path(self) -> Path: ...
+
+
 class FdBudget:
     """Open segment files, least recently used first, at most ``capacity`` of them."""
 
@@ -97,14 +107,14 @@ class FdBudget:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._open: OrderedDict[Any, None] = OrderedDict()  # LogSegment -> None, oldest first
+        self._open: OrderedDict[BudgetedSegment, None] = OrderedDict()  # LogSegment -> None, oldest first
         self.releases = 0  # segment files released to stay within the budget (for tests, logs)
         self.reopens = 0  # segment files reopened after a release
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def is_open(self, segment: Any) -> bool:
+    def is_open(self, segment: BudgetedSegment) -> bool:
         return segment in self._open
 
     # -- opening -------------------------------------------------------------------------------
@@ -120,7 +130,7 @@ class FdBudget:
                 self._make_room(exc)
         return os.open(path, flags, mode)
 
-    def open_segment(self, segment: Any, *, create: bool) -> SegmentFile:
+    def open_segment(self, segment: BudgetedSegment, *, create: bool) -> SegmentFile:
         """Open ``segment.log_path`` read-write (``create``: creating it), register it, and set
         ``segment.file``. Returns the file object: hold it while using its descriptor."""
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
@@ -145,14 +155,14 @@ class FdBudget:
                 self._release_to(self.capacity, keep=segment)
             return file
 
-    def forget(self, segment: Any) -> None:
+    def forget(self, segment: BudgetedSegment) -> None:
         """The segment closed its file itself (closed, deleted, replaced)."""
         with self._lock:
             self._open.pop(segment, None)
 
     # -- releasing -----------------------------------------------------------------------------
 
-    def _release_to(self, target: int, *, keep: Any = None, second_chance: bool = True) -> int:
+    def _release_to(self, target: int, *, keep: BudgetedSegment | None = None, second_chance: bool = True) -> int:
         """Release segment files, least recently used first, until ``target`` remain (or every
         candidate was looked at). Files in use elsewhere and ``keep`` are skipped. Lock held."""
         released = 0

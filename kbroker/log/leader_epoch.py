@@ -24,10 +24,14 @@ import bisect
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kbroker_protocol.record_batch import PREFIX
+
+if TYPE_CHECKING:
+    from .segment import LogSegment
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +321,7 @@ def _scan_epochs(fd: int, size: int, cache: LeaderEpochCache) -> None:
 
 def open_cache(
     directory: Path,
-    segments: list,
+    segments: Sequence[LogSegment],
     first_recovered: int | None,
     log_start: int,
     log_end: int,
@@ -339,6 +343,7 @@ def open_cache(
         logger.warning("rebuilding unreadable %s from the log: %s", path, exc)
         entries = None
         damaged = True
+    scan_from: int | None
     if entries is None:
         cache = LeaderEpochCache(path)
         scan_from = 0

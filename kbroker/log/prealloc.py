@@ -30,7 +30,7 @@ MIN_STEP = 256 * 1024
 MAX_STEP = 1024 * 1024
 
 
-def libc_function(name: str, argtypes: list) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def libc_function(name: str, argtypes: list[type]) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     """A Linux libc function not in the os module, or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None

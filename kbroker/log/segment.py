@@ -305,7 +305,7 @@ class LogSegment:
 
     # -- append ----------------------------------------------------------------------------
 
-    def write(self, buffers: list, nbytes: int) -> None:
+    def write(self, buffers: list[bytes | bytearray | memoryview], nbytes: int) -> None:
         """Write ``buffers`` (``nbytes`` in total) at the end of the committed data (``size``).
 
         On the append hot path: one ``pwritev`` in the common case. If the write fails, whatever
@@ -327,7 +327,7 @@ class LogSegment:
                 os.ftruncate(fd, pos)
             raise
 
-    def _write_all(self, fd: int, buffers: list, nbytes: int, pos: int) -> None:
+    def _write_all(self, fd: int, buffers: list[bytes | bytearray | memoryview], nbytes: int, pos: int) -> None:
         """The slow way: at most IOV_MAX buffers per call, continuing after short writes."""
         written = 0
         while True:

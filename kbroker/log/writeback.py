@@ -34,4 +34,5 @@ def start(fd: int, offset: int, length: int) -> bool:
     or refused (the data is then written back by the kernel as usual)."""
     if _sync_file_range is None or length <= 0:
         return False
-    return _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0
+    result: int = _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # (restype c_int)
+    return result == 0

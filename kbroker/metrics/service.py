@@ -31,7 +31,7 @@ class MetricsService:
         self.requests: RequestStats | None = None
         self.http: MetricsServer | None = None
         self.console: Console | None = None
-        self._lag_task: asyncio.Task | None = None
+        self._lag_task: asyncio.Task[None] | None = None
 
     def _listeners(self) -> list[str]:
         return list(self.broker.config.get("kbroker.http.listeners") or [])

@@ -373,7 +373,7 @@ class ReplicaManager:
         loop = asyncio.get_running_loop()
         while True:
             if self.broker.partitions.get((partition.topic, partition.index)) is not partition \
-                    or getattr(self.broker, "_stopping", False):
+                    or self.broker.stopping:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER  # (shutting down: the client retries elsewhere)
             done, error = leadership.replication_check(partition, required_offset)
             if done:

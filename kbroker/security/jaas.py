@@ -10,6 +10,7 @@ Kafka's PlainServerCallbackHandler reads them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
@@ -35,7 +36,7 @@ def _is_word_char(c: str) -> bool:
     return c.isalpha() or c.isdigit() or c in "._-$" or ord(c) >= 160
 
 
-def _tokens(text: str):
+def _tokens(text: str) -> Iterator[tuple[str, str | None]]:
     """(kind, value) tokens; ordinary characters (``=``, ``;``) come as (char, char)."""
     i, n = 0, len(text)
     while i < n:

@@ -634,7 +634,7 @@ def mutation_quota_for(broker: Any, requester: Any, version: int, strict_since: 
     """The controller mutation quota of a CreateTopics/CreatePartitions/DeleteTopics request run on
     the controller (Kafka's ControllerMutationQuotaManager.newQuotaFor): strict from
     ``strict_since``, permissive before; none for the broker's own requests (no requester)."""
-    quotas = getattr(broker, "client_quotas", None)
+    quotas: ClientQuotas | None = getattr(broker, "client_quotas", None)
     if quotas is None or requester is None or not quotas.controller_mutation.enabled:
         return UNBOUNDED_MUTATION_QUOTA
     return quotas.controller_mutation.mutation_quota(requester.principal_name, requester.client_id or "",

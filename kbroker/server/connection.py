@@ -22,15 +22,16 @@ queued on the transport, are written from a positional read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
-import os
 import socket
+import ssl
 import struct
 import time
-import types
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
@@ -38,21 +39,30 @@ from kbroker.api.error_response import error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
-from kbroker.security.tls import distinguished_name
+from kbroker.security.tls import PrincipalMapper, distinguished_name
+from kbroker.server.slots import RequestMetrics
+from kbroker.server.slots import Slot as _Slot
+from kbroker.server.slots import SyntheticHeader as _SyntheticHeader
+from kbroker.server.slots import timed as _timed
+from kbroker.server.writer import SENDFILE_MIN_BYTES, ResponseWriter
 from kbroker_protocol.api import decode_request, encode_response, unsupported_request
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
-from kbroker_protocol.framing import FrameDecoder
+from kbroker_protocol.framing import Frame, FrameDecoder
 
 if TYPE_CHECKING:
     from kbroker.config import Endpoint
+    from kbroker.security.listeners import ListenerSecurity
+    from kbroker.security.quotas import ClientQuotas
+    from kbroker.security.scram import ScramCredentials
     from kbroker.server.limits import ConnectionLimits
+
+__all__ = ["MAX_IN_FLIGHT", "SENDFILE_MIN_BYTES", "SMALL_REQUEST_BYTES", "KafkaConnection", "RequestHooks",
+           "RequestMetrics", "ServerHost"]
 
 log = logging.getLogger(__name__)
 
-_SIZE = struct.Struct(">i")
 _KEY_VERSION = struct.Struct(">hh")
 MAX_IN_FLIGHT = 256
-SENDFILE_MIN_BYTES = 32 * 1024
 # A request this small (size prefix included) is read even when the broker-wide request-byte
 # budget is used up, so clients keep being served while others hold the budget.
 SMALL_REQUEST_BYTES = 64 * 1024
@@ -68,78 +78,23 @@ class RequestHooks(Protocol):
                 client_id: str | None, reason: str) -> None: ...
 
 
-class RequestMetrics(Protocol):
-    """Per-request counting for the metrics endpoint (``kbroker.metrics.requests.RequestStats``).
-
-    A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
-    dispatcher pays one attribute check per request and nothing else."""
-
-    def request_done(self, api_key: int, received: float, started: float, busy: float, ready: float,
-                     flushed: float, sent: float) -> None: ...
-
-    def handler_failed(self, api_key: int) -> None: ...
-
-
 class ServerHost(BrokerServices, Protocol):
     """The broker as the server uses it: what the handlers get through ``ctx.broker``, plus the
-    connection set, the broker-wide limits and the dispatch hooks (``kbroker.broker.Broker``)."""
+    connection set, the broker-wide limits, the listeners' security and the client quotas, and the
+    dispatch hooks (``kbroker.broker.Broker``)."""
 
     connections: set[KafkaConnection]
     limits: ConnectionLimits
     request_hooks: RequestHooks | None
+    request_metrics: RequestMetrics | None
+    listener_security: dict[str, ListenerSecurity]
+    client_quotas: ClientQuotas
+    scram_credentials: ScramCredentials
+    # called with each connection that closes (Kafka's ConnectionDisconnectListener)
+    connection_listeners: list[Callable[[KafkaConnection], None]]
 
 
-class _Slot:
-    __slots__ = ("header", "parts", "done", "size", "started", "received", "busy", "ready")
-
-    def __init__(self, header: Any, size: int = 0) -> None:
-        self.header = header
-        self.parts: list[Any] | None = None
-        self.done = False
-        self.size = size  # request bytes held until it is answered
-        # While metrics are on, time.perf_counter() points (kbroker.metrics.requests): when its
-        # bytes came in, when its handler started, the handler's own run time, response ready.
-        self.started = 0.0
-        self.received = 0.0
-        self.busy = 0.0
-        self.ready = 0.0
-
-
-@types.coroutine
-def _timed(awaitable: Any, slot: _Slot) -> Any:
-    """Run a handler's awaitable, timing each step the event loop runs it (added to
-    ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
-    so the task runs it without another wrapper."""
-    inner = awaitable if inspect.iscoroutine(awaitable) else awaitable.__await__()
-    send = inner.send
-    clock = time.perf_counter
-    busy = 0.0
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        while True:
-            t = clock()
-            try:
-                step = send(value) if error is None else inner.throw(error)
-            except StopIteration as stop:
-                busy += clock() - t
-                return stop.value
-            except BaseException:
-                busy += clock() - t
-                raise
-            busy += clock() - t
-            try:
-                value, error = (yield step), None
-            except GeneratorExit:
-                inner.close()
-                raise
-            except BaseException as exc:
-                value, error = None, exc
-    finally:
-        slot.busy += busy
-
-
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(ResponseWriter, asyncio.Protocol):
     def __init__(self, broker: ServerHost, endpoint: Endpoint, admitted: str | None = None) -> None:
         self.broker = broker
         self.endpoint = endpoint
@@ -165,18 +120,18 @@ class KafkaConnection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.tasks: set[asyncio.Task] = set()
         self.client_software: tuple[str, str] | None = None
-        self._metrics: RequestMetrics | None = getattr(broker, "request_metrics", None)
+        self._metrics: RequestMetrics | None = broker.request_metrics
         self._received = 0.0  # while metrics are on: when the bytes being handled came in
         # Security (kbroker/security): the listener's settings, the authenticated principal, and on
         # SASL listeners the authenticator every request passes until authentication completes.
-        self.security = getattr(broker, "listener_security", {}).get(endpoint.listener)
+        self.security = broker.listener_security.get(endpoint.listener)
         self.principal = "User:ANONYMOUS"
         self.tls = False
         self.authenticator: SaslAuthenticator | None = None
         self._hold_output = False  # a failed authentication's answer waits for the failure delay
         # Client quotas (kbroker/security/quotas.py): checked per request only while some are set;
         # a throttled connection is not read until its throttle time has passed (KIP-219).
-        self._quotas = getattr(broker, "client_quotas", None)
+        self._quotas: ClientQuotas | None = broker.client_quotas
         self._throttled: asyncio.TimerHandle | None = None
         self._throttled_until = 0.0
         self.quota_exempt = False  # a follower's connection (replica fetches): no request quota
@@ -188,7 +143,8 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not an asyncio.Transport subclass but has the same interface.
-        self.transport = transport  # type: ignore[assignment]
+        tcp = cast(asyncio.Transport, transport)
+        self.transport = tcp
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -206,18 +162,19 @@ class KafkaConnection(asyncio.Protocol):
             self.tls = True
             self._sock_fd = -1
             if self.security is not None and self.security.principal_mapper is not None:
-                self._ssl_principal(ssl_object)
-        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+                self._ssl_principal(ssl_object, self.security.principal_mapper)
+        tcp.set_write_buffer_limits(high=4 * 1024 * 1024)
         self.broker.connections.add(self)
 
-    def _ssl_principal(self, ssl_object: Any) -> None:
+    def _ssl_principal(self, ssl_object: ssl.SSLObject, mapper: PrincipalMapper) -> None:
         """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
         cert = ssl_object.getpeercert()
         if not cert:
             return  # no client certificate: ANONYMOUS
-        dn = distinguished_name(cert.get("subject", ()))
+        subject = cert.get("subject", ())
+        dn = distinguished_name(subject if isinstance(subject, tuple) else ())
         try:
-            self.principal = "User:" + self.security.principal_mapper.name(dn)
+            self.principal = "User:" + mapper.name(dn)
         except LookupError as exc:
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()
@@ -231,7 +188,7 @@ class KafkaConnection(asyncio.Protocol):
             task.cancel()
         self._pending.clear()
         self.release_all()
-        for listener in getattr(self.broker, "connection_listeners", ()):
+        for listener in self.broker.connection_listeners:
             listener(self)  # e.g. share sessions of this connection end (Kafka's ConnectionDisconnectListener)
 
     def release_all(self) -> None:
@@ -322,7 +279,7 @@ class KafkaConnection(asyncio.Protocol):
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _handle_frame(self, frame: Any) -> None:
+    def _handle_frame(self, frame: Frame) -> None:
         auth = self.authenticator
         if auth is not None:
             if auth.state == "failed":
@@ -381,7 +338,7 @@ class KafkaConnection(asyncio.Protocol):
         ctx = RequestContext(self.broker, self, header)
         handler = entry.handler
         hooks = self.broker.request_hooks  # faults, pause, trace (kbroker.control): None unless set
-        if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:
+        if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:  # type: ignore[assignment]
             return
         try:
             result = handler(ctx, body)
@@ -393,11 +350,11 @@ class KafkaConnection(asyncio.Protocol):
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(_timed(result, slot) if metrics else result)
             self.tasks.add(task)
-            task.add_done_callback(lambda t, s=slot, b=body: self._task_done(t, s, b))
+            task.add_done_callback(functools.partial(self._task_done, slot=slot, body=body))
         else:
             self._complete(slot, result)
 
-    def _task_done(self, task: asyncio.Task, slot: _Slot, body: Any) -> None:
+    def _task_done(self, task: asyncio.Task[object], slot: _Slot, body: Any) -> None:
         self.tasks.discard(task)
         if task.cancelled() or self._closed:
             return
@@ -516,12 +473,13 @@ class KafkaConnection(asyncio.Protocol):
             self.broker.request_hooks.refused(self, exc.api_key, exc.api_version,
                                               getattr(exc, "correlation_id", None),
                                               getattr(header, "client_id", None), str(exc))
-        if exc.api_key == 18 and getattr(exc, "correlation_id", None) is not None:
+        correlation_id = exc.correlation_id
+        if exc.api_key == 18 and correlation_id is not None:
             # An ApiVersions version we do not know: answer with a v0 body carrying
             # UNSUPPORTED_VERSION and our ApiVersions range, as Kafka does.
             from kbroker.api.api_versions import unsupported_version_response
 
-            header = _SyntheticHeader(18, 0, exc.correlation_id)
+            header = _SyntheticHeader(18, 0, correlation_id)
             slot = _Slot(header)
             self._pending.append(slot)
             self._in_flight += 1
@@ -570,163 +528,6 @@ class KafkaConnection(asyncio.Protocol):
         self._hold_output = False
         self._flush()
         self.close()
-
-    # -- responses ----------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        """Write every response that is ready and next in request order, in one writelines
-        (interrupted only by segment file slices, which go out with sendfile)."""
-        pending = self._pending
-        transport = self.transport
-        if transport is None or self._closed or self._stalled is not None or self._hold_output:
-            return
-        out: list[Any] = []
-        timed: list[_Slot] | None = [] if self._metrics is not None else None
-        flushed = time.perf_counter() if timed is not None else 0.0
-        while pending and pending[0].done:
-            slot = pending.popleft()
-            if timed is not None and slot.started:
-                timed.append(slot)
-            parts = slot.parts
-            if parts:
-                out = self._write_parts(transport, parts, out)
-                if self._stalled is not None:
-                    break  # the rest waits until the socket takes more (see _on_writable)
-        if out and self._stalled is None:
-            transport.writelines(out)
-        if timed:
-            self._requests_sent(timed, flushed)
-        if self._stalled is not None:
-            return
-        if self._eof and not pending:
-            self.close()
-
-    def _requests_sent(self, slots: list[_Slot], flushed: float) -> None:
-        metrics = self._metrics
-        if metrics is None:
-            return
-        sent = time.perf_counter()
-        for slot in slots:
-            metrics.request_done(slot.header.request_api_key, slot.received, slot.started, slot.busy,
-                                 slot.ready, max(flushed, slot.ready), sent)
-
-    def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
-        """Queue one response's size prefix and parts on ``out``; returns the list to continue.
-
-        File slices go to the socket at once with sendfile. When the socket's buffer is full
-        mid-slice, the rest of this response is kept in ``_stalled`` and sent, still zero-copy,
-        when the socket becomes writable again.
-        """
-        size = 0
-        for p in parts:
-            size += len(p)
-        out.append(_SIZE.pack(size))
-        for i, part in enumerate(parts):
-            if isinstance(part, (bytes, bytearray, memoryview)):
-                out.append(part)
-                continue
-            # Segment file slices: a FileSlice, or a log ReadResult holding one per segment.
-            if out:
-                transport.writelines(out)
-                out = []
-            slices = list(getattr(part, "slices", (part,)))
-            for j, file_slice in enumerate(slices):
-                left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
-                if left is not None:
-                    rest: deque[Any] = deque([(file_slice.file, *left)])
-                    rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])
-                    for later in parts[i + 1 :]:
-                        if isinstance(later, (bytes, bytearray, memoryview)):
-                            rest.append(later)
-                        else:  # another partition's file regions
-                            rest.extend((s.file, s.position, s.size) for s in getattr(later, "slices", (later,)))
-                    self._stall(rest)
-                    return []
-        return out
-
-    def _write_file_slice(self, transport: asyncio.Transport, file: Any, position: int,
-                          remaining: int) -> tuple[int, int] | None:
-        """Send ``remaining`` bytes of ``file`` from ``position``; returns what is left when the
-        socket is full (to be sent with sendfile when it drains), else None."""
-        if (
-            remaining >= SENDFILE_MIN_BYTES
-            and self._sock_fd >= 0
-            and transport.get_write_buffer_size() == 0
-        ):
-            fd = file.fileno()
-            try:
-                while remaining > 0:
-                    sent = os.sendfile(self._sock_fd, fd, position, remaining)
-                    if sent == 0:
-                        break
-                    position += sent
-                    remaining -= sent
-            except (BlockingIOError, InterruptedError):
-                return position, remaining
-            except OSError as exc:
-                log.info("sendfile to %s failed: %s", self.peer, exc)
-        if remaining > 0:
-            data = os.pread(file.fileno(), remaining, position)
-            if len(data) != remaining:
-                log.error("segment file shorter than expected while serving %s", self.peer)
-                self.close()
-                return None
-            transport.write(data)
-        return None
-
-    def _stall(self, rest: deque[Any]) -> None:
-        """Wait for the socket to take more; a duplicate of its descriptor is watched, since the
-        transport owns the original."""
-        self._stalled = rest
-        self._watch_fd = os.dup(self._sock_fd)
-        asyncio.get_running_loop().add_writer(self._watch_fd, self._on_writable)
-
-    def _on_writable(self) -> None:
-        """Continue a stalled response: ``_stalled`` holds bytes (written to the transport) and
-        ``(file, position, size)`` file regions (sent with sendfile once the bytes before them
-        have left the transport's buffer)."""
-        rest = self._stalled
-        transport = self.transport
-        if rest is None or transport is None or self._closed:
-            self._unwatch()
-            return
-        while rest:
-            item = rest[0]
-            if isinstance(item, tuple):
-                if transport.get_write_buffer_size():
-                    return  # bytes queued before this slice go first
-                file, position, remaining = item
-                try:
-                    sent = os.sendfile(self._sock_fd, file.fileno(), position, remaining)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    log.info("sendfile to %s failed: %s", self.peer, exc)
-                    self.close()
-                    return
-                if sent == 0:
-                    log.error("segment file shorter than expected while serving %s", self.peer)
-                    self.close()
-                    return
-                if sent < remaining:
-                    rest[0] = (file, position + sent, remaining - sent)
-                else:
-                    rest.popleft()
-            else:
-                transport.write(rest.popleft())
-        self._unwatch()
-        self._stalled = None
-        self._flush()
-        self._update_reading()
-
-    def _unwatch(self) -> None:
-        if self._watch_fd >= 0:
-            try:
-                asyncio.get_running_loop().remove_writer(self._watch_fd)
-            except RuntimeError:
-                pass
-            os.close(self._watch_fd)
-            self._watch_fd = -1
 
     # -- flow control -------------------------------------------------------------------------
 
@@ -783,13 +584,3 @@ def _error_response(api_key: int, api_version: int, request: Any, code: int) -> 
     """The request type's error response with ``code`` (None without a builder)."""
     builder = ERROR_BUILDERS.get(api_key)
     return builder(request, api_version, code) if builder is not None else None
-
-
-class _SyntheticHeader:
-    __slots__ = ("request_api_key", "request_api_version", "correlation_id", "client_id")
-
-    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
-        self.request_api_key = api_key
-        self.request_api_version = api_version
-        self.correlation_id = correlation_id
-        self.client_id = None

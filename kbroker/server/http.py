@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class HttpService:
         body = await reader.readexactly(length) if length else b""
         return method, target, headers, body
 
-    async def _write(self, writer: Any, response: Response) -> None:
+    async def _write(self, writer: asyncio.StreamWriter, response: Response) -> None:
         status, content_type, data = response[:3]
         extra = "".join(f"{k}: {v}\r\n" for k, v in (response[3] if len(response) > 3 else {}).items())
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"

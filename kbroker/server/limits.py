@@ -41,7 +41,8 @@ import ctypes.util
 import ipaddress
 import logging
 import socket
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from kbroker.config import BrokerConfig, parse_ip_overrides
 from kbroker.security.quotas import Clock, Rate, monotonic_ms, round_half_up
@@ -88,7 +89,7 @@ class _Trimmer:
     allocated in pieces that glibc would otherwise keep after they are freed."""
 
     def __init__(self) -> None:
-        self._trim: Any = None
+        self._trim: Callable[[int], int] | None = None
         name = ctypes.util.find_library("c")
         if name:
             try:
@@ -172,7 +173,7 @@ class ConnectionLimits:
         self._waiting: set[Waiter] = set()
         self._released = 0
         self._trim = _Trimmer()
-        self.on_slot_free: list[Any] = []  # callbacks: a connection closed, or a limit raised
+        self.on_slot_free: list[Callable[[], None]] = []  # callbacks: a connection closed, or a limit raised
         self.reconfigure(config)
 
     def reconfigure(self, config: BrokerConfig) -> None:

@@ -1,5 +1,6 @@
-"""A Kafka Streams 4.4 application with processing.guarantee=exactly_once_v2 (classic group protocol)
-on kbroker and on Apache Kafka 4.4: word count (repartition topic, count store and its changelog), a
+"""A Kafka Streams 4.4 application with processing.guarantee=exactly_once_v2, with the classic group
+protocol and with the streams rebalance protocol (KIP-1071, group.protocol=streams), on kbroker and
+on Apache Kafka 4.4: word count (repartition topic, count store and its changelog), a
 windowed sum (window store), a stream-table join; kill -9 of the application mid-run and a restart
 from the changelogs leave, under read_committed, each output update exactly once.
 
@@ -21,9 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import ecosystem_jars
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from waiting import wait_until
+from wire import Wire
 
 APP_SOURCE = Path(__file__).resolve().parent / "java" / "EosStreamsApp.java"
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
@@ -38,8 +41,9 @@ def compile_app(out: Path) -> Path:
 
 
 class App:
-    def __init__(self, work: Path, classes: Path, bootstrap: str, app_id: str, prefix: str) -> None:
-        self.work, self.classes, self.args = work, classes, [bootstrap, app_id, str(work / "state"), prefix]
+    def __init__(self, work: Path, classes: Path, bootstrap: str, app_id: str, prefix: str, protocol: str) -> None:
+        self.work, self.classes = work, classes
+        self.args = [bootstrap, app_id, str(work / "state"), prefix, protocol]
         self.proc: subprocess.Popen | None = None
         self.runs = 0
 
@@ -101,7 +105,8 @@ def by_key(records: list[tuple[str, str]]) -> dict[str, list[str]]:
     return dict(out)
 
 
-def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["classic", "streams"])
+def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path, protocol: str) -> None:
     rnd = random.Random(7)
     prefix = f"s{uuid.uuid4().hex[:6]}-"
     app_id = f"{prefix}app"
@@ -129,7 +134,7 @@ def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path) -> None:
         assert producer.flush(30) == 0
 
     classes = compile_app(tmp_path / "classes")
-    app = App(tmp_path, classes, broker.bootstrap, app_id, prefix)
+    app = App(tmp_path, classes, broker.bootstrap, app_id, prefix, protocol)
     outs = {t: Output(broker.bootstrap, prefix + t) for t in ("word-counts", "click-sums", "enriched")}
     # Input keeps arriving the whole time (paced, 10 sentences and clicks a batch), so the app is
     # killed mid-run, with transactions open, and more input arrives while it is down.
@@ -152,6 +157,13 @@ def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path) -> None:
         app.start()
         wait_until(lambda: outs["word-counts"].poll() >= 100 and app.state_seen("RUNNING"), timeout=180,
                    interval=0.1, message="the restarted app running")
+        # The application's group is of the protocol it was given (ListGroups v5's group type).
+        w = Wire(broker.bootstrap)
+        try:
+            listed = w.call(16, 5, states_filter=[], types_filter=[])
+        finally:
+            w.close()
+        assert {g.group_id: g.group_type for g in listed.groups}.get(app_id) == protocol
         at_restart = len(clicks)
         wait_until(lambda: len(clicks) >= at_restart + 200, timeout=60, message="input after the restart")
         stop.set()

@@ -202,3 +202,25 @@ def test_dynamic_values_are_typed_once_and_take_precedence():
     assert c["log.segment.bytes"] == 3145728
     assert c.topic_default("segment.bytes") == (3145728, "log.segment.bytes")
     assert c.topic_default("retention.ms") == (120_000, "log.retention.minutes")
+
+
+def test_topic_keys_take_type_and_validator_from_their_broker_synonym():
+    """A topic key is declared by the broker key it defaults to: same type and validator, but for
+    what Kafka's LogConfig validates differently (retention.ms >= -1, flush.ms >= 0)."""
+    from kbroker.config import BROKER_KEYS
+
+    fields = ("type", "maximum", "choices", "list_choices", "nonempty", "check")
+    differing = {}
+    for name, key in TOPIC_KEYS.items():
+        if not key.synonyms:
+            continue
+        broker = BROKER_KEYS[key.synonyms[0]]
+        assert [getattr(key.spec, f) for f in fields] == [getattr(broker, f) for f in fields], name
+        if key.spec.minimum != broker.minimum:
+            differing[name] = (broker.minimum, key.spec.minimum)
+        assert key.spec.doc, name
+    assert differing == {"retention.ms": (None, -1), "flush.ms": (None, 0)}
+    c = BrokerConfig({"log.retention.ms": "-2"}, warn=False)  # no validator on the broker key
+    assert c["log.retention.ms"] == -2
+    with pytest.raises(ConfigError, match="Invalid value -2 for configuration retention.ms: Value must be at least -1"):
+        c.validate_topic_configs({"retention.ms": "-2"})

@@ -1,6 +1,6 @@
 /*
  * kbroker's Kafka Streams test application (tests/ecosystem/test_streams.py), exactly_once_v2 with the
- * classic group protocol:
+ * group protocol its fifth argument names (classic, or streams: KIP-1071's rebalance protocol):
  *   word count:   text (key: user, value: sentence) -> words -> repartition by word -> count (store
  *                 "word-counts", changelog) -> topic word-counts (word -> count)
  *   windowed sum: clicks (key: user, value: amount) -> 60 s tumbling windows -> sum (store
@@ -8,7 +8,7 @@
  *   join:         clicks joined with the users table (key: user, value: name) -> topic enriched
  *                 (user -> name:amount)
  * Caching is off, so every update reaches the output topics; transactions commit every second.
- * Usage: EosStreamsApp <bootstrap> <application.id> <state.dir> <topic prefix>
+ * Usage: EosStreamsApp <bootstrap> <application.id> <state.dir> <topic prefix> <classic|streams>
  */
 
 import java.time.Duration;
@@ -40,6 +40,7 @@ public final class EosStreamsApp {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
         props.put(StreamsConfig.STATE_DIR_CONFIG, args[2]);
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+        props.put(StreamsConfig.GROUP_PROTOCOL_CONFIG, args[4]);
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);

@@ -1,0 +1,216 @@
+"""A client listener's socket with Kafka's acceptor rules (SocketServer's Acceptor).
+
+The listener is given what it uses (:class:`ListenerWiring`): the broker-wide connection limits,
+the per-address connection-creation quotas, the listener's TLS context, how a connection is made
+and how the broker sheds connections over max.connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kbroker.security.quotas import IpConnectionQuotas
+from kbroker.server.connection import KafkaConnection
+from kbroker.server.limits import ConnectionLimits
+
+if TYPE_CHECKING:
+    from kbroker.config import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerWiring:
+    """What a listener uses of the broker."""
+
+    limits: ConnectionLimits
+    ip_quotas: IpConnectionQuotas
+    ssl_context: ssl.SSLContext | None
+    make_connection: Callable[[Endpoint, str], KafkaConnection]  # (endpoint, admitted address)
+    close_excess_connections: Callable[[], None]
+
+
+class Listener:
+    """A listening socket with Kafka's acceptor rules: a connection over its address's
+    max.connections.per.ip is closed at once; at max.connections (broker-wide or the listener's)
+    the listener stops accepting (connections wait in the listen backlog) until one closes; a
+    connection over max.connection.creation.rate is held for its throttle time, the listener
+    accepting nothing else meanwhile, then served (kbroker/server/limits.py)."""
+
+    BACKLOG = 1024
+
+    def __init__(self, endpoint: Endpoint, sockets: list[socket.socket], wiring: ListenerWiring) -> None:
+        self.endpoint = endpoint
+        self.sockets = sockets
+        self._limits = wiring.limits
+        self._ip_quotas = wiring.ip_quotas
+        self._ssl_context = wiring.ssl_context
+        self._make_connection = wiring.make_connection
+        self._close_excess = wiring.close_excess_connections
+        self._loop = asyncio.get_running_loop()
+        self._serving = False
+        self._accepting = False
+        self._closed = False
+        self._starting: set[asyncio.Task] = set()
+        # a connection held for max.connection.creation.rate, and one whose delay is over but
+        # waits for a slot under max.connections
+        self._held: asyncio.TimerHandle | None = None
+        self._held_conn: socket.socket | None = None
+        self._waiting_slot: tuple[socket.socket, str] | None = None
+
+    @classmethod
+    async def bind(cls, endpoint: Endpoint, wiring: ListenerWiring) -> Listener:
+        loop = asyncio.get_running_loop()
+        host = endpoint.host or None
+        infos = await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
+        port = endpoint.port
+        try:
+            for family, type_, proto, _name, address in dict.fromkeys(
+                (i[0], i[1], i[2], i[3], i[4]) for i in infos
+            ):
+                sock = socket.socket(family, type_, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(sockets) > 1:  # every address on the port the first one got
+                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                sock.bind(address)
+                sock.listen(cls.BACKLOG)
+                sock.setblocking(False)
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        return cls(endpoint, sockets, wiring)
+
+    async def start_serving(self) -> None:
+        self._serving = True
+        self.resume_accepting()
+
+    def resume_accepting(self) -> None:
+        if (not self._serving or self._closed or self._accepting or self._held is not None
+                or self._waiting_slot is not None or not self._limits.slot_available(self.endpoint.listener)):
+            return
+        self._accepting = True
+        for sock in self.sockets:
+            self._loop.add_reader(sock.fileno(), self._on_acceptable, sock)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            for sock in self.sockets:
+                self._loop.remove_reader(sock.fileno())
+
+    def _on_acceptable(self, sock: socket.socket) -> None:
+        limits = self._limits
+        listener = self.endpoint.listener
+        for _ in range(self.BACKLOG):
+            if not limits.slot_available(listener):
+                self._pause_accepting()
+                return
+            try:
+                conn, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, ...: let the loop come back to it
+                log.warning("cannot accept a connection on %s: %s", self.endpoint, exc)
+                return
+            peer = str(address[0]) if isinstance(address, tuple) else str(address)
+            throttle_ms = limits.record_connection(listener)
+            if throttle_ms > 0:
+                # Kafka's waitForConnectionSlot: over max.connection.creation.rate (broker-wide or
+                # the listener's) the acceptor holds this connection for the throttle time and
+                # accepts nothing else on this listener meanwhile; then it is served
+                log.debug("delaying connection from %s on %s for %d ms", peer, listener, throttle_ms)
+                self._pause_accepting()
+                self._held_conn = conn
+                self._held = self._loop.call_later(throttle_ms / 1000, self._release_held, conn, peer)
+                return
+            self._admit(conn, peer)
+
+    def _release_held(self, conn: socket.socket, peer: str) -> None:
+        self._held = self._held_conn = None
+        if self._closed:
+            conn.close()
+            return
+        if not self._limits.slot_available(self.endpoint.listener):
+            # the delay is over but the listener or broker is at its max.connections: the
+            # connection waits for a slot as well (Kafka waits for both)
+            self._waiting_slot = (conn, peer)
+            return
+        self._admit(conn, peer)
+        self.resume_accepting()
+
+    def slot_freed(self) -> None:
+        """A connection closed or a limit changed: a connection held for a slot may go on."""
+        waiting = self._waiting_slot
+        if waiting is not None and self._limits.slot_available(self.endpoint.listener):
+            self._waiting_slot = None
+            self._admit(*waiting)
+        if self._waiting_slot is None:
+            self.resume_accepting()
+
+    def _admit(self, conn: socket.socket, peer: str) -> None:
+        """The address checks, in Kafka's order after the slot: its connection_creation_rate, then
+        max.connections.per.ip; then the connection is served."""
+        limits = self._limits
+        listener = self.endpoint.listener
+        ip_quotas = self._ip_quotas
+        if ip_quotas.enabled and (throttle_ms := ip_quotas.record(peer)) > 0:
+            # Kafka's ConnectionQuotas: over its connection_creation_rate, the connection is
+            # closed after the throttle time, never served, and taken out of the creation rates
+            limits.unrecord_connection(listener)
+            log.debug("delaying closing of connection from %s for %d ms", peer, throttle_ms)
+            self._loop.call_later(throttle_ms / 1000, conn.close)
+            return
+        if not limits.admit(peer, listener):
+            conn.close()
+            return
+        if limits.total > limits.max_connections:  # only the protected listener gets here
+            self._close_excess()
+        conn.setblocking(False)
+        task = self._loop.create_task(self._serve(conn, peer))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
+        protocol = self._make_connection(self.endpoint, peer)
+        try:
+            await self._loop.connect_accepted_socket(lambda: protocol, conn, ssl=self._ssl_context)
+        except BaseException as exc:
+            conn.close()
+            protocol.release_all()  # once, whether or not the transport got to connection_lost
+            if not isinstance(exc, OSError):
+                raise
+            log.info("cannot serve a connection from %s: %s", peer, exc)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._pause_accepting()
+        self._closed = True
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+        if self._held_conn is not None:
+            self._held_conn.close()
+            self._held_conn = None
+        if self._waiting_slot is not None:
+            self._waiting_slot[0].close()
+            self._waiting_slot = None
+        for task in self._starting:
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)

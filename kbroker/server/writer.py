@@ -1,0 +1,196 @@
+"""Writing a connection's responses: in request order, batched in one writelines, segment file
+slices with ``os.sendfile`` (zero-copy), and a response the socket cannot take at once continued
+when it drains (:class:`ResponseWriter`, a part of :class:`~kbroker.server.connection.KafkaConnection`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from kbroker.server.slots import RequestMetrics, Slot
+
+log = logging.getLogger("kbroker.server.connection")
+
+_SIZE = struct.Struct(">i")
+SENDFILE_MIN_BYTES = 32 * 1024
+
+
+class ResponseWriter:
+    """The response side of a connection; the connection provides the state below."""
+
+    transport: asyncio.Transport | None
+    peer: str
+    _pending: deque[Slot]
+    _closed: bool
+    _stalled: deque[Any] | None
+    _watch_fd: int
+    _sock_fd: int
+    _hold_output: bool
+    _eof: bool
+    _metrics: RequestMetrics | None
+
+    if TYPE_CHECKING:
+
+        def close(self) -> None: ...
+
+        def _update_reading(self) -> None: ...
+
+    def _flush(self) -> None:
+        """Write every response that is ready and next in request order, in one writelines
+        (interrupted only by segment file slices, which go out with sendfile)."""
+        pending = self._pending
+        transport = self.transport
+        if transport is None or self._closed or self._stalled is not None or self._hold_output:
+            return
+        out: list[Any] = []
+        timed: list[Slot] | None = [] if self._metrics is not None else None
+        flushed = time.perf_counter() if timed is not None else 0.0
+        while pending and pending[0].done:
+            slot = pending.popleft()
+            if timed is not None and slot.started:
+                timed.append(slot)
+            parts = slot.parts
+            if parts:
+                out = self._write_parts(transport, parts, out)
+                if self._stalled is not None:
+                    break  # the rest waits until the socket takes more (see _on_writable)
+        if out and self._stalled is None:
+            transport.writelines(out)
+        if timed:
+            self._requests_sent(timed, flushed)
+        if self._stalled is not None:
+            return
+        if self._eof and not pending:
+            self.close()
+
+    def _requests_sent(self, slots: list[Slot], flushed: float) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        sent = time.perf_counter()
+        for slot in slots:
+            metrics.request_done(slot.header.request_api_key, slot.received, slot.started, slot.busy,
+                                 slot.ready, max(flushed, slot.ready), sent)
+
+    def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
+        """Queue one response's size prefix and parts on ``out``; returns the list to continue.
+
+        File slices go to the socket at once with sendfile. When the socket's buffer is full
+        mid-slice, the rest of this response is kept in ``_stalled`` and sent, still zero-copy,
+        when the socket becomes writable again.
+        """
+        size = 0
+        for p in parts:
+            size += len(p)
+        out.append(_SIZE.pack(size))
+        for i, part in enumerate(parts):
+            if isinstance(part, (bytes, bytearray, memoryview)):
+                out.append(part)
+                continue
+            # Segment file slices: a FileSlice, or a log ReadResult holding one per segment.
+            if out:
+                transport.writelines(out)
+                out = []
+            slices = list(getattr(part, "slices", (part,)))
+            for j, file_slice in enumerate(slices):
+                left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
+                if left is not None:
+                    rest: deque[Any] = deque([(file_slice.file, *left)])
+                    rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])
+                    for later in parts[i + 1 :]:
+                        if isinstance(later, (bytes, bytearray, memoryview)):
+                            rest.append(later)
+                        else:  # another partition's file regions
+                            rest.extend((s.file, s.position, s.size) for s in getattr(later, "slices", (later,)))
+                    self._stall(rest)
+                    return []
+        return out
+
+    def _write_file_slice(self, transport: asyncio.Transport, file: BinaryIO, position: int,
+                          remaining: int) -> tuple[int, int] | None:
+        """Send ``remaining`` bytes of ``file`` from ``position``; returns what is left when the
+        socket is full (to be sent with sendfile when it drains), else None."""
+        if (
+            remaining >= SENDFILE_MIN_BYTES
+            and self._sock_fd >= 0
+            and transport.get_write_buffer_size() == 0
+        ):
+            fd = file.fileno()
+            try:
+                while remaining > 0:
+                    sent = os.sendfile(self._sock_fd, fd, position, remaining)
+                    if sent == 0:
+                        break
+                    position += sent
+                    remaining -= sent
+            except (BlockingIOError, InterruptedError):
+                return position, remaining
+            except OSError as exc:
+                log.info("sendfile to %s failed: %s", self.peer, exc)
+        if remaining > 0:
+            data = os.pread(file.fileno(), remaining, position)
+            if len(data) != remaining:
+                log.error("segment file shorter than expected while serving %s", self.peer)
+                self.close()
+                return None
+            transport.write(data)
+        return None
+
+    def _stall(self, rest: deque[Any]) -> None:
+        """Wait for the socket to take more; a duplicate of its descriptor is watched, since the
+        transport owns the original."""
+        self._stalled = rest
+        self._watch_fd = os.dup(self._sock_fd)
+        asyncio.get_running_loop().add_writer(self._watch_fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        """Continue a stalled response: ``_stalled`` holds bytes (written to the transport) and
+        ``(file, position, size)`` file regions (sent with sendfile once the bytes before them
+        have left the transport's buffer)."""
+        rest = self._stalled
+        transport = self.transport
+        if rest is None or transport is None or self._closed:
+            self._unwatch()
+            return
+        while rest:
+            item = rest[0]
+            if isinstance(item, tuple):
+                if transport.get_write_buffer_size():
+                    return  # bytes queued before this slice go first
+                file, position, remaining = item
+                try:
+                    sent = os.sendfile(self._sock_fd, file.fileno(), position, remaining)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    log.info("sendfile to %s failed: %s", self.peer, exc)
+                    self.close()
+                    return
+                if sent == 0:
+                    log.error("segment file shorter than expected while serving %s", self.peer)
+                    self.close()
+                    return
+                if sent < remaining:
+                    rest[0] = (file, position + sent, remaining - sent)
+                else:
+                    rest.popleft()
+            else:
+                transport.write(rest.popleft())
+        self._unwatch()
+        self._stalled = None
+        self._flush()
+        self._update_reading()
+
+    def _unwatch(self) -> None:
+        if self._watch_fd >= 0:
+            try:
+                asyncio.get_running_loop().remove_writer(self._watch_fd)
+            except RuntimeError:
+                pass
+            os.close(self._watch_fd)
+            self._watch_fd = -1

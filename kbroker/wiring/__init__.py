@@ -1,0 +1,1 @@
+"""Builders the composition root (:mod:`kbroker.broker`) wires its sub-systems with."""

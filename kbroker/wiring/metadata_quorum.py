@@ -1,0 +1,51 @@
+"""The Raft node of the metadata log, built from the broker's configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kbroker.config import BrokerConfig
+from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
+from kbroker.errors import StartupError
+from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
+from kbroker.raft.io import RaftDriver
+from kbroker.raft.node import RaftConfig
+from kbroker.raft.state_store import FileQuorumStateStore
+from kbroker.raft.voters import Voter
+from kbroker.storage import METADATA_PARTITION_DIR
+
+
+def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
+    """The Raft node of the metadata log: a voter on controllers, an observer on brokers; the
+    single-node start is a quorum of one voter without a controller listener."""
+    meta_dir = cfg.metadata_log_dir / METADATA_PARTITION_DIR
+    if cfg.kraft_mode:
+        # static voters, or a dynamic quorum's bootstrap voter set / bootstrap servers (KIP-853)
+        setup = read_setup(cfg, node_id)
+        if "controller" in cfg.process_roles and node_id not in setup.voters and not setup.dynamic:
+            raise StartupError(f"node {node_id} is not among the voters {sorted(setup.voters)} of the "
+                               "metadata quorum")
+    else:
+        setup = RaftSetup({node_id: Voter(node_id)}, {node_id: ("127.0.0.1", 0)})
+    voters = setup.addresses if not setup.dynamic else {v: setup.addresses.get(v, ("", 0)) for v in setup.voters}
+    raft_config = RaftConfig(
+        election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
+        fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
+        election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
+        request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
+        retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"],
+        append_linger_ms=cfg["controller.quorum.append.linger.ms"],
+    )
+    host, port = "127.0.0.1", 0
+    if cfg.controller_listeners:
+        host, port = cfg.controller_listeners[0].host or "0.0.0.0", cfg.controller_listeners[0].port
+    try:
+        metadata_log = MetadataLog(meta_dir, voters=sorted(voters))
+    except (OSError, ValueError, MetadataLogError) as exc:
+        raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
+    initial: Sequence[int] | Mapping[int, Voter] = setup.voters if setup.dynamic else sorted(voters)
+    return RaftDriver(node_id, initial, {v: a for v, a in voters.items() if a[1]}, metadata_log,
+                      FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=cluster_id,
+                      host=host, port=port, kraft_version=setup.kraft_version,
+                      directory_id=setup.directory_id, listener_name=setup.listener_name,
+                      bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
