@@ -3,7 +3,10 @@
 REBALANCE_IN_PROGRESS tells a member to rejoin; ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID /
 FENCED_INSTANCE_ID that it is out. v3 adds ``group.instance.id``; v4+ is flexible. While the
 group's offsets partition loads the answer is NONE (Kafka answers heartbeats "blindly" then);
-NOT_COORDINATOR when this broker cannot coordinate the group (``coordinator_error``).
+NOT_COORDINATOR when this broker cannot coordinate the group (``coordinator_error``). As Kafka's
+heartbeat is a coordinator write without records, an answer other than an error of the member
+waits for the group partition's pending writes to be replicated (COORDINATOR_NOT_AVAILABLE /
+NOT_COORDINATOR if they fail, see ``coordinator_writes``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,18 @@ from kbroker_protocol.messages.heartbeat import HeartbeatResponse
 
 
 @api(12, 0, 4)
-def handle_heartbeat(ctx, request):
+async def handle_heartbeat(ctx, request):
+    response = _heartbeat(ctx, request)
+    coordinator = ctx.broker.group_coordinator
+    if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS) and coordinator is not None \
+            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
+        code = await coordinator.wait_for_replication(request.group_id)
+        if code != ErrorCode.NONE:
+            return HeartbeatResponse(error_code=code)
+    return response
+
+
+def _heartbeat(ctx, request):
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     coordinator = ctx.broker.group_coordinator

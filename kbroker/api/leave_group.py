@@ -2,7 +2,10 @@
 
 v0-2 name one member; its error is the top-level error. v3+ (KIP-345) carry a list of members,
 each by member id and/or ``group.instance.id`` (an admin removing static members passes only the
-instance id), answered one by one; v4+ is flexible; v5 adds a reason per member.
+instance id), answered one by one; v4+ is flexible; v5 adds a reason per member. As in Kafka
+(a coordinator write), the answer waits until the group's records (a group left empty) and any
+earlier pending writes of its partition are replicated; if that fails the top-level error is
+COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR (see ``coordinator_writes``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from kbroker_protocol.messages.leave_group import LeaveGroupResponse
 
 
 @api(13, 0, 5)
-def handle_leave_group(ctx, request):
+async def handle_leave_group(ctx, request):
+    response = _leave_group(ctx, request)
+    coordinator = ctx.broker.group_coordinator
+    if response.error_code == ErrorCode.NONE and coordinator is not None \
+            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
+        code = await coordinator.wait_for_replication(request.group_id)
+        if code != ErrorCode.NONE:
+            return LeaveGroupResponse(error_code=code, members=[])
+    return response
+
+
+def _leave_group(ctx, request):
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

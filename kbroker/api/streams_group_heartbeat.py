@@ -48,7 +48,21 @@ def _error(code: ErrorCode, message: str | None = None) -> StreamsGroupHeartbeat
 
 
 @api(88, 0, 1)
-def handle_streams_group_heartbeat(ctx, request):
+async def handle_streams_group_heartbeat(ctx, request):
+    # Answered once the group partition's records are replicated (Kafka's coordinator runtime
+    # completes a write, with or without records, when the high watermark passes its last
+    # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
+    response = _streams_group_heartbeat(ctx, request)
+    coordinator = ctx.broker.group_coordinator
+    if response.error_code == ErrorCode.NONE and coordinator is not None and request.group_id \
+            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
+        code = await coordinator.wait_for_replication(request.group_id)
+        if code != ErrorCode.NONE:
+            return _error(code, default_message(code))
+    return response
+
+
+def _streams_group_heartbeat(ctx, request):
     broker = ctx.broker
     coordinator = broker.group_coordinator
     if not streams_enabled(broker):

@@ -193,7 +193,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("num.network.threads", "int", "3", minimum=1, applied=False),
         _k("num.io.threads", "int", "8", minimum=1, applied=False),
         _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
-        _k("num.replica.fetchers", "int", "1", minimum=1, applied=False),
+        _k("num.replica.fetchers", "int", "1", minimum=1),
         _k("queued.max.requests", "int", "500", minimum=1),
         # client quotas (kbroker/security/quotas.py)
         _k("quota.window.num", "int", "11", minimum=1),

@@ -2,9 +2,14 @@
 
 No sockets and no asyncio here: requests come in as method calls with a ``respond`` callback
 (called at once or later, exactly once), time comes from a :class:`Timer` (keyed one-shot timers
-and a clock), and durable state leaves through ``persist(group)``, which the coordinator turns into
-a GroupMetadata record in ``__consumer_offsets`` before anything is answered.  Unit tests drive it
-with a fake timer.
+and a clock), and durable state leaves through ``persist(group, assignment, done)``, which the
+coordinator turns into a GroupMetadata record in ``__consumer_offsets``: ``done(error)`` is called
+once the record is replicated (NONE) or its write failed (the error to answer, as Kafka's
+``appendGroupMetadataErrorToResponseError``). As in Kafka's GroupMetadataManager, what depends on
+the record waits for ``done``: the leader's SyncGroup makes the group Stable with its assignment
+only then (a failure voids the assignment, answers the error and rebalances again), and a static
+member replacing its old id is answered then (a failure restores the old id). Unit tests drive it
+with a fake timer and a fake ``persist``.
 
 States and transitions (Kafka's ``ClassicGroupState``)::
 
@@ -77,6 +82,10 @@ class Timer(Protocol):
 
 JoinCallback = Callable[[JoinGroupResponse], None]
 SyncCallback = Callable[[SyncGroupResponse], None]
+WriteCallback = Callable[[ErrorCode], None]
+# persist(group, assignment by member id, done): write the group's GroupMetadata record with that
+# assignment; done(NONE) once it is replicated, done(error) if the write failed.
+Persist = Callable[["ClassicGroup", dict[str, bytes], WriteCallback], None]
 
 
 @dataclass(eq=False, slots=True)
@@ -275,7 +284,7 @@ class ClassicGroupManager:
     also keeps KIP-848 groups there: anything that is not a :class:`ClassicGroup` is foreign)."""
 
     def __init__(self, groups: dict[str, Any], timer: Timer, config: ClassicConfig,
-                 persist: Callable[[ClassicGroup], None]) -> None:
+                 persist: Persist) -> None:
         self.groups = groups
         self.timer = timer
         self.config = config
@@ -468,22 +477,38 @@ class ClassicGroupManager:
         self._schedule_heartbeat(group, member)
         if group.is_in(GroupState.STABLE):
             if group.protocol_name in member.protocol_names() and group.select_protocol() == group.protocol_name:
-                try:
-                    self.persist(group)
-                except Exception:
-                    # Undo the replacement: the member keeps its old id and the new one fails.
-                    group.members = {(old_id if k == new_id else k): v for k, v in group.members.items()}
-                    (member.member_id, member.protocols, member.rebalance_timeout_ms, member.session_timeout_ms,
-                     member.client_id, member.client_host) = saved
-                    group.static_members[instance_id] = old_id
-                    if was_leader:
-                        group.leader_id = old_id
-                    self._respond_join(member, _join_error(ErrorCode.UNKNOWN_SERVER_ERROR))
-                    self._schedule_heartbeat(group, member)
-                    return
-                is_leader = group.leader_id == new_id
-                self._respond_join(member, self._current_join_response(
-                    group, member, with_members=is_leader, skip_assignment=is_leader))
+                leader_before = old_id if was_leader else group.leader_id
+
+                def written(code: ErrorCode) -> None:
+                    if code == ErrorCode.NONE:
+                        is_leader = group.leader_id == member.member_id
+                        self._respond_join(member, self._current_join_response(
+                            group, member, with_members=is_leader, skip_assignment=is_leader))
+                        return
+                    log.warning("group %s: storing static member %s (instance %s) failed: %s; back to %s",
+                                group.group_id, new_id, instance_id, code.name, old_id)
+                    if group.members.get(new_id) is member:
+                        # Undo the replacement: the member keeps its old id and the new one fails.
+                        group.members = {(old_id if k == new_id else k): v for k, v in group.members.items()}
+                        (member.member_id, member.protocols, member.rebalance_timeout_ms,
+                         member.session_timeout_ms, member.client_id, member.client_host) = saved
+                        group.static_members[instance_id] = old_id
+                        if group.leader_id == new_id:
+                            group.leader_id = old_id
+                        if new_id in group.pending_sync:
+                            group.pending_sync.discard(new_id)
+                            group.pending_sync.add(old_id)
+                        self._cancel_heartbeat(group, new_id)
+                    callback, member.join_callback = member.join_callback, None
+                    if group.members.get(old_id) is member:
+                        self._schedule_heartbeat(group, member)
+                    if callback is not None:
+                        callback(JoinGroupResponse(
+                            error_code=code, generation_id=group.generation, protocol_type=group.protocol_type,
+                            protocol_name=group.protocol_name, leader=leader_before or "", skip_assignment=False,
+                            member_id="", members=[]))
+
+                self.persist(group, {m.member_id: m.assignment for m in group.members.values()}, written)
                 return
             return self._prepare_rebalance(group, f"static member {new_id} joined with a different protocol")
         if group.is_in(GroupState.COMPLETING_REBALANCE):
@@ -555,7 +580,16 @@ class ClassicGroupManager:
             group.protocol_name = None
             group.leader_id = None
             self._transition(group, GroupState.EMPTY)
-            self.persist(group)
+            generation = group.generation
+
+            def empty_written(code: ErrorCode) -> None:
+                # As Kafka: no member waits on this record; if the broker fails before another
+                # rebalance the previous generation comes back and its members time out.
+                if code != ErrorCode.NONE:
+                    log.warning("group %s: writing the empty generation %d failed: %s", group.group_id,
+                                generation, code.name)
+
+            self.persist(group, {}, empty_written)
             return
         group.protocol_name = group.select_protocol()
         self._transition(group, GroupState.COMPLETING_REBALANCE)
@@ -612,23 +646,38 @@ class ClassicGroupManager:
         # CompletingRebalance: wait for the leader's assignment.
         self._respond_sync(member, _sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
         member.sync_callback = respond
-        if member_id == group.leader_id:
-            given = {mid: bytes(data) for mid, data in assignments}
-            for m in group.members.values():
-                m.assignment = given.get(m.member_id, b"")
-            try:
-                self.persist(group)
-            except Exception:
-                for m in group.members.values():
-                    m.assignment = b""
-                    self._respond_sync(m, _sync_error(ErrorCode.COORDINATOR_NOT_AVAILABLE))
-                return self._prepare_rebalance(group, "storing the assignment failed")
-            self._transition(group, GroupState.STABLE)
-            for m in group.members.values():
-                if m.awaiting_sync:
-                    self._respond_sync(m, self._sync_response(group, m))
         if not group.pending_sync:
             self.timer.cancel(f"sync/{group.group_id}")
+        if member_id == group.leader_id:
+            given = {mid: bytes(data) for mid, data in assignments}
+            assignment = {m.member_id: given.get(m.member_id, b"") for m in group.members.values()}
+            self.persist(group, assignment,
+                         lambda code: self._on_assignment_written(group, generation, member_id, assignment, code))
+
+    def _on_assignment_written(self, group: ClassicGroup, generation: int, leader_id: str,
+                               assignment: dict[str, bytes], code: ErrorCode) -> None:
+        """The leader's assignment is replicated (or its write failed): Kafka's SyncGroup append
+        callback. Only if the group is still completing that generation (a member may have joined
+        meanwhile): Stable with the assignment, or the assignment voided, the error answered to the
+        members waiting in SyncGroup and a new rebalance."""
+        if not group.is_in(GroupState.COMPLETING_REBALANCE) or group.generation != generation \
+                or self.groups.get(group.group_id) is not group:
+            return
+        if code != ErrorCode.NONE:
+            log.warning("group %s: storing the assignment of generation %d failed: %s", group.group_id,
+                        generation, code.name)
+            for m in group.members.values():
+                m.assignment = b""
+                self._respond_sync(m, _sync_error(code))
+            self._rebalance_or_complete_join(
+                group, f"error {code.name} when storing the group assignment during SyncGroup (member: {leader_id})")
+            return
+        for m in group.members.values():
+            m.assignment = assignment.get(m.member_id, b"")
+        self._transition(group, GroupState.STABLE)
+        for m in group.members.values():
+            if m.awaiting_sync:
+                self._respond_sync(m, self._sync_response(group, m))
 
     @staticmethod
     def _sync_response(group: ClassicGroup, member: ClassicMember) -> SyncGroupResponse:

@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kbroker.coordinator.coordinator_writes import ReplicatedWrites, WriteCallback, response_error
 from kbroker.coordinator.group_classic import (
     ClassicConfig,
     ClassicGroup,
@@ -78,7 +79,7 @@ from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.log.batch_records import offset_of
-from kbroker.replication.deadline import Deadline
+from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import GroupMetadataValue
@@ -163,6 +164,7 @@ class GroupCoordinator:
         # Partitions of __consumer_offsets whose groups are loaded here (this broker leads them).
         self.led_partitions: set[int] = set()
         self.started = False
+        self.writes = ReplicatedWrites(broker)
 
     def _classic_config(self) -> ClassicConfig:
         c = self.broker.config
@@ -287,6 +289,8 @@ class GroupCoordinator:
                 self.timer.cancel_group(gid)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
             del self.offsets.committed[gid]
+        for gid in [g for g in self.offsets.unreplicated if self.partition_for(g) == index]:
+            del self.offsets.unreplicated[gid]
         for pending in self.offsets.pending.values():
             for gid in [g for g in pending if self.partition_for(g) == index]:
                 del pending[gid]
@@ -305,6 +309,7 @@ class GroupCoordinator:
     def stop(self) -> None:
         self.loaded = False
         self.started = False
+        self.writes.close()
         if isinstance(self.timer, LoopTimer):
             self.timer.cancel_all()
 
@@ -391,13 +396,28 @@ class GroupCoordinator:
         p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
-        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
-        if code == ErrorCode.NONE:
-            return code
-        if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-            return ErrorCode.NOT_COORDINATOR
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return await self.writes.wait(p, p.log.log_end_offset)
+
+    def write(self, group_id: str, records: list[tuple[bytes, bytes | None]], done: WriteCallback) -> None:
+        """Kafka's CoordinatorRuntime write: append ``records`` to the group's partition now (acks=1)
+        and call ``done(NONE)`` once they are replicated (below the high watermark), or
+        ``done(error)`` with the client error if the append or the wait fails (see
+        ``coordinator_writes``). A failed append calls ``done`` before returning."""
+        try:
+            self.append(group_id, records)
+            p = self._group_partition(group_id)
+        except ProduceError as exc:
+            done(response_error(exc.code))
+            return
+        except RuntimeError as exc:  # the offsets topic or partition is not there
+            log.warning("coordinator write for group %s failed: %s", group_id, exc)
+            done(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+            return
+        except OSError as exc:
+            log.error("coordinator write for group %s failed: %s", group_id, exc)
+            done(ErrorCode.NOT_COORDINATOR)
+            return
+        self.writes.complete_when_replicated(p, p.log.log_end_offset, done)
 
     def _replay(self, index: int) -> None:
         p = self._partition(index)
@@ -504,7 +524,9 @@ class GroupCoordinator:
         del self.groups[group.group_id]
         return True
 
-    def _persist_classic(self, group: ClassicGroup) -> None:
+    def _persist_classic(self, group: ClassicGroup, assignment: dict[str, bytes], done: WriteCallback) -> None:
+        """The classic manager's ``persist``: the group's GroupMetadata record with ``assignment``,
+        ``done`` once replicated (Kafka's newGroupMetadataRecord and appendFuture)."""
         value = GroupMetadataValue(
             protocol_type=group.protocol_type or "", generation=group.generation, protocol=group.protocol_name,
             leader=group.leader_id, current_state_timestamp=group.state_timestamp_ms,
@@ -513,11 +535,11 @@ class GroupCoordinator:
                     member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
                     client_host=m.client_host, rebalance_timeout=m.rebalance_timeout_ms,
                     session_timeout=m.session_timeout_ms, subscription=m.metadata(group.protocol_name),
-                    assignment=m.assignment)
+                    assignment=assignment.get(m.member_id, b""))
                 for m in group.members.values()
             ],
         )
-        self.append(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))])
+        self.write(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))], done)
 
     # -- OffsetCommit ---------------------------------------------------------------------------------------
 
@@ -594,10 +616,16 @@ class GroupCoordinator:
                             encode_offset_value(offset, leader_epoch, metadata, now, expire)))
             keyed.append(((topic, partition), OffsetAndMetadata(offset, leader_epoch, metadata, now, expire)))
         if records:
-            first = self.append(group_id, records)
+            try:
+                first = self.append(group_id, records)
+            except ProduceError as exc:  # nothing appended, nothing applied
+                code = response_error(exc.code)
+                return code, [code if e == ErrorCode.NONE else e for e in errors]
+            high_watermark = self._group_partition(group_id).log.high_watermark
             for i, (tp, om) in enumerate(keyed):
-                self.offsets.apply(group_id, tp, OffsetAndMetadata(
-                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms, first + i))
+                self.offsets.apply_written(group_id, tp, OffsetAndMetadata(
+                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms,
+                    first + i), first + i, high_watermark)
         return ErrorCode.NONE, errors
 
     # -- OffsetFetch ------------------------------------------------------------------------------------------
@@ -618,7 +646,10 @@ class GroupCoordinator:
             error = self._typed(group).validate_fetch(group, member_id, member_epoch)
             if error != ErrorCode.NONE:
                 return error, []
-        committed = self.offsets.group_offsets(group_id)
+        # As Kafka's read at the last committed offset: commits not yet replicated are not shown.
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        committed = (self.offsets.group_offsets(group_id) if p is None
+                     else self.offsets.replicated_offsets(group_id, p.log.high_watermark))
         if topics is None:
             wanted = sorted(committed)
         else:
@@ -856,7 +887,11 @@ class GroupCoordinator:
         epoch = self.offsets.pending_epoch.get(producer_id, 0)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=self.timer.now_ms())
-        self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+        partition = self._group_partition(group_id)
+        marker = self.broker.replica_manager.append_internal(partition, batch)
+        if commit:  # the offsets the marker commits are read once it is replicated
+            for tp in self.offsets.pending.get(producer_id, {}).get(group_id, {}):
+                self.offsets.note_unreplicated(group_id, tp, marker, partition.log.high_watermark)
         self.offsets.end_txn(producer_id, commit, {group_id})
 
     def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:

@@ -3,6 +3,12 @@
 State changes only by applying ``__consumer_offsets`` records (:meth:`OffsetStore.apply` and
 :meth:`apply_pending`/:meth:`end_txn`), whether they were just written or are being replayed at
 start-up, so what a restarted broker knows is exactly what the log says.
+
+Live commits are applied when appended, before they are replicated (later writes build on them,
+as on Kafka's uncommitted timeline state); :meth:`OffsetStore.apply_written` remembers what each
+partition's offset was before its first write not yet below the high watermark, so that
+:meth:`OffsetStore.replicated_offsets` answers reads with the state at the high watermark, as
+Kafka's OffsetFetch reads its timeline at the last committed offset.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ class OffsetStore:
         # producer id -> group -> partition -> offset, until the transaction ends
         self.pending: dict[int, dict[str, dict[TopicPartition, OffsetAndMetadata]]] = {}
         self.pending_epoch: dict[int, int] = {}
+        # group -> partition -> (offset before the first unreplicated write, record offset of the
+        # last write): live writes not yet below the high watermark of the group's partition.
+        self.unreplicated: dict[str, dict[TopicPartition, tuple[OffsetAndMetadata | None, int]]] = {}
 
     # -- apply (live and replay) ------------------------------------------------------------------------
 
@@ -40,6 +49,43 @@ class OffsetStore:
                     del self.committed[group]
             return
         self.committed.setdefault(group, {})[tp] = value
+
+    def apply_written(self, group: str, tp: TopicPartition, value: OffsetAndMetadata | None,
+                      record_offset: int, high_watermark: int) -> None:
+        """:meth:`apply` a record just appended at ``record_offset`` (not replicated yet; the
+        partition's high watermark is ``high_watermark``)."""
+        self.note_unreplicated(group, tp, record_offset, high_watermark)
+        self.apply(group, tp, value)
+
+    def note_unreplicated(self, group: str, tp: TopicPartition, record_offset: int, high_watermark: int) -> None:
+        """``group``'s offset of ``tp`` is about to change by a record at ``record_offset`` not yet
+        below ``high_watermark``: reads keep seeing the current one until it is."""
+        by_tp = self.unreplicated.setdefault(group, {})
+        earlier = by_tp.get(tp)
+        if earlier is not None and earlier[1] < high_watermark:
+            earlier = None  # the earlier write is replicated: it is what reads see until this one is
+        before = earlier[0] if earlier is not None else self.committed.get(group, {}).get(tp)
+        by_tp[tp] = (before, record_offset)
+
+    def replicated_offsets(self, group: str, high_watermark: int) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The offsets of ``group`` as of ``high_watermark`` of its partition: writes at or above
+        it are not visible (their earlier value is)."""
+        by_tp = self.unreplicated.get(group)
+        if by_tp:
+            for tp in [tp for tp, (_, last) in by_tp.items() if last < high_watermark]:
+                del by_tp[tp]
+            if not by_tp:
+                del self.unreplicated[group]
+        current = self.committed.get(group, {})
+        if not by_tp:
+            return current
+        view = dict(current)
+        for tp, (before, _) in by_tp.items():
+            if before is None:
+                view.pop(tp, None)
+            else:
+                view[tp] = before
+        return view
 
     def apply_pending(self, producer_id: int, producer_epoch: int, group: str, tp: TopicPartition,
                       value: OffsetAndMetadata | None) -> None:
@@ -86,6 +132,7 @@ class OffsetStore:
         return [pid for pid, by_group in self.pending.items() if by_group.get(group)]
 
     def drop_group(self, group: str) -> dict[TopicPartition, OffsetAndMetadata]:
+        self.unreplicated.pop(group, None)
         return self.committed.pop(group, {})
 
     def expired(self, group: str, now_ms: int, retention_ms: int, base_ms: int | None) -> list[TopicPartition]:

@@ -144,14 +144,34 @@ SESSION_ERRORS = frozenset({ErrorCode.FETCH_SESSION_ID_NOT_FOUND, ErrorCode.INVA
                             ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR})
 
 
+def fetcher_id(topic: str, partition: int, num_fetchers: int) -> int:
+    """Kafka's ``AbstractFetcherManager.getFetcherId``: which of the ``num.replica.fetchers``
+    fetchers of a source broker fetches a partition, ``Utils.abs(31 * topic.hashCode() + partition)
+    % n`` in Java's 32-bit int arithmetic (``String.hashCode`` over UTF-16 code units)."""
+    h = 0
+    data = topic.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    n = (31 * h + partition) & 0xFFFFFFFF
+    signed = n - (1 << 32) if n & 0x80000000 else n
+    return (0 if signed == -(1 << 31) else abs(signed)) % num_fetchers
+
+
 class ReplicaFetcherManager:
-    """The fetchers of this broker, one per source broker."""
+    """The fetchers of this broker: ``num.replica.fetchers`` per source broker (each its own
+    connection and fetch session, as Kafka's fetcher threads), a partition going to the one
+    :func:`fetcher_id` names."""
 
     def __init__(self, replica_manager: Any) -> None:
         self.replica_manager = replica_manager  # kbroker.replication.replica_manager.ReplicaManager
-        self.fetchers: dict[int, ReplicaFetcher] = {}
+        # (source broker, fetcher id) -> fetcher (Kafka's BrokerIdAndFetcherId)
+        self.fetchers: dict[tuple[int, int], ReplicaFetcher] = {}
         self._by_partition: dict[tuple[str, int], FetchState] = {}
         self._closed = False
+        self.num_fetchers = max(1, int(replica_manager.broker.config["num.replica.fetchers"]))
+
+    def _key(self, topic: str, index: int, leader_id: int) -> tuple[int, int]:
+        return leader_id, fetcher_id(topic, index, self.num_fetchers)
 
     def has_partition(self, partition: Partition) -> bool:
         s = self._by_partition.get((partition.topic, partition.index))
@@ -165,9 +185,10 @@ class ReplicaFetcherManager:
         state = FetchState(partition, partition.leader_id, partition.leader_epoch, plog.log_end_offset,
                            truncating=plog.leader_epochs.latest_epoch < 0 and plog.log_end_offset > plog.high_watermark)
         self._by_partition[(partition.topic, partition.index)] = state
-        fetcher = self.fetchers.get(partition.leader_id)
+        key = self._key(partition.topic, partition.index, partition.leader_id)
+        fetcher = self.fetchers.get(key)
         if fetcher is None:
-            fetcher = self.fetchers[partition.leader_id] = ReplicaFetcher(self, partition.leader_id)
+            fetcher = self.fetchers[key] = ReplicaFetcher(self, partition.leader_id, key[1])
         fetcher.add(state)
         log.info("%s-%d: fetching from broker %d at offset %d, leader epoch %d", partition.topic, partition.index,
                  partition.leader_id, state.fetch_offset, state.leader_epoch)
@@ -176,12 +197,13 @@ class ReplicaFetcherManager:
         state = self._by_partition.pop((partition.topic, partition.index), None)
         if state is None:
             return
-        fetcher = self.fetchers.get(state.leader_id)
+        key = self._key(partition.topic, partition.index, state.leader_id)
+        fetcher = self.fetchers.get(key)
         if fetcher is not None:
             fetcher.remove(state)
             if not fetcher.partitions:
                 fetcher.close()
-                del self.fetchers[state.leader_id]
+                del self.fetchers[key]
 
     def close(self) -> None:
         self._closed = True
@@ -192,16 +214,18 @@ class ReplicaFetcherManager:
 
 
 class ReplicaFetcher:
-    """Fetches every partition followed on one source broker."""
+    """Fetches the partitions of one source broker given to fetcher ``fetcher_id`` (all of them
+    with ``num.replica.fetchers=1``), over its own connection and fetch session."""
 
-    def __init__(self, manager: ReplicaFetcherManager, source_id: int) -> None:
+    def __init__(self, manager: ReplicaFetcherManager, source_id: int, fetcher_id: int = 0) -> None:
         self.manager = manager
         self.source_id = source_id
+        self.fetcher_id = fetcher_id
         self.partitions: dict[tuple[str, int], FetchState] = {}
         self._wake = asyncio.Event()
         self._conn: BrokerConnection | None = None
         self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
-            self._run(), name=f"replica-fetcher-{source_id}")
+            self._run(), name=f"replica-fetcher-{fetcher_id}-{source_id}")
         self._logged: set[str] = set()
         # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
         self._session_id = INVALID_SESSION_ID
@@ -326,7 +350,7 @@ class ReplicaFetcher:
             return None
         node = self.manager.replica_manager.node_id
         security = getattr(self._broker, "internode_security", None)
-        conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-0",
+        conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
                                 self._cfg("socket.request.max.bytes"),
                                 security.inter_broker if security is not None else None, self.source_id)
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)

@@ -45,15 +45,27 @@ class Harness:
         self.timer = FakeTimer()
         self.groups: dict = {}
         self.persisted: list[tuple[str, int, list[str]]] = []
-        self.fail_persist = False
+        self.assignments: list[dict[str, bytes]] = []
+        # The write outcome: NONE completes at once, an error fails at once (a failed local
+        # append), None leaves the write pending in ``pending`` (being replicated).
+        self.write_result: ErrorCode | None = ErrorCode.NONE
+        self.pending: list = []
         cfg = ClassicConfig(min_session_timeout_ms=1000, max_session_timeout_ms=60000,
                             initial_rebalance_delay_ms=config.pop("delay", 0), **config)
         self.manager = ClassicGroupManager(self.groups, self.timer, cfg, self._persist)
 
-    def _persist(self, group: ClassicGroup) -> None:
-        if self.fail_persist:
-            raise OSError("disk full")
+    def _persist(self, group: ClassicGroup, assignment: dict[str, bytes], done) -> None:
         self.persisted.append((group.state.value, group.generation, list(group.members)))
+        self.assignments.append(dict(assignment))
+        if self.write_result is None:
+            self.pending.append(done)
+        else:
+            done(self.write_result)
+
+    def complete_writes(self, code: ErrorCode) -> None:
+        pending, self.pending = self.pending, []
+        for done in pending:
+            done(code)
 
     def join(self, member_id="", group="g", instance=None, protocols=(("range", b"r"),), session=10000,
              rebalance=5000, require_known=False, client_id="c"):
@@ -208,9 +220,9 @@ def test_static_member_replacement_is_undone_when_the_write_fails():
     [joined] = h.join(instance="i1")
     old = joined.member_id
     h.sync(old, 1, [(old, b"mine")], instance="i1")
-    h.fail_persist = True
+    h.write_result = ErrorCode.NOT_COORDINATOR
     [again] = h.join(instance="i1")
-    assert again.error_code == ErrorCode.UNKNOWN_SERVER_ERROR
+    assert again.error_code == ErrorCode.NOT_COORDINATOR and again.member_id == ""
     assert list(h.group().members) == [old] and h.group().static_members == {"i1": old}
     assert h.heartbeat(old, 1, instance="i1") == 0
 

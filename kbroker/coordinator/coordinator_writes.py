@@ -1,0 +1,81 @@
+"""The group coordinator's write path: append locally, complete once replicated (Kafka's CoordinatorRuntime).
+
+Kafka's coordinator appends its records to the ``__consumer_offsets`` partition it leads with
+acks=1 (``CoordinatorPartitionWriter.append``) and completes the write — the request's answer, or
+the ``appendFuture`` a state change waits on — only once the partition's high watermark passes the
+records (its deferred event queue), within ``offsets.commit.timeout.ms``. The high watermark does
+not advance while the ISR is below ``min.insync.replicas`` (KIP-966), so with too few replicas the
+write times out. A failed local append fails at once. Errors reach clients as
+``appendGroupMetadataErrorToResponseError`` / ``GroupCoordinatorService.normalizeException`` map
+them: too few replicas, a timeout or a missing partition -> COORDINATOR_NOT_AVAILABLE; leadership
+gone or a storage error -> NOT_COORDINATOR; a record too large -> UNKNOWN_SERVER_ERROR.
+
+:class:`ReplicatedWrites` runs the waits as tasks on the broker's loop and calls ``done(error)``
+exactly once per write, so the sans-IO group state machines (``group_classic``) stay free of asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kbroker.replication.deadline import Deadline
+from kbroker_protocol.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+WriteCallback = Callable[[ErrorCode], None]
+
+
+def response_error(append_error: ErrorCode) -> ErrorCode:
+    """Kafka's ``appendGroupMetadataErrorToResponseError``: the error a client gets for a failed
+    coordinator write."""
+    if append_error in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
+                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if append_error in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    if append_error in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.INVALID_FETCH_SIZE):
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+    return append_error
+
+
+class ReplicatedWrites:
+    """Waits for coordinator writes to be replicated. ``broker`` gives the replica manager, the
+    config (``offsets.commit.timeout.ms``) and optionally a manual ``clock``."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def wait(self, partition: Any, required_offset: int) -> ErrorCode:
+        """NONE once ``partition``'s high watermark reaches ``required_offset``, else the client
+        error (see the module docstring)."""
+        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
+        code = await self.broker.replica_manager.wait_for_replication(partition, required_offset, deadline)
+        return ErrorCode.NONE if code == ErrorCode.NONE else response_error(code)
+
+    def complete_when_replicated(self, partition: Any, required_offset: int, done: WriteCallback) -> None:
+        """Call ``done`` with the outcome of :meth:`wait`, from a task on the running loop."""
+
+        async def run() -> None:
+            try:
+                code = await self.wait(partition, required_offset)
+            except asyncio.CancelledError:
+                code = ErrorCode.NOT_COORDINATOR  # the coordinator is stopping (Kafka: unload fails the writes)
+                done(code)
+                raise
+            except Exception:
+                log.exception("waiting for the replication of %s-%d failed", partition.topic, partition.index)
+                code = ErrorCode.UNKNOWN_SERVER_ERROR
+            done(code)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
