@@ -14,6 +14,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from kbroker.config import BrokerConfig, ConfigError, load_properties_file
 
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             print(f"kbroker: --from-snapshot: {exc}", file=sys.stderr)
             return 2
+    runner: Callable[[Coroutine[Any, Any, int]], int]
     try:
         import uvloop  # type: ignore[import-not-found]
 
@@ -182,7 +185,7 @@ async def _serve(config: BrokerConfig) -> int:
         print(f"kbroker control endpoint: {broker.control.http.url}", flush=True)
     if broker.metrics.http is not None:
         print(f"kbroker metrics: {broker.metrics.http.url}/metrics", flush=True)
-    if broker.metrics.console is not None:
+    if broker.metrics.console is not None and broker.metrics.http is not None:  # (served by http)
         print(f"kbroker console: {broker.metrics.http.url}/", flush=True)
     await stop.wait()
     log.info("shutting down")

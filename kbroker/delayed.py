@@ -466,8 +466,8 @@ def _decode_stored(record: Record) -> _Pending | tuple[int, int] | None:
     headers = dict(record.headers)
     if H_PROGRESS in headers:
         try:
-            due, offset = (record.value or b"").split(b",")
-            return int(due), int(offset)
+            due_text, offset_text = (record.value or b"").split(b",")
+            return int(due_text), int(offset_text)
         except ValueError:
             log.warning("delayed delivery: unreadable progress record at %s", record.offset)
             return None

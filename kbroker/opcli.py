@@ -31,9 +31,9 @@ from typing import IO, Any
 
 from kbroker.console import ops
 from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError, check
+from kbroker_protocol import messages
 from kbroker_protocol.compression import Codec
 from kbroker_protocol.errors import ErrorCode, is_retriable
-from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
 
 COMMANDS = ("topic", "produce", "consume", "group", "completion")
@@ -205,7 +205,7 @@ async def cmd_produce(client: KafkaClient, args: argparse.Namespace, out: IO[str
         if not records:
             return
         batch = build_batch(records, compression=codec)
-        Req = REQUESTS[0]
+        Req = messages.ProduceRequest
         for attempt in range(10):
             resp = await client.send(0, 9, node=leaders[partition], transactional_id=None, acks=args.acks,
                                      timeout_ms=30_000, topic_data=[Req.TopicProduceData(
@@ -322,7 +322,7 @@ class GroupMember:
     async def heartbeat(self, leaving: bool = False) -> None:
         if self.coordinator < 0:
             self.coordinator = await self.client.coordinator(self.group)
-        Req = REQUESTS[68]
+        Req = messages.ConsumerGroupHeartbeatRequest
         if leaving:
             owned = None
         elif self.epoch == 0 or self.topic_id is None:
@@ -360,7 +360,7 @@ class GroupMember:
     async def commit(self, positions: dict[int, int]) -> None:
         if not positions or self.coordinator < 0:
             return
-        Req = REQUESTS[8]
+        Req = messages.OffsetCommitRequest
         T = Req.OffsetCommitRequestTopic
         resp = await self.client.send(8, 9, node=self.coordinator, group_id=self.group,
                                       generation_id_or_member_epoch=self.epoch, member_id=self.member_id,

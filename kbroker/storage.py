@@ -29,6 +29,7 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -135,7 +136,7 @@ def _control(kind: ControlType, value: bytes, now: int) -> Record:
     return Record(key=_CONTROL_KEY.pack(0, kind), value=value, timestamp=now)
 
 
-def snapshot_file_bytes(records: list[object], voters: VotersRecord | None = None,
+def snapshot_file_bytes(records: Sequence[object], voters: VotersRecord | None = None,
                         kraft_version: int | None = None) -> bytes:
     """A Kafka snapshot file: a SnapshotHeader control batch, the KRaftVersion and Voters control
     records (when given), the metadata records in one batch, a SnapshotFooter control batch."""
@@ -380,7 +381,8 @@ def format_storage(config: BrokerConfig, cluster_id: str | None, *, standalone: 
             kind = "dynamic metadata voter directory"
         else:
             kind = "dynamic metadata directory"
-        directory_id = (voters[config.node_id].directory_id if kind == "dynamic metadata voter directory"
+        directory_id = (voters[config.node_id].directory_id
+                        if voters is not None and kind == "dynamic metadata voter directory"
                         else uuid_from_str(random_uuid()))
         print(f"Formatting {kind} {d} with metadata.version {release}.", file=out)
         try:

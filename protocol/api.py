@@ -21,7 +21,7 @@ from typing import Any
 
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
 from kbroker_protocol.messages import REQUESTS, RESPONSES, RequestHeader, ResponseHeader
-from kbroker_protocol.primitives import DECODE_ERRORS, Writer, as_view, decode_guard
+from kbroker_protocol.primitives import DECODE_ERRORS, Message, Writer, as_view, decode_guard
 
 __all__ = [
     "decode_request",
@@ -39,7 +39,7 @@ _KEY_VERSION = struct.Struct(">hh")
 _I32 = struct.Struct(">i")
 
 
-def _is_flexible(cls: type, version: int) -> bool:
+def _is_flexible(cls: type[Message], version: int) -> bool:
     flex = cls.FLEXIBLE_MIN_VERSION
     return flex is not None and version >= flex
 

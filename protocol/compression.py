@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cramjam
@@ -322,12 +322,13 @@ def decompress_chunks(codec: int, data: Buffer, max_size: int, chunk_size: int =
         for start in range(0, len(view), chunk_size):
             yield bytes(view[start : start + chunk_size])
         return
-    gen = {
+    chunkers: dict[int, Callable[[Buffer, int, int], Iterator[bytes]]] = {
         Codec.GZIP: _gzip_chunks,
         Codec.SNAPPY: _snappy_chunks,
         Codec.LZ4: _lz4_chunks,
         Codec.ZSTD: _zstd_chunks,
-    }.get(codec)
+    }
+    gen = chunkers.get(codec)
     if gen is None:
         raise CorruptCompressedData(f"unknown compression codec {codec}")
     total = 0

@@ -22,3 +22,7 @@ class UnsupportedVersionError(ProtocolError):
         super().__init__(message or f"unsupported api key {api_key} version {api_version}")
         self.api_key = api_key
         self.api_version = api_version
+        # What of the request's header decoded, when a frame was refused (set by api.decode_request).
+        self.correlation_id: int | None = None
+        # (a RequestHeader or None; typed as object: this module sits below the generated messages)
+        self.header: object = None

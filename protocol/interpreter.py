@@ -114,7 +114,10 @@ def attr_name(name: str) -> str:
 
 
 def valid_versions(spec: dict) -> range:
-    lo, hi = version_range(spec["validVersions"])
+    versions = version_range(spec["validVersions"])
+    if versions is None:
+        raise ValueError(f"{spec['name']} has no valid versions")
+    lo, hi = versions
     if spec["name"] == "RequestHeader":
         lo = 0
     return range(lo, hi + 1)

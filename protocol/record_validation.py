@@ -36,9 +36,11 @@ holding more than one record plus one chunk; in total it may decompress to at mo
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kbroker_protocol.compression import (
+    Buffer,
     Codec,
     CorruptCompressedData,
     DecompressedSizeExceeded,
@@ -164,11 +166,11 @@ def _validate(batch, header: BatchHeader, policy: Policy, budget_records, budget
         if len(buf) < need:
             continue
         r = walk(buf, 0, len(buf), count - n, partial=True, first_index=n)
-        if r.count:
+        if r.records:
             min_tsd = r.min_ts_delta if not n else min(min_tsd, r.min_ts_delta)
             max_tsd = r.max_ts_delta if not n else max(max_tsd, r.max_ts_delta)
             null_keys += r.null_keys
-            n += r.count
+            n += r.records
         if r.first_irregular >= 0 and r.first_irregular < n:
             irregular = True
         del buf[: r.pos]
@@ -313,6 +315,7 @@ def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_rec
     need = 0
     decompressed = 0
     section = memoryview(batch)[HEADER_SIZE : header.size]
+    chunks: Iterable[Buffer]
     if source == Codec.NONE:
         chunks = [section]  # already in memory: walk it in place
     else:
@@ -333,14 +336,14 @@ def _rebuild(batch, header: BatchHeader, policy: Policy, target: int, budget_rec
         end = len(buf)
         while n < count:
             r = walk(buf, pos, end, count - n, partial=True, stop_at_irregular=True, first_index=n)
-            if r.count:
+            if r.records:
                 min_tsd = r.min_ts_delta if not n else min(min_tsd, r.min_ts_delta)
                 max_tsd = r.max_ts_delta if not n else max(max_tsd, r.max_ts_delta)
                 null_keys += r.null_keys
                 with memoryview(buf) as view:
                     sink.write(view[pos : r.pos])
                 check_size()
-                n += r.count
+                n += r.records
             pos = r.pos
             if r.first_irregular != n or n == count:
                 break  # the next record is incomplete, or all are read

@@ -45,7 +45,7 @@ _NO_INDEX = -1
 
 class WalkResult(NamedTuple):
     pos: int  # where the walk stopped (after the last whole record it read)
-    count: int  # records read
+    records: int  # records read (a field named count would shadow tuple.count)
     min_ts_delta: int  # smallest timestamp delta (0 if no record)
     max_ts_delta: int  # largest timestamp delta (0 if no record)
     null_keys: int  # records with a null key

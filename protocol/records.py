@@ -324,7 +324,8 @@ def decode_batch(
     header = validate_batch(buf, pos)
     payload = records_payload(buf, pos, header=header, max_decompressed_size=max_decompressed_size)
     records = list(decode_records(payload, header))
-    if records and records[-1].offset - header.base_offset > header.last_offset_delta:
+    last = records[-1].offset if records else None  # decoded records always carry their offset
+    if last is not None and last - header.base_offset > header.last_offset_delta:
         raise InvalidRecord("a record's offset delta exceeds the batch's lastOffsetDelta")
     return DecodedBatch(header, records)
 
@@ -437,11 +438,12 @@ def build_batch(
     elif deltas and last_offset_delta < deltas[-1]:
         raise ValueError("last_offset_delta is below the last record's offset delta")
 
-    body = bytearray()
+    plain = bytearray()
     for rec, delta in zip(items, deltas, strict=True):
-        encode_record(body, rec, delta, rec.timestamp - base_ts)
+        encode_record(plain, rec, delta, rec.timestamp - base_ts)
+    body: bytes | bytearray = plain
     if compression != Codec.NONE:
-        body = compress(compression, body, level=compression_level, snappy_xerial=snappy_xerial)
+        body = compress(compression, plain, level=compression_level, snappy_xerial=snappy_xerial)
 
     attrs = _attributes(compression, timestamp_type, transactional, control, delete_horizon_ms is not None)
     batch_length = HEADER_SIZE - LOG_OVERHEAD + len(body)

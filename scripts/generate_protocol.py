@@ -1015,9 +1015,14 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "",
         "import importlib",
         "from collections.abc import Iterator, Mapping",
-        "from typing import Any",
+        "from typing import TYPE_CHECKING, Any",
         "",
+        "if TYPE_CHECKING:  # the classes as a type checker sees them; at run time, __getattr__",
+        "    from kbroker_protocol.primitives import Message",
     ]
+    for mod, msgs in sorted(mods.items()):
+        lines.append(f"    from kbroker_protocol.messages.{mod} import {', '.join(m.name for m in msgs)}")
+    lines.append("")
     reqs: dict[int, tuple[str, str]] = {}
     resps: dict[int, tuple[str, str]] = {}
     lines.append("# class name -> module of this package")
@@ -1046,22 +1051,24 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "    return sorted(set(globals()) | set(_MODULES))",
         "",
         "",
-        "class _ByApiKey(Mapping[int, type]):",
+        "class _ByApiKey(Mapping[int, \"type[Message]\"]):",
         "    \"\"\"API key -> message class, each class imported when its key is first looked up.\"\"\"",
         "",
         "    __slots__ = (\"_names\", \"_classes\")",
         "",
         "    def __init__(self, names: dict[int, str]) -> None:",
         "        self._names = names",
-        "        self._classes: dict[int, type] = {}",
+        "        self._classes: dict[int, type[Message]] = {}",
         "",
-        "    def __getitem__(self, api_key: int) -> type:",
+        "    def __getitem__(self, api_key: int) -> type[Message]:",
         "        cls = self._classes.get(api_key)",
         "        if cls is None:",
         "            cls = self._classes[api_key] = __getattr__(self._names[api_key])",
         "        return cls",
         "",
-        "    def get(self, api_key: int, default: Any = None) -> Any:  # type: ignore[override]",
+        "    def get(  # type: ignore[override]",
+        "        self, api_key: int, default: type[Message] | None = None",
+        "    ) -> type[Message] | None:",
         "        cls = self._classes.get(api_key)",
         "        if cls is not None:",
         "            return cls",
@@ -1081,11 +1088,11 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "",
         "",
     ]
-    lines.append("REQUESTS: Mapping[int, type] = _ByApiKey({")
+    lines.append("REQUESTS: Mapping[int, type[Message]] = _ByApiKey({")
     for k in sorted(reqs):
         lines.append(f"    {k}: {reqs[k][0]!r},")
     lines.append("})")
-    lines.append("RESPONSES: Mapping[int, type] = _ByApiKey({")
+    lines.append("RESPONSES: Mapping[int, type[Message]] = _ByApiKey({")
     for k in sorted(resps):
         lines.append(f"    {k}: {resps[k][0]!r},")
     lines.append("})")

@@ -21,7 +21,10 @@ from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, controller_o
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsResponse
+from kbroker_protocol.messages.alter_user_scram_credentials import (
+    AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse,
+)
 from kbroker_protocol.messages.metadata_records import (
     RemoveUserScramCredentialRecord,
     UserScramCredentialRecord,
@@ -58,8 +61,8 @@ async def _alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentia
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     credentials = broker.scram_credentials
-    deletions: dict[str, object] = {}
-    upserts: dict[str, object] = {}
+    deletions: dict[str, AlterUserScramCredentialsRequest.ScramCredentialDeletion] = {}
+    upserts: dict[str, AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = {}
     errors: dict[str, tuple[int, str | None]] = {}
     for d in request.deletions:
         if d.name in errors:

@@ -54,6 +54,18 @@ class ClientConnection(Protocol):
     client_software: tuple[str, str] | None
 
 
+class HandlerContext(Protocol):
+    """What every handler may read of its context: a :class:`RequestContext` on a broker listener,
+    a ``kbroker.api.controller_listener.ControllerRequestContext`` on the controller listener."""
+
+    @property
+    def broker(self) -> BrokerServices: ...
+    @property
+    def header(self) -> Any: ...  # the decoded RequestHeader
+    @property
+    def api_version(self) -> int: ...
+
+
 class RequestContext:
     """What a handler knows about the request beyond its body."""
 

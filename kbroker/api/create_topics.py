@@ -120,8 +120,10 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=plan.error,
                                   error_message=plan.message, configs=None))
             continue
-        topic_record = plan.records[0]
-        partition_records = [r for r in plan.records if type(r).__name__ == "PartitionRecord"]
+        planned = plan.records
+        assert planned is not None  # (a plan without an error has its records)
+        topic_record = planned[0]
+        partition_records = [r for r in planned if type(r).__name__ == "PartitionRecord"]
         try:
             mutations.record(len(partition_records))  # Kafka: the controller mutation quota, per topic
         except ThrottlingQuotaExceeded as exc:
@@ -147,7 +149,7 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
         results.append(result)
         if not request.validate_only:
             reserve_topic(broker, t.name)
-            to_commit.append((result, new, plan.records))
+            to_commit.append((result, new, planned))
     if not to_commit:
         return CreateTopicsResponse(throttle_time_ms=0, topics=results)
     try:

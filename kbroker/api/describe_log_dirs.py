@@ -50,8 +50,8 @@ def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
     by_dir: dict[Path, dict[str, list]] = {}
     for (topic, index), plog in sorted(logs.items()):
         parent = plog.directory.parent.resolve()
-        topics = by_dir.setdefault(parent, {})
-        parts = topics.setdefault(topic, [])
+        dir_topics = by_dir.setdefault(parent, {})
+        parts = dir_topics.setdefault(topic, [])
         if (topic, index) not in wanted:
             continue
         try:

@@ -88,12 +88,12 @@ async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
     image = broker.image
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
-        message = f"Unknown election type {election}"
+        unknown = f"Unknown election type {election}"
         return ElectLeadersResponse(
             throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
             replica_election_results=[
                 TopicOut(topic=t.topic, partition_result=[
-                    PartOut(partition_id=p, error_code=ErrorCode.INVALID_REQUEST, error_message=message)
+                    PartOut(partition_id=p, error_code=ErrorCode.INVALID_REQUEST, error_message=unknown)
                     for p in t.partitions
                 ])
                 for t in request.topic_partitions or []

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages import RESPONSES
+from kbroker_protocol.primitives import Message
 
 __all__ = ["BUILDERS", "error_code_for", "error_response"]
 
@@ -60,7 +62,7 @@ def _builder(api_key: int) -> Callable[[Builder], Builder]:
 
 def _top_level(api_key: int) -> None:
     """Register a builder that sets only the top-level error code (other fields at defaults)."""
-    response_cls = RESPONSES[api_key]
+    response_cls: Callable[..., Message] = RESPONSES[api_key]  # (any message with a top-level error code)
 
     def build(request: Any, version: int, code: int) -> Any:
         return response_cls(error_code=code)
@@ -78,18 +80,18 @@ for _key in (12, 13, 25, 26, 68, 66, 35, 47, 16, 74, 88):
 @_builder(93)
 def _streams_group_topology_description_update(request: Any, version: int, code: int) -> Any:
     # ApiError.fromThrowable leaves the message null for UNKNOWN_SERVER_ERROR.
-    return RESPONSES[93](error_code=code, error_message=None)
+    return messages.StreamsGroupTopologyDescriptionUpdateResponse(error_code=code, error_message=None)
 
 
 @_builder(89)
 def _streams_group_describe(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[89]
+    R = messages.StreamsGroupDescribeResponse
     return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
 
 
 @_builder(34)
 def _alter_replica_log_dirs(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[34]
+    R = messages.AlterReplicaLogDirsResponse
     T = R.AlterReplicaLogDirTopicResult
     return R(results=[T(topic_name=t.name, partitions=[T.AlterReplicaLogDirPartitionResult(partition_index=p,
                                                                                           error_code=code)
@@ -101,14 +103,14 @@ def _alter_replica_log_dirs(request: Any, version: int, code: int) -> Any:
 def _update_features(request: Any, version: int, code: int) -> Any:
     # UpdateFeaturesResponse.createWithErrors: ApiError.fromThrowable leaves the message null for
     # UNKNOWN_SERVER_ERROR, and no per-feature results.
-    return RESPONSES[57](error_code=code, error_message=None, results=[])
+    return messages.UpdateFeaturesResponse(error_code=code, error_message=None, results=[])
 
 
 @_builder(0)
 def _produce(request: Any, version: int, code: int) -> Any:
     if request.acks == 0:
         return None
-    R = RESPONSES[0]
+    R = messages.ProduceResponse
     topics: dict[tuple[str, Any], Any] = {}
     for topic in request.topic_data:
         out = topics.get((topic.name, topic.topic_id))
@@ -126,7 +128,7 @@ def _produce(request: Any, version: int, code: int) -> Any:
 @_builder(1)
 def _fetch(request: Any, version: int, code: int) -> Any:
     # v13+ clients read the top-level code; older ones also get it in every partition.
-    R = RESPONSES[1]
+    R = messages.FetchResponse
     topics = []
     if version < 13:
         T = R.FetchableTopicResponse
@@ -141,7 +143,7 @@ def _fetch(request: Any, version: int, code: int) -> Any:
 
 @_builder(2)
 def _list_offsets(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[2]
+    R = messages.ListOffsetsResponse
     T = R.ListOffsetsTopicResponse
     return R(topics=[
         T(name=topic.name, partitions=[
@@ -155,7 +157,7 @@ def _list_offsets(request: Any, version: int, code: int) -> Any:
 @_builder(3)
 def _metadata(request: Any, version: int, code: int) -> Any:
     # Kafka leaves the top-level error code (v13+) at NONE and flags every requested topic.
-    R = RESPONSES[3]
+    R = messages.MetadataResponse
     return R(topics=[
         R.MetadataResponseTopic(name=topic.name or "", topic_id=topic.topic_id, error_code=code,
                                 is_internal=False, partitions=[])
@@ -165,7 +167,7 @@ def _metadata(request: Any, version: int, code: int) -> Any:
 
 @_builder(8)
 def _offset_commit(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[8]
+    R = messages.OffsetCommitResponse
     T = R.OffsetCommitResponseTopic
     return R(topics=[
         T(name=topic.name, topic_id=topic.topic_id, partitions=[
@@ -177,7 +179,7 @@ def _offset_commit(request: Any, version: int, code: int) -> Any:
 
 @_builder(9)
 def _offset_fetch(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[9]
+    R = messages.OffsetFetchResponse
     if version >= 8:
         return R(groups=[R.OffsetFetchResponseGroup(group_id=group.group_id, error_code=code, topics=[])
                          for group in request.groups])
@@ -197,7 +199,7 @@ def _offset_fetch(request: Any, version: int, code: int) -> Any:
 
 @_builder(10)
 def _find_coordinator(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[10]
+    R = messages.FindCoordinatorResponse
     message = default_message(code)
     if version < 4:
         return R(error_code=code, error_message=message, node_id=-1, host="", port=-1)
@@ -209,19 +211,19 @@ def _find_coordinator(request: Any, version: int, code: int) -> Any:
 
 @_builder(11)
 def _join_group(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[11](error_code=code, generation_id=-1,
+    return messages.JoinGroupResponse(error_code=code, generation_id=-1,
                          protocol_name=None if version >= 7 else "",
                          leader="", member_id="", members=[])
 
 
 @_builder(14)
 def _sync_group(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[14](error_code=code, assignment=b"")
+    return messages.SyncGroupResponse(error_code=code, assignment=b"")
 
 
 @_builder(15)
 def _describe_groups(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[15]
+    R = messages.DescribeGroupsResponse
     return R(groups=[
         R.DescribedGroup(group_id=group_id, error_code=code, group_state="", protocol_type="",
                          protocol_data="", members=[],
@@ -232,19 +234,19 @@ def _describe_groups(request: Any, version: int, code: int) -> Any:
 
 @_builder(18)
 def _api_versions(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[18](error_code=code, api_keys=[])
+    return messages.ApiVersionsResponse(error_code=code, api_keys=[])
 
 
 @_builder(19)
 def _create_topics(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[19]
+    R = messages.CreateTopicsResponse
     return R(topics=[R.CreatableTopicResult(name=topic.name, error_code=code, error_message=None)
                      for topic in request.topics])
 
 
 @_builder(20)
 def _delete_topics(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[20]
+    R = messages.DeleteTopicsResponse
     if version >= 6:
         keys = [(topic.name, topic.topic_id) for topic in request.topics]
     else:
@@ -260,7 +262,7 @@ def _delete_topics(request: Any, version: int, code: int) -> Any:
 
 @_builder(21)
 def _delete_records(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[21]
+    R = messages.DeleteRecordsResponse
     T = R.DeleteRecordsTopicResult
     return R(topics=[
         T(name=topic.name, partitions=[
@@ -273,12 +275,12 @@ def _delete_records(request: Any, version: int, code: int) -> Any:
 
 @_builder(22)
 def _init_producer_id(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[22](error_code=code, producer_id=-1, producer_epoch=-1)
+    return messages.InitProducerIdResponse(error_code=code, producer_id=-1, producer_epoch=-1)
 
 
 @_builder(23)
 def _offset_for_leader_epoch(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[23]
+    R = messages.OffsetForLeaderEpochResponse
     T = R.OffsetForLeaderTopicResult
     return R(topics=[
         T(topic=topic.topic, partitions=[
@@ -292,7 +294,7 @@ def _offset_for_leader_epoch(request: Any, version: int, code: int) -> Any:
 @_builder(24)
 def _add_partitions_to_txn(request: Any, version: int, code: int) -> Any:
     # v4+ is the broker-to-broker batched form: Kafka answers with the top-level code only.
-    R = RESPONSES[24]
+    R = messages.AddPartitionsToTxnResponse
     if version >= 4:
         return R(error_code=code)
     T = R.AddPartitionsToTxnTopicResult
@@ -306,7 +308,7 @@ def _add_partitions_to_txn(request: Any, version: int, code: int) -> Any:
 
 @_builder(27)
 def _write_txn_markers(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[27]
+    R = messages.WriteTxnMarkersResponse
     M = R.WritableTxnMarkerResult
     T = M.WritableTxnMarkerTopicResult
     return R(markers=[
@@ -321,7 +323,7 @@ def _write_txn_markers(request: Any, version: int, code: int) -> Any:
 
 @_builder(28)
 def _txn_offset_commit(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[28]
+    R = messages.TxnOffsetCommitResponse
     T = R.TxnOffsetCommitResponseTopic
     return R(topics=[
         T(name=topic.name, topic_id=topic.topic_id, partitions=[
@@ -333,7 +335,7 @@ def _txn_offset_commit(request: Any, version: int, code: int) -> Any:
 
 @_builder(32)
 def _describe_configs(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[32]
+    R = messages.DescribeConfigsResponse
     message = default_message(code)
     return R(results=[
         R.DescribeConfigsResult(error_code=code, error_message=message,
@@ -343,8 +345,7 @@ def _describe_configs(request: Any, version: int, code: int) -> Any:
     ])
 
 
-def _alter_configs(api_key: int) -> None:
-    R = RESPONSES[api_key]
+def _alter_configs(R: type[messages.AlterConfigsResponse] | type[messages.IncrementalAlterConfigsResponse]) -> None:
 
     def build(request: Any, version: int, code: int) -> Any:
         return R(responses=[
@@ -354,30 +355,30 @@ def _alter_configs(api_key: int) -> None:
             for resource in request.resources
         ])
 
-    BUILDERS[api_key] = build
+    BUILDERS[R.API_KEY] = build
 
 
-_alter_configs(33)  # AlterConfigs
-_alter_configs(44)  # IncrementalAlterConfigs
+_alter_configs(messages.AlterConfigsResponse)
+_alter_configs(messages.IncrementalAlterConfigsResponse)
 
 
 @_builder(37)
 def _create_partitions(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[37]
+    R = messages.CreatePartitionsResponse
     return R(results=[R.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=None)
                       for topic in request.topics])
 
 
 @_builder(42)
 def _delete_groups(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[42]
+    R = messages.DeleteGroupsResponse
     return R(results=[R.DeletableGroupResult(group_id=group_id, error_code=code)
                       for group_id in request.groups_names])
 
 
 @_builder(43)
 def _elect_leaders(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[43]
+    R = messages.ElectLeadersResponse
     E = R.ReplicaElectionResult
     return R(error_code=code, replica_election_results=[
         E(topic=topic.topic, partition_result=[
@@ -391,7 +392,7 @@ def _elect_leaders(request: Any, version: int, code: int) -> Any:
 def _alter_partition_reassignments(request: Any, version: int, code: int) -> Any:
     # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
     # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
-    R = RESPONSES[45]
+    R = messages.AlterPartitionReassignmentsResponse
     T = R.ReassignableTopicResponse
     message = None
     return R(error_code=code, error_message=message, responses=[
@@ -405,7 +406,7 @@ def _alter_partition_reassignments(request: Any, version: int, code: int) -> Any
 @_builder(46)
 def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
     # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
-    R = RESPONSES[46]
+    R = messages.ListPartitionReassignmentsResponse
     T = R.OngoingTopicReassignment
     return R(error_code=code, error_message=None, topics=[
         T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
@@ -417,23 +418,23 @@ def _list_partition_reassignments(request: Any, version: int, code: int) -> Any:
 @_builder(55)
 def _describe_quorum(request: Any, version: int, code: int) -> Any:
     # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
-    return RESPONSES[55](error_code=code, topics=[])
+    return messages.DescribeQuorumResponse(error_code=code, topics=[])
 
 
 @_builder(64)
 def _unregister_broker(request: Any, version: int, code: int) -> Any:
     # ControllerApis/KafkaApis: UnregisterBrokerResponseData with the code, no message
-    return RESPONSES[64](error_code=code, error_message=None)
+    return messages.UnregisterBrokerResponse(error_code=code, error_message=None)
 
 
 @_builder(60)
 def _describe_cluster(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[60](error_code=code, error_message=None)
+    return messages.DescribeClusterResponse(error_code=code, error_message=None)
 
 
 @_builder(61)
 def _describe_producers(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[61]
+    R = messages.DescribeProducersResponse
     T = R.TopicResponse
     return R(topics=[
         T(name=topic.name, partitions=[T.PartitionResponse(partition_index=index, error_code=code)
@@ -444,20 +445,20 @@ def _describe_producers(request: Any, version: int, code: int) -> Any:
 
 @_builder(65)
 def _describe_transactions(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[65]
+    R = messages.DescribeTransactionsResponse
     return R(transaction_states=[R.TransactionState(transactional_id=txn_id, error_code=code)
                                  for txn_id in request.transactional_ids])
 
 
 @_builder(69)
 def _consumer_group_describe(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[69]
+    R = messages.ConsumerGroupDescribeResponse
     return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
 
 
 @_builder(75)
 def _describe_topic_partitions(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[75]
+    R = messages.DescribeTopicPartitionsResponse
     return R(topics=[
         R.DescribeTopicPartitionsResponseTopic(name=topic.name, error_code=code, is_internal=False,
                                                partitions=[])
@@ -475,14 +476,14 @@ for _key in (76, 78, 79):
 
 @_builder(77)
 def _share_group_describe(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[77]
+    R = messages.ShareGroupDescribeResponse
     return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])
 
 
 def _share_state(api_key: int, result_cls: str, with_message: bool) -> None:
     """Initialize/Read/Write/Delete ShareGroupState, ReadShareGroupStateSummary: every partition of
     the request with the code (and, for Read, Write and ReadSummary, the error's default message)."""
-    R = RESPONSES[api_key]
+    R: Callable[..., Message] = RESPONSES[api_key]  # (one of five shapes, picked by key)
     T = getattr(R, result_cls)
 
     def build(request: Any, version: int, code: int) -> Any:
@@ -506,7 +507,7 @@ _share_state(87, "ReadStateSummaryResult", True)
 
 @_builder(90)
 def _describe_share_group_offsets(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[90]
+    R = messages.DescribeShareGroupOffsetsResponse
     G = R.DescribeShareGroupOffsetsResponseGroup
     return R(groups=[G(group_id=g.group_id, error_code=code, error_message=default_message(code), topics=[])
                      for g in request.groups])
@@ -514,12 +515,12 @@ def _describe_share_group_offsets(request: Any, version: int, code: int) -> Any:
 
 @_builder(91)
 def _alter_share_group_offsets(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[91](error_code=code, error_message=default_message(code))
+    return messages.AlterShareGroupOffsetsResponse(error_code=code, error_message=default_message(code))
 
 
 @_builder(92)
 def _delete_share_group_offsets(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[92](error_code=code, error_message=default_message(code))
+    return messages.DeleteShareGroupOffsetsResponse(error_code=code, error_message=default_message(code))
 
 
 # SaslHandshake: error code only (no mechanisms).
@@ -528,13 +529,13 @@ _top_level(17)
 
 @_builder(36)
 def _sasl_authenticate(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[36](error_code=code, error_message=None)
+    return messages.SaslAuthenticateResponse(error_code=code, error_message=None)
 
 
 @_builder(50)
 def _describe_user_scram_credentials(request: Any, version: int, code: int) -> Any:
     # Kafka: the top-level code, and one result per user asked for, without the user's name.
-    R = RESPONSES[50]
+    R = messages.DescribeUserScramCredentialsResponse
     return R(error_code=code, error_message=None,
              results=[R.DescribeUserScramCredentialsResult(error_code=code, error_message=None)
                       for _user in request.users or ()])
@@ -543,25 +544,25 @@ def _describe_user_scram_credentials(request: Any, version: int, code: int) -> A
 @_builder(51)
 def _alter_user_scram_credentials(request: Any, version: int, code: int) -> Any:
     # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
-    R = RESPONSES[51]
+    R = messages.AlterUserScramCredentialsResponse
     users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
     return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])
 
 
 @_builder(29)
 def _describe_acls(request: Any, version: int, code: int) -> Any:
-    return RESPONSES[29](error_code=code, error_message=None, resources=[])
+    return messages.DescribeAclsResponse(error_code=code, error_message=None, resources=[])
 
 
 @_builder(30)
 def _create_acls(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[30]
+    R = messages.CreateAclsResponse
     return R(results=[R.AclCreationResult(error_code=code, error_message=None) for _ in request.creations])
 
 
 @_builder(31)
 def _delete_acls(request: Any, version: int, code: int) -> Any:
-    R = RESPONSES[31]
+    R = messages.DeleteAclsResponse
     return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
                              for _ in request.filters])
 
@@ -570,13 +571,13 @@ def _delete_acls(request: Any, version: int, code: int) -> Any:
 def _describe_client_quotas(request: Any, version: int, code: int) -> Any:
     # Kafka: the top-level code, entries null; ApiError.fromThrowable leaves the message null for
     # UNKNOWN_SERVER_ERROR and for an exception carrying its error's default message.
-    return RESPONSES[48](error_code=code, error_message=None, entries=None)
+    return messages.DescribeClientQuotasResponse(error_code=code, error_message=None, entries=None)
 
 
 @_builder(49)
 def _alter_client_quotas(request: Any, version: int, code: int) -> Any:
     # Kafka: one entry per entry of the request, its entity echoed, the error's message.
-    R = RESPONSES[49]
+    R = messages.AlterClientQuotasResponse
     return R(entries=[R.EntryData(error_code=code, error_message=default_message(code) if code else None,
                                   entity=[R.EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name)
                                           for e in entry.entity])

@@ -37,6 +37,7 @@ from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.replication.partition import Partition
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
@@ -177,7 +178,7 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
             max_offset = lso if isolation == 1 else hw
         if c.fetch_offset > leo or c.fetch_offset < start:
             return _Read(want, ErrorCode.OFFSET_OUT_OF_RANGE, EMPTY, 0, hw, lso, start, None)
-        aborted = [] if isolation == 1 else None
+        aborted: list[Aborted] | None = [] if isolation == 1 else None
         if c.fetch_offset >= max_offset or limit <= 0 and not min_one:
             result = None
         elif replica is not None and replica.quotas is not None and replica.quotas.leader_throttles(
@@ -434,7 +435,7 @@ async def handle_fetch(ctx, request) -> FetchResponse:
         # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
         # follower's fetch (replication, not a client's timer) stays on real time.
         deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
-        waited_on = []
+        waited_on: list[Partition] = []
         while True:
             fut = loop.create_future()
             waited_on = []

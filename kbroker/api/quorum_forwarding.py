@@ -14,6 +14,7 @@ answered) is the request type's top-level error, as Kafka's ``getErrorResponse``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
@@ -28,6 +29,7 @@ from kbroker.controller.client import (
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RESPONSES
+from kbroker_protocol.primitives import Message
 
 
 class _Header:
@@ -42,7 +44,7 @@ class _Header:
 
 
 def _top_level_error(api_key: int) -> None:
-    response_cls = RESPONSES[api_key]
+    response_cls: Callable[..., Message] = RESPONSES[api_key]  # (DescribeQuorum or UnregisterBroker)
 
     def build(request: Any, version: int, code: int) -> Any:
         return response_cls(error_code=code, error_message=None)

@@ -21,14 +21,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker_protocol.messages import REQUESTS
 
 if TYPE_CHECKING:
-    from kbroker.api.context import RequestContext
+    from kbroker.api.context import HandlerContext
 
-Handler = Callable[["RequestContext", Any], "Any | Awaitable[Any] | None"]
+Handler = Callable[["HandlerContext", Any], "Any | Awaitable[Any] | None"]
+H = TypeVar("H", bound=Handler)
 
 # API keys whose request spec marks its newest version ``latestVersionUnstable`` (Kafka 4.4:
 # InitProducerId v6, KIP-939 two-phase commit). tests/protocol/test_unstable_versions.py checks
@@ -68,11 +69,11 @@ def handlers_for(listener: str) -> dict[int, ApiHandler]:
 
 
 def api(api_key: int, min_version: int, max_version: int,
-        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Callable[[Handler], Handler]:
+        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Callable[[H], H]:
     """Register ``fn`` as the handler of ``api_key`` for ``min_version..max_version`` on
     ``listeners``."""
 
-    def register(fn: Handler) -> Handler:
+    def register(fn: H) -> H:
         unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
         if unknown or not listeners:
             raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
@@ -111,7 +112,7 @@ class Deferred:
                                    f"on the {self.listener} listener")
         return entry.handler
 
-    def __call__(self, ctx: RequestContext, body: Any) -> Any:
+    def __call__(self, ctx: HandlerContext, body: Any) -> Any:
         return self.resolve()(ctx, body)
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ def _error(code: ErrorCode, message: str | None = None) -> ShareGroupHeartbeatRe
 
 def member_id_valid(member_id: str | None) -> bool:
     """Kafka's ``KafkaApis.isMemberIdValid``."""
-    return bool(member_id) and len(member_id) <= 36
+    return member_id is not None and 0 < len(member_id) <= 36
 
 
 @api(76, 1, 1)

@@ -42,7 +42,7 @@ def _unknown_partition(broker: Any, topic_id: Any, partition: int) -> bool:
 
 
 # The fields a result without state carries (as the handlers' own error answers).
-_UNSET = {
+_UNSET: dict[str, dict[str, object]] = {
     "ReadStateResult": {"state_epoch": 0, "start_offset": -1, "state_batches": []},
     "ReadStateSummaryResult": {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1,
                                "delivery_complete_count": -1},
@@ -57,6 +57,7 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     for t in request.topics:
         parts = []
         for p in t.partitions:
+            extra: dict[str, object]
             if not enabled:
                 code, message, extra = ErrorCode.UNSUPPORTED_VERSION, None, {}
             elif not request.group_id:

@@ -25,10 +25,12 @@ from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_err
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitResponse
+from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
 TopicResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
 PartResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition
+_Topic = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+_Partition = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition
 
 ZERO_UUID = uuid.UUID(int=0)
 
@@ -43,8 +45,8 @@ async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     version = ctx.api_version
     image = ctx.broker.image
     # (request topic, resolved name or None, {partition index: error or None for "to the coordinator"})
-    checked: list[tuple[object, str | None, dict[int, ErrorCode | None]]] = []
-    valid: list[tuple[str, object]] = []
+    checked: list[tuple[_Topic, str | None, dict[int, ErrorCode | None]]] = []
+    valid: list[tuple[str, _Partition]] = []
     for t in request.topics:
         if version >= 6:
             topic = image.topic_by_id(t.topic_id) if t.topic_id != ZERO_UUID else None
@@ -86,7 +88,7 @@ async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 
-async def _commit(ctx, request, valid: list[tuple[str, object]]):
+async def _commit(ctx, request, valid: list[tuple[str, _Partition]]):
     """The coordinators' part: one ErrorCode for every valid partition, or a dict of them."""
     broker = ctx.broker
     version = ctx.api_version
@@ -125,7 +127,7 @@ async def _commit(ctx, request, valid: list[tuple[str, object]]):
     return await _write_offsets(ctx, request, valid)
 
 
-async def _write_offsets(ctx, request, valid: list[tuple[str, object]]):
+async def _write_offsets(ctx, request, valid: list[tuple[str, _Partition]]):
     """The group coordinator's part, once the transaction is checked: answered once the
     offsets are replicated (Kafka's coordinator writes them with acks=all)."""
     broker = ctx.broker

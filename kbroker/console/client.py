@@ -15,6 +15,7 @@ import itertools
 import struct
 from typing import Any
 
+from kbroker_protocol import messages
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RequestHeader
@@ -70,7 +71,7 @@ class _Connection:
                                                                         and self.reader.at_eof()):
                     self.reader, self.writer = await asyncio.wait_for(
                         asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
-                assert self.reader is not None
+                assert self.reader is not None and self.writer is not None
                 cid = next(self._ids) & 0x7FFFFFFF
                 header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version,
                                        correlation_id=cid, client_id=CLIENT_ID)
@@ -136,7 +137,7 @@ class KafkaClient:
 
     async def metadata(self, topics: list[str] | None = None) -> Any:
         """Metadata v12 (None: every topic); remembers the brokers' addresses."""
-        Req = REQUESTS[3]
+        Req = messages.MetadataRequest
         wanted = None if topics is None else [Req.MetadataRequestTopic(name=t) for t in topics]
         resp = await self.send(3, 12, topics=wanted, allow_auto_topic_creation=False,
                                include_cluster_authorized_operations=False,

@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check
+from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch, decode_batch
 
 EARLIEST = -2
@@ -176,7 +176,7 @@ async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int]
     """(topic, partition) -> offset for ``timestamp`` (EARLIEST, LATEST or ms): one ListOffsets per
     leader for all the partitions it leads. Not ``strict``: a partition answered with an error (a
     leader gone meanwhile) is left out rather than failing the whole answer."""
-    Req = REQUESTS[2]
+    Req = messages.ListOffsetsRequest
     by_leader: dict[int, dict[str, list[int]]] = {}
     for (topic, index), leader in leaders.items():
         by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
@@ -248,9 +248,9 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
     leaders = {p.partition_index: p.leader_id for p in t.partitions}
     ends = await _offsets(client, name, leaders, LATEST)
     starts = await _offsets(client, name, leaders, EARLIEST)
-    sizes = await _sizes_of(client, [REQUESTS[35].DescribableLogDirTopic(topic=name, partitions=sorted(leaders))],
+    sizes = await _sizes_of(client, [messages.DescribeLogDirsRequest.DescribableLogDirTopic(topic=name, partitions=sorted(leaders))],
                             {})
-    Req = REQUESTS[32]
+    Req = messages.DescribeConfigsRequest
     resp = await client.send(32, 4, resources=[Req.DescribeConfigsResource(
         resource_type=TOPIC_RESOURCE, resource_name=name, configuration_keys=None)],
         include_synonyms=False, include_documentation=True)
@@ -283,7 +283,7 @@ async def create_topic(client: KafkaClient, data: dict) -> dict[str, Any]:
     configs = data.get("configs") or {}
     if not isinstance(configs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in configs.items()):
         raise Invalid("configs", "configs must be an object of string names to string values")
-    Req = REQUESTS[19]
+    Req = messages.CreateTopicsRequest
     topic = Req.CreatableTopic(name=name, num_partitions=partitions, replication_factor=replication,
                                assignments=[], configs=[Req.CreatableTopic.CreatableTopicConfig(name=k, value=v)
                                                         for k, v in configs.items()])
@@ -294,7 +294,7 @@ async def create_topic(client: KafkaClient, data: dict) -> dict[str, Any]:
 
 
 async def delete_topic(client: KafkaClient, name: str) -> dict[str, Any]:
-    Req = REQUESTS[20]
+    Req = messages.DeleteTopicsRequest
     resp = await client.send(20, 6, topics=[Req.DeleteTopicState(name=name)], timeout_ms=30_000)
     r = resp.responses[0]
     if r.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
@@ -313,7 +313,7 @@ async def alter_configs(client: KafkaClient, name: str, data: dict) -> dict[str,
         raise Invalid("delete", "delete must be a list of config names")
     if not sets and not deletes:
         raise Invalid("set", "nothing to change: give set or delete")
-    Req = REQUESTS[44]
+    Req = messages.IncrementalAlterConfigsRequest
     Res = Req.AlterConfigsResource
     configs = [Res.AlterableConfig(name=k, config_operation=CONFIG_SET, value=v) for k, v in sets.items()]
     configs += [Res.AlterableConfig(name=k, config_operation=CONFIG_DELETE, value=None) for k in deletes]
@@ -350,7 +350,7 @@ async def _fetch_many(client: KafkaClient, topic: str, leader: int, offsets: dic
     """One Fetch to ``leader`` for these partitions from these offsets (waiting up to
     ``max_wait_ms`` for a first byte): per partition, its records from the offset (control
     records left out), its high watermark and the offset after the last batch read."""
-    Req = REQUESTS[1]
+    Req = messages.FetchRequest
     parts = [Req.FetchTopic.FetchPartition(partition=i, current_leader_epoch=-1, fetch_offset=o,
                                            last_fetched_epoch=-1, log_start_offset=-1,
                                            partition_max_bytes=1024 * 1024)
@@ -567,7 +567,7 @@ async def produce(client: KafkaClient, topic: str, data: dict) -> dict[str, Any]
         partition = random.choice(sorted(leaders))
     batch = build_batch([Record(key=key_bytes, value=None if value is None else value.encode(),
                                 headers=tuple(headers), timestamp=int(time.time() * 1000))])
-    Req = REQUESTS[0]
+    Req = messages.ProduceRequest
     resp = await client.send(0, 9, node=leaders[partition], transactional_id=None, acks=-1, timeout_ms=30_000,
                              topic_data=[Req.TopicProduceData(name=topic, partition_data=[
                                  Req.TopicProduceData.PartitionProduceData(index=partition, records=batch)])])
@@ -649,7 +649,7 @@ async def _describe(client: KafkaClient, group: str, coordinator: int) -> dict[s
 
 
 async def _committed(client: KafkaClient, group: str, coordinator: int) -> dict[tuple[str, int], int]:
-    Req = REQUESTS[9]
+    Req = messages.OffsetFetchRequest
     resp = await client.send(9, 8, node=coordinator, groups=[Req.OffsetFetchRequestGroup(group_id=group, topics=None)],
                              require_stable=False)
     g = resp.groups[0]
@@ -741,7 +741,7 @@ async def reset_offsets(client: KafkaClient, group: str, data: dict) -> dict[str
             offs = {p: hi[p] if found[p] < 0 else found[p] for p in leaders}
         for p, off in offs.items():
             targets[(t, p)] = off
-    Req = REQUESTS[8]
+    Req = messages.OffsetCommitRequest
     topics = []
     for t in sorted(leaders_of):
         topics.append(Req.OffsetCommitRequestTopic(name=t, partitions=[
@@ -786,7 +786,7 @@ async def transactions(client: KafkaClient) -> dict[str, Any]:
 
 async def producers(client: KafkaClient) -> dict[str, Any]:
     meta = await client.metadata(None)
-    Req = REQUESTS[61]
+    Req = messages.DescribeProducersRequest
     by_leader: dict[int, dict[str, list[int]]] = {}
     for t in meta.topics:
         if t.error_code != ErrorCode.NONE or t.is_internal:

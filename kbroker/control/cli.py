@@ -184,10 +184,10 @@ def main(argv: list[str]) -> int:
             elif action == "stop":
                 status, out = request(args.url, "DELETE", "/trace")
             else:
-                query = {k: ",".join(v) for k, v in _filters(args).items()}
+                params = {k: ",".join(v) for k, v in _filters(args).items()}
                 if args.limit is not None:
-                    query["limit"] = str(args.limit)
-                status, out = request(args.url, "GET", "/trace" + (f"?{urlencode(query)}" if query else ""))
+                    params["limit"] = str(args.limit)
+                status, out = request(args.url, "GET", "/trace" + (f"?{urlencode(params)}" if params else ""))
         else:  # negotiation
             query = f"?{urlencode({'client_id': args.client_id})}" if args.client_id else ""
             status, out = request(args.url, "GET", "/negotiation" + query)

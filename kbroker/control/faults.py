@@ -437,6 +437,7 @@ class FaultInjector:
 
         def respond(ctx: Any, body: Any) -> Any:
             if action == "error":
+                assert rule.error_code is not None  # (the action is "error" exactly when a code is set)
                 response = BUILDERS[ctx.header.request_api_key](body, ctx.api_version, rule.error_code)
                 _set_throttle(response, throttle)
                 if rule.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER and ctx.header.request_api_key == 0:

@@ -208,6 +208,7 @@ class ControlPlane:
         the only one), as after a coordinator moves in Kafka and the client rediscovers it."""
         if (group is None) == (transactional_id is None):
             raise RuleError("group", "give a group or a transactional_id")
+        target: dict[str, str | None]
         if group is not None:
             rule = self.faults.add({"api": GROUP_COORDINATOR_APIS, "error": "NOT_COORDINATOR", "group": group,
                                     "count": 1})
@@ -241,7 +242,7 @@ class ControlPlane:
         for partition in list(self.broker.partitions.values()):
             plog = partition.log
             if "append" not in vars(plog):
-                plog.append = _no_space
+                vars(plog)["append"] = _no_space  # shadows the method on this instance only
                 self._full_logs.append(plog)
 
     # -- trace -------------------------------------------------------------------------------

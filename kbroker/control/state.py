@@ -143,17 +143,17 @@ async def snapshot(broker: ControlledBroker, path: str) -> dict[str, Any]:
         target.mkdir(parents=True, exist_ok=True)
         for i, d in enumerate(dirs):
             shutil.copytree(d, target / f"log-dir-{i}", ignore=_ignore)
+        topics = sorted(broker.image.topics)
         manifest = {"version": 1, "node_id": broker.node_id, "cluster_id": broker.cluster_id,
-                    "log_dirs": len(dirs), "taken_ms": int(time.time() * 1000),
-                    "topics": sorted(broker.image.topics)}
+                    "log_dirs": len(dirs), "taken_ms": int(time.time() * 1000), "topics": topics}
         tmp = target / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, target / MANIFEST)
     finally:
         manager.start()
     elapsed = (time.perf_counter() - started) * 1000
-    log.info("snapshot of %d topics written to %s in %.1f ms", len(manifest["topics"]), path, elapsed)
-    return {"path": str(target), "topics": manifest["topics"], "elapsed_ms": round(elapsed, 3)}
+    log.info("snapshot of %d topics written to %s in %.1f ms", len(topics), path, elapsed)
+    return {"path": str(target), "topics": topics, "elapsed_ms": round(elapsed, 3)}
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -441,6 +441,8 @@ class ClassicGroupManager:
     def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, respond: JoinCallback,
                                **args: Any) -> None:
         old = group.members[old_id]
+        instance_id = old.group_instance_id
+        assert instance_id is not None  # (only a static member is replaced)
         self._respond_join(old, _join_error(ErrorCode.FENCED_INSTANCE_ID, old_id))
         self._respond_sync(old, _sync_error(ErrorCode.FENCED_INSTANCE_ID))
         self._cancel_heartbeat(group, old_id)
@@ -450,7 +452,7 @@ class ClassicGroupManager:
         # Re-key the member, keeping its place, assignment and pending-sync status.
         group.members = {(new_id if k == old_id else k): v for k, v in group.members.items()}
         old.member_id = new_id
-        group.static_members[old.group_instance_id] = new_id
+        group.static_members[instance_id] = new_id
         if old_id in group.pending_sync:
             group.pending_sync.discard(old_id)
             group.pending_sync.add(new_id)
@@ -473,7 +475,7 @@ class ClassicGroupManager:
                     group.members = {(old_id if k == new_id else k): v for k, v in group.members.items()}
                     (member.member_id, member.protocols, member.rebalance_timeout_ms, member.session_timeout_ms,
                      member.client_id, member.client_host) = saved
-                    group.static_members[member.group_instance_id] = old_id
+                    group.static_members[instance_id] = old_id
                     if was_leader:
                         group.leader_id = old_id
                     self._respond_join(member, _join_error(ErrorCode.UNKNOWN_SERVER_ERROR))

@@ -44,6 +44,7 @@ Transactions hook (called by the transaction coordinator)::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -76,6 +77,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
+from kbroker.log.batch_records import offset_of
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
@@ -210,8 +212,8 @@ class GroupCoordinator:
         try:
             from kbroker.coordinator.group_consumer import ConsumerGroupManager
         except ImportError:  # KIP-848 support not present
-            ConsumerGroupManager = None  # noqa: N806
-        if ConsumerGroupManager is not None:
+            pass
+        else:
             self.consumer = ConsumerGroupManager(self)
             self.classic.convert_foreign = self._convert_consumer_group
         from kbroker.coordinator.streams_group import StreamsGroupManager
@@ -413,7 +415,7 @@ class GroupCoordinator:
             for record in iter_records(data):
                 if record.key is None:
                     continue
-                self._apply(record.key, record.value, record.offset, txn_pid, header.producer_epoch, replay=True)
+                self._apply(record.key, record.value, offset_of(record), txn_pid, header.producer_epoch, replay=True)
                 count += 1
         if count:
             log.info("loaded %d records from %s-%d", count, OFFSETS_TOPIC, index)
@@ -677,7 +679,7 @@ class GroupCoordinator:
                 return ErrorCode.GROUP_ID_NOT_FOUND
             if not group.is_in(GroupState.EMPTY):
                 return ErrorCode.NON_EMPTY_GROUP
-            tombstones = [(encode_group_key(group_id), None)]
+            tombstones: list[tuple[bytes, bytes | None]] = [(encode_group_key(group_id), None)]
         elif isinstance(group, ShareGroup):
             if not self.share.is_empty(group):
                 return ErrorCode.NON_EMPTY_GROUP
@@ -785,7 +787,7 @@ class GroupCoordinator:
                     base = manager.empty_since(group)
                 else:
                     base = None
-                    subscribed = lambda topic, g=group, m=manager: m.is_subscribed_to(g, topic)  # noqa: E731
+                    subscribed = functools.partial(manager.is_subscribed_to, group)
             else:
                 base = None
             expired = [tp for tp in self.offsets.expired(group_id, now, retention_ms, base) if not subscribed(tp[0])]
@@ -829,7 +831,7 @@ class GroupCoordinator:
             return ErrorCode.INVALID_GROUP_ID
         max_meta = self.broker.config["offset.metadata.max.bytes"]
         now = self.timer.now_ms()
-        records = []
+        records: list[tuple[bytes, bytes | None]] = []
         values = []
         for (topic, partition), (offset, leader_epoch, metadata) in offsets.items():
             metadata = metadata or ""

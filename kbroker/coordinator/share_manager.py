@@ -340,8 +340,8 @@ class ShareManager:
             self.partitions.pop(key).close()
         for gid, tid, p in self.store.group_keys(group_id):
             self.store.delete(gid, tid, p)
-        for key in [k for k in self.sessions if k[0] == group_id]:
-            del self.sessions[key]
+        for session in [k for k in self.sessions if k[0] == group_id]:
+            del self.sessions[session]
 
     def reset_partition(self, group_id: str, topic: str, topic_id: uuid.UUID, index: int, start_offset: int,
                         state_epoch: int) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_partition import StateBatch
+from kbroker.log.batch_records import offset_of
 from kbroker.replication.topics import ensure_internal_topic, internal_min_isr, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import Record, build_batch, iter_records
@@ -259,7 +260,7 @@ class ShareStateStore:
                 if record.key is None:
                     continue
                 try:
-                    self._replay(record.key, record.value, record.offset)
+                    self._replay(record.key, record.value, offset_of(record))
                 except (ValueError, struct.error) as e:
                     log.error("skipping undecodable record at %s-%d offset %d: %s", STATE_TOPIC, index,
                               record.offset, e)

@@ -124,45 +124,45 @@ def assign(members: dict[str, AssignorMember], tasks: dict[str, int], num_standb
         return best
 
     # -- active tasks
-    active_tasks = sorted(((s, p) for s in tasks for p in range(tasks[s])), key=lambda t: (t[1], t[0]))
+    active_tasks = sorted(((s, part) for s in tasks for part in range(tasks[s])), key=lambda t: (t[1], t[0]))
     rest: list[Task] = []
     for task in active_tasks:
-        mid = prev_active.get(task)
-        if mid is not None and proc(mid).counts[mid] < quota["active"]:
-            n = proc(mid).add(mid, task, True)
+        member = prev_active.get(task)
+        if member is not None and proc(member).counts[member] < quota["active"]:
+            n = proc(member).add(member, task, True)
             filled_active(n)
             filled_all(n)
         else:
             rest.append(task)
     remaining: list[Task] = []
     for task in rest:
-        mid = least_loaded_prev(prev_standby.get(task), None)
-        if mid is not None and proc(mid).counts[mid] < quota["active"]:
-            n = proc(mid).add(mid, task, True)
+        member = least_loaded_prev(prev_standby.get(task), None)
+        if member is not None and proc(member).counts[member] < quota["active"]:
+            n = proc(member).add(member, task, True)
             filled_active(n)
             filled_all(n)
         else:
             remaining.append(task)
     for task in sorted(remaining):
-        p = min(processes.values(), key=lambda x: (x.load, x.pid))
-        n = p.add_to_least_loaded(task, True)
+        process = min(processes.values(), key=lambda x: (x.load, x.pid))
+        n = process.add_to_least_loaded(task, True)
         filled_active(n)
         filled_all(n)
 
     # -- standby tasks
     if num_standby > 0:
-        standby_tasks = sorted(((s, p) for s in tasks if s in stateful for p in range(tasks[s])),
+        standby_tasks = sorted(((s, part) for s in tasks if s in stateful for part in range(tasks[s])),
                                key=lambda t: (t[1], t[0]), reverse=True)
         to_least_loaded: list[tuple[Task, int]] = []
         for task in standby_tasks:
             for i in range(num_standby):
-                mid = prev_active.get(task)
-                if mid is not None and task not in proc(mid).tasks and proc(mid).counts[mid] < quota["all"]:
-                    filled_all(proc(mid).add(mid, task, False))
+                member = prev_active.get(task)
+                if member is not None and task not in proc(member).tasks and proc(member).counts[member] < quota["all"]:
+                    filled_all(proc(member).add(member, task, False))
                     continue
-                mid = least_loaded_prev(prev_standby.get(task), task)
-                if mid is not None and proc(mid).counts[mid] < quota["all"]:
-                    filled_all(proc(mid).add(mid, task, False))
+                member = least_loaded_prev(prev_standby.get(task), task)
+                if member is not None and proc(member).counts[member] < quota["all"]:
+                    filled_all(proc(member).add(member, task, False))
                     continue
                 to_least_loaded.append((task, num_standby - i))
                 break
@@ -173,14 +173,14 @@ def assign(members: dict[str, AssignorMember], tasks: dict[str, int], num_standb
                     log.warning("Unable to assign %d of %d standby tasks for task %s. There is not enough available "
                                 "capacity.", replicas - i, num_standby, task)
                     break
-                p = min(eligible, key=lambda x: (x.load, x.pid))
-                filled_all(p.add_to_least_loaded(task, False))
+                process = min(eligible, key=lambda x: (x.load, x.pid))
+                filled_all(process.add_to_least_loaded(task, False))
 
-    for p in processes.values():
-        for mid, ts in p.active.items():
+    for process in processes.values():
+        for mid, ts in process.active.items():
             for s, part in ts:
                 out[mid][0].setdefault(s, set()).add(part)
-        for mid, ts in p.standby.items():
+        for mid, ts in process.standby.items():
             for s, part in ts:
                 out[mid][1].setdefault(s, set()).add(part)
     return out

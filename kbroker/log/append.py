@@ -143,6 +143,7 @@ class LogAppend(LogTxnState):
             total = len(view)
             segment = self._maybe_roll(total, first_offset, last_offset, batch_list[0][4], now_ms)
             log_append_time = -1
+            buffers: list[bytes | bytearray | memoryview]
             if assign_offsets and config.message_timestamp_type == "LogAppendTime":
                 # (a follower stores the times the leader stamped, byte for byte)
                 log_append_time = now_ms

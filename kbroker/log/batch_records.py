@@ -17,7 +17,7 @@ from kbroker_protocol.records import Record, TimestampType, build_batch, decode_
 # A stored batch decompresses to at most this many bytes (bounds a hostile payload).
 MAX_DECOMPRESSED = 256 * 1024 * 1024
 
-__all__ = ["Record", "iter_records", "rebuild_batch", "record_timestamps"]
+__all__ = ["Record", "iter_records", "offset_of", "rebuild_batch", "record_timestamps"]
 
 
 def iter_records(batch: bytes) -> Iterator[Record]:
@@ -30,7 +30,14 @@ def iter_records(batch: bytes) -> Iterator[Record]:
 def record_timestamps(batch: bytes) -> Iterator[tuple[int, int]]:
     """``(offset, timestamp)`` of each record, timestamps as a consumer sees them."""
     for record in iter_records(batch):
-        yield record.offset, record.timestamp
+        yield offset_of(record), record.timestamp
+
+
+def offset_of(record: Record) -> int:
+    """A decoded record's offset (decoding always sets it; only a record to encode has None)."""
+    if record.offset is None:
+        raise ValueError("a record to encode has no offset yet")
+    return record.offset
 
 
 def rebuild_batch(batch: bytes, kept: list[Record], *, delete_horizon_ms: int | None = None) -> bytes:

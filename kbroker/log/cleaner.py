@@ -185,8 +185,9 @@ def _latest_offsets(plan: _Plan) -> dict[bytes, int]:
             if plan.txn is not None and plan.txn.discard(header.base_offset):
                 continue  # rule 2: an aborted write never shadows a committed one
             for record in batch_records.iter_records(data):
-                if record.key is not None and record.offset >= plan.first_dirty:
-                    latest[record.key] = record.offset
+                offset = batch_records.offset_of(record)
+                if record.key is not None and offset >= plan.first_dirty:
+                    latest[record.key] = offset
     return latest
 
 
@@ -252,7 +253,7 @@ def _clean_group(
                     data = batch_records.rebuild_batch(data, list(batch_records.iter_records(data)), delete_horizon_ms=action)
                     pending, current = True, action
                     changed = True
-                if pending and horizons is not None:
+                if pending and horizons is not None and current is not None:  # (pending: current is set)
                     horizons.append(current)
                 output.append(data)
                 kept_markers.add(header.base_offset)
@@ -268,7 +269,7 @@ def _clean_group(
                     r
                     for r in records
                     if r.key is None
-                    or (latest.get(r.key, -1) <= r.offset and not (r.value is None and drop_tombstones))
+                    or (latest.get(r.key, -1) <= batch_records.offset_of(r) and not (r.value is None and drop_tombstones))
                 ]
             removed += len(records) - len(kept)
             if batch_horizon is None and any(r.value is None and r.key is not None for r in kept):
@@ -310,9 +311,9 @@ def _clean_group(
     # pass drops goes too: a read_committed consumer would otherwise skip its producer's later
     # data while waiting for that marker. Without entries, the swap removes the old .txnindex.
     for seg, _, nxt in group:
-        for txn in seg.txn_index.entries():
-            if txn.last_offset < nxt and txn.last_offset in kept_markers:
-                cleaned.txn_index.append(txn)
+        for aborted in seg.txn_index.entries():
+            if aborted.last_offset < nxt and aborted.last_offset in kept_markers:
+                cleaned.txn_index.append(aborted)
     cleaned.seal()
     return cleaned, removed
 

@@ -339,6 +339,7 @@ def open_cache(
         logger.warning("rebuilding unreadable %s from the log: %s", path, exc)
         entries = None
         damaged = True
+    scan_from: int | None
     if entries is None:
         cache = LeaderEpochCache(path)
         scan_from = 0

@@ -161,9 +161,10 @@ class LogReads(LogState):
             damage = seg.verify(end)
             if damage is not None:
                 offset_at = seg.header_at(damage.position).base_offset if damage.position < seg.size else -1
-                self._go_offline(LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason))
-                logger.error("%s; partition %s is offline", self._offline, self.directory.name)
-                raise self._offline
+                error = LogCorruptedError(seg.log_path, offset_at, damage.position, damage.reason)
+                self._go_offline(error)
+                logger.error("%s; partition %s is offline", error, self.directory.name)
+                raise error
         # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
         return FileSlice(seg.handle(), start, end - start), end < seg.size
 

@@ -100,7 +100,7 @@ class LogRecovery(LogRetention):
         for i, seg in enumerate(segments):
             last = i == len(segments) - 1
             next_base = None if last else segments[i + 1].base_offset
-            recover = not clean and (last or next_base > recovery_point)
+            recover = not clean and (next_base is None or next_base > recovery_point)
             scan = verify == "full" or recover
             if recover:
                 txn_stale.add(i)

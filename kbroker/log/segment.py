@@ -305,7 +305,7 @@ class LogSegment:
 
     # -- append ----------------------------------------------------------------------------
 
-    def write(self, buffers: list, nbytes: int) -> None:
+    def write(self, buffers: list[bytes | bytearray | memoryview], nbytes: int) -> None:
         """Write ``buffers`` (``nbytes`` in total) at the end of the committed data (``size``).
 
         On the append hot path: one ``pwritev`` in the common case. If the write fails, whatever

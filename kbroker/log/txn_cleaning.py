@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 ABORT, COMMIT = 0, 1
 KEEP, DROP = -1, -2  # TxnScan.marker_action results (a horizon is a time, >= 0)
@@ -83,7 +84,22 @@ class TxnScan:
         return DROP if delete_horizon_ms <= now_ms else KEEP
 
 
-def scan(batches: Iterable[tuple[object, int | None]]) -> TxnScan:
+class BatchFacts(Protocol):
+    """What `scan` reads of a batch header (protocol.record_batch.BatchHeader has it)."""
+
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def is_transactional(self) -> bool: ...
+    @property
+    def is_control(self) -> bool: ...
+
+
+def scan(batches: Iterable[tuple[BatchFacts, int | None]]) -> TxnScan:
     """One pass over ``(header, marker type or None)`` in offset order, from the log start.
 
     ``header`` needs base_offset, producer_id, producer_epoch, is_transactional and is_control (a

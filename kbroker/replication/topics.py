@@ -8,6 +8,7 @@ broker only through :class:`TopicHost`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from dataclasses import dataclass
@@ -144,8 +145,12 @@ def request_creation(broker: TopicHost, topic: NewTopic) -> CreateResult:
         except RuntimeError:  # no event loop: nobody to send it
             return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
         requested.add(topic.name)
-        task.add_done_callback(lambda _t, name=topic.name: requested.discard(name))
+        task.add_done_callback(functools.partial(_forget, requested, topic.name))
     return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
+
+
+def _forget(requested: set[str], name: str, _task: asyncio.Task[None]) -> None:
+    requested.discard(name)
 
 
 async def _request(broker: TopicHost, request: Any, name: str) -> None:

@@ -258,7 +258,7 @@ class Authorizer:
     @staticmethod
     def _denied(principal: str, host: str, operation: int, resource_type: int, name: str) -> None:
         log.info("Principal = %s is Denied operation = %s from host = %s on resource = %s:LITERAL:%s",
-                 principal, OPERATIONS.get(operation), host, RESOURCE_TYPES.get(resource_type).title()
+                 principal, OPERATIONS.get(operation), host, RESOURCE_TYPES.get(resource_type, str(resource_type)).title()
                  if resource_type != TRANSACTIONAL_ID else "TransactionalId", name)
 
     def find(self, flt: AclFilter) -> list[tuple[uuid.UUID, Acl]]:

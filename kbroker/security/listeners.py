@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.security.jaas import JaasError, plain_users, server_entry
@@ -165,7 +165,9 @@ def _oauth_validator(config: BrokerConfig, name: str) -> Any:
     except ImportError:
         raise ConfigError(handler_key, handler, "", (
             f"{ob.VALIDATOR_HANDLER} needs PyJWT with cryptography: pip install 'kbroker[oauth]'")) from None
-    return ob.JwksValidator(url, list(audiences), issuer, sub_claim=get("sasl.oauthbearer.sub.claim.name"),
+    # (the configuration's types for these keys: string, list, string or null)
+    return ob.JwksValidator(cast(str, url), list(cast(list[str], audiences)), cast(str | None, issuer),
+                            sub_claim=get("sasl.oauthbearer.sub.claim.name"),
                             scope_claim=get("sasl.oauthbearer.scope.claim.name"),
                             clock_skew_s=get("sasl.oauthbearer.clock.skew.seconds"),
                             refresh_ms=get("sasl.oauthbearer.jwks.endpoint.refresh.ms"),

@@ -24,7 +24,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,26 @@ def _server_nonce() -> str:
     return out or "0"
 
 
+class TokenLogin(Protocol):
+    """What a SCRAM login reads of a delegation token (kbroker.security.tokens.TokenInfo)."""
+
+    @property
+    def owner(self) -> str: ...
+    @property
+    def expiry_ms(self) -> int: ...
+
+
+class TokenStore(Protocol):
+    """The delegation tokens a client may log in with (kbroker.security.tokens.DelegationTokens)."""
+
+    def login(self, token_id: str, mechanism: ScramMechanism) -> tuple[TokenLogin, ScramCredential] | None: ...
+
+
 class ScramServer:
     """One SCRAM exchange, server side: client-first -> server-first, client-final -> server-final."""
 
-    def __init__(self, mechanism: ScramMechanism, credentials: ScramCredentials, tokens: Any = None) -> None:
+    def __init__(self, mechanism: ScramMechanism, credentials: ScramCredentials,
+                 tokens: TokenStore | None = None) -> None:
         """``tokens``: the delegation tokens (kbroker.security.tokens.DelegationTokens) a client
         may log in with (``tokenauth=true``), or None."""
         self.mechanism = mechanism
@@ -206,13 +222,13 @@ class ScramServer:
         username = _username(m.group("saslname"))
         credential: ScramCredential | None
         if extensions.get("tokenauth", "").lower() == "true":  # Kafka's ScramExtensions.tokenAuthenticated
-            token = self.tokens.token(username) if self.tokens is not None else None
-            if token is None:
+            login = self.tokens.login(username, self.mechanism) if self.tokens is not None else None
+            if login is None:
                 raise SaslFailure(f"Token Authentication failed: Invalid tokenId : {username}")
-            _kind, _, owner = token.owner.partition(":")
-            credential = self.tokens.scram_credential(token, self.mechanism)
+            info, credential = login
+            _kind, _, owner = info.owner.partition(":")
             self.token_authenticated = True
-            self.credential_expiry_ms = token.expiry_ms
+            self.credential_expiry_ms = info.expiry_ms
         else:
             owner = username
             credential = self.credentials.get(username, self.mechanism)

@@ -143,6 +143,12 @@ class DelegationTokens:
         in its cache)."""
         return self.tokens.get(token_id) if self.enabled else None
 
+    def login(self, token_id: str, mechanism: ScramMechanism) -> tuple[TokenInfo, ScramCredential] | None:
+        """A SCRAM login with token ``token_id``: the token and its credential (None: no such token
+        may log in). ``kbroker.security.scram.TokenStore``."""
+        info = self.token(token_id)
+        return None if info is None else (info, self.scram_credential(info, mechanism))
+
     def scram_credential(self, info: TokenInfo, mechanism: ScramMechanism) -> ScramCredential:
         """The token's SCRAM credential for ``mechanism``: password base64(HMAC), the mechanism's
         minimum iterations, a random salt (Kafka's DelegationTokenManager.prepareScramCredentials),

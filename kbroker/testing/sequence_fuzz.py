@@ -35,10 +35,11 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker_protocol import messages
 from kbroker_protocol.api import decode_request, decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
-from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
 from kbroker_protocol.mutation import mutate
 from kbroker_protocol.records import Record, build_batch
@@ -52,11 +53,10 @@ WAIT_FIELDS = ("max_wait_ms", "rebalance_timeout_ms", "session_timeout_ms", "tim
 PROBE_KEY, PROBE_VERSION = 18, 3
 PROBE_CID_BASE = 0x70000000
 
-R = REQUESTS
-FC, JG, SG, HB, OC, OF, LG = R[10], R[11], R[14], R[12], R[8], R[9], R[13]
-IPID, APT, AOT, TOC, ET, P, F, CGH = R[22], R[24], R[25], R[28], R[26], R[0], R[1], R[68]
-OD, DG = R[47], R[42]
-CT, CP, DR, LO, OFLE, IAC, DT, MD = R[19], R[37], R[21], R[2], R[23], R[44], R[20], R[3]
+FC, JG, SG, HB, OC, OF, LG = messages.FindCoordinatorRequest, messages.JoinGroupRequest, messages.SyncGroupRequest, messages.HeartbeatRequest, messages.OffsetCommitRequest, messages.OffsetFetchRequest, messages.LeaveGroupRequest
+IPID, APT, AOT, TOC, ET, P, F, CGH = messages.InitProducerIdRequest, messages.AddPartitionsToTxnRequest, messages.AddOffsetsToTxnRequest, messages.TxnOffsetCommitRequest, messages.EndTxnRequest, messages.ProduceRequest, messages.FetchRequest, messages.ConsumerGroupHeartbeatRequest
+OD, DG = messages.OffsetDeleteRequest, messages.DeleteGroupsRequest
+CT, CP, DR, LO, OFLE, IAC, DT, MD = messages.CreateTopicsRequest, messages.CreatePartitionsRequest, messages.DeleteRecordsRequest, messages.ListOffsetsRequest, messages.OffsetForLeaderEpochRequest, messages.IncrementalAlterConfigsRequest, messages.DeleteTopicsRequest, messages.MetadataRequest
 ZERO_UUID = uuid.UUID(int=0)
 
 
@@ -120,12 +120,12 @@ class Conn:
         cid = PROBE_CID_BASE + self.probes
         probe = encode_request(RequestHeader(request_api_key=PROBE_KEY, request_api_version=PROBE_VERSION,
                                              correlation_id=cid, client_id="probe"),
-                               R[PROBE_KEY](client_software_name="probe", client_software_version="1"))
+                               messages.ApiVersionsRequest(client_software_name="probe", client_software_version="1"))
         try:
             self.sock.sendall(b"".join(struct.pack(">i", len(f)) + f for f in [*frames, probe]))
         except (BrokenPipeError, ConnectionResetError):
             return [], True
-        responses = []
+        responses: list[bytes] = []
         while True:
             size = self._read_exact(4)
             if size is None:
@@ -473,14 +473,14 @@ class SequenceFuzzer:
     def setup(self) -> None:
         conn = Conn(self.bootstrap, self.deadline_s)
         try:
-            CT = R[19]
+            CT = messages.CreateTopicsRequest
             resp = self._call(conn, CT(topics=[CT.CreatableTopic(name=self.topic, num_partitions=2, replication_factor=1,
                                                                  assignments=[], configs=[])],
                                        timeout_ms=5000, validate_only=False), 7)
             result = resp.topics[0]
             if result.error_code not in (E.NONE, E.TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"cannot create {self.topic}: {result.error_code}")
-            meta = self._call(conn, R[3](topics=[R[3].MetadataRequestTopic(name=self.topic)],
+            meta = self._call(conn, messages.MetadataRequest(topics=[messages.MetadataRequest.MetadataRequestTopic(name=self.topic)],
                                          allow_auto_topic_creation=False, include_topic_authorized_operations=False), 12)
             self.topic_id = meta.topics[0].topic_id
             for key_type, key in ((0, "setup-group"), (1, "setup-txn")):
@@ -499,7 +499,7 @@ class SequenceFuzzer:
             self._find("clean-client", name, f"cannot connect: {exc}")
             return False
         try:
-            versions = self._call(conn, R[18](client_software_name="clean", client_software_version="1"), 3)
+            versions = self._call(conn, messages.ApiVersionsRequest(client_software_name="clean", client_software_version="1"), 3)
             batch = build_batch([Record(key=None, value=b"clean", timestamp=1_700_000_000_000)])
             produced = self._call(conn, P(transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[
                 P.TopicProduceData(name=self.topic, partition_data=[
@@ -576,7 +576,7 @@ class SequenceFuzzer:
         try:
             return encode_request(header, body)
         except (ValueError, TypeError, AttributeError, OverflowError, UnicodeEncodeError):
-            return frame_of(R[PROBE_KEY](), 0, header.correlation_id)
+            return frame_of(messages.ApiVersionsRequest(), 0, header.correlation_id)
 
     def _check_responses(self, name: str, frames: list[bytes], responses: list[bytes]) -> None:
         """Each response decodes as the API and version of its request, as the broker read it."""

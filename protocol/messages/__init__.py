@@ -22,7 +22,103 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the classes as a type checker sees them; at run time, __getattr__
+    from kbroker_protocol.primitives import Message
+    from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+    from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
+    from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
+    from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsRequest, AllocateProducerIdsResponse
+    from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
+    from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+    from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
+    from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse
+    from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse
+    from kbroker_protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse
+    from kbroker_protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse
+    from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+    from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest, AssignReplicasToDirsResponse
+    from kbroker_protocol.messages.begin_quorum_epoch import BeginQuorumEpochRequest, BeginQuorumEpochResponse
+    from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
+    from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest, BrokerRegistrationResponse
+    from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse
+    from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse
+    from kbroker_protocol.messages.controller_registration import ControllerRegistrationRequest, ControllerRegistrationResponse
+    from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
+    from kbroker_protocol.messages.create_delegation_token import CreateDelegationTokenRequest, CreateDelegationTokenResponse
+    from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+    from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
+    from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
+    from kbroker_protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
+    from kbroker_protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse
+    from kbroker_protocol.messages.delete_share_group_state import DeleteShareGroupStateRequest, DeleteShareGroupStateResponse
+    from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
+    from kbroker_protocol.messages.describe_acls import DescribeAclsRequest, DescribeAclsResponse
+    from kbroker_protocol.messages.describe_client_quotas import DescribeClientQuotasRequest, DescribeClientQuotasResponse
+    from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+    from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+    from kbroker_protocol.messages.describe_delegation_token import DescribeDelegationTokenRequest, DescribeDelegationTokenResponse
+    from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest, DescribeGroupsResponse
+    from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse
+    from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
+    from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
+    from kbroker_protocol.messages.describe_share_group_offsets import DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse
+    from kbroker_protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse
+    from kbroker_protocol.messages.describe_transactions import DescribeTransactionsRequest, DescribeTransactionsResponse
+    from kbroker_protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse
+    from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
+    from kbroker_protocol.messages.end_quorum_epoch import EndQuorumEpochRequest, EndQuorumEpochResponse
+    from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+    from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
+    from kbroker_protocol.messages.expire_delegation_token import ExpireDelegationTokenRequest, ExpireDelegationTokenResponse
+    from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
+    from kbroker_protocol.messages.fetch_snapshot import FetchSnapshotRequest, FetchSnapshotResponse
+    from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+    from kbroker_protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse
+    from kbroker_protocol.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
+    from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
+    from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+    from kbroker_protocol.messages.initialize_share_group_state import InitializeShareGroupStateRequest, InitializeShareGroupStateResponse
+    from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
+    from kbroker_protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
+    from kbroker_protocol.messages.list_config_resources import ListConfigResourcesRequest, ListConfigResourcesResponse
+    from kbroker_protocol.messages.list_groups import ListGroupsRequest, ListGroupsResponse
+    from kbroker_protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
+    from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
+    from kbroker_protocol.messages.list_transactions import ListTransactionsRequest, ListTransactionsResponse
+    from kbroker_protocol.messages.metadata import MetadataRequest, MetadataResponse
+    from kbroker_protocol.messages.offset_commit import OffsetCommitRequest, OffsetCommitResponse
+    from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest, OffsetDeleteResponse
+    from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
+    from kbroker_protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
+    from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
+    from kbroker_protocol.messages.push_telemetry import PushTelemetryRequest, PushTelemetryResponse
+    from kbroker_protocol.messages.read_share_group_state import ReadShareGroupStateRequest, ReadShareGroupStateResponse
+    from kbroker_protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse
+    from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
+    from kbroker_protocol.messages.renew_delegation_token import RenewDelegationTokenRequest, RenewDelegationTokenResponse
+    from kbroker_protocol.messages.request_header import RequestHeader
+    from kbroker_protocol.messages.response_header import ResponseHeader
+    from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest, SaslAuthenticateResponse
+    from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest, SaslHandshakeResponse
+    from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest, ShareAcknowledgeResponse
+    from kbroker_protocol.messages.share_fetch import ShareFetchRequest, ShareFetchResponse
+    from kbroker_protocol.messages.share_group_describe import ShareGroupDescribeRequest, ShareGroupDescribeResponse
+    from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse
+    from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest, StreamsGroupDescribeResponse
+    from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse
+    from kbroker_protocol.messages.streams_group_topology_description_update import StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse
+    from kbroker_protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
+    from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+    from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
+    from kbroker_protocol.messages.unregister_controller import UnregisterControllerRequest, UnregisterControllerResponse
+    from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
+    from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
+    from kbroker_protocol.messages.vote import VoteRequest, VoteResponse
+    from kbroker_protocol.messages.write_share_group_state import WriteShareGroupStateRequest, WriteShareGroupStateResponse
+    from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
 # class name -> module of this package
 _MODULES: dict[str, str] = {
@@ -226,22 +322,24 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_MODULES))
 
 
-class _ByApiKey(Mapping[int, type]):
+class _ByApiKey(Mapping[int, "type[Message]"]):
     """API key -> message class, each class imported when its key is first looked up."""
 
     __slots__ = ("_names", "_classes")
 
     def __init__(self, names: dict[int, str]) -> None:
         self._names = names
-        self._classes: dict[int, type] = {}
+        self._classes: dict[int, type[Message]] = {}
 
-    def __getitem__(self, api_key: int) -> type:
+    def __getitem__(self, api_key: int) -> type[Message]:
         cls = self._classes.get(api_key)
         if cls is None:
             cls = self._classes[api_key] = __getattr__(self._names[api_key])
         return cls
 
-    def get(self, api_key: int, default: Any = None) -> Any:  # type: ignore[override]
+    def get(  # type: ignore[override]
+        self, api_key: int, default: type[Message] | None = None
+    ) -> type[Message] | None:
         cls = self._classes.get(api_key)
         if cls is not None:
             return cls
@@ -260,7 +358,7 @@ class _ByApiKey(Mapping[int, type]):
         return f"_ByApiKey({self._names!r})"
 
 
-REQUESTS: Mapping[int, type] = _ByApiKey({
+REQUESTS: Mapping[int, type[Message]] = _ByApiKey({
     0: 'ProduceRequest',
     1: 'FetchRequest',
     2: 'ListOffsetsRequest',
@@ -353,7 +451,7 @@ REQUESTS: Mapping[int, type] = _ByApiKey({
     93: 'StreamsGroupTopologyDescriptionUpdateRequest',
     94: 'UnregisterControllerRequest',
 })
-RESPONSES: Mapping[int, type] = _ByApiKey({
+RESPONSES: Mapping[int, type[Message]] = _ByApiKey({
     0: 'ProduceResponse',
     1: 'FetchResponse',
     2: 'ListOffsetsResponse',

@@ -61,16 +61,16 @@ def test_walk_totals_without_decoding():
                for i in range(8)]
     batch = build_batch(records)
     r = walk(batch, HEADER_SIZE, len(batch), 8)
-    assert (r.pos, r.count, r.null_keys, r.first_irregular, r.attributes_seen) == (len(batch), 8, 2, -1, 0)
+    assert (r.pos, r.records, r.null_keys, r.first_irregular, r.attributes_seen) == (len(batch), 8, 2, -1, 0)
     assert (r.min_ts_delta, r.max_ts_delta) == (-7, 0)  # relative to the first record's timestamp
 
 
 def test_walk_notes_the_first_irregular_record():
     batch = build_batch([Record(value=b"a", offset=0), Record(value=b"b", offset=1), Record(value=b"c", offset=5)])
     r = walk(batch, HEADER_SIZE, len(batch), 3)
-    assert (r.count, r.first_irregular) == (3, 2)
+    assert (r.records, r.first_irregular) == (3, 2)
     r = walk(batch, HEADER_SIZE, len(batch), 3, stop_at_irregular=True)
-    assert (r.count, r.first_irregular) == (2, 2)
+    assert (r.records, r.first_irregular) == (2, 2)
     assert read_record(batch, r.pos, len(batch)).offset_delta == 5
 
 
@@ -79,11 +79,11 @@ def test_walk_partial_stops_before_an_incomplete_record():
     ends = [f.end for f in (read_record(body, 0, len(body)),)]
     cut = ends[0] + 3  # the second record is cut short
     r = walk(body, 0, cut, 10, partial=True)
-    assert (r.count, r.pos) == (1, ends[0])
+    assert (r.records, r.pos) == (1, ends[0])
     with pytest.raises(InvalidRecord, match="Invalid record size"):
         walk(body, 0, cut, 10)
     r2 = walk(body, r.pos, len(body), 9, partial=True, first_index=1)
-    assert (r2.count, r2.pos, r2.first_irregular) == (9, len(body), -1)
+    assert (r2.records, r2.pos, r2.first_irregular) == (9, len(body), -1)
 
 
 @pytest.mark.parametrize(("mutate", "match"), [
@@ -108,7 +108,7 @@ def test_walk_plain_agrees_with_walk():
                    for i in range(n)]
         body = section(build_batch(records))
         r = walk(body, 0, len(body), n)
-        assert walk_plain(body, 0, len(body), n) == (r.count, r.min_ts_delta, r.max_ts_delta, r.null_keys)
+        assert walk_plain(body, 0, len(body), n) == (r.records, r.min_ts_delta, r.max_ts_delta, r.null_keys)
 
 
 def _one_record(body_fields: bytes) -> bytes:

@@ -1,0 +1,186 @@
+"""The type gate (issue 14): ``kbroker/`` and the wire codec pass mypy.
+
+The configuration is ``[tool.mypy]`` in ``pyproject.toml``. Modules that did not yet pass when the
+gate landed are listed in one override block with ``ignore_errors = true``, the *baseline*. The
+baseline may only shrink, which these tests hold:
+
+- mypy with the project's configuration reports nothing;
+- the baseline names modules that exist, and no more of them than ``BASELINE_CEILING``;
+- mypy run *without* the baseline reports errors in exactly the baseline's modules: an error in any
+  other module fails, and so does a baseline module that has become clean (take it off the list);
+- nothing else switches checking off: no other first-party ``ignore_errors``, no ``exclude``,
+  ``follow_imports`` or ``disable_error_code``, and no ``# mypy:`` or file-wide ``# type: ignore``
+  comment in the checked sources.
+
+mypy keeps its cache under ``.cache/`` (one directory per run), so a repeated run reads it and
+takes about a second.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache"
+# Lower this when you shrink the baseline; never raise it.
+BASELINE_CEILING = 16
+
+FIRST_PARTY = ("kbroker", "kbroker_protocol")
+# The folder each first-party top-level package is read from.
+PACKAGE_DIRS = {"kbroker": ROOT / "kbroker", "kbroker_protocol": ROOT / "protocol"}
+WIDENING_KEYS = ("exclude", "follow_imports", "disable_error_code", "ignore_errors")
+ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+\.py):\d+(?::\d+)?: error: ")
+
+
+def mypy_config() -> dict[str, Any]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        config: dict[str, Any] = tomllib.load(f)["tool"]["mypy"]
+    return config
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def baseline_blocks(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in config.get("overrides", []) if o.get("ignore_errors") is True]
+
+
+def baseline(config: dict[str, Any]) -> list[str]:
+    blocks = baseline_blocks(config)
+    assert len(blocks) <= 1, "the baseline is one override block with ignore_errors = true"
+    return _as_list(blocks[0]["module"]) if blocks else []
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of a first-party module name, or None when there is none."""
+    top, _, rest = module.partition(".")
+    if top not in PACKAGE_DIRS:
+        return None
+    base = PACKAGE_DIRS[top].joinpath(*rest.split(".")) if rest else PACKAGE_DIRS[top]
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def path_module(path: str) -> str:
+    """The module a path in mypy's output names (the codec is checked through mypy_path/)."""
+    parts = list(Path(path).with_suffix("").parts)
+    if parts[0] == "mypy_path":
+        parts = parts[1:]
+    elif parts[0] == "protocol":
+        parts[0] = "kbroker_protocol"
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def run_mypy(cache: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(CACHE / cache), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=280)
+
+
+def error_modules(output: str) -> set[str]:
+    return {path_module(m["path"]) for m in map(ERROR_LINE.match, output.splitlines()) if m}
+
+
+def _ini_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def ini_without_baseline(config: dict[str, Any]) -> str:
+    """The same configuration as mypy.ini text, with the baseline block left out."""
+    lines = ["[mypy]"]
+    lines += [f"{key} = {_ini_value(value)}" for key, value in config.items() if key != "overrides"]
+    for override in config.get("overrides", []):
+        if override.get("ignore_errors") is True:
+            continue
+        lines.append(f"[mypy-{','.join(_as_list(override['module']))}]")
+        lines += [f"{k} = {_ini_value(v)}" for k, v in override.items() if k != "module"]
+    return "\n".join(lines) + "\n"
+
+
+def _report(result: subprocess.CompletedProcess[str]) -> str:
+    lines = (result.stdout + result.stderr).splitlines()
+    return "\n".join(lines[:150] + ([f"... {len(lines) - 150} more lines"] if len(lines) > 150 else []))
+
+
+def test_kbroker_and_the_codec_pass_mypy() -> None:
+    result = run_mypy("mypy")
+    assert result.returncode == 0, "mypy reports errors (pyproject.toml [tool.mypy]):\n" + _report(result)
+    assert "Success: no issues found" in result.stdout
+
+
+def test_the_baseline_names_existing_modules_and_does_not_grow() -> None:
+    names = baseline(mypy_config())
+    missing = [m for m in names if module_file(m) is None]
+    assert not missing, f"baseline modules that no longer exist (remove them): {missing}"
+    assert len(names) == len(set(names)), "a module is named twice in the baseline"
+    assert len(names) <= BASELINE_CEILING, (
+        f"the baseline grew to {len(names)} modules (ceiling {BASELINE_CEILING}): type the code instead")
+
+
+def test_without_the_baseline_exactly_the_baseline_modules_fail(tmp_path: Path) -> None:
+    config = mypy_config()
+    names = set(baseline(config))
+    ini = tmp_path / "mypy.ini"
+    ini.write_text(ini_without_baseline(config))
+    result = run_mypy("mypy-no-baseline", "--config-file", str(ini))
+    assert "error:" in result.stdout or result.returncode == 0, _report(result)
+    failing = error_modules(result.stdout)
+    outside = sorted(failing - names)
+    assert not outside, (f"mypy errors in modules outside the baseline: {outside}\n" + _report(result))
+    now_clean = sorted(names - failing)
+    assert not now_clean, (f"baseline modules that now pass mypy: {now_clean}; remove them from the "
+                           "baseline in pyproject.toml and lower BASELINE_CEILING")
+
+
+def test_nothing_else_switches_checking_off() -> None:
+    config = mypy_config()
+    assert set(config["packages"]) == set(FIRST_PARTY)
+    for key in WIDENING_KEYS:
+        assert key not in config, f"[tool.mypy] must not set {key}"
+    blocks = baseline_blocks(config)
+    for override in config.get("overrides", []):
+        if any(override is b for b in blocks):
+            assert set(override) == {"module", "ignore_errors"}, override
+            continue
+        modules = _as_list(override["module"])
+        first_party = [m for m in modules if m.split(".")[0] in FIRST_PARTY]
+        for key in WIDENING_KEYS + ("ignore_missing_imports",):
+            assert not (first_party and key in override), (
+                f"override for {first_party} sets {key}: only the baseline may exempt a module")
+    link = ROOT / "mypy_path" / "kbroker_protocol"
+    assert link.is_symlink() and link.resolve() == PACKAGE_DIRS["kbroker_protocol"].resolve()
+
+
+def test_no_source_file_opts_out_inline() -> None:
+    inline = re.compile(r"^\s*#\s*mypy:|^#\s*type:\s*ignore\b")
+    offenders = []
+    for top in PACKAGE_DIRS.values():
+        for path in sorted(top.rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if inline.match(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "inline mypy opt-outs:\n" + "\n".join(offenders)
+
+
+def test_path_module_maps_mypy_output_to_module_names() -> None:
+    assert path_module("mypy_path/kbroker_protocol/api.py") == "kbroker_protocol.api"
+    assert path_module("protocol/messages/__init__.py") == "kbroker_protocol.messages"
+    assert path_module("kbroker/api/fetch.py") == "kbroker.api.fetch"
+    assert error_modules("kbroker/a.py:3: error: x  [misc]\nkbroker/b.py:4: note: y\n") == {"kbroker.a"}
+    assert module_file("kbroker_protocol.messages.fetch") == ROOT / "protocol/messages/fetch.py"
+    assert module_file("kbroker.api") == ROOT / "kbroker/api/__init__.py"
+    assert module_file("kbroker.no_such_module") is None
