@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--restart-after", type=float, metavar="S",
+                        help="start the killed node again S seconds after the kill (while the queries wait)")
     parser.add_argument("--victims", choices=["leader", "each"], default="leader",
                         help="kill the leader of partition 0, or each node in turn (restarted in between)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(TARGETS[args.target](), args.out / "nodes", seed=7)
-    report: dict[str, Any] = {"target": args.target, "timeout_s": args.timeout, "cases": []}
+    report: dict[str, Any] = {"target": args.target, "timeout_s": args.timeout, "cases": [],
+                              "restart_after_s": args.restart_after}
     debug = logging.getLogger("watermarks.warm")
     handler = logging.FileHandler(args.out / "warm-consumer.log")
     debug.addHandler(handler)
@@ -120,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             debug.info("=== kill -9 %s", victim)
             cluster.kill(victim)
             killed_at = time.monotonic()
+            restart = None
+            if args.restart_after is not None:  # the node comes back while the queries wait
+                restart = threading.Timer(args.restart_after, cluster.start, [victim])
+                restart.start()
             fresh = Consumer(common)
             case["rounds"] = []
             for r in range(args.rounds):
@@ -136,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             warm.close()
             fresh.close()
             report["cases"].append(case)
+            if restart is not None:
+                restart.join()
             if k < len(cluster.names) - 1 and args.victims == "each":
-                cluster.start(victim)
+                if restart is None:
+                    cluster.start(victim)
                 cluster.wait_ready(victim)
                 wait_in_sync(cluster, common)
     finally:
