@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                              "OUT/run-<seed>/clients.log")
     parser.add_argument("--table", type=Path, metavar="OUT",
                         help="print a Markdown table of the finished runs under OUT (their report.json) and exit")
+    parser.add_argument("--summary", type=Path, nargs="+", metavar="OUT",
+                        help="print the summary of the finished runs under one or more OUT directories (their "
+                             "report.json, not re-checked) and exit")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers of interrupted runs and exit")
     parser.add_argument("--rescore", type=Path, metavar="OUT",
                         help="re-check every finished run under OUT (run-*/history.jsonl), rewrite the reports and "
@@ -107,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         sys.stdout.write(table([json.loads((d / "report.json").read_text()) for d in sorted(args.table.glob("run-*"))
                                 if (d / "report.json").exists()]))
+        return 0
+    if args.summary:
+        reports = [json.loads((d / "report.json").read_text()) for out in args.summary
+                   for d in sorted(out.glob("run-*")) if (d / "report.json").exists()]
+        summary = summarize(reports)
+        summary["seeds"] = sorted(r["seed"] for r in reports)
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
     if args.rescore:
         reports = [rescore(d) for d in sorted(args.rescore.glob("run-*")) if (d / "report.json").exists()]
