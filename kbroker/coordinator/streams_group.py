@@ -304,8 +304,7 @@ class StreamsGroupManager(StreamsGroupState):
         # 5. Reconcile.
         previous = (member.member_epoch, member.active_tasks(), copy_parts(member.standby), copy_parts(member.warmup))
         before_state = (member.state, copy_parts(member.pending_active))
-        if not (group.assignment_delayed and group.group_epoch > group.assignment_epoch):
-            self._reconcile(group, member, r)
+        self._reconcile(group, member, r, delayed=group.assignment_delayed and group.group_epoch > group.assignment_epoch)
         changed = previous != (member.member_epoch, member.active_tasks(), copy_parts(member.standby), copy_parts(member.warmup))
         if changed or joining or before_state != (member.state, copy_parts(member.pending_active)):
             records.append(self._current_record(group, member))

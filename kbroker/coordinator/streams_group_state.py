@@ -227,10 +227,16 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
                  {mid: {s: sorted(ps) for s, ps in a.items()} for mid, (a, _s, _w) in g.target.items()})
         return records
 
-    def _reconcile(self, g: StreamsGroup, m: StreamsMember, r: StreamsGroupHeartbeatRequest) -> None:
+    def _reconcile(self, g: StreamsGroup, m: StreamsMember, r: StreamsGroupHeartbeatRequest,
+                   delayed: bool = False) -> None:
+        """Move the member toward its target. While the initial rebalance delay holds the assignment back,
+        the target is empty at epoch max(1, assignment epoch), as Kafka's streamsGroupHeartbeat does: the
+        member leaves the joining state with epoch 1 and no tasks."""
         if m.member_epoch == STATIC_LEAVE_EPOCH:
             return
-        target_active, target_standby, target_warmup = g.target.get(m.member_id, ({}, {}, {}))
+        empty: tuple[Tasks, Tasks, Tasks] = ({}, {}, {})
+        target_active, target_standby, target_warmup = empty if delayed else g.target.get(m.member_id, empty)
+        target_epoch = max(1, g.assignment_epoch) if delayed else g.assignment_epoch
         owned = _tasks_from(r.active_tasks) if r.active_tasks is not None else None
         if m.pending_active:
             if owned is None or intersect(owned, m.pending_active):
@@ -238,7 +244,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
             m.pending_active, m.pending_epochs = {}, {}
             self.timer.cancel(self._revoke_key(g, m.member_id))
         current = m.active_tasks()
-        if (m.member_epoch == g.assignment_epoch and m.state == STABLE and current == copy_parts(target_active)
+        if (m.member_epoch == target_epoch and m.state == STABLE and current == copy_parts(target_active)
                 and copy_parts(m.standby) == copy_parts(target_standby)):
             return
         revoke = minus(current, target_active)
@@ -254,7 +260,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
             self._schedule_revocation(g, m, max(m.rebalance_timeout_ms, 0),
                                       partial(self._on_revoke_timeout, g.group_id, m.member_id))
             return
-        new_epoch = g.assignment_epoch
+        new_epoch = target_epoch
         granted, complete = grant(target_active, g.active_owner, m, held=m.active)
         for s, ps in granted.items():
             for p in sorted(ps):

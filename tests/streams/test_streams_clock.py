@@ -1,15 +1,21 @@
 """A KIP-1071 streams group member on a broker with a manual clock: its session
-(group.streams.session.timeout.ms) expires when the clock passes it, not before."""
+(group.streams.session.timeout.ms) expires when the clock passes it, not before; the initial
+rebalance delay (group.streams.initial.rebalance.delay.ms) holds the first assignment back until it ends."""
 
 from __future__ import annotations
 
 import uuid
 
-from test_streams_groups import CONFIG, create_topic, hb, join_ready, names, word_count_topology
+from test_streams_groups import CONFIG, create_topic, hb, join_ready, names, tasks_of, word_count_topology
+from waiting import wait_until
 from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
+
+ASSIGNMENT_DELAYED = 5
+DELAY_MS = 3000
 
 
 def test_streams_member_session_expires_on_advance():
@@ -32,5 +38,49 @@ def test_streams_member_session_expires_on_advance():
             assert members() == []  # expired at once
             resp = hb(wire, app, member, epoch, active=state["active"])
             assert resp.error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        finally:
+            wire.close()
+
+
+def test_first_join_under_initial_delay_gets_group_epoch_and_no_tasks():
+    """As in Kafka 4.4 (streamsGroupHeartbeat): while the initial delay runs, the member reconciles toward an
+    empty target at epoch max(1, assignment epoch), so it leaves the joining state with epoch 1; its next
+    heartbeat (epoch 1, no rebalance timeout) is accepted; when the delay ends it gets its tasks."""
+    config = dict(CONFIG, **{"group.streams.initial.rebalance.delay.ms": str(DELAY_MS)})
+    with BrokerThread(config=config, clock="manual") as b:
+        app, source = names()
+        create_topic(b, source, 2)
+        wire = Wire(b.bootstrap_servers)
+        try:
+            member = uuid.uuid4().hex
+            joined = hb(wire, app, member, 0, topology=word_count_topology(app, source))
+            assert joined.error_code == ErrorCode.NONE, joined.error_message
+            assert joined.member_epoch == 1
+            assert ASSIGNMENT_DELAYED in {s.status_code for s in joined.status}
+            assert (joined.active_tasks, joined.standby_tasks, joined.warmup_tasks) == ([], [], [])
+
+            # Not joining any more: epoch 1 and rebalance_timeout_ms=-1, still delayed, still no tasks.
+            again = hb(wire, app, member, joined.member_epoch, active={})
+            assert again.error_code == ErrorCode.NONE, again.error_message
+            assert again.member_epoch == 1
+            assert ASSIGNMENT_DELAYED in {s.status_code for s in again.status}
+            assert tasks_of(again.active_tasks) == {}
+
+            b.advance(DELAY_MS)
+            state = {"epoch": again.member_epoch, "active": {}}
+
+            def assigned() -> bool:
+                resp = hb(wire, app, member, state["epoch"], active=state["active"])
+                assert resp.error_code == ErrorCode.NONE, resp.error_message
+                assert ASSIGNMENT_DELAYED not in {s.status_code for s in resp.status}
+                state["epoch"] = resp.member_epoch
+                if resp.active_tasks is not None:
+                    state["active"] = tasks_of(resp.active_tasks)
+                return bool(state["active"])
+            wait_until(assigned, message="tasks assigned after the delay")
+            described = wire.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
+            assert state["epoch"] > 1
+            assert state["epoch"] == described.assignment_epoch
+            assert state["active"] == {"0": {0, 1}, "1": {0, 1}}
         finally:
             wire.close()
