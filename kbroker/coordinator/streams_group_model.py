@@ -97,6 +97,10 @@ class Subtopology:
 
 @dataclass(eq=False)
 class StreamsGroup(MemberGroup[StreamsMember, tuple[Tasks, Tasks, Tasks]]):  # target: active, standby, warmup
+    # Kafka 4.4 (KAFKA-20268) starts a streams group at group epoch 1 and target assignment epoch 1, so the
+    # first join bumps the group to epoch 2 and a member held back by the initial rebalance delay sits at 1.
+    group_epoch: int = 1
+    assignment_epoch: int = 1
     metadata_hash: int = 0
     validated_topology_epoch: int = -1
     topology: StreamsGroupTopologyValue | None = None

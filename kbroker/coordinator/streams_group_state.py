@@ -230,13 +230,13 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     def _reconcile(self, g: StreamsGroup, m: StreamsMember, r: StreamsGroupHeartbeatRequest,
                    delayed: bool = False) -> None:
         """Move the member toward its target. While the initial rebalance delay holds the assignment back,
-        the target is empty at epoch max(1, assignment epoch), as Kafka's streamsGroupHeartbeat does: the
-        member leaves the joining state with epoch 1 and no tasks."""
+        the target is empty at the current assignment epoch, as Kafka's maybeUpdateStreamsTargetAssignment
+        does: the first member leaves the joining state with epoch 1 and no tasks."""
         if m.member_epoch == STATIC_LEAVE_EPOCH:
             return
         empty: tuple[Tasks, Tasks, Tasks] = ({}, {}, {})
         target_active, target_standby, target_warmup = empty if delayed else g.target.get(m.member_id, empty)
-        target_epoch = max(1, g.assignment_epoch) if delayed else g.assignment_epoch
+        target_epoch = g.assignment_epoch
         owned = _tasks_from(r.active_tasks) if r.active_tasks is not None else None
         if m.pending_active:
             if owned is None or intersect(owned, m.pending_active):

@@ -44,7 +44,7 @@ def test_streams_member_session_expires_on_advance():
 
 def test_first_join_under_initial_delay_gets_group_epoch_and_no_tasks():
     """As in Kafka 4.4 (streamsGroupHeartbeat): while the initial delay runs, the member reconciles toward an
-    empty target at epoch max(1, assignment epoch), so it leaves the joining state with epoch 1; its next
+    empty target at the assignment epoch (1), so it leaves the joining state with epoch 1; its next
     heartbeat (epoch 1, no rebalance timeout) is accepted; when the delay ends it gets its tasks."""
     config = dict(CONFIG, **{"group.streams.initial.rebalance.delay.ms": str(DELAY_MS)})
     with BrokerThread(config=config, clock="manual") as b:
@@ -58,6 +58,9 @@ def test_first_join_under_initial_delay_gets_group_epoch_and_no_tasks():
             assert joined.member_epoch == 1
             assert ASSIGNMENT_DELAYED in {s.status_code for s in joined.status}
             assert (joined.active_tasks, joined.standby_tasks, joined.warmup_tasks) == ([], [], [])
+            # Kafka 4.4 starts a group at epochs 1/1: the join bumps the group epoch, the target stays at 1.
+            described = wire.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
+            assert (described.group_epoch, described.assignment_epoch) == (2, 1)
 
             # Not joining any more: epoch 1 and rebalance_timeout_ms=-1, still delayed, still no tasks.
             again = hb(wire, app, member, joined.member_epoch, active={})
@@ -79,8 +82,7 @@ def test_first_join_under_initial_delay_gets_group_epoch_and_no_tasks():
                 return bool(state["active"])
             wait_until(assigned, message="tasks assigned after the delay")
             described = wire.call(StreamsGroupDescribeRequest(group_ids=[app]), 1).groups[0]
-            assert state["epoch"] > 1
-            assert state["epoch"] == described.assignment_epoch
+            assert state["epoch"] == described.group_epoch == described.assignment_epoch > 1
             assert state["active"] == {"0": {0, 1}, "1": {0, 1}}
         finally:
             wire.close()
