@@ -95,7 +95,7 @@ def test_excessively_many_partitions_fail_the_whole_request(wire, topic_name):
     resp = wire.call(37, 3, topics=[CP.CreatePartitionsTopic(name=topic_name, count=10_002, assignments=None)],
                      timeout_ms=5000, validate_only=False)
     assert [(r.error_code, r.error_message) for r in resp.results] == [
-        (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")]
+        (E.POLICY_VIOLATION, "Excessively large number of additional partitions per request.")]
     assert partition_count(wire, topic_name) == 1
     resp = wire.call(19, 7, topics=[CT.CreatableTopic(name=f"{topic_name}-0", num_partitions=1, replication_factor=1,
                                                       assignments=[], configs=[])],
