@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
 from kbroker_protocol.messages.consumer_group_heartbeat import TopicPartitions as HeartbeatTopicPartitions
@@ -596,12 +597,12 @@ class ConsumerGroupManager:
         log.info("consumer group %s: member %s removed (epoch %d)", group.group_id, member_id, group.group_epoch)
 
     @staticmethod
-    def _session_key(group: ConsumerGroup, member_id: str) -> str:
-        return f"cg-session/{group.group_id}/{member_id}"
+    def _session_key(group: ConsumerGroup, member_id: str) -> GroupTimerKey:
+        return GroupTimerKey("cg-session", group.group_id, member_id)
 
     @staticmethod
-    def _revoke_key(group: ConsumerGroup, member_id: str) -> str:
-        return f"cg-revoke/{group.group_id}/{member_id}"
+    def _revoke_key(group: ConsumerGroup, member_id: str) -> GroupTimerKey:
+        return GroupTimerKey("cg-revoke", group.group_id, member_id)
 
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         mid = member.member_id

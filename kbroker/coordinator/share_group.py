@@ -31,6 +31,7 @@ from typing import Any
 
 from kbroker.coordinator.share_assignor import assign
 from kbroker.coordinator.share_group_config import effective
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ShareGroupCurrentMemberAssignmentKey,
@@ -336,8 +337,8 @@ class ShareGroupManager:
     # -- sessions ---------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _session_key(group: ShareGroup, member_id: str) -> str:
-        return f"share-session:{group.group_id}:{member_id}"
+    def _session_key(group: ShareGroup, member_id: str) -> GroupTimerKey:
+        return GroupTimerKey("share-session", group.group_id, member_id)
 
     def _schedule_session(self, group: ShareGroup, member_id: str) -> None:
         self.timer.schedule(self._session_key(group, member_id),

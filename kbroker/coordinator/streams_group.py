@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.coordinator.streams_assignor import AssignorMember, Tasks, assign
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     StreamsGroupCurrentMemberAssignmentKey,
@@ -890,16 +891,16 @@ class StreamsGroupManager:
         log.info("streams group %s: member %s removed, epoch %d", g.group_id, member_id, g.group_epoch)
 
     @staticmethod
-    def _session_key(g: StreamsGroup, mid: str) -> str:
-        return f"streams-session:{g.group_id}:{mid}"
+    def _session_key(g: StreamsGroup, mid: str) -> GroupTimerKey:
+        return GroupTimerKey("streams-session", g.group_id, mid)
 
     @staticmethod
-    def _revoke_key(g: StreamsGroup, mid: str) -> str:
-        return f"streams-revoke:{g.group_id}:{mid}"
+    def _revoke_key(g: StreamsGroup, mid: str) -> GroupTimerKey:
+        return GroupTimerKey("streams-revoke", g.group_id, mid)
 
     @staticmethod
-    def _delay_key(g: StreamsGroup) -> str:
-        return f"streams-initial-delay:{g.group_id}"
+    def _delay_key(g: StreamsGroup) -> GroupTimerKey:
+        return GroupTimerKey("streams-initial-delay", g.group_id)
 
     def _schedule_session(self, g: StreamsGroup, m: StreamsMember) -> None:
         self.timer.schedule(self._session_key(g, m.member_id), self._config["group.streams.session.timeout.ms"],
