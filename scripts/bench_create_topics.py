@@ -2,8 +2,9 @@
 """Creating many partitions at once, and what other clients see meanwhile.
 
 Starts ``python -m kbroker`` on an ephemeral port with a fresh data directory, creates a small
-topic ``other``, then sends one CreateTopics of ``--partitions`` partitions (10,000 by default,
-the most one request may ask for) on one connection while a second connection sends Metadata
+topic ``other``, then sends one CreateTopics of ``--partitions`` partitions (9,999 by default,
+the most one topic may have in one request: as Kafka, 10,000 partitions are 10,001 metadata
+records, past the 10,000 one operation may write) on one connection while a second connection sends Metadata
 requests for ``other`` one after another. Reports:
 
 * the time to create the partitions (CreateTopics sent to response received);
@@ -12,7 +13,7 @@ requests for ``other`` one after another. Reports:
 A broker that creates the partitions on its event loop answers no Metadata request until it is
 done (worst latency about the creation time); one that creates them off the loop keeps answering.
 
-Usage: .venv/bin/python scripts/bench_create_topics.py [--partitions 10000] [--nofile N]
+Usage: .venv/bin/python scripts/bench_create_topics.py [--partitions 9999] [--nofile N]
 ``--nofile`` starts the broker with that RLIMIT_NOFILE (soft and hard).
 """
 
@@ -82,7 +83,7 @@ def metadata(wire: Wire, name: str) -> object:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--partitions", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=9_999)
     parser.add_argument("--nofile", type=int, default=None)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="kbroker-bench-create-"))

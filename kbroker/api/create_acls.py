@@ -4,7 +4,9 @@ CLUSTER ALTER is required (else CLUSTER_AUTHORIZATION_FAILED for every creation)
 authorizer every creation gets SECURITY_DISABLED. Each ACL is checked as Kafka checks it
 (INVALID_REQUEST with Kafka's message); the valid ones that do not exist yet are written as
 AccessControlEntryRecords in one metadata batch (an ACL already there, or twice in the request,
-is a success without a new record). Forwarded to the active controller (Envelope from other brokers), which writes the records.
+is a success without a new record). More than 10,000 new ACLs in one request fail every creation
+with POLICY_VIOLATION "Unable to perform excessively large batch operation." (Kafka's bound on the
+records of one controller operation). Forwarded to the active controller (Envelope from other brokers), which writes the records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_ACLS, controller_operation
+from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_acls import CreateAclsResponse
@@ -65,6 +68,10 @@ async def _create_acls(ctx, request) -> CreateAclsResponse:
                 pattern_type=acl.pattern_type, principal=acl.principal, host=acl.host, operation=acl.operation,
                 permission_type=acl.permission_type))
         results.append(Result(error_code=ErrorCode.NONE, error_message=None))
+    if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
+        return CreateAclsResponse(results=[
+            Result(error_code=ErrorCode.POLICY_VIOLATION, error_message=BATCH_TOO_LARGE_MESSAGE)
+            for _ in request.creations])
     if records:
         await broker.controller.write(records)
     return CreateAclsResponse(results=results)

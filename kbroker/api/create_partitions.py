@@ -5,8 +5,10 @@ topic). The versions differ only in encoding (v2+ flexible); v0-1 are the same r
 named twice gets INVALID_REQUEST ("Duplicate topic name.") once. validateOnly runs every check and
 commits nothing. Manual assignments must name registered brokers, each at most once, with as many
 replicas as the topic's existing partitions, and at least one unfenced broker, as Kafka's
-``ReplicationControlManager`` requires. A request adding more than 10,000 partitions in all fails
-whole with POLICY_VIOLATION (Kafka's bound on the records of one controller operation).
+``ReplicationControlManager`` requires. A request adding more than 10,000 partitions in all to
+the existing topics it may alter fails whole with POLICY_VIOLATION "Excessively large number of
+additional partitions per request."; one naming more than 10,000 such topics with "Unable to
+perform excessively large batch operation." (Kafka 4.4's bound on one controller operation).
 
 The new partitions' logs are created on a worker thread before the records are committed (see
 kbroker/replication/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR with
@@ -25,6 +27,7 @@ from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
+from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created
 from kbroker.security.acls import ALTER, TOPIC, authorized
 from kbroker.security.quotas import (
@@ -37,6 +40,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
 
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
+TOO_MANY_ADDED_MESSAGE = "Excessively large number of additional partitions per request."
 
 
 @api(37, 0, 3)
@@ -58,6 +62,30 @@ async def create_partitions(broker, request, version: int, requester=None) -> Cr
         return response
 
 
+def _refused(broker, topics) -> str | None:
+    """Why the whole operation fails, if it does (every topic of the request then gets
+    POLICY_VIOLATION with this message, Kafka's CreatePartitionsRequest.getErrorResponse).
+
+    Kafka's ReplicationControlManager.validateTotalNumberOfPartitions: the partitions added to
+    existing topics (a negative count or a count that adds nothing counts none) may total at most
+    MAX_PARTITIONS_PER_BATCH. Then one result per topic goes into a list bounded to
+    MAX_RECORDS_PER_USER_OP (its records cannot overflow, being at most the partitions added)."""
+    added = 0
+    for t in topics:
+        topic = broker.image.topic(t.name)
+        if t.count < 0 or topic is None:
+            continue
+        extra = t.count - len(topic.partitions)
+        if extra <= 0:
+            continue
+        added += extra
+        if added > MAX_PARTITIONS_PER_REQUEST:
+            return TOO_MANY_ADDED_MESSAGE
+    if len(topics) > MAX_RECORDS_PER_USER_OP:
+        return BATCH_TOO_LARGE_MESSAGE
+    return None
+
+
 async def _create_partitions(broker, request, denied: set[str] | None = None,
                              mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> CreatePartitionsResponse:
     controller = broker.controller
@@ -68,15 +96,12 @@ async def _create_partitions(broker, request, denied: set[str] | None = None,
         Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.")
         for name, n in counts.items() if n > 1
     ]
-    added = 0
-    for t in request.topics:
-        topic = broker.image.topic(t.name)
-        if counts[t.name] == 1 and topic is not None:
-            added += max(0, t.count - len(topic.partitions))
-    if added > MAX_PARTITIONS_PER_REQUEST:
+    # What Kafka's ControllerApis passes its controller: no duplicates, only authorized topics.
+    controller_topics = [t for t in request.topics if counts[t.name] == 1 and not (denied and t.name in denied)]
+    refused = _refused(broker, controller_topics)
+    if refused is not None:
         return CreatePartitionsResponse(throttle_time_ms=0, results=[
-            Result(name=t.name, error_code=ErrorCode.POLICY_VIOLATION,
-                   error_message="Unable to perform excessively large batch operation.")
+            Result(name=t.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=refused)
             for t in request.topics
         ])
     for t in request.topics:

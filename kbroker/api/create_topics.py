@@ -3,7 +3,10 @@
 Partitions and replication factor may be -1 (v4+) for the broker defaults, or replaced by a
 manual assignment. validateOnly (v1+) checks everything and commits nothing. v5+ responses carry
 the topic's partition count, replication factor and effective configs; v7+ the topic id. A
-request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka.
+request for more than 10,000 partitions in all fails whole with POLICY_VIOLATION, as in Kafka; so
+does one whose topics would write more than 10,000 metadata records in all (TopicRecord,
+ConfigRecords and PartitionRecords of the topics that pass their checks, validateOnly included:
+kbroker/controller/user_op_limits.py), so a single topic of 10,000 partitions is refused.
 ``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST, as Kafka's
 ControllerApis.createTopics answers.
 
@@ -21,12 +24,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, controller_operation
 from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
+from kbroker.controller.user_op_limits import (
+    BATCH_TOO_LARGE_MESSAGE,
+    MAX_RECORDS_PER_USER_OP,
+    BatchTooLarge,
+    RecordBudget,
+)
 from kbroker.replication.topics import (
     METADATA_TOPIC_PROHIBITED,
     create_partition_logs,
@@ -80,12 +90,11 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
                 default_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
                 for t in request.topics if seen[t.name] == 1 and t.name != METADATA_TOPIC)
     if total > MAX_PARTITIONS_PER_REQUEST:
-        return CreateTopicsResponse(throttle_time_ms=0, topics=[
-            Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.POLICY_VIOLATION,
-                   error_message="Excessively large number of partitions per request.", configs=None)
-            for t in request.topics
-        ])
-    to_commit = []
+        return _refuse_all(request, "Excessively large number of partitions per request.")
+    # Kafka's bounded record list of the operation: every record planned for a topic that passes
+    # its checks counts, validate_only too; one past the bound fails the request whole.
+    budget = RecordBudget(MAX_RECORDS_PER_USER_OP)
+    to_commit: list[tuple[Result, NewTopic, list[Any]]] = []
     for t in request.topics:
         if seen[t.name] > 1:
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
@@ -131,6 +140,13 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
                                   error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc),
                                   configs=None))
             continue
+        try:
+            budget.add(len(planned))
+        except BatchTooLarge:
+            for _, reserved, _ in to_commit:
+                release_topic(broker, reserved.name)
+            _log.info("CreateTopics refused: more than %d metadata records in one operation", budget.limit)
+            return _refuse_all(request, BATCH_TOO_LARGE_MESSAGE)
         result = Result(
             name=t.name,
             topic_id=topic_record.topic_id,
@@ -171,6 +187,16 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
         for _, new, _ in to_commit:
             release_topic(broker, new.name)
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+
+
+def _refuse_all(request, message: str) -> CreateTopicsResponse:
+    """The whole request fails with POLICY_VIOLATION for every topic it names (Kafka's
+    CreateTopicsRequest.getErrorResponse for an operation that threw PolicyViolationException)."""
+    return CreateTopicsResponse(throttle_time_ms=0, topics=[
+        Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.POLICY_VIOLATION,
+               error_message=message, configs=None)
+        for t in request.topics
+    ])
 
 
 def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | Exception]:

@@ -1,7 +1,9 @@
 """DeleteAcls (key 31), v1-3, as Kafka's AclApis and AclControlManager: CLUSTER ALTER is required;
 without an authorizer SECURITY_DISABLED for every filter; a filter with an UNKNOWN element is
 INVALID_REQUEST; else every ACL a filter matches is listed under it and removed
-(RemoveAccessControlEntryRecords, one metadata batch for the request). Forwarded to the active
+(RemoveAccessControlEntryRecords, one metadata batch for the request). Filters matching more than
+10,000 ACLs in all fail every filter with INVALID_REQUEST "Cannot remove more than 10000 acls in a
+single delete operation.", nothing removed, as Kafka. Forwarded to the active
 controller (an Envelope from other brokers), which writes the records."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_ACLS, controller_operation
+from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_acls import DeleteAclsResponse
@@ -57,6 +60,11 @@ async def _delete_acls(ctx, request) -> DeleteAclsResponse:
             continue
         matching = []
         for acl_id, acl in authorizer.find(flt):
+            if len(removed) >= MAX_RECORDS_PER_USER_OP:  # Kafka's AclControlManager.deleteAclsForFilter
+                message = f"Cannot remove more than {MAX_RECORDS_PER_USER_OP} acls in a single delete operation."
+                return DeleteAclsResponse(filter_results=[
+                    FilterResult(error_code=ErrorCode.INVALID_REQUEST, error_message=message, matching_acls=[])
+                    for _ in request.filters])
             removed[acl_id] = None
             matching.append(Matching(error_code=ErrorCode.NONE, error_message=None, resource_type=acl.resource_type,
                                      resource_name=acl.resource_name, pattern_type=acl.pattern_type,

@@ -3,13 +3,16 @@
 v0-5 name topics; v6 names or ids (exactly one of them, else INVALID_REQUEST). As Kafka's
 ControllerApis: a name or id given twice is INVALID_REQUEST once ("Duplicate topic name." /
 "Duplicate topic id."), and so is a name whose topic's id the request also gives. Internal topics
-cannot be deleted. ``delete.topic.enable=false`` answers every topic TOPIC_DELETION_DISABLED
+cannot be deleted. Past 10,000 topics deleted by one request (Kafka's bound on the records of one
+controller operation), each further topic gets UNKNOWN_SERVER_ERROR, as Kafka's deleteTopics answers
+its BoundedListTooLongException per topic. ``delete.topic.enable=false`` answers every topic TOPIC_DELETION_DISABLED
 (INVALID_REQUEST before v3). The handler sends the request to the controller
 (``ctx.broker.controller_client``); :func:`delete_topics` is the controller's side.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 
@@ -17,6 +20,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, controller_operation
+from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge, RecordBudget
 from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
 from kbroker.security.quotas import (
     UNBOUNDED_MUTATION_QUOTA,
@@ -28,6 +32,7 @@ from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.delete_topics import DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
+_log = logging.getLogger(__name__)
 ZERO_UUID = uuid.UUID(int=0)
 
 
@@ -68,6 +73,7 @@ async def _delete_topics(broker, request, version: int, ctx,
     named_by_id = {topic.name: topic.topic_id for topic in by_id if topic is not None}
     answered: set[str | uuid.UUID] = set()
     results = []
+    budget = RecordBudget(MAX_RECORDS_PER_USER_OP)  # Kafka's bounded RemoveTopicRecord list
     for name, topic_id in wanted:
         if name is None and topic_id == ZERO_UUID:
             results.append(_invalid(None, ZERO_UUID, "Neither topic name nor id were specified."))
@@ -115,7 +121,17 @@ async def _delete_topics(broker, request, version: int, ctx,
             results.append(Result(name=topic.name, topic_id=topic.topic_id,
                                   error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
-        await broker.controller.write(broker.controller.delete_topic_records(topic.topic_id))
+        records = broker.controller.delete_topic_records(topic.topic_id)
+        try:
+            budget.add(len(records))
+        except BatchTooLarge as exc:
+            # Kafka's deleteTopics catches the BoundedListTooLongException per topic: this topic
+            # fails with UNKNOWN_SERVER_ERROR (no message), the ones before it are deleted.
+            _log.error("DeleteTopics: not deleting %s: %s", topic.name, exc)
+            results.append(Result(name=topic.name, topic_id=topic.topic_id,
+                                  error_code=ErrorCode.UNKNOWN_SERVER_ERROR, error_message=None))
+            continue
+        await broker.controller.write(records)
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,
                               error_message=None))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)

@@ -6,7 +6,9 @@ the first replica is elected if it is registered, unfenced and in the ISR, else
 PREFERRED_LEADER_NOT_AVAILABLE. Unclean (type 1, v1+): a partition that has a leader gets
 ELECTION_NOT_NEEDED; otherwise the first unfenced ISR member is elected, or failing that the first
 unfenced replica (which becomes the whole ISR), else ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
-is INVALID_REQUEST for the whole request. A null partition list means every partition: every
+is INVALID_REQUEST for the whole request; so is POLICY_VIOLATION ("Unable to perform excessively
+large batch operation.") for more than 10,000 elections in one request, nothing elected (Kafka's
+bound on the records of one controller operation). A null partition list means every partition: every
 topic is listed, but partitions that need no election are left out of its results; an empty list
 does nothing. An election is a PartitionChangeRecord committed through the controller (the leader
 epoch moves).
@@ -23,6 +25,7 @@ from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, controller_operation
 from kbroker.controller.image import NO_LEADER
+from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.elect_leaders import ElectLeadersResponse
@@ -88,17 +91,7 @@ async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
     image = broker.image
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
-        unknown = f"Unknown election type {election}"
-        return ElectLeadersResponse(
-            throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
-            replica_election_results=[
-                TopicOut(topic=t.topic, partition_result=[
-                    PartOut(partition_id=p, error_code=ErrorCode.INVALID_REQUEST, error_message=unknown)
-                    for p in t.partitions
-                ])
-                for t in request.topic_partitions or []
-            ],
-        )
+        return _failed(request, ErrorCode.INVALID_REQUEST, f"Unknown election type {election}")
     records: list = []
     results: list[TopicOut] = []
     if request.topic_partitions is None:
@@ -116,6 +109,22 @@ async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
             for index in t.partitions:
                 error, message = _elect(image, t.topic, index, election, records)
                 out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
+    if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
+        return _failed(request, ErrorCode.POLICY_VIOLATION, BATCH_TOO_LARGE_MESSAGE)
     if records:
         await broker.controller.write(records)
     return ElectLeadersResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, replica_election_results=results)
+
+
+def _failed(request, code: ErrorCode, message: str) -> ElectLeadersResponse:
+    """The whole request failed (Kafka's ElectLeadersRequest.getErrorResponse): the top-level
+    error, and each partition the request names with it (none for a null partition list)."""
+    return ElectLeadersResponse(
+        throttle_time_ms=0, error_code=code,
+        replica_election_results=[
+            TopicOut(topic=t.topic, partition_result=[
+                PartOut(partition_id=p, error_code=code, error_message=message) for p in t.partitions
+            ])
+            for t in request.topic_partitions or []
+        ],
+    )

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.coordinator.group_coordinator import LoopTimer
+from kbroker.coordinator.timer_keys import TimerKey
 
 log = logging.getLogger("kbroker.clock")
 
@@ -179,12 +180,12 @@ class ManualTimer(LoopTimer):
     def __init__(self, clock: ManualClock) -> None:
         super().__init__()
         self.clock = clock
-        self._manual: dict[str, _Handle] = {}
+        self._manual: dict[TimerKey, _Handle] = {}
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
-    def schedule(self, key: str, delay_ms: int, fn: Callable[[], None]) -> None:
+    def schedule(self, key: TimerKey, delay_ms: int, fn: Callable[[], None]) -> None:
         if key in REAL_TIME_KEYS:
             super().schedule(key, delay_ms, fn)
             return
@@ -205,11 +206,14 @@ class ManualTimer(LoopTimer):
             handle = self.clock.call_at(self.clock.now_ms() + delay_ms, run)
         self._manual[key] = handle
 
-    def cancel(self, key: str) -> None:
+    def cancel(self, key: TimerKey) -> None:
         handle = self._manual.pop(key, None)
         if handle is not None:
             handle.cancel()
         super().cancel(key)
+
+    def pending(self) -> list[TimerKey]:
+        return [*self._manual, *super().pending()]
 
     def cancel_all(self) -> None:
         for handle in self._manual.values():

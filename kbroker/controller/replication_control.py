@@ -45,6 +45,7 @@ from kbroker.controller.partition_change import (
     PartitionChangeBuilder,
     merge,
 )
+from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 from kbroker_protocol.messages.alter_partition_reassignments import (
@@ -510,10 +511,13 @@ def change_partition_reassignment(image: MetadataImage, settings: ReplicationSet
 
 
 def alter_partition_reassignments(image: MetadataImage, request: AlterPartitionReassignmentsRequest,
-                                  settings: ReplicationSettings | None = None
+                                  settings: ReplicationSettings | None = None,
+                                  max_records: int = MAX_RECORDS_PER_USER_OP,
                                   ) -> tuple[AlterPartitionReassignmentsResponse, list[PartitionChangeRecord]]:
     """AlterPartitionReassignments as Kafka's ReplicationControlManager.alterPartitionReassignments:
-    (response, records). Each partition succeeds or fails on its own; a null replica list cancels."""
+    (response, records). Each partition succeeds or fails on its own; a null replica list cancels.
+    Past ``max_records`` records (Kafka's BoundedList, caught per partition) a partition needing a
+    record gets UNKNOWN_SERVER_ERROR without a message."""
     R = AlterPartitionReassignmentsResponse
     settings = settings or ReplicationSettings()
     allow_rf_change = bool(request.allow_replication_factor_change)
@@ -529,12 +533,17 @@ def alter_partition_reassignments(image: MetadataImage, request: AlterPartitionR
             try:
                 record = _alter_partition_reassignment(image, settings, t.name, target, allow_rf_change)
                 if record is not None:
+                    if len(records) >= max_records:
+                        raise BatchTooLarge(max_records)
                     records.append(record)
                 done += 1
             except ReassignmentError as exc:
                 log.info("Unable to alter partition reassignment for %s:%d because of an %s error: %s", t.name,
                          target.partition_index, exc.code.name, exc.message)
                 code, message = exc.code, exc.message
+            except BatchTooLarge as exc:
+                log.info("Unable to alter partition reassignment for %s:%d: %s", t.name, target.partition_index, exc)
+                code = ErrorCode.UNKNOWN_SERVER_ERROR
             total += 1
             out.partitions.append(R.ReassignableTopicResponse.ReassignablePartitionResponse(
                 partition_index=target.partition_index, error_code=code, error_message=message))

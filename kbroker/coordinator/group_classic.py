@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kbroker.config import BROKER_DEFAULTS
+from kbroker.coordinator.timer_keys import GroupTimerKey, TimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.heartbeat import HeartbeatResponse
 from kbroker_protocol.messages.join_group import JoinGroupResponse
@@ -71,13 +72,14 @@ _VALID_PREVIOUS: dict[GroupState, frozenset[GroupState]] = {
 
 
 class Timer(Protocol):
-    """Keyed one-shot timers: scheduling a key again replaces its pending timer."""
+    """Keyed one-shot timers: scheduling a key again replaces its pending timer. A group's timers
+    are keyed by :class:`GroupTimerKey` (so unloading the group cancels them all)."""
 
     def now_ms(self) -> int: ...
 
-    def schedule(self, key: str, delay_ms: int, fn: Callable[[], None]) -> None: ...
+    def schedule(self, key: TimerKey, delay_ms: int, fn: Callable[[], None]) -> None: ...
 
-    def cancel(self, key: str) -> None: ...
+    def cancel(self, key: TimerKey) -> None: ...
 
 
 JoinCallback = Callable[[JoinGroupResponse], None]
@@ -311,8 +313,8 @@ class ClassicGroupManager:
         group.transition(state, self.timer.now_ms())
 
     @staticmethod
-    def _hb_key(group: ClassicGroup, member_id: str) -> str:
-        return f"hb/{group.group_id}/{member_id}"
+    def _hb_key(group: ClassicGroup, member_id: str) -> GroupTimerKey:
+        return GroupTimerKey("hb", group.group_id, member_id)
 
     def _schedule_heartbeat(self, group: ClassicGroup, member: ClassicMember, timeout_ms: int | None = None) -> None:
         member_id = member.member_id
@@ -530,11 +532,11 @@ class ClassicGroupManager:
             for m in group.members.values():
                 m.assignment = b""
                 self._respond_sync(m, _sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
-        self.timer.cancel(f"sync/{group.group_id}")
+        self.timer.cancel(GroupTimerKey("sync", group.group_id))
         group.pending_sync.clear()
         initial = group.is_in(GroupState.EMPTY)
         self._transition(group, GroupState.PREPARING_REBALANCE)
-        key = f"join/{group.group_id}"
+        key = GroupTimerKey("join", group.group_id)
         if initial:
             delay = self.config.initial_rebalance_delay_ms
             group.new_member_added = False
@@ -550,7 +552,7 @@ class ClassicGroupManager:
             group.new_member_added = False
             delay = min(self.config.initial_rebalance_delay_ms, remaining)
             group.initial_rebalance_remaining_ms = max(remaining - self.config.initial_rebalance_delay_ms, 0)
-            self.timer.schedule(f"join/{group.group_id}", delay, lambda: self._on_initial_delay(group))
+            self.timer.schedule(GroupTimerKey("join", group.group_id), delay, lambda: self._on_initial_delay(group))
             return
         self._complete_join(group)
 
@@ -562,7 +564,7 @@ class ClassicGroupManager:
     def _complete_join(self, group: ClassicGroup) -> None:
         if not group.is_in(GroupState.PREPARING_REBALANCE):
             return
-        self.timer.cancel(f"join/{group.group_id}")
+        self.timer.cancel(GroupTimerKey("join", group.group_id))
         # Dynamic members that did not rejoin in time are out; static ones keep their seat
         # until their session expires.
         for m in group.not_yet_rejoined():
@@ -572,7 +574,7 @@ class ClassicGroupManager:
                 group.remove(m.member_id)
         if group.members and not group.maybe_elect_joined_leader():
             # Nobody rejoined yet (only static members remain): wait another rebalance timeout.
-            self.timer.schedule(f"join/{group.group_id}", group.max_rebalance_timeout_ms(),
+            self.timer.schedule(GroupTimerKey("join", group.group_id), group.max_rebalance_timeout_ms(),
                                 lambda: self._complete_join(group))
             return
         group.generation += 1
@@ -600,7 +602,7 @@ class ClassicGroupManager:
             self._respond_join(m, self._current_join_response(group, m, with_members=is_leader))
             self._schedule_heartbeat(group, m)
         generation = group.generation
-        self.timer.schedule(f"sync/{group.group_id}", group.max_rebalance_timeout_ms(),
+        self.timer.schedule(GroupTimerKey("sync", group.group_id), group.max_rebalance_timeout_ms(),
                             lambda: self._on_sync_timeout(group, generation))
 
     def _on_sync_timeout(self, group: ClassicGroup, generation: int) -> None:
@@ -647,7 +649,7 @@ class ClassicGroupManager:
         self._respond_sync(member, _sync_error(ErrorCode.REBALANCE_IN_PROGRESS))
         member.sync_callback = respond
         if not group.pending_sync:
-            self.timer.cancel(f"sync/{group.group_id}")
+            self.timer.cancel(GroupTimerKey("sync", group.group_id))
         if member_id == group.leader_id:
             given = {mid: bytes(data) for mid, data in assignments}
             assignment = {m.member_id: given.get(m.member_id, b"") for m in group.members.values()}
@@ -804,7 +806,7 @@ class ClassicGroupManager:
             self._cancel_heartbeat(group, m.member_id)
             self._respond_join(m, _join_error(ErrorCode.COORDINATOR_NOT_AVAILABLE, m.member_id))
             self._respond_sync(m, _sync_error(ErrorCode.COORDINATOR_NOT_AVAILABLE))
-        for key in (f"join/{group.group_id}", f"sync/{group.group_id}"):
+        for key in (GroupTimerKey("join", group.group_id), GroupTimerKey("sync", group.group_id)):
             self.timer.cancel(key)
         group.members.clear()
         group.static_members.clear()

@@ -105,5 +105,5 @@ class ConsumerGroupError(GroupError):
 
 
 KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
-                 _RECORD_TYPES, ConsumerGroupError, ConsumerGroup, ConsumerMember, session_prefix="cg-session/",
-                 revoke_prefix="cg-revoke/", key_separator="/", group_tombstones=(TARGET_METADATA, GROUP_METADATA))
+                 _RECORD_TYPES, ConsumerGroupError, ConsumerGroup, ConsumerMember, session_timer="cg-session",
+                 revoke_timer="cg-revoke", group_tombstones=(TARGET_METADATA, GROUP_METADATA))

@@ -78,6 +78,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import PROTOCOL_TYPE as SHARE_PROTOCOL_TYPE
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
+from kbroker.coordinator.timer_keys import TimerKey, of_group
 from kbroker.log.batch_records import offset_of
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
@@ -111,12 +112,12 @@ class LoopTimer:
     """:class:`group_classic.Timer` on the running asyncio loop."""
 
     def __init__(self) -> None:
-        self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._handles: dict[TimerKey, asyncio.TimerHandle] = {}
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
-    def schedule(self, key: str, delay_ms: int, fn: Callable[[], None]) -> None:
+    def schedule(self, key: TimerKey, delay_ms: int, fn: Callable[[], None]) -> None:
         self.cancel(key)
 
         def run() -> None:
@@ -128,14 +129,18 @@ class LoopTimer:
 
         self._handles[key] = asyncio.get_running_loop().call_later(max(delay_ms, 0) / 1000, run)
 
-    def cancel(self, key: str) -> None:
+    def cancel(self, key: TimerKey) -> None:
         handle = self._handles.pop(key, None)
         if handle is not None:
             handle.cancel()
 
+    def pending(self) -> list[TimerKey]:
+        """The keys of the timers not yet run nor cancelled."""
+        return list(self._handles)
+
     def cancel_group(self, group_id: str) -> None:
-        """Cancel the timers of one group (keys ``<kind>/<group id>[/<member id>]``)."""
-        for key in [k for k in self._handles if k.split("/")[1:2] == [group_id]]:
+        """Cancel every timer of one group, whatever its kind (keys :class:`GroupTimerKey`)."""
+        for key in [k for k in self.pending() if of_group(k, group_id)]:
             self.cancel(key)
 
     def cancel_all(self) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
 
 from kbroker.coordinator.group_classic import ClassicGroup
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
@@ -186,8 +187,8 @@ G = TypeVar("G", bound=MemberGroup)
 @dataclass(frozen=True)
 class GroupKind:
     """A group kind: its record types in ``__consumer_offsets`` (``types``: key and value classes by
-    record type), its error and group classes, its timer keys (``<prefix><group id><separator>
-    <member id>``; no revocation timers without ``revoke_prefix``) and the group-level record types
+    record type), its error and group classes, its timers' kinds (``GroupTimerKey(session_timer,
+    group id, member id)``; no revocation timers without ``revoke_timer``) and the group-level record types
     tombstoned, in order, after the members' when a group is deleted."""
 
     group_metadata: int
@@ -199,9 +200,8 @@ class GroupKind:
     error: type[GroupError]
     group_class: type
     member_class: type
-    session_prefix: str
-    revoke_prefix: str | None = None
-    key_separator: str = ":"
+    session_timer: str
+    revoke_timer: str | None = None
     group_tombstones: tuple[int, ...] = ()
 
 
@@ -243,15 +243,16 @@ class MemberGroupManager(Generic[G, M]):
 
     # -- timers on the injected clock --------------------------------------------------------------------
 
-    def _session_key(self, group: G, member_id: str) -> str:
-        return f"{self.kind.session_prefix}{group.group_id}{self.kind.key_separator}{member_id}"
+    def _session_key(self, group: G, member_id: str) -> GroupTimerKey:
+        return GroupTimerKey(self.kind.session_timer, group.group_id, member_id)
 
-    def _revoke_key(self, group: G, member_id: str) -> str:
-        return f"{self.kind.revoke_prefix}{group.group_id}{self.kind.key_separator}{member_id}"
+    def _revoke_key(self, group: G, member_id: str) -> GroupTimerKey:
+        assert self.kind.revoke_timer is not None
+        return GroupTimerKey(self.kind.revoke_timer, group.group_id, member_id)
 
     def _cancel_member_timers(self, group: G, member_id: str) -> None:
         self.timer.cancel(self._session_key(group, member_id))
-        if self.kind.revoke_prefix is not None:
+        if self.kind.revoke_timer is not None:
             self.timer.cancel(self._revoke_key(group, member_id))
 
     def _schedule_revocation(self, group: G, member: M, timeout_ms: int, fn: Callable[[], None]) -> None:

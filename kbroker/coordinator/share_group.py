@@ -106,7 +106,7 @@ class ShareGroupError(GroupError):
     """A ShareGroupHeartbeat (or share group lookup) error."""
 
 KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT,
-                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, ShareMember, session_prefix="share-session:",
+                 SHARE_RECORD_TYPES, ShareGroupError, ShareGroup, ShareMember, session_timer="share-session",
                  group_tombstones=(STATE_PARTITION, TARGET_METADATA, GROUP_METADATA))
 
 

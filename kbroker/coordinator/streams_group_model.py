@@ -168,5 +168,5 @@ def _same_topology(a: StreamsGroupTopologyValue, b: StreamsGroupTopologyValue) -
 
 
 KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT, RECORD_TYPES,
-                 StreamsGroupError, StreamsGroup, StreamsMember, session_prefix="streams-session:", revoke_prefix="streams-revoke:",
+                 StreamsGroupError, StreamsGroup, StreamsMember, session_timer="streams-session", revoke_timer="streams-revoke",
                  group_tombstones=(TARGET_METADATA, TOPOLOGY, GROUP_METADATA))

@@ -41,6 +41,7 @@ from kbroker.coordinator.streams_group_model import (
     _tasks_from,
     _to_ids,
 )
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     StreamsGroupCurrentMemberAssignmentValue,
@@ -291,8 +292,8 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         log.info("streams group %s: member %s removed, epoch %d", g.group_id, member_id, g.group_epoch)
 
     @staticmethod
-    def _delay_key(g: StreamsGroup) -> str:
-        return f"streams-initial-delay:{g.group_id}"
+    def _delay_key(g: StreamsGroup) -> GroupTimerKey:
+        return GroupTimerKey("streams-initial-delay", g.group_id)
 
     def _schedule_session(self, g: StreamsGroup, m: StreamsMember) -> None:
         self.timer.schedule(self._session_key(g, m.member_id), self._config["group.streams.session.timeout.ms"],

@@ -187,6 +187,8 @@ class RaftDriver(RaftTransport):
         # listen()): the server's TLS context, the SASL exchange run on each accepted connection
         # before its requests (False: it failed and is closed), the factory of outbound connections.
         self.server_ssl: ssl.SSLContext | None = None
+        # This voter's controller endpoint as advertised.listeners names it (None: the one it binds).
+        self.advertised_endpoint: tuple[str, int] | None = None
         self.authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
                                     Awaitable[bool]] | None = None
         self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
@@ -396,7 +398,7 @@ class RaftDriver(RaftTransport):
     def advertised_address(self) -> tuple[str, int]:
         """This node's controller endpoint as others reach it."""
         host = self.host if self.host not in ("", "0.0.0.0", "::") else "localhost"
-        return self.addresses.get(self.node_id, (host, self.port))
+        return self.addresses.get(self.node_id) or self.advertised_endpoint or (host, self.port)
 
     # ------------------------------------------------------------------ voter changes (KIP-853)
 

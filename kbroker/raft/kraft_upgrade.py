@@ -61,11 +61,13 @@ _by_driver: weakref.WeakKeyDictionary[Any, InMemoryVoters] = weakref.WeakKeyDict
 
 
 def local_voter(raft: Any, directory_id: uuid.UUID | None) -> Voter:
-    """This node as a voter: its controller endpoint as it listens now (Kafka's local listeners,
-    not controller.quorum.voters: a voter restarted on another port says so), directory id and
-    kraft.version range."""
+    """This node as a voter: its controller endpoint as advertised.listeners names it, else as it
+    listens now (Kafka's effective advertised controller listeners, not controller.quorum.voters:
+    a voter restarted on another port says so), directory id and kraft.version range."""
     host, port = raft.advertised_address()
-    if raft.port:
+    if getattr(raft, "advertised_endpoint", None) is not None:
+        host, port = raft.advertised_endpoint
+    elif raft.port:
         host, port = (raft.host if raft.host not in ("", "0.0.0.0", "::") else host), raft.port
     return Voter(raft.node_id, directory_id, ((raft.listener_name, host, port),), KRAFT_VERSION_MIN, KRAFT_VERSION_MAX)
 

@@ -15,6 +15,18 @@ from kbroker.raft.voters import Voter
 from kbroker.storage import METADATA_PARTITION_DIR
 
 
+def advertised_controller_endpoint(cfg: BrokerConfig) -> tuple[str, int] | None:
+    """The controller endpoint this node advertises to the quorum (Kafka's
+    ``effectiveAdvertisedControllerListeners``): its first controller listener as
+    ``advertised.listeners`` names it, None when advertised.listeners does not (then the listener
+    it binds is used, and a wildcard host stands for this host)."""
+    names = {e.listener for e in cfg.controller_listeners}
+    for e in cfg.advertised_listeners:
+        if e.listener in names and e.host not in ("", "0.0.0.0", "::") and e.port:
+            return e.host, e.port
+    return None
+
+
 def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
     """The Raft node of the metadata log: a voter on controllers, an observer on brokers; the
     single-node start is a quorum of one voter without a controller listener."""
@@ -44,8 +56,10 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
     except (OSError, ValueError, MetadataLogError) as exc:
         raise StartupError(f"cannot open the metadata log {meta_dir}: {exc}") from None
     initial: Sequence[int] | Mapping[int, Voter] = setup.voters if setup.dynamic else sorted(voters)
-    return RaftDriver(node_id, initial, {v: a for v, a in voters.items() if a[1]}, metadata_log,
+    raft = RaftDriver(node_id, initial, {v: a for v, a in voters.items() if a[1]}, metadata_log,
                       FileQuorumStateStore(meta_dir), config=raft_config, cluster_id=cluster_id,
                       host=host, port=port, kraft_version=setup.kraft_version,
                       directory_id=setup.directory_id, listener_name=setup.listener_name,
                       bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
+    raft.advertised_endpoint = advertised_controller_endpoint(cfg)
+    return raft

@@ -95,7 +95,7 @@ def test_excessively_many_partitions_fail_the_whole_request(wire, topic_name):
     resp = wire.call(37, 3, topics=[CP.CreatePartitionsTopic(name=topic_name, count=10_002, assignments=None)],
                      timeout_ms=5000, validate_only=False)
     assert [(r.error_code, r.error_message) for r in resp.results] == [
-        (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")]
+        (E.POLICY_VIOLATION, "Excessively large number of additional partitions per request.")]
     assert partition_count(wire, topic_name) == 1
     resp = wire.call(19, 7, topics=[CT.CreatableTopic(name=f"{topic_name}-0", num_partitions=1, replication_factor=1,
                                                       assignments=[], configs=[])],
@@ -518,3 +518,22 @@ def test_elect_leaders_unknown_type(wire, topic_name):
     resp = elect(wire, 1, 5, {topic_name: [0]})
     assert resp.error_code == E.INVALID_REQUEST
     assert results(resp) == {(topic_name, 0): (E.INVALID_REQUEST, "Unknown election type 5")}
+
+
+def test_elect_leaders_past_the_record_bound_fails_whole(wire, broker, topic_name, monkeypatch):
+    # Kafka: more election records than MAX_RECORDS_PER_USER_OP (10,000; lowered here) fail the
+    # whole operation, POLICY_VIOLATION top-level and for each partition named, nothing elected.
+    from kbroker.api import elect_leaders as elect_leaders_api
+    create_topic(wire, topic_name, 2)
+    _change_leader(broker, topic_name, 0, -1)
+    _change_leader(broker, topic_name, 1, -1)
+    monkeypatch.setattr(elect_leaders_api, "MAX_RECORDS_PER_USER_OP", 1)
+    batch = (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
+    resp = elect(wire, 2, 1, {topic_name: [0, 1]})
+    assert resp.error_code == E.POLICY_VIOLATION
+    assert results(resp) == {(topic_name, 0): batch, (topic_name, 1): batch}
+    everything = elect(wire, 2, 1, None)
+    assert (everything.error_code, everything.replica_election_results) == (E.POLICY_VIOLATION, [])
+    assert [p.leader_id for p in dtp(wire, [topic_name]).topics[0].partitions] == [-1, -1]
+    assert results(elect(wire, 2, 1, {topic_name: [0]})) == {(topic_name, 0): (E.NONE, None)}
+    assert [p.leader_id for p in dtp(wire, [topic_name]).topics[0].partitions] == [broker.broker.node_id, -1]

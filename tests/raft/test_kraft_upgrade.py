@@ -171,3 +171,21 @@ def test_a_leader_updates_its_own_entry_at_kraft_version_1():
     updater._leader_tried = float("-inf")
     updater.leader_step()
     assert len(asked) == 1  # up to date: nothing to write
+
+
+def test_a_voter_describes_itself_with_its_advertised_controller_listener(tmp_path):
+    # Kafka's effective advertised controller listeners: advertised.listeners' controller entry when
+    # it names one (a controller-only node behind another address), else the listener it binds.
+    from kbroker.config import BrokerConfig
+    from kbroker.wiring.metadata_quorum import advertised_controller_endpoint
+
+    base = {"process.roles": "controller", "node.id": "1", "controller.quorum.bootstrap.servers": "127.0.0.1:9001",
+            "listeners": "CONTROLLER://0.0.0.0:9001", "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT", "log.dirs": str(tmp_path)}
+    advertised = BrokerConfig({**base, "advertised.listeners": "CONTROLLER://ctrl1.example:19001"})
+    assert advertised_controller_endpoint(advertised) == ("ctrl1.example", 19001)
+    assert advertised_controller_endpoint(BrokerConfig(base)) is None
+    raft = FakeRaft()
+    assert ku.local_voter(raft, DIRS[1]).endpoints == (("CONTROLLER", "127.0.0.1", 9001),)
+    raft.advertised_endpoint = ("ctrl1.example", 19001)
+    assert ku.local_voter(raft, DIRS[1]).endpoints == (("CONTROLLER", "ctrl1.example", 19001),)

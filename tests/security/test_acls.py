@@ -643,3 +643,48 @@ def test_elect_leaders_and_update_features_need_alter_on_the_cluster(broker) -> 
             assert (r.error_code == E.CLUSTER_AUTHORIZATION_FAILED) is refused, (user, r)
         finally:
             w.close()
+
+
+def test_acl_operations_past_the_record_bound_fail_whole(broker, monkeypatch) -> None:
+    # Kafka: more new ACLs than MAX_RECORDS_PER_USER_OP (10,000; lowered here) fail every creation
+    # with POLICY_VIOLATION; filters matching more than it in all fail every filter INVALID_REQUEST.
+    from kbroker.api import create_acls as create_acls_api
+    from kbroker.api import delete_acls as delete_acls_api
+    C = REQUESTS[30].AclCreation
+    F = REQUESTS[31].DeleteAclsFilter
+    topic = f"bound-{uuid.uuid4().hex[:6]}"
+
+    def creation(principal: str) -> object:
+        return C(resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal=principal,
+                 host="*", operation=A.READ, permission_type=A.ALLOW)
+
+    def matching(principal: str | None) -> object:
+        return F(resource_type_filter=A.TOPIC, resource_name_filter=topic, pattern_type_filter=A.LITERAL,
+                 principal_filter=principal, host_filter=None, operation=A.ANY, permission_type=A.ANY)
+
+    def described() -> list[str]:
+        return sorted(b.principal for _, b in broker.call(lambda: list(broker.broker.authorizer.find(
+            AclFilter(A.TOPIC, topic, A.LITERAL, None, None, A.ANY, A.ANY)))))
+
+    w = _login(broker, "admin")
+    try:
+        monkeypatch.setattr(create_acls_api, "MAX_RECORDS_PER_USER_OP", 2)
+        batch = (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
+        r = w.call(30, 3, creations=[creation("User:a"), creation("User:b"), creation("User:c"), creation("bad")])
+        assert [(x.error_code, x.error_message) for x in r.results] == [batch] * 4
+        assert described() == []
+        r = w.call(30, 3, creations=[creation("User:a"), creation("User:b"), creation("User:a")])  # 2 new records
+        assert [x.error_code for x in r.results] == [E.NONE] * 3
+        r = w.call(30, 3, creations=[creation("User:c")])
+        assert [x.error_code for x in r.results] == [E.NONE]
+        assert described() == ["User:a", "User:b", "User:c"]
+        monkeypatch.setattr(delete_acls_api, "MAX_RECORDS_PER_USER_OP", 2)
+        too_many = (E.INVALID_REQUEST, "Cannot remove more than 2 acls in a single delete operation.", [])
+        r = w.call(31, 3, filters=[matching("User:a"), matching(None)])
+        assert [(x.error_code, x.error_message, x.matching_acls) for x in r.filter_results] == [too_many] * 2
+        assert described() == ["User:a", "User:b", "User:c"]
+        r = w.call(31, 3, filters=[matching("User:a"), matching("User:b")])
+        assert [(x.error_code, len(x.matching_acls)) for x in r.filter_results] == [(E.NONE, 1), (E.NONE, 1)]
+        assert described() == ["User:c"]
+    finally:
+        w.close()

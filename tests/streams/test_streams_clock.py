@@ -86,3 +86,30 @@ def test_first_join_under_initial_delay_gets_group_epoch_and_no_tasks():
             assert state["active"] == {"0": {0, 1}, "1": {0, 1}}
         finally:
             wire.close()
+
+
+def test_unloaded_streams_group_timers_do_not_fire_on_the_old_coordinator():
+    """When its ``__consumer_offsets`` partition moves away, the coordinator unloads the group and
+    cancels its timers: the session timeout passing later removes no member and writes nothing."""
+    with BrokerThread(config=CONFIG, clock="manual") as b:
+        app, source = names()
+        create_topic(b, source, 2)
+        wire = Wire(b.bootstrap_servers)
+        try:
+            member = uuid.uuid4().hex
+            join_ready(wire, app, member, word_count_topology(app, source))
+            coordinator = b.broker.group_coordinator
+            group = b.call(lambda: coordinator.groups[app])
+            index = coordinator.partition_for(app)
+            offsets_log = b.call(lambda: b.broker.partition("__consumer_offsets", index).log)
+
+            b.call(lambda: coordinator.on_partition_leadership("__consumer_offsets", index, False))
+            assert b.call(lambda: app not in coordinator.groups)
+            # every timer of the group is cancelled (session, revocation, initial delay)
+            assert b.call(lambda: [k for k in coordinator.timer.pending() if app in str(k)]) == []
+            end = b.call(lambda: offsets_log.log_end_offset)
+            b.advance(b.broker.config["group.streams.session.timeout.ms"] * 10)
+            assert b.call(lambda: list(group.members)) == [member]
+            assert b.call(lambda: offsets_log.log_end_offset) == end
+        finally:
+            wire.close()

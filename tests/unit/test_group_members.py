@@ -27,6 +27,7 @@ from kbroker.coordinator.group_members import (
     same,
     union,
 )
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
 from kbroker_protocol.messages.coordinator import (
@@ -112,8 +113,8 @@ class ToyGroup(MemberGroup[GroupMember, dict[str, set[int]]]):
     pass
 
 
-TOY = GroupKind(3, 5, 6, 7, 8, CONSUMER_KIND.types, ToyError, ToyGroup, GroupMember, session_prefix="toy-session:",
-                revoke_prefix="toy-revoke:", group_tombstones=(6, 3))
+TOY = GroupKind(3, 5, 6, 7, 8, CONSUMER_KIND.types, ToyError, ToyGroup, GroupMember, session_timer="toy-session",
+                revoke_timer="toy-revoke", group_tombstones=(6, 3))
 
 
 class ToyManager(MemberGroupManager[ToyGroup, GroupMember]):
@@ -201,7 +202,7 @@ def test_timer_keys_and_cancel_on_the_fake_clock(toy):
     fired: list[str] = []
     toy.timer.schedule(toy._session_key(g, "m"), 100, lambda: fired.append("session"))
     toy._schedule_revocation(g, m, 50, lambda: fired.append("revoke"))
-    assert set(toy.timer.timers) == {"toy-session:g:m", "toy-revoke:g:m"}
+    assert set(toy.timer.timers) == {GroupTimerKey("toy-session", "g", "m"), GroupTimerKey("toy-revoke", "g", "m")}
     toy.timer.advance(60)
     assert fired == ["revoke"]
     toy._cancel_member_timers(g, "m")
@@ -341,7 +342,7 @@ def test_consumer_group_state_survives_replay():
     owned = [TopicPartitions(topic_id=coordinator.broker.image.topics["t"].topic_id, partitions=sorted(a.assigned["t"]))]
     manager.heartbeat(ConsumerGroupHeartbeatRequest(group_id="g", member_id="a", member_epoch=a.member_epoch,
                                                     topic_partitions=owned), 1, "c", "/h")
-    assert "cg-session/g/a" in coordinator.timer.timers
+    assert GroupTimerKey("cg-session", "g", "a") in coordinator.timer.timers
     fresh = FakeCoordinator()
     fresh.broker = coordinator.broker
     replayer = ConsumerGroupManager(fresh)

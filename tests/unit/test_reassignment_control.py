@@ -411,3 +411,17 @@ def test_controller_listener_handlers_answer_not_controller_unless_active():
     assert resp.responses[0].partitions[0].error_code == ErrorCode.NONE
     resp = call(handle_list_partition_reassignments_on_controller, 46, 0, ListReq(topics=None), _FakeController(log))
     assert [(t.name, [p.adding_replicas for p in t.partitions]) for t in resp.topics] == [("t", [[3]])]
+
+
+def test_partitions_past_the_record_bound_fail_on_their_own():
+    # Kafka's BoundedList of MAX_RECORDS_PER_USER_OP (10,000; 2 here), its overflow caught per
+    # partition: UNKNOWN_SERVER_ERROR without a message; a partition needing no record still succeeds.
+    log, _ = _cluster(brokers=(1, 2, 3))
+    log.topic("t", [[1, 2], [2, 3], [3, 1], [1, 3]])
+    resp, records = alter_partition_reassignments(
+        log.image, _request({("t", 0): [2, 1], ("t", 1): [3, 2], ("t", 2): [1, 3], ("t", 3): [1, 3]}), max_records=2)
+    errors = {(t.name, p.partition_index): (p.error_code, p.error_message) for t in resp.responses for p in t.partitions}
+    assert errors == {("t", 0): (ErrorCode.NONE, None), ("t", 1): (ErrorCode.NONE, None),
+                      ("t", 2): (ErrorCode.UNKNOWN_SERVER_ERROR, None), ("t", 3): (ErrorCode.NONE, None)}
+    assert [r.partition_id for r in records] == [0, 1]
+
