@@ -17,9 +17,11 @@ finally:
 
 
 def test_broker_kinds_and_aliases() -> None:
-    assert run_matrix.parse_kinds("all") == ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster"]
+    assert run_matrix.parse_kinds("all") == ["kbroker", "kafka", "kbroker-cluster", "kafka-cluster",
+                                             "kbroker-sasl", "kafka-sasl"]
     assert run_matrix.parse_kinds("both") == ["kbroker", "kafka"]
     assert run_matrix.parse_kinds("cluster") == ["kbroker-cluster", "kafka-cluster"]
+    assert run_matrix.parse_kinds("sasl") == ["kbroker-sasl", "kafka-sasl"]
     assert run_matrix.parse_kinds("kafka-cluster, kbroker,kbroker") == ["kbroker", "kafka-cluster"]
     with pytest.raises(ValueError, match="unknown broker 'zookeeper'"):
         run_matrix.parse_kinds("kbroker,zookeeper")
@@ -72,3 +74,22 @@ def test_matrix_md_without_the_cluster_keeps_one_pair(tmp_path) -> None:
     md = (tmp_path / "MATRIX.md").read_text()
     assert "| admin_topics | ❌ / · | ❌ / · |" in md
     assert "cluster" not in md.lower()
+
+
+def test_matrix_md_shows_the_sasl_pair_and_its_settings(tmp_path) -> None:
+    ok = {"produce_consume_none": "pass", "admin_topics": "pass"}
+    kcat = {"produce_consume_none": "fail", "admin_topics": "unsupported"}
+    data = _data({
+        "kbroker": {"kafka-python": ok, "kcat": {**kcat, "produce_consume_none": "pass"}},
+        "kafka": {"kafka-python": ok, "kcat": {**kcat, "produce_consume_none": "pass"}},
+        "kbroker-sasl": {"kafka-python": ok, "kcat": kcat},
+        "kafka-sasl": {"kafka-python": ok, "kcat": kcat},
+    })
+    data["brokers"]["kbroker-sasl"]["generated"] = "2026-12-06 11:05 UTC"
+    run_matrix.write_outputs(data, tmp_path)
+    md = (tmp_path / "MATRIX.md").read_text()
+    assert "| kcat 1.7.1 | 1 of 1 | 1 of 1 | 0 of 1 | 0 of 1 |" in md
+    assert "| produce_consume_none | ✅ / ✅ · ✅ / ✅ | ✅ / ✅ · ❌ / ❌ |" in md
+    assert "(a separate run, 2026-12-06 11:05 UTC)" in md
+    assert "SASL_SSL column" in md and "SCRAM-SHA-256" in md
+    assert "Cluster settings" not in md
