@@ -49,9 +49,12 @@ def test_nodes_run_in_their_namespaces_and_take_process_faults(cluster):
     assert f"controller.quorum.voters=1@{cluster.net.host_ip}:" in conf
     assert (cluster.nodes["n1"].workdir / "formatted").read_text() == cluster.cluster_id
     cluster.start_all()
-    pid = cluster.nodes["n1"].proc.pid
-    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
-    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink(f"/proc/{cluster.nodes['n2'].proc.pid}/ns/net")
+    pid, pid2 = cluster.nodes["n1"].proc.pid, cluster.nodes["n2"].proc.pid
+    # `ip netns exec` enters the namespace after it is started: wait for it to have done so.
+    host = os.readlink("/proc/self/ns/net")
+    wait_until(lambda: host not in (os.readlink(f"/proc/{pid}/ns/net"), os.readlink(f"/proc/{pid2}/ns/net")), 10,
+               message="n1 and n2 in their namespaces")
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink(f"/proc/{pid2}/ns/net")
     cluster.pause("n1")
     wait_until(lambda: state(pid) == "T", 10, message="n1 stopped")
     cluster.resume("n1")
