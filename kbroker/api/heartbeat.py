@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.heartbeat import HeartbeatResponse
 
@@ -21,10 +21,8 @@ from kbroker_protocol.messages.heartbeat import HeartbeatResponse
 @api(12, 0, 4)
 async def handle_heartbeat(ctx, request):
     response = _heartbeat(ctx, request)
-    coordinator = ctx.broker.group_coordinator
-    if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS) and coordinator is not None \
-            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
-        code = await coordinator.wait_for_replication(request.group_id)
+    if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS):
+        code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:
             return HeartbeatResponse(error_code=code)
     return response

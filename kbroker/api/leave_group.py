@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.leave_group import LeaveGroupResponse
 
@@ -20,10 +20,8 @@ from kbroker_protocol.messages.leave_group import LeaveGroupResponse
 @api(13, 0, 5)
 async def handle_leave_group(ctx, request):
     response = _leave_group(ctx, request)
-    coordinator = ctx.broker.group_coordinator
-    if response.error_code == ErrorCode.NONE and coordinator is not None \
-            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
-        code = await coordinator.wait_for_replication(request.group_id)
+    if response.error_code == ErrorCode.NONE:
+        code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:
             return LeaveGroupResponse(error_code=code, members=[])
     return response

@@ -10,7 +10,7 @@ than 36 characters member id is INVALID_REQUEST; both without a message (Kafka a
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
@@ -32,10 +32,8 @@ async def handle_share_group_heartbeat(ctx, request):
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
     response = _share_group_heartbeat(ctx, request)
-    coordinator = ctx.broker.group_coordinator
-    if response.error_code == ErrorCode.NONE and coordinator is not None and request.group_id \
-            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
-        code = await coordinator.wait_for_replication(request.group_id)
+    if response.error_code == ErrorCode.NONE:
+        code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:
             return _error(code, default_message(code))
     return response

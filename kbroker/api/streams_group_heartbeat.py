@@ -21,7 +21,7 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import NewTopic
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
@@ -53,10 +53,8 @@ async def handle_streams_group_heartbeat(ctx, request):
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
     response = _streams_group_heartbeat(ctx, request)
-    coordinator = ctx.broker.group_coordinator
-    if response.error_code == ErrorCode.NONE and coordinator is not None and request.group_id \
-            and coordinator_error(coordinator, request.group_id) == ErrorCode.NONE:
-        code = await coordinator.wait_for_replication(request.group_id)
+    if response.error_code == ErrorCode.NONE:
+        code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:
             return _error(code, default_message(code))
     return response

@@ -108,6 +108,18 @@ def coordinator_error(coordinator: GroupCoordinator | None, group_id: str, *, cr
     return coordinator.group_error(group_id, create_topic=create_topic)
 
 
+async def group_write_error(coordinator: GroupCoordinator | None, group_id: str) -> ErrorCode:
+    """Wait for what the group's partition has pending to be replicated (Kafka's coordinator
+    runtime completes a write, with or without records, when the high watermark passes its last
+    written offset): NONE once it is, or the error of a failed wait (NOT_COORDINATOR,
+    COORDINATOR_NOT_AVAILABLE). NONE at once where this broker does not coordinate the group (the
+    handler's answer says so already)."""
+    if not group_id or coordinator_error(coordinator, group_id) != ErrorCode.NONE:
+        return ErrorCode.NONE
+    assert coordinator is not None
+    return await coordinator.wait_for_replication(group_id)
+
+
 class LoopTimer:
     """:class:`group_classic.Timer` on the running asyncio loop."""
 

@@ -27,6 +27,7 @@ from .errors import (
     LogClosedError,
     RecordBatchTooLargeError,
 )
+from .fd_budget import SegmentFile
 from .leader_epoch import LeaderEpochCache
 from .log_state import (
     FLUSH_BOUNDS_MS,
@@ -429,6 +430,16 @@ class LogAppend(LogTxnState):
         if file is None:
             raise LogClosedError(f"{self.directory}: the active segment was closed")
         started = time.perf_counter()
+        self._sync_unlocked(file, target, truncations, sync_dirs)
+        with self.lock:
+            self._count_flush((time.perf_counter() - started) * 1000.0)
+            return self._recovery_point
+
+    def _sync_unlocked(self, file: SegmentFile, target: int, truncations: int, sync_dirs: bool) -> None:
+        """fsync ``file`` (the active segment, held open) and, when new, the directories, outside
+        the partition lock, then move the recovery point to ``target`` (the log end seen before):
+        earlier segments were fsynced when rolled; a truncation meanwhile (``truncations`` changed)
+        may have replaced the data, so then the fsync proves nothing."""
         os.fdatasync(file.fileno())
         if sync_dirs:
             fsync_dir(self.directory)
@@ -436,12 +447,8 @@ class LogAppend(LogTxnState):
         with self.lock:
             if sync_dirs:
                 self._dirs_unsynced = False
-            # As in maybe_flush: earlier segments were fsynced when rolled; a truncation meanwhile
-            # may have replaced the data, so then this fsync proves nothing.
             if truncations == self._truncations and not self._closed:
                 self._recovery_point = max(self._recovery_point, min(target, self.log_end_offset))
-            self._count_flush((time.perf_counter() - started) * 1000.0)
-            return self._recovery_point
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
         """Flush if ``flush.ms`` has passed since the last flush and there is unflushed data.
@@ -462,17 +469,7 @@ class LogAppend(LogTxnState):
             sync_dirs = self._dirs_unsynced
             self._last_flush_ms = now_ms
         assert file is not None
-        os.fdatasync(file.fileno())
-        if sync_dirs:
-            fsync_dir(self.directory)
-            fsync_dir(self.directory.parent)
-        with self.lock:
-            if sync_dirs:
-                self._dirs_unsynced = False
-            # Earlier segments are always on disk (sealed when rolled); a truncation meanwhile may
-            # have replaced the data, so then the flush proves nothing.
-            if truncations == self._truncations and not self._closed:
-                self._recovery_point = max(self._recovery_point, min(target, self.log_end_offset))
+        self._sync_unlocked(file, target, truncations, sync_dirs)
         return True
 
 

@@ -5,79 +5,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass, field
 
 import pytest
+from group_fakes import FakeCoordinator
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
-
-
-@dataclass
-class FakeTopic:
-    name: str
-    topic_id: uuid.UUID
-    partitions: dict = field(default_factory=dict)
-
-
-class FakeImage:
-    def __init__(self) -> None:
-        self.topics: dict[str, FakeTopic] = {}
-
-    def add(self, name: str, count: int) -> None:
-        self.topics[name] = FakeTopic(name, uuid.uuid4(), dict.fromkeys(range(count)))
-
-    def topic(self, name):
-        return self.topics.get(name)
-
-    def topic_by_id(self, topic_id):
-        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
-
-
-class FakeTimer:
-    def __init__(self) -> None:
-        self.now = 0
-        self.timers: dict = {}
-
-    def now_ms(self):
-        return self.now
-
-    def schedule(self, key, delay_ms, fn):
-        self.timers[key] = (self.now + delay_ms, fn)
-
-    def cancel(self, key):
-        self.timers.pop(key, None)
-
-    def advance(self, ms):
-        target = self.now + ms
-        while True:
-            due = sorted((d, k) for k, (d, _f) in self.timers.items() if d <= target)
-            if not due:
-                break
-            self.now, key = due[0]
-            self.timers.pop(key)[1]()
-        self.now = target
-
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.image = FakeImage()
-        self.config = {"group.consumer.assignors": ["uniform", "range"], "group.max.size": 100,
-                       "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000}
-
-
-class FakeCoordinator:
-    def __init__(self) -> None:
-        self.broker = FakeBroker()
-        self.timer = FakeTimer()
-        self.groups: dict = {}
-        self.loaded = True
-        self.records: list = []
-
-    def append(self, group_id, records):
-        self.records.extend(records)
-        return 0
 
 
 class Client:

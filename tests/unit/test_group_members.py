@@ -5,9 +5,11 @@ member-epoch fencing and static member take-over."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import group_fakes
 import pytest
+from group_fakes import FakeTopic
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
 from kbroker.coordinator.group_consumer_model import KIND as CONSUMER_KIND
@@ -36,69 +38,8 @@ from kbroker_protocol.messages.coordinator import (
 )
 
 
-class FakeTimer:
-    """Keyed one-shot timers on a manual clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000
-        self.timers: dict[str, tuple[int, object]] = {}
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def schedule(self, key, delay_ms, fn):
-        self.timers[key] = (self.now + delay_ms, fn)
-
-    def cancel(self, key):
-        self.timers.pop(key, None)
-
-    def advance(self, ms: int) -> None:
-        target = self.now + ms
-        while True:
-            due = sorted((d, k) for k, (d, _f) in self.timers.items() if d <= target)
-            if not due:
-                break
-            self.now, key = due[0]
-            self.timers.pop(key)[1]()
-        self.now = target
-
-
-@dataclass
-class FakeTopic:
-    name: str
-    topic_id: uuid.UUID
-    partitions: dict = field(default_factory=dict)
-
-
-class FakeImage:
-    def __init__(self) -> None:
-        self.topics: dict[str, FakeTopic] = {}
-
-    def topic(self, name):
-        return self.topics.get(name)
-
-    def topic_by_id(self, topic_id):
-        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
-
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.image = FakeImage()
-        self.config = {"group.consumer.assignors": ["uniform", "range"], "group.max.size": 100,
-                       "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000}
-
-
-class FakeCoordinator:
-    def __init__(self) -> None:
-        self.broker = FakeBroker()
-        self.timer = FakeTimer()
-        self.groups: dict = {}
-        self.loaded = True
-        self.records: list = []
-
-    def append(self, group_id, records):
-        self.records.extend(records)
-        return 0
+def FakeCoordinator() -> group_fakes.FakeCoordinator:  # noqa: N802 - the shared fake, its clock at 1000
+    return group_fakes.FakeCoordinator(now=1000)
 
 
 # -- a toy kind on the consumer group record types -------------------------------------------------------
