@@ -221,15 +221,7 @@ class KafkaNode(Node):
         while cport == self.port:
             cport = reference_kafka.free_port()
         props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.workdir / "data"),
+            **reference_kafka.combined_node_props(self.port, cport, self.workdir / "data"),
             **settings,
         }
         self.conf = self.workdir / "server.properties"

@@ -198,6 +198,27 @@ def min_heap(heap: str) -> str:
     return "128m" if heap != "128m" else heap
 
 
+def combined_node_props(port: int, cport: int, data_dir: Path,
+                        extra_listeners: dict[str, int] | None = None,
+                        extra_protocols: dict[str, str] | None = None) -> dict[str, str]:
+    """server.properties of one combined broker+controller node (node id 1, a one-voter quorum) on
+    loopback: PLAINTEXT on ``port``, CONTROLLER on ``cport``, and ``extra_listeners`` (name -> port,
+    with their security protocols in ``extra_protocols``)."""
+    extra = "".join(f",{name}://127.0.0.1:{p}" for name, p in (extra_listeners or {}).items())
+    extra_map = "".join(f",{name}:{proto}" for name, proto in (extra_protocols or {}).items())
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}{extra}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}{extra}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{extra_map}",
+        "log.dirs": str(data_dir),
+    }
+
+
 def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
                           overrides: dict[str, str] | None = None,
                           heap: str = DEFAULT_HEAP, timeout: float = 120.0,
@@ -218,18 +239,8 @@ def start_reference_kafka(tmpdir: str | os.PathLike | None = None,
         extra_ports[name] = free_port()
         while extra_ports[name] in (port, cport, *list(extra_ports.values())[:-1]):
             extra_ports[name] = free_port()
-    extra = "".join(f",{name}://127.0.0.1:{p}" for name, p in extra_ports.items())
-    extra_map = "".join(f",{name}:{proto}" for name, proto in (extra_listeners or {}).items())
     props = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}{extra}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}{extra}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{extra_map}",
-        "log.dirs": str(workdir / "data"),
+        **combined_node_props(port, cport, workdir / "data", extra_ports, extra_listeners),
         **TEST_SETTINGS,
         **(overrides or {}),
     }
