@@ -103,10 +103,10 @@ class BrokerCollector(Collector):
                  for part, help_text in zip(PARTS, PART_HELP, strict=True)]
         for api_key, stats in apis:
             name = API_NAMES.get(api_key, str(api_key))
-            count.add_metric([name], sum(stats.buckets[0]))
+            count.add_metric([name], stats.count)
             failed.add_metric([name], stats.failed)
             for i, family in enumerate(parts):
-                family.add_metric([name], _cumulative(PART_BOUNDS[i], list(stats.buckets[i])), stats.sums[i])
+                family.add_metric([name], _cumulative(PART_BOUNDS[i], stats.buckets(i)), stats.sums[i])
         yield count
         yield failed
         yield from parts
