@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kbroker import __version__
-from kbroker.console import ops
+from kbroker.console import groups, ops, records
 from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError
 from kbroker.server.http import HttpError, Response, is_loopback
 
@@ -190,17 +190,17 @@ class Console:
             case ["topics", name]:
                 return await ops.describe_topic(c, ops.topic_name(name))
             case ["topics", name, "messages"]:
-                return await ops.browse(c, name, query)
+                return await records.browse(c, name, query)
             case ["topics", name, "tail"]:
-                return await ops.tail(c, name, query)
+                return await records.tail(c, name, query)
             case ["groups"]:
-                return await ops.list_groups(c)
+                return await groups.list_groups(c)
             case ["groups", group]:
-                return await ops.describe_group(c, group)
+                return await groups.describe_group(c, group)
             case ["transactions"]:
-                return await ops.transactions(c)
+                return await groups.transactions(c)
             case ["producers"]:
-                return await ops.producers(c)
+                return await groups.producers(c)
         raise HttpError(404, f"no such endpoint: GET /api/{'/'.join(parts)}")
 
     async def _post(self, parts: list[str], data: dict[str, Any]) -> Any:
@@ -213,9 +213,9 @@ class Console:
             case ["topics", name, "configs"]:
                 return await ops.alter_configs(c, ops.topic_name(name), data)
             case ["topics", name, "produce"]:
-                return await ops.produce(c, name, data)
+                return await records.produce(c, name, data)
             case ["groups", group, "reset-offsets"]:
-                return await ops.reset_offsets(c, group, data)
+                return await groups.reset_offsets(c, group, data)
         raise HttpError(404, f"no such endpoint: POST /api/{'/'.join(parts)}")
 
     # -- safety ---------------------------------------------------------------------------------

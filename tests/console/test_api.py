@@ -8,7 +8,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from kbroker.console.ops import murmur2
+from kbroker.console.records import murmur2
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
 from tests.console.helpers import PAGE_HEADERS, call, get, post
