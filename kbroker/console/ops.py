@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbroker.console.client import KafkaClient, check
+from kbroker.console.client import KafkaClient, KafkaError, check
 from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
 
@@ -203,7 +203,11 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
         resource_type=TOPIC_RESOURCE, resource_name=name, configuration_keys=None)],
         include_synonyms=False, include_documentation=True)
     result = resp.results[0]
-    check(result.error_code, result.error_message, f"DescribeConfigs {name}")
+    configs_error = None
+    if result.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:  # DESCRIBE without DESCRIBE_CONFIGS
+        configs_error = KafkaError(result.error_code, result.error_message, f"DescribeConfigs {name}")
+    else:
+        check(result.error_code, result.error_message, f"DescribeConfigs {name}")
     return {
         "name": name,
         "topic_id": str(t.topic_id),
@@ -214,11 +218,12 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
             "start_offset": starts[p.partition_index], "end_offset": ends[p.partition_index],
             "size": sizes.get((name, p.partition_index), 0),
         } for p in sorted(t.partitions, key=lambda p: p.partition_index)],
-        "configs": [{
+        "configs": None if configs_error else [{
             "name": c.name, "value": None if c.is_sensitive else c.value, "read_only": c.read_only,
             "sensitive": c.is_sensitive, "source": CONFIG_SOURCES.get(c.config_source, str(c.config_source)),
             "doc": c.documentation,
         } for c in sorted(result.configs, key=lambda c: c.name)],
+        "configs_error": str(configs_error) if configs_error else None,
     }
 
 

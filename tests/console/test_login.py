@@ -108,6 +108,9 @@ def test_each_page_is_authorized_as_the_logged_in_principal(base) -> None:
     assert "open-t" in names and "secret-t" not in names  # no DESCRIBE on secret-t: not shown
     admin_names = [t["name"] for t in call(base, "/api/topics", cookie=admin)[1]["topics"]]
     assert {"open-t", "secret-t"} <= set(admin_names)
+    status, data, _ = call(base, "/api/topics/open-t", cookie=alice)  # DESCRIBE without DESCRIBE_CONFIGS
+    assert status == 200 and data["partitions"][0]["leader"] == 1 and data["configs"] is None
+    assert "TOPIC_AUTHORIZATION_FAILED" in data["configs_error"]
     status, data, _ = call(base, "/api/topics/secret-t", cookie=alice)
     assert (status, data["code"]) == (403, "TOPIC_AUTHORIZATION_FAILED")
     status, data, _ = call(base, "/api/topics/open-t/produce", {"value": "hi", "partition": 0}, cookie=alice)

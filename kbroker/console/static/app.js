@@ -82,12 +82,12 @@ async function showWho() {
   const s = await api("GET", "session");
   who.replaceChildren();
   if (s.user) {
-    append(who, h("span", { id: "who-principal" }, s.principal), " ",
+    append(who, [h("span", { id: "who-principal" }, s.principal), " ",
       h("button", { type: "button", class: "secondary", id: "logout", onclick: () => guarded(async () => {
         await api("POST", "logout", {});
         await showWho();
         route();
-      }) }, "Log out"));
+      }) }, "Log out")]);
   }
   return s;
 }
@@ -271,7 +271,7 @@ async function pageTopic(name) {
     h("td", { class: "num" }, p.partition), h("td", {}, p.leader), h("td", {}, p.replicas.join(", ")),
     h("td", {}, p.isr.join(", ")), h("td", { class: "num" }, p.start_offset), h("td", { class: "num" }, p.end_offset),
     h("td", { class: "num" }, p.end_offset - p.start_offset), h("td", { class: "num" }, fmtBytes(p.size))));
-  const configs = t.configs.map((c) => {
+  const configs = (t.configs || []).map((c) => {
     const input = h("input", { value: c.value === null ? "" : c.value, "data-config": c.name, disabled: c.read_only || c.sensitive, size: 24 });
     return h("tr", { "data-config-row": c.name },
       h("td", { title: c.doc || "" }, c.name), h("td", {}, input), h("td", { class: "muted" }, c.source),
@@ -292,7 +292,8 @@ async function pageTopic(name) {
     h("h2", {}, "Partitions"),
     table(["Partition", "Leader", "Replicas", "ISR", "Start offset", "End offset", "Messages", "Size"], parts, { id: "partitions-table" }),
     h("h2", {}, "Configs"),
-    table(["Name", "Value", "Source", ""], configs, { id: "configs-table" }));
+    t.configs_error ? h("p", { class: "muted", id: "configs-error" }, "Configs not shown: " + t.configs_error)
+      : table(["Name", "Value", "Source", ""], configs, { id: "configs-table" }));
 }
 
 // -- messages --------------------------------------------------------------------------------
