@@ -103,6 +103,7 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
     partitions = [p for t in topics for p in t.partitions]
     live = {b.broker_id for b in cluster.brokers}
     return {
+        "quorum": await quorum(client),
         "cluster_id": cluster.cluster_id,
         "controller_id": cluster.controller_id,
         "brokers": [{"id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
@@ -114,6 +115,28 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
         "offline_partitions": sum(1 for p in partitions if p.leader_id not in live),
         "under_replicated_partitions": sum(1 for p in partitions if len(p.isr_nodes) < len(p.replica_nodes)),
     }
+
+
+async def quorum(client: KafkaClient) -> dict[str, Any]:
+    """The metadata quorum (DescribeQuorum, forwarded by the broker to the active controller):
+    leader, epoch, high watermark, and each voter's and observer's log end offset and lag. Needs
+    DESCRIBE on the cluster: without it, the error instead."""
+    Req = messages.DescribeQuorumRequest
+    resp = await client.send(55, 2, topics=[Req.TopicData(topic_name="__cluster_metadata", partitions=[
+        Req.TopicData.PartitionData(partition_index=0)])])
+    if resp.error_code != ErrorCode.NONE:
+        return {"error": str(KafkaError(resp.error_code, resp.error_message, "DescribeQuorum"))}
+    p = resp.topics[0].partitions[0]
+    if p.error_code != ErrorCode.NONE:
+        return {"error": str(KafkaError(p.error_code, p.error_message, "DescribeQuorum"))}
+
+    def replica(r: Any, role: str) -> dict[str, Any]:
+        return {"id": r.replica_id, "role": "leader" if r.replica_id == p.leader_id else role,
+                "log_end_offset": r.log_end_offset, "lag": max(0, p.high_watermark - r.log_end_offset),
+                "last_caught_up_ms": r.last_caught_up_timestamp}
+
+    return {"leader_id": p.leader_id, "leader_epoch": p.leader_epoch, "high_watermark": p.high_watermark,
+            "replicas": [replica(r, "voter") for r in p.current_voters] + [replica(r, "observer") for r in p.observers]}
 
 
 # -- topics -----------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ def test_each_page_is_authorized_as_the_logged_in_principal(base) -> None:
                                                "principal": "User:alice", "operation": "DESCRIBE"}, cookie=admin)
     assert status == 200, data
     alice = login(base, "alice", "alice-secret", "PLAIN")  # a JAAS (PLAIN) user
+    assert "CLUSTER_AUTHORIZATION_FAILED" in call(base, "/api/overview", cookie=alice)[1]["quorum"]["error"]
+    assert call(base, "/api/overview", cookie=admin)[1]["quorum"]["leader_id"] == 1
     names = [t["name"] for t in call(base, "/api/topics", cookie=alice)[1]["topics"]]
     assert "open-t" in names and "secret-t" not in names  # no DESCRIBE on secret-t: not shown
     admin_names = [t["name"] for t in call(base, "/api/topics", cookie=admin)[1]["topics"]]

@@ -169,6 +169,12 @@ async function pageOverview() {
     table(["Id", "Host", "Port", "Rack", "Role"], o.brokers.map((b) => h("tr", {},
       h("td", {}, b.id), h("td", {}, b.host), h("td", {}, b.port), h("td", {}, b.rack || ""),
       h("td", {}, b.id === o.controller_id ? "controller" : "")))),
+    h("h2", {}, "Controller quorum"),
+    o.quorum.error ? h("p", { class: "muted", id: "quorum-error" }, o.quorum.error)
+      : [h("p", { class: "muted" }, `leader ${o.quorum.leader_id}, epoch ${o.quorum.leader_epoch}, metadata high watermark ${o.quorum.high_watermark}`),
+        table(["Node", "Role", "Log end offset", "Lag", "Last caught up"], o.quorum.replicas.map((r) => h("tr", {},
+          h("td", {}, r.id), h("td", {}, r.role), h("td", { class: "num" }, r.log_end_offset), h("td", { class: "num" }, r.lag),
+          h("td", {}, fmtTime(r.last_caught_up_ms)))), { id: "quorum-table" })],
     h("h2", {}, "Finalized features"),
     table(["Feature", "Level"], Object.entries(o.features).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v)))));
   const token = pageToken;
