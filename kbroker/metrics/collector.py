@@ -127,6 +127,13 @@ class BrokerCollector(Collector):
                                 "Partitions hosted by this broker.", value=len(hosted))
         yield GaugeMetricFamily("kafka_server_replicamanager_leadercount",
                                 "Partitions this broker leads.", value=leaders)
+        manager = broker.replica_manager
+        yield CounterMetricFamily("kafka_server_replicamanager_isrexpands",
+                                  "ISR expansions of partitions this broker leads, accepted by the controller.",
+                                  value=manager.isr_expands)
+        yield CounterMetricFamily("kafka_server_replicamanager_isrshrinks",
+                                  "ISR shrinks of partitions this broker leads, accepted by the controller.",
+                                  value=manager.isr_shrinks)
         live = {b.broker_id for b in image.brokers.values() if not b.fenced}
         offline = sum(1 for t in image.topics.values() for s in t.partitions.values()
                       if s.leader == NO_LEADER or s.leader not in live)
