@@ -6,7 +6,7 @@ to the internal topic ``__kbroker_delayed`` and acknowledged from there (the Pro
 base offset is the offset in the internal topic). The leader of each internal partition runs a
 scheduler that appends every record, once due, to its target partition, and records its progress
 in the same internal partition, so that a restart or a leadership move neither loses a record nor
-(outside the narrow window documented) delivers it twice: at-least-once.
+delivers it twice: exactly-once (kbroker/delayed_scheduler.py).
 
 The Produce hot path pays nothing for it: the record validation, which reads every header key
 anyway, counts keys starting with ``kbroker-deliver-`` (``kbroker_protocol.record_walk``); only a batch
@@ -23,64 +23,54 @@ import heapq
 import logging
 import time
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.delayed_records import (  # noqa: F401 - re-exported: the names of the extension
+    CREATE_TIME_HEADER,
+    DELAYED_TOPIC,
+    DELIVER_AFTER,
+    DELIVER_AT,
+    H_DUE,
+    H_PARTITION,
+    H_PLAN,
+    H_PROGRESS,
+    H_TOPIC,
+    INTERNAL_PREFIX,
+    MAX_DECOMPRESSED,
+    Pending,
+    Plan,
+    State,
+    decode_stored,
+    due_time,
+    stored_record,
+)
+from kbroker.delayed_scheduler import PRODUCE_VERSION, DelayedScheduler, produce_request  # noqa: F401
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import InvalidRecordBatch
-from kbroker_protocol.records import Record, build_batch, iter_records
+from kbroker_protocol.records import build_batch, iter_records
 
 log = logging.getLogger(__name__)
 
-DELAYED_TOPIC = "__kbroker_delayed"
-DELIVER_AFTER = "kbroker-deliver-after-ms"
-DELIVER_AT = "kbroker-deliver-at"
-CREATE_TIME_HEADER = "kbroker-delayed-create-time"  # the original timestamp, on delivered records
-# Headers of the stored records (stripped on delivery).
-H_TOPIC = "__kbroker.delayed.topic"
-H_PARTITION = "__kbroker.delayed.partition"
-H_DUE = "__kbroker.delayed.due"
-H_PROGRESS = "__kbroker.delayed.progress"
-INTERNAL_PREFIX = "__kbroker.delayed."
-MAX_DECOMPRESSED = 64 << 20
-RETRY_MS = 100
+_due = due_time  # the name tests and older callers use
+_Pending = Pending
+_State = State
 
 
-@dataclass(order=True, slots=True)
-class _Pending:
-    due: int
-    offset: int
-    topic: str = field(compare=False)
-    partition: int = field(compare=False)
-    record: Record = field(compare=False)
-
-
-@dataclass(slots=True)
-class _State:
-    """One internal partition this broker leads."""
-
-    index: int
-    heap: list[_Pending] = field(default_factory=list)
-    watermark: tuple[int, int] = (-1, -1)
-    timer: Any = None
-    timer_due: int = 0
-    task: asyncio.Task | None = None
-    delivered: int = 0
-
-
-class DelayedDelivery:
-    """The broker service: diverts delayed batches on Produce, delivers them when due."""
+class DelayedDelivery(DelayedScheduler):
+    """The broker service: diverts delayed batches on Produce; its scheduler (the mixin) delivers
+    them when due."""
 
     topic_name = DELAYED_TOPIC
 
     def __init__(self, broker: Any) -> None:
         self.broker = broker
-        self.states: dict[int, _State] = {}
+        self.states: dict[int, State] = {}
         self.loaded = False
         self.diverted = 0  # records stored in the internal topic
         self.delivered = 0  # records appended to their targets
         self.dropped = 0  # records whose target partition no longer exists
+        self.duplicates = 0  # records a finished-again step found already delivered
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -131,7 +121,7 @@ class DelayedDelivery:
         found = False
         max_delay = self.broker.config["kbroker.delayed.max.delay.ms"]
         for i, record in enumerate(parsed):
-            due, error, has = _due(record, now_ms, max_delay)
+            due, error, has = due_time(record, now_ms, max_delay)
             found = found or has
             if error is not None:
                 errors.append((i, error))
@@ -160,14 +150,10 @@ class DelayedDelivery:
                                f"Broker {self.broker.node_id} leads no partition of {DELAYED_TOPIC}")
         state = self.states.get(internal.index)
         floor = state.watermark[0] if state is not None else -1
-        target = ((H_TOPIC, partition.topic.encode()), (H_PARTITION, str(partition.index).encode()))
         stored = []
         for record, due in zip(parsed, dues, strict=True):
             due = max(due, now_ms, floor)
-            headers = tuple(h for h in record.headers if h[0] not in (DELIVER_AFTER, DELIVER_AT)
-                            and not h[0].startswith(INTERNAL_PREFIX))
-            stored.append((Record(key=record.key, value=record.value, timestamp=record.timestamp,
-                                  headers=headers + target + ((H_DUE, str(due).encode()),)), due))
+            stored.append((stored_record(record, partition.topic, partition.index, due), due))
         batch = build_batch([r for r, _ in stored])
         base = self.broker.replica_manager.append_internal(internal, batch)
         self.diverted += len(stored)
@@ -176,20 +162,28 @@ class DelayedDelivery:
             producer_state.on_append(partition, header, base, last)
         if state is not None:
             for i, (r, due) in enumerate(stored):
-                heapq.heappush(state.heap, _Pending(due, base + i, partition.topic, partition.index, r))
+                heapq.heappush(state.heap, Pending(due, base + i, partition.topic, partition.index, r))
             self._schedule(state)
         result = AppendResult(ErrorCode.NONE, base)
-        if acks == -1 and internal.followers and internal.high_watermark <= last:
-            return self._replicated(internal, last + 1, result)
+        # A scheduler still fetching its producer id (a new leader): answered once it has one,
+        # so that a record acknowledged is one the scheduler can deliver as soon as it is due.
+        fetching = state.task if state is not None and state.producer_id < 0 else None
+        replicate = acks == -1 and internal.followers and internal.high_watermark <= last
+        if replicate or fetching is not None:
+            return self._acknowledge(internal, last + 1 if replicate else None, result, fetching)
         return result
 
-    async def _replicated(self, internal: Any, required: int, result: AppendResult) -> AppendResult:
+    async def _acknowledge(self, internal: Any, required: int | None, result: AppendResult,
+                           fetching: asyncio.Task[None] | None) -> AppendResult:
         from kbroker.replication.deadline import Deadline
 
-        code = await self.broker.replica_manager.wait_for_replication(
-            internal, required, Deadline(30_000, getattr(self.broker, "clock", None)))
-        if code != ErrorCode.NONE:
-            raise ProduceError(code)
+        if fetching is not None:
+            await asyncio.wait([fetching], timeout=30)
+        if required is not None:
+            code = await self.broker.replica_manager.wait_for_replication(
+                internal, required, Deadline(30_000, getattr(self.broker, "clock", None)))
+            if code != ErrorCode.NONE:
+                raise ProduceError(code)
         return result
 
     def _internal_partition(self, topic: str, index: int) -> Any:
@@ -246,9 +240,11 @@ class DelayedDelivery:
         log.info("delayed delivery: unloaded %s-%d (%d pending)", DELAYED_TOPIC, index, len(state.heap))
 
     def _load(self, partition: Any) -> None:
-        """Read the internal partition: its stored records and its last progress watermark."""
-        state = _State(partition.index)
-        stored: list[_Pending] = []
+        """Read the internal partition: its stored records, its last progress watermark and an
+        unfinished step (a plan after the last progress record), finished first."""
+        state = State(partition.index)
+        stored: list[Pending] = []
+        last_plan: Plan | None = None
         for header, data in partition.log.iter_batches():
             if header.is_control:
                 continue
@@ -259,224 +255,27 @@ class DelayedDelivery:
                             DELAYED_TOPIC, partition.index, exc)
                 continue
             for r in records:
-                entry = _decode_stored(r)
+                entry = decode_stored(r)
                 if isinstance(entry, tuple):
-                    state.watermark = max(state.watermark, entry)
+                    if entry >= state.delivered_watermark:
+                        state.delivered_watermark = entry
+                        state.progress_offset = r.offset if r.offset is not None else -1
+                elif isinstance(entry, Plan):
+                    last_plan = entry
                 elif entry is not None:
                     stored.append(entry)
-        state.heap = [e for e in stored if (e.due, e.offset) > state.watermark]
+        state.watermark = state.delivered_watermark
+        state.heap = [e for e in stored if (e.due, e.offset) > state.delivered_watermark]
         heapq.heapify(state.heap)
+        if last_plan is not None and last_plan.watermark > state.delivered_watermark:
+            while state.heap and (state.heap[0].due, state.heap[0].offset) <= last_plan.watermark:
+                e = heapq.heappop(state.heap)
+                last_plan.groups.setdefault((e.topic, e.partition), []).append(e)
+            state.plan = last_plan
+            state.watermark = last_plan.watermark
         self.states[partition.index] = state
-        log.info("delayed delivery: loaded %s-%d: %d pending, progress at %s", DELAYED_TOPIC, partition.index,
-                 len(state.heap), state.watermark)
+        unfinished = sum(len(g) for g in state.plan.groups.values()) if state.plan is not None else 0
+        log.info("delayed delivery: loaded %s-%d: %d pending, progress at %s, %d in an unfinished step",
+                 DELAYED_TOPIC, partition.index, len(state.heap) + unfinished, state.delivered_watermark, unfinished)
+        self._has_producer_id(state, step=False)  # fetched ahead of the first due record
         self._schedule(state)
-
-    # -- the scheduler -----------------------------------------------------------------------
-
-    def _schedule(self, state: _State) -> None:
-        if state.task is not None or not state.heap:
-            return
-        due = state.heap[0].due
-        if state.timer is not None:
-            if state.timer_due <= due:
-                return
-            state.timer.cancel()
-        clock = getattr(self.broker, "clock", None)
-        index = state.index
-        if clock is not None:
-            state.timer = clock.call_at(due, lambda: self._tick(index))
-        else:
-            delay = max(0.0, (due - self.now_ms()) / 1000)
-            state.timer = asyncio.get_running_loop().call_later(delay, self._tick, index)
-        state.timer_due = due
-
-    def _tick(self, index: int) -> None:
-        state = self.states.get(index)
-        if state is None:
-            return
-        state.timer = None
-        try:
-            self._deliver_due(state)
-        except Exception:
-            log.exception("delayed delivery of %s-%d failed", DELAYED_TOPIC, index)
-            self._retry(state)
-            return
-        self._schedule(state)
-
-    def _retry(self, state: _State) -> None:
-        clock = getattr(self.broker, "clock", None)
-        index = state.index
-        if clock is not None:  # the next advance retries
-            state.timer = clock.call_at(clock.now_ms() + RETRY_MS, lambda: self._tick(index))
-        else:
-            state.timer = asyncio.get_running_loop().call_later(RETRY_MS / 1000, self._tick, index)
-        state.timer_due = self.now_ms() + RETRY_MS
-
-    def _deliver_due(self, state: _State) -> None:
-        """Append every due record of ``state`` to its target (in (due, offset) order), then the
-        progress watermark. Targets led by other brokers are sent Produce requests (a task)."""
-        internal = self.broker.partition(DELAYED_TOPIC, state.index)
-        if internal is None or not internal.is_leader:
-            self._unload(state.index)
-            return
-        now = self.now_ms()
-        due: list[_Pending] = []
-        while state.heap and state.heap[0].due <= now:
-            due.append(heapq.heappop(state.heap))
-        if not due:
-            return
-        groups: dict[tuple[str, int], list[_Pending]] = {}
-        for e in due:
-            groups.setdefault((e.topic, e.partition), []).append(e)
-        remote: dict[tuple[str, int], list[_Pending]] = {}
-        for (topic, index), entries in groups.items():
-            target = self.broker.partition(topic, index)
-            if target is not None and target.is_leader:
-                try:
-                    self.broker.replica_manager.append_internal(target, self._delivery_batch(entries, now))
-                except Exception as exc:  # noqa: BLE001 - a full disk, a log being closed: retried
-                    log.warning("delayed delivery to %s-%d failed: %s; retrying", topic, index, exc)
-                    remote[(topic, index)] = entries
-                    continue
-                self.delivered += len(entries)
-            elif self.broker.image.partition(topic, index) is None:
-                log.warning("delayed delivery: %d records for %s-%d dropped: the partition does not exist",
-                            len(entries), topic, index)
-                self.dropped += len(entries)
-            else:
-                remote[(topic, index)] = entries
-        if remote:
-            state.task = asyncio.get_running_loop().create_task(self._deliver_remote(state, remote, due[-1], now))
-            return
-        self._write_progress(internal, state, (due[-1].due, due[-1].offset))
-
-    def _write_progress(self, internal: Any, state: _State, watermark: tuple[int, int]) -> None:
-        record = Record(value=f"{watermark[0]},{watermark[1]}".encode(), timestamp=self.now_ms(),
-                        headers=((H_PROGRESS, b""),))
-        self.broker.replica_manager.append_internal(internal, build_batch([record]))
-        state.watermark = watermark
-
-    def _delivery_batch(self, entries: list[_Pending], now: int) -> bytes:
-        return build_batch([
-            Record(key=e.record.key, value=e.record.value, timestamp=now,
-                   headers=tuple(h for h in e.record.headers if not h[0].startswith(INTERNAL_PREFIX))
-                   + ((CREATE_TIME_HEADER, str(e.record.timestamp).encode()),))
-            for e in entries])
-
-    async def _deliver_remote(self, state: _State, remote: dict[tuple[str, int], list[_Pending]], last: _Pending,
-                              now: int) -> None:
-        """Produce (acks=all) the records of targets led elsewhere; retried until each leader
-        takes them or the target is gone; then the progress watermark."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
-
-        broker = self.broker
-        connections: dict[int, Any] = {}
-        try:
-            while remote and state.index in self.states:
-                for (topic, index), entries in list(remote.items()):
-                    part = broker.image.partition(topic, index)
-                    if part is None:
-                        self.dropped += len(entries)
-                        del remote[(topic, index)]
-                        continue
-                    local = broker.partition(topic, index)
-                    if local is not None and local.is_leader:
-                        try:
-                            broker.replica_manager.append_internal(local, self._delivery_batch(entries, now))
-                        except Exception as exc:  # noqa: BLE001 - retried after the backoff
-                            log.warning("delayed delivery to %s-%d failed: %s; retrying", topic, index, exc)
-                            continue
-                        self.delivered += len(entries)
-                        del remote[(topic, index)]
-                        continue
-                    reg = broker.image.brokers.get(part.leader)
-                    listener = broker.config.inter_broker_listener
-                    if reg is None or listener not in reg.endpoints:
-                        continue
-                    request = produce_request(topic, index, self._delivery_batch(entries, now))
-                    try:
-                        conn = connections.get(part.leader)
-                        if conn is None:
-                            host, port, _protocol = reg.endpoints[listener]
-                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-delayed", 100 << 20)
-                            await conn.open(5.0)
-                            connections[part.leader] = conn
-                        response = await conn.request(request, PRODUCE_VERSION, 35.0)
-                    except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: retry
-                        log.info("delayed delivery to %s-%d via broker %d failed: %s", topic, index, part.leader, exc)
-                        bad = connections.pop(part.leader, None)
-                        if bad is not None:
-                            bad.close()
-                        continue
-                    code = response.responses[0].partition_responses[0].error_code
-                    if code == ErrorCode.NONE:
-                        self.delivered += len(entries)
-                        del remote[(topic, index)]
-                    else:
-                        log.info("delayed delivery to %s-%d: %s; retrying", topic, index, ErrorCode(code).name)
-                if remote:
-                    await asyncio.sleep(RETRY_MS / 1000)
-            internal = broker.partition(DELAYED_TOPIC, state.index)
-            if state.index in self.states and internal is not None and internal.is_leader:
-                self._write_progress(internal, state, (last.due, last.offset))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("delayed delivery of %s-%d failed", DELAYED_TOPIC, state.index)
-        finally:
-            for conn in connections.values():
-                conn.close()
-            state.task = None
-            if state.index in self.states:
-                self._schedule(state)
-
-
-PRODUCE_VERSION = 9  # by topic name (v13 addresses topics by id)
-
-
-def produce_request(topic: str, index: int, batch: bytes) -> Any:
-    """The Produce (acks=all) a scheduler sends a target partition's leader on another broker."""
-    from kbroker_protocol.messages.produce import ProduceRequest as Req
-
-    return Req(transactional_id=None, acks=-1, timeout_ms=30_000, topic_data=[
-        Req.TopicProduceData(name=topic, partition_data=[
-            Req.TopicProduceData.PartitionProduceData(index=index, records=batch)])])
-
-
-def _due(record: Record, now_ms: int, max_delay: int) -> tuple[int, str | None, bool]:
-    """``(due time, error or None, carries a delay header)`` of a produced record."""
-    found = [(key, value) for key, value in record.headers if key in (DELIVER_AFTER, DELIVER_AT)]
-    if not found:
-        return now_ms, None, False
-    if len(found) > 1:
-        return now_ms, f"A record may carry only one of {DELIVER_AFTER} and {DELIVER_AT}", True
-    name, raw = found[0]
-    if not raw or not raw.isdigit() or len(raw) > 19:
-        shown = raw.decode("ascii", "replace")[:40] if raw is not None else "null"
-        return now_ms, f"Header {name} must be a non-negative decimal integer of milliseconds, got '{shown}'", True
-    value = int(raw)
-    due = now_ms + value if name == DELIVER_AFTER else value
-    if due - now_ms > max_delay:
-        return now_ms, (f"Header {name} asks for a delay of {due - now_ms} ms, above "
-                        f"kbroker.delayed.max.delay.ms={max_delay}"), True
-    return due, None, True
-
-
-def _decode_stored(record: Record) -> _Pending | tuple[int, int] | None:
-    headers = dict(record.headers)
-    if H_PROGRESS in headers:
-        try:
-            due_text, offset_text = (record.value or b"").split(b",")
-            return int(due_text), int(offset_text)
-        except ValueError:
-            log.warning("delayed delivery: unreadable progress record at %s", record.offset)
-            return None
-    try:
-        topic = (headers[H_TOPIC] or b"").decode()
-        partition = int(headers[H_PARTITION] or b"")
-        due = int(headers[H_DUE] or b"")
-    except (KeyError, ValueError, UnicodeDecodeError):
-        log.warning("delayed delivery: unreadable stored record at %s", record.offset)
-        return None
-    assert record.offset is not None
-    return _Pending(due, record.offset, topic, partition, record)

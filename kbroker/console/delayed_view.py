@@ -14,7 +14,8 @@ from typing import Any
 from kbroker.console.client import KafkaClient, KafkaError
 from kbroker.console.ops import EARLIEST, LATEST, MAX_LIMIT, _offsets
 from kbroker.console.records import _fetch, show_bytes
-from kbroker.delayed import DELAYED_TOPIC, _decode_stored
+from kbroker.delayed import DELAYED_TOPIC
+from kbroker.delayed_records import Pending, decode_stored
 
 MAX_READ = 200_000  # records read per internal partition at most
 
@@ -55,11 +56,11 @@ async def _partition_pending(client: KafkaClient, index: int, leader: int, start
             if record.offset >= end:
                 break
             read += 1
-            stored = _decode_stored(record)
+            stored = decode_stored(record)
             if isinstance(stored, tuple):  # a progress record: everything at or below it was delivered
                 watermark = max(watermark, stored)
                 candidates = {o: r for o, r in candidates.items() if (r["due"], o) > watermark}
-            elif stored is not None and (stored.due, stored.offset) > watermark:
+            elif isinstance(stored, Pending) and (stored.due, stored.offset) > watermark:
                 candidates[stored.offset] = {
                     "due": stored.due, "topic": stored.topic, "partition": stored.partition,
                     "internal_partition": index, "internal_offset": stored.offset,

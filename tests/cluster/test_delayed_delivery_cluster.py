@@ -92,3 +92,97 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
     assert high() == 10  # once each
     logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in others)
     assert "delayed delivery: loaded __kbroker_delayed-" in logs and "10 pending" in logs
+
+
+def _high(cluster, nodes, topic: str) -> int:
+    """Partition 0's high watermark, from whichever of ``nodes`` leads it (ListOffsets)."""
+    from kbroker_protocol.messages import REQUESTS
+
+    L = REQUESTS[2]
+    best = -1
+    for n in nodes:
+        try:
+            w = cluster.wire(n)
+            try:
+                resp = w.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+                    name=topic, partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+                        partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
+            finally:
+                w.close()
+        except OSError:
+            continue
+        part = resp.topics[0].partitions[0]
+        if part.error_code == 0:
+            best = max(best, part.offset)
+    return best
+
+
+def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_scheduler(cluster):
+    """Records held by node 1's scheduler whose target partition moves to node 2 (a reassignment
+    that drops node 1) are produced to node 2 over the inter-broker listener, idempotently; then
+    node 1 is killed (kill -9) with more records pending: the internal partition's new leader
+    delivers them (to node 2, locally or not). Every record arrives once."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from kbroker_protocol.messages.alter_partition_reassignments import (
+        AlterPartitionReassignmentsRequest as A,
+    )
+
+    bootstrap = cluster.bootstrap()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[1, 2, 3]])])["moving"].result(60)
+
+    def leader(topic: str) -> int:
+        return admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    wait_until(lambda: leader("moving") == 1, timeout=30, message="node 1 leads moving-0")
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    for i in range(20):  # 10 due in 8 s, 10 in 20 s
+        delay = b"8000" if i < 10 else b"20000"
+        producer.produce("moving", b"m%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", delay)])
+    assert producer.flush(60) == 0
+    assert _high(cluster, [1, 2, 3], "moving") == 0
+
+    def led_by_1() -> set[int]:
+        held = admin.list_topics("__kbroker_delayed", timeout=10).topics["__kbroker_delayed"].partitions
+        return {i for i, p in held.items() if p.leader == 1}
+    before = led_by_1()
+    assert before  # the records are in one of these (the producing leader's, delayed.py)
+    w = cluster.wire(2)
+    try:
+        resp = w.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name="moving", partitions=[
+            A.ReassignableTopic.ReassignablePartition(partition_index=0, replicas=[2, 3])])]), 0)
+    finally:
+        w.close()
+    assert resp.error_code == 0 and resp.responses[0].partitions[0].error_code == 0
+    wait_until(lambda: leader("moving") == 2, timeout=30, message="node 2 leads moving-0")
+    assert _high(cluster, [2, 3], "moving") == 0  # moved before any record was due
+    wait_until(lambda: _high(cluster, [2, 3], "moving") >= 10, timeout=60,
+               message="the first 10 records delivered to node 2", details=cluster.logs)
+    assert _high(cluster, [2, 3], "moving") == 10
+    # node 1 still leads the internal partitions: its scheduler produced them to node 2
+    assert led_by_1() == before
+    cluster.kill(1)
+    wait_until(lambda: _high(cluster, [2, 3], "moving") >= 20, timeout=90,
+               message="the other 10 delivered after node 1's kill", details=cluster.logs)
+    assert _high(cluster, [2, 3], "moving") == 20  # once each
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap(2), "group.id": "moving-check",
+                         "auto.offset.reset": "earliest"})
+    got: list = []
+    try:
+        consumer.assign([TopicPartition("moving", 0, 0)])
+
+        def read() -> bool:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append((msg.value(), dict(msg.headers() or [])))
+            return len(got) >= 20
+        wait_until(read, timeout=60, message="20 records read")
+    finally:
+        consumer.close()
+    assert [v for v, _h in got] == [b"m%d" % i for i in range(20)]
+    assert all("kbroker-delayed-create-time" in h and not any(k.startswith("__kbroker") for k in h) for _v, h in got)
+    logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in (2, 3))
+    assert "delayed delivery: loaded __kbroker_delayed-" in logs
