@@ -157,3 +157,17 @@ def test_acl_and_scram_user_pages(base) -> None:
     assert status == 200
     assert "carol" not in [u["user"] for u in call(base, "/api/users", cookie=admin)[1]["users"]]
     assert call(base, "/api/login", {"username": "carol", "password": "carol-pw", "mechanism": "SCRAM-SHA-512"})[0] == 401
+
+
+def test_an_idle_session_expires_and_drops_its_connections(base, broker, monkeypatch) -> None:
+    from kbroker.console import sessions
+
+    cookie = login(base, "admin", "admin-secret", "PLAIN")
+    assert call(base, "/api/topics", cookie=cookie)[0] == 200
+    console = broker.broker.metrics.console
+    token = cookie.split("=", 1)[1]
+    session = console.sessions._by_token[token]
+    assert session.client._conns
+    monkeypatch.setattr(sessions, "IDLE_TIMEOUT", 0.0)
+    assert call(base, "/api/topics", cookie=cookie)[0] == 401
+    assert token not in console.sessions._by_token and not session.client._conns
