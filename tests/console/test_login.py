@@ -108,6 +108,10 @@ def test_each_page_is_authorized_as_the_logged_in_principal(base) -> None:
     assert call(base, "/api/overview", cookie=admin)[1]["quorum"]["leader_id"] == 1
     names = [t["name"] for t in call(base, "/api/topics", cookie=alice)[1]["topics"]]
     assert "open-t" in names and "secret-t" not in names  # no DESCRIBE on secret-t: not shown
+    rows = {t["name"]: t for t in call(base, "/api/topics", cookie=alice)[1]["topics"]}
+    assert rows["open-t"]["size"] is None  # no DESCRIBE on the cluster: DescribeLogDirs refused, size unknown
+    assert isinstance({t["name"]: t for t in call(base, "/api/topics", cookie=admin)[1]["topics"]}["open-t"]["size"],
+                      int)
     admin_names = [t["name"] for t in call(base, "/api/topics", cookie=admin)[1]["topics"]]
     assert {"open-t", "secret-t"} <= set(admin_names)
     status, data, _ = call(base, "/api/topics/open-t", cookie=alice)  # DESCRIBE without DESCRIBE_CONFIGS
