@@ -10,7 +10,8 @@ left out). Samples are attributed to metrics when their stack is in:
 
 - the scrape: ``MetricsServer.respond_with_headers`` (collection on the event loop) or
   ``generate_latest`` (text formatting, on a worker thread);
-- the per-request timing: ``RequestStats.request_done``, ``ResponseWriter._requests_sent``, and
+- the per-request timing: ``RequestStats.requests_sent`` (``request_done`` and
+  ``ResponseWriter._requests_sent`` in the code before it), and
   the step timer ``timed`` itself (its own lines only: the handler it runs is not metrics).
 
 A sampling profile's shares barely move with other work on the machine (the broker's samples
@@ -38,7 +39,7 @@ import bench_metrics  # noqa: E402
 from bench_broker import free_port  # noqa: E402
 
 SCRAPE = ("MetricsServer.respond_with_headers", "generate_latest")
-PER_REQUEST = ("RequestStats.request_done", "ResponseWriter._requests_sent")
+PER_REQUEST = ("RequestStats.requests_sent", "RequestStats.request_done", "ResponseWriter._requests_sent")
 STEP_TIMER = "timed "
 
 

@@ -173,13 +173,19 @@ async def _offsets(client: KafkaClient, topic: str, partitions: dict[int, int],
     return {i: off for (_t, i), off in found.items()}
 
 
-async def _sizes(client: KafkaClient) -> dict[tuple[str, int], int]:
+async def _sizes(client: KafkaClient) -> dict[tuple[str, int], int] | None:
     """(topic, partition) -> bytes of its largest replica, from DescribeLogDirs on every broker."""
     return await _sizes_of(client, None, {})
 
 
-async def _sizes_of(client: KafkaClient, wanted: list | None, sizes: dict) -> dict[tuple[str, int], int]:
-    for _node, resp in await client.each_broker(35, 4, topics=wanted):
+async def _sizes_of(client: KafkaClient, wanted: list | None,
+                    sizes: dict[tuple[str, int], int]) -> dict[tuple[str, int], int] | None:
+    """None without DESCRIBE on the cluster (DescribeLogDirs answers CLUSTER_AUTHORIZATION_FAILED):
+    sizes unknown, rather than shown as 0."""
+    for node, resp in await client.each_broker(35, 4, topics=wanted):
+        if resp.error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED:
+            return None
+        check(resp.error_code, None, f"DescribeLogDirs on broker {node}")
         for result in resp.results:
             for t in result.topics:
                 for p in t.partitions:
@@ -205,7 +211,7 @@ async def list_topics(client: KafkaClient) -> dict[str, Any]:
             "replication_factor": max((len(p.replica_nodes) for p in t.partitions), default=0),
             "under_replicated": sum(1 for p in t.partitions if len(p.isr_nodes) < len(p.replica_nodes)),
             "messages": sum(ends[k] - starts[k] for k in keys if k in ends and k in starts),
-            "size": sum(sizes.get(k, 0) for k in keys),
+            "size": None if sizes is None else sum(sizes.get(k, 0) for k in keys),
         })
     return {"topics": out}
 
@@ -239,7 +245,7 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
             "partition": p.partition_index, "leader": p.leader_id, "leader_epoch": p.leader_epoch,
             "replicas": list(p.replica_nodes), "isr": list(p.isr_nodes), "offline": list(p.offline_replicas),
             "start_offset": starts[p.partition_index], "end_offset": ends[p.partition_index],
-            "size": sizes.get((name, p.partition_index), 0),
+            "size": None if sizes is None else sizes.get((name, p.partition_index), 0),
         } for p in sorted(t.partitions, key=lambda p: p.partition_index)],
         "configs": None if configs_error else [{
             "name": c.name, "value": None if c.is_sensitive else c.value, "read_only": c.read_only,

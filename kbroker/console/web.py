@@ -180,6 +180,8 @@ class Console:
         if method == "POST":
             self._check_same_origin(headers)
         client = self.client
+        for idle in self.sessions.expire():  # an hour idle: its password and connections go
+            await idle.client.close()
         if parts in (["session"], ["login"], ["logout"]):
             return await self._session_route(parts[0], method, headers, body)
         if self.login_listener is not None:

@@ -108,6 +108,10 @@ def test_each_page_is_authorized_as_the_logged_in_principal(base) -> None:
     assert call(base, "/api/overview", cookie=admin)[1]["quorum"]["leader_id"] == 1
     names = [t["name"] for t in call(base, "/api/topics", cookie=alice)[1]["topics"]]
     assert "open-t" in names and "secret-t" not in names  # no DESCRIBE on secret-t: not shown
+    rows = {t["name"]: t for t in call(base, "/api/topics", cookie=alice)[1]["topics"]}
+    assert rows["open-t"]["size"] is None  # no DESCRIBE on the cluster: DescribeLogDirs refused, size unknown
+    assert isinstance({t["name"]: t for t in call(base, "/api/topics", cookie=admin)[1]["topics"]}["open-t"]["size"],
+                      int)
     admin_names = [t["name"] for t in call(base, "/api/topics", cookie=admin)[1]["topics"]]
     assert {"open-t", "secret-t"} <= set(admin_names)
     status, data, _ = call(base, "/api/topics/open-t", cookie=alice)  # DESCRIBE without DESCRIBE_CONFIGS
@@ -157,3 +161,17 @@ def test_acl_and_scram_user_pages(base) -> None:
     assert status == 200
     assert "carol" not in [u["user"] for u in call(base, "/api/users", cookie=admin)[1]["users"]]
     assert call(base, "/api/login", {"username": "carol", "password": "carol-pw", "mechanism": "SCRAM-SHA-512"})[0] == 401
+
+
+def test_an_idle_session_expires_and_drops_its_connections(base, broker, monkeypatch) -> None:
+    from kbroker.console import sessions
+
+    cookie = login(base, "admin", "admin-secret", "PLAIN")
+    assert call(base, "/api/topics", cookie=cookie)[0] == 200
+    console = broker.broker.metrics.console
+    token = cookie.split("=", 1)[1]
+    session = console.sessions._by_token[token]
+    assert session.client._conns
+    monkeypatch.setattr(sessions, "IDLE_TIMEOUT", 0.0)
+    assert call(base, "/api/topics", cookie=cookie)[0] == 401
+    assert token not in console.sessions._by_token and not session.client._conns
