@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.delayed_records import (
     DELAYED_TOPIC,
+    MAX_DECOMPRESSED,
     Cancellable,
     Pending,
     Plan,
@@ -33,12 +34,13 @@ from kbroker.delayed_records import (
     delivered_record,
     progress_record,
 )
+from kbroker.log import LogError
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.replication.producer_manager import partition_state
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import parse_header
-from kbroker_protocol.records import build_batch
+from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 if TYPE_CHECKING:
     from kbroker_protocol.messages.produce import ProduceRequest
@@ -164,6 +166,7 @@ class DelayedScheduler:
                 state.sequences[target] = (plan.sequences[target] + len(entries)) % (INT_MAX + 1)
             state.plan = plan
             state.watermark = plan.watermark
+        self._read_records(internal, state.plan)
         remote = self._deliver_local(state.plan)
         if remote:
             state.task = asyncio.get_running_loop().create_task(self._deliver_remote(state, state.plan, remote))
@@ -208,6 +211,32 @@ class DelayedScheduler:
             plan.sequences[target] = state.sequences.get(target, 0)
         return plan
 
+    def _read_records(self, internal: Any, plan: Plan) -> None:
+        """Read the step's records back from the internal partition (one read per stored batch);
+        a record that cannot be read (a damaged log) is left out, logged."""
+        cache: dict[int, Record] = {}
+        for target, entries in plan.groups.items():
+            for e in entries:
+                if e.record is not None:
+                    continue
+                if e.offset not in cache:
+                    try:
+                        data = internal.log.read(e.offset, 1).read()
+                        header = parse_header(data)
+                        for r in iter_records(data[:header.size], max_decompressed_size=MAX_DECOMPRESSED):
+                            if r.offset is not None:
+                                cache[r.offset] = r
+                    except (LogError, InvalidRecordBatch, OSError) as exc:
+                        log.error("delayed delivery: cannot read %s-%d at %d: %s", DELAYED_TOPIC,
+                                  internal.index, e.offset, exc)
+                e.record = cache.get(e.offset)
+            lost = [e for e in entries if e.record is None]
+            if lost:
+                log.error("delayed delivery: %d records for %s-%d lost: unreadable in %s", len(lost), target[0],
+                          target[1], DELAYED_TOPIC)
+                self.dropped += len(lost)
+                entries[:] = [e for e in entries if e.record is not None]
+
     def _batch(self, plan: Plan, target: Target, entries: list[Pending]) -> bytes:
         records = [delivered_record(e, plan.time) for e in entries]
         seq = plan.sequences.get(target, -1)
@@ -249,7 +278,7 @@ class DelayedScheduler:
         """Deliver the plan's targets led here (or deleted); returns the others."""
         remote: dict[Target, list[Pending]] = {}
         for target, entries in plan.groups.items():
-            if target in plan.done:
+            if target in plan.done or not entries:
                 continue
             topic, index = target
             partition = self.broker.partition(topic, index)
