@@ -96,6 +96,8 @@ class State:
     plan: Plan | None = None  # written, not finished
     progress_offset: int = -1  # offset of the last progress record
     last_clean: int = 0
+    clean_to: int = -1  # the next log start offset, once the progress record at clean_after is replicated
+    clean_after: int = -1
 
 
 def stored_record(record: Record, topic: str, partition: int, due: int) -> Record:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 100
 MAX_PLAN_RECORDS = 500  # records per delivery step (one batch per target each)
+CLEAN_RETRY_S = 1.0  # a cleaning waiting for its progress record to be replicated looks again
 STEPS_PER_TICK = 20  # steps run at once before yielding to the event loop
 INT_MAX = 2**31 - 1
 PRODUCE_VERSION = 9  # by topic name (v13 addresses topics by id)
@@ -314,16 +315,31 @@ class DelayedScheduler:
 
     def _clean(self, internal: Any, state: State) -> None:
         """Move the internal partition's log start up to what a new leader still needs: the
-        lowest pending record and the last progress record."""
+        lowest pending record and the last progress record, once that progress record is
+        replicated (the target is chosen when a step finishes, at most every
+        ``clean_interval_ms``, and applied then or at a later step once the high watermark
+        passes it: a new leader then finds that progress record, and every record and plan
+        after it)."""
         now = self.now_ms()
-        if state.progress_offset < 0 or now - state.last_clean < self.clean_interval_ms:
+        if state.clean_to < 0 and state.progress_offset >= 0 and now - state.last_clean >= self.clean_interval_ms:
+            state.last_clean = now
+            low = min((e.offset for e in state.heap), default=state.progress_offset)
+            state.clean_to = min(low, state.progress_offset)
+            state.clean_after = state.progress_offset
+        if state.clean_to < 0:
             return
-        state.last_clean = now
-        low = min((e.offset for e in state.heap), default=state.progress_offset)
-        target = min(low, state.progress_offset, internal.log.high_watermark)
+        if state.clean_after >= internal.log.high_watermark:
+            asyncio.get_running_loop().call_later(CLEAN_RETRY_S, self._clean_later, state)
+            return
+        target, state.clean_to = state.clean_to, -1
         if target > internal.log.log_start_offset:
             start = internal.log.advance_log_start(target)
             log.info("delayed delivery: %s-%d starts at %d now", DELAYED_TOPIC, state.index, start)
+
+    def _clean_later(self, state: State) -> None:
+        internal = self.broker.partition(DELAYED_TOPIC, state.index)
+        if self.states.get(state.index) is state and internal is not None and internal.is_leader:
+            self._clean(internal, state)
 
     async def _deliver_remote(self, state: State, plan: Plan, remote: dict[Target, list[Pending]]) -> None:
         """Produce (acks=all) the batches of targets led elsewhere; retried until each leader
