@@ -65,6 +65,7 @@ SCENARIOS = [f"produce_consume_{c}" for c in CODECS] + [
     "record_beyond_size_limit",
     "unknown_topic",
     "share_group_two_consumers",
+    "share_group_dead_letters",
 ]
 
 # Both brokers get exactly these settings. Topic auto-creation is off for the whole run: every

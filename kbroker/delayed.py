@@ -161,8 +161,8 @@ class DelayedDelivery(DelayedScheduler):
         if idempotent:
             producer_state.on_append(partition, header, base, last)
         if state is not None:
-            for i, (r, due) in enumerate(stored):
-                heapq.heappush(state.heap, Pending(due, base + i, partition.topic, partition.index, r))
+            for i, (_r, due) in enumerate(stored):
+                heapq.heappush(state.heap, Pending(due, base + i, partition.topic, partition.index))
             self._schedule(state)
         result = AppendResult(ErrorCode.NONE, base)
         # A scheduler still fetching its producer id (a new leader): answered once it has one,
@@ -245,6 +245,7 @@ class DelayedDelivery(DelayedScheduler):
         state = State(partition.index)
         stored: list[Pending] = []
         last_plan: Plan | None = None
+        topics: dict[str, str] = {}  # one string per target topic
         for header, data in partition.log.iter_batches():
             if header.is_control:
                 continue
@@ -263,6 +264,8 @@ class DelayedDelivery(DelayedScheduler):
                 elif isinstance(entry, Plan):
                     last_plan = entry
                 elif entry is not None:
+                    entry.record = None  # read back when due
+                    entry.topic = topics.setdefault(entry.topic, entry.topic)
                     stored.append(entry)
         state.watermark = state.delivered_watermark
         state.heap = [e for e in stored if (e.due, e.offset) > state.delivered_watermark]

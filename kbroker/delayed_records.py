@@ -49,11 +49,14 @@ class Cancellable(Protocol):
 
 @dataclass(order=True, slots=True)
 class Pending:
+    """A pending record: its place only (the scheduler reads the record back from the internal
+    partition when it delivers it, so memory does not grow with the records' size)."""
+
     due: int
     offset: int
     topic: str = field(compare=False)
     partition: int = field(compare=False)
-    record: Record = field(compare=False)
+    record: Record | None = field(default=None, compare=False)  # only while being delivered
 
 
 @dataclass(slots=True)
@@ -93,6 +96,8 @@ class State:
     plan: Plan | None = None  # written, not finished
     progress_offset: int = -1  # offset of the last progress record
     last_clean: int = 0
+    clean_to: int = -1  # the next log start offset, once the progress record at clean_after is replicated
+    clean_after: int = -1
 
 
 def stored_record(record: Record, topic: str, partition: int, due: int) -> Record:
@@ -109,6 +114,7 @@ def progress_record(watermark: Watermark, now_ms: int) -> Record:
 
 def delivered_record(entry: Pending, now: int) -> Record:
     r = entry.record
+    assert r is not None
     return Record(key=r.key, value=r.value, timestamp=now,
                   headers=tuple(h for h in r.headers if not h[0].startswith(INTERNAL_PREFIX))
                   + ((CREATE_TIME_HEADER, str(r.timestamp).encode()),))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.delayed_records import (
     DELAYED_TOPIC,
+    MAX_DECOMPRESSED,
     Cancellable,
     Pending,
     Plan,
@@ -33,12 +34,13 @@ from kbroker.delayed_records import (
     delivered_record,
     progress_record,
 )
+from kbroker.log import LogError
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.replication.producer_manager import partition_state
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import parse_header
-from kbroker_protocol.records import build_batch
+from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.records import Record, build_batch, iter_records
 
 if TYPE_CHECKING:
     from kbroker_protocol.messages.produce import ProduceRequest
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 100
 MAX_PLAN_RECORDS = 500  # records per delivery step (one batch per target each)
+CLEAN_RETRY_S = 1.0  # a cleaning waiting for its progress record to be replicated looks again
 STEPS_PER_TICK = 20  # steps run at once before yielding to the event loop
 INT_MAX = 2**31 - 1
 PRODUCE_VERSION = 9  # by topic name (v13 addresses topics by id)
@@ -164,6 +167,7 @@ class DelayedScheduler:
                 state.sequences[target] = (plan.sequences[target] + len(entries)) % (INT_MAX + 1)
             state.plan = plan
             state.watermark = plan.watermark
+        self._read_records(internal, state.plan)
         remote = self._deliver_local(state.plan)
         if remote:
             state.task = asyncio.get_running_loop().create_task(self._deliver_remote(state, state.plan, remote))
@@ -208,6 +212,32 @@ class DelayedScheduler:
             plan.sequences[target] = state.sequences.get(target, 0)
         return plan
 
+    def _read_records(self, internal: Any, plan: Plan) -> None:
+        """Read the step's records back from the internal partition (one read per stored batch);
+        a record that cannot be read (a damaged log) is left out, logged."""
+        cache: dict[int, Record] = {}
+        for target, entries in plan.groups.items():
+            for e in entries:
+                if e.record is not None:
+                    continue
+                if e.offset not in cache:
+                    try:
+                        data = internal.log.read(e.offset, 1).read()
+                        header = parse_header(data)
+                        for r in iter_records(data[:header.size], max_decompressed_size=MAX_DECOMPRESSED):
+                            if r.offset is not None:
+                                cache[r.offset] = r
+                    except (LogError, InvalidRecordBatch, OSError) as exc:
+                        log.error("delayed delivery: cannot read %s-%d at %d: %s", DELAYED_TOPIC,
+                                  internal.index, e.offset, exc)
+                e.record = cache.get(e.offset)
+            lost = [e for e in entries if e.record is None]
+            if lost:
+                log.error("delayed delivery: %d records for %s-%d lost: unreadable in %s", len(lost), target[0],
+                          target[1], DELAYED_TOPIC)
+                self.dropped += len(lost)
+                entries[:] = [e for e in entries if e.record is not None]
+
     def _batch(self, plan: Plan, target: Target, entries: list[Pending]) -> bytes:
         records = [delivered_record(e, plan.time) for e in entries]
         seq = plan.sequences.get(target, -1)
@@ -249,7 +279,7 @@ class DelayedScheduler:
         """Deliver the plan's targets led here (or deleted); returns the others."""
         remote: dict[Target, list[Pending]] = {}
         for target, entries in plan.groups.items():
-            if target in plan.done:
+            if target in plan.done or not entries:
                 continue
             topic, index = target
             partition = self.broker.partition(topic, index)
@@ -285,16 +315,31 @@ class DelayedScheduler:
 
     def _clean(self, internal: Any, state: State) -> None:
         """Move the internal partition's log start up to what a new leader still needs: the
-        lowest pending record and the last progress record."""
+        lowest pending record and the last progress record, once that progress record is
+        replicated (the target is chosen when a step finishes, at most every
+        ``clean_interval_ms``, and applied then or at a later step once the high watermark
+        passes it: a new leader then finds that progress record, and every record and plan
+        after it)."""
         now = self.now_ms()
-        if state.progress_offset < 0 or now - state.last_clean < self.clean_interval_ms:
+        if state.clean_to < 0 and state.progress_offset >= 0 and now - state.last_clean >= self.clean_interval_ms:
+            state.last_clean = now
+            low = min((e.offset for e in state.heap), default=state.progress_offset)
+            state.clean_to = min(low, state.progress_offset)
+            state.clean_after = state.progress_offset
+        if state.clean_to < 0:
             return
-        state.last_clean = now
-        low = min((e.offset for e in state.heap), default=state.progress_offset)
-        target = min(low, state.progress_offset, internal.log.high_watermark)
+        if state.clean_after >= internal.log.high_watermark:
+            asyncio.get_running_loop().call_later(CLEAN_RETRY_S, self._clean_later, state)
+            return
+        target, state.clean_to = state.clean_to, -1
         if target > internal.log.log_start_offset:
             start = internal.log.advance_log_start(target)
             log.info("delayed delivery: %s-%d starts at %d now", DELAYED_TOPIC, state.index, start)
+
+    def _clean_later(self, state: State) -> None:
+        internal = self.broker.partition(DELAYED_TOPIC, state.index)
+        if self.states.get(state.index) is state and internal is not None and internal.is_leader:
+            self._clean(internal, state)
 
     async def _deliver_remote(self, state: State, plan: Plan, remote: dict[Target, list[Pending]]) -> None:
         """Produce (acks=all) the batches of targets led elsewhere; retried until each leader

@@ -186,3 +186,22 @@ def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_schedule
     assert all("kbroker-delayed-create-time" in h and not any(k.startswith("__kbroker") for k in h) for _v, h in got)
     logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in (2, 3))
     assert "delayed delivery: loaded __kbroker_delayed-" in logs
+    # The delivered records are cleaned from the internal topic: its log start moved (on the
+    # leaders, and on the followers, which follow their leader's log start).
+    wait_until(lambda: any(_earliest(cluster, n, "__kbroker_delayed", index) > 0 for n in (2, 3) for index in before),
+               timeout=30, message="the internal partition's log start moved")
+
+
+def _earliest(cluster, node: int, topic: str, index: int) -> int:
+    from kbroker_protocol.messages import REQUESTS
+
+    L = REQUESTS[2]
+    w = cluster.wire(node)
+    try:
+        resp = w.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+            name=topic, partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=index, current_leader_epoch=-1, timestamp=-2)])])
+    finally:
+        w.close()
+    part = resp.topics[0].partitions[0]
+    return part.offset if part.error_code == 0 else -1

@@ -155,3 +155,38 @@ def _setup_more_delay(b, topic: str) -> None:
     producer = Producer({"bootstrap.servers": b.bootstrap_servers, "linger.ms": 0})
     producer.produce(topic, b"much later", partition=0, headers=[("kbroker-deliver-after-ms", b"3600000")])
     assert producer.flush(30) == 0
+
+
+def test_pending_records_are_held_as_an_index_and_read_back_when_due(tmp_path):
+    """The scheduler keeps (due, offset, target) per pending record, not the record: after the
+    produce and after a reload none is in memory, and each is delivered whole when due."""
+    from confluent_kafka import Producer
+
+    data = str(tmp_path / "data")
+    topic = name("index")
+    with BrokerThread(data_dir=data, clock="manual", control=True) as b:
+        _setup(b, topic, 0)
+        producer = Producer({"bootstrap.servers": b.bootstrap_servers, "linger.ms": 5})
+        for i in range(30):
+            producer.produce(topic, b"v%d" % i, key=b"k%d" % i, partition=0,
+                             headers=[("kbroker-deliver-after-ms", b"1000"), ("h", b"%d" % i)])
+        assert producer.flush(30) == 0
+        delayed = b.broker.delayed
+
+        def held() -> list:
+            return [e.record for s in delayed.states.values() for e in s.heap]
+        assert b.call(held) == [None] * 30
+    with BrokerThread(data_dir=data, clock="manual", control=True) as b:
+        delayed = b.broker.delayed
+        wait_until(lambda: b.call(lambda: delayed.loaded and sum(len(s.heap) for s in delayed.states.values()) == 30),
+                   message="30 pending loaded")
+        assert b.call(lambda: [e.record for s in delayed.states.values() for e in s.heap]) == [None] * 30
+        b.advance(61_000)  # (the restarted clock starts at the wall time again)
+        assert _end(b, topic) == 30
+
+        def delivered() -> list[tuple]:
+            from kbroker_protocol.records import iter_records
+
+            return [(r.key, r.value, dict(r.headers)["h"]) for _h, d in b.broker.partition(topic, 0).log.iter_batches()
+                    for r in iter_records(d)]
+        assert b.call(delivered) == [(b"k%d" % i, b"v%d" % i, b"%d" % i) for i in range(30)]

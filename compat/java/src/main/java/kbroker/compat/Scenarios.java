@@ -455,6 +455,72 @@ public final class Scenarios {
         }
     }
 
+    /** KIP-1191 (Kafka 4.4, share.version 2): a share group whose config names a dead-letter topic;
+     *  a KafkaShareConsumer (explicit acknowledgement) REJECTs the records at even offsets and
+     *  ACCEPTs the others. The rejected records, only they, are in the dead-letter topic with their
+     *  key and value (errors.deadletterqueue.copy.record.enable) and Kafka's __dlq.errors.* headers.
+     *  Kafka 4.x clients only. */
+    static void shareGroupDeadLetters(Ctx ctx) throws Exception {
+        String topic = createTopic(ctx, 1);
+        String dlq = "dlq." + topic;
+        String group = ctx.group();
+        int total = 10;
+        try (Admin a = admin(ctx)) {
+            a.createTopics(List.of(new NewTopic(dlq, 1, ctx.rf).configs(
+                Map.of("errors.deadletterqueue.group.enable", "true")))).all().get();
+            ConfigResource res = new ConfigResource(ConfigResource.Type.GROUP, group);
+            a.incrementalAlterConfigs(Map.of(res, List.of(
+                new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("errors.deadletterqueue.topic.name", dlq), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("errors.deadletterqueue.copy.record.enable", "true"),
+                    AlterConfigOp.OpType.SET)))).all().get();
+        }
+        try (KafkaProducer<byte[], byte[]> p = producer(ctx)) {
+            for (int i = 0; i < total; i++) p.send(new ProducerRecord<>(topic, 0, b("k" + i), b("v" + i))).get();
+        }
+        Properties p = new Properties();
+        p.put("bootstrap.servers", ctx.bootstrap);
+        security(p);
+        p.put("group.id", group);
+        p.put("share.acknowledgement.mode", "explicit");
+        Set<Long> acked = new HashSet<>();
+        try (KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p, new ByteArrayDeserializer(),
+                new ByteArrayDeserializer())) {
+            c.subscribe(List.of(topic));
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (acked.size() < total && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    check(s(r.value()).equals("v" + r.offset()), "value at offset " + r.offset());
+                    c.acknowledge(r, r.offset() % 2 == 0 ? AcknowledgeType.REJECT : AcknowledgeType.ACCEPT);
+                    acked.add(r.offset());
+                }
+                c.commitSync();
+            }
+        }
+        check(acked.size() == total, "acknowledged " + acked.size() + " of " + total + " records");
+        try (KafkaConsumer<byte[], byte[]> c = consumer(ctx)) {
+            c.assign(List.of(new TopicPartition(dlq, 0)));
+            List<ConsumerRecord<byte[], byte[]>> got = consume(c, total / 2, 20);
+            check(got.size() == total / 2, "dead letters: " + got.size() + " of " + total / 2);
+            for (int i = 0; i < got.size(); i++) {
+                ConsumerRecord<byte[], byte[]> r = got.get(i);
+                Map<String, String> h = new HashMap<>();
+                for (Header x : r.headers()) h.put(x.key(), x.value() == null ? null : s(x.value()));
+                long offset = 2L * i;
+                check(s(r.key()).equals("k" + offset) && s(r.value()).equals("v" + offset),
+                    "dead letter " + i + " is record " + offset + ": " + s(r.key()));
+                check(topic.equals(h.get("__dlq.errors.topic")) && "0".equals(h.get("__dlq.errors.partition"))
+                    && String.valueOf(offset).equals(h.get("__dlq.errors.offset"))
+                    && group.equals(h.get("__dlq.errors.group")) && "1".equals(h.get("__dlq.errors.delivery.count"))
+                    && "Offset rejected by client.".equals(h.get("__dlq.errors.message")), "headers " + h);
+            }
+            List<ConsumerRecord<byte[], byte[]>> more = new ArrayList<>();
+            long until = System.nanoTime() + 1_000_000_000L;
+            while (System.nanoTime() < until) c.poll(Duration.ofMillis(200)).forEach(more::add);
+            check(more.isEmpty(), "only the rejected records are dead letters, also " + more.size());
+        }
+    }
+
     static LinkedHashMap<String, Scenario> scenarios() {
         LinkedHashMap<String, Scenario> m = new LinkedHashMap<>();
         for (String c : CODECS) m.put("produce_consume_" + c, produceConsume(c));
@@ -470,7 +536,10 @@ public final class Scenarios {
         m.put("record_beyond_size_limit", Scenarios::recordBeyondSizeLimit);
         m.put("unknown_topic", Scenarios::unknownTopic);
         m.put("consume_process_produce", Scenarios::consumeProcessProduce);
-        if (!clientVersion().startsWith("3.")) m.put("share_group_two_consumers", Scenarios::shareGroupTwoConsumers);
+        if (!clientVersion().startsWith("3.")) {
+            m.put("share_group_two_consumers", Scenarios::shareGroupTwoConsumers);
+            m.put("share_group_dead_letters", Scenarios::shareGroupDeadLetters);
+        }
         return m;
     }
 
