@@ -1,7 +1,9 @@
-"""A follower's fetch (replica id >= 0) needs CLUSTER_ACTION on the cluster, as Kafka's handleFetch
-checks it: without it every partition answers TOPIC_AUTHORIZATION_FAILED and no record goes out,
-whatever READ ACLs the principal has on the topic; with it (or as a super user) the fetch is served
-as a follower's."""
+"""Two of Kafka's checks past the per-API ones: a follower's fetch (replica id >= 0) needs
+CLUSTER_ACTION on the cluster, as Kafka's handleFetch checks it (without it every partition answers
+TOPIC_AUTHORIZATION_FAILED and no record goes out, whatever READ ACLs the principal has on the
+topic; with it, or as a super user, the fetch is served as a follower's); and a KIP-848 member may
+subscribe by name only to topics it may DESCRIBE (handleConsumerGroupHeartbeat answers
+TOPIC_AUTHORIZATION_FAILED otherwise)."""
 
 from __future__ import annotations
 
@@ -78,3 +80,28 @@ def test_a_follower_fetch_needs_cluster_action(broker) -> None:
     for user in ("bob", "admin"):  # CLUSTER_ACTION, a super user: served as a follower's fetch
         got = _fetch(_login(broker, user), topic, 2).responses[0].partitions[0]
         assert got.error_code != E.TOPIC_AUTHORIZATION_FAILED, user
+
+
+def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(broker) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    mine, theirs, group = f"mine-{suffix}", f"theirs-{suffix}", f"grp-{suffix}"
+    admin = _login(broker, "admin")
+    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
+                                                       assignments=[], configs=[]) for n in (mine, theirs)],
+                   timeout_ms=10000, validate_only=False)
+    assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
+    r = admin.call(30, 3, creations=[_acl(mine, A.TOPIC, "User:alice", A.DESCRIBE),
+                                     _acl(group, A.GROUP, "User:alice", A.READ)])
+    assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+
+    alice = _login(broker, "alice")
+
+    def join(topics: list[str]):
+        return alice.call(68, 1, group_id=group, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None,
+                          rack_id=None, rebalance_timeout_ms=30000, subscribed_topic_names=topics,
+                          subscribed_topic_regex=None, server_assignor=None, topic_partitions=[])
+
+    denied = join([mine, theirs])
+    assert denied.error_code == E.TOPIC_AUTHORIZATION_FAILED
+    assert denied.error_message == "Topic authorization failed."  # Errors.TOPIC_AUTHORIZATION_FAILED.exception
+    assert join([mine]).error_code == E.NONE
