@@ -386,9 +386,9 @@ class RaftTransport:
             peer.auth_waiters.clear()
         queued, peer.queue = peer.queue, []
         for msg in queued:
-            if peer.writer is writer:
+            if peer.writer is writer and not writer.is_closing():
                 self._write_request(peer, msg)
-            else:
+            else:  # the connection failed: the core retries these as it retries any lost request
                 self._fail_soon(msg.dst, msg.request_id)
 
     async def _read_responses(self, peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
