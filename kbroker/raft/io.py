@@ -50,6 +50,7 @@ from kbroker.raft.transport import (
     Inbound,
     Peer,
     RaftTransport,
+    SessionFrames,
     Slot,
     frame_of,
     read_frame,
@@ -185,12 +186,13 @@ class RaftDriver(RaftTransport):
         self._handler_tasks: set[asyncio.Task[object]] = set()
         # Security of the controller listener (issue 17, set by kbroker.security.internode before
         # listen()): the server's TLS context, the SASL exchange run on each accepted connection
-        # before its requests (False: it failed and is closed), the factory of outbound connections.
+        # before its requests (None: it failed and is closed; else the session that sees each later
+        # frame first, for re-authentication), the factory of outbound connections.
         self.server_ssl: ssl.SSLContext | None = None
         # This voter's controller endpoint as advertised.listeners names it (None: the one it binds).
         self.advertised_endpoint: tuple[str, int] | None = None
         self.authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
-                                    Awaitable[bool]] | None = None
+                                    Awaitable[SessionFrames | None]] | None = None
         self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
             asyncio.open_connection
 
