@@ -320,9 +320,107 @@ def w_produce_conns(a: argparse.Namespace) -> dict:
             "mib_per_s": a.records * a.record_size / el / 1048576}
 
 
+def w_group(a: argparse.Namespace) -> dict:
+    """A consumer group of `conns` librdkafka members (classic protocol) on the topic:
+
+    - join: all members subscribe; seconds until each has a partition and together they hold every
+      partition once (the topic needs at least conns + 1 partitions);
+    - rebalance: one more member subscribes; seconds until the same holds for conns + 1 members;
+    - fetch: every member pauses, `records` records of `record_size` are produced, then all
+      resume; MB/s until the group has consumed them all."""
+    from confluent_kafka import Consumer, Producer
+
+    parts = set(_partitions(a.bootstrap, a.topic))
+    conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-group-{os.getpid()}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False, "enable.partition.eof": False,
+            "fetch.wait.max.ms": 100, "session.timeout.ms": 45000, "heartbeat.interval.ms": 3000,
+            "queued.max.messages.kbytes": 16384}
+    assigned: list[set[int]] = []
+    consumers: list = []
+    state = {"records": 0, "bytes": 0}
+
+    def add_member() -> None:
+        i = len(consumers)
+        assigned.append(set())
+
+        def on_assign(_c, ps, i=i) -> None:
+            assigned[i] = {p.partition for p in ps}
+
+        def on_revoke(_c, _ps, i=i) -> None:
+            assigned[i] = set()
+
+        c = Consumer(dict(conf, **{"client.id": f"bench-member-{i}"}))
+        c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
+        consumers.append(c)
+
+    def poll_all() -> None:
+        for c in consumers:
+            for m in c.consume(1000, 0):
+                if m.error() is None:
+                    state["records"] += 1
+                    state["bytes"] += len(m.value() or b"")
+
+    def stable() -> bool:
+        if not all(assigned):
+            return False
+        union = set().union(*assigned)
+        return union == parts and sum(len(x) for x in assigned) == len(parts)
+
+    def wait_stable(what: str) -> float:
+        t0 = time.monotonic()
+        deadline = t0 + a.timeout
+        while not stable():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: {sum(1 for x in assigned if x)} of {len(consumers)} members assigned")
+            poll_all()
+            time.sleep(0.005)
+        return time.monotonic() - t0
+
+    t0 = time.monotonic()
+    for _ in range(a.conns):
+        add_member()
+    wait_stable("join")
+    join_s = time.monotonic() - t0  # from the first member's creation
+    add_member()
+    rebalance_s = wait_stable("rebalance")
+    from confluent_kafka import TopicPartition
+
+    for c, mine in zip(consumers, assigned, strict=True):
+        c.pause([TopicPartition(a.topic, p) for p in mine])
+    producer = Producer({"bootstrap.servers": a.bootstrap, "acks": "1", "linger.ms": 5, "batch.size": 65536,
+                         "queue.buffering.max.kbytes": 262144})
+    value = b"v" * a.record_size
+    for i in range(a.records):
+        while True:
+            try:
+                producer.produce(a.topic, value, partition=i % len(parts))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+            poll_all()  # (keeps the members' heartbeats served while paused)
+    producer.flush(300)
+    state["records"] = state["bytes"] = 0
+    t1 = time.monotonic()
+    for c, mine in zip(consumers, assigned, strict=True):
+        c.resume([TopicPartition(a.topic, p) for p in mine])
+    deadline = t1 + a.timeout
+    while state["records"] < a.records:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fetch: {state['records']} of {a.records} records")
+        poll_all()
+    fetch_s = time.monotonic() - t1
+    for c in consumers:
+        c.close()
+    return {"members": a.conns, "partitions": len(parts), "join_s": join_s, "rebalance_s": rebalance_s,
+            "records": a.records, "fetch_s": fetch_s, "fetch_mb_per_s": state["bytes"] / fetch_s / 1e6,
+            "fetch_records_per_s": state["records"] / fetch_s}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("worker", choices=["consume", "e2e", "e2e-consumer", "produce-conns"])
+    ap.add_argument("worker", choices=["consume", "e2e", "e2e-consumer", "produce-conns", "group"])
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--records", type=int, default=100000)
@@ -335,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conns", type=int, default=1)
     a = ap.parse_args(argv)
     fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,
-          "produce-conns": w_produce_conns}[a.worker]
+          "produce-conns": w_produce_conns, "group": w_group}[a.worker]
     print(json.dumps(fn(a)), flush=True)
     return 0
 

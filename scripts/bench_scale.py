@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
+    .venv/bin/python scripts/bench_scale.py groups     [--members 1,10,100]   (join, rebalance, fetch)
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
@@ -261,6 +262,21 @@ class Bench:
 
         return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
 
+    # -- consumer groups ---------------------------------------------------------------------
+    def groups(self) -> dict:
+        a = self.args
+
+        def point(kind: str, members: int) -> dict:
+            parts = max(a.partitions, 2 * members)
+
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["group", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(members),
+                                  "--timeout", "300"], timeout=900)
+            return self.load_point(kind, {}, parts, load, a.records * 1024)
+
+        return self.curve("groups", "members", [int(x) for x in a.members.split(",")], point)
+
     # -- bookkeeping -------------------------------------------------------------------------
     def save(self, curve: str, data: dict) -> None:
         OUT.mkdir(exist_ok=True)
@@ -361,11 +377,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="100,1024,65536,1048576")
     p.add_argument("--mb", type=float, default=100, help="MB per run")
     p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
-    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")
+    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")  # (groups: below)
     common(p)
     p.add_argument("--clients", default="1,10,100")
     p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
     p.add_argument("--partitions", type=int, default=16)
+    p = sub.add_parser("groups", help="consumer groups of 1/10/100 librdkafka members: join, rebalance, fetch")
+    common(p)
+    p.add_argument("--members", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records fetched by the group")
+    p.add_argument("--partitions", type=int, default=16, help="at least this many (and 2 per member)")
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)
     if a.curve == "report":

@@ -31,6 +31,12 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
         ("mb_per_s", "produce", "MB/s", True),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
     ]),
+    "groups": ("members", "consumer group members", [
+        ("join_s", "join (all members assigned)", "s", False),
+        ("rebalance_s", "rebalance (one member more)", "s", False),
+        ("fetch_mb_per_s", "group fetch", "MB/s", True),
+        ("cpu_s_per_gb", "broker CPU per GB fetched", "CPU s/GB", False),
+    ]),
 }
 
 
