@@ -6,6 +6,7 @@
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
     .venv/bin/python scripts/bench_scale.py groups     [--members 1,10,100]   (join, rebalance, fetch)
+    .venv/bin/python scripts/bench_scale.py mixed      [--rates 1000,4000]    (OMB-like, e2e latency)
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
@@ -277,6 +278,24 @@ class Bench:
 
         return self.curve("groups", "members", [int(x) for x in a.members.split(",")], point)
 
+    # -- OMB-like mixed load ----------------------------------------------------------------
+    def mixed(self) -> dict:
+        """Producers with keys, a consumer group, and retention deleting 1 MiB segments while it
+        runs (log.retention.bytes 4 MiB per partition, checked every 5 s), at fixed offered rates."""
+        a = self.args
+        settings = {"log.segment.bytes": str(1 << 20), "log.retention.bytes": str(4 << 20),
+                    "log.retention.check.interval.ms": "5000"}
+
+        def point(kind: str, rate: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["mixed", "--bootstrap", node.bootstrap, "--topic", topic, "--rate", str(rate),
+                                  "--seconds", str(a.seconds), "--conns", str(a.producers),
+                                  "--consumers", str(a.consumers), "--acks", "1", "--linger-ms", "1"],
+                                 timeout=a.seconds + 600)
+            return self.load_point(kind, settings, a.partitions, load, rate * a.seconds * 1024)
+
+        return self.curve("mixed", "rate", [int(x) for x in a.rates.split(",")], point)
+
     # -- bookkeeping -------------------------------------------------------------------------
     def save(self, curve: str, data: dict) -> None:
         OUT.mkdir(exist_ok=True)
@@ -387,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", default="1,10,100")
     p.add_argument("--records", type=int, default=100_000, help="1 KiB records fetched by the group")
     p.add_argument("--partitions", type=int, default=16, help="at least this many (and 2 per member)")
+    p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
+    common(p)
+    p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--producers", type=int, default=4)
+    p.add_argument("--consumers", type=int, default=4)
+    p.add_argument("--partitions", type=int, default=16)
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)
     if a.curve == "report":

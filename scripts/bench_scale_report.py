@@ -37,6 +37,13 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
         ("fetch_mb_per_s", "group fetch", "MB/s", True),
         ("cpu_s_per_gb", "broker CPU per GB fetched", "CPU s/GB", False),
     ]),
+    "mixed": ("rate", "offered records/s (1 KiB, 4 keyed producers, 4 consumers, retention on)", [
+        ("achieved_rate", "records/s sent", "rec/s", True),
+        ("p50_ms", "end-to-end p50", "ms", False),
+        ("p99_ms", "end-to-end p99", "ms", False),
+        ("p999_ms", "end-to-end p99.9", "ms", False),
+        ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
+    ]),
 }
 
 
