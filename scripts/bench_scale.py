@@ -7,6 +7,7 @@
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
     .venv/bin/python scripts/bench_scale.py groups     [--members 1,10,100]   (join, rebalance, fetch)
     .venv/bin/python scripts/bench_scale.py mixed      [--rates 1000,4000]    (OMB-like, e2e latency)
+    .venv/bin/python scripts/bench_scale.py ceiling    [--clients 1,10,100]   (+ null broker, scripts/null_broker.c)
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
@@ -51,7 +52,7 @@ import reference_kafka  # noqa: E402
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
 RESULTS = OUT / "scale.json"
-BROKERS = ("kbroker", "kafka")
+BROKERS = ("kbroker", "kafka", "null")
 log = bb.log
 
 
@@ -197,12 +198,13 @@ class Bench:
     def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
         """Fresh broker with `settings`, a topic of `parts` partitions, then load(node, topic) measured
         (broker CPU, peak RSS); adds the broker's CPU seconds per GB of `nbytes`."""
-        node = self.node(kind, settings)
+        node = sn.make(kind, self.base, {**bb.BENCH_SETTINGS, **settings}, self.src, parts)
         try:
             node.start()
             topic = "load"
-            sn.create_topic(node.bootstrap, topic, parts)
-            node.wait_topic(topic, parts)
+            if kind != "null":  # (every topic exists on the null broker)
+                sn.create_topic(node.bootstrap, topic, parts)
+                node.wait_topic(topic, parts)
             r, cpu = measured(node, lambda: load(node, topic))
             r["cpu_s_per_gb"] = cpu / (nbytes / 1e9)
             node.stop()
@@ -277,6 +279,18 @@ class Bench:
             return self.load_point(kind, {}, parts, load, a.records * 1024)
 
         return self.curve("groups", "members", [int(x) for x in a.members.split(",")], point)
+
+    # -- the ceiling: the same client against a broker that does no work ---------------------
+    def ceiling(self) -> dict:
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
+            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
+
+        return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
 
     # -- OMB-like mixed load ----------------------------------------------------------------
     def mixed(self) -> dict:
@@ -406,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", default="1,10,100")
     p.add_argument("--records", type=int, default=100_000, help="1 KiB records fetched by the group")
     p.add_argument("--partitions", type=int, default=16, help="at least this many (and 2 per member)")
+    p = sub.add_parser("ceiling", help="librdkafka producers: kbroker, Kafka and the null broker (C)")
+    common(p)
+    p.set_defaults(brokers="kbroker,kafka,null")
+    p.add_argument("--clients", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=16)
     p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
     common(p)
     p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")

@@ -263,5 +263,25 @@ class KafkaNode(Node):
         return cmd, dict(os.environ, LOG_DIR=str(self.workdir)), self.workdir
 
 
-def make(kind: str, base: Path, settings: dict[str, str], src: Path) -> Node:
+class NullNode(Node):
+    """scripts/null_broker.c, compiled once: ApiVersions, Metadata and Produce answered at once,
+    nothing stored; every topic exists with `partitions` partitions (no CreateTopics)."""
+
+    name = "null"
+
+    def __init__(self, base: Path, partitions: int) -> None:
+        super().__init__(base, {})
+        self.partitions = partitions
+        self.binary = base / "null_broker"
+        if not self.binary.exists():
+            subprocess.run(["cc", "-O2", "-pthread", "-o", str(self.binary), str(ROOT / "scripts" / "null_broker.c")],
+                           check=True)
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        return [str(self.binary), str(self.port), str(self.partitions)], dict(os.environ), self.workdir
+
+
+def make(kind: str, base: Path, settings: dict[str, str], src: Path, partitions: int = 16) -> Node:
+    if kind == "null":
+        return NullNode(base, partitions)
     return KBrokerNode(base, settings, src) if kind == "kbroker" else KafkaNode(base, settings)
