@@ -1,7 +1,7 @@
 """``kbroker topic|produce|consume|group``: the daily operations, in the manner of ``rpk``.
 
 Every command is plain Kafka requests through the console's client (:mod:`kbroker.console.client`)
-and its operations (:mod:`kbroker.console.ops`), so it works against any Kafka-compatible broker,
+and its operations (:mod:`kbroker.console.ops`, ``records``, ``groups``), so it works against any Kafka-compatible broker,
 Apache Kafka included, from the address in ``-b/--bootstrap-server`` (or the environment variable
 ``KBROKER_BOOTSTRAP_SERVER``; default ``localhost:9092``).
 
@@ -29,7 +29,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from kbroker.console import groups as group_ops
 from kbroker.console import ops
+from kbroker.console import records as record_ops
 from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError, check
 from kbroker_protocol import messages
 from kbroker_protocol.compression import Codec
@@ -229,7 +231,7 @@ async def cmd_produce(client: KafkaClient, args: argparse.Namespace, out: IO[str
         if args.partition is not None:
             partition = args.partition
         elif record.key is not None:
-            partition = (ops.murmur2(record.key) & 0x7FFFFFFF) % count  # Kafka's default partitioner
+            partition = (record_ops.murmur2(record.key) & 0x7FFFFFFF) % count  # Kafka's default partitioner
         else:
             partition = sticky % count  # sticky: unkeyed records fill a batch, then the next partition
         pending.setdefault(partition, []).append(record)
@@ -354,7 +356,7 @@ class GroupMember:
                                 for p in tp.partitions)
 
     async def committed(self) -> dict[int, int]:
-        got = await ops._committed(self.client, self.group, self.coordinator)
+        got = await group_ops._committed(self.client, self.group, self.coordinator)
         return {p: o for (t, p), o in got.items() if t == self.topic}
 
     async def commit(self, positions: dict[int, int]) -> None:
@@ -427,7 +429,7 @@ async def cmd_consume(client: KafkaClient, args: argparse.Namespace, out: IO[str
             wait = 0 if args.exit_at_end else 500
             for n, (leader, offsets) in enumerate(sorted(by_leader.items())):
                 try:
-                    got = await ops._fetch_many(client, args.topic, leader, offsets, max_wait_ms=wait if n == 0 else 0)
+                    got = await record_ops._fetch_many(client, args.topic, leader, offsets, max_wait_ms=wait if n == 0 else 0)
                 except KafkaError as exc:
                     if not is_retriable(exc.error_code):
                         raise
@@ -467,7 +469,7 @@ async def cmd_consume(client: KafkaClient, args: argparse.Namespace, out: IO[str
 
 async def cmd_group(client: KafkaClient, args: argparse.Namespace, out: IO[str]) -> int:
     if args.action == "list":
-        groups = (await ops.list_groups(client))["groups"]
+        groups = (await group_ops.list_groups(client))["groups"]
         if args.json:
             out.write(json.dumps(groups) + "\n")
         else:
@@ -475,7 +477,7 @@ async def cmd_group(client: KafkaClient, args: argparse.Namespace, out: IO[str])
                   ["GROUP", "TYPE", "STATE", "COORDINATOR"], out)
         return 0
     if args.action == "describe":
-        d = await ops.describe_group(client, args.group)
+        d = await group_ops.describe_group(client, args.group)
         if args.json:
             out.write(json.dumps(d) + "\n")
             return 0
@@ -490,7 +492,7 @@ async def cmd_group(client: KafkaClient, args: argparse.Namespace, out: IO[str])
             if args.value is None:
                 raise UsageError(f"reset --to {args.to} needs a value: --to {args.to} N")
             data[args.to] = args.value
-        r = await ops.reset_offsets(client, args.group, data)
+        r = await group_ops.reset_offsets(client, args.group, data)
         table([[o["topic"], o["partition"], o["offset"]] for o in r["offsets"]], ["TOPIC", "PARTITION", "NEW-OFFSET"],
               out)
         return 0

@@ -320,9 +320,198 @@ def w_produce_conns(a: argparse.Namespace) -> dict:
             "mib_per_s": a.records * a.record_size / el / 1048576}
 
 
+def w_group(a: argparse.Namespace) -> dict:
+    """A consumer group of `conns` librdkafka members (classic protocol) on the topic:
+
+    - join: all members subscribe; seconds until each has a partition and together they hold every
+      partition once (the topic needs at least conns + 1 partitions);
+    - rebalance: one more member subscribes; seconds until the same holds for conns + 1 members;
+    - fetch: every member pauses, `records` records of `record_size` are produced, then all
+      resume; MB/s until the group has consumed them all."""
+    from confluent_kafka import Consumer, Producer
+
+    parts = set(_partitions(a.bootstrap, a.topic))
+    conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-group-{os.getpid()}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False, "enable.partition.eof": False,
+            "fetch.wait.max.ms": 100, "session.timeout.ms": 45000, "heartbeat.interval.ms": 3000,
+            "queued.max.messages.kbytes": 16384}
+    assigned: list[set[int]] = []
+    consumers: list = []
+    state = {"records": 0, "bytes": 0}
+
+    def add_member() -> None:
+        i = len(consumers)
+        assigned.append(set())
+
+        def on_assign(_c, ps, i=i) -> None:
+            assigned[i] = {p.partition for p in ps}
+
+        def on_revoke(_c, _ps, i=i) -> None:
+            assigned[i] = set()
+
+        c = Consumer(dict(conf, **{"client.id": f"bench-member-{i}"}))
+        c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
+        consumers.append(c)
+
+    def poll_all() -> None:
+        for c in consumers:
+            for m in c.consume(1000, 0):
+                if m.error() is None:
+                    state["records"] += 1
+                    state["bytes"] += len(m.value() or b"")
+
+    def stable() -> bool:
+        if not all(assigned):
+            return False
+        union = set().union(*assigned)
+        return union == parts and sum(len(x) for x in assigned) == len(parts)
+
+    def wait_stable(what: str) -> float:
+        t0 = time.monotonic()
+        deadline = t0 + a.timeout
+        while not stable():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: {sum(1 for x in assigned if x)} of {len(consumers)} members assigned")
+            poll_all()
+            time.sleep(0.005)
+        return time.monotonic() - t0
+
+    t0 = time.monotonic()
+    for _ in range(a.conns):
+        add_member()
+    wait_stable("join")
+    join_s = time.monotonic() - t0  # from the first member's creation
+    add_member()
+    rebalance_s = wait_stable("rebalance")
+    from confluent_kafka import TopicPartition
+
+    for c, mine in zip(consumers, assigned, strict=True):
+        c.pause([TopicPartition(a.topic, p) for p in mine])
+    producer = Producer({"bootstrap.servers": a.bootstrap, "acks": "1", "linger.ms": 5, "batch.size": 65536,
+                         "queue.buffering.max.kbytes": 262144})
+    value = b"v" * a.record_size
+    for i in range(a.records):
+        while True:
+            try:
+                producer.produce(a.topic, value, partition=i % len(parts))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+            poll_all()  # (keeps the members' heartbeats served while paused)
+    producer.flush(300)
+    state["records"] = state["bytes"] = 0
+    t1 = time.monotonic()
+    for c, mine in zip(consumers, assigned, strict=True):
+        c.resume([TopicPartition(a.topic, p) for p in mine])
+    deadline = t1 + a.timeout
+    while state["records"] < a.records:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fetch: {state['records']} of {a.records} records")
+        poll_all()
+    fetch_s = time.monotonic() - t1
+    for c in consumers:
+        c.close()
+    return {"members": a.conns, "partitions": len(parts), "join_s": join_s, "rebalance_s": rebalance_s,
+            "records": a.records, "fetch_s": fetch_s, "fetch_mb_per_s": state["bytes"] / fetch_s / 1e6,
+            "fetch_records_per_s": state["records"] / fetch_s}
+
+
+def w_mixed_consumer(a: argparse.Namespace) -> dict:
+    """`conns` members of one consumer group; READY once they hold every partition; then the
+    end-to-end latency of each record (its first 8 bytes: the producer's time_ns)."""
+    from confluent_kafka import Consumer
+
+    parts = set(_partitions(a.bootstrap, a.topic))
+    conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-mixed-{os.getpid()}",
+            "auto.offset.reset": "latest", "enable.auto.commit": True, "enable.partition.eof": False,
+            "fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
+    assigned: list[set[int]] = [set() for _ in range(a.conns)]
+    consumers = []
+    for i in range(a.conns):
+        def on_assign(c, ps, i=i) -> None:
+            assigned[i] = {p.partition for p in ps}
+            c.assign(ps)
+
+        c = Consumer(dict(conf, **{"client.id": f"bench-mixed-{i}"}))
+        c.subscribe([a.topic], on_assign=on_assign)
+        consumers.append(c)
+    deadline = time.monotonic() + 120
+    while set().union(*assigned) != parts or not all(assigned[: min(a.conns, len(parts))]):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the group did not get every partition")
+        for c in consumers:
+            c.poll(0.01)
+    for _ in range(20):  # positions resolved (auto.offset.reset=latest) before the producers start
+        for c in consumers:
+            c.poll(0.01)
+    print("READY", flush=True)
+    lats: list[int] = []
+    deadline = time.monotonic() + a.timeout
+    while len(lats) < a.records and time.monotonic() < deadline:
+        for c in consumers:
+            for m in c.consume(500, 0.002):
+                if m.error() is None:
+                    lats.append(time.time_ns() - int.from_bytes(m.value()[:8], "big"))
+    for c in consumers:
+        c.close()
+    return {"latencies_ns": lats}
+
+
+def w_mixed(a: argparse.Namespace) -> dict:
+    """An OpenMessaging-Benchmark-like load: `producers` producers sending keyed records (1,000
+    keys) at a fixed total `rate` for `seconds`, a group of `consumers` members reading them in a
+    subprocess; throughput and end-to-end latency percentiles after a warm-up of 5 s."""
+    from confluent_kafka import Producer
+
+    n = int(a.rate * a.seconds)
+    cons = subprocess.Popen([PY, __file__, "mixed-consumer", "--bootstrap", a.bootstrap, "--topic", a.topic,
+                             "--records", str(n), "--timeout", str(a.seconds + 60), "--conns", str(a.consumers)],
+                            stdout=subprocess.PIPE, text=True)
+    assert cons.stdout is not None
+    line = cons.stdout.readline()
+    if line.strip() != "READY":
+        raise RuntimeError("mixed consumers did not start")
+    conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": a.linger_ms, "batch.size": 65536,
+            "compression.type": "none"}
+    producers = [Producer(dict(conf, **{"client.id": f"bench-mixed-p{i}"})) for i in range(a.conns)]
+    keys = [b"key-%04d" % k for k in range(1000)]
+    pad = b"x" * (a.record_size - 8)
+    t0 = time.monotonic()
+    late = 0
+    k = len(producers)
+    for i in range(n):
+        target = t0 + i / a.rate
+        d = target - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        elif d < -0.01:
+            late += 1
+        p = producers[i % k]
+        p.produce(a.topic, time.time_ns().to_bytes(8, "big") + pad, key=keys[(i * 7919) % 1000])
+        p.poll(0)
+    for p in producers:
+        p.flush(60)
+    produce_s = time.monotonic() - t0
+    out, _ = cons.communicate(timeout=a.seconds + 180)
+    lats = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])["latencies_ns"]
+    warm = int(a.rate * 5)
+    ms = sorted(x / 1e6 for x in lats[warm:])
+
+    def pct(q: float) -> float:
+        return ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")
+
+    return {"sent": n, "received": len(lats), "rate": a.rate, "achieved_rate": n / produce_s,
+            "mb_per_s": n * a.record_size / produce_s / 1e6, "late_sends": late,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+            "max_ms": ms[-1] if ms else float("nan")}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("worker", choices=["consume", "e2e", "e2e-consumer", "produce-conns"])
+    ap.add_argument("worker", choices=["consume", "e2e", "e2e-consumer", "produce-conns", "group", "mixed",
+                                       "mixed-consumer"])
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--records", type=int, default=100000)
@@ -333,9 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acks", default="1")
     ap.add_argument("--linger-ms", type=float, default=1)
     ap.add_argument("--conns", type=int, default=1)
+    ap.add_argument("--consumers", type=int, default=4)
     a = ap.parse_args(argv)
     fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,
-          "produce-conns": w_produce_conns}[a.worker]
+          "produce-conns": w_produce_conns, "group": w_group, "mixed": w_mixed,
+          "mixed-consumer": w_mixed_consumer}[a.worker]
     print(json.dumps(fn(a)), flush=True)
     return 0
 

@@ -83,22 +83,24 @@ def run_side(bootstrap: str, topic: str, total: int, size: int) -> tuple[float, 
 def per_request_cost() -> tuple[float, float, float]:
     """ns per request of what the dispatcher adds with metrics on (six clock reads: bytes in,
     handler start, its synchronous run, response ready, flush, sent; then
-    RequestStats.request_done), of the check alone with metrics off, and what the step timer
+    RequestStats.requests_sent for a write answering one request), of the check alone with metrics off, and what the step timer
     (``_timed``) adds around an asynchronous handler that finishes in one step."""
     import timeit
 
     sys.path.insert(0, str(ROOT))
     from kbroker.metrics.requests import RequestStats
     from kbroker.server.connection import _Slot, _timed
+    from kbroker.server.slots import SyntheticHeader
 
     stats = RequestStats()
     holder = type("Conn", (), {"_metrics": stats})()
     n = 200_000
-    code = ("m = c._metrics\nif m is not None:\n    t0 = pc(); t1 = pc(); b = pc() - t1; r = pc(); f = pc()\n"
-            "    m.request_done(0, t0, t1, b, r, f, pc())")
-    on = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter}, number=n)
+    slot = _Slot(SyntheticHeader(0, 9, 0))
+    code = ("m = c._metrics\nif m is not None:\n    s.received = pc(); s.started = pc(); s.busy = pc() - s.started\n"
+            "    s.ready = pc(); f = pc()\n    m.requests_sent([s], f, pc())")
+    on = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter, "s": slot}, number=n)
     holder._metrics = None
-    off = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter}, number=n)
+    off = timeit.timeit(code, globals={"c": holder, "pc": time.perf_counter, "s": slot}, number=n)
 
     async def handler() -> int:
         return 1

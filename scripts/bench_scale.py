@@ -5,6 +5,9 @@
     .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
     .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
+    .venv/bin/python scripts/bench_scale.py groups     [--members 1,10,100]   (join, rebalance, fetch)
+    .venv/bin/python scripts/bench_scale.py mixed      [--rates 1000,4000]    (OMB-like, e2e latency)
+    .venv/bin/python scripts/bench_scale.py ceiling    [--clients 1,10,100]   (+ null broker, scripts/null_broker.c)
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
@@ -49,7 +52,7 @@ import reference_kafka  # noqa: E402
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
 RESULTS = OUT / "scale.json"
-BROKERS = ("kbroker", "kafka")
+BROKERS = ("kbroker", "kafka", "null")
 log = bb.log
 
 
@@ -195,12 +198,13 @@ class Bench:
     def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
         """Fresh broker with `settings`, a topic of `parts` partitions, then load(node, topic) measured
         (broker CPU, peak RSS); adds the broker's CPU seconds per GB of `nbytes`."""
-        node = self.node(kind, settings)
+        node = sn.make(kind, self.base, {**bb.BENCH_SETTINGS, **settings}, self.src, parts)
         try:
             node.start()
             topic = "load"
-            sn.create_topic(node.bootstrap, topic, parts)
-            node.wait_topic(topic, parts)
+            if kind != "null":  # (every topic exists on the null broker)
+                sn.create_topic(node.bootstrap, topic, parts)
+                node.wait_topic(topic, parts)
             r, cpu = measured(node, lambda: load(node, topic))
             r["cpu_s_per_gb"] = cpu / (nbytes / 1e9)
             node.stop()
@@ -260,6 +264,51 @@ class Bench:
             return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
 
         return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
+
+    # -- consumer groups ---------------------------------------------------------------------
+    def groups(self) -> dict:
+        a = self.args
+
+        def point(kind: str, members: int) -> dict:
+            parts = max(a.partitions, 2 * members)
+
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["group", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(members),
+                                  "--timeout", "300"], timeout=900)
+            return self.load_point(kind, {}, parts, load, a.records * 1024)
+
+        return self.curve("groups", "members", [int(x) for x in a.members.split(",")], point)
+
+    # -- the ceiling: the same client against a broker that does no work ---------------------
+    def ceiling(self) -> dict:
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
+            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
+
+        return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
+
+    # -- OMB-like mixed load ----------------------------------------------------------------
+    def mixed(self) -> dict:
+        """Producers with keys, a consumer group, and retention deleting 1 MiB segments while it
+        runs (log.retention.bytes 4 MiB per partition, checked every 5 s), at fixed offered rates."""
+        a = self.args
+        settings = {"log.segment.bytes": str(1 << 20), "log.retention.bytes": str(4 << 20),
+                    "log.retention.check.interval.ms": "5000"}
+
+        def point(kind: str, rate: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["mixed", "--bootstrap", node.bootstrap, "--topic", topic, "--rate", str(rate),
+                                  "--seconds", str(a.seconds), "--conns", str(a.producers),
+                                  "--consumers", str(a.consumers), "--acks", "1", "--linger-ms", "1"],
+                                 timeout=a.seconds + 600)
+            return self.load_point(kind, settings, a.partitions, load, rate * a.seconds * 1024)
+
+        return self.curve("mixed", "rate", [int(x) for x in a.rates.split(",")], point)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def save(self, curve: str, data: dict) -> None:
@@ -361,10 +410,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="100,1024,65536,1048576")
     p.add_argument("--mb", type=float, default=100, help="MB per run")
     p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
-    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")
+    p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")  # (groups: below)
     common(p)
     p.add_argument("--clients", default="1,10,100")
     p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=16)
+    p = sub.add_parser("groups", help="consumer groups of 1/10/100 librdkafka members: join, rebalance, fetch")
+    common(p)
+    p.add_argument("--members", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records fetched by the group")
+    p.add_argument("--partitions", type=int, default=16, help="at least this many (and 2 per member)")
+    p = sub.add_parser("ceiling", help="librdkafka producers: kbroker, Kafka and the null broker (C)")
+    common(p)
+    p.set_defaults(brokers="kbroker,kafka,null")
+    p.add_argument("--clients", default="1,10,100")
+    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+    p.add_argument("--partitions", type=int, default=16)
+    p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
+    common(p)
+    p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--producers", type=int, default=4)
+    p.add_argument("--consumers", type=int, default=4)
     p.add_argument("--partitions", type=int, default=16)
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)

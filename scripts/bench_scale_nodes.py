@@ -34,6 +34,7 @@ from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 
 METADATA_VERSION = 12
 CREATE_VERSION = 7
+CREATE_PARTITIONS_VERSION = 3
 
 
 def metadata_request(topic: str | None) -> object:
@@ -95,18 +96,34 @@ class RawMetadata:
         self.sock.close()
 
 
+# Kafka's controller refuses a request of more than 10,000 metadata records (QuorumController's
+# MAX_RECORDS_PER_USER_OP: one per partition plus the topic's), so bigger topics are created in steps.
+CREATE_STEP = 5000
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 900.0) -> None:
+    """CreateTopics with up to CREATE_STEP partitions, then CreatePartitions adding CREATE_STEP at a
+    time until the topic has `partitions` (one topic either way, as for both brokers)."""
     req = REQUESTS[19]
     w = Wire(bootstrap, timeout=timeout)
     try:
-        t = req.CreatableTopic(name=topic, num_partitions=partitions, replication_factor=1, assignments=[],
-                               configs=[])
+        t = req.CreatableTopic(name=topic, num_partitions=min(partitions, CREATE_STEP), replication_factor=1,
+                               assignments=[], configs=[])
         resp = w.call(19, CREATE_VERSION, topics=[t], timeout_ms=int(timeout * 1000), validate_only=False)
+        err = resp.topics[0].error_code
+        if err != 0:
+            raise RuntimeError(f"CreateTopics {topic} ({partitions}): error {err} {resp.topics[0].error_message}")
+        count = min(partitions, CREATE_STEP)
+        while count < partitions:
+            count = min(partitions, count + CREATE_STEP)
+            more = REQUESTS[37].CreatePartitionsTopic(name=topic, count=count, assignments=None)
+            resp = w.call(37, CREATE_PARTITIONS_VERSION, topics=[more], timeout_ms=int(timeout * 1000),
+                          validate_only=False)
+            err = resp.results[0].error_code
+            if err != 0:
+                raise RuntimeError(f"CreatePartitions {topic} (to {count}): error {err} {resp.results[0].error_message}")
     finally:
         w.close()
-    err = resp.topics[0].error_code
-    if err != 0:
-        raise RuntimeError(f"CreateTopics {topic} ({partitions}): error {err} {resp.topics[0].error_message}")
 
 
 class Node:
@@ -246,5 +263,25 @@ class KafkaNode(Node):
         return cmd, dict(os.environ, LOG_DIR=str(self.workdir)), self.workdir
 
 
-def make(kind: str, base: Path, settings: dict[str, str], src: Path) -> Node:
+class NullNode(Node):
+    """scripts/null_broker.c, compiled once: ApiVersions, Metadata and Produce answered at once,
+    nothing stored; every topic exists with `partitions` partitions (no CreateTopics)."""
+
+    name = "null"
+
+    def __init__(self, base: Path, partitions: int) -> None:
+        super().__init__(base, {})
+        self.partitions = partitions
+        self.binary = base / "null_broker"
+        if not self.binary.exists():
+            subprocess.run(["cc", "-O2", "-pthread", "-o", str(self.binary), str(ROOT / "scripts" / "null_broker.c")],
+                           check=True)
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        return [str(self.binary), str(self.port), str(self.partitions)], dict(os.environ), self.workdir
+
+
+def make(kind: str, base: Path, settings: dict[str, str], src: Path, partitions: int = 16) -> Node:
+    if kind == "null":
+        return NullNode(base, partitions)
     return KBrokerNode(base, settings, src) if kind == "kbroker" else KafkaNode(base, settings)

@@ -31,6 +31,23 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
         ("mb_per_s", "produce", "MB/s", True),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
     ]),
+    "groups": ("members", "consumer group members", [
+        ("join_s", "join (all members assigned)", "s", False),
+        ("rebalance_s", "rebalance (one member more)", "s", False),
+        ("fetch_mb_per_s", "group fetch", "MB/s", True),
+        ("cpu_s_per_gb", "broker CPU per GB fetched", "CPU s/GB", False),
+    ]),
+    "ceiling": ("clients", "producer connections (librdkafka, 1 KiB, acks=1)", [
+        ("mb_per_s", "produce", "MB/s", True),
+        ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
+    ]),
+    "mixed": ("rate", "offered records/s (1 KiB, 4 keyed producers, 4 consumers, retention on)", [
+        ("achieved_rate", "records/s sent", "rec/s", True),
+        ("p50_ms", "end-to-end p50", "ms", False),
+        ("p99_ms", "end-to-end p99", "ms", False),
+        ("p999_ms", "end-to-end p99.9", "ms", False),
+        ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
+    ]),
 }
 
 
@@ -78,7 +95,29 @@ def rows(curve: str, data: dict) -> list[dict]:
     return out
 
 
+def ceiling_table(data: dict) -> str:
+    """kbroker, Kafka and the null broker (scripts/null_broker.c: answers, stores nothing)."""
+    xkey, xlabel, metrics = CURVES["ceiling"]
+    lines = [f"| figure | {xlabel} | kbroker | Kafka 4.4 | null broker | kbroker/Kafka | kbroker/ceiling "
+             "| runs kbroker ; Kafka ; null | load avg |", "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for metric, label, unit, _higher in metrics:
+        for p in data["points"]:
+            k, kv = stats(p, "kbroker", metric)
+            f, fv = stats(p, "kafka", metric)
+            n, nv = stats(p, "null", metric)
+            la = _vals(p["runs"]["kbroker"] + p["runs"].get("kafka", []) + p["runs"].get("null", []),
+                       "loadavg_before")
+            runs = " ; ".join(" / ".join(fmt(x) for x in v) for v in (kv, fv, nv))
+            lines.append(f"| {label} ({unit}) | {p[xkey]:,} | {fmt(k)} | {fmt(f)} | {fmt(n)} | "
+                         f"{fmt(k / f if k is not None and f else None)} | "
+                         f"{fmt(k / n if k is not None and n else None)} | {runs} | "
+                         f"{f'{min(la):.1f}-{max(la):.1f}' if la else ''} |")
+    return "\n".join(lines)
+
+
 def table(curve: str, data: dict) -> str:
+    if curve == "ceiling":
+        return ceiling_table(data)
     xkey, xlabel, _ = CURVES[curve]
     lines = [f"| figure | {xlabel} | kbroker | Kafka 4.4 | kbroker/Kafka | at least Kafka | runs kbroker / Kafka "
              "| load avg |", "|---|---:|---:|---:|---:|---|---|---|"]
@@ -111,7 +150,7 @@ def plot(curve: str, data: dict, out: Path) -> str | None:
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
     for ax, (metric, label, unit, _h) in zip(axes.flat, metrics, strict=False):
-        for broker, style in (("kbroker", "o-"), ("kafka", "s--")):
+        for broker, style in (("kbroker", "o-"), ("kafka", "s--"), ("null", "^:")):
             xs, ys, allx, ally = [], [], [], []
             for p in data["points"]:
                 m, vs = stats(p, broker, metric)
@@ -161,6 +200,8 @@ def write(res: dict, out: Path, only: str | None = None) -> None:
 
 def compact(curve: str, data: dict) -> str:
     """One row per figure, one column per point: "kbroker / Kafka = ratio" (medians), for the README."""
+    if curve == "ceiling":
+        return ceiling_table(data)
     xkey, xlabel, metrics = CURVES[curve]
     xs = [p[xkey] for p in data["points"]]
     lines = [f"| {xlabel} | " + " | ".join(f"{x:,}" for x in xs) + " |",

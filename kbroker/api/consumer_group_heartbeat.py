@@ -13,6 +13,7 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.security.acls import DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
 
@@ -31,6 +32,12 @@ async def handle_consumer_group_heartbeat(ctx, request):
         # group.version at least 1 (kafka-features.sh can downgrade it to 0).
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, member_id=None,
                                               error_message="The consumer rebalance protocol is disabled.",
+                                              assignment=None)
+    names = request.subscribed_topic_names
+    if names and not all(authorized(ctx, DESCRIBE, TOPIC, name) for name in set(names)):
+        # Kafka's handleConsumerGroupHeartbeat: a member may subscribe only to topics it may describe
+        code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                               assignment=None)
     code = coordinator_error(coordinator, request.group_id, create_topic=True)
     if code != ErrorCode.NONE:

@@ -8,6 +8,8 @@ in Kafka. v3+ adds a top-level error code; v4+ the
 volume's total and usable bytes; v5 IsCordoned (never here). The metadata log is the controller's
 and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size. An offline log dir (see
 kbroker/log/log_manager.py) is listed with KAFKA_STORAGE_ERROR and no partitions, as in Kafka.
+Without DESCRIBE on the cluster the answer is CLUSTER_AUTHORIZATION_FAILED (v3+; earlier versions
+have no error code) and no results, as Kafka's ``handleDescribeLogDirsRequest``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from kbroker.api.registry import api
 from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsResponse
 
@@ -42,6 +45,9 @@ def _offset_lag(broker, topic: str, index: int, log_end_offset: int) -> int:
 @api(35, 1, 5)
 def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
     broker = ctx.broker
+    if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                                       results=[])
     logs = {k: v for k, v in broker.log_manager.partitions().items() if k[0] != METADATA_TOPIC}
     if request.topics is None:
         wanted = set(logs)

@@ -38,7 +38,7 @@ from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
 from kbroker.replication.partition import Partition
-from kbroker.security.acls import READ, TOPIC, authorized
+from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
@@ -410,8 +410,15 @@ async def handle_fetch(ctx, request) -> FetchResponse:
             for w in wants:
                 session.partitions[_session_key(version, w.cached)] = w.cached
 
-    if replica is None:  # a follower's fetch is the cluster's own (Kafka: CLUSTER_ACTION)
+    if replica is None:
         _deny_unauthorized(ctx, version, wants)
+    elif not authorized(ctx, CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
+        # Kafka's handleFetch: a follower must have CLUSTER_ACTION on the cluster to fetch partition
+        # data; without it every partition answers TOPIC_AUTHORIZATION_FAILED (and no READ ACL helps)
+        for w in wants:
+            w.topic_name = None
+            w.unknown_error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        replica = None  # nothing of a follower's is recorded for it
     else:
         ctx.connection.quota_exempt = True  # nor does it count against client quotas
     min_bytes = request.min_bytes

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ class ConfigEntry:
     read_only: bool
     sensitive: bool
     type: str
-    synonyms: list[tuple[str, str | None, int]] = field(default_factory=list)
+    synonyms: Sequence[tuple[str, str | None, int]] = field(default_factory=list)
     doc: str | None = None
 
 
@@ -313,7 +313,8 @@ class BrokerConfig:
         ``listener.name.<listener>.<mechanism>.sasl.jaas.config``, else ``listener.name.<listener>.
         sasl.jaas.config``, else ``sasl.jaas.config``."""
         found = self.listener_overrides.get((listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"))
-        return found if found is not None else self.listener_value(listener, "sasl.jaas.config")
+        jaas = found if found is not None else self.listener_value(listener, "sasl.jaas.config")
+        return None if jaas is None else str(jaas)
 
     def is_set(self, name: str) -> bool:
         """Whether ``name`` was given (file, overrides or dynamic config) rather than defaulted."""

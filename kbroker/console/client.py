@@ -6,6 +6,11 @@ ListOffsets) to each partition's leader and group requests to the group's coordi
 (FindCoordinator), as any Kafka client does; so the console shows a cluster through any one of
 its brokers. One connection per broker, one request in flight on it at a time (a lock): the
 console's load is a person clicking.
+
+With ``credentials`` (a logged-in console user, :mod:`kbroker.console.sessions`) every
+connection authenticates with SASL first (PLAIN or SCRAM, :func:`kbroker.security.sasl_client.authenticate`,
+the client side the brokers use between themselves), so the broker authorizes each request as that
+user's principal, exactly as for any other client.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import itertools
 import struct
 from typing import Any
 
+from kbroker.security.sasl_client import AuthenticationError, authenticate
 from kbroker_protocol import messages
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
@@ -52,12 +58,20 @@ class BrokerUnreachable(Exception):
     pass
 
 
+class AuthenticationFailed(Exception):
+    """The broker refused the SASL credentials (its message: wrong password, unknown user...)."""
+
+
+Credentials = tuple[str, str, str]  # SASL mechanism, username, password
+
+
 class _Connection:
     _ids = itertools.count(1)
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, credentials: Credentials | None = None) -> None:
         self.host = host
         self.port = port
+        self.credentials = credentials
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.lock = asyncio.Lock()
@@ -69,8 +83,13 @@ class _Connection:
                 # seen its EOF by now: open a new one rather than fail this request.
                 if self.writer is None or self.writer.is_closing() or (self.reader is not None
                                                                         and self.reader.at_eof()):
-                    self.reader, self.writer = await asyncio.wait_for(
+                    reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
+                    self.reader, self.writer = reader, writer
+                    if self.credentials is not None:
+                        mechanism, username, password = self.credentials
+                        await asyncio.wait_for(authenticate(reader, writer, mechanism, username, password,
+                                                            client_id=CLIENT_ID), timeout)
                 assert self.reader is not None and self.writer is not None
                 cid = next(self._ids) & 0x7FFFFFFF
                 header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version,
@@ -81,6 +100,9 @@ class _Connection:
                 size_bytes = await asyncio.wait_for(self.reader.readexactly(4), timeout)
                 (size,) = struct.unpack(">i", size_bytes)
                 frame = await asyncio.wait_for(self.reader.readexactly(size), timeout)
+            except AuthenticationError as exc:
+                self.close()
+                raise AuthenticationFailed(str(exc)) from None
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 self.close()
                 raise BrokerUnreachable(f"broker {self.host}:{self.port}: {exc or type(exc).__name__}") from None
@@ -99,8 +121,10 @@ class _Connection:
 class KafkaClient:
     """Requests to a cluster, routed to the broker that must answer them."""
 
-    def __init__(self, host: str, port: int, local_node: int | None = None) -> None:
+    def __init__(self, host: str, port: int, local_node: int | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.bootstrap = (host, port)
+        self.credentials = credentials
         # The broker the console runs in: always reached at the bootstrap address, whatever it
         # advertises (a name that resolves only elsewhere, in a container set-up).
         self.local_node = local_node
@@ -110,7 +134,7 @@ class KafkaClient:
     def _conn(self, address: tuple[str, int], lane: str) -> _Connection:
         conn = self._conns.get((*address, lane))
         if conn is None:
-            conn = self._conns[(*address, lane)] = _Connection(*address)
+            conn = self._conns[(*address, lane)] = _Connection(*address, self.credentials)
         return conn
 
     async def send(self, api_key: int, version: int, node: int | None = None,

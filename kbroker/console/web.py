@@ -4,10 +4,15 @@ Routes (on the ``kbroker.http.listeners`` listener, beside ``/metrics``):
 
 - ``GET /`` the single page (``static/index.html``), ``GET /static/<file>`` its script and style;
 - ``GET /api/...`` reads: overview, throughput, topics, topic, messages, tail, groups, group,
-  transactions, producers;
-- ``POST /api/...`` changes: create topic, delete topic, alter configs, produce, reset offsets.
+  transactions, producers, acls, users, delayed; ``GET /api/session``: who is logged in;
+- ``POST /api/...`` changes: create topic, delete topic, alter configs, produce, reset offsets,
+  create/delete ACL, add/delete SCRAM user; ``POST /api/login``, ``POST /api/logout``.
 
 Safety:
+
+- When the broker has a SASL_PLAINTEXT listener with PLAIN or SCRAM, every endpoint but the
+  session ones needs a login (:mod:`kbroker.console.sessions`): the console's Kafka requests then
+  authenticate as that user, so the broker's authorizer applies that principal's ACLs to each.
 
 - Every state-changing endpoint is POST only, with a JSON body (``Content-Type:
   application/json``) and the header ``X-Kbroker-Console: 1``; a browser sends neither cross-site
@@ -34,8 +39,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kbroker import __version__
-from kbroker.console import ops
-from kbroker.console.client import BrokerUnreachable, KafkaClient, KafkaError
+from kbroker.console import access, delayed_view, groups, ops, records
+from kbroker.console.client import AuthenticationFailed, BrokerUnreachable, KafkaClient, KafkaError
+from kbroker.console.sessions import MECHANISMS, Session, Sessions, clear_cookie, cookie_token, set_cookie
 from kbroker.server.http import HttpError, Response, is_loopback
 
 log = logging.getLogger("kbroker.console")
@@ -106,16 +112,33 @@ class Console:
     def __init__(self, broker: Any, totals: Callable[[], dict[str, float]], listeners_loopback: bool) -> None:
         self.broker = broker
         self.loopback = listeners_loopback
-        try:
-            host, port = self.bootstrap()
-        except RuntimeError as exc:
-            log.warning("console: %s", exc)
-            self.unavailable: str | None = str(exc)
-            host, port = "127.0.0.1", 0
-        else:
-            self.unavailable = None
+        self.sessions = Sessions()
+        # A SASL_PLAINTEXT listener with PLAIN or SCRAM: logins required (kbroker.console.sessions).
+        self.login_listener = self.sasl_listener()
+        self.unavailable: str | None = None
+        host, port = "127.0.0.1", 0
+        if self.login_listener is None:
+            try:
+                host, port = self.bootstrap()
+            except RuntimeError as exc:
+                log.warning("console: %s", exc)
+                self.unavailable = str(exc)
         self.client = KafkaClient(host, port, local_node=broker.node_id)
         self.throughput = Throughput(totals)
+
+    def sasl_listener(self) -> tuple[str, int, list[str]] | None:
+        """The first SASL_PLAINTEXT listener with a mechanism the console logs in with: its
+        address as a client on this host reaches it, and those mechanisms."""
+        for endpoint in self.broker.config.client_listeners:
+            if endpoint.security_protocol != "SASL_PLAINTEXT":
+                continue
+            security = self.broker.listener_security.get(endpoint.listener)
+            bound = self.broker.bound.get(endpoint.listener)
+            mechanisms = [m for m in MECHANISMS if security is not None and m in security.sasl_mechanisms]
+            if bound is None or not mechanisms:
+                continue
+            return (*_local_address(*bound), mechanisms)
+        return None
 
     def bootstrap(self) -> tuple[str, int]:
         """The broker's first PLAINTEXT listener, as a client on this host reaches it."""
@@ -125,17 +148,16 @@ class Console:
             bound = self.broker.bound.get(endpoint.listener)
             if bound is None:
                 continue
-            host, port = bound
-            if host in ("", "0.0.0.0"):
-                host = "127.0.0.1"
-            elif host == "::":
-                host = "::1"
-            return host, port
-        raise RuntimeError("the console needs a PLAINTEXT listener to reach the broker")
+            return _local_address(*bound)
+        raise RuntimeError("the console needs a PLAINTEXT or SASL_PLAINTEXT (PLAIN or SCRAM) listener "
+                           "to reach the broker")
 
     async def stop(self) -> None:
         self.throughput.stop()
         await self.client.close()
+        for session in self.sessions.all():
+            self.sessions.remove(session.token)
+            await session.client.close()
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -153,14 +175,25 @@ class Console:
             return self._json_response(502, {"error": self.unavailable})
         parts = [unquote(p) for p in path[len("/api/"):].split("/")]
         query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if method not in ("GET", "POST"):
+            raise HttpError(405, f"{method} not allowed: reads are GET, changes are POST")
+        if method == "POST":
+            self._check_same_origin(headers)
+        client = self.client
+        for idle in self.sessions.expire():  # an hour idle: its password and connections go
+            await idle.client.close()
+        if parts in (["session"], ["login"], ["logout"]):
+            return await self._session_route(parts[0], method, headers, body)
+        if self.login_listener is not None:
+            session = self.sessions.get(cookie_token(headers))
+            if session is None:
+                return self._json_response(401, {"error": "log in first: the broker has SASL users", "login": True})
+            client = session.client
         try:
             if method == "GET":
-                result = await self._get(parts, query)
-            elif method == "POST":
-                self._check_same_origin(headers)
-                result = await self._post(parts, self._json(body))
+                result = await self._get(parts, query, client)
             else:
-                raise HttpError(405, f"{method} not allowed: reads are GET, changes are POST")
+                result = await self._post(parts, self._json(body), client)
         except ops.Invalid as exc:
             return self._json_response(400, {"error": str(exc), "field": exc.field})
         except ops.NotFound as exc:
@@ -168,15 +201,17 @@ class Console:
         except ops.Conflict as exc:
             return self._json_response(409, {"error": str(exc)})
         except KafkaError as exc:
-            return self._json_response(400, {"error": str(exc), "code": exc.code})
+            status = 403 if exc.code.endswith("_AUTHORIZATION_FAILED") else 400
+            return self._json_response(status, {"error": str(exc), "code": exc.code})
+        except AuthenticationFailed as exc:  # the broker no longer takes the session's credentials
+            return self._json_response(401, {"error": str(exc), "login": True})
         except BrokerUnreachable as exc:
             return self._json_response(502, {"error": str(exc)})
         except HttpError as exc:
             return self._json_response(exc.status, {"error": str(exc), "field": exc.field})
         return self._json_response(200, result)
 
-    async def _get(self, parts: list[str], query: dict[str, str]) -> Any:
-        c = self.client
+    async def _get(self, parts: list[str], query: dict[str, str], c: KafkaClient) -> Any:
         match parts:
             case ["overview"]:
                 out = await ops.overview(c)
@@ -190,21 +225,26 @@ class Console:
             case ["topics", name]:
                 return await ops.describe_topic(c, ops.topic_name(name))
             case ["topics", name, "messages"]:
-                return await ops.browse(c, name, query)
+                return await records.browse(c, name, query)
             case ["topics", name, "tail"]:
-                return await ops.tail(c, name, query)
+                return await records.tail(c, name, query)
             case ["groups"]:
-                return await ops.list_groups(c)
+                return await groups.list_groups(c)
             case ["groups", group]:
-                return await ops.describe_group(c, group)
+                return await groups.describe_group(c, group)
             case ["transactions"]:
-                return await ops.transactions(c)
+                return await groups.transactions(c)
             case ["producers"]:
-                return await ops.producers(c)
+                return await groups.producers(c)
+            case ["delayed"]:
+                return await delayed_view.pending(c)
+            case ["acls"]:
+                return await access.list_acls(c)
+            case ["users"]:
+                return await access.list_users(c)
         raise HttpError(404, f"no such endpoint: GET /api/{'/'.join(parts)}")
 
-    async def _post(self, parts: list[str], data: dict[str, Any]) -> Any:
-        c = self.client
+    async def _post(self, parts: list[str], data: dict[str, Any], c: KafkaClient) -> Any:
         match parts:
             case ["topics"]:
                 return await ops.create_topic(c, data)
@@ -213,10 +253,71 @@ class Console:
             case ["topics", name, "configs"]:
                 return await ops.alter_configs(c, ops.topic_name(name), data)
             case ["topics", name, "produce"]:
-                return await ops.produce(c, name, data)
+                return await records.produce(c, name, data)
             case ["groups", group, "reset-offsets"]:
-                return await ops.reset_offsets(c, group, data)
+                return await groups.reset_offsets(c, group, data)
+            case ["acls"]:
+                return await access.create_acl(c, data)
+            case ["acls", "delete"]:
+                return await access.delete_acl(c, data)
+            case ["users"]:
+                return await access.add_user(c, data)
+            case ["users", "delete"]:
+                return await access.delete_user(c, data)
         raise HttpError(404, f"no such endpoint: POST /api/{'/'.join(parts)}")
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def _session_route(self, route: str, method: str, headers: dict[str, str], body: bytes) -> Response:
+        listener = self.login_listener
+        token = cookie_token(headers)
+        if route == "session":
+            if method != "GET":
+                raise HttpError(405, "GET /api/session")
+            session = self.sessions.get(token)
+            return self._json_response(200, {
+                "login_required": listener is not None, "mechanisms": listener[2] if listener else [],
+                "user": session.username if session else None,
+                "principal": session.principal if session else None})
+        if method != "POST":
+            raise HttpError(405, f"POST /api/{route}")
+        if route == "logout":
+            gone = self.sessions.remove(token)
+            if gone is not None:
+                await gone.client.close()
+            return self._json_response(200, {"logged_out": gone is not None}, {"Set-Cookie": clear_cookie()})
+        if listener is None:
+            return self._json_response(400, {"error": "the broker has no SASL listener: nothing to log in to"})
+        return await self._login(listener, self._json(body))
+
+    async def _login(self, listener: tuple[str, int, list[str]], data: dict[str, Any]) -> Response:
+        host, port, mechanisms = listener
+        username, password = data.get("username"), data.get("password")
+        mechanism = data.get("mechanism") or mechanisms[0]
+        if not isinstance(username, str) or not username:
+            return self._json_response(400, {"error": "the user name is required", "field": "username"})
+        if not isinstance(password, str) or not password:
+            return self._json_response(400, {"error": "the password is required", "field": "password"})
+        if mechanism not in mechanisms:
+            return self._json_response(400, {"error": f"mechanism must be one of {', '.join(mechanisms)}",
+                                             "field": "mechanism"})
+        client = KafkaClient(host, port, local_node=self.broker.node_id, credentials=(mechanism, username, password))
+        try:
+            # The first request opens a connection, which authenticates first: the broker's SASL
+            # server checks the credentials.
+            await client.send(18, 3, client_software_name="kbroker-console", client_software_version="1")
+        except AuthenticationFailed as exc:
+            await client.close()
+            log.info("console login of %r with %s refused: %s", username, mechanism, exc)
+            return self._json_response(401, {"error": str(exc), "field": "password"})
+        except BrokerUnreachable as exc:
+            await client.close()
+            return self._json_response(502, {"error": str(exc)})
+        session, dropped = self.sessions.add(username, mechanism, client)
+        for old in dropped:
+            await old.client.close()
+        log.info("console login of %r with %s", username, mechanism)
+        return self._json_response(200, _session_json(session), {"Set-Cookie": set_cookie(session.token)})
 
     # -- safety ---------------------------------------------------------------------------------
 
@@ -253,8 +354,8 @@ class Console:
         return data
 
     @staticmethod
-    def _json_response(status: int, data: Any) -> Response:
-        return status, "application/json", json.dumps(data).encode(), SECURITY_HEADERS
+    def _json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+        return status, "application/json", json.dumps(data).encode(), SECURITY_HEADERS | (headers or {})
 
     @staticmethod
     def _static(name: str) -> Response:
@@ -269,3 +370,17 @@ class Console:
 
     def error(self, status: int, message: str, field: str | None = None) -> Response:
         return self._json_response(status, {"error": message, "field": field})
+
+
+def _local_address(host: str, port: int) -> tuple[str, int]:
+    """A bound address as a client on this host reaches it (a wildcard bind: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1", port
+    if host == "::":
+        return "::1", port
+    return host, port
+
+
+def _session_json(session: Session) -> dict[str, Any]:
+    return {"login_required": True, "user": session.username, "principal": session.principal,
+            "mechanism": session.mechanism}

@@ -119,6 +119,10 @@ class ControllerChannel:
         self.retry_backoff_ms = retry_backoff_ms
         # the controller listener's security (kbroker.security.internode): TLS, SASL; plain TCP by default
         self._open = open_connection or asyncio.open_connection
+        # An opener of kbroker.security.client (a Connector) also re-authenticates the SASL sessions of
+        # its connections (KIP-368): before each request, as Kafka's client does (one request at a time here).
+        self._reauthenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None = \
+            getattr(open_connection, "reauthenticate_if_due", None)
         self._connection: _Connection | None = None
         self._lock = asyncio.Lock()
         self._correlation = itertools.count(1)
@@ -208,6 +212,9 @@ class ControllerChannel:
         header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation_id,
                                client_id=self.client_id)
         payload = encode_request(header, request)
+        if self._reauthenticate is not None:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._reauthenticate(conn.reader, conn.writer)
         conn.writer.write(_SIZE.pack(len(payload)) + payload)
         remaining = max(0.0, deadline - time.monotonic())
         async with asyncio.timeout(remaining):

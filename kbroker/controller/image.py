@@ -151,6 +151,9 @@ class MetadataImage:
         self.next_producer_id = 0
         self.offset = -1  # offset of the last applied record
         self.listeners: list[Callable[[object], None]] = []
+        # Answers computed from this image (e.g. a topic's Metadata partitions, see
+        # kbroker/api/metadata.py), dropped whenever a record is applied.
+        self.derived: dict[object, object] = {}
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class MetadataImage:
     def apply(self, record: object, offset: int) -> None:
         handler = getattr(self, "_apply_" + type(record).__name__, None)
         self.offset = offset  # before the handler: RegisterBrokerRecord keeps its own offset
+        if self.derived:
+            self.derived.clear()
         if handler is not None:
             handler(record)
         for listener in self.listeners:

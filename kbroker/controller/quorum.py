@@ -15,9 +15,8 @@ import logging
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
@@ -31,8 +30,9 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.metadata_log import MetadataLog
 from kbroker.controller.placement import validate_create_partitions
-from kbroker.log import LogConfig
+from kbroker.log import LogConfig, PartitionLog
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker.raft.node import NotLeaderError
@@ -110,21 +110,30 @@ class QuorumController:
     every node, voter or observer, applies committed entries to its image in `on_commit`. A sole
     voter (the single-node start) commits synchronously (`commit`)."""
 
-    def __init__(self, node_id: int, log: Any, image: MetadataImage, raft: RaftDriver | None = None) -> None:
+    def __init__(self, node_id: int, log: PartitionLog | None, image: MetadataImage,
+                 raft: RaftDriver | None = None) -> None:
         self.node_id = node_id
         self.image = image
         self.raft = raft
         # the segment log under the Raft log (MetadataLog.partition_log), read by the metrics, the
         # tools' tests and the topic creation's failure check; its high watermark follows the commits
-        self.plog = getattr(raft.log, "partition_log", None) if raft is not None else None
-        self.log = self.plog if self.plog is not None else (RaftLogView(raft) if raft is not None else log)
+        self.plog = raft.log.partition_log if raft is not None and isinstance(raft.log, MetadataLog) else None
+        # without a Raft driver: the metadata log this controller appends to itself
+        self._own_log: PartitionLog | None = None
+        self.log: PartitionLog | RaftLogView
+        if raft is None:
+            if log is None:
+                raise ValueError("a controller without a Raft driver needs its metadata log")
+            self._own_log = self.log = log
+        else:
+            self.log = self.plog if self.plog is not None else RaftLogView(raft)
         self.term = 1
         self.cluster_id: str | None = None
         # The records an empty metadata log starts with (bootstrap.checkpoint's): the active
         # controller writes them when it activates, before any other write (Kafka's
         # QuorumController.ActivationRecordsGenerator).
         self.bootstrap_records: list[mr.MetadataRecord] = []
-        self._activation: asyncio.Task | None = None
+        self._activation: asyncio.Task[object] | None = None
         # Snapshots (Kafka's SnapshotGenerator): every node writes its image as a snapshot once
         # this many record bytes were committed since the last one, or this long after the first
         # record since it (metadata.log.max.record.bytes.between.snapshots / max.snapshot.interval.ms)
@@ -235,6 +244,11 @@ class QuorumController:
             log.warning("could not write the bootstrap metadata: %s", exc)
 
     @property
+    def next_write_offset(self) -> int:
+        """The offset the next committed record gets (a new broker's epoch)."""
+        return self.log.log_end_offset
+
+    @property
     def active_controller_id(self) -> int:
         """The active controller (the Raft leader) as this node knows it, -1 if none."""
         if self.raft is None:
@@ -256,11 +270,14 @@ class QuorumController:
 
     def replay(self) -> int:
         """Apply every record of the metadata log to the image; returns the number applied."""
+        plog = self._own_log if self._own_log is not None else self.plog
+        if plog is None:
+            raise RuntimeError("the metadata log is a Raft log without segments: the Raft driver replays it")
         count = 0
-        offset = self.log.log_start_offset
-        end = self.log.log_end_offset
+        offset = plog.log_start_offset
+        end = plog.log_end_offset
         while offset < end:
-            result = self.log.read(offset, 4 * 1024 * 1024)
+            result = plog.read(offset, 4 * 1024 * 1024)
             if not result.slices:
                 break
             data = b"".join(s.read() for s in result.slices)
@@ -275,7 +292,7 @@ class QuorumController:
                         self.image.apply(record, rec_offset)
                         count += 1
                 offset = header.next_offset
-        self.log.high_watermark = self.log.log_end_offset
+        plog.high_watermark = plog.log_end_offset
         return count
 
     def build(self, records: Sequence[mr.MetadataRecord]) -> list[bytes] | bytes:
@@ -297,13 +314,19 @@ class QuorumController:
         if batch is None:
             batch = self.build(records)
         if self.raft is not None:
+            if not isinstance(batch, list):
+                raise TypeError("a Raft commit takes build()'s framed records, not a record batch")
             try:
                 last = self.raft.commit_now(batch)
             except NotLeaderError:
                 raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
             return last - len(batch) + 1
-        info = self.log.append(batch, leader_epoch=self.term)
-        self.log.high_watermark = self.log.log_end_offset
+        own = self._own_log
+        assert own is not None  # no Raft driver: the controller's own log
+        if not isinstance(batch, bytes):
+            raise TypeError("the controller's own log takes build()'s record batch, not framed records")
+        info = own.append(batch, leader_epoch=self.term)
+        own.high_watermark = own.log_end_offset
         for i, record in enumerate(records):
             self.image.apply(record, info.first_offset + i)
         return info.first_offset
@@ -426,9 +449,9 @@ class QuorumController:
         for r in records:
             log.info("Finalizing feature %s at level %d", r.name, r.feature_level)
         await self.write(records)
-        for r in planned:
-            if isinstance(r, KRaftVersionUpgrade):
-                self.upgrade_kraft_version(r.level, voter_endpoints, directory_id or uuid.UUID(int=0))
+        for planned_record in planned:
+            if isinstance(planned_record, KRaftVersionUpgrade):
+                self.upgrade_kraft_version(planned_record.level, voter_endpoints, directory_id or uuid.UUID(int=0))
 
     def upgrade_kraft_version(self, level: int, endpoints: Iterable[tuple[str, str, int]],
                               directory_id: uuid.UUID) -> None:
@@ -458,8 +481,10 @@ class QuorumController:
                    value=bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)), timestamp=now),
             Record(key=CONTROL_KEY.pack(0, ControlType.KRAFT_VOTERS), value=bytes(voters.encode(0)), timestamp=now),
         ], control=True, partition_leader_epoch=self.term)
-        info = self.log.append(batch, leader_epoch=self.term)
-        self.log.high_watermark = self.log.log_end_offset
+        own = self._own_log
+        assert own is not None  # no Raft driver: the controller's own log
+        info = own.append(batch, leader_epoch=self.term)
+        own.high_watermark = own.log_end_offset
         log.info("Upgraded kraft.version to %d", level)
         self.image.apply_kraft_version(level, info.first_offset)
 
@@ -592,19 +617,21 @@ class QuorumController:
 CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
 
 
-def iter_kraft_versions(batch: memoryview):
+def iter_kraft_versions(batch: memoryview) -> Iterator[tuple[int, int]]:
     """Yield (offset, kraft.version level) for each KRaftVersionRecord of one control batch."""
     for record in iter_records(batch):
         if parse_control_record(record).type == ControlType.KRAFT_VERSION and record.value is not None:
             value = memoryview(record.value)
+            assert record.offset is not None  # a decoded record carries its offset
             yield record.offset, KRaftVersionRecord.decode(value, 0).kraft_version
 
 
-def iter_metadata_records(batch: memoryview, header: BatchHeader):
+def iter_metadata_records(batch: memoryview, header: BatchHeader) -> Iterator[tuple[int, mr.MetadataRecord]]:
     """Yield (offset, record) for each metadata record in one batch."""
     if header.is_control:
         return
     for record in iter_records(batch):
         if record.value is None:
             continue
+        assert record.offset is not None  # a decoded record carries its offset
         yield record.offset, mr.decode_frame(record.value)

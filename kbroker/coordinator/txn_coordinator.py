@@ -421,49 +421,74 @@ class TransactionCoordinator:
 
     async def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int = -1,
                          producer_epoch: int = -1) -> tuple[int, int]:
-        """Returns (producer id, epoch) or raises TxnError."""
+        """Returns (producer id, epoch) or raises TxnError.
+
+        As Kafka 4.4's TransactionCoordinator.handleInitProducerId / prepareInitProducerIdTransit:
+        a request naming a producer id and epoch (KIP-360, a producer recovering from an error)
+        must name the id's producer id; in a completed state its epoch must be the current one
+        (bumped, the old one remembered as the last epoch) or that last epoch (a retry of a bump
+        that succeeded: the current epoch, not bumped again), else PRODUCER_FENCED. A request
+        without one (a new producer instance) bumps the epoch and forgets the last one, fencing
+        every older instance. An Ongoing transaction is aborted with its epoch bumped (the
+        fence) and CONCURRENT_TRANSACTIONS answered until its markers are written; the epoch it
+        had becomes the last epoch, so the producer that asked for a bump gets the fenced epoch
+        on its retry while a new instance gets one more. Prepare* answers
+        CONCURRENT_TRANSACTIONS."""
         self._check_ready(transactional_id)
         if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
-        now = self._now_ms()
         txn = self.txns.get(transactional_id)
         if transactional_id in self._pending:
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn is None:
             pid = self.broker.producer_ids.allocate()
-            new = TxnMetadata(transactional_id, pid, 0, timeout_ms, TxnState.EMPTY, set(), -1, now)
+            new = TxnMetadata(transactional_id, pid, 0, timeout_ms, TxnState.EMPTY, set(), -1, self._now_ms())
             await self._write(new)
             return pid, 0
-        if producer_id >= 0:
-            # KIP-360: a producer asking to bump its own epoch must still own the id.
-            owns = producer_id == txn.producer_id and producer_epoch == txn.producer_epoch
-            retried = (producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
-                       or producer_id == txn.previous_producer_id) and txn.state == TxnState.EMPTY
-            if retried:
-                return txn.producer_id, txn.producer_epoch
-            if not owns:
-                raise TxnError(ErrorCode.PRODUCER_FENCED)
+        expected = (producer_id, producer_epoch) if producer_id >= 0 else None
+        if expected is not None and not (
+            txn.producer_epoch < 0 or producer_id == txn.producer_id
+            or producer_id == txn.previous_producer_id and producer_epoch >= MAX_EPOCH - 1
+        ):
+            raise TxnError(ErrorCode.PRODUCER_FENCED)
         if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
-            # A new instance of the producer: fence the old one and abort its transaction.
+            # Fence the producer that has the transaction and abort it; the caller retries.
             txn = await self._abort_with_fence(txn)
             if not txn.completed:  # markers still on their way: the producer retries (as Kafka)
                 raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
-        if txn.producer_epoch >= MAX_EPOCH - 1 or txn.producer_epoch < 0:  # exhausted: a new id
-            new = txn.copy(producer_id=self.broker.producer_ids.allocate(), producer_epoch=0,
-                           previous_producer_id=txn.producer_id)
-        else:
-            new = txn.copy(producer_epoch=txn.producer_epoch + 1, previous_producer_id=-1)
+        new = self._next_epoch(txn, expected)
         new = new.copy(state=TxnState.EMPTY, partitions=set(), timeout_ms=timeout_ms, start_ms=-1,
-                       last_update_ms=now, next_producer_id=-1, next_producer_epoch=-1)
+                       last_update_ms=self._now_ms(), next_producer_id=-1, next_producer_epoch=-1)
         await self._write(new)
         return new.producer_id, new.producer_epoch
 
+    def _next_epoch(self, txn: TxnMetadata, expected: tuple[int, int] | None) -> TxnMetadata:
+        """The producer id and epoch InitProducerId gives in a completed state (Kafka's
+        prepareIncrementProducerEpoch, or prepareProducerIdRotation once the epochs are exhausted)."""
+        epoch = txn.producer_epoch
+        if epoch >= MAX_EPOCH - 1 and (expected is None or expected[1] == epoch):  # exhausted: a new id
+            return txn.copy(producer_id=self.broker.producer_ids.allocate(), producer_epoch=0,
+                            previous_producer_id=txn.producer_id,
+                            last_producer_epoch=epoch if expected is not None else -1)
+        if expected is None:  # a new instance: fences every older one, including a retrying one
+            return txn.copy(producer_epoch=epoch + 1, previous_producer_id=-1, last_producer_epoch=-1)
+        if epoch < 0 or expected[1] == epoch:  # the producer recovering: bumped, the old epoch kept
+            return txn.copy(producer_epoch=epoch + 1, previous_producer_id=-1, last_producer_epoch=epoch)
+        if expected[1] == txn.last_producer_epoch:  # the retry of a bump (or fence) that succeeded
+            return txn.copy()
+        log.info("InitProducerId for %r with epoch %d: the current epoch is %d, the last %d: fenced",
+                 txn.transactional_id, expected[1], epoch, txn.last_producer_epoch)
+        raise TxnError(ErrorCode.PRODUCER_FENCED)
+
     async def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
-        """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced."""
+        """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced
+        (Kafka's epoch fence, ended as the server's Transactions V2 ends it: the fenced epoch
+        becomes the last epoch)."""
         epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
-        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms())
+        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms(),
+                            last_producer_epoch=txn.producer_epoch)
         await self._write(prepared)
         return await self._complete_soon(prepared)
 
@@ -637,7 +662,8 @@ class TransactionCoordinator:
     def _bump_epoch(self, txn: TxnMetadata) -> TxnMetadata:
         """Transactions V2: epoch + 1; when that exhausts the epochs, the next producer id is chosen now
         (logged with the Prepare record) and taken when the transaction completes."""
-        bumped = txn.copy(producer_epoch=txn.producer_epoch + 1, client_txn_version=2)
+        bumped = txn.copy(producer_epoch=txn.producer_epoch + 1, client_txn_version=2,
+                          last_producer_epoch=txn.producer_epoch)
         if bumped.producer_epoch >= MAX_EPOCH - 1:
             bumped.next_producer_id = self.broker.producer_ids.allocate()
             bumped.next_producer_epoch = 0
@@ -733,13 +759,19 @@ class TransactionCoordinator:
                         for t in result.topics:
                             for pr in t.partitions:
                                 code = ErrorCode(pr.error_code)
+                                # (UNKNOWN_TOPIC_OR_PARTITION is retried, as Kafka's marker channel
+                                # does: the leader may not have opened the partition yet. Counted
+                                # as written, the transaction completed while the records stayed
+                                # open there, and the producer's next transaction joined them.)
                                 if code in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_EPOCH,
-                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED,
-                                            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
+                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED):
                                     if code != ErrorCode.NONE:
                                         log.warning("marker for %s-%d of transaction %r rejected: %s", t.name,
                                                     pr.partition_index, txn.transactional_id, code.name)
                                     pending.discard((t.name, pr.partition_index))
+                                else:
+                                    log.debug("marker for %s-%d of transaction %r not written: %s; retrying",
+                                              t.name, pr.partition_index, txn.transactional_id, code.name)
                 if pending:
                     await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
             while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):

@@ -71,6 +71,11 @@ class TxnMetadata:
     next_producer_id: int = NO_PRODUCER_ID
     next_producer_epoch: int = NO_EPOCH
     client_txn_version: int = 0
+    # Kafka's lastProducerEpoch: the epoch before the last bump a producer asked for (KIP-360) or
+    # an epoch fence made, so that the retry of that request is recognised; -1 after a new
+    # producer's InitProducerId (which fences every older one). Kept in memory only, as in Kafka
+    # (the log does not store it: a loaded transaction has -1).
+    last_producer_epoch: int = NO_EPOCH
 
     def copy(self, **changes) -> TxnMetadata:
         values = {name: getattr(self, name) for name in self.__slots__}

@@ -167,6 +167,8 @@ class LogAppend(LogTxnState):
             else:
                 buffers = [view]
             start = segment.size
+            if self._epochs.stale_tail:
+                self._epochs.write()  # before a batch the file's dropped tail would misdescribe
             if assign_offsets:
                 if leader_epoch != self._epochs.latest_epoch:
                     self._assign_epoch(leader_epoch, first_offset)
@@ -218,6 +220,8 @@ class LogAppend(LogTxnState):
             start = segment.size
             if self._reserving and start + size > segment.reserved_end:
                 self._reserve(segment, start + size, config)
+            if self._epochs.stale_tail:
+                self._epochs.write()  # (the fast path in `append` is closed until this has run)
             if leader_epoch != self._epochs.latest_epoch:
                 self._assign_epoch(leader_epoch, base)
             segment.write([PREFIX.pack(base, size - 12, leader_epoch), view[PREFIX_SIZE:size]], size)

@@ -138,7 +138,7 @@ class LeaderEpochCache:
     epoch with it and calls `assign` only when they differ.
     """
 
-    __slots__ = ("path", "latest_epoch", "_entries", "_write_lock", "_dirty")
+    __slots__ = ("path", "latest_epoch", "_entries", "_write_lock", "_dirty", "_on_disk", "stale_tail")
 
     def __init__(self, path: Path | None, entries: Iterable[tuple[int, int]] = ()) -> None:
         self.path = path
@@ -146,6 +146,12 @@ class LeaderEpochCache:
         self.latest_epoch = UNDEFINED_EPOCH
         self._write_lock = threading.Lock()
         self._dirty = False
+        # What the file holds, durably (read from it or written by `write`, which fsyncs); None
+        # when unknown. A write of these same entries is skipped.
+        self._on_disk: list[tuple[int, int]] | None = None
+        # The file has entries at or past the log end that the cache dropped when the log was
+        # opened (`open_cache`): the log writes the file before it appends any batch.
+        self.stale_tail = False
         for epoch, offset in entries:
             self._assign(epoch, offset)
 
@@ -274,13 +280,17 @@ class LeaderEpochCache:
     # -- the file ------------------------------------------------------------------------------
 
     def write(self) -> None:
-        """Write the current entries to the file atomically (a no-op without a path)."""
+        """Write the current entries to the file atomically (a no-op without a path, or when the
+        file already holds these entries)."""
         if self.path is None:
             return
         with self._write_lock:
             self._dirty = False
             entries = self._entries
-            write_checkpoint_file(self.path, entries)
+            if entries != self._on_disk:
+                write_checkpoint_file(self.path, entries)
+                self._on_disk = entries  # (never changed in place: every change sets a new list)
+            self.stale_tail = False
 
     def write_if_dirty(self) -> None:
         if self._dirty:
@@ -358,16 +368,24 @@ def open_cache(
         scan_from = 0
     else:
         cache = LeaderEpochCache(path, entries)
+        cache._on_disk = cache._entries if cache._entries == entries else None
         scan_from = first_recovered
     if scan_from is not None:
         for seg in segments[scan_from:]:
             file = seg.handle()  # held while its descriptor is read (the fd budget may release it)
             _scan_epochs(file.fileno(), seg.size, cache)
+    scanned = cache._dirty
     cache.truncate_from_end(log_end, write=False)
     cache.truncate_from_start(log_start, write=False)
     # A new, empty partition writes nothing (creating partitions does no fsync).
-    if damaged:
+    if damaged or scanned:
         cache.write()
-    else:
-        cache.write_if_dirty()
+    elif cache._dirty and cache._on_disk is not None:
+        # Only entries at or past the log end (or below the log start) went: as Kafka's
+        # truncateFromEndAsyncFlush, the file is not rewritten now. Entries below the log start
+        # are cut again by the next open; entries at or past the log end would describe batches
+        # appended later, so the log rewrites the file before its first append (`stale_tail`).
+        # A replica becoming leader again in the same epoch at the log end (every partition of
+        # a restarted single-node broker) puts the cache back to what the file holds: no write.
+        cache.stale_tail = True
     return cache

@@ -46,7 +46,7 @@ from .cleaner import clean_log
 from .config import LogConfig
 from .errors import LogCorruptedError
 from .fd_budget import BUDGET
-from .log_state import fsync_dir
+from .log_state import fsync_dir, sync_filesystem
 from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
 
 CLOSE_THREADS = 8
@@ -186,6 +186,7 @@ class LogManager:
     def _load(self) -> None:
         futures: list[Path] = []
         for log_dir in self.online_dirs:
+            loaded: list[PartitionLog] = []
             for path in sorted(log_dir.iterdir()):
                 if not path.is_dir():
                     continue
@@ -203,9 +204,29 @@ class LogManager:
                 config = self._config_for(parsed[0]) if self._config_for else self.default_config
                 log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
                 self._logs[parsed] = log
+                loaded.append(log)
+            self._sync_markers_removed(log_dir, loaded)
         for path in futures:
             self._recover_move(path)
         self._remove_deleted_dirs()
+
+    @staticmethod
+    def _sync_markers_removed(log_dir: Path, logs: list[PartitionLog]) -> None:
+        """Opening a cleanly closed log removes its clean-shutdown marker without a directory
+        fsync (and leaves that fsync to its first flush). One syncfs for the whole log dir makes
+        every removal durable before the broker serves: a marker back after a power loss would
+        skip the recovery of data appended since this start."""
+        reopened = [log for log in logs if log._dirs_unsynced]
+        if not reopened:
+            return
+        try:
+            sync_filesystem(log_dir)
+        except OSError as exc:  # each log's first flush still fsyncs its directory
+            logger.warning("syncfs of %s failed: %s", log_dir, exc)
+            return
+        for log in reopened:
+            with log.lock:
+                log._dirs_unsynced = False
 
     def _recover_move(self, future: Path) -> None:
         """A move interrupted by a crash (see the module docstring)."""

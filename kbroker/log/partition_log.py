@@ -99,7 +99,7 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
         # as flushed: the first flush fsyncs both directories (not done here: creating many
         # partitions stays cheap).
         log._dirs_unsynced = created
-        log._load(verify)
+        log._load(verify, created)
         return log
 
     def close(self, clean: bool = True) -> None:

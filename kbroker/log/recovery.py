@@ -13,7 +13,7 @@ from . import prealloc
 from .errors import (
     LogCorruptedError,
 )
-from .leader_epoch import open_cache
+from .leader_epoch import CHECKPOINT_FILE, LeaderEpochCache, open_cache
 from .log_state import (
     CLEAN_SHUTDOWN_FILE,
     CLEANED_SUFFIX,
@@ -81,18 +81,25 @@ class LogRecovery(LogRetention):
         if changed:
             fsync_dir(self.directory)
 
-    def _load(self, verify: str) -> None:
-        self._clean_leftovers()
+    def _load(self, verify: str, created: bool = False) -> None:
+        """Load the log; ``created``: this process has just made its (empty) directory, so there
+        is nothing to clean up, recover or read (creating 10,000 partitions skips those scans)."""
         marker = self.directory / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
-        checkpoint = read_checkpoint(self.directory) or Checkpoint()
+        if created:
+            clean = False
+            checkpoint = Checkpoint()
+            bases: list[int] = []
+        else:
+            self._clean_leftovers()
+            clean = marker.exists()
+            checkpoint = read_checkpoint(self.directory) or Checkpoint()
+            bases = sorted(
+                int(p.name[: -len(LOG_SUFFIX)])
+                for p in self.directory.glob("*" + LOG_SUFFIX)
+                if len(p.name) == 20 + len(LOG_SUFFIX) and p.name[:20].isdigit()
+            )
         recovery_point = checkpoint.recovery_point
         interval = self.config.index_interval_bytes
-        bases = sorted(
-            int(p.name[: -len(LOG_SUFFIX)])
-            for p in self.directory.glob("*" + LOG_SUFFIX)
-            if len(p.name) == 20 + len(LOG_SUFFIX) and p.name[:20].isdigit()
-        )
         segments = [self._new_segment(base) for base in bases]
         recovered = False
         first_recovered: int | None = None  # the first segment recovery scanned (epoch cache)
@@ -130,7 +137,8 @@ class LogRecovery(LogRetention):
             os.ftruncate(seg.handle().fileno(), seg.size)
             txn_stale.add(i)
             recovered = True
-        self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
+        if not created:
+            self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
         replayed: dict[int, dict[int, int]] = {}
         if txn_stale:
             replayed = self._rebuild_txn_indexes(segments, txn_stale)
@@ -138,9 +146,10 @@ class LogRecovery(LogRetention):
         else:
             rebuilt_txn = False
         if not segments:
-            self._drop_txn_state(checkpoint.log_start_offset)
+            if not created:
+                self._drop_txn_state(checkpoint.log_start_offset)
             segments = [self._new_segment(checkpoint.log_start_offset, fresh=True)]
-        self._open_txns = self._active_open_txns(segments, replayed)
+        self._open_txns = {} if created else self._active_open_txns(segments, replayed)
         for seg in segments[:-1]:
             seg.offset_index.close()
             seg.time_index.close()
@@ -148,9 +157,12 @@ class LogRecovery(LogRetention):
         self._segments = segments
         self._log_start_offset = max(checkpoint.log_start_offset, segments[0].base_offset)
         self._cleaner_offset = checkpoint.cleaner_offset
-        self._epochs = open_cache(
-            self.directory, segments, first_recovered, self._log_start_offset, self.log_end_offset
-        )
+        if created:
+            self._epochs = LeaderEpochCache(self.directory / CHECKPOINT_FILE)  # no file, no batch
+        else:
+            self._epochs = open_cache(
+                self.directory, segments, first_recovered, self._log_start_offset, self.log_end_offset
+            )
         if self._log_start_offset > self.log_end_offset:
             # The start was moved past data lost in a crash: start empty at the log start.
             self._truncate_fully_locked(self._log_start_offset)
@@ -162,9 +174,19 @@ class LogRecovery(LogRetention):
         self._last_flush_ms = self._now_ms()
         if recovered or rebuilt_txn:
             self._write_checkpoint()
+        else:
+            # The file (written fsynced) already says this state: the periodic checkpoint of a
+            # partition that nothing changed since start-up writes nothing (10,000 fsyncs a minute).
+            self._checkpoint_data = checkpoint.raw
         if clean:
+            # As Kafka deletes its .kafka_cleanshutdown file: no directory fsync here (one per
+            # partition made start-up with 10,000 partitions slow). The first flush fsyncs the
+            # directory before any data is acknowledged as durable, so a marker that comes back
+            # after a power loss never vouches for data appended since this start.
             marker.unlink()
-            fsync_dir(self.directory)
+            self._dirs_unsynced = True
+        elif created:
+            pass  # a new, empty segment: no blocks reserved by a crashed process
         elif self._offline is None:
             # Blocks a crashed process had reserved past the end of the active segment go back
             # (a clean close gave them back already).

@@ -103,10 +103,10 @@ class BrokerCollector(Collector):
                  for part, help_text in zip(PARTS, PART_HELP, strict=True)]
         for api_key, stats in apis:
             name = API_NAMES.get(api_key, str(api_key))
-            count.add_metric([name], sum(stats.buckets[0]))
+            count.add_metric([name], stats.count)
             failed.add_metric([name], stats.failed)
             for i, family in enumerate(parts):
-                family.add_metric([name], _cumulative(PART_BOUNDS[i], list(stats.buckets[i])), stats.sums[i])
+                family.add_metric([name], _cumulative(PART_BOUNDS[i], stats.buckets(i)), stats.sums[i])
         yield count
         yield failed
         yield from parts
@@ -127,6 +127,13 @@ class BrokerCollector(Collector):
                                 "Partitions hosted by this broker.", value=len(hosted))
         yield GaugeMetricFamily("kafka_server_replicamanager_leadercount",
                                 "Partitions this broker leads.", value=leaders)
+        manager = broker.replica_manager
+        yield CounterMetricFamily("kafka_server_replicamanager_isrexpands",
+                                  "ISR expansions of partitions this broker leads, accepted by the controller.",
+                                  value=manager.isr_expands)
+        yield CounterMetricFamily("kafka_server_replicamanager_isrshrinks",
+                                  "ISR shrinks of partitions this broker leads, accepted by the controller.",
+                                  value=manager.isr_shrinks)
         live = {b.broker_id for b in image.brokers.values() if not b.fenced}
         offline = sum(1 for t in image.topics.values() for s in t.partitions.values()
                       if s.leader == NO_LEADER or s.leader not in live)

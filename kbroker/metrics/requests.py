@@ -1,8 +1,8 @@
 """Per-request counting on the dispatcher's hot path: a count and latency histograms per API.
 
 Kafka's RequestMetrics split a request's time into parts; the dispatcher (``KafkaConnection``)
-takes the same points when metrics are on and calls :meth:`RequestStats.request_done` once per
-answered request, when its response was handed to the socket:
+takes the same points when metrics are on and calls :meth:`RequestStats.requests_sent` once per
+write with the requests it answered, when their responses were handed to the socket:
 
 - ``received``: the frame's bytes came in (the start of ``data_received``);
 - ``started``: decoded, its handler called. ``started - received`` is the **request queue** time
@@ -23,6 +23,11 @@ list lookups, bisects and additions. The collector turns the counts into Prometh
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kbroker.server.slots import Slot
 
 # Upper bounds (ms) of the request latency buckets (Prometheus ``le``), then +Inf.
 BOUNDS_MS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0,
@@ -36,18 +41,30 @@ PARTS = ("totaltimems", "requestqueuetimems", "localtimems", "remotetimems", "re
 PART_BOUNDS = (BOUNDS_MS,) + (PART_BOUNDS_MS,) * (len(PARTS) - 1)
 
 
+# Offsets of each part's buckets in ApiStats.counts (one flat list: the total's buckets, then each
+# part's): one list subscript per update instead of two.
+OFFSETS: tuple[int, ...] = tuple(sum(len(b) + 1 for b in PART_BOUNDS[:i]) for i in range(len(PARTS)))
+_O1, _O2, _O3, _O4, _O5 = OFFSETS[1:]
+
+
 class ApiStats:
-    __slots__ = ("buckets", "sums", "failed")
+    __slots__ = ("counts", "sums", "failed")
 
     def __init__(self) -> None:
-        # Per part: per-bucket counts (not cumulative; the last is +Inf), and the sum in ms.
-        self.buckets = [[0] * (len(bounds) + 1) for bounds in PART_BOUNDS]
+        # Per-bucket counts (not cumulative; each part's last bucket is +Inf), every part's in one
+        # flat list (a part's start: OFFSETS), and per part the sum in ms.
+        self.counts = [0] * sum(len(bounds) + 1 for bounds in PART_BOUNDS)
         self.sums = [0.0] * len(PARTS)
         self.failed = 0
 
+    def buckets(self, part: int) -> list[int]:
+        """The per-bucket counts of one part (an index into PARTS)."""
+        start = OFFSETS[part]
+        return self.counts[start:start + len(PART_BOUNDS[part]) + 1]
+
     @property
     def count(self) -> int:
-        return sum(self.buckets[0])
+        return sum(self.buckets(0))
 
 
 class RequestStats:
@@ -60,36 +77,52 @@ class RequestStats:
             stats = self.apis[api_key] = ApiStats()
         return stats
 
-    def request_done(self, api_key: int, received: float, started: float, busy: float, ready: float,
-                     flushed: float, sent: float) -> None:
-        """A request was answered: its ``time.perf_counter()`` points (see the module doc)."""
-        stats = self.apis.get(api_key)
-        if stats is None:
-            stats = self._api(api_key)
-        handling = ready - started
-        if handling < 0.0:
-            handling = 0.0
-        local = busy if busy < handling else handling
-        b, s = stats.buckets, stats.sums
-        # Unrolled: this runs once per request.
-        ms = (sent - received) * 1000.0
-        b[0][bisect_left(BOUNDS_MS, ms)] += 1
-        s[0] += ms
-        ms = (started - received) * 1000.0 if started > received else 0.0
-        b[1][bisect_left(PART_BOUNDS_MS, ms)] += 1
-        s[1] += ms
-        ms = local * 1000.0
-        b[2][bisect_left(PART_BOUNDS_MS, ms)] += 1
-        s[2] += ms
-        ms = (handling - local) * 1000.0
-        b[3][bisect_left(PART_BOUNDS_MS, ms)] += 1
-        s[3] += ms
-        ms = (flushed - ready) * 1000.0 if flushed > ready else 0.0
-        b[4][bisect_left(PART_BOUNDS_MS, ms)] += 1
-        s[4] += ms
-        ms = (sent - flushed) * 1000.0 if sent > flushed else 0.0
-        b[5][bisect_left(PART_BOUNDS_MS, ms)] += 1
-        s[5] += ms
+    def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float,
+                      _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
+                      _total: tuple[float, ...] = BOUNDS_MS, _part: tuple[float, ...] = PART_BOUNDS_MS) -> None:
+        """Requests answered by one write: each slot's ``time.perf_counter()`` points (see the
+        module doc), ``flushed`` when the write started, ``sent`` when it returned.
+
+        One call per write rather than per request, unrolled, the bisect and bounds bound as
+        defaults (fast locals), each API's counts in one flat list: this is the per-request cost."""
+        apis = self.apis
+        for slot in slots:
+            api_key = slot.header.request_api_key
+            stats = apis.get(api_key)
+            if stats is None:
+                stats = self._api(api_key)
+            c, s = stats.counts, stats.sums
+            received, started, ready = slot.received, slot.started, slot.ready
+            ms = (sent - received) * 1000.0
+            c[_bisect(_total, ms)] += 1
+            s[0] += ms
+            ms = (started - received) * 1000.0
+            if ms < 0.0:
+                ms = 0.0
+            c[_O1 + _bisect(_part, ms)] += 1
+            s[1] += ms
+            handling = ready - started
+            if handling < 0.0:
+                handling = 0.0
+            local = slot.busy
+            if local > handling:
+                local = handling
+            ms = local * 1000.0
+            c[_O2 + _bisect(_part, ms)] += 1
+            s[2] += ms
+            ms = (handling - local) * 1000.0
+            c[_O3 + _bisect(_part, ms)] += 1
+            s[3] += ms
+            ms = (flushed - ready) * 1000.0  # flushed before ready: the response went out at once
+            if ms < 0.0:
+                ms = 0.0
+            c[_O4 + _bisect(_part, ms)] += 1
+            s[4] += ms
+            ms = (sent - (flushed if flushed > ready else ready)) * 1000.0
+            if ms < 0.0:
+                ms = 0.0
+            c[_O5 + _bisect(_part, ms)] += 1
+            s[5] += ms
 
     def handler_failed(self, api_key: int) -> None:
         """A handler raised (answered with the API's error response, or the connection closed)."""

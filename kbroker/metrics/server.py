@@ -47,6 +47,9 @@ class MetricsServer(HttpService):
             return await self.console.respond(method, target, headers, body)
         if method != "GET":
             raise HttpError(405, f"{method} not allowed on {path}: the endpoint is read-only")
+        # On the event loop, collection and formatting both. Formatting on a worker thread was
+        # tried (scripts/README.md, "Metrics cost"): it moved the CPU without removing any, and the
+        # loaded machine's runs could not tell whether it cost more; the simpler way stays.
         return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
     def error(self, status: int, message: str, field: str | None = None) -> Response:

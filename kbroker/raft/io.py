@@ -50,6 +50,7 @@ from kbroker.raft.transport import (
     Inbound,
     Peer,
     RaftTransport,
+    SessionFrames,
     Slot,
     frame_of,
     read_frame,
@@ -168,10 +169,10 @@ class RaftDriver(RaftTransport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._server: asyncio.Server | None = None
-        self._timer: asyncio.Task | None = None
+        self._timer: asyncio.Task[object] | None = None
         self._wakeup = asyncio.Event()
         self._inbound: set[Inbound] = set()
-        self._inbound_tasks: set[asyncio.Task] = set()
+        self._inbound_tasks: set[asyncio.Task[object]] = set()
         self._peers: dict[int, Peer] = {}
         self._requests: dict[int, tuple[Inbound, Slot, int, int]] = {}  # id -> conn, slot, key, version
         self._next_inbound_id = 0
@@ -182,15 +183,16 @@ class RaftDriver(RaftTransport):
         self.handlers: dict[int, Callable[[Any, Any], Any]] = {}
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
-        self._handler_tasks: set[asyncio.Task] = set()
+        self._handler_tasks: set[asyncio.Task[object]] = set()
         # Security of the controller listener (issue 17, set by kbroker.security.internode before
         # listen()): the server's TLS context, the SASL exchange run on each accepted connection
-        # before its requests (False: it failed and is closed), the factory of outbound connections.
+        # before its requests (None: it failed and is closed; else the session that sees each later
+        # frame first, for re-authentication), the factory of outbound connections.
         self.server_ssl: ssl.SSLContext | None = None
         # This voter's controller endpoint as advertised.listeners names it (None: the one it binds).
         self.advertised_endpoint: tuple[str, int] | None = None
         self.authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
-                                    Awaitable[bool]] | None = None
+                                    Awaitable[SessionFrames | None]] | None = None
         self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
             asyncio.open_connection
 
@@ -326,7 +328,7 @@ class RaftDriver(RaftTransport):
         """The driver's clock (ms since start)."""
         return self._now()
 
-    def snapshot(self, end_offset: int, data: bytes) -> Snapshot:
+    def snapshot(self, end_offset: int, data: object) -> Snapshot:
         """Record the state machine's snapshot after the committed entries ``[0, end_offset)``
         (``RaftNode.snapshot``): the log drops them; a replica that needs them fetches the
         snapshot (FetchSnapshot) instead."""

@@ -35,6 +35,9 @@ RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_
 REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 18, FETCH_SNAPSHOT: 1}
 _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
+# An authenticated connection's SASL session (kbroker.security.inbound.InboundSession.on_frame): each
+# later frame goes to it first; True when it took it (a re-authentication, KIP-368).
+SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 KRAFT_VERSION_FEATURE = "kraft.version"
@@ -87,6 +90,10 @@ class Peer:
     next_correlation: int = 0
     retry_at: float = 0.0
     errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
+    # KIP-368: while the connection re-authenticates, new requests wait in ``queue``; the exchange's
+    # responses (by correlation id) go to these futures instead of the raft core
+    reauthenticating: bool = False
+    auth_waiters: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
 
 
 def frame_of(payload: bytes | Sequence[Any]) -> bytes:
@@ -126,7 +133,7 @@ class RaftTransport:
     _requests: dict[int, tuple[Inbound, Slot, int, int]]
     _next_inbound_id: int
     authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
-                           Awaitable[bool]] | None
+                           Awaitable[SessionFrames | None]] | None
     open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
     if TYPE_CHECKING:
@@ -149,11 +156,16 @@ class RaftTransport:
         self._inbound.add(conn)
         peer = writer.get_extra_info("peername")
         try:
-            if self.authenticate is not None and not await self.authenticate(
-                    reader, writer, lambda frame: self._on_request(conn, frame)):
-                return
+            session: SessionFrames | None = None
+            if self.authenticate is not None:
+                session = await self.authenticate(reader, writer, lambda frame: self._on_request(conn, frame))
+                if session is None:
+                    return
+            respond = functools.partial(self._respond_in_order, conn)
             while self._running:
                 frame = await read_frame(reader, self.max_frame_bytes)
+                if session is not None and await session(reader, frame, respond):
+                    continue
                 self._on_request(conn, frame)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             # CancelledError: stop() (a client_connected_cb task must not end cancelled)
@@ -167,6 +179,10 @@ class RaftTransport:
             self._inbound.discard(conn)
             self._inbound_tasks.discard(task)
             writer.transport.abort()
+
+    @staticmethod
+    def _respond_in_order(conn: Inbound, correlation_id: int, frame: bytes) -> None:
+        conn.fill(conn.add_slot(correlation_id), frame)
 
     def _on_request(self, conn: Inbound, frame: bytes) -> None:
         try:
@@ -313,6 +329,19 @@ class RaftTransport:
 
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None
+        if peer.reauthenticating:
+            peer.queue.append(msg)
+            return
+        due = getattr(self.open_connection, "reauthentication_due", None)
+        if due is not None and due(peer.writer):
+            # the SASL session is due (a Connector of kbroker.security.client): re-authenticate in band
+            # first, as Kafka's client does before its next send; the request follows it
+            peer.reauthenticating = True
+            peer.queue.append(msg)
+            assert self._loop is not None
+            self._loop.create_task(self._reauthenticate(peer, peer.writer),
+                                   name=f"raft-reauth-{self.node_id}-{peer.node_id}")
+            return
         body = to_wire(msg, self.cluster_id, self.voters)
         api_key = body.API_KEY
         version = REQUEST_VERSIONS[api_key]
@@ -326,6 +355,42 @@ class RaftTransport:
         peer.inflight[cid] = (msg.request_id, api_key, version, fetch_offset)
         peer.writer.write(frame_of(encode_request(header, body)))
 
+    async def _reauthenticate(self, peer: Peer, writer: asyncio.StreamWriter) -> None:
+        """Re-authenticate the connection to ``peer`` (its reader task hands the responses back),
+        then send the requests that waited."""
+        assert self._loop is not None
+        loop = self._loop
+
+        async def call(api_key: int, version: int, body: Any) -> Any:
+            peer.next_correlation = (peer.next_correlation + 1) & 0x7FFFFFFF
+            cid = peer.next_correlation
+            header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=cid,
+                                   client_id=f"raft-client-{self.node_id}")
+            waiter: asyncio.Future[bytes] = loop.create_future()
+            peer.auth_waiters[cid] = waiter
+            writer.write(frame_of(encode_request(header, body)))
+            frame = await waiter
+            return decode_response(frame, api_key, version)[1]
+
+        opener: Any = self.open_connection  # a Connector: the only opener whose sessions fall due
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                await opener.reauthenticate_with(writer, call)
+        except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError, RuntimeError) as e:
+            # RuntimeError: uvloop's write on a transport that closed meanwhile
+            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
+                       "raft node %d: re-authentication to node %d failed: %s", self.node_id, peer.node_id, e)
+            writer.transport.abort()  # the reader task ends, failing what was in flight
+        finally:
+            peer.reauthenticating = False
+            peer.auth_waiters.clear()
+        queued, peer.queue = peer.queue, []
+        for msg in queued:
+            if peer.writer is writer and not writer.is_closing():
+                self._write_request(peer, msg)
+            else:  # the connection failed: the core retries these as it retries any lost request
+                self._fail_soon(msg.dst, msg.request_id)
+
     async def _read_responses(self, peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while self._running:
@@ -333,6 +398,11 @@ class RaftTransport:
                 if len(frame) < 4:
                     raise CloseConnection(f"response frame of {len(frame)} bytes")
                 cid = _CORRELATION.unpack_from(frame)[0]
+                waiter = peer.auth_waiters.pop(cid, None)
+                if waiter is not None:  # a response of the re-authentication exchange
+                    if not waiter.done():
+                        waiter.set_result(frame)
+                    continue
                 pending = peer.inflight.pop(cid, None)
                 if pending is None:
                     raise CloseConnection(f"response with unknown correlation id {cid}")
@@ -371,6 +441,9 @@ class RaftTransport:
             logger.exception("raft node %d: closing the connection to node %d", self.node_id, peer.node_id)
         finally:
             writer.transport.abort()
+            for waiter in peer.auth_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError("the connection closed during re-authentication"))
             if peer.writer is writer:
                 peer.writer = None
                 peer.reader_task = None

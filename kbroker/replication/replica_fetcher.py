@@ -90,6 +90,9 @@ class BrokerConnection:
                                client_id=self.client_id)
         payload = encode_request(header, body)
         async with asyncio.timeout(timeout):
+            if self.security is not None and self.security.sasl:
+                # KIP-368: a SASL session about to expire re-authenticates first (no request is in flight)
+                await self.security.reauthenticate_if_due(self._reader, self._writer)
             self._writer.write(_LENGTH.pack(len(payload)) + payload)
             await self._writer.drain()
             (size,) = _LENGTH.unpack(await self._reader.readexactly(4))

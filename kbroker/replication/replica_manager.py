@@ -111,6 +111,10 @@ class ReplicaManager:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self._no_channel_logged = False
+        # ISR changes this broker's partitions made, as leader (Kafka's IsrExpandsPerSec and
+        # IsrShrinksPerSec meters: marked when the controller accepted them), read by the metrics.
+        self.isr_expands = 0
+        self.isr_shrinks = 0
         self._checkpoints: dict[Any, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
         self._checkpoint_timer: Any = None
         self._checkpoint_task: asyncio.Future | None = None
@@ -332,6 +336,11 @@ class ReplicaManager:
                     continue
                 outcome = leadership.apply_alter_partition_result(
                     partition, pending, rp.error_code, rp.leader_epoch, list(rp.isr), rp.partition_epoch)
+                if outcome == "applied":
+                    if pending.expand:
+                        self.isr_expands += 1
+                    else:
+                        self.isr_shrinks += 1
                 if outcome in ("applied", "reset"):
                     leadership.maybe_increment_hw(partition, self.now_ms(), self.lag_ms, self.eligible)
                     partition.notify_hw()

@@ -14,6 +14,12 @@ Kafka's ``ChannelBuilders.clientChannelBuilder`` sets them up.
   the ``username``/``password`` options of ``listener.name.<l>.<mechanism>.sasl.jaas.config``
   (Kafka's JaasContext of type SERVER: the broker's login serves both its server and its client
   side). The exchange is SaslHandshake v1 then SaslAuthenticate (kbroker.security.sasl_client).
+- Re-authentication (KIP-368): when the server's last SaslAuthenticate response gives a session
+  lifetime (its ``connections.max.reauth.ms``, or a credential's expiry), the connection
+  re-authenticates in band before its next request once 85-95 % of that lifetime has passed (the
+  fraction drawn at random per session, as Kafka's SaslClientAuthenticator.ReauthInfo does, so
+  that a node's connections do not all re-authenticate at once): the users of these connections
+  call :func:`reauthenticate_if_due` before each request, with no request in flight.
 
 :func:`open_connection` opens a TCP connection, TLS on it and authenticates; a refused
 authentication raises :class:`AuthenticationError` with the server's message, which the callers
@@ -24,20 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.security.jaas import JaasError, server_entry
-from kbroker.security.sasl_client import AuthenticationError, authenticate
+from kbroker.security.sasl_client import AuthenticationError, Roundtrip, authenticate_with, stream_roundtrip
 from kbroker.security.tls import _load_keystore, _load_truststore, _set_ciphers, _set_protocols, _Settings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AuthenticationError", "ClientSecurity", "controller_client_security", "inter_broker_client_security",
-           "open_connection"]
+           "open_connection", "reauthenticate_if_due"]
 
 CLIENT_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _LOGIN_MODULES = {
@@ -64,6 +72,10 @@ class ClientSecurity:
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """:func:`open_connection` with this security (lower layers call it without importing this module)."""
         return await open_connection(host, port, self, client_id=client_id, node=node, max_frame=max_frame)
+
+    async def reauthenticate_if_due(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """:func:`reauthenticate_if_due` (lower layers call it without importing this module)."""
+        await reauthenticate_if_due(reader, writer)
 
     @property
     def sasl(self) -> bool:
@@ -210,26 +222,125 @@ async def open_connection(host: str, port: int, security: ClientSecurity, *, cli
             failure.logged = True
             raise failure from None
     if security.sasl:
-        try:
-            await authenticate(reader, writer, security.mechanism or "", security.username, security.password,
-                               client_id=client_id, max_frame=max_frame)
-        except AuthenticationError as exc:
-            writer.transport.abort()
-            _log_auth_failure(host, port, node, str(exc))
-            exc.logged = True
-            raise
-        except BaseException:
-            writer.transport.abort()
-            raise
+        session = _Session(security, client_id, max_frame, host, port, node)
+        await session.authenticate(reader, writer)
+        _sessions[writer] = session
     for key in [k for k in _auth_logged if k[:2] == (host, port)]:
         del _auth_logged[key]  # authenticated: a later failure is logged at ERROR again
     return reader, writer
 
 
+# Kafka's ReauthInfo: re-authenticate after 85 % of the session lifetime plus up to 10 % of jitter.
+REAUTH_WINDOW_FACTOR, REAUTH_JITTER = 0.85, 0.10
+
+
+class _Session:
+    """The SASL session of one outbound connection: when it must re-authenticate."""
+
+    def __init__(self, security: ClientSecurity, client_id: str, max_frame: int, host: str, port: int,
+                 node: int | None) -> None:
+        self.security = security
+        self.client_id = client_id
+        self.max_frame = max_frame
+        self.host = host
+        self.port = port
+        self.node = node
+        self.reauthenticate_at: float | None = None  # time.monotonic(); None: the session does not expire
+        self.reauthentications = 0
+
+    async def authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The SASL exchange; on failure the connection is aborted and the error logged, then raised."""
+        await self.authenticate_with(writer, stream_roundtrip(reader, writer, self.client_id, self.max_frame))
+
+    async def authenticate_with(self, writer: asyncio.StreamWriter, call: Roundtrip) -> None:
+        security = self.security
+        try:
+            lifetime_ms = await authenticate_with(call, security.mechanism or "", security.username,
+                                                  security.password)
+        except AuthenticationError as exc:
+            writer.transport.abort()
+            _log_auth_failure(self.host, self.port, self.node, str(exc))
+            exc.logged = True
+            raise
+        except BaseException:
+            writer.transport.abort()
+            raise
+        if lifetime_ms > 0:
+            fraction = REAUTH_WINDOW_FACTOR + random.random() * REAUTH_JITTER
+            self.reauthenticate_at = time.monotonic() + lifetime_ms * fraction / 1000
+        else:
+            self.reauthenticate_at = None
+
+
+_sessions: weakref.WeakKeyDictionary[asyncio.StreamWriter, _Session] = weakref.WeakKeyDictionary()
+
+
+def reauthentications(writer: asyncio.StreamWriter) -> int:
+    """How many times the connection of ``writer`` re-authenticated (0 for one without SASL)."""
+    session = _sessions.get(writer)
+    return session.reauthentications if session is not None else 0
+
+
+async def reauthenticate_if_due(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Re-authenticate the connection when its SASL session is due (KIP-368), in band: SaslHandshake
+    and SaslAuthenticate on the same connection, as Kafka's client does before sending a request
+    once the re-authentication time has passed. Call it with no request in flight. A no-op for
+    connections without SASL or whose session does not expire. Raises as :func:`open_connection`
+    (the connection is aborted then)."""
+    if not reauthentication_due(writer):
+        return
+    session = _sessions[writer]
+    await session.authenticate(reader, writer)
+    _reauthenticated(session)
+
+
+def reauthentication_due(writer: asyncio.StreamWriter) -> bool:
+    """Whether the connection of ``writer`` must re-authenticate before its next request."""
+    session = _sessions.get(writer)
+    return session is not None and session.reauthenticate_at is not None and \
+        time.monotonic() >= session.reauthenticate_at
+
+
+async def reauthenticate_with(writer: asyncio.StreamWriter, call: Roundtrip) -> None:
+    """Re-authenticate the connection of ``writer`` over ``call``, for a user whose own task reads
+    the connection's responses (the raft driver's pipelined connections): ``call`` sends a request
+    and returns the response body that task hands back. Raises as :func:`reauthenticate_if_due`."""
+    session = _sessions.get(writer)
+    if session is None:
+        return
+    await session.authenticate_with(writer, call)
+    _reauthenticated(session)
+
+
+def _reauthenticated(session: _Session) -> None:
+    session.reauthentications += 1
+    log.debug("re-authenticated the connection to %s:%d (%d times)", session.host, session.port,
+              session.reauthentications)
+
+
+class Connector:
+    """``open(host, port)`` for the users that take a connection factory (the raft driver, the
+    controller channel); its :meth:`reauthenticate_if_due` re-authenticates a connection it opened
+    (the users find it on the factory, without importing this module)."""
+
+    def __init__(self, security: ClientSecurity, client_id: str) -> None:
+        self.security = security
+        self.client_id = client_id
+
+    async def __call__(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await open_connection(host, port, self.security, client_id=self.client_id)
+
+    async def reauthenticate_if_due(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reauthenticate_if_due(reader, writer)
+
+    def reauthentication_due(self, writer: asyncio.StreamWriter) -> bool:
+        return reauthentication_due(writer)
+
+    async def reauthenticate_with(self, writer: asyncio.StreamWriter, call: Roundtrip) -> None:
+        await reauthenticate_with(writer, call)
+
+
 def connector(security: ClientSecurity, client_id: str
               ) -> Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
-    """``open(host, port)`` for the users that take a connection factory (the raft driver, the
-    controller channel)."""
-    async def open_(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await open_connection(host, port, security, client_id=client_id)
-    return open_
+    """A :class:`Connector` of ``security``."""
+    return Connector(security, client_id)

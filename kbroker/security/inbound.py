@@ -8,6 +8,12 @@ runs Kafka's server-side SASL exchange (kbroker.security.sasl.SaslAuthenticator)
 accepted stream before the listener's own request loop takes it over: an ApiVersions request
 before the handshake is answered by the listener (``on_api_versions``); a failed authentication
 is answered after ``connection.failed.authentication.delay.ms`` and the connection closed.
+
+Re-authentication (KIP-368): :func:`inbound_session` returns, for an authenticated connection, the
+:class:`InboundSession` the listener's request loop hands every later frame: a SaslHandshake then
+runs the exchange again on the same connection (the answers in request order through the
+listener's ``respond``), and a request after the session expired (``connections.max.reauth.ms``)
+closes the connection, as Kafka's server does on every listener.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from kbroker_protocol.exceptions import ProtocolError
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+_API_KEY = struct.Struct(">h")
 
 
 def controller_listener_security(config: BrokerConfig) -> ListenerSecurity | None:
@@ -63,11 +70,16 @@ class _Stream:
         self.principal: str | None = None
         self.closed = False
         self.failure: tuple[Any, Any, int] | None = None
+        # after authentication: the listener's way to answer in request order (correlation id, frame)
+        self.respond: Callable[[int, bytes], None] | None = None
 
     def send_response(self, header: Any, response: Any) -> None:
         parts = encode_response(header.correlation_id, header.request_api_key, header.request_api_version, response)
         payload = b"".join(bytes(p) for p in parts)
-        self.writer.write(_SIZE.pack(len(payload)) + payload)
+        if self.respond is not None:
+            self.respond(header.correlation_id, _SIZE.pack(len(payload)) + payload)
+        else:
+            self.writer.write(_SIZE.pack(len(payload)) + payload)
 
     def send_raw(self, payload: bytes) -> None:
         self.writer.write(_SIZE.pack(len(payload)) + payload)
@@ -87,47 +99,118 @@ async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.Str
                                error_response: Callable[[int, int, Any, int], Any] | None = None) -> str | None:
     """Authenticate the client of a new connection; returns its principal (``User:<name>``), or
     None when the connection failed authentication (it is closed by then)."""
-    peer = str(writer.get_extra_info("peername"))
+    session = await inbound_session(reader, writer, security, credentials, on_api_versions, error_response)
+    return None if session is None else session.principal
+
+
+async def inbound_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, security: ListenerSecurity,
+                          credentials: ScramCredentials, on_api_versions: Callable[[bytes], None],
+                          error_response: Callable[[int, int, Any, int], Any] | None = None) -> InboundSession | None:
+    """Authenticate the client of a new connection; returns its session (which serves its
+    re-authentications), or None when the connection failed authentication (it is closed by then)."""
+    address = writer.get_extra_info("peername")
+    peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) and len(address) >= 2 else str(address)
     stream = _Stream(writer, peer)
     auth = SaslAuthenticator(stream, security, credentials, error_response or (lambda *_: None))
     try:
-        while True:
+        if not await _exchange(reader, writer, stream, auth, security, None, on_api_versions):
+            return None
+    except (asyncio.IncompleteReadError, ConnectionError):
+        _closed(writer)
+        return None
+    log.debug("authenticated %s on the connection from %s", auth.principal, peer)
+    return InboundSession(stream, auth, security)
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: _Stream,
+                    auth: SaslAuthenticator, security: ListenerSecurity, frame: bytes | None,
+                    on_api_versions: Callable[[bytes], None] | None) -> bool:
+    """Run the SASL exchange (from ``frame`` when given: a request the authenticator already said
+    it wants, else from the next frame) until it completes (True) or fails (False, the connection
+    closed)."""
+    peer = stream.peer
+    wanted = frame is not None
+    while True:
+        if frame is None:
             (size,) = _SIZE.unpack(await reader.readexactly(4))
             if size < 0 or size > security.max_receive_size:
                 log.info("closing connection from %s: a frame of %d bytes during SASL authentication", peer, size)
-                return _closed(writer)
+                return _close(writer)
             frame = await reader.readexactly(size)
-            if auth.raw_tokens:
-                auth.on_raw_token(frame)
-            else:
-                try:
-                    header, body = decode_request(frame)
-                except ProtocolError as exc:
-                    log.info("closing connection from %s: undecodable request during SASL authentication: %s",
-                             peer, exc)
-                    return _closed(writer)
-                if auth.wants(header.request_api_key):
-                    auth.on_request(header, body)
-                elif header.request_api_key == API_VERSIONS:
-                    on_api_versions(frame)
-            if stream.failure is not None:
-                header, response, delay_ms = stream.failure
-                await asyncio.sleep(delay_ms / 1000)
-                if header is not None and response is not None:
-                    stream.send_response(header, response)
-                    await writer.drain()
-                return _closed(writer)
-            if stream.closed:
-                return _closed(writer)
-            await writer.drain()
-            if auth.complete:
-                log.debug("authenticated %s on the connection from %s", auth.principal, peer)
-                return auth.principal or "User:ANONYMOUS"
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return _closed(writer)
+        if auth.raw_tokens:
+            auth.on_raw_token(frame)
+        else:
+            try:
+                header, body = decode_request(frame)
+            except ProtocolError as exc:
+                log.info("closing connection from %s: undecodable request during SASL authentication: %s",
+                         peer, exc)
+                return _close(writer)
+            if wanted or auth.wants(header.request_api_key):
+                auth.on_request(header, body)
+            elif header.request_api_key == API_VERSIONS and on_api_versions is not None:
+                on_api_versions(frame)
+        frame = None
+        wanted = False
+        if stream.failure is not None:
+            header, response, delay_ms = stream.failure
+            await asyncio.sleep(delay_ms / 1000)
+            if header is not None and response is not None:
+                stream.send_response(header, response)
+                await writer.drain()
+            return _close(writer)
+        if stream.closed:
+            return _close(writer)
+        await writer.drain()
+        if auth.complete:
+            return True
 
 
-def _closed(writer: asyncio.StreamWriter) -> str | None:
+class InboundSession:
+    """An authenticated connection's SASL session on a listener served outside the client server."""
+
+    def __init__(self, stream: _Stream, auth: SaslAuthenticator, security: ListenerSecurity) -> None:
+        self.stream = stream
+        self.auth = auth
+        self.security = security
+
+    @property
+    def principal(self) -> str:
+        return self.auth.principal or "User:ANONYMOUS"
+
+    @property
+    def reauthentications(self) -> int:
+        return self.auth.reauthentications
+
+    async def on_frame(self, reader: asyncio.StreamReader, frame: bytes, respond: Callable[[int, bytes], None]) -> bool:
+        """A frame read after authentication: True when it was the session's (a re-authentication,
+        run to its end, its answers given to ``respond`` in request order); False when the
+        listener serves it. Raises ConnectionError when the connection must close (its session
+        expired, or the re-authentication failed)."""
+        if len(frame) < 2:
+            return False
+        (api_key,) = _API_KEY.unpack_from(frame)
+        if not self.auth.wants(api_key):
+            return False
+        stream = self.stream
+        if stream.closed:
+            raise ConnectionError("the SASL session expired (connections.max.reauth.ms)")
+        stream.respond = respond
+        try:
+            if not await _exchange(reader, stream.writer, stream, self.auth, self.security, frame, None):
+                raise ConnectionError("SASL re-authentication failed")
+        finally:
+            stream.respond = None
+        return True
+
+
+def _close(writer: asyncio.StreamWriter) -> bool:
+    """Close the connection: the exchange failed."""
+    writer.close()
+    return False
+
+
+def _closed(writer: asyncio.StreamWriter) -> None:
     """Close the connection; the principal of a failed authentication: None."""
     writer.close()
     return None

@@ -6,7 +6,8 @@
 - the broker-to-controller channels (registration, heartbeats, forwarding, AlterPartition) and
   the raft voters connect to controller listeners (``controller``);
 - the raft driver serves the controller listener itself: its TLS context and SASL settings
-  (``controller_server``, kbroker.security.inbound) are installed on it by :meth:`secure_raft`.
+  (``controller_server``, kbroker.security.inbound) are installed on it by :meth:`secure_raft`;
+  its connections' SASL sessions re-authenticate and expire (KIP-368) as on a client listener.
 
 Bad settings raise ConfigError at start-up, as Kafka refuses them, naming the key.
 """
@@ -26,11 +27,13 @@ from kbroker.security.client import (
     controller_client_security,
     inter_broker_client_security,
 )
-from kbroker.security.inbound import authenticate_inbound, controller_listener_security
+from kbroker.security.inbound import controller_listener_security, inbound_session
 from kbroker.security.listeners import ListenerSecurity
 from kbroker.security.scram import ScramCredentials
 
 Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+# an authenticated connection's frames go through its session first (re-authentication, expiry)
+SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class InterNodeSecurity:
         raft.server_ssl = server.ssl_context
         if server.sasl:
             async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                   on_api_versions: Callable[[bytes], None]) -> bool:
-                return await authenticate_inbound(reader, writer, server, credentials, on_api_versions) is not None
+                                   on_api_versions: Callable[[bytes], None]) -> SessionFrames | None:
+                session = await inbound_session(reader, writer, server, credentials, on_api_versions)
+                return None if session is None else session.on_frame
             raft.authenticate = authenticate

@@ -103,8 +103,8 @@ class SaslAuthenticator:
             if api_key == SASL_HANDSHAKE and self._may_reauthenticate():
                 return True
             if self.session_expires is not None and time.monotonic() >= self.session_expires:
-                log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
-                         self.connection.peer)
+                log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms, "
+                         "listener %s)", self.connection.peer, self.security.listener)
                 self.connection.close()
                 return True
             return False
@@ -238,7 +238,8 @@ class SaslAuthenticator:
             self.raw_tokens = False
             if self.reauthenticating:
                 self.reauthentications += 1
-                log.info("re-authenticated %s on the connection from %s", self.principal, self.connection.peer)
+                log.info("re-authenticated %s on the connection from %s (listener %s)", self.principal,
+                         self.connection.peer, self.security.listener)
             self.reauthenticating = False
             self.connection.authenticated(self.principal)
 

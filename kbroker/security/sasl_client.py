@@ -19,6 +19,8 @@ import base64
 import hmac
 import secrets
 import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from kbroker.security.scram import (
     MECHANISMS_BY_NAME,
@@ -48,47 +50,69 @@ class AuthenticationError(ConnectionError):
     logged = False  # set once kbroker.security.client has logged it (callers then log it at DEBUG)
 
 
-class _Exchange:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_id: str,
-                 max_frame: int) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.client_id = client_id
-        self.max_frame = max_frame
-        self.correlation = 0
+# (api key, version, request body) -> response body: one request on the connection
+Roundtrip = Callable[[int, int, Any], Awaitable[Any]]
 
-    async def call(self, api_key: int, version: int, body: object) -> object:
-        self.correlation += 1
-        header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=self.correlation,
-                               client_id=self.client_id)
+
+def stream_roundtrip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_id: str,
+                     max_frame: int) -> Roundtrip:
+    """Requests on a connection this exchange has to itself (nothing else in flight)."""
+    correlation = 0
+
+    async def call(api_key: int, version: int, body: Any) -> Any:
+        nonlocal correlation
+        correlation += 1
+        header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation,
+                               client_id=client_id)
         payload = encode_request(header, body)
-        self.writer.write(_SIZE.pack(len(payload)) + payload)
-        await self.writer.drain()
-        (size,) = _SIZE.unpack(await self.reader.readexactly(4))
-        if size < 4 or size > self.max_frame:
+        writer.write(_SIZE.pack(len(payload)) + payload)
+        await writer.drain()
+        (size,) = _SIZE.unpack(await reader.readexactly(4))
+        if size < 4 or size > max_frame:
             raise ConnectionError(f"response of {size} bytes during SASL authentication")
-        frame = await self.reader.readexactly(size)
+        frame = await reader.readexactly(size)
         response_header, response = decode_response(frame, api_key, version)
-        if response_header.correlation_id != self.correlation:
-            raise ConnectionError(f"correlation id {response_header.correlation_id}, expected {self.correlation}")
+        if response_header.correlation_id != correlation:
+            raise ConnectionError(f"correlation id {response_header.correlation_id}, expected {correlation}")
         return response
+    return call
+
+
+class _Exchange:
+    def __init__(self, call: Roundtrip) -> None:
+        self.call = call
+        self.session_lifetime_ms = 0
 
     async def token(self, data: bytes) -> bytes:
         response = await self.call(SASL_AUTHENTICATE, AUTHENTICATE_VERSION, SaslAuthenticateRequest(auth_bytes=data))
-        code = response.error_code  # type: ignore[attr-defined]
+        code = response.error_code
         if code != ErrorCode.NONE:
-            message = response.error_message  # type: ignore[attr-defined]
-            raise AuthenticationError(message or f"Authentication failed: {ErrorCode(code).name}")
-        return bytes(response.auth_bytes)  # type: ignore[attr-defined]
+            raise AuthenticationError(response.error_message or f"Authentication failed: {ErrorCode(code).name}")
+        # the last response's session lifetime is the one that counts (KIP-368)
+        self.session_lifetime_ms = int(response.session_lifetime_ms or 0)
+        return bytes(response.auth_bytes)
 
 
 async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mechanism: str, username: str,
-                       password: str, *, client_id: str, max_frame: int = 100 * 1024 * 1024) -> None:
-    """Authenticate the connection; raises AuthenticationError, OSError or IncompleteReadError."""
-    exchange = _Exchange(reader, writer, client_id, max_frame)
+                       password: str, *, client_id: str, max_frame: int = 100 * 1024 * 1024) -> int:
+    """Authenticate the connection (or re-authenticate it: the same exchange, KIP-368); returns the
+    session lifetime in ms the server's last SaslAuthenticate response gave (0: none, no
+    re-authentication needed). Raises AuthenticationError, OSError or IncompleteReadError."""
+    return await authenticate_with(stream_roundtrip(reader, writer, client_id, max_frame), mechanism, username,
+                                   password)
+
+
+async def authenticate_with(call: Roundtrip, mechanism: str, username: str, password: str) -> int:
+    """:func:`authenticate` over ``call`` (a connection whose responses another task reads)."""
+    exchange = _Exchange(call)
+    await _authenticate(exchange, mechanism, username, password)
+    return exchange.session_lifetime_ms
+
+
+async def _authenticate(exchange: _Exchange, mechanism: str, username: str, password: str) -> None:
     response = await exchange.call(SASL_HANDSHAKE, HANDSHAKE_VERSION, SaslHandshakeRequest(mechanism=mechanism))
-    code = response.error_code  # type: ignore[attr-defined]
-    enabled = list(response.mechanisms or [])  # type: ignore[attr-defined]
+    code = response.error_code
+    enabled = list(response.mechanisms or [])
     if code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
         raise AuthenticationError(f"Client SASL mechanism '{mechanism}' not enabled in the server, enabled "
                                   f"mechanisms are {_java_list(enabled)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import time
 import types
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Iterable
 from typing import Any, Protocol
 
 
@@ -16,8 +16,7 @@ class RequestMetrics(Protocol):
     A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
     dispatcher pays one attribute check per request and nothing else."""
 
-    def request_done(self, api_key: int, received: float, started: float, busy: float, ready: float,
-                     flushed: float, sent: float) -> None: ...
+    def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float) -> None: ...
 
     def handler_failed(self, api_key: int) -> None: ...
 

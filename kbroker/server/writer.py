@@ -61,21 +61,12 @@ class ResponseWriter:
                     break  # the rest waits until the socket takes more (see _on_writable)
         if out and self._stalled is None:
             transport.writelines(out)
-        if timed:
-            self._requests_sent(timed, flushed)
+        if timed and self._metrics is not None:
+            self._metrics.requests_sent(timed, flushed, time.perf_counter())
         if self._stalled is not None:
             return
         if self._eof and not pending:
             self.close()
-
-    def _requests_sent(self, slots: list[Slot], flushed: float) -> None:
-        metrics = self._metrics
-        if metrics is None:
-            return
-        sent = time.perf_counter()
-        for slot in slots:
-            metrics.request_done(slot.header.request_api_key, slot.received, slot.started, slot.busy,
-                                 slot.ready, max(flushed, slot.ready), sent)
 
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
         """Queue one response's size prefix and parts on ``out``; returns the list to continue.

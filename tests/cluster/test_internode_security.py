@@ -9,6 +9,7 @@ test with the openssl CLI (never committed)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -276,5 +277,50 @@ def test_a_wrong_controller_password_is_logged_and_the_quorum_goes_on(tmp_path, 
         text = c.layout.log_path(3).read_text(errors="replace")
         assert text.count("cannot connect to node") <= 4
         assert c.procs[3].poll() is None
+    finally:
+        c.kill_all()
+
+
+_REAUTH = re.compile(r"re-authenticated User:node on the connection from (\S+) \(listener (\w+)\)")
+
+
+def reauthentications(cluster: Cluster) -> dict[tuple[str, str], int]:
+    """(listener, client address) -> re-authentications the servers logged (Kafka's
+    successful-reauthentication count, per connection)."""
+    counts: dict[tuple[str, str], int] = {}
+    for n in cluster.node_ids:
+        for peer, listener in _REAUTH.findall(cluster.layout.log_path(n).read_text(errors="replace")):
+            counts[(listener, peer)] = counts.get((listener, peer), 0) + 1
+    return counts
+
+
+def test_internode_connections_reauthenticate_without_reconnecting(tmp_path, certs):
+    """KIP-368 on a node's own connections: with connections.max.reauth.ms=3000 on the INTERNAL
+    and CONTROLLER listeners, the followers' fetch connections, the broker-to-controller channels
+    and the raft voters' connections re-authenticate in band, each on one connection (the same
+    client address re-authenticating again and again), no server closes one for an expired
+    session, and replication goes on."""
+    c = Cluster(tmp_path / "cluster", 3, {**FAST, "connections.max.reauth.ms": "3000"})
+    secure(c, certs, "SASL_PLAINTEXT")
+    try:
+        c.start()
+        create_rf3_topic(c, "reauth")
+        wait_until(lambda: full_isr(c, "reauth"), 30, 0.1, "the full ISR over SASL_PLAINTEXT", c.logs)
+
+        def each_kind_reauthenticated_twice_on_one_connection() -> bool:
+            counts = reauthentications(c)
+            internal = [n for (listener, _), n in counts.items() if listener == "INTERNAL"]
+            controller = [n for (listener, _), n in counts.items() if listener == "CONTROLLER"]
+            # two followers' fetchers; three brokers' heartbeat channels and two voters' raft fetches
+            return sum(n >= 2 for n in internal) >= 2 and sum(n >= 2 for n in controller) >= 5
+
+        wait_until(each_kind_reauthenticated_twice_on_one_connection, 60, 0.2,
+                   "re-authentications on the inter-broker and controller connections", c.logs)
+        produce_and_consume(c, "reauth")
+        assert full_isr(c, "reauth")
+        logs = "\n".join(c.layout.log_path(n).read_text(errors="replace") for n in c.node_ids)
+        assert "SASL session expired" not in logs
+        assert "failed authentication" not in logs
+        assert all(proc.poll() is None for proc in c.procs.values())
     finally:
         c.kill_all()

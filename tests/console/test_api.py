@@ -8,7 +8,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from kbroker.console.ops import murmur2
+from kbroker.console.records import murmur2
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
 from tests.console.helpers import PAGE_HEADERS, call, get, post
@@ -40,6 +40,9 @@ def test_overview_names_the_cluster_and_this_broker(broker, base):
     assert o["controller_id"] == broker.broker.node_id
     assert o["features"]["metadata.version"] > 0
     assert o["version"]
+    q = o["quorum"]  # DescribeQuorum, forwarded to the controller
+    assert q["leader_id"] == broker.broker.node_id and q["high_watermark"] > 0
+    assert [(r["id"], r["role"]) for r in q["replicas"]] == [(broker.broker.node_id, "leader")]
 
 
 def test_create_describe_alter_delete_a_topic(base):

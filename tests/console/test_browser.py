@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from playwright.sync_api import Page, expect, sync_playwright
 
+from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
 from tests.console.helpers import post
@@ -47,8 +50,9 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, base):
+@contextmanager
+def open_page(browser, base: str) -> Iterator[Page]:
+    """A page of a fresh browser context (no cookies): no script errors and no alert() allowed."""
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=base)
     pg = context.new_page()
     pg.set_default_timeout(WAIT_MS)
@@ -64,6 +68,31 @@ def page(browser, base):
     context.close()
     assert errors == [], errors
     assert not [d for d in pg.dialogs if d[0] == "alert"], pg.dialogs  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def page(browser, base):
+    with open_page(browser, base) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def sasl_base():
+    with BrokerThread({
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "sasl.jaas.config": ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                             'user_admin="admin-secret";'),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+        "connection.failed.authentication.delay.ms": "0",
+        "kbroker.http.listeners": "http://127.0.0.1:0",
+        "offsets.topic.num.partitions": "1",
+        "kbroker.delayed.topic.num.partitions": "1",
+        "kbroker.delayed.topic.replication.factor": "1",
+        "kbroker.delayed.topic.min.isr": "1",
+    }) as b:
+        yield b.broker.metrics.http.url
 
 
 def shot(page: Page, name: str) -> None:
@@ -162,7 +191,7 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     expect(rows.nth(0).locator(".record-key pre")).to_have_text("<b>bold</b>")
     expect(rows.nth(0).locator(".record-headers")).to_contain_text("<img src=x onerror=alert(2)>: <script>alert(3)</script>")
     assert page.locator("#records script, #records img, #records b:has-text('bold')").count() == 0
-    assert page.evaluate("document.querySelectorAll('script').length") == 1  # the console's own
+    assert page.evaluate("document.querySelectorAll('script').length") == 2  # the console's own two
     pretty = rows.nth(1).locator(".record-value pre.json").text_content()
     assert json.loads(pretty) == {"name": "Ada", "tags": ["x"]} and '\n  "name": "Ada"' in pretty
     # Filter on value text, then by partition and offset.
@@ -254,6 +283,87 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     expect(page.locator("#notice-text")).to_have_text(f"Deleted topic {TOPIC}")
     expect(page.locator(f"#topics-table tr[data-topic='{TOPIC}']")).to_have_count(0)
     assert ("confirm", f"Delete topic {TOPIC} and all its records?") in page.dialogs  # type: ignore[attr-defined]
+
+
+def log_in(page: Page, user: str, password: str, mechanism: str) -> None:
+    page.wait_for_selector("#login-form")
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.select_option("#login-mechanism", mechanism)
+    page.click("#login-submit")
+
+
+def create_topic(page: Page, name: str) -> None:
+    go(page, "#/topics")
+    page.fill("#create-topic-name", name)
+    page.click("#create-topic-submit")
+    expect(page.locator("#topic-name")).to_have_text(name)
+
+
+def test_login_acls_users_and_delayed_records_on_a_broker_with_sasl_users(browser, sasl_base):
+    with open_page(browser, sasl_base) as page:
+        # Every page asks for a login first; a wrong password is the broker's refusal.
+        go(page, "#/overview")
+        expect(page.locator("#login-mechanism option")).to_have_count(2)
+        shot(page, "login")
+        log_in(page, "admin", "wrong", "PLAIN")
+        expect(page.locator("#notice-text")).to_contain_text("Invalid username or password")
+        log_in(page, "admin", "admin-secret", "PLAIN")
+        expect(page.locator("#who-principal")).to_have_text("User:admin")
+        expect(page.locator("#broker-count")).to_have_text("1")
+
+        # A SCRAM user, two topics, and an ACL letting that user see one of them.
+        page.click("header nav a[data-page=users]")
+        page.fill("#user-name", "carol")
+        page.fill("#user-password", "carol-pw")
+        page.select_option("#user-mechanism", "SCRAM-SHA-256")
+        page.click("#user-submit")
+        expect(page.locator("tr.user-row[data-user=carol] td").nth(1)).to_have_text("SCRAM-SHA-256")
+        shot(page, "users")
+        create_topic(page, "shared-t")
+        create_topic(page, "hidden-t")
+        page.click("header nav a[data-page=acls]")
+        for operation in ("DESCRIBE", "READ"):
+            page.select_option("#acl-resource-type", "TOPIC")
+            page.fill("#acl-resource-name", "shared-t")
+            page.fill("#acl-principal", "User:carol")
+            page.select_option("#acl-operation", operation)
+            page.click("#acl-submit")
+            expect(page.locator("#acls-table tr.acl-row", has_text=operation)).to_have_count(1)
+        shot(page, "acls")
+        page.locator("#acls-table tr.acl-row", has_text="READ").locator("button").click()
+        expect(page.locator("#notice-text")).to_contain_text("Deleted the ACL of User:carol")
+        expect(page.locator("#acls-table tr.acl-row")).to_have_count(1)
+
+        # A delayed record is pending on the Delayed page, not in its topic.
+        go(page, "#/produce/shared-t")
+        page.fill("#produce-value", "in ten minutes")
+        page.click("#produce-add-header")
+        page.fill(".header-row >> nth=0 >> .header-key", "kbroker-deliver-after-ms")
+        page.fill(".header-row >> nth=0 >> .header-value", "600000")
+        page.click("#produce-submit")
+        expect(page.locator("#notice-text")).to_contain_text("Produced to shared-t")
+        page.click("header nav a[data-page=delayed]")
+        expect(page.locator("#delayed-table tr.delayed-row")).to_have_count(1)
+        expect(page.locator("#delayed-table tr.delayed-row")).to_contain_text("in ten minutes")
+        shot(page, "delayed")
+
+        page.click("#logout")
+        page.wait_for_selector("#login-form")
+        expect(page.locator("#who-principal")).to_have_count(0)
+
+        # The new user sees the topic it may describe, and may not write to it.
+        log_in(page, "carol", "carol-pw", "SCRAM-SHA-256")
+        expect(page.locator("#who-principal")).to_have_text("User:carol")
+        go(page, "#/topics")
+        expect(page.locator("#topics-table tr[data-topic='shared-t']")).to_have_count(1)
+        expect(page.locator("#topics-table tr[data-topic='hidden-t']")).to_have_count(0)
+        go(page, "#/produce/shared-t")
+        page.fill("#produce-value", "not allowed")
+        page.click("#produce-submit")
+        expect(page.locator("#notice-text")).to_contain_text("TOPIC_AUTHORIZATION_FAILED")
+        go(page, "#/delayed")
+        expect(page.locator("#page-error")).to_contain_text("TOPIC_AUTHORIZATION_FAILED")
 
 
 def test_a_failed_change_shows_the_brokers_error(page: Page):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kbroker.console.ops import SHOWN_BYTES, show_bytes
+from kbroker.console.records import SHOWN_BYTES, show_bytes
 
 
 def test_null_text_and_json():

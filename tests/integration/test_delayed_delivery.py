@@ -427,7 +427,8 @@ def test_real_clock_delivers_when_due(kbroker_factory):
     _create(b, topic)
     err, offset = _produce(_producer(b), topic, b"soon", headers=[("kbroker-deliver-after-ms", b"500")])
     assert (err, offset) == (None, 0)
-    assert _internal_end(b) == 1
+    # stored first; on a loaded machine the plan and progress records may already follow it
+    assert _internal_end(b) >= 1
     wait_until(lambda: _end(b, topic) == 1, message="the delayed record delivered")
     assert [m.value() for m in _consume_all(b, topic, 1)] == [b"soon"]
     assert b.call(lambda: b.broker.delayed.delivered) == 1

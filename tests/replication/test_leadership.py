@@ -123,3 +123,35 @@ def test_stale_partition_epoch_is_skipped_and_follower_restarts_on_a_new_epoch()
     assert not L.make_follower(p, state(2, [1, 2], [2], leader_epoch=1, partition_epoch=3))  # ISR change only
     assert not L.make_leader(p, state(1, [1, 2], [1], leader_epoch=2, partition_epoch=1), 0, LAG, anyone)
     assert not p.is_leader
+
+
+def test_accepted_isr_changes_are_counted_for_the_metrics():
+    """Kafka's IsrExpandsPerSec / IsrShrinksPerSec: marked when the controller accepts the change
+    (kafka_server_replicamanager_isrexpands_total / _isrshrinks_total), not when it is proposed."""
+    from kbroker.replication.replica_manager import ReplicaManager
+
+    broker = SimpleNamespace(config={"replica.lag.time.max.ms": LAG, "num.replica.fetchers": 1}, clock=None,
+                             image=SimpleNamespace(brokers={2: SimpleNamespace(fenced=False, broker_epoch=5)}))
+    manager = ReplicaManager(broker)
+    p = partition(end=4)
+    L.make_leader(p, state(1, [1, 2], [1]), T, LAG, anyone)
+    L.update_follower_fetch_state(p, 2, 4, 0, T + 10, 4, -1)
+
+    def answer(error: int, isr: list[int], partition_epoch: int) -> SimpleNamespace:
+        return SimpleNamespace(error_code=E.NONE, topics=[SimpleNamespace(topic_id=p.topic_id, partitions=[
+            SimpleNamespace(partition_index=0, error_code=error, leader_epoch=0, isr=isr,
+                            partition_epoch=partition_epoch)])])
+
+    expand = L.expand_candidate(p, 2, anyone)
+    assert expand is not None
+    assert manager._apply_alter_partition_response(p, expand, answer(E.NONE, [1, 2], 1)) == "applied"
+    assert (manager.isr_expands, manager.isr_shrinks) == (1, 0)
+    p.log.log_end_offset = 6
+    shrink = L.shrink_candidate(p, T + 11 + LAG, LAG)
+    assert shrink is not None
+    assert manager._apply_alter_partition_response(p, shrink, answer(E.INELIGIBLE_REPLICA, [], 0)) == "reset"
+    assert (manager.isr_expands, manager.isr_shrinks) == (1, 0)  # refused: not counted
+    shrink = L.shrink_candidate(p, T + 12 + LAG, LAG)
+    assert shrink is not None
+    assert manager._apply_alter_partition_response(p, shrink, answer(E.NONE, [1], 2)) == "applied"
+    assert (manager.isr_expands, manager.isr_shrinks) == (1, 1)

@@ -688,3 +688,16 @@ def test_acl_operations_past_the_record_bound_fail_whole(broker, monkeypatch) ->
         assert described() == ["User:c"]
     finally:
         w.close()
+
+
+def test_describe_log_dirs_needs_describe_on_the_cluster(broker) -> None:
+    """As Kafka's handleDescribeLogDirsRequest: without DESCRIBE on the cluster, no log dirs (which
+    would name every hosted topic) and CLUSTER_AUTHORIZATION_FAILED (v3+)."""
+    for user, code in (("alice", E.CLUSTER_AUTHORIZATION_FAILED), ("admin", E.NONE)):
+        w = _login(broker, user)
+        try:
+            r = w.call(35, 4, topics=None)
+            assert r.error_code == code
+            assert (r.results == []) == (code != E.NONE)
+        finally:
+            w.close()

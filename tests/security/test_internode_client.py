@@ -187,3 +187,20 @@ def test_security_inter_broker_protocol_names_the_listener():
     ib = inter_broker_client_security(config)
     assert (ib.listener, ib.protocol, ib.mechanism) == ("SASL_PLAINTEXT", "SASL_PLAINTEXT", "SCRAM-SHA-256")
     assert controller_client_security(config).protocol == "PLAINTEXT"
+
+
+def test_a_final_nonce_that_repeats_the_client_nonce_is_refused_as_kafka_does():
+    """librdkafka 2.0.2 (Debian's, kcat's) sends ``r=<client nonce><server-first nonce>`` in its
+    client-final message, the client nonce twice; Kafka 4.4 refuses it ("Invalid client nonce in the
+    final client message.", seen against the reference Kafka with kcat; the librdkafka suite's SCRAM
+    runs fail on both brokers, compat/suites/LIBRDKAFKA.md), and so does kbroker."""
+    mechanism = MECHANISMS_BY_NAME["SCRAM-SHA-256"]
+    server = ScramServer(mechanism, _credentials("node", "s3cret"))
+    client = ScramClient(mechanism, "node", "s3cret", nonce="cnonce")
+    server_first = server.evaluate(client.first())
+    final = client.final(server_first).decode()
+    full_nonce = server_first.decode().split(",")[0][2:]
+    doubled = final.replace(f"r={full_nonce}", f"r=cnonce{full_nonce}")
+    with pytest.raises(SaslFailure, match="Invalid client nonce in the final client message."):
+        server.evaluate(doubled.encode())
+    assert not server.complete

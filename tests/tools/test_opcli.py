@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kbroker import opcli
-from kbroker.console.ops import murmur2
+from kbroker.console.records import murmur2
 from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from kbroker_protocol.messages import metadata_records
 STATE_FIELDS = {"topics", "topics_by_id", "brokers", "broker_configs", "group_configs", "scram_credentials",
                 "acls", "client_quotas", "delegation_tokens", "features", "kraft_version", "next_producer_id",
                 "offset", "controllers"}
-NOT_STATE = {"listeners"}
+NOT_STATE = {"listeners", "derived"}  # (derived: answers cached from the image, issue 23)
 
 
 def image_state(image: MetadataImage) -> dict:

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 # Lower this when you shrink the baseline; never raise it.
-BASELINE_CEILING = 2
+BASELINE_CEILING = 0
 
 # Packages checked with the strict flags; add to it, never take away.
 STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbroker.control.*")

@@ -168,3 +168,17 @@ def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state()
                for r in seen)
     # the image equals the leader's
     assert image_to_snapshot(qc.image) == image_to_snapshot(leader_image)
+
+
+def test_a_controller_without_raft_needs_its_metadata_log():
+    # (it used to start and fail later, at its first commit, with an AttributeError on None)
+    with pytest.raises(ValueError, match="needs its metadata log"):
+        QuorumController(1, None, MetadataImage())
+
+
+def test_commit_refuses_a_batch_of_the_other_kind():
+    qc, _raft = controller(voters=(1,))
+    record = mr.FeatureLevelRecord(name="group.version", feature_level=1)
+    with pytest.raises(TypeError, match="framed records"):
+        qc.commit([record], b"a record batch")
+    assert qc.image.features.get("group.version") is None

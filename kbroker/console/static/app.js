@@ -68,6 +68,7 @@ async function api(method, path, body) {
   const resp = await fetch("/api/" + path, opts);
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
+  if (resp.status === 401 && data && data.login) throw new LoginNeeded(data.error);
   if (!resp.ok) throw new ApiError(resp.status, data);
   return data;
 }
@@ -103,6 +104,7 @@ async function guarded(fn) {
   try {
     await fn();
   } catch (e) {
+    if (e instanceof LoginNeeded) { await pageLogin(e.message); return; }
     say(e.message, "error");
   }
 }
@@ -130,6 +132,12 @@ async function pageOverview() {
     table(["Id", "Host", "Port", "Rack", "Role"], o.brokers.map((b) => h("tr", {},
       h("td", {}, b.id), h("td", {}, b.host), h("td", {}, b.port), h("td", {}, b.rack || ""),
       h("td", {}, b.id === o.controller_id ? "controller" : "")))),
+    h("h2", {}, "Controller quorum"),
+    o.quorum.error ? h("p", { class: "muted", id: "quorum-error" }, o.quorum.error)
+      : [h("p", { class: "muted" }, `leader ${o.quorum.leader_id}, epoch ${o.quorum.leader_epoch}, metadata high watermark ${o.quorum.high_watermark}`),
+        table(["Node", "Role", "Log end offset", "Lag", "Last caught up"], o.quorum.replicas.map((r) => h("tr", {},
+          h("td", {}, r.id), h("td", {}, r.role), h("td", { class: "num" }, r.log_end_offset), h("td", { class: "num" }, r.lag),
+          h("td", {}, fmtTime(r.last_caught_up_ms)))), { id: "quorum-table" })],
     h("h2", {}, "Finalized features"),
     table(["Feature", "Level"], Object.entries(o.features).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v)))));
   const token = pageToken;
@@ -232,7 +240,7 @@ async function pageTopic(name) {
     h("td", { class: "num" }, p.partition), h("td", {}, p.leader), h("td", {}, p.replicas.join(", ")),
     h("td", {}, p.isr.join(", ")), h("td", { class: "num" }, p.start_offset), h("td", { class: "num" }, p.end_offset),
     h("td", { class: "num" }, p.end_offset - p.start_offset), h("td", { class: "num" }, fmtBytes(p.size))));
-  const configs = t.configs.map((c) => {
+  const configs = (t.configs || []).map((c) => {
     const input = h("input", { value: c.value === null ? "" : c.value, "data-config": c.name, disabled: c.read_only || c.sensitive, size: 24 });
     return h("tr", { "data-config-row": c.name },
       h("td", { title: c.doc || "" }, c.name), h("td", {}, input), h("td", { class: "muted" }, c.source),
@@ -253,7 +261,8 @@ async function pageTopic(name) {
     h("h2", {}, "Partitions"),
     table(["Partition", "Leader", "Replicas", "ISR", "Start offset", "End offset", "Messages", "Size"], parts, { id: "partitions-table" }),
     h("h2", {}, "Configs"),
-    table(["Name", "Value", "Source", ""], configs, { id: "configs-table" }));
+    t.configs_error ? h("p", { class: "muted", id: "configs-error" }, "Configs not shown: " + t.configs_error)
+      : table(["Name", "Value", "Source", ""], configs, { id: "configs-table" }));
 }
 
 // -- messages --------------------------------------------------------------------------------
@@ -449,6 +458,9 @@ const routes = [
   [/^#\/groups$/, pageGroups, "groups"],
   [/^#\/group\/([^?]+)$/, pageGroup, "groups"],
   [/^#\/transactions$/, pageTransactions, "transactions"],
+  [/^#\/delayed$/, pageDelayed, "delayed"],
+  [/^#\/acls$/, pageAcls, "acls"],
+  [/^#\/users$/, pageUsers, "users"],
 ];
 
 async function route() {
@@ -465,6 +477,7 @@ async function route() {
     try {
       await fn(m[1] === undefined || m[1] === "" ? undefined : decodeURIComponent(m[1]));
     } catch (e) {
+      if (e instanceof LoginNeeded) { await pageLogin(); return; }
       show(h("h1", {}, "Error"), h("p", { class: "error", id: "page-error" }, e.message));
     } finally {
       main.setAttribute("aria-busy", "false");
@@ -479,4 +492,4 @@ window.addEventListener("hashchange", () => {
   keepNotice = false;
   route();
 });
-route();
+showWho().catch(() => {}).finally(route);

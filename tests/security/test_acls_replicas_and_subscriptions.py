@@ -1,0 +1,107 @@
+"""Two of Kafka's checks past the per-API ones: a follower's fetch (replica id >= 0) needs
+CLUSTER_ACTION on the cluster, as Kafka's handleFetch checks it (without it every partition answers
+TOPIC_AUTHORIZATION_FAILED and no record goes out, whatever READ ACLs the principal has on the
+topic; with it, or as a super user, the fetch is served as a follower's); and a KIP-848 member may
+subscribe by name only to topics it may DESCRIBE (handleConsumerGroupHeartbeat answers
+TOPIC_AUTHORIZATION_FAILED otherwise)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from wire import Wire
+
+from kbroker.security import acls as A
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
+
+E = ErrorCode
+Q = REQUESTS
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
+        'user_alice="alice-secret" user_bob="bob-secret";')
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
+                       "sasl.jaas.config": JAAS, "authorizer.class.name": A.STANDARD_AUTHORIZER,
+                       "super.users": "User:admin", "connection.failed.authentication.delay.ms": "0"}) as b:
+        yield b
+
+
+def _login(b: BrokerThread, user: str) -> Wire:
+    w = Wire(b.bootstrap_servers)
+    w.call(17, 1, mechanism="PLAIN")
+    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
+    return w
+
+
+def _acl(topic_or_cluster: str, resource_type: int, principal: str, operation: int):
+    return Q[30].AclCreation(resource_type=resource_type, resource_name=topic_or_cluster,
+                             resource_pattern_type=A.LITERAL, principal=principal, host="*", operation=operation,
+                             permission_type=A.ALLOW)
+
+
+def _fetch(w: Wire, topic: str, replica_id: int):
+    F = Q[1]
+    return w.call(1, 12, replica_id=replica_id, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                  session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic, partitions=[
+                      F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                                       log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                  forgotten_topics_data=[], rack_id="")
+
+
+def test_a_follower_fetch_needs_cluster_action(broker) -> None:
+    topic = f"secret-{uuid.uuid4().hex[:6]}"
+    admin = _login(broker, "admin")
+    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                       assignments=[], configs=[])],
+                   timeout_ms=10000, validate_only=False)
+    assert r.topics[0].error_code == E.NONE
+    P = Q[0]
+    produced = admin.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[P.TopicProduceData(
+        name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=build_batch([Record(value=b"payload", timestamp=1_700_000_000_000)]))])])
+    assert produced.responses[0].partition_responses[0].error_code == E.NONE
+    # alice may read the topic (and bob may CLUSTER_ACTION): READ does not make a follower
+    r = admin.call(30, 3, creations=[_acl(topic, A.TOPIC, "User:alice", A.READ),
+                                     _acl(A.CLUSTER_NAME, A.CLUSTER, "User:bob", A.CLUSTER_ACTION)])
+    assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+
+    alice = _login(broker, "alice")
+    as_consumer = _fetch(alice, topic, -1).responses[0].partitions[0]
+    assert as_consumer.error_code == E.NONE and as_consumer.records  # her READ ACL works for a consumer
+    as_follower = _fetch(alice, topic, 2).responses[0].partitions[0]
+    assert as_follower.error_code == E.TOPIC_AUTHORIZATION_FAILED
+    assert not as_follower.records
+
+    for user in ("bob", "admin"):  # CLUSTER_ACTION, a super user: served as a follower's fetch
+        got = _fetch(_login(broker, user), topic, 2).responses[0].partitions[0]
+        assert got.error_code != E.TOPIC_AUTHORIZATION_FAILED, user
+
+
+def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(broker) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    mine, theirs, group = f"mine-{suffix}", f"theirs-{suffix}", f"grp-{suffix}"
+    admin = _login(broker, "admin")
+    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
+                                                       assignments=[], configs=[]) for n in (mine, theirs)],
+                   timeout_ms=10000, validate_only=False)
+    assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
+    r = admin.call(30, 3, creations=[_acl(mine, A.TOPIC, "User:alice", A.DESCRIBE),
+                                     _acl(group, A.GROUP, "User:alice", A.READ)])
+    assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+
+    alice = _login(broker, "alice")
+
+    def join(topics: list[str]):
+        return alice.call(68, 1, group_id=group, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None,
+                          rack_id=None, rebalance_timeout_ms=30000, subscribed_topic_names=topics,
+                          subscribed_topic_regex=None, server_assignor=None, topic_partitions=[])
+
+    denied = join([mine, theirs])
+    assert denied.error_code == E.TOPIC_AUTHORIZATION_FAILED
+    assert denied.error_message == "Topic authorization failed."  # Errors.TOPIC_AUTHORIZATION_FAILED.exception
+    assert join([mine]).error_code == E.NONE
