@@ -10,14 +10,18 @@ console's load is a person clicking.
 With ``credentials`` (a logged-in console user, :mod:`kbroker.console.sessions`) every
 connection authenticates with SASL first (PLAIN or SCRAM, :func:`kbroker.security.sasl_client.authenticate`,
 the client side the brokers use between themselves), so the broker authorizes each request as that
-user's principal, exactly as for any other client.
+user's principal, exactly as for any other client. With ``tls`` (a SASL_SSL listener) every
+connection makes a TLS handshake first, trusting what the broker's own ``ssl.truststore.*`` settings
+of that listener trust, as the broker's inter-node client does (:mod:`kbroker.security.client`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from kbroker.security.sasl_client import AuthenticationError, authenticate
@@ -65,13 +69,27 @@ class AuthenticationFailed(Exception):
 Credentials = tuple[str, str, str]  # SASL mechanism, username, password
 
 
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS towards the brokers: the client context, whether the server's certificate must name the
+    host (``ssl.endpoint.identification.algorithm=https``) and the name checked for the bootstrap
+    address (the listener's advertised host: the console reaches its own broker at the bound one)."""
+
+    context: ssl.SSLContext
+    check_hostname: bool
+    bootstrap_hostname: str | None = None
+
+
 class _Connection:
     _ids = itertools.count(1)
 
-    def __init__(self, host: str, port: int, credentials: Credentials | None = None) -> None:
+    def __init__(self, host: str, port: int, credentials: Credentials | None = None, tls: Tls | None = None,
+                 server_hostname: str | None = None) -> None:
         self.host = host
         self.port = port
         self.credentials = credentials
+        self.tls = tls
+        self.server_hostname = server_hostname or host
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.lock = asyncio.Lock()
@@ -83,8 +101,7 @@ class _Connection:
                 # seen its EOF by now: open a new one rather than fail this request.
                 if self.writer is None or self.writer.is_closing() or (self.reader is not None
                                                                         and self.reader.at_eof()):
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
+                    reader, writer = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT)
                     self.reader, self.writer = reader, writer
                     if self.credentials is not None:
                         mechanism, username, password = self.credentials
@@ -103,6 +120,9 @@ class _Connection:
             except AuthenticationError as exc:
                 self.close()
                 raise AuthenticationFailed(str(exc)) from None
+            except ssl.SSLError as exc:  # a certificate the broker's trust store does not trust...
+                self.close()
+                raise BrokerUnreachable(f"broker {self.host}:{self.port}: SSL handshake failed: {exc}") from None
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 self.close()
                 raise BrokerUnreachable(f"broker {self.host}:{self.port}: {exc or type(exc).__name__}") from None
@@ -111,6 +131,12 @@ class _Connection:
                 self.close()
                 raise BrokerUnreachable(f"broker {self.host}:{self.port}: correlation id mismatch")
             return body
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.tls is None:
+            return await asyncio.open_connection(self.host, self.port)
+        return await asyncio.open_connection(self.host, self.port, ssl=self.tls.context,
+                                             server_hostname=self.server_hostname if self.tls.check_hostname else None)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -122,9 +148,10 @@ class KafkaClient:
     """Requests to a cluster, routed to the broker that must answer them."""
 
     def __init__(self, host: str, port: int, local_node: int | None = None,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None, tls: Tls | None = None) -> None:
         self.bootstrap = (host, port)
         self.credentials = credentials
+        self.tls = tls
         # The broker the console runs in: always reached at the bootstrap address, whatever it
         # advertises (a name that resolves only elsewhere, in a container set-up).
         self.local_node = local_node
@@ -134,7 +161,8 @@ class KafkaClient:
     def _conn(self, address: tuple[str, int], lane: str) -> _Connection:
         conn = self._conns.get((*address, lane))
         if conn is None:
-            conn = self._conns[(*address, lane)] = _Connection(*address, self.credentials)
+            name = self.tls.bootstrap_hostname if self.tls is not None and address == self.bootstrap else None
+            conn = self._conns[(*address, lane)] = _Connection(*address, self.credentials, self.tls, name)
         return conn
 
     async def send(self, api_key: int, version: int, node: int | None = None,

@@ -1,7 +1,10 @@
 """Console logins when the broker has SASL users.
 
-When one of the broker's client listeners is SASL_PLAINTEXT with PLAIN or SCRAM enabled, every
-console endpoint but the login asks for a session. Logging in does not check the password here:
+When one of the broker's client listeners is SASL_PLAINTEXT or SASL_SSL with PLAIN or SCRAM
+enabled, every console endpoint but the login asks for a session (:func:`login_listener`: a
+SASL_PLAINTEXT one first; over SASL_SSL the console's connections make a TLS handshake with the
+client context the broker's inter-node client builds for that listener: its ``ssl.truststore.*``,
+``ssl.keystore.*`` as client certificate, ``ssl.endpoint.identification.algorithm``). Logging in does not check the password here:
 the console opens a Kafka connection to that listener and authenticates with the given mechanism,
 user and password (:mod:`kbroker.security.sasl_client`), so the broker's own SASL server
 (:mod:`kbroker.security.sasl`: the JAAS PLAIN users, the SCRAM credentials from the metadata log)
@@ -21,13 +24,59 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from kbroker.console.client import KafkaClient
+from kbroker.console.client import KafkaClient, Tls
+from kbroker.security.client import build_client_context
 
 COOKIE = "kbroker_console_session"
 IDLE_TIMEOUT = 3600.0
 MAX_SESSIONS = 256
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")  # what the console can log in with
+
+
+class LoginListener(NamedTuple):
+    """The SASL listener the console logs in through: its address as a client on this host
+    reaches it, the mechanisms the console can use there, and TLS for a SASL_SSL one."""
+
+    host: str
+    port: int
+    mechanisms: list[str]
+    tls: Tls | None = None
+
+
+def login_listener(broker: Any) -> LoginListener | None:
+    """The broker's first SASL_PLAINTEXT listener with a mechanism the console logs in with, else its
+    first such SASL_SSL listener; None without one (no login). Raises ConfigError when a SASL_SSL
+    listener's TLS settings do not make a client context."""
+    for protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        for endpoint in broker.config.client_listeners:
+            if endpoint.security_protocol != protocol:
+                continue
+            security = broker.listener_security.get(endpoint.listener)
+            bound = broker.bound.get(endpoint.listener)
+            mechanisms = [m for m in MECHANISMS if security is not None and m in security.sasl_mechanisms]
+            if bound is None or not mechanisms:
+                continue
+            host, port = local_address(*bound)
+            if protocol == "SASL_PLAINTEXT":
+                return LoginListener(host, port, mechanisms)
+            context = build_client_context(broker.config, endpoint.listener)
+            algorithm = broker.config.listener_value(endpoint.listener, "ssl.endpoint.identification.algorithm")
+            context.check_hostname = bool(algorithm) and algorithm.lower() == "https"
+            advertised = {name: h for name, h, _port in broker.advertised_endpoints()}
+            tls = Tls(context, context.check_hostname, advertised.get(endpoint.listener))
+            return LoginListener(host, port, mechanisms, tls)
+    return None
+
+
+def local_address(host: str, port: int) -> tuple[str, int]:
+    """A bound address as a client on this host reaches it (a wildcard bind: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1", port
+    if host == "::":
+        return "::1", port
+    return host, port
 
 
 @dataclass(slots=True)

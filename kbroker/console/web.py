@@ -10,7 +10,7 @@ Routes (on the ``kbroker.http.listeners`` listener, beside ``/metrics``):
 
 Safety:
 
-- When the broker has a SASL_PLAINTEXT listener with PLAIN or SCRAM, every endpoint but the
+- When the broker has a SASL_PLAINTEXT or SASL_SSL listener with PLAIN or SCRAM, every endpoint but the
   session ones needs a login (:mod:`kbroker.console.sessions`): the console's Kafka requests then
   authenticate as that user, so the broker's authorizer applies that principal's ACLs to each.
 
@@ -41,7 +41,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from kbroker import __version__
 from kbroker.console import access, delayed_view, groups, ops, records
 from kbroker.console.client import AuthenticationFailed, BrokerUnreachable, KafkaClient, KafkaError
-from kbroker.console.sessions import MECHANISMS, Session, Sessions, clear_cookie, cookie_token, set_cookie
+from kbroker.console.sessions import (
+    LoginListener,
+    Session,
+    Sessions,
+    clear_cookie,
+    cookie_token,
+    local_address,
+    login_listener,
+    set_cookie,
+)
 from kbroker.server.http import HttpError, Response, is_loopback
 
 log = logging.getLogger("kbroker.console")
@@ -113,8 +122,8 @@ class Console:
         self.broker = broker
         self.loopback = listeners_loopback
         self.sessions = Sessions()
-        # A SASL_PLAINTEXT listener with PLAIN or SCRAM: logins required (kbroker.console.sessions).
-        self.login_listener = self.sasl_listener()
+        # A SASL_PLAINTEXT or SASL_SSL listener with PLAIN or SCRAM: logins required (kbroker.console.sessions).
+        self.login_listener = login_listener(broker)
         self.unavailable: str | None = None
         host, port = "127.0.0.1", 0
         if self.login_listener is None:
@@ -126,20 +135,6 @@ class Console:
         self.client = KafkaClient(host, port, local_node=broker.node_id)
         self.throughput = Throughput(totals)
 
-    def sasl_listener(self) -> tuple[str, int, list[str]] | None:
-        """The first SASL_PLAINTEXT listener with a mechanism the console logs in with: its
-        address as a client on this host reaches it, and those mechanisms."""
-        for endpoint in self.broker.config.client_listeners:
-            if endpoint.security_protocol != "SASL_PLAINTEXT":
-                continue
-            security = self.broker.listener_security.get(endpoint.listener)
-            bound = self.broker.bound.get(endpoint.listener)
-            mechanisms = [m for m in MECHANISMS if security is not None and m in security.sasl_mechanisms]
-            if bound is None or not mechanisms:
-                continue
-            return (*_local_address(*bound), mechanisms)
-        return None
-
     def bootstrap(self) -> tuple[str, int]:
         """The broker's first PLAINTEXT listener, as a client on this host reaches it."""
         for endpoint in self.broker.config.client_listeners:
@@ -148,8 +143,8 @@ class Console:
             bound = self.broker.bound.get(endpoint.listener)
             if bound is None:
                 continue
-            return _local_address(*bound)
-        raise RuntimeError("the console needs a PLAINTEXT or SASL_PLAINTEXT (PLAIN or SCRAM) listener "
+            return local_address(*bound)
+        raise RuntimeError("the console needs a PLAINTEXT, SASL_PLAINTEXT or SASL_SSL (PLAIN or SCRAM) listener "
                            "to reach the broker")
 
     async def stop(self) -> None:
@@ -290,8 +285,8 @@ class Console:
             return self._json_response(400, {"error": "the broker has no SASL listener: nothing to log in to"})
         return await self._login(listener, self._json(body))
 
-    async def _login(self, listener: tuple[str, int, list[str]], data: dict[str, Any]) -> Response:
-        host, port, mechanisms = listener
+    async def _login(self, listener: LoginListener, data: dict[str, Any]) -> Response:
+        host, port, mechanisms, tls = listener
         username, password = data.get("username"), data.get("password")
         mechanism = data.get("mechanism") or mechanisms[0]
         if not isinstance(username, str) or not username:
@@ -301,7 +296,8 @@ class Console:
         if mechanism not in mechanisms:
             return self._json_response(400, {"error": f"mechanism must be one of {', '.join(mechanisms)}",
                                              "field": "mechanism"})
-        client = KafkaClient(host, port, local_node=self.broker.node_id, credentials=(mechanism, username, password))
+        client = KafkaClient(host, port, local_node=self.broker.node_id, credentials=(mechanism, username, password),
+                             tls=tls)
         try:
             # The first request opens a connection, which authenticates first: the broker's SASL
             # server checks the credentials.
@@ -370,15 +366,6 @@ class Console:
 
     def error(self, status: int, message: str, field: str | None = None) -> Response:
         return self._json_response(status, {"error": message, "field": field})
-
-
-def _local_address(host: str, port: int) -> tuple[str, int]:
-    """A bound address as a client on this host reaches it (a wildcard bind: loopback)."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1", port
-    if host == "::":
-        return "::1", port
-    return host, port
 
 
 def _session_json(session: Session) -> dict[str, Any]:
