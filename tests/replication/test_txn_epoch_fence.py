@@ -12,7 +12,9 @@ looking into the transactional fault run's INVALID_TXN_STATE fatals and aborted 
   instance's epoch (kbroker took any request one epoch below the current one for a retry and
   handed the fenced instance the epoch of the new one);
 - a marker a leader answers UNKNOWN_TOPIC_OR_PARTITION for is retried (Kafka's
-  TransactionMarkerRequestCompletionHandler), not counted as written.
+  TransactionMarkerRequestCompletionHandler), not counted as written;
+- a verify-only AddPartitionsToTxn reaching a broker that is not the coordinator is answered
+  NOT_COORDINATOR (Kafka's handleVerifyPartitionsInTransaction), not from an empty memory.
 """
 
 from __future__ import annotations
@@ -161,5 +163,31 @@ async def test_a_marker_a_leader_does_not_know_the_partition_for_is_retried():
             assert not partition_state(cluster.partition(2, "data")).has_open_txn(pid)
         finally:
             broker2.partition = real_partition
+            c1.close()
+            c2.close()
+
+
+async def test_verification_asked_of_a_broker_that_does_not_coordinate_the_id():
+    """Kafka answers a verify-only AddPartitionsToTxn from its transaction state manager:
+    NOT_COORDINATOR from a broker that does not lead the id's partition (the leader retries: the
+    producer gets a retriable error), not INVALID_PRODUCER_ID_MAPPING from an empty memory."""
+    from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
+    from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+
+    async with Cluster(2, CONFIG) as cluster:
+        _setup(cluster)
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        try:
+            pid, epoch = await _ongoing(cluster, c1, c2)
+
+            async def verify(conn) -> int:
+                resp = await conn.request(Req(transactions=[Req.AddPartitionsToTxnTransaction(
+                    transactional_id=TID, producer_id=pid, producer_epoch=epoch, verify_only=True,
+                    topics=[AddPartitionsToTxnTopic(name="data", partitions=[0])])]), 5, 10)
+                return resp.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code
+
+            assert await verify(c1) == E.NONE  # the coordinator
+            assert await verify(c2) == E.NOT_COORDINATOR
+        finally:
             c1.close()
             c2.close()
