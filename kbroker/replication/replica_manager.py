@@ -45,6 +45,7 @@ from kbroker.replication.validation import (
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
+from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.record_validation import (
     DEFAULT_MAX_DECOMPRESSED,
     Outcome,
@@ -445,7 +446,7 @@ class ReplicaManager:
         # completes): the handler awaits a shield, and the order queue always moves on.
         return asyncio.shield(task)
 
-    async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
+    async def _append_later(self, partition: Partition, header: BatchHeader, records: Any, policy: Policy,
                             outcome: Outcome | None, transactional_id: str | None, version: int,
                             prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False, acks: int = 1,
                             now_ms: int = 0) -> AppendResult:
@@ -472,7 +473,7 @@ class ReplicaManager:
 
     # -- produce-side transaction verification with a coordinator on another broker --------------
 
-    def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
+    def _needs_remote_verification(self, partition: Partition, header: BatchHeader, transactional_id: str | None,
                                    version: int) -> bool:
         """A transactional batch opening a transaction here whose coordinator is another broker:
         verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1). From Produce
@@ -527,7 +528,7 @@ class ReplicaManager:
                         code = ErrorCode(pr.partition_error_code)
         return code
 
-    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str,
+    async def _verify_remotely(self, partition: Partition, header: BatchHeader, transactional_id: str,
                                version: int) -> VerificationGuard:
         """AddPartitionsToTxn to the transaction coordinator, the leader of the id's
         ``__transaction_state`` partition: verify only before Produce v12, add the partition from
@@ -566,7 +567,7 @@ class ReplicaManager:
                                      f"verification for producer {header.producer_id}: {code.name}")
         return guard
 
-    def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
+    def _append(self, partition: Partition, header: BatchHeader, records: Any, transactional_id: str | None,
                 version: int, guard: VerificationGuard | None = None) -> AppendResult | Awaitable[AppendResult]:
         """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
         once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
