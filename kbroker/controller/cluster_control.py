@@ -488,6 +488,10 @@ class ClusterControl:
             elif nxt == ControlState.CONTROLLED_SHUTDOWN:
                 self._controlled_shutdown_records(image, broker_id, epoch, records)
         hb.touch(broker_id, nxt.fenced, request.current_metadata_offset)
+        if image.features.get(METADATA_VERSION, 0) >= MV_DIRECTORY_ASSIGNMENT:
+            from kbroker.controller.dir_control import handle_directories_offline
+            handle_directories_offline(image, self.settings, broker_id, epoch, list(request.offline_log_dirs or ()),
+                                       records)
         if nxt == ControlState.CONTROLLED_SHUTDOWN:
             self._in_controlled_shutdown.add(broker_id)
         else:
