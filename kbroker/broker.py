@@ -98,7 +98,7 @@ class Broker:
         # stop() has begun: long polls answer at once, FindCoordinator says not available
         self.stopping = False
         self._replaying = False
-        self._idle_task: asyncio.Task | None = None
+        self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
         # name with '.' as '_' -> name (see kbroker/replication/topics.py).
@@ -293,6 +293,9 @@ class Broker:
             open_connection=self.internode_security.controller_opener(f"broker-{self.node_id}-heartbeat"))
         machine = self.lifecycle.machine
         self.run_in_background(self.lifecycle.run(), "broker-lifecycle")
+        if len(self.config.log_dirs) > 1:  # JBOD: failed dirs and replica dirs to the controller
+            from kbroker.wiring.jbod import start_jbod_agent
+            start_jbod_agent(self)
         # the logs are open and the metadata caught up: the controller may unfence us
         self.lifecycle.set_ready_to_unfence()
         await self.lifecycle.wait_for(lambda m: m.unfenced or m.state == BrokerState.SHUTTING_DOWN)

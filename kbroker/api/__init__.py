@@ -89,6 +89,7 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
     (66, "list_transactions", 0, 2, B),
     (68, "consumer_group_heartbeat", 0, 1, B),
     (69, "consumer_group_describe", 0, 1, B),
+    (73, "assign_replicas_to_dirs", 0, 0, C),
     (74, "list_config_resources", 0, 1, B),
     (75, "describe_topic_partitions", 0, 0, B),
     (76, "share_group_heartbeat", 1, 1, B),

@@ -125,6 +125,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("controller.quorum.retry.backoff.ms", "int", "20", minimum=0),
         _k("broker.heartbeat.interval.ms", "int", "2000"),
         _k("broker.session.timeout.ms", "int", "9000"),
+        _k("log.dir.failure.timeout.ms", "long", "30000", minimum=1),
         _k("metadata.log.max.snapshot.interval.ms", "long", "3600000", minimum=0),
         _k("metadata.log.max.record.bytes.between.snapshots", "long", "20971520", minimum=1),
         _k("cluster.id", "string", None),

@@ -18,6 +18,11 @@ A failed exchange (``ControllerUnavailable`` from the channel, or an error code)
 the interval; a heartbeat error does not re-register (Kafka re-registers only when the broker's
 metadata shows its registration gone: ``resend_registration``).
 
+A log dir failing while others remain (``propagate_directory_failure``) is named in every
+heartbeat's ``OfflineLogDirs`` from then on, the next heartbeat going out at once; if no heartbeat
+naming it has been answered within ``log.dir.failure.timeout.ms`` the machine shuts down ("couldn't
+communicate offline log dir", Kafka's OfflineDirBrokerFailureEvent).
+
 :class:`LifecycleMachine` is the state machine with no IO (times in ms in, requests out);
 :class:`BrokerLifecycleManager` drives it over the node-to-controller channel
 (``async send(api_key, request) -> response``) with an injectable clock.
@@ -33,20 +38,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kbroker.controller.channel import ControllerVersionMismatch
+from kbroker.controller.client import ControllerUnavailable
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest
-
-try:  # the channel's own exceptions, once the controller-seam branch provides them
-    from kbroker.controller.client import ControllerUnavailable  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the merge order
-    class ControllerUnavailable(Exception):  # type: ignore[no-redef]
-        """The channel found no controller to answer before its timeout."""
-try:
-    from kbroker.controller.channel import ControllerVersionMismatch  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the merge order
-    class ControllerVersionMismatch(Exception):  # type: ignore[no-redef]
-        """The controller serves no version of the API this node can send."""
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +52,8 @@ DEFAULT_HEARTBEAT_INTERVAL_MS = 2000  # broker.heartbeat.interval.ms
 DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS = 60000  # initial.broker.registration.timeout.ms
 STARTING_HEARTBEAT_DELAY_MS = 10
 PENDING_SHUTDOWN_HEARTBEAT_DELAY_MS = 50
+DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS = 30000  # log.dir.failure.timeout.ms
+OFFLINE_DIR_TIMEOUT = "couldn't communicate offline log dir"
 
 
 class BrokerState(enum.IntEnum):
@@ -102,6 +100,9 @@ class LifecycleMachine:
         self.next_at: int | None = None
         self.registration_deadline: int | None = None
         self.shutdown_reason: str | None = None
+        # offline log dir -> (whether a heartbeat naming it was answered, deadline for that in ms)
+        self.offline_dirs: dict[uuid.UUID, tuple[bool, int]] = {}
+        self._sent_offline_dirs: list[uuid.UUID] = []
         # The broker's highest applied metadata offset (the driver sets the broker's provider).
         self.metadata_offset: Callable[[], int] = lambda: -1
 
@@ -137,6 +138,20 @@ class LifecycleMachine:
         self.registered = False
         self._schedule_now(now)
 
+    def propagate_directory_failure(self, directory: uuid.UUID, now: int, timeout_ms: int) -> None:
+        """The log dir ``directory`` failed: tell the controller at the next heartbeat (at once)."""
+        if directory in self.offline_dirs:
+            return
+        self.offline_dirs[directory] = (False, now + timeout_ms)
+        if self.registered:
+            self._schedule_now(now)
+
+    def _offline_dir_timed_out(self, now: int) -> uuid.UUID | None:
+        for d, (acked, deadline) in self.offline_dirs.items():
+            if not acked and now >= deadline:
+                return d
+        return None
+
     def begin_controlled_shutdown(self, now: int) -> None:
         if self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN:
             log.info("Attempted to enter pending controlled shutdown state, but we are already in that state.")
@@ -162,6 +177,7 @@ class LifecycleMachine:
         if self.state == BrokerState.SHUTTING_DOWN:
             return None
         times = [t for t in (self.next_at,) if t is not None and not self.in_flight]
+        times += [deadline for acked, deadline in self.offline_dirs.values() if not acked]
         if not self.initial_registration_succeeded and self.registration_deadline is not None:
             times.append(self.registration_deadline)
         return min(times) if times else None
@@ -174,6 +190,11 @@ class LifecycleMachine:
                 and now >= self.registration_deadline):
             log.error("Shutting down because we were unable to register with the controller quorum.")
             self.begin_shutdown("registration timeout")
+            return None
+        lost = self._offline_dir_timed_out(now)
+        if lost is not None:
+            log.error("Shutting down because couldn't communicate offline log dir %s with controllers", lost)
+            self.begin_shutdown(OFFLINE_DIR_TIMEOUT)
             return None
         if self.in_flight or self.next_at is None or now < self.next_at:
             return None
@@ -195,7 +216,9 @@ class LifecycleMachine:
         )
 
     def heartbeat_request(self) -> Any:
+        self._sent_offline_dirs = sorted(self.offline_dirs)
         return BrokerHeartbeatRequest(
+            offline_log_dirs=list(self._sent_offline_dirs),
             broker_id=self.node_id, broker_epoch=self.broker_epoch, current_metadata_offset=self.metadata_offset(),
             want_fence=not self.ready_to_unfence,
             want_shut_down=self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN,
@@ -230,6 +253,8 @@ class LifecycleMachine:
             log.warning("Broker %d sent a heartbeat request but received error %s.", self.node_id, error.name)
             self._after_failure(now)
             return
+        for d in self._sent_offline_dirs:
+            self.offline_dirs[d] = (True, self.offline_dirs[d][1])
         if self.state == BrokerState.STARTING:
             if response.is_caught_up:
                 log.info("The broker has caught up. Transitioning from STARTING to RECOVERY.")
@@ -323,6 +348,12 @@ class BrokerLifecycleManager:
 
     def resend_registration(self) -> None:
         self.machine.resend_registration(self.clock.now())
+        self._wake.set()
+
+    def propagate_directory_failure(self, directory: uuid.UUID,
+                                    timeout_ms: int = DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS) -> None:
+        """Kafka's propagateDirectoryFailure (call on the event loop)."""
+        self.machine.propagate_directory_failure(directory, self.clock.now(), timeout_ms)
         self._wake.set()
 
     async def step(self) -> bool:

@@ -48,6 +48,9 @@ class PartitionState:
     removing_replicas: list[int] = field(default_factory=list)
     adding_replicas: list[int] = field(default_factory=list)
     leader_recovery_state: int = 0
+    # KIP-858: the log dir (its ``directory.id``) of each replica, in ``replicas`` order; empty
+    # before metadata.version 17 (IBP_3_7_IV2). UNASSIGNED (all zero) until the broker says which.
+    directories: list[uuid.UUID] = field(default_factory=list)
 
 
 def copy_partition(p: PartitionState) -> PartitionState:
@@ -55,7 +58,11 @@ def copy_partition(p: PartitionState) -> PartitionState:
     return PartitionState(p.topic_id, p.partition, list(p.replicas), list(p.isr), p.leader, p.leader_epoch,
                           p.partition_epoch, elr=list(p.elr), last_known_elr=list(p.last_known_elr),
                           removing_replicas=list(p.removing_replicas), adding_replicas=list(p.adding_replicas),
-                          leader_recovery_state=p.leader_recovery_state)
+                          leader_recovery_state=p.leader_recovery_state, directories=list(p.directories))
+
+
+# Kafka's DirectoryId.UNASSIGNED: a replica whose log dir the broker has not yet reported.
+DIR_UNASSIGNED = uuid.UUID(int=0)
 
 
 # PartitionChangeRecord's replica-list fields (null: unchanged) and the PartitionState fields they set.
@@ -70,10 +77,18 @@ def apply_partition_change(p: PartitionState, r: mrec.PartitionChangeRecord) -> 
 
     As Kafka's PartitionRegistration.merge: a leader field (even the same leader) bumps the leader
     epoch; every change record bumps the partition epoch."""
+    old_replicas = p.replicas
     for record_field, state_field in _PARTITION_CHANGE_LISTS:
         value = getattr(r, record_field)
         if value is not None:
             setattr(p, state_field, list(value))
+    if r.directories is not None:
+        p.directories = list(r.directories)
+    elif r.replicas is not None and p.directories:
+        # new replicas without their directories: the kept ones keep theirs, the others are
+        # UNASSIGNED (what Kafka's PartitionChangeBuilder writes for them)
+        kept = dict(zip(old_replicas, p.directories, strict=False))
+        p.directories = [kept.get(b, DIR_UNASSIGNED) for b in p.replicas]
     if r.leader_recovery_state != LEADER_RECOVERY_UNCHANGED:
         p.leader_recovery_state = r.leader_recovery_state
     if r.leader != LEADER_UNCHANGED:
@@ -236,7 +251,7 @@ class MetadataImage:
             r.partition_epoch,
             elr=list(r.eligible_leader_replicas or ()), last_known_elr=list(r.last_known_elr or ()),
             removing_replicas=list(r.removing_replicas or ()), adding_replicas=list(r.adding_replicas or ()),
-            leader_recovery_state=r.leader_recovery_state,
+            leader_recovery_state=r.leader_recovery_state, directories=list(r.directories or ()),
         )
 
     def _apply_PartitionChangeRecord(self, r: mrec.PartitionChangeRecord) -> None:

@@ -15,7 +15,8 @@ Eligible leader replicas (KIP-966) follow Kafka when the ``eligible.leader.repli
 feature is finalized at >= 1 (the default for new clusters): when the ISR falls below the
 effective ``min.insync.replicas`` the replicas leaving it join the ELR and may be elected
 (cleanly) once the ISR is empty; a partition that loses every leader remembers its last leader in
-``LastKnownElr``. Directory assignment (JBOD) is not modelled: records carry no directories.
+``LastKnownElr``. A replica whose log dir is offline is never elected (``directories.has_online_dir``,
+Kafka's LeaderAcceptor); offline dirs and directory assignment are in ``dir_control``.
 
 Partition reassignment (AlterPartitionReassignments / ListPartitionReassignments) is at the end:
 Kafka's alterPartitionReassignments with PartitionReassignmentReplicas (the replicas while a move
@@ -29,8 +30,8 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import (
     LEADER_UNCHANGED,
     NO_LEADER,
@@ -38,6 +39,7 @@ from kbroker.controller.image import (
     PartitionState,
     TopicImage,
 )
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.partition_change import (
     RECOVERED,
     RECOVERING,
@@ -71,6 +73,11 @@ def is_active(image: MetadataImage, broker_id: int) -> bool:
     """Registered, unfenced and not in controlled shutdown (ClusterControlManager.isActive)."""
     reg = image.brokers.get(broker_id)
     return reg is not None and not reg.fenced and not reg.in_controlled_shutdown
+
+
+def leader_acceptor(image: MetadataImage, p: PartitionState) -> Callable[[int], bool]:
+    """Kafka's LeaderAcceptor: an active broker whose replica of ``p`` is in an online log dir."""
+    return lambda r: is_active(image, r) and has_online_dir(image, r, p)
 
 
 def elr_enabled(image: MetadataImage) -> bool:
@@ -140,17 +147,18 @@ def has_leaderships(image: MetadataImage, broker_id: int) -> bool:
 def generate_leader_and_isr_updates(image: MetadataImage, settings: ReplicationSettings, broker_to_remove: int,
                                     broker_to_add: int, broker_with_unclean_shutdown: int,
                                     partitions: Iterable[tuple[TopicImage, PartitionState]],
-                                    records: list[Any], context: str = "") -> None:
+                                    records: list[MetadataRecord], context: str = "") -> None:
     """Kafka's generateLeaderAndIsrUpdates: take ``broker_to_remove`` out of each partition's ISR
     (and never elect it), treat ``broker_to_add`` as electable even though the image still shows it
     fenced, and keep each partition online if a leader may be found."""
     elr = elr_enabled(image)
     before = len(records)
 
-    def acceptable(r: int) -> bool:
-        return r not in (broker_to_remove, broker_with_unclean_shutdown) and (r == broker_to_add or is_active(image, r))
-
     for topic, p in partitions:
+        def acceptable(r: int, p: PartitionState = p) -> bool:
+            return (r not in (broker_to_remove, broker_with_unclean_shutdown)
+                    and (r == broker_to_add or is_active(image, r)) and has_online_dir(image, r, p))
+
         builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, acceptable,
                                          settings.min_isr(image, topic), elr)
         if settings.unclean(image, topic):
@@ -267,7 +275,7 @@ def alter_partition(image: MetadataImage, request: AlterPartitionRequest, api_ve
                 out.partitions.append(Part(partition_index=index, error_code=error))
                 continue
             assert p is not None
-            builder = PartitionChangeBuilder(p, topic.topic_id, index, lambda r: is_active(image, r),
+            builder = PartitionChangeBuilder(p, topic.topic_id, index, leader_acceptor(image, p),
                                              settings.min_isr(image, topic), elr_enabled(image))
             if settings.unclean(image, topic):
                 builder.election = Election.UNCLEAN
@@ -305,7 +313,7 @@ def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettin
     for topic, p in _partitions(image, lambda p: bool(p.replicas) and p.leader != p.replicas[0]):
         if len(records) >= max_elections:
             break
-        builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, lambda r: is_active(image, r),
+        builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, leader_acceptor(image, p),
                                          settings.min_isr(image, topic), elr)
         builder.election = Election.PREFERRED
         record = builder.build()
@@ -318,7 +326,7 @@ ELECTION_PREFERRED, ELECTION_UNCLEAN = 0, 1  # ElectLeaders' ElectionType
 
 
 def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, election_type: int,
-                 records: list[Any], settings: ReplicationSettings | None = None) -> tuple[ErrorCode, str | None]:
+                 records: list[PartitionChangeRecord], settings: ReplicationSettings | None = None) -> tuple[ErrorCode, str | None]:
     """One partition of ElectLeaders, as Kafka's ReplicationControlManager.electLeader: appends the
     PartitionChangeRecord to ``records`` and answers (error, message)."""
     settings = settings or ReplicationSettings()
@@ -332,7 +340,7 @@ def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, elect
     if (election_type == ELECTION_PREFERRED and has_preferred) or \
             (election_type == ELECTION_UNCLEAN and p.leader != NO_LEADER):
         return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
-    builder = PartitionChangeBuilder(p, topic.topic_id, partition_id, lambda r: is_active(image, r),
+    builder = PartitionChangeBuilder(p, topic.topic_id, partition_id, leader_acceptor(image, p),
                                      settings.min_isr(image, topic), elr_enabled(image))
     builder.election = Election.UNCLEAN if election_type == ELECTION_UNCLEAN else Election.PREFERRED
     record = builder.build()
@@ -463,7 +471,7 @@ def _validate_replication_factor_unchanged(p: PartitionState, target: list[int])
 
 def _reassignment_builder(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
                           p: PartitionState) -> PartitionChangeBuilder:
-    return PartitionChangeBuilder(p, topic.topic_id, p.partition, lambda r: is_active(image, r),
+    return PartitionChangeBuilder(p, topic.topic_id, p.partition, leader_acceptor(image, p),
                                   settings.min_isr(image, topic), elr_enabled(image))
 
 

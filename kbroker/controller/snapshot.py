@@ -8,8 +8,7 @@ records: it is the ``data`` ``MetadataLog.take_snapshot`` takes. ``load_snapshot
 reads a ``.checkpoint`` content (``Snapshot.data``) into a fresh image; ``records_to_image`` does
 the same from records.
 
-What the image does not hold cannot be in the snapshot: a partition's directories (JBOD). A
-broker's RegisterBrokerRecord offset is the snapshot's, as in Kafka. A new field in
+What the image does not hold cannot be in the snapshot. A broker's RegisterBrokerRecord offset is the snapshot's, as in Kafka. A new field in
 ``MetadataImage`` must be written here too (``tests/unit/test_metadata_snapshot.py`` checks the
 list of fields).
 """
@@ -65,7 +64,7 @@ def image_to_records(image: MetadataImage) -> list[mr.MetadataRecord]:
                 partition_id=p.partition, topic_id=p.topic_id, replicas=list(p.replicas), isr=list(p.isr),
                 leader=p.leader, leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch,
                 removing_replicas=list(p.removing_replicas), adding_replicas=list(p.adding_replicas),
-                leader_recovery_state=p.leader_recovery_state,
+                leader_recovery_state=p.leader_recovery_state, directories=list(p.directories),
                 eligible_leader_replicas=list(p.elr) if p.elr else None,
                 last_known_elr=list(p.last_known_elr) if p.last_known_elr else None,
             ))
@@ -93,7 +92,7 @@ def image_to_records(image: MetadataImage) -> list[mr.MetadataRecord]:
     return out
 
 
-def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple:
+def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, bool, str], ...]:
     return tuple((kind, name is not None, name or "") for kind, name in entity)
 
 

@@ -28,9 +28,22 @@ import logging
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from kbroker.controller.image import MetadataImage
-from kbroker.security.acls import DESCRIBE, TOPIC, Authorizer
+
+# Kafka's AclOperation.DESCRIBE and ResourceType.TOPIC codes (kbroker.security.acls has them all; the
+# coordinator layer sits below security and sees the authorizer only through the protocol below)
+DESCRIBE, TOPIC = 8, 2
+
+
+class Authorizer(Protocol):
+    """What the resolution uses of kbroker.security.acls.Authorizer."""
+
+    enabled: bool
+
+    def authorize(self, principal: str, host: str, operation: int, resource_type: int, name: str,
+                  log_denied: bool = True) -> bool: ...
 
 log = logging.getLogger(__name__)
 

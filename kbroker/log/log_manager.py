@@ -144,6 +144,9 @@ class LogManager:
         # Called (in the failing thread) once every log dir has failed at run time; the broker
         # halts there, as Kafka (dir_failure.py). None: the logs just stay offline.
         self.on_all_dirs_failed: Callable[[], None] | None = None
+        # Called (in the failing thread) when a log dir fails and others remain: the broker tells
+        # the controller (kbroker/wiring/jbod.py). None: the logs just stay offline.
+        self.on_dir_failed: Callable[[Path], None] | None = None
         for log_dir in self.online_dirs:
             dir_failure.register(log_dir, self._dir_failed)
         self._load()
@@ -170,6 +173,8 @@ class LogManager:
                             ", ".join(str(d) for d in self.log_dirs))
             if self.on_all_dirs_failed is not None:
                 self.on_all_dirs_failed()
+        elif self.on_dir_failed is not None:
+            self.on_dir_failed(log_dir)
 
     @property
     def online_dirs(self) -> list[Path]:

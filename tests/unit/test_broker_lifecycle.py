@@ -276,3 +276,49 @@ def test_the_driver_gives_the_channel_its_timeout_and_retries_a_version_mismatch
 
     asyncio.run(scenario())
     assert channel.calls == [(BROKER_REGISTRATION, 4500)] * 2
+
+
+# -- offline log dirs (KIP-858) ------------------------------------------------------------------
+
+
+def _running_machine() -> LifecycleMachine:
+    m = machine()
+    m.start(0)
+    m.on_response(*m.poll(0)[:1], ok_registration(), 0)
+    m.set_ready_to_unfence(0)
+    m.poll(0)
+    m.on_response(BROKER_HEARTBEAT, hb_response(caught_up=True), 1)
+    m.poll(11)
+    m.on_response(BROKER_HEARTBEAT, hb_response(fenced=False), 12)
+    assert m.state == BrokerState.RUNNING and m.next_at == 2012
+    return m
+
+
+def test_a_failed_dir_is_sent_in_the_next_heartbeat_at_once_and_in_every_one_after():
+    m = _running_machine()
+    d = uuid.uuid4()
+    m.propagate_directory_failure(d, 100, timeout_ms=30000)
+    api_key, req = m.poll(100)
+    assert api_key == BROKER_HEARTBEAT and req.offline_log_dirs == [d]
+    m.on_response(BROKER_HEARTBEAT, hb_response(fenced=False), 101)
+    assert m.offline_dirs[d][0]  # acknowledged
+    _, req = m.poll(2101)
+    assert req.offline_log_dirs == [d]
+    m.on_response(BROKER_HEARTBEAT, hb_response(fenced=False), 2102)
+    assert m.poll(40000) is not None and m.state == BrokerState.RUNNING  # acknowledged: no timeout
+
+
+def test_a_failed_dir_the_controller_never_hears_of_shuts_the_broker_down():
+    m = _running_machine()
+    d = uuid.uuid4()
+    m.propagate_directory_failure(d, 100, timeout_ms=5000)
+    _, req = m.poll(100)
+    m.on_failure(BROKER_HEARTBEAT, 150, "controller unavailable")
+    m.poll(2150)
+    m.on_response(BROKER_HEARTBEAT, hb_response(error=ErrorCode.STALE_BROKER_EPOCH), 2151)
+    assert m.next_wakeup() == 4151
+    m.poll(4151)
+    m.on_failure(BROKER_HEARTBEAT, 4152, "controller unavailable")
+    assert m.next_wakeup() == 5100  # the deadline comes before the next heartbeat
+    assert m.poll(5100) is None
+    assert m.state == BrokerState.SHUTTING_DOWN and m.shutdown_reason == "couldn't communicate offline log dir"

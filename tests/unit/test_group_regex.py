@@ -70,3 +70,12 @@ def test_without_an_authorizer_an_unresolved_regex_matches_the_image() -> None:
     image = FakeImage("a-x", "b-x")
     regexes = RegexResolutions(lambda: cast(Any, image), lambda: None, lambda: 0)
     assert regexes.topics("g", "a-.*") == {"a-x"}
+
+
+def test_the_coordinators_acl_codes_are_the_authorizers():
+    """group_regex keeps its own DESCRIBE/TOPIC codes (the coordinator layer does not import
+    security); they must be the authorizer's."""
+    from kbroker.coordinator import group_regex
+    from kbroker.security import acls
+
+    assert (group_regex.DESCRIBE, group_regex.TOPIC) == (acls.DESCRIBE, acls.TOPIC)

@@ -1,0 +1,35 @@
+"""AssignReplicasToDirs (key 73), v0, on the controller listener only (KIP-858).
+
+A broker with several log dirs says in which dir each of its replicas lives; the active controller
+records it in the partitions' ``Directories`` (kbroker.controller.dir_control, as Kafka 4.4's
+handleAssignReplicasToDirs). UNSUPPORTED_VERSION below metadata.version 17 (IBP_3_7_IV2),
+NOT_CONTROLLER from a controller that is not active. The records are committed before the answer.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.controller.quorum import ControllerError
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsResponse
+
+
+@api(73, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_assign_replicas_to_dirs(ctx, request) -> AssignReplicasToDirsResponse:
+    from kbroker.controller.cluster_control import MV_DIRECTORY_ASSIGNMENT
+    from kbroker.controller.cluster_runtime import is_active, operation, write
+    from kbroker.controller.dir_control import assign_replicas_to_dirs
+    from kbroker.controller.features import METADATA_VERSION
+    controller = ctx.broker.controller
+    if not is_active(controller):
+        return AssignReplicasToDirsResponse(error_code=ErrorCode.NOT_CONTROLLER)
+    async with operation(ctx.broker) as cc:
+        if controller.image.features.get(METADATA_VERSION, 0) < MV_DIRECTORY_ASSIGNMENT:
+            return AssignReplicasToDirsResponse(error_code=ErrorCode.UNSUPPORTED_VERSION)
+        response, records = assign_replicas_to_dirs(controller.image, cc.settings, request)
+        if records:
+            try:
+                await write(controller, records)
+            except ControllerError as exc:
+                return AssignReplicasToDirsResponse(error_code=exc.code)
+    return response
