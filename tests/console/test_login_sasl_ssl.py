@@ -8,17 +8,15 @@ import pytest
 
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
-from kbroker.testing.certs import make_server_store
+from kbroker.testing.certs import make_ca, make_server_store
 from tests.console.test_login import call, login
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
         'user_alice="alice-secret";')
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    ca, store = make_server_store(tmp_path_factory.mktemp("console-tls"))
-    with BrokerThread({
+def _config(ca, store) -> dict[str, str]:
+    return {
         "listeners": "SASL_SSL://127.0.0.1:0",
         "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
         "listener.name.sasl_ssl.ssl.keystore.location": str(store),
@@ -32,7 +30,13 @@ def broker(tmp_path_factory):
         "kbroker.http.listeners": "http://127.0.0.1:0",
         "offsets.topic.num.partitions": "1",
         "transaction.state.log.num.partitions": "1",
-    }) as b:
+    }
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    ca, store = make_server_store(tmp_path_factory.mktemp("console-tls"))
+    with BrokerThread(_config(ca, store)) as b:
         yield b
 
 
@@ -58,3 +62,17 @@ def test_login_through_the_sasl_ssl_listener(base) -> None:
     alice = login(base, "alice", "alice-secret", "PLAIN")  # authorized as alice: no DESCRIBE, not shown
     status, data, _ = call(base, "/api/topics", cookie=alice)
     assert status == 200 and "over-tls" not in [t["name"] for t in data["topics"]]
+
+
+def test_the_console_checks_the_brokers_certificate_against_the_listeners_trust_store(tmp_path) -> None:
+    """A trust store that does not hold the CA of the listener's certificate: the console's TLS
+    handshake fails (it does not skip verification), and the login says so."""
+    _ca, store = make_server_store(tmp_path / "server")
+    other_ca = make_ca(tmp_path, "otherca")
+    with BrokerThread(_config(other_ca, store)) as b:
+        base = b.broker.metrics.http.url
+        assert call(base, "/api/session")[1]["login_required"] is True
+        status, data, headers = call(base, "/api/login", {"username": "admin", "password": "admin-secret",
+                                                          "mechanism": "PLAIN"})
+        assert status == 502 and "Set-Cookie" not in headers
+        assert "SSL handshake failed" in data["error"] and "CERTIFICATE_VERIFY_FAILED" in data["error"]
