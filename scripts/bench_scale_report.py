@@ -160,7 +160,7 @@ def plot(curve: str, data: dict, out: Path) -> str | None:
                     allx += [p[xkey]] * len(vs)
                     ally += vs
             if xs:
-                ax.plot(xs, ys, style, label=broker if broker == "kbroker" else "Kafka 4.4")
+                ax.plot(xs, ys, style, label={"kbroker": "kbroker", "kafka": "Kafka 4.4", "null": "null broker (ceiling)"}[broker])
                 ax.scatter(allx, ally, s=8, alpha=0.4)
         ax.set_xscale("log")
         ax.set_title(label, fontsize=9)
