@@ -187,6 +187,18 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             dir_failure.report(self.directory.parent, f"checkpointing {self.directory.name}", exc)
             raise
 
+    def record_aborted_txn(self, producer_id: int, first_offset: int, last_offset: int,
+                           last_stable_offset: int) -> None:
+        # The ABORT marker is in the log: without its .txnindex entry read_committed fetches would
+        # not list the aborted transaction and its records would be read as committed (found by a
+        # transactional fault run with a full disk). Kafka's updateTransactionIndex: an IOException
+        # fails the log dir, and the partition stops serving.
+        try:
+            super().record_aborted_txn(producer_id, first_offset, last_offset, last_stable_offset)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"indexing an aborted transaction of {self.directory.name}", exc)
+            raise
+
     def __repr__(self) -> str:
         return (
             f"PartitionLog({self.directory.name}, start={self._log_start_offset}, end={self.log_end_offset}, "

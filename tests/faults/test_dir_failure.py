@@ -124,3 +124,25 @@ def test_a_closed_manager_no_longer_handles_its_dirs(tmp_path, monkeypatch):
         assert log.offline is None
     finally:
         m2.close()
+
+
+def test_a_transaction_index_write_error_fails_the_dir(manager, tmp_path, monkeypatch):
+    """The ABORT marker is appended, its .txnindex entry cannot be written (a full disk): the dir
+    fails and the log goes offline, as Kafka's updateTransactionIndex does, rather than serving
+    the aborted records to read_committed fetches as committed (a transactional fault run)."""
+    from kbroker.log.txn_index import TransactionIndex
+
+    m, _failures = manager
+    log = next(log for log in (m.get_or_create("t", p) for p in range(4)) if log.directory.parent == tmp_path / "a")
+    log.append(BATCH)
+    real = TransactionIndex.append
+
+    def append(self, txn):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TransactionIndex, "append", append)
+    with pytest.raises(OSError):
+        log.record_aborted_txn(1000, 0, 0, 1)
+    monkeypatch.setattr(TransactionIndex, "append", real)
+    assert m.offline_dirs == [tmp_path / "a"]
+    assert isinstance(log.offline, LogDirOfflineError)
