@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     runner: Callable[[Coroutine[Any, Any, int]], int]
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
 
         runner = uvloop.run
     except ImportError:

@@ -98,7 +98,7 @@ class Broker:
         # stop() has begun: long polls answer at once, FindCoordinator says not available
         self.stopping = False
         self._replaying = False
-        self._idle_task: asyncio.Task | None = None
+        self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
         # name with '.' as '_' -> name (see kbroker/replication/topics.py).

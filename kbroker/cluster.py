@@ -133,7 +133,7 @@ class ClusterLayout:
         return f"127.0.0.1:{self.ports[node_id][1]}"
 
 
-def start_node(layout: ClusterLayout, node_id: int, *, log_level: str = "INFO") -> subprocess.Popen:
+def start_node(layout: ClusterLayout, node_id: int, *, log_level: str = "INFO") -> subprocess.Popen[bytes]:
     """Start one node as a child process (output appended to its log file)."""
     out = open(layout.log_path(node_id), "ab")  # noqa: SIM115 - handed to the child
     try:
@@ -145,7 +145,7 @@ def start_node(layout: ClusterLayout, node_id: int, *, log_level: str = "INFO") 
         out.close()
 
 
-def wait_ready(layout: ClusterLayout, node_id: int, proc: subprocess.Popen, since: int, timeout: float) -> None:
+def wait_ready(layout: ClusterLayout, node_id: int, proc: subprocess.Popen[bytes], since: int, timeout: float) -> None:
     """Wait for the node's readiness line in its log (after byte ``since``)."""
     deadline = time.monotonic() + timeout
     path = layout.log_path(node_id)
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> int:
             print("kbroker cluster: --separate needs --brokers", file=sys.stderr)
             return 2
         layout = ClusterLayout.create(root, args.nodes, brokers=args.brokers, separate=args.separate)
-    procs: dict[int, subprocess.Popen] = {}
+    procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
 
     def stop(*_args: object) -> None:

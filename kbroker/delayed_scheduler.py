@@ -68,8 +68,9 @@ class DelayedScheduler:
     dropped: int
     duplicates: int
     clean_interval_ms: int = 10_000
-    # Tests: called with "delivered" once every batch of a step is taken, before its progress
-    # record is written (raise to simulate a crash at that point).
+    # Tests: called with "appended" after each batch appended to a target led here and with
+    # "delivered" once every batch of a step is taken, before its progress record is written
+    # (raise to simulate a crash at that point).
     fault_hook: Callable[[str], None] | None = None
 
     def now_ms(self) -> int:
@@ -291,6 +292,8 @@ class DelayedScheduler:
                     remote[target] = entries
                     continue
                 plan.done.add(target)
+                if self.fault_hook is not None:
+                    self.fault_hook("appended")
             elif self.broker.image.partition(topic, index) is None:
                 log.warning("delayed delivery: %d records for %s-%d dropped: the partition does not exist",
                             len(entries), topic, index)

@@ -25,7 +25,6 @@ directories itself.
 from __future__ import annotations
 
 import base64
-import os
 import struct
 import time
 import uuid
@@ -37,6 +36,7 @@ from typing import TextIO
 from kbroker.config import BrokerConfig, parse_properties
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import KRAFT_VERSION, METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
+from kbroker.raft.files import write_atomically
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
 from kbroker_protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
@@ -102,22 +102,8 @@ def read_meta_properties(directory: Path) -> dict[str, str] | None:
 
 def write_meta_properties(directory: Path, props: dict[str, str]) -> None:
     """Kafka's ``PropertiesUtils.writePropertiesFile`` with fsync: a ``.tmp`` file, then a rename."""
-    tmp = directory / (META_PROPERTIES + ".tmp")
     body = "#\n#Written by kbroker\n" + "".join(f"{k}={v}\n" for k, v in sorted(props.items()))
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / META_PROPERTIES)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(directory, META_PROPERTIES, body.encode("utf-8"))
 
 
 def node_directories(config: BrokerConfig) -> list[Path]:
@@ -191,13 +177,7 @@ def read_snapshot_file(path: Path) -> SnapshotContent:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_atomically(path.parent, path.name, data)
 
 
 def read_bootstrap_records(metadata_dir: Path) -> list[mr.MetadataRecord]:

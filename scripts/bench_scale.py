@@ -164,6 +164,9 @@ class Bench:
             r["metadata_ms"] = median(lat)
             r["metadata_p90_ms"] = lat[int(len(lat) * 0.9)]
             r["metadata_bytes"] = size
+            if a.metadata_only:
+                node.stop()
+                return r
             rr = {"partitioner.class": "org.apache.kafka.clients.producer.RoundRobinPartitioner",
                   "buffer.memory": str(max(32 << 20, min(parts * 16384 * 2, 512 << 20)))}
             prod, cpu = measured(node, lambda: producer_perf(node.bootstrap, topic, a.records, props=rr))
@@ -400,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=200_000, help="1 KiB records in the measured produce")
     p.add_argument("--recovery-records", type=int, default=50_000, help="records written before kill -9")
     p.add_argument("--metadata-calls", type=int, default=30)
+    p.add_argument("--metadata-only", action="store_true", help="stop after the create and Metadata figures")
     p = sub.add_parser("durability", help="log.flush.interval.messages=1, 1/8/64 producers, acks=all")
     common(p)
     p.add_argument("--producers", default="1,8,64")

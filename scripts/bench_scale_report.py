@@ -189,8 +189,16 @@ def write(res: dict, out: Path, only: str | None = None) -> None:
         img = plot(curve, data, out)
         src = data.get("kbroker", {})
         parts += [f"## {curve}", "", f"kbroker {src.get('source')} {str(src.get('commit', ''))[:10]}, "
-                  f"run {data.get('started')} - {data.get('saved')}; params {data.get('params')}", "",
-                  table(curve, data), ""]
+                  f"run {data.get('started')} - {data.get('saved')}; params {data.get('params')}", ""]
+        xkey = CURVES[curve][0]
+        older = [p for p in data["points"] if p.get("started") not in (None, data.get("started"))]
+        for p in older:  # points kept from an earlier run say which
+            psrc = p.get("kbroker", {})
+            parts.append(f"- point {p[xkey]:,}: from the run of {p.get('started')}, kbroker "
+                         f"{str(psrc.get('commit', ''))[:10]}{'; ' + p['note'] if p.get('note') else ''}")
+        if older:
+            parts.append("")
+        parts += [table(curve, data), ""]
         if img:
             parts += [f"![{curve}]({img})", ""]
         if only in (None, curve):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
-from kbroker.security.acls import DESCRIBE, TOPIC, authorized
+from kbroker.coordinator.group_regex import Requester
+from kbroker.security.acls import DESCRIBE, TOPIC, authorized, client_host
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
 
@@ -43,8 +44,11 @@ async def handle_consumer_group_heartbeat(ctx, request):
     if code != ErrorCode.NONE:
         return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                               assignment=None)
+    # Regular expressions resolve to the topics this request's principal may DESCRIBE (group_regex).
+    requester = None if getattr(ctx, "internal", False) else Requester(
+        getattr(ctx.connection, "principal", "User:ANONYMOUS"), client_host(ctx.connection.peer))
     response = coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
-                                              "/" + ctx.peer.rsplit(":", 1)[0])
+                                              "/" + ctx.peer.rsplit(":", 1)[0], requester)
     if response.error_code != ErrorCode.NONE:
         return response
     # Answered once the group's records are replicated (Kafka's coordinator runtime completes a

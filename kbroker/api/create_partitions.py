@@ -26,7 +26,8 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
-from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, ControllerError
+from kbroker.controller.quorum import ControllerError
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created
 from kbroker.security.acls import ALTER, TOPIC, authorized

@@ -30,7 +30,8 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, controller_operation
-from kbroker.controller.quorum import MAX_PARTITIONS_PER_REQUEST, METADATA_TOPIC, NewTopic
+from kbroker.controller.quorum import METADATA_TOPIC, NewTopic
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import (
     BATCH_TOO_LARGE_MESSAGE,
     MAX_RECORDS_PER_USER_OP,

@@ -64,7 +64,7 @@ def _describe(ctx, coordinator, group_id: str) -> G:
         # the consumer embedded protocol, the server assignor as the protocol.
         members = [M(member_id=mid, group_instance_id=m.instance_id, client_id=m.client_id,
                      client_host=m.client_host,
-                     member_metadata=_subscription(sorted(coordinator.consumer.subscribed_topics(m))),
+                     member_metadata=_subscription(sorted(coordinator.consumer.subscribed_topics(m, group_id))),
                      member_assignment=_assignment(m.assigned))
                    for mid, m in group.members.items()]
         assignor = next((m.server_assignor for m in group.members.values() if m.server_assignor),

@@ -2,12 +2,15 @@
 
 The active producers of each partition as its producer state holds them: id, epoch, last
 sequence, last timestamp, coordinator epoch and the first offset of the open transaction (-1).
+A topic the principal may not READ answers TOPIC_AUTHORIZATION_FAILED for each of its partitions,
+before its existence is looked at (Kafka's handleDescribeProducersRequest).
 """
 
 from __future__ import annotations
 
 from kbroker.api.registry import api
-from kbroker_protocol.errors import ErrorCode
+from kbroker.security.acls import READ, TOPIC, authorized
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_producers import DescribeProducersResponse
 
 TopicResp = DescribeProducersResponse.TopicResponse
@@ -21,6 +24,12 @@ def handle_describe_producers(ctx, request) -> DescribeProducersResponse:
     topics = []
     for t in request.topics:
         parts = []
+        if not authorized(ctx, READ, TOPIC, t.name):
+            code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            topics.append(TopicResp(name=t.name, partitions=[
+                PartResp(partition_index=index, error_code=code, error_message=default_message(code),
+                         active_producers=[]) for index in t.partition_indexes]))
+            continue
         topic = broker.image.topic(t.name)
         for index in t.partition_indexes:
             partition = broker.partition(t.name, index)

@@ -20,7 +20,8 @@ import uuid
 
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
-from kbroker.controller.quorum import ControllerError, validate_topic_name
+from kbroker.controller.quorum import ControllerError
+from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
 from kbroker_protocol.errors import ErrorCode

@@ -2,12 +2,16 @@
 
 State, timeout, start time, producer id/epoch and partitions of each transactional id;
 TRANSACTIONAL_ID_NOT_FOUND for an id the coordinator does not know, INVALID_REQUEST for an empty
-one (as Kafka's TransactionCoordinator).
+one (as Kafka's TransactionCoordinator). An id the principal may not DESCRIBE answers
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED (the other fields at their zero values), and the topics of a
+transaction are listed only when the principal may DESCRIBE them (Kafka's
+handleDescribeTransactionsRequest).
 """
 
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.security.acls import DESCRIBE, TOPIC, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_transactions import DescribeTransactionsResponse
 
@@ -20,6 +24,11 @@ def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
     coordinator = ctx.broker.txn_coordinator
     out = []
     for tid in request.transactional_ids:
+        if not authorized(ctx, DESCRIBE, TRANSACTIONAL_ID, tid):
+            out.append(State(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, transactional_id=tid,
+                             transaction_state="", transaction_timeout_ms=0, transaction_start_time_ms=0,
+                             producer_id=0, producer_epoch=0, topics=[]))
+            continue
         txn = coordinator.txns.get(tid)
         if txn is None:
             code = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND if tid else ErrorCode.INVALID_REQUEST
@@ -34,6 +43,7 @@ def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
             error_code=ErrorCode.NONE, transactional_id=tid, transaction_state=txn.state.display,
             transaction_timeout_ms=txn.timeout_ms, transaction_start_time_ms=txn.start_ms,
             producer_id=txn.producer_id, producer_epoch=txn.producer_epoch,
-            topics=[TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()],
+            topics=[TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()
+                    if authorized(ctx, DESCRIBE, TOPIC, t)],
         ))
     return DescribeTransactionsResponse(throttle_time_ms=0, transaction_states=out)

@@ -2,7 +2,8 @@
 
 Every transactional id the coordinator knows, filtered by state names (unknown names are
 echoed in UnknownStateFilters), producer ids, v1+ a minimum duration of Ongoing transactions
-(DurationFilter, ms), and v2+ a regular expression on the id (KIP-1152).
+(DurationFilter, ms), and v2+ a regular expression on the id (KIP-1152). Only the ids the
+principal may DESCRIBE are listed (Kafka's handleListTransactionsRequest).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_log import STATE_BY_NAME
+from kbroker.security.acls import DESCRIBE, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_transactions import ListTransactionsResponse
 
@@ -37,5 +39,6 @@ def handle_list_transactions(ctx, request) -> ListTransactionsResponse:
     return ListTransactionsResponse(
         throttle_time_ms=0, error_code=ErrorCode.NONE, unknown_state_filters=unknown,
         transaction_states=[State(transactional_id=t.transactional_id, producer_id=t.producer_id,
-                                  transaction_state=t.state.display) for t in txns],
+                                  transaction_state=t.state.display) for t in txns
+                            if authorized(ctx, DESCRIBE, TRANSACTIONAL_ID, t.transactional_id)],
     )

@@ -16,7 +16,7 @@ is controller-only, as in Kafka.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import requester
@@ -79,17 +79,33 @@ def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
     return f"Endpoints(endpoints={{{inner}}})"
 
 
-async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
-    raft = broker.raft
+_VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
+
+
+def _voter_request_refusal(broker: Broker, request: Any, response: type[_VoterResponse], what: str
+                           ) -> _VoterResponse | None:
+    """The answer to an AddRaftVoter or RemoveRaftVoter request this node refuses before the
+    change, as Kafka's: another cluster's id, not the Raft leader, no valid voter named; None
+    when it may go ahead."""
     mismatch = _cluster_mismatch(broker, request.cluster_id)
     if mismatch is not None:
-        return AddRaftVoterResponse(error_code=ErrorCode.INCONSISTENT_CLUSTER_ID, error_message=mismatch)
-    if raft is None or not raft.is_leader:
-        return AddRaftVoterResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        return response(error_code=ErrorCode.INCONSISTENT_CLUSTER_ID, error_message=mismatch)
+    if broker.raft is None or not broker.raft.is_leader:
+        return response(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
     directory = request.voter_directory_id
     if request.voter_id < 0 or directory is None or directory == ZERO:
-        return AddRaftVoterResponse(error_code=ErrorCode.INVALID_REQUEST,
-                                    error_message="Add voter request didn't include a valid voter")
+        return response(error_code=ErrorCode.INVALID_REQUEST,
+                        error_message=f"{what} voter request didn't include a valid voter")
+    return None
+
+
+async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
+    refused = _voter_request_refusal(broker, request, AddRaftVoterResponse, "Add")
+    if refused is not None:
+        return refused
+    raft = broker.raft
+    assert raft is not None  # (the refusal checks it)
+    directory = request.voter_directory_id
     endpoints = _endpoints(request.listeners)
     listener = _listener(broker)
     if not any(name == listener for name, _h, _p in endpoints):
@@ -103,17 +119,12 @@ async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
 
 
 async def remove_raft_voter(broker: Broker, request: Any) -> RemoveRaftVoterResponse:
+    refused = _voter_request_refusal(broker, request, RemoveRaftVoterResponse, "Remove")
+    if refused is not None:
+        return refused
     raft = broker.raft
-    mismatch = _cluster_mismatch(broker, request.cluster_id)
-    if mismatch is not None:
-        return RemoveRaftVoterResponse(error_code=ErrorCode.INCONSISTENT_CLUSTER_ID, error_message=mismatch)
-    if raft is None or not raft.is_leader:
-        return RemoveRaftVoterResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
-    directory = request.voter_directory_id
-    if request.voter_id < 0 or directory is None or directory == ZERO:
-        return RemoveRaftVoterResponse(error_code=ErrorCode.INVALID_REQUEST,
-                                       error_message="Remove voter request didn't include a valid voter")
-    change = await raft.remove_voter(request.voter_id, directory)
+    assert raft is not None  # (the refusal checks it)
+    change = await raft.remove_voter(request.voter_id, request.voter_directory_id)
     return _answer(RemoveRaftVoterResponse, change)
 
 

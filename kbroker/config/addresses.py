@@ -5,6 +5,7 @@ Kafka's rules and messages."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -164,3 +165,13 @@ def parse_ip_overrides(raw: str) -> dict[str, int]:
     return out
 
 
+def normal_address(address: str) -> str:
+    """A peer's address in normal form (an IPv4-mapped IPv6 address as IPv4, a scope id dropped);
+    what is not an IP address is returned as given. Quotas and connection limits key on it."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kbroker.coordinator.group_coordinator import LoopTimer
+from kbroker.coordinator.loop_timer import LoopTimer
 from kbroker.coordinator.timer_keys import TimerKey
 
 log = logging.getLogger("kbroker.clock")

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kbroker.raft.files import fsync_dir
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
         partition.notify()
         manager.delete(partition.topic, partition.index, sync=False)
     for d in {Path(d) for d in broker.config.log_dirs}:
-        _fsync_dir(d)
+        fsync_dir(d)
     broker.controller.commit(records)  # one batch, one fsync
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
@@ -104,14 +105,6 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
              elapsed, len(topics), user_topics, groups, dropped)
     return {"topics_deleted": user_topics, "internal_topics_deleted": len(topics) - user_topics,
             "groups_deleted": groups, "connections_dropped": dropped, "elapsed_ms": round(elapsed, 3)}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _dirs(broker_config: Any) -> list[Path]:

@@ -38,20 +38,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kbroker.controller.channel import ControllerVersionMismatch
+from kbroker.controller.client import ControllerUnavailable
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest
-
-try:  # the channel's own exceptions, once the controller-seam branch provides them
-    from kbroker.controller.client import ControllerUnavailable  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the merge order
-    class ControllerUnavailable(Exception):  # type: ignore[no-redef]
-        """The channel found no controller to answer before its timeout."""
-try:
-    from kbroker.controller.channel import ControllerVersionMismatch  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the merge order
-    class ControllerVersionMismatch(Exception):  # type: ignore[no-redef]
-        """The controller serves no version of the API this node can send."""
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.image import (
@@ -38,6 +37,7 @@ from kbroker.controller.image import (
     SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN,
     MetadataImage,
 )
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     elr_enabled,
@@ -290,7 +290,7 @@ class ClusterControl:
     # -- BrokerRegistration (62) ------------------------------------------------------------
 
     def register_broker(self, image: MetadataImage, request: BrokerRegistrationRequest, api_version: int, now: int,
-                        next_offset: int | None = None) -> tuple[BrokerRegistrationResponse, list[Any]]:
+                        next_offset: int | None = None) -> tuple[BrokerRegistrationResponse, list[MetadataRecord]]:
         """BrokerRegistration as Kafka's ClusterControlManager.registerBroker. ``next_offset`` is
         the offset the controller's next write gets (the new broker epoch), by default the one
         after the image's."""
@@ -320,7 +320,7 @@ class ClusterControl:
 
     def _register(self, image: MetadataImage, hb: BrokerHeartbeatManager, request: BrokerRegistrationRequest,
                   api_version: int,
-                  now: int, next_offset: int) -> tuple[list[Any], int]:
+                  now: int, next_offset: int) -> tuple[list[MetadataRecord], int]:
         if request.cluster_id != self.cluster_id:
             raise RegistrationError(ErrorCode.INCONSISTENT_CLUSTER_ID,
                                     f"Expected cluster ID {self.cluster_id}, but got cluster ID {request.cluster_id}")
@@ -379,7 +379,7 @@ class ClusterControl:
             features=features,
             log_dirs=log_dirs if directories else [],
         )
-        records: list[Any] = []
+        records: list[MetadataRecord] = []
         if request.incarnation_id != prev_incarnation:
             clean = api_version >= 3 and stored_epoch == request.previous_broker_epoch
             self._shutdown_records(image, broker_id, clean, records)
@@ -406,7 +406,7 @@ class ClusterControl:
         hb.register(broker_id, record.fenced)
         return records, record.broker_epoch
 
-    def _shutdown_records(self, image: MetadataImage, broker_id: int, clean: bool, records: list[Any]) -> None:
+    def _shutdown_records(self, image: MetadataImage, broker_id: int, clean: bool, records: list[MetadataRecord]) -> None:
         """Kafka's ReplicationControlManager.handleBrokerShutdown for a previous incarnation."""
         if elr_enabled(image) and not clean:
             self._isr_then_elr_updates(image, broker_id, (NO_LEADER, NO_LEADER, broker_id), records,
@@ -417,7 +417,7 @@ class ClusterControl:
                                             "handleBrokerShutdown")
 
     def _isr_then_elr_updates(self, image: MetadataImage, broker_id: int, change: tuple[int, int, int],
-                              records: list[Any], context: str) -> None:
+                              records: list[MetadataRecord], context: str) -> None:
         """Kafka's generateLeaderAndIsrUpdates over the partitions with ``broker_id`` in their ISR,
         then over those with it in their ELR that the first pass left alone; ``change`` is
         (broker to remove, broker to add, broker with an unclean shutdown)."""
@@ -432,7 +432,7 @@ class ClusterControl:
 
     # -- fencing, unfencing, controlled shutdown --------------------------------------------
 
-    def _fence_records(self, image: MetadataImage, broker_id: int, records: list[Any]) -> None:
+    def _fence_records(self, image: MetadataImage, broker_id: int, records: list[MetadataRecord]) -> None:
         reg = image.brokers[broker_id]
         generate_leader_and_isr_updates(image, self.settings, broker_id, NO_LEADER, NO_LEADER,
                                         partitions_with_broker_in_isr(image, broker_id), records,
@@ -440,7 +440,7 @@ class ClusterControl:
         records.append(BrokerRegistrationChangeRecord(broker_id=broker_id, broker_epoch=reg.epoch,
                                                       fenced=FENCING_FENCE))
 
-    def _unfence_records(self, image: MetadataImage, broker_id: int, epoch: int, records: list[Any]) -> None:
+    def _unfence_records(self, image: MetadataImage, broker_id: int, epoch: int, records: list[MetadataRecord]) -> None:
         records.append(BrokerRegistrationChangeRecord(broker_id=broker_id, broker_epoch=epoch,
                                                       fenced=FENCING_UNFENCE))
         # Partitions without a leader may elect the returning broker (still fenced in the image).
@@ -448,7 +448,7 @@ class ClusterControl:
                                         partitions_with_no_leader(image), records, "handleBrokerUnfenced")
 
     def _controlled_shutdown_records(self, image: MetadataImage, broker_id: int, epoch: int,
-                                     records: list[Any]) -> None:
+                                     records: list[MetadataRecord]) -> None:
         if not image.brokers[broker_id].in_controlled_shutdown:
             records.append(BrokerRegistrationChangeRecord(
                 broker_id=broker_id, broker_epoch=epoch,
@@ -460,7 +460,7 @@ class ClusterControl:
     # -- BrokerHeartbeat (63) ---------------------------------------------------------------
 
     def heartbeat(self, image: MetadataImage, request: BrokerHeartbeatRequest, now: int
-                  ) -> tuple[BrokerHeartbeatResponse, list[Any]]:
+                  ) -> tuple[BrokerHeartbeatResponse, list[MetadataRecord]]:
         """BrokerHeartbeat as Kafka's QuorumController/ReplicationControlManager.processBrokerHeartbeat.
         After committing the records the caller reports the batch's last offset to
         :meth:`heartbeat_committed` (the controlled-shutdown offset)."""
@@ -479,7 +479,7 @@ class ClusterControl:
             hb.register(broker_id, reg.fenced)
         current, nxt = hb.next_state(broker_id, request, reg.register_offset,
                                      lambda: has_leaderships(image, broker_id))
-        records: list[Any] = []
+        records: list[MetadataRecord] = []
         if current != nxt:
             if nxt in (ControlState.FENCED, ControlState.SHUTDOWN_NOW):
                 self._fence_records(image, broker_id, records)
@@ -516,7 +516,7 @@ class ClusterControl:
 
     # -- session expiry -------------------------------------------------------------------
 
-    def fence_stale_broker(self, image: MetadataImage, now: int) -> tuple[bool, list[Any]]:
+    def fence_stale_broker(self, image: MetadataImage, now: int) -> tuple[bool, list[MetadataRecord]]:
         """Kafka's maybeFenceOneStaleBroker: fence at most one broker whose session expired;
         (whether an expired session was found, records). Call again while it returns True,
         committing each batch first, so each fencing sees the one before."""
@@ -535,12 +535,12 @@ class ClusterControl:
                      broker_id, epoch, reg.epoch)
             return True, []
         log.info("Fencing broker %d at epoch %d because its session has timed out.", broker_id, epoch)
-        records: list[Any] = []
+        records: list[MetadataRecord] = []
         self._fence_records(image, broker_id, records)
         hb.fence(broker_id)
         return True, records
 
-    def fence_expired(self, image: MetadataImage, now: int) -> list[Any]:
+    def fence_expired(self, image: MetadataImage, now: int) -> list[MetadataRecord]:
         """One stale broker's fencing records (empty when none is due), for the controller's
         timer; see :meth:`fence_stale_broker` to drain several."""
         while True:
@@ -554,7 +554,7 @@ class ClusterControl:
     # -- UnregisterBroker (64) -------------------------------------------------------------
 
     def unregister_broker(self, image: MetadataImage, request: UnregisterBrokerRequest, now: int
-                          ) -> tuple[UnregisterBrokerResponse, list[Any]]:
+                          ) -> tuple[UnregisterBrokerResponse, list[MetadataRecord]]:
         """UnregisterBroker as Kafka's ReplicationControlManager.unregisterBroker."""
         self._active(image, now)
         broker_id = request.broker_id
@@ -562,7 +562,7 @@ class ClusterControl:
         if reg is None:
             message = f"Broker ID {broker_id} is not currently registered"
             return UnregisterBrokerResponse(error_code=ErrorCode.BROKER_ID_NOT_REGISTERED, error_message=message), []
-        records: list[Any] = []
+        records: list[MetadataRecord] = []
         self._isr_then_elr_updates(image, broker_id, (broker_id, NO_LEADER, NO_LEADER), records,
                                    "handleBrokerUnregistered")
         records.append(UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
 from kbroker.controller.image import MetadataImage
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     preferred_leader_elections,
@@ -36,9 +37,16 @@ def now_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
-def is_active(controller: Any) -> bool:
-    """Whether this node is the active controller (a controller without the notion always is)."""
-    return bool(getattr(controller, "is_active", True))
+class ActiveController(Protocol):
+    """Whether a controller is the active one (``QuorumController.is_active``)."""
+
+    def is_active(self) -> bool: ...
+
+
+def is_active(controller: ActiveController) -> bool:
+    """Whether this node is the active controller. (It read the attribute ``is_active``, which on
+    ``QuorumController`` is a method, so every controller counted as active.)"""
+    return controller.is_active()
 
 
 def cluster_control_for(broker: Any) -> ClusterControl:
@@ -78,23 +86,23 @@ async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
         yield cc
 
 
-def next_write_offset(controller: Any) -> int:
+class MetadataWriter(Protocol):
+    """What the cluster operations use of the controller (``QuorumController``)."""
+
+    @property
+    def next_write_offset(self) -> int: ...
+
+    async def write(self, records: Sequence[MetadataRecord]) -> int: ...
+
+
+def next_write_offset(controller: MetadataWriter) -> int:
     """The offset the controller's next record gets (a new broker's epoch)."""
-    nxt = getattr(controller, "next_write_offset", None)
-    if nxt is not None:
-        return nxt() if callable(nxt) else int(nxt)
-    return controller.log.log_end_offset
+    return controller.next_write_offset
 
 
-async def write(controller: Any, records: list[Any]) -> int:
-    """Commit ``records`` through the controller and return the first offset.
-
-    ``QuorumController.write`` (async, from the controller-seam branch) is used when present;
-    before it is merged this falls back to the synchronous ``commit``."""
-    writer = getattr(controller, "write", None)
-    if writer is not None:
-        return await writer(records)
-    return controller.commit(records)
+async def write(controller: MetadataWriter, records: Sequence[MetadataRecord]) -> int:
+    """Commit ``records`` through the controller and return the first offset."""
+    return await controller.write(records)
 
 
 async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:

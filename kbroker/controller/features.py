@@ -128,7 +128,8 @@ def metadata_changed(a: int, b: int) -> bool:
 
 
 def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[tuple[str, int, int]],
-                         cluster_support: Callable[[str, int], str | None] | None = None) -> list:
+                         cluster_support: Callable[[str, int], str | None] | None = None,
+                         ) -> list[mr.FeatureLevelRecord | KRaftVersionUpgrade]:
     """Check ``updates`` ((feature, new level, upgrade type) in request order) against the
     ``finalized`` levels; return the FeatureLevelRecords (and a :class:`KRaftVersionUpgrade`) that
     apply them all, or raise FeatureUpdateError for the first that fails (then nothing is applied).
@@ -138,7 +139,7 @@ def plan_feature_updates(node_id: int, finalized: dict[str, int], updates: list[
     for name, level, _ in updates:
         proposed[name] = level
     supported = SUPPORTED_FEATURES
-    records: list = []
+    records: list[mr.FeatureLevelRecord | KRaftVersionUpgrade] = []
     for name, new, upgrade_type in updates:
         if upgrade_type not in (UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE):
             raise _invalid(name, new, "The controller does not support the given upgrade type.")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random as _random
 import uuid
-from typing import Any
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import MetadataImage
@@ -179,12 +178,12 @@ def place_replicas(image: MetadataImage, num_partitions: int, replication_factor
 
 
 def partition_records(image: MetadataImage, topic_id: uuid.UUID, start_partition: int,
-                      assignments: list[list[int]]) -> list[Any]:
+                      assignments: list[list[int]]) -> list[PartitionRecord]:
     """PartitionRecords for new partitions placed on ``assignments``: the ISR is the active
     replicas, the leader the first of them (ReplicationControlManager.buildPartitionRegistration).
     Raises PlacementError(INVALID_REPLICATION_FACTOR) when a partition has no active replica."""
     elr = elr_enabled(image)
-    records = []
+    records: list[PartitionRecord] = []
     for i, replicas in enumerate(assignments):
         isr = [r for r in replicas if is_active(image, r)]
         if not isr:

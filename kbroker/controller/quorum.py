@@ -16,7 +16,6 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
@@ -31,7 +30,11 @@ from kbroker.controller.features import (
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import MetadataLog
-from kbroker.controller.placement import validate_create_partitions
+from kbroker.controller.topic_plans import (
+    NewTopic,
+    plan_partitions,
+    plan_topic,
+)
 from kbroker.log import LogConfig, PartitionLog
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
@@ -48,38 +51,6 @@ METADATA_TOPIC = "__cluster_metadata"
 # The metadata log is fsynced on every commit and never expires.
 METADATA_LOG_CONFIG = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1, retention_ms=-1)
 PRODUCER_ID_BLOCK_SIZE = 1000
-# Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: the partitions one request may add.
-# It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
-MAX_PARTITIONS_PER_REQUEST = 10_000
-_TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-def validate_topic_name(name: str | None) -> None:
-    if not name:
-        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
-    if name in (".", ".."):
-        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
-    if len(name) > 249:
-        raise ControllerError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name is illegal, it can't be longer than 249 characters, topic name: {name}",
-        )
-    if not set(name) <= _TOPIC_NAME_CHARS:
-        raise ControllerError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, "
-            "'.', '_' and '-'",
-        )
-
-
-@dataclass(slots=True)
-class NewTopic:
-    name: str
-    num_partitions: int = -1
-    replication_factor: int = -1
-    assignments: dict[int, list[int]] = field(default_factory=dict)
-    configs: dict[str, str] = field(default_factory=dict)
-
-
 class RaftLogView:
     """What callers read of the metadata log (offsets, high watermark) when it is a Raft log."""
 
@@ -492,72 +463,7 @@ class QuorumController:
 
     def plan_topic(self, topic: NewTopic, default_partitions: int, default_replication: int) -> list[mr.MetadataRecord]:
         """Validate ``topic`` and return the records that create it (raises ControllerError)."""
-        validate_topic_name(topic.name)
-        if topic.name in self.image.topics:
-            raise ControllerError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
-        if topic.name != topic.name.replace(".", "_"):
-            collided = [t for t in self.image.topics if t.replace(".", "_") == topic.name.replace(".", "_")]
-            if collided:
-                raise ControllerError(
-                    ErrorCode.INVALID_TOPIC_EXCEPTION,
-                    f"Topic '{topic.name}' collides with existing topic: {collided[0]}",
-                )
-        if topic.assignments:
-            if topic.num_partitions != -1 or topic.replication_factor != -1:
-                raise ControllerError(
-                    ErrorCode.INVALID_REQUEST,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                    "Both cannot be used at the same time.",
-                )
-            assignments = dict(sorted(topic.assignments.items()))
-            if list(assignments) != list(range(len(assignments))):
-                raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                      "Partitions should be consecutive and start from 0.")
-            for replicas in assignments.values():
-                if not replicas:
-                    raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica assignment.")
-                if len(set(replicas)) != len(replicas):
-                    raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                          "Duplicate brokers in replica assignment.")
-                for b in replicas:
-                    if b not in self.image.brokers:
-                        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                              f"The manual partition assignment includes broker {b}, but "
-                                              "no such broker is registered.")
-        else:
-            partitions = default_partitions if topic.num_partitions == -1 else topic.num_partitions
-            replication = default_replication if topic.replication_factor == -1 else topic.replication_factor
-            if partitions <= 0:
-                raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                                      "Number of partitions was set to an invalid non-positive value.")
-            if partitions > MAX_PARTITIONS_PER_REQUEST:
-                raise ControllerError(ErrorCode.INVALID_PARTITIONS, "Number of partitions is too large.")
-            if replication <= 0:
-                raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                      "Replication factor must be larger than 0, or -1 to use the default value.")
-            brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
-            if replication > len(brokers):
-                raise ControllerError(
-                    ErrorCode.INVALID_REPLICATION_FACTOR,
-                    f"Unable to replicate the partition {replication} time(s): The target replication factor "
-                    f"of {replication} cannot be reached because only {len(brokers)} broker(s) are registered.",
-                )
-            assignments = {
-                p: [brokers[(p + r) % len(brokers)] for r in range(replication)] for p in range(partitions)
-            }
-        topic_id = uuid.uuid4()
-        records: list[mr.MetadataRecord] = [mr.TopicRecord(name=topic.name, topic_id=topic_id)]
-        for key, value in sorted(topic.configs.items()):
-            records.append(mr.ConfigRecord(resource_type=RESOURCE_TOPIC, resource_name=topic.name, name=key,
-                                           value=value))
-        for p, replicas in assignments.items():
-            records.append(
-                mr.PartitionRecord(
-                    partition_id=p, topic_id=topic_id, replicas=list(replicas), isr=list(replicas),
-                    leader=replicas[0], leader_epoch=0, partition_epoch=0,
-                )
-            )
-        return records
+        return plan_topic(self.image, topic, default_partitions, default_replication)
 
     def delete_topic_records(self, topic_id: uuid.UUID) -> list[mr.RemoveTopicRecord]:
         return [mr.RemoveTopicRecord(topic_id=topic_id)]
@@ -565,25 +471,7 @@ class QuorumController:
     def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[mr.PartitionRecord]:
         """Validate adding partitions to ``name`` up to ``count`` (Kafka's checks, in Kafka's order:
         ``validate_create_partitions``) and return the PartitionRecords; raises ControllerError."""
-        validate_create_partitions(self.image, name, count, assignments)
-        topic = self.image.topics[name]
-        current = len(topic.partitions)
-        replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
-        brokers = sorted(b for b, reg in self.image.brokers.items() if not reg.fenced)
-        if assignments is None and replication > len(brokers):
-            raise ControllerError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                  "Unable to replicate the partition: not enough brokers.")
-        records: list[mr.PartitionRecord] = []
-        for i in range(count - current):
-            p = current + i
-            replicas = assignments[i] if assignments is not None else [
-                brokers[(p + r) % len(brokers)] for r in range(replication)
-            ]
-            records.append(
-                mr.PartitionRecord(partition_id=p, topic_id=topic.topic_id, replicas=list(replicas),
-                                   isr=list(replicas), leader=replicas[0], leader_epoch=0, partition_epoch=0)
-            )
-        return records
+        return plan_partitions(self.image, name, count, assignments)
 
     def config_records(self, resource_type: int, resource_name: str, changes: dict[str, str | None]
                        ) -> list[mr.ConfigRecord]:

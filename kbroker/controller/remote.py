@@ -82,9 +82,10 @@ def deserialize_principal(raw: bytes | memoryview) -> DefaultPrincipalData:
     if not DefaultPrincipalData.MIN_VERSION <= version <= DefaultPrincipalData.MAX_VERSION:
         raise ValueError(f"unknown principal data version {version}")
     try:
-        return DefaultPrincipalData.decode(view[2:], version)
+        data: DefaultPrincipalData = DefaultPrincipalData.decode(view[2:], version)
     except Exception as exc:
         raise ValueError(f"principal data does not decode: {exc}") from None
+    return data
 
 
 def address_bytes(host: str) -> bytes:

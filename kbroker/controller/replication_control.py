@@ -30,7 +30,6 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import (
@@ -40,6 +39,7 @@ from kbroker.controller.image import (
     PartitionState,
     TopicImage,
 )
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.partition_change import (
     RECOVERED,
     RECOVERING,
@@ -147,7 +147,7 @@ def has_leaderships(image: MetadataImage, broker_id: int) -> bool:
 def generate_leader_and_isr_updates(image: MetadataImage, settings: ReplicationSettings, broker_to_remove: int,
                                     broker_to_add: int, broker_with_unclean_shutdown: int,
                                     partitions: Iterable[tuple[TopicImage, PartitionState]],
-                                    records: list[Any], context: str = "") -> None:
+                                    records: list[MetadataRecord], context: str = "") -> None:
     """Kafka's generateLeaderAndIsrUpdates: take ``broker_to_remove`` out of each partition's ISR
     (and never elect it), treat ``broker_to_add`` as electable even though the image still shows it
     fenced, and keep each partition online if a leader may be found."""
@@ -326,7 +326,7 @@ ELECTION_PREFERRED, ELECTION_UNCLEAN = 0, 1  # ElectLeaders' ElectionType
 
 
 def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, election_type: int,
-                 records: list[Any], settings: ReplicationSettings | None = None) -> tuple[ErrorCode, str | None]:
+                 records: list[PartitionChangeRecord], settings: ReplicationSettings | None = None) -> tuple[ErrorCode, str | None]:
     """One partition of ElectLeaders, as Kafka's ReplicationControlManager.electLeader: appends the
     PartitionChangeRecord to ``records`` and answers (error, message)."""
     settings = settings or ReplicationSettings()

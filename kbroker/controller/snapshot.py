@@ -92,7 +92,7 @@ def image_to_records(image: MetadataImage) -> list[mr.MetadataRecord]:
     return out
 
 
-def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple:
+def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str, bool, str], ...]:
     return tuple((kind, name is not None, name or "") for kind, name in entity)
 
 

@@ -19,7 +19,8 @@ nothing it should not) gets FENCED_MEMBER_EPOCH; an unknown member UNKNOWN_MEMBE
 
 Regular expressions (v1) are Python ``re`` patterns matched with ``fullmatch`` against every topic
 name in the metadata image, internal topics (``__consumer_offsets``, ``__transaction_state``)
-included, as Kafka's ``GroupMetadataManager.refreshRegularExpressions`` does. Kafka uses RE2/J,
+included, as Kafka's ``GroupMetadataManager.refreshRegularExpressions`` does, resolved per group
+and filtered by the DESCRIBE authorization of the heartbeat's principal (``group_regex``). Kafka uses RE2/J,
 whose syntax is a subset of Python's for the usual patterns (``orders-.*``, alternations, classes);
 backreferences and lookarounds are accepted here and rejected there.
 
@@ -53,6 +54,7 @@ from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_classic import ConsumerClassicHosting
 from kbroker.coordinator.group_consumer_model import STABLE, ConsumerGroup, ConsumerGroupError, ConsumerMember
 from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record, copy_parts, minus, same
+from kbroker.coordinator.group_regex import Requester
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import (
     ConsumerGroupHeartbeatRequest,
@@ -71,9 +73,11 @@ class ConsumerGroupManager(ConsumerClassicHosting):
 
     # -- heartbeat ------------------------------------------------------------------------------------------
 
-    def heartbeat(self, request: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str) -> ConsumerGroupHeartbeatResponse:
+    def heartbeat(self, request: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str,
+                  requester: Requester | None = None) -> ConsumerGroupHeartbeatResponse:
+        """``requester``: the principal regular expressions are resolved for (``group_regex``)."""
         try:
-            return self._heartbeat(request, version, client_id, client_host)
+            return self._heartbeat(request, version, client_id, client_host, requester)
         except ConsumerGroupError as exc:
             return ConsumerGroupHeartbeatResponse(error_code=exc.code, error_message=exc.message, member_id=None,
                                                   member_epoch=0, heartbeat_interval_ms=0, assignment=None)
@@ -128,7 +132,8 @@ class ConsumerGroupManager(ConsumerClassicHosting):
             self._drop_empty_classic(group_id)
         return self._existing_or_new(group_id, create, "consumer")
 
-    def _heartbeat(self, r: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str) -> ConsumerGroupHeartbeatResponse:
+    def _heartbeat(self, r: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str,
+                   requester: Requester | None) -> ConsumerGroupHeartbeatResponse:
         if not self.coordinator.loaded:
             raise ConsumerGroupError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
         self._validate(r, version)
@@ -187,6 +192,8 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         member.client_id, member.client_host = client_id, client_host
         if changed or r.member_epoch == 0:
             records.append(self._member_record(group, member))
+        self.regexes.refresh(group.group_id, {m.subscribed_topic_regex for m in group.members.values()
+                                              if m.subscribed_topic_regex}, requester, self.coordinator.groups)
         self._advance_epochs(group, bump, records)
         before = (member.member_epoch, copy_parts(member.assigned))
         owned = self._from_ids(r.topic_partitions) if r.topic_partitions is not None else None

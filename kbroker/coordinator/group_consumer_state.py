@@ -8,8 +8,8 @@ owns), member removal, the session and revocation timers, the records written to
 
 from __future__ import annotations
 
+import functools
 import logging
-import re
 import uuid
 from collections.abc import Callable
 
@@ -37,6 +37,7 @@ from kbroker.coordinator.group_members import (
     minus,
     same,
 )
+from kbroker.coordinator.group_regex import RegexResolutions
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -60,19 +61,16 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def assignor_names(self) -> list[str]:
         return [a for a in self._config["group.consumer.assignors"] if a in ASSIGNORS] or ["uniform"]
 
-    def _topic_names(self) -> list[str]:
-        # All topics, internal ones included: Kafka resolves regexes over the whole metadata image.
-        return list(self.broker.image.topics)
+    @functools.cached_property
+    def regexes(self) -> RegexResolutions:  # the groups' resolved regular expressions (group_regex)
+        return RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
+                                self.timer.now_ms)
 
-    def subscribed_topics(self, member: ConsumerMember) -> set[str]:
+    def subscribed_topics(self, member: ConsumerMember, group_id: str) -> set[str]:
         image = self.broker.image
         topics = {t for t in member.subscribed_topic_names if image.topic(t) is not None}
         if member.subscribed_topic_regex:
-            try:
-                pattern = re.compile(member.subscribed_topic_regex)
-            except re.error:
-                return topics
-            topics |= {t for t in self._topic_names() if pattern.fullmatch(t)}
+            topics |= self.regexes.topics(group_id, member.subscribed_topic_regex)
         return topics
 
     def _topic_id(self, name: str) -> uuid.UUID | None:
@@ -103,7 +101,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         out: dict[str, int] = {}
         image = self.broker.image
         for m in group.members.values():
-            for topic in self.subscribed_topics(m):
+            for topic in self.subscribed_topics(m, group.group_id):
                 t = image.topic(topic)
                 if t is not None:
                     out[topic] = len(t.partitions)
@@ -130,7 +128,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
             if m.server_assignor in names:
                 chosen = m.server_assignor
                 break
-        members = {mid: AssignmentMember(self.subscribed_topics(m), copy_parts(group.target.get(mid, m.assigned)))
+        members = {mid: AssignmentMember(self.subscribed_topics(m, group.group_id), copy_parts(group.target.get(mid, m.assigned)))
                    for mid, m in group.members.items()}
         target = ASSIGNORS[chosen](members, dict(group.subscribed_partitions))
         group.target = {mid: copy_parts(parts) for mid, parts in target.items()}
@@ -278,7 +276,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     # -- used by the coordinator -----------------------------------------------------------------------------
 
     def is_subscribed_to(self, group: ConsumerGroup, topic: str) -> bool:
-        return any(topic in self.subscribed_topics(m) for m in group.members.values())
+        return any(topic in self.subscribed_topics(m, group.group_id) for m in group.members.values())
 
     def validate_commit(self, group: ConsumerGroup, member_epoch: int, member_id: str, instance_id: str | None,
                         api_version: int) -> ErrorCode:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from kbroker_protocol.messages.coordinator import (
     GroupMetadataKey,
@@ -23,6 +23,7 @@ from kbroker_protocol.messages.coordinator import (
     OffsetCommitKey,
     OffsetCommitValue,
 )
+from kbroker_protocol.primitives import Message
 
 _I16 = struct.Struct(">h")
 
@@ -88,11 +89,15 @@ def record_type(key: bytes) -> int:
     return _I16.unpack_from(key)[0]
 
 
-def decode_value(cls: Any, value: bytes) -> Any:
+_Value = TypeVar("_Value", bound=Message)
+
+
+def decode_value(cls: type[_Value], value: bytes) -> _Value:
     """Decode a versioned value; versions newer than the codec knows are read at its newest
     (Kafka's values only ever add ignorable or tagged fields)."""
     (version,) = _I16.unpack_from(value)
-    return cls.decode(memoryview(value)[2:], min(version, cls.MAX_VERSION))
+    decoded: _Value = cls.decode(memoryview(value)[2:], min(version, cls.MAX_VERSION))
+    return decoded
 
 
 def decode_offset_value(value: bytes) -> OffsetCommitValue:

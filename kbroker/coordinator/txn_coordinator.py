@@ -547,11 +547,16 @@ class TransactionCoordinator:
     def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
                           partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
         """AddPartitionsToTxn VerifyOnly (v4+), as Kafka 4's coordinator answers it: NONE for a partition
-        in the transaction, TRANSACTION_ABORTABLE for one that is not."""
+        in the transaction, TRANSACTION_ABORTABLE for one that is not; NOT_COORDINATOR or
+        COORDINATOR_LOAD_IN_PROGRESS from a broker that does not (yet) coordinate the id (Kafka's
+        getTransactionState), which the partition leader turns into a retriable error for the
+        producer, where an answer from its memory would have been INVALID_PRODUCER_ID_MAPPING."""
         txn = self.txns.get(transactional_id)
-        if not transactional_id:
-            code = ErrorCode.INVALID_REQUEST
-        elif txn is None or txn.producer_id != producer_id:
+        try:
+            self._check_ready(transactional_id)
+        except TxnError as exc:
+            return dict.fromkeys(partitions, exc.code)
+        if txn is None or txn.producer_id != producer_id:
             code = ErrorCode.INVALID_PRODUCER_ID_MAPPING
         elif txn.producer_epoch != producer_epoch:
             code = ErrorCode.PRODUCER_FENCED

@@ -95,6 +95,13 @@ class _Index:
         self._persisted = len(keys)
         return True
 
+    def size_on_disk(self) -> int:
+        """The file's size (0 if it is missing)."""
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+
     def truncate_entries(self, count: int) -> None:
         """Keep the first ``count`` entries."""
         if count >= len(self.keys):

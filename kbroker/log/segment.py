@@ -254,6 +254,11 @@ class LogSegment:
         """
         file = self.handle()
         end = os.fstat(file.fileno()).st_size
+        if end == 0 and not self.offset_index.size_on_disk() and not self.time_index.size_on_disk():
+            # An empty segment whose indexes are missing or empty (a partition never written to
+            # has no index files): nothing to rebuild or write (restarting 10,000 such partitions
+            # wrote 20,000 index files).
+            return None
         ok = self.offset_index.load_entries() and self.offset_index.is_sane(end)
         ok = ok and self.time_index.load_entries()
         if not ok:

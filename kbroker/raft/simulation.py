@@ -556,8 +556,8 @@ class Simulation:
                     self._push(t + 1 + int(self.rng.expovariate(1 / sc.voter_changes_every_ms)), _VOTERS, None)
             elif kind == _RESTART:
                 n = payload  # type: ignore[assignment]
-                if self.nodes[n] is None:  # type: ignore[index]
-                    self._start(n)  # type: ignore[arg-type]
+                if self.nodes[n] is None:
+                    self._start(n)
             self._check_durable()
         self._fail("event queue ran dry")
 

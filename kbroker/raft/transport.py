@@ -24,6 +24,7 @@ from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from kbroker_protocol.messages import RESPONSES, RequestHeader
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
+from kbroker_protocol.messages.fetch import FetchResponse as WireFetchResponse
 
 logger = logging.getLogger("kbroker.raft.io")  # the driver's logger, as before the split
 
@@ -82,8 +83,8 @@ class Inbound:
 class Peer:
     node_id: int
     writer: asyncio.StreamWriter | None = None
-    reader_task: asyncio.Task | None = None
-    connecting: asyncio.Task | None = None
+    reader_task: asyncio.Task[object] | None = None
+    connecting: asyncio.Task[object] | None = None
     queue: list[Message] = field(default_factory=list)
     # correlation id -> (core request id, api key, api version, fetch offset)
     inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
@@ -127,8 +128,8 @@ class RaftTransport:
     _loop: asyncio.AbstractEventLoop | None
     _running: bool
     _inbound: set[Inbound]
-    _inbound_tasks: set[asyncio.Task]
-    _handler_tasks: set[asyncio.Task]
+    _inbound_tasks: set[asyncio.Task[object]]
+    _handler_tasks: set[asyncio.Task[object]]
     _peers: dict[int, Peer]
     _requests: dict[int, tuple[Inbound, Slot, int, int]]
     _next_inbound_id: int
@@ -267,6 +268,7 @@ class RaftTransport:
         conn, slot, api_key, version = entry
         body = to_wire(msg, self.cluster_id, self.voters)
         if isinstance(msg, FetchResponse) and msg.leader_id >= 0:
+            assert isinstance(body, WireFetchResponse)
             # Kafka's NodeEndpoints (Fetch v16+): where the leader is, for a replica that does not know
             address = self.advertised_address() if msg.leader_id == self.node_id else self.addresses.get(msg.leader_id)
             if address is not None:
@@ -344,6 +346,7 @@ class RaftTransport:
             return
         body = to_wire(msg, self.cluster_id, self.voters)
         api_key = body.API_KEY
+        assert api_key is not None  # to_wire makes requests, which have an API key
         version = REQUEST_VERSIONS[api_key]
         peer.next_correlation = (peer.next_correlation + 1) & 0x7FFFFFFF
         cid = peer.next_correlation

@@ -134,7 +134,7 @@ class VoterUpdater:
             await self._channel.close()
 
 
-def start(broker: Any, metadata_directory_id: uuid.UUID | None) -> asyncio.Task | None:
+def start(broker: Any, metadata_directory_id: uuid.UUID | None) -> asyncio.Task[object] | None:
     """Run the updater of a controller with a controller listener (a task of the broker's);
     ``metadata_directory_id`` is the metadata log directory's id (meta.properties), used when the
     raft node has none of its own."""

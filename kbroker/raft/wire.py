@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from kbroker.raft import messages as m
 from kbroker.raft.log import ControlRecord, Entry
@@ -26,6 +26,7 @@ from kbroker_protocol.messages import fetch as fe
 from kbroker_protocol.messages import fetch_snapshot as fs
 from kbroker_protocol.messages import vote as vo
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
+from kbroker_protocol.primitives import Message as WireMessage
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
 
@@ -135,13 +136,15 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
 # ------------------------------------------------------------------ to the wire
 
 
-def _single_partition(wire_class: Any, part: Any, **fields: Any) -> Any:
+def _single_partition(wire_class: Any, part: Any, **fields: Any) -> WireMessage:
     """A Vote, BeginQuorumEpoch or EndQuorumEpoch request or response (``wire_class``) naming the one
     partition ``part`` of ``__cluster_metadata``, with its top-level ``fields``."""
-    return wire_class(topics=[wire_class.TopicData(topic_name=METADATA_TOPIC, partitions=[part])], **fields)
+    topic = wire_class.TopicData(topic_name=METADATA_TOPIC, partitions=[part])
+    message: WireMessage = wire_class(topics=[topic], **fields)
+    return message
 
 
-def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int] = ()):
+def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int] = ()) -> WireMessage:
     """The generated request or response object for ``msg``."""
     t = METADATA_TOPIC
     answer = _WIRE_ANSWER.get(type(msg))
@@ -246,7 +249,19 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
 # ------------------------------------------------------------------ from the wire
 
 
-def _single(topics, name_of, what: str):
+_P_co = TypeVar("_P_co", covariant=True)
+
+
+class _Topic(Protocol[_P_co]):
+    """A generated message's topic entry: its partitions."""
+
+    @property
+    def partitions(self) -> Sequence[_P_co]: ...
+
+
+def _single(
+    topics: Sequence[_Topic[_P_co]], name_of: Callable[[Any], tuple[str | None, uuid.UUID | None]], what: str
+) -> _P_co:
     if len(topics) != 1:
         raise WireError(f"{what} must name exactly one topic, not {len(topics)}")
     topic = topics[0]
@@ -262,18 +277,18 @@ def _single(topics, name_of, what: str):
     return parts[0]
 
 
-def _responder(obj, src: int | None) -> int:
+def _responder(obj: object, src: int | None) -> int:
     if src is None:
         raise ValueError(f"a {type(obj).__name__} needs the id of the node that answered")
     return src
 
 
-def _named(topic):
+def _named(topic: Any) -> tuple[str | None, uuid.UUID | None]:
     return topic.topic_name, None
 
 
 def from_wire(
-    obj, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
+    obj: object, src: int | None, dst: int, request_id: int, fetch_base_offset: int | None = None
 ) -> m.Message:
     """The core message for a decoded wire object received by ``dst``.
 
@@ -284,6 +299,7 @@ def from_wire(
     fetch offset of the request it answers (``fetch_base_offset``): records start there."""
     answer = _CORE_ANSWER.get(type(obj))
     if answer is not None:
+        assert isinstance(obj, (vo.VoteResponse, bqe.BeginQuorumEpochResponse, eqe.EndQuorumEpochResponse))
         src = _responder(obj, src)
         p = _single(obj.topics, _named, answer[1])
         args = (src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)

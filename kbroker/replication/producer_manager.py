@@ -12,7 +12,7 @@ from typing import Any
 
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.producer_snapshot import load_state
-from kbroker.replication.producer_state import PartitionProducerState
+from kbroker.replication.producer_state import PartitionProducerState, VerificationGuard
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import ControlType, build_control_batch
 
@@ -39,10 +39,11 @@ class ProducerStateManager:
 
     def __init__(self) -> None:
         self.verifier: Any = None
-        # (topic, partition, producer id, epoch) a remote coordinator verified (replica_manager)
-        self.remote_verified: set[tuple[str, int, int, int]] = set()
 
-    def check_append(self, partition, header, transactional_id, version: int = 0):
+    def check_append(self, partition, header, transactional_id, version: int = 0,
+                     guard: VerificationGuard | None = None):
+        """Validate a client batch against the producer state; ``guard``: the verification guard
+        of a batch a remote coordinator verified (replica_manager._verify_remotely)."""
         state = partition_state(partition)
         duplicate = state.check(header)
         if duplicate is not None:
@@ -51,9 +52,14 @@ class ProducerStateManager:
             if transactional_id is None:
                 raise ProduceError(ErrorCode.INVALID_TXN_STATE,
                                    "Transactional records need a transactional id in the produce request")
-            verified = (partition.topic, partition.index, header.producer_id, header.producer_epoch)
-            if verified in self.remote_verified:
-                self.remote_verified.discard(verified)
+            if guard is not None:
+                # Verified by the coordinator, but a marker (or another transactional write) of
+                # the producer may have come since: Kafka's batchMissingRequiredVerification.
+                if not state.verified(header.producer_id, guard):
+                    raise ProduceError(ErrorCode.INVALID_TXN_STATE,
+                                       f"Record of producer {header.producer_id} for {partition.topic}-"
+                                       f"{partition.index} was not part of an ongoing transaction: the "
+                                       f"transaction changed after its verification")
             elif self.verifier is not None:
                 # (Produce v12+ adds the partition before the append, replica_manager's
                 # _verify_remotely; here it must be in the transaction already.)

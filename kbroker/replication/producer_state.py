@@ -78,12 +78,27 @@ def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT_MAX)
 
 
+@dataclass(slots=True, eq=False)
+class VerificationGuard:
+    """Kafka's VerificationStateEntry/VerificationGuard: made before a partition leader asks the
+    transaction coordinator whether a producer's first transactional batch here belongs to an
+    ongoing transaction, and required (the same object) when that batch is appended. Any
+    transactional batch or marker of the producer written in between removes it, so a batch
+    verified before an ABORT marker is not appended after it (the coordinator's answer is stale:
+    the records would open a transaction the coordinator does not know, which the producer's next
+    transaction at the same epoch would join and commit)."""
+
+    epoch: int
+    supports_epoch_bump: bool = False  # Transactions V2 (the marker of the previous transaction keeps it)
+
+
 class PartitionProducerState:
     """Producers and open transactions of one partition (pure logic)."""
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
         self.open_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self.verifications: dict[int, VerificationGuard] = {}  # producer id -> guard (leader only, not snapshotted)
 
     # -- validation ------------------------------------------------------------------------
 
@@ -144,6 +159,28 @@ class PartitionProducerState:
             return ErrorCode.TRANSACTION_COORDINATOR_FENCED
         return ErrorCode.NONE
 
+    def start_verification(self, producer_id: int, epoch: int, supports_epoch_bump: bool = False) -> VerificationGuard:
+        """The producer's verification guard, made if it has none (Kafka's
+        maybeCreateVerificationStateEntry: one per producer, shared by concurrent verifications)."""
+        guard = self.verifications.get(producer_id)
+        if guard is None:
+            guard = self.verifications[producer_id] = VerificationGuard(epoch, supports_epoch_bump)
+        else:
+            guard.epoch = max(guard.epoch, epoch)
+        return guard
+
+    def verified(self, producer_id: int, guard: VerificationGuard) -> bool:
+        """Whether ``guard`` is still the producer's (no transactional write of it since)."""
+        return self.verifications.get(producer_id) is guard
+
+    def _clear_verification(self, producer_id: int, epoch: int, control: bool) -> None:
+        """After a transactional batch or marker of the producer (Kafka's UnifiedLog.updateProducers):
+        the guard goes, except for a Transactions V2 marker at the guard's epoch (the previous
+        transaction's marker, written with the epoch the next transaction already uses)."""
+        guard = self.verifications.get(producer_id)
+        if guard is not None and not (guard.supports_epoch_bump and control and epoch == guard.epoch):
+            del self.verifications[producer_id]
+
     # -- updates (live appends and the rebuild share them) --------------------------------
 
     def _entry_at(self, producer_id: int, epoch: int) -> ProducerEntry:
@@ -162,9 +199,12 @@ class PartitionProducerState:
         entry.last_timestamp = header.max_timestamp
         if header.base_sequence >= 0:
             entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, first_offset, last_offset))
-        if header.is_transactional and entry.txn_first_offset == NO_OFFSET:
-            entry.txn_first_offset = first_offset
-            self.open_txns[pid] = first_offset
+        if header.is_transactional:
+            if entry.txn_first_offset == NO_OFFSET:
+                entry.txn_first_offset = first_offset
+                self.open_txns[pid] = first_offset
+            if self.verifications:
+                self._clear_verification(pid, header.producer_epoch, False)
 
     def apply_marker(self, producer_id: int, epoch: int, commit: bool, offset: int, coordinator_epoch: int,
                      timestamp: int) -> AbortedTxn | None:
@@ -178,6 +218,8 @@ class PartitionProducerState:
         entry = self._entry_at(producer_id, epoch)
         first = entry.txn_first_offset
         entry.txn_first_offset = NO_OFFSET
+        if self.verifications:
+            self._clear_verification(producer_id, epoch, True)
         self.open_txns.pop(producer_id, None)
         entry.coordinator_epoch = coordinator_epoch
         entry.last_timestamp = timestamp

@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import logging
 import struct
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -233,7 +234,7 @@ class ReplicaFetcher:
         # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
         self._session_id = INVALID_SESSION_ID
         self._session_epoch = INITIAL_EPOCH
-        self._session: dict[tuple[Any, int], _Sent] = {}
+        self._session: dict[tuple[uuid.UUID, int], _Sent] = {}
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -439,20 +440,20 @@ class ReplicaFetcher:
         log.log(level, "%s-%d: fetch from broker %d answered %s; backing off", p.topic, p.index, self.source_id,
                 _name(error))
 
-    def _request(self, states: list[FetchState]) -> tuple[FetchRequest, dict[tuple[Any, int], _Sent]]:
+    def _request(self, states: list[FetchState]) -> tuple[FetchRequest, dict[tuple[uuid.UUID, int], _Sent]]:
         """The next Fetch: full (opening a fetch session) when there is no session, else
         incremental: only the partitions whose fetch position changed, the others forgotten."""
         rm = self.manager.replica_manager
         node = rm.node_id
         max_partition = self._cfg("replica.fetch.max.bytes")
-        nxt: dict[tuple[Any, int], _Sent] = {}
+        nxt: dict[tuple[uuid.UUID, int], _Sent] = {}
         for s in states:
             p = s.partition
             latest = p.log.leader_epochs.latest_epoch
             nxt[(p.topic_id, p.index)] = _Sent(s, s.fetch_offset, s.leader_epoch, latest if latest >= 0 else -1,
                                                p.log.log_start_offset)
         full = self._session_epoch == INITIAL_EPOCH
-        topics: dict[Any, FetchRequest.FetchTopic] = {}
+        topics: dict[uuid.UUID, FetchRequest.FetchTopic] = {}
         for key, sent in nxt.items():
             if not full and self._session.get(key) == sent:
                 continue
@@ -464,7 +465,7 @@ class ReplicaFetcher:
                 partition=p.index, current_leader_epoch=sent.leader_epoch, fetch_offset=sent.fetch_offset,
                 last_fetched_epoch=sent.last_fetched_epoch, log_start_offset=sent.log_start_offset,
                 partition_max_bytes=max_partition))
-        forgotten: dict[Any, FetchRequest.ForgottenTopic] = {}
+        forgotten: dict[uuid.UUID, FetchRequest.ForgottenTopic] = {}
         if not full:
             for topic_id, index in self._session:
                 if (topic_id, index) not in nxt:

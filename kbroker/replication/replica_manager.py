@@ -45,6 +45,7 @@ from kbroker.replication.validation import (
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
+from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.record_validation import (
     DEFAULT_MAX_DECOMPRESSED,
     Outcome,
@@ -55,6 +56,7 @@ from kbroker_protocol.record_validation import (
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_state import VerificationGuard
 
 log = logging.getLogger(__name__)
 
@@ -458,15 +460,16 @@ class ReplicaManager:
         # completes): the handler awaits a shield, and the order queue always moves on.
         return asyncio.shield(task)
 
-    async def _append_later(self, partition: Partition, header: Any, records: Any, policy: Policy,
+    async def _append_later(self, partition: Partition, header: BatchHeader, records: Any, policy: Policy,
                             outcome: Outcome | None, transactional_id: str | None, version: int,
                             prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False, acks: int = 1,
                             now_ms: int = 0) -> AppendResult:
         order = partition.append_order
         try:
+            guard = None
             if verify:
                 assert transactional_id is not None
-                await self._verify_remotely(partition, header, transactional_id, version)
+                guard = await self._verify_remotely(partition, header, transactional_id, version)
             if outcome is None:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
@@ -476,7 +479,7 @@ class ReplicaManager:
                 diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                 if diverted is not None:
                     return await diverted if inspect.isawaitable(diverted) else diverted
-            result = self._append(partition, header, outcome.batch, transactional_id, version)
+            result = self._append(partition, header, outcome.batch, transactional_id, version, guard)
         finally:
             order.done(mine)
         # (a group-commit fsync is waited for after the next append may go ahead)
@@ -484,7 +487,7 @@ class ReplicaManager:
 
     # -- produce-side transaction verification with a coordinator on another broker --------------
 
-    def _needs_remote_verification(self, partition: Partition, header: Any, transactional_id: str | None,
+    def _needs_remote_verification(self, partition: Partition, header: BatchHeader, transactional_id: str | None,
                                    version: int) -> bool:
         """A transactional batch opening a transaction here whose coordinator is another broker:
         verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1). From Produce
@@ -539,16 +542,23 @@ class ReplicaManager:
                         code = ErrorCode(pr.partition_error_code)
         return code
 
-    async def _verify_remotely(self, partition: Partition, header: Any, transactional_id: str,
-                               version: int) -> None:
+    async def _verify_remotely(self, partition: Partition, header: BatchHeader, transactional_id: str,
+                               version: int) -> VerificationGuard:
         """AddPartitionsToTxn to the transaction coordinator, the leader of the id's
         ``__transaction_state`` partition: verify only before Produce v12, add the partition from
         v12 (Transactions V2; a coordinator on this broker adds it directly, the append waiting for
         that add to be replicated). Errors as Kafka's AddPartitionsToTxnManager and ReplicaManager
         translate them: the coordinator's unavailability answers NOT_ENOUGH_REPLICAS (a retriable
         error every producer knows), PRODUCER_FENCED INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE
-        INVALID_TXN_STATE below Produce v11, CONCURRENT_TRANSACTIONS NOT_ENOUGH_REPLICAS below v12."""
+        INVALID_TXN_STATE below Produce v11, CONCURRENT_TRANSACTIONS NOT_ENOUGH_REPLICAS below v12.
+
+        Returns the producer's verification guard, made before the coordinator is asked (Kafka's
+        VerificationGuard): the append requires it still to be there, so a marker written while
+        the answer was on its way, or before the append, fails the append (INVALID_TXN_STATE)."""
+        from kbroker.replication.producer_manager import partition_state
+
         add = version >= 12
+        guard = partition_state(partition).start_verification(header.producer_id, header.producer_epoch, add)
         verifier = self.producer_state.verifier
         if add and verifier.is_coordinator_for(transactional_id):
             code = await verifier.add_partition_from_produce(transactional_id, header.producer_id,
@@ -569,11 +579,10 @@ class ReplicaManager:
         if code != ErrorCode.NONE:
             raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
                                      f"verification for producer {header.producer_id}: {code.name}")
-        self.producer_state.remote_verified.add(
-            (partition.topic, partition.index, header.producer_id, header.producer_epoch))
+        return guard
 
-    def _append(self, partition: Partition, header: Any, records: Any, transactional_id: str | None,
-                version: int) -> AppendResult | Awaitable[AppendResult]:
+    def _append(self, partition: Partition, header: BatchHeader, records: Any, transactional_id: str | None,
+                version: int, guard: VerificationGuard | None = None) -> AppendResult | Awaitable[AppendResult]:
         """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
         once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
         if not partition.is_leader:  # leadership moved while the batch was being validated
@@ -581,7 +590,7 @@ class ReplicaManager:
                                f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
-            duplicate = producer_state.check_append(partition, header, transactional_id, version)
+            duplicate = producer_state.check_append(partition, header, transactional_id, version, guard)
             if duplicate is not None:
                 return duplicate
         plog = partition.log

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.client import controller_active
 from kbroker.controller.image import INTERNAL_TOPICS
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
 from kbroker_protocol.errors import ErrorCode
 
@@ -52,7 +53,7 @@ class CreateResult:
     name: str
     error: ErrorCode
     message: str | None = None
-    records: list[Any] | None = None
+    records: list[MetadataRecord] | None = None
 
 
 def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
@@ -198,7 +199,7 @@ def release_topic(broker: TopicHost, name: str) -> None:
     _creating(broker).pop(name.replace(".", "_"), None)
 
 
-def partition_keys(broker: TopicHost, name: str, records: list[Any]) -> list[tuple[str, int]]:
+def partition_keys(broker: TopicHost, name: str, records: list[MetadataRecord]) -> list[tuple[str, int]]:
     """The partitions among ``records`` that have a replica on this broker."""
     return [
         (name, r.partition_id) for r in records
@@ -207,7 +208,7 @@ def partition_keys(broker: TopicHost, name: str, records: list[Any]) -> list[tup
 
 
 def create_partition_logs(
-    broker: TopicHost, name: str, records: list[Any], configs: dict[str, str] | None
+    broker: TopicHost, name: str, records: list[MetadataRecord], configs: dict[str, str] | None
 ) -> list[tuple[str, int]]:
     """Create the logs the records' partitions need here, all or none (raises `OSError`).
     Runs on any thread. Returns the partitions whose logs were created."""
@@ -227,7 +228,7 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
 
 
 async def write_created(
-    broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+    broker: TopicHost, name: str, records: list[MetadataRecord], keys: list[tuple[str, int]], batch: bytes | None = None
 ) -> CreateResult | None:
     """Write the records whose logs `create_partition_logs` created through the controller
     (``batch``: the records already encoded by the controller's ``build``); if the write fails
@@ -243,7 +244,7 @@ async def write_created(
 
 
 def commit_created(
-    broker: TopicHost, name: str, records: list[Any], keys: list[tuple[str, int]], batch: bytes | None = None
+    broker: TopicHost, name: str, records: list[MetadataRecord], keys: list[tuple[str, int]], batch: bytes | None = None
 ) -> CreateResult | None:
     """`write_created` for the synchronous creation paths (Metadata auto-creation and the
     coordinators' internal topics, see `create_topic`): the single-voter controller's `commit`."""

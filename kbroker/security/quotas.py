@@ -33,13 +33,14 @@ Nothing here runs on the request path while no quota of the kind is set: each ma
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
+
+from kbroker.config.addresses import normal_address
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,7 @@ class IpConnectionQuotas:
         it (0: accept it)."""
         if not self.enabled:
             return 0
-        address = _peer_address(address)
+        address = normal_address(address)
         limit = self.limit(address)
         if limit is None:
             return 0
@@ -509,22 +510,11 @@ class IpConnectionQuotas:
         return min(round_half_up((value - limit) / limit * window), int(self.window_ms))
 
 
-def _peer_address(address: str) -> str:
-    """A peer's address in normal form (an IPv4-mapped IPv6 address as IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
 def _address(host: str) -> str:
     """An ip entity's address as the acceptor sees peers (a host name resolved, as Kafka's
     InetAddress.getByName)."""
     try:
-        return _peer_address(str(socket.getaddrinfo(host, None)[0][4][0]))
+        return normal_address(str(socket.getaddrinfo(host, None)[0][4][0]))
     except (OSError, IndexError, UnicodeError):
         return host
 

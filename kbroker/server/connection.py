@@ -118,7 +118,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         self._sock_fd = -1
         self.peer = "?"
         self.last_active = time.monotonic()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[object]] = set()
         self.client_software: tuple[str, str] | None = None
         self._metrics: RequestMetrics | None = broker.request_metrics
         self._received = 0.0  # while metrics are on: when the bytes being handled came in

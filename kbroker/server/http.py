@@ -72,7 +72,7 @@ class HttpService:
         self.loopback_only = loopback_only
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: list[tuple[str, int]] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     @property
     def url(self) -> str:

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kbroker.config import BrokerConfig, parse_ip_overrides
+from kbroker.config.addresses import normal_address
 from kbroker.security.quotas import Clock, Rate, monotonic_ms, round_half_up
 
 log = logging.getLogger(__name__)
@@ -52,22 +53,11 @@ log = logging.getLogger(__name__)
 _TRIM_AFTER_BYTES = 16 * 1024 * 1024
 
 
-def _ip(address: str) -> str:
-    """Normal form of an address, an IPv4-mapped IPv6 address as IPv4."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
 def _resolve(host: str) -> list[str]:
     """The addresses a host name in the overrides stands for (an address stands for itself)."""
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
-        return [_ip(host)]
+        return [normal_address(host)]
     except ValueError:
         pass
     try:
@@ -75,7 +65,7 @@ def _resolve(host: str) -> list[str]:
     except OSError as exc:
         log.warning("max.connections.per.ip.overrides: cannot resolve %s (%s); override ignored", host, exc)
         return []
-    return sorted({_ip(str(info[4][0])) for info in infos})
+    return sorted({normal_address(str(info[4][0])) for info in infos})
 
 
 class Waiter(Protocol):
@@ -241,7 +231,7 @@ class ConnectionLimits:
     def admit(self, address: str, listener: str | None = None) -> bool:
         """Count a new connection from ``address``; False when that address is at its limit
         (the connection is then not counted and must be closed)."""
-        address = _ip(address)
+        address = normal_address(address)
         count = self.per_ip.get(address, 0)
         limit = self.limit_for(address)
         if count >= limit:
@@ -256,7 +246,7 @@ class ConnectionLimits:
         return True
 
     def release_connection(self, address: str, listener: str | None = None) -> None:
-        address = _ip(address)
+        address = normal_address(address)
         count = self.per_ip.get(address, 0)
         if count <= 1:
             self.per_ip.pop(address, None)

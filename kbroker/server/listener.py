@@ -57,7 +57,7 @@ class Listener:
         self._serving = False
         self._accepting = False
         self._closed = False
-        self._starting: set[asyncio.Task] = set()
+        self._starting: set[asyncio.Task[object]] = set()
         # a connection held for max.connection.creation.rate, and one whose delay is over but
         # waits for a slot under max.connections
         self._held: asyncio.TimerHandle | None = None

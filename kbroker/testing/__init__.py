@@ -29,7 +29,7 @@ import asyncio
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kbroker.config import BrokerConfig
@@ -308,10 +308,10 @@ class BrokerThread(_Controls):
     def _on_loop(self, fn: Any, *args: Any) -> Any:
         return self.call(fn, *args)
 
-    def call(self, fn, *args):
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the broker's loop and return its result (for tests)."""
         assert self._loop is not None
-        async def run():
+        async def run() -> Any:
             result = fn(*args)
             if asyncio.iscoroutine(result):
                 result = await result

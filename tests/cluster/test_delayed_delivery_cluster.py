@@ -61,7 +61,7 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
     bootstrap = cluster.bootstrap()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("later", 1, 3)])["later"].result(60)
-    leader = admin.list_topics("later", timeout=10).topics["later"].partitions[0].leader
+    leader = wait_until(lambda: _leader(admin, "later"), timeout=30, message="later-0 has a leader")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     for i in range(10):
         producer.produce("later", b"r%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", b"15000")])
@@ -92,6 +92,12 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
     assert high() == 10  # once each
     logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in others)
     assert "delayed delivery: loaded __kbroker_delayed-" in logs and "10 pending" in logs
+
+
+def _leader(admin, topic: str) -> int | None:
+    """Partition 0's leader in the metadata, None until it has one (just after its creation)."""
+    parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    return parts[0].leader if 0 in parts and parts[0].leader >= 0 else None
 
 
 def _high(cluster, nodes, topic: str) -> int:
@@ -133,12 +139,12 @@ def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_schedule
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[1, 2, 3]])])["moving"].result(60)
 
-    def leader(topic: str) -> int:
-        return admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    def leader(topic: str) -> int | None:
+        return _leader(admin, topic)
     wait_until(lambda: leader("moving") == 1, timeout=30, message="node 1 leads moving-0")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
-    for i in range(20):  # 10 due in 8 s, 10 in 20 s
-        delay = b"8000" if i < 10 else b"20000"
+    for i in range(20):  # 10 due in 12 s (after the move below), 10 in 25 s (after the kill)
+        delay = b"12000" if i < 10 else b"25000"
         producer.produce("moving", b"m%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", delay)])
     assert producer.flush(60) == 0
     assert _high(cluster, [1, 2, 3], "moving") == 0

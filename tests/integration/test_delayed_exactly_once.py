@@ -49,12 +49,13 @@ def _values(b, topic: str) -> list[bytes | None]:
     return b.call(read)
 
 
-def _crash_once(b) -> list[str]:
-    """Make the next step's scheduler die after its batches are appended, before its progress."""
+def _crash_once(b, at: str = "delivered") -> list[str]:
+    """Make the next step's scheduler die at ``at``: "delivered" (its batches appended, before its
+    progress) or "appended" (after its first target's batch)."""
     hits: list[str] = []
 
     def hook(point: str) -> None:
-        if not hits:
+        if not hits and point == at:
             hits.append(point)
             raise Crash(point)
     b.call(lambda: setattr(b.broker.delayed, "fault_hook", hook))
@@ -190,3 +191,26 @@ def test_pending_records_are_held_as_an_index_and_read_back_when_due(tmp_path):
             return [(r.key, r.value, dict(r.headers)["h"]) for _h, d in b.broker.partition(topic, 0).log.iter_batches()
                     for r in iter_records(d)]
         assert b.call(delivered) == [(b"k%d" % i, b"v%d" % i, b"%d" % i) for i in range(30)]
+
+
+def test_a_step_stopped_after_its_first_target_appends_the_others_once(tmp_path):
+    """Two targets in one step; the scheduler dies after the first target's batch: the next
+    leader's second try finds that one already there and appends the other, each once."""
+    first, second = name("eos-a"), name("eos-b")
+    # one internal partition: both targets' records in one step
+    with BrokerThread({"kbroker.delayed.topic.num.partitions": "1"}, data_dir=str(tmp_path / "data"),
+                      clock="manual", control=True) as b:
+        _setup(b, first, 3)
+        _setup(b, second, 4)
+        delayed = b.broker.delayed
+        hits = _crash_once(b, "appended")
+        b.advance(1000)
+        assert hits == ["appended"]
+        assert (_end(b, first), _end(b, second)) in ((3, 0), (0, 4))  # one target appended
+        [index] = _unfinished(b)
+        b.call(lambda: delayed.on_partition_leadership(DELAYED_TOPIC, index, False))
+        b.call(lambda: delayed.on_partition_leadership(DELAYED_TOPIC, index, True))
+        wait_until(lambda: not _unfinished(b), message="the step finished")
+        assert _values(b, first) == [b"r0", b"r1", b"r2"]
+        assert _values(b, second) == [b"r0", b"r1", b"r2", b"r3"]
+        assert b.call(lambda: delayed.duplicates) in (3, 4)  # the target appended before the stop

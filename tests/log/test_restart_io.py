@@ -145,3 +145,34 @@ def test_the_periodic_checkpoint_of_an_unchanged_reopened_log_writes_nothing(tmp
     assert writes == [directory / "log-state.checkpoint"]
     again.close(clean=False)
     assert b"recovery_point 4" in (directory / "log-state.checkpoint").read_bytes()
+
+
+def test_an_empty_partition_reopened_cleanly_writes_no_index_file(tmp_path):
+    directory = tmp_path / "t-0"
+    PartitionLog.open(directory, CONFIG).close()
+    before = sorted(p.name for p in directory.iterdir())
+    again = PartitionLog.open(directory, CONFIG)
+    assert sorted(p.name for p in directory.iterdir()) == [n for n in before if n != CLEAN_SHUTDOWN_FILE]
+    assert again.log_end_offset == 0
+    again.append(batch(), leader_epoch=0)
+    again.close()
+    third = PartitionLog.open(directory, CONFIG)
+    assert third.log_end_offset == 2
+    assert [h.base_offset for h, _ in third.iter_batches()] == [0]
+    third.close()
+
+
+def test_stale_index_entries_of_an_empty_segment_are_still_dropped(tmp_path):
+    directory = tmp_path / "t-0"
+    log = PartitionLog.open(directory, LogConfig(segment_bytes=1 << 20, index_interval_bytes=1))
+    for _ in range(3):
+        log.append(batch(), leader_epoch=0)
+    log.close()
+    index = next(directory.glob("*.index"))
+    assert index.stat().st_size > 0
+    os.truncate(next(directory.glob("*.log")), 0)  # the data is gone, its index entries are not
+    again = PartitionLog.open(directory, CONFIG)
+    assert again.log_end_offset == 0
+    again.append(batch(), leader_epoch=0)
+    assert again.log_end_offset == 2
+    again.close()

@@ -12,10 +12,14 @@ looking into the transactional fault run's INVALID_TXN_STATE fatals and aborted 
   instance's epoch (kbroker took any request one epoch below the current one for a retry and
   handed the fenced instance the epoch of the new one);
 - a marker a leader answers UNKNOWN_TOPIC_OR_PARTITION for is retried (Kafka's
-  TransactionMarkerRequestCompletionHandler), not counted as written.
+  TransactionMarkerRequestCompletionHandler), not counted as written;
+- a verify-only AddPartitionsToTxn reaching a broker that is not the coordinator is answered
+  NOT_COORDINATOR (Kafka's handleVerifyPartitionsInTransaction), not from an empty memory.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from kbroker.replication.producer_manager import partition_state
 from kbroker_protocol.errors import ErrorCode
@@ -161,5 +165,84 @@ async def test_a_marker_a_leader_does_not_know_the_partition_for_is_retried():
             assert not partition_state(cluster.partition(2, "data")).has_open_txn(pid)
         finally:
             broker2.partition = real_partition
+            c1.close()
+            c2.close()
+
+
+async def test_verification_asked_of_a_broker_that_does_not_coordinate_the_id():
+    """Kafka answers a verify-only AddPartitionsToTxn from its transaction state manager:
+    NOT_COORDINATOR from a broker that does not lead the id's partition (the leader retries: the
+    producer gets a retriable error), not INVALID_PRODUCER_ID_MAPPING from an empty memory."""
+    from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
+    from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
+
+    async with Cluster(2, CONFIG) as cluster:
+        _setup(cluster)
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        try:
+            pid, epoch = await _ongoing(cluster, c1, c2)
+
+            async def verify(conn) -> int:
+                resp = await conn.request(Req(transactions=[Req.AddPartitionsToTxnTransaction(
+                    transactional_id=TID, producer_id=pid, producer_epoch=epoch, verify_only=True,
+                    topics=[AddPartitionsToTxnTopic(name="data", partitions=[0])])]), 5, 10)
+                return resp.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code
+
+            assert await verify(c1) == E.NONE  # the coordinator
+            assert await verify(c2) == E.NOT_COORDINATOR
+        finally:
+            c1.close()
+            c2.close()
+
+
+async def test_a_batch_verified_before_the_abort_marker_is_not_appended_after_it():
+    """Found by a fault run (seed 1, docs/faults.md): a Transactions V1 producer's batch was
+    verified with the coordinator while its transaction was Ongoing, the producer gave up on it
+    (message timeout) and aborted, the ABORT marker reached the partition, and only then the
+    batch was appended: a transaction the coordinator did not know, opened at the producer's
+    epoch, which its next transaction joined (and would have committed). Kafka's
+    VerificationGuard, made before the verification and removed by the marker, fails that append."""
+    async with Cluster(2, CONFIG) as cluster:
+        _setup(cluster)
+        c1, c2 = await cluster.connect(1), await cluster.connect(2)
+        replica_manager = cluster.broker(2).replica_manager
+        verify = replica_manager.verify_with_coordinator
+        verified, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_answer(*args, **kwargs):
+            code = await verify(*args, **kwargs)  # the coordinator's answer, given while Ongoing
+            verified.set()
+            await release.wait()  # ... arriving late
+            return code
+
+        replica_manager.verify_with_coordinator = slow_answer
+        try:
+            code, pid, epoch = await _init(c1)
+            assert await _add_data(c1, pid, epoch) == E.NONE
+            late = asyncio.ensure_future(_produce(c2, pid, epoch, 0, b"late"))
+            await wait_for(verified.is_set, message="the batch verified")
+            end = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,
+                                                 committed=False), 3, 10)
+            assert end.error_code == E.NONE
+            data = cluster.partition(2, "data")
+            await wait_for(lambda: _markers(cluster, 2) == [("ABORT", epoch)], message="the abort marker")
+            release.set()
+            assert await late == E.INVALID_TXN_STATE
+            assert data.log.log_end_offset == 1  # the marker alone
+            assert not partition_state(data).has_open_txn(pid)
+            # The producer's next transaction (same epoch) has only its own records.
+            replica_manager.verify_with_coordinator = verify
+            assert await _add_data(c1, pid, epoch) == E.NONE
+            assert await _produce(c2, pid, epoch, 0, b"next") == E.NONE
+            end = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,
+                                                 committed=True), 3, 10)
+            assert end.error_code == E.NONE
+            await wait_for(lambda: len(_markers(cluster, 2)) == 2, message="the commit marker")
+            values = [r.value for header, batch in data.log.iter_batches() if not header.is_control
+                      for r in iter_records(batch)]
+            assert values == [b"next"]
+        finally:
+            release.set()
+            replica_manager.verify_with_coordinator = verify
             c1.close()
             c2.close()

@@ -105,3 +105,34 @@ def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(broke
     assert denied.error_code == E.TOPIC_AUTHORIZATION_FAILED
     assert denied.error_message == "Topic authorization failed."  # Errors.TOPIC_AUTHORIZATION_FAILED.exception
     assert join([mine]).error_code == E.NONE
+
+
+def test_a_regex_subscription_gets_only_the_matching_topics_the_member_may_describe(broker) -> None:
+    """Kafka's TopicRegexResolver.filterTopicDescribeAuthorizedTopics: the topics a regex resolves to
+    are filtered by DESCRIBE for the principal of the heartbeat that resolved it."""
+    suffix = uuid.uuid4().hex[:6]
+    allowed, hidden, unmatched, group = f"rx{suffix}-a", f"rx{suffix}-b", f"other-{suffix}", f"grp-{suffix}"
+    admin = _login(broker, "admin")
+    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=2, replication_factor=1,
+                                                       assignments=[], configs=[]) for n in (allowed, hidden, unmatched)],
+                   timeout_ms=10000, validate_only=False)
+    assert [t.error_code for t in r.topics] == [E.NONE] * 3
+    ids = {t.name: t.topic_id for t in r.topics}
+    r = admin.call(30, 3, creations=[_acl(allowed, A.TOPIC, "User:alice", A.DESCRIBE),
+                                     _acl(unmatched, A.TOPIC, "User:alice", A.DESCRIBE),
+                                     _acl(group, A.GROUP, "User:alice", A.READ)])
+    assert [x.error_code for x in r.results] == [E.NONE] * 3
+
+    got = _login(broker, "alice").call(
+        68, 1, group_id=group, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None, rack_id=None,
+        rebalance_timeout_ms=30000, subscribed_topic_names=None, subscribed_topic_regex=f"rx{suffix}-.*",
+        server_assignor=None, topic_partitions=[])
+    assert got.error_code == E.NONE
+    assigned = sorted((tp.topic_id, p) for tp in got.assignment.topic_partitions for p in tp.partitions)
+    assert assigned == [(ids[allowed], 0), (ids[allowed], 1)]  # not the matching topic alice may not describe
+    # the admin (a super user) subscribing to the same regex in another group gets both
+    other = admin.call(
+        68, 1, group_id=f"{group}-admin", member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None,
+        rack_id=None, rebalance_timeout_ms=30000, subscribed_topic_names=None, subscribed_topic_regex=f"rx{suffix}-.*",
+        server_assignor=None, topic_partitions=[])
+    assert sorted(tp.topic_id for tp in other.assignment.topic_partitions) == sorted([ids[allowed], ids[hidden]])

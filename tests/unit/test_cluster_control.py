@@ -352,10 +352,14 @@ def test_controller_only_apis_are_served_on_the_controller_listener_only():
 class _Controller:
     """A controller with the async ``write`` of the controller seam, over a MemoryLog."""
 
-    def __init__(self, log: MemoryLog) -> None:
+    def __init__(self, log: MemoryLog, active: bool = True) -> None:
         self.memory = log
         self.image = log.image
         self.writes: list[list] = []
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
 
     @property
     def next_write_offset(self) -> int:
@@ -410,6 +414,31 @@ def test_handlers_commit_before_answering():
     asyncio.run(scenario())
 
 
+def test_an_inactive_controller_neither_fences_nor_serves_heartbeats():
+    # cluster_runtime.is_active read QuorumController.is_active, a method, as a flag: every
+    # controller counted as active, fenced brokers and kept sessions on a standby controller
+    import asyncio
+
+    from kbroker.api.broker_heartbeat import handle_broker_heartbeat
+    from kbroker.controller.cluster_runtime import cluster_control_for, fence_stale_brokers
+
+    log = MemoryLog()
+    controller = _Controller(log, active=False)
+    broker = _Broker(controller)
+    cc = cluster_control_for(broker)
+    for b in (1, 2):
+        running(cc, log, b, now=0)
+
+    async def scenario() -> None:
+        assert await fence_stale_brokers(broker, now=90_000) == 0
+        resp = await handle_broker_heartbeat(_Ctx(broker, 2), heartbeat(1, log.image.brokers[1].epoch, log.image.offset))
+        assert resp.error_code == ErrorCode.NOT_CONTROLLER and resp.is_fenced
+
+    asyncio.run(scenario())
+    assert controller.writes == []
+    assert not log.image.brokers[1].fenced and not log.image.brokers[2].fenced
+
+
 def test_runtime_timers_fence_stale_brokers_and_rebalance_leaders():
     import asyncio
 
@@ -453,7 +482,7 @@ def test_an_inactive_controller_answers_not_controller_and_writes_nothing():
 
     log = MemoryLog()
     controller = _Controller(log)
-    controller.is_active = False
+    controller.active = False
     broker = _Broker(controller)
 
     async def scenario() -> None:

@@ -78,3 +78,20 @@ def test_the_remote_delivery_request_encodes_and_decodes():
     (p,) = t.partition_data
     assert (t.name, p.index) == ("orders", 3)
     assert [(r.key, r.value) for r in iter_records(bytes(p.records))] == [(b"k", b"v")]
+
+
+def test_plan_and_progress_records_round_trip_and_bad_ones_are_skipped():
+    """What a scheduler writes to __kbroker_delayed before (a plan) and after (progress) a step
+    reads back the same; a damaged one reads as None (logged), never as something else."""
+    from kbroker.delayed_records import H_PLAN, H_PROGRESS, Plan, decode_stored, progress_record
+
+    plan = Plan(producer_id=7, epoch=0, time=NOW, watermark=(NOW + 5, 42),
+                sequences={("orders", 3): 10, ("ünïcode", 0): -1})
+    back = decode_stored(plan.encode(NOW))
+    assert isinstance(back, Plan)
+    assert (back.producer_id, back.epoch, back.time, back.watermark, back.sequences) == (
+        7, 0, NOW, (NOW + 5, 42), {("orders", 3): 10, ("ünïcode", 0): -1})
+    assert decode_stored(progress_record((NOW, 9), NOW)) == (NOW, 9)
+    for headers, value in (((H_PLAN, b""),), b"{not json"), (((H_PLAN, b""),), b'{"pid": 1}'), (
+            ((H_PROGRESS, b""),), b"12"), (((H_PROGRESS, b""),), b"a,b"):
+        assert decode_stored(Record(value=value, timestamp=NOW, headers=headers, offset=3)) is None

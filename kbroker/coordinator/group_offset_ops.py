@@ -1,0 +1,312 @@
+"""The group coordinator's committed offsets: OffsetCommit (and its validation), OffsetFetch,
+OffsetDelete, the retention of offsets, and the transactional offsets of TxnOffsetCommit
+(pending until the transaction's marker)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kbroker.coordinator.coordinator_writes import response_error
+from kbroker.coordinator.group_classic_model import ClassicGroup, GroupState
+from kbroker.coordinator.group_coordinator_core import OFFSETS_TOPIC, GroupCoordinatorCore
+from kbroker.coordinator.group_offsets import OffsetAndMetadata, TopicPartition
+from kbroker.coordinator.group_records import encode_group_key, encode_offset_key, encode_offset_value
+from kbroker.coordinator.share_group import ShareGroup
+from kbroker.coordinator.streams_group import StreamsGroup
+from kbroker.replication.produce_batch import ProduceError
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import ControlType, build_control_batch
+
+log = logging.getLogger("kbroker.coordinator.group_coordinator")  # the logger of the module before the split
+
+
+class GroupOffsetOps(GroupCoordinatorCore):
+    """The committed offsets' operations of the group coordinator (the module's docstring)."""
+
+    # -- OffsetCommit ---------------------------------------------------------------------------------------
+
+    def validate_commit(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
+                        api_version: int, *, transactional: bool = False) -> tuple[ErrorCode, Any]:
+        """Kafka's offset-commit validation; returns (error, group) and may create a simple group."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, None
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, None
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation < 0:
+                group = self.classic.get_or_create(group_id)
+            elif transactional:
+                return ErrorCode.ILLEGAL_GENERATION, None
+            else:
+                return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION), None
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, group
+        if isinstance(group, StreamsGroup):
+            assert self.streams is not None  # (a streams group exists once start() made it)
+            return self.streams.validate_commit(group, generation, member_id, instance_id, api_version,
+                                                transactional=transactional), group
+        if not isinstance(group, ClassicGroup):
+            assert self.consumer is not None
+            # TxnOffsetCommit has its own versions: only OffsetCommit < 9 is refused for KIP-848 members.
+            version = 9 if transactional else api_version
+            return self.consumer.validate_commit(group, generation, member_id, instance_id, version), group
+        if group.is_in(GroupState.DEAD):
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, group
+        if generation < 0 and group.is_in(GroupState.EMPTY):
+            return ErrorCode.NONE, group
+        if generation >= 0 or member_id or instance_id is not None:
+            if group.is_static_member_fenced(instance_id, member_id):
+                return ErrorCode.FENCED_INSTANCE_ID, group
+            if member_id not in group.members:
+                return ErrorCode.UNKNOWN_MEMBER_ID, group
+            if generation != group.generation:
+                return ErrorCode.ILLEGAL_GENERATION, group
+        elif not transactional and not group.is_in(GroupState.EMPTY):
+            return ErrorCode.UNKNOWN_MEMBER_ID, group
+        if not transactional and group.is_in(GroupState.COMPLETING_REBALANCE):
+            return ErrorCode.REBALANCE_IN_PROGRESS, group
+        return ErrorCode.NONE, group
+
+    def commit_offsets(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
+                       retention_ms: int, entries: list[tuple[str, int, int, int, str | None]],
+                       api_version: int) -> tuple[ErrorCode, list[ErrorCode]]:
+        """``entries``: (topic, partition, offset, leader epoch, metadata). Returns the group-level
+        error (applies to every partition when set) and one error per entry."""
+        error, group = self.validate_commit(group_id, generation, member_id, instance_id, api_version)
+        if error != ErrorCode.NONE:
+            return error, [error] * len(entries)
+        if isinstance(group, ClassicGroup) and generation >= 0:
+            self.classic.touch(group, member_id)
+        max_meta = self.broker.config["offset.metadata.max.bytes"]
+        now = self.timer.now_ms()
+        expire = now + retention_ms if retention_ms >= 0 else -1
+        errors: list[ErrorCode] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        keyed: list[tuple[TopicPartition, OffsetAndMetadata]] = []
+        for topic, partition, offset, leader_epoch, metadata in entries:
+            metadata = metadata or ""
+            if isinstance(group, StreamsGroup):
+                assert self.streams is not None
+                stale = self.streams.partition_error(group, member_id, generation, topic, partition)
+                if stale != ErrorCode.NONE:
+                    errors.append(stale)
+                    continue
+            if len(metadata.encode()) > max_meta:
+                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
+                continue
+            errors.append(ErrorCode.NONE)
+            records.append((encode_offset_key(group_id, topic, partition),
+                            encode_offset_value(offset, leader_epoch, metadata, now, expire)))
+            keyed.append(((topic, partition), OffsetAndMetadata(offset, leader_epoch, metadata, now, expire)))
+        if records:
+            try:
+                first = self.append(group_id, records)
+            except ProduceError as exc:  # nothing appended, nothing applied
+                code = response_error(exc.code)
+                return code, [code if e == ErrorCode.NONE else e for e in errors]
+            high_watermark = self._group_partition(group_id).log.high_watermark
+            for i, (tp, om) in enumerate(keyed):
+                self.offsets.apply_written(group_id, tp, OffsetAndMetadata(
+                    om.offset, om.leader_epoch, om.metadata, om.commit_timestamp_ms, om.expire_timestamp_ms,
+                    first + i), first + i, high_watermark)
+        return ErrorCode.NONE, errors
+
+    # -- OffsetFetch ------------------------------------------------------------------------------------------
+
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool,
+                      member_id: str | None = None, member_epoch: int = -1
+                      ) -> tuple[ErrorCode, list[tuple[str, int, int, int, str, ErrorCode]]]:
+        """Returns (group error, [(topic, partition, offset, leader epoch, metadata, error)]);
+        ``topics=None`` means every committed partition."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, []
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
+        group = self.groups.get(group_id)
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
+            error = self._typed(group).validate_fetch(group, member_id, member_epoch)
+            if error != ErrorCode.NONE:
+                return error, []
+        # As Kafka's read at the last committed offset: commits not yet replicated are not shown.
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        committed = (self.offsets.group_offsets(group_id) if p is None
+                     else self.offsets.replicated_offsets(group_id, p.log.high_watermark))
+        if topics is None:
+            wanted = sorted(committed)
+        else:
+            wanted = [(t, p) for t, parts in topics for p in parts]
+        out = []
+        for tp in wanted:
+            if require_stable and self.offsets.has_pending(group_id, tp):
+                out.append((tp[0], tp[1], -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+                continue
+            om = committed.get(tp)
+            if om is None:
+                out.append((tp[0], tp[1], -1, -1, "", ErrorCode.NONE))
+            else:
+                out.append((tp[0], tp[1], om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
+        return ErrorCode.NONE, out
+
+    def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]
+                       ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, []
+        if not self.loaded:
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
+        group = self.groups.get(group_id)
+        if group is None or (isinstance(group, ClassicGroup) and group.is_in(GroupState.DEAD)):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
+        if isinstance(group, ClassicGroup):
+            if not group.is_in(GroupState.EMPTY) and group.protocol_type != "consumer":
+                return ErrorCode.NON_EMPTY_GROUP, []
+
+            def subscribed(topic: str) -> bool:
+                return group.is_subscribed_to(topic)
+        else:
+            def subscribed(topic: str) -> bool:
+                return self._typed(group).is_subscribed_to(group, topic)
+        committed = self.offsets.group_offsets(group_id)
+        results = []
+        records: list[tuple[bytes, bytes | None]] = []
+        gone: list[TopicPartition] = []
+        for topic, partitions in topics:
+            is_subscribed = subscribed(topic)
+            for p in partitions:
+                if is_subscribed:
+                    results.append((topic, p, ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC))
+                    continue
+                results.append((topic, p, ErrorCode.NONE))
+                if (topic, p) in committed:
+                    records.append((encode_offset_key(group_id, topic, p), None))
+                    gone.append((topic, p))
+        if records:
+            self.append(group_id, records)
+            for tp in gone:
+                self.offsets.apply(group_id, tp, None)
+        return ErrorCode.NONE, results
+
+    # -- retention --------------------------------------------------------------------------------------------
+
+    def _schedule_retention(self) -> None:
+        interval = self.broker.config["offsets.retention.check.interval.ms"]
+        self.timer.schedule("offsets-retention", interval, self._on_retention_check)
+
+    def _on_retention_check(self) -> None:
+        try:
+            self.expire_offsets()
+        finally:
+            self._schedule_retention()
+
+    def expire_offsets(self) -> int:
+        """Tombstone offsets past ``offsets.retention.minutes``, as Kafka does: all offsets of a group
+        without members (aged from when it became empty; simple groups from each commit), and in a
+        group with consumer-protocol members the offsets of topics no member subscribes to any more
+        (aged from their commit). Empty groups left without offsets are deleted. Returns how many
+        offsets expired."""
+        retention_ms = self.broker.config["offsets.retention.minutes"] * 60_000
+        now = self.timer.now_ms()
+        expired_total = 0
+        for group_id in list(set(self.groups) | set(self.offsets.committed)):
+            group = self.groups.get(group_id)
+            subscribed: Callable[[str], bool] = lambda _topic: False  # noqa: E731
+            if isinstance(group, ShareGroup):
+                continue  # share groups have no committed offsets (their state is the share coordinator's)
+            if isinstance(group, ClassicGroup):
+                if group.is_in(GroupState.EMPTY):
+                    base = group.state_timestamp_ms if group.protocol_type else None
+                elif group.protocol_type == "consumer" and group.is_in(GroupState.STABLE):
+                    base, subscribed = None, group.is_subscribed_to
+                else:
+                    continue
+            elif group is not None:
+                manager = self._typed(group)
+                if manager.is_empty(group):
+                    base = manager.empty_since(group)
+                else:
+                    base = None
+                    subscribed = functools.partial(manager.is_subscribed_to, group)
+            else:
+                base = None
+            expired = [tp for tp in self.offsets.expired(group_id, now, retention_ms, base) if not subscribed(tp[0])]
+            if expired:
+                self.append(group_id, [(encode_offset_key(group_id, t, p), None) for t, p in expired])
+                for tp in expired:
+                    self.offsets.apply(group_id, tp, None)
+                expired_total += len(expired)
+            empty = (isinstance(group, ClassicGroup) and group.is_in(GroupState.EMPTY)) or (
+                group is not None and not isinstance(group, ClassicGroup) and self._typed(group).is_empty(group))
+            if empty and not self.offsets.group_offsets(group_id) and not self.offsets.has_pending(group_id):
+                if isinstance(group, ClassicGroup):
+                    self._remove_group(group_id, [(encode_group_key(group_id), None)] if group.protocol_type else [])
+                elif self._typed(group) is not None:
+                    self._remove_group(group_id, self._typed(group).tombstones(group))
+        if expired_total:
+            log.info("expired %d offsets", expired_total)
+        return expired_total
+
+    def on_partition_deleted(self, topic: str, index: int) -> None:
+        """A deleted topic's committed offsets go too (Kafka's onPartitionsDeleted)."""
+        if topic == OFFSETS_TOPIC or not self.loaded:
+            return
+        for group_id in list(self.offsets.committed):
+            if (topic, index) in self.offsets.group_offsets(group_id):
+                self.append(group_id, [(encode_offset_key(group_id, topic, index), None)])
+                self.offsets.apply(group_id, (topic, index), None)
+
+    # -- transactions hook ---------------------------------------------------------------------------------
+
+    def validate_txn_offset_commit(self, group_id: str, generation: int, member_id: str,
+                                   group_instance_id: str | None) -> ErrorCode:
+        error, _ = self.validate_commit(group_id, generation, member_id, group_instance_id, 0, transactional=True)
+        if error == ErrorCode.ILLEGAL_GENERATION and group_id not in self.groups:
+            return ErrorCode.NONE  # TxnOffsetCommit to a group that does not exist yet is accepted
+        return error
+
+    def prepare_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                            offsets: dict[TopicPartition, tuple[int, int, str | None]]) -> ErrorCode:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
+        max_meta = self.broker.config["offset.metadata.max.bytes"]
+        now = self.timer.now_ms()
+        records: list[tuple[bytes, bytes | None]] = []
+        values = []
+        for (topic, partition), (offset, leader_epoch, metadata) in offsets.items():
+            metadata = metadata or ""
+            if len(metadata.encode()) > max_meta:
+                return ErrorCode.OFFSET_METADATA_TOO_LARGE
+            records.append((encode_offset_key(group_id, topic, partition),
+                            encode_offset_value(offset, leader_epoch, metadata, now)))
+            values.append(((topic, partition), offset, leader_epoch, metadata))
+        if not records:
+            return ErrorCode.NONE
+        first = self.append(group_id, records, producer_id=producer_id, producer_epoch=producer_epoch)
+        if group_id not in self.groups:
+            self.classic.get_or_create(group_id)
+        for i, (tp, offset, leader_epoch, metadata) in enumerate(values):
+            self.offsets.apply_pending(producer_id, producer_epoch, group_id, tp,
+                                       OffsetAndMetadata(offset, leader_epoch, metadata, now, -1, first + i))
+        return ErrorCode.NONE
+
+    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> None:
+        if not self.offsets.has_pending(group_id) or producer_id not in self.offsets.pending:
+            return
+        epoch = self.offsets.pending_epoch.get(producer_id, 0)
+        batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
+                                    producer_epoch=epoch, timestamp=self.timer.now_ms())
+        partition = self._group_partition(group_id)
+        marker = self.broker.replica_manager.append_internal(partition, batch)
+        if commit:  # the offsets the marker commits are read once it is replicated
+            for tp in self.offsets.pending.get(producer_id, {}).get(group_id, {}):
+                self.offsets.note_unreplicated(group_id, tp, marker, partition.log.high_watermark)
+        self.offsets.end_txn(producer_id, commit, {group_id})
+
+    def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:
+        return self.offsets.has_pending(group_id, (topic, partition))

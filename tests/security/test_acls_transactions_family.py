@@ -1,0 +1,97 @@
+"""DescribeProducers, DescribeTransactions and ListTransactions follow the ACLs as Kafka's KafkaApis
+does: DescribeProducers needs READ on each topic (TOPIC_AUTHORIZATION_FAILED per partition),
+DescribeTransactions DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and
+lists only the topics one may DESCRIBE, ListTransactions lists only the ids one may DESCRIBE."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from wire import Wire
+
+from kbroker.security import acls as A
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+E = ErrorCode
+Q = REQUESTS
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
+        'user_alice="alice-secret";')
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
+                       "sasl.jaas.config": JAAS, "authorizer.class.name": A.STANDARD_AUTHORIZER,
+                       "super.users": "User:admin", "connection.failed.authentication.delay.ms": "0"}) as b:
+        yield b
+
+
+def _login(b: BrokerThread, user: str) -> Wire:
+    w = Wire(b.bootstrap_servers)
+    w.call(17, 1, mechanism="PLAIN")
+    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
+    return w
+
+
+def _allow(admin: Wire, resource_type: int, name: str, operation: int) -> None:
+    r = admin.call(30, 3, creations=[Q[30].AclCreation(
+        resource_type=resource_type, resource_name=name, resource_pattern_type=A.LITERAL, principal="User:alice",
+        host="*", operation=operation, permission_type=A.ALLOW)])
+    assert r.results[0].error_code == E.NONE
+
+
+def test_producer_and_transaction_listings_follow_the_acls(broker) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    topic, txn_id = f"secret-{suffix}", f"tx-{suffix}"
+    admin = _login(broker, "admin")
+    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                       assignments=[], configs=[])],
+                   timeout_ms=10000, validate_only=False)
+    assert r.topics[0].error_code == E.NONE
+    producer = confluent_kafka.Producer({
+        "bootstrap.servers": broker.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN", "sasl.username": "admin", "sasl.password": "admin-secret",
+        "transactional.id": txn_id})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"open")
+    assert producer.flush(30) == 0  # the transaction stays open: Ongoing, with the topic in it
+
+    alice = _login(broker, "alice")
+
+    def producers():
+        r = alice.call(61, 0, topics=[Q[61].TopicRequest(name=topic, partition_indexes=[0])])
+        return r.topics[0].partitions[0]
+
+    def described():
+        return alice.call(65, 0, transactional_ids=[txn_id]).transaction_states[0]
+
+    def listed() -> list[str]:
+        r = alice.call(66, 1, state_filters=[], producer_id_filters=[], duration_filter=-1)
+        assert r.error_code == E.NONE
+        return [t.transactional_id for t in r.transaction_states]
+
+    denied = producers()
+    assert denied.error_code == E.TOPIC_AUTHORIZATION_FAILED and denied.active_producers == []
+    assert denied.error_message == "Topic authorization failed."
+    state = described()
+    assert state.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    assert (state.transaction_state, state.producer_id, state.topics) == ("", 0, [])
+    assert txn_id not in listed()
+
+    _allow(admin, A.TRANSACTIONAL_ID, txn_id, A.DESCRIBE)  # the id, not the topic
+    state = described()
+    assert state.error_code == E.NONE and state.transaction_state == "Ongoing"
+    assert state.topics == []  # the topic is left out: alice may not describe it
+    assert txn_id in listed()
+
+    _allow(admin, A.TOPIC, topic, A.READ)  # READ implies DESCRIBE
+    assert [t.topic for t in described().topics] == [topic]
+    allowed = producers()
+    assert allowed.error_code == E.NONE and len(allowed.active_producers) == 1
+    producer.abort_transaction(30)
