@@ -164,8 +164,17 @@ class ReplicaManager:
             return
         if leadership.make_follower(partition, state) or not self.fetchers.has_partition(partition):
             self.fetchers.remove_partition(partition)
-            if state.leader >= 0:
+            # a log in a failed dir does not fetch (Kafka's offline partition): caught up by no
+            # append, it would look in sync to the leader
+            if state.leader >= 0 and getattr(partition.log, "offline", None) is None:
                 self.fetchers.add_partition(partition)
+
+    def handle_log_dir_failure(self, log_dir: Path) -> None:
+        """The log dir ``log_dir`` failed (others remain): its partitions stop fetching, as
+        Kafka's ReplicaManager.handleLogDirFailure removes their fetchers."""
+        for partition in list(self.broker.partitions.values()):
+            if Path(partition.log.directory).parent == log_dir:
+                self.fetchers.remove_partition(partition)
 
     # -- high watermark checkpoints ----------------------------------------------------------
 
@@ -277,6 +286,11 @@ class ReplicaManager:
                 pending = leadership.shrink_candidate(partition, now, lag)
                 if pending is not None:
                     self._submit(partition, pending)
+                # A follower out of the ISR that stopped fetching (its log dir failed) holds the
+                # high watermark while it counts as caught up; once it no longer does, the high
+                # watermark moves on with no fetch or append to recompute it.
+                elif leadership.maybe_increment_hw(partition, now, lag, self.eligible):
+                    partition.notify_hw()
 
     def _submit(self, partition: Partition, pending: PendingIsr) -> None:
         if self._closed:

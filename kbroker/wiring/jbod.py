@@ -66,8 +66,12 @@ def assignment_request(node_id: int, epoch: int,
 class JbodAgent:
     """Reports failed log dirs and replica dirs of a broker with several log dirs."""
 
-    def __init__(self, broker: Any, dir_ids: dict[Path, uuid.UUID], failure_timeout_ms: int) -> None:
+    def __init__(self, broker: Any, dir_ids: dict[Path, uuid.UUID], failure_timeout_ms: int,
+                 channel: Any = None) -> None:
+        """``channel``: the node-to-controller channel for AssignReplicasToDirs (one of its own, as
+        Kafka's directory-assignments channel, so that it never delays a heartbeat)."""
         self.broker = broker
+        self.channel = channel
         self.dir_ids = dir_ids
         self.failure_timeout_ms = failure_timeout_ms
         self.loop = asyncio.get_running_loop()
@@ -79,9 +83,10 @@ class JbodAgent:
         if d is None:
             log.error("log dir %s failed but has no directory.id: the controller cannot be told", log_dir)
             return
-        self.loop.call_soon_threadsafe(self._propagate, d)
+        self.loop.call_soon_threadsafe(self._propagate, Path(log_dir), d)
 
-    def _propagate(self, d: uuid.UUID) -> None:
+    def _propagate(self, log_dir: Path, d: uuid.UUID) -> None:
+        self.broker.replica_manager.handle_log_dir_failure(log_dir)
         lifecycle = self.broker.lifecycle
         if lifecycle is not None:
             log.warning("Propagating the failure of log dir %s to the controller", d)
@@ -97,15 +102,19 @@ class JbodAgent:
 
     async def run_assignments(self) -> None:
         """Send AssignReplicasToDirs whenever local replicas' dirs are not yet recorded."""
-        while True:
-            await asyncio.sleep(ASSIGNMENT_CHECK_MS / 1000)
-            try:
-                await self.assign_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retried at the next check
-                log.warning("AssignReplicasToDirs failed: %s", exc)
-                self._checked_offset = -1
+        try:
+            while True:
+                await asyncio.sleep(ASSIGNMENT_CHECK_MS / 1000)
+                try:
+                    await self.assign_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried at the next check
+                    log.warning("AssignReplicasToDirs failed: %s", exc)
+                    self._checked_offset = -1
+        finally:
+            if self.channel is not None:
+                await self.channel.close()
 
     async def assign_once(self) -> bool:
         """One check; True when a request was answered without error."""
@@ -121,7 +130,9 @@ class JbodAgent:
             self._checked_offset = offset
             return False
         request = assignment_request(broker.node_id, lifecycle.broker_epoch, pending)
-        response = await lifecycle.channel.send(ASSIGN_REPLICAS_TO_DIRS, request)
+        channel = self.channel if self.channel is not None else lifecycle.channel
+        response = await channel.send(ASSIGN_REPLICAS_TO_DIRS, request,
+                                      timeout_ms=broker.config["broker.heartbeat.interval.ms"])
         if response.error_code != ErrorCode.NONE:
             log.warning("AssignReplicasToDirs answered %s", ErrorCode(response.error_code).name)
             return False
@@ -152,8 +163,15 @@ def directory_ids_by_dir(log_dirs: list[Path]) -> dict[Path, uuid.UUID]:
 
 def start_jbod_agent(broker: Any) -> JbodAgent:
     """Hook a JbodAgent to ``broker`` (its lifecycle started): failed dirs, replica dirs."""
+    from kbroker.controller.channel import ControllerChannel
+    raft = broker.raft
+    controllers = dict(broker.config.quorum_voters) or (lambda: raft.addresses)
+    client_id = f"broker-{broker.node_id}-directory-assignments"
+    channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
+                                client_id=client_id,
+                                open_connection=broker.internode_security.controller_opener(client_id))
     agent = JbodAgent(broker, directory_ids_by_dir(list(broker.config.log_dirs)),
-                      broker.config["log.dir.failure.timeout.ms"])
+                      broker.config["log.dir.failure.timeout.ms"], channel)
     broker.log_manager.on_dir_failed = agent.on_dir_failed
     for failed in list(broker.log_manager.offline_dirs):  # failed before the lifecycle started
         agent.on_dir_failed(failed)
