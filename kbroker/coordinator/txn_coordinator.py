@@ -1,5 +1,9 @@
 """The transaction coordinator: transactional ids, their producer ids and epochs, and markers.
 
+The class is split by concern: ``txn_coordinator_core`` (state, ``__transaction_state`` loading,
+replicated writes, request checks), ``txn_markers`` (markers and completion) and this module
+(lifecycle and leadership, the transactional APIs, timeouts and expirations, admin views).
+
 State lives in the compacted internal topic ``__transaction_state`` (see txn_log.py), created
 lazily as in Kafka (``transaction.state.log.num.partitions`` partitions): by the first
 FindCoordinator for a transactional id, which answers COORDINATOR_NOT_AVAILABLE meanwhile, or by
@@ -43,135 +47,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
-import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from kbroker.coordinator.partitioning import partition_for
-from kbroker.coordinator.txn_log import (
-    MAX_EPOCH,
-    TRANSACTION_STATE_TOPIC,
-    TxnMetadata,
-    TxnState,
-    decode_key,
-    decode_value,
-    encode_key,
-    encode_value,
+from kbroker.coordinator.txn_coordinator_core import (
+    OFFSETS_TOPIC,
+    TimerHandle,
+    TxnClock,
+    TxnError,
+    log,
 )
+from kbroker.coordinator.txn_log import MAX_EPOCH, TRANSACTION_STATE_TOPIC, TxnMetadata, TxnState
+from kbroker.coordinator.txn_markers import TxnMarkers
 from kbroker.replication.producer_manager import partition_state
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import InvalidRecordBatch
-from kbroker_protocol.records import Record, build_batch, iter_records
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_state import ProducerEntry
 
-OFFSETS_TOPIC = "__consumer_offsets"
-
-
-class TxnError(Exception):
-    def __init__(self, code: ErrorCode) -> None:
-        super().__init__(code.name)
-        self.code = code
+__all__ = ["OFFSETS_TOPIC", "TimerHandle", "TransactionCoordinator", "TxnClock", "TxnError"]
 
 
-def _append_error(code: ErrorCode) -> ErrorCode:
-    """A transaction log append error as the coordinator answers it (Kafka's appendTransactionToLog)."""
-    if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
-                ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-        return ErrorCode.NOT_COORDINATOR
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        return ErrorCode.UNKNOWN_SERVER_ERROR
-    return code
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class TransactionCoordinator:
-    def __init__(self, broker: Any, clock: Any = None) -> None:
-        self.broker = broker
-        # kbroker.clock=manual (kbroker.control.clock.ManualClock, injected): transactions are
-        # stamped with its time and the periodic timeout and expiration checks run on it.
-        self.clock = clock
-        self._clock_timers: list[Any] = []
-        broker.txn_coordinator = self
-        self.txns: dict[str, TxnMetadata] = {}
-        # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
-        # __consumer_offsets partitions.
-        self.txn_groups: dict[str, set[str]] = {}
-        self.loaded = False
-        # Partitions of __transaction_state whose transactions are loaded here (this broker leads them).
-        self.led_partitions: set[int] = set()
-        self._marker_tasks: set[asyncio.Task] = set()
-        # Transactional ids with a record appended and not yet replicated (Kafka's pendingState):
-        # other requests for them answer CONCURRENT_TRANSACTIONS meanwhile.
-        self._pending: set[str] = set()
-        self._task: asyncio.Task | None = None
-        broker.replica_manager.producer_state.verifier = self
-
-    # -- configuration ---------------------------------------------------------------------
-
-    def _cfg(self, key: str) -> int:
-        return self.broker.config[key]
-
-    def _now_ms(self) -> int:
-        return _now_ms() if self.clock is None else self.clock.now_ms()
-
-    @property
-    def num_partitions(self) -> int:
-        """Partitions of ``__transaction_state``: the topic's own count once it exists."""
-        topic = self.broker.image.topic(TRANSACTION_STATE_TOPIC)
-        if topic is not None and topic.partitions:
-            return len(topic.partitions)
-        return self._cfg("transaction.state.log.num.partitions")
-
-    def _offsets_partition(self, group_id: str) -> int:
-        """The ``__consumer_offsets`` partition of a group, as the group coordinator places it."""
-        group_coordinator = self.broker.group_coordinator
-        place = getattr(group_coordinator, "partition_for", None)
-        if place is not None:
-            return place(group_id)
-        topic = self.broker.image.topic(OFFSETS_TOPIC)
-        n = len(topic.partitions) if topic is not None and topic.partitions else \
-            self._cfg("offsets.topic.num.partitions")
-        return partition_for(group_id, n)
+class TransactionCoordinator(TxnMarkers):
+    """The transaction coordinator: lifecycle and leadership, the transactional APIs
+    (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the produce-side checks),
+    the periodic timeouts and expirations, and the admin views."""
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    topic_name = TRANSACTION_STATE_TOPIC
-
-    def partition_for(self, transactional_id: str) -> int:
-        """The ``__transaction_state`` partition of a transactional id."""
-        return partition_for(transactional_id, self.num_partitions)
-
-    def topic_configs(self) -> dict[str, str]:
-        """The configs ``__transaction_state`` is created with (Kafka's transactionTopicConfigs)."""
-        from kbroker.replication.topics import internal_min_isr
-
-        return {
-            "cleanup.policy": "compact",
-            "segment.bytes": str(self._cfg("transaction.state.log.segment.bytes")),
-            "min.insync.replicas": str(internal_min_isr(self.broker, "transaction.state.log.min.isr")),
-        }
-
-    def topic_partitions(self) -> int:
-        """The partitions ``__transaction_state`` is created with."""
-        return self._cfg("transaction.state.log.num.partitions")
-
-    def ensure_topic(self) -> bool:
-        """Create ``__transaction_state`` if it does not exist yet; True once it exists.
-
-        Kafka creates the topic lazily, when a transactional id first needs it (FindCoordinator,
-        or here a transactional InitProducerId coming without one)."""
-        from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
-
-        return ensure_internal_topic(self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(),
-                                     self.topic_configs(),
-                                     internal_replication_factor(self.broker, "transaction.state.log.replication.factor"))
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.
@@ -204,7 +108,7 @@ class TransactionCoordinator:
         self.expire_producers()
         self.snapshot_producer_states()
 
-    def _guarded(self, check: Any) -> Any:
+    def _guarded(self, check: Callable[[], Awaitable[object]]) -> Callable[[], None]:
         """A manual-clock timer running ``check`` (a coroutine function: it writes the transaction
         log and waits for the write's replication) as a task on the broker's loop."""
         def run() -> None:
@@ -215,12 +119,6 @@ class TransactionCoordinator:
                     log.exception("transaction coordinator periodic task failed")
             self._spawn(guarded())
         return run
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._marker_tasks.add(task)
-        task.add_done_callback(self._marker_tasks.discard)
-        return task
 
     # -- leadership of __transaction_state partitions (Kafka's TransactionCoordinator.onElection/onResignation)
 
@@ -275,147 +173,6 @@ class TransactionCoordinator:
                 await self._task
             self._task = None
         self.snapshot_producer_states()
-
-    def snapshot_producer_states(self) -> int:
-        """Write a producer-state snapshot for every partition whose state is loaded."""
-        from kbroker.replication.producer_snapshot import write_snapshot
-
-        count = 0
-        for partition in list(self.broker.partitions.values()):
-            if partition.producer_state is None:
-                continue
-            try:
-                write_snapshot(partition.producer_state, partition.log)
-                count += 1
-            except Exception as exc:  # noqa: BLE001 - a snapshot is an optimisation
-                log.warning("cannot snapshot producer state of %s-%d: %s", partition.topic, partition.index, exc)
-        return count
-
-    def _load_partition(self, partition) -> None:
-        for header, data in partition.log.iter_batches():
-            if header.is_control:
-                continue
-            try:
-                records = list(iter_records(data))
-            except InvalidRecordBatch as exc:
-                log.warning("skipping unreadable batch at %d of %s-%d: %s", header.base_offset,
-                            partition.topic, partition.index, exc)
-                continue
-            for record in records:
-                if record.key is None:
-                    continue
-                try:
-                    tid = decode_key(record.key)
-                    if tid is None:
-                        continue
-                    txn = None if record.value is None else decode_value(tid, record.value)
-                except Exception as exc:  # noqa: BLE001 - a bad record must not stop the broker
-                    log.warning("skipping unreadable transaction log record at %s: %s", record.offset, exc)
-                    continue
-                self._replay(tid, txn)
-
-    def _replay(self, transactional_id: str, txn: TxnMetadata | None) -> None:
-        if txn is None:
-            self.txns.pop(transactional_id, None)
-            self.txn_groups.pop(transactional_id, None)
-        else:
-            self.txns[transactional_id] = txn
-            if txn.completed:
-                self.txn_groups.pop(transactional_id, None)
-
-    def _log_partition(self, transactional_id: str):
-        return self.broker.partition(TRANSACTION_STATE_TOPIC, self.partition_for(transactional_id))
-
-    def coordinator_epoch(self, transactional_id: str) -> int:
-        partition = self._log_partition(transactional_id)
-        return partition.leader_epoch if partition is not None else 0
-
-    async def _write(self, txn: TxnMetadata | None, transactional_id: str | None = None) -> None:
-        """Append the record of ``txn`` (a tombstone when None) and, once it is replicated, replay it.
-
-        As Kafka's TransactionStateManager.appendTransactionToLog: the append is acks=-1 (its
-        timeout the transaction's), the new state takes effect only once the record is below the
-        high watermark, other requests for the id answer CONCURRENT_TRANSACTIONS meanwhile, and
-        an append error is normalised for the client: NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
-        REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION -> COORDINATOR_NOT_AVAILABLE;
-        NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR -> NOT_COORDINATOR (also when the partition's
-        leadership changed while waiting); MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE ->
-        UNKNOWN_SERVER_ERROR. On an error the state in memory is unchanged."""
-        from kbroker.replication import leadership
-        from kbroker.replication.deadline import Deadline
-        from kbroker.replication.produce_batch import ProduceError
-        from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
-
-        tid = transactional_id if txn is None else txn.transactional_id
-        assert tid is not None
-        partition = self._log_partition(tid)
-        if partition is None:
-            raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        if not partition.is_leader:
-            raise TxnError(ErrorCode.NOT_COORDINATOR)
-        if tid in self._pending:
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
-        if len(partition.isr) < leadership.effective_min_isr(partition):
-            raise TxnError(_append_error(ErrorCode.NOT_ENOUGH_REPLICAS))
-        leader_epoch = partition.leader_epoch
-        now = self._now_ms()
-        value = None if txn is None else encode_value(txn)
-        batch = build_batch([Record(key=encode_key(tid), value=value, timestamp=now)])
-        replica_manager = self.broker.replica_manager
-        try:
-            replica_manager.append_internal(partition, batch)
-        except ProduceError as exc:
-            raise TxnError(_append_error(exc.code)) from None
-        except OSError:
-            raise TxnError(ErrorCode.NOT_COORDINATOR) from None
-        self._pending.add(tid)
-        try:
-            timeout_ms = txn.timeout_ms if txn is not None else MARKER_TIMEOUT_MS
-            deadline = Deadline(timeout_ms, getattr(self.broker, "clock", None))
-            code = await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
-        finally:
-            self._pending.discard(tid)
-        if code != ErrorCode.NONE:
-            log.info("transaction log append for %r failed: %s", tid, code.name)
-            raise TxnError(_append_error(code))
-        if (self._log_partition(tid) is not partition or not partition.is_leader
-                or partition.leader_epoch != leader_epoch or partition.index not in self.led_partitions):
-            raise TxnError(ErrorCode.NOT_COORDINATOR)  # emigrated while waiting: the next coordinator has it
-        self._replay(tid, txn)
-
-    # -- checks shared by the APIs ---------------------------------------------------------
-
-    def _check_ready(self, transactional_id: str) -> None:
-        """Kafka's TransactionStateManager: COORDINATOR_LOAD_IN_PROGRESS while the id's partition
-        loads, NOT_COORDINATOR when this broker does not (or no longer, shutting down) lead it."""
-        if not transactional_id:
-            raise TxnError(ErrorCode.INVALID_REQUEST)
-        if not self.loaded:
-            raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        if getattr(self.broker, "_stopping", False):
-            raise TxnError(ErrorCode.NOT_COORDINATOR)
-        if not self.ensure_topic():
-            raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        if not self.is_coordinator_for(transactional_id):
-            raise TxnError(ErrorCode.NOT_COORDINATOR)
-        if self.partition_for(transactional_id) not in self.led_partitions:
-            raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-
-    def is_coordinator_for(self, transactional_id: str) -> bool:
-        """Whether this broker leads the ``__transaction_state`` partition of the id."""
-        state = self.broker.image.partition(TRANSACTION_STATE_TOPIC, self.partition_for(transactional_id))
-        return state is not None and state.leader == self.broker.node_id
-
-    def _current(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TxnMetadata:
-        txn = self.txns.get(transactional_id)
-        if txn is None or txn.producer_id != producer_id:
-            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        if txn.producer_epoch != producer_epoch:
-            raise TxnError(ErrorCode.PRODUCER_FENCED)
-        if transactional_id in self._pending or txn.state in (
-                TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
-        return txn
 
     # -- InitProducerId --------------------------------------------------------------------
 
@@ -491,26 +248,6 @@ class TransactionCoordinator:
                             last_producer_epoch=txn.producer_epoch)
         await self._write(prepared)
         return await self._complete_soon(prepared)
-
-    async def _complete_soon(self, prepared: TxnMetadata) -> TxnMetadata:
-        """After a replicated Prepare* record: as Kafka, the request is answered now and the markers
-        and Complete* follow in a task (the Prepare* state is returned), except when every
-        partition involved has no other replica (a single node): then nothing can hold the
-        markers, and the completed state is returned."""
-        if self._unreplicated(prepared):
-            return await self._write_markers_and_complete(prepared)
-        self._spawn(self._write_markers_and_complete(prepared))
-        return prepared
-
-    def _unreplicated(self, txn: TxnMetadata) -> bool:
-        log_partition = self._log_partition(txn.transactional_id)
-        if log_partition is None or log_partition.followers:
-            return False
-        for topic, index in txn.partitions:
-            partition = self.broker.partition(topic, index)
-            if partition is None or not partition.is_leader or partition.followers:
-                return False
-        return True
 
     # -- AddPartitionsToTxn / AddOffsetsToTxn -----------------------------------------------
 
@@ -674,178 +411,6 @@ class TransactionCoordinator:
             bumped.next_producer_epoch = 0
         return bumped
 
-    async def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
-        """Write the transaction's markers and its Complete* record. Markers go to the partitions'
-        leaders with acks=-1: those led here are written at once and awaited until replicated,
-        those led by other brokers get a WriteTxnMarkers request (Kafka's
-        TransactionMarkerChannelManager). While a marker is missing (leader elsewhere, or a local
-        one not replicated in time) the transaction stays Prepare* (other requests answer
-        CONCURRENT_TRANSACTIONS), a task retries until every leader has it and then writes
-        Complete*, and the Prepare* state is returned; otherwise the completed state is."""
-        commit = txn.state == TxnState.PREPARE_COMMIT
-        coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
-        remote = [tp for tp in sorted(txn.partitions) if self._led_elsewhere(*tp)]
-        local = [tp for tp in sorted(txn.partitions) if tp[0] != OFFSETS_TOPIC and tp not in remote]
-        pending = remote + await self._write_local_markers(txn, local, commit, coordinator_epoch)
-        if not pending:
-            try:
-                return await self._complete(txn)
-            except TxnError as exc:
-                if exc.code == ErrorCode.NOT_COORDINATOR:
-                    return txn  # the next coordinator completes it
-                log.info("completing transaction %r: %s; retrying", txn.transactional_id, exc.code.name)
-        self._spawn(self._send_markers_then_complete(txn, pending, commit, coordinator_epoch))
-        return txn
-
-    def _led_elsewhere(self, topic: str, index: int) -> bool:
-        p = self.broker.partition(topic, index)
-        if p is not None and p.is_leader:
-            return False
-        state = self.broker.image.partition(topic, index)
-        return state is not None and state.leader != self.broker.node_id and len(self.broker.image.brokers) > 1
-
-    async def _send_markers_then_complete(self, txn: TxnMetadata, remote: list[tuple[str, int]], commit: bool,
-                                          coordinator_epoch: int) -> None:
-        """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
-        (retrying while leadership moves), then complete the transaction if this coordinator
-        still owns it in that Prepare* state."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
-        from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
-
-        broker = self.broker
-        pending = set(remote)
-        connections: dict[int, BrokerConnection] = {}
-        try:
-            while pending:
-                if self.txns.get(txn.transactional_id) is not txn or getattr(broker, "_stopping", False):
-                    return  # resigned, fenced or stopping: the next coordinator completes it
-                by_leader: dict[int, list[tuple[str, int]]] = {}
-                for topic, index in sorted(pending):
-                    state = broker.image.partition(topic, index)
-                    if state is None:
-                        log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
-                                 txn.transactional_id)
-                        pending.discard((topic, index))
-                    elif state.leader >= 0:
-                        by_leader.setdefault(state.leader, []).append((topic, index))
-                for leader, parts in by_leader.items():
-                    if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
-                        mine = [tp for tp in parts if tp[0] != OFFSETS_TOPIC]
-                        failed = await self._write_local_markers(txn, mine, commit, coordinator_epoch)
-                        pending.difference_update(tp for tp in parts if tp not in failed)
-                        continue
-                    reg = broker.image.brokers.get(leader)
-                    listener = broker.config.inter_broker_listener
-                    if reg is None or reg.fenced or listener not in reg.endpoints:
-                        continue
-                    topics: dict[str, list[int]] = {}
-                    for topic, index in parts:
-                        topics.setdefault(topic, []).append(index)
-                    request = Req(markers=[Req.WritableTxnMarker(
-                        producer_id=txn.producer_id, producer_epoch=txn.producer_epoch, transaction_result=commit,
-                        coordinator_epoch=coordinator_epoch,
-                        topics=[Req.WritableTxnMarker.WritableTxnMarkerTopic(name=t, partition_indexes=i)
-                                for t, i in topics.items()])])
-                    try:
-                        conn = connections.get(leader)
-                        if conn is None:
-                            host, port, _protocol = reg.endpoints[listener]
-                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20)
-                            await conn.open(5.0)
-                            connections[leader] = conn
-                        response = await conn.request(request, 1, 30.0)
-                    except Exception as exc:  # refused, reset, timed out: retry on a new connection
-                        log.info("WriteTxnMarkers to broker %d failed: %s; retrying", leader, exc)
-                        bad = connections.pop(leader, None)
-                        if bad is not None:
-                            bad.close()
-                        continue
-                    for result in response.markers:
-                        for t in result.topics:
-                            for pr in t.partitions:
-                                code = ErrorCode(pr.error_code)
-                                # (UNKNOWN_TOPIC_OR_PARTITION is retried, as Kafka's marker channel
-                                # does: the leader may not have opened the partition yet. Counted
-                                # as written, the transaction completed while the records stayed
-                                # open there, and the producer's next transaction joined them.)
-                                if code in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_EPOCH,
-                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED):
-                                    if code != ErrorCode.NONE:
-                                        log.warning("marker for %s-%d of transaction %r rejected: %s", t.name,
-                                                    pr.partition_index, txn.transactional_id, code.name)
-                                    pending.discard((t.name, pr.partition_index))
-                                else:
-                                    log.debug("marker for %s-%d of transaction %r not written: %s; retrying",
-                                              t.name, pr.partition_index, txn.transactional_id, code.name)
-                if pending:
-                    await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
-            while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
-                try:
-                    await self._complete(txn)
-                    break
-                except TxnError as exc:
-                    if exc.code not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.CONCURRENT_TRANSACTIONS):
-                        log.info("completing transaction %r: %s", txn.transactional_id, exc.code.name)
-                        break
-                await asyncio.sleep(0.1)  # the Complete record was not replicated: retry (Kafka retries it)
-        except Exception:
-            log.exception("completing transaction %r failed", txn.transactional_id)
-        finally:
-            for conn in connections.values():
-                conn.close()
-
-    async def _write_local_markers(self, txn: TxnMetadata, parts: list[tuple[str, int]], commit: bool,
-                                   coordinator_epoch: int) -> list[tuple[str, int]]:
-        """Write the markers of ``parts`` (partitions led here) and wait until they are replicated;
-        returns those to retry (not replicated in time, or leadership moved)."""
-        broker = self.broker
-        producer_state = broker.replica_manager.producer_state
-
-        async def one(topic: str, index: int) -> bool:
-            partition = broker.partition(topic, index)
-            if partition is None:
-                log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
-                         txn.transactional_id)
-                return True
-            code = await producer_state.write_marker_replicated(
-                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
-            if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED):
-                log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
-                            txn.transactional_id, code.name)
-                return True
-            if code != ErrorCode.NONE:
-                log.info("marker for %s-%d of transaction %r not written: %s; retrying", topic, index,
-                         txn.transactional_id, code.name)
-            return code == ErrorCode.NONE
-
-        done = await asyncio.gather(*(one(topic, index) for topic, index in parts))
-        return [tp for tp, ok in zip(parts, done, strict=True) if not ok]
-
-    async def _complete(self, txn: TxnMetadata) -> TxnMetadata:
-        commit = txn.state == TxnState.PREPARE_COMMIT
-        broker = self.broker
-        groups = self.txn_groups.pop(txn.transactional_id, set())
-        group_coordinator = broker.group_coordinator
-        if group_coordinator is not None:
-            offsets_partitions = {i for t, i in txn.partitions if t == OFFSETS_TOPIC}
-            if offsets_partitions and not groups:
-                # After a restart the group ids are gone from memory: ask the group coordinator
-                # which groups hold offsets of this producer in the transaction's partitions.
-                groups = self._pending_groups(group_coordinator, txn.producer_id, offsets_partitions)
-            for group_id in sorted(groups):
-                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
-        done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
-                        last_update_ms=self._now_ms())
-        if txn.next_producer_id >= 0:
-            done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
-                             previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
-        await self._write(done)
-        return done
-
-    def _pending_groups(self, group_coordinator, producer_id: int, partitions: set[int]) -> set[str]:
-        pending = getattr(getattr(group_coordinator, "offsets", None), "pending", None) or {}
-        return {g for g in pending.get(producer_id, {}) if self._offsets_partition(g) in partitions}
-
     # -- periodic work ---------------------------------------------------------------------
 
     async def _periodic(self) -> None:
@@ -933,7 +498,7 @@ class TransactionCoordinator:
             out.append(txn)
         return sorted(out, key=lambda t: t.transactional_id)
 
-    def producers_of(self, partition) -> list[tuple[Any, int]]:
+    def producers_of(self, partition: Partition) -> list[tuple[ProducerEntry, int]]:
         """DescribeProducers: (entry, current transaction start offset) of a partition's producers."""
         state = partition_state(partition)
         return [(e, e.txn_first_offset) for e in state.producers.values()]

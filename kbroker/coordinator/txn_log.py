@@ -11,9 +11,11 @@ changes it by replaying a record it has written (or read back at start-up).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 # Kafka places transactional ids exactly as group ids (Utils.abs(String.hashCode) % partitions).
 from kbroker_protocol.messages.coordinator.transaction_log_key import TransactionLogKey
@@ -57,6 +59,24 @@ _DISPLAY = {
 STATE_BY_NAME = {v: k for k, v in _DISPLAY.items()}
 
 
+class TxnChanges(TypedDict, total=False):
+    """The fields :meth:`TxnMetadata.copy` may change."""
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    state: TxnState
+    partitions: set[tuple[str, int]]
+    start_ms: int
+    last_update_ms: int
+    previous_producer_id: int
+    next_producer_id: int
+    next_producer_epoch: int
+    client_txn_version: int
+    last_producer_epoch: int
+
+
 @dataclass(slots=True)
 class TxnMetadata:
     transactional_id: str
@@ -77,11 +97,11 @@ class TxnMetadata:
     # (the log does not store it: a loaded transaction has -1).
     last_producer_epoch: int = NO_EPOCH
 
-    def copy(self, **changes) -> TxnMetadata:
-        values = {name: getattr(self, name) for name in self.__slots__}
-        values["partitions"] = set(self.partitions)
-        values.update(changes)
-        return TxnMetadata(**values)
+    def copy(self, **changes: Unpack[TxnChanges]) -> TxnMetadata:
+        """A copy with ``changes`` applied (its partitions a new set unless changed)."""
+        if "partitions" not in changes:
+            changes["partitions"] = set(self.partitions)
+        return dataclasses.replace(self, **changes)
 
     @property
     def completed(self) -> bool:

@@ -1,0 +1,210 @@
+"""Transaction markers (``txn_coordinator``): once a Prepare* record is replicated, the markers
+are written to every partition of the transaction (local appends for the partitions led here,
+WriteTxnMarkers to the leaders of the others, as Kafka's TransactionMarkerChannelManager, retried
+while leadership moves), then the Complete* record (with the transaction's offsets committed or
+dropped in the group coordinator)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kbroker.coordinator.txn_coordinator_core import OFFSETS_TOPIC, TxnCoordinatorCore, TxnError, log
+from kbroker.coordinator.txn_log import TxnMetadata, TxnState
+from kbroker_protocol.errors import ErrorCode
+
+
+class TxnMarkers(TxnCoordinatorCore):
+    """Markers and completion of prepared transactions."""
+
+    async def _complete_soon(self, prepared: TxnMetadata) -> TxnMetadata:
+        """After a replicated Prepare* record: as Kafka, the request is answered now and the markers
+        and Complete* follow in a task (the Prepare* state is returned), except when every
+        partition involved has no other replica (a single node): then nothing can hold the
+        markers, and the completed state is returned."""
+        if self._unreplicated(prepared):
+            return await self._write_markers_and_complete(prepared)
+        self._spawn(self._write_markers_and_complete(prepared))
+        return prepared
+
+    def _unreplicated(self, txn: TxnMetadata) -> bool:
+        log_partition = self._log_partition(txn.transactional_id)
+        if log_partition is None or log_partition.followers:
+            return False
+        for topic, index in txn.partitions:
+            partition = self.broker.partition(topic, index)
+            if partition is None or not partition.is_leader or partition.followers:
+                return False
+        return True
+
+    async def _write_markers_and_complete(self, txn: TxnMetadata) -> TxnMetadata:
+        """Write the transaction's markers and its Complete* record. Markers go to the partitions'
+        leaders with acks=-1: those led here are written at once and awaited until replicated,
+        those led by other brokers get a WriteTxnMarkers request (Kafka's
+        TransactionMarkerChannelManager). While a marker is missing (leader elsewhere, or a local
+        one not replicated in time) the transaction stays Prepare* (other requests answer
+        CONCURRENT_TRANSACTIONS), a task retries until every leader has it and then writes
+        Complete*, and the Prepare* state is returned; otherwise the completed state is."""
+        commit = txn.state == TxnState.PREPARE_COMMIT
+        coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
+        remote = [tp for tp in sorted(txn.partitions) if self._led_elsewhere(*tp)]
+        local = [tp for tp in sorted(txn.partitions) if tp[0] != OFFSETS_TOPIC and tp not in remote]
+        pending = remote + await self._write_local_markers(txn, local, commit, coordinator_epoch)
+        if not pending:
+            try:
+                return await self._complete(txn)
+            except TxnError as exc:
+                if exc.code == ErrorCode.NOT_COORDINATOR:
+                    return txn  # the next coordinator completes it
+                log.info("completing transaction %r: %s; retrying", txn.transactional_id, exc.code.name)
+        self._spawn(self._send_markers_then_complete(txn, pending, commit, coordinator_epoch))
+        return txn
+
+    def _led_elsewhere(self, topic: str, index: int) -> bool:
+        p = self.broker.partition(topic, index)
+        if p is not None and p.is_leader:
+            return False
+        state = self.broker.image.partition(topic, index)
+        return state is not None and state.leader != self.broker.node_id and len(self.broker.image.brokers) > 1
+
+    async def _send_markers_then_complete(self, txn: TxnMetadata, remote: list[tuple[str, int]], commit: bool,
+                                          coordinator_epoch: int) -> None:
+        """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
+        (retrying while leadership moves), then complete the transaction if this coordinator
+        still owns it in that Prepare* state."""
+        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
+
+        broker = self.broker
+        pending = set(remote)
+        connections: dict[int, BrokerConnection] = {}
+        try:
+            while pending:
+                if self.txns.get(txn.transactional_id) is not txn or getattr(broker, "_stopping", False):
+                    return  # resigned, fenced or stopping: the next coordinator completes it
+                by_leader: dict[int, list[tuple[str, int]]] = {}
+                for topic, index in sorted(pending):
+                    state = broker.image.partition(topic, index)
+                    if state is None:
+                        log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
+                                 txn.transactional_id)
+                        pending.discard((topic, index))
+                    elif state.leader >= 0:
+                        by_leader.setdefault(state.leader, []).append((topic, index))
+                for leader, parts in by_leader.items():
+                    if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
+                        mine = [tp for tp in parts if tp[0] != OFFSETS_TOPIC]
+                        failed = await self._write_local_markers(txn, mine, commit, coordinator_epoch)
+                        pending.difference_update(tp for tp in parts if tp not in failed)
+                        continue
+                    reg = broker.image.brokers.get(leader)
+                    listener = broker.config.inter_broker_listener
+                    if reg is None or reg.fenced or listener not in reg.endpoints:
+                        continue
+                    topics: dict[str, list[int]] = {}
+                    for topic, index in parts:
+                        topics.setdefault(topic, []).append(index)
+                    request = Req(markers=[Req.WritableTxnMarker(
+                        producer_id=txn.producer_id, producer_epoch=txn.producer_epoch, transaction_result=commit,
+                        coordinator_epoch=coordinator_epoch,
+                        topics=[Req.WritableTxnMarker.WritableTxnMarkerTopic(name=t, partition_indexes=i)
+                                for t, i in topics.items()])])
+                    try:
+                        conn = connections.get(leader)
+                        if conn is None:
+                            host, port, _protocol = reg.endpoints[listener]
+                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20)
+                            await conn.open(5.0)
+                            connections[leader] = conn
+                        response = await conn.request(request, 1, 30.0)
+                    except Exception as exc:  # refused, reset, timed out: retry on a new connection
+                        log.info("WriteTxnMarkers to broker %d failed: %s; retrying", leader, exc)
+                        bad = connections.pop(leader, None)
+                        if bad is not None:
+                            bad.close()
+                        continue
+                    for result in response.markers:
+                        for t in result.topics:
+                            for pr in t.partitions:
+                                code = ErrorCode(pr.error_code)
+                                # (UNKNOWN_TOPIC_OR_PARTITION is retried, as Kafka's marker channel
+                                # does: the leader may not have opened the partition yet. Counted
+                                # as written, the transaction completed while the records stayed
+                                # open there, and the producer's next transaction joined them.)
+                                if code in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_EPOCH,
+                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED):
+                                    if code != ErrorCode.NONE:
+                                        log.warning("marker for %s-%d of transaction %r rejected: %s", t.name,
+                                                    pr.partition_index, txn.transactional_id, code.name)
+                                    pending.discard((t.name, pr.partition_index))
+                                else:
+                                    log.debug("marker for %s-%d of transaction %r not written: %s; retrying",
+                                              t.name, pr.partition_index, txn.transactional_id, code.name)
+                if pending:
+                    await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
+            while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
+                try:
+                    await self._complete(txn)
+                    break
+                except TxnError as exc:
+                    if exc.code not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.CONCURRENT_TRANSACTIONS):
+                        log.info("completing transaction %r: %s", txn.transactional_id, exc.code.name)
+                        break
+                await asyncio.sleep(0.1)  # the Complete record was not replicated: retry (Kafka retries it)
+        except Exception:
+            log.exception("completing transaction %r failed", txn.transactional_id)
+        finally:
+            for conn in connections.values():
+                conn.close()
+
+    async def _write_local_markers(self, txn: TxnMetadata, parts: list[tuple[str, int]], commit: bool,
+                                   coordinator_epoch: int) -> list[tuple[str, int]]:
+        """Write the markers of ``parts`` (partitions led here) and wait until they are replicated;
+        returns those to retry (not replicated in time, or leadership moved)."""
+        broker = self.broker
+        producer_state = broker.replica_manager.producer_state
+
+        async def one(topic: str, index: int) -> bool:
+            partition = broker.partition(topic, index)
+            if partition is None:
+                log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
+                         txn.transactional_id)
+                return True
+            code = await producer_state.write_marker_replicated(
+                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
+            if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED):
+                log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
+                            txn.transactional_id, code.name)
+                return True
+            if code != ErrorCode.NONE:
+                log.info("marker for %s-%d of transaction %r not written: %s; retrying", topic, index,
+                         txn.transactional_id, code.name)
+            return code == ErrorCode.NONE
+
+        done = await asyncio.gather(*(one(topic, index) for topic, index in parts))
+        return [tp for tp, ok in zip(parts, done, strict=True) if not ok]
+
+    async def _complete(self, txn: TxnMetadata) -> TxnMetadata:
+        commit = txn.state == TxnState.PREPARE_COMMIT
+        broker = self.broker
+        groups = self.txn_groups.pop(txn.transactional_id, set())
+        group_coordinator = broker.group_coordinator
+        if group_coordinator is not None:
+            offsets_partitions = {i for t, i in txn.partitions if t == OFFSETS_TOPIC}
+            if offsets_partitions and not groups:
+                # After a restart the group ids are gone from memory: ask the group coordinator
+                # which groups hold offsets of this producer in the transaction's partitions.
+                groups = self._pending_groups(group_coordinator, txn.producer_id, offsets_partitions)
+            for group_id in sorted(groups):
+                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
+        done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
+                        last_update_ms=self._now_ms())
+        if txn.next_producer_id >= 0:
+            done = done.copy(producer_id=txn.next_producer_id, producer_epoch=txn.next_producer_epoch,
+                             previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
+        await self._write(done)
+        return done
+
+    def _pending_groups(self, group_coordinator: object, producer_id: int, partitions: set[int]) -> set[str]:
+        pending = getattr(getattr(group_coordinator, "offsets", None), "pending", None) or {}
+        return {g for g in pending.get(producer_id, {}) if self._offsets_partition(g) in partitions}
+
