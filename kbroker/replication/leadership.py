@@ -14,6 +14,8 @@
   one (not caught up for ``replica.lag.time.max.ms``); the change is pending (:class:`PendingIsr`)
   until the controller answers or the metadata shows it.
 * :func:`replication_check`: whether an acks=all append up to an offset is done.
+* :func:`alter_partition_request`: the AlterPartition request proposing a pending ISR change.
+* :func:`rack_aware_read_replica`: the follower a consumer in a rack fetches from (KIP-392).
 
 The functions take the time and an ``eligible(replica_id, fetch_broker_epoch)`` predicate (the
 broker's registration is live, unfenced and of the epoch the follower fetched with).
@@ -25,8 +27,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from kbroker.controller.image import MetadataImage
 from kbroker.replication.partition import UNKNOWN_OFFSET, FollowerState, Partition, PendingIsr
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 
 log = logging.getLogger("kbroker.replication")
 
@@ -256,3 +260,48 @@ def replication_check(p: Partition, required_offset: int) -> tuple[bool, ErrorCo
             return True, ErrorCode.NONE
         return True, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
     return False, ErrorCode.NONE
+
+
+def alter_partition_request(partition: Partition, pending: PendingIsr, node_id: int,
+                            broker_epoch: Callable[[int], int]) -> AlterPartitionRequest:
+    """The AlterPartition request that proposes ``pending`` (the leader ``node_id``'s ISR change)
+    to the controller, with each new ISR member's broker epoch (KIP-903)."""
+    Req = AlterPartitionRequest
+    epochs = []
+    for r in pending.new_isr:
+        if r == node_id:
+            epoch = broker_epoch(r)
+        else:
+            f = partition.followers.get(r)
+            epoch = f.broker_epoch if f is not None and f.broker_epoch is not None else -1
+        epochs.append(Req.TopicData.PartitionData.BrokerState(broker_id=r, broker_epoch=epoch))
+    return Req(broker_id=node_id, broker_epoch=broker_epoch(node_id), topics=[
+        Req.TopicData(topic_id=partition.topic_id, partitions=[
+            Req.TopicData.PartitionData(
+                partition_index=partition.index, leader_epoch=pending.leader_epoch, new_isr=list(pending.new_isr),
+                new_isr_with_epochs=epochs, leader_recovery_state=0, partition_epoch=pending.partition_epoch,
+            )])])
+
+
+def rack_aware_read_replica(image: MetadataImage, partition: Partition, node_id: int, rack: str,
+                            fetch_offset: int, listener: str, now: int) -> int | None:
+    """Kafka's ``RackAwareReplicaSelector`` on the leader ``node_id``: an ISR follower in the
+    client's rack holding ``fetch_offset``, the most caught up, unless the leader is in that rack
+    or this node does not lead; None: fetch from the leader."""
+    if not partition.is_leader:
+        return None
+    own = image.brokers.get(node_id)
+    if own is not None and own.rack == rack:
+        return None
+    best: tuple[int, int, int] | None = None
+    for r, f in partition.followers.items():
+        if r not in partition.isr or not (f.log_start_offset <= fetch_offset <= f.log_end_offset):
+            continue
+        reg = image.brokers.get(r)
+        if reg is None or reg.fenced or listener not in reg.endpoints or reg.rack != rack:
+            continue
+        candidate = (f.log_end_offset, -(now - f.last_caught_up_time_ms), r)
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best is not None else None
+

@@ -41,13 +41,14 @@ from kbroker.replication.validation import (
     INLINE_REBUILD_BYTES,
     INLINE_RECORDS,
     ValidationPool,
+    raise_for_outcome,
+    validation_policy,
 )
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.record_validation import (
-    DEFAULT_MAX_DECOMPRESSED,
     Outcome,
     OverBudget,
     Policy,
@@ -59,40 +60,6 @@ if TYPE_CHECKING:
     from kbroker.replication.producer_state import VerificationGuard
 
 log = logging.getLogger(__name__)
-
-# A batch may decompress to at most this many times max.message.bytes (at least 64 MiB): a bound on
-# the work a "decompression bomb" causes (Kafka has none).
-DECOMPRESSED_PER_MESSAGE_BYTE = 8
-
-
-_TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
-
-
-def validation_policy(partition: Partition, now_ms: int) -> Policy:
-    """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs)."""
-    config = partition.config
-    target = _TOPIC_CODECS.get(config["compression.type"])
-    level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
-             4: config["compression.zstd.level"]}.get(target) if target is not None else None
-    max_message_bytes = config["max.message.bytes"]
-    return Policy(
-        topic_partition=f"{partition.topic}-{partition.index}",
-        now_ms=now_ms,
-        max_message_bytes=max_message_bytes,
-        compacted="compact" in config["cleanup.policy"],
-        log_append_time=config["message.timestamp.type"] == "LogAppendTime",
-        before_max_ms=config["message.timestamp.before.max.ms"],
-        after_max_ms=config["message.timestamp.after.max.ms"],
-        target_codec=target,
-        compression_level=None if level == -1 else level,
-        max_decompressed=max(DEFAULT_MAX_DECOMPRESSED, DECOMPRESSED_PER_MESSAGE_BYTE * max_message_bytes),
-    )
-
-
-def _raise_for(outcome: Outcome) -> None:
-    if outcome.error != ErrorCode.NONE:
-        raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
-
 
 ALTER_PARTITION = 56
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
@@ -300,21 +267,7 @@ class ReplicaManager:
         task.add_done_callback(self._tasks.discard)
 
     def alter_partition_request(self, partition: Partition, pending: PendingIsr) -> AlterPartitionRequest:
-        Req = AlterPartitionRequest
-        epochs = []
-        for r in pending.new_isr:
-            if r == self.node_id:
-                epoch = self.broker_epoch(r)
-            else:
-                f = partition.followers.get(r)
-                epoch = f.broker_epoch if f is not None and f.broker_epoch is not None else -1
-            epochs.append(Req.TopicData.PartitionData.BrokerState(broker_id=r, broker_epoch=epoch))
-        return Req(broker_id=self.node_id, broker_epoch=self.broker_epoch(self.node_id), topics=[
-            Req.TopicData(topic_id=partition.topic_id, partitions=[
-                Req.TopicData.PartitionData(
-                    partition_index=partition.index, leader_epoch=pending.leader_epoch, new_isr=list(pending.new_isr),
-                    new_isr_with_epochs=epochs, leader_recovery_state=0, partition_epoch=pending.partition_epoch,
-                )])])
+        return leadership.alter_partition_request(partition, pending, self.node_id, self.broker_epoch)
 
     async def _alter_partition(self, partition: Partition, pending: PendingIsr) -> None:
         """Send ``pending`` to the controller until it answers (or the metadata moves on)."""
@@ -368,29 +321,12 @@ class ReplicaManager:
     def preferred_read_replica(self, partition: Partition, rack: str | None, fetch_offset: int,
                                listener: str) -> int | None:
         """The follower a consumer in ``rack`` should fetch from (Kafka's
-        ``findPreferredReadReplica`` with ``RackAwareReplicaSelector``): an ISR follower in the
-        client's rack holding ``fetch_offset``, the most caught up, unless the leader is in that
-        rack; None: fetch from the leader."""
+        ``findPreferredReadReplica`` with ``RackAwareReplicaSelector``, see
+        ``leadership.rack_aware_read_replica``); None: fetch from the leader."""
         if self.broker.config["replica.selector.class"] != RACK_AWARE_SELECTOR or not rack:
             return None
-        if not partition.is_leader:
-            return None
-        image = self.broker.image
-        own = image.brokers.get(self.node_id)
-        if own is not None and own.rack == rack:
-            return None
-        now = self.now_ms()
-        best: tuple[int, int, int] | None = None
-        for r, f in partition.followers.items():
-            if r not in partition.isr or not (f.log_start_offset <= fetch_offset <= f.log_end_offset):
-                continue
-            reg = image.brokers.get(r)
-            if reg is None or reg.fenced or listener not in reg.endpoints or reg.rack != rack:
-                continue
-            candidate = (f.log_end_offset, -(now - f.last_caught_up_time_ms), r)
-            if best is None or candidate > best:
-                best = candidate
-        return best[2] if best is not None else None
+        return leadership.rack_aware_read_replica(self.broker.image, partition, self.node_id, rack, fetch_offset,
+                                                  listener, self.now_ms())
 
     # -- acks=all ------------------------------------------------------------------------------
 
@@ -443,7 +379,7 @@ class ReplicaManager:
         order = partition.append_order
         verify = self._needs_remote_verification(partition, header, transactional_id, version)
         if outcome is not None:
-            _raise_for(outcome)
+            raise_for_outcome(outcome)
             if record_walk.delay_headers_seen != seen:  # kbroker-deliver-* headers: kbroker/delayed.py
                 outcome.delay_headers = True
             if not order.busy and not verify:
@@ -474,7 +410,7 @@ class ReplicaManager:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
                 await prev
-            _raise_for(outcome)
+            raise_for_outcome(outcome)
             if outcome.delay_headers:  # kbroker-deliver-* headers: kbroker/delayed.py
                 diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                 if diverted is not None:

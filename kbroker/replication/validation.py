@@ -26,12 +26,19 @@ import asyncio
 import logging
 import os
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import BatchHeader, parse_header
-from kbroker_protocol.record_validation import Outcome, OverBudget, Policy, validate_records
+from kbroker_protocol.record_validation import (
+    DEFAULT_MAX_DECOMPRESSED,
+    Outcome,
+    OverBudget,
+    Policy,
+    validate_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +191,46 @@ class AppendOrder:
             mine.set_result(None)
         if self._tail is mine:
             self._tail = None
+
+
+class TopicPartitionConfig(Protocol):
+    """What the validation policy reads of a partition (``replication.partition.Partition``)."""
+
+    topic: str
+    index: int
+    config: dict[str, Any]
+
+
+# A batch may decompress to at most this many times max.message.bytes (at least 64 MiB): a bound on
+# the work a "decompression bomb" causes (Kafka has none).
+DECOMPRESSED_PER_MESSAGE_BYTE = 8
+
+
+_TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
+
+
+def validation_policy(partition: TopicPartitionConfig, now_ms: int) -> Policy:
+    """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs)."""
+    config = partition.config
+    target = _TOPIC_CODECS.get(config["compression.type"])
+    level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
+             4: config["compression.zstd.level"]}.get(target) if target is not None else None
+    max_message_bytes = config["max.message.bytes"]
+    return Policy(
+        topic_partition=f"{partition.topic}-{partition.index}",
+        now_ms=now_ms,
+        max_message_bytes=max_message_bytes,
+        compacted="compact" in config["cleanup.policy"],
+        log_append_time=config["message.timestamp.type"] == "LogAppendTime",
+        before_max_ms=config["message.timestamp.before.max.ms"],
+        after_max_ms=config["message.timestamp.after.max.ms"],
+        target_codec=target,
+        compression_level=None if level == -1 else level,
+        max_decompressed=max(DEFAULT_MAX_DECOMPRESSED, DECOMPRESSED_PER_MESSAGE_BYTE * max_message_bytes),
+    )
+
+
+def raise_for_outcome(outcome: Outcome) -> None:
+    """A failed validation as the ProduceError the Produce path answers."""
+    if outcome.error != ErrorCode.NONE:
+        raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)

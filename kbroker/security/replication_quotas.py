@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kbroker.security.quotas import Rate, monotonic_ms
+from kbroker.security.quota_rates import Rate, monotonic_ms
 
 LEADER, FOLLOWER = "leader", "follower"
 LONG_MAX = 2**63 - 1

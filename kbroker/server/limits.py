@@ -46,7 +46,7 @@ from typing import Protocol
 
 from kbroker.config import BrokerConfig, parse_ip_overrides
 from kbroker.config.addresses import normal_address
-from kbroker.security.quotas import Clock, Rate, monotonic_ms, round_half_up
+from kbroker.security.quota_rates import Clock, Rate, monotonic_ms, round_half_up
 
 log = logging.getLogger(__name__)
 
