@@ -493,7 +493,12 @@ def _leader_hint(response: Any, ctx: RequestContext) -> None:
 
 
 def _set_throttle(response: Any, throttle_ms: int | None) -> None:
-    if throttle_ms is not None and response is not None and "throttle_time_ms" in getattr(response, "_FIELDS", ()):
+    if throttle_ms is None or response is None:
+        return
+    # a generated response with the field, or an answer sent encoded that can still set it
+    # (kbroker.api.metadata.EncodedMetadata)
+    if "throttle_time_ms" in getattr(response, "_FIELDS", ()) or "throttle_time_ms" in getattr(
+            type(response), "__slots__", ()):
         response.throttle_time_ms = throttle_ms
 
 
