@@ -191,10 +191,22 @@ def handle_metadata(ctx, request) -> MetadataResponse | EncodedMetadata:
         w = Writer()
         response.encode_into(w, version)
         data = b"".join(w.parts())
-        if broker.image is image and image.offset == offset:  # (nothing was auto-created meanwhile)
+        # Not kept when nothing was auto-created meanwhile but a creation was asked for (failed, or
+        # under way at the active controller): as Kafka, the next request naming the topic tries again.
+        if broker.image is image and image.offset == offset and not _auto_creates(broker, request, version):
             image.derived[key] = data
     assert isinstance(data, bytes)
     return EncodedMetadata(data)
+
+
+def _allow_auto_creation(broker, request, version: int) -> bool:
+    return bool(broker.config["auto.create.topics.enable"]) and (version < 4 or request.allow_auto_topic_creation)
+
+
+def _auto_creates(broker, request, version: int) -> bool:
+    """Whether answering ``request`` asks for the auto-creation of a topic the image lacks."""
+    return (bool(request.topics) and _allow_auto_creation(broker, request, version)
+            and any(t.name is not None and broker.image.topic(t.name) is None for t in request.topics))
 
 
 def _metadata(ctx, request) -> MetadataResponse:
@@ -202,7 +214,7 @@ def _metadata(ctx, request) -> MetadataResponse:
     image = broker.image
     version = ctx.api_version
     include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
-    allow_auto = broker.config["auto.create.topics.enable"] and (version < 4 or request.allow_auto_topic_creation)
+    allow_auto = _allow_auto_creation(broker, request, version)
     topics: list[Topic] = []
     if 10 <= version < 12 and request.topics and any(
         t.name is None or t.topic_id != ZERO_UUID for t in request.topics

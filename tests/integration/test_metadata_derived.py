@@ -40,3 +40,29 @@ def test_metadata_follows_each_change_of_the_image(wire, broker, topic_name):
     resp = wire.call(37, 3, topics=[more], timeout_ms=10000, validate_only=False)
     assert resp.results[0].error_code == 0
     assert partitions(wire, topic_name) == {0: (node, 0), 1: (node, 1), 2: (node, 0)}
+
+
+def test_failed_auto_creation_is_tried_again_by_the_next_request(wire, broker, topic_name, monkeypatch):
+    """An answer that asked for a topic's auto-creation is not kept for the next request: as
+    Kafka's getTopicMetadata, each Metadata request naming a missing topic tries again (here the
+    first try fails on a storage error and leaves the image unchanged)."""
+    import kbroker.api.metadata as metadata_api
+    from kbroker.replication.topics import CreateResult
+    from kbroker.replication.topics import create_topic as real_create
+
+    calls: list[str] = []
+
+    def failing_once(b, topic):
+        calls.append(topic.name)
+        if len(calls) == 1:
+            return CreateResult(topic.name, metadata_api.ErrorCode.KAFKA_STORAGE_ERROR, "disk")
+        return real_create(b, topic)
+
+    monkeypatch.setattr(metadata_api, "create_topic", failing_once)
+    wanted = [REQUESTS[3].MetadataRequestTopic(name=topic_name)]
+    first = wire.call(3, 12, topics=wanted, allow_auto_topic_creation=True)
+    assert first.topics[0].error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    second = wire.call(3, 12, topics=wanted, allow_auto_topic_creation=True)
+    assert calls == [topic_name, topic_name]
+    assert second.topics[0].error_code == 0
+    assert len(second.topics[0].partitions) >= 1
