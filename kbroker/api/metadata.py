@@ -166,6 +166,10 @@ class EncodedMetadata:
 
 
 _THROTTLE = struct.Struct(">i")
+# Answers kept per image: each distinct request (list of topics, version, listener...) is one, and
+# a quiet cluster keeps its image for hours. Past the bound, answers are encoded per request.
+MAX_CACHED_ANSWERS = 256
+_ANSWERS_KEY = "metadata-answers"
 
 
 @api(3, 0, 13)
@@ -191,12 +195,23 @@ def handle_metadata(ctx, request) -> MetadataResponse | EncodedMetadata:
         w = Writer()
         response.encode_into(w, version)
         data = b"".join(w.parts())
-        # Not kept when nothing was auto-created meanwhile but a creation was asked for (failed, or
-        # under way at the active controller): as Kafka, the next request naming the topic tries again.
-        if broker.image is image and image.offset == offset and not _auto_creates(broker, request, version):
+        # Kept if the image did not change meanwhile (nothing was auto-created), if no auto-creation
+        # was asked for (failed, or under way at the active controller: as Kafka, the next request
+        # naming the topic tries again) and within MAX_CACHED_ANSWERS.
+        if (broker.image is image and image.offset == offset and not _auto_creates(broker, request, version)
+                and _take_answer_slot(image)):
             image.derived[key] = data
     assert isinstance(data, bytes)
     return EncodedMetadata(data)
+
+
+def _take_answer_slot(image) -> bool:
+    """Whether one more Metadata answer may be kept with ``image`` (then counted)."""
+    count = image.derived.get(_ANSWERS_KEY, 0)
+    if count >= MAX_CACHED_ANSWERS:
+        return False
+    image.derived[_ANSWERS_KEY] = count + 1
+    return True
 
 
 def _allow_auto_creation(broker, request, version: int) -> bool:

@@ -66,3 +66,17 @@ def test_failed_auto_creation_is_tried_again_by_the_next_request(wire, broker, t
     assert calls == [topic_name, topic_name]
     assert second.topics[0].error_code == 0
     assert len(second.topics[0].partitions) >= 1
+
+
+def test_the_cached_answers_are_bounded_while_the_image_stays(wire, broker, topic_name):
+    """Each distinct list of topics asked for is an answer of its own: while the image does not
+    change (hours on a quiet cluster) they must not pile up without bound."""
+    import kbroker.api.metadata as metadata_api
+
+    create_topic(wire, topic_name, 1)
+    T = REQUESTS[3].MetadataRequestTopic
+    for i in range(metadata_api.MAX_CACHED_ANSWERS + 20):
+        wire.call(3, 12, topics=[T(name=topic_name), T(name=f"{topic_name}-absent-{i}")],
+                  allow_auto_topic_creation=False)
+    answers = [k for k in broker.broker.image.derived if isinstance(k, tuple) and k[0] == "metadata-response"]
+    assert len(answers) <= metadata_api.MAX_CACHED_ANSWERS
