@@ -22,6 +22,7 @@ import struct
 import uuid
 
 from kbroker.api.registry import api
+from kbroker.controller.directories import has_online_dir
 from kbroker.controller.quorum import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import (
@@ -72,12 +73,15 @@ def _has_listener(broker, node_id: int, listener: str) -> bool | None:
     return listener in reg.endpoints
 
 
-def _offline(broker, node_id: int, listener: str) -> bool:
-    """Kafka's ``isReplicaOffline``: not registered, fenced, or without the request's listener."""
-    reg = broker.image.brokers.get(node_id)
+def _offline(broker, node_id: int, listener: str, state) -> bool:
+    """Kafka's ``isReplicaOffline``: not registered, fenced, without the request's listener, or
+    in a log dir that is not one of the broker's online dirs (KIP-858)."""
+    image = broker.image
+    reg = image.brokers.get(node_id)
     if reg is None:
         return node_id != broker.node_id
-    return reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+    return (reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+            or not has_online_dir(image, node_id, state))
 
 
 def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
@@ -116,7 +120,7 @@ def _partitions(broker, topic, version: int, listener: str) -> list[Part]:
         if version == 0:
             replicas = [r for r in replicas if _has_listener(broker, r, listener)]
             isr = [r for r in isr if _has_listener(broker, r, listener)]
-        offline = [r for r in state.replicas if _offline(broker, r, listener)]
+        offline = [r for r in state.replicas if _offline(broker, r, listener, state)]
         leader_alive = _has_listener(broker, state.leader, listener) if state.leader >= 0 else None
         leader = state.leader
         if not leader_alive:

@@ -80,3 +80,31 @@ def test_the_cached_answers_are_bounded_while_the_image_stays(wire, broker, topi
                   allow_auto_topic_creation=False)
     answers = [k for k in broker.broker.image.derived if isinstance(k, tuple) and k[0] == "metadata-response"]
     assert len(answers) <= metadata_api.MAX_CACHED_ANSWERS
+
+
+def test_a_replica_in_an_offline_log_dir_is_an_offline_replica(wire, broker, topic_name):
+    """Kafka's KRaftMetadataCache.isReplicaOffline: a replica whose recorded log dir is not one of
+    its broker's online dirs (here LOST) is listed in Metadata's and DescribeTopicPartitions'
+    offline replicas."""
+    from kbroker.controller.directories import DIR_LOST
+
+    create_topic(wire, topic_name, 1)
+    node = broker.broker.node_id
+
+    def offline() -> tuple[list[int], list[int]]:
+        meta = wire.call(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
+                         allow_auto_topic_creation=False)
+        described = wire.call(75, 0, topics=[REQUESTS[75].TopicRequest(name=topic_name)],
+                              response_partition_limit=10, cursor=None)
+        return (meta.topics[0].partitions[0].offline_replicas,
+                described.topics[0].partitions[0].offline_replicas)
+
+    assert offline() == ([], [])
+
+    def lose_dir() -> None:
+        topic = broker.broker.image.topic(topic_name)
+        broker.broker.controller.commit([mr.PartitionChangeRecord(partition_id=0, topic_id=topic.topic_id,
+                                                                  directories=[DIR_LOST])])
+
+    broker.call(lose_dir)
+    assert offline() == ([node], [node])
