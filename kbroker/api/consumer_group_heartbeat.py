@@ -21,8 +21,6 @@ from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHear
 
 @api(68, 0, 1)
 async def handle_consumer_group_heartbeat(ctx, request):
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
-        return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,
@@ -34,11 +32,14 @@ async def handle_consumer_group_heartbeat(ctx, request):
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, member_id=None,
                                               error_message="The consumer rebalance protocol is disabled.",
                                               assignment=None)
+    # Kafka's handleConsumerGroupHeartbeat checks READ on the group after the protocol is found enabled
+    if (refused := group_refused(ctx, request)) is not None:  # (kbroker/security/acls.py)
+        return refused
     names = request.subscribed_topic_names
     if names and not all(authorized(ctx, DESCRIBE, TOPIC, name) for name in set(names)):
         # Kafka's handleConsumerGroupHeartbeat: a member may subscribe only to topics it may describe
-        code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-        return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
+        # (the answer has the error code only, no message)
+        return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, member_id=None,
                                               assignment=None)
     code = coordinator_error(coordinator, request.group_id, create_topic=True)
     if code != ErrorCode.NONE:

@@ -2,13 +2,16 @@
 
 The active producers of each partition as its producer state holds them: id, epoch, last
 sequence, last timestamp, coordinator epoch and the first offset of the open transaction (-1).
-A topic the principal may not READ answers TOPIC_AUTHORIZATION_FAILED for each of its partitions,
-before its existence is looked at (Kafka's handleDescribeProducersRequest).
+An illegal topic name answers INVALID_TOPIC_EXCEPTION, then a topic the principal may not READ
+TOPIC_AUTHORIZATION_FAILED, then a missing topic UNKNOWN_TOPIC_OR_PARTITION, each for every
+partition asked, with its message (Kafka's handleDescribeProducersRequest).
 """
 
 from __future__ import annotations
 
 from kbroker.api.registry import api
+from kbroker.controller.errors import ControllerError
+from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_producers import DescribeProducersResponse
@@ -18,19 +21,33 @@ PartResp = TopicResp.PartitionResponse
 Producer = PartResp.ProducerState
 
 
+def _topic_error(ctx, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
+    """Kafka's topic-level checks, in its order: a legal name, READ, the topic exists."""
+    try:
+        validate_topic_name(name)
+    except ControllerError as exc:
+        return exc.code, exc.message
+    for ok, code in ((authorized(ctx, READ, TOPIC, name), ErrorCode.TOPIC_AUTHORIZATION_FAILED),
+                     (exists, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)):
+        if not ok:
+            return code, default_message(code)
+    return None
+
+
 @api(61, 0, 0)
 def handle_describe_producers(ctx, request) -> DescribeProducersResponse:
     broker = ctx.broker
     topics = []
     for t in request.topics:
         parts = []
-        if not authorized(ctx, READ, TOPIC, t.name):
-            code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        topic = broker.image.topic(t.name)
+        error = _topic_error(ctx, t.name, topic is not None)
+        if error is not None:
+            code, message = error
             topics.append(TopicResp(name=t.name, partitions=[
-                PartResp(partition_index=index, error_code=code, error_message=default_message(code),
+                PartResp(partition_index=index, error_code=code, error_message=message,
                          active_producers=[]) for index in t.partition_indexes]))
             continue
-        topic = broker.image.topic(t.name)
         for index in t.partition_indexes:
             partition = broker.partition(t.name, index)
             if partition is None:

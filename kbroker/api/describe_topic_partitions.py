@@ -20,6 +20,7 @@ import uuid
 
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
+from kbroker.controller.directories import has_online_dir
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
@@ -45,7 +46,9 @@ def _missing_topic_error(name: str) -> ErrorCode:
 def _partition(image, state, index: int) -> PartOut:
     leader = state.leader
     registered = image.brokers.get(leader)
-    offline = [b for b in state.replicas if b not in image.brokers or image.brokers[b].fenced]
+    # (not registered, fenced, or in a log dir that is not one of the broker's online dirs)
+    offline = [b for b in state.replicas
+               if b not in image.brokers or image.brokers[b].fenced or not has_online_dir(image, b, state)]
     return PartOut(
         error_code=ErrorCode.NONE,
         partition_index=index,

@@ -22,6 +22,7 @@ import struct
 import uuid
 
 from kbroker.api.registry import api
+from kbroker.controller.directories import has_online_dir
 from kbroker.controller.quorum import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import (
@@ -72,12 +73,15 @@ def _has_listener(broker, node_id: int, listener: str) -> bool | None:
     return listener in reg.endpoints
 
 
-def _offline(broker, node_id: int, listener: str) -> bool:
-    """Kafka's ``isReplicaOffline``: not registered, fenced, or without the request's listener."""
-    reg = broker.image.brokers.get(node_id)
+def _offline(broker, node_id: int, listener: str, state) -> bool:
+    """Kafka's ``isReplicaOffline``: not registered, fenced, without the request's listener, or
+    in a log dir that is not one of the broker's online dirs (KIP-858)."""
+    image = broker.image
+    reg = image.brokers.get(node_id)
     if reg is None:
         return node_id != broker.node_id
-    return reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+    return (reg.fenced or (node_id != broker.node_id and listener not in reg.endpoints)
+            or not has_online_dir(image, node_id, state))
 
 
 def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
@@ -116,7 +120,7 @@ def _partitions(broker, topic, version: int, listener: str) -> list[Part]:
         if version == 0:
             replicas = [r for r in replicas if _has_listener(broker, r, listener)]
             isr = [r for r in isr if _has_listener(broker, r, listener)]
-        offline = [r for r in state.replicas if _offline(broker, r, listener)]
+        offline = [r for r in state.replicas if _offline(broker, r, listener, state)]
         leader_alive = _has_listener(broker, state.leader, listener) if state.leader >= 0 else None
         leader = state.leader
         if not leader_alive:
@@ -166,6 +170,10 @@ class EncodedMetadata:
 
 
 _THROTTLE = struct.Struct(">i")
+# Answers kept per image: each distinct request (list of topics, version, listener...) is one, and
+# a quiet cluster keeps its image for hours. Past the bound, answers are encoded per request.
+MAX_CACHED_ANSWERS = 256
+_ANSWERS_KEY = "metadata-answers"
 
 
 @api(3, 0, 13)
@@ -191,10 +199,33 @@ def handle_metadata(ctx, request) -> MetadataResponse | EncodedMetadata:
         w = Writer()
         response.encode_into(w, version)
         data = b"".join(w.parts())
-        if broker.image is image and image.offset == offset:  # (nothing was auto-created meanwhile)
+        # Kept if the image did not change meanwhile (nothing was auto-created), if no auto-creation
+        # was asked for (failed, or under way at the active controller: as Kafka, the next request
+        # naming the topic tries again) and within MAX_CACHED_ANSWERS.
+        if (broker.image is image and image.offset == offset and not _auto_creates(broker, request, version)
+                and _take_answer_slot(image)):
             image.derived[key] = data
     assert isinstance(data, bytes)
     return EncodedMetadata(data)
+
+
+def _take_answer_slot(image) -> bool:
+    """Whether one more Metadata answer may be kept with ``image`` (then counted)."""
+    count = image.derived.get(_ANSWERS_KEY, 0)
+    if count >= MAX_CACHED_ANSWERS:
+        return False
+    image.derived[_ANSWERS_KEY] = count + 1
+    return True
+
+
+def _allow_auto_creation(broker, request, version: int) -> bool:
+    return bool(broker.config["auto.create.topics.enable"]) and (version < 4 or request.allow_auto_topic_creation)
+
+
+def _auto_creates(broker, request, version: int) -> bool:
+    """Whether answering ``request`` asks for the auto-creation of a topic the image lacks."""
+    return (bool(request.topics) and _allow_auto_creation(broker, request, version)
+            and any(t.name is not None and broker.image.topic(t.name) is None for t in request.topics))
 
 
 def _metadata(ctx, request) -> MetadataResponse:
@@ -202,7 +233,7 @@ def _metadata(ctx, request) -> MetadataResponse:
     image = broker.image
     version = ctx.api_version
     include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
-    allow_auto = broker.config["auto.create.topics.enable"] and (version < 4 or request.allow_auto_topic_creation)
+    allow_auto = _allow_auto_creation(broker, request, version)
     topics: list[Topic] = []
     if 10 <= version < 12 and request.topics and any(
         t.name is None or t.topic_id != ZERO_UUID for t in request.topics

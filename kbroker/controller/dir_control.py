@@ -61,13 +61,12 @@ def handle_directories_offline(image: MetadataImage, settings: ReplicationSettin
 def assign_replicas_to_dirs(image: MetadataImage, settings: ReplicationSettings,
                             request: AssignReplicasToDirsRequest) -> tuple[AssignReplicasToDirsResponse, list[Any]]:
     """AssignReplicasToDirs on the active controller; the caller has checked the metadata.version
-    (UNSUPPORTED_VERSION below 17). STALE_BROKER_EPOCH / BROKER_ID_NOT_REGISTERED for the broker."""
+    (UNSUPPORTED_VERSION below 17). STALE_BROKER_EPOCH for a broker not registered or registered
+    with another epoch (Kafka's checkBrokerEpoch runs before its BROKER_ID_NOT_REGISTERED check)."""
     Resp = AssignReplicasToDirsResponse
     broker_id = request.broker_id
     reg = image.brokers.get(broker_id)
-    if reg is None:
-        return Resp(error_code=ErrorCode.BROKER_ID_NOT_REGISTERED), []
-    if reg.epoch != request.broker_epoch:
+    if reg is None or reg.epoch != request.broker_epoch:
         return Resp(error_code=ErrorCode.STALE_BROKER_EPOCH), []
     records: list[Any] = []
     to_update: dict[tuple[uuid.UUID, int], tuple[TopicImage, PartitionState]] = {}

@@ -95,3 +95,25 @@ def test_producer_and_transaction_listings_follow_the_acls(broker) -> None:
     allowed = producers()
     assert allowed.error_code == E.NONE and len(allowed.active_producers) == 1
     producer.abort_transaction(30)
+
+
+def test_describe_producers_checks_the_topic_name_then_read_then_existence(broker) -> None:
+    """Kafka's handleDescribeProducersRequest: an illegal topic name answers INVALID_TOPIC_EXCEPTION
+    (before READ is checked), a topic the principal may not READ TOPIC_AUTHORIZATION_FAILED, a
+    missing one UNKNOWN_TOPIC_OR_PARTITION, each with its message, for every partition asked."""
+    admin = _login(broker, "admin")
+    alice = _login(broker, "alice")
+    missing = f"missing-{uuid.uuid4().hex[:6]}"
+
+    def producers(w: Wire, name: str):
+        r = w.call(61, 0, topics=[Q[61].TopicRequest(name=name, partition_indexes=[0, 1])])
+        return [(p.partition_index, p.error_code, p.error_message) for p in r.topics[0].partitions]
+
+    bad = producers(alice, "bad/name")
+    assert [(i, code) for i, code, _ in bad] == [(0, E.INVALID_TOPIC_EXCEPTION), (1, E.INVALID_TOPIC_EXCEPTION)]
+    assert "illegal" in (bad[0][2] or "")
+    assert producers(alice, missing) == [(0, E.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed."),
+                                         (1, E.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed.")]
+    message = "This server does not host this topic-partition."
+    assert producers(admin, missing) == [(0, E.UNKNOWN_TOPIC_OR_PARTITION, message),
+                                         (1, E.UNKNOWN_TOPIC_OR_PARTITION, message)]
