@@ -43,12 +43,18 @@ def compile_app(out: Path) -> Path:
 class App:
     def __init__(self, work: Path, classes: Path, bootstrap: str, app_id: str, prefix: str, protocol: str) -> None:
         self.work, self.classes = work, classes
-        self.args = [bootstrap, app_id, str(work / "state"), prefix, protocol]
+        self.args = [bootstrap, app_id, "", prefix, protocol]
         self.proc: subprocess.Popen | None = None
         self.runs = 0
 
     def start(self) -> None:
+        """Each start has a state directory of its own, as an instance restarted on another host:
+        its stores are restored from their changelog topics through the broker. (Reusing the
+        killed instance's directory fails in the client, against Kafka 4.4 as well: kill -9 can
+        leave a RocksDB window segment without its MANIFEST, and Kafka Streams 4.4 opens every
+        existing segment at start-up (StateDirectory.initializeStartupStores) and dies on it.)"""
         self.runs += 1
+        self.args[2] = str(self.work / f"state-{self.runs}")
         log = self.work / f"log4j2-{self.runs}.properties"
         ecosystem_jars.log4j_file(log, self.work / f"app-{self.runs}.log")
         cmd = ecosystem_jars.java_command("EosStreamsApp", self.args, log4j=log, extra_classpath=[self.classes])
