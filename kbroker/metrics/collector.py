@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
 from kbroker.metrics.requests import PART_BOUNDS, PARTS, RequestStats
+from kbroker.replication.leadership import is_under_min_isr
 from kbroker_protocol.messages import API_NAMES
 
 NO_LEADER = -1
@@ -114,15 +115,16 @@ class BrokerCollector(Collector):
     def _replication(self) -> Iterator[Any]:
         broker = self.broker
         hosted = list(broker.partitions.values())
-        under = sum(1 for p in hosted if len(p.isr) < len(p.replicas))
-        under_min = sum(1 for p in hosted if len(p.isr) < p.config.get("min.insync.replicas", 1))
+        under, under_min = under_replicated(hosted)
         image = broker.image
         leaders = sum(1 for t in image.topics.values() for s in t.partitions.values()
                       if s.leader == broker.node_id)
         yield GaugeMetricFamily("kafka_server_replicamanager_underreplicatedpartitions",
-                                "Hosted partitions whose ISR is smaller than their replica set.", value=under)
+                                "Partitions this broker leads whose ISR is smaller than their replica set.",
+                                value=under)
         yield GaugeMetricFamily("kafka_server_replicamanager_underminisrpartitioncount",
-                                "Hosted partitions whose ISR is smaller than min.insync.replicas.", value=under_min)
+                                "Partitions this broker leads whose ISR is smaller than min.insync.replicas "
+                                "(at most the replica count).", value=under_min)
         yield GaugeMetricFamily("kafka_server_replicamanager_partitioncount",
                                 "Partitions hosted by this broker.", value=len(hosted))
         yield GaugeMetricFamily("kafka_server_replicamanager_leadercount",
@@ -277,6 +279,15 @@ class BrokerCollector(Collector):
         for side in (quotas.leader, quotas.follower):
             family.add_metric([side.kind], side.throttled_total)
         yield family
+
+
+def under_replicated(hosted: list[Any]) -> tuple[int, int]:
+    """Kafka's UnderReplicatedPartitions and UnderMinIsrPartitionCount over the hosted partitions:
+    counted by their leader only (Partition.isUnderReplicated / isUnderMinIsr), the ISR against
+    the replica count and against the effective min ISR, min.insync.replicas capped at the
+    replica count (Partition.effectiveMinIsr: a setting above it is allowed)."""
+    under = sum(1 for p in hosted if p.is_leader and len(p.isr) < len(p.replicas))
+    return under, sum(1 for p in hosted if is_under_min_isr(p))
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
