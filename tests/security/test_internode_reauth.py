@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import pytest
+from waiting import async_wait_until
 
 from kbroker.security import client
 from kbroker.security.client import (
@@ -29,13 +30,6 @@ from kbroker.security.scram import ScramCredentials
 from kbroker_protocol.api import decode_response, encode_request, encode_response
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-
-
-async def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 class _Listener:
@@ -104,7 +98,7 @@ async def test_the_client_reauthenticates_on_the_same_connection():
     try:
         reader, writer = await opener("127.0.0.1", port)
         for round_ in range(1, 3):
-            await _wait_for(lambda: reauthentication_due(writer))
+            await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
             await opener.reauthenticate_if_due(reader, writer)
             assert reauthentications(writer) == round_
             await _api_versions(reader, writer, round_)  # the connection still serves requests
@@ -155,14 +149,15 @@ async def test_the_server_closes_a_connection_whose_session_expired():
     port = server.sockets[0].getsockname()[1]
     try:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
-        await _wait_for(lambda: bool(listener.sessions))
+        await async_wait_until(lambda: listener.sessions, 10, 0.01, message="an authenticated session")
         session = listener.sessions[0]
         expires = session.auth.session_expires
         assert expires is not None
-        await _wait_for(lambda: time.monotonic() >= expires)
+        await async_wait_until(lambda: time.monotonic() >= expires, 10, 0.01, message="the session expiring")
         with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
             await _api_versions(reader, writer, 1)  # not re-authenticated: closed, no answer
-        await _wait_for(lambda: bool(listener.closed_by_session))
+        await async_wait_until(lambda: listener.closed_by_session, 10, 0.01,
+                               message="the server closing the expired session")
         assert "expired" in listener.closed_by_session[0]
     finally:
         server.close()
@@ -177,7 +172,7 @@ async def test_a_refused_reauthentication_aborts_the_connection():
     try:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         users["node"] = "changed"  # the server no longer accepts the node's password
-        await _wait_for(lambda: reauthentication_due(writer))
+        await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
         with pytest.raises(AuthenticationError, match="Invalid username or password"):
             await Connector(CLIENT, "t").reauthenticate_if_due(reader, writer)
         assert writer.transport.is_closing()
