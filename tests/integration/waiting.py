@@ -6,13 +6,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-def _timed_out(message: str, details: Callable[[], Any] | None) -> AssertionError:
-    return AssertionError(f"timed out waiting for {message}" + (f": {details()}" if details else ""))
+class _Poll(Generic[T]):
+    """One wait: ``done()`` calls the predicate, keeps its value, and fails once the deadline passed."""
+
+    def __init__(self, predicate: Callable[[], T], timeout: float, message: str,
+                 details: Callable[[], Any] | None) -> None:
+        self.predicate, self.message, self.details = predicate, message, details
+        self.deadline = time.monotonic() + timeout
+
+    def done(self) -> bool:
+        self.value = self.predicate()
+        if self.value:
+            return True
+        if time.monotonic() > self.deadline:
+            raise AssertionError(f"timed out waiting for {self.message}"
+                                 + (f": {self.details()}" if self.details else ""))
+        return False
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.02, message: str = "condition",
@@ -21,25 +35,17 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: floa
 
     The sleep is the polling interval of a loop bounded by the deadline, never synchronisation.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise _timed_out(message, details)
+    poll = _Poll(predicate, timeout, message, details)
+    while not poll.done():
         time.sleep(interval)
+    return poll.value
 
 
 async def async_wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.02,
                            message: str = "condition", details: Callable[[], Any] | None = None) -> T:
     """``wait_until`` for a coroutine: the polling interval is an ``asyncio.sleep``, so the event loop
     (and the tasks whose progress ``predicate`` looks at) runs meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise _timed_out(message, details)
+    poll = _Poll(predicate, timeout, message, details)
+    while not poll.done():
         await asyncio.sleep(interval)
+    return poll.value
