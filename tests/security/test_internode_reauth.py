@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from waiting import async_wait_until
@@ -79,6 +81,17 @@ def _security(reauth_ms: int, users: dict[str, str] | None = None) -> ListenerSe
 CLIENT = ClientSecurity("CONTROLLER", "SASL_PLAINTEXT", mechanism="PLAIN", username="node", password="s3cret")
 
 
+@asynccontextmanager
+async def _serving(listener: _Listener) -> AsyncIterator[int]:
+    """``listener`` serving on an ephemeral port of 127.0.0.1 (the port), closed after."""
+    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def _api_versions(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cid: int) -> None:
     header = RequestHeader(request_api_key=18, request_api_version=3, correlation_id=cid, client_id="t")
     payload = encode_request(header, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
@@ -92,10 +105,8 @@ async def test_the_client_reauthenticates_on_the_same_connection():
     # Kafka's server takes at most one re-authentication a second: a lifetime of 1.2 s re-authenticates
     # after 1.02 to 1.14 s
     listener = _Listener(_security(reauth_ms=1200))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     opener = Connector(CLIENT, "t")
-    try:
+    async with _serving(listener) as port:
         reader, writer = await opener("127.0.0.1", port)
         for round_ in range(1, 3):
             await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
@@ -105,16 +116,11 @@ async def test_the_client_reauthenticates_on_the_same_connection():
         assert [s.reauthentications for s in listener.sessions] == [2]
         assert listener.connections == 1 and listener.closed_by_session == []
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_the_reauthentication_time_is_85_to_95_percent_of_the_session_lifetime():
     listener = _Listener(_security(reauth_ms=60_000))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         before = time.monotonic()
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         after = time.monotonic()
@@ -123,31 +129,21 @@ async def test_the_reauthentication_time_is_85_to_95_percent_of_the_session_life
         assert before + 60 * REAUTH_WINDOW_FACTOR <= at <= after + 60 * (REAUTH_WINDOW_FACTOR + REAUTH_JITTER)
         assert not reauthentication_due(writer)
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_no_session_lifetime_means_no_reauthentication():
     listener = _Listener(_security(reauth_ms=0))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         assert client._sessions[writer].reauthenticate_at is None
         assert not reauthentication_due(writer)
         await _api_versions(reader, writer, 1)
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_the_server_closes_a_connection_whose_session_expired():
     listener = _Listener(_security(reauth_ms=100))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         await async_wait_until(lambda: listener.sessions, 10, 0.01, message="an authenticated session")
         session = listener.sessions[0]
@@ -159,23 +155,15 @@ async def test_the_server_closes_a_connection_whose_session_expired():
         await async_wait_until(lambda: listener.closed_by_session, 10, 0.01,
                                message="the server closing the expired session")
         assert "expired" in listener.closed_by_session[0]
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_refused_reauthentication_aborts_the_connection():
     users = {"node": "s3cret"}
     listener = _Listener(_security(reauth_ms=300, users=users))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         users["node"] = "changed"  # the server no longer accepts the node's password
         await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
         with pytest.raises(AuthenticationError, match="Invalid username or password"):
             await Connector(CLIENT, "t").reauthenticate_if_due(reader, writer)
         assert writer.transport.is_closing()
-    finally:
-        server.close()
-        await server.wait_closed()
