@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wire import Wire, plain_login
+from wire import Wire, create_topic, plain_login
 
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
 from kbroker.testing.certs import SERVER_EXT, make_ca, make_leaf, openssl
+from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 
 KEY_PASSWORD = "key-secret"
@@ -107,3 +108,17 @@ def allow(resource_type: int, name: str, principal: str, operation: int) -> Any:
     return REQUESTS[30].AclCreation(resource_type=resource_type, resource_name=name,
                                     resource_pattern_type=A.LITERAL, principal=principal, host="*",
                                     operation=operation, permission_type=A.ALLOW)
+
+
+def grant(broker: BrokerThread, *creations: Any, topics: tuple[str, ...] = ()) -> None:
+    """As admin (a super user): create ``topics`` (one partition each), then the ACLs ``creations``
+    (see ``allow``); each must succeed."""
+    admin = login(broker, "admin")
+    try:
+        for name in topics:
+            create_topic(admin, name)
+        if creations:
+            r = admin.call(30, 3, creations=list(creations))
+            assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(creations)
+    finally:
+        admin.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from security_helpers import acl_config, allow, client_config, login
+from security_helpers import acl_config, allow, client_config, grant, login
 from waiting import wait_until
 from wire import Wire
 
@@ -276,19 +276,9 @@ def test_an_unknown_authorizer_class_stops_start_up() -> None:
 
 def test_offsets_deletion_and_transactions_are_checked(acl_broker) -> None:
     Q = REQUESTS
-    admin = login(acl_broker, "admin")
     topic, other, group = f"alice-{uuid.uuid4().hex[:6]}", f"secret-{uuid.uuid4().hex[:6]}", f"grp-{uuid.uuid4().hex[:6]}"
-    try:
-        for name in (topic, other):
-            r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=name, num_partitions=1, replication_factor=1,
-                                                               assignments=[], configs=[])],
-                           timeout_ms=10000, validate_only=False)
-            assert r.topics[0].error_code == E.NONE
-        r = admin.call(30, 3, creations=[allow(A.TOPIC, topic, "User:alice", A.READ),
-                                         allow(A.GROUP, group, "User:alice", A.READ)])
-        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TOPIC, topic, "User:alice", A.READ),
+          allow(A.GROUP, group, "User:alice", A.READ), topics=(topic, other))
     w = login(acl_broker, "alice")
     try:
         LO = Q[2]
@@ -383,16 +373,7 @@ def test_transactions_and_group_listing_follow_the_acls(acl_broker) -> None:
 def test_configs_are_checked_per_resource(acl_broker) -> None:
     Q = REQUESTS
     topic = f"cfg-{uuid.uuid4().hex[:6]}"
-    admin = login(acl_broker, "admin")
-    try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[])],
-                       timeout_ms=10000, validate_only=False)
-        assert r.topics[0].error_code == E.NONE
-        r = admin.call(30, 3, creations=[allow(A.TOPIC, topic, "User:alice", A.ALTER_CONFIGS)])
-        assert r.results[0].error_code == E.NONE
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TOPIC, topic, "User:alice", A.ALTER_CONFIGS), topics=(topic,))
     D, Inc = Q[32], Q[44]
 
     def describe(w: Wire) -> list:
@@ -424,14 +405,7 @@ def test_configs_are_checked_per_resource(acl_broker) -> None:
 def test_partitions_records_and_group_deletion_are_checked(acl_broker) -> None:
     Q = REQUESTS
     topic = f"del-{uuid.uuid4().hex[:6]}"
-    admin = login(acl_broker, "admin")
-    try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[])],
-                       timeout_ms=10000, validate_only=False)
-        assert r.topics[0].error_code == E.NONE
-    finally:
-        admin.close()
+    grant(acl_broker, topics=(topic,))
     w = login(acl_broker, "bob")
     try:
         r = w.call(37, 3, topics=[Q[37].CreatePartitionsTopic(name=topic, count=2, assignments=None)],
@@ -468,14 +442,9 @@ def test_kip848_group_apis_are_checked(acl_broker) -> None:
 def test_describe_topic_partitions_and_cluster_follow_the_acls(acl_broker) -> None:
     Q = REQUESTS
     mine, theirs = f"alice-dtp-{uuid.uuid4().hex[:6]}", f"other-dtp-{uuid.uuid4().hex[:6]}"
+    grant(acl_broker, allow(A.TOPIC, mine, "User:bob", A.READ), topics=(mine, theirs))
     admin = login(acl_broker, "admin")
     try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[]) for n in (mine, theirs)],
-                       timeout_ms=10000, validate_only=False)
-        assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
-        r = admin.call(30, 3, creations=[allow(A.TOPIC, mine, "User:bob", A.READ)])
-        assert r.results[0].error_code == E.NONE
         r = admin.call(60, 1, include_cluster_authorized_operations=True, endpoint_type=1)
         assert r.cluster_authorized_operations == sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
     finally:
@@ -511,12 +480,7 @@ def test_authorize_by_resource_type_as_kafka() -> None:
 
 
 def test_idempotent_producer_id_needs_write_somewhere(acl_broker) -> None:
-    admin = login(acl_broker, "admin")
-    try:
-        r = admin.call(30, 3, creations=[allow(A.TOPIC, f"idem-{uuid.uuid4().hex[:6]}", "User:alice", A.WRITE)])
-        assert r.results[0].error_code == E.NONE
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TOPIC, f"idem-{uuid.uuid4().hex[:6]}", "User:alice", A.WRITE))
     for user, code in (("alice", E.NONE), ("bob", E.CLUSTER_AUTHORIZATION_FAILED)):
         w = login(acl_broker, user)
         try:
@@ -529,13 +493,8 @@ def test_idempotent_producer_id_needs_write_somewhere(acl_broker) -> None:
 def test_add_partitions_to_txn_checks_each_topic(acl_broker) -> None:
     Q = REQUESTS
     txn, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("aptxn", "apt-mine", "apt-other"))
-    admin = login(acl_broker, "admin")
-    try:
-        r = admin.call(30, 3, creations=[allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
-                                         allow(A.TOPIC, mine, "User:alice", A.WRITE)])
-        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
+          allow(A.TOPIC, mine, "User:alice", A.WRITE))
     w = login(acl_broker, "alice")
     try:
         T = Q[24].AddPartitionsToTxnTopic
@@ -551,14 +510,8 @@ def test_add_partitions_to_txn_checks_each_topic(acl_broker) -> None:
 def test_txn_offset_commit_checks_each_topic(acl_broker) -> None:
     Q = REQUESTS
     txn, group, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("tctxn", "tcgrp", "tc-mine", "tc-other"))
-    admin = login(acl_broker, "admin")
-    try:
-        r = admin.call(30, 3, creations=[allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
-                                         allow(A.GROUP, group, "User:alice", A.READ),
-                                         allow(A.TOPIC, mine, "User:alice", A.READ)])
-        assert [x.error_code for x in r.results] == [E.NONE] * 3
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
+          allow(A.GROUP, group, "User:alice", A.READ), allow(A.TOPIC, mine, "User:alice", A.READ))
     w = login(acl_broker, "alice")
     try:
         T = Q[28].TxnOffsetCommitRequestTopic

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 
-from security_helpers import acl_config, allow, login
-from wire import Wire
+from security_helpers import acl_config, allow, grant, login
+from wire import Wire, create_topic
 
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
@@ -34,10 +34,7 @@ def _fetch(w: Wire, topic: str, replica_id: int):
 def test_a_follower_fetch_needs_cluster_action(acl_broker) -> None:
     topic = f"secret-{uuid.uuid4().hex[:6]}"
     admin = login(acl_broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[])],
-                   timeout_ms=10000, validate_only=False)
-    assert r.topics[0].error_code == E.NONE
+    create_topic(admin, topic)
     P = Q[0]
     produced = admin.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[P.TopicProduceData(
         name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=build_batch([Record(value=b"payload", timestamp=1_700_000_000_000)]))])])
@@ -62,14 +59,8 @@ def test_a_follower_fetch_needs_cluster_action(acl_broker) -> None:
 def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(acl_broker) -> None:
     suffix = uuid.uuid4().hex[:6]
     mine, theirs, group = f"mine-{suffix}", f"theirs-{suffix}", f"grp-{suffix}"
-    admin = login(acl_broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[]) for n in (mine, theirs)],
-                   timeout_ms=10000, validate_only=False)
-    assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
-    r = admin.call(30, 3, creations=[allow(A.TOPIC, mine, "User:alice", A.DESCRIBE),
-                                     allow(A.GROUP, group, "User:alice", A.READ)])
-    assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+    grant(acl_broker, allow(A.TOPIC, mine, "User:alice", A.DESCRIBE),
+          allow(A.GROUP, group, "User:alice", A.READ), topics=(mine, theirs))
 
     alice = login(acl_broker, "alice")
 

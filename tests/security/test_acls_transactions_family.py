@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from security_helpers import allow, client_config, login
-from wire import Wire
+from wire import Wire, create_topic
 
 from kbroker.security import acls as A
 from kbroker_protocol.errors import ErrorCode
@@ -30,10 +30,7 @@ def test_producer_and_transaction_listings_follow_the_acls(acl_broker) -> None:
     suffix = uuid.uuid4().hex[:6]
     topic, txn_id = f"secret-{suffix}", f"tx-{suffix}"
     admin = login(acl_broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[])],
-                   timeout_ms=10000, validate_only=False)
-    assert r.topics[0].error_code == E.NONE
+    create_topic(admin, topic)
     producer = confluent_kafka.Producer(client_config(acl_broker, "admin", **{"transactional.id": txn_id}))
     producer.init_transactions(30)
     producer.begin_transaction()
