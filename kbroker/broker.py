@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
     from kbroker.controller.channel import ControllerChannel
     from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.server.connection import RequestHooks, RequestMetrics
 
@@ -126,6 +127,8 @@ class Broker:
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
+        self.share_coordinator: ShareCoordinator | None = None  # (the share coordinator installs itself)
+
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Service] = build_services(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens

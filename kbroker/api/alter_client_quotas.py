@@ -18,14 +18,14 @@ import math
 import socket
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_CLIENT_QUOTAS, controller_operation
 from kbroker.controller.image import quota_entity
 from kbroker.security.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, IP_KEYS, USER, USER_CLIENT_KEYS
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasResponse
+from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
 from kbroker_protocol.messages.metadata_records import ClientQuotaRecord
 
 EntryData = AlterClientQuotasResponse.EntryData
@@ -33,7 +33,7 @@ _LIMITS = {"SHORT": (2**15 - 1, "a SHORT"), "INT": (2**31 - 1, "an INT"), "LONG"
 
 
 @api(49, 0, 1)
-async def handle_alter_client_quotas(ctx, request) -> AlterClientQuotasResponse:
+async def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     return await ctx.broker.controller_client.forward(ALTER_CLIENT_QUOTAS, request, ctx.api_version, requester(ctx))
 
 

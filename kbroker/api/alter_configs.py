@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
@@ -28,8 +28,11 @@ from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, 
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_configs import AlterConfigsResponse
-from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
+from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+from kbroker_protocol.messages.incremental_alter_configs import (
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -219,7 +222,7 @@ async def _preprocess_and_forward(ctx, request, response_cls, send):
 
 
 @api(33, 0, 2)
-async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+async def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, AlterConfigsResponse,
                                          ctx.broker.controller_client.alter_configs)
 
@@ -268,7 +271,7 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 
 @api(44, 0, 1)
-async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
+async def handle_incremental_alter_configs(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, IncrementalAlterConfigsResponse,
                                          ctx.broker.controller_client.incremental_alter_configs)
 

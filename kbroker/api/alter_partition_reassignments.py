@@ -28,7 +28,7 @@ every partition (the client looks for the active one).
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import HandlerContext, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
@@ -36,19 +36,22 @@ from kbroker.controller.quorum import ControllerError
 from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
+from kbroker_protocol.messages.alter_partition_reassignments import (
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
+)
 
 ALTER_PARTITION_REASSIGNMENTS = 45
 
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1)
-async def handle_alter_partition_reassignments(ctx, request) -> AlterPartitionReassignmentsResponse:
+async def handle_alter_partition_reassignments(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     return await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                       requester(ctx))
 
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition_reassignments_on_controller(ctx, request) -> AlterPartitionReassignmentsResponse:
+async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

@@ -14,7 +14,7 @@ Forwarded to the active controller (an Envelope from other brokers), which write
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, controller_operation
@@ -43,7 +43,7 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
 
 
 @api(51, 0, 0)
-async def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     return await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
 
 

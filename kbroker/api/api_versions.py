@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.api_versions import ApiVersionsResponse
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 # Minimums advertised below what is served, for clients that gate features on them.
 ADVERTISED_MIN = {0: 0}
@@ -60,7 +61,7 @@ def _valid(version: int, request) -> bool:
 
 
 @api(18, 0, 5)
-def handle_api_versions(ctx, request) -> ApiVersionsResponse:
+def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse:
     version = ctx.api_version
     broker = ctx.broker
     if not _valid(version, request):
@@ -84,7 +85,7 @@ def handle_api_versions(ctx, request) -> ApiVersionsResponse:
         response.finalized_features_epoch = image.offset
         response.finalized_features = [
             ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
-            for name, level in sorted(broker.controller.finalized_features().items())
+            for name, level in sorted(require(broker.controller, "the controller").finalized_features().items())
             if level != 0
         ]
     return response

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import UNREGISTER_CONTROLLER, controller_operation
@@ -36,7 +36,10 @@ from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationResponse,
 )
 from kbroker_protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
-from kbroker_protocol.messages.unregister_controller import UnregisterControllerResponse
+from kbroker_protocol.messages.unregister_controller import (
+    UnregisterControllerRequest,
+    UnregisterControllerResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ async def unregister_controller(broker: Any, request: Any) -> UnregisterControll
 
 
 @api(UNREGISTER_CONTROLLER, 0, 0)
-async def handle_unregister_controller(ctx, request) -> Any:
+async def handle_unregister_controller(ctx: RequestContext, request: UnregisterControllerRequest) -> Any:
     return await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
                                                       requester(ctx))
 

@@ -14,20 +14,20 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_ACLS, controller_operation
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_acls import CreateAclsResponse
+from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
 from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
 
 Result = CreateAclsResponse.AclCreationResult
 
 
 @api(30, 1, 3)
-async def handle_create_acls(ctx, request) -> CreateAclsResponse:
+async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
     return await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
 
 

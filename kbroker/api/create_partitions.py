@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
 from kbroker.controller.quorum import ControllerError
@@ -38,14 +38,14 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
+from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
 
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
 TOO_MANY_ADDED_MESSAGE = "Excessively large number of additional partitions per request."
 
 
 @api(37, 0, 3)
-async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
+async def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     return await ctx.broker.controller_client.create_partitions(request, ctx.api_version, requester(ctx))
 
 

@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, controller_operation
 from kbroker.controller.quorum import METADATA_TOPIC, NewTopic
@@ -55,14 +55,14 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_topics import CreateTopicsResponse
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 
 Result = CreateTopicsResponse.CreatableTopicResult
 _log = logging.getLogger(__name__)
 
 
 @api(19, 2, 7)
-async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
+async def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     return await ctx.broker.controller_client.create_topics(request, ctx.api_version, requester(ctx))
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_ACLS, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.delete_acls import DeleteAclsResponse
+from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 from kbroker_protocol.messages.metadata_records import RemoveAccessControlEntryRecord
 
 FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
@@ -25,7 +25,7 @@ Matching = FilterResult.DeleteAclsMatchingAcl
 
 
 @api(31, 1, 3)
-async def handle_delete_acls(ctx, request) -> DeleteAclsResponse:
+async def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
     return await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
 
 

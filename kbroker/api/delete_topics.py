@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge, RecordBudget
@@ -29,7 +29,7 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.delete_topics import DeleteTopicsResponse
+from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
 _log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
 
 
 @api(20, 1, 6)
-async def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
+async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     return await ctx.broker.controller_client.delete_topics(request, ctx.api_version, requester(ctx))
 
 

@@ -19,7 +19,7 @@ v1 adds the top-level error code, v2 is flexible. The handler sends the request 
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
@@ -28,7 +28,7 @@ from kbroker.controller.image import NO_LEADER
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.elect_leaders import ElectLeadersResponse
+from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
 
 TopicOut = ElectLeadersResponse.ReplicaElectionResult
 PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
@@ -72,7 +72,7 @@ def _elect(image, topic_name: str, index: int, election: int, records: list) -> 
 
 
 @api(43, 0, 2)
-async def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
+async def handle_elect_leaders(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     return await ctx.broker.controller_client.elect_leaders(request, ctx.api_version, requester(ctx))
 
 

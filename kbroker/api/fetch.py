@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
@@ -42,7 +43,7 @@ from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, T
 from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.fetch import FetchResponse
+from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData
@@ -350,7 +351,7 @@ def _deny_unauthorized(ctx, version: int, wants: list[_Want]) -> None:
 
 
 @api(1, 4, 18)
-async def handle_fetch(ctx, request) -> FetchResponse:
+async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
 from kbroker.security.acls import authorized
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.find_coordinator import FindCoordinatorResponse
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 
@@ -95,7 +96,7 @@ def _node(ctx, leader: int) -> tuple[int, str, int]:
 
 
 @api(10, 0, 6)
-def handle_find_coordinator(ctx, request):
+def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest):
     version = ctx.api_version
     found: dict[str, int] = {}
     if version < 4:

@@ -12,14 +12,15 @@ NOT_COORDINATOR if they fail, see ``coordinator_writes``).
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.heartbeat import HeartbeatResponse
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
 
 
 @api(12, 0, 4)
-async def handle_heartbeat(ctx, request):
+async def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest):
     response = _heartbeat(ctx, request)
     if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS):
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)

@@ -11,14 +11,15 @@ COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR (see ``coordinator_writes``).
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.leave_group import LeaveGroupResponse
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
 
 
 @api(13, 0, 5)
-async def handle_leave_group(ctx, request):
+async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest):
     response = _leave_group(ctx, request)
     if response.error_code == ErrorCode.NONE:
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)

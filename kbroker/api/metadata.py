@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import uuid
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.quorum import NewTopic
@@ -35,7 +36,7 @@ from kbroker.security.acls import (
     authorized_operations,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.metadata import MetadataResponse
+from kbroker_protocol.messages.metadata import MetadataRequest, MetadataResponse
 from kbroker_protocol.primitives import Writer
 
 ZERO_UUID = uuid.UUID(int=0)
@@ -177,7 +178,7 @@ _ANSWERS_KEY = "metadata-answers"
 
 
 @api(3, 0, 13)
-def handle_metadata(ctx, request) -> MetadataResponse | EncodedMetadata:
+def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
     """Without an authorizer the answer depends only on the request, the listener and the image:
     it is encoded once per image change (`MetadataImage.derived`)."""
     broker = ctx.broker

@@ -9,11 +9,12 @@ UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offse
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.offset_fetch import OffsetFetchResponse
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
 
 T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition
@@ -57,7 +58,7 @@ def _group_by_topic(rows):
 
 
 @api(9, 1, 10)
-def handle_offset_fetch(ctx, request):
+def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest):
     version = ctx.api_version
     if version < 8:
         topics = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]

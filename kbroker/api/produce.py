@@ -32,6 +32,7 @@ import inspect
 import time
 import uuid
 
+from kbroker.api.context import RequestContext
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.replication.deadline import Deadline
@@ -39,7 +40,7 @@ from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.produce import ProduceResponse
+from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
@@ -80,7 +81,7 @@ def _response(responses: list, endpoints: dict) -> ProduceResponse:
 
 
 @api(0, 3, 13)
-def handle_produce(ctx, request):
+def handle_produce(ctx: RequestContext, request: ProduceRequest):
     broker = ctx.broker
     version = ctx.api_version
     acks = request.acks

@@ -18,6 +18,7 @@ import logging
 import re
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import NewTopic
@@ -26,7 +27,10 @@ from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
+from kbroker_protocol.messages.streams_group_heartbeat import (
+    StreamsGroupHeartbeatRequest,
+    StreamsGroupHeartbeatResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ def _error(code: ErrorCode, message: str | None = None) -> StreamsGroupHeartbeat
 
 
 @api(88, 0, 1)
-async def handle_streams_group_heartbeat(ctx, request):
+async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest):
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).

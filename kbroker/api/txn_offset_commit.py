@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
@@ -36,7 +37,7 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 @api(28, 0, 6)
-async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),

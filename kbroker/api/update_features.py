@@ -22,14 +22,14 @@ import uuid
 from pathlib import Path
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import UPDATE_FEATURES, controller_operation
 from kbroker.controller.features import FeatureUpdateError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.update_features import UpdateFeaturesResponse
+from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 
 Result = UpdateFeaturesResponse.UpdatableFeatureResult
 
@@ -52,7 +52,7 @@ def _metadata_directory_id(broker) -> uuid.UUID | None:
 
 
 @api(57, 0, 2)
-async def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
+async def handle_update_features(ctx: RequestContext, request: UpdateFeaturesRequest) -> UpdateFeaturesResponse:
     return await ctx.broker.controller_client.update_features(request, ctx.api_version, requester(ctx))
 
 

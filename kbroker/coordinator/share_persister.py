@@ -96,7 +96,6 @@ class SharePersister:
         node_id: int = self.broker.node_id
         return self.coordinator_node(group_id, topic_id, partition) == node_id
 
-
     # -- the RPCs ---------------------------------------------------------------------------------------
 
     async def read(self, group_id: str, topic_id: uuid.UUID, partition: int, leader_epoch: int

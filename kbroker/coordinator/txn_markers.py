@@ -170,7 +170,6 @@ class TxnMarkers(TxnCoordinatorCore):
                          txn.transactional_id)
                 return True
             code: ErrorCode = await producer_state.write_marker_replicated(
-
                 broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
             if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED):
                 log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,

@@ -433,7 +433,6 @@ class ReplicaManager:
                 if diverted is not None:
                     return await diverted if inspect.isawaitable(diverted) else diverted
             result = self._append(partition, header, batch, transactional_id, version, guard)
-
         finally:
             order.done(mine)
         # (a group-commit fsync is waited for after the next append may go ahead)
