@@ -13,7 +13,7 @@ each ISR member's broker epoch.
 
 from __future__ import annotations
 
-from kbroker.api.context import HandlerContext, require
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
@@ -25,7 +25,7 @@ async def handle_alter_partition(ctx: HandlerContext, request: AlterPartitionReq
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.replication_control import alter_partition
-    controller = require(ctx.broker.controller, "the controller")
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER, topics=[])
     async with operation(ctx.broker) as cc:

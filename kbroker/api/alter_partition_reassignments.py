@@ -28,7 +28,7 @@ every partition (the client looks for the active one).
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import HandlerContext, RequestContext, requester
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
@@ -61,7 +61,7 @@ async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
 
 
-def replication_settings(broker) -> ReplicationSettings:
+def replication_settings(broker: BrokerServices) -> ReplicationSettings:
     """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
     cc = getattr(broker.controller, "cluster_control", None)
     if cc is not None:
@@ -73,8 +73,8 @@ def replication_settings(broker) -> ReplicationSettings:
 
 
 @controller_operation(ALTER_PARTITION_REASSIGNMENTS)
-async def alter_partition_reassignments_operation(broker, request, version: int,
-                                                  requester=None) -> AlterPartitionReassignmentsResponse:
+async def alter_partition_reassignments_operation(broker: BrokerServices, request: AlterPartitionReassignmentsRequest, version: int,
+                                                  requester: Requester | None = None) -> AlterPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleAlterPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

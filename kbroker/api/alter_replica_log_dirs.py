@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.log.log_manager import LogDirOfflineError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
@@ -35,10 +35,10 @@ Result = AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult
 PartResult = Result.AlterReplicaLogDirPartitionResult
 
 
-def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
+def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> ErrorCode:
     if len(f"{topic}-{index}.{'0' * 32}-future") > 255:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
-    manager = broker.log_manager
+    manager = require(broker.log_manager, "the log manager")
     dest = next((manager.log_dirs[i] for i, d in enumerate(broker.config.log_dirs)
                  if os.path.abspath(d) == destination), None)
     if dest is None:

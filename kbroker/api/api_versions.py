@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import RequestContext, local_controller
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
@@ -50,7 +50,7 @@ def unsupported_version_response() -> ApiVersionsResponse:
     )
 
 
-def _valid(version: int, request) -> bool:
+def _valid(version: int, request: ApiVersionsRequest) -> bool:
     """Kafka's ``ApiVersionsRequest.isValid``."""
     if version >= 5 and (request.cluster_id is None) != (request.node_id == -1):
         return False
@@ -85,7 +85,7 @@ def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> Api
         response.finalized_features_epoch = image.offset
         response.finalized_features = [
             ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
-            for name, level in sorted(require(broker.controller, "the controller").finalized_features().items())
+            for name, level in sorted(local_controller(broker).finalized_features().items())
             if level != 0
         ]
     return response

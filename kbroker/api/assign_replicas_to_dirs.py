@@ -8,7 +8,7 @@ NOT_CONTROLLER from a controller that is not active. The records are committed b
 
 from __future__ import annotations
 
-from kbroker.api.context import HandlerContext, require
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
@@ -24,7 +24,7 @@ async def handle_assign_replicas_to_dirs(ctx: HandlerContext, request: AssignRep
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.dir_control import assign_replicas_to_dirs
     from kbroker.controller.features import METADATA_VERSION
-    controller = require(ctx.broker.controller, "the controller")
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return AssignReplicasToDirsResponse(error_code=ErrorCode.NOT_CONTROLLER)
     async with operation(ctx.broker) as cc:

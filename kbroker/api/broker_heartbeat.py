@@ -10,7 +10,7 @@ The records are committed before the answer.
 
 from __future__ import annotations
 
-from kbroker.api.context import HandlerContext, require
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
@@ -21,7 +21,7 @@ from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, B
 async def handle_broker_heartbeat(ctx: HandlerContext, request: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
-    controller = require(ctx.broker.controller, "the controller")
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return BrokerHeartbeatResponse(error_code=ErrorCode.NOT_CONTROLLER, is_fenced=True)
     async with operation(ctx.broker) as cc:

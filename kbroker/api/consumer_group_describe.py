@@ -33,7 +33,7 @@ def _assignment(image, parts) -> Assignment:
 
 
 @api(69, 0, 1)
-def handle_consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribeRequest):
+def handle_consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     from kbroker.coordinator.group_consumer import ConsumerGroup
 
     coordinator = ctx.broker.group_coordinator

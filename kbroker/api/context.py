@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from kbroker.config import Endpoint
+    from kbroker.controller.quorum import QuorumController
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
@@ -123,3 +124,8 @@ def require(service: T | None, name: str) -> T:
     if service is None:
         raise ServiceNotRunning(f"{name} is not running on this broker")
     return service
+
+
+def local_controller(broker: BrokerServices) -> QuorumController:
+    """This node's controller, where the admin operations run (:func:`require` of it)."""
+    return require(broker.controller, "the controller")

@@ -19,7 +19,7 @@ from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest, DeleteG
 
 
 @api(42, 0, 3)
-def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest):
+def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     R = DeleteGroupsResponse.DeletableGroupResult
     names = list(dict.fromkeys(request.groups_names))

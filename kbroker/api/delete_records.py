@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.replication.topics import INTERNAL_TOPICS
@@ -31,7 +31,7 @@ HIGH_WATERMARK = -1
 INVALID_LOW_WATERMARK = -1
 
 
-def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
     if broker.image.partition(topic, index) is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:

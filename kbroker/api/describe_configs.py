@@ -10,7 +10,7 @@ are never returned.
 from __future__ import annotations
 
 from kbroker.api.authorization import config_refused as _refused
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
 from kbroker.security.acls import DESCRIBE_CONFIGS
@@ -41,7 +41,7 @@ def _entry(e: ConfigEntry, include_synonyms: bool, include_documentation: bool) 
     )
 
 
-def broker_resource_error(broker, name: str) -> tuple[ErrorCode, str] | None:
+def broker_resource_error(broker: BrokerServices, name: str) -> tuple[ErrorCode, str] | None:
     if name not in ("", str(broker.node_id)):
         if not name.lstrip("-").isdigit():
             return ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"

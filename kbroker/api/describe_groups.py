@@ -39,7 +39,7 @@ def _assignment(parts: dict[str, set[int]]) -> bytes:
 M = G.DescribedGroupMember
 
 
-def _describe(ctx, coordinator, group_id: str) -> G:
+def _describe(ctx: RequestContext, coordinator, group_id: str) -> G:
     version = ctx.api_version
     if not group_id:
         return G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, group_state="", protocol_type="",
@@ -86,7 +86,7 @@ def _describe(ctx, coordinator, group_id: str) -> G:
 
 
 @api(15, 0, 6)
-def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest):
+def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:

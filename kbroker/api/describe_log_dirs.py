@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
@@ -36,7 +36,7 @@ def _volume(path: Path) -> tuple[int, int]:
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
-def _offset_lag(broker, topic: str, index: int, log_end_offset: int) -> int:
+def _offset_lag(broker: BrokerServices, topic: str, index: int, log_end_offset: int) -> int:
     partition = broker.partition(topic, index)
     if partition is None:
         return INVALID_OFFSET_LAG

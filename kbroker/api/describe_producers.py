@@ -22,7 +22,7 @@ PartResp = TopicResp.PartitionResponse
 Producer = PartResp.ProducerState
 
 
-def _topic_error(ctx, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
+def _topic_error(ctx: RequestContext, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
     """Kafka's topic-level checks, in its order: a legal name, READ, the topic exists."""
     try:
         validate_topic_name(name)

@@ -26,7 +26,7 @@ from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, In
 
 
 @api(22, 0, 6)
-async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest):
+async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
                                                                request.transactional_id):
         # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
@@ -53,7 +53,7 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
                                   producer_epoch=0)
 
 
-async def _transactional(ctx, coordinator, request):
+async def _transactional(ctx: RequestContext, coordinator, request: InitProducerIdRequest):
     from kbroker.coordinator.txn_coordinator import TxnError
 
     version = ctx.api_version

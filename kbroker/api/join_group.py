@@ -22,7 +22,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
 
 
-def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
+def _coordinator_error(coordinator, request: JoinGroupRequest) -> JoinGroupResponse | None:
     """Kafka's GroupCoordinatorService.joinGroup before the group: COORDINATOR_NOT_AVAILABLE
     (echoing the member id) without a coordinator, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, then
     the partition's NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS (without the member id)."""
@@ -40,7 +40,7 @@ def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
 
 
 @api(11, 0, 9)
-async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest):
+async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

@@ -16,7 +16,7 @@ from kbroker_protocol.messages.list_groups import ListGroupsRequest, ListGroupsR
 
 
 @api(16, 0, 5)
-def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest):
+def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     if coordinator is None:

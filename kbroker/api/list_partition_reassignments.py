@@ -13,7 +13,7 @@ ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import HandlerContext, RequestContext, requester
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
@@ -47,8 +47,8 @@ async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext,
 
 
 @controller_operation(LIST_PARTITION_REASSIGNMENTS)
-async def list_partition_reassignments_operation(broker, request, version: int,
-                                                 requester=None) -> ListPartitionReassignmentsResponse:
+async def list_partition_reassignments_operation(broker: BrokerServices, request: ListPartitionReassignmentsRequest, version: int,
+                                                 requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
         return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -24,7 +24,7 @@ RespPart = Resp.OffsetCommitResponsePartition
 
 
 @api(8, 2, 10)
-async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest):
+async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
     if not authorized(ctx, READ, GROUP, request.group_id):  # Kafka: the whole request (kbroker/security/acls.py)
         return BUILDERS[8](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     version = ctx.api_version

@@ -19,7 +19,7 @@ P = T.OffsetDeleteResponsePartition
 
 
 @api(47, 0, 0)
-def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest):
+def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:
         return OffsetDeleteResponse(error_code=ErrorCode.INVALID_GROUP_ID, topics=[])

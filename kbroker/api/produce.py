@@ -31,6 +31,7 @@ import asyncio
 import inspect
 import time
 import uuid
+from collections.abc import Awaitable
 
 from kbroker.api.context import RequestContext
 from kbroker.api.fetch import current_leader
@@ -64,7 +65,7 @@ def _ok(index: int, partition, result) -> PartResp:
     )
 
 
-def _not_leader(ctx, endpoints: dict, topic: str, index: int) -> PartResp:
+def _not_leader(ctx: RequestContext, endpoints: dict, topic: str, index: int) -> PartResp:
     resp = _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     if ctx.api_version >= 10:
         leader, epoch = current_leader(ctx.broker, topic, index, ctx.connection.endpoint.listener, endpoints)
@@ -81,7 +82,8 @@ def _response(responses: list, endpoints: dict) -> ProduceResponse:
 
 
 @api(0, 3, 13)
-def handle_produce(ctx: RequestContext, request: ProduceRequest):
+def handle_produce(ctx: RequestContext, request: ProduceRequest
+                   ) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
     broker = ctx.broker
     version = ctx.api_version
     acks = request.acks
@@ -164,7 +166,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest):
     return _response(responses, endpoints)
 
 
-async def _complete_later(ctx, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
+async def _complete_later(ctx: RequestContext, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
                           deadline: Deadline) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:

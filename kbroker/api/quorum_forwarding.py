@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import RequestContext, requester
+from kbroker.api.context import BrokerServices, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     DESCRIBE_QUORUM,
     UNREGISTER_BROKER,
+    Requester,
     controller_operation,
 )
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
@@ -82,7 +83,7 @@ async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBroke
 
 
 @controller_operation(DESCRIBE_QUORUM)
-async def describe_quorum_operation(broker, request, version: int, requester_=None) -> Any:
+async def describe_quorum_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_apis import describe_quorum
 
     refused = _refused(broker, requester_, DESCRIBE_QUORUM, version, request, DESCRIBE)
@@ -93,7 +94,7 @@ async def describe_quorum_operation(broker, request, version: int, requester_=No
 
 
 @controller_operation(UNREGISTER_BROKER)
-async def unregister_broker_operation(broker, request, version: int, requester_=None) -> Any:
+async def unregister_broker_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_listener import ControllerRequestContext
     from kbroker.api.unregister_broker import handle_unregister_broker as on_controller
 

@@ -19,10 +19,10 @@ import uuid
 from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import RequestContext, requester
+from kbroker.api.context import BrokerServices, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
-from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, controller_operation
+from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, Requester, controller_operation
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
@@ -195,10 +195,10 @@ def _refused(broker: Broker, requester_: Any, cls: Any) -> Any | None:
 
 
 @controller_operation(ADD_RAFT_VOTER)
-async def add_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+async def add_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     return _refused(broker, requester_, AddRaftVoterResponse) or await add_raft_voter(broker, request)
 
 
 @controller_operation(REMOVE_RAFT_VOTER)
-async def remove_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+async def remove_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     return _refused(broker, requester_, RemoveRaftVoterResponse) or await remove_raft_voter(broker, request)

@@ -28,7 +28,7 @@ ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 @api(77, 1, 1)
-def handle_share_group_describe(ctx: RequestContext, request: ShareGroupDescribeRequest):
+def handle_share_group_describe(ctx: RequestContext, request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker):
         return ShareGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

@@ -31,7 +31,7 @@ def member_id_valid(member_id: str | None) -> bool:
 
 
 @api(76, 1, 1)
-async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest):
+async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
@@ -43,7 +43,7 @@ async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupH
     return response
 
 
-def _share_group_heartbeat(ctx, request):
+def _share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest):
     broker = ctx.broker
     # Refused in KafkaApis: getErrorResponse carries the code only.
     if not share_groups_enabled(broker):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.group_coordinator import coordinator_error
@@ -47,7 +47,7 @@ XT = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def _describe_partition(broker, group_id: str, topic, index: int) -> DP:
+def _describe_partition(broker: BrokerServices, group_id: str, topic, index: int) -> DP:
     store = share_coordinator(broker).store
     state = store.read(group_id, topic.topic_id, index)
     sp = share_coordinator(broker).manager.partitions.get((group_id, topic.topic_id, index))

@@ -59,7 +59,7 @@ def _topology(group: StreamsGroup, ready: bool):
 
 
 @api(89, 0, 1)
-def handle_streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRequest):
+def handle_streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
     coordinator = ctx.broker.group_coordinator
     if not streams_enabled(ctx.broker):
         return StreamsGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

@@ -23,7 +23,7 @@ from kbroker_protocol.messages.streams_group_topology_description_update import 
 
 
 @api(93, 0, 0)
-def handle_streams_group_topology_description_update(ctx: RequestContext, request: StreamsGroupTopologyDescriptionUpdateRequest):
+def handle_streams_group_topology_description_update(ctx: RequestContext, request: StreamsGroupTopologyDescriptionUpdateRequest) -> StreamsGroupTopologyDescriptionUpdateResponse:
     if not streams_enabled(ctx.broker):
         return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.UNSUPPORTED_VERSION,
                                                              error_message=default_message(ErrorCode.UNSUPPORTED_VERSION))

@@ -19,7 +19,7 @@ from kbroker_protocol.messages.sync_group import SyncGroupRequest, SyncGroupResp
 
 
 @api(14, 0, 5)
-async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest):
+async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

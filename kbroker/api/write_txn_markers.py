@@ -10,7 +10,7 @@ UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from kbroker.replication.deadline import Deadline
@@ -23,7 +23,7 @@ TopicResult = MarkerResult.WritableTxnMarkerTopicResult
 PartResult = TopicResult.WritableTxnMarkerPartitionResult
 
 
-def _complete_offsets(broker, partition, marker) -> ErrorCode:
+def _complete_offsets(broker: BrokerServices, partition, marker) -> ErrorCode:
     """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
     the producer's pending transactional offsets of the partition's groups and writes the marker."""
     if not partition.is_leader:
