@@ -1,7 +1,7 @@
 """AlterPartitionReassignments (key 45), v0-1.
 
 Moves partitions to new replica sets, as Kafka 4.4's ``ReplicationControlManager``
-(``alterPartitionReassignments``, the decision in kbroker.controller.replication_control). The
+(``alterPartitionReassignments``, the decision in kbroker.controller.reassignment). The
 broker forwards the request to the active controller (``ctx.broker.controller_client``, in an
 Envelope on a cluster); :func:`alter_partition_reassignments` is the controller's side, run one
 at a time with the controller's other operations.
@@ -33,7 +33,8 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.quorum import ControllerError
-from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
+from kbroker.controller.reassignment import alter_partition_reassignments
+from kbroker.controller.replication_control import ReplicationSettings
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (

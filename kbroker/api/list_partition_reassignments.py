@@ -18,7 +18,7 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.quorum import ControllerError
-from kbroker.controller.replication_control import list_partition_reassignments
+from kbroker.controller.reassignment import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_partition_reassignments import (
