@@ -164,7 +164,7 @@ class SharePersister:
 
     async def _attempt(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
                        request: Any) -> Any:
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
 
         if self.broker.image.topic(STATE_TOPIC) is None:
             self.store.ensure_topic()  # created through the controller, as a coordinator's first use does
