@@ -303,7 +303,6 @@ class GroupCoordinatorCore:
         offset: int = self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
         return offset
 
-
     async def wait_for_replication(self, group_id: str) -> ErrorCode:
         """Wait until what was appended for ``group_id`` is below its partition's high watermark
         (Kafka writes coordinator records with acks=all, ``offsets.commit.timeout.ms``); an error
