@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -190,10 +191,57 @@ QUICK_JVM = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 FULL_JIT = ["-XX:+UseG1GC"]
 
 
+# A class-data-sharing archive (AppCDS, JDK 13+) of the classes one Kafka tool run loads (TopicCommand:
+# the admin client, the common config, network and logging classes), used by every quick JVM on the
+# same classpath, brokers included: the JVM maps those classes instead of loading and verifying them.
+# A TopicCommand costs 0.39-0.45 s of user CPU with it against 0.65-0.67 s without (wall 2.2-2.8 s
+# against 2.4-4.1 s, loaded machine). Made once per cache (a few seconds), written elsewhere and
+# renamed, as a truncated archive crashes the JVM; one that no longer matches the JDK or the jars is
+# ignored by the JVM (-Xshare:auto, the default), its messages silenced (they go to stdout).
+_CDS_LOG_OFF = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+_cds_lock = threading.Lock()
+_cds_tried = False
+
+
+def cds_archive(libs: Path) -> Path | None:
+    """The tools' CDS archive for ``libs`` (made on first use); None when the JVM cannot make one."""
+    global _cds_tried
+    java = shutil.which("java")
+    if java is None:
+        return None
+    real = Path(java).resolve()
+    key = f"{real}:{real.stat().st_size}:{real.stat().st_mtime_ns}:{libs.resolve()}"
+    archive = CACHE / "cds" / f"tools-{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]}.jsa"
+    with _cds_lock:
+        if archive.exists() or _cds_tried:
+            return archive if archive.exists() else None
+        _cds_tried = True
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        tmp = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+        with tempfile.TemporaryDirectory(prefix="kafka-cds-") as work:
+            conf = Path(work) / "admin.properties"
+            conf.write_text("default.api.timeout.ms=1500\nrequest.timeout.ms=1000\n")
+            # Against a closed port: the tool loads its classes, times out and exits (status 1).
+            cmd = ["java", "-Xmx256m", "-Xms128m", *QUICK_JVM, *_CDS_LOG_OFF, f"-XX:ArchiveClassesAtExit={tmp}",
+                   "-Djava.awt.headless=true", "-cp", f"{libs}/*", "org.apache.kafka.tools.TopicCommand",
+                   "--bootstrap-server", f"127.0.0.1:{free_port()}", "--list", "--command-config", str(conf)]
+            try:
+                res = subprocess.run(cmd, capture_output=True, timeout=120, cwd=work)
+            except subprocess.TimeoutExpired:
+                res = None
+        if res is not None and res.returncode in (0, 1) and tmp.exists() and tmp.stat().st_size > 0:
+            os.replace(tmp, archive)
+        tmp.unlink(missing_ok=True)
+        return archive if archive.exists() else None
+
+
 def java_cmd(libs: Path, main: str, args: list[str], heap: str, log4j: Path | None,
              quick: bool = True) -> list[str]:
     cmd = ["java", f"-Xmx{heap}", f"-Xms{min_heap(heap)}", *(QUICK_JVM if quick else FULL_JIT),
            "-Djava.awt.headless=true"]
+    archive = cds_archive(libs) if quick else None
+    if archive is not None:
+        cmd += [f"-XX:SharedArchiveFile={archive}", *_CDS_LOG_OFF]
     if log4j is not None:
         cmd.append(f"-Dlog4j2.configurationFile={log4j}")
     return cmd + ["-cp", f"{libs}/*", main, *args]
