@@ -42,6 +42,8 @@ from kbroker.coordinator.group_members import (
     same,
 )
 from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
+from kbroker.coordinator.timer_keys import GroupTimerKey
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -57,6 +59,8 @@ from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignm
 from kbroker_protocol.primitives import Message
 
 log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
+
+TIMER_RETRY_BACKOFF_MS = 500  # Kafka's CoordinatorTimerImpl: a failed timer operation runs again after this
 
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
@@ -272,13 +276,27 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:
         if self.coordinator.groups.get(group.group_id) is group:
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._session_key(group, member_id),
+                                  lambda: self._on_session_expired(group, member_id))
 
     def _on_revocation_timeout(self, group: ConsumerGroup, member_id: str) -> None:
         member = group.members.get(member_id)
         if member is not None and member.pending_revocation and self.coordinator.groups.get(group.group_id) is group:
             log.info("consumer group %s: member %s did not revoke in time", group.group_id, member_id)
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._revoke_key(group, member_id),
+                                  lambda: self._on_revocation_timeout(group, member_id))
+
+    def _remove_or_retry(self, group: ConsumerGroup, member_id: str, key: GroupTimerKey,
+                         again: Callable[[], None]) -> None:
+        """A timer's removal of a member; when its records cannot be appended the group stays as it
+        was and the timer fires again after Kafka's timer retry backoff."""
+        try:
+            with self._all_or_nothing(group.group_id):
+                self.remove_member(group, member_id)
+        except ProduceError as exc:
+            log.warning("consumer group %s: removing member %s failed (%s); retrying in %d ms", group.group_id,
+                        member_id, exc.code.name, TIMER_RETRY_BACKOFF_MS)
+            self.timer.schedule(key, TIMER_RETRY_BACKOFF_MS, again)
 
     # -- records ---------------------------------------------------------------------------------------------
 

@@ -23,12 +23,15 @@ instance id, a rack, the client's id and host. What is common lives here:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
 
+from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.timer_keys import GroupTimerKey
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
@@ -257,6 +260,30 @@ class MemberGroupManager(Generic[G, M]):
 
     def _schedule_revocation(self, group: G, member: M, timeout_ms: int, fn: Callable[[], None]) -> None:
         self.timer.schedule(self._revoke_key(group, member.member_id), timeout_ms, fn)
+
+    # -- all or nothing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _all_or_nothing(self, group_id: str) -> Iterator[None]:
+        """An operation on ``group_id`` whose records cannot be appended (ProduceError) leaves the
+        group as it was, its timers included (Kafka's runtime reverts its timeline state to the
+        failed batch's base offset); the error goes on to the caller. Timer changes take effect
+        once the operation is over."""
+        snapshot = GroupSnapshot.take(self.coordinator.groups, group_id, MemberGroup)
+        timer = self.timer
+        deferred = DeferredTimer(timer)
+        self.timer = deferred
+        failed = False
+        try:
+            yield
+        except ProduceError:
+            failed = True
+            snapshot.restore(self.coordinator.groups)
+            raise
+        finally:
+            self.timer = timer
+            if not failed:
+                deferred.apply()
 
     # -- records ----------------------------------------------------------------------------------------
 
