@@ -187,15 +187,8 @@ class Bench:
         return r
 
     def partitions(self) -> dict:
-        a = self.args
-        points = []
-        for parts in [int(x) for x in a.points.split(",")]:
-            log(f"partitions={parts}")
-            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
-            points.append({"partitions": parts, "runs": runs})
-            self.interleave(a.reps, lambda kind, parts=parts: self.partitions_point(kind, parts), runs,
-                            lambda: self.save("partitions", {"params": vars_of(a), "points": points}))
-        return {"params": vars_of(a), "points": points}
+        return self.curve("partitions", "partitions", [int(x) for x in self.args.points.split(",")],
+                          self.partitions_point)
 
     # -- one load on a fresh broker ----------------------------------------------------------
     def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
@@ -216,6 +209,7 @@ class Bench:
         return r
 
     def curve(self, name: str, xkey: str, xs: list[int], point) -> dict:
+        """point(kind, x) for each x of `xs`, on each broker (interleaved), saved after every run."""
         a = self.args
         points = []
         for x in xs:
@@ -224,20 +218,25 @@ class Bench:
             points.append({xkey: x, "runs": runs})
             self.interleave(a.reps, lambda kind, x=x: point(kind, x), runs,
                             lambda: self.save(name, {"params": vars_of(a), "points": points}))
-        return {"points": points}
+        return {"params": vars_of(a), "points": points}
+
+    def producers_curve(self, name: str, xkey: str, counts: str, acks: str, settings: dict[str, str]) -> dict:
+        """librdkafka producer connections (bench_loads produce-conns, --records 1 KiB records over
+        --partitions partitions): a point per count of the comma-separated `counts`."""
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", acks])
+            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
+
+        return self.curve(name, xkey, [int(x) for x in counts.split(",")], point)
 
     # -- durability: log.flush.interval.messages=1 -------------------------------------------
     def durability(self) -> dict:
-        a = self.args
-        settings = {"log.flush.interval.messages": "1"}
-
-        def point(kind: str, producers: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(producers), "--acks", "all"])
-            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
-
-        return self.curve("durability", "producers", [int(x) for x in a.producers.split(",")], point)
+        return self.producers_curve("durability", "producers", self.args.producers, "all",
+                                    {"log.flush.interval.messages": "1"})
 
     # -- record sizes ----------------------------------------------------------------------
     def sizes(self) -> dict:
@@ -258,15 +257,7 @@ class Bench:
 
     # -- producer connections --------------------------------------------------------------
     def clients(self) -> dict:
-        a = self.args
-
-        def point(kind: str, conns: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
-            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
-
-        return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
+        return self.producers_curve("clients", "clients", self.args.clients, "1", {})
 
     # -- consumer groups ---------------------------------------------------------------------
     def groups(self) -> dict:
@@ -285,15 +276,7 @@ class Bench:
 
     # -- the ceiling: the same client against a broker that does no work ---------------------
     def ceiling(self) -> dict:
-        a = self.args
-
-        def point(kind: str, conns: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
-            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
-
-        return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
+        return self.producers_curve("ceiling", "clients", self.args.clients, "1", {})
 
     # -- OMB-like mixed load ----------------------------------------------------------------
     def mixed(self) -> dict:

@@ -109,7 +109,8 @@ class GroupCoordinatorCore:
 
     def topic_partitions(self) -> int:
         """The partitions ``__consumer_offsets`` is created with."""
-        return self.broker.config["offsets.topic.num.partitions"]
+        configured: int = self.broker.config["offsets.topic.num.partitions"]
+        return configured
 
     def ensure_topic(self) -> bool:
         """Create ``__consumer_offsets`` if it does not exist yet; True once it exists.
@@ -307,12 +308,13 @@ class GroupCoordinatorCore:
         except RuntimeError as exc:  # the offsets topic or partition is not there
             raise ProduceError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc)) from None
         try:
-            return self.broker.replica_manager.append_internal(partition, batch)
+            offset: int = self.broker.replica_manager.append_internal(partition, batch)
         except RecordBatchTooLargeError as exc:
             raise ProduceError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from None
         except (LogError, OSError) as exc:
             log.error("coordinator write for group %s failed: %s", group_id, exc)
             raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+        return offset
 
     async def wait_for_replication(self, group_id: str) -> ErrorCode:
         """Wait until what was appended for ``group_id`` is below its partition's high watermark

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
@@ -181,7 +181,8 @@ class MemberGroup(Generic[M, T]):
         return None
 
 
-G = TypeVar("G", bound=MemberGroup)
+G = TypeVar("G", bound=MemberGroup[Any, Any])
+
 
 
 # -- records ------------------------------------------------------------------------------------------------

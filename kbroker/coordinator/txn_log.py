@@ -145,7 +145,9 @@ def decode_key(data: bytes) -> str | None:
     (version,) = _I16.unpack_from(data)
     if version != 0:
         return None
-    return TransactionLogKey.decode(memoryview(data)[2:], 0).transactional_id
+    transactional_id: str = TransactionLogKey.decode(memoryview(data)[2:], 0).transactional_id
+    return transactional_id
+
 
 
 def decode_value(transactional_id: str, data: bytes) -> TxnMetadata:

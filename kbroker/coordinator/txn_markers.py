@@ -208,7 +208,7 @@ class TxnMarkers(TxnCoordinatorCore):
                 log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
                          txn.transactional_id)
                 return False
-            code = await producer_state.write_marker_replicated(
+            code: ErrorCode = await producer_state.write_marker_replicated(
                 broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
             return marker_retried(txn, topic, index, code)
 

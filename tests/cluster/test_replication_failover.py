@@ -192,13 +192,15 @@ def test_acks_all_refused_below_min_insync_replicas(tmp_path):
         cluster.kill_all()
 
 
-def find_coordinator(cluster: Cluster, node: int, group: str) -> int | None:
+def find_coordinator(cluster: Cluster, node: int, key: str, key_type: int = 0) -> int | None:
+    """The coordinator ``node`` names for the group (key_type 0) or transactional id (1) ``key``;
+    None while it cannot tell."""
     try:
         w = cluster.wire(node)
     except OSError:
         return None
     try:
-        resp = w.call(10, 4, key_type=0, coordinator_keys=[group])
+        resp = w.call(10, 4, key_type=key_type, coordinator_keys=[key])
     except OSError:
         return None
     finally:
@@ -270,18 +272,7 @@ def test_consumer_group_survives_kill_of_its_coordinator(fast_cluster):
 
 
 def find_txn_coordinator(cluster: Cluster, node: int, transactional_id: str) -> int | None:
-    try:
-        w = cluster.wire(node)
-    except OSError:
-        return None
-    try:
-        resp = w.call(10, 4, key_type=1, coordinator_keys=[transactional_id])
-    except OSError:
-        return None
-    finally:
-        w.sock.close()
-    c = resp.coordinators[0]
-    return c.node_id if c.error_code == E.NONE else None
+    return find_coordinator(cluster, node, transactional_id, key_type=1)
 
 
 def test_transactions_with_remote_markers_across_a_coordinator_move(fast_cluster):
