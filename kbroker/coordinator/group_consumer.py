@@ -210,7 +210,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         after = (member.member_epoch, copy_parts(member.assigned))
         if after != before or r.member_epoch == 0 or changed:
             records.append(self._current_record(group, member))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         self._schedule_session(group, member)
         send_assignment = after != before or r.member_epoch == 0 or (owned is not None and not same(owned, member.assigned))
         assignment = None
@@ -237,7 +237,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
             raise ConsumerGroupError(ErrorCode.UNKNOWN_MEMBER_ID)
         if r.member_epoch == STATIC_LEAVE_EPOCH:
             member.leave_temporarily()
-            self.coordinator.append(group.group_id, [self._current_record(group, member)])
+            self._append(group.group_id, [self._current_record(group, member)])
         else:
             self.remove_member(group, member.member_id)
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.NONE, member_id=r.member_id,

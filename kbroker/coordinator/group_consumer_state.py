@@ -265,7 +265,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
             group.target = {}
             group.assignment_epoch = group.group_epoch
             records.append(self._target_metadata_record(group))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         log.info("consumer group %s: member %s removed (epoch %d)", group.group_id, member_id, group.group_epoch)
 
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:

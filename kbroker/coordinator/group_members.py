@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.timer_keys import GroupTimerKey
-from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
@@ -238,6 +237,8 @@ class MemberGroupManager(Generic[G, M]):
 
     def __init__(self, coordinator: GroupHost) -> None:
         self.coordinator = coordinator
+        # the operation under way (_all_or_nothing): its group id, records and post-append actions
+        self._operation: tuple[str, list[Record], list[Callable[[], None]]] | None = None
         self.broker: BrokerView = coordinator.broker
         self.timer: Timer = coordinator.timer
 
@@ -266,25 +267,46 @@ class MemberGroupManager(Generic[G, M]):
 
     @contextmanager
     def _all_or_nothing(self, group_id: str) -> Iterator[None]:
-        """An operation on ``group_id`` whose records cannot be appended (ProduceError) leaves the
-        group as it was, its timers included (Kafka's runtime reverts its timeline state to the
-        failed batch's base offset); the error goes on to the caller. Timer changes take effect
-        once the operation is over."""
-        snapshot = GroupSnapshot.take(self.coordinator.groups, group_id, MemberGroup)
+        """An operation on ``group_id`` as Kafka's runtime runs one: its records are appended as one
+        batch at its end, and when that append fails (ProduceError), or the operation raises, the
+        group is left as it was, its timers included (Kafka reverts its timeline state to the
+        failed batch's base offset); the error goes on to the caller. Timer changes and the
+        actions given to :meth:`_once_appended` take effect once the records are appended."""
+        groups = self.coordinator.groups
+        snapshot = GroupSnapshot.take(groups, group_id, MemberGroup)
         timer = self.timer
         deferred = DeferredTimer(timer)
-        self.timer = deferred
-        failed = False
+        batch: list[Record] = []
+        after: list[Callable[[], None]] = []
+        self.timer, self._operation = deferred, (group_id, batch, after)
         try:
             yield
-        except ProduceError:
-            failed = True
-            snapshot.restore(self.coordinator.groups)
+            self._operation = None
+            self.coordinator.append(group_id, batch)
+        except BaseException:
+            snapshot.restore(groups)
             raise
         finally:
-            self.timer = timer
-            if not failed:
-                deferred.apply()
+            self.timer, self._operation = timer, None
+        deferred.apply()
+        for action in after:
+            action()
+
+    def _append(self, group_id: str, records: list[Record]) -> None:
+        """Append ``records`` for ``group_id``: with the batch of the operation under way on it
+        (:meth:`_all_or_nothing`), else at once."""
+        if self._operation is not None and self._operation[0] == group_id:
+            self._operation[1].extend(records)
+        else:
+            self.coordinator.append(group_id, records)
+
+    def _once_appended(self, group_id: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once the records of the operation under way on ``group_id`` are appended
+        (at once when there is none): what cannot be undone waits for the append."""
+        if self._operation is not None and self._operation[0] == group_id:
+            self._operation[2].append(action)
+        else:
+            action()
 
     # -- records ----------------------------------------------------------------------------------------
 
@@ -442,8 +464,8 @@ class MemberGroupManager(Generic[G, M]):
         classic = self.coordinator.groups[group_id]
         assert isinstance(classic, ClassicGroup)
         if classic.protocol_type:
-            self.coordinator.append(group_id, [(encode_group_key(group_id), None)])
-        self.coordinator.classic.mark_dead(classic)
+            self._append(group_id, [(encode_group_key(group_id), None)])
+        self._once_appended(group_id, lambda: self.coordinator.classic.mark_dead(classic))
         del self.coordinator.groups[group_id]
 
     def _existing_or_new(self, group_id: str, create: bool, label: str, not_found: str | None = None) -> G:

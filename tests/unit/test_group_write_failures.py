@@ -157,3 +157,43 @@ def test_random_schedules_with_failed_writes_stay_exclusive_and_converge(seed: i
     group = coordinator.groups["g"]
     assert group.state_name() == "Stable"
     assert sum(len(ps) for c in clients for ps in (c.owned or {}).values()) == sum(topics.values())
+
+
+def test_failed_writes_of_classic_members_hosted_by_the_group_change_nothing() -> None:
+    """JoinGroup, Heartbeat and LeaveGroup of classic consumers in a consumer group: a join, a
+    heartbeat that moves the group to a new target, a leave of two members (one batch: neither
+    leaves) whose records cannot be appended leave the group as it was and answer the error."""
+    from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
+
+    coordinator, manager = make({"t": 4})
+    coordinator.broker.config.update({"group.min.session.timeout.ms": 6000, "group.max.session.timeout.ms": 60000})
+    metadata = b"\x00\x00" + ConsumerProtocolSubscription(topics=["t"]).encode(0)
+
+    def classic_join(member_id: str) -> Any:
+        return manager.classic_join(coordinator.groups["g"], member_id=member_id, group_instance_id=None,
+                                    protocol_type="consumer", protocols=[("range", metadata)],
+                                    session_timeout_ms=10000, rebalance_timeout_ms=10000, client_id="c",
+                                    client_host="/h", require_known_member_id=False)
+
+    a = Client(manager, "a", ["t"])
+    a.heartbeat()
+    joined = classic_join("c1")
+    assert joined.error_code == ErrorCode.NONE
+    before = state(coordinator)
+    coordinator.error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    refused = classic_join("c2")
+    assert (refused.error_code, refused.member_id) == (ErrorCode.NOT_COORDINATOR, "c2")
+    assert state(coordinator) == before
+    coordinator.broker.image.add("t2", 1)  # (not subscribed: no new epoch)
+    coordinator.groups["g"].members["c1"].subscribed_topic_names = ["t", "t2"]  # a subscription change
+    before = state(coordinator)
+    assert manager.classic_heartbeat(coordinator.groups["g"], member_id="c1", generation=joined.generation_id,
+                                     group_instance_id=None) == ErrorCode.NOT_COORDINATOR
+    assert state(coordinator) == before
+    assert manager.classic_leave(coordinator.groups["g"], [("c1", None), ("a", None)]) == [
+        ErrorCode.NOT_COORDINATOR, ErrorCode.NOT_COORDINATOR]
+    assert state(coordinator) == before
+    coordinator.error = None
+    assert manager.classic_leave(coordinator.groups["g"], [("c1", None), ("a", None)]) == [
+        ErrorCode.NONE, ErrorCode.NONE]
+    assert coordinator.groups["g"].members == {}
