@@ -43,7 +43,6 @@ from kbroker.coordinator.group_members import (
 )
 from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
 from kbroker.coordinator.timer_keys import GroupTimerKey
-from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -59,8 +58,6 @@ from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignm
 from kbroker_protocol.primitives import Message
 
 log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
-
-TIMER_RETRY_BACKOFF_MS = 500  # Kafka's CoordinatorTimerImpl: a failed timer operation runs again after this
 
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
@@ -290,13 +287,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                          again: Callable[[], None]) -> None:
         """A timer's removal of a member; when its records cannot be appended the group stays as it
         was and the timer fires again after Kafka's timer retry backoff."""
-        try:
-            with self._all_or_nothing(group.group_id):
-                self.remove_member(group, member_id)
-        except ProduceError as exc:
-            log.warning("consumer group %s: removing member %s failed (%s); retrying in %d ms", group.group_id,
-                        member_id, exc.code.name, TIMER_RETRY_BACKOFF_MS)
-            self.timer.schedule(key, TIMER_RETRY_BACKOFF_MS, again)
+        self._timer_write(group.group_id, key, again, lambda: self.remove_member(group, member_id))
 
     # -- records ---------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ instance id, a rack, the client's id and host. What is common lives here:
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.timer_keys import GroupTimerKey
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
+TIMER_RETRY_BACKOFF_MS = 500  # Kafka's CoordinatorTimerImpl: a failed timer operation runs again after this
+
+log = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes | None]
 """A ``__consumer_offsets`` record: framed key and value (None: a tombstone)."""
@@ -291,6 +296,18 @@ class MemberGroupManager(Generic[G, M]):
         deferred.apply()
         for action in after:
             action()
+
+    def _timer_write(self, group_id: str, key: GroupTimerKey, again: Callable[[], None],
+                     operation: Callable[[], None]) -> None:
+        """A timer's ``operation`` on a group, all or nothing; when its records cannot be appended
+        the timer ``key`` fires ``again`` after Kafka's timer retry backoff (CoordinatorTimerImpl)."""
+        try:
+            with self._all_or_nothing(group_id):
+                operation()
+        except ProduceError as exc:
+            log.warning("group %s: the write of timer %s failed (%s); retrying in %d ms", group_id, key,
+                        exc.code.name, TIMER_RETRY_BACKOFF_MS)
+            self.timer.schedule(key, TIMER_RETRY_BACKOFF_MS, again)
 
     def _append(self, group_id: str, records: list[Record]) -> None:
         """Append ``records`` for ``group_id``: with the batch of the operation under way on it
