@@ -1,4 +1,4 @@
-"""A KIP-1071 streams group operation whose records cannot be appended leaves the group as it was,
+"""A KIP-1071 streams group (or KIP-932 share group) operation whose records cannot be appended leaves the group as it was,
 timers included (Kafka's coordinator runtime reverts to the failed batch's base offset): the
 heartbeat answers the append error as Kafka normalises it, and a timer's write (a session's
 expiry) runs again after Kafka's timer retry backoff."""
@@ -60,3 +60,37 @@ def test_failed_streams_heartbeats_and_expiries_change_nothing() -> None:
     coordinator.timer.advance(500)
     assert coordinator.groups["app"].members == {}
 
+
+
+def test_failed_share_heartbeats_and_expiries_change_nothing() -> None:
+    """The same for a KIP-932 share group; a member's removal releases its records (the
+    member-removed hooks) only once its records are appended."""
+    from kbroker.coordinator.share_group import ShareGroupManager
+    from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest
+
+    coordinator = FailingCoordinator()
+    coordinator.broker.config.update({"group.share.max.size": 100, "group.share.heartbeat.interval.ms": 5000,
+                                      "group.share.session.timeout.ms": 45000})
+    coordinator.broker.image.add("t", 2)
+    manager = ShareGroupManager(coordinator)
+    removed: list[tuple[str, str]] = []
+    manager.on_member_removed.append(lambda group_id, member_id: removed.append((group_id, member_id)))
+
+    def heartbeat(member_id: str, epoch: int) -> Any:
+        return manager.heartbeat(ShareGroupHeartbeatRequest(
+            group_id="s", member_id=member_id, member_epoch=epoch,
+            subscribed_topic_names=["t"] if epoch == 0 else None), "client", "/h")
+
+    assert heartbeat("a", 0).error_code == ErrorCode.NONE
+    coordinator.timer.advance(1000)
+    before = state(coordinator)
+    coordinator.error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert heartbeat("b", 0).error_code == ErrorCode.NOT_COORDINATOR
+    assert state(coordinator) == before
+    assert heartbeat("a", -1).error_code == ErrorCode.NOT_COORDINATOR
+    assert state(coordinator) == before and removed == []
+    coordinator.timer.advance(45000)  # a's session expires; its removal cannot be written
+    assert set(coordinator.groups["s"].members) == {"a"} and removed == []
+    coordinator.error = None
+    coordinator.timer.advance(500)
+    assert coordinator.groups["s"].members == {} and removed == [("s", "a")]
