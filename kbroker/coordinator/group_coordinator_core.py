@@ -493,7 +493,10 @@ class GroupCoordinatorCore:
             if not manager.is_empty(group):
                 return ErrorCode.NON_EMPTY_GROUP
             tombstones = manager.tombstones(group)
-        self._remove_group(group_id, tombstones)
+        try:
+            self._remove_group(group_id, tombstones)
+        except ProduceError as exc:  # not appended: the group stays (the error as Kafka normalises it)
+            return response_error(exc.code)
         return ErrorCode.NONE
 
     def _remove_group(self, group_id: str, group_tombstones: list[tuple[bytes, bytes | None]]) -> None:
