@@ -42,6 +42,7 @@ from kbroker.coordinator.group_members import (
     same,
 )
 from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -261,7 +262,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
             group.target = {}
             group.assignment_epoch = group.group_epoch
             records.append(self._target_metadata_record(group))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         log.info("consumer group %s: member %s removed (epoch %d)", group.group_id, member_id, group.group_epoch)
 
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
@@ -272,13 +273,21 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:
         if self.coordinator.groups.get(group.group_id) is group:
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._session_key(group, member_id),
+                                  lambda: self._on_session_expired(group, member_id))
 
     def _on_revocation_timeout(self, group: ConsumerGroup, member_id: str) -> None:
         member = group.members.get(member_id)
         if member is not None and member.pending_revocation and self.coordinator.groups.get(group.group_id) is group:
             log.info("consumer group %s: member %s did not revoke in time", group.group_id, member_id)
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._revoke_key(group, member_id),
+                                  lambda: self._on_revocation_timeout(group, member_id))
+
+    def _remove_or_retry(self, group: ConsumerGroup, member_id: str, key: GroupTimerKey,
+                         again: Callable[[], None]) -> None:
+        """A timer's removal of a member; when its records cannot be appended the group stays as it
+        was and the timer fires again after Kafka's timer retry backoff."""
+        self._timer_write(group.group_id, key, again, lambda: self.remove_member(group, member_id))
 
     # -- records ---------------------------------------------------------------------------------------------
 

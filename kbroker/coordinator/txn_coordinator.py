@@ -398,7 +398,7 @@ class TransactionCoordinator(TxnMarkers):
                              or txn.state == TxnState.COMPLETE_ABORT and not commit)
         if v2 and matching_complete and (
             producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
-            or producer_id == txn.previous_producer_id and txn.producer_epoch == 0
+            or producer_id == txn.previous_producer_id and producer_epoch == MAX_EPOCH - 1 and txn.producer_epoch == 0
         ):
             return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
         if txn.producer_id != producer_id:
@@ -433,11 +433,13 @@ class TransactionCoordinator(TxnMarkers):
         raise TxnError(ErrorCode.INVALID_TXN_STATE)
 
     def _bump_epoch(self, txn: TxnMetadata) -> TxnMetadata:
-        """Transactions V2: epoch + 1; when that exhausts the epochs, the next producer id is chosen now
-        (logged with the Prepare record) and taken when the transaction completes."""
-        bumped = txn.copy(producer_epoch=txn.producer_epoch + 1, client_txn_version=2,
+        """Transactions V2 (Kafka's prepareAbortOrCommit): epoch + 1 (not past Short.MAX_VALUE);
+        when the epochs are exhausted (the current one is Short.MAX_VALUE - 1), the next producer
+        id is chosen now (logged with the Prepare record, whose markers carry Short.MAX_VALUE) and
+        taken at epoch 0 when the transaction completes."""
+        bumped = txn.copy(producer_epoch=min(txn.producer_epoch + 1, MAX_EPOCH), client_txn_version=2,
                           last_producer_epoch=txn.producer_epoch)
-        if bumped.producer_epoch >= MAX_EPOCH - 1:
+        if txn.producer_epoch >= MAX_EPOCH - 1:
             bumped.next_producer_id = self.broker.producer_ids.allocate()
             bumped.next_producer_epoch = 0
         return bumped
