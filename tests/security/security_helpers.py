@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from waiting import wait_until
 from wire import Wire, create_topic, plain_login
 
 from kbroker.security import acls as A
@@ -122,3 +123,21 @@ def grant(broker: BrokerThread, *creations: Any, topics: tuple[str, ...] = ()) -
             assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(creations)
     finally:
         admin.close()
+
+
+def produce_through_reauthentications(broker: BrokerThread, producer: Any, topic: str, times: int = 3) -> list[Any]:
+    """Produce to ``topic`` with the (confluent-kafka) ``producer`` until one of ``broker``'s
+    connections has re-authenticated ``times`` times (KIP-368), then flush it all; the delivery
+    errors."""
+    errors: list[Any] = []
+
+    def reauthenticated() -> bool:
+        producer.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
+        producer.poll(0.05)
+        counts = broker.call(lambda: [c.authenticator.reauthentications for c in broker.broker.connections
+                                      if c.authenticator is not None and not c.closed])
+        return max(counts, default=0) >= times
+
+    wait_until(reauthenticated, timeout=60, message=f"{times} re-authentications on one connection")
+    assert producer.flush(30) == 0
+    return errors

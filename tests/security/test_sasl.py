@@ -15,7 +15,7 @@ import struct
 import uuid
 
 import pytest
-from security_helpers import ssl_listener_config
+from security_helpers import produce_through_reauthentications, ssl_listener_config
 from waiting import wait_until
 from wire import Wire
 
@@ -704,19 +704,7 @@ def test_librdkafka_re_authenticates_before_its_session_expires() -> None:
     with BrokerThread(config) as b:
         p = Producer({"bootstrap.servers": _address(b, "SASL_PLAINTEXT"), "security.protocol": "SASL_PLAINTEXT",
                       "sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"})
-        errors: list = []
-        topic = f"reauth-{uuid.uuid4().hex[:6]}"
-
-        def reauthenticated() -> bool:
-            p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
-            p.poll(0.05)
-            counts = b.call(lambda: [c.authenticator.reauthentications for c in b.broker.connections
-                                     if c.authenticator is not None and not c.closed])
-            return max(counts, default=0) >= 3
-
-        assert wait_until(reauthenticated, timeout=60, message="three re-authentications on one connection")
-        assert p.flush(30) == 0
-        assert errors == []
+        assert produce_through_reauthentications(b, p, f"reauth-{uuid.uuid4().hex[:6]}") == []
         # every connection still open is alice's: none was closed for an expired session and
         # replaced without re-authenticating
         assert _principals(b) == {"User:alice"}
