@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_machine import cpu_model  # noqa: E402
 from kafka.protocol.consumer import FetchResponse as KpFetch  # noqa: E402
 from kafka.protocol.producer import ProduceRequest as KpProduce  # noqa: E402
 
@@ -129,16 +130,6 @@ def rates(ours, theirs, seconds: float, rounds: int = 7) -> tuple[float, float]:
                 fn()
             best[i] = max(best[i], n / (CLOCK() - start))
     return best[0], best[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -48,6 +48,7 @@ import bench_loads as bl  # noqa: E402
 import bench_scale_nodes as sn  # noqa: E402
 import bench_scale_report as report  # noqa: E402
 import reference_kafka  # noqa: E402
+from bench_machine import cpu_model  # noqa: E402
 
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
@@ -353,12 +354,7 @@ def machine_info() -> dict:
     import os
     import platform
 
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
             "python": platform.python_version(), "kafka": reference_kafka.KAFKA_VERSION}
 
 
