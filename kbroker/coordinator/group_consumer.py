@@ -40,8 +40,8 @@ Interplay with classic groups (Kafka 4.x, without online migration of a live gro
   the group id throughout.
 
 Durability: Kafka's records (ConsumerGroupMetadata, MemberMetadata, TargetAssignmentMetadata,
-TargetAssignmentMember, CurrentMemberAssignment; record types 3, 5, 6, 7, 8) are written to
-``__consumer_offsets`` before the response and replayed at start-up.
+TargetAssignmentMember, CurrentMemberAssignment, RegularExpression; record types 3, 5, 6, 7, 8, 16)
+are written to ``__consumer_offsets`` before the response and replayed at start-up.
 """
 
 from __future__ import annotations
@@ -192,8 +192,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         member.client_id, member.client_host = client_id, client_host
         if changed or r.member_epoch == 0:
             records.append(self._member_record(group, member))
-        self.regexes.refresh(group.group_id, {m.subscribed_topic_regex for m in group.members.values()
-                                              if m.subscribed_topic_regex}, requester, self.coordinator.groups)
+        self._refresh_regexes(group, requester, records)
         self._advance_epochs(group, bump, records)
         before = (member.member_epoch, copy_parts(member.assigned))
         owned = self._from_ids(r.topic_partitions) if r.topic_partitions is not None else None

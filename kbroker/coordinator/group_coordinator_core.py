@@ -108,7 +108,8 @@ class GroupCoordinatorCore:
 
     def topic_partitions(self) -> int:
         """The partitions ``__consumer_offsets`` is created with."""
-        return self.broker.config["offsets.topic.num.partitions"]
+        configured: int = self.broker.config["offsets.topic.num.partitions"]
+        return configured
 
     def ensure_topic(self) -> bool:
         """Create ``__consumer_offsets`` if it does not exist yet; True once it exists.
@@ -299,7 +300,9 @@ class GroupCoordinatorCore:
             producer_id=producer_id, producer_epoch=producer_epoch, transactional=producer_id >= 0,
             base_sequence=0 if producer_id >= 0 else -1,
         )
-        return self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+        offset: int = self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+        return offset
+
 
     async def wait_for_replication(self, group_id: str) -> ErrorCode:
         """Wait until what was appended for ``group_id`` is below its partition's high watermark

@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.timer_keys import GroupTimerKey
@@ -178,7 +178,8 @@ class MemberGroup(Generic[M, T]):
         return None
 
 
-G = TypeVar("G", bound=MemberGroup)
+G = TypeVar("G", bound=MemberGroup[Any, Any])
+
 
 
 # -- records ------------------------------------------------------------------------------------------------

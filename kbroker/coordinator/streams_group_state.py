@@ -60,7 +60,9 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     kind = KIND
 
     def heartbeat_interval_ms(self) -> int:
-        return self._config["group.streams.heartbeat.interval.ms"]
+        interval: int = self._config["group.streams.heartbeat.interval.ms"]
+        return interval
+
 
     # -- records ------------------------------------------------------------------------------------------
 

@@ -41,11 +41,13 @@ from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.fetch import FetchRequest
 from kbroker_protocol.messages.list_offsets import ListOffsetsRequest
-from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
 from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_state import PartitionProducerState
+
 
 log = logging.getLogger("kbroker.replication.fetcher")
 
@@ -228,7 +230,7 @@ class ReplicaFetcher:
         self.partitions: dict[tuple[str, int], FetchState] = {}
         self._wake = asyncio.Event()
         self._conn: BrokerConnection | None = None
-        self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._run(), name=f"replica-fetcher-{fetcher_id}-{source_id}")
         self._logged: set[str] = set()
         # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
@@ -425,7 +427,8 @@ class ReplicaFetcher:
         for t in response.topics:
             for rp in t.partitions:
                 if rp.error_code == ErrorCode.NONE:
-                    return rp.offset
+                    offset: int = rp.offset
+                    return offset
                 self._delay(s, rp.error_code)
         return None
 
@@ -556,7 +559,7 @@ class ReplicaFetcher:
     def _append(self, s: FetchState, data: memoryview) -> None:
         p = s.partition
         plog = p.log
-        batches = []
+        batches: list[tuple[int, BatchHeader]] = []
         pos = 0
         while len(data) - pos >= 61:
             header = parse_header(data, pos)
@@ -588,8 +591,8 @@ class ReplicaFetcher:
             self._update_producer_state(p, state, chunk, batches, first_pos)
         s.fetch_offset = plog.log_end_offset
 
-    def _update_producer_state(self, p: Partition, state: Any, chunk: memoryview, batches: list,
-                               first_pos: int) -> None:
+    def _update_producer_state(self, p: Partition, state: PartitionProducerState, chunk: memoryview,
+                               batches: list[tuple[int, BatchHeader]], first_pos: int) -> None:
         """The producer state learns the appended batches; ABORT markers go to the ``.txnindex``."""
         for pos, header in batches:
             if header.producer_id < 0:

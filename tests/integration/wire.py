@@ -24,15 +24,16 @@ class Wire:
 
     _ids = itertools.count(1)
 
-    def __init__(self, bootstrap: str, timeout: float = 30) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 30, client_id: str = "wire-test") -> None:
         host, port = bootstrap.split(",")[0].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.client_id = client_id
         self.sent: list[tuple[int, int, int]] = []
 
     def send(self, request, version: int) -> int:
         cid = next(self._ids)
         header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version, correlation_id=cid,
-                               client_id="wire-test")
+                               client_id=self.client_id)
         payload = encode_request(header, request)
         self.sock.sendall(struct.pack(">i", len(payload)) + payload)
         self.sent.append((cid, request.API_KEY, version))
