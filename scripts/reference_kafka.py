@@ -436,6 +436,21 @@ def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None =
     return cluster
 
 
+
+def print_differences(ours: list[tuple[str, object]], theirs: list[tuple[str, object]], width: int,
+                      noun: str) -> int:
+    """Print each named outcome of kbroker next to Kafka's (the same names in the same order),
+    marking those that differ, then a summary line; how many differ."""
+    differ = 0
+    for (name, a), (_, b) in zip(ours, theirs, strict=True):
+        same = a == b
+        differ += not same
+        print(f"{'  ' if same else '!='} {name:{width}} kbroker {a}")
+        if not same:
+            print(f"   {'':{width}} kafka   {b}")
+    print(f"{len(ours)} {noun}, {differ} differ")
+    return differ
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", help="working dir (log dirs, server.log); default: a temporary dir")
