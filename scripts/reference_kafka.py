@@ -253,6 +253,17 @@ def tool_command(main_class: str, args: list[str], heap: str = "512m") -> list[s
     return java_cmd(ensure_kafka(), main_class, args, heap, None)
 
 
+# Kafka's tools start quicker with the JIT at its first tier; they run too briefly to need more.
+TOOL_ENV = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
+
+
+def run_tool(main_class: str, args: list[str], *, stdin: str | None = None, timeout: float = 120,
+             heap: str = "256m") -> subprocess.CompletedProcess:
+    """Run one of Kafka's tools (see ``tool_command``) to its end, its output captured as text."""
+    return subprocess.run(tool_command(main_class, args, heap=heap), input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, **TOOL_ENV))
+
+
 def min_heap(heap: str) -> str:
     return "128m" if heap != "128m" else heap
 

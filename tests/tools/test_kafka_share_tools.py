@@ -5,7 +5,6 @@ expectations on both brokers."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -18,12 +17,10 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 
 
 def tool(main_class: str, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command(f"org.apache.kafka.tools.{main_class}", list(args), heap="256m")
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool(f"org.apache.kafka.tools.{main_class}", list(args), stdin=stdin)
     if ok:
         assert res.returncode == 0, f"{main_class} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res
