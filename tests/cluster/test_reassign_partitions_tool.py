@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,7 +40,6 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 E = ErrorCode
 TOPIC = "moving"
 TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
 
 
 def reassign(*args: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 from waiting import wait_until
 from wire import Wire, create_topic
 
@@ -43,13 +42,6 @@ KAFKA_44_FINALIZED = {
     "share.version": 2, "streams.version": 1,
 }
 FAILED_ALL = "The update failed for all features since the following feature had an error: "
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def _api_versions(w: Wire, version: int, **fields):

@@ -86,3 +86,13 @@ def produce(wire: Wire, name: str, partition: int, count: int, leader_epoch: int
     return part.base_offset
 
 
+
+
+def plain_login(bootstrap: str, user: str, password: str | None = None) -> Wire:
+    """A connection authenticated with SASL/PLAIN (SaslHandshake v1, SaslAuthenticate v2) as ``user``,
+    whose password is ``<user>-secret`` unless given."""
+    wire = Wire(bootstrap)
+    wire.call(17, 1, mechanism="PLAIN")
+    secret = f"{user}-secret" if password is None else password
+    assert wire.call(36, 2, auth_bytes=f"\0{user}\0{secret}".encode()).error_code == E.NONE
+    return wire

@@ -9,12 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -24,20 +19,6 @@ finally:
     sys.path.remove(str(ROOT / "scripts"))
 
 TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
-
-
-@pytest.fixture(scope="module", params=["kbroker", "kafka"])
-def bootstrap(request, tmp_path_factory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp(request.param)
-    if request.param == "kbroker":
-        with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(work / "data")) as b:
-            yield b.bootstrap_servers
-    else:
-        handle = reference_kafka.start_reference_kafka(work)
-        try:
-            yield handle.bootstrap
-        finally:
-            handle.stop()
 
 
 def tool(main_class: str, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
