@@ -187,6 +187,38 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             dir_failure.report(self.directory.parent, f"checkpointing {self.directory.name}", exc)
             raise
 
+    # The leader epoch file is written when a replica becomes leader and when a log is truncated:
+    # Kafka's LeaderEpochFileCache turns an IOException there into a KafkaStorageException that
+    # fails the log dir (a disk-full fault run: the write raised out of applying the metadata
+    # record that made the broker leader, leaving the partition half made leader).
+    def assign_epoch_start(self, leader_epoch: int, start_offset: int) -> bool:
+        try:
+            return LogAppend.assign_epoch_start(self, leader_epoch, start_offset)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"writing the leader epochs of {self.directory.name}", exc)
+            raise
+
+    def truncate_to(self, offset: int) -> None:
+        try:
+            LogRecovery.truncate_to(self, offset)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
+            raise
+
+    def truncate_fully(self, offset: int) -> None:
+        try:
+            LogRecovery.truncate_fully(self, offset)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
+            raise
+
+    def truncate_to_epoch_end(self, leader_epoch: int, leader_end_offset: int) -> tuple[int, bool] | None:
+        try:
+            return LogRecovery.truncate_to_epoch_end(self, leader_epoch, leader_end_offset)
+        except OSError as exc:
+            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
+            raise
+
     def record_aborted_txn(self, producer_id: int, first_offset: int, last_offset: int,
                            last_stable_offset: int) -> None:
         # The ABORT marker is in the log: without its .txnindex entry read_committed fetches would

@@ -55,6 +55,12 @@ def make_leader(p: Partition, state: PartitionState, now_ms: int, lag_ms: int, e
         return False
     new_leader = not p.is_leader or p.epoch_start_offset is None
     new_epoch = state.leader_epoch > p.leader_epoch or p.epoch_start_offset is None
+    start = p.log.log_end_offset
+    if new_epoch and state.leader_epoch >= 0 and getattr(p.log, "offline", None) is None:
+        # An offline log (corrupt, or in a failed log dir) takes no epoch; it answers
+        # KAFKA_STORAGE_ERROR to every request. Written first: a storage error here (it fails the
+        # log dir) leaves the partition as it was, not half made leader.
+        p.log.assign_epoch_start(state.leader_epoch, start)
     p.replicas = list(state.replicas)
     p.isr = list(state.isr)
     p.pending_isr = None
@@ -64,11 +70,6 @@ def make_leader(p: Partition, state: PartitionState, now_ms: int, lag_ms: int, e
     for r in [r for r in p.followers if r not in others]:
         del p.followers[r]
     if new_epoch:
-        start = p.log.log_end_offset
-        if state.leader_epoch >= 0 and getattr(p.log, "offline", None) is None:
-            # An offline log (corrupt, or in a failed log dir) takes no epoch; it answers
-            # KAFKA_STORAGE_ERROR to every request.
-            p.log.assign_epoch_start(state.leader_epoch, start)
         for r, f in p.followers.items():
             _reset_follower(f, now_ms, start, new_leader, r in p.isr)
         log.info("%s-%d: leader at epoch %d from offset %d, partition epoch %d, ISR %s (previous leader %s, "

@@ -144,9 +144,14 @@ class ReplicaManager(TxnVerification):
             self._ensure_checkpoint_timer()
         if state.leader == self.node_id:
             self.fetchers.remove_partition(partition)
-            if leadership.make_leader(partition, state, self.now_ms(), self.lag_ms, self.eligible):
-                if partition.followers:
-                    self._ensure_isr_timer()
+            try:
+                made = leadership.make_leader(partition, state, self.now_ms(), self.lag_ms, self.eligible)
+            except OSError as exc:  # its log dir failed (reported by the log): Kafka skips the change
+                log.error("%s-%d: skipped become-leader at epoch %d: storage error %s", partition.topic,
+                          partition.index, state.leader_epoch, exc)
+                return
+            if made and partition.followers:
+                self._ensure_isr_timer()
             return
         if leadership.make_follower(partition, state) or not self.fetchers.has_partition(partition):
             self.fetchers.remove_partition(partition)

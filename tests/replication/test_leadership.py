@@ -155,3 +155,24 @@ def test_accepted_isr_changes_are_counted_for_the_metrics():
     assert shrink is not None
     assert manager._apply_alter_partition_response(p, shrink, answer(E.NONE, [1], 2)) == "applied"
     assert (manager.isr_expands, manager.isr_shrinks) == (1, 1)
+
+
+class FullDiskLog(FakeLog):
+    def assign_epoch_start(self, epoch: int, offset: int) -> bool:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_storage_error_writing_the_epoch_leaves_the_partition_as_it_was():
+    # A disk-full fault run: the leader epoch file's write failed while applying the record that
+    # made the broker leader, and the partition was left half made leader.
+    p = Partition("t", 0, uuid.uuid4(), FullDiskLog(5), -1, [], [], {"min.insync.replicas": 1}, node_id=1,
+                  leader_id=2, partition_epoch=3)
+    p.leader_epoch = 4
+    try:
+        L.make_leader(p, state(1, [1, 2, 3], [1, 2], leader_epoch=5, partition_epoch=4), T, LAG, anyone)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the storage error was swallowed")
+    assert (p.leader_id, p.leader_epoch, p.partition_epoch, p.replicas, p.isr) == (2, 4, 3, [], [])
+    assert not p.is_leader and not p.followers and p.epoch_start_offset is None
