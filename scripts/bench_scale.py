@@ -48,6 +48,7 @@ import bench_loads as bl  # noqa: E402
 import bench_scale_nodes as sn  # noqa: E402
 import bench_scale_report as report  # noqa: E402
 import reference_kafka  # noqa: E402
+from bench_machine import cpu_model  # noqa: E402
 
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
@@ -353,12 +354,7 @@ def machine_info() -> dict:
     import os
     import platform
 
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
             "python": platform.python_version(), "kafka": reference_kafka.KAFKA_VERSION}
 
 
@@ -380,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--brokers", default="kbroker,kafka", help="which brokers to run")
         p.add_argument("--out", default=None, help="results file (default bench/scale.json)")
 
+    def producer_clients(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--clients", default="1,10,100")
+        p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+        p.add_argument("--partitions", type=int, default=16)
+
     p = sub.add_parser("partitions", help="1..10,000 partitions")
     common(p)
     p.add_argument("--points", default="1,100,1000,10000")
@@ -399,9 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
     p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")  # (groups: below)
     common(p)
-    p.add_argument("--clients", default="1,10,100")
-    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
-    p.add_argument("--partitions", type=int, default=16)
+    producer_clients(p)
     p = sub.add_parser("groups", help="consumer groups of 1/10/100 librdkafka members: join, rebalance, fetch")
     common(p)
     p.add_argument("--members", default="1,10,100")
@@ -410,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ceiling", help="librdkafka producers: kbroker, Kafka and the null broker (C)")
     common(p)
     p.set_defaults(brokers="kbroker,kafka,null")
-    p.add_argument("--clients", default="1,10,100")
-    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
-    p.add_argument("--partitions", type=int, default=16)
+    producer_clients(p)
     p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
     common(p)
     p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")

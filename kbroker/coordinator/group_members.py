@@ -188,7 +188,6 @@ class MemberGroup(Generic[M, T]):
 G = TypeVar("G", bound=MemberGroup[Any, Any])
 
 
-
 # -- records ------------------------------------------------------------------------------------------------
 
 

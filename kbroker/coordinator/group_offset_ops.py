@@ -174,7 +174,6 @@ class GroupOffsetOps(GroupCoordinatorCore):
             def subscribed(topic: str) -> bool:
                 is_subscribed: bool = self._typed(group).is_subscribed_to(group, topic)
                 return is_subscribed
-
         committed = self.offsets.group_offsets(group_id)
         results = []
         records: list[tuple[bytes, bytes | None]] = []

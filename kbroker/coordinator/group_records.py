@@ -90,7 +90,6 @@ def record_type(key: bytes) -> int:
     return kind
 
 
-
 _Value = TypeVar("_Value", bound=Message)
 
 

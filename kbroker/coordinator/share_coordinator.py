@@ -22,7 +22,6 @@ def share_groups_enabled(broker: Any) -> bool:
     return version >= 1
 
 
-
 class ShareCoordinator:
     def __init__(self, broker: Any, timer: Any = None) -> None:
         from kbroker.coordinator.group_coordinator import LoopTimer

@@ -96,7 +96,6 @@ class SharePersister:
         node_id: int = self.broker.node_id
         return self.coordinator_node(group_id, topic_id, partition) == node_id
 
-
     # -- the RPCs ---------------------------------------------------------------------------------------
 
     async def read(self, group_id: str, topic_id: uuid.UUID, partition: int, leader_epoch: int
@@ -165,7 +164,7 @@ class SharePersister:
 
     async def _attempt(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
                        request: Any) -> Any:
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
 
         if self.broker.image.topic(STATE_TOPIC) is None:
             self.store.ensure_topic()  # created through the controller, as a coordinator's first use does

@@ -347,7 +347,6 @@ class ShareStateStore:
         offset: int = self.broker.replica_manager.append_internal(p, batch)
         return offset
 
-
     def prune(self) -> dict[int, int]:
         """Kafka's pruning of ``__share_group_state`` (``share.coordinator.state.topic.prune.interval.ms``):
         in each partition, the records before the oldest latest snapshot of its share partitions

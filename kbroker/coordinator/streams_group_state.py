@@ -63,7 +63,6 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         interval: int = self._config["group.streams.heartbeat.interval.ms"]
         return interval
 
-
     # -- records ------------------------------------------------------------------------------------------
 
     def _group_record(self, g: StreamsGroup) -> Record:

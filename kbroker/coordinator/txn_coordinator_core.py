@@ -212,7 +212,6 @@ class TxnCoordinatorCore:
                                                             self.partition_for(transactional_id))
         return partition
 
-
     def coordinator_epoch(self, transactional_id: str) -> int:
         partition = self._log_partition(transactional_id)
         return partition.leader_epoch if partition is not None else 0

@@ -149,7 +149,6 @@ def decode_key(data: bytes) -> str | None:
     return transactional_id
 
 
-
 def decode_value(transactional_id: str, data: bytes) -> TxnMetadata:
     (version,) = _I16.unpack_from(data)
     value = TransactionLogValue.decode(memoryview(data)[2:], min(version, 1))

@@ -111,7 +111,7 @@ class TxnMarkers(TxnCoordinatorCore):
         """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
         (retrying while leadership moves), then complete the transaction if this coordinator
         still owns it in that Prepare* state."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
         from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
 
         broker = self.broker

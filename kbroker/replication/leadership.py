@@ -42,7 +42,6 @@ def effective_min_isr(p: Partition) -> int:
     return max(1, min(configured, len(p.replicas) or 1))
 
 
-
 def is_under_min_isr(p: Partition) -> bool:
     return p.is_leader and len(p.isr) < effective_min_isr(p)
 

@@ -142,7 +142,6 @@ class Partition:
         self._hw_waiters.append(fut)
 
     def remove_hw_waiter(self, fut: asyncio.Future[None]) -> None:
-
         try:
             self._hw_waiters.remove(fut)
         except ValueError:

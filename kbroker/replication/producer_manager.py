@@ -3,7 +3,6 @@
 :func:`partition_state` (kept in ``partition.py``, importable from here) loads a partition's
 :class:`PartitionProducerState` (producer_state.py) from its newest usable snapshot and the batches
 after it (producer_snapshot.py);
-
 :class:`ProducerStateManager` is what the replica manager calls around appends with a producer id,
 and writes the transaction coordinator's COMMIT/ABORT markers.
 """
@@ -56,7 +55,6 @@ class MarkerReplicas(Protocol):
 
     def wait_for_replication(self, partition: Partition, required_offset: int,
                              deadline: Deadline) -> Awaitable[ErrorCode]: ...
-
 
 
 class ProducerStateManager:

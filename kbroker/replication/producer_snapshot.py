@@ -130,7 +130,6 @@ def load_state(plog: PartitionLog) -> PartitionProducerState:
 
 
 def _iter_from(plog: PartitionLog, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
-
     if offset >= plog.log_end_offset:
         return iter(())
     return plog.iter_batches(offset)

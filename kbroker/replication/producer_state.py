@@ -271,7 +271,6 @@ class PartitionProducerState:
 
     @classmethod
     def load(cls, plog: PartitionLog) -> PartitionProducerState:
-
         """Rebuild the state by scanning the log's batches from its start."""
         state = cls()
         t0 = time.monotonic()

@@ -189,7 +189,6 @@ class AppendOrder:
         return prev, mine
 
     def done(self, mine: asyncio.Future[None]) -> None:
-
         if not mine.done():
             mine.set_result(None)
         if self._tail is mine:

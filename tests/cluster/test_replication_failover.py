@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,17 +23,6 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 TOPIC = "rep"
-# A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here.
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
-
-
-@pytest.fixture
-def fast_cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
-    try:
-        yield c.start()
-    finally:
-        c.kill_all()
 
 
 def create_rf3_topic(cluster: Cluster, name: str, min_isr: int = 2) -> None:

@@ -229,11 +229,10 @@ def test_update_features_refusals_as_kafka(broker, wire):
 def _kafka_tool(main_class: str, *args: str) -> subprocess.CompletedProcess:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from reference_kafka import tool_command
+        from reference_kafka import run_tool
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    return subprocess.run(tool_command(main_class, list(args), heap="256m"), capture_output=True, text=True,
-                          timeout=120)
+    return run_tool(main_class, list(args))
 
 
 def test_kafka_features_sh_describe_downgrade_upgrade(tmp_path):

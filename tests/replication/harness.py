@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
-from kbroker.replication.replica_fetcher import BrokerConnection
+from kbroker.replication.broker_connection import BrokerConnection
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS

@@ -1,6 +1,6 @@
 """Helpers of the security tests: certificates made with the openssl CLI (never committed), the
-broker settings of a TLS listener, and those of a SASL/PLAIN broker with Kafka's StandardAuthorizer
-(the ACL tests)."""
+broker settings of a TLS listener, those of a SASL/PLAIN broker with Kafka's StandardAuthorizer
+(the ACL tests), and checks shared by several modules."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from waiting import wait_until
 from wire import Wire, create_topic, plain_login
 
+from kbroker.errors import StartupError
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
 from kbroker.testing.certs import SERVER_EXT, make_ca, make_leaf, openssl
@@ -122,3 +125,35 @@ def grant(broker: BrokerThread, *creations: Any, topics: tuple[str, ...] = ()) -
             assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(creations)
     finally:
         admin.close()
+
+
+def produce_through_reauthentications(broker: BrokerThread, producer: Any, topic: str, times: int = 3) -> list[Any]:
+    """Produce to ``topic`` with the (confluent-kafka) ``producer`` until one of ``broker``'s
+    connections has re-authenticated ``times`` times (KIP-368), then flush it all; the delivery
+    errors."""
+    errors: list[Any] = []
+
+    def reauthenticated() -> bool:
+        producer.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
+        producer.poll(0.05)
+        counts = broker.call(lambda: [c.authenticator.reauthentications for c in broker.broker.connections
+                                      if c.authenticator is not None and not c.closed])
+        return max(counts, default=0) >= times
+
+    wait_until(reauthenticated, timeout=60, message=f"{times} re-authentications on one connection")
+    assert producer.flush(30) == 0
+    return errors
+
+
+def start_up_error(config: dict[str, str], changes: dict[str, str | None]) -> str:
+    """What stops a broker of ``config`` with ``changes`` (a None value removes the key) from
+    starting: the message of its StartupError or ValueError (the test fails if it starts)."""
+    config = dict(config)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    with pytest.raises((StartupError, ValueError)) as info:
+        BrokerThread(config).start()
+    return str(info.value)

@@ -69,3 +69,30 @@ def test_an_api_is_formatted_again_only_when_its_count_moved():
     answer(stats, 1, 30.0)
     assert text.text() == whole_families(stats)
     assert text.formatted == 3  # Fetch alone
+
+
+def test_each_part_is_counted_in_its_bucket_and_a_negative_time_as_zero():
+    """requests_sent's parts, the first bucket taken without a bisect included: a time equal to a
+    bound is in that bound's bucket (``le``), one just over it in the next, a negative one
+    (clock points taken out of order) counts as 0 in the first bucket."""
+    stats = RequestStats()
+
+    def send(queue: float, local: float, remote: float, response_queue: float, send_ms: float) -> None:
+        slot = Slot(SyntheticHeader(1, 0, 0))
+        slot.received = 0.0
+        slot.started = queue / 1000
+        slot.busy = local / 1000
+        slot.ready = slot.started + (local + remote) / 1000
+        flushed = slot.ready + response_queue / 1000
+        stats.requests_sent([slot], flushed, max(flushed, slot.ready) + send_ms / 1000)
+
+    first = PART_BOUNDS[1][0]
+    send(first, first, 0.0, first, first)
+    send(first * 1.01, 3.0, 40.0, 0.0, 0.0)
+    send(-1.0, 0.0, 0.0, -2.0, 0.0)
+    api = stats.apis[1]
+    for part, expected in ((1, [2, 1]), (2, [2, 0, 1]), (3, [2, 0, 0, 0, 1]), (4, [3]), (5, [3])):
+        got = api.buckets(part)
+        assert got[:len(expected)] == expected and sum(got) == 3, (PARTS[part], got)
+    assert api.sums[1] == first + first * 1.01  # the negative queue time added nothing
+    assert api.sums[4] == first
