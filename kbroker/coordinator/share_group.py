@@ -414,11 +414,13 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     def share_group(self, group_id: str, *, create: bool = False) -> ShareGroup:
         """The share group ``group_id`` (created empty and persisted when ``create``); raises
-        ShareGroupError GROUP_ID_NOT_FOUND for a missing group or one of another type."""
+        ShareGroupError GROUP_ID_NOT_FOUND for a missing group or one of another type, and
+        ProduceError (no group created) when its record cannot be appended."""
         existed = isinstance(self.coordinator.groups.get(group_id), ShareGroup)
-        group = self._group(group_id, create=create)
-        if not existed:
-            self.coordinator.append(group_id, [self._group_record(group)])
+        with self._all_or_nothing(group_id):
+            group = self._group(group_id, create=create)
+            if not existed:
+                self._append(group_id, [self._group_record(group)])
         return group
 
     def mark_dead(self, group: ShareGroup) -> None:
