@@ -80,7 +80,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         """``requester``: the principal regular expressions are resolved for (``group_regex``). A
         heartbeat whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
-            with self._all_or_nothing(request.group_id):
+            with self._all_or_nothing(request.group_id, [request.member_id], request.instance_id):
                 return self._heartbeat(request, version, client_id, client_host, requester)
         except ConsumerGroupError as exc:
             return ConsumerGroupHeartbeatResponse(error_code=exc.code, error_message=exc.message, member_id=None,

@@ -85,7 +85,7 @@ class ConsumerClassicHosting(ConsumerGroupState):
         """JoinGroup of a classic consumer to a consumer group (:meth:`_classic_join`); when its
         records cannot be appended nothing changes and the error is answered (as Kafka normalises it)."""
         try:
-            with self._all_or_nothing(group.group_id):
+            with self._all_or_nothing(group.group_id, [member_id], request.get("group_instance_id")):
                 return self._classic_join(group, member_id=member_id, **request)
         except ProduceError as exc:
             return JoinGroupResponse(error_code=response_error(exc.code), generation_id=-1, protocol_name=None,
@@ -195,7 +195,7 @@ class ConsumerClassicHosting(ConsumerGroupState):
     def classic_heartbeat(self, group: ConsumerGroup, *, member_id: str, generation: int,
                           group_instance_id: str | None) -> ErrorCode:
         try:
-            with self._all_or_nothing(group.group_id):
+            with self._all_or_nothing(group.group_id, [member_id], group_instance_id):
                 return self._classic_heartbeat(group, member_id, generation, group_instance_id)
         except ProduceError as exc:
             return response_error(exc.code)
@@ -226,8 +226,10 @@ class ConsumerClassicHosting(ConsumerGroupState):
     def classic_leave(self, group: ConsumerGroup, members: list[tuple[str, str | None]]) -> list[ErrorCode]:
         """LeaveGroup of classic members: their removals are one batch; when it cannot be appended
         nobody leaves and every member gets the error."""
+        acting = [mid for mid, _ in members]
+        acting += [m.member_id for _, iid in members if iid is not None and (m := group.static_member(iid))]
         try:
-            with self._all_or_nothing(group.group_id):
+            with self._all_or_nothing(group.group_id, acting):
                 return self._classic_leave(group, members)
         except ProduceError as exc:
             return [response_error(exc.code)] * len(members)

@@ -287,7 +287,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                          again: Callable[[], None]) -> None:
         """A timer's removal of a member; when its records cannot be appended the group stays as it
         was and the timer fires again after Kafka's timer retry backoff."""
-        self._timer_write(group.group_id, key, again, lambda: self.remove_member(group, member_id))
+        self._timer_write(group.group_id, key, again, lambda: self.remove_member(group, member_id), [member_id])
 
     # -- records ---------------------------------------------------------------------------------------------
 

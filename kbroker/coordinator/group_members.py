@@ -270,14 +270,23 @@ class MemberGroupManager(Generic[G, M]):
     # -- all or nothing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _all_or_nothing(self, group_id: str) -> Iterator[None]:
+    def _all_or_nothing(self, group_id: str, members: Iterable[str] = (),
+                        instance_id: str | None = None) -> Iterator[None]:
         """An operation on ``group_id`` as Kafka's runtime runs one: its records are appended as one
         batch at its end, and when that append fails (ProduceError), or the operation raises, the
         group is left as it was, its timers included (Kafka reverts its timeline state to the
         failed batch's base offset); the error goes on to the caller. Timer changes and the
-        actions given to :meth:`_once_appended` take effect once the records are appended."""
+        actions given to :meth:`_once_appended` take effect once the records are appended.
+        ``members`` (and the static member of ``instance_id``, which a join may replace): the
+        members whose fields the operation may change; the others it may only add or remove."""
         groups = self.coordinator.groups
-        snapshot = GroupSnapshot.take(groups, group_id, MemberGroup)
+        acting = set(members)
+        group = groups.get(group_id)
+        if instance_id is not None and isinstance(group, MemberGroup):
+            static = group.static_member(instance_id)
+            if static is not None:
+                acting.add(static.member_id)
+        snapshot = GroupSnapshot.take(groups, group_id, MemberGroup, acting)
         timer = self.timer
         deferred = DeferredTimer(timer)
         batch: list[Record] = []
@@ -297,11 +306,12 @@ class MemberGroupManager(Generic[G, M]):
             action()
 
     def _timer_write(self, group_id: str, key: GroupTimerKey, again: Callable[[], None],
-                     operation: Callable[[], None]) -> None:
-        """A timer's ``operation`` on a group, all or nothing; when its records cannot be appended
-        the timer ``key`` fires ``again`` after Kafka's timer retry backoff (CoordinatorTimerImpl)."""
+                     operation: Callable[[], None], members: Iterable[str] = ()) -> None:
+        """A timer's ``operation`` on a group (on ``members``), all or nothing; when its records
+        cannot be appended the timer ``key`` fires ``again`` after Kafka's timer retry backoff
+        (CoordinatorTimerImpl)."""
         try:
-            with self._all_or_nothing(group_id):
+            with self._all_or_nothing(group_id, members):
                 operation()
         except ProduceError as exc:
             log.warning("group %s: the write of timer %s failed (%s); retrying in %d ms", group_id, key,

@@ -166,7 +166,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
         """A heartbeat whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
             self._validate(request)
-            with self._all_or_nothing(request.group_id):
+            with self._all_or_nothing(request.group_id, [request.member_id]):
                 if request.member_epoch == LEAVE_EPOCH:
                     return self._leave(request.group_id, request.member_id)
                 return self._heartbeat(request, client_id, client_host)
@@ -334,7 +334,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
             log.info("share group %s: member %s session expired", group.group_id, member_id)
             self._timer_write(group.group_id, self._session_key(group, member_id),
                               lambda: self._on_session_expired(group, member_id),
-                              lambda: self.remove_member(group, member_id))
+                              lambda: self.remove_member(group, member_id), [member_id])
 
     # -- records ----------------------------------------------------------------------------------------------
 
@@ -414,11 +414,13 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
 
     def share_group(self, group_id: str, *, create: bool = False) -> ShareGroup:
         """The share group ``group_id`` (created empty and persisted when ``create``); raises
-        ShareGroupError GROUP_ID_NOT_FOUND for a missing group or one of another type."""
+        ShareGroupError GROUP_ID_NOT_FOUND for a missing group or one of another type, and
+        ProduceError (no group created) when its record cannot be appended."""
         existed = isinstance(self.coordinator.groups.get(group_id), ShareGroup)
-        group = self._group(group_id, create=create)
-        if not existed:
-            self.coordinator.append(group_id, [self._group_record(group)])
+        with self._all_or_nothing(group_id):
+            group = self._group(group_id, create=create)
+            if not existed:
+                self._append(group_id, [self._group_record(group)])
         return group
 
     def mark_dead(self, group: ShareGroup) -> None:

@@ -102,7 +102,7 @@ class StreamsGroupManager(StreamsGroupState):
         """The response and the internal topics to create (Kafka's ``creatableTopics``). A heartbeat
         whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
-            with self._all_or_nothing(r.group_id):
+            with self._all_or_nothing(r.group_id, [r.member_id], r.instance_id):
                 return self._heartbeat(r, client_id, client_host)
         except StreamsGroupError as exc:
             return StreamsGroupHeartbeatResponse(error_code=exc.code, error_message=exc.message), {}

@@ -312,7 +312,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
             log.info("streams group %s: member %s session timed out", group_id, member_id)
             self._timer_write(group_id, self._session_key(g, member_id),
                               partial(self._on_session_timeout, group_id, member_id),
-                              partial(self.remove_member, g, member_id))
+                              partial(self.remove_member, g, member_id), [member_id])
 
     def _on_revoke_timeout(self, group_id: str, member_id: str) -> None:
         g = self._live(group_id, member_id)
@@ -320,7 +320,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
             log.info("streams group %s: member %s did not revoke its tasks in time", group_id, member_id)
             self._timer_write(group_id, self._revoke_key(g, member_id),
                               partial(self._on_revoke_timeout, group_id, member_id),
-                              partial(self.remove_member, g, member_id))
+                              partial(self.remove_member, g, member_id), [member_id])
 
     def _on_delay_expired(self, group_id: str) -> None:
         g = self.coordinator.groups.get(group_id)

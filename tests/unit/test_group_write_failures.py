@@ -197,3 +197,29 @@ def test_failed_writes_of_classic_members_hosted_by_the_group_change_nothing() -
     assert manager.classic_leave(coordinator.groups["g"], [("c1", None), ("a", None)]) == [
         ErrorCode.NONE, ErrorCode.NONE]
     assert coordinator.groups["g"].members == {}
+
+
+def test_a_failed_static_replacement_leaves_the_departed_member_as_it_was() -> None:
+    """A static member that left temporarily (-2) is taken over by a new member id with its
+    instance id: that join changes the old member in place; a failed write undoes it."""
+    coordinator, manager = make({"t": 2})
+
+    def heartbeat(member_id: str, epoch: int, **fields: Any) -> Any:
+        return manager.heartbeat(ConsumerGroupHeartbeatRequest(group_id="g", member_id=member_id,
+                                                               member_epoch=epoch, **fields), 1, "client", "/h")
+
+    joined = heartbeat("s1", 0, instance_id="i", rebalance_timeout_ms=60000, subscribed_topic_names=["t"],
+                       topic_partitions=[])
+    assert joined.error_code == ErrorCode.NONE
+    assert heartbeat("s1", -2, instance_id="i").error_code == ErrorCode.NONE
+    before = state(coordinator)
+    coordinator.error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    replacing = heartbeat("s2", 0, instance_id="i", rebalance_timeout_ms=60000, subscribed_topic_names=["t"],
+                          topic_partitions=[])
+    assert replacing.error_code == ErrorCode.NOT_COORDINATOR
+    assert state(coordinator) == before
+    coordinator.error = None
+    replaced = heartbeat("s2", 0, instance_id="i", rebalance_timeout_ms=60000, subscribed_topic_names=["t"],
+                         topic_partitions=[])
+    assert replaced.error_code == ErrorCode.NONE
+    assert set(coordinator.groups["g"].members) == {"s2"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from test_group_write_failures import FailingCoordinator, state
 
 from kbroker.coordinator.streams_group import StreamsGroupManager
@@ -94,3 +95,17 @@ def test_failed_share_heartbeats_and_expiries_change_nothing() -> None:
     coordinator.error = None
     coordinator.timer.advance(500)
     assert coordinator.groups["s"].members == {} and removed == [("s", "a")]
+
+
+def test_a_share_group_created_for_an_admin_request_is_not_kept_when_its_record_fails() -> None:
+    from kbroker.coordinator.share_group import ShareGroupManager
+    from kbroker.replication.produce_batch import ProduceError
+
+    coordinator = FailingCoordinator()
+    manager = ShareGroupManager(coordinator)
+    coordinator.error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    with pytest.raises(ProduceError):
+        manager.share_group("s", create=True)
+    assert coordinator.groups == {}
+    coordinator.error = None
+    assert manager.share_group("s", create=True) is coordinator.groups["s"]
