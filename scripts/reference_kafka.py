@@ -254,6 +254,17 @@ def tool_command(main_class: str, args: list[str], heap: str = "512m") -> list[s
     return java_cmd(ensure_kafka(), main_class, args, heap, None)
 
 
+# Kafka's tools start quicker with the JIT at its first tier; they run too briefly to need more.
+TOOL_ENV = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
+
+
+def run_tool(main_class: str, args: list[str], *, stdin: str | None = None, timeout: float = 120,
+             heap: str = "256m") -> subprocess.CompletedProcess:
+    """Run one of Kafka's tools (see ``tool_command``) to its end, its output captured as text."""
+    return subprocess.run(tool_command(main_class, args, heap=heap), input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, **TOOL_ENV))
+
+
 def min_heap(heap: str) -> str:
     return "128m" if heap != "128m" else heap
 
@@ -445,6 +456,21 @@ def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None =
         raise
     return cluster
 
+
+
+def print_differences(ours: list[tuple[str, object]], theirs: list[tuple[str, object]], width: int,
+                      noun: str) -> int:
+    """Print each named outcome of kbroker next to Kafka's (the same names in the same order),
+    marking those that differ, then a summary line; how many differ."""
+    differ = 0
+    for (name, a), (_, b) in zip(ours, theirs, strict=True):
+        same = a == b
+        differ += not same
+        print(f"{'  ' if same else '!='} {name:{width}} kbroker {a}")
+        if not same:
+            print(f"   {'':{width}} kafka   {b}")
+    print(f"{len(ours)} {noun}, {differ} differ")
+    return differ
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
