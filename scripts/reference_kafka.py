@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -389,6 +390,14 @@ class ReferenceKafkaCluster:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def run_all(cmds: list[list[str]], cwds: list[Path] | None = None) -> list[subprocess.CompletedProcess]:
+    """Run the commands at the same time (each JVM's start-up is partly single-threaded and waits on
+    jar reads: the storage formats of a cluster's nodes overlap); their results, in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(cmds))) as pool:
+        return list(pool.map(lambda i: subprocess.run(cmds[i], capture_output=True, text=True,
+                                                      cwd=cwds[i] if cwds else None), range(len(cmds))))
+
+
 def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None = None,
                                   overrides: dict[str, str] | None = None, heap: str = DEFAULT_HEAP,
                                   timeout: float = 180.0, quick_jvm: bool = True) -> ReferenceKafkaCluster:
@@ -412,6 +421,7 @@ def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None =
     voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in sorted(ports.items()))
     cluster_id = random_cluster_id()
     settings = {k: v for k, v in TEST_SETTINGS.items() if "replication.factor" not in k and "min.isr" not in k}
+    formats: list[list[str]] = []
     for node_id, (port, cport) in ports.items():
         node_dir = workdir / f"node-{node_id}"
         node_dir.mkdir(exist_ok=True)
@@ -430,10 +440,10 @@ def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None =
         }
         cluster.conf(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (node_dir / "log4j2.properties").write_text(LOG4J2.format(log=node_dir / "server.log"))
-        fmt = java_cmd(libs, "kafka.tools.StorageTool",
-                       ["format", f"--cluster-id={cluster_id}", "-c", str(cluster.conf(node_id)), "--ignore-formatted"],
-                       "256m", node_dir / "log4j2.properties")
-        res = subprocess.run(fmt, capture_output=True, text=True)
+        formats.append(java_cmd(libs, "kafka.tools.StorageTool",
+                                ["format", f"--cluster-id={cluster_id}", "-c", str(cluster.conf(node_id)),
+                                 "--ignore-formatted"], "256m", node_dir / "log4j2.properties"))
+    for res in run_all(formats):
         if res.returncode != 0:
             raise RuntimeError(f"kafka storage format failed: {res.stdout}\n{res.stderr}")
     try:

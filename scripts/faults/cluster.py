@@ -200,8 +200,11 @@ class Cluster:
             node.conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
             (node.workdir / "log4j2.properties").write_text(
                 reference_kafka.LOG4J2.format(log=node.workdir / "server.log"))
-            res = subprocess.run(self.target.format_command(node.conf, self.cluster_id), capture_output=True,
-                                 text=True, cwd=node.workdir)
+        # The nodes' log dirs are formatted at the same time (one storage tool process each).
+        nodes = list(self.nodes.values())
+        results = reference_kafka.run_all([self.target.format_command(n.conf, self.cluster_id) for n in nodes],
+                                          [n.workdir for n in nodes])
+        for node, res in zip(nodes, results, strict=True):
             if res.returncode != 0:
                 raise RuntimeError(f"format of {node.name} failed: {res.stdout}\n{res.stderr}")
 

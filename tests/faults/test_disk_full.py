@@ -38,7 +38,9 @@ def test_a_full_disk_stops_the_broker_and_keeps_what_it_acknowledged(small_disk,
 
     producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
                                          "enable.idempotence": True, "linger.ms": 5,
-                                         "message.timeout.ms": 20000,
+                                         # The records in flight when the broker stops fail after this
+                                         # (the flush below waits for them): 6 s rather than 20 s.
+                                         "message.timeout.ms": 6000,
                                          "reconnect.backoff.max.ms": 1000})
     try:
         i = 0
