@@ -81,7 +81,12 @@ class JbodAgent:
         self._checked_offset = -1
 
     def on_dir_failed(self, log_dir: Path) -> None:
-        """LogManager's hook (any thread): ``log_dir`` failed and others remain."""
+        """LogManager's hook (any thread): ``log_dir`` failed and others remain. When it holds the
+        metadata log the node halts (Kafka's ReplicaManager.handleLogDirFailure)."""
+        if Path(log_dir) == Path(self.broker.config.metadata_log_dir):
+            log.critical("Shutdown broker because the metadata log dir %s has failed", log_dir)
+            dir_failure.halt(1)
+            return
         d = self.dir_ids.get(Path(log_dir))
         if d is None:
             log.error("log dir %s failed but has no directory.id: the controller cannot be told", log_dir)
