@@ -297,9 +297,9 @@ class Broker:
             open_connection=self.internode_security.controller_opener(f"broker-{self.node_id}-heartbeat"))
         machine = self.lifecycle.machine
         self.run_in_background(self.lifecycle.run(), "broker-lifecycle")
-        if len(self.config.log_dirs) > 1:  # JBOD: failed dirs and replica dirs to the controller
-            from kbroker.wiring.jbod import start_jbod_agent
-            start_jbod_agent(self)
+        # KIP-858: replica dirs (and, with several log dirs, failed dirs) to the controller
+        from kbroker.wiring.jbod import start_jbod_agent
+        start_jbod_agent(self)
         # the logs are open and the metadata caught up: the controller may unfence us
         self.lifecycle.set_ready_to_unfence()
         await self.lifecycle.wait_for(lambda m: m.unfenced or m.state == BrokerState.SHUTTING_DOWN)

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT
 from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.image import (
     FENCING_FENCE,
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_TIMEOUT_MS = 9000  # broker.session.timeout.ms
 KRAFT_VERSION = "kraft.version"
-# MetadataVersion.IBP_3_7_IV2: registrations carry log directories from this level on.
-MV_DIRECTORY_ASSIGNMENT = 17
 
 
 class ControlState(enum.Enum):

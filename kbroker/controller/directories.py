@@ -8,13 +8,24 @@ are zero and low bits below 100 are reserved: UNASSIGNED (0, the broker has not 
 when the broker registered no dirs (before metadata.version 17), or when its dir is among the
 broker's online ``LogDirs`` (the controller drops offline dirs from that list,
 ``dir_control.handle_directories_offline``).
+
+New replicas (CreateTopics, CreatePartitions, a reassignment's added replicas) get the broker's
+default dir (``default_dir``, Kafka's ClusterControlManager.defaultDir): its only log dir when it
+registered one, MIGRATING when it registered none, UNASSIGNED when it registered several (the broker
+then says where the replica is with AssignReplicasToDirs). Below metadata.version 17 partitions
+record no directories (PartitionRecord v0).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 
+from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.image import DIR_UNASSIGNED, MetadataImage, PartitionState
+
+# MetadataVersion.IBP_3_7_IV2: registrations carry log directories, partitions their replicas' dirs.
+MV_DIRECTORY_ASSIGNMENT = 17
 
 DIR_LOST = uuid.UUID(int=1)
 DIR_MIGRATING = uuid.UUID(int=2)
@@ -47,3 +58,38 @@ def has_online_dir(image: MetadataImage, broker_id: int, p: PartitionState) -> b
     (ClusterControlManager.hasOnlineDir)."""
     reg = image.brokers.get(broker_id)
     return reg is not None and is_online(replica_directory(p, broker_id), reg.log_dirs)
+
+
+def directory_assignment_supported(image: MetadataImage) -> bool:
+    """MetadataVersion.isDirectoryAssignmentSupported for the image's finalized metadata.version."""
+    return image.features.get(METADATA_VERSION, 0) >= MV_DIRECTORY_ASSIGNMENT
+
+
+def default_dir(image: MetadataImage, broker_id: int) -> uuid.UUID:
+    """The dir a new replica on ``broker_id`` is recorded in (ClusterControlManager.defaultDir):
+    the broker's only registered dir, MIGRATING when it registered none, UNASSIGNED when it
+    registered several or is not registered."""
+    reg = image.brokers.get(broker_id)
+    if reg is None:
+        return DIR_UNASSIGNED
+    if not reg.log_dirs:
+        return DIR_MIGRATING
+    if len(reg.log_dirs) == 1:
+        return reg.log_dirs[0]
+    return DIR_UNASSIGNED
+
+
+def default_dir_provider(image: MetadataImage) -> Callable[[int], uuid.UUID] | None:
+    """``default_dir`` on ``image`` when its metadata.version records directories, else None
+    (the controller's KRaftClusterDescriber.defaultDir)."""
+    if not directory_assignment_supported(image):
+        return None
+    return lambda broker_id: default_dir(image, broker_id)
+
+
+def new_partition_directories(image: MetadataImage, replicas: Sequence[int]) -> list[uuid.UUID]:
+    """``Directories`` of a new partition's PartitionRecord: each replica's default dir, or none
+    below metadata.version 17 (ReplicationControlManager.buildPartitionRegistration, toRecord)."""
+    if not directory_assignment_supported(image):
+        return []
+    return [default_dir(image, b) for b in replicas]

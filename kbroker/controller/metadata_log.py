@@ -66,7 +66,7 @@ from kbroker.controller.metadata_log_format import (
     snapshot_file_name,
     snapshot_records,
 )
-from kbroker.log import LogConfig, PartitionLog
+from kbroker.log import LogConfig, PartitionLog, dir_failure
 from kbroker.raft.files import fsync_dir, scan_snapshot_files, write_atomically
 from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
 from kbroker_protocol.record_batch import InvalidRecordBatch, iter_batch_headers
@@ -234,8 +234,12 @@ class MetadataLog(MemoryLog):
         data = bytearray()
         for first, count in self._pending:
             data += encode_batches(first, self.read(first, count), self.voters, now)
-        self._plog.append(bytes(data), assign_offsets=False)
-        self._plog.flush()
+        try:
+            self._plog.append(bytes(data), assign_offsets=False)
+            self._plog.flush()
+        except OSError as exc:
+            dir_failure.metadata_log_failed(self.directory.parent, "appending to the metadata log", exc)
+            raise
         self._pending.clear()
         super().flush()
 
@@ -254,7 +258,11 @@ class MetadataLog(MemoryLog):
                 pending.append((first, offset - first))
         self._pending = pending
         if offset < self.flushed_end:
-            self._truncate_stored(offset)
+            try:
+                self._truncate_stored(offset)
+            except OSError as exc:
+                dir_failure.metadata_log_failed(self.directory.parent, f"truncating the metadata log to {offset}", exc)
+                raise
         super().truncate_to(offset)
 
     def _truncate_stored(self, offset: int) -> None:
@@ -323,11 +331,15 @@ class MetadataLog(MemoryLog):
         old = self.snapshot
         epoch = self.entry(end_offset - 1).epoch
         content = self._content(data, epoch, self._timestamp_of(end_offset - 1))
-        self._write_snapshot(end_offset, epoch, content)
-        snap = super().take_snapshot(end_offset, content)
-        self._delete_below(end_offset)
-        if old is not None and old.snapshot_id != snap.snapshot_id:
-            self._delete_snapshot(old)
+        try:
+            self._write_snapshot(end_offset, epoch, content)
+            snap = super().take_snapshot(end_offset, content)
+            self._delete_below(end_offset)
+            if old is not None and old.snapshot_id != snap.snapshot_id:
+                self._delete_snapshot(old)
+        except OSError as exc:
+            dir_failure.metadata_log_failed(self.directory.parent, f"writing the metadata snapshot at {end_offset}", exc)
+            raise
         return snap
 
     def install_snapshot(self, snapshot: Snapshot) -> None:
@@ -335,8 +347,13 @@ class MetadataLog(MemoryLog):
         content = self._content(snapshot.data, snapshot.epoch)
         old = self.snapshot
         snapshot = Snapshot(snapshot.end_offset, snapshot.epoch, content)
-        self._write_snapshot(snapshot.end_offset, snapshot.epoch, content)
-        self._plog.truncate_fully(snapshot.end_offset)
+        try:
+            self._write_snapshot(snapshot.end_offset, snapshot.epoch, content)
+            self._plog.truncate_fully(snapshot.end_offset)
+        except OSError as exc:
+            dir_failure.metadata_log_failed(self.directory.parent,
+                                            f"installing the metadata snapshot at {snapshot.end_offset}", exc)
+            raise
         self._pending.clear()
         super().install_snapshot(snapshot)
         if old is not None and old.snapshot_id != snapshot.snapshot_id:

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 
+from kbroker.controller.directories import replica_directory
 from kbroker.controller.image import (
     LEADER_RECOVERY_UNCHANGED,
     LEADER_UNCHANGED,
@@ -46,8 +47,13 @@ class PartitionChangeBuilder:
     the PartitionChangeRecord or None when nothing changes. Kafka's PartitionChangeBuilder."""
 
     def __init__(self, partition: PartitionState, topic_id: uuid.UUID, partition_id: int,
-                 is_acceptable_leader: Callable[[int], bool], min_isr: int, elr_enabled: bool) -> None:
+                 is_acceptable_leader: Callable[[int], bool], min_isr: int, elr_enabled: bool,
+                 default_dir: Callable[[int], uuid.UUID] | None = None) -> None:
+        """``default_dir``: the dir of a replica the partition does not have yet (Kafka's
+        DefaultDirProvider, ``directories.default_dir_provider``); None below metadata.version 17,
+        where partitions record no directories."""
         self.partition = partition
+        self.default_dir = default_dir
         self.topic_id = topic_id
         self.partition_id = partition_id
         self.is_acceptable_leader = is_acceptable_leader
@@ -197,6 +203,17 @@ class PartitionChangeBuilder:
 
     # -- build ----------------------------------------------------------------------------
 
+    def _set_directories(self, record: PartitionChangeRecord) -> None:
+        """Kafka's setAssignmentChanges: the target replicas keep their dirs, a new one gets its
+        broker's default dir; the record carries them when they differ from the partition's."""
+        if self.default_dir is None or not self.target_replicas:
+            return
+        current = _current_directories(self.partition)
+        kept = dict(zip(self.partition.replicas, current, strict=False))
+        target = [kept[r] if r in kept else self.default_dir(r) for r in self.target_replicas]
+        if target != current:
+            record.directories = target
+
     def build(self) -> PartitionChangeRecord | None:
         p = self.partition
         record = PartitionChangeRecord(topic_id=self.topic_id, partition_id=self.partition_id)
@@ -212,6 +229,7 @@ class PartitionChangeBuilder:
         # No leader epoch bump on an ISR shrink: only metadata.version < 3.6-IV0 did (KAFKA-15021),
         # and kbroker supports 3.3-IV3 at the oldest only for reading logs; new records are >= 3.6.
         self._update_last_known_leader(record)
+        self._set_directories(record)
         if self.target_replicas and self.target_replicas != list(p.replicas):
             record.replicas = list(self.target_replicas)
         if self.target_removing != list(p.removing_replicas):
@@ -223,6 +241,10 @@ class PartitionChangeBuilder:
         if is_no_op(record):
             return None
         return record
+
+
+def _current_directories(p: PartitionState) -> list[uuid.UUID]:
+    return [replica_directory(p, r) for r in p.replicas]
 
 
 def is_no_op(record: PartitionChangeRecord) -> bool:

@@ -14,7 +14,8 @@ leaders and followers spread evenly, as in Kafka (whose random source differs: t
 does not give Kafka's placement).
 
 The ISR of a new partition is its replicas that are active (unfenced, not shutting down) and the
-leader the first of them; leader and partition epochs start at 0.
+leader the first of them; leader and partition epochs start at 0; each replica's directory is its
+broker's default dir (``directories.new_partition_directories``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import random as _random
 import uuid
 
+from kbroker.controller.directories import new_partition_directories
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.reassignment import ReassignmentError, validate_manual_assignment
@@ -190,6 +192,7 @@ def partition_records(image: MetadataImage, topic_id: uuid.UUID, start_partition
         records.append(PartitionRecord(
             partition_id=start_partition + i, topic_id=topic_id, replicas=list(replicas), isr=isr,
             leader=isr[0], leader_epoch=0, partition_epoch=0,
+            directories=new_partition_directories(image, replicas),
             eligible_leader_replicas=[] if elr else None, last_known_elr=[] if elr else None,
         ))
     return records

@@ -349,7 +349,7 @@ class QuorumController:
         protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs,
         recorded from metadata.version 17 (IBP_3_7_IV2, directory assignment) as cluster control
         records a remote registration's."""
-        from kbroker.controller.cluster_control import MV_DIRECTORY_ASSIGNMENT
+        from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT
 
         if self.image.features.get(METADATA_VERSION, 0) < MV_DIRECTORY_ASSIGNMENT:
             log_dirs = ()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kbroker.controller.directories import default_dir_provider
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
 from kbroker.controller.partition_change import Election, PartitionChangeBuilder
 from kbroker.controller.replication_control import ReplicationSettings, elr_enabled, leader_acceptor
@@ -131,7 +132,8 @@ def _validate_replication_factor_unchanged(p: PartitionState, target: list[int])
 def _reassignment_builder(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,
                           p: PartitionState) -> PartitionChangeBuilder:
     return PartitionChangeBuilder(p, topic.topic_id, p.partition, leader_acceptor(image, p),
-                                  settings.min_isr(image, topic), elr_enabled(image))
+                                  settings.min_isr(image, topic), elr_enabled(image),
+                                  default_dir=default_dir_provider(image))
 
 
 def cancel_partition_reassignment(image: MetadataImage, settings: ReplicationSettings, topic: TopicImage,

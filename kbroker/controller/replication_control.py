@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from kbroker.controller.directories import has_online_dir
+from kbroker.controller.directories import default_dir_provider, has_online_dir
 from kbroker.controller.image import (
     LEADER_UNCHANGED,
     NO_LEADER,
@@ -149,7 +149,8 @@ def generate_leader_and_isr_updates(image: MetadataImage, settings: ReplicationS
                     and (r == broker_to_add or is_active(image, r)) and has_online_dir(image, r, p))
 
         builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, acceptable,
-                                         settings.min_isr(image, topic), elr)
+                                         settings.min_isr(image, topic), elr,
+                                         default_dir=default_dir_provider(image))
         if settings.unclean(image, topic):
             builder.election = Election.UNCLEAN
         if broker_with_unclean_shutdown != NO_LEADER:
@@ -265,7 +266,8 @@ def alter_partition(image: MetadataImage, request: AlterPartitionRequest, api_ve
                 continue
             assert p is not None
             builder = PartitionChangeBuilder(p, topic.topic_id, index, leader_acceptor(image, p),
-                                             settings.min_isr(image, topic), elr_enabled(image))
+                                             settings.min_isr(image, topic), elr_enabled(image),
+                                             default_dir=default_dir_provider(image))
             if settings.unclean(image, topic):
                 builder.election = Election.UNCLEAN
             builder.target_isr = [b for b, _ in new_isr]
@@ -303,7 +305,8 @@ def preferred_leader_elections(image: MetadataImage, settings: ReplicationSettin
         if len(records) >= max_elections:
             break
         builder = PartitionChangeBuilder(p, topic.topic_id, p.partition, leader_acceptor(image, p),
-                                         settings.min_isr(image, topic), elr)
+                                         settings.min_isr(image, topic), elr,
+                                         default_dir=default_dir_provider(image))
         builder.election = Election.PREFERRED
         record = builder.build()
         if record is not None:
@@ -330,7 +333,8 @@ def elect_leader(image: MetadataImage, topic_name: str, partition_id: int, elect
             (election_type == ELECTION_UNCLEAN and p.leader != NO_LEADER):
         return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
     builder = PartitionChangeBuilder(p, topic.topic_id, partition_id, leader_acceptor(image, p),
-                                     settings.min_isr(image, topic), elr_enabled(image))
+                                     settings.min_isr(image, topic), elr_enabled(image),
+                                     default_dir=default_dir_provider(image))
     builder.election = Election.UNCLEAN if election_type == ELECTION_UNCLEAN else Election.PREFERRED
     record = builder.build()
     if record is None:

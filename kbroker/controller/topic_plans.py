@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from kbroker.controller import metadata_records as mr
+from kbroker.controller.directories import new_partition_directories
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.placement import validate_create_partitions
@@ -112,6 +113,7 @@ def plan_topic(image: MetadataImage, topic: NewTopic, default_partitions: int, d
             mr.PartitionRecord(
                 partition_id=p, topic_id=topic_id, replicas=list(replicas), isr=list(replicas),
                 leader=replicas[0], leader_epoch=0, partition_epoch=0,
+                directories=new_partition_directories(image, replicas),
             )
         )
     return records
@@ -137,6 +139,7 @@ def plan_partitions(image: MetadataImage, name: str, count: int, assignments: li
         ]
         records.append(
             mr.PartitionRecord(partition_id=p, topic_id=topic.topic_id, replicas=list(replicas),
-                               isr=list(replicas), leader=replicas[0], leader_epoch=0, partition_epoch=0)
+                               isr=list(replicas), leader=replicas[0], leader_epoch=0, partition_epoch=0,
+                               directories=new_partition_directories(image, replicas))
         )
     return records

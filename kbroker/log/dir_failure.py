@@ -14,6 +14,13 @@ A failed dir is reported once. Errors that say nothing about the disk (no descri
 memory, an interrupted call) are not dir failures: the descriptor budget (fd_budget.py) deals with
 those. An error injected by replacing a log's ``append`` (the control endpoint's simulated full
 disk) never reaches `report`.
+
+The KRaft metadata log (``__cluster_metadata-0`` in ``metadata.log.dir``, and its quorum-state
+file) is different: any I/O error while writing it halts the node at once
+(`metadata_log_failed`), whether or not other log dirs remain, as Kafka (KafkaRaftClientDriver's
+fatal fault handler, ReplicaManager's "Shutdown broker because the metadata log dir ... has
+failed"): its in-memory state may no longer match what is on disk, and a node that cannot write
+its Raft log must not vote or lead.
 """
 
 from __future__ import annotations
@@ -74,3 +81,11 @@ def halt(status: int = 1) -> None:
             pass
     sys.stderr.flush()
     os._exit(status)
+
+
+def metadata_log_failed(directory: Path, what: str, exc: BaseException) -> None:
+    """``what`` failed in the metadata log in ``directory`` with ``exc``: log it and halt with
+    status 1. (Returns only when ``halt`` is replaced, in tests: the caller then re-raises.)"""
+    logger.critical("Error while %s in the metadata log dir %s: %s", what, directory, exc)
+    logger.critical("Shutdown broker because the metadata log dir %s has failed", directory)
+    halt(1)

@@ -15,7 +15,9 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
+from kbroker.log import dir_failure
 from kbroker.raft.files import write_atomically
 
 NO_ID = -1
@@ -105,4 +107,8 @@ class FileQuorumStateStore(QuorumStateStore):
             "data_version": 1,
         }
         data = json.dumps(doc, separators=(",", ":")).encode()
-        write_atomically(self.directory, self.FILE_NAME, data)
+        try:
+            write_atomically(self.directory, self.FILE_NAME, data)
+        except OSError as exc:  # the Raft node cannot go on with a state it could not make durable
+            dir_failure.metadata_log_failed(Path(self.directory).parent, "writing the quorum state", exc)
+            raise

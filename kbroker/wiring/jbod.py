@@ -9,8 +9,11 @@
   metadata change, every local log whose dir differs from the partition's ``Directories`` entry
   for this broker is sent, in one request, again until the controller has recorded it.
 
-A broker with one log dir runs none of this: a failure of its only dir halts it (dir_failure.py)
-and its replicas are all in that dir (Kafka's controller records the single dir itself).
+A broker with one log dir runs only the second: a failure of its only dir halts it
+(dir_failure.py). The controller records a new replica on it in its single dir (``directories.
+default_dir``), so it has nothing to assign unless that dir was replaced (formatted again: a new
+``directory.id``) or the partition predates directory assignment (MIGRATING), as Kafka's
+ReplicaManager.maybeUpdateTopicAssignment. Below metadata.version 17 nothing is assigned.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kbroker.controller.directories import replica_directory
+from kbroker.controller.directories import directory_assignment_supported, replica_directory
 from kbroker.controller.image import MetadataImage
 from kbroker.log import dir_failure
 from kbroker_protocol.errors import ErrorCode
@@ -78,7 +81,12 @@ class JbodAgent:
         self._checked_offset = -1
 
     def on_dir_failed(self, log_dir: Path) -> None:
-        """LogManager's hook (any thread): ``log_dir`` failed and others remain."""
+        """LogManager's hook (any thread): ``log_dir`` failed and others remain. When it holds the
+        metadata log the node halts (Kafka's ReplicaManager.handleLogDirFailure)."""
+        if Path(log_dir) == Path(self.broker.config.metadata_log_dir):
+            log.critical("Shutdown broker because the metadata log dir %s has failed", log_dir)
+            dir_failure.halt(1)
+            return
         d = self.dir_ids.get(Path(log_dir))
         if d is None:
             log.error("log dir %s failed but has no directory.id: the controller cannot be told", log_dir)
@@ -123,6 +131,9 @@ class JbodAgent:
         lifecycle = broker.lifecycle
         if lifecycle is None or lifecycle.broker_epoch < 0 or image.offset == self._checked_offset:
             return False
+        if not directory_assignment_supported(image):
+            self._checked_offset = image.offset
+            return False
         offset = image.offset
         lm = broker.log_manager
         pending = pending_assignments(image, broker.node_id, lm.log_dir_of, self.dir_ids, set(lm.offline_dirs))
@@ -162,7 +173,8 @@ def directory_ids_by_dir(log_dirs: list[Path]) -> dict[Path, uuid.UUID]:
 
 
 def start_jbod_agent(broker: Any) -> JbodAgent:
-    """Hook a JbodAgent to ``broker`` (its lifecycle started): failed dirs, replica dirs."""
+    """Hook a JbodAgent to ``broker`` (its lifecycle started): replica dirs, and failed dirs when
+    it has several (a failure of a single dir halts the broker)."""
     from kbroker.controller.channel import ControllerChannel
     raft = broker.raft
     controllers = dict(broker.config.quorum_voters) or (lambda: raft.addresses)
@@ -172,9 +184,10 @@ def start_jbod_agent(broker: Any) -> JbodAgent:
                                 open_connection=broker.internode_security.controller_opener(client_id))
     agent = JbodAgent(broker, directory_ids_by_dir(list(broker.config.log_dirs)),
                       broker.config["log.dir.failure.timeout.ms"], channel)
-    broker.log_manager.on_dir_failed = agent.on_dir_failed
-    for failed in list(broker.log_manager.offline_dirs):  # failed before the lifecycle started
-        agent.on_dir_failed(failed)
     broker.run_in_background(agent.run_assignments(), "jbod-assignments")
-    broker.run_in_background(agent.watch_lifecycle(), "jbod-lifecycle-watch")
+    if len(broker.config.log_dirs) > 1:
+        broker.log_manager.on_dir_failed = agent.on_dir_failed
+        for failed in list(broker.log_manager.offline_dirs):  # failed before the lifecycle started
+            agent.on_dir_failed(failed)
+        broker.run_in_background(agent.watch_lifecycle(), "jbod-lifecycle-watch")
     return agent

@@ -92,6 +92,10 @@ def test_a_replica_in_an_offline_log_dir_is_an_offline_replica(wire, broker, top
                 described.topics[0].partitions[0].offline_replicas)
 
     assert offline() == ([], [])
+    # the controller recorded the replica in the broker's only log dir (ClusterControlManager.defaultDir)
+    image = broker.broker.image
+    assert image.partition(topic_name, 0).directories == image.brokers[node].log_dirs
+    assert len(image.brokers[node].log_dirs) == 1
 
     def lose_dir() -> None:
         topic = broker.broker.image.topic(topic_name)
