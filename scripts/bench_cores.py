@@ -191,6 +191,8 @@ def run_once(args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
         if args.driver == "java":
             perf = bl.producer_perf(bootstrap, "bench", total, "all", args.compression, args.record_size)
             produce_s = perf["records"] / perf["records_per_s"]  # the tool's own clock (no JVM start-up)
+            print(f"ProducerPerformance: {perf['records_per_s']:,.0f} records/s, latency avg "
+                  f"{perf['lat_avg_ms']:.0f} ms, p50 {perf['lat_p50_ms']} ms, p99 {perf['lat_p99_ms']} ms")
         else:
             produce_s = produce(bootstrap, "bench", total, args.record_size, args.compression)
         s1 = sample(proc.pid)
