@@ -8,9 +8,9 @@ Around each load it samples ``/proc/<pid>/task/*/stat`` (utime+stime of every th
 and the same for every descendant process (the validation pool's forkserver and workers), and
 prints per thread/process: CPU seconds, share of the broker's total, and CPU per GB moved.
 
-The main thread (tid == pid) runs the event loop; Python 3.11 does not give the other threads OS
-names, so each is named by its ``comm`` and tid (``python[1234]``); child processes are named by
-what they are (forkserver, validation pool worker, resource tracker).
+The main thread (tid == pid) runs the event loop; the worker threads are named by their OS name
+(``comm``, set by kbroker/log/thread_names.py: ``fsync_0``, ``validate_0``, ``log-maintenance``)
+and tid; child processes by what they are (forkserver, validation pool worker, resource tracker).
 
 Usage::
 
@@ -18,7 +18,7 @@ Usage::
         [--override key=value ...] [--reps 3]
 
 ``--tree DIR`` runs the broker from another checkout (a variant to compare with).
-``--override`` is passed to the broker (e.g. ``kbroker.validation...``); ``--reps`` restarts the
+``--override`` is passed to the broker (e.g. ``log.flush.interval.messages=1``); ``--reps`` restarts the
 broker for each repetition and reports the median and the spread (min-max) of the totals.
 """
 
