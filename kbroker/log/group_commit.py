@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from .errors import LogError
+from .thread_names import name_os_thread
 
 FSYNC_THREADS = 4
 
@@ -49,7 +50,8 @@ def executor() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kbroker-fsync")
+            _executor = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kbroker-fsync",
+                                           initializer=name_os_thread)
         return _executor
 
 

@@ -48,6 +48,7 @@ from .errors import LogCorruptedError
 from .fd_budget import BUDGET
 from .log_state import fsync_dir, sync_filesystem
 from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
+from .thread_names import name_os_thread
 
 CLOSE_THREADS = 8
 
@@ -467,6 +468,7 @@ class LogManager:
             shutil.rmtree(path, ignore_errors=True)
 
     def _run(self) -> None:
+        name_os_thread()
         while not self._stop.wait(self.maintenance_interval_s):
             self.run_maintenance()
 
@@ -505,7 +507,8 @@ class LogManager:
 
         items = list(self.partitions().items())
         if len(items) > 1:
-            with ThreadPoolExecutor(min(CLOSE_THREADS, len(items)), thread_name_prefix="log-close") as pool:
+            with ThreadPoolExecutor(min(CLOSE_THREADS, len(items)), thread_name_prefix="log-close",
+                                    initializer=name_os_thread) as pool:
                 list(pool.map(close_one, items))
         else:
             for item in items:

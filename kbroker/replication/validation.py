@@ -28,6 +28,7 @@ import os
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from kbroker.log.thread_names import name_os_thread
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
@@ -124,7 +125,8 @@ class ValidationPool:
     def _get(self) -> Executor:
         if self._executor is None:
             if self.kind == "thread":
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kbroker-validate")
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kbroker-validate",
+                                                    initializer=name_os_thread)
             else:
                 # forkserver: workers fork from a clean server process, not from the broker's
                 # threads and event loop. multiprocessing is imported here, when a process pool
