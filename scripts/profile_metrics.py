@@ -8,8 +8,8 @@ directly: it starts ``python -m kbroker`` with ``kbroker.http.listeners`` set, s
 rows), and records the broker with py-spy (``pip install py-spy``; every thread, idle samples
 left out). Samples are attributed to metrics when their stack is in:
 
-- the scrape: ``MetricsServer.respond_with_headers`` (collection on the event loop) or
-  ``generate_latest`` (text formatting, on a worker thread);
+- the scrape: ``MetricsServer.respond_with_headers`` (collection and formatting, on the event
+  loop; the request histograms' text from ``kbroker.metrics.request_text``) or ``generate_latest``;
 - the per-request timing: ``RequestStats.requests_sent`` (``request_done`` and
   ``ResponseWriter._requests_sent`` in the code before it), and
   the step timer ``timed`` itself (its own lines only: the handler it runs is not metrics).
@@ -17,7 +17,10 @@ left out). Samples are attributed to metrics when their stack is in:
 A sampling profile's shares barely move with other work on the machine (the broker's samples
 all slow down together). Usage:
 
-    .venv/bin/python scripts/profile_metrics.py [--requests 20000] [--rounds 3] [--rate 250]
+    .venv/bin/python scripts/profile_metrics.py [--requests 20000] [--rounds 3] [--rate 250] [--mb 0]
+
+``--mb N`` profiles bench_metrics' throughput workload instead (N MB of 1 KiB records produced,
+acks=all, and consumed back with confluent-kafka).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def classify(stack: list[str]) -> str:
     return "other"
 
 
-def profile_round(py_spy: str, requests: int, rate: int, index: int) -> collections.Counter[str]:
+def profile_round(py_spy: str, requests: int, rate: int, index: int, mb: int = 0) -> collections.Counter[str]:
     data = Path(tempfile.mkdtemp(prefix="kbroker-profile-metrics-"))
     port, http_port = free_port(), free_port()
     broker = bench_metrics.start(data, port, http_port)
@@ -65,9 +68,16 @@ def profile_round(py_spy: str, requests: int, rate: int, index: int) -> collecti
                             "--threads", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)  # py-spy attached
-        produce_us, fetch_us = bench_metrics.broker_cpu_per_request(port, broker.pid, f"profile-{index}", requests)
-        print(f"round {index + 1}: broker CPU per Produce {produce_us:.1f} us, per Fetch {fetch_us:.1f} us, "
-              f"{scraper.scrapes} scrapes", flush=True)
+        if mb:
+            side = bench_metrics.Side("on", port, broker.pid)
+            row = bench_metrics.run_side(side, f"profile-{index}", mb * 1_000_000 // 1024, 1024)
+            print(f"round {index + 1}: produce {row['produce_mbs']:.1f} MB/s, consume {row['consume_mbs']:.1f} MB/s, "
+                  f"{scraper.scrapes} scrapes", flush=True)
+        else:
+            produce_us, fetch_us = bench_metrics.broker_cpu_per_request(port, broker.pid, f"profile-{index}",
+                                                                        requests)
+            print(f"round {index + 1}: broker CPU per Produce {produce_us:.1f} us, per Fetch {fetch_us:.1f} us, "
+                  f"{scraper.scrapes} scrapes", flush=True)
     finally:
         scraper.stop.set()
         spy.send_signal(signal.SIGINT)
@@ -90,13 +100,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000, help="Produce and Fetch requests per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--mb", type=int, default=0,
+                        help="instead of small requests, produce and consume this many MB of 1 KiB records "
+                             "with confluent-kafka (bench_metrics' throughput workload)")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         raise SystemExit("py-spy not found: pip install py-spy")
     total: collections.Counter[str] = collections.Counter()
     for i in range(args.rounds):
-        counts = profile_round(py_spy, args.requests, args.rate, i)
+        counts = profile_round(py_spy, args.requests, args.rate, i, args.mb)
         n = sum(counts.values())
         print(f"round {i + 1}: {n} samples; " + ", ".join(
             f"{kind} {counts[kind] / n * 100:.2f} %" for kind in ("scrape", "per-request", "step timer")), flush=True)

@@ -38,6 +38,7 @@ from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.replication.parked_fetches import REFETCH
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
@@ -444,6 +445,8 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
         # follower's fetch (replication, not a client's timer) stays on real time.
         deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
         waited_on: list[Partition] = []
+        # a follower's held fetch also answers when the leader appends to a partition it lacks
+        parked = broker.replica_manager.parked_fetches if replica is not None else None
         while True:
             fut = loop.create_future()
             waited_on = []
@@ -457,13 +460,18 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
                 for p in waited_on:
                     p.remove_waiter(fut)
                 break
+            if parked is not None and replica is not None:
+                parked.park(replica.replica_id, fut, [(p.topic, p.index) for p in waited_on])
             try:
                 await deadline.wait(fut)
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
+                if parked is not None and replica is not None:
+                    parked.unpark(replica.replica_id, fut)
+            refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
             reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-            if total >= min_bytes or deadline.passed or any(
+            if refetch or total >= min_bytes or deadline.passed or any(
                 r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break

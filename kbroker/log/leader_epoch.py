@@ -372,6 +372,8 @@ def open_cache(
         scan_from = first_recovered
     if scan_from is not None:
         for seg in segments[scan_from:]:
+            if not seg.size:
+                continue  # (nothing to scan; a new log's first segment has no file yet)
             file = seg.handle()  # held while its descriptor is read (the fd budget may release it)
             _scan_epochs(file.fileno(), seg.size, cache)
     scanned = cache._dirty

@@ -163,15 +163,17 @@ class LogState:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _new_segment(self, base_offset: int, *, fresh: bool = False) -> LogSegment:
+    def _new_segment(self, base_offset: int, *, fresh: bool = False, lazy: bool = False) -> LogSegment:
         """A segment object for ``base_offset``: ``fresh`` when this process creates it empty
-        (then it is known to hold no transactional or control batch yet)."""
+        (then it is known to hold no transactional or control batch yet); ``lazy``: its ``.log``
+        file is created on first use (see `LogSegment`)."""
         segment = LogSegment(
             self.directory,
             base_offset,
             index_bytes=self.config.segment_index_bytes,
             created_ms=self._now_ms(),
             roll_jitter_ms=random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0,
+            lazy=lazy,
         )
         segment.has_txn_batches = not fresh
         return segment

@@ -148,7 +148,9 @@ class LogRecovery(LogRetention):
         if not segments:
             if not created:
                 self._drop_txn_state(checkpoint.log_start_offset)
-            segments = [self._new_segment(checkpoint.log_start_offset, fresh=True)]
+            # No segment file: the first one is created on first use (a new partition costs
+            # its directory only until it is written).
+            segments = [self._new_segment(checkpoint.log_start_offset, fresh=True, lazy=True)]
         self._open_txns = {} if created else self._active_open_txns(segments, replayed)
         for seg in segments[:-1]:
             seg.offset_index.close()

@@ -104,7 +104,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "used", "closed", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos",
+        "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos", "unborn",
     )
 
     def __init__(
@@ -116,10 +116,15 @@ class LogSegment:
         created_ms: int,
         suffix: str = "",
         roll_jitter_ms: int = 0,
+        lazy: bool = False,
     ) -> None:
         """Open (creating if needed) the segment files; ``suffix`` (e.g. ".cleaned") follows each name.
 
         ``index_bytes`` (segment.index.bytes) bounds each index: the segment rolls when one is full.
+        ``lazy``: the segment is the empty first one of a log whose ``.log`` file does not exist;
+        the file is created on first use (`handle`), not now: creating a topic of many partitions
+        then costs one directory per partition before its records are committed, not a directory
+        and a file (a flush of the still empty segment has nothing to sync and creates nothing).
         """
         self.directory = directory
         self.base_offset = base_offset
@@ -128,7 +133,9 @@ class LogSegment:
         self.file: SegmentFile | None = None  # None: released by the budget (or closed)
         self.used = True  # the budget's second-chance bit, set on each use
         self.closed = False
-        BUDGET.open_segment(self, create=True)
+        self.unborn = lazy  # True until the `.log` file is created (see `handle`)
+        if not lazy:
+            BUDGET.open_segment(self, create=True)
         self.offset_index = OffsetIndex(
             directory / (segment_name(base_offset, INDEX_SUFFIX) + suffix), base_offset, max(1, index_bytes // 8)
         )
@@ -163,7 +170,8 @@ class LogSegment:
         if file is None:
             if self.closed:
                 raise ValueError(f"segment {self.log_path} is closed")
-            file = BUDGET.open_segment(self, create=False)
+            file = BUDGET.open_segment(self, create=self.unborn)
+            self.unborn = False
         self.used = True
         return file
 
@@ -421,7 +429,7 @@ class LogSegment:
         self.txn_index.truncate_to(self.next_offset)
 
     def flush(self) -> None:
-        file = self.open_file()
+        file = None if self.unborn else self.open_file()
         if file is not None:
             os.fdatasync(file.fileno())
         self.offset_index.flush()
@@ -472,6 +480,8 @@ class LogSegment:
 
     def rename_suffix(self, suffix: str) -> None:
         """Rename the files to end in ``suffix`` instead (indexes first, the log last)."""
+        if self.unborn:
+            self.handle()  # (the `.log` is renamed too: it must exist)
         self.offset_index.close()
         self.time_index.close()
         for index, ext in ((self.offset_index, INDEX_SUFFIX), (self.time_index, TIME_INDEX_SUFFIX)):

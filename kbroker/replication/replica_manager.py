@@ -33,6 +33,7 @@ from kbroker.log.errors import LogError
 from kbroker.log.group_commit import GroupCommit, NotDurableError
 from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
+from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
@@ -91,6 +92,7 @@ class ReplicaManager(TxnVerification):
         # Installed by the broker's start-up in a cluster; None: ISR changes are not sent.
         self.alter_partition_channel: Any = None
         self.fetchers = ReplicaFetcherManager(self)
+        self.parked_fetches = ParkedFollowerFetches()  # followers' held fetches, by follower
         self._isr_timer: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -530,6 +532,9 @@ class ReplicaManager(TxnVerification):
 
     def on_leader_append(self, partition: Partition) -> None:
         # With no followers the ISR is this broker, so everything appended is committed.
+        if partition.followers:
+            # followers whose held fetch lacks this partition (just made its replicas) fetch again
+            self.parked_fetches.wake_uncovering((partition.topic, partition.index), partition.followers)
         if not partition.followers:
             if partition.is_leader:
                 partition.log.high_watermark = partition.log.log_end_offset

@@ -151,7 +151,8 @@ def test_recently_used_files_get_a_second_chance(tmp_path, budget):
     for log in logs[1:]:
         log.segments[-1].used = False
     logs[0].append(value_batch([b"b"]))
-    fifth = PartitionLog.open(tmp_path / "t-4", SMALL)
+    fifth = PartitionLog.open(tmp_path / "t-4", SMALL)  # (a new log opens no file until written)
+    fifth.append(value_batch([b"c"]))
     assert budget.is_open(logs[0].segments[-1])
     assert not budget.is_open(logs[1].segments[-1])
     for log in [*logs, fifth]:
@@ -194,7 +195,9 @@ def test_exhaustion_with_nothing_to_release_is_raised(tmp_path, budget, monkeypa
     def exhausted(path, flags, mode=0o777):
         raise OSError(errno.EMFILE, "Too many open files")
 
+    fresh = PartitionLog.open(tmp_path / "t-1", SMALL)  # (its segment file comes with the first write)
     monkeypatch.setattr(fd_budget_module.os, "open", exhausted)
     with pytest.raises(OSError) as info:
-        PartitionLog.open(tmp_path / "t-1", SMALL)
+        fresh.append(value_batch([b"a"]))
     assert info.value.errno == errno.EMFILE
+    assert fresh.log_end_offset == 0
