@@ -8,9 +8,12 @@ are not computed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from kbroker.api.context import RequestContext, require
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
+from kbroker.controller.image import MetadataImage
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import (
@@ -23,7 +26,7 @@ from kbroker_protocol.messages.consumer_group_describe import (
 G = ConsumerGroupDescribeResponse.DescribedGroup
 
 
-def _assignment(image, parts) -> Assignment:
+def _assignment(image: MetadataImage, parts: Mapping[str, Iterable[int]]) -> Assignment:
     out = []
     for topic in sorted(parts):
         info = image.topic(topic)

@@ -76,7 +76,8 @@ def _advertised_host(broker: Broker) -> str:
     names = {e.listener for e in cfg.controller_listeners}
     for e in cfg.advertised_listeners:
         if e.listener in names and e.host:
-            return e.host
+            host: str = e.host
+            return host
     assert broker.raft is not None
     host = broker.raft.host
     return "localhost" if host in ("", "0.0.0.0", "::") else host

@@ -62,7 +62,8 @@ def install(broker: Any) -> None:
 
 
 def _mv(broker: Any) -> int:
-    return broker.image.features.get(METADATA_VERSION, 0)
+    level: int = broker.image.features.get(METADATA_VERSION, 0)
+    return level
 
 
 def _active(broker: Any) -> bool:
@@ -124,7 +125,7 @@ async def handle_unregister_controller(ctx: RequestContext, request: UnregisterC
 
 
 @controller_operation(UNREGISTER_CONTROLLER)
-async def unregister_controller_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
+async def unregister_controller_operation(broker: BrokerServices, request: UnregisterControllerRequest, version: int, requester_: Requester | None = None) -> Any:
     if not authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
         return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
     return await unregister_controller(broker, request)

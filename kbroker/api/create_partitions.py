@@ -63,7 +63,7 @@ async def create_partitions(broker: BrokerServices, request: CreatePartitionsReq
         return response
 
 
-def _refused(broker: BrokerServices, topics) -> str | None:
+def _refused(broker: BrokerServices, topics: list[CreatePartitionsRequest.CreatePartitionsTopic]) -> str | None:
     """Why the whole operation fails, if it does (every topic of the request then gets
     POLICY_VIOLATION with this message, Kafka's CreatePartitionsRequest.getErrorResponse).
 

@@ -85,7 +85,8 @@ DELEGATION_TOKEN_MIN_METADATA_VERSION = 14
 
 
 def _tokens(host: Any) -> DelegationTokens:
-    return host.delegation_tokens
+    tokens: DelegationTokens = host.delegation_tokens
+    return tokens
 
 
 def token_requests_allowed(ctx: Any) -> bool:
@@ -328,7 +329,7 @@ class TokenExpiry:
 
     def __init__(self, host: Any) -> None:
         self.host = host
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if _tokens(self.host).enabled:

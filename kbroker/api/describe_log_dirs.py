@@ -55,7 +55,7 @@ def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsReques
         wanted = set(logs)
     else:
         wanted = {(t.topic, p) for t in request.topics for p in t.partitions}
-    by_dir: dict[Path, dict[str, list]] = {}
+    by_dir: dict[Path, dict[str, list[PartOut]]] = {}
     for (topic, index), plog in sorted(logs.items()):
         parent = plog.directory.parent.resolve()
         dir_topics = by_dir.setdefault(parent, {})

@@ -22,6 +22,7 @@ from kbroker.api.context import RequestContext
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
+from kbroker.controller.image import MetadataImage, PartitionState
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
@@ -47,7 +48,7 @@ def _missing_topic_error(name: str) -> ErrorCode:
     return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def _partition(image, state, index: int) -> PartOut:
+def _partition(image: MetadataImage, state: PartitionState, index: int) -> PartOut:
     leader = state.leader
     registered = image.brokers.get(leader)
     # (not registered, fenced, or in a log dir that is not one of the broker's online dirs)

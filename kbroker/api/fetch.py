@@ -102,7 +102,7 @@ class _Read:
     high_watermark: int
     last_stable_offset: int
     log_start_offset: int
-    aborted: list | None
+    aborted: list[Aborted] | None
     diverging: tuple[int, int] | None = None  # (epoch, end offset) for a follower whose log diverged
     preferred: int = -1  # KIP-392: the replica the consumer should fetch from
 

@@ -27,7 +27,8 @@ import os
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
+from kbroker.log import LogCorruptedError, OffsetOutOfRangeError, PartitionLog
+from kbroker.replication.partition import Partition
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
@@ -41,7 +42,7 @@ NO_EPOCH = -1
 DEBUGGING_REPLICA_ID = -2
 
 
-def batch_leader_epoch(plog, offset: int) -> int:
+def batch_leader_epoch(plog: PartitionLog, offset: int) -> int:
     """partitionLeaderEpoch of the stored batch holding ``offset`` (-1 when unknown or unset)."""
     try:
         result = plog.read(offset, 1)
@@ -57,7 +58,7 @@ def batch_leader_epoch(plog, offset: int) -> int:
     return epoch if epoch >= 0 else NO_EPOCH
 
 
-def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
+def _lookup(partition: Partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
     """(timestamp, offset, leader epoch) answered for ``timestamp``; isolation -1: a replica's
     request, up to the log end."""
     plog = partition.log

@@ -44,7 +44,7 @@ def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> O
     error, rows = coordinator.delete_offsets(request.group_id, known)
     if error != ErrorCode.NONE:
         return OffsetDeleteResponse(error_code=error, throttle_time_ms=0, topics=[])
-    by_topic: dict[str, list] = {}
+    by_topic: dict[str, list[P]] = {}
     for topic, p, code in rows:
         by_topic.setdefault(topic, []).append(P(partition_index=p, error_code=code))
     for topic, parts in unknown.items():

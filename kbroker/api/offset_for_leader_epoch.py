@@ -21,6 +21,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
+from kbroker.replication.partition import Partition
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.offset_for_leader_epoch import (
     OffsetForLeaderEpochRequest,
@@ -34,7 +35,7 @@ UNDEFINED_EPOCH = leader_epoch.UNDEFINED_EPOCH
 UNDEFINED_OFFSET = leader_epoch.UNDEFINED_OFFSET
 
 
-def leader_epoch_end(partition, requested: int) -> tuple[int, int]:
+def leader_epoch_end(partition: Partition, requested: int) -> tuple[int, int]:
     """The partition log's epoch cache, plus the current epoch: Kafka's leader assigns its epoch
     to the log end when it becomes leader (kbroker's partition layer does not, so the current
     epoch is added here when no batch of it is stored yet)."""

@@ -83,7 +83,7 @@ async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBroke
 
 
 @controller_operation(DESCRIBE_QUORUM)
-async def describe_quorum_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
+async def describe_quorum_operation(broker: BrokerServices, request: DescribeQuorumRequest, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_apis import describe_quorum
 
     refused = _refused(broker, requester_, DESCRIBE_QUORUM, version, request, DESCRIBE)
@@ -94,7 +94,7 @@ async def describe_quorum_operation(broker: BrokerServices, request, version: in
 
 
 @controller_operation(UNREGISTER_BROKER)
-async def unregister_broker_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
+async def unregister_broker_operation(broker: BrokerServices, request: UnregisterBrokerRequest, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_listener import ControllerRequestContext
     from kbroker.api.unregister_broker import handle_unregister_broker as on_controller
 

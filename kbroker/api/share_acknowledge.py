@@ -10,6 +10,8 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 
 from __future__ import annotations
 
+import uuid
+
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error, share_coordinator
@@ -46,7 +48,7 @@ async def handle_share_acknowledge(ctx: RequestContext, request: ShareAcknowledg
     response = ShareAcknowledgeResponse(
         error_code=ErrorCode.NONE, acquisition_lock_timeout_ms=manager.partition_config(group_id).record_lock_duration_ms,
         responses=[], node_endpoints=[])
-    by_topic: dict = {}
+    by_topic: dict[uuid.UUID, TopicResp] = {}
     for (topic_id, index), (code, message) in results.items():
         tr = by_topic.get(topic_id)
         if tr is None:

@@ -14,16 +14,18 @@ from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from kbroker.replication.deadline import Deadline
+from kbroker.replication.partition import Partition
 from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
+Marker = WriteTxnMarkersRequest.WritableTxnMarker
 MarkerResult = WriteTxnMarkersResponse.WritableTxnMarkerResult
 TopicResult = MarkerResult.WritableTxnMarkerTopicResult
 PartResult = TopicResult.WritableTxnMarkerPartitionResult
 
 
-def _complete_offsets(broker: BrokerServices, partition, marker) -> ErrorCode:
+def _complete_offsets(broker: BrokerServices, partition: Partition, marker: Marker) -> ErrorCode:
     """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
     the producer's pending transactional offsets of the partition's groups and writes the marker."""
     if not partition.is_leader:
@@ -44,7 +46,7 @@ async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkers
     broker = ctx.broker
     replica_manager = broker.replica_manager
 
-    async def one(name: str, index: int, marker) -> ErrorCode:
+    async def one(name: str, index: int, marker: Marker) -> ErrorCode:
         partition = broker.partition(name, index)
         if partition is None:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
