@@ -45,6 +45,7 @@ from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
 from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
+from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
 from kbroker.wiring.metadata_quorum import make_raft
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
     from kbroker.controller.channel import ControllerChannel
     from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.server.connection import RequestHooks, RequestMetrics
 
@@ -126,6 +128,8 @@ class Broker:
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
+        self.share_coordinator: ShareCoordinator | None = None  # (the share coordinator installs itself)
+
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         self.services: list[Service] = build_services(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
@@ -447,31 +451,14 @@ class Broker:
 
     def advertised_endpoints(self) -> list[tuple[str, str, int]]:
         """(listener name, host, port) this broker advertises to clients."""
-        advertised = {e.listener: e for e in self.config.advertised_listeners}
-        out = []
-        for endpoint in self.config.client_listeners:
-            bound_host, bound_port = self.bound.get(endpoint.listener, (endpoint.host, endpoint.port))
-            adv: Endpoint | None = advertised.get(endpoint.listener)
-            if adv is not None:
-                host, port = adv.host, adv.port or bound_port
-            else:
-                host = endpoint.host
-                if host in ("", "0.0.0.0", "::"):
-                    host = "localhost"
-                port = bound_port
-            out.append((endpoint.listener, host, port))
-        return out
+        return advertised_endpoints(self.config, self.bound)
 
     @property
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{host}:{port}" for _name, host, port in self.advertised_endpoints())
+        return bootstrap_servers(self.advertised_endpoints())
 
     def listener_endpoint(self, listener: str) -> tuple[str, int]:
-        for name, host, port in self.advertised_endpoints():
-            if name == listener:
-                return host, port
-        _, host, port = self.advertised_endpoints()[0]
-        return host, port
+        return listener_endpoint(self.advertised_endpoints(), listener)
 
     # -- partitions, driven by metadata records ----------------------------------------------
 

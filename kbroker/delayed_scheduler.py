@@ -347,7 +347,7 @@ class DelayedScheduler:
     async def _deliver_remote(self, state: State, plan: Plan, remote: dict[Target, list[Pending]]) -> None:
         """Produce (acks=all) the batches of targets led elsewhere; retried until each leader
         takes them or the target is gone; then the progress record."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
 
         broker = self.broker
         connections: dict[int, Any] = {}

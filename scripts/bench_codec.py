@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_machine import cpu_model  # noqa: E402
 from kafka.protocol.consumer import FetchResponse as KpFetch  # noqa: E402
 from kafka.protocol.producer import ProduceRequest as KpProduce  # noqa: E402
 
@@ -47,104 +48,44 @@ def batches() -> list[bytes]:
     return [os.urandom(BATCH) for _ in range(TOPICS * PARTITIONS)]
 
 
-def ours_produce(blobs: list[bytes]) -> ProduceRequest:
-    TD = ProduceRequest.TopicProduceData
+def _produce_fields(cls: type, blobs: list[bytes]) -> dict:
+    """The Produce request's fields, made of either codec's classes (they have the same names)."""
+    TD = cls.TopicProduceData
     PD = TD.PartitionProduceData
-    return ProduceRequest(
-        transactional_id=None,
-        acks=-1,
-        timeout_ms=30000,
-        topic_data=[
-            TD(
-                name=f"topic-{t}",
-                topic_id=uuid.UUID(int=t + 1),
-                partition_data=[PD(index=p, records=blobs[t * PARTITIONS + p]) for p in range(PARTITIONS)],
-            )
-            for t in range(TOPICS)
-        ],
-    )
+    return {"transactional_id": None, "acks": -1, "timeout_ms": 30000, "topic_data": [
+        TD(name=f"topic-{t}", topic_id=uuid.UUID(int=t + 1),
+           partition_data=[PD(index=p, records=blobs[t * PARTITIONS + p]) for p in range(PARTITIONS)])
+        for t in range(TOPICS)]}
+
+
+def _fetch_fields(cls: type, blobs: list[bytes]) -> dict:
+    """The Fetch response's fields, made of either codec's classes (they have the same names)."""
+    T = cls.FetchableTopicResponse
+    P = T.PartitionData
+    return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": [
+        T(topic=f"topic-{t}", topic_id=uuid.UUID(int=t + 1), partitions=[
+            P(partition_index=p, error_code=0, high_watermark=1000, last_stable_offset=1000, log_start_offset=0,
+              aborted_transactions=None, preferred_read_replica=-1, records=blobs[t * PARTITIONS + p])
+            for p in range(PARTITIONS)])
+        for t in range(TOPICS)]}
+
+
+def ours_produce(blobs: list[bytes]) -> ProduceRequest:
+    return ProduceRequest(**_produce_fields(ProduceRequest, blobs))
 
 
 def kp_produce(blobs: list[bytes], version: int) -> KpProduce:
-    TD = KpProduce.TopicProduceData
-    PD = TD.PartitionProduceData
-    req = KpProduce(
-        transactional_id=None,
-        acks=-1,
-        timeout_ms=30000,
-        topic_data=[
-            TD(
-                name=f"topic-{t}",
-                topic_id=uuid.UUID(int=t + 1),
-                partition_data=[PD(index=p, records=blobs[t * PARTITIONS + p]) for p in range(PARTITIONS)],
-            )
-            for t in range(TOPICS)
-        ],
-        version=version,
-    )
+    req = KpProduce(**_produce_fields(KpProduce, blobs), version=version)
     req.with_header(correlation_id=42, client_id="bench-client")
     return req
 
 
 def ours_fetch(blobs: list[bytes]) -> FetchResponse:
-    T = FetchResponse.FetchableTopicResponse
-    P = T.PartitionData
-    return FetchResponse(
-        throttle_time_ms=0,
-        error_code=0,
-        session_id=0,
-        responses=[
-            T(
-                topic=f"topic-{t}",
-                topic_id=uuid.UUID(int=t + 1),
-                partitions=[
-                    P(
-                        partition_index=p,
-                        error_code=0,
-                        high_watermark=1000,
-                        last_stable_offset=1000,
-                        log_start_offset=0,
-                        aborted_transactions=None,
-                        preferred_read_replica=-1,
-                        records=blobs[t * PARTITIONS + p],
-                    )
-                    for p in range(PARTITIONS)
-                ],
-            )
-            for t in range(TOPICS)
-        ],
-    )
+    return FetchResponse(**_fetch_fields(FetchResponse, blobs))
 
 
 def kp_fetch(blobs: list[bytes], version: int) -> KpFetch:
-    T = KpFetch.FetchableTopicResponse
-    P = T.PartitionData
-    resp = KpFetch(
-        throttle_time_ms=0,
-        error_code=0,
-        session_id=0,
-        responses=[
-            T(
-                topic=f"topic-{t}",
-                topic_id=uuid.UUID(int=t + 1),
-                partitions=[
-                    P(
-                        partition_index=p,
-                        error_code=0,
-                        high_watermark=1000,
-                        last_stable_offset=1000,
-                        log_start_offset=0,
-                        aborted_transactions=None,
-                        preferred_read_replica=-1,
-                        records=blobs[t * PARTITIONS + p],
-                    )
-                    for p in range(PARTITIONS)
-                ],
-            )
-            for t in range(TOPICS)
-        ],
-        version=version,
-    )
+    resp = KpFetch(**_fetch_fields(KpFetch, blobs), version=version)
     resp.with_header(correlation_id=42)
     return resp
 
@@ -189,16 +130,6 @@ def rates(ours, theirs, seconds: float, rounds: int = 7) -> tuple[float, float]:
                 fn()
             best[i] = max(best[i], n / (CLOCK() - start))
     return best[0], best[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -33,6 +33,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -208,13 +212,35 @@ class _Transport:
         pass
 
 
+def _cpu_us_per_request(broker: Broker, data: bytes, requests: int) -> float:
+    """Microseconds of CPU (this thread's: other processes on a busy machine do not count) per
+    request of ``data`` (``requests`` pipelined request frames) fed to a new KafkaConnection of
+    ``broker`` in 64 KiB reads, garbage collection off while measuring."""
+    import gc
+
+    from kbroker.server import connection
+
+    conn = connection.KafkaConnection(broker, broker.config.client_listeners[0])
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    gc.collect()
+    gc.disable()
+    t0 = time.thread_time()
+    for start in range(0, len(data), 65536):
+        conn.data_received(data[start:start + 65536])
+    elapsed = time.thread_time() - t0
+    gc.enable()
+    assert transport.written >= requests, transport.written
+    conn.connection_lost(None)
+    return elapsed / requests * 1e6
+
+
 def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
     """Microseconds of CPU (this thread's) per pipelined request (ApiVersions v3 and Metadata v12
     for one topic, sync handlers) through KafkaConnection.data_received, with the dispatcher's hook
     present (no rule set) and patched out, interleaved rounds (alternating which goes first), same
     process, garbage collection off while measuring."""
     import asyncio
-    import gc
     import inspect
     import struct
     import textwrap
@@ -254,20 +280,7 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
             for i in range(rounds):
                 for name in names if i % 2 else names[::-1]:  # alternate which goes first
                     connection.KafkaConnection._handle_frame = variants[name]
-                    conn = connection.KafkaConnection(embedded.broker, embedded.broker.config.client_listeners[0])
-                    transport = _Transport()
-                    conn.connection_made(transport)  # type: ignore[arg-type]
-                    gc.collect()
-                    gc.disable()
-                    # CPU time of this thread: other processes on a busy machine do not count.
-                    t0 = time.thread_time()
-                    for start in range(0, len(data), 65536):
-                        conn.data_received(data[start:start + 65536])
-                    elapsed = time.thread_time() - t0
-                    gc.enable()
-                    assert transport.written >= requests, transport.written
-                    conn.connection_lost(None)
-                    out[name].append(elapsed / requests * 1e6)
+                    out[name].append(_cpu_us_per_request(embedded.broker, data, requests))
             connection.KafkaConnection._handle_frame = variants["hook"]
         return out
 
@@ -280,10 +293,8 @@ def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]
     in this process: one on the real clock, one with ``kbroker.clock=manual`` never advanced;
     interleaved rounds (alternating which goes first), garbage collection off while measuring."""
     import asyncio
-    import gc
     import struct
 
-    from kbroker.server import connection
     from kbroker.testing import EmbeddedBroker
     from kbroker_protocol.api import encode_request
     from kbroker_protocol.messages import REQUESTS, RequestHeader
@@ -314,20 +325,7 @@ def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]
             names = list(brokers)
             for i in range(rounds):
                 for name in names if i % 2 else names[::-1]:
-                    broker = brokers[name].broker
-                    conn = connection.KafkaConnection(broker, broker.config.client_listeners[0])
-                    transport = _Transport()
-                    conn.connection_made(transport)  # type: ignore[arg-type]
-                    gc.collect()
-                    gc.disable()
-                    t0 = time.thread_time()
-                    for start in range(0, len(data), 65536):
-                        conn.data_received(data[start:start + 65536])
-                    elapsed = time.thread_time() - t0
-                    gc.enable()
-                    assert transport.written >= requests, transport.written
-                    conn.connection_lost(None)
-                    out[name].append(elapsed / requests * 1e6)
+                    out[name].append(_cpu_us_per_request(brokers[name].broker, data, requests))
         return out
 
     return asyncio.run(run())

@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_machine import cpu_model  # noqa: E402
+
 from kbroker_protocol.compression import Codec  # noqa: E402
 from kbroker_protocol.record_batch import CRC_COVERED_FROM, iter_batch_headers  # noqa: E402
 from kbroker_protocol.records import Record, build_batch  # noqa: E402
@@ -114,14 +116,7 @@ def bench(fn: Callable[[memoryview], int], regions: list[memoryview], budget: fl
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     flags = ""
     try:
         text = Path("/proc/cpuinfo").read_text()

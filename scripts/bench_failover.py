@@ -118,7 +118,7 @@ class KafkaNodes:
     def __init__(self) -> None:
         import reference_kafka
 
-        self.cluster = reference_kafka.start_reference_kafka_cluster(3)
+        self.cluster = reference_kafka.start_reference_kafka_cluster(3, quick_jvm=False)
         self.ports = self.cluster.ports
         self.procs = self.cluster.procs
 

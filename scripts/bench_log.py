@@ -39,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_machine import cpu_model  # noqa: E402
+
 from kbroker.log import LogConfig, PartitionLog, prealloc  # noqa: E402
 from kbroker_protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, compute_crc, pack_header  # noqa: E402
 
@@ -169,16 +171,6 @@ def log_read(log: PartitionLog, drain: Drain) -> tuple[float, float]:
             offset = result.next_offset
         drain.wait_for(target)
     return t.times
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

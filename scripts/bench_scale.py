@@ -48,6 +48,7 @@ import bench_loads as bl  # noqa: E402
 import bench_scale_nodes as sn  # noqa: E402
 import bench_scale_report as report  # noqa: E402
 import reference_kafka  # noqa: E402
+from bench_machine import cpu_model  # noqa: E402
 
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
@@ -187,15 +188,8 @@ class Bench:
         return r
 
     def partitions(self) -> dict:
-        a = self.args
-        points = []
-        for parts in [int(x) for x in a.points.split(",")]:
-            log(f"partitions={parts}")
-            runs: dict[str, list[dict]] = {k: [] for k in BROKERS}
-            points.append({"partitions": parts, "runs": runs})
-            self.interleave(a.reps, lambda kind, parts=parts: self.partitions_point(kind, parts), runs,
-                            lambda: self.save("partitions", {"params": vars_of(a), "points": points}))
-        return {"params": vars_of(a), "points": points}
+        return self.curve("partitions", "partitions", [int(x) for x in self.args.points.split(",")],
+                          self.partitions_point)
 
     # -- one load on a fresh broker ----------------------------------------------------------
     def load_point(self, kind: str, settings: dict[str, str], parts: int, load, nbytes: float) -> dict:
@@ -216,6 +210,7 @@ class Bench:
         return r
 
     def curve(self, name: str, xkey: str, xs: list[int], point) -> dict:
+        """point(kind, x) for each x of `xs`, on each broker (interleaved), saved after every run."""
         a = self.args
         points = []
         for x in xs:
@@ -224,20 +219,25 @@ class Bench:
             points.append({xkey: x, "runs": runs})
             self.interleave(a.reps, lambda kind, x=x: point(kind, x), runs,
                             lambda: self.save(name, {"params": vars_of(a), "points": points}))
-        return {"points": points}
+        return {"params": vars_of(a), "points": points}
+
+    def producers_curve(self, name: str, xkey: str, counts: str, acks: str, settings: dict[str, str]) -> dict:
+        """librdkafka producer connections (bench_loads produce-conns, --records 1 KiB records over
+        --partitions partitions): a point per count of the comma-separated `counts`."""
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            def load(node: sn.Node, topic: str) -> dict:
+                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                  "--records", str(a.records), "--conns", str(conns), "--acks", acks])
+            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
+
+        return self.curve(name, xkey, [int(x) for x in counts.split(",")], point)
 
     # -- durability: log.flush.interval.messages=1 -------------------------------------------
     def durability(self) -> dict:
-        a = self.args
-        settings = {"log.flush.interval.messages": "1"}
-
-        def point(kind: str, producers: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(producers), "--acks", "all"])
-            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
-
-        return self.curve("durability", "producers", [int(x) for x in a.producers.split(",")], point)
+        return self.producers_curve("durability", "producers", self.args.producers, "all",
+                                    {"log.flush.interval.messages": "1"})
 
     # -- record sizes ----------------------------------------------------------------------
     def sizes(self) -> dict:
@@ -258,15 +258,7 @@ class Bench:
 
     # -- producer connections --------------------------------------------------------------
     def clients(self) -> dict:
-        a = self.args
-
-        def point(kind: str, conns: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
-            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
-
-        return self.curve("clients", "clients", [int(x) for x in a.clients.split(",")], point)
+        return self.producers_curve("clients", "clients", self.args.clients, "1", {})
 
     # -- consumer groups ---------------------------------------------------------------------
     def groups(self) -> dict:
@@ -285,15 +277,7 @@ class Bench:
 
     # -- the ceiling: the same client against a broker that does no work ---------------------
     def ceiling(self) -> dict:
-        a = self.args
-
-        def point(kind: str, conns: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(conns), "--acks", "1"])
-            return self.load_point(kind, {}, a.partitions, load, a.records * 1024)
-
-        return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
+        return self.producers_curve("ceiling", "clients", self.args.clients, "1", {})
 
     # -- OMB-like mixed load ----------------------------------------------------------------
     def mixed(self) -> dict:
@@ -370,12 +354,7 @@ def machine_info() -> dict:
     import os
     import platform
 
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
             "python": platform.python_version(), "kafka": reference_kafka.KAFKA_VERSION}
 
 
@@ -397,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--brokers", default="kbroker,kafka", help="which brokers to run")
         p.add_argument("--out", default=None, help="results file (default bench/scale.json)")
 
+    def producer_clients(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--clients", default="1,10,100")
+        p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
+        p.add_argument("--partitions", type=int, default=16)
+
     p = sub.add_parser("partitions", help="1..10,000 partitions")
     common(p)
     p.add_argument("--points", default="1,100,1000,10000")
@@ -416,9 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-records", type=int, default=500_000, help="cap on records of small sizes")
     p = sub.add_parser("clients", help="1/10/100 librdkafka producer connections")  # (groups: below)
     common(p)
-    p.add_argument("--clients", default="1,10,100")
-    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
-    p.add_argument("--partitions", type=int, default=16)
+    producer_clients(p)
     p = sub.add_parser("groups", help="consumer groups of 1/10/100 librdkafka members: join, rebalance, fetch")
     common(p)
     p.add_argument("--members", default="1,10,100")
@@ -427,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ceiling", help="librdkafka producers: kbroker, Kafka and the null broker (C)")
     common(p)
     p.set_defaults(brokers="kbroker,kafka,null")
-    p.add_argument("--clients", default="1,10,100")
-    p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
-    p.add_argument("--partitions", type=int, default=16)
+    producer_clients(p)
     p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
     common(p)
     p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")

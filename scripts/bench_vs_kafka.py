@@ -27,11 +27,13 @@ from pathlib import Path
 from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import bench_brokers as bb  # noqa: E402
 import bench_loads as bl  # noqa: E402
 import bench_profile as bp  # noqa: E402
 import bench_report as br  # noqa: E402
 import reference_kafka  # noqa: E402
+from bench_machine import cpu_model  # noqa: E402
 
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
@@ -55,12 +57,8 @@ def sh(cmd: list[str]) -> str:
 
 
 def machine() -> dict:
-    cpu = ""
+    cpu = cpu_model()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     except OSError:
         mem_kib = 0

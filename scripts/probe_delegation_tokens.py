@@ -223,14 +223,7 @@ def main() -> int:
     finally:
         ref.stop()
 
-    differ = 0
-    for (name, a), (_, b) in zip(ours, theirs, strict=True):
-        same = a == b
-        differ += not same
-        print(f"{'  ' if same else '!='} {name:28} kbroker {a}")
-        if not same:
-            print(f"   {'':28} kafka   {b}")
-    print(f"{len(ours)} steps, {differ} differ")
+    differ = reference_kafka.print_differences(ours, theirs, 28, "steps")
     return 1 if args.check and differ else 0
 
 

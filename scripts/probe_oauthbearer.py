@@ -200,14 +200,7 @@ def main() -> int:
         if jwks is not None:
             jwks.close()
 
-    differ = 0
-    for (name, a), (_, b) in zip(ours, theirs, strict=True):
-        same = a == b
-        differ += not same
-        print(f"{'  ' if same else '!='} {name:22} kbroker {a}")
-        if not same:
-            print(f"   {'':22} kafka   {b}")
-    print(f"{len(ours)} cases, {differ} differ")
+    differ = reference_kafka.print_differences(ours, theirs, 22, "cases")
     return 1 if args.check and differ else 0
 
 

@@ -8,23 +8,24 @@ AddPartitionsToTxn; PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 from __future__ import annotations
 
 from kbroker.api.authorization import refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TRANSACTIONAL_ID, WRITE
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
+from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 
 
 @api(25, 0, 4)
-async def handle_add_offsets_to_txn(ctx, request) -> AddOffsetsToTxnResponse:
+async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
         return denied
     try:
-        await ctx.broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id,
-                                               request.producer_epoch, request.group_id)
+        await require(ctx.broker.txn_coordinator, "the transaction coordinator").add_offsets(
+            request.transactional_id, request.producer_id, request.producer_epoch, request.group_id)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code

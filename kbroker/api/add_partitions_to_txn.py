@@ -12,13 +12,16 @@ INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / CONCURRENT_TRANSACTIONS.
 from __future__ import annotations
 
 from kbroker.api.authorization import refused
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
+    AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse,
+    AddPartitionsToTxnTopic,
     AddPartitionsToTxnTopicResult,
 )
 
@@ -33,12 +36,12 @@ def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxn
     return [AddPartitionsToTxnTopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
 
 
-async def add_one(broker, version: int, transactional_id: str, producer_id: int, producer_epoch: int, topics,
-            verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
+async def add_one(broker: BrokerServices, version: int, transactional_id: str, producer_id: int, producer_epoch: int,
+                  topics: list[AddPartitionsToTxnTopic], verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = broker.txn_coordinator
     if verify_only:
-        return coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
+        return require(coordinator, "the transaction coordinator").verify_partitions(transactional_id, producer_id, producer_epoch, wanted)
     # Kafka asks its metadata cache: the coordinator need not hold a replica of the partition.
     unknown = {tp for tp in wanted if broker.image.partition(*tp) is None}
     if unknown:
@@ -47,8 +50,8 @@ async def add_one(broker, version: int, transactional_id: str, producer_id: int,
     try:
         # v4+ come from brokers (a partition leader adding a partition for a Transactions V2
         # producer): Kafka's transactionVersionForAddPartitionsToTxn makes them TV2.
-        await coordinator.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
-                                         client_txn_version=2 if version >= 4 else None)
+        await require(coordinator, "the transaction coordinator").add_partitions(
+            transactional_id, producer_id, producer_epoch, wanted, client_txn_version=2 if version >= 4 else None)
         code = ErrorCode.NONE
     except TxnError as exc:
         code = exc.code
@@ -58,7 +61,7 @@ async def add_one(broker, version: int, transactional_id: str, producer_id: int,
 
 
 @api(24, 0, 5)
-async def handle_add_partitions_to_txn(ctx, request) -> AddPartitionsToTxnResponse:
+async def handle_add_partitions_to_txn(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
     # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
     if ctx.api_version < 4 and (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:

@@ -18,14 +18,14 @@ import math
 import socket
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.registry import api
-from kbroker.controller.client import ALTER_CLIENT_QUOTAS, controller_operation
+from kbroker.controller.client import ALTER_CLIENT_QUOTAS, Requester, controller_operation
 from kbroker.controller.image import quota_entity
 from kbroker.security.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, IP_KEYS, USER, USER_CLIENT_KEYS
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasResponse
+from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
 from kbroker_protocol.messages.metadata_records import ClientQuotaRecord
 
 EntryData = AlterClientQuotasResponse.EntryData
@@ -33,15 +33,15 @@ _LIMITS = {"SHORT": (2**15 - 1, "a SHORT"), "INT": (2**31 - 1, "an INT"), "LONG"
 
 
 @api(49, 0, 1)
-async def handle_alter_client_quotas(ctx, request) -> AlterClientQuotasResponse:
+async def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     return await ctx.broker.controller_client.forward(ALTER_CLIENT_QUOTAS, request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(ALTER_CLIENT_QUOTAS)
-async def alter_client_quotas(broker, request, version: int, requester=None) -> AlterClientQuotasResponse:
+async def alter_client_quotas(broker: BrokerServices, request: AlterClientQuotasRequest, version: int, requester: Requester | None = None) -> AlterClientQuotasResponse:
     """The controller's side, authorized for the requester's principal."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _alter_client_quotas(broker, operation_subject(broker, requester), request)
 
 
@@ -97,7 +97,7 @@ def _check_value(keys: dict[str, str], key: str, value: float) -> str | None:
     return None
 
 
-async def _alter_client_quotas(broker, ctx, request) -> AlterClientQuotasResponse:
+async def _alter_client_quotas(broker: BrokerServices, ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     if not authorized(ctx, ALTER_CONFIGS, CLUSTER, CLUSTER_NAME):
         code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         return AlterClientQuotasResponse(throttle_time_ms=0, entries=[
@@ -146,7 +146,7 @@ async def _alter_client_quotas(broker, ctx, request) -> AlterClientQuotasRespons
         records += new_records
         results[key] = (ErrorCode.NONE, None)
     if records and not request.validate_only:
-        await broker.controller.write(records)
+        await local_controller(broker).write(records)
     return AlterClientQuotasResponse(throttle_time_ms=0, entries=[
         EntryData(error_code=code, error_message=message,
                   entity=[EntryData.EntityData(entity_type=kind, entity_name=name) for kind, name in key])

@@ -20,16 +20,24 @@ from __future__ import annotations
 
 from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
-from kbroker.controller.client import ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, controller_operation
+from kbroker.controller.client import (
+    ALTER_CONFIGS,
+    INCREMENTAL_ALTER_CONFIGS,
+    Requester,
+    controller_operation,
+)
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_configs import AlterConfigsResponse
-from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
+from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
+from kbroker_protocol.messages.incremental_alter_configs import (
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -41,7 +49,7 @@ class _Reject(Exception):
         self.message = message
 
 
-def _current(broker, resource_type: int, name: str) -> dict[str, str]:
+def _current(broker: BrokerServices, resource_type: int, name: str) -> dict[str, str]:
     if resource_type == RESOURCE_TOPIC:
         topic = broker.image.topic(name)
         if topic is None:
@@ -60,7 +68,7 @@ def _current(broker, resource_type: int, name: str) -> dict[str, str]:
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
-def _validate(broker, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
+def _validate(broker: BrokerServices, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
     """Kafka's checks: a topic's whole new set of overrides as its controller validates them
     (INVALID_CONFIG); for a broker the changed keys as its DynamicBrokerConfig does, whose
     failures Kafka answers with INVALID_REQUEST (KAFKA-13609)."""
@@ -112,13 +120,14 @@ _CONNECTION_KEYS = frozenset({"max.connections", "max.connections.per.ip", "max.
                               "max.connection.creation.rate"})
 
 
-async def _write(broker, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
+async def _write(broker: BrokerServices, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
     changes: dict[str, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
     for k in old:
         if k not in new:
             changes[k] = None
     if changes:
-        await broker.controller.write(broker.controller.config_records(resource_type, name, changes))
+        controller = local_controller(broker)
+        await controller.write(controller.config_records(resource_type, name, changes))
 
 
 def _duplicates(configs) -> str | None:
@@ -130,15 +139,15 @@ def _duplicates(configs) -> str | None:
     return None
 
 
-async def _alter(broker, request, response_cls, new_configs, requester=None):
+async def _alter(broker: BrokerServices, request, response_cls, new_configs, requester: Requester | None = None):
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
 
 
-async def _alter_resources(ctx, request, response_cls, new_configs):
+async def _alter_resources(ctx: RequestContext, request, response_cls, new_configs):
     broker = ctx.broker
     out = []
     for res in request.resources:
@@ -162,7 +171,7 @@ async def _alter_resources(ctx, request, response_cls, new_configs):
     return response_cls(throttle_time_ms=0, responses=out)
 
 
-def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _replaced(broker: BrokerServices, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     new = {}
     for c in res.configs:
         if c.value is None:
@@ -171,7 +180,7 @@ def _replaced(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[st
     return new, new
 
 
-def _local_answers(broker, request) -> dict[int, tuple[ErrorCode, str]]:
+def _local_answers(broker: BrokerServices, request) -> dict[int, tuple[ErrorCode, str]]:
     """What the receiving broker answers itself before forwarding, as Kafka's
     ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
     default); such a resource is never sent to the controller. Index in the request -> error."""
@@ -184,7 +193,7 @@ def _local_answers(broker, request) -> dict[int, tuple[ErrorCode, str]]:
     return out
 
 
-async def _preprocess_and_forward(ctx, request, response_cls, send):
+async def _preprocess_and_forward(ctx: RequestContext, request, response_cls, send):
     """Answer `_local_answers` here, forward the other resources, and give the answers in the
     request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
     local = _local_answers(ctx.broker, request)
@@ -219,13 +228,13 @@ async def _preprocess_and_forward(ctx, request, response_cls, send):
 
 
 @api(33, 0, 2)
-async def handle_alter_configs(ctx, request) -> AlterConfigsResponse:
+async def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, AlterConfigsResponse,
                                          ctx.broker.controller_client.alter_configs)
 
 
 @controller_operation(ALTER_CONFIGS)
-async def alter_configs(broker, request, version: int, requester=None) -> AlterConfigsResponse:
+async def alter_configs(broker: BrokerServices, request, version: int, requester: Requester | None = None) -> AlterConfigsResponse:
     """The controller's side of AlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, AlterConfigsResponse, _replaced, requester)
 
@@ -235,7 +244,7 @@ def _list_type(resource_type: int, key: str) -> bool:
     return spec is not None and spec.type == "list"
 
 
-def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _incremented(broker: BrokerServices, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     new = dict(old)
     for c in res.configs:
         op = c.config_operation
@@ -268,13 +277,13 @@ def _incremented(broker, res, old: dict[str, str]) -> tuple[dict[str, str], dict
 
 
 @api(44, 0, 1)
-async def handle_incremental_alter_configs(ctx, request) -> IncrementalAlterConfigsResponse:
+async def handle_incremental_alter_configs(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, IncrementalAlterConfigsResponse,
                                          ctx.broker.controller_client.incremental_alter_configs)
 
 
 @controller_operation(INCREMENTAL_ALTER_CONFIGS)
-async def incremental_alter_configs(broker, request, version: int,
-                                    requester=None) -> IncrementalAlterConfigsResponse:
+async def incremental_alter_configs(broker: BrokerServices, request, version: int,
+                                    requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
     """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)

@@ -1,7 +1,7 @@
 """AlterPartitionReassignments (key 45), v0-1.
 
 Moves partitions to new replica sets, as Kafka 4.4's ``ReplicationControlManager``
-(``alterPartitionReassignments``, the decision in kbroker.controller.replication_control). The
+(``alterPartitionReassignments``, the decision in kbroker.controller.reassignment). The
 broker forwards the request to the active controller (``ctx.broker.controller_client``, in an
 Envelope on a cluster); :func:`alter_partition_reassignments` is the controller's side, run one
 at a time with the controller's other operations.
@@ -28,27 +28,31 @@ every partition (the client looks for the active one).
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.quorum import ControllerError
-from kbroker.controller.replication_control import ReplicationSettings, alter_partition_reassignments
+from kbroker.controller.reassignment import alter_partition_reassignments
+from kbroker.controller.replication_control import ReplicationSettings
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsResponse
+from kbroker_protocol.messages.alter_partition_reassignments import (
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
+)
 
 ALTER_PARTITION_REASSIGNMENTS = 45
 
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1)
-async def handle_alter_partition_reassignments(ctx, request) -> AlterPartitionReassignmentsResponse:
+async def handle_alter_partition_reassignments(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     return await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                       requester(ctx))
 
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition_reassignments_on_controller(ctx, request) -> AlterPartitionReassignmentsResponse:
+async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
@@ -58,7 +62,7 @@ async def handle_alter_partition_reassignments_on_controller(ctx, request) -> Al
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
 
 
-def replication_settings(broker) -> ReplicationSettings:
+def replication_settings(broker: BrokerServices) -> ReplicationSettings:
     """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
     cc = getattr(broker.controller, "cluster_control", None)
     if cc is not None:
@@ -70,8 +74,8 @@ def replication_settings(broker) -> ReplicationSettings:
 
 
 @controller_operation(ALTER_PARTITION_REASSIGNMENTS)
-async def alter_partition_reassignments_operation(broker, request, version: int,
-                                                  requester=None) -> AlterPartitionReassignmentsResponse:
+async def alter_partition_reassignments_operation(broker: BrokerServices, request: AlterPartitionReassignmentsRequest, version: int,
+                                                  requester: Requester | None = None) -> AlterPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleAlterPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -19,11 +19,15 @@ from __future__ import annotations
 import logging
 import os
 
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.log.log_manager import LogDirOfflineError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsResponse
+from kbroker_protocol.messages.alter_replica_log_dirs import (
+    AlterReplicaLogDirsRequest,
+    AlterReplicaLogDirsResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,10 @@ Result = AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult
 PartResult = Result.AlterReplicaLogDirPartitionResult
 
 
-def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
+def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> ErrorCode:
     if len(f"{topic}-{index}.{'0' * 32}-future") > 255:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
-    manager = broker.log_manager
+    manager = require(broker.log_manager, "the log manager")
     dest = next((manager.log_dirs[i] for i, d in enumerate(broker.config.log_dirs)
                  if os.path.abspath(d) == destination), None)
     if dest is None:
@@ -55,7 +59,7 @@ def _move(broker, topic: str, index: int, destination: str) -> ErrorCode:
 
 
 @api(34, 1, 2)
-def handle_alter_replica_log_dirs(ctx, request) -> AlterReplicaLogDirsResponse:
+def handle_alter_replica_log_dirs(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):  # as Kafka: every partition refused
         from kbroker.api.error_response import BUILDERS
 

@@ -14,10 +14,11 @@ Forwarded to the active controller (an Envelope from other brokers), which write
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
-from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, controller_operation
+from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, Requester, controller_operation
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
 from kbroker_protocol.errors import ErrorCode
@@ -43,20 +44,20 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
 
 
 @api(51, 0, 0)
-async def handle_alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     return await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(ALTER_USER_SCRAM_CREDENTIALS)
-async def alter_user_scram_credentials(broker, request, version: int, requester=None) -> AlterUserScramCredentialsResponse:
+async def alter_user_scram_credentials(broker: BrokerServices, request: AlterUserScramCredentialsRequest, version: int, requester: Requester | None = None) -> AlterUserScramCredentialsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
 
 
-async def _alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentialsResponse:
+async def _alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
@@ -95,7 +96,7 @@ async def _alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentia
         else:
             upserts[u.name] = u
     results: list[Result] = []
-    records: list[object] = []
+    records: list[MetadataRecord] = []
     for d in deletions.values():
         results.append(Result(user=d.name, error_code=ErrorCode.NONE, error_message=None))
         records.append(RemoveUserScramCredentialRecord(name=d.name, mechanism=d.mechanism))
@@ -113,5 +114,5 @@ async def _alter_user_scram_credentials(ctx, request) -> AlterUserScramCredentia
     for name, (code, message) in errors.items():
         results.append(Result(user=name, error_code=code, error_message=message))
     if records:
-        await broker.controller.write(records)
+        await local_controller(broker).write(records)
     return AlterUserScramCredentialsResponse(results=results)

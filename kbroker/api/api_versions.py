@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 
+from kbroker.api.context import RequestContext, local_controller
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.api_versions import ApiVersionsResponse
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 # Minimums advertised below what is served, for clients that gate features on them.
 ADVERTISED_MIN = {0: 0}
@@ -49,7 +50,7 @@ def unsupported_version_response() -> ApiVersionsResponse:
     )
 
 
-def _valid(version: int, request) -> bool:
+def _valid(version: int, request: ApiVersionsRequest) -> bool:
     """Kafka's ``ApiVersionsRequest.isValid``."""
     if version >= 5 and (request.cluster_id is None) != (request.node_id == -1):
         return False
@@ -60,7 +61,7 @@ def _valid(version: int, request) -> bool:
 
 
 @api(18, 0, 5)
-def handle_api_versions(ctx, request) -> ApiVersionsResponse:
+def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse:
     version = ctx.api_version
     broker = ctx.broker
     if not _valid(version, request):
@@ -84,7 +85,7 @@ def handle_api_versions(ctx, request) -> ApiVersionsResponse:
         response.finalized_features_epoch = image.offset
         response.finalized_features = [
             ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
-            for name, level in sorted(broker.controller.finalized_features().items())
+            for name, level in sorted(local_controller(broker).finalized_features().items())
             if level != 0
         ]
     return response

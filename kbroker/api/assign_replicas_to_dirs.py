@@ -8,19 +8,23 @@ NOT_CONTROLLER from a controller that is not active. The records are committed b
 
 from __future__ import annotations
 
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsResponse
+from kbroker_protocol.messages.assign_replicas_to_dirs import (
+    AssignReplicasToDirsRequest,
+    AssignReplicasToDirsResponse,
+)
 
 
 @api(73, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_assign_replicas_to_dirs(ctx, request) -> AssignReplicasToDirsResponse:
+async def handle_assign_replicas_to_dirs(ctx: HandlerContext, request: AssignReplicasToDirsRequest) -> AssignReplicasToDirsResponse:
     from kbroker.controller.cluster_control import MV_DIRECTORY_ASSIGNMENT
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.dir_control import assign_replicas_to_dirs
     from kbroker.controller.features import METADATA_VERSION
-    controller = ctx.broker.controller
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return AssignReplicasToDirsResponse(error_code=ErrorCode.NOT_CONTROLLER)
     async with operation(ctx.broker) as cc:

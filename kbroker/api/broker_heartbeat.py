@@ -10,17 +10,18 @@ The records are committed before the answer.
 
 from __future__ import annotations
 
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
+from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
 
 
 @api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))
-async def handle_broker_heartbeat(ctx, request) -> BrokerHeartbeatResponse:
+async def handle_broker_heartbeat(ctx: HandlerContext, request: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
-    controller = ctx.broker.controller
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return BrokerHeartbeatResponse(error_code=ErrorCode.NOT_CONTROLLER, is_fenced=True)
     async with operation(ctx.broker) as cc:

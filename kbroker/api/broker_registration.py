@@ -12,17 +12,21 @@ adds PreviousBrokerEpoch (clean-shutdown detection).
 
 from __future__ import annotations
 
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
+from kbroker_protocol.messages.broker_registration import (
+    BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+)
 
 
 @api(62, 0, 4, listeners=(CONTROLLER_LISTENER,))
-async def handle_broker_registration(ctx, request) -> BrokerRegistrationResponse:
+async def handle_broker_registration(ctx: HandlerContext, request: BrokerRegistrationRequest) -> BrokerRegistrationResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
-    controller = ctx.broker.controller
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return BrokerRegistrationResponse(error_code=ErrorCode.NOT_CONTROLLER, broker_epoch=-1)
     async with operation(ctx.broker) as cc:

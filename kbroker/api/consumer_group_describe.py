@@ -8,12 +8,14 @@ are not computed.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import (
     Assignment,
+    ConsumerGroupDescribeRequest,
     ConsumerGroupDescribeResponse,
     TopicPartitions,
 )
@@ -31,7 +33,7 @@ def _assignment(image, parts) -> Assignment:
 
 
 @api(69, 0, 1)
-def handle_consumer_group_describe(ctx, request):
+def handle_consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     from kbroker.coordinator.group_consumer import ConsumerGroup
 
     coordinator = ctx.broker.group_coordinator
@@ -45,7 +47,8 @@ def handle_consumer_group_describe(ctx, request):
         if not isinstance(group, ConsumerGroup):
             groups.append(group)
             continue
-        assignor = coordinator.consumer.assignor_names()[0]
+        consumer = require(require(coordinator, "the group coordinator").consumer, "the consumer group manager")
+        assignor = consumer.assignor_names()[0]
         for m in group.members.values():
             if m.server_assignor:
                 assignor = m.server_assignor

@@ -11,16 +11,20 @@ id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated m
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.group_regex import Requester
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, client_host
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatResponse
+from kbroker_protocol.messages.consumer_group_heartbeat import (
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+)
 
 
 @api(68, 0, 1)
-async def handle_consumer_group_heartbeat(ctx, request):
+async def handle_consumer_group_heartbeat(ctx: RequestContext, request: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse:
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,

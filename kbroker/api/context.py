@@ -8,7 +8,7 @@ this layer never imports the composition root (``kbroker.broker.Broker`` provide
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kbroker.controller.client import ControllerClient, Requester
 from kbroker.replication.topics import TopicHost
@@ -17,12 +17,20 @@ if TYPE_CHECKING:
     import asyncio
 
     from kbroker.config import Endpoint
+    from kbroker.controller.quorum import QuorumController
     from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.replication.deadline import WaitClock
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager
     from kbroker.replication.replica_manager import ReplicaManager
+    from kbroker.security.acls import Authorizer
+    from kbroker.security.scram import ScramCredentials
+    from kbroker_protocol.messages import RequestHeader
+
+T = TypeVar("T")
 
 
 class BrokerServices(TopicHost, Protocol):
@@ -36,8 +44,15 @@ class BrokerServices(TopicHost, Protocol):
     fetch_sessions: FetchSessionCache
     group_coordinator: GroupCoordinator | None
     txn_coordinator: TransactionCoordinator | None
+    share_coordinator: ShareCoordinator | None  # KIP-932 (installed by the share coordinator)
+    authorizer: Authorizer
+    scram_credentials: ScramCredentials
+
     create_partitions_lock: asyncio.Lock
     stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
+
+    @property
+    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
 
     def partition(self, topic: str, index: int) -> Partition | None: ...
 
@@ -52,6 +67,7 @@ class ClientConnection(Protocol):
     peer: str
     endpoint: Endpoint
     client_software: tuple[str, str] | None
+    quota_exempt: bool  # a follower's connection: no client quota
 
     def close(self) -> None: ...
 
@@ -63,7 +79,7 @@ class HandlerContext(Protocol):
     @property
     def broker(self) -> BrokerServices: ...
     @property
-    def header(self) -> Any: ...  # the decoded RequestHeader
+    def header(self) -> RequestHeader: ...
     @property
     def api_version(self) -> int: ...
 
@@ -73,7 +89,7 @@ class RequestContext:
 
     __slots__ = ("broker", "connection", "header", "api_version", "received_at")
 
-    def __init__(self, broker: BrokerServices, connection: ClientConnection, header: Any) -> None:
+    def __init__(self, broker: BrokerServices, connection: ClientConnection, header: RequestHeader) -> None:
         self.broker = broker
         self.connection = connection
         self.header = header
@@ -82,7 +98,8 @@ class RequestContext:
 
     @property
     def client_id(self) -> str | None:
-        return self.header.client_id
+        client_id: str | None = self.header.client_id
+        return client_id
 
     @property
     def peer(self) -> str:
@@ -95,3 +112,20 @@ def requester(ctx: RequestContext) -> Requester:
     principal = getattr(ctx.connection, "principal", "User:ANONYMOUS") or "User:ANONYMOUS"
     kind, _, name = principal.partition(":")
     return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)
+
+
+class ServiceNotRunning(RuntimeError):
+    """A handler needs a service this broker has not started (answered as any handler failure)."""
+
+
+def require(service: T | None, name: str) -> T:
+    """``service``, which a handler cannot answer without; raises :class:`ServiceNotRunning` when
+    this broker has none (the connection answers the request as for any handler failure)."""
+    if service is None:
+        raise ServiceNotRunning(f"{name} is not running on this broker")
+    return service
+
+
+def local_controller(broker: BrokerServices) -> QuorumController:
+    """This node's controller, where the admin operations run (:func:`require` of it)."""
+    return require(broker.controller, "the controller")

@@ -23,10 +23,10 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
-from kbroker.controller.client import UNREGISTER_CONTROLLER, controller_operation
+from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.controller.quorum import ControllerError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
@@ -36,7 +36,10 @@ from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationResponse,
 )
 from kbroker_protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
-from kbroker_protocol.messages.unregister_controller import UnregisterControllerResponse
+from kbroker_protocol.messages.unregister_controller import (
+    UnregisterControllerRequest,
+    UnregisterControllerResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,8 @@ async def controller_registration(broker: Any, request: Any) -> ControllerRegist
                                              max_supported_version=f.max_supported_version)
                          for f in request.features])
     try:
-        async with broker.controller.exclusive():
-            await broker.controller.write([record])
+        async with local_controller(broker).exclusive():
+            await local_controller(broker).write([record])
     except ControllerError as exc:
         return R(error_code=exc.code, error_message=exc.message)
     return R(error_code=ErrorCode.NONE, error_message=None)
@@ -115,13 +118,13 @@ async def unregister_controller(broker: Any, request: Any) -> UnregisterControll
 
 
 @api(UNREGISTER_CONTROLLER, 0, 0)
-async def handle_unregister_controller(ctx, request) -> Any:
+async def handle_unregister_controller(ctx: RequestContext, request: UnregisterControllerRequest) -> Any:
     return await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
                                                       requester(ctx))
 
 
 @controller_operation(UNREGISTER_CONTROLLER)
-async def unregister_controller_operation(broker, request, version: int, requester_=None) -> Any:
+async def unregister_controller_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     if not authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
         return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
     return await unregister_controller(broker, request)

@@ -14,33 +14,33 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.registry import api
-from kbroker.controller.client import CREATE_ACLS, controller_operation
+from kbroker.controller.client import CREATE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_acls import CreateAclsResponse
+from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
 from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
 
 Result = CreateAclsResponse.AclCreationResult
 
 
 @api(30, 1, 3)
-async def handle_create_acls(ctx, request) -> CreateAclsResponse:
+async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
     return await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(CREATE_ACLS)
-async def create_acls(broker, request, version: int, requester=None) -> CreateAclsResponse:
+async def create_acls(broker: BrokerServices, request: CreateAclsRequest, version: int, requester: Requester | None = None) -> CreateAclsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _create_acls(operation_subject(broker, requester), request)
 
 
-async def _create_acls(ctx, request) -> CreateAclsResponse:
+async def _create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
@@ -73,5 +73,5 @@ async def _create_acls(ctx, request) -> CreateAclsResponse:
             Result(error_code=ErrorCode.POLICY_VIOLATION, error_message=BATCH_TOO_LARGE_MESSAGE)
             for _ in request.creations])
     if records:
-        await broker.controller.write(records)
+        await local_controller(broker).write(records)
     return CreateAclsResponse(results=results)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.registry import api
-from kbroker.controller.client import CREATE_PARTITIONS, controller_operation
+from kbroker.controller.client import CREATE_PARTITIONS, Requester, controller_operation
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
@@ -38,22 +38,22 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
+from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
 
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
 TOO_MANY_ADDED_MESSAGE = "Excessively large number of additional partitions per request."
 
 
 @api(37, 0, 3)
-async def handle_create_partitions(ctx, request) -> CreatePartitionsResponse:
+async def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     return await ctx.broker.controller_client.create_partitions(request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(CREATE_PARTITIONS)
-async def create_partitions(broker, request, version: int, requester=None) -> CreatePartitionsResponse:
+async def create_partitions(broker: BrokerServices, request: CreatePartitionsRequest, version: int, requester: Requester | None = None) -> CreatePartitionsResponse:
     """The controller's side of CreatePartitions (Kafka's ControllerApis.createPartitions)."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         # Kafka: ALTER on each topic (kbroker/security/acls.py), the forwarded principal's
         ctx = operation_subject(broker, requester)
         denied = {t.name for t in request.topics if not authorized(ctx, ALTER, TOPIC, t.name)}
@@ -63,7 +63,7 @@ async def create_partitions(broker, request, version: int, requester=None) -> Cr
         return response
 
 
-def _refused(broker, topics) -> str | None:
+def _refused(broker: BrokerServices, topics) -> str | None:
     """Why the whole operation fails, if it does (every topic of the request then gets
     POLICY_VIOLATION with this message, Kafka's CreatePartitionsRequest.getErrorResponse).
 
@@ -87,9 +87,9 @@ def _refused(broker, topics) -> str | None:
     return None
 
 
-async def _create_partitions(broker, request, denied: set[str] | None = None,
+async def _create_partitions(broker: BrokerServices, request: CreatePartitionsRequest, denied: set[str] | None = None,
                              mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> CreatePartitionsResponse:
-    controller = broker.controller
+    controller = local_controller(broker)  # (the operation holds it: create_partitions)
     counts: dict[str, int] = {}
     for t in request.topics:
         counts[t.name] = counts.get(t.name, 0) + 1
@@ -117,13 +117,16 @@ async def _create_partitions(broker, request, denied: set[str] | None = None,
         except ControllerError as exc:
             results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))
             continue
+        known = broker.image.topic(t.name)
+        assert known is not None  # (plan_partitions refuses a topic that does not exist)
         try:  # Kafka: the controller mutation quota, for the partitions added
-            mutations.record(t.count - len(broker.image.topic(t.name).partitions))
+            mutations.record(t.count - len(known.partitions))
         except ThrottlingQuotaExceeded as exc:
             results.append(Result(name=t.name, error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
         if not request.validate_only:
             topic = broker.image.topic(t.name)
+            assert topic is not None  # (as above: nothing ran in between)
             try:
                 keys = await asyncio.to_thread(create_partition_logs, broker, t.name, records, topic.configs)
             except OSError as exc:
@@ -131,7 +134,7 @@ async def _create_partitions(broker, request, denied: set[str] | None = None,
                                       error_message=storage_error(t.name, exc).message))
                 continue
             if broker.image.topic(t.name) is not topic:  # deleted meanwhile
-                broker.log_manager.remove_new_logs(keys)
+                require(broker.log_manager, "the log manager").remove_new_logs(keys)
                 results.append(Result(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=None))
                 continue
             failed = await write_created(broker, t.name, records, keys)

@@ -27,9 +27,9 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.registry import api
-from kbroker.controller.client import CREATE_TOPICS, controller_operation
+from kbroker.controller.client import CREATE_TOPICS, Requester, controller_operation
 from kbroker.controller.quorum import METADATA_TOPIC, NewTopic
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import (
@@ -55,30 +55,30 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_topics import CreateTopicsResponse
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 
 Result = CreateTopicsResponse.CreatableTopicResult
 _log = logging.getLogger(__name__)
 
 
 @api(19, 2, 7)
-async def handle_create_topics(ctx, request) -> CreateTopicsResponse:
+async def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     return await ctx.broker.controller_client.create_topics(request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(CREATE_TOPICS)
-async def create_topics(broker, request, version: int, requester=None) -> CreateTopicsResponse:
+async def create_topics(broker: BrokerServices, request: CreateTopicsRequest, version: int, requester: Requester | None = None) -> CreateTopicsResponse:
     """The controller's side of CreateTopics (Kafka's ControllerApis.createTopics and
     ReplicationControlManager.createTopics)."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         mutations = mutation_quota_for(broker, requester, version, strict_since=6)
         response = await _create_topics(broker, request, operation_subject(broker, requester), mutations)
         response.throttle_time_ms = mutations.throttle_time()
         return response
 
 
-async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
+async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, ctx: RequestContext, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
                          ) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
@@ -190,7 +190,7 @@ async def _create_topics(broker, request, ctx, mutations: MutationQuota = UNBOUN
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
 
 
-def _refuse_all(request, message: str) -> CreateTopicsResponse:
+def _refuse_all(request: CreateTopicsRequest, message: str) -> CreateTopicsResponse:
     """The whole request fails with POLICY_VIOLATION for every topic it names (Kafka's
     CreateTopicsRequest.getErrorResponse for an operation that threw PolicyViolationException)."""
     return CreateTopicsResponse(throttle_time_ms=0, topics=[
@@ -200,17 +200,18 @@ def _refuse_all(request, message: str) -> CreateTopicsResponse:
     ])
 
 
-def _create_logs(broker, to_commit) -> dict[str, tuple[list[tuple[str, int]], bytes] | Exception]:
+def _create_logs(broker: BrokerServices, to_commit: list[tuple[Result, NewTopic, list[Any]]]
+                 ) -> dict[str, tuple[list[tuple[str, int]], list[bytes] | bytes] | Exception]:
     """On a worker thread: the partition logs of each topic and its encoded records (or the
     error that stopped them; the logs of that topic are then removed already)."""
-    out: dict[str, tuple[list[tuple[str, int]], bytes] | Exception] = {}
+    out: dict[str, tuple[list[tuple[str, int]], list[bytes] | bytes] | Exception] = {}
     for _, new, records in to_commit:
         keys: list[tuple[str, int]] = []
         try:
             keys = create_partition_logs(broker, new.name, records, new.configs)
-            out[new.name] = (keys, broker.controller.build(records))
+            out[new.name] = (keys, local_controller(broker).build(records))
         except Exception as exc:
-            broker.log_manager.remove_new_logs(keys)
+            require(broker.log_manager, "the log manager").remove_new_logs(keys)
             out[new.name] = exc
     return out
 

@@ -36,7 +36,7 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import (
@@ -56,11 +56,23 @@ from kbroker.security.tokens import (
     split_principal,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.create_delegation_token import CreateDelegationTokenResponse
-from kbroker_protocol.messages.describe_delegation_token import DescribeDelegationTokenResponse
-from kbroker_protocol.messages.expire_delegation_token import ExpireDelegationTokenResponse
+from kbroker_protocol.messages.create_delegation_token import (
+    CreateDelegationTokenRequest,
+    CreateDelegationTokenResponse,
+)
+from kbroker_protocol.messages.describe_delegation_token import (
+    DescribeDelegationTokenRequest,
+    DescribeDelegationTokenResponse,
+)
+from kbroker_protocol.messages.expire_delegation_token import (
+    ExpireDelegationTokenRequest,
+    ExpireDelegationTokenResponse,
+)
 from kbroker_protocol.messages.metadata_records import RemoveDelegationTokenRecord
-from kbroker_protocol.messages.renew_delegation_token import RenewDelegationTokenResponse
+from kbroker_protocol.messages.renew_delegation_token import (
+    RenewDelegationTokenRequest,
+    RenewDelegationTokenResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +123,7 @@ def _owner_of(request: Any, requester_principal: str) -> str:
 
 
 @api(38, 1, 3)
-async def handle_create_delegation_token(ctx: Any, request: Any) -> Any:
+async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest) -> Any:
     principal = getattr(ctx.connection, "principal", ANONYMOUS)
     owner = _owner_of(request, principal)
     version = ctx.api_version
@@ -178,7 +190,7 @@ def _random_token_id() -> str:
 
 
 @api(39, 1, 2)
-async def handle_renew_delegation_token(ctx: Any, request: Any) -> Any:
+async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDelegationTokenRequest) -> Any:
     if not token_requests_allowed(ctx):
         return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
                                             expiry_timestamp_ms=ERROR_TIMESTAMP)
@@ -186,7 +198,7 @@ async def handle_renew_delegation_token(ctx: Any, request: Any) -> Any:
 
 
 @api(40, 1, 2)
-async def handle_expire_delegation_token(ctx: Any, request: Any) -> Any:
+async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDelegationTokenRequest) -> Any:
     if not token_requests_allowed(ctx):
         return ExpireDelegationTokenResponse(throttle_time_ms=0,
                                              error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
@@ -257,7 +269,7 @@ async def expire_delegation_token(host: Any, request: Any, version: int, request
 
 
 @api(41, 1, 3)
-def handle_describe_delegation_token(ctx: Any, request: Any) -> Any:
+def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest) -> Any:
     version = ctx.api_version
     tokens = _tokens(ctx.broker)
     if not token_requests_allowed(ctx):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.registry import api
-from kbroker.controller.client import DELETE_ACLS, controller_operation
+from kbroker.controller.client import DELETE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.delete_acls import DeleteAclsResponse
+from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 from kbroker_protocol.messages.metadata_records import RemoveAccessControlEntryRecord
 
 FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
@@ -25,20 +25,20 @@ Matching = FilterResult.DeleteAclsMatchingAcl
 
 
 @api(31, 1, 3)
-async def handle_delete_acls(ctx, request) -> DeleteAclsResponse:
+async def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
     return await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(DELETE_ACLS)
-async def delete_acls(broker, request, version: int, requester=None) -> DeleteAclsResponse:
+async def delete_acls(broker: BrokerServices, request: DeleteAclsRequest, version: int, requester: Requester | None = None) -> DeleteAclsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _delete_acls(operation_subject(broker, requester), request)
 
 
-async def _delete_acls(ctx, request) -> DeleteAclsResponse:
+async def _delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return DeleteAclsResponse(filter_results=[
             FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])
@@ -72,7 +72,7 @@ async def _delete_acls(ctx, request) -> DeleteAclsResponse:
                                      permission_type=acl.permission_type))
         results.append(FilterResult(error_code=ErrorCode.NONE, error_message=None, matching_acls=matching))
     if removed:
-        await ctx.broker.controller.write([RemoveAccessControlEntryRecord(id=acl_id) for acl_id in removed])
+        await local_controller(ctx.broker).write([RemoveAccessControlEntryRecord(id=acl_id) for acl_id in removed])
     return DeleteAclsResponse(filter_results=results)
 
 

@@ -10,15 +10,16 @@ it is in Kafka for the errors above.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DELETE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.delete_groups import DeleteGroupsResponse
+from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
 
 
 @api(42, 0, 3)
-def handle_delete_groups(ctx, request):
+def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     R = DeleteGroupsResponse.DeletableGroupResult
     names = list(dict.fromkeys(request.groups_names))
@@ -27,6 +28,7 @@ def handle_delete_groups(ctx, request):
     early = {g: coordinator_error(coordinator, g) if authorized(ctx, DELETE, GROUP, g)
              else ErrorCode.GROUP_AUTHORIZATION_FAILED for g in names}  # Kafka: DELETE on each group
     ready = [g for g, code in early.items() if code == ErrorCode.NONE]
-    deleted = dict(coordinator.delete_groups(ready)) if ready else {}
+    # (a group is ready only with a coordinator: coordinator_error answers COORDINATOR_NOT_AVAILABLE)
+    deleted = dict(require(coordinator, "the group coordinator").delete_groups(ready)) if ready else {}
     results = [R(group_id=g, error_code=deleted.get(g, early[g]), error_message=None) for g in names]
     return DeleteGroupsResponse(throttle_time_ms=0, results=results)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import DELETE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.delete_records import DeleteRecordsResponse
+from kbroker_protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ HIGH_WATERMARK = -1
 INVALID_LOW_WATERMARK = -1
 
 
-def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
     if broker.image.partition(topic, index) is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:
@@ -57,7 +58,7 @@ def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int
 
 
 @api(21, 0, 2)
-def handle_delete_records(ctx, request) -> DeleteRecordsResponse:
+def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     by_topic: dict[str, TopicResult] = {}
     for t in request.topics:

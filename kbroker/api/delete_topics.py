@@ -17,9 +17,9 @@ import uuid
 from collections import Counter
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.registry import api
-from kbroker.controller.client import DELETE_TOPICS, controller_operation
+from kbroker.controller.client import DELETE_TOPICS, Requester, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge, RecordBudget
 from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
 from kbroker.security.quotas import (
@@ -29,7 +29,7 @@ from kbroker.security.quotas import (
     mutation_quota_for,
 )
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.delete_topics import DeleteTopicsResponse
+from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
 
 Result = DeleteTopicsResponse.DeletableTopicResult
 _log = logging.getLogger(__name__)
@@ -41,22 +41,22 @@ def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
 
 
 @api(20, 1, 6)
-async def handle_delete_topics(ctx, request) -> DeleteTopicsResponse:
+async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     return await ctx.broker.controller_client.delete_topics(request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(DELETE_TOPICS)
-async def delete_topics(broker, request, version: int, requester=None) -> DeleteTopicsResponse:
+async def delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, version: int, requester: Requester | None = None) -> DeleteTopicsResponse:
     """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         mutations = mutation_quota_for(broker, requester, version, strict_since=5)
         response = await _delete_topics(broker, request, version, operation_subject(broker, requester), mutations)
         response.throttle_time_ms = mutations.throttle_time()
         return response
 
 
-async def _delete_topics(broker, request, version: int, ctx,
+async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, version: int, ctx: RequestContext,
                          mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (
@@ -121,7 +121,7 @@ async def _delete_topics(broker, request, version: int, ctx,
             results.append(Result(name=topic.name, topic_id=topic.topic_id,
                                   error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
-        records = broker.controller.delete_topic_records(topic.topic_id)
+        records = local_controller(broker).delete_topic_records(topic.topic_id)
         try:
             budget.add(len(records))
         except BatchTooLarge as exc:
@@ -131,7 +131,7 @@ async def _delete_topics(broker, request, version: int, ctx,
             results.append(Result(name=topic.name, topic_id=topic.topic_id,
                                   error_code=ErrorCode.UNKNOWN_SERVER_ERROR, error_message=None))
             continue
-        await broker.controller.write(records)
+        await local_controller(broker).write(records)
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,
                               error_message=None))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)

@@ -3,17 +3,18 @@ authorizer SECURITY_DISABLED; else the ACLs the filter matches, grouped by resou
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_acls import DescribeAclsResponse
+from kbroker_protocol.messages.describe_acls import DescribeAclsRequest, DescribeAclsResponse
 
 Resource = DescribeAclsResponse.DescribeAclsResource
 Description = Resource.AclDescription
 
 
 @api(29, 1, 3)
-def handle_describe_acls(ctx, request) -> DescribeAclsResponse:
+def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return DescribeAclsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, resources=[])
     authorizer = ctx.broker.authorizer

@@ -11,11 +11,15 @@ entries. The quotas come from the metadata image (``image.client_quotas``).
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_client_quotas import DescribeClientQuotasResponse
+from kbroker_protocol.messages.describe_client_quotas import (
+    DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
+)
 
 EntryData = DescribeClientQuotasResponse.EntryData
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
@@ -89,7 +93,7 @@ def _order(entity) -> tuple:
 
 
 @api(48, 0, 1)
-def handle_describe_client_quotas(ctx, request) -> DescribeClientQuotasResponse:
+def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse:
     if not authorized(ctx, DESCRIBE_CONFIGS, CLUSTER, CLUSTER_NAME):
         # Kafka: Errors.CLUSTER_AUTHORIZATION_FAILED.exception through ApiError.fromThrowable: no message
         return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)

@@ -9,11 +9,12 @@ one), as a Kafka broker answers. Without an authorizer every cluster operation i
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.metadata import CLUSTER_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, authorized_operations
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
+from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
 
 Broker = DescribeClusterResponse.DescribeClusterBroker
 
@@ -24,7 +25,7 @@ UNSET_OPERATIONS = -(2**31)
 
 
 @api(60, 0, 2)
-def handle_describe_cluster(ctx, request) -> DescribeClusterResponse:
+def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
     broker = ctx.broker
     version = ctx.api_version
     endpoint_type = request.endpoint_type if version >= 1 else ENDPOINT_BROKER

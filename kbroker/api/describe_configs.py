@@ -10,11 +10,12 @@ are never returned.
 from __future__ import annotations
 
 from kbroker.api.authorization import config_refused as _refused
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
 from kbroker.security.acls import DESCRIBE_CONFIGS
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_configs import DescribeConfigsResponse
+from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -40,7 +41,7 @@ def _entry(e: ConfigEntry, include_synonyms: bool, include_documentation: bool) 
     )
 
 
-def broker_resource_error(broker, name: str) -> tuple[ErrorCode, str] | None:
+def broker_resource_error(broker: BrokerServices, name: str) -> tuple[ErrorCode, str] | None:
     if name not in ("", str(broker.node_id)):
         if not name.lstrip("-").isdigit():
             return ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
@@ -51,7 +52,7 @@ def broker_resource_error(broker, name: str) -> tuple[ErrorCode, str] | None:
 
 
 @api(32, 1, 4)
-def handle_describe_configs(ctx, request) -> DescribeConfigsResponse:
+def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
     broker = ctx.broker
     version = ctx.api_version
     include_synonyms = bool(request.include_synonyms)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import coordinator_error
@@ -20,7 +21,7 @@ from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from kbroker_protocol.messages.data.consumer_protocol_subscription import ConsumerProtocolSubscription
-from kbroker_protocol.messages.describe_groups import DescribeGroupsResponse
+from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest, DescribeGroupsResponse
 
 G = DescribeGroupsResponse.DescribedGroup
 _VERSION = struct.Struct(">h")
@@ -38,7 +39,7 @@ def _assignment(parts: dict[str, set[int]]) -> bytes:
 M = G.DescribedGroupMember
 
 
-def _describe(ctx, coordinator, group_id: str) -> G:
+def _describe(ctx: RequestContext, coordinator, group_id: str) -> G:
     version = ctx.api_version
     if not group_id:
         return G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, group_state="", protocol_type="",
@@ -85,7 +86,7 @@ def _describe(ctx, coordinator, group_id: str) -> G:
 
 
 @api(15, 0, 6)
-def handle_describe_groups(ctx, request):
+def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:

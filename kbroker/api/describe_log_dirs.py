@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsResponse
+from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse
 
 Result = DescribeLogDirsResponse.DescribeLogDirsResult
 TopicOut = Result.DescribeLogDirsTopic
@@ -35,7 +36,7 @@ def _volume(path: Path) -> tuple[int, int]:
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
-def _offset_lag(broker, topic: str, index: int, log_end_offset: int) -> int:
+def _offset_lag(broker: BrokerServices, topic: str, index: int, log_end_offset: int) -> int:
     partition = broker.partition(topic, index)
     if partition is None:
         return INVALID_OFFSET_LAG
@@ -43,12 +44,13 @@ def _offset_lag(broker, topic: str, index: int, log_end_offset: int) -> int:
 
 
 @api(35, 1, 5)
-def handle_describe_log_dirs(ctx, request) -> DescribeLogDirsResponse:
+def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
     broker = ctx.broker
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                                        results=[])
-    logs = {k: v for k, v in broker.log_manager.partitions().items() if k[0] != METADATA_TOPIC}
+    logs = {k: v for k, v in require(broker.log_manager, "the log manager").partitions().items()
+            if k[0] != METADATA_TOPIC}
     if request.topics is None:
         wanted = set(logs)
     else:

@@ -9,19 +9,20 @@ partition asked, with its message (Kafka's handleDescribeProducersRequest).
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.describe_producers import DescribeProducersResponse
+from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
 
 TopicResp = DescribeProducersResponse.TopicResponse
 PartResp = TopicResp.PartitionResponse
 Producer = PartResp.ProducerState
 
 
-def _topic_error(ctx, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
+def _topic_error(ctx: RequestContext, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
     """Kafka's topic-level checks, in its order: a legal name, READ, the topic exists."""
     try:
         validate_topic_name(name)
@@ -35,7 +36,7 @@ def _topic_error(ctx, name: str, exists: bool) -> tuple[ErrorCode, str | None] |
 
 
 @api(61, 0, 0)
-def handle_describe_producers(ctx, request) -> DescribeProducersResponse:
+def handle_describe_producers(ctx: RequestContext, request: DescribeProducersRequest) -> DescribeProducersResponse:
     broker = ctx.broker
     topics = []
     for t in request.topics:
@@ -59,7 +60,7 @@ def handle_describe_producers(ctx, request) -> DescribeProducersResponse:
                 Producer(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
                          last_timestamp=e.last_timestamp, coordinator_epoch=e.coordinator_epoch,
                          current_txn_start_offset=first)
-                for e, first in broker.txn_coordinator.producers_of(partition)
+                for e, first in require(broker.txn_coordinator, "the transaction coordinator").producers_of(partition)
             ]
             parts.append(PartResp(partition_index=index, error_code=ErrorCode.NONE, error_message=None,
                                   active_producers=producers))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 
+from kbroker.api.context import RequestContext
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
@@ -26,7 +27,10 @@ from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
+from kbroker_protocol.messages.describe_topic_partitions import (
+    DescribeTopicPartitionsRequest,
+    DescribeTopicPartitionsResponse,
+)
 
 Response = DescribeTopicPartitionsResponse
 TopicOut = Response.DescribeTopicPartitionsResponseTopic
@@ -63,7 +67,7 @@ def _partition(image, state, index: int) -> PartOut:
 
 
 @api(75, 0, 0)
-def handle_describe_topic_partitions(ctx, request) -> DescribeTopicPartitionsResponse:
+def handle_describe_topic_partitions(ctx: RequestContext, request: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse:
     broker = ctx.broker
     image = broker.image
     fetch_all = not request.topics

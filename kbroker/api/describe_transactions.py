@@ -10,17 +10,21 @@ handleDescribeTransactionsRequest).
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.security.acls import DESCRIBE, TOPIC, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_transactions import DescribeTransactionsResponse
+from kbroker_protocol.messages.describe_transactions import (
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
+)
 
 State = DescribeTransactionsResponse.TransactionState
 TopicData = State.TopicData
 
 
 @api(65, 0, 0)
-def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
+def handle_describe_transactions(ctx: RequestContext, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
     coordinator = ctx.broker.txn_coordinator
     out = []
     for tid in request.transactional_ids:
@@ -29,7 +33,7 @@ def handle_describe_transactions(ctx, request) -> DescribeTransactionsResponse:
                              transaction_state="", transaction_timeout_ms=0, transaction_start_time_ms=0,
                              producer_id=0, producer_epoch=0, topics=[]))
             continue
-        txn = coordinator.txns.get(tid)
+        txn = require(coordinator, "the transaction coordinator").txns.get(tid)
         if txn is None:
             code = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND if tid else ErrorCode.INVALID_REQUEST
             out.append(State(error_code=code, transactional_id=tid,

@@ -7,18 +7,22 @@ their mechanisms and iterations (never the salt or keys).
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsResponse
+from kbroker_protocol.messages.describe_user_scram_credentials import (
+    DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
+)
 
 Result = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
 Info = Result.CredentialInfo
 
 
 @api(50, 0, 0)
-def handle_describe_user_scram_credentials(ctx, request) -> DescribeUserScramCredentialsResponse:
+def handle_describe_user_scram_credentials(ctx: RequestContext, request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse:
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return BUILDERS[50](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     known = ctx.broker.scram_credentials.users()

@@ -19,16 +19,16 @@ v1 adds the top-level error code, v2 is flexible. The handler sends the request 
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
-from kbroker.controller.client import ELECT_LEADERS, controller_operation
+from kbroker.controller.client import ELECT_LEADERS, Requester, controller_operation
 from kbroker.controller.image import NO_LEADER
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.elect_leaders import ElectLeadersResponse
+from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
 
 TopicOut = ElectLeadersResponse.ReplicaElectionResult
 PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
@@ -72,22 +72,22 @@ def _elect(image, topic_name: str, index: int, election: int, records: list) -> 
 
 
 @api(43, 0, 2)
-async def handle_elect_leaders(ctx, request) -> ElectLeadersResponse:
+async def handle_elect_leaders(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     return await ctx.broker.controller_client.elect_leaders(request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(ELECT_LEADERS)
-async def elect_leaders(broker, request, version: int, requester=None) -> ElectLeadersResponse:
+async def elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, version: int, requester: Requester | None = None) -> ElectLeadersResponse:
     """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
         return BUILDERS[43](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     assert broker.controller is not None
-    async with broker.controller.exclusive():
+    async with local_controller(broker).exclusive():
         return await _elect_leaders(broker, request, version)
 
 
-async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
+async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, version: int) -> ElectLeadersResponse:
     image = broker.image
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
@@ -112,11 +112,11 @@ async def _elect_leaders(broker, request, version: int) -> ElectLeadersResponse:
     if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
         return _failed(request, ErrorCode.POLICY_VIOLATION, BATCH_TOO_LARGE_MESSAGE)
     if records:
-        await broker.controller.write(records)
+        await local_controller(broker).write(records)
     return ElectLeadersResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, replica_election_results=results)
 
 
-def _failed(request, code: ErrorCode, message: str) -> ElectLeadersResponse:
+def _failed(request: ElectLeadersRequest, code: ErrorCode, message: str) -> ElectLeadersResponse:
     """The whole request failed (Kafka's ElectLeadersRequest.getErrorResponse): the top-level
     error, and each partition the request names with it (none for a null partition list)."""
     return ElectLeadersResponse(

@@ -12,23 +12,25 @@ a retry (epoch one below, transaction completed the same way) gets them again.
 from __future__ import annotations
 
 from kbroker.api.authorization import refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.end_txn import EndTxnResponse
+from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
 
 
 @api(26, 0, 5)
-async def handle_end_txn(ctx, request) -> EndTxnResponse:
+async def handle_end_txn(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
         return denied
     version = ctx.api_version
     try:
-        pid, epoch = await ctx.broker.txn_coordinator.end_txn(request.transactional_id, request.producer_id,
-                                                        request.producer_epoch, request.committed, v2=version >= 5)
+        coordinator = require(ctx.broker.txn_coordinator, "the transaction coordinator")
+        pid, epoch = await coordinator.end_txn(request.transactional_id, request.producer_id,
+                                               request.producer_epoch, request.committed, v2=version >= 5)
     except TxnError as exc:
         code = exc.code
         if code == ErrorCode.PRODUCER_FENCED and version < 2:

@@ -32,17 +32,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.replication.parked_fetches import REFETCH
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.fetch import FetchResponse
+from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData
@@ -58,16 +60,16 @@ class _Want:
     unknown_error: ErrorCode
 
 
-def _resolve(broker, version: int, topic_name: str | None, topic_id: Any) -> tuple[str | None, Any, ErrorCode]:
+def _resolve(broker: BrokerServices, version: int, topic_name: str | None, topic_id: Any) -> tuple[str | None, Any, ErrorCode]:
     image = broker.image
     if version >= 13:
         topic = image.topic_by_id(topic_id)
         return (topic.name if topic else None), topic_id, ErrorCode.UNKNOWN_TOPIC_ID
-    topic = image.topic(topic_name)
+    topic = image.topic(topic_name) if topic_name is not None else None
     return topic_name if topic else None, (topic.topic_id if topic else ZERO_UUID), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def _wants_from_request(broker, request, version: int) -> list[_Want]:
+def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: int) -> list[_Want]:
     wants = []
     for t in request.topics:
         name = t.topic if version < 13 else None
@@ -127,7 +129,7 @@ def _error(want: _Want, code: ErrorCode) -> _Read:
     return _Read(want, code, EMPTY, 0, -1, -1, -1, None)
 
 
-def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: int,
+def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bool, isolation: int,
                     replica: _Replica | None = None, client: _Client | None = None) -> _Read:
     c = want.cached
     if want.topic_name is None:
@@ -204,7 +206,7 @@ def _read_partition(broker, want: _Want, limit: int, min_one: bool, isolation: i
     return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
 
 
-def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int,
+def _read_all(broker: BrokerServices, wants: list[_Want], max_bytes: int, isolation: int,
               replica: _Replica | None = None, client: _Client | None = None) -> tuple[list[_Read], int]:
     reads = []
     remaining = max_bytes
@@ -224,7 +226,7 @@ def _read_all(broker, wants: list[_Want], max_bytes: int, isolation: int,
 _LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH)
 
 
-def current_leader(broker, topic: str | None, index: int, listener: str,
+def current_leader(broker: BrokerServices, topic: str | None, index: int, listener: str,
                    endpoints: dict[int, tuple[str, int, str | None]]) -> tuple[int, int]:
     """(leader id, leader epoch) of a partition for KIP-951 answers, from the local replica or
     the image; the leader's endpoint on ``listener`` is added to ``endpoints`` when it is live."""
@@ -249,7 +251,7 @@ def current_leader(broker, topic: str | None, index: int, listener: str,
 
 
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
-           broker=None, listener: str | None = None) -> FetchResponse:
+           broker: BrokerServices | None = None, listener: str | None = None) -> FetchResponse:
     topics: list[TopicResp] = []
     by_topic: dict[tuple[Any, Any], TopicResp] = {}
     endpoints: dict[int, tuple[str, int, str | None]] = {}
@@ -284,7 +286,7 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
     return response
 
 
-def _count(broker, reads: list[_Read]) -> None:
+def _count(broker: BrokerServices, reads: list[_Read]) -> None:
     """The per-partition counters the metrics endpoint reads (Kafka's BrokerTopicMetrics:
     fetch requests, failed ones, bytes out) for the reads this response carries."""
     for r in reads:
@@ -301,7 +303,7 @@ def _count(broker, reads: list[_Read]) -> None:
             partition.bytes_out += r.size
 
 
-def _record_throttled(broker, quotas: ReplicationQuotas, reads: list[_Read]) -> None:
+def _record_throttled(broker: BrokerServices, quotas: ReplicationQuotas, reads: list[_Read]) -> None:
     """Kafka's sizeOfThrottledPartitions: the leader quota counts the bytes of the throttled
     partitions a follower's answer carries."""
     size = 0
@@ -334,7 +336,7 @@ def _remember(reads: list[_Read]) -> None:
         c.sent_log_start_offset = r.log_start_offset
 
 
-def _deny_unauthorized(ctx, version: int, wants: list[_Want]) -> None:
+def _deny_unauthorized(ctx: RequestContext, version: int, wants: list[_Want]) -> None:
     """Kafka's READ check per topic (before its existence, for requests by name): a partition of a
     topic the principal may not read answers TOPIC_AUTHORIZATION_FAILED (kbroker/security/acls.py)."""
     verdicts: dict[str, bool] = {}
@@ -350,7 +352,7 @@ def _deny_unauthorized(ctx, version: int, wants: list[_Want]) -> None:
 
 
 @api(1, 4, 18)
-async def handle_fetch(ctx, request) -> FetchResponse:
+async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level
@@ -443,6 +445,8 @@ async def handle_fetch(ctx, request) -> FetchResponse:
         # follower's fetch (replication, not a client's timer) stays on real time.
         deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
         waited_on: list[Partition] = []
+        # a follower's held fetch also answers when the leader appends to a partition it lacks
+        parked = broker.replica_manager.parked_fetches if replica is not None else None
         while True:
             fut = loop.create_future()
             waited_on = []
@@ -456,13 +460,18 @@ async def handle_fetch(ctx, request) -> FetchResponse:
                 for p in waited_on:
                     p.remove_waiter(fut)
                 break
+            if parked is not None and replica is not None:
+                parked.park(replica.replica_id, fut, [(p.topic, p.index) for p in waited_on])
             try:
                 await deadline.wait(fut)
             finally:
                 for p in waited_on:
                     p.remove_waiter(fut)
+                if parked is not None and replica is not None:
+                    parked.unpark(replica.replica_id, fut)
+            refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
             reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-            if total >= min_bytes or deadline.passed or any(
+            if refetch or total >= min_bytes or deadline.passed or any(
                 r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
             ):
                 break

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
 from kbroker.security.acls import authorized
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.find_coordinator import FindCoordinatorResponse
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 
@@ -41,7 +42,7 @@ def _coordinator(broker: Any, key_type: int) -> Any:
     return getattr(broker, "txn_coordinator", None)
 
 
-def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int]
+def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int]
             ) -> tuple[ErrorCode, str | None]:
     """``topic_existed``: per key type, whether the internal topic existed when the request came
     (Kafka creates it asynchronously, so every key of the request that found it missing answers
@@ -83,7 +84,7 @@ def _lookup(ctx, key: str, key_type: int, topic_existed: dict[int, bool], found:
     return ErrorCode.NONE, None
 
 
-def _node(ctx, leader: int) -> tuple[int, str, int]:
+def _node(ctx: RequestContext, leader: int) -> tuple[int, str, int]:
     """(node id, host, port) of a partition leader on the request's listener."""
     broker = ctx.broker
     listener = ctx.connection.endpoint.listener
@@ -95,7 +96,7 @@ def _node(ctx, leader: int) -> tuple[int, str, int]:
 
 
 @api(10, 0, 6)
-def handle_find_coordinator(ctx, request):
+def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     version = ctx.api_version
     found: dict[str, int] = {}
     if version < 4:

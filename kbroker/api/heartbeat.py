@@ -12,14 +12,15 @@ NOT_COORDINATOR if they fail, see ``coordinator_writes``).
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.heartbeat import HeartbeatResponse
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
 
 
 @api(12, 0, 4)
-async def handle_heartbeat(ctx, request):
+async def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
     response = _heartbeat(ctx, request)
     if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS):
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
@@ -28,7 +29,7 @@ async def handle_heartbeat(ctx, request):
     return response
 
 
-def _heartbeat(ctx, request):
+def _heartbeat(ctx: RequestContext, request: HeartbeatRequest):
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     coordinator = ctx.broker.group_coordinator
@@ -40,9 +41,11 @@ def _heartbeat(ctx, request):
         return HeartbeatResponse(error_code=ErrorCode.NONE)
     if code != ErrorCode.NONE:
         return HeartbeatResponse(error_code=code)
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
-        return HeartbeatResponse(error_code=coordinator.consumer.classic_heartbeat(
+        consumer = require(coordinator.consumer, "the consumer group manager")
+        return HeartbeatResponse(error_code=consumer.classic_heartbeat(
             hosted, member_id=request.member_id, generation=request.generation_id,
             group_instance_id=request.group_instance_id if ctx.api_version >= 3 else None))
     return coordinator.classic.heartbeat(

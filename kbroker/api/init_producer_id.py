@@ -16,16 +16,17 @@ and epoch the transactional id no longer has.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.init_producer_id import InitProducerIdResponse
+from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 
 
 @api(22, 0, 6)
-async def handle_init_producer_id(ctx, request):
+async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
                                                                request.transactional_id):
         # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
@@ -52,7 +53,7 @@ async def handle_init_producer_id(ctx, request):
                                   producer_epoch=0)
 
 
-async def _transactional(ctx, coordinator, request):
+async def _transactional(ctx: RequestContext, coordinator, request: InitProducerIdRequest):
     from kbroker.coordinator.txn_coordinator import TxnError
 
     version = ctx.api_version

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.join_group import JoinGroupResponse
+from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
 
 
-def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
+def _coordinator_error(coordinator, request: JoinGroupRequest) -> JoinGroupResponse | None:
     """Kafka's GroupCoordinatorService.joinGroup before the group: COORDINATOR_NOT_AVAILABLE
     (echoing the member id) without a coordinator, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, then
     the partition's NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS (without the member id)."""
@@ -39,7 +40,7 @@ def _coordinator_error(coordinator, request) -> JoinGroupResponse | None:
 
 
 @api(11, 0, 9)
-async def handle_join_group(ctx, request):
+async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
@@ -63,10 +64,11 @@ async def handle_join_group(ctx, request):
             rebalance_timeout_ms=request.rebalance_timeout_ms if version >= 1 else -1,
             client_id=ctx.client_id or "", client_host="/" + ctx.peer.rsplit(":", 1)[0],
             require_known_member_id=version >= 4)
+        coordinator = require(coordinator, "the group coordinator")  # (_coordinator_error: there is one)
         hosted = coordinator.hosting_group(request.group_id, non_empty=True)
         if hosted is not None:
             del args["group_id"]
-            respond(coordinator.consumer.classic_join(hosted, **args))
+            respond(require(coordinator.consumer, "the consumer group manager").classic_join(hosted, **args))
         else:
             coordinator.classic.join(respond=respond, **args)
         response = await fut

@@ -11,14 +11,15 @@ COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR (see ``coordinator_writes``).
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.leave_group import LeaveGroupResponse
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
 
 
 @api(13, 0, 5)
-async def handle_leave_group(ctx, request):
+async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
     response = _leave_group(ctx, request)
     if response.error_code == ErrorCode.NONE:
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
@@ -27,7 +28,7 @@ async def handle_leave_group(ctx, request):
     return response
 
 
-def _leave_group(ctx, request):
+def _leave_group(ctx: RequestContext, request: LeaveGroupRequest):
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
@@ -37,11 +38,12 @@ def _leave_group(ctx, request):
     code = coordinator_error(coordinator, request.group_id)
     if code != ErrorCode.NONE:
         return LeaveGroupResponse(error_code=code, members=[])
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
-        members = [(request.member_id, None)] if version < 3 else [
+        members: list[tuple[str, str | None]] = [(request.member_id, None)] if version < 3 else [
             (m.member_id, m.group_instance_id) for m in request.members]
-        codes = coordinator.consumer.classic_leave(hosted, members)
+        codes = require(coordinator.consumer, "the consumer group manager").classic_leave(hosted, members)
         if version < 3:
             return LeaveGroupResponse(error_code=codes[0], members=[])
         return LeaveGroupResponse(error_code=ErrorCode.NONE, members=[

@@ -11,9 +11,13 @@ on a GROUP resource). kbroker has no client-metrics subscriptions, so that type 
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.list_config_resources import ListConfigResourcesResponse
+from kbroker_protocol.messages.list_config_resources import (
+    ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
+)
 
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
 SUPPORTED = {0: {CLIENT_METRICS}, 1: {TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP}}
@@ -22,7 +26,7 @@ Resource = ListConfigResourcesResponse.ConfigResource
 
 
 @api(74, 0, 1)
-def handle_list_config_resources(ctx, request) -> ListConfigResourcesResponse:
+def handle_list_config_resources(ctx: RequestContext, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse:
     broker = ctx.broker
     supported = SUPPORTED[min(ctx.api_version, 1)]
     types = set(request.resource_types) if ctx.api_version >= 1 and request.resource_types else supported

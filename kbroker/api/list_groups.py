@@ -8,14 +8,15 @@ COORDINATOR_LOAD_IN_PROGRESS for the whole request while one of them loads.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.list_groups import ListGroupsResponse
+from kbroker_protocol.messages.list_groups import ListGroupsRequest, ListGroupsResponse
 
 
 @api(16, 0, 5)
-def handle_list_groups(ctx, request):
+def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     if coordinator is None:

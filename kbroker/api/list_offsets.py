@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.list_offsets import ListOffsetsResponse
+from kbroker_protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
 from kbroker_protocol.record_batch import HEADER_SIZE, parse_header
 
 TopicResp = ListOffsetsResponse.ListOffsetsTopicResponse
@@ -88,7 +89,7 @@ def _lookup(partition, timestamp: int, isolation: int) -> tuple[int, int, int]:
 
 
 @api(2, 1, 11)
-def handle_list_offsets(ctx, request) -> ListOffsetsResponse:
+def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level if version >= 2 else 0

@@ -13,27 +13,30 @@ ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.quorum import ControllerError
-from kbroker.controller.replication_control import list_partition_reassignments
+from kbroker.controller.reassignment import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsResponse
+from kbroker_protocol.messages.list_partition_reassignments import (
+    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
+)
 
 LIST_PARTITION_REASSIGNMENTS = 46
 
 
 @api(LIST_PARTITION_REASSIGNMENTS, 0, 0)
-async def handle_list_partition_reassignments(ctx, request) -> ListPartitionReassignmentsResponse:
+async def handle_list_partition_reassignments(ctx: RequestContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     return await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                       requester(ctx))
 
 
 @api(LIST_PARTITION_REASSIGNMENTS, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_list_partition_reassignments_on_controller(ctx, request) -> ListPartitionReassignmentsResponse:
+async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
@@ -44,8 +47,8 @@ async def handle_list_partition_reassignments_on_controller(ctx, request) -> Lis
 
 
 @controller_operation(LIST_PARTITION_REASSIGNMENTS)
-async def list_partition_reassignments_operation(broker, request, version: int,
-                                                 requester=None) -> ListPartitionReassignmentsResponse:
+async def list_partition_reassignments_operation(broker: BrokerServices, request: ListPartitionReassignmentsRequest, version: int,
+                                                 requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
         return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import re
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_log import STATE_BY_NAME
 from kbroker.security.acls import DESCRIBE, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.list_transactions import ListTransactionsResponse
+from kbroker_protocol.messages.list_transactions import ListTransactionsRequest, ListTransactionsResponse
 
 State = ListTransactionsResponse.TransactionState
 
 
 @api(66, 0, 2)
-def handle_list_transactions(ctx, request) -> ListTransactionsResponse:
+def handle_list_transactions(ctx: RequestContext, request: ListTransactionsRequest) -> ListTransactionsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.txn_coordinator
     states = list(request.state_filters or ())
@@ -32,7 +33,8 @@ def handle_list_transactions(ctx, request) -> ListTransactionsResponse:
     duration = request.duration_filter if version >= 1 else -1
     pattern = request.transactional_id_pattern if version >= 2 else None
     try:
-        txns = coordinator.list_transactions(known, list(request.producer_id_filters or ()), duration, pattern)
+        txns = require(coordinator, "the transaction coordinator").list_transactions(
+            known, list(request.producer_id_filters or ()), duration, pattern)
     except re.error:
         return ListTransactionsResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
                                         unknown_state_filters=unknown, transaction_states=[])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import uuid
 
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.quorum import NewTopic
@@ -35,7 +36,7 @@ from kbroker.security.acls import (
     authorized_operations,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.metadata import MetadataResponse
+from kbroker_protocol.messages.metadata import MetadataRequest, MetadataResponse
 from kbroker_protocol.primitives import Writer
 
 ZERO_UUID = uuid.UUID(int=0)
@@ -47,7 +48,7 @@ Topic = MetadataResponse.MetadataResponseTopic
 Part = MetadataResponse.MetadataResponseTopic.MetadataResponsePartition
 
 
-def brokers_for(ctx) -> list[MetadataResponse.MetadataResponseBroker]:
+def brokers_for(ctx: RequestContext) -> list[MetadataResponse.MetadataResponseBroker]:
     broker = ctx.broker
     listener = ctx.connection.endpoint.listener
     out = []
@@ -63,7 +64,7 @@ def brokers_for(ctx) -> list[MetadataResponse.MetadataResponseBroker]:
     return out
 
 
-def _has_listener(broker, node_id: int, listener: str) -> bool | None:
+def _has_listener(broker: BrokerServices, node_id: int, listener: str) -> bool | None:
     """Whether ``node_id`` is registered with ``listener`` (None: not registered at all)."""
     if node_id == broker.node_id:
         return True
@@ -73,7 +74,7 @@ def _has_listener(broker, node_id: int, listener: str) -> bool | None:
     return listener in reg.endpoints
 
 
-def _offline(broker, node_id: int, listener: str, state) -> bool:
+def _offline(broker: BrokerServices, node_id: int, listener: str, state) -> bool:
     """Kafka's ``isReplicaOffline``: not registered, fenced, without the request's listener, or
     in a log dir that is not one of the broker's online dirs (KIP-858)."""
     image = broker.image
@@ -84,7 +85,7 @@ def _offline(broker, node_id: int, listener: str, state) -> bool:
             or not has_online_dir(image, node_id, state))
 
 
-def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
+def topic_metadata(ctx: RequestContext, topic, include_ops: bool) -> Topic:
     """The partitions as the image has them (Kafka's ``KRaftMetadataCache.partitionMetadata``):
     a leader that is not registered is LEADER_NOT_AVAILABLE, one without the request's listener
     LISTENER_NOT_FOUND (v6+; before, LEADER_NOT_AVAILABLE), both with leader -1; offline replicas
@@ -112,7 +113,7 @@ def topic_metadata(ctx, topic, include_ops: bool) -> Topic:
     )
 
 
-def _partitions(broker, topic, version: int, listener: str) -> list[Part]:
+def _partitions(broker: BrokerServices, topic, version: int, listener: str) -> list[Part]:
     partitions = []
     for index in sorted(topic.partitions):
         state = topic.partitions[index]
@@ -177,7 +178,7 @@ _ANSWERS_KEY = "metadata-answers"
 
 
 @api(3, 0, 13)
-def handle_metadata(ctx, request) -> MetadataResponse | EncodedMetadata:
+def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
     """Without an authorizer the answer depends only on the request, the listener and the image:
     it is encoded once per image change (`MetadataImage.derived`)."""
     broker = ctx.broker
@@ -218,17 +219,17 @@ def _take_answer_slot(image) -> bool:
     return True
 
 
-def _allow_auto_creation(broker, request, version: int) -> bool:
+def _allow_auto_creation(broker: BrokerServices, request: MetadataRequest, version: int) -> bool:
     return bool(broker.config["auto.create.topics.enable"]) and (version < 4 or request.allow_auto_topic_creation)
 
 
-def _auto_creates(broker, request, version: int) -> bool:
+def _auto_creates(broker: BrokerServices, request: MetadataRequest, version: int) -> bool:
     """Whether answering ``request`` asks for the auto-creation of a topic the image lacks."""
     return (bool(request.topics) and _allow_auto_creation(broker, request, version)
             and any(t.name is not None and broker.image.topic(t.name) is None for t in request.topics))
 
 
-def _metadata(ctx, request) -> MetadataResponse:
+def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
     broker = ctx.broker
     image = broker.image
     version = ctx.api_version

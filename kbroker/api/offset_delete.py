@@ -8,23 +8,26 @@ UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.offset_delete import OffsetDeleteResponse
+from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest, OffsetDeleteResponse
 
 T = OffsetDeleteResponse.OffsetDeleteResponseTopic
 P = T.OffsetDeleteResponsePartition
 
 
 @api(47, 0, 0)
-def handle_offset_delete(ctx, request):
+def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:
         return OffsetDeleteResponse(error_code=ErrorCode.INVALID_GROUP_ID, topics=[])
     code = coordinator_error(coordinator, request.group_id)
     if code != ErrorCode.NONE:
         return OffsetDeleteResponse(error_code=code, topics=[])
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
+
     image = ctx.broker.image
     known = []
     unknown: dict[str, list[int]] = {}

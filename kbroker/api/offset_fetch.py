@@ -9,11 +9,12 @@ UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offse
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.offset_fetch import OffsetFetchResponse
+from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
 
 T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition
@@ -21,7 +22,7 @@ GT = OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics
 GP = GT.OffsetFetchResponsePartitions
 
 
-def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+def _fetch(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     """Kafka's checks first: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE
     on each topic: a requested topic one may not describe answers TOPIC_AUTHORIZATION_FAILED, and
     with all topics asked for, such topics are left out (kbroker/security/acls.py)."""
@@ -39,14 +40,14 @@ def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-
     return error, rows + denied if error == ErrorCode.NONE else rows
 
 
-def _fetch_authorized(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+def _fetch_authorized(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     coordinator = ctx.broker.group_coordinator
     # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
     # as the group error (v2+) or on every requested partition (v1).
     code = coordinator_error(coordinator, group_id)
     if code != ErrorCode.NONE:
         return code, []
-    return coordinator.fetch_offsets(group_id, topics, require_stable, member_id, member_epoch)
+    return require(coordinator, "the group coordinator").fetch_offsets(group_id, topics, require_stable, member_id, member_epoch)
 
 
 def _group_by_topic(rows):
@@ -57,7 +58,7 @@ def _group_by_topic(rows):
 
 
 @api(9, 1, 10)
-def handle_offset_fetch(ctx, request):
+def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version < 8:
         topics = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]

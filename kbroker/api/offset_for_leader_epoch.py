@@ -18,10 +18,14 @@ kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochResponse
+from kbroker_protocol.messages.offset_for_leader_epoch import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+)
 
 TopicOut = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
 PartOut = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset
@@ -48,7 +52,7 @@ def leader_epoch_end(partition, requested: int) -> tuple[int, int]:
 
 
 @api(23, 2, 4)
-def handle_offset_for_leader_epoch(ctx, request) -> OffsetForLeaderEpochResponse:
+def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     broker = ctx.broker
     topics = []
     for t in request.topics:

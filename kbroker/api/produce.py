@@ -31,7 +31,9 @@ import asyncio
 import inspect
 import time
 import uuid
+from collections.abc import Awaitable
 
+from kbroker.api.context import RequestContext
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.replication.deadline import Deadline
@@ -39,7 +41,7 @@ from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.produce import ProduceResponse
+from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
@@ -63,7 +65,7 @@ def _ok(index: int, partition, result) -> PartResp:
     )
 
 
-def _not_leader(ctx, endpoints: dict, topic: str, index: int) -> PartResp:
+def _not_leader(ctx: RequestContext, endpoints: dict, topic: str, index: int) -> PartResp:
     resp = _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     if ctx.api_version >= 10:
         leader, epoch = current_leader(ctx.broker, topic, index, ctx.connection.endpoint.listener, endpoints)
@@ -80,7 +82,8 @@ def _response(responses: list, endpoints: dict) -> ProduceResponse:
 
 
 @api(0, 3, 13)
-def handle_produce(ctx, request):
+def handle_produce(ctx: RequestContext, request: ProduceRequest
+                   ) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
     broker = ctx.broker
     version = ctx.api_version
     acks = request.acks
@@ -163,7 +166,7 @@ def handle_produce(ctx, request):
     return _response(responses, endpoints)
 
 
-async def _complete_later(ctx, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
+async def _complete_later(ctx: RequestContext, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
                           deadline: Deadline) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:

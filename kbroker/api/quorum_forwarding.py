@@ -18,17 +18,20 @@ from collections.abc import Callable
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     DESCRIBE_QUORUM,
     UNREGISTER_BROKER,
+    Requester,
     controller_operation,
 )
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RESPONSES
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest
 from kbroker_protocol.primitives import Message
 
 
@@ -67,12 +70,12 @@ def _refused(broker: Any, requester_: Any, api_key: int, version: int, request: 
 
 
 @api(DESCRIBE_QUORUM, 0, 2)
-async def handle_describe_quorum(ctx, request) -> Any:
+async def handle_describe_quorum(ctx: RequestContext, request: DescribeQuorumRequest) -> Any:
     return await ctx.broker.controller_client.forward(DESCRIBE_QUORUM, request, ctx.api_version, requester(ctx))
 
 
 @api(UNREGISTER_BROKER, 0, 0)
-async def handle_unregister_broker(ctx, request) -> Any:
+async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBrokerRequest) -> Any:
     return await ctx.broker.controller_client.forward(UNREGISTER_BROKER, request, ctx.api_version, requester(ctx))
 
 
@@ -80,7 +83,7 @@ async def handle_unregister_broker(ctx, request) -> Any:
 
 
 @controller_operation(DESCRIBE_QUORUM)
-async def describe_quorum_operation(broker, request, version: int, requester_=None) -> Any:
+async def describe_quorum_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_apis import describe_quorum
 
     refused = _refused(broker, requester_, DESCRIBE_QUORUM, version, request, DESCRIBE)
@@ -91,7 +94,7 @@ async def describe_quorum_operation(broker, request, version: int, requester_=No
 
 
 @controller_operation(UNREGISTER_BROKER)
-async def unregister_broker_operation(broker, request, version: int, requester_=None) -> Any:
+async def unregister_broker_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     from kbroker.api.controller_listener import ControllerRequestContext
     from kbroker.api.unregister_broker import handle_unregister_broker as on_controller
 

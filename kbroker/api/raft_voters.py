@@ -19,16 +19,16 @@ import uuid
 from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
-from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, controller_operation
+from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, Requester, controller_operation
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.add_raft_voter import AddRaftVoterResponse
-from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterResponse
+from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
+from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
 from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
 
 Broker = Any
@@ -178,12 +178,12 @@ async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResp
 
 
 @api(ADD_RAFT_VOTER, 0, 1)
-async def handle_add_raft_voter(ctx, request) -> Any:
+async def handle_add_raft_voter(ctx: RequestContext, request: AddRaftVoterRequest) -> Any:
     return await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
 
 
 @api(REMOVE_RAFT_VOTER, 0, 0)
-async def handle_remove_raft_voter(ctx, request) -> Any:
+async def handle_remove_raft_voter(ctx: RequestContext, request: RemoveRaftVoterRequest) -> Any:
     return await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
 
 
@@ -195,10 +195,10 @@ def _refused(broker: Broker, requester_: Any, cls: Any) -> Any | None:
 
 
 @controller_operation(ADD_RAFT_VOTER)
-async def add_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+async def add_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     return _refused(broker, requester_, AddRaftVoterResponse) or await add_raft_voter(broker, request)
 
 
 @controller_operation(REMOVE_RAFT_VOTER)
-async def remove_raft_voter_operation(broker, request, version: int, requester_=None) -> Any:
+async def remove_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
     return _refused(broker, requester_, RemoveRaftVoterResponse) or await remove_raft_voter(broker, request)

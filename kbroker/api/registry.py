@@ -28,7 +28,9 @@ from kbroker_protocol.messages import REQUESTS
 if TYPE_CHECKING:
     from kbroker.api.context import HandlerContext
 
-Handler = Callable[["HandlerContext", Any], "Any | Awaitable[Any] | None"]
+# A handler takes its context (a RequestContext on a broker listener, a HandlerContext on the
+# controller listener) and its API's request class; each handler's own signature says which.
+Handler = Callable[[Any, Any], "Any | Awaitable[Any] | None"]
 H = TypeVar("H", bound=Handler)
 
 # API keys whose request spec marks its newest version ``latestVersionUnstable`` (Kafka 4.4:

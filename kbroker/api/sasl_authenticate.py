@@ -8,12 +8,13 @@ answers ILLEGAL_SASL_STATE with this message.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateResponse
+from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest, SaslAuthenticateResponse
 
 
 @api(36, 0, 2)
-def handle_sasl_authenticate(ctx, request) -> SaslAuthenticateResponse:
+def handle_sasl_authenticate(ctx: RequestContext, request: SaslAuthenticateRequest) -> SaslAuthenticateResponse:
     return SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
                                     error_message="SaslAuthenticate request received after successful authentication")

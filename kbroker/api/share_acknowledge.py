@@ -10,11 +10,12 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error
+from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error, share_coordinator
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeResponse
+from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest, ShareAcknowledgeResponse
 
 TopicResp = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse
 PartData = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData
@@ -27,11 +28,11 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
 
 
 @api(79, 1, 2)
-async def handle_share_acknowledge(ctx, request) -> ShareAcknowledgeResponse:
+async def handle_share_acknowledge(ctx: RequestContext, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse:
     broker, version = ctx.broker, ctx.api_version
     if (refused := request_error(broker, version, request, fetch=False)) is not None:
         return _top_error(*refused)
-    manager = broker.share_coordinator.manager
+    manager = share_coordinator(broker).manager
     group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     try:
         manager.acknowledge_session_update(group_id, member_id, epoch)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from kbroker.api.context import BrokerServices, require
 from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import ACK_RENEW
 from kbroker_protocol.errors import ErrorCode, default_message
 
 if TYPE_CHECKING:
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest
     from kbroker_protocol.messages.share_fetch import ShareFetchRequest
 
 TopicIdPartition = tuple[uuid.UUID, int]
+
+
+def share_coordinator(broker: BrokerServices) -> ShareCoordinator:
+    """The broker's share coordinator (the share APIs answer UNSUPPORTED_VERSION without one first)."""
+    return require(broker.share_coordinator, "the share coordinator")
+
 
 
 def request_error(broker: object, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
@@ -76,7 +84,7 @@ def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], s
     """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
     the error and message of each partition, as Kafka: the request checks of ``KafkaApis``
     (INVALID_REQUEST, UNKNOWN_TOPIC_ID) without a message, the share partition's own with its."""
-    manager = broker.share_coordinator.manager
+    manager = share_coordinator(broker).manager
     image = broker.image
     out: dict[TopicIdPartition, AckResult] = {}
     for t in topics:
@@ -113,7 +121,7 @@ async def flush_acknowledgements(broker: Any, group_id: str, results: dict[Topic
     done = [key for key, (code, _m) in results.items() if code == ErrorCode.NONE]
     if not done:
         return
-    failed = await broker.share_coordinator.manager.flush(group_id, done)
+    failed = await share_coordinator(broker).manager.flush(group_id, done)
     for key, code in failed.items():
         results[key] = (code, default_message(code))
 

@@ -28,12 +28,14 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
     acknowledge,
     error_message,
     flush_acknowledgements,
     request_error,
+    share_coordinator,
 )
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
@@ -41,7 +43,7 @@ from kbroker.coordinator.share_partition import mark_aborted, split_batches
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.share_fetch import ShareFetchResponse
+from kbroker_protocol.messages.share_fetch import ShareFetchRequest, ShareFetchResponse
 
 if TYPE_CHECKING:
     from kbroker.coordinator.share_manager import ShareManager
@@ -156,11 +158,11 @@ def _has_records(results: dict[tuple[uuid.UUID, int], _Result]) -> bool:
 
 
 @api(78, 1, 2)
-async def handle_share_fetch(ctx, request) -> ShareFetchResponse:
+async def handle_share_fetch(ctx: RequestContext, request: ShareFetchRequest) -> ShareFetchResponse:
     broker, version = ctx.broker, ctx.api_version
     if (refused := request_error(broker, version, request, fetch=True)) is not None:
         return _top_error(*refused)
-    manager = broker.share_coordinator.manager
+    manager = share_coordinator(broker).manager
     group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
     wanted = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(f.topic_id, p) for f in request.forgotten_topics_data for p in f.partitions]

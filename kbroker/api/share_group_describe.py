@@ -8,6 +8,7 @@ the coordinator errors of the group's partition, else state (Empty/Stable), epoc
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.coordinator.share_coordinator import share_groups_enabled
@@ -15,6 +16,7 @@ from kbroker.coordinator.share_group import ShareGroup
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_group_describe import (
     Assignment,
+    ShareGroupDescribeRequest,
     ShareGroupDescribeResponse,
     TopicPartitions,
 )
@@ -26,7 +28,7 @@ ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 @api(77, 1, 1)
-def handle_share_group_describe(ctx, request):
+def handle_share_group_describe(ctx: RequestContext, request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker):
         return ShareGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

@@ -9,11 +9,15 @@ than 36 characters member id is INVALID_REQUEST; both without a message (Kafka a
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatResponse
+from kbroker_protocol.messages.share_group_heartbeat import (
+    ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse,
+)
 
 
 def _error(code: ErrorCode, message: str | None = None) -> ShareGroupHeartbeatResponse:
@@ -27,7 +31,7 @@ def member_id_valid(member_id: str | None) -> bool:
 
 
 @api(76, 1, 1)
-async def handle_share_group_heartbeat(ctx, request):
+async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
@@ -39,7 +43,7 @@ async def handle_share_group_heartbeat(ctx, request):
     return response
 
 
-def _share_group_heartbeat(ctx, request):
+def _share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest):
     broker = ctx.broker
     # Refused in KafkaApis: getErrorResponse carries the code only.
     if not share_groups_enabled(broker):

@@ -18,14 +18,25 @@ from __future__ import annotations
 
 import uuid
 
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsResponse
-from kbroker_protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsResponse
-from kbroker_protocol.messages.describe_share_group_offsets import DescribeShareGroupOffsetsResponse
+from kbroker_protocol.messages.alter_share_group_offsets import (
+    AlterShareGroupOffsetsRequest,
+    AlterShareGroupOffsetsResponse,
+)
+from kbroker_protocol.messages.delete_share_group_offsets import (
+    DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse,
+)
+from kbroker_protocol.messages.describe_share_group_offsets import (
+    DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse,
+)
 
 DG = DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup
 DT = DG.DescribeShareGroupOffsetsResponseTopic
@@ -36,10 +47,10 @@ XT = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def _describe_partition(broker, group_id: str, topic, index: int) -> DP:
-    store = broker.share_coordinator.store
+def _describe_partition(broker: BrokerServices, group_id: str, topic, index: int) -> DP:
+    store = share_coordinator(broker).store
     state = store.read(group_id, topic.topic_id, index)
-    sp = broker.share_coordinator.manager.partitions.get((group_id, topic.topic_id, index))
+    sp = share_coordinator(broker).manager.partitions.get((group_id, topic.topic_id, index))
     if state is None or state.start_offset < 0:
         return DP(partition_index=index, start_offset=-1, leader_epoch=0, lag=-1)
     start, complete = state.start_offset, state.delivery_complete_count
@@ -53,7 +64,7 @@ def _describe_partition(broker, group_id: str, topic, index: int) -> DP:
 
 
 @api(90, 0, 1)
-def handle_describe_share_group_offsets(ctx, request):
+def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeShareGroupOffsetsRequest):
     broker = ctx.broker
     out = []
     for g in request.groups:
@@ -68,7 +79,7 @@ def handle_describe_share_group_offsets(ctx, request):
         topics = []
         if g.topics is None:
             by_topic: dict = {}
-            for _gid, tid, p in sorted(broker.share_coordinator.store.group_keys(g.group_id),
+            for _gid, tid, p in sorted(share_coordinator(broker).store.group_keys(g.group_id),
                                        key=lambda k: (str(k[1]), k[2])):
                 by_topic.setdefault(tid, []).append(p)
             for tid, parts in by_topic.items():
@@ -95,7 +106,7 @@ def _alter_error(code: ErrorCode, message: str | None = None) -> AlterShareGroup
 
 
 @api(91, 0, 0)
-def handle_alter_share_group_offsets(ctx, request):
+def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest):
     broker = ctx.broker
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
         return _alter_error(ErrorCode.UNSUPPORTED_VERSION)
@@ -106,13 +117,14 @@ def handle_alter_share_group_offsets(ctx, request):
     code = coordinator_error(coordinator, group_id, create_topic=True)
     if code != ErrorCode.NONE:
         return _alter_error(code)
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
     try:
         group = coordinator.share.share_group(group_id, create=True)
     except ShareGroupError as e:
         return _alter_error(e.code, e.message)
     if group.members:
         return _alter_error(ErrorCode.NON_EMPTY_GROUP)
-    share = broker.share_coordinator
+    share = share_coordinator(broker)
     # As Kafka: the topics KafkaApis refuses (unknown) come first, then the coordinator's answers.
     unknown, responses = [], []
     for t in request.topics:
@@ -141,7 +153,7 @@ def _delete_error(code: ErrorCode, message: str | None = None) -> DeleteShareGro
 
 
 @api(92, 0, 0)
-def handle_delete_share_group_offsets(ctx, request):
+def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareGroupOffsetsRequest):
     broker = ctx.broker
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
         return _delete_error(ErrorCode.UNSUPPORTED_VERSION)
@@ -152,6 +164,7 @@ def handle_delete_share_group_offsets(ctx, request):
     code = coordinator_error(coordinator, group_id)
     if code != ErrorCode.NONE:
         return _delete_error(code)
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
     if group_id not in coordinator.groups:
         return _delete_error(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.")
     try:
@@ -160,7 +173,7 @@ def handle_delete_share_group_offsets(ctx, request):
         return _delete_error(e.code, e.message)
     if group.members:
         return _delete_error(ErrorCode.NON_EMPTY_GROUP)
-    share = broker.share_coordinator
+    share = share_coordinator(broker)
     keys = share.store.group_keys(group_id)
     responses = []
     for t in request.topics:

@@ -19,15 +19,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.delete_share_group_state import DeleteShareGroupStateResponse
-from kbroker_protocol.messages.initialize_share_group_state import InitializeShareGroupStateResponse
-from kbroker_protocol.messages.read_share_group_state import ReadShareGroupStateResponse
-from kbroker_protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryResponse
-from kbroker_protocol.messages.write_share_group_state import WriteShareGroupStateResponse
+from kbroker_protocol.messages.delete_share_group_state import (
+    DeleteShareGroupStateRequest,
+    DeleteShareGroupStateResponse,
+)
+from kbroker_protocol.messages.initialize_share_group_state import (
+    InitializeShareGroupStateRequest,
+    InitializeShareGroupStateResponse,
+)
+from kbroker_protocol.messages.read_share_group_state import (
+    ReadShareGroupStateRequest,
+    ReadShareGroupStateResponse,
+)
+from kbroker_protocol.messages.read_share_group_state_summary import (
+    ReadShareGroupStateSummaryRequest,
+    ReadShareGroupStateSummaryResponse,
+)
+from kbroker_protocol.messages.write_share_group_state import (
+    WriteShareGroupStateRequest,
+    WriteShareGroupStateResponse,
+)
 
 NEGATIVE_PARTITION_ID = "The partition id cannot be a negative number."
 NEGATIVE_LEADER_EPOCH = "The leader epoch cannot be a negative number."
@@ -62,7 +79,7 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
                 code, message, extra = ErrorCode.UNSUPPORTED_VERSION, None, {}
             elif not request.group_id:
                 code, message, extra = ErrorCode.INVALID_GROUP_ID, None, {}
-            elif p.partition >= 0 and not broker.share_coordinator.store.leads(request.group_id, t.topic_id,
+            elif p.partition >= 0 and not share_coordinator(broker).store.leads(request.group_id, t.topic_id,
                                                                                p.partition):
                 code, message, extra = ErrorCode.NOT_COORDINATOR, None, _UNSET.get(result_cls.__name__, {})
             else:
@@ -77,7 +94,7 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
 async def _replicated(broker: Any, request: Any, response: Any) -> Any:
     """Kafka's share coordinator answers a write once it is committed (acks=all): wait for the
     state partitions' high watermark; a partition whose write is not replicated gets the error."""
-    store = broker.share_coordinator.store
+    store = share_coordinator(broker).store
     for t in response.results:
         for p in t.partitions:
             if p.error_code == ErrorCode.NONE:
@@ -88,7 +105,7 @@ async def _replicated(broker: Any, request: Any, response: Any) -> Any:
 
 
 def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
-    manager = broker.share_coordinator.manager
+    manager = share_coordinator(broker).manager
     if (group_id, topic_id, partition) in manager._remote:
         return  # this broker's own share partition sent the write (to itself, through the persister)
     sp = manager.partitions.pop((group_id, topic_id, partition), None)
@@ -97,7 +114,7 @@ def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
 
 
 @api(83, 0, 0)
-async def handle_initialize_share_group_state(ctx, request):
+async def handle_initialize_share_group_state(ctx: RequestContext, request: InitializeShareGroupStateRequest):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -105,7 +122,7 @@ async def handle_initialize_share_group_state(ctx, request):
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
         if p.state_epoch < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_STATE_EPOCH, {}
-        store = broker.share_coordinator.store
+        store = share_coordinator(broker).store
         old = store.read(request.group_id, topic_id, p.partition)
         if old is not None and old.state_epoch > p.state_epoch:
             return ErrorCode.FENCED_STATE_EPOCH, None, {}
@@ -121,7 +138,7 @@ async def handle_initialize_share_group_state(ctx, request):
 
 
 @api(84, 0, 0)
-def handle_read_share_group_state(ctx, request):
+def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupStateRequest):
     broker = ctx.broker
     R = ReadShareGroupStateResponse.ReadStateResult
     Batch = R.PartitionResult.StateBatch
@@ -132,7 +149,7 @@ def handle_read_share_group_state(ctx, request):
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, empty
         if p.leader_epoch < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_LEADER_EPOCH, empty
-        store = broker.share_coordinator.store
+        store = share_coordinator(broker).store
         state = store.read(request.group_id, topic_id, p.partition)
         if state is None:
             return ErrorCode.INVALID_REQUEST, READ_UNINITIALIZED, empty
@@ -152,7 +169,7 @@ def handle_read_share_group_state(ctx, request):
 
 
 @api(85, 0, 1)
-async def handle_write_share_group_state(ctx, request):
+async def handle_write_share_group_state(ctx: RequestContext, request: WriteShareGroupStateRequest):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -162,7 +179,7 @@ async def handle_write_share_group_state(ctx, request):
             return ErrorCode.INVALID_REQUEST, NEGATIVE_LEADER_EPOCH, {}
         if p.state_epoch < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_STATE_EPOCH, {}
-        store = broker.share_coordinator.store
+        store = share_coordinator(broker).store
         state = store.read(request.group_id, topic_id, p.partition)
         if state is None:
             return ErrorCode.INVALID_REQUEST, WRITE_UNINITIALIZED, {}
@@ -185,7 +202,7 @@ async def handle_write_share_group_state(ctx, request):
 
 
 @api(86, 0, 0)
-def handle_delete_share_group_state(ctx, request):
+def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -194,14 +211,14 @@ def handle_delete_share_group_state(ctx, request):
         if _unknown_partition(broker, topic_id, p.partition):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, {}
         _reload(broker, request.group_id, topic_id, p.partition)
-        return broker.share_coordinator.store.delete(request.group_id, topic_id, p.partition), None, {}
+        return share_coordinator(broker).store.delete(request.group_id, topic_id, p.partition), None, {}
 
     return DeleteShareGroupStateResponse(
         results=_each(broker, request, DeleteShareGroupStateResponse.DeleteStateResult, one))
 
 
 @api(87, 0, 1)
-def handle_read_share_group_state_summary(ctx, request):
+def handle_read_share_group_state_summary(ctx: RequestContext, request: ReadShareGroupStateSummaryRequest):
     broker = ctx.broker
 
     def one(topic_id, p):
@@ -210,10 +227,10 @@ def handle_read_share_group_state_summary(ctx, request):
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, unset
         if _unknown_partition(broker, topic_id, p.partition):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, unset
-        state = broker.share_coordinator.store.read(request.group_id, topic_id, p.partition)
+        state = share_coordinator(broker).store.read(request.group_id, topic_id, p.partition)
         if state is None:
             return ErrorCode.NONE, None, unset
-        sp = broker.share_coordinator.manager.partitions.get((request.group_id, topic_id, p.partition))
+        sp = share_coordinator(broker).manager.partitions.get((request.group_id, topic_id, p.partition))
         start, complete = state.start_offset, state.delivery_complete_count
         if sp is not None:  # this broker's share partition is the latest word on its window
             start, complete = sp.start_offset, sp.delivery_complete_count()

@@ -10,6 +10,7 @@ streams_group_topology_description_update.py), so ``TopologyDescription`` stays 
 
 from __future__ import annotations
 
+from kbroker.api.context import RequestContext, require
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
@@ -20,6 +21,7 @@ from kbroker_protocol.messages.streams_group_describe import (
     Assignment,
     Endpoint,
     KeyValue,
+    StreamsGroupDescribeRequest,
     StreamsGroupDescribeResponse,
     TaskIds,
     TaskOffset,
@@ -57,7 +59,7 @@ def _topology(group: StreamsGroup, ready: bool):
 
 
 @api(89, 0, 1)
-def handle_streams_group_describe(ctx, request):
+def handle_streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
     coordinator = ctx.broker.group_coordinator
     if not streams_enabled(ctx.broker):
         return StreamsGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])
@@ -74,7 +76,7 @@ def handle_streams_group_describe(ctx, request):
         if not isinstance(group, StreamsGroup):
             groups.append(group)
             continue
-        ready = coordinator.streams.is_ready(group)
+        ready = require(coordinator.streams, "the streams group manager").is_ready(group)
         members = []
         for m in group.members.values():
             target = group.target.get(m.member_id)

@@ -18,22 +18,27 @@ import logging
 import re
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.quorum import NewTopic
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
+from kbroker.coordinator.streams_group_model import StreamsGroupError
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
-from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatResponse
+from kbroker_protocol.messages.streams_group_heartbeat import (
+    StreamsGroupHeartbeatRequest,
+    StreamsGroupHeartbeatResponse,
+)
 
 log = logging.getLogger(__name__)
 
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
-def streams_enabled(broker) -> bool:
+def streams_enabled(broker: BrokerServices) -> bool:
     """Kafka's ``isStreamsGroupProtocolEnabled``."""
     return ("streams" in broker.config["group.coordinator.rebalance.protocols"]
             and broker.image.features.get("streams.version", 0) >= 1)
@@ -48,7 +53,7 @@ def _error(code: ErrorCode, message: str | None = None) -> StreamsGroupHeartbeat
 
 
 @api(88, 0, 1)
-async def handle_streams_group_heartbeat(ctx, request):
+async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse:
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
@@ -60,7 +65,7 @@ async def handle_streams_group_heartbeat(ctx, request):
     return response
 
 
-def _streams_group_heartbeat(ctx, request):
+def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest):
     broker = ctx.broker
     coordinator = broker.group_coordinator
     if not streams_enabled(broker):
@@ -83,17 +88,18 @@ def _streams_group_heartbeat(ctx, request):
             return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY, f"Topic names {','.join(invalid)} are not valid topic names.")
         if not all(authorized(ctx, DESCRIBE, TOPIC, t) for t in required):
             return _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
-    if coordinator is None or getattr(coordinator, "streams", None) is None:
+    if coordinator is None or coordinator.streams is None:
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    streams = coordinator.streams
     try:
-        coordinator.streams.validate(request)
-    except Exception as exc:  # StreamsGroupError
+        streams.validate(request)
+    except StreamsGroupError as exc:  # (validate raises nothing else)
         return _error(exc.code, exc.message)
     code = coordinator_error(coordinator, request.group_id, create_topic=True)
     if code != ErrorCode.NONE:
         return _error(code, default_message(code))
     client_host = "/" + ctx.peer.rsplit(":", 1)[0]
-    response, to_create = coordinator.streams.heartbeat(request, ctx.client_id or "", client_host)
+    response, to_create = streams.heartbeat(request, ctx.client_id or "", client_host)
     failed = []
     if to_create and not authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME):
         # As Kafka: without CREATE on the cluster, CREATE on each topic; none created otherwise.

@@ -12,16 +12,18 @@ disabled, GROUP_AUTHORIZATION_FAILED without READ on the group.
 from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.streams_group_topology_description_update import (
+    StreamsGroupTopologyDescriptionUpdateRequest,
     StreamsGroupTopologyDescriptionUpdateResponse,
 )
 
 
 @api(93, 0, 0)
-def handle_streams_group_topology_description_update(ctx, request):
+def handle_streams_group_topology_description_update(ctx: RequestContext, request: StreamsGroupTopologyDescriptionUpdateRequest) -> StreamsGroupTopologyDescriptionUpdateResponse:
     if not streams_enabled(ctx.broker):
         return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.UNSUPPORTED_VERSION,
                                                              error_message=default_message(ErrorCode.UNSUPPORTED_VERSION))

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.sync_group import SyncGroupResponse
+from kbroker_protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 
 
 @api(14, 0, 5)
-async def handle_sync_group(ctx, request):
+async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
@@ -30,9 +31,11 @@ async def handle_sync_group(ctx, request):
     code = coordinator_error(coordinator, request.group_id)
     if code != ErrorCode.NONE:
         return SyncGroupResponse(error_code=code, assignment=b"")
+    coordinator = require(coordinator, "the group coordinator")  # (coordinator_error: there is one)
+
     hosted = coordinator.hosting_group(request.group_id)
     if hosted is not None:
-        response = coordinator.consumer.classic_sync(
+        response = require(coordinator.consumer, "the consumer group manager").classic_sync(
             hosted, member_id=request.member_id, generation=request.generation_id,
             group_instance_id=request.group_instance_id if version >= 3 else None,
             protocol_type=request.protocol_type if version >= 5 else None,

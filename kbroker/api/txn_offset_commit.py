@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.authorization import refused
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
@@ -36,7 +37,7 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 @api(28, 0, 6)
-async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
+async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -88,7 +89,7 @@ async def handle_txn_offset_commit(ctx, request) -> TxnOffsetCommitResponse:
     return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 
-async def _commit(ctx, request, valid: list[tuple[str, _Partition]]):
+async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest, valid: list[tuple[str, _Partition]]):
     """The coordinators' part: one ErrorCode for every valid partition, or a dict of them."""
     broker = ctx.broker
     version = ctx.api_version
@@ -100,7 +101,8 @@ async def _commit(ctx, request, valid: list[tuple[str, _Partition]]):
     ready = coordinator_error(group_coordinator, request.group_id, create_topic=True)
     if ready != ErrorCode.NONE:
         return ready
-    txn_coordinator = broker.txn_coordinator
+    group_coordinator = require(group_coordinator, "the group coordinator")  # (coordinator_error: there is one)
+    txn_coordinator = require(broker.txn_coordinator, "the transaction coordinator")
     if not txn_coordinator.is_coordinator_for(request.transactional_id) and len(broker.image.brokers) > 1:
         # The transaction coordinator is another broker: verify the group's offsets partition is
         # part of the transaction there, or from v5 (Transactions V2) have it added (Kafka's
@@ -115,10 +117,10 @@ async def _commit(ctx, request, valid: list[tuple[str, _Partition]]):
         return await _write_offsets(ctx, request, valid)
     try:
         if version >= 5:
-            await broker.txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
-                                               request.group_id, client_txn_version=2)
-        broker.txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
-                                             request.group_id)
+            await txn_coordinator.add_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
+                                              request.group_id, client_txn_version=2)
+        txn_coordinator.check_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
+                                      request.group_id)
     except TxnError as exc:
         code = exc.code
         if code == ErrorCode.PRODUCER_FENCED and version < 3:
@@ -127,7 +129,7 @@ async def _commit(ctx, request, valid: list[tuple[str, _Partition]]):
     return await _write_offsets(ctx, request, valid)
 
 
-async def _write_offsets(ctx, request, valid: list[tuple[str, _Partition]]):
+async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest, valid: list[tuple[str, _Partition]]):
     """The group coordinator's part, once the transaction is checked: answered once the
     offsets are replicated (Kafka's coordinator writes them with acks=all)."""
     broker = ctx.broker
@@ -149,8 +151,8 @@ async def _write_offsets(ctx, request, valid: list[tuple[str, _Partition]]):
         (name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
         for name, p in valid
     }
-    result = group_coordinator.prepare_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
-                                                   offsets)
+    result = require(group_coordinator, "the group coordinator").prepare_txn_offsets(
+        request.group_id, request.producer_id, request.producer_epoch, offsets)
     if isinstance(result, dict):
         return {tp: ErrorCode(code) for tp, code in result.items()}
     if result is not None and int(result) != 0:

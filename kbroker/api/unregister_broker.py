@@ -9,17 +9,18 @@ broker listeners do not serve it until that forwarding is wired.
 
 from __future__ import annotations
 
+from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.unregister_broker import UnregisterBrokerResponse
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 
 
 @api(64, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_unregister_broker(ctx, request) -> UnregisterBrokerResponse:
+async def handle_unregister_broker(ctx: HandlerContext, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, now_ms, operation, write
-    controller = ctx.broker.controller
+    controller = local_controller(ctx.broker)
     if not is_active(controller):
         return UnregisterBrokerResponse(error_code=ErrorCode.NOT_CONTROLLER,
                                         error_message=ErrorCode.NOT_CONTROLLER.message)

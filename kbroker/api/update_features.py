@@ -22,19 +22,19 @@ import uuid
 from pathlib import Path
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
-from kbroker.controller.client import UPDATE_FEATURES, controller_operation
+from kbroker.controller.client import UPDATE_FEATURES, Requester, controller_operation
 from kbroker.controller.features import FeatureUpdateError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.update_features import UpdateFeaturesResponse
+from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 
 Result = UpdateFeaturesResponse.UpdatableFeatureResult
 
 
-def _metadata_directory_id(broker) -> uuid.UUID | None:
+def _metadata_directory_id(broker: BrokerServices) -> uuid.UUID | None:
     """The directory id (meta.properties) of the metadata log's directory: the voter's directory id."""
     meta_dir = broker.config["metadata.log.dir"] or broker.config.log_dirs[0]
     try:
@@ -52,12 +52,12 @@ def _metadata_directory_id(broker) -> uuid.UUID | None:
 
 
 @api(57, 0, 2)
-async def handle_update_features(ctx, request) -> UpdateFeaturesResponse:
+async def handle_update_features(ctx: RequestContext, request: UpdateFeaturesRequest) -> UpdateFeaturesResponse:
     return await ctx.broker.controller_client.update_features(request, ctx.api_version, requester(ctx))
 
 
 @controller_operation(UPDATE_FEATURES)
-async def update_features(broker, request, version: int, requester=None) -> UpdateFeaturesResponse:
+async def update_features(broker: BrokerServices, request: UpdateFeaturesRequest, version: int, requester: Requester | None = None) -> UpdateFeaturesResponse:
     """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
@@ -66,8 +66,9 @@ async def update_features(broker, request, version: int, requester=None) -> Upda
                for u in request.feature_updates]
     assert broker.controller is not None
     try:
-        async with broker.controller.exclusive():
-            await broker.controller.update_features(
+        controller = local_controller(broker)
+        async with controller.exclusive():
+            await controller.update_features(
                 updates, validate_only=version >= 1 and request.validate_only,
                 voter_endpoints=broker.advertised_endpoints(), directory_id=_metadata_directory_id(broker))
     except FeatureUpdateError as exc:

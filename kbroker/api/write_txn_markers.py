@@ -10,19 +10,20 @@ UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
 
 from __future__ import annotations
 
+from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersResponse
+from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
 MarkerResult = WriteTxnMarkersResponse.WritableTxnMarkerResult
 TopicResult = MarkerResult.WritableTxnMarkerTopicResult
 PartResult = TopicResult.WritableTxnMarkerPartitionResult
 
 
-def _complete_offsets(broker, partition, marker) -> ErrorCode:
+def _complete_offsets(broker: BrokerServices, partition, marker) -> ErrorCode:
     """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
     the producer's pending transactional offsets of the partition's groups and writes the marker."""
     if not partition.is_leader:
@@ -37,7 +38,7 @@ def _complete_offsets(broker, partition, marker) -> ErrorCode:
 
 
 @api(27, 1, 2)
-async def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
+async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
     import asyncio
 
     broker = ctx.broker
@@ -53,7 +54,7 @@ async def handle_write_txn_markers(ctx, request) -> WriteTxnMarkersResponse:
                 return code
             deadline = Deadline(MARKER_TIMEOUT_MS, getattr(broker, "clock", None))
             return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
-        return await replica_manager.producer_state.write_marker_replicated(
+        return await require(replica_manager.producer_state, "the producer state").write_marker_replicated(
             replica_manager, partition, marker.producer_id, marker.producer_epoch, marker.transaction_result,
             marker.coordinator_epoch)
 

@@ -8,6 +8,7 @@ import json
 import random
 import struct
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check
@@ -141,6 +142,20 @@ async def _fetch(client: KafkaClient, topic: str, partition: int, leader: int, o
     return (await _fetch_many(client, topic, leader, {partition: offset}, max_wait_ms))[partition]
 
 
+def _take(partition: int, records: Iterable[Record], needle: str, rows: list[dict[str, Any]], room: int) -> int:
+    """Append to ``rows`` the records (in the order given) that match ``needle`` (all when it is
+    empty), at most ``room`` of them; how many were appended."""
+    taken = 0
+    for r in records:
+        row = _record(partition, r)
+        if not needle or _matches(row, needle):
+            rows.append(row)
+            taken += 1
+            if taken >= room:
+                break
+    return taken
+
+
 async def _read_range(client: KafkaClient, topic: str, partition: int, leader: int, start: int,
                       end: int) -> list[Record]:
     out: list[Record] = []
@@ -201,13 +216,7 @@ async def browse(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]
                 chunk_end = min(ends[i], offset + max(limit, 200))
                 records = await _read_range(client, topic, i, leaders[i], offset, chunk_end)
                 scanned += chunk_end - offset
-                for r in records:
-                    row = _record(i, r)
-                    if not needle or _matches(row, needle):
-                        rows.append(row)
-                        got += 1
-                        if got >= limit:
-                            break
+                got += _take(i, records, needle, rows, limit - got)
                 offset = chunk_end
         else:
             # Newest first: windows back from the end.
@@ -217,13 +226,7 @@ async def browse(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]
                 start = max(starts[i], end - step)
                 records = await _read_range(client, topic, i, leaders[i], start, end)
                 scanned += end - start
-                for r in reversed(records):
-                    row = _record(i, r)
-                    if not needle or _matches(row, needle):
-                        rows.append(row)
-                        got += 1
-                        if got >= limit:
-                            break
+                got += _take(i, reversed(records), needle, rows, limit - got)
                 end = start
     rows.sort(key=lambda r: (r["timestamp"], r["offset"]), reverse=True)
     if froms is not None:

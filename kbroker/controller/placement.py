@@ -24,12 +24,8 @@ import uuid
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import MetadataImage
-from kbroker.controller.replication_control import (
-    ReassignmentError,
-    elr_enabled,
-    is_active,
-    validate_manual_assignment,
-)
+from kbroker.controller.reassignment import ReassignmentError, validate_manual_assignment
+from kbroker.controller.replication_control import elr_enabled, is_active
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import PartitionRecord
 

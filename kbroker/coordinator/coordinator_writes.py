@@ -12,13 +12,22 @@ gone or a storage error -> NOT_COORDINATOR; a record too large -> UNKNOWN_SERVER
 
 :class:`ReplicatedWrites` runs the waits as tasks on the broker's loop and calls ``done(error)``
 exactly once per write, so the sans-IO group state machines (``group_classic``) stay free of asyncio.
+
+A state change whose records cannot be appended leaves no trace (Kafka's runtime replays a write's
+records into its timeline structures and reverts them to the batch's base offset when the append
+fails): :class:`GroupSnapshot` keeps a group as it was before an operation, and
+:class:`DeferredTimer` holds the operation's timer changes until its records are appended. (Records
+appended but not replicated in time stay applied, as in Kafka: they are in the log, and a leader
+change unloads the partition's groups.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from kbroker.replication.deadline import Deadline
@@ -79,3 +88,57 @@ class ReplicatedWrites:
     def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+@dataclass(slots=True)
+class GroupSnapshot:
+    """A group as it was before an operation: the object under its id (None: there was none) and a
+    deep copy of its fields, put back in place by :meth:`restore` (the object stays the same one,
+    which the timers' callbacks check)."""
+
+    group_id: str
+    group: object | None
+    fields: dict[str, Any] | None
+
+    @classmethod
+    def take(cls, groups: MutableMapping[str, Any], group_id: str, copied: type | tuple[type, ...]) -> GroupSnapshot:
+        """``copied``: the group classes whose fields are copied (the others are put back as they are)."""
+        group = groups.get(group_id)
+        return cls(group_id, group, copy.deepcopy(vars(group)) if isinstance(group, copied) else None)
+
+    def restore(self, groups: MutableMapping[str, Any]) -> None:
+        if self.group is None:
+            groups.pop(self.group_id, None)
+            return
+        groups[self.group_id] = self.group
+        if self.fields is not None:
+            state = vars(self.group)
+            state.clear()
+            state.update(self.fields)
+
+
+class DeferredTimer:
+    """A keyed timer's schedule/cancel calls held until :meth:`apply` (the operation's records were
+    appended) or dropped (they were not)."""
+
+    def __init__(self, timer: Any) -> None:
+        self.timer = timer
+        self.calls: list[tuple[Any, int, Callable[[], None] | None]] = []
+
+    def now_ms(self) -> int:
+        now: int = self.timer.now_ms()
+        return now
+
+    def schedule(self, key: Any, delay_ms: int, fn: Callable[[], None]) -> None:
+        self.calls.append((key, delay_ms, fn))
+
+    def cancel(self, key: Any) -> None:
+        self.calls.append((key, 0, None))
+
+    def apply(self) -> None:
+        for key, delay_ms, fn in self.calls:
+            if fn is None:
+                self.timer.cancel(key)
+            else:
+                self.timer.schedule(key, delay_ms, fn)
+        self.calls.clear()

@@ -40,8 +40,8 @@ Interplay with classic groups (Kafka 4.x, without online migration of a live gro
   the group id throughout.
 
 Durability: Kafka's records (ConsumerGroupMetadata, MemberMetadata, TargetAssignmentMetadata,
-TargetAssignmentMember, CurrentMemberAssignment; record types 3, 5, 6, 7, 8) are written to
-``__consumer_offsets`` before the response and replayed at start-up.
+TargetAssignmentMember, CurrentMemberAssignment, RegularExpression; record types 3, 5, 6, 7, 8, 16)
+are written to ``__consumer_offsets`` before the response and replayed at start-up.
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ import logging
 import re
 import uuid
 
+from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_classic import ConsumerClassicHosting
 from kbroker.coordinator.group_consumer_model import STABLE, ConsumerGroup, ConsumerGroupError, ConsumerMember
 from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record, copy_parts, minus, same
 from kbroker.coordinator.group_regex import Requester
-from kbroker_protocol.errors import ErrorCode
+from kbroker.replication.produce_batch import ProduceError
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.consumer_group_heartbeat import (
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
@@ -75,11 +77,19 @@ class ConsumerGroupManager(ConsumerClassicHosting):
 
     def heartbeat(self, request: ConsumerGroupHeartbeatRequest, version: int, client_id: str, client_host: str,
                   requester: Requester | None = None) -> ConsumerGroupHeartbeatResponse:
-        """``requester``: the principal regular expressions are resolved for (``group_regex``)."""
+        """``requester``: the principal regular expressions are resolved for (``group_regex``). A
+        heartbeat whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
-            return self._heartbeat(request, version, client_id, client_host, requester)
+            with self._all_or_nothing(request.group_id):
+                return self._heartbeat(request, version, client_id, client_host, requester)
         except ConsumerGroupError as exc:
             return ConsumerGroupHeartbeatResponse(error_code=exc.code, error_message=exc.message, member_id=None,
+                                                  member_epoch=0, heartbeat_interval_ms=0, assignment=None)
+        except ProduceError as exc:
+            code = response_error(exc.code)
+            log.info("consumer group %s: heartbeat of member %s not written: %s", request.group_id,
+                     request.member_id, exc.code.name)
+            return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                                   member_epoch=0, heartbeat_interval_ms=0, assignment=None)
 
     def _validate(self, r: ConsumerGroupHeartbeatRequest, version: int) -> None:
@@ -192,8 +202,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         member.client_id, member.client_host = client_id, client_host
         if changed or r.member_epoch == 0:
             records.append(self._member_record(group, member))
-        self.regexes.refresh(group.group_id, {m.subscribed_topic_regex for m in group.members.values()
-                                              if m.subscribed_topic_regex}, requester, self.coordinator.groups)
+        self._refresh_regexes(group, requester, records)
         self._advance_epochs(group, bump, records)
         before = (member.member_epoch, copy_parts(member.assigned))
         owned = self._from_ids(r.topic_partitions) if r.topic_partitions is not None else None
@@ -201,7 +210,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
         after = (member.member_epoch, copy_parts(member.assigned))
         if after != before or r.member_epoch == 0 or changed:
             records.append(self._current_record(group, member))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         self._schedule_session(group, member)
         send_assignment = after != before or r.member_epoch == 0 or (owned is not None and not same(owned, member.assigned))
         assignment = None
@@ -228,7 +237,7 @@ class ConsumerGroupManager(ConsumerClassicHosting):
             raise ConsumerGroupError(ErrorCode.UNKNOWN_MEMBER_ID)
         if r.member_epoch == STATIC_LEAVE_EPOCH:
             member.leave_temporarily()
-            self.coordinator.append(group.group_id, [self._current_record(group, member)])
+            self._append(group.group_id, [self._current_record(group, member)])
         else:
             self.remove_member(group, member.member_id)
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.NONE, member_id=r.member_id,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
+from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_model import (
     _I16,
@@ -19,6 +21,7 @@ from kbroker.coordinator.group_consumer_model import (
 from kbroker.coordinator.group_consumer_state import ConsumerGroupState
 from kbroker.coordinator.group_members import Record, copy_parts, minus, same
 from kbroker.coordinator.group_records import encode_group_key
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.data.consumer_protocol_assignment import ConsumerProtocolAssignment
 from kbroker_protocol.messages.join_group import JoinGroupResponse
@@ -70,22 +73,32 @@ class ConsumerClassicHosting(ConsumerGroupState):
             records.append(self._target_member_record(group, cm.member_id))
             records.append(self._current_record(group, cm))
         records.append(self._target_metadata_record(group))
-        self.coordinator.append(gid, records)
-        self.coordinator.classic.mark_dead(classic)
+        self._append(gid, records)
+        self._once_appended(gid, lambda: self.coordinator.classic.mark_dead(classic))
         self.coordinator.groups[gid] = group
         for cm in group.members.values():
             self._schedule_session(group, cm)
         log.info("classic group %s upgraded to a consumer group at epoch %d", gid, group.group_epoch)
         return group
 
-    def classic_join(self, group: ConsumerGroup, *, member_id: str, group_instance_id: str | None,
-                     protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
-                     rebalance_timeout_ms: int, client_id: str, client_host: str,
-                     require_known_member_id: bool) -> JoinGroupResponse:
-        """JoinGroup of a classic consumer to a consumer group: the broker assigns (no leader), the
-        response comes at once with the member epoch as generation, and SyncGroup returns the
-        member's assignment. A member that must give partitions up or can take more is told
-        REBALANCE_IN_PROGRESS by its next heartbeat, and converges over join rounds."""
+    def classic_join(self, group: ConsumerGroup, *, member_id: str, **request: Any) -> JoinGroupResponse:
+        """JoinGroup of a classic consumer to a consumer group (:meth:`_classic_join`); when its
+        records cannot be appended nothing changes and the error is answered (as Kafka normalises it)."""
+        try:
+            with self._all_or_nothing(group.group_id):
+                return self._classic_join(group, member_id=member_id, **request)
+        except ProduceError as exc:
+            return JoinGroupResponse(error_code=response_error(exc.code), generation_id=-1, protocol_name=None,
+                                     leader="", member_id=member_id, members=[])
+
+    def _classic_join(self, group: ConsumerGroup, *, member_id: str, group_instance_id: str | None,
+                      protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
+                      rebalance_timeout_ms: int, client_id: str, client_host: str,
+                      require_known_member_id: bool) -> JoinGroupResponse:
+        """The broker assigns (no leader), the response comes at once with the member epoch as
+        generation, and SyncGroup returns the member's assignment. A member that must give
+        partitions up or can take more is told REBALANCE_IN_PROGRESS by its next heartbeat, and
+        converges over join rounds."""
         def error(code: ErrorCode, mid: str = member_id) -> JoinGroupResponse:
             return JoinGroupResponse(error_code=code, generation_id=-1, protocol_name=None, leader="", member_id=mid,
                                      members=[])
@@ -144,7 +157,7 @@ class ConsumerClassicHosting(ConsumerGroupState):
             member.assigned = {}
         self._reconcile(group, member, owned)
         records.append(self._current_record(group, member))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         self._schedule_session(group, member)
         return JoinGroupResponse(error_code=ErrorCode.NONE, generation_id=member.member_epoch,
                                  protocol_type="consumer", protocol_name=protocols[0][0], leader="",
@@ -181,6 +194,14 @@ class ConsumerClassicHosting(ConsumerGroupState):
 
     def classic_heartbeat(self, group: ConsumerGroup, *, member_id: str, generation: int,
                           group_instance_id: str | None) -> ErrorCode:
+        try:
+            with self._all_or_nothing(group.group_id):
+                return self._classic_heartbeat(group, member_id, generation, group_instance_id)
+        except ProduceError as exc:
+            return response_error(exc.code)
+
+    def _classic_heartbeat(self, group: ConsumerGroup, member_id: str, generation: int,
+                           group_instance_id: str | None) -> ErrorCode:
         code, member = self._classic_member(group, member_id, group_instance_id, generation)
         if member is None:
             return code
@@ -189,9 +210,9 @@ class ConsumerClassicHosting(ConsumerGroupState):
         if subscribed != group.subscribed_partitions:
             group.subscribed_partitions = subscribed
             group.group_epoch += 1
-            self.coordinator.append(group.group_id, [self._group_record(group)])
+            self._append(group.group_id, [self._group_record(group)])
         if group.group_epoch > group.assignment_epoch:
-            self.coordinator.append(group.group_id, self._compute_target(group))
+            self._append(group.group_id, self._compute_target(group))
         target = group.target.get(member_id, {})
         if member.pending_revocation or member.member_epoch != group.assignment_epoch:
             return ErrorCode.REBALANCE_IN_PROGRESS
@@ -203,6 +224,15 @@ class ConsumerClassicHosting(ConsumerGroupState):
         return ErrorCode.NONE
 
     def classic_leave(self, group: ConsumerGroup, members: list[tuple[str, str | None]]) -> list[ErrorCode]:
+        """LeaveGroup of classic members: their removals are one batch; when it cannot be appended
+        nobody leaves and every member gets the error."""
+        try:
+            with self._all_or_nothing(group.group_id):
+                return self._classic_leave(group, members)
+        except ProduceError as exc:
+            return [response_error(exc.code)] * len(members)
+
+    def _classic_leave(self, group: ConsumerGroup, members: list[tuple[str, str | None]]) -> list[ErrorCode]:
         out = []
         for member_id, instance_id in members:
             member = group.members.get(member_id) if member_id else None

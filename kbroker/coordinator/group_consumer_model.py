@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup
+from kbroker.coordinator.group_regex import ResolvedRegex
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentKey,
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -15,6 +16,8 @@ from kbroker_protocol.messages.coordinator import (
     ConsumerGroupMemberMetadataValue,
     ConsumerGroupMetadataKey,
     ConsumerGroupMetadataValue,
+    ConsumerGroupRegularExpressionKey,
+    ConsumerGroupRegularExpressionValue,
     ConsumerGroupTargetAssignmentMemberKey,
     ConsumerGroupTargetAssignmentMemberValue,
     ConsumerGroupTargetAssignmentMetadataKey,
@@ -28,7 +31,9 @@ _I16 = struct.Struct(">h")
 STABLE, UNREVOKED, UNRELEASED = 0, 2, 1  # Kafka's MemberState values
 
 GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT = 3, 5, 6, 7, 8
+REGULAR_EXPRESSION = 16  # ConsumerGroupRegularExpression: a resolved regular expression of the group
 _RECORD_TYPES = {
+    REGULAR_EXPRESSION: (ConsumerGroupRegularExpressionKey, ConsumerGroupRegularExpressionValue),
     GROUP_METADATA: (ConsumerGroupMetadataKey, ConsumerGroupMetadataValue),
     MEMBER_METADATA: (ConsumerGroupMemberMetadataKey, ConsumerGroupMemberMetadataValue),
     TARGET_METADATA: (ConsumerGroupTargetAssignmentMetadataKey, ConsumerGroupTargetAssignmentMetadataValue),
@@ -81,6 +86,8 @@ class ConsumerMember(GroupMember):
 @dataclass(eq=False)
 class ConsumerGroup(MemberGroup[ConsumerMember, Parts]):
     subscribed_partitions: dict[str, int] = field(default_factory=dict)
+    # the group's resolved regular expressions (group_regex), persisted as type 16 records
+    resolved_regexes: dict[str, ResolvedRegex] = field(default_factory=dict)
 
     type_name: ClassVar[str] = "consumer"
 

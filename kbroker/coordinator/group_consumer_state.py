@@ -8,7 +8,6 @@ owns), member removal, the session and revocation timers, the records written to
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from kbroker.coordinator.group_consumer_model import (
     GROUP_METADATA,
     KIND,
     MEMBER_METADATA,
+    REGULAR_EXPRESSION,
     STABLE,
     TARGET_MEMBER,
     UNRELEASED,
@@ -29,20 +29,27 @@ from kbroker.coordinator.group_consumer_model import (
     Parts,
 )
 from kbroker.coordinator.group_members import (
+    GroupHost,
     MemberGroupManager,
     Record,
     copy_parts,
+    decode_record,
     grant,
     intersect,
     minus,
+    record_key,
+    record_value,
     same,
 )
-from kbroker.coordinator.group_regex import RegexResolutions
+from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
+from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
     ConsumerGroupMemberMetadataValue,
     ConsumerGroupMetadataValue,
+    ConsumerGroupRegularExpressionKey,
+    ConsumerGroupRegularExpressionValue,
     ConsumerGroupTargetAssignmentMemberValue,
 )
 from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignment_value import (
@@ -56,22 +63,84 @@ log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of t
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     kind = KIND
 
+    def __init__(self, coordinator: GroupHost) -> None:
+        super().__init__(coordinator)
+        # The groups' regular expressions are resolved against the image (group_regex), which
+        # tells when topics appear.
+        self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
+                                        self.timer.now_ms)
+        self.broker.image.listeners.append(self.regexes.on_metadata_record)
+
     # -- configuration and topics ------------------------------------------------------------------------
 
     def assignor_names(self) -> list[str]:
         return [a for a in self._config["group.consumer.assignors"] if a in ASSIGNORS] or ["uniform"]
 
-    @functools.cached_property
-    def regexes(self) -> RegexResolutions:  # the groups' resolved regular expressions (group_regex)
-        return RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
-                                self.timer.now_ms)
-
     def subscribed_topics(self, member: ConsumerMember, group_id: str) -> set[str]:
         image = self.broker.image
         topics = {t for t in member.subscribed_topic_names if image.topic(t) is not None}
         if member.subscribed_topic_regex:
-            topics |= self.regexes.topics(group_id, member.subscribed_topic_regex)
+            group = self.coordinator.groups.get(group_id)
+            resolved = group.resolved_regexes if isinstance(group, ConsumerGroup) else {}
+            topics |= self.regexes.topics(resolved, member.subscribed_topic_regex)
         return topics
+
+    # -- regular expressions (group_regex) ------------------------------------------------------------------
+
+    @staticmethod
+    def _subscribed_regexes(group: ConsumerGroup) -> set[str]:
+        return {m.subscribed_topic_regex for m in group.members.values() if m.subscribed_topic_regex}
+
+    def _refresh_regexes(self, group: ConsumerGroup, requester: Requester | None, records: list[Record]) -> None:
+        """Resolve the group's expressions if they need it, with their records (and tombstones for
+        those nobody subscribes to any more)."""
+        update = self.regexes.refresh(group.group_id, group.resolved_regexes, self._subscribed_regexes(group),
+                                      requester)
+        records.extend(self._regex_records(group, update))
+
+    def _prune_regexes(self, group: ConsumerGroup, records: list[Record]) -> None:
+        """Kafka's maybeDeleteResolvedRegularExpressions: tombstones for the expressions whose last
+        subscriber changed its subscription or left."""
+        deleted = prune(group.resolved_regexes, self._subscribed_regexes(group))
+        records.extend(self._regex_records(group, RegexUpdate({}, deleted)))
+
+    def _regex_records(self, group: ConsumerGroup, update: RegexUpdate) -> list[Record]:
+        out = [self._regex_record(group.group_id, regex, None) for regex in update.deleted]
+        out.extend(self._regex_record(group.group_id, regex, resolved) for regex, resolved in update.resolved.items())
+        return out
+
+    @staticmethod
+    def _regex_record(group_id: str, regex: str, resolved: ResolvedRegex | None) -> Record:
+        key = record_key(REGULAR_EXPRESSION, ConsumerGroupRegularExpressionKey(group_id=group_id,
+                                                                               regular_expression=regex))
+        if resolved is None:
+            return key, None
+        return key, record_value(ConsumerGroupRegularExpressionValue(
+            topics=sorted(resolved.topics), version=resolved.version, timestamp=resolved.resolved_at_ms))
+
+    def _replay_regex(self, key: bytes, value: bytes | None) -> None:
+        """Kafka's replay of ConsumerGroupRegularExpression: a record creates the group if needed, a
+        tombstone of an unknown group is ignored."""
+        k, v = decode_record(self.kind.types, REGULAR_EXPRESSION, key, value)
+        assert isinstance(k, ConsumerGroupRegularExpressionKey)
+        group = self.coordinator.groups.get(k.group_id)
+        if not isinstance(group, ConsumerGroup):
+            if v is None:
+                return
+            group = self._new_group(k.group_id)
+            self.coordinator.groups[k.group_id] = group
+        if v is None:
+            group.resolved_regexes.pop(k.regular_expression, None)
+        else:
+            assert isinstance(v, ConsumerGroupRegularExpressionValue)
+            group.resolved_regexes[k.regular_expression] = ResolvedRegex(frozenset(v.topics), v.version, v.timestamp)
+
+    def tombstones(self, group: ConsumerGroup) -> list[Record]:
+        """Kafka's createGroupTombstoneRecords: the resolved expressions' tombstones come before the
+        group's epoch record's."""
+        out = super().tombstones(group)
+        regexes = [self._regex_record(group.group_id, r, None) for r in sorted(group.resolved_regexes)]
+        return out[:-1] + regexes + out[-1:]
 
     def _topic_id(self, name: str) -> uuid.UUID | None:
         t = self.broker.image.topic(name)
@@ -112,6 +181,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def _advance_epochs(self, group: ConsumerGroup, bump: bool, records: list[Record]) -> None:
         """A new group epoch when the members changed (``bump``) or the subscribed topics' partition
         counts (part of the group's metadata) did; a new target assignment when it is behind."""
+        self._prune_regexes(group, records)
         subscribed = self._subscription_metadata(group)
         if subscribed != group.subscribed_partitions:
             group.subscribed_partitions = subscribed
@@ -183,6 +253,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         if member_id not in group.members:
             return
         records = self._drop_member(group, member_id)
+        self._prune_regexes(group, records)
         if not group.members:
             group.empty_since_ms = self.timer.now_ms()
         group.subscribed_partitions = self._subscription_metadata(group)
@@ -191,7 +262,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
             group.target = {}
             group.assignment_epoch = group.group_epoch
             records.append(self._target_metadata_record(group))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         log.info("consumer group %s: member %s removed (epoch %d)", group.group_id, member_id, group.group_epoch)
 
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
@@ -202,13 +273,21 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:
         if self.coordinator.groups.get(group.group_id) is group:
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._session_key(group, member_id),
+                                  lambda: self._on_session_expired(group, member_id))
 
     def _on_revocation_timeout(self, group: ConsumerGroup, member_id: str) -> None:
         member = group.members.get(member_id)
         if member is not None and member.pending_revocation and self.coordinator.groups.get(group.group_id) is group:
             log.info("consumer group %s: member %s did not revoke in time", group.group_id, member_id)
-            self.remove_member(group, member_id)
+            self._remove_or_retry(group, member_id, self._revoke_key(group, member_id),
+                                  lambda: self._on_revocation_timeout(group, member_id))
+
+    def _remove_or_retry(self, group: ConsumerGroup, member_id: str, key: GroupTimerKey,
+                         again: Callable[[], None]) -> None:
+        """A timer's removal of a member; when its records cannot be appended the group stays as it
+        was and the timer fires again after Kafka's timer retry backoff."""
+        self._timer_write(group.group_id, key, again, lambda: self.remove_member(group, member_id))
 
     # -- records ---------------------------------------------------------------------------------------------
 
@@ -243,7 +322,9 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
     def apply(self, kind: int, key: bytes, value: bytes | None, *, replay: bool) -> None:
         """Replay of a consumer group record (live writes already changed the state)."""
-        if replay and kind in KIND.types:
+        if replay and kind == REGULAR_EXPRESSION:
+            self._replay_regex(key, value)
+        elif replay and kind in KIND.types:
             self.replay(kind, key, value)
 
     def _replay_member_metadata(self, member: ConsumerMember, v: Message) -> None:

@@ -35,6 +35,7 @@ from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
 from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.log.batch_records import offset_of
+from kbroker.log.errors import LogError, RecordBatchTooLargeError
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
@@ -108,7 +109,8 @@ class GroupCoordinatorCore:
 
     def topic_partitions(self) -> int:
         """The partitions ``__consumer_offsets`` is created with."""
-        return self.broker.config["offsets.topic.num.partitions"]
+        configured: int = self.broker.config["offsets.topic.num.partitions"]
+        return configured
 
     def ensure_topic(self) -> bool:
         """Create ``__consumer_offsets`` if it does not exist yet; True once it exists.
@@ -299,7 +301,20 @@ class GroupCoordinatorCore:
             producer_id=producer_id, producer_epoch=producer_epoch, transactional=producer_id >= 0,
             base_sequence=0 if producer_id >= 0 else -1,
         )
-        return self.broker.replica_manager.append_internal(self._group_partition(group_id), batch)
+        # Every failure is a ProduceError with the append's error (``response_error`` maps it for
+        # the client), so that a caller can undo what the records were to persist.
+        try:
+            partition = self._group_partition(group_id)
+        except RuntimeError as exc:  # the offsets topic or partition is not there
+            raise ProduceError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc)) from None
+        try:
+            offset: int = self.broker.replica_manager.append_internal(partition, batch)
+        except RecordBatchTooLargeError as exc:
+            raise ProduceError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from None
+        except (LogError, OSError) as exc:
+            log.error("coordinator write for group %s failed: %s", group_id, exc)
+            raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+        return offset
 
     async def wait_for_replication(self, group_id: str) -> ErrorCode:
         """Wait until what was appended for ``group_id`` is below its partition's high watermark
@@ -478,7 +493,10 @@ class GroupCoordinatorCore:
             if not manager.is_empty(group):
                 return ErrorCode.NON_EMPTY_GROUP
             tombstones = manager.tombstones(group)
-        self._remove_group(group_id, tombstones)
+        try:
+            self._remove_group(group_id, tombstones)
+        except ProduceError as exc:  # not appended: the group stays (the error as Kafka normalises it)
+            return response_error(exc.code)
         return ErrorCode.NONE
 
     def _remove_group(self, group_id: str, group_tombstones: list[tuple[bytes, bytes | None]]) -> None:

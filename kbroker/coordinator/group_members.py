@@ -22,13 +22,17 @@ instance id, a rack, the client's id and host. What is common lives here:
 
 from __future__ import annotations
 
+import logging
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
+from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.timer_keys import GroupTimerKey
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.primitives import Message
 
@@ -39,6 +43,9 @@ if TYPE_CHECKING:
 
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
+TIMER_RETRY_BACKOFF_MS = 500  # Kafka's CoordinatorTimerImpl: a failed timer operation runs again after this
+
+log = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes | None]
 """A ``__consumer_offsets`` record: framed key and value (None: a tombstone)."""
@@ -178,7 +185,7 @@ class MemberGroup(Generic[M, T]):
         return None
 
 
-G = TypeVar("G", bound=MemberGroup)
+G = TypeVar("G", bound=MemberGroup[Any, Any])
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -234,6 +241,8 @@ class MemberGroupManager(Generic[G, M]):
 
     def __init__(self, coordinator: GroupHost) -> None:
         self.coordinator = coordinator
+        # the operation under way (_all_or_nothing): its group id, records and post-append actions
+        self._operation: tuple[str, list[Record], list[Callable[[], None]]] | None = None
         self.broker: BrokerView = coordinator.broker
         self.timer: Timer = coordinator.timer
 
@@ -257,6 +266,63 @@ class MemberGroupManager(Generic[G, M]):
 
     def _schedule_revocation(self, group: G, member: M, timeout_ms: int, fn: Callable[[], None]) -> None:
         self.timer.schedule(self._revoke_key(group, member.member_id), timeout_ms, fn)
+
+    # -- all or nothing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _all_or_nothing(self, group_id: str) -> Iterator[None]:
+        """An operation on ``group_id`` as Kafka's runtime runs one: its records are appended as one
+        batch at its end, and when that append fails (ProduceError), or the operation raises, the
+        group is left as it was, its timers included (Kafka reverts its timeline state to the
+        failed batch's base offset); the error goes on to the caller. Timer changes and the
+        actions given to :meth:`_once_appended` take effect once the records are appended."""
+        groups = self.coordinator.groups
+        snapshot = GroupSnapshot.take(groups, group_id, MemberGroup)
+        timer = self.timer
+        deferred = DeferredTimer(timer)
+        batch: list[Record] = []
+        after: list[Callable[[], None]] = []
+        self.timer, self._operation = deferred, (group_id, batch, after)
+        try:
+            yield
+            self._operation = None
+            self.coordinator.append(group_id, batch)
+        except BaseException:
+            snapshot.restore(groups)
+            raise
+        finally:
+            self.timer, self._operation = timer, None
+        deferred.apply()
+        for action in after:
+            action()
+
+    def _timer_write(self, group_id: str, key: GroupTimerKey, again: Callable[[], None],
+                     operation: Callable[[], None]) -> None:
+        """A timer's ``operation`` on a group, all or nothing; when its records cannot be appended
+        the timer ``key`` fires ``again`` after Kafka's timer retry backoff (CoordinatorTimerImpl)."""
+        try:
+            with self._all_or_nothing(group_id):
+                operation()
+        except ProduceError as exc:
+            log.warning("group %s: the write of timer %s failed (%s); retrying in %d ms", group_id, key,
+                        exc.code.name, TIMER_RETRY_BACKOFF_MS)
+            self.timer.schedule(key, TIMER_RETRY_BACKOFF_MS, again)
+
+    def _append(self, group_id: str, records: list[Record]) -> None:
+        """Append ``records`` for ``group_id``: with the batch of the operation under way on it
+        (:meth:`_all_or_nothing`), else at once."""
+        if self._operation is not None and self._operation[0] == group_id:
+            self._operation[1].extend(records)
+        else:
+            self.coordinator.append(group_id, records)
+
+    def _once_appended(self, group_id: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once the records of the operation under way on ``group_id`` are appended
+        (at once when there is none): what cannot be undone waits for the append."""
+        if self._operation is not None and self._operation[0] == group_id:
+            self._operation[2].append(action)
+        else:
+            action()
 
     # -- records ----------------------------------------------------------------------------------------
 
@@ -414,8 +480,8 @@ class MemberGroupManager(Generic[G, M]):
         classic = self.coordinator.groups[group_id]
         assert isinstance(classic, ClassicGroup)
         if classic.protocol_type:
-            self.coordinator.append(group_id, [(encode_group_key(group_id), None)])
-        self.coordinator.classic.mark_dead(classic)
+            self._append(group_id, [(encode_group_key(group_id), None)])
+        self._once_appended(group_id, lambda: self.coordinator.classic.mark_dead(classic))
         del self.coordinator.groups[group_id]
 
     def _existing_or_new(self, group_id: str, create: bool, label: str, not_found: str | None = None) -> G:

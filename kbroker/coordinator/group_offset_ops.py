@@ -172,7 +172,8 @@ class GroupOffsetOps(GroupCoordinatorCore):
                 return group.is_subscribed_to(topic)
         else:
             def subscribed(topic: str) -> bool:
-                return self._typed(group).is_subscribed_to(group, topic)
+                is_subscribed: bool = self._typed(group).is_subscribed_to(group, topic)
+                return is_subscribed
         committed = self.offsets.group_offsets(group_id)
         results = []
         records: list[tuple[bytes, bytes | None]] = []

@@ -86,7 +86,8 @@ def decode_key(key: bytes) -> OffsetKey | GroupKey | None:
 
 
 def record_type(key: bytes) -> int:
-    return _I16.unpack_from(key)[0]
+    kind: int = _I16.unpack_from(key)[0]
+    return kind
 
 
 _Value = TypeVar("_Value", bound=Message)

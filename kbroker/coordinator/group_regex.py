@@ -10,16 +10,25 @@ subscribed to an expression gets the topics of the group's resolution of it, whi
 every member subscribed to the same expression.
 
 A heartbeat resolves the group's expressions again when one of them has no resolution yet (a member
-just subscribed to it), when the image's set of topic names changed since the last resolution, or
+just subscribed to it), when a topic was created after the last resolution, or
 when the last one is older than ``group.consumer.regex.refresh.interval.ms`` (Kafka's default,
 600000 ms; a change of ACLs is seen then). Kafka resolves asynchronously and bumps the group epoch
 when the result comes back, and resolves a group at most every 10 s; here the resolution runs
 inside the heartbeat, so a new matching topic is picked up at the next heartbeat.
 
-An expression without a resolution (after a restart, until a heartbeat resolves it: Kafka keeps
-resolutions in ``ConsumerGroupRegularExpression`` records, kbroker does not) matches nothing when an
-authorizer is configured, as an unresolved expression does in Kafka; without one, it is matched
-against the image directly (there is nothing to filter, so the result is the same).
+The resolutions are the group's (``ConsumerGroup.resolved_regexes``) and persisted as Kafka
+persists them: every resolution writes a ``ConsumerGroupRegularExpression`` record (type 16: the
+sorted topics, the offset of the metadata image resolved against as its version, the time) per
+expression, and an expression nobody in the group subscribes to any more (its last member changed
+its subscription or left) or a deleted group gets a tombstone; loading the partition replays them,
+so a coordinator that takes the group over (or restarts) has them. The image a coordinator starts
+with counts as bringing every topic (as Kafka's first image after start-up does), so resolutions
+older than that are refreshed by the next heartbeat.
+
+An expression without a resolution (a member just subscribed and the heartbeat has not resolved it
+yet) matches nothing when an authorizer is configured, as an unresolved expression does in Kafka;
+without one, it is matched against the image directly (there is nothing to filter, so the result is
+the same).
 """
 
 from __future__ import annotations
@@ -60,12 +69,21 @@ class Requester:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedRegex:
-    """Kafka's ``ResolvedRegularExpression``: the topics, the topic-name generation of the image
-    they were resolved against and when."""
+    """Kafka's ``ResolvedRegularExpression``: the topics, the version (the offset of the metadata
+    image they were resolved against) and when (``ConsumerGroupRegularExpressionValue``)."""
 
     topics: frozenset[str]
-    generation: int
+    version: int
     resolved_at_ms: int
+
+
+@dataclass(slots=True)
+class RegexUpdate:
+    """What a refresh changed in a group's resolutions: the expressions (re)resolved, whose records
+    are written, and those no member subscribes to any more, tombstoned."""
+
+    resolved: dict[str, ResolvedRegex]
+    deleted: list[str]
 
 
 def resolve(regexes: Collection[str], topic_names: Collection[str], authorizer: Authorizer | None,
@@ -92,55 +110,60 @@ def resolve(regexes: Collection[str], topic_names: Collection[str], authorizer: 
     return resolved
 
 
+def prune(resolved: dict[str, ResolvedRegex], regexes: Collection[str]) -> list[str]:
+    """Drop the resolutions of expressions not in ``regexes`` (nobody subscribes to them any more);
+    returns them, sorted (Kafka tombstones them)."""
+    deleted = sorted(r for r in resolved if r not in regexes)
+    for regex in deleted:
+        del resolved[regex]
+    return deleted
+
+
 class RegexResolutions:
-    """The resolved expressions of every consumer group of a coordinator."""
+    """Resolves the expressions of a coordinator's consumer groups against its metadata image; the
+    resolutions themselves are each group's (``resolved`` below)."""
 
     def __init__(self, image: Callable[[], MetadataImage], authorizer: Callable[[], Authorizer | None],
                  now_ms: Callable[[], int]) -> None:
         self._image = image
         self._authorizer = authorizer
         self._now_ms = now_ms
-        self._groups: dict[str, dict[str, ResolvedRegex]] = {}
-        self._names: frozenset[str] = frozenset()
-        self._generation = 0
-        self._seen_offset: int | None = None
+        # The offset of the image in which a topic last appeared (Kafka's
+        # lastMetadataImageWithNewTopics): the image at hand at first (as Kafka's first image after
+        # start-up brings every topic as new), then each TopicRecord's (``on_metadata_record``).
+        self._topics_changed_at = image().offset
 
-    def _topic_generation(self) -> int:
-        """A number that changes when the image's set of topic names does."""
-        image = self._image()
-        if image.offset != self._seen_offset:
-            self._seen_offset = image.offset
-            names = frozenset(image.topics)
-            if names != self._names:
-                self._names = names
-                self._generation += 1
-        return self._generation
+    def on_metadata_record(self, record: object) -> None:
+        """The metadata image's listener: a new topic makes older resolutions stale."""
+        if type(record).__name__ == "TopicRecord":
+            self._topics_changed_at = self._image().offset
 
-    def refresh(self, group_id: str, regexes: set[str], requester: Requester | None,
-                live_groups: Mapping[str, object]) -> None:
-        """Resolve the group's expressions again if one is new, the topics changed or the last
-        resolution is older than the refresh interval, authorizing for ``requester``."""
-        for gone in [g for g in self._groups if g not in live_groups and g != group_id]:
-            del self._groups[gone]
-        current = {r: v for r, v in self._groups.get(group_id, {}).items() if r in regexes}
+    def refresh(self, group_id: str, resolved: dict[str, ResolvedRegex], regexes: set[str],
+                requester: Requester | None) -> RegexUpdate:
+        """Bring ``resolved`` (the group's resolutions) to ``regexes``: resolve them again if one is
+        new, the topics changed or the last resolution is older than the refresh interval,
+        authorizing for ``requester``; drop those nobody subscribes to."""
+        deleted = prune(resolved, regexes)
         if not regexes:
-            self._groups.pop(group_id, None)
-            return
-        generation, now = self._topic_generation(), self._now_ms()
-        if (regexes <= current.keys() and all(v.generation == generation for v in current.values())
-                and all(now - v.resolved_at_ms < REGEX_REFRESH_INTERVAL_MS for v in current.values())):
-            self._groups[group_id] = current
-            return
-        resolved = resolve(regexes, self._names, self._authorizer(), requester)
-        self._groups[group_id] = {r: ResolvedRegex(frozenset(t), generation, now) for r, t in resolved.items()}
+            return RegexUpdate({}, deleted)
+        changed_at, now = self._topics_changed_at, self._now_ms()
+        if (regexes <= resolved.keys() and all(v.version >= changed_at for v in resolved.values())
+                and all(now - v.resolved_at_ms < REGEX_REFRESH_INTERVAL_MS for v in resolved.values())):
+            return RegexUpdate({}, deleted)
+        image = self._image()
+        found = resolve(regexes, list(image.topics), self._authorizer(), requester)
+        version = image.offset
+        update = {r: ResolvedRegex(frozenset(t), version, now) for r, t in found.items()}
+        resolved.update(update)
         log.info("consumer group %s: resolved regular expressions %s for %s: %s", group_id, sorted(regexes),
                  requester.principal if requester else "an internal request",
-                 {r: sorted(t) for r, t in resolved.items()})
+                 {r: sorted(t) for r, t in found.items()})
+        return RegexUpdate(update, deleted)
 
-    def topics(self, group_id: str, regex: str) -> set[str]:
+    def topics(self, resolved: Mapping[str, ResolvedRegex], regex: str) -> set[str]:
         """The existing topics of the group's resolution of ``regex``."""
         image = self._image()
-        found = self._groups.get(group_id, {}).get(regex)
+        found = resolved.get(regex)
         if found is not None:
             return {t for t in found.topics if image.topic(t) is not None}
         authorizer = self._authorizer()

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def share_groups_enabled(broker: Any) -> bool:
     """Kafka's ``isShareGroupProtocolEnabled``: the finalized ``share.version`` is at least 1."""
-    return broker.image.features.get("share.version", 0) >= 1
+    version: int = broker.image.features.get("share.version", 0)
+    return version >= 1
 
 
 class ShareCoordinator:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_members import (
     LEAVE_EPOCH,
     GroupError,
@@ -41,7 +42,8 @@ from kbroker.coordinator.group_members import (
 )
 from kbroker.coordinator.share_assignor import assign
 from kbroker.coordinator.share_group_config import effective
-from kbroker_protocol.errors import ErrorCode
+from kbroker.replication.produce_batch import ProduceError
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.coordinator import (
     ShareGroupCurrentMemberAssignmentKey,
     ShareGroupCurrentMemberAssignmentValue,
@@ -161,13 +163,19 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     # -- heartbeat ------------------------------------------------------------------------------------------
 
     def heartbeat(self, request: ShareGroupHeartbeatRequest, client_id: str, client_host: str) -> ShareGroupHeartbeatResponse:
+        """A heartbeat whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
             self._validate(request)
-            if request.member_epoch == LEAVE_EPOCH:
-                return self._leave(request.group_id, request.member_id)
-            return self._heartbeat(request, client_id, client_host)
+            with self._all_or_nothing(request.group_id):
+                if request.member_epoch == LEAVE_EPOCH:
+                    return self._leave(request.group_id, request.member_id)
+                return self._heartbeat(request, client_id, client_host)
         except ShareGroupError as e:
             return ShareGroupHeartbeatResponse(error_code=e.code, error_message=e.message, member_id=None,
+                                               member_epoch=0, heartbeat_interval_ms=0, assignment=None)
+        except ProduceError as exc:
+            code = response_error(exc.code)
+            return ShareGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                                member_epoch=0, heartbeat_interval_ms=0, assignment=None)
 
     @staticmethod
@@ -242,8 +250,7 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
             updated.assigned = _copy(target)
             records.append(self._current_record(group, updated))
         records.extend(self._initialize_partitions(group, meta))
-        if records:
-            self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         self._schedule_session(group, updated)
         assignment = None
         if epoch == 0 or r.subscribed_topic_names is not None or updated.assigned != old_assigned:
@@ -275,12 +282,15 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
             group.empty_since_ms = self.timer.now_ms()
             group.assignment_epoch = group.group_epoch
             records.append(self._target_metadata_record(group))
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
+        self._once_appended(group.group_id, lambda: self._member_removed(group.group_id, member_id))
+
+    def _member_removed(self, group_id: str, member_id: str) -> None:
         for fn in self.on_member_removed:
             try:
-                fn(group.group_id, member_id)
+                fn(group_id, member_id)
             except Exception:
-                log.exception("share group %s: member-removed hook failed", group.group_id)
+                log.exception("share group %s: member-removed hook failed", group_id)
 
     # -- assignment -------------------------------------------------------------------------------------------
 
@@ -322,7 +332,9 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     def _on_session_expired(self, group: ShareGroup, member_id: str) -> None:
         if self.coordinator.groups.get(group.group_id) is group and member_id in group.members:
             log.info("share group %s: member %s session expired", group.group_id, member_id)
-            self.remove_member(group, member_id)
+            self._timer_write(group.group_id, self._session_key(group, member_id),
+                              lambda: self._on_session_expired(group, member_id),
+                              lambda: self.remove_member(group, member_id))
 
     # -- records ----------------------------------------------------------------------------------------------
 

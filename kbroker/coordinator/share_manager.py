@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.coordinator.share_dlq import DeadLetters
 from kbroker.coordinator.share_group_config import effective
@@ -30,6 +30,10 @@ from kbroker.coordinator.share_partition import SharePartition, SharePartitionCo
 from kbroker.coordinator.share_persister import PersisterError, SharePersister, share_partition_error
 from kbroker.coordinator.share_state import ShareState, ShareStateStore
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +88,13 @@ class ShareManager:
         self.dead_letters = DeadLetters(broker, timer)
         self.sessions: dict[tuple[str, str], ShareSession] = {}
         self.partitions: dict[tuple[str, uuid.UUID, int], SharePartition] = {}
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future[None]] = []
         # The share coordinator of a share partition whose state partition another broker leads.
         self.persister = SharePersister(broker, store)
         self._remote: set[tuple[str, uuid.UUID, int]] = set()  # share partitions persisting remotely
-        self._loading: dict[tuple[str, uuid.UUID, int], asyncio.Future] = {}
+        self._loading: dict[tuple[str, uuid.UUID, int], asyncio.Future[ErrorCode]] = {}
         self._dirty: set[tuple[str, uuid.UUID, int]] = set()
-        self._writers: dict[tuple[str, uuid.UUID, int], asyncio.Task] = {}
+        self._writers: dict[tuple[str, uuid.UUID, int], asyncio.Task[ErrorCode]] = {}
 
     # -- configs (the group's dynamic configs, else the broker's group.share.* defaults) -----------------
 
@@ -103,7 +107,8 @@ class ShareManager:
         )
 
     def auto_offset_reset(self, group_id: str) -> str:
-        return effective(self.broker, group_id, "share.auto.offset.reset").lower()
+        strategy: str = effective(self.broker, group_id, "share.auto.offset.reset")
+        return strategy.lower()
 
     # -- sessions --------------------------------------------------------------------------------------------
 
@@ -228,7 +233,7 @@ class ShareManager:
         pending = self._loading.get(key)
         if pending is not None:  # another request is loading it: wait for that
             return await asyncio.shield(pending)
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
         self._loading[key] = fut
         code = ErrorCode.NONE
         try:
@@ -267,7 +272,7 @@ class ShareManager:
         self._dirty.discard(key)
         self._writers.pop(key, None)
 
-    def _reset_offset(self, group_id: str, partition: Any) -> int:
+    def _reset_offset(self, group_id: str, partition: Partition | None) -> int:
         if partition is None:
             return 0
         strategy = self.auto_offset_reset(group_id)
@@ -361,12 +366,12 @@ class ShareManager:
 
     # -- waiting ---------------------------------------------------------------------------------------------
 
-    def waiter(self) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
+    def waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         return fut
 
-    def remove_waiter(self, fut: asyncio.Future) -> None:
+    def remove_waiter(self, fut: asyncio.Future[None]) -> None:
         try:
             self._waiters.remove(fut)
         except ValueError:

@@ -22,11 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.coordinator.share_state import STATE_TOPIC, ShareState, ShareStateStore
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.controller.image import MetadataImage
+
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class SharePersister:
 
     def coordinator_node(self, group_id: str, topic_id: uuid.UUID, partition: int) -> int | None:
         """The node id leading the state partition of this key (None: no leader known yet)."""
-        image = self.broker.image
+        image: MetadataImage = self.broker.image
         if image.topic(STATE_TOPIC) is None:
             return None
         state = image.partition(STATE_TOPIC, self.store.partition_for(group_id, topic_id, partition))
@@ -89,7 +93,8 @@ class SharePersister:
         partition."""
         if len(getattr(self.broker.image, "brokers", {}) or {}) < 2:
             return True
-        return self.coordinator_node(group_id, topic_id, partition) == self.broker.node_id
+        node_id: int = self.broker.node_id
+        return self.coordinator_node(group_id, topic_id, partition) == node_id
 
     # -- the RPCs ---------------------------------------------------------------------------------------
 
@@ -159,7 +164,7 @@ class SharePersister:
 
     async def _attempt(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
                        request: Any) -> Any:
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
 
         if self.broker.image.topic(STATE_TOPIC) is None:
             self.store.ensure_topic()  # created through the controller, as a coordinator's first use does

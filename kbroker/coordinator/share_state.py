@@ -220,7 +220,8 @@ class ShareStateStore:
         topic = self.broker.image.topic(STATE_TOPIC)
         if topic is not None and topic.partitions:
             return len(topic.partitions)
-        return self.broker.config["share.coordinator.state.topic.num.partitions"]
+        configured: int = self.broker.config["share.coordinator.state.topic.num.partitions"]
+        return configured
 
     def topic_configs(self) -> dict[str, str]:
         c = self.broker.config
@@ -292,7 +293,7 @@ class ShareStateStore:
         if p is None:
             return ErrorCode.NOT_COORDINATOR
         deadline = Deadline(WRITE_TIMEOUT_MS, getattr(self.broker, "clock", None))
-        code = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
+        code: ErrorCode = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
         if code == ErrorCode.NONE:
             return code
         if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
@@ -343,7 +344,8 @@ class ShareStateStore:
             raise RuntimeError(f"{STATE_TOPIC}-{index} is not hosted here")
         now = self.timer.now_ms()
         batch = build_batch([Record(key=k, value=v, timestamp=now) for k, v in records])
-        return self.broker.replica_manager.append_internal(p, batch)
+        offset: int = self.broker.replica_manager.append_internal(p, batch)
+        return offset
 
     def prune(self) -> dict[int, int]:
         """Kafka's pruning of ``__share_group_state`` (``share.coordinator.state.topic.prune.interval.ms``):

@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_members import (
     LEAVE_EPOCH,
@@ -73,7 +74,8 @@ from kbroker.coordinator.streams_group_model import (
     topology_record,
 )
 from kbroker.coordinator.streams_group_state import StreamsGroupState
-from kbroker_protocol.errors import ErrorCode
+from kbroker.replication.produce_batch import ProduceError
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.streams_group_heartbeat import (
     Endpoint,
     Status,
@@ -97,11 +99,16 @@ class StreamsGroupManager(StreamsGroupState):
 
     def heartbeat(self, r: StreamsGroupHeartbeatRequest, client_id: str, client_host: str
                   ) -> tuple[StreamsGroupHeartbeatResponse, dict[str, tuple[int, int, dict[str, str]]]]:
-        """The response and the internal topics to create (Kafka's ``creatableTopics``)."""
+        """The response and the internal topics to create (Kafka's ``creatableTopics``). A heartbeat
+        whose records cannot be appended changes nothing (``_all_or_nothing``)."""
         try:
-            return self._heartbeat(r, client_id, client_host)
+            with self._all_or_nothing(r.group_id):
+                return self._heartbeat(r, client_id, client_host)
         except StreamsGroupError as exc:
             return StreamsGroupHeartbeatResponse(error_code=exc.code, error_message=exc.message), {}
+        except ProduceError as exc:
+            code = response_error(exc.code)
+            return StreamsGroupHeartbeatResponse(error_code=code, error_message=default_message(code)), {}
 
     @staticmethod
     def validate(r: StreamsGroupHeartbeatRequest) -> None:
@@ -312,7 +319,7 @@ class StreamsGroupManager(StreamsGroupState):
             log.info("streams group %s: member %s requested the shutdown of the application", group.group_id,
                      member.member_id)
             group.shutdown_requested_by = member.member_id
-        self.coordinator.append(group.group_id, records)
+        self._append(group.group_id, records)
         self._schedule_session(group, member)
         resp = StreamsGroupHeartbeatResponse(
             error_code=ErrorCode.NONE, member_id=member.member_id, member_epoch=member.member_epoch,
@@ -405,7 +412,7 @@ class StreamsGroupManager(StreamsGroupState):
         if r.member_epoch == STATIC_LEAVE_EPOCH:
             # The static member keeps its tasks until it comes back or its session times out.
             member.leave_temporarily()
-            self.coordinator.append(group.group_id, [self._current_record(group, member)])
+            self._append(group.group_id, [self._current_record(group, member)])
             self._schedule_session(group, member)
             return StreamsGroupHeartbeatResponse(error_code=ErrorCode.NONE, member_id=member.member_id,
                                                  member_epoch=STATIC_LEAVE_EPOCH,

@@ -60,7 +60,8 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     kind = KIND
 
     def heartbeat_interval_ms(self) -> int:
-        return self._config["group.streams.heartbeat.interval.ms"]
+        interval: int = self._config["group.streams.heartbeat.interval.ms"]
+        return interval
 
     # -- records ------------------------------------------------------------------------------------------
 
@@ -288,7 +289,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         if not g.members:
             g.empty_since_ms = self.timer.now_ms()
             g.shutdown_requested_by = None
-        self.coordinator.append(g.group_id, records)
+        self._append(g.group_id, records)
         log.info("streams group %s: member %s removed, epoch %d", g.group_id, member_id, g.group_epoch)
 
     @staticmethod
@@ -309,21 +310,29 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         g = self._live(group_id, member_id)
         if g is not None:
             log.info("streams group %s: member %s session timed out", group_id, member_id)
-            self.remove_member(g, member_id)
+            self._timer_write(group_id, self._session_key(g, member_id),
+                              partial(self._on_session_timeout, group_id, member_id),
+                              partial(self.remove_member, g, member_id))
 
     def _on_revoke_timeout(self, group_id: str, member_id: str) -> None:
         g = self._live(group_id, member_id)
         if g is not None and g.members[member_id].pending_active:
             log.info("streams group %s: member %s did not revoke its tasks in time", group_id, member_id)
-            self.remove_member(g, member_id)
+            self._timer_write(group_id, self._revoke_key(g, member_id),
+                              partial(self._on_revoke_timeout, group_id, member_id),
+                              partial(self.remove_member, g, member_id))
 
     def _on_delay_expired(self, group_id: str) -> None:
         g = self.coordinator.groups.get(group_id)
         if not isinstance(g, StreamsGroup) or not self.coordinator.loaded:
             return
+        self._timer_write(group_id, self._delay_key(g), partial(self._on_delay_expired, group_id),
+                          partial(self._end_delay, g))
+
+    def _end_delay(self, g: StreamsGroup) -> None:
         g.assignment_delayed = False
         if g.members and g.group_epoch > g.assignment_epoch:
-            self.coordinator.append(group_id, self._compute_target(g))
+            self._append(g.group_id, self._compute_target(g))
 
     # -- replay (the skeleton is MemberGroupManager.replay) ----------------------------------------------------
 

@@ -36,11 +36,12 @@ tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``) 
 retention has removed from them, and snapshots
 the partitions' producer states (also at shutdown) so restarts scan only what came after.
 
-Deliberately left out (single node, no ACLs): marker requests to other brokers (markers are
-local appends; WriteTxnMarkers is served for completeness), coordinator fail-over and the
-coordinator-epoch fencing it needs beyond the partition leader epoch, PrepareEpochFence as a
-logged state (the fence is logged as PrepareAbort with the bumped epoch), KIP-939 two-phase
-commit (InitProducerId v6 ``enable2Pc``/``keepPreparedTxn`` are ignored), authorization.
+The epoch fence (InitProducerId on an Ongoing transaction, or its timeout) is Kafka's
+PrepareEpochFence: never a logged state, the abort is logged as PrepareAbort with the bumped epoch
+(as transaction.version 2 or 1 bumps it), and InitProducerId answers CONCURRENT_TRANSACTIONS.
+
+Deliberately left out: KIP-939 two-phase commit (InitProducerId v6 ``enable2Pc``/``keepPreparedTxn``
+are ignored).
 """
 
 from __future__ import annotations
@@ -186,11 +187,13 @@ class TransactionCoordinator(TxnMarkers):
         (bumped, the old one remembered as the last epoch) or that last epoch (a retry of a bump
         that succeeded: the current epoch, not bumped again), else PRODUCER_FENCED. A request
         without one (a new producer instance) bumps the epoch and forgets the last one, fencing
-        every older instance. An Ongoing transaction is aborted with its epoch bumped (the
-        fence) and CONCURRENT_TRANSACTIONS answered until its markers are written; the epoch it
-        had becomes the last epoch, so the producer that asked for a bump gets the fenced epoch
-        on its retry while a new instance gets one more. Prepare* answers
-        CONCURRENT_TRANSACTIONS."""
+        every older instance. An Ongoing transaction is aborted with its epoch bumped (the fence,
+        :meth:`_abort_with_fence`) and CONCURRENT_TRANSACTIONS answered once its PrepareAbort
+        is written, even when its markers are already written: the client retries, and its retry
+        bumps the epoch a second time (or takes a new producer id when the fence exhausted the
+        epochs). Under transaction.version 2 the fenced epoch becomes the last epoch, so a
+        producer that asked for a bump gets the fenced epoch on its retry while a new instance
+        gets one more. Prepare* answers CONCURRENT_TRANSACTIONS."""
         self._check_ready(transactional_id)
         if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
@@ -211,10 +214,10 @@ class TransactionCoordinator(TxnMarkers):
         if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
-            # Fence the producer that has the transaction and abort it; the caller retries.
-            txn = await self._abort_with_fence(txn)
-            if not txn.completed:  # markers still on their way: the producer retries (as Kafka)
-                raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+            # Fence the producer that has the transaction and abort it (Kafka's
+            # PrepareEpochFence); the fenced epoch is never returned: the caller retries.
+            await self._abort_with_fence(txn)
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         new = self._next_epoch(txn, expected)
         new = new.copy(state=TxnState.EMPTY, partitions=set(), timeout_ms=timeout_ms, start_ms=-1,
                        last_update_ms=self._now_ms(), next_producer_id=-1, next_producer_epoch=-1)
@@ -240,13 +243,41 @@ class TransactionCoordinator(TxnMarkers):
         raise TxnError(ErrorCode.PRODUCER_FENCED)
 
     async def _abort_with_fence(self, txn: TxnMetadata) -> TxnMetadata:
-        """Abort an Ongoing transaction with epoch + 1, so its producer's later requests are fenced
-        (Kafka's epoch fence, ended as the server's Transactions V2 ends it: the fenced epoch
-        becomes the last epoch)."""
-        epoch = min(txn.producer_epoch + 1, MAX_EPOCH - 1)
-        prepared = txn.copy(producer_epoch=epoch, state=TxnState.PREPARE_ABORT, last_update_ms=self._now_ms(),
-                            last_producer_epoch=txn.producer_epoch)
-        await self._write(prepared)
+        """Abort an Ongoing transaction with its epoch bumped, so its producer's later requests are
+        fenced: Kafka's prepareFenceProducerEpoch then endTransaction(ABORT) on the server's
+        behalf, at the finalized ``transaction.version`` (InitProducerId on an Ongoing
+        transaction, and the timed-out transactions' abort).
+
+        Transactions V2: PrepareAbort with epoch + 1 (none past Short.MAX_VALUE) and the fenced
+        epoch as the last epoch; when the epochs are exhausted a new producer id is chosen now and
+        taken at completion. Transactions V1: the epoch + 1 (the same again after a fence whose
+        write failed) takes effect in memory before the write, the last epoch forgotten, so the
+        producer is fenced even if the PrepareAbort record cannot be written."""
+        if txn.transactional_id in self._pending:  # (Kafka: a pending transition, the fence waits)
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        epoch = txn.producer_epoch
+        now = self._now_ms()
+        if self.broker.image.features.get("transaction.version", 0) >= 2:
+            prepared = txn.copy(producer_epoch=min(epoch + 1, MAX_EPOCH), state=TxnState.PREPARE_ABORT,
+                                last_update_ms=now, last_producer_epoch=epoch, client_txn_version=2)
+            if epoch >= MAX_EPOCH - 1:
+                prepared.next_producer_id = self.broker.producer_ids.allocate()
+                prepared.next_producer_epoch = 0
+            await self._write(prepared)
+        else:
+            fenced = txn.copy(producer_epoch=epoch if txn.failed_epoch_fence or epoch >= MAX_EPOCH else epoch + 1,
+                              last_producer_epoch=-1)
+            self.txns[txn.transactional_id] = fenced
+            prepared = fenced.copy(state=TxnState.PREPARE_ABORT, last_update_ms=now, client_txn_version=0,
+                                   failed_epoch_fence=False)
+            try:
+                await self._write(prepared)
+            except TxnError as exc:
+                if self.txns.get(txn.transactional_id) is fenced:
+                    fenced.failed_epoch_fence = True
+                    log.warning("the epoch fence of %r failed (%s): epoch %d kept in memory, not returned",
+                                txn.transactional_id, exc.code.name, fenced.producer_epoch)
+                raise
         return await self._complete_soon(prepared)
 
     # -- AddPartitionsToTxn / AddOffsetsToTxn -----------------------------------------------
@@ -367,7 +398,7 @@ class TransactionCoordinator(TxnMarkers):
                              or txn.state == TxnState.COMPLETE_ABORT and not commit)
         if v2 and matching_complete and (
             producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
-            or producer_id == txn.previous_producer_id and txn.producer_epoch == 0
+            or producer_id == txn.previous_producer_id and producer_epoch == MAX_EPOCH - 1 and txn.producer_epoch == 0
         ):
             return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
         if txn.producer_id != producer_id:
@@ -402,11 +433,13 @@ class TransactionCoordinator(TxnMarkers):
         raise TxnError(ErrorCode.INVALID_TXN_STATE)
 
     def _bump_epoch(self, txn: TxnMetadata) -> TxnMetadata:
-        """Transactions V2: epoch + 1; when that exhausts the epochs, the next producer id is chosen now
-        (logged with the Prepare record) and taken when the transaction completes."""
-        bumped = txn.copy(producer_epoch=txn.producer_epoch + 1, client_txn_version=2,
+        """Transactions V2 (Kafka's prepareAbortOrCommit): epoch + 1 (not past Short.MAX_VALUE);
+        when the epochs are exhausted (the current one is Short.MAX_VALUE - 1), the next producer
+        id is chosen now (logged with the Prepare record, whose markers carry Short.MAX_VALUE) and
+        taken at epoch 0 when the transaction completes."""
+        bumped = txn.copy(producer_epoch=min(txn.producer_epoch + 1, MAX_EPOCH), client_txn_version=2,
                           last_producer_epoch=txn.producer_epoch)
-        if bumped.producer_epoch >= MAX_EPOCH - 1:
+        if txn.producer_epoch >= MAX_EPOCH - 1:
             bumped.next_producer_id = self.broker.producer_ids.allocate()
             bumped.next_producer_epoch = 0
         return bumped

@@ -96,7 +96,8 @@ class TxnCoordinatorCore:
     # -- configuration ---------------------------------------------------------------------
 
     def _cfg(self, key: str) -> int:
-        return self.broker.config[key]
+        value: int = self.broker.config[key]
+        return value
 
     def _now_ms(self) -> int:
         return _now_ms() if self.clock is None else self.clock.now_ms()
@@ -114,7 +115,8 @@ class TxnCoordinatorCore:
         group_coordinator = self.broker.group_coordinator
         place = getattr(group_coordinator, "partition_for", None)
         if place is not None:
-            return place(group_id)
+            partition: int = place(group_id)
+            return partition
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         n = len(topic.partitions) if topic is not None and topic.partitions else \
             self._cfg("offsets.topic.num.partitions")
@@ -206,7 +208,9 @@ class TxnCoordinatorCore:
                 self.txn_groups.pop(transactional_id, None)
 
     def _log_partition(self, transactional_id: str) -> Partition | None:
-        return self.broker.partition(TRANSACTION_STATE_TOPIC, self.partition_for(transactional_id))
+        partition: Partition | None = self.broker.partition(TRANSACTION_STATE_TOPIC,
+                                                            self.partition_for(transactional_id))
+        return partition
 
     def coordinator_epoch(self, transactional_id: str) -> int:
         partition = self._log_partition(transactional_id)

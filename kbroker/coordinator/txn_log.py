@@ -75,6 +75,7 @@ class TxnChanges(TypedDict, total=False):
     next_producer_epoch: int
     client_txn_version: int
     last_producer_epoch: int
+    failed_epoch_fence: bool
 
 
 @dataclass(slots=True)
@@ -96,6 +97,9 @@ class TxnMetadata:
     # producer's InitProducerId (which fences every older one). Kept in memory only, as in Kafka
     # (the log does not store it: a loaded transaction has -1).
     last_producer_epoch: int = NO_EPOCH
+    # Kafka's hasFailedEpochFence (memory only): a Transactions V1 epoch fence whose PrepareAbort
+    # could not be written bumped the epoch in memory; the next fence does not bump it again.
+    failed_epoch_fence: bool = False
 
     def copy(self, **changes: Unpack[TxnChanges]) -> TxnMetadata:
         """A copy with ``changes`` applied (its partitions a new set unless changed)."""
@@ -141,7 +145,8 @@ def decode_key(data: bytes) -> str | None:
     (version,) = _I16.unpack_from(data)
     if version != 0:
         return None
-    return TransactionLogKey.decode(memoryview(data)[2:], 0).transactional_id
+    transactional_id: str = TransactionLogKey.decode(memoryview(data)[2:], 0).transactional_id
+    return transactional_id
 
 
 def decode_value(transactional_id: str, data: bytes) -> TxnMetadata:

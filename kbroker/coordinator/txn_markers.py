@@ -12,6 +12,43 @@ from kbroker.coordinator.txn_coordinator_core import OFFSETS_TOPIC, TxnCoordinat
 from kbroker.coordinator.txn_log import TxnMetadata, TxnState
 from kbroker_protocol.errors import ErrorCode
 
+# How a leader's answer to a marker is taken, as Kafka 4.4's
+# TransactionMarkerRequestCompletionHandler: written (the partition leaves the set waiting for
+# markers), retried (sent again to the partition's leader, which may have moved), or the end of
+# this coordinator's markers for the transaction (it stays Prepare* here; a newer coordinator, or
+# this one after reloading the partition, completes it).
+MARKER_RETRIABLE = frozenset({
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.NOT_ENOUGH_REPLICAS,
+    ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT, ErrorCode.KAFKA_STORAGE_ERROR,
+})
+# (A partition whose leader cannot take markers could not have taken the producer's records.)
+MARKER_SKIPPED = frozenset({ErrorCode.NONE, ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, ErrorCode.UNSUPPORTED_VERSION})
+# The producer or the coordinator epoch moved on: this transaction is no longer this coordinator's
+# to complete. (Any other error is unexpected, and stops the markers the same way: Kafka's handler
+# throws, and nothing sends them again.)
+MARKER_FENCED = frozenset({ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED})
+
+
+def marker_retried(txn: TxnMetadata, topic: str, index: int, code: ErrorCode) -> bool | None:
+    """Whether the marker answered ``code`` for ``topic-index`` is sent again (False: written or
+    skipped), or None: no more markers for ``txn`` from this coordinator (logged)."""
+    if code in MARKER_SKIPPED:
+        if code != ErrorCode.NONE:
+            log.info("marker for %s-%d of transaction %r: %s; the partition no longer waits for it", topic, index,
+                     txn.transactional_id, code.name)
+        return False
+    if code in MARKER_RETRIABLE:
+        log.info("marker for %s-%d of transaction %r not written: %s; retrying", topic, index,
+                 txn.transactional_id, code.name)
+        return True
+    if code in MARKER_FENCED:
+        log.info("marker for %s-%d of transaction %r failed for good: %s; no more markers for it from this "
+                 "coordinator", topic, index, txn.transactional_id, code.name)
+    else:
+        log.error("unexpected error %s writing the marker for %s-%d of transaction %r; no more markers for it "
+                  "from this coordinator", code.name, topic, index, txn.transactional_id)
+    return None
+
 
 class TxnMarkers(TxnCoordinatorCore):
     """Markers and completion of prepared transactions."""
@@ -48,7 +85,10 @@ class TxnMarkers(TxnCoordinatorCore):
         coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
         remote = [tp for tp in sorted(txn.partitions) if self._led_elsewhere(*tp)]
         local = [tp for tp in sorted(txn.partitions) if tp[0] != OFFSETS_TOPIC and tp not in remote]
-        pending = remote + await self._write_local_markers(txn, local, commit, coordinator_epoch)
+        failed = await self._write_local_markers(txn, local, commit, coordinator_epoch)
+        if failed is None:
+            return txn  # fenced: this coordinator no longer completes it
+        pending = remote + failed
         if not pending:
             try:
                 return await self._complete(txn)
@@ -71,7 +111,7 @@ class TxnMarkers(TxnCoordinatorCore):
         """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
         (retrying while leadership moves), then complete the transaction if this coordinator
         still owns it in that Prepare* state."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection
         from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
 
         broker = self.broker
@@ -94,6 +134,8 @@ class TxnMarkers(TxnCoordinatorCore):
                     if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
                         mine = [tp for tp in parts if tp[0] != OFFSETS_TOPIC]
                         failed = await self._write_local_markers(txn, mine, commit, coordinator_epoch)
+                        if failed is None:
+                            return  # fenced: the transaction does not complete on this coordinator
                         pending.difference_update(tp for tp in parts if tp not in failed)
                         continue
                     reg = broker.image.brokers.get(leader)
@@ -122,23 +164,19 @@ class TxnMarkers(TxnCoordinatorCore):
                         if bad is not None:
                             bad.close()
                         continue
+                    fenced = False
                     for result in response.markers:
                         for t in result.topics:
                             for pr in t.partitions:
-                                code = ErrorCode(pr.error_code)
-                                # (UNKNOWN_TOPIC_OR_PARTITION is retried, as Kafka's marker channel
-                                # does: the leader may not have opened the partition yet. Counted
-                                # as written, the transaction completed while the records stayed
-                                # open there, and the producer's next transaction joined them.)
-                                if code in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_EPOCH,
-                                            ErrorCode.TRANSACTION_COORDINATOR_FENCED):
-                                    if code != ErrorCode.NONE:
-                                        log.warning("marker for %s-%d of transaction %r rejected: %s", t.name,
-                                                    pr.partition_index, txn.transactional_id, code.name)
+                                # (UNKNOWN_TOPIC_OR_PARTITION is retried: the leader may not have
+                                # opened the partition yet.)
+                                retried = marker_retried(txn, t.name, pr.partition_index, ErrorCode(pr.error_code))
+                                if retried is None:
+                                    fenced = True
+                                elif not retried:
                                     pending.discard((t.name, pr.partition_index))
-                                else:
-                                    log.debug("marker for %s-%d of transaction %r not written: %s; retrying",
-                                              t.name, pr.partition_index, txn.transactional_id, code.name)
+                    if fenced:
+                        return  # Kafka's removeMarkersForTxn: no Complete* record from this coordinator
                 if pending:
                     await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
             while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
@@ -157,31 +195,27 @@ class TxnMarkers(TxnCoordinatorCore):
                 conn.close()
 
     async def _write_local_markers(self, txn: TxnMetadata, parts: list[tuple[str, int]], commit: bool,
-                                   coordinator_epoch: int) -> list[tuple[str, int]]:
+                                   coordinator_epoch: int) -> list[tuple[str, int]] | None:
         """Write the markers of ``parts`` (partitions led here) and wait until they are replicated;
-        returns those to retry (not replicated in time, or leadership moved)."""
+        returns those to retry (not replicated in time, or leadership moved), or None when a
+        marker failed for good (fenced: no more markers for the transaction from here)."""
         broker = self.broker
         producer_state = broker.replica_manager.producer_state
 
-        async def one(topic: str, index: int) -> bool:
+        async def one(topic: str, index: int) -> bool | None:
             partition = broker.partition(topic, index)
             if partition is None:
                 log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
                          txn.transactional_id)
-                return True
-            code = await producer_state.write_marker_replicated(
+                return False
+            code: ErrorCode = await producer_state.write_marker_replicated(
                 broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
-            if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.TRANSACTION_COORDINATOR_FENCED):
-                log.warning("marker for %s-%d of transaction %r rejected: %s", topic, index,
-                            txn.transactional_id, code.name)
-                return True
-            if code != ErrorCode.NONE:
-                log.info("marker for %s-%d of transaction %r not written: %s; retrying", topic, index,
-                         txn.transactional_id, code.name)
-            return code == ErrorCode.NONE
+            return marker_retried(txn, topic, index, code)
 
-        done = await asyncio.gather(*(one(topic, index) for topic, index in parts))
-        return [tp for tp, ok in zip(parts, done, strict=True) if not ok]
+        retried = await asyncio.gather(*(one(topic, index) for topic, index in parts))
+        if None in retried:
+            return None
+        return [tp for tp, again in zip(parts, retried, strict=True) if again]
 
     async def _complete(self, txn: TxnMetadata) -> TxnMetadata:
         commit = txn.state == TxnState.PREPARE_COMMIT

@@ -24,22 +24,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
-from kbroker.metrics.requests import PART_BOUNDS, PARTS, RequestStats
+from kbroker.metrics.request_text import cumulative
+from kbroker.metrics.requests import RequestStats
+from kbroker.replication.leadership import is_under_min_isr
 from kbroker_protocol.messages import API_NAMES
 
 NO_LEADER = -1
-PART_HELP = (
-    "Time from a request's bytes arriving to its response being handed to the socket, in ms, by API.",
-    "Time from a request's bytes arriving to its handler starting (queued behind earlier frames of "
-    "the same read, and decoding), in ms, by API.",
-    "Time the event loop spent running a request's handler, in ms, by API.",
-    "Time a request's handling waited on something else (long polls, replication, rebalances, the "
-    "disk off the event loop, other work), in ms, by API.",
-    "Time from a response being ready to being written (held behind earlier responses or a full "
-    "socket), in ms, by API.",
-    "Time handing a response to the socket, in ms, by API.",
-)
-
 # (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
 TOPIC_COUNTERS = (
     ("bytesin", "bytes_in", "Record batch bytes appended by clients' Produce requests."),
@@ -93,36 +83,33 @@ class BrokerCollector(Collector):
             yield family
 
     def _requests(self) -> Iterator[Any]:
-        apis = sorted(self.requests.apis.items())
+        """Requests answered and handler failures per API. The request-time histograms are
+        written apart (:mod:`kbroker.metrics.request_text`): most of a scrape, kept per API."""
         count = CounterMetricFamily("kafka_network_requestmetrics_requests",
                                     "Requests answered, by API.", labels=["request"])
         failed = CounterMetricFamily("kbroker_network_requestmetrics_handler_failures",
                                      "Requests whose handler raised (answered with UNKNOWN_SERVER_ERROR "
                                      "or the connection closed), by API.", labels=["request"])
-        parts = [HistogramMetricFamily(f"kafka_network_requestmetrics_{part}", help_text, labels=["request"])
-                 for part, help_text in zip(PARTS, PART_HELP, strict=True)]
-        for api_key, stats in apis:
+        for api_key, stats in sorted(self.requests.apis.items()):
             name = API_NAMES.get(api_key, str(api_key))
             count.add_metric([name], stats.count)
             failed.add_metric([name], stats.failed)
-            for i, family in enumerate(parts):
-                family.add_metric([name], _cumulative(PART_BOUNDS[i], stats.buckets(i)), stats.sums[i])
         yield count
         yield failed
-        yield from parts
 
     def _replication(self) -> Iterator[Any]:
         broker = self.broker
         hosted = list(broker.partitions.values())
-        under = sum(1 for p in hosted if len(p.isr) < len(p.replicas))
-        under_min = sum(1 for p in hosted if len(p.isr) < p.config.get("min.insync.replicas", 1))
+        under, under_min = under_replicated(hosted)
         image = broker.image
         leaders = sum(1 for t in image.topics.values() for s in t.partitions.values()
                       if s.leader == broker.node_id)
         yield GaugeMetricFamily("kafka_server_replicamanager_underreplicatedpartitions",
-                                "Hosted partitions whose ISR is smaller than their replica set.", value=under)
+                                "Partitions this broker leads whose ISR is smaller than their replica set.",
+                                value=under)
         yield GaugeMetricFamily("kafka_server_replicamanager_underminisrpartitioncount",
-                                "Hosted partitions whose ISR is smaller than min.insync.replicas.", value=under_min)
+                                "Partitions this broker leads whose ISR is smaller than min.insync.replicas "
+                                "(at most the replica count).", value=under_min)
         yield GaugeMetricFamily("kafka_server_replicamanager_partitioncount",
                                 "Partitions hosted by this broker.", value=len(hosted))
         yield GaugeMetricFamily("kafka_server_replicamanager_leadercount",
@@ -201,7 +188,7 @@ class BrokerCollector(Collector):
                 total_ms += plog.flush_ms
         family = HistogramMetricFamily("kafka_log_logflushstats_logflushrateandtimems",
                                        "Time to fsync a log's new data, in milliseconds.")
-        family.add_metric([], _cumulative(FLUSH_BOUNDS_MS, totals), total_ms)
+        family.add_metric([], cumulative(FLUSH_BOUNDS_MS, totals), total_ms)
         return family
 
     def _groups(self) -> Iterator[Any]:
@@ -279,10 +266,10 @@ class BrokerCollector(Collector):
         yield family
 
 
-def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
-    """Per-bucket counts (the last one +Inf) as Prometheus' cumulative ``le`` buckets."""
-    out, running = [], 0
-    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
-        running += n
-        out.append(("+Inf" if bound == float("inf") else repr(bound), running))
-    return out
+def under_replicated(hosted: list[Any]) -> tuple[int, int]:
+    """Kafka's UnderReplicatedPartitions and UnderMinIsrPartitionCount over the hosted partitions:
+    counted by their leader only (Partition.isUnderReplicated / isUnderMinIsr), the ISR against
+    the replica count and against the effective min ISR, min.insync.replicas capped at the
+    replica count (Partition.effectiveMinIsr: a setting above it is allowed)."""
+    under = sum(1 for p in hosted if p.is_leader and len(p.isr) < len(p.replicas))
+    return under, sum(1 for p in hosted if is_under_min_isr(p))

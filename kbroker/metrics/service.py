@@ -50,6 +50,7 @@ class MetricsService:
 
         from kbroker.console.web import Console
         from kbroker.metrics.collector import BrokerCollector
+        from kbroker.metrics.request_text import RequestHistogramText
         from kbroker.metrics.requests import RequestStats
         from kbroker.metrics.server import MetricsServer
         from kbroker.server.http import is_loopback
@@ -67,7 +68,7 @@ class MetricsService:
                         registry=registry)
         self.registry = registry
         kafka_ports = {port for _host, port in self.broker.bound.values()}
-        self.http = MetricsServer(registry, listeners)
+        self.http = MetricsServer(registry, listeners, more_text=RequestHistogramText(self.requests).text)
         await self.http.start(kafka_ports)
         if self.broker.config["kbroker.console.enable"]:
             self.console = Console(self.broker, collector.traffic_totals,

@@ -248,7 +248,7 @@ class RaftDriver(RaftTransport):
             self._step(lambda now: node.resign(now))
             with contextlib.suppress(Exception):
                 node.log.flush()
-            for peer in self._peers.values():
+            for peer in list(self._peers.values()):  # a peer may connect while one drains
                 if peer.writer is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(peer.writer.drain(), self.config.request_timeout_ms / 1000)

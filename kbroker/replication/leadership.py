@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from kbroker.controller.image import MetadataImage
+from kbroker.controller.image import MetadataImage, PartitionState
 from kbroker.replication.partition import UNKNOWN_OFFSET, FollowerState, Partition, PendingIsr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
@@ -39,14 +38,15 @@ Eligible = Callable[[int, "int | None"], bool]
 
 def effective_min_isr(p: Partition) -> int:
     """``min.insync.replicas``, at most the replication factor (Kafka's ``effectiveMinIsr``)."""
-    return max(1, min(p.config.get("min.insync.replicas", 1), len(p.replicas) or 1))
+    configured: int = p.config.get("min.insync.replicas", 1)
+    return max(1, min(configured, len(p.replicas) or 1))
 
 
 def is_under_min_isr(p: Partition) -> bool:
     return p.is_leader and len(p.isr) < effective_min_isr(p)
 
 
-def make_leader(p: Partition, state: Any, now_ms: int, lag_ms: int, eligible: Eligible) -> bool:
+def make_leader(p: Partition, state: PartitionState, now_ms: int, lag_ms: int, eligible: Eligible) -> bool:
     """Become (or stay) leader with ``state`` (an image ``PartitionState``); True if the state
     was applied (a stale partition epoch is skipped, as Kafka does)."""
     if state.partition_epoch < p.partition_epoch:
@@ -96,7 +96,7 @@ def _reset_follower(f: FollowerState, now_ms: int, leader_end: int, new_leader: 
         f.last_fetch_time_ms = now_ms if in_isr else 0
 
 
-def make_follower(p: Partition, state: Any) -> bool:
+def make_follower(p: Partition, state: PartitionState) -> bool:
     """Follow ``state.leader``; True when fetching must (re)start: a new leader epoch (or leader)."""
     if state.partition_epoch < p.partition_epoch:
         log.info("%s-%d: skipped become-follower at partition epoch %d: already at %d", p.topic, p.index,

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kbroker.replication.validation import AppendOrder
 
 if TYPE_CHECKING:
     from kbroker.log import PartitionLog
     from kbroker.log.group_commit import GroupCommit
+    from kbroker.replication.producer_state import PartitionProducerState
 
 
 UNKNOWN_OFFSET = -1
@@ -59,7 +60,7 @@ class Partition:
                  "_hw_waiters", "group_commit")
 
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
-                 leader_epoch: int, replicas: list[int], isr: list[int], config: dict | None = None,
+                 leader_epoch: int, replicas: list[int], isr: list[int], config: dict[str, Any] | None = None,
                  *, node_id: int = -1, leader_id: int | None = None, partition_epoch: int = 0) -> None:
         self.topic = topic
         self.index = index
@@ -75,10 +76,10 @@ class Partition:
         self.epoch_start_offset: int | None = None  # leader only: the log end when the epoch began
         self.followers: dict[int, FollowerState] = {}  # leader only: the other replicas
         self.pending_isr: PendingIsr | None = None
-        self._waiters: list[asyncio.Future] = []
-        self._hw_waiters: list[asyncio.Future] = []
-        self.producer_state = None
-        self.config: dict = config or {}  # effective topic-level settings (typed), by Kafka key
+        self._waiters: list[asyncio.Future[None]] = []
+        self._hw_waiters: list[asyncio.Future[None]] = []
+        self.producer_state: PartitionProducerState | None = None
+        self.config: dict[str, Any] = config or {}  # effective topic-level settings (typed), by Kafka key
         self.append_order = AppendOrder()  # appends from clients, in request order
         self.group_commit: GroupCommit | None = None  # fsyncs of flush.messages appends (created on use)
         # Counters read by the metrics endpoint at scrape time (kbroker.metrics): plain ints, as
@@ -119,8 +120,6 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """First offset of the earliest open transaction, capped by the high watermark."""
-        from kbroker.replication.producer_manager import partition_state
-
         hw = self.log.high_watermark
         first_open = partition_state(self).first_unstable_offset()
         return hw if first_open is None else min(first_open, hw)
@@ -130,19 +129,19 @@ class Partition:
         from the ``.txnindex`` files of the log's segments."""
         return [(a.producer_id, a.first_offset) for a in self.log.collect_aborted_transactions(start, end)]
 
-    def add_waiter(self, fut: asyncio.Future) -> None:
+    def add_waiter(self, fut: asyncio.Future[None]) -> None:
         self._waiters.append(fut)
 
-    def remove_waiter(self, fut: asyncio.Future) -> None:
+    def remove_waiter(self, fut: asyncio.Future[None]) -> None:
         try:
             self._waiters.remove(fut)
         except ValueError:
             pass
 
-    def add_hw_waiter(self, fut: asyncio.Future) -> None:
+    def add_hw_waiter(self, fut: asyncio.Future[None]) -> None:
         self._hw_waiters.append(fut)
 
-    def remove_hw_waiter(self, fut: asyncio.Future) -> None:
+    def remove_hw_waiter(self, fut: asyncio.Future[None]) -> None:
         try:
             self._hw_waiters.remove(fut)
         except ValueError:
@@ -165,3 +164,14 @@ class Partition:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
+
+
+def partition_state(partition: Partition) -> PartitionProducerState:
+    """The producer state of a partition, rebuilt from its log on first use (its newest usable
+    snapshot and the batches after it: ``kbroker/replication/producer_snapshot.py``)."""
+    state = partition.producer_state
+    if state is None:
+        from kbroker.replication.producer_snapshot import load_state
+
+        state = partition.producer_state = load_state(partition.log)
+    return state

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import CONTROL_MASK, InvalidRecordBatch, parse_header, validate_batch
-from kbroker_protocol.records import check_produce_records
+from kbroker_protocol.record_batch import (
+    CONTROL_MASK,
+    BatchHeader,
+    InvalidRecordBatch,
+    parse_header,
+    validate_batch,
+)
+from kbroker_protocol.records import Buffer, check_produce_records
 
 ZSTD = 4
 
@@ -34,7 +40,8 @@ class ProduceError(Exception):
         self.record_errors = record_errors or []  # (batch index, message): Kafka's RecordError
 
 
-def validate_produce_batch(records, version: int, max_message_bytes: int):
+def validate_produce_batch(records: Buffer | None, version: int,
+                           max_message_bytes: int) -> tuple[BatchHeader, Buffer]:
     """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
 
     The request-level rules are Kafka's ``ProduceRequest.validateRecords``
@@ -44,7 +51,10 @@ def validate_produce_batch(records, version: int, max_message_bytes: int):
     code = check_produce_records(version, records)
     if code != ErrorCode.NONE:
         raise ProduceError(code, _REQUEST_ERRORS.get(code))
+    if records is None:  # (only below v3, which Produce rejects before: check_produce_records checks v3+)
+        raise ProduceError(ErrorCode.INVALID_RECORD, _REQUEST_ERRORS[ErrorCode.INVALID_RECORD])
     try:
+
         header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
         size = header.size
         if size != len(records):

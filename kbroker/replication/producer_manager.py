@@ -1,31 +1,60 @@
 """Each partition's producer state, loaded on first use, and the hook around client appends.
 
-:func:`partition_state` loads a partition's :class:`PartitionProducerState` (producer_state.py)
-from its newest usable snapshot and the batches after it (producer_snapshot.py);
+:func:`partition_state` (kept in ``partition.py``, importable from here) loads a partition's
+:class:`PartitionProducerState` (producer_state.py) from its newest usable snapshot and the batches
+after it (producer_snapshot.py);
 :class:`ProducerStateManager` is what the replica manager calls around appends with a producer id,
 and writes the transaction coordinator's COMMIT/ABORT markers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
 
+from kbroker.replication.partition import partition_state as partition_state
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.producer_snapshot import load_state
-from kbroker.replication.producer_state import PartitionProducerState, VerificationGuard
+from kbroker.replication.producer_state import VerificationGuard
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.records import ControlType, build_control_batch
+
+if TYPE_CHECKING:
+    from kbroker.replication.deadline import Deadline
+    from kbroker.replication.partition import Partition
 
 # Kafka's request.timeout.ms default: how long an acks=-1 marker append waits for the ISR.
 MARKER_TIMEOUT_MS = 30_000
 
 
-def partition_state(partition) -> PartitionProducerState:
-    """The producer state of a partition, rebuilt from its log on first use."""
-    state = partition.producer_state
-    if state is None:
-        state = partition.producer_state = load_state(partition.log)
-    return state
+class TxnVerifier(Protocol):
+    """The transaction coordinator as produce-side verification asks it (KIP-890)."""
+
+    def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int, topic: str,
+                         index: int) -> ErrorCode: ...
+
+    def is_coordinator_for(self, transactional_id: str) -> bool: ...
+
+    def partition_for(self, transactional_id: str) -> int: ...
+
+    async def add_partition_from_produce(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                         topic: str, index: int) -> ErrorCode: ...
+
+
+class MarkerReplicas(Protocol):
+    """What writing a transaction marker uses of the replica manager."""
+
+    @property
+    def broker(self) -> object: ...  # its ``clock``, if it has one
+
+    def now_ms(self) -> int: ...
+
+    def append_internal(self, partition: Partition, batch: bytes) -> int: ...
+
+    def under_min_isr(self, partition: Partition) -> bool: ...
+
+    def wait_for_replication(self, partition: Partition, required_offset: int,
+                             deadline: Deadline) -> Awaitable[ErrorCode]: ...
 
 
 class ProducerStateManager:
@@ -38,10 +67,10 @@ class ProducerStateManager:
     """
 
     def __init__(self) -> None:
-        self.verifier: Any = None
+        self.verifier: TxnVerifier | None = None
 
-    def check_append(self, partition, header, transactional_id, version: int = 0,
-                     guard: VerificationGuard | None = None):
+    def check_append(self, partition: Partition, header: BatchHeader, transactional_id: str | None,
+                     version: int = 0, guard: VerificationGuard | None = None) -> AppendResult | None:
         """Validate a client batch against the producer state; ``guard``: the verification guard
         of a batch a remote coordinator verified (replica_manager._verify_remotely)."""
         state = partition_state(partition)
@@ -70,10 +99,10 @@ class ProducerStateManager:
                                              f"verification for producer {header.producer_id}: {code.name}")
         return None
 
-    def on_append(self, partition, header, first_offset: int, last_offset: int) -> None:
+    def on_append(self, partition: Partition, header: BatchHeader, first_offset: int, last_offset: int) -> None:
         partition_state(partition).update(header, first_offset, last_offset)
 
-    def write_marker(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
+    def write_marker(self, replica_manager: MarkerReplicas, partition: Partition, producer_id: int, epoch: int, commit: bool,
                      coordinator_epoch: int) -> ErrorCode:
         """Append a COMMIT/ABORT control batch to ``partition`` and close the producer's transaction."""
         if not partition.is_leader:
@@ -93,7 +122,8 @@ class ProducerStateManager:
         partition.notify()  # the last stable offset may have moved
         return ErrorCode.NONE
 
-    async def write_marker_replicated(self, replica_manager, partition, producer_id: int, epoch: int, commit: bool,
+    async def write_marker_replicated(self, replica_manager: MarkerReplicas, partition: Partition, producer_id
+: int, epoch: int, commit: bool,
                                       coordinator_epoch: int, timeout_ms: int = MARKER_TIMEOUT_MS) -> ErrorCode:
         """:meth:`write_marker` as Kafka appends markers (acks=-1): NOT_ENOUGH_REPLICAS before the
         append when the ISR is below ``min.insync.replicas``, then NONE once the marker is below the

@@ -19,16 +19,17 @@ import json
 import logging
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from kbroker.log.partition_log import write_file_atomically
+from kbroker.log.partition_log import PartitionLog, write_file_atomically
 from kbroker.replication.producer_state import (
     NUM_BATCHES_TO_RETAIN,
     BatchMetadata,
     PartitionProducerState,
     ProducerEntry,
 )
+from kbroker_protocol.record_batch import BatchHeader
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _snapshot_files(directory: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def _last_batch(plog, end_offset: int) -> tuple[int, int] | None:
+def _last_batch(plog: PartitionLog, end_offset: int) -> tuple[int, int] | None:
     """(base offset, crc) of the batch that ends at ``end_offset - 1``, if the log has it."""
     if end_offset <= plog.log_start_offset:
         return None
@@ -85,10 +86,10 @@ def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerS
         if txn_first >= 0:
             state.open_txns[pid] = txn_first
     last_batch = tuple(doc["last_batch"]) if doc["last_batch"] else None
-    return doc["offset"], last_batch, state  # type: ignore[return-value]
+    return doc["offset"], last_batch, state
 
 
-def write_snapshot(state: PartitionProducerState, plog) -> Path | None:
+def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | None:
     """Snapshot ``state`` at the log's current end (call on the thread that appends)."""
     offset = plog.log_end_offset
     directory = Path(plog.directory)
@@ -102,7 +103,7 @@ def write_snapshot(state: PartitionProducerState, plog) -> Path | None:
     return path
 
 
-def load_state(plog) -> PartitionProducerState:
+def load_state(plog: PartitionLog) -> PartitionProducerState:
     """The producer state of ``plog``: newest usable snapshot, then the batches after it."""
     directory = Path(plog.directory)
     start = plog.log_start_offset
@@ -128,7 +129,7 @@ def load_state(plog) -> PartitionProducerState:
     return state
 
 
-def _iter_from(plog, offset: int) -> Any:
+def _iter_from(plog: PartitionLog, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
     if offset >= plog.log_end_offset:
         return iter(())
     return plog.iter_batches(offset)

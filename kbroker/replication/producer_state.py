@@ -37,13 +37,16 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import InvalidRecordBatch
-from kbroker_protocol.records import ControlType, iter_records, parse_control_record
+from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch
+from kbroker_protocol.records import Buffer, ControlType, iter_records, parse_control_record
+
+if TYPE_CHECKING:
+    from kbroker.log.partition_log import PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class BatchMetadata:
 class ProducerEntry:
     producer_id: int
     epoch: int
-    batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     last_timestamp: int = -1
     coordinator_epoch: int = -1
     txn_first_offset: int = NO_OFFSET  # first offset of the open transaction here, or -1
@@ -102,7 +105,7 @@ class PartitionProducerState:
 
     # -- validation ------------------------------------------------------------------------
 
-    def check(self, header) -> BatchMetadata | None:
+    def check(self, header: BatchHeader) -> BatchMetadata | None:
         """Validate a client batch; returns the original batch when it is a duplicate, else None."""
         pid, epoch, first_seq = header.producer_id, header.producer_epoch, header.base_sequence
         entry = self.producers.get(pid)
@@ -193,7 +196,7 @@ class PartitionProducerState:
             entry.batches.clear()
         return entry
 
-    def update(self, header, first_offset: int, last_offset: int) -> None:
+    def update(self, header: BatchHeader, first_offset: int, last_offset: int) -> None:
         pid = header.producer_id
         entry = self._entry_at(pid, header.producer_epoch)
         entry.last_timestamp = header.max_timestamp
@@ -249,7 +252,7 @@ class PartitionProducerState:
 
     # -- rebuild ---------------------------------------------------------------------------
 
-    def replay_batch(self, header, data: Any) -> None:
+    def replay_batch(self, header: BatchHeader, data: Buffer) -> None:
         if header.producer_id < 0:
             return
         if header.is_control:
@@ -267,7 +270,7 @@ class PartitionProducerState:
             self.update(header, header.base_offset, header.last_offset)
 
     @classmethod
-    def load(cls, plog) -> PartitionProducerState:
+    def load(cls, plog: PartitionLog) -> PartitionProducerState:
         """Rebuild the state by scanning the log's batches from its start."""
         state = cls()
         t0 = time.monotonic()

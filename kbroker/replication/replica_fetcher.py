@@ -27,88 +27,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import struct
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
+from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.producer_manager import partition_state
-from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
-from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.fetch import FetchRequest
 from kbroker_protocol.messages.list_offsets import ListOffsetsRequest
-from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
+from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
 from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_state import PartitionProducerState
+
 
 log = logging.getLogger("kbroker.replication.fetcher")
 
 FETCH_VERSION = 17
 LIST_OFFSETS_VERSION = 9
 UNDEFINED = -1
-_LENGTH = struct.Struct(">i")
 _ids = itertools.count(1)
-
-
-class FetcherConnectionError(Exception):
-    pass
-
-
-class BrokerConnection:
-    """One connection to another broker, one request at a time."""
-
-    def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None,
-                 node: int | None = None) -> None:
-        self.security = security  # kbroker.security.client.ClientSecurity of the inter-broker listener
-        self.node = node
-        self.host = host
-        self.port = port
-        self.client_id = client_id
-        self.max_frame = max_frame
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._correlation = 0
-
-    async def open(self, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            if self.security is None or self.security.protocol == "PLAINTEXT":
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            else:
-                self._reader, self._writer = await self.security.open_connection(
-                    self.host, self.port, client_id=self.client_id, node=self.node, max_frame=self.max_frame)
-
-    async def request(self, body: Any, version: int, timeout: float) -> Any:
-        assert self._reader is not None and self._writer is not None
-        self._correlation = (self._correlation + 1) & 0x7FFFFFFF
-        cid = self._correlation
-        header = RequestHeader(request_api_key=body.API_KEY, request_api_version=version, correlation_id=cid,
-                               client_id=self.client_id)
-        payload = encode_request(header, body)
-        async with asyncio.timeout(timeout):
-            if self.security is not None and self.security.sasl:
-                # KIP-368: a SASL session about to expire re-authenticates first (no request is in flight)
-                await self.security.reauthenticate_if_due(self._reader, self._writer)
-            self._writer.write(_LENGTH.pack(len(payload)) + payload)
-            await self._writer.drain()
-            (size,) = _LENGTH.unpack(await self._reader.readexactly(4))
-            if size < 4 or size > self.max_frame:
-                raise FetcherConnectionError(f"response of {size} bytes from {self.host}:{self.port}")
-            frame = await self._reader.readexactly(size)
-        resp_header, response = decode_response(frame, body.API_KEY, version)
-        if resp_header.correlation_id != cid:
-            raise FetcherConnectionError(f"correlation id {resp_header.correlation_id}, expected {cid}")
-        return response
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.transport.abort()
-        self._reader = self._writer = None
 
 
 @dataclass(eq=False)
@@ -228,7 +172,7 @@ class ReplicaFetcher:
         self.partitions: dict[tuple[str, int], FetchState] = {}
         self._wake = asyncio.Event()
         self._conn: BrokerConnection | None = None
-        self._task: asyncio.Task | None = asyncio.get_running_loop().create_task(
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._run(), name=f"replica-fetcher-{fetcher_id}-{source_id}")
         self._logged: set[str] = set()
         # The fetch session with the source broker (KIP-227): id, next epoch, partitions as sent.
@@ -425,7 +369,8 @@ class ReplicaFetcher:
         for t in response.topics:
             for rp in t.partitions:
                 if rp.error_code == ErrorCode.NONE:
-                    return rp.offset
+                    offset: int = rp.offset
+                    return offset
                 self._delay(s, rp.error_code)
         return None
 
@@ -556,7 +501,7 @@ class ReplicaFetcher:
     def _append(self, s: FetchState, data: memoryview) -> None:
         p = s.partition
         plog = p.log
-        batches = []
+        batches: list[tuple[int, BatchHeader]] = []
         pos = 0
         while len(data) - pos >= 61:
             header = parse_header(data, pos)
@@ -588,8 +533,8 @@ class ReplicaFetcher:
             self._update_producer_state(p, state, chunk, batches, first_pos)
         s.fetch_offset = plog.log_end_offset
 
-    def _update_producer_state(self, p: Partition, state: Any, chunk: memoryview, batches: list,
-                               first_pos: int) -> None:
+    def _update_producer_state(self, p: Partition, state: PartitionProducerState, chunk: memoryview,
+                               batches: list[tuple[int, BatchHeader]], first_pos: int) -> None:
         """The producer state learns the appended batches; ABORT markers go to the ``.txnindex``."""
         for pos, header in batches:
             if header.producer_id < 0:

@@ -26,16 +26,18 @@ import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError, dir_failure
 from kbroker.log.errors import LogError
 from kbroker.log.group_commit import GroupCommit, NotDurableError
 from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
+from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
+from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
     INLINE_REBUILD_BYTES,
@@ -54,40 +56,55 @@ from kbroker_protocol.record_validation import (
     Policy,
     validate_records,
 )
+from kbroker_protocol.records import Buffer
 
 if TYPE_CHECKING:
+    from kbroker.controller.image import PartitionState
     from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard
 
 log = logging.getLogger(__name__)
+
+
+class DelayedDivert(Protocol):
+    """The broker's delayed delivery (``kbroker/delayed.py``) as a client append reaches it."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def divert(self, partition: Partition, records: Buffer, version: int, acks: int, transactional_id: str | None,
+               now_ms: int) -> AppendResult | Awaitable[AppendResult] | None: ...
+
 
 ALTER_PARTITION = 56
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 ALTER_PARTITION_RETRY_MS = 50  # Kafka's AlterPartitionManager retries after a short backoff
 
 
-class ReplicaManager:
+class ReplicaManager(TxnVerification):
     def __init__(self, broker: Any) -> None:
         self.broker = broker  # the owning broker: its image, config, clock and partitions
         self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
-        self.producer_state: Any = None
+        self.producer_state: ProducerStateManager | None = None
         # The node-to-controller channel for AlterPartition: ``async send(api_key, request)``.
         # Installed by the broker's start-up in a cluster; None: ISR changes are not sent.
         self.alter_partition_channel: Any = None
         self.fetchers = ReplicaFetcherManager(self)
+        self.parked_fetches = ParkedFollowerFetches()  # followers' held fetches, by follower
         self._isr_timer: Any = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._no_channel_logged = False
         # ISR changes this broker's partitions made, as leader (Kafka's IsrExpandsPerSec and
         # IsrShrinksPerSec meters: marked when the controller accepted them), read by the metrics.
         self.isr_expands = 0
         self.isr_shrinks = 0
-        self._checkpoints: dict[Any, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
-        self._checkpoint_timer: Any = None
-        self._checkpoint_task: asyncio.Future | None = None
-        self._written: dict[Any, dict[tuple[str, int], int]] = {}
+        self._checkpoints: dict[Path, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpoint_task: asyncio.Future[None] | None = None
+        self._written: dict[Path, dict[tuple[str, int], int]] = {}
         self._checkpoint_lock = threading.Lock()
 
     # -- time, config, image -----------------------------------------------------------------
@@ -98,11 +115,13 @@ class ReplicaManager:
 
     @property
     def node_id(self) -> int:
-        return self.broker.node_id
+        node_id: int = self.broker.node_id
+        return node_id
 
     @property
     def lag_ms(self) -> int:
-        return self.broker.config["replica.lag.time.max.ms"]
+        lag_ms: int = self.broker.config["replica.lag.time.max.ms"]
+        return lag_ms
 
     def broker_epoch(self, broker_id: int) -> int:
         reg = self.broker.image.brokers.get(broker_id)
@@ -118,7 +137,7 @@ class ReplicaManager:
 
     # -- becoming leader or follower ---------------------------------------------------------
 
-    def apply_partition_state(self, partition: Partition, state: Any) -> None:
+    def apply_partition_state(self, partition: Partition, state: PartitionState) -> None:
         """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
         if partition.partition_epoch < 0:  # just opened
             self._restore_high_watermark(partition, state)
@@ -145,7 +164,7 @@ class ReplicaManager:
 
     # -- high watermark checkpoints ----------------------------------------------------------
 
-    def _restore_high_watermark(self, partition: Partition, state: Any) -> None:
+    def _restore_high_watermark(self, partition: Partition, state: PartitionState) -> None:
         """A replicated partition starts from its checkpointed high watermark (0 when its log
         directory's checkpoint does not list it, as Kafka); one replica is its own ISR and
         starts at its log end. Without a checkpoint file the log's own value stays."""
@@ -175,8 +194,8 @@ class ReplicaManager:
                 self._checkpoint_task = loop.run_in_executor(None, self._write_checkpoints, changed)
         self._ensure_checkpoint_timer()
 
-    def _changed_checkpoints(self) -> dict[Any, dict[tuple[str, int], int]]:
-        by_dir: dict[Any, dict[tuple[str, int], int]] = {}
+    def _changed_checkpoints(self) -> dict[Path, dict[tuple[str, int], int]]:
+        by_dir: dict[Path, dict[tuple[str, int], int]] = {}
         for partition in list(self.broker.partitions.values()):
             plog = partition.log
             by_dir.setdefault(Path(plog.directory).parent, {})[(partition.topic, partition.index)] = \
@@ -185,11 +204,11 @@ class ReplicaManager:
         self._written.update(changed)
         return changed
 
-    def _write_checkpoints(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+    def _write_checkpoints(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
         with self._checkpoint_lock:  # the periodic write (a worker thread) and the last one at stop
             self._write_checkpoints_locked(changed)
 
-    def _write_checkpoints_locked(self, changed: dict[Any, dict[tuple[str, int], int]]) -> None:
+    def _write_checkpoints_locked(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
         for log_dir, entries in changed.items():
             try:
                 hw_checkpoint.write(log_dir, entries)
@@ -351,7 +370,8 @@ class ReplicaManager:
                 partition.remove_hw_waiter(fut)
 
     def append_from_client(
-        self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
+        self, partition: Partition, records: Buffer | None, version: int, acks: int
+, transactional_id: str | None,
         now_ms: int,
     ) -> AppendResult | Awaitable[AppendResult]:
         """Validate and append one partition's batch: an :class:`AppendResult` when it could be done
@@ -379,7 +399,7 @@ class ReplicaManager:
         order = partition.append_order
         verify = self._needs_remote_verification(partition, header, transactional_id, version)
         if outcome is not None:
-            raise_for_outcome(outcome)
+            batch = raise_for_outcome(outcome)
             if record_walk.delay_headers_seen != seen:  # kbroker-deliver-* headers: kbroker/delayed.py
                 outcome.delay_headers = True
             if not order.busy and not verify:
@@ -387,7 +407,7 @@ class ReplicaManager:
                     diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                     if diverted is not None:
                         return diverted
-                return self._append(partition, header, outcome.batch, transactional_id, version)
+                return self._append(partition, header, batch, transactional_id, version)
         prev, mine = order.enqueue()  # now, before any later request for this partition is handled
         task = asyncio.ensure_future(self._append_later(
             partition, header, records, policy, outcome, transactional_id, version, prev, mine, verify, acks, now_ms))
@@ -396,9 +416,9 @@ class ReplicaManager:
         # completes): the handler awaits a shield, and the order queue always moves on.
         return asyncio.shield(task)
 
-    async def _append_later(self, partition: Partition, header: BatchHeader, records: Any, policy: Policy,
+    async def _append_later(self, partition: Partition, header: BatchHeader, records: Buffer, policy: Policy,
                             outcome: Outcome | None, transactional_id: str | None, version: int,
-                            prev: asyncio.Future | None, mine: asyncio.Future, verify: bool = False, acks: int = 1,
+                            prev: asyncio.Future[None] | None, mine: asyncio.Future[None], verify: bool = False, acks: int = 1,
                             now_ms: int = 0) -> AppendResult:
         order = partition.append_order
         try:
@@ -410,114 +430,18 @@ class ReplicaManager:
                 outcome = await self.validation_pool.validate(records, policy)
             if prev is not None:
                 await prev
-            raise_for_outcome(outcome)
+            batch = raise_for_outcome(outcome)
             if outcome.delay_headers:  # kbroker-deliver-* headers: kbroker/delayed.py
                 diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                 if diverted is not None:
                     return await diverted if inspect.isawaitable(diverted) else diverted
-            result = self._append(partition, header, outcome.batch, transactional_id, version, guard)
+            result = self._append(partition, header, batch, transactional_id, version, guard)
         finally:
             order.done(mine)
         # (a group-commit fsync is waited for after the next append may go ahead)
         return await result if inspect.isawaitable(result) else result
 
-    # -- produce-side transaction verification with a coordinator on another broker --------------
-
-    def _needs_remote_verification(self, partition: Partition, header: BatchHeader, transactional_id: str | None,
-                                   version: int) -> bool:
-        """A transactional batch opening a transaction here whose coordinator is another broker:
-        verify it there first (Kafka's AddPartitionsToTxnManager, KIP-890 part 1). From Produce
-        v12 (Transactions V2) the batch adds the partition to the transaction, wherever the
-        coordinator is: the append waits until the coordinator has logged (and replicated) it."""
-        producer_state = self.producer_state
-        verifier = getattr(producer_state, "verifier", None)
-        if verifier is None or not header.is_transactional or transactional_id is None:
-            return False
-        if version < 12 and len(self.broker.image.brokers) < 2:
-            return False
-        from kbroker.replication.producer_manager import partition_state
-
-        if partition_state(partition).has_open_txn(header.producer_id, header.producer_epoch):
-            return False
-        return version >= 12 or not verifier.is_coordinator_for(transactional_id)
-
-    async def verify_with_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                                      topic: str, index: int, verify_only: bool = True) -> ErrorCode:
-        """AddPartitionsToTxn (v5, as Kafka's brokers send it) for one partition to the transaction
-        coordinator of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
-        verify only, or (Transactions V2, ``verify_only=False``) add the partition to the
-        transaction. COORDINATOR_NOT_AVAILABLE when the coordinator cannot be reached."""
-        from kbroker.replication.replica_fetcher import BrokerConnection
-        from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
-        from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
-
-        verifier = self.producer_state.verifier
-        state = self.broker.image.partition("__transaction_state", verifier.partition_for(transactional_id))
-        reg = self.broker.image.brokers.get(state.leader) if state is not None and state.leader >= 0 else None
-        listener = self.broker.config.inter_broker_listener
-        if reg is None or reg.fenced or listener not in reg.endpoints:
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        host, port, _protocol = reg.endpoints[listener]
-        request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
-            transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
-            verify_only=verify_only, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
-        conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
-        try:
-            await conn.open(5.0)
-            response = await conn.request(request, 5, 30.0)
-        except Exception as exc:  # refused, reset, timed out
-            log.info("transaction verification with broker %d failed: %s", state.leader, exc)
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        finally:
-            conn.close()
-        code = ErrorCode(response.error_code)
-        for result in response.results_by_transaction:
-            for t in result.topic_results:
-                for pr in t.results_by_partition:
-                    if t.name == topic and pr.partition_index == index:
-                        code = ErrorCode(pr.partition_error_code)
-        return code
-
-    async def _verify_remotely(self, partition: Partition, header: BatchHeader, transactional_id: str,
-                               version: int) -> VerificationGuard:
-        """AddPartitionsToTxn to the transaction coordinator, the leader of the id's
-        ``__transaction_state`` partition: verify only before Produce v12, add the partition from
-        v12 (Transactions V2; a coordinator on this broker adds it directly, the append waiting for
-        that add to be replicated). Errors as Kafka's AddPartitionsToTxnManager and ReplicaManager
-        translate them: the coordinator's unavailability answers NOT_ENOUGH_REPLICAS (a retriable
-        error every producer knows), PRODUCER_FENCED INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE
-        INVALID_TXN_STATE below Produce v11, CONCURRENT_TRANSACTIONS NOT_ENOUGH_REPLICAS below v12.
-
-        Returns the producer's verification guard, made before the coordinator is asked (Kafka's
-        VerificationGuard): the append requires it still to be there, so a marker written while
-        the answer was on its way, or before the append, fails the append (INVALID_TXN_STATE)."""
-        from kbroker.replication.producer_manager import partition_state
-
-        add = version >= 12
-        guard = partition_state(partition).start_verification(header.producer_id, header.producer_epoch, add)
-        verifier = self.producer_state.verifier
-        if add and verifier.is_coordinator_for(transactional_id):
-            code = await verifier.add_partition_from_produce(transactional_id, header.producer_id,
-                                                             header.producer_epoch, partition.topic, partition.index)
-        else:
-            code = await self.verify_with_coordinator(transactional_id, header.producer_id, header.producer_epoch,
-                                                      partition.topic, partition.index, verify_only=not add)
-        if code == ErrorCode.PRODUCER_FENCED:
-            code = ErrorCode.INVALID_PRODUCER_EPOCH
-        elif code == ErrorCode.TRANSACTION_ABORTABLE and version <= 10:
-            code = ErrorCode.INVALID_TXN_STATE
-        elif code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED:
-            code = ErrorCode.INVALID_TXN_STATE
-        if code in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
-                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.NETWORK_EXCEPTION) or (
-                code == ErrorCode.CONCURRENT_TRANSACTIONS and not add):
-            code = ErrorCode.NOT_ENOUGH_REPLICAS
-        if code != ErrorCode.NONE:
-            raise ProduceError(code, f"Partition {partition.topic}-{partition.index} failed transaction "
-                                     f"verification for producer {header.producer_id}: {code.name}")
-        return guard
-
-    def _append(self, partition: Partition, header: BatchHeader, records: Any, transactional_id: str | None,
+    def _append(self, partition: Partition, header: BatchHeader, records: Buffer, transactional_id: str | None,
                 version: int, guard: VerificationGuard | None = None) -> AppendResult | Awaitable[AppendResult]:
         """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
         once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
@@ -572,11 +496,11 @@ class ReplicaManager:
         """The leader's ISR is below ``min.insync.replicas``: an acks=-1 append is refused."""
         return leadership.is_under_min_isr(partition)
 
-    def _divert(self, partition: Partition, records: Any, version: int, acks: int, transactional_id: str | None,
+    def _divert(self, partition: Partition, records: Buffer, version: int, acks: int, transactional_id: str | None,
                 now_ms: int) -> AppendResult | Awaitable[AppendResult] | None:
         """A batch with a delay header goes to the broker's delayed delivery (kbroker/delayed.py),
         if it has one: its result, or None for the normal append."""
-        delayed = getattr(self.broker, "delayed", None)
+        delayed: DelayedDivert | None = getattr(self.broker, "delayed", None)
         if delayed is None or not delayed.enabled:
             return None
         return delayed.divert(partition, records, version, acks, transactional_id, now_ms)
@@ -608,6 +532,9 @@ class ReplicaManager:
 
     def on_leader_append(self, partition: Partition) -> None:
         # With no followers the ISR is this broker, so everything appended is committed.
+        if partition.followers:
+            # followers whose held fetch lacks this partition (just made its replicas) fetch again
+            self.parked_fetches.wake_uncovering((partition.topic, partition.index), partition.followers)
         if not partition.followers:
             if partition.is_leader:
                 partition.log.high_watermark = partition.log.log_end_offset

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -199,7 +200,7 @@ def release_topic(broker: TopicHost, name: str) -> None:
     _creating(broker).pop(name.replace(".", "_"), None)
 
 
-def partition_keys(broker: TopicHost, name: str, records: list[MetadataRecord]) -> list[tuple[str, int]]:
+def partition_keys(broker: TopicHost, name: str, records: Sequence[MetadataRecord]) -> list[tuple[str, int]]:
     """The partitions among ``records`` that have a replica on this broker."""
     return [
         (name, r.partition_id) for r in records
@@ -208,7 +209,7 @@ def partition_keys(broker: TopicHost, name: str, records: list[MetadataRecord]) 
 
 
 def create_partition_logs(
-    broker: TopicHost, name: str, records: list[MetadataRecord], configs: dict[str, str] | None
+    broker: TopicHost, name: str, records: Sequence[MetadataRecord], configs: dict[str, str] | None
 ) -> list[tuple[str, int]]:
     """Create the logs the records' partitions need here, all or none (raises `OSError`).
     Runs on any thread. Returns the partitions whose logs were created."""
@@ -228,7 +229,7 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
 
 
 async def write_created(
-    broker: TopicHost, name: str, records: list[MetadataRecord], keys: list[tuple[str, int]], batch: bytes | None = None
+    broker: TopicHost, name: str, records: Sequence[MetadataRecord], keys: list[tuple[str, int]], batch: list[bytes] | bytes | None = None
 ) -> CreateResult | None:
     """Write the records whose logs `create_partition_logs` created through the controller
     (``batch``: the records already encoded by the controller's ``build``); if the write fails

@@ -39,6 +39,7 @@ from kbroker_protocol.record_validation import (
     Policy,
     validate_records,
 )
+from kbroker_protocol.records import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class ValidationPool:
         self._executor: Executor | None = None
         self._closed = False
         self._ready = kind == "thread"  # a thread pool has no start-up to speak of
-        self._warming: asyncio.Future | None = None
+        self._warming: asyncio.Future[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -98,7 +99,7 @@ class ValidationPool:
         executor = self._get()
         warming = self._warming = asyncio.get_running_loop().run_in_executor(executor, _warm_up)
 
-        def warmed(fut: asyncio.Future) -> None:
+        def warmed(fut: asyncio.Future[None]) -> None:
             if self._warming is fut:
                 self._warming = None
                 if not fut.cancelled() and fut.exception() is None and self._executor is executor:
@@ -106,7 +107,8 @@ class ValidationPool:
 
         warming.add_done_callback(warmed)
 
-    def check_while_cold(self, batch: Any, header: BatchHeader, policy: Policy, rebuild: bool) -> Outcome | None:
+    def check_while_cold(self, batch: Buffer, header
+: BatchHeader, policy: Policy, rebuild: bool) -> Outcome | None:
         """A batch over the inline budget while no worker has answered yet: its outcome, checked
         here (up to the ``COLD_INLINE_*`` bounds) instead of waiting for the worker's start-up,
         which this begins; None: hand it to :meth:`validate`."""
@@ -135,7 +137,7 @@ class ValidationPool:
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx)
         return self._executor
 
-    async def validate(self, batch, policy: Policy) -> Outcome:
+    async def validate(self, batch: Buffer, policy: Policy) -> Outcome:
         """Validate ``batch`` in the pool; a failure of the pool itself is UNKNOWN_SERVER_ERROR."""
         if self._closed:
             return Outcome(ErrorCode.NOT_LEADER_OR_FOLLOWER, "The broker is shutting down")
@@ -172,21 +174,21 @@ class AppendOrder:
     __slots__ = ("_tail",)
 
     def __init__(self) -> None:
-        self._tail: asyncio.Future | None = None
+        self._tail: asyncio.Future[None] | None = None
 
     @property
     def busy(self) -> bool:
         """Whether an append is queued (a new one must then wait its turn)."""
         return self._tail is not None
 
-    def enqueue(self) -> tuple[asyncio.Future | None, asyncio.Future]:
+    def enqueue(self) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
         """Take a place: ``(the previous place or None, this place)``; finish it with :meth:`done`."""
         prev = self._tail
-        mine = asyncio.get_running_loop().create_future()
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tail = mine
         return prev, mine
 
-    def done(self, mine: asyncio.Future) -> None:
+    def done(self, mine: asyncio.Future[None]) -> None:
         if not mine.done():
             mine.set_result(None)
         if self._tail is mine:
@@ -230,7 +232,10 @@ def validation_policy(partition: TopicPartitionConfig, now_ms: int) -> Policy:
     )
 
 
-def raise_for_outcome(outcome: Outcome) -> None:
-    """A failed validation as the ProduceError the Produce path answers."""
+def raise_for_outcome(outcome: Outcome) -> Buffer:
+    """A failed validation as the ProduceError the Produce path answers; else the batch to store."""
     if outcome.error != ErrorCode.NONE:
         raise ProduceError(ErrorCode(outcome.error), outcome.message, outcome.record_errors)
+    assert outcome.batch is not None  # (a successful outcome always names the batch to store)
+    return outcome.batch
+

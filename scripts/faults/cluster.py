@@ -26,7 +26,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .netns import Network, sh
+from . import disk
+from .netns import Network
 from .proxy import Proxy, ProxyHub
 
 log = logging.getLogger("faults.cluster")
@@ -178,7 +179,7 @@ class Cluster:
             data = node.workdir / "data"
             data.mkdir(exist_ok=True)
             if node.name == self.small_disk_node:
-                sh("mount", "-t", "tmpfs", "-o", f"size={self.small_disk_mb}m", f"kbf-disk-{self.net.tag}", str(data))
+                disk.mount_tmpfs(data, self.small_disk_mb, f"kbf-disk-{self.net.tag}")
                 node.disk = data
             ip = self.net.ip[node.name]
             props = {
@@ -270,24 +271,12 @@ class Cluster:
         """Fill the node's small filesystem; bytes written."""
         node = self.nodes[name]
         assert node.disk is not None, f"{name} has no small disk"
-        written = 0
-        fd = os.open(node.disk / "kbf-filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9):  # to the last block
-                chunk = b"\0" * size
-                try:
-                    while True:
-                        written += os.write(fd, chunk)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-        return written
+        return disk.fill(node.disk)
 
     def free_disk(self, name: str) -> None:
         node = self.nodes[name]
         if node.disk is not None:
-            (node.disk / "kbf-filler").unlink(missing_ok=True)
+            (node.disk / disk.FILLER).unlink(missing_ok=True)
 
     def close(self) -> None:
         for name in self.names if self.nodes else ():
@@ -299,6 +288,6 @@ class Cluster:
             self.hub.close()
         for node in self.nodes.values():
             if node.disk is not None:
-                sh("umount", "-l", str(node.disk), check=False)
+                disk.unmount(node.disk)
         if self.net is not None:
             self.net.close()

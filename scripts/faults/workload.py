@@ -21,6 +21,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -100,9 +101,10 @@ class Workload:
             if not run(process, k) or self.stopping.is_set():
                 return
 
-    def _producer_run(self, process: str, k: int) -> bool:
-        """Send until stopped (False) or the producer hits a fatal error (True: start a new one)."""
-        fatal = threading.Event()
+    def _delivery_reports(self, process: str, k: int,
+                          fatal: threading.Event | None) -> Callable[[Any, Any], None]:
+        """The on_delivery callback of producer ``process``: ``ok`` with the offset, or ``info``
+        (indeterminate) with the error; a fatal error sets ``fatal`` when given."""
 
         def delivered(err, msg) -> None:
             value = _decode(msg.value())
@@ -113,14 +115,26 @@ class Workload:
             else:
                 self.history.record(process, "info", "send", value=value, partition=msg.partition(),
                                     error=str(err.name()))
-                if err.fatal():
+                if fatal is not None and err.fatal():
                     fatal.set()
+
+        return delivered
+
+    def _fatal_errors(self, process: str, fatal: threading.Event) -> Callable[[KafkaError], None]:
+        """The error_cb of producer ``process``: a fatal error is recorded and sets ``fatal``."""
 
         def on_error(err: KafkaError) -> None:
             if err.fatal():
                 self.history.record(process, "info", "fatal", error=str(err))
                 fatal.set()
 
+        return on_error
+
+    def _producer_run(self, process: str, k: int) -> bool:
+        """Send until stopped (False) or the producer hits a fatal error (True: start a new one)."""
+        fatal = threading.Event()
+        delivered = self._delivery_reports(process, k, fatal)
+        on_error = self._fatal_errors(process, fatal)
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
                              "linger.ms": 2, "message.timeout.ms": 60000, "error_cb": on_error, **CLIENT,
                              **self.producer_extra})
@@ -162,22 +176,8 @@ class Workload:
         rng = random.Random(self.seed * 1000 + k)
         fatal = threading.Event()
         txns = itertools.count()
-
-        def delivered(err, msg) -> None:
-            value = _decode(msg.value())
-            if err is None:
-                self.history.record(process, "ok", "send", value=value, partition=msg.partition(),
-                                    offset=msg.offset())
-                self.acked[k] += 1
-            else:
-                self.history.record(process, "info", "send", value=value, partition=msg.partition(),
-                                    error=str(err.name()))
-
-        def on_error(err: KafkaError) -> None:
-            if err.fatal():
-                self.history.record(process, "info", "fatal", error=str(err))
-                fatal.set()
-
+        delivered = self._delivery_reports(process, k, None)
+        on_error = self._fatal_errors(process, fatal)
         producer = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": f"faults-txn-{k}",
                              "enable.idempotence": True, "acks": "all", "linger.ms": 2,
                              "transaction.timeout.ms": 20000, "message.timeout.ms": 15000, "error_cb": on_error,

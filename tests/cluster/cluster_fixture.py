@@ -31,6 +31,9 @@ FAST_RAFT = {
     "controller.quorum.request.timeout.ms": "1000",
 }
 
+# A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here.
+FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+
 
 class Cluster:
     def __init__(self, root: Path, n: int, extra: dict[str, str] | None = None, *, brokers: int = 0,

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster_fixture import Cluster  # noqa: E402
+from cluster_fixture import FAST_SESSIONS, Cluster  # noqa: E402
 
 
 @pytest.fixture
@@ -26,6 +26,16 @@ def cluster(tmp_path) -> Iterator[Cluster]:
 def separate_cluster(tmp_path) -> Iterator[Cluster]:
     """Three controller-only voters (1-3) and two broker-only nodes (4, 5: observers)."""
     c = Cluster(tmp_path / "cluster", 3, brokers=2, separate=True)
+    try:
+        yield c.start()
+    finally:
+        c.kill_all()
+
+
+@pytest.fixture
+def fast_cluster(tmp_path) -> Iterator[Cluster]:
+    """Three nodes whose broker sessions expire after 3 s (FAST_SESSIONS)."""
+    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
     try:
         yield c.start()
     finally:

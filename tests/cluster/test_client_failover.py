@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 from wire import Wire
 
@@ -35,9 +35,6 @@ kafka = pytest.importorskip("kafka")
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-# A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here,
-# the same for both clusters.
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
 COUNT = 600
 KILLED = 1
 PACE_S = 0.005  # one record every 5 ms

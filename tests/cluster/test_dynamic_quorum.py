@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cluster_fixture import FAST_RAFT, Cluster
-from test_kafka_quorum_tool import TOOL_ENV, fields
+from test_kafka_quorum_tool import fields
 from test_quorum_processes import create_topic
 from waiting import wait_until
 
@@ -37,8 +37,7 @@ finally:
 
 
 def metadata_quorum(*args: str) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.MetadataQuorumCommand", list(args), heap="256m")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=TOOL_ENV)
+    return reference_kafka.run_tool("org.apache.kafka.tools.MetadataQuorumCommand", list(args), timeout=180)
 
 
 def dynamic_cluster(root: Path) -> Cluster:
@@ -222,10 +221,9 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
             w.sock.close()
 
     # Kafka 4.4's kafka-cluster.sh unregister-controller, through broker 5
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.ClusterTool",
-                                       ["unregister-controller", "--bootstrap-server", c.layout.bootstrap(via),
-                                        "--id", str(victim)], heap="256m")
-    tool = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=TOOL_ENV)
+    tool = reference_kafka.run_tool("org.apache.kafka.tools.ClusterTool",
+                                    ["unregister-controller", "--bootstrap-server", c.layout.bootstrap(via),
+                                     "--id", str(victim)], timeout=180)
     assert tool.returncode == 0, tool.stdout + tool.stderr
     assert f"Controller {victim} is no longer registered." in tool.stdout
     again = unregister(victim)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cluster_fixture import Cluster
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.config import BrokerConfig, load_properties_file
@@ -27,7 +25,10 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+for _path in (Path(__file__).resolve().parents[1] / "integration", Path(__file__).resolve().parents[2] / "scripts"):
+    sys.path.insert(0, str(_path))
+from acked_writes import AckedProducer, ReadBack  # noqa: E402
+from faults.disk import FILLER, fill, small_disk  # noqa: E402
 from waiting import wait_until  # noqa: E402
 
 TOPIC = "jbod"
@@ -42,23 +43,20 @@ def jbod_cluster(tmp_path):
     # A follower whose dir failed stops fetching; until replica.lag.time.max.ms has passed since it
     # was last caught up it still holds the high watermark (acks=all waits): shortened here.
     c = Cluster(tmp_path / "cluster", 3, {"replica.lag.time.max.ms": "4000"})
-    disk = c.layout.root / f"node-{NODE}-b"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "kbroker-jbod-test", str(disk)], check=True)
-    try:
-        path = c.layout.properties_path(NODE)
-        text = path.read_text().replace(f"log.dirs={c.layout.data_dir(NODE)}\n",
-                                        f"log.dirs={c.layout.data_dir(NODE)},{disk}\n")
-        assert str(disk) in text
-        path.write_text(text)
-        cluster_id = read_meta_properties(c.layout.data_dir(NODE))["cluster.id"]
-        format_storage(BrokerConfig(load_properties_file(path), warn=False), cluster_id, ignore_formatted=True,
-                       out=io.StringIO())
-        c.start()
-        yield c, disk
-    finally:
-        c.kill_all()
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    with small_disk(c.layout.root / f"node-{NODE}-b", 32, "kbroker-jbod-test") as disk:
+        try:
+            path = c.layout.properties_path(NODE)
+            text = path.read_text().replace(f"log.dirs={c.layout.data_dir(NODE)}\n",
+                                            f"log.dirs={c.layout.data_dir(NODE)},{disk}\n")
+            assert str(disk) in text
+            path.write_text(text)
+            cluster_id = read_meta_properties(c.layout.data_dir(NODE))["cluster.id"]
+            format_storage(BrokerConfig(load_properties_file(path), warn=False), cluster_id, ignore_formatted=True,
+                           out=io.StringIO())
+            c.start()
+            yield c, disk
+        finally:
+            c.kill_all()
 
 
 def _leaders(admin: AdminClient) -> dict[int, int]:
@@ -69,20 +67,6 @@ def _leaders(admin: AdminClient) -> dict[int, int]:
 def _isr(admin: AdminClient) -> dict[int, list[int]]:
     md = admin.list_topics(TOPIC, timeout=10)
     return {p: sorted(part.isrs) for p, part in md.topics[TOPIC].partitions.items()}
-
-
-def _fill(disk: Path) -> None:
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9):
-            chunk = b"\0" * size
-            try:
-                while True:
-                    os.write(fd, chunk)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
 
 
 def _describe_log_dirs(c: Cluster):
@@ -124,34 +108,15 @@ def test_a_failed_log_dir_moves_its_leaderships_and_loses_no_acked_record(jbod_c
     wait_until(lambda: "AssignReplicasToDirs: assigned" in log_text.read_text(errors="replace"), 30,
                message="replica dirs assigned")
 
-    acked: dict[tuple[int, int], bytes] = {}
-    failed: list[str] = []
-
-    def on_delivery(err, msg) -> None:  # type: ignore[no-untyped-def]
-        if err is None:
-            acked[(msg.partition(), msg.offset())] = msg.value()
-        else:
-            failed.append(err.name())
-
-    producer = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "message.timeout.ms": 60000})
-    sent = 0
-
-    def send(count: int) -> None:
-        nonlocal sent
-        for _ in range(count):
-            producer.produce(TOPIC, value=f"{sent:08d}".encode() + b"x" * 500, partition=sent % PARTITIONS,
-                             on_delivery=on_delivery)
-            sent += 1
-        producer.poll(0)
-
-    send(300)
-    assert producer.flush(60) == 0 and not failed
-    _fill(disk)
+    writes = AckedProducer(c.bootstrap(), TOPIC, PARTITIONS, value_size=500, message_timeout_ms=60000)
+    acked, failed = writes.acked, writes.failed
+    writes.send(300)
+    assert writes.flush(60) == 0 and not failed
+    fill(disk)
 
     def moved_off() -> bool:
-        send(30)
-        producer.poll(0.1)
+        writes.send(30)
+        writes.poll(0.1)
         now = _leaders(admin)
         return all(now[p] not in (NODE, -1) for p in moved)
 
@@ -160,8 +125,8 @@ def test_a_failed_log_dir_moves_its_leaderships_and_loses_no_acked_record(jbod_c
     assert f"in dir {disk}: [Errno 28] No space left on device" in node_log
     assert "Shutdown broker because all log dirs" not in node_log
     assert c.procs[NODE].poll() is None  # one dir is left: the broker keeps running
-    send(300)
-    assert producer.flush(60) == 0
+    writes.send(300)
+    assert writes.flush(60) == 0
     assert not failed, failed[:5]
     # the broker's replicas in the failed dir left the ISR (and do not come back: they do not
     # fetch); those in its live dir did not, nor its leaderships there (it is not fenced)
@@ -179,32 +144,21 @@ def test_a_failed_log_dir_moves_its_leaderships_and_loses_no_acked_record(jbod_c
     assert results[str(c.layout.data_dir(NODE))].error_code == ErrorCode.NONE
 
     # every acknowledged record is read back
-    consumer = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "check", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
+    reader = ReadBack(c.bootstrap(), TOPIC, PARTITIONS)
     try:
-        consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-        seen: dict[tuple[int, int], bytes] = {}
-        eof: set[int] = set()
-
-        def read_all() -> bool:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error() is None:
-                    seen[(msg.partition(), msg.offset())] = msg.value()
-                elif msg.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(msg.partition())
-            return len(eof) == PARTITIONS and all(k in seen for k in acked)
-
-        wait_until(read_all, 60, message="every acknowledged record read back")
-        assert all(seen[k] == v for k, v in acked.items())
+        reader.assign()
+        wait_until(lambda: reader.read() and all(k in reader.records for k in acked), 60,
+                   message="every acknowledged record read back")
+        assert all(reader.records[k] == v for k, v in acked.items())
     finally:
-        consumer.close()
+        reader.close()
 
     # restarted with the dir repaired, its replicas there come back into the ISR
-    (disk / "filler").unlink()
+    (disk / FILLER).unlink()
     c.kill(NODE)
     c.start_node(NODE)
     wait_until(lambda: all(NODE in members for members in _isr(admin).values()), 60,
                message="the replicas of the repaired dir rejoin the ISR", details=c.logs)
     assert all(r.error_code == ErrorCode.NONE for r in _describe_log_dirs(c).results)
-    send(60)
-    assert producer.flush(60) == 0 and not failed
+    writes.send(60)
+    assert writes.flush(60) == 0 and not failed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +16,10 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 
 
-def metadata_quorum(*args: str) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.MetadataQuorumCommand", list(args), heap="256m")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+def metadata_quorum(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return reference_kafka.run_tool("org.apache.kafka.tools.MetadataQuorumCommand", list(args), timeout=timeout)
 
 
 def fields(stdout: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 from cluster_fixture import Cluster
-from test_kafka_quorum_tool import TOOL_ENV
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,8 +36,7 @@ finally:
 
 def features_tool(*args: str) -> subprocess.CompletedProcess:
     """Kafka 4.4's kafka-features.sh (FeatureCommand)."""
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.FeatureCommand", list(args), heap="256m")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=TOOL_ENV)
+    return reference_kafka.run_tool("org.apache.kafka.tools.FeatureCommand", list(args), timeout=180)
 
 
 def update_kraft_version(c: Cluster, node: int, level: int, validate_only: bool = False):

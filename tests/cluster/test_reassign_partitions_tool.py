@@ -9,14 +9,13 @@ INVALID_REPLICA_ASSIGNMENT and change nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,14 +38,10 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 TOPIC = "moving"
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
 
 
 def reassign(*args: str) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", list(args),
-                                       heap="256m")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    return reference_kafka.run_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", list(args))
 
 
 def create_topic(cluster: Cluster, replicas: list[int]) -> None:

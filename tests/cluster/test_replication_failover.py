@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,17 +23,6 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 TOPIC = "rep"
-# A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here.
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
-
-
-@pytest.fixture
-def fast_cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
-    try:
-        yield c.start()
-    finally:
-        c.kill_all()
 
 
 def create_rf3_topic(cluster: Cluster, name: str, min_isr: int = 2) -> None:
@@ -192,13 +181,15 @@ def test_acks_all_refused_below_min_insync_replicas(tmp_path):
         cluster.kill_all()
 
 
-def find_coordinator(cluster: Cluster, node: int, group: str) -> int | None:
+def find_coordinator(cluster: Cluster, node: int, key: str, key_type: int = 0) -> int | None:
+    """The coordinator ``node`` names for the group (key_type 0) or transactional id (1) ``key``;
+    None while it cannot tell."""
     try:
         w = cluster.wire(node)
     except OSError:
         return None
     try:
-        resp = w.call(10, 4, key_type=0, coordinator_keys=[group])
+        resp = w.call(10, 4, key_type=key_type, coordinator_keys=[key])
     except OSError:
         return None
     finally:
@@ -270,18 +261,7 @@ def test_consumer_group_survives_kill_of_its_coordinator(fast_cluster):
 
 
 def find_txn_coordinator(cluster: Cluster, node: int, transactional_id: str) -> int | None:
-    try:
-        w = cluster.wire(node)
-    except OSError:
-        return None
-    try:
-        resp = w.call(10, 4, key_type=1, coordinator_keys=[transactional_id])
-    except OSError:
-        return None
-    finally:
-        w.sock.close()
-    c = resp.coordinators[0]
-    return c.node_id if c.error_code == E.NONE else None
+    return find_coordinator(cluster, node, transactional_id, key_type=1)
 
 
 def test_transactions_with_remote_markers_across_a_coordinator_move(fast_cluster):

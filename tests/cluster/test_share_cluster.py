@@ -13,7 +13,6 @@ import base64
 import sys
 from pathlib import Path
 
-import pytest
 from cluster_fixture import Cluster
 from waiting import wait_until
 from wire import produce
@@ -29,16 +28,6 @@ from kbroker_protocol.errors import ErrorCode  # noqa: E402
 E = ErrorCode
 TOPIC = "queue"
 RECORDS = 20
-FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
-
-
-@pytest.fixture
-def fast_cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
-    try:
-        yield c.start()
-    finally:
-        c.kill_all()
 
 
 def _partition(cluster: Cluster, node: int):

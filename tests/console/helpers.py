@@ -1,4 +1,5 @@
-"""HTTP helpers for the console tests: JSON calls as the console's pages make them."""
+"""Helpers of the console tests: JSON calls as the console's pages make them, and the records and
+committed offsets the pages are to show (written through the wire codec and confluent-kafka)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
+
+from confluent_kafka import Consumer
+
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.records import Record, build_batch
+from tests.integration.waiting import wait_until
+from tests.integration.wire import Wire
 
 PAGE_HEADERS = {"X-Kbroker-Console": "1", "Content-Type": "application/json"}
 
@@ -38,3 +46,37 @@ def post(base: str, path: str, body: Any) -> Any:
     status, data, _ = call(base + path, "POST", body)
     assert status == 200, (path, status, data)
     return data
+
+
+def produce_raw(bootstrap: str, topic: str, partition: int, records: list[Record]) -> int:
+    """Records exactly as given (bytes that are not UTF-8, timestamps), through the wire codec."""
+    wire = Wire(bootstrap)
+    try:
+        Req = REQUESTS[0]
+        data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
+            index=partition, records=build_batch(records))])
+        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
+        part = resp.responses[0].partition_responses[0]
+        assert part.error_code == 0
+        return part.base_offset
+    finally:
+        wire.close()
+
+
+def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        got = 0
+
+        def poll() -> bool:
+            nonlocal got
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                got += 1
+            return got >= count
+        wait_until(poll, message=f"{count} records consumed")
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()

@@ -9,28 +9,11 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from kbroker.console.records import murmur2
-from kbroker_protocol.messages import REQUESTS
-from kbroker_protocol.records import Record, build_batch
-from tests.console.helpers import PAGE_HEADERS, call, get, post
+from kbroker_protocol.records import Record
+from tests.console.helpers import PAGE_HEADERS, call, consume_and_commit, get, post, produce_raw
 from tests.integration.waiting import wait_until
-from tests.integration.wire import Wire
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-def produce_raw(bootstrap: str, topic: str, partition: int, records: list[Record]) -> int:
-    """Records exactly as given (bytes that are not UTF-8, timestamps), through the wire codec."""
-    wire = Wire(bootstrap)
-    try:
-        Req = REQUESTS[0]
-        data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
-            index=partition, records=build_batch(records))])
-        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
-        part = resp.responses[0].partition_responses[0]
-        assert part.error_code == 0
-        return part.base_offset
-    finally:
-        wire.close()
 
 
 def test_overview_names_the_cluster_and_this_broker(broker, base):
@@ -182,25 +165,6 @@ def test_tail_of_every_partition_in_one_fetch(base):
     assert got["positions"] == {"0": 1, "1": 0, "2": 1}
     filtered = get(base, "/api/topics/tail-many/tail?positions=0:0,1:0,2:0&wait_ms=0&filter=ZERO")
     assert [r["partition"] for r in filtered["records"]] == [0]
-
-
-def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    try:
-        consumer.subscribe([topic])
-        got = 0
-
-        def poll() -> bool:
-            nonlocal got
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                got += 1
-            return got >= count
-        wait_until(poll, message=f"{count} records consumed")
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def test_group_lag_and_reset_offsets_only_while_inactive(broker, base):

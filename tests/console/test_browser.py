@@ -15,15 +15,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from playwright.sync_api import Page, expect, sync_playwright
 
 from kbroker.testing import BrokerThread
-from kbroker_protocol.messages import REQUESTS
-from kbroker_protocol.records import Record, build_batch
-from tests.console.helpers import post
-from tests.integration.waiting import wait_until
-from tests.integration.wire import Wire
+from kbroker_protocol.records import Record
+from tests.console.helpers import consume_and_commit, post, produce_raw
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
 SCRIPT = "<script>alert(1)</script>"
@@ -107,37 +104,6 @@ def go(page: Page, hash_: str) -> None:
     page.wait_for_selector("main[aria-busy=false]")
 
 
-def produce_binary(bootstrap: str, topic: str, partition: int, value: bytes) -> None:
-    wire = Wire(bootstrap)
-    try:
-        Req = REQUESTS[0]
-        data = Req.TopicProduceData(name=topic, partition_data=[Req.TopicProduceData.PartitionProduceData(
-            index=partition, records=build_batch([Record(value=value, timestamp=int(time.time() * 1000))]))])
-        resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[data])
-        assert resp.responses[0].partition_responses[0].error_code == 0
-    finally:
-        wire.close()
-
-
-def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    try:
-        consumer.subscribe([topic])
-        got = 0
-
-        def poll() -> bool:
-            nonlocal got
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                got += 1
-            return got >= count
-        wait_until(poll, message=f"{count} records consumed")
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-
-
 def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, base):
     bootstrap = broker.bootstrap_servers
 
@@ -207,7 +173,7 @@ def test_walk_every_page_create_produce_browse_lag_reset(page: Page, broker, bas
     expect(rows).to_have_count(1)
     expect(rows.nth(0)).to_have_attribute("data-offset", "1")
     # Bytes that are not text: hex, and escaped.
-    produce_binary(bootstrap, TOPIC, 2, b"\x00\x01bin\xff")
+    produce_raw(bootstrap, TOPIC, 2, [Record(value=b"\x00\x01bin\xff", timestamp=int(time.time() * 1000))])
     page.select_option("#browse-partition", "2")
     page.select_option("#browse-mode", "newest")
     page.click("#browse-load")

@@ -23,16 +23,17 @@ class Broker:
     bootstrap: str
 
 
-def start_broker(kind: str, work: Path):
-    """A context manager yielding a running broker of ``kind`` ("kbroker" or "kafka")."""
+def start_broker(kind: str, work: Path, overrides: dict[str, str] | None = None):
+    """A context manager yielding a running broker of ``kind`` ("kbroker" or "kafka"), with
+    ``reference_kafka.TEST_SETTINGS`` and then ``overrides`` (server.properties keys both know)."""
     if kind == "kbroker":
-        return _kbroker(work)
-    return _kafka(work)
+        return _kbroker(work, overrides or {})
+    return _kafka(work, overrides or {})
 
 
 class _kbroker:
-    def __init__(self, work: Path) -> None:
-        self._thread = BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(work / "data"))
+    def __init__(self, work: Path, overrides: dict[str, str]) -> None:
+        self._thread = BrokerThread({**reference_kafka.TEST_SETTINGS, **overrides}, data_dir=str(work / "data"))
 
     def __enter__(self) -> Broker:
         b = self._thread.__enter__()
@@ -43,11 +44,11 @@ class _kbroker:
 
 
 class _kafka:
-    def __init__(self, work: Path) -> None:
-        self._work = work
+    def __init__(self, work: Path, overrides: dict[str, str]) -> None:
+        self._work, self._overrides = work, overrides
 
     def __enter__(self) -> Broker:
-        self._handle = reference_kafka.start_reference_kafka(self._work)
+        self._handle = reference_kafka.start_reference_kafka(self._work, self._overrides)
         return Broker("kafka", self._handle.bootstrap)
 
     def __exit__(self, *exc) -> None:

@@ -19,12 +19,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import ecosystem_jars
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from ecosystem_brokers import Broker, start_broker
 from waiting import wait_until
 from wire import Wire
 
@@ -32,6 +34,26 @@ APP_SOURCE = Path(__file__).resolve().parent / "java" / "EosStreamsApp.java"
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 USERS = [f"user{i}" for i in range(4)]
 PARTITIONS = 2
+# The killed instance stays a member of its group until its session times out; the restarted one gets
+# the tasks only then. The app asks for a 10 s session with the classic protocol (the client's
+# session.timeout.ms, EosStreamsApp.java); the streams protocol's session is the broker's
+# group.streams.session.timeout.ms (default 45 s, and its minimum 45 s too). 10 s on both, so the
+# restart waits 10 s for the dead member rather than 45 s. The group's first rebalance is not delayed
+# either (the classic protocol's group.initial.rebalance.delay.ms is 0 in TEST_SETTINGS). Kafka's
+# transaction.timeout.ms for Streams' producers is 10 s; the coordinator looks for timed-out
+# transactions (the killed instance's open one) every second rather than every 10 s.
+BROKER_OVERRIDES = {
+    "group.streams.session.timeout.ms": "10000",
+    "group.streams.min.session.timeout.ms": "10000",
+    "group.streams.initial.rebalance.delay.ms": "0",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+}
+
+
+@pytest.fixture(scope="module", params=["kbroker", "kafka"])
+def broker(request, tmp_path_factory) -> Iterator[Broker]:
+    with start_broker(request.param, tmp_path_factory.mktemp(request.param), BROKER_OVERRIDES) as b:
+        yield b
 
 
 def compile_app(out: Path) -> Path:

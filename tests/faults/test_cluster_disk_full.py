@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from faults.cluster import Cluster, KbrokerTarget
 from faults.workload import create_topic
 from rootcheck import needs_root  # noqa: F401 - autouse fixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from acked_writes import AckedProducer, ReadBack  # noqa: E402
 from waiting import wait_until  # noqa: E402
 
 TOPIC = "full"
@@ -37,35 +37,16 @@ def cluster(tmp_path):
 def test_a_node_with_a_full_disk_halts_and_leadership_moves(cluster):
     create_topic(cluster.bootstrap, TOPIC, PARTITIONS, replication_factor=3,
                  config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
-    acked: dict[tuple[int, int], bytes] = {}
-    failed: list[str] = []
-
-    def on_delivery(err, msg) -> None:  # type: ignore[no-untyped-def]
-        if err is None:
-            acked[(msg.partition(), msg.offset())] = msg.value()
-        else:
-            failed.append(err.name())
-
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "message.timeout.ms": 30000})
-    sent = 0
-
-    def send(count: int) -> None:
-        nonlocal sent
-        for _ in range(count):
-            producer.produce(TOPIC, value=f"{sent:08d}".encode() + b"x" * 1000, partition=sent % PARTITIONS,
-                             on_delivery=on_delivery)
-            sent += 1
-        producer.poll(0)
-
-    send(300)
-    assert producer.flush(60) == 0
+    writes = AckedProducer(cluster.bootstrap, TOPIC, PARTITIONS, value_size=1000, message_timeout_ms=30000)
+    acked, failed = writes.acked, writes.failed
+    writes.send(300)
+    assert writes.flush(60) == 0
     n3 = cluster.nodes["n3"]
     cluster.fill_disk("n3")
 
     def n3_stopped() -> bool:
-        send(100)
-        producer.poll(0.2)
+        writes.send(100)
+        writes.poll(0.2)
         return n3.proc.poll() is not None
 
     wait_until(n3_stopped, 120, message="n3 halts on its full disk")
@@ -74,39 +55,26 @@ def test_a_node_with_a_full_disk_halts_and_leadership_moves(cluster):
     assert f"Shutdown broker because all log dirs in {n3.disk} have failed" in text
     assert f"in dir {n3.disk}: [Errno 28] No space left on device" in text
 
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "check", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
+    reader = ReadBack(cluster.bootstrap, TOPIC, PARTITIONS)
     try:
         def leaders_moved() -> bool:
-            md = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC]
+            md = reader.consumer.list_topics(TOPIC, timeout=10).topics[TOPIC]
             return all(md.partitions[p].leader in (1, 2) for p in range(PARTITIONS))
 
         wait_until(leaders_moved, 90, message="every partition led by n1 or n2")
         # (the first producer's sends in flight to n3 may stay unacknowledged until they time out,
         # as on Kafka: librdkafka's idempotent producer; docs/faults.md) A new producer's are all
         # acknowledged by n1 and n2.
-        producer.flush(60)
+        writes.flush(60)
         failed.clear()
         before = len(acked)
-        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True,
-                             "linger.ms": 5, "message.timeout.ms": 60000})
-        send(300)
-        assert producer.flush(90) == 0 and not failed, f"writes with n3 down not acknowledged: {failed[:3]}"
+        writes.renew(message_timeout_ms=60000)
+        writes.send(300)
+        assert writes.flush(90) == 0 and not failed, f"writes with n3 down not acknowledged: {failed[:3]}"
         assert len(acked) == before + 300
-        consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-        read: dict[tuple[int, int], bytes] = {}
-        ended: set[int] = set()
-
-        def drained() -> bool:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error() is None:
-                    read[(msg.partition(), msg.offset())] = msg.value()
-                elif msg.error().code() == KafkaError._PARTITION_EOF:
-                    ended.add(msg.partition())
-            return len(ended) == PARTITIONS
-
-        wait_until(drained, 60, message="every partition read to its end")
+        reader.assign()
+        wait_until(reader.read, 60, message="every partition read to its end")
     finally:
-        consumer.close()
-    missing = [k for k, v in acked.items() if read.get(k) != v]
+        reader.close()
+    missing = [k for k, v in acked.items() if reader.records.get(k) != v]
     assert not missing, f"{len(missing)} acknowledged records missing, e.g. {missing[:3]}"

@@ -9,6 +9,7 @@ import time
 
 import confluent_kafka
 import pytest
+from faults import disk
 from faults.broker import BrokerProcess, free_port
 from rootcheck import needs_root  # noqa: F401 - autouse fixture
 
@@ -17,13 +18,8 @@ TOPIC = "full"
 
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "kbf-test-full", str(disk)], check=True)
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    with disk.small_disk(tmp_path / "disk", 6, "kbf-test-full") as path:
+        yield path
 
 
 def test_a_full_disk_stops_the_broker_and_keeps_what_it_acknowledged(small_disk, tmp_path):

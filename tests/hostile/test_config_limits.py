@@ -39,12 +39,6 @@ IAC = REQUESTS[44]
 MIB_FLOOR = "Value must be at least 1048576"
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread() as b:
-        yield b
-
-
 @pytest.fixture
 def wire(broker):
     w = Wire(broker.bootstrap_servers, timeout=10)

@@ -15,7 +15,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
@@ -23,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from waiting import wait_until  # noqa: E402
 from wire import Wire, create_topic  # noqa: E402
 
-from kbroker.testing import BrokerThread  # noqa: E402
 from kbroker_protocol.errors import ErrorCode  # noqa: E402
 from kbroker_protocol.messages import REQUESTS  # noqa: E402
 from kbroker_protocol.record_batch import iter_batch_headers  # noqa: E402
@@ -31,12 +29,6 @@ from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 F = REQUESTS[1]
 P = REQUESTS[0]
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread() as b:
-        yield b
 
 
 def _topic() -> str:

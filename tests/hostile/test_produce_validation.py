@@ -20,7 +20,6 @@ from kafka import KafkaConsumer, TopicPartition
 from waiting import wait_until
 from wire import Wire, create_topic
 
-from kbroker.testing import BrokerThread
 from kbroker_protocol.compression import Codec
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
@@ -46,17 +45,6 @@ EXPECTED = {
     "snappy raw count 2 for 3": E.INVALID_RECORD,
     "lz4 frame of zeros": E.INVALID_RECORD,
 }
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread() as b:
-        yield b
-
-
-@pytest.fixture
-def bootstrap(broker) -> str:
-    return broker.bootstrap_servers
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
-"""A real broker for integration tests: one per module (fresh data dir), clients connect over TCP."""
+"""A real broker for integration tests: one per module (fresh data dir), clients connect over TCP
+(``wire``: a raw connection speaking the generated codec, see wire.py)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from wire import Wire
 
 from kbroker.testing import BrokerThread
 
@@ -18,6 +21,13 @@ def broker():
 @pytest.fixture
 def bootstrap(broker) -> str:
     return broker.bootstrap_servers
+
+
+@pytest.fixture
+def wire(bootstrap: str) -> Iterator[Wire]:
+    w = Wire(bootstrap)
+    yield w
+    w.close()
 
 
 @pytest.fixture

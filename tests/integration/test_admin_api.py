@@ -15,13 +15,6 @@ from kbroker_protocol.messages import REQUESTS
 E = ErrorCode
 
 
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
-
-
 def partition_count(wire: Wire, name: str) -> int:
     resp = wire.call(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=name)], allow_auto_topic_creation=False)
     return len(resp.topics[0].partitions)

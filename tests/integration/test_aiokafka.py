@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import InvalidPartitionsError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from waiting import async_wait_until
 
 from kbroker.testing import BrokerThread
 
@@ -101,12 +102,9 @@ async def test_long_poll_wakes_on_produce(broker, bootstrap, topic_name):
         consumer.assign([tp])
         waiting = asyncio.ensure_future(consumer.getone())
 
-        async def parked() -> None:
-            # The consumer's fetch sits at the broker until data comes.
-            while not broker.call(lambda: bool(broker.broker.partition(topic_name, 0)._waiters)):
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(parked(), 30)
+        # The consumer's fetch sits at the broker until data comes.
+        await async_wait_until(lambda: broker.call(lambda: bool(broker.broker.partition(topic_name, 0)._waiters)),
+                               30, message="the consumer's fetch parked at the broker")
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
         await producer.start()
         try:

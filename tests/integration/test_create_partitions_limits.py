@@ -6,7 +6,6 @@ batch operation." (the bounded result list). Nothing is added either way."""
 
 from __future__ import annotations
 
-import pytest
 from wire import Wire, create_topic
 
 from kbroker.api import create_partitions as create_partitions_api
@@ -17,13 +16,6 @@ E = ErrorCode
 CP = REQUESTS[37]
 ADDED = "Excessively large number of additional partitions per request."
 BATCH = "Unable to perform excessively large batch operation."
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def grow(wire: Wire, counts: list[tuple[str, int]], validate_only: bool = False):

@@ -6,7 +6,6 @@ A single topic of 10,000 partitions is 10,001 records, so Kafka refuses it."""
 
 from __future__ import annotations
 
-import pytest
 from wire import Wire, create_topic
 
 from kbroker.api import create_topics as create_topics_api
@@ -16,13 +15,6 @@ from kbroker_protocol.messages import REQUESTS
 E = ErrorCode
 CT = REQUESTS[19]
 BATCH = "Unable to perform excessively large batch operation."
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def topic(name: str, partitions: int, configs: dict[str, str] | None = None, replication: int = 1):

@@ -6,7 +6,6 @@ topic past the bound gets UNKNOWN_SERVER_ERROR without a message and stays, the 
 
 from __future__ import annotations
 
-import pytest
 from wire import Wire, create_topic
 
 from kbroker.api import delete_topics as delete_topics_api
@@ -15,13 +14,6 @@ from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
 DT = REQUESTS[20]
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def exists(wire: Wire, name: str) -> bool:

@@ -528,13 +528,6 @@ def _broker_still_serves(bootstrap: str) -> None:
         fresh.close()
 
 
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
-
-
 def test_every_served_api_has_a_case_and_a_builder() -> None:
     assert set(HANDLERS) <= set(CASES)
     assert set(HANDLERS) <= set(BUILDERS)

@@ -4,7 +4,6 @@ offset (and for the tiered-storage specials)."""
 
 from __future__ import annotations
 
-import pytest
 from wire import Wire, create_topic
 
 from kbroker.controller import metadata_records as mr
@@ -14,13 +13,6 @@ from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 LO = REQUESTS[2]
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def produce_at(wire: Wire, name: str, timestamps: list[int]) -> int:

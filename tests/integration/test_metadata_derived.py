@@ -3,18 +3,10 @@ partitions cost a third of a second per request); every applied record must inva
 
 from __future__ import annotations
 
-import pytest
 from wire import Wire, create_topic
 
 from kbroker.controller import metadata_records as mr
 from kbroker_protocol.messages import REQUESTS
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def partitions(wire: Wire, name: str, version: int = 12) -> dict[int, tuple[int, int]]:

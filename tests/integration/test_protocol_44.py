@@ -13,7 +13,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 from waiting import wait_until
 from wire import Wire, create_topic
 
@@ -43,13 +42,6 @@ KAFKA_44_FINALIZED = {
     "share.version": 2, "streams.version": 1,
 }
 FAILED_ALL = "The update failed for all features since the following feature had an error: "
-
-
-@pytest.fixture
-def wire(bootstrap):
-    w = Wire(bootstrap)
-    yield w
-    w.close()
 
 
 def _api_versions(w: Wire, version: int, **fields):
@@ -237,11 +229,10 @@ def test_update_features_refusals_as_kafka(broker, wire):
 def _kafka_tool(main_class: str, *args: str) -> subprocess.CompletedProcess:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from reference_kafka import tool_command
+        from reference_kafka import run_tool
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    return subprocess.run(tool_command(main_class, list(args), heap="256m"), capture_output=True, text=True,
-                          timeout=120)
+    return run_tool(main_class, list(args))
 
 
 def test_kafka_features_sh_describe_downgrade_upgrade(tmp_path):

@@ -74,6 +74,25 @@ def read_frame(sock: socket.socket) -> bytes:
     return read_exact(sock, size)
 
 
+def create_topic_on(sock: socket.socket, name: str) -> None:
+    """CreateTopics v7 of ``name`` (one partition) on ``sock``; its answer is read, not looked at."""
+    Req = REQUESTS[19]
+    _cid, data = frame(19, 7, topics=[Req.CreatableTopic(name=name, num_partitions=1, replication_factor=1,
+                                                          assignments=[], configs=[])],
+                       timeout_ms=5000, validate_only=False)
+    sock.sendall(data)
+    read_frame(sock)
+
+
+def auto_create_on(sock: socket.socket, name: str) -> None:
+    """A Metadata v12 request for ``name`` on ``sock`` that creates it (auto-creation); its answer
+    is read, not looked at."""
+    _cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=name)],
+                     allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+    sock.sendall(md)
+    read_frame(sock)
+
+
 def metadata_frame(correlation_id: int | None = None) -> tuple[int, bytes]:
     return frame(3, 12, correlation_id, topics=[], allow_auto_topic_creation=False,
                  include_topic_authorized_operations=False)
@@ -244,12 +263,7 @@ def test_half_sent_frame_left_open(bootstrap, bystander):
 def test_pipelined_requests_answered_in_order(broker, bootstrap, bystander, topic_name):
     sock = connect(bootstrap)
     # Create the topic so the Fetch in the middle has a partition to wait on.
-    Req = REQUESTS[19]
-    _cid, data = frame(19, 7, topics=[Req.CreatableTopic(name=topic_name, num_partitions=1, replication_factor=1,
-                                                          assignments=[], configs=[])],
-                       timeout_ms=5000, validate_only=False)
-    sock.sendall(data)
-    read_frame(sock)
+    create_topic_on(sock, topic_name)
     F = REQUESTS[1]
     expected = []
     out = bytearray()
@@ -283,10 +297,7 @@ def test_produce_of_a_batch_shorter_than_a_batch_header(bootstrap, bystander, to
     # batchLength 30 passes the request-level check (>= 14, magic 2), but no magic-2 batch is
     # shorter than its 61-byte header: CORRUPT_MESSAGE, as Kafka's DefaultRecordBatch.ensureValid.
     sock = connect(bootstrap)
-    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
-                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
-    sock.sendall(md)
-    read_frame(sock)
+    auto_create_on(sock, topic_name)
     short = struct.pack(">qiib", 0, 30, -1, 2) + bytes(30 - 5)
     P = REQUESTS[0]
     cid, data = frame(0, 9, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=[P.TopicProduceData(
@@ -306,10 +317,7 @@ def test_acks_zero_produce_sends_no_response(bootstrap, bystander, topic_name):
     _cid, data = frame(0, 9, transactional_id=None, acks=0, timeout_ms=1000, topic_data=[P.TopicProduceData(
         name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
     # Auto-creation by Metadata first, so the produce has a partition to land in.
-    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
-                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
-    sock.sendall(md)
-    read_frame(sock)
+    auto_create_on(sock, topic_name)
     sock.sendall(data)
     cid, md = metadata_frame()
     sock.sendall(md)
@@ -327,10 +335,7 @@ def test_acks_zero_produce_sends_no_response(bootstrap, bystander, topic_name):
 
 def test_client_closing_mid_long_poll_releases_the_connection(broker, bootstrap, bystander, topic_name):
     sock = connect(bootstrap)
-    cid, md = frame(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=topic_name)],
-                    allow_auto_topic_creation=True, include_topic_authorized_operations=False)
-    sock.sendall(md)
-    read_frame(sock)
+    auto_create_on(sock, topic_name)
     local = sock.getsockname()
     F = REQUESTS[1]
     _cid, data = frame(1, 11, replica_id=-1, max_wait_ms=1000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
@@ -385,12 +390,7 @@ def test_slow_reader_of_large_fetches(broker, bootstrap, bystander, topic_name):
     """Responses far larger than the socket buffers, to a client that reads late: the others are
     served meanwhile, and every byte arrives intact and in order."""
     sock = connect(bootstrap)
-    Req = REQUESTS[19]
-    _cid, data = frame(19, 7, topics=[Req.CreatableTopic(name=topic_name, num_partitions=1, replication_factor=1,
-                                                          assignments=[], configs=[])],
-                       timeout_ms=5000, validate_only=False)
-    sock.sendall(data)
-    read_frame(sock)
+    create_topic_on(sock, topic_name)
     P = REQUESTS[0]
     values = [os.urandom(512) + b"%06d" % i for i in range(4000)]
     for start in range(0, len(values), 500):

@@ -776,16 +776,19 @@ def test_exhausted_epochs_move_to_a_new_producer_id(txn_broker, bootstrap, raw):
     assert init_producer_id(raw, v1).producer_epoch == 32766
     again = init_producer_id(raw, v1)
     assert again.producer_id != pid and again.producer_epoch == 0
-    # Transactions V2: the EndTxn whose bump reaches 32766 answers with the next id at epoch 0; the
-    # markers carry the old id at 32766 and a retry of that EndTxn is recognised by the old id.
+    # Transactions V2 (Kafka's prepareAbortOrCommit): an EndTxn at 32765 bumps to 32766; the EndTxn
+    # at 32766 (exhausted) answers with the next id at epoch 0, its markers carry the old id at
+    # 32767 (Short.MAX_VALUE), and a retry of it is recognised by the old id and epoch.
     v2 = new_name("exhaust-v2")
     pid = init_producer_id(raw, v2).producer_id
     set_epoch(v2, 32765)
-    assert produce(raw, topic, 0, data_batch(pid, 32765, 0, [b"last"], transactional=True), transactional_id=v2,
+    end = _end_txn_v5(raw, v2, pid, 32765, commit=False)
+    assert (end.error_code, end.producer_id, end.producer_epoch) == (0, pid, 32766)
+    assert produce(raw, topic, 0, data_batch(pid, 32766, 0, [b"last"], transactional=True), transactional_id=v2,
                    version=12).error_code == 0
-    end = _end_txn_v5(raw, v2, pid, 32765, commit=True)
+    end = _end_txn_v5(raw, v2, pid, 32766, commit=True)
     assert end.error_code == 0 and end.producer_id != pid and end.producer_epoch == 0
-    retry = _end_txn_v5(raw, v2, pid, 32765, commit=True)
+    retry = _end_txn_v5(raw, v2, pid, 32766, commit=True)
     assert (retry.error_code, retry.producer_id, retry.producer_epoch) == (0, end.producer_id, 0)
     assert list_offset(raw, topic, isolation=1) == list_offset(raw, topic) == 2
     assert produce(raw, topic, 0, data_batch(end.producer_id, 0, 0, [b"next"], transactional=True),

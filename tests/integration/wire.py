@@ -24,15 +24,16 @@ class Wire:
 
     _ids = itertools.count(1)
 
-    def __init__(self, bootstrap: str, timeout: float = 30) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 30, client_id: str = "wire-test") -> None:
         host, port = bootstrap.split(",")[0].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.client_id = client_id
         self.sent: list[tuple[int, int, int]] = []
 
     def send(self, request, version: int) -> int:
         cid = next(self._ids)
         header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version, correlation_id=cid,
-                               client_id="wire-test")
+                               client_id=self.client_id)
         payload = encode_request(header, request)
         self.sock.sendall(struct.pack(">i", len(payload)) + payload)
         self.sent.append((cid, request.API_KEY, version))
@@ -85,3 +86,13 @@ def produce(wire: Wire, name: str, partition: int, count: int, leader_epoch: int
     return part.base_offset
 
 
+
+
+def plain_login(bootstrap: str, user: str, password: str | None = None) -> Wire:
+    """A connection authenticated with SASL/PLAIN (SaslHandshake v1, SaslAuthenticate v2) as ``user``,
+    whose password is ``<user>-secret`` unless given."""
+    wire = Wire(bootstrap)
+    wire.call(17, 1, mechanism="PLAIN")
+    secret = f"{user}-secret" if password is None else password
+    assert wire.call(36, 2, auth_bytes=f"\0{user}\0{secret}".encode()).error_code == E.NONE
+    return wire

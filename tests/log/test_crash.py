@@ -77,6 +77,25 @@ def lose_unflushed_tail(directory: Path, last_acked: int, rng: random.Random) ->
         os.truncate(last, rng.randint(keep, len(data) - 1))
 
 
+def reopened_with_every_acked_batch(directory: Path, all_acked: list[tuple[int, int]], round_: int) -> PartitionLog:
+    """The log reopened (recovered): online, its batches contiguous from offset 0, each whole with a
+    valid CRC and the bytes written, and every acknowledged (base, last) among them."""
+    log = PartitionLog.open(directory, CONFIG)
+    assert log.offline is None
+    stored = split_batches(log.read(0, 10**9).read()) if log.log_end_offset else []
+    expected_next = 0
+    for base, last, raw in stored:
+        assert base == expected_next
+        validate_batch(raw)
+        assert raw == batch_for(base)
+        expected_next = last + 1
+    assert expected_next == log.log_end_offset
+    ranges = {(base, last) for base, last, _ in stored}
+    missing = [a for a in all_acked if a not in ranges]
+    assert not missing, (round_, missing[:5])
+    return log
+
+
 def test_acknowledged_batches_survive_sigkill(tmp_path):
     shm = Path("/dev/shm")
     root = Path(tempfile.mkdtemp(prefix="crash-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
@@ -94,19 +113,7 @@ def run_rounds(directory: Path) -> None:
         all_acked += run_and_kill(directory, rng.randint(1, 60))
         if round_ % 2:
             lose_unflushed_tail(directory, max((last for _, last in all_acked), default=-1), rng)
-        log = PartitionLog.open(directory, CONFIG)
-        assert log.offline is None
-        stored = split_batches(log.read(0, 10**9).read()) if log.log_end_offset else []
-        expected_next = 0
-        for base, last, raw in stored:
-            assert base == expected_next
-            validate_batch(raw)
-            assert raw == batch_for(base)
-            expected_next = last + 1
-        assert expected_next == log.log_end_offset
-        ranges = {(base, last) for base, last, _ in stored}
-        missing = [a for a in all_acked if a not in ranges]
-        assert not missing, (round_, missing[:5])
+        log = reopened_with_every_acked_batch(directory, all_acked, round_)
         # Alternate: the next writer starts after a clean close or after an unclean one.
         log.close(clean=round_ % 2 == 0)
     assert len(all_acked) >= rounds
@@ -168,19 +175,7 @@ def test_group_commit_acknowledges_only_what_an_fsync_covered(tmp_path):
             size = last.stat().st_size
             # Every other round: exactly the fsynced bytes stay; else a random cut past them.
             os.truncate(last, floor if round_ % 2 else rng.randint(floor, size))
-            log = PartitionLog.open(directory, CONFIG)
-            assert log.offline is None
-            stored = split_batches(log.read(0, 10**9).read()) if log.log_end_offset else []
-            expected_next = 0
-            for base, last_offset, raw in stored:
-                assert base == expected_next
-                validate_batch(raw)
-                assert raw == batch_for(base)
-                expected_next = last_offset + 1
-            assert expected_next == log.log_end_offset
-            ranges = {(base, last_offset) for base, last_offset, _ in stored}
-            missing = [a for a in all_acked if a not in ranges]
-            assert not missing, (round_, missing[:5])
+            log = reopened_with_every_acked_batch(directory, all_acked, round_)
             log.close(clean=round_ % 2 == 0)
         assert len(all_acked) >= 6 * 8
         # The acknowledgements shared fsyncs: eight producers wait on each one.

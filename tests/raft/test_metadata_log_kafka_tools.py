@@ -8,9 +8,7 @@ run reads both files.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -31,14 +29,11 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 
 
 def dump_log(*files: Path) -> str:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.DumpLogSegments",
-                                       ["--cluster-metadata-decoder", "--files", ",".join(map(str, files))],
-                                       heap="256m")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool("org.apache.kafka.tools.DumpLogSegments",
+                                   ["--cluster-metadata-decoder", "--files", ",".join(map(str, files))])
     assert res.returncode == 0, f"kafka-dump-log exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res.stdout
 
@@ -174,9 +169,8 @@ def test_kafka_storage_format_checkpoint_opens_as_a_metadata_log(tmp_path):
     props.write_text("process.roles=controller\nnode.id=1\ncontroller.quorum.bootstrap.servers=127.0.0.1:19093\n"
                      "listeners=CONTROLLER://127.0.0.1:19093\ncontroller.listener.names=CONTROLLER\n"
                      f"log.dirs={data_dir}\n")
-    cmd = reference_kafka.tool_command("kafka.tools.StorageTool", [
-        "format", "--cluster-id", "q1bPXZ2eQWGCNRA8B4dUWg", "--config", str(props), "--standalone"], heap="256m")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool("kafka.tools.StorageTool", [
+        "format", "--cluster-id", "q1bPXZ2eQWGCNRA8B4dUWg", "--config", str(props), "--standalone"])
     assert res.returncode == 0, f"kafka-storage format exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     d = data_dir / "__cluster_metadata-0"
     log = MetadataLog(d)

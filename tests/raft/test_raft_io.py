@@ -17,6 +17,7 @@ from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RequestHeader
 from kbroker_protocol.messages import vote as vo
+from tests.integration.waiting import async_wait_until
 
 VOTERS = (1, 2, 3)
 CLUSTER_ID = "raft-io-test-cluster"
@@ -35,15 +36,7 @@ WAIT = 15.0
 
 async def wait_for(predicate, what: str, timeout: float = WAIT, details=None):
     """Poll ``predicate`` until it holds or the deadline passes (the sleep is the polling interval)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f": {details()}" if details else ""))
-        await asyncio.sleep(0.01)
+    return await async_wait_until(predicate, timeout, 0.01, message=what, details=details)
 
 
 class Cluster:

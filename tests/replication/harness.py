@@ -14,18 +14,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from kbroker.controller import metadata_records as mr
-from kbroker.replication.replica_fetcher import BrokerConnection
+from kbroker.replication.broker_connection import BrokerConnection
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
 from kbroker_protocol.records import Record, build_batch
+from tests.integration.waiting import async_wait_until
 
 LEADER_UNCHANGED = -2
 FAST = {
@@ -38,14 +38,7 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, message:
                    details: Callable[[], Any] | None = None) -> Any:
     """Poll ``predicate`` on the loop until it holds or the deadline passes (the sleep is the
     polling interval, never synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}" + (f": {details()}" if details else ""))
-        await asyncio.sleep(0.01)
+    return await async_wait_until(predicate, timeout, 0.01, message=message, details=details)
 
 
 class FakeController:

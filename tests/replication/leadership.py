@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from kbroker.replication.replica_fetcher import BrokerConnection
+from kbroker.replication.broker_connection import BrokerConnection
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for

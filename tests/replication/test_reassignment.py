@@ -1,6 +1,6 @@
 """Partition reassignment on real brokers in one event loop: the controller's decisions
-(kbroker.controller.replication_control: AlterPartitionReassignments and AlterPartition with the
-reassignment completing) applied to every broker as the quorum would. An added replica opens its
+(kbroker.controller.reassignment and replication_control: AlterPartitionReassignments and
+AlterPartition with the reassignment completing) applied to every broker as the quorum would. An added replica opens its
 log and catches up from the leader; once in the ISR the reassignment completes, the leader moves
 off a removed replica, and a removed replica stops and deletes its log."""
 
@@ -10,7 +10,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from kbroker.controller.replication_control import alter_partition, alter_partition_reassignments
+from kbroker.controller.reassignment import alter_partition_reassignments
+from kbroker.controller.replication_control import alter_partition
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
 from kbroker_protocol.records import iter_records

@@ -1,12 +1,16 @@
 """Security tests: certificates made once per session (openssl CLI, never committed), brokers with
-SSL/SASL listeners. They reuse tests/integration's ``waiting`` and ``wire`` helpers."""
+SSL/SASL listeners, and ``acl_broker``, the SASL/PLAIN broker with an authorizer of the ACL tests.
+They reuse tests/integration's ``waiting`` and ``wire`` helpers."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kbroker.testing import BrokerThread
 
 _HERE = str(Path(__file__).resolve().parent)
 _INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
@@ -14,9 +18,16 @@ for _path in (_HERE, _INTEGRATION):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from security_helpers import Certs, make_certs  # noqa: E402
+from security_helpers import Certs, acl_config, make_certs  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory) -> Certs:
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def acl_broker() -> Iterator[BrokerThread]:
+    """A broker of ``acl_config()`` (SASL/PLAIN users admin, alice, bob; admin a super user), one a module."""
+    with BrokerThread(acl_config()) as b:
+        yield b

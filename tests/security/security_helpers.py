@@ -1,12 +1,23 @@
-"""Helpers of the security tests: certificates made with the openssl CLI (never committed) and
-the broker settings of a TLS listener."""
+"""Helpers of the security tests: certificates made with the openssl CLI (never committed), the
+broker settings of a TLS listener, those of a SASL/PLAIN broker with Kafka's StandardAuthorizer
+(the ACL tests), and checks shared by several modules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
+from waiting import wait_until
+from wire import Wire, create_topic, plain_login
+
+from kbroker.errors import StartupError
+from kbroker.security import acls as A
+from kbroker.testing import BrokerThread
 from kbroker.testing.certs import SERVER_EXT, make_ca, make_leaf, openssl
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 KEY_PASSWORD = "key-secret"
 
@@ -60,3 +71,89 @@ def ssl_listener_config(certs: Certs, listener: str = "SSL", client_auth: str = 
     }
     config.update(extra)
     return config
+
+
+# -- a broker with an authorizer (the ACL tests) ----------------------------------------------------
+
+# Each user's password is ``<user>-secret``; admin is a super user.
+ACL_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
+            'user_alice="alice-secret" user_bob="bob-secret";')
+
+
+def acl_config(**extra: str) -> dict[str, str]:
+    """A broker with one SASL_PLAINTEXT listener (PLAIN: admin, alice, bob), the StandardAuthorizer
+    and admin as its super user."""
+    config = {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.jaas.config": ACL_JAAS,
+        "authorizer.class.name": A.STANDARD_AUTHORIZER,
+        "super.users": "User:admin",
+        "connection.failed.authentication.delay.ms": "0",
+    }
+    config.update(extra)
+    return config
+
+
+def login(broker: BrokerThread, user: str) -> Wire:
+    """A connection to ``broker`` authenticated as ``user`` (SASL/PLAIN, password ``<user>-secret``)."""
+    return plain_login(broker.bootstrap_servers, user)
+
+
+def client_config(broker: BrokerThread, user: str, **extra: Any) -> dict[str, Any]:
+    """A confluent-kafka client's settings to connect to ``broker`` as ``user`` (SASL/PLAIN)."""
+    return {"bootstrap.servers": broker.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": f"{user}-secret", **extra}
+
+
+def allow(resource_type: int, name: str, principal: str, operation: int) -> Any:
+    """The CreateAcls creation of an ALLOW ACL on a literal resource name, from any host."""
+    return REQUESTS[30].AclCreation(resource_type=resource_type, resource_name=name,
+                                    resource_pattern_type=A.LITERAL, principal=principal, host="*",
+                                    operation=operation, permission_type=A.ALLOW)
+
+
+def grant(broker: BrokerThread, *creations: Any, topics: tuple[str, ...] = ()) -> None:
+    """As admin (a super user): create ``topics`` (one partition each), then the ACLs ``creations``
+    (see ``allow``); each must succeed."""
+    admin = login(broker, "admin")
+    try:
+        for name in topics:
+            create_topic(admin, name)
+        if creations:
+            r = admin.call(30, 3, creations=list(creations))
+            assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(creations)
+    finally:
+        admin.close()
+
+
+def produce_through_reauthentications(broker: BrokerThread, producer: Any, topic: str, times: int = 3) -> list[Any]:
+    """Produce to ``topic`` with the (confluent-kafka) ``producer`` until one of ``broker``'s
+    connections has re-authenticated ``times`` times (KIP-368), then flush it all; the delivery
+    errors."""
+    errors: list[Any] = []
+
+    def reauthenticated() -> bool:
+        producer.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
+        producer.poll(0.05)
+        counts = broker.call(lambda: [c.authenticator.reauthentications for c in broker.broker.connections
+                                      if c.authenticator is not None and not c.closed])
+        return max(counts, default=0) >= times
+
+    wait_until(reauthenticated, timeout=60, message=f"{times} re-authentications on one connection")
+    assert producer.flush(30) == 0
+    return errors
+
+
+def start_up_error(config: dict[str, str], changes: dict[str, str | None]) -> str:
+    """What stops a broker of ``config`` with ``changes`` (a None value removes the key) from
+    starting: the message of its StartupError or ValueError (the test fails if it starts)."""
+    config = dict(config)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    with pytest.raises((StartupError, ValueError)) as info:
+        BrokerThread(config).start()
+    return str(info.value)

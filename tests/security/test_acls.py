@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from security_helpers import acl_config, allow, client_config, grant, login
 from waiting import wait_until
 from wire import Wire
 
@@ -16,8 +17,6 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 
 E = ErrorCode
-JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
-        'user_alice="alice-secret" user_bob="bob-secret";')
 
 
 def _authorizer(*acls: Acl, allow_if_none: bool = False, super_users: str = "") -> Authorizer:
@@ -80,38 +79,7 @@ def test_filters_match_as_kafkas_acl_binding_filter() -> None:
 # -- a broker with an authorizer -------------------------------------------------------------------
 
 
-def acl_config(**extra: str) -> dict[str, str]:
-    config = {
-        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
-        "sasl.enabled.mechanisms": "PLAIN",
-        "sasl.jaas.config": JAAS,
-        "authorizer.class.name": A.STANDARD_AUTHORIZER,
-        "super.users": "User:admin",
-        "connection.failed.authentication.delay.ms": "0",
-    }
-    config.update(extra)
-    return config
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread(acl_config()) as b:
-        yield b
-
-
-def _client(b: BrokerThread, user: str, **extra) -> dict:
-    return {"bootstrap.servers": b.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": f"{user}-secret", **extra}
-
-
-def _login(b: BrokerThread, user: str) -> Wire:
-    w = Wire(b.bootstrap_servers)
-    w.call(17, 1, mechanism="PLAIN")
-    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
-    return w
-
-
-def test_acl_apis_with_confluent_admin(broker) -> None:
+def test_acl_apis_with_confluent_admin(acl_broker) -> None:
     from confluent_kafka.admin import (
         AclBinding,
         AclBindingFilter,
@@ -122,7 +90,7 @@ def test_acl_apis_with_confluent_admin(broker) -> None:
         ResourceType,
     )
 
-    admin = AdminClient(_client(broker, "admin"))
+    admin = AdminClient(client_config(acl_broker, "admin"))
     topic = f"acl-{uuid.uuid4().hex[:6]}"
     bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
                            AclOperation.READ, AclPermissionType.ALLOW),
@@ -141,7 +109,7 @@ def test_acl_apis_with_confluent_admin(broker) -> None:
     assert [str(b) for b in found] == [str(bindings[0])]
 
 
-def test_create_acls_validates_as_kafka(broker) -> None:
+def test_create_acls_validates_as_kafka(acl_broker) -> None:
     C = REQUESTS[30].AclCreation
 
     def creation(**kw) -> object:
@@ -150,7 +118,7 @@ def test_create_acls_validates_as_kafka(broker) -> None:
         base.update(kw)
         return C(**base)
 
-    w = _login(broker, "admin")
+    w = login(acl_broker, "admin")
     try:
         r = w.call(30, 3, creations=[
             creation(resource_type=A.CLUSTER, resource_name="other"), creation(resource_name=""),
@@ -173,15 +141,13 @@ def test_create_acls_validates_as_kafka(broker) -> None:
         w.close()
 
 
-def test_acl_apis_need_cluster_permissions(broker) -> None:
-    w = _login(broker, "bob")
+def test_acl_apis_need_cluster_permissions(acl_broker) -> None:
+    w = login(acl_broker, "bob")
     try:
         r = w.call(29, 3, resource_type_filter=A.ANY, resource_name_filter=None, pattern_type_filter=A.ANY,
                    principal_filter=None, host_filter=None, operation=A.ANY, permission_type=A.ANY)
         assert r.error_code == E.CLUSTER_AUTHORIZATION_FAILED
-        r = w.call(30, 3, creations=[REQUESTS[30].AclCreation(
-            resource_type=A.TOPIC, resource_name="t", resource_pattern_type=A.LITERAL, principal="User:bob",
-            host="*", operation=A.ALL, permission_type=A.ALLOW)])
+        r = w.call(30, 3, creations=[allow(A.TOPIC, "t", "User:bob", A.ALL)])
         assert r.results[0].error_code == E.CLUSTER_AUTHORIZATION_FAILED
         Up = REQUESTS[51].ScramCredentialUpsertion
         r = w.call(51, 0, deletions=[], upsertions=[Up(name="x", mechanism=1, iterations=4096, salt=b"s",
@@ -203,7 +169,7 @@ def test_without_an_authorizer_the_acl_apis_are_security_disabled(tmp_path) -> N
             w.close()
 
 
-def test_clients_see_kafkas_authorization_errors(broker) -> None:
+def test_clients_see_kafkas_authorization_errors(acl_broker) -> None:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
     from confluent_kafka.admin import (
         AclBinding,
@@ -217,7 +183,7 @@ def test_clients_see_kafkas_authorization_errors(broker) -> None:
 
     topic = f"alice-{uuid.uuid4().hex[:6]}"
     group = f"grp-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient(_client(broker, "admin"))
+    admin = AdminClient(client_config(acl_broker, "admin"))
     assert admin.create_topics([NewTopic(topic, 1)])[topic].result(30) is None
     allow = [AclBinding(ResourceType.TOPIC, "alice-", ResourcePatternType.PREFIXED, "User:alice", "*", op,
                         AclPermissionType.ALLOW) for op in (AclOperation.WRITE, AclOperation.READ)]
@@ -227,10 +193,10 @@ def test_clients_see_kafkas_authorization_errors(broker) -> None:
         fut.result(30)
 
     # alice writes and reads her topic with her group
-    p = Producer(_client(broker, "alice"))
+    p = Producer(client_config(acl_broker, "alice"))
     p.produce(topic, b"hello")
     assert p.flush(30) == 0
-    c = Consumer(_client(broker, "alice", **{"group.id": group, "auto.offset.reset": "earliest"}))
+    c = Consumer(client_config(acl_broker, "alice", **{"group.id": group, "auto.offset.reset": "earliest"}))
     c.subscribe([topic])
     got: list = []
     try:
@@ -246,12 +212,12 @@ def test_clients_see_kafkas_authorization_errors(broker) -> None:
 
     # bob may not: his produce fails with TOPIC_AUTHORIZATION_FAILED
     delivered: list = []
-    p = Producer(_client(broker, "bob", **{"message.timeout.ms": 10000}))
+    p = Producer(client_config(acl_broker, "bob", **{"message.timeout.ms": 10000}))
     p.produce(topic, b"nope", on_delivery=lambda err, msg: delivered.append(err))
     p.flush(30)
     assert delivered and delivered[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     # his metadata does not list the topic, and naming it answers TOPIC_AUTHORIZATION_FAILED
-    w = _login(broker, "bob")
+    w = login(acl_broker, "bob")
     try:
         listed = w.call(3, 12, topics=None, allow_auto_topic_creation=False)
         assert topic not in {t.name for t in listed.topics}
@@ -270,7 +236,7 @@ def test_clients_see_kafkas_authorization_errors(broker) -> None:
     finally:
         w.close()
     # and his consumer is refused at the group
-    c = Consumer(_client(broker, "bob", **{"group.id": group, "auto.offset.reset": "earliest"}))
+    c = Consumer(client_config(acl_broker, "bob", **{"group.id": group, "auto.offset.reset": "earliest"}))
     c.subscribe([topic])
     errors: list = []
     try:
@@ -291,11 +257,9 @@ def test_clients_see_kafkas_authorization_errors(broker) -> None:
 
 def test_acls_survive_a_restart(tmp_path) -> None:
     data = str(tmp_path / "data")
-    C = REQUESTS[30].AclCreation
     with BrokerThread(acl_config(), data_dir=data) as b:
-        w = _login(b, "admin")
-        r = w.call(30, 3, creations=[C(resource_type=A.TOPIC, resource_name="kept", resource_pattern_type=A.LITERAL,
-                                       principal="User:alice", host="*", operation=A.READ, permission_type=A.ALLOW)])
+        w = login(b, "admin")
+        r = w.call(30, 3, creations=[allow(A.TOPIC, "kept", "User:alice", A.READ)])
         assert r.results[0].error_code == E.NONE
         w.close()
     with BrokerThread(acl_config(), data_dir=data) as b:
@@ -310,26 +274,12 @@ def test_an_unknown_authorizer_class_stops_start_up() -> None:
         BrokerThread(acl_config(**{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})).start()
 
 
-def test_offsets_deletion_and_transactions_are_checked(broker) -> None:
+def test_offsets_deletion_and_transactions_are_checked(acl_broker) -> None:
     Q = REQUESTS
-    admin = _login(broker, "admin")
     topic, other, group = f"alice-{uuid.uuid4().hex[:6]}", f"secret-{uuid.uuid4().hex[:6]}", f"grp-{uuid.uuid4().hex[:6]}"
-    try:
-        for name in (topic, other):
-            r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=name, num_partitions=1, replication_factor=1,
-                                                               assignments=[], configs=[])],
-                           timeout_ms=10000, validate_only=False)
-            assert r.topics[0].error_code == E.NONE
-        C = Q[30].AclCreation
-        r = admin.call(30, 3, creations=[
-            C(resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal="User:alice",
-              host="*", operation=A.READ, permission_type=A.ALLOW),
-            C(resource_type=A.GROUP, resource_name=group, resource_pattern_type=A.LITERAL, principal="User:alice",
-              host="*", operation=A.READ, permission_type=A.ALLOW)])
-        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
-    finally:
-        admin.close()
-    w = _login(broker, "alice")
+    grant(acl_broker, allow(A.TOPIC, topic, "User:alice", A.READ),
+          allow(A.GROUP, group, "User:alice", A.READ), topics=(topic, other))
+    w = login(acl_broker, "alice")
     try:
         LO = Q[2]
         r = w.call(2, 9, replica_id=-1, isolation_level=0, topics=[
@@ -366,7 +316,7 @@ def test_offsets_deletion_and_transactions_are_checked(broker) -> None:
         w.close()
 
 
-def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
+def test_transactions_and_group_listing_follow_the_acls(acl_broker) -> None:
     from confluent_kafka import KafkaException, Producer
     from confluent_kafka.admin import (
         AclBinding,
@@ -379,7 +329,7 @@ def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
     )
 
     topic, txn = f"alice-tx-{uuid.uuid4().hex[:6]}", f"alice-txn-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient(_client(broker, "admin"))
+    admin = AdminClient(client_config(acl_broker, "admin"))
     assert admin.create_topics([NewTopic(topic, 1)])[topic].result(30) is None
     grants = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
                          AclOperation.WRITE, AclPermissionType.ALLOW),
@@ -387,19 +337,19 @@ def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
                          AclOperation.WRITE, AclPermissionType.ALLOW)]
     for fut in admin.create_acls(grants).values():
         fut.result(30)
-    p = Producer(_client(broker, "alice", **{"transactional.id": txn}))
+    p = Producer(client_config(acl_broker, "alice", **{"transactional.id": txn}))
     p.init_transactions(30)
     p.begin_transaction()
     p.produce(topic, b"in-txn")
     p.commit_transaction(30)
     # another transactional id is refused at InitProducerId
-    other = Producer(_client(broker, "alice", **{"transactional.id": f"{txn}-other"}))
+    other = Producer(client_config(acl_broker, "alice", **{"transactional.id": f"{txn}-other"}))
     with pytest.raises(KafkaException) as info:
         other.init_transactions(30)
     assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in str(info.value) or "authorization" in str(info.value).lower()
 
     OC = REQUESTS[8]
-    w = _login(broker, "admin")
+    w = login(acl_broker, "admin")
     try:  # a group with committed offsets exists, and the admin lists it
         r = w.call(8, 8, group_id="admins-group", generation_id_or_member_epoch=-1, member_id="",
                    group_instance_id=None, topics=[OC.OffsetCommitRequestTopic(name=topic, partitions=[
@@ -409,7 +359,7 @@ def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
         assert "admins-group" in {g.group_id for g in w.call(16, 4, states_filter=[]).groups}
     finally:
         w.close()
-    w = _login(broker, "bob")
+    w = login(acl_broker, "bob")
     try:
         r = w.call(15, 5, groups=["some-group"], include_authorized_operations=False)
         assert r.groups[0].error_code == E.GROUP_AUTHORIZATION_FAILED
@@ -420,21 +370,10 @@ def test_transactions_and_group_listing_follow_the_acls(broker) -> None:
         w.close()
 
 
-def test_configs_are_checked_per_resource(broker) -> None:
+def test_configs_are_checked_per_resource(acl_broker) -> None:
     Q = REQUESTS
     topic = f"cfg-{uuid.uuid4().hex[:6]}"
-    admin = _login(broker, "admin")
-    try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[])],
-                       timeout_ms=10000, validate_only=False)
-        assert r.topics[0].error_code == E.NONE
-        r = admin.call(30, 3, creations=[Q[30].AclCreation(
-            resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal="User:alice",
-            host="*", operation=A.ALTER_CONFIGS, permission_type=A.ALLOW)])
-        assert r.results[0].error_code == E.NONE
-    finally:
-        admin.close()
+    grant(acl_broker, allow(A.TOPIC, topic, "User:alice", A.ALTER_CONFIGS), topics=(topic,))
     D, Inc = Q[32], Q[44]
 
     def describe(w: Wire) -> list:
@@ -451,7 +390,7 @@ def test_configs_are_checked_per_resource(broker) -> None:
                    validate_only=False)
         return r.responses[0].error_code
 
-    bob, alice = _login(broker, "bob"), _login(broker, "alice")
+    bob, alice = login(acl_broker, "bob"), login(acl_broker, "alice")
     try:
         assert [code for code, _ in describe(bob)] == [E.TOPIC_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED]
         assert alter(bob, "1000") == E.TOPIC_AUTHORIZATION_FAILED
@@ -463,18 +402,11 @@ def test_configs_are_checked_per_resource(broker) -> None:
         alice.close()
 
 
-def test_partitions_records_and_group_deletion_are_checked(broker) -> None:
+def test_partitions_records_and_group_deletion_are_checked(acl_broker) -> None:
     Q = REQUESTS
     topic = f"del-{uuid.uuid4().hex[:6]}"
-    admin = _login(broker, "admin")
-    try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[])],
-                       timeout_ms=10000, validate_only=False)
-        assert r.topics[0].error_code == E.NONE
-    finally:
-        admin.close()
-    w = _login(broker, "bob")
+    grant(acl_broker, topics=(topic,))
+    w = login(acl_broker, "bob")
     try:
         r = w.call(37, 3, topics=[Q[37].CreatePartitionsTopic(name=topic, count=2, assignments=None)],
                    timeout_ms=10000, validate_only=False)
@@ -487,15 +419,15 @@ def test_partitions_records_and_group_deletion_are_checked(broker) -> None:
         assert r.results[0].error_code == E.GROUP_AUTHORIZATION_FAILED
     finally:
         w.close()
-    assert b_partitions(broker, topic) == 1
+    assert b_partitions(acl_broker, topic) == 1
 
 
 def b_partitions(b: BrokerThread, topic: str) -> int:
     return b.call(lambda: len(b.broker.image.topic(topic).partitions))
 
 
-def test_kip848_group_apis_are_checked(broker) -> None:
-    w = _login(broker, "bob")
+def test_kip848_group_apis_are_checked(acl_broker) -> None:
+    w = login(acl_broker, "bob")
     try:
         r = w.call(68, 1, group_id="not-bobs", member_id="m" * 22, member_epoch=0, instance_id=None, rack_id=None,
                    rebalance_timeout_ms=30000, subscribed_topic_names=["x"], subscribed_topic_regex=None,
@@ -507,24 +439,17 @@ def test_kip848_group_apis_are_checked(broker) -> None:
         w.close()
 
 
-def test_describe_topic_partitions_and_cluster_follow_the_acls(broker) -> None:
+def test_describe_topic_partitions_and_cluster_follow_the_acls(acl_broker) -> None:
     Q = REQUESTS
     mine, theirs = f"alice-dtp-{uuid.uuid4().hex[:6]}", f"other-dtp-{uuid.uuid4().hex[:6]}"
-    admin = _login(broker, "admin")
+    grant(acl_broker, allow(A.TOPIC, mine, "User:bob", A.READ), topics=(mine, theirs))
+    admin = login(acl_broker, "admin")
     try:
-        r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
-                                                            assignments=[], configs=[]) for n in (mine, theirs)],
-                       timeout_ms=10000, validate_only=False)
-        assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
-        r = admin.call(30, 3, creations=[Q[30].AclCreation(
-            resource_type=A.TOPIC, resource_name=mine, resource_pattern_type=A.LITERAL, principal="User:bob",
-            host="*", operation=A.READ, permission_type=A.ALLOW)])
-        assert r.results[0].error_code == E.NONE
         r = admin.call(60, 1, include_cluster_authorized_operations=True, endpoint_type=1)
         assert r.cluster_authorized_operations == sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
     finally:
         admin.close()
-    w = _login(broker, "bob")
+    w = login(acl_broker, "bob")
     try:
         T = Q[75].TopicRequest
         r = w.call(75, 0, topics=[T(name=theirs), T(name=mine)], response_partition_limit=100, cursor=None)
@@ -554,18 +479,10 @@ def test_authorize_by_resource_type_as_kafka() -> None:
     assert by_type(_acl("*", A.WRITE))
 
 
-def test_idempotent_producer_id_needs_write_somewhere(broker) -> None:
-    Q = REQUESTS
-    admin = _login(broker, "admin")
-    try:
-        r = admin.call(30, 3, creations=[Q[30].AclCreation(
-            resource_type=A.TOPIC, resource_name=f"idem-{uuid.uuid4().hex[:6]}", resource_pattern_type=A.LITERAL,
-            principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW)])
-        assert r.results[0].error_code == E.NONE
-    finally:
-        admin.close()
+def test_idempotent_producer_id_needs_write_somewhere(acl_broker) -> None:
+    grant(acl_broker, allow(A.TOPIC, f"idem-{uuid.uuid4().hex[:6]}", "User:alice", A.WRITE))
     for user, code in (("alice", E.NONE), ("bob", E.CLUSTER_AUTHORIZATION_FAILED)):
-        w = _login(broker, user)
+        w = login(acl_broker, user)
         try:
             r = w.call(22, 5, transactional_id=None, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1)
             assert r.error_code == code, user
@@ -573,21 +490,12 @@ def test_idempotent_producer_id_needs_write_somewhere(broker) -> None:
             w.close()
 
 
-def test_add_partitions_to_txn_checks_each_topic(broker) -> None:
+def test_add_partitions_to_txn_checks_each_topic(acl_broker) -> None:
     Q = REQUESTS
     txn, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("aptxn", "apt-mine", "apt-other"))
-    admin = _login(broker, "admin")
-    try:
-        C = Q[30].AclCreation
-        r = admin.call(30, 3, creations=[
-            C(resource_type=A.TRANSACTIONAL_ID, resource_name=txn, resource_pattern_type=A.LITERAL,
-              principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW),
-            C(resource_type=A.TOPIC, resource_name=mine, resource_pattern_type=A.LITERAL,
-              principal="User:alice", host="*", operation=A.WRITE, permission_type=A.ALLOW)])
-        assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
-    finally:
-        admin.close()
-    w = _login(broker, "alice")
+    grant(acl_broker, allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
+          allow(A.TOPIC, mine, "User:alice", A.WRITE))
+    w = login(acl_broker, "alice")
     try:
         T = Q[24].AddPartitionsToTxnTopic
         r = w.call(24, 3, v3_and_below_transactional_id=txn, v3_and_below_producer_id=1,
@@ -599,23 +507,12 @@ def test_add_partitions_to_txn_checks_each_topic(broker) -> None:
         w.close()
 
 
-def test_txn_offset_commit_checks_each_topic(broker) -> None:
+def test_txn_offset_commit_checks_each_topic(acl_broker) -> None:
     Q = REQUESTS
     txn, group, mine, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("tctxn", "tcgrp", "tc-mine", "tc-other"))
-    admin = _login(broker, "admin")
-    try:
-        C = Q[30].AclCreation
-
-        def allow(rtype: int, name: str, op: int) -> object:
-            return C(resource_type=rtype, resource_name=name, resource_pattern_type=A.LITERAL,
-                     principal="User:alice", host="*", operation=op, permission_type=A.ALLOW)
-
-        r = admin.call(30, 3, creations=[allow(A.TRANSACTIONAL_ID, txn, A.WRITE), allow(A.GROUP, group, A.READ),
-                                         allow(A.TOPIC, mine, A.READ)])
-        assert [x.error_code for x in r.results] == [E.NONE] * 3
-    finally:
-        admin.close()
-    w = _login(broker, "alice")
+    grant(acl_broker, allow(A.TRANSACTIONAL_ID, txn, "User:alice", A.WRITE),
+          allow(A.GROUP, group, "User:alice", A.READ), allow(A.TOPIC, mine, "User:alice", A.READ))
+    w = login(acl_broker, "alice")
     try:
         T = Q[28].TxnOffsetCommitRequestTopic
         P = T.TxnOffsetCommitRequestPartition
@@ -630,11 +527,11 @@ def test_txn_offset_commit_checks_each_topic(broker) -> None:
         w.close()
 
 
-def test_elect_leaders_and_update_features_need_alter_on_the_cluster(broker) -> None:
+def test_elect_leaders_and_update_features_need_alter_on_the_cluster(acl_broker) -> None:
     """Both run on the controller (forwarded), authorized for the principal the request came with."""
     Q = REQUESTS
     for user, refused in (("bob", True), ("admin", False)):
-        w = _login(broker, user)
+        w = login(acl_broker, user)
         try:
             r = w.call(43, 2, election_type=0, topic_partitions=None, timeout_ms=10000)
             assert (r.error_code == E.CLUSTER_AUTHORIZATION_FAILED) is refused, (user, r)
@@ -645,28 +542,26 @@ def test_elect_leaders_and_update_features_need_alter_on_the_cluster(broker) -> 
             w.close()
 
 
-def test_acl_operations_past_the_record_bound_fail_whole(broker, monkeypatch) -> None:
+def test_acl_operations_past_the_record_bound_fail_whole(acl_broker, monkeypatch) -> None:
     # Kafka: more new ACLs than MAX_RECORDS_PER_USER_OP (10,000; lowered here) fail every creation
     # with POLICY_VIOLATION; filters matching more than it in all fail every filter INVALID_REQUEST.
     from kbroker.api import create_acls as create_acls_api
     from kbroker.api import delete_acls as delete_acls_api
-    C = REQUESTS[30].AclCreation
     F = REQUESTS[31].DeleteAclsFilter
     topic = f"bound-{uuid.uuid4().hex[:6]}"
 
     def creation(principal: str) -> object:
-        return C(resource_type=A.TOPIC, resource_name=topic, resource_pattern_type=A.LITERAL, principal=principal,
-                 host="*", operation=A.READ, permission_type=A.ALLOW)
+        return allow(A.TOPIC, topic, principal, A.READ)
 
     def matching(principal: str | None) -> object:
         return F(resource_type_filter=A.TOPIC, resource_name_filter=topic, pattern_type_filter=A.LITERAL,
                  principal_filter=principal, host_filter=None, operation=A.ANY, permission_type=A.ANY)
 
     def described() -> list[str]:
-        return sorted(b.principal for _, b in broker.call(lambda: list(broker.broker.authorizer.find(
+        return sorted(b.principal for _, b in acl_broker.call(lambda: list(acl_broker.broker.authorizer.find(
             AclFilter(A.TOPIC, topic, A.LITERAL, None, None, A.ANY, A.ANY)))))
 
-    w = _login(broker, "admin")
+    w = login(acl_broker, "admin")
     try:
         monkeypatch.setattr(create_acls_api, "MAX_RECORDS_PER_USER_OP", 2)
         batch = (E.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
@@ -690,11 +585,11 @@ def test_acl_operations_past_the_record_bound_fail_whole(broker, monkeypatch) ->
         w.close()
 
 
-def test_describe_log_dirs_needs_describe_on_the_cluster(broker) -> None:
+def test_describe_log_dirs_needs_describe_on_the_cluster(acl_broker) -> None:
     """As Kafka's handleDescribeLogDirsRequest: without DESCRIBE on the cluster, no log dirs (which
     would name every hosted topic) and CLUSTER_AUTHORIZATION_FAILED (v3+)."""
     for user, code in (("alice", E.CLUSTER_AUTHORIZATION_FAILED), ("admin", E.NONE)):
-        w = _login(broker, user)
+        w = login(acl_broker, user)
         try:
             r = w.call(35, 4, topics=None)
             assert r.error_code == code

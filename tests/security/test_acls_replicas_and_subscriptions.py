@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-from wire import Wire
+from security_helpers import acl_config, allow, grant, login
+from wire import Wire, create_topic
 
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
@@ -20,29 +20,6 @@ from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
 Q = REQUESTS
-JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
-        'user_alice="alice-secret" user_bob="bob-secret";')
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
-                       "sasl.jaas.config": JAAS, "authorizer.class.name": A.STANDARD_AUTHORIZER,
-                       "super.users": "User:admin", "connection.failed.authentication.delay.ms": "0"}) as b:
-        yield b
-
-
-def _login(b: BrokerThread, user: str) -> Wire:
-    w = Wire(b.bootstrap_servers)
-    w.call(17, 1, mechanism="PLAIN")
-    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
-    return w
-
-
-def _acl(topic_or_cluster: str, resource_type: int, principal: str, operation: int):
-    return Q[30].AclCreation(resource_type=resource_type, resource_name=topic_or_cluster,
-                             resource_pattern_type=A.LITERAL, principal=principal, host="*", operation=operation,
-                             permission_type=A.ALLOW)
 
 
 def _fetch(w: Wire, topic: str, replica_id: int):
@@ -54,23 +31,20 @@ def _fetch(w: Wire, topic: str, replica_id: int):
                   forgotten_topics_data=[], rack_id="")
 
 
-def test_a_follower_fetch_needs_cluster_action(broker) -> None:
+def test_a_follower_fetch_needs_cluster_action(acl_broker) -> None:
     topic = f"secret-{uuid.uuid4().hex[:6]}"
-    admin = _login(broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[])],
-                   timeout_ms=10000, validate_only=False)
-    assert r.topics[0].error_code == E.NONE
+    admin = login(acl_broker, "admin")
+    create_topic(admin, topic)
     P = Q[0]
     produced = admin.call(0, 9, transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[P.TopicProduceData(
         name=topic, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=build_batch([Record(value=b"payload", timestamp=1_700_000_000_000)]))])])
     assert produced.responses[0].partition_responses[0].error_code == E.NONE
     # alice may read the topic (and bob may CLUSTER_ACTION): READ does not make a follower
-    r = admin.call(30, 3, creations=[_acl(topic, A.TOPIC, "User:alice", A.READ),
-                                     _acl(A.CLUSTER_NAME, A.CLUSTER, "User:bob", A.CLUSTER_ACTION)])
+    r = admin.call(30, 3, creations=[allow(A.TOPIC, topic, "User:alice", A.READ),
+                                     allow(A.CLUSTER, A.CLUSTER_NAME, "User:bob", A.CLUSTER_ACTION)])
     assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
 
-    alice = _login(broker, "alice")
+    alice = login(acl_broker, "alice")
     as_consumer = _fetch(alice, topic, -1).responses[0].partitions[0]
     assert as_consumer.error_code == E.NONE and as_consumer.records  # her READ ACL works for a consumer
     as_follower = _fetch(alice, topic, 2).responses[0].partitions[0]
@@ -78,23 +52,17 @@ def test_a_follower_fetch_needs_cluster_action(broker) -> None:
     assert not as_follower.records
 
     for user in ("bob", "admin"):  # CLUSTER_ACTION, a super user: served as a follower's fetch
-        got = _fetch(_login(broker, user), topic, 2).responses[0].partitions[0]
+        got = _fetch(login(acl_broker, user), topic, 2).responses[0].partitions[0]
         assert got.error_code != E.TOPIC_AUTHORIZATION_FAILED, user
 
 
-def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(broker) -> None:
+def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(acl_broker) -> None:
     suffix = uuid.uuid4().hex[:6]
     mine, theirs, group = f"mine-{suffix}", f"theirs-{suffix}", f"grp-{suffix}"
-    admin = _login(broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[]) for n in (mine, theirs)],
-                   timeout_ms=10000, validate_only=False)
-    assert [t.error_code for t in r.topics] == [E.NONE, E.NONE]
-    r = admin.call(30, 3, creations=[_acl(mine, A.TOPIC, "User:alice", A.DESCRIBE),
-                                     _acl(group, A.GROUP, "User:alice", A.READ)])
-    assert [x.error_code for x in r.results] == [E.NONE, E.NONE]
+    grant(acl_broker, allow(A.TOPIC, mine, "User:alice", A.DESCRIBE),
+          allow(A.GROUP, group, "User:alice", A.READ), topics=(mine, theirs))
 
-    alice = _login(broker, "alice")
+    alice = login(acl_broker, "alice")
 
     def join(topics: list[str]):
         return alice.call(68, 1, group_id=group, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None,
@@ -108,23 +76,23 @@ def test_a_consumer_group_member_subscribes_only_to_topics_it_may_describe(broke
     assert join([mine]).error_code == E.NONE
 
 
-def test_a_regex_subscription_gets_only_the_matching_topics_the_member_may_describe(broker) -> None:
+def test_a_regex_subscription_gets_only_the_matching_topics_the_member_may_describe(acl_broker) -> None:
     """Kafka's TopicRegexResolver.filterTopicDescribeAuthorizedTopics: the topics a regex resolves to
     are filtered by DESCRIBE for the principal of the heartbeat that resolved it."""
     suffix = uuid.uuid4().hex[:6]
     allowed, hidden, unmatched, group = f"rx{suffix}-a", f"rx{suffix}-b", f"other-{suffix}", f"grp-{suffix}"
-    admin = _login(broker, "admin")
+    admin = login(acl_broker, "admin")
     r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=n, num_partitions=2, replication_factor=1,
                                                        assignments=[], configs=[]) for n in (allowed, hidden, unmatched)],
                    timeout_ms=10000, validate_only=False)
     assert [t.error_code for t in r.topics] == [E.NONE] * 3
     ids = {t.name: t.topic_id for t in r.topics}
-    r = admin.call(30, 3, creations=[_acl(allowed, A.TOPIC, "User:alice", A.DESCRIBE),
-                                     _acl(unmatched, A.TOPIC, "User:alice", A.DESCRIBE),
-                                     _acl(group, A.GROUP, "User:alice", A.READ)])
+    r = admin.call(30, 3, creations=[allow(A.TOPIC, allowed, "User:alice", A.DESCRIBE),
+                                     allow(A.TOPIC, unmatched, "User:alice", A.DESCRIBE),
+                                     allow(A.GROUP, group, "User:alice", A.READ)])
     assert [x.error_code for x in r.results] == [E.NONE] * 3
 
-    got = _login(broker, "alice").call(
+    got = login(acl_broker, "alice").call(
         68, 1, group_id=group, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None, rack_id=None,
         rebalance_timeout_ms=30000, subscribed_topic_names=None, subscribed_topic_regex=f"rx{suffix}-.*",
         server_assignor=None, topic_partitions=[])
@@ -143,11 +111,8 @@ def test_a_disabled_consumer_protocol_is_said_before_the_group_acl_is_checked() 
     """Kafka's handleConsumerGroupHeartbeat answers UNSUPPORTED_VERSION when the consumer protocol
     is off before it checks READ on the group: a principal without that ACL gets UNSUPPORTED_VERSION
     too, not GROUP_AUTHORIZATION_FAILED."""
-    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
-                       "sasl.jaas.config": JAAS, "authorizer.class.name": A.STANDARD_AUTHORIZER,
-                       "super.users": "User:admin", "connection.failed.authentication.delay.ms": "0",
-                       "group.coordinator.rebalance.protocols": "classic"}) as b:
-        got = _login(b, "alice").call(
+    with BrokerThread(acl_config(**{"group.coordinator.rebalance.protocols": "classic"})) as b:
+        got = login(b, "alice").call(
             68, 1, group_id="no-acl", member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None,
             rack_id=None, rebalance_timeout_ms=30000, subscribed_topic_names=["t"], subscribed_topic_regex=None,
             server_assignor=None, topic_partitions=[])

@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from wire import Wire
+from security_helpers import allow, client_config, login
+from wire import Wire, create_topic
 
 from kbroker.security import acls as A
-from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 
@@ -19,50 +19,25 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 Q = REQUESTS
-JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
-        'user_alice="alice-secret";')
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "PLAIN",
-                       "sasl.jaas.config": JAAS, "authorizer.class.name": A.STANDARD_AUTHORIZER,
-                       "super.users": "User:admin", "connection.failed.authentication.delay.ms": "0"}) as b:
-        yield b
-
-
-def _login(b: BrokerThread, user: str) -> Wire:
-    w = Wire(b.bootstrap_servers)
-    w.call(17, 1, mechanism="PLAIN")
-    assert w.call(36, 2, auth_bytes=f"\0{user}\0{user}-secret".encode()).error_code == E.NONE
-    return w
 
 
 def _allow(admin: Wire, resource_type: int, name: str, operation: int) -> None:
-    r = admin.call(30, 3, creations=[Q[30].AclCreation(
-        resource_type=resource_type, resource_name=name, resource_pattern_type=A.LITERAL, principal="User:alice",
-        host="*", operation=operation, permission_type=A.ALLOW)])
+    r = admin.call(30, 3, creations=[allow(resource_type, name, "User:alice", operation)])
     assert r.results[0].error_code == E.NONE
 
 
-def test_producer_and_transaction_listings_follow_the_acls(broker) -> None:
+def test_producer_and_transaction_listings_follow_the_acls(acl_broker) -> None:
     suffix = uuid.uuid4().hex[:6]
     topic, txn_id = f"secret-{suffix}", f"tx-{suffix}"
-    admin = _login(broker, "admin")
-    r = admin.call(19, 7, topics=[Q[19].CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
-                                                       assignments=[], configs=[])],
-                   timeout_ms=10000, validate_only=False)
-    assert r.topics[0].error_code == E.NONE
-    producer = confluent_kafka.Producer({
-        "bootstrap.servers": broker.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN", "sasl.username": "admin", "sasl.password": "admin-secret",
-        "transactional.id": txn_id})
+    admin = login(acl_broker, "admin")
+    create_topic(admin, topic)
+    producer = confluent_kafka.Producer(client_config(acl_broker, "admin", **{"transactional.id": txn_id}))
     producer.init_transactions(30)
     producer.begin_transaction()
     producer.produce(topic, b"open")
     assert producer.flush(30) == 0  # the transaction stays open: Ongoing, with the topic in it
 
-    alice = _login(broker, "alice")
+    alice = login(acl_broker, "alice")
 
     def producers():
         r = alice.call(61, 0, topics=[Q[61].TopicRequest(name=topic, partition_indexes=[0])])
@@ -97,12 +72,12 @@ def test_producer_and_transaction_listings_follow_the_acls(broker) -> None:
     producer.abort_transaction(30)
 
 
-def test_describe_producers_checks_the_topic_name_then_read_then_existence(broker) -> None:
+def test_describe_producers_checks_the_topic_name_then_read_then_existence(acl_broker) -> None:
     """Kafka's handleDescribeProducersRequest: an illegal topic name answers INVALID_TOPIC_EXCEPTION
     (before READ is checked), a topic the principal may not READ TOPIC_AUTHORIZATION_FAILED, a
     missing one UNKNOWN_TOPIC_OR_PARTITION, each with its message, for every partition asked."""
-    admin = _login(broker, "admin")
-    alice = _login(broker, "alice")
+    admin = login(acl_broker, "admin")
+    alice = login(acl_broker, "alice")
     missing = f"missing-{uuid.uuid4().hex[:6]}"
 
     def producers(w: Wire, name: str):

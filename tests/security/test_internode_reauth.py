@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from waiting import async_wait_until
 
 from kbroker.security import client
 from kbroker.security.client import (
@@ -29,13 +32,6 @@ from kbroker.security.scram import ScramCredentials
 from kbroker_protocol.api import decode_response, encode_request, encode_response
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-
-
-async def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 class _Listener:
@@ -85,6 +81,17 @@ def _security(reauth_ms: int, users: dict[str, str] | None = None) -> ListenerSe
 CLIENT = ClientSecurity("CONTROLLER", "SASL_PLAINTEXT", mechanism="PLAIN", username="node", password="s3cret")
 
 
+@asynccontextmanager
+async def _serving(listener: _Listener) -> AsyncIterator[int]:
+    """``listener`` serving on an ephemeral port of 127.0.0.1 (the port), closed after."""
+    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def _api_versions(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cid: int) -> None:
     header = RequestHeader(request_api_key=18, request_api_version=3, correlation_id=cid, client_id="t")
     payload = encode_request(header, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
@@ -98,29 +105,22 @@ async def test_the_client_reauthenticates_on_the_same_connection():
     # Kafka's server takes at most one re-authentication a second: a lifetime of 1.2 s re-authenticates
     # after 1.02 to 1.14 s
     listener = _Listener(_security(reauth_ms=1200))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     opener = Connector(CLIENT, "t")
-    try:
+    async with _serving(listener) as port:
         reader, writer = await opener("127.0.0.1", port)
         for round_ in range(1, 3):
-            await _wait_for(lambda: reauthentication_due(writer))
+            await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
             await opener.reauthenticate_if_due(reader, writer)
             assert reauthentications(writer) == round_
             await _api_versions(reader, writer, round_)  # the connection still serves requests
         assert [s.reauthentications for s in listener.sessions] == [2]
         assert listener.connections == 1 and listener.closed_by_session == []
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_the_reauthentication_time_is_85_to_95_percent_of_the_session_lifetime():
     listener = _Listener(_security(reauth_ms=60_000))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         before = time.monotonic()
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         after = time.monotonic()
@@ -129,58 +129,41 @@ async def test_the_reauthentication_time_is_85_to_95_percent_of_the_session_life
         assert before + 60 * REAUTH_WINDOW_FACTOR <= at <= after + 60 * (REAUTH_WINDOW_FACTOR + REAUTH_JITTER)
         assert not reauthentication_due(writer)
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_no_session_lifetime_means_no_reauthentication():
     listener = _Listener(_security(reauth_ms=0))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         assert client._sessions[writer].reauthenticate_at is None
         assert not reauthentication_due(writer)
         await _api_versions(reader, writer, 1)
         writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_the_server_closes_a_connection_whose_session_expired():
     listener = _Listener(_security(reauth_ms=100))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
-        await _wait_for(lambda: bool(listener.sessions))
+        await async_wait_until(lambda: listener.sessions, 10, 0.01, message="an authenticated session")
         session = listener.sessions[0]
         expires = session.auth.session_expires
         assert expires is not None
-        await _wait_for(lambda: time.monotonic() >= expires)
+        await async_wait_until(lambda: time.monotonic() >= expires, 10, 0.01, message="the session expiring")
         with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
             await _api_versions(reader, writer, 1)  # not re-authenticated: closed, no answer
-        await _wait_for(lambda: bool(listener.closed_by_session))
+        await async_wait_until(lambda: listener.closed_by_session, 10, 0.01,
+                               message="the server closing the expired session")
         assert "expired" in listener.closed_by_session[0]
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_refused_reauthentication_aborts_the_connection():
     users = {"node": "s3cret"}
     listener = _Listener(_security(reauth_ms=300, users=users))
-    server = await asyncio.start_server(listener.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _serving(listener) as port:
         reader, writer = await open_connection("127.0.0.1", port, CLIENT, client_id="t")
         users["node"] = "changed"  # the server no longer accepts the node's password
-        await _wait_for(lambda: reauthentication_due(writer))
+        await async_wait_until(lambda: reauthentication_due(writer), 10, 0.01, message="a re-authentication due")
         with pytest.raises(AuthenticationError, match="Invalid username or password"):
             await Connector(CLIENT, "t").reauthenticate_if_due(reader, writer)
         assert writer.transport.is_closing()
-    finally:
-        server.close()
-        await server.wait_closed()

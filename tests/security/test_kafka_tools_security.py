@@ -4,7 +4,6 @@ as, and the tools themselves connect over SASL_PLAINTEXT (PLAIN, SCRAM) and SASL
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -25,14 +24,12 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
               'password="admin-secret" user_admin="admin-secret";')
 
 
 def tool(main_class: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools." + main_class, list(args), heap="256m")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool("org.apache.kafka.tools." + main_class, list(args))
     if ok:
         assert res.returncode == 0, f"{main_class} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res

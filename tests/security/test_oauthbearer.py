@@ -13,6 +13,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from security_helpers import produce_through_reauthentications
 from waiting import wait_until
 from wire import Wire
 
@@ -357,19 +358,7 @@ def test_librdkafka_re_authenticates_with_oauthbearer() -> None:
         p = Producer({"bootstrap.servers": address(b), "security.protocol": "SASL_PLAINTEXT",
                       "sasl.mechanisms": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
                       "sasl.oauthbearer.config": "principal=heidi scope=kafka lifeSeconds=600"})
-        errors: list = []
-        topic = f"oauth-reauth-{uuid.uuid4().hex[:6]}"
-
-        def reauthenticated() -> bool:
-            p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
-            p.poll(0.05)
-            counts = b.call(lambda: [c.authenticator.reauthentications for c in b.broker.connections
-                                     if c.authenticator is not None and not c.closed])
-            return max(counts, default=0) >= 3
-
-        assert wait_until(reauthenticated, timeout=60, message="three re-authentications on one connection")
-        assert p.flush(30) == 0
-        assert errors == []
+        assert produce_through_reauthentications(b, p, f"oauth-reauth-{uuid.uuid4().hex[:6]}") == []
         assert principals(b) == {"User:heidi"}
 
 

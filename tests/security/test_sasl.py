@@ -15,11 +15,10 @@ import struct
 import uuid
 
 import pytest
-from security_helpers import ssl_listener_config
+from security_helpers import produce_through_reauthentications, ssl_listener_config, start_up_error
 from waiting import wait_until
 from wire import Wire
 
-from kbroker.errors import StartupError
 from kbroker.security.jaas import JaasError, parse_jaas, plain_users, server_entry
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
@@ -637,15 +636,7 @@ def test_sasl_ssl_with_scram_and_confluent(certs) -> None:
      "Error parsing configuration property 'listener.security.protocol.map'"),
 ])
 def test_bad_sasl_settings_stop_start_up(changes, message) -> None:
-    config = sasl_config()
-    for key, value in changes.items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
-    with pytest.raises((StartupError, ValueError)) as info:
-        BrokerThread(config).start()
-    assert message in str(info.value)
+    assert message in start_up_error(sasl_config(), changes)
 
 
 def test_per_listener_settings_and_several_sasl_listeners() -> None:
@@ -704,19 +695,7 @@ def test_librdkafka_re_authenticates_before_its_session_expires() -> None:
     with BrokerThread(config) as b:
         p = Producer({"bootstrap.servers": _address(b, "SASL_PLAINTEXT"), "security.protocol": "SASL_PLAINTEXT",
                       "sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"})
-        errors: list = []
-        topic = f"reauth-{uuid.uuid4().hex[:6]}"
-
-        def reauthenticated() -> bool:
-            p.produce(topic, b"x", on_delivery=lambda err, msg: errors.append(err) if err else None)
-            p.poll(0.05)
-            counts = b.call(lambda: [c.authenticator.reauthentications for c in b.broker.connections
-                                     if c.authenticator is not None and not c.closed])
-            return max(counts, default=0) >= 3
-
-        assert wait_until(reauthenticated, timeout=60, message="three re-authentications on one connection")
-        assert p.flush(30) == 0
-        assert errors == []
+        assert produce_through_reauthentications(b, p, f"reauth-{uuid.uuid4().hex[:6]}") == []
         # every connection still open is alice's: none was closed for an expired session and
         # replaced without re-authenticating
         assert _principals(b) == {"User:alice"}

@@ -1,8 +1,30 @@
-"""Share group tests: the raw-protocol helpers of tests/integration are importable here."""
+"""Share group tests: the raw-protocol helpers of tests/integration are importable here; a broker on
+a manual clock (one a module: a module with other settings defines its own ``broker``) and a
+connection to it (``wire``)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from kbroker.testing import BrokerThread
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+from wire import Wire  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[BrokerThread]:
+    with BrokerThread(clock="manual") as b:
+        yield b
+
+
+@pytest.fixture
+def wire(broker: BrokerThread) -> Iterator[Wire]:
+    w = Wire(broker.bootstrap_servers)
+    yield w
+    w.close()

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from share_wire import ACCEPT, REJECT, RELEASE, E, ShareClient, acquired, part, topic_id
-from wire import Wire, create_topic, produce
+from wire import create_topic, produce
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
@@ -20,13 +20,6 @@ from kbroker_protocol.records import iter_records
 def broker():
     with BrokerThread({"errors.deadletterqueue.auto.create.topics.enable": "true"}, clock="manual") as b:
         yield b
-
-
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
 
 
 def set_group(wire, group: str, **configs: str) -> None:

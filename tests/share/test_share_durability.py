@@ -26,16 +26,23 @@ from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
 
 
+def _member_of_a_new_topic(wire: Wire, group: str, topic: str) -> tuple[uuid.UUID, ShareClient]:
+    """A new topic of one partition and a member of ``group`` subscribed to it, its share session
+    opened by a first fetch: (the topic's id, the member)."""
+    create_topic(wire, topic)
+    tid = topic_id(wire, topic)
+    c = ShareClient(wire, group)
+    c.join([topic])
+    c.fetch(tid)
+    return tid, c
+
+
 def test_in_flight_state_and_delivery_counts_survive_a_restart(tmp_path):
     data = str(tmp_path / "data")
     group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
     with BrokerThread(data_dir=data, clock="manual") as b:
         wire = Wire(b.bootstrap_servers)
-        create_topic(wire, topic)
-        tid = topic_id(wire, topic)
-        c = ShareClient(wire, group)
-        c.join([topic])
-        c.fetch(tid)
+        tid, c = _member_of_a_new_topic(wire, group, topic)
         produce(wire, topic, 0, 6)
         assert acquired(c.fetch(tid)) == [(0, 5, 1)]
         # 0 accepted, 1 rejected, 2 released (delivered once), 3-5 still acquired.
@@ -99,11 +106,7 @@ def test_deleting_a_topic_deletes_its_share_state(tmp_path):
     group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
     with BrokerThread(data_dir=str(tmp_path / "data")) as b:
         wire = Wire(b.bootstrap_servers)
-        create_topic(wire, topic)
-        tid = topic_id(wire, topic)
-        c = ShareClient(wire, group)
-        c.join([topic])
-        c.fetch(tid)
+        tid, c = _member_of_a_new_topic(wire, group, topic)
         store = b.broker.share_coordinator.store
         assert b.call(lambda: (group, tid, 0) in store.states)
         resp = wire.call(20, 6, topics=[REQUESTS[20].DeleteTopicState(name=topic)], timeout_ms=10000)
@@ -118,11 +121,7 @@ def test_state_topic_is_pruned_and_still_loads(tmp_path):
     group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
     with BrokerThread(data_dir=data, clock="manual") as b:
         wire = Wire(b.bootstrap_servers)
-        create_topic(wire, topic)
-        tid = topic_id(wire, topic)
-        c = ShareClient(wire, group)
-        c.join([topic])
-        c.fetch(tid)
+        tid, c = _member_of_a_new_topic(wire, group, topic)
         for i in range(5):
             produce(wire, topic, 0, 1)
             assert acquired(c.fetch(tid)) == [(i, i, 1)]

@@ -31,13 +31,6 @@ def broker():
         yield b
 
 
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
-
-
 def _setup(wire, partitions: int = 1, members: int = 1):
     group, topic = f"sg-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
     create_topic(wire, topic, partitions=partitions)

@@ -7,25 +7,11 @@ import uuid
 
 import pytest
 from share_wire import E, ShareClient, acquired, topic_id
-from wire import Wire, create_topic, produce
+from wire import create_topic, produce
 
-from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
 
 GROUP = 32
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread(clock="manual") as b:
-        yield b
-
-
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
 
 
 def alter(wire, group: str, **configs: str | None):

@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from share_wire import DESCRIBE, E, heartbeat, topic_id
-from wire import Wire, create_topic
+from wire import create_topic
 
-from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread(clock="manual") as b:
-        yield b
-
-
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
 
 
 def _names() -> tuple[str, str]:

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from share_wire import ACCEPT, E, ShareClient, acquired, heartbeat, part, topic_id
-from wire import Wire, create_topic, produce
+from wire import create_topic, produce
 
-from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with BrokerThread(clock="manual") as b:
-        yield b
-
-
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
 
 
 def describe(wire, group: str, topics: dict[str, list[int]] | None, version: int = 1):

@@ -71,13 +71,6 @@ def fake(broker):
     return f
 
 
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
-
-
 def _setup(wire: Wire) -> tuple[str, uuid.UUID]:
     topic = f"t-{uuid.uuid4().hex[:8]}"
     create_topic(wire, topic)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from share_wire import E, ShareClient, acquired, topic_id
-from wire import Wire, create_topic, produce
+from wire import create_topic, produce
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
@@ -18,13 +18,6 @@ from kbroker_protocol.messages import REQUESTS
 def broker():
     with BrokerThread() as b:
         yield b
-
-
-@pytest.fixture
-def wire(broker):
-    w = Wire(broker.bootstrap_servers)
-    yield w
-    w.close()
 
 
 def _one(resp):

@@ -5,9 +5,7 @@ both brokers give the same output but for the coordinator's address."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -32,10 +30,8 @@ SETTINGS = {**reference_kafka.TEST_SETTINGS, "group.streams.initial.rebalance.de
 
 
 def streams_groups(bootstrap: str, *args: str) -> tuple[int, str]:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.streams.StreamsGroupCommand",
-                                       ["--bootstrap-server", bootstrap, *args], heap="256m")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1"))
+    res = reference_kafka.run_tool("org.apache.kafka.tools.streams.StreamsGroupCommand",
+                                   ["--bootstrap-server", bootstrap, *args])
     return res.returncode, res.stdout
 
 

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +29,8 @@ def broker(tmp_path_factory) -> Iterator[BrokerThread]:
 
 
 def configs(b: BrokerThread, *args: str, ok: bool = True) -> str:
-    cmd = reference_kafka.tool_command("org.apache.kafka.tools.ConfigCommand",
-                                       ["--bootstrap-server", b.bootstrap_servers, *args], heap="256m")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool("org.apache.kafka.tools.ConfigCommand",
+                                   ["--bootstrap-server", b.bootstrap_servers, *args])
     if ok:
         assert res.returncode == 0, f"{args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res.stdout

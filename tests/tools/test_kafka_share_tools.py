@@ -5,16 +5,10 @@ expectations on both brokers."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -23,26 +17,10 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
-
-
-@pytest.fixture(scope="module", params=["kbroker", "kafka"])
-def bootstrap(request, tmp_path_factory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp(request.param)
-    if request.param == "kbroker":
-        with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(work / "data")) as b:
-            yield b.bootstrap_servers
-    else:
-        handle = reference_kafka.start_reference_kafka(work)
-        try:
-            yield handle.bootstrap
-        finally:
-            handle.stop()
 
 
 def tool(main_class: str, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
-    cmd = reference_kafka.tool_command(f"org.apache.kafka.tools.{main_class}", list(args), heap="256m")
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=TOOL_ENV)
+    res = reference_kafka.run_tool(f"org.apache.kafka.tools.{main_class}", list(args), stdin=stdin)
     if ok:
         assert res.returncode == 0, f"{main_class} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res

@@ -10,7 +10,6 @@ Each tool run is a JVM start, so a test groups the checks that share a topic.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -33,7 +32,6 @@ finally:
 
 TOOLS = "org.apache.kafka.tools."
 # Tools are short-lived JVMs: the C1 compiler alone starts them faster.
-TOOL_ENV = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1")
 
 
 @dataclass
@@ -61,9 +59,8 @@ def broker(request, tmp_path_factory) -> Iterator[Broker]:
 def tool(main_class: str, *args: str, stdin: str | None = None, ok: bool = True,
          timeout: float = 120) -> subprocess.CompletedProcess:
     """Run one of Kafka's tools; with ``ok`` (the default) it must exit 0."""
-    cmd = reference_kafka.tool_command(main_class if main_class.startswith(("org.", "kafka.")) else TOOLS + main_class,
-                                       list(args), heap="256m")
-    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=TOOL_ENV)
+    res = reference_kafka.run_tool(main_class if main_class.startswith(("org.", "kafka.")) else TOOLS + main_class,
+                                   list(args), stdin=stdin, timeout=timeout)
     if ok:
         assert res.returncode == 0, f"{main_class} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     return res

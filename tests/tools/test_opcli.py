@@ -8,35 +8,12 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from kbroker import opcli
 from kbroker.console.records import murmur2
-from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
-
-@pytest.fixture(scope="module", params=["kbroker", "kafka"])
-def bootstrap(request, tmp_path_factory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp(request.param)
-    if request.param == "kbroker":
-        with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(work / "data")) as b:
-            yield b.bootstrap_servers
-    else:
-        handle = reference_kafka.start_reference_kafka(work)
-        try:
-            yield handle.bootstrap
-        finally:
-            handle.stop()
 
 
 def run(bootstrap: str, *args: str, stdin: str = "", code: int = 0) -> tuple[str, str]:

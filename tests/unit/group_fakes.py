@@ -15,12 +15,21 @@ class FakeTopic:
     partitions: dict = field(default_factory=dict)
 
 
+class TopicRecord:
+    """(The record type the consumer groups' regex resolutions listen for.)"""
+
+
 class FakeImage:
     def __init__(self) -> None:
         self.topics: dict[str, FakeTopic] = {}
+        self.offset = 0  # the offset of the last metadata record applied
+        self.listeners: list = []
 
     def add(self, name: str, count: int) -> None:
+        self.offset += 1
         self.topics[name] = FakeTopic(name, uuid.uuid4(), dict.fromkeys(range(count)))
+        for listener in self.listeners:
+            listener(TopicRecord())
 
     def topic(self, name):
         return self.topics.get(name)

@@ -21,6 +21,7 @@ from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsR
 from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+from tests.integration.waiting import async_wait_until
 
 E = ErrorCode
 
@@ -123,16 +124,10 @@ class SlowWrites:
         return await self.original(records, batch)
 
 
-async def until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)
-
-
 async def test_concurrent_creations_of_one_topic_while_writes_await(broker):
     slow = SlowWrites(broker.controller)
     first = asyncio.ensure_future(call(broker, new_topic("same", 2), 7))
-    await until(lambda: slow.waiting == 1)
+    await async_wait_until(lambda: slow.waiting == 1, 5, 0.001, message="the first write awaiting")
     second = asyncio.ensure_future(call(broker, new_topic("same", 3), 7))
     await asyncio.sleep(0)
     slow.release.set()
@@ -152,7 +147,7 @@ async def test_concurrent_partition_increases_are_serialized_while_writes_await(
                                        validate_only=False)
 
     first = asyncio.ensure_future(call(broker, grow(3), 3))
-    await until(lambda: slow.waiting == 1)
+    await async_wait_until(lambda: slow.waiting == 1, 5, 0.001, message="the first write awaiting")
     second = asyncio.ensure_future(call(broker, grow(3), 3))
     await asyncio.sleep(0)
     slow.release.set()
@@ -176,7 +171,7 @@ async def test_concurrent_changes_of_one_config_both_apply_while_writes_await(br
               configs=[C(name="cleanup.policy", config_operation=operation, value=value)])])
 
     first = asyncio.ensure_future(call(broker, change(2, "compact"), 1))  # APPEND: delete,compact
-    await until(lambda: slow.waiting == 1)
+    await async_wait_until(lambda: slow.waiting == 1, 5, 0.001, message="the first write awaiting")
     second = asyncio.ensure_future(call(broker, change(3, "delete"), 1))  # SUBTRACT, from the first's result
     await asyncio.sleep(0)
     slow.release.set()
@@ -248,7 +243,7 @@ async def test_producer_ids_come_from_blocks_prefetched_at_90_percent():
     ids = [manager.allocate() for _ in range(8)]
     assert ids == list(range(8)) and len(blocks.calls) == 1
     manager.allocate()  # the 9th of 10: the next block is asked for
-    await until(lambda: manager._fetching is None)
+    await async_wait_until(lambda: manager._fetching is None, 5, 0.001, message="the next block fetched")
     assert len(blocks.calls) == 2
     assert [manager.allocate() for _ in range(3)] == [9, 10, 11]
     assert len(blocks.calls) == 2
@@ -271,7 +266,7 @@ async def test_concurrent_waiters_share_one_block_request():
     blocks.gate = asyncio.Event()
     manager = ProducerIdManager(fake_host(blocks))
     waiters = [asyncio.ensure_future(manager.ensure()) for _ in range(5)]
-    await until(lambda: len(blocks.calls) == 1)
+    await async_wait_until(lambda: len(blocks.calls) == 1, 5, 0.001, message="one AllocateProducerIds sent")
     blocks.gate.set()
     await asyncio.gather(*waiters)
     assert len(blocks.calls) == 1
@@ -325,16 +320,17 @@ async def test_auto_creation_asks_the_active_controller_when_it_is_elsewhere(bro
     first = create_topic(broker, NewTopic("auto"))
     second = create_topic(broker, NewTopic("auto"))  # under way: not asked twice
     assert first.error == second.error == E.LEADER_NOT_AVAILABLE
-    await until(lambda: len(remote.requests) == 1)
+    await async_wait_until(lambda: len(remote.requests) == 1, 5, 0.001, message="the first CreateTopics sent")
     sent = remote.requests[0].topics[0]
     assert (sent.name, sent.num_partitions, sent.replication_factor) == ("auto", -1, -1)
     assert broker.image.topic("auto") is None  # nothing written here
     assert ensure_internal_topic(broker, "__consumer_offsets", 3, {"cleanup.policy": "compact"}) is False
-    await until(lambda: len(remote.requests) == 2)
+    await async_wait_until(lambda: len(remote.requests) == 2, 5, 0.001, message="the second CreateTopics sent")
     offsets = remote.requests[1].topics[0]
     assert (offsets.num_partitions, [(c.name, c.value) for c in offsets.configs]) == (3, [("cleanup.policy",
                                                                                            "compact")])
     remote.gate.set()
-    await until(lambda: not _REQUESTED.get(broker))
+    await async_wait_until(lambda: not _REQUESTED.get(broker), 5, 0.001, message="the creations answered")
     assert create_topic(broker, NewTopic("auto")).error == E.LEADER_NOT_AVAILABLE
-    await until(lambda: len(remote.requests) == 3)  # answered: a later miss asks again
+    await async_wait_until(lambda: len(remote.requests) == 3, 5, 0.001,
+                           message="the third CreateTopics sent")  # answered: a later miss asks again

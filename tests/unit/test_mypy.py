@@ -34,7 +34,8 @@ BASELINE_CEILING = 0
 # Packages checked with the strict flags; add to it, never take away.
 STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbroker.control.*",
                 "kbroker.controller.*", "kbroker.raft.*", "kbroker.server.*", "kbroker.wiring.*", "kbroker.config.*",
-                "kbroker.broker", "kbroker.cluster")
+                "kbroker.broker", "kbroker.cluster", "kbroker.replication.*",
+                "kbroker.coordinator.*", "kbroker.api.*")
 STRICT_FLAGS = ("check_untyped_defs", "disallow_untyped_defs", "disallow_incomplete_defs",
                 "disallow_any_generics", "warn_return_any", "warn_unused_ignores")
 # Packages whose unannotated function bodies are checked (check_untyped_defs); add, never take away.

@@ -1,11 +1,11 @@
-"""Partition reassignment in the controller (kbroker.controller.replication_control), as Kafka 4.4's
+"""Partition reassignment in the controller (kbroker.controller.reassignment), as Kafka 4.4's
 ReplicationControlManager.alterPartitionReassignments / listPartitionReassignments with
 PartitionReassignmentReplicas and PartitionReassignmentRevert, on an image in memory."""
 
 from __future__ import annotations
 
 from kbroker.controller.image import LEADER_UNCHANGED
-from kbroker.controller.replication_control import (
+from kbroker.controller.reassignment import (
     ReassignmentReplicas,
     ReassignmentRevert,
     alter_partition_reassignments,

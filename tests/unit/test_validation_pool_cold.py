@@ -12,6 +12,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import compute_crc, parse_header
 from kbroker_protocol.record_validation import Policy
 from kbroker_protocol.records import Record, build_batch
+from tests.integration.waiting import async_wait_until
 
 
 def _policy() -> Policy:
@@ -25,14 +26,6 @@ def _batch(n: int) -> bytes:
     return bytes(build_batch([Record(key=None, value=b"v%d" % i, timestamp=now) for i in range(n)]))
 
 
-async def _until(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
-
-
 def test_a_cold_process_pool_checks_a_moderate_batch_inline_and_starts_its_worker():
     async def run() -> None:
         pool = ValidationPool(workers=1)
@@ -41,7 +34,7 @@ def test_a_cold_process_pool_checks_a_moderate_batch_inline_and_starts_its_worke
             batch = _batch(INLINE_RECORDS + 500)
             outcome = pool.check_while_cold(batch, parse_header(batch), _policy(), False)
             assert outcome is not None and outcome.error == ErrorCode.NONE
-            await _until(lambda: pool.ready)  # the worker started meanwhile
+            await async_wait_until(lambda: pool.ready, 60, message="the pool's worker started")  # the worker started meanwhile
             assert pool.check_while_cold(batch, parse_header(batch), _policy(), False) is None
             outcome = await pool.validate(batch, _policy())
             assert outcome.error == ErrorCode.NONE and outcome.batch is batch
@@ -60,7 +53,7 @@ def test_a_cold_pool_reports_a_bad_batch_as_the_worker_would():
             bad[57:61] = (INLINE_RECORDS + 11).to_bytes(4, "big")  # the header's record count, one too many
             bad[17:21] = compute_crc(bad).to_bytes(4, "big")
             inline = pool.check_while_cold(bytes(bad), parse_header(bytes(bad)), _policy(), False)
-            await _until(lambda: pool.ready)
+            await async_wait_until(lambda: pool.ready, 60, message="the pool's worker started")
             in_worker = await pool.validate(bytes(bad), _policy())
             assert inline is not None and inline.error == in_worker.error == ErrorCode.INVALID_RECORD
         finally:

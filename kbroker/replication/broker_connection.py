@@ -1,0 +1,70 @@
+"""A connection from this broker to another, one request at a time: what the replica fetchers,
+the transaction coordinator's markers, produce-side transaction verification, the share persister
+and delayed delivery use to send a request to another broker of the cluster (over the
+inter-broker listener's security when it has any: ``kbroker.security.client``)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from kbroker_protocol.api import decode_response, encode_request
+from kbroker_protocol.messages import RequestHeader
+
+_LENGTH = struct.Struct(">i")
+
+
+class FetcherConnectionError(Exception):
+    pass
+
+
+class BrokerConnection:
+    """One connection to another broker, one request at a time."""
+
+    def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None,
+                 node: int | None = None) -> None:
+        self.security = security  # kbroker.security.client.ClientSecurity of the inter-broker listener
+        self.node = node
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.max_frame = max_frame
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._correlation = 0
+
+    async def open(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            if self.security is None or self.security.protocol == "PLAINTEXT":
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            else:
+                self._reader, self._writer = await self.security.open_connection(
+                    self.host, self.port, client_id=self.client_id, node=self.node, max_frame=self.max_frame)
+
+    async def request(self, body: Any, version: int, timeout: float) -> Any:
+        assert self._reader is not None and self._writer is not None
+        self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+        cid = self._correlation
+        header = RequestHeader(request_api_key=body.API_KEY, request_api_version=version, correlation_id=cid,
+                               client_id=self.client_id)
+        payload = encode_request(header, body)
+        async with asyncio.timeout(timeout):
+            if self.security is not None and self.security.sasl:
+                # KIP-368: a SASL session about to expire re-authenticates first (no request is in flight)
+                await self.security.reauthenticate_if_due(self._reader, self._writer)
+            self._writer.write(_LENGTH.pack(len(payload)) + payload)
+            await self._writer.drain()
+            (size,) = _LENGTH.unpack(await self._reader.readexactly(4))
+            if size < 4 or size > self.max_frame:
+                raise FetcherConnectionError(f"response of {size} bytes from {self.host}:{self.port}")
+            frame = await self._reader.readexactly(size)
+        resp_header, response = decode_response(frame, body.API_KEY, version)
+        if resp_header.correlation_id != cid:
+            raise FetcherConnectionError(f"correlation id {resp_header.correlation_id}, expected {cid}")
+        return response
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self._reader = self._writer = None
