@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import ClientConnection, RequestContext
 from kbroker.api.registry import Handler
 from kbroker.control.faults import FaultInjector, FaultRule, RuleError
 
@@ -68,7 +68,7 @@ class ControlPlane:
             handler = tracer.wrap(ctx, body, size, handler, rule)
         return handler
 
-    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+    def refused(self, connection: ClientConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None:
         """A request the dispatcher refused before any handler (unsupported API or version)."""
         if self.tracer is not None:

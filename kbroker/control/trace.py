@@ -26,14 +26,17 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import ClientConnection, RequestContext
 from kbroker.api.registry import Handler
 from kbroker.control.faults import FaultRule, RequestTargets, RuleError, api_key_of
 from kbroker_protocol.api import encode_response
 from kbroker_protocol.errors import ErrorCode, error_name
 from kbroker_protocol.messages import API_NAMES
+
+if TYPE_CHECKING:
+    from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.trace")
 
@@ -117,7 +120,7 @@ def error_codes(value: Any, out: dict[str, int] | None = None) -> dict[str, int]
 
 
 class Tracer:
-    def __init__(self, broker: Any, path: str | None, filters: Mapping[str, list[str]]) -> None:
+    def __init__(self, broker: ControlledBroker, path: str | None, filters: Mapping[str, list[str]]) -> None:
         self.broker = broker
         self.path = path
         self.filters = dict(filters)
@@ -144,7 +147,7 @@ class Tracer:
                 return False
         return True
 
-    def _base(self, connection: Any, api_key: int, version: int, correlation_id: int | None,
+    def _base(self, connection: ClientConnection, api_key: int, version: int, correlation_id: int | None,
               client_id: str | None) -> dict[str, Any]:
         software = connection.client_software
         return {
@@ -234,7 +237,7 @@ class Tracer:
         record.update(request_bytes=size, fault=rule.id, outcome="closed", request=to_json(body))
         self._emit(record)
 
-    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+    def refused(self, connection: ClientConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None:
         if not self._passes(API_NAMES.get(api_key, ""), client_id, None,
                             {k: v for k, v in self.filters.items() if k != "topic"}):
