@@ -539,7 +539,7 @@ class ReplicaManager(TxnVerification):
         # With no followers the ISR is this broker, so everything appended is committed.
         if partition.followers:
             # followers whose held fetch lacks this partition (just made its replicas) fetch again
-            self.parked_fetches.wake_uncovering((partition.topic, partition.index), partition.followers)
+            self.parked_fetches.wake_uncovering(partition, partition.followers)
         if not partition.followers:
             if partition.is_leader:
                 partition.log.high_watermark = partition.log.log_end_offset
