@@ -35,7 +35,7 @@ from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
-from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
+from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
@@ -44,6 +44,7 @@ from kbroker.replication.validation import (
     INLINE_RECORDS,
     ValidationPool,
     raise_for_outcome,
+    validate_produce_batch,
     validation_policy,
 )
 from kbroker_protocol import record_walk
@@ -495,6 +496,11 @@ class ReplicaManager(TxnVerification):
             raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
         self.on_leader_append(partition)
         return result
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        """This broker's replica of ``topic``-``index`` (Kafka's ``ReplicaManager.getPartition``)."""
+        found: Partition | None = self.broker.partitions.get((topic, index))
+        return found
 
     @staticmethod
     def under_min_isr(partition: Partition) -> bool:
