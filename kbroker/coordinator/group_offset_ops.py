@@ -130,13 +130,13 @@ class GroupOffsetOps(GroupCoordinatorCore):
             return ErrorCode.INVALID_GROUP_ID, []
         if not self.loaded:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
-        group = self.groups.get(group_id)
-        if isinstance(group, ShareGroup):
-            return ErrorCode.GROUP_ID_NOT_FOUND, []
-        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
-            error = self._typed(group).validate_fetch(group, member_id, member_epoch)
-            if error != ErrorCode.NONE:
-                return error, []
+        if require_stable:
+            error = self._fetch_error(group_id, member_id, member_epoch)
+        else:  # the group as of the high watermark, as the offsets below (group_views)
+            with self.views.at_committed([group_id]):
+                error = self._fetch_error(group_id, member_id, member_epoch)
+        if error != ErrorCode.NONE:
+            return error, []
         p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
         if require_stable or p is None:
             committed = self.offsets.group_offsets(group_id)
@@ -157,6 +157,17 @@ class GroupOffsetOps(GroupCoordinatorCore):
             else:
                 out.append((tp[0], tp[1], om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
         return ErrorCode.NONE, out
+
+    def _fetch_error(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
+        """Kafka's ``validateOffsetFetch``: a share group is not found; a KIP-848 or streams
+        member's id and epoch are checked."""
+        group = self.groups.get(group_id)
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
+            error: ErrorCode = self._typed(group).validate_fetch(group, member_id, member_epoch)
+            return error
+        return ErrorCode.NONE
 
     async def fetch_stable_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
                                    member_id: str | None = None, member_epoch: int = -1

@@ -123,3 +123,71 @@ async def test_require_stable_fetch_reads_the_latest_offsets_once_the_pending_wr
         coordinator.complete_txn_offsets(4242, "g", True)
         assert await fetch(conn, "g", stable=True) == (E.NONE, {0: (10, E.NONE), 1: (77, E.NONE)})
         assert leader.log.high_watermark == leader.log.log_end_offset
+
+
+# -- describe and list: the groups at the last committed offset -------------------------------------------
+
+
+async def heartbeat(conn: Any, member_id: str, epoch: int) -> Any:
+    from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+
+    return await conn.request(ConsumerGroupHeartbeatRequest(
+        group_id="kg", member_id=member_id, member_epoch=epoch, rebalance_timeout_ms=30000 if epoch == 0 else -1,
+        subscribed_topic_names=["data"] if epoch == 0 else None, topic_partitions=[] if epoch == 0 else None), 1, 30)
+
+
+async def describe(conn: Any) -> tuple[int, list[tuple[str, int]], int]:
+    """ConsumerGroupDescribe of "kg": (error, [(member, epoch)], group epoch)."""
+    from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
+
+    [g] = (await conn.request(ConsumerGroupDescribeRequest(group_ids=["kg"]), 1, 10)).groups
+    return g.error_code, sorted((m.member_id, m.member_epoch) for m in g.members), g.group_epoch
+
+
+async def listed(conn: Any) -> dict[str, str]:
+    from kbroker_protocol.messages.list_groups import ListGroupsRequest
+
+    resp = await conn.request(ListGroupsRequest(), 5, 10)
+    return {g.group_id: g.group_state for g in resp.groups}
+
+
+async def classic_view(conn: Any) -> tuple[int, str, list[str]]:
+    from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+
+    [g] = (await conn.request(DescribeGroupsRequest(groups=["kg"]), 5, 10)).groups
+    return g.error_code, g.group_state, sorted(m.member_id for m in g.members)
+
+
+async def test_describe_and_list_show_the_groups_at_the_high_watermark():
+    async with stalled_cluster() as (cluster, (conn, other, third)):
+        leader = await stall(cluster)
+        # A KIP-848 member joins: the group and the member are appended, the heartbeat waits.
+        end = leader.log.log_end_offset
+        joining = asyncio.ensure_future(heartbeat(other, "m1", 0))
+        await appended(leader, end)
+        assert "kg" in cluster.broker(1).group_coordinator.groups  # (live, above the high watermark)
+        assert await describe(conn) == (E.GROUP_ID_NOT_FOUND, [], 0)
+        assert "kg" not in await listed(conn)
+        assert await classic_view(conn) == (E.NONE, "Dead", [])
+        cluster.nodes[1].advance(TIMEOUT)
+        assert (await joining).error_code == E.COORDINATOR_NOT_AVAILABLE
+
+        # Once replicated (the followers back), the group is shown with its member.
+        await resume(cluster, leader)
+        assert await describe(conn) == (E.NONE, [("m1", 1)], 1)
+        assert (await listed(conn))["kg"] == "Stable"
+
+        # A second member joins while the followers are stopped again: the group is shown as it
+        # was (one member, epoch 1) until the records are replicated.
+        leader = await stall(cluster)
+        end = leader.log.log_end_offset
+        joining = asyncio.ensure_future(heartbeat(other, "m2", 0))
+        await appended(leader, end)
+        assert len(cluster.broker(1).group_coordinator.groups["kg"].members) == 2
+        assert await describe(conn) == (E.NONE, [("m1", 1)], 1)
+        assert await classic_view(conn) == (E.NONE, "Stable", ["m1"])
+        assert (await listed(conn))["kg"] == "Stable"
+        await resume(cluster, leader)
+        assert (await joining).error_code == E.NONE
+        assert await describe(conn) == (E.NONE, [("m1", 1), ("m2", 2)], 2)
+        assert (await listed(conn))["kg"] == "Reconciling"
