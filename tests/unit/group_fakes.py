@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from kbroker.coordinator.group_classic import ClassicConfig, ClassicGroup, ClassicGroupManager
+from kbroker.coordinator.group_views import CommittedViews
 from kbroker_protocol.errors import ErrorCode
 
 
@@ -82,10 +83,21 @@ class FakeCoordinator:
         self.groups: dict = {}
         self.loaded = True
         self.records: list = []
+        # The partition's high watermark, in records appended: None keeps up with every append
+        # (replicated at once); a number holds reads of the groups there (group_views).
+        self.high_watermark: int | None = None
+        self.views = CommittedViews(self.groups, lambda _group_id: self._hw())
+
+    def _hw(self) -> int:
+        return len(self.records) if self.high_watermark is None else self.high_watermark
 
     def append(self, group_id, records):
         self.records.extend(records)
         return 0
+
+    def note_written(self, snapshot):
+        if self._hw() < len(self.records):
+            self.views.note(snapshot, len(self.records))
 
 
 class Harness:
