@@ -9,12 +9,13 @@ from typing import Any
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.features import SUPPORTED_FEATURES, bootstrap_levels
-from kbroker.controller.image import RESOURCE_TOPIC, MetadataImage, PartitionState
+from kbroker.controller.image import FENCING_UNFENCE, RESOURCE_TOPIC, MetadataImage, PartitionState
 from kbroker.controller.replication_control import alter_partition
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest
+from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 
@@ -148,3 +149,28 @@ def alter_isr(log, broker, topic_id, *, isr, leader_epoch=0, partition_epoch=0, 
 def partition_error(resp: Any) -> int:
     """The error code of an AlterPartition answer's first partition."""
     return resp.topics[0].partitions[0].error_code
+
+
+# -- an image of registered brokers (placement) ---------------------------------------------------
+
+
+def image_with_brokers(brokers: dict[int, str | None], fenced: set[int] = frozenset(),
+                       shutting_down: set[int] = frozenset()) -> MetadataImage:
+    """An image with ``brokers`` (id: rack) registered, unfenced unless in ``fenced``."""
+    image = MetadataImage()
+    offset = 0
+    image.apply(mr.FeatureLevelRecord(name="metadata.version", feature_level=33), offset)
+    for b, rack in brokers.items():
+        offset += 1
+        image.apply(mr.RegisterBrokerRecord(
+            broker_id=b, incarnation_id=uuid.uuid4(), broker_epoch=offset, rack=rack,
+            features=[mr.RegisterBrokerRecord.BrokerFeature(name=n, min_supported_version=lo, max_supported_version=hi)
+                      for n, (lo, hi) in SUPPORTED_FEATURES.items()]), offset)
+        if b not in fenced:
+            image.apply(BrokerRegistrationChangeRecord(broker_id=b, broker_epoch=offset, fenced=FENCING_UNFENCE),
+                        offset + 1)
+        if b in shutting_down:
+            image.apply(BrokerRegistrationChangeRecord(broker_id=b, broker_epoch=offset, in_controlled_shutdown=1),
+                        offset + 1)
+        offset += 1
+    return image
