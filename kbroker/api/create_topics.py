@@ -123,7 +123,7 @@ async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, c
             continue
         new = NewTopic(
             t.name, t.num_partitions, t.replication_factor,
-            {a.partition_index: list(a.broker_ids) for a in t.assignments}, configs,
+            [(a.partition_index, list(a.broker_ids)) for a in t.assignments], configs,
         )
         plan = plan_create(broker, new)
         if plan.error != ErrorCode.NONE:

@@ -16,6 +16,7 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
+from kbroker.coordinator.group_views import reading_committed
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -88,6 +89,12 @@ def _describe(ctx: RequestContext, coordinator: GroupCoordinator, group_id: str)
 
 @api(15, 0, 6)
 def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
+    # Kafka reads the groups at the last committed offset of their partition (group_views).
+    with reading_committed(ctx.broker.group_coordinator, request.groups):
+        return _describe_groups(ctx, request)
+
+
+def _describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:

@@ -139,7 +139,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
-            partition = broker.partition(topic.name, p.index)
+            partition = replica_manager.partition(topic.name, p.index)
             if partition is None or not partition.is_leader:
                 if p.index not in topic.partitions:
                     parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))

@@ -14,6 +14,7 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
+from kbroker.coordinator.group_views import reading_committed
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
@@ -62,6 +63,12 @@ def _topology(group: StreamsGroup, ready: bool) -> G.Topology | None:
 
 @api(89, 0, 1)
 def handle_streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
+    # Kafka reads the groups at the last committed offset of their partition (group_views).
+    with reading_committed(ctx.broker.group_coordinator, request.group_ids):
+        return _streams_group_describe(ctx, request)
+
+
+def _streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
     coordinator = ctx.broker.group_coordinator
     if not streams_enabled(ctx.broker):
         return StreamsGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])
