@@ -34,6 +34,7 @@ from kbroker.control.faults import FaultRule, RequestTargets, RuleError, api_key
 from kbroker_protocol.api import encode_response
 from kbroker_protocol.errors import ErrorCode, error_name
 from kbroker_protocol.messages import API_NAMES
+from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
@@ -134,7 +135,7 @@ class Tracer:
 
     # -- recording ----------------------------------------------------------------------------
 
-    def _passes(self, api: str, client_id: str | None, body: Any, filters: Mapping[str, list[str]]) -> bool:
+    def _passes(self, api: str, client_id: str | None, body: Message | None, filters: Mapping[str, list[str]]) -> bool:
         if "api" in filters and api not in filters["api"]:
             return False
         if "client_id" in filters and client_id not in filters["client_id"]:
@@ -171,7 +172,7 @@ class Tracer:
                 log.error("cannot write the trace to %s: %s; trace file closed", self.path, exc)
                 self.close()
 
-    def wrap(self, ctx: RequestContext, body: Any, size: int, handler: Handler, rule: FaultRule | None
+    def wrap(self, ctx: RequestContext, body: Message, size: int, handler: Handler, rule: FaultRule | None
              ) -> Handler:
         header = ctx.header
         api_key = header.request_api_key
@@ -228,7 +229,7 @@ class Tracer:
 
         return run
 
-    def closed(self, ctx: RequestContext, body: Any, size: int, rule: FaultRule) -> None:
+    def closed(self, ctx: RequestContext, body: Message, size: int, rule: FaultRule) -> None:
         header = ctx.header
         if not self._passes(API_NAMES.get(header.request_api_key, ""), header.client_id, body, self.filters):
             return
