@@ -27,8 +27,8 @@ from kbroker.api.context import BrokerServices, RequestContext, local_controller
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
-from kbroker.controller.quorum import ControllerError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.controller_registration import (
