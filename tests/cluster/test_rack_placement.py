@@ -82,3 +82,45 @@ def test_replicas_span_the_racks_registered_by_broker_rack(rack_cluster):
         ErrorCode.INVALID_REPLICATION_FACTOR,
         "Unable to replicate the partition 4 time(s): The target replication factor of 4 cannot be reached "
         "because only 3 broker(s) are registered or some brokers have all their log directories cordoned.")
+
+
+def test_a_broker_with_every_log_dir_cordoned_gets_no_new_replica(tmp_path):
+    """KIP-1066 end to end: node 3 starts with ``cordoned.log.dirs=*``; its heartbeats tell the
+    controller, which places no new replica on it until its dirs are uncordoned dynamically (an empty
+dynamic value: deleting it would bring back the static ``*``)."""
+    from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+
+    cluster = Cluster(tmp_path / "cluster", 3)
+    with open(cluster.layout.properties_path(3), "a") as f:
+        f.write("cordoned.log.dirs=*\n")
+    try:
+        cluster.start()
+        C = CreateTopicsRequest
+
+        def create(name: str, rf: int):
+            resp = _call(cluster, C(topics=[C.CreatableTopic(name=name, num_partitions=6, replication_factor=rf,
+                                                             assignments=[], configs=[])], timeout_ms=10000), 7)
+            return resp.topics[0].error_code, resp.topics[0].error_message
+
+        refused = (ErrorCode.INVALID_REPLICATION_FACTOR,
+                   "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be "
+                   "reached because only 2 broker(s) are registered or some brokers have all their log directories "
+                   "cordoned.")
+        wait_until(lambda: create("full", 3) == refused, timeout=30, message="node 3's cordoned dirs recorded")
+        assert create("two", 2) == (ErrorCode.NONE, None)
+        placed = wait_until(lambda: _replicas(cluster, "two", 6), timeout=30, message="the topic on every node")
+        assert all(3 not in replicas for replicas in placed.values()), placed
+
+        Res = IncrementalAlterConfigsRequest.AlterConfigsResource
+        w = cluster.wire(3)  # a broker's own configs are changed through that broker
+        try:
+            resp = w.call(IncrementalAlterConfigsRequest(resources=[Res(resource_type=4, resource_name="3", configs=[
+                Res.AlterableConfig(name="cordoned.log.dirs", config_operation=0, value="")])],
+                validate_only=False), 1)
+        finally:
+            w.sock.close()
+        assert resp.responses[0].error_code == ErrorCode.NONE, resp.responses[0].error_message
+        wait_until(lambda: create("full", 3) == (ErrorCode.NONE, None), timeout=30,
+                   message="node 3 uncordoned")
+    finally:
+        cluster.kill_all()
