@@ -14,6 +14,7 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.controller.image import MetadataImage
+from kbroker.coordinator.group_views import reading_committed
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import (
@@ -37,6 +38,12 @@ def _assignment(image: MetadataImage, parts: Mapping[str, Iterable[int]]) -> Ass
 
 @api(69, 0, 1)
 def handle_consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
+    # Kafka reads the groups at the last committed offset of their partition (group_views).
+    with reading_committed(ctx.broker.group_coordinator, request.group_ids):
+        return _consumer_group_describe(ctx, request)
+
+
+def _consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     from kbroker.coordinator.group_consumer import ConsumerGroup
 
     coordinator = ctx.broker.group_coordinator

@@ -1,8 +1,10 @@
 """OffsetFetch (key 9), v1-10.
 
 v1 answers per partition; v2+ accepts a null topic list (every committed partition) and has a
-top-level error; v5 adds the leader epoch; v6+ is flexible; v7 adds RequireStable (a partition with
-pending transactional offsets gets UNSTABLE_OFFSET_COMMIT); v8+ fetches several groups at once;
+top-level error; v5 adds the leader epoch; v6+ is flexible; v7 adds RequireStable (the latest offsets, a partition
+with pending transactional offsets getting UNSTABLE_OFFSET_COMMIT, answered once the writes pending
+on the group's partition are replicated, as Kafka's record-less write operation; without it the
+offsets replicated so far); v8+ fetches several groups at once;
 v9 carries the KIP-848 member id and epoch (checked for consumer groups: STALE_MEMBER_EPOCH /
 UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offset get offset -1.
 """
@@ -20,49 +22,56 @@ T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition
 GT = OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics
 GP = GT.OffsetFetchResponsePartitions
+_Topics = list[tuple[str, list[int]]]  # (topic, partitions) asked for
+_Row = tuple[str, int, int, int, str, ErrorCode]  # (topic, partition, offset, leader epoch, metadata, error)
 
 
-def _fetch(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+async def _fetch(ctx: RequestContext, group_id: str, topics: _Topics | None, require_stable: bool,
+                 member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     """Kafka's checks first: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE
     on each topic: a requested topic one may not describe answers TOPIC_AUTHORIZATION_FAILED, and
     with all topics asked for, such topics are left out (kbroker/security/acls.py)."""
     if not authorized(ctx, DESCRIBE, GROUP, group_id):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
-    denied: list = []
+    denied: list[_Row] = []
     if topics is not None:
         allowed = [(t, parts) for t, parts in topics if authorized(ctx, DESCRIBE, TOPIC, t)]
         denied = [(t, p, -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                   for t, parts in topics if (t, parts) not in allowed for p in parts]
         topics = allowed
-    error, rows = _fetch_authorized(ctx, group_id, topics, require_stable, member_id, member_epoch)
+    error, rows = await _fetch_authorized(ctx, group_id, topics, require_stable, member_id, member_epoch)
     if topics is None:
         rows = [row for row in rows if authorized(ctx, DESCRIBE, TOPIC, row[0])]
     return error, rows + denied if error == ErrorCode.NONE else rows
 
 
-def _fetch_authorized(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+async def _fetch_authorized(ctx: RequestContext, group_id: str, topics: _Topics | None, require_stable: bool,
+                            member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     coordinator = ctx.broker.group_coordinator
     # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
     # as the group error (v2+) or on every requested partition (v1).
     code = coordinator_error(coordinator, group_id)
     if code != ErrorCode.NONE:
         return code, []
-    return require(coordinator, "the group coordinator").fetch_offsets(group_id, topics, require_stable, member_id, member_epoch)
+    coordinator = require(coordinator, "the group coordinator")
+    if require_stable:
+        return await coordinator.fetch_stable_offsets(group_id, topics, member_id, member_epoch)
+    return coordinator.fetch_offsets(group_id, topics, False, member_id, member_epoch)
 
 
-def _group_by_topic(rows):
-    out: dict[str, list] = {}
+def _group_by_topic(rows: list[_Row]) -> dict[str, list[_Row]]:
+    out: dict[str, list[_Row]] = {}
     for row in rows:
         out.setdefault(row[0], []).append(row)
     return out
 
 
 @api(9, 1, 10)
-def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
+async def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version < 8:
         topics = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]
-        error, rows = _fetch(ctx, request.group_id, topics, version >= 7 and request.require_stable)
+        error, rows = await _fetch(ctx, request.group_id, topics, version >= 7 and request.require_stable)
         if version < 2 and error != ErrorCode.NONE and topics is not None:
             rows = [(t, p, -1, -1, "", error) for t, parts in topics for p in parts]
         resp_topics = [
@@ -77,7 +86,7 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
     image = ctx.broker.image
     groups = []
     for g in request.groups:
-        unknown_ids: list = []
+        unknown_ids: list[OffsetFetchRequest.OffsetFetchRequestGroup.OffsetFetchRequestTopics] = []
         topics = None
         if g.topics is not None:
             topics = []
@@ -90,7 +99,7 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
                     topics.append((info.name, list(t.partition_indexes)))
                 else:
                     topics.append((t.name, list(t.partition_indexes)))
-        error, rows = _fetch(ctx, g.group_id, topics, request.require_stable,
+        error, rows = await _fetch(ctx, g.group_id, topics, request.require_stable,
                              g.member_id if version >= 9 else None, g.member_epoch if version >= 9 else -1)
         group_topics: list[GT] = []
         for name, parts in _group_by_topic(rows).items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
+from kbroker.coordinator.group_views import reading_committed
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker_protocol.errors import ErrorCode
@@ -29,6 +30,12 @@ ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 @api(77, 1, 1)
 def handle_share_group_describe(ctx: RequestContext, request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
+    # Kafka reads the groups at the last committed offset of their partition (group_views).
+    with reading_committed(ctx.broker.group_coordinator, request.group_ids):
+        return _share_group_describe(ctx, request)
+
+
+def _share_group_describe(ctx: RequestContext, request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker):
         return ShareGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

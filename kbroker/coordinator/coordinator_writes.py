@@ -62,9 +62,15 @@ class ReplicatedWrites:
     async def wait(self, partition: Any, required_offset: int) -> ErrorCode:
         """NONE once ``partition``'s high watermark reaches ``required_offset``, else the client
         error (see the module docstring)."""
-        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
-        code = await self.broker.replica_manager.wait_for_replication(partition, required_offset, deadline)
+        code = await self.wait_raw(partition, required_offset)
         return ErrorCode.NONE if code == ErrorCode.NONE else response_error(code)
+
+    async def wait_raw(self, partition: Any, required_offset: int) -> ErrorCode:
+        """:meth:`wait` with the append's own error (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS,
+        NOT_LEADER_OR_FOLLOWER...), for the APIs that map it their own way (OffsetFetch)."""
+        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
+        code: ErrorCode = await self.broker.replica_manager.wait_for_replication(partition, required_offset, deadline)
+        return code
 
     def complete_when_replicated(self, partition: Any, required_offset: int, done: WriteCallback) -> None:
         """Call ``done`` with the outcome of :meth:`wait`, from a task on the running loop."""

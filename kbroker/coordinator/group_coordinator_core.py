@@ -7,7 +7,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kbroker.coordinator.coordinator_writes import ReplicatedWrites, WriteCallback, response_error
+from kbroker.coordinator.coordinator_writes import (
+    GroupSnapshot,
+    ReplicatedWrites,
+    WriteCallback,
+    response_error,
+)
 from kbroker.coordinator.group_classic import ClassicGroupManager
 from kbroker.coordinator.group_classic_model import (
     ClassicConfig,
@@ -17,6 +22,7 @@ from kbroker.coordinator.group_classic_model import (
     _join_error,
     _sync_error,
 )
+from kbroker.coordinator.group_members import MemberGroup
 from kbroker.coordinator.group_offsets import OffsetAndMetadata, OffsetStore
 from kbroker.coordinator.group_records import (
     GROUP_METADATA_KEY_TYPE,
@@ -30,6 +36,7 @@ from kbroker.coordinator.group_records import (
     encode_offset_key,
     record_type,
 )
+from kbroker.coordinator.group_views import CommittedViews
 from kbroker.coordinator.loop_timer import LoopTimer
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
@@ -76,6 +83,8 @@ class GroupCoordinatorCore:
         self.led_partitions: set[int] = set()
         self.started = False
         self.writes = ReplicatedWrites(broker)
+        # The groups as of their partition's high watermark, for describe and list (group_views).
+        self.views = CommittedViews(self.groups, self._high_watermark)
 
     def _classic_config(self) -> ClassicConfig:
         c = self.broker.config
@@ -200,6 +209,7 @@ class GroupCoordinatorCore:
                     self.classic._respond_join(m, _join_error(ErrorCode.NOT_COORDINATOR, m.member_id))
                     self.classic._respond_sync(m, _sync_error(ErrorCode.NOT_COORDINATOR))
             del self.groups[gid]
+            self.views.forget(gid)
             if isinstance(self.timer, LoopTimer):
                 self.timer.cancel_group(gid)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
@@ -315,6 +325,21 @@ class GroupCoordinatorCore:
             log.error("coordinator write for group %s failed: %s", group_id, exc)
             raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
         return offset
+
+    def _high_watermark(self, group_id: str) -> int | None:
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        if p is None:
+            return None
+        hw: int = p.log.high_watermark
+        return hw
+
+    def note_written(self, snapshot: GroupSnapshot) -> None:
+        """Records were just appended for ``snapshot.group_id`` (``snapshot``: the group before
+        them): until they are replicated, describe and list read the group as it was
+        (``group_views``). Nothing to keep when the high watermark has passed them already."""
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(snapshot.group_id))
+        if p is not None and p.log.high_watermark < p.log.log_end_offset:
+            self.views.note(snapshot, p.log.log_end_offset)
 
     async def wait_for_replication(self, group_id: str) -> ErrorCode:
         """Wait until what was appended for ``group_id`` is below its partition's high watermark
@@ -447,9 +472,11 @@ class GroupCoordinatorCore:
         manager = None if isinstance(group, ShareGroup) else self._typed(group)
         if manager is None or not manager.is_empty(group):
             return False
+        before = GroupSnapshot.take(self.groups, group.group_id, MemberGroup)
         self.append(group.group_id, manager.tombstones(group))
         manager.mark_dead(group)
         del self.groups[group.group_id]
+        self.note_written(before)
         return True
 
     def _persist_classic(self, group: ClassicGroup, assignment: dict[str, bytes], done: WriteCallback) -> None:
@@ -502,6 +529,7 @@ class GroupCoordinatorCore:
     def _remove_group(self, group_id: str, group_tombstones: list[tuple[bytes, bytes | None]]) -> None:
         offsets = self.offsets.group_offsets(group_id)
         records = [(encode_offset_key(group_id, t, p), None) for t, p in sorted(offsets)]
+        before = GroupSnapshot.take(self.groups, group_id, MemberGroup)
         self.append(group_id, records + group_tombstones)
         self.offsets.drop_group(group_id)
         group = self.groups.pop(group_id, None)
@@ -513,3 +541,4 @@ class GroupCoordinatorCore:
                 fn(group_id)
         elif group is not None and self._typed(group) is not None:
             self._typed(group).mark_dead(group)
+        self.note_written(before)

@@ -79,6 +79,8 @@ class GroupHost(Protocol):
 
     def append(self, group_id: str, records: list[Record]) -> object: ...
 
+    def note_written(self, snapshot: GroupSnapshot) -> None: ...  # the group before records just appended
+
 _I16 = struct.Struct(">h")
 
 K = TypeVar("K")
@@ -296,6 +298,8 @@ class MemberGroupManager(Generic[G, M]):
             yield
             self._operation = None
             self.coordinator.append(group_id, batch)
+            if batch:  # reads show the group as it was until these records are replicated (group_views)
+                self.coordinator.note_written(snapshot)
         except BaseException:
             snapshot.restore(groups)
             raise

@@ -121,22 +121,27 @@ class GroupOffsetOps(GroupCoordinatorCore):
                       member_id: str | None = None, member_epoch: int = -1
                       ) -> tuple[ErrorCode, list[tuple[str, int, int, int, str, ErrorCode]]]:
         """Returns (group error, [(topic, partition, offset, leader epoch, metadata, error)]);
-        ``topics=None`` means every committed partition."""
+        ``topics=None`` means every committed partition. Without ``require_stable`` the offsets are
+        read at the partition's high watermark (Kafka's read operation at the last committed
+        offset); with it, at the latest state, a partition with pending transactional offsets
+        answering UNSTABLE_OFFSET_COMMIT (Kafka's write operation reading at ``Long.MAX_VALUE``):
+        the answer is sent once the writes pending then are replicated (:meth:`fetch_stable_offsets`)."""
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID, []
         if not self.loaded:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, []
-        group = self.groups.get(group_id)
-        if isinstance(group, ShareGroup):
-            return ErrorCode.GROUP_ID_NOT_FOUND, []
-        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
-            error = self._typed(group).validate_fetch(group, member_id, member_epoch)
-            if error != ErrorCode.NONE:
-                return error, []
-        # As Kafka's read at the last committed offset: commits not yet replicated are not shown.
+        if require_stable:
+            error = self._fetch_error(group_id, member_id, member_epoch)
+        else:  # the group as of the high watermark, as the offsets below (group_views)
+            with self.views.at_committed([group_id]):
+                error = self._fetch_error(group_id, member_id, member_epoch)
+        if error != ErrorCode.NONE:
+            return error, []
         p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
-        committed = (self.offsets.group_offsets(group_id) if p is None
-                     else self.offsets.replicated_offsets(group_id, p.log.high_watermark))
+        if require_stable or p is None:
+            committed = self.offsets.group_offsets(group_id)
+        else:  # as Kafka's read at the last committed offset: commits not yet replicated are not shown
+            committed = self.offsets.replicated_offsets(group_id, p.log.high_watermark)
         if topics is None:
             wanted = sorted(committed)
         else:
@@ -152,6 +157,41 @@ class GroupOffsetOps(GroupCoordinatorCore):
             else:
                 out.append((tp[0], tp[1], om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
         return ErrorCode.NONE, out
+
+    def _fetch_error(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
+        """Kafka's ``validateOffsetFetch``: a share group is not found; a KIP-848 or streams
+        member's id and epoch are checked."""
+        group = self.groups.get(group_id)
+        if isinstance(group, ShareGroup):
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group is not None and not isinstance(group, ClassicGroup) and self._typed(group) is not None:
+            error: ErrorCode = self._typed(group).validate_fetch(group, member_id, member_epoch)
+            return error
+        return ErrorCode.NONE
+
+    async def fetch_stable_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
+                                   member_id: str | None = None, member_epoch: int = -1
+                                   ) -> tuple[ErrorCode, list[tuple[str, int, int, int, str, ErrorCode]]]:
+        """OffsetFetch with RequireStable, as Kafka's ``GroupCoordinatorService.fetchOffsets`` runs
+        it: a write operation without records on the group's partition. The answer is computed
+        now, at the latest state (:meth:`fetch_offsets`; a refused fetch answers at once), and sent
+        once every write appended to the partition before it is replicated (the runtime defers a
+        record-less write until the last written offset is committed), within
+        ``offsets.commit.timeout.ms``. A failed wait is the group's error: NOT_COORDINATOR for a
+        timeout, too few replicas or a missing partition (Kafka remaps them for OffsetFetch, whose
+        pre-3.9 clients do not retry COORDINATOR_NOT_AVAILABLE), else as other coordinator writes."""
+        error, rows = self.fetch_offsets(group_id, topics, True, member_id, member_epoch)
+        if error != ErrorCode.NONE:
+            return error, rows
+        p = self.broker.partition(OFFSETS_TOPIC, self.partition_for(group_id))
+        if p is None:
+            return ErrorCode.NOT_COORDINATOR, []
+        code = await self.writes.wait_raw(p, p.log.log_end_offset)
+        if code == ErrorCode.NONE:
+            return error, rows
+        if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.REQUEST_TIMED_OUT):
+            return ErrorCode.NOT_COORDINATOR, []
+        return response_error(code), []
 
     def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]
                        ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:

@@ -24,8 +24,7 @@ from kbroker_protocol.messages.metadata_records import (
     PartitionChangeRecord,
     PartitionRecord,
 )
-from tests.unit.cluster_helpers import MemoryLog, heartbeat
-from tests.unit.test_cluster_control import new_cc, register
+from tests.unit.cluster_helpers import MemoryLog, heartbeat, new_cc, register
 
 ONE, SEVERAL_A, SEVERAL_B = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 

@@ -8,36 +8,13 @@ from collections import Counter
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import SUPPORTED_FEATURES
-from kbroker.controller.image import FENCING_UNFENCE, MetadataImage
 from kbroker.controller.placement import (
     PlacementError,
     partition_records,
     place_replicas,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
-
-
-def cluster(brokers: dict[int, str | None], fenced: set[int] = frozenset(), shutting_down: set[int] = frozenset()):
-    image = MetadataImage()
-    offset = 0
-    image.apply(mr.FeatureLevelRecord(name="metadata.version", feature_level=33), offset)
-    for b, rack in brokers.items():
-        offset += 1
-        image.apply(mr.RegisterBrokerRecord(
-            broker_id=b, incarnation_id=uuid.uuid4(), broker_epoch=offset, rack=rack,
-            features=[mr.RegisterBrokerRecord.BrokerFeature(name=n, min_supported_version=lo, max_supported_version=hi)
-                      for n, (lo, hi) in SUPPORTED_FEATURES.items()]), offset)
-        if b not in fenced:
-            image.apply(BrokerRegistrationChangeRecord(broker_id=b, broker_epoch=offset, fenced=FENCING_UNFENCE),
-                        offset + 1)
-        if b in shutting_down:
-            image.apply(BrokerRegistrationChangeRecord(broker_id=b, broker_epoch=offset, in_controlled_shutdown=1),
-                        offset + 1)
-        offset += 1
-    return image
+from tests.unit.cluster_helpers import image_with_brokers as cluster
 
 
 def test_too_few_brokers_is_invalid_replication_factor_with_kafkas_message():

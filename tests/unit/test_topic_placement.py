@@ -17,7 +17,7 @@ from kbroker.controller.image import MetadataImage
 from kbroker.controller.topic_plans import NewTopic, plan_partitions, plan_topic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
-from tests.unit.test_placement import cluster
+from tests.unit.cluster_helpers import image_with_brokers as cluster
 
 E = ErrorCode
 RACKS = {1: "a", 2: "a", 3: "b", 4: "b", 5: "c", 6: "c"}
