@@ -25,8 +25,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
-from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat
-from tests.unit.test_cluster_control import new_cc, register
+from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, new_cc, register
 
 E = ErrorCode
 DIRS = {b: [uuid.uuid4(), uuid.uuid4()] for b in (1, 2, 3)}
