@@ -136,6 +136,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("cluster.id", "string", None),
         _k("log.dirs", "list", None, nonempty=True),
         _k("log.dir", "list", "./kbroker-data", nonempty=True),
+        # KIP-1066: log dirs that take no new replica (``*``: all); per-broker dynamic
+        _k("cordoned.log.dirs", "list", "", read_only=False,
+           doc="A comma-separated list of the directories that are cordoned. Entries in this list must be "
+               "entries in log.dirs or log.dir configuration. This can also be set to * to cordon all log "
+               "directories."),
         _k("metadata.log.dir", "string", None),
         _k("num.partitions", "int", "1", minimum=1),
         _k("default.replication.factor", "int", "1", minimum=1),
