@@ -21,7 +21,27 @@ from kbroker.log import dir_failure
 from kbroker.raft.files import write_atomically
 
 NO_ID = -1
-_ZERO_DIR = base64.urlsafe_b64encode(uuid.UUID(int=0).bytes).rstrip(b"=").decode()
+_ZERO_UUID = uuid.UUID(int=0)
+
+
+def _uuid_text(value: uuid.UUID) -> str:
+    """Kafka's ``Uuid.toString``: URL-safe base64 of the 16 bytes, without padding."""
+    return base64.urlsafe_b64encode(value.bytes).rstrip(b"=").decode()
+
+
+def _read_directory(path: str, text: object) -> uuid.UUID | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise QuorumStateError(f"{path}: field votedDirectoryId must be a string, got {text!r}")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raw = b""
+    if len(raw) != 16 or len(text) != 22:
+        raise QuorumStateError(f"{path}: field votedDirectoryId is not a Kafka Uuid: {text!r}")
+    value = uuid.UUID(bytes=raw)
+    return value if value != _ZERO_UUID else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +49,8 @@ class ElectionState:
     epoch: int
     leader_id: int = NO_ID
     voted_id: int = NO_ID
+    # the voted candidate's directory id (Kafka's votedDirectoryId, KIP-853); None: unknown
+    voted_directory_id: uuid.UUID | None = None
 
 
 class QuorumStateError(Exception):
@@ -94,8 +116,10 @@ class FileQuorumStateStore(QuorumStateStore):
             values[key] = v
         if values["leaderEpoch"] < 0 and (values["leaderId"] != NO_ID or values["votedId"] != NO_ID):
             raise QuorumStateError(f"{self.path}: negative leaderEpoch {values['leaderEpoch']}")
+        voted_directory = _read_directory(self.path, doc.get("votedDirectoryId")) if version == 1 else None
         return ElectionState(
-            epoch=max(values["leaderEpoch"], 0), leader_id=values["leaderId"], voted_id=values["votedId"]
+            epoch=max(values["leaderEpoch"], 0), leader_id=values["leaderId"], voted_id=values["votedId"],
+            voted_directory_id=voted_directory if values["votedId"] != NO_ID else None,
         )
 
     def write(self, state: ElectionState) -> None:
@@ -103,7 +127,7 @@ class FileQuorumStateStore(QuorumStateStore):
             "leaderId": state.leader_id,
             "leaderEpoch": state.epoch,
             "votedId": state.voted_id,
-            "votedDirectoryId": _ZERO_DIR,
+            "votedDirectoryId": _uuid_text(state.voted_directory_id or _ZERO_UUID),
             "data_version": 1,
         }
         data = json.dumps(doc, separators=(",", ":")).encode()

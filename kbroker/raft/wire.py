@@ -181,11 +181,14 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             last_offset_epoch=msg.last_offset_epoch,
             last_offset=msg.last_offset,
             pre_vote=msg.pre_vote,
+            replica_directory_id=msg.replica_directory_id or _ZERO_UUID,
+            voter_directory_id=msg.voter_directory_id or _ZERO_UUID,
         )
         return _single_partition(vo.VoteRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.BeginQuorumEpochRequest):
         BP = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
-        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
+        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch,
+                  voter_directory_id=msg.voter_directory_id or _ZERO_UUID)
         return _single_partition(bqe.BeginQuorumEpochRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.EndQuorumEpochRequest):
         EP = eqe.EndQuorumEpochRequest.TopicData.PartitionData
@@ -300,6 +303,11 @@ def _responder(obj: object, src: int | None) -> int:
     return src
 
 
+def _directory(value: uuid.UUID | None) -> uuid.UUID | None:
+    """A directory id field: the zero UUID (Kafka's ReplicaKey.NO_DIRECTORY_ID) is none."""
+    return value if value and value != _ZERO_UUID else None
+
+
 def _named(topic: Any) -> tuple[str | None, uuid.UUID | None]:
     return topic.topic_name, None
 
@@ -329,12 +337,14 @@ def from_wire(
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
         return m.VoteRequest(
-            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
+            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote),
+            _directory(p.replica_directory_id), _directory(p.voter_directory_id),
         )
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
+        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch,
+                                         _directory(p.voter_directory_id))
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
         successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
