@@ -73,6 +73,9 @@ class BeginQuorumEpochResponse(_EpochAnswer):
 @dataclass(frozen=True, slots=True)
 class EndQuorumEpochRequest(_LeaderAnnouncement):
     preferred_successors: tuple[int, ...]
+    # their directory ids, in the same order (PreferredCandidates' CandidateDirectoryId); () or
+    # None entries: unknown
+    successor_directory_ids: tuple[uuid.UUID | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,7 +302,8 @@ class NodeBase:
                         sorted(self.voters), offset)
 
     def _persist(self) -> None:
-        self.store.write(ElectionState(self.epoch, self.leader_id, self.voted_id, self.voted_directory_id))
+        self.store.write(ElectionState(self.epoch, self.leader_id, self.voted_id, self.voted_directory_id,
+                                       self.kraft_version, tuple(sorted(self.voters))))
 
     def _random_election_timeout(self) -> int:
         t = self.config.election_timeout_ms
@@ -501,5 +502,6 @@ class NodeBase:
         return entry.directory_id if entry is not None else None
 
     def _send_end_epoch(self, now: int, out: list[Message]) -> None:
+        directories = tuple(self._directory_of(s) for s in self._successors)
         self._send_each(self._end_targets(), now, out, lambda v, rid: EndQuorumEpochRequest(
-            self.node_id, v, rid, self.node_id, self.epoch, self._successors))
+            self.node_id, v, rid, self.node_id, self.epoch, self._successors, directories))

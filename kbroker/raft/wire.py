@@ -197,7 +197,11 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             leader_id=msg.leader_id,
             leader_epoch=msg.leader_epoch,
             preferred_successors=list(msg.preferred_successors),
-            preferred_candidates=[EP.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
+            preferred_candidates=[
+                EP.ReplicaInfo(candidate_id=c, candidate_directory_id=d or _ZERO_UUID)
+                for c, d in zip(msg.preferred_successors,
+                                msg.successor_directory_ids or (None,) * len(msg.preferred_successors), strict=True)
+            ],
         )
         return _single_partition(eqe.EndQuorumEpochRequest, part, cluster_id=cluster_id)
     if isinstance(msg, m.FetchRequest):
@@ -347,8 +351,15 @@ def from_wire(
                                          _directory(p.voter_directory_id))
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
-        successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
-        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
+        if p.preferred_candidates:
+            successors = tuple(c.candidate_id for c in p.preferred_candidates)
+            directories = tuple(_directory(c.candidate_directory_id) for c in p.preferred_candidates)
+        else:
+            successors, directories = tuple(p.preferred_successors), ()
+        if not any(d is not None for d in directories):
+            directories = ()
+        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors,
+                                       directories)
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id

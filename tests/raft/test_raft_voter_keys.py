@@ -118,3 +118,42 @@ class _MemoryStore(FileQuorumStateStore):
 
     def write(self, state: ElectionState) -> None:
         self.state = state
+
+
+def test_the_quorum_state_form_follows_the_kraft_version(tmp_path):
+    """Kafka's ``KRaftVersion.quorumStateVersion``: at kraft.version 0 data_version 0 with the voter
+    ids, at 1 data_version 1 with the votedDirectoryId; each read back."""
+    (tmp_path / "static").mkdir()
+    static = RaftNode(1, (1, 2, 3), MemoryLog(), FileQuorumStateStore(tmp_path / "static"), random.Random(1), CFG,
+                      now=0)
+    [resp] = static.handle(VoteRequest(2, 1, 9, 1, 0, 0, False), 1)
+    assert resp.vote_granted
+    doc = json.loads((tmp_path / "static" / "quorum-state").read_text())
+    assert doc == {"clusterId": "", "leaderId": -1, "leaderEpoch": 1, "votedId": 2, "appliedOffset": 0,
+                   "currentVoters": [{"voterId": 1}, {"voterId": 2}, {"voterId": 3}], "data_version": 0}
+    back = FileQuorumStateStore(tmp_path / "static").read()
+    assert back == ElectionState(1, -1, 2) and (back.kraft_version, back.voters) == (0, (1, 2, 3))
+    node = _node(tmp_path)  # a dynamic quorum (kraft.version 1)
+    assert _vote(node, D[2]).vote_granted
+    doc = json.loads((tmp_path / "quorum-state").read_text())
+    assert doc["data_version"] == 1 and "currentVoters" not in doc
+    bad = dict(doc, data_version=0, currentVoters=[{"voterId": "x"}])
+    (tmp_path / "quorum-state").write_text(json.dumps(bad))
+    with pytest.raises(QuorumStateError, match="currentVoters"):
+        FileQuorumStateStore(tmp_path).read()
+
+
+def test_a_resigning_leader_names_its_successors_directories():
+    import test_raft_voter_changes as vc
+
+    net = vc.Net([1, 2, 3])
+    lead = net.settled_leader()
+    ends = [m for m in lead.resign(net.now) if type(m).__name__ == "EndQuorumEpochRequest"]
+    assert sorted(m.dst for m in ends) == sorted({1, 2, 3} - {lead.node_id})
+    for m in ends:
+        assert m.successor_directory_ids == tuple(vc.DIRS[s] for s in m.preferred_successors)
+        wire = to_wire(m, "cluster")
+        p = wire.topics[0].partitions[0]
+        assert [(c.candidate_id, c.candidate_directory_id) for c in p.preferred_candidates] == [
+            (s, vc.DIRS[s]) for s in m.preferred_successors]
+        assert from_wire(wire, None, m.dst, m.request_id) == m
