@@ -279,7 +279,7 @@ class Broker:
                 and not self._dynamic_controller():
             # as a remote registration: each listener's security protocol, the log directory ids
             self.controller.register_broker(registration_listeners(self.config, endpoints),
-                                            log_dirs=log_directory_ids(self.config))
+                                            rack=self.config["broker.rack"], log_dirs=log_directory_ids(self.config))
             return
         await self._register_remote(endpoints)
 

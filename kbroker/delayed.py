@@ -45,7 +45,8 @@ from kbroker.delayed_records import (  # noqa: F401 - re-exported: the names of 
     stored_record,
 )
 from kbroker.delayed_scheduler import PRODUCE_VERSION, DelayedScheduler, produce_request  # noqa: F401
-from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
+from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.validation import validate_produce_batch
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import InvalidRecordBatch
 from kbroker_protocol.records import build_batch, iter_records

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,15 +91,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_broker(data_dir: Path, port: int, profile: str | None,
-                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, float, float]:
+                 env: dict[str, str] | None = None, overrides: Sequence[str] = (),
+                 tree: Path = ROOT) -> tuple[subprocess.Popen, float, float]:
+    """Start ``python -m kbroker`` from ``tree`` (another checkout to compare with, or this one)
+    with ``overrides`` (``key=value``) and wait until it answers Metadata: (process, seconds to
+    ready, CPU seconds used by then)."""
     cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
            "--override", f"log.dirs={data_dir}", "--log-level", "WARNING"]
+    for o in overrides:
+        cmd += ["--override", o]
     if profile:
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         fmt = "flamegraph" if profile.endswith(".svg") else "raw"  # raw: collapsed stacks, one per line
         cmd = [py_spy, "record", "-r", "200", "-f", fmt, "-o", profile, "--", *cmd]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sys.stderr, env=env)
+    proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=sys.stderr, env=env)
     deadline = time.monotonic() + 120
     while not metadata_ok(port):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -109,11 +116,17 @@ def start_broker(data_dir: Path, port: int, profile: str | None,
     return proc, ready, start_cpu
 
 
-def produce(bootstrap: str, topic: str, total: int, size: int, partitions: int) -> float:
+def produce(bootstrap: str, topic: str, total: int, size: int, partitions: int,
+            compression: str = "none") -> float:
+    """acks=all, ``total`` records of ``size`` bytes spread over ``partitions``: seconds taken.
+    Compressed runs send hex text (about 2:1; random bytes would not compress at all)."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                          "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-                         "compression.type": "none"})
-    payloads = [os.urandom(size) for _ in range(64)]
+                         "compression.type": compression})
+    if compression == "none":
+        payloads = [os.urandom(size) for _ in range(64)]
+    else:
+        payloads = [os.urandom(size // 2 + 1).hex().encode()[:size] for _ in range(64)]
     errors = []
 
     def on_delivery(err, _msg):

@@ -29,17 +29,15 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_loads as bl  # noqa: E402
-from bench_broker import consume, free_port, metadata_ok  # noqa: E402
+from bench_broker import consume, free_port, produce, start_broker  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -118,50 +116,6 @@ def delta(before: Sample, after: Sample) -> dict[str, float]:
     return out
 
 
-def start(data: Path, port: int, overrides: list[str], tree: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-           "--override", f"log.dirs={data}", "--log-level", "WARNING"]
-    for o in overrides:
-        cmd += ["--override", o]
-    proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.DEVNULL)  # python -m: kbroker from cwd
-    deadline = time.monotonic() + 120
-    while not metadata_ok(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("broker did not start")
-        time.sleep(0.02)
-    return proc
-
-
-def produce(bootstrap: str, topic: str, total: int, size: int, compression: str) -> float:
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                         "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-                         "compression.type": compression})
-    # Hex text: compresses about 2:1 (random bytes would not compress at all).
-    payloads = [os.urandom(size // 2).hex().encode()[:size] for _ in range(64)]
-    errors: list[object] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(err)
-
-    t0 = time.perf_counter()
-    for i in range(total):
-        while True:
-            try:
-                producer.produce(topic, payloads[i % 64], partition=0, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        if i % 1000 == 0:
-            producer.poll(0)
-    producer.flush(600)
-    if errors:
-        raise SystemExit(f"{len(errors)} delivery errors, first: {errors[0]}")
-    return time.perf_counter() - t0
-
-
 def table(title: str, used: dict[str, float], seconds: float, gb: float) -> float:
     total = sum(used.values())
     print(f"\n{title}: {seconds:.2f} s wall, {gb * 1000 / seconds:.1f} MB/s; broker CPU {total:.2f} s = "
@@ -181,7 +135,7 @@ def run_once(args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
     gb = total * args.record_size / 1e9
     data = Path(tempfile.mkdtemp(prefix="kbroker-cores-"))
     port = free_port()
-    proc = start(data, port, args.override, args.tree)
+    proc, _ready, _cpu = start_broker(data, port, None, overrides=args.override, tree=args.tree)
     bootstrap = f"127.0.0.1:{port}"
     out: dict[str, tuple[float, float, float]] = {}
     try:
@@ -194,7 +148,7 @@ def run_once(args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
             print(f"ProducerPerformance: {perf['records_per_s']:,.0f} records/s, latency avg "
                   f"{perf['lat_avg_ms']:.0f} ms, p50 {perf['lat_p50_ms']} ms, p99 {perf['lat_p99_ms']} ms")
         else:
-            produce_s = produce(bootstrap, "bench", total, args.record_size, args.compression)
+            produce_s = produce(bootstrap, "bench", total, args.record_size, 1, args.compression)
         s1 = sample(proc.pid)
         consume_s, _steady = consume(bootstrap, "bench", total, 1)
         s2 = sample(proc.pid)

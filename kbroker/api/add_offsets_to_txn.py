@@ -19,7 +19,7 @@ from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest,
 @api(25, 0, 4)
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
-    if (denied := refused(ctx, request, [
+    if (denied := refused(ctx, request, AddOffsetsToTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
         return denied

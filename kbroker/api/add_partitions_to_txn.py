@@ -63,9 +63,9 @@ async def add_one(broker: BrokerServices, version: int, transactional_id: str, p
 @api(24, 0, 5)
 async def handle_add_partitions_to_txn(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
     # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
-    if ctx.api_version < 4 and (denied := refused(ctx, request, [
+    if ctx.api_version < 4 and (refusal := refused(ctx, request, AddPartitionsToTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
-        return denied
+        return refusal
     broker = ctx.broker
     version = ctx.api_version
     if version < 4:

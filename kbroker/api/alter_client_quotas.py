@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 import socket
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
+from kbroker.api.authorization import OperationSubject, operation_subject
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_CLIENT_QUOTAS, Requester, controller_operation
-from kbroker.controller.image import quota_entity
+from kbroker.controller.image import QuotaEntity, quota_entity
 from kbroker.security.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, IP_KEYS, USER, USER_CLIENT_KEYS
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -34,7 +34,8 @@ _LIMITS = {"SHORT": (2**15 - 1, "a SHORT"), "INT": (2**31 - 1, "an INT"), "LONG"
 
 @api(49, 0, 1)
 async def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
-    return await ctx.broker.controller_client.forward(ALTER_CLIENT_QUOTAS, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(ALTER_CLIENT_QUOTAS, request, ctx.api_version, requester(ctx))
+    return response_as(response, AlterClientQuotasResponse)
 
 
 @controller_operation(ALTER_CLIENT_QUOTAS)
@@ -97,7 +98,7 @@ def _check_value(keys: dict[str, str], key: str, value: float) -> str | None:
     return None
 
 
-async def _alter_client_quotas(broker: BrokerServices, ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+async def _alter_client_quotas(broker: BrokerServices, ctx: OperationSubject, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     if not authorized(ctx, ALTER_CONFIGS, CLUSTER, CLUSTER_NAME):
         code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         return AlterClientQuotasResponse(throttle_time_ms=0, entries=[
@@ -106,7 +107,7 @@ async def _alter_client_quotas(broker: BrokerServices, ctx: RequestContext, requ
                               for e in entry.entity])
             for entry in request.entries])
     current_quotas = broker.image.client_quotas
-    results: dict[tuple, tuple[int, str | None]] = {}  # entity -> error, in request order
+    results: dict[QuotaEntity, tuple[int, str | None]] = {}  # entity -> error, in request order
     records: list[ClientQuotaRecord] = []
     for entry in request.entries:
         entity: dict[str, str | None] = {}
@@ -153,5 +154,5 @@ async def _alter_client_quotas(broker: BrokerServices, ctx: RequestContext, requ
         for key, (code, message) in results.items()])
 
 
-def _record_entity(key: tuple) -> list:
+def _record_entity(key: QuotaEntity) -> list[ClientQuotaRecord.EntityData]:
     return [ClientQuotaRecord.EntityData(entity_type=kind, entity_name=name) for kind, name in key]

@@ -18,8 +18,11 @@ between).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.authorization import config_refused as _refused
-from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
@@ -40,6 +43,15 @@ from kbroker_protocol.messages.incremental_alter_configs import (
 )
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+# AlterConfigs and IncrementalAlterConfigs share the resource-by-resource flow below.
+_Request = TypeVar("_Request", AlterConfigsRequest, IncrementalAlterConfigsRequest)
+_Response = TypeVar("_Response", AlterConfigsResponse, IncrementalAlterConfigsResponse)
+_Resource = AlterConfigsRequest.AlterConfigsResource | IncrementalAlterConfigsRequest.AlterConfigsResource
+_Config = (AlterConfigsRequest.AlterConfigsResource.AlterableConfig
+           | IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig)
+_NewConfigs = Callable[[BrokerServices, _Resource, dict[str, str]], tuple[dict[str, str], dict[str, str]]]
+"""``(broker, resource, old) -> (new, changed)``: a resource's overrides after the request."""
 
 
 class _Reject(Exception):
@@ -130,16 +142,18 @@ async def _write(broker: BrokerServices, resource_type: int, name: str, old: dic
         await controller.write(controller.config_records(resource_type, name, changes))
 
 
-def _duplicates(configs) -> str | None:
+def _duplicates(configs: Iterable[_Config]) -> str | None:
     seen: set[str] = set()
     for c in configs:
-        if c.name in seen:
-            return c.name
-        seen.add(c.name)
+        name: str = c.name
+        if name in seen:
+            return name
+        seen.add(name)
     return None
 
 
-async def _alter(broker: BrokerServices, request, response_cls, new_configs, requester: Requester | None = None):
+async def _alter(broker: BrokerServices, request: _Request, response_cls: type[_Response], new_configs: _NewConfigs,
+                 requester: Requester | None = None) -> _Response:
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
     assert broker.controller is not None
@@ -147,7 +161,8 @@ async def _alter(broker: BrokerServices, request, response_cls, new_configs, req
         return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
 
 
-async def _alter_resources(ctx: RequestContext, request, response_cls, new_configs):
+async def _alter_resources(ctx: OperationSubject, request: _Request, response_cls: type[_Response],
+                           new_configs: _NewConfigs) -> _Response:
     broker = ctx.broker
     out = []
     for res in request.resources:
@@ -171,7 +186,7 @@ async def _alter_resources(ctx: RequestContext, request, response_cls, new_confi
     return response_cls(throttle_time_ms=0, responses=out)
 
 
-def _replaced(broker: BrokerServices, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _replaced(broker: BrokerServices, res: _Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     new = {}
     for c in res.configs:
         if c.value is None:
@@ -180,7 +195,7 @@ def _replaced(broker: BrokerServices, res, old: dict[str, str]) -> tuple[dict[st
     return new, new
 
 
-def _local_answers(broker: BrokerServices, request) -> dict[int, tuple[ErrorCode, str]]:
+def _local_answers(broker: BrokerServices, request: _Request) -> dict[int, tuple[ErrorCode, str]]:
     """What the receiving broker answers itself before forwarding, as Kafka's
     ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
     default); such a resource is never sent to the controller. Index in the request -> error."""
@@ -193,7 +208,8 @@ def _local_answers(broker: BrokerServices, request) -> dict[int, tuple[ErrorCode
     return out
 
 
-async def _preprocess_and_forward(ctx: RequestContext, request, response_cls, send):
+async def _preprocess_and_forward(ctx: RequestContext, request: _Request, response_cls: type[_Response],
+                                  send: Callable[[_Request, int, Requester], Awaitable[_Response]]) -> _Response:
     """Answer `_local_answers` here, forward the other resources, and give the answers in the
     request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
     local = _local_answers(ctx.broker, request)
@@ -234,7 +250,8 @@ async def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest
 
 
 @controller_operation(ALTER_CONFIGS)
-async def alter_configs(broker: BrokerServices, request, version: int, requester: Requester | None = None) -> AlterConfigsResponse:
+async def alter_configs(broker: BrokerServices, request: AlterConfigsRequest, version: int,
+                        requester: Requester | None = None) -> AlterConfigsResponse:
     """The controller's side of AlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, AlterConfigsResponse, _replaced, requester)
 
@@ -244,7 +261,7 @@ def _list_type(resource_type: int, key: str) -> bool:
     return spec is not None and spec.type == "list"
 
 
-def _incremented(broker: BrokerServices, res, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _incremented(broker: BrokerServices, res: _Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     new = dict(old)
     for c in res.configs:
         op = c.config_operation
@@ -283,7 +300,7 @@ async def handle_incremental_alter_configs(ctx: RequestContext, request: Increme
 
 
 @controller_operation(INCREMENTAL_ALTER_CONFIGS)
-async def incremental_alter_configs(broker: BrokerServices, request, version: int,
+async def incremental_alter_configs(broker: BrokerServices, request: IncrementalAlterConfigsRequest, version: int,
                                     requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
     """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)

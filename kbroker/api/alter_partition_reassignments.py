@@ -28,10 +28,11 @@ every partition (the client looks for the active one).
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
+from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.quorum import ControllerError
 from kbroker.controller.reassignment import alter_partition_reassignments
 from kbroker.controller.replication_control import ReplicationSettings
@@ -47,24 +48,25 @@ ALTER_PARTITION_REASSIGNMENTS = 45
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1)
 async def handle_alter_partition_reassignments(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
-    return await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
-                                                      requester(ctx))
+    response = await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
+                                                          requester(ctx))
+    return response_as(response, AlterPartitionReassignmentsResponse)
 
 
 @api(ALTER_PARTITION_REASSIGNMENTS, 0, 1, listeners=(CONTROLLER_LISTENER,))
 async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
-        return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
+        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
         return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
                                                              Requester(client_id=ctx.header.client_id))
     except ControllerError as exc:  # leadership lost while the operation ran
-        return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
+        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 
 
 def replication_settings(broker: BrokerServices) -> ReplicationSettings:
     """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
-    cc = getattr(broker.controller, "cluster_control", None)
+    cc: ClusterControl | None = getattr(broker.controller, "cluster_control", None)  # (cluster_runtime's)
     if cc is not None:
         return cc.settings
     return ReplicationSettings(
@@ -78,7 +80,7 @@ async def alter_partition_reassignments_operation(broker: BrokerServices, reques
                                                   requester: Requester | None = None) -> AlterPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleAlterPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[ALTER_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(AlterPartitionReassignmentsResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     controller = broker.controller
     assert controller is not None
     async with controller.exclusive():

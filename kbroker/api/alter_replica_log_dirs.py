@@ -61,9 +61,9 @@ def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> E
 @api(34, 1, 2)
 def handle_alter_replica_log_dirs(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):  # as Kafka: every partition refused
-        from kbroker.api.error_response import BUILDERS
+        from kbroker.api.error_response import error_response_as
 
-        return BUILDERS[34](request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(AlterReplicaLogDirsResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     wanted: dict[tuple[str, int], str] = {}
     for d in request.dirs:
         for t in d.topics:

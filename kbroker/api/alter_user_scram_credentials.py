@@ -13,9 +13,9 @@ Forwarded to the active controller (an Envelope from other brokers), which write
 
 from __future__ import annotations
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.authorization import OperationSubject, operation_subject
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, Requester, controller_operation
 from kbroker.controller.metadata_records import MetadataRecord
@@ -45,7 +45,8 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
 
 @api(51, 0, 0)
 async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
-    return await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
+    return response_as(response, AlterUserScramCredentialsResponse)
 
 
 @controller_operation(ALTER_USER_SCRAM_CREDENTIALS)
@@ -57,10 +58,10 @@ async def alter_user_scram_credentials(broker: BrokerServices, request: AlterUse
         return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
 
 
-async def _alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
+async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[51](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(AlterUserScramCredentialsResponse, request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     credentials = broker.scram_credentials
     deletions: dict[str, AlterUserScramCredentialsRequest.ScramCredentialDeletion] = {}
     upserts: dict[str, AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = {}

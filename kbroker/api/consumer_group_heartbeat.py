@@ -37,7 +37,7 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext, request: Consumer
                                               error_message="The consumer rebalance protocol is disabled.",
                                               assignment=None)
     # Kafka's handleConsumerGroupHeartbeat checks READ on the group after the protocol is found enabled
-    if (refused := group_refused(ctx, request)) is not None:  # (kbroker/security/acls.py)
+    if (refused := group_refused(ctx, request, ConsumerGroupHeartbeatResponse)) is not None:  # (kbroker/security/acls.py)
         return refused
     names = request.subscribed_topic_names
     if names and not all(authorized(ctx, DESCRIBE, TOPIC, name) for name in set(names)):

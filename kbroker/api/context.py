@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.raft.io import RaftDriver
     from kbroker.replication.deadline import WaitClock
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from kbroker.replication.replica_manager import ReplicaManager
     from kbroker.security.acls import Authorizer
     from kbroker.security.scram import ScramCredentials
+    from kbroker.security.tokens import DelegationTokens
     from kbroker_protocol.messages import RequestHeader
 
 T = TypeVar("T")
@@ -47,6 +49,7 @@ class BrokerServices(TopicHost, Protocol):
     share_coordinator: ShareCoordinator | None  # KIP-932 (installed by the share coordinator)
     authorizer: Authorizer
     scram_credentials: ScramCredentials
+    delegation_tokens: DelegationTokens
 
     create_partitions_lock: asyncio.Lock
     stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
@@ -59,6 +62,13 @@ class BrokerServices(TopicHost, Protocol):
     def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
 
     def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
+
+
+class RaftNodeServices(BrokerServices, Protocol):
+    """A node that serves the controller listener: the broker seen with its Raft driver (None
+    when the node has no Raft quorum)."""
+
+    raft: RaftDriver | None
 
 
 class ClientConnection(Protocol):
@@ -124,6 +134,14 @@ def require(service: T | None, name: str) -> T:
     if service is None:
         raise ServiceNotRunning(f"{name} is not running on this broker")
     return service
+
+
+def response_as(response: object, response_type: type[T]) -> T:
+    """``response`` (a forwarded request's answer, built per API key) typed as the handler's
+    ``response_type``; raises TypeError when it is something else (answered as any handler failure)."""
+    if not isinstance(response, response_type):
+        raise TypeError(f"expected a {response_type.__qualname__}, got {type(response).__qualname__}")
+    return response
 
 
 def local_controller(broker: BrokerServices) -> QuorumController:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
+from kbroker.api.authorization import OperationSubject, operation_subject
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
@@ -28,7 +28,8 @@ Result = CreateAclsResponse.AclCreationResult
 
 @api(30, 1, 3)
 async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
-    return await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
+    return response_as(response, CreateAclsResponse)
 
 
 @controller_operation(CREATE_ACLS)
@@ -40,7 +41,7 @@ async def create_acls(broker: BrokerServices, request: CreateAclsRequest, versio
         return await _create_acls(operation_subject(broker, requester), request)
 
 
-async def _create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
+async def _create_acls(ctx: OperationSubject, request: CreateAclsRequest) -> CreateAclsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)

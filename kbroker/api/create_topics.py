@@ -26,7 +26,7 @@ import logging
 import uuid
 from typing import Any
 
-from kbroker.api.authorization import operation_subject
+from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, Requester, controller_operation
@@ -78,7 +78,7 @@ async def create_topics(broker: BrokerServices, request: CreateTopicsRequest, ve
         return response
 
 
-async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, ctx: RequestContext, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
+async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, ctx: OperationSubject, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
                          ) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
@@ -123,7 +123,7 @@ async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, c
             continue
         new = NewTopic(
             t.name, t.num_partitions, t.replication_factor,
-            {a.partition_index: list(a.broker_ids) for a in t.assignments}, configs,
+            [(a.partition_index, list(a.broker_ids)) for a in t.assignments], configs,
         )
         plan = plan_create(broker, new)
         if plan.error != ErrorCode.NONE:

@@ -33,16 +33,16 @@ import asyncio
 import base64
 import logging
 import uuid
-from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import RequestContext, requester
+from kbroker.api.context import BrokerServices, RequestContext, requester, response_as
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     CREATE_DELEGATION_TOKEN,
     EXPIRE_DELEGATION_TOKEN,
     RENEW_DELEGATION_TOKEN,
+    Requester,
     controller_active,
     controller_operation,
 )
@@ -84,12 +84,11 @@ Renewer = Described.DescribedDelegationTokenRenewer
 DELEGATION_TOKEN_MIN_METADATA_VERSION = 14
 
 
-def _tokens(host: Any) -> DelegationTokens:
-    tokens: DelegationTokens = host.delegation_tokens
-    return tokens
+def _tokens(host: BrokerServices) -> DelegationTokens:
+    return host.delegation_tokens
 
 
-def token_requests_allowed(ctx: Any) -> bool:
+def token_requests_allowed(ctx: RequestContext) -> bool:
     """Kafka's KafkaApis.allowTokenRequests."""
     conn = ctx.connection
     if getattr(conn, "token_authenticated", False):
@@ -101,19 +100,20 @@ def token_requests_allowed(ctx: Any) -> bool:
     return not (protocol == "SSL" and getattr(conn, "principal", ANONYMOUS) == ANONYMOUS)
 
 
-def _create_response(version: int, code: int, owner: str, requester_principal: str, **fields: Any) -> Any:
+def _create_response(version: int, code: int, owner: str, requester_principal: str,
+                     **fields: object) -> CreateDelegationTokenResponse:
     """Kafka's CreateDelegationTokenResponse.prepareResponse (timestamps -1 and an empty id and
     HMAC on errors; the requester from v3)."""
     owner_type, owner_name = split_principal(owner)
     req_type, req_name = split_principal(requester_principal)
-    values = dict(issue_timestamp_ms=-1, expiry_timestamp_ms=-1, max_timestamp_ms=-1, token_id="", hmac=b"")
+    values: dict[str, object] = dict(issue_timestamp_ms=-1, expiry_timestamp_ms=-1, max_timestamp_ms=-1, token_id="", hmac=b"")
     values.update(fields)
     extra = dict(token_requester_principal_type=req_type, token_requester_principal_name=req_name) if version > 2 else {}
     return CreateDelegationTokenResponse(throttle_time_ms=0, error_code=code, principal_type=owner_type,
                                          principal_name=owner_name, **extra, **values)
 
 
-def _owner_of(request: Any, requester_principal: str) -> str:
+def _owner_of(request: CreateDelegationTokenRequest, requester_principal: str) -> str:
     name = request.owner_principal_name
     if not name:
         return requester_principal
@@ -124,8 +124,9 @@ def _owner_of(request: Any, requester_principal: str) -> str:
 
 
 @api(38, 1, 3)
-async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest) -> Any:
-    principal = getattr(ctx.connection, "principal", ANONYMOUS)
+async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest
+                                         ) -> CreateDelegationTokenResponse:
+    principal: str = getattr(ctx.connection, "principal", ANONYMOUS)
     owner = _owner_of(request, principal)
     version = ctx.api_version
     if not token_requests_allowed(ctx):
@@ -134,16 +135,18 @@ async def handle_create_delegation_token(ctx: RequestContext, request: CreateDel
         return _create_response(version, ErrorCode.DELEGATION_TOKEN_AUTHORIZATION_FAILED, owner, principal)
     if any(r.principal_type != USER_TYPE for r in request.renewers):
         return _create_response(version, ErrorCode.INVALID_PRINCIPAL_TYPE, owner, principal)
-    return await ctx.broker.controller_client.forward(CREATE_DELEGATION_TOKEN, request, version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(CREATE_DELEGATION_TOKEN, request, version, requester(ctx))
+    return response_as(response, CreateDelegationTokenResponse)
 
 
-def _metadata_version_ok(host: Any) -> bool:
+def _metadata_version_ok(host: BrokerServices) -> bool:
     level = host.controller.image.features.get("metadata.version") if host.controller is not None else None
     return level is None or level >= DELEGATION_TOKEN_MIN_METADATA_VERSION
 
 
 @controller_operation(CREATE_DELEGATION_TOKEN)
-async def create_delegation_token(host: Any, request: Any, version: int, requester_: Any = None) -> Any:
+async def create_delegation_token(host: BrokerServices, request: CreateDelegationTokenRequest, version: int,
+                                  requester_: Requester | None = None) -> CreateDelegationTokenResponse:
     """The controller's side (ControllerApis, then DelegationTokenControlManager.createDelegationToken)."""
     subject = operation_subject(host, requester_)
     principal = subject.principal
@@ -191,25 +194,32 @@ def _random_token_id() -> str:
 
 
 @api(39, 1, 2)
-async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDelegationTokenRequest) -> Any:
+async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDelegationTokenRequest
+                                        ) -> RenewDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
                                             expiry_timestamp_ms=ERROR_TIMESTAMP)
-    return await ctx.broker.controller_client.forward(RENEW_DELEGATION_TOKEN, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(RENEW_DELEGATION_TOKEN, request, ctx.api_version,
+                                                          requester(ctx))
+    return response_as(response, RenewDelegationTokenResponse)
 
 
 @api(40, 1, 2)
-async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDelegationTokenRequest) -> Any:
+async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDelegationTokenRequest
+                                         ) -> ExpireDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return ExpireDelegationTokenResponse(throttle_time_ms=0,
                                              error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
                                              expiry_timestamp_ms=ERROR_TIMESTAMP)
-    return await ctx.broker.controller_client.forward(EXPIRE_DELEGATION_TOKEN, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(EXPIRE_DELEGATION_TOKEN, request, ctx.api_version,
+                                                          requester(ctx))
+    return response_as(response, ExpireDelegationTokenResponse)
 
 
-def _find_token(host: Any, request: Any) -> tuple[int, Any]:
+def _find_token(host: BrokerServices, request: RenewDelegationTokenRequest | ExpireDelegationTokenRequest
+                ) -> tuple[ErrorCode, TokenInfo | None]:
     """What renew and expire check first: tokens enabled, the metadata version, the token by its
-    HMAC; returns (error, token)."""
+    HMAC; returns (error, token): the token exactly when the error is NONE."""
     tokens = _tokens(host)
     if not tokens.enabled:
         return ErrorCode.DELEGATION_TOKEN_AUTH_DISABLED, None
@@ -222,18 +232,19 @@ def _find_token(host: Any, request: Any) -> tuple[int, Any]:
 
 
 @controller_operation(RENEW_DELEGATION_TOKEN)
-async def renew_delegation_token(host: Any, request: Any, version: int, requester_: Any = None) -> Any:
+async def renew_delegation_token(host: BrokerServices, request: RenewDelegationTokenRequest, version: int,
+                                 requester_: Requester | None = None) -> RenewDelegationTokenResponse:
     principal = operation_subject(host, requester_).principal
     assert host.controller is not None
     async with host.controller.exclusive():
         now = now_ms()
         code, token = _find_token(host, request)
-        if code == ErrorCode.NONE:
+        if token is not None:
             if token.expired(now):
                 code = ErrorCode.DELEGATION_TOKEN_EXPIRED
             elif not token.may_renew(principal):
                 code = ErrorCode.DELEGATION_TOKEN_OWNER_MISMATCH
-        if code != ErrorCode.NONE:
+        if code != ErrorCode.NONE or token is None:
             return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code, expiry_timestamp_ms=0)
         period = _tokens(host).expiry_time_ms
         if request.renew_period_ms > 0:
@@ -244,15 +255,16 @@ async def renew_delegation_token(host: Any, request: Any, version: int, requeste
 
 
 @controller_operation(EXPIRE_DELEGATION_TOKEN)
-async def expire_delegation_token(host: Any, request: Any, version: int, requester_: Any = None) -> Any:
+async def expire_delegation_token(host: BrokerServices, request: ExpireDelegationTokenRequest, version: int,
+                                  requester_: Requester | None = None) -> ExpireDelegationTokenResponse:
     principal = operation_subject(host, requester_).principal
     assert host.controller is not None
     async with host.controller.exclusive():
         now = now_ms()
         code, token = _find_token(host, request)
-        if code == ErrorCode.NONE and not token.may_renew(principal):
+        if token is not None and not token.may_renew(principal):
             code = ErrorCode.DELEGATION_TOKEN_OWNER_MISMATCH
-        if code != ErrorCode.NONE:
+        if code != ErrorCode.NONE or token is None:
             return ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code, expiry_timestamp_ms=0)
         if request.expiry_time_period_ms < 0:  # expire now
             await host.controller.write([RemoveDelegationTokenRecord(token_id=token.token_id)])
@@ -270,7 +282,8 @@ async def expire_delegation_token(host: Any, request: Any, version: int, request
 
 
 @api(41, 1, 3)
-def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest) -> Any:
+def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest
+                                     ) -> DescribeDelegationTokenResponse:
     version = ctx.api_version
     tokens = _tokens(ctx.broker)
     if not token_requests_allowed(ctx):
@@ -282,7 +295,7 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
     owners = None if request.owners is None else [f"{o.principal_type}:{o.principal_name}" for o in request.owners]
     if owners is not None and not owners:
         return DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, tokens=[])
-    principal = getattr(ctx.connection, "principal", ANONYMOUS)
+    principal: str = getattr(ctx.connection, "principal", ANONYMOUS)
     out = []
     for token in tokens.tokens.values():
         # Kafka's DelegationTokenManager.filterToken
@@ -292,7 +305,7 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
                 or authorized(ctx, DESCRIBE_TOKENS, USER, token.owner)):
             continue
         owner_type, owner_name = split_principal(token.owner)
-        fields: dict[str, Any] = {}
+        fields: dict[str, object] = {}
         if version > 2:
             req_type, req_name = split_principal(token.requester)
             fields = dict(token_requester_principal_type=req_type, token_requester_principal_name=req_name)
@@ -308,7 +321,7 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
 # -- the error responses (Kafka's getErrorResponse of each request) ----------------------------
 
 
-def _create_error(request: Any, version: int, code: int) -> Any:
+def _create_error(request: object, version: int, code: int) -> CreateDelegationTokenResponse:
     return _create_response(version, code, ANONYMOUS, ANONYMOUS)
 
 
@@ -327,7 +340,7 @@ class TokenExpiry:
     ``delegation.token.expiry.check.interval.ms``, a RemoveDelegationTokenRecord for each token past
     its expiry or max timestamp (at most 1000 a round)."""
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: BrokerServices) -> None:
         self.host = host
         self._task: asyncio.Task[None] | None = None
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
+from kbroker.api.authorization import OperationSubject, operation_subject
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
@@ -26,7 +26,8 @@ Matching = FilterResult.DeleteAclsMatchingAcl
 
 @api(31, 1, 3)
 async def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
-    return await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
+    response = await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
+    return response_as(response, DeleteAclsResponse)
 
 
 @controller_operation(DELETE_ACLS)
@@ -38,7 +39,7 @@ async def delete_acls(broker: BrokerServices, request: DeleteAclsRequest, versio
         return await _delete_acls(operation_subject(broker, requester), request)
 
 
-async def _delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
+async def _delete_acls(ctx: OperationSubject, request: DeleteAclsRequest) -> DeleteAclsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return DeleteAclsResponse(filter_results=[
             FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])

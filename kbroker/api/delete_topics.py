@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import Counter
 
-from kbroker.api.authorization import operation_subject
+from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, Requester, controller_operation
@@ -56,7 +56,7 @@ async def delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, ve
         return response
 
 
-async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, version: int, ctx: RequestContext,
+async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, version: int, ctx: OperationSubject,
                          mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
     image = broker.image
     wanted: list[tuple[str | None, uuid.UUID]] = (

@@ -11,8 +11,11 @@ entries. The quotas come from the metadata image (``image.client_quotas``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.controller.image import QuotaEntity
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
 from kbroker_protocol.errors import ErrorCode
@@ -35,7 +38,8 @@ def _error(code: int, message: str | None) -> DescribeClientQuotasResponse:
     return DescribeClientQuotasResponse(throttle_time_ms=0, error_code=code, error_message=message, entries=None)
 
 
-def parse_filter(components) -> tuple[dict[str, str | None], set[str]]:
+def parse_filter(components: Iterable[DescribeClientQuotasRequest.ComponentData]
+                 ) -> tuple[dict[str, str | None], set[str]]:
     """(exact matches: type -> name or None for <default>, types that must be present)."""
     exact: dict[str, str | None] = {}
     typed: set[str] = set()
@@ -71,7 +75,8 @@ def parse_filter(components) -> tuple[dict[str, str | None], set[str]]:
     return exact, typed
 
 
-def matching(quotas: dict, exact: dict[str, str | None], typed: set[str], strict: bool) -> list:
+def matching(quotas: dict[QuotaEntity, dict[str, float]], exact: dict[str, str | None], typed: set[str],
+             strict: bool) -> list[QuotaEntity]:
     """The image's entities the filter selects (ClientQuotasImage.matches)."""
     if not exact and not typed:
         return [] if strict else list(quotas)
@@ -88,7 +93,7 @@ def matching(quotas: dict, exact: dict[str, str | None], typed: set[str], strict
     return out
 
 
-def _order(entity) -> tuple:
+def _order(entity: QuotaEntity) -> tuple[tuple[str, bool, str], ...]:
     return tuple((kind, name is not None, name or "") for kind, name in entity)
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import struct
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker.coordinator.group_views import reading_committed
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
@@ -40,7 +40,7 @@ def _assignment(parts: dict[str, set[int]]) -> bytes:
 M = G.DescribedGroupMember
 
 
-def _describe(ctx: RequestContext, coordinator, group_id: str) -> G:
+def _describe(ctx: RequestContext, coordinator: GroupCoordinator, group_id: str) -> G:
     version = ctx.api_version
     if not group_id:
         return G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, group_state="", protocol_type="",
@@ -64,13 +64,14 @@ def _describe(ctx: RequestContext, coordinator, group_id: str) -> G:
     if not isinstance(group, ClassicGroup):
         # A KIP-848 group seen through the classic API: members' subscriptions and assignments in
         # the consumer embedded protocol, the server assignor as the protocol.
+        consumer = require(coordinator.consumer, "the consumer group manager")  # (it hosts the group)
         members = [M(member_id=mid, group_instance_id=m.instance_id, client_id=m.client_id,
                      client_host=m.client_host,
-                     member_metadata=_subscription(sorted(coordinator.consumer.subscribed_topics(m, group_id))),
+                     member_metadata=_subscription(sorted(consumer.subscribed_topics(m, group_id))),
                      member_assignment=_assignment(m.assigned))
                    for mid, m in group.members.items()]
         assignor = next((m.server_assignor for m in group.members.values() if m.server_assignor),
-                        coordinator.consumer.assignor_names()[0])
+                        consumer.assignor_names()[0])
         return G(group_id=group_id, error_code=ErrorCode.NONE, group_state=group.state_name(),
                  protocol_type="consumer", protocol_data=assignor, members=members)
     stable = group.is_in(GroupState.STABLE)
@@ -108,5 +109,6 @@ def _describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> Des
             out.append(G(group_id=group_id, error_code=code, error_message=default_message(code), group_state="",
                          protocol_type="", protocol_data="", members=[]))
         else:
-            out.append(_describe(ctx, coordinator, group_id))
+            # (coordinator_error: there is one)
+            out.append(_describe(ctx, require(coordinator, "the group coordinator"), group_id))
     return DescribeGroupsResponse(throttle_time_ms=0, groups=out)

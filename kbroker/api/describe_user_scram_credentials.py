@@ -8,7 +8,7 @@ their mechanisms and iterations (never the salt or keys).
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -24,7 +24,7 @@ Info = Result.CredentialInfo
 @api(50, 0, 0)
 def handle_describe_user_scram_credentials(ctx: RequestContext, request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse:
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[50](request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(DescribeUserScramCredentialsResponse, request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     known = ctx.broker.scram_credentials.users()
     wanted: dict[str, bool] = {}  # user -> named more than once
     if not request.users:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, Requester, controller_operation
-from kbroker.controller.image import NO_LEADER
+from kbroker.controller.image import NO_LEADER, MetadataImage
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -37,12 +37,13 @@ PREFERRED, UNCLEAN = 0, 1
 LEADER_RECOVERING = 1
 
 
-def _active(image, broker_id: int) -> bool:
+def _active(image: MetadataImage, broker_id: int) -> bool:
     reg = image.brokers.get(broker_id)
     return reg is not None and not reg.fenced
 
 
-def _elect(image, topic_name: str, index: int, election: int, records: list) -> tuple[ErrorCode, str | None]:
+def _elect(image: MetadataImage, topic_name: str, index: int, election: int,
+           records: list[mr.PartitionChangeRecord]) -> tuple[ErrorCode, str | None]:
     topic = image.topic(topic_name)
     if topic is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {topic_name}"
@@ -81,7 +82,7 @@ async def elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, ve
     """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[43](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(ElectLeadersResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     assert broker.controller is not None
     async with local_controller(broker).exclusive():
         return await _elect_leaders(broker, request, version)
@@ -92,7 +93,7 @@ async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, v
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
         return _failed(request, ErrorCode.INVALID_REQUEST, f"Unknown election type {election}")
-    records: list = []
+    records: list[mr.PartitionChangeRecord] = []
     results: list[TopicOut] = []
     if request.topic_partitions is None:
         for name in sorted(image.topics):

@@ -23,7 +23,7 @@ from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
 @api(26, 0, 5)
 async def handle_end_txn(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
-    if (denied := refused(ctx, request, [
+    if (denied := refused(ctx, request, EndTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:
         return denied
     version = ctx.api_version

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
@@ -36,8 +37,12 @@ from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
-from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
-from kbroker_protocol.messages.envelope import EnvelopeResponse
+from kbroker_protocol.messages.allocate_producer_ids import (
+    AllocateProducerIdsRequest,
+    AllocateProducerIdsResponse,
+)
+from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
+from kbroker_protocol.primitives import Message
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +51,10 @@ def _error(code: ErrorCode) -> EnvelopeResponse:
     return EnvelopeResponse(response_data=None, error_code=code)
 
 
-def error_codes(message: Any) -> set[int]:
+def error_codes(message: object) -> set[int]:
     """Every ``error_code`` in a response (Kafka's ``AbstractResponse.errorCounts`` keys)."""
     found: set[int] = set()
-    stack = [message]
+    stack: list[object] = [message]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
@@ -67,11 +72,11 @@ def error_codes(message: Any) -> set[int]:
     return found
 
 
-async def handle_envelope(ctx: Any, request: Any) -> EnvelopeResponse:
+async def handle_envelope(ctx: RequestContext, request: EnvelopeRequest) -> EnvelopeResponse:
     return await envelope(ctx.broker, request, ctx.peer)
 
 
-async def envelope(broker: Any, request: Any, peer: str = "?") -> EnvelopeResponse:
+async def envelope(broker: BrokerServices, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
     serves the controller listener (``peer``: the forwarding node's address, for the log)."""
     # (imported here: Envelopes reach only the controller of a multi-node quorum)
@@ -120,11 +125,13 @@ async def envelope(broker: Any, request: Any, peer: str = "?") -> EnvelopeRespon
     return EnvelopeResponse(response_data=data, error_code=ErrorCode.NONE)
 
 
-async def handle_allocate_producer_ids(ctx: Any, request: Any) -> AllocateProducerIdsResponse:
+async def handle_allocate_producer_ids(ctx: RequestContext, request: AllocateProducerIdsRequest
+                                       ) -> AllocateProducerIdsResponse:
     return await allocate_producer_ids(ctx.broker, request)
 
 
-async def allocate_producer_ids(broker: Any, request: Any) -> AllocateProducerIdsResponse:
+async def allocate_producer_ids(broker: BrokerServices, request: AllocateProducerIdsRequest
+                                ) -> AllocateProducerIdsResponse:
     """The AllocateProducerIds handler on ``broker`` (the node running the controller)."""
     if not controller_active(broker.controller):
         return AllocateProducerIdsResponse(error_code=ErrorCode.NOT_CONTROLLER, producer_id_start=-1,
@@ -132,13 +139,13 @@ async def allocate_producer_ids(broker: Any, request: Any) -> AllocateProducerId
     return await LocalControllerClient(broker).allocate_producer_ids(request.broker_id, request.broker_epoch)
 
 
-def error_response_for(api_key: int, request: Any, version: int, code: int) -> Any:
+def error_response_for(api_key: int, request: Message, version: int, code: int) -> Message | None:
     """A forwarded request's error response (for ``RemoteControllerClient``)."""
     return BUILDERS[api_key](request, version, code)
 
 
 # (api key, min version, max version, handler): the controller-listener APIs of this module.
-CONTROLLER_APIS: list[tuple[int, int, int, Any]] = [
+CONTROLLER_APIS: list[tuple[int, int, int, Callable[..., Awaitable[Message]]]] = [
     (58, 0, 0, handle_envelope),
     (67, 0, 0, handle_allocate_producer_ids),
 ]

@@ -19,6 +19,7 @@ response can be sent and the connection is closed, as Kafka does.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,9 +28,9 @@ from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages import RESPONSES
 from kbroker_protocol.primitives import Message
 
-__all__ = ["BUILDERS", "error_code_for", "error_response"]
+__all__ = ["BUILDERS", "error_code_for", "error_response", "error_response_as"]
 
-Builder = Callable[[Any, int, int], Any]  # (each builder takes and returns its own API's classes)
+Builder = Callable[[Any, int, int], "Message | None"]  # (each builder takes its own API's request class)
 """``(request, api_version, error_code) -> response body`` (or None: no response possible)."""
 
 BUILDERS: dict[int, Builder] = {}
@@ -46,10 +47,27 @@ def error_code_for(exc: BaseException) -> int:
     return int(ErrorCode.UNKNOWN_SERVER_ERROR)
 
 
-def error_response(api_key: int, api_version: int, request: Any, exc: BaseException) -> Any:
+def error_response(api_key: int, api_version: int, request: Any, exc: BaseException) -> Message | None:
     """The error response Kafka would send for ``request`` after ``exc``; None when there is none
     (the caller then closes the connection). Raises KeyError for an API without a builder."""
     return BUILDERS[api_key](request, api_version, error_code_for(exc))
+
+
+_R = TypeVar("_R", bound=Message)
+
+
+def error_response_as(response_type: type[_R], request: Message, api_version: int, code: int) -> _R:
+    """The error response of ``response_type``'s API for ``request`` with ``code``, typed: what a
+    handler answers when it refuses a request as a whole. Raises TypeError when that API's builder
+    gives no ``response_type`` (a Produce with acks=0 gives None: its handler never refuses this way)."""
+    api_key = response_type.API_KEY
+    if api_key is None:
+        raise TypeError(f"{response_type.__qualname__} is not an API response")
+    response = BUILDERS[api_key](request, api_version, code)
+    if not isinstance(response, response_type):
+        raise TypeError(f"the error response builder of API {api_key} gave {type(response).__qualname__}, "
+                        f"not {response_type.__qualname__}")
+    return response
 
 
 _B = TypeVar("_B", bound=Builder)
@@ -67,7 +85,7 @@ def _top_level(api_key: int) -> None:
     """Register a builder that sets only the top-level error code (other fields at defaults)."""
     response_cls: Callable[..., Message] = RESPONSES[api_key]  # (any message with a top-level error code)
 
-    def build(request: Any, version: int, code: int) -> Any:
+    def build(request: Any, version: int, code: int) -> Message:
         return response_cls(error_code=code)
 
     BUILDERS[api_key] = build
@@ -114,7 +132,7 @@ def _produce(request: messages.ProduceRequest, version: int, code: int) -> messa
     if request.acks == 0:
         return None
     R = messages.ProduceResponse
-    topics: dict[tuple[str, Any], Any] = {}
+    topics: dict[tuple[str, uuid.UUID], messages.ProduceResponse.TopicProduceResponse] = {}
     for topic in request.topic_data:
         out = topics.get((topic.name, topic.topic_id))
         if out is None:
@@ -350,7 +368,7 @@ def _describe_configs(request: messages.DescribeConfigsRequest, version: int, co
 
 def _alter_configs(R: type[messages.AlterConfigsResponse] | type[messages.IncrementalAlterConfigsResponse]) -> None:
 
-    def build(request: Any, version: int, code: int) -> Any:
+    def build(request: Any, version: int, code: int) -> Message:
         return R(responses=[
             R.AlterConfigsResourceResponse(error_code=code, error_message=None,
                                            resource_type=resource.resource_type,
@@ -489,7 +507,7 @@ def _share_state(api_key: int, result_cls: str, with_message: bool) -> None:
     R: Callable[..., Message] = RESPONSES[api_key]  # (one of five shapes, picked by key)
     T = getattr(R, result_cls)
 
-    def build(request: Any, version: int, code: int) -> Any:
+    def build(request: Any, version: int, code: int) -> Message:
         message = default_message(code) if with_message else None
         return R(results=[
             T(topic_id=topic.topic_id, partitions=[

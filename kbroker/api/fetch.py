@@ -461,7 +461,7 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
                     p.remove_waiter(fut)
                 break
             if parked is not None and replica is not None:
-                parked.park(replica.replica_id, fut, [(p.topic, p.index) for p in waited_on])
+                parked.park(replica.replica_id, fut)
             try:
                 await deadline.wait(fut)
             finally:

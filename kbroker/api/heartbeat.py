@@ -29,8 +29,8 @@ async def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> He
     return response
 
 
-def _heartbeat(ctx: RequestContext, request: HeartbeatRequest):
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+def _heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    if (refused := group_refused(ctx, request, HeartbeatResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:

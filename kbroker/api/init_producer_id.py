@@ -16,13 +16,18 @@ and epoch the transactional id no longer has.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 
 
 @api(22, 0, 6)
@@ -30,17 +35,17 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
     if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
                                                                request.transactional_id):
         # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
-        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+        return error_response_as(InitProducerIdResponse, request, ctx.api_version, int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
     if request.transactional_id is None and not idempotent_write_allowed(ctx):
         # Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (authorizeByResourceType)
-        return BUILDERS[22](request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(InitProducerIdResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     broker = ctx.broker
     try:
         await broker.producer_ids.ensure()
     except ProducerIdsUnavailable as exc:
         return InitProducerIdResponse(throttle_time_ms=0, error_code=exc.code, producer_id=-1, producer_epoch=-1)
     if request.transactional_id is not None:
-        coordinator = getattr(broker, "txn_coordinator", None)
+        coordinator: TransactionCoordinator | None = getattr(broker, "txn_coordinator", None)
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
@@ -53,7 +58,8 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
                                   producer_epoch=0)
 
 
-async def _transactional(ctx: RequestContext, coordinator, request: InitProducerIdRequest):
+async def _transactional(ctx: RequestContext, coordinator: TransactionCoordinator,
+                         request: InitProducerIdRequest) -> InitProducerIdResponse:
     from kbroker.coordinator.txn_coordinator import TxnError
 
     version = ctx.api_version

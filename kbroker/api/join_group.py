@@ -17,12 +17,12 @@ import asyncio
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
 
 
-def _coordinator_error(coordinator, request: JoinGroupRequest) -> JoinGroupResponse | None:
+def _coordinator_error(coordinator: GroupCoordinator | None, request: JoinGroupRequest) -> JoinGroupResponse | None:
     """Kafka's GroupCoordinatorService.joinGroup before the group: COORDINATOR_NOT_AVAILABLE
     (echoing the member id) without a coordinator, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, then
     the partition's NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS (without the member id)."""
@@ -41,7 +41,7 @@ def _coordinator_error(coordinator, request: JoinGroupRequest) -> JoinGroupRespo
 
 @api(11, 0, 9)
 async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+    if (refused := group_refused(ctx, request, JoinGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
@@ -49,7 +49,7 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
     if early is not None:
         response = early
     else:
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[JoinGroupResponse] = asyncio.get_running_loop().create_future()
 
         def respond(r: JoinGroupResponse) -> None:
             if not fut.done():

@@ -28,8 +28,8 @@ async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) ->
     return response
 
 
-def _leave_group(ctx: RequestContext, request: LeaveGroupRequest):
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+def _leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    if (refused := group_refused(ctx, request, LeaveGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator

@@ -13,8 +13,8 @@ ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
 from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.quorum import ControllerError
@@ -31,19 +31,20 @@ LIST_PARTITION_REASSIGNMENTS = 46
 
 @api(LIST_PARTITION_REASSIGNMENTS, 0, 0)
 async def handle_list_partition_reassignments(ctx: RequestContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
-    return await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
-                                                      requester(ctx))
+    response = await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
+                                                          requester(ctx))
+    return response_as(response, ListPartitionReassignmentsResponse)
 
 
 @api(LIST_PARTITION_REASSIGNMENTS, 0, 0, listeners=(CONTROLLER_LISTENER,))
 async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
-        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
+        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
         return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
                                                             Requester(client_id=ctx.header.client_id))
     except ControllerError as exc:  # leadership lost while the operation ran
-        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, ctx.api_version, int(exc.code))
+        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 
 
 @controller_operation(LIST_PARTITION_REASSIGNMENTS)
@@ -51,7 +52,7 @@ async def list_partition_reassignments_operation(broker: BrokerServices, request
                                                  requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[LIST_PARTITION_REASSIGNMENTS](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(ListPartitionReassignmentsResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     controller = broker.controller
     assert controller is not None
     async with controller.exclusive():

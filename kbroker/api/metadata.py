@@ -24,6 +24,7 @@ import uuid
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
+from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
 from kbroker.controller.quorum import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import (
@@ -74,7 +75,7 @@ def _has_listener(broker: BrokerServices, node_id: int, listener: str) -> bool |
     return listener in reg.endpoints
 
 
-def _offline(broker: BrokerServices, node_id: int, listener: str, state) -> bool:
+def _offline(broker: BrokerServices, node_id: int, listener: str, state: PartitionState) -> bool:
     """Kafka's ``isReplicaOffline``: not registered, fenced, without the request's listener, or
     in a log dir that is not one of the broker's online dirs (KIP-858)."""
     image = broker.image
@@ -85,7 +86,7 @@ def _offline(broker: BrokerServices, node_id: int, listener: str, state) -> bool
             or not has_online_dir(image, node_id, state))
 
 
-def topic_metadata(ctx: RequestContext, topic, include_ops: bool) -> Topic:
+def topic_metadata(ctx: RequestContext, topic: TopicImage, include_ops: bool) -> Topic:
     """The partitions as the image has them (Kafka's ``KRaftMetadataCache.partitionMetadata``):
     a leader that is not registered is LEADER_NOT_AVAILABLE, one without the request's listener
     LISTENER_NOT_FOUND (v6+; before, LEADER_NOT_AVAILABLE), both with leader -1; offline replicas
@@ -113,7 +114,7 @@ def topic_metadata(ctx: RequestContext, topic, include_ops: bool) -> Topic:
     )
 
 
-def _partitions(broker: BrokerServices, topic, version: int, listener: str) -> list[Part]:
+def _partitions(broker: BrokerServices, topic: TopicImage, version: int, listener: str) -> list[Part]:
     partitions = []
     for index in sorted(topic.partitions):
         state = topic.partitions[index]
@@ -210,9 +211,10 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
     return EncodedMetadata(data)
 
 
-def _take_answer_slot(image) -> bool:
+def _take_answer_slot(image: MetadataImage) -> bool:
     """Whether one more Metadata answer may be kept with ``image`` (then counted)."""
     count = image.derived.get(_ANSWERS_KEY, 0)
+    assert isinstance(count, int)  # (only this function stores under _ANSWERS_KEY)
     if count >= MAX_CACHED_ANSWERS:
         return False
     image.derived[_ANSWERS_KEY] = count + 1

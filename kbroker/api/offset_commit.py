@@ -12,7 +12,7 @@ than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import GROUP, READ, TOPIC, authorized
@@ -26,7 +26,7 @@ RespPart = Resp.OffsetCommitResponsePartition
 @api(8, 2, 10)
 async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
     if not authorized(ctx, READ, GROUP, request.group_id):  # Kafka: the whole request (kbroker/security/acls.py)
-        return BUILDERS[8](request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
+        return error_response_as(OffsetCommitResponse, request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     version = ctx.api_version
     broker = ctx.broker
     coordinator = broker.group_coordinator

@@ -22,15 +22,18 @@ T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition
 GT = OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics
 GP = GT.OffsetFetchResponsePartitions
+_Topics = list[tuple[str, list[int]]]  # (topic, partitions) asked for
+_Row = tuple[str, int, int, int, str, ErrorCode]  # (topic, partition, offset, leader epoch, metadata, error)
 
 
-async def _fetch(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+async def _fetch(ctx: RequestContext, group_id: str, topics: _Topics | None, require_stable: bool,
+                 member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     """Kafka's checks first: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE
     on each topic: a requested topic one may not describe answers TOPIC_AUTHORIZATION_FAILED, and
     with all topics asked for, such topics are left out (kbroker/security/acls.py)."""
     if not authorized(ctx, DESCRIBE, GROUP, group_id):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
-    denied: list = []
+    denied: list[_Row] = []
     if topics is not None:
         allowed = [(t, parts) for t, parts in topics if authorized(ctx, DESCRIBE, TOPIC, t)]
         denied = [(t, p, -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED)
@@ -42,7 +45,8 @@ async def _fetch(ctx: RequestContext, group_id, topics, require_stable, member_i
     return error, rows + denied if error == ErrorCode.NONE else rows
 
 
-async def _fetch_authorized(ctx: RequestContext, group_id, topics, require_stable, member_id=None, member_epoch=-1):
+async def _fetch_authorized(ctx: RequestContext, group_id: str, topics: _Topics | None, require_stable: bool,
+                            member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     coordinator = ctx.broker.group_coordinator
     # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
     # as the group error (v2+) or on every requested partition (v1).
@@ -55,8 +59,8 @@ async def _fetch_authorized(ctx: RequestContext, group_id, topics, require_stabl
     return coordinator.fetch_offsets(group_id, topics, False, member_id, member_epoch)
 
 
-def _group_by_topic(rows):
-    out: dict[str, list] = {}
+def _group_by_topic(rows: list[_Row]) -> dict[str, list[_Row]]:
+    out: dict[str, list[_Row]] = {}
     for row in rows:
         out.setdefault(row[0], []).append(row)
     return out
@@ -82,7 +86,7 @@ async def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) 
     image = ctx.broker.image
     groups = []
     for g in request.groups:
-        unknown_ids: list = []
+        unknown_ids: list[OffsetFetchRequest.OffsetFetchRequestGroup.OffsetFetchRequestTopics] = []
         topics = None
         if g.topics is not None:
             topics = []

@@ -32,12 +32,13 @@ import inspect
 import time
 import uuid
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from kbroker.api.context import RequestContext
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.replication.deadline import Deadline
-from kbroker.replication.produce_batch import ProduceError
+from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -48,6 +49,14 @@ PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
 RecordError = PartResp.BatchIndexAndErrorMessage
 ZERO_UUID = uuid.UUID(int=0)
 
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+
+_Endpoints = dict[int, tuple[str, int, str | None]]  # the KIP-951 leaders' endpoints: node -> (host, port, rack)
+_Parts = list[PartResp | None]  # one topic's answers (None: a place held for an answer still pending)
+_Pending = list[tuple[_Parts, int, int, "Partition", Awaitable[AppendResult]]]  # (parts, slot, index, ...)
+_Replicated = list[tuple[_Parts, int, "Partition", int]]  # (parts, slot, partition, offset to wait for)
+
 
 def _error(index: int, code: ErrorCode, message: str | None = None,
            record_errors: list[tuple[int, str]] | None = None) -> PartResp:
@@ -57,7 +66,7 @@ def _error(index: int, code: ErrorCode, message: str | None = None,
                     error_message=message)
 
 
-def _ok(index: int, partition, result) -> PartResp:
+def _ok(index: int, partition: Partition, result: AppendResult) -> PartResp:
     return PartResp(
         index=index, error_code=result.error, base_offset=result.base_offset,
         log_append_time_ms=result.log_append_time, log_start_offset=partition.log_start_offset,
@@ -65,7 +74,7 @@ def _ok(index: int, partition, result) -> PartResp:
     )
 
 
-def _not_leader(ctx: RequestContext, endpoints: dict, topic: str, index: int) -> PartResp:
+def _not_leader(ctx: RequestContext, endpoints: _Endpoints, topic: str, index: int) -> PartResp:
     resp = _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     if ctx.api_version >= 10:
         leader, epoch = current_leader(ctx.broker, topic, index, ctx.connection.endpoint.listener, endpoints)
@@ -73,7 +82,7 @@ def _not_leader(ctx: RequestContext, endpoints: dict, topic: str, index: int) ->
     return resp
 
 
-def _response(responses: list, endpoints: dict) -> ProduceResponse:
+def _response(responses: list[TopicResp], endpoints: _Endpoints) -> ProduceResponse:
     response = ProduceResponse(responses=responses, throttle_time_ms=0)
     if endpoints:
         response.node_endpoints = [ProduceResponse.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
@@ -106,9 +115,9 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
     clock = broker.clock  # kbroker.clock=manual: LogAppendTime and acks=all timeouts on it (None: real time)
     now_ms = int(time.time() * 1000) if clock is None else clock.now_ms()
     responses = []
-    pending: list = []
-    endpoints: dict = {}
-    replicated: list = []  # acks=-1: (parts, slot, partition, next offset) to wait for
+    pending: _Pending = []
+    endpoints: _Endpoints = {}
+    replicated: _Replicated = []  # acks=-1: (parts, slot, partition, next offset) to wait for
     for t in request.topic_data:
         if version >= 13:
             topic = image.topic_by_id(t.topic_id)
@@ -118,7 +127,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         name = topic.name if topic is not None else t.name
         denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
-        parts: list[PartResp | None] = []  # (None: a place held for an answer still pending)
+        parts: _Parts = []  # (None: a place held for an answer still pending)
         for p in t.partition_data:
             if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
                 parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
@@ -130,7 +139,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
-            partition = broker.partition(topic.name, p.index)
+            partition = replica_manager.partition(topic.name, p.index)
             if partition is None or not partition.is_leader:
                 if p.index not in topic.partitions:
                     parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
@@ -166,8 +175,8 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
     return _response(responses, endpoints)
 
 
-async def _complete_later(ctx: RequestContext, responses: list, pending: list, replicated: list, acks: int, endpoints: dict,
-                          deadline: Deadline) -> ProduceResponse | None:
+async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pending: _Pending, replicated: _Replicated,
+                          acks: int, endpoints: _Endpoints, deadline: Deadline) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:
             result = await awaitable
@@ -192,7 +201,9 @@ async def _complete_later(ctx: RequestContext, responses: list, pending: list, r
             if code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                 parts[slot] = _not_leader(ctx, endpoints, partition.topic, partition.index)
             else:
-                parts[slot] = _error(parts[slot].index, code)
+                done = parts[slot]
+                assert done is not None  # (answered before it was queued to wait)
+                parts[slot] = _error(done.index, code)
     if acks == 0:
         return None
     return _response(responses, endpoints)

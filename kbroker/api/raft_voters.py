@@ -19,10 +19,11 @@ import uuid
 from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.context import BrokerServices, RaftNodeServices, RequestContext, requester, response_as
+from kbroker.api.error_response import BUILDERS, Builder
 from kbroker.api.registry import api
 from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, Requester, controller_operation
+from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
@@ -31,13 +32,14 @@ from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaf
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
 from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
 
-Broker = Any
+Broker = RaftNodeServices
 UPDATE_RAFT_VOTER = 82
 ZERO = uuid.UUID(int=0)
+_VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
 
 
-def _top_level(cls: Any) -> Any:
-    def build(request: Any, version: int, code: int) -> Any:
+def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) -> Builder:
+    def build(request: Any, version: int, code: int) -> AddRaftVoterResponse | RemoveRaftVoterResponse:
         return cls(error_code=code, error_message=None)
 
     return build
@@ -62,12 +64,12 @@ def _cluster_mismatch(broker: Broker, cluster_id: str | None) -> str | None:
     return f'The given id "{cluster_id}" doesn\'t match the cluster id "{broker.cluster_id}"'
 
 
-def _answer(cls: Any, change: VoterChange) -> Any:
+def _answer(cls: type[_VoterResponse], change: VoterChange) -> _VoterResponse:
     return cls(error_code=change.error, error_message=change.message)
 
 
-def _listener(broker: Broker) -> str:
-    return broker.raft.listener_name
+def _listener(raft: RaftDriver) -> str:
+    return raft.listener_name
 
 
 def _endpoints(listeners: Any) -> tuple[tuple[str, str, int], ...]:
@@ -77,9 +79,6 @@ def _endpoints(listeners: Any) -> tuple[tuple[str, str, int], ...]:
 def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
     inner = ", ".join(f"ListenerName({name})={host}:{port}" for name, host, port in endpoints)
     return f"Endpoints(endpoints={{{inner}}})"
-
-
-_VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
 
 
 def _voter_request_refusal(broker: Broker, request: Any, response: type[_VoterResponse], what: str
@@ -107,7 +106,7 @@ async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
     assert raft is not None  # (the refusal checks it)
     directory = request.voter_directory_id
     endpoints = _endpoints(request.listeners)
-    listener = _listener(broker)
+    listener = _listener(raft)
     if not any(name == listener for name, _h, _p in endpoints):
         return AddRaftVoterResponse(
             error_code=ErrorCode.INVALID_REQUEST,
@@ -155,7 +154,7 @@ async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResp
     if request.voter_id < 0 or directory is None or directory == ZERO:
         return answer(ErrorCode.INVALID_REQUEST)
     endpoints = _endpoints(request.listeners)
-    if not any(name == _listener(broker) for name, _h, _p in endpoints):
+    if not any(name == _listener(raft) for name, _h, _p in endpoints):
         return answer(ErrorCode.INVALID_REQUEST)
     feature = request.kraft_version_feature
     lo, hi = feature.min_supported_version, feature.max_supported_version
@@ -178,16 +177,18 @@ async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResp
 
 
 @api(ADD_RAFT_VOTER, 0, 1)
-async def handle_add_raft_voter(ctx: RequestContext, request: AddRaftVoterRequest) -> Any:
-    return await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+async def handle_add_raft_voter(ctx: RequestContext, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
+    response = await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+    return response_as(response, AddRaftVoterResponse)
 
 
 @api(REMOVE_RAFT_VOTER, 0, 0)
-async def handle_remove_raft_voter(ctx: RequestContext, request: RemoveRaftVoterRequest) -> Any:
-    return await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+async def handle_remove_raft_voter(ctx: RequestContext, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
+    response = await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
+    return response_as(response, RemoveRaftVoterResponse)
 
 
-def _refused(broker: Broker, requester_: Any, cls: Any) -> Any | None:
+def _refused(broker: BrokerServices, requester_: Requester | None, cls: type[_VoterResponse]) -> _VoterResponse | None:
     # Kafka's ControllerApis authorizes ALTER on the cluster
     if authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
         return None
@@ -195,10 +196,12 @@ def _refused(broker: Broker, requester_: Any, cls: Any) -> Any | None:
 
 
 @controller_operation(ADD_RAFT_VOTER)
-async def add_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
+async def add_raft_voter_operation(broker: Broker, request: AddRaftVoterRequest, version: int,
+                                   requester_: Requester | None = None) -> AddRaftVoterResponse:
     return _refused(broker, requester_, AddRaftVoterResponse) or await add_raft_voter(broker, request)
 
 
 @controller_operation(REMOVE_RAFT_VOTER)
-async def remove_raft_voter_operation(broker: BrokerServices, request, version: int, requester_: Requester | None = None) -> Any:
+async def remove_raft_voter_operation(broker: Broker, request: RemoveRaftVoterRequest, version: int,
+                                      requester_: Requester | None = None) -> RemoveRaftVoterResponse:
     return _refused(broker, requester_, RemoveRaftVoterResponse) or await remove_raft_voter(broker, request)

@@ -43,7 +43,7 @@ async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupH
     return response
 
 
-def _share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest):
+def _share_group_heartbeat(ctx: RequestContext, request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
     broker = ctx.broker
     # Refused in KafkaApis: getErrorResponse carries the code only.
     if not share_groups_enabled(broker):

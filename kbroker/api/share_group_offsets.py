@@ -21,6 +21,7 @@ import uuid
 from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
+from kbroker.controller.image import TopicImage
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
@@ -47,7 +48,7 @@ XT = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def _describe_partition(broker: BrokerServices, group_id: str, topic, index: int) -> DP:
+def _describe_partition(broker: BrokerServices, group_id: str, topic: TopicImage, index: int) -> DP:
     store = share_coordinator(broker).store
     state = store.read(group_id, topic.topic_id, index)
     sp = share_coordinator(broker).manager.partitions.get((group_id, topic.topic_id, index))
@@ -64,7 +65,8 @@ def _describe_partition(broker: BrokerServices, group_id: str, topic, index: int
 
 
 @api(90, 0, 1)
-def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeShareGroupOffsetsRequest):
+def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeShareGroupOffsetsRequest
+                                        ) -> DescribeShareGroupOffsetsResponse:
     broker = ctx.broker
     out = []
     for g in request.groups:
@@ -78,7 +80,7 @@ def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeSh
             continue
         topics = []
         if g.topics is None:
-            by_topic: dict = {}
+            by_topic: dict[uuid.UUID, list[int]] = {}
             for _gid, tid, p in sorted(share_coordinator(broker).store.group_keys(g.group_id),
                                        key=lambda k: (str(k[1]), k[2])):
                 by_topic.setdefault(tid, []).append(p)
@@ -106,7 +108,8 @@ def _alter_error(code: ErrorCode, message: str | None = None) -> AlterShareGroup
 
 
 @api(91, 0, 0)
-def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest):
+def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
+                                     ) -> AlterShareGroupOffsetsResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
         return _alter_error(ErrorCode.UNSUPPORTED_VERSION)
@@ -153,7 +156,8 @@ def _delete_error(code: ErrorCode, message: str | None = None) -> DeleteShareGro
 
 
 @api(92, 0, 0)
-def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareGroupOffsetsRequest):
+def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareGroupOffsetsRequest
+                                      ) -> DeleteShareGroupOffsetsResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
         return _delete_error(ErrorCode.UNSUPPORTED_VERSION)

@@ -17,9 +17,11 @@ its next fetch.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.share_coordinator import share_groups_enabled
@@ -52,8 +54,18 @@ NEGATIVE_STATE_EPOCH = "The state epoch cannot be a negative number."
 WRITE_UNINITIALIZED = "Write operation on uninitialized share partition not allowed."
 READ_UNINITIALIZED = "Read operation on uninitialized share partition not allowed."
 
+_Outcome = tuple[ErrorCode, str | None, dict[str, object]]
+"""A partition's (error, message or None for the error's default, the result's other fields)."""
+_StateRequest = (InitializeShareGroupStateRequest | ReadShareGroupStateRequest | WriteShareGroupStateRequest
+                 | DeleteShareGroupStateRequest | ReadShareGroupStateSummaryRequest)
+_Result = TypeVar("_Result", InitializeShareGroupStateResponse.InitializeStateResult,
+                  ReadShareGroupStateResponse.ReadStateResult, WriteShareGroupStateResponse.WriteStateResult,
+                  DeleteShareGroupStateResponse.DeleteStateResult,
+                  ReadShareGroupStateSummaryResponse.ReadStateSummaryResult)
+_Written = TypeVar("_Written", InitializeShareGroupStateResponse, WriteShareGroupStateResponse)
 
-def _unknown_partition(broker: Any, topic_id: Any, partition: int) -> bool:
+
+def _unknown_partition(broker: BrokerServices, topic_id: uuid.UUID, partition: int) -> bool:
     topic = broker.image.topic_by_id(topic_id)
     return topic is None or partition >= len(topic.partitions)
 
@@ -66,8 +78,10 @@ _UNSET: dict[str, dict[str, object]] = {
 }
 
 
-def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
-    """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition."""
+def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Result],
+          fn: Callable[[uuid.UUID, Any], _Outcome]) -> list[_Result]:
+    """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition
+    (``partition_data``: the request's own PartitionData class)."""
     P = result_cls.PartitionResult
     out = []
     enabled = share_groups_enabled(broker) and getattr(broker, "share_coordinator", None) is not None
@@ -91,7 +105,9 @@ def _each(broker: Any, request: Any, result_cls: Any, fn) -> list[Any]:
     return out
 
 
-async def _replicated(broker: Any, request: Any, response: Any) -> Any:
+async def _replicated(broker: BrokerServices,
+                      request: InitializeShareGroupStateRequest | WriteShareGroupStateRequest,
+                      response: _Written) -> _Written:
     """Kafka's share coordinator answers a write once it is committed (acks=all): wait for the
     state partitions' high watermark; a partition whose write is not replicated gets the error."""
     store = share_coordinator(broker).store
@@ -104,7 +120,7 @@ async def _replicated(broker: Any, request: Any, response: Any) -> Any:
     return response
 
 
-def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
+def _reload(broker: BrokerServices, group_id: str, topic_id: uuid.UUID, partition: int) -> None:
     manager = share_coordinator(broker).manager
     if (group_id, topic_id, partition) in manager._remote:
         return  # this broker's own share partition sent the write (to itself, through the persister)
@@ -114,10 +130,11 @@ def _reload(broker: Any, group_id: str, topic_id: Any, partition: int) -> None:
 
 
 @api(83, 0, 0)
-async def handle_initialize_share_group_state(ctx: RequestContext, request: InitializeShareGroupStateRequest):
+async def handle_initialize_share_group_state(ctx: RequestContext, request: InitializeShareGroupStateRequest
+                                              ) -> InitializeShareGroupStateResponse:
     broker = ctx.broker
 
-    def one(topic_id, p):
+    def one(topic_id: uuid.UUID, p: InitializeShareGroupStateRequest.InitializeStateData.PartitionData) -> _Outcome:
         if p.partition < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
         if p.state_epoch < 0:
@@ -138,13 +155,14 @@ async def handle_initialize_share_group_state(ctx: RequestContext, request: Init
 
 
 @api(84, 0, 0)
-def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupStateRequest):
+def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupStateRequest
+                                  ) -> ReadShareGroupStateResponse:
     broker = ctx.broker
     R = ReadShareGroupStateResponse.ReadStateResult
     Batch = R.PartitionResult.StateBatch
 
-    def one(topic_id, p):
-        empty = {"state_epoch": 0, "start_offset": -1, "state_batches": []}
+    def one(topic_id: uuid.UUID, p: ReadShareGroupStateRequest.ReadStateData.PartitionData) -> _Outcome:
+        empty: dict[str, object] = {"state_epoch": 0, "start_offset": -1, "state_batches": []}
         if p.partition < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, empty
         if p.leader_epoch < 0:
@@ -169,10 +187,11 @@ def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupSt
 
 
 @api(85, 0, 1)
-async def handle_write_share_group_state(ctx: RequestContext, request: WriteShareGroupStateRequest):
+async def handle_write_share_group_state(ctx: RequestContext, request: WriteShareGroupStateRequest
+                                         ) -> WriteShareGroupStateResponse:
     broker = ctx.broker
 
-    def one(topic_id, p):
+    def one(topic_id: uuid.UUID, p: WriteShareGroupStateRequest.WriteStateData.PartitionData) -> _Outcome:
         if p.partition < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
         if p.leader_epoch < 0:
@@ -202,10 +221,11 @@ async def handle_write_share_group_state(ctx: RequestContext, request: WriteShar
 
 
 @api(86, 0, 0)
-def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest):
+def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest
+                                    ) -> DeleteShareGroupStateResponse:
     broker = ctx.broker
 
-    def one(topic_id, p):
+    def one(topic_id: uuid.UUID, p: DeleteShareGroupStateRequest.DeleteStateData.PartitionData) -> _Outcome:
         if p.partition < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, {}
         if _unknown_partition(broker, topic_id, p.partition):
@@ -218,11 +238,12 @@ def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGro
 
 
 @api(87, 0, 1)
-def handle_read_share_group_state_summary(ctx: RequestContext, request: ReadShareGroupStateSummaryRequest):
+def handle_read_share_group_state_summary(ctx: RequestContext, request: ReadShareGroupStateSummaryRequest
+                                          ) -> ReadShareGroupStateSummaryResponse:
     broker = ctx.broker
 
-    def one(topic_id, p):
-        unset = {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1, "delivery_complete_count": -1}
+    def one(topic_id: uuid.UUID, p: ReadShareGroupStateSummaryRequest.ReadStateSummaryData.PartitionData) -> _Outcome:
+        unset: dict[str, object] = {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1, "delivery_complete_count": -1}
         if p.partition < 0:
             return ErrorCode.INVALID_REQUEST, NEGATIVE_PARTITION_ID, unset
         if _unknown_partition(broker, topic_id, p.partition):

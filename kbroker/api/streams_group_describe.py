@@ -15,9 +15,11 @@ from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker.coordinator.group_views import reading_committed
+from kbroker.coordinator.streams_assignor import Tasks
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.coordinator.streams_group_topology_value import TopicInfo as StoredTopicInfo
 from kbroker_protocol.messages.streams_group_describe import (
     Assignment,
     Endpoint,
@@ -32,17 +34,17 @@ from kbroker_protocol.messages.streams_group_describe import (
 G = StreamsGroupDescribeResponse.DescribedGroup
 
 
-def _ids(tasks) -> list[TaskIds]:
+def _ids(tasks: Tasks) -> list[TaskIds]:
     return [TaskIds(subtopology_id=s, partitions=sorted(tasks[s])) for s in sorted(tasks) if tasks[s]]
 
 
-def _info(t, partitions: int | None = None) -> TopicInfo:
+def _info(t: StoredTopicInfo, partitions: int | None = None) -> TopicInfo:
     return TopicInfo(name=t.name, partitions=t.partitions if partitions is None else partitions,
                      replication_factor=t.replication_factor,
                      topic_configs=[KeyValue(key=c.key, value=c.value) for c in t.topic_configs])
 
 
-def _topology(group: StreamsGroup, ready: bool):
+def _topology(group: StreamsGroup, ready: bool) -> G.Topology | None:
     topo = group.topology
     if topo is None:
         return None

@@ -65,12 +65,12 @@ async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGr
     return response
 
 
-def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest):
+def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse:
     broker = ctx.broker
     coordinator = broker.group_coordinator
     if not streams_enabled(broker):
         return _error(ErrorCode.UNSUPPORTED_VERSION)
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group
+    if (refused := group_refused(ctx, request, StreamsGroupHeartbeatResponse)) is not None:  # READ on the group
         return refused
     if request.topology is not None:
         required: list[str] = []

@@ -27,7 +27,7 @@ def handle_streams_group_topology_description_update(ctx: RequestContext, reques
     if not streams_enabled(ctx.broker):
         return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.UNSUPPORTED_VERSION,
                                                              error_message=default_message(ErrorCode.UNSUPPORTED_VERSION))
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (KIP-1331)
+    if (refused := group_refused(ctx, request, StreamsGroupTopologyDescriptionUpdateResponse)) is not None:  # READ on the group (KIP-1331)
         return refused
     coordinator = ctx.broker.group_coordinator
     if coordinator is None:

@@ -13,14 +13,14 @@ import asyncio
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 
 
 @api(14, 0, 5)
 async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
-    if (refused := group_refused(ctx, request)) is not None:  # READ on the group (kbroker/security/acls.py)
+    if (refused := group_refused(ctx, request, SyncGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
@@ -43,7 +43,7 @@ async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> S
         if version < 5:
             response.protocol_type = response.protocol_name = None
         return await _replicated(coordinator, request.group_id, response, version)
-    fut: asyncio.Future = asyncio.get_running_loop().create_future()
+    fut: asyncio.Future[SyncGroupResponse] = asyncio.get_running_loop().create_future()
 
     def respond(r: SyncGroupResponse) -> None:
         if not fut.done():
@@ -62,7 +62,7 @@ async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> S
     return await _replicated(coordinator, request.group_id, response, version)
 
 
-async def _replicated(coordinator, group_id: str, response: SyncGroupResponse, version: int) -> SyncGroupResponse:
+async def _replicated(coordinator: GroupCoordinator, group_id: str, response: SyncGroupResponse, version: int) -> SyncGroupResponse:
     """Answer once the group's records (the leader's assignment) are replicated: Kafka's coordinator
     writes them with acks=all and completes a write when its partition's high watermark passes the
     last written offset; a failure answers COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR."""

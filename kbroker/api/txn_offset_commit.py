@@ -39,10 +39,10 @@ ZERO_UUID = uuid.UUID(int=0)
 @api(28, 0, 6)
 async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
-    if (denied := refused(ctx, request, [
+    if (refusal := refused(ctx, request, TxnOffsetCommitResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         (READ, GROUP, request.group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED)])) is not None:
-        return denied
+        return refusal
     version = ctx.api_version
     image = ctx.broker.image
     # (request topic, resolved name or None, {partition index: error or None for "to the coordinator"})
@@ -74,23 +74,22 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommit
             code = ErrorCode.COORDINATOR_NOT_AVAILABLE
     else:
         code = ErrorCode.NONE
-    per_partition = code if isinstance(code, dict) else None
     topics = []
-    for t, name, codes in checked:
+    for t, _name, codes in checked:
         parts = []
         for p in t.partitions:
             error = codes[p.partition_index]
             if error is None:
-                error = per_partition.get((name, p.partition_index), ErrorCode.NONE) if per_partition is not None \
-                    else code
+                error = code
             parts.append(PartResp(partition_index=p.partition_index, error_code=error))
         topics.append(TopicResp(name=t.name if version < 6 else "", topic_id=t.topic_id if version >= 6 else ZERO_UUID,
                                 partitions=parts))
     return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 
-async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest, valid: list[tuple[str, _Partition]]):
-    """The coordinators' part: one ErrorCode for every valid partition, or a dict of them."""
+async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest,
+                  valid: list[tuple[str, _Partition]]) -> ErrorCode:
+    """The coordinators' part: one ErrorCode for every valid partition."""
     broker = ctx.broker
     version = ctx.api_version
     group_coordinator = broker.group_coordinator
@@ -129,20 +128,19 @@ async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest, valid: l
     return await _write_offsets(ctx, request, valid)
 
 
-async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest, valid: list[tuple[str, _Partition]]):
+async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest,
+                         valid: list[tuple[str, _Partition]]) -> ErrorCode:
     """The group coordinator's part, once the transaction is checked: answered once the
     offsets are replicated (Kafka's coordinator writes them with acks=all)."""
-    broker = ctx.broker
     version = ctx.api_version
-    group_coordinator = broker.group_coordinator
+    group_coordinator = require(ctx.broker.group_coordinator, "the group coordinator")  # (_commit: there is one)
     generation = request.generation_id_or_member_epoch if version >= 3 else -1
-    groups = getattr(group_coordinator, "groups", None)
-    if groups is not None and generation >= 0 and request.group_id not in groups:
+    if generation >= 0 and request.group_id not in group_coordinator.groups:
         # Kafka's OffsetMetadataManager.validateTransactionalOffsetCommit.
         return ErrorCode.GROUP_ID_NOT_FOUND if version >= 6 else ErrorCode.ILLEGAL_GENERATION
-    validate = getattr(group_coordinator, "validate_txn_offset_commit", None)
-    if version >= 3 and validate is not None:
-        code = validate(request.group_id, generation, request.member_id, request.group_instance_id)
+    if version >= 3:
+        code = group_coordinator.validate_txn_offset_commit(request.group_id, generation, request.member_id,
+                                                            request.group_instance_id)
         if code == ErrorCode.STALE_MEMBER_EPOCH and version < 6:
             code = ErrorCode.ILLEGAL_GENERATION
         if code != ErrorCode.NONE:
@@ -151,13 +149,8 @@ async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest, v
         (name, p.partition_index): (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
         for name, p in valid
     }
-    result = require(group_coordinator, "the group coordinator").prepare_txn_offsets(
-        request.group_id, request.producer_id, request.producer_epoch, offsets)
-    if isinstance(result, dict):
-        return {tp: ErrorCode(code) for tp, code in result.items()}
-    if result is not None and int(result) != 0:
-        return ErrorCode(result)
-    wait = getattr(group_coordinator, "wait_for_replication", None)
-    if wait is not None:
-        return await wait(request.group_id)
-    return ErrorCode.NONE
+    result = group_coordinator.prepare_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
+                                                   offsets)
+    if result != ErrorCode.NONE:
+        return result
+    return await group_coordinator.wait_for_replication(request.group_id)

@@ -3,8 +3,8 @@
 Removes a broker's registration (``kafka-cluster.sh unregister``): it leaves every ISR and ELR and
 an UnregisterBrokerRecord is committed, as Kafka 4.4's ReplicationControlManager.unregisterBroker;
 an unknown id gets BROKER_ID_NOT_REGISTERED, a controller that is not active NOT_CONTROLLER.
-Kafka's brokers also accept it on their listeners and forward it to the controller; kbroker's
-broker listeners do not serve it until that forwarding is wired.
+Kafka's brokers also accept it on their listeners and forward it to the controller; so do kbroker's
+(``kbroker/api/quorum_forwarding.py``), which end here on the active controller.
 """
 
 from __future__ import annotations

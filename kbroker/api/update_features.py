@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import UPDATE_FEATURES, Requester, controller_operation
 from kbroker.controller.features import FeatureUpdateError
@@ -61,7 +61,7 @@ async def update_features(broker: BrokerServices, request: UpdateFeaturesRequest
     """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return BUILDERS[57](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return error_response_as(UpdateFeaturesResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     updates = [(u.feature, u.max_version_level, u.upgrade_type if version >= 1 else 1)
                for u in request.feature_updates]
     assert broker.controller is not None

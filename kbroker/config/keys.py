@@ -107,6 +107,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
     for k in [
         _k("node.id", "int", "-1", minimum=-1),
         _k("broker.id", "int", "-1", minimum=-1),
+        # the rack registered with the controller (BrokerRegistration Rack): replica placement
+        # spreads each partition's replicas over racks (kbroker/controller/placement.py)
+        _k("broker.rack", "string", None,
+           doc="Rack of the broker. This will be used in rack aware replication assignment for fault tolerance. "
+               "Examples: <code>RACK1</code>, <code>us-east-1d</code>"),
         _k("process.roles", "list", "broker,controller", list_choices=("broker", "controller"), nonempty=True),
         _k("listeners", "list", "PLAINTEXT://localhost:9092", nonempty=True),
         _k("advertised.listeners", "list", None),

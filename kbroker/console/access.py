@@ -31,14 +31,14 @@ def _code(names: dict[int, str], field: str, value: Any, allowed: tuple[str, ...
     return by_name[value.upper()]
 
 
-def _text(data: dict, field: str, default: str | None = None) -> str:
+def _text(data: dict[str, Any], field: str, default: str | None = None) -> str:
     value = data.get(field, default)
     if not isinstance(value, str) or not value:
         raise Invalid(field, f"{field} is required")
     return value
 
 
-def _binding(data: dict) -> dict[str, Any]:
+def _binding(data: dict[str, Any]) -> dict[str, Any]:
     """One ACL binding from the page, as the request fields (names checked here, the rest, such
     as the principal's form or the host, by the broker as for any CreateAcls)."""
     return {
@@ -72,7 +72,7 @@ async def list_acls(client: KafkaClient) -> dict[str, Any]:
     return {"acls": rows}
 
 
-async def create_acl(client: KafkaClient, data: dict) -> dict[str, Any]:
+async def create_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     binding = _binding(data)
     resp = await client.send(30, 3, creations=[messages.CreateAclsRequest.AclCreation(**binding)])
     r = resp.results[0]
@@ -80,7 +80,7 @@ async def create_acl(client: KafkaClient, data: dict) -> dict[str, Any]:
     return {"created": _row(*binding.values())}
 
 
-async def delete_acl(client: KafkaClient, data: dict) -> dict[str, Any]:
+async def delete_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     """Deletes exactly one binding (a filter with every field given)."""
     b = _binding(data)
     resp = await client.send(31, 3, filters=[messages.DeleteAclsRequest.DeleteAclsFilter(
@@ -112,7 +112,7 @@ async def list_users(client: KafkaClient) -> dict[str, Any]:
     return {"users": users}
 
 
-def _mechanism(data: dict) -> Any:
+def _mechanism(data: dict[str, Any]) -> Any:
     name = data.get("mechanism", "SCRAM-SHA-256")
     mechanism = MECHANISMS_BY_NAME.get(name) if isinstance(name, str) else None
     if mechanism is None:
@@ -126,7 +126,7 @@ async def _alter(client: KafkaClient, user: str, **changes: Any) -> None:
     check(r.error_code, r.error_message, f"AlterUserScramCredentials {user}")
 
 
-async def add_user(client: KafkaClient, data: dict) -> dict[str, Any]:
+async def add_user(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     user = _text(data, "user")
     password = _text(data, "password")
     mechanism = _mechanism(data)
@@ -140,7 +140,7 @@ async def add_user(client: KafkaClient, data: dict) -> dict[str, Any]:
     return {"user": user, "mechanism": mechanism.name, "iterations": iterations}
 
 
-async def delete_user(client: KafkaClient, data: dict) -> dict[str, Any]:
+async def delete_user(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     user = _text(data, "user")
     mechanism = _mechanism(data)
     Req = messages.AlterUserScramCredentialsRequest

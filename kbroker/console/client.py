@@ -220,8 +220,9 @@ class KafkaClient:
                 break
             await asyncio.sleep(0.1)
         check(c.error_code, c.error_message, f"coordinator of {key}")
-        self.brokers.setdefault(c.node_id, self.bootstrap if c.node_id == self.local_node else (c.host, c.port))
-        return c.node_id
+        node_id: int = c.node_id
+        self.brokers.setdefault(node_id, self.bootstrap if node_id == self.local_node else (c.host, c.port))
+        return node_id
 
     async def each_broker(self, api_key: int, version: int, **fields: Any) -> list[tuple[int, Any]]:
         """The same request to every broker (ListGroups, ListTransactions): (node, response)."""

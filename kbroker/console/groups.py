@@ -64,7 +64,8 @@ def _consumer_assignment(data: bytes | None) -> list[dict[str, Any]]:
 async def _group_type(client: KafkaClient, group: str) -> str | None:
     for g in (await list_groups(client))["groups"]:
         if g["group_id"] == group:
-            return g["type"]
+            group_type: str = g["type"]
+            return group_type
     return None
 
 
@@ -144,7 +145,7 @@ async def describe_group(client: KafkaClient, group: str) -> dict[str, Any]:
     return desc
 
 
-async def reset_offsets(client: KafkaClient, group: str, data: dict) -> dict[str, Any]:
+async def reset_offsets(client: KafkaClient, group: str, data: dict[str, Any]) -> dict[str, Any]:
     """kafka-consumer-groups --reset-offsets --execute: only while the group is inactive."""
     if not group:
         raise Invalid("group", "the group id is required")

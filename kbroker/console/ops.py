@@ -51,7 +51,7 @@ class Conflict(Exception):
 # -- input checks -----------------------------------------------------------------------------
 
 
-def want_int(data: dict, field: str, *, default: int | None = None, low: int | None = None,
+def want_int(data: dict[str, Any], field: str, *, default: int | None = None, low: int | None = None,
              high: int | None = None) -> int:
     value = data.get(field, default)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -67,7 +67,7 @@ def want_int(data: dict, field: str, *, default: int | None = None, low: int | N
     return value
 
 
-def want_str(data: dict, field: str, *, optional: bool = False) -> str | None:
+def want_str(data: dict[str, Any], field: str, *, optional: bool = False) -> str | None:
     value = data.get(field)
     if value is None and optional:
         return None
@@ -178,7 +178,7 @@ async def _sizes(client: KafkaClient) -> dict[tuple[str, int], int] | None:
     return await _sizes_of(client, None, {})
 
 
-async def _sizes_of(client: KafkaClient, wanted: list | None,
+async def _sizes_of(client: KafkaClient, wanted: list[messages.DescribeLogDirsRequest.DescribableLogDirTopic] | None,
                     sizes: dict[tuple[str, int], int]) -> dict[tuple[str, int], int] | None:
     """None without DESCRIBE on the cluster (DescribeLogDirs answers CLUSTER_AUTHORIZATION_FAILED):
     sizes unknown, rather than shown as 0."""
@@ -256,7 +256,7 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
     }
 
 
-async def create_topic(client: KafkaClient, data: dict) -> dict[str, Any]:
+async def create_topic(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     name = topic_name(data.get("name"))
     partitions = want_int(data, "partitions", default=1, low=1, high=100_000)
     replication = want_int(data, "replication_factor", default=-1, low=-1, high=32767)
@@ -285,7 +285,7 @@ async def delete_topic(client: KafkaClient, name: str) -> dict[str, Any]:
     return {"deleted": name}
 
 
-async def alter_configs(client: KafkaClient, name: str, data: dict) -> dict[str, Any]:
+async def alter_configs(client: KafkaClient, name: str, data: dict[str, Any]) -> dict[str, Any]:
     sets = data.get("set") or {}
     deletes = data.get("delete") or []
     if not isinstance(sets, dict) or not all(isinstance(k, str) and k and isinstance(v, str)

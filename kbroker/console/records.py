@@ -26,7 +26,7 @@ from kbroker.console.ops import (
 )
 from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.records import Record, build_batch, decode_batch
+from kbroker_protocol.records import DecodedBatch, Record, build_batch, decode_batch
 
 SHOWN_BYTES = 64 * 1024
 
@@ -89,7 +89,7 @@ def _matches(rec: dict[str, Any], needle: str) -> bool:
 # -- records ----------------------------------------------------------------------------------
 
 
-def _batches(records: bytes | memoryview | None) -> list:
+def _batches(records: bytes | memoryview | None) -> list[DecodedBatch]:
     """The whole batches in a Fetch answer's records (a partial last one is dropped, as clients do)."""
     if not records:
         return []
@@ -170,7 +170,7 @@ async def _read_range(client: KafkaClient, topic: str, partition: int, leader: i
     return out
 
 
-def _partitions_arg(query: dict, leaders: dict[int, int]) -> list[int]:
+def _partitions_arg(query: dict[str, Any], leaders: dict[int, int]) -> list[int]:
     value = query.get("partition", "all")
     if value in ("", "all", None):
         return sorted(leaders)
@@ -180,7 +180,7 @@ def _partitions_arg(query: dict, leaders: dict[int, int]) -> list[int]:
     return [index]
 
 
-async def browse(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]:
+async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records newest first: the newest ``limit``, or ``limit`` from ``offset``/``timestamp`` on,
     of one partition or all; ``filter`` keeps the records whose key, value or a header contains
     the text (case-insensitive), scanning back up to MAX_SCAN records per partition."""
@@ -240,7 +240,7 @@ async def browse(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]
     }
 
 
-async def tail(client: KafkaClient, topic: str, query: dict) -> dict[str, Any]:
+async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records after the given positions (``positions=p:offset,...``), newest first: one Fetch per
     leader with every partition it leads, the first waiting up to ``wait_ms`` for a record (a
     long poll, so a page tailing a quiet topic asks once a second)."""
@@ -302,7 +302,7 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-async def produce(client: KafkaClient, topic: str, data: dict) -> dict[str, Any]:
+async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, Any]:
     topic_name(topic, "topic")
     leaders = await client.leaders(topic)
     key = want_str(data, "key", optional=True)

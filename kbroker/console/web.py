@@ -76,7 +76,7 @@ class Throughput:
     def __init__(self, totals: Callable[[], dict[str, float]]) -> None:
         self.totals = totals
         self.samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY_POINTS + 1)
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
         self.samples.append((time.time(), self.totals()))

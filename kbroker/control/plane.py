@@ -24,6 +24,8 @@ from kbroker.control.faults import FaultInjector, FaultRule, RuleError
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
+    from kbroker.control.http import ControlServer
+    from kbroker.control.trace import Tracer
 
 log = logging.getLogger("kbroker.control")
 
@@ -32,8 +34,8 @@ class ControlPlane:
     def __init__(self, broker: ControlledBroker) -> None:
         self.broker = broker
         self.faults = FaultInjector(on_change=self._update)
-        self.tracer: Any = None
-        self.http: Any = None
+        self.tracer: Tracer | None = None
+        self.http: ControlServer | None = None
         self._paused: asyncio.Event | None = None  # set when serving resumes
         self.paused_requests = 0
         self.disk_full = False

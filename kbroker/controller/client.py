@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
 from kbroker.controller.quorum import ControllerError
 from kbroker_protocol.errors import ErrorCode
@@ -84,12 +84,14 @@ controller; ``requester`` (the Envelope's principal and client address, or the l
 is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
 
 OPERATIONS: dict[int, Operation] = {}
+_Op = TypeVar("_Op", bound=Operation)
 
 
-def controller_operation(api_key: int) -> Callable[[Operation], Operation]:
-    """Register ``fn`` as the controller's side of ``api_key`` (what an Envelope carrying it runs)."""
+def controller_operation(api_key: int) -> Callable[[_Op], _Op]:
+    """Register ``fn`` as the controller's side of ``api_key`` (what an Envelope carrying it runs);
+    ``fn`` keeps its own signature for its direct callers."""
 
-    def register(fn: Operation) -> Operation:
+    def register(fn: _Op) -> _Op:
         if api_key in OPERATIONS:
             raise RuntimeError(f"controller operation {api_key} registered twice")
         OPERATIONS[api_key] = fn
@@ -132,7 +134,7 @@ class ControllerClient(Protocol):
         ...
 
 
-def controller_active(controller: QuorumController | None) -> bool:
+def controller_active(controller: QuorumController | None) -> TypeGuard[QuorumController]:
     """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
     single voter, while it leads for a Raft quorum's)."""
     return controller is not None and controller.is_active()

@@ -139,7 +139,11 @@ class BrokerRegistration:
     register_offset: int = -1
 
 
-def quota_entity(parts: Iterable[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
+QuotaEntity = tuple[tuple[str, str | None], ...]
+"""A client quota entity: its (entity type, name or None for the default) pairs, sorted by type."""
+
+
+def quota_entity(parts: Iterable[tuple[str, str | None]]) -> QuotaEntity:
     """A client quota entity as the image keys it: its (type, name) pairs sorted by type."""
     return tuple(sorted(parts, key=lambda part: part[0]))
 
@@ -159,7 +163,7 @@ class MetadataImage:
         self.controllers: dict[int, mrec.RegisterControllerRecord] = {}
         # Client quotas (ClientQuotaRecords): entity ((type, name or None for <default>), ... sorted by
         # type) -> key -> value, as Kafka's ClientQuotasImage (kbroker/security/quotas.py enforces them)
-        self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
+        self.client_quotas: dict[QuotaEntity, dict[str, float]] = {}
         self.delegation_tokens: dict[str, mrec.DelegationTokenRecord] = {}  # by token id
         self.features: dict[str, int] = {}
         self.kraft_version = 0  # from KRaftVersionRecord control records, not FeatureLevelRecords

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kbroker.raft.log import ControlRecord, Entry
+from kbroker.raft.wire import leader_change_message, leader_change_value
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
 from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord
 from kbroker_protocol.messages.data.snapshot_header_record import SnapshotHeaderRecord
@@ -48,12 +49,7 @@ def _record_of(entry: Entry, voters: Sequence[int], now: int) -> Record:
         if isinstance(entry.value, ControlRecord):
             key = _CONTROL_KEY.pack(entry.value.key_version, entry.value.type)
             return Record(key=key, value=bytes(entry.value.value), timestamp=now)
-        msg = LeaderChangeMessage(
-            version=0,
-            leader_id=entry.value,
-            voters=[LeaderChangeMessage.Voter(voter_id=v) for v in voters],
-            granting_voters=[],
-        )
+        msg = leader_change_message(entry.value, voters)
         return Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=bytes(msg.encode(0)), timestamp=now)
     return Record(value=bytes(entry.value), timestamp=now)
 
@@ -106,7 +102,7 @@ def decode_batch_entries(data: bytes | memoryview, pos: int) -> list[tuple[int, 
             key_version, ctype = _CONTROL_KEY.unpack_from(rec.key)
             if ctype == ControlType.LEADER_CHANGE:
                 lcm = LeaderChangeMessage.decode(memoryview(rec.value or b""), 0)
-                out.append((rec.offset, Entry(epoch, lcm.leader_id, control=True)))
+                out.append((rec.offset, Entry(epoch, leader_change_value(lcm), control=True)))
             else:
                 out.append((rec.offset, Entry(epoch, ControlRecord(ctype, bytes(rec.value or b""), key_version), control=True)))
         else:

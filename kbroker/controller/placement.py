@@ -2,8 +2,9 @@
 (metadata/.../placement/) and the partition registrations ``ReplicationControlManager`` builds from
 its placements.
 
-``validate_create_partitions`` makes CreatePartitions' checks of a request's count and manual
-assignments, in Kafka's order.
+CreateTopics and CreatePartitions (``topic_plans.plan_topic`` and ``plan_partitions``, Kafka's
+ReplicationControlManager.createTopic and createPartitions) place every partition without a manual
+assignment here; this is kbroker's only replica placer.
 
 Brokers are grouped by rack (no rack is a rack of its own, sorted first). Each partition's first
 replica (its leader) comes from the next rack in turn that has an unfenced broker; the other
@@ -24,9 +25,7 @@ import random as _random
 import uuid
 
 from kbroker.controller.directories import new_partition_directories
-from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import MetadataImage
-from kbroker.controller.reassignment import ReassignmentError, validate_manual_assignment
 from kbroker.controller.replication_control import elr_enabled, is_active
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import PartitionRecord
@@ -151,20 +150,20 @@ class _RackList:
 
 def usable_brokers(image: MetadataImage) -> list[tuple[int, str | None, bool]]:
     """(id, rack, fenced) of the brokers placement may use: registered and not shutting down."""
-    return [(b, reg.rack or None, reg.fenced) for b, reg in sorted(image.brokers.items())
+    return [(b, reg.rack, reg.fenced) for b, reg in sorted(image.brokers.items())
             if not reg.in_controlled_shutdown]
 
 
 def place_replicas(image: MetadataImage, num_partitions: int, replication_factor: int,
                    rng: _random.Random | None = None) -> list[list[int]]:
     """Replica lists for ``num_partitions`` new partitions (Kafka's StripedReplicaPlacer.place),
-    or PlacementError(INVALID_REPLICATION_FACTOR) with the message CreateTopics answers."""
+    or PlacementError(INVALID_REPLICATION_FACTOR) with the placer's message (CreateTopics prefixes
+    it with "Unable to replicate the partition N time(s): ", CreatePartitions answers it as is)."""
     rng = rng or _random.Random()
     racks = _RackList(rng, usable_brokers(image))
 
     def fail(reason: str) -> PlacementError:
-        return PlacementError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                              f"Unable to replicate the partition {replication_factor} time(s): {reason}")
+        return PlacementError(ErrorCode.INVALID_REPLICATION_FACTOR, reason)
 
     if replication_factor <= 0:
         raise fail(f"Invalid replication factor {replication_factor}: the replication factor must be positive.")
@@ -175,12 +174,25 @@ def place_replicas(image: MetadataImage, num_partitions: int, replication_factor
     return [racks.place(replication_factor) for _ in range(num_partitions)]
 
 
+def new_partition_record(image: MetadataImage, topic_id: uuid.UUID, partition_id: int, replicas: list[int],
+                         isr: list[int]) -> PartitionRecord:
+    """The PartitionRecord of a new partition (ReplicationControlManager.buildPartitionRegistration
+    and toRecord): leader the first of ``isr``, epochs 0, each replica's default dir, empty ELR
+    lists when eligible leader replicas are enabled."""
+    elr = elr_enabled(image)
+    return PartitionRecord(
+        partition_id=partition_id, topic_id=topic_id, replicas=list(replicas), isr=list(isr),
+        leader=isr[0], leader_epoch=0, partition_epoch=0,
+        directories=new_partition_directories(image, replicas),
+        eligible_leader_replicas=[] if elr else None, last_known_elr=[] if elr else None,
+    )
+
+
 def partition_records(image: MetadataImage, topic_id: uuid.UUID, start_partition: int,
                       assignments: list[list[int]]) -> list[PartitionRecord]:
     """PartitionRecords for new partitions placed on ``assignments``: the ISR is the active
     replicas, the leader the first of them (ReplicationControlManager.buildPartitionRegistration).
     Raises PlacementError(INVALID_REPLICATION_FACTOR) when a partition has no active replica."""
-    elr = elr_enabled(image)
     records: list[PartitionRecord] = []
     for i, replicas in enumerate(assignments):
         isr = [r for r in replicas if is_active(image, r)]
@@ -189,54 +201,5 @@ def partition_records(image: MetadataImage, topic_id: uuid.UUID, start_partition
                 ErrorCode.INVALID_REPLICATION_FACTOR,
                 f"Unable to replicate the partition {len(replicas)} time(s): All brokers are currently fenced "
                 "or in controlled shutdown.")
-        records.append(PartitionRecord(
-            partition_id=start_partition + i, topic_id=topic_id, replicas=list(replicas), isr=isr,
-            leader=isr[0], leader_epoch=0, partition_epoch=0,
-            directories=new_partition_directories(image, replicas),
-            eligible_leader_replicas=[] if elr else None, last_known_elr=[] if elr else None,
-        ))
+        records.append(new_partition_record(image, topic_id, start_partition + i, replicas, isr))
     return records
-
-
-def check_manual_assignment(image: MetadataImage, partition_id: int, replicas: list[int]) -> list[int]:
-    """The ISR of a manually assigned partition; INVALID_REPLICA_ASSIGNMENT when every replica is
-    fenced or shutting down (Kafka's createPartitions)."""
-    isr = [r for r in replicas if is_active(image, r)]
-    if not isr:
-        raise PlacementError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                             f"All brokers specified in the manual partition assignment for partition {partition_id} "
-                             "are fenced or in controlled shutdown.")
-    return isr
-
-
-def validate_create_partitions(image: MetadataImage, name: str, count: int, assignments: list[list[int]] | None
-                               ) -> None:
-    """CreatePartitions' checks for one topic, in Kafka's order (ReplicationControlManager.
-    createPartitions and validateManualPartitionAssignment); raises ControllerError."""
-    topic = image.topic(name)
-    if topic is None:
-        raise ControllerError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # no message, as Kafka
-    current = len(topic.partitions)
-    if count == current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
-    if count < current:
-        raise ControllerError(ErrorCode.INVALID_PARTITIONS,
-                              f"The topic {name} currently has {current} partition(s); {count} would not be "
-                              "an increase.")
-    additional = count - current
-    if assignments is None:
-        return
-    if len(assignments) != additional:
-        raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                              f"Attempted to add {additional} additional partition(s), but only "
-                              f"{len(assignments)} assignment(s) were specified.")
-    replication = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else None
-    for i, replicas in enumerate(assignments):
-        try:
-            validate_manual_assignment(image, replicas, replication)
-        except ReassignmentError as exc:
-            raise ControllerError(exc.code, exc.message) from None
-        if all(image.brokers[b].fenced for b in replicas):
-            raise ControllerError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                  "All brokers specified in the manual partition assignment for partition "
-                                  f"{current + i} are fenced or in controlled shutdown.")

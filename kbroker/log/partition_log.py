@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 from . import dir_failure
 from .append import AppendInfo, LogAppend
@@ -160,64 +161,40 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             raise
 
     def flush(self) -> None:
-        try:
+        with _FailsDir(self, "flushing"):
             LogAppend.flush(self)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"flushing {self.directory.name}", exc)
-            raise
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
-        try:
+        with _FailsDir(self, "flushing"):
             return LogAppend.maybe_flush(self, now_ms)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"flushing {self.directory.name}", exc)
-            raise
 
     def roll(self) -> None:
-        try:
+        with _FailsDir(self, "rolling"):
             LogAppend.roll(self)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"rolling {self.directory.name}", exc)
-            raise
 
     def checkpoint(self) -> None:
-        try:
+        with _FailsDir(self, "checkpointing"):
             LogAppend.checkpoint(self)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"checkpointing {self.directory.name}", exc)
-            raise
 
     # The leader epoch file is written when a replica becomes leader and when a log is truncated:
     # Kafka's LeaderEpochFileCache turns an IOException there into a KafkaStorageException that
     # fails the log dir (a disk-full fault run: the write raised out of applying the metadata
     # record that made the broker leader, leaving the partition half made leader).
     def assign_epoch_start(self, leader_epoch: int, start_offset: int) -> bool:
-        try:
+        with _FailsDir(self, "writing the leader epochs of"):
             return LogAppend.assign_epoch_start(self, leader_epoch, start_offset)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"writing the leader epochs of {self.directory.name}", exc)
-            raise
 
     def truncate_to(self, offset: int) -> None:
-        try:
+        with _FailsDir(self, "truncating"):
             LogRecovery.truncate_to(self, offset)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
-            raise
 
     def truncate_fully(self, offset: int) -> None:
-        try:
+        with _FailsDir(self, "truncating"):
             LogRecovery.truncate_fully(self, offset)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
-            raise
 
     def truncate_to_epoch_end(self, leader_epoch: int, leader_end_offset: int) -> tuple[int, bool] | None:
-        try:
+        with _FailsDir(self, "truncating"):
             return LogRecovery.truncate_to_epoch_end(self, leader_epoch, leader_end_offset)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"truncating {self.directory.name}", exc)
-            raise
 
     def record_aborted_txn(self, producer_id: int, first_offset: int, last_offset: int,
                            last_stable_offset: int) -> None:
@@ -225,11 +202,8 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
         # not list the aborted transaction and its records would be read as committed (found by a
         # transactional fault run with a full disk). Kafka's updateTransactionIndex: an IOException
         # fails the log dir, and the partition stops serving.
-        try:
+        with _FailsDir(self, "indexing an aborted transaction of"):
             super().record_aborted_txn(producer_id, first_offset, last_offset, last_stable_offset)
-        except OSError as exc:
-            dir_failure.report(self.directory.parent, f"indexing an aborted transaction of {self.directory.name}", exc)
-            raise
 
     def __repr__(self) -> str:
         return (
@@ -237,6 +211,28 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             f"hw={self._high_watermark}, segments={len(self._segments)})"
         )
 
+
+
+class _FailsDir:
+    """``with _FailsDir(log, "flushing"):`` an OSError raised inside reports "flushing <partition
+    dir>" to ``dir_failure`` (a storage error fails the log's dir) and propagates unchanged.
+    ``PartitionLog.append``, the hot path, spells the same try/except out."""
+
+    __slots__ = ("log", "what")
+
+    def __init__(self, log: PartitionLog, what: str) -> None:
+        self.log = log
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, OSError):
+            directory = self.log.directory
+            dir_failure.report(directory.parent, f"{self.what} {directory.name}", exc)
+        # (returns None: the exception, if any, propagates)
 
 
 def delete_dir_name(directory_name: str) -> str:

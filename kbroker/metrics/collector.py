@@ -18,9 +18,10 @@ connection set.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from kbroker.log.partition_log import FLUSH_BOUNDS_MS
@@ -28,6 +29,9 @@ from kbroker.metrics.request_text import cumulative
 from kbroker.metrics.requests import RequestStats
 from kbroker.replication.leadership import is_under_min_isr
 from kbroker_protocol.messages import API_NAMES
+
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
 
 NO_LEADER = -1
 # (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
@@ -47,7 +51,7 @@ class BrokerCollector(Collector):
         self.broker = broker
         self.requests = requests
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         yield from self._topics()
         yield from self._requests()
         yield from self._replication()
@@ -68,7 +72,7 @@ class BrokerCollector(Collector):
             messages_in += partition.messages_in
         return {"bytes_in": bytes_in, "bytes_out": bytes_out, "messages_in": messages_in}
 
-    def _topics(self) -> Iterator[Any]:
+    def _topics(self) -> Iterator[Metric]:
         totals: dict[str, list[int]] = {}
         for (topic, _index), partition in list(self.broker.partitions.items()):
             row = totals.get(topic)
@@ -82,7 +86,7 @@ class BrokerCollector(Collector):
                 family.add_metric([topic], totals[topic][i])
             yield family
 
-    def _requests(self) -> Iterator[Any]:
+    def _requests(self) -> Iterator[Metric]:
         """Requests answered and handler failures per API. The request-time histograms are
         written apart (:mod:`kbroker.metrics.request_text`): most of a scrape, kept per API."""
         count = CounterMetricFamily("kafka_network_requestmetrics_requests",
@@ -97,7 +101,7 @@ class BrokerCollector(Collector):
         yield count
         yield failed
 
-    def _replication(self) -> Iterator[Any]:
+    def _replication(self) -> Iterator[Metric]:
         broker = self.broker
         hosted = list(broker.partitions.values())
         under, under_min = under_replicated(hosted)
@@ -132,7 +136,7 @@ class BrokerCollector(Collector):
         yield GaugeMetricFamily("kafka_controller_kafkacontroller_globaltopiccount",
                                 "Topics in the metadata image.", value=len(image.topics))
 
-    def _controller(self) -> Iterator[Any]:
+    def _controller(self) -> Iterator[Metric]:
         broker = self.broker
         controller = broker.controller
         roles = broker.config["process.roles"] or []
@@ -151,7 +155,7 @@ class BrokerCollector(Collector):
                                     "Committed metadata records not yet applied to this broker's image.",
                                     value=max(0, committed - applied))
 
-    def _logs(self) -> Iterator[Any]:
+    def _logs(self) -> Iterator[Metric]:
         size = GaugeMetricFamily("kafka_log_log_size", "Bytes of a partition's log segments.",
                                  labels=["topic", "partition"])
         end = GaugeMetricFamily("kafka_log_log_logendoffset", "A partition's log end offset.",
@@ -173,7 +177,7 @@ class BrokerCollector(Collector):
         yield segments
         yield self._flushes()
 
-    def _flushes(self) -> Any:
+    def _flushes(self) -> HistogramMetricFamily:
         """Kafka's LogFlushStats: fsyncs of partition logs (and the metadata log), broker-wide."""
         logs = [p.log for p in list(self.broker.partitions.values())]
         if self.broker.controller is not None:
@@ -191,7 +195,7 @@ class BrokerCollector(Collector):
         family.add_metric([], cumulative(FLUSH_BOUNDS_MS, totals), total_ms)
         return family
 
-    def _groups(self) -> Iterator[Any]:
+    def _groups(self) -> Iterator[Metric]:
         """kafka-exporter's group metrics: committed offset and lag (high watermark minus the
         committed offset) per group and partition this broker leads."""
         current = GaugeMetricFamily("kafka_consumergroup_current_offset",
@@ -213,7 +217,7 @@ class BrokerCollector(Collector):
         yield current
         yield lag
 
-    def _connections(self) -> Iterator[Any]:
+    def _connections(self) -> Iterator[Metric]:
         counts = dict.fromkeys(self.broker.bound, 0)
         for conn in list(self.broker.connections):
             name = conn.endpoint.listener
@@ -225,7 +229,7 @@ class BrokerCollector(Collector):
         yield family
 
 
-    def _quotas(self) -> Iterator[Any]:
+    def _quotas(self) -> Iterator[Metric]:
         """Client quota throttling (Kafka's per user/client-id throttle-time sensors of the Produce,
         Fetch, Request and ControllerMutation quotas), as totals: throttled responses and their
         throttle time. Labelled by the quota's tags (an empty user or client id: shared by all)."""
@@ -248,7 +252,7 @@ class BrokerCollector(Collector):
         yield total
 
 
-    def _replication_quotas(self) -> Iterator[Any]:
+    def _replication_quotas(self) -> Iterator[Metric]:
         """Replication throttles (Kafka's LeaderReplication / FollowerReplication ``byte-rate``
         sensors of ReplicationQuotaManager) and the partitions they left out of fetches."""
         quotas = getattr(self.broker, "replication_quotas", None)
@@ -266,7 +270,7 @@ class BrokerCollector(Collector):
         yield family
 
 
-def under_replicated(hosted: list[Any]) -> tuple[int, int]:
+def under_replicated(hosted: list[Partition]) -> tuple[int, int]:
     """Kafka's UnderReplicatedPartitions and UnderMinIsrPartitionCount over the hosted partitions:
     counted by their leader only (Partition.isUnderReplicated / isUnderMinIsr), the ISR against
     the replica count and against the effective min ISR, min.insync.replicas capped at the

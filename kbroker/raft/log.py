@@ -11,7 +11,7 @@ snapshots and their installation are durable at once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ class Entry:
     """One record of the log: the leader epoch it was appended in and its value.
 
     ``control`` marks a control record (the ``LeaderChangeMessage`` a new leader appends at the start
-    of its epoch); its value is then the leader id.
+    of its epoch); its value is then the leader id (a ``LeaderChange`` when the voters are known).
 
     ``batch_end`` is False for every entry of a proposal but its last (Kafka's record batch): a
     proposal is atomic, so committed entries are delivered, and snapshots taken, only up to an
@@ -44,6 +44,31 @@ class ControlRecord:
     type: int
     value: bytes
     key_version: int = 0
+
+
+class LeaderChange(int):
+    """The value of a ``LeaderChangeMessage`` entry: the new leader's id (an ``int``, compared as
+    one, so an entry read back without the lists below is the same entry) with the voters of the
+    epoch and the voters that granted the election (Kafka's ``LeaderChangeMessage.Voters`` and
+    ``GrantingVoters``, written by ``LeaderState.appendStartOfEpochControlRecords``)."""
+
+    voters: tuple[int, ...]
+    granting: tuple[int, ...]
+
+    def __new__(cls, leader_id: int, voters: Iterable[int] = (), granting: Iterable[int] = ()) -> LeaderChange:
+        value = super().__new__(cls, leader_id)
+        value.voters = tuple(sorted(voters))
+        value.granting = tuple(sorted(granting))
+        return value
+
+    def __repr__(self) -> str:
+        return f"LeaderChange({int(self)}, voters={self.voters}, granting={self.granting})"
+
+    def __str__(self) -> str:  # the leader id, as the int it stands for
+        return int.__repr__(self)
+
+    def __reduce__(self) -> tuple[type[LeaderChange], tuple[int, tuple[int, ...], tuple[int, ...]]]:
+        return LeaderChange, (int(self), self.voters, self.granting)
 
 
 @dataclass(frozen=True, slots=True)

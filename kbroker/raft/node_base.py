@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kbroker.raft.log import Entry, RaftLog, Snapshot
+from kbroker.raft.log import Entry, LeaderChange, RaftLog, Snapshot
 from kbroker.raft.messages import (
     NO_LEADER,
     EndQuorumEpochRequest,
@@ -374,6 +374,7 @@ class NodeBase:
         logger.info("raft node %d: Candidate in epoch %d", self.node_id, self.epoch)
 
     def _become_leader(self, now: int) -> None:
+        granting = tuple(self._granted)  # the election's, before the role state is reset
         self.role = Role.LEADER
         self.leader_id = self.node_id
         self._reset_role_state()
@@ -382,11 +383,15 @@ class NodeBase:
         # Kafka's leader writes a LeaderChangeMessage control record first: the high watermark can
         # only pass the epoch start once a record of this epoch is on a majority. While the voter set
         # is still the bootstrap checkpoint's (a dynamic quorum's first epochs), the kraft.version
-        # and the voter set follow it into the log (Kafka's appendStartOfEpochControlRecords).
-        first = [Entry(self.epoch, self.node_id, control=True)]
+        # and the voter set follow it into the log in the same batch (one proposal: applied
+        # together), as Kafka's appendStartOfEpochControlRecords. The LeaderChangeMessage names the
+        # epoch's voters and those that granted the election.
+        change = LeaderChange(self.node_id, self.voters, granting)
+        first = [Entry(self.epoch, change, control=True)]
         if self._bootstrap_base and self.controls.voters_offset < 0 and self.kraft_version >= 1:
-            first += [Entry(self.epoch, encode_kraft_version(self.kraft_version), control=True),
-                      Entry(self.epoch, encode_voters(self.voter_set), control=True)]
+            first = [Entry(self.epoch, change, control=True, batch_end=False),
+                     Entry(self.epoch, encode_kraft_version(self.kraft_version), control=True, batch_end=False),
+                     Entry(self.epoch, encode_voters(self.voter_set), control=True)]
         self._append(first, now)
         self._flush_at = now + self.config.append_linger_ms
         self._voter_end = {v: -1 for v in self._other_voters}

@@ -42,15 +42,14 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
-from kbroker.raft.log import Entry, MemoryLog, Snapshot
+from kbroker.raft.log import Entry, LeaderChange, MemoryLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
 from kbroker.raft.node import NONE, NotLeaderError, RaftConfig, RaftNode, RaftSafetyError, Role
+from kbroker.raft.sim_checks import InvariantViolation, LogShapeChecks
 from kbroker.raft.state_store import MemoryQuorumStateStore
 from kbroker.raft.voters import Voter, control_of
 
-
-class InvariantViolation(AssertionError):
-    pass
+__all__ = ["SCENARIOS", "InvariantViolation", "Scenario", "Simulation", "run_seed", "run_seed_with_stats"]
 
 
 # Kafka's timeouts divided by 10: what matters is their ratio to the network delays and to the
@@ -109,7 +108,7 @@ SCENARIOS: dict[str, Scenario] = {
 _DELIVER, _TICK, _FAULT, _PROPOSE, _HEAL, _RESTART, _FAILED, _VOTERS = range(8)
 
 
-class Simulation:
+class Simulation(LogShapeChecks):
     def __init__(self, seed: int, scenario: Scenario) -> None:
         self.seed = seed
         self.sc = scenario
@@ -324,9 +323,11 @@ class Simulation:
                 if committed[off] != entry:
                     self._fail(f"node {n} committed {entry} at {off}, another node committed {committed[off]}")
             elif off == len(committed):
-                if committed and not self._ends_proposal(committed[-1]) and (
-                        entry.control or entry.value != committed[-1].value + 1):
+                if committed and not self._ends_proposal(committed[-1], entry) and not self._continues(
+                        committed[-1], entry):
                     self._fail(f"proposal torn: {entry} committed at {off} after {committed[-1]}")
+                if entry.control and isinstance(entry.value, LeaderChange):
+                    self._check_leader_change(off, entry)
                 new_voters, _ = control_of(entry)
                 if new_voters is not None:
                     before = self._committed_voters(len(committed))
@@ -336,20 +337,18 @@ class Simulation:
             else:
                 self._fail(f"gap in committed log at {len(committed)}")
         applied = self.applied[n]
-        if applied > 0 and applied <= len(committed) and not self._ends_proposal(committed[applied - 1]):
+        if applied > 0 and applied <= len(committed) and not self._ends_proposal(
+                committed[applied - 1], self._entry_at(node, applied)):
             self._fail(f"node {n} delivered up to {applied}, inside the proposal of {committed[applied - 1]}")
         # whole proposals up to the high watermark: what is held back is the rest of one proposal
-        if applied > hw or any(self._ends_proposal(e) for e in node.log.read(
-                max(applied, node.log.start_offset), max(0, hw - max(applied, node.log.start_offset)))):
+        start = max(applied, node.log.start_offset)
+        held = node.log.read(start, max(0, hw - start))
+        if applied > hw or any(self._ends_proposal(e, held[i + 1] if i + 1 < len(held) else self._entry_at(node, hw))
+                               for i, e in enumerate(held)):
             self._fail(f"node {n} delivered up to {applied}, its high watermark is {hw}")
         every = self.sc.snapshot_every
         if every and applied - node.log.start_offset >= every and self.rng.random() < 0.2:
             node.snapshot(applied, tuple(committed[:applied]))
-
-    def _ends_proposal(self, entry: Entry) -> bool:
-        """Whether ``entry`` is the last of its proposal (by the simulation's own bookkeeping, not
-        the entry's flag)."""
-        return entry.control or entry.value in self.proposal_ends
 
     def _check_durable(self) -> None:
         """The last committed entry is on the flushed log of a majority of voters."""

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kbroker.raft.messages import FetchRequest, FetchResponse, Message
+from kbroker.raft.messages import FetchRequest, Message
 from kbroker.raft.node import RaftConfig, RaftNode
 from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN
 from kbroker.raft.wire import WireError, from_wire, to_wire
@@ -23,8 +23,10 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from kbroker_protocol.messages import RESPONSES, RequestHeader
+from kbroker_protocol.messages import begin_quorum_epoch as bqe
+from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
-from kbroker_protocol.messages.fetch import FetchResponse as WireFetchResponse
+from kbroker_protocol.primitives import Message as WireMessage
 
 logger = logging.getLogger("kbroker.raft.io")  # the driver's logger, as before the split
 
@@ -42,6 +44,9 @@ SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], No
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 KRAFT_VERSION_FEATURE = "kraft.version"
+# The first version of each response that names the leader's endpoint (NodeEndpoints, KIP-853), as
+# Kafka's RaftUtil builds them: the leader's address on the listener the request came in on
+NODE_ENDPOINTS_SINCE = {FETCH: 16, VOTE: 1, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH_SNAPSHOT: 1}
 
 
 class CloseConnection(Exception):
@@ -118,6 +123,7 @@ class RaftTransport:
     node_id: int
     node: RaftNode | None
     cluster_id: str | None
+    listener_name: str
     voters: tuple[int, ...]
     addresses: ChainMap[int, tuple[str, int]]
     config: RaftConfig
@@ -221,6 +227,7 @@ class RaftTransport:
         if self.cluster_id is not None and body.cluster_id is not None and body.cluster_id != self.cluster_id:
             self._error_answer(conn, slot, api_key, version, INCONSISTENT_CLUSTER_ID)
             return
+        self._learn_leader_endpoints(body)
         self._next_inbound_id += 1
         rid = self._next_inbound_id
         try:
@@ -260,20 +267,53 @@ class RaftTransport:
         body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
+    def _learn_leader_endpoints(self, body: Any) -> None:
+        """A BeginQuorumEpoch or EndQuorumEpoch request's LeaderEndpoints (v1+): where its leader
+        is on this node's listener (Kafka's ``Endpoints.fromBeginQuorumEpochRequest``)."""
+        if not isinstance(body, bqe.BeginQuorumEpochRequest | eqe.EndQuorumEpochRequest):
+            return
+        parts = [p for t in body.topics for p in t.partitions]
+        if len(parts) != 1 or parts[0].leader_id < 0 or parts[0].leader_id == self.node_id:
+            return
+        for endpoint in body.leader_endpoints:
+            if endpoint.name == self.listener_name and endpoint.host and 0 < endpoint.port < 65536:
+                self.addresses[parts[0].leader_id] = (endpoint.host, endpoint.port)
+
+    def _leader_address(self, leader_id: int) -> tuple[str, int] | None:
+        return self.advertised_address() if leader_id == self.node_id else self.addresses.get(leader_id)
+
+    def response_body(self, msg: Message, api_key: int, version: int) -> WireMessage:
+        """The wire response for ``msg``: Kafka's NodeEndpoints name the leader's address (Fetch
+        v16+, Vote, BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot v1+), for a replica that
+        does not know where it is."""
+        body = to_wire(msg, self.cluster_id, self.voters)
+        leader_id = getattr(msg, "leader_id", -1)
+        if leader_id >= 0 and version >= NODE_ENDPOINTS_SINCE.get(api_key, version + 1):
+            address = self._leader_address(leader_id)
+            if address is not None:
+                endpoint_class: Any = type(body).NodeEndpoint  # type: ignore[attr-defined]
+                extra = {"rack": None} if api_key == FETCH else {}
+                body.node_endpoints = [  # type: ignore[attr-defined]
+                    endpoint_class(node_id=leader_id, host=address[0], port=address[1], **extra)]
+        return body
+
+    def request_body(self, msg: Message) -> WireMessage:
+        """The wire request for ``msg``: a leader's BeginQuorumEpoch names its endpoint on the
+        controller listener (LeaderEndpoints, as Kafka's ``singletonBeginQuorumEpochRequest``)."""
+        body = to_wire(msg, self.cluster_id, self.voters)
+        if isinstance(body, bqe.BeginQuorumEpochRequest):
+            host, port = self.advertised_address()
+            body.leader_endpoints = [bqe.BeginQuorumEpochRequest.LeaderEndpoint(
+                name=self.listener_name, host=host, port=port)]
+        return body
+
     def _respond(self, msg: Message) -> None:
         entry = self._requests.pop(msg.request_id, None)
         if entry is None:
             logger.debug("raft node %d: answer %s to a request no longer open", self.node_id, type(msg).__name__)
             return
         conn, slot, api_key, version = entry
-        body = to_wire(msg, self.cluster_id, self.voters)
-        if isinstance(msg, FetchResponse) and msg.leader_id >= 0:
-            assert isinstance(body, WireFetchResponse)
-            # Kafka's NodeEndpoints (Fetch v16+): where the leader is, for a replica that does not know
-            address = self.advertised_address() if msg.leader_id == self.node_id else self.addresses.get(msg.leader_id)
-            if address is not None:
-                body.node_endpoints = [type(body).NodeEndpoint(node_id=msg.leader_id, host=address[0], port=address[1],
-                                                               rack=None)]
+        body = self.response_body(msg, api_key, version)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
     # ------------------------------------------------------------------ outbound
@@ -344,7 +384,7 @@ class RaftTransport:
             self._loop.create_task(self._reauthenticate(peer, peer.writer),
                                    name=f"raft-reauth-{self.node_id}-{peer.node_id}")
             return
-        body = to_wire(msg, self.cluster_id, self.voters)
+        body = self.request_body(msg)
         api_key = body.API_KEY
         assert api_key is not None  # to_wire makes requests, which have an API key
         version = REQUEST_VERSIONS[api_key]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kbroker.raft import messages as m
-from kbroker.raft.log import ControlRecord, Entry
+from kbroker.raft.log import ControlRecord, Entry, LeaderChange
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
 from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages import fetch as fe
@@ -59,9 +59,26 @@ _CORE_ANSWER: dict[type, tuple[Callable[..., m.Message], str]] = {
 # ------------------------------------------------------------------ records
 
 
+def leader_change_message(value: int, voters: Iterable[int] = ()) -> LeaderChangeMessage:
+    """The ``LeaderChangeMessage`` (version 0, Kafka's LEADER_CHANGE_CURRENT_VERSION) of a control
+    entry's value: a ``LeaderChange`` names its epoch's voters and the granting voters; a bare
+    leader id takes ``voters`` and no granting voters."""
+    V = LeaderChangeMessage.Voter
+    if isinstance(value, LeaderChange):
+        voters, granting = value.voters, value.granting
+    else:
+        granting = ()
+    return LeaderChangeMessage(version=0, leader_id=int(value), voters=[V(voter_id=v) for v in sorted(voters)],
+                               granting_voters=[V(voter_id=v) for v in granting])
+
+
+def leader_change_value(lcm: LeaderChangeMessage) -> LeaderChange:
+    return LeaderChange(lcm.leader_id, [v.voter_id for v in lcm.voters], [v.voter_id for v in lcm.granting_voters])
+
+
 def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[int] = ()) -> bytes:
     """Record batches for ``entries`` starting at ``base_offset``."""
-    voter_list = [LeaderChangeMessage.Voter(voter_id=v) for v in sorted(voters)]
+    voters = tuple(voters)
     out = bytearray()
     i = 0
     while i < len(entries):
@@ -77,7 +94,7 @@ def encode_entries(base_offset: int, entries: Sequence[Entry], voters: Iterable[
                 records.append(Record(key=_CONTROL_KEY.pack(e.value.key_version, e.value.type),
                                       value=bytes(e.value.value)))
             elif e.control:
-                msg = LeaderChangeMessage(version=0, leader_id=e.value, voters=voter_list, granting_voters=[])
+                msg = leader_change_message(e.value, voters)
                 records.append(Record(key=_CONTROL_KEY.pack(0, ControlType.LEADER_CHANGE), value=msg.encode(0)))
             else:
                 if not isinstance(e.value, bytes | bytearray):
@@ -119,7 +136,7 @@ def decode_entries(data: bytes | bytearray | memoryview | None, base_offset: int
                     if ctype != ControlType.LEADER_CHANGE:
                         raise WireError(f"control record type {ctype} is not supported yet")
                     lcm = LeaderChangeMessage.decode(rec.value or b"", 0)
-                    entries.append(Entry(epoch, lcm.leader_id, control=True))
+                    entries.append(Entry(epoch, leader_change_value(lcm), control=True))
                 else:
                     entries.append(Entry(epoch, rec.value))
             # a batch is one proposal (or several whole ones): only its last entry ends one

@@ -13,40 +13,47 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-
-PartitionKey = tuple[str, int]
+from typing import Protocol
 
 # The result a held fetch is woken with when it should answer now (not because of new data).
 REFETCH = object()
 
 
+class WaitedPartition(Protocol):
+    def has_waiter(self, fut: asyncio.Future[object]) -> bool: ...
+
+
 class ParkedFollowerFetches:
+    """The held fetches, by follower. Which partitions a fetch covers is not kept here: a held
+    fetch is registered as a waiter on each partition it names (``Partition.add_waiter``), and the
+    leader wakes the uncovering ones before it notifies the partition's waiters of new data."""
+
     __slots__ = ("_by_follower",)
 
     def __init__(self) -> None:
-        self._by_follower: dict[int, dict[asyncio.Future[object], frozenset[PartitionKey]]] = {}
+        self._by_follower: dict[int, list[asyncio.Future[object]]] = {}
 
-    def park(self, replica_id: int, fut: asyncio.Future[object], covered: Iterable[PartitionKey]) -> None:
-        self._by_follower.setdefault(replica_id, {})[fut] = frozenset(covered)
+    def park(self, replica_id: int, fut: asyncio.Future[object]) -> None:
+        self._by_follower.setdefault(replica_id, []).append(fut)
 
     def unpark(self, replica_id: int, fut: asyncio.Future[object]) -> None:
         held = self._by_follower.get(replica_id)
         if held is not None:
-            held.pop(fut, None)
+            try:
+                held.remove(fut)
+            except ValueError:
+                pass
             if not held:
                 del self._by_follower[replica_id]
 
-    def wake_uncovering(self, key: PartitionKey, followers: Iterable[int]) -> int:
-        """Wake the held fetches of ``followers`` that do not include partition ``key``; how many."""
+    def wake_uncovering(self, partition: WaitedPartition, followers: Iterable[int]) -> int:
+        """Wake the held fetches of ``followers`` that do not wait on ``partition``; how many."""
         if not self._by_follower:
             return 0
         woken = 0
         for replica_id in followers:
-            held = self._by_follower.get(replica_id)
-            if not held:
-                continue
-            for fut, covered in held.items():
-                if key not in covered and not fut.done():
+            for fut in self._by_follower.get(replica_id, ()):
+                if not fut.done() and not partition.has_waiter(fut):
                     fut.set_result(REFETCH)
                     woken += 1
         return woken

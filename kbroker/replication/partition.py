@@ -132,6 +132,9 @@ class Partition:
     def add_waiter(self, fut: asyncio.Future[None]) -> None:
         self._waiters.append(fut)
 
+    def has_waiter(self, fut: asyncio.Future[object]) -> bool:
+        return fut in self._waiters
+
     def remove_waiter(self, fut: asyncio.Future[None]) -> None:
         try:
             self._waiters.remove(fut)

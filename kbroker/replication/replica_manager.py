@@ -35,7 +35,7 @@ from kbroker.replication import hw_checkpoint, leadership
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
-from kbroker.replication.produce_batch import AppendResult, ProduceError, validate_produce_batch
+from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.replica_fetcher import ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
@@ -44,6 +44,7 @@ from kbroker.replication.validation import (
     INLINE_RECORDS,
     ValidationPool,
     raise_for_outcome,
+    validate_produce_batch,
     validation_policy,
 )
 from kbroker_protocol import record_walk
@@ -496,6 +497,11 @@ class ReplicaManager(TxnVerification):
         self.on_leader_append(partition)
         return result
 
+    def partition(self, topic: str, index: int) -> Partition | None:
+        """This broker's replica of ``topic``-``index`` (Kafka's ``ReplicaManager.getPartition``)."""
+        found: Partition | None = self.broker.partitions.get((topic, index))
+        return found
+
     @staticmethod
     def under_min_isr(partition: Partition) -> bool:
         """The leader's ISR is below ``min.insync.replicas``: an acks=-1 append is refused."""
@@ -539,7 +545,7 @@ class ReplicaManager(TxnVerification):
         # With no followers the ISR is this broker, so everything appended is committed.
         if partition.followers:
             # followers whose held fetch lacks this partition (just made its replicas) fetch again
-            self.parked_fetches.wake_uncovering((partition.topic, partition.index), partition.followers)
+            self.parked_fetches.wake_uncovering(partition, partition.followers)
         if not partition.followers:
             if partition.is_leader:
                 partition.log.high_watermark = partition.log.log_end_offset

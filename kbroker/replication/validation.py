@@ -1,4 +1,5 @@
-"""Record validation off the event loop, and per-partition append order around it.
+"""The checks of a produced batch: its header (:func:`validate_produce_batch`, no partition state
+needed), its records inline or off the event loop, and per-partition append order around them.
 
 Checking the records of a produced batch (``kbroker_protocol.record_validation``) is cheap for the batches
 clients normally send, and those are checked inline. Anything bigger -- many records, a large
@@ -32,7 +33,13 @@ from kbroker.log.thread_names import name_os_thread
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.record_batch import BatchHeader, parse_header
+from kbroker_protocol.record_batch import (
+    CONTROL_MASK,
+    BatchHeader,
+    InvalidRecordBatch,
+    parse_header,
+    validate_batch,
+)
 from kbroker_protocol.record_validation import (
     DEFAULT_MAX_DECOMPRESSED,
     Outcome,
@@ -40,9 +47,11 @@ from kbroker_protocol.record_validation import (
     Policy,
     validate_records,
 )
-from kbroker_protocol.records import Buffer
+from kbroker_protocol.records import Buffer, check_produce_records
 
 log = logging.getLogger(__name__)
+
+ZSTD = 4
 
 # Inline (on the event loop) only while the work stays around a millisecond: the uncompressed walk
 # costs ~0.7-1 us a record on this machine (scripts/README.md, "Produce validation").
@@ -241,3 +250,44 @@ def raise_for_outcome(outcome: Outcome) -> Buffer:
     assert outcome.batch is not None  # (a successful outcome always names the batch to store)
     return outcome.batch
 
+
+def validate_produce_batch(records: Buffer | None, version: int,
+                           max_message_bytes: int) -> tuple[BatchHeader, Buffer]:
+    """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
+
+    The request-level rules are Kafka's ``ProduceRequest.validateRecords``
+    (:func:`kbroker_protocol.records.check_produce_records`); then, as Kafka's LogValidator does from the
+    header alone: size against ``max.message.bytes``, CRC, control bit, codec and offset range.
+    """
+    code = check_produce_records(version, records)
+    if code != ErrorCode.NONE:
+        raise ProduceError(code, _REQUEST_ERRORS.get(code))
+    if records is None:  # (only below v3, which Produce rejects before: check_produce_records checks v3+)
+        raise ProduceError(ErrorCode.INVALID_RECORD, _REQUEST_ERRORS[ErrorCode.INVALID_RECORD])
+    try:
+
+        header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
+        size = header.size
+        if size != len(records):
+            records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
+        if size > max_message_bytes:
+            raise ProduceError(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"The record batch size {size} exceeds the maximum message size {max_message_bytes}",
+            )
+        validate_batch(records, 0)
+    except InvalidRecordBatch as exc:
+        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    if header.attributes & CONTROL_MASK:
+        raise ProduceError(ErrorCode.INVALID_RECORD, "Clients are not allowed to write control records")
+    if header.compression > ZSTD:
+        raise ProduceError(ErrorCode.CORRUPT_MESSAGE, f"Unknown compression type id {header.compression}")
+    if header.records_count <= 0 or header.last_offset_delta != header.records_count - 1:
+        raise ProduceError(ErrorCode.INVALID_RECORD, "Inconsistent record count and offset delta in batch")
+    return header, records
+
+
+_REQUEST_ERRORS = {
+    ErrorCode.INVALID_RECORD: "Produce requests with version 3+ must carry exactly one record batch with magic 2",
+    ErrorCode.UNSUPPORTED_COMPRESSION_TYPE: "Produce requests with ZStandard compression need version 7 or later",
+}

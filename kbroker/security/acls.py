@@ -21,7 +21,7 @@ import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,23 @@ def client_host(peer: str) -> str:
     return host[1:-1] if host.startswith("[") else host
 
 
-def authorized(ctx: Any, operation: int, resource_type: int, name: str) -> bool:
+class _Peer(Protocol):
+    @property
+    def peer(self) -> str: ...  # host:port (a ``principal`` attribute, when set, is the principal)
+
+
+class AuthContext(Protocol):
+    """What a check reads of a request's context: ``ctx.broker``'s ``authorizer`` (none: allowed),
+    ``ctx.connection``'s principal and peer; a context whose ``internal`` is true is the broker's
+    own work, never refused."""
+
+    @property
+    def broker(self) -> object: ...
+    @property
+    def connection(self) -> _Peer: ...
+
+
+def authorized(ctx: AuthContext, operation: int, resource_type: int, name: str) -> bool:
     """Whether the request's principal may do ``operation`` on the resource (always, without an
     authorizer)."""
     authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
@@ -282,7 +298,7 @@ def authorized(ctx: Any, operation: int, resource_type: int, name: str) -> bool:
                                 resource_type, name)
 
 
-def authorized_operations(ctx: Any, resource_type: int, name: str, operations: int) -> int:
+def authorized_operations(ctx: AuthContext, resource_type: int, name: str, operations: int) -> int:
     """The bit set of ``operations`` (bit n: operation code n) the principal may do on the resource,
     as Kafka fills the authorized-operations fields; all of them without an authorizer."""
     authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
@@ -291,7 +307,7 @@ def authorized_operations(ctx: Any, resource_type: int, name: str, operations: i
     return sum(1 << op for op in range(32) if operations & (1 << op) and authorized(ctx, op, resource_type, name))
 
 
-def idempotent_write_allowed(ctx: Any) -> bool:
+def idempotent_write_allowed(ctx: AuthContext) -> bool:
     """InitProducerId without a transactional id, as Kafka's KafkaApis: IDEMPOTENT_WRITE on the
     cluster, or WRITE on some topic (Authorizer.authorizeByResourceType)."""
     authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)

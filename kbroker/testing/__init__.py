@@ -29,10 +29,16 @@ import asyncio
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.config import BrokerConfig
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+    from kbroker.control.plane import ControlPlane
+
+T = TypeVar("T")
 
 TEST_DEFAULTS = {
     "node.id": "1",
@@ -57,21 +63,37 @@ class _Controls:
     """The test controls shared by :class:`EmbeddedBroker` and :class:`BrokerThread`; each call
     runs on the broker's loop (``_on_loop``)."""
 
-    broker: Any
-
-    def _on_loop(self, fn: Any, *args: Any) -> Any:
+    @property
+    def broker(self) -> Broker | None:
         raise NotImplementedError
 
-    def _plane(self) -> Any:
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run on the broker's loop (``fn`` is synchronous)."""
+        raise NotImplementedError
+
+    def _on_loop_async(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> Any:
+        """``fn()`` on the broker's loop: its coroutine for :class:`EmbeddedBroker` (the caller
+        awaits it), its result for :class:`BrokerThread`."""
+        raise NotImplementedError
+
+    def _running(self) -> Broker:
         if self.broker is None:
             raise RuntimeError("the broker is not running")
-        return self.broker.control
+        return self.broker
+
+    def _plane(self) -> ControlPlane:
+        return self._running().control
 
     def add_fault(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> int:
         """Add a fault rule (fields as for ``POST /faults``); returns its id. Raises
         :class:`kbroker.control.faults.RuleError` (naming the field) for a bad rule."""
         rule = dict(spec or {}, **fields)
-        return self._on_loop(lambda: self._plane().add_faults(rule)[0]["id"])
+
+        def add() -> int:
+            rule_id: int = self._plane().add_faults(rule)[0]["id"]
+            return rule_id
+
+        return self._on_loop(add)
 
     def faults(self) -> list[dict[str, Any]]:
         """The rules, each with ``matched`` and ``fired`` counts."""
@@ -158,12 +180,12 @@ class _Controls:
     def reset(self, drop_connections: bool = False) -> Any:
         """Delete every topic, group, transaction and producer state, fault rule and pause: a fresh
         broker on the same ports (awaitable on :class:`EmbeddedBroker`). Returns what was deleted."""
-        return self._on_loop(lambda: self._plane().reset(drop_connections=drop_connections))
+        return self._on_loop_async(lambda: self._plane().reset(drop_connections=drop_connections))
 
     def snapshot(self, path: str) -> Any:
         """Copy the broker's whole state to the directory ``path`` (empty or absent); start a broker
         from it with ``snapshot=path`` (awaitable on :class:`EmbeddedBroker`)."""
-        return self._on_loop(lambda: self._plane().snapshot(path))
+        return self._on_loop_async(lambda: self._plane().snapshot(path))
 
     @property
     def control_url(self) -> str:
@@ -196,15 +218,22 @@ class EmbeddedBroker(_Controls):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kbroker-")
         self.config = _config(_control_config(config, control, trace, clock), self.data_dir)
         self._snapshot = snapshot
-        self.broker: Any = None
+        self._broker: Broker | None = None
         self._initial_faults = list(faults or [])
         if self._initial_faults:  # a bad rule fails here, before anything starts
             from kbroker.control.faults import FaultInjector
 
             FaultInjector().add_many(self._initial_faults)
 
-    def _on_loop(self, fn: Any, *args: Any) -> Any:
-        return fn(*args)
+    @property
+    def broker(self) -> Broker | None:
+        return self._broker
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+    def _on_loop_async(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> Any:
+        return fn()
 
     async def start(self) -> EmbeddedBroker:
         from kbroker.broker import Broker
@@ -217,21 +246,21 @@ class EmbeddedBroker(_Controls):
             except BaseException:
                 self._cleanup()
                 raise
-        self.broker = Broker(self.config)
+        broker = self._broker = Broker(self.config)
         if self._initial_faults:
-            self.broker.control.add_faults(self._initial_faults)
+            broker.control.add_faults(self._initial_faults)
         try:
-            await self.broker.start()
+            await broker.start()
         except BaseException:
-            await self.broker.stop()
+            await broker.stop()
             self._cleanup()
             raise
         return self
 
     async def stop(self) -> None:
-        if self.broker is not None:
-            await self.broker.stop()
-            self.broker = None
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -240,7 +269,7 @@ class EmbeddedBroker(_Controls):
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.broker.bootstrap_servers
+        return self._running().bootstrap_servers
 
     async def __aenter__(self) -> EmbeddedBroker:
         return await self.start()
@@ -261,7 +290,7 @@ class BrokerThread(_Controls):
         self._thread: threading.Thread | None = None
 
     @property
-    def broker(self) -> Any:
+    def broker(self) -> Broker | None:
         return self.embedded.broker
 
     @property
@@ -305,8 +334,12 @@ class BrokerThread(_Controls):
             self._thread.join()
         self._loop = None
 
-    def _on_loop(self, fn: Any, *args: Any) -> Any:
-        return self.call(fn, *args)
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        result: T = self.call(fn)
+        return result
+
+    def _on_loop_async(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> Any:
+        return self.call(fn)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the broker's loop and return its result (for tests)."""

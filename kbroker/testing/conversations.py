@@ -60,17 +60,19 @@ def _first_error(resp: Any) -> int | None:
     (None without a response)."""
     if resp is None:
         return None
-    code = getattr(resp, "error_code", None)
+    code: int | None = getattr(resp, "error_code", None)
     if code:
         return code
     for _obj, name, value in _leaves(resp):
         if name in ("error_code", "partition_error_code") and value:
-            return value
+            nested: int = value
+            return nested
     return E.NONE
 
 
 def _err(resp: Any) -> int | None:
-    return None if resp is None else getattr(resp, "error_code", None)
+    code: int | None = None if resp is None else getattr(resp, "error_code", None)
+    return code
 
 
 def classic_group(ctx: Context) -> Sequence:

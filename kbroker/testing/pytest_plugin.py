@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ def kbroker_bootstrap(kbroker_session: BrokerThread) -> str:
 
 
 @pytest.fixture
-def kbroker_factory() -> Iterator:
+def kbroker_factory() -> Iterator[Callable[..., BrokerThread]]:
     started: list[BrokerThread] = []
 
     def start(config: Mapping[str, str] | None = None, data_dir: str | None = None, **controls: Any

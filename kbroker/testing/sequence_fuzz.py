@@ -87,7 +87,7 @@ class Stats:
     findings: list[Finding] = field(default_factory=list)
     # (API key, top-level error code or None) of the responses to steps sent as built: shows how
     # far the conversations get.
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[tuple[int | None, int | None]] = field(default_factory=Counter)
 
 
 class Conn:

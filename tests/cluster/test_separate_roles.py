@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from test_quorum_processes import agreed_leader, create_topic, metadata, quorum_view
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
 
 E = ErrorCode
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+try:
+    import reference_kafka
+finally:
+    sys.path.remove(str(ROOT / "scripts"))
+
+
+def describe_cluster_ids(c, node_id: int) -> list[int]:
+    """The broker ids DescribeCluster v2 names on ``node_id``, fenced ones included."""
+    w = c.wire(node_id)
+    try:
+        resp = w.call(60, 2, include_cluster_authorized_operations=False, endpoint_type=1,
+                      include_fenced_brokers=True)
+    finally:
+        w.sock.close()
+    assert resp.error_code == E.NONE
+    return sorted(b.broker_id for b in resp.brokers)
+
+
+def unregister(c, via: int, broker_id: int):
+    w = c.wire(via)
+    try:
+        return w.call(64, 0, broker_id=broker_id)
+    finally:
+        w.sock.close()
 
 
 def test_brokers_observe_the_quorum_and_survive_a_controller_failover(separate_cluster):
@@ -37,3 +67,16 @@ def test_brokers_observe_the_quorum_and_survive_a_controller_failover(separate_c
     for b in brokers:
         wait_until(lambda b=b: {"events", "after-failover"} <= {t.name for t in metadata(c, b).topics}, 20, 0.05,
                    f"the topics on broker {b}", c.logs)
+
+    # Kafka 4.4's kafka-cluster.sh unregister --bootstrap-server against broker 4 for the killed
+    # broker 5: broker 4 forwards UnregisterBroker to the active controller (an Envelope), which
+    # commits the UnregisterBrokerRecord; broker 5 leaves every broker's image, fenced ones included
+    c.kill(5)
+    tool = reference_kafka.run_tool("org.apache.kafka.tools.ClusterTool",
+                                    ["unregister", "--bootstrap-server", c.bootstrap(4), "--id", "5"], timeout=180)
+    assert tool.returncode == 0, tool.stdout + tool.stderr
+    assert "Broker 5 is no longer registered." in tool.stdout
+    wait_until(lambda: describe_cluster_ids(c, 4) == [4], 20, 0.05, "broker 5 unregistered on broker 4", c.logs)
+    again = unregister(c, 4, 5)
+    assert again.error_code == E.BROKER_ID_NOT_REGISTERED
+    assert again.error_message == "Broker ID 5 is not currently registered"

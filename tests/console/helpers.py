@@ -80,3 +80,27 @@ def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> No
         consumer.commit(asynchronous=False)
     finally:
         consumer.close()
+
+
+def page_call(base: str, path: str, body: Any = None, cookie: str | None = None) -> tuple[int, Any, Any]:
+    """(status, JSON, response headers); POST when there is a body."""
+    headers = dict(PAGE_HEADERS) if body is not None else {}
+    if cookie:
+        headers["Cookie"] = cookie
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="POST" if body is not None else "GET",
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read()), resp.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), exc.headers
+
+
+def login(base: str, user: str, password: str, mechanism: str | None = None) -> str:
+    """Log in to the console; the session cookie to send with later calls."""
+    body = {"username": user, "password": password} | ({"mechanism": mechanism} if mechanism else {})
+    status, data, headers = page_call(base, "/api/login", body)
+    assert status == 200, data
+    cookie = headers["Set-Cookie"]
+    return cookie.split(";")[0]

@@ -9,7 +9,7 @@ import pytest
 from kbroker.security import acls as A
 from kbroker.testing import BrokerThread
 from kbroker.testing.certs import make_ca, make_server_store
-from tests.console.test_login import call, login
+from tests.console.helpers import login, page_call
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" '
         'user_alice="alice-secret";')
@@ -46,21 +46,21 @@ def base(broker) -> str:
 
 
 def test_login_through_the_sasl_ssl_listener(base) -> None:
-    status, data, _ = call(base, "/api/session")
+    status, data, _ = page_call(base, "/api/session")
     assert status == 200 and data["login_required"] is True
     assert data["mechanisms"] == ["SCRAM-SHA-512", "PLAIN"]
-    assert call(base, "/api/topics")[0] == 401
-    status, data, headers = call(base, "/api/login", {"username": "alice", "password": "wrong", "mechanism": "PLAIN"})
+    assert page_call(base, "/api/topics")[0] == 401
+    status, data, headers = page_call(base, "/api/login", {"username": "alice", "password": "wrong", "mechanism": "PLAIN"})
     assert status == 401 and "Set-Cookie" not in headers
     assert "Invalid username or password" in data["error"]  # the broker's SASL server answered, over TLS
 
     admin = login(base, "admin", "admin-secret", "PLAIN")
-    assert call(base, "/api/session", cookie=admin)[1]["principal"] == "User:admin"
-    status, data, _ = call(base, "/api/topics", {"name": "over-tls", "partitions": 1}, cookie=admin)
+    assert page_call(base, "/api/session", cookie=admin)[1]["principal"] == "User:admin"
+    status, data, _ = page_call(base, "/api/topics", {"name": "over-tls", "partitions": 1}, cookie=admin)
     assert status == 200, data
-    assert "over-tls" in [t["name"] for t in call(base, "/api/topics", cookie=admin)[1]["topics"]]
+    assert "over-tls" in [t["name"] for t in page_call(base, "/api/topics", cookie=admin)[1]["topics"]]
     alice = login(base, "alice", "alice-secret", "PLAIN")  # authorized as alice: no DESCRIBE, not shown
-    status, data, _ = call(base, "/api/topics", cookie=alice)
+    status, data, _ = page_call(base, "/api/topics", cookie=alice)
     assert status == 200 and "over-tls" not in [t["name"] for t in data["topics"]]
 
 
@@ -71,8 +71,8 @@ def test_the_console_checks_the_brokers_certificate_against_the_listeners_trust_
     other_ca = make_ca(tmp_path, "otherca")
     with BrokerThread(_config(other_ca, store)) as b:
         base = b.broker.metrics.http.url
-        assert call(base, "/api/session")[1]["login_required"] is True
-        status, data, headers = call(base, "/api/login", {"username": "admin", "password": "admin-secret",
+        assert page_call(base, "/api/session")[1]["login_required"] is True
+        status, data, headers = page_call(base, "/api/login", {"username": "admin", "password": "admin-secret",
                                                           "mechanism": "PLAIN"})
         assert status == 502 and "Set-Cookie" not in headers
         assert "SSL handshake failed" in data["error"] and "CERTIFICATE_VERIFY_FAILED" in data["error"]

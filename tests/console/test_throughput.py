@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.console.web import Throughput
 from tests.console.helpers import get, post
-from tests.integration.test_metrics import get as http_get
+from tests.integration.metrics_http import get as http_get
 
 
 def test_rates_between_samples_and_since_the_last():

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
-from tests.integration.test_metrics import get
+from tests.integration.metrics_http import get
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire, produce
 

@@ -8,11 +8,11 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.errors import StartupError
 from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
+from tests.integration.metrics_http import get, scrape, value
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire
 from tests.integration.wire import create_topic as wire_create_topic
@@ -25,28 +25,6 @@ VALUE = b"v" * 100
 def broker():
     with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0"}) as b:
         yield b
-
-
-def get(url: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
-
-
-def scrape(broker) -> dict[tuple[str, frozenset], float]:
-    status, content_type, text = get(broker.broker.metrics.http.url + "/metrics")
-    assert status == 200 and content_type.startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return samples
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def create_topic(bootstrap: str, name: str) -> None:

@@ -14,7 +14,7 @@ from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
-from tests.integration.test_metrics import scrape, value
+from tests.integration.metrics_http import scrape, value
 from tests.integration.waiting import wait_until
 from tests.integration.wire import Wire, create_topic, produce
 

@@ -13,7 +13,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch
 from tests.replication.harness import Cluster, wait_for
-from tests.replication.test_isr_and_acks import block_follower, blocked
+from tests.replication.leadership import block_follower, blocked
 
 E = ErrorCode
 LAG = 10_000

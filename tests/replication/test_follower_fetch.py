@@ -88,7 +88,7 @@ def _header(partition, offset: int):
 
 async def test_follower_behind_the_leaders_log_start_starts_over_there():
     from kbroker_protocol.messages import REQUESTS
-    from tests.replication.test_isr_and_acks import block_follower, blocked
+    from tests.replication.leadership import block_follower, blocked
 
     async with Cluster(2) as cluster:
         cluster.create_topic("t", [[1, 2]], isr=[[1]])

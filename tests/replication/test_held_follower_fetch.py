@@ -36,17 +36,26 @@ async def test_first_acks_all_produce_to_a_new_partition_is_not_held_by_the_foll
             conn.close()
 
 
+class _Waited:
+    def __init__(self, *futs: asyncio.Future[object]) -> None:
+        self.futs = futs
+
+    def has_waiter(self, fut: asyncio.Future[object]) -> bool:
+        return fut in self.futs
+
+
 async def test_only_held_fetches_of_the_partitions_followers_that_lack_it_are_woken():
     loop = asyncio.get_running_loop()
     parked = ParkedFollowerFetches()
     covering, lacking, other = loop.create_future(), loop.create_future(), loop.create_future()
-    parked.park(2, covering, [("t", 0), ("t", 1)])
-    parked.park(2, lacking, [("t", 1)])
-    parked.park(4, other, [("u", 0)])
-    assert parked.wake_uncovering(("t", 0), [2, 3]) == 1
+    parked.park(2, covering)
+    parked.park(2, lacking)
+    parked.park(4, other)
+    t0 = _Waited(covering)  # only ``covering`` names partition t-0
+    assert parked.wake_uncovering(t0, [2, 3]) == 1
     assert lacking.result() is REFETCH
     assert not covering.done() and not other.done()
     parked.unpark(2, lacking)
     parked.unpark(2, covering)
     assert parked.held(2) == 0 and parked.held(4) == 1
-    assert parked.wake_uncovering(("t", 0), [2]) == 0
+    assert parked.wake_uncovering(t0, [2]) == 0

@@ -8,7 +8,7 @@ import asyncio
 
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
-from tests.replication.test_isr_and_acks import block_follower, blocked
+from tests.replication.leadership import block_follower, blocked
 
 E = ErrorCode
 

@@ -7,7 +7,7 @@ from kbroker.controller import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for
-from tests.replication.test_isr_and_acks import block_follower, blocked
+from tests.replication.leadership import block_follower, blocked
 
 E = ErrorCode
 

@@ -230,8 +230,12 @@ async def test_a_batch_verified_before_the_abort_marker_is_not_appended_after_it
             assert await late == E.INVALID_TXN_STATE
             assert data.log.log_end_offset == 1  # the marker alone
             assert not partition_state(data).has_open_txn(pid)
-            # The producer's next transaction (same epoch) has only its own records.
+            # The producer's next transaction (same epoch) has only its own records, once the
+            # coordinator has the abort complete (the marker's answer, then CompleteAbort replicated;
+            # until then AddPartitionsToTxn answers CONCURRENT_TRANSACTIONS, which clients retry).
             replica_manager.verify_with_coordinator = verify
+            coordinator = cluster.broker(1).txn_coordinator
+            await wait_for(lambda: coordinator.txns[TID].state.name == "COMPLETE_ABORT", message="abort complete")
             assert await _add_data(c1, pid, epoch) == E.NONE
             assert await _produce(c2, pid, epoch, 0, b"next") == E.NONE
             end = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,

@@ -16,34 +16,16 @@ from kbroker_protocol.messages.metadata_records import (
     UnregisterBrokerRecord,
 )
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest
-from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
-
-V = 4  # BrokerRegistration version
-
-
-def register(cc: ClusterControl, log: MemoryLog, broker_id: int, now: int = 0, **kw) -> int:
-    resp, records = cc.register_broker(log.image, registration(broker_id, **kw), V, now, log.next_offset)
-    assert resp.error_code == ErrorCode.NONE
-    log.commit(records)
-    return resp.broker_epoch
-
-
-def running(cc: ClusterControl, log: MemoryLog, broker_id: int, now: int = 0) -> int:
-    """Register and unfence ``broker_id``; returns its epoch."""
-    epoch = register(cc, log, broker_id, now)
-    resp, records = cc.heartbeat(log.image, heartbeat(broker_id, epoch, log.image.offset), now)
-    assert resp.error_code == ErrorCode.NONE and not resp.is_fenced
-    log.commit(records)
-    assert not log.image.brokers[broker_id].fenced
-    return epoch
-
-
-def new_cc(log: MemoryLog, now: int = 0) -> ClusterControl:
-    cc = ClusterControl(CLUSTER_ID)
-    cc.attach(log.image)
-    cc.activate(log.image, now)
-    return cc
-
+from tests.unit.cluster_helpers import (
+    CLUSTER_ID,
+    MemoryLog,
+    V,
+    heartbeat,
+    new_cc,
+    register,
+    registration,
+    running,
+)
 
 # -- registration ------------------------------------------------------------------------------
 

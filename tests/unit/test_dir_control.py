@@ -25,8 +25,7 @@ from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
     PartitionChangeRecord,
 )
-from tests.unit.cluster_helpers import MemoryLog, heartbeat
-from tests.unit.test_cluster_control import new_cc, register, running
+from tests.unit.cluster_helpers import MemoryLog, heartbeat, new_cc, register, running
 
 D1, D2 = uuid.uuid4(), uuid.uuid4()
 A = AssignReplicasToDirsRequest

@@ -5,96 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kbroker.coordinator.group_classic import (
-    ClassicConfig,
     ClassicGroup,
-    ClassicGroupManager,
     GroupState,
 )
 from kbroker_protocol.errors import ErrorCode
-
-
-class FakeTimer:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-        self.timers: dict[str, tuple[int, object]] = {}
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def schedule(self, key, delay_ms, fn) -> None:
-        self.timers[key] = (self.now + delay_ms, fn)
-
-    def cancel(self, key) -> None:
-        self.timers.pop(key, None)
-
-    def advance(self, ms: int) -> None:
-        target = self.now + ms
-        while True:
-            due = sorted((deadline, key) for key, (deadline, _fn) in self.timers.items() if deadline <= target)
-            if not due:
-                break
-            deadline, key = due[0]
-            self.now = deadline
-            _, fn = self.timers.pop(key)
-            fn()
-        self.now = target
-
-
-class Harness:
-    def __init__(self, **config) -> None:
-        self.timer = FakeTimer()
-        self.groups: dict = {}
-        self.persisted: list[tuple[str, int, list[str]]] = []
-        self.assignments: list[dict[str, bytes]] = []
-        # The write outcome: NONE completes at once, an error fails at once (a failed local
-        # append), None leaves the write pending in ``pending`` (being replicated).
-        self.write_result: ErrorCode | None = ErrorCode.NONE
-        self.pending: list = []
-        cfg = ClassicConfig(min_session_timeout_ms=1000, max_session_timeout_ms=60000,
-                            initial_rebalance_delay_ms=config.pop("delay", 0), **config)
-        self.manager = ClassicGroupManager(self.groups, self.timer, cfg, self._persist)
-
-    def _persist(self, group: ClassicGroup, assignment: dict[str, bytes], done) -> None:
-        self.persisted.append((group.state.value, group.generation, list(group.members)))
-        self.assignments.append(dict(assignment))
-        if self.write_result is None:
-            self.pending.append(done)
-        else:
-            done(self.write_result)
-
-    def complete_writes(self, code: ErrorCode) -> None:
-        pending, self.pending = self.pending, []
-        for done in pending:
-            done(code)
-
-    def join(self, member_id="", group="g", instance=None, protocols=(("range", b"r"),), session=10000,
-             rebalance=5000, require_known=False, client_id="c"):
-        out: list = []
-        self.manager.join(group_id=group, member_id=member_id, group_instance_id=instance, protocol_type="consumer",
-                          protocols=list(protocols), session_timeout_ms=session, rebalance_timeout_ms=rebalance,
-                          client_id=client_id, client_host="/h", require_known_member_id=require_known,
-                          respond=out.append)
-        self.timer.advance(0)  # timers due now run, as on the next event-loop turn
-        return out
-
-    def sync(self, member_id, generation, assignments=(), group="g", instance=None):
-        out: list = []
-        self.manager.sync(group_id=group, member_id=member_id, generation=generation, group_instance_id=instance,
-                          protocol_type=None, protocol_name=None, assignments=list(assignments), respond=out.append)
-        return out
-
-    def heartbeat(self, member_id, generation, group="g", instance=None):
-        return self.manager.heartbeat(group_id=group, member_id=member_id, generation=generation,
-                                      group_instance_id=instance).error_code
-
-    def group(self, group_id="g") -> ClassicGroup:
-        return self.groups[group_id]
-
-    def stable_single(self):
-        [joined] = self.join()
-        [synced] = self.sync(joined.member_id, joined.generation_id, [(joined.member_id, b"A")])
-        assert synced.error_code == 0
-        return joined.member_id
+from tests.unit.group_fakes import Harness
 
 
 def test_transition_table():

@@ -10,7 +10,7 @@ import pytest
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import GroupState
 from kbroker_protocol.errors import ErrorCode
-from tests.unit.test_group_classic import Harness
+from tests.unit.group_fakes import Harness
 
 
 def _two_members_completing(h: Harness) -> tuple[str, str]:

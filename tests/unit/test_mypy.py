@@ -37,7 +37,8 @@ STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbr
                 "kbroker.broker", "kbroker.cluster", "kbroker.replication.*",
                 "kbroker.coordinator.*", "kbroker.api.*", "kbroker.delayed", "kbroker.delayed_records",
                 "kbroker.delayed_scheduler", "kbroker.errors", "kbroker.opcli", "kbroker.opcli_common",
-                "kbroker.opcli_records", "kbroker.quorum_setup", "kbroker.storage")
+                "kbroker.opcli_records", "kbroker.quorum_setup", "kbroker.storage", "kbroker.console.*",
+                "kbroker.testing.*", "kbroker", "kbroker.*")
 STRICT_FLAGS = ("check_untyped_defs", "disallow_untyped_defs", "disallow_incomplete_defs",
                 "disallow_any_generics", "warn_return_any", "warn_unused_ignores")
 # Packages whose unannotated function bodies are checked (check_untyped_defs); add, never take away.

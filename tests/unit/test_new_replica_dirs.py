@@ -24,8 +24,7 @@ from kbroker_protocol.messages.metadata_records import (
     PartitionChangeRecord,
     PartitionRecord,
 )
-from tests.unit.cluster_helpers import MemoryLog, heartbeat
-from tests.unit.test_cluster_control import new_cc, register
+from tests.unit.cluster_helpers import MemoryLog, heartbeat, new_cc, register
 
 ONE, SEVERAL_A, SEVERAL_B = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
@@ -71,8 +70,8 @@ def test_create_topics_records_each_replicas_default_dir():
     assert len(parts) == 3
     for p in parts:
         assert p.directories == _expected(p.replicas)
-    manual = plan_topic(log.image, NewTopic("m", assignments={0: [2, 1], 1: [3]}), 1, 1)
-    assert [p.directories for p in _partitions(manual)] == [[DIR_UNASSIGNED, ONE], [DIR_MIGRATING]]
+    manual = plan_topic(log.image, NewTopic("m", assignments={0: [2, 1], 1: [3, 2]}), 1, 1)
+    assert [p.directories for p in _partitions(manual)] == [[DIR_UNASSIGNED, ONE], [DIR_MIGRATING, DIR_UNASSIGNED]]
     # the field survives the metadata log's frame, and the image keeps it
     for r in records:
         log.commit([decode_frame(encode_frame(r))])
@@ -146,7 +145,7 @@ def test_a_single_dir_broker_reassigns_replicas_recorded_in_a_dir_it_no_longer_h
     """A broker whose only dir was formatted again (new directory.id) says where its replicas are
     (Kafka's ReplicaManager.maybeUpdateTopicAssignment); replicas already in its dir need nothing."""
     log = _cluster()
-    log.commit(plan_topic(log.image, NewTopic("t", assignments={0: [1], 1: [1, 3]}), 1, 1))
+    log.commit(plan_topic(log.image, NewTopic("t", assignments={0: [1, 2], 1: [1, 3]}), 1, 1))
     p0 = log.image.partition("t", 0)
     assert p0 is not None
     here = tmp_path / "data"

@@ -17,7 +17,7 @@ from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest as ListReq,
 )
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord, PartitionChangeRecord
-from tests.unit.test_replication_control import _alter, _cluster, _error, part
+from tests.unit.cluster_helpers import alter_isr, part, partition_error, running_cluster
 
 
 def _request(targets: dict[tuple[str, int], list[int] | None], allow_rf_change: bool = True) -> Req:
@@ -45,7 +45,7 @@ def _state(log, name="t", index=0):
 
 def _expand(log, tid, isr, index=0):
     p = log.image.topic_by_id(tid).partitions[index]
-    resp, records = _alter(log, p.leader, tid, isr=isr, leader_epoch=p.leader_epoch,
+    resp, records = alter_isr(log, p.leader, tid, isr=isr, leader_epoch=p.leader_epoch,
                            partition_epoch=p.partition_epoch, index=index)
     log.commit(records)
     return resp, records
@@ -75,7 +75,7 @@ def test_revert_keeps_the_original_replicas_and_drops_adding_ones_from_the_isr()
 
 
 def test_a_move_adds_replicas_then_completes_when_they_join_the_isr_and_moves_the_leader():
-    log, _ = _cluster(brokers=(1, 2, 3, 4, 5, 6))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4, 5, 6))
     tid = log.topic("t", [[1, 2, 3]])
     before = log.image.partition("t", 0)
     epoch = before.leader_epoch
@@ -92,11 +92,11 @@ def test_a_move_adds_replicas_then_completes_when_they_join_the_isr_and_moves_th
         [("t", [(0, [4, 5, 6, 1, 2, 3], [4, 5, 6], [1, 2, 3])])]
     # Two of the three adding replicas in sync: not done.
     resp, records = _expand(log, tid, [1, 2, 3, 4, 5])
-    assert _error(resp) == ErrorCode.NONE
+    assert partition_error(resp) == ErrorCode.NONE
     assert _state(log) == ([4, 5, 6, 1, 2, 3], [1, 2, 3, 4, 5], 1, [4, 5, 6], [1, 2, 3])
     # The last one joins: the final replica set, the leader moves off the removed replica 1.
     resp, records = _expand(log, tid, [1, 2, 3, 4, 5, 6])
-    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    assert partition_error(resp) == ErrorCode.NEW_LEADER_ELECTED
     assert _state(log) == ([4, 5, 6], [4, 5, 6], 4, [], [])
     p = log.image.partition("t", 0)
     assert p.leader_epoch == epoch + 1
@@ -104,7 +104,7 @@ def test_a_move_adds_replicas_then_completes_when_they_join_the_isr_and_moves_th
 
 
 def test_a_reordering_completes_at_once_and_a_shrink_waits_for_the_remaining_replicas_in_sync():
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     log.topic("t", [[1, 2, 3], [1, 2, 3]], isr=[[1, 2, 3], [1, 2]])
     _, records, errors = _reassign(log, {("t", 0): [3, 2, 1]})
     assert errors[("t", 0)][0] == ErrorCode.NONE
@@ -117,13 +117,13 @@ def test_a_reordering_completes_at_once_and_a_shrink_waits_for_the_remaining_rep
 
 
 def test_a_move_removing_a_follower_keeps_the_leader_and_bumps_the_leader_epoch():
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     tid = log.topic("t", [[1, 2, 3]])
     epoch = log.image.partition("t", 0).leader_epoch
     _reassign(log, {("t", 0): [1, 2, 4]})
     assert _state(log) == ([1, 2, 4, 3], [1, 2, 3], 1, [4], [3])
     resp, records = _expand(log, tid, [1, 2, 3, 4])
-    assert _error(resp) == ErrorCode.NONE
+    assert partition_error(resp) == ErrorCode.NONE
     assert records[0].leader == 1  # same leader, set: the epoch moves because a replica left
     assert _state(log) == ([1, 2, 4], [1, 2, 4], 1, [], [])
     assert log.image.partition("t", 0).leader_epoch == epoch + 1
@@ -132,7 +132,7 @@ def test_a_move_removing_a_follower_keeps_the_leader_and_bumps_the_leader_epoch(
 
 
 def test_cancel_restores_the_original_replicas():
-    log, _ = _cluster(brokers=(1, 2, 3, 4, 5))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4, 5))
     tid = log.topic("t", [[1, 2, 3]])
     _reassign(log, {("t", 0): [1, 4, 5]})
     _expand(log, tid, [1, 2, 3, 4])
@@ -148,7 +148,7 @@ def test_cancel_restores_the_original_replicas():
 
 
 def test_cancel_needing_an_unclean_election_is_refused_unless_the_topic_allows_it():
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     tid = log.topic("t", [[1]])
     u = log.topic("u", [[1]], configs={"unclean.leader.election.enable": "true"})
     _reassign(log, {("t", 0): [2], ("u", 0): [2]})
@@ -167,7 +167,7 @@ def test_cancel_needing_an_unclean_election_is_refused_unless_the_topic_allows_i
 
 
 def test_bad_targets_get_kafkas_errors_and_change_nothing():
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2], [2, 3]])
     before = [(p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch)
               for p in log.image.topic("t").partitions.values()]
@@ -197,7 +197,7 @@ def test_bad_targets_get_kafkas_errors_and_change_nothing():
 
 
 def test_a_good_partition_succeeds_beside_a_bad_one():
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2], [2, 3]])
     _, records, errors = _reassign(log, {("t", 0): [9, 1], ("t", 1): [3, 1]})
     assert errors[("t", 0)][0] == ErrorCode.INVALID_REPLICA_ASSIGNMENT and errors[("t", 1)][0] == ErrorCode.NONE
@@ -206,7 +206,7 @@ def test_a_good_partition_succeeds_beside_a_bad_one():
 
 
 def test_replication_factor_change_refused_when_not_allowed():
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     log.topic("t", [[1, 2, 3]])
     resp, records, errors = _reassign(log, {("t", 0): [1, 2]}, allow_rf_change=False)
     assert errors[("t", 0)] == (ErrorCode.INVALID_REPLICATION_FACTOR, "The replication factor is changed from 3 to 2")
@@ -220,7 +220,7 @@ def test_replication_factor_change_refused_when_not_allowed():
 
 
 def test_a_new_target_during_a_reassignment_starts_from_the_current_replicas():
-    log, _ = _cluster(brokers=(1, 2, 3, 4, 5))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4, 5))
     log.topic("t", [[1, 2, 3]])
     _reassign(log, {("t", 0): [1, 2, 4]})
     assert _state(log) == ([1, 2, 4, 3], [1, 2, 3], 1, [4], [3])
@@ -229,7 +229,7 @@ def test_a_new_target_during_a_reassignment_starts_from_the_current_replicas():
 
 
 def test_a_fenced_target_replica_cannot_lead_and_the_leader_moves_to_an_active_one():
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     tid = log.topic("t", [[1, 2]])
     log.commit([BrokerRegistrationChangeRecord(broker_id=3, broker_epoch=log.image.brokers[3].epoch, fenced=1)])
     # A fenced broker is registered: Kafka accepts it as a target (it catches up once unfenced).
@@ -240,7 +240,7 @@ def test_a_fenced_target_replica_cannot_lead_and_the_leader_moves_to_an_active_o
 
 
 def test_list_named_partitions_leaves_out_unknown_and_idle_ones():
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2], [2, 3]])
     log.topic("u", [[1]])
     _reassign(log, {("t", 1): [1, 3], ("u", 0): [2]})
@@ -253,20 +253,20 @@ def test_list_named_partitions_leaves_out_unknown_and_idle_ones():
 
 
 def test_alter_partition_from_a_non_leader_changes_nothing():
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     tid = log.topic("t", [[1, 2, 3]], isr=[[1, 2]])
     _reassign(log, {("t", 0): [2, 3, 4]})
     offset = log.image.offset
     p = log.image.partition("t", 0)
-    resp, records = _alter(log, 2, tid, isr=[1, 2, 3, 4], leader_epoch=p.leader_epoch,
+    resp, records = alter_isr(log, 2, tid, isr=[1, 2, 3, 4], leader_epoch=p.leader_epoch,
                            partition_epoch=p.partition_epoch)
-    assert _error(resp) == ErrorCode.INVALID_REQUEST and records == []
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST and records == []
     assert log.image.offset == offset and _state(log) == ([2, 3, 4, 1], [1, 2], 1, [4], [1])
 
 
 def test_kafkas_reassign_partitions_scenario():
     """Kafka's ReplicationControlManagerTest.testReassignPartitions, step by step."""
-    log, _ = _cluster(brokers=(0, 1, 2, 3))
+    log, _ = running_cluster(brokers=(0, 1, 2, 3))
     foo = log.topic("foo", [[1, 2, 3], [3, 2, 1]])
     log.topic("bar", [[1, 2, 3]])
     assert list_partition_reassignments(log.image, None).topics == []
@@ -301,8 +301,8 @@ def test_kafkas_reassign_partitions_scenario():
     # (the cancel is not applied) the leader's AlterPartition adding 0 completes the move off 3
     p = log.image.partition("foo", 1)
     assert (p.partition_epoch, p.leader_epoch) == (1, 0)
-    resp, records = _alter(log, 3, foo, isr=[3, 0, 2, 1], leader_epoch=0, partition_epoch=1, index=1)
-    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    resp, records = alter_isr(log, 3, foo, isr=[3, 0, 2, 1], leader_epoch=0, partition_epoch=1, index=1)
+    assert partition_error(resp) == ErrorCode.NEW_LEADER_ELECTED
     log.commit(records)
     assert list_partition_reassignments(log.image, None).topics == []
     assert _state(log, "foo", 1) == ([0, 2, 1], [0, 2, 1], 0, [], [])
@@ -311,7 +311,7 @@ def test_kafkas_reassign_partitions_scenario():
 def test_a_reassignment_under_way_survives_a_snapshot():
     from kbroker.controller.snapshot import image_to_records, records_to_image
 
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     log.topic("t", [[1, 2, 3]])
     _reassign(log, {("t", 0): [2, 3, 4]})
     copy = records_to_image(image_to_records(log.image), log.image.offset + 1)
@@ -330,7 +330,7 @@ def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
     """Kafka's testReassignPartitionsHandlesNewReassignmentThatRemovesPreviouslyAddingReplicas."""
     from kbroker.controller.replication_control import ELECTION_PREFERRED, elect_leader
 
-    log, _ = _cluster(brokers=(0, 1, 2, 3, 4, 5))
+    log, _ = running_cluster(brokers=(0, 1, 2, 3, 4, 5))
     tid = log.topic("topic-1", [[0, 1]])
     _reassign(log, {("topic-1", 0): [2, 3]})
     assert _state(log, "topic-1") == ([2, 3, 0, 1], [0, 1], 0, [2, 3], [0, 1])
@@ -344,7 +344,7 @@ def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
     _reassign(log, {("topic-1", 0): [4, 5]})
     assert _state(log, "topic-1") == ([4, 5, 0, 1, 2, 3], [0, 1, 2], 2, [4, 5], [0, 1, 2, 3])
     resp, _ = _expand(log, tid, [0, 1, 2, 3, 4, 5])
-    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    assert partition_error(resp) == ErrorCode.NEW_LEADER_ELECTED
     assert _state(log, "topic-1") == ([4, 5], [4, 5], 4, [], [])
     assert list_partition_reassignments(log.image, None).topics == []
 
@@ -390,7 +390,7 @@ def test_controller_listener_handlers_answer_not_controller_unless_active():
     from kbroker.api.list_partition_reassignments import handle_list_partition_reassignments_on_controller
     from kbroker_protocol.messages import RequestHeader
 
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2]])
 
     def call(handler, key, version, body, controller):
@@ -416,7 +416,7 @@ def test_controller_listener_handlers_answer_not_controller_unless_active():
 def test_partitions_past_the_record_bound_fail_on_their_own():
     # Kafka's BoundedList of MAX_RECORDS_PER_USER_OP (10,000; 2 here), its overflow caught per
     # partition: UNKNOWN_SERVER_ERROR without a message; a partition needing no record still succeeds.
-    log, _ = _cluster(brokers=(1, 2, 3))
+    log, _ = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2], [2, 3], [3, 1], [1, 3]])
     resp, records = alter_partition_reassignments(
         log.image, _request({("t", 0): [2, 1], ("t", 1): [3, 2], ("t", 2): [1, 3], ("t", 3): [1, 3]}), max_records=2)

@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.image import LEADER_UNCHANGED, NO_LEADER, PartitionState
+from kbroker.controller.image import LEADER_UNCHANGED, NO_LEADER
 from kbroker.controller.replication_control import (
     Election,
     PartitionChangeBuilder,
     ReplicationSettings,
-    alter_partition,
     generate_leader_and_isr_updates,
     partitions_with_broker_in_isr,
     preferred_leader_elections,
 )
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
-from tests.unit.cluster_helpers import CLUSTER_ID, MemoryLog, heartbeat, registration
+from tests.unit.cluster_helpers import TID, alter_isr, part, partition_error, running_cluster
 
-TID = uuid.UUID(int=7)
 NO_ELR = {"metadata.version": 33}
-
-
-def part(replicas, isr, leader, *, elr=(), last_known_elr=(), leader_epoch=5, partition_epoch=9, recovery=0):
-    return PartitionState(TID, 0, list(replicas), list(isr), leader, leader_epoch, partition_epoch,
-                          elr=list(elr), last_known_elr=list(last_known_elr), leader_recovery_state=recovery)
 
 
 def builder(p, alive, *, min_isr=1, elr=False):
@@ -119,21 +110,8 @@ def test_reassignment_dropping_a_replica_bumps_the_leader_epoch():
 # -- the image applies the epochs ----------------------------------------------------------------
 
 
-def _cluster(features=None, brokers=(1, 2, 3)):
-    log = MemoryLog(features)
-    cc = ClusterControl(CLUSTER_ID)
-    cc.attach(log.image)
-    cc.activate(log.image, 0)
-    for b in brokers:
-        _, records = cc.register_broker(log.image, registration(b), 4, 0, log.next_offset)
-        log.commit(records)
-        _, records = cc.heartbeat(log.image, heartbeat(b, log.image.brokers[b].epoch, log.image.offset), 0)
-        log.commit(records)
-    return log, cc
-
-
 def test_unclean_election_when_the_topic_enables_it():
-    log, cc = _cluster(NO_ELR)
+    log, cc = running_cluster(NO_ELR)
     log.topic("t", [[1, 2, 3]], configs={"unclean.leader.election.enable": "true"}, isr=[[1]])
     records: list = []
     generate_leader_and_isr_updates(log.image, ReplicationSettings(), 1, NO_LEADER, NO_LEADER,
@@ -145,7 +123,7 @@ def test_unclean_election_when_the_topic_enables_it():
 
 
 def test_auto_leader_rebalance_moves_leadership_back_to_preferred_replicas():
-    log, cc = _cluster()
+    log, cc = running_cluster()
     log.topic("t", [[1, 2], [2, 1], [3, 1]], leaders=[2, 2, 1], isr=[[1, 2], [2, 1], [1]])
     records = preferred_leader_elections(log.image)
     assert [(r.partition_id, r.leader) for r in records] == [(0, 1)]  # p2: replica 3 not in the ISR
@@ -153,34 +131,10 @@ def test_auto_leader_rebalance_moves_leadership_back_to_preferred_replicas():
 
 # -- AlterPartition ------------------------------------------------------------------------------
 
-APD = AlterPartitionRequest.TopicData.PartitionData
-BS = APD.BrokerState
-
-
-def _alter(log, broker, topic_id, *, isr, leader_epoch=0, partition_epoch=0, epochs=None, version=3, index=0,
-           broker_epoch=None, recovery=0):
-    image = log.image
-    if epochs is None:
-        epochs = [image.brokers[b].epoch if b in image.brokers else -1 for b in isr]
-    data = APD(partition_index=index, leader_epoch=leader_epoch, partition_epoch=partition_epoch,
-               leader_recovery_state=recovery,
-               new_isr=isr if version < 3 else [],
-               new_isr_with_epochs=[BS(broker_id=b, broker_epoch=e) for b, e in zip(isr, epochs, strict=True)]
-               if version >= 3 else [])
-    req = AlterPartitionRequest(broker_id=broker, broker_epoch=image.brokers[broker].epoch
-                                if broker_epoch is None else broker_epoch,
-                                topics=[AlterPartitionRequest.TopicData(topic_id=topic_id, partitions=[data])])
-    return alter_partition(image, req, version)
-
-
-def _error(resp):
-    return resp.topics[0].partitions[0].error_code
-
-
 def test_alter_partition_shrinks_the_isr_and_answers_the_new_state():
-    log, _ = _cluster()
+    log, _ = running_cluster()
     tid = log.topic("t", [[1, 2, 3]])
-    resp, records = _alter(log, 1, tid, isr=[1, 2])
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2])
     assert resp.error_code == ErrorCode.NONE
     out = resp.topics[0].partitions[0]
     assert (out.error_code, out.leader_id, out.leader_epoch, out.partition_epoch, out.isr) == (0, 1, 0, 1, [1, 2])
@@ -189,59 +143,59 @@ def test_alter_partition_shrinks_the_isr_and_answers_the_new_state():
     p = log.image.partition("t", 0)
     assert (p.isr, p.leader_epoch, p.partition_epoch) == ([1, 2], 0, 1)
     # The next request must carry the new partition epoch; the old one is stale.
-    resp, records = _alter(log, 1, tid, isr=[1, 2, 3], partition_epoch=0)
-    assert _error(resp) == ErrorCode.INVALID_UPDATE_VERSION and records == []
-    resp, records = _alter(log, 1, tid, isr=[1, 2, 3], partition_epoch=1, version=2)
-    assert _error(resp) == ErrorCode.NONE and records[0].isr == [1, 2, 3]
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2, 3], partition_epoch=0)
+    assert partition_error(resp) == ErrorCode.INVALID_UPDATE_VERSION and records == []
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2, 3], partition_epoch=1, version=2)
+    assert partition_error(resp) == ErrorCode.NONE and records[0].isr == [1, 2, 3]
 
 
 def test_alter_partition_errors():
-    log, cc = _cluster()
+    log, cc = running_cluster()
     tid = log.topic("t", [[1, 2, 3]])
     log.topic("u", [[2, 1]])
-    resp, records = _alter(log, 1, tid, isr=[1, 2], broker_epoch=12345)
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2], broker_epoch=12345)
     assert resp.error_code == ErrorCode.STALE_BROKER_EPOCH and records == []
-    resp, _ = _alter(log, 1, uuid.uuid4(), isr=[1, 2])
-    assert _error(resp) == ErrorCode.UNKNOWN_TOPIC_ID
-    resp, _ = _alter(log, 1, tid, isr=[1, 2], index=5)
-    assert _error(resp) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    resp, _ = _alter(log, 1, tid, isr=[1, 2], leader_epoch=1)
-    assert _error(resp) == ErrorCode.NOT_CONTROLLER  # an epoch from a newer controller
-    resp, _ = _alter(log, 2, tid, isr=[1, 2])
-    assert _error(resp) == ErrorCode.INVALID_REQUEST  # not the leader (Kafka answers INVALID_REQUEST)
-    resp, _ = _alter(log, 1, tid, isr=[2, 3])
-    assert _error(resp) == ErrorCode.INVALID_REQUEST  # the ISR must keep the leader
-    resp, _ = _alter(log, 1, tid, isr=[1, 4], epochs=[log.image.brokers[1].epoch, -1])
-    assert _error(resp) == ErrorCode.INVALID_REQUEST  # 4 is not a replica
-    resp, _ = _alter(log, 1, tid, isr=[1, 2], epochs=[log.image.brokers[1].epoch, 999])
-    assert _error(resp) == ErrorCode.INELIGIBLE_REPLICA  # broker epoch mismatch
+    resp, _ = alter_isr(log, 1, uuid.uuid4(), isr=[1, 2])
+    assert partition_error(resp) == ErrorCode.UNKNOWN_TOPIC_ID
+    resp, _ = alter_isr(log, 1, tid, isr=[1, 2], index=5)
+    assert partition_error(resp) == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    resp, _ = alter_isr(log, 1, tid, isr=[1, 2], leader_epoch=1)
+    assert partition_error(resp) == ErrorCode.NOT_CONTROLLER  # an epoch from a newer controller
+    resp, _ = alter_isr(log, 2, tid, isr=[1, 2])
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST  # not the leader (Kafka answers INVALID_REQUEST)
+    resp, _ = alter_isr(log, 1, tid, isr=[2, 3])
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST  # the ISR must keep the leader
+    resp, _ = alter_isr(log, 1, tid, isr=[1, 4], epochs=[log.image.brokers[1].epoch, -1])
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST  # 4 is not a replica
+    resp, _ = alter_isr(log, 1, tid, isr=[1, 2], epochs=[log.image.brokers[1].epoch, 999])
+    assert partition_error(resp) == ErrorCode.INELIGIBLE_REPLICA  # broker epoch mismatch
     # A leader change moves the epoch: the old leader's request is fenced.
     records: list = []
     generate_leader_and_isr_updates(log.image, ReplicationSettings(), 1, NO_LEADER, NO_LEADER,
                                     partitions_with_broker_in_isr(log.image, 1), records)
     log.commit(records)
-    resp, _ = _alter(log, 2, tid, isr=[2, 3, 1], leader_epoch=0, partition_epoch=1)
-    assert _error(resp) == ErrorCode.FENCED_LEADER_EPOCH
+    resp, _ = alter_isr(log, 2, tid, isr=[2, 3, 1], leader_epoch=0, partition_epoch=1)
+    assert partition_error(resp) == ErrorCode.FENCED_LEADER_EPOCH
     # A fenced replica may not join the ISR.
     log.commit([BrokerRegistrationChangeRecord(broker_id=3, broker_epoch=log.image.brokers[3].epoch, fenced=1)])
     p = log.image.partition("t", 0)
-    resp, _ = _alter(log, 2, tid, isr=[2, 3], leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch)
-    assert _error(resp) == ErrorCode.INELIGIBLE_REPLICA
+    resp, _ = alter_isr(log, 2, tid, isr=[2, 3], leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch)
+    assert partition_error(resp) == ErrorCode.INELIGIBLE_REPLICA
 
 
 def test_a_replica_in_controlled_shutdown_is_ineligible():
-    log, cc = _cluster()
+    log, cc = running_cluster()
     tid = log.topic("t", [[1, 2]], isr=[[1]])
     log.commit([BrokerRegistrationChangeRecord(broker_id=2, broker_epoch=log.image.brokers[2].epoch,
                                                in_controlled_shutdown=1)])
-    resp, records = _alter(log, 1, tid, isr=[1, 2])
-    assert _error(resp) == ErrorCode.INELIGIBLE_REPLICA and records == []
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2])
+    assert partition_error(resp) == ErrorCode.INELIGIBLE_REPLICA and records == []
 
 
 def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
     from kbroker.controller.snapshot import image_to_records, records_to_image
 
-    log, cc = _cluster(brokers=(1, 2, 3))
+    log, cc = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2, 3]], configs={"min.insync.replicas": "2"}, isr=[[1, 2]])
     log.topic("u", [[3, 1]], configs={"unclean.leader.election.enable": "true"}, isr=[[1]])
     records: list = []
@@ -267,16 +221,16 @@ def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
 def test_alter_partition_completing_a_reassignment_that_removes_the_leader_is_new_leader_elected():
     from kbroker_protocol.messages.metadata_records import PartitionChangeRecord
 
-    log, _ = _cluster(brokers=(1, 2, 3, 4))
+    log, _ = running_cluster(brokers=(1, 2, 3, 4))
     tid = log.topic("t", [[1, 2, 3]])
     # Reassignment [1, 2, 3] -> [2, 3, 4] under way: 4 added, 1 (the leader) leaving.
     log.commit([PartitionChangeRecord(topic_id=tid, partition_id=0, replicas=[1, 2, 3, 4],
                                       removing_replicas=[1], adding_replicas=[4])])
     p = log.image.partition("t", 0)
     leader_epoch, partition_epoch = p.leader_epoch, p.partition_epoch
-    resp, records = _alter(log, 1, tid, isr=[1, 2, 3, 4], leader_epoch=leader_epoch,
+    resp, records = alter_isr(log, 1, tid, isr=[1, 2, 3, 4], leader_epoch=leader_epoch,
                            partition_epoch=partition_epoch)
-    assert _error(resp) == ErrorCode.NEW_LEADER_ELECTED
+    assert partition_error(resp) == ErrorCode.NEW_LEADER_ELECTED
     r = records[0]
     assert r.replicas == [2, 3, 4] and r.isr == [2, 3, 4] and r.leader == 2
     assert r.removing_replicas == [] and r.adding_replicas == []
@@ -286,7 +240,7 @@ def test_alter_partition_completing_a_reassignment_that_removes_the_leader_is_ne
 
 
 def test_alter_partition_ends_leader_recovery_after_an_unclean_election():
-    log, _ = _cluster(NO_ELR)
+    log, _ = running_cluster(NO_ELR)
     tid = log.topic("t", [[1, 2]], configs={"unclean.leader.election.enable": "true"}, isr=[[1]])
     records: list = []
     generate_leader_and_isr_updates(log.image, ReplicationSettings(), 1, NO_LEADER, NO_LEADER,
@@ -296,9 +250,9 @@ def test_alter_partition_ends_leader_recovery_after_an_unclean_election():
     assert (p.leader, p.leader_recovery_state) == (2, 1)
     # While recovering, the ISR may not grow beyond the leader.
     data = dict(leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch)
-    resp, _ = _alter(log, 2, tid, isr=[2, 1], recovery=1, **data)
-    assert _error(resp) == ErrorCode.INVALID_REQUEST
-    resp, records = _alter(log, 2, tid, isr=[2], **data)  # leader_recovery_state 0: recovered
+    resp, _ = alter_isr(log, 2, tid, isr=[2, 1], recovery=1, **data)
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST
+    resp, records = alter_isr(log, 2, tid, isr=[2], **data)  # leader_recovery_state 0: recovered
     out = resp.topics[0].partitions[0]
     assert out.error_code == ErrorCode.NONE and out.leader_recovery_state == 0
     assert records[0].leader_recovery_state == 0 and records[0].leader == LEADER_UNCHANGED
@@ -306,15 +260,15 @@ def test_alter_partition_ends_leader_recovery_after_an_unclean_election():
     assert log.image.partition("t", 0).leader_recovery_state == 0
     # Once recovered, a partition cannot go back to RECOVERING.
     p = log.image.partition("t", 0)
-    resp, records = _alter(log, 2, tid, isr=[2], recovery=1, leader_epoch=p.leader_epoch,
+    resp, records = alter_isr(log, 2, tid, isr=[2], recovery=1, leader_epoch=p.leader_epoch,
                            partition_epoch=p.partition_epoch)
-    assert _error(resp) == ErrorCode.INVALID_REQUEST and records == []
+    assert partition_error(resp) == ErrorCode.INVALID_REQUEST and records == []
 
 
 def test_elect_leader_as_kafkas_election_leaders():
     from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
 
-    log, _ = _cluster(NO_ELR)
+    log, _ = running_cluster(NO_ELR)
     log.topic("t", [[1, 2], [2, 1], [3, 1], [1, 2]], isr=[[1, 2], [1, 2], [1], [1]], leaders=[1, 1, 1, NO_LEADER])
     records: list = []
     assert elect_leader(log.image, "t", 0, ELECTION_PREFERRED, records)[0] == ErrorCode.ELECTION_NOT_NEEDED
@@ -335,7 +289,7 @@ def test_turning_unclean_election_on_brings_offline_partitions_back():
     from kbroker.controller.replication_control import unclean_leader_elections
     from kbroker_protocol.messages.metadata_records import ConfigRecord
 
-    log, _ = _cluster(NO_ELR)
+    log, _ = running_cluster(NO_ELR)
     log.topic("t", [[1, 2]], isr=[[1]], leaders=[NO_LEADER])
     log.commit([BrokerRegistrationChangeRecord(broker_id=1, broker_epoch=log.image.brokers[1].epoch, fenced=1)])
     assert unclean_leader_elections(log.image) == []

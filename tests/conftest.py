@@ -1,0 +1,47 @@
+"""The ``slow`` marker: ``pytest -m "not slow"`` is the quick local loop; CI runs everything.
+
+Slow is what starts other programs or many brokers: three-node clusters and fault runs, the
+reference Apache Kafka and Kafka's tools (a JVM each), the clients' own suites, Kafka Streams and
+Connect, a browser, mypy over the whole tree. Marked here, by folder and by module, so the list is
+in one place; a module may also mark itself with ``pytestmark = pytest.mark.slow``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+# Whole folders: clusters of processes, the JVM, other toolchains.
+SLOW_DIRS = frozenset({"cluster", "compat", "ecosystem", "faults", "streams", "tools"})
+
+# Single modules elsewhere that start a JVM, a browser, podman or mypy.
+SLOW_MODULES = frozenset({
+    "console/test_browser.py",
+    "integration/test_docker_engine.py",
+    "integration/test_protocol_44.py",
+    "integration/test_topic_limits_reference.py",
+    "raft/test_metadata_log_kafka_tools.py",
+    "security/test_kafka_tools_security.py",
+    "security/test_oauthbearer.py",
+    "share/test_share_clients.py",
+    "unit/test_mypy.py",
+})
+
+
+def is_slow(path: Path) -> bool:
+    rel = path.resolve().relative_to(TESTS)
+    return rel.parts[0] in SLOW_DIRS or rel.as_posix() in SLOW_MODULES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: starts other programs or many brokers (deselect with -m 'not slow' for a quick loop)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_slow(item.path):
+            item.add_marker(pytest.mark.slow)

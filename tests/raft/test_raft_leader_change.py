@@ -1,0 +1,93 @@
+"""The records a new leader writes first, as Kafka 4.4's ``LeaderState.appendStartOfEpochControlRecords``:
+a LeaderChangeMessage naming the epoch's voters and the voters that granted the election, followed
+in the same batch by the bootstrap KRaftVersionRecord and VotersRecord while the voter set is still
+the bootstrap checkpoint's."""
+
+from __future__ import annotations
+
+import random
+
+import test_raft_voter_changes as vc
+
+from kbroker.controller.metadata_log_format import decode_batch_entries, encode_batches
+from kbroker.raft import node_base
+from kbroker.raft.log import ControlRecord, Entry, LeaderChange, MemoryLog
+from kbroker.raft.node import RaftConfig, RaftNode, Role
+from kbroker.raft.simulation import run_seed
+from kbroker.raft.state_store import MemoryQuorumStateStore
+from kbroker.raft.wire import decode_entries, encode_entries
+from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import ControlType, decode_batch
+
+
+def _lcm_of(data: bytes) -> list[tuple[int, int, list[int], list[int]]]:
+    """(base offset, record count, voters, granting voters) of each batch whose first record is a
+    LeaderChangeMessage."""
+    out = []
+    for pos, header in iter_batch_headers(data):
+        batch = decode_batch(data, pos)
+        first = batch.records[0]
+        if header.is_control and first.key is not None and first.key[2:4] == b"\x00\x02":
+            lcm = LeaderChangeMessage.decode(memoryview(first.value or b""), 0)
+            out.append((header.base_offset, len(batch.records), [v.voter_id for v in lcm.voters],
+                        [v.voter_id for v in lcm.granting_voters]))
+    return out
+
+
+def test_the_first_leader_writes_one_batch_naming_its_granting_voters():
+    net = vc.Net([1, 2, 3])
+    lead = net.settled_leader()
+    first = list(lead.log.read(0, 3))
+    change = first[0].value
+    assert isinstance(change, LeaderChange) and int(change) == lead.node_id
+    assert change.voters == (1, 2, 3)
+    assert lead.node_id in change.granting and len(change.granting) >= 2 and set(change.granting) <= {1, 2, 3}
+    # one proposal: the bootstrap kraft.version and voter set end the LeaderChangeMessage's batch
+    assert [e.batch_end for e in first] == [False, False, True]
+    assert [isinstance(e.value, ControlRecord) and e.value.type for e in first[1:]] == [
+        ControlType.KRAFT_VERSION, ControlType.KRAFT_VOTERS]
+    # on the wire (Fetch) and on disk (the metadata log's segments): one control batch of three records
+    for data in (encode_entries(0, first), encode_batches(0, first)):
+        assert _lcm_of(data) == [(0, 3, [1, 2, 3], list(change.granting))]
+    for decoded in (list(decode_entries(encode_entries(0, first), 0)),
+                    [e for _o, e in decode_batch_entries(encode_batches(0, first), 0)]):
+        assert decoded == first and [e.batch_end for e in decoded] == [False, False, True]
+        assert isinstance(decoded[0].value, LeaderChange)
+        assert (decoded[0].value.voters, decoded[0].value.granting) == (change.voters, change.granting)
+    # every follower holds the same records
+    net.commit(2)
+    for node in net.nodes.values():
+        assert list(node.log.read(0, 3)) == first
+        assert node.log.entry(0).value.granting == change.granting
+
+
+def test_a_later_leader_writes_the_leader_change_alone():
+    net = vc.Net([1, 2, 3])
+    lead = net.settled_leader()
+    net.down.add(lead.node_id)
+    net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
+    new = net.leader()
+    assert new is not None
+    entry = new.log.entry(new._epoch_start_offset)
+    assert entry.batch_end and isinstance(entry.value, LeaderChange)
+    # the other live voter granted it (the old leader is down)
+    assert entry.value.granting == tuple(sorted({1, 2, 3} - {lead.node_id}))
+    data = encode_entries(new._epoch_start_offset, [entry])
+    assert _lcm_of(data) == [(new._epoch_start_offset, 1, [1, 2, 3], list(entry.value.granting))]
+
+
+def test_a_sole_voter_grants_itself():
+    cfg = RaftConfig(election_timeout_ms=100, fetch_timeout_ms=200)
+    node = RaftNode(1, (1,), MemoryLog(), MemoryQuorumStateStore(), random.Random(1), cfg, now=0)
+    node.tick(0)
+    assert node.role is Role.LEADER
+    entry = node.log.entry(0)
+    assert entry == Entry(node.epoch, 1, control=True)
+    assert (entry.value.voters, entry.value.granting) == ((1,), (1,))
+
+
+def test_the_simulation_catches_a_leader_change_without_its_majority(monkeypatch):
+    monkeypatch.setattr(node_base, "LeaderChange", lambda leader, voters, granting: LeaderChange(leader, voters, ()))
+    failures = [p for p in (run_seed(s, "3-voters") for s in range(5)) if p is not None]
+    assert failures and all("names no majority of its voters" in f for f in failures)
