@@ -167,8 +167,12 @@ class ConsumerGroupManager(ConsumerClassicHosting):
                     member = self._replace_static(group, previous, member_id, records)
                     replaced = True
             if member is None:
+                # A new member's subscribed topic names bump the group epoch below (Kafka: a new
+                # member subscribed by a regular expression alone does not). A new group's first
+                # member does (kbroker's epochs start at 0, Kafka 4.4's at 1: its first member gets
+                # epoch 1 either way).
                 member = self._new_joiner(group, member_id)
-                bump = True
+                bump = group.group_epoch == 0
             elif member.member_epoch > 0 and not replaced:
                 # Rejoining with a known id: it lost its assignment, start over.
                 member.assigned, member.pending_revocation = {}, {}
@@ -192,21 +196,33 @@ class ConsumerGroupManager(ConsumerClassicHosting):
                 changed = True
         if r.rebalance_timeout_ms != -1:
             member.rebalance_timeout_ms = r.rebalance_timeout_ms
+        subscription_changed = new_regex = False
         if r.subscribed_topic_names is not None and sorted(r.subscribed_topic_names) != sorted(
                 member.subscribed_topic_names):
             member.subscribed_topic_names = list(r.subscribed_topic_names)
-            changed = bump = True
+            changed = bump = subscription_changed = True
         if regex is not None and (regex or None) != member.subscribed_topic_regex:
-            member.subscribed_topic_regex = regex or None
-            changed = bump = True
+            # Kafka's maybeUpdateRegularExpressions: an expression nobody in the group subscribed to
+            # is resolved asynchronously, and the group epoch moves when that completes; one the
+            # group has resolved already bumps it now, as does dropping an expression.
+            old_regex, new = member.subscribed_topic_regex, regex or None
+            others = any(m.subscribed_topic_regex == new for m in group.members.values()) if new else False
+            member.subscribed_topic_regex = new
+            changed = subscription_changed = True
+            if new is None:
+                bump = bump or old_regex is not None
+            elif not others:
+                new_regex = True
+            elif new in group.resolved_regexes:
+                bump = True
         member.client_id, member.client_host = client_id, client_host
         if changed or r.member_epoch == 0:
             records.append(self._member_record(group, member))
-        self._refresh_regexes(group, requester, records)
+        self._maybe_refresh_regexes(group, requester, new_regex)
         self._advance_epochs(group, bump, records)
         before = (member.member_epoch, copy_parts(member.assigned))
         owned = self._from_ids(r.topic_partitions) if r.topic_partitions is not None else None
-        self._reconcile(group, member, owned)
+        self._reconcile(group, member, owned, subscription_changed)
         after = (member.member_epoch, copy_parts(member.assigned))
         if after != before or r.member_epoch == 0 or changed:
             records.append(self._current_record(group, member))

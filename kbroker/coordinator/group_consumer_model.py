@@ -88,6 +88,10 @@ class ConsumerGroup(MemberGroup[ConsumerMember, Parts]):
     subscribed_partitions: dict[str, int] = field(default_factory=dict)
     # the group's resolved regular expressions (group_regex), persisted as type 16 records
     resolved_regexes: dict[str, ResolvedRegex] = field(default_factory=dict)
+    # the offset of the metadata image ``subscribed_partitions`` was computed against (not
+    # persisted): as Kafka, the subscription metadata is computed again when the group epoch is
+    # bumped or the metadata changed, not for an expression waiting to be resolved
+    metadata_image_offset: int = -1
 
     type_name: ClassVar[str] = "consumer"
 

@@ -40,9 +40,11 @@ from kbroker.coordinator.group_members import (
     record_key,
     record_value,
     same,
+    union,
 )
 from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
 from kbroker.coordinator.timer_keys import GroupTimerKey
+from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import (
     ConsumerGroupCurrentMemberAssignmentValue,
@@ -70,6 +72,9 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
                                         self.timer.now_ms)
         self.broker.image.listeners.append(self.regexes.on_metadata_record)
+        # The groups whose refresh is under way (Kafka's executor.isScheduled(groupId + "-regex")):
+        # group id -> the group object it was asked for (a group unloaded and loaded again is another).
+        self._resolving: dict[str, ConsumerGroup] = {}
 
     # -- configuration and topics ------------------------------------------------------------------------
 
@@ -91,12 +96,63 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def _subscribed_regexes(group: ConsumerGroup) -> set[str]:
         return {m.subscribed_topic_regex for m in group.members.values() if m.subscribed_topic_regex}
 
-    def _refresh_regexes(self, group: ConsumerGroup, requester: Requester | None, records: list[Record]) -> None:
-        """Resolve the group's expressions if they need it, with their records (and tombstones for
-        those nobody subscribes to any more)."""
-        update = self.regexes.refresh(group.group_id, group.resolved_regexes, self._subscribed_regexes(group),
-                                      requester)
-        records.extend(self._regex_records(group, update))
+    def _maybe_refresh_regexes(self, group: ConsumerGroup, requester: Requester | None, new_regex: bool) -> None:
+        """Kafka's ``maybeUpdateRegularExpressions`` (after the member's subscription is updated):
+        when the group needs a refresh and has none under way, resolve every expression it
+        subscribes to after the heartbeat's records are appended (``new_regex``: the heartbeat
+        brought an expression nobody in the group subscribed to)."""
+        group_id = group.group_id
+        if self._resolving.get(group_id) is group:
+            return
+        regexes = self._subscribed_regexes(group)
+        if not self.regexes.should_refresh(group.resolved_regexes, regexes, new_regex):
+            return
+        batch = frozenset(regexes)
+
+        def started() -> None:
+            self._resolving[group_id] = group
+            self.timer.schedule(GroupTimerKey("cg-regex", group_id), 0,
+                                lambda: self._on_regexes_resolved(group, batch, requester))
+
+        self._once_appended(group_id, started)
+
+    def _on_regexes_resolved(self, group: ConsumerGroup, regexes: frozenset[str], requester: Requester | None) -> None:
+        """Kafka's executor task and ``handleRegularExpressionsResult``: resolve the batch, then
+        write a record per expression still subscribed to and, when an expression's topics or the
+        subscribed partitions changed, a new group epoch (the members get the new target at their
+        next heartbeat). A failed write is logged; the next heartbeat asks again."""
+        group_id = group.group_id
+        if self._resolving.get(group_id) is group:
+            del self._resolving[group_id]
+        if self.coordinator.groups.get(group_id) is not group:
+            return  # deleted or unloaded meanwhile
+        resolved = self.regexes.resolve_batch(group_id, regexes, requester)
+        try:
+            with self._all_or_nothing(group_id):
+                records: list[Record] = []
+                subscribed = self._subscribed_regexes(group)
+                bump = False
+                for regex, new in sorted(resolved.items()):
+                    if regex not in subscribed:
+                        continue
+                    old = group.resolved_regexes.get(regex)
+                    if (old.topics if old is not None else frozenset()) != new.topics:
+                        bump = True
+                    group.resolved_regexes[regex] = new
+                    records.append(self._regex_record(group_id, regex, new))
+                metadata = self._subscription_metadata(group)
+                group.metadata_image_offset = self.broker.image.offset
+                if metadata != group.subscribed_partitions:
+                    group.subscribed_partitions = metadata
+                    bump = True
+                if bump:
+                    self._next_group_epoch(group, records)
+                    log.info("consumer group %s: epoch %d after the refresh of its regular expressions", group_id,
+                             group.group_epoch)
+                self._append(group_id, records)
+        except ProduceError as exc:
+            log.warning("consumer group %s: the write of its regular expressions failed (%s)", group_id,
+                        exc.code.name)
 
     def _prune_regexes(self, group: ConsumerGroup, records: list[Record]) -> None:
         """Kafka's maybeDeleteResolvedRegularExpressions: tombstones for the expressions whose last
@@ -182,10 +238,13 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         """A new group epoch when the members changed (``bump``) or the subscribed topics' partition
         counts (part of the group's metadata) did; a new target assignment when it is behind."""
         self._prune_regexes(group, records)
-        subscribed = self._subscription_metadata(group)
-        if subscribed != group.subscribed_partitions:
-            group.subscribed_partitions = subscribed
-            bump = True
+        image_offset = self.broker.image.offset
+        if bump or image_offset != group.metadata_image_offset:
+            group.metadata_image_offset = image_offset
+            subscribed = self._subscription_metadata(group)
+            if subscribed != group.subscribed_partitions:
+                group.subscribed_partitions = subscribed
+                bump = True
         if bump:
             self._next_group_epoch(group, records)
         if group.group_epoch > group.assignment_epoch:
@@ -207,15 +266,26 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                  chosen, {m: {t: sorted(ps) for t, ps in parts.items()} for m, parts in group.target.items()})
         return records
 
-    def _reconcile(self, group: ConsumerGroup, member: ConsumerMember, owned: Parts | None) -> None:
+    def _reconcile(self, group: ConsumerGroup, member: ConsumerMember, owned: Parts | None,
+                   subscription_changed: bool = False) -> None:
+        """Kafka's ``CurrentAssignmentBuilder``; ``subscription_changed``: the heartbeat changed the
+        member's subscription, whose topics it no longer subscribes to it gives up at once."""
         target = group.target.get(member.member_id, {})
         if member.pending_revocation:
             if owned is None or intersect(owned, member.pending_revocation):
+                if subscription_changed:
+                    self._drop_unsubscribed(group, member, owned)
                 return  # still revoking
             member.pending_revocation = {}
             self.timer.cancel(self._revoke_key(group, member.member_id))
         if member.member_epoch == group.assignment_epoch and member.state == STABLE and same(member.assigned, target):
+            if subscription_changed:
+                self._drop_unsubscribed(group, member, owned)
             return
+        # Kafka's computeNextAssignment: the target of a topic the member no longer subscribes to
+        # (its expression not resolved yet) is empty.
+        subscribed = self.subscribed_topics(member, group.group_id)
+        target = {t: ps for t, ps in target.items() if t in subscribed}
         revoke = minus(member.assigned, target)
         if revoke:
             member.assigned = intersect(member.assigned, target)
@@ -229,6 +299,25 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         member.bump_epoch(group.assignment_epoch)
         member.assigned = granted
         member.state = STABLE if complete else UNRELEASED
+
+    def _drop_unsubscribed(self, group: ConsumerGroup, member: ConsumerMember, owned: Parts | None) -> None:
+        """Kafka's ``updateCurrentAssignment``: the member's partitions of topics it no longer
+        subscribes to (an expression not resolved yet subscribes to none) leave its assignment and
+        are to be revoked (UNREVOKED_PARTITIONS, with the rebalance timeout) while it still owns
+        them; its epoch stays."""
+        subscribed = self.subscribed_topics(member, group.group_id)
+        dropped = {t: set(ps) for t, ps in member.assigned.items() if ps and t not in subscribed}
+        if not dropped:
+            return
+        member.assigned = {t: ps for t, ps in member.assigned.items() if t in subscribed}
+        pending = union(member.pending_revocation, dropped)
+        if owned is None or intersect(owned, pending):
+            member.pending_revocation = pending
+            if member.state != UNREVOKED:
+                member.state = UNREVOKED
+                mid = member.member_id
+                self._schedule_revocation(group, member, member.rebalance_timeout_ms,
+                                          lambda: self._on_revocation_timeout(group, mid))
 
     def _new_joiner(self, group: ConsumerGroup, member_id: str) -> ConsumerMember:
         """A new member; GROUP_MAX_SIZE_REACHED when the group has ``group.max.size`` members."""
@@ -257,6 +346,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         if not group.members:
             group.empty_since_ms = self.timer.now_ms()
         group.subscribed_partitions = self._subscription_metadata(group)
+        group.metadata_image_offset = self.broker.image.offset
         records.append(self._group_record(group))
         if not group.members:
             group.target = {}

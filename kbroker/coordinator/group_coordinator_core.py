@@ -209,9 +209,9 @@ class GroupCoordinatorCore:
                     self.classic._respond_join(m, _join_error(ErrorCode.NOT_COORDINATOR, m.member_id))
                     self.classic._respond_sync(m, _sync_error(ErrorCode.NOT_COORDINATOR))
             del self.groups[gid]
-            self.views.forget(gid)
             if isinstance(self.timer, LoopTimer):
                 self.timer.cancel_group(gid)
+        self.views.forget_where(lambda gid: self.partition_for(gid) == index)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
             del self.offsets.committed[gid]
         for gid in [g for g in self.offsets.unreplicated if self.partition_for(g) == index]:

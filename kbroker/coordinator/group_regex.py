@@ -9,12 +9,17 @@ distinct topic; a denial is not logged, as Kafka's ``Action(..., logIfDenied=fal
 subscribed to an expression gets the topics of the group's resolution of it, which is shared by
 every member subscribed to the same expression.
 
-A heartbeat resolves the group's expressions again when one of them has no resolution yet (a member
-just subscribed to it), when a topic was created after the last resolution, or
-when the last one is older than ``group.consumer.regex.refresh.interval.ms`` (Kafka's default,
-600000 ms; a change of ACLs is seen then). Kafka resolves asynchronously and bumps the group epoch
-when the result comes back, and resolves a group at most every 10 s; here the resolution runs
-inside the heartbeat, so a new matching topic is picked up at the next heartbeat.
+A refresh is asynchronous and batched, as Kafka's (``maybeUpdateRegularExpressions``, its executor
+and ``handleRegularExpressionsResult``): a heartbeat asks for one (:meth:`RegexResolutions.should_refresh`)
+when the group subscribes to expressions, none is under way for the group, the last one is more
+than 10 s old (``REGEX_BATCH_REFRESH_MIN_INTERVAL_MS``; none yet counts as old), and either a
+member just brought an expression nobody in the group subscribed to, an expression has no
+resolution, a topic was created after the last resolution, or the last one is older than
+``group.consumer.regex.refresh.interval.ms`` (Kafka's default, 600000 ms; a change of ACLs is
+seen then). The refresh runs after the heartbeat is answered (``ConsumerGroupState``) and resolves
+every expression the group subscribed to then, in one batch; its result is a write of its own: a
+record per expression still subscribed to and, when an expression's topics (or the subscribed
+partitions) changed, a new group epoch, so the members get the new topics at their next heartbeat.
 
 The resolutions are the group's (``ConsumerGroup.resolved_regexes``) and persisted as Kafka
 persists them: every resolution writes a ``ConsumerGroupRegularExpression`` record (type 16: the
@@ -25,10 +30,9 @@ so a coordinator that takes the group over (or restarts) has them. The image a c
 with counts as bringing every topic (as Kafka's first image after start-up does), so resolutions
 older than that are refreshed by the next heartbeat.
 
-An expression without a resolution (a member just subscribed and the heartbeat has not resolved it
-yet) matches nothing when an authorizer is configured, as an unresolved expression does in Kafka;
-without one, it is matched against the image directly (there is nothing to filter, so the result is
-the same).
+An expression without a resolution (a member just subscribed and the refresh has not completed)
+matches nothing, as an unresolved expression in Kafka: the member subscribed to it alone is
+assigned nothing until the refresh.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Authorizer(Protocol):
 log = logging.getLogger(__name__)
 
 REGEX_REFRESH_INTERVAL_MS = 600_000  # Kafka's group.consumer.regex.refresh.interval.ms default
+REGEX_BATCH_REFRESH_MIN_INTERVAL_MS = 10_000  # Kafka's GroupMetadataManager.REGEX_BATCH_REFRESH_MIN_INTERVAL_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,35 +143,40 @@ class RegexResolutions:
         if type(record).__name__ == "TopicRecord":
             self._topics_changed_at = self._image().offset
 
-    def refresh(self, group_id: str, resolved: dict[str, ResolvedRegex], regexes: set[str],
-                requester: Requester | None) -> RegexUpdate:
-        """Bring ``resolved`` (the group's resolutions) to ``regexes``: resolve them again if one is
-        new, the topics changed or the last resolution is older than the refresh interval,
-        authorizing for ``requester``; drop those nobody subscribes to."""
-        deleted = prune(resolved, regexes)
+    def should_refresh(self, resolved: Mapping[str, ResolvedRegex], regexes: Collection[str],
+                       new_regex: bool) -> bool:
+        """Kafka's conditions 2 and 3 of ``maybeUpdateRegularExpressions`` for a group subscribing to
+        ``regexes`` with the resolutions ``resolved`` (a refresh is not under way: the caller checks
+        that): the last refresh is more than 10 s old, and a member just brought an expression
+        nobody subscribed to (``new_regex``), one has no resolution, a topic appeared since, or the
+        last refresh is older than the refresh interval."""
         if not regexes:
-            return RegexUpdate({}, deleted)
-        changed_at, now = self._topics_changed_at, self._now_ms()
-        if (regexes <= resolved.keys() and all(v.version >= changed_at for v in resolved.values())
-                and all(now - v.resolved_at_ms < REGEX_REFRESH_INTERVAL_MS for v in resolved.values())):
-            return RegexUpdate({}, deleted)
+            return False
+        now = self._now_ms()
+        last = max((v.resolved_at_ms for v in resolved.values()), default=None)
+        if last is not None and now <= last + REGEX_BATCH_REFRESH_MIN_INTERVAL_MS:
+            return False
+        return (new_regex or any(r not in resolved for r in regexes)
+                or any(v.version < self._topics_changed_at for v in resolved.values())
+                or (last is not None and now > last + REGEX_REFRESH_INTERVAL_MS))
+
+    def resolve_batch(self, group_id: str, regexes: Collection[str], requester: Requester | None
+                      ) -> dict[str, ResolvedRegex]:
+        """Kafka's ``TopicRegexResolver.resolveRegularExpressions``: every expression of the batch
+        against the image at hand, authorizing for ``requester``; stamped with the image's offset
+        and the time."""
         image = self._image()
         found = resolve(regexes, list(image.topics), self._authorizer(), requester)
-        version = image.offset
-        update = {r: ResolvedRegex(frozenset(t), version, now) for r, t in found.items()}
-        resolved.update(update)
+        now = self._now_ms()
         log.info("consumer group %s: resolved regular expressions %s for %s: %s", group_id, sorted(regexes),
                  requester.principal if requester else "an internal request",
                  {r: sorted(t) for r, t in found.items()})
-        return RegexUpdate(update, deleted)
+        return {r: ResolvedRegex(frozenset(t), image.offset, now) for r, t in found.items()}
 
     def topics(self, resolved: Mapping[str, ResolvedRegex], regex: str) -> set[str]:
-        """The existing topics of the group's resolution of ``regex``."""
-        image = self._image()
+        """The existing topics of the group's resolution of ``regex`` (none while it is unresolved)."""
         found = resolved.get(regex)
-        if found is not None:
-            return {t for t in found.topics if image.topic(t) is not None}
-        authorizer = self._authorizer()
-        if authorizer is not None and authorizer.enabled:
+        if found is None:
             return set()
-        return resolve([regex], list(image.topics), None, None)[regex]
+        image = self._image()
+        return {t for t in found.topics if image.topic(t) is not None}

@@ -55,6 +55,11 @@ class CommittedViews:
         """The group is unloaded (its partition led elsewhere)."""
         self._pending.pop(group_id, None)
 
+    def forget_where(self, unloaded: Callable[[str], bool]) -> None:
+        """Every group for which ``unloaded(group_id)`` holds is unloaded (removed ones included)."""
+        for group_id in [g for g in self._pending if unloaded(g)]:
+            del self._pending[group_id]
+
     def pending(self, group_id: str) -> bool:
         """Whether ``group_id`` has records above the high watermark."""
         return self._live_entries(group_id) is not None

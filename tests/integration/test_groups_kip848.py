@@ -292,19 +292,115 @@ def test_v0_generates_member_id_and_range_assignor(kbroker848, wire):
     assert mine in ([(t1, 0), (t2, 0)], [(t1, 1), (t2, 1)])  # range: the same index of both topics
 
 
-def test_regex_subscription_follows_new_topics(kbroker848, wire):
-    prefix = f"rx{uuid.uuid4().hex[:6]}"
-    create_topic(kbroker848, f"{prefix}-a", 1)
-    create_topic(kbroker848, f"other{prefix}", 1)
+def resolved(broker, group, regex):
+    """The group's resolution of ``regex`` once its refresh (asynchronous, as Kafka's) has run."""
+    def get():
+        g = broker.broker.group_coordinator.groups.get(group)
+        found = None if g is None else g.resolved_regexes.get(regex)
+        return None if found is None else set(found.topics)
+
+    return wait_until(lambda: broker.call(get), message=f"the resolution of {regex}")
+
+
+@pytest.fixture(scope="module")
+def manual848():
+    with BrokerThread(config=CONFIG, clock="manual") as b:
+        yield b
+
+
+def test_regex_subscription_follows_new_topics(manual848):
+    """Kafka's asynchronous, batched refresh: the member subscribing to a new expression gets
+    nothing at first (epoch 1); the refresh runs after the heartbeat and bumps the group epoch;
+    the next heartbeat gets the partitions. A topic created later is resolved by a heartbeat at
+    least 10 s (of the broker's manual clock) after the last refresh."""
+    b = manual848
+    wire = Wire(b.bootstrap_servers)
+    try:
+        prefix = f"rx{uuid.uuid4().hex[:6]}"
+        create_topic(b, f"{prefix}-a", 1)
+        create_topic(b, f"other{prefix}", 1)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        regex = f"{prefix}-.*"
+        first = hb(wire, group, "m", 0, regex=regex)
+        assert (first.member_epoch, parts(first)) == (1, [])
+        assert resolved(b, group, regex) == {f"{prefix}-a"}
+        second = hb(wire, group, "m", 1, owned=[])
+        assert (second.member_epoch, parts(second)) == (2, [(topic_id(b, f"{prefix}-a"), 0)])
+        owned = owned_of(second.assignment.topic_partitions)
+        create_topic(b, f"{prefix}-b", 2)
+        for _ in range(2):  # (heartbeats within the session timeout, 6 s)
+            b.advance(5_000)  # not more than 10 s since the last refresh: not resolved again
+            same = hb(wire, group, "m", 2, owned=owned)
+            assert (same.error_code, same.member_epoch, same.assignment) == (ErrorCode.NONE, 2, None)
+        assert resolved(b, group, regex) == {f"{prefix}-a"}
+        b.advance(1)
+        asked = hb(wire, group, "m", 2, owned=owned)  # this heartbeat asks for the refresh
+        assert asked.member_epoch == 2
+        wait_until(lambda: resolved(b, group, regex) == {f"{prefix}-a", f"{prefix}-b"}, message="the new topic resolved")
+        later = hb(wire, group, "m", 2, owned=owned)
+        assert later.member_epoch == 3 and len(parts(later)) == 3
+        bad = hb(wire, f"g-{uuid.uuid4().hex[:8]}", "m", 0, regex="(unclosed")
+        assert bad.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
+    finally:
+        wire.close()
+
+
+def test_a_confluent_consumer_with_a_pattern_gets_a_new_topic_after_the_refresh_interval(manual848):
+    """librdkafka (group.protocol=consumer) subscribed to ``^prefix-.*``: the coordinator resolves the
+    expression asynchronously, so the member is assigned the first topic after the refresh; a
+    topic created later is not resolved by heartbeats within 10 s of the last refresh (the
+    broker's manual clock stands still), and is assigned once a heartbeat comes after them."""
+    from confluent_kafka import Consumer
+
+    b = manual848
+    prefix = f"pat{uuid.uuid4().hex[:6]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
-    first = hb(wire, group, "m", 0, regex=f"{prefix}-.*")
-    assert parts(first) == [(topic_id(kbroker848, f"{prefix}-a"), 0)]
-    create_topic(kbroker848, f"{prefix}-b", 2)
-    later = hb(wire, group, "m", first.member_epoch, owned=owned_of(first.assignment.topic_partitions))
-    assert later.member_epoch == first.member_epoch + 1
-    assert len(parts(later)) == 3
-    bad = hb(wire, f"g-{uuid.uuid4().hex[:8]}", "m", 0, regex="(unclosed")
-    assert bad.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
+    create_topic(b, f"{prefix}-a", 2)
+    heartbeats = [0]
+
+    def count_heartbeats():
+        manager = b.broker.group_coordinator.consumer
+        original = manager.heartbeat
+
+        def counted(request, *args, **kwargs):
+            if request.group_id == group:
+                heartbeats[0] += 1
+            return original(request, *args, **kwargs)
+
+        manager.heartbeat = counted
+
+    b.call(count_heartbeats)
+    regex = f"(^{prefix}-.*)"  # (how librdkafka sends its subscription's patterns)
+    consumer = Consumer({"bootstrap.servers": b.bootstrap_servers, "group.id": group, "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500,
+                         "fetch.wait.max.ms": 0})  # (a long poll would wait for the manual clock)
+    consumer.subscribe([f"^{prefix}-.*"])
+
+    records: list = []
+
+    def topics_assigned():
+        msg = consumer.poll(0.1)
+        if msg is not None and msg.error() is None:
+            records.append((msg.topic(), msg.value()))
+        return sorted({tp.topic for tp in consumer.assignment()})
+
+    try:
+        wait_until(lambda: topics_assigned() == [f"{prefix}-a"], message="the first topic assigned")
+        assert resolved(b, group, regex) == {f"{prefix}-a"}
+        create_topic(b, f"{prefix}-b", 1)
+        produce(b.bootstrap_servers, f"{prefix}-b", [b"late"], 1)
+        seen = b.call(lambda: heartbeats[0])
+        wait_until(lambda: topics_assigned() is not None and b.call(lambda: heartbeats[0]) >= seen + 3,
+                   message="three heartbeats after the topic was created")
+        assert topics_assigned() == [f"{prefix}-a"]
+        assert resolved(b, group, regex) == {f"{prefix}-a"}
+        b.advance(10_001)  # (within the session timeout: the member stays)
+        wait_until(lambda: topics_assigned() == [f"{prefix}-a", f"{prefix}-b"], message="the new topic assigned")
+
+        wait_until(lambda: topics_assigned() and (f"{prefix}-b", b"late") in records,
+                   message="the record of the new topic")
+    finally:
+        consumer.close()
 
 
 def test_regex_subscription_resolves_internal_topics(kbroker848, wire):
@@ -314,10 +410,13 @@ def test_regex_subscription_resolves_internal_topics(kbroker848, wire):
     hb(wire, group, "warm", 0, topics=[])
     offsets = kbroker848.call(lambda: kbroker848.broker.image.topic("__consumer_offsets"))
     assert offsets is not None
-    got = hb(wire, f"g-{uuid.uuid4().hex[:8]}", "m", 0, regex="__consumer_offs.*")
+    regex_group = f"g-{uuid.uuid4().hex[:8]}"
+    got = hb(wire, regex_group, "m", 0, regex="__consumer_offs.*")
     assert got.error_code == 0
+    assert resolved(kbroker848, regex_group, "__consumer_offs.*") == {"__consumer_offsets"}
+    again = hb(wire, regex_group, "m", got.member_epoch, owned=[])
     offsets_id = topic_id(kbroker848, "__consumer_offsets")
-    assert parts(got) == [(offsets_id, p) for p in range(len(offsets.partitions))]
+    assert parts(again) == [(offsets_id, p) for p in range(len(offsets.partitions))]
 
 
 def test_conflicts_with_classic_groups(kbroker848, wire):

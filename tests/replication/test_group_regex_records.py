@@ -54,20 +54,26 @@ def _group(cluster: Cluster, node: int) -> Any:
 
 
 async def test_resolved_regexes_are_written_and_move_with_the_group() -> None:
-    async with Cluster(2, {"offsets.topic.num.partitions": "1"}) as cluster:
+    """(The refreshes are asynchronous and at most every 10 s per group, as Kafka's: the nodes run
+    on manual clocks that the test moves past that interval.)"""
+    manual = {"kbroker.clock": "manual"}
+    async with Cluster(2, {"offsets.topic.num.partitions": "1"}, per_node={1: manual, 2: manual}) as cluster:
         for topic in ("orders-b", "orders-a", "other"):
             cluster.create_topic(topic, [[1, 2]])
         cluster.create_topic("__consumer_offsets", [[1, 2]], configs={"cleanup.policy": "compact"})
         c1, c2 = await cluster.connect(1), await cluster.connect(2)
         try:
             joined = await _heartbeat(c1, 0, "orders-.*")
-            assert joined.error_code == E.NONE
+            assert (joined.error_code, joined.member_epoch) == (E.NONE, 1)
+            await wait_for(lambda: "orders-.*" in _group(cluster, 1).resolved_regexes, message="the refresh")
             resolved = _group(cluster, 1).resolved_regexes
-            assert set(resolved) == {"orders-.*"}
             assert resolved["orders-.*"].topics == {"orders-a", "orders-b"}
             version = resolved["orders-.*"].version
-            # Written (and replicated before the answer): the sorted topics, the image's offset.
-            assert _regex_records(cluster, 2) == [("g", "orders-.*", ["orders-a", "orders-b"], version)]
+            # Written and replicated: the sorted topics, the image's offset.
+            await wait_for(lambda: _regex_records(cluster, 2) == [("g", "orders-.*", ["orders-a", "orders-b"], version)],
+                           message="the resolution replicated", details=lambda: _regex_records(cluster, 2))
+            assigned = await _heartbeat(c1, 1)
+            assert (assigned.error_code, assigned.member_epoch) == (E.NONE, 2)
 
             cluster.change("__consumer_offsets", 0, leader=2)
             await wait_for(lambda: cluster.partition(2, "__consumer_offsets").is_leader, message="broker 2 leads")
@@ -76,27 +82,34 @@ async def test_resolved_regexes_are_written_and_move_with_the_group() -> None:
                 "orders-.*": ResolvedRegex(frozenset({"orders-a", "orders-b"}), version,
                                            resolved["orders-.*"].resolved_at_ms)}
             # No topic appeared since: the new coordinator uses the resolution as it is.
-            again = await _heartbeat(c2, joined.member_epoch)
-            assert (again.error_code, again.member_epoch) == (E.NONE, joined.member_epoch)
+            cluster.nodes[2].advance(20_000)
+            again = await _heartbeat(c2, 2)
+            assert (again.error_code, again.member_epoch) == (E.NONE, 2)
             assert len(_regex_records(cluster, 2)) == 1
-            # A new matching topic: resolved again, and written.
+            # A new matching topic: resolved again by a heartbeat 10 s after the last refresh, and written.
             cluster.create_topic("orders-c", [[1, 2]])
-            bumped = await _heartbeat(c2, joined.member_epoch)
+            bumped = await _heartbeat(c2, 2)
             assert bumped.error_code == E.NONE
-            assert _group(cluster, 2).resolved_regexes["orders-.*"].topics == {"orders-a", "orders-b", "orders-c"}
+            group = _group(cluster, 2)
+            await wait_for(lambda: "orders-c" in group.resolved_regexes["orders-.*"].topics, message="the new topic")
+            assert group.resolved_regexes["orders-.*"].topics == {"orders-a", "orders-b", "orders-c"}
             assert _regex_records(cluster, 2)[-1][:3] == ("g", "orders-.*", ["orders-a", "orders-b", "orders-c"])
 
-            # The last subscriber moves to another expression: the old one is tombstoned.
+            # The last subscriber moves to another expression: the old one is tombstoned at once;
+            # the new one waits for the next refresh (10 s after the last one).
             moved = await _heartbeat(c2, bumped.member_epoch, "other")
             assert moved.error_code == E.NONE
-            assert set(_group(cluster, 2).resolved_regexes) == {"other"}
-            assert [r[:3] for r in _regex_records(cluster, 2)[-2:]] == [
-                ("g", "orders-.*", None), ("g", "other", ["other"])]
-            # ... and when it leaves, so is that one.
+            assert group.resolved_regexes == {}
+            assert _regex_records(cluster, 2)[-1][:3] == ("g", "orders-.*", None)
+            cluster.nodes[2].advance(10_001)
+            assert (await _heartbeat(c2, moved.member_epoch)).error_code == E.NONE
+            await wait_for(lambda: "other" in group.resolved_regexes, message="the refresh of the new expression")
+            assert _regex_records(cluster, 2)[-1][:3] == ("g", "other", ["other"])
+            # ... and when it leaves, that one is tombstoned too.
             left = await _heartbeat(c2, -1)
             assert left.error_code == E.NONE
             assert _regex_records(cluster, 2)[-1][:3] == ("g", "other", None)
-            assert _group(cluster, 2).resolved_regexes == {}
+            assert group.resolved_regexes == {}
         finally:
             c1.close()
             c2.close()

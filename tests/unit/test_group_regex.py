@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from kbroker.coordinator.group_regex import (
+    REGEX_BATCH_REFRESH_MIN_INTERVAL_MS,
     REGEX_REFRESH_INTERVAL_MS,
     RegexResolutions,
-    RegexUpdate,
     Requester,
     ResolvedRegex,
+    prune,
     resolve,
 )
 from kbroker.security import acls as A
@@ -60,37 +61,68 @@ def test_resolve_drops_a_topic_the_requester_may_not_describe_from_every_regex()
     assert resolve(["a-.*"], ["a-x", "a-y"], _authorizer(), None) == {"a-.*": {"a-x", "a-y"}}  # internal request
 
 
+def refresh(regexes: RegexResolutions, group_id: str, resolved: dict[str, ResolvedRegex], subscribed: set[str],
+            requester: Requester, new_regex: bool = False) -> dict[str, ResolvedRegex]:
+    """What the consumer group manager does: prune, then resolve the batch when a refresh is due."""
+    prune(resolved, subscribed)
+    if not regexes.should_refresh(resolved, subscribed, new_regex):
+        return {}
+    found = regexes.resolve_batch(group_id, subscribed, requester)
+    resolved.update(found)
+    return found
+
+
 def test_a_group_shares_its_resolution_until_the_topics_change() -> None:
     image, auth, now = FakeImage("a-x", "a-y"), _authorizer("a-x"), [0]
     regexes = _resolutions(image, auth, now)
     g: dict[str, ResolvedRegex] = {}
-    assert regexes.topics(g, "a-.*") == set()  # unresolved with an authorizer: nothing
-    update = regexes.refresh("g", g, {"a-.*"}, ALICE)
-    assert regexes.topics(g, "a-.*") == {"a-x"}
+    assert regexes.topics(g, "a-.*") == set()  # unresolved: nothing
     # (persisted: the topics, the image's offset as the version, the time)
-    assert (update.resolved, update.deleted) == ({"a-.*": ResolvedRegex(frozenset({"a-x"}), 1, 0)}, [])
-    # resolved for the group: another member's heartbeat does not resolve it again...
-    assert regexes.refresh("g", g, {"a-.*"}, BOB) == RegexUpdate({}, [])
+    assert refresh(regexes, "g", g, {"a-.*"}, ALICE) == {"a-.*": ResolvedRegex(frozenset({"a-x"}), 1, 0)}
     assert regexes.topics(g, "a-.*") == {"a-x"}
-    # ...until a topic appears (then for the principal of that heartbeat)
+    # resolved for the group: another member's heartbeat does not resolve it again...
+    now[0] = REGEX_BATCH_REFRESH_MIN_INTERVAL_MS + 1
+    assert refresh(regexes, "g", g, {"a-.*"}, BOB) == {}
+    assert regexes.topics(g, "a-.*") == {"a-x"}
+    # ...until a topic appears (then for the principal of that heartbeat), but not within 10 s
+    # of the last refresh
     image.add("a-z")
     auth.acls[cast(Any, 99)] = A.Acl(A.TOPIC, "a-z", A.LITERAL, "User:bob", "*", A.DESCRIBE, A.ALLOW)
-    assert regexes.refresh("g", g, {"a-.*"}, BOB).resolved == {"a-.*": ResolvedRegex(frozenset({"a-z"}), 2, 0)}
+    now[0] = REGEX_BATCH_REFRESH_MIN_INTERVAL_MS
+    assert refresh(regexes, "g", g, {"a-.*"}, BOB) == {}
+    now[0] = REGEX_BATCH_REFRESH_MIN_INTERVAL_MS + 1
+    assert refresh(regexes, "g", g, {"a-.*"}, BOB) == {"a-.*": ResolvedRegex(frozenset({"a-z"}), 2, now[0])}
     assert regexes.topics(g, "a-.*") == {"a-z"}
     # or the refresh interval passes (an ACL change is seen then)
     auth.acls[cast(Any, 100)] = A.Acl(A.TOPIC, "a-y", A.LITERAL, "User:alice", "*", A.DESCRIBE, A.ALLOW)
-    regexes.refresh("g", g, {"a-.*"}, ALICE)
+    now[0] += REGEX_BATCH_REFRESH_MIN_INTERVAL_MS + 1
+    assert refresh(regexes, "g", g, {"a-.*"}, ALICE) == {}
     assert regexes.topics(g, "a-.*") == {"a-z"}
-    now[0] = REGEX_REFRESH_INTERVAL_MS
-    regexes.refresh("g", g, {"a-.*"}, ALICE)
+    now[0] = REGEX_BATCH_REFRESH_MIN_INTERVAL_MS + 2 + REGEX_REFRESH_INTERVAL_MS
+    refresh(regexes, "g", g, {"a-.*"}, ALICE)
     assert regexes.topics(g, "a-.*") == {"a-x", "a-y"}
     # another group resolves for itself
     h: dict[str, ResolvedRegex] = {}
-    regexes.refresh("h", h, {"a-.*"}, BOB)
+    refresh(regexes, "h", h, {"a-.*"}, BOB)
     assert regexes.topics(h, "a-.*") == {"a-z"} and regexes.topics(g, "a-.*") == {"a-x", "a-y"}
     # an expression nobody subscribes to any more is dropped (and tombstoned)
-    assert regexes.refresh("g", g, {"b-.*"}, ALICE).deleted == ["a-.*"]
-    assert set(g) == {"b-.*"}
+    assert prune(g, {"b-.*"}) == ["a-.*"] and g == {}
+
+
+def test_a_new_regex_waits_for_the_minimum_interval_since_the_last_refresh() -> None:
+    """Kafka's REGEX_BATCH_REFRESH_MIN_INTERVAL_MS: even a new expression is resolved at most
+    every 10 s per group (the batch then resolves every subscribed expression)."""
+    image, now = FakeImage("a-x", "b-x"), [1000]
+    regexes = _resolutions(image, None, now)
+    g: dict[str, ResolvedRegex] = {}
+    assert regexes.should_refresh(g, {"a-.*"}, True)  # nothing resolved yet: at once
+    refresh(regexes, "g", g, {"a-.*"}, ALICE, True)
+    now[0] += REGEX_BATCH_REFRESH_MIN_INTERVAL_MS
+    assert not regexes.should_refresh(g, {"a-.*", "b-.*"}, True)
+    now[0] += 1
+    assert refresh(regexes, "g", g, {"a-.*", "b-.*"}, ALICE, True) == {
+        "a-.*": ResolvedRegex(frozenset({"a-x"}), 1, now[0]), "b-.*": ResolvedRegex(frozenset({"b-x"}), 1, now[0])}
+    assert not regexes.should_refresh(g, set(), True)  # (no expression: nothing to resolve)
 
 
 def test_a_loaded_resolution_is_kept_until_the_topics_change_after_it() -> None:
@@ -98,18 +130,19 @@ def test_a_loaded_resolution_is_kept_until_the_topics_change_after_it() -> None:
     restart) is used as it is while no topic appeared since the image it was resolved against."""
     image, auth = FakeImage("a-x", "a-y"), _authorizer("a-x", "a-y")
     image.offset = 7
-    regexes = _resolutions(image, auth, [5])
+    now = [20_000]
+    regexes = _resolutions(image, auth, now)
     g = {"a-.*": ResolvedRegex(frozenset({"a-x"}), 7, 0)}  # (ACLs differed then)
-    assert regexes.refresh("g", g, {"a-.*"}, ALICE) == RegexUpdate({}, [])
+    assert refresh(regexes, "g", g, {"a-.*"}, ALICE) == {}
     assert regexes.topics(g, "a-.*") == {"a-x"}
     older = {"a-.*": ResolvedRegex(frozenset({"a-x"}), 6, 0)}  # resolved before the image this coordinator started with
-    assert regexes.refresh("g", older, {"a-.*"}, ALICE).resolved == {"a-.*": ResolvedRegex(frozenset({"a-x", "a-y"}), 7, 5)}
+    assert refresh(regexes, "g", older, {"a-.*"}, ALICE) == {"a-.*": ResolvedRegex(frozenset({"a-x", "a-y"}), 7, 20_000)}
 
 
-def test_without_an_authorizer_an_unresolved_regex_matches_the_image() -> None:
+def test_an_unresolved_regex_matches_nothing_even_without_an_authorizer() -> None:
     image = FakeImage("a-x", "b-x")
     regexes = _resolutions(image, None, [0])
-    assert regexes.topics({}, "a-.*") == {"a-x"}
+    assert regexes.topics({}, "a-.*") == set()
 
 
 def test_the_coordinators_acl_codes_are_the_authorizers():

@@ -155,3 +155,12 @@ def test_a_streams_group_is_read_at_the_high_watermark_too() -> None:
     assert committed(coordinator, ["app"]) == replicated
     coordinator.high_watermark = None
     assert set(committed(coordinator, ["app"])["app"]["members"]) == {"a", "b"}
+
+
+def test_an_unloaded_partition_forgets_the_snapshots_of_its_groups() -> None:
+    coordinator, manager = make({"t": 2})
+    coordinator.high_watermark = 0
+    Client(manager, "a", ["t"]).heartbeat()
+    assert coordinator.views.pending("g")
+    coordinator.views.forget_where(lambda group_id: group_id == "g")
+    assert not coordinator.views.pending("g") and "g" in committed(coordinator)
