@@ -201,26 +201,39 @@ class Arm:
             self.proc.wait(120)
             self.proc = None
 
-    def pipelined(self, frames: list[bytes], window: int, check: bool) -> tuple[float, float, int]:
+    def pipelined(self, frames: list[bytes], window: int, check: bool,
+                  short: int = 0) -> tuple[float, float, int]:
         """Send ``frames`` keeping ``window`` in flight: (broker CPU s, wall s, response bytes).
-        ``check``: decode the (Produce) responses and stop on an error; else only read them."""
+        ``check``: decode the (Produce) responses and stop on an error; else only read them.
+        ``short``: a response smaller than this (a Fetch that found nothing: the high watermark had
+        not reached the records yet) has its request sent again until it is not, counted in."""
         assert self.sock is not None and self.reader is not None
         sock, reader = self.sock, self.reader
         cpu0, t0 = cpu_seconds(self.pid), time.perf_counter()
-        sent = received = got = 0
-        while received < len(frames):
-            if sent < len(frames) and sent - received < window:
-                sock.sendall(b"".join(frames[sent:received + window]))
-                sent = min(len(frames), received + window)
-            (size,) = struct.unpack(">i", reader.read(4))
-            body = reader.read(size)
-            got += size
-            if check:
-                for topic in decode_response(body, 0, PRODUCE_VERSION)[1].responses:
-                    for part in topic.partition_responses:
-                        if part.error_code:
-                            raise SystemExit(f"produce error {part.error_code} from broker {self.name}")
-            received += 1
+        got = 0
+        todo = frames
+        while todo:
+            again: list[bytes] = []
+            sent = received = 0
+            while received < len(todo):
+                if sent < len(todo) and sent - received < window:
+                    sock.sendall(b"".join(todo[sent:received + window]))
+                    sent = min(len(todo), received + window)
+                (size,) = struct.unpack(">i", reader.read(4))
+                body = reader.read(size)
+                if check:
+                    for topic in decode_response(body, 0, PRODUCE_VERSION)[1].responses:
+                        for part in topic.partition_responses:
+                            if part.error_code:
+                                raise SystemExit(f"produce error {part.error_code} from broker {self.name}")
+                if size < short:
+                    again.append(todo[received])
+                else:
+                    got += size
+                received += 1
+            todo = again
+            if again and time.perf_counter() - t0 > 60:
+                raise SystemExit(f"broker {self.name} answered {len(again)} Fetch requests with nothing for 60 s")
         return cpu_seconds(self.pid) - cpu0, time.perf_counter() - t0, got
 
 
@@ -250,7 +263,7 @@ class Work:
             max_bytes = RAW_PER_FETCH * self.raw_batch_bytes
             fetches = [fetch_frame("raw", arm.raw_end + i * RAW_PER_FETCH * RAW_RECORDS, max_bytes)
                        for i in range((self.raw + RAW_PER_FETCH - 1) // RAW_PER_FETCH)]
-            cpu, wall, got = arm.pipelined(fetches, 4, False)
+            cpu, wall, got = arm.pipelined(fetches, 4, False, short=self.raw_batch_bytes // 2)
             if got < self.raw * (self.raw_batch_bytes - 200):
                 raise SystemExit(f"fetched {got} bytes from broker {arm.name}, fewer than produced")
             row["raw_fetch_cpu"], row["raw_fetch_s"] = cpu, wall
