@@ -138,6 +138,7 @@ class Arm:
         self.consumed = 0
 
     def start(self, data: Path, pin: str | None) -> None:
+        self.raw_end = 0  # a fresh broker, empty topics
         self.port = free_port()
         http = f"http://127.0.0.1:{free_port()}" if self.metrics else ""
         cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
