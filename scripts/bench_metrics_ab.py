@@ -19,9 +19,9 @@ Method:
 - each *session* starts fresh brokers of every *arm* side by side (``python -m kbroker``, data in
   /dev/shm): ``A`` metrics off; ``A2`` metrics off, the A/A control (an identical broker: its
   difference from ``A`` is the method's own resolution, in the same run); ``B`` metrics on (the
-  HTTP listener set) with a thread scraping its ``/metrics`` every second for the whole session;
-  with ``--tree DIR`` also ``C``: metrics on and scraped, run from another source tree (a
-  before/after of a change);
+  HTTP listener set, the console and its samplers running), its ``/metrics`` scraped every second
+  for the whole session; each ``--tree DIR`` adds an arm ``C1``, ``C2``, ...: metrics on and scraped,
+  run from another source tree (a ``git archive`` of another commit, or a variant under test);
 - each arm keeps its clients for the session: a raw socket and a confluent-kafka producer
   (acks=all, linger 5 ms) and consumer (assigned, paused while the producer runs);
 - a *round* gives every arm the same bursts, one arm after the other in an order rotating from
@@ -29,18 +29,21 @@ Method:
   requests (10 records of 100 B, acks=1) then as many small Fetch requests (the per-request worst
   case); ``--raw`` pipelined Produce requests of one 64-record batch of 1 KiB records (the client
   sends prepared bytes: the broker is the bottleneck) then Fetch requests reading them back 16
-  batches at a time; ``--records`` 1 KiB records produced with confluent-kafka (until flush()
-  returns) and then consumed (the consumer resumed until it has them). The broker's CPU is read
-  around each phase; a scrape that falls inside a burst counts in it, so the on broker pays its
-  scrapes at one per second of its own working time (on this loaded machine a working broker gets
-  well under a core, so this charges the scrape more than a saturated broker would pay);
-- per measure and round, each arm's sum over the round's bursts, and its paired ratio to ``A``'s.
-  Reported: the ratio of the totals over every round with a 95 % bootstrap interval (rounds
-  resampled within their sessions), and the median of the rounds' ratios with its interval; and
-  each arm's idle CPU per second (``B``'s less ``A``'s: the scrapes' cost).
+  batches (~1 MiB) at a time; ``--records`` 1 KiB records produced with confluent-kafka (until
+  flush() returns) and then consumed (the consumer resumed until it has them). The broker's CPU is
+  read around each phase;
+- the scrapes happen between bursts, once a second, and the broker's CPU is read around each: the
+  scrape's cost is measured on its own (CPU per scrape), not mixed at random into the bursts. A
+  CPU-bound broker (its event loop on one core) scraped every second loses that CPU share of its
+  core; the per-work ratio plus that share is its throughput cost (``verdict``). The effects a
+  scrape leaves behind (garbage collected later) still land in the bursts;
+- per measure and round, each arm's CPU and its paired ratio to ``A``'s. Reported: the ratio of
+  the totals over every round with a 95 % bootstrap interval (rounds resampled within their
+  sessions), the median of the rounds' paired ratios with its interval, each arm's idle CPU per
+  second, and the throughputs (they follow the machine's load: read them with their spread).
 
 Usage: ``.venv/bin/python scripts/bench_metrics_ab.py [--sessions 3] [--rounds 150] [--small 200]
-[--raw 32] [--records 2000] [--pin CPUS] [--tree DIR] [--json out.json]``
+[--raw 32] [--records 2000] [--pin CPUS] [--tree DIR]... [--json out.json]``
 """
 
 from __future__ import annotations
@@ -427,8 +430,9 @@ def main() -> None:
                         help="1 KiB records produced and consumed with confluent-kafka per arm per round (0: leave out)")
     parser.add_argument("--pin", default=None, metavar="CPUS",
                         help="run the brokers under taskset -c CPUS and this process on the other CPUs")
-    parser.add_argument("--tree", type=Path, help="a fourth arm C: metrics on and scraped, run from this source "
-                                                  "tree (e.g. a git archive of another commit)")
+    parser.add_argument("--tree", type=Path, action="append", default=[],
+                        help="another arm (C1, C2, ...): metrics on and scraped, run from this source tree "
+                             "(e.g. a git archive of another commit); repeatable")
     parser.add_argument("--no-aa", action="store_true", help="leave out the A/A control arm A2")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="seconds every broker's idle CPU is read over at each session's start (B's: the scrapes)")
@@ -440,8 +444,8 @@ def main() -> None:
     if not args.no_aa:
         arms.append(Arm("A2", False, ROOT))
     arms.append(Arm("B", True, ROOT))
-    if args.tree is not None:
-        arms.append(Arm("C", True, args.tree.resolve()))
+    for i, tree in enumerate(args.tree):
+        arms.append(Arm(f"C{i + 1}", True, tree.resolve()))
     names = [arm.name for arm in arms]
     if args.pin is not None:
         cpus = set(range(os.cpu_count() or 1))
