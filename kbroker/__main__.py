@@ -151,7 +151,8 @@ def _format(argv: list[str]) -> int:
 
 
 async def _serve(config: BrokerConfig) -> int:
-    from kbroker.broker import Broker, StartupError
+    from kbroker.broker import Broker
+    from kbroker.errors import StartupError
 
     broker = Broker(config)
     loop = asyncio.get_running_loop()

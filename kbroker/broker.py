@@ -45,6 +45,7 @@ from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
 from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
+from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
 from kbroker.wiring.metadata_quorum import make_raft
@@ -116,6 +117,7 @@ class Broker:
         self._channel: ControllerChannel | None = None
         self._heartbeat_channel: ControllerChannel | None = None
         self.lifecycle: BrokerLifecycleManager | None = None  # of a node in a multi-node quorum
+        self.registered_locally = False  # the sole voter wrote its own registration (no heartbeats)
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
         self.controller_client: ControllerClient = LocalControllerClient(self)
@@ -158,6 +160,7 @@ class Broker:
                                       retention_in_rounds=self.clock is None)
         # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py).
         self.log_manager.on_all_dirs_failed = dir_failure.halt
+        self.log_manager.cordoned_dirs = frozenset(self.config.cordoned_log_dirs)  # KIP-1066
         self.raft = make_raft(self.config, self.node_id, self.cluster_id)
         try:  # TLS/SASL of the inter-broker and controller connections (issue 17)
             self.internode_security = InterNodeSecurity.from_config(self.config)
@@ -280,6 +283,8 @@ class Broker:
             # as a remote registration: each listener's security protocol, the log directory ids
             self.controller.register_broker(registration_listeners(self.config, endpoints),
                                             rack=self.config["broker.rack"], log_dirs=log_directory_ids(self.config))
+            self.registered_locally = True
+            apply_cordoned(self)  # KIP-1066: no heartbeat carries them here
             return
         await self._register_remote(endpoints)
 
@@ -296,6 +301,7 @@ class Broker:
             registration_listeners(self.config, endpoints), log_directory_ids(self.config),
             open_connection=self.internode_security.controller_opener(f"broker-{self.node_id}-heartbeat"))
         machine = self.lifecycle.machine
+        watch_lifecycle(self)  # KIP-1066: cordoned log dirs in the heartbeats
         self.run_in_background(self.lifecycle.run(), "broker-lifecycle")
         # KIP-858: replica dirs (and, with several log dirs, failed dirs) to the controller
         from kbroker.wiring.jbod import start_jbod_agent
@@ -523,6 +529,7 @@ class Broker:
                 configs = self.image.broker_configs
                 self.config = self.config.with_dynamic(configs.get("", {}), configs.get(str(self.node_id), {}))
                 self.limits.reconfigure(self.config)  # max.connections*, max.connection.creation.rate
+                apply_cordoned(self)  # cordoned.log.dirs
                 self.close_excess_connections()
                 self._refresh_topic_configs(list(self.image.topics.values()))
             elif record.resource_type == 2:

@@ -1136,12 +1136,21 @@ def render_sub_init(pkg: str, mods: dict[str, list[MessageSpec]]) -> str:
     for n in sorted(names):
         lines.append(f"    {n!r}: {n},")
     lines.append("}")
+    consts = []
     for kind, table in sorted(by_kind.items()):
         const = re.sub(r"[^A-Z]", "_", kind.upper()) + "_BY_API_KEY"
+        consts.append(const)
         lines.append(f"{const}: dict[int, type] = {{")
         for k in sorted(table):
             lines.append(f"    {k}: {table[k]},")
         lines.append("}")
+    # Explicit exports: importers of ``kbroker_protocol.messages.<pkg>`` pass mypy's
+    # no_implicit_reexport (part of --strict).
+    lines.append("")
+    lines.append("__all__ = [")
+    for n in ["CLASSES", *consts, *sorted(names)]:
+        lines.append(f"    {n!r},")
+    lines.append("]")
     return "\n".join(lines) + "\n"
 
 

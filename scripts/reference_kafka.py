@@ -400,9 +400,11 @@ def run_all(cmds: list[list[str]], cwds: list[Path] | None = None) -> list[subpr
 
 def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None = None,
                                   overrides: dict[str, str] | None = None, heap: str = DEFAULT_HEAP,
-                                  timeout: float = 180.0, quick_jvm: bool = True) -> ReferenceKafkaCluster:
+                                  timeout: float = 180.0, quick_jvm: bool = True,
+                                  node_overrides: dict[int, dict[str, str]] | None = None) -> ReferenceKafkaCluster:
     """Start ``n`` combined-mode Apache Kafka nodes forming one KRaft quorum (each formatted with
-    one cluster id); return once every node answers Metadata."""
+    one cluster id); return once every node answers Metadata. ``node_overrides``: more
+    server.properties keys for single nodes (``broker.rack``...), by node id."""
     libs = ensure_kafka()
     owns = tmpdir is None
     workdir = Path(tempfile.mkdtemp(prefix="refkafka-cluster-")) if owns else Path(tmpdir)
@@ -437,6 +439,7 @@ def start_reference_kafka_cluster(n: int = 3, tmpdir: str | os.PathLike | None =
             "log.dirs": str(node_dir / "data"),
             **settings,
             **(overrides or {}),
+            **(node_overrides or {}).get(node_id, {}),
         }
         cluster.conf(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (node_dir / "log4j2.properties").write_text(LOG4J2.format(log=node_dir / "server.log"))

@@ -2,7 +2,7 @@
 
 Slow is what starts other programs or many brokers: three-node clusters and fault runs, the
 reference Apache Kafka and Kafka's tools (a JVM each), the clients' own suites, Kafka Streams and
-Connect, a browser, mypy over the whole tree. Marked here, by folder and by module, so the list is
+Connect, a browser, mypy over the whole tree, crash loops and the long seeded simulations. Marked here, by folder and by module, so the list is
 in one place; a module may also mark itself with ``pytestmark = pytest.mark.slow``.
 """
 
@@ -17,17 +17,25 @@ TESTS = Path(__file__).resolve().parent
 # Whole folders: clusters of processes, the JVM, other toolchains.
 SLOW_DIRS = frozenset({"cluster", "compat", "ecosystem", "faults", "streams", "tools"})
 
-# Single modules elsewhere that start a JVM, a browser, podman or mypy.
+# Single modules elsewhere: they start a JVM, a browser, podman, mypy or a wheel build, kill broker
+# processes in loops, or run the long seeded simulations (each over 10 s on this machine).
 SLOW_MODULES = frozenset({
     "console/test_browser.py",
+    "hostile/test_fetch_stall.py",
     "integration/test_docker_engine.py",
     "integration/test_protocol_44.py",
     "integration/test_topic_limits_reference.py",
+    "log/test_crash.py",
+    "log/test_log_model.py",
     "raft/test_metadata_log_kafka_tools.py",
+    "raft/test_raft_simulation.py",
+    "raft/test_raft_voter_changes.py",
     "security/test_kafka_tools_security.py",
+    "security/test_kafka_tools_tokens.py",
     "security/test_oauthbearer.py",
     "share/test_share_clients.py",
     "unit/test_mypy.py",
+    "unit/test_packaging.py",
 })
 
 

@@ -27,12 +27,14 @@ from kbroker.api.context import BrokerServices, RequestContext, local_controller
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
+from kbroker.config.broker_config import cordoned_log_dirs_problem
 from kbroker.controller.client import (
     ALTER_CONFIGS,
     INCREMENTAL_ALTER_CONFIGS,
     Requester,
     controller_operation,
 )
+from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker_protocol.errors import ErrorCode
@@ -116,6 +118,8 @@ def _validate(broker: BrokerServices, resource_type: int, new: dict[str, str], c
             spec.parse(value)
         except ConfigError as exc:
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+    if CORDONED in changed:
+        _validate_cordoned(broker, name, new, on_controller=True)
     if changed.keys() & _CONNECTION_KEYS or any(dynamic_listener_key(k) for k in changed):
         # Kafka validates the whole new KafkaConfig (e.g. max.connections.per.ip 0 needs overrides)
         config = broker.config
@@ -126,6 +130,27 @@ def _validate(broker: BrokerServices, resource_type: int, new: dict[str, str], c
                 config.with_dynamic(config.dynamic_default, new)
         except ConfigError as exc:
             raise _Reject(ErrorCode.INVALID_REQUEST, str(exc)) from None
+
+
+CORDONED = "cordoned.log.dirs"
+
+
+def _validate_cordoned(broker: BrokerServices, name: str, new: dict[str, str], *, on_controller: bool) -> None:
+    """KIP-1066's ``cordoned.log.dirs``: per-broker only (Kafka's DynamicBrokerConfig
+    PER_BROKER_CONFIGS), its entries among the named broker's log dirs (checked by that broker,
+    which receives the request: ``_local_answers``), and metadata.version 30 or more (the
+    controller's ConfigurationControlManager, INVALID_CONFIG)."""
+    if name == "":
+        raise _Reject(ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, broker id "
+                      f"must be specified: [{CORDONED}]")
+    if not on_controller or name == str(broker.config.node_id):
+        problem = cordoned_log_dirs_problem(BROKER_KEYS[CORDONED].parse(new[CORDONED]),
+                                            [str(d) for d in broker.config.log_dirs])
+        if problem is not None:
+            raise _Reject(ErrorCode.INVALID_REQUEST, problem)
+    if on_controller and not cordoned_dirs_supported(broker.image):
+        raise _Reject(ErrorCode.INVALID_CONFIG, f"The {CORDONED} configuration value cannot be set because it "
+                      "requires metadata.version >= 4.3-IV0")
 
 
 _CONNECTION_KEYS = frozenset({"max.connections", "max.connections.per.ip", "max.connections.per.ip.overrides",
@@ -195,16 +220,26 @@ def _replaced(broker: BrokerServices, res: _Resource, old: dict[str, str]) -> tu
     return new, new
 
 
-def _local_answers(broker: BrokerServices, request: _Request) -> dict[int, tuple[ErrorCode, str]]:
+def _local_answers(broker: BrokerServices, request: _Request, new_configs: _NewConfigs | None = None
+                   ) -> dict[int, tuple[ErrorCode, str]]:
     """What the receiving broker answers itself before forwarding, as Kafka's
     ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
-    default); such a resource is never sent to the controller. Index in the request -> error."""
+    default), and a new ``cordoned.log.dirs`` must name this broker's log dirs (its
+    validateBrokerConfigChange); such a resource is never sent to the controller. Index in the
+    request -> error."""
     out = {}
     for i, res in enumerate(request.resources):
         if res.resource_type == RESOURCE_BROKER and not _duplicates(res.configs):
             problem = broker_resource_error(broker, res.resource_name)
             if problem:
                 out[i] = problem
+            elif new_configs is not None and any(c.name == CORDONED for c in res.configs):
+                try:
+                    new, changed = new_configs(broker, res, dict(broker.image.broker_configs.get(res.resource_name, {})))
+                    if CORDONED in changed:
+                        _validate_cordoned(broker, res.resource_name, new, on_controller=False)
+                except _Reject as exc:
+                    out[i] = (exc.code, exc.message or "")
     return out
 
 
@@ -212,7 +247,7 @@ async def _preprocess_and_forward(ctx: RequestContext, request: _Request, respon
                                   send: Callable[[_Request, int, Requester], Awaitable[_Response]]) -> _Response:
     """Answer `_local_answers` here, forward the other resources, and give the answers in the
     request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
-    local = _local_answers(ctx.broker, request)
+    local = _local_answers(ctx.broker, request, _replaced if response_cls is AlterConfigsResponse else _incremented)
     resources = request.resources
     forwarded = [res for i, res in enumerate(resources) if i not in local]
     answers = []

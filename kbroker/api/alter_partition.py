@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 

@@ -33,7 +33,7 @@ from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.reassignment import alter_partition_reassignments
 from kbroker.controller.replication_control import ReplicationSettings
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized

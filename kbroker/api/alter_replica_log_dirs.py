@@ -2,7 +2,8 @@
 
 As Kafka's ``ReplicaManager.alterReplicaLogDirs``, per partition: a destination that is not one of
 the configured log dirs (given as its absolute path) gets LOG_DIR_NOT_FOUND ("Failed to find log
-dir ..."), a partition whose future directory name would pass 255 characters INVALID_TOPIC_EXCEPTION,
+dir ..."), a cordoned destination (KIP-1066, ``cordoned.log.dirs``) INVALID_REPLICA_ASSIGNMENT, a
+partition whose future directory name would pass 255 characters INVALID_TOPIC_EXCEPTION,
 a partition this broker does not host REPLICA_NOT_AVAILABLE, an offline destination dir, an offline
 (corrupt) partition, or any move while a log dir is offline KAFKA_STORAGE_ERROR; a partition already in the destination is left as it is. Nothing changes for
 a partition that gets an error.
@@ -45,6 +46,8 @@ def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> E
         return ErrorCode.LOG_DIR_NOT_FOUND
     if dest in manager.offline_dirs:
         return ErrorCode.KAFKA_STORAGE_ERROR  # "Log directory ... is offline"
+    if dest in manager.cordoned_dirs:
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT  # "Log directory ... is cordoned" (KIP-1066)
     partition = broker.partition(topic, index)
     if partition is None or manager.get(topic, index) is None:
         return ErrorCode.REPLICA_NOT_AVAILABLE

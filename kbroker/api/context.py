@@ -11,6 +11,9 @@ import time
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kbroker.controller.client import ControllerClient, Requester
+from kbroker.controller.client import (
+    response_as as response_as,  # (for the handlers: a forwarded answer typed)
+)
 from kbroker.replication.topics import TopicHost
 
 if TYPE_CHECKING:
@@ -69,6 +72,9 @@ class RaftNodeServices(BrokerServices, Protocol):
     when the node has no Raft quorum)."""
 
     raft: RaftDriver | None
+
+    @property
+    def active_controller_id(self) -> int: ...  # the KRaft leader, as clients see the controller
 
 
 class ClientConnection(Protocol):
@@ -134,14 +140,6 @@ def require(service: T | None, name: str) -> T:
     if service is None:
         raise ServiceNotRunning(f"{name} is not running on this broker")
     return service
-
-
-def response_as(response: object, response_type: type[T]) -> T:
-    """``response`` (a forwarded request's answer, built per API key) typed as the handler's
-    ``response_type``; raises TypeError when it is something else (answered as any handler failure)."""
-    if not isinstance(response, response_type):
-        raise TypeError(f"expected a {response_type.__qualname__}, got {type(response).__qualname__}")
-    return response
 
 
 def local_controller(broker: BrokerServices) -> QuorumController:

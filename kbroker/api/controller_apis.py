@@ -21,13 +21,14 @@ import time
 import uuid
 from typing import Any
 
+from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
 
-Broker = Any  # kbroker.broker.Broker (not imported: the API layer stays below the broker)
+Broker = RaftNodeServices  # (kbroker.broker.Broker: the API layer stays below the broker)
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ import uuid
 from typing import Any
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
+from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import api
 from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
-from kbroker.controller.quorum import ControllerError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.controller_registration import (
@@ -71,7 +71,7 @@ def _active(broker: Any) -> bool:
     return controller is not None and controller.is_active()
 
 
-async def controller_registration(broker: Any, request: Any) -> ControllerRegistrationResponse:
+async def controller_registration(broker: Any, request: ControllerRegistrationRequest) -> ControllerRegistrationResponse:
     R = ControllerRegistrationResponse
     if not _active(broker):
         return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
@@ -93,7 +93,7 @@ async def controller_registration(broker: Any, request: Any) -> ControllerRegist
     return R(error_code=ErrorCode.NONE, error_message=None)
 
 
-async def unregister_controller(broker: Any, request: Any) -> UnregisterControllerResponse:
+async def unregister_controller(broker: Any, request: UnregisterControllerRequest) -> UnregisterControllerResponse:
     R = UnregisterControllerResponse
     if not _active(broker):
         return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
@@ -119,13 +119,16 @@ async def unregister_controller(broker: Any, request: Any) -> UnregisterControll
 
 
 @api(UNREGISTER_CONTROLLER, 0, 0)
-async def handle_unregister_controller(ctx: RequestContext, request: UnregisterControllerRequest) -> Any:
-    return await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
-                                                      requester(ctx))
+async def handle_unregister_controller(ctx: RequestContext, request: UnregisterControllerRequest
+                                       ) -> UnregisterControllerResponse:
+    response = await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
+                                                          requester(ctx))
+    return response_as(response, UnregisterControllerResponse)
 
 
 @controller_operation(UNREGISTER_CONTROLLER)
-async def unregister_controller_operation(broker: BrokerServices, request: UnregisterControllerRequest, version: int, requester_: Requester | None = None) -> Any:
+async def unregister_controller_operation(broker: BrokerServices, request: UnregisterControllerRequest, version: int,
+                                          requester_: Requester | None = None) -> UnregisterControllerResponse:
     if not authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
         return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
     return await unregister_controller(broker, request)

@@ -26,7 +26,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, Requester, controller_operation
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created

@@ -30,8 +30,8 @@ from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, Requester, controller_operation
-from kbroker.controller.quorum import METADATA_TOPIC, NewTopic
-from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
+from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, NewTopic
 from kbroker.controller.user_op_limits import (
     BATCH_TOO_LARGE_MESSAGE,
     MAX_RECORDS_PER_USER_OP,

@@ -5,7 +5,8 @@ bytes, offset lag (high watermark minus log end offset, never below 0; -1 when t
 not hosted), never a future log (no AlterReplicaLogDirs). A null topic list means every partition;
 otherwise only the partitions asked for; a topic none of whose partitions match is left out, as
 in Kafka. v3+ adds a top-level error code; v4+ the
-volume's total and usable bytes; v5 IsCordoned (never here). The metadata log is the controller's
+volume's total and usable bytes; v5 IsCordoned (the dir is in ``cordoned.log.dirs``, KIP-1066;
+false below metadata.version 30, as Kafka). The metadata log is the controller's
 and is not listed, as in Kafka. A partition whose log is offline (corrupt) still has its size. An offline log dir (see
 kbroker/log/log_manager.py) is listed with KAFKA_STORAGE_ERROR and no partitions, as in Kafka.
 Without DESCRIBE on the cluster the answer is CLUSTER_AUTHORIZATION_FAILED (v3+; earlier versions
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
+from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -71,6 +73,8 @@ def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsReques
                              offset_lag=_offset_lag(broker, topic, index, end), is_future_key=False))
     results = []
     offline = {Path(d).resolve() for d in getattr(broker.log_manager, "offline_dirs", [])}
+    cordoned = {Path(d).resolve() for d in broker.config.cordoned_log_dirs} \
+        if cordoned_dirs_supported(broker.image) else set()
     for log_dir in broker.config.log_dirs:
         path = Path(log_dir).resolve()
         if path in offline:
@@ -84,5 +88,5 @@ def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsReques
         topics = [TopicOut(name=name, partitions=parts) for name, parts in sorted(by_dir.get(path, {}).items())
                   if parts]
         results.append(Result(error_code=ErrorCode.NONE, log_dir=str(path), topics=topics,
-                              total_bytes=total, usable_bytes=usable))
+                              total_bytes=total, usable_bytes=usable, is_cordoned=path in cordoned))
     return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results=results)

@@ -33,7 +33,7 @@ from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError

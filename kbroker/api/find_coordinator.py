@@ -20,9 +20,9 @@ INVALID_REQUEST.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
@@ -30,16 +30,35 @@ from kbroker.security.acls import authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 
 
-def _coordinator(broker: Any, key_type: int) -> Any:
+class _KeyCoordinator(Protocol):
+    """A coordinator as FindCoordinator sees it: its internal topic, and the partition of a key."""
+
+    @property
+    def topic_name(self) -> str: ...
+
+    def ensure_topic(self) -> bool: ...
+
+    def partition_for(self, key: str, /) -> int: ...
+
+
+def _coordinator(broker: BrokerServices, key_type: int) -> _KeyCoordinator | None:
+    # (getattr: a broker may not have every coordinator attribute)
     if key_type == GROUP:
-        return getattr(broker, "group_coordinator", None)
+        group: GroupCoordinator | None = getattr(broker, "group_coordinator", None)
+        return group
     if key_type == SHARE:
-        share = getattr(broker, "share_coordinator", None)
+        share: ShareCoordinator | None = getattr(broker, "share_coordinator", None)
         return None if share is None else ShareKeyCoordinator(share.store)
-    return getattr(broker, "txn_coordinator", None)
+    txn: TransactionCoordinator | None = getattr(broker, "txn_coordinator", None)
+    return txn
 
 
 def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int]

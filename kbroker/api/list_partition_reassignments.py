@@ -17,7 +17,7 @@ from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, 
 from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.reassignment import list_partition_reassignments
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode

@@ -25,7 +25,7 @@ from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
-from kbroker.controller.quorum import NewTopic
+from kbroker.controller.topic_plans import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker.security.acls import (
     CLUSTER,

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING
 from kbroker.api.context import RequestContext
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
+from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.topics import INTERNAL_TOPICS
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse

@@ -15,11 +15,11 @@ answered) is the request type's top-level error, as Kafka's ``getErrorResponse``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, requester
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.context import BrokerServices, RaftNodeServices, RequestContext, requester, response_as
+from kbroker.api.error_response import BUILDERS, error_response_as
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     DESCRIBE_QUORUM,
@@ -30,9 +30,11 @@ from kbroker.controller.client import (
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RESPONSES
-from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest
-from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
+from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 from kbroker_protocol.primitives import Message
+
+R = TypeVar("R", bound=Message)
 
 
 class _Header:
@@ -49,7 +51,7 @@ class _Header:
 def _top_level_error(api_key: int) -> None:
     response_cls: Callable[..., Message] = RESPONSES[api_key]  # (DescribeQuorum or UnregisterBroker)
 
-    def build(request: Any, version: int, code: int) -> Any:
+    def build(request: Any, version: int, code: int) -> Message:
         return response_cls(error_code=code, error_message=None)
 
     BUILDERS.setdefault(api_key, build)
@@ -59,34 +61,38 @@ for _key in (DESCRIBE_QUORUM, UNREGISTER_BROKER):
     _top_level_error(_key)
 
 
-def _refused(broker: Any, requester_: Any, api_key: int, version: int, request: Any, operation: int) -> Any | None:
+def _refused(broker: BrokerServices, requester_: Requester | None, response_type: type[R], version: int,
+             request: Message, operation: int) -> R | None:
     """Kafka's ControllerApis ``authorizeClusterOperation``: CLUSTER_AUTHORIZATION_FAILED."""
     if authorized(operation_subject(broker, requester_), operation, CLUSTER, CLUSTER_NAME):
         return None
-    return BUILDERS[api_key](request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    return error_response_as(response_type, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
 
 
 # -- broker listeners: forwarded ---------------------------------------------------------------
 
 
 @api(DESCRIBE_QUORUM, 0, 2)
-async def handle_describe_quorum(ctx: RequestContext, request: DescribeQuorumRequest) -> Any:
-    return await ctx.broker.controller_client.forward(DESCRIBE_QUORUM, request, ctx.api_version, requester(ctx))
+async def handle_describe_quorum(ctx: RequestContext, request: DescribeQuorumRequest) -> DescribeQuorumResponse:
+    response = await ctx.broker.controller_client.forward(DESCRIBE_QUORUM, request, ctx.api_version, requester(ctx))
+    return response_as(response, DescribeQuorumResponse)
 
 
 @api(UNREGISTER_BROKER, 0, 0)
-async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBrokerRequest) -> Any:
-    return await ctx.broker.controller_client.forward(UNREGISTER_BROKER, request, ctx.api_version, requester(ctx))
+async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
+    response = await ctx.broker.controller_client.forward(UNREGISTER_BROKER, request, ctx.api_version, requester(ctx))
+    return response_as(response, UnregisterBrokerResponse)
 
 
 # -- the controller's side ---------------------------------------------------------------------
 
 
 @controller_operation(DESCRIBE_QUORUM)
-async def describe_quorum_operation(broker: BrokerServices, request: DescribeQuorumRequest, version: int, requester_: Requester | None = None) -> Any:
+async def describe_quorum_operation(broker: RaftNodeServices, request: DescribeQuorumRequest, version: int,
+                                    requester_: Requester | None = None) -> DescribeQuorumResponse:
     from kbroker.api.controller_apis import describe_quorum
 
-    refused = _refused(broker, requester_, DESCRIBE_QUORUM, version, request, DESCRIBE)
+    refused = _refused(broker, requester_, DescribeQuorumResponse, version, request, DESCRIBE)
     if refused is not None:
         return refused
     client_id = requester_.client_id if requester_ is not None else None
@@ -94,11 +100,12 @@ async def describe_quorum_operation(broker: BrokerServices, request: DescribeQuo
 
 
 @controller_operation(UNREGISTER_BROKER)
-async def unregister_broker_operation(broker: BrokerServices, request: UnregisterBrokerRequest, version: int, requester_: Requester | None = None) -> Any:
+async def unregister_broker_operation(broker: BrokerServices, request: UnregisterBrokerRequest, version: int,
+                                      requester_: Requester | None = None) -> UnregisterBrokerResponse:
     from kbroker.api.controller_listener import ControllerRequestContext
     from kbroker.api.unregister_broker import handle_unregister_broker as on_controller
 
-    refused = _refused(broker, requester_, UNREGISTER_BROKER, version, request, ALTER)
+    refused = _refused(broker, requester_, UnregisterBrokerResponse, version, request, ALTER)
     if refused is not None:
         return refused
     client_id = requester_.client_id if requester_ is not None else None

@@ -16,6 +16,7 @@ is controller-only, as in Kafka.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
@@ -30,11 +31,12 @@ from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
-from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
+from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
 
 Broker = RaftNodeServices
 UPDATE_RAFT_VOTER = 82
 ZERO = uuid.UUID(int=0)
+_Listener = AddRaftVoterRequest.Listener | UpdateRaftVoterRequest.Listener
 _VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
 
 
@@ -72,7 +74,7 @@ def _listener(raft: RaftDriver) -> str:
     return raft.listener_name
 
 
-def _endpoints(listeners: Any) -> tuple[tuple[str, str, int], ...]:
+def _endpoints(listeners: Iterable[_Listener] | None) -> tuple[tuple[str, str, int], ...]:
     return tuple((item.name, item.host, item.port) for item in listeners or ())
 
 
@@ -81,7 +83,8 @@ def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
     return f"Endpoints(endpoints={{{inner}}})"
 
 
-def _voter_request_refusal(broker: Broker, request: Any, response: type[_VoterResponse], what: str
+def _voter_request_refusal(broker: Broker, request: AddRaftVoterRequest | RemoveRaftVoterRequest,
+                           response: type[_VoterResponse], what: str
                            ) -> _VoterResponse | None:
     """The answer to an AddRaftVoter or RemoveRaftVoter request this node refuses before the
     change, as Kafka's: another cluster's id, not the Raft leader, no valid voter named; None
@@ -98,7 +101,7 @@ def _voter_request_refusal(broker: Broker, request: Any, response: type[_VoterRe
     return None
 
 
-async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
+async def add_raft_voter(broker: Broker, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, AddRaftVoterResponse, "Add")
     if refused is not None:
         return refused
@@ -117,7 +120,7 @@ async def add_raft_voter(broker: Broker, request: Any) -> AddRaftVoterResponse:
     return _answer(AddRaftVoterResponse, change)
 
 
-async def remove_raft_voter(broker: Broker, request: Any) -> RemoveRaftVoterResponse:
+async def remove_raft_voter(broker: Broker, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, RemoveRaftVoterResponse, "Remove")
     if refused is not None:
         return refused
@@ -127,7 +130,7 @@ async def remove_raft_voter(broker: Broker, request: Any) -> RemoveRaftVoterResp
     return _answer(RemoveRaftVoterResponse, change)
 
 
-async def update_raft_voter(broker: Broker, request: Any) -> UpdateRaftVoterResponse:
+async def update_raft_voter(broker: Broker, request: UpdateRaftVoterRequest) -> UpdateRaftVoterResponse:
     raft = broker.raft
     R = UpdateRaftVoterResponse
 

@@ -41,7 +41,7 @@ def request_error(broker: object, version: int, request: ShareFetchRequest | Sha
     return None if message is None else (ErrorCode.INVALID_REQUEST, message)
 
 
-def renew_ack_error(version: int, request: Any, fetch: bool) -> str | None:
+def renew_ack_error(version: int, request: ShareFetchRequest | ShareAcknowledgeRequest, fetch: bool) -> str | None:
     """KIP-1222: with IsRenewAck (v2+) a ShareFetch must not fetch (MaxBytes, MinBytes, MaxRecords and
     MaxWaitMs all 0); the message Kafka answers INVALID_REQUEST with, or None."""
     if version < 2 or not request.is_renew_ack or not fetch:
@@ -79,7 +79,7 @@ def batches_valid(batches: list[Any], supports_renew: bool, is_renew_ack: bool) 
 AckResult = tuple[ErrorCode, str | None]
 
 
-def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], supports_renew: bool,
+def acknowledge(broker: BrokerServices, group_id: str, member_id: str, topics: list[Any], supports_renew: bool,
                 is_renew_ack: bool) -> dict[TopicIdPartition, AckResult]:
     """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
     the error and message of each partition, as Kafka: the request checks of ``KafkaApis``
@@ -114,7 +114,7 @@ def acknowledge(broker: Any, group_id: str, member_id: str, topics: list[Any], s
     return out
 
 
-async def flush_acknowledgements(broker: Any, group_id: str, results: dict[TopicIdPartition, AckResult]) -> None:
+async def flush_acknowledgements(broker: BrokerServices, group_id: str, results: dict[TopicIdPartition, AckResult]) -> None:
     """Wait until the acknowledged partitions' state is written to their share coordinator (another
     broker's: WriteShareGroupState); a failed write becomes the partition's acknowledgement error,
     as Kafka's SharePartition fails the acknowledgement with the persister's error."""

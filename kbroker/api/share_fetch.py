@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
     acknowledge,
@@ -75,7 +75,7 @@ class _Result:
         self.leader_epoch = -1
 
 
-def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+def _not_leader(broker: BrokerServices, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
     r = _Result(code)
     state = broker.image.partition(topic, index)
     if state is not None:
@@ -83,7 +83,7 @@ def _not_leader(broker: Any, topic: str, index: int, code: ErrorCode = ErrorCode
     return r
 
 
-async def _fetch_partition(broker: Any, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+async def _fetch_partition(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
                            max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
@@ -135,7 +135,7 @@ async def _fetch_partition(broker: Any, manager: ShareManager, group_id: str, me
     return result
 
 
-async def _fetch_all(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -222,7 +222,7 @@ async def handle_share_fetch(ctx: RequestContext, request: ShareFetchRequest) ->
     return response
 
 
-async def _wait(broker: Any, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
+async def _wait(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
                 max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,

@@ -21,7 +21,7 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
-from kbroker.controller.quorum import NewTopic
+from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.coordinator.streams_group_model import StreamsGroupError

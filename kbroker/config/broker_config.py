@@ -138,6 +138,7 @@ class BrokerConfig:
         if not dirs:
             raise ConfigError("log.dirs", self.raw.get("log.dirs", ""), "at least one log directory is required")
         self.log_dirs: list[Path] = [Path(d) for d in dirs]
+        self.cordoned_log_dirs: list[Path] = self._cordoned_log_dirs([str(d) for d in dirs])
         # KRaft mode as Kafka 4 runs it: process.roles given (with a quorum and a controller listener).
         # Without it kbroker runs its single-node start: one process, a one-voter quorum of its own,
         # no controller listener (the data directory is formatted on first start).
@@ -269,6 +270,22 @@ class BrokerConfig:
             a, b = v[p + key], v[p + other]
             ok = a >= b if relation == ge else a <= b if relation == le else a < b
             require(ok, key, f"{p}{key} {relation} {p}{other}")
+
+    def _cordoned_log_dirs(self, log_dirs: list[str]) -> list[Path]:
+        """KIP-1066's ``cordoned.log.dirs`` (``*``: every log dir), checked as Kafka's
+        KafkaConfig.validateCordonedLogDirs; an invalid dynamic value is ignored with a warning (the
+        static one applies), as Kafka's DynamicBrokerConfig drops invalid stored configs."""
+        problem = cordoned_log_dirs_problem(self.values["cordoned.log.dirs"] or [], log_dirs)
+        if problem is not None:
+            if "cordoned.log.dirs" not in self.dynamic_node and "cordoned.log.dirs" not in self.dynamic_default:
+                raise ConfigError("cordoned.log.dirs", self.raw.get("cordoned.log.dirs"), "", problem)
+            log.warning("ignoring stored dynamic broker config cordoned.log.dirs: %s", problem)
+            static = self.raw.get("cordoned.log.dirs")
+            self.values["cordoned.log.dirs"] = (BROKER_KEYS["cordoned.log.dirs"].parse(static) if static is not None
+                                                else BROKER_DEFAULTS["cordoned.log.dirs"])
+            return self._cordoned_log_dirs(log_dirs)
+        cordoned = self.values["cordoned.log.dirs"] or []
+        return [Path(d) for d in (log_dirs if CORDON_ALL in cordoned else cordoned)]
 
     def _validate_connection_limits(self) -> None:
         """Kafka's start-up checks of the connection and request-queue keys (KafkaConfig)."""
@@ -432,6 +449,23 @@ class BrokerConfig:
 def _java_set(ids: Iterable[int]) -> str:
     """A Scala Set's toString, as Kafka's messages print the voter ids."""
     return "Set(" + ", ".join(str(i) for i in sorted(ids)) + ")"
+
+
+CORDON_ALL = "*"  # cordoned.log.dirs=*: every log dir
+
+
+def cordoned_log_dirs_problem(cordoned: list[str], log_dirs: list[str]) -> str | None:
+    """Kafka's KafkaConfig.validateCordonedLogDirs message for a ``cordoned.log.dirs`` value that
+    is not ``*`` alone nor made of entries of ``log.dirs`` (or ``log.dir``); None when valid."""
+    if CORDON_ALL in cordoned:
+        if len(cordoned) != 1:
+            return ("requirement failed: When cordoned.log.dirs is set to *, it must not contain other values")
+        return None
+    missing = [d for d in cordoned if d not in log_dirs]
+    if missing:
+        return ("requirement failed: All entries in cordoned.log.dirs must be present in log.dirs or log.dir. "
+                f"Missing entries : {', '.join(missing)}")
+    return None
 
 
 def _valid_dynamic(layer: Mapping[str, str], where: str) -> dict[str, str]:

@@ -128,6 +128,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("controller.quorum.append.linger.ms", "int", "25", minimum=0),
         _k("controller.quorum.request.timeout.ms", "int", "2000", minimum=0),
         _k("controller.quorum.retry.backoff.ms", "int", "20", minimum=0),
+        _k("controller.quorum.fetch.snapshot.max.bytes", "int", "1048576", minimum=1),
         _k("broker.heartbeat.interval.ms", "int", "2000"),
         _k("broker.session.timeout.ms", "int", "9000"),
         _k("log.dir.failure.timeout.ms", "long", "30000", minimum=1),
@@ -136,6 +137,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("cluster.id", "string", None),
         _k("log.dirs", "list", None, nonempty=True),
         _k("log.dir", "list", "./kbroker-data", nonempty=True),
+        # KIP-1066: log dirs that take no new replica (``*``: all); per-broker dynamic
+        _k("cordoned.log.dirs", "list", "", read_only=False,
+           doc="A comma-separated list of the directories that are cordoned. Entries in this list must be "
+               "entries in log.dirs or log.dir configuration. This can also be set to * to cordon all log "
+               "directories."),
         _k("metadata.log.dir", "string", None),
         _k("num.partitions", "int", "1", minimum=1),
         _k("default.replication.factor", "int", "1", minimum=1),

@@ -175,7 +175,7 @@ class KafkaClient:
         address = self.bootstrap if node is None else self.brokers.get(node)
         if address is None:
             await self.metadata([])
-            address = self.brokers.get(node)  # type: ignore[arg-type]
+            address = self.brokers.get(node)  # type: ignore[arg-type]  # (node is set: the bootstrap is never None)
             if address is None:
                 raise BrokerUnreachable(f"broker {node} is not in the cluster metadata")
         return await self._conn(address, lane).call(request, version, timeout)

@@ -14,8 +14,7 @@ from typing import Any
 from kbroker.console.client import KafkaClient, KafkaError
 from kbroker.console.ops import EARLIEST, LATEST, MAX_LIMIT, _offsets
 from kbroker.console.records import _fetch, show_bytes
-from kbroker.delayed import DELAYED_TOPIC
-from kbroker.delayed_records import Pending, decode_stored
+from kbroker.delayed_records import DELAYED_TOPIC, Pending, decode_stored
 
 MAX_READ = 200_000  # records read per internal partition at most
 

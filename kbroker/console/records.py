@@ -162,7 +162,7 @@ async def _read_range(client: KafkaClient, topic: str, partition: int, leader: i
     offset = start
     while offset < end:
         records, hw, after = await _fetch(client, topic, partition, leader, offset)
-        out.extend(r for r in records if r.offset < end)  # type: ignore[operator]
+        out.extend(r for r in records if r.offset < end)  # type: ignore[operator]  # (a fetched record has its offset)
         if after <= offset:
             break
         offset = after

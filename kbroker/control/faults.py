@@ -39,6 +39,7 @@ from kbroker.api.error_response import BUILDERS
 from kbroker.api.registry import Handler
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import API_NAMES
+from kbroker_protocol.primitives import Message
 
 log = logging.getLogger("kbroker.faults")
 
@@ -203,7 +204,7 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def matches(self, api_key: int, ctx: RequestContext, body: Any) -> bool:
+    def matches(self, api_key: int, ctx: RequestContext, body: Message) -> bool:
         if self.api_keys is not None and api_key not in self.api_keys:
             return False
         if self.client_id is not None and ctx.header.client_id != self.client_id:
@@ -261,7 +262,7 @@ class RequestTargets:
     _PARTITION_LISTS = ("partition_data", "partitions", "partition_indexes")
     _PARTITION_INDEX = ("index", "partition", "partition_index")
 
-    def __init__(self, body: Any, broker: Any = None) -> None:
+    def __init__(self, body: Message, broker: object = None) -> None:
         # topic name -> partitions named (None: the whole topic, or not given)
         self.topics: dict[str, set[int] | None] = {}
         self.groups: set[str] = set()
@@ -399,7 +400,7 @@ class FaultInjector:
         if self._on_change is not None:
             self._on_change()
 
-    def select(self, ctx: RequestContext, body: Any) -> FaultRule | None:
+    def select(self, ctx: RequestContext, body: Message) -> FaultRule | None:
         """The rule that fires for this request, if any (records the firing)."""
         header = ctx.header
         api_key = header.request_api_key
@@ -427,7 +428,7 @@ class FaultInjector:
                  header.correlation_id, ctx.connection.peer, header.client_id, rule.action,
                  f" {event['error']}" if "error" in event else "")
 
-    def wrap(self, rule: FaultRule, ctx: RequestContext, body: Any, handler: Handler) -> Handler | None:
+    def wrap(self, rule: FaultRule, ctx: RequestContext, body: Message, handler: Handler) -> Handler | None:
         """The handler that applies ``rule`` to this request; None: close the connection."""
         action = rule.action
         if action == "close":

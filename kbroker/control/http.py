@@ -37,7 +37,6 @@ gets a 400 naming the field, and nothing is applied.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -120,9 +119,9 @@ class ControlServer(HttpService):
                 raise HttpError(405, f"{method} not allowed on /{key}")
             raise HttpError(404, f"no such endpoint: {url.path}")
         result = handler(path[1:], query, body)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result  # type: ignore[return-value]
+        if isinstance(result, tuple):  # a synchronous route's answer
+            return result
+        return await result
 
     def _post_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         if rest:

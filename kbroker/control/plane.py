@@ -18,9 +18,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import ClientConnection, RequestContext
 from kbroker.api.registry import Handler
 from kbroker.control.faults import FaultInjector, FaultRule, RuleError
+from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
@@ -47,7 +48,7 @@ class ControlPlane:
         active = self.faults.active or self._paused is not None or self.tracer is not None or self.disk_full
         self.broker.request_hooks = self if active else None
 
-    def intercept(self, ctx: RequestContext, body: Any, handler: Handler, size: int) -> Handler | None:
+    def intercept(self, ctx: RequestContext, body: Message, handler: Handler, size: int) -> Handler | None:
         """The handler to run for this request (None: the connection was closed)."""
         tracer = self.tracer
         if self.disk_full and ctx.header.request_api_key == 0:
@@ -68,7 +69,7 @@ class ControlPlane:
             handler = tracer.wrap(ctx, body, size, handler, rule)
         return handler
 
-    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+    def refused(self, connection: ClientConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None:
         """A request the dispatcher refused before any handler (unsupported API or version)."""
         if self.tracer is not None:

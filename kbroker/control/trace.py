@@ -26,14 +26,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import ClientConnection, RequestContext
 from kbroker.api.registry import Handler
 from kbroker.control.faults import FaultRule, RequestTargets, RuleError, api_key_of
 from kbroker_protocol.api import encode_response
 from kbroker_protocol.errors import ErrorCode, error_name
 from kbroker_protocol.messages import API_NAMES
+from kbroker_protocol.primitives import Message
+
+if TYPE_CHECKING:
+    from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.trace")
 
@@ -117,7 +121,7 @@ def error_codes(value: Any, out: dict[str, int] | None = None) -> dict[str, int]
 
 
 class Tracer:
-    def __init__(self, broker: Any, path: str | None, filters: Mapping[str, list[str]]) -> None:
+    def __init__(self, broker: ControlledBroker, path: str | None, filters: Mapping[str, list[str]]) -> None:
         self.broker = broker
         self.path = path
         self.filters = dict(filters)
@@ -131,7 +135,7 @@ class Tracer:
 
     # -- recording ----------------------------------------------------------------------------
 
-    def _passes(self, api: str, client_id: str | None, body: Any, filters: Mapping[str, list[str]]) -> bool:
+    def _passes(self, api: str, client_id: str | None, body: Message | None, filters: Mapping[str, list[str]]) -> bool:
         if "api" in filters and api not in filters["api"]:
             return False
         if "client_id" in filters and client_id not in filters["client_id"]:
@@ -144,7 +148,7 @@ class Tracer:
                 return False
         return True
 
-    def _base(self, connection: Any, api_key: int, version: int, correlation_id: int | None,
+    def _base(self, connection: ClientConnection, api_key: int, version: int, correlation_id: int | None,
               client_id: str | None) -> dict[str, Any]:
         software = connection.client_software
         return {
@@ -168,7 +172,7 @@ class Tracer:
                 log.error("cannot write the trace to %s: %s; trace file closed", self.path, exc)
                 self.close()
 
-    def wrap(self, ctx: RequestContext, body: Any, size: int, handler: Handler, rule: FaultRule | None
+    def wrap(self, ctx: RequestContext, body: Message, size: int, handler: Handler, rule: FaultRule | None
              ) -> Handler:
         header = ctx.header
         api_key = header.request_api_key
@@ -225,7 +229,7 @@ class Tracer:
 
         return run
 
-    def closed(self, ctx: RequestContext, body: Any, size: int, rule: FaultRule) -> None:
+    def closed(self, ctx: RequestContext, body: Message, size: int, rule: FaultRule) -> None:
         header = ctx.header
         if not self._passes(API_NAMES.get(header.request_api_key, ""), header.client_id, body, self.filters):
             return
@@ -234,7 +238,7 @@ class Tracer:
         record.update(request_bytes=size, fault=rule.id, outcome="closed", request=to_json(body))
         self._emit(record)
 
-    def refused(self, connection: Any, api_key: int, api_version: int, correlation_id: int | None,
+    def refused(self, connection: ClientConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None:
         if not self._passes(API_NAMES.get(api_key, ""), client_id, None,
                             {k: v for k, v in self.filters.items() if k != "topic"}):

@@ -18,6 +18,10 @@ A failed exchange (``ControllerUnavailable`` from the channel, or an error code)
 the interval; a heartbeat error does not re-register (Kafka re-registers only when the broker's
 metadata shows its registration gone: ``resend_registration``).
 
+The cordoned log dirs (KIP-1066, ``cordoned.log.dirs``) go in every heartbeat once the broker has
+caught up and the metadata.version supports them; a change (``propagate_directory_cordoned``) sends
+a heartbeat at once.
+
 A log dir failing while others remain (``propagate_directory_failure``) is named in every
 heartbeat's ``OfflineLogDirs`` from then on, the next heartbeat going out at once; if no heartbeat
 naming it has been answered within ``log.dir.failure.timeout.ms`` the machine shuts down ("couldn't
@@ -105,6 +109,12 @@ class LifecycleMachine:
         self._sent_offline_dirs: list[uuid.UUID] = []
         # The broker's highest applied metadata offset (the driver sets the broker's provider).
         self.metadata_offset: Callable[[], int] = lambda: -1
+        # KIP-1066: the ids of the cordoned log dirs, None until the broker has caught up (then
+        # read from ``cordoned_provider``, its cordoned.log.dirs); sent in heartbeats while the
+        # metadata.version supports them (``cordoned_supported``; the broker sets both).
+        self.cordoned_log_dirs: list[uuid.UUID] | None = None
+        self.cordoned_provider: Callable[[], list[uuid.UUID]] = list
+        self.cordoned_supported: Callable[[], bool] = lambda: False
 
     # -- events ---------------------------------------------------------------------------
 
@@ -143,6 +153,15 @@ class LifecycleMachine:
         if directory in self.offline_dirs:
             return
         self.offline_dirs[directory] = (False, now + timeout_ms)
+        if self.registered:
+            self._schedule_now(now)
+
+    def propagate_directory_cordoned(self, directories: list[uuid.UUID], now: int) -> None:
+        """The cordoned log dirs changed (cordoned.log.dirs altered): tell the controller at the next
+        heartbeat, at once (Kafka's propagateDirectoryCordoned)."""
+        if not self.cordoned_supported():
+            return
+        self.cordoned_log_dirs = sorted(directories)
         if self.registered:
             self._schedule_now(now)
 
@@ -217,8 +236,11 @@ class LifecycleMachine:
 
     def heartbeat_request(self) -> Any:
         self._sent_offline_dirs = sorted(self.offline_dirs)
+        cordoned = None
+        if self.caught_up and self.cordoned_log_dirs is not None and self.cordoned_supported():
+            cordoned = list(self.cordoned_log_dirs)
         return BrokerHeartbeatRequest(
-            offline_log_dirs=list(self._sent_offline_dirs),
+            offline_log_dirs=list(self._sent_offline_dirs), cordoned_log_dirs=cordoned,
             broker_id=self.node_id, broker_epoch=self.broker_epoch, current_metadata_offset=self.metadata_offset(),
             want_fence=not self.ready_to_unfence,
             want_shut_down=self.state == BrokerState.PENDING_CONTROLLED_SHUTDOWN,
@@ -260,6 +282,8 @@ class LifecycleMachine:
                 log.info("The broker has caught up. Transitioning from STARTING to RECOVERY.")
                 self.state = BrokerState.RECOVERY
                 self.caught_up = True
+                # caught up, the broker's configs are current: its cordoned dirs go in the heartbeats
+                self.cordoned_log_dirs = sorted(self.cordoned_provider())
             self._schedule(now, STARTING_HEARTBEAT_DELAY_MS)
         elif self.state == BrokerState.RECOVERY:
             if not response.is_fenced:
@@ -354,6 +378,11 @@ class BrokerLifecycleManager:
                                     timeout_ms: int = DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS) -> None:
         """Kafka's propagateDirectoryFailure (call on the event loop)."""
         self.machine.propagate_directory_failure(directory, self.clock.now(), timeout_ms)
+        self._wake.set()
+
+    def propagate_directory_cordoned(self, directories: list[uuid.UUID]) -> None:
+        """Kafka's propagateDirectoryCordoned (call on the event loop)."""
+        self.machine.propagate_directory_cordoned(directories, self.clock.now())
         self._wake.set()
 
     async def step(self) -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
-from kbroker.controller.quorum import ControllerError
+from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
@@ -85,6 +85,7 @@ is what the operation authorizes, as Kafka's ControllerApis does with the forwar
 
 OPERATIONS: dict[int, Operation] = {}
 _Op = TypeVar("_Op", bound=Operation)
+_M = TypeVar("_M")
 
 
 def controller_operation(api_key: int) -> Callable[[_Op], _Op]:
@@ -147,6 +148,14 @@ class ControllerHost(Protocol):
     def controller(self) -> QuorumController | None: ...
 
 
+def response_as(response: object, response_type: type[_M]) -> _M:
+    """``response`` (a forwarded request's answer, built per API key) typed as ``response_type``;
+    raises TypeError when it is something else (answered as any handler failure)."""
+    if not isinstance(response, response_type):
+        raise TypeError(f"expected a {response_type.__qualname__}, got {type(response).__qualname__}")
+    return response
+
+
 class ForwardingOperations:
     """The typed operations of :class:`ControllerClient` written once over ``forward``."""
 
@@ -155,32 +164,31 @@ class ForwardingOperations:
 
     async def create_topics(self, request: CreateTopicsRequest, version: int,
                             requester: Requester | None = None) -> CreateTopicsResponse:
-        return await self.forward(CREATE_TOPICS, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(CREATE_TOPICS, request, version, requester), CreateTopicsResponse)
 
     async def delete_topics(self, request: DeleteTopicsRequest, version: int,
                             requester: Requester | None = None) -> DeleteTopicsResponse:
-        return await self.forward(DELETE_TOPICS, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(DELETE_TOPICS, request, version, requester), DeleteTopicsResponse)
 
     async def create_partitions(self, request: CreatePartitionsRequest, version: int,
                                 requester: Requester | None = None) -> CreatePartitionsResponse:
-        return await self.forward(CREATE_PARTITIONS, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(CREATE_PARTITIONS, request, version, requester), CreatePartitionsResponse)
 
     async def alter_configs(self, request: AlterConfigsRequest, version: int,
                             requester: Requester | None = None) -> AlterConfigsResponse:
-        return await self.forward(ALTER_CONFIGS, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(ALTER_CONFIGS, request, version, requester), AlterConfigsResponse)
 
     async def incremental_alter_configs(self, request: IncrementalAlterConfigsRequest, version: int,
                                         requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
-        return await self.forward(INCREMENTAL_ALTER_CONFIGS, request, version,  # type: ignore[no-any-return]
-                                  requester)
+        return response_as(await self.forward(INCREMENTAL_ALTER_CONFIGS, request, version, requester), IncrementalAlterConfigsResponse)
 
     async def update_features(self, request: UpdateFeaturesRequest, version: int,
                               requester: Requester | None = None) -> UpdateFeaturesResponse:
-        return await self.forward(UPDATE_FEATURES, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(UPDATE_FEATURES, request, version, requester), UpdateFeaturesResponse)
 
     async def elect_leaders(self, request: ElectLeadersRequest, version: int,
                             requester: Requester | None = None) -> ElectLeadersResponse:
-        return await self.forward(ELECT_LEADERS, request, version, requester)  # type: ignore[no-any-return]
+        return response_as(await self.forward(ELECT_LEADERS, request, version, requester), ElectLeadersResponse)
 
 
 class LocalControllerClient(ForwardingOperations):

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT
+from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT, cordoned_dirs_supported
 from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.image import (
     FENCING_FENCE,
@@ -491,6 +491,9 @@ class ClusterControl:
             from kbroker.controller.dir_control import handle_directories_offline
             handle_directories_offline(image, self.settings, broker_id, epoch, list(request.offline_log_dirs or ()),
                                        records)
+        if cordoned_dirs_supported(image):
+            from kbroker.controller.dir_control import handle_directories_cordoned
+            handle_directories_cordoned(image, broker_id, epoch, request.cordoned_log_dirs, records)
         if nxt == ControlState.CONTROLLED_SHUTDOWN:
             self._in_controlled_shutdown.add(broker_id)
         else:

@@ -4,6 +4,9 @@
   naming dirs still online in the broker's registration takes the broker's replicas in those dirs
   out of ISR and elects other leaders, then a BrokerRegistrationChangeRecord (v2) keeps only the
   remaining dirs as the broker's ``LogDirs``;
+- ``handle_directories_cordoned`` (handleDirectoriesCordoned, KIP-1066): a heartbeat's
+  ``CordonedLogDirs`` (null until the broker has caught up with the metadata) that differ from the
+  registration's, as sets, become a BrokerRegistrationChangeRecord (v3) with the new list;
 - ``assign_replicas_to_dirs`` (handleAssignReplicasToDirs, API 73): the broker says in which dir
   each of its replicas lives; a PartitionChangeRecord sets the partition's ``Directories``, and a
   replica placed in an offline dir is moved off ISR and leadership at once.
@@ -16,12 +19,8 @@ import uuid
 from typing import Any
 
 from kbroker.controller.directories import is_online, replica_directory
-from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
-from kbroker.controller.replication_control import (
-    NO_LEADER,
-    ReplicationSettings,
-    generate_leader_and_isr_updates,
-)
+from kbroker.controller.image import NO_LEADER, MetadataImage, PartitionState, TopicImage
+from kbroker.controller.replication_control import ReplicationSettings, generate_leader_and_isr_updates
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import (
     AssignReplicasToDirsRequest,
@@ -56,6 +55,20 @@ def handle_directories_offline(image: MetadataImage, settings: ReplicationSettin
                                                   log_dirs=remaining))
     log.warning("Directories %s in broker %d marked offline, remaining directories: %s",
                 [str(d) for d in new_offline], broker_id, [str(d) for d in remaining])
+
+
+def handle_directories_cordoned(image: MetadataImage, broker_id: int, broker_epoch: int,
+                                cordoned_dirs: list[uuid.UUID] | None, records: list[Any]) -> None:
+    if cordoned_dirs is None:
+        return
+    reg = image.brokers.get(broker_id)
+    if reg is None:
+        return
+    if reg.cordoned_log_dirs is not None and set(reg.cordoned_log_dirs) == set(cordoned_dirs):
+        return
+    records.append(BrokerRegistrationChangeRecord(broker_id=broker_id, broker_epoch=broker_epoch,
+                                                  cordoned_log_dirs=list(cordoned_dirs)))
+    log.debug("Directories %s in broker %d marked cordoned", [str(d) for d in cordoned_dirs], broker_id)
 
 
 def assign_replicas_to_dirs(image: MetadataImage, settings: ReplicationSettings,

@@ -14,6 +14,10 @@ default dir (``default_dir``, Kafka's ClusterControlManager.defaultDir): its onl
 registered one, MIGRATING when it registered none, UNASSIGNED when it registered several (the broker
 then says where the replica is with AssignReplicasToDirs). Below metadata.version 17 partitions
 record no directories (PartitionRecord v0).
+
+KIP-1066 (metadata.version 30, IBP_4_3_IV0): a broker reports its cordoned dirs
+(``cordoned.log.dirs``) in its heartbeats; a broker whose registered dirs are all cordoned gets no
+new replica (``has_uncordoned_dirs``, Kafka's BrokerRegistration.hasUncordonedDirs).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from kbroker.controller.features import METADATA_VERSION
-from kbroker.controller.image import DIR_UNASSIGNED, MetadataImage, PartitionState
+from kbroker.controller.image import DIR_UNASSIGNED, BrokerRegistration, MetadataImage, PartitionState
 
 # MetadataVersion.IBP_3_7_IV2: registrations carry log directories, partitions their replicas' dirs.
 MV_DIRECTORY_ASSIGNMENT = 17
+
+# MetadataVersion.IBP_4_3_IV0: brokers report their cordoned log dirs (KIP-1066).
+MV_CORDONED_LOG_DIRS = 30
 
 DIR_LOST = uuid.UUID(int=1)
 DIR_MIGRATING = uuid.UUID(int=2)
@@ -93,3 +100,16 @@ def new_partition_directories(image: MetadataImage, replicas: Sequence[int]) -> 
     if not directory_assignment_supported(image):
         return []
     return [default_dir(image, b) for b in replicas]
+
+
+def cordoned_dirs_supported(image: MetadataImage) -> bool:
+    """MetadataVersion.isCordonedLogDirsSupported for the image's finalized metadata.version."""
+    return image.features.get(METADATA_VERSION, 0) >= MV_CORDONED_LOG_DIRS
+
+
+def has_uncordoned_dirs(reg: BrokerRegistration) -> bool:
+    """Kafka's BrokerRegistration.hasUncordonedDirs: true unless every registered dir is
+    cordoned (true when the broker registered no dirs or has not reported its cordoned ones)."""
+    if not reg.log_dirs or reg.cordoned_log_dirs is None:
+        return True
+    return any(d not in reg.cordoned_log_dirs for d in reg.log_dirs)

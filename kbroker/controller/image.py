@@ -134,6 +134,9 @@ class BrokerRegistration:
     supported_features: dict[str, tuple[int, int]] = field(default_factory=dict)
     in_controlled_shutdown: bool = False
     log_dirs: list[uuid.UUID] = field(default_factory=list)
+    # KIP-1066: the broker's cordoned log dirs (``cordoned.log.dirs``) as its heartbeats report
+    # them; None until the broker has sent them (Kafka's BrokerRegistration.cordonedDirectories).
+    cordoned_log_dirs: list[uuid.UUID] | None = None
     # Offset of the RegisterBrokerRecord this registration came from: a broker is caught up (may be
     # unfenced) once its metadata offset reaches it, as Kafka's registerBrokerRecordOffsets.
     register_offset: int = -1
@@ -312,6 +315,7 @@ class MetadataImage:
             {f.name: (f.min_supported_version, f.max_supported_version) for f in r.features},
             in_controlled_shutdown=r.in_controlled_shutdown,
             log_dirs=list(r.log_dirs or ()),
+            cordoned_log_dirs=None if r.cordoned_log_dirs is None else list(r.cordoned_log_dirs),
             register_offset=self.offset,
         )
 
@@ -350,6 +354,8 @@ class MetadataImage:
             b.in_controlled_shutdown = True
         if r.log_dirs:
             b.log_dirs = list(r.log_dirs)
+        if r.cordoned_log_dirs is not None:  # null: no change
+            b.cordoned_log_dirs = list(r.cordoned_log_dirs)
 
     def _apply_UnregisterBrokerRecord(self, r: mrec.UnregisterBrokerRecord) -> None:
         b = self._registration(r, r.broker_id, r.broker_epoch)

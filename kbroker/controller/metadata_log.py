@@ -12,7 +12,8 @@ Entries and batches:
   The entries of one ``append`` are written (at ``flush``) as one record batch per run of one epoch
   and kind, with ``partitionLeaderEpoch`` = that epoch, as Kafka's leader writes a proposal.
 - A control entry whose value is an ``int`` is the ``LeaderChangeMessage`` a leader writes first in
-  its epoch (value: the leader id; the record lists ``voters``, as ``kbroker.raft.wire`` does).
+  its epoch (value: the leader id; a ``LeaderChange`` names the epoch's voters and granting voters,
+  else the record lists ``voters``, as ``kbroker.raft.wire`` does).
   Other control records (``KRaftVersionRecord``, ``VotersRecord``, as the single-node controller's
   kraft.version upgrade writes them) are read as entries whose value is a ``ControlRecord`` (type
   and raw value bytes) and are written back unchanged.

@@ -9,7 +9,8 @@ assignment here; this is kbroker's only replica placer.
 Brokers are grouped by rack (no rack is a rack of its own, sorted first). Each partition's first
 replica (its leader) comes from the next rack in turn that has an unfenced broker; the other
 replicas stripe across the following racks, unfenced brokers first, a fenced broker only when a
-rack has no unfenced one left this round. Brokers in controlled shutdown are not used. Racks and
+rack has no unfenced one left this round. Brokers in controlled shutdown are not used, nor brokers
+whose log dirs are all cordoned (KIP-1066). Racks and
 brokers start at random offsets and are reshuffled every ``unfenced brokers`` partitions, so
 leaders and followers spread evenly, as in Kafka (whose random source differs: the same seed
 does not give Kafka's placement).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import random as _random
 import uuid
 
-from kbroker.controller.directories import new_partition_directories
+from kbroker.controller.directories import has_uncordoned_dirs, new_partition_directories
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.replication_control import elr_enabled, is_active
 from kbroker_protocol.errors import ErrorCode
@@ -149,9 +150,10 @@ class _RackList:
 
 
 def usable_brokers(image: MetadataImage) -> list[tuple[int, str | None, bool]]:
-    """(id, rack, fenced) of the brokers placement may use: registered and not shutting down."""
+    """(id, rack, fenced) of the brokers placement may use (Kafka's BrokerHeartbeatManager.
+    usableBrokers): registered, not shutting down, and with a log dir not cordoned."""
     return [(b, reg.rack, reg.fenced) for b, reg in sorted(image.brokers.items())
-            if not reg.in_controlled_shutdown]
+            if not reg.in_controlled_shutdown and has_uncordoned_dirs(reg)]
 
 
 def place_replicas(image: MetadataImage, num_partitions: int, replication_factor: int,

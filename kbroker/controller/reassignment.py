@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from kbroker.controller.directories import default_dir_provider
+from kbroker.controller.directories import default_dir_provider, has_uncordoned_dirs
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
 from kbroker.controller.partition_change import Election, PartitionChangeBuilder
 from kbroker.controller.replication_control import ReplicationSettings, elr_enabled, leader_acceptor
@@ -106,6 +106,10 @@ def validate_manual_assignment(image: MetadataImage, replicas: list[int], replic
             raise ReassignmentError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                                     f"The manual partition assignment includes broker {broker_id}, but no such "
                                     "broker is registered.")
+        if not has_uncordoned_dirs(image.brokers[broker_id]):
+            raise ReassignmentError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                    f"The manual partition assignment includes broker {broker_id}, but all its log "
+                                    "directories are cordoned.")
         if broker_id == previous:
             raise ReassignmentError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                                     f"The manual partition assignment includes the broker {broker_id} more than "

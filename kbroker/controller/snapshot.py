@@ -54,6 +54,7 @@ def image_to_records(image: MetadataImage) -> list[mr.MetadataRecord]:
             fenced=b.fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
             log_dirs=list(b.log_dirs),
+            cordoned_log_dirs=None if b.cordoned_log_dirs is None else list(b.cordoned_log_dirs),
         ))
     for name in sorted(image.topics):
         t = image.topics[name]

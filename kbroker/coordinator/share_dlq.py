@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kbroker.controller.quorum import NewTopic
+from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import split_batches
 from kbroker.replication.topics import create_topic

@@ -1,7 +1,7 @@
 """All partition logs of a broker, and the background maintenance thread.
 
 `LogManager` places each partition directory (``<topic>-<partition>``) in the log dir holding
-the fewest partitions, loads every existing partition at start-up (recovering it if needed; a
+the fewest partitions (among those not cordoned, KIP-1066: ``cordoned_dirs``), loads every existing partition at start-up (recovering it if needed; a
 corrupt partition loads offline), and runs one maintenance thread that, every
 ``maintenance_interval_s``:
 
@@ -133,6 +133,9 @@ class LogManager:
         self._last_checkpoint = clock()
         self._closed = False
         self.offline_dirs: list[Path] = []
+        # KIP-1066: log dirs that take no new partition while another online dir does
+        # (cordoned.log.dirs; the broker keeps this current)
+        self.cordoned_dirs: frozenset[Path] = frozenset()
         for log_dir in self.log_dirs:
             try:
                 log_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +183,15 @@ class LogManager:
     @property
     def online_dirs(self) -> list[Path]:
         return [d for d in self.log_dirs if d not in self.offline_dirs]
+
+    def _new_log_dir(self, counts: dict[Path, int]) -> Path:
+        """Where a new partition goes (Kafka's LogManager.nextLogDirs): the online dir holding the
+        fewest partitions among those not cordoned; the first online dir when all are cordoned."""
+        online = self.online_dirs
+        usable = [d for d in online if d not in self.cordoned_dirs]
+        if len(online) == 1 or not usable:
+            return online[0]
+        return min(usable, key=lambda d: counts[d])
 
     def _offline_placeholder(self, topic: str, partition: int, config: LogConfig) -> PartitionLog:
         """A partition that may be in an offline log dir: offline, touching no file."""
@@ -329,7 +341,7 @@ class LogManager:
                     parent = existing.directory.parent
                     if parent in counts:
                         counts[parent] += 1
-                log_dir = min(self.online_dirs, key=lambda d: counts[d])
+                log_dir = self._new_log_dir(counts)
                 log = PartitionLog.open(
                     log_dir / f"{topic}-{partition}", config or self.default_config, clock=self.clock, verify=self._verify
                 )
@@ -358,7 +370,7 @@ class LogManager:
                 with self._lock:
                     if key in self._logs:
                         continue
-                    log_dir = min(self.online_dirs, key=lambda d: counts[d])
+                    log_dir = self._new_log_dir(counts)
                     path = log_dir / f"{key[0]}-{key[1]}"
                     existed = path.exists()
                     try:

@@ -6,6 +6,7 @@ responses): how a replica grants votes and learns of a new epoch or a leaving le
 from __future__ import annotations
 
 import logging
+import uuid
 
 from kbroker.raft.messages import (
     NO_LEADER,
@@ -48,17 +49,24 @@ class ElectionHandlers(NodeBase):
             return answer(error)
         if req.replica_epoch > self.epoch:
             self._become_unattached(req.replica_epoch, now)
-        if req.dst != self.node_id:
+        if not self._is_my_voter_key(req.dst, req.voter_directory_id):
             # the request was meant for another replica (Kafka's voter key check)
             return answer(INVALID_VOTER_KEY)
         up_to_date = (req.last_offset_epoch, req.last_offset) >= (self.log.last_epoch, self.log.end_offset)
-        granted = self._can_grant(req.src, up_to_date, req.pre_vote)
+        granted = self._can_grant(req.src, req.replica_directory_id, up_to_date, req.pre_vote)
         if granted and not req.pre_vote and self.voted_id == NO_LEADER:
-            # the vote is durable before the answer goes out
-            self._become_unattached(self.epoch, now, voted=req.src)
+            # the vote (the candidate's id and directory id) is durable before the answer goes out
+            self._become_unattached(self.epoch, now, voted=req.src, voted_directory=req.replica_directory_id)
         return answer(NONE, granted)
 
-    def _can_grant(self, candidate: int, up_to_date: bool, pre_vote: bool) -> bool:
+    def _is_my_voter_key(self, voter_id: int, directory_id: uuid.UUID | None) -> bool:
+        """Kafka's ``isValidVoterKey``: the id is this node's, and so is the directory id when
+        the request names one (and this node knows its own)."""
+        if voter_id != self.node_id:
+            return False
+        return directory_id is None or self.directory_id is None or directory_id == self.directory_id
+
+    def _can_grant(self, candidate: int, directory_id: uuid.UUID | None, up_to_date: bool, pre_vote: bool) -> bool:
         role = self.role
         if role is Role.LEADER or role is Role.RESIGNED:
             return False
@@ -70,7 +78,10 @@ class ElectionHandlers(NodeBase):
         if role is Role.CANDIDATE:
             return False
         if self.voted_id != NO_LEADER:
-            return self.voted_id == candidate
+            # Kafka's unattachedOrProspectiveCanGrantVote: the same candidate, and the same directory
+            # when the vote recorded one (none at kraft.version 0)
+            return self.voted_id == candidate and (
+                self.voted_directory_id is None or self.voted_directory_id == directory_id)
         return up_to_date
 
     def _on_vote_response(self, resp: VoteResponse, now: int, out: list[Message]) -> None:
@@ -105,7 +116,7 @@ class ElectionHandlers(NodeBase):
         error = self._voter_only_error(req.leader_id, req.leader_epoch)
         if error == NONE:
             self._transition_on_leader_info(req.leader_epoch, req.leader_id, now)
-            if req.dst != self.node_id:
+            if not self._is_my_voter_key(req.dst, req.voter_directory_id):
                 error = INVALID_VOTER_KEY
         return BeginQuorumEpochResponse(
             self.node_id, req.src, req.request_id, error, self.leader_id, self.epoch

@@ -183,6 +183,8 @@ class RaftDriver(RaftTransport):
         self.handlers: dict[int, Callable[[Any, Any], Any]] = {}
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
+        self.fetch_snapshot_max_bytes = 1024 * 1024  # Kafka's controller.quorum.fetch.snapshot.max.bytes default
+        self._snapshot_reads: dict[int, tuple[int, int]] = {}
         self._handler_tasks: set[asyncio.Task[object]] = set()
         # Security of the controller listener (issue 17, set by kbroker.security.internode before
         # listen()): the server's TLS context, the SASL exchange run on each accepted connection

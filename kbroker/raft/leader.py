@@ -88,7 +88,8 @@ class LeaderRole(NodeBase):
             self.resign_to(now, out)
             return
         self._send_each(self._unacknowledged(), now, out,
-                        lambda v, rid: BeginQuorumEpochRequest(self.node_id, v, rid, self.node_id, self.epoch))
+                        lambda v, rid: BeginQuorumEpochRequest(self.node_id, v, rid, self.node_id, self.epoch,
+                                                               self._directory_of(v)))
         if len(self.voters) == 1:
             self._update_high_watermark()
 

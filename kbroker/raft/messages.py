@@ -49,6 +49,10 @@ class VoteRequest(_Addressed):
     last_offset_epoch: int
     last_offset: int  # log end offset of the sender
     pre_vote: bool
+    # the candidate's metadata directory id and that of the voter it asks (Kafka's ReplicaKeys,
+    # KIP-853); None: unknown (a static quorum)
+    replica_directory_id: uuid.UUID | None = None
+    voter_directory_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class VoteResponse(_EpochAnswer):
 
 @dataclass(frozen=True, slots=True)
 class BeginQuorumEpochRequest(_LeaderAnnouncement):
-    pass
+    voter_directory_id: uuid.UUID | None = None  # of the voter it is sent to; None: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,9 @@ class BeginQuorumEpochResponse(_EpochAnswer):
 @dataclass(frozen=True, slots=True)
 class EndQuorumEpochRequest(_LeaderAnnouncement):
     preferred_successors: tuple[int, ...]
+    # their directory ids, in the same order (PreferredCandidates' CandidateDirectoryId); () or
+    # None entries: unknown
+    successor_directory_ids: tuple[uuid.UUID | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

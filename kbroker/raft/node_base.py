@@ -167,6 +167,7 @@ class NodeBase:
         self.epoch = 0
         self.leader_id = NO_LEADER
         self.voted_id = NO_LEADER
+        self.voted_directory_id: uuid.UUID | None = None  # the voted candidate's (Kafka's votedKey)
         # entries covered by the snapshot are committed
         self.high_watermark = log.start_offset
         self._applied = 0
@@ -208,18 +209,21 @@ class NodeBase:
         else:
             self.epoch = stored.epoch
             self.voted_id = stored.voted_id
+            self.voted_directory_id = stored.voted_directory_id
             if stored.leader_id == node_id and self.is_voter:
                 self.leader_id = node_id
                 self._become_resigned(now, ())
             elif stored.leader_id == node_id:
                 # it led this epoch, then left the voter set: an observer now
-                self._become_unattached(stored.epoch, now, voted=stored.voted_id, persist=False)
+                self._become_unattached(stored.epoch, now, voted=stored.voted_id,
+                                        voted_directory=stored.voted_directory_id, persist=False)
             elif stored.leader_id != NO_LEADER:
                 self._become_follower(stored.epoch, stored.leader_id, now)
             elif stored.voted_id == node_id and self.is_voter:
                 self._become_prospective(now)
             else:
-                self._become_unattached(stored.epoch, now, voted=stored.voted_id, persist=False)
+                self._become_unattached(stored.epoch, now, voted=stored.voted_id,
+                                        voted_directory=stored.voted_directory_id, persist=False)
         if self.voters == {node_id} and self.role is not Role.LEADER:
             # the only voter elects itself at once (Kafka's KafkaRaftClient.initialize: "onlyVoter")
             self._election_deadline = now
@@ -298,7 +302,8 @@ class NodeBase:
                         sorted(self.voters), offset)
 
     def _persist(self) -> None:
-        self.store.write(ElectionState(self.epoch, self.leader_id, self.voted_id))
+        self.store.write(ElectionState(self.epoch, self.leader_id, self.voted_id, self.voted_directory_id,
+                                       self.kraft_version, tuple(sorted(self.voters))))
 
     def _random_election_timeout(self) -> int:
         t = self.config.election_timeout_ms
@@ -323,14 +328,17 @@ class NodeBase:
             raise RaftSafetyError(f"node {self.node_id}: epoch would go back from {self.epoch} to {epoch}")
         if epoch > self.epoch:
             self.voted_id = NO_LEADER
+            self.voted_directory_id = None
         self.epoch = epoch
 
-    def _become_unattached(self, epoch: int, now: int, voted: int = NO_LEADER, persist: bool = True) -> None:
+    def _become_unattached(self, epoch: int, now: int, voted: int = NO_LEADER,
+                           voted_directory: uuid.UUID | None = None, persist: bool = True) -> None:
         self._set_epoch(epoch)
         self.role = Role.UNATTACHED
         self.leader_id = NO_LEADER
         if voted != NO_LEADER:
             self.voted_id = voted
+            self.voted_directory_id = voted_directory
         self._reset_role_state()
         if persist:
             self._persist()
@@ -367,6 +375,7 @@ class NodeBase:
         self.role = Role.CANDIDATE
         self.leader_id = NO_LEADER
         self.voted_id = self.node_id
+        self.voted_directory_id = self.directory_id
         self._reset_role_state()
         self._persist()
         self._granted.add(self.node_id)
@@ -484,9 +493,15 @@ class NodeBase:
         pre_vote = self.role is Role.PROSPECTIVE
         end = self.log.end_offset
         last_epoch = self.log.last_epoch
-        self._send_each(self._vote_targets(), now, out,
-                        lambda v, rid: VoteRequest(self.node_id, v, rid, self.epoch, last_epoch, end, pre_vote))
+        self._send_each(self._vote_targets(), now, out, lambda v, rid: VoteRequest(
+            self.node_id, v, rid, self.epoch, last_epoch, end, pre_vote, self.directory_id, self._directory_of(v)))
+
+    def _directory_of(self, voter: int) -> uuid.UUID | None:
+        """A voter's directory id in the voter set in effect (None: a static quorum's voter)."""
+        entry = self.voter_set.get(voter)
+        return entry.directory_id if entry is not None else None
 
     def _send_end_epoch(self, now: int, out: list[Message]) -> None:
+        directories = tuple(self._directory_of(s) for s in self._successors)
         self._send_each(self._end_targets(), now, out, lambda v, rid: EndQuorumEpochRequest(
-            self.node_id, v, rid, self.node_id, self.epoch, self._successors))
+            self.node_id, v, rid, self.node_id, self.epoch, self._successors, directories))

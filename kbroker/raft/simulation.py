@@ -289,9 +289,11 @@ class Simulation(LogShapeChecks):
         if self.dynamic:
             self._check_voters(n, node)
         stored = self.stores[n].read()
-        if stored is None or (stored.epoch, stored.voted_id) != (node.epoch, node.voted_id):
+        if stored is None or (stored.epoch, stored.voted_id, stored.voted_directory_id) != (
+                node.epoch, node.voted_id, node.voted_directory_id):
             # whatever the node answered in this step depends on its epoch and vote: durable first
-            self._fail(f"node {n} acts in epoch {node.epoch} with vote {node.voted_id} but stored {stored}")
+            self._fail(f"node {n} acts in epoch {node.epoch} with vote {node.voted_id} "
+                       f"({node.voted_directory_id}) but stored {stored}")
         if node.epoch < self.max_epoch[n]:
             self._fail(f"node {n} epoch went back from {self.max_epoch[n]} to {node.epoch}")
         self.max_epoch[n] = node.epoch

@@ -6,6 +6,7 @@ outbound connection per peer (requests, their answers, and failures reported to 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import struct
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kbroker.raft.messages import FetchRequest, Message
+from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
 from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN
 from kbroker.raft.wire import WireError, from_wire, to_wire
@@ -25,6 +26,7 @@ from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from kbroker_protocol.messages import RESPONSES, RequestHeader
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
 from kbroker_protocol.messages import end_quorum_epoch as eqe
+from kbroker_protocol.messages import fetch_snapshot as fs
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
 from kbroker_protocol.primitives import Message as WireMessage
 
@@ -43,6 +45,10 @@ _CORRELATION = struct.Struct(">i")
 SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
+POSITION_OUT_OF_RANGE = int(ErrorCode.POSITION_OUT_OF_RANGE)
+# Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the most a FetchSnapshot answer carries, whatever
+# the request's MaxBytes
+MAX_SNAPSHOT_CHUNK_BYTES = 8 * 1024 * 1024
 KRAFT_VERSION_FEATURE = "kraft.version"
 # The first version of each response that names the leader's endpoint (NodeEndpoints, KIP-853), as
 # Kafka's RaftUtil builds them: the leader's address on the listener the request came in on
@@ -100,6 +106,9 @@ class Peer:
     # responses (by correlation id) go to these futures instead of the raft core
     reauthenticating: bool = False
     auth_waiters: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
+    # FetchSnapshot in chunks (Kafka's position / MaxBytes): core request id -> (its request, the
+    # snapshot's size, the bytes received so far); answered to the core once whole
+    snapshot_parts: dict[int, tuple[FetchSnapshotRequest, int, bytearray]] = field(default_factory=dict)
 
 
 def frame_of(payload: bytes | Sequence[Any]) -> bytes:
@@ -131,6 +140,10 @@ class RaftTransport:
     reconnect_backoff_ms: int
     handlers: dict[int, Callable[[Any, Any], Any]]
     observers: dict[int, tuple[int, int]]
+    # controller.quorum.fetch.snapshot.max.bytes: the MaxBytes of this node's FetchSnapshot requests
+    fetch_snapshot_max_bytes: int
+    # an inbound FetchSnapshot's (position, MaxBytes), by request id, for its answer
+    _snapshot_reads: dict[int, tuple[int, int]]
     _loop: asyncio.AbstractEventLoop | None
     _running: bool
     _inbound: set[Inbound]
@@ -237,6 +250,8 @@ class RaftTransport:
             self._error_answer(conn, slot, api_key, version, INVALID_REQUEST)
             return
         self._requests[rid] = (conn, slot, api_key, version)
+        if isinstance(msg, FetchSnapshotRequest):
+            self._snapshot_reads[rid] = (msg.position, body.max_bytes)
         assert self.node is not None
         node = self.node
         if isinstance(msg, FetchRequest) and msg.src not in node.voters:
@@ -287,6 +302,8 @@ class RaftTransport:
         v16+, Vote, BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot v1+), for a replica that
         does not know where it is."""
         body = to_wire(msg, self.cluster_id, self.voters)
+        if isinstance(msg, FetchSnapshotResponse):
+            self._snapshot_slice(body, self._snapshot_reads.pop(msg.request_id, (0, MAX_SNAPSHOT_CHUNK_BYTES)))
         leader_id = getattr(msg, "leader_id", -1)
         if leader_id >= 0 and version >= NODE_ENDPOINTS_SINCE.get(api_key, version + 1):
             address = self._leader_address(leader_id)
@@ -297,10 +314,32 @@ class RaftTransport:
                     endpoint_class(node_id=leader_id, host=address[0], port=address[1], **extra)]
         return body
 
+    @staticmethod
+    def _snapshot_slice(body: Any, read: tuple[int, int]) -> None:
+        """The part of the snapshot a FetchSnapshot asked for (Kafka's ``handleFetchSnapshotRequest``):
+        from its position, at most its MaxBytes (and MAX_SNAPSHOT_CHUNK_BYTES); a position outside
+        the snapshot is POSITION_OUT_OF_RANGE."""
+        position, max_bytes = read
+        p = body.topics[0].partitions[0]
+        if p.error_code != 0:
+            return
+        data = p.unaligned_records
+        size = len(data)
+        if size == 0 and position == 0:
+            return  # an empty snapshot (a test log's): answered whole
+        if position < 0 or position >= size:
+            p.error_code = POSITION_OUT_OF_RANGE
+            p.size, p.position, p.unaligned_records = 0, 0, b""
+            return
+        p.size, p.position = size, position
+        p.unaligned_records = data[position:position + max(0, min(max_bytes, MAX_SNAPSHOT_CHUNK_BYTES))]
+
     def request_body(self, msg: Message) -> WireMessage:
         """The wire request for ``msg``: a leader's BeginQuorumEpoch names its endpoint on the
         controller listener (LeaderEndpoints, as Kafka's ``singletonBeginQuorumEpochRequest``)."""
         body = to_wire(msg, self.cluster_id, self.voters)
+        if isinstance(body, fs.FetchSnapshotRequest):
+            body.max_bytes = self.fetch_snapshot_max_bytes
         if isinstance(body, bqe.BeginQuorumEpochRequest):
             host, port = self.advertised_address()
             body.leader_endpoints = [bqe.BeginQuorumEpochRequest.LeaderEndpoint(
@@ -369,6 +408,42 @@ class RaftTransport:
         for msg in queued:
             self._write_request(peer, msg)
 
+    def _snapshot_chunk(self, peer: Peer, rid: int, body: Any) -> bool:
+        """A FetchSnapshot answer: True when it is for the core (an error, or the snapshot whole, its
+        chunks joined in ``body``), False when the next chunk was asked for (Kafka's follower
+        fetches from the position it has until it has ``size`` bytes). An answer at another
+        position than the bytes held, another snapshot or size, or no progress, fails the fetch
+        (the core asks again)."""
+        request = peer.snapshot_parts.get(rid)
+        if not isinstance(body, fs.FetchSnapshotResponse) or len(body.topics) != 1 or len(body.topics[0].partitions) != 1:
+            peer.snapshot_parts.pop(rid, None)
+            return True  # from_wire refuses it
+        p = body.topics[0].partitions[0]
+        if body.error_code or p.error_code or request is None:
+            peer.snapshot_parts.pop(rid, None)
+            return True
+        core_request, size, held = request
+        chunk = bytes(p.unaligned_records or b"")
+        same = (p.snapshot_id.end_offset, p.snapshot_id.epoch) == (core_request.snapshot_end_offset,
+                                                                    core_request.snapshot_epoch)
+        if (p.position != len(held) or not same or (held and p.size != size) or len(held) + len(chunk) > p.size
+                or (not chunk and p.size > 0)):
+            logger.warning("raft node %d: FetchSnapshot answer from node %d at position %d (%d bytes of %d) does not "
+                           "continue the %d bytes held of snapshot %s; fetching it again", self.node_id, peer.node_id,
+                           p.position, len(chunk), p.size, len(held),
+                           (core_request.snapshot_end_offset, core_request.snapshot_epoch))
+            del peer.snapshot_parts[rid]
+            self._fail_soon(peer.node_id, rid)
+            return False
+        held += chunk
+        if len(held) == p.size:
+            del peer.snapshot_parts[rid]
+            p.position, p.unaligned_records = 0, bytes(held)
+            return True
+        peer.snapshot_parts[rid] = (core_request, p.size, held)
+        self._write_request(peer, dataclasses.replace(core_request, position=len(held)))
+        return False
+
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None
         if peer.reauthenticating:
@@ -385,6 +460,8 @@ class RaftTransport:
                                    name=f"raft-reauth-{self.node_id}-{peer.node_id}")
             return
         body = self.request_body(msg)
+        if isinstance(msg, FetchSnapshotRequest) and msg.position == 0:
+            peer.snapshot_parts[msg.request_id] = (msg, 0, bytearray())
         api_key = body.API_KEY
         assert api_key is not None  # to_wire makes requests, which have an API key
         version = REQUEST_VERSIONS[api_key]
@@ -458,6 +535,8 @@ class RaftTransport:
                 for endpoint in getattr(body, "node_endpoints", None) or ():
                     if endpoint.node_id >= 0 and endpoint.node_id != self.node_id:
                         self.addresses[endpoint.node_id] = (endpoint.host, endpoint.port)
+                if api_key == FETCH_SNAPSHOT and not self._snapshot_chunk(peer, rid, body):
+                    continue  # the next chunk is asked for; the core hears of the snapshot once whole
                 top_error = getattr(body, "error_code", 0)
                 try:
                     msg = from_wire(body, peer.node_id, self.node_id, rid, fetch_base_offset=fetch_offset)
@@ -493,6 +572,7 @@ class RaftTransport:
                 assert self._loop is not None
                 peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
             lost, peer.inflight = peer.inflight, {}
+            peer.snapshot_parts.clear()
             if self._running:
                 for rid, *_ in lost.values():
                     self._fail_soon(peer.node_id, rid)

@@ -181,11 +181,14 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             last_offset_epoch=msg.last_offset_epoch,
             last_offset=msg.last_offset,
             pre_vote=msg.pre_vote,
+            replica_directory_id=msg.replica_directory_id or _ZERO_UUID,
+            voter_directory_id=msg.voter_directory_id or _ZERO_UUID,
         )
         return _single_partition(vo.VoteRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.BeginQuorumEpochRequest):
         BP = bqe.BeginQuorumEpochRequest.TopicData.PartitionData
-        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch)
+        part = BP(partition_index=METADATA_PARTITION, leader_id=msg.leader_id, leader_epoch=msg.leader_epoch,
+                  voter_directory_id=msg.voter_directory_id or _ZERO_UUID)
         return _single_partition(bqe.BeginQuorumEpochRequest, part, cluster_id=cluster_id, voter_id=msg.dst)
     if isinstance(msg, m.EndQuorumEpochRequest):
         EP = eqe.EndQuorumEpochRequest.TopicData.PartitionData
@@ -194,7 +197,11 @@ def to_wire(msg: m.Message, cluster_id: str | None = None, voters: Iterable[int]
             leader_id=msg.leader_id,
             leader_epoch=msg.leader_epoch,
             preferred_successors=list(msg.preferred_successors),
-            preferred_candidates=[EP.ReplicaInfo(candidate_id=c) for c in msg.preferred_successors],
+            preferred_candidates=[
+                EP.ReplicaInfo(candidate_id=c, candidate_directory_id=d or _ZERO_UUID)
+                for c, d in zip(msg.preferred_successors,
+                                msg.successor_directory_ids or (None,) * len(msg.preferred_successors), strict=True)
+            ],
         )
         return _single_partition(eqe.EndQuorumEpochRequest, part, cluster_id=cluster_id)
     if isinstance(msg, m.FetchRequest):
@@ -300,6 +307,11 @@ def _responder(obj: object, src: int | None) -> int:
     return src
 
 
+def _directory(value: uuid.UUID | None) -> uuid.UUID | None:
+    """A directory id field: the zero UUID (Kafka's ReplicaKey.NO_DIRECTORY_ID) is none."""
+    return value if value and value != _ZERO_UUID else None
+
+
 def _named(topic: Any) -> tuple[str | None, uuid.UUID | None]:
     return topic.topic_name, None
 
@@ -329,16 +341,25 @@ def from_wire(
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
         return m.VoteRequest(
-            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote)
+            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote),
+            _directory(p.replica_directory_id), _directory(p.voter_directory_id),
         )
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
         p = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch)
+        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch,
+                                         _directory(p.voter_directory_id))
     if isinstance(obj, eqe.EndQuorumEpochRequest):
         p = _single(obj.topics, _named, "EndQuorumEpoch request")
-        successors = tuple(c.candidate_id for c in p.preferred_candidates) or tuple(p.preferred_successors)
-        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors)
+        if p.preferred_candidates:
+            successors = tuple(c.candidate_id for c in p.preferred_candidates)
+            directories = tuple(_directory(c.candidate_directory_id) for c in p.preferred_candidates)
+        else:
+            successors, directories = tuple(p.preferred_successors), ()
+        if not any(d is not None for d in directories):
+            directories = ()
+        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors,
+                                       directories)
     if isinstance(obj, fe.FetchRequest):
         p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.client import controller_active
+from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.metadata_records import MetadataRecord
-from kbroker.controller.quorum import METADATA_TOPIC, ControllerError, NewTopic
+from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.controller.topic_plans import NewTopic
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

@@ -31,6 +31,7 @@ from kbroker.security.scram import (
     credential_from_salted,
     salted_password,
 )
+from kbroker_protocol.messages.metadata_records import DelegationTokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,7 @@ class TokenInfo:
     def expired(self, now: int) -> bool:
         return self.max_ms < now or self.expiry_ms < now
 
-    def to_record(self, expiry_ms: int | None = None) -> Any:
-        from kbroker_protocol.messages.metadata_records import DelegationTokenRecord
-
+    def to_record(self, expiry_ms: int | None = None) -> DelegationTokenRecord:
         return DelegationTokenRecord(owner=self.owner, requester=self.requester, renewers=list(self.renewers),
                                      issue_timestamp=self.issue_ms, max_timestamp=self.max_ms,
                                      expiration_timestamp=self.expiry_ms if expiry_ms is None else expiry_ms,

@@ -62,4 +62,5 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
                       directory_id=setup.directory_id, listener_name=setup.listener_name,
                       bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
     raft.advertised_endpoint = advertised_controller_endpoint(cfg)
+    raft.fetch_snapshot_max_bytes = cfg["controller.quorum.fetch.snapshot.max.bytes"]
     return raft

@@ -61,18 +61,28 @@ def summarize(reports: list[dict]) -> dict:
 
 
 def table(reports: list[dict]) -> str:
-    """A Markdown table of the runs' figures, one row a run (as in docs/faults.md)."""
+    """A Markdown table of the runs' figures, one row a run (as in docs/faults.md); transactional
+    runs add their transactions: committed, aborted, of unknown outcome, and the values of aborted
+    transactions that were written (which read_committed readers must skip)."""
+    txn = any(r.get("transactional") for r in reports)
+    extra = " commits | aborts | unknown | aborted values written |" if txn else ""
     rows = ["| seed | faults | acked | indeterminate | duplicates (client) | p50 ms | p99 ms | max ms | stall s "
-            "| broker anomalies | valid | broker_valid | crashes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| broker anomalies | valid | broker_valid | crashes |" + extra,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            + (" --- | --- | --- | --- |" if txn else "")]
     for r in sorted(reports, key=lambda r: r["seed"]):
         lat = r["ack_latency_ms"]
         broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
-        rows.append(f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
-                    f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
-                    f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
-                    f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
-                    f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
+        row = (f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
+               f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
+               f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+               f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
+               f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
+        if txn:
+            t = r.get("transactions", {})
+            row += " " + " | ".join(str(t.get(k, "-")) for k in ("commit", "abort", "unknown",
+                                                                 "aborted_values_written")) + " |"
+        rows.append(row)
     return "\n".join(rows) + "\n"
 
 

@@ -20,7 +20,7 @@ from kbroker.controller.metadata_log import MetadataLog, snapshot_file_name
 from kbroker.controller.quorum import METADATA_LOG_CONFIG, NewTopic, QuorumController
 from kbroker.controller.snapshot import image_to_snapshot
 from kbroker.log import PartitionLog
-from kbroker.raft.log import Entry
+from kbroker.raft.log import Entry, LeaderChange
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -89,7 +89,8 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     log = MetadataLog(d, voters=(1, 2, 3))
     assert log.end_offset == single_end
     new_topic = mr.TopicRecord(name="payments", topic_id=uuid.UUID(int=42))
-    log.append([Entry(2, 2, control=True)])
+    # (the leader of epoch 2 was elected by voters 2 and 3: Kafka's GrantingVoters)
+    log.append([Entry(2, LeaderChange(2, (1, 2, 3), (2, 3)), control=True)])
     log.append([Entry(2, mr.encode_frame(new_topic), batch_end=False),
                 Entry(2, mr.encode_frame(mr.ProducerIdsRecord(broker_id=1, broker_epoch=3, next_producer_id=1000)))])
     log.flush()
@@ -121,6 +122,7 @@ def test_kafka_dump_log_reads_our_segments_and_checkpoints(tmp_path):
     assert kinds[single_end:] == ["LeaderChange", "TOPIC_RECORD", "PRODUCER_IDS_RECORD"]
     leader_change = seg_records[single_end][2]
     assert leader_change["leaderId"] == 2 and [v["voterId"] for v in leader_change["voters"]] == [1, 2, 3]
+    assert [v["voterId"] for v in leader_change["grantingVoters"]] == [2, 3]
     assert seg_records[single_end + 1][2] == {"name": "payments", "topicId": "AAAAAAAAAAAAAAAAAAAAKg"}
     assert seg_records[single_end + 2][2] == {"brokerId": 1, "brokerEpoch": 3, "nextProducerId": 1000}
     orders = [d for _o, k, d in seg_records if k == "TOPIC_RECORD" and d["name"] == "orders"]

@@ -54,10 +54,10 @@ def _failures(scenario, seeds):
 def test_the_simulation_catches_a_node_that_votes_twice_in_an_epoch(monkeypatch):
     original = raft_node.RaftNode._can_grant
 
-    def forgetful(self, candidate, up_to_date, pre_vote):
+    def forgetful(self, candidate, directory_id, up_to_date, pre_vote):
         saved, self.voted_id = self.voted_id, raft_node.NO_LEADER
         try:
-            return original(self, candidate, up_to_date, pre_vote)
+            return original(self, candidate, directory_id, up_to_date, pre_vote)
         finally:
             self.voted_id = saved
 

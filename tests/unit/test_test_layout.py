@@ -25,9 +25,7 @@ def _imported_modules(path: Path) -> list[str]:
 
 def test_no_test_module_imports_another_test_module() -> None:
     offenders = []
-    for path in sorted(TESTS.rglob("*.py")):
-        if any(part in {"node_modules", "target", ".venv"} for part in path.parts):
-            continue
+    for path in sorted(p for d in TESTS.iterdir() if d.is_dir() for p in d.glob("*.py")):
         for module in _imported_modules(path):
             if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_"):
                 offenders.append(f"{path.relative_to(ROOT)} imports {module}")
@@ -42,8 +40,16 @@ def _collected(*args: str) -> set[str]:
 
 
 def test_not_slow_leaves_out_clusters_and_jvms_and_keeps_the_rest() -> None:
-    files = _collected("-m", "not slow", "tests/cluster", "tests/unit/test_mypy.py", "tests/unit/test_config.py",
-                       "tests/log/test_log_config.py")
-    assert files == {"tests/unit/test_config.py", "tests/log/test_log_config.py"}
+    assert _collected("-m", "not slow", "tests/unit/test_mypy.py", "tests/unit/test_config.py") == {
+        "tests/unit/test_config.py"}
     assert _collected("-m", "slow", "tests/unit/test_mypy.py", "tests/unit/test_config.py") == {
         "tests/unit/test_mypy.py"}
+
+
+def test_the_slow_lists_name_what_exists() -> None:
+    import conftest  # tests/conftest.py (pytest puts tests/ on the path for it)
+
+    assert all((TESTS / d).is_dir() for d in conftest.SLOW_DIRS)
+    assert all((TESTS / m).is_file() for m in conftest.SLOW_MODULES)
+    assert conftest.is_slow(TESTS / "cluster" / "test_quorum_processes.py")
+    assert not conftest.is_slow(TESTS / "unit" / "test_config.py")

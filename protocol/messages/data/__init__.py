@@ -26,3 +26,18 @@ CLASSES: dict[str, type] = {
     'SnapshotHeaderRecord': SnapshotHeaderRecord,
     'VotersRecord': VotersRecord,
 }
+
+__all__ = [
+    'CLASSES',
+    'AbortedTxn',
+    'ConsumerProtocolAssignment',
+    'ConsumerProtocolSubscription',
+    'ControlRecordTypeSchema',
+    'DefaultPrincipalData',
+    'EndTxnMarker',
+    'KRaftVersionRecord',
+    'LeaderChangeMessage',
+    'SnapshotFooterRecord',
+    'SnapshotHeaderRecord',
+    'VotersRecord',
+]

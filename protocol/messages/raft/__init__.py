@@ -6,3 +6,8 @@ from kbroker_protocol.messages.raft.quorum_state_data import QuorumStateData
 CLASSES: dict[str, type] = {
     'QuorumStateData': QuorumStateData,
 }
+
+__all__ = [
+    'CLASSES',
+    'QuorumStateData',
+]

@@ -1,0 +1,37 @@
+"""The per-run Markdown table of ``scripts/faults/run_cluster.py --table`` (no root needed): the
+queue workload's columns, and the transactions of transactional runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faults.run_cluster import table
+
+
+def report(seed: int, transactions: dict[str, int] | None = None) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "seed": seed, "faults_applied": 10, "sends_acknowledged": 100, "ops": {"send:info": 3},
+        "anomaly_counts": {"duplicate": 2}, "duplicates_after_client_timeout": 2,
+        "ack_latency_ms": {"p50": 1.5, "p99": 20.0, "max": 30.0}, "longest_write_stall": {"s": 4.2},
+        "broker_anomaly_counts": {"duplicate": 0, "lost": 0}, "valid": False, "broker_valid": True,
+        "crashes": [{"node": "n3"}],
+    }
+    if transactions is not None:
+        r["transactional"] = True
+        r["transactions"] = transactions
+    return r
+
+
+def test_queue_runs_have_no_transaction_columns() -> None:
+    rows = table([report(5), report(4)]).splitlines()
+    assert rows[0].count("|") == 14 and "commits" not in rows[0]
+    assert rows[2] == "| 4 | 10 | 100 | 3 | 2 (2) | 1.5 | 20.0 | 30.0 | 4.2 | 0 | False | True | 1 |"
+    assert rows[3].startswith("| 5 |")
+
+
+def test_transactional_runs_list_their_transactions() -> None:
+    txns = {"commit": 40, "abort": 7, "unknown": 9, "aborted_values_written": 12}
+    rows = table([report(306, txns)]).splitlines()
+    assert rows[0].endswith("| commits | aborts | unknown | aborted values written |")
+    assert rows[1].count("---") == 17
+    assert rows[2].endswith("| 1 | 40 | 7 | 9 | 12 |")

@@ -1,0 +1,110 @@
+"""FetchSnapshot by position and MaxBytes, as Kafka 4.4's KafkaRaftClient: the leader answers the
+part of the snapshot from the request's position, at most MaxBytes (POSITION_OUT_OF_RANGE outside
+it); a follower asks chunk after chunk (``controller.quorum.fetch.snapshot.max.bytes``) and installs
+the snapshot once it has all of it."""
+
+from __future__ import annotations
+
+from test_raft_io import VOTERS, Cluster, _answer, wait_for
+
+from kbroker.raft.messages import FetchSnapshotRequest
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import fetch_snapshot as fs
+
+
+def _fetch_snapshot(end: int, epoch: int, leader_epoch: int, position: int, max_bytes: int) -> fs.FetchSnapshotRequest:
+    S = fs.FetchSnapshotRequest.TopicSnapshot
+    part = S.PartitionSnapshot(partition=0, current_leader_epoch=leader_epoch, position=position,
+                               snapshot_id=S.PartitionSnapshot.SnapshotId(end_offset=end, epoch=epoch))
+    return fs.FetchSnapshotRequest(cluster_id=None, replica_id=77, max_bytes=max_bytes,
+                                   topics=[S(name="__cluster_metadata", partitions=[part])])
+
+
+async def test_a_follower_fetches_the_snapshot_in_chunks(tmp_path):
+    async with Cluster(tmp_path) as c:
+        leader = await c.wait_leader()
+        first = [f"s{i}".encode() for i in range(5)]
+        await c.propose(first)
+        await c.wait_committed_everywhere(first)
+        victim = next(n for n in VOTERS if n != leader.node_id)
+        await c.stop(victim, graceful=True)
+        second = [f"t{i}".encode() for i in range(40)]
+        await c.propose(second)
+        state = b"|".join(first + second)
+        snap = leader.snapshot(leader.node.high_watermark, state)
+        # the leader's core sees each chunk's request (and answers the snapshot; the transport slices it)
+        positions: list[int] = []
+        handle = leader.node.handle
+
+        def spy(msg, now):
+            if isinstance(msg, FetchSnapshotRequest):
+                positions.append(msg.position)
+            return handle(msg, now)
+
+        leader.node.handle = spy
+        await c.propose([b"after"])
+        follower = await c.start(victim)
+        follower.fetch_snapshot_max_bytes = 50
+        await wait_for(lambda: c.logs[victim].snapshot == snap, "the follower installing the snapshot")
+        await wait_for(lambda: b"after" in c.values(victim), "the follower committing past the snapshot")
+        chunks = -(-len(state) // 50)
+        assert chunks > 3 and positions[-chunks:] == [i * 50 for i in range(chunks)]
+
+        # a raw FetchSnapshot: the part asked for, then a position outside the snapshot
+        epoch = leader.node.epoch
+        resp = await _answer(leader.port, _fetch_snapshot(snap.end_offset, snap.epoch, epoch, 7, 20), 59, 1)
+        p = resp.topics[0].partitions[0]
+        assert (p.error_code, p.position, p.size, bytes(p.unaligned_records)) == (0, 7, len(state), state[7:27])
+        resp = await _answer(leader.port, _fetch_snapshot(snap.end_offset, snap.epoch, epoch, len(state) - 3, 20), 59, 1)
+        p = resp.topics[0].partitions[0]
+        assert (p.error_code, p.position, p.size, bytes(p.unaligned_records)) == (0, len(state) - 3, len(state),
+                                                                                  state[-3:])
+        for position in (len(state), -1):
+            resp = await _answer(leader.port, _fetch_snapshot(snap.end_offset, snap.epoch, epoch, position, 20), 59, 1)
+            assert resp.topics[0].partitions[0].error_code == ErrorCode.POSITION_OUT_OF_RANGE
+
+
+def _chunk(end: int, position: int, size: int, data: bytes) -> fs.FetchSnapshotResponse:
+    S = fs.FetchSnapshotResponse.TopicSnapshot
+    P = S.PartitionSnapshot
+    part = P(index=0, snapshot_id=P.SnapshotId(end_offset=end, epoch=2), size=size, position=position,
+             unaligned_records=data)
+    return fs.FetchSnapshotResponse(topics=[S(name="__cluster_metadata", partitions=[part])])
+
+
+def test_chunks_that_do_not_continue_the_snapshot_fail_the_fetch(tmp_path):
+    from kbroker.raft.file_log import FileRaftLog
+    from kbroker.raft.io import RaftDriver
+    from kbroker.raft.state_store import FileQuorumStateStore
+    from kbroker.raft.transport import Peer
+
+    log = FileRaftLog(tmp_path)
+    driver = RaftDriver(1, (1, 2, 3), {}, log, FileQuorumStateStore(tmp_path))
+    failed: list[tuple[int, int]] = []
+    sent: list[FetchSnapshotRequest] = []
+    driver._fail_soon = lambda dst, rid: failed.append((dst, rid))
+    driver._write_request = lambda peer, msg: sent.append(msg)
+    peer = Peer(2)
+    request = FetchSnapshotRequest(1, 2, 5, 3, 40, 2)
+    try:
+        for bad in (_chunk(40, 4, 10, b"abcd"),  # a first chunk not at position 0
+                    _chunk(41, 0, 10, b"abcd"),  # another snapshot
+                    _chunk(40, 0, 3, b"abcd"),  # more bytes than its size
+                    _chunk(40, 0, 10, b"")):  # no progress
+            peer.snapshot_parts[5] = (request, 0, bytearray())
+            assert driver._snapshot_chunk(peer, 5, bad) is False
+            assert 5 not in peer.snapshot_parts and failed.pop() == (2, 5)
+        # good chunks: the next one asked for from where the held bytes end, then the whole to the core
+        peer.snapshot_parts[5] = (request, 0, bytearray())
+        assert driver._snapshot_chunk(peer, 5, _chunk(40, 0, 10, b"abcd")) is False
+        assert [m.position for m in sent] == [4]
+        assert driver._snapshot_chunk(peer, 5, _chunk(40, 4, 11, b"efg")) is False  # its size changed
+        assert failed.pop() == (2, 5)
+        peer.snapshot_parts[5] = (request, 0, bytearray())
+        assert driver._snapshot_chunk(peer, 5, _chunk(40, 0, 10, b"abcd")) is False
+        whole = _chunk(40, 4, 10, b"efghij")
+        assert driver._snapshot_chunk(peer, 5, whole) is True and not failed
+        p = whole.topics[0].partitions[0]
+        assert (p.position, p.unaligned_records) == (0, b"abcdefghij") and 5 not in peer.snapshot_parts
+    finally:
+        log.close()
