@@ -71,9 +71,12 @@ class ResponseWriter:
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
         """Queue one response's size prefix and parts on ``out``; returns the list to continue.
 
-        File slices go to the socket at once with sendfile. When the socket's buffer is full
-        mid-slice, the rest of this response is kept in ``_stalled`` and sent, still zero-copy,
-        when the socket becomes writable again.
+        A file slice smaller than SENDFILE_MIN_BYTES (or any, when sendfile cannot be used: TLS)
+        is read and queued with the bytes around it, so that a response of small record sets
+        leaves in the one writelines of the flush: one send, one wake-up of the client (and of
+        its next request). Larger slices go to the socket at once with sendfile, after what is
+        queued before them. When the socket's buffer is full mid-slice, the rest of this response
+        is kept in ``_stalled`` and sent, still zero-copy, when the socket becomes writable again.
         """
         size = 0
         for p in parts:
@@ -84,11 +87,17 @@ class ResponseWriter:
                 out.append(part)
                 continue
             # Segment file slices: a FileSlice, or a log ReadResult holding one per segment.
-            if out:
-                transport.writelines(out)
-                out = []
             slices = list(getattr(part, "slices", (part,)))
             for j, file_slice in enumerate(slices):
+                if file_slice.size < SENDFILE_MIN_BYTES or self._sock_fd < 0:
+                    data = self._read_slice(file_slice.file, file_slice.position, file_slice.size)
+                    if data is None:
+                        return []
+                    out.append(data)
+                    continue
+                if out:
+                    transport.writelines(out)
+                    out = []
                 left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
                 if left is not None:
                     rest: deque[Any] = deque([(file_slice.file, *left)])
@@ -124,13 +133,20 @@ class ResponseWriter:
             except OSError as exc:
                 log.info("sendfile to %s failed: %s", self.peer, exc)
         if remaining > 0:
-            data = os.pread(file.fileno(), remaining, position)
-            if len(data) != remaining:
-                log.error("segment file shorter than expected while serving %s", self.peer)
-                self.close()
-                return None
-            transport.write(data)
+            data = self._read_slice(file, position, remaining)
+            if data is not None:
+                transport.write(data)
         return None
+
+    def _read_slice(self, file: BinaryIO, position: int, size: int) -> bytes | None:
+        """``size`` bytes of a segment file from ``position``; None (and the connection closed)
+        when the file is shorter."""
+        data = os.pread(file.fileno(), size, position)
+        if len(data) != size:
+            log.error("segment file shorter than expected while serving %s", self.peer)
+            self.close()
+            return None
+        return data
 
     def _stall(self, rest: deque[Any]) -> None:
         """Wait for the socket to take more; a duplicate of its descriptor is watched, since the
