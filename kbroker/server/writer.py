@@ -57,6 +57,8 @@ class ResponseWriter:
             parts = slot.parts
             if parts:
                 out = self._write_parts(transport, parts, out)
+                if self._closed:
+                    return  # (a segment file shorter than its slice: nothing more is sent)
                 if self._stalled is not None:
                     break  # the rest waits until the socket takes more (see _on_writable)
         if out and self._stalled is None:
@@ -81,6 +83,7 @@ class ResponseWriter:
         size = 0
         for p in parts:
             size += len(p)
+        start = len(out)  # the responses queued before this one end here
         out.append(_SIZE.pack(size))
         for i, part in enumerate(parts):
             if isinstance(part, (bytes, bytearray, memoryview)):
@@ -92,6 +95,9 @@ class ResponseWriter:
                 if file_slice.size < SENDFILE_MIN_BYTES or self._sock_fd < 0:
                     data = self._read_slice(file_slice.file, file_slice.position, file_slice.size)
                     if data is None:
+                        if start:
+                            transport.writelines(out[:start])  # the complete responses before it
+                        self._segment_short()
                         return []
                     out.append(data)
                     continue
@@ -134,19 +140,21 @@ class ResponseWriter:
                 log.info("sendfile to %s failed: %s", self.peer, exc)
         if remaining > 0:
             data = self._read_slice(file, position, remaining)
-            if data is not None:
-                transport.write(data)
+            if data is None:
+                self._segment_short()
+                return None
+            transport.write(data)
         return None
 
-    def _read_slice(self, file: BinaryIO, position: int, size: int) -> bytes | None:
-        """``size`` bytes of a segment file from ``position``; None (and the connection closed)
-        when the file is shorter."""
+    @staticmethod
+    def _read_slice(file: BinaryIO, position: int, size: int) -> bytes | None:
+        """``size`` bytes of a segment file from ``position``; None when the file is shorter."""
         data = os.pread(file.fileno(), size, position)
-        if len(data) != size:
-            log.error("segment file shorter than expected while serving %s", self.peer)
-            self.close()
-            return None
-        return data
+        return data if len(data) == size else None
+
+    def _segment_short(self) -> None:
+        log.error("segment file shorter than expected while serving %s", self.peer)
+        self.close()
 
     def _stall(self, rest: deque[Any]) -> None:
         """Wait for the socket to take more; a duplicate of its descriptor is watched, since the

@@ -126,7 +126,10 @@ def test_a_segment_shorter_than_its_slice_closes_the_connection(tmp_path: Path) 
     with _segment(tmp_path, b"x" * 50) as f:
         transport = FakeTransport()
         w = Writer(transport)
+        w._pending.append(_done([b"first response"]))
         w._pending.append(_done([b"head", FileSlice(f, 0, 80)]))
+        w._pending.append(_done([b"after"]))
         w._flush()
     assert w._closed
-    assert transport.calls == []
+    # the response before it is sent whole, nothing of it or after it
+    assert transport.calls == [("writelines", _framed(b"first response"))]
