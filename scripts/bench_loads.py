@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_client_stats import ClientStats  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_VERSION = os.environ.get("REFERENCE_KAFKA_VERSION", "4.4.0")
 POM = ROOT / "scripts" / "bench-kafka" / "pom.xml"
@@ -429,7 +432,7 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-mixed-{os.getpid()}",
             "auto.offset.reset": "latest", "enable.auto.commit": True, "enable.partition.eof": False,
             "fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
-    stats = _Stats(a.stats)
+    stats = ClientStats(a.stats)
     if a.stats:
         conf.update({"statistics.interval.ms": 1000, "stats_cb": stats.cb})
     assigned: list[set[int]] = [set() for _ in range(a.conns)]
@@ -493,7 +496,7 @@ def w_mixed(a: argparse.Namespace) -> dict:
         raise RuntimeError("mixed consumers did not start")
     conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": a.linger_ms, "batch.size": 65536,
             "compression.type": "none"}
-    stats = _Stats(a.stats)
+    stats = ClientStats(a.stats)
     if a.stats:
         conf.update({"statistics.interval.ms": 1000, "stats_cb": stats.cb})
     producers = [Producer(dict(conf, **{"client.id": f"bench-mixed-p{i}"})) for i in range(a.conns)]
@@ -535,61 +538,6 @@ def w_mixed(a: argparse.Namespace) -> dict:
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
             "max_ms": ms[-1] if ms else float("nan"),
             **({"producer_stats": stats.summary(), "consumer_stats": result.get("stats")} if a.stats else {})}
-
-
-class _Stats:
-    """librdkafka's statistics (statistics.interval.ms) of every client of a worker: per request
-    type, the requests sent to the broker and their round trips (librdkafka's rtt window)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last: dict[str, dict] = {}
-        self.first: dict[str, dict] = {}
-        self.rtt_p50: list[float] = []
-        self.rtt_p99: list[float] = []
-        self.int_latency_p50: list[float] = []
-        self.outbuf_p50: list[float] = []
-
-    def cb(self, raw: str) -> None:
-        st = json.loads(raw)
-        name = st.get("client_id", "?")
-        for b in st.get("brokers", {}).values():
-            if b.get("nodeid", -1) < 0:
-                continue
-            key = f"{name}/{b['name']}"
-            self.first.setdefault(key, b)
-            self.last[key] = b
-            if b.get("rtt", {}).get("cnt"):
-                self.rtt_p50.append(b["rtt"]["p50"] / 1000)
-                self.rtt_p99.append(b["rtt"]["p99"] / 1000)
-            if b.get("int_latency", {}).get("cnt"):
-                self.int_latency_p50.append(b["int_latency"]["p50"] / 1000)
-            if b.get("outbuf_latency", {}).get("cnt"):
-                self.outbuf_p50.append(b["outbuf_latency"]["p50"] / 1000)
-
-    def reset(self) -> None:
-        self.first = dict(self.last)
-        self.rtt_p50.clear()
-        self.rtt_p99.clear()
-        self.int_latency_p50.clear()
-        self.outbuf_p50.clear()
-
-    def summary(self) -> dict:
-        if not self.enabled:
-            return {}
-        reqs: dict[str, int] = {}
-        for key, b in self.last.items():
-            before = self.first.get(key, {}).get("req", {})
-            for api, n in b.get("req", {}).items():
-                d = n - before.get(api, 0)
-                if d:
-                    reqs[api] = reqs.get(api, 0) + d
-
-        def med(xs: list[float]) -> float | None:
-            return sorted(xs)[len(xs) // 2] if xs else None
-
-        return {"requests": reqs, "rtt_p50_ms": med(self.rtt_p50), "rtt_p99_ms": med(self.rtt_p99),
-                "int_latency_p50_ms": med(self.int_latency_p50), "outbuf_p50_ms": med(self.outbuf_p50)}
 
 
 def main(argv: list[str] | None = None) -> int:
