@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import random
 
-import test_raft_voter_changes as vc
-
 from kbroker.controller.metadata_log_format import decode_batch_entries, encode_batches
 from kbroker.raft import node_base
 from kbroker.raft.log import ControlRecord, Entry, LeaderChange, MemoryLog
@@ -19,6 +17,7 @@ from kbroker.raft.wire import decode_entries, encode_entries
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import ControlType, decode_batch
+from tests.raft.voter_change_helpers import Net
 
 
 def _lcm_of(data: bytes) -> list[tuple[int, int, list[int], list[int]]]:
@@ -36,7 +35,7 @@ def _lcm_of(data: bytes) -> list[tuple[int, int, list[int], list[int]]]:
 
 
 def test_the_first_leader_writes_one_batch_naming_its_granting_voters():
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     lead = net.settled_leader()
     first = list(lead.log.read(0, 3))
     change = first[0].value
@@ -63,7 +62,7 @@ def test_the_first_leader_writes_one_batch_naming_its_granting_voters():
 
 
 def test_a_later_leader_writes_the_leader_change_alone():
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     lead = net.settled_leader()
     net.down.add(lead.node_id)
     net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
