@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_client_stats import ClientStats  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_VERSION = os.environ.get("REFERENCE_KAFKA_VERSION", "4.4.0")
 POM = ROOT / "scripts" / "bench-kafka" / "pom.xml"
@@ -429,6 +432,9 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-mixed-{os.getpid()}",
             "auto.offset.reset": "latest", "enable.auto.commit": True, "enable.partition.eof": False,
             "fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
+    stats = ClientStats(a.stats)
+    if a.stats:
+        conf.update({"statistics.interval.ms": 1000, "stats_cb": stats.cb})
     assigned: list[set[int]] = [set() for _ in range(a.conns)]
     consumers = []
     for i in range(a.conns):
@@ -450,15 +456,27 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
             c.poll(0.01)
     print("READY", flush=True)
     lats: list[int] = []
+    # with message.timestamp.type=LogAppendTime: ms from the send to the broker's append, and
+    # from the append to the record in the consumer's hands
+    to_append: list[int] = []
+    from_append: list[int] = []
     deadline = time.monotonic() + a.timeout
+    stats.reset()
     while len(lats) < a.records and time.monotonic() < deadline:
         for c in consumers:
             for m in c.consume(500, 0.002):
                 if m.error() is None:
-                    lats.append(time.time_ns() - int.from_bytes(m.value()[:8], "big"))
+                    now = time.time_ns()
+                    sent = int.from_bytes(m.value()[:8], "big")
+                    lats.append(now - sent)
+                    kind, ts = m.timestamp()
+                    if kind == 2:  # TIMESTAMP_LOG_APPEND_TIME
+                        to_append.append(ts * 1_000_000 - sent)
+                        from_append.append(now - ts * 1_000_000)
     for c in consumers:
         c.close()
-    return {"latencies_ns": lats}
+    return {"latencies_ns": lats, "to_append_ns": to_append, "from_append_ns": from_append,
+            "stats": stats.summary()}
 
 
 def w_mixed(a: argparse.Namespace) -> dict:
@@ -469,7 +487,8 @@ def w_mixed(a: argparse.Namespace) -> dict:
 
     n = int(a.rate * a.seconds)
     cons = subprocess.Popen([PY, __file__, "mixed-consumer", "--bootstrap", a.bootstrap, "--topic", a.topic,
-                             "--records", str(n), "--timeout", str(a.seconds + 60), "--conns", str(a.consumers)],
+                             "--records", str(n), "--timeout", str(a.seconds + 60), "--conns", str(a.consumers),
+                             *(["--stats"] if a.stats else [])],
                             stdout=subprocess.PIPE, text=True)
     assert cons.stdout is not None
     line = cons.stdout.readline()
@@ -477,6 +496,9 @@ def w_mixed(a: argparse.Namespace) -> dict:
         raise RuntimeError("mixed consumers did not start")
     conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": a.linger_ms, "batch.size": 65536,
             "compression.type": "none"}
+    stats = ClientStats(a.stats)
+    if a.stats:
+        conf.update({"statistics.interval.ms": 1000, "stats_cb": stats.cb})
     producers = [Producer(dict(conf, **{"client.id": f"bench-mixed-p{i}"})) for i in range(a.conns)]
     keys = [b"key-%04d" % k for k in range(1000)]
     pad = b"x" * (a.record_size - 8)
@@ -497,17 +519,25 @@ def w_mixed(a: argparse.Namespace) -> dict:
         p.flush(60)
     produce_s = time.monotonic() - t0
     out, _ = cons.communicate(timeout=a.seconds + 180)
-    lats = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])["latencies_ns"]
+    result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    lats = result["latencies_ns"]
     warm = int(a.rate * 5)
     ms = sorted(x / 1e6 for x in lats[warm:])
 
     def pct(q: float) -> float:
         return ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")
 
+    split = {}
+    for key in ("to_append", "from_append"):
+        xs = sorted(x / 1e6 for x in result.get(f"{key}_ns", [])[warm:])
+        if xs:
+            split[f"{key}_p50_ms"] = xs[len(xs) // 2]
+            split[f"{key}_p99_ms"] = xs[int(len(xs) * 0.99)]
     return {"sent": n, "received": len(lats), "rate": a.rate, "achieved_rate": n / produce_s,
-            "mb_per_s": n * a.record_size / produce_s / 1e6, "late_sends": late,
+            "mb_per_s": n * a.record_size / produce_s / 1e6, "late_sends": late, **split,
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
-            "max_ms": ms[-1] if ms else float("nan")}
+            "max_ms": ms[-1] if ms else float("nan"),
+            **({"producer_stats": stats.summary(), "consumer_stats": result.get("stats")} if a.stats else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linger-ms", type=float, default=1)
     ap.add_argument("--conns", type=int, default=1)
     ap.add_argument("--consumers", type=int, default=4)
+    ap.add_argument("--stats", action="store_true", help="mixed: librdkafka's request counts and round trips")
     a = ap.parse_args(argv)
     fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,
           "produce-conns": w_produce_conns, "group": w_group, "mixed": w_mixed,

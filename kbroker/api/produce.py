@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 import uuid
 from collections.abc import Awaitable
@@ -56,6 +57,27 @@ _Endpoints = dict[int, tuple[str, int, str | None]]  # the KIP-951 leaders' endp
 _Parts = list[PartResp | None]  # one topic's answers (None: a place held for an answer still pending)
 _Pending = list[tuple[_Parts, int, int, "Partition", Awaitable[AppendResult]]]  # (parts, slot, index, ...)
 _Replicated = list[tuple[_Parts, int, "Partition", int]]  # (parts, slot, partition, offset to wait for)
+
+log = logging.getLogger(__name__)
+
+# The refusals Kafka's ReplicaManager.appendToLocalLog answers without a log line (expected
+# failures). Every other refused append gets its line, INVALID_PRODUCER_EPOCH at INFO as in Kafka,
+# the rest at WARNING (Kafka: ERROR; here ERROR is kept for the broker's own faults, which the
+# hostile tests look for: these are the client's).
+QUIET_APPEND_ERRORS = frozenset({
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.MESSAGE_TOO_LARGE,
+    ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
+    ErrorCode.UNKNOWN_TOPIC_ID,
+})
+
+
+def _log_refused(topic: str, index: int, exc: ProduceError) -> None:
+    """Kafka's "Error processing append operation on partition" line for a refused append."""
+    if exc.code in QUIET_APPEND_ERRORS:
+        return
+    level = logging.INFO if exc.code == ErrorCode.INVALID_PRODUCER_EPOCH else logging.WARNING
+    log.log(level, "Error processing append operation on partition %s-%d: %s: %s", topic, index, exc.code.name,
+            exc.message or exc.code.name)
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None,
@@ -153,6 +175,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 )
             except ProduceError as exc:
                 partition.failed_produce += 1
+                _log_refused(topic.name, p.index, exc)
                 if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                     parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
                 else:
@@ -182,6 +205,7 @@ async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pendi
             result = await awaitable
         except ProduceError as exc:
             partition.failed_produce += 1
+            _log_refused(partition.topic, index, exc)
             if exc.code == ErrorCode.NOT_LEADER_OR_FOLLOWER:  # leadership moved during validation
                 parts[slot] = _not_leader(ctx, endpoints, partition.topic, index)
             else:

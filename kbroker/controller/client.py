@@ -28,19 +28,23 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from kbroker_protocol.messages.alter_configs import AlterConfigsResponse
+from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
+from kbroker_protocol.messages.create_topics import CreateTopicsResponse
+from kbroker_protocol.messages.delete_topics import DeleteTopicsResponse
+from kbroker_protocol.messages.elect_leaders import ElectLeadersResponse
+from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsResponse
+from kbroker_protocol.messages.update_features import UpdateFeaturesResponse
 
 if TYPE_CHECKING:
     from kbroker.controller.quorum import QuorumController
-    from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
-    from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
-    from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
-    from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
-    from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
-    from kbroker_protocol.messages.incremental_alter_configs import (
-        IncrementalAlterConfigsRequest,
-        IncrementalAlterConfigsResponse,
-    )
-    from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
+    from kbroker_protocol.messages.alter_configs import AlterConfigsRequest
+    from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+    from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest
+    from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest
+    from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+    from kbroker_protocol.messages.update_features import UpdateFeaturesRequest
 
 CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS, CREATE_PARTITIONS = 19, 20, 33, 37
 ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS, UPDATE_FEATURES = 43, 44, 57

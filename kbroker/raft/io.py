@@ -39,6 +39,7 @@ from collections import ChainMap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
 from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role, VoterChange
@@ -223,6 +224,9 @@ class RaftDriver(RaftTransport):
                              read_snapshot_controls=self.read_snapshot_controls,
                              bootstrap_targets=self.bootstrap_ids)
         self._running = True
+        # this voter as it runs: a new leader whose voter set entry differs writes the updated set
+        # with its LeaderChangeMessage (Kafka's appendStartOfEpochControlRecords)
+        self.node.local_voter = local_voter(self, self.directory_id)
         self._learn_voter_addresses()
         node = self.node
         if isinstance(store, _SoleVoterStore) and node.voters != frozenset({self.node_id}):

@@ -168,6 +168,10 @@ class NodeBase:
         self.leader_id = NO_LEADER
         self.voted_id = NO_LEADER
         self.voted_directory_id: uuid.UUID | None = None  # the voted candidate's (Kafka's votedKey)
+        # this node as a voter as it runs (its endpoints and kraft.version range; Kafka's
+        # localVoterNode), set by the IO layer: a new leader whose entry in the voter set differs
+        # writes the updated set with its LeaderChangeMessage. None: unknown (nothing written)
+        self.local_voter: Voter | None = None
         # entries covered by the snapshot are committed
         self.high_watermark = log.start_offset
         self._applied = 0
@@ -390,17 +394,19 @@ class NodeBase:
         self._persist()
         self._epoch_start_offset = self.log.end_offset
         # Kafka's leader writes a LeaderChangeMessage control record first: the high watermark can
-        # only pass the epoch start once a record of this epoch is on a majority. While the voter set
-        # is still the bootstrap checkpoint's (a dynamic quorum's first epochs), the kraft.version
-        # and the voter set follow it into the log in the same batch (one proposal: applied
-        # together), as Kafka's appendStartOfEpochControlRecords. The LeaderChangeMessage names the
-        # epoch's voters and those that granted the election.
+        # only pass the epoch start once a record of this epoch is on a majority. At kraft.version
+        # 1, while the voter set is still the bootstrap checkpoint's (a dynamic quorum's first
+        # epochs) or when it describes this leader otherwise than it runs, the kraft.version and the
+        # voter set follow it into the log in the same batch (one proposal: applied together), as
+        # Kafka's appendStartOfEpochControlRecords. The LeaderChangeMessage names the epoch's voters
+        # and those that granted the election.
         change = LeaderChange(self.node_id, self.voters, granting)
         first = [Entry(self.epoch, change, control=True)]
-        if self._bootstrap_base and self.controls.voters_offset < 0 and self.kraft_version >= 1:
+        voters = self._start_of_epoch_voters() if self.kraft_version >= 1 else None
+        if voters is not None:
             first = [Entry(self.epoch, change, control=True, batch_end=False),
                      Entry(self.epoch, encode_kraft_version(self.kraft_version), control=True, batch_end=False),
-                     Entry(self.epoch, encode_voters(self.voter_set), control=True)]
+                     Entry(self.epoch, encode_voters(voters), control=True)]
         self._append(first, now)
         self._flush_at = now + self.config.append_linger_ms
         self._voter_end = {v: -1 for v in self._other_voters}
@@ -409,6 +415,23 @@ class NodeBase:
         logger.info(
             "raft node %d: Leader in epoch %d from offset %d", self.node_id, self.epoch, self._epoch_start_offset
         )
+
+    def _start_of_epoch_voters(self) -> dict[int, Voter] | None:
+        """The voter set a new leader writes with its LeaderChangeMessage: the set in effect with
+        this node's entry as it runs (Kafka's ``voterNodeNeedsUpdate`` / ``updateVoter``), when the
+        log holds no voter set yet (the bootstrap one) or that entry differs; None: nothing."""
+        voters = self.voter_set
+        me, local = voters.get(self.node_id), self.local_voter
+        stale = local is not None and me is not None and me.matches(local.directory_id) and (
+            set(me.endpoints) != set(local.endpoints)
+            or (me.kraft_min, me.kraft_max) != (local.kraft_min, local.kraft_max))
+        if stale:
+            assert me is not None and local is not None
+            voters = {**voters, self.node_id: Voter(self.node_id, me.directory_id, local.endpoints, local.kraft_min,
+                                                    local.kraft_max)}
+        elif not (self._bootstrap_base and self.controls.voters_offset < 0):
+            return None
+        return voters
 
     def _become_resigned(self, now: int, successors: tuple[int, ...]) -> None:
         self.role = Role.RESIGNED

@@ -172,6 +172,9 @@ class Simulation(LogShapeChecks):
                 kraft_version=1,
                 directory_id=self.directory[n],
             )
+            # each incarnation listens on another port: a leader whose voter set entry is stale writes
+            # the updated set with its LeaderChangeMessage
+            node.local_voter = Voter(n, self.directory[n], (("CONTROLLER", f"node{n}", 9000 + self.incarnation[n]),))
         else:
             node = RaftNode(
                 n,

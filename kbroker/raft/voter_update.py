@@ -71,9 +71,10 @@ class VoterUpdater:
             (local.kraft_min, local.kraft_max))
 
     def leader_step(self) -> None:
-        """A leader at kraft.version 1 whose own entry is out of date writes the new voter set
-        (Kafka's leader does it with its epoch's first records, ``appendStartOfEpochControlRecords``;
-        here once the epoch is committed, through the core's UpdateVoter checks)."""
+        """A leader at kraft.version 1 whose own entry is out of date writes the new voter set. The
+        core does it with its epoch's first records (``RaftNode.local_voter``, as Kafka's
+        ``appendStartOfEpochControlRecords``); this covers an entry that changes during the epoch
+        (an endpoint learnt after the start), through the core's UpdateVoter checks."""
         now = time.monotonic()
         if now - self._leader_tried < self.period_s or not self.needs_update():
             return

@@ -50,7 +50,22 @@ class Deadline:
         remaining = self.remaining_ms()
         if remaining <= 0:
             return
+        # A timer that cancels ``fut``, not asyncio.wait_for: the waiting task resumes in the loop
+        # iteration after ``fut`` completes, where wait_for's inner waiter adds one more (a held
+        # fetch woken by an append answers one iteration sooner, ahead of the I/O read meanwhile).
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            fut.cancel()
+
+        timer = self._loop.call_later(remaining / 1000, expire)
         try:
-            await asyncio.wait_for(fut, remaining / 1000)
-        except TimeoutError:
-            pass
+            await fut
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not expired or (task is not None and task.cancelling()):
+                raise  # the waiting task itself is cancelled
+        finally:
+            timer.cancel()

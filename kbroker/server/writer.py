@@ -57,6 +57,8 @@ class ResponseWriter:
             parts = slot.parts
             if parts:
                 out = self._write_parts(transport, parts, out)
+                if self._closed:
+                    return  # (a segment file shorter than its slice: nothing more is sent)
                 if self._stalled is not None:
                     break  # the rest waits until the socket takes more (see _on_writable)
         if out and self._stalled is None:
@@ -71,24 +73,37 @@ class ResponseWriter:
     def _write_parts(self, transport: asyncio.Transport, parts: list[Any], out: list[Any]) -> list[Any]:
         """Queue one response's size prefix and parts on ``out``; returns the list to continue.
 
-        File slices go to the socket at once with sendfile. When the socket's buffer is full
-        mid-slice, the rest of this response is kept in ``_stalled`` and sent, still zero-copy,
-        when the socket becomes writable again.
+        A file slice smaller than SENDFILE_MIN_BYTES (or any, when sendfile cannot be used: TLS)
+        is read and queued with the bytes around it, so that a response of small record sets
+        leaves in the one writelines of the flush: one send, one wake-up of the client (and of
+        its next request). Larger slices go to the socket at once with sendfile, after what is
+        queued before them. When the socket's buffer is full mid-slice, the rest of this response
+        is kept in ``_stalled`` and sent, still zero-copy, when the socket becomes writable again.
         """
         size = 0
         for p in parts:
             size += len(p)
+        start = len(out)  # the responses queued before this one end here
         out.append(_SIZE.pack(size))
         for i, part in enumerate(parts):
             if isinstance(part, (bytes, bytearray, memoryview)):
                 out.append(part)
                 continue
             # Segment file slices: a FileSlice, or a log ReadResult holding one per segment.
-            if out:
-                transport.writelines(out)
-                out = []
             slices = list(getattr(part, "slices", (part,)))
             for j, file_slice in enumerate(slices):
+                if file_slice.size < SENDFILE_MIN_BYTES or self._sock_fd < 0:
+                    data = self._read_slice(file_slice.file, file_slice.position, file_slice.size)
+                    if data is None:
+                        if start:
+                            transport.writelines(out[:start])  # the complete responses before it
+                        self._segment_short()
+                        return []
+                    out.append(data)
+                    continue
+                if out:
+                    transport.writelines(out)
+                    out = []
                 left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
                 if left is not None:
                     rest: deque[Any] = deque([(file_slice.file, *left)])
@@ -124,13 +139,22 @@ class ResponseWriter:
             except OSError as exc:
                 log.info("sendfile to %s failed: %s", self.peer, exc)
         if remaining > 0:
-            data = os.pread(file.fileno(), remaining, position)
-            if len(data) != remaining:
-                log.error("segment file shorter than expected while serving %s", self.peer)
-                self.close()
+            data = self._read_slice(file, position, remaining)
+            if data is None:
+                self._segment_short()
                 return None
             transport.write(data)
         return None
+
+    @staticmethod
+    def _read_slice(file: BinaryIO, position: int, size: int) -> bytes | None:
+        """``size`` bytes of a segment file from ``position``; None when the file is shorter."""
+        data = os.pread(file.fileno(), size, position)
+        return data if len(data) == size else None
+
+    def _segment_short(self) -> None:
+        log.error("segment file shorter than expected while serving %s", self.peer)
+        self.close()
 
     def _stall(self, rest: deque[Any]) -> None:
         """Wait for the socket to take more; a duplicate of its descriptor is watched, since the

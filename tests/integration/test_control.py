@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -385,19 +386,26 @@ def test_negotiation_report(broker):
 # -- reset and snapshot --------------------------------------------------------------------------
 
 
-def _consume_all(bootstrap: str, name: str, group: str, expected: int) -> list[bytes]:
+def _consume_all(bootstrap: str, name: str, group: str, expected: int, timeout: float = 30.0) -> list[bytes]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
                              enable_auto_commit=False)
     values: list[bytes] = []
-    try:
-        def poll() -> bool:
-            for records in consumer.poll(timeout_ms=200).values():
-                values.extend(r.value for r in records)
-            return len(values) >= expected
+    deadline = time.monotonic() + timeout
 
-        wait_until(poll, message=f"{expected} records of {name}")
+    def poll() -> bool:
+        # One poll waits for the records up to the deadline, as an application's poll loop does,
+        # rather than short polls: kafka-python 3.0.12 never applies a JoinGroup/SyncGroup round
+        # whose poll() timed out once the leader's assignment cleared its need to rejoin, and then
+        # sits without partitions, sending the coordinator nothing (compat/FINDINGS.md).
+        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        for records in consumer.poll(timeout_ms=remaining_ms).values():
+            values.extend(r.value for r in records)
+        return len(values) >= expected
+
+    try:
+        wait_until(poll, timeout, message=f"{expected} records of {name}")
         consumer.commit()
     finally:
         consumer.close()

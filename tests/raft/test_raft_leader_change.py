@@ -90,3 +90,59 @@ def test_the_simulation_catches_a_leader_change_without_its_majority(monkeypatch
     monkeypatch.setattr(node_base, "LeaderChange", lambda leader, voters, granting: LeaderChange(leader, voters, ()))
     failures = [p for p in (run_seed(s, "3-voters") for s in range(5)) if p is not None]
     assert failures and all("names no majority of its voters" in f for f in failures)
+
+
+def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_leader_change():
+    """Kafka's ``voterNodeNeedsUpdate``: a new leader whose voter set entry is not how it runs (its
+    endpoint moved) writes the kraft.version and the updated voter set in its first batch."""
+    from kbroker.raft.voters import Voter, control_of
+
+    net = vc.Net([1, 2, 3])
+    moved = {n: ("CONTROLLER", "localhost", 9500 + n) for n in (1, 2, 3)}
+    for n, node in net.nodes.items():
+        node.local_voter = Voter(n, vc.DIRS[n], (moved[n],))
+    lead = net.settled_leader()
+    first = list(lead.log.read(0, 3))
+    assert [e.batch_end for e in first] == [False, False, True]
+    voters, _ = control_of(first[2])
+    assert voters is not None and voters[lead.node_id].endpoints == (moved[lead.node_id],)
+    assert all(voters[n] == net.initial[n] for n in (1, 2, 3) if n != lead.node_id)
+    # the next leader's entry is stale too: its first batch updates it
+    net.down.add(lead.node_id)
+    net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
+    second = net.leader()
+    assert second is not None
+    start = second._epoch_start_offset
+    batch = list(second.log.read(start, 3))
+    assert isinstance(batch[0].value, LeaderChange) and [e.batch_end for e in batch] == [False, False, True]
+    voters, _ = control_of(batch[2])
+    assert voters is not None
+    assert voters[second.node_id].endpoints == (moved[second.node_id],)
+    assert voters[lead.node_id].endpoints == (moved[lead.node_id],)  # kept from the first epoch
+    # the restarted first leader and the third: the third's entry is updated if it was stale;
+    # then every entry is as it runs, and a fourth leader writes its LeaderChangeMessage alone
+    net.commit(start + 2)
+    net.down.discard(lead.node_id)
+    net.start(lead.node_id).local_voter = Voter(lead.node_id, vc.DIRS[lead.node_id], (moved[lead.node_id],))
+    previous = second
+
+    def next_leader(previous):
+        net.down.add(previous.node_id)
+        net.run(lambda: (n := net.leader()) is not None and n.node_id != previous.node_id)
+        leader = net.leader()
+        assert leader is not None
+        net.commit(leader._epoch_start_offset)
+        assert leader.voter_set[leader.node_id].endpoints == (moved[leader.node_id],)
+        net.down.discard(previous.node_id)
+        net.start(previous.node_id).local_voter = Voter(previous.node_id, vc.DIRS[previous.node_id],
+                                                        (moved[previous.node_id],))
+        return leader
+
+    for _ in range(4):
+        if all(previous.voter_set[n].endpoints == (moved[n],) for n in (1, 2, 3)):
+            break
+        previous = next_leader(previous)
+    assert all(previous.voter_set[n].endpoints == (moved[n],) for n in (1, 2, 3))
+    last = next_leader(previous)
+    entry = last.log.entry(last._epoch_start_offset)
+    assert isinstance(entry.value, LeaderChange) and entry.batch_end

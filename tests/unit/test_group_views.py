@@ -164,3 +164,27 @@ def test_an_unloaded_partition_forgets_the_snapshots_of_its_groups() -> None:
     assert coordinator.views.pending("g")
     coordinator.views.forget_where(lambda group_id: group_id == "g")
     assert not coordinator.views.pending("g") and "g" in committed(coordinator)
+
+
+def test_a_share_group_is_read_at_the_high_watermark_too() -> None:
+    from kbroker.coordinator.share_group import ShareGroupManager
+    from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest
+
+    coordinator = Coordinator()
+    coordinator.broker.config.update({"group.share.max.size": 100, "group.share.heartbeat.interval.ms": 5000,
+                                      "group.share.session.timeout.ms": 45000})
+    coordinator.broker.image.add("t", 2)
+    manager = ShareGroupManager(coordinator)
+
+    def heartbeat(member_id: str) -> Any:
+        return manager.heartbeat(ShareGroupHeartbeatRequest(group_id="s", member_id=member_id, member_epoch=0,
+                                                            subscribed_topic_names=["t"]), "client", "/h")
+
+    assert heartbeat("a").error_code == ErrorCode.NONE
+    replicated = groups(coordinator)
+    coordinator.high_watermark = len(coordinator.records)
+    assert heartbeat("b").error_code == ErrorCode.NONE
+    assert set(coordinator.groups["s"].members) == {"a", "b"}
+    assert committed(coordinator, ["s"]) == replicated
+    coordinator.high_watermark = None
+    assert set(committed(coordinator, ["s"])["s"]["members"]) == {"a", "b"}
