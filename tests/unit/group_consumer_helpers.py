@@ -34,6 +34,7 @@ class Client:
             self.owned = {}
         return response
 
+
 def assert_exclusive(clients) -> None:
     seen: set = set()
     for c in clients:

@@ -23,6 +23,7 @@ class FailingCoordinator(FakeCoordinator):
             raise ProduceError(self.error)
         return super().append(group_id, records)
 
+
 def state(coordinator: FailingCoordinator) -> tuple[Any, Any]:
     """Every group's fields and the pending timers (key, due time, callback)."""
     groups = {gid: dataclasses.asdict(g) for gid, g in coordinator.groups.items()}

@@ -17,11 +17,13 @@ STREAMS_CONFIG = {
     "group.streams.session.timeout.ms": 45000, "group.streams.task.offset.interval.ms": 60000,
 }
 
+
 def make() -> tuple[FailingCoordinator, StreamsGroupManager]:
     coordinator = FailingCoordinator()
     coordinator.broker.config.update(STREAMS_CONFIG)
     coordinator.broker.image.add("words", 2)
     return coordinator, StreamsGroupManager(coordinator)
+
 
 def heartbeat(manager: StreamsGroupManager, member_id: str, epoch: int) -> Any:
     joining = epoch == 0
