@@ -82,7 +82,7 @@ def test_not_slow_leaves_out_clusters_and_jvms_and_keeps_the_rest() -> None:
 
 
 def test_the_slow_lists_name_what_exists() -> None:
-    import conftest  # tests/conftest.py (pytest puts tests/ on the path for it)
+    from tests import conftest  # qualified: a bare ``conftest`` can be tests/cluster's, first on sys.path
 
     assert all((TESTS / d).is_dir() for d in conftest.SLOW_DIRS)
     assert all((TESTS / m).is_file() for m in conftest.SLOW_MODULES)
