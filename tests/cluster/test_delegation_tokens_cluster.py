@@ -14,7 +14,7 @@ from waiting import wait_until
 from kbroker.cluster import free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
-from test_delegation_tokens import (  # noqa: E402
+from tests.security.delegation_token_helpers import (  # noqa: E402
     PLAIN_JAAS,
     SECRET,
     E,

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 from cluster_fixture import FAST_RAFT, Cluster
-from test_kafka_quorum_tool import fields
-from test_quorum_processes import create_topic
 from waiting import wait_until
 
 from kbroker.cluster import ClusterLayout, free_ports, wait_ready
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.storage import format_storage, random_uuid, read_meta_properties, uuid_from_str
 from kbroker_protocol.errors import ErrorCode as E
+from tests.cluster.quorum_helpers import create_topic
+from tests.cluster.quorum_tool_helpers import fields
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

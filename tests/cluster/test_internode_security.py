@@ -21,12 +21,11 @@ from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_replication_failover import create_rf3_topic, partition_state  # noqa: E402
-
 from kbroker.cluster import free_ports, wait_ready  # noqa: E402
 from kbroker.config import BrokerConfig, load_properties_file  # noqa: E402
 from kbroker.storage import format_storage, read_meta_properties  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from tests.cluster.replication_helpers import create_rf3_topic, partition_state  # noqa: E402
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_quorum_processes import agreed_leader, quorum_view
 from waiting import wait_until
+
+from tests.cluster.quorum_helpers import agreed_leader, quorum_view
+from tests.cluster.quorum_tool_helpers import fields
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -17,18 +19,8 @@ finally:
     sys.path.remove(str(ROOT / "scripts"))
 
 
-
 def metadata_quorum(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return reference_kafka.run_tool("org.apache.kafka.tools.MetadataQuorumCommand", list(args), timeout=timeout)
-
-
-def fields(stdout: str) -> dict[str, str]:
-    out = {}
-    for line in stdout.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
 
 
 def test_describe_status_through_a_controller(cluster):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from cluster_fixture import Cluster
-from test_quorum_processes import metadata
 from waiting import wait_until
 from wire import Wire
 
@@ -31,6 +30,7 @@ from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest
 from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+from tests.cluster.quorum_helpers import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

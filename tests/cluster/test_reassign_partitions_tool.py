@@ -20,12 +20,11 @@ from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_quorum_processes import agreed_leader, metadata  # noqa: E402
-
 from kbroker_protocol.errors import ErrorCode  # noqa: E402
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest  # noqa: E402
+from tests.cluster.quorum_helpers import agreed_leader, metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

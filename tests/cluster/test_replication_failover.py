@@ -14,51 +14,10 @@ from waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_quorum_processes import metadata  # noqa: E402
-
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from tests.cluster.quorum_helpers import metadata  # noqa: E402
+from tests.cluster.replication_helpers import TOPIC, E, create_rf3_topic, partition_state
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
-
-E = ErrorCode
-TOPIC = "rep"
-
-
-def create_rf3_topic(cluster: Cluster, name: str, min_isr: int = 2) -> None:
-    C = CreateTopicsRequest
-
-    def attempt():
-        for n in cluster.layout.brokers:  # any broker: a creation is forwarded to the active controller
-            if n not in cluster.procs:
-                continue
-            try:
-                w = cluster.wire(n)
-                try:
-                    resp = w.call(C(topics=[C.CreatableTopic(
-                        name=name, num_partitions=1, replication_factor=3, assignments=[],
-                        configs=[C.CreatableTopic.CreatableTopicConfig(name="min.insync.replicas",
-                                                                        value=str(min_isr))])],
-                        timeout_ms=10000), 7)
-                finally:
-                    w.sock.close()
-                return resp.topics[0].error_code == E.NONE
-            except OSError:
-                continue
-        return False
-
-    wait_until(attempt, 30, 0.1, f"creation of {name}", cluster.logs)
-
-
-def partition_state(cluster: Cluster, node: int, topic: str = TOPIC):
-    try:
-        md = metadata(cluster, node)
-    except OSError:
-        return None
-    for t in md.topics:
-        if t.name == topic and t.error_code == E.NONE and t.partitions:
-            return t.partitions[0]
-    return None
 
 
 def full_isr_leader(cluster: Cluster, node: int, topic: str = TOPIC) -> int | None:

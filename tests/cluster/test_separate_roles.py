@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from test_quorum_processes import agreed_leader, create_topic, metadata, quorum_view
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
+from tests.cluster.quorum_helpers import agreed_leader, create_topic, metadata, quorum_view
 
 E = ErrorCode
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "share"))
 
 from share_wire import ACCEPT, ShareClient, heartbeat, offsets_of  # noqa: E402
-from test_quorum_processes import create_topic, metadata  # noqa: E402
 
 from kbroker_protocol.errors import ErrorCode  # noqa: E402
+from tests.cluster.quorum_helpers import create_topic, metadata  # noqa: E402
 
 E = ErrorCode
 TOPIC = "queue"

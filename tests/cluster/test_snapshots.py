@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 from cluster_fixture import Cluster
-from test_quorum_processes import agreed_leader, create_topic, metadata
 from waiting import wait_until
 
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.storage import BOOTSTRAP_SNAPSHOT, format_storage, read_meta_properties
 from kbroker_protocol.errors import ErrorCode
+from tests.cluster.quorum_helpers import agreed_leader, create_topic, metadata
 
 E = ErrorCode
 

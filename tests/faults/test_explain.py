@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from faults.checker import check
 from faults.explain import client_timeout_duplicates, client_timeout_reorders
-from test_checker import H
+
+from tests.faults.history_builder import H
 
 
 def history(timeout_process: str | None) -> H:

@@ -20,7 +20,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from test_cli import BrokerProcess, base_args  # noqa: E402
 from wire import Wire  # noqa: E402
 
 from kbroker.testing import BrokerThread  # noqa: E402
@@ -28,6 +27,7 @@ from kbroker_protocol.api import encode_request  # noqa: E402
 from kbroker_protocol.errors import ErrorCode  # noqa: E402
 from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 from kbroker_protocol.records import Record, build_batch  # noqa: E402
+from tests.integration.cli_helpers import BrokerProcess, base_args  # noqa: E402
 
 E = ErrorCode
 TOPIC, BROKER = 2, 4

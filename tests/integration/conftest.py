@@ -10,6 +10,7 @@ import pytest
 from wire import Wire
 
 from kbroker.testing import BrokerThread
+from tests.integration.controller_forwarding_helpers import controller_apis, nodes  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ validateOnly, and the per-resource errors."""
 from __future__ import annotations
 
 import pytest
-from test_transactions_helpers import RawClient, create_topic
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
@@ -12,6 +11,7 @@ from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
+from tests.integration.transactions_helpers import RawClient, create_topic
 
 TOPIC = 2
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3

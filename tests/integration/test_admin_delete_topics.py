@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from test_transactions_helpers import RawClient, create_topic
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
+from tests.integration.transactions_helpers import RawClient, create_topic
 
 ZERO = uuid.UUID(int=0)
 State = DeleteTopicsRequest.DeleteTopicState

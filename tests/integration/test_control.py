@@ -594,7 +594,7 @@ def _stdout_line(proc, prefix: str) -> str:
 
 
 def test_kbroker_trace_option_and_control_endpoint_line(tmp_path):
-    from test_cli import BrokerProcess, base_args, produce
+    from tests.integration.cli_helpers import BrokerProcess, base_args, produce
 
     trace = tmp_path / "trace.jsonl"
     proc = BrokerProcess([*base_args(tmp_path / "data"), "--trace", str(trace), "--override",
@@ -617,7 +617,7 @@ def test_kbroker_trace_option_and_control_endpoint_line(tmp_path):
 
 
 def test_kbroker_bad_trace_filter_stops_start_up(tmp_path):
-    from test_cli import BrokerProcess, base_args
+    from tests.integration.cli_helpers import BrokerProcess, base_args
 
     proc = BrokerProcess([*base_args(tmp_path / "data"), "--trace", str(tmp_path / "t.jsonl"), "--override",
                           "kbroker.trace.apis=Produce,Bogus"], tmp_path)
@@ -627,7 +627,7 @@ def test_kbroker_bad_trace_filter_stops_start_up(tmp_path):
 
 
 def test_kbroker_from_snapshot_option(tmp_path):
-    from test_cli import BrokerProcess, base_args, end_offset
+    from tests.integration.cli_helpers import BrokerProcess, base_args, end_offset
 
     snap = tmp_path / "snap"
     with BrokerThread() as b:

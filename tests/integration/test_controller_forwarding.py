@@ -16,11 +16,9 @@ from typing import Any
 
 import pytest
 
-from kbroker.api.envelope import CONTROLLER_APIS, error_response_for, handle_envelope
-from kbroker.api.registry import HANDLERS, ApiHandler
-from kbroker.controller.channel import ControllerChannel
+from kbroker.api.envelope import error_response_for, handle_envelope
 from kbroker.controller.client import ControllerUnavailable, Requester
-from kbroker.controller.remote import RemoteControllerClient, serialize_principal
+from kbroker.controller.remote import serialize_principal
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
@@ -34,52 +32,10 @@ from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
 from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 from kbroker_protocol.messages.produce import ProduceRequest
+from tests.integration.controller_forwarding_helpers import address, forward_to, send
 
 E = ErrorCode
 _SIZE = struct.Struct(">i")
-
-
-@pytest.fixture
-def controller_apis(monkeypatch):
-    for key, lo, hi, fn in CONTROLLER_APIS:
-        monkeypatch.setitem(HANDLERS, key, ApiHandler(key, lo, hi, fn, fn.__module__))
-
-
-def address(node: EmbeddedBroker) -> tuple[str, int]:
-    host, port = node.bootstrap_servers.split(",")[0].rsplit(":", 1)
-    return host, int(port)
-
-
-@pytest.fixture
-async def nodes(controller_apis):
-    a = EmbeddedBroker({"node.id": "1"})
-    b = EmbeddedBroker({"node.id": "2"})
-    await a.start()
-    try:
-        await b.start()
-        try:
-            yield a, b
-        finally:
-            await b.stop()
-    finally:
-        await a.stop()
-
-
-def forward_to(b: EmbeddedBroker, active: Callable[[], int | None], controllers: dict[int, tuple[str, int]],
-               timeout_ms: int = 15_000) -> ControllerChannel:
-    channel = ControllerChannel(active, controllers, client_id="node-2", request_timeout_ms=timeout_ms,
-                                retry_backoff_ms=10)
-    b.broker.controller_client = RemoteControllerClient(channel, error_response_for)
-    return channel
-
-
-async def send(node: EmbeddedBroker, api_key: int, request: Any) -> Any:
-    """A client's request to ``node`` (over TCP, at the newest version both speak)."""
-    client = ControllerChannel(lambda: 0, {0: address(node)}, client_id="admin", request_timeout_ms=15_000)
-    try:
-        return await client.send(api_key, request)
-    finally:
-        await client.close()
 
 
 async def send_once(node: EmbeddedBroker, request: Any, version: int = 0) -> Any:

@@ -313,10 +313,9 @@ def test_delay_survives_a_kill_of_the_broker_process(tmp_path):
     import time
     import urllib.request
 
-    from test_cli import BrokerProcess, base_args, call, end_offset
-
     from kbroker_protocol.messages import REQUESTS
     from kbroker_protocol.records import Record, build_batch
+    from tests.integration.cli_helpers import BrokerProcess, base_args, call, end_offset
 
     data = tmp_path / "data"
     args = [*base_args(data), "--override", "kbroker.clock=manual", "--override",

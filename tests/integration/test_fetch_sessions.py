@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_transactions_helpers import RawClient, create_topic
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
+from tests.integration.transactions_helpers import RawClient, create_topic
 
 FT = FetchRequest.FetchTopic
 

@@ -13,11 +13,16 @@ import threading
 import uuid
 
 import pytest
-from confluent_kafka import Consumer as ConfluentConsumer
-from kafka import KafkaConsumer, KafkaProducer
 from waiting import wait_until
 
 from kbroker.testing import BrokerThread
+from tests.integration.groups_clients_helpers import (
+    ConfluentMember,
+    KafkaPythonMember,
+    Member,
+    balanced,
+    produce,
+)
 
 GROUP_CONFIG = {
     "group.min.session.timeout.ms": "500",
@@ -36,14 +41,6 @@ def create_topic(broker, name: str, partitions: int) -> None:
     from kbroker.replication.topics import create_topic as create
 
     assert broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1))).error == 0
-
-
-def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for i, v in enumerate(values):
-        producer.send(topic, v, partition=i % partitions)
-    producer.flush()
-    producer.close()
 
 
 def group_snapshot(broker, group_id):
@@ -66,58 +63,6 @@ def end_offsets(broker, topic, partitions):
 
 
 # -- members: one thread each, consuming, recording and committing after every batch ----------------------
-
-
-class Member(threading.Thread):
-    def __init__(self, name: str, sink: list, lock: threading.Lock) -> None:
-        super().__init__(name=name, daemon=True)
-        self.member_name = name
-        self.sink = sink
-        self.lock = lock
-        self.stopping = threading.Event()
-        self.assignment: frozenset[tuple[str, int]] = frozenset()
-        self.error: BaseException | None = None
-
-    def record(self, topic, partition, offset, value) -> None:
-        with self.lock:
-            self.sink.append((self.member_name, topic, partition, offset, value))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(30)
-        assert not self.is_alive(), f"{self.member_name} did not stop"
-        if self.error is not None:
-            raise self.error
-
-
-class KafkaPythonMember(Member):
-    def __init__(self, bootstrap, topics, group, sink, lock, name="kafka-python", **config):
-        super().__init__(name, sink, lock)
-        from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-
-        self.config = dict(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                           auto_offset_reset="earliest", client_id=name, session_timeout_ms=6000,
-                           heartbeat_interval_ms=300, partition_assignment_strategy=[RoundRobinPartitionAssignor])
-        self.config.update(config)
-        self.topics = topics
-
-    def run(self) -> None:
-        try:
-            consumer = KafkaConsumer(*self.topics, **self.config)
-            while not self.stopping.is_set():
-                # A long poll timeout on purpose: kafka-python 3.0 drops a JoinGroup/SyncGroup
-                # result that completes after poll() gave up waiting and sends a new JoinGroup,
-                # which from a leader restarts the rebalance (churn under load).
-                batch = consumer.poll(2000)
-                for records in batch.values():
-                    for r in records:
-                        self.record(r.topic, r.partition, r.offset, r.value)
-                if batch:
-                    consumer.commit()
-                self.assignment = frozenset((tp.topic, tp.partition) for tp in consumer.assignment())
-            consumer.close()
-        except BaseException as exc:  # reported by stop()
-            self.error = exc
 
 
 class AiokafkaMember(Member):
@@ -151,52 +96,6 @@ class AiokafkaMember(Member):
                 self.assignment = frozenset((tp.topic, tp.partition) for tp in consumer.assignment())
         finally:
             await consumer.stop()
-
-
-class ConfluentMember(Member):
-    def __init__(self, bootstrap, topics, group, sink, lock, name="confluent", **config):
-        super().__init__(name, sink, lock)
-        self.config = {
-            "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "client.id": name, "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 300, "partition.assignment.strategy": "roundrobin",
-            "topic.metadata.refresh.interval.ms": 1000,
-        }
-        self.config.update(config)
-        self.topics = topics
-        self.assign_events: list[list[tuple[str, int]]] = []
-        self.revoke_events: list[list[tuple[str, int]]] = []
-        self.close_consumer = True
-
-    def run(self) -> None:
-        try:
-            consumer = ConfluentConsumer(self.config)
-
-            def on_assign(c, partitions):
-                self.assign_events.append(sorted((p.topic, p.partition) for p in partitions))
-
-            def on_revoke(c, partitions):
-                self.revoke_events.append(sorted((p.topic, p.partition) for p in partitions))
-
-            consumer.subscribe(self.topics, on_assign=on_assign, on_revoke=on_revoke)
-            while not self.stopping.is_set():
-                messages = consumer.consume(num_messages=100, timeout=0.1)
-                good = [m for m in messages if m.error() is None]
-                for m in good:
-                    self.record(m.topic(), m.partition(), m.offset(), m.value())
-                if good:
-                    consumer.commit(asynchronous=False)
-                self.assignment = frozenset((p.topic, p.partition) for p in consumer.assignment())
-            if self.close_consumer:
-                consumer.close()
-        except BaseException as exc:  # reported by stop()
-            self.error = exc
-
-
-def balanced(members, topic_partitions: set[tuple[str, int]]) -> bool:
-    sets = [m.assignment for m in members]
-    union = frozenset().union(*sets)
-    return union == topic_partitions and sum(len(s) for s in sets) == len(topic_partitions) and all(sets)
 
 
 # -- the mixed group ------------------------------------------------------------------------------------

@@ -9,17 +9,8 @@ import threading
 import uuid
 
 import pytest
-from test_groups_clients import ConfluentMember, balanced, produce
-from test_groups_protocol import (
-    Wire,
-    commit_errors,
-    commit_request,
-    create_topic,
-    join_member,
-    join_request,
-    sync_request,
-)
 from waiting import wait_until
+from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
@@ -32,6 +23,15 @@ from kbroker_protocol.messages.heartbeat import HeartbeatRequest
 from kbroker_protocol.messages.leave_group import LeaveGroupRequest
 from kbroker_protocol.messages.list_groups import ListGroupsRequest
 from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
+from tests.integration.groups_clients_helpers import ConfluentMember, balanced, produce
+from tests.integration.groups_protocol_helpers import (
+    commit_errors,
+    commit_request,
+    create_topic,
+    join_member,
+    join_request,
+    sync_request,
+)
 
 CONFIG = {
     "group.min.session.timeout.ms": "500",
@@ -138,7 +138,7 @@ def test_librdkafka_consumer_protocol_group_grows_and_shrinks(kbroker848):
 def test_classic_clients_join_a_consumer_protocol_group(kbroker848):
     """Kafka 4.x mixed groups: kafka-python and librdkafka classic consumers join a group created by a
     librdkafka group.protocol=consumer member; the broker assigns all of them."""
-    from test_groups_clients import KafkaPythonMember
+    from tests.integration.groups_clients_helpers import KafkaPythonMember
 
     bootstrap = kbroker848.bootstrap_servers
     topic, group = f"mixed-{uuid.uuid4().hex[:8]}", f"mixed-{uuid.uuid4().hex[:8]}"
@@ -181,7 +181,7 @@ def test_live_classic_group_is_upgraded_when_a_consumer_protocol_member_joins(kb
     """A Stable classic group of two kafka-python consumers is upgraded online when a librdkafka
     group.protocol=consumer member joins: the classic members keep their generation as member
     epoch, then share the partitions with the new member; every record is consumed once."""
-    from test_groups_clients import KafkaPythonMember
+    from tests.integration.groups_clients_helpers import KafkaPythonMember
 
     bootstrap = kbroker848.bootstrap_servers
     topic, group = f"up-{uuid.uuid4().hex[:8]}", f"up-{uuid.uuid4().hex[:8]}"

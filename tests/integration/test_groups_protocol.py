@@ -17,13 +17,20 @@ from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest
 from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
 from kbroker_protocol.messages.heartbeat import HeartbeatRequest
-from kbroker_protocol.messages.join_group import JoinGroupRequest
 from kbroker_protocol.messages.leave_group import LeaveGroupRequest
 from kbroker_protocol.messages.list_groups import ListGroupsRequest
 from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
 from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest
 from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest
 from kbroker_protocol.messages.sync_group import SyncGroupRequest
+from tests.integration.groups_protocol_helpers import (
+    commit_errors,
+    commit_request,
+    create_topic,
+    join_member,
+    join_request,
+    sync_request,
+)
 
 GROUP_CONFIG = {
     "group.min.session.timeout.ms": "500",
@@ -34,57 +41,12 @@ GROUP_CONFIG = {
 _ids = itertools.count(1)
 
 
-def join_request(group, member_id="", instance=None, session=10000, rebalance=10000, protocols=None,
-                 protocol_type="consumer"):
-    protocols = protocols or [("range", b"meta-range"), ("roundrobin", b"meta-rr")]
-    return JoinGroupRequest(
-        group_id=group, session_timeout_ms=session, rebalance_timeout_ms=rebalance, member_id=member_id,
-        group_instance_id=instance, protocol_type=protocol_type,
-        protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name=n, metadata=m) for n, m in protocols])
-
-
-def sync_request(group, generation, member_id, assignments=(), instance=None):
-    return SyncGroupRequest(
-        group_id=group, generation_id=generation, member_id=member_id, group_instance_id=instance,
-        protocol_type="consumer", protocol_name="range",
-        assignments=[SyncGroupRequest.SyncGroupRequestAssignment(member_id=m, assignment=a) for m, a in assignments])
-
-
-def commit_request(group, generation, member_id, topic, offsets, instance=None, metadata="m"):
-    T = OffsetCommitRequest.OffsetCommitRequestTopic
-    return OffsetCommitRequest(
-        group_id=group, generation_id_or_member_epoch=generation, member_id=member_id, group_instance_id=instance,
-        topics=[T(name=topic, partitions=[
-            T.OffsetCommitRequestPartition(partition_index=p, committed_offset=o, committed_metadata=metadata)
-            for p, o in offsets.items()])])
-
-
-def commit_errors(response) -> dict[int, int]:
-    return {p.partition_index: p.error_code for t in response.topics for p in t.partitions}
-
-
 def fetch_v5(wire, group, topic, partitions):
     resp = wire.call(OffsetFetchRequest(group_id=group, topics=[
         OffsetFetchRequest.OffsetFetchRequestTopic(name=topic, partition_indexes=partitions)]), 5)
     assert resp.error_code == ErrorCode.NONE
     return {p.partition_index: (p.committed_offset, p.metadata, p.error_code) for t in resp.topics
             for p in t.partitions}
-
-
-def join_member(wire, group, version=5, **kw):
-    """A full JoinGroup (with the MEMBER_ID_REQUIRED round trip on v4+) answered at once."""
-    resp = wire.call(join_request(group, **kw), version)
-    if resp.error_code == ErrorCode.MEMBER_ID_REQUIRED:
-        resp = wire.call(join_request(group, member_id=resp.member_id, **kw), version)
-    return resp
-
-
-def create_topic(broker, name: str, partitions: int) -> None:
-    from kbroker.controller.quorum import NewTopic
-    from kbroker.replication.topics import create_topic as create
-
-    result = broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1)))
-    assert result.error == ErrorCode.NONE
 
 
 def group_of(broker, group_id):

@@ -7,7 +7,11 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from test_transactions_helpers import (
+
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
+from tests.integration.transactions_helpers import (
     DroppingProxy,
     RawClient,
     create_topic,
@@ -19,10 +23,6 @@ from test_transactions_helpers import (
     new_name,
     produce,
 )
-
-from kbroker.testing import BrokerThread
-from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
 
 
 @pytest.fixture(scope="module")

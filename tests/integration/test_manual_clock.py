@@ -332,7 +332,7 @@ def test_classic_rebalance_timeout_removes_the_member_that_did_not_rejoin(kbroke
     """A second member's JoinGroup starts a rebalance; the first member never rejoins. Its
     JoinGroup (held by the coordinator) is answered when the clock passes the rebalance timeout
     (Kafka's DelayedJoin), with the member that did not rejoin removed."""
-    from test_groups_protocol import join_member, join_request, sync_request
+    from tests.integration.groups_protocol_helpers import join_member, join_request, sync_request
 
     b = kbroker_factory(clock="manual", control=True)
     group = name("rebalance")

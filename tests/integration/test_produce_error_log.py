@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_transactions_helpers import (
+
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from tests.integration.transactions_helpers import (
     RawClient,
     create_topic,
     data_batch,
@@ -18,9 +21,6 @@ from test_transactions_helpers import (
     new_name,
     produce,
 )
-
-from kbroker.testing import BrokerThread
-from kbroker_protocol.errors import ErrorCode
 
 LOGGER = "kbroker.api.produce"
 

@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import os
 
-from test_admin_api import (
-    CP,
-    Wire,
-    create_topic,
-    delete_records,
-    dtp,
-    epoch_end,
-    list_offset,
-    partition_count,
-    produce,
-)
+from wire import Wire, create_topic, produce
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
+from tests.integration.admin_helpers import CP, delete_records, dtp, epoch_end, list_offset, partition_count
 
 
 def describe_config(wire: Wire, topic: str, key: str) -> tuple[str, int]:

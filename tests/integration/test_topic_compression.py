@@ -7,11 +7,11 @@ import struct
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from test_transactions_helpers import RawClient, produce
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header
 from kbroker_protocol.records import Record, build_batch
+from tests.integration.transactions_helpers import RawClient, produce
 
 
 @pytest.mark.parametrize("producer_codec,topic_codec,expected", [

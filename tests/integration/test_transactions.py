@@ -12,7 +12,14 @@ from confluent_kafka import Producer as CKProducer
 from confluent_kafka import TopicPartition as CKTopicPartition
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from test_transactions_helpers import (
+from waiting import wait_until
+
+from kbroker.coordinator.txn_log import TxnState
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import iter_records
+from tests.integration.transaction_restart_helpers import FAST_TIMEOUTS, _restartable, consume_all
+from tests.integration.transactions_helpers import (
     RawClient,
     create_topic,
     data_batch,
@@ -23,14 +30,6 @@ from test_transactions_helpers import (
     new_name,
     produce,
 )
-from waiting import wait_until
-
-from kbroker.coordinator.txn_log import TxnState
-from kbroker.testing import BrokerThread
-from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.records import iter_records
-
-FAST_TIMEOUTS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "50"}
 
 
 @pytest.fixture(scope="module")
@@ -50,23 +49,6 @@ def raw(bootstrap):
     client = RawClient(bootstrap)
     yield client
     client.close()
-
-
-def consume_all(bootstrap: str, topic: str, isolation: str, expected_end: int, partitions: int = 1) -> list:
-    """Every record of ``topic`` a kafka-python consumer returns until it reaches ``expected_end`` per partition."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning()
-    got = []
-    deadline = time.monotonic() + 30
-    while any(consumer.position(tp) < expected_end for tp in tps):
-        assert time.monotonic() < deadline, f"consumer stuck at {[consumer.position(tp) for tp in tps]}"
-        for records in consumer.poll(timeout_ms=200).values():
-            got.extend(records)
-    consumer.close()
-    return got
 
 
 def describe_state(broker: BrokerThread, transactional_id: str):
@@ -264,12 +246,6 @@ def _offset_and_metadata(offset: int):
 
 
 # -- restarts ---------------------------------------------------------------------------------------
-
-
-def _restartable(tmp_path, port):
-    ensure_find_coordinator()
-    config = dict(FAST_TIMEOUTS, listeners=f"PLAINTEXT://127.0.0.1:{port}")
-    return BrokerThread(config=config, data_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("snapshot", [True, False], ids=["from-snapshot", "full-scan"])

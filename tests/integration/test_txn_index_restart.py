@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 from kafka import KafkaProducer
-from test_transactions import _restartable, consume_all
-from test_transactions_helpers import create_topic, free_port
 
 from kbroker.log.partition_log import CLEAN_SHUTDOWN_FILE
 from kbroker.log.txn_index import ENTRY_SIZE
+from tests.integration.transaction_restart_helpers import _restartable, consume_all
+from tests.integration.transactions_helpers import create_topic, free_port
 
 
 @pytest.mark.parametrize("shutdown", ["clean", "crash"])

@@ -5,12 +5,12 @@ first segment."""
 from __future__ import annotations
 
 import pytest
-from test_txn_index_log import CONFIG, Writer, expected_files, on_disk, open_at, reference
 
 from kbroker.log import PartitionLog
 from kbroker.log.txn_index import AbortedTxn, decode_open_txns, encode_open_txns
 from kbroker.replication.producer_state import PartitionProducerState
 from kbroker_protocol.records import Record, build_batch
+from tests.log.txn_index_helpers import CONFIG, Writer, expected_files, on_disk, open_at, reference
 
 
 def state_path(log: PartitionLog, base: int):

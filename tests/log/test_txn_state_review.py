@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from test_txn_index_log import CONFIG, Writer, reference
-
 from kbroker.log import PartitionLog
 from kbroker.log.segment import LogSegment
+from tests.log.txn_index_helpers import CONFIG, Writer, reference
 
 
 def test_a_transaction_begun_before_the_log_start_keeps_its_abort_entry_after_a_crash(tmp_path):

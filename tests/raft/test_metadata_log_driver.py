@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import random
 
-from test_raft_io import CLUSTER_ID, CONFIG, VOTERS, Cluster, wait_for
-
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.metadata_log import MetadataLog, decode_snapshot, snapshot_file_name
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import Entry, Snapshot
 from kbroker.raft.state_store import FileQuorumStateStore
+from tests.raft.raft_io_helpers import CLUSTER_ID, CONFIG, VOTERS, Cluster, wait_for
 
 
 class MetadataCluster(Cluster):

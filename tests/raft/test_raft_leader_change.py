@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import random
 
-import test_raft_voter_changes as vc
-
 from kbroker.controller.metadata_log_format import decode_batch_entries, encode_batches
 from kbroker.raft import node_base
 from kbroker.raft.log import ControlRecord, Entry, LeaderChange, MemoryLog
@@ -19,6 +17,7 @@ from kbroker.raft.wire import decode_entries, encode_entries
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import ControlType, decode_batch
+from tests.raft.voter_change_helpers import DIRS, Net
 
 
 def _lcm_of(data: bytes) -> list[tuple[int, int, list[int], list[int]]]:
@@ -36,7 +35,7 @@ def _lcm_of(data: bytes) -> list[tuple[int, int, list[int], list[int]]]:
 
 
 def test_the_first_leader_writes_one_batch_naming_its_granting_voters():
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     lead = net.settled_leader()
     first = list(lead.log.read(0, 3))
     change = first[0].value
@@ -63,7 +62,7 @@ def test_the_first_leader_writes_one_batch_naming_its_granting_voters():
 
 
 def test_a_later_leader_writes_the_leader_change_alone():
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     lead = net.settled_leader()
     net.down.add(lead.node_id)
     net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
@@ -98,10 +97,10 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
     endpoint moved) writes the kraft.version and the updated voter set in its first batch."""
     from kbroker.raft.voters import Voter, control_of
 
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     moved = {n: ("CONTROLLER", "localhost", 9500 + n) for n in (1, 2, 3)}
     for n, node in net.nodes.items():
-        node.local_voter = Voter(n, vc.DIRS[n], (moved[n],))
+        node.local_voter = Voter(n, DIRS[n], (moved[n],))
     lead = net.settled_leader()
     first = list(lead.log.read(0, 3))
     assert [e.batch_end for e in first] == [False, False, True]
@@ -124,7 +123,7 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
     # then every entry is as it runs, and a fourth leader writes its LeaderChangeMessage alone
     net.commit(start + 2)
     net.down.discard(lead.node_id)
-    net.start(lead.node_id).local_voter = Voter(lead.node_id, vc.DIRS[lead.node_id], (moved[lead.node_id],))
+    net.start(lead.node_id).local_voter = Voter(lead.node_id, DIRS[lead.node_id], (moved[lead.node_id],))
     previous = second
 
     def next_leader(previous):
@@ -135,7 +134,7 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
         net.commit(leader._epoch_start_offset)
         assert leader.voter_set[leader.node_id].endpoints == (moved[leader.node_id],)
         net.down.discard(previous.node_id)
-        net.start(previous.node_id).local_voter = Voter(previous.node_id, vc.DIRS[previous.node_id],
+        net.start(previous.node_id).local_voter = Voter(previous.node_id, DIRS[previous.node_id],
                                                         (moved[previous.node_id],))
         return leader
 

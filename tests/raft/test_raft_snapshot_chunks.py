@@ -5,11 +5,10 @@ the snapshot once it has all of it."""
 
 from __future__ import annotations
 
-from test_raft_io import VOTERS, Cluster, _answer, wait_for
-
 from kbroker.raft.messages import FetchSnapshotRequest
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import fetch_snapshot as fs
+from tests.raft.raft_io_helpers import VOTERS, Cluster, _answer, wait_for
 
 
 def _fetch_snapshot(end: int, epoch: int, leader_epoch: int, position: int, max_bytes: int) -> fs.FetchSnapshotRequest:

@@ -144,16 +144,16 @@ def test_the_quorum_state_form_follows_the_kraft_version(tmp_path):
 
 
 def test_a_resigning_leader_names_its_successors_directories():
-    import test_raft_voter_changes as vc
+    from tests.raft.voter_change_helpers import DIRS, Net
 
-    net = vc.Net([1, 2, 3])
+    net = Net([1, 2, 3])
     lead = net.settled_leader()
     ends = [m for m in lead.resign(net.now) if type(m).__name__ == "EndQuorumEpochRequest"]
     assert sorted(m.dst for m in ends) == sorted({1, 2, 3} - {lead.node_id})
     for m in ends:
-        assert m.successor_directory_ids == tuple(vc.DIRS[s] for s in m.preferred_successors)
+        assert m.successor_directory_ids == tuple(DIRS[s] for s in m.preferred_successors)
         wire = to_wire(m, "cluster")
         p = wire.topics[0].partitions[0]
         assert [(c.candidate_id, c.candidate_directory_id) for c in p.preferred_candidates] == [
-            (s, vc.DIRS[s]) for s in m.preferred_successors]
+            (s, DIRS[s]) for s in m.preferred_successors]
         assert from_wire(wire, None, m.dst, m.request_id) == m

@@ -20,6 +20,8 @@ for _path in (_HERE, _INTEGRATION):
 
 from security_helpers import Certs, acl_config, make_certs  # noqa: E402
 
+from tests.integration.controller_forwarding_helpers import controller_apis, nodes  # noqa: E402, F401 (fixtures)
+
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory) -> Certs:

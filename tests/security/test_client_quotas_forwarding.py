@@ -1,21 +1,20 @@
 """AlterClientQuotas and the controller mutation quota across the controller seam, in-process with
-two nodes (the fixtures of tests/integration/test_controller_forwarding.py): a client's
+two nodes (the fixtures of tests/integration/controller_forwarding_helpers.py): a client's
 AlterClientQuotas sent to node B is applied by node A (the controller) in its metadata image, and a
 CreateTopics sent to B over its client's controller_mutation_rate is refused by A with
 THROTTLING_QUOTA_EXCEEDED, the throttle time coming back through B in the response."""
 
 from __future__ import annotations
 
-from test_controller_forwarding import address, controller_apis, forward_to, nodes, send  # noqa: F401
-
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.integration.controller_forwarding_helpers import address, forward_to, send
 
 E = AlterClientQuotasRequest.EntryData
 
 
-async def test_alter_client_quotas_and_mutation_quota_through_the_controller(nodes):  # noqa: F811
+async def test_alter_client_quotas_and_mutation_quota_through_the_controller(nodes):
     a, b = nodes
     forward_to(b, lambda: 1, {1: address(a)})
     altered = await send(b, 49, AlterClientQuotasRequest(validate_only=False, entries=[

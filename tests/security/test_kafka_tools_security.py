@@ -5,10 +5,8 @@ as, and the tools themselves connect over SASL_PLAINTEXT (PLAIN, SCRAM) and SASL
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from security_helpers import ssl_listener_config
@@ -16,28 +14,10 @@ from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
+from tests.security.kafka_tools_helpers import client_properties, tool
 
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
               'password="admin-secret" user_admin="admin-secret";')
-
-
-def tool(main_class: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    res = reference_kafka.run_tool("org.apache.kafka.tools." + main_class, list(args))
-    if ok:
-        assert res.returncode == 0, f"{main_class} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
-    return res
-
-
-def client_properties(path: Path, **props: str) -> str:
-    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

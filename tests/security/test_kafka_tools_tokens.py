@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import uuid
 
-from test_delegation_tokens import address, describe, login_plain, token_config
-from test_kafka_tools_security import client_properties, tool
-
 from kbroker.testing import BrokerThread
+from tests.security.delegation_token_helpers import address, describe, login_plain, token_config
+from tests.security.kafka_tools_helpers import client_properties, tool
 
 
 def test_kafka_delegation_tokens_tool_and_a_java_client_with_the_token(tmp_path) -> None:

@@ -321,7 +321,7 @@ def test_jwks_settings_are_checked_at_start_up(jwks) -> None:
 def test_the_java_client_with_its_unsecured_login(broker, tmp_path) -> None:
     """Kafka's own client (TopicCommand) logging in with OAuthBearerLoginModule's unsecured tokens:
     accepted with the required scope, refused with Kafka's JSON error without it."""
-    from test_kafka_tools_security import client_properties, tool
+    from tests.security.kafka_tools_helpers import client_properties, tool
 
     def props(name: str, scope: str) -> str:
         # a list claim's value starts with its delimiter (Kafka's OAuthBearerUnsecuredLoginCallbackHandler)

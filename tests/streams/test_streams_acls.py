@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from test_streams_groups import CONFIG, create_topic, hb, partitions_of, statuses, word_count_topology
 from wire import Wire
 
 from kbroker.security.acls import ALLOW, CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, GROUP, LITERAL, READ, TOPIC
@@ -18,6 +17,14 @@ from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirs
 from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
 from kbroker_protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateRequest,
+)
+from tests.streams.streams_group_helpers import (
+    CONFIG,
+    create_topic,
+    hb,
+    partitions_of,
+    statuses,
+    word_count_topology,
 )
 
 # Resources without ACLs are open to everyone; a resource with an ACL only to whom it names.

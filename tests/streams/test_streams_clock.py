@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import uuid
 
-from test_streams_groups import CONFIG, create_topic, hb, join_ready, names, tasks_of, word_count_topology
 from waiting import wait_until
 from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
+from tests.streams.streams_group_helpers import (
+    CONFIG,
+    create_topic,
+    hb,
+    join_ready,
+    names,
+    tasks_of,
+    word_count_topology,
+)
 
 ASSIGNMENT_DELAYED = 5
 DELAY_MS = 3000

@@ -11,13 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_streams_groups import hb, join_ready, word_count_topology
 from waiting import wait_until
 from wire import Wire, create_topic
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
+from tests.streams.streams_group_helpers import hb, join_ready, word_count_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from group_fakes import FakeCoordinator
-from test_group_consumer import Client
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from tests.unit.group_consumer_helpers import Client
 
 
 class Coordinator(FakeCoordinator):
@@ -143,8 +143,8 @@ def test_every_high_watermark_reads_the_state_of_its_last_records(seed: int) -> 
 
 
 def test_a_streams_group_is_read_at_the_high_watermark_too() -> None:
-    from test_streams_share_write_failures import heartbeat as streams_heartbeat
-    from test_streams_share_write_failures import make as make_streams
+    from tests.unit.streams_write_failure_helpers import heartbeat as streams_heartbeat
+    from tests.unit.streams_write_failure_helpers import make as make_streams
 
     coordinator, manager = make_streams()
     assert streams_heartbeat(manager, "a", 0).error_code == ErrorCode.NONE

@@ -6,31 +6,16 @@ normalises it; a timer's removal of a member is tried again after Kafka's timer 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import Any
 
 import pytest
-from group_fakes import FakeCoordinator
-from test_group_consumer import Client, assert_exclusive
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
-from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
-
-
-class FailingCoordinator(FakeCoordinator):
-    """Appends fail with ``error`` while it is set (as a lost leadership or a storage error)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.error: ErrorCode | None = None
-
-    def append(self, group_id: str, records: list[Any]) -> int:
-        if self.error is not None:
-            raise ProduceError(self.error)
-        return super().append(group_id, records)
+from tests.unit.group_consumer_helpers import Client, assert_exclusive
+from tests.unit.group_write_failure_helpers import FailingCoordinator, state
 
 
 def make(partitions: dict[str, int]) -> tuple[FailingCoordinator, ConsumerGroupManager]:
@@ -38,12 +23,6 @@ def make(partitions: dict[str, int]) -> tuple[FailingCoordinator, ConsumerGroupM
     for name, count in partitions.items():
         coordinator.broker.image.add(name, count)
     return coordinator, ConsumerGroupManager(coordinator)
-
-
-def state(coordinator: FailingCoordinator) -> tuple[Any, Any]:
-    """Every group's fields and the pending timers (key, due time, callback)."""
-    groups = {gid: dataclasses.asdict(g) for gid, g in coordinator.groups.items()}
-    return groups, dict(coordinator.timer.timers)
 
 
 def join(manager: ConsumerGroupManager, member_id: str, topics: list[str] | None = None,

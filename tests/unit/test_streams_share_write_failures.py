@@ -8,38 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_group_write_failures import FailingCoordinator, state
 
-from kbroker.coordinator.streams_group import StreamsGroupManager
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest, TopicInfo
-
-Topology = StreamsGroupHeartbeatRequest.Topology
-STREAMS_CONFIG = {
-    "group.streams.acceptable.recovery.lag": 10000, "group.streams.heartbeat.interval.ms": 5000,
-    "group.streams.initial.rebalance.delay.ms": 0, "group.streams.max.size": 100,
-    "group.streams.max.standby.replicas": 2, "group.streams.num.standby.replicas": 0,
-    "group.streams.session.timeout.ms": 45000, "group.streams.task.offset.interval.ms": 60000,
-}
-
-
-def make() -> tuple[FailingCoordinator, StreamsGroupManager]:
-    coordinator = FailingCoordinator()
-    coordinator.broker.config.update(STREAMS_CONFIG)
-    coordinator.broker.image.add("words", 2)
-    return coordinator, StreamsGroupManager(coordinator)
-
-
-def heartbeat(manager: StreamsGroupManager, member_id: str, epoch: int) -> Any:
-    joining = epoch == 0
-    topology = Topology(epoch=0, subtopologies=[Topology.Subtopology(
-        subtopology_id="0", source_topics=["words"], state_changelog_topics=[TopicInfo(name="app-c", partitions=0)])])
-    response, _topics = manager.heartbeat(StreamsGroupHeartbeatRequest(
-        group_id="app", member_id=member_id, member_epoch=epoch, rebalance_timeout_ms=30000 if joining else -1,
-        topology=topology if joining else None, active_tasks=[] if joining else None,
-        standby_tasks=[] if joining else None, warmup_tasks=[] if joining else None,
-        process_id=member_id if joining else None), "client", "/h")
-    return response
+from tests.unit.group_write_failure_helpers import FailingCoordinator, state
+from tests.unit.streams_write_failure_helpers import heartbeat, make
 
 
 def test_failed_streams_heartbeats_and_expiries_change_nothing() -> None:
@@ -60,7 +32,6 @@ def test_failed_streams_heartbeats_and_expiries_change_nothing() -> None:
     coordinator.error = None
     coordinator.timer.advance(500)
     assert coordinator.groups["app"].members == {}
-
 
 
 def test_failed_share_heartbeats_and_expiries_change_nothing() -> None:

@@ -4,7 +4,6 @@ module another one imports; the ``slow`` marker leaves a quick loop of the rest.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,23 +13,58 @@ ROOT = TESTS.parent
 
 
 def _imported_modules(path: Path) -> list[str]:
+    """Every module ``path`` imports, at any depth; ``from tests.x import y`` also names ``tests.x.y``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             names.append(node.module)
+            if node.level == 0 and node.module.split(".")[0] == "tests":
+                names.extend(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)
     return names
 
 
-def test_no_test_module_imports_another_test_module() -> None:
+def _test_module_offenders(tests: Path) -> list[str]:
+    """Imports of a test module, qualified (``tests.x.test_y``) or bare (``test_y``, which works only
+    because pytest puts the test's folder on sys.path) where ``test_y.py`` is in the tests tree."""
+    root = tests.parent
+    bare = {p.stem for p in tests.rglob("test_*.py")}
     offenders = []
-    for path in sorted(p for d in TESTS.iterdir() if d.is_dir() for p in d.glob("*.py")):
+    for path in sorted(tests.rglob("*.py")):
         for module in _imported_modules(path):
-            if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_"):
-                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+            qualified = module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_")
+            if qualified or module in bare:
+                offenders.append(f"{path.relative_to(root)} imports {module}")
+    return offenders
+
+
+def test_no_test_module_imports_another_test_module() -> None:
+    offenders = _test_module_offenders(TESTS)
     assert offenders == [], "move shared helpers into a helper module:\n" + "\n".join(offenders)
+
+
+def test_the_layout_check_catches_bare_and_qualified_imports_of_test_modules(tmp_path) -> None:
+    tests = tmp_path / "tests"
+    (tests / "a").mkdir(parents=True)
+    (tests / "b").mkdir()
+    (tests / "a" / "test_x.py").write_text("def helper() -> int:\n    return 1\n")
+    (tests / "a" / "a_helpers.py").write_text("import os\n")
+    (tests / "a" / "test_bare.py").write_text("from test_x import helper\n")
+    (tests / "a" / "test_plain.py").write_text("import test_x as vc\n")
+    (tests / "b" / "test_inner.py").write_text("def test_f() -> None:\n    from test_x import helper\n")
+    (tests / "b" / "test_qualified.py").write_text("from tests.a.test_x import helper\n")
+    (tests / "b" / "test_package.py").write_text("from tests.a import test_x\n")
+    (tests / "b" / "test_fine.py").write_text(
+        "from tests.a.a_helpers import os\nimport test_not_in_the_tree\nfrom wire import Wire\n")
+    assert _test_module_offenders(tests) == [
+        "tests/a/test_bare.py imports test_x",
+        "tests/a/test_plain.py imports test_x",
+        "tests/b/test_inner.py imports test_x",
+        "tests/b/test_package.py imports tests.a.test_x",
+        "tests/b/test_qualified.py imports tests.a.test_x",
+    ]
 
 
 def _collected(*args: str) -> set[str]:
@@ -48,10 +82,7 @@ def test_not_slow_leaves_out_clusters_and_jvms_and_keeps_the_rest() -> None:
 
 
 def test_the_slow_lists_name_what_exists() -> None:
-    spec = importlib.util.spec_from_file_location("tests_root_conftest", TESTS / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
+    from tests import conftest  # qualified: a bare ``conftest`` can be tests/cluster's, first on sys.path
 
     assert all((TESTS / d).is_dir() for d in conftest.SLOW_DIRS)
     assert all((TESTS / m).is_file() for m in conftest.SLOW_MODULES)
