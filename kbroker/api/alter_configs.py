@@ -220,15 +220,20 @@ def _replaced(broker: BrokerServices, res: _Resource, old: dict[str, str]) -> tu
     return new, new
 
 
-def _local_answers(broker: BrokerServices, request: _Request, new_configs: _NewConfigs | None = None
-                   ) -> dict[int, tuple[ErrorCode, str]]:
+def _local_answers(broker: BrokerServices, request: _Request, new_configs: _NewConfigs | None = None,
+                   ctx: RequestContext | None = None) -> dict[int, tuple[ErrorCode, str]]:
     """What the receiving broker answers itself before forwarding, as Kafka's
     ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
     default), and a new ``cordoned.log.dirs`` must name this broker's log dirs (its
     validateBrokerConfigChange); such a resource is never sent to the controller. Index in the
-    request -> error."""
+    request -> error. Kafka authorizes first: a principal without ALTER_CONFIGS on the cluster gets
+    no check of its values here (its resource is forwarded and refused by the controller with
+    CLUSTER_AUTHORIZATION_FAILED), so nothing about this broker's dirs is told to it."""
     out = {}
     for i, res in enumerate(request.resources):
+        if res.resource_type == RESOURCE_BROKER and ctx is not None and _refused(
+                ctx, ALTER_CONFIGS_OP, res.resource_type, res.resource_name) is not None:
+            continue
         if res.resource_type == RESOURCE_BROKER and not _duplicates(res.configs):
             problem = broker_resource_error(broker, res.resource_name)
             if problem:
@@ -247,7 +252,8 @@ async def _preprocess_and_forward(ctx: RequestContext, request: _Request, respon
                                   send: Callable[[_Request, int, Requester], Awaitable[_Response]]) -> _Response:
     """Answer `_local_answers` here, forward the other resources, and give the answers in the
     request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
-    local = _local_answers(ctx.broker, request, _replaced if response_cls is AlterConfigsResponse else _incremented)
+    local = _local_answers(ctx.broker, request, _replaced if response_cls is AlterConfigsResponse else _incremented,
+                           ctx)
     resources = request.resources
     forwarded = [res for i, res in enumerate(resources) if i not in local]
     answers = []

@@ -11,6 +11,8 @@ UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offse
 
 from __future__ import annotations
 
+import asyncio
+
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
@@ -84,7 +86,7 @@ async def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) 
         return OffsetFetchResponse(throttle_time_ms=0, topics=resp_topics,
                                    error_code=error if version >= 2 else ErrorCode.NONE)
     image = ctx.broker.image
-    groups = []
+    asked = []
     for g in request.groups:
         unknown_ids: list[OffsetFetchRequest.OffsetFetchRequestGroup.OffsetFetchRequestTopics] = []
         topics = None
@@ -99,8 +101,15 @@ async def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) 
                     topics.append((info.name, list(t.partition_indexes)))
                 else:
                     topics.append((t.name, list(t.partition_indexes)))
-        error, rows = await _fetch(ctx, g.group_id, topics, request.require_stable,
-                             g.member_id if version >= 9 else None, g.member_epoch if version >= 9 else -1)
+        asked.append((g, topics, unknown_ids))
+    # The groups concurrently, as Kafka's per-group operations (a RequireStable one may wait for
+    # its partition's pending writes; one group's wait does not add to another's).
+    results = await asyncio.gather(*(
+        _fetch(ctx, g.group_id, topics, request.require_stable,
+               g.member_id if version >= 9 else None, g.member_epoch if version >= 9 else -1)
+        for g, topics, _unknown in asked))
+    groups = []
+    for (g, _topics, unknown_ids), (error, rows) in zip(asked, results, strict=True):
         group_topics: list[GT] = []
         for name, parts in _group_by_topic(rows).items():
             info = image.topic(name)

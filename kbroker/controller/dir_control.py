@@ -64,8 +64,8 @@ def handle_directories_cordoned(image: MetadataImage, broker_id: int, broker_epo
     reg = image.brokers.get(broker_id)
     if reg is None:
         return
-    if reg.cordoned_log_dirs is not None and set(reg.cordoned_log_dirs) == set(cordoned_dirs):
-        return
+    if set(reg.cordoned_log_dirs or ()) == set(cordoned_dirs):
+        return  # (never reported counts as none cordoned, as Kafka's registration starts empty)
     records.append(BrokerRegistrationChangeRecord(broker_id=broker_id, broker_epoch=broker_epoch,
                                                   cordoned_log_dirs=list(cordoned_dirs)))
     log.debug("Directories %s in broker %d marked cordoned", [str(d) for d in cordoned_dirs], broker_id)

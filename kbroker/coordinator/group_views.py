@@ -25,6 +25,7 @@ until its tombstone is replicated).
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -41,6 +42,10 @@ class CommittedViews:
         self._groups = groups
         self._high_watermark = high_watermark
         self._pending: dict[str, list[tuple[int, GroupSnapshot]]] = {}
+        # The pending groups in the order they became pending, swept a few at a time by note(): a
+        # group that writes no more (a deleted one above all) has its replicated snapshots dropped
+        # without waiting for a read of it.
+        self._sweep: deque[str] = deque()
 
     def note(self, snapshot: GroupSnapshot, end_offset: int) -> None:
         """An operation on ``snapshot.group_id`` (the group as it was before it) appended records
@@ -49,7 +54,17 @@ class CommittedViews:
         entries = self._live_entries(group_id)
         if entries is None:
             entries = self._pending[group_id] = []
+            self._sweep.append(group_id)
         entries.append((end_offset, snapshot))
+        self._sweep_some(2)
+
+    def _sweep_some(self, count: int) -> None:
+        """Drop the replicated snapshots of up to ``count`` groups, oldest pending first (two per
+        note: the queue never outgrows the pending groups by more than the notes since)."""
+        for _ in range(min(count, len(self._sweep))):
+            group_id = self._sweep.popleft()
+            if self._live_entries(group_id) is not None:
+                self._sweep.append(group_id)
 
     def forget(self, group_id: str) -> None:
         """The group is unloaded (its partition led elsewhere)."""

@@ -104,7 +104,10 @@ class ResponseWriter:
                 if out:
                     transport.writelines(out)
                     out = []
+                    start = 0  # (what was before this response is sent now)
                 left = self._write_file_slice(transport, file_slice.file, file_slice.position, file_slice.size)
+                if self._closed:
+                    return []  # (the file was short: nothing after the gap)
                 if left is not None:
                     rest: deque[Any] = deque([(file_slice.file, *left)])
                     rest.extend((s.file, s.position, s.size) for s in slices[j + 1 :])

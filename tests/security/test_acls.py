@@ -596,3 +596,25 @@ def test_describe_log_dirs_needs_describe_on_the_cluster(acl_broker) -> None:
             assert (r.results == []) == (code != E.NONE)
         finally:
             w.close()
+
+
+def test_broker_config_values_are_checked_only_for_a_principal_allowed_to_alter_them(acl_broker) -> None:
+    """Kafka's ConfigAdminManager.preprocess authorizes a BROKER resource before it validates it: a
+    principal without ALTER_CONFIGS on the cluster gets CLUSTER_AUTHORIZATION_FAILED, not the
+    answer about this broker's log dirs that an invalid ``cordoned.log.dirs`` gets."""
+    R = REQUESTS[44]
+    node = str(acl_broker.broker.node_id)
+
+    def alter(user: str) -> tuple[int, str | None]:
+        w = login(acl_broker, user)
+        try:
+            r = w.call(44, 1, validate_only=True, resources=[R.AlterConfigsResource(
+                resource_type=4, resource_name=node, configs=[R.AlterConfigsResource.AlterableConfig(
+                    name="cordoned.log.dirs", config_operation=0, value="/not/a/log/dir")])])
+            return r.responses[0].error_code, r.responses[0].error_message
+        finally:
+            w.close()
+
+    assert alter("bob")[0] == E.CLUSTER_AUTHORIZATION_FAILED
+    code, message = alter("admin")
+    assert code == E.INVALID_REQUEST and message is not None and "/not/a/log/dir" in message

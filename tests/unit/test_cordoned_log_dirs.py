@@ -61,6 +61,7 @@ def test_heartbeats_record_the_cordoned_dirs_when_they_change():
     log, cc = _cluster()
     assert log.image.brokers[1].cordoned_log_dirs is None  # not reported yet
     assert _cordon(cc, log, 1, None) == []  # null: the broker has not caught up
+    assert _cordon(cc, log, 2, []) == []  # none cordoned and none before: nothing written (Kafka)
     (record,) = _cordon(cc, log, 1, [DIRS[1][0]])
     assert isinstance(record, BrokerRegistrationChangeRecord) and record.cordoned_log_dirs == [DIRS[1][0]]
     assert log.image.brokers[1].cordoned_log_dirs == [DIRS[1][0]]

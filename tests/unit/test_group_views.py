@@ -188,3 +188,21 @@ def test_a_share_group_is_read_at_the_high_watermark_too() -> None:
     assert committed(coordinator, ["s"]) == replicated
     coordinator.high_watermark = None
     assert set(committed(coordinator, ["s"])["s"]["members"]) == {"a", "b"}
+
+
+def test_replicated_snapshots_of_groups_that_write_no_more_are_dropped_without_a_read() -> None:
+    """A group that stops writing (a deleted one above all) must not keep its snapshots once they
+    are replicated: later notes of other groups sweep them, no describe or list needed."""
+    from types import SimpleNamespace
+
+    from kbroker.coordinator.group_views import CommittedViews
+
+    hw = {"value": 0}
+    views = CommittedViews({}, lambda _group_id: hw["value"])
+    for i in range(200):
+        views.note(SimpleNamespace(group_id=f"quiet-{i}"), i + 1)  # type: ignore[arg-type]
+    assert len(views._pending) == 200
+    hw["value"] = 200  # everything replicated; none of these groups writes again
+    for i in range(100):
+        views.note(SimpleNamespace(group_id="busy"), 201 + i)  # type: ignore[arg-type]
+    assert set(views._pending) == {"busy"}
