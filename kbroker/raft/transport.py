@@ -444,6 +444,25 @@ class RaftTransport:
         self._write_request(peer, dataclasses.replace(core_request, position=len(held)))
         return False
 
+    def _start_snapshot_fetch(self, peer: Peer, msg: FetchSnapshotRequest) -> FetchSnapshotRequest:
+        """The core asks for a snapshot (position 0): the request to send. The core times out its one
+        request after ``request_timeout_ms`` however many chunks the transfer has taken, and asks
+        again; an earlier fetch of the same snapshot from this peer hands over the bytes it holds,
+        so that the new one goes on from there (as Kafka's follower keeps its partial snapshot and
+        fetches from its position) instead of starting over, and the earlier one stops."""
+        key = (msg.snapshot_end_offset, msg.snapshot_epoch)
+        resumed: tuple[int, bytearray] | None = None
+        for rid, (earlier, size, held) in list(peer.snapshot_parts.items()):
+            if (earlier.snapshot_end_offset, earlier.snapshot_epoch) == key:
+                del peer.snapshot_parts[rid]
+                if held and (resumed is None or len(held) > len(resumed[1])):
+                    resumed = (size, held)
+        if resumed is None:
+            peer.snapshot_parts[msg.request_id] = (msg, 0, bytearray())
+            return msg
+        peer.snapshot_parts[msg.request_id] = (msg, resumed[0], resumed[1])
+        return dataclasses.replace(msg, position=len(resumed[1]))
+
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None
         if peer.reauthenticating:
@@ -459,9 +478,9 @@ class RaftTransport:
             self._loop.create_task(self._reauthenticate(peer, peer.writer),
                                    name=f"raft-reauth-{self.node_id}-{peer.node_id}")
             return
-        body = self.request_body(msg)
         if isinstance(msg, FetchSnapshotRequest) and msg.position == 0:
-            peer.snapshot_parts[msg.request_id] = (msg, 0, bytearray())
+            msg = self._start_snapshot_fetch(peer, msg)
+        body = self.request_body(msg)
         api_key = body.API_KEY
         assert api_key is not None  # to_wire makes requests, which have an API key
         version = REQUEST_VERSIONS[api_key]

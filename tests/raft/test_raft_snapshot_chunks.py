@@ -107,3 +107,33 @@ def test_chunks_that_do_not_continue_the_snapshot_fail_the_fetch(tmp_path):
         assert (p.position, p.unaligned_records) == (0, b"abcdefghij") and 5 not in peer.snapshot_parts
     finally:
         log.close()
+
+
+def test_a_fetch_asked_again_goes_on_from_the_bytes_held(tmp_path):
+    """The core times out its one FetchSnapshot after request_timeout_ms, however many chunks the
+    transfer took, and asks again from position 0: the new fetch takes over the bytes the earlier
+    one holds and asks from there (Kafka's follower keeps its partial snapshot), the earlier one
+    stops; a fetch of another snapshot starts at 0."""
+    from kbroker.raft.file_log import FileRaftLog
+    from kbroker.raft.io import RaftDriver
+    from kbroker.raft.state_store import FileQuorumStateStore
+    from kbroker.raft.transport import Peer
+
+    log = FileRaftLog(tmp_path)
+    driver = RaftDriver(1, (1, 2, 3), {}, log, FileQuorumStateStore(tmp_path))
+    driver._write_request = lambda peer, msg: None  # (the next chunk's request, not sent here)
+    peer = Peer(2)
+    try:
+        first = driver._start_snapshot_fetch(peer, FetchSnapshotRequest(1, 2, 5, 3, 40, 2))
+        assert first.position == 0 and peer.snapshot_parts[5][2] == bytearray()
+        assert driver._snapshot_chunk(peer, 5, _chunk(40, 0, 10, b"abcd")) is False  # 4 of 10 held
+        again = driver._start_snapshot_fetch(peer, FetchSnapshotRequest(1, 2, 9, 3, 40, 2))
+        assert again.position == 4 and 5 not in peer.snapshot_parts
+        assert peer.snapshot_parts[9][1:] == (10, bytearray(b"abcd"))
+        whole = _chunk(40, 4, 10, b"efghij")
+        assert driver._snapshot_chunk(peer, 9, whole) is True
+        assert whole.topics[0].partitions[0].unaligned_records == b"abcdefghij"
+        other = driver._start_snapshot_fetch(peer, FetchSnapshotRequest(1, 2, 11, 3, 50, 2))
+        assert other.position == 0
+    finally:
+        log.close()
