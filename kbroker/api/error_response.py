@@ -268,6 +268,7 @@ def _create_topics(request: messages.CreateTopicsRequest, version: int, code: in
 @_builder(20)
 def _delete_topics(request: messages.DeleteTopicsRequest, version: int, code: int) -> messages.DeleteTopicsResponse:
     R = messages.DeleteTopicsResponse
+    keys: list[tuple[str | None, uuid.UUID | None]]
     if version >= 6:
         keys = [(topic.name, topic.topic_id) for topic in request.topics]
     else:
@@ -366,21 +367,26 @@ def _describe_configs(request: messages.DescribeConfigsRequest, version: int, co
     ])
 
 
-def _alter_configs(R: type[messages.AlterConfigsResponse] | type[messages.IncrementalAlterConfigsResponse]) -> None:
-
-    def build(request: Any, version: int, code: int) -> Message:
-        return R(responses=[
-            R.AlterConfigsResourceResponse(error_code=code, error_message=None,
-                                           resource_type=resource.resource_type,
-                                           resource_name=resource.resource_name)
-            for resource in request.resources
-        ])
-
-    BUILDERS[R.API_KEY] = build
+@_builder(33)
+def _alter_configs(request: messages.AlterConfigsRequest, version: int, code: int) -> messages.AlterConfigsResponse:
+    R = messages.AlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])
 
 
-_alter_configs(messages.AlterConfigsResponse)
-_alter_configs(messages.IncrementalAlterConfigsResponse)
+@_builder(44)
+def _incremental_alter_configs(
+    request: messages.IncrementalAlterConfigsRequest, version: int, code: int
+) -> messages.IncrementalAlterConfigsResponse:
+    R = messages.IncrementalAlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])
 
 
 @_builder(37)
