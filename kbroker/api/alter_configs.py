@@ -19,12 +19,13 @@ between).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.config.broker_config import cordoned_log_dirs_problem
@@ -43,6 +44,7 @@ from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
+from kbroker_protocol.primitives import Message
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -345,3 +347,23 @@ async def incremental_alter_configs(broker: BrokerServices, request: Incremental
                                     requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
     """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+def _alter_configs(R: type[AlterConfigsResponse] | type[IncrementalAlterConfigsResponse]) -> None:
+
+    def build(request: Any, version: int, code: int) -> Message:
+        return R(responses=[
+            R.AlterConfigsResourceResponse(error_code=code, error_message=None,
+                                           resource_type=resource.resource_type,
+                                           resource_name=resource.resource_name)
+            for resource in request.resources
+        ])
+
+    refusal(R.API_KEY)(build)
+
+
+_alter_configs(AlterConfigsResponse)
+_alter_configs(IncrementalAlterConfigsResponse)

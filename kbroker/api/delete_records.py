@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
@@ -70,3 +71,19 @@ def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) ->
             result.partitions.append(PartResult(partition_index=p.partition_index, low_watermark=low,
                                                 error_code=error))
     return DeleteRecordsResponse(throttle_time_ms=0, topics=list(by_topic.values()))
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(21)
+def _delete_records_error(request: DeleteRecordsRequest, version: int, code: int) -> DeleteRecordsResponse:
+    R = DeleteRecordsResponse
+    T = R.DeleteRecordsTopicResult
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
+                                           error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

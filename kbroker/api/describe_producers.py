@@ -10,6 +10,7 @@ partition asked, with its message (Kafka's handleDescribeProducersRequest).
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
@@ -66,3 +67,17 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
                                   active_producers=producers))
         topics.append(TopicResp(name=t.name, partitions=parts))
     return DescribeProducersResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(61)
+def _describe_producers_error(request: DescribeProducersRequest, version: int, code: int) -> DescribeProducersResponse:
+    R = DescribeProducersResponse
+    T = R.TopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[T.PartitionResponse(partition_index=index, error_code=code)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics
+    ])

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import NO_OFFSET, refusal
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
@@ -500,3 +501,21 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
         _remember(reads)
     return _build(version, reads, session_id, broker=broker, listener=listener)
 
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(1)
+def _fetch_error(request: FetchRequest, version: int, code: int) -> FetchResponse:
+    # v13+ clients read the top-level code; older ones also get it in every partition.
+    R = FetchResponse
+    topics = []
+    if version < 13:
+        T = R.FetchableTopicResponse
+        topics = [
+            T(topic=topic.topic, topic_id=topic.topic_id, partitions=[
+                T.PartitionData(partition_index=p.partition, error_code=code, high_watermark=NO_OFFSET)
+                for p in topic.partitions])
+            for topic in request.topics
+        ]
+    return R(error_code=code, session_id=request.session_id, responses=topics)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError, PartitionLog
 from kbroker.replication.partition import Partition
@@ -146,3 +147,19 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
                 resp.leader_epoch = epoch
         topics.append(TopicResp(name=t.name, partitions=parts))
     return ListOffsetsResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(2)
+def _list_offsets_error(request: ListOffsetsRequest, version: int, code: int) -> ListOffsetsResponse:
+    R = ListOffsetsResponse
+    T = R.ListOffsetsTopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=code,
+                                           offset=NO_OFFSET, timestamp=NO_TIMESTAMP)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

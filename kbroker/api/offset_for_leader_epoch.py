@@ -19,6 +19,7 @@ kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
 from kbroker.replication.partition import Partition
@@ -86,3 +87,19 @@ def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeader
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
         topics.append(TopicOut(topic=t.topic, partitions=parts))
     return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(23)
+def _offset_for_leader_epoch_error(request: OffsetForLeaderEpochRequest, version: int, code: int) -> OffsetForLeaderEpochResponse:
+    R = OffsetForLeaderEpochResponse
+    T = R.OffsetForLeaderTopicResult
+    return R(topics=[
+        T(topic=topic.topic, partitions=[
+            T.EpochEndOffset(partition=p.partition, error_code=code, leader_epoch=NO_EPOCH,
+                             end_offset=NO_OFFSET)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

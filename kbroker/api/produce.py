@@ -36,6 +36,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -231,3 +232,25 @@ async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pendi
     if acks == 0:
         return None
     return _response(responses, endpoints)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(0)
+def _produce_error(request: ProduceRequest, version: int, code: int) -> ProduceResponse | None:
+    if request.acks == 0:
+        return None
+    R = ProduceResponse
+    topics: dict[tuple[str, uuid.UUID], ProduceResponse.TopicProduceResponse] = {}
+    for topic in request.topic_data:
+        out = topics.get((topic.name, topic.topic_id))
+        if out is None:
+            out = topics[(topic.name, topic.topic_id)] = R.TopicProduceResponse(
+                name=topic.name, topic_id=topic.topic_id, partition_responses=[])
+        for partition in topic.partition_data:
+            out.partition_responses.append(R.TopicProduceResponse.PartitionProduceResponse(
+                index=partition.index, error_code=code, base_offset=NO_OFFSET,
+                log_append_time_ms=NO_TIMESTAMP, log_start_offset=NO_OFFSET, record_errors=[],
+                error_message=None))
+    return R(responses=list(topics.values()))
