@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -37,9 +37,9 @@ def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tupl
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:
         return ErrorCode.INVALID_TOPIC_EXCEPTION, INVALID_LOW_WATERMARK
-    partition = broker.partition(topic, index)
-    if partition is None or not partition.is_leader:  # only the leader moves the log start
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER, INVALID_LOW_WATERMARK
+    partition, missing = partition_or_error(broker, topic, index, leader=True)  # only the leader moves the log start
+    if partition is None:
+        return missing, INVALID_LOW_WATERMARK
     plog = partition.log
     if not plog.config.delete:
         return ErrorCode.POLICY_VIOLATION, INVALID_LOW_WATERMARK

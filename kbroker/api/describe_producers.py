@@ -9,7 +9,7 @@ partition asked, with its message (Kafka's handleDescribeProducersRequest).
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import RequestContext, partition_or_error, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.errors import ControllerError
@@ -51,11 +51,10 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
                          active_producers=[]) for index in t.partition_indexes]))
             continue
         for index in t.partition_indexes:
-            partition = broker.partition(t.name, index)
+            partition, missing = partition_or_error(broker, t.name, index)
             if partition is None:
-                code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic is not None and index in topic.partitions
-                        else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                parts.append(PartResp(partition_index=index, error_code=code, error_message=None, active_producers=[]))
+                parts.append(PartResp(partition_index=index, error_code=missing, error_message=None,
+                                      active_producers=[]))
                 continue
             producers = [
                 Producer(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError, PartitionLog
@@ -109,7 +109,6 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
             seen.add(key)
     for t in request.topics:
         parts = []
-        topic = broker.image.topic(t.name)
         denied = not authorized(ctx, DESCRIBE, TOPIC, t.name)  # Kafka: DESCRIBE first (kbroker/security/acls.py)
         for p in t.partitions:
             resp = PartResp(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1,
@@ -121,11 +120,9 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
             if (t.name, p.partition_index) in duplicates:
                 resp.error_code = ErrorCode.INVALID_REQUEST
                 continue
-            partition = broker.partition(t.name, p.partition_index)
+            partition, missing = partition_or_error(broker, t.name, p.partition_index)
             if partition is None:
-                resp.error_code = (ErrorCode.NOT_LEADER_OR_FOLLOWER
-                                   if topic is not None and p.partition_index in topic.partitions
-                                   else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                resp.error_code = missing
                 continue
             epoch = p.current_leader_epoch if version >= 4 else -1
             if epoch >= 0 and epoch != partition.leader_epoch:

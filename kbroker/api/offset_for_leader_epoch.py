@@ -18,7 +18,7 @@ kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
@@ -63,10 +63,9 @@ def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeader
             out = PartOut(error_code=ErrorCode.NONE, partition=p.partition, leader_epoch=UNDEFINED_EPOCH,
                           end_offset=UNDEFINED_OFFSET)
             parts.append(out)
-            partition = broker.partition(t.topic, p.partition)
+            partition, missing = partition_or_error(broker, t.topic, p.partition)
             if partition is None:
-                out.error_code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if broker.image.partition(t.topic, p.partition)
-                                  else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                out.error_code = missing
                 continue
             if partition.log.offline is not None:
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
@@ -162,12 +162,12 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
-            partition = replica_manager.partition(topic.name, p.index)
-            if partition is None or not partition.is_leader:
-                if p.index not in topic.partitions:
-                    parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                else:
+            partition, missing = partition_or_error(broker, topic.name, p.index, leader=True)
+            if partition is None:
+                if missing == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                     parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
+                else:
+                    parts.append(_error(p.index, missing))
                 continue
             partition.produce_requests += 1
             try:
