@@ -240,7 +240,7 @@ class Broker:
             # A leader knows what is committed once an entry of its own epoch is (Raft): until
             # then its high watermark is what it held before, 0 after a restart, and an image of
             # nothing would have _open_replayed_partitions delete every partition's log.
-            known = node.high_watermark > (node._epoch_start_offset if raft.is_leader else 0)
+            known = node.high_watermark > (node.epoch_start_offset if raft.is_leader else 0)
             if node.leader_id != -1 and target is None and known:
                 target = node.high_watermark
             if target is not None and node.committed_offset >= target and self._applied_up_to(target):

@@ -242,6 +242,12 @@ class NodeBase:
     def kraft_version(self) -> int:
         return self.controls.kraft_version
 
+    @property
+    def epoch_start_offset(self) -> int:
+        """On a leader, the offset of the first entry of its epoch (its LeaderChangeMessage): its
+        high watermark says what the quorum committed only once it is past this offset (Raft)."""
+        return self._epoch_start_offset
+
     def _load_controls(self) -> None:
         """The voter history from the snapshot (or the initial voters) and the log's control records."""
         log = self.log
