@@ -116,6 +116,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
 
         self._once_appended(group_id, started)
 
+    def on_unloaded(self, group_id: str) -> None:
+        """The group was unloaded (its partition is led elsewhere now) and its timers cancelled: a
+        refresh under way will not complete here."""
+        self._resolving.pop(group_id, None)
+
     def _on_regexes_resolved(self, group: ConsumerGroup, regexes: frozenset[str], requester: Requester | None) -> None:
         """Kafka's executor task and ``handleRegularExpressionsResult``: resolve the batch, then
         write a record per expression still subscribed to and, when an expression's topics or the

@@ -211,6 +211,8 @@ class GroupCoordinatorCore:
             del self.groups[gid]
             if isinstance(self.timer, LoopTimer):
                 self.timer.cancel_group(gid)
+            if self.consumer is not None:
+                self.consumer.on_unloaded(gid)
         self.views.forget_where(lambda gid: self.partition_for(gid) == index)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
             del self.offsets.committed[gid]
