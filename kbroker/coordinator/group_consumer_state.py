@@ -70,7 +70,8 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         # The groups' regular expressions are resolved against the image (group_regex), which
         # tells when topics appear.
         self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
-                                        self.timer.now_ms)
+                                        self.timer.now_ms,
+                                        lambda: int(self._config["group.consumer.regex.refresh.interval.ms"]))
         self.broker.image.listeners.append(self.regexes.on_metadata_record)
         # The groups whose refresh is under way (Kafka's executor.isScheduled(groupId + "-regex")):
         # group id -> the group object it was asked for (a group unloaded and loaded again is another).

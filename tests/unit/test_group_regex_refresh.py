@@ -168,6 +168,25 @@ def test_the_first_member_of_a_new_group_with_a_regex_gets_epoch_1_then_its_part
     assert a.epoch == 2 and a.topics_owned(coordinator) == {"foo": [0, 1]}
 
 
+def test_a_refresh_is_asked_for_once_group_consumer_regex_refresh_interval_ms_has_passed() -> None:
+    """Kafka's condition 3.3 of maybeUpdateRegularExpressions, its interval the (internal) config
+    key group.consumer.regex.refresh.interval.ms (default 10 minutes, at least 10 s)."""
+    for interval, refreshed in ((20_000, True), (600_000, False)):
+        coordinator, manager = make(foo=2)
+        coordinator.broker.config["group.consumer.regex.refresh.interval.ms"] = interval
+        a = Member(manager, "a", regex="foo.*")
+        a.heartbeat()
+        coordinator.timer.advance(0)
+        a.heartbeat()
+        for _ in range(4):  # (within the session timeout, 10 s here)
+            coordinator.timer.advance(5_000)
+            a.heartbeat()  # the interval (or less) since the refresh, no new topic: not refreshed
+        assert REFRESH not in coordinator.timer.timers
+        coordinator.timer.advance(1)
+        a.heartbeat()
+        assert (REFRESH in coordinator.timer.timers) is refreshed, interval
+
+
 class _CoordinatorBroker:
     """What the group coordinator's constructor and its unload read of the broker."""
 
