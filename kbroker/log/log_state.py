@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import prealloc
 from .config import LogConfig
@@ -26,6 +27,9 @@ from .leader_epoch import LeaderEpochCache
 from .segment import (
     LogSegment,
 )
+
+if TYPE_CHECKING:
+    from .roll import PendingRoll
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +163,8 @@ class LogState:
         self._open_txns: dict[int, int] | None = None
         # (epoch, start offset) entries, kept in leader-epoch-checkpoint (see leader_epoch.py).
         self._epochs = LeaderEpochCache(None)
+        # Rolls whose fsyncs are still to run, oldest first (roll.py).
+        self._pending_rolls: list[PendingRoll] = []
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

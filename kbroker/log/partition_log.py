@@ -109,7 +109,8 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             if self._closed:
                 return
             if clean and self._offline is None:
-                # Older segments were fsynced when they were rolled, cleaned or recovered.
+                # Older segments were fsynced when their roll completed, cleaned or recovered.
+                self._finish_rolls_on_close()
                 self._segments[-1].seal()
                 self._recovery_point = self.log_end_offset
                 self._write_checkpoint()
@@ -119,6 +120,8 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
                 fd = os.open(self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
                 os.close(fd)
                 fsync_dir(self.directory)
+            for p in list(self._pending_rolls):
+                self._forget_roll(p)  # (after a clean close: none left)
             for seg in self._segments:
                 seg.close()
                 seg.append_limits = None  # appends go through _check_usable
@@ -171,6 +174,10 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
     def roll(self) -> None:
         with _FailsDir(self, "rolling"):
             LogAppend.roll(self)
+
+    def complete_rolls(self) -> None:
+        with _FailsDir(self, "flushing a rolled segment of"):
+            LogAppend.complete_rolls(self)
 
     def checkpoint(self) -> None:
         with _FailsDir(self, "checkpointing"):
