@@ -31,9 +31,10 @@ from .fd_budget import SegmentFile
 from .leader_epoch import LeaderEpochCache
 from .log_state import (
     FLUSH_BOUNDS_MS,
+    PendingRoll,
     fsync_dir,
 )
-from .roll import LogRoll, PendingRoll
+from .roll import LogRoll
 from .segment import (
     MIN_BATCH_LENGTH,
     LogSegment,
@@ -124,6 +125,8 @@ class LogAppend(LogRoll):
         with self.lock:
             if self._closed or self._offline is not None:
                 self._check_usable()
+            if self._dir_unborn:
+                self._ensure_directory()
             leo = self._segments[-1].next_offset
             if len(batch_list) == 1:
                 base = leo if assign_offsets else batch_list[0][2]
@@ -212,6 +215,8 @@ class LogAppend(LogRoll):
         with self.lock:
             if self._closed or self._offline is not None:
                 self._check_usable()
+            if self._dir_unborn:
+                self._ensure_directory()
             segment = self._segments[-1]
             base = segment.next_offset
             last = base + delta

@@ -130,8 +130,9 @@ class LogManager:
         self._rounds = 0
         self._round_done = threading.Condition()
         self._thread: threading.Thread | None = None
-        # Runs the disk waits of segment rolls off the appending thread (log/roll.py); started
-        # and stopped with the maintenance thread (None: a roll completes where it happens).
+        # Runs the disk waits of segment rolls off the appending thread (log/roll.py) and makes
+        # the directories of new partitions (`make_dirs`); started and stopped with the
+        # maintenance thread (None: the work is done at once, by the caller).
         self._roll_worker: ThreadPoolExecutor | None = None
         self._pending_removal: list[Path] = []
         self._last_checkpoint = clock()
@@ -160,9 +161,9 @@ class LogManager:
         self._load()
 
     def _open_log(self, directory: Path, config: LogConfig, *, clock: Callable[[], float],
-                  verify: str) -> PartitionLog:
+                  verify: str, lazy_dir: bool = False) -> PartitionLog:
         """`PartitionLog.open`, the log's rolls completed by this manager's roll worker."""
-        log = PartitionLog.open(directory, config, clock=clock, verify=verify)
+        log = PartitionLog.open(directory, config, clock=clock, verify=verify, lazy_dir=lazy_dir)
         log.roll_scheduler = self._schedule_roll
         return log
 
@@ -177,8 +178,9 @@ class LogManager:
                 pass
         task()
 
-    def drain_rolls(self) -> None:
-        """Wait until every roll completion queued so far has run."""
+    def drain_worker(self) -> None:
+        """Wait until every task queued on the roll worker so far (roll completions, directories
+        of new partitions) has run."""
         worker = self._roll_worker
         if worker is not None:
             with contextlib.suppress(RuntimeError):
@@ -380,11 +382,13 @@ class LogManager:
             return log
 
     def create_logs(self, keys: list[tuple[str, int]], config: LogConfig) -> list[tuple[str, int]]:
-        """Create the logs of new partitions (directory and first segment each), all or none.
+        """Create the logs of new partitions, all or none, their directories left to `make_dirs`
+        (after the controller committed them, as Kafka's broker makes its logs when it applies
+        the partition records) or to the first write into them (``lazy_dir`` of
+        `PartitionLog.open`).
 
-        Safe to call from a worker thread (creating thousands takes seconds). If one cannot be
-        created (``OSError``: no descriptor, no space...), every log created by this call is
-        removed again, directories included, and the error is raised. Returns the keys created
+        Safe to call from a worker thread. If one cannot be created (``OSError``), every log
+        created by this call is removed again and the error is raised. Returns the keys created
         (those already present are left as they are).
         """
         created: list[tuple[str, int]] = []
@@ -403,7 +407,7 @@ class LogManager:
                     path = log_dir / f"{key[0]}-{key[1]}"
                     existed = path.exists()
                     try:
-                        log = self._open_log(path, config, clock=self.clock, verify=self._verify)
+                        log = self._open_log(path, config, clock=self.clock, verify=self._verify, lazy_dir=True)
                     except BaseException:
                         if not existed:
                             shutil.rmtree(path, ignore_errors=True)
@@ -415,6 +419,24 @@ class LogManager:
             self.remove_new_logs(created)
             raise
         return created
+
+    def make_dirs(self, keys: list[tuple[str, int]]) -> None:
+        """Make the directories of the logs `create_logs` created, on the roll worker (at once
+        without one): called once their partitions are committed. A partition written before
+        that makes its own at the first write."""
+        with self._lock:
+            logs = [log for key in keys if (log := self._logs.get(key)) is not None and not log.directory_made]
+        if not logs:
+            return
+
+        def make() -> None:
+            for log in logs:
+                try:
+                    log.materialize()
+                except OSError as exc:
+                    dir_failure.report(log.directory.parent, f"creating {log.directory.name}", exc)
+
+        self._schedule_roll(make)
 
     def remove_new_logs(self, keys: list[tuple[str, int]]) -> None:
         """Undo `create_logs`: close and remove the logs of partitions that were never committed."""

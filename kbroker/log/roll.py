@@ -30,13 +30,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from kbroker_protocol.record_batch import InvalidRecordBatch
 
-from .fd_budget import BUDGET, SegmentFile
-from .log_state import fsync_dir
+from .fd_budget import BUDGET
+from .log_state import PendingRoll, fsync_dir
 from .segment import LogSegment
 from .txn_index import encode_open_txns
 from .txn_state import LogTxnState
@@ -50,19 +49,6 @@ def run_logged(task: Callable[[], object]) -> None:
         task()
     except Exception:
         logger.exception("completing a segment roll failed")
-
-
-@dataclass(eq=False, slots=True)
-class PendingRoll:
-    """A roll whose disk waits have not run yet."""
-
-    sealed: LogSegment
-    file: SegmentFile | None  # the sealed segment's .log, held open (None: no file was created)
-    target: int  # the first offset after the sealed segment
-    truncations: int  # the log's truncation count at the roll
-    active: LogSegment  # the new segment
-    open_txns: dict[int, int] | None  # the new segment's .txnstate content, None: no file
-    done: bool = False
 
 
 def _fsync_existing(path: Path) -> None:

@@ -205,7 +205,7 @@ def test_log_manager_completes_rolls_on_its_roll_thread(tmp_path, monkeypatch):
         log = manager.get_or_create("t", 0)
         append_until_roll(log, 0)
         sealed = log.segments[-2]
-        manager.drain_rolls()
+        manager.drain_worker()
         assert threads and all(name.startswith("log-roll") for name in threads)
         assert log.recovery_point == sealed.next_offset
     finally:
