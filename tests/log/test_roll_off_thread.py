@@ -219,3 +219,22 @@ def test_log_manager_completes_rolls_on_its_roll_thread(tmp_path, monkeypatch):
     assert threads == [threading.current_thread().name]
     assert log.recovery_point == log.segments[-2].next_offset
     manager.close()
+
+
+def test_a_power_loss_before_the_roll_fsync_cuts_the_torn_sealed_tail(tmp_path):
+    log, captured = open_captured(tmp_path / "t-0")
+    n = append_until_roll(log, 0)  # values 0..n-2 in the sealed segment, n-1 in the new one
+    log.append(value_batch([b"in the new segment"]))
+    log.checkpoint()  # on disk: the recovery point from before the roll
+    sealed = log.segments[-2]
+    size = sealed.size
+    assert captured.tasks  # the roll's fsync never ran
+    del log
+    # The power loss: the sealed segment's last batch never reached the disk, the new segment did.
+    os.truncate(sealed.log_path, size - 10)
+    reopened = PartitionLog.open(tmp_path / "t-0", SMALL)
+    assert reopened.offline is None  # a torn unflushed tail, not corruption
+    assert [s.base_offset for s in reopened.segments] == [0]  # cut there, the later segment gone
+    assert [o for o, _ in values(reopened)] == list(range(n - 2))  # the torn batch n-2 went
+    assert reopened.append(value_batch([b"again"])).first_offset == n - 2
+    reopened.close()
