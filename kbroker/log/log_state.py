@@ -21,7 +21,7 @@ from .errors import (
     LogClosedError,
     LogCorruptedError,
 )
-from .fd_budget import BUDGET, SegmentFile
+from .fd_budget import BUDGET
 from .leader_epoch import LeaderEpochCache
 from .segment import (
     LogSegment,
@@ -130,7 +130,6 @@ class PendingRoll:
     """A segment roll whose disk waits have not run yet (roll.py)."""
 
     sealed: LogSegment
-    file: SegmentFile | None  # the sealed segment's .log, held open (None: no file was created)
     target: int  # the first offset after the sealed segment
     truncations: int  # the log's truncation count at the roll
     active: LogSegment  # the new segment

@@ -95,7 +95,6 @@ class LogRoll(LogTxnState):
         self._segments.append(segment)
         pending = PendingRoll(
             sealed=old,
-            file=None if old.unborn else old.open_file(),
             target=old.next_offset,
             truncations=self._truncations,
             active=segment,
@@ -167,16 +166,19 @@ class LogRoll(LogTxnState):
 
     def _forget_roll(self, p: PendingRoll) -> None:
         p.done = True
-        p.file = None
         with contextlib.suppress(ValueError):
             self._pending_rolls.remove(p)
 
-    @staticmethod
-    def _sync_sealed(p: PendingRoll) -> None:
-        """fsync a sealed segment's data and index files (each still there)."""
-        if p.file is not None:
-            os.fdatasync(p.file.fileno())
+    def _sync_sealed(self, p: PendingRoll) -> None:
+        """fsync a sealed segment's data and index files (each still there). The descriptor is
+        taken from the descriptor budget now, not held from the roll on: a backlog of rolls (a
+        small segment.ms) must not hold a descriptor each."""
         sealed = p.sealed
+        with self.lock:
+            file = None if sealed.unborn else sealed.open_file()  # (None: deleted meanwhile)
+        if file is not None:
+            os.fdatasync(file.fileno())
+            del file
         for path in (sealed.offset_index.path, sealed.time_index.path, sealed.txn_index.path):
             _fsync_existing(path)
 
