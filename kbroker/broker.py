@@ -100,8 +100,10 @@ class Broker:
         self.cluster_id = ""
         self.started_at = 0.0
         self._lock_files: list[IO[str]] = []
-        # stop() has begun: long polls answer at once, FindCoordinator says not available
+        # stop() has begun (after the controlled shutdown of a quorum node): long polls answer at
+        # once, FindCoordinator says not available
         self.stopping = False
+        self._stop_begun = False  # stop() called (the controlled shutdown may still be under way)
         self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
@@ -364,14 +366,26 @@ class Broker:
         return self.controller.active_controller_id
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, answer in-flight requests, then close connections, services and logs.
+        """Controlled shutdown, then stop accepting, answer in-flight requests, then close
+        connections, services and logs.
 
-        Long-polling fetches are woken and answer with what they have; requests parked longer
+        A node of a multi-node quorum first asks the controller to move its leaderships away and
+        waits until it lets it go (or ``timeout``), still serving every request meanwhile, as
+        Kafka's BrokerServer.shutdown does before it stops its socket server: a batch appended as
+        leader until then is acknowledged once the followers have it, or answered
+        NOT_LEADER_OR_FOLLOWER when the leadership moves first (Kafka's DelayedProduce). Then
+        long-polling fetches are woken and answer with what they have; requests parked longer
         (a JoinGroup waiting for its rebalance) get ``timeout`` seconds before their connections
         close, as Kafka's shutdown expires delayed operations.
         """
-        if self.stopping:
+        if self.stopping or self._stop_begun:
             return
+        self._stop_begun = True
+        if self.lifecycle is not None:
+            try:
+                await self.lifecycle.controlled_shutdown(timeout_ms=int(timeout * 1000))
+            except Exception as exc:
+                log.info("controlled shutdown: %s", exc)
         self.stopping = True
         for server in self.servers:
             server.close()
@@ -389,12 +403,6 @@ class Broker:
             conn.close()
         for service in reversed(self.services):
             await _maybe_await(service.stop())
-        if self.lifecycle is not None:
-            # Kafka's controlled shutdown: the controller moves our leaderships away first
-            try:
-                await self.lifecycle.controlled_shutdown(timeout_ms=int(timeout * 1000))
-            except Exception as exc:
-                log.info("controlled shutdown: %s", exc)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

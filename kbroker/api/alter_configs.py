@@ -19,7 +19,7 @@ between).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.authorization import config_refused as _refused
@@ -44,7 +44,6 @@ from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
-from kbroker_protocol.primitives import Message
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -352,18 +351,23 @@ async def incremental_alter_configs(broker: BrokerServices, request: Incremental
 # -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
 
 
-def _alter_configs(R: type[AlterConfigsResponse] | type[IncrementalAlterConfigsResponse]) -> None:
-
-    def build(request: Any, version: int, code: int) -> Message:
-        return R(responses=[
-            R.AlterConfigsResourceResponse(error_code=code, error_message=None,
-                                           resource_type=resource.resource_type,
-                                           resource_name=resource.resource_name)
-            for resource in request.resources
-        ])
-
-    refusal(R.API_KEY)(build)
+@refusal(33)
+def _alter_configs_error(request: AlterConfigsRequest, version: int, code: int) -> AlterConfigsResponse:
+    R = AlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])
 
 
-_alter_configs(AlterConfigsResponse)
-_alter_configs(IncrementalAlterConfigsResponse)
+@refusal(44)
+def _incremental_alter_configs_error(
+    request: IncrementalAlterConfigsRequest, version: int, code: int
+) -> IncrementalAlterConfigsResponse:
+    R = IncrementalAlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])

@@ -144,6 +144,7 @@ async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, v
 @refusal(20)
 def _delete_topics_error(request: DeleteTopicsRequest, version: int, code: int) -> DeleteTopicsResponse:
     R = DeleteTopicsResponse
+    keys: list[tuple[str | None, uuid.UUID | None]]
     if version >= 6:
         keys = [(topic.name, topic.topic_id) for topic in request.topics]
     else:

@@ -30,8 +30,8 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
     if not request.users:
         wanted = dict.fromkeys(sorted(known), False)
     else:
-        for user in request.users:
-            wanted[user.name] = user.name in wanted
+        for named in request.users:
+            wanted[named.name] = named.name in wanted
     results = []
     for user, duplicate in wanted.items():
         if duplicate:

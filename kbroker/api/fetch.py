@@ -450,21 +450,21 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
             waited_on = []
             for w in wants:
                 if w.topic_name is not None:
-                    p = broker.partition(w.topic_name, w.cached.partition)
-                    if p is not None:
-                        p.add_waiter(fut)
-                        waited_on.append(p)
+                    part = broker.partition(w.topic_name, w.cached.partition)
+                    if part is not None:
+                        part.add_waiter(fut)
+                        waited_on.append(part)
             if deadline.passed or broker.stopping:
-                for p in waited_on:
-                    p.remove_waiter(fut)
+                for part in waited_on:
+                    part.remove_waiter(fut)
                 break
             if parked is not None and replica is not None:
                 parked.park(replica.replica_id, fut)
             try:
                 await deadline.wait(fut)
             finally:
-                for p in waited_on:
-                    p.remove_waiter(fut)
+                for part in waited_on:
+                    part.remove_waiter(fut)
                 if parked is not None and replica is not None:
                     parked.unpark(replica.replica_id, fut)
             refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH

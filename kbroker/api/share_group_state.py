@@ -103,7 +103,10 @@ def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Resu
                 code, message, extra = fn(t.topic_id, p)
             if code != ErrorCode.NONE and message is None:
                 message = default_message(code)
-            parts.append(P(partition=p.partition, error_code=code, error_message=message, **extra))
+            result = P(partition=p.partition, error_code=code, error_message=message)
+            for name, value in extra.items():  # the fields of this API's result (``_Outcome``)
+                setattr(result, name, value)
+            parts.append(result)
         out.append(result_cls(topic_id=t.topic_id, partitions=parts))
     return out
 
