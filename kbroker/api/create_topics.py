@@ -27,6 +27,7 @@ import uuid
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, Requester, controller_operation
 from kbroker.controller.metadata_records import MetadataRecord
@@ -223,3 +224,13 @@ def _fail(result: Result, message: str | None, code: ErrorCode = ErrorCode.KAFKA
     result.num_partitions = -1
     result.replication_factor = -1
     result.configs = None
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(19)
+def _create_topics_error(request: CreateTopicsRequest, version: int, code: int) -> CreateTopicsResponse:
+    R = CreateTopicsResponse
+    return R(topics=[R.CreatableTopicResult(name=topic.name, error_code=code, error_message=None)
+                     for topic in request.topics])

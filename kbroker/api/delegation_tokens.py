@@ -36,7 +36,7 @@ import uuid
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, requester, response_as
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     CREATE_DELEGATION_TOKEN,
@@ -327,11 +327,11 @@ def _create_error(request: object, version: int, code: int) -> CreateDelegationT
     return _create_response(version, code, ANONYMOUS, ANONYMOUS)
 
 
-BUILDERS[38] = _create_error
-BUILDERS[39] = lambda request, version, code: RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code)
-BUILDERS[40] = lambda request, version, code: ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code)
-BUILDERS[41] = lambda request, version, code: DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=code,
-                                                                              tokens=[])
+refusal(38)(_create_error)
+refusal(39)(lambda request, version, code: RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code))
+refusal(40)(lambda request, version, code: ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code))
+refusal(41)(lambda request, version, code: DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=code,
+                                                                           tokens=[]))
 
 
 # -- expiry: the active controller's sweep -------------------------------------------------------

@@ -31,7 +31,8 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.error_response import NO_OFFSET, refusal
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
@@ -135,12 +136,9 @@ def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bo
     c = want.cached
     if want.topic_name is None:
         return _error(want, want.unknown_error)
-    partition = broker.partition(want.topic_name, c.partition)
+    partition, missing = partition_or_error(broker, want.topic_name, c.partition)
     if partition is None:
-        topic = broker.image.topic(want.topic_name)
-        code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic and c.partition in topic.partitions
-                else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        return _error(want, code)
+        return _error(want, missing)
     if c.current_leader_epoch >= 0:
         if c.current_leader_epoch > partition.leader_epoch:
             return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH)
@@ -501,3 +499,21 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
         _remember(reads)
     return _build(version, reads, session_id, broker=broker, listener=listener)
 
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(1)
+def _fetch_error(request: FetchRequest, version: int, code: int) -> FetchResponse:
+    # v13+ clients read the top-level code; older ones also get it in every partition.
+    R = FetchResponse
+    topics = []
+    if version < 13:
+        T = R.FetchableTopicResponse
+        topics = [
+            T(topic=topic.topic, topic_id=topic.topic_id, partitions=[
+                T.PartitionData(partition_index=p.partition, error_code=code, high_watermark=NO_OFFSET)
+                for p in topic.partitions])
+            for topic in request.topics
+        ]
+    return R(error_code=code, session_id=request.session_id, responses=topics)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
@@ -74,3 +74,11 @@ async def _transactional(ctx: RequestContext, coordinator: TransactionCoordinato
         return InitProducerIdResponse(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
     return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pid,
                                   producer_epoch=epoch)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(22)
+def _init_producer_id_error(request: InitProducerIdRequest, version: int, code: int) -> InitProducerIdResponse:
+    return InitProducerIdResponse(error_code=code, producer_id=-1, producer_epoch=-1)

@@ -17,6 +17,7 @@ from typing import TypedDict
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
@@ -94,3 +95,13 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
     if version < 9:
         response.skip_assignment = False
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(11)
+def _join_group_error(request: JoinGroupRequest, version: int, code: int) -> JoinGroupResponse:
+    return JoinGroupResponse(error_code=code, generation_id=-1,
+                         protocol_name=None if version >= 7 else "",
+                         leader="", member_id="", members=[])

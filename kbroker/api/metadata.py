@@ -22,6 +22,7 @@ import struct
 import uuid
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
@@ -301,3 +302,17 @@ def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
     if version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
         response.cluster_authorized_operations = authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(3)
+def _metadata_error(request: MetadataRequest, version: int, code: int) -> MetadataResponse:
+    # Kafka leaves the top-level error code (v13+) at NONE and flags every requested topic.
+    R = MetadataResponse
+    return R(topics=[
+        R.MetadataResponseTopic(name=topic.name or "", topic_id=topic.topic_id, error_code=code,
+                                is_internal=False, partitions=[])
+        for topic in request.topics or ()
+    ])

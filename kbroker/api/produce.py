@@ -35,7 +35,8 @@ import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
+from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -165,12 +166,12 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
-            partition = replica_manager.partition(topic.name, p.index)
-            if partition is None or not partition.is_leader:
-                if p.index not in topic.partitions:
-                    parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                else:
+            partition, missing = partition_or_error(broker, topic.name, p.index, leader=True)
+            if partition is None:
+                if missing == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                     parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
+                else:
+                    parts.append(_error(p.index, missing))
                 continue
             partition.produce_requests += 1
             try:
@@ -233,3 +234,25 @@ async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pendi
     if acks == 0:
         return None
     return _response(responses, endpoints)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(0)
+def _produce_error(request: ProduceRequest, version: int, code: int) -> ProduceResponse | None:
+    if request.acks == 0:
+        return None
+    R = ProduceResponse
+    topics: dict[tuple[str, uuid.UUID], ProduceResponse.TopicProduceResponse] = {}
+    for topic in request.topic_data:
+        out = topics.get((topic.name, topic.topic_id))
+        if out is None:
+            out = topics[(topic.name, topic.topic_id)] = R.TopicProduceResponse(
+                name=topic.name, topic_id=topic.topic_id, partition_responses=[])
+        for partition in topic.partition_data:
+            out.partition_responses.append(R.TopicProduceResponse.PartitionProduceResponse(
+                index=partition.index, error_code=code, base_offset=NO_OFFSET,
+                log_append_time_ms=NO_TIMESTAMP, log_start_offset=NO_OFFSET, record_errors=[],
+                error_message=None))
+    return R(responses=list(topics.values()))

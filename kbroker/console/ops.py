@@ -102,10 +102,15 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
     topics = [t for t in meta.topics if t.error_code == ErrorCode.NONE]
     partitions = [p for t in topics for p in t.partitions]
     live = {b.broker_id for b in cluster.brokers}
+    metadata_quorum = await quorum(client)
     return {
-        "quorum": await quorum(client),
+        "quorum": metadata_quorum,
         "cluster_id": cluster.cluster_id,
-        "controller_id": cluster.controller_id,
+        # The active controller is the quorum's leader. DescribeCluster's ControllerId is no
+        # help: a KRaft broker answers a live broker there (this one), as Kafka's does, since
+        # clients cannot reach the controllers. Without DESCRIBE on the cluster (no quorum), it
+        # is unknown (None) rather than a wrong node.
+        "controller_id": metadata_quorum.get("leader_id"),
         "brokers": [{"id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
                     for b in sorted(cluster.brokers, key=lambda b: b.broker_id)],
         "features": {f.name: f.max_version_level for f in versions.finalized_features},

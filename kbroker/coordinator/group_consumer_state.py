@@ -78,7 +78,8 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         # The groups' regular expressions are resolved against the image (group_regex), which
         # tells when topics appear.
         self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
-                                        self.timer.now_ms)
+                                        self.timer.now_ms,
+                                        lambda: int(self._config["group.consumer.regex.refresh.interval.ms"]))
         self.broker.image.listeners.append(self.regexes.on_metadata_record)
         # The groups whose refresh is under way (Kafka's executor.isScheduled(groupId + "-regex")):
         # group id -> the group object it was asked for (a group unloaded and loaded again is another).
@@ -123,6 +124,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                                 lambda: self._on_regexes_resolved(group, batch, requester))
 
         self._once_appended(group_id, started)
+
+    def on_unloaded(self, group_id: str) -> None:
+        """The group was unloaded (its partition is led elsewhere now) and its timers cancelled: a
+        refresh under way will not complete here."""
+        self._resolving.pop(group_id, None)
 
     def _on_regexes_resolved(self, group: ConsumerGroup, regexes: frozenset[str], requester: Requester | None) -> None:
         """Kafka's executor task and ``handleRegularExpressionsResult``: resolve the batch, then

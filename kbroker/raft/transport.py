@@ -260,6 +260,7 @@ class RaftTransport:
         if not self._step(lambda now: node.handle(msg, now)):
             # the core failed on it: no answer will come, and the answers behind it would wait
             self._requests.pop(rid, None)
+            self._snapshot_reads.pop(rid, None)
             raise CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
 
     async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,

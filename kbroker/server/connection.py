@@ -34,8 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kbroker.api.context import BrokerServices, RequestContext
-from kbroker.api.error_response import BUILDERS as ERROR_BUILDERS
-from kbroker.api.error_response import error_response
+from kbroker.api.error_response import builder_for, error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
@@ -584,5 +583,5 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
 
 def _error_response(api_key: int, api_version: int, request: Message, code: int) -> Message | None:
     """The request type's error response with ``code`` (None without a builder)."""
-    builder = ERROR_BUILDERS.get(api_key)
+    builder = builder_for(api_key)
     return builder(request, api_version, code) if builder is not None else None

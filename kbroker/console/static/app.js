@@ -118,7 +118,7 @@ async function pageOverview() {
     h("h1", {}, "Overview"),
     h("div", { class: "cards" },
       card("Cluster", o.cluster_id, "cluster-id"),
-      card("Controller", o.controller_id, "controller-id"),
+      card("Controller", o.controller_id ?? "unknown", "controller-id"),
       card("This broker", "node " + o.node_id),
       card("kbroker version", o.version, "version"),
       card("Brokers", o.brokers.length, "broker-count"),
