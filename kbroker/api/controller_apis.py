@@ -122,15 +122,15 @@ async def describe_quorum(broker: Broker, header: object, body: DescribeQuorumRe
                                          log_end_offset=node.log.end_offset,
                                          last_fetch_timestamp=now_ms, last_caught_up_timestamp=now_ms))
         else:
-            end = node._voter_end.get(v, -1)
-            fetched = node._voter_last_fetch.get(v)
+            end = node.voter_end_offsets.get(v, -1)
+            fetched = node.voter_last_fetch_times.get(v)
             caught_up = fetched if end >= node.high_watermark and end >= 0 else None
             voters.append(ReplicaState(replica_id=v, replica_directory_id=directory(v), log_end_offset=end,
                                          last_fetch_timestamp=wall(fetched) if end >= 0 else -1,
                                          last_caught_up_timestamp=wall(caught_up)))
     # observers: what the leader's core tracked this epoch (with their directory ids), else the
     # driver's record of fetches
-    tracked = node._observers
+    tracked = node.tracked_observers
     observers = []
     for o, (offset, t) in sorted(raft.observers.items()):
         if o in node.voters or o < 0:

@@ -150,12 +150,14 @@ async def quorum(client: KafkaClient) -> dict[str, Any]:
 async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int], timestamp: int,
                         strict: bool = True) -> dict[tuple[str, int], int]:
     """(topic, partition) -> offset for ``timestamp`` (EARLIEST, LATEST or ms): one ListOffsets per
-    leader for all the partitions it leads. Not ``strict``: a partition answered with an error (a
-    leader gone meanwhile) is left out rather than failing the whole answer."""
+    leader for all the partitions it leads. A partition without a leader (-1, offline) has no one to
+    ask: it is left out. Not ``strict``: a partition answered with an error (a leader gone
+    meanwhile) is left out too, rather than failing the whole answer."""
     Req = messages.ListOffsetsRequest
     by_leader: dict[int, dict[str, list[int]]] = {}
     for (topic, index), leader in leaders.items():
-        by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
+        if leader >= 0:
+            by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
     out: dict[tuple[str, int], int] = {}
     for leader, topics in sorted(by_leader.items()):
         resp = await client.send(2, 7, node=leader, replica_id=-1, isolation_level=0, topics=[
@@ -172,9 +174,11 @@ async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int]
 
 
 async def _offsets(client: KafkaClient, topic: str, partitions: dict[int, int],
-                   timestamp: int) -> dict[int, int]:
-    """partition -> offset for ``timestamp`` of one topic's partitions (partition -> leader)."""
-    found = await _offsets_many(client, {(topic, i): leader for i, leader in partitions.items()}, timestamp)
+                   timestamp: int, strict: bool = True) -> dict[int, int]:
+    """partition -> offset for ``timestamp`` of one topic's partitions (partition -> leader); the
+    partitions without a leader left out."""
+    found = await _offsets_many(client, {(topic, i): leader for i, leader in partitions.items()}, timestamp,
+                                strict)
     return {i: off for (_t, i), off in found.items()}
 
 
@@ -228,8 +232,9 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
         raise NotFound(f"no topic {name!r}")
     check(t.error_code, None, f"topic {name}")
     leaders = {p.partition_index: p.leader_id for p in t.partitions}
-    ends = await _offsets(client, name, leaders, LATEST)
-    starts = await _offsets(client, name, leaders, EARLIEST)
+    # a partition without a leader (offline) or whose leader just moved: its offsets unknown (None)
+    ends = await _offsets(client, name, leaders, LATEST, strict=False)
+    starts = await _offsets(client, name, leaders, EARLIEST, strict=False)
     sizes = await _sizes_of(client, [messages.DescribeLogDirsRequest.DescribableLogDirTopic(topic=name, partitions=sorted(leaders))],
                             {})
     Req = messages.DescribeConfigsRequest
@@ -249,7 +254,7 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
         "partitions": [{
             "partition": p.partition_index, "leader": p.leader_id, "leader_epoch": p.leader_epoch,
             "replicas": list(p.replica_nodes), "isr": list(p.isr_nodes), "offline": list(p.offline_replicas),
-            "start_offset": starts[p.partition_index], "end_offset": ends[p.partition_index],
+            "start_offset": starts.get(p.partition_index), "end_offset": ends.get(p.partition_index),
             "size": None if sizes is None else sizes.get((name, p.partition_index), 0),
         } for p in sorted(t.partitions, key=lambda p: p.partition_index)],
         "configs": None if configs_error else [{

@@ -250,6 +250,22 @@ class NodeBase:
         return self._epoch_start_offset
 
     @property
+    def voter_end_offsets(self) -> Mapping[int, int]:
+        """As leader: each other voter's log end offset as its last fetch told (-1: not fetched
+        this epoch)."""
+        return self._voter_end
+
+    @property
+    def voter_last_fetch_times(self) -> Mapping[int, int]:
+        """As leader: when each other voter last fetched (on this node's clock)."""
+        return self._voter_last_fetch
+
+    @property
+    def tracked_observers(self) -> Mapping[int, ReplicaState]:
+        """As leader: the replicas outside the voter set that fetched from it this epoch."""
+        return self._observers
+
+    @property
     def applied_offset(self) -> int:
         """The offset of the next committed entry to hand to the state machine: every entry
         below it has been applied (or replaced by the snapshot loaded)."""

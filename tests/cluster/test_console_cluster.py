@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
@@ -126,5 +126,84 @@ def test_the_console_of_one_node_shows_and_drives_the_whole_cluster(tmp_path):
         assert sorted((r["id"], r["role"]) for r in q["replicas"]) == \
             [(n, "leader" if n == active else "voter") for n in nodes]
         assert (o["partitions"] - 3, o["offline_partitions"], o["under_replicated_partitions"]) == (3, 0, 0)
+    finally:
+        cluster.kill_all()
+
+
+def test_the_console_shows_a_cluster_with_a_node_down(tmp_path):
+    """A node stopped: the console of another shows the live brokers, the partition left without a
+    leader (offline, its offsets unknown), and keeps serving the rest of the topic: its records,
+    its tail, produce to its live partitions, a group's lag on them. What needs the offline
+    partition (reading it alone, producing to it, resetting a group's offsets on it) is refused
+    with LEADER_NOT_AVAILABLE, changing nothing."""
+    cluster = Cluster(tmp_path / "cluster", 3, dict(SETTINGS, **FAST_SESSIONS))
+    try:
+        cluster.start()
+        nodes = cluster.node_ids
+        active = wait_until(lambda: agreed_leader(cluster), 30, 0.1, "the active controller", cluster.logs)
+        node = next(n for n in nodes if n != active)
+        victim = next(n for n in nodes if n not in (active, node))
+        base = wait_until(lambda: cluster.http_url(node), 30, 0.05, f"node {node}'s HTTP listener", cluster.logs)
+        topic = "solo-replicas"
+        post(base, "/api/topics", {"name": topic, "partitions": 3, "replication_factor": 1})
+
+        def leaders() -> dict[int, int] | None:
+            status, t, _ = call(base + f"/api/topics/{topic}")
+            if status != 200:
+                return None
+            found = {p["partition"]: p["leader"] for p in t["partitions"]}
+            return found if sorted(found.values()) == nodes else None
+
+        led = wait_until(leaders, 60, 0.1, "a leader a partition", cluster.logs)
+        lost = next(p for p, leader in led.items() if leader == victim)
+        live = sorted(p for p in led if p != lost)
+        for p in led:
+            post(base, f"/api/topics/{topic}/produce", {"partition": p, "value": f"v{p}"})
+        group = "down-group"
+        consume_and_commit(cluster.bootstrap(), group, topic, 3)
+
+        cluster.kill(victim)
+
+        def fenced():
+            o = get(base, "/api/overview")
+            return o if [b["id"] for b in o["brokers"]] == [n for n in nodes if n != victim] else None
+
+        o = wait_until(fenced, 60, 0.1, f"node {victim} fenced", cluster.logs)
+        assert o["offline_partitions"] == 1
+        assert o["controller_id"] == active and o["quorum"]["leader_id"] == active
+
+        t = get(base, f"/api/topics/{topic}")
+        rows = {p["partition"]: (p["leader"], p["start_offset"], p["end_offset"]) for p in t["partitions"]}
+        assert rows == {p: (-1, None, None) if p == lost else (led[p], 0, 1) for p in led}
+        listed = {x["name"]: x for x in get(base, "/api/topics")["topics"]}[topic]
+        assert (listed["messages"], listed["under_replicated"]) == (2, 1)
+
+        got = get(base, f"/api/topics/{topic}/messages")
+        assert sorted((r["partition"], r["value"]["text"]) for r in got["records"]) == [(p, f"v{p}") for p in live]
+        assert got["unavailable"] == [lost]
+        status, data, _ = call(base + f"/api/topics/{topic}/messages?partition={lost}")
+        assert status == 400 and data["code"] == "LEADER_NOT_AVAILABLE", data
+        positions = ",".join(f"{p}:1" for p in led)
+        tailed = get(base, f"/api/topics/{topic}/tail?positions={positions}&wait_ms=0")
+        assert tailed["records"] == [] and tailed["positions"] == {str(p): 1 for p in led}
+
+        status, data, _ = call(base + f"/api/topics/{topic}/produce", "POST", {"partition": lost, "value": "x"})
+        assert status == 400 and data["code"] == "LEADER_NOT_AVAILABLE", data
+        for _ in range(4):  # no partition given: a live one
+            assert post(base, f"/api/topics/{topic}/produce", {"value": "any"})["partition"] in live
+
+        g = get(base, f"/api/groups/{group}")
+        lag = {r["partition"]: (r["committed"], r["end_offset"], r["lag"]) for r in g["offsets"]}
+        assert lag[lost] == (1, None, None)
+        assert sum(lag[p][2] for p in live) == g["total_lag"] == 4
+        # a reset needs every partition's offsets: refused, nothing committed
+        status, data, _ = call(base + f"/api/groups/{group}/reset-offsets", "POST", {"to": "earliest", "topic": topic})
+        assert status == 400 and data["code"] == "LEADER_NOT_AVAILABLE", data
+        assert {r["partition"]: r["committed"] for r in get(base, f"/api/groups/{group}")["offsets"]} == \
+            {p: 1 for p in led}
+
+        cluster.start_node(victim)
+        wait_until(lambda: leaders() == led, 60, 0.1, f"partition {lost} led by node {victim} again", cluster.logs)
+        assert get(base, "/api/overview")["offline_partitions"] == 0
     finally:
         cluster.kill_all()
