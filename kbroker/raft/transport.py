@@ -284,7 +284,7 @@ class RaftTransport:
         body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
-    def _learn_leader_endpoints(self, body: Any) -> None:
+    def _learn_leader_endpoints(self, body: WireMessage) -> None:
         """A BeginQuorumEpoch or EndQuorumEpoch request's LeaderEndpoints (v1+): where its leader
         is on this node's listener (Kafka's ``Endpoints.fromBeginQuorumEpochRequest``)."""
         if not isinstance(body, bqe.BeginQuorumEpochRequest | eqe.EndQuorumEpochRequest):
@@ -410,7 +410,7 @@ class RaftTransport:
         for msg in queued:
             self._write_request(peer, msg)
 
-    def _snapshot_chunk(self, peer: Peer, rid: int, body: Any) -> bool:
+    def _snapshot_chunk(self, peer: Peer, rid: int, body: WireMessage) -> bool:
         """A FetchSnapshot answer: True when it is for the core (an error, or the snapshot whole, its
         chunks joined in ``body``), False when the next chunk was asked for (Kafka's follower
         fetches from the position it has until it has ``size`` bytes). An answer at another
