@@ -25,6 +25,7 @@ import asyncio
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, Requester, controller_operation
 from kbroker.controller.errors import ControllerError
@@ -146,3 +147,13 @@ async def _create_partitions(broker: BrokerServices, request: CreatePartitionsRe
                 continue
         results.append(Result(name=t.name, error_code=ErrorCode.NONE, error_message=None))
     return CreatePartitionsResponse(throttle_time_ms=0, results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(37)
+def _create_partitions_error(request: CreatePartitionsRequest, version: int, code: int) -> CreatePartitionsResponse:
+    R = CreatePartitionsResponse
+    return R(results=[R.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=None)
+                      for topic in request.topics])

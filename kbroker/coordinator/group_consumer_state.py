@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
 from kbroker.coordinator.group_consumer_model import (
@@ -60,6 +61,13 @@ from kbroker_protocol.messages.coordinator.consumer_group_current_member_assignm
 from kbroker_protocol.primitives import Message
 
 log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
+
+_M = TypeVar("_M", bound=Message)
+
+
+class _TopicPartitions(Protocol):
+    topic_id: uuid.UUID
+    partitions: list[int]
 
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
@@ -212,7 +220,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         t = self.broker.image.topic_by_id(topic_id)
         return None if t is None else t.name
 
-    def _to_ids(self, parts: Parts, cls: Callable[..., Message]) -> list[Message]:
+    def _to_ids(self, parts: Parts, cls: Callable[..., _M]) -> list[_M]:
         out = []
         for topic in sorted(parts):
             tid = self._topic_id(topic)
@@ -220,7 +228,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                 out.append(cls(topic_id=tid, partitions=sorted(parts[topic])))
         return out
 
-    def _from_ids(self, items: list[Message] | None) -> Parts:
+    def _from_ids(self, items: Sequence[_TopicPartitions] | None) -> Parts:
         out: Parts = {}
         for item in items or []:
             name = self._topic_name(item.topic_id)

@@ -244,9 +244,32 @@ class NodeBase:
 
     @property
     def epoch_start_offset(self) -> int:
-        """On a leader, the offset of the first entry of its epoch (its LeaderChangeMessage): its
-        high watermark says what the quorum committed only once it is past this offset (Raft)."""
+        """The log end offset when this node last became leader (0 before it ever led): as leader,
+        its high watermark is known to be the quorum's once it passes this offset (an entry of its
+        own epoch committed, Raft's rule)."""
         return self._epoch_start_offset
+
+    @property
+    def voter_end_offsets(self) -> Mapping[int, int]:
+        """As leader: each other voter's log end offset as its last fetch told (-1: not fetched
+        this epoch)."""
+        return self._voter_end
+
+    @property
+    def voter_last_fetch_times(self) -> Mapping[int, int]:
+        """As leader: when each other voter last fetched (on this node's clock)."""
+        return self._voter_last_fetch
+
+    @property
+    def tracked_observers(self) -> Mapping[int, ReplicaState]:
+        """As leader: the replicas outside the voter set that fetched from it this epoch."""
+        return self._observers
+
+    @property
+    def applied_offset(self) -> int:
+        """The offset of the next committed entry to hand to the state machine: every entry
+        below it has been applied (or replaced by the snapshot loaded)."""
+        return self._applied
 
     def _load_controls(self) -> None:
         """The voter history from the snapshot (or the initial voters) and the log's control records."""

@@ -1,7 +1,7 @@
 """A node of a metadata quorum of several voters waits, as it starts, until its image holds what the
 quorum had committed (``Broker._catch_up``). A node elected leader as it restarts knows that only
 once an entry of its own epoch is committed: until then its high watermark is 0, and an image of
-nothing would have ``_open_replayed_partitions`` delete every partition's log as deleted."""
+nothing would have ``LocalPartitions.open_replayed`` delete every partition's log as deleted."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class FakeNode:
         self.epoch = 4
         self.leader_id = leader_id
         self.epoch_start_offset = epoch_start_offset
-        self._applied = 0
+        self.applied_offset = 0
         self._hw = high_watermark
         self.polls = 0
 
@@ -73,17 +73,17 @@ async def test_a_leader_elected_as_it_restarts_waits_for_an_entry_of_its_epoch_t
     node.commit(11)  # a majority has the epoch's first entry: offsets 0-10 committed
     await async_wait_until(lambda: node.polls >= 10, timeout=10, message="catch-up polls")
     assert not task.done(), "caught up before the image applied the committed entries"
-    node._applied = 11
+    node.applied_offset = 11
     await asyncio.wait_for(task, timeout=10)
 
 
 async def test_a_leader_whose_high_watermark_is_from_before_its_epoch_waits_too() -> None:
     node = FakeNode(high_watermark=6, epoch_start_offset=10, leader_id=1)
-    node._applied = 6
+    node.applied_offset = 6
     broker = _broker(FakeRaft(node, is_leader=True))
     task = await _still_waiting_after_polls(broker, node, 5)
     node.commit(11)
-    node._applied = 11
+    node.applied_offset = 11
     await asyncio.wait_for(task, timeout=10)
 
 
@@ -92,5 +92,5 @@ async def test_a_follower_takes_the_leaders_high_watermark_as_its_target() -> No
     broker = _broker(FakeRaft(node, is_leader=False))
     task = await _still_waiting_after_polls(broker, node, 5)  # no high watermark from the leader yet
     node.commit(8)
-    node._applied = 8
+    node.applied_offset = 8
     await asyncio.wait_for(task, timeout=10)
