@@ -1,0 +1,223 @@
+"""The transaction coordinator façade on its own (no cluster): Kafka 4.4's transaction state
+machine as InitProducerId, AddPartitionsToTxn and EndTxn drive it, markers written by a fake
+marker writer, the transaction timeout on a manual clock (nothing sleeps). The broker around it is
+tests/unit/txn_fakes.py; the in-process cluster tests are tests/replication/test_txn_*."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator, TxnError
+from kbroker.coordinator.txn_log import TxnState, decode_key, decode_value
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import iter_records
+from tests.unit.txn_fakes import START_MS, FakeTxnBroker, settle, started_coordinator
+
+TID = "txn-a"
+TIMEOUT_MS = 60_000
+
+
+def logged_states(broker: FakeTxnBroker) -> list[str]:
+    """The states of the records appended to ``__transaction_state``, in order."""
+    out = []
+    for batch in broker.replica_manager.appended:
+        for record in iter_records(batch):
+            assert record.key is not None and record.value is not None
+            tid = decode_key(record.key)
+            assert tid is not None
+            out.append(decode_value(tid, record.value).state.display)
+    return out
+
+
+async def fails(code: ErrorCode, call: object) -> None:
+    assert asyncio.iscoroutine(call)
+    with pytest.raises(TxnError) as info:
+        await call
+    assert info.value.code == code, info.value.code.name
+
+
+async def ongoing(coordinator: TransactionCoordinator, broker: FakeTxnBroker, *, replicated: bool = True,
+                  ) -> tuple[int, int]:
+    """A producer with an Ongoing transaction on ``data-0`` (replicated: markers asynchronous)."""
+    broker.add_partition("data", 0, followers=[2] if replicated else None)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])
+    return pid, epoch
+
+
+# -- InitProducerId --------------------------------------------------------------------------
+
+async def test_init_producer_id_gives_a_new_id_at_epoch_zero_logged_empty() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    assert await coordinator.init_producer_id(TID, TIMEOUT_MS) == (5000, 0)
+    txn = coordinator.txns[TID]
+    assert (txn.state, txn.timeout_ms) == (TxnState.EMPTY, TIMEOUT_MS)
+    assert logged_states(broker) == ["Empty"]
+
+
+async def test_re_init_bumps_the_epoch_and_fences_the_old_one() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    broker.add_partition("data", 0)
+    pid, old = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    assert await coordinator.init_producer_id(TID, TIMEOUT_MS) == (pid, old + 1)
+    # The old instance's transactional requests are fenced (Kafka: PRODUCER_FENCED) ...
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.add_partitions(TID, pid, old, [("data", 0)]))
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, old, commit=False))
+    # ... its KIP-360 re-init naming the stale epoch too, and its produce to a partition gets
+    # INVALID_PRODUCER_EPOCH (the produce-side check).
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.init_producer_id(TID, TIMEOUT_MS, pid, old))
+    assert coordinator.verify_partition(TID, pid, old, "data", 0) == ErrorCode.INVALID_PRODUCER_EPOCH
+    # The new epoch works.
+    await coordinator.add_partitions(TID, pid, old + 1, [("data", 0)])
+    assert coordinator.txns[TID].state == TxnState.ONGOING
+
+
+async def test_kip360_re_init_with_the_current_epoch_bumps_and_its_retry_gets_the_same() -> None:
+    coordinator, _broker, _clock = started_coordinator()
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    bumped = await coordinator.init_producer_id(TID, TIMEOUT_MS, pid, epoch)
+    assert bumped == (pid, epoch + 1)
+    assert await coordinator.init_producer_id(TID, TIMEOUT_MS, pid, epoch) == bumped  # the retry
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.init_producer_id(TID, TIMEOUT_MS, pid + 1, epoch))
+
+
+async def test_init_producer_id_refuses_a_timeout_over_the_maximum() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    await fails(ErrorCode.INVALID_TRANSACTION_TIMEOUT,
+                coordinator.init_producer_id(TID, broker.config["transaction.max.timeout.ms"] + 1))
+    await fails(ErrorCode.INVALID_TRANSACTION_TIMEOUT, coordinator.init_producer_id(TID, 0))
+    assert TID not in coordinator.txns
+
+
+# -- AddPartitionsToTxn -> Ongoing -------------------------------------------------------------
+
+async def test_add_partitions_makes_the_transaction_ongoing_from_the_clock_time() -> None:
+    coordinator, broker, clock = started_coordinator()
+    broker.add_partition("data", 0)
+    broker.add_partition("data", 1)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    clock.advance(500)
+    await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])
+    clock.advance(500)
+    await coordinator.add_partitions(TID, pid, epoch, [("data", 1)])
+    txn = coordinator.txns[TID]
+    assert txn.state == TxnState.ONGOING
+    assert txn.partitions == {("data", 0), ("data", 1)}
+    assert txn.start_ms == START_MS + 500  # the transaction's start, not the last addition
+    assert logged_states(broker) == ["Empty", "Ongoing", "Ongoing"]
+    await fails(ErrorCode.INVALID_PRODUCER_ID_MAPPING, coordinator.add_partitions(TID, pid + 1, epoch, [("data", 0)]))
+
+
+# -- EndTxn -> Prepare* -> Complete* once the markers are written ----------------------------
+
+@pytest.mark.parametrize("commit", [True, False])
+async def test_end_txn_prepares_then_completes_once_the_markers_are_written(commit: bool) -> None:
+    coordinator, broker, _clock = started_coordinator()
+    markers = broker.replica_manager.producer_state
+    pid, epoch = await ongoing(coordinator, broker)
+    markers.hold = True
+    prepare, complete = ((TxnState.PREPARE_COMMIT, TxnState.COMPLETE_COMMIT) if commit
+                         else (TxnState.PREPARE_ABORT, TxnState.COMPLETE_ABORT))
+    assert await coordinator.end_txn(TID, pid, epoch, commit) == (pid, epoch)
+    await settle()
+    assert coordinator.txns[TID].state == prepare
+    assert markers.held == 1 and markers.markers == []
+    markers.release()
+    await settle()
+    assert markers.markers == [("data", 0, pid, epoch, commit)]
+    txn = coordinator.txns[TID]
+    assert (txn.state, txn.partitions) == (complete, set())
+    assert logged_states(broker) == ["Empty", "Ongoing", prepare.display, complete.display]
+
+
+async def test_single_replica_partitions_complete_before_end_txn_answers() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    pid, epoch = await ongoing(coordinator, broker, replicated=False)
+    await coordinator.end_txn(TID, pid, epoch, commit=True)
+    assert coordinator.txns[TID].state == TxnState.COMPLETE_COMMIT
+    assert broker.replica_manager.producer_state.markers == [("data", 0, pid, epoch, True)]
+
+
+async def test_end_txn_v2_bumps_the_epoch_and_its_retry_gets_the_same_answer() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    pid, epoch = await ongoing(coordinator, broker, replicated=False)
+    assert await coordinator.end_txn(TID, pid, epoch, commit=True, v2=True) == (pid, epoch + 1)
+    # The markers carry the bumped epoch, fencing late batches of the finished transaction.
+    assert broker.replica_manager.producer_state.markers == [("data", 0, pid, epoch + 1, True)]
+    assert await coordinator.end_txn(TID, pid, epoch, commit=True, v2=True) == (pid, epoch + 1)
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, epoch, commit=False, v2=True))
+
+
+async def test_requests_while_the_markers_are_pending_answer_concurrent_transactions() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    markers = broker.replica_manager.producer_state
+    pid, epoch = await ongoing(coordinator, broker)
+    markers.hold = True
+    await coordinator.end_txn(TID, pid, epoch, commit=True)
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.end_txn(TID, pid, epoch, commit=True))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.end_txn(TID, pid, epoch, commit=False))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.init_producer_id(TID, TIMEOUT_MS))
+    markers.release()
+    await settle()
+    # Completed: the retry of the same EndTxn succeeds, the other outcome is refused.
+    assert await coordinator.end_txn(TID, pid, epoch, commit=True) == (pid, epoch)
+    await fails(ErrorCode.INVALID_TXN_STATE, coordinator.end_txn(TID, pid, epoch, commit=False))
+
+
+async def test_a_request_while_a_log_write_replicates_answers_concurrent_transactions() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    broker.add_partition("data", 0)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    broker.replica_manager.hold_log = True
+    adding = asyncio.get_running_loop().create_task(coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
+    await settle()
+    assert broker.replica_manager.waiting == 1
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.end_txn(TID, pid, epoch, commit=True))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.init_producer_id(TID, TIMEOUT_MS))
+    assert coordinator.txns[TID].state == TxnState.EMPTY  # not in effect before it is replicated
+    broker.replica_manager.replicate()
+    await adding
+    assert coordinator.txns[TID].state == TxnState.ONGOING
+
+
+async def test_end_txn_without_a_transaction_is_an_invalid_state() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    await fails(ErrorCode.INVALID_PRODUCER_ID_MAPPING, coordinator.end_txn(TID, 1, 0, commit=True))
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    await fails(ErrorCode.INVALID_TXN_STATE, coordinator.end_txn(TID, pid, epoch, commit=True))
+    await fails(ErrorCode.INVALID_TXN_STATE, coordinator.end_txn(TID, pid, epoch, commit=False))
+    await fails(ErrorCode.INVALID_TXN_STATE, coordinator.end_txn(TID, pid, epoch, commit=True, v2=True))
+    assert logged_states(broker) == ["Empty"]
+
+
+# -- the transaction timeout on the manual clock -----------------------------------------------
+
+async def test_the_timeout_aborts_an_ongoing_transaction_and_fences_its_producer() -> None:
+    coordinator, broker, clock = started_coordinator()
+    pid, epoch = await ongoing(coordinator, broker, replicated=False)
+    interval = broker.config["transaction.abort.timed.out.transaction.cleanup.interval.ms"]
+    clock.advance(TIMEOUT_MS)  # the checks so far find it not yet past its timeout
+    await settle()
+    assert coordinator.txns[TID].state == TxnState.ONGOING
+    clock.advance(interval)
+    await settle()
+    txn = coordinator.txns[TID]
+    assert txn.state == TxnState.COMPLETE_ABORT
+    assert txn.producer_epoch == epoch + 1  # the fence (transaction.version 2)
+    assert broker.replica_manager.producer_state.markers == [("data", 0, pid, epoch + 1, False)]
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, epoch, commit=True))
+    await coordinator.stop()
+
+
+async def test_init_producer_id_on_an_ongoing_transaction_aborts_it_and_answers_concurrent() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    pid, epoch = await ongoing(coordinator, broker, replicated=False)
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.init_producer_id(TID, TIMEOUT_MS))
+    assert coordinator.txns[TID].state == TxnState.COMPLETE_ABORT
+    assert broker.replica_manager.producer_state.markers == [("data", 0, pid, epoch + 1, False)]
+    # The client's retry gets one more epoch; the fenced producer is refused.
+    assert await coordinator.init_producer_id(TID, TIMEOUT_MS) == (pid, epoch + 2)
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
