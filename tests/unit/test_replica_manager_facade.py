@@ -1,0 +1,204 @@
+"""The ReplicaManager façade on its own (no cluster): leadership from metadata deltas
+(become-leader / become-follower, stale records skipped), appends routed to the leader replica and
+refused elsewhere (with the partition lookup the partition APIs answer from), fetch routing (the
+follower fetches from the leader; the leader tracks its followers' fetches), and the delayed
+operations on a manual clock: acks=all produces and the ISR expiration. The broker around it is
+tests/unit/replica_fakes.py; real partition logs live in a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kbroker.api.context import partition_or_error
+from kbroker.replication.deadline import Deadline
+from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.replica_manager import ReplicaManager
+from kbroker_protocol.errors import ErrorCode
+from tests.unit.replica_fakes import (
+    NODE_ID,
+    FakeControllerChannel,
+    FakeFetchers,
+    FakePartitionState,
+    FakeReplicaBroker,
+    apply,
+    batch,
+    close,
+    replica_manager,
+)
+
+PRODUCE_VERSION = 11
+
+
+@pytest.fixture
+async def rm(tmp_path: Path) -> AsyncIterator[tuple[ReplicaManager, FakeReplicaBroker, FakeFetchers]]:
+    manager, broker, fetchers = replica_manager(tmp_path)
+    yield manager, broker, fetchers
+    close(manager, broker)
+
+
+def append(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, *values: bytes,
+           acks: int = 1) -> AppendResult:
+    partition = broker.partitions[(topic, index)]
+    result = manager.append_from_client(partition, batch(*values), PRODUCE_VERSION, acks, None,
+                                        broker.clock.now_ms())
+    assert isinstance(result, AppendResult)  # small batches are appended at once
+    return result
+
+
+def refused(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, acks: int = 1) -> ErrorCode:
+    with pytest.raises(ProduceError) as info:
+        append(manager, broker, topic, index, b"x", acks=acks)
+    return info.value.code
+
+
+async def settle(rounds: int = 10) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+# -- leadership from metadata deltas ---------------------------------------------------------
+
+async def test_become_leader_takes_appends_at_the_next_offsets(rm) -> None:
+    manager, broker, fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(leader=NODE_ID, replicas=[NODE_ID], isr=[NODE_ID], leader_epoch=2))
+    assert p.is_leader and p.leader_epoch == 2
+    assert fetchers.fetching == {}
+    first = append(manager, broker, "t", 0, b"a", b"b")
+    second = append(manager, broker, "t", 0, b"c")
+    assert (first.error, first.base_offset, second.base_offset) == (ErrorCode.NONE, 0, 2)
+    assert p.log.high_watermark == 3  # no followers: committed at once
+    assert partition_or_error(broker, "t", 0, leader=True) == (p, ErrorCode.NONE)
+
+
+async def test_become_follower_fetches_from_the_leader_and_refuses_appends(rm) -> None:
+    manager, broker, fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(leader=2, replicas=[2, NODE_ID], isr=[2, NODE_ID], leader_epoch=1))
+    assert not p.is_leader and p.leader_id == 2
+    assert fetchers.leader_of(p) == 2
+    assert refused(manager, broker, "t", 0) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    with pytest.raises(ProduceError) as info:
+        manager.append_internal(p, batch(b"marker"))
+    assert info.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert p.log.log_end_offset == 0
+    # The partition APIs: Produce (leader only) is sent away, Fetch from a follower is served.
+    assert partition_or_error(broker, "t", 0, leader=True) == (None, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    assert partition_or_error(broker, "t", 0) == (p, ErrorCode.NONE)
+
+
+async def test_leadership_moves_both_ways_and_a_stale_record_is_skipped(rm) -> None:
+    manager, broker, fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(2, [2, NODE_ID], [2, NODE_ID], leader_epoch=1, partition_epoch=1))
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [2, NODE_ID], [NODE_ID], leader_epoch=2, partition_epoch=2))
+    assert p.is_leader and fetchers.fetching == {}  # no longer fetching once it leads
+    assert append(manager, broker, "t", 0, b"a").base_offset == 0
+    # A record older than the one applied (partition epoch 1) changes nothing.
+    manager.apply_partition_state(p, FakePartitionState(3, [3, NODE_ID], [3], leader_epoch=1,
+                                                        partition_epoch=1))
+    assert p.is_leader and p.leader_epoch == 2
+    apply(manager, broker, p, FakePartitionState(3, [3, NODE_ID], [3, NODE_ID], leader_epoch=3, partition_epoch=3))
+    assert not p.is_leader and fetchers.leader_of(p) == 3
+    assert refused(manager, broker, "t", 0) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+async def test_a_partition_not_hosted_here_is_unknown_or_led_elsewhere(rm) -> None:
+    manager, broker, _fetchers = rm
+    assert manager.partition("t", 0) is None
+    assert partition_or_error(broker, "t", 0, leader=True) == (None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    broker.image.partitions[("t", 0)] = FakePartitionState(2, [2, 3], [2, 3])  # in the metadata, not here
+    assert partition_or_error(broker, "t", 0, leader=True) == (None, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    assert partition_or_error(broker, "t", 0) == (None, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+
+
+async def test_acks_all_is_refused_below_min_insync_replicas(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0, {"min.insync.replicas": "2"})
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID]))
+    assert refused(manager, broker, "t", 0, acks=-1) == ErrorCode.NOT_ENOUGH_REPLICAS
+    assert append(manager, broker, "t", 0, b"a", acks=1).base_offset == 0  # acks=1 goes ahead
+
+
+# -- the follower's fetches and the high watermark -------------------------------------------
+
+async def test_follower_fetches_move_the_high_watermark(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    append(manager, broker, "t", 0, b"a", b"b")
+    assert p.log.high_watermark == 0  # follower 2, in the ISR, has not fetched
+    manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
+    assert p.log.high_watermark == 1
+    manager.on_follower_fetch(p, 2, 2, 0, p.log.log_end_offset, 7)
+    assert p.log.high_watermark == 2
+
+
+# -- delayed operations on the manual clock --------------------------------------------------
+
+async def test_acks_all_waits_for_the_follower_then_answers(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    append(manager, broker, "t", 0, b"a", acks=-1)
+    waiting = asyncio.get_running_loop().create_task(
+        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
+    await settle()
+    broker.clock.advance(29_999)
+    await settle()
+    assert not waiting.done()
+    manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
+    assert await waiting == ErrorCode.NONE
+
+
+async def test_acks_all_times_out_when_the_clock_passes_its_deadline(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    append(manager, broker, "t", 0, b"a", acks=-1)
+    waiting = asyncio.get_running_loop().create_task(
+        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
+    await settle()
+    broker.clock.advance(29_999)
+    await settle()
+    assert not waiting.done()
+    broker.clock.advance(1)
+    assert await waiting == ErrorCode.REQUEST_TIMED_OUT
+
+
+async def test_acks_all_waiting_when_leadership_moves_answers_not_leader(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2], partition_epoch=1))
+    append(manager, broker, "t", 0, b"a", acks=-1)
+    waiting = asyncio.get_running_loop().create_task(
+        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
+    await settle()
+    apply(manager, broker, p, FakePartitionState(2, [NODE_ID, 2], [NODE_ID, 2], leader_epoch=1, partition_epoch=2))
+    assert await waiting == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+async def test_a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time(rm) -> None:
+    manager, broker, _fetchers = rm
+    channel = FakeControllerChannel()
+    manager.alter_partition_channel = channel
+    lag = broker.config["replica.lag.time.max.ms"]
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2], partition_epoch=4))
+    manager.on_follower_fetch(p, 2, 0, 0, 0, 7)  # caught up now
+    append(manager, broker, "t", 0, b"a")  # ... and not after this
+    broker.clock.advance(lag)
+    await settle()
+    assert channel.requests == [] and p.isr == [NODE_ID, 2]  # not yet out of sync for longer than the lag
+    broker.clock.advance(lag)
+    await settle()
+    [request] = channel.requests
+    [topic] = request.topics
+    [data] = topic.partitions
+    assert (data.new_isr, data.partition_epoch) == ([NODE_ID], 4)
+    assert p.isr == [NODE_ID] and manager.isr_shrinks == 1
+    assert p.log.high_watermark == 1  # the high watermark no longer waits for the follower
