@@ -24,15 +24,19 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
 from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.api.error_response import error_response
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
-from kbroker_protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
+from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+from kbroker_protocol.messages.describe_quorum import (
+    DescribeQuorumRequest,
+    DescribeQuorumResponse,
+    ReplicaState,
+)
+from kbroker_protocol.messages.request_header import RequestHeader
 
 Broker = RaftNodeServices  # (kbroker.broker.Broker: the API layer stays below the broker)
 
@@ -93,7 +97,7 @@ def _advertised_host(broker: Broker) -> str:
     return "localhost" if host in ("", "0.0.0.0", "::") else host
 
 
-async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuorumResponse:
+async def describe_quorum(broker: Broker, header: object, body: DescribeQuorumRequest) -> DescribeQuorumResponse:
     raft = broker.raft
     assert raft is not None and raft.node is not None
     node = raft.node
@@ -158,10 +162,10 @@ async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuo
         high_watermark=node.high_watermark, current_voters=voters, observers=observers)])], nodes=nodes)
 
 
-async def describe_cluster(broker: Broker, header: Any, body: Any) -> DescribeClusterResponse:
+async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
-    endpoint_type = getattr(body, "endpoint_type", 1) if version >= 1 else 1
+    endpoint_type = body.endpoint_type if version >= 1 else 1
     if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
         return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),
                  error_message="The controller only supports the CONTROLLER endpoint type.",

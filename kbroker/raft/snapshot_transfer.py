@@ -14,6 +14,7 @@ from kbroker.raft.messages import FetchSnapshotRequest, Message
 from kbroker.raft.peers import Peer
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import fetch_snapshot as fs
+from kbroker_protocol.primitives import Message as WireMessage
 from kbroker_protocol.primitives import received_records
 
 logger = logging.getLogger("kbroker.raft.io")  # the driver's logger
@@ -55,7 +56,7 @@ class SnapshotTransfer:
         p.unaligned_records = data[position:position + max(0, min(max_bytes, MAX_SNAPSHOT_CHUNK_BYTES))]
 
 
-    def _snapshot_chunk(self, peer: Peer, rid: int, body: Any) -> bool:
+    def _snapshot_chunk(self, peer: Peer, rid: int, body: WireMessage) -> bool:
         """A FetchSnapshot answer: True when it is for the core (an error, or the snapshot whole, its
         chunks joined in ``body``), False when the next chunk was asked for (Kafka's follower
         fetches from the position it has until it has ``size`` bytes). An answer at another

@@ -281,7 +281,7 @@ class RaftTransport(SnapshotTransfer):
         body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
-    def _learn_leader_endpoints(self, body: Any) -> None:
+    def _learn_leader_endpoints(self, body: WireMessage) -> None:
         """A BeginQuorumEpoch or EndQuorumEpoch request's LeaderEndpoints (v1+): where its leader
         is on this node's listener (Kafka's ``Endpoints.fromBeginQuorumEpochRequest``)."""
         if not isinstance(body, bqe.BeginQuorumEpochRequest | eqe.EndQuorumEpochRequest):
