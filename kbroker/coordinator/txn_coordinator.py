@@ -396,11 +396,15 @@ class TransactionCoordinator(TxnMarkers):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         matching_complete = (txn.state == TxnState.COMPLETE_COMMIT and commit
                              or txn.state == TxnState.COMPLETE_ABORT and not commit)
-        if v2 and matching_complete and (
+        if v2 and txn.state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT) and (
             producer_id == txn.producer_id and producer_epoch == txn.producer_epoch - 1
             or producer_id == txn.previous_producer_id and producer_epoch == MAX_EPOCH - 1 and txn.producer_epoch == 0
         ):
-            return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
+            # A retry of the EndTxn that completed it: the same outcome is answered again, the
+            # other is an invalid transition (Kafka's table in endTransaction: not PRODUCER_FENCED).
+            if matching_complete:
+                return txn.producer_id, txn.producer_epoch
+            raise TxnError(ErrorCode.INVALID_TXN_STATE)
         if txn.producer_id != producer_id:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:

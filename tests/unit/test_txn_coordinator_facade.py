@@ -147,7 +147,9 @@ async def test_end_txn_v2_bumps_the_epoch_and_its_retry_gets_the_same_answer() -
     # The markers carry the bumped epoch, fencing late batches of the finished transaction.
     assert broker.replica_manager.producer_state.markers == [("data", 0, pid, epoch + 1, True)]
     assert await coordinator.end_txn(TID, pid, epoch, commit=True, v2=True) == (pid, epoch + 1)
-    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, epoch, commit=False, v2=True))
+    # (The retry asking for the other outcome: an invalid transition, as in Kafka's table below.)
+    await fails(ErrorCode.INVALID_TXN_STATE, coordinator.end_txn(TID, pid, epoch, commit=False, v2=True))
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, epoch - 1, commit=True, v2=True))
 
 
 async def test_requests_while_the_markers_are_pending_answer_concurrent_transactions() -> None:
@@ -221,3 +223,54 @@ async def test_init_producer_id_on_an_ongoing_transaction_aborts_it_and_answers_
     # The client's retry gets one more epoch; the fenced producer is refused.
     assert await coordinator.init_producer_id(TID, TIMEOUT_MS) == (pid, epoch + 2)
     await fails(ErrorCode.PRODUCER_FENCED, coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
+
+
+# Kafka 4.4's table for EndTxn under Transactions V2 (TransactionCoordinator.endTransaction) in the
+# states where no transaction is open: "retry" sends the epoch before the last EndTxn's bump,
+# "current" the epoch the coordinator has. EB: accepted, the epoch bumped (an abort with no
+# partitions); NONE: the retry answered with the current epoch, nothing written.
+EB = "EB"
+V2_TABLE = [
+    # state,            commit, retry,  outcome
+    ("Empty",          False, True,  ErrorCode.PRODUCER_FENCED),
+    ("Empty",          False, False, EB),
+    ("Empty",          True,  True,  ErrorCode.PRODUCER_FENCED),
+    ("Empty",          True,  False, ErrorCode.INVALID_TXN_STATE),
+    ("CompleteAbort",  False, True,  ErrorCode.NONE),
+    ("CompleteAbort",  False, False, EB),
+    ("CompleteAbort",  True,  True,  ErrorCode.INVALID_TXN_STATE),
+    ("CompleteAbort",  True,  False, ErrorCode.INVALID_TXN_STATE),
+    ("CompleteCommit", False, True,  ErrorCode.INVALID_TXN_STATE),
+    ("CompleteCommit", False, False, EB),
+    ("CompleteCommit", True,  True,  ErrorCode.NONE),
+    ("CompleteCommit", True,  False, ErrorCode.INVALID_TXN_STATE),
+]
+
+
+@pytest.mark.parametrize(("state", "commit", "retry", "outcome"), V2_TABLE)
+async def test_end_txn_v2_without_an_open_transaction_follows_kafkas_table(
+        state: str, commit: bool, retry: bool, outcome: object) -> None:
+    coordinator, broker, _clock = started_coordinator()
+    broker.add_partition("data", 0)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    if state == "Empty":
+        pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS, pid, epoch)  # epoch 1: a retry is 0
+    else:
+        await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])
+        pid, epoch = await coordinator.end_txn(TID, pid, epoch, commit=state == "CompleteCommit", v2=True)
+    assert coordinator.txns[TID].state.display == state
+    records = len(broker.replica_manager.appended)
+    sent = epoch - 1 if retry else epoch
+    call = coordinator.end_txn(TID, pid, sent, commit=commit, v2=True)
+    if outcome == EB:
+        assert await call == (pid, epoch + 1)
+        assert coordinator.txns[TID].state == TxnState.COMPLETE_ABORT
+        assert logged_states(broker)[records:] == ["PrepareAbort", "CompleteAbort"]
+    elif outcome == ErrorCode.NONE:
+        assert await call == (pid, epoch)
+        assert len(broker.replica_manager.appended) == records
+    else:
+        assert isinstance(outcome, ErrorCode)
+        await fails(outcome, call)
+        assert len(broker.replica_manager.appended) == records
+        assert coordinator.txns[TID].state.display == state
