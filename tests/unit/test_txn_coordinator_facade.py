@@ -6,14 +6,15 @@ tests/unit/txn_fakes.py; the in-process cluster tests are tests/replication/test
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator, TxnError
-from kbroker.coordinator.txn_log import TxnState, decode_key, decode_value
+from kbroker.coordinator.txn_log import TRANSACTION_STATE_TOPIC, TxnState, decode_key, decode_value
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import iter_records
-from tests.unit.txn_fakes import START_MS, FakeTxnBroker, settle, started_coordinator
+from tests.unit.txn_fakes import NODE_ID, START_MS, FakeTxnBroker, settle, started_coordinator
 
 TID = "txn-a"
 TIMEOUT_MS = 60_000
@@ -24,15 +25,14 @@ def logged_states(broker: FakeTxnBroker) -> list[str]:
     out = []
     for batch in broker.replica_manager.appended:
         for record in iter_records(batch):
-            assert record.key is not None and record.value is not None
+            assert record.key is not None
             tid = decode_key(record.key)
             assert tid is not None
-            out.append(decode_value(tid, record.value).state.display)
+            out.append("tombstone" if record.value is None else decode_value(tid, record.value).state.display)
     return out
 
 
-async def fails(code: ErrorCode, call: object) -> None:
-    assert asyncio.iscoroutine(call)
+async def fails(code: ErrorCode, call: Awaitable[object]) -> None:
     with pytest.raises(TxnError) as info:
         await call
     assert info.value.code == code, info.value.code.name
@@ -247,7 +247,11 @@ V2_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("state", "commit", "retry", "outcome"), V2_TABLE)
+def _ids(value: object) -> str | None:
+    return value.name if isinstance(value, ErrorCode) else None
+
+
+@pytest.mark.parametrize(("state", "commit", "retry", "outcome"), V2_TABLE, ids=_ids)
 async def test_end_txn_v2_without_an_open_transaction_follows_kafkas_table(
         state: str, commit: bool, retry: bool, outcome: object) -> None:
     coordinator, broker, _clock = started_coordinator()
@@ -274,3 +278,100 @@ async def test_end_txn_v2_without_an_open_transaction_follows_kafkas_table(
         await fails(outcome, call)
         assert len(broker.replica_manager.appended) == records
         assert coordinator.txns[TID].state.display == state
+
+
+# -- transactional id expiration on the manual clock ------------------------------------------
+
+async def test_an_idle_transactional_id_expires_with_a_tombstone() -> None:
+    coordinator, broker, clock = started_coordinator(transactional_id_expiration_ms=60_000,
+                                                     transaction_remove_expired_transaction_cleanup_interval_ms=10_000)
+    await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    clock.advance(50_000)
+    await settle()
+    assert TID in coordinator.txns
+    clock.advance(10_000)
+    await settle()
+    assert TID not in coordinator.txns
+    assert logged_states(broker) == ["Empty", "tombstone"]
+    await coordinator.stop()
+
+
+async def test_an_ongoing_transaction_does_not_expire() -> None:
+    coordinator, broker, clock = started_coordinator(transactional_id_expiration_ms=60_000,
+                                                     transaction_remove_expired_transaction_cleanup_interval_ms=10_000)
+    broker.add_partition("data", 0)
+    pid, epoch = await coordinator.init_producer_id(TID, 900_000)
+    await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])
+    clock.advance(120_000)
+    await settle()
+    assert coordinator.txns[TID].state == TxnState.ONGOING
+    await coordinator.stop()
+
+
+# -- readiness, the transaction log's writes and the coordinator's leadership ----------------
+
+async def test_requests_before_loading_answer_load_in_progress() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    coordinator.loaded = False  # (as between construction and start)
+    await fails(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, coordinator.init_producer_id(TID, TIMEOUT_MS))
+    await fails(ErrorCode.INVALID_REQUEST, coordinator.init_producer_id("", TIMEOUT_MS))
+    assert broker.replica_manager.appended == []
+
+
+@pytest.mark.parametrize(("replication", "answered"), [
+    (ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.COORDINATOR_NOT_AVAILABLE),
+    (ErrorCode.REQUEST_TIMED_OUT, ErrorCode.COORDINATOR_NOT_AVAILABLE),
+    (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.NOT_COORDINATOR),
+], ids=_ids)
+async def test_a_failed_log_write_changes_nothing_and_answers_as_kafka(replication: ErrorCode,
+                                                                        answered: ErrorCode) -> None:
+    coordinator, broker, _clock = started_coordinator()
+    broker.add_partition("data", 0)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    broker.replica_manager.hold_log = True
+    adding = asyncio.get_running_loop().create_task(coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
+    await settle()
+    broker.replica_manager.replicate(replication)
+    await fails(answered, adding)
+    assert coordinator.txns[TID].state == TxnState.EMPTY
+    await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])  # the client's retry goes through
+    assert coordinator.txns[TID].state == TxnState.ONGOING
+
+
+async def test_resignation_forgets_the_ids_and_election_reloads_them_from_the_log() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    pid, epoch = await ongoing(coordinator, broker)
+    state = broker.image.partition(TRANSACTION_STATE_TOPIC, 0)
+    assert state is not None
+    state.leader = 2
+    broker.partitions[(TRANSACTION_STATE_TOPIC, 0)].is_leader = False
+    coordinator.on_partition_leadership(TRANSACTION_STATE_TOPIC, 0, False)
+    assert coordinator.txns == {}
+    await fails(ErrorCode.NOT_COORDINATOR, coordinator.end_txn(TID, pid, epoch, commit=True))
+    state.leader = NODE_ID
+    broker.partitions[(TRANSACTION_STATE_TOPIC, 0)].is_leader = True
+    coordinator.on_partition_leadership(TRANSACTION_STATE_TOPIC, 0, True)
+    txn = coordinator.txns[TID]
+    assert (txn.producer_id, txn.producer_epoch, txn.state, txn.partitions) == (
+        pid, epoch, TxnState.ONGOING, {("data", 0)})
+    await coordinator.end_txn(TID, pid, epoch, commit=True)
+    await settle()
+    assert coordinator.txns[TID].state == TxnState.COMPLETE_COMMIT
+
+
+async def test_a_restarted_coordinator_completes_a_transaction_found_prepared() -> None:
+    coordinator, broker, clock = started_coordinator()
+    markers = broker.replica_manager.producer_state
+    pid, epoch = await ongoing(coordinator, broker)
+    markers.hold = True
+    await coordinator.end_txn(TID, pid, epoch, commit=False)
+    await settle()
+    assert coordinator.txns[TID].state == TxnState.PREPARE_ABORT
+    await coordinator.stop()  # stopped between the PrepareAbort record and the markers
+    markers.hold = False
+    restarted, _broker, _clock = started_coordinator(broker, clock)
+    await settle()
+    assert markers.markers == [("data", 0, pid, epoch, False)]
+    assert restarted.txns[TID].state == TxnState.COMPLETE_ABORT
+    assert logged_states(broker)[-2:] == ["PrepareAbort", "CompleteAbort"]
+    await restarted.stop()

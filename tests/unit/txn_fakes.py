@@ -197,10 +197,13 @@ async def settle(rounds: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-def started_coordinator() -> tuple[TransactionCoordinator, FakeTxnBroker, ManualClock]:
-    """A started transaction coordinator on a manual clock (call inside a running loop)."""
-    broker = FakeTxnBroker()
-    clock = ManualClock(start_ms=START_MS)
+def started_coordinator(broker: FakeTxnBroker | None = None, clock: ManualClock | None = None,
+                        **config: int) -> tuple[TransactionCoordinator, FakeTxnBroker, ManualClock]:
+    """A started transaction coordinator on a manual clock (call inside a running loop); with
+    ``broker``, a restart over that broker's partitions. ``config``: keys with dots as underscores."""
+    broker = FakeTxnBroker() if broker is None else broker
+    broker.config.update({key.replace("_", "."): value for key, value in config.items()})
+    clock = ManualClock(start_ms=START_MS) if clock is None else clock
     coordinator = TransactionCoordinator(broker, clock)
     coordinator.start()
     return coordinator, broker, clock
