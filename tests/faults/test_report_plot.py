@@ -5,6 +5,7 @@ coordinates, rather than from pixels."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,12 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 600)  # figsize (12, 6) at 100 dpi
     assert plt.get_fignums() == []  # closed after writing
+
+
+def test_plot_without_matplotlib_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain install (no [bench] or [test] extra) runs the harness without the image:
+    ``report["plot"]`` is False."""
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import raises ImportError
+    path = tmp_path / "report.png"
+    assert plot(history(), path) is False
+    assert not path.exists()
