@@ -37,6 +37,9 @@ class FakePartitionState:
 class FakeRegistration:
     epoch: int = 7
     fenced: bool = False
+    rack: str | None = None
+    endpoints: dict[str, tuple[str, int, str]] = field(
+        default_factory=lambda: {"PLAINTEXT": ("localhost", 9092, "PLAINTEXT")})
 
 
 @dataclass
@@ -112,10 +115,10 @@ class FakeControllerChannel:
 class FakeReplicaBroker:
     """What the replica manager reads of its broker."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, props: dict[str, str] | None = None) -> None:
         self.root = root
         self.node_id = NODE_ID
-        self.config = BrokerConfig({"node.id": str(NODE_ID)}, warn=False)
+        self.config = BrokerConfig({"node.id": str(NODE_ID), **(props or {})}, warn=False)
         self.image = FakeImage()
         self.clock = ManualClock(start_ms=START_MS)
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -132,8 +135,9 @@ class FakeReplicaBroker:
         return partition
 
 
-def replica_manager(root: Path) -> tuple[ReplicaManager, FakeReplicaBroker, FakeFetchers]:
-    broker = FakeReplicaBroker(root)
+def replica_manager(root: Path, props: dict[str, str] | None = None,
+                    ) -> tuple[ReplicaManager, FakeReplicaBroker, FakeFetchers]:
+    broker = FakeReplicaBroker(root, props)
     manager = ReplicaManager(broker)
     broker.replica_manager = manager  # (the partition APIs' lookup goes through it)
     fetchers = FakeFetchers()

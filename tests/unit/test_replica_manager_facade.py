@@ -16,7 +16,7 @@ import pytest
 from kbroker.api.context import partition_or_error
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.replica_manager import ReplicaManager
+from kbroker.replication.replica_manager import RACK_AWARE_SELECTOR, ReplicaManager
 from kbroker_protocol.errors import ErrorCode
 from tests.unit.replica_fakes import (
     NODE_ID,
@@ -202,3 +202,39 @@ async def test_a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time(
     assert (data.new_isr, data.partition_epoch) == ([NODE_ID], 4)
     assert p.isr == [NODE_ID] and manager.isr_shrinks == 1
     assert p.log.high_watermark == 1  # the high watermark no longer waits for the follower
+
+
+# -- KIP-392: which replica a consumer fetches from -------------------------------------------
+
+async def test_a_consumer_is_sent_to_the_caught_up_follower_in_its_rack(tmp_path: Path) -> None:
+    manager, broker, _fetchers = replica_manager(tmp_path, {"replica.selector.class": RACK_AWARE_SELECTOR})
+    try:
+        for node, rack in ((1, "a"), (2, "b"), (3, "c")):
+            broker.image.brokers[node].rack = rack
+        p = broker.open_partition("t", 0)
+        apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2, 3], [NODE_ID, 2, 3]))
+        append(manager, broker, "t", 0, b"a", b"b")
+        manager.on_follower_fetch(p, 2, 2, 0, p.log.log_end_offset, 7)
+        manager.on_follower_fetch(p, 3, 1, 0, p.log.log_end_offset, 7)
+        listener = "PLAINTEXT"
+        assert manager.preferred_read_replica(p, "b", 1, listener) == 2
+        assert manager.preferred_read_replica(p, "c", 1, listener) == 3
+        assert manager.preferred_read_replica(p, "c", 2, listener) is None  # follower 3 does not have offset 2
+        assert manager.preferred_read_replica(p, "a", 1, listener) is None  # the leader's own rack
+        assert manager.preferred_read_replica(p, None, 1, listener) is None  # no rack given
+        assert manager.preferred_read_replica(p, "b", 1, "SSL") is None  # not reachable on that listener
+        apply(manager, broker, p, FakePartitionState(2, [NODE_ID, 2, 3], [NODE_ID, 2, 3], leader_epoch=1,
+                                                     partition_epoch=1))
+        assert manager.preferred_read_replica(p, "b", 1, listener) is None  # only the leader chooses
+    finally:
+        close(manager, broker)
+
+
+async def test_without_the_rack_aware_selector_consumers_fetch_from_the_leader(rm) -> None:
+    manager, broker, _fetchers = rm
+    broker.image.brokers[2].rack = "b"
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    append(manager, broker, "t", 0, b"a")
+    manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
+    assert manager.preferred_read_replica(p, "b", 0, "PLAINTEXT") is None
