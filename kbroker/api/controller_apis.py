@@ -12,6 +12,11 @@ listener, as Kafka's ControllerServer):
 - cluster-control's controller-listener handlers: BrokerRegistration (62), BrokerHeartbeat (63),
   AlterPartition (56), UnregisterBroker (64);
 - controller-seam's Envelope (58) and AllocateProducerIds (67).
+
+A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
+with its API's error response (:mod:`kbroker.api.error_response`: UNKNOWN_SERVER_ERROR, or a
+controller refusal's own code) and the connection stays open, as Kafka's ``ControllerApis``
+(``requestHelper.handleError``) does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import uuid
 
 from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
+from kbroker.api.error_response import error_response
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
@@ -44,6 +50,9 @@ CONTROLLER_ENDPOINT_TYPE = 2
 def install(broker: Broker) -> None:
     raft = broker.raft
     assert raft is not None
+    # a request whose handling fails is answered with its error response, the connection kept (Kafka's
+    # ControllerApis.handle: requestHelper.handleError -> request.getErrorResponse(e))
+    raft.error_responder = error_response
     raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum(broker, header, body)
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
     # cluster-control's BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
