@@ -6,20 +6,21 @@ instructions the broker executes for the same requests does not depend on the ma
 this script starts ``python -m kbroker`` under ``valgrind --tool=callgrind`` with instrumentation
 off, warms it up, then for each phase zeroes the counters, turns instrumentation on, sends the
 phase's pipelined requests (the same frames as bench_metrics_ab's small Produce and small Fetch,
-and its 64 KiB Produce batches and ~1 MiB Fetches), turns it off and dumps the counts. Per arm
+and with ``--raw N`` N of its 64 KiB Produce batches), turns it off and dumps the counts. Per arm
 (``off``: metrics off; ``on``: ``kbroker.http.listeners`` set, the console running, ``/metrics``
 scraped before each phase; each ``--tree DIR``: metrics on, from another source tree) it prints
 instructions per request (or per MB) and the ratio to ``off``. Instruction counts leave out
 what a CPU-time measure also sees (cache misses, branch mispredictions, allocation patterns'
-effects on them): read them as the code's own work, next to bench_metrics_ab's CPU ratios.
+effects on them), nor the kernel's work (a large Fetch's sendfile: not measured here): read them
+as the code's own work, next to bench_metrics_ab's CPU ratios.
 
 callgrind takes commands (``callgrind_control``) only while the broker runs code, so a second
-connection sends ApiVersions requests while a command waits (a few requests, counted outside the
-phases). Each arm takes a minute or two (Python under callgrind runs ~50 times slower).
+connection sends ApiVersions requests every 50 ms while a command waits (one or two of them can
+fall inside a phase: ~0.1 % of a 500-request phase of small requests). Each arm takes a minute or two (Python under callgrind runs ~50 times slower).
 
 Usage: ``.venv/bin/python scripts/instr_metrics.py [--requests 500] [--repeat 2] [--tree DIR]...``
-``--annotate``: keep the dump files and print each phase's top functions (inclusive) for ``on``
-minus ``off`` (callgrind_annotate).
+``--keep DIR`` keeps callgrind's dump of each phase there (``callgrind_annotate`` reads them:
+C-level functions only, the Python code shows as the interpreter's eval loop).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_broker import free_port, metadata_ok  # noqa: E402
-from bench_metrics_ab import RAW_PER_FETCH, RAW_RECORDS, RECORD, Work, fetch_frame  # noqa: E402
+from bench_metrics_ab import RAW_PER_FETCH, RAW_RECORDS, RECORD, Work, fetch_frame  # noqa: E402  (warm-up)
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from kbroker_protocol.api import encode_request  # noqa: E402
@@ -164,16 +165,9 @@ def run_arm(name: str, metrics: bool, tree: Path, out: Path, work: Work, request
             ir = broker.phase("small_fetch", [work.small_fetch] * requests)
             rows.setdefault("instructions per small Fetch", []).append(ir / requests)
             if raw:
-                mb = raw * len(work.raw_produce) / 1e6
                 ir = broker.phase("raw_produce", [work.raw_produce] * raw)
-                rows.setdefault("instructions per MB produced (64 KiB batches)", []).append(ir / mb)
-                max_bytes = RAW_PER_FETCH * RAW_RECORDS * (RECORD + 100)
-                fetches = [fetch_frame("raw", broker.raw_end + i * RAW_PER_FETCH * RAW_RECORDS, max_bytes)
-                           for i in range(raw // RAW_PER_FETCH)]
-                broker.raw_end += raw * RAW_RECORDS
-                ir = broker.phase("raw_fetch", fetches)
-                rows.setdefault("instructions per MB fetched (~1 MiB Fetches)", []).append(
-                    ir / (raw * RAW_RECORDS * RECORD / 1e6))
+                rows.setdefault("instructions per MB produced (64 KiB batches)", []).append(
+                    ir / (raw * len(work.raw_produce) / 1e6))
     finally:
         broker.stop()
     return rows
@@ -182,7 +176,7 @@ def run_arm(name: str, metrics: bool, tree: Path, out: Path, work: Work, request
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500, help="small requests per phase")
-    parser.add_argument("--raw", type=int, default=32, help="64 KiB Produce batches per phase (0: none)")
+    parser.add_argument("--raw", type=int, default=0, help="64 KiB Produce batches per phase (0: none)")
     parser.add_argument("--repeat", type=int, default=2, help="phases of each kind per broker")
     parser.add_argument("--tree", type=Path, action="append", default=[], help="another source tree (metrics on)")
     parser.add_argument("--no-off", action="store_true", help="leave out the metrics-off arm")
