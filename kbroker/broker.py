@@ -20,7 +20,7 @@ from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
-from kbroker.controller.image import MetadataImage, TopicImage
+from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
@@ -47,6 +47,7 @@ from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
+from kbroker.wiring.local_partitions import LocalPartitions
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
 from kbroker.wiring.metadata_quorum import make_raft
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
@@ -76,7 +77,8 @@ class Broker:
         self.config = config
         self.node_id = config.node_id
         self.image = MetadataImage()
-        self.image.listeners.append(self._on_metadata_record)
+        self.local_partitions = LocalPartitions(self)  # this broker's replicas follow the metadata log
+        self.image.listeners.append(self.local_partitions.on_metadata_record)
         # SCRAM credentials follow the metadata log's records (replay included); each listener's
         # TLS/SASL settings are built when the listeners are bound (kbroker/security).
         self.scram_credentials = ScramCredentials()
@@ -98,16 +100,16 @@ class Broker:
         self.cluster_id = ""
         self.started_at = 0.0
         self._lock_files: list[IO[str]] = []
-        # stop() has begun: long polls answer at once, FindCoordinator says not available
+        # stop() has begun (after the controlled shutdown of a quorum node): long polls answer at
+        # once, FindCoordinator says not available
         self.stopping = False
-        self._replaying = False
+        self._stop_begun = False  # stop() called (the controlled shutdown may still be under way)
         self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
         # name with '.' as '_' -> name (see kbroker/replication/topics.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
-        self._config_memo: tuple[BrokerConfig, dict[str, str], LogConfig, dict[str, Any]] | None = None
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
         self.internode_security = InterNodeSecurity()  # kbroker.security.internode, built in start()
@@ -184,13 +186,13 @@ class Broker:
         # topic deleted and created again under the same name has one directory, the newest's,
         # which replaying the old RemoveTopicRecord would delete. A sole voter replays its whole
         # log as it starts; a node of a larger quorum first catches up with the active controller.
-        self._replaying = True
+        self.local_partitions.replaying = True
         try:
             self.raft.start()
             await self._catch_up()
         finally:
-            self._replaying = False
-        self._open_replayed_partitions()
+            self.local_partitions.replaying = False
+        self.local_partitions.open_replayed()
         from kbroker.api.update_features import _metadata_directory_id
         from kbroker.raft import voter_update
 
@@ -239,8 +241,8 @@ class Broker:
             node = raft.node
             # A leader knows what is committed once an entry of its own epoch is (Raft): until
             # then its high watermark is what it held before, 0 after a restart, and an image of
-            # nothing would have _open_replayed_partitions delete every partition's log.
-            known = node.high_watermark > (node._epoch_start_offset if raft.is_leader else 0)
+            # nothing would have open_replayed delete every partition's log.
+            known = node.high_watermark > (node.epoch_start_offset if raft.is_leader else 0)
             if node.leader_id != -1 and target is None and known:
                 target = node.high_watermark
             if target is not None and node.committed_offset >= target and self._applied_up_to(target):
@@ -254,7 +256,7 @@ class Broker:
 
     def _applied_up_to(self, offset: int) -> bool:
         node = self.raft.node if self.raft is not None else None
-        return node is not None and node._applied >= offset
+        return node is not None and node.applied_offset >= offset
 
     def _use_remote_controller(self) -> None:
         """In a quorum of several nodes, metadata changes go to the active controller (wherever it
@@ -364,14 +366,26 @@ class Broker:
         return self.controller.active_controller_id
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, answer in-flight requests, then close connections, services and logs.
+        """Controlled shutdown, then stop accepting, answer in-flight requests, then close
+        connections, services and logs.
 
-        Long-polling fetches are woken and answer with what they have; requests parked longer
+        A node of a multi-node quorum first asks the controller to move its leaderships away and
+        waits until it lets it go (or ``timeout``), still serving every request meanwhile, as
+        Kafka's BrokerServer.shutdown does before it stops its socket server: a batch appended as
+        leader until then is acknowledged once the followers have it, or answered
+        NOT_LEADER_OR_FOLLOWER when the leadership moves first (Kafka's DelayedProduce). Then
+        long-polling fetches are woken and answer with what they have; requests parked longer
         (a JoinGroup waiting for its rebalance) get ``timeout`` seconds before their connections
         close, as Kafka's shutdown expires delayed operations.
         """
-        if self.stopping:
+        if self.stopping or self._stop_begun:
             return
+        self._stop_begun = True
+        if self.lifecycle is not None:
+            try:
+                await self.lifecycle.controlled_shutdown(timeout_ms=int(timeout * 1000))
+            except Exception as exc:
+                log.info("controlled shutdown: %s", exc)
         self.stopping = True
         for server in self.servers:
             server.close()
@@ -389,12 +403,6 @@ class Broker:
             conn.close()
         for service in reversed(self.services):
             await _maybe_await(service.stop())
-        if self.lifecycle is not None:
-            # Kafka's controlled shutdown: the controller moves our leaderships away first
-            try:
-                await self.lifecycle.controlled_shutdown(timeout_ms=int(timeout * 1000))
-            except Exception as exc:
-                log.info("controlled shutdown: %s", exc)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -469,132 +477,6 @@ class Broker:
 
     def listener_endpoint(self, listener: str) -> tuple[str, int]:
         return listener_endpoint(self.advertised_endpoints(), listener)
-
-    # -- partitions, driven by metadata records ----------------------------------------------
-
-    def _open_replayed_partitions(self) -> None:
-        """After replay: open this broker's partitions of the image; delete the logs of partitions
-        the image no longer has (their deletion was committed but not carried out)."""
-        assert self.log_manager is not None
-        for topic in self.image.topics.values():
-            for index, state in topic.partitions.items():
-                if self.node_id in state.replicas:
-                    self._open_partition(topic.name, index, new=False)
-        for topic_name, index in list(self.log_manager.partitions()):
-            if topic_name == METADATA_TOPIC:
-                continue
-            image_topic = self.image.topic(topic_name)
-            if image_topic is None or index not in image_topic.partitions:
-                log.info("deleting the log of %s-%d: the partition was deleted", topic_name, index)
-                self.log_manager.delete(topic_name, index)
-            elif self.node_id not in image_topic.partitions[index].replicas:
-                # a stray replica (Kafka's findStrayReplicas): reassigned away while this node was down
-                log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", topic_name, index)
-                self.log_manager.delete(topic_name, index)
-
-    def _on_metadata_record(self, record: Any) -> None:
-        name = type(record).__name__
-        if self._replaying and name in ("PartitionRecord", "PartitionChangeRecord", "RemoveTopicRecord"):
-            return  # partitions are opened from the replayed image (_open_replayed_partitions)
-        if name in ("PartitionRecord", "PartitionChangeRecord"):
-            # Become leader or follower of a local replica (replication's applyDelta).
-            topic = self.image.topic_by_id(record.topic_id)
-            state = topic.partitions.get(record.partition_id) if topic is not None else None
-            if topic is not None and state is not None:
-                p = self.partitions.get((topic.name, record.partition_id))
-                was_leader = p is not None and p.is_leader
-                if self.node_id in state.replicas:
-                    if p is None:
-                        self._open_partition(topic.name, record.partition_id)
-                    else:
-                        self.replica_manager.apply_partition_state(p, state)
-                elif p is not None:
-                    # No longer a replica (a reassignment removed it): stop and delete the local
-                    # log, as Kafka's applyDelta (stopPartitions with deletion).
-                    self._remove_replica(p)
-                p = self.partitions.get((topic.name, record.partition_id))
-                is_leader = p is not None and p.is_leader and self.node_id in state.replicas
-                if is_leader != was_leader:
-                    self._leadership_changed(topic.name, record.partition_id, is_leader)
-        elif name == "RemoveTopicRecord":
-            for key in [k for k, p in self.partitions.items() if p.topic_id == record.topic_id]:
-                p = self.partitions.pop(key)
-                if p.is_leader:
-                    self._leadership_changed(p.topic, p.index, False)
-                self.replica_manager.stop_replica(p)
-                assert self.log_manager is not None
-                self.log_manager.delete(p.topic, p.index)
-                for service in self.services:
-                    hook = getattr(service, "on_partition_deleted", None)
-                    if hook:
-                        hook(p.topic, p.index)
-        elif name == "ConfigRecord":
-            if record.resource_type == 4:
-                configs = self.image.broker_configs
-                self.config = self.config.with_dynamic(configs.get("", {}), configs.get(str(self.node_id), {}))
-                self.limits.reconfigure(self.config)  # max.connections*, max.connection.creation.rate
-                apply_cordoned(self)  # cordoned.log.dirs
-                self.close_excess_connections()
-                self._refresh_topic_configs(list(self.image.topics.values()))
-            elif record.resource_type == 2:
-                topic = self.image.topic(record.resource_name)
-                if topic is not None:
-                    self._refresh_topic_configs([topic])
-
-    def _remove_replica(self, p: Partition) -> None:
-        self.partitions.pop((p.topic, p.index), None)
-        self.replica_manager.stop_replica(p)
-        assert self.log_manager is not None
-        log.info("deleting the log of %s-%d: this broker is no longer one of its replicas", p.topic, p.index)
-        self.log_manager.delete(p.topic, p.index)
-
-    def _leadership_changed(self, topic: str, index: int, leader: bool) -> None:
-        """Services that follow partition leadership (the group and transaction coordinators:
-        Kafka's onElection/onResignation) learn that this broker leads, or stopped leading, a partition."""
-        for service in self.services:
-            hook = getattr(service, "on_partition_leadership", None)
-            if hook is not None:
-                try:
-                    hook(topic, index, leader)
-                except Exception:
-                    log.exception("%s failed to follow the leadership of %s-%d", type(service).__name__, topic, index)
-
-    def _refresh_topic_configs(self, topics: list[TopicImage]) -> None:
-        if self.log_manager is None:
-            return
-        for topic in topics:
-            settings = self.topic_settings(topic.configs)
-            config = LogConfig.from_topic_values(settings)
-            for index in topic.partitions:
-                p = self.partitions.get((topic.name, index))
-                if p is not None:
-                    p.log.config = config
-                    p.config = settings
-
-    def _open_partition(self, topic_name: str, index: int, *, new: bool = True) -> None:
-        topic = self.image.topic(topic_name)
-        assert topic is not None and self.log_manager is not None
-        state = topic.partitions[index]
-        log_config, settings = self._partition_configs(topic.configs)
-        plog = self.log_manager.get_or_create(topic_name, index, log_config, new=new)
-        if plog.high_watermark < plog.log_end_offset:
-            plog.high_watermark = plog.log_end_offset
-        # Opened with no leader and epoch -1, then made leader or follower by the state's record.
-        partition = self.partitions[(topic_name, index)] = Partition(
-            topic_name, index, topic.topic_id, plog, -1, list(state.replicas), list(state.isr),
-            settings, node_id=self.node_id, leader_id=-1, partition_epoch=-1,
-        )
-        self.replica_manager.apply_partition_state(partition, state)
-
-    def _partition_configs(self, overrides: dict[str, str]) -> tuple[LogConfig, dict[str, Any]]:
-        """The log config and settings of a topic with these overrides; the last answer is kept,
-        so the partitions of one new topic (up to 10,000 records in a row) share one computation."""
-        memo = self._config_memo
-        if memo is not None and memo[0] is self.config and memo[1] == overrides:
-            return memo[2], memo[3]
-        answer = (self.default_log_config(overrides), self.topic_settings(overrides))
-        self._config_memo = (self.config, dict(overrides), *answer)
-        return answer
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))

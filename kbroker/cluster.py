@@ -7,7 +7,9 @@ created (two per node: the client listener PLAINTEXT and the CONTROLLER listener
 nodes' ``server.properties``, data and logs live under one folder (``DIR``, default
 ``./kbroker-cluster``): ``node-<id>.properties``, ``node-<id>/`` (formatted with one cluster id by
 ``kbroker format``) and ``node-<id>.log``. Run again on the same folder, the nodes restart from
-their data on the same ports. Ctrl-C stops every node, one after the other (SIGTERM, then SIGKILL after 10 s).
+their data on the same ports. Ctrl-C stops every node, one after the other (SIGTERM, then SIGKILL after 10 s),
+and the command exits 0; a node that ends by itself (a crash, a signal) is reported with its exit
+code or signal, the others are stopped and the command exits 1, as a supervisor would.
 
 ``ClusterLayout`` and ``start_node`` are what the test fixture (``tests/cluster/conftest.py``) and
 the failover benchmark (``scripts/bench_failover.py``) use to run nodes as child processes.
@@ -155,10 +157,21 @@ def wait_ready(layout: ClusterLayout, node_id: int, proc: subprocess.Popen[bytes
             if READY.encode() in f.read():
                 return
         if proc.poll() is not None:
-            raise RuntimeError(f"node {node_id} exited with {proc.returncode}; see {path}")
+            raise RuntimeError(f"node {node_id} {exit_status(proc.returncode)}; see {path}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"node {node_id} not ready after {timeout:.0f} s; see {path}")
         time.sleep(0.05)
+
+
+def exit_status(code: int) -> str:
+    """How a child process ended, from ``Popen.returncode`` (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} ({-code})"
+    return f"exited with code {code}"
 
 
 def main(argv: list[str]) -> int:
@@ -188,6 +201,7 @@ def main(argv: list[str]) -> int:
         layout = ClusterLayout.create(root, args.nodes, brokers=args.brokers, separate=args.separate)
     procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
+    failed = False
 
     def stop(*_args: object) -> None:
         nonlocal stopping
@@ -213,11 +227,14 @@ def main(argv: list[str]) -> int:
         print(f"controllers={','.join(layout.controller(i) for i in layout.controllers)}", flush=True)
         print(f"data under {root}; Ctrl-C stops every node", flush=True)
         while not stopping:
-            for node_id, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"node {node_id} exited with {proc.returncode} (log {layout.log_path(node_id)})",
-                          file=sys.stderr, flush=True)
-                    stopping = True
+            died = [(node_id, proc.returncode) for node_id, proc in procs.items() if proc.poll() is not None]
+            if died:
+                # as a supervisor: a node that ended while nobody asked it to is a failure
+                for node_id, code in died:
+                    print(f"kbroker cluster: node {node_id} {exit_status(code)} unexpectedly "
+                          f"(log {layout.log_path(node_id)}); stopping the other nodes", file=sys.stderr, flush=True)
+                failed = True
+                break
             time.sleep(0.2)
     except (RuntimeError, TimeoutError) as exc:
         print(f"kbroker cluster: {exc}", file=sys.stderr)
@@ -232,4 +249,4 @@ def main(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    return 0
+    return 1 if failed else 0

@@ -85,10 +85,10 @@ def read_setup(cfg: Any, node_id: int) -> RaftSetup:
     if not voters:
         kraft_version = max(kraft_version, 1)  # learnt from the log
     addresses = {}
-    for v in voters.values():
-        address = v.address(listener)
+    for voter in voters.values():
+        address = voter.address(listener)
         if address is not None:
-            addresses[v.node_id] = address
+            addresses[voter.node_id] = address
     return RaftSetup(voters, addresses, kraft_version, directory_id, bootstrap, listener)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any
+from typing import Any, Protocol, Self, TypeAlias
 
 from kbroker_protocol.exceptions import ProtocolError
 
@@ -41,6 +41,27 @@ F64 = struct.Struct(">d")
 ZERO_UUID = uuid.UUID(int=0)
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+class ExternalRecords(Protocol):
+    """A records value the writers leave uncopied (a part of its own in ``Writer.parts()``):
+    the transport writes its ``len()`` bytes itself (e.g. a file slice sent with ``sendfile``)."""
+
+    def __len__(self) -> int: ...
+
+
+# The value of a ``records`` field: a decode gives a zero-copy memoryview slice of the input;
+# an encode takes any bytes-like value or an external records object.
+Records: TypeAlias = bytes | bytearray | memoryview | ExternalRecords
+
+
+def received_records(value: Records | None) -> bytes | bytearray | memoryview | None:
+    """A decoded message's ``records`` value, typed as what a decode gives (a zero-copy
+    memoryview slice, or None); an external records object (only ever put there to be encoded)
+    raises ``TypeError``."""
+    if value is None or isinstance(value, _BYTES_LIKE):
+        return value
+    raise TypeError(f"records value is an external records object ({type(value).__name__}), not received bytes")
 
 # ``bytes`` records at least this long are not copied into the current chunk: they become a
 # part of their own (``Writer.parts()``), so a response is sent without copying its records.
@@ -651,7 +672,7 @@ class Message:
         return table[version]
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Any:
+    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Self:
         """Decode ``data`` at ``version``.  Trailing bytes after the message are ignored, as Kafka
         does.  ``records`` fields come back as zero-copy memoryview slices of ``data``."""
         reader = cls._check_version(version, cls._READERS)
@@ -665,7 +686,7 @@ class Message:
         return obj
 
     @classmethod
-    def read(cls, reader: Reader, version: int) -> Any:
+    def read(cls, reader: Reader, version: int) -> Self:
         """Decode one message at ``reader.pos`` and advance the reader past it."""
         fn = cls._check_version(version, cls._READERS)
         try:

@@ -7,7 +7,9 @@
   `consume`  read a partition set from the start with assign() (no group) and time it;
   `e2e`      end-to-end latency at a fixed rate: producer and consumer in two processes, the send
              time (CLOCK_REALTIME ns) in the first 8 bytes of each record;
-  `produce-conns` N producer instances (N connections) in one process, records spread round robin.
+  `produce-conns` N producer instances (N connections) in one process, records spread round robin
+             over the instances; with `--keys K` each record has one of K keys (the partitioner
+             picks its partition), without, librdkafka spreads them over the partitions itself.
 """
 
 from __future__ import annotations
@@ -286,7 +288,9 @@ def w_e2e(a: argparse.Namespace) -> dict:
 
 
 def w_produce_conns(a: argparse.Namespace) -> dict:
-    """`conns` producer instances (one connection each), `records` records round robin."""
+    """`conns` producer instances (one connection each), `records` records round robin over them;
+    with `keys` > 0 the records carry keys `key-0000`.. (a stride through them, as `mixed` does), so
+    librdkafka's default partitioner (consistent_random: a hash of the key) places them."""
     from confluent_kafka import Producer
 
     conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": 5, "batch.size": 65536,
@@ -302,13 +306,16 @@ def w_produce_conns(a: argparse.Namespace) -> dict:
             errors += 1
 
     value = b"v" * a.record_size
+    keys = [b"key-%04d" % k for k in range(a.keys)]
+    nkeys = len(keys)
     t0 = time.monotonic()
     k = len(producers)
     for i in range(a.records):
         p = producers[i % k]
+        key = keys[(i * 7919) % nkeys] if nkeys else None
         while True:
             try:
-                p.produce(a.topic, value, on_delivery=cb)
+                p.produce(a.topic, value, key=key, on_delivery=cb)
                 break
             except BufferError:
                 p.poll(0.01)
@@ -318,7 +325,7 @@ def w_produce_conns(a: argparse.Namespace) -> dict:
     for p in producers:
         p.flush(300)
     el = time.monotonic() - t0
-    return {"conns": a.conns, "records": a.records, "errors": errors, "seconds": el,
+    return {"conns": a.conns, "records": a.records, "keys": nkeys, "errors": errors, "seconds": el,
             "records_per_s": a.records / el, "mb_per_s": a.records * a.record_size / el / 1e6,
             "mib_per_s": a.records * a.record_size / el / 1048576}
 
@@ -555,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linger-ms", type=float, default=1)
     ap.add_argument("--conns", type=int, default=1)
     ap.add_argument("--consumers", type=int, default=4)
+    ap.add_argument("--keys", type=int, default=0, help="produce-conns: distinct record keys (0: no keys)")
     ap.add_argument("--stats", action="store_true", help="mixed: librdkafka's request counts and round trips")
     a = ap.parse_args(argv)
     fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,

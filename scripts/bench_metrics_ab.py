@@ -68,7 +68,7 @@ from typing import BinaryIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_broker import cpu_model, free_port, metadata_ok  # noqa: E402
+from bench_broker import cpu_model, free_port, start_broker  # noqa: E402
 from bench_metrics import cpu_seconds  # noqa: E402
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -144,19 +144,13 @@ class Arm:
         self.raw_end = 0  # a fresh broker, empty topics
         self.port = free_port()
         http = f"http://127.0.0.1:{free_port()}" if self.metrics else ""
-        cmd = [sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-               "--override", f"log.dirs={data / self.name}", "--override", f"kbroker.http.listeners={http}",
-               "--log-level", "WARNING"]
-        if pin is not None:
-            cmd = ["taskset", "-c", pin, *cmd]
         # cwd and PYTHONPATH: the arm's tree comes before the editable install of this one.
         env = dict(os.environ, PYTHONPATH=str(self.tree))
-        self.proc = subprocess.Popen(cmd, cwd=self.tree, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
-        deadline = time.monotonic() + 120
-        while not metadata_ok(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"broker {self.name} did not start")
-            time.sleep(0.01)
+        self.proc, _ready, _cpu = start_broker(data / self.name, self.port, None, env,
+                                               [f"kbroker.http.listeners={http}"], self.tree)
+        if pin is not None:  # every thread of the broker, and those it starts later
+            subprocess.run(["taskset", "-a", "-c", "-p", pin, str(self.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
         bootstrap = f"127.0.0.1:{self.port}"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for topic in ("small", "raw", "bench"):

@@ -4,10 +4,11 @@
     .venv/bin/python scripts/bench_scale.py partitions [--points 1,100,1000,10000] [--reps 2]
     .venv/bin/python scripts/bench_scale.py durability [--producers 1,8,64]   (acks=all, flush per append)
     .venv/bin/python scripts/bench_scale.py sizes      [--sizes 100,1024,65536,1048576]
-    .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100]
+    .venv/bin/python scripts/bench_scale.py clients    [--clients 1,10,100] [--keys 1000] [--partitions 16]
     .venv/bin/python scripts/bench_scale.py groups     [--members 1,10,100]   (join, rebalance, fetch)
     .venv/bin/python scripts/bench_scale.py mixed      [--rates 1000,4000]    (OMB-like, e2e latency)
-    .venv/bin/python scripts/bench_scale.py ceiling    [--clients 1,10,100]   (+ null broker, scripts/null_broker.c)
+    .venv/bin/python scripts/bench_scale.py ceiling    [--clients 1,10,100]   (+ null broker, scripts/null_broker.c;
+                                                    produce, then one consumer reads it back)
     .venv/bin/python scripts/bench_scale.py report     # bench/SCALE.md, plots, README tables from bench/scale.json
 
 Every point runs kbroker and Kafka interleaved (the order alternates between repetitions), each on
@@ -150,8 +151,8 @@ class Bench:
         try:
             r["fresh_start_s"] = node.start()
             t0 = time.monotonic()
-            sn.create_topic(node.bootstrap, topic, parts)
-            node.wait_topic(topic, parts)
+            sn.create_topic(node.bootstrap, topic, parts, timeout=a.create_timeout)
+            node.wait_topic(topic, parts, timeout=max(1.0, a.create_timeout - (time.monotonic() - t0)))
             r["create_s"] = time.monotonic() - t0
             time.sleep(a.settle)
             r["idle_rss_mib"] = node.rss_kib() / 1024
@@ -221,16 +222,23 @@ class Bench:
                             lambda: self.save(name, {"params": vars_of(a), "points": points}))
         return {"params": vars_of(a), "points": points}
 
+    def produce_conns(self, node: sn.Node, topic: str, conns: int, acks: str) -> dict:
+        """bench_loads produce-conns: --records 1 KiB records from `conns` librdkafka producers,
+        keyed with --keys distinct keys if the curve has that option (0 or absent: no keys)."""
+        a = self.args
+        return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                          "--records", str(a.records), "--conns", str(conns), "--acks", acks,
+                          "--keys", str(getattr(a, "keys", 0))])
+
     def producers_curve(self, name: str, xkey: str, counts: str, acks: str, settings: dict[str, str]) -> dict:
         """librdkafka producer connections (bench_loads produce-conns, --records 1 KiB records over
         --partitions partitions): a point per count of the comma-separated `counts`."""
         a = self.args
 
         def point(kind: str, conns: int) -> dict:
-            def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
-                                  "--records", str(a.records), "--conns", str(conns), "--acks", acks])
-            return self.load_point(kind, settings, a.partitions, load, a.records * 1024)
+            return self.load_point(kind, settings, a.partitions,
+                                   lambda node, topic: self.produce_conns(node, topic, conns, acks),
+                                   a.records * 1024)
 
         return self.curve(name, xkey, [int(x) for x in counts.split(",")], point)
 
@@ -277,7 +285,44 @@ class Bench:
 
     # -- the ceiling: the same client against a broker that does no work ---------------------
     def ceiling(self) -> dict:
-        return self.producers_curve("ceiling", "clients", self.args.clients, "1", {})
+        """Per point: the clients curve's producers (acks=1) send --records records; then one
+        producer (not measured) tops the topic up to --consume-records records and one librdkafka
+        consumer (the `consume` worker of bench_vs_kafka: assign() from offset 0, no group) reads
+        them back from every partition; broker CPU measured apart for each. The null broker
+        stores nothing and serves a fixed batch of 64 records of 1 KiB at any offset."""
+        a = self.args
+
+        def point(kind: str, conns: int) -> dict:
+            node = sn.make(kind, self.base, dict(bb.BENCH_SETTINGS), self.src, a.partitions)
+            try:
+                node.start()
+                topic = "load"
+                if kind != "null":  # (every topic exists on the null broker)
+                    sn.create_topic(node.bootstrap, topic, a.partitions)
+                    node.wait_topic(topic, a.partitions)
+                r, cpu = measured(node, lambda: self.produce_conns(node, topic, conns, "1"))
+                r["cpu_s_per_gb"] = cpu / (a.records * 1024 / 1e9)
+                self.partial.update(r)
+                if a.consume_records:
+                    more = a.consume_records - a.records
+                    if more > 0:  # (not measured) one more keyed producer, so the read is long enough
+                        bl.worker(["produce-conns", "--bootstrap", node.bootstrap, "--topic", topic,
+                                   "--records", str(more), "--conns", "1", "--acks", "1",
+                                   "--keys", str(a.keys)])
+                    c, ccpu = measured(node, lambda: bl.worker(
+                        ["consume", "--bootstrap", node.bootstrap, "--topic", topic, "--records",
+                         str(a.consume_records), "--timeout", "300"], timeout=600))
+                    if not c["complete"]:
+                        raise RuntimeError(f"consumed only {c['records']} of {a.consume_records} records")
+                    r.update(consume_mb_per_s=c["mb_per_s"], consume_records_per_s=c["records_per_s"],
+                             consume_seconds=c["seconds"], consume_first_record_s=c["first_record_s"],
+                             consume_cpu_s_per_gb=ccpu / (c["bytes"] / 1e9))
+                node.stop()
+            finally:
+                node.remove()
+            return r
+
+        return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
 
     # -- OMB-like mixed load ----------------------------------------------------------------
     def mixed(self) -> dict:
@@ -380,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--clients", default="1,10,100")
         p.add_argument("--records", type=int, default=100_000, help="1 KiB records per run")
         p.add_argument("--partitions", type=int, default=16)
+        p.add_argument("--keys", type=int, default=1000,
+                       help="distinct record keys (the partitioner places them); 0: no keys")
 
     p = sub.add_parser("partitions", help="1..10,000 partitions")
     common(p)
@@ -388,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recovery-records", type=int, default=50_000, help="records written before kill -9")
     p.add_argument("--metadata-calls", type=int, default=30)
     p.add_argument("--metadata-only", action="store_true", help="stop after the create and Metadata figures")
+    p.add_argument("--create-timeout", type=float, default=900.0,
+                   help="seconds the topic's creation may take (all partitions led) before the run fails")
     p = sub.add_parser("durability", help="log.flush.interval.messages=1, 1/8/64 producers, acks=all")
     common(p)
     p.add_argument("--producers", default="1,8,64")
@@ -410,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     common(p)
     p.set_defaults(brokers="kbroker,kafka,null")
     producer_clients(p)
+    p.add_argument("--consume-records", type=int, default=500_000,
+                   help="1 KiB records the consumer reads back (the topic topped up to this); 0: no consumer")
     p = sub.add_parser("mixed", help="OMB-like: keyed producers, a consumer group, retention; e2e latency")
     common(p)
     p.add_argument("--rates", default="1000,4000", help="offered records/s (1 KiB each)")

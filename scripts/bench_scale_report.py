@@ -40,6 +40,8 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
     "ceiling": ("clients", "producer connections (librdkafka, 1 KiB, acks=1)", [
         ("mb_per_s", "produce", "MB/s", True),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
+        ("consume_mb_per_s", "consume it back (1 librdkafka consumer)", "MB/s", True),
+        ("consume_cpu_s_per_gb", "broker CPU per GB consumed", "CPU s/GB", False),
     ]),
     "mixed": ("rate", "offered records/s (1 KiB, 4 keyed producers, 4 consumers, retention on)", [
         ("achieved_rate", "records/s sent", "rec/s", True),
@@ -105,6 +107,8 @@ def ceiling_table(data: dict) -> str:
             k, kv = stats(p, "kbroker", metric)
             f, fv = stats(p, "kafka", metric)
             n, nv = stats(p, "null", metric)
+            if k is None and f is None and n is None:
+                continue
             la = _vals(p["runs"]["kbroker"] + p["runs"].get("kafka", []) + p["runs"].get("null", []),
                        "loadavg_before")
             runs = " ; ".join(" / ".join(fmt(x) for x in v) for v in (kv, fv, nv))

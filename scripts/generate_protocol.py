@@ -28,6 +28,11 @@ Field types are those of Kafka's own generator: int8/16/32/64, uint16, uint32, f
 uuid, string, bytes, records, arrays and structs (the specs have no varint field type; varints
 appear only as compact lengths and tagged-field headers).  Only the protocol's facts (names,
 types, versions, defaults, tags) reach the output; the specs' prose does not.
+
+Constructors and attributes are annotated with each field's Python type (``PY_TYPES``; ``| None``
+where a version is nullable or the default is null; arrays ``list[...]``; structs their class):
+``mypy --strict`` checks the messages the broker builds.  The modules use postponed annotations,
+so the annotations are never evaluated and cost nothing at run time.
 """
 
 from __future__ import annotations
@@ -314,6 +319,43 @@ def is_lazy(f: FieldSpec) -> bool:
     class builds the default on first access (``Message.__getattr__``), which keeps decoding
     of absent or untransmitted tagged structs free."""
     return f.struct is not None and not f.is_array and not _null_default(f)
+
+
+# Python types of the spec's scalar types, as the codec holds them at run time (see
+# kbroker_protocol.primitives: uuids are uuid.UUID, bytes are bytes, records are any of the
+# values the writers accept and come back from a decode as memoryview slices).
+PY_TYPES = {
+    "int8": "int",
+    "int16": "int",
+    "uint16": "int",
+    "int32": "int",
+    "uint32": "int",
+    "int64": "int",
+    "float64": "float",
+    "bool": "bool",
+    "uuid": "_uuid.UUID",
+    "string": "str",
+    "bytes": "bytes",
+    "records": "_p.Records",
+}
+
+
+def py_type(f: FieldSpec) -> str:
+    """The field's annotation (a string: generated modules use postponed annotations)."""
+    if f.struct is None:
+        elem = PY_TYPES[f.type]
+    elif f.struct.common:
+        # A class using a common struct also names it in its body (``Common = Common``), which
+        # would shadow the class in its methods' annotations: the module-level alias does not.
+        elem = class_ref(f.struct)
+    else:
+        elem = ".".join(f.struct.path)
+    t = f"list[{elem}]" if f.is_array else elem
+    # None where a version is nullable, where the default is null, and for records (whose
+    # default is None in every version).
+    if f.nullable != NONE or default_expr(f) == "None":
+        t += " | None"
+    return t
 
 
 def class_ref(st: StructSpec) -> str:
@@ -801,17 +843,19 @@ class ModuleEmitter:
         body = []
         for f in st.fields:
             d = default_expr(f)
+            t = py_type(f)
             if d in ("[]",) or d.endswith("()"):
-                params.append(f"{f.attr}=_DEFAULT")
-                body.append(f"{i2}    self.{f.attr} = {d} if {f.attr} is _DEFAULT else {f.attr}")
+                params.append(f"{f.attr}: {t} = _DEFAULT")
+                body.append(f"{i2}    self.{f.attr}: {t} = {d} if {f.attr} is _DEFAULT else {f.attr}")
             else:
-                params.append(f"{f.attr}={d}")
-                body.append(f"{i2}    self.{f.attr} = {f.attr}")
-        params.append("unknown_tagged_fields=None")
+                params.append(f"{f.attr}: {t} = {d}")
+                body.append(f"{i2}    self.{f.attr}: {t} = {f.attr}")
+        params.append("unknown_tagged_fields: list[tuple[int, bytes]] | None = None")
         body.append(
-            f"{i2}    self.unknown_tagged_fields = [] if unknown_tagged_fields is None else unknown_tagged_fields"
+            f"{i2}    self.unknown_tagged_fields: list[tuple[int, bytes]] = "
+            "[] if unknown_tagged_fields is None else unknown_tagged_fields"
         )
-        out.append(f"{i2}def __init__(self, *, {', '.join(params)}):")
+        out.append(f"{i2}def __init__(self, *, {', '.join(params)}) -> None:")
         out.extend(body)
         return out
 
@@ -890,7 +934,11 @@ class ModuleEmitter:
             + ". Do not edit.",
             '"""Kafka ' + ", ".join(m.name for m in self.messages) + ' (generated codec)."""',
             "",
+            # Annotations are never evaluated: the typed constructors cost nothing at run time.
+            "from __future__ import annotations",
+            "",
             "import struct",
+            "import uuid as _uuid",
             "",
             "from kbroker_protocol import primitives as _p",
             "",

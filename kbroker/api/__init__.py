@@ -119,6 +119,14 @@ SUPPORT_MODULES = frozenset({
 })
 
 
+def refusal_modules(api_key: int) -> list[str]:
+    """The modules that may register ``api_key``'s error response builder: the API's own module
+    (each module registers the builder of the APIs it serves, :func:`kbroker.api.error_response.refusal`),
+    in table order; none for an API kbroker does not serve."""
+    modules = dict.fromkeys(row[1] for row in HANDLER_TABLE if row[0] == api_key)
+    return [f"{__name__}.{module}" for module in modules]
+
+
 def load_handlers() -> None:
     """Import every module of this package (every handler registered for real)."""
     global _loaded

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import refused
 from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
@@ -84,3 +85,21 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: AddPartitio
                         txn.verify_only)
         results.append(TxnResult(transactional_id=txn.transactional_id, topic_results=_results(codes)))
     return AddPartitionsToTxnResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(24)
+def _add_partitions_to_txn_error(request: AddPartitionsToTxnRequest, version: int, code: int) -> AddPartitionsToTxnResponse:
+    # v4+ is the broker-to-broker batched form: Kafka answers with the top-level code only.
+    R = AddPartitionsToTxnResponse
+    if version >= 4:
+        return R(error_code=code)
+    T = R.AddPartitionsToTxnTopicResult
+    return R(results_by_topic_v3_and_below=[
+        T(name=topic.name, results_by_partition=[
+            T.AddPartitionsToTxnPartitionResult(partition_index=index, partition_error_code=code)
+            for index in topic.partitions])
+        for topic in request.v3_and_below_topics
+    ])

@@ -19,6 +19,7 @@ import socket
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_CLIENT_QUOTAS, Requester, controller_operation
 from kbroker.controller.image import QuotaEntity, quota_entity
@@ -156,3 +157,16 @@ async def _alter_client_quotas(broker: BrokerServices, ctx: OperationSubject, re
 
 def _record_entity(key: QuotaEntity) -> list[ClientQuotaRecord.EntityData]:
     return [ClientQuotaRecord.EntityData(entity_type=kind, entity_name=name) for kind, name in key]
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(49)
+def _alter_client_quotas_error(request: AlterClientQuotasRequest, version: int, code: int) -> AlterClientQuotasResponse:
+    # Kafka: one entry per entry of the request, its entity echoed, the error's message.
+    R = AlterClientQuotasResponse
+    return R(entries=[R.EntryData(error_code=code, error_message=default_message(code) if code else None,
+                                  entity=[R.EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name)
+                                          for e in entry.entity])
+                      for entry in request.entries])

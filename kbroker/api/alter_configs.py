@@ -25,6 +25,7 @@ from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, RESOURCE_TOPIC, broker_resource_error
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.config.broker_config import cordoned_log_dirs_problem
@@ -345,3 +346,28 @@ async def incremental_alter_configs(broker: BrokerServices, request: Incremental
                                     requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
     """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, IncrementalAlterConfigsResponse, _incremented, requester)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(33)
+def _alter_configs_error(request: AlterConfigsRequest, version: int, code: int) -> AlterConfigsResponse:
+    R = AlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])
+
+
+@refusal(44)
+def _incremental_alter_configs_error(
+    request: IncrementalAlterConfigsRequest, version: int, code: int
+) -> IncrementalAlterConfigsResponse:
+    R = IncrementalAlterConfigsResponse
+    return R(responses=[
+        R.AlterConfigsResourceResponse(error_code=code, error_message=None, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name)
+        for resource in request.resources
+    ])

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.cluster_control import ClusterControl
@@ -88,3 +88,21 @@ async def alter_partition_reassignments_operation(broker: BrokerServices, reques
         if records:
             await controller.write(records)
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(45)
+def _alter_partition_reassignments_error(request: AlterPartitionReassignmentsRequest, version: int, code: int) -> AlterPartitionReassignmentsResponse:
+    # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
+    # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
+    R = AlterPartitionReassignmentsResponse
+    T = R.ReassignableTopicResponse
+    message = None
+    return R(error_code=code, error_message=message, responses=[
+        T(name=topic.name, partitions=[
+            T.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code, error_message=message)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

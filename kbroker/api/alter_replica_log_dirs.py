@@ -21,6 +21,7 @@ import logging
 import os
 
 from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.log.log_manager import LogDirOfflineError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
@@ -78,3 +79,16 @@ def handle_alter_replica_log_dirs(ctx: RequestContext, request: AlterReplicaLogD
         by_topic.setdefault(topic, []).append(PartResult(partition_index=index, error_code=code))
     return AlterReplicaLogDirsResponse(throttle_time_ms=0, results=[
         Result(topic_name=name, partitions=parts) for name, parts in by_topic.items()])
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(34)
+def _alter_replica_log_dirs_error(request: AlterReplicaLogDirsRequest, version: int, code: int) -> AlterReplicaLogDirsResponse:
+    R = AlterReplicaLogDirsResponse
+    T = R.AlterReplicaLogDirTopicResult
+    return R(results=[T(topic_name=t.name, partitions=[T.AlterReplicaLogDirPartitionResult(partition_index=p,
+                                                                                          error_code=code)
+                                                       for p in t.partitions])
+                      for d in request.dirs for t in d.topics])

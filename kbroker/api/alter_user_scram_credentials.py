@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, Requester, controller_operation
 from kbroker.controller.metadata_records import MetadataRecord
@@ -117,3 +117,14 @@ async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUse
     if records:
         await local_controller(broker).write(records)
     return AlterUserScramCredentialsResponse(results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(51)
+def _alter_user_scram_credentials_error(request: AlterUserScramCredentialsRequest, version: int, code: int) -> AlterUserScramCredentialsResponse:
+    # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
+    R = AlterUserScramCredentialsResponse
+    users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
+    return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from kbroker.api.context import RequestContext, local_controller
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
@@ -89,3 +90,11 @@ def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> Api
             if level != 0
         ]
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(18)
+def _api_versions_error(request: ApiVersionsRequest, version: int, code: int) -> ApiVersionsResponse:
+    return ApiVersionsResponse(error_code=code, api_keys=[])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.controller.image import MetadataImage
@@ -77,3 +78,12 @@ def _consumer_group_describe(ctx: RequestContext, request: ConsumerGroupDescribe
                         group_epoch=group.group_epoch, assignment_epoch=group.assignment_epoch,
                         assignor_name=assignor, members=members))
     return ConsumerGroupDescribeResponse(throttle_time_ms=0, groups=groups)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(69)
+def _consumer_group_describe_error(request: ConsumerGroupDescribeRequest, version: int, code: int) -> ConsumerGroupDescribeResponse:
+    R = ConsumerGroupDescribeResponse
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])

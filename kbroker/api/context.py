@@ -15,6 +15,7 @@ from kbroker.controller.client import (
     response_as as response_as,  # (for the handlers: a forwarded answer typed)
 )
 from kbroker.replication.topics import TopicHost
+from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     import asyncio
@@ -140,6 +141,20 @@ def require(service: T | None, name: str) -> T:
     if service is None:
         raise ServiceNotRunning(f"{name} is not running on this broker")
     return service
+
+
+def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader: bool = False
+                       ) -> tuple[Partition | None, ErrorCode]:
+    """This broker's replica of ``topic``-``index`` (with ``leader``, only when it leads it), or the
+    error a client gets instead, as Kafka's ``ReplicaManager.getPartitionOrError``:
+    NOT_LEADER_OR_FOLLOWER for a partition of the metadata that this broker does not host (or does
+    not lead), UNKNOWN_TOPIC_OR_PARTITION for one the metadata does not have."""
+    partition = broker.replica_manager.partition(topic, index)
+    if partition is not None and (partition.is_leader or not leader):
+        return partition, ErrorCode.NONE
+    if broker.image.partition(topic, index) is None:
+        return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
 
 
 def local_controller(broker: BrokerServices) -> QuorumController:

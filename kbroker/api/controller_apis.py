@@ -19,14 +19,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
 from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
-from kbroker_protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
+from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+from kbroker_protocol.messages.describe_quorum import (
+    DescribeQuorumRequest,
+    DescribeQuorumResponse,
+    ReplicaState,
+)
+from kbroker_protocol.messages.request_header import RequestHeader
 
 Broker = RaftNodeServices  # (kbroker.broker.Broker: the API layer stays below the broker)
 
@@ -84,7 +88,7 @@ def _advertised_host(broker: Broker) -> str:
     return "localhost" if host in ("", "0.0.0.0", "::") else host
 
 
-async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuorumResponse:
+async def describe_quorum(broker: Broker, header: object, body: DescribeQuorumRequest) -> DescribeQuorumResponse:
     raft = broker.raft
     assert raft is not None and raft.node is not None
     node = raft.node
@@ -118,15 +122,15 @@ async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuo
                                          log_end_offset=node.log.end_offset,
                                          last_fetch_timestamp=now_ms, last_caught_up_timestamp=now_ms))
         else:
-            end = node._voter_end.get(v, -1)
-            fetched = node._voter_last_fetch.get(v)
+            end = node.voter_end_offsets.get(v, -1)
+            fetched = node.voter_last_fetch_times.get(v)
             caught_up = fetched if end >= node.high_watermark and end >= 0 else None
             voters.append(ReplicaState(replica_id=v, replica_directory_id=directory(v), log_end_offset=end,
                                          last_fetch_timestamp=wall(fetched) if end >= 0 else -1,
                                          last_caught_up_timestamp=wall(caught_up)))
     # observers: what the leader's core tracked this epoch (with their directory ids), else the
     # driver's record of fetches
-    tracked = node._observers
+    tracked = node.tracked_observers
     observers = []
     for o, (offset, t) in sorted(raft.observers.items()):
         if o in node.voters or o < 0:
@@ -149,10 +153,10 @@ async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuo
         high_watermark=node.high_watermark, current_voters=voters, observers=observers)])], nodes=nodes)
 
 
-async def describe_cluster(broker: Broker, header: Any, body: Any) -> DescribeClusterResponse:
+async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
-    endpoint_type = getattr(body, "endpoint_type", 1) if version >= 1 else 1
+    endpoint_type = body.endpoint_type if version >= 1 else 1
     if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
         return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),
                  error_message="The controller only supports the CONTROLLER endpoint type.",

@@ -24,7 +24,7 @@ from typing import Any
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
 from kbroker.controller.errors import ControllerError
@@ -48,8 +48,8 @@ MV_CONTROLLER_REGISTRATION = 15  # IBP_3_7_IV0
 MV_CONTROLLER_UNREGISTRATION = 33  # IBP_4_4_IV2
 RETRY_S = 1.0
 
-BUILDERS.setdefault(UNREGISTER_CONTROLLER,
-                    lambda request, version, code: UnregisterControllerResponse(error_code=code, error_message=None))
+refusal(UNREGISTER_CONTROLLER)(
+    lambda request, version, code: UnregisterControllerResponse(error_code=code, error_message=None))
 
 
 def install(broker: Any) -> None:

@@ -15,6 +15,7 @@ import uuid
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
@@ -76,3 +77,12 @@ async def _create_acls(ctx: OperationSubject, request: CreateAclsRequest) -> Cre
     if records:
         await local_controller(broker).write(records)
     return CreateAclsResponse(results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(30)
+def _create_acls_error(request: CreateAclsRequest, version: int, code: int) -> CreateAclsResponse:
+    R = CreateAclsResponse
+    return R(results=[R.AclCreationResult(error_code=code, error_message=None) for _ in request.creations])

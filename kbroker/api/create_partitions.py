@@ -5,7 +5,8 @@ topic). The versions differ only in encoding (v2+ flexible); v0-1 are the same r
 named twice gets INVALID_REQUEST ("Duplicate topic name.") once. validateOnly runs every check and
 commits nothing. Manual assignments must name registered brokers, each at most once, with as many
 replicas as the topic's existing partitions, and at least one unfenced broker, as Kafka's
-``ReplicationControlManager`` requires. A request adding more than 10,000 partitions in all to
+``ReplicationControlManager`` requires; the controller mutation quota is checked before them
+(after the count checks), as Kafka does. A request adding more than 10,000 partitions in all to
 the existing topics it may alter fails whole with POLICY_VIOLATION "Excessively large number of
 additional partitions per request."; one naming more than 10,000 such topics with "Unable to
 perform excessively large batch operation." (Kafka 4.4's bound on one controller operation).
@@ -24,10 +25,11 @@ import asyncio
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_PARTITIONS, Requester, controller_operation
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, validate_create_partitions
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.replication.topics import create_partition_logs, storage_error, write_created
 from kbroker.security.acls import ALTER, TOPIC, authorized
@@ -112,15 +114,17 @@ async def _create_partitions(broker: BrokerServices, request: CreatePartitionsRe
             results.append(Result(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message=None))
             continue
         assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
+        # Kafka's ReplicationControlManager.createPartitions: the topic and the counts, then the
+        # controller mutation quota for the partitions added, then the manual assignments or the
+        # placement (a refused assignment has used the quota)
         try:
+            validate_create_partitions(controller.image, t.name, t.count, assignments)
+            known = controller.image.topics[t.name]
+            mutations.record(t.count - len(known.partitions))
             records = controller.plan_partitions(t.name, t.count, assignments)
         except ControllerError as exc:
             results.append(Result(name=t.name, error_code=exc.code, error_message=exc.message))
             continue
-        known = broker.image.topic(t.name)
-        assert known is not None  # (plan_partitions refuses a topic that does not exist)
-        try:  # Kafka: the controller mutation quota, for the partitions added
-            mutations.record(t.count - len(known.partitions))
         except ThrottlingQuotaExceeded as exc:
             results.append(Result(name=t.name, error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
@@ -143,3 +147,13 @@ async def _create_partitions(broker: BrokerServices, request: CreatePartitionsRe
                 continue
         results.append(Result(name=t.name, error_code=ErrorCode.NONE, error_message=None))
     return CreatePartitionsResponse(throttle_time_ms=0, results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(37)
+def _create_partitions_error(request: CreatePartitionsRequest, version: int, code: int) -> CreatePartitionsResponse:
+    R = CreatePartitionsResponse
+    return R(results=[R.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=None)
+                      for topic in request.topics])

@@ -36,7 +36,7 @@ import uuid
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, requester, response_as
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     CREATE_DELEGATION_TOKEN,
@@ -100,17 +100,20 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
     return not (protocol == "SSL" and getattr(conn, "principal", ANONYMOUS) == ANONYMOUS)
 
 
-def _create_response(version: int, code: int, owner: str, requester_principal: str,
-                     **fields: object) -> CreateDelegationTokenResponse:
+def _create_response(version: int, code: int, owner: str, requester_principal: str, *,
+                     issue_timestamp_ms: int = -1, expiry_timestamp_ms: int = -1, max_timestamp_ms: int = -1,
+                     token_id: str = "", hmac: bytes = b"") -> CreateDelegationTokenResponse:
     """Kafka's CreateDelegationTokenResponse.prepareResponse (timestamps -1 and an empty id and
     HMAC on errors; the requester from v3)."""
     owner_type, owner_name = split_principal(owner)
-    req_type, req_name = split_principal(requester_principal)
-    values: dict[str, object] = dict(issue_timestamp_ms=-1, expiry_timestamp_ms=-1, max_timestamp_ms=-1, token_id="", hmac=b"")
-    values.update(fields)
-    extra = dict(token_requester_principal_type=req_type, token_requester_principal_name=req_name) if version > 2 else {}
-    return CreateDelegationTokenResponse(throttle_time_ms=0, error_code=code, principal_type=owner_type,
-                                         principal_name=owner_name, **extra, **values)
+    response = CreateDelegationTokenResponse(
+        throttle_time_ms=0, error_code=code, principal_type=owner_type, principal_name=owner_name,
+        issue_timestamp_ms=issue_timestamp_ms, expiry_timestamp_ms=expiry_timestamp_ms,
+        max_timestamp_ms=max_timestamp_ms, token_id=token_id, hmac=hmac)
+    if version > 2:
+        response.token_requester_principal_type, response.token_requester_principal_name = (
+            split_principal(requester_principal))
+    return response
 
 
 def _owner_of(request: CreateDelegationTokenRequest, requester_principal: str) -> str:
@@ -305,16 +308,15 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
                 or authorized(ctx, DESCRIBE_TOKENS, USER, token.owner)):
             continue
         owner_type, owner_name = split_principal(token.owner)
-        fields: dict[str, object] = {}
-        if version > 2:
-            req_type, req_name = split_principal(token.requester)
-            fields = dict(token_requester_principal_type=req_type, token_requester_principal_name=req_name)
-        out.append(Described(
+        described = Described(
             principal_type=owner_type, principal_name=owner_name, issue_timestamp=token.issue_ms,
             expiry_timestamp=token.expiry_ms, max_timestamp=token.max_ms, token_id=token.token_id,
             hmac=tokens.hmac(token.token_id),
-            renewers=[Renewer(principal_type=k, principal_name=n) for k, n in map(split_principal, token.renewers)],
-            **fields))
+            renewers=[Renewer(principal_type=k, principal_name=n) for k, n in map(split_principal, token.renewers)])
+        if version > 2:
+            described.token_requester_principal_type, described.token_requester_principal_name = (
+                split_principal(token.requester))
+        out.append(described)
     return DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, tokens=out)
 
 
@@ -325,11 +327,11 @@ def _create_error(request: object, version: int, code: int) -> CreateDelegationT
     return _create_response(version, code, ANONYMOUS, ANONYMOUS)
 
 
-BUILDERS[38] = _create_error
-BUILDERS[39] = lambda request, version, code: RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code)
-BUILDERS[40] = lambda request, version, code: ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code)
-BUILDERS[41] = lambda request, version, code: DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=code,
-                                                                              tokens=[])
+refusal(38)(_create_error)
+refusal(39)(lambda request, version, code: RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code))
+refusal(40)(lambda request, version, code: ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code))
+refusal(41)(lambda request, version, code: DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=code,
+                                                                           tokens=[]))
 
 
 # -- expiry: the active controller's sweep -------------------------------------------------------

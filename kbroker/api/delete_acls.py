@@ -12,6 +12,7 @@ import uuid
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_ACLS, Requester, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
@@ -77,3 +78,11 @@ async def _delete_acls(ctx: OperationSubject, request: DeleteAclsRequest) -> Del
     return DeleteAclsResponse(filter_results=results)
 
 
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(31)
+def _delete_acls_error(request: DeleteAclsRequest, version: int, code: int) -> DeleteAclsResponse:
+    R = DeleteAclsResponse
+    return R(filter_results=[R.DeleteAclsFilterResult(error_code=code, error_message=None, matching_acls=[])
+                             for _ in request.filters])

@@ -11,6 +11,7 @@ it is in Kafka for the errors above.
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DELETE, GROUP, authorized
@@ -32,3 +33,13 @@ def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> D
     deleted = dict(require(coordinator, "the group coordinator").delete_groups(ready)) if ready else {}
     results = [R(group_id=g, error_code=deleted.get(g, early[g]), error_message=None) for g in names]
     return DeleteGroupsResponse(throttle_time_ms=0, results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(42)
+def _delete_groups_error(request: DeleteGroupsRequest, version: int, code: int) -> DeleteGroupsResponse:
+    R = DeleteGroupsResponse
+    return R(results=[R.DeletableGroupResult(group_id=group_id, error_code=code)
+                      for group_id in request.groups_names])

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
@@ -36,9 +37,9 @@ def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tupl
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:
         return ErrorCode.INVALID_TOPIC_EXCEPTION, INVALID_LOW_WATERMARK
-    partition = broker.partition(topic, index)
-    if partition is None or not partition.is_leader:  # only the leader moves the log start
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER, INVALID_LOW_WATERMARK
+    partition, missing = partition_or_error(broker, topic, index, leader=True)  # only the leader moves the log start
+    if partition is None:
+        return missing, INVALID_LOW_WATERMARK
     plog = partition.log
     if not plog.config.delete:
         return ErrorCode.POLICY_VIOLATION, INVALID_LOW_WATERMARK
@@ -70,3 +71,19 @@ def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) ->
             result.partitions.append(PartResult(partition_index=p.partition_index, low_watermark=low,
                                                 error_code=error))
     return DeleteRecordsResponse(throttle_time_ms=0, topics=list(by_topic.values()))
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(21)
+def _delete_records_error(request: DeleteRecordsRequest, version: int, code: int) -> DeleteRecordsResponse:
+    R = DeleteRecordsResponse
+    T = R.DeleteRecordsTopicResult
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
+                                           error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

@@ -18,6 +18,7 @@ from collections import Counter
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import DELETE_TOPICS, Requester, controller_operation
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge, RecordBudget
@@ -135,3 +136,23 @@ async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, v
         results.append(Result(name=topic.name, topic_id=topic.topic_id, error_code=ErrorCode.NONE,
                               error_message=None))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(20)
+def _delete_topics_error(request: DeleteTopicsRequest, version: int, code: int) -> DeleteTopicsResponse:
+    R = DeleteTopicsResponse
+    keys: list[tuple[str | None, uuid.UUID | None]]
+    if version >= 6:
+        keys = [(topic.name, topic.topic_id) for topic in request.topics]
+    else:
+        keys = [(name, None) for name in request.topic_names]
+    results = []
+    for name, topic_id in keys:
+        result = R.DeletableTopicResult(name=name, error_code=code, error_message=None)
+        if topic_id is not None:
+            result.topic_id = topic_id
+        results.append(result)
+    return R(responses=results)

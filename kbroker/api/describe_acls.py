@@ -4,6 +4,7 @@ authorizer SECURITY_DISABLED; else the ACLs the filter matches, grouped by resou
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -33,3 +34,11 @@ def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> D
     return DescribeAclsResponse(error_code=ErrorCode.NONE, error_message=None, resources=[
         Resource(resource_type=t, resource_name=n, pattern_type=p, acls=acls)
         for (t, n, p), acls in sorted(grouped.items())])
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(29)
+def _describe_acls_error(request: DescribeAclsRequest, version: int, code: int) -> DescribeAclsResponse:
+    return DescribeAclsResponse(error_code=code, error_message=None, resources=[])

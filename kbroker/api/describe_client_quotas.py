@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.image import QuotaEntity
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
@@ -114,3 +115,13 @@ def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQu
             values=[EntryData.ValueData(key=k, value=v) for k, v in sorted(quotas[entity].items())]))
     return DescribeClientQuotasResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None,
                                         entries=entries)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(48)
+def _describe_client_quotas_error(request: DescribeClientQuotasRequest, version: int, code: int) -> DescribeClientQuotasResponse:
+    # Kafka: the top-level code, entries null; ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR and for an exception carrying its error's default message.
+    return DescribeClientQuotasResponse(error_code=code, error_message=None, entries=None)

@@ -10,6 +10,7 @@ one), as a Kafka broker answers. Without an authorizer every cluster operation i
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.metadata import CLUSTER_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, authorized_operations
@@ -70,3 +71,11 @@ def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest
             if request.include_cluster_authorized_operations else UNSET_OPERATIONS
         ),
     )
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(60)
+def _describe_cluster_error(request: DescribeClusterRequest, version: int, code: int) -> DescribeClusterResponse:
+    return DescribeClusterResponse(error_code=code, error_message=None)

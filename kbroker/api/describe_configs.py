@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
 from kbroker.security.acls import DESCRIBE_CONFIGS
-from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
 
 RESOURCE_TOPIC = 2
@@ -109,3 +110,18 @@ def describe_loggers() -> list[ConfigEntry]:
         level = logging.getLevelName(logging.getLogger(name).getEffectiveLevel())
         out.append(ConfigEntry(name, level, 2, False, False, "string"))
     return out
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(32)
+def _describe_configs_error(request: DescribeConfigsRequest, version: int, code: int) -> DescribeConfigsResponse:
+    R = DescribeConfigsResponse
+    message = default_message(code)
+    return R(results=[
+        R.DescribeConfigsResult(error_code=code, error_message=message,
+                                resource_type=resource.resource_type,
+                                resource_name=resource.resource_name, configs=[])
+        for resource in request.resources
+    ])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import AUTHORIZED_OPERATIONS_OMITTED, refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
@@ -112,3 +113,17 @@ def _describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> Des
             # (coordinator_error: there is one)
             out.append(_describe(ctx, require(coordinator, "the group coordinator"), group_id))
     return DescribeGroupsResponse(throttle_time_ms=0, groups=out)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(15)
+def _describe_groups_error(request: DescribeGroupsRequest, version: int, code: int) -> DescribeGroupsResponse:
+    R = DescribeGroupsResponse
+    return R(groups=[
+        R.DescribedGroup(group_id=group_id, error_code=code, group_state="", protocol_type="",
+                         protocol_data="", members=[],
+                         authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+        for group_id in request.groups
+    ])

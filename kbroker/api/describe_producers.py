@@ -9,7 +9,8 @@ partition asked, with its message (Kafka's handleDescribeProducersRequest).
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext, require
+from kbroker.api.context import RequestContext, partition_or_error, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
@@ -50,11 +51,10 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
                          active_producers=[]) for index in t.partition_indexes]))
             continue
         for index in t.partition_indexes:
-            partition = broker.partition(t.name, index)
+            partition, missing = partition_or_error(broker, t.name, index)
             if partition is None:
-                code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic is not None and index in topic.partitions
-                        else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                parts.append(PartResp(partition_index=index, error_code=code, error_message=None, active_producers=[]))
+                parts.append(PartResp(partition_index=index, error_code=missing, error_message=None,
+                                      active_producers=[]))
                 continue
             producers = [
                 Producer(producer_id=e.producer_id, producer_epoch=e.epoch, last_sequence=e.last_seq,
@@ -66,3 +66,17 @@ def handle_describe_producers(ctx: RequestContext, request: DescribeProducersReq
                                   active_producers=producers))
         topics.append(TopicResp(name=t.name, partitions=parts))
     return DescribeProducersResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(61)
+def _describe_producers_error(request: DescribeProducersRequest, version: int, code: int) -> DescribeProducersResponse:
+    R = DescribeProducersResponse
+    T = R.TopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[T.PartitionResponse(partition_index=index, error_code=code)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics
+    ])

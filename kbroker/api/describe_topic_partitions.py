@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
@@ -122,3 +123,16 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: DescribeTopic
         response.topics.extend(TopicOut(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=ZERO_UUID,
                                         is_internal=False, partitions=[]) for name in unauthorized)
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(75)
+def _describe_topic_partitions_error(request: DescribeTopicPartitionsRequest, version: int, code: int) -> DescribeTopicPartitionsResponse:
+    R = DescribeTopicPartitionsResponse
+    return R(topics=[
+        R.DescribeTopicPartitionsResponseTopic(name=topic.name, error_code=code, is_internal=False,
+                                               partitions=[])
+        for topic in request.topics
+    ])

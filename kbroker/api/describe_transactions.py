@@ -11,6 +11,7 @@ handleDescribeTransactionsRequest).
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.security.acls import DESCRIBE, TOPIC, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -51,3 +52,13 @@ def handle_describe_transactions(ctx: RequestContext, request: DescribeTransacti
                     if authorized(ctx, DESCRIBE, TOPIC, t)],
         ))
     return DescribeTransactionsResponse(throttle_time_ms=0, transaction_states=out)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(65)
+def _describe_transactions_error(request: DescribeTransactionsRequest, version: int, code: int) -> DescribeTransactionsResponse:
+    R = DescribeTransactionsResponse
+    return R(transaction_states=[R.TransactionState(transactional_id=txn_id, error_code=code)
+                                 for txn_id in request.transactional_ids])

@@ -8,7 +8,7 @@ their mechanisms and iterations (never the salt or keys).
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -30,8 +30,8 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
     if not request.users:
         wanted = dict.fromkeys(sorted(known), False)
     else:
-        for user in request.users:
-            wanted[user.name] = user.name in wanted
+        for named in request.users:
+            wanted[named.name] = named.name in wanted
     results = []
     for user, duplicate in wanted.items():
         if duplicate:
@@ -45,3 +45,15 @@ def handle_describe_user_scram_credentials(ctx: RequestContext, request: Describ
             results.append(Result(user=user, error_code=ErrorCode.RESOURCE_NOT_FOUND, credential_infos=[],
                                   error_message=f"Attempt to describe a user credential that does not exist: {user}"))
     return DescribeUserScramCredentialsResponse(error_code=ErrorCode.NONE, error_message=None, results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(50)
+def _describe_user_scram_credentials_error(request: DescribeUserScramCredentialsRequest, version: int, code: int) -> DescribeUserScramCredentialsResponse:
+    # Kafka: the top-level code, and one result per user asked for, without the user's name.
+    R = DescribeUserScramCredentialsResponse
+    return R(error_code=code, error_message=None,
+             results=[R.DescribeUserScramCredentialsResult(error_code=code, error_message=None)
+                      for _user in request.users or ()])

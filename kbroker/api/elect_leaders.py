@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, Requester, controller_operation
@@ -129,3 +129,18 @@ def _failed(request: ElectLeadersRequest, code: ErrorCode, message: str) -> Elec
             for t in request.topic_partitions or []
         ],
     )
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(43)
+def _elect_leaders_error(request: ElectLeadersRequest, version: int, code: int) -> ElectLeadersResponse:
+    R = ElectLeadersResponse
+    E = R.ReplicaElectionResult
+    return R(error_code=code, replica_election_results=[
+        E(topic=topic.topic, partition_result=[
+            E.PartitionResult(partition_id=index, error_code=code, error_message=None)
+            for index in topic.partitions])
+        for topic in request.topic_partitions or ()
+    ])

@@ -1,4 +1,4 @@
-"""EndTxn (key 26), v0-4.
+"""EndTxn (key 26), v0-5.
 
 Commits or aborts the producer's ongoing transaction: PrepareCommit/PrepareAbort is logged, a
 COMMIT/ABORT marker is written to every partition of the transaction, the group offsets it

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from kbroker.api.context import BrokerServices, RequestContext
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import builder_for
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
 from kbroker.controller.errors import ControllerError
@@ -115,10 +115,10 @@ async def envelope(broker: BrokerServices, request: EnvelopeRequest, peer: str =
         if exc.code == ErrorCode.NOT_CONTROLLER:  # leadership lost while the operation ran
             return _error(ErrorCode.NOT_CONTROLLER)
         log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
-        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
+        response = error_response_for(api_key, inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
     except Exception:
         log.exception("forwarded api %d v%d from %s failed", api_key, version, peer)
-        response = BUILDERS[api_key](inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
+        response = error_response_for(api_key, inner, version, ErrorCode.UNKNOWN_SERVER_ERROR)
     if ErrorCode.NOT_CONTROLLER in error_codes(response):
         return _error(ErrorCode.NOT_CONTROLLER)
     data = b"".join(bytes(part) for part in encode_response(header.correlation_id, api_key, version, response))
@@ -141,7 +141,10 @@ async def allocate_producer_ids(broker: BrokerServices, request: AllocateProduce
 
 def error_response_for(api_key: int, request: Message, version: int, code: int) -> Message | None:
     """A forwarded request's error response (for ``RemoteControllerClient``)."""
-    return BUILDERS[api_key](request, version, code)
+    builder = builder_for(api_key)
+    if builder is None:
+        raise KeyError(api_key)
+    return builder(request, version, code)
 
 
 # (api key, min version, max version, handler): the controller-listener APIs of this module.

@@ -30,11 +30,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.error_response import NO_OFFSET, refusal
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
@@ -54,6 +54,7 @@ from kbroker.security.quotas import ClientQuotaManager, principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
+from kbroker_protocol.primitives import Records
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData
@@ -69,7 +70,8 @@ class _Want:
     unknown_error: ErrorCode
 
 
-def _resolve(broker: BrokerServices, version: int, topic_name: str | None, topic_id: Any) -> tuple[str | None, Any, ErrorCode]:
+def _resolve(broker: BrokerServices, version: int, topic_name: str | None,
+             topic_id: uuid.UUID) -> tuple[str | None, uuid.UUID, ErrorCode]:
     image = broker.image
     if version >= 13:
         topic = image.topic_by_id(topic_id)
@@ -82,7 +84,7 @@ def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: 
     wants = []
     for t in request.topics:
         name = t.topic if version < 13 else None
-        resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id if version >= 13 else None)
+        resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id)  # (the id: v13+)
         for p in t.partitions:
             cached = CachedPartition(
                 topic=name if version < 13 else resolved,
@@ -98,7 +100,7 @@ def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: 
     return wants
 
 
-def _session_key(version: int, cached: CachedPartition) -> tuple[Any, int]:
+def _session_key(version: int, cached: CachedPartition) -> tuple[uuid.UUID | str | None, int]:
     return (cached.topic_id if version >= 13 else cached.topic, cached.partition)
 
 
@@ -106,7 +108,7 @@ def _session_key(version: int, cached: CachedPartition) -> tuple[Any, int]:
 class _Read:
     want: _Want
     error: ErrorCode
-    records: Any
+    records: Records
     size: int
     high_watermark: int
     last_stable_offset: int
@@ -143,12 +145,9 @@ def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bo
     c = want.cached
     if want.topic_name is None:
         return _error(want, want.unknown_error)
-    partition = broker.partition(want.topic_name, c.partition)
+    partition, missing = partition_or_error(broker, want.topic_name, c.partition)
     if partition is None:
-        topic = broker.image.topic(want.topic_name)
-        code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if topic and c.partition in topic.partitions
-                else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        return _error(want, code)
+        return _error(want, missing)
     if c.current_leader_epoch >= 0:
         if c.current_leader_epoch > partition.leader_epoch:
             return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH)
@@ -207,7 +206,7 @@ def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bo
                                                  leo, replica.broker_epoch)
     if result is None:
         return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
-    records: Any = result if result.slices else EMPTY
+    records: Records = result if result.slices else EMPTY
     size = result.size
     if isolation == 1 and size:
         aborted = [Aborted(producer_id=pid, first_offset=first)
@@ -262,7 +261,7 @@ def current_leader(broker: BrokerServices, topic: str | None, index: int, listen
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
            broker: BrokerServices | None = None, listener: str | None = None) -> FetchResponse:
     topics: list[TopicResp] = []
-    by_topic: dict[tuple[Any, Any], TopicResp] = {}
+    by_topic: dict[tuple[str | None, uuid.UUID], TopicResp] = {}
     endpoints: dict[int, tuple[str, int, str | None]] = {}
     for r in reads:
         c = r.want.cached
@@ -361,7 +360,7 @@ def _deny_unauthorized(ctx: RequestContext, version: int, wants: list[_Want]) ->
 
 
 @api(1, 4, 18)
-def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Coroutine[Any, Any, FetchResponse]:
+def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
     """The answer, or when it waits for data (a long poll) a coroutine giving it: a Fetch that
     need not wait is answered in the handler's call, without a task (the dispatcher runs
     awaitable answers in one)."""
@@ -478,21 +477,21 @@ async def _long_poll(broker: BrokerServices, wants: list[_Want], max_bytes: int,
         waited_on = []
         for w in wants:
             if w.topic_name is not None:
-                p = broker.partition(w.topic_name, w.cached.partition)
-                if p is not None:
-                    p.add_waiter(fut)
-                    waited_on.append(p)
+                part = broker.partition(w.topic_name, w.cached.partition)
+                if part is not None:
+                    part.add_waiter(fut)
+                    waited_on.append(part)
         if deadline.passed or broker.stopping:
-            for p in waited_on:
-                p.remove_waiter(fut)
+            for part in waited_on:
+                part.remove_waiter(fut)
             break
         if parked is not None and replica is not None:
             parked.park(replica.replica_id, fut)
         try:
             await deadline.wait(fut)
         finally:
-            for p in waited_on:
-                p.remove_waiter(fut)
+            for part in waited_on:
+                part.remove_waiter(fut)
             if parked is not None and replica is not None:
                 parked.unpark(replica.replica_id, fut)
         refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
@@ -533,3 +532,21 @@ def _answer(broker: BrokerServices, version: int, replica: _Replica | None, quot
         _remember(reads)
     return _build(version, reads, session_id, broker=broker, listener=listener)
 
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(1)
+def _fetch_error(request: FetchRequest, version: int, code: int) -> FetchResponse:
+    # v13+ clients read the top-level code; older ones also get it in every partition.
+    R = FetchResponse
+    topics = []
+    if version < 13:
+        T = R.FetchableTopicResponse
+        topics = [
+            T(topic=topic.topic, topic_id=topic.topic_id, partitions=[
+                T.PartitionData(partition_index=p.partition, error_code=code, high_watermark=NO_OFFSET)
+                for p in topic.partitions])
+            for topic in request.topics
+        ]
+    return R(error_code=code, session_id=request.session_id, responses=topics)

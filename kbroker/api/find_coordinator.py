@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
@@ -148,3 +149,18 @@ def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest
                 key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.INVALID_REQUEST,
                 error_message="Share coordinator keys need FindCoordinator v6"))
     return FindCoordinatorResponse(coordinators=out)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(10)
+def _find_coordinator_error(request: FindCoordinatorRequest, version: int, code: int) -> FindCoordinatorResponse:
+    R = FindCoordinatorResponse
+    message = default_message(code)
+    if version < 4:
+        return R(error_code=code, error_message=message, node_id=-1, host="", port=-1)
+    return R(coordinators=[
+        R.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=code, error_message=message)
+        for key in request.coordinator_keys
+    ])

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
@@ -49,7 +49,7 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)
-        return await _transactional(ctx, coordinator, request)
+        return await _transactional(ctx, coordinator, request, request.transactional_id)
     try:
         producer_id = broker.producer_ids.allocate()
     except ProducerIdsUnavailable as exc:
@@ -59,13 +59,13 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
 
 
 async def _transactional(ctx: RequestContext, coordinator: TransactionCoordinator,
-                         request: InitProducerIdRequest) -> InitProducerIdResponse:
+                         request: InitProducerIdRequest, transactional_id: str) -> InitProducerIdResponse:
     from kbroker.coordinator.txn_coordinator import TxnError
 
     version = ctx.api_version
     pid, epoch = (request.producer_id, request.producer_epoch) if version >= 3 else (-1, -1)
     try:
-        pid, epoch = await coordinator.init_producer_id(request.transactional_id, request.transaction_timeout_ms,
+        pid, epoch = await coordinator.init_producer_id(transactional_id, request.transaction_timeout_ms,
                                                   pid, epoch)
     except TxnError as exc:
         code = exc.code
@@ -74,3 +74,11 @@ async def _transactional(ctx: RequestContext, coordinator: TransactionCoordinato
         return InitProducerIdResponse(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
     return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pid,
                                   producer_epoch=epoch)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(22)
+def _init_producer_id_error(request: InitProducerIdRequest, version: int, code: int) -> InitProducerIdResponse:
+    return InitProducerIdResponse(error_code=code, producer_id=-1, producer_epoch=-1)

@@ -13,9 +13,11 @@ JoinGroup to a KIP-848 group with members makes the client a classic member host
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
@@ -39,6 +41,20 @@ def _coordinator_error(coordinator: GroupCoordinator | None, request: JoinGroupR
     return None
 
 
+class _Join(TypedDict):
+    """The join's arguments but the group id (classic groups and consumer groups take them alike)."""
+
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    client_id: str
+    client_host: str
+    require_known_member_id: bool
+
+
 @api(11, 0, 9)
 async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     if (refused := group_refused(ctx, request, JoinGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
@@ -55,8 +71,8 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
             if not fut.done():
                 fut.set_result(r)
 
-        args = dict(
-            group_id=request.group_id, member_id=request.member_id,
+        args = _Join(
+            member_id=request.member_id,
             group_instance_id=request.group_instance_id if version >= 5 else None,
             protocol_type=request.protocol_type,
             protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
@@ -67,10 +83,9 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
         coordinator = require(coordinator, "the group coordinator")  # (_coordinator_error: there is one)
         hosted = coordinator.hosting_group(request.group_id, non_empty=True)
         if hosted is not None:
-            del args["group_id"]
             respond(require(coordinator.consumer, "the consumer group manager").classic_join(hosted, **args))
         else:
-            coordinator.classic.join(respond=respond, **args)
+            coordinator.classic.join(group_id=request.group_id, respond=respond, **args)
         response = await fut
     if version < 7:
         if response.protocol_name is None:
@@ -80,3 +95,13 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
     if version < 9:
         response.skip_assignment = False
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(11)
+def _join_group_error(request: JoinGroupRequest, version: int, code: int) -> JoinGroupResponse:
+    return JoinGroupResponse(error_code=code, generation_id=-1,
+                         protocol_name=None if version >= 7 else "",
+                         leader="", member_id="", members=[])

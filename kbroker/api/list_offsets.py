@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
+from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError, PartitionLog
 from kbroker.replication.partition import Partition
@@ -108,7 +109,6 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
             seen.add(key)
     for t in request.topics:
         parts = []
-        topic = broker.image.topic(t.name)
         denied = not authorized(ctx, DESCRIBE, TOPIC, t.name)  # Kafka: DESCRIBE first (kbroker/security/acls.py)
         for p in t.partitions:
             resp = PartResp(partition_index=p.partition_index, error_code=ErrorCode.NONE, timestamp=-1, offset=-1,
@@ -120,11 +120,9 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
             if (t.name, p.partition_index) in duplicates:
                 resp.error_code = ErrorCode.INVALID_REQUEST
                 continue
-            partition = broker.partition(t.name, p.partition_index)
+            partition, missing = partition_or_error(broker, t.name, p.partition_index)
             if partition is None:
-                resp.error_code = (ErrorCode.NOT_LEADER_OR_FOLLOWER
-                                   if topic is not None and p.partition_index in topic.partitions
-                                   else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                resp.error_code = missing
                 continue
             epoch = p.current_leader_epoch if version >= 4 else -1
             if epoch >= 0 and epoch != partition.leader_epoch:
@@ -146,3 +144,19 @@ def handle_list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Lis
                 resp.leader_epoch = epoch
         topics.append(TopicResp(name=t.name, partitions=parts))
     return ListOffsetsResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(2)
+def _list_offsets_error(request: ListOffsetsRequest, version: int, code: int) -> ListOffsetsResponse:
+    R = ListOffsetsResponse
+    T = R.ListOffsetsTopicResponse
+    return R(topics=[
+        T(name=topic.name, partitions=[
+            T.ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=code,
+                                           offset=NO_OFFSET, timestamp=NO_TIMESTAMP)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

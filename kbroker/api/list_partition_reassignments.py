@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.errors import ControllerError
@@ -57,3 +57,18 @@ async def list_partition_reassignments_operation(broker: BrokerServices, request
     assert controller is not None
     async with controller.exclusive():
         return list_partition_reassignments(controller.image, request.topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(46)
+def _list_partition_reassignments_error(request: ListPartitionReassignmentsRequest, version: int, code: int) -> ListPartitionReassignmentsResponse:
+    # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
+    R = ListPartitionReassignmentsResponse
+    T = R.OngoingTopicReassignment
+    return R(error_code=code, error_message=None, topics=[
+        T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
+                                       for index in topic.partition_indexes])
+        for topic in request.topics or ()
+    ])

@@ -22,6 +22,7 @@ import struct
 import uuid
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
@@ -100,9 +101,12 @@ def topic_metadata(ctx: RequestContext, topic: TopicImage, include_ops: bool) ->
     # partitions took a third of a second per request).
     derived = broker.image.derived
     key = ("metadata-partitions", topic.name, topic.topic_id, listener, 0 if version == 0 else 1 if version < 6 else 6)
-    partitions = derived.get(key)
-    if partitions is None or broker.image.topics.get(topic.name) is not topic:
-        partitions = derived[key] = _partitions(broker, topic, version, listener)
+    cached = derived.get(key)
+    if isinstance(cached, list) and broker.image.topics.get(topic.name) is topic:
+        partitions: list[Part] = cached
+    else:
+        partitions = _partitions(broker, topic, version, listener)
+        derived[key] = partitions
     return Topic(
         error_code=ErrorCode.NONE,
         name=topic.name,
@@ -227,7 +231,9 @@ def _allow_auto_creation(broker: BrokerServices, request: MetadataRequest, versi
 
 def _auto_creates(broker: BrokerServices, request: MetadataRequest, version: int) -> bool:
     """Whether answering ``request`` asks for the auto-creation of a topic the image lacks."""
-    return (bool(request.topics) and _allow_auto_creation(broker, request, version)
+    if not request.topics:
+        return False
+    return (_allow_auto_creation(broker, request, version)
             and any(t.name is not None and broker.image.topic(t.name) is None for t in request.topics))
 
 
@@ -247,9 +253,9 @@ def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
             for t in request.topics
         ])
     if request.topics is None or (version == 0 and not request.topics):
-        for name in sorted(image.topics):  # those the principal may describe (kbroker/security/acls.py)
-            if authorized(ctx, DESCRIBE, TOPIC, name):
-                topics.append(topic_metadata(ctx, image.topics[name], include_ops))
+        for known in sorted(image.topics):  # those the principal may describe (kbroker/security/acls.py)
+            if authorized(ctx, DESCRIBE, TOPIC, known):
+                topics.append(topic_metadata(ctx, image.topics[known], include_ops))
     else:
         for wanted in request.topics:
             name = wanted.name
@@ -296,3 +302,17 @@ def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
     if version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
         response.cluster_authorized_operations = authorized_operations(ctx, CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
     return response
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(3)
+def _metadata_error(request: MetadataRequest, version: int, code: int) -> MetadataResponse:
+    # Kafka leaves the top-level error code (v13+) at NONE and flags every requested topic.
+    R = MetadataResponse
+    return R(topics=[
+        R.MetadataResponseTopic(name=topic.name or "", topic_id=topic.topic_id, error_code=code,
+                                is_internal=False, partitions=[])
+        for topic in request.topics or ()
+    ])

@@ -12,7 +12,7 @@ than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import GROUP, READ, TOPIC, authorized
@@ -90,3 +90,18 @@ async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest
             parts.append(RespPart(partition_index=p.partition_index, error_code=code))
         topics.append(Resp(name=topic.name, topic_id=topic.topic_id, partitions=parts))
     return OffsetCommitResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(8)
+def _offset_commit_error(request: OffsetCommitRequest, version: int, code: int) -> OffsetCommitResponse:
+    R = OffsetCommitResponse
+    T = R.OffsetCommitResponseTopic
+    return R(topics=[
+        T(name=topic.name, topic_id=topic.topic_id, partitions=[
+            T.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

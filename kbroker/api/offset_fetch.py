@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
@@ -125,3 +126,26 @@ async def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) 
         groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, topics=group_topics,
                                                                    error_code=error))
     return OffsetFetchResponse(throttle_time_ms=0, groups=groups)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(9)
+def _offset_fetch_error(request: OffsetFetchRequest, version: int, code: int) -> OffsetFetchResponse:
+    R = OffsetFetchResponse
+    if version >= 8:
+        return R(groups=[R.OffsetFetchResponseGroup(group_id=group.group_id, error_code=code, topics=[])
+                         for group in request.groups])
+    topics = []
+    if version < 2:  # no top-level error code before v2: every requested partition carries it
+        T = R.OffsetFetchResponseTopic
+        topics = [
+            T(name=topic.name, partitions=[
+                T.OffsetFetchResponsePartition(partition_index=index, committed_offset=NO_OFFSET,
+                                               committed_leader_epoch=NO_EPOCH, metadata="",
+                                               error_code=code)
+                for index in topic.partition_indexes])
+            for topic in request.topics or ()
+        ]
+    return R(error_code=code, topics=topics)

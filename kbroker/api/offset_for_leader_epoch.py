@@ -18,7 +18,8 @@ kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
+from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
 from kbroker.replication.partition import Partition
@@ -62,10 +63,9 @@ def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeader
             out = PartOut(error_code=ErrorCode.NONE, partition=p.partition, leader_epoch=UNDEFINED_EPOCH,
                           end_offset=UNDEFINED_OFFSET)
             parts.append(out)
-            partition = broker.partition(t.topic, p.partition)
+            partition, missing = partition_or_error(broker, t.topic, p.partition)
             if partition is None:
-                out.error_code = (ErrorCode.NOT_LEADER_OR_FOLLOWER if broker.image.partition(t.topic, p.partition)
-                                  else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                out.error_code = missing
                 continue
             if partition.log.offline is not None:
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
@@ -86,3 +86,19 @@ def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeader
                 out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
         topics.append(TopicOut(topic=t.topic, partitions=parts))
     return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(23)
+def _offset_for_leader_epoch_error(request: OffsetForLeaderEpochRequest, version: int, code: int) -> OffsetForLeaderEpochResponse:
+    R = OffsetForLeaderEpochResponse
+    T = R.OffsetForLeaderTopicResult
+    return R(topics=[
+        T(topic=topic.topic, partitions=[
+            T.EpochEndOffset(partition=p.partition, error_code=code, leader_epoch=NO_EPOCH,
+                             end_offset=NO_OFFSET)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

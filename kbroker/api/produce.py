@@ -35,7 +35,8 @@ import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from kbroker.api.context import RequestContext
+from kbroker.api.context import RequestContext, partition_or_error
+from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -44,6 +45,7 @@ from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
+from kbroker_protocol.primitives import received_records
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
@@ -54,9 +56,12 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
 
 _Endpoints = dict[int, tuple[str, int, str | None]]  # the KIP-951 leaders' endpoints: node -> (host, port, rack)
-_Parts = list[PartResp | None]  # one topic's answers (None: a place held for an answer still pending)
+_Parts = list[PartResp]  # one topic's answers (_PENDING: a place held for an answer still pending)
 _Pending = list[tuple[_Parts, int, int, "Partition", Awaitable[AppendResult]]]  # (parts, slot, index, ...)
 _Replicated = list[tuple[_Parts, int, "Partition", int]]  # (parts, slot, partition, offset to wait for)
+# The place of a partition whose answer is still pending in its topic's answers (_complete_later
+# replaces every one: it never reaches the wire).
+_PENDING = PartResp(index=-1)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +154,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         name = topic.name if topic is not None else t.name
         denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
-        parts: _Parts = []  # (None: a place held for an answer still pending)
+        parts: _Parts = []  # (_PENDING: a place held for an answer still pending)
         for p in t.partition_data:
             if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
                 parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
@@ -161,17 +166,17 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
                                     f"Cannot append to internal topic {topic.name}"))
                 continue
-            partition = replica_manager.partition(topic.name, p.index)
-            if partition is None or not partition.is_leader:
-                if p.index not in topic.partitions:
-                    parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                else:
+            partition, missing = partition_or_error(broker, topic.name, p.index, leader=True)
+            if partition is None:
+                if missing == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                     parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
+                else:
+                    parts.append(_error(p.index, missing))
                 continue
             partition.produce_requests += 1
             try:
                 result = replica_manager.append_from_client(
-                    partition, p.records, version, acks, request.transactional_id, now_ms
+                    partition, received_records(p.records), version, acks, request.transactional_id, now_ms
                 )
             except ProduceError as exc:
                 partition.failed_produce += 1
@@ -187,7 +192,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 parts.append(_ok(p.index, partition, result))
             else:  # validated off the event loop, or queued behind an append still pending
                 pending.append((parts, len(parts), p.index, partition, result))
-                parts.append(None)
+                parts.append(_PENDING)
         responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
                                    partition_responses=parts))
     if pending or replicated:
@@ -225,9 +230,29 @@ async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pendi
             if code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                 parts[slot] = _not_leader(ctx, endpoints, partition.topic, partition.index)
             else:
-                done = parts[slot]
-                assert done is not None  # (answered before it was queued to wait)
-                parts[slot] = _error(done.index, code)
+                parts[slot] = _error(parts[slot].index, code)  # (answered before it was queued to wait)
     if acks == 0:
         return None
     return _response(responses, endpoints)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(0)
+def _produce_error(request: ProduceRequest, version: int, code: int) -> ProduceResponse | None:
+    if request.acks == 0:
+        return None
+    R = ProduceResponse
+    topics: dict[tuple[str, uuid.UUID], ProduceResponse.TopicProduceResponse] = {}
+    for topic in request.topic_data:
+        out = topics.get((topic.name, topic.topic_id))
+        if out is None:
+            out = topics[(topic.name, topic.topic_id)] = R.TopicProduceResponse(
+                name=topic.name, topic_id=topic.topic_id, partition_responses=[])
+        for partition in topic.partition_data:
+            out.partition_responses.append(R.TopicProduceResponse.PartitionProduceResponse(
+                index=partition.index, error_code=code, base_offset=NO_OFFSET,
+                log_append_time_ms=NO_TIMESTAMP, log_start_offset=NO_OFFSET, record_errors=[],
+                error_message=None))
+    return R(responses=list(topics.values()))

@@ -14,12 +14,11 @@ answered) is the request type's top-level error, as Kafka's ``getErrorResponse``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RaftNodeServices, RequestContext, requester, response_as
-from kbroker.api.error_response import BUILDERS, error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     DESCRIBE_QUORUM,
@@ -29,7 +28,6 @@ from kbroker.controller.client import (
 )
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages import RESPONSES
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 from kbroker_protocol.primitives import Message
@@ -46,19 +44,6 @@ class _Header:
         self.request_api_key = api_key
         self.request_api_version = version
         self.client_id = client_id
-
-
-def _top_level_error(api_key: int) -> None:
-    response_cls: Callable[..., Message] = RESPONSES[api_key]  # (DescribeQuorum or UnregisterBroker)
-
-    def build(request: Any, version: int, code: int) -> Message:
-        return response_cls(error_code=code, error_message=None)
-
-    BUILDERS.setdefault(api_key, build)
-
-
-for _key in (DESCRIBE_QUORUM, UNREGISTER_BROKER):
-    _top_level_error(_key)
 
 
 def _refused(broker: BrokerServices, requester_: Requester | None, response_type: type[R], version: int,
@@ -111,3 +96,18 @@ async def unregister_broker_operation(broker: BrokerServices, request: Unregiste
     client_id = requester_.client_id if requester_ is not None else None
     return await on_controller(ControllerRequestContext(broker, _Header(UNREGISTER_BROKER, version, client_id)),
                                request)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(55)
+def _describe_quorum_error(request: DescribeQuorumRequest, version: int, code: int) -> DescribeQuorumResponse:
+    # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
+    return DescribeQuorumResponse(error_code=code, topics=[])
+
+
+@refusal(64)
+def _unregister_broker_error(request: UnregisterBrokerRequest, version: int, code: int) -> UnregisterBrokerResponse:
+    # ControllerApis/KafkaApis: UnregisterBrokerResponseData with the code, no message
+    return UnregisterBrokerResponse(error_code=code, error_message=None)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RaftNodeServices, RequestContext, requester, response_as
-from kbroker.api.error_response import BUILDERS, Builder
+from kbroker.api.error_response import Builder, refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, Requester, controller_operation
 from kbroker.raft.io import RaftDriver
@@ -47,8 +47,8 @@ def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) 
     return build
 
 
-BUILDERS.setdefault(ADD_RAFT_VOTER, _top_level(AddRaftVoterResponse))
-BUILDERS.setdefault(REMOVE_RAFT_VOTER, _top_level(RemoveRaftVoterResponse))
+refusal(ADD_RAFT_VOTER)(_top_level(AddRaftVoterResponse))
+refusal(REMOVE_RAFT_VOTER)(_top_level(RemoveRaftVoterResponse))
 
 
 def install(broker: Broker) -> None:

@@ -9,6 +9,7 @@ answers ILLEGAL_SASL_STATE with this message.
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest, SaslAuthenticateResponse
@@ -18,3 +19,11 @@ from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest,
 def handle_sasl_authenticate(ctx: RequestContext, request: SaslAuthenticateRequest) -> SaslAuthenticateResponse:
     return SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
                                     error_message="SaslAuthenticate request received after successful authentication")
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(36)
+def _sasl_authenticate_error(request: SaslAuthenticateRequest, version: int, code: int) -> SaslAuthenticateResponse:
+    return SaslAuthenticateResponse(error_code=code, error_message=None)

@@ -36,6 +36,7 @@ async def handle_share_acknowledge(ctx: RequestContext, request: ShareAcknowledg
         return _top_error(*refused)
     manager = share_coordinator(broker).manager
     group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
+    assert group_id is not None and member_id is not None  # (request_error refuses null ones)
     try:
         manager.acknowledge_session_update(group_id, member_id, epoch)
     except ShareSessionError as e:

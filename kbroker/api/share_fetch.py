@@ -164,6 +164,7 @@ async def handle_share_fetch(ctx: RequestContext, request: ShareFetchRequest) ->
         return _top_error(*refused)
     manager = share_coordinator(broker).manager
     group_id, member_id, epoch = request.group_id, request.member_id, request.share_session_epoch
+    assert group_id is not None and member_id is not None  # (request_error refuses null ones)
     wanted = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     forgotten = [(f.topic_id, p) for f in request.forgotten_topics_data for p in f.partitions]
     acks_present = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)

@@ -9,6 +9,7 @@ the coordinator errors of the group's partition, else state (Empty/Stable), epoc
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.coordinator.group_views import reading_committed
@@ -65,3 +66,12 @@ def _share_group_describe(ctx: RequestContext, request: ShareGroupDescribeReques
                      authorized_operations=ALL_GROUP_OPERATIONS if request.include_authorized_operations
                      else -2147483648))
     return ShareGroupDescribeResponse(groups=out)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(77)
+def _share_group_describe_error(request: ShareGroupDescribeRequest, version: int, code: int) -> ShareGroupDescribeResponse:
+    R = ShareGroupDescribeResponse
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])

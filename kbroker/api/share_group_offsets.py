@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 
 from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.controller.image import TopicImage
@@ -195,3 +196,24 @@ def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareG
             share.manager.drop_partition(group_id, tid, p)
         responses.append(XT(topic_name=t.topic_name, topic_id=topic.topic_id, error_code=ErrorCode.NONE))
     return DeleteShareGroupOffsetsResponse(error_code=ErrorCode.NONE, responses=responses)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(90)
+def _describe_share_group_offsets_error(request: DescribeShareGroupOffsetsRequest, version: int, code: int) -> DescribeShareGroupOffsetsResponse:
+    R = DescribeShareGroupOffsetsResponse
+    G = R.DescribeShareGroupOffsetsResponseGroup
+    return R(groups=[G(group_id=g.group_id, error_code=code, error_message=default_message(code), topics=[])
+                     for g in request.groups])
+
+
+@refusal(91)
+def _alter_share_group_offsets_error(request: AlterShareGroupOffsetsRequest, version: int, code: int) -> AlterShareGroupOffsetsResponse:
+    return AlterShareGroupOffsetsResponse(error_code=code, error_message=default_message(code))
+
+
+@refusal(92)
+def _delete_share_group_offsets_error(request: DeleteShareGroupOffsetsRequest, version: int, code: int) -> DeleteShareGroupOffsetsResponse:
+    return DeleteShareGroupOffsetsResponse(error_code=code, error_message=default_message(code))

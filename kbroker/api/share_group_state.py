@@ -22,11 +22,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages import RESPONSES
 from kbroker_protocol.messages.delete_share_group_state import (
     DeleteShareGroupStateRequest,
     DeleteShareGroupStateResponse,
@@ -47,6 +49,7 @@ from kbroker_protocol.messages.write_share_group_state import (
     WriteShareGroupStateRequest,
     WriteShareGroupStateResponse,
 )
+from kbroker_protocol.primitives import Message
 
 NEGATIVE_PARTITION_ID = "The partition id cannot be a negative number."
 NEGATIVE_LEADER_EPOCH = "The leader epoch cannot be a negative number."
@@ -100,7 +103,10 @@ def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Resu
                 code, message, extra = fn(t.topic_id, p)
             if code != ErrorCode.NONE and message is None:
                 message = default_message(code)
-            parts.append(P(partition=p.partition, error_code=code, error_message=message, **extra))
+            result = P(partition=p.partition, error_code=code, error_message=message)
+            for name, value in extra.items():  # the fields of this API's result (``_Outcome``)
+                setattr(result, name, value)
+            parts.append(result)
         out.append(result_cls(topic_id=t.topic_id, partitions=parts))
     return out
 
@@ -260,3 +266,31 @@ def handle_read_share_group_state_summary(ctx: RequestContext, request: ReadShar
 
     return ReadShareGroupStateSummaryResponse(
         results=_each(broker, request, ReadShareGroupStateSummaryResponse.ReadStateSummaryResult, one))
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+def _share_state(api_key: int, result_cls: str, with_message: bool) -> None:
+    """Initialize/Read/Write/Delete ShareGroupState, ReadShareGroupStateSummary: every partition of
+    the request with the code (and, for Read, Write and ReadSummary, the error's default message)."""
+    R: Callable[..., Message] = RESPONSES[api_key]  # (one of five shapes, picked by key)
+    T = getattr(R, result_cls)
+
+    def build(request: Any, version: int, code: int) -> Message:
+        message = default_message(code) if with_message else None
+        return R(results=[
+            T(topic_id=topic.topic_id, partitions=[
+                T.PartitionResult(partition=p.partition, error_code=code, error_message=message)
+                for p in topic.partitions])
+            for topic in request.topics
+        ])
+
+    refusal(api_key)(build)
+
+
+_share_state(83, "InitializeStateResult", False)
+_share_state(84, "ReadStateResult", True)
+_share_state(85, "WriteStateResult", True)
+_share_state(86, "DeleteStateResult", False)
+_share_state(87, "ReadStateSummaryResult", True)

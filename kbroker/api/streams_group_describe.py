@@ -11,6 +11,7 @@ streams_group_topology_description_update.py), so ``TopologyDescription`` stays 
 from __future__ import annotations
 
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
@@ -107,3 +108,12 @@ def _streams_group_describe(ctx: RequestContext, request: StreamsGroupDescribeRe
                         group_epoch=group.group_epoch, assignment_epoch=group.assignment_epoch,
                         topology=_topology(group, ready), members=members, assignor_name="sticky"))
     return StreamsGroupDescribeResponse(throttle_time_ms=0, groups=groups)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(89)
+def _streams_group_describe_error(request: StreamsGroupDescribeRequest, version: int, code: int) -> StreamsGroupDescribeResponse:
+    R = StreamsGroupDescribeResponse
+    return R(groups=[R.DescribedGroup(group_id=group_id, error_code=code) for group_id in request.group_ids])

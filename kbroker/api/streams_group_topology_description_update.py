@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -35,3 +36,12 @@ def handle_streams_group_topology_description_update(ctx: RequestContext, reques
     return StreamsGroupTopologyDescriptionUpdateResponse(
         error_code=ErrorCode.UNSUPPORTED_VERSION,
         error_message="The broker has no streams group topology description plugin configured.")
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(93)
+def _streams_group_topology_description_update_error(request: StreamsGroupTopologyDescriptionUpdateRequest, version: int, code: int) -> StreamsGroupTopologyDescriptionUpdateResponse:
+    # ApiError.fromThrowable leaves the message null for UNKNOWN_SERVER_ERROR.
+    return StreamsGroupTopologyDescriptionUpdateResponse(error_code=code, error_message=None)

@@ -12,6 +12,7 @@ import asyncio
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
@@ -75,3 +76,11 @@ async def _replicated(coordinator: GroupCoordinator, group_id: str, response: Sy
     if version < 5:
         failed.protocol_type = failed.protocol_name = None
     return failed
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(14)
+def _sync_group_error(request: SyncGroupRequest, version: int, code: int) -> SyncGroupResponse:
+    return SyncGroupResponse(error_code=code, assignment=b"")

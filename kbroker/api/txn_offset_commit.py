@@ -21,6 +21,7 @@ import uuid
 
 from kbroker.api.authorization import refused
 from kbroker.api.context import RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
@@ -154,3 +155,18 @@ async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest,
     if result != ErrorCode.NONE:
         return result
     return await group_coordinator.wait_for_replication(request.group_id)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(28)
+def _txn_offset_commit_error(request: TxnOffsetCommitRequest, version: int, code: int) -> TxnOffsetCommitResponse:
+    R = TxnOffsetCommitResponse
+    T = R.TxnOffsetCommitResponseTopic
+    return R(topics=[
+        T(name=topic.name, topic_id=topic.topic_id, partitions=[
+            T.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+            for p in topic.partitions])
+        for topic in request.topics
+    ])

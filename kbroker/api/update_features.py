@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import error_response_as
+from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import UPDATE_FEATURES, Requester, controller_operation
 from kbroker.controller.features import FeatureUpdateError
@@ -80,3 +80,13 @@ async def update_features(broker: BrokerServices, request: UpdateFeaturesRequest
     results = [Result(feature=u.feature, error_code=ErrorCode.NONE, error_message="NONE")
                for u in request.feature_updates] if version <= 1 else []
     return UpdateFeaturesResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None, results=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(57)
+def _update_features_error(request: UpdateFeaturesRequest, version: int, code: int) -> UpdateFeaturesResponse:
+    # UpdateFeaturesResponse.createWithErrors: ApiError.fromThrowable leaves the message null for
+    # UNKNOWN_SERVER_ERROR, and no per-feature results.
+    return UpdateFeaturesResponse(error_code=code, error_message=None, results=[])

@@ -11,6 +11,7 @@ UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
 from __future__ import annotations
 
 from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
 from kbroker.replication.deadline import Deadline
@@ -72,3 +73,21 @@ async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkers
         TopicResult(name=t.name, partitions=parts.get((m, ti), [])) for ti, t in enumerate(marker.topics)])
         for m, marker in enumerate(request.markers)]
     return WriteTxnMarkersResponse(markers=results)
+
+
+# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
+
+
+@refusal(27)
+def _write_txn_markers_error(request: WriteTxnMarkersRequest, version: int, code: int) -> WriteTxnMarkersResponse:
+    R = WriteTxnMarkersResponse
+    M = R.WritableTxnMarkerResult
+    T = M.WritableTxnMarkerTopicResult
+    return R(markers=[
+        M(producer_id=marker.producer_id, topics=[
+            T(name=topic.name, partitions=[
+                T.WritableTxnMarkerPartitionResult(partition_index=index, error_code=code)
+                for index in topic.partition_indexes])
+            for topic in marker.topics])
+        for marker in request.markers
+    ])

@@ -23,6 +23,7 @@ from kbroker.config.keys import (
     BROKER_KEYS,
     BROKER_SYNONYMS,
     DYNAMIC_ONLY_BROKER_KEYS,
+    INTERNAL_BROKER_KEYS,
     TOPIC_KEYS,
     _from_synonyms,
     _listener_key,
@@ -418,10 +419,10 @@ class BrokerConfig:
         entries = []
         for name, key in sorted(BROKER_KEYS.items()):
             synonyms = self._synonyms(name, BROKER_SYNONYMS.get(name, (name,)))
-            if name in DYNAMIC_ONLY_BROKER_KEYS:
+            if name in DYNAMIC_ONLY_BROKER_KEYS or name in INTERNAL_BROKER_KEYS:
                 synonyms = [s for s in synonyms if s[2] != SOURCE_DEFAULT]
                 if not synonyms:
-                    continue  # Kafka lists them only once set (they are not KafkaConfig keys)
+                    continue  # Kafka lists them only once set (no KafkaConfig keys, or internal ones)
             value, source = (synonyms[0][1], synonyms[0][2]) if synonyms else (None, SOURCE_DEFAULT)
             if key.sensitive:
                 value = None

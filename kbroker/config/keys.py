@@ -223,6 +223,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
         _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
+        # an internal key of Kafka's (defineInternal): DescribeConfigs lists it only once set
+        _k("group.consumer.regex.refresh.interval.ms", "int", "600000", minimum=10000,
+           doc="The interval at which the group coordinator will refresh the topics matching the group subscribed "
+               "regexes. This is only applicable to consumer groups using the consumer group protocol. "),
         # Streams groups (KIP-1071), Kafka 4.4's defaults.
         _k("group.streams.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.streams.min.session.timeout.ms", "int", "45000", minimum=1),
@@ -369,6 +373,10 @@ DYNAMIC_ONLY_BROKER_KEYS = frozenset({
     "leader.replication.throttled.rate", "follower.replication.throttled.rate",
     "replica.alter.log.dirs.io.max.bytes.per.second",
 })
+
+# Kafka's internal broker keys (ConfigDef.defineInternal): DescribeConfigs lists them only when set
+# (Kafka's ConfigHelper.allConfigs: the originals, and the values of the keys that are not internal).
+INTERNAL_BROKER_KEYS = frozenset({"group.consumer.regex.refresh.interval.ms"})
 
 # Kafka's default of every broker key, typed (None where Kafka has none).
 BROKER_DEFAULTS: Mapping[str, Any] = MappingProxyType({name: _key_default(name) for name in BROKER_KEYS})

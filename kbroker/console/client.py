@@ -58,6 +58,12 @@ def check(code: int, message: str | None = None, what: str = "") -> None:
         raise KafkaError(code, message, what)
 
 
+def leaderless(topic: str, partition: int, what: str) -> KafkaError:
+    """The error for a partition Metadata gives no leader (-1: its replicas are offline): there is
+    no broker to ask, as Kafka's Metadata says with LEADER_NOT_AVAILABLE."""
+    return KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"partition {topic}-{partition} has no leader", what)
+
+
 class BrokerUnreachable(Exception):
     pass
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from kbroker.console.client import KafkaClient, KafkaError, check
+from kbroker.console.client import KafkaClient, KafkaError, check, leaderless
 from kbroker.console.ops import (
     EARLIEST,
     LATEST,
@@ -130,7 +130,8 @@ async def describe_group(client: KafkaClient, group: str) -> dict[str, Any]:
         except KafkaError:
             continue
         wanted = {p: leaders[p] for t, p in keys if t == topic and p in leaders}
-        for p, off in (await _offsets(client, topic, wanted, LATEST)).items():
+        # a partition offline (no leader) or whose leader just moved: its end and lag unknown (None)
+        for p, off in (await _offsets(client, topic, wanted, LATEST, strict=False)).items():
             ends[(topic, p)] = off
     rows = []
     for key in keys:
@@ -169,6 +170,10 @@ async def reset_offsets(client: KafkaClient, group: str, data: dict[str, Any]) -
             leaders_of[t] = await client.leaders(t)
         if not leaders_of:
             raise Invalid("topic", f"group {group!r} has no committed offsets: name a topic to reset")
+    for t, leaders in leaders_of.items():
+        for p, leader in sorted(leaders.items()):
+            if leader < 0:  # no offsets to reset to: refused, nothing committed
+                raise leaderless(t, p, f"reset offsets of {group}")
     targets: dict[tuple[str, int], int] = {}
     for t, leaders in leaders_of.items():
         if to == "earliest":

@@ -102,10 +102,15 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
     topics = [t for t in meta.topics if t.error_code == ErrorCode.NONE]
     partitions = [p for t in topics for p in t.partitions]
     live = {b.broker_id for b in cluster.brokers}
+    metadata_quorum = await quorum(client)
     return {
-        "quorum": await quorum(client),
+        "quorum": metadata_quorum,
         "cluster_id": cluster.cluster_id,
-        "controller_id": cluster.controller_id,
+        # The active controller is the quorum's leader. DescribeCluster's ControllerId is no
+        # help: a KRaft broker answers a live broker there (this one), as Kafka's does, since
+        # clients cannot reach the controllers. Without DESCRIBE on the cluster (no quorum), it
+        # is unknown (None) rather than a wrong node.
+        "controller_id": metadata_quorum.get("leader_id"),
         "brokers": [{"id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack}
                     for b in sorted(cluster.brokers, key=lambda b: b.broker_id)],
         "features": {f.name: f.max_version_level for f in versions.finalized_features},
@@ -145,12 +150,14 @@ async def quorum(client: KafkaClient) -> dict[str, Any]:
 async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int], timestamp: int,
                         strict: bool = True) -> dict[tuple[str, int], int]:
     """(topic, partition) -> offset for ``timestamp`` (EARLIEST, LATEST or ms): one ListOffsets per
-    leader for all the partitions it leads. Not ``strict``: a partition answered with an error (a
-    leader gone meanwhile) is left out rather than failing the whole answer."""
+    leader for all the partitions it leads. A partition without a leader (-1, offline) has no one to
+    ask: it is left out. Not ``strict``: a partition answered with an error (a leader gone
+    meanwhile) is left out too, rather than failing the whole answer."""
     Req = messages.ListOffsetsRequest
     by_leader: dict[int, dict[str, list[int]]] = {}
     for (topic, index), leader in leaders.items():
-        by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
+        if leader >= 0:
+            by_leader.setdefault(leader, {}).setdefault(topic, []).append(index)
     out: dict[tuple[str, int], int] = {}
     for leader, topics in sorted(by_leader.items()):
         resp = await client.send(2, 7, node=leader, replica_id=-1, isolation_level=0, topics=[
@@ -167,9 +174,11 @@ async def _offsets_many(client: KafkaClient, leaders: dict[tuple[str, int], int]
 
 
 async def _offsets(client: KafkaClient, topic: str, partitions: dict[int, int],
-                   timestamp: int) -> dict[int, int]:
-    """partition -> offset for ``timestamp`` of one topic's partitions (partition -> leader)."""
-    found = await _offsets_many(client, {(topic, i): leader for i, leader in partitions.items()}, timestamp)
+                   timestamp: int, strict: bool = True) -> dict[int, int]:
+    """partition -> offset for ``timestamp`` of one topic's partitions (partition -> leader); the
+    partitions without a leader left out."""
+    found = await _offsets_many(client, {(topic, i): leader for i, leader in partitions.items()}, timestamp,
+                                strict)
     return {i: off for (_t, i), off in found.items()}
 
 
@@ -223,8 +232,9 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
         raise NotFound(f"no topic {name!r}")
     check(t.error_code, None, f"topic {name}")
     leaders = {p.partition_index: p.leader_id for p in t.partitions}
-    ends = await _offsets(client, name, leaders, LATEST)
-    starts = await _offsets(client, name, leaders, EARLIEST)
+    # a partition without a leader (offline) or whose leader just moved: its offsets unknown (None)
+    ends = await _offsets(client, name, leaders, LATEST, strict=False)
+    starts = await _offsets(client, name, leaders, EARLIEST, strict=False)
     sizes = await _sizes_of(client, [messages.DescribeLogDirsRequest.DescribableLogDirTopic(topic=name, partitions=sorted(leaders))],
                             {})
     Req = messages.DescribeConfigsRequest
@@ -244,7 +254,7 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
         "partitions": [{
             "partition": p.partition_index, "leader": p.leader_id, "leader_epoch": p.leader_epoch,
             "replicas": list(p.replica_nodes), "isr": list(p.isr_nodes), "offline": list(p.offline_replicas),
-            "start_offset": starts[p.partition_index], "end_offset": ends[p.partition_index],
+            "start_offset": starts.get(p.partition_index), "end_offset": ends.get(p.partition_index),
             "size": None if sizes is None else sizes.get((name, p.partition_index), 0),
         } for p in sorted(t.partitions, key=lambda p: p.partition_index)],
         "configs": None if configs_error else [{

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from kbroker.console.client import KafkaClient, KafkaError, check
+from kbroker.console.client import KafkaClient, KafkaError, check, leaderless
 from kbroker.console.ops import (
     EARLIEST,
     LATEST,
@@ -192,6 +192,12 @@ async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict
             raise NotFound(f"no topic {topic!r}") from None
         raise
     partitions = _partitions_arg(query, leaders)
+    # Partitions without a leader (offline) cannot be read: named in the answer, or refused when
+    # asked for alone.
+    unavailable = [i for i in partitions if leaders[i] < 0]
+    if unavailable and len(partitions) == 1:
+        raise leaderless(topic, partitions[0], f"browse {topic}")
+    partitions = [i for i in partitions if leaders[i] >= 0]
     limit = want_int(query, "limit", default=50, low=1, high=MAX_LIMIT)
     needle = (query.get("filter") or "").lower()
     chosen = {i: leaders[i] for i in partitions}
@@ -237,6 +243,7 @@ async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict
         "records": rows[:limit],
         "scanned": scanned,
         "positions": {str(i): ends[i] for i in partitions},
+        "unavailable": unavailable,
     }
 
 
@@ -260,7 +267,8 @@ async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[s
     needle = (query.get("filter") or "").lower()
     by_leader: dict[int, dict[int, int]] = {}
     for i, offset in positions.items():
-        by_leader.setdefault(leaders[i], {})[i] = offset
+        if leaders[i] >= 0:  # an offline partition: nothing to read, its position kept
+            by_leader.setdefault(leaders[i], {})[i] = offset
     rows = []
     # One Fetch per leader; only the first long-polls (a cluster's other leaders are asked at once).
     for n, (leader, offsets) in enumerate(sorted(by_leader.items())):
@@ -326,7 +334,13 @@ async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict
     elif key_bytes is not None:
         partition = (murmur2(key_bytes) & 0x7FFFFFFF) % len(leaders)  # Kafka's default partitioner
     else:
-        partition = random.choice(sorted(leaders))
+        online = sorted(i for i, leader in leaders.items() if leader >= 0)
+        if not online:
+            raise KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"no partition of {topic} has a leader",
+                             f"Produce {topic}")
+        partition = random.choice(online)
+    if leaders[partition] < 0:
+        raise leaderless(topic, partition, f"Produce {topic}")
     batch = build_batch([Record(key=key_bytes, value=None if value is None else value.encode(),
                                 headers=tuple(headers), timestamp=int(time.time() * 1000))])
     Req = messages.ProduceRequest

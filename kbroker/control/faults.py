@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import BUILDERS
+from kbroker.api.error_response import builder_for
 from kbroker.api.registry import Handler
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import API_NAMES
@@ -152,7 +152,7 @@ class FaultRule:
             if self.api_keys is None:
                 raise RuleError("api", "required for action error (the error response is the API's)")
             for key in self.api_keys:
-                if key not in BUILDERS:
+                if builder_for(key) is None:
                     raise RuleError("api", f"{API_NAMES[key]} has no error response in kbroker")
         elif self.error_code is not None:
             raise RuleError("error", f"only for action error, not {action}")
@@ -441,7 +441,9 @@ class FaultInjector:
         def respond(ctx: Any, body: Any) -> Any:
             if action == "error":
                 assert rule.error_code is not None  # (the action is "error" exactly when a code is set)
-                response = BUILDERS[ctx.header.request_api_key](body, ctx.api_version, rule.error_code)
+                build = builder_for(ctx.header.request_api_key)
+                assert build is not None  # (checked when the rule was made)
+                response = build(body, ctx.api_version, rule.error_code)
                 _set_throttle(response, throttle)
                 if rule.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER and ctx.header.request_api_key == 0:
                     _leader_hint(response, ctx)

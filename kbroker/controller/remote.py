@@ -19,7 +19,7 @@ controller answers with the inner response serialized with its header. The answe
   ``versionMismatch``); a response that does not decode: UNKNOWN_SERVER_ERROR.
 
 The error responses are built by the ``error_response`` callable the composition root passes in
-(``kbroker.api.error_response.BUILDERS``, which this layer may not import).
+(``kbroker.api.envelope.error_response_for``, which this layer may not import).
 
 AllocateProducerIds (API 67) is sent directly, not in an Envelope, as Kafka's
 ``RPCProducerIdManager`` does; a deadline without an answer gives REQUEST_TIMED_OUT.

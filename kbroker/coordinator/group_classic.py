@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from kbroker.coordinator.group_classic_created import CreateGroup, answer_once, write_created
 from kbroker.coordinator.group_classic_model import (
     NEW_MEMBER_JOIN_TIMEOUT_MS,
     ClassicConfig,
@@ -77,6 +78,9 @@ class ClassicGroupManager:
         self.persist = persist
         # Set by the coordinator: removes an empty group of another type, True if it did.
         self.convert_foreign: Callable[[Any], bool] | None = None
+        # Set by the coordinator: writes the empty record of a group a JoinGroup created
+        # (group_classic_created); None: nothing written (the unit tests' groups)
+        self.create: CreateGroup | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -155,6 +159,9 @@ class ClassicGroupManager:
             return respond(_join_error(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
         if not group.supports_protocols(protocol_type, names):
             return respond(_join_error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+        create = self.create if existing is None else None
+        if create is not None:
+            respond = answer_once(respond)
         args = dict(group_instance_id=group_instance_id, protocol_type=protocol_type, protocols=protocols,
                     session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=rebalance_timeout_ms,
                     client_id=client_id, client_host=client_host)
@@ -162,6 +169,8 @@ class ClassicGroupManager:
             self._join_new_member(group, require_known_member_id, respond, **args)
         else:
             self._join_existing_member(group, member_id, respond, **args)
+        if create is not None:
+            write_created(create, group, respond, self._forget_created)
 
     def _join_new_member(self, group: ClassicGroup, require_known_member_id: bool, respond: JoinCallback,
                          **args: Any) -> None:
@@ -584,6 +593,12 @@ class ClassicGroupManager:
                 for m in group.members.values():
                     self._respond_join(m, _join_error(code, m.member_id))
                     self._respond_sync(m, _sync_error(code))
+
+    def _forget_created(self, group: ClassicGroup) -> None:
+        """The record of the group a JoinGroup created could not be appended: the group goes."""
+        if self.groups.get(group.group_id) is group:
+            del self.groups[group.group_id]
+        self.mark_dead(group)
 
     def mark_dead(self, group: ClassicGroup) -> None:
         for m in list(group.members.values()):

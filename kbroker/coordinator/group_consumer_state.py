@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
 from kbroker.coordinator.group_consumer_model import (
@@ -61,6 +62,13 @@ from kbroker_protocol.primitives import Message
 
 log = logging.getLogger("kbroker.coordinator.group_consumer")  # the logger of the module before the split
 
+_M = TypeVar("_M", bound=Message)
+
+
+class _TopicPartitions(Protocol):
+    topic_id: uuid.UUID
+    partitions: list[int]
+
 
 class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     kind = KIND
@@ -70,7 +78,8 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         # The groups' regular expressions are resolved against the image (group_regex), which
         # tells when topics appear.
         self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
-                                        self.timer.now_ms)
+                                        self.timer.now_ms,
+                                        lambda: int(self._config["group.consumer.regex.refresh.interval.ms"]))
         self.broker.image.listeners.append(self.regexes.on_metadata_record)
         # The groups whose refresh is under way (Kafka's executor.isScheduled(groupId + "-regex")):
         # group id -> the group object it was asked for (a group unloaded and loaded again is another).
@@ -115,6 +124,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                                 lambda: self._on_regexes_resolved(group, batch, requester))
 
         self._once_appended(group_id, started)
+
+    def on_unloaded(self, group_id: str) -> None:
+        """The group was unloaded (its partition is led elsewhere now) and its timers cancelled: a
+        refresh under way will not complete here."""
+        self._resolving.pop(group_id, None)
 
     def _on_regexes_resolved(self, group: ConsumerGroup, regexes: frozenset[str], requester: Requester | None) -> None:
         """Kafka's executor task and ``handleRegularExpressionsResult``: resolve the batch, then
@@ -206,7 +220,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         t = self.broker.image.topic_by_id(topic_id)
         return None if t is None else t.name
 
-    def _to_ids(self, parts: Parts, cls: Callable[..., Message]) -> list[Message]:
+    def _to_ids(self, parts: Parts, cls: Callable[..., _M]) -> list[_M]:
         out = []
         for topic in sorted(parts):
             tid = self._topic_id(topic)
@@ -214,7 +228,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                 out.append(cls(topic_id=tid, partitions=sorted(parts[topic])))
         return out
 
-    def _from_ids(self, items: list[Message] | None) -> Parts:
+    def _from_ids(self, items: Sequence[_TopicPartitions] | None) -> Parts:
         out: Parts = {}
         for item in items or []:
             name = self._topic_name(item.topic_id)

@@ -70,6 +70,7 @@ class GroupCoordinatorCore:
         self.groups: dict[str, Any] = {}
         self.offsets = OffsetStore()
         self.classic = ClassicGroupManager(self.groups, self.timer, self._classic_config(), self._persist_classic)
+        self.classic.create = self._create_classic
         self.consumer: ConsumerGroupManager | None = None  # KIP-848 groups, set in start()
         self.streams: StreamsGroupManager | None = None  # KIP-1071 groups, set in start()
         # KIP-932 share groups (share_group.ShareGroupManager); they live in ``groups`` too.
@@ -211,6 +212,8 @@ class GroupCoordinatorCore:
             del self.groups[gid]
             if isinstance(self.timer, LoopTimer):
                 self.timer.cancel_group(gid)
+            if self.consumer is not None:
+                self.consumer.on_unloaded(gid)
         self.views.forget_where(lambda gid: self.partition_for(gid) == index)
         for gid in [g for g in self.offsets.committed if self.partition_for(g) == index]:
             del self.offsets.committed[gid]
@@ -351,26 +354,27 @@ class GroupCoordinatorCore:
             return ErrorCode.NOT_COORDINATOR
         return await self.writes.wait(p, p.log.log_end_offset)
 
-    def write(self, group_id: str, records: list[tuple[bytes, bytes | None]], done: WriteCallback) -> None:
+    def write(self, group_id: str, records: list[tuple[bytes, bytes | None]], done: WriteCallback) -> bool:
         """Kafka's CoordinatorRuntime write: append ``records`` to the group's partition now (acks=1)
         and call ``done(NONE)`` once they are replicated (below the high watermark), or
         ``done(error)`` with the client error if the append or the wait fails (see
-        ``coordinator_writes``). A failed append calls ``done`` before returning."""
+        ``coordinator_writes``). A failed append calls ``done`` before returning (False)."""
         try:
             self.append(group_id, records)
             p = self._group_partition(group_id)
         except ProduceError as exc:
             done(response_error(exc.code))
-            return
+            return False
         except RuntimeError as exc:  # the offsets topic or partition is not there
             log.warning("coordinator write for group %s failed: %s", group_id, exc)
             done(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-            return
+            return False
         except OSError as exc:
             log.error("coordinator write for group %s failed: %s", group_id, exc)
             done(ErrorCode.NOT_COORDINATOR)
-            return
+            return False
         self.writes.complete_when_replicated(p, p.log.log_end_offset, done)
+        return True
 
     def _replay(self, index: int) -> None:
         p = self._partition(index)
@@ -495,6 +499,15 @@ class GroupCoordinatorCore:
             ],
         )
         self.write(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))], done)
+
+    def _create_classic(self, group: ClassicGroup, done: WriteCallback) -> None:
+        """The classic manager's ``create`` (group_classic_created): Kafka's
+        newEmptyGroupMetadataRecord; until it is replicated describe and list do not show the
+        group (it was not there before the record)."""
+        value = GroupMetadataValue(protocol_type="", generation=0, protocol=None, leader=None,
+                                   current_state_timestamp=group.state_timestamp_ms, members=[])
+        if self.write(group.group_id, [(encode_group_key(group.group_id), encode_group_value(value))], done):
+            self.note_written(GroupSnapshot(group.group_id, None, None, []))
 
     def _delete_group(self, group_id: str) -> ErrorCode:
         if not group_id:

@@ -488,13 +488,14 @@ class MemberGroupManager(Generic[G, M]):
 
     def _drop_empty_classic(self, group_id: str) -> None:
         """An empty classic group (committed offsets only) gives way to a group of this kind; its
-        offsets stay."""
+        offsets stay. Its GroupMetadata tombstone is written whether or not a record of it was
+        (Kafka's createGroupTombstoneRecords): a JoinGroup that created it wrote one, even if no
+        member stayed."""
         from kbroker.coordinator.group_records import encode_group_key
 
         classic = self.coordinator.groups[group_id]
         assert isinstance(classic, ClassicGroup)
-        if classic.protocol_type:
-            self._append(group_id, [(encode_group_key(group_id), None)])
+        self._append(group_id, [(encode_group_key(group_id), None)])
         self._once_appended(group_id, lambda: self.coordinator.classic.mark_dead(classic))
         del self.coordinator.groups[group_id]
 

@@ -15,8 +15,8 @@ when the group subscribes to expressions, none is under way for the group, the l
 than 10 s old (``REGEX_BATCH_REFRESH_MIN_INTERVAL_MS``; none yet counts as old), and either a
 member just brought an expression nobody in the group subscribed to, an expression has no
 resolution, a topic was created after the last resolution, or the last one is older than
-``group.consumer.regex.refresh.interval.ms`` (Kafka's default, 600000 ms; a change of ACLs is
-seen then). The refresh runs after the heartbeat is answered (``ConsumerGroupState``) and resolves
+``group.consumer.regex.refresh.interval.ms`` (an internal key of Kafka's, default 600000 ms; a
+change of ACLs is seen then). The refresh runs after the heartbeat is answered (``ConsumerGroupState``) and resolves
 every expression the group subscribed to then, in one batch; its result is a write of its own: a
 record per expression still subscribed to and, when an expression's topics (or the subscribed
 partitions) changed, a new group epoch, so the members get the new topics at their next heartbeat.
@@ -129,10 +129,12 @@ class RegexResolutions:
     resolutions themselves are each group's (``resolved`` below)."""
 
     def __init__(self, image: Callable[[], MetadataImage], authorizer: Callable[[], Authorizer | None],
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int],
+                 refresh_interval_ms: Callable[[], int] = lambda: REGEX_REFRESH_INTERVAL_MS) -> None:
         self._image = image
         self._authorizer = authorizer
         self._now_ms = now_ms
+        self._refresh_interval_ms = refresh_interval_ms  # group.consumer.regex.refresh.interval.ms
         # The offset of the image in which a topic last appeared (Kafka's
         # lastMetadataImageWithNewTopics): the image at hand at first (as Kafka's first image after
         # start-up brings every topic as new), then each TopicRecord's (``on_metadata_record``).
@@ -158,7 +160,7 @@ class RegexResolutions:
             return False
         return (new_regex or any(r not in resolved for r in regexes)
                 or any(v.version < self._topics_changed_at for v in resolved.values())
-                or (last is not None and now > last + REGEX_REFRESH_INTERVAL_MS))
+                or (last is not None and now > last + self._refresh_interval_ms()))
 
     def resolve_batch(self, group_id: str, regexes: Collection[str], requester: Requester | None
                       ) -> dict[str, ResolvedRegex]:

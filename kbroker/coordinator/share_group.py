@@ -24,9 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_members import (
@@ -115,6 +115,9 @@ KIND = GroupKind(GROUP_METADATA, MEMBER_METADATA, TARGET_METADATA, TARGET_MEMBER
 class _TopicPartitions(Protocol):
     topic_id: uuid.UUID
     partitions: list[int]
+
+
+_M = TypeVar("_M", bound=Message)
 
 
 _copy = copy_parts
@@ -339,12 +342,12 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
     # -- records ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _to_ids(parts: Parts, cls: Callable[..., Message]) -> list[Message]:
+    def _to_ids(parts: Parts, cls: Callable[..., _M]) -> list[_M]:
         return [cls(topic_id=tid, partitions=sorted(ps)) for tid, ps in sorted(parts.items(), key=lambda kv: str(kv[0]))
                 if ps]
 
     @staticmethod
-    def _from_ids(items: list[_TopicPartitions] | None) -> Parts:
+    def _from_ids(items: Sequence[_TopicPartitions] | None) -> Parts:
         return {i.topic_id: set(i.partitions) for i in items or [] if i.partitions}
 
     def _group_record(self, group: ShareGroup) -> Record:

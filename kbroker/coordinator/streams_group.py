@@ -165,15 +165,15 @@ class StreamsGroupManager(StreamsGroupState):
         return self._existing_or_new(group_id, create, "streams")
 
     @staticmethod
-    def _static_of(group: StreamsGroup, r: StreamsGroupHeartbeatRequest) -> StreamsMember:
-        """The member of the request's instance id: UNKNOWN_MEMBER_ID without one, FENCED_INSTANCE_ID
-        when it has another member id."""
-        static = group.static_member(r.instance_id)
+    def _static_of(group: StreamsGroup, r: StreamsGroupHeartbeatRequest, instance_id: str) -> StreamsMember:
+        """The member of the request's instance id (``instance_id``): UNKNOWN_MEMBER_ID without one,
+        FENCED_INSTANCE_ID when it has another member id."""
+        static = group.static_member(instance_id)
         if static is None:
-            raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {r.instance_id} is unknown.")
+            raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
         if static.member_id != r.member_id:
             raise StreamsGroupError(ErrorCode.FENCED_INSTANCE_ID,
-                                    f"Static member {r.member_id} with instance id {r.instance_id} was fenced by "
+                                    f"Static member {r.member_id} with instance id {instance_id} was fenced by "
                                     f"member {static.member_id}.")
         return static
 
@@ -212,7 +212,7 @@ class StreamsGroupManager(StreamsGroupState):
                             "because it is still in the group.")
                     member = self._replace_static(group, static, r.member_id, records)
             else:
-                self._static_of(group, r)
+                self._static_of(group, r, r.instance_id)
         if member is None:
             if not joining:
                 raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID,
@@ -403,7 +403,7 @@ class StreamsGroupManager(StreamsGroupState):
         group = self._group_for(r.group_id, create=False)
         member = group.members.get(r.member_id)
         if r.instance_id is not None:
-            member = self._static_of(group, r)
+            member = self._static_of(group, r, r.instance_id)
         if member is None:
             raise StreamsGroupError(ErrorCode.UNKNOWN_MEMBER_ID,
                                     f"Member {r.member_id} is not a member of group {group.group_id}.")

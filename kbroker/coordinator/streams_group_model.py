@@ -3,9 +3,9 @@ record (see ``streams_group``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup, copy_parts
 from kbroker.coordinator.streams_assignor import Tasks
@@ -55,14 +55,17 @@ class _TaskIds(Protocol):
     partitions: list[int]
 
 
-def _tasks_from(items: list[_TaskIds] | None) -> Tasks:
+def _tasks_from(items: Sequence[_TaskIds] | None) -> Tasks:
     out: Tasks = {}
     for item in items or []:
         out.setdefault(item.subtopology_id, set()).update(item.partitions)
     return copy_parts(out)
 
 
-def _to_ids(tasks: Tasks, cls: Callable[..., Message]) -> list[Message]:
+_M = TypeVar("_M", bound=Message)
+
+
+def _to_ids(tasks: Tasks, cls: Callable[..., _M]) -> list[_M]:
     return [cls(subtopology_id=s, partitions=sorted(tasks[s])) for s in sorted(tasks) if tasks[s]]
 
 

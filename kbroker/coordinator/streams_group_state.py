@@ -50,6 +50,9 @@ from kbroker_protocol.messages.coordinator import (
     StreamsGroupTargetAssignmentMemberValue,
     StreamsGroupTopologyValue,
 )
+from kbroker_protocol.messages.coordinator.streams_group_current_member_assignment_value import (
+    TaskIds as CurrentTaskIds,
+)
 from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest
 from kbroker_protocol.primitives import Message
 
@@ -95,7 +98,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         V = StreamsGroupCurrentMemberAssignmentValue
         T = V.TaskIds
 
-        def with_epochs(tasks: dict[str, dict[int, int]]) -> list[Message]:
+        def with_epochs(tasks: dict[str, dict[int, int]]) -> list[CurrentTaskIds]:
             return [T(subtopology_id=s, partitions=sorted(tasks[s]), assignment_epochs=[tasks[s][p] for p in sorted(tasks[s])])
                     for s in sorted(tasks) if tasks[s]]
 

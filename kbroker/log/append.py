@@ -31,13 +31,14 @@ from .fd_budget import SegmentFile
 from .leader_epoch import LeaderEpochCache
 from .log_state import (
     FLUSH_BOUNDS_MS,
+    PendingRoll,
     fsync_dir,
 )
+from .roll import LogRoll
 from .segment import (
     MIN_BATCH_LENGTH,
     LogSegment,
 )
-from .txn_state import LogTxnState
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,8 @@ class AppendInfo:
     size: int
 
 
-class LogAppend(LogTxnState):
-    """Appends, segment rolls, leader epoch assignment and flushes. A roll records the
-    transactions open at the new segment's base, hence the transaction-state base."""
+class LogAppend(LogRoll):
+    """Appends, leader epoch assignment and flushes, over segment rolls (roll.py)."""
 
     def append(
         self,
@@ -125,6 +125,8 @@ class LogAppend(LogTxnState):
         with self.lock:
             if self._closed or self._offline is not None:
                 self._check_usable()
+            if self._dir_unborn:
+                self._ensure_directory()
             leo = self._segments[-1].next_offset
             if len(batch_list) == 1:
                 base = leo if assign_offsets else batch_list[0][2]
@@ -213,6 +215,8 @@ class LogAppend(LogTxnState):
         with self.lock:
             if self._closed or self._offline is not None:
                 self._check_usable()
+            if self._dir_unborn:
+                self._ensure_directory()
             segment = self._segments[-1]
             base = segment.next_offset
             last = base + delta
@@ -331,36 +335,6 @@ class LogAppend(LogTxnState):
         self._segments.append(self._new_segment(base_offset, fresh=True))
         fsync_dir(self.directory)
 
-    def _roll(self, base_offset: int) -> LogSegment:
-        """Seal the active segment (fsync it) and start a new one at ``base_offset``.
-
-        The transactions open at ``base_offset`` (those open at the old segment's base, replayed
-        through the old segment) are written to the new segment's ``.txnstate`` file first, so a
-        crash leaves either no file or a complete one for data already on disk.
-        """
-        old = self._segments[-1]
-        old.seal()
-        # Everything before the new segment is now on disk: sealed segments are always flushed.
-        self._recovery_point = max(self._recovery_point, old.next_offset)
-        open_txns = None if self._open_txns is None else dict(self._open_txns)
-        # A segment without transactional or control batches changes nothing: no replay.
-        if open_txns is not None and old.has_txn_batches:
-            try:
-                self._replay_txns(old, open_txns, old.base_offset, None)
-            except (InvalidRecordBatch, OSError) as exc:
-                logger.warning("no transaction state recorded at offset %d of %s: %s", base_offset,
-                               self.directory.name, exc)
-                open_txns = None
-        if open_txns is not None:
-            self._write_open_txns(base_offset, open_txns)
-        else:
-            self._drop_txn_state(base_offset)
-        self._open_txns = open_txns
-        segment = self._new_segment(base_offset, fresh=True)
-        self._segments.append(segment)
-        fsync_dir(self.directory)
-        return segment
-
     def roll(self) -> None:
         """Start a new segment now (if the active one holds data)."""
         with self.lock:
@@ -371,6 +345,7 @@ class LogAppend(LogTxnState):
     def _flush_locked(self, now_ms: int | None = None) -> None:
         if self.log_end_offset > self._recovery_point:
             started = time.perf_counter()
+            self._sync_rolls(self._unsynced_rolls())  # segments rolled since the last flush
             file = self._segments[-1].handle()
             os.fdatasync(file.fileno())
             if self._dirs_unsynced:
@@ -430,20 +405,24 @@ class LogAppend(LogTxnState):
             target = self.log_end_offset
             truncations = self._truncations
             sync_dirs = self._dirs_unsynced
+            rolls = self._unsynced_rolls()
             self._last_flush_ms = self._now_ms()
         if file is None:
             raise LogClosedError(f"{self.directory}: the active segment was closed")
         started = time.perf_counter()
-        self._sync_unlocked(file, target, truncations, sync_dirs)
+        self._sync_unlocked(file, target, truncations, sync_dirs, rolls)
         with self.lock:
             self._count_flush((time.perf_counter() - started) * 1000.0)
             return self._recovery_point
 
-    def _sync_unlocked(self, file: SegmentFile, target: int, truncations: int, sync_dirs: bool) -> None:
-        """fsync ``file`` (the active segment, held open) and, when new, the directories, outside
-        the partition lock, then move the recovery point to ``target`` (the log end seen before):
-        earlier segments were fsynced when rolled; a truncation meanwhile (``truncations`` changed)
-        may have replaced the data, so then the fsync proves nothing."""
+    def _sync_unlocked(self, file: SegmentFile, target: int, truncations: int, sync_dirs: bool,
+                       rolls: list[PendingRoll]) -> None:
+        """fsync ``file`` (the active segment, held open), the segments of ``rolls`` (rolled since
+        the last flush, see roll.py) and, when new, the directories, outside the partition lock,
+        then move the recovery point to ``target`` (the log end seen before): older segments are
+        synced already; a truncation meanwhile (``truncations`` changed) may have replaced the
+        data, so then the fsync proves nothing."""
+        self._sync_rolls(rolls)
         os.fdatasync(file.fileno())
         if sync_dirs:
             fsync_dir(self.directory)
@@ -471,9 +450,10 @@ class LogAppend(LogTxnState):
             target = self.log_end_offset
             truncations = self._truncations
             sync_dirs = self._dirs_unsynced
+            rolls = self._unsynced_rolls()
             self._last_flush_ms = now_ms
         assert file is not None
-        self._sync_unlocked(file, target, truncations, sync_dirs)
+        self._sync_unlocked(file, target, truncations, sync_dirs, rolls)
         return True
 
 

@@ -48,6 +48,7 @@ from .errors import LogCorruptedError
 from .fd_budget import BUDGET
 from .log_state import fsync_dir, sync_filesystem
 from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
+from .roll import run_logged
 from .thread_names import name_os_thread
 
 CLOSE_THREADS = 8
@@ -129,6 +130,10 @@ class LogManager:
         self._rounds = 0
         self._round_done = threading.Condition()
         self._thread: threading.Thread | None = None
+        # Runs the disk waits of segment rolls off the appending thread (log/roll.py) and makes
+        # the directories of new partitions (`make_dirs`); started and stopped with the
+        # maintenance thread (None: the work is done at once, by the caller).
+        self._roll_worker: ThreadPoolExecutor | None = None
         self._pending_removal: list[Path] = []
         self._last_checkpoint = clock()
         self._closed = False
@@ -154,6 +159,32 @@ class LogManager:
         for log_dir in self.online_dirs:
             dir_failure.register(log_dir, self._dir_failed)
         self._load()
+
+    def _open_log(self, directory: Path, config: LogConfig, *, clock: Callable[[], float],
+                  verify: str, lazy_dir: bool = False) -> PartitionLog:
+        """`PartitionLog.open`, the log's rolls completed by this manager's roll worker."""
+        log = PartitionLog.open(directory, config, clock=clock, verify=verify, lazy_dir=lazy_dir)
+        log.roll_scheduler = self._schedule_roll
+        return log
+
+    def _schedule_roll(self, task: Callable[[], object]) -> None:
+        """Run a roll's completion on the roll worker (in roll order), or at once without one."""
+        worker = self._roll_worker
+        if worker is not None:
+            try:
+                worker.submit(run_logged, task)
+                return
+            except RuntimeError:  # (shut down meanwhile)
+                pass
+        task()
+
+    def drain_worker(self) -> None:
+        """Wait until every task queued on the roll worker so far (roll completions, directories
+        of new partitions) has run."""
+        worker = self._roll_worker
+        if worker is not None:
+            with contextlib.suppress(RuntimeError):
+                worker.submit(lambda: None).result()
 
     def _dir_failed(self, log_dir: Path, what: str, exc: OSError) -> None:
         """A storage error in ``log_dir`` (Kafka's LogManager.handleLogDirFailure): the dir goes
@@ -220,7 +251,7 @@ class LogManager:
                 if parsed in self._logs:
                     raise RuntimeError(f"partition {path.name} found in two log dirs: {self._logs[parsed].directory}, {path}")
                 config = self._config_for(parsed[0]) if self._config_for else self.default_config
-                log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
+                log = self._open_log(path, config, clock=self.clock, verify=self._verify)
                 self._logs[parsed] = log
                 loaded.append(log)
             self._sync_markers_removed(log_dir, loaded)
@@ -260,7 +291,7 @@ class LogManager:
         fsync_dir(future.parent)
         logger.info("finished the interrupted move of %s to %s", name, future.parent)
         config = self._config_for(parsed[0]) if self._config_for else self.default_config
-        self._logs[parsed] = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+        self._logs[parsed] = self._open_log(target, config, clock=self.clock, verify=self._verify)
 
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         log = self._logs.get((topic, partition))
@@ -299,7 +330,7 @@ class LogManager:
                     fsync_dir(dest)
                 except OSError:
                     shutil.rmtree(future, ignore_errors=True)
-                    reopened = PartitionLog.open(source, config, clock=self.clock, verify=self._verify)
+                    reopened = self._open_log(source, config, clock=self.clock, verify=self._verify)
                     self._logs[key] = reopened
                     raise
                 gone = source.with_name(delete_dir_name(source.name))
@@ -310,7 +341,7 @@ class LogManager:
                 (target / MOVE_COMPLETE).unlink()
                 fsync_dir(dest)
                 self._pending_removal.append(gone)
-            moved = PartitionLog.open(target, config, clock=self.clock, verify=self._verify)
+            moved = self._open_log(target, config, clock=self.clock, verify=self._verify)
             moved.high_watermark = max(moved.high_watermark, min(log.high_watermark, moved.log_end_offset))
             self._logs[key] = moved
         if self._thread is None:
@@ -342,7 +373,7 @@ class LogManager:
                     if parent in counts:
                         counts[parent] += 1
                 log_dir = self._new_log_dir(counts)
-                log = PartitionLog.open(
+                log = self._open_log(
                     log_dir / f"{topic}-{partition}", config or self.default_config, clock=self.clock, verify=self._verify
                 )
                 self._logs[key] = log
@@ -351,11 +382,13 @@ class LogManager:
             return log
 
     def create_logs(self, keys: list[tuple[str, int]], config: LogConfig) -> list[tuple[str, int]]:
-        """Create the logs of new partitions (directory and first segment each), all or none.
+        """Create the logs of new partitions, all or none, their directories left to `make_dirs`
+        (after the controller committed them, as Kafka's broker makes its logs when it applies
+        the partition records) or to the first write into them (``lazy_dir`` of
+        `PartitionLog.open`).
 
-        Safe to call from a worker thread (creating thousands takes seconds). If one cannot be
-        created (``OSError``: no descriptor, no space...), every log created by this call is
-        removed again, directories included, and the error is raised. Returns the keys created
+        Safe to call from a worker thread. If one cannot be created (``OSError``), every log
+        created by this call is removed again and the error is raised. Returns the keys created
         (those already present are left as they are).
         """
         created: list[tuple[str, int]] = []
@@ -374,7 +407,7 @@ class LogManager:
                     path = log_dir / f"{key[0]}-{key[1]}"
                     existed = path.exists()
                     try:
-                        log = PartitionLog.open(path, config, clock=self.clock, verify=self._verify)
+                        log = self._open_log(path, config, clock=self.clock, verify=self._verify, lazy_dir=True)
                     except BaseException:
                         if not existed:
                             shutil.rmtree(path, ignore_errors=True)
@@ -386,6 +419,24 @@ class LogManager:
             self.remove_new_logs(created)
             raise
         return created
+
+    def make_dirs(self, keys: list[tuple[str, int]]) -> None:
+        """Make the directories of the logs `create_logs` created, on the roll worker (at once
+        without one): called once their partitions are committed. A partition written before
+        that makes its own at the first write."""
+        with self._lock:
+            logs = [log for key in keys if (log := self._logs.get(key)) is not None and not log.directory_made]
+        if not logs:
+            return
+
+        def make() -> None:
+            for log in logs:
+                try:
+                    log.materialize()
+                except OSError as exc:
+                    dir_failure.report(log.directory.parent, f"creating {log.directory.name}", exc)
+
+        self._schedule_roll(make)
 
     def remove_new_logs(self, keys: list[tuple[str, int]]) -> None:
         """Undo `create_logs`: close and remove the logs of partitions that were never committed."""
@@ -485,6 +536,8 @@ class LogManager:
             self.run_maintenance()
 
     def start(self) -> None:
+        if self._roll_worker is None:
+            self._roll_worker = ThreadPoolExecutor(1, thread_name_prefix="log-roll", initializer=name_os_thread)
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="log-maintenance", daemon=True)
@@ -495,6 +548,9 @@ class LogManager:
         if thread is not None:
             self._stop.set()
             thread.join()
+        worker, self._roll_worker = self._roll_worker, None
+        if worker is not None:
+            worker.shutdown(wait=True)  # (the rolls queued complete first)
 
     def flush_all(self) -> None:
         for log in self.partitions().values():

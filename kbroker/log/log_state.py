@@ -124,6 +124,19 @@ def read_checkpoint(directory: Path) -> Checkpoint | None:
         logger.warning("ignoring unreadable checkpoint in %s: %s", directory, exc)
         return None
 
+
+@dataclass(eq=False, slots=True)
+class PendingRoll:
+    """A segment roll whose disk waits have not run yet (roll.py)."""
+
+    sealed: LogSegment
+    target: int  # the first offset after the sealed segment
+    truncations: int  # the log's truncation count at the roll
+    active: LogSegment  # the new segment
+    open_txns: dict[int, int] | None  # the new segment's .txnstate content, None: no file
+    done: bool = False
+
+
 class LogState:
     """The fields of a `PartitionLog`, its checkpoint and its simple accessors. Every concern of the
     log is a mixin over this class; `PartitionLog` combines them."""
@@ -147,6 +160,9 @@ class LogState:
         self._closed = False
         self._reserving = prealloc.supported()  # off for good once the file system refuses
         self._dirs_unsynced = False
+        # The directory is still to be made (`PartitionLog.open(lazy_dir=True)`): the first write
+        # into it, or the log manager's worker soon after the partition is committed, makes it.
+        self._dir_unborn = False
         self._truncations = 0  # bumped by every truncation (a flush outside the lock checks it)
         # Checkpoint writes: numbered snapshots, written in order by one writer at a time. Lock
         # order: `lock` before `_checkpoint_lock` (never the other way round).
@@ -159,6 +175,8 @@ class LogState:
         self._open_txns: dict[int, int] | None = None
         # (epoch, start offset) entries, kept in leader-epoch-checkpoint (see leader_epoch.py).
         self._epochs = LeaderEpochCache(None)
+        # Rolls whose fsyncs are still to run, oldest first (roll.py).
+        self._pending_rolls: list[PendingRoll] = []
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -190,11 +208,32 @@ class LogState:
         )
         return self._checkpoint_version, text.encode()
 
+    def _ensure_directory(self) -> None:
+        """Make the directory of a log opened with ``lazy_dir`` (its parent, the log dir, must
+        exist: a vanished log dir is a storage error, not something to create again)."""
+        if self._dir_unborn:
+            self.directory.mkdir(exist_ok=True)
+            self._dir_unborn = False
+
+    def materialize(self) -> None:
+        """Make the directory now if it is still to be made (and the log is open)."""
+        with self.lock:
+            if not self._closed:
+                self._ensure_directory()
+
+    @property
+    def directory_made(self) -> bool:
+        return not self._dir_unborn
+
     def _store_checkpoint(self, version: int, data: bytes) -> None:
         """Write a snapshot unless a newer one is already on disk (writers are serialised)."""
         with self._checkpoint_lock:
             if version <= self._checkpoint_written:
                 return
+            if self._dir_unborn:
+                if self._closed:
+                    return  # (deleted or closed before it had a directory: nothing to keep)
+                self._ensure_directory()
             if data != self._checkpoint_data:  # unchanged partitions cost no write and no fsync
                 write_file_atomically(self.directory / CHECKPOINT_FILE, data)
                 self._checkpoint_data = data

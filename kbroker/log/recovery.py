@@ -123,7 +123,15 @@ class LogRecovery(LogRetention):
             if damage is None:
                 continue
             offset = seg.next_offset
-            if not last or (offset < recovery_point and self._damage_is_inside(seg, damage)):
+            # Damage at or past the recovery point in data never flushed that looks like a torn
+            # write (no plausible batch with more data after it) is cut off, in the last segment
+            # as in a sealed one: a power loss before a roll's fsync ran (roll.py) can leave a
+            # sealed segment's tail torn; the log is cut there and the later (unflushed)
+            # segments go, as Kafka's LogLoader does. Anything else is corruption.
+            unflushed = offset >= recovery_point
+            if (not unflushed and (not last or self._damage_is_inside(seg, damage))) or (
+                unflushed and not last and self._damage_is_inside(seg, damage)
+            ):
                 self._offline = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
                 logger.error("%s; partition %s is offline", self._offline, self.directory.name)
                 self._segments = segments
@@ -137,6 +145,15 @@ class LogRecovery(LogRetention):
             os.ftruncate(seg.handle().fileno(), seg.size)
             txn_stale.add(i)
             recovered = True
+            if not last:
+                for later in segments[i + 1 :]:
+                    logger.warning("deleting %s: it follows the damage at offset %d", later.log_path, offset)
+                    later.delete_files()
+                    self._drop_txn_state(later.base_offset)
+                del segments[i + 1 :]
+                txn_stale = {k for k in txn_stale if k <= i}
+                fsync_dir(self.directory)
+                break
         if not created:
             self._check_txn_indexes(segments, txn_stale, checkpoint.txn_index_entries)
         replayed: dict[int, dict[int, int]] = {}

@@ -70,6 +70,7 @@ class LogRetention(LogTxnState):
         """
         with self.lock:
             self._check_usable()
+            self._ensure_directory()
             if offset >= self.log_end_offset:
                 # As Kafka: an entry a failed append left at the log end goes.
                 self._epochs.truncate_from_end(self.log_end_offset)
@@ -112,6 +113,7 @@ class LogRetention(LogTxnState):
             self._truncate_fully_locked(offset)
 
     def _truncate_fully_locked(self, offset: int) -> None:
+        self._ensure_directory()
         self._truncations += 1
         doomed, self._segments = self._segments, []
         for seg in doomed:

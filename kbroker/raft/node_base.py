@@ -242,6 +242,35 @@ class NodeBase:
     def kraft_version(self) -> int:
         return self.controls.kraft_version
 
+    @property
+    def epoch_start_offset(self) -> int:
+        """The log end offset when this node last became leader (0 before it ever led): as leader,
+        its high watermark is known to be the quorum's once it passes this offset (an entry of its
+        own epoch committed, Raft's rule)."""
+        return self._epoch_start_offset
+
+    @property
+    def voter_end_offsets(self) -> Mapping[int, int]:
+        """As leader: each other voter's log end offset as its last fetch told (-1: not fetched
+        this epoch)."""
+        return self._voter_end
+
+    @property
+    def voter_last_fetch_times(self) -> Mapping[int, int]:
+        """As leader: when each other voter last fetched (on this node's clock)."""
+        return self._voter_last_fetch
+
+    @property
+    def tracked_observers(self) -> Mapping[int, ReplicaState]:
+        """As leader: the replicas outside the voter set that fetched from it this epoch."""
+        return self._observers
+
+    @property
+    def applied_offset(self) -> int:
+        """The offset of the next committed entry to hand to the state machine: every entry
+        below it has been applied (or replaced by the snapshot loaded)."""
+        return self._applied
+
     def _load_controls(self) -> None:
         """The voter history from the snapshot (or the initial voters) and the log's control records."""
         log = self.log

@@ -29,6 +29,7 @@ from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages import fetch_snapshot as fs
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
 from kbroker_protocol.primitives import Message as WireMessage
+from kbroker_protocol.primitives import received_records
 
 logger = logging.getLogger("kbroker.raft.io")  # the driver's logger, as before the split
 
@@ -259,6 +260,7 @@ class RaftTransport:
         if not self._step(lambda now: node.handle(msg, now)):
             # the core failed on it: no answer will come, and the answers behind it would wait
             self._requests.pop(rid, None)
+            self._snapshot_reads.pop(rid, None)
             raise CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
 
     async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
@@ -282,7 +284,7 @@ class RaftTransport:
         body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
-    def _learn_leader_endpoints(self, body: Any) -> None:
+    def _learn_leader_endpoints(self, body: WireMessage) -> None:
         """A BeginQuorumEpoch or EndQuorumEpoch request's LeaderEndpoints (v1+): where its leader
         is on this node's listener (Kafka's ``Endpoints.fromBeginQuorumEpochRequest``)."""
         if not isinstance(body, bqe.BeginQuorumEpochRequest | eqe.EndQuorumEpochRequest):
@@ -408,7 +410,7 @@ class RaftTransport:
         for msg in queued:
             self._write_request(peer, msg)
 
-    def _snapshot_chunk(self, peer: Peer, rid: int, body: Any) -> bool:
+    def _snapshot_chunk(self, peer: Peer, rid: int, body: WireMessage) -> bool:
         """A FetchSnapshot answer: True when it is for the core (an error, or the snapshot whole, its
         chunks joined in ``body``), False when the next chunk was asked for (Kafka's follower
         fetches from the position it has until it has ``size`` bytes). An answer at another
@@ -423,7 +425,7 @@ class RaftTransport:
             peer.snapshot_parts.pop(rid, None)
             return True
         core_request, size, held = request
-        chunk = bytes(p.unaligned_records or b"")
+        chunk = bytes(received_records(p.unaligned_records) or b"")
         same = (p.snapshot_id.end_offset, p.snapshot_id.epoch) == (core_request.snapshot_end_offset,
                                                                     core_request.snapshot_epoch)
         if (p.position != len(held) or not same or (held and p.size != size) or len(held) + len(chunk) > p.size

@@ -27,6 +27,7 @@ from kbroker_protocol.messages import fetch_snapshot as fs
 from kbroker_protocol.messages import vote as vo
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
 from kbroker_protocol.primitives import Message as WireMessage
+from kbroker_protocol.primitives import received_records
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
 
@@ -381,7 +382,7 @@ def from_wire(
         if fetch_base_offset is None:
             raise ValueError("a Fetch response needs the fetch offset of its request")
         err = obj.error_code or p.error_code
-        records = decode_entries(p.records, fetch_base_offset) if err == 0 else ()
+        records = decode_entries(received_records(p.records), fetch_base_offset) if err == 0 else ()
         return m.FetchResponse(
             src,
             dst,
@@ -414,7 +415,7 @@ def from_wire(
         err = obj.error_code or p.error_code
         data: bytes | None = None
         if err == 0:
-            data = bytes(p.unaligned_records or b"")
+            data = bytes(received_records(p.unaligned_records) or b"")
             if p.position != 0 or len(data) != p.size:
                 raise WireError(
                     f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "

@@ -76,7 +76,9 @@ class Partition:
         self.epoch_start_offset: int | None = None  # leader only: the log end when the epoch began
         self.followers: dict[int, FollowerState] = {}  # leader only: the other replicas
         self.pending_isr: PendingIsr | None = None
-        self._waiters: list[asyncio.Future[None]] = []
+        # the fetches waiting for data, in arrival order (a dict as an ordered set: has_waiter is
+        # asked on each leader append for every held follower fetch)
+        self._waiters: dict[asyncio.Future[None], None] = {}
         self._hw_waiters: list[asyncio.Future[None]] = []
         self.producer_state: PartitionProducerState | None = None
         self.config: dict[str, Any] = config or {}  # effective topic-level settings (typed), by Kafka key
@@ -130,16 +132,13 @@ class Partition:
         return [(a.producer_id, a.first_offset) for a in self.log.collect_aborted_transactions(start, end)]
 
     def add_waiter(self, fut: asyncio.Future[None]) -> None:
-        self._waiters.append(fut)
+        self._waiters[fut] = None
 
     def has_waiter(self, fut: asyncio.Future[object]) -> bool:
         return fut in self._waiters
 
     def remove_waiter(self, fut: asyncio.Future[None]) -> None:
-        try:
-            self._waiters.remove(fut)
-        except ValueError:
-            pass
+        self._waiters.pop(fut, None)
 
     def add_hw_waiter(self, fut: asyncio.Future[None]) -> None:
         self._hw_waiters.append(fut)
@@ -163,7 +162,7 @@ class Partition:
     def notify(self) -> None:
         """New data is visible: wake the fetches waiting on this partition."""
         if self._waiters:
-            waiters, self._waiters = self._waiters, []
+            waiters, self._waiters = self._waiters, {}
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)

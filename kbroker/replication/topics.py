@@ -176,13 +176,14 @@ AUTO_CREATE_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms default, which Aut
 # -- partition logs of new partitions: created before the records are committed ---------------
 #
 # A topic (or new partitions) is committed to the metadata log only once every partition log it
-# needs on this broker exists; if one cannot be created (no descriptor, no space), those created
-# are removed again, nothing is committed and the topic gets KAFKA_STORAGE_ERROR. So metadata
-# never names a partition whose log is missing, and no directory is left behind for a topic that
-# does not exist. (A crash between the two leaves empty logs of an uncommitted topic: they are
-# reused if the topic is created again.) CreateTopics and CreatePartitions create the logs on a
-# worker thread, so other clients are served meanwhile; the topic names being created are
-# reserved in ``broker.creating_topics`` until then.
+# needs on this broker exists in memory; if one cannot be created, those created are removed
+# again, nothing is committed and the topic gets KAFKA_STORAGE_ERROR. Their directories are made
+# after the commit (`LogManager.make_dirs`, on the log manager's worker), as Kafka's broker makes
+# its logs when it applies the partition records, or by a first write that comes sooner. A crash
+# between the commit and the directories leaves committed partitions without one: the broker
+# makes it when it opens the partitions of the replayed metadata at start. CreateTopics and
+# CreatePartitions create the logs on a worker thread, so other clients are served meanwhile; the
+# topic names being created are reserved in ``broker.creating_topics`` until then.
 
 
 def _creating(broker: TopicHost) -> dict[str, str]:
@@ -243,6 +244,7 @@ async def write_created(
         await broker.controller.write(records, batch)
     except OSError as exc:
         return _not_written(broker, name, keys, before, exc)
+    broker.log_manager.make_dirs(keys)  # committed: the directories now, off the loop
     return None
 
 
@@ -257,6 +259,7 @@ def commit_created(
         broker.controller.commit(records, batch)
     except OSError as exc:
         return _not_written(broker, name, keys, before, exc)
+    broker.log_manager.make_dirs(keys)
     return None
 
 

@@ -9,6 +9,7 @@ its data, on its ports.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,17 @@ class Cluster:
         finally:
             w.sock.close()
         return resp
+
+    def http_url(self, node_id: int) -> str | None:
+        """The node's HTTP listener (``kbroker.http.listeners``, port 0 in tests) as its current run
+        printed it in its log (``kbroker metrics: <url>/metrics``, after the readiness line); None
+        until printed."""
+        text = self.layout.log_path(node_id).read_text(errors="replace")
+        ready = text.rfind("kbroker ready:")
+        if ready < 0:
+            return None
+        found = re.search(r"^kbroker metrics: (\S+)/metrics$", text[ready:], re.MULTILINE)
+        return found.group(1) if found else None
 
     def logs(self) -> str:
         return "\n".join(f"--- node {i}\n" + self.layout.log_path(i).read_text(errors="replace")[-3000:]

@@ -21,10 +21,10 @@ from waiting import wait_until
 REPO = Path(__file__).resolve().parents[2]
 
 
-def node_pids(root: Path) -> set[int]:
+def node_pids(root: Path, node_id: int | None = None) -> set[int]:
     """The processes running one of the nodes under ``root`` (their command line names its
-    node-<id>.properties)."""
-    marker = str(root / "node-").encode()
+    node-<id>.properties), or node ``node_id``."""
+    marker = str(root / ("node-" if node_id is None else f"node-{node_id}.properties")).encode()
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -39,13 +39,14 @@ def node_pids(root: Path) -> set[int]:
 
 
 class ClusterCommand:
-    """``python -m kbroker cluster 3 --dir root`` as a child process, its stdout read by a thread."""
+    """``python -m kbroker cluster 3 --dir root`` (or ``args`` instead of ``3``) as a child process,
+    its stdout read by a thread."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *args: str) -> None:
         self.root = root
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kbroker", "cluster", "3", "--dir", str(root)],
+            [sys.executable, "-m", "kbroker", "cluster", *(args or ("3",)), "--dir", str(root)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -164,3 +165,22 @@ def test_cluster_command_runs_stops_and_restarts_from_disk(tmp_path):
         assert node_pids(root) == set()
     finally:
         again.kill_everything()
+
+
+def test_cluster_command_reports_a_node_that_died_stops_the_others_and_exits_non_zero(tmp_path):
+    root = tmp_path / "kc"
+    cmd = ClusterCommand(root, "1", "--brokers", "1")  # node 1 the controller, node 2 a broker
+    try:
+        cmd.bootstrap()
+        [broker] = node_pids(root, 2)
+        assert len(node_pids(root)) == 2, cmd.details()
+        os.kill(broker, signal.SIGKILL)
+        code = cmd.proc.wait(60)
+        assert cmd.proc.stderr is not None
+        err = cmd.proc.stderr.read()
+        assert code == 1, (err, cmd.details())
+        assert f"node 2 was killed by SIGKILL (9) unexpectedly (log {root.resolve() / 'node-2.log'})" in err, err
+        assert "node 1 " not in err, err  # the controller was stopped by the command, not reported
+        assert node_pids(root) == set()  # the other node stopped too
+    finally:
+        cmd.kill_everything()

@@ -139,7 +139,9 @@ def test_1000_partitions_under_a_128_descriptor_limit(limited):
     result = create(wire, "wide", 1000)
     assert result.error_code == ErrorCode.NONE, result.error_message
     assert len(metadata(wire, "wide").partitions) == 1000
-    assert len([p for p in data_dir.iterdir() if p.name.startswith("wide-")]) == 1000
+    # (made after the commit, on the log manager's worker, as Kafka's broker makes its logs)
+    wait_until(lambda: len([p for p in data_dir.iterdir() if p.name.startswith("wide-")]) == 1000,
+               timeout=60, message="the 1,000 partition directories")
     # Every partition works: the first, one in the middle, the last, some twice.
     for partition in (0, 500, 999, 0):
         produce(wire, "wide", partition, [f"p{partition}".encode()], 1_700_000_000_000)

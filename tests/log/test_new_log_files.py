@@ -73,19 +73,70 @@ def test_a_log_never_written_survives_a_crash(tmp_path):
     again.close()
 
 
-def test_create_logs_makes_one_directory_per_partition_and_no_segment_file(tmp_path):
+def test_create_logs_makes_no_directory_until_make_dirs_or_a_first_write(tmp_path):
     manager = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
     try:
         keys = [("topic", p) for p in range(20)]
         assert manager.create_logs(keys, LogConfig()) == keys
-        for _, p in keys:
-            assert (tmp_path / f"topic-{p}").is_dir()
-            assert not (tmp_path / f"topic-{p}" / FIRST).exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing made before the commit
         assert held_under(tmp_path) == []
         log = manager.get("topic", 7)
-        assert log is not None
-        log.append(value_batch([b"seven"]))
+        assert log is not None and not log.directory_made
+        assert log.log_end_offset == 0 and log.read(0, 1000).slices == []
+        log.append(value_batch([b"seven"]))  # a first write makes its own directory
         assert (tmp_path / "topic-7" / FIRST).exists()
         assert values(log) == [b"seven"]
+        manager.make_dirs(keys)  # (the commit: no worker started, so made at once)
+        for _, p in keys:
+            assert (tmp_path / f"topic-{p}").is_dir()
+            assert (tmp_path / f"topic-{p}" / FIRST).exists() == (p == 7)
+        assert held_under(tmp_path) == [str(tmp_path / "topic-7" / FIRST)]
     finally:
         manager.close()
+
+
+def test_make_dirs_runs_on_the_worker_once_started(tmp_path):
+    manager = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
+    manager.start()
+    try:
+        keys = [("topic", p) for p in range(5)]
+        manager.create_logs(keys, LogConfig())
+        manager.make_dirs(keys)
+        manager.drain_worker()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"topic-{p}" for p in range(5)]
+    finally:
+        manager.close()
+
+
+def test_a_log_without_its_directory_yet_closes_deletes_and_checkpoints(tmp_path):
+    manager = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
+    keys = [("t", 0), ("t", 1), ("t", 2)]
+    manager.create_logs(keys, LogConfig())
+    assert manager.delete("t", 0)  # never made: nothing to rename, nothing left behind
+    manager.run_maintenance()
+    assert not (tmp_path / "t-0").exists()
+    log1 = manager.get("t", 1)
+    assert log1 is not None
+    log1.checkpoint()  # the periodic checkpoint makes the directory it writes into
+    assert (tmp_path / "t-1" / "log-state.checkpoint").exists()
+    manager.close()  # a clean close makes the last one, with its clean-shutdown marker
+    assert (tmp_path / "t-2" / ".kafka_cleanshutdown").exists()
+    again = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
+    assert sorted(again.partitions()) == [("t", 1), ("t", 2)]
+    again.close()
+
+
+def test_a_crash_before_the_directory_is_made_loses_nothing_committed_to_it(tmp_path):
+    manager = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
+    manager.create_logs([("t", 0)], LogConfig())
+    log = manager.get("t", 0)
+    assert log is not None
+    del manager, log  # the process dies before make_dirs: no directory on disk
+    assert not (tmp_path / "t-0").exists()
+    # At start the broker opens the partitions of the replayed metadata (`new=False`).
+    again = LogManager([tmp_path], LogConfig(), maintenance_interval_s=3600)
+    reopened = again.get_or_create("t", 0, new=False)
+    assert (tmp_path / "t-0").is_dir() and reopened.log_end_offset == 0
+    reopened.append(value_batch([b"x"]))
+    assert values(reopened) == [b"x"]
+    again.close()

@@ -68,12 +68,12 @@ def test_a_later_leader_writes_the_leader_change_alone():
     net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
     new = net.leader()
     assert new is not None
-    entry = new.log.entry(new._epoch_start_offset)
+    entry = new.log.entry(new.epoch_start_offset)
     assert entry.batch_end and isinstance(entry.value, LeaderChange)
     # the other live voter granted it (the old leader is down)
     assert entry.value.granting == tuple(sorted({1, 2, 3} - {lead.node_id}))
-    data = encode_entries(new._epoch_start_offset, [entry])
-    assert _lcm_of(data) == [(new._epoch_start_offset, 1, [1, 2, 3], list(entry.value.granting))]
+    data = encode_entries(new.epoch_start_offset, [entry])
+    assert _lcm_of(data) == [(new.epoch_start_offset, 1, [1, 2, 3], list(entry.value.granting))]
 
 
 def test_a_sole_voter_grants_itself():
@@ -112,7 +112,7 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
     net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
     second = net.leader()
     assert second is not None
-    start = second._epoch_start_offset
+    start = second.epoch_start_offset
     batch = list(second.log.read(start, 3))
     assert isinstance(batch[0].value, LeaderChange) and [e.batch_end for e in batch] == [False, False, True]
     voters, _ = control_of(batch[2])
@@ -131,7 +131,7 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
         net.run(lambda: (n := net.leader()) is not None and n.node_id != previous.node_id)
         leader = net.leader()
         assert leader is not None
-        net.commit(leader._epoch_start_offset)
+        net.commit(leader.epoch_start_offset)
         assert leader.voter_set[leader.node_id].endpoints == (moved[leader.node_id],)
         net.down.discard(previous.node_id)
         net.start(previous.node_id).local_voter = Voter(previous.node_id, DIRS[previous.node_id],
@@ -144,5 +144,5 @@ def test_a_leader_whose_entry_differs_writes_the_updated_voter_set_with_its_lead
         previous = next_leader(previous)
     assert all(previous.voter_set[n].endpoints == (moved[n],) for n in (1, 2, 3))
     last = next_leader(previous)
-    entry = last.log.entry(last._epoch_start_offset)
+    entry = last.log.entry(last.epoch_start_offset)
     assert isinstance(entry.value, LeaderChange) and entry.batch_end

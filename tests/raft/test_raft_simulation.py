@@ -70,7 +70,7 @@ def test_the_simulation_catches_a_leader_counting_its_unflushed_entries(monkeypa
     def eager(self):
         ends = sorted([self.log.end_offset, *self._voter_end.values()], reverse=True)
         candidate = ends[self._majority - 1]
-        if candidate > self._epoch_start_offset and candidate > self.high_watermark:
+        if candidate > self.epoch_start_offset and candidate > self.high_watermark:
             self.high_watermark = candidate
 
     monkeypatch.setattr(raft_node.RaftNode, "_update_high_watermark", eager)

@@ -137,3 +137,43 @@ def test_a_fetch_asked_again_goes_on_from_the_bytes_held(tmp_path):
         assert other.position == 0
     finally:
         log.close()
+
+
+async def test_a_fetch_snapshot_the_core_fails_on_leaves_no_read_behind(tmp_path):
+    """An inbound FetchSnapshot's position and MaxBytes are kept for its answer; when the core fails
+    on the request (no answer comes, the connection is closed) they go with it."""
+    import asyncio
+    import random
+
+    import pytest
+
+    from kbroker.raft.file_log import FileRaftLog
+    from kbroker.raft.io import RaftDriver
+    from kbroker.raft.state_store import FileQuorumStateStore
+
+    log = FileRaftLog(tmp_path)
+    driver = RaftDriver(1, [1], {}, log, FileQuorumStateStore(tmp_path), rng=random.Random(1))
+    port = await driver.listen()
+    driver.start()
+    try:
+        assert driver.node is not None
+        handle = driver.node.handle
+
+        def failing(msg, now):
+            if isinstance(msg, FetchSnapshotRequest):
+                raise RuntimeError("the core failed")
+            return handle(msg, now)
+
+        driver.node.handle = failing  # type: ignore[method-assign]
+        for _ in range(3):
+            with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+                await _answer(port, _fetch_snapshot(1, 1, driver.epoch, 0, 20), 59, 1)
+        assert driver._snapshot_reads == {} and driver._requests == {}
+        # answered: its read is used and dropped too
+        driver.node.handle = handle  # type: ignore[method-assign]
+        resp = await _answer(port, _fetch_snapshot(1, 1, driver.epoch, 0, 20), 59, 1)
+        assert resp.topics[0].partitions[0].error_code != 0  # no such snapshot
+        assert driver._snapshot_reads == {}
+    finally:
+        await driver.stop(graceful=True)
+        log.close()

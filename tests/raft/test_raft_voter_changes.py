@@ -28,7 +28,7 @@ def test_the_first_leader_writes_the_bootstrap_voter_set_and_kraft_version():
     net.run(lambda: (n := net.leader()) is not None and n.node_id != lead.node_id)
     new = net.leader()
     assert new is not None
-    start = new._epoch_start_offset
+    start = new.epoch_start_offset
     assert [control_of(e) for e in new.log.read(start, new.log.end_offset - start)] == [(None, None)]
 
 
@@ -128,7 +128,7 @@ def test_a_new_leader_answers_voter_changes_only_once_its_epoch_is_committed():
     net = Net([1, 2, 3], others=[4])
     net.run(lambda: net.leader() is not None)
     lead = net.leader()
-    assert lead is not None and lead.high_watermark <= lead._epoch_start_offset
+    assert lead is not None and lead.high_watermark <= lead.epoch_start_offset
     early = _written(lead, lambda: lead.remove_voter(2, DIRS[2], net.now))
     assert early.error == E.REQUEST_TIMED_OUT
     assert early.message == "Request timed out waiting for leader to establish HWM and fence previous voter changes"
@@ -158,7 +158,7 @@ def test_truncation_brings_the_previous_voter_set_back_and_a_restart_rebuilds_it
     net.down.discard(others[0])
     net.down.discard(others[1])
     net.down.add(old)
-    net.run(lambda: (n := net.leader()) is not None and n.node_id != old and n.high_watermark > n._epoch_start_offset)
+    net.run(lambda: (n := net.leader()) is not None and n.node_id != old and n.high_watermark > n.epoch_start_offset)
     # the old leader restarts from its log (voters with the uncommitted change) and is truncated
     restarted = net.start(old)
     assert restarted.voters == {1, 2, 3, 4}

@@ -59,7 +59,7 @@ class Net:
 
     def settled_leader(self) -> RaftNode:
         """A leader whose epoch (and any voter change before it) is committed."""
-        self.run(lambda: (lead := self.leader()) is not None and lead.high_watermark > lead._epoch_start_offset
+        self.run(lambda: (lead := self.leader()) is not None and lead.high_watermark > lead.epoch_start_offset
                  and lead.controls.voters_offset < lead.high_watermark)
         lead = self.leader()
         assert lead is not None

@@ -191,3 +191,28 @@ async def test_describe_and_list_show_the_groups_at_the_high_watermark():
         assert (await joining).error_code == E.NONE
         assert await describe(conn) == (E.NONE, [("m1", 1), ("m2", 2)], 2)
         assert (await listed(conn))["kg"] == "Reconciling"
+
+
+async def test_a_new_classic_group_is_shown_once_its_empty_record_is_replicated():
+    """Kafka 4.4's classicGroupJoinToClassicGroup: the JoinGroup that creates a group appends an
+    empty GroupMetadata record (its join writes none: MEMBER_ID_REQUIRED here); describe and list
+    show the group once that record is committed."""
+    from kbroker_protocol.messages.describe_groups import DescribeGroupsRequest
+    from kbroker_protocol.messages.join_group import JoinGroupRequest
+
+    async with stalled_cluster() as (cluster, (conn, other, _third)):
+        leader = await stall(cluster)
+        end = leader.log.log_end_offset
+        resp = await other.request(JoinGroupRequest(
+            group_id="cg", session_timeout_ms=30000, rebalance_timeout_ms=30000, member_id="",
+            protocol_type="consumer", protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range")]), 5, 30)
+        assert resp.error_code == E.MEMBER_ID_REQUIRED
+        assert leader.log.log_end_offset == end + 1  # the empty record, above the high watermark
+        assert "cg" in cluster.broker(1).group_coordinator.groups
+        [g] = (await conn.request(DescribeGroupsRequest(groups=["cg"]), 5, 10)).groups
+        assert (g.error_code, g.group_state, g.protocol_type) == (E.NONE, "Dead", "")
+        assert "cg" not in await listed(conn)
+        await resume(cluster, leader)
+        [g] = (await conn.request(DescribeGroupsRequest(groups=["cg"]), 5, 10)).groups
+        assert (g.error_code, g.group_state, g.members) == (E.NONE, "Empty", [])
+        assert (await listed(conn))["cg"] == "Empty"

@@ -59,3 +59,26 @@ async def test_only_held_fetches_of_the_partitions_followers_that_lack_it_are_wo
     parked.unpark(2, covering)
     assert parked.held(2) == 0 and parked.held(4) == 1
     assert parked.wake_uncovering(t0, [2]) == 0
+
+
+async def test_a_partitions_waiters_are_woken_once_each_in_arrival_order():
+    import uuid
+
+    from kbroker.replication.partition import Partition
+
+    loop = asyncio.get_running_loop()
+    partition = Partition("t", 0, uuid.uuid4(), None, 0, [1], [1], node_id=1)  # type: ignore[arg-type]
+    futs = [loop.create_future() for _ in range(4)]
+    woken: list[int] = []
+    for i, fut in enumerate(futs):
+        partition.add_waiter(fut)
+        fut.add_done_callback(lambda _f, i=i: woken.append(i))
+    partition.remove_waiter(futs[1])
+    partition.remove_waiter(futs[1])  # (gone already: nothing)
+    assert [partition.has_waiter(f) for f in futs] == [True, False, True, True]
+    futs[2].cancel()  # a fetch answered meanwhile: not woken again
+    partition.notify()
+    await asyncio.sleep(0)  # (a turn of the loop: the done callbacks run)
+    assert woken == [2, 0, 3] and not futs[1].done()
+    assert not any(partition.has_waiter(f) for f in futs)
+    partition.notify()  # nobody waits now

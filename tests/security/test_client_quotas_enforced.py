@@ -190,6 +190,12 @@ def test_controller_mutation_rate(broker):
     presp = c.call(37, 3, topics=[REQUESTS[37].CreatePartitionsTopic(name="m1", count=21, assignments=None)],
                    timeout_ms=10000, validate_only=False)
     assert presp.results[0].error_code == ErrorCode.THROTTLING_QUOTA_EXCEEDED
+    # Kafka checks the quota before the manual assignments (broker 99 is not registered)
+    c = Client(broker.bootstrap_servers, "creator")
+    CPT = REQUESTS[37].CreatePartitionsTopic
+    presp = c.call(37, 3, topics=[CPT(name="m1", count=21, assignments=[CPT.CreatePartitionsAssignment(broker_ids=[99])])],
+                   timeout_ms=10000, validate_only=False)
+    assert presp.results[0].error_code == ErrorCode.THROTTLING_QUOTA_EXCEEDED
     c = Client(broker.bootstrap_servers, "creator")
     old = c.call(19, 5, topics=[topic("m3", 2)], timeout_ms=10000, validate_only=False)
     assert old.topics[0].error_code == ErrorCode.NONE

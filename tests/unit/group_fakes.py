@@ -73,7 +73,8 @@ class FakeBroker:
     def __init__(self) -> None:
         self.image = FakeImage()
         self.config = {"group.consumer.assignors": ["uniform", "range"], "group.max.size": 100,
-                       "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000}
+                       "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000,
+                       "group.consumer.regex.refresh.interval.ms": 600000}
 
 
 class FakeCoordinator:

@@ -157,6 +157,7 @@ def test_compaction_lags_are_checked_together_with_the_broker_defaults():
     ("num.partitions", "2147483648", "Not a number of type INT"),
     ("offsets.topic.replication.factor", "40000", "Not a number of type SHORT"),
     ("max.request.partition.size.limit", "0", "Value must be at least 1"),
+    ("group.consumer.regex.refresh.interval.ms", "9999", "Value must be at least 10000"),
 ])
 def test_broker_values_are_checked_with_kafkas_validators(key, value, message):
     with pytest.raises(ConfigError) as info:
@@ -224,3 +225,15 @@ def test_topic_keys_take_type_and_validator_from_their_broker_synonym():
     assert c["log.retention.ms"] == -2
     with pytest.raises(ConfigError, match="Invalid value -2 for configuration retention.ms: Value must be at least -1"):
         c.validate_topic_configs({"retention.ms": "-2"})
+
+
+def test_an_internal_key_of_kafkas_is_described_only_once_set():
+    """group.consumer.regex.refresh.interval.ms is a ConfigDef.defineInternal key of Kafka 4.4's:
+    its DescribeConfigs of a broker lists it only when the broker's config sets it."""
+    key = "group.consumer.regex.refresh.interval.ms"
+    assert BROKER_DEFAULTS[key] == 600_000
+    assert key not in {e.name for e in BrokerConfig({}, warn=False).describe_broker()}
+    config = BrokerConfig({key: "20000"}, warn=False)
+    assert config[key] == 20_000
+    [entry] = [e for e in config.describe_broker() if e.name == key]
+    assert entry.value == "20000"

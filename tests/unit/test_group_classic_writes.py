@@ -137,3 +137,57 @@ def test_empty_generation_write_failure_is_only_logged(caplog):
 ])
 def test_write_errors_map_as_kafka(append_error, answered):
     assert response_error(append_error) == answered
+
+
+class _Creations:
+    """The manager's ``create`` (the new group's empty record): appended and pending, or failed
+    at once (the append itself) with ``append_error``."""
+
+    def __init__(self) -> None:
+        self.append_error: ErrorCode | None = None
+        self.pending: list = []
+        self.groups: list[str] = []
+
+    def __call__(self, group, done) -> None:
+        self.groups.append(group.group_id)
+        if self.append_error is not None:
+            done(self.append_error)
+        else:
+            self.pending.append(done)
+
+
+def test_the_join_that_creates_a_group_writes_its_record_once():
+    h = Harness(delay=100)
+    creations = h.manager.create = _Creations()
+    first = h.join(client_id="a")
+    assert creations.groups == ["g"] and first == []  # waiting for the initial delay
+    h.join(client_id="b")  # the group exists: no record
+    assert creations.groups == ["g"]
+    creations.pending.pop()(ErrorCode.NONE)
+    h.timer.advance(5000)
+    assert first[0].error_code == ErrorCode.NONE and h.group().generation == 1
+
+
+def test_a_group_whose_record_cannot_be_appended_is_removed_and_the_join_answered_the_error():
+    h = Harness(delay=100)
+    creations = h.manager.create = _Creations()
+    creations.append_error = ErrorCode.NOT_COORDINATOR
+    out = h.join(client_id="a")
+    assert [r.error_code for r in out] == [ErrorCode.NOT_COORDINATOR] and out[0].member_id == ""
+    assert "g" not in h.groups
+    h.timer.advance(60000)  # nothing of the group left to run
+    assert out == [out[0]] and "g" not in h.groups
+    # v4+: MEMBER_ID_REQUIRED was answered already; the group goes all the same
+    out = h.join(client_id="a", require_known=True)
+    assert [r.error_code for r in out] == [ErrorCode.MEMBER_ID_REQUIRED] and "g" not in h.groups
+
+
+def test_a_group_whose_record_is_not_replicated_stays_and_the_join_is_answered_the_error():
+    h = Harness(delay=100)
+    creations = h.manager.create = _Creations()
+    out = h.join(client_id="a")
+    creations.pending.pop()(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    assert [r.error_code for r in out] == [ErrorCode.COORDINATOR_NOT_AVAILABLE]
+    assert h.group().state == GroupState.PREPARING_REBALANCE  # (its record is in the log)
+    h.timer.advance(5000)
+    assert len(out) == 1  # answered once

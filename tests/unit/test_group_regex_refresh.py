@@ -166,3 +166,50 @@ def test_the_first_member_of_a_new_group_with_a_regex_gets_epoch_1_then_its_part
     coordinator.timer.advance(0)
     a.heartbeat()
     assert a.epoch == 2 and a.topics_owned(coordinator) == {"foo": [0, 1]}
+
+
+def test_a_refresh_is_asked_for_once_group_consumer_regex_refresh_interval_ms_has_passed() -> None:
+    """Kafka's condition 3.3 of maybeUpdateRegularExpressions, its interval the (internal) config
+    key group.consumer.regex.refresh.interval.ms (default 10 minutes, at least 10 s)."""
+    for interval, refreshed in ((20_000, True), (600_000, False)):
+        coordinator, manager = make(foo=2)
+        coordinator.broker.config["group.consumer.regex.refresh.interval.ms"] = interval
+        a = Member(manager, "a", regex="foo.*")
+        a.heartbeat()
+        coordinator.timer.advance(0)
+        a.heartbeat()
+        for _ in range(4):  # (within the session timeout, 10 s here)
+            coordinator.timer.advance(5_000)
+            a.heartbeat()  # the interval (or less) since the refresh, no new topic: not refreshed
+        assert REFRESH not in coordinator.timer.timers
+        coordinator.timer.advance(1)
+        a.heartbeat()
+        assert (REFRESH in coordinator.timer.timers) is refreshed, interval
+
+
+class _CoordinatorBroker:
+    """What the group coordinator's constructor and its unload read of the broker."""
+
+    def __init__(self, image: Any) -> None:
+        self.config = {"group.min.session.timeout.ms": 6000, "group.max.session.timeout.ms": 1800000,
+                       "group.initial.rebalance.delay.ms": 0, "group.max.size": 100}
+        self.image = image
+
+
+def test_a_group_unloaded_while_its_refresh_is_under_way_leaves_nothing_behind() -> None:
+    """The coordinator's unload (its __consumer_offsets partition led elsewhere) cancels the
+    group's timers, the refresh among them: the group's entry of the refreshes under way goes too
+    (it held the unloaded group object)."""
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+
+    fake, manager = make(foo=2)
+    a = Member(manager, "a", regex="fo.*")
+    a.heartbeat()
+    assert REFRESH in fake.timer.timers and manager._resolving == {"g": fake.groups["g"]}
+    coordinator = GroupCoordinator(_CoordinatorBroker(fake.broker.image))
+    coordinator.groups = fake.groups
+    coordinator.consumer = manager
+    coordinator.partition_for = lambda group_id: 0  # type: ignore[method-assign]
+    coordinator.led_partitions.add(0)
+    coordinator.on_resignation(0)
+    assert coordinator.groups == {} and manager._resolving == {}

@@ -12,40 +12,26 @@ import random
 from typing import Any
 
 import pytest
-from group_fakes import FakeCoordinator
 
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
-from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
 from tests.unit.group_consumer_helpers import Client
+from tests.unit.group_write_failure_helpers import FailingCoordinator
 
 
-class Coordinator(FakeCoordinator):
-    """Appends fail with ``error`` while it is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.error: ErrorCode | None = None
-
-    def append(self, group_id: str, records: list[Any]) -> int:
-        if self.error is not None:
-            raise ProduceError(self.error)
-        return super().append(group_id, records)
-
-
-def make(partitions: dict[str, int]) -> tuple[Coordinator, ConsumerGroupManager]:
-    coordinator = Coordinator()
+def make(partitions: dict[str, int]) -> tuple[FailingCoordinator, ConsumerGroupManager]:
+    coordinator = FailingCoordinator()
     for name, count in partitions.items():
         coordinator.broker.image.add(name, count)
     return coordinator, ConsumerGroupManager(coordinator)
 
 
-def groups(coordinator: Coordinator) -> dict[str, Any]:
+def groups(coordinator: FailingCoordinator) -> dict[str, Any]:
     return {gid: dataclasses.asdict(g) for gid, g in coordinator.groups.items()}
 
 
-def committed(coordinator: Coordinator, ids: list[str] | None = None) -> dict[str, Any]:
+def committed(coordinator: FailingCoordinator, ids: list[str] | None = None) -> dict[str, Any]:
     with coordinator.views.at_committed(ids):
         return groups(coordinator)
 
@@ -170,7 +156,7 @@ def test_a_share_group_is_read_at_the_high_watermark_too() -> None:
     from kbroker.coordinator.share_group import ShareGroupManager
     from kbroker_protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest
 
-    coordinator = Coordinator()
+    coordinator = FailingCoordinator()
     coordinator.broker.config.update({"group.share.max.size": 100, "group.share.heartbeat.interval.ms": 5000,
                                       "group.share.session.timeout.ms": 45000})
     coordinator.broker.image.add("t", 2)

@@ -40,7 +40,7 @@ STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbr
                 "kbroker.opcli_records", "kbroker.quorum_setup", "kbroker.storage", "kbroker.console.*",
                 "kbroker.testing.*", "kbroker", "kbroker.*")
 STRICT_FLAGS = ("check_untyped_defs", "disallow_untyped_defs", "disallow_incomplete_defs",
-                "disallow_any_generics", "warn_return_any", "warn_unused_ignores")
+                "disallow_any_generics", "warn_return_any", "warn_unused_ignores", "disallow_untyped_calls")
 # Packages whose unannotated function bodies are checked (check_untyped_defs); add, never take away.
 CHECKED_FLOOR = ("kbroker.api.*", "kbroker.replication.*", "kbroker.console.*", "kbroker.testing.*", "kbroker.*")
 # Packages whose every function must be annotated (disallow_untyped_defs); add, never take away.

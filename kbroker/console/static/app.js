@@ -118,7 +118,7 @@ async function pageOverview() {
     h("h1", {}, "Overview"),
     h("div", { class: "cards" },
       card("Cluster", o.cluster_id, "cluster-id"),
-      card("Controller", o.controller_id, "controller-id"),
+      card("Controller", o.controller_id ?? "unknown", "controller-id"),
       card("This broker", "node " + o.node_id),
       card("kbroker version", o.version, "version"),
       card("Brokers", o.brokers.length, "broker-count"),
@@ -237,9 +237,10 @@ async function deleteTopic(name) {
 async function pageTopic(name) {
   const t = await api("GET", "topics/" + enc(name));
   const parts = t.partitions.map((p) => h("tr", {},
-    h("td", { class: "num" }, p.partition), h("td", {}, p.leader), h("td", {}, p.replicas.join(", ")),
-    h("td", {}, p.isr.join(", ")), h("td", { class: "num" }, p.start_offset), h("td", { class: "num" }, p.end_offset),
-    h("td", { class: "num" }, p.end_offset - p.start_offset), h("td", { class: "num" }, fmtBytes(p.size))));
+    h("td", { class: "num" }, p.partition), h("td", {}, p.leader < 0 ? "none" : p.leader), h("td", {}, p.replicas.join(", ")),
+    h("td", {}, p.isr.join(", ")), h("td", { class: "num" }, p.start_offset ?? "–"), h("td", { class: "num" }, p.end_offset ?? "–"),
+    h("td", { class: "num" }, p.end_offset === null || p.start_offset === null ? "–" : p.end_offset - p.start_offset),
+    h("td", { class: "num" }, fmtBytes(p.size))));
   const configs = (t.configs || []).map((c) => {
     const input = h("input", { value: c.value === null ? "" : c.value, "data-config": c.name, disabled: c.read_only || c.sensitive, size: 24 });
     return h("tr", { "data-config-row": c.name },
@@ -323,7 +324,8 @@ async function pageMessages(topic) {
     const r = await api("GET", `topics/${enc(topic)}/messages?${p}`);
     body.replaceChildren(...r.records.map(recordRow));
     positions = r.positions;
-    status.textContent = `${r.records.length} records (${r.scanned} scanned)`;
+    status.textContent = `${r.records.length} records (${r.scanned} scanned)` +
+      (r.unavailable.length ? `; partitions without a leader, not read: ${r.unavailable.join(", ")}` : "");
   });
   const tailLoop = async () => {
     while (live.checked && token === pageToken) {

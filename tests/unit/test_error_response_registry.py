@@ -1,0 +1,91 @@
+"""kbroker.api.error_response: every API the broker serves has an error response builder, found
+even when its handler module is not imported yet, and each builds an encodable response at every
+version served.
+
+Each builder lives in its API's module (or, for the top-level-code-only APIs, in the core);
+``builder_for`` imports the module ``kbroker.api.refusal_modules`` names. The lookup check runs in a
+fresh interpreter: this one has imported every handler module already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kbroker.api import HANDLER_TABLE, load_handlers, refusal_modules
+from kbroker.api.error_response import BUILDERS, TOP_LEVEL_ONLY, builder_for, refusal
+from kbroker.controller.client import FORWARDED_APIS
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RESPONSES
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = "kbroker.api.error_response"
+BROKER_KEYS = sorted({row[0] for row in HANDLER_TABLE if "broker" in row[4]})
+
+load_handlers()
+
+
+def _served_versions() -> list[tuple[int, int]]:
+    """(key, version) for every version of every API served on a broker listener or forwarded to the
+    controller (whose builder answers a forwarded request that failed)."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for key, _module, low, high, listeners in HANDLER_TABLE:
+        if "broker" in listeners:
+            ranges[key] = (low, high)
+    for key in FORWARDED_APIS - set(ranges):
+        ranges[key] = (REQUESTS[key].MIN_VERSION, REQUESTS[key].MAX_VERSION)
+    return [(key, v) for key, (low, high) in sorted(ranges.items()) for v in range(low, high + 1)]
+
+
+def test_every_api_is_found_without_its_handler_module_imported() -> None:
+    keys = sorted(set(BROKER_KEYS) | FORWARDED_APIS)
+    code = textwrap.dedent(f"""
+        import json, sys
+        from kbroker.api.error_response import builder_for
+        before = sorted(m for m in sys.modules if m.startswith("kbroker.api."))
+        found = {{}}
+        for key in {keys!r}:
+            builder = builder_for(key)
+            found[key] = None if builder is None else builder.__module__
+        print(json.dumps({{"before": before, "found": found}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    # the core imports no handler module itself
+    assert result["before"] == [CORE], result["before"]
+    missing = [int(key) for key, module in result["found"].items() if module is None]
+    assert missing == []
+    for key, module in result["found"].items():
+        assert module == CORE or module in refusal_modules(int(key)), (key, module)
+
+
+def test_each_builder_lives_where_the_lookup_imports() -> None:
+    """Here every handler module is imported: each registered builder is in the core or in a
+    module ``refusal_modules`` names for its key (else a fresh broker would not find it)."""
+    assert set(BROKER_KEYS) <= set(BUILDERS)
+    for key, builder in BUILDERS.items():
+        where = [CORE] if key in TOP_LEVEL_ONLY else refusal_modules(key)
+        assert builder.__module__ in where, (key, builder.__module__)
+
+
+@pytest.mark.parametrize(("key", "version"), _served_versions())
+def test_builder_gives_an_encodable_response_at_every_version(key: int, version: int) -> None:
+    builder = builder_for(key)
+    assert builder is not None
+    request = REQUESTS[key](acks=-1) if key == 0 else REQUESTS[key]()  # (acks=0: no response)
+    response = builder(request, version, int(ErrorCode.UNKNOWN_SERVER_ERROR))
+    assert isinstance(response, RESPONSES[key])
+    data = response.encode(version)
+    assert RESPONSES[key].decode(data, version).encode(version) == data
+
+
+def test_a_second_builder_for_an_api_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="registered twice"):
+        refusal(0)(lambda request, version, code: None)
+    assert BUILDERS[0].__module__ == "kbroker.api.produce"
