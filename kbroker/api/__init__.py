@@ -114,7 +114,7 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
 
 # Modules of this package that register no handler (the handlers import what they use).
 SUPPORT_MODULES = frozenset({
-    "authorization", "context", "controller_apis", "controller_listener", "envelope", "error_response",
+    "authorization", "auto_topic_creation", "context", "controller_apis", "controller_listener", "envelope", "error_response",
     "group_describe", "registry", "share_common",
 })
 

@@ -28,7 +28,9 @@ log end offset (its fetch offset), which moves the high watermark and the ISR.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
@@ -37,11 +39,18 @@ from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSE
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
-from kbroker.replication.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, CachedPartition
+from kbroker.replication.fetch_sessions import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+    CachedPartition,
+    FetchSession,
+    FetchSessionCache,
+)
 from kbroker.replication.parked_fetches import REFETCH
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
-from kbroker.security.quotas import principal_user
+from kbroker.security.quotas import ClientQuotaManager, principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
@@ -351,7 +360,10 @@ def _deny_unauthorized(ctx: RequestContext, version: int, wants: list[_Want]) ->
 
 
 @api(1, 4, 18)
-async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
+def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
+    """The answer, or when it waits for data (a long poll) a coroutine giving it: a Fetch that
+    need not wait is answered in the handler's call, without a task (the dispatcher runs
+    awaitable answers in one)."""
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level
@@ -425,6 +437,7 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
     min_bytes = request.min_bytes
     quotas = getattr(broker, "client_quotas", None)
     quota = quotas.fetch if quotas is not None and replica is None and quotas.fetch.enabled else None
+    user = client_id = ""
     if quota is not None:
         # Kafka: a consumer fetches at most what its consumer_byte_rate allows in one quota window,
         # so that a fetch is never certain to be throttled
@@ -439,42 +452,62 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
     has_error = any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
     wait_ms = request.max_wait_ms
     if total < min_bytes and wait_ms > 0 and not has_error and wants:
-        loop = asyncio.get_running_loop()
-        # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
-        # follower's fetch (replication, not a client's timer) stays on real time.
-        deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
-        waited_on: list[Partition] = []
-        # a follower's held fetch also answers when the leader appends to a partition it lacks
-        parked = broker.replica_manager.parked_fetches if replica is not None else None
-        while True:
-            fut = loop.create_future()
-            waited_on = []
-            for w in wants:
-                if w.topic_name is not None:
-                    part = broker.partition(w.topic_name, w.cached.partition)
-                    if part is not None:
-                        part.add_waiter(fut)
-                        waited_on.append(part)
-            if deadline.passed or broker.stopping:
-                for part in waited_on:
-                    part.remove_waiter(fut)
-                break
-            if parked is not None and replica is not None:
-                parked.park(replica.replica_id, fut)
-            try:
-                await deadline.wait(fut)
-            finally:
-                for part in waited_on:
-                    part.remove_waiter(fut)
-                if parked is not None and replica is not None:
-                    parked.unpark(replica.replica_id, fut)
-            refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
-            reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-            if refetch or total >= min_bytes or deadline.passed or any(
-                r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
-            ):
-                break
+        finish = functools.partial(_answer, broker, version, replica, quota, user, client_id, session, incremental,
+                                   cache, session_id, listener)
+        return _long_poll(broker, wants, max_bytes, isolation, replica, client, min_bytes, wait_ms, reads, total, finish)
+    return _answer(broker, version, replica, quota, user, client_id, session, incremental, cache, session_id, listener,
+                   reads, total)
 
+
+async def _long_poll(broker: BrokerServices, wants: list[_Want], max_bytes: int, isolation: int,
+                     replica: _Replica | None, client: _Client | None, min_bytes: int, wait_ms: int,
+                     reads: list[_Read], total: int,
+                     finish: Callable[[list[_Read], int], FetchResponse]) -> FetchResponse:
+    """Kafka's DelayedFetch: wait until min_bytes are there, an error or a diverging epoch shows,
+    or max_wait_ms passes, reading the partitions again each time one of them is appended to."""
+    loop = asyncio.get_running_loop()
+    # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
+    # follower's fetch (replication, not a client's timer) stays on real time.
+    deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
+    waited_on: list[Partition] = []
+    # a follower's held fetch also answers when the leader appends to a partition it lacks
+    parked = broker.replica_manager.parked_fetches if replica is not None else None
+    while True:
+        fut = loop.create_future()
+        waited_on = []
+        for w in wants:
+            if w.topic_name is not None:
+                part = broker.partition(w.topic_name, w.cached.partition)
+                if part is not None:
+                    part.add_waiter(fut)
+                    waited_on.append(part)
+        if deadline.passed or broker.stopping:
+            for part in waited_on:
+                part.remove_waiter(fut)
+            break
+        if parked is not None and replica is not None:
+            parked.park(replica.replica_id, fut)
+        try:
+            await deadline.wait(fut)
+        finally:
+            for part in waited_on:
+                part.remove_waiter(fut)
+            if parked is not None and replica is not None:
+                parked.unpark(replica.replica_id, fut)
+        refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
+        reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
+        if refetch or total >= min_bytes or deadline.passed or any(
+            r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
+        ):
+            break
+    return finish(reads, total)
+
+
+def _answer(broker: BrokerServices, version: int, replica: _Replica | None, quota: ClientQuotaManager | None,
+            user: str, client_id: str, session: FetchSession | None, incremental: bool, cache: FetchSessionCache,
+            session_id: int, listener: str, reads: list[_Read], total: int) -> FetchResponse:
+    """The response of the reads: the client's fetch quota recorded (a throttled answer is empty),
+    the bytes counted, the session's partitions remembered."""
     if quota is not None:
         throttle = quota.record(user, client_id, total)
         if throttle > 0:

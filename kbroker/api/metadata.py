@@ -11,9 +11,15 @@ a non-zero id) is INVALID_REQUEST, answered as Kafka's ``getErrorResponse`` does
 listed with the error, a null name as ""). v8+ may ask for authorized operations: without an
 authorizer every operation is allowed, as in Kafka. v13 adds a top-level error code.
 
-Auto-creation commits the topic before answering, so the response already carries its
-partitions (Kafka answers LEADER_NOT_AVAILABLE first and clients retry; both are handled by every
-client).
+Auto-creation (``kbroker.api.auto_topic_creation``) asks the active controller for the topics
+through the controller client, as Kafka's AutoTopicCreationManager sends it a CreateTopics, and
+awaits its answer before the response is built. A topic the image then has is answered with its
+partitions (on the active controller's node the records are applied once the controller answers);
+one it does not have yet (the controller is on another node and this node's image has not applied
+the records) is UNKNOWN_TOPIC_OR_PARTITION, Kafka 4.4's answer for a topic whose creation it has
+sent to the controller, and the client asks again. A creation the controller refuses is
+INVALID_TOPIC_EXCEPTION for an invalid name and UNKNOWN_TOPIC_OR_PARTITION otherwise (Kafka's
+broker never passes the controller's other errors to a Metadata client).
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ from __future__ import annotations
 import struct
 import uuid
 
+from kbroker.api.auto_topic_creation import Created, auto_create
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.directories import has_online_dir
 from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
 from kbroker.controller.topic_plans import NewTopic
-from kbroker.replication.topics import create_topic
 from kbroker.security.acls import (
     CLUSTER,
     CLUSTER_NAME,
@@ -183,14 +189,15 @@ _ANSWERS_KEY = "metadata-answers"
 
 
 @api(3, 0, 13)
-def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
+async def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
     """Without an authorizer the answer depends only on the request, the listener and the image:
-    it is encoded once per image change (`MetadataImage.derived`)."""
+    it is encoded once per image change (`MetadataImage.derived`). An answer kept for the image
+    asked for no auto-creation (see below), so neither does the same request while the image
+    stays; otherwise the topics to create are awaited first (module docstring)."""
     broker = ctx.broker
-    image = broker.image
     authorizer = getattr(broker, "authorizer", None)
     if authorizer is not None and authorizer.enabled:
-        return _metadata(ctx, request)
+        return _metadata(ctx, request, await auto_create(ctx, _to_create(ctx, request)))
     version = ctx.api_version
     topics_key = None if request.topics is None else tuple(
         (t.name, getattr(t, "topic_id", None)) for t in request.topics)
@@ -198,18 +205,21 @@ def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRe
            bool(getattr(request, "include_topic_authorized_operations", False)),
            bool(getattr(request, "include_cluster_authorized_operations", False)),
            bool(getattr(request, "allow_auto_topic_creation", True)))
+    image = broker.image
     data = image.derived.get(key)
     if data is None:
+        to_create = _to_create(ctx, request)
+        created = await auto_create(ctx, to_create)
+        image = broker.image
         offset = image.offset
-        response = _metadata(ctx, request)
+        response = _metadata(ctx, request, created)
         w = Writer()
         response.encode_into(w, version)
         data = b"".join(w.parts())
-        # Kept if the image did not change meanwhile (nothing was auto-created), if no auto-creation
-        # was asked for (failed, or under way at the active controller: as Kafka, the next request
-        # naming the topic tries again) and within MAX_CACHED_ANSWERS.
-        if (broker.image is image and image.offset == offset and not _auto_creates(broker, request, version)
-                and _take_answer_slot(image)):
+        # Kept if no auto-creation was asked for (failed, or under way at the active controller:
+        # as Kafka, the next request naming the topic tries again), the image did not change
+        # while it was built and within MAX_CACHED_ANSWERS.
+        if not to_create and broker.image is image and image.offset == offset and _take_answer_slot(image):
             image.derived[key] = data
     assert isinstance(data, bytes)
     return EncodedMetadata(data)
@@ -229,15 +239,27 @@ def _allow_auto_creation(broker: BrokerServices, request: MetadataRequest, versi
     return bool(broker.config["auto.create.topics.enable"]) and (version < 4 or request.allow_auto_topic_creation)
 
 
-def _auto_creates(broker: BrokerServices, request: MetadataRequest, version: int) -> bool:
-    """Whether answering ``request`` asks for the auto-creation of a topic the image lacks."""
-    if not request.topics:
-        return False
-    return (_allow_auto_creation(broker, request, version)
-            and any(t.name is not None and broker.image.topic(t.name) is None for t in request.topics))
+def _to_create(ctx: RequestContext, request: MetadataRequest) -> list[NewTopic]:
+    """The topics answering ``request`` auto-creates: named, absent from the image, and the
+    principal may describe and create them (checked again by ``_metadata`` for its answer)."""
+    broker = ctx.broker
+    version = ctx.api_version
+    if not request.topics or not _allow_auto_creation(broker, request, version):
+        return []
+    if 10 <= version < 12 and any(t.name is None or t.topic_id != ZERO_UUID for t in request.topics):
+        return []  # INVALID_REQUEST
+    names: list[str] = []
+    for wanted in request.topics:
+        name = wanted.name
+        if (name is None or name in names or broker.image.topic(name) is not None
+                or not authorized(ctx, DESCRIBE, TOPIC, name)
+                or not (authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME) or authorized(ctx, CREATE, TOPIC, name))):
+            continue
+        names.append(name)
+    return [NewTopic(name) for name in names]
 
 
-def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
+def _metadata(ctx: RequestContext, request: MetadataRequest, created: dict[str, Created]) -> MetadataResponse:
     broker = ctx.broker
     image = broker.image
     version = ctx.api_version
@@ -278,16 +300,12 @@ def _metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
                                                      or authorized(ctx, CREATE, TOPIC, name)):
                 topics.append(_denied(name))
                 continue
-            if topic is None and allow_auto:
-                result = create_topic(broker, NewTopic(name))
-                if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-                    error = (ErrorCode.INVALID_TOPIC_EXCEPTION
-                             if result.error == ErrorCode.INVALID_TOPIC_EXCEPTION else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                    topics.append(Topic(error_code=error, name=name, topic_id=ZERO_UUID, partitions=[],
-                                        topic_authorized_operations=UNSET_OPERATIONS))
-                    continue
-                topic = image.topic(name)
-            if topic is None:
+            outcome = created.get(name) if topic is None and allow_auto else None
+            if outcome is not None and outcome.error == ErrorCode.INVALID_TOPIC_EXCEPTION:
+                topics.append(Topic(error_code=ErrorCode.INVALID_TOPIC_EXCEPTION, name=name, topic_id=ZERO_UUID,
+                                    partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
+                continue
+            if topic is None:  # not created, refused, or not yet in this node's image
                 topics.append(Topic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=ZERO_UUID,
                                     partitions=[], topic_authorized_operations=UNSET_OPERATIONS))
             else:

@@ -7,9 +7,10 @@ STREAMS_INVALID_TOPOLOGY before the coordinator sees it. ACLs as Kafka: READ on 
 (GROUP_AUTHORIZATION_FAILED), DESCRIBE on every topic of the topology (TOPIC_AUTHORIZATION_FAILED),
 and CREATE on the cluster or on each internal topic before creating them (else the
 MISSING_INTERNAL_TOPICS status says "Unauthorized to CREATE on topics ..."). The internal topics the coordinator
-reports missing (repartition and changelog topics) are created here, after the answer is built, as
-Kafka's AutoTopicCreationManager does; a creation that fails is added to the MISSING_INTERNAL_TOPICS
-status detail. See ``kbroker.coordinator.streams_group`` for the group itself.
+reports missing (repartition and changelog topics) are asked of the active controller after the
+answer is built, as Kafka's AutoTopicCreationManager does, through the controller client
+(``kbroker.api.auto_topic_creation``), and the answer awaits the controller's; a creation it
+refuses is added to the MISSING_INTERNAL_TOPICS status detail. See ``kbroker.coordinator.streams_group`` for the group itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import re
 
 from kbroker.api.authorization import group_refused
+from kbroker.api.auto_topic_creation import auto_create
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
@@ -25,7 +27,6 @@ from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.coordinator.streams_group_model import StreamsGroupError
-from kbroker.replication.topics import create_topic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.streams_group_heartbeat import (
@@ -57,7 +58,9 @@ async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGr
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
-    response = _streams_group_heartbeat(ctx, request)
+    response, to_create = _streams_group_heartbeat(ctx, request)
+    if to_create:
+        await _create_internal_topics(ctx, request.group_id, response, to_create)
     if response.error_code == ErrorCode.NONE:
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:
@@ -65,13 +68,15 @@ async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGr
     return response
 
 
-def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse:
+def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest
+                             ) -> tuple[StreamsGroupHeartbeatResponse, list[NewTopic]]:
+    """The answer, and the internal topics to create before it is sent."""
     broker = ctx.broker
     coordinator = broker.group_coordinator
     if not streams_enabled(broker):
-        return _error(ErrorCode.UNSUPPORTED_VERSION)
+        return _error(ErrorCode.UNSUPPORTED_VERSION), []
     if (refused := group_refused(ctx, request, StreamsGroupHeartbeatResponse)) is not None:  # READ on the group
-        return refused
+        return refused, []
     if request.topology is not None:
         required: list[str] = []
         for s in request.topology.subtopologies:
@@ -82,51 +87,59 @@ def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeat
         prohibited = [t for t in required if t in INTERNAL_TOPICS]
         if prohibited:
             return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY,
-                          f"Use of Kafka internal topics {','.join(prohibited)} in a Kafka Streams topology is prohibited.")
+                          f"Use of Kafka internal topics {','.join(prohibited)} in a Kafka Streams topology is prohibited."), []
         invalid = [t for t in required if not _valid_topic(t)]
         if invalid:
-            return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY, f"Topic names {','.join(invalid)} are not valid topic names.")
+            return _error(ErrorCode.STREAMS_INVALID_TOPOLOGY, f"Topic names {','.join(invalid)} are not valid topic names."), []
         if not all(authorized(ctx, DESCRIBE, TOPIC, t) for t in required):
-            return _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            return _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED), []
     if coordinator is None or coordinator.streams is None:
-        return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE), []
     streams = coordinator.streams
     try:
         streams.validate(request)
     except StreamsGroupError as exc:  # (validate raises nothing else)
-        return _error(exc.code, exc.message)
+        return _error(exc.code, exc.message), []
     code = coordinator_error(coordinator, request.group_id, create_topic=True)
     if code != ErrorCode.NONE:
-        return _error(code, default_message(code))
+        return _error(code, default_message(code)), []
     client_host = "/" + ctx.peer.rsplit(":", 1)[0]
     response, to_create = streams.heartbeat(request, ctx.client_id or "", client_host)
-    failed = []
     if to_create and not authorized(ctx, CREATE, CLUSTER, CLUSTER_NAME):
         # As Kafka: without CREATE on the cluster, CREATE on each topic; none created otherwise.
         unauthorized = [t for t in sorted(to_create) if not authorized(ctx, CREATE, TOPIC, t)]
         if unauthorized:
-            detail = f"Unauthorized to CREATE on topics {', '.join(unauthorized)}."
-            for status in response.status or []:
-                if status.status_code == MISSING_INTERNAL_TOPICS:
-                    status.status_detail += "; " + detail
-                    break
-            else:
-                response.status = [*(response.status or []), StreamsGroupHeartbeatResponse.Status(
-                    status_code=MISSING_INTERNAL_TOPICS, status_detail=detail)]
-            return response
-    for name, (partitions, replication, configs) in sorted(to_create.items()):
-        if broker.image.topic(name) is not None:
-            continue
-        result = create_topic(broker, NewTopic(name, partitions, replication if replication > 0 else -1,
-                                               configs=dict(configs)))
-        if result.error in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-            log.info("created streams internal topic %s (%d partitions) for group %s", name, partitions,
-                     request.group_id)
+            _add_detail(response, f"Unauthorized to CREATE on topics {', '.join(unauthorized)}.", always=True)
+            return response, []
+    return response, [NewTopic(name, partitions, replication if replication > 0 else -1, configs=dict(configs))
+                      for name, (partitions, replication, configs) in sorted(to_create.items())
+                      if broker.image.topic(name) is None]
+
+
+async def _create_internal_topics(ctx: RequestContext, group_id: str, response: StreamsGroupHeartbeatResponse,
+                                  topics: list[NewTopic]) -> None:
+    """Ask the controller for the group's missing internal topics and await its answer."""
+    created = await auto_create(ctx, topics)
+    failed = []
+    for topic in topics:
+        outcome = created[topic.name]
+        if outcome.exists:
+            log.info("created streams internal topic %s (%d partitions) for group %s", topic.name,
+                     topic.num_partitions, group_id)
         else:
-            failed.append(f"{name} ({result.error.name}: {result.message})")
+            failed.append(f"{topic.name} ({outcome.error.name}: {outcome.message})")
     if failed:
-        for status in response.status or []:
-            if status.status_code == MISSING_INTERNAL_TOPICS:
-                status.status_detail += f"; Creation failed: {', '.join(failed[:3])}" + (
-                    f" and {len(failed) - 3} more." if len(failed) > 3 else ".")
-    return response
+        _add_detail(response, f"Creation failed: {', '.join(failed[:3])}" + (
+            f" and {len(failed) - 3} more." if len(failed) > 3 else "."))
+
+
+def _add_detail(response: StreamsGroupHeartbeatResponse, detail: str, always: bool = False) -> None:
+    """Append ``detail`` to the MISSING_INTERNAL_TOPICS status (``always``: add that status if the
+    answer has none)."""
+    for status in response.status or []:
+        if status.status_code == MISSING_INTERNAL_TOPICS:
+            status.status_detail += "; " + detail
+            return
+    if always:
+        response.status = [*(response.status or []), StreamsGroupHeartbeatResponse.Status(
+            status_code=MISSING_INTERNAL_TOPICS, status_detail=detail)]

@@ -91,7 +91,7 @@ def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
     return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
-def _internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
+def internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
     """An internal topic asked for without settings (Metadata auto-creation) gets its coordinator's
     partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
     if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
@@ -106,7 +106,7 @@ def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
     """Create a topic now, on the calling thread (Metadata auto-creation, internal topics), when
     this node's controller is the active one; otherwise ask the active controller for it (see
     `request_creation`) and answer LEADER_NOT_AVAILABLE meanwhile."""
-    topic = _internal_defaults(broker, topic)
+    topic = internal_defaults(broker, topic)
     controller = broker.controller
     if not controller_active(controller) or not getattr(controller, "commits_synchronously", True):
         return request_creation(broker, topic)

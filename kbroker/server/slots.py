@@ -3,10 +3,9 @@ handler while metrics are on (:func:`timed`, reported to :class:`RequestMetrics`
 
 from __future__ import annotations
 
-import inspect
 import time
 import types
-from collections.abc import Awaitable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, Protocol
 
 
@@ -38,28 +37,29 @@ class Slot:
 
 
 @types.coroutine
-def timed(awaitable: Awaitable[object], slot: Slot) -> Generator[Any, Any, object]:
+def timed(awaitable: Awaitable[object], slot: Slot, _clock: Callable[[], float] = time.perf_counter,
+          _coroutine: type = types.CoroutineType) -> Generator[Any, Any, object]:
     """Run a handler's awaitable, timing each step the event loop runs it (added to
     ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,
-    so the task runs it without another wrapper."""
-    inner = awaitable if inspect.iscoroutine(awaitable) else awaitable.__await__()
+    so the task runs it without another wrapper. Most handlers finish in their first step: that
+    step is timed apart, before the loop the others need (the clock and the coroutine type bound
+    as defaults: fast locals)."""
+    inner: Any = awaitable if type(awaitable) is _coroutine else awaitable.__await__()
     send = inner.send
-    clock = time.perf_counter
-    busy = 0.0
+    t = _clock()
+    try:
+        step = send(None)
+    except StopIteration as stop:
+        slot.busy += _clock() - t
+        return stop.value
+    except BaseException:
+        slot.busy += _clock() - t
+        raise
+    busy = _clock() - t
     value: Any = None
     error: BaseException | None = None
     try:
         while True:
-            t = clock()
-            try:
-                step = send(value) if error is None else inner.throw(error)
-            except StopIteration as stop:
-                busy += clock() - t
-                return stop.value
-            except BaseException:
-                busy += clock() - t
-                raise
-            busy += clock() - t
             try:
                 value, error = (yield step), None
             except GeneratorExit:
@@ -67,6 +67,16 @@ def timed(awaitable: Awaitable[object], slot: Slot) -> Generator[Any, Any, objec
                 raise
             except BaseException as exc:
                 value, error = None, exc
+            t = _clock()
+            try:
+                step = send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                busy += _clock() - t
+                return stop.value
+            except BaseException:
+                busy += _clock() - t
+                raise
+            busy += _clock() - t
     finally:
         slot.busy += busy
 

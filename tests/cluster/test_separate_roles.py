@@ -8,6 +8,7 @@ from pathlib import Path
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 from tests.cluster.quorum_helpers import agreed_leader, create_topic, metadata, quorum_view
 
 E = ErrorCode
@@ -40,6 +41,17 @@ def unregister(c, via: int, broker_id: int):
         w.sock.close()
 
 
+def auto_create_metadata(c, node_id: int, name: str):
+    """The Metadata v12 answer of ``node_id`` for ``name``, auto-creation allowed."""
+    w = c.wire(node_id)
+    try:
+        resp = w.call(3, 12, topics=[REQUESTS[3].MetadataRequestTopic(name=name)], allow_auto_topic_creation=True)
+    finally:
+        w.sock.close()
+    [topic] = resp.topics
+    return topic
+
+
 def test_brokers_observe_the_quorum_and_survive_a_controller_failover(separate_cluster):
     c = separate_cluster
     controllers, brokers = c.layout.controllers, c.layout.brokers
@@ -58,6 +70,14 @@ def test_brokers_observe_the_quorum_and_survive_a_controller_failover(separate_c
     assert create_topic(c, 4, "events", partitions=2, replication=2) == E.NONE
     for b in brokers:
         wait_until(lambda b=b: "events" in {t.name for t in metadata(c, b).topics}, 10, 0.05, f"events on {b}")
+    # Metadata auto-creation on a broker-only node: asked of the active controller through its
+    # controller client (issue 14) and awaited; the topic is answered with its partitions once the
+    # broker's image has it (UNKNOWN_TOPIC_OR_PARTITION before, as Kafka), then on both brokers
+    first = auto_create_metadata(c, 5, "auto-made")
+    assert (first.error_code, bool(first.partitions)) in {(E.UNKNOWN_TOPIC_OR_PARTITION, False), (E.NONE, True)}
+    for b in brokers:
+        wait_until(lambda b=b: (t := auto_create_metadata(c, b, "auto-made")).error_code == E.NONE and t.partitions,
+                   20, 0.05, f"auto-made on broker {b}", c.logs)
     # kill -9 of the active controller: the brokers keep working with the new one
     c.kill(leader)
     survivors = [n for n in controllers if n != leader]

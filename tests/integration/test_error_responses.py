@@ -348,15 +348,15 @@ CASES: dict[int, Case] = {
         lambda r, v: r.error_message,
         lambda v: None,
     ),
-    80: (
+    80: (  # Kafka 4.4's getErrorResponse: setErrorMessage(error.message()), the default text
         lambda v: _q(80)(cluster_id=None, timeout_ms=1000, voter_id=4, voter_directory_id=U1, listeners=[]),
         lambda r, v: r.error_message,
-        lambda v: None,
+        lambda v: default_message(USE),
     ),
-    81: (
+    81: (  # Kafka 4.4's getErrorResponse: setErrorMessage(error.message()), the default text
         lambda v: _q(81)(cluster_id=None, voter_id=4, voter_directory_id=U1),
         lambda r, v: r.error_message,
-        lambda v: None,
+        lambda v: default_message(USE),
     ),
     94: (
         lambda v: _q(94)(controller_id=4),

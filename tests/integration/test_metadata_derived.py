@@ -6,7 +6,7 @@ from __future__ import annotations
 from wire import Wire, create_topic
 
 from kbroker.controller import metadata_records as mr
-from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.messages import REQUESTS, RESPONSES
 
 
 def partitions(wire: Wire, name: str, version: int = 12) -> dict[int, tuple[int, int]]:
@@ -38,19 +38,19 @@ def test_failed_auto_creation_is_tried_again_by_the_next_request(wire, broker, t
     """An answer that asked for a topic's auto-creation is not kept for the next request: as
     Kafka's getTopicMetadata, each Metadata request naming a missing topic tries again (here the
     first try fails on a storage error and leaves the image unchanged)."""
-    import kbroker.api.metadata as metadata_api
-    from kbroker.replication.topics import CreateResult
-    from kbroker.replication.topics import create_topic as real_create
-
+    client = broker.broker.controller_client
+    real_create = client.create_topics
     calls: list[str] = []
 
-    def failing_once(b, topic):
-        calls.append(topic.name)
+    async def failing_once(request, version, requester=None):
+        calls.extend(t.name for t in request.topics)
         if len(calls) == 1:
-            return CreateResult(topic.name, metadata_api.ErrorCode.KAFKA_STORAGE_ERROR, "disk")
-        return real_create(b, topic)
+            R = RESPONSES[19]
+            return R(topics=[R.CreatableTopicResult(name=t.name, error_code=56, error_message="disk")  # KAFKA_STORAGE_ERROR
+                             for t in request.topics])
+        return await real_create(request, version, requester)
 
-    monkeypatch.setattr(metadata_api, "create_topic", failing_once)
+    monkeypatch.setattr(client, "create_topics", failing_once)
     wanted = [REQUESTS[3].MetadataRequestTopic(name=topic_name)]
     first = wire.call(3, 12, topics=wanted, allow_auto_topic_creation=True)
     assert first.topics[0].error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION

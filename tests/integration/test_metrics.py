@@ -223,3 +223,50 @@ def test_request_time_is_split_as_kafka_splits_it_and_a_long_poll_waits_remotely
         for p in PARTS:
             assert value(after, f"kafka_network_requestmetrics_{p}_count", request=api) == \
                 value(after, "kafka_network_requestmetrics_requests_total", request=api), (api, p)
+
+
+def test_every_pipelined_request_is_counted_in_every_part(quiet_broker, topic_name):
+    """Requests pipelined, several answered per write (RequestStats.requests_sent counts a write's
+    requests in one call): each part's count moves by exactly the requests answered, and their
+    buckets add up to it; the topic's request counters too."""
+    from kbroker_protocol.records import Record, build_batch
+
+    broker = quiet_broker
+    wire = Wire(broker.bootstrap_servers)
+    n = 300
+    try:
+        wire_create_topic(wire, topic_name)
+        before = scrape(broker)
+        P = REQUESTS[0]
+        batch = build_batch([Record(key=None, value=VALUE, timestamp=1_700_000_000_000 + i) for i in range(10)])
+        produce = P(transactional_id=None, acks=1, timeout_ms=10000, topic_data=[P.TopicProduceData(
+            name=topic_name, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        F = REQUESTS[1]
+        fetch = F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=65536, isolation_level=0, session_id=0,
+                  session_epoch=-1, topics=[F.FetchTopic(topic=topic_name, partitions=[F.FetchTopic.FetchPartition(
+                      partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                      log_start_offset=-1, partition_max_bytes=65536)])], forgotten_topics_data=[], rack_id="")
+        for request, version in ((produce, 9), (fetch, 12)):
+            for start in range(0, n, 50):  # 50 in flight at a time
+                count = min(50, n - start)
+                for _ in range(count):
+                    wire.send(request, version)
+                for _ in range(count):
+                    resp = wire.receive()
+                    part = (resp.responses[0].partitions[0] if version == 12
+                            else resp.responses[0].partition_responses[0])
+                    assert part.error_code == 0
+        after = scrape(broker)
+    finally:
+        wire.close()
+    for api in ("Produce", "Fetch"):
+        def delta(name: str, api: str = api, **labels: str) -> float:
+            return value(after, name, request=api, **labels) - value(before, name, request=api, **labels)
+
+        assert delta("kafka_network_requestmetrics_requests_total") == n, api
+        for p in ("totaltimems", *PARTS):
+            assert delta(f"kafka_network_requestmetrics_{p}_count") == n, (api, p)
+            assert delta(f"kafka_network_requestmetrics_{p}_bucket", le="+Inf") == n, (api, p)
+            assert delta(f"kafka_network_requestmetrics_{p}_sum") >= 0, (api, p)
+    assert value(after, "kafka_server_brokertopicmetrics_totalproducerequests_total", topic=topic_name) == n
+    assert value(after, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic=topic_name) == n

@@ -355,3 +355,38 @@ def test_silent_member_is_fenced_and_empty_group_deleted(tmp_path):
             assert fetched.topics == []
         finally:
             w.close()
+
+
+def test_internal_topics_are_asked_of_the_controller_client_and_a_refusal_is_reported(kb, wire, monkeypatch):
+    """Issue 14: the heartbeat asks the controller for the missing internal topics through the
+    controller client (one CreateTopics on behalf of the member's client, as Kafka's
+    AutoTopicCreationManager) and awaits the answer; a refusal is in the MISSING_INTERNAL_TOPICS
+    detail and the topics are asked for again by the next heartbeat."""
+    from kbroker_protocol.messages import RESPONSES
+
+    app, source = names()
+    create_topic(kb, source, 2)
+    client = kb.broker.controller_client
+    real = client.create_topics
+    asked: list[tuple[list[str], str | None]] = []
+    refuse = [True]
+
+    async def recording(request, version, requester=None):
+        asked.append(([t.name for t in request.topics], requester.client_id))
+        if refuse[0]:
+            R = RESPONSES[19]
+            return R(topics=[R.CreatableTopicResult(name=t.name, error_code=ErrorCode.POLICY_VIOLATION,
+                                                    error_message="no") for t in request.topics])
+        return await real(request, version, requester)
+
+    monkeypatch.setattr(client, "create_topics", recording)
+    internal = [f"{app}-counts-changelog", f"{app}-counts-repartition"]
+    r = hb(wire, app, "m1", 0, topology=word_count_topology(app, source))
+    assert asked == [(internal, wire.client_id)]
+    [detail] = [s.status_detail for s in r.status if s.status_code == MISSING_INTERNAL]
+    assert f"Creation failed: {internal[0]} (POLICY_VIOLATION: no), {internal[1]} (POLICY_VIOLATION: no)." in detail
+    assert partitions_of(kb, internal[0]) is None
+    refuse[0] = False
+    r = hb(wire, app, "m1", r.member_epoch, active={})
+    assert len(asked) == 2 and "Creation failed" not in str(r.status)
+    assert partitions_of(kb, internal[0]) == partitions_of(kb, internal[1]) == 2

@@ -1,0 +1,99 @@
+"""Auto-creation of topics for the request handlers (Kafka's ``AutoTopicCreationManager``).
+
+Metadata (a topic asked for that does not exist, ``auto.create.topics.enable``) and
+StreamsGroupHeartbeat (the group's missing internal topics) ask the active controller to create
+topics. As Kafka's brokers, they send it a CreateTopics through the controller client
+(``broker.controller_client``: this process's controller or the active one of the cluster, in an
+Envelope carrying the client's principal), the same path a CreateTopics request takes, so the
+controller's checks, policies and quotas apply alike. The handler awaits the controller's answer
+rather than assuming the topic exists when a call returns: on the node of the active controller the
+records are committed and applied once it returns; elsewhere the topic appears when this node's
+image applies them.
+
+A topic asked for while its creation is under way (another request) is not asked for again: the
+second request awaits the same creation, as Kafka keeps its in-flight topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kbroker.api.create_topics  # noqa: F401  (registers the controller's CreateTopics, which the local client runs)
+from kbroker.api.context import RequestContext, requester
+from kbroker.controller.topic_plans import NewTopic
+from kbroker.replication.topics import AUTO_CREATE_TIMEOUT_MS, CREATE_TOPICS_VERSION, internal_defaults
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+
+_log = logging.getLogger(__name__)
+
+Creatable = CreateTopicsRequest.CreatableTopic
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The controller's answer for one topic (``error`` NONE: created)."""
+
+    error: ErrorCode
+    message: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        """Created by this request or by another one first."""
+        return self.error in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS)
+
+
+# The creations under way per broker: topic name -> the CreateTopics that asks for it.
+_IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Task[CreateTopicsResponse]]] = weakref.WeakKeyDictionary()
+
+
+def _request(topics: Sequence[NewTopic]) -> CreateTopicsRequest:
+    return CreateTopicsRequest(timeout_ms=AUTO_CREATE_TIMEOUT_MS, validate_only=False, topics=[
+        Creatable(name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
+                  assignments=[], configs=[Creatable.CreatableTopicConfig(name=k, value=v)
+                                           for k, v in sorted(t.configs.items())])
+        for t in topics
+    ])
+
+
+async def auto_create(ctx: RequestContext, topics: Sequence[NewTopic]) -> dict[str, Created]:
+    """Ask the active controller to create ``topics`` (internal ones asked for without settings get
+    their coordinator's, as Kafka's ``creatableTopic``) on behalf of ``ctx``'s client and await its
+    answer; returns the outcome per topic name."""
+    if not topics:
+        return {}
+    broker = ctx.broker
+    in_flight = _IN_FLIGHT.setdefault(broker, {})
+    wanted = {t.name: t for t in topics}
+    fresh = [internal_defaults(broker, t) for name, t in wanted.items() if name not in in_flight]
+    if fresh:
+        task = asyncio.get_running_loop().create_task(
+            broker.controller_client.create_topics(_request(fresh), CREATE_TOPICS_VERSION, requester(ctx)))
+        for t in fresh:
+            in_flight[t.name] = task
+        names = [t.name for t in fresh]
+        task.add_done_callback(lambda _task: [in_flight.pop(name, None) for name in names])
+    outcomes: dict[str, Created] = {}
+    for task in {id(in_flight[name]): in_flight[name] for name in wanted if name in in_flight}.values():
+        try:
+            # shielded: a request given up (its connection closed) leaves the creation to finish
+            response = await asyncio.shield(task)
+        except Exception as exc:  # (the client answers errors in its response; this is a failure of its own)
+            _log.error("cannot ask the controller to create %s: %s", sorted(wanted), exc)
+            response = None
+        if response is None:
+            continue
+        for result in response.topics:
+            if result.name in wanted:
+                outcomes[result.name] = Created(ErrorCode(result.error_code), result.error_message)
+    for name in wanted:
+        outcome = outcomes.setdefault(name, Created(ErrorCode.UNKNOWN_SERVER_ERROR, "no answer from the controller"))
+        if not outcome.exists:
+            _log.info("auto-creation of %s refused by the controller: %s %s", name, outcome.error.name,
+                      outcome.message)
+    return outcomes
