@@ -205,14 +205,14 @@ class TransactionCoordinator(TxnMarkers):
             new = TxnMetadata(transactional_id, pid, 0, timeout_ms, TxnState.EMPTY, set(), -1, self._now_ms())
             await self._write(new)
             return pid, 0
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)  # (Kafka: pending, checked first)
         expected = (producer_id, producer_epoch) if producer_id >= 0 else None
         if expected is not None and not (
             txn.producer_epoch < 0 or producer_id == txn.producer_id
             or producer_id == txn.previous_producer_id and producer_epoch >= MAX_EPOCH - 1
         ):
             raise TxnError(ErrorCode.PRODUCER_FENCED)
-        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
             # Fence the producer that has the transaction and abort it (Kafka's
             # PrepareEpochFence); the fenced epoch is never returned: the caller retries.
@@ -389,9 +389,11 @@ class TransactionCoordinator(TxnMarkers):
         txn = self.txns.get(transactional_id)
         if txn is None:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+        preparing = txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT)
+        if v2 and (preparing or transactional_id in self._pending):
             # The markers are on their way (Kafka: a pending Complete* transition, checked before
-            # anything else): the producer retries, then gets the answer for the completed state
+            # anything else under Transactions V2; EndTxn v0-v4 checks the producer id and epoch
+            # first, below): the producer retries, then gets the answer for the completed state
             # (a Transactions V2 producer may send its next EndTxn, at the bumped epoch, by then).
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         matching_complete = (txn.state == TxnState.COMPLETE_COMMIT and commit
@@ -409,8 +411,8 @@ class TransactionCoordinator(TxnMarkers):
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:
             raise TxnError(ErrorCode.PRODUCER_FENCED)
-        if transactional_id in self._pending:
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if transactional_id in self._pending or preparing:
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)  # (either outcome: Kafka's pending check)
         state = txn.state
         if state == TxnState.ONGOING or v2 and not commit and txn.completed:
             # (A V2 producer may abort a transaction whose partitions never reached us: it
@@ -430,10 +432,6 @@ class TransactionCoordinator(TxnMarkers):
             return done.producer_id, done.producer_epoch
         if matching_complete and not v2:
             return txn.producer_id, txn.producer_epoch  # a retry of the EndTxn that completed it
-        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) and commit == (
-            state == TxnState.PREPARE_COMMIT
-        ):
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         raise TxnError(ErrorCode.INVALID_TXN_STATE)
 
     def _bump_epoch(self, txn: TxnMetadata) -> TxnMetadata:

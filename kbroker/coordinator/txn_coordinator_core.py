@@ -293,13 +293,19 @@ class TxnCoordinatorCore:
         return state is not None and state.leader == self.broker.node_id
 
     def _current(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TxnMetadata:
+        """The id's transaction if the producer owns it, in the order of Kafka 4.4's
+        handleAddPartitionsToTransaction: a pending transition first (a record being written, or
+        the markers of a Prepare* one: Kafka's pending Complete*) answers CONCURRENT_TRANSACTIONS
+        whatever the producer id and epoch, then INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED."""
         txn = self.txns.get(transactional_id)
-        if txn is None or txn.producer_id != producer_id:
+        if txn is None:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        if txn.producer_epoch != producer_epoch:
-            raise TxnError(ErrorCode.PRODUCER_FENCED)
         if transactional_id in self._pending or txn.state in (
                 TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
             raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if txn.producer_id != producer_id:
+            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if txn.producer_epoch != producer_epoch:
+            raise TxnError(ErrorCode.PRODUCER_FENCED)
         return txn
 

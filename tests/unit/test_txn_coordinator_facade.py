@@ -375,3 +375,36 @@ async def test_a_restarted_coordinator_completes_a_transaction_found_prepared() 
     assert restarted.txns[TID].state == TxnState.COMPLETE_ABORT
     assert logged_states(broker)[-2:] == ["PrepareAbort", "CompleteAbort"]
     await restarted.stop()
+
+
+# -- the order of the checks while the markers are written -----------------------------------
+# (Kafka sets the Complete* transition pending when the Prepare* record is written, before the
+# markers: AddPartitionsToTxn, InitProducerId and EndTxn v5 check it first, EndTxn v0-v4 after
+# the producer id and epoch.)
+
+async def test_during_the_markers_add_partitions_and_init_answer_concurrent_first() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    markers = broker.replica_manager.producer_state
+    pid, epoch = await ongoing(coordinator, broker)
+    markers.hold = True
+    await coordinator.end_txn(TID, pid, epoch, commit=True)
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.add_partitions(TID, pid, epoch + 1, [("data", 0)]))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.add_partitions(TID, pid + 1, epoch, [("data", 0)]))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.init_producer_id(TID, TIMEOUT_MS, pid + 1, epoch))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.end_txn(TID, pid, epoch + 1, commit=True, v2=True))
+    markers.release()
+    await settle()
+
+
+async def test_end_txn_v1_during_the_markers_checks_the_producer_before_answering_concurrent() -> None:
+    coordinator, broker, _clock = started_coordinator()
+    markers = broker.replica_manager.producer_state
+    pid, epoch = await ongoing(coordinator, broker)
+    markers.hold = True
+    await coordinator.end_txn(TID, pid, epoch, commit=True)
+    await fails(ErrorCode.INVALID_PRODUCER_ID_MAPPING, coordinator.end_txn(TID, pid + 1, epoch, commit=True))
+    await fails(ErrorCode.PRODUCER_FENCED, coordinator.end_txn(TID, pid, epoch + 1, commit=True))
+    await fails(ErrorCode.CONCURRENT_TRANSACTIONS, coordinator.end_txn(TID, pid, epoch, commit=False))
+    markers.release()
+    await settle()
+    assert coordinator.txns[TID].state == TxnState.COMPLETE_COMMIT
