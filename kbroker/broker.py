@@ -349,15 +349,6 @@ class Broker:
         return task
 
     @property
-    def _stopping(self) -> bool:
-        # the coordinators (kbroker/coordinator) still read the old name: kept until they read stopping
-        return self.stopping
-
-    @_stopping.setter
-    def _stopping(self, value: bool) -> None:
-        self.stopping = value
-
-    @property
     def active_controller_id(self) -> int:
         """The active controller as clients see it (Metadata, DescribeCluster: Kafka 4.x reports
         the KRaft leader)."""

@@ -278,7 +278,7 @@ class TxnCoordinatorCore:
             raise TxnError(ErrorCode.INVALID_REQUEST)
         if not self.loaded:
             raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        if getattr(self.broker, "_stopping", False):
+        if self.broker.stopping:
             raise TxnError(ErrorCode.NOT_COORDINATOR)
         if not self.ensure_topic():
             raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
