@@ -22,7 +22,6 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
-from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, dir_failure
@@ -45,6 +44,7 @@ from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
 from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
+from kbroker.wiring.coordinators import wire_coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
@@ -132,10 +132,11 @@ class Broker:
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
-        self.share_coordinator: ShareCoordinator | None = None  # (the share coordinator installs itself)
+        self.share_coordinator: ShareCoordinator | None = None
 
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
-        self.services: list[Service] = build_services(self)
+        # wire_coordinators sets group_coordinator, share_coordinator and txn_coordinator.
+        self.services: list[Service] = wire_coordinators(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None

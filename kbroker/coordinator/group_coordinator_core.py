@@ -65,7 +65,6 @@ class GroupCoordinatorCore:
 
     def __init__(self, broker: Any, timer: LoopTimer | None = None) -> None:
         self.broker = broker
-        broker.group_coordinator = self
         self.timer = timer or LoopTimer()
         self.groups: dict[str, Any] = {}
         self.offsets = OffsetStore()

@@ -78,7 +78,6 @@ class TxnCoordinatorCore:
         # stamped with its time and the periodic timeout and expiration checks run on it.
         self.clock = clock
         self._clock_timers: list[TimerHandle] = []
-        broker.txn_coordinator = self
         self.txns: dict[str, TxnMetadata] = {}
         # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
         # __consumer_offsets partitions.
@@ -91,7 +90,6 @@ class TxnCoordinatorCore:
         # other requests for them answer CONCURRENT_TRANSACTIONS meanwhile.
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        broker.replica_manager.producer_state.verifier = self
 
     # -- configuration ---------------------------------------------------------------------
 
