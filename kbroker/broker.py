@@ -140,11 +140,11 @@ class Broker:
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
-        self.control = ControlPlane(self)
+        self.control = ControlPlane(self, self._set_request_hooks)
         self.services.append(self.control)
         # Metrics (kbroker.http.listeners): the dispatcher counts requests when this is set.
         self.request_metrics: RequestMetrics | None = None
-        self.metrics = MetricsService(self)
+        self.metrics = MetricsService(self, self._set_request_metrics)
         self.services.append(self.metrics)
         self.delayed = DelayedDelivery(self)  # kbroker-deliver-* headers (kbroker/delayed.py)
         self.services.append(self.delayed)
@@ -341,6 +341,12 @@ class Broker:
 
         install(self)
         self.run_in_background(self._run_controller_timers(), "controller-timers")
+
+    def _set_request_hooks(self, hooks: RequestHooks | None) -> None:
+        self.request_hooks = hooks
+
+    def _set_request_metrics(self, metrics: RequestMetrics | None) -> None:
+        self.request_metrics = metrics
 
     def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
         """Run ``work`` until it ends or the broker stops (stop() cancels and awaits it)."""

@@ -65,3 +65,22 @@ async def test_rewiring_replaces_what_the_broker_reaches() -> None:
     assert all(a is not b for a, b in zip(old, fresh, strict=True))
     assert broker.replica_manager.producer_state.verifier is fresh[2]
     assert broker.connection_listeners == [fresh[1].manager.on_connection_closed]
+
+
+def test_the_control_plane_sets_the_dispatcher_hook_through_the_composition_root() -> None:
+    """ControlPlane switches the dispatcher's request hook through the callback it was given
+    (the broker's), not by assigning the broker's attribute."""
+    from kbroker.control.plane import ControlPlane
+
+    real = Broker(BrokerConfig({"node.id": "1"}))
+    host = _RecordingBroker(real)
+    hooks: list[object] = []
+    control = ControlPlane(host, hooks.append)
+    control.set_disk_full(True)
+    control.set_disk_full(False)
+    assert hooks == [control, None]
+    assert host.assigned == []
+    real.control.set_disk_full(True)
+    assert real.request_hooks is real.control
+    real.control.set_disk_full(False)
+    assert real.request_hooks is None
