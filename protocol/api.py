@@ -103,7 +103,7 @@ def unsupported_request(frame: bytes | bytearray | memoryview) -> UnsupportedVer
     return _unsupported(buf, api_key, api_version)
 
 
-def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Any, Any]:
+def decode_request(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, Message]:
     """Decode a request frame (without its size prefix) into ``(RequestHeader, body)``.
 
     Raises :class:`UnsupportedVersionError` (with ``.correlation_id`` and ``.header`` set when
@@ -124,7 +124,9 @@ def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Any, Any]:
     return _decode(buf, RequestHeader._READERS[header_version], cls._READERS[api_version])
 
 
-def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> tuple[Any, Any]:
+def decode_response(
+    frame: bytes | bytearray | memoryview, api_key: int, api_version: int
+) -> tuple[ResponseHeader, Message]:
     """Decode a response frame (without its size prefix) into ``(ResponseHeader, body)``."""
     cls: Any = RESOLVED_RESPONSES.get(api_key) or RESPONSES.get(api_key)
     if cls is None or not (cls.MIN_VERSION <= api_version <= cls.MAX_VERSION):
@@ -145,7 +147,7 @@ def _decode(buf: memoryview, header_reader: Any, body_reader: Any) -> tuple[Any,
     return header, body
 
 
-def encode_response(correlation_id: int, api_key: int, api_version: int, body: Any) -> list[Any]:
+def encode_response(correlation_id: int, api_key: int, api_version: int, body: Message) -> list[Any]:
     """Response header + body as parts (``bytes`` and external records objects), without the
     4-byte size prefix.  The total size is ``sum(len(p) for p in parts)``."""
     w = Writer()
@@ -159,7 +161,7 @@ def encode_response(correlation_id: int, api_key: int, api_version: int, body: A
     return w.parts()
 
 
-def encode_request(header: Any, body: Any) -> bytes:
+def encode_request(header: RequestHeader, body: Message) -> bytes:
     """Request header + body as bytes, without the 4-byte size prefix."""
     w = Writer()
     header.encode_into(w, request_header_version(header.request_api_key, header.request_api_version))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, Self, TypeAlias
 
 from kbroker_protocol.exceptions import ProtocolError
 
@@ -672,7 +672,7 @@ class Message:
         return table[version]
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Any:
+    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Self:
         """Decode ``data`` at ``version``.  Trailing bytes after the message are ignored, as Kafka
         does.  ``records`` fields come back as zero-copy memoryview slices of ``data``."""
         reader = cls._check_version(version, cls._READERS)
@@ -686,7 +686,7 @@ class Message:
         return obj
 
     @classmethod
-    def read(cls, reader: Reader, version: int) -> Any:
+    def read(cls, reader: Reader, version: int) -> Self:
         """Decode one message at ``reader.pos`` and advance the reader past it."""
         fn = cls._check_version(version, cls._READERS)
         try:

@@ -151,8 +151,8 @@ class Bench:
         try:
             r["fresh_start_s"] = node.start()
             t0 = time.monotonic()
-            sn.create_topic(node.bootstrap, topic, parts)
-            node.wait_topic(topic, parts)
+            sn.create_topic(node.bootstrap, topic, parts, timeout=a.create_timeout)
+            node.wait_topic(topic, parts, timeout=max(1.0, a.create_timeout - (time.monotonic() - t0)))
             r["create_s"] = time.monotonic() - t0
             time.sleep(a.settle)
             r["idle_rss_mib"] = node.rss_kib() / 1024
@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recovery-records", type=int, default=50_000, help="records written before kill -9")
     p.add_argument("--metadata-calls", type=int, default=30)
     p.add_argument("--metadata-only", action="store_true", help="stop after the create and Metadata figures")
+    p.add_argument("--create-timeout", type=float, default=900.0,
+                   help="seconds the topic's creation may take (all partitions led) before the run fails")
     p = sub.add_parser("durability", help="log.flush.interval.messages=1, 1/8/64 producers, acks=all")
     common(p)
     p.add_argument("--producers", default="1,8,64")

@@ -103,8 +103,10 @@ CREATE_STEP = 5000
 
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 900.0) -> None:
     """CreateTopics with up to CREATE_STEP partitions, then CreatePartitions adding CREATE_STEP at a
-    time until the topic has `partitions` (one topic either way, as for both brokers)."""
+    time until the topic has `partitions` (one topic either way, as for both brokers). `timeout` bounds
+    the whole creation (socket.timeout when it runs out)."""
     req = REQUESTS[19]
+    deadline = time.monotonic() + timeout
     w = Wire(bootstrap, timeout=timeout)
     try:
         t = req.CreatableTopic(name=topic, num_partitions=min(partitions, CREATE_STEP), replication_factor=1,
@@ -117,6 +119,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 9
         while count < partitions:
             count = min(partitions, count + CREATE_STEP)
             more = REQUESTS[37].CreatePartitionsTopic(name=topic, count=count, assignments=None)
+            w.sock.settimeout(max(1.0, deadline - time.monotonic()))
             resp = w.call(37, CREATE_PARTITIONS_VERSION, topics=[more], timeout_ms=int(timeout * 1000),
                           validate_only=False)
             err = resp.results[0].error_code

@@ -119,11 +119,18 @@ SUPPORT_MODULES = frozenset({
 })
 
 
+# APIs served only on the controller listener through the RaftDriver's own handler table (so not in
+# HANDLER_TABLE) whose error response builder lives in their module rather than in the core: the module.
+CONTROLLER_ONLY_REFUSALS: dict[int, str] = {70: "controller_registration"}
+
+
 def refusal_modules(api_key: int) -> list[str]:
     """The modules that may register ``api_key``'s error response builder: the API's own module
     (each module registers the builder of the APIs it serves, :func:`kbroker.api.error_response.refusal`),
     in table order; none for an API kbroker does not serve."""
     modules = dict.fromkeys(row[1] for row in HANDLER_TABLE if row[0] == api_key)
+    if api_key in CONTROLLER_ONLY_REFUSALS:
+        modules[CONTROLLER_ONLY_REFUSALS[api_key]] = None
     return [f"{__name__}.{module}" for module in modules]
 
 

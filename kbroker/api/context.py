@@ -149,7 +149,7 @@ def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader
     error a client gets instead, as Kafka's ``ReplicaManager.getPartitionOrError``:
     NOT_LEADER_OR_FOLLOWER for a partition of the metadata that this broker does not host (or does
     not lead), UNKNOWN_TOPIC_OR_PARTITION for one the metadata does not have."""
-    partition = broker.partition(topic, index)
+    partition = broker.replica_manager.partition(topic, index)
     if partition is not None and (partition.is_leader or not leader):
         return partition, ErrorCode.NONE
     if broker.image.partition(topic, index) is None:

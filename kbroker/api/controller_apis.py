@@ -12,6 +12,11 @@ listener, as Kafka's ControllerServer):
 - cluster-control's controller-listener handlers: BrokerRegistration (62), BrokerHeartbeat (63),
   AlterPartition (56), UnregisterBroker (64);
 - controller-seam's Envelope (58) and AllocateProducerIds (67).
+
+A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
+with its API's error response (:mod:`kbroker.api.error_response`: UNKNOWN_SERVER_ERROR, or a
+controller refusal's own code) and the connection stays open, as Kafka's ``ControllerApis``
+(``requestHelper.handleError``) does.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
 from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
+from kbroker.api.error_response import error_response
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.describe_cluster import DescribeClusterResponse
-from kbroker_protocol.messages.describe_quorum import DescribeQuorumResponse, ReplicaState
+from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+from kbroker_protocol.messages.describe_quorum import (
+    DescribeQuorumRequest,
+    DescribeQuorumResponse,
+    ReplicaState,
+)
+from kbroker_protocol.messages.request_header import RequestHeader
 
 Broker = RaftNodeServices  # (kbroker.broker.Broker: the API layer stays below the broker)
 
@@ -40,6 +50,9 @@ CONTROLLER_ENDPOINT_TYPE = 2
 def install(broker: Broker) -> None:
     raft = broker.raft
     assert raft is not None
+    # a request whose handling fails is answered with its error response, the connection kept (Kafka's
+    # ControllerApis.handle: requestHelper.handleError -> request.getErrorResponse(e))
+    raft.error_responder = error_response
     raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum(broker, header, body)
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
     # cluster-control's BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
@@ -84,7 +97,7 @@ def _advertised_host(broker: Broker) -> str:
     return "localhost" if host in ("", "0.0.0.0", "::") else host
 
 
-async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuorumResponse:
+async def describe_quorum(broker: Broker, header: object, body: DescribeQuorumRequest) -> DescribeQuorumResponse:
     raft = broker.raft
     assert raft is not None and raft.node is not None
     node = raft.node
@@ -149,10 +162,10 @@ async def describe_quorum(broker: Broker, header: Any, body: Any) -> DescribeQuo
         high_watermark=node.high_watermark, current_voters=voters, observers=observers)])], nodes=nodes)
 
 
-async def describe_cluster(broker: Broker, header: Any, body: Any) -> DescribeClusterResponse:
+async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
-    endpoint_type = getattr(body, "endpoint_type", 1) if version >= 1 else 1
+    endpoint_type = body.endpoint_type if version >= 1 else 1
     if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
         return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),
                  error_message="The controller only supports the CONTROLLER endpoint type.",

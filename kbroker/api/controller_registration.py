@@ -30,7 +30,7 @@ from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controll
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationRequest,
     ControllerRegistrationResponse,
@@ -50,6 +50,9 @@ RETRY_S = 1.0
 
 refusal(UNREGISTER_CONTROLLER)(
     lambda request, version, code: UnregisterControllerResponse(error_code=code, error_message=None))
+# Kafka's ControllerRegistrationRequest.getErrorResponse: the code and its default message
+refusal(CONTROLLER_REGISTRATION)(
+    lambda request, version, code: ControllerRegistrationResponse(error_code=code, error_message=default_message(code)))
 
 
 def install(broker: Any) -> None:

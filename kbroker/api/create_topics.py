@@ -24,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 from kbroker.api.authorization import OperationSubject, operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import CREATE_TOPICS, Requester, controller_operation
+from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, NewTopic
 from kbroker.controller.user_op_limits import (
@@ -96,7 +96,7 @@ async def _create_topics(broker: BrokerServices, request: CreateTopicsRequest, c
     # Kafka's bounded record list of the operation: every record planned for a topic that passes
     # its checks counts, validate_only too; one past the bound fails the request whole.
     budget = RecordBudget(MAX_RECORDS_PER_USER_OP)
-    to_commit: list[tuple[Result, NewTopic, list[Any]]] = []
+    to_commit: list[tuple[Result, NewTopic, list[MetadataRecord]]] = []
     for t in request.topics:
         if seen[t.name] > 1:
             results.append(Result(name=t.name, topic_id=uuid.UUID(int=0), error_code=ErrorCode.INVALID_REQUEST,
@@ -201,7 +201,7 @@ def _refuse_all(request: CreateTopicsRequest, message: str) -> CreateTopicsRespo
     ])
 
 
-def _create_logs(broker: BrokerServices, to_commit: list[tuple[Result, NewTopic, list[Any]]]
+def _create_logs(broker: BrokerServices, to_commit: list[tuple[Result, NewTopic, list[MetadataRecord]]]
                  ) -> dict[str, tuple[list[tuple[str, int]], list[bytes] | bytes] | Exception]:
     """On a worker thread: the partition logs of each topic and its encoded records (or the
     error that stopped them; the logs of that topic are then removed already)."""

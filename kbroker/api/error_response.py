@@ -31,6 +31,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RESPONSES
 from kbroker_protocol.primitives import Message
@@ -50,8 +51,11 @@ AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
 
 def error_code_for(exc: BaseException) -> int:
-    """Kafka's ``Errors.forException``: kbroker's handlers translate the errors they expect into
-    response codes themselves, so an exception escaping a handler is unexpected."""
+    """Kafka's ``Errors.forException``: a controller refusal (:class:`ControllerError`, Kafka's
+    ``ApiException``) gives its own code; anything else is unexpected (kbroker's handlers translate
+    the errors they expect into response codes themselves): UNKNOWN_SERVER_ERROR."""
+    if isinstance(exc, ControllerError):
+        return int(exc.code)
     return int(ErrorCode.UNKNOWN_SERVER_ERROR)
 
 
@@ -130,8 +134,14 @@ def _top_level(api_key: int) -> None:
 # Heartbeat, LeaveGroup, AddOffsetsToTxn, EndTxn, ConsumerGroupHeartbeat, ListTransactions,
 # DescribeLogDirs, OffsetDelete, ListGroups, ListConfigResources, StreamsGroupHeartbeat;
 # SaslHandshake (no mechanisms); the share groups' (KIP-932) ShareGroupHeartbeat, ShareFetch
-# (ShareFetchResponse.of: no partitions, lock timeout 0) and ShareAcknowledge.
-TOP_LEVEL_ONLY: tuple[int, ...] = (12, 13, 25, 26, 68, 66, 35, 47, 16, 74, 88, 17, 76, 78, 79)
+# (ShareFetchResponse.of: no partitions, lock timeout 0) and ShareAcknowledge; and on the controller
+# listener (Kafka's ControllerApis answers a failed request with the same getErrorResponse): the
+# Raft RPCs Vote, BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot (no partitions, no endpoints),
+# UpdateRaftVoter (no current leader), AlterPartition, BrokerRegistration (broker epoch -1),
+# BrokerHeartbeat (fenced, as the schema's default), AssignReplicasToDirs, Envelope (no response
+# data) and AllocateProducerIds (an empty block).
+TOP_LEVEL_ONLY: tuple[int, ...] = (12, 13, 25, 26, 68, 66, 35, 47, 16, 74, 88, 17, 76, 78, 79,
+                                   52, 53, 54, 59, 82, 56, 62, 63, 73, 58, 67)
 
 for _key in TOP_LEVEL_ONLY:
     _top_level(_key)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
@@ -46,6 +45,7 @@ from kbroker.security.quotas import principal_user
 from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
+from kbroker_protocol.primitives import Records
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData
@@ -61,7 +61,8 @@ class _Want:
     unknown_error: ErrorCode
 
 
-def _resolve(broker: BrokerServices, version: int, topic_name: str | None, topic_id: Any) -> tuple[str | None, Any, ErrorCode]:
+def _resolve(broker: BrokerServices, version: int, topic_name: str | None,
+             topic_id: uuid.UUID) -> tuple[str | None, uuid.UUID, ErrorCode]:
     image = broker.image
     if version >= 13:
         topic = image.topic_by_id(topic_id)
@@ -74,7 +75,7 @@ def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: 
     wants = []
     for t in request.topics:
         name = t.topic if version < 13 else None
-        resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id if version >= 13 else None)
+        resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id)  # (the id: v13+)
         for p in t.partitions:
             cached = CachedPartition(
                 topic=name if version < 13 else resolved,
@@ -90,7 +91,7 @@ def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: 
     return wants
 
 
-def _session_key(version: int, cached: CachedPartition) -> tuple[Any, int]:
+def _session_key(version: int, cached: CachedPartition) -> tuple[uuid.UUID | str | None, int]:
     return (cached.topic_id if version >= 13 else cached.topic, cached.partition)
 
 
@@ -98,7 +99,7 @@ def _session_key(version: int, cached: CachedPartition) -> tuple[Any, int]:
 class _Read:
     want: _Want
     error: ErrorCode
-    records: Any
+    records: Records
     size: int
     high_watermark: int
     last_stable_offset: int
@@ -196,7 +197,7 @@ def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bo
                                                  leo, replica.broker_epoch)
     if result is None:
         return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
-    records: Any = result if result.slices else EMPTY
+    records: Records = result if result.slices else EMPTY
     size = result.size
     if isolation == 1 and size:
         aborted = [Aborted(producer_id=pid, first_offset=first)
@@ -251,7 +252,7 @@ def current_leader(broker: BrokerServices, topic: str | None, index: int, listen
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
            broker: BrokerServices | None = None, listener: str | None = None) -> FetchResponse:
     topics: list[TopicResp] = []
-    by_topic: dict[tuple[Any, Any], TopicResp] = {}
+    by_topic: dict[tuple[str | None, uuid.UUID], TopicResp] = {}
     endpoints: dict[int, tuple[str, int, str | None]] = {}
     for r in reads:
         c = r.want.cached

@@ -27,7 +27,7 @@ from kbroker.controller.client import (
     controller_operation,
 )
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
-from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 from kbroker_protocol.primitives import Message
@@ -103,8 +103,8 @@ async def unregister_broker_operation(broker: BrokerServices, request: Unregiste
 
 @refusal(55)
 def _describe_quorum_error(request: DescribeQuorumRequest, version: int, code: int) -> DescribeQuorumResponse:
-    # DescribeQuorumRequest.getTopLevelErrorResponse: the code alone, no topics
-    return DescribeQuorumResponse(error_code=code, topics=[])
+    # DescribeQuorumRequest.getTopLevelErrorResponse: the code and its default message (v2+), no topics
+    return DescribeQuorumResponse(error_code=code, error_message=default_message(code), topics=[])
 
 
 @refusal(64)

@@ -28,7 +28,7 @@ from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
 from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
@@ -41,8 +41,10 @@ _VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoter
 
 
 def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) -> Builder:
+    """Kafka's AddRaftVoterRequest/RemoveRaftVoterRequest ``getErrorResponse``: the code and its
+    default message (``error.message()``)."""
     def build(request: Any, version: int, code: int) -> AddRaftVoterResponse | RemoveRaftVoterResponse:
-        return cls(error_code=code, error_message=None)
+        return cls(error_code=code, error_message=default_message(code))
 
     return build
 

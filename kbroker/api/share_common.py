@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kbroker.api.context import BrokerServices, require
 from kbroker.api.share_group_heartbeat import member_id_valid
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest
     from kbroker_protocol.messages.share_fetch import ShareFetchRequest
+
+    # The acknowledgements of a ShareFetch or a ShareAcknowledge (the same fields in both).
+    _AckTopic = ShareFetchRequest.FetchTopic | ShareAcknowledgeRequest.AcknowledgeTopic
+    _AckBatch = (ShareFetchRequest.FetchTopic.FetchPartition.AcknowledgementBatch
+                 | ShareAcknowledgeRequest.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch)
 
 TopicIdPartition = tuple[uuid.UUID, int]
 
@@ -58,7 +64,7 @@ def renew_ack_error(version: int, request: ShareFetchRequest | ShareAcknowledgeR
     return msg + "if isRenewAck is true." if msg else None
 
 
-def batches_valid(batches: list[Any], supports_renew: bool, is_renew_ack: bool) -> bool:
+def batches_valid(batches: Sequence[_AckBatch], supports_renew: bool, is_renew_ack: bool) -> bool:
     """Kafka's ``KafkaApis.validateAcknowledgementBatches`` for one partition."""
     prev_end = -1
     max_type = 4 if supports_renew else 3
@@ -79,7 +85,7 @@ def batches_valid(batches: list[Any], supports_renew: bool, is_renew_ack: bool) 
 AckResult = tuple[ErrorCode, str | None]
 
 
-def acknowledge(broker: BrokerServices, group_id: str, member_id: str, topics: list[Any], supports_renew: bool,
+def acknowledge(broker: BrokerServices, group_id: str, member_id: str, topics: Sequence[_AckTopic], supports_renew: bool,
                 is_renew_ack: bool) -> dict[TopicIdPartition, AckResult]:
     """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
     the error and message of each partition, as Kafka: the request checks of ``KafkaApis``

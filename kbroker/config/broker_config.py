@@ -212,12 +212,9 @@ class BrokerConfig:
                 fail(cln, f"{cln} must only contain values appearing in the 'listeners' configuration when running "
                      "the KRaft controller role")
         if "broker" in roles:
-            if any(e.listener in controller_names for e in self.advertised_listeners):
-                fail("advertised.listeners",
-                     f"The advertised.listeners config must not contain KRaft controller listeners from {cln} when "
-                     "process.roles contains the broker role because Kafka clients that send requests via "
-                     "advertised listeners do not send requests to KRaft controllers -- they only send requests "
-                     "to KRaft brokers.")
+            # A controller listener named in advertised.listeners is the controller endpoint this node
+            # advertises to the quorum (Kafka 4.4's effectiveAdvertisedControllerListeners, KIP-853); the
+            # broker advertises the others only (effectiveAdvertisedBrokerListeners). Kafka 3.x refused it.
             if not broker_advertised:
                 fail("listeners", "There must be at least one broker advertised listener. Perhaps all listeners "
                      f"appear in {cln}?")

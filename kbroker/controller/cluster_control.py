@@ -262,6 +262,15 @@ class ClusterControl:
     def deactivate(self) -> None:
         self.heartbeats = None
 
+    def renew_session(self, image: MetadataImage, broker_id: int, now: int) -> None:
+        """Renew a broker's session without a BrokerHeartbeat: the sole voter's own broker, which
+        registered itself in-process (``Broker._register``) and sends none. (Kafka's combined node
+        heartbeats its own controller; without this the controller's timer fenced the node's own
+        broker once broker.session.timeout.ms passed, leaving Metadata without a broker.)"""
+        reg = image.brokers.get(broker_id)
+        if self.heartbeats is not None and reg is not None and not reg.fenced:
+            self.heartbeats.update_contact(broker_id, reg.epoch, now)
+
     def attach(self, image: MetadataImage) -> None:
         """Follow committed registration records (the image's listener hook), as Kafka's replay."""
         image.listeners.append(lambda record: self.replay(image, record))

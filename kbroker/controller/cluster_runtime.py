@@ -116,9 +116,12 @@ async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
     if not is_active(controller):
         return 0
     fenced = 0
+    now = now_ms() if now is None else now
     async with operation(broker) as cc:
+        if getattr(broker, "registered_locally", False):  # the sole voter's own broker: no heartbeats
+            cc.renew_session(controller.image, broker.node_id, now)
         while True:
-            found, records = cc.fence_stale_broker(controller.image, now_ms() if now is None else now)
+            found, records = cc.fence_stale_broker(controller.image, now)
             if not found:
                 return fenced
             if records:

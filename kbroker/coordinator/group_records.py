@@ -78,8 +78,8 @@ def decode_key(key: bytes) -> OffsetKey | GroupKey | None:
         k = OffsetCommitKey.decode(body, 0)
         return OffsetKey(k.group, k.topic, k.partition)
     if kind == 0:
-        k = LegacyOffsetCommitKey.decode(body, 0)
-        return OffsetKey(k.group, k.topic, k.partition)
+        legacy = LegacyOffsetCommitKey.decode(body, 0)
+        return OffsetKey(legacy.group, legacy.topic, legacy.partition)
     if kind == GROUP_METADATA_KEY_TYPE:
         return GroupKey(GroupMetadataKey.decode(body, 0).group)
     return None

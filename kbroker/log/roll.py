@@ -3,11 +3,11 @@
 A roll runs where the append that needs it runs (the event loop, for a leader). What must be
 decided there stays there: the sealed segment's last time index entry, its index entries written
 out (``pwrite``, no fsync), the transactions open at the new base, the new segment. What only
-makes the roll durable goes to the log manager's roll worker (``roll_scheduler``), as Kafka's ``UnifiedLog.roll``
-schedules ``flushUptoOffsetExclusive`` of the old segment on its scheduler: the sealed segment's
-``fdatasync`` and index fsyncs, the release of its reserved blocks, the new segment's
-``.txnstate`` file and the directory fsync. Those took 3-16 ms of the loop per roll, and the 16
-partitions of a topic under an even load roll together (issue 23).
+makes the roll durable goes to the log manager's roll worker (``roll_scheduler``), as Kafka's
+``UnifiedLog.roll`` schedules ``flushUptoOffsetExclusive`` of the old segment on its scheduler:
+the sealed segment's ``fdatasync`` and index fsyncs, the release of its reserved blocks, the new
+segment's ``.txnstate`` file and the directory fsync. Those took 3-16 ms of the loop per roll,
+and the 16 partitions of a topic under an even load roll together (issue 23).
 
 Guarantees kept:
 
@@ -22,6 +22,8 @@ Guarantees kept:
   segment's fsync and only while that segment is still the log's: a crash leaves no file (a
   rebuild replays from further back) or a complete one for data on disk, as before.
 - A clean close completes every pending roll first (``close`` in partition_log.py).
+- A power loss before the worker ran can leave the sealed segment's tail torn: recovery cuts it
+  and the later segments, as Kafka's LogLoader (recovery.py, docs/log.md "Damage behaviour").
 """
 
 from __future__ import annotations

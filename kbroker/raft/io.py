@@ -43,13 +43,14 @@ from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
 from kbroker.raft.node import NotLeaderError, RaftConfig, RaftNode, Role, VoterChange
+from kbroker.raft.peers import Peer
 from kbroker.raft.state_store import ElectionState, QuorumStateStore
 from kbroker.raft.transport import (
     API_VERSIONS,
     KRAFT_VERSION_FEATURE,
     CloseConnection,
+    ErrorResponder,
     Inbound,
-    Peer,
     RaftTransport,
     SessionFrames,
     Slot,
@@ -182,6 +183,9 @@ class RaftDriver(RaftTransport):
         # Other APIs served on this listener (Kafka's controller APIs: DescribeQuorum, DescribeCluster,
         # BrokerRegistration, ...): api key -> async handler(header, body) -> response body.
         self.handlers: dict[int, Callable[[Any, Any], Any]] = {}
+        # the error response of a request this listener failed on (a handler raised, or the core on
+        # a Raft RPC), set with the handlers (kbroker.api.controller_apis); None: the connection closes
+        self.error_responder: ErrorResponder | None = None
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
         self.fetch_snapshot_max_bytes = 1024 * 1024  # Kafka's controller.quorum.fetch.snapshot.max.bytes default

@@ -6,7 +6,6 @@ outbound connection per peer (requests, their answers, and failures reported to 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import struct
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
+from kbroker.raft.peers import Peer
+from kbroker.raft.snapshot_transfer import MAX_SNAPSHOT_CHUNK_BYTES, SnapshotTransfer
 from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN
 from kbroker.raft.wire import WireError, from_wire, to_wire
 from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
@@ -29,7 +30,6 @@ from kbroker_protocol.messages import end_quorum_epoch as eqe
 from kbroker_protocol.messages import fetch_snapshot as fs
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
 from kbroker_protocol.primitives import Message as WireMessage
-from kbroker_protocol.primitives import received_records
 
 logger = logging.getLogger("kbroker.raft.io")  # the driver's logger, as before the split
 
@@ -41,15 +41,14 @@ RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_
 REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 18, FETCH_SNAPSHOT: 1}
 _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
+# Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
+# layer: (api key, version, request, exception) -> the request's error response; None: there is none
+ErrorResponder = Callable[[int, int, Any, BaseException], WireMessage | None]
 # An authenticated connection's SASL session (kbroker.security.inbound.InboundSession.on_frame): each
 # later frame goes to it first; True when it took it (a re-authentication, KIP-368).
 SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
-POSITION_OUT_OF_RANGE = int(ErrorCode.POSITION_OUT_OF_RANGE)
-# Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the most a FetchSnapshot answer carries, whatever
-# the request's MaxBytes
-MAX_SNAPSHOT_CHUNK_BYTES = 8 * 1024 * 1024
 KRAFT_VERSION_FEATURE = "kraft.version"
 # The first version of each response that names the leader's endpoint (NodeEndpoints, KIP-853), as
 # Kafka's RaftUtil builds them: the leader's address on the listener the request came in on
@@ -91,27 +90,6 @@ class Inbound:
             self.writer.write(frame_out)
 
 
-@dataclass
-class Peer:
-    node_id: int
-    writer: asyncio.StreamWriter | None = None
-    reader_task: asyncio.Task[object] | None = None
-    connecting: asyncio.Task[object] | None = None
-    queue: list[Message] = field(default_factory=list)
-    # correlation id -> (core request id, api key, api version, fetch offset)
-    inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
-    next_correlation: int = 0
-    retry_at: float = 0.0
-    errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
-    # KIP-368: while the connection re-authenticates, new requests wait in ``queue``; the exchange's
-    # responses (by correlation id) go to these futures instead of the raft core
-    reauthenticating: bool = False
-    auth_waiters: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
-    # FetchSnapshot in chunks (Kafka's position / MaxBytes): core request id -> (its request, the
-    # snapshot's size, the bytes received so far); answered to the core once whole
-    snapshot_parts: dict[int, tuple[FetchSnapshotRequest, int, bytearray]] = field(default_factory=dict)
-
-
 def frame_of(payload: bytes | Sequence[Any]) -> bytes:
     if isinstance(payload, bytes):
         return _SIZE.pack(len(payload)) + payload
@@ -126,7 +104,7 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     return await reader.readexactly(size)
 
 
-class RaftTransport:
+class RaftTransport(SnapshotTransfer):
     """The sockets of a ``RaftDriver``, which it is mixed into (the attributes below are the
     driver's)."""
 
@@ -140,6 +118,7 @@ class RaftTransport:
     max_frame_bytes: int
     reconnect_backoff_ms: int
     handlers: dict[int, Callable[[Any, Any], Any]]
+    error_responder: ErrorResponder | None
     observers: dict[int, tuple[int, int]]
     # controller.quorum.fetch.snapshot.max.bytes: the MaxBytes of this node's FetchSnapshot requests
     fetch_snapshot_max_bytes: int
@@ -258,33 +237,51 @@ class RaftTransport:
         if isinstance(msg, FetchRequest) and msg.src not in node.voters:
             self.observers[msg.src] = (msg.fetch_offset, self._now())
         if not self._step(lambda now: node.handle(msg, now)):
-            # the core failed on it: no answer will come, and the answers behind it would wait
+            # the core failed on it (logged): no answer of its own will come; its error response instead
             self._requests.pop(rid, None)
             self._snapshot_reads.pop(rid, None)
-            raise CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
+            failure = CloseConnection(f"{type(msg).__name__} from node {msg.src} could not be handled")
+            answer = self._error_frame(slot, api_key, version, body, failure) if self._running else None
+            if answer is None:
+                raise failure
+            conn.fill(slot, answer)
 
     async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
                            handler: Callable[[Any, Any], Any]) -> None:
         api_key, version = header.request_api_key, header.request_api_version
         try:
             resp = await handler(header, body)
-            frame = frame_of(encode_response(slot.correlation_id, api_key, version, resp))
+            frame: bytes | None = frame_of(encode_response(slot.correlation_id, api_key, version, resp))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("raft node %d: the handler of API %d failed; closing the connection", self.node_id,
-                             api_key)
+        except Exception as exc:
+            logger.exception("raft node %d: unexpected error handling API %d v%d", self.node_id, api_key, version)
+            frame = self._error_frame(slot, api_key, version, body, exc)
+        if frame is None:
             conn.closed = True
             conn.writer.transport.abort()
             return
         conn.fill(slot, frame)
+
+    def _error_frame(self, slot: Slot, api_key: int, version: int, body: Any, exc: BaseException) -> bytes | None:
+        """Kafka's ``RequestHandlerHelper.handleError``: the request's error response (its code from
+        ``Errors.forException``), the connection kept; None (logged) when there is none: it closes."""
+        try:
+            response = None if self.error_responder is None else self.error_responder(api_key, version, body, exc)
+            if response is not None:
+                return frame_of(encode_response(slot.correlation_id, api_key, version, response))
+        except Exception:
+            logger.exception("raft node %d: no error response for API %d v%d", self.node_id, api_key, version)
+        logger.warning("raft node %d: closing a connection: API %d v%d failed without an error response",
+                       self.node_id, api_key, version)
+        return None
 
     def _error_answer(self, conn: Inbound, slot: Slot, api_key: int, version: int, code: int) -> None:
         response_class: Any = RESPONSES[api_key]  # a generated class: its fields are keyword arguments
         body = response_class(error_code=code)
         conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, body)))
 
-    def _learn_leader_endpoints(self, body: Any) -> None:
+    def _learn_leader_endpoints(self, body: WireMessage) -> None:
         """A BeginQuorumEpoch or EndQuorumEpoch request's LeaderEndpoints (v1+): where its leader
         is on this node's listener (Kafka's ``Endpoints.fromBeginQuorumEpochRequest``)."""
         if not isinstance(body, bqe.BeginQuorumEpochRequest | eqe.EndQuorumEpochRequest):
@@ -315,26 +312,6 @@ class RaftTransport:
                 body.node_endpoints = [  # type: ignore[attr-defined]
                     endpoint_class(node_id=leader_id, host=address[0], port=address[1], **extra)]
         return body
-
-    @staticmethod
-    def _snapshot_slice(body: Any, read: tuple[int, int]) -> None:
-        """The part of the snapshot a FetchSnapshot asked for (Kafka's ``handleFetchSnapshotRequest``):
-        from its position, at most its MaxBytes (and MAX_SNAPSHOT_CHUNK_BYTES); a position outside
-        the snapshot is POSITION_OUT_OF_RANGE."""
-        position, max_bytes = read
-        p = body.topics[0].partitions[0]
-        if p.error_code != 0:
-            return
-        data = p.unaligned_records
-        size = len(data)
-        if size == 0 and position == 0:
-            return  # an empty snapshot (a test log's): answered whole
-        if position < 0 or position >= size:
-            p.error_code = POSITION_OUT_OF_RANGE
-            p.size, p.position, p.unaligned_records = 0, 0, b""
-            return
-        p.size, p.position = size, position
-        p.unaligned_records = data[position:position + max(0, min(max_bytes, MAX_SNAPSHOT_CHUNK_BYTES))]
 
     def request_body(self, msg: Message) -> WireMessage:
         """The wire request for ``msg``: a leader's BeginQuorumEpoch names its endpoint on the
@@ -409,61 +386,6 @@ class RaftTransport:
         queued, peer.queue = peer.queue, []
         for msg in queued:
             self._write_request(peer, msg)
-
-    def _snapshot_chunk(self, peer: Peer, rid: int, body: Any) -> bool:
-        """A FetchSnapshot answer: True when it is for the core (an error, or the snapshot whole, its
-        chunks joined in ``body``), False when the next chunk was asked for (Kafka's follower
-        fetches from the position it has until it has ``size`` bytes). An answer at another
-        position than the bytes held, another snapshot or size, or no progress, fails the fetch
-        (the core asks again)."""
-        request = peer.snapshot_parts.get(rid)
-        if not isinstance(body, fs.FetchSnapshotResponse) or len(body.topics) != 1 or len(body.topics[0].partitions) != 1:
-            peer.snapshot_parts.pop(rid, None)
-            return True  # from_wire refuses it
-        p = body.topics[0].partitions[0]
-        if body.error_code or p.error_code or request is None:
-            peer.snapshot_parts.pop(rid, None)
-            return True
-        core_request, size, held = request
-        chunk = bytes(received_records(p.unaligned_records) or b"")
-        same = (p.snapshot_id.end_offset, p.snapshot_id.epoch) == (core_request.snapshot_end_offset,
-                                                                    core_request.snapshot_epoch)
-        if (p.position != len(held) or not same or (held and p.size != size) or len(held) + len(chunk) > p.size
-                or (not chunk and p.size > 0)):
-            logger.warning("raft node %d: FetchSnapshot answer from node %d at position %d (%d bytes of %d) does not "
-                           "continue the %d bytes held of snapshot %s; fetching it again", self.node_id, peer.node_id,
-                           p.position, len(chunk), p.size, len(held),
-                           (core_request.snapshot_end_offset, core_request.snapshot_epoch))
-            del peer.snapshot_parts[rid]
-            self._fail_soon(peer.node_id, rid)
-            return False
-        held += chunk
-        if len(held) == p.size:
-            del peer.snapshot_parts[rid]
-            p.position, p.unaligned_records = 0, bytes(held)
-            return True
-        peer.snapshot_parts[rid] = (core_request, p.size, held)
-        self._write_request(peer, dataclasses.replace(core_request, position=len(held)))
-        return False
-
-    def _start_snapshot_fetch(self, peer: Peer, msg: FetchSnapshotRequest) -> FetchSnapshotRequest:
-        """The core asks for a snapshot (position 0): the request to send. The core times out its one
-        request after ``request_timeout_ms`` however many chunks the transfer has taken, and asks
-        again; an earlier fetch of the same snapshot from this peer hands over the bytes it holds,
-        so that the new one goes on from there (as Kafka's follower keeps its partial snapshot and
-        fetches from its position) instead of starting over, and the earlier one stops."""
-        key = (msg.snapshot_end_offset, msg.snapshot_epoch)
-        resumed: tuple[int, bytearray] | None = None
-        for rid, (earlier, size, held) in list(peer.snapshot_parts.items()):
-            if (earlier.snapshot_end_offset, earlier.snapshot_epoch) == key:
-                del peer.snapshot_parts[rid]
-                if held and (resumed is None or len(held) > len(resumed[1])):
-                    resumed = (size, held)
-        if resumed is None:
-            peer.snapshot_parts[msg.request_id] = (msg, 0, bytearray())
-            return msg
-        peer.snapshot_parts[msg.request_id] = (msg, resumed[0], resumed[1])
-        return dataclasses.replace(msg, position=len(resumed[1]))
 
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 import random
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0
@@ -27,7 +27,7 @@ FINAL_EPOCH = -1
 @dataclass(slots=True)
 class CachedPartition:
     topic: str | None
-    topic_id: Any
+    topic_id: uuid.UUID
     partition: int
     fetch_offset: int
     max_bytes: int
@@ -46,7 +46,8 @@ class FetchSession:
     def __init__(self, session_id: int, uses_topic_ids: bool) -> None:
         self.id = session_id
         self.epoch = 1  # the epoch the next incremental request must carry
-        self.partitions: OrderedDict[tuple[Any, int], CachedPartition] = OrderedDict()
+        # keyed by (topic id, partition) from Fetch v13, (topic name, partition) before
+        self.partitions: OrderedDict[tuple[uuid.UUID | str | None, int], CachedPartition] = OrderedDict()
         self.last_used = time.monotonic()
         self.uses_topic_ids = uses_topic_ids
 

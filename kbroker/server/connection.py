@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from kbroker.security.quotas import ClientQuotas
     from kbroker.security.scram import ScramCredentials
     from kbroker.server.limits import ConnectionLimits
+    from kbroker_protocol.messages import RequestHeader
+    from kbroker_protocol.primitives import Message
 
 __all__ = ["MAX_IN_FLIGHT", "SENDFILE_MIN_BYTES", "SMALL_REQUEST_BYTES", "KafkaConnection", "RequestHooks",
            "RequestMetrics", "ServerHost"]
@@ -71,7 +73,7 @@ _NO_RESPONSE = object()
 class RequestHooks(Protocol):
     """The test controls' hooks around dispatch (``kbroker.control.plane.ControlPlane``)."""
 
-    def intercept(self, ctx: RequestContext, body: Any, handler: Handler, size: int) -> Handler | None: ...
+    def intercept(self, ctx: RequestContext, body: Message, handler: Handler, size: int) -> Handler | None: ...
 
     def refused(self, connection: KafkaConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None: ...
@@ -353,7 +355,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         else:
             self._complete(slot, result)
 
-    def _task_done(self, task: asyncio.Task[object], slot: _Slot, body: Any) -> None:
+    def _task_done(self, task: asyncio.Task[object], slot: _Slot, body: Message) -> None:
         self.tasks.discard(task)
         if task.cancelled() or self._closed:
             return
@@ -368,7 +370,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             return
         self._complete(slot, task.result())
 
-    def _handler_failed(self, slot: _Slot, body: Any, exc: Exception) -> None:
+    def _handler_failed(self, slot: _Slot, body: Message, exc: Exception) -> None:
         """Answer a request whose handler raised, as Kafka does: with the request type's error
         response (UNKNOWN_SERVER_ERROR wherever the response has an error code), in the request's
         place in the response order. Without such a response (a Produce with acks=0), or when it
@@ -490,7 +492,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
 
     # -- authentication (kbroker.security.sasl) -------------------------------------------------
 
-    def send_response(self, header: Any, response: Any) -> None:
+    def send_response(self, header: RequestHeader, response: Message) -> None:
         """Answer a request the authenticator took, in its place in the response order."""
         slot = _Slot(header)
         self._pending.append(slot)
@@ -512,7 +514,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             self.principal = principal
         self.decoder.max_frame_size = self.broker.config["socket.request.max.bytes"]
 
-    def fail_authentication(self, header: Any | None, response: Any | None, delay_ms: int) -> None:
+    def fail_authentication(self, header: RequestHeader | None, response: Message | None, delay_ms: int) -> None:
         """Kafka's failed authentication: the answer (if any) and the close wait delay_ms
         (connection.failed.authentication.delay.ms); nothing more is read meanwhile."""
         self._hold_output = True
@@ -579,7 +581,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         return self._closed
 
 
-def _error_response(api_key: int, api_version: int, request: Any, code: int) -> Any:
+def _error_response(api_key: int, api_version: int, request: Message, code: int) -> Message | None:
     """The request type's error response with ``code`` (None without a builder)."""
     builder = builder_for(api_key)
     return builder(request, api_version, code) if builder is not None else None

@@ -345,15 +345,15 @@ class SequenceFuzzer:
                 continue
             key, version, cid = want
             try:
-                header, _body = decode_response(data, key, version)
+                resp_header, _body = decode_response(data, key, version)
             except ProtocolError as exc:
                 if key == PROBE_KEY:  # an unsupported ApiVersions version is answered in v0
                     continue
                 self._find("bad-response", name, f"api {key} v{version} response does not decode: {exc}", frame)
                 continue
-            if header.correlation_id != cid:
+            if resp_header.correlation_id != cid:
                 self._find("bad-response", name,
-                           f"api {key} v{version}: correlation id {header.correlation_id} for {cid}", frame)
+                           f"api {key} v{version}: correlation id {resp_header.correlation_id} for {cid}", frame)
 
     def run_sequence(self, name: str | None = None) -> None:
         rng = self.rng

@@ -7,9 +7,12 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .checker import check
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Op = dict[str, Any]
 SHADES = {"kill": "red", "pause": "orange", "restart": "purple", "partition": "blue", "one-way": "cyan",
@@ -84,7 +87,7 @@ def longest_write_stall(ops: list[Op]) -> dict[str, Any]:
 def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
     result = check(ops)
     lat = sorted(latency for _, latency in latencies(ops))
-    nemesis = defaultdict(int)
+    nemesis: defaultdict[str, int] = defaultdict(int)
     for op in ops:
         if op["process"] == "nemesis":
             nemesis[op["f"]] += 1
@@ -124,17 +127,16 @@ def text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(ops: list[Op], path: Path) -> bool:
-    """Acknowledged writes per second and ack latency over time, fault intervals shaded; False if no
-    matplotlib."""
-    try:
-        import matplotlib
+def figure(ops: list[Op]) -> Figure:
+    """The plot of :func:`plot` as a matplotlib figure (two axes sharing the time axis: acknowledged
+    writes per second above, ack latency below, every fault interval shaded on both); the caller closes
+    it. Needs matplotlib."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.patches
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
+    matplotlib.use("Agg")
+    import matplotlib.patches
+    import matplotlib.pyplot as plt
+
     lat = latencies(ops)
     per_second: dict[int, int] = defaultdict(int)
     for t, _ in lat:
@@ -147,14 +149,27 @@ def plot(ops: list[Op], path: Path) -> bool:
     bottom.set_yscale("log")
     bottom.set_ylabel("ack latency (ms)")
     bottom.set_xlabel("time (s)")
-    for kind, start, end in fault_intervals(ops):
+    intervals = fault_intervals(ops)
+    for kind, start, end in intervals:
         for ax in (top, bottom):
-            ax.axvspan(start, end, color=SHADES.get(kind, "grey"), alpha=0.2, lw=0)
+            ax.axvspan(start, end, color=SHADES.get(kind, "grey"), alpha=0.2, lw=0, label=f"_{kind}")
     handles = [matplotlib.patches.Patch(color=SHADES.get(k, "grey"), alpha=0.3, label=k)
-               for k in sorted({k for k, _, _ in fault_intervals(ops)})]
+               for k in sorted({k for k, _, _ in intervals})]
     if handles:
         top.legend(handles=handles, loc="upper right", fontsize="small", ncol=len(handles))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot(ops: list[Op], path: Path) -> bool:
+    """Write :func:`figure` as a PNG at ``path``; False (and no file) if matplotlib is not installed."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig = figure(ops)
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
     return True

@@ -9,6 +9,8 @@ values from the spec; the generated ``encode`` must produce the interpreter's by
 from __future__ import annotations
 
 import importlib
+import types
+import typing
 import uuid
 
 import pytest
@@ -24,6 +26,7 @@ from kbroker_protocol.interpreter import (
     load_specs,
     valid_versions,
 )
+from kbroker_protocol.primitives import ExternalRecords, Message
 
 SPECS = load_specs()
 PACKAGES = {
@@ -218,8 +221,66 @@ def test_generated_matches_interpreter(name: str, version: int) -> None:
         assert back == obj
         assert back.encode(version) == expected
         assert schema.decode(expected, version) == schema.decode(schema.encode(value, version), version)
+        assert_typed(obj)
+        assert_typed(back)
 
     check()
+
+
+# --------------------------------------------------------------------------------------------
+# The generated annotations (what mypy checks kbroker's messages against) hold at run time.
+# --------------------------------------------------------------------------------------------
+
+_HINTS: dict[type, dict[str, object]] = {}
+
+
+def _hints(cls: type) -> dict[str, object]:
+    """The constructor's annotations of a generated class, evaluated; one for every field."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls.__init__)
+        assert hints.pop("return") is type(None)
+        assert set(hints) == {*cls._FIELDS, "unknown_tagged_fields"}, f"{cls.__qualname__}: unannotated fields"
+        _HINTS[cls] = hints
+    return hints
+
+
+def _conforms(value: object, hint: object) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(x, args[0]) for x in value)
+    if origin is tuple:
+        return (isinstance(value, tuple) and len(value) == len(args)
+                and all(_conforms(x, a) for x, a in zip(value, args, strict=True)))
+    if hint is type(None):
+        return value is None
+    if hint is ExternalRecords:  # (a Protocol: anything with a length)
+        return hasattr(value, "__len__")
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    assert isinstance(hint, type), hint
+    if isinstance(value, Message):
+        assert_typed(value)
+    return isinstance(value, hint)
+
+
+def assert_typed(obj: Message) -> None:
+    """Every field of ``obj`` (and of the structs in it) has the type its annotation says."""
+    for name, hint in _hints(type(obj)).items():
+        value = getattr(obj, name)
+        assert _conforms(value, hint), f"{type(obj).__qualname__}.{name} = {value!r} is not {hint}"
+
+
+def test_annotations_are_checked_against_values():
+    from kbroker_protocol.messages.produce import ProduceRequest
+
+    P = ProduceRequest.TopicProduceData.PartitionProduceData
+    assert_typed(ProduceRequest(topic_data=[ProduceRequest.TopicProduceData(partition_data=[P(records=b"x")])]))
+    for wrong in (ProduceRequest(acks="1"), ProduceRequest(topic_data=[P()]), ProduceRequest(transactional_id=b"t")):
+        with pytest.raises(AssertionError):
+            assert_typed(wrong)
 
 
 # --------------------------------------------------------------------------------------------

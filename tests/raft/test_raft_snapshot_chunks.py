@@ -74,8 +74,8 @@ def _chunk(end: int, position: int, size: int, data: bytes) -> fs.FetchSnapshotR
 def test_chunks_that_do_not_continue_the_snapshot_fail_the_fetch(tmp_path):
     from kbroker.raft.file_log import FileRaftLog
     from kbroker.raft.io import RaftDriver
+    from kbroker.raft.peers import Peer
     from kbroker.raft.state_store import FileQuorumStateStore
-    from kbroker.raft.transport import Peer
 
     log = FileRaftLog(tmp_path)
     driver = RaftDriver(1, (1, 2, 3), {}, log, FileQuorumStateStore(tmp_path))
@@ -116,8 +116,8 @@ def test_a_fetch_asked_again_goes_on_from_the_bytes_held(tmp_path):
     stops; a fetch of another snapshot starts at 0."""
     from kbroker.raft.file_log import FileRaftLog
     from kbroker.raft.io import RaftDriver
+    from kbroker.raft.peers import Peer
     from kbroker.raft.state_store import FileQuorumStateStore
-    from kbroker.raft.transport import Peer
 
     log = FileRaftLog(tmp_path)
     driver = RaftDriver(1, (1, 2, 3), {}, log, FileQuorumStateStore(tmp_path))

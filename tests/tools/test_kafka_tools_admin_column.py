@@ -3,14 +3,18 @@ side, against the reference Apache Kafka 4.4.0 (issue 22: these ran only against
 tests/integration/test_protocol_44.py, tests/cluster/test_kafka_quorum_tool.py and
 tests/security/test_kafka_tools_security.py).
 
-One broker per parameter (one JVM start for Kafka's column), set up alike on both: a PLAINTEXT
-listener (principal User:ANONYMOUS) and a SASL_PLAINTEXT listener with PLAIN users admin and
-alice, the StandardAuthorizer, super users admin and ANONYMOUS. The expectations are the same on
-both brokers except where a comment says otherwise.
+One broker per parameter (one JVM start for Kafka's column), set up alike on both: a formatted
+combined broker+controller node (a one-voter KRaft quorum, ``combined_node_props``) with a
+PLAINTEXT listener (principal User:ANONYMOUS), its CONTROLLER listener and a SASL_PLAINTEXT
+listener with PLAIN users admin and alice, the StandardAuthorizer, super users admin and
+ANONYMOUS. The expectations are the same on both brokers except where a comment says otherwise.
+(On kbroker this setup used to fence the node's own broker 9 s after start, the tools then timing
+out "waiting for a node assignment": tests/integration/test_sole_voter_session.py.)
 """
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -20,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from kbroker.cluster import free_ports
+from kbroker.config import BrokerConfig
+from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +51,7 @@ class Broker:
     kind: str
     bootstrap: str  # PLAINTEXT
     sasl: str  # SASL_PLAINTEXT
+    controller: str  # CONTROLLER
     data_dir: Path
     admin: str  # client properties files
     alice: str
@@ -62,21 +70,27 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     admin = _client_properties(work / "admin.properties", "admin")
     alice = _client_properties(work / "alice.properties", "alice")
     if request.param == "kbroker":
-        config = {**reference_kafka.TEST_SETTINGS, **SECURITY, "sasl.jaas.config": JAAS,
-                  "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"}
-        with BrokerThread(config, data_dir=str(work / "data")) as b:
-            assert b.broker is not None
-            plain = "{}:{}".format(*b.broker.listener_endpoint("PLAINTEXT"))
-            sasl = "{}:{}".format(*b.broker.listener_endpoint("SASL_PLAINTEXT"))
-            yield Broker("kbroker", plain, sasl, Path(b.data_dir), admin, alice)
+        # The same combined broker+controller node (a one-voter quorum) as the reference's, formatted
+        # as kafka-storage.sh format would.
+        port, cport, sport = free_ports(3)
+        data = work / "data"
+        config = {**reference_kafka.combined_node_props(port, cport, data, {"SASL_PLAINTEXT": sport},
+                                                        {"SASL_PLAINTEXT": "SASL_PLAINTEXT"}),
+                  **reference_kafka.TEST_SETTINGS, **SECURITY, "sasl.jaas.config": JAAS}
+        format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
+        with BrokerThread(config, data_dir=str(data)):
+            yield Broker("kbroker", f"127.0.0.1:{port}", f"127.0.0.1:{sport}", f"127.0.0.1:{cport}", data,
+                         admin, alice)
     else:
         handle = reference_kafka.start_reference_kafka(
             work / "kafka",
             overrides={**SECURITY, "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS},
             extra_listeners={"SASL_PLAINTEXT": "SASL_PLAINTEXT"})
         try:
+            voters = next(line for line in (work / "kafka" / "server.properties").read_text().splitlines()
+                          if line.startswith("controller.quorum.voters="))
             yield Broker("kafka", handle.bootstrap, f"127.0.0.1:{handle.listener_ports['SASL_PLAINTEXT']}",
-                         work / "kafka" / "data", admin, alice)
+                         voters.split("@", 1)[1], work / "kafka" / "data", admin, alice)
         finally:
             handle.stop()
 
@@ -143,7 +157,14 @@ REPLICATION_HEADER = ["NodeId", "DirectoryId", "LogEndOffset", "Lag", "LastFetch
 
 
 def test_kafka_metadata_quorum_describe_status_and_replication(broker: Broker) -> None:
-    res = tool("MetadataQuorumCommand", "--bootstrap-server", broker.bootstrap, "describe", "--status")
+    # Through the broker (forwarded to the quorum) and through the controller listener alike. (Not
+    # a parameter of its own: pytest would then interleave the module's two brokers.)
+    for through, address in (("--bootstrap-server", broker.bootstrap), ("--bootstrap-controller", broker.controller)):
+        _describe_quorum(broker, through, address)
+
+
+def _describe_quorum(broker: Broker, through: str, address: str) -> None:
+    res = tool("MetadataQuorumCommand", through, address, "describe", "--status")
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     status = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
     assert [line.partition(":")[0] for line in lines] == STATUS_KEYS, res.stdout
@@ -153,24 +174,21 @@ def test_kafka_metadata_quorum_describe_status_and_replication(broker: Broker) -
     high_watermark = int(status["HighWatermark"])
     assert high_watermark > 0
     assert (status["MaxFollowerLag"], status["MaxFollowerLagTimeMs"]) == ("0", "0")
-    voters = json.loads(status["CurrentVoters"])
-    assert [v["id"] for v in voters] == [1]
-    # Kafka lists the voter's CONTROLLER endpoint; a single kbroker has no controller listener
-    # and the tool prints the voter without "endpoints": only the ids are compared.
+    assert json.loads(status["CurrentVoters"]) == [{"id": 1, "endpoints": [f"CONTROLLER://{broker.controller}"]}]
     assert json.loads(status["CurrentObservers"]) == []
 
-    res = tool("MetadataQuorumCommand", "--bootstrap-server", broker.bootstrap, "describe", "--replication")
+    res = tool("MetadataQuorumCommand", through, address, "describe", "--replication")
     header, *rows = [line.split() for line in res.stdout.splitlines() if line.strip()]
     assert header == REPLICATION_HEADER, res.stdout
     assert len(rows) == 1, res.stdout
     row = dict(zip(header, rows[0], strict=True))
     assert (row["NodeId"], row["Lag"], row["Status"]) == ("1", "0", "Leader")
-    assert row["DirectoryId"] == "AAAAAAAAAAAAAAAAAAAAAA"  # a static voter has no directory id
+    assert row["DirectoryId"] == "AAAAAAAAAAAAAAAAAAAAAA"  # a static voter set: no directory ids
     assert int(row["LogEndOffset"]) >= high_watermark
     assert int(row["LastFetchTimestamp"]) > 0 and row["LastCaughtUpTimestamp"] == row["LastFetchTimestamp"]
 
-    # A wrong subcommand: the tool's usage error, exit 1, on both.
-    res = tool("MetadataQuorumCommand", "--bootstrap-server", broker.bootstrap, "describe", ok=False)
+    # describe without --status or --replication: the tool's usage error, exit 1, on both.
+    res = tool("MetadataQuorumCommand", through, address, "describe", ok=False)
     assert res.returncode == 1
     assert "One of --status or --replication must be specified" in res.stdout + res.stderr
 

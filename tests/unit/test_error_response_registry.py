@@ -1,4 +1,5 @@
-"""kbroker.api.error_response: every API the broker serves has an error response builder, found
+"""kbroker.api.error_response: every API the broker serves (on a broker listener, forwarded, or on a
+controller's controller listener) has an error response builder, found
 even when its handler module is not imported yet, and each builds an encodable response at every
 version served.
 
@@ -13,13 +14,17 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Coroutine
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from kbroker.api import HANDLER_TABLE, load_handlers, refusal_modules
-from kbroker.api.error_response import BUILDERS, TOP_LEVEL_ONLY, builder_for, refusal
+from kbroker.api import HANDLER_TABLE, controller_apis, load_handlers, refusal_modules
+from kbroker.api.error_response import BUILDERS, TOP_LEVEL_ONLY, builder_for, error_response, refusal
 from kbroker.controller.client import FORWARDED_APIS
+from kbroker.raft.transport import RAFT_APIS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RESPONSES
 
@@ -30,20 +35,45 @@ BROKER_KEYS = sorted({row[0] for row in HANDLER_TABLE if "broker" in row[4]})
 load_handlers()
 
 
+class _ControllerNode:
+    """What ``controller_apis.install`` touches of a controller: its RaftDriver's handler table."""
+
+    def __init__(self) -> None:
+        self.raft = SimpleNamespace(handlers={}, error_responder=None)
+
+    def run_in_background(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        coro.close()
+
+
+def _controller_listener_keys() -> list[int]:
+    """Every API a controller serves on its controller listener: the Raft RPCs and what
+    ``kbroker.api.controller_apis.install`` adds (ControllerApis answers each failure with its
+    error response)."""
+    node = _ControllerNode()
+    controller_apis.install(node)  # type: ignore[arg-type]  # (the part of a node it uses)
+    assert node.raft.error_responder is error_response
+    return sorted(RAFT_APIS | set(node.raft.handlers))
+
+
+CONTROLLER_KEYS = _controller_listener_keys()
+
+
 def _served_versions() -> list[tuple[int, int]]:
-    """(key, version) for every version of every API served on a broker listener or forwarded to the
-    controller (whose builder answers a forwarded request that failed)."""
+    """(key, version) for every version of every API served on a broker listener, forwarded to the
+    controller (whose builder answers a forwarded request that failed) or served on the controller
+    listener."""
     ranges: dict[int, tuple[int, int]] = {}
     for key, _module, low, high, listeners in HANDLER_TABLE:
         if "broker" in listeners:
             ranges[key] = (low, high)
-    for key in FORWARDED_APIS - set(ranges):
+    for key in (FORWARDED_APIS | set(CONTROLLER_KEYS)) - set(ranges):
+        # (the controller listener answers every version the codec decodes)
         ranges[key] = (REQUESTS[key].MIN_VERSION, REQUESTS[key].MAX_VERSION)
     return [(key, v) for key, (low, high) in sorted(ranges.items()) for v in range(low, high + 1)]
 
 
 def test_every_api_is_found_without_its_handler_module_imported() -> None:
-    keys = sorted(set(BROKER_KEYS) | FORWARDED_APIS)
+    keys = sorted(set(BROKER_KEYS) | FORWARDED_APIS | set(CONTROLLER_KEYS))
     code = textwrap.dedent(f"""
         import json, sys
         from kbroker.api.error_response import builder_for
@@ -68,7 +98,7 @@ def test_every_api_is_found_without_its_handler_module_imported() -> None:
 def test_each_builder_lives_where_the_lookup_imports() -> None:
     """Here every handler module is imported: each registered builder is in the core or in a
     module ``refusal_modules`` names for its key (else a fresh broker would not find it)."""
-    assert set(BROKER_KEYS) <= set(BUILDERS)
+    assert set(BROKER_KEYS) | set(CONTROLLER_KEYS) <= set(BUILDERS)
     for key, builder in BUILDERS.items():
         where = [CORE] if key in TOP_LEVEL_ONLY else refusal_modules(key)
         assert builder.__module__ in where, (key, builder.__module__)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kbroker.config import BrokerConfig, ConfigError, parse_quorum_voters
+from kbroker.wiring.endpoints import advertised_endpoints
+from kbroker.wiring.metadata_quorum import advertised_controller_endpoint
 
 COMBINED = {
     "process.roles": "broker,controller",
@@ -27,6 +29,21 @@ def test_combined_node_config():
     assert c["controller.quorum.fetch.timeout.ms"] == 2000
     assert c["broker.session.timeout.ms"] == 9000 and c["broker.heartbeat.interval.ms"] == 2000
     assert c["metadata.log.max.snapshot.interval.ms"] == 3600000
+
+
+@pytest.mark.parametrize("roles, node, listeners", [
+    ("broker,controller", "1", COMBINED["listeners"]),
+    ("broker", "5", "PLAINTEXT://localhost:9092"),
+])
+def test_a_controller_listener_in_advertised_listeners_is_not_advertised_to_clients(roles, node, listeners):
+    """Kafka 4.4 accepts it in both broker roles (KafkaConfig.validateValues keeps only the broker
+    entries as effectiveAdvertisedBrokerListeners; Kafka 3.x refused it). The controller entry is the
+    endpoint a controller advertises to the quorum."""
+    c = BrokerConfig(dict(COMBINED, **{"process.roles": roles, "node.id": node, "listeners": listeners,
+                                       "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                                       "advertised.listeners": "PLAINTEXT://b.example:9092,CONTROLLER://c.example:9093"}))
+    assert advertised_endpoints(c, {}) == [("PLAINTEXT", "b.example", 9092)]
+    assert advertised_controller_endpoint(c) == (("c.example", 9093) if "controller" in roles else None)
 
 
 def test_dev_start_is_not_kraft_mode():
@@ -56,10 +73,9 @@ def test_dev_start_is_not_kraft_mode():
     ({"controller.quorum.voters": ""},
      "If using process.roles, either controller.quorum.bootstrap.servers must contain the set of bootstrap "
      "controllers or controller.quorum.voters must contain a parseable set of controllers."),
-    ({"advertised.listeners": "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"},
-     "The advertised.listeners config must not contain KRaft controller listeners from controller.listener.names "
-     "when process.roles contains the broker role because Kafka clients that send requests via advertised "
-     "listeners do not send requests to KRaft controllers -- they only send requests to KRaft brokers."),
+    ({"advertised.listeners": "CONTROLLER://localhost:9093"},
+     "There must be at least one broker advertised listener. Perhaps all listeners appear in "
+     "controller.listener.names?"),
     ({"inter.broker.listener.name": "INTERNAL"},
      "inter.broker.listener.name must be a listener name defined in advertised.listeners. The valid options based "
      "on currently configured listeners are PLAINTEXT"),

@@ -21,7 +21,8 @@ class _Image:
 
 
 def _broker(image: set[tuple[str, int]], local: dict[tuple[str, int], Any]) -> Any:
-    return SimpleNamespace(image=_Image(image), partition=lambda topic, index: local.get((topic, index)))
+    replica_manager = SimpleNamespace(partition=lambda topic, index: local.get((topic, index)))
+    return SimpleNamespace(image=_Image(image), replica_manager=replica_manager)
 
 
 LEADER = SimpleNamespace(is_leader=True)

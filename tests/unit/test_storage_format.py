@@ -106,6 +106,33 @@ def test_format_refusals(tmp_path, capsys, args, message):
     assert not (tmp_path / "a" / "meta.properties").exists()  # nothing written
 
 
+def test_format_accepts_a_controller_listener_in_advertised_listeners(tmp_path, capsys):
+    """Kafka 4.4's ``kafka-storage.sh format`` formats such a combined node (exit 0): the controller entry
+    is the endpoint advertised to the quorum (KIP-853), the broker advertises the others. Its
+    ``--standalone`` voter is that advertised endpoint."""
+    config = _props(tmp_path, **{"advertised.listeners": "PLAINTEXT://127.0.0.1:19092,CONTROLLER://ctl.example:29093"})
+    assert main(["format", "-t", "abcdefghijklmnopqrstuv", "-c", str(config)]) == 0
+    assert read_meta_properties(tmp_path / "a") is not None
+    (tmp_path / "dyn").mkdir()
+    config = _props(tmp_path / "dyn", **{"controller.quorum.voters": None, "log.dirs": f"{tmp_path}/dyn/a",
+                                         "metadata.log.dir": f"{tmp_path}/dyn/a",
+                                         "controller.quorum.bootstrap.servers": "127.0.0.1:19093",
+                                         "advertised.listeners": "PLAINTEXT://127.0.0.1:19092,"
+                                                                 "CONTROLLER://ctl.example:29093"})
+    assert main(["format", "-t", "abcdefghijklmnopqrstuv", "-c", str(config), "--standalone"]) == 0
+    assert read_initial_voters(tmp_path / "dyn" / "a") == {1: ("ctl.example", 29093)}
+
+
+def test_format_refuses_advertised_listeners_naming_only_controller_listeners(tmp_path, capsys):
+    """Kafka 4.4's storage tool exits 1 with "There must be at least one broker advertised listener.
+    Perhaps all listeners appear in controller.listener.names?" (KafkaConfig.validateValues)."""
+    config = _props(tmp_path, **{"advertised.listeners": "CONTROLLER://127.0.0.1:19093"})
+    assert main(["format", "-t", "abcdefghijklmnopqrstuv", "-c", str(config)]) == 1
+    assert "There must be at least one broker advertised listener. Perhaps all listeners appear in " \
+           "controller.listener.names?" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "meta.properties").exists()
+
+
 @pytest.mark.parametrize("voters, message", [
     ("1@host:9093", "No colon following port could be found."),
     ("x@host:9093:abc", "Failed to parse node id in dynamic voter string."),
