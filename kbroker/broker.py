@@ -22,7 +22,6 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
-from kbroker.coordinator import build_services
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, dir_failure
@@ -45,6 +44,7 @@ from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
 from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
+from kbroker.wiring.coordinators import wire_coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
@@ -132,18 +132,19 @@ class Broker:
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
         self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
-        self.share_coordinator: ShareCoordinator | None = None  # (the share coordinator installs itself)
+        self.share_coordinator: ShareCoordinator | None = None
 
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
-        self.services: list[Service] = build_services(self)
+        # wire_coordinators sets group_coordinator, share_coordinator and txn_coordinator.
+        self.services: list[Service] = wire_coordinators(self)
         self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
-        self.control = ControlPlane(self)
+        self.control = ControlPlane(self, self._set_request_hooks)
         self.services.append(self.control)
         # Metrics (kbroker.http.listeners): the dispatcher counts requests when this is set.
         self.request_metrics: RequestMetrics | None = None
-        self.metrics = MetricsService(self)
+        self.metrics = MetricsService(self, self._set_request_metrics)
         self.services.append(self.metrics)
         self.delayed = DelayedDelivery(self)  # kbroker-deliver-* headers (kbroker/delayed.py)
         self.services.append(self.delayed)
@@ -341,21 +342,18 @@ class Broker:
         install(self)
         self.run_in_background(self._run_controller_timers(), "controller-timers")
 
+    def _set_request_hooks(self, hooks: RequestHooks | None) -> None:
+        self.request_hooks = hooks
+
+    def _set_request_metrics(self, metrics: RequestMetrics | None) -> None:
+        self.request_metrics = metrics
+
     def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
         """Run ``work`` until it ends or the broker stops (stop() cancels and awaits it)."""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-    @property
-    def _stopping(self) -> bool:
-        # the coordinators (kbroker/coordinator) still read the old name: kept until they read stopping
-        return self.stopping
-
-    @_stopping.setter
-    def _stopping(self, value: bool) -> None:
-        self.stopping = value
 
     @property
     def active_controller_id(self) -> int:

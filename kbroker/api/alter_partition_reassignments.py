@@ -31,6 +31,7 @@ from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.client import Requester, controller_active, controller_operation
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.errors import ControllerError
@@ -70,8 +71,9 @@ def replication_settings(broker: BrokerServices) -> ReplicationSettings:
     if cc is not None:
         return cc.settings
     return ReplicationSettings(
-        min_insync_replicas=int(broker.config.get("min.insync.replicas", 1)),
-        unclean_leader_election_enable=bool(broker.config.get("unclean.leader.election.enable", False)),
+        min_insync_replicas=int(broker.config.get("min.insync.replicas", BROKER_DEFAULTS["min.insync.replicas"])),
+        unclean_leader_election_enable=bool(broker.config.get("unclean.leader.election.enable",
+                                                             BROKER_DEFAULTS["unclean.leader.election.enable"])),
     )
 
 

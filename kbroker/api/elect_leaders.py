@@ -1,11 +1,15 @@
 """ElectLeaders (key 43), v0-2.
 
-Elections as Kafka's ``ReplicationControlManager.electLeaders``. Preferred (type 0, the only one
-at v0): a partition whose leader is already its first replica gets ELECTION_NOT_NEEDED; otherwise
-the first replica is elected if it is registered, unfenced and in the ISR, else
-PREFERRED_LEADER_NOT_AVAILABLE. Unclean (type 1, v1+): a partition that has a leader gets
-ELECTION_NOT_NEEDED; otherwise the first unfenced ISR member is elected, or failing that the first
-unfenced replica (which becomes the whole ISR), else ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
+Elections as Kafka's ``ReplicationControlManager.electLeaders``, made by the controller's own
+election (``controller.replication_control.elect_leader``: a ``PartitionChangeBuilder`` with the
+preferred or unclean election, ELR included, as the controller's periodic elections). Preferred
+(type 0, the only one at v0): a partition whose leader is already its first replica gets
+ELECTION_NOT_NEEDED; otherwise the builder elects the first replica if it is registered, unfenced
+and in the ISR, else keeps the current leader (then nothing changes: PREFERRED_LEADER_NOT_AVAILABLE),
+else elects another ISR member or the last known ELR leader. Unclean (type 1, v1+): a partition that
+has a leader gets ELECTION_NOT_NEEDED; otherwise the builder elects from the ISR, the last known ELR
+leader, or failing those any unfenced replica (an unclean election), else
+ELIGIBLE_LEADERS_NOT_AVAILABLE. Any other type
 is INVALID_REQUEST for the whole request; so is POLICY_VIOLATION ("Unable to perform excessively
 large batch operation.") for more than 10,000 elections in one request, nothing elected (Kafka's
 bound on the records of one controller operation). A null partition list means every partition: every
@@ -18,13 +22,14 @@ v1 adds the top-level error code, v2 is flexible. The handler sends the request 
 
 from __future__ import annotations
 
+from kbroker.api.alter_partition_reassignments import replication_settings
 from kbroker.api.authorization import operation_subject
 from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.client import ELECT_LEADERS, Requester, controller_operation
-from kbroker.controller.image import NO_LEADER, MetadataImage
+from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -33,43 +38,7 @@ from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLe
 TopicOut = ElectLeadersResponse.ReplicaElectionResult
 PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
 
-PREFERRED, UNCLEAN = 0, 1
-LEADER_RECOVERING = 1
-
-
-def _active(image: MetadataImage, broker_id: int) -> bool:
-    reg = image.brokers.get(broker_id)
-    return reg is not None and not reg.fenced
-
-
-def _elect(image: MetadataImage, topic_name: str, index: int, election: int,
-           records: list[mr.PartitionChangeRecord]) -> tuple[ErrorCode, str | None]:
-    topic = image.topic(topic_name)
-    if topic is None:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {topic_name}"
-    state = topic.partitions.get(index)
-    if state is None:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {topic_name}-{index}"
-    preferred = state.replicas[0] if state.replicas else NO_LEADER
-    if election == PREFERRED:
-        if state.leader == preferred:
-            return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
-        if preferred == NO_LEADER or preferred not in state.isr or not _active(image, preferred):
-            return ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE.message
-        records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=preferred))
-        return ErrorCode.NONE, None
-    if state.leader != NO_LEADER:
-        return ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.ELECTION_NOT_NEEDED.message
-    in_sync = [b for b in state.isr if _active(image, b)]
-    if in_sync:
-        records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=in_sync[0]))
-        return ErrorCode.NONE, None
-    alive = [b for b in state.replicas if _active(image, b)]
-    if not alive:
-        return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE, ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE.message
-    records.append(mr.PartitionChangeRecord(partition_id=index, topic_id=topic.topic_id, leader=alive[0],
-                                            isr=[alive[0]], leader_recovery_state=LEADER_RECOVERING))
-    return ErrorCode.NONE, None
+PREFERRED, UNCLEAN = ELECTION_PREFERRED, ELECTION_UNCLEAN
 
 
 @api(43, 0, 2)
@@ -93,13 +62,14 @@ async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, v
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
         return _failed(request, ErrorCode.INVALID_REQUEST, f"Unknown election type {election}")
+    settings = replication_settings(broker)
     records: list[mr.PartitionChangeRecord] = []
     results: list[TopicOut] = []
     if request.topic_partitions is None:
         for name in sorted(image.topics):
             out = TopicOut(topic=name, partition_result=[])
             for index in sorted(image.topics[name].partitions):
-                error, message = _elect(image, name, index, election, records)
+                error, message = elect_leader(image, name, index, election, records, settings)
                 if error != ErrorCode.ELECTION_NOT_NEEDED:
                     out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
             results.append(out)
@@ -108,7 +78,7 @@ async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, v
             out = TopicOut(topic=t.topic, partition_result=[])
             results.append(out)
             for index in t.partitions:
-                error, message = _elect(image, t.topic, index, election, records)
+                error, message = elect_leader(image, t.topic, index, election, records, settings)
                 out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
     if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
         return _failed(request, ErrorCode.POLICY_VIOLATION, BATCH_TOO_LARGE_MESSAGE)

@@ -25,6 +25,7 @@ from kbroker.config.values import (
     ConfigKey,
     _gzip_level,
     _k,
+    _one_of_ignoring_case,
     _throttled_replicas,
 )
 
@@ -223,6 +224,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
         _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
+        # Kafka's ConsumerGroupMigrationPolicy: which way a group may move between the classic
+        # and the consumer protocol while it has members.
+        _k("group.consumer.migration.policy", "string", "bidirectional",
+           check=_one_of_ignoring_case("disabled", "upgrade", "downgrade", "bidirectional")),
         # an internal key of Kafka's (defineInternal): DescribeConfigs lists it only once set
         _k("group.consumer.regex.refresh.interval.ms", "int", "600000", minimum=10000,
            doc="The interval at which the group coordinator will refresh the topics matching the group subscribed "

@@ -165,6 +165,14 @@ def _check_list(key: ConfigKey, items: list[str], raw: str) -> None:
             raise ConfigError(name, item, f"String must be one of: {', '.join(key.list_choices)}")
 
 
+def _one_of_ignoring_case(*valid: str) -> Callable[[str, Any, str], None]:
+    """Kafka's ``ConfigDef.CaseInsensitiveValidString.in``."""
+    def check(name: str, value: Any, raw: str) -> None:
+        if str(value).lower() not in valid:
+            raise ConfigError(name, raw, f"String must be one of (case insensitive): {', '.join(valid)}")
+    return check
+
+
 def _gzip_level(name: str, value: int, raw: str) -> None:
     # Kafka's CompressionType.GZIP.levelValidator: Deflater's 1..9, or -1 for its default.
     if value > 9 or (value < 1 and value != -1):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.context import ClientConnection, RequestContext
@@ -27,13 +27,17 @@ if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
     from kbroker.control.http import ControlServer
     from kbroker.control.trace import Tracer
+    from kbroker.server.connection import RequestHooks
 
 log = logging.getLogger("kbroker.control")
 
 
 class ControlPlane:
-    def __init__(self, broker: ControlledBroker) -> None:
+    def __init__(self, broker: ControlledBroker, set_hooks: Callable[[RequestHooks | None], None]) -> None:
+        """``set_hooks``: the composition root's, to make the dispatcher consult this control plane
+        (or no one: None) on every request."""
         self.broker = broker
+        self._set_hooks = set_hooks
         self.faults = FaultInjector(on_change=self._update)
         self.tracer: Tracer | None = None
         self.http: ControlServer | None = None
@@ -46,7 +50,7 @@ class ControlPlane:
 
     def _update(self) -> None:
         active = self.faults.active or self._paused is not None or self.tracer is not None or self.disk_full
-        self.broker.request_hooks = self if active else None
+        self._set_hooks(self if active else None)
 
     def intercept(self, ctx: RequestContext, body: Message, handler: Handler, size: int) -> Handler | None:
         """The handler to run for this request (None: the connection was closed)."""

@@ -42,9 +42,9 @@ _IGNORED = {".lock"}
 
 
 async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, Any]:
-    from kbroker.coordinator import build_services
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.producer_manager import ProducerStateManager
+    from kbroker.wiring.coordinators import wire_coordinators
 
     started = time.perf_counter()
     control = broker.control
@@ -88,7 +88,7 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     broker.controller.commit(records)  # one batch, one fsync
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
-    fresh = build_services(broker)  # sets broker.group_coordinator / txn_coordinator
+    fresh = wire_coordinators(broker)  # sets broker.group_coordinator / share_coordinator / txn_coordinator
     for service in fresh:
         result = service.start()
         if hasattr(result, "__await__"):

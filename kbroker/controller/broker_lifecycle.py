@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.channel import ControllerVersionMismatch
 from kbroker.controller.client import ControllerUnavailable
 from kbroker_protocol.errors import ErrorCode
@@ -56,7 +57,7 @@ DEFAULT_HEARTBEAT_INTERVAL_MS = 2000  # broker.heartbeat.interval.ms
 DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS = 60000  # initial.broker.registration.timeout.ms
 STARTING_HEARTBEAT_DELAY_MS = 10
 PENDING_SHUTDOWN_HEARTBEAT_DELAY_MS = 50
-DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS = 30000  # log.dir.failure.timeout.ms
+DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS: int = BROKER_DEFAULTS["log.dir.failure.timeout.ms"]
 OFFLINE_DIR_TIMEOUT = "couldn't communicate offline log dir"
 
 

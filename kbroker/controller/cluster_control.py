@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT, cordoned_dirs_supported
 from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.image import (
@@ -65,7 +66,7 @@ from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest,
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SESSION_TIMEOUT_MS = 9000  # broker.session.timeout.ms
+DEFAULT_SESSION_TIMEOUT_MS: int = BROKER_DEFAULTS["broker.session.timeout.ms"]
 KRAFT_VERSION = "kraft.version"
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.metadata_records import MetadataRecord
@@ -59,8 +60,9 @@ def cluster_control_for(broker: Any) -> ClusterControl:
             broker.cluster_id,
             session_timeout_ms=int(config.get("broker.session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS)),
             settings=ReplicationSettings(
-                min_insync_replicas=int(config.get("min.insync.replicas", 1)),
-                unclean_leader_election_enable=bool(config.get("unclean.leader.election.enable", False)),
+                min_insync_replicas=int(config.get("min.insync.replicas", BROKER_DEFAULTS["min.insync.replicas"])),
+                unclean_leader_election_enable=bool(config.get("unclean.leader.election.enable",
+                                                                   BROKER_DEFAULTS["unclean.leader.election.enable"])),
             ),
         )
         cc.attach(controller.image)

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.directories import default_dir_provider, has_online_dir
 from kbroker.controller.image import (
     LEADER_UNCHANGED,
@@ -83,8 +84,8 @@ def _bool(value: str | None) -> bool | None:
 class ReplicationSettings:
     """The controller's cluster defaults for what topics may override."""
 
-    min_insync_replicas: int = 1
-    unclean_leader_election_enable: bool = False
+    min_insync_replicas: int = BROKER_DEFAULTS["min.insync.replicas"]
+    unclean_leader_election_enable: bool = BROKER_DEFAULTS["unclean.leader.election.enable"]
 
     # Cluster-wide dynamic configs are the broker resource named "" (kafka-configs --entity-default).
 

@@ -65,7 +65,6 @@ class GroupCoordinatorCore:
 
     def __init__(self, broker: Any, timer: LoopTimer | None = None) -> None:
         self.broker = broker
-        broker.group_coordinator = self
         self.timer = timer or LoopTimer()
         self.groups: dict[str, Any] = {}
         self.offsets = OffsetStore()
@@ -228,7 +227,7 @@ class GroupCoordinatorCore:
         """The broker lets in-flight requests finish before it stops its services; JoinGroup and
         SyncGroup may wait for a whole rebalance timeout, so once the broker is stopping they are
         answered NOT_COORDINATOR (as Kafka does when a coordinator unloads) and clients move on."""
-        if getattr(self.broker, "_stopping", False):
+        if self.broker.stopping:
             self.loaded = False
             self.classic.fail_pending(ErrorCode.NOT_COORDINATOR)
             return
@@ -250,7 +249,7 @@ class GroupCoordinatorCore:
         unloading), the offsets topic does not exist (no context was ever created; Kafka does not
         create it here, FindCoordinator does), or this broker does not lead the partition;
         COORDINATOR_LOAD_IN_PROGRESS while the partition loads; NONE when active."""
-        if getattr(self.broker, "_stopping", False):
+        if self.broker.stopping:
             return ErrorCode.NOT_COORDINATOR
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         if topic is None or not topic.partitions:
@@ -266,7 +265,7 @@ class GroupCoordinatorCore:
         """:meth:`partition_error` of the partition holding ``group_id``. ``create_topic``: create a
         missing offsets topic first (a simple consumer's commit without FindCoordinator, see the
         module docstring; Kafka would answer NOT_COORDINATOR), COORDINATOR_NOT_AVAILABLE if that fails."""
-        if create_topic and not getattr(self.broker, "_stopping", False) and not self.ensure_topic():
+        if create_topic and not self.broker.stopping and not self.ensure_topic():
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         return self.partition_error(self.partition_for(group_id))
 

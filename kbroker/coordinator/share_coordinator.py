@@ -1,6 +1,7 @@
 """The share coordinator service: the share state store and the share partitions of this broker.
 
-Built by :func:`kbroker.coordinator.build_services` after the group coordinator; ``start()``
+Built and wired by :func:`kbroker.wiring.coordinators.wire_coordinators` after the group
+coordinator (which also hooks it into closing connections); ``start()``
 loads ``__share_group_state`` and hooks the group coordinator's share groups (a member leaving
 releases its records). ``broker.share_coordinator`` reaches it from the API handlers.
 """
@@ -27,14 +28,10 @@ class ShareCoordinator:
         from kbroker.coordinator.group_coordinator import LoopTimer
 
         self.broker = broker
-        broker.share_coordinator = self
         self.timer = timer or LoopTimer()
         self.store = ShareStateStore(broker, self.timer)
         self.manager = ShareManager(broker, self.timer, self.store)
         self.loaded = False
-        if not isinstance(getattr(broker, "connection_listeners", None), list):
-            broker.connection_listeners = []
-        broker.connection_listeners.append(self.manager.on_connection_closed)
 
     # What Metadata auto-creation of __share_group_state uses (replication.topics._internal_defaults).
     topic_name = STATE_TOPIC

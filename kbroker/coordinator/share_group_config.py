@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kbroker.config import BROKER_DEFAULTS
+
 RESOURCE_GROUP = 32
 
 _INT_KEYS = {
@@ -97,15 +99,20 @@ def group_config(broker: Any, group_id: str) -> dict[str, str]:
     return dict(getattr(broker.image, "group_configs", {}).get(group_id, {}))
 
 
+def _broker(key: str) -> tuple[str, str]:
+    """A group key that falls back to broker config ``key`` (its default as the config module declares it)."""
+    return key, str(BROKER_DEFAULTS[key])
+
+
 # Each group key's default: the broker config it falls back to, or Kafka's constant default.
 _DEFAULTS: dict[str, tuple[str | None, str]] = {
-    "consumer.session.timeout.ms": ("group.consumer.session.timeout.ms", "45000"),
-    "consumer.heartbeat.interval.ms": ("group.consumer.heartbeat.interval.ms", "5000"),
-    "share.session.timeout.ms": ("group.share.session.timeout.ms", "45000"),
-    "share.heartbeat.interval.ms": ("group.share.heartbeat.interval.ms", "5000"),
-    "share.record.lock.duration.ms": ("group.share.record.lock.duration.ms", "30000"),
-    "share.delivery.count.limit": ("group.share.delivery.count.limit", "5"),
-    "share.partition.max.record.locks": ("group.share.partition.max.record.locks", "2000"),
+    "consumer.session.timeout.ms": _broker("group.consumer.session.timeout.ms"),
+    "consumer.heartbeat.interval.ms": _broker("group.consumer.heartbeat.interval.ms"),
+    "share.session.timeout.ms": _broker("group.share.session.timeout.ms"),
+    "share.heartbeat.interval.ms": _broker("group.share.heartbeat.interval.ms"),
+    "share.record.lock.duration.ms": _broker("group.share.record.lock.duration.ms"),
+    "share.delivery.count.limit": _broker("group.share.delivery.count.limit"),
+    "share.partition.max.record.locks": _broker("group.share.partition.max.record.locks"),
     "share.auto.offset.reset": (None, "latest"),
     "share.isolation.level": (None, "read_uncommitted"),
     "share.renew.acknowledge.enable": (None, "true"),

@@ -78,7 +78,6 @@ class TxnCoordinatorCore:
         # stamped with its time and the periodic timeout and expiration checks run on it.
         self.clock = clock
         self._clock_timers: list[TimerHandle] = []
-        broker.txn_coordinator = self
         self.txns: dict[str, TxnMetadata] = {}
         # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
         # __consumer_offsets partitions.
@@ -91,7 +90,6 @@ class TxnCoordinatorCore:
         # other requests for them answer CONCURRENT_TRANSACTIONS meanwhile.
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        broker.replica_manager.producer_state.verifier = self
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -278,7 +276,7 @@ class TxnCoordinatorCore:
             raise TxnError(ErrorCode.INVALID_REQUEST)
         if not self.loaded:
             raise TxnError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        if getattr(self.broker, "_stopping", False):
+        if self.broker.stopping:
             raise TxnError(ErrorCode.NOT_COORDINATOR)
         if not self.ensure_topic():
             raise TxnError(ErrorCode.COORDINATOR_NOT_AVAILABLE)

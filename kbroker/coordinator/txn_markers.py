@@ -119,7 +119,7 @@ class TxnMarkers(TxnCoordinatorCore):
         connections: dict[int, BrokerConnection] = {}
         try:
             while pending:
-                if self.txns.get(txn.transactional_id) is not txn or getattr(broker, "_stopping", False):
+                if self.txns.get(txn.transactional_id) is not txn or broker.stopping:
                     return  # resigned, fenced or stopping: the next coordinator completes it
                 by_leader: dict[int, list[tuple[str, int]]] = {}
                 for topic, index in sorted(pending):
@@ -179,7 +179,7 @@ class TxnMarkers(TxnCoordinatorCore):
                         return  # Kafka's removeMarkersForTxn: no Complete* record from this coordinator
                 if pending:
                     await asyncio.sleep(0.1)  # leaders moving or unreachable: retry (Kafka's backoff)
-            while self.txns.get(txn.transactional_id) is txn and not getattr(broker, "_stopping", False):
+            while self.txns.get(txn.transactional_id) is txn and not broker.stopping:
                 try:
                     await self._complete(txn)
                     break

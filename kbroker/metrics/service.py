@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from kbroker.console.web import Console
     from kbroker.metrics.requests import RequestStats
     from kbroker.metrics.server import MetricsServer
+    from kbroker.server.slots import RequestMetrics
 
 log = logging.getLogger("kbroker.metrics")
 
@@ -25,8 +27,11 @@ LAG_INTERVAL = 0.5
 class MetricsService:
     """A broker service: off unless kbroker.http.listeners is set."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, set_request_metrics: Callable[[RequestMetrics | None], None]) -> None:
+        """``set_request_metrics``: the composition root's, to make the dispatcher count requests
+        into these metrics (or stop counting: None)."""
         self.broker = broker
+        self._set_request_metrics = set_request_metrics
         self.registry: CollectorRegistry | None = None
         self.requests: RequestStats | None = None
         self.http: MetricsServer | None = None
@@ -75,11 +80,11 @@ class MetricsService:
                                    all(is_loopback(host) for host, _ in self.http.bound))
             self.http.console = self.console
             self.console.throughput.start()
-        self.broker.request_metrics = self.requests
+        self._set_request_metrics(self.requests)
         self._lag_task = asyncio.get_running_loop().create_task(self._measure_lag(lag))
 
     async def stop(self) -> None:
-        self.broker.request_metrics = None
+        self._set_request_metrics(None)
         if self.console is not None:
             await self.console.stop()
             self.console = None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kbroker.config import TOPIC_DEFAULTS
 from kbroker.controller.image import MetadataImage, PartitionState
 from kbroker.replication.partition import UNKNOWN_OFFSET, FollowerState, Partition, PendingIsr
 from kbroker_protocol.errors import ErrorCode
@@ -38,7 +39,7 @@ Eligible = Callable[[int, "int | None"], bool]
 
 def effective_min_isr(p: Partition) -> int:
     """``min.insync.replicas``, at most the replication factor (Kafka's ``effectiveMinIsr``)."""
-    configured: int = p.config.get("min.insync.replicas", 1)
+    configured: int = p.config.get("min.insync.replicas", TOPIC_DEFAULTS["min.insync.replicas"])
     return max(1, min(configured, len(p.replicas) or 1))
 
 

@@ -463,6 +463,34 @@ def test_elect_leaders_elects_when_leaderless(wire, broker, topic_name):
     assert epoch_end(wire, 4, topic_name, 0, 2, current=2) == (E.NONE, 2, 4)
 
 
+def test_elect_leaders_elects_from_the_elr_as_the_controller_does(wire, broker, topic_name):
+    """ElectLeaders runs the controller's election (PartitionChangeBuilder, KIP-966): a leaderless
+    partition with an empty ISR and its replica in the ELR gets that replica back cleanly, for a
+    preferred election too; the ISR is the new leader, the ELR empties, no recovery."""
+    create_topic(wire, topic_name, 2)
+    node = broker.broker.node_id
+
+    def lose_leader(partition):
+        def run():
+            b = broker.broker
+            topic = b.image.topic(topic_name)
+            b.controller.commit([mr.PartitionChangeRecord(partition_id=partition, topic_id=topic.topic_id,
+                                                          leader=-1, isr=[], eligible_leader_replicas=[node])])
+        broker.call(run)
+
+    def state(partition):
+        return broker.call(lambda: broker.broker.image.partition(topic_name, partition))
+
+    lose_leader(0)
+    lose_leader(1)
+    assert (state(0).leader, state(0).isr, state(0).elr) == (-1, [], [node])
+    assert results(elect(wire, 2, 0, {topic_name: [0]})) == {(topic_name, 0): (E.NONE, None)}
+    assert results(elect(wire, 2, 1, {topic_name: [1]})) == {(topic_name, 1): (E.NONE, None)}
+    for partition in (0, 1):
+        p = state(partition)
+        assert (p.leader, p.isr, p.elr, p.leader_recovery_state) == (node, [node], [], 0)
+
+
 def test_elect_leaders_unknown_type(wire, topic_name):
     create_topic(wire, topic_name, 1)
     resp = elect(wire, 1, 5, {topic_name: [0]})

@@ -392,7 +392,7 @@ def test_stopping_broker_answers_not_coordinator(tmp_path):
 
         def set_stopping(stopping: bool) -> None:
             def run() -> None:
-                b.broker._stopping = stopping
+                b.broker.stopping = stopping
             b.call(run)
 
         try:

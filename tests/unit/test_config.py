@@ -24,6 +24,8 @@ def test_defaults_follow_kafka():
     assert c.node_id == 1
     assert c["message.max.bytes"] == 1048588
     assert c["num.partitions"] == 1
+    assert c["group.consumer.migration.policy"] == "bidirectional"
+    assert BrokerConfig({"group.consumer.migration.policy": "UPGRADE"})["group.consumer.migration.policy"] == "UPGRADE"
     assert c.topic_default("retention.ms") == (7 * 24 * 3600 * 1000, "log.retention.hours")
     assert c.topic_default("segment.bytes") == (1073741824, "log.segment.bytes")
 
@@ -158,6 +160,8 @@ def test_compaction_lags_are_checked_together_with_the_broker_defaults():
     ("offsets.topic.replication.factor", "40000", "Not a number of type SHORT"),
     ("max.request.partition.size.limit", "0", "Value must be at least 1"),
     ("group.consumer.regex.refresh.interval.ms", "9999", "Value must be at least 10000"),
+    ("group.consumer.migration.policy", "sideways",
+     "String must be one of (case insensitive): disabled, upgrade, downgrade, bidirectional"),
 ])
 def test_broker_values_are_checked_with_kafkas_validators(key, value, message):
     with pytest.raises(ConfigError) as info:

@@ -6,7 +6,8 @@ baseline may only shrink, which these tests hold:
 
 - mypy with the project's configuration reports nothing;
 - the baseline names modules that exist, and no more of them than ``BASELINE_CEILING``;
-- the packages of ``STRICT_FLOOR`` keep the strict flags (``STRICT_FLAGS``);
+- the packages of ``STRICT_FLOOR`` keep every flag of the installed mypy's ``--strict`` (``STRICT_FLAGS``;
+  the global-only ones, such as ``warn_redundant_casts``, in ``[tool.mypy]``);
 - mypy run *without* the baseline reports errors in exactly the baseline's modules: an error in any
   other module fails, and so does a baseline module that has become clean (take it off the list);
 - nothing else switches checking off: no other first-party ``ignore_errors``, no ``exclude``,
@@ -19,6 +20,7 @@ takes about a second.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,8 +41,14 @@ STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbr
                 "kbroker.delayed_scheduler", "kbroker.errors", "kbroker.opcli", "kbroker.opcli_common",
                 "kbroker.opcli_records", "kbroker.quorum_setup", "kbroker.storage", "kbroker.console.*",
                 "kbroker.testing.*", "kbroker", "kbroker.*")
+# The flags every package of STRICT_FLOOR keeps: all that the installed mypy's --strict enables and
+# that mypy takes per module (strict_mode_flags() reads them from ``mypy --help``); the ones mypy
+# takes only globally must be set in [tool.mypy]. These are the ones mypy 2.4's --strict enables:
+# a flag a newer mypy adds to --strict is required too, and one it drops is no longer.
 STRICT_FLAGS = ("check_untyped_defs", "disallow_untyped_defs", "disallow_incomplete_defs",
-                "disallow_any_generics", "warn_return_any", "warn_unused_ignores", "disallow_untyped_calls")
+                "disallow_any_generics", "warn_return_any", "warn_unused_ignores", "disallow_untyped_calls",
+                "disallow_subclassing_any", "disallow_untyped_decorators", "no_implicit_reexport",
+                "strict_equality", "extra_checks", "warn_redundant_casts")
 # Packages whose unannotated function bodies are checked (check_untyped_defs); add, never take away.
 CHECKED_FLOOR = ("kbroker.api.*", "kbroker.replication.*", "kbroker.console.*", "kbroker.testing.*", "kbroker.*")
 # Packages whose every function must be annotated (disallow_untyped_defs); add, never take away.
@@ -180,11 +188,66 @@ def test_nothing_else_switches_checking_off() -> None:
     assert link.is_symlink() and link.resolve() == PACKAGE_DIRS["kbroker_protocol"].resolve()
 
 
+def strict_mode_flags() -> list[str]:
+    """The config keys of the flags the installed mypy's ``--strict`` enables, from ``mypy --help``."""
+    # A wide terminal keeps argparse from wrapping the description (COLUMNS sets its width).
+    result = subprocess.run([sys.executable, "-m", "mypy", "--help"], capture_output=True, text=True,
+                            timeout=60, check=True, env={**os.environ, "COLUMNS": "1000"})
+    # The entry runs up to the next option (indented as little as --strict) or section title.
+    entry = re.search(r"^(?P<indent> *)--strict\s+Strict mode; enables the following flags:(?P<flags>.*?)"
+                      r"^(?:(?P=indent)-|\S)", result.stdout, re.MULTILINE | re.DOTALL)
+    assert entry, "mypy --help no longer describes --strict:\n" + result.stdout
+    # Should the help still wrap, it does so after a hyphen or a comma: join the lines without spaces.
+    text = "".join(line.strip() for line in entry["flags"].splitlines())
+    flags = [flag.replace("-", "_") for flag in re.findall(r"--([a-z][a-z-]*[a-z])", text)]
+    assert len(flags) >= 10, f"cannot read the --strict flags from mypy --help: {text!r}"
+    return flags
+
+
+def _per_module(flag: str) -> bool:
+    from mypy.options import PER_MODULE_OPTIONS
+    return flag.removeprefix("no_") in PER_MODULE_OPTIONS
+
+
+def _sets(section: dict[str, Any], flag: str) -> bool:
+    """Whether a configuration section switches a --strict flag on (``no_x = true`` or ``x = false``)."""
+    if section.get(flag) is True:
+        return True
+    return flag.startswith("no_") and section.get(flag.removeprefix("no_")) is False
+
+
+def strict_violations(config: dict[str, Any], flags: list[str]) -> list[str]:
+    """What the configuration lacks of --strict: per-module flags for the STRICT_FLOOR packages,
+    global-only flags in [tool.mypy]."""
+    problems = [f"[tool.mypy] lacks {flag} = true" for flag in flags
+                if not _per_module(flag) and not _sets(config, flag)]
+    for flag in filter(_per_module, flags):
+        named = {m for o in config.get("overrides", []) if _sets(o, flag) for m in _as_list(o["module"])}
+        missing = [p for p in STRICT_FLOOR if p not in named]
+        if missing:
+            problems.append(f"packages no longer checked with {flag}: {missing}")
+    return problems
+
+
+def test_strict_flags_are_what_mypy_strict_enables() -> None:
+    assert sorted(strict_mode_flags()) == sorted(STRICT_FLAGS), (
+        "the installed mypy's --strict enables other flags than STRICT_FLAGS: update STRICT_FLAGS and "
+        "pyproject.toml")
+
+
+def test_strict_violations_notices_a_missing_flag() -> None:
+    config = mypy_config()
+    assert strict_violations(config, list(STRICT_FLAGS)) == []
+    for flag in STRICT_FLAGS:
+        weakened = dict(config, overrides=[{k: v for k, v in o.items() if k != flag}
+                                           for o in config.get("overrides", [])])
+        weakened.pop(flag, None)
+        assert strict_violations(weakened, list(STRICT_FLAGS)), f"removing {flag} went unnoticed"
+
+
 def test_the_strict_packages_stay_strict() -> None:
-    strict = [o for o in mypy_config().get("overrides", []) if all(o.get(f) is True for f in STRICT_FLAGS)]
-    named = {m for o in strict for m in _as_list(o["module"])}
-    missing = [p for p in STRICT_FLOOR if p not in named]
-    assert not missing, f"packages no longer checked with {STRICT_FLAGS}: {missing}"
+    problems = strict_violations(mypy_config(), strict_mode_flags())
+    assert not problems, "\n".join(problems)
     checked = {m for o in mypy_config().get("overrides", []) if o.get("check_untyped_defs") is True
                for m in _as_list(o["module"])}
     missing = [p for p in CHECKED_FLOOR if p not in checked]

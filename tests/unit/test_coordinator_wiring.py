@@ -1,0 +1,86 @@
+"""The composition root wires the coordinators (issue 14): a coordinator installs nothing into the
+broker it is given; ``kbroker.wiring.coordinators.wire_coordinators`` (called by the broker and by
+the control plane's reset) assigns them and hooks them in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbroker.broker import Broker
+from kbroker.config import BrokerConfig
+from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.share_coordinator import ShareCoordinator
+from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+from kbroker.wiring.coordinators import wire_coordinators
+
+
+class _RecordingBroker:
+    """Forwards reads to a real (unstarted) broker and records every attribute set on it."""
+
+    def __init__(self, broker: Broker) -> None:
+        object.__setattr__(self, "_broker", broker)
+        object.__setattr__(self, "assigned", [])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.assigned.append(name)
+        setattr(self._broker, name, value)
+
+
+def test_the_broker_wires_its_coordinators() -> None:
+    broker = Broker(BrokerConfig({"node.id": "1"}))
+    groups, shares, txns = broker.services[:3]
+    assert isinstance(groups, GroupCoordinator) and broker.group_coordinator is groups
+    assert isinstance(shares, ShareCoordinator) and broker.share_coordinator is shares
+    assert isinstance(txns, TransactionCoordinator) and broker.txn_coordinator is txns
+    assert broker.replica_manager.producer_state.verifier is txns
+    assert broker.connection_listeners == [shares.manager.on_connection_closed]
+
+
+def test_a_coordinator_installs_nothing_into_its_broker() -> None:
+    real = Broker(BrokerConfig({"node.id": "1"}))
+    verifier = real.replica_manager.producer_state.verifier
+    listeners = list(real.connection_listeners)
+    host = _RecordingBroker(real)
+    GroupCoordinator(host)
+    ShareCoordinator(host)
+    TransactionCoordinator(host)
+    assert host.assigned == []
+    assert real.replica_manager.producer_state.verifier is verifier
+    assert real.connection_listeners == listeners
+
+
+async def test_rewiring_replaces_what_the_broker_reaches() -> None:
+    """As the control plane's reset does: the old coordinators stop, fresh ones are wired."""
+    broker = Broker(BrokerConfig({"node.id": "1"}))
+    old = broker.services[:3]
+    for service in old:
+        result = service.stop()
+        if result is not None:
+            await result
+    fresh = wire_coordinators(broker)
+    assert [broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator] == fresh
+    assert all(a is not b for a, b in zip(old, fresh, strict=True))
+    assert broker.replica_manager.producer_state.verifier is fresh[2]
+    assert broker.connection_listeners == [fresh[1].manager.on_connection_closed]
+
+
+def test_the_control_plane_sets_the_dispatcher_hook_through_the_composition_root() -> None:
+    """ControlPlane switches the dispatcher's request hook through the callback it was given
+    (the broker's), not by assigning the broker's attribute."""
+    from kbroker.control.plane import ControlPlane
+
+    real = Broker(BrokerConfig({"node.id": "1"}))
+    host = _RecordingBroker(real)
+    hooks: list[object] = []
+    control = ControlPlane(host, hooks.append)
+    control.set_disk_full(True)
+    control.set_disk_full(False)
+    assert hooks == [control, None]
+    assert host.assigned == []
+    real.control.set_disk_full(True)
+    assert real.request_hooks is real.control
+    real.control.set_disk_full(False)
+    assert real.request_hooks is None
