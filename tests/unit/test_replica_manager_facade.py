@@ -238,3 +238,34 @@ async def test_without_the_rack_aware_selector_consumers_fetch_from_the_leader(r
     append(manager, broker, "t", 0, b"a")
     manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
     assert manager.preferred_read_replica(p, "b", 0, "PLAINTEXT") is None
+
+
+async def test_internal_appends_on_the_leader_are_committed_as_client_ones(rm) -> None:
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    assert manager.append_internal(p, batch(b"m1", b"m2")) == 0
+    assert manager.append_internal(p, batch(b"m3")) == 2
+    assert p.log.high_watermark == 0  # waits for follower 2 like any append
+    manager.on_follower_fetch(p, 2, 3, 0, p.log.log_end_offset, 7)
+    assert p.log.high_watermark == 3
+
+
+async def test_stopping_a_replica_ends_its_waiting_produces_and_its_fetching(rm) -> None:
+    manager, broker, fetchers = rm
+    p = broker.open_partition("t", 0)
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    append(manager, broker, "t", 0, b"a", acks=-1)
+    waiting = asyncio.get_running_loop().create_task(
+        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
+    await settle()
+    manager.stop_replica(p)
+    await settle()
+    assert waiting.done()  # woken at once, without the clock moving
+    assert waiting.result() == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert refused(manager, broker, "t", 0) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    q = broker.open_partition("t", 1)
+    apply(manager, broker, q, FakePartitionState(2, [NODE_ID, 2], [NODE_ID, 2]))
+    assert fetchers.leader_of(q) == 2
+    manager.stop_replica(q)
+    assert fetchers.leader_of(q) is None
