@@ -100,7 +100,6 @@ class FakeProducerState:
     while ``hold`` is set, answers only once :meth:`release` is called."""
 
     def __init__(self) -> None:
-        self.verifier: object = None
         self.markers: list[tuple[str, int, int, int, bool]] = []
         self.hold = False
         self._held: list[asyncio.Future[None]] = []
@@ -178,7 +177,7 @@ class FakeTxnBroker:
         self.partitions: dict[tuple[str, int], FakePartition] = {}
         self.group_coordinator = None
         self.clock = None
-        self.txn_coordinator: object = None
+        self.stopping = False
         self.add_partition(TRANSACTION_STATE_TOPIC, 0)
 
     def add_partition(self, topic: str, index: int, followers: list[int] | None = None) -> FakePartition:
