@@ -152,7 +152,22 @@ class Nemesis:
                 restarted.append(name)
         for name in c.names:
             try:
-                c.wait_ready(name, self.ready_timeout)
+                try:
+                    c.wait_ready(name, self.ready_timeout)
+                except (RuntimeError, TimeoutError):
+                    node = c.nodes[name]
+                    if node.alive or node.expected_down:
+                        raise
+                    # It exited while we waited: a halt begun during the fault (a node stopping on
+                    # its full disk takes a while) that had not ended when we looked. A crash, as
+                    # above; started again and waited for once more.
+                    code = node.proc.returncode if node.proc is not None else None
+                    self.history.record(NEMESIS, "info", "crashed", node=name, exit=code,
+                                        during=after.kind if after is not None else None)
+                    c.start(name)
+                    if name not in restarted:
+                        restarted.append(name)
+                    c.wait_ready(name, self.ready_timeout)
             except (RuntimeError, TimeoutError) as exc:  # a node that does not come back is a finding
                 self.history.record(NEMESIS, "info", "unavailable", node=name, error=str(exc)[:300])
                 self.failed.append(name)
