@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from waiting import wait_until
 from wire import Wire, create_topic, produce
 
 from kbroker.controller import metadata_records as mr
@@ -302,7 +303,10 @@ def test_describe_log_dirs_two_dirs(tmp_path):
                 for p in t.partitions:
                     if t.name == "spread":
                         placed[p.partition_index] = (r.log_dir, p.partition_size > 0)
-                        assert os.path.isdir(os.path.join(r.log_dir, f"spread-{p.partition_index}"))
+                        # the directory is made after the commit, on the log manager's worker (as
+                        # Kafka creates logs when the broker applies the records)
+                        path = os.path.join(r.log_dir, f"spread-{p.partition_index}")
+                        wait_until(lambda path=path: os.path.isdir(path), message=f"{path} made")
         assert sorted(placed) == [0, 1, 2, 3]
         assert {d for d, _ in placed.values()} == {os.path.realpath(d) for d in dirs}  # both dirs used
         assert [p for p, (_d, has_data) in sorted(placed.items()) if has_data] == [3]
