@@ -129,6 +129,14 @@ def load_state(plog: PartitionLog) -> PartitionProducerState:
     return state
 
 
+def empty_log_producer_state(plog: PartitionLog, *, new: bool) -> PartitionProducerState:
+    """The producer state of a partition whose log holds no batch, loaded when it opens: nothing
+    to scan, so reads (the last stable offset of a first Fetch) and appends keep it current from
+    then on instead of scanning a log grown meanwhile. A ``new`` log (just created) has no
+    snapshot either; an old one may (producers whose batches were all deleted)."""
+    return PartitionProducerState() if new else load_state(plog)
+
+
 def _iter_from(plog: PartitionLog, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
     if offset >= plog.log_end_offset:
         return iter(())
