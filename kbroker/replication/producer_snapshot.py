@@ -19,7 +19,6 @@ import json
 import logging
 import zlib
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 from kbroker.log.partition_log import PartitionLog, write_file_atomically
@@ -29,7 +28,6 @@ from kbroker.replication.producer_state import (
     PartitionProducerState,
     ProducerEntry,
 )
-from kbroker_protocol.record_batch import BatchHeader
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +122,13 @@ def load_state(plog: PartitionLog) -> PartitionProducerState:
         break
     if state is None:
         state = PartitionProducerState()
-    for header, data in _iter_from(plog, from_offset):
-        state.replay_batch(header, data)  # (aborted transactions: the log's .txnindex has them)
+    if from_offset < plog.log_end_offset:
+        # Headers only: a plain producer's batch (producer id -1) changes nothing, a data batch's
+        # header is all replay_batch reads of it, and a marker's body is read for its type.
+        # (Aborted transactions: the log's .txnindex has them.)
+        for header, body in plog.iter_batch_headers(from_offset):
+            if header.producer_id >= 0:
+                state.replay_batch(header, body() if header.is_control else b"")
     return state
 
 
@@ -135,9 +138,3 @@ def empty_log_producer_state(plog: PartitionLog, *, new: bool) -> PartitionProdu
     then on instead of scanning a log grown meanwhile. A ``new`` log (just created) has no
     snapshot either; an old one may (producers whose batches were all deleted)."""
     return PartitionProducerState() if new else load_state(plog)
-
-
-def _iter_from(plog: PartitionLog, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
-    if offset >= plog.log_end_offset:
-        return iter(())
-    return plog.iter_batches(offset)
