@@ -3,7 +3,10 @@
 ``<partition dir>/<20-digit offset>.producer-snapshot`` holds the state (producers with their
 last five batches, open transactions) as it was when the log ended at ``offset``. Aborted
 transactions are not in it: they are in the segments' ``.txnindex`` files (an ``"aborted"`` list
-in a snapshot written by an older version is ignored). Rebuilding loads the newest usable snapshot and replays only the batches after it.
+in a snapshot written by an older version is ignored). Rebuilding loads the newest usable snapshot and replays only the batches after it,
+from their headers (a marker's body for its type). A partition whose log is empty when it opens
+starts with its state loaded (:func:`empty_log_producer_state`), so one written only by plain
+producers never needs the rebuild, and has a snapshot after a clean shutdown.
 
 A snapshot is usable when its offset is within the log and the batch ending just before it is the
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
