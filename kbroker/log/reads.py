@@ -26,6 +26,7 @@ from .log_state import (
     LogState,
 )
 from .segment import (
+    Damage,
     LogSegment,
 )
 
@@ -176,8 +177,10 @@ class LogReads(LogState):
 
     def iter_batch_headers(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, Callable[[], bytes]]]:
         """Every stored batch from the one holding ``start_offset`` (default: the log start) as
-        ``(header, body)``, reading the headers only: ``body()`` reads the whole batch. For scans
-        that need few batches' records (the producer-state rebuild: control batches only)."""
+        ``(header, body)``, reading the headers only (as Kafka's producer-state rebuild does: CRCs
+        are not checked, a batch whose framing is damaged takes the partition offline as a read
+        would): ``body()`` reads the whole batch. For scans that need few batches' records (the
+        producer-state rebuild: control batches only)."""
         offset = self._log_start_offset if start_offset is None else start_offset
         while True:
             with self.lock:
@@ -193,10 +196,17 @@ class LogReads(LogState):
                     offset = self._segments[i + 1].base_offset
                     continue
                 start, end = found[0], seg.size
-                self._verify_to(seg, end)
-            for pos, header in seg.batches(start, end):
-                offset = header.next_offset
-                yield header, partial(seg.pread, header.size, pos)
+            try:
+                for pos, header in seg.batches(start, end):
+                    offset = header.next_offset
+                    yield header, partial(seg.pread, header.size, pos)
+            except Damage as damage:
+                with self.lock:
+                    self._verify_to(seg, end)  # the damage found by a read (CRC included)
+                    error = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
+                    self._go_offline(error)
+                logger.error("%s; partition %s is offline", error, self.directory.name)
+                raise error from None
 
     def iter_batches(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, bytes]]:
         """Every stored batch from ``start_offset`` (default: the log start) as (header, bytes)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zlib
 from collections import deque
 from pathlib import Path
@@ -40,10 +41,17 @@ VERSION = 1
 
 def _snapshot_files(directory: Path) -> list[tuple[int, Path]]:
     out = []
-    for path in directory.glob("*" + SUFFIX):
-        stem = path.name[: -len(SUFFIX)]
-        if len(stem) == 20 and stem.isdigit():
-            out.append((int(stem), path))
+    try:
+        entries = os.scandir(directory)  # (not Path.glob: 10x slower, for each partition opened)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(SUFFIX):
+                stem = name[: -len(SUFFIX)]
+                if len(stem) == 20 and stem.isdigit():
+                    out.append((int(stem), directory / name))
     return sorted(out)
 
 
@@ -139,5 +147,7 @@ def empty_log_producer_state(plog: PartitionLog, *, new: bool) -> PartitionProdu
     """The producer state of a partition whose log holds no batch, loaded when it opens: nothing
     to scan, so reads (the last stable offset of a first Fetch) and appends keep it current from
     then on instead of scanning a log grown meanwhile. A ``new`` log (just created) has no
-    snapshot either; an old one may (producers whose batches were all deleted)."""
-    return PartitionProducerState() if new else load_state(plog)
+    snapshot, nor has one that never held a batch (its end offset 0: no directory listing then,
+    which costs ~0.1 ms for each of many partitions at start-up); an old one emptied by
+    retention may have one (producers whose batches were all deleted)."""
+    return PartitionProducerState() if new or plog.log_end_offset == 0 else load_state(plog)

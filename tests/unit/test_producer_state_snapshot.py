@@ -156,3 +156,33 @@ def test_rebuild_reads_only_the_markers_bodies(tmp_path, monkeypatch):
     assert len(bodies) == 2  # the ABORT and the COMMIT marker
     assert _summary(rebuilt) == _summary(live) == _summary(PartitionProducerState.load(plog))
     assert rebuilt.first_unstable_offset() == live.first_unstable_offset() is not None
+
+
+def test_a_log_emptied_by_retention_opens_with_its_snapshots_producers(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(1, 0, 3))
+    producer_snapshot.write_snapshot(live, plog)
+    plog.truncate_fully(plog.log_end_offset)  # every batch deleted, the snapshot kept
+    assert plog.log_start_offset == plog.log_end_offset == 3
+    reopened = producer_snapshot.empty_log_producer_state(plog, new=False)
+    assert _summary(reopened) == _summary(live)
+    assert producer_snapshot.empty_log_producer_state(plog, new=True).producers == {}
+    fresh = PartitionLog.open(tmp_path / "u-0", LogConfig())
+    assert producer_snapshot.empty_log_producer_state(fresh, new=False).producers == {}
+
+
+def test_a_damaged_batch_header_takes_the_partition_offline(tmp_path):
+    import pytest
+
+    from kbroker.log.errors import LogCorruptedError
+
+    plog, _live = _mixed_log(tmp_path)
+    seg = plog._segments[0]
+    second = next(pos for pos, _h in seg.batches() if pos > 0)
+    with open(seg.log_path, "r+b") as f:  # the second batch's magic byte
+        f.seek(second + 16)
+        f.write(b"\x07")
+    with pytest.raises(LogCorruptedError):
+        producer_snapshot.load_state(plog)
+    assert plog.offline is not None
