@@ -99,8 +99,12 @@ def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerS
 
 
 def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | None:
-    """Snapshot ``state`` at the log's current end (call on the thread that appends)."""
+    """Snapshot ``state`` at the log's current end (call on the thread that appends). None for a
+    log that never held a batch, with no producer: nothing to rebuild (every partition opened
+    empty has its state loaded; a snapshot costs two fsyncs, many thousands at shutdown)."""
     offset = plog.log_end_offset
+    if offset == 0 and not state.producers:
+        return None
     directory = Path(plog.directory)
     path = directory / f"{offset:020d}{SUFFIX}"
     existing = _snapshot_files(directory)

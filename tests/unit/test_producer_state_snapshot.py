@@ -186,3 +186,11 @@ def test_a_damaged_batch_header_takes_the_partition_offline(tmp_path):
     with pytest.raises(LogCorruptedError):
         producer_snapshot.load_state(plog)
     assert plog.offline is not None
+
+
+def test_no_snapshot_for_a_log_that_never_held_a_batch(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    assert producer_snapshot.write_snapshot(PartitionProducerState(), plog) is None
+    assert not list((tmp_path / "t-0").glob("*.producer-snapshot"))
+    plog.append(_plain())
+    assert producer_snapshot.write_snapshot(PartitionProducerState(), plog) is not None
