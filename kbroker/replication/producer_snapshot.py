@@ -59,7 +59,8 @@ def _last_batch(plog: PartitionLog, end_offset: int) -> tuple[int, int] | None:
     """(base offset, crc) of the batch that ends at ``end_offset - 1``, if the log has it."""
     if end_offset <= plog.log_start_offset:
         return None
-    for header, _data in plog.iter_batches(end_offset - 1):
+    for header, _body in plog.iter_batch_headers(end_offset - 1):  # (iter_batches would check the CRCs
+        # of the whole segment up to there after a restart: the entire log, for a single segment)
         if header.next_offset == end_offset:
             return header.base_offset, header.crc
         return None
