@@ -18,7 +18,10 @@ one batch per partition), then one Fetch (v11, read_uncommitted, 1 MiB per parti
 Measured 2026-12-07 00:37-00:56 UTC (load ~15, 3 rounds each, interleaved; base = main b262820,
 after = branch lso): ``fresh`` first Fetch median 1,324 ms (1,069-1,605) before, 372 ms (280-558)
 after (df13e89; second Fetch 159-500 ms in both); ``unclean`` 2,219 ms (1,596-3,036) before,
-752 ms (568-797) after (67c15cf, header walk).
+752 ms (568-797) after (67c15cf, header walk). At 01:01-01:08 UTC (load falling 15 -> 5, 2 rounds
+each, after = 0d474ba, the header-only snapshot check): ``restart`` 424 / 814
+ms before, 65 / 352 ms after; ``fresh`` 143 / 196 ms before, 40 / 41 ms after (= the second Fetch,
+38-42 ms: no producer-state work left in the first).
 """
 
 from __future__ import annotations
