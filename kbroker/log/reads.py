@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 from kbroker_protocol.record_batch import (
@@ -25,6 +26,7 @@ from .log_state import (
     LogState,
 )
 from .segment import (
+    Damage,
     LogSegment,
 )
 
@@ -157,6 +159,13 @@ class LogReads(LogState):
             if not must_fill:
                 return None, True
             end = start + header.size
+        self._verify_to(seg, end)
+        # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
+        return FileSlice(seg.handle(), start, end - start), end < seg.size
+
+    def _verify_to(self, seg: LogSegment, end: int) -> None:
+        """Check ``seg``'s batches (CRCs) up to ``end`` if not yet done; a damaged one takes the
+        partition offline (LogCorruptedError)."""
         if end > seg.verified_size:
             damage = seg.verify(end)
             if damage is not None:
@@ -165,8 +174,39 @@ class LogReads(LogState):
                 self._go_offline(error)
                 logger.error("%s; partition %s is offline", error, self.directory.name)
                 raise error
-        # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
-        return FileSlice(seg.handle(), start, end - start), end < seg.size
+
+    def iter_batch_headers(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, Callable[[], bytes]]]:
+        """Every stored batch from the one holding ``start_offset`` (default: the log start) as
+        ``(header, body)``, reading the headers only (as Kafka's producer-state rebuild does: CRCs
+        are not checked, a batch whose framing is damaged takes the partition offline as a read
+        would): ``body()`` reads the whole batch. For scans that need few batches' records (the
+        producer-state rebuild: control batches only)."""
+        offset = self._log_start_offset if start_offset is None else start_offset
+        while True:
+            with self.lock:
+                self._check_usable()
+                if offset >= self.log_end_offset:
+                    return
+                i = self._segment_index(offset)
+                seg = self._segments[i]
+                found = seg.translate_offset(offset)
+                if found is None:  # past this segment's batches: the next segment's first
+                    if i + 1 >= len(self._segments):
+                        return
+                    offset = self._segments[i + 1].base_offset
+                    continue
+                start, end = found[0], seg.size
+            try:
+                for pos, header in seg.batches(start, end):
+                    offset = header.next_offset
+                    yield header, partial(seg.pread, header.size, pos)
+            except Damage as damage:
+                with self.lock:
+                    self._verify_to(seg, end)  # the damage found by a read (CRC included)
+                    error = LogCorruptedError(seg.log_path, offset, damage.position, damage.reason)
+                    self._go_offline(error)
+                logger.error("%s; partition %s is offline", error, self.directory.name)
+                raise error from None
 
     def iter_batches(self, start_offset: int | None = None) -> Iterator[tuple[BatchHeader, bytes]]:
         """Every stored batch from ``start_offset`` (default: the log start) as (header, bytes)."""

@@ -3,7 +3,10 @@
 ``<partition dir>/<20-digit offset>.producer-snapshot`` holds the state (producers with their
 last five batches, open transactions) as it was when the log ended at ``offset``. Aborted
 transactions are not in it: they are in the segments' ``.txnindex`` files (an ``"aborted"`` list
-in a snapshot written by an older version is ignored). Rebuilding loads the newest usable snapshot and replays only the batches after it.
+in a snapshot written by an older version is ignored). Rebuilding loads the newest usable snapshot and replays only the batches after it,
+from their headers (a marker's body for its type). A partition whose log is empty when it opens
+starts with its state loaded (:func:`empty_log_producer_state`), so one written only by plain
+producers never needs the rebuild, and has a snapshot after a clean shutdown.
 
 A snapshot is usable when its offset is within the log and the batch ending just before it is the
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
@@ -17,9 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zlib
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 from kbroker.log.partition_log import PartitionLog, write_file_atomically
@@ -29,7 +32,6 @@ from kbroker.replication.producer_state import (
     PartitionProducerState,
     ProducerEntry,
 )
-from kbroker_protocol.record_batch import BatchHeader
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,17 @@ VERSION = 1
 
 def _snapshot_files(directory: Path) -> list[tuple[int, Path]]:
     out = []
-    for path in directory.glob("*" + SUFFIX):
-        stem = path.name[: -len(SUFFIX)]
-        if len(stem) == 20 and stem.isdigit():
-            out.append((int(stem), path))
+    try:
+        entries = os.scandir(directory)  # (not Path.glob: 10x slower, for each partition opened)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(SUFFIX):
+                stem = name[: -len(SUFFIX)]
+                if len(stem) == 20 and stem.isdigit():
+                    out.append((int(stem), directory / name))
     return sorted(out)
 
 
@@ -50,7 +59,8 @@ def _last_batch(plog: PartitionLog, end_offset: int) -> tuple[int, int] | None:
     """(base offset, crc) of the batch that ends at ``end_offset - 1``, if the log has it."""
     if end_offset <= plog.log_start_offset:
         return None
-    for header, _data in plog.iter_batches(end_offset - 1):
+    for header, _body in plog.iter_batch_headers(end_offset - 1):  # (iter_batches would check the CRCs
+        # of the whole segment up to there after a restart: the entire log, for a single segment)
         if header.next_offset == end_offset:
             return header.base_offset, header.crc
         return None
@@ -90,8 +100,12 @@ def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerS
 
 
 def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | None:
-    """Snapshot ``state`` at the log's current end (call on the thread that appends)."""
+    """Snapshot ``state`` at the log's current end (call on the thread that appends). None for a
+    log that never held a batch, with no producer: nothing to rebuild (every partition opened
+    empty has its state loaded; a snapshot costs two fsyncs, many thousands at shutdown)."""
     offset = plog.log_end_offset
+    if offset == 0 and not state.producers:
+        return None
     directory = Path(plog.directory)
     path = directory / f"{offset:020d}{SUFFIX}"
     existing = _snapshot_files(directory)
@@ -124,12 +138,21 @@ def load_state(plog: PartitionLog) -> PartitionProducerState:
         break
     if state is None:
         state = PartitionProducerState()
-    for header, data in _iter_from(plog, from_offset):
-        state.replay_batch(header, data)  # (aborted transactions: the log's .txnindex has them)
+    if from_offset < plog.log_end_offset:
+        # Headers only: a plain producer's batch (producer id -1) changes nothing, a data batch's
+        # header is all replay_batch reads of it, and a marker's body is read for its type.
+        # (Aborted transactions: the log's .txnindex has them.)
+        for header, body in plog.iter_batch_headers(from_offset):
+            if header.producer_id >= 0:
+                state.replay_batch(header, body() if header.is_control else b"")
     return state
 
 
-def _iter_from(plog: PartitionLog, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
-    if offset >= plog.log_end_offset:
-        return iter(())
-    return plog.iter_batches(offset)
+def empty_log_producer_state(plog: PartitionLog, *, new: bool) -> PartitionProducerState:
+    """The producer state of a partition whose log holds no batch, loaded when it opens: nothing
+    to scan, so reads (the last stable offset of a first Fetch) and appends keep it current from
+    then on instead of scanning a log grown meanwhile. A ``new`` log (just created) has no
+    snapshot, nor has one that never held a batch (its end offset 0: no directory listing then,
+    which costs ~0.1 ms for each of many partitions at start-up); an old one emptied by
+    retention may have one (producers whose batches were all deleted)."""
+    return PartitionProducerState() if new or plog.log_end_offset == 0 else load_state(plog)

@@ -21,6 +21,7 @@ from kbroker.controller.image import MetadataImage, TopicImage
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.log import LogConfig, LogManager
 from kbroker.replication.partition import Partition
+from kbroker.replication.producer_snapshot import empty_log_producer_state
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.limits import ConnectionLimits
 from kbroker.wiring.cordoned import apply_cordoned
@@ -174,6 +175,8 @@ class LocalPartitions:
             topic_name, index, topic.topic_id, plog, -1, list(state.replicas), list(state.isr),
             settings, node_id=broker.node_id, leader_id=-1, partition_epoch=-1,
         )
+        if plog.offline is None and plog.log_end_offset == plog.log_start_offset:
+            partition.producer_state = empty_log_producer_state(plog, new=new)
         broker.replica_manager.apply_partition_state(partition, state)
 
     def _partition_configs(self, overrides: dict[str, str]) -> tuple[LogConfig, dict[str, Any]]:

@@ -105,3 +105,92 @@ def test_snapshots_have_no_aborted_list_and_old_ones_with_it_still_load(tmp_path
     assert offset == 3 and not hasattr(state, "aborted")
     assert _summary(producer_snapshot.load_state(plog)) == _summary(live)
     assert producer_snapshot.load_state(plog).first_unstable_offset() == 2
+
+
+def _plain(n: int = 1) -> bytes:
+    return build_batch([Record(value=b"p" * 200, timestamp=1000) for _ in range(n)])
+
+
+def _mixed_log(tmp_path) -> tuple[PartitionLog, PartitionProducerState]:
+    """Plain, idempotent and transactional batches with markers over several segments."""
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=2048))
+    live = PartitionProducerState()
+    plog.append(_plain(3))
+    _append(plog, live, _batch(1, 0, 2))
+    _append(plog, live, _batch(2, 0, txn=True))
+    for _ in range(8):
+        plog.append(_plain(2))
+    _append(plog, live, _marker(2, commit=False))
+    _append(plog, live, _batch(1, 2))
+    _append(plog, live, _batch(3, 0, 2, txn=True))
+    plog.append(_plain())
+    _append(plog, live, _marker(3, commit=True))
+    _append(plog, live, _batch(4, 0, txn=True))
+    plog.append(_plain(4))
+    assert len(plog._segments) > 3
+    return plog, live
+
+
+def test_batch_headers_walk_the_same_batches_as_a_full_read(tmp_path):
+    plog, _live = _mixed_log(tmp_path)
+    for start in (None, 0, 1, 4, 12, plog.log_end_offset - 1):
+        full = [(h.base_offset, h.crc, data) for h, data in plog.iter_batches(start)]
+        walked = [(h.base_offset, h.crc, body()) for h, body in plog.iter_batch_headers(start)]
+        assert walked == full
+    assert list(plog.iter_batch_headers(plog.log_end_offset)) == []
+
+
+def test_rebuild_reads_only_the_markers_bodies(tmp_path, monkeypatch):
+    from kbroker.log.segment import LogSegment
+
+    plog, live = _mixed_log(tmp_path)
+    bodies: list[int] = []
+    original = LogSegment.pread
+
+    def counting(self: LogSegment, size: int, position: int) -> bytes:
+        bodies.append(size)
+        return original(self, size, position)
+
+    monkeypatch.setattr(LogSegment, "pread", counting)
+    rebuilt = producer_snapshot.load_state(plog)
+    assert len(bodies) == 2  # the ABORT and the COMMIT marker
+    assert _summary(rebuilt) == _summary(live) == _summary(PartitionProducerState.load(plog))
+    assert rebuilt.first_unstable_offset() == live.first_unstable_offset() is not None
+
+
+def test_a_log_emptied_by_retention_opens_with_its_snapshots_producers(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    live = PartitionProducerState()
+    _append(plog, live, _batch(1, 0, 3))
+    producer_snapshot.write_snapshot(live, plog)
+    plog.truncate_fully(plog.log_end_offset)  # every batch deleted, the snapshot kept
+    assert plog.log_start_offset == plog.log_end_offset == 3
+    reopened = producer_snapshot.empty_log_producer_state(plog, new=False)
+    assert _summary(reopened) == _summary(live)
+    assert producer_snapshot.empty_log_producer_state(plog, new=True).producers == {}
+    fresh = PartitionLog.open(tmp_path / "u-0", LogConfig())
+    assert producer_snapshot.empty_log_producer_state(fresh, new=False).producers == {}
+
+
+def test_a_damaged_batch_header_takes_the_partition_offline(tmp_path):
+    import pytest
+
+    from kbroker.log.errors import LogCorruptedError
+
+    plog, _live = _mixed_log(tmp_path)
+    seg = plog._segments[0]
+    second = next(pos for pos, _h in seg.batches() if pos > 0)
+    with open(seg.log_path, "r+b") as f:  # the second batch's magic byte
+        f.seek(second + 16)
+        f.write(b"\x07")
+    with pytest.raises(LogCorruptedError):
+        producer_snapshot.load_state(plog)
+    assert plog.offline is not None
+
+
+def test_no_snapshot_for_a_log_that_never_held_a_batch(tmp_path):
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    assert producer_snapshot.write_snapshot(PartitionProducerState(), plog) is None
+    assert not list((tmp_path / "t-0").glob("*.producer-snapshot"))
+    plog.append(_plain())
+    assert producer_snapshot.write_snapshot(PartitionProducerState(), plog) is not None
