@@ -61,6 +61,17 @@ def _request(topics: Sequence[NewTopic]) -> CreateTopicsRequest:
     ])
 
 
+# How long a request waits for the controller's answer before it is answered without it.
+AUTO_CREATE_WAIT_S = 2.0
+
+
+def _retrieve(task: asyncio.Task[CreateTopicsResponse]) -> None:
+    """Fetch a finished creation's exception (logged by the waiter, when one still waited), so that
+    asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def auto_create(ctx: RequestContext, topics: Sequence[NewTopic]) -> dict[str, Created]:
     """Ask the active controller to create ``topics`` (internal ones asked for without settings get
     their coordinator's, as Kafka's ``creatableTopic``) on behalf of ``ctx``'s client and await its
@@ -78,21 +89,29 @@ async def auto_create(ctx: RequestContext, topics: Sequence[NewTopic]) -> dict[s
             in_flight[t.name] = task
         names = [t.name for t in fresh]
         task.add_done_callback(lambda _task: [in_flight.pop(name, None) for name in names])
+        task.add_done_callback(_retrieve)
     outcomes: dict[str, Created] = {}
-    for task in {id(in_flight[name]): in_flight[name] for name in wanted if name in in_flight}.values():
-        try:
-            # shielded: a request given up (its connection closed) leaves the creation to finish
-            response = await asyncio.shield(task)
-        except Exception as exc:  # (the client answers errors in its response; this is a failure of its own)
-            _log.error("cannot ask the controller to create %s: %s", sorted(wanted), exc)
-            response = None
-        if response is None:
+    tasks = {id(in_flight[name]): in_flight[name] for name in wanted if name in in_flight}.values()
+    # Kafka answers at once and lets the creation go on; this waits a bounded time so that the
+    # usual creation (the controller here, or reachable) is in this answer, while a controller
+    # being elected or unreachable does not hold the connection (and every request pipelined
+    # behind this one) for the controller channel's whole request timeout.
+    if tasks:
+        await asyncio.wait(tasks, timeout=AUTO_CREATE_WAIT_S)
+    for task in tasks:
+        if not task.done():
+            _log.info("auto-creation of %s still under way; answered without it", sorted(wanted))
             continue
+        if task.cancelled() or task.exception() is not None:
+            _log.error("cannot ask the controller to create %s: %s", sorted(wanted),
+                       "cancelled" if task.cancelled() else task.exception())
+            continue
+        response = task.result()
         for result in response.topics:
             if result.name in wanted:
                 outcomes[result.name] = Created(ErrorCode(result.error_code), result.error_message)
     for name in wanted:
-        outcome = outcomes.setdefault(name, Created(ErrorCode.UNKNOWN_SERVER_ERROR, "no answer from the controller"))
+        outcome = outcomes.setdefault(name, Created(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "no answer from the controller yet"))
         if not outcome.exists:
             _log.info("auto-creation of %s refused by the controller: %s %s", name, outcome.error.name,
                       outcome.message)

@@ -135,6 +135,8 @@ class PendingRoll:
     active: LogSegment  # the new segment
     open_txns: dict[int, int] | None  # the new segment's .txnstate content, None: no file
     done: bool = False
+    # the sealed segment's data and indexes and the directory (the new segment's entry) fsynced
+    synced: bool = False
 
 
 class LogState:

@@ -125,7 +125,7 @@ class LogRoll(LogTxnState):
             if self._closed:
                 self._forget_roll(p)
                 return
-            synced = self._recovery_point >= p.target  # a flush already synced the data
+            synced = p.synced  # a flush already synced it (`_sync_rolls`)
             if p.truncations == self._truncations and not sealed.closed:
                 sealed.release_reserved()  # (same size: a truncation would have changed the count)
         if not synced:
@@ -185,16 +185,22 @@ class LogRoll(LogTxnState):
             _fsync_existing(path)
 
     def _unsynced_rolls(self) -> list[PendingRoll]:
-        """The pending rolls whose sealed data a flush must fsync first (``self.lock`` held)."""
-        return [p for p in self._pending_rolls if not p.done and self._recovery_point < p.target]
+        """The pending rolls a flush must make durable first (``self.lock`` held): every one not
+        synced yet, also when the flushes kept the recovery point at the log end (with
+        ``flush.messages=1`` the sealed data is on disk, but its indexes and the new segment's
+        directory entry are not until synced here)."""
+        return [p for p in self._pending_rolls if not p.done and not p.synced]
 
     def _sync_rolls(self, pending: list[PendingRoll]) -> None:
         """Make ``pending`` rolls' sealed segments and new files durable (before a flush moves the
-        recovery point past them); their `.txnstate` files are left to `complete_rolls`."""
+        recovery point past them, or acknowledges data in the new segment); their `.txnstate` files
+        are left to `complete_rolls`."""
         for p in pending:
             self._sync_sealed(p)
         if pending:
             fsync_dir(self.directory)
+            for p in pending:
+                p.synced = True
 
     def _finish_rolls_on_close(self) -> None:
         """A clean close: every pending roll completed here, ``.txnstate`` files included."""

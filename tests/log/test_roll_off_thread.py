@@ -123,6 +123,34 @@ def test_a_flush_while_a_roll_is_pending_syncs_the_sealed_segment_first(tmp_path
     log.close()
 
 
+def test_flush_per_message_syncs_the_new_segments_entry_and_the_sealed_indexes_before_the_ack(
+        tmp_path, monkeypatch):
+    """With flush.messages=1 the recovery point is the log end before every append, so a roll's
+    sealed data is already on disk: the append that rolls must still fsync the directory (the new
+    segment's entry) and the sealed segment's indexes before it returns (is acknowledged), without
+    waiting for the roll worker (review finding of 2026-12-07)."""
+    import kbroker.log.append as append_module
+    import kbroker.log.roll as roll_module
+
+    log, captured = open_captured(tmp_path / "t-0", LogConfig(segment_bytes=1000, index_interval_bytes=100,
+                                                             flush_messages=1))
+    log.append(value_batch([b"first"]))  # the first flush syncs the new directories
+    dirs: list[object] = []
+    files: list[object] = []
+    for module in (append_module, roll_module):
+        real_dir = module.fsync_dir
+        monkeypatch.setattr(module, "fsync_dir", lambda d, real=real_dir: (dirs.append(d), real(d)))
+    real_existing = roll_module._fsync_existing
+    monkeypatch.setattr(roll_module, "_fsync_existing", lambda p: (files.append(p), real_existing(p)))
+    append_until_roll(log, 0)  # the last append went into the new segment and returned
+    assert log.recovery_point == log.log_end_offset > log.segments[-1].base_offset
+    assert captured.tasks  # the worker has not run
+    assert log.directory in dirs
+    sealed = log.segments[-2]
+    assert sealed.offset_index.path in files and sealed.time_index.path in files
+    log.close()
+
+
 def test_a_background_flush_while_a_roll_is_pending_syncs_it_too(tmp_path, monkeypatch):
     log, captured = open_captured(tmp_path / "t-0", LogConfig(segment_bytes=1000, index_interval_bytes=100,
                                                              flush_ms=0))
