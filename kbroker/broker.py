@@ -130,7 +130,7 @@ class Broker:
         self.producer_ids = ProducerIdManager(self)
         self.group_coordinator: GroupCoordinator | None = None
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
-        self.clock: ManualClock | None = make_clock(self, config["kbroker.clock"])
+        self.clock: ManualClock | None = make_clock(config["kbroker.clock"])
         self.txn_coordinator: TransactionCoordinator | None = None
         self.share_coordinator: ShareCoordinator | None = None
 

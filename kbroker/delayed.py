@@ -23,7 +23,8 @@ import heapq
 import logging
 import time
 import zlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from kbroker.delayed_records import (  # noqa: F401 - re-exported: the names of the extension
     CREATE_TIME_HEADER,
@@ -44,12 +45,15 @@ from kbroker.delayed_records import (  # noqa: F401 - re-exported: the names of 
     due_time,
     stored_record,
 )
-from kbroker.delayed_scheduler import PRODUCE_VERSION, DelayedScheduler, produce_request  # noqa: F401
+from kbroker.delayed_scheduler import PRODUCE_VERSION, DelayedHost, DelayedScheduler, produce_request  # noqa: F401
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.validation import validate_produce_batch
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import InvalidRecordBatch
-from kbroker_protocol.records import build_batch, iter_records
+from kbroker_protocol.records import Buffer, build_batch, iter_records
+
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class DelayedDelivery(DelayedScheduler):
 
     topic_name = DELAYED_TOPIC
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: DelayedHost) -> None:
         self.broker = broker
         self.states: dict[int, State] = {}
         self.loaded = False
@@ -76,7 +80,7 @@ class DelayedDelivery(DelayedScheduler):
     # -- configuration -----------------------------------------------------------------------
 
     def now_ms(self) -> int:
-        clock = getattr(self.broker, "clock", None)
+        clock = self.broker.clock
         return clock.now_ms() if clock is not None else int(time.time() * 1000)
 
     def topic_partitions(self) -> int:
@@ -107,8 +111,8 @@ class DelayedDelivery(DelayedScheduler):
     def enabled(self) -> bool:
         return bool(self.broker.config["kbroker.delayed.enable"])
 
-    def divert(self, partition: Any, records: Any, version: int, acks: int, transactional_id: str | None,
-               now_ms: int) -> AppendResult | Any:
+    def divert(self, partition: Partition, records: Buffer, version: int, acks: int, transactional_id: str | None,
+               now_ms: int) -> AppendResult | Awaitable[AppendResult] | None:
         """Store a produced batch that may carry delay headers: an :class:`AppendResult` (or an
         awaitable of it for acks=all with followers), or the batch, unchanged, for the normal path
         (``None``) when no record carries a delay header after all. Raises :class:`ProduceError`."""
@@ -136,7 +140,7 @@ class DelayedDelivery(DelayedScheduler):
                                "Delayed delivery (kbroker-deliver-*) is not supported in transactions")
         producer_state = self.broker.replica_manager.producer_state
         idempotent = header.producer_id >= 0 and producer_state is not None
-        if idempotent:
+        if idempotent and producer_state is not None:
             # The producer's sequence numbers belong to the target partition: they are checked and
             # recorded there (a retry is answered with the first answer's offset).
             duplicate = producer_state.check_append(partition, header, None, version)
@@ -159,7 +163,7 @@ class DelayedDelivery(DelayedScheduler):
         base = self.broker.replica_manager.append_internal(internal, batch)
         self.diverted += len(stored)
         last = base + len(stored) - 1
-        if idempotent:
+        if idempotent and producer_state is not None:
             producer_state.on_append(partition, header, base, last)
         if state is not None:
             for i, (_r, due) in enumerate(stored):
@@ -174,7 +178,7 @@ class DelayedDelivery(DelayedScheduler):
             return self._acknowledge(internal, last + 1 if replicate else None, result, fetching)
         return result
 
-    async def _acknowledge(self, internal: Any, required: int | None, result: AppendResult,
+    async def _acknowledge(self, internal: Partition, required: int | None, result: AppendResult,
                            fetching: asyncio.Task[None] | None) -> AppendResult:
         from kbroker.replication.deadline import Deadline
 
@@ -182,12 +186,12 @@ class DelayedDelivery(DelayedScheduler):
             await asyncio.wait([fetching], timeout=30)
         if required is not None:
             code = await self.broker.replica_manager.wait_for_replication(
-                internal, required, Deadline(30_000, getattr(self.broker, "clock", None)))
+                internal, required, Deadline(30_000, self.broker.clock))
             if code != ErrorCode.NONE:
                 raise ProduceError(code)
         return result
 
-    def _internal_partition(self, topic: str, index: int) -> Any:
+    def _internal_partition(self, topic: str, index: int) -> Partition | None:
         """The internal partition a target partition's delayed records go to: by a hash of the
         target, or, when another broker leads that one, one this broker leads."""
         image_topic = self.broker.image.topic(DELAYED_TOPIC)
@@ -240,7 +244,7 @@ class DelayedDelivery(DelayedScheduler):
             state.task.cancel()
         log.info("delayed delivery: unloaded %s-%d (%d pending)", DELAYED_TOPIC, index, len(state.heap))
 
-    def _load(self, partition: Any) -> None:
+    def _load(self, partition: Partition) -> None:
         """Read the internal partition: its stored records, its last progress watermark and an
         unfinished step (a plan after the last progress record), finished first."""
         state = State(partition.index)

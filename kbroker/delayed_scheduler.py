@@ -21,8 +21,9 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
+from kbroker.coordinator.hosts import CoordinatorHost
 from kbroker.delayed_records import (
     DELAYED_TOPIC,
     MAX_DECOMPRESSED,
@@ -43,6 +44,9 @@ from kbroker_protocol.record_batch import InvalidRecordBatch, parse_header
 from kbroker_protocol.records import Record, build_batch, iter_records
 
 if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_ids import ProducerIdManager
+    from kbroker.replication.replica_manager import ReplicaClock
     from kbroker_protocol.messages.produce import ProduceRequest
 
 log = logging.getLogger(__name__)
@@ -59,10 +63,23 @@ SEQUENCE_ERRORS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRO
                    ErrorCode.UNKNOWN_PRODUCER_ID)
 
 
+class DelayedHost(CoordinatorHost, Protocol):
+    """What delayed delivery uses of its broker: an internal topic's coordinator
+    (:class:`~kbroker.coordinator.hosts.CoordinatorHost`: the topic, its partitions, appends and
+    their replication), producer ids for its idempotent deliveries, and the manual clock, whose
+    timers run its steps (None: the loop's)."""
+
+    @property
+    def producer_ids(self) -> ProducerIdManager: ...
+
+    @property
+    def clock(self) -> ReplicaClock | None: ...
+
+
 class DelayedScheduler:
     """The delivery half of :class:`kbroker.delayed.DelayedDelivery` (a mixin)."""
 
-    broker: Any
+    broker: DelayedHost
     states: dict[int, State]
     delivered: int
     dropped: int
@@ -98,7 +115,7 @@ class DelayedScheduler:
             if state.timer_due <= due:
                 return
             state.timer.cancel()
-        clock = getattr(self.broker, "clock", None)
+        clock = self.broker.clock
         index = state.index
         loop = asyncio.get_running_loop()
         if at_once and due <= self.now_ms():
@@ -131,7 +148,7 @@ class DelayedScheduler:
         self._schedule(state)
 
     def _retry(self, state: State) -> None:
-        clock = getattr(self.broker, "clock", None)
+        clock = self.broker.clock
         index = state.index
         timer: Cancellable
         if clock is not None:  # the next advance retries
@@ -213,7 +230,7 @@ class DelayedScheduler:
             plan.sequences[target] = state.sequences.get(target, 0)
         return plan
 
-    def _read_records(self, internal: Any, plan: Plan) -> None:
+    def _read_records(self, internal: Partition, plan: Plan) -> None:
         """Read the step's records back from the internal partition (one read per stored batch);
         a record that cannot be read (a damaged log) is left out, logged."""
         cache: dict[int, Record] = {}
@@ -246,7 +263,7 @@ class DelayedScheduler:
             return build_batch(records)
         return build_batch(records, producer_id=plan.producer_id, producer_epoch=plan.epoch, base_sequence=seq)
 
-    def _append_local(self, partition: Any, plan: Plan, target: Target, entries: list[Pending]) -> None:
+    def _append_local(self, partition: Partition, plan: Plan, target: Target, entries: list[Pending]) -> None:
         """Append to a partition this broker leads, checking the scheduler's sequence there as
         a Produce would: a batch already appended (a step finished again) is not appended twice."""
         batch = self._batch(plan, target, entries)
@@ -303,7 +320,7 @@ class DelayedScheduler:
                 remote[target] = entries
         return remote
 
-    def _finish(self, internal: Any, state: State) -> None:
+    def _finish(self, internal: Partition, state: State) -> None:
         plan = state.plan
         assert plan is not None
         if self.fault_hook is not None:
@@ -316,7 +333,7 @@ class DelayedScheduler:
         state.plan = None
         self._clean(internal, state)
 
-    def _clean(self, internal: Any, state: State) -> None:
+    def _clean(self, internal: Partition, state: State) -> None:
         """Move the internal partition's log start up to what a new leader still needs: the
         lowest pending record and the last progress record, once that progress record is
         replicated (the target is chosen when a step finishes, at most every
@@ -350,7 +367,7 @@ class DelayedScheduler:
         from kbroker.replication.broker_connection import BrokerConnection
 
         broker = self.broker
-        connections: dict[int, Any] = {}
+        connections: dict[int, BrokerConnection] = {}
         try:
             while remote and state.index in self.states:
                 for target, entries in list(remote.items()):

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from kbroker.replication.producer_ids import ProducerIdManager
     from kbroker.replication.replica_manager import ReplicaManager
     from kbroker.security.acls import Authorizer
+    from kbroker.security.quotas import ClientQuotas
+    from kbroker.security.replication_quotas import ReplicationQuotas
     from kbroker.security.scram import ScramCredentials
     from kbroker.security.tokens import DelegationTokens
     from kbroker_protocol.messages import RequestHeader
@@ -54,6 +56,8 @@ class BrokerServices(TopicHost, Protocol):
     authorizer: Authorizer
     scram_credentials: ScramCredentials
     delegation_tokens: DelegationTokens
+    client_quotas: ClientQuotas
+    replication_quotas: ReplicationQuotas
 
     create_partitions_lock: asyncio.Lock
     stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available

@@ -31,7 +31,7 @@ def share_coordinator(broker: BrokerServices) -> ShareCoordinator:
 
 
 
-def request_error(broker: object, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
+def request_error(broker: BrokerServices, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
                   fetch: bool) -> tuple[ErrorCode, str | None] | None:
     """The top-level error of a ShareFetch or ShareAcknowledge before its share session is looked at
     (Kafka's ``KafkaApis``): UNSUPPORTED_VERSION while share groups are off (``share.version`` 0),

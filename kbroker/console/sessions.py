@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from kbroker.console.client import KafkaClient, Tls
 from kbroker.security.client import build_client_context
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.security.listeners import ListenerSecurity
 
 COOKIE = "kbroker_console_session"
 IDLE_TIMEOUT = 3600.0
@@ -45,7 +50,23 @@ class LoginListener(NamedTuple):
     tls: Tls | None = None
 
 
-def login_listener(broker: Any) -> LoginListener | None:
+class ConsoleBroker(Protocol):
+    """What the console reads of the broker: its id, config, bound listeners (listener name ->
+    address), their security settings and the advertised endpoints (``kbroker.broker.Broker``)."""
+
+    config: BrokerConfig
+    node_id: int
+
+    @property
+    def bound(self) -> Mapping[str, tuple[str, int]]: ...
+
+    @property
+    def listener_security(self) -> Mapping[str, ListenerSecurity]: ...
+
+    def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
+
+
+def login_listener(broker: ConsoleBroker) -> LoginListener | None:
     """The broker's first SASL_PLAINTEXT listener with a mechanism the console logs in with, else its
     first such SASL_SSL listener; None without one (no login). Raises ConfigError when a SASL_SSL
     listener's TLS settings do not make a client context."""

@@ -42,6 +42,7 @@ from kbroker import __version__
 from kbroker.console import access, delayed_view, groups, ops, records
 from kbroker.console.client import AuthenticationFailed, BrokerUnreachable, KafkaClient, KafkaError
 from kbroker.console.sessions import (
+    ConsoleBroker,
     LoginListener,
     Session,
     Sessions,
@@ -118,7 +119,7 @@ class Throughput:
 class Console:
     """Answers the console's routes; a Kafka client of the broker's own listener."""
 
-    def __init__(self, broker: Any, totals: Callable[[], dict[str, float]], listeners_loopback: bool) -> None:
+    def __init__(self, broker: ConsoleBroker, totals: Callable[[], dict[str, float]], listeners_loopback: bool) -> None:
         self.broker = broker
         self.loopback = listeners_loopback
         self.sessions = Sessions()

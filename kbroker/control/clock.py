@@ -45,10 +45,13 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.coordinator.loop_timer import LoopTimer
 from kbroker.coordinator.timer_keys import TimerKey
+
+if TYPE_CHECKING:
+    from kbroker.log import LogManager
 
 log = logging.getLogger("kbroker.clock")
 
@@ -96,8 +99,7 @@ class _Periodic:
 class ManualClock:
     manual = True
 
-    def __init__(self, broker: Any = None, start_ms: int | None = None) -> None:
-        self.broker = broker
+    def __init__(self, start_ms: int | None = None) -> None:
         self._now_ms = int(time.time() * 1000) if start_ms is None else start_ms
         self._heap: list[tuple[int, int, _Handle]] = []
         self._seq = itertools.count()
@@ -160,7 +162,7 @@ class ManualClock:
         log.info("clock advanced %d ms (to %d): %d timers ran", ms, target, ran)
         return ran
 
-    def run_log_retention(self, log_manager: Any, interval_ms: int) -> _Periodic:
+    def run_log_retention(self, log_manager: LogManager, interval_ms: int) -> _Periodic:
         """Kafka's kafka-log-retention task on this clock: every ``interval_ms`` of clock time
         (``log.retention.check.interval.ms``) a maintenance round with retention and compaction,
         measuring age against this clock (the log manager's own rounds skip them)."""
@@ -222,7 +224,7 @@ class ManualTimer(LoopTimer):
         super().cancel_all()
 
 
-def make_clock(broker: Any, kind: str) -> ManualClock | None:
+def make_clock(kind: str) -> ManualClock | None:
     if kind == "manual":
-        return ManualClock(broker)
+        return ManualClock()
     return None

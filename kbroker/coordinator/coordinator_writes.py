@@ -28,10 +28,14 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.replication.deadline import Deadline
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.hosts import WriteHost
+    from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +59,24 @@ class ReplicatedWrites:
     """Waits for coordinator writes to be replicated. ``broker`` gives the replica manager, the
     config (``offsets.commit.timeout.ms``) and optionally a manual ``clock``."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: WriteHost) -> None:
         self.broker = broker
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def wait(self, partition: Any, required_offset: int) -> ErrorCode:
+    async def wait(self, partition: Partition, required_offset: int) -> ErrorCode:
         """NONE once ``partition``'s high watermark reaches ``required_offset``, else the client
         error (see the module docstring)."""
         code = await self.wait_raw(partition, required_offset)
         return ErrorCode.NONE if code == ErrorCode.NONE else response_error(code)
 
-    async def wait_raw(self, partition: Any, required_offset: int) -> ErrorCode:
+    async def wait_raw(self, partition: Partition, required_offset: int) -> ErrorCode:
         """:meth:`wait` with the append's own error (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS,
         NOT_LEADER_OR_FOLLOWER...), for the APIs that map it their own way (OffsetFetch)."""
-        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], getattr(self.broker, "clock", None))
+        deadline = Deadline(self.broker.config["offsets.commit.timeout.ms"], self.broker.clock)
         code: ErrorCode = await self.broker.replica_manager.wait_for_replication(partition, required_offset, deadline)
         return code
 
-    def complete_when_replicated(self, partition: Any, required_offset: int, done: WriteCallback) -> None:
+    def complete_when_replicated(self, partition: Partition, required_offset: int, done: WriteCallback) -> None:
         """Call ``done`` with the outcome of :meth:`wait`, from a task on the running loop."""
 
         async def run() -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
+from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
@@ -38,7 +39,6 @@ from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.image import MetadataImage
     from kbroker.coordinator.group_classic import ClassicGroupManager, Timer
 
 LEAVE_EPOCH = -1
@@ -49,13 +49,6 @@ log = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes | None]
 """A ``__consumer_offsets`` record: framed key and value (None: a tombstone)."""
-
-
-class BrokerView(Protocol):
-    """What the group kinds read of the broker."""
-
-    config: BrokerConfig
-    image: MetadataImage
 
 
 class GroupHost(Protocol):

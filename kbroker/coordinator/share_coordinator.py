@@ -9,22 +9,26 @@ releases its records). ``broker.share_coordinator`` reaches it from the API hand
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.coordinator.share_manager import ShareManager
 from kbroker.coordinator.share_state import STATE_TOPIC, ShareStateStore
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.hosts import BrokerView, CoordinatorHost
+    from kbroker.coordinator.loop_timer import LoopTimer
+
 log = logging.getLogger(__name__)
 
 
-def share_groups_enabled(broker: Any) -> bool:
+def share_groups_enabled(broker: BrokerView) -> bool:
     """Kafka's ``isShareGroupProtocolEnabled``: the finalized ``share.version`` is at least 1."""
     version: int = broker.image.features.get("share.version", 0)
     return version >= 1
 
 
 class ShareCoordinator:
-    def __init__(self, broker: Any, timer: Any = None) -> None:
+    def __init__(self, broker: CoordinatorHost, timer: LoopTimer | None = None) -> None:
         from kbroker.coordinator.group_coordinator import LoopTimer
 
         self.broker = broker

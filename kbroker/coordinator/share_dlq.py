@@ -22,7 +22,7 @@ any check fails the error is logged and the record is archived without a dead le
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.share_group_config import effective
@@ -30,6 +30,10 @@ from kbroker.coordinator.share_partition import split_batches
 from kbroker.replication.topics import create_topic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import Record, build_batch, iter_records
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_classic_model import Timer
+    from kbroker.coordinator.hosts import CoordinatorHost
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ DLQ_TOPIC_ENABLE = "errors.deadletterqueue.group.enable"
 
 
 class DeadLetters:
-    def __init__(self, broker: Any, timer: Any) -> None:
+    def __init__(self, broker: CoordinatorHost, timer: Timer) -> None:
         self.broker = broker
         self.timer = timer
         self.written = 0

@@ -16,9 +16,12 @@ queue (``share_dlq``).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.config import BROKER_DEFAULTS
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.hosts import BrokerView
 
 RESOURCE_GROUP = 32
 
@@ -94,7 +97,7 @@ def validate_group_configs(config: Any, new: dict[str, str]) -> None:
                                    "or false")
 
 
-def group_config(broker: Any, group_id: str) -> dict[str, str]:
+def group_config(broker: BrokerView, group_id: str) -> dict[str, str]:
     """The dynamic configs of ``group_id`` (empty without any)."""
     return dict(getattr(broker.image, "group_configs", {}).get(group_id, {}))
 
@@ -155,7 +158,7 @@ def describe_group_configs(config: Any, overrides: dict[str, str]) -> list[Any]:
     return out
 
 
-def effective(broker: Any, group_id: str, name: str) -> Any:
+def effective(broker: BrokerView, group_id: str, name: str) -> Any:
     """The value of group config ``name`` for ``group_id``: its override, else the default, typed."""
     raw = group_config(broker, group_id).get(name)
     broker_key, constant = _DEFAULTS[name]

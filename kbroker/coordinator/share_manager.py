@@ -32,6 +32,8 @@ from kbroker.coordinator.share_state import ShareState, ShareStateStore
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from kbroker.coordinator.group_classic_model import Timer
+    from kbroker.coordinator.hosts import CoordinatorHost
     from kbroker.replication.partition import Partition
 
 
@@ -81,7 +83,7 @@ class ShareSession:
 class ShareManager:
     """The share sessions and share partitions of a broker, with the share state store."""
 
-    def __init__(self, broker: Any, timer: Any, store: ShareStateStore) -> None:
+    def __init__(self, broker: CoordinatorHost, timer: Timer, store: ShareStateStore) -> None:
         self.broker = broker
         self.timer = timer
         self.store = store

@@ -30,6 +30,7 @@ from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.controller.image import MetadataImage
+    from kbroker.coordinator.hosts import CoordinatorHost
 
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class _Retry(Exception):
 
 
 class SharePersister:
-    def __init__(self, broker: Any, store: ShareStateStore) -> None:
+    def __init__(self, broker: CoordinatorHost, store: ShareStateStore) -> None:
         self.broker = broker
         self.store = store
 

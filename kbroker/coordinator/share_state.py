@@ -31,7 +31,7 @@ import logging
 import struct
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_partition import StateBatch
@@ -39,6 +39,11 @@ from kbroker.log.batch_records import offset_of
 from kbroker.replication.topics import ensure_internal_topic, internal_min_isr, internal_replication_factor
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import Record, build_batch, iter_records
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_classic_model import Timer
+    from kbroker.coordinator.hosts import CoordinatorHost
+    from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +211,7 @@ Key = tuple[str, uuid.UUID, int]
 class ShareStateStore:
     """Kafka's share coordinator over ``__share_group_state`` (one node leads every partition)."""
 
-    def __init__(self, broker: Any, timer: Any) -> None:
+    def __init__(self, broker: CoordinatorHost, timer: Timer) -> None:
         self.broker = broker
         self.timer = timer
         self.states: dict[Key, ShareState] = {}
@@ -252,7 +257,7 @@ class ShareStateStore:
                 log.info("loaded %d records of %s (%d share partitions)", count, STATE_TOPIC, len(self.states))
         self.loaded = True
 
-    def _load_log(self, p: Any, index: int) -> int:
+    def _load_log(self, p: Partition, index: int) -> int:
         count = 0
         for header, data in p.log.iter_batches():
             if header.is_control:
@@ -292,7 +297,7 @@ class ShareStateStore:
         p = self.broker.partition(STATE_TOPIC, self.partition_for(group_id, topic_id, partition))
         if p is None:
             return ErrorCode.NOT_COORDINATOR
-        deadline = Deadline(WRITE_TIMEOUT_MS, getattr(self.broker, "clock", None))
+        deadline = Deadline(WRITE_TIMEOUT_MS, self.broker.clock)
         code: ErrorCode = await self.broker.replica_manager.wait_for_replication(p, p.log.log_end_offset, deadline)
         if code == ErrorCode.NONE:
             return code

@@ -28,6 +28,7 @@ from kbroker_protocol.records import Record, build_batch, iter_records
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kbroker.coordinator.hosts import TxnHost
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger("kbroker.coordinator.txn_coordinator")  # the logger of the module before the split
@@ -72,7 +73,7 @@ class TxnCoordinatorCore:
     """State and partitions of the transaction coordinator; the operations are in its subclasses
     (``txn_markers.TxnMarkers``, ``txn_coordinator.TransactionCoordinator``)."""
 
-    def __init__(self, broker: Any, clock: TxnClock | None = None) -> None:
+    def __init__(self, broker: TxnHost, clock: TxnClock | None = None) -> None:
         self.broker = broker
         # kbroker.clock=manual (kbroker.control.clock.ManualClock, injected): transactions are
         # stamped with its time and the periodic timeout and expiration checks run on it.
@@ -255,7 +256,7 @@ class TxnCoordinatorCore:
         self._pending.add(tid)
         try:
             timeout_ms = txn.timeout_ms if txn is not None else MARKER_TIMEOUT_MS
-            deadline = Deadline(timeout_ms, getattr(self.broker, "clock", None))
+            deadline = Deadline(timeout_ms, self.broker.clock)
             code = await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
         finally:
             self._pending.discard(tid)

@@ -201,6 +201,8 @@ class TxnMarkers(TxnCoordinatorCore):
         marker failed for good (fenced: no more markers for the transaction from here)."""
         broker = self.broker
         producer_state = broker.replica_manager.producer_state
+        if producer_state is None:
+            raise RuntimeError("the replica manager has no producer state to write markers with")
 
         async def one(topic: str, index: int) -> bool | None:
             partition = broker.partition(topic, index)

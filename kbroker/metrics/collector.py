@@ -17,8 +17,8 @@ connection set.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -31,7 +31,16 @@ from kbroker.replication.leadership import is_under_min_isr
 from kbroker_protocol.messages import API_NAMES
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
+    from kbroker.controller.quorum import QuorumController, RaftLogView
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.log.partition_log import PartitionLog
     from kbroker.replication.partition import Partition
+    from kbroker.replication.replica_manager import ReplicaManager
+    from kbroker.security.quotas import ClientQuotas
+    from kbroker.security.replication_quotas import ReplicationQuotas
+    from kbroker.server.connection import KafkaConnection
 
 NO_LEADER = -1
 # (metric suffix, Partition attribute, help) for kafka_server_brokertopicmetrics_<suffix>_total.
@@ -46,8 +55,42 @@ TOPIC_COUNTERS = (
 )
 
 
+class CollectedBroker(Protocol):
+    """What the collector reads of the broker at scrape time (``kbroker.broker.Broker``)."""
+
+    config: BrokerConfig
+    node_id: int
+    image: MetadataImage
+
+    @property
+    def partitions(self) -> Mapping[tuple[str, int], Partition]: ...
+
+    @property
+    def replica_manager(self) -> ReplicaManager: ...
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
+
+    @property
+    def connections(self) -> Collection[KafkaConnection]: ...
+
+    @property
+    def bound(self) -> Mapping[str, tuple[str, int]]: ...  # listener name -> bound address
+
+    @property
+    def client_quotas(self) -> ClientQuotas: ...
+
+    @property
+    def replication_quotas(self) -> ReplicationQuotas: ...
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
 class BrokerCollector(Collector):
-    def __init__(self, broker: Any, requests: RequestStats) -> None:
+    def __init__(self, broker: CollectedBroker, requests: RequestStats) -> None:
         self.broker = broker
         self.requests = requests
 
@@ -179,7 +222,7 @@ class BrokerCollector(Collector):
 
     def _flushes(self) -> HistogramMetricFamily:
         """Kafka's LogFlushStats: fsyncs of partition logs (and the metadata log), broker-wide."""
-        logs = [p.log for p in list(self.broker.partitions.values())]
+        logs: list[PartitionLog | RaftLogView] = [p.log for p in list(self.broker.partitions.values())]
         if self.broker.controller is not None:
             logs.append(self.broker.controller.log)
         totals = [0] * (len(FLUSH_BOUNDS_MS) + 1)
@@ -233,9 +276,7 @@ class BrokerCollector(Collector):
         """Client quota throttling (Kafka's per user/client-id throttle-time sensors of the Produce,
         Fetch, Request and ControllerMutation quotas), as totals: throttled responses and their
         throttle time. Labelled by the quota's tags (an empty user or client id: shared by all)."""
-        quotas = getattr(self.broker, "client_quotas", None)
-        if quotas is None:
-            return
+        quotas = self.broker.client_quotas
         labels = ["quota", "user", "client_id"]
         count = CounterMetricFamily("kbroker_quota_throttled_responses",
                                     "Responses throttled by a client quota, by quota and its user/client-id.",
@@ -255,9 +296,7 @@ class BrokerCollector(Collector):
     def _replication_quotas(self) -> Iterator[Metric]:
         """Replication throttles (Kafka's LeaderReplication / FollowerReplication ``byte-rate``
         sensors of ReplicationQuotaManager) and the partitions they left out of fetches."""
-        quotas = getattr(self.broker, "replication_quotas", None)
-        if quotas is None:
-            return
+        quotas = self.broker.replication_quotas
         for side in (quotas.leader, quotas.follower):
             yield GaugeMetricFamily(f"kafka_server_{side.kind}replication_byte_rate",
                                     f"Bytes per second of throttled partitions, {side.kind} side (replication quota).",

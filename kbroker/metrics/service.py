@@ -9,15 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Histogram
 
+    from kbroker.console.sessions import ConsoleBroker
     from kbroker.console.web import Console
+    from kbroker.metrics.collector import CollectedBroker
     from kbroker.metrics.requests import RequestStats
     from kbroker.metrics.server import MetricsServer
     from kbroker.server.slots import RequestMetrics
+
+    class MetricsHost(CollectedBroker, ConsoleBroker, Protocol):
+        """What the metrics service hands on: the collector's view of the broker and the
+        console's (type-only: those modules load prometheus-client and the console, which a
+        broker without an HTTP listener never imports)."""
 
 log = logging.getLogger("kbroker.metrics")
 
@@ -27,7 +34,7 @@ LAG_INTERVAL = 0.5
 class MetricsService:
     """A broker service: off unless kbroker.http.listeners is set."""
 
-    def __init__(self, broker: Any, set_request_metrics: Callable[[RequestMetrics | None], None]) -> None:
+    def __init__(self, broker: MetricsHost, set_request_metrics: Callable[[RequestMetrics | None], None]) -> None:
         """``set_request_metrics``: the composition root's, to make the dispatcher count requests
         into these metrics (or stop counting: None)."""
         self.broker = broker

@@ -24,7 +24,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +32,7 @@ from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeEr
 from kbroker.log.errors import LogError
 from kbroker.log.group_commit import GroupCommit, NotDurableError
 from kbroker.replication import hw_checkpoint, leadership
-from kbroker.replication.deadline import Deadline
+from kbroker.replication.deadline import Deadline, WaitClock
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
@@ -60,7 +60,9 @@ from kbroker_protocol.record_validation import (
 from kbroker_protocol.records import Buffer
 
 if TYPE_CHECKING:
-    from kbroker.controller.image import PartitionState
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.broker_lifecycle import Channel
+    from kbroker.controller.image import MetadataImage, PartitionState
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard
@@ -78,23 +80,55 @@ class DelayedDivert(Protocol):
                now_ms: int) -> AppendResult | Awaitable[AppendResult] | None: ...
 
 
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class ReplicaClock(WaitClock, Protocol):
+    """The manual clock (``kbroker.control.clock.ManualClock``) as the replica manager uses it:
+    deadlines, and the ISR expiration check on clock time."""
+
+    def call_at(self, due_ms: int, fn: Callable[[], None]) -> TimerHandle: ...
+
+
+class ReplicaHost(Protocol):
+    """What the replica manager reads of its broker (``kbroker.broker.Broker`` provides it):
+    identity, config and image, the local partitions, whether it is stopping, the manual clock
+    (None: real time), and its delayed delivery, looked up when present (``delayed``)."""
+
+    config: BrokerConfig
+    image: MetadataImage
+    partitions: dict[tuple[str, int], Partition]
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def clock(self) -> ReplicaClock | None: ...
+
+
 ALTER_PARTITION = 56
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 ALTER_PARTITION_RETRY_MS = 50  # Kafka's AlterPartitionManager retries after a short backoff
 
 
 class ReplicaManager(TxnVerification):
-    def __init__(self, broker: Any) -> None:
+    broker: ReplicaHost
+
+    def __init__(self, broker: ReplicaHost) -> None:
         self.broker = broker  # the owning broker: its image, config, clock and partitions
         self.validation_pool = ValidationPool()
         # Installed by the idempotence/transactions layer: validates producer epochs/sequences.
         self.producer_state: ProducerStateManager | None = None
         # The node-to-controller channel for AlterPartition: ``async send(api_key, request)``.
         # Installed by the broker's start-up in a cluster; None: ISR changes are not sent.
-        self.alter_partition_channel: Any = None
+        self.alter_partition_channel: Channel | None = None
         self.fetchers = ReplicaFetcherManager(self)
         self.parked_fetches = ParkedFollowerFetches()  # followers' held fetches, by follower
-        self._isr_timer: Any = None
+        self._isr_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._no_channel_logged = False
@@ -111,13 +145,12 @@ class ReplicaManager(TxnVerification):
     # -- time, config, image -----------------------------------------------------------------
 
     def now_ms(self) -> int:
-        clock = getattr(self.broker, "clock", None)
+        clock = self.broker.clock
         return clock.now_ms() if clock is not None else int(time.time() * 1000)
 
     @property
     def node_id(self) -> int:
-        node_id: int = self.broker.node_id
-        return node_id
+        return self.broker.node_id
 
     @property
     def lag_ms(self) -> int:
@@ -255,7 +288,7 @@ class ReplicaManager(TxnVerification):
         if self._isr_timer is not None or self._closed:
             return
         period = max(1, self.lag_ms // 2)
-        clock = getattr(self.broker, "clock", None)
+        clock = self.broker.clock
         if clock is not None:
             self._isr_timer = clock.call_at(clock.now_ms() + period, self._isr_tick)
         else:
@@ -516,7 +549,7 @@ class ReplicaManager(TxnVerification):
             return None
         return delayed.divert(partition, records, version, acks, transactional_id, now_ms)
 
-    def append_internal(self, partition: Partition, batch: Any) -> int:
+    def append_internal(self, partition: Partition, batch: bytes | bytearray | memoryview) -> int:
         """Append a batch the broker built itself (coordinator records, transaction markers).
         Only the leader writes: a follower's log holds the leader's batches alone."""
         if not partition.is_leader:

@@ -7,13 +7,15 @@ Produce v12+), as Kafka's AddPartitionsToTxnManager."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import BatchHeader
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager, TxnVerifier
     from kbroker.replication.producer_state import VerificationGuard
@@ -21,11 +23,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.replication.replica_manager")  # (the name these messages always had)
 
 
+class VerificationHost(Protocol):
+    """What transaction verification reads of the broker: the image (brokers, the
+    ``__transaction_state`` leaders) and the config (the inter-broker listener)."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+
 class TxnVerification:
     """The verification half of the replica manager: the transaction coordinator it asks is
     ``producer_state.verifier`` (installed by the transaction coordinator)."""
 
-    broker: Any  # the owning broker: its image and config
+    broker: VerificationHost  # the owning broker: its image and config
     producer_state: ProducerStateManager | None
 
     if TYPE_CHECKING:
@@ -69,7 +79,8 @@ class TxnVerification:
 
         verifier = self._txn_verifier()
         state = self.broker.image.partition("__transaction_state", verifier.partition_for(transactional_id))
-        reg = self.broker.image.brokers.get(state.leader) if state is not None and state.leader >= 0 else None
+        leader = state.leader if state is not None else -1
+        reg = self.broker.image.brokers.get(leader) if leader >= 0 else None
         listener = self.broker.config.inter_broker_listener
         if reg is None or reg.fenced or listener not in reg.endpoints:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
@@ -82,7 +93,7 @@ class TxnVerification:
             await conn.open(5.0)
             response = await conn.request(request, 5, 30.0)
         except Exception as exc:  # refused, reset, timed out
-            log.info("transaction verification with broker %d failed: %s", state.leader, exc)
+            log.info("transaction verification with broker %d failed: %s", leader, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         finally:
             conn.close()

@@ -36,10 +36,13 @@ from __future__ import annotations
 import logging
 import math
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config.addresses import normal_address
 from kbroker.security.quota_rates import Clock, Rate, Sensor, TokenBucket, monotonic_ms, round_half_up
+
+if TYPE_CHECKING:
+    from kbroker.controller.client import Requester
 
 log = logging.getLogger(__name__)
 
@@ -472,12 +475,19 @@ def principal_user(principal: str | None) -> str:
     return principal.partition(":")[2] if ":" in principal else principal
 
 
-def mutation_quota_for(broker: Any, requester: Any, version: int, strict_since: int) -> MutationQuota:
+class QuotaHost(Protocol):
+    """The node whose client quotas a controller operation charges (``kbroker.broker.Broker``)."""
+
+    @property
+    def client_quotas(self) -> ClientQuotas: ...
+
+
+def mutation_quota_for(broker: QuotaHost, requester: Requester | None, version: int, strict_since: int) -> MutationQuota:
     """The controller mutation quota of a CreateTopics/CreatePartitions/DeleteTopics request run on
     the controller (Kafka's ControllerMutationQuotaManager.newQuotaFor): strict from
     ``strict_since``, permissive before; none for the broker's own requests (no requester)."""
-    quotas: ClientQuotas | None = getattr(broker, "client_quotas", None)
-    if quotas is None or requester is None or not quotas.controller_mutation.enabled:
+    quotas = broker.client_quotas
+    if requester is None or not quotas.controller_mutation.enabled:
         return UNBOUNDED_MUTATION_QUOTA
     return quotas.controller_mutation.mutation_quota(requester.principal_name, requester.client_id or "",
                                                      strict=version >= strict_since)

@@ -149,6 +149,13 @@ class ReplicationQuotas:
         return True
 
 
-def replication_quotas(broker: Any) -> ReplicationQuotas | None:
+class ReplicationQuotaHost(Protocol):
+    """The broker as a leader's Fetch handling finds its replication quotas."""
+
+    @property
+    def replication_quotas(self) -> ReplicationQuotas: ...
+
+
+def replication_quotas(broker: ReplicationQuotaHost) -> ReplicationQuotas:
     """The broker's replication quotas (made with the broker, kbroker/broker.py)."""
-    return getattr(broker, "replication_quotas", None)
+    return broker.replication_quotas

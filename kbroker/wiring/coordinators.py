@@ -11,16 +11,46 @@ logs and metadata are loaded.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.coordinator.hosts import TxnHost
+
+if TYPE_CHECKING:
+    from kbroker.control.clock import ManualClock
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.server.connection import KafkaConnection
 
 
-def wire_coordinators(broker: Any) -> list[Any]:
+class CoordinatedBroker(TxnHost, Protocol):
+    """The broker the coordinators are wired into: what each coordinator uses of it
+    (:class:`~kbroker.coordinator.hosts.TxnHost` covers all three), the attributes they are
+    assigned to, the connection listeners and the manual clock their timers run on."""
+
+    group_coordinator: GroupCoordinator | None
+    share_coordinator: ShareCoordinator | None
+    txn_coordinator: TransactionCoordinator | None
+    connection_listeners: list[Callable[[KafkaConnection], None]]
+    clock: ManualClock | None
+
+
+class CoordinatorService(Protocol):
+    """A coordinator as the broker runs it (``kbroker.broker.Service``)."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
+
+
+def wire_coordinators(broker: CoordinatedBroker) -> list[CoordinatorService]:
     """The group, share and transaction coordinators of ``broker``, in the order they start."""
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
 
-    clock = getattr(broker, "clock", None)  # a manual clock (kbroker.control.clock) or None
+    clock = broker.clock  # a manual clock (kbroker.control.clock) or None
     timer = clock.group_timer() if clock is not None else None
     share_timer = clock.group_timer() if clock is not None else None
     groups = GroupCoordinator(broker, timer)
@@ -32,5 +62,8 @@ def wire_coordinators(broker: Any) -> list[Any]:
     txns = TransactionCoordinator(broker, clock)
     broker.txn_coordinator = txns
     # Produce's transaction verification (KIP-890) asks the coordinator of this broker.
-    broker.replica_manager.producer_state.verifier = txns
+    producer_state = broker.replica_manager.producer_state
+    if producer_state is None:
+        raise RuntimeError("the replica manager has no producer state: the transaction coordinator verifies through it")
+    producer_state.verifier = txns
     return [groups, shares, txns]

@@ -17,30 +17,62 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.wiring.jbod import directory_ids_by_dir
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.controller.image import MetadataImage
+    from kbroker.controller.quorum import QuorumController
+    from kbroker.log import LogManager
+
 log = logging.getLogger(__name__)
 
 
-def cordoned_dir_ids(broker: Any) -> list[uuid.UUID]:
+class CordonHost(Protocol):
+    """What the cordoned log dirs touch of the broker: its config (``cordoned.log.dirs``) and
+    image, its log manager, and whoever tells the controller: the lifecycle manager of a broker
+    of a multi-node quorum, or the sole voter's own controller (``registered_locally``)."""
+
+    config: BrokerConfig
+    node_id: int
+    image: MetadataImage
+
+    @property
+    def log_manager(self) -> LogManager | None: ...
+
+    @property
+    def lifecycle(self) -> BrokerLifecycleManager | None: ...
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+    @property
+    def registered_locally(self) -> bool: ...
+
+
+def cordoned_dir_ids(broker: CordonHost) -> list[uuid.UUID]:
     """The directory ids of the broker's cordoned log dirs (those it can read an id of)."""
     ids = directory_ids_by_dir(list(broker.config.cordoned_log_dirs))
     return sorted(ids.values())
 
 
-def watch_lifecycle(broker: Any) -> None:
+def watch_lifecycle(broker: CordonHost) -> None:
     """Give the lifecycle manager (before it runs) the broker's cordoned dirs and the
     metadata.version check."""
-    machine = broker.lifecycle.machine
+    lifecycle = broker.lifecycle
+    if lifecycle is None:
+        raise RuntimeError("watch_lifecycle needs the broker's lifecycle manager")
+    machine = lifecycle.machine
     machine.cordoned_provider = lambda: cordoned_dir_ids(broker)
     machine.cordoned_supported = lambda: cordoned_dirs_supported(broker.image)
 
 
-def apply_cordoned(broker: Any) -> None:
+def apply_cordoned(broker: CordonHost) -> None:
     """After start-up and after each change of the broker's dynamic configs: the log manager's
     cordoned dirs, and the controller's record of them."""
     if broker.log_manager is not None:
@@ -59,12 +91,12 @@ def apply_cordoned(broker: Any) -> None:
         _record_own(broker)
 
 
-def _record_own(broker: Any) -> None:
+def _record_own(broker: CordonHost) -> None:
     """The sole voter's own registration: a BrokerRegistrationChangeRecord when its cordoned dirs
     differ from the recorded ones (as the controller answers a heartbeat)."""
     controller = broker.controller
     reg = broker.image.brokers.get(broker.node_id)
-    if not getattr(broker, "registered_locally", False) or controller is None or reg is None \
+    if not broker.registered_locally or controller is None or reg is None \
             or not cordoned_dirs_supported(broker.image):
         return
     ids = cordoned_dir_ids(broker)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.directories import directory_assignment_supported, replica_directory
 from kbroker.controller.image import MetadataImage
@@ -30,14 +31,55 @@ from kbroker.log import dir_failure
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.controller.channel import ControllerChannel
+    from kbroker.log import LogManager
+    from kbroker.raft.io import RaftDriver
+    from kbroker.replication.replica_manager import ReplicaManager
+    from kbroker.security.internode import InterNodeSecurity
+
 log = logging.getLogger(__name__)
+
+
+class JbodHost(Protocol):
+    """What the JBOD agent uses of the broker: identity, config and image, the log manager whose
+    dirs it reports, the replica manager that drops a failed dir's replicas and the lifecycle
+    manager that tells the controller."""
+
+    config: BrokerConfig
+    node_id: int
+    image: MetadataImage
+
+    @property
+    def log_manager(self) -> LogManager | None: ...
+
+    @property
+    def replica_manager(self) -> ReplicaManager: ...
+
+    @property
+    def lifecycle(self) -> BrokerLifecycleManager | None: ...
+
+
+class JbodBroker(JbodHost, Protocol):
+    """What starting the agent uses besides: the Raft driver (where the active controller is),
+    the inter-node security of its channel, and the broker's background tasks."""
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+    @property
+    def internode_security(self) -> InterNodeSecurity: ...
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...
 
 ASSIGN_REPLICAS_TO_DIRS = 73
 # how often the image is checked for replicas to (re)assign; a change is sent at the next check
 ASSIGNMENT_CHECK_MS = 200
 
 
-def pending_assignments(image: MetadataImage, node_id: int, log_dir_of: Any, dir_ids: dict[Path, uuid.UUID],
+def pending_assignments(image: MetadataImage, node_id: int, log_dir_of: Callable[[str, int], Path | None], dir_ids: dict[Path, uuid.UUID],
                         offline: set[Path]) -> dict[uuid.UUID, dict[uuid.UUID, list[int]]]:
     """dir id -> topic id -> partitions of the local logs (in online dirs) whose recorded dir is
     not the one they are in."""
@@ -69,8 +111,8 @@ def assignment_request(node_id: int, epoch: int,
 class JbodAgent:
     """Reports failed log dirs and replica dirs of a broker with several log dirs."""
 
-    def __init__(self, broker: Any, dir_ids: dict[Path, uuid.UUID], failure_timeout_ms: int,
-                 channel: Any = None) -> None:
+    def __init__(self, broker: JbodHost, dir_ids: dict[Path, uuid.UUID], failure_timeout_ms: int,
+                 channel: ControllerChannel | None = None) -> None:
         """``channel``: the node-to-controller channel for AssignReplicasToDirs (one of its own, as
         Kafka's directory-assignments channel, so that it never delays a heartbeat)."""
         self.broker = broker
@@ -104,6 +146,8 @@ class JbodAgent:
         """Halt when the lifecycle shut down for an offline dir the controller never heard of."""
         from kbroker.controller.broker_lifecycle import OFFLINE_DIR_TIMEOUT, BrokerState
         lifecycle = self.broker.lifecycle
+        if lifecycle is None:
+            raise RuntimeError("the JBOD agent's lifecycle watch needs the broker's lifecycle manager")
         await lifecycle.wait_for(lambda m: m.state == BrokerState.SHUTTING_DOWN)
         if lifecycle.machine.shutdown_reason == OFFLINE_DIR_TIMEOUT:
             dir_failure.halt()
@@ -136,6 +180,8 @@ class JbodAgent:
             return False
         offset = image.offset
         lm = broker.log_manager
+        if lm is None:
+            return False
         pending = pending_assignments(image, broker.node_id, lm.log_dir_of, self.dir_ids, set(lm.offline_dirs))
         if not pending:
             self._checked_offset = offset
@@ -172,11 +218,14 @@ def directory_ids_by_dir(log_dirs: list[Path]) -> dict[Path, uuid.UUID]:
     return out
 
 
-def start_jbod_agent(broker: Any) -> JbodAgent:
+def start_jbod_agent(broker: JbodBroker) -> JbodAgent:
     """Hook a JbodAgent to ``broker`` (its lifecycle started): replica dirs, and failed dirs when
     it has several (a failure of a single dir halts the broker)."""
     from kbroker.controller.channel import ControllerChannel
     raft = broker.raft
+    log_manager = broker.log_manager
+    if raft is None or log_manager is None:
+        raise RuntimeError("the JBOD agent starts after the broker's Raft driver and log manager")
     controllers = dict(broker.config.quorum_voters) or (lambda: raft.addresses)
     client_id = f"broker-{broker.node_id}-directory-assignments"
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
@@ -186,8 +235,8 @@ def start_jbod_agent(broker: Any) -> JbodAgent:
                       broker.config["log.dir.failure.timeout.ms"], channel)
     broker.run_in_background(agent.run_assignments(), "jbod-assignments")
     if len(broker.config.log_dirs) > 1:
-        broker.log_manager.on_dir_failed = agent.on_dir_failed
-        for failed in list(broker.log_manager.offline_dirs):  # failed before the lifecycle started
+        log_manager.on_dir_failed = agent.on_dir_failed
+        for failed in list(log_manager.offline_dirs):  # failed before the lifecycle started
             agent.on_dir_failed(failed)
         broker.run_in_background(agent.watch_lifecycle(), "jbod-lifecycle-watch")
     return agent

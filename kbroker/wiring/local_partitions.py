@@ -24,13 +24,14 @@ from kbroker.replication.partition import Partition
 from kbroker.replication.producer_snapshot import empty_log_producer_state
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker.server.limits import ConnectionLimits
-from kbroker.wiring.cordoned import apply_cordoned
+from kbroker.wiring.cordoned import CordonHost, apply_cordoned
 
 log = logging.getLogger("kbroker.broker")
 
 
-class PartitionHost(Protocol):
-    """The broker as its partitions' publisher uses it (:class:`kbroker.broker.Broker`)."""
+class PartitionHost(CordonHost, Protocol):
+    """The broker as its partitions' publisher uses it (:class:`kbroker.broker.Broker`), the
+    cordoned log dirs it applies on a config change included."""
 
     node_id: int
     config: BrokerConfig

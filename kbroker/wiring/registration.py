@@ -4,9 +4,9 @@ active controller over a channel of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from kbroker.config import SECURITY_PROTOCOL_IDS, BrokerConfig
 from kbroker.controller.broker_lifecycle import BrokerLifecycleManager, LifecycleMachine
@@ -38,9 +38,13 @@ def log_directory_ids(config: BrokerConfig) -> list[uuid.UUID]:
     return directory_ids
 
 
+Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""Opens a connection to a controller (``kbroker.security.internode``'s, or asyncio's)."""
+
+
 def build_lifecycle(config: BrokerConfig, node_id: int, cluster_id: str, raft: RaftDriver,
                     metadata_offset: Callable[[], int], listeners: list[tuple[str, str, int, int]],
-                    directory_ids: list[uuid.UUID], open_connection: Any = None
+                    directory_ids: list[uuid.UUID], open_connection: Opener | None = None
                     ) -> tuple[ControllerChannel, BrokerLifecycleManager]:
     """The heartbeat channel to the active controller (wherever the quorum says it is) and the
     BrokerLifecycleManager that registers this broker over it (cluster-control's, Kafka's);

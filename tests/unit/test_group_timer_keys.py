@@ -53,7 +53,7 @@ async def test_loop_timer_cancels_every_timer_of_an_unloaded_group():
 
 
 async def test_manual_timer_cancels_every_timer_of_an_unloaded_group():
-    clock = ManualClock(SimpleNamespace())
+    clock = ManualClock()
     timer = clock.group_timer()
 
     async def advance() -> None:

@@ -1,0 +1,83 @@
+"""What the coordinators use of their broker: one ``Protocol`` per consumer, named structurally.
+
+The broker (``kbroker.broker.Broker``, the composition root) provides every one of them; a test
+gives a coordinator a fake with just these members. They live here, in the coordinator layer,
+because the coordinators are their lowest users: nothing here imports a coordinator module (the
+coordinators import this one), so the import graph stays acyclic.
+
+- :class:`BrokerView` — config and metadata image (the group kinds, share group configs);
+- :class:`WriteHost` — waiting for a coordinator write's replication (``coordinator_writes``);
+- :class:`CoordinatorHost` — a coordinator of an internal topic (creating it, its local
+  partitions, appending to them): the group coordinator, the share state store and dead letters;
+- :class:`TxnHost` — the transaction coordinator (adds producer ids, every local partition and
+  the group coordinator's transactional offsets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.replication.topics import TopicHost
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
+    from kbroker.replication.deadline import WaitClock
+    from kbroker.replication.partition import Partition
+    from kbroker.replication.producer_ids import ProducerIdManager
+    from kbroker.replication.replica_manager import ReplicaManager
+
+
+class BrokerView(Protocol):
+    """What the group kinds and the share group configs read of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+
+class WriteHost(Protocol):
+    """What waiting for a coordinator write's replication uses: ``offsets.commit.timeout.ms``,
+    the replica manager's high-watermark wait, and the manual clock (None: real time)."""
+
+    config: BrokerConfig
+
+    @property
+    def replica_manager(self) -> ReplicaManager: ...
+
+    @property
+    def clock(self) -> WaitClock | None: ...
+
+
+class CoordinatorHost(TopicHost, WriteHost, Protocol):
+    """A coordinator of an internal topic: creates it on first use (:class:`TopicHost`), appends
+    to the partitions of it this broker leads and waits for their replication (:class:`WriteHost`)."""
+
+    @property
+    def stopping(self) -> bool: ...  # shutting down: NOT_COORDINATOR, held requests answer now
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
+class TxnGroups(Protocol):
+    """What the transaction coordinator uses of the group coordinator: where a group's offsets
+    live and completing a transaction's offsets (``offsets.pending``: by producer id, the groups
+    holding offsets of an open transaction)."""
+
+    def partition_for(self, group_id: str) -> int: ...
+
+    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> None: ...
+
+
+class TxnHost(CoordinatorHost, Protocol):
+    """The transaction coordinator's broker: a :class:`CoordinatorHost` with producer ids, every
+    local partition (producer-state snapshots, expiration) and the group coordinator."""
+
+    @property
+    def partitions(self) -> Mapping[tuple[str, int], Partition]: ...
+
+    @property
+    def producer_ids(self) -> ProducerIdManager: ...
+
+    @property
+    def group_coordinator(self) -> TxnGroups | None: ...
