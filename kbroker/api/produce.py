@@ -32,7 +32,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kbroker.api.context import RequestContext, partition_or_error
@@ -74,15 +74,75 @@ QUIET_APPEND_ERRORS = frozenset({
     ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE, ErrorCode.KAFKA_STORAGE_ERROR,
     ErrorCode.UNKNOWN_TOPIC_ID,
 })
+# Of those, the ones that say where a producer's batch did not go (the leadership moved, the log
+# dir failed): kbroker logs them at INFO, at most one line a second per partition and error
+# (``EventLog``), so that a fault run's node log shows what each producer was told. Kafka logs
+# none of them; its answers are the same.
+AVAILABILITY_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR})
+
+
+class EventLog:
+    """Log lines of recurring events, at most one per ``interval`` seconds per key: the events of a
+    key between two lines are counted, and the next line says how many were not logged."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 4096) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: dict[tuple[object, ...], tuple[float, int]] = {}  # key -> (time of its last line, events since)
+
+    def log(self, key: tuple[object, ...], level: int, msg: str, *args: object) -> bool:
+        """Log this event's line unless its key had one less than ``interval`` ago (then count it)."""
+        if not self._logger.isEnabledFor(level):
+            return False
+        now = self._clock()
+        last = self._keys.get(key)
+        if last is not None and now - last[0] < self._interval:
+            self._keys[key] = (last[0], last[1] + 1)
+            return False
+        if last is None and len(self._keys) >= self._max_keys:
+            self._keys.clear()  # bounded: forgetting the keys only lets their next lines through
+        self._keys[key] = (now, 0)
+        skipped = last[1] if last is not None else 0
+        if skipped:
+            self._logger.log(level, msg + " (%d more like it since the last line)", *args, skipped)
+        else:
+            self._logger.log(level, msg, *args)
+        return True
+
+
+_events = EventLog(log)
 
 
 def _log_refused(topic: str, index: int, exc: ProduceError) -> None:
-    """Kafka's "Error processing append operation on partition" line for a refused append."""
+    """Kafka's "Error processing append operation on partition" line for a refused append; the
+    availability refusals Kafka does not log, at INFO and rate-limited."""
+    if exc.code in AVAILABILITY_ERRORS:
+        _log_unavailable(topic, index, exc.code, exc.message)
+        return
     if exc.code in QUIET_APPEND_ERRORS:
         return
     level = logging.INFO if exc.code == ErrorCode.INVALID_PRODUCER_EPOCH else logging.WARNING
     log.log(level, "Error processing append operation on partition %s-%d: %s: %s", topic, index, exc.code.name,
             exc.message or exc.code.name)
+
+
+def _log_unavailable(topic: str, index: int, code: ErrorCode, message: str | None = None) -> None:
+    """A produce refused before its append because this node cannot take it (not the leader, the
+    log dir failed)."""
+    _events.log(("refused", topic, index, code), logging.INFO, "Append to partition %s-%d refused: %s%s", topic,
+                index, code.name, f": {message}" if message else "")
+
+
+def _log_failed_wait(partition: Partition, code: ErrorCode, first: int, required: int) -> None:
+    """An acks=all produce answered with an error after its append (the batch is in this node's log
+    at ``first``..``required - 1`` and may still be committed: the client cannot tell)."""
+    _events.log(("wait", partition.topic, partition.index, code), logging.INFO,
+                "Produce to partition %s-%d appended at offsets %d-%d answered %s (high watermark %d, ISR %s)",
+                partition.topic, partition.index, first, required - 1, code.name, partition.high_watermark,
+                sorted(partition.isr))
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None,
@@ -168,6 +228,8 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
                 continue
             partition, missing = partition_or_error(broker, topic.name, p.index, leader=True)
             if partition is None:
+                if missing in AVAILABILITY_ERRORS:
+                    _log_unavailable(topic.name, p.index, missing)
                 if missing == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                     parts.append(_not_leader(ctx, endpoints, topic.name, p.index))
                 else:
@@ -223,10 +285,11 @@ async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pendi
         replica_manager = ctx.broker.replica_manager
         codes = await asyncio.gather(*(replica_manager.wait_for_replication(partition, required, deadline)
                                        for _parts, _slot, partition, required in replicated))
-        for (parts, slot, partition, _required), code in zip(replicated, codes, strict=True):
+        for (parts, slot, partition, required), code in zip(replicated, codes, strict=True):
             if code == ErrorCode.NONE:
                 continue
             partition.failed_produce += 1
+            _log_failed_wait(partition, code, parts[slot].base_offset, required)
             if code == ErrorCode.NOT_LEADER_OR_FOLLOWER:
                 parts[slot] = _not_leader(ctx, endpoints, partition.topic, partition.index)
             else:

@@ -487,6 +487,14 @@ class ReplicaManager(TxnVerification):
         if not partition.is_leader:  # leadership moved while the batch was being validated
             raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                                f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
+        offline = getattr(partition.log, "offline", None)
+        if offline is not None:
+            # An offline log (its dir failed, or it loaded corrupt) answers KAFKA_STORAGE_ERROR before
+            # the producer state is consulted, as Kafka's getPartitionOrException (HostedPartition.
+            # Offline) and UnifiedLog.append (checkIfMemoryMappedBufferClosed, then the sequence
+            # check): a batch after a failed one must not be answered OUT_OF_ORDER_SEQUENCE_NUMBER (on
+            # which librdkafka bumps its epoch), nor a retry answered as a duplicate.
+            raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(offline))
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id, version, guard)

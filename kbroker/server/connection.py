@@ -68,6 +68,7 @@ MAX_IN_FLIGHT = 256
 # budget is used up, so clients keep being served while others hold the budget.
 SMALL_REQUEST_BYTES = 64 * 1024
 _NO_RESPONSE = object()
+_PRODUCE = 0  # api key
 
 
 class RequestHooks(Protocol):
@@ -181,6 +182,8 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._eof:
+            self._log_unanswered("lost")
         self._closed = True
         self._unwatch()
         self._stalled = None
@@ -276,7 +279,19 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         self._eof = True
         if not self._pending:
             return None
+        self._log_unanswered("closed by the client")
         return True
+
+    def _log_unanswered(self, how: str) -> None:
+        """A connection that ends with produce requests unanswered: their batches may be in the log
+        (or still be written), and the client cannot know. A fault run's node log shows it
+        (librdkafka closes a connection whose request timed out)."""
+        unanswered = [slot.header for slot in self._pending
+                      if slot.header is not None and slot.header.request_api_key == _PRODUCE]
+        if unanswered:
+            log.info("connection from %s (client %s) %s with %d produce requests unanswered (correlation ids %s)",
+                     self.peer, unanswered[0].client_id, how, len(unanswered),
+                     [h.correlation_id for h in unanswered[:10]])
 
     # -- requests -----------------------------------------------------------------------------
 

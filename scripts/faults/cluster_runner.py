@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .checker import check, transaction_figures
+from .checker import transaction_figures
 from .cluster import TARGETS, Cluster
-from .explain import client_timeout_duplicates, client_timeout_reorders
+from .explain import score
 from .history import History
 from .report import build, plot, text
 from .runner import _wait_progress
@@ -120,33 +120,20 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "config": {k: str(v) for k, v in asdict(config).items()}})
-    report["valid"] = report["valid"] and drain_complete and all(progress) and not nemesis.failed
     if config.transactional:
         report["transactions"] = transaction_figures(history.ops)
     # A duplicate that librdkafka's epoch bump after a message timeout explains is the client's, and so
     # is the reorder its second copy makes: counted apart; broker_valid ignores them (valid stays strict).
-    score(report, history.ops)
+    score(report, history.ops, healthy(report))
     (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (config.out / "report.txt").write_text(text(report))
     report["plot"] = plot(history.ops, config.out / "report.png")
     return report
 
 
-def score(report: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add the anomalies the client explains and the broker's own (``broker_anomaly_counts``,
-    ``broker_valid``) to a run's report."""
-    found = check(ops)["anomalies"]
-    explained = client_timeout_duplicates(ops, found["duplicate"])
-    reorders = client_timeout_reorders(found["reorder"], explained)
-    report["duplicates_after_client_timeout"] = len(explained)
-    report["reorders_of_those_duplicates"] = len(reorders)
-    counts = {name: len(examples) for name, examples in found.items()}
-    counts["duplicate"] -= len(explained)
-    counts["reorder"] -= len(reorders)
-    report["broker_anomaly_counts"] = counts
-    report["broker_valid"] = (not any(counts.values()) and report["drain_complete"]
-                              and report["heals_without_progress"] == 0 and not report["nodes_not_back"])
-    return report
+def healthy(report: dict[str, Any]) -> bool:
+    """The run's verdict besides its history: drain complete, progress after every heal, every node back."""
+    return bool(report["drain_complete"] and report["heals_without_progress"] == 0 and not report["nodes_not_back"])
 
 
 def rescore(run_dir: Path) -> dict[str, Any]:
@@ -156,7 +143,7 @@ def rescore(run_dir: Path) -> dict[str, Any]:
     report = json.loads((run_dir / "report.json").read_text())
     ops = load(run_dir / "history.jsonl")
     fresh = build(ops, {})
-    for key in ("valid", "anomaly_counts", "anomalies", "ops", "operations", "sends_invoked", "sends_acknowledged",
+    for key in ("anomaly_counts", "anomalies", "ops", "operations", "sends_invoked", "sends_acknowledged",
                 "values_read", "ack_latency_ms", "longest_write_stall"):
         report[key] = fresh[key]
     report.setdefault("nodes_not_back", [])
@@ -167,11 +154,9 @@ def rescore(run_dir: Path) -> dict[str, Any]:
             last_heal = op["kind"]
         elif op["process"] == NEMESIS and op["f"] == "crashed":
             report["crashes"].append({"node": op["node"], "exit": op["exit"], "during": op.get("during", last_heal)})
-    report["valid"] = (report["valid"] and report["drain_complete"] and report["heals_without_progress"] == 0
-                       and not report["nodes_not_back"])
     if report.get("transactional"):
         report["transactions"] = transaction_figures(ops)
-    score(report, ops)
+    score(report, ops, healthy(report))
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (run_dir / "report.txt").write_text(text(report))
     return report

@@ -28,7 +28,8 @@ def test_kill_restart_cycles_lose_nothing_acknowledged(tmp_path, flush):
     report = run(RunConfig(out=tmp_path, cycles=3, seed=7, flush=flush, heal_min=0.2, heal_max=0.6,
                            pause_probability=0.5, rate=100.0))
     assert report["anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
-    assert report["drain_complete"] and report["valid"]
+    assert report["drain_complete"] and report["valid"] and report["broker_valid"]
+    assert report["duplicates_after_client_timeout"] == 0
     assert report["cycles"] == 3 and report["faults"]["kill"] == 3 and report["broker_starts"] == 4
     ops = load(tmp_path / "history.jsonl")
     kills = [op for op in ops if op["process"] == "nemesis" and op["f"] == "kill"]
