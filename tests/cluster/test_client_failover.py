@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
@@ -30,8 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "compat"))
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
-kafka = pytest.importorskip("kafka")
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 

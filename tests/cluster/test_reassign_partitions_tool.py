@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
+import confluent_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
@@ -33,7 +33,6 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 TOPIC = "moving"
