@@ -51,7 +51,16 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     control.clear_faults()
     control.resume()
     control.set_disk_full(False)
-    old = [s for s in broker.services if s is not control]
+    # The coordinators are replaced by new ones. The other services stop before the topics go and
+    # start again after the commit, as a fresh broker's: delegation token expiry and delayed
+    # delivery (its schedulers follow __kbroker_delayed, which goes too). The metrics service keeps
+    # running: its HTTP listener stays bound, as the Kafka listeners do, and its counters count
+    # on (Prometheus counters only ever grow within a process).
+    replaced = {id(c) for c in (broker.group_coordinator, getattr(broker, "share_coordinator", None),
+                                getattr(broker, "txn_coordinator", None)) if c is not None}
+    running = {id(control), id(getattr(broker, "metrics", None))}
+    old = [s for s in broker.services if id(s) not in running]
+    restarted = [s for s in old if id(s) not in replaced]
     groups = len(getattr(broker.group_coordinator, "groups", {}) or {})
     # The coordinators go first: parked rebalances are answered, timers stop, and deleting
     # __consumer_offsets writes no tombstones (a stopped coordinator ignores deletions).
@@ -89,11 +98,11 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
     fresh = wire_coordinators(broker)  # sets broker.group_coordinator / share_coordinator / txn_coordinator
-    for service in fresh:
+    for service in [*fresh, *restarted]:  # the order a broker starts them in
         result = service.start()
         if hasattr(result, "__await__"):
             await result
-    broker.services[:] = [*fresh, control]
+    broker.services[:] = [*fresh, *(s for s in broker.services if id(s) not in replaced)]
     dropped = 0
     if drop_connections:
         for conn in list(broker.connections):

@@ -167,7 +167,8 @@ class LogState:
         self._dir_unborn = False
         self._truncations = 0  # bumped by every truncation (a flush outside the lock checks it)
         # Checkpoint writes: numbered snapshots, written in order by one writer at a time. Lock
-        # order: `lock` before `_checkpoint_lock` (never the other way round).
+        # order: `lock` before `_checkpoint_lock` (never the other way round). `_closed` is set
+        # with both held (see `_store_checkpoint`).
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_version = 0
         self._checkpoint_written = 0
@@ -228,14 +229,16 @@ class LogState:
         return not self._dir_unborn
 
     def _store_checkpoint(self, version: int, data: bytes) -> None:
-        """Write a snapshot unless a newer one is already on disk (writers are serialised)."""
+        """Write a snapshot unless a newer one is already on disk (writers are serialised).
+
+        A snapshot taken before the log was closed is dropped: `close` marks the log closed under
+        the checkpoint lock, so once it has, no periodic checkpoint writes (nor makes the
+        directory of a log that never had one) after a deletion renamed or skipped its directory
+        or another log took its place; a write under way when it closes ends first."""
         with self._checkpoint_lock:
-            if version <= self._checkpoint_written:
+            if version <= self._checkpoint_written or self._closed:
                 return
-            if self._dir_unborn:
-                if self._closed:
-                    return  # (deleted or closed before it had a directory: nothing to keep)
-                self._ensure_directory()
+            self._ensure_directory()
             if data != self._checkpoint_data:  # unchanged partitions cost no write and no fsync
                 write_file_atomically(self.directory / CHECKPOINT_FILE, data)
                 self._checkpoint_data = data

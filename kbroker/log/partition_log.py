@@ -134,7 +134,8 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             for seg in self._segments:
                 seg.close()
                 seg.append_limits = None  # appends go through _check_usable
-            self._closed = True
+            with self._checkpoint_lock:  # a periodic checkpoint under way ends first (log_state.py)
+                self._closed = True
 
     def delete(self, *, remove: bool = True, sync: bool = True) -> Path:
         """Topic deletion: close, rename the directory to ``<name>.<id>-delete``, then remove it.

@@ -151,8 +151,9 @@ def _extensions(text: str) -> dict[str, str]:
     return out
 
 
-def _server_nonce() -> str:
-    """130 random bits in base 36, as Kafka's ScramFormatter.secureRandomString."""
+def secure_random_string() -> str:
+    """130 random bits in base 36, as Kafka's ScramFormatter.secureRandomString (the server's nonce;
+    its bytes are the salt `kafka-storage.sh format --add-scram` makes, scram_bootstrap.py)."""
     value = secrets.randbits(130)
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
@@ -241,7 +242,7 @@ class ScramServer:
         if credential.iterations < self.mechanism.min_iterations:
             raise SaslFailure(f"Iterations {credential.iterations} is less than the minimum "
                               f"{self.mechanism.min_iterations} for {self.mechanism.name}")
-        self._nonce = m.group("nonce") + _server_nonce()
+        self._nonce = m.group("nonce") + secure_random_string()
         self._server_first = (f"r={self._nonce},s={base64.b64encode(credential.salt).decode()},"
                               f"i={credential.iterations}")
         # client-first-message-bare, as Kafka rebuilds it (the reserved m= attribute left out)

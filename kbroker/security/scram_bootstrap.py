@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 
-from kbroker.security.scram import MECHANISMS_BY_NAME, ScramMechanism, credential_from_salted, salted_password
+from kbroker.security.scram import (
+    MECHANISMS_BY_NAME,
+    ScramMechanism,
+    credential_from_salted,
+    salted_password,
+    secure_random_string,
+)
 from kbroker_protocol.messages.metadata_records import UserScramCredentialRecord
 
 
@@ -55,18 +60,6 @@ def _b64(value: str, what: str) -> bytes:
         raise ValueError(f"Failed to decode given {what}: {value}") from None
 
 
-def _secure_random_bytes() -> bytes:
-    """Kafka's ScramFormatter.secureRandomBytes: a random 130-bit number in base 36, as ASCII."""
-    n = secrets.randbits(130)
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out.encode()
-
-
 def _record(mechanism: ScramMechanism, config: str) -> UserScramCredentialRecord:
     components = dict(_component(c) for c in config.split(","))
     name = components.pop("name", None)
@@ -91,7 +84,7 @@ def _record(mechanism: ScramMechanism, config: str) -> UserScramCredentialRecord
     if components:
         raise ValueError(f"Unknown SCRAM configurations: {', '.join(sorted(components))}")
     if salt is None:
-        salt = _secure_random_bytes()
+        salt = secure_random_string().encode()  # Kafka's ScramFormatter.secureRandomBytes
     label = mechanism.name.replace("-", "_")
     if iterations < mechanism.min_iterations:
         raise ValueError(f"The 'iterations' value must be >= {mechanism.min_iterations} for add-scram using {label}")

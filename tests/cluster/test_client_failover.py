@@ -19,10 +19,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import confluent_kafka
 import pytest
-from cluster_fixture import FAST_SESSIONS, Cluster
+from cluster_fixture import FAST_SESSIONS
 from waiting import wait_until
 from wire import Wire
 
@@ -30,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "compat"))
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
-kafka = pytest.importorskip("kafka")
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from tests.cluster.both_clusters import KafkaNodes, KbrokerNodes, started  # noqa: E402
 
 COUNT = 600
 KILLED = 1
@@ -42,52 +44,9 @@ HOLD_AT = 300  # a stream not yet past the kill waits here for it: the kill fall
 KILLED_EVENT = threading.Event()
 
 
-class KbrokerNodes:
-    def __init__(self, tmp: Path) -> None:
-        self.cluster = Cluster(tmp / "kbroker", 3, FAST_SESSIONS).start()
-        self.ids = self.cluster.node_ids
-
-    def bootstrap(self, nodes: list[int] | None = None) -> str:
-        return ",".join(self.cluster.bootstrap(n) for n in (nodes or self.ids))
-
-    def kill(self, node: int) -> None:
-        self.cluster.kill(node)
-
-    def logs(self) -> str:
-        return self.cluster.logs()
-
-    def stop(self) -> None:
-        self.cluster.kill_all()
-
-
-class KafkaNodes:
-    def __init__(self, tmp: Path) -> None:
-        import reference_kafka
-
-        self.cluster = reference_kafka.start_reference_kafka_cluster(3, tmp / "kafka", overrides=FAST_SESSIONS)
-        self.ids = sorted(self.cluster.ports)
-
-    def bootstrap(self, nodes: list[int] | None = None) -> str:
-        return ",".join(f"127.0.0.1:{self.cluster.ports[n][0]}" for n in (nodes or self.ids))
-
-    def kill(self, node: int) -> None:
-        self.cluster.kill(node)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- node {n}\n" + (self.cluster.workdir / f"node-{n}" / "server.log").read_text(
-            errors="replace")[-3000:] for n in self.ids)
-
-    def stop(self) -> None:
-        self.cluster.stop()
-
-
 @pytest.fixture(params=["kbroker", "kafka"])
-def nodes(request, tmp_path):
-    n = KbrokerNodes(tmp_path) if request.param == "kbroker" else KafkaNodes(tmp_path)
-    try:
-        yield n
-    finally:
-        n.stop()
+def nodes(request, tmp_path) -> Iterator[KbrokerNodes | KafkaNodes]:
+    yield from started(request.param, tmp_path, FAST_SESSIONS)
 
 
 def value(prefix: str, i: int) -> bytes:

@@ -4,10 +4,7 @@ the delayed records in an internal partition it leads, and its scheduler deliver
 
 from __future__ import annotations
 
-import pytest
 from waiting import wait_until
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 
 def test_delayed_records_reach_every_partition_of_a_replicated_topic(cluster):

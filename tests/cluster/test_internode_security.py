@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 from cluster_fixture import Cluster
 from waiting import wait_until
@@ -26,8 +27,6 @@ from kbroker.config import BrokerConfig, load_properties_file  # noqa: E402
 from kbroker.storage import format_storage, read_meta_properties  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 from tests.cluster.replication_helpers import create_rf3_topic, partition_state  # noqa: E402
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 FAST = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",

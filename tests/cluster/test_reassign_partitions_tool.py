@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
+import confluent_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
@@ -24,7 +24,8 @@ from kbroker_protocol.errors import ErrorCode  # noqa: E402
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest  # noqa: E402
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest  # noqa: E402
-from tests.cluster.quorum_helpers import agreed_leader, metadata  # noqa: E402
+from tests.cluster.quorum_helpers import agreed_leader  # noqa: E402
+from tests.cluster.replication_helpers import partition_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -33,7 +34,6 @@ try:
 finally:
     sys.path.remove(str(ROOT / "scripts"))
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 TOPIC = "moving"
@@ -59,17 +59,6 @@ def create_topic(cluster: Cluster, replicas: list[int]) -> None:
         return resp.topics[0].error_code in (E.NONE, E.TOPIC_ALREADY_EXISTS)
 
     wait_until(attempt, 30, 0.2, f"creation of {TOPIC}", cluster.logs)
-
-
-def partition_state(cluster: Cluster, node: int):
-    try:
-        md = metadata(cluster, node)
-    except OSError:
-        return None
-    for t in md.topics:
-        if t.name == TOPIC and t.error_code == E.NONE and t.partitions:
-            return t.partitions[0]
-    return None
 
 
 class Writer(threading.Thread):
@@ -110,7 +99,7 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         assert nodes == [1, 2, 3, 4]
         bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
         create_topic(cluster, [1, 2, 3])
-        wait_until(lambda: (p := partition_state(cluster, 2)) is not None and p.leader_id == 1
+        wait_until(lambda: (p := partition_state(cluster, 2, TOPIC)) is not None and p.leader_id == 1
                    and sorted(p.isr_nodes) == [1, 2, 3], 60, 0.1, "leader 1 with a full ISR", cluster.logs)
 
         # a plan to an unknown broker: refused, nothing changes
@@ -121,7 +110,7 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         assert res.returncode != 0 and "Unknown broker id 9" in res.stdout + res.stderr, res.stdout + res.stderr
         # the tool checks the broker ids itself; the controller refuses them too (sent to the
         # broker-only node 4, which forwards it to the active controller in an Envelope)
-        before = partition_state(cluster, 4)
+        before = partition_state(cluster, 4, TOPIC)
         A = AlterPartitionReassignmentsRequest
         w = cluster.wire(4)
         try:
@@ -135,7 +124,7 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
             E.INVALID_REPLICA_ASSIGNMENT,
             "The manual partition assignment includes broker 9, but no such broker is registered.")
         assert (listed.error_code, listed.topics) == (E.NONE, [])
-        after = partition_state(cluster, 4)
+        after = partition_state(cluster, 4, TOPIC)
         assert (after.leader_id, after.leader_epoch, list(after.replica_nodes), sorted(after.isr_nodes)) == \
             (before.leader_id, before.leader_epoch, list(before.replica_nodes), sorted(before.isr_nodes))
 
@@ -188,11 +177,11 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
 
         # replicas and ISR as asked, node 1 no longer a replica and its log gone
         def as_asked() -> bool:
-            p = partition_state(cluster, 4)
+            p = partition_state(cluster, 4, TOPIC)
             return p is not None and list(p.replica_nodes) == target["replicas"] and \
                 sorted(p.isr_nodes) == [2, 3, 4] and p.leader_id in (2, 3, 4)
 
-        wait_until(as_asked, 60, 0.1, "replicas and ISR as asked", lambda: partition_state(cluster, 4))
+        wait_until(as_asked, 60, 0.1, "replicas and ISR as asked", lambda: partition_state(cluster, 4, TOPIC))
         wait_until(lambda: not (cluster.layout.data_dir(1) / f"{TOPIC}-0").exists(), 30, 0.1,
                    "node 1's replica deleted")
         assert (cluster.layout.data_dir(4) / f"{TOPIC}-0").is_dir()
@@ -262,7 +251,7 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
                        "--preserve-throttles")
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"Successfully cancelled partition reassignment for: {TOPIC}-0" in res.stdout, res.stdout
-        p = partition_state(cluster, 4)
+        p = partition_state(cluster, 4, TOPIC)
         # Kafka's PartitionReassignmentRevert: the replicas less the adding ones, in the order the
         # reassignment had them (not necessarily the order before it)
         assert list(p.replica_nodes) == [2, 3, *removing] and sorted(p.isr_nodes) == [2, 3, 4]

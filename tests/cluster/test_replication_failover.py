@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
+import confluent_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
@@ -16,8 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.cluster.quorum_helpers import metadata  # noqa: E402
 from tests.cluster.replication_helpers import TOPIC, E, create_rf3_topic, partition_state
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 
 def full_isr_leader(cluster: Cluster, node: int, topic: str = TOPIC) -> int | None:

@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_fixture import FAST_SESSIONS, Cluster
+from cluster_fixture import FAST_SESSIONS
 from waiting import wait_until
 from wire import Wire
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.both_clusters import KafkaNodes, KbrokerNodes, started
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -38,55 +39,9 @@ ASSIGNMENTS = {"urp": [[1, 2, 3], [2, 1, 3]], "pair": [[1, 2]], "solo": [[3]]}
 Partition = tuple[str, int]
 
 
-class KbrokerNodes:
-    def __init__(self, tmp: Path) -> None:
-        self.cluster = Cluster(tmp / "kbroker", 3, SETTINGS).start()
-
-    def bootstrap(self, nodes: list[int]) -> str:
-        return ",".join(self.cluster.bootstrap(n) for n in nodes)
-
-    def kill(self, node: int) -> None:
-        self.cluster.kill(node)
-
-    def restart(self, node: int) -> None:
-        self.cluster.start_node(node)
-
-    def logs(self) -> str:
-        return self.cluster.logs()
-
-    def stop(self) -> None:
-        self.cluster.kill_all()
-
-
-class KafkaNodes:
-    def __init__(self, tmp: Path) -> None:
-        self.cluster = reference_kafka.start_reference_kafka_cluster(3, tmp / "kafka", overrides=SETTINGS)
-
-    def bootstrap(self, nodes: list[int]) -> str:
-        return ",".join(f"127.0.0.1:{self.cluster.ports[n][0]}" for n in nodes)
-
-    def kill(self, node: int) -> None:
-        self.cluster.kill(node)
-
-    def restart(self, node: int) -> None:
-        self.cluster.start_node(node)
-        self.cluster.wait_ready(node)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- node {n}\n" + (self.cluster.workdir / f"node-{n}" / "server.log").read_text(
-            errors="replace")[-3000:] for n in sorted(self.cluster.ports))
-
-    def stop(self) -> None:
-        self.cluster.stop()
-
-
 @pytest.fixture(params=["kbroker", "kafka"])
 def nodes(request, tmp_path) -> Iterator[KbrokerNodes | KafkaNodes]:
-    n = KbrokerNodes(tmp_path) if request.param == "kbroker" else KafkaNodes(tmp_path)
-    try:
-        yield n
-    finally:
-        n.stop()
+    yield from started(request.param, tmp_path, SETTINGS)
 
 
 def topics_tool(bootstrap: str, *args: str):

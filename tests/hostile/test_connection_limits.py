@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from waiting import wait_until  # noqa: E402
-from wire import Wire, create_topic  # noqa: E402
+from wire import Wire, create_topic, read_frame  # noqa: E402
 
 from kbroker.config import (  # noqa: E402
     BrokerConfig,
@@ -196,20 +196,6 @@ def _produce_frame(topic: str, value_size: int, correlation_id: int) -> bytes:
     return _frame(request, 9, correlation_id)
 
 
-def _read_frame(sock: socket.socket) -> bytes:
-    def exact(n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed by broker")
-            out += chunk
-        return bytes(out)
-
-    (size,) = struct.unpack(">i", exact(4))
-    return exact(size)
-
-
 def test_request_byte_budget_holds_large_requests_and_serves_others():
     """Six clients each start a ~900 KB produce request against a 1 MiB budget: the first two
     take their room, the other four are not read further; small requests from another client
@@ -249,7 +235,7 @@ def test_request_byte_budget_holds_large_requests_and_serves_others():
             sock.sendall(frame[first_part:])
         for sock in clients:
             sock.settimeout(30)
-            assert _read_frame(sock)  # every produce is answered in turn
+            assert read_frame(sock)  # every produce is answered in turn
         offsets = admin.call(2, 7, replica_id=-1, isolation_level=0, topics=[REQUESTS[2].ListOffsetsTopic(
             name="budget", partitions=[REQUESTS[2].ListOffsetsTopic.ListOffsetsPartition(
                 partition_index=0, current_leader_epoch=-1, timestamp=-1)])])

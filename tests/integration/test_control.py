@@ -459,6 +459,23 @@ def test_reset_can_drop_connections_over_http(kbroker_factory):
     assert http(b, "POST", "/reset", {"connections": "sometimes"})[1]["field"] == "connections"
 
 
+def test_reset_keeps_the_metrics_endpoint_serving_and_counting(kbroker_factory):
+    from metrics_http import get, scrape, value
+
+    b = kbroker_factory({"kbroker.http.listeners": "http://127.0.0.1:0"})
+    url = b.broker.metrics.http.url
+    b.reset()
+    assert b.broker.metrics.http is not None and b.broker.metrics.http.url == url  # the same listener
+    assert get(url + "/metrics")[0] == 200
+    before = value(scrape(b), "kafka_network_requestmetrics_requests_total", request="Metadata")
+    wire = Wire(b.bootstrap_servers)
+    try:
+        metadata(wire, topic())
+    finally:
+        wire.close()
+    assert value(scrape(b), "kafka_network_requestmetrics_requests_total", request="Metadata") == before + 1
+
+
 def test_restart_after_reset_keeps_the_recreated_topic(tmp_path):
     """Replaying the metadata log must not delete the directory of a topic deleted (by reset or
     DeleteTopics) and created again under the same name."""

@@ -100,6 +100,25 @@ def test_delayed_record_is_visible_only_after_the_clock_passes_its_delay(clocked
     assert int(headers["kbroker-delayed-create-time"]) > 0
 
 
+def test_delayed_delivery_works_again_after_a_reset(clocked):
+    """The reset deletes __kbroker_delayed with every other topic (its pending records with it) and
+    restarts the service: the internal topic made again is scheduled as on a fresh broker."""
+    b = clocked
+    topic = name("delayed")
+    _create(b, topic)
+    producer = _producer(b)
+    assert _produce(producer, topic, b"dropped", headers=[("kbroker-deliver-after-ms", b"1000")])[0] is None
+    b.reset()
+    _create(b, topic)
+    err, internal_offset = _produce(producer, topic, b"later", headers=[("kbroker-deliver-after-ms", b"1000")])
+    assert (err, internal_offset) == (None, 0)  # a new internal topic
+    assert _end(b, topic) == 0
+    b.advance(1000)
+    assert _end(b, topic) == 1
+    [record] = _consume_all(b, topic, 1)
+    assert record.value() == b"later"
+
+
 def test_records_due_together_keep_produce_order_and_absolute_times_work(clocked):
     b = clocked
     topic = name("order")

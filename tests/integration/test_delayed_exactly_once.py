@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from waiting import wait_until
 
 from kbroker.delayed import DELAYED_TOPIC
 from kbroker.testing import BrokerThread
-
-pytest.importorskip("confluent_kafka")
 
 
 class Crash(Exception):

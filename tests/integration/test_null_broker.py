@@ -23,11 +23,19 @@ BATCH_RECORDS = 64  # null_broker.c's BATCH_RECORDS and RECORD_VALUE
 VALUE = b"v" * 1024
 
 
-@pytest.fixture(scope="module")
-def null_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gcc_path() -> str:
+    """gcc, which scripts/install-test-tools installs (scripts/test runs it): its absence fails the
+    tests with that instruction rather than skipping them."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        pytest.skip("gcc is not installed: scripts/null_broker.c cannot be built")
+        raise AssertionError("gcc is not installed, so scripts/null_broker.c cannot be built: "
+                             "run scripts/install-test-tools (apt-get install gcc)")
+    return gcc
+
+
+@pytest.fixture(scope="module")
+def null_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    gcc = gcc_path()
     binary = tmp_path_factory.mktemp("null-broker") / "null_broker"
     subprocess.run([gcc, "-O2", "-Wall", "-pthread", "-o", str(binary), str(SOURCE)], check=True)
     proc = subprocess.Popen([str(binary), "0", "8"], stdout=subprocess.PIPE, text=True)
@@ -162,3 +170,10 @@ def test_malformed_input_closes_the_connection(null_broker: str) -> None:
         assert wire.sock.recv(1) == b""  # (the socket's 30 s timeout bounds the wait)
     finally:
         wire.close()
+
+
+def test_a_missing_gcc_fails_with_the_install_instruction(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(AssertionError, match="run scripts/install-test-tools"):
+        gcc_path()

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from waiting import wait_until
+from wire import read_frame
 
 from kbroker.api.registry import HANDLERS
 from kbroker.testing import BrokerThread
@@ -57,21 +58,6 @@ def frame(key: int, version: int, correlation_id: int | None = None, **fields) -
     header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=cid, client_id="sock")
     payload = encode_request(header, REQUESTS[key](**fields))
     return cid, struct.pack(">i", len(payload)) + payload
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("closed by broker")
-        out += chunk
-    return bytes(out)
-
-
-def read_frame(sock: socket.socket) -> bytes:
-    (size,) = struct.unpack(">i", read_exact(sock, 4))
-    return read_exact(sock, size)
 
 
 def create_topic_on(sock: socket.socket, name: str) -> None:

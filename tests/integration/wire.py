@@ -1,4 +1,5 @@
-"""A blocking Kafka connection speaking the generated codec, for tests at the wire."""
+"""A blocking Kafka connection speaking the generated codec, for tests at the wire (and reading whole
+frames off a raw socket)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,23 @@ from kbroker_protocol.messages import REQUESTS, RequestHeader
 from kbroker_protocol.records import Record, build_batch
 
 E = ErrorCode
+
+
+def read_exact(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``; ConnectionError if the broker closes it first."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed by broker")
+        out += chunk
+    return bytes(out)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One size-prefixed frame's bytes (the size left out)."""
+    (size,) = struct.unpack(">i", read_exact(sock, 4))
+    return read_exact(sock, size)
 
 
 class Wire:
@@ -52,13 +70,7 @@ class Wire:
         return self.receive()
 
     def _read_exact(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed by broker")
-            out += chunk
-        return bytes(out)
+        return read_exact(self.sock, n)
 
     def close(self) -> None:
         self.sock.close()

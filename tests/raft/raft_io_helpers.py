@@ -136,6 +136,22 @@ class Cluster:
                        details=lambda: {n: len(self.values(n)) for n in self.drivers})
         self.check_consistent()
 
+    async def snapshot_past_a_stopped_follower(self) -> tuple[RaftDriver, int, bytes, Snapshot]:
+        """Five values committed everywhere, a follower stopped (gracefully), forty values more,
+        then the leader's snapshot at its high watermark, whose state is every value so far joined
+        by ``|``: the stopped follower can catch up only by fetching it. Returns the leader, the
+        stopped follower's id, the state and the snapshot."""
+        leader = await self.wait_leader()
+        first = [f"s{i}".encode() for i in range(5)]
+        await self.propose(first)
+        await self.wait_committed_everywhere(first)
+        victim = next(n for n in VOTERS if n != leader.node_id)
+        await self.stop(victim, graceful=True)
+        second = [f"t{i}".encode() for i in range(40)]
+        await self.propose(second)
+        state = b"|".join(first + second)
+        return leader, victim, state, leader.snapshot(leader.node.high_watermark, state)
+
 
 def _frame(body, api_key: int, version: int, cid: int) -> bytes:
     header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=cid, client_id="x")

@@ -146,17 +146,8 @@ async def test_lagging_follower_gets_the_leaders_snapshot(tmp_path):
     """Entries a stopped follower missed are dropped by the leader's snapshot: on restart it
     fetches the snapshot (FetchSnapshot over the wire), loads it, then the entries after it."""
     async with Cluster(tmp_path) as c:
-        leader = await c.wait_leader()
-        first = [f"s{i}".encode() for i in range(5)]
-        await c.propose(first)
-        await c.wait_committed_everywhere(first)
-        victim = next(n for n in VOTERS if n != leader.node_id)
-        await c.stop(victim, graceful=True)
-        second = [f"t{i}".encode() for i in range(40)]
-        await c.propose(second)
-        end = leader.node.high_watermark
-        state = b"|".join(first + second)  # the state machine: every value so far
-        snap = leader.snapshot(end, state)
+        leader, victim, _state, snap = await c.snapshot_past_a_stopped_follower()
+        end = snap.end_offset
         assert c.logs[leader.node_id].start_offset == end > c.opened_end[victim] + 40
         third = [b"after the snapshot"]
         await c.propose(third)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from kbroker.raft.messages import FetchSnapshotRequest
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import fetch_snapshot as fs
-from tests.raft.raft_io_helpers import VOTERS, Cluster, _answer, wait_for
+from tests.raft.raft_io_helpers import Cluster, _answer, wait_for
 
 
 def _fetch_snapshot(end: int, epoch: int, leader_epoch: int, position: int, max_bytes: int) -> fs.FetchSnapshotRequest:
@@ -21,16 +21,7 @@ def _fetch_snapshot(end: int, epoch: int, leader_epoch: int, position: int, max_
 
 async def test_a_follower_fetches_the_snapshot_in_chunks(tmp_path):
     async with Cluster(tmp_path) as c:
-        leader = await c.wait_leader()
-        first = [f"s{i}".encode() for i in range(5)]
-        await c.propose(first)
-        await c.wait_committed_everywhere(first)
-        victim = next(n for n in VOTERS if n != leader.node_id)
-        await c.stop(victim, graceful=True)
-        second = [f"t{i}".encode() for i in range(40)]
-        await c.propose(second)
-        state = b"|".join(first + second)
-        snap = leader.snapshot(leader.node.high_watermark, state)
+        leader, victim, state, snap = await c.snapshot_past_a_stopped_follower()
         # the leader's core sees each chunk's request (and answers the snapshot; the transport slices it)
         positions: list[int] = []
         handle = leader.node.handle

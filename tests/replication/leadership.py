@@ -1,9 +1,11 @@
 """Set-ups shared by the replication tests of leadership moves (test_leader_change.py) and of the
-ISR (test_isr_and_acks.py and others): a follower the leader stops serving, a connection closed
-after use, a suffix written on the leader only, and a Fetch sent as a replica."""
+ISR (test_isr_and_acks.py, test_controlled_shutdown_serving.py and others): a follower the leader
+stops serving, an acks=all produce waiting for it, a connection closed after use, a suffix written
+on the leader only, and a Fetch sent as a replica."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +41,21 @@ async def connected(cluster: Cluster, node: int) -> AsyncIterator[BrokerConnecti
 def produced(resp: Any) -> Any:
     """The one partition's answer of a Produce response."""
     return resp.responses[0].partition_responses[0]
+
+
+async def produce_awaiting_follower(cluster: Cluster, conn: BrokerConnection
+                                    ) -> tuple[asyncio.Future[Any], Any, int]:
+    """On broker 1, leading "t"-0 with broker 2 following: broker 2's fetches refused, then an
+    acks=all produce of one record sent on ``conn``, returned once broker 1 appended it and waits
+    for the follower. Returns the pending Produce response, broker 1's partition and the fault rule
+    (remove it to let the follower fetch again)."""
+    rule = block_follower(cluster, 1, 2)
+    await blocked(cluster, 1, rule)
+    pending = asyncio.ensure_future(produce(conn, "t", batch([b"x"]), acks=-1, timeout_ms=60000))
+    leader = cluster.partition(1, "t")
+    await wait_for(lambda: leader.log.log_end_offset == 1 and bool(leader._hw_waiters),
+                   message="the produce appended and waiting for the follower")
+    return pending, leader, rule
 
 
 async def write_unreplicated_suffix(cluster: Cluster, kept: list[bytes], lost: list[bytes]) -> None:

@@ -17,12 +17,11 @@ the leaderships moved).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from kbroker.controller import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
-from tests.replication.leadership import block_follower, blocked
+from tests.replication.leadership import connected, produce_awaiting_follower, produced
 
 E = ErrorCode
 
@@ -40,10 +39,6 @@ class HeldShutdown:
         return True
 
 
-def _answer(resp: Any) -> Any:
-    return resp.responses[0].partition_responses[0]
-
-
 async def _stopping(cluster: Cluster, node: int) -> tuple[HeldShutdown, asyncio.Future[None]]:
     """Begin stopping ``node``; returns once its controlled shutdown was asked for."""
     held = HeldShutdown()
@@ -55,73 +50,51 @@ async def _stopping(cluster: Cluster, node: int) -> tuple[HeldShutdown, asyncio.
 
 
 async def test_acks_all_in_flight_at_stop_is_acknowledged_once_replicated():
-    async with Cluster(2) as cluster:
+    async with Cluster(2) as cluster, connected(cluster, 1) as conn:
         cluster.create_topic("t", [[1, 2]])
-        node1 = cluster.nodes[1]
-        rule = block_follower(cluster, 1, 2)
-        await blocked(cluster, 1, rule)
-        conn = await cluster.connect(1)
-        try:
-            pending = asyncio.ensure_future(produce(conn, "t", batch([b"x"]), acks=-1, timeout_ms=60000))
-            leader = cluster.partition(1, "t")
-            await wait_for(lambda: leader.log.log_end_offset == 1 and leader._hw_waiters,
-                           message="the produce appended and waiting for the follower")
-            held, stopping = await _stopping(cluster, 1)
-            assert not pending.done(), f"answered before the follower had the batch: {_answer(pending.result())}"
-            # The follower fetches again (the stopping leader still serves it): the batch is
-            # committed and acknowledged.
-            node1.remove_fault(rule)
-            answer = _answer(await asyncio.wait_for(pending, 30))
-            assert (answer.error_code, answer.base_offset) == (E.NONE, 0)
-            assert cluster.partition(2, "t").log.log_end_offset == 1
-            held.granted.set()
-            await stopping
-        finally:
-            conn.close()
+        node1 = cluster.nodes[1]  # no longer listed once stopping
+        pending, _leader, rule = await produce_awaiting_follower(cluster, conn)
+        held, stopping = await _stopping(cluster, 1)
+        assert not pending.done(), f"answered before the follower had the batch: {produced(pending.result())}"
+        # The follower fetches again (the stopping leader still serves it): the batch is
+        # committed and acknowledged.
+        node1.remove_fault(rule)
+        answer = produced(await asyncio.wait_for(pending, 30))
+        assert (answer.error_code, answer.base_offset) == (E.NONE, 0)
+        assert cluster.partition(2, "t").log.log_end_offset == 1
+        held.granted.set()
+        await stopping
 
 
 async def test_a_produce_arriving_during_the_controlled_shutdown_is_written_and_acknowledged():
-    async with Cluster(2) as cluster:
+    async with Cluster(2) as cluster, connected(cluster, 1) as conn:
         cluster.create_topic("t", [[1, 2]])
-        conn = await cluster.connect(1)
-        try:
-            held, stopping = await _stopping(cluster, 1)
-            answer = _answer(await produce(conn, "t", batch([b"a", b"b"]), acks=-1))
-            assert (answer.error_code, answer.base_offset) == (E.NONE, 0)
-            assert cluster.partition(2, "t").log.log_end_offset == 2
-            held.granted.set()
-            await stopping
-        finally:
-            conn.close()
+        held, stopping = await _stopping(cluster, 1)
+        answer = produced(await produce(conn, "t", batch([b"a", b"b"]), acks=-1))
+        assert (answer.error_code, answer.base_offset) == (E.NONE, 0)
+        assert cluster.partition(2, "t").log.log_end_offset == 2
+        held.granted.set()
+        await stopping
 
 
 async def test_leadership_moved_before_replication_answers_not_leader_or_follower():
     # What the controller's moves do to a batch the followers do not have yet (Kafka's
     # DelayedProduce completed by the leader change): the client is told NOT_LEADER_OR_FOLLOWER
     # although the batch is in the old leader's log, on Kafka too.
-    async with Cluster(2) as cluster:
+    async with Cluster(2) as cluster, connected(cluster, 1) as conn:
         cluster.create_topic("t", [[1, 2]])
-        node1 = cluster.nodes[1]
-        rule = block_follower(cluster, 1, 2)
-        await blocked(cluster, 1, rule)
-        conn = await cluster.connect(1)
-        try:
-            pending = asyncio.ensure_future(produce(conn, "t", batch([b"x"]), acks=-1, timeout_ms=60000))
-            leader = cluster.partition(1, "t")
-            await wait_for(lambda: leader.log.log_end_offset == 1 and leader._hw_waiters,
-                           message="the produce appended and waiting for the follower")
-            held, stopping = await _stopping(cluster, 1)
-            assert not pending.done()
-            # The controller moves the leadership to 2 (the harness no longer lists the stopping
-            # node 1: it gets the record too, as a node still following the metadata log does).
-            moved = [mr.PartitionChangeRecord(partition_id=0, topic_id=cluster.reference_image().topic("t").topic_id,
-                                              isr=[2], leader=2)]
-            cluster.apply(moved)
-            node1.broker.controller.commit(moved)
-            answer = _answer(await asyncio.wait_for(pending, 30))
-            assert answer.error_code == E.NOT_LEADER_OR_FOLLOWER
-            assert leader.log.log_end_offset == 1
-            held.granted.set()
-            await stopping
-        finally:
-            conn.close()
+        node1 = cluster.nodes[1]  # no longer listed once stopping
+        pending, leader, _rule = await produce_awaiting_follower(cluster, conn)
+        held, stopping = await _stopping(cluster, 1)
+        assert not pending.done()
+        # The controller moves the leadership to 2 (the harness no longer lists the stopping
+        # node 1: it gets the record too, as a node still following the metadata log does).
+        moved = [mr.PartitionChangeRecord(partition_id=0, topic_id=cluster.reference_image().topic("t").topic_id,
+                                          isr=[2], leader=2)]
+        cluster.apply(moved)
+        node1.broker.controller.commit(moved)
+        answer = produced(await asyncio.wait_for(pending, 30))
+        assert answer.error_code == E.NOT_LEADER_OR_FOLLOWER
+        assert leader.log.log_end_offset == 1
+        held.granted.set()
+        await stopping

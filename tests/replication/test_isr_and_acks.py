@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, fetch, produce, wait_for
-from tests.replication.leadership import block_follower, blocked
+from tests.replication.leadership import block_follower, blocked, connected, produce_awaiting_follower
 
 E = ErrorCode
 
@@ -137,19 +137,8 @@ async def test_pending_isr_expansion_counts_the_joining_replica_for_the_high_wat
 
 
 async def test_acks_all_waiting_on_a_stopping_leader_answers_not_leader_or_follower():
-    import asyncio
-
-    async with Cluster(2) as cluster:
+    async with Cluster(2) as cluster, connected(cluster, 1) as conn:
         cluster.create_topic("t", [[1, 2]])
-        rule = block_follower(cluster, 1, 2)
-        await blocked(cluster, 1, rule)
-        conn = await cluster.connect(1)
-        try:
-            pending = asyncio.ensure_future(produce(conn, "t", batch([b"x"]), acks=-1, timeout_ms=60000))
-            leader = cluster.partition(1, "t")
-            await wait_for(lambda: leader.log.log_end_offset == 1 and leader._hw_waiters,
-                           message="the produce appended and waiting for the follower")
-            await cluster.stop(1)
-            assert _error(await pending) == E.NOT_LEADER_OR_FOLLOWER
-        finally:
-            conn.close()
+        pending, _leader, _rule = await produce_awaiting_follower(cluster, conn)
+        await cluster.stop(1)
+        assert _error(await pending) == E.NOT_LEADER_OR_FOLLOWER

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
+import confluent_kafka
 from security_helpers import allow, client_config, login
 from wire import Wire, create_topic
 
 from kbroker.security import acls as A
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 E = ErrorCode
 Q = REQUESTS

@@ -151,6 +151,21 @@ def test_an_expired_token_is_refused_then_removed(broker) -> None:
         alice.close()
 
 
+def test_expired_tokens_are_still_removed_after_a_control_reset() -> None:
+    # The reset stops the broker's services and starts them again (kbroker/control/state.py):
+    # the active controller's sweep runs on, as on a fresh broker.
+    with BrokerThread(token_config(**{"delegation.token.expiry.check.interval.ms": "200"})) as b:
+        b.reset()
+        alice = login_plain(address(b, "SASL_PLAINTEXT"), "alice")
+        try:
+            r = create(alice)
+            assert r.error_code == E.NONE
+            assert alice.call(40, 2, hmac=bytes(r.hmac), expiry_time_period_ms=1).error_code == E.NONE
+            assert wait_until(lambda: not describe(alice).tokens, timeout=30)
+        finally:
+            alice.close()
+
+
 def test_a_session_on_an_expired_token_ends_at_its_next_request() -> None:
     # no sweep for an hour: the token is past its expiry but still in the metadata
     with BrokerThread(token_config()) as b:

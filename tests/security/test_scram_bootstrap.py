@@ -28,6 +28,15 @@ def test_the_record_authenticates_the_user(name):
     assert server.complete
 
 
+def test_a_salt_made_from_a_password_is_a_fresh_base36_string():
+    # Kafka's ScramFormatter.secureRandomBytes: 130 random bits written in base 36, as ASCII.
+    salts = [bytes(scram_records(['SCRAM-SHA-256=[name=a,password=p]'])[0].salt) for _ in range(20)]
+    assert len(set(salts)) == 20
+    for salt in salts:
+        assert 1 <= len(salt) <= 26 and set(salt.decode()) <= set("0123456789abcdefghijklmnopqrstuvwxyz")
+    assert any(len(salt) >= 24 for salt in salts)  # (a draw under 24 digits: about 1 in 2,000)
+
+
 def test_salted_password_and_salt_are_taken_as_given():
     mechanism = MECHANISMS_BY_NAME["SCRAM-SHA-256"]
     salt = b"fixed-salt"

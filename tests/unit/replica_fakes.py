@@ -2,24 +2,32 @@
 (test_replica_manager_facade.py): the real :class:`ReplicaManager` over real partition logs in a
 temporary directory, with a fake metadata image, a fake replica-fetcher manager (no connections:
 it records which partitions would be fetched from which leader), a fake controller channel that
-accepts AlterPartition, and a :class:`ManualClock` for the delayed operations."""
+accepts AlterPartition, and a :class:`ManualClock` for the delayed operations; and the tests'
+set-ups: a partition led here with one follower, client appends, and an acks=all wait."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from kbroker.config.broker_config import BrokerConfig
 from kbroker.control.clock import ManualClock
 from kbroker.log import LogConfig, PartitionLog
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import Partition
+from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.replica_manager import ReplicaManager
+from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.records import Record, build_batch
 
 NODE_ID = 1
 START_MS = 1_700_000_000_000
+PRODUCE_VERSION = 11
 
 
 @dataclass
@@ -160,3 +168,46 @@ def close(manager: ReplicaManager, broker: FakeReplicaBroker) -> None:
     manager.close()
     for partition in broker.partitions.values():
         partition.log.close()
+
+
+def led_with_follower(manager: ReplicaManager, broker: FakeReplicaBroker, index: int = 0,
+                      partition_epoch: int = 0) -> Partition:
+    """Partition "t"-``index`` opened and led here, broker 2 following in the ISR."""
+    partition = broker.open_partition("t", index)
+    apply(manager, broker, partition, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2],
+                                                         partition_epoch=partition_epoch))
+    return partition
+
+
+def append(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, *values: bytes,
+           acks: int = 1) -> AppendResult:
+    """A client's Produce of ``values`` to ``topic``-``index``, appended at once."""
+    partition = broker.partitions[(topic, index)]
+    result = manager.append_from_client(partition, batch(*values), PRODUCE_VERSION, acks, None,
+                                        broker.clock.now_ms())
+    assert isinstance(result, AppendResult)  # small batches are appended at once
+    return result
+
+
+def refused(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, acks: int = 1) -> ErrorCode:
+    """The error a client's append to ``topic``-``index`` is refused with."""
+    with pytest.raises(ProduceError) as info:
+        append(manager, broker, topic, index, b"x", acks=acks)
+    return info.value.code
+
+
+async def settle(rounds: int = 10) -> None:
+    """Let the tasks woken so far run (no time passes)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def awaiting_replication(manager: ReplicaManager, broker: FakeReplicaBroker,
+                               partition: Partition) -> asyncio.Task[ErrorCode]:
+    """An acks=all append of one record to ``partition`` (led here) and its wait for the followers,
+    with a 30 s deadline on the broker's manual clock, started and settled."""
+    append(manager, broker, partition.topic, partition.index, b"a", acks=-1)
+    waiting = asyncio.get_running_loop().create_task(
+        manager.wait_for_replication(partition, partition.log.log_end_offset, Deadline(30_000, broker.clock)))
+    await settle()
+    return waiting

@@ -2,20 +2,18 @@
 (become-leader / become-follower, stale records skipped), appends routed to the leader replica and
 refused elsewhere (with the partition lookup the partition APIs answer from), fetch routing (the
 follower fetches from the leader; the leader tracks its followers' fetches), and the delayed
-operations on a manual clock: acks=all produces and the ISR expiration. The broker around it is
-tests/unit/replica_fakes.py; real partition logs live in a temporary directory."""
+operations on a manual clock: acks=all produces and the ISR expiration. The broker around it, and the
+tests' set-ups, are tests/unit/replica_fakes.py; real partition logs live in a temporary directory."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from kbroker.api.context import partition_or_error
-from kbroker.replication.deadline import Deadline
-from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.replica_manager import RACK_AWARE_SELECTOR, ReplicaManager
 from kbroker_protocol.errors import ErrorCode
 from tests.unit.replica_fakes import (
@@ -24,13 +22,16 @@ from tests.unit.replica_fakes import (
     FakeFetchers,
     FakePartitionState,
     FakeReplicaBroker,
+    append,
     apply,
+    awaiting_replication,
     batch,
     close,
+    led_with_follower,
+    refused,
     replica_manager,
+    settle,
 )
-
-PRODUCE_VERSION = 11
 
 
 @pytest.fixture
@@ -38,26 +39,6 @@ async def rm(tmp_path: Path) -> AsyncIterator[tuple[ReplicaManager, FakeReplicaB
     manager, broker, fetchers = replica_manager(tmp_path)
     yield manager, broker, fetchers
     close(manager, broker)
-
-
-def append(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, *values: bytes,
-           acks: int = 1) -> AppendResult:
-    partition = broker.partitions[(topic, index)]
-    result = manager.append_from_client(partition, batch(*values), PRODUCE_VERSION, acks, None,
-                                        broker.clock.now_ms())
-    assert isinstance(result, AppendResult)  # small batches are appended at once
-    return result
-
-
-def refused(manager: ReplicaManager, broker: FakeReplicaBroker, topic: str, index: int, acks: int = 1) -> ErrorCode:
-    with pytest.raises(ProduceError) as info:
-        append(manager, broker, topic, index, b"x", acks=acks)
-    return info.value.code
-
-
-async def settle(rounds: int = 10) -> None:
-    for _ in range(rounds):
-        await asyncio.sleep(0)
 
 
 # -- leadership from metadata deltas ---------------------------------------------------------
@@ -128,8 +109,7 @@ async def test_acks_all_is_refused_below_min_insync_replicas(rm) -> None:
 
 async def test_follower_fetches_move_the_high_watermark(rm) -> None:
     manager, broker, _fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    p = led_with_follower(manager, broker)
     append(manager, broker, "t", 0, b"a", b"b")
     assert p.log.high_watermark == 0  # follower 2, in the ISR, has not fetched
     manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
@@ -142,12 +122,8 @@ async def test_follower_fetches_move_the_high_watermark(rm) -> None:
 
 async def test_acks_all_waits_for_the_follower_then_answers(rm) -> None:
     manager, broker, _fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
-    append(manager, broker, "t", 0, b"a", acks=-1)
-    waiting = asyncio.get_running_loop().create_task(
-        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
-    await settle()
+    p = led_with_follower(manager, broker)
+    waiting = await awaiting_replication(manager, broker, p)
     broker.clock.advance(29_999)
     await settle()
     assert not waiting.done()
@@ -157,12 +133,8 @@ async def test_acks_all_waits_for_the_follower_then_answers(rm) -> None:
 
 async def test_acks_all_times_out_when_the_clock_passes_its_deadline(rm) -> None:
     manager, broker, _fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
-    append(manager, broker, "t", 0, b"a", acks=-1)
-    waiting = asyncio.get_running_loop().create_task(
-        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
-    await settle()
+    p = led_with_follower(manager, broker)
+    waiting = await awaiting_replication(manager, broker, p)
     broker.clock.advance(29_999)
     await settle()
     assert not waiting.done()
@@ -172,12 +144,8 @@ async def test_acks_all_times_out_when_the_clock_passes_its_deadline(rm) -> None
 
 async def test_acks_all_waiting_when_leadership_moves_answers_not_leader(rm) -> None:
     manager, broker, _fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2], partition_epoch=1))
-    append(manager, broker, "t", 0, b"a", acks=-1)
-    waiting = asyncio.get_running_loop().create_task(
-        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
-    await settle()
+    p = led_with_follower(manager, broker, partition_epoch=1)
+    waiting = await awaiting_replication(manager, broker, p)
     apply(manager, broker, p, FakePartitionState(2, [NODE_ID, 2], [NODE_ID, 2], leader_epoch=1, partition_epoch=2))
     assert await waiting == ErrorCode.NOT_LEADER_OR_FOLLOWER
 
@@ -187,8 +155,7 @@ async def test_a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time(
     channel = FakeControllerChannel()
     manager.alter_partition_channel = channel
     lag = broker.config["replica.lag.time.max.ms"]
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2], partition_epoch=4))
+    p = led_with_follower(manager, broker, partition_epoch=4)
     manager.on_follower_fetch(p, 2, 0, 0, 0, 7)  # caught up now
     append(manager, broker, "t", 0, b"a")  # ... and not after this
     broker.clock.advance(lag)
@@ -233,8 +200,7 @@ async def test_a_consumer_is_sent_to_the_caught_up_follower_in_its_rack(tmp_path
 async def test_without_the_rack_aware_selector_consumers_fetch_from_the_leader(rm) -> None:
     manager, broker, _fetchers = rm
     broker.image.brokers[2].rack = "b"
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    p = led_with_follower(manager, broker)
     append(manager, broker, "t", 0, b"a")
     manager.on_follower_fetch(p, 2, 1, 0, p.log.log_end_offset, 7)
     assert manager.preferred_read_replica(p, "b", 0, "PLAINTEXT") is None
@@ -242,8 +208,7 @@ async def test_without_the_rack_aware_selector_consumers_fetch_from_the_leader(r
 
 async def test_internal_appends_on_the_leader_are_committed_as_client_ones(rm) -> None:
     manager, broker, _fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
+    p = led_with_follower(manager, broker)
     assert manager.append_internal(p, batch(b"m1", b"m2")) == 0
     assert manager.append_internal(p, batch(b"m3")) == 2
     assert p.log.high_watermark == 0  # waits for follower 2 like any append
@@ -253,12 +218,8 @@ async def test_internal_appends_on_the_leader_are_committed_as_client_ones(rm) -
 
 async def test_stopping_a_replica_ends_its_waiting_produces_and_its_fetching(rm) -> None:
     manager, broker, fetchers = rm
-    p = broker.open_partition("t", 0)
-    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID, 2]))
-    append(manager, broker, "t", 0, b"a", acks=-1)
-    waiting = asyncio.get_running_loop().create_task(
-        manager.wait_for_replication(p, p.log.log_end_offset, Deadline(30_000, broker.clock)))
-    await settle()
+    p = led_with_follower(manager, broker)
+    waiting = await awaiting_replication(manager, broker, p)
     manager.stop_replica(p)
     await settle()
     assert waiting.done()  # woken at once, without the clock moving

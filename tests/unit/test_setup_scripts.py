@@ -5,6 +5,8 @@ records its arguments, so nothing is installed, no network is used and each test
 
 - `scripts/install-compat-deps` names a missing toolchain and stops with a non-zero exit, before
   it tries to build anything with it (no traceback further on);
+- `scripts/install-test-tools` asks apt-get for the package of each tool the tests drive that is
+  missing (gcc among them, for the null broker's tests);
 - `scripts/bootstrap` (called plainly by `scripts/kbroker` and with `--test` by `scripts/test`)
   marks the venv so that switching between the two README commands does not reinstall.
 """
@@ -91,6 +93,43 @@ def test_install_compat_deps_names_a_missing_toolchain(tmp_path: Path, missing: 
     assert _calls(repo) == []
     assert not (repo / ".cache" / "go-bin").exists()
     assert not (repo / ".cache" / "java-clients").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# install-test-tools: installs what the tests drive (gcc for tests/integration/test_null_broker.py)
+
+
+APT_PACKAGES = ["kcat", "chromium", "iptables", "iproute2", "dpkg-dev", "make", "gcc", "g++"]
+COMMANDS_OF = {"kcat": "kcat", "chromium": "chromium", "iptables": "iptables", "iproute2": "ip",
+               "dpkg-dev": "dpkg-source", "make": "make", "gcc": "gcc", "g++": "g++"}
+
+
+@pytest.mark.parametrize("missing", APT_PACKAGES)
+def test_install_test_tools_installs_a_missing_tool(tmp_path: Path, missing: str) -> None:
+    """With every tool on PATH but one (as root, so no sudo), the script asks apt-get for that
+    one's package (and libssl-dev, whose header is looked for outside PATH when absent here)."""
+    repo = _tree(tmp_path, "install-test-tools")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "env"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    stubs = {COMMANDS_OF[p]: "#!/bin/sh\nexit 0\n" for p in APT_PACKAGES if p != missing}
+    stubs["id"] = "#!/bin/sh\necho 0\n"
+    stubs["apt-get"] = f'#!/bin/sh\necho "$*" >> {tmp_path / "apt.log"}\n'
+    for name, text in stubs.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    result = subprocess.run([str(repo / "scripts" / "install-test-tools")],
+                            env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    installs = [line.split() for line in (tmp_path / "apt.log").read_text().splitlines()
+                if line.startswith("install")]
+    assert len(installs) == 1, installs
+    asked = [word for word in installs[0][1:] if not word.startswith("-")]
+    expected = {missing} | ({"libssl-dev"} if not Path("/usr/include/openssl/ssl.h").exists() else set())
+    assert set(asked) == expected
 
 
 # ---------------------------------------------------------------------------------------------
