@@ -251,9 +251,15 @@ class QuorumController:
 
     def is_active(self) -> bool:
         """Whether this node is the active controller (the single voter always is; a Raft quorum's
-        controller is active while it leads). Forwarded requests reaching an inactive controller are
-        answered NOT_CONTROLLER."""
-        return self.raft is None or self.raft.is_leader
+        controller is active while it leads, once it has applied every entry before its epoch's
+        start: Kafka's KafkaRaftClient tells a new leader's controller of its leadership only then,
+        so that it decides and appends on an image holding all that was committed before).
+        Forwarded requests reaching an inactive controller are answered NOT_CONTROLLER."""
+        raft = self.raft
+        if raft is None:
+            return True
+        node = raft.node
+        return raft.is_leader and node is not None and node.applied_offset >= node.epoch_start_offset
 
     # -- log -------------------------------------------------------------------------------
 
@@ -346,6 +352,10 @@ class QuorumController:
         assert self.raft is not None
         if not records:
             return self.log.log_end_offset
+        if self.raft.is_leader and not self.is_active():
+            # a new leader that has not applied what was committed before its epoch: its image
+            # would take these records ahead of older ones
+            raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller yet.")
         if batch is None:
             batch = self.build(records)
         try:

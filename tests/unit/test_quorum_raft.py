@@ -23,7 +23,7 @@ class FakeRaft:
     """A RaftDriver stand-in: proposals are committed (on_commit) or refused as a follower's."""
 
     def __init__(self, voters, leader: bool) -> None:
-        self.node = SimpleNamespace(voters=frozenset(voters))
+        self.node = SimpleNamespace(voters=frozenset(voters), epoch_start_offset=0, applied_offset=0)
         self.log = MemoryLog()
         self.leader = leader
         self.epoch = 3
