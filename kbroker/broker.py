@@ -348,8 +348,11 @@ class Broker:
 
     def _serve_controller_apis(self) -> None:
         from kbroker.api.controller_apis import install
+        from kbroker.api.controller_registration import register_self
 
         install(self)
+        # this controller's registration (Kafka's ControllerRegistrationManager)
+        self.run_in_background(register_self(self), "controller-registration")
         self.run_in_background(self._run_controller_timers(), "controller-timers")
 
     def _set_request_hooks(self, hooks: RequestHooks | None) -> None:
