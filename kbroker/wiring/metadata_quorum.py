@@ -74,11 +74,13 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
 
 def wire_metadata(raft: RaftDriver, loader: MetadataLoader, controller: QuorumController) -> None:
     """Feed both images of the node from the metadata log: each committed entry goes to the
-    broker's MetadataLoader, then to the controller (which applied its own records when it
-    appended them, and reverts to the loader's image when it stops leading)."""
+    broker's MetadataLoader (which also writes the node's snapshots), then to the controller
+    (which applied its own records when it appended them, and reverts to the loader's image when
+    it stops leading)."""
     def on_commit(offset: int, item: Entry | Snapshot) -> None:
         loader.on_commit(offset, item)
         controller.on_commit(offset, item)
 
+    loader.raft = raft  # (its snapshots)
     raft.on_commit = on_commit
     raft.on_resign = controller.on_resign
