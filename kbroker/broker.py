@@ -1,7 +1,8 @@
 """The broker: lifecycle and the state every API handler reaches through ``ctx.broker``.
 
 Start-up: lock and identify the log dirs (``meta.properties``), load and recover the partition
-logs, replay the metadata log into the image, bind the listeners, register this broker in the
+logs, replay the metadata log into the images (the broker's, ``image``, of committed records; the
+controller's, ``controller.image``), bind the listeners, register this broker in the
 metadata log, then start serving. Shut-down reverses it: stop accepting, let in-flight requests
 finish, close connections, flush and mark the logs clean.
 """
@@ -21,6 +22,7 @@ from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.client import ControllerClient, LocalControllerClient
 from kbroker.controller.image import MetadataImage
+from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
@@ -49,7 +51,7 @@ from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
-from kbroker.wiring.metadata_quorum import make_raft
+from kbroker.wiring.metadata_quorum import make_raft, wire_metadata
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
 
 if TYPE_CHECKING:
@@ -76,7 +78,10 @@ class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.node_id = config.node_id
-        self.image = MetadataImage()
+        # The broker's image of the committed metadata log (Kafka's MetadataLoader), never the
+        # controller's: records reach it once committed (kbroker/controller/loader.py).
+        self.metadata_loader = MetadataLoader()
+        self.image = self.metadata_loader.image
         self.local_partitions = LocalPartitions(self)  # this broker's replicas follow the metadata log
         self.image.listeners.append(self.local_partitions.on_metadata_record)
         # SCRAM credentials follow the metadata log's records (replay included); each listener's
@@ -170,11 +175,16 @@ class Broker:
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
         self.internode_security.secure_raft(self.raft, self.scram_credentials)
-        self.controller = QuorumController(self.node_id, None, self.image, raft=self.raft)
-        self.raft.on_commit = self.controller.on_commit
+        # the controller's own image, fed from the same log (kbroker/controller/quorum.py)
+        self.controller = QuorumController(self.node_id, None, MetadataImage(), raft=self.raft,
+                                           committed=self.metadata_loader)
+        # a node without the controller role keeps no controller state (Kafka runs no
+        # QuorumController there)
+        self.controller.replays = not self.config.kraft_mode or "controller" in self.config.process_roles
+        wire_metadata(self.raft, self.metadata_loader, self.controller)
         self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
-        self.controller.snapshot_max_bytes = self.config["metadata.log.max.record.bytes.between.snapshots"]
-        self.controller.snapshot_max_interval_ms = self.config["metadata.log.max.snapshot.interval.ms"]
+        self.metadata_loader.snapshot_max_bytes = self.config["metadata.log.max.record.bytes.between.snapshots"]
+        self.metadata_loader.snapshot_max_interval_ms = self.config["metadata.log.max.snapshot.interval.ms"]
         if self.config.controller_listeners and "controller" in self.config.process_roles:
             endpoint = self.config.controller_listeners[0]
             try:
@@ -338,8 +348,11 @@ class Broker:
 
     def _serve_controller_apis(self) -> None:
         from kbroker.api.controller_apis import install
+        from kbroker.api.controller_registration import register_self
 
         install(self)
+        # this controller's registration (Kafka's ControllerRegistrationManager)
+        self.run_in_background(register_self(self), "controller-registration")
         self.run_in_background(self._run_controller_timers(), "controller-timers")
 
     def _set_request_hooks(self, hooks: RequestHooks | None) -> None:

@@ -107,7 +107,7 @@ async def _alter_client_quotas(broker: BrokerServices, ctx: OperationSubject, re
                       entity=[EntryData.EntityData(entity_type=e.entity_type, entity_name=e.entity_name)
                               for e in entry.entity])
             for entry in request.entries])
-    current_quotas = broker.image.client_quotas
+    current_quotas = local_controller(broker).image.client_quotas
     results: dict[QuotaEntity, tuple[int, str | None]] = {}  # entity -> error, in request order
     records: list[ClientQuotaRecord] = []
     for entry in request.entries:

@@ -65,8 +65,10 @@ class _Reject(Exception):
 
 
 def _current(broker: BrokerServices, resource_type: int, name: str) -> dict[str, str]:
+    """The resource's configs in the controller's image (this runs on the controller)."""
+    image = local_controller(broker).image
     if resource_type == RESOURCE_TOPIC:
-        topic = broker.image.topic(name)
+        topic = image.topic(name)
         if topic is None:
             raise _Reject(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
         return dict(topic.configs)
@@ -75,11 +77,11 @@ def _current(broker: BrokerServices, resource_type: int, name: str) -> dict[str,
         # controller checks only that it names a broker (Kafka's ControllerConfigurationValidator).
         if name and not name.lstrip("-").isdigit():
             raise _Reject(ErrorCode.INVALID_REQUEST, f"Invalid broker name {name}")
-        return dict(broker.image.broker_configs.get(name, {}))
+        return dict(image.broker_configs.get(name, {}))
     if resource_type == RESOURCE_GROUP:
         if not name:
             raise _Reject(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
-        return dict(broker.image.group_configs.get(name, {}))
+        return dict(image.group_configs.get(name, {}))
     raise _Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
@@ -149,7 +151,7 @@ def _validate_cordoned(broker: BrokerServices, name: str, new: dict[str, str], *
                                             [str(d) for d in broker.config.log_dirs])
         if problem is not None:
             raise _Reject(ErrorCode.INVALID_REQUEST, problem)
-    if on_controller and not cordoned_dirs_supported(broker.image):
+    if on_controller and not cordoned_dirs_supported(local_controller(broker).image):
         raise _Reject(ErrorCode.INVALID_CONFIG, f"The {CORDONED} configuration value cannot be set because it "
                       "requires metadata.version >= 4.3-IV0")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from kbroker.api.context import RequestContext, local_controller
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import HANDLERS, api
 from kbroker.controller.features import SUPPORTED_FEATURES
@@ -86,7 +86,7 @@ def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> Api
         response.finalized_features_epoch = image.offset
         response.finalized_features = [
             ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
-            for name, level in sorted(local_controller(broker).finalized_features().items())
+            for name, level in sorted(image.finalized_features().items())
             if level != 0
         ]
     return response

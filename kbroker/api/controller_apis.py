@@ -68,7 +68,8 @@ def install(broker: Broker) -> None:
     from kbroker.api.raft_voters import install as install_voter_changes
 
     install_voter_changes(broker)
-    # ControllerRegistration (70) and UnregisterController (94), and this controller's registration
+    # ControllerRegistration (70) and UnregisterController (94); this controller's own registration
+    # is started by the node (kbroker.broker.Broker._serve_controller_apis)
     from kbroker.api.controller_registration import install as install_registrations
 
     install_registrations(broker)

@@ -6,24 +6,47 @@ UnregisterBroker) to such a table, each given a :class:`ControllerRequestContext
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from kbroker.api import load_handlers
+from kbroker.api.context import BrokerServices
 from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
+from kbroker_protocol.messages import RequestHeader
+
+
+class ControllerHeader(Protocol):
+    """What a controller-listener handler reads of its request header (a ``RequestHeader``, or
+    the one a forwarded request is given)."""
+
+    @property
+    def request_api_key(self) -> int: ...
+
+    @property
+    def request_api_version(self) -> int: ...
+
+    @property
+    def client_id(self) -> str | None: ...
 
 
 class ControllerRequestContext:
-    """The part of RequestContext the controller-listener handlers use."""
+    """The part of RequestContext the controller-listener handlers use (a ``HandlerContext``)."""
 
     __slots__ = ("broker", "header", "api_version")
 
-    def __init__(self, broker: Any, header: Any) -> None:
+    def __init__(self, broker: BrokerServices, header: ControllerHeader) -> None:
         self.broker = broker
-        self.header = header
+        self.header = header if isinstance(header, RequestHeader) else RequestHeader(
+            request_api_key=header.request_api_key, request_api_version=header.request_api_version,
+            client_id=header.client_id)
         self.api_version = header.request_api_version
 
 
-def install_controller_handlers(broker: Any, handlers: dict[int, Any]) -> None:
+# the Raft driver's table of the other APIs of the controller listener (``RaftDriver.handlers``)
+HandlerTable = dict[int, Callable[[Any, Any], Any]]
+
+
+def install_controller_handlers(broker: BrokerServices, handlers: HandlerTable) -> None:
     """Add the controller-listener APIs to ``handlers`` (api key -> ``(header, body) -> response``)."""
     load_handlers()
     for key, entry in handlers_for(CONTROLLER_LISTENER).items():

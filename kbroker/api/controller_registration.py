@@ -20,16 +20,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import Protocol
 
 from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.context import (
+    BrokerServices,
+    RequestContext,
+    requester,
+    require,
+    response_as,
+)
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.config import BrokerConfig
 from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
+from kbroker.controller.image import MetadataImage
+from kbroker.controller.quorum import QuorumController
+from kbroker.raft.io import RaftDriver
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
+from kbroker.security.internode import InterNodeSecurity
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationRequest,
@@ -55,30 +66,62 @@ refusal(CONTROLLER_REGISTRATION)(
     lambda request, version, code: ControllerRegistrationResponse(error_code=code, error_message=default_message(code)))
 
 
-def install(broker: Any) -> None:
-    """On a controller: the two APIs on its controller listener and its own registration task."""
+class ControllerNode(Protocol):
+    """What the controller side of these APIs uses of the node: its id and its controller."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+
+class ControllerListenerNode(ControllerNode, Protocol):
+    """A node serving the controller listener (its Raft driver's handler table)."""
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+
+class RegisteringController(ControllerListenerNode, Protocol):
+    """What a controller's own registration uses of its node (``kbroker.broker.Broker``): its Raft
+    driver and controller listener, its committed image (the MetadataLoader's, as Kafka's
+    ControllerRegistrationManager is a publisher of the loader), its inter-node security."""
+
+    @property
+    def image(self) -> MetadataImage: ...
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+    @property
+    def internode_security(self) -> InterNodeSecurity: ...
+
+
+def install(broker: ControllerListenerNode) -> None:
+    """On a controller: the two APIs on its controller listener (the node starts its own
+    registration, :func:`register_self`)."""
     raft = broker.raft
     assert raft is not None
     raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration(broker, body)
     raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller(broker, body)
-    broker.run_in_background(register_self(broker), "controller-registration")
 
 
-def _mv(broker: Any) -> int:
-    level: int = broker.image.features.get(METADATA_VERSION, 0)
-    return level
+def _mv(image: MetadataImage) -> int:
+    return image.features.get(METADATA_VERSION, 0)
 
 
-def _active(broker: Any) -> bool:
+def _active(broker: ControllerNode) -> bool:
     controller = broker.controller
     return controller is not None and controller.is_active()
 
 
-async def controller_registration(broker: Any, request: ControllerRegistrationRequest) -> ControllerRegistrationResponse:
+async def controller_registration(broker: ControllerNode, request: ControllerRegistrationRequest
+                                  ) -> ControllerRegistrationResponse:
     R = ControllerRegistrationResponse
     if not _active(broker):
         return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
-    if _mv(broker) < MV_CONTROLLER_REGISTRATION:
+    if _mv(require(broker.controller, "the controller").image) < MV_CONTROLLER_REGISTRATION:
         return R(error_code=ErrorCode.UNSUPPORTED_VERSION,
                  error_message="The current MetadataVersion is too old to support controller registrations.")
     C = RegisterControllerRecord
@@ -89,27 +132,29 @@ async def controller_registration(broker: Any, request: ControllerRegistrationRe
                                              max_supported_version=f.max_supported_version)
                          for f in request.features])
     try:
-        async with local_controller(broker).exclusive():
-            await local_controller(broker).write([record])
+        controller = require(broker.controller, "the controller")
+        async with controller.exclusive():
+            await controller.write([record])
     except ControllerError as exc:
         return R(error_code=exc.code, error_message=exc.message)
     return R(error_code=ErrorCode.NONE, error_message=None)
 
 
-async def unregister_controller(broker: Any, request: UnregisterControllerRequest) -> UnregisterControllerResponse:
+async def unregister_controller(broker: ControllerNode, request: UnregisterControllerRequest
+                                ) -> UnregisterControllerResponse:
     R = UnregisterControllerResponse
     if not _active(broker):
         return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
-    controller = broker.controller
+    controller = require(broker.controller, "the controller")
     try:
         async with controller.exclusive():
             if request.controller_id == broker.node_id:
                 return R(error_code=ErrorCode.INVALID_REQUEST,
                          error_message="Controller cannot unregister itself while it is active.")
-            if _mv(broker) < MV_CONTROLLER_UNREGISTRATION:
+            if _mv(controller.image) < MV_CONTROLLER_UNREGISTRATION:
                 return R(error_code=ErrorCode.UNSUPPORTED_VERSION,
                          error_message="The current MetadataVersion is too old to support controller unregistration.")
-            if request.controller_id not in broker.image.controllers:
+            if request.controller_id not in controller.image.controllers:
                 return R(error_code=ErrorCode.CONTROLLER_ID_NOT_REGISTERED,
                          error_message=f"Controller ID {request.controller_id} is not currently registered.")
             await controller.write([UnregisterControllerRecord(controller_id=request.controller_id)])
@@ -140,10 +185,12 @@ async def unregister_controller_operation(broker: BrokerServices, request: Unreg
 # -- this controller's own registration ------------------------------------------------------------
 
 
-def registration_request(broker: Any, incarnation: uuid.UUID) -> ControllerRegistrationRequest:
+def registration_request(broker: RegisteringController, incarnation: uuid.UUID) -> ControllerRegistrationRequest:
     R = ControllerRegistrationRequest
     protocols = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
-    host, port = broker.raft.advertised_address()
+    raft = broker.raft
+    assert raft is not None  # a controller's
+    host, port = raft.advertised_address()
     listeners = [R.Listener(name=e.listener, host=host, port=port,
                             security_protocol=protocols.get(e.security_protocol, 0))
                  for e in broker.config.controller_listeners[:1]]
@@ -153,7 +200,7 @@ def registration_request(broker: Any, incarnation: uuid.UUID) -> ControllerRegis
              listeners=listeners, features=features)
 
 
-async def register_self(broker: Any) -> None:
+async def register_self(broker: RegisteringController) -> None:
     """Kafka's ControllerRegistrationManager: keep this controller's registration (this process's
     incarnation) in the metadata, asking the active controller (maybe this node) over the
     controller listener."""
@@ -161,6 +208,7 @@ async def register_self(broker: Any) -> None:
     from kbroker.controller.client import ControllerUnavailable
 
     raft = broker.raft
+    assert raft is not None  # a controller's
     incarnation = uuid.uuid4()
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
                                 lambda: {**raft.addresses, broker.node_id: raft.advertised_address()},
@@ -173,7 +221,7 @@ async def register_self(broker: Any) -> None:
             current = broker.image.controllers.get(broker.node_id)
             if current is not None and current.incarnation_id == incarnation:
                 continue
-            if _mv(broker) < MV_CONTROLLER_REGISTRATION or raft.leader_id < 0 or not raft.port:
+            if _mv(broker.image) < MV_CONTROLLER_REGISTRATION or raft.leader_id < 0 or not raft.port:
                 continue
             try:
                 resp = await channel.send(CONTROLLER_REGISTRATION, registration_request(broker, incarnation),

@@ -75,7 +75,7 @@ def _refused(broker: BrokerServices, topics: list[CreatePartitionsRequest.Create
     MAX_RECORDS_PER_USER_OP (its records cannot overflow, being at most the partitions added)."""
     added = 0
     for t in topics:
-        topic = broker.image.topic(t.name)
+        topic = local_controller(broker).image.topic(t.name)
         if t.count < 0 or topic is None:
             continue
         extra = t.count - len(topic.partitions)

@@ -59,7 +59,7 @@ async def delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, ve
 
 async def _delete_topics(broker: BrokerServices, request: DeleteTopicsRequest, version: int, ctx: OperationSubject,
                          mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
-    image = broker.image
+    image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
     wanted: list[tuple[str | None, uuid.UUID]] = (
         [(t.name, t.topic_id) for t in request.topics] if version >= 6
         else [(name, ZERO_UUID) for name in request.topic_names]

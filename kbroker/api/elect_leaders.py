@@ -58,7 +58,7 @@ async def elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, ve
 
 
 async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, version: int) -> ElectLeadersResponse:
-    image = broker.image
+    image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):
         return _failed(request, ErrorCode.INVALID_REQUEST, f"Unknown election type {election}")

@@ -44,15 +44,72 @@ class ActiveController(Protocol):
     def is_active(self) -> bool: ...
 
 
+class MetadataWriter(Protocol):
+    """What the cluster operations use of the controller (``QuorumController``)."""
+
+    @property
+    def next_write_offset(self) -> int: ...
+
+    async def write(self, records: Sequence[MetadataRecord]) -> int: ...
+
+
+class ClusterController(ActiveController, MetadataWriter, Protocol):
+    """The controller as the cluster operations use it (``QuorumController``): its own image (never
+    the broker's), whether it is active, its writes, the ClusterControl made for it here. (Its
+    ``exclusive()`` section and ``term`` are used when it has them.)"""
+
+    cluster_control: ClusterControl | None
+
+    @property
+    def image(self) -> MetadataImage: ...
+
+
+class ControllerSettings(Protocol):
+    """The node's configuration as read here (``BrokerConfig``; a dict in tests)."""
+
+    def get(self, name: str, default: Any = None, /) -> Any: ...
+
+
+class ControllerNode(Protocol):
+    """What the cluster operations use of the node (``kbroker.broker.Broker``, or a handler's
+    ``ctx.broker``): its controller, its cluster id, its configuration."""
+
+    @property
+    def controller(self) -> ClusterController | None: ...
+
+    @property
+    def cluster_id(self) -> str: ...
+
+    @property
+    def config(self) -> ControllerSettings: ...
+
+
+class TimerNode(ControllerNode, Protocol):
+    """The node that runs the controller's timers (``kbroker.broker.Broker``)."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def registered_locally(self) -> bool: ...  # the sole voter registered its own broker (no heartbeats)
+
+
+def _controller(broker: ControllerNode) -> ClusterController:
+    controller = broker.controller
+    if controller is None:
+        raise RuntimeError("this node has no controller")
+    return controller
+
+
 def is_active(controller: ActiveController) -> bool:
     """Whether this node is the active controller. (It read the attribute ``is_active``, which on
     ``QuorumController`` is a method, so every controller counted as active.)"""
     return controller.is_active()
 
 
-def cluster_control_for(broker: Any) -> ClusterControl:
+def cluster_control_for(broker: ControllerNode) -> ClusterControl:
     """The ClusterControl of the node's controller, made and attached to its image on first use."""
-    controller = broker.controller
+    controller = _controller(broker)
     cc = getattr(controller, "cluster_control", None)
     if cc is None:
         config = broker.config
@@ -73,9 +130,9 @@ def cluster_control_for(broker: Any) -> ClusterControl:
 
 
 @contextlib.asynccontextmanager
-async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
+async def operation(broker: ControllerNode) -> AsyncIterator[ClusterControl]:
     """One controller operation: read the image, decide, commit; nothing else decides meanwhile."""
-    controller = broker.controller
+    controller = _controller(broker)
     cc = cluster_control_for(broker)
     exclusive = getattr(controller, "exclusive", None)
     assert cc.lock is not None  # made by cluster_control_for
@@ -88,15 +145,6 @@ async def operation(broker: Any) -> AsyncIterator[ClusterControl]:
         yield cc
 
 
-class MetadataWriter(Protocol):
-    """What the cluster operations use of the controller (``QuorumController``)."""
-
-    @property
-    def next_write_offset(self) -> int: ...
-
-    async def write(self, records: Sequence[MetadataRecord]) -> int: ...
-
-
 def next_write_offset(controller: MetadataWriter) -> int:
     """The offset the controller's next record gets (a new broker's epoch)."""
     return controller.next_write_offset
@@ -107,18 +155,18 @@ async def write(controller: MetadataWriter, records: Sequence[MetadataRecord]) -
     return await controller.write(records)
 
 
-async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
+async def fence_stale_brokers(broker: TimerNode, now: int | None = None) -> int:
     """The controller's session timer (Kafka's maybeFenceStaleBroker task): fence every broker
     whose session has expired, one committed batch per broker; returns how many were fenced. Call
     it when ``cluster_control_for(broker).next_expiry()`` is due (or every second, as Kafka's
     default fence-stale-broker interval), on the active controller only."""
-    controller = broker.controller
+    controller = _controller(broker)
     if not is_active(controller):
         return 0
     fenced = 0
     now = now_ms() if now is None else now
     async with operation(broker) as cc:
-        if getattr(broker, "registered_locally", False):  # the sole voter's own broker: no heartbeats
+        if broker.registered_locally:  # the sole voter's own broker: no heartbeats
             cc.renew_session(controller.image, broker.node_id, now)
         while True:
             found, records = cc.fence_stale_broker(controller.image, now)
@@ -129,23 +177,23 @@ async def fence_stale_brokers(broker: Any, now: int | None = None) -> int:
                 fenced += 1
 
 
-async def balance_leaders(broker: Any) -> int:
+async def balance_leaders(broker: ControllerNode) -> int:
     """The controller's auto leader rebalance (``auto.leader.rebalance.enable``): commit preferred
     leader elections; returns how many partitions changed."""
     return await _elect_in_rounds(broker, preferred_leader_elections)
 
 
-async def elect_unclean_leaders(broker: Any) -> int:
+async def elect_unclean_leaders(broker: ControllerNode) -> int:
     """The controller's periodic unclean election of leaderless partitions whose topic allows it
     (Kafka's maybeElectUncleanLeaders, run with the leader-imbalance check); returns how many."""
     return await _elect_in_rounds(broker, unclean_leader_elections)
 
 
-async def _elect_in_rounds(broker: Any, elect: Callable[[MetadataImage, ReplicationSettings, int], list[Any]]
-                           ) -> int:
+async def _elect_in_rounds(broker: ControllerNode,
+                           elect: Callable[[MetadataImage, ReplicationSettings, int], Sequence[MetadataRecord]]) -> int:
     """Commit ``elect``'s records, at most MAX_ELECTIONS_PER_IMBALANCE at a time, until a round
     elects fewer; returns how many partitions changed."""
-    controller = broker.controller
+    controller = _controller(broker)
     if not is_active(controller):
         return 0
     changed = 0

@@ -1,7 +1,10 @@
 """The metadata image: topics, partitions, configs, brokers and features as the metadata log says.
 
 The image is changed only by :meth:`MetadataImage.apply` of metadata records (Kafka's KRaft
-record types from ``metadata/``), in log order. Brokers read it; the controller writes records.
+record types from ``metadata/``), in log order. A node holds two: the broker-side image of the
+committed records (``kbroker.controller.loader.MetadataLoader``, Kafka's MetadataLoader), which
+the broker reads, and the controller's (``QuorumController.image``), to which the active
+controller applies its records as it appends them (Kafka's QuorumController state).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -177,6 +180,40 @@ class MetadataImage:
         # kbroker/api/metadata.py), dropped whenever a record is applied.
         self.derived: dict[object, object] = {}
 
+    def copy(self) -> MetadataImage:
+        """A copy sharing no mutable state with this image (the records it keeps, which nothing
+        changes, are shared); no listeners. The controller reverts to a copy of the committed
+        image when it stops being active (Kafka's revert to the last committed offset)."""
+        other = MetadataImage()
+        for name, t in self.topics.items():
+            copied = TopicImage(t.name, t.topic_id, {i: copy_partition(p) for i, p in t.partitions.items()},
+                                dict(t.configs))
+            other.topics[name] = copied
+            other.topics_by_id[t.topic_id] = copied
+        other.brokers = {i: replace(b, endpoints=dict(b.endpoints), supported_features=dict(b.supported_features),
+                                    log_dirs=list(b.log_dirs),
+                                    cordoned_log_dirs=None if b.cordoned_log_dirs is None else list(b.cordoned_log_dirs))
+                         for i, b in self.brokers.items()}
+        other.broker_configs = {k: dict(v) for k, v in self.broker_configs.items()}
+        other.group_configs = {k: dict(v) for k, v in self.group_configs.items()}
+        other.scram_credentials = dict(self.scram_credentials)
+        other.acls = dict(self.acls)
+        other.controllers = dict(self.controllers)
+        other.client_quotas = {k: dict(v) for k, v in self.client_quotas.items()}
+        other.delegation_tokens = dict(self.delegation_tokens)
+        other.features = dict(self.features)
+        other.kraft_version = self.kraft_version
+        other.next_producer_id = self.next_producer_id
+        other.offset = self.offset
+        return other
+
+    def replace_with(self, other: MetadataImage) -> None:
+        """Take ``other``'s state in place (who holds this image keeps it), keeping the listeners."""
+        listeners = self.listeners
+        self.__dict__.update(other.__dict__)
+        self.listeners = listeners
+        self.derived = {}
+
     # -- reads ----------------------------------------------------------------------------
 
     def topic(self, name: str) -> TopicImage | None:
@@ -188,6 +225,14 @@ class MetadataImage:
     def partition(self, name: str, index: int) -> PartitionState | None:
         t = self.topics.get(name)
         return t.partitions.get(index) if t else None
+
+    def finalized_features(self) -> dict[str, int]:
+        """Finalized levels as Kafka's metadata cache reports them: the FeatureLevelRecords plus
+        kraft.version from the Raft layer when above 0."""
+        features = dict(self.features)
+        if self.kraft_version > 0:
+            features["kraft.version"] = self.kraft_version
+        return features
 
     # -- writes: metadata records ---------------------------------------------------------
 

@@ -15,7 +15,8 @@ import logging
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
@@ -29,6 +30,7 @@ from kbroker.controller.features import (
     plan_feature_updates,
 )
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.controller.loader import MetadataLoader, kraft_version_of
 from kbroker.controller.metadata_log import MetadataLog
 from kbroker.controller.topic_plans import (
     NewTopic,
@@ -44,6 +46,9 @@ from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionReco
 from kbroker_protocol.messages.data.voters_record import VotersRecord
 from kbroker_protocol.record_batch import BatchHeader, iter_batch_headers
 from kbroker_protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
+
+if TYPE_CHECKING:
+    from kbroker.controller.cluster_control import ClusterControl
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +81,31 @@ class RaftLogView:
 class QuorumController:
     """The metadata quorum's state machine on this node and the writer of its records.
 
-    With ``raft`` (a ``RaftDriver``), records are Raft entries (one framed record each): `write`
-    proposes them on the active controller (the Raft leader) and returns once they are committed;
-    every node, voter or observer, applies committed entries to its image in `on_commit`. A sole
-    voter (the single-node start) commits synchronously (`commit`)."""
+    Its image (``image``) is the controller's own, never the broker's (Kafka's QuorumController
+    state, not the MetadataLoader's image). With ``raft`` (a ``RaftDriver``), records are Raft
+    entries (one framed record each): `write` proposes them on the active controller (the Raft
+    leader), which applies them to its image as soon as they are appended, before they are
+    committed (Kafka's replay in ``ControllerWriteEvent``), so that its next operation decides on
+    them; a standby applies them when they are committed (`on_commit`). An active controller that
+    stops leading reverts its image to the committed one (``committed``, the node's
+    ``MetadataLoader``: Kafka's renounce, revert to the last committed offset). A sole voter (the
+    single-node start) commits synchronously (`commit`)."""
 
     def __init__(self, node_id: int, log: PartitionLog | None, image: MetadataImage,
-                 raft: RaftDriver | None = None) -> None:
+                 raft: RaftDriver | None = None, committed: MetadataLoader | None = None) -> None:
         self.node_id = node_id
         self.image = image
         self.raft = raft
+        # the node's image of the committed log: what a revert goes back to; without a Raft
+        # driver, what `commit` publishes each record to once it is appended and fsynced
+        self.committed = committed
+        # records applied to the image when appended, not yet committed: offset -> epoch
+        self._uncommitted: dict[int, int] = {}
+        # False on a node without the controller role: its image is not fed (Kafka runs no
+        # QuorumController on a broker-only node)
+        self.replays = True
+        # the ClusterControl of the controller listener's handlers (kbroker.controller.cluster_runtime)
+        self.cluster_control: ClusterControl | None = None
         # the segment log under the Raft log (MetadataLog.partition_log), read by the metrics, the
         # tools' tests and the topic creation's failure check; its high watermark follows the commits
         self.plog = raft.log.partition_log if raft is not None and isinstance(raft.log, MetadataLog) else None
@@ -105,13 +125,6 @@ class QuorumController:
         # QuorumController.ActivationRecordsGenerator).
         self.bootstrap_records: list[mr.MetadataRecord] = []
         self._activation: asyncio.Task[object] | None = None
-        # Snapshots (Kafka's SnapshotGenerator): every node writes its image as a snapshot once
-        # this many record bytes were committed since the last one, or this long after the first
-        # record since it (metadata.log.max.record.bytes.between.snapshots / max.snapshot.interval.ms)
-        self.snapshot_max_bytes = 20 * 1024 * 1024
-        self.snapshot_max_interval_ms = 3_600_000
-        self._bytes_since_snapshot = 0
-        self._first_since_snapshot: float | None = None
         # Kafka's controller runs one operation at a time on its event queue: an operation reads
         # the image, decides, writes, and the next one sees its records. `write` may await (a Raft
         # commit), so the operations that read-then-write hold this lock across their write.
@@ -120,17 +133,32 @@ class QuorumController:
     # -- raft ------------------------------------------------------------------------------
 
     def on_commit(self, offset: int, item: Entry | Snapshot) -> None:
-        """``RaftDriver.on_commit``: apply one committed entry to the image."""
+        """``RaftDriver.on_commit``: one committed entry. A record this controller applied when it
+        appended it is confirmed (the same epoch: the same entry); any other is applied now (a
+        standby's replay). The node's MetadataLoader gets it first (``wire_metadata``)."""
+        if not self.replays:
+            if self.plog is not None and self.raft is not None and not isinstance(item, Snapshot):
+                self.plog.high_watermark = min(self.raft.high_watermark, self.plog.log_end_offset)
+            return
         if isinstance(item, Snapshot):
             self._load_snapshot(item)
             return
         if self.plog is not None and self.raft is not None:
             self.plog.high_watermark = min(self.raft.high_watermark, self.plog.log_end_offset)
+        epoch = self._uncommitted.pop(offset, None)
+        if epoch is not None:
+            if epoch == item.epoch:
+                return
+            # a leader that lost its leadership has reverted (on_resign) before another epoch's
+            # entry can commit here; this is the net under it
+            log.error("the committed entry at offset %d is of epoch %d, not the epoch %d this controller "
+                      "applied: reverting to the committed image", offset, item.epoch, epoch)
+            self.revert()
+            return
         if item.control:
-            if isinstance(item.value, ControlRecord):
-                if item.value.type == ControlType.KRAFT_VERSION:
-                    level = KRaftVersionRecord.decode(memoryview(item.value.value), 0).kraft_version
-                    self.image.apply_kraft_version(level, offset)
+            level = kraft_version_of(item)
+            if level is not None:
+                self.image.apply_kraft_version(level, offset)
                 return
             if self.raft is not None and item.value == self.node_id and item.epoch == self.raft.epoch \
                     and self.raft.is_leader:
@@ -138,65 +166,55 @@ class QuorumController:
                 self._activate()
             return
         self.image.apply(mr.decode_frame(item.value), offset)
-        # RaftNode.poll_committed delivers whole proposals only, and the driver applies them in one
-        # step of the event loop: no other task sees part of one. A snapshot is taken only at the
-        # end of a proposal (Kafka snapshots at batch boundaries).
-        if self.raft is not None:
-            self._bytes_since_snapshot += len(item.value)
-            if self._first_since_snapshot is None:
-                self._first_since_snapshot = time.monotonic()
-            if item.batch_end and (self._bytes_since_snapshot >= self.snapshot_max_bytes or (
-                    self.snapshot_max_interval_ms > 0
-                    and (time.monotonic() - self._first_since_snapshot) * 1000 >= self.snapshot_max_interval_ms)):
-                self.take_snapshot()
+
+    def _applied_on_append(self, records: Sequence[mr.MetadataRecord]) -> Callable[[int], None]:
+        """``on_append`` of a proposal of ``records``: apply them at their offsets, remembered as
+        not yet committed (Kafka's active controller replays each record as it appends it)."""
+        def apply(last: int) -> None:
+            assert self.raft is not None
+            epoch = self.raft.epoch
+            first = last - len(records) + 1
+            for i, record in enumerate(records):
+                self._uncommitted[first + i] = epoch
+                self.image.apply(record, first + i)
+        return apply
+
+    def on_resign(self) -> None:
+        """``RaftDriver.on_resign``: this node no longer leads; what it applied but was not
+        committed goes (Kafka's QuorumController.renounce), and so does its heartbeat state."""
+        if self.cluster_control is not None:
+            self.cluster_control.deactivate()
+        if self._uncommitted:
+            log.info("no longer the active controller: reverting %d uncommitted records", len(self._uncommitted))
+            self.revert()
+
+    def revert(self) -> None:
+        """Make the image the committed one again (a copy of the node's MetadataLoader image)."""
+        self._uncommitted.clear()
+        if self.committed is None:
+            log.error("no committed image to revert the controller's image to")
+            return
+        self.image.replace_with(self.committed.image.copy())
+
+    @property
+    def uncommitted(self) -> int:
+        """How many records the image holds that are not yet committed."""
+        return len(self._uncommitted)
 
     def take_snapshot(self) -> Snapshot | None:
-        """Write the image as a snapshot of the committed log up to it (the log drops the prefix;
-        a replica that needs it fetches the snapshot instead). None when there is nothing new."""
-        from kbroker.controller.snapshot import image_to_snapshot
-
-        raft = self.raft
-        assert raft is not None
-        end = self.image.offset + 1
-        if end <= raft.log.start_offset:
-            return None
-        data = image_to_snapshot(self.image)
-        if raft.node is not None:
-            # a dynamic quorum's voter set at that point (KIP-853: a snapshot holds it, as Kafka's)
-            data += [c for c in raft.node.voters_control_at(end) if c.type == ControlType.KRAFT_VOTERS]
-        try:
-            snap = raft.snapshot(end, data)
-        except (ValueError, OSError) as exc:
-            log.warning("could not write a metadata snapshot at offset %d: %s", end, exc)
-            return None
-        self._bytes_since_snapshot = 0
-        self._first_since_snapshot = None
-        log.info("wrote the metadata snapshot ending at offset %d (epoch %d)", snap.end_offset, snap.epoch)
-        return snap
+        """Snapshot the committed image now (the node's MetadataLoader writes it)."""
+        if self.committed is None:
+            raise RuntimeError("a controller without a MetadataLoader has no committed image to snapshot")
+        return self.committed.take_snapshot()
 
     def _load_snapshot(self, snap: Snapshot) -> None:
-        """Replace the image by a snapshot's (Kafka's handleLoadSnapshot): after a restart whose
-        log starts at a snapshot, or a snapshot fetched from the leader while running. The image's
-        listeners first get the records that remove what the snapshot no longer has
-        (`snapshot_removals`: topics, configs, SCRAM credentials, ACLs, features, brokers), then
-        the image is emptied and the snapshot's records applied to it, so that every listener
-        ends in the snapshot's state (Kafka's MetadataDelta to the publishers)."""
-        from kbroker.controller.snapshot import load_snapshot, snapshot_removals
+        """Replace the image by a snapshot's (Kafka's handleLoadSnapshot on a standby: the active
+        controller never loads one, its log being the longest)."""
+        from kbroker.controller.snapshot import load_snapshot
 
-        new = load_snapshot(snap.data, snap.end_offset)
-        removals = snapshot_removals(self.image, new)
-        for record in removals:
-            self.image.apply(record, snap.end_offset - 1)
-        if removals:
-            log.info("the metadata snapshot ending at offset %d removes %d items from the image",
-                     snap.end_offset, len(removals))
-        listeners = self.image.listeners
-        MetadataImage.__init__(self.image)
-        self.image.listeners = listeners
+        self._uncommitted.clear()
+        self.image.replace_with(MetadataImage())
         load_snapshot(snap.data, snap.end_offset, self.image)
-        self._bytes_since_snapshot = 0
-        self._first_since_snapshot = None
-        log.info("loaded the metadata snapshot ending at offset %d (epoch %d)", snap.end_offset, snap.epoch)
 
     def _activate(self) -> None:
         """This node's leadership is committed: it is the active controller. An empty log gets
@@ -233,14 +251,21 @@ class QuorumController:
 
     def is_active(self) -> bool:
         """Whether this node is the active controller (the single voter always is; a Raft quorum's
-        controller is active while it leads). Forwarded requests reaching an inactive controller are
-        answered NOT_CONTROLLER."""
-        return self.raft is None or self.raft.is_leader
+        controller is active while it leads, once it has applied every entry before its epoch's
+        start: Kafka's KafkaRaftClient tells a new leader's controller of its leadership only then,
+        so that it decides and appends on an image holding all that was committed before).
+        Forwarded requests reaching an inactive controller are answered NOT_CONTROLLER."""
+        raft = self.raft
+        if raft is None:
+            return True
+        node = raft.node
+        return raft.is_leader and node is not None and node.applied_offset >= node.epoch_start_offset
 
     # -- log -------------------------------------------------------------------------------
 
     def replay(self) -> int:
-        """Apply every record of the metadata log to the image; returns the number applied."""
+        """Apply every record of the controller's own metadata log to its image (and the committed
+        image, if any); returns the number applied."""
         plog = self._own_log if self._own_log is not None else self.plog
         if plog is None:
             raise RuntimeError("the metadata log is a Raft log without segments: the Raft driver replays it")
@@ -258,9 +283,13 @@ class QuorumController:
                     for rec_offset, level in iter_kraft_versions(batch):
                         if rec_offset >= offset:
                             self.image.apply_kraft_version(level, rec_offset)
+                            if self.committed is not None:
+                                self.committed.image.apply_kraft_version(level, rec_offset)
                 for rec_offset, record in iter_metadata_records(batch, header):
                     if rec_offset >= offset:
                         self.image.apply(record, rec_offset)
+                        if self.committed is not None:
+                            self.committed.apply(record, rec_offset)
                         count += 1
                 offset = header.next_offset
         plog.high_watermark = plog.log_end_offset
@@ -288,9 +317,13 @@ class QuorumController:
             if not isinstance(batch, list):
                 raise TypeError("a Raft commit takes build()'s framed records, not a record batch")
             try:
-                last = self.raft.commit_now(batch)
+                last = self.raft.commit_now(batch, on_append=self._applied_on_append(records))
             except NotLeaderError:
                 raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
+            except Exception:
+                if self._uncommitted:
+                    self.revert()  # appended, applied, but not committed
+                raise
             return last - len(batch) + 1
         own = self._own_log
         assert own is not None  # no Raft driver: the controller's own log
@@ -300,6 +333,8 @@ class QuorumController:
         own.high_watermark = own.log_end_offset
         for i, record in enumerate(records):
             self.image.apply(record, info.first_offset + i)
+            if self.committed is not None:
+                self.committed.apply(record, info.first_offset + i)
         return info.first_offset
 
     async def write(self, records: Sequence[mr.MetadataRecord], batch: list[bytes] | bytes | None = None) -> int:
@@ -317,10 +352,14 @@ class QuorumController:
         assert self.raft is not None
         if not records:
             return self.log.log_end_offset
+        if self.raft.is_leader and not self.is_active():
+            # a new leader that has not applied what was committed before its epoch: its image
+            # would take these records ahead of older ones
+            raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller yet.")
         if batch is None:
             batch = self.build(records)
         try:
-            last = await self.raft.propose(batch)
+            last = await self.raft.propose(batch, on_append=self._applied_on_append(records))
         except NotLeaderError:
             raise ControllerError(ErrorCode.NOT_CONTROLLER, "This node is not the active controller.") from None
         return last - len(batch) + 1
@@ -379,12 +418,9 @@ class QuorumController:
     # -- features -------------------------------------------------------------------------
 
     def finalized_features(self) -> dict[str, int]:
-        """Finalized levels as Kafka's metadata cache reports them: the FeatureLevelRecords plus
-        kraft.version from the Raft layer when above 0."""
-        features = dict(self.image.features)
-        if self.image.kraft_version > 0:
-            features[KRAFT_VERSION] = self.image.kraft_version
-        return features
+        """Finalized levels in the controller's image: the FeatureLevelRecords plus kraft.version
+        from the Raft layer when above 0."""
+        return self.image.finalized_features()
 
     async def update_features(self, updates: list[tuple[str, int, int]], validate_only: bool,
                         voter_endpoints: Iterable[tuple[str, str, int]] = (), directory_id: uuid.UUID | None = None
@@ -458,6 +494,8 @@ class QuorumController:
         own.high_watermark = own.log_end_offset
         log.info("Upgraded kraft.version to %d", level)
         self.image.apply_kraft_version(level, info.first_offset)
+        if self.committed is not None:
+            self.committed.image.apply_kraft_version(level, info.first_offset)
 
     # -- topics ---------------------------------------------------------------------------
 

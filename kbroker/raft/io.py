@@ -14,7 +14,13 @@
 - ``propose(values)``, a coroutine that returns the offset of the last value once it is
   committed, or raises ``NotLeaderError`` (with ``leader_id``, the leader hint) at once;
 - ``on_commit(offset, entry_or_snapshot)`` for every committed entry in order (control records
-  included), a ``Snapshot`` first when the state must be loaded from one.
+  included), a ``Snapshot`` first when the state must be loaded from one;
+- ``on_append(last_offset)``, given to ``propose``/``commit_now``, called once the values are
+  appended to the leader's log and before they are committed (the active controller applies its
+  records there, as Kafka's QuorumController does between ``prepareAppend`` and
+  ``schedulePreparedAppend``);
+- ``on_resign()`` when this node stops being the leader (Kafka's ``handleLeaderChange`` to
+  another leader), before what that step committed is delivered.
 
 Nothing a peer sends stops the node: an unreadable frame, an unknown API, a response with an
 unknown correlation id or a message the core refuses closes that connection (logged); requests
@@ -162,6 +168,9 @@ class RaftDriver(RaftTransport):
         self.config = config or RaftConfig()
         self.cluster_id = cluster_id
         self.on_commit = on_commit
+        # called when this node stops leading (the active controller reverts what it applied but
+        # was not committed: Kafka's QuorumController.renounce)
+        self.on_resign: Callable[[], None] | None = None
         self.host = host
         self.port = port
         self.rng = rng or random.Random()
@@ -289,23 +298,29 @@ class RaftDriver(RaftTransport):
 
     # ------------------------------------------------------------------ API
 
-    async def propose(self, values: Sequence[object], control: bool = False) -> int:
+    async def propose(self, values: Sequence[object], control: bool = False,
+                      on_append: Callable[[int], None] | None = None) -> int:
         """Append ``values`` on the leader; returns the offset of the last once committed.
-        Raises ``NotLeaderError`` (``leader_id`` is the leader this node knows, -1 if none)."""
+        Raises ``NotLeaderError`` (``leader_id`` is the leader this node knows, -1 if none).
+        ``on_append(last offset)`` runs once they are appended, before anything else runs."""
         if not self._running or self.node is None:
             raise RaftStoppedError(f"raft node {self.node_id} is not running")
         node = self.node
         offset = node.propose(values, self._now(), control=control)
+        if on_append is not None:
+            on_append(offset)
         assert self._loop is not None
         fut: asyncio.Future[int] = self._loop.create_future()
         self._proposals[offset] = (node.epoch, fut)
         self._wakeup.set()
         return await fut
 
-    def commit_now(self, values: Sequence[object], control: bool = False) -> int:
+    def commit_now(self, values: Sequence[object], control: bool = False,
+                   on_append: Callable[[int], None] | None = None) -> int:
         """A sole voter's synchronous commit: append ``values``, flush and commit them before
         returning the offset of the last (``on_commit`` has been called for them). Raises
-        ``NotLeaderError`` on any other node (use ``propose``)."""
+        ``NotLeaderError`` on any other node (use ``propose``). ``on_append(last offset)`` runs
+        once they are appended, before they are flushed and committed."""
         if not self._running or self.node is None:
             raise RaftStoppedError(f"raft node {self.node_id} is not running")
         node = self.node
@@ -313,6 +328,8 @@ class RaftDriver(RaftTransport):
             raise NotLeaderError(self.node_id, node.epoch, node.leader_id)
         now = self._now()
         offset = node.propose(values, now, control=control)
+        if on_append is not None:
+            on_append(offset)
         node.log.flush()
         if not self._step(node.tick) or node.high_watermark <= offset:
             raise RaftStoppedError(f"raft node {self.node_id} could not commit offset {offset}")
@@ -357,11 +374,18 @@ class RaftDriver(RaftTransport):
         when the core raised (logged: the input is dropped, the node goes on)."""
         if not self._running:
             return False
+        assert self.node is not None
+        was_leader = self.node.role is Role.LEADER
         try:
             out = fn(self._now())
         except Exception:
             logger.exception("raft node %d: the core failed on an input; ignored", self.node_id)
             return False
+        if was_leader and self.node.role is not Role.LEADER and self.on_resign is not None:
+            try:
+                self.on_resign()
+            except Exception:
+                logger.exception("raft node %d: on_resign failed", self.node_id)
         self._learn_voter_addresses()
         for msg in out:
             if isinstance(msg, REQUESTS):

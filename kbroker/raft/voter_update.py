@@ -22,12 +22,14 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Collection, Coroutine
+from typing import Protocol
 
 from kbroker.controller.channel import ControllerChannel
 from kbroker.controller.client import ControllerUnavailable
+from kbroker.raft.io import RaftDriver
 from kbroker.raft.kraft_upgrade import local_voter
-from kbroker.raft.node import Role
+from kbroker.raft.node import RaftNode, Role
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterRequest
 
@@ -37,7 +39,7 @@ UPDATE_RAFT_VOTER = 82
 
 
 class VoterUpdater:
-    def __init__(self, raft: Any, cluster_id: str | None, directory_id: uuid.UUID | None) -> None:
+    def __init__(self, raft: RaftDriver, cluster_id: str | None, directory_id: uuid.UUID | None) -> None:
         self.raft = raft
         self.cluster_id = cluster_id
         self.directory_id = directory_id
@@ -54,17 +56,21 @@ class VoterUpdater:
     def _leader(self) -> int | None:
         return self._follower_of[0] if self._follower_of is not None else None
 
+    def _node(self) -> RaftNode:
+        node = self.raft.node
+        assert node is not None  # (called once the driver has started)
+        return node
+
     def should_send(self) -> bool:
         """Kafka's shouldSendUpdateVoteRequest, for the current follower state."""
-        if self.raft.node.kraft_version >= 1:
+        if self._node().kraft_version >= 1:
             return self.needs_update()
         return self._updated != self._follower_of
 
     def needs_update(self) -> bool:
         """At kraft.version 1: the voter set describes this voter otherwise than it runs (Kafka's
         ``VoterSet.voterNodeNeedsUpdate``)."""
-        node = self.raft.node
-        entry = node.voter_set.get(self.raft.node_id)
+        entry = self._node().voter_set.get(self.raft.node_id)
         local = local_voter(self.raft, self.directory_id)
         return entry is not None and entry.matches(self.directory_id) and (
             set(entry.endpoints) != set(local.endpoints) or (entry.kraft_min, entry.kraft_max) !=
@@ -135,7 +141,30 @@ class VoterUpdater:
             await self._channel.close()
 
 
-def start(broker: Any, metadata_directory_id: uuid.UUID | None) -> asyncio.Task[object] | None:
+class NodeRoles(Protocol):
+    """The node's ``process.roles`` (``BrokerConfig``)."""
+
+    @property
+    def process_roles(self) -> Collection[str]: ...
+
+
+class VoterNode(Protocol):
+    """What the updater needs of its node (``kbroker.broker.Broker``): its Raft driver, roles and
+    cluster id, and a task that ends when the node stops."""
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+    @property
+    def config(self) -> NodeRoles: ...
+
+    @property
+    def cluster_id(self) -> str: ...
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...
+
+
+def start(broker: VoterNode, metadata_directory_id: uuid.UUID | None) -> asyncio.Task[object] | None:
     """Run the updater of a controller with a controller listener (a task of the broker's);
     ``metadata_directory_id`` is the metadata log directory's id (meta.properties), used when the
     raft node has none of its own."""
@@ -143,7 +172,4 @@ def start(broker: Any, metadata_directory_id: uuid.UUID | None) -> asyncio.Task[
     if raft is None or "controller" not in broker.config.process_roles or not raft.port:
         return None
     updater = VoterUpdater(raft, broker.cluster_id, raft.directory_id or metadata_directory_id)
-    task = asyncio.get_running_loop().create_task(updater.run(), name="raft-voter-update")
-    broker._background.add(task)
-    task.add_done_callback(broker._background.discard)
-    return task
+    return broker.run_in_background(updater.run(), "raft-voter-update")

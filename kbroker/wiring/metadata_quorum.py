@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from kbroker.config import BrokerConfig
+from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
 from kbroker.errors import StartupError
 from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
 from kbroker.raft.io import RaftDriver
+from kbroker.raft.log import Entry, Snapshot
 from kbroker.raft.node import RaftConfig
 from kbroker.raft.state_store import FileQuorumStateStore
 from kbroker.raft.voters import Voter
 from kbroker.storage import METADATA_PARTITION_DIR
+
+if TYPE_CHECKING:
+    from kbroker.controller.quorum import QuorumController
 
 
 def advertised_controller_endpoint(cfg: BrokerConfig) -> tuple[str, int] | None:
@@ -64,3 +70,17 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
     raft.advertised_endpoint = advertised_controller_endpoint(cfg)
     raft.fetch_snapshot_max_bytes = cfg["controller.quorum.fetch.snapshot.max.bytes"]
     return raft
+
+
+def wire_metadata(raft: RaftDriver, loader: MetadataLoader, controller: QuorumController) -> None:
+    """Feed both images of the node from the metadata log: each committed entry goes to the
+    broker's MetadataLoader (which also writes the node's snapshots), then to the controller
+    (which applied its own records when it appended them, and reverts to the loader's image when
+    it stops leading)."""
+    def on_commit(offset: int, item: Entry | Snapshot) -> None:
+        loader.on_commit(offset, item)
+        controller.on_commit(offset, item)
+
+    loader.raft = raft  # (its snapshots)
+    raft.on_commit = on_commit
+    raft.on_resign = controller.on_resign

@@ -359,6 +359,7 @@ class _Broker:
         self.controller = controller
         self.cluster_id = CLUSTER_ID
         self.config = {"broker.session.timeout.ms": 9000}
+        self.registered_locally = False
 
 
 class _Ctx:

@@ -271,3 +271,20 @@ def test_snapshot_policy_by_bytes_and_by_time():
     default = SnapshotPolicy(0)
     assert (default.max_bytes, default.max_interval_ms) == (20 * 1024 * 1024, 3_600_000)
     assert default.applied(1, 3_600_000) == "we have waited at least 60 minute(s)"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_copy_of_an_image_equals_it_and_shares_nothing_that_changes(seed):
+    """MetadataImage.copy (what the controller reverts to): every state field equal, and records
+    applied to the original afterwards leave the copy as it was."""
+    rng = random.Random(seed)
+    history = RandomHistory(rng)
+    for _ in range(rng.randrange(1, 80)):
+        history.step()
+    image = history.image
+    copy = image.copy()
+    assert image_state(copy) == image_state(image) and copy.listeners == []
+    before = image_state(copy)
+    for _ in range(60):
+        history.step()
+    assert image_state(copy) == before

@@ -10,10 +10,12 @@ import pytest
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.features import FeatureUpdateError
 from kbroker.controller.image import MetadataImage
+from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.quorum import ControllerError, QuorumController
 from kbroker.controller.snapshot import kraft_version_control
 from kbroker.raft.log import Entry, MemoryLog
 from kbroker.raft.node import NotLeaderError
+from kbroker.wiring.metadata_quorum import wire_metadata
 from kbroker_protocol.errors import ErrorCode
 
 
@@ -21,7 +23,7 @@ class FakeRaft:
     """A RaftDriver stand-in: proposals are committed (on_commit) or refused as a follower's."""
 
     def __init__(self, voters, leader: bool) -> None:
-        self.node = SimpleNamespace(voters=frozenset(voters))
+        self.node = SimpleNamespace(voters=frozenset(voters), epoch_start_offset=0, applied_offset=0)
         self.log = MemoryLog()
         self.leader = leader
         self.epoch = 3
@@ -33,14 +35,16 @@ class FakeRaft:
     def is_leader(self) -> bool:
         return self.leader
 
-    def commit_now(self, values, control=False):
+    def commit_now(self, values, control=False, on_append=None):
         raise NotLeaderError(1, self.epoch, self.leader_id)  # as RaftDriver on a node of a larger quorum
 
-    async def propose(self, values, control=False):
+    async def propose(self, values, control=False, on_append=None):
         if not self.leader:
             raise NotLeaderError(1, self.epoch, 2)
         start = self.log.end_offset
         self.log.append([Entry(self.epoch, v, control=control) for v in values])
+        if on_append is not None:
+            on_append(self.log.end_offset - 1)
         self.high_watermark = self.log.end_offset
         for i, v in enumerate(values):
             self.on_commit(start + i, Entry(self.epoch, v, control=control))
@@ -129,11 +133,14 @@ def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state()
         scram("alice"), acl(old_acl, "User:alice"),
     ]
     qc, raft = controller(leader=False)
+    loader = MetadataLoader()
+    qc.committed = loader
+    wire_metadata(raft, loader, qc)
     seen = []
     scram_cache, authorizer = ScramCredentials(), Authorizer()
-    qc.image.listeners += [seen.append, scram_cache.on_record, authorizer.on_record]
+    loader.image.listeners += [seen.append, scram_cache.on_record, authorizer.on_record]
     for i, r in enumerate(history):
-        qc.on_commit(i, Entry(3, mr.encode_frame(r)))
+        raft.on_commit(i, Entry(3, mr.encode_frame(r)))
     assert set(scram_cache.credentials) == {("alice", 1)} and set(authorizer.acls) == {old_acl}
     # the leader's state meanwhile: "gone" deleted, a config of "kept" and the broker's deleted,
     # "new" created, alice's credential and ACL deleted, bob's added
@@ -151,11 +158,11 @@ def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state()
     end = leader_image.offset + 1
     data = encode_snapshot(image_to_snapshot(leader_image), 3)
     seen.clear()
-    qc.on_commit(end - 1, Snapshot(end, 3, data))
+    raft.on_commit(end - 1, Snapshot(end, 3, data))
 
-    assert set(qc.image.topics) == {"kept", "new"} and qc.image.offset == end - 1
-    assert qc.image.topics["kept"].configs == {"cleanup.policy": "compact"}
-    assert qc.image.broker_configs.get("1", {}) == {}
+    assert set(loader.image.topics) == {"kept", "new"} and loader.image.offset == end - 1
+    assert loader.image.topics["kept"].configs == {"cleanup.policy": "compact"}
+    assert loader.image.broker_configs.get("1", {}) == {}
     assert set(scram_cache.credentials) == {("bob", 1)}
     assert set(authorizer.acls) == {new_acl} and authorizer.acls[new_acl].principal == "User:bob"
     names = [type(r).__name__ for r in seen]
@@ -166,8 +173,10 @@ def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state()
     assert any(type(r).__name__ == "ConfigRecord" and r.name == "retention.ms" and r.value is None for r in seen)
     assert any(type(r).__name__ == "ConfigRecord" and r.name == "log.retention.ms" and r.value is None
                for r in seen)
-    # the image equals the leader's
-    assert image_to_snapshot(qc.image) == image_to_snapshot(leader_image)
+    # both images, the broker's and the controller's, equal the leader's
+    assert image_to_snapshot(loader.image) == image_to_snapshot(leader_image)
+    assert image_to_snapshot(qc.image) == image_to_snapshot(leader_image) and qc.image.offset == end - 1
+    assert qc.image is not loader.image
 
 
 def test_a_controller_without_raft_needs_its_metadata_log():

@@ -1,0 +1,166 @@
+"""The controller's image and the broker's (the MetadataLoader's) are two objects fed from one
+metadata log: the active controller applies its records when it appends them, the broker's image
+only once they are committed; a controller that stops leading goes back to the committed image."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from kbroker.controller import metadata_records as mr
+from kbroker.controller.cluster_control import ClusterControl
+from kbroker.controller.image import MetadataImage
+from kbroker.controller.loader import MetadataLoader
+from kbroker.controller.quorum import QuorumController
+from kbroker.controller.snapshot import image_to_records
+from kbroker.raft.log import Entry, MemoryLog
+from kbroker.wiring.metadata_quorum import wire_metadata
+
+
+class HeldRaft:
+    """A RaftDriver stand-in whose proposals are appended at once and committed only when the test
+    says so (``commit_through``), as a leader whose followers have not fetched them yet."""
+
+    def __init__(self) -> None:
+        self.node = SimpleNamespace(voters=frozenset({1, 2, 3}), epoch_start_offset=0, applied_offset=0)
+        self.log = MemoryLog()
+        self.epoch = 3
+        self.leader_id = 1
+        self.is_leader = True
+        self.high_watermark = 0
+        self.on_commit = None
+        self.on_resign = None
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self.appended: asyncio.Event | None = None  # set once a proposal is appended
+
+    async def wait_appended(self) -> None:
+        self.appended = self.appended or asyncio.Event()
+        await self.appended.wait()
+        self.appended.clear()
+
+    async def propose(self, values, control=False, on_append=None):
+        self.log.append([Entry(self.epoch, v, control=control, batch_end=i == len(values) - 1)
+                         for i, v in enumerate(values)])
+        last = self.log.end_offset - 1
+        if on_append is not None:
+            on_append(last)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting[last] = future
+        self.appended = self.appended or asyncio.Event()
+        self.appended.set()
+        return await future
+
+    def commit_through(self, end: int) -> None:
+        """Commit the log up to ``end`` (exclusive) and deliver it, as RaftDriver._deliver does."""
+        start = self.high_watermark
+        self.high_watermark = end
+        for offset, entry in enumerate(self.log.read(start, end - start), start):
+            future = self._waiting.pop(offset, None)
+            if future is not None:
+                future.set_result(offset)
+            self.on_commit(offset, entry)
+
+
+def node() -> tuple[QuorumController, MetadataLoader, HeldRaft]:
+    raft = HeldRaft()
+    loader = MetadataLoader()
+    controller = QuorumController(1, None, MetadataImage(), raft=raft, committed=loader)  # type: ignore[arg-type]
+    wire_metadata(raft, loader, controller)  # type: ignore[arg-type]
+    return controller, loader, raft
+
+
+TOPIC_ID = uuid.UUID(int=7)
+RECORDS = [mr.FeatureLevelRecord(name="metadata.version", feature_level=27),
+           mr.TopicRecord(name="t", topic_id=TOPIC_ID),
+           mr.PartitionRecord(partition_id=0, topic_id=TOPIC_ID, replicas=[1], isr=[1], leader=1)]
+
+
+async def test_the_broker_image_sees_a_record_only_once_it_is_committed():
+    controller, loader, raft = node()
+    seen: list[object] = []
+    loader.image.listeners.append(seen.append)
+    write = asyncio.ensure_future(controller.write(RECORDS))
+    await raft.wait_appended()  # the write runs up to its wait for the commit
+    assert raft.log.end_offset == 3 and not write.done()
+    # the controller decides on what it appended (Kafka's replay at append)...
+    assert controller.image.topic("t") is not None and controller.image.offset == 2
+    assert controller.uncommitted == 3
+    # ...the broker's image, its listeners and its offset know nothing of it
+    assert loader.image.topics == {} and loader.image.features == {} and loader.image.offset == -1
+    assert seen == []
+    raft.commit_through(2)  # a commit ending inside the proposal is not delivered in real Raft, but
+    # the loader applies what it is given: the first two records are committed now
+    assert loader.image.features == {"metadata.version": 27} and loader.image.topic("t") is not None
+    assert loader.image.partition("t", 0) is None and controller.uncommitted == 1
+    raft.commit_through(3)
+    assert await write == 0
+    assert loader.image.partition("t", 0) is not None and controller.uncommitted == 0
+    assert [type(r).__name__ for r in seen] == ["FeatureLevelRecord", "TopicRecord", "PartitionRecord"]
+    assert image_to_records(loader.image) == image_to_records(controller.image)
+    assert loader.image.offset == controller.image.offset == 2
+    assert loader.image is not controller.image
+
+
+async def test_a_controller_that_stops_leading_reverts_to_the_committed_image():
+    controller, loader, raft = node()
+    write = asyncio.ensure_future(controller.write(RECORDS[:1]))
+    await raft.wait_appended()
+    raft.commit_through(1)
+    await write
+    cc = ClusterControl("cluster")
+    cc.attach(controller.image)
+    controller.cluster_control = cc
+    cc.activate(controller.image, 0)
+    pending = asyncio.ensure_future(controller.write(RECORDS[1:]))
+    await raft.wait_appended()
+    assert controller.image.topic("t") is not None and controller.uncommitted == 2
+    raft.is_leader = False
+    raft.on_resign()  # as RaftDriver._step when the node's role leaves LEADER
+    assert controller.image.topic("t") is None and controller.uncommitted == 0
+    assert image_to_records(controller.image) == image_to_records(loader.image) and controller.image.offset == 0
+    assert cc.heartbeats is None  # the active controller's heartbeat state goes with it
+    # the image keeps its listeners (the ClusterControl's replay) across the revert
+    assert len(controller.image.listeners) == 1
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+
+async def test_an_uncommitted_record_replaced_by_another_epoch_is_reverted_at_its_commit():
+    controller, loader, raft = node()
+    pending = asyncio.ensure_future(controller.write(RECORDS[1:2]))
+    await raft.wait_appended()
+    assert controller.image.topic("t") is not None
+    # another leader's entry took offset 0 (the log was truncated and refilled): committed, it is
+    # what both images hold, not the record this controller had applied
+    other = mr.FeatureLevelRecord(name="metadata.version", feature_level=26)
+    raft.log.truncate_to(0)
+    raft.log.append([Entry(4, mr.encode_frame(other))])
+    raft.commit_through(1)
+    assert controller.image.topic("t") is None and controller.image.features == {"metadata.version": 26}
+    assert image_to_records(controller.image) == image_to_records(loader.image) and controller.uncommitted == 0
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+
+def test_a_standby_applies_records_at_their_commit_and_agrees_with_the_loader():
+    controller, loader, raft = node()
+    raft.is_leader = False
+    raft.log.append([Entry(2, mr.encode_frame(r), batch_end=i == len(RECORDS) - 1) for i, r in enumerate(RECORDS)])
+    assert controller.image.topics == {}
+    raft.commit_through(3)
+    assert image_to_records(controller.image) == image_to_records(loader.image) == RECORDS
+    assert controller.image.offset == loader.image.offset == 2
+
+
+def test_a_broker_only_node_keeps_no_controller_state():
+    controller, loader, raft = node()
+    controller.replays = False
+    raft.log.append([Entry(2, mr.encode_frame(r)) for r in RECORDS])
+    raft.commit_through(3)
+    assert image_to_records(loader.image) == RECORDS
+    assert controller.image.topics == {} and controller.image.offset == -1
