@@ -32,20 +32,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heal-min", type=float, default=0.3)
     parser.add_argument("--heal-max", type=float, default=1.5)
     parser.add_argument("--pause-probability", type=float, default=0.2)
+    parser.add_argument("--pause-max", type=float, default=1.0, help="longest SIGSTOP pause, seconds")
+    parser.add_argument("--after-resume", type=float, default=0.0, metavar="SECONDS",
+                        help="let the broker run this long after a pause before the kill (it serves the requests "
+                             "that queued up, some of them timed out by the clients)")
+    parser.add_argument("--message-timeout-ms", type=int, default=60000,
+                        help="the producers' message.timeout.ms (a pause longer than it times messages out)")
     parser.add_argument("--producer-debug", default="", metavar="CONTEXTS",
                         help="librdkafka debug contexts for the producers (e.g. eos,msg), logged to clients.log")
     parser.add_argument("--truncate-after-kill", type=int, default=0, metavar="BYTES",
                         help="simulate losing the page cache: cut BYTES off each partition's newest segment after "
                              "every kill (the run must then report lost writes)")
     args = parser.parse_args(argv)
-    if args.cycles < 0 or args.partitions < 1 or args.producers < 1 or not 0 <= args.heal_min <= args.heal_max:
-        parser.error("--cycles >= 0, --partitions >= 1, --producers >= 1, 0 <= --heal-min <= --heal-max")
+    if (args.cycles < 0 or args.partitions < 1 or args.producers < 1 or not 0 <= args.heal_min <= args.heal_max
+            or args.pause_max < 0.05 or args.after_resume < 0 or args.message_timeout_ms < 1):
+        parser.error("--cycles >= 0, --partitions >= 1, --producers >= 1, 0 <= --heal-min <= --heal-max, "
+                     "--pause-max >= 0.05, --after-resume >= 0, --message-timeout-ms >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix=f"kbroker-faults-{args.flush}-{args.seed}-"))
     report = run(RunConfig(out=out, cycles=args.cycles, seed=args.seed, flush=args.flush,
                            partitions=args.partitions, producers=args.producers, rate=args.rate,
                            heal_min=args.heal_min, heal_max=args.heal_max,
-                           pause_probability=args.pause_probability, producer_debug=args.producer_debug,
+                           pause_probability=args.pause_probability, pause_max=args.pause_max,
+                           after_resume=args.after_resume,
+                           producer_debug=args.producer_debug, message_timeout_ms=args.message_timeout_ms,
                            truncate_after_kill=args.truncate_after_kill))
     sys.stdout.write(text(report))
     sys.stdout.write(f"output: {out}\n")

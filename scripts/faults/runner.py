@@ -36,11 +36,13 @@ class RunConfig:
     down_max: float = 0.3  # ...and of the broker staying dead after a kill
     pause_probability: float = 0.2
     pause_max: float = 1.0
+    after_resume: float = 0.0  # seconds the broker runs after a pause before the kill (it serves what queued up)
     progress_timeout: float = 30.0  # a cycle waits this long at most for a new acknowledged write per producer
     # Simulated machine crash (the page cache lost): after each kill, cut this many bytes off the end
     # of every partition's newest segment. Acknowledged writes are then lost: the checker must say so.
     truncate_after_kill: int = 0
     producer_debug: str = ""  # librdkafka debug contexts for the producers, logged to clients.log
+    message_timeout_ms: int = 60000  # the producers' message.timeout.ms
 
 
 def _wait_progress(workload: Workload, since: list[int], timeout: float) -> bool:
@@ -92,7 +94,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         history.record(nemesis, "info", "start")
         create_topic(broker.bootstrap, topic, config.partitions)
         workload = Workload(history, broker.bootstrap, topic, config.partitions, config.producers, config.rate,
-                            producer_debug=config.producer_debug)
+                            producer_debug=config.producer_debug, message_timeout_ms=config.message_timeout_ms)
         workload.start()
         for cycle in range(config.cycles):
             acked_before = list(workload.acked)
@@ -104,6 +106,7 @@ def run(config: RunConfig) -> dict[str, Any]:
                 time.sleep(rng.uniform(0.05, config.pause_max))
                 broker.signal(signal.SIGCONT)
                 history.record(nemesis, "info", "resume")
+                time.sleep(config.after_resume)  # the broker answers what the clients sent meanwhile
             broker.kill()
             history.record(nemesis, "info", "kill", cycle=cycle)
             if config.truncate_after_kill:

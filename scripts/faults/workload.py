@@ -59,7 +59,8 @@ class Workload:
 
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int, producers: int = 2,
                  rate: float = 200.0, group: str = "faults-group", producer_debug: str = "",
-                 transactional: bool = False, seed: int = 0, abort_probability: float = 0.25) -> None:
+                 transactional: bool = False, seed: int = 0, abort_probability: float = 0.25,
+                 message_timeout_ms: int = 60000) -> None:
         self.history = history
         self.bootstrap = bootstrap
         self.topic = topic
@@ -74,6 +75,7 @@ class Workload:
         self.transactional = transactional
         self.seed = seed
         self.abort_probability = abort_probability
+        self.message_timeout_ms = message_timeout_ms  # the idempotent producers' message.timeout.ms
         self.isolation = {"isolation.level": "read_committed"} if transactional else {}
         self.values = itertools.count()
         self.acked = [0] * producers  # acknowledged sends so far, per producer (the runner waits on them)
@@ -136,7 +138,7 @@ class Workload:
         delivered = self._delivery_reports(process, k, fatal)
         on_error = self._fatal_errors(process, fatal)
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
-                             "linger.ms": 2, "message.timeout.ms": 60000, "error_cb": on_error, **CLIENT,
+                             "linger.ms": 2, "message.timeout.ms": self.message_timeout_ms, "error_cb": on_error, **CLIENT,
                              **self.producer_extra})
         partition = 0
         try:
