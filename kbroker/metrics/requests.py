@@ -63,20 +63,37 @@ BOUNDS_S: tuple[float, ...] = tuple(b / 1000.0 for b in BOUNDS_MS)
 PART_BOUNDS_S: tuple[float, ...] = tuple(b / 1000.0 for b in PART_BOUNDS_MS)
 
 
+# A request's queue, local and response queue buckets folded into one index of ApiStats.folded
+# (queue * 81 + local * 9 + response queue: 9 buckets each): one list update per request for the
+# three, its parts' counts taken apart at scrape time.
+_PART_BUCKETS = len(PART_BOUNDS_MS) + 1
+_FQ, _FL = _PART_BUCKETS * _PART_BUCKETS, _PART_BUCKETS
+FOLDED = {1: _FQ, 2: _FL, 4: 1}  # part -> its weight in a folded index
+assert (_FQ, _FL) == (81, 9), "requests_sent's literals"
+
+
 class ApiStats:
-    __slots__ = ("counts", "seconds", "failed")
+    __slots__ = ("counts", "folded", "seconds", "failed")
 
     def __init__(self) -> None:
         # Per-bucket counts (not cumulative; each part's last bucket is +Inf), every part's in one
-        # flat list (a part's start: OFFSETS), and per part the sum in seconds.
+        # flat list (a part's start: OFFSETS), the queue, local and response queue times' in
+        # ``folded`` instead (FOLDED), and per part the sum in seconds.
         self.counts = [0] * sum(len(bounds) + 1 for bounds in PART_BOUNDS)
+        self.folded = [0] * _PART_BUCKETS ** 3
         self.seconds = [0.0] * len(PARTS)
         self.failed = 0
 
     def buckets(self, part: int) -> list[int]:
         """The per-bucket counts of one part (an index into PARTS)."""
         start = OFFSETS[part]
-        return self.counts[start:start + len(PART_BOUNDS[part]) + 1]
+        counts = self.counts[start:start + len(PART_BOUNDS[part]) + 1]
+        weight = FOLDED.get(part)
+        if weight is not None:
+            for index, n in enumerate(self.folded):
+                if n:
+                    counts[index // weight % _PART_BUCKETS] += n
+        return counts
 
     @property
     def sums(self) -> list[float]:
@@ -105,19 +122,20 @@ class RequestStats:
         the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
         This is the per-request cost, so: one call per write rather than per request, unrolled,
-        the bisect and bounds bound as defaults (fast locals), each API's counts in one flat list,
-        and what a run of requests shares counted once for the run. A run: consecutive requests
-        of one API from one read (pipelined requests answered together), so of one total time,
-        and the write's send time. Per request: the bucket of its queue, local and response queue
-        times (a time under the third bound without a bisect call), and its times added to the
-        run's sums, in local variables; per run: the total's and send time's buckets, the remote
-        time (0) of the requests answered in the handler's call, the sums into the API's list."""
-        first, second, third = _part[0], _part[1], _part[2]
+        the bisect and bounds bound as defaults (fast locals), and what a run of requests shares
+        counted once for the run. A run: consecutive requests of one API from one read
+        (pipelined requests answered together), so of one total time, and the write's send time.
+        Per request: the buckets of its queue, local and response queue times (a time under the
+        fourth bound without a bisect call) folded into one index, one list update, and its times
+        added to the run's sums in local variables; per run: the total's and send time's buckets,
+        the remote time (0) of the requests answered in the handler's call, and the sums."""
+        first, second, third, fourth = _part[0], _part[1], _part[2], _part[3]
         send = sent - flushed
         send_at = _O5 if send <= first else _O5 + _bisect(_part, send)
         api = -1
         received = -1.0
         c: list[int] = []
+        folded: list[int] = []
         n = untimed = 0
         queued = handled = remote = waited = 0.0  # the run's sums: queue, handling, remote, response queue
         for slot in slots:
@@ -141,27 +159,30 @@ class RequestStats:
                 stats = self.apis.get(api)
                 if stats is None:
                     stats = self._api(api)
-                c = stats.counts
+                c, folded = stats.counts, stats.folded
             n += 1
             started = slot.started
             t = started - received
             queued += t
-            c[_O1 if t <= first else _O1 + 1 if t <= second else _O1 + 2 if t <= third else _O1 + _bisect(_part, t)] += 1
+            k = (0 if t <= first else 81 if t <= second else 162 if t <= third else 243 if t <= fourth
+                 else 81 * _bisect(_part, t))
             ready = slot.ready
-            t = ready - started
-            handled += t
-            local = slot.busy
-            if local < 0.0 or local >= t:  # answered in the handler's call: no remote time
+            handling = ready - started
+            handled += handling
+            t = slot.busy
+            if t < 0.0 or t >= handling:  # answered in the handler's call: all local, no remote time
                 untimed += 1
-                c[_O2 if t <= first else _O2 + 1 if t <= second else _O2 + 2 if t <= third else _O2 + _bisect(_part, t)] += 1
+                t = handling
             else:
-                c[_O2 if local <= first else _O2 + _bisect(_part, local)] += 1
-                t -= local
-                remote += t
-                c[_O3 if t <= first else _O3 + _bisect(_part, t)] += 1
+                handling -= t
+                remote += handling
+                c[_O3 if handling <= first else _O3 + _bisect(_part, handling)] += 1
+            k += 0 if t <= first else 9 if t <= second else 18 if t <= third else 27 if t <= fourth else 9 * _bisect(
+                _part, t)
             t = flushed - ready
             waited += t
-            c[_O4 if t <= first else _O4 + 1 if t <= second else _O4 + 2 if t <= third else _O4 + _bisect(_part, t)] += 1
+            folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
+                        else _bisect(_part, t))] += 1
         if n:
             total = sent - received
             c[_bisect(_total, total)] += n
