@@ -95,8 +95,9 @@ class RequestHistogramText:
     def _format(api_key: int, stats: ApiStats) -> tuple[bytes, ...]:
         name = API_NAMES.get(api_key, str(api_key))
         chunks = []
+        sums = stats.sums
         for i in range(len(PARTS)):
             family = _family(i)
-            family.add_metric([name], cumulative(PART_BOUNDS[i], stats.buckets(i)), stats.sums[i])
+            family.add_metric([name], cumulative(PART_BOUNDS[i], stats.buckets(i)), sums[i])
             chunks.append(_split_header(generate_latest(_One(family)), i)[1])
         return tuple(chunks)

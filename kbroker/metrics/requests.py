@@ -4,20 +4,31 @@ Kafka's RequestMetrics split a request's time into parts; the dispatcher (``Kafk
 takes the same points when metrics are on and calls :meth:`RequestStats.requests_sent` once per
 write with the requests it answered, when their responses were handed to the socket:
 
-- ``received``: the frame's bytes came in (the start of ``data_received``);
+- ``received``: the frame's bytes came in (the start of ``data_received``: one clock reading
+  shared by every frame of that read);
 - ``started``: decoded, its handler called. ``started - received`` is the **request queue** time
   (behind the frames before it in the same read, and its decoding);
-- ``busy``: time the event loop spent running the handler (its synchronous call, then each step
-  of its task): the **local** time. Handling time that is not ``busy`` is the **remote** time:
-  waiting on something else (a long-polling Fetch, acks=all replication, a rebalance, the disk
-  off the event loop, other requests' work between its steps);
-- ``ready``: its response encoded. From ``ready`` to ``flushed`` is the **response queue** time
-  (held behind an earlier response, responses leave in request order, or a stalled socket);
+- ``busy``: for a handler that returned an awaitable, the time the event loop spent running it
+  (its synchronous call, then each step of its task): the **local** time. Handling time that is
+  not ``busy`` is the **remote** time: waiting on something else (a long-polling Fetch, acks=all
+  replication, a rebalance, the disk off the event loop, other requests' work between its steps).
+  A request answered in its handler's call (``busy`` left negative: nothing timed apart) spent
+  all its handling locally and none remotely, as Kafka counts a response sent before
+  ``KafkaApis.handle`` returns (``RequestChannel.sendResponse`` sets ``apiLocalCompleteTimeNanos``
+  to the response's completion when the handler has not);
+- ``ready``: its response encoded (``ready - started``: the handling, local plus remote). From
+  ``ready`` to ``flushed`` is the **response queue** time (held behind an earlier response,
+  responses leave in request order, or a stalled socket);
 - ``flushed`` to ``sent``: the **response send** time, handing the bytes to the socket (the
-  transport's write or sendfile; bytes the kernel has not taken yet are not waited for).
+  transport's write or sendfile; bytes the kernel has not taken yet are not waited for): the
+  write's, the same for each request it carries.
 
-The **total** is ``sent - received``. Nothing here takes a lock or builds an object per request:
-list lookups, bisects and additions. The collector turns the counts into Prometheus families.
+The **total** is ``sent - received``; the parts add up to it. The points are
+``time.perf_counter()`` readings (monotonic) taken in that order, so no part is negative; one that
+were (points out of order) would count in its first bucket, and in its sum as it is. Nothing here
+takes a lock or builds an object per request: list lookups, comparisons, a bisect for a time past
+a histogram's first bucket, additions. Times are kept in seconds (the bounds divided once, the
+sums multiplied at scrape time). The collector turns the counts into Prometheus families.
 """
 
 from __future__ import annotations
@@ -47,20 +58,47 @@ OFFSETS: tuple[int, ...] = tuple(sum(len(b) + 1 for b in PART_BOUNDS[:i]) for i 
 _O1, _O2, _O3, _O4, _O5 = OFFSETS[1:]
 
 
+# The bounds in seconds, as the request times are taken: no multiplication per time.
+BOUNDS_S: tuple[float, ...] = tuple(b / 1000.0 for b in BOUNDS_MS)
+PART_BOUNDS_S: tuple[float, ...] = tuple(b / 1000.0 for b in PART_BOUNDS_MS)
+
+
+# A request's queue, local and response queue buckets folded into one index of ApiStats.folded
+# (queue * 81 + local * 9 + response queue: 9 buckets each): one list update per request for the
+# three, its parts' counts taken apart at scrape time.
+_PART_BUCKETS = len(PART_BOUNDS_MS) + 1
+_FQ, _FL = _PART_BUCKETS * _PART_BUCKETS, _PART_BUCKETS
+FOLDED = {1: _FQ, 2: _FL, 4: 1}  # part -> its weight in a folded index
+assert (_FQ, _FL) == (81, 9), "requests_sent's literals"
+
+
 class ApiStats:
-    __slots__ = ("counts", "sums", "failed")
+    __slots__ = ("counts", "folded", "seconds", "failed")
 
     def __init__(self) -> None:
         # Per-bucket counts (not cumulative; each part's last bucket is +Inf), every part's in one
-        # flat list (a part's start: OFFSETS), and per part the sum in ms.
+        # flat list (a part's start: OFFSETS), the queue, local and response queue times' in
+        # ``folded`` instead (FOLDED), and per part the sum in seconds.
         self.counts = [0] * sum(len(bounds) + 1 for bounds in PART_BOUNDS)
-        self.sums = [0.0] * len(PARTS)
+        self.folded = [0] * _PART_BUCKETS ** 3
+        self.seconds = [0.0] * len(PARTS)
         self.failed = 0
 
     def buckets(self, part: int) -> list[int]:
         """The per-bucket counts of one part (an index into PARTS)."""
         start = OFFSETS[part]
-        return self.counts[start:start + len(PART_BOUNDS[part]) + 1]
+        counts = self.counts[start:start + len(PART_BOUNDS[part]) + 1]
+        weight = FOLDED.get(part)
+        if weight is not None:
+            for index, n in enumerate(self.folded):
+                if n:
+                    counts[index // weight % _PART_BUCKETS] += n
+        return counts
+
+    @property
+    def sums(self) -> list[float]:
+        """Each part's sum, in ms (the histograms' unit)."""
+        return [s * 1000.0 for s in self.seconds]
 
     @property
     def count(self) -> int:
@@ -79,70 +117,86 @@ class RequestStats:
 
     def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float,
                       _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
-                      _total: tuple[float, ...] = BOUNDS_MS, _part: tuple[float, ...] = PART_BOUNDS_MS) -> None:
-        """Requests answered by one write: each slot's ``time.perf_counter()`` points (see the
-        module doc), ``flushed`` when the write started, ``sent`` when it returned.
+                      _total: tuple[float, ...] = BOUNDS_S, _part: tuple[float, ...] = PART_BOUNDS_S) -> None:
+        """Requests answered by one write: each slot's ``time.perf_counter()`` points, in order (see
+        the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
-        One call per write rather than per request, unrolled, the bisect and bounds bound as
-        defaults (fast locals), each API's counts in one flat list: this is the per-request cost."""
-        apis = self.apis
-        first = _part[0]
+        This is the per-request cost, so: one call per write rather than per request, unrolled,
+        the bisect and bounds bound as defaults (fast locals), and what a run of requests shares
+        counted once for the run. A run: consecutive requests of one API from one read
+        (pipelined requests answered together), so of one total time, and the write's send time.
+        Per request: the buckets of its queue, local and response queue times (a time under the
+        fourth bound without a bisect call) folded into one index, one list update, and its times
+        added to the run's sums in local variables; per run: the total's and send time's buckets,
+        the remote time (0) of the requests answered in the handler's call, and the sums."""
+        first, second, third, fourth = _part[0], _part[1], _part[2], _part[3]
+        send = sent - flushed
+        send_at = _O5 if send <= first else _O5 + _bisect(_part, send)
+        api = -1
+        received = -1.0
+        c: list[int] = []
+        folded: list[int] = []
+        n = untimed = 0
+        queued = handled = remote = waited = 0.0  # the run's sums: queue, handling, remote, response queue
         for slot in slots:
-            api_key = slot.header.request_api_key
-            stats = apis.get(api_key)
-            if stats is None:
-                stats = self._api(api_key)
-            c, s = stats.counts, stats.sums
-            received, started, ready = slot.received, slot.started, slot.ready
-            ms = (sent - received) * 1000.0
-            c[_bisect(_total, ms)] += 1
-            s[0] += ms
-            # The parts are mostly under the first bound (queue, response queue and send times
-            # of a small request): that bucket without a bisect call; a negative time (clock
-            # points taken in another order) counts as 0.
-            ms = (started - received) * 1000.0
-            if ms <= first:
-                c[_O1] += 1
-                if ms > 0.0:
-                    s[1] += ms
-            else:
-                c[_O1 + _bisect(_part, ms)] += 1
-                s[1] += ms
+            if slot.received != received or slot.header.request_api_key != api:
+                if n:  # the run before this request's (the same as after the loop)
+                    total = sent - received
+                    c[_bisect(_total, total)] += n
+                    c[_O3] += untimed
+                    c[send_at] += n
+                    s = self.apis[api].seconds
+                    s[0] += n * total
+                    s[1] += queued
+                    s[2] += handled - remote
+                    s[3] += remote
+                    s[4] += waited
+                    s[5] += n * send
+                    n = untimed = 0
+                    queued = handled = remote = waited = 0.0
+                received = slot.received
+                api = slot.header.request_api_key
+                stats = self.apis.get(api)
+                if stats is None:
+                    stats = self._api(api)
+                c, folded = stats.counts, stats.folded
+            n += 1
+            started = slot.started
+            t = started - received
+            queued += t
+            k = (0 if t <= first else 81 if t <= second else 162 if t <= third else 243 if t <= fourth
+                 else 81 * _bisect(_part, t))
+            ready = slot.ready
             handling = ready - started
-            if handling < 0.0:
-                handling = 0.0
-            local = slot.busy
-            if local > handling:
-                local = handling
-            ms = local * 1000.0
-            if ms <= first:
-                c[_O2] += 1
+            handled += handling
+            t = slot.busy
+            if t < 0.0 or t >= handling:  # answered in the handler's call: all local, no remote time
+                untimed += 1
+                t = handling
             else:
-                c[_O2 + _bisect(_part, ms)] += 1
-            s[2] += ms
-            ms = (handling - local) * 1000.0
-            if ms <= first:
-                c[_O3] += 1
-            else:
-                c[_O3 + _bisect(_part, ms)] += 1
-            s[3] += ms
-            ms = (flushed - ready) * 1000.0  # flushed before ready: the response went out at once
-            if ms <= first:
-                c[_O4] += 1
-                if ms > 0.0:
-                    s[4] += ms
-            else:
-                c[_O4 + _bisect(_part, ms)] += 1
-                s[4] += ms
-            ms = (sent - (flushed if flushed > ready else ready)) * 1000.0
-            if ms <= first:
-                c[_O5] += 1
-                if ms > 0.0:
-                    s[5] += ms
-            else:
-                c[_O5 + _bisect(_part, ms)] += 1
-                s[5] += ms
+                handling -= t
+                remote += handling
+                c[_O3 if handling <= first else _O3 + _bisect(_part, handling)] += 1
+            k += 0 if t <= first else 9 if t <= second else 18 if t <= third else 27 if t <= fourth else 9 * _bisect(
+                _part, t)
+            t = flushed - ready
+            waited += t
+            folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
+                        else _bisect(_part, t))] += 1
+        if n:
+            total = sent - received
+            c[_bisect(_total, total)] += n
+            c[_O3] += untimed
+            c[send_at] += n
+            s = self.apis[api].seconds
+            s[0] += n * total
+            s[1] += queued
+            s[2] += handled - remote
+            s[3] += remote
+            s[4] += waited
+            s[5] += n * send
 
     def handler_failed(self, api_key: int) -> None:
         """A handler raised (answered with the API's error response, or the connection closed)."""
         self._api(api_key).failed += 1
+

@@ -29,10 +29,12 @@ class Slot:
         self.done = False
         self.size = size  # request bytes held until it is answered
         # While metrics are on, time.perf_counter() points (kbroker.metrics.requests): when its
-        # bytes came in, when its handler started, the handler's own run time, response ready.
+        # bytes came in, when its handler started, response ready; and the run time of a handler
+        # that returned an awaitable (negative for one answered in its call: all its handling was
+        # its own run time, not timed apart).
         self.started = 0.0
         self.received = 0.0
-        self.busy = 0.0
+        self.busy = -1.0
         self.ready = 0.0
 
 

@@ -225,6 +225,35 @@ def test_request_time_is_split_as_kafka_splits_it_and_a_long_poll_waits_remotely
                 value(after, "kafka_network_requestmetrics_requests_total", request=api), (api, p)
 
 
+def test_a_request_answered_in_its_handlers_call_spends_its_handling_locally(quiet_broker):
+    """An ApiVersions request is answered in its handler's call (no task): as Kafka counts a
+    response sent before KafkaApis.handle returns, all of its handling is local time and its
+    remote time 0 (in the first bucket); its parts still add up to its total."""
+    broker = quiet_broker
+    wire = Wire(broker.bootstrap_servers)
+    n = 20
+    try:
+        before = scrape(broker)
+        for _ in range(n):
+            wire.send(REQUESTS[18](), 0)
+        for _ in range(n):
+            assert wire.receive().error_code == 0
+        after = scrape(broker)
+    finally:
+        wire.close()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, request="ApiVersions", **labels) - value(before, name, request="ApiVersions",
+                                                                          **labels)
+
+    assert delta("kafka_network_requestmetrics_requests_total") == n
+    assert delta("kafka_network_requestmetrics_remotetimems_sum") == 0.0
+    assert delta("kafka_network_requestmetrics_remotetimems_bucket", le="0.5") == n
+    assert delta("kafka_network_requestmetrics_localtimems_sum") > 0.0
+    total = delta("kafka_network_requestmetrics_totaltimems_sum")
+    assert sum(delta(f"kafka_network_requestmetrics_{p}_sum") for p in PARTS) == pytest.approx(total, rel=1e-6)
+
+
 def test_every_pipelined_request_is_counted_in_every_part(quiet_broker, topic_name):
     """Requests pipelined, several answered per write (RequestStats.requests_sent counts a write's
     requests in one call): each part's count moves by exactly the requests answered, and their

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,10 +72,11 @@ def test_an_api_is_formatted_again_only_when_its_count_moved():
     assert text.formatted == 3  # Fetch alone
 
 
-def test_each_part_is_counted_in_its_bucket_and_a_negative_time_as_zero():
+def test_each_part_is_counted_in_its_bucket_and_a_negative_time_in_the_first():
     """requests_sent's parts, the first bucket taken without a bisect included: a time equal to a
     bound is in that bound's bucket (``le``), one just over it in the next, a negative one
-    (clock points taken out of order) counts as 0 in the first bucket."""
+    (clock points out of order, which the dispatcher does not take) in the first bucket, and its
+    sum as it is (the parts' sums stay those of the points: they add up to the total's)."""
     stats = RequestStats()
 
     def send(queue: float, local: float, remote: float, response_queue: float, send_ms: float) -> None:
@@ -84,7 +86,7 @@ def test_each_part_is_counted_in_its_bucket_and_a_negative_time_as_zero():
         slot.busy = local / 1000
         slot.ready = slot.started + (local + remote) / 1000
         flushed = slot.ready + response_queue / 1000
-        stats.requests_sent([slot], flushed, max(flushed, slot.ready) + send_ms / 1000)
+        stats.requests_sent([slot], flushed, flushed + send_ms / 1000)  # the send time: the write's
 
     first = PART_BOUNDS[1][0]
     send(first, first, 0.0, first, first)
@@ -94,5 +96,6 @@ def test_each_part_is_counted_in_its_bucket_and_a_negative_time_as_zero():
     for part, expected in ((1, [2, 1]), (2, [2, 0, 1]), (3, [2, 0, 0, 0, 1]), (4, [3]), (5, [3])):
         got = api.buckets(part)
         assert got[:len(expected)] == expected and sum(got) == 3, (PARTS[part], got)
-    assert api.sums[1] == first + first * 1.01  # the negative queue time added nothing
-    assert api.sums[4] == first
+    assert api.sums[1] == pytest.approx(first + first * 1.01 - 1.0, rel=1e-12)
+    assert api.sums[4] == pytest.approx(first - 2.0, rel=1e-12)
+    assert sum(api.sums[1:]) == pytest.approx(api.sums[0], rel=1e-12)
