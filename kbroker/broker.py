@@ -16,13 +16,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kbroker.api import install_handlers
-from kbroker.api.delegation_tokens import TokenExpiry
 from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
-from kbroker.controller.client import ControllerClient, LocalControllerClient
+from kbroker.controller.client import ControllerClient
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.loader import MetadataLoader
+from kbroker.controller.operations.delegation_tokens import TokenExpiry
+from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
@@ -204,10 +205,10 @@ class Broker:
         finally:
             self.local_partitions.replaying = False
         self.local_partitions.open_replayed()
-        from kbroker.api.update_features import _metadata_directory_id
+        from kbroker.controller.operations.update_features import metadata_directory_id
         from kbroker.raft import voter_update
 
-        voter_update.start(self, _metadata_directory_id(self))  # KIP-853: this voter's endpoints and kraft.version to each leader
+        voter_update.start(self, metadata_directory_id(self))  # KIP-853: this voter's endpoints and kraft.version to each leader
         sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
         if sole:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)

@@ -7,8 +7,9 @@ Usage::
 
 Layers, bottom up (issue 14's target): ``kbroker_protocol`` (the ``protocol/`` folder) → ``kbroker.log`` → ``kbroker.metadata``
 (and today's ``kbroker.controller``) → ``kbroker.replication`` → ``kbroker.coordinator`` →
-``kbroker.api`` → ``kbroker.server`` → everything else in ``kbroker`` (the composition root, CLI,
-testing). ``kbroker.raft`` sits beside ``kbroker.metadata``. Imports inside ``if TYPE_CHECKING:``
+``kbroker.security`` → ``kbroker.controller.operations`` (the controller's side of the forwarded
+admin APIs) → ``kbroker.api`` → ``kbroker.server`` → everything else in ``kbroker`` (the
+composition root, CLI, testing). ``kbroker.raft`` sits beside ``kbroker.metadata``. Imports inside ``if TYPE_CHECKING:``
 blocks count only with ``--include-type-only``. Prints every cycle (as a list of modules) and every
 upward import, and exits 1 if there is any.
 """
@@ -28,15 +29,22 @@ LAYERS: list[tuple[str, ...]] = [
     ("kbroker.replication",),
     ("kbroker.coordinator",),
     ("kbroker.security",),
+    # the controller's operations (the controller's side of the forwarded admin APIs): above what
+    # they use (the image and controller, topic creation's logs, the coordinators' config checks,
+    # authorization), below the API layer that forwards to them
+    ("kbroker.controller.operations",),
     ("kbroker.api",),
     ("kbroker.server",),
 ]
 
 
 def layer_of(module: str) -> int:
-    for rank, prefixes in enumerate(LAYERS):
-        if any(module == p or module.startswith(p + ".") for p in prefixes):
-            return rank
+    # the longest prefix that names ``module`` or a package it lies in decides
+    # (``kbroker.controller.operations`` sits above the rest of ``kbroker.controller``)
+    matches = [(len(p), rank) for rank, prefixes in enumerate(LAYERS) for p in prefixes
+               if module == p or module.startswith(p + ".")]
+    if matches:
+        return max(matches)[1]
     if module == "kbroker" or module.startswith("kbroker."):
         # Top-level helpers shared by every layer (config, errors) stay at the bottom of kbroker;
         # everything else is the composition root.

@@ -3,7 +3,7 @@
 Moves partitions to new replica sets, as Kafka 4.4's ``ReplicationControlManager``
 (``alterPartitionReassignments``, the decision in kbroker.controller.reassignment). The
 broker forwards the request to the active controller (``ctx.broker.controller_client``, in an
-Envelope on a cluster); :func:`alter_partition_reassignments` is the controller's side, run one
+Envelope on a cluster); ``kbroker.controller.operations.reassignments`` is the controller's side, run one
 at a time with the controller's other operations.
 
 A reassignment first writes a PartitionChangeRecord whose replicas are the target followed by
@@ -27,17 +27,15 @@ every partition (the client looks for the active one).
 
 from __future__ import annotations
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
+from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.client import Requester, controller_active, controller_operation
-from kbroker.controller.cluster_control import ClusterControl
+from kbroker.controller.client import Requester, controller_active
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.reassignment import alter_partition_reassignments
-from kbroker.controller.replication_control import ReplicationSettings
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
+from kbroker.controller.operations.reassignments import (
+    alter_partition_reassignments_error,
+    alter_partition_reassignments_operation,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
@@ -65,46 +63,6 @@ async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 
 
-def replication_settings(broker: BrokerServices) -> ReplicationSettings:
-    """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
-    cc: ClusterControl | None = getattr(broker.controller, "cluster_control", None)  # (cluster_runtime's)
-    if cc is not None:
-        return cc.settings
-    return ReplicationSettings(
-        min_insync_replicas=int(broker.config.get("min.insync.replicas", BROKER_DEFAULTS["min.insync.replicas"])),
-        unclean_leader_election_enable=bool(broker.config.get("unclean.leader.election.enable",
-                                                             BROKER_DEFAULTS["unclean.leader.election.enable"])),
-    )
+# -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-
-@controller_operation(ALTER_PARTITION_REASSIGNMENTS)
-async def alter_partition_reassignments_operation(broker: BrokerServices, request: AlterPartitionReassignmentsRequest, version: int,
-                                                  requester: Requester | None = None) -> AlterPartitionReassignmentsResponse:
-    """The controller's side (Kafka's ControllerApis.handleAlterPartitionReassignments)."""
-    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return error_response_as(AlterPartitionReassignmentsResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    controller = broker.controller
-    assert controller is not None
-    async with controller.exclusive():
-        response, records = alter_partition_reassignments(controller.image, request, replication_settings(broker))
-        if records:
-            await controller.write(records)
-    return response
-
-
-# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
-
-
-@refusal(45)
-def _alter_partition_reassignments_error(request: AlterPartitionReassignmentsRequest, version: int, code: int) -> AlterPartitionReassignmentsResponse:
-    # AlterPartitionReassignmentsRequest.getErrorResponse: the code at the top and on every
-    # partition (ApiError.fromThrowable: no message for an exception carrying the default one)
-    R = AlterPartitionReassignmentsResponse
-    T = R.ReassignableTopicResponse
-    message = None
-    return R(error_code=code, error_message=message, responses=[
-        T(name=topic.name, partitions=[
-            T.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code, error_message=message)
-            for p in topic.partitions])
-        for topic in request.topics
-    ])
+refusal(45)(alter_partition_reassignments_error)

@@ -8,39 +8,21 @@ mechanism's 4096..16384 (UNACCEPTABLE_CREDENTIAL); a deletion must name an exist
 from it are written as UserScramCredentialRecords (RemoveUserScramCredentialRecords for
 deletions), all in one metadata batch.
 
-Forwarded to the active controller (an Envelope from other brokers), which writes the records.
+Forwarded to the active controller (an Envelope from other brokers), which writes the records
+(kbroker/controller/operations/alter_user_scram_credentials.py).
 """
 
 from __future__ import annotations
 
-from kbroker.api.authorization import OperationSubject, operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
-from kbroker.api.error_response import error_response_as, refusal
+from kbroker.api.context import RequestContext, requester, response_as
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS, Requester, controller_operation
-from kbroker.controller.metadata_records import MetadataRecord
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
-from kbroker_protocol.errors import ErrorCode
+from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS
+from kbroker.controller.operations.alter_user_scram_credentials import alter_user_scram_credentials_error
 from kbroker_protocol.messages.alter_user_scram_credentials import (
     AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse,
 )
-from kbroker_protocol.messages.metadata_records import (
-    RemoveUserScramCredentialRecord,
-    UserScramCredentialRecord,
-)
-
-Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
-_DUPLICATE = "A user credential cannot be altered twice in the same request"
-
-
-def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | None:
-    if not name:
-        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
-    if mechanism not in MECHANISMS_BY_TYPE:
-        return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
-    return None
 
 
 @api(51, 0, 0)
@@ -49,82 +31,6 @@ async def handle_alter_user_scram_credentials(ctx: RequestContext, request: Alte
     return response_as(response, AlterUserScramCredentialsResponse)
 
 
-@controller_operation(ALTER_USER_SCRAM_CREDENTIALS)
-async def alter_user_scram_credentials(broker: BrokerServices, request: AlterUserScramCredentialsRequest, version: int, requester: Requester | None = None) -> AlterUserScramCredentialsResponse:
-    """The controller's side (forwarded in an Envelope from any broker), authorized for the
-    requester's principal."""
-    assert broker.controller is not None
-    async with local_controller(broker).exclusive():
-        return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
+# -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-
-async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
-    broker = ctx.broker
-    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
-        return error_response_as(AlterUserScramCredentialsResponse, request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    credentials = broker.scram_credentials
-    deletions: dict[str, AlterUserScramCredentialsRequest.ScramCredentialDeletion] = {}
-    upserts: dict[str, AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = {}
-    errors: dict[str, tuple[int, str | None]] = {}
-    for d in request.deletions:
-        if d.name in errors:
-            continue
-        if deletions.pop(d.name, None) is not None:
-            errors[d.name] = (ErrorCode.DUPLICATE_RESOURCE, _DUPLICATE)
-            continue
-        problem = _check_name_and_mechanism(d.name, d.mechanism)
-        if problem is None and (d.name, d.mechanism) not in credentials.credentials:
-            problem = (ErrorCode.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist")
-        if problem is not None:
-            errors[d.name] = problem
-        else:
-            deletions[d.name] = d
-    for u in request.upsertions:
-        if u.name in errors:
-            continue
-        if deletions.pop(u.name, None) is not None or upserts.pop(u.name, None) is not None:
-            errors[u.name] = (ErrorCode.DUPLICATE_RESOURCE, _DUPLICATE)
-            continue
-        problem = _check_name_and_mechanism(u.name, u.mechanism)
-        if problem is None:
-            mechanism = MECHANISMS_BY_TYPE[u.mechanism]
-            if u.iterations < mechanism.min_iterations:
-                problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations")
-            elif u.iterations > mechanism.max_iterations:
-                problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations")
-        if problem is not None:
-            errors[u.name] = problem
-        else:
-            upserts[u.name] = u
-    results: list[Result] = []
-    records: list[MetadataRecord] = []
-    for d in deletions.values():
-        results.append(Result(user=d.name, error_code=ErrorCode.NONE, error_message=None))
-        records.append(RemoveUserScramCredentialRecord(name=d.name, mechanism=d.mechanism))
-    for u in upserts.values():
-        mechanism = MECHANISMS_BY_TYPE[u.mechanism]
-        try:
-            cred = credential_from_salted(mechanism, bytes(u.salt), bytes(u.salted_password), u.iterations)
-        except ValueError:  # Kafka: ApiError.fromThrowable, an UNKNOWN_SERVER_ERROR without message
-            errors[u.name] = (ErrorCode.UNKNOWN_SERVER_ERROR, None)
-            continue
-        results.append(Result(user=u.name, error_code=ErrorCode.NONE, error_message=None))
-        records.append(UserScramCredentialRecord(name=u.name, mechanism=u.mechanism, salt=cred.salt,
-                                                 stored_key=cred.stored_key, server_key=cred.server_key,
-                                                 iterations=cred.iterations))
-    for name, (code, message) in errors.items():
-        results.append(Result(user=name, error_code=code, error_message=message))
-    if records:
-        await local_controller(broker).write(records)
-    return AlterUserScramCredentialsResponse(results=results)
-
-
-# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
-
-
-@refusal(51)
-def _alter_user_scram_credentials_error(request: AlterUserScramCredentialsRequest, version: int, code: int) -> AlterUserScramCredentialsResponse:
-    # Kafka: one result per distinct user named by a deletion or upsertion, sorted.
-    R = AlterUserScramCredentialsResponse
-    users = sorted({d.name for d in request.deletions} | {u.name for u in request.upsertions})
-    return R(results=[R.AlterUserScramCredentialsResult(user=user, error_code=code, error_message=None) for user in users])
+refusal(51)(alter_user_scram_credentials_error)

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import kbroker.api.create_topics  # noqa: F401  (registers the controller's CreateTopics, which the local client runs)
 from kbroker.api.context import RequestContext, requester
 from kbroker.controller.topic_plans import NewTopic
 from kbroker.replication.topics import AUTO_CREATE_TIMEOUT_MS, CREATE_TOPICS_VERSION, internal_defaults

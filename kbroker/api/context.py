@@ -14,18 +14,19 @@ from kbroker.controller.client import ControllerClient, Requester
 from kbroker.controller.client import (
     response_as as response_as,  # (for the handlers: a forwarded answer typed)
 )
-from kbroker.replication.topics import TopicHost
+from kbroker.controller.operations.host import OperationHost, RaftOperationHost
+from kbroker.controller.operations.host import ServiceNotRunning as ServiceNotRunning
+from kbroker.controller.operations.host import local_controller as local_controller
+from kbroker.controller.operations.host import require as require
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     import asyncio
 
     from kbroker.config import Endpoint
-    from kbroker.controller.quorum import QuorumController
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
-    from kbroker.raft.io import RaftDriver
     from kbroker.replication.deadline import WaitClock
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
@@ -41,10 +42,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class BrokerServices(TopicHost, Protocol):
-    """The broker as the API handlers use it (topic creation's :class:`TopicHost` included)."""
+class BrokerServices(OperationHost, Protocol):
+    """The broker as the API handlers use it (what the controller's operations use of it,
+    :class:`OperationHost`, included: the handlers of a node run them on its own controller)."""
 
-    cluster_id: str
     # Where metadata changes go: this node's controller, or the active controller of a cluster.
     controller_client: ControllerClient
     replica_manager: ReplicaManager
@@ -69,17 +70,10 @@ class BrokerServices(TopicHost, Protocol):
 
     def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
 
-    def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
 
-
-class RaftNodeServices(BrokerServices, Protocol):
+class RaftNodeServices(BrokerServices, RaftOperationHost, Protocol):
     """A node that serves the controller listener: the broker seen with its Raft driver (None
     when the node has no Raft quorum)."""
-
-    raft: RaftDriver | None
-
-    @property
-    def active_controller_id(self) -> int: ...  # the KRaft leader, as clients see the controller
 
 
 class ClientConnection(Protocol):
@@ -135,18 +129,6 @@ def requester(ctx: RequestContext) -> Requester:
     return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)
 
 
-class ServiceNotRunning(RuntimeError):
-    """A handler needs a service this broker has not started (answered as any handler failure)."""
-
-
-def require(service: T | None, name: str) -> T:
-    """``service``, which a handler cannot answer without; raises :class:`ServiceNotRunning` when
-    this broker has none (the connection answers the request as for any handler failure)."""
-    if service is None:
-        raise ServiceNotRunning(f"{name} is not running on this broker")
-    return service
-
-
 def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader: bool = False
                        ) -> tuple[Partition | None, ErrorCode]:
     """This broker's replica of ``topic``-``index`` (with ``leader``, only when it leads it), or the
@@ -159,8 +141,3 @@ def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader
     if broker.image.partition(topic, index) is None:
         return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
-
-
-def local_controller(broker: BrokerServices) -> QuorumController:
-    """This node's controller, where the admin operations run (:func:`require` of it)."""
-    return require(broker.controller, "the controller")

@@ -9,10 +9,8 @@ image keeps the registrations (``MetadataImage.controllers``) and snapshots carr
 
 UnregisterController (94, ``kafka-cluster.sh unregister-controller``,
 ``kafka-metadata-quorum.sh remove-controller --unregister``) removes a registration with an
-UnregisterControllerRecord, as ``QuorumController.unregisterController``: the active controller
-cannot unregister itself (INVALID_REQUEST), the metadata.version must be at least 4.4-IV2 (level
-33, UNSUPPORTED_VERSION), the id must be registered (CONTROLLER_ID_NOT_REGISTERED); CLUSTER ALTER
-is required. Served on the controller listener and forwarded from the broker listeners.
+UnregisterControllerRecord (the controller's side: kbroker/controller/operations/quorum.py); CLUSTER
+ALTER is required. Served on the controller listener and forwarded from the broker listeners.
 """
 
 from __future__ import annotations
@@ -22,9 +20,7 @@ import logging
 import uuid
 from typing import Protocol
 
-from kbroker.api.authorization import operation_subject
 from kbroker.api.context import (
-    BrokerServices,
     RequestContext,
     requester,
     require,
@@ -33,20 +29,21 @@ from kbroker.api.context import (
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import BrokerConfig
-from kbroker.controller.client import UNREGISTER_CONTROLLER, Requester, controller_operation
+from kbroker.controller.client import UNREGISTER_CONTROLLER
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.controller.image import MetadataImage
+from kbroker.controller.operations.host import RaftOperationHost
+from kbroker.controller.operations.quorum import unregister_controller, unregister_controller_error
 from kbroker.controller.quorum import QuorumController
 from kbroker.raft.io import RaftDriver
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.internode import InterNodeSecurity
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationRequest,
     ControllerRegistrationResponse,
 )
-from kbroker_protocol.messages.metadata_records import RegisterControllerRecord, UnregisterControllerRecord
+from kbroker_protocol.messages.metadata_records import RegisterControllerRecord
 from kbroker_protocol.messages.unregister_controller import (
     UnregisterControllerRequest,
     UnregisterControllerResponse,
@@ -56,11 +53,9 @@ log = logging.getLogger(__name__)
 
 CONTROLLER_REGISTRATION = 70
 MV_CONTROLLER_REGISTRATION = 15  # IBP_3_7_IV0
-MV_CONTROLLER_UNREGISTRATION = 33  # IBP_4_4_IV2
 RETRY_S = 1.0
 
-refusal(UNREGISTER_CONTROLLER)(
-    lambda request, version, code: UnregisterControllerResponse(error_code=code, error_message=None))
+refusal(UNREGISTER_CONTROLLER)(unregister_controller_error)
 # Kafka's ControllerRegistrationRequest.getErrorResponse: the code and its default message
 refusal(CONTROLLER_REGISTRATION)(
     lambda request, version, code: ControllerRegistrationResponse(error_code=code, error_message=default_message(code)))
@@ -98,7 +93,7 @@ class RegisteringController(ControllerListenerNode, Protocol):
     def internode_security(self) -> InterNodeSecurity: ...
 
 
-def install(broker: ControllerListenerNode) -> None:
+def install(broker: RaftOperationHost) -> None:
     """On a controller: the two APIs on its controller listener (the node starts its own
     registration, :func:`register_self`)."""
     raft = broker.raft
@@ -140,29 +135,6 @@ async def controller_registration(broker: ControllerNode, request: ControllerReg
     return R(error_code=ErrorCode.NONE, error_message=None)
 
 
-async def unregister_controller(broker: ControllerNode, request: UnregisterControllerRequest
-                                ) -> UnregisterControllerResponse:
-    R = UnregisterControllerResponse
-    if not _active(broker):
-        return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
-    controller = require(broker.controller, "the controller")
-    try:
-        async with controller.exclusive():
-            if request.controller_id == broker.node_id:
-                return R(error_code=ErrorCode.INVALID_REQUEST,
-                         error_message="Controller cannot unregister itself while it is active.")
-            if _mv(controller.image) < MV_CONTROLLER_UNREGISTRATION:
-                return R(error_code=ErrorCode.UNSUPPORTED_VERSION,
-                         error_message="The current MetadataVersion is too old to support controller unregistration.")
-            if request.controller_id not in controller.image.controllers:
-                return R(error_code=ErrorCode.CONTROLLER_ID_NOT_REGISTERED,
-                         error_message=f"Controller ID {request.controller_id} is not currently registered.")
-            await controller.write([UnregisterControllerRecord(controller_id=request.controller_id)])
-    except ControllerError as exc:
-        return R(error_code=exc.code, error_message=exc.message)
-    return R(error_code=ErrorCode.NONE, error_message=None)
-
-
 # -- the broker listeners: forwarded ---------------------------------------------------------------
 
 
@@ -172,14 +144,6 @@ async def handle_unregister_controller(ctx: RequestContext, request: UnregisterC
     response = await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
                                                           requester(ctx))
     return response_as(response, UnregisterControllerResponse)
-
-
-@controller_operation(UNREGISTER_CONTROLLER)
-async def unregister_controller_operation(broker: BrokerServices, request: UnregisterControllerRequest, version: int,
-                                          requester_: Requester | None = None) -> UnregisterControllerResponse:
-    if not authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
-        return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
-    return await unregister_controller(broker, request)
 
 
 # -- this controller's own registration ------------------------------------------------------------

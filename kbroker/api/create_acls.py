@@ -11,72 +11,17 @@ records of one controller operation). Forwarded to the active controller (Envelo
 
 from __future__ import annotations
 
-import uuid
-
-from kbroker.api.authorization import OperationSubject, operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester, response_as
+from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import CREATE_ACLS, Requester, controller_operation
-from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
-from kbroker_protocol.errors import ErrorCode
+from kbroker.controller.client import CREATE_ACLS
 from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
-from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
-
-Result = CreateAclsResponse.AclCreationResult
 
 
 @api(30, 1, 3)
 async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
     response = await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
     return response_as(response, CreateAclsResponse)
-
-
-@controller_operation(CREATE_ACLS)
-async def create_acls(broker: BrokerServices, request: CreateAclsRequest, version: int, requester: Requester | None = None) -> CreateAclsResponse:
-    """The controller's side (forwarded in an Envelope from any broker), authorized for the
-    requester's principal."""
-    assert broker.controller is not None
-    async with local_controller(broker).exclusive():
-        return await _create_acls(operation_subject(broker, requester), request)
-
-
-async def _create_acls(ctx: OperationSubject, request: CreateAclsRequest) -> CreateAclsResponse:
-    broker = ctx.broker
-    if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
-        return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
-                                           for _ in request.creations])
-    authorizer = broker.authorizer
-    if not authorizer.enabled:
-        return CreateAclsResponse(results=[Result(error_code=ErrorCode.SECURITY_DISABLED,
-                                                  error_message="No Authorizer is configured.")
-                                           for _ in request.creations])
-    existing = set(authorizer.acls.values())
-    results: list[Result] = []
-    records: list[AccessControlEntryRecord] = []
-    for c in request.creations:
-        acl = Acl(c.resource_type, c.resource_name, c.resource_pattern_type, c.principal, c.host, c.operation,
-                  c.permission_type)
-        try:
-            validate_new_acl(acl)
-        except AclError as exc:
-            results.append(Result(error_code=ErrorCode.INVALID_REQUEST, error_message=str(exc)))
-            continue
-        if acl not in existing:
-            existing.add(acl)
-            records.append(AccessControlEntryRecord(
-                id=uuid.uuid4(), resource_type=acl.resource_type, resource_name=acl.resource_name,
-                pattern_type=acl.pattern_type, principal=acl.principal, host=acl.host, operation=acl.operation,
-                permission_type=acl.permission_type))
-        results.append(Result(error_code=ErrorCode.NONE, error_message=None))
-    if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
-        return CreateAclsResponse(results=[
-            Result(error_code=ErrorCode.POLICY_VIOLATION, error_message=BATCH_TOO_LARGE_MESSAGE)
-            for _ in request.creations])
-    if records:
-        await local_controller(broker).write(records)
-    return CreateAclsResponse(results=results)
 
 
 # -- the error response (Kafka's getErrorResponse of the request) ----------------------------------

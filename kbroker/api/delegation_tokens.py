@@ -7,7 +7,7 @@ A broker refuses the token APIs on a connection that cannot be trusted with them
 connection without a client certificate: DELEGATION_TOKEN_REQUEST_NOT_ALLOWED. Create, renew and
 expire are then forwarded to the active controller, which decides and writes the
 DelegationTokenRecord (RemoveDelegationTokenRecord for an expiry now) through the controller
-client, as the other metadata writes:
+client, as the other metadata writes (kbroker/controller/operations/delegation_tokens.py):
 
 - create: a token for the requester, or for another owner with CREATE_TOKENS on that USER
   (DELEGATION_TOKEN_AUTHORIZATION_FAILED); renewers must be ``User`` principals
@@ -24,37 +24,28 @@ nothing, null every token; a principal sees the tokens it owns, requested or may
 with DESCRIBE on the DELEGATION_TOKEN or DESCRIBE_TOKENS on the owner's USER resource.
 
 The active controller removes expired tokens every ``delegation.token.expiry.check.interval.ms``
-(:class:`TokenExpiry`, Kafka's sweepExpiredDelegationTokens).
+(``TokenExpiry`` there, Kafka's sweepExpiredDelegationTokens).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import logging
-import uuid
-
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, requester, response_as
+from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.controller.client import (
     CREATE_DELEGATION_TOKEN,
     EXPIRE_DELEGATION_TOKEN,
     RENEW_DELEGATION_TOKEN,
-    Requester,
-    controller_active,
-    controller_operation,
+)
+from kbroker.controller.operations.delegation_tokens import (
+    ANONYMOUS,
+    USER_TYPE,
+    create_response,
+    owner_of,
+    tokens_of,
 )
 from kbroker.security.acls import CREATE_TOKENS, DELEGATION_TOKEN, DESCRIBE, DESCRIBE_TOKENS, USER, authorized
-from kbroker.security.tokens import (
-    ERROR_TIMESTAMP,
-    DelegationTokens,
-    TokenInfo,
-    add_ms,
-    now_ms,
-    split_principal,
-)
+from kbroker.security.tokens import ERROR_TIMESTAMP, split_principal
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_delegation_token import (
     CreateDelegationTokenRequest,
@@ -68,24 +59,13 @@ from kbroker_protocol.messages.expire_delegation_token import (
     ExpireDelegationTokenRequest,
     ExpireDelegationTokenResponse,
 )
-from kbroker_protocol.messages.metadata_records import RemoveDelegationTokenRecord
 from kbroker_protocol.messages.renew_delegation_token import (
     RenewDelegationTokenRequest,
     RenewDelegationTokenResponse,
 )
 
-log = logging.getLogger(__name__)
-
-USER_TYPE = "User"
-ANONYMOUS = "User:ANONYMOUS"
 Described = DescribeDelegationTokenResponse.DescribedDelegationToken
 Renewer = Described.DescribedDelegationTokenRenewer
-# metadata.version 3.6-IV2 (feature level 14): the first with delegation tokens in KRaft
-DELEGATION_TOKEN_MIN_METADATA_VERSION = 14
-
-
-def _tokens(host: BrokerServices) -> DelegationTokens:
-    return host.delegation_tokens
 
 
 def token_requests_allowed(ctx: RequestContext) -> bool:
@@ -100,29 +80,6 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
     return not (protocol == "SSL" and getattr(conn, "principal", ANONYMOUS) == ANONYMOUS)
 
 
-def _create_response(version: int, code: int, owner: str, requester_principal: str, *,
-                     issue_timestamp_ms: int = -1, expiry_timestamp_ms: int = -1, max_timestamp_ms: int = -1,
-                     token_id: str = "", hmac: bytes = b"") -> CreateDelegationTokenResponse:
-    """Kafka's CreateDelegationTokenResponse.prepareResponse (timestamps -1 and an empty id and
-    HMAC on errors; the requester from v3)."""
-    owner_type, owner_name = split_principal(owner)
-    response = CreateDelegationTokenResponse(
-        throttle_time_ms=0, error_code=code, principal_type=owner_type, principal_name=owner_name,
-        issue_timestamp_ms=issue_timestamp_ms, expiry_timestamp_ms=expiry_timestamp_ms,
-        max_timestamp_ms=max_timestamp_ms, token_id=token_id, hmac=hmac)
-    if version > 2:
-        response.token_requester_principal_type, response.token_requester_principal_name = (
-            split_principal(requester_principal))
-    return response
-
-
-def _owner_of(request: CreateDelegationTokenRequest, requester_principal: str) -> str:
-    name = request.owner_principal_name
-    if not name:
-        return requester_principal
-    return f"{request.owner_principal_type}:{name}"
-
-
 # -- CreateDelegationToken ----------------------------------------------------------------------
 
 
@@ -130,67 +87,16 @@ def _owner_of(request: CreateDelegationTokenRequest, requester_principal: str) -
 async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest
                                          ) -> CreateDelegationTokenResponse:
     principal: str = getattr(ctx.connection, "principal", ANONYMOUS)
-    owner = _owner_of(request, principal)
+    owner = owner_of(request, principal)
     version = ctx.api_version
     if not token_requests_allowed(ctx):
-        return _create_response(version, ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, owner, principal)
+        return create_response(version, ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, owner, principal)
     if owner != principal and not authorized(ctx, CREATE_TOKENS, USER, owner):
-        return _create_response(version, ErrorCode.DELEGATION_TOKEN_AUTHORIZATION_FAILED, owner, principal)
+        return create_response(version, ErrorCode.DELEGATION_TOKEN_AUTHORIZATION_FAILED, owner, principal)
     if any(r.principal_type != USER_TYPE for r in request.renewers):
-        return _create_response(version, ErrorCode.INVALID_PRINCIPAL_TYPE, owner, principal)
+        return create_response(version, ErrorCode.INVALID_PRINCIPAL_TYPE, owner, principal)
     response = await ctx.broker.controller_client.forward(CREATE_DELEGATION_TOKEN, request, version, requester(ctx))
     return response_as(response, CreateDelegationTokenResponse)
-
-
-def _metadata_version_ok(host: BrokerServices) -> bool:
-    level = host.controller.image.features.get("metadata.version") if host.controller is not None else None
-    return level is None or level >= DELEGATION_TOKEN_MIN_METADATA_VERSION
-
-
-@controller_operation(CREATE_DELEGATION_TOKEN)
-async def create_delegation_token(host: BrokerServices, request: CreateDelegationTokenRequest, version: int,
-                                  requester_: Requester | None = None) -> CreateDelegationTokenResponse:
-    """The controller's side (ControllerApis, then DelegationTokenControlManager.createDelegationToken)."""
-    subject = operation_subject(host, requester_)
-    principal = subject.principal
-    owner = _owner_of(request, principal)
-    if owner != principal and not authorized(subject, CREATE_TOKENS, USER, owner):
-        return _create_response(version, ErrorCode.DELEGATION_TOKEN_AUTHORIZATION_FAILED, owner, principal)
-    tokens = _tokens(host)
-    if not tokens.enabled:
-        return _create_response(version, ErrorCode.DELEGATION_TOKEN_AUTH_DISABLED, owner, principal)
-    if not _metadata_version_ok(host):
-        return _create_response(version, ErrorCode.UNSUPPORTED_VERSION, owner, principal)
-    renewers = []
-    for r in request.renewers:
-        if r.principal_type != USER_TYPE:
-            return _create_response(version, ErrorCode.INVALID_PRINCIPAL_TYPE, owner, principal)
-        renewers.append(f"{r.principal_type}:{r.principal_name}")
-    assert host.controller is not None
-    async with host.controller.exclusive():
-        now = now_ms()
-        max_lifetime = tokens.max_lifetime_ms
-        if request.max_lifetime_ms > 0:
-            max_lifetime = min(max_lifetime, request.max_lifetime_ms)
-        max_ts = add_ms(now, max_lifetime)
-        expiry = min(max_ts, add_ms(now, tokens.expiry_time_ms))
-        token_id = _random_token_id()
-        info = TokenInfo(token_id, owner, principal, renewers, now, max_ts, expiry)
-        await host.controller.write([info.to_record()])
-    log.info("created delegation token %s for %s (requested by %s)", token_id, owner, principal)
-    return _create_response(version, ErrorCode.NONE, owner, principal, issue_timestamp_ms=now,
-                            expiry_timestamp_ms=expiry, max_timestamp_ms=max_ts, token_id=token_id,
-                            hmac=tokens.hmac(token_id))
-
-
-def _random_token_id() -> str:
-    """Kafka's ``Uuid.randomUuid().toString()``: 16 random bytes in URL-safe base64 without
-    padding, never starting with '-' (nor the reserved zero and metadata-topic ids)."""
-    while True:
-        raw = uuid.uuid4().bytes
-        text = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-        if not text.startswith("-") and raw not in (bytes(16), bytes(15) + b"\x01"):
-            return text
 
 
 # -- RenewDelegationToken / ExpireDelegationToken ----------------------------------------------
@@ -219,68 +125,6 @@ async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDel
     return response_as(response, ExpireDelegationTokenResponse)
 
 
-def _find_token(host: BrokerServices, request: RenewDelegationTokenRequest | ExpireDelegationTokenRequest
-                ) -> tuple[ErrorCode, TokenInfo | None]:
-    """What renew and expire check first: tokens enabled, the metadata version, the token by its
-    HMAC; returns (error, token): the token exactly when the error is NONE."""
-    tokens = _tokens(host)
-    if not tokens.enabled:
-        return ErrorCode.DELEGATION_TOKEN_AUTH_DISABLED, None
-    if not _metadata_version_ok(host):
-        return ErrorCode.UNSUPPORTED_VERSION, None
-    token = tokens.for_hmac(bytes(request.hmac))
-    if token is None:
-        return ErrorCode.DELEGATION_TOKEN_NOT_FOUND, None
-    return ErrorCode.NONE, token
-
-
-@controller_operation(RENEW_DELEGATION_TOKEN)
-async def renew_delegation_token(host: BrokerServices, request: RenewDelegationTokenRequest, version: int,
-                                 requester_: Requester | None = None) -> RenewDelegationTokenResponse:
-    principal = operation_subject(host, requester_).principal
-    assert host.controller is not None
-    async with host.controller.exclusive():
-        now = now_ms()
-        code, token = _find_token(host, request)
-        if token is not None:
-            if token.expired(now):
-                code = ErrorCode.DELEGATION_TOKEN_EXPIRED
-            elif not token.may_renew(principal):
-                code = ErrorCode.DELEGATION_TOKEN_OWNER_MISMATCH
-        if code != ErrorCode.NONE or token is None:
-            return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=code, expiry_timestamp_ms=0)
-        period = _tokens(host).expiry_time_ms
-        if request.renew_period_ms > 0:
-            period = min(period, request.renew_period_ms)
-        expiry = min(token.max_ms, now + period)
-        await host.controller.write([token.to_record(expiry)])
-    return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, expiry_timestamp_ms=expiry)
-
-
-@controller_operation(EXPIRE_DELEGATION_TOKEN)
-async def expire_delegation_token(host: BrokerServices, request: ExpireDelegationTokenRequest, version: int,
-                                  requester_: Requester | None = None) -> ExpireDelegationTokenResponse:
-    principal = operation_subject(host, requester_).principal
-    assert host.controller is not None
-    async with host.controller.exclusive():
-        now = now_ms()
-        code, token = _find_token(host, request)
-        if token is not None and not token.may_renew(principal):
-            code = ErrorCode.DELEGATION_TOKEN_OWNER_MISMATCH
-        if code != ErrorCode.NONE or token is None:
-            return ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code, expiry_timestamp_ms=0)
-        if request.expiry_time_period_ms < 0:  # expire now
-            await host.controller.write([RemoveDelegationTokenRecord(token_id=token.token_id)])
-            log.info("expired delegation token %s of %s", token.token_id, token.owner)
-            return ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, expiry_timestamp_ms=now)
-        if token.expired(now):
-            return ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_EXPIRED,
-                                                 expiry_timestamp_ms=0)
-        expiry = min(token.max_ms, add_ms(now, request.expiry_time_period_ms))
-        await host.controller.write([token.to_record(expiry)])
-    return ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, expiry_timestamp_ms=expiry)
-
-
 # -- DescribeDelegationToken ---------------------------------------------------------------------
 
 
@@ -288,7 +132,7 @@ async def expire_delegation_token(host: BrokerServices, request: ExpireDelegatio
 def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest
                                      ) -> DescribeDelegationTokenResponse:
     version = ctx.api_version
-    tokens = _tokens(ctx.broker)
+    tokens = tokens_of(ctx.broker)
     if not token_requests_allowed(ctx):
         return DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
                                                tokens=[])
@@ -324,7 +168,7 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
 
 
 def _create_error(request: object, version: int, code: int) -> CreateDelegationTokenResponse:
-    return _create_response(version, code, ANONYMOUS, ANONYMOUS)
+    return create_response(version, code, ANONYMOUS, ANONYMOUS)
 
 
 refusal(38)(_create_error)
@@ -332,52 +176,3 @@ refusal(39)(lambda request, version, code: RenewDelegationTokenResponse(throttle
 refusal(40)(lambda request, version, code: ExpireDelegationTokenResponse(throttle_time_ms=0, error_code=code))
 refusal(41)(lambda request, version, code: DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=code,
                                                                            tokens=[]))
-
-
-# -- expiry: the active controller's sweep -------------------------------------------------------
-
-
-class TokenExpiry:
-    """Kafka's QuorumController sweepExpiredDelegationTokens task: on the active controller, every
-    ``delegation.token.expiry.check.interval.ms``, a RemoveDelegationTokenRecord for each token past
-    its expiry or max timestamp (at most 1000 a round)."""
-
-    def __init__(self, host: BrokerServices) -> None:
-        self.host = host
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if _tokens(self.host).enabled:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="delegation-token-expiry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        interval = _tokens(self.host).check_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception as exc:  # a lost leadership, a stopped raft node: the next round retries
-                log.debug("delegation token expiry sweep failed: %s", exc)
-
-    async def sweep(self) -> int:
-        """Remove the expired tokens now (on the active controller); returns how many."""
-        controller = self.host.controller
-        if not controller_active(controller):
-            return 0
-        async with controller.exclusive():
-            expired = _tokens(self.host).expired_tokens(now_ms())
-            if not expired:
-                return 0
-            for token in expired:
-                log.info("Delegation token expired for token: %s for owner: %s", token.token_id, token.owner)
-            await controller.write([RemoveDelegationTokenRecord(token_id=t.token_id) for t in expired])
-        return len(expired)

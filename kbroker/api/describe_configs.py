@@ -9,12 +9,12 @@ are never returned.
 
 from __future__ import annotations
 
-from kbroker.api.authorization import config_refused as _refused
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
 from kbroker.security.acls import DESCRIBE_CONFIGS
+from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
 

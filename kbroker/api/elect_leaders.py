@@ -17,28 +17,17 @@ topic is listed, but partitions that need no election are left out of its result
 does nothing. An election is a PartitionChangeRecord committed through the controller (the leader
 epoch moves).
 v1 adds the top-level error code, v2 is flexible. The handler sends the request to the controller
-(``ctx.broker.controller_client``); :func:`elect_leaders` is the controller's side.
+(``ctx.broker.controller_client``); kbroker/controller/operations/elect_leaders.py
+is the controller's side (the elections and their records).
 """
 
 from __future__ import annotations
 
-from kbroker.api.alter_partition_reassignments import replication_settings
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import error_response_as, refusal
+from kbroker.api.context import RequestContext, requester
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.client import ELECT_LEADERS, Requester, controller_operation
-from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
-from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from kbroker_protocol.errors import ErrorCode
+from kbroker.controller.operations.elect_leaders import elect_leaders_error
 from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
-
-TopicOut = ElectLeadersResponse.ReplicaElectionResult
-PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
-
-PREFERRED, UNCLEAN = ELECTION_PREFERRED, ELECTION_UNCLEAN
 
 
 @api(43, 0, 2)
@@ -46,71 +35,6 @@ async def handle_elect_leaders(ctx: RequestContext, request: ElectLeadersRequest
     return await ctx.broker.controller_client.elect_leaders(request, ctx.api_version, requester(ctx))
 
 
-@controller_operation(ELECT_LEADERS)
-async def elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, version: int, requester: Requester | None = None) -> ElectLeadersResponse:
-    """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
-    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
-    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return error_response_as(ElectLeadersResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    assert broker.controller is not None
-    async with local_controller(broker).exclusive():
-        return await _elect_leaders(broker, request, version)
+# -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-
-async def _elect_leaders(broker: BrokerServices, request: ElectLeadersRequest, version: int) -> ElectLeadersResponse:
-    image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
-    election = request.election_type if version >= 1 else PREFERRED
-    if election not in (PREFERRED, UNCLEAN):
-        return _failed(request, ErrorCode.INVALID_REQUEST, f"Unknown election type {election}")
-    settings = replication_settings(broker)
-    records: list[mr.PartitionChangeRecord] = []
-    results: list[TopicOut] = []
-    if request.topic_partitions is None:
-        for name in sorted(image.topics):
-            out = TopicOut(topic=name, partition_result=[])
-            for index in sorted(image.topics[name].partitions):
-                error, message = elect_leader(image, name, index, election, records, settings)
-                if error != ErrorCode.ELECTION_NOT_NEEDED:
-                    out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
-            results.append(out)
-    else:
-        for t in request.topic_partitions:
-            out = TopicOut(topic=t.topic, partition_result=[])
-            results.append(out)
-            for index in t.partitions:
-                error, message = elect_leader(image, t.topic, index, election, records, settings)
-                out.partition_result.append(PartOut(partition_id=index, error_code=error, error_message=message))
-    if len(records) > MAX_RECORDS_PER_USER_OP:  # Kafka's bounded record list: the whole operation fails
-        return _failed(request, ErrorCode.POLICY_VIOLATION, BATCH_TOO_LARGE_MESSAGE)
-    if records:
-        await local_controller(broker).write(records)
-    return ElectLeadersResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, replica_election_results=results)
-
-
-def _failed(request: ElectLeadersRequest, code: ErrorCode, message: str) -> ElectLeadersResponse:
-    """The whole request failed (Kafka's ElectLeadersRequest.getErrorResponse): the top-level
-    error, and each partition the request names with it (none for a null partition list)."""
-    return ElectLeadersResponse(
-        throttle_time_ms=0, error_code=code,
-        replica_election_results=[
-            TopicOut(topic=t.topic, partition_result=[
-                PartOut(partition_id=p, error_code=code, error_message=message) for p in t.partitions
-            ])
-            for t in request.topic_partitions or []
-        ],
-    )
-
-
-# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
-
-
-@refusal(43)
-def _elect_leaders_error(request: ElectLeadersRequest, version: int, code: int) -> ElectLeadersResponse:
-    R = ElectLeadersResponse
-    E = R.ReplicaElectionResult
-    return R(error_code=code, replica_election_results=[
-        E(topic=topic.topic, partition_result=[
-            E.PartitionResult(partition_id=index, error_code=code, error_message=None)
-            for index in topic.partitions])
-        for topic in request.topic_partitions or ()
-    ])
+refusal(43)(elect_leaders_error)

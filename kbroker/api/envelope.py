@@ -11,7 +11,7 @@ data is an inner request with its header; the principal (``DefaultPrincipalData`
 address are decoded (a principal that does not decode: PRINCIPAL_DESERIALIZATION_FAILURE; an inner
 request that does not decode or is not a forwardable API: INVALID_REQUEST; a version this node
 does not serve: UNSUPPORTED_VERSION, all as the Envelope's error). The inner request runs on this
-node's controller (a :class:`~kbroker.controller.client.LocalControllerClient`) and its response,
+node's controller (a :class:`~kbroker.controller.operations.local.LocalControllerClient`) and its response,
 serialized with its header, is the Envelope's response data; if that response names NOT_CONTROLLER
 anywhere (or this node's controller is not the active one), the Envelope answers NOT_CONTROLLER
 with no data instead, so that the forwarding broker finds the active controller and retries (Kafka's
@@ -32,8 +32,9 @@ from collections.abc import Awaitable, Callable
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import builder_for
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, LocalControllerClient, Requester, controller_active
+from kbroker.controller.client import FORWARDED_APIS, Requester, controller_active
 from kbroker.controller.errors import ControllerError
+from kbroker.controller.operations.local import LocalControllerClient
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError

@@ -12,14 +12,15 @@ ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
 
 from __future__ import annotations
 
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, HandlerContext, RequestContext, requester, response_as
+from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.client import Requester, controller_active, controller_operation
+from kbroker.controller.client import Requester, controller_active
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.reassignment import list_partition_reassignments
-from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
+from kbroker.controller.operations.reassignments import (
+    list_partition_reassignments_error,
+    list_partition_reassignments_operation,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
@@ -47,28 +48,6 @@ async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext,
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 
 
-@controller_operation(LIST_PARTITION_REASSIGNMENTS)
-async def list_partition_reassignments_operation(broker: BrokerServices, request: ListPartitionReassignmentsRequest, version: int,
-                                                 requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
-    """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
-    if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
-        return error_response_as(ListPartitionReassignmentsResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    controller = broker.controller
-    assert controller is not None
-    async with controller.exclusive():
-        return list_partition_reassignments(controller.image, request.topics)
+# -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-
-# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
-
-
-@refusal(46)
-def _list_partition_reassignments_error(request: ListPartitionReassignmentsRequest, version: int, code: int) -> ListPartitionReassignmentsResponse:
-    # ListPartitionReassignmentsRequest.getErrorResponse: each named partition echoed, no replicas
-    R = ListPartitionReassignmentsResponse
-    T = R.OngoingTopicReassignment
-    return R(error_code=code, error_message=None, topics=[
-        T(name=topic.name, partitions=[T.OngoingPartitionReassignment(partition_index=index)
-                                       for index in topic.partition_indexes])
-        for topic in request.topics or ()
-    ])
+refusal(46)(list_partition_reassignments_error)

@@ -12,43 +12,16 @@ controller, the upgrade type is read from UpgradeType (v1+; at v0 its default, U
 kraft.version upgrade (0 to 1, as ``upgrade --release-version`` asks) is written as Kafka's Raft
 layer writes it: KRaftVersionRecord and VotersRecord control records naming this single voter.
 The handler sends the request to the controller (``ctx.broker.controller_client``);
-:func:`update_features` is the controller's side.
+kbroker/controller/operations/update_features.py is the controller's side.
 """
 
 from __future__ import annotations
 
-import base64
-import uuid
-from pathlib import Path
-
-from kbroker.api.authorization import operation_subject
-from kbroker.api.context import BrokerServices, RequestContext, local_controller, requester
-from kbroker.api.error_response import error_response_as, refusal
+from kbroker.api.context import RequestContext, requester
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import UPDATE_FEATURES, Requester, controller_operation
-from kbroker.controller.features import FeatureUpdateError
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
-from kbroker_protocol.errors import ErrorCode
+from kbroker.controller.operations.update_features import update_features_error
 from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
-
-Result = UpdateFeaturesResponse.UpdatableFeatureResult
-
-
-def _metadata_directory_id(broker: BrokerServices) -> uuid.UUID | None:
-    """The directory id (meta.properties) of the metadata log's directory: the voter's directory id."""
-    meta_dir = broker.config["metadata.log.dir"] or broker.config.log_dirs[0]
-    try:
-        text = (Path(meta_dir) / "meta.properties").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("directory.id="):
-            raw = line.split("=", 1)[1].strip()
-            try:
-                return uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-            except ValueError:
-                return None
-    return None
 
 
 @api(57, 0, 2)
@@ -56,37 +29,6 @@ async def handle_update_features(ctx: RequestContext, request: UpdateFeaturesReq
     return await ctx.broker.controller_client.update_features(request, ctx.api_version, requester(ctx))
 
 
-@controller_operation(UPDATE_FEATURES)
-async def update_features(broker: BrokerServices, request: UpdateFeaturesRequest, version: int, requester: Requester | None = None) -> UpdateFeaturesResponse:
-    """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
-    # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
-    if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
-        return error_response_as(UpdateFeaturesResponse, request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    updates = [(u.feature, u.max_version_level, u.upgrade_type if version >= 1 else 1)
-               for u in request.feature_updates]
-    assert broker.controller is not None
-    try:
-        controller = local_controller(broker)
-        async with controller.exclusive():
-            await controller.update_features(
-                updates, validate_only=version >= 1 and request.validate_only,
-                voter_endpoints=broker.advertised_endpoints(), directory_id=_metadata_directory_id(broker))
-    except FeatureUpdateError as exc:
-        return UpdateFeaturesResponse(
-            throttle_time_ms=0, error_code=exc.code, results=[],
-            error_message=f"The update failed for all features since the following feature had an error: "
-                          f"{exc.message}",
-        )
-    results = [Result(feature=u.feature, error_code=ErrorCode.NONE, error_message="NONE")
-               for u in request.feature_updates] if version <= 1 else []
-    return UpdateFeaturesResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, error_message=None, results=results)
+# -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-
-# -- the error response (Kafka's getErrorResponse of the request) ----------------------------------
-
-
-@refusal(57)
-def _update_features_error(request: UpdateFeaturesRequest, version: int, code: int) -> UpdateFeaturesResponse:
-    # UpdateFeaturesResponse.createWithErrors: ApiError.fromThrowable leaves the message null for
-    # UNKNOWN_SERVER_ERROR, and no per-feature results.
-    return UpdateFeaturesResponse(error_code=code, error_message=None, results=[])
+refusal(57)(update_features_error)

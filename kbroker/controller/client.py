@@ -7,26 +7,23 @@ blocks are asked of it with AllocateProducerIds (``NodeToControllerChannelManage
 of those APIs call a :class:`ControllerClient` and answer with what it returns, per item with
 Kafka's error codes and messages:
 
-- :class:`LocalControllerClient` runs the operation on this process's ``QuorumController`` (the
-  single-node path, and the controller's side of a forwarded request: the Envelope handler
-  decodes the inner request and runs it here);
+- ``kbroker.controller.operations.local.LocalControllerClient`` runs the operation on this
+  process's ``QuorumController`` (the single-node path, and the controller's side of a forwarded
+  request: the Envelope handler decodes the inner request and runs it here);
 - ``kbroker.controller.remote.RemoteControllerClient`` sends it to the active controller of a
   cluster over a ``ControllerChannel``.
 
 The operations themselves (Kafka's ``ControllerApis`` checks, then the controller's decision and
-its records) are registered by the API modules with :func:`controller_operation`, keyed by API key,
-so the controller runs exactly the code a single node runs; each takes ``(host, request, version)``
-and returns the response body. ``host`` is the node the controller runs in (``BrokerServices``).
+its records) are in :mod:`kbroker.controller.operations`, keyed by API key in its ``local`` module,
+so the controller runs exactly the code a single node runs; each takes ``(host, request, version,
+requester)`` and returns the response body. ``host`` is the node the controller runs in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
-from kbroker.controller.errors import ControllerError
-from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 from kbroker_protocol.messages.alter_configs import AlterConfigsResponse
 from kbroker_protocol.messages.create_partitions import CreatePartitionsResponse
@@ -82,27 +79,7 @@ class Requester:
     principal_name: str = "ANONYMOUS"
 
 
-Operation = Callable[[Any, Any, int, "Requester | None"], Awaitable[Any]]
-"""``(host, request, api_version, requester) -> response body``: one forwarded API run on the
-controller; ``requester`` (the Envelope's principal and client address, or the local request's)
-is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
-
-OPERATIONS: dict[int, Operation] = {}
-_Op = TypeVar("_Op", bound=Operation)
 _M = TypeVar("_M")
-
-
-def controller_operation(api_key: int) -> Callable[[_Op], _Op]:
-    """Register ``fn`` as the controller's side of ``api_key`` (what an Envelope carrying it runs);
-    ``fn`` keeps its own signature for its direct callers."""
-
-    def register(fn: _Op) -> _Op:
-        if api_key in OPERATIONS:
-            raise RuntimeError(f"controller operation {api_key} registered twice")
-        OPERATIONS[api_key] = fn
-        return fn
-
-    return register
 
 
 class ControllerClient(Protocol):
@@ -143,13 +120,6 @@ def controller_active(controller: QuorumController | None) -> TypeGuard[QuorumCo
     """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
     single voter, while it leads for a Raft quorum's)."""
     return controller is not None and controller.is_active()
-
-
-class ControllerHost(Protocol):
-    """The node a local controller runs in: its ``QuorumController`` once started."""
-
-    @property
-    def controller(self) -> QuorumController | None: ...
 
 
 def response_as(response: object, response_type: type[_M]) -> _M:
@@ -193,29 +163,3 @@ class ForwardingOperations:
     async def elect_leaders(self, request: ElectLeadersRequest, version: int,
                             requester: Requester | None = None) -> ElectLeadersResponse:
         return response_as(await self.forward(ELECT_LEADERS, request, version, requester), ElectLeadersResponse)
-
-
-class LocalControllerClient(ForwardingOperations):
-    """The controller of this process: each operation runs here, on ``host``'s QuorumController."""
-
-    def __init__(self, host: ControllerHost) -> None:
-        self.host = host
-
-    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
-        operation = OPERATIONS.get(api_key)
-        if operation is None:
-            raise ValueError(f"api {api_key} is not a controller operation")
-        return await operation(self.host, request, version, requester)
-
-    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
-        controller = self.host.controller
-        if controller is None:
-            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NOT_CONTROLLER,
-                                               producer_id_start=-1, producer_id_len=0)
-        try:
-            start, count = await controller.allocate_producer_ids(broker_id, broker_epoch)
-        except ControllerError as exc:
-            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=exc.code, producer_id_start=-1,
-                                               producer_id_len=0)
-        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id_start=start,
-                                           producer_id_len=count)

@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kbroker_protocol.errors import ErrorCode
+
 log = logging.getLogger(__name__)
 
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -318,3 +320,12 @@ def idempotent_write_allowed(ctx: AuthContext) -> bool:
     conn = ctx.connection
     return authorizer.authorize_by_resource_type(getattr(conn, "principal", "User:ANONYMOUS"),
                                                  client_host(conn.peer), WRITE, TOPIC)
+
+
+def config_refused(ctx: AuthContext, operation: int, resource_type: int, name: str) -> ErrorCode | None:
+    """DescribeConfigs/AlterConfigs/IncrementalAlterConfigs, per resource as Kafka: a topic (2) needs
+    ``operation`` on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger on the cluster
+    (CLUSTER_AUTHORIZATION_FAILED); None when allowed."""
+    if resource_type == 2:
+        return None if authorized(ctx, operation, TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return None if authorized(ctx, operation, CLUSTER, CLUSTER_NAME) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED

@@ -505,7 +505,7 @@ def test_elect_leaders_unknown_type(wire, topic_name):
 def test_elect_leaders_past_the_record_bound_fails_whole(wire, broker, topic_name, monkeypatch):
     # Kafka: more election records than MAX_RECORDS_PER_USER_OP (10,000; lowered here) fail the
     # whole operation, POLICY_VIOLATION top-level and for each partition named, nothing elected.
-    from kbroker.api import elect_leaders as elect_leaders_api
+    from kbroker.controller.operations import elect_leaders as elect_leaders_api
     create_topic(wire, topic_name, 2)
     _change_leader(broker, topic_name, 0, -1)
     _change_leader(broker, topic_name, 1, -1)

@@ -298,7 +298,7 @@ async def test_envelope_errors(nodes, monkeypatch):
 
 async def test_inner_not_controller_becomes_the_envelopes_error(nodes, monkeypatch):
     a, _b = nodes
-    from kbroker.controller import client as client_module
+    from kbroker.controller.operations import local as client_module
 
     async def not_controller(host: Any, request: Any, version: int, requester: Any = None) -> Any:
         return error_response_for(19, request, version, E.NOT_CONTROLLER)
@@ -324,7 +324,7 @@ async def test_leadership_lost_during_the_write_becomes_not_controller(nodes, mo
 async def test_the_inner_request_carries_the_clients_identity(nodes, monkeypatch):
     a, b = nodes
     forward_to(b, lambda: 1, {1: address(a)})
-    from kbroker.controller import client as client_module
+    from kbroker.controller.operations import local as client_module
 
     seen: list[Requester | None] = []
     original = client_module.LocalControllerClient.forward

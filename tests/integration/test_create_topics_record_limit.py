@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from wire import Wire, create_topic
 
-from kbroker.api import create_topics as create_topics_api
+from kbroker.controller.operations import create_topics as create_topics_api
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 

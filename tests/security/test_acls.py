@@ -545,8 +545,8 @@ def test_elect_leaders_and_update_features_need_alter_on_the_cluster(acl_broker)
 def test_acl_operations_past_the_record_bound_fail_whole(acl_broker, monkeypatch) -> None:
     # Kafka: more new ACLs than MAX_RECORDS_PER_USER_OP (10,000; lowered here) fail every creation
     # with POLICY_VIOLATION; filters matching more than it in all fail every filter INVALID_REQUEST.
-    from kbroker.api import create_acls as create_acls_api
-    from kbroker.api import delete_acls as delete_acls_api
+    from kbroker.controller.operations import create_acls as create_acls_api
+    from kbroker.controller.operations import delete_acls as delete_acls_api
     F = REQUESTS[31].DeleteAclsFilter
     topic = f"bound-{uuid.uuid4().hex[:6]}"
 

@@ -5,6 +5,11 @@ producer-id blocks come from AllocateProducerIds."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +17,8 @@ import pytest
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, OPERATIONS, LocalControllerClient, Requester
+from kbroker.controller.client import FORWARDED_APIS, Requester
+from kbroker.controller.operations.local import OPERATIONS, LocalControllerClient
 from kbroker.replication.producer_ids import ProducerIdManager, ProducerIdsUnavailable
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
@@ -56,10 +62,23 @@ def new_topic(name: str, partitions: int = 1) -> CreateTopicsRequest:
 
 
 def test_every_forwarded_api_has_a_controller_operation():
-    from kbroker.api import load_handlers
-
-    load_handlers()
     assert set(OPERATIONS) == set(FORWARDED_APIS)
+
+
+def test_the_operations_are_all_there_without_the_api_layer():
+    """The local client's table is written out in the controller's operations package: importing it
+    alone (no handler module, in a fresh interpreter) gives every forwarded API its operation, and
+    imports nothing of ``kbroker.api``."""
+    code = textwrap.dedent("""
+        import json, sys
+        from kbroker.controller.operations.local import OPERATIONS
+        print(json.dumps({"keys": sorted(OPERATIONS),
+                          "api": sorted(m for m in sys.modules if m == "kbroker.api" or m.startswith("kbroker.api."))}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    seen = json.loads(out.stdout)
+    assert seen == {"keys": sorted(FORWARDED_APIS), "api": []}
 
 
 def canned(api_key: int) -> Any:
@@ -293,7 +312,6 @@ async def test_init_producer_id_answers_coordinator_load_in_progress_without_a_b
     response = await call(broker, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000,
                                                         producer_id=-1, producer_epoch=-1), 5)
     assert response.error_code == E.COORDINATOR_LOAD_IN_PROGRESS and response.producer_id == -1
-
 
 
 class CreationRequests:

@@ -3,7 +3,9 @@ controller's controller listener) has an error response builder, found
 even when its handler module is not imported yet, and each builds an encodable response at every
 version served.
 
-Each builder lives in its API's module (or, for the top-level-code-only APIs, in the core);
+Each builder lives in its API's module (or, for the top-level-code-only APIs, in the core; or, for a
+forwarded API whose controller operation answers with it, in that operation's module, registered by
+the API's module);
 ``builder_for`` imports the module ``kbroker.api.refusal_modules`` names. The lookup check runs in a
 fresh interpreter: this one has imported every handler module already.
 """
@@ -24,6 +26,7 @@ import pytest
 from kbroker.api import HANDLER_TABLE, controller_apis, load_handlers, refusal_modules
 from kbroker.api.error_response import BUILDERS, TOP_LEVEL_ONLY, builder_for, error_response, refusal
 from kbroker.controller.client import FORWARDED_APIS
+from kbroker.controller.operations.local import OPERATIONS
 from kbroker.raft.transport import RAFT_APIS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RESPONSES
@@ -72,6 +75,16 @@ def _served_versions() -> list[tuple[int, int]]:
     return [(key, v) for key, (low, high) in sorted(ranges.items()) for v in range(low, high + 1)]
 
 
+def _builder_homes(key: int) -> list[str]:
+    """Where ``key``'s builder may be defined: the modules ``refusal_modules`` names (which register
+    it), and for a forwarded API the module of its controller operation (which answers a refused
+    request with it, below the API layer)."""
+    homes = refusal_modules(key)
+    if key in OPERATIONS:
+        homes = [*homes, OPERATIONS[key].__module__]
+    return homes
+
+
 def test_every_api_is_found_without_its_handler_module_imported() -> None:
     keys = sorted(set(BROKER_KEYS) | FORWARDED_APIS | set(CONTROLLER_KEYS))
     code = textwrap.dedent(f"""
@@ -92,15 +105,17 @@ def test_every_api_is_found_without_its_handler_module_imported() -> None:
     missing = [int(key) for key, module in result["found"].items() if module is None]
     assert missing == []
     for key, module in result["found"].items():
-        assert module == CORE or module in refusal_modules(int(key)), (key, module)
+        assert module == CORE or module in _builder_homes(int(key)), (key, module)
 
 
 def test_each_builder_lives_where_the_lookup_imports() -> None:
     """Here every handler module is imported: each registered builder is in the core or in a
-    module ``refusal_modules`` names for its key (else a fresh broker would not find it)."""
+    module ``refusal_modules`` names for its key (else a fresh broker would not find it), or in the
+    module of that API's controller operation, which answers with it (registered by the API's
+    module, which imports it)."""
     assert set(BROKER_KEYS) | set(CONTROLLER_KEYS) <= set(BUILDERS)
     for key, builder in BUILDERS.items():
-        where = [CORE] if key in TOP_LEVEL_ONLY else refusal_modules(key)
+        where = [CORE] if key in TOP_LEVEL_ONLY else _builder_homes(key)
         assert builder.__module__ in where, (key, builder.__module__)
 
 
