@@ -11,7 +11,13 @@ partitions with R replicas (default: one topic of 10,000 partitions, one replica
 - the time to decode and apply the records to one image (what a standby controller now does a
   second time), and the time of ``copy()`` (an active controller's revert when it stops leading).
 
+With ``--rss TREE [TREE ...]`` it measures instead a single-node broker's idle RSS (a kbroker
+process run from each source tree, e.g. a ``git archive`` of the commit before and this worktree;
+``scripts/bench_scale_nodes.py``): one topic of ``--partitions`` partitions created, then
+``--settle`` seconds, then VmRSS; ``--reps`` rounds, the trees' order alternating.
+
 Usage: .venv/bin/python scripts/bench_metadata_images.py [--topics 1] [--partitions 10000] [--replicas 1]
+       .venv/bin/python scripts/bench_metadata_images.py --rss /tmp/before . [--partitions 10000] [--reps 3]
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
+import tempfile
 import time
 import tracemalloc
 import uuid
+from pathlib import Path
 
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.image import MetadataImage
@@ -61,13 +70,44 @@ def held_bytes(build: object) -> tuple[int, object]:
     return after - before, result
 
 
+def idle_rss(trees: list[Path], partitions: int, reps: int, settle: float) -> None:
+    """Each tree's broker: create the topic, settle, VmRSS (MiB); rounds alternate the order."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_brokers as bb
+    import bench_scale_nodes as sn
+
+    rss: dict[Path, list[float]] = {t: [] for t in trees}
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as base:
+        for rep in range(reps):
+            for tree in (trees if rep % 2 == 0 else trees[::-1]):
+                node = sn.KBrokerNode(Path(base), dict(bb.BENCH_SETTINGS), tree)
+                try:
+                    node.start()
+                    sn.create_topic(node.bootstrap, "scale", partitions)
+                    node.wait_topic("scale", partitions)
+                    time.sleep(settle)  # (a measurement interval, not a synchronisation)
+                    rss[tree].append(node.rss_kib() / 1024)
+                finally:
+                    node.stop()
+                    node.remove()
+                print(f"round {rep + 1}: {tree}: {rss[tree][-1]:.1f} MiB", flush=True)
+    for tree, values in rss.items():
+        print(f"{tree}: idle RSS with {partitions} partitions: median {statistics.median(values):.1f} MiB "
+              f"(runs {', '.join(f'{v:.1f}' for v in values)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--topics", type=int, default=1)
     ap.add_argument("--partitions", type=int, default=10_000)
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--rss", nargs="+", type=Path, help="source trees whose broker's idle RSS to compare")
+    ap.add_argument("--settle", type=float, default=5.0)
     args = ap.parse_args()
+    if args.rss:
+        idle_rss([t.resolve() for t in args.rss], args.partitions, args.reps, args.settle)
+        return
     frames = records(args.topics, args.partitions, args.replicas)
     total = args.topics * args.partitions
     image_bytes, image = held_bytes(lambda: applied(frames))
