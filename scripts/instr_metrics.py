@@ -19,6 +19,9 @@ connection sends ApiVersions requests every 50 ms while a command waits (one or 
 fall inside a phase: ~0.1 % of a 500-request phase of small requests). Each arm takes a minute or two (Python under callgrind runs ~50 times slower).
 
 Usage: ``.venv/bin/python scripts/instr_metrics.py [--requests 500] [--repeat 2] [--tree DIR]...``
+``--plain-tree DIR`` adds an arm with metrics off from another tree (``P1``...; a tree from before
+metrics ignores the empty ``kbroker.http.listeners`` as an unknown key); ``--no-on`` leaves out this
+tree's metrics-on arm, so ``--no-on --plain-tree OLD`` compares OLD with this tree, both plain.
 ``--keep DIR`` keeps callgrind's dump of each phase there (``callgrind_annotate`` reads them:
 C-level functions only, the Python code shows as the interpreter's eval loop).
 """
@@ -46,6 +49,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_broker import free_port, metadata_ok  # noqa: E402
 from bench_metrics_ab import RAW_PER_FETCH, RAW_RECORDS, RECORD, Work, fetch_frame  # noqa: E402  (warm-up)
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from tree_path import tree_pythonpath  # noqa: E402
 
 from kbroker_protocol.api import encode_request  # noqa: E402
 from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
@@ -70,7 +74,7 @@ class Broker:
                sys.executable, "-m", "kbroker", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                "--override", f"log.dirs={out / ('data-' + name)}", "--override", f"kbroker.http.listeners={http}",
                "--log-level", "WARNING"]
-        env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
+        env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0")  # the tree's own codec
         self.proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 600
         while not metadata_ok(self.port):
@@ -179,7 +183,10 @@ def main() -> None:
     parser.add_argument("--raw", type=int, default=0, help="64 KiB Produce batches per phase (0: none)")
     parser.add_argument("--repeat", type=int, default=2, help="phases of each kind per broker")
     parser.add_argument("--tree", type=Path, action="append", default=[], help="another source tree (metrics on)")
+    parser.add_argument("--plain-tree", type=Path, action="append", default=[],
+                        help="another source tree with metrics off (e.g. an older commit, issue 14's before/after)")
     parser.add_argument("--no-off", action="store_true", help="leave out the metrics-off arm")
+    parser.add_argument("--no-on", action="store_true", help="leave out the metrics-on arm of this tree")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this folder")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -190,8 +197,10 @@ def main() -> None:
     arms: list[tuple[str, bool, Path]] = []
     if not args.no_off:
         arms.append(("off", False, ROOT))
-    arms.append(("on", True, ROOT))
+    if not args.no_on:
+        arms.append(("on", True, ROOT))
     arms += [(f"C{i + 1}", True, tree.resolve()) for i, tree in enumerate(args.tree)]
+    arms += [(f"P{i + 1}", False, tree.resolve()) for i, tree in enumerate(args.plain_tree)]
     results: dict[str, dict[str, list[float]]] = {}
     try:
         for name, metrics, tree in arms:
