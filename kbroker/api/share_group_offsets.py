@@ -111,6 +111,9 @@ def _alter_error(code: ErrorCode, message: str | None = None) -> AlterShareGroup
 @api(91, 0, 0)
 async def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
                                            ) -> AlterShareGroupOffsetsResponse:
+    share = ctx.broker.share_coordinator
+    if request.group_id and share is not None and share_groups_enabled(ctx.broker):
+        await share.store.await_topic()  # the new start offsets go to __share_group_state
     response = _alter_share_group_offsets(ctx, request)
     if (response.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE and request.group_id
             and await offsets_topic_created(ctx.broker.group_coordinator)):
