@@ -105,6 +105,14 @@ class DelayedDelivery(DelayedScheduler):
         return ensure_internal_topic(self.broker, DELAYED_TOPIC, self.topic_partitions(), self.topic_configs(),
                                      internal_replication_factor(self.broker, "kbroker.delayed.topic.replication.factor"))
 
+    async def await_topic(self) -> bool:
+        """:meth:`ensure_topic` with a bounded wait for the controller's answer."""
+        from kbroker.replication.topics import await_internal_topic, internal_replication_factor
+
+        return await await_internal_topic(
+            self.broker, DELAYED_TOPIC, self.topic_partitions(), self.topic_configs(),
+            internal_replication_factor(self.broker, "kbroker.delayed.topic.replication.factor"))
+
     # -- Produce: diverting a batch ----------------------------------------------------------
 
     @property
@@ -148,7 +156,9 @@ class DelayedDelivery(DelayedScheduler):
                 duplicate.last_offset = -1
                 return duplicate
         if not self.ensure_topic():
-            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{DELAYED_TOPIC} is not available yet")
+            # asked of the controller (kbroker.replication.topics): this batch waits a bounded
+            # time for it, then is diverted again
+            return self._divert_once_created(partition, records, version, acks, transactional_id, now_ms)
         internal = self._internal_partition(partition.topic, partition.index)
         if internal is None:
             raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
@@ -177,6 +187,15 @@ class DelayedDelivery(DelayedScheduler):
         if replicate or fetching is not None:
             return self._acknowledge(internal, last + 1 if replicate else None, result, fetching)
         return result
+
+    async def _divert_once_created(self, partition: Partition, records: Buffer, version: int, acks: int,
+                                   transactional_id: str | None, now_ms: int) -> AppendResult:
+        if not await self.await_topic():
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{DELAYED_TOPIC} is not available yet")
+        result = self.divert(partition, records, version, acks, transactional_id, now_ms)
+        if result is None:  # (the batch had delay headers the first time: it has them now)
+            raise ProduceError(ErrorCode.UNKNOWN_SERVER_ERROR, "a delayed batch lost its delay headers")
+        return result if isinstance(result, AppendResult) else await result
 
     async def _acknowledge(self, internal: Partition, required: int | None, result: AppendResult,
                            fetching: asyncio.Task[None] | None) -> AppendResult:

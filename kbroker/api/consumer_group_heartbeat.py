@@ -13,7 +13,7 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import await_offsets_topic, coordinator_error
 from kbroker.coordinator.group_regex import Requester
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, client_host
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -45,6 +45,7 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext, request: Consumer
         # (the answer has the error code only, no message)
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, member_id=None,
                                               assignment=None)
+    await await_offsets_topic(coordinator)
     code = coordinator_error(coordinator, request.group_id, create_topic=True)
     if code != ErrorCode.NONE:
         return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,

@@ -7,10 +7,12 @@ maps to a partition like any other).
 Groups and transactional ids are answered alike, as Kafka's ``KafkaApis.getCoordinator`` does,
 from the metadata alone: the leader of the key's partition of the internal topic
 (``__consumer_offsets`` / ``__transaction_state``). While that topic does not exist the answer is
-COORDINATOR_NOT_AVAILABLE and the topic is created (Kafka's ``AutoTopicCreationManager``), so a
-retry finds it; a partition without a live leader here (or a broker shutting down) is
-COORDINATOR_NOT_AVAILABLE too. A coordinator still loading its partition is found like any other:
-the group and transaction APIs themselves answer COORDINATOR_LOAD_IN_PROGRESS until it is loaded.
+COORDINATOR_NOT_AVAILABLE and the topic is asked of the active controller through the controller
+client (Kafka's ``AutoTopicCreationManager``; kbroker.replication.topics.ensure_internal_topic),
+the answer waiting a bounded time for the controller's, so that a retry finds it; a partition
+without a live leader here (or a broker shutting down) is COORDINATOR_NOT_AVAILABLE too. A
+coordinator still loading its partition is found like any other: the group and transaction APIs
+themselves answer COORDINATOR_LOAD_IN_PROGRESS until it is loaded.
 
 Key type 2 (the share coordinator, v6+; INVALID_REQUEST before) takes a share partition key
 ``groupId:topicId:partition`` (INVALID_REQUEST when malformed) and answers the leader of its
@@ -47,6 +49,8 @@ class _KeyCoordinator(Protocol):
 
     def ensure_topic(self) -> bool: ...
 
+    async def await_topic(self) -> bool: ...
+
     def partition_for(self, key: str, /) -> int: ...
 
 
@@ -62,11 +66,11 @@ def _coordinator(broker: BrokerServices, key_type: int) -> _KeyCoordinator | Non
     return txn
 
 
-def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int]
-            ) -> tuple[ErrorCode, str | None]:
+def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int],
+            creating: list[_KeyCoordinator]) -> tuple[ErrorCode, str | None]:
     """``topic_existed``: per key type, whether the internal topic existed when the request came
     (Kafka creates it asynchronously, so every key of the request that found it missing answers
-    COORDINATOR_NOT_AVAILABLE)."""
+    COORDINATOR_NOT_AVAILABLE); ``creating``: the coordinators whose topic is to be created."""
     if key_type == SHARE:
         try:
             parse_share_key(key)
@@ -87,7 +91,7 @@ def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[in
     if key_type not in topic_existed:
         topic_existed[key_type] = broker.image.topic(coordinator.topic_name) is not None
         if not topic_existed[key_type]:
-            coordinator.ensure_topic()
+            creating.append(coordinator)
     if not topic_existed[key_type]:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     topic = broker.image.topic(coordinator.topic_name)
@@ -116,12 +120,24 @@ def _node(ctx: RequestContext, leader: int) -> tuple[int, str, int]:
 
 
 @api(10, 0, 6)
-def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+async def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+    creating: list[_KeyCoordinator] = []
+    response = _find_coordinator(ctx, request, creating)
+    # The keys that found their coordinator's topic missing answer COORDINATOR_NOT_AVAILABLE (as
+    # Kafka); the creation is asked of the controller now and the answer waits a bounded time for
+    # it, so that the client's retry finds the topic where the controller is this node.
+    for coordinator in creating:
+        await coordinator.await_topic()
+    return response
+
+
+def _find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest, creating: list[_KeyCoordinator]
+                      ) -> FindCoordinatorResponse:
     version = ctx.api_version
     found: dict[str, int] = {}
     if version < 4:
         key_type = request.key_type if version >= 1 else GROUP
-        error, message = _lookup(ctx, request.key, key_type, {}, found)
+        error, message = _lookup(ctx, request.key, key_type, {}, found, creating)
         if key_type == SHARE:
             error, message = ErrorCode.INVALID_REQUEST, "Share coordinator keys need FindCoordinator v6"
         if error != ErrorCode.NONE:
@@ -134,7 +150,7 @@ def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest
     existed: dict[int, bool] = {}
     if version >= 6 or request.key_type != SHARE:
         for key in request.coordinator_keys:
-            error, message = _lookup(ctx, key, request.key_type, existed, found)
+            error, message = _lookup(ctx, key, request.key_type, existed, found, creating)
             if error != ErrorCode.NONE:
                 out.append(FindCoordinatorResponse.Coordinator(
                     key=key, node_id=-1, host="", port=-1, error_code=error,

@@ -19,7 +19,7 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
+from kbroker.coordinator.group_coordinator import GroupCoordinator, await_offsets_topic, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
 
@@ -61,6 +61,8 @@ async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> J
         return refused
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
+    if request.group_id:
+        await await_offsets_topic(coordinator)
     early = _coordinator_error(coordinator, request)
     if early is not None:
         response = early

@@ -14,7 +14,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import await_offsets_topic, coordinator_error
 from kbroker.security.acls import GROUP, READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.offset_commit import OffsetCommitRequest, OffsetCommitResponse
@@ -57,6 +57,8 @@ async def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest
     # Kafka sends only the partitions of known topics to the coordinator, which answers them all
     # COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when it cannot
     # take the group; a missing offsets topic is created (see group_coordinator).
+    if entries:
+        await await_offsets_topic(coordinator)
     ready = coordinator_error(coordinator, request.group_id, create_topic=True) if entries else ErrorCode.NONE
     if coordinator is None or ready != ErrorCode.NONE:
         unavailable = ErrorCode.COORDINATOR_NOT_AVAILABLE if coordinator is None else ready

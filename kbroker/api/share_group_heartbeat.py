@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error, offsets_topic_created
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.share_group_heartbeat import (
@@ -36,6 +36,9 @@ async def handle_share_group_heartbeat(ctx: RequestContext, request: ShareGroupH
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
     response = _share_group_heartbeat(ctx, request)
+    if (response.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE and request.group_id
+            and await offsets_topic_created(ctx.broker.group_coordinator)):
+        response = _share_group_heartbeat(ctx, request)  # __consumer_offsets was being created
     if response.error_code == ErrorCode.NONE:
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
         if code != ErrorCode.NONE:

@@ -23,7 +23,7 @@ from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.controller.image import TopicImage
-from kbroker.coordinator.group_coordinator import coordinator_error
+from kbroker.coordinator.group_coordinator import coordinator_error, offsets_topic_created
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -109,8 +109,20 @@ def _alter_error(code: ErrorCode, message: str | None = None) -> AlterShareGroup
 
 
 @api(91, 0, 0)
-def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
-                                     ) -> AlterShareGroupOffsetsResponse:
+async def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
+                                           ) -> AlterShareGroupOffsetsResponse:
+    share = ctx.broker.share_coordinator
+    if request.group_id and share is not None and share_groups_enabled(ctx.broker):
+        await share.store.await_topic()  # the new start offsets go to __share_group_state
+    response = _alter_share_group_offsets(ctx, request)
+    if (response.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE and request.group_id
+            and await offsets_topic_created(ctx.broker.group_coordinator)):
+        response = _alter_share_group_offsets(ctx, request)  # __consumer_offsets was being created
+    return response
+
+
+def _alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
+                               ) -> AlterShareGroupOffsetsResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
         return _alter_error(ErrorCode.UNSUPPORTED_VERSION)

@@ -135,10 +135,18 @@ def _reload(broker: BrokerServices, group_id: str, topic_id: uuid.UUID, partitio
         sp.close()
 
 
+async def _state_topic(broker: BrokerServices) -> None:
+    """The writes go to ``__share_group_state``: asked of the controller on first use, with a
+    bounded wait for its answer (kbroker.replication.topics.await_internal_topic)."""
+    if share_groups_enabled(broker) and broker.share_coordinator is not None:
+        await broker.share_coordinator.store.await_topic()
+
+
 @api(83, 0, 0)
 async def handle_initialize_share_group_state(ctx: RequestContext, request: InitializeShareGroupStateRequest
                                               ) -> InitializeShareGroupStateResponse:
     broker = ctx.broker
+    await _state_topic(broker)
 
     def one(topic_id: uuid.UUID, p: InitializeShareGroupStateRequest.InitializeStateData.PartitionData) -> _Outcome:
         if p.partition < 0:
@@ -196,6 +204,7 @@ def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupSt
 async def handle_write_share_group_state(ctx: RequestContext, request: WriteShareGroupStateRequest
                                          ) -> WriteShareGroupStateResponse:
     broker = ctx.broker
+    await _state_topic(broker)
 
     def one(topic_id: uuid.UUID, p: WriteShareGroupStateRequest.WriteStateData.PartitionData) -> _Outcome:
         if p.partition < 0:
@@ -227,9 +236,10 @@ async def handle_write_share_group_state(ctx: RequestContext, request: WriteShar
 
 
 @api(86, 0, 0)
-def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest
-                                    ) -> DeleteShareGroupStateResponse:
+async def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest
+                                          ) -> DeleteShareGroupStateResponse:
     broker = ctx.broker
+    await _state_topic(broker)
 
     def one(topic_id: uuid.UUID, p: DeleteShareGroupStateRequest.DeleteStateData.PartitionData) -> _Outcome:
         if p.partition < 0:

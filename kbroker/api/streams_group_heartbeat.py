@@ -24,7 +24,7 @@ from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.topic_plans import NewTopic
-from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
+from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error, offsets_topic_created
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.coordinator.streams_group_model import StreamsGroupError
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
@@ -59,6 +59,9 @@ async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGr
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
     response, to_create = _streams_group_heartbeat(ctx, request)
+    if (response.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE and request.group_id
+            and await offsets_topic_created(ctx.broker.group_coordinator)):
+        response, to_create = _streams_group_heartbeat(ctx, request)  # __consumer_offsets was being created
     if to_create:
         await _create_internal_topics(ctx, request.group_id, response, to_create)
     if response.error_code == ErrorCode.NONE:

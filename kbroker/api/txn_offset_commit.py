@@ -23,7 +23,7 @@ from kbroker.api.authorization import refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, coordinator_error
+from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, await_offsets_topic, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -98,6 +98,7 @@ async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest,
     # partition (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) before the transaction is checked.
     if group_coordinator is not None and not request.group_id:
         return ErrorCode.INVALID_GROUP_ID
+    await await_offsets_topic(group_coordinator)
     ready = coordinator_error(group_coordinator, request.group_id, create_topic=True)
     if ready != ErrorCode.NONE:
         return ready

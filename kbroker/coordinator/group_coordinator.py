@@ -52,7 +52,8 @@ from kbroker.coordinator.share_group import ShareGroup
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker_protocol.errors import ErrorCode
 
-__all__ = ["OFFSETS_TOPIC", "GroupCoordinator", "LoopTimer", "coordinator_error", "group_write_error"]
+__all__ = ["OFFSETS_TOPIC", "GroupCoordinator", "LoopTimer", "await_offsets_topic", "coordinator_error",
+           "group_write_error", "offsets_topic_created"]
 
 
 def coordinator_error(coordinator: GroupCoordinator | None, group_id: str, *, create_topic: bool = False
@@ -63,6 +64,24 @@ def coordinator_error(coordinator: GroupCoordinator | None, group_id: str, *, cr
     if coordinator is None:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE
     return coordinator.group_error(group_id, create_topic=create_topic)
+
+
+async def await_offsets_topic(coordinator: GroupCoordinator | None) -> None:
+    """Before a group API that creates a missing ``__consumer_offsets`` (``create_topic``): ask
+    the controller for it and wait a bounded time for its answer, so that on the active
+    controller's node the request finds the topic (elsewhere it answers COORDINATOR_NOT_AVAILABLE
+    until this node's image has it)."""
+    if coordinator is not None and coordinator.loaded:
+        await coordinator.await_topic()
+
+
+async def offsets_topic_created(coordinator: GroupCoordinator | None) -> bool:
+    """For a group API answered COORDINATOR_NOT_AVAILABLE by its checks: whether
+    ``__consumer_offsets`` was missing and is there after a bounded wait for the controller (then
+    the request is handled again, as :func:`await_offsets_topic` would have had it)."""
+    if coordinator is None or not coordinator.loaded or coordinator.ensure_topic():
+        return False
+    return await coordinator.await_topic()
 
 
 async def group_write_error(coordinator: GroupCoordinator | None, group_id: str) -> ErrorCode:

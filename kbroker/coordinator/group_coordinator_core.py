@@ -45,7 +45,11 @@ from kbroker.coordinator.streams_group import STREAMS_RECORD_TYPES, StreamsGroup
 from kbroker.log.batch_records import offset_of
 from kbroker.log.errors import LogError, RecordBatchTooLargeError
 from kbroker.replication.produce_batch import ProduceError
-from kbroker.replication.topics import ensure_internal_topic, internal_replication_factor
+from kbroker.replication.topics import (
+    await_internal_topic,
+    ensure_internal_topic,
+    internal_replication_factor,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.coordinator import GroupMetadataValue
 from kbroker_protocol.records import ControlType, Record, build_batch, iter_records, parse_control_record
@@ -123,12 +127,22 @@ class GroupCoordinatorCore:
         return configured
 
     def ensure_topic(self) -> bool:
-        """Create ``__consumer_offsets`` if it does not exist yet; True once it exists.
+        """True once ``__consumer_offsets`` exists; until then the active controller is asked to
+        create it (kbroker.replication.topics.ensure_internal_topic) and False answered.
 
         Kafka creates the topic lazily, when a group first needs it (FindCoordinator, or here a
         group API writing before any FindCoordinator), with ``offsets.topic.num.partitions``."""
         return ensure_internal_topic(self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs(),
                                      internal_replication_factor(self.broker, "offsets.topic.replication.factor"))
+
+    async def await_topic(self) -> bool:
+        """:meth:`ensure_topic` with a bounded wait for the controller's answer (none while the
+        broker is stopping)."""
+        if self.broker.stopping:
+            return self.ensure_topic()
+        return await await_internal_topic(
+            self.broker, OFFSETS_TOPIC, self.topic_partitions(), self.topic_configs(),
+            internal_replication_factor(self.broker, "offsets.topic.replication.factor"))
 
     def start(self) -> None:
         # The topic is created on first use; one that exists (a restart) is loaded now.

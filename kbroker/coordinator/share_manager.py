@@ -230,7 +230,11 @@ class ShareManager:
             sp.leader_epoch = max(sp.leader_epoch, leader_epoch)  # the epoch its state writes carry
             return ErrorCode.NONE
         if self.persister.is_local(group_id, topic_id, index):
-            self.share_partition(group_id, topic, topic_id, index)
+            # the local store writes to __share_group_state: asked of the controller on first use
+            if not await self.store.await_topic():
+                return ErrorCode.COORDINATOR_NOT_AVAILABLE
+            if key not in self.partitions:
+                self.share_partition(group_id, topic, topic_id, index)
             return ErrorCode.NONE
         pending = self._loading.get(key)
         if pending is not None:  # another request is loading it: wait for that

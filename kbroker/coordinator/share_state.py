@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.log.batch_records import offset_of
-from kbroker.replication.topics import ensure_internal_topic, internal_min_isr, internal_replication_factor
+from kbroker.replication.topics import (
+    await_internal_topic,
+    ensure_internal_topic,
+    internal_min_isr,
+    internal_replication_factor,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import Record, build_batch, iter_records
 
@@ -241,6 +246,15 @@ class ShareStateStore:
     def ensure_topic(self) -> bool:
         return ensure_internal_topic(self.broker, STATE_TOPIC, self.num_partitions, self.topic_configs(),
                                      internal_replication_factor(self.broker, "share.coordinator.state.topic.replication.factor"))
+
+    async def await_topic(self) -> bool:
+        """:meth:`ensure_topic` with a bounded wait for the controller's answer (none while the
+        broker is stopping)."""
+        if self.broker.stopping:
+            return self.ensure_topic()
+        return await await_internal_topic(
+            self.broker, STATE_TOPIC, self.num_partitions, self.topic_configs(),
+            internal_replication_factor(self.broker, "share.coordinator.state.topic.replication.factor"))
 
     def partition_for(self, group_id: str, topic_id: uuid.UUID, partition: int) -> int:
         return partition_for(f"{group_id}:{_uuid_text(topic_id)}:{partition}", self.num_partitions)
@@ -494,6 +508,9 @@ class ShareKeyCoordinator:
 
     def ensure_topic(self) -> bool:
         return self.store.ensure_topic()
+
+    async def await_topic(self) -> bool:
+        return await self.store.await_topic()
 
     def partition_for(self, key: str) -> int:
         return self.store.partition_for(*parse_share_key(key))

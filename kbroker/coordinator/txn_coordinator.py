@@ -194,6 +194,8 @@ class TransactionCoordinator(TxnMarkers):
         epochs). Under transaction.version 2 the fenced epoch becomes the last epoch, so a
         producer that asked for a bump gets the fenced epoch on its retry while a new instance
         gets one more. Prepare* answers CONCURRENT_TRANSACTIONS."""
+        if transactional_id and self.loaded:  # the first use of __transaction_state may create it
+            await self.await_topic()
         self._check_ready(transactional_id)
         if timeout_ms <= 0 or timeout_ms > self._cfg("transaction.max.timeout.ms"):
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)

@@ -153,6 +153,17 @@ class TxnCoordinatorCore:
                                      self.topic_configs(),
                                      internal_replication_factor(self.broker, "transaction.state.log.replication.factor"))
 
+    async def await_topic(self) -> bool:
+        """:meth:`ensure_topic` with a bounded wait for the controller's answer (none while the
+        broker is stopping), for the APIs that may come before any FindCoordinator."""
+        from kbroker.replication.topics import await_internal_topic, internal_replication_factor
+
+        if self.broker.stopping:
+            return self.ensure_topic()
+        return await await_internal_topic(
+            self.broker, TRANSACTION_STATE_TOPIC, self.topic_partitions(), self.topic_configs(),
+            internal_replication_factor(self.broker, "transaction.state.log.replication.factor"))
+
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.get_running_loop().create_task(coro)
         self._marker_tasks.add(task)

@@ -3,6 +3,15 @@
 It lives in replication, below the coordinators and the API handlers that use it: it creates the
 partition logs of this broker's replicas before the controller commits the records, and reaches the
 broker only through :class:`TopicHost`.
+
+The coordinators' internal topics (``__consumer_offsets``, ``__transaction_state``,
+``__share_group_state``, ``__kbroker_delayed``) are asked of the active controller with a
+CreateTopics through the broker's controller client (:func:`ensure_internal_topic`), as Kafka's
+coordinators have their broker's ``AutoTopicCreationManager`` do: the same path on a single node
+(this process's controller) and in a quorum whose active controller is another node. The caller
+is told the topic is not there yet (FindCoordinator answers COORDINATOR_NOT_AVAILABLE meanwhile);
+it appears once this node's image applies the controller's records. :func:`await_internal_topic`
+is the same with a bounded wait for the controller's answer, for callers that may wait.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
     from kbroker.controller.image import MetadataImage
     from kbroker.controller.quorum import QuorumController
     from kbroker.log import LogConfig, LogManager
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 
 _log = logging.getLogger(__name__)
 
@@ -289,18 +299,102 @@ def internal_min_isr(broker: TopicHost, key: str) -> int:
     return int(config[key]) if getattr(config, "kraft_mode", False) else 1
 
 
-def ensure_internal_topic(broker: TopicHost, name: str, partitions: int, configs: dict[str, str],
-                          replication_factor: int = 1) -> bool:
-    """Create an internal topic (``__consumer_offsets``...) if it does not exist yet, as Kafka does
-    when a coordinator first needs it; True once the topic exists with partitions (a failure to
-    create it is logged)."""
-    if broker.image.topic(name) is None:
-        result = create_topic(broker, NewTopic(name, partitions, replication_factor, configs=configs))
-        if result.error == ErrorCode.LEADER_NOT_AVAILABLE:
-            return False  # asked of the active controller: not there yet
-        if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-            _log.error("cannot create internal topic %s: %s %s", name, result.error.name, result.message)
-            return False
-        _log.info("created %s", name)
+class InternalTopicHost(Protocol):
+    """What asking for an internal topic uses of the broker: its image (does the topic exist?) and
+    its controller client (this process's controller, or the active one of the cluster)."""
+
+    @property
+    def image(self) -> MetadataImage: ...
+
+    @property
+    def controller_client(self) -> ControllerClient: ...
+
+
+# The internal topics each broker has asked the controller for, while the CreateTopics is under
+# way: name -> its task (Kafka's AutoTopicCreationManager keeps the in-flight topics so that a
+# topic is asked for once).
+_INTERNAL: weakref.WeakKeyDictionary[InternalTopicHost, dict[str, asyncio.Task[None]]] = weakref.WeakKeyDictionary()
+
+# How long :func:`await_internal_topic` waits for the controller's answer (as Metadata
+# auto-creation does: kbroker/api/auto_topic_creation.py).
+INTERNAL_TOPIC_WAIT_S = 2.0
+
+
+def creation_request(topics: Sequence[NewTopic]) -> CreateTopicsRequest:
+    """The CreateTopics a broker sends the controller for topics it creates itself (Kafka's
+    AutoTopicCreationManager: with ``request.timeout.ms``, the partitions, replication factor and
+    configs asked for)."""
+    from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+
+    Creatable = CreateTopicsRequest.CreatableTopic
+    return CreateTopicsRequest(timeout_ms=AUTO_CREATE_TIMEOUT_MS, validate_only=False, topics=[
+        Creatable(name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
+                  assignments=[], configs=[Creatable.CreatableTopicConfig(name=k, value=v)
+                                           for k, v in sorted(t.configs.items())])
+        for t in topics
+    ])
+
+
+def internal_topic_ready(broker: InternalTopicHost, name: str) -> bool:
+    """Whether this node's image has the topic, with partitions."""
     topic = broker.image.topic(name)
     return topic is not None and bool(topic.partitions)
+
+
+def ensure_internal_topic(broker: InternalTopicHost, name: str, partitions: int, configs: dict[str, str],
+                          replication_factor: int = 1) -> bool:
+    """True when the internal topic ``name`` exists with partitions; otherwise ask the active
+    controller to create it (once while asked: a CreateTopics through the controller client, in
+    the background) and answer False, as Kafka's coordinators do when they first need their topic."""
+    if internal_topic_ready(broker, name):
+        return True
+    if broker.image.topic(name) is None:
+        _ask_internal(broker, NewTopic(name, partitions, replication_factor, configs=configs))
+    return False
+
+
+async def await_internal_topic(broker: InternalTopicHost, name: str, partitions: int, configs: dict[str, str],
+                               replication_factor: int = 1, wait_s: float = INTERNAL_TOPIC_WAIT_S) -> bool:
+    """:func:`ensure_internal_topic`, then wait at most ``wait_s`` for the controller's answer:
+    True when the topic is then in this node's image (on the active controller's node it is
+    applied when the answer comes; elsewhere it may come later, and the caller answers without it)."""
+    if ensure_internal_topic(broker, name, partitions, configs, replication_factor):
+        return True
+    task = _INTERNAL.get(broker, {}).get(name)
+    if task is not None and wait_s > 0:
+        await asyncio.wait([task], timeout=wait_s)
+    return internal_topic_ready(broker, name)
+
+
+def _ask_internal(broker: InternalTopicHost, topic: NewTopic) -> asyncio.Task[None] | None:
+    in_flight = _INTERNAL.setdefault(broker, {})
+    task = in_flight.get(topic.name)
+    if task is not None:
+        return task
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no event loop (a broker driven by hand): nobody to send it
+        return None
+    task = loop.create_task(_create_internal(broker, topic), name=f"create-{topic.name}")
+    in_flight[topic.name] = task
+    task.add_done_callback(functools.partial(_internal_done, in_flight, topic.name))
+    return task
+
+
+def _internal_done(in_flight: dict[str, asyncio.Task[None]], name: str, task: asyncio.Task[None]) -> None:
+    if in_flight.get(name) is task:
+        del in_flight[name]
+
+
+async def _create_internal(broker: InternalTopicHost, topic: NewTopic) -> None:
+    try:
+        response = await broker.controller_client.create_topics(creation_request([topic]), CREATE_TOPICS_VERSION)
+    except Exception as exc:  # no active controller answered: the next use asks again
+        _log.warning("cannot ask the controller to create internal topic %s: %s", topic.name, exc)
+        return
+    for result in response.topics:
+        code = ErrorCode(result.error_code)
+        if code == ErrorCode.NONE:
+            _log.info("created %s", result.name)
+        elif code != ErrorCode.TOPIC_ALREADY_EXISTS:
+            _log.error("cannot create internal topic %s: %s %s", result.name, code.name, result.error_message)

@@ -158,3 +158,42 @@ def test_clients_create_the_topics_and_a_restart_keeps_them(tmp_path):
         finally:
             consumer.close()
         assert sorted((tp.partition, tp.offset) for tp in committed) == [(0, 5), (1, 9)]
+
+
+class RecordingClient:
+    """The broker's controller client, each CreateTopics it is given recorded (name, partitions,
+    replication factor, configs) before it goes on."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.created: list[tuple[str, int, int, dict[str, str]]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def create_topics(self, request, version, requester=None):
+        self.created += [(t.name, t.num_partitions, t.replication_factor, {c.name: c.value for c in t.configs})
+                         for t in request.topics]
+        return await self.inner.create_topics(request, version, requester)
+
+
+def test_internal_topics_are_created_through_the_controller_client(tmp_path):
+    """Issue 14: a coordinator's topic is asked of the active controller with a CreateTopics
+    through the broker's controller client (here this node's own controller), as Kafka's
+    AutoTopicCreationManager sends it, not committed by the coordinator itself; FindCoordinator
+    answers COORDINATOR_NOT_AVAILABLE meanwhile and the retry finds the coordinator."""
+    with BrokerThread(config=CONFIG, data_dir=str(tmp_path / "data")) as b:
+        recording = b.call(lambda: RecordingClient(b.broker.controller_client))
+        b.call(lambda: setattr(b.broker, "controller_client", recording))
+        w = Wire(b.bootstrap_servers)
+        try:
+            assert find(w, 0, "g") == E.COORDINATOR_NOT_AVAILABLE
+            assert find(w, 0, "g") == E.NONE
+            assert [(n, p, rf) for n, p, rf, _ in recording.created] == [("__consumer_offsets", 7, 1)]
+            assert recording.created[0][3]["cleanup.policy"] == "compact"
+            assert init_pid(w, "tx") == E.NONE  # no FindCoordinator first: the request waits for the creation
+            assert [n for n, *_ in recording.created] == ["__consumer_offsets", "__transaction_state"]
+            assert recording.created[1][1:3] == (3, 1)
+            assert metadata_topics(w)["__transaction_state"] == (E.NONE, True, 3)
+        finally:
+            w.close()

@@ -9,7 +9,9 @@ import ast
 from pathlib import Path
 
 API = Path(__file__).resolve().parents[2] / "kbroker" / "api"
-SYNCHRONOUS_CREATION = {"create_topic", "commit_created", "ensure_internal_topic", "request_creation"}
+SYNCHRONOUS_CREATION = {"create_topic", "commit_created", "request_creation"}
+COORDINATORS = [*sorted((API.parent / "coordinator").glob("*.py")), API.parent / "delayed.py",
+                API.parent / "delayed_scheduler.py"]
 
 
 def _names(node: ast.AST) -> set[str]:
@@ -40,4 +42,12 @@ def test_the_guard_finds_a_synchronous_commit_and_creation() -> None:
 
 def test_no_handler_commits_metadata_synchronously() -> None:
     found = [o for path in sorted(API.glob("*.py")) for o in offences(path.read_text(), path.name)]
+    assert found == []
+
+
+def test_no_coordinator_commits_its_internal_topic_synchronously() -> None:
+    """The coordinators' internal topics go through the controller client
+    (``ensure_internal_topic``: a CreateTopics to the active controller), never a commit of their own."""
+    found = [o for path in COORDINATORS for o in offences(path.read_text(), path.name)
+             if "create_topic" not in o]  # (share_dlq's dead-letter topic: Metadata-style auto-creation)
     assert found == []
