@@ -30,7 +30,7 @@ import ssl
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kbroker.api.context import BrokerServices, RequestContext
@@ -366,7 +366,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             if metrics:  # its call, then each step of its task (the step timer), is its local time
                 slot.busy = _clock() - slot.started
                 result = _timed(result, slot)
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(self._answer_after(result, slot, body))
             self.tasks.add(task)
             task.add_done_callback(functools.partial(self._task_done, slot=slot, body=body))
         else:
@@ -374,20 +374,28 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             # local time, no clock reading for the call's end (slot.busy stays negative).
             self._complete(slot, result)
 
+    async def _answer_after(self, awaitable: Awaitable[object], slot: _Slot, body: Message) -> None:
+        """Await a handler's answer and queue it in the same step, not from the task's done
+        callback, which the loop runs an iteration later: a long poll woken by an append is
+        written in the step that read the records, ahead of the I/O the loop polls meanwhile."""
+        try:
+            response = await awaitable
+        except Exception as exc:
+            if not self._closed:
+                self._handler_failed(slot, body, exc)
+            return
+        if not self._closed:
+            self._complete(slot, response)
+
     def _task_done(self, task: asyncio.Task[object], slot: _Slot, body: Message) -> None:
         self.tasks.discard(task)
         if task.cancelled() or self._closed:
             return
         exc = task.exception()
-        if exc is not None:
-            if isinstance(exc, Exception):
-                self._handler_failed(slot, body, exc)
-            else:  # KeyboardInterrupt, SystemExit ...: not a request's failure
-                log.error("handler for api %s v%s failed", slot.header.request_api_key,
-                          slot.header.request_api_version, exc_info=exc)
-                self.close()
-            return
-        self._complete(slot, task.result())
+        if exc is not None:  # KeyboardInterrupt, SystemExit ... (a handler's Exception is answered)
+            log.error("handler for api %s v%s failed", slot.header.request_api_key,
+                      slot.header.request_api_version, exc_info=exc)
+            self.close()
 
     def _handler_failed(self, slot: _Slot, body: Message, exc: Exception) -> None:
         """Answer a request whose handler raised, as Kafka does: with the request type's error
