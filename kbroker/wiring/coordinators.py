@@ -47,9 +47,8 @@ class CoordinatorService(Protocol):
 def wire_coordinators(broker: CoordinatedBroker) -> list[CoordinatorService]:
     """The group, share and transaction coordinators of ``broker``, in the order they start."""
     # The coordinators' internal topics are asked of the controller with a CreateTopics through
-    # the controller client (kbroker.replication.topics): this node's controller runs the API's
-    # controller operation, registered when its module loads (handler modules load lazily).
-    import kbroker.api.create_topics  # noqa: F401
+    # the controller client (kbroker.replication.topics); the controller's operations are a fixed
+    # table (kbroker.controller.operations.local), so nothing needs loading for it.
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
