@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any, Protocol, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
 
 from kbroker_protocol.exceptions import ProtocolError
 
@@ -649,15 +649,17 @@ class Message:
     MAX_VERSION = -1
     FLEXIBLE_MIN_VERSION: int | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when a slot is unset: decoders leave struct fields at their (fresh struct)
-        # default unset, and the default is built and stored on first access.
-        factory = type(self)._LAZY_DEFAULTS.get(name)
-        if factory is None:
-            raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
-        value = factory()
-        object.__setattr__(self, name, value)
-        return value
+    if not TYPE_CHECKING:  # (hidden from the type checker: every field is declared by its class)
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when a slot is unset: decoders leave struct fields at their (fresh
+            # struct) default unset, and the default is built and stored on first access.
+            factory = type(self)._LAZY_DEFAULTS.get(name)
+            if factory is None:
+                raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+            value = factory()
+            object.__setattr__(self, name, value)
+            return value
 
     @classmethod
     def _check_version(cls, version: int, table: tuple) -> Any:

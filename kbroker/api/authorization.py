@@ -10,9 +10,22 @@ from typing import Protocol, TypeVar
 from kbroker.api.error_response import error_response_as
 from kbroker.security.acls import GROUP, READ, AuthContext, authorized
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from kbroker_protocol.messages.heartbeat import HeartbeatRequest
+from kbroker_protocol.messages.join_group import JoinGroupRequest
+from kbroker_protocol.messages.leave_group import LeaveGroupRequest
+from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest
+from kbroker_protocol.messages.streams_group_topology_description_update import (
+    StreamsGroupTopologyDescriptionUpdateRequest,
+)
+from kbroker_protocol.messages.sync_group import SyncGroupRequest
 from kbroker_protocol.primitives import Message
 
 R = TypeVar("R", bound=Message)
+GroupRequest = (JoinGroupRequest | SyncGroupRequest | HeartbeatRequest | LeaveGroupRequest
+                | ConsumerGroupHeartbeatRequest | StreamsGroupHeartbeatRequest
+                | StreamsGroupTopologyDescriptionUpdateRequest)
+"""The requests :func:`group_refused` checks (each names its group)."""
 
 
 class RequestAuthContext(AuthContext, Protocol):
@@ -23,7 +36,7 @@ class RequestAuthContext(AuthContext, Protocol):
     def api_version(self) -> int: ...
 
 
-def group_refused(ctx: RequestAuthContext, request: Message, response_type: type[R]) -> R | None:
+def group_refused(ctx: RequestAuthContext, request: GroupRequest, response_type: type[R]) -> R | None:
     """JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ConsumerGroupHeartbeat: READ on the group, else
     the request's error response (a ``response_type``) with GROUP_AUTHORIZATION_FAILED; None when
     allowed."""

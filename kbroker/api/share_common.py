@@ -11,11 +11,11 @@ from kbroker.api.share_group_heartbeat import member_id_valid
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import ACK_RENEW
 from kbroker_protocol.errors import ErrorCode, default_message
+from kbroker_protocol.messages.share_fetch import ShareFetchRequest
 
 if TYPE_CHECKING:
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest
-    from kbroker_protocol.messages.share_fetch import ShareFetchRequest
 
     # The acknowledgements of a ShareFetch or a ShareAcknowledge (the same fields in both).
     _AckTopic = ShareFetchRequest.FetchTopic | ShareAcknowledgeRequest.AcknowledgeTopic
@@ -52,6 +52,7 @@ def renew_ack_error(version: int, request: ShareFetchRequest | ShareAcknowledgeR
     MaxWaitMs all 0); the message Kafka answers INVALID_REQUEST with, or None."""
     if version < 2 or not request.is_renew_ack or not fetch:
         return None
+    assert isinstance(request, ShareFetchRequest)  # (``fetch``: the request is a ShareFetch)
     msg = ""
     if request.max_bytes != 0:
         msg += "maxBytes must be set to 0, "

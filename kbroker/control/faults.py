@@ -273,26 +273,27 @@ class RequestTargets:
             if attr in fields:
                 for item in getattr(body, attr) or ():
                     self._add_topic(item, image)
-        if "topic_names" in fields:
-            for name in body.topic_names or ():
-                self.topics.setdefault(name, None)
-        if "group_id" in fields and body.group_id:
-            self.groups.add(body.group_id)
+        def field(name: str) -> Any:
+            """A field of whichever request this is, by name (None when it has no such field)."""
+            return getattr(body, name) if name in fields else None
+
+        for name in field("topic_names") or ():
+            self.topics.setdefault(name, None)
+        if group_id := field("group_id"):
+            self.groups.add(group_id)
         for attr in ("groups", "groups_names", "group_ids"):
-            if attr in fields:
-                for item in getattr(body, attr) or ():
-                    name = item if isinstance(item, str) else getattr(item, "group_id", None)
-                    if name:
-                        self.groups.add(name)
-        if "transactional_id" in fields and body.transactional_id:
-            self.transactional_ids.add(body.transactional_id)
-        if "transactional_ids" in fields:
-            self.transactional_ids.update(body.transactional_ids or ())
+            for item in field(attr) or ():
+                name = item if isinstance(item, str) else getattr(item, "group_id", None)
+                if name:
+                    self.groups.add(name)
+        if transactional_id := field("transactional_id"):
+            self.transactional_ids.add(transactional_id)
+        self.transactional_ids.update(field("transactional_ids") or ())
         if "key_type" in fields:  # FindCoordinator: 0 group, 1 transaction
-            keys = list(body.coordinator_keys or ()) if "coordinator_keys" in fields else []
-            if "key" in fields and body.key:
-                keys.append(body.key)
-            (self.groups if body.key_type == 0 else self.transactional_ids).update(keys)
+            keys = list(field("coordinator_keys") or ())
+            if key := field("key"):
+                keys.append(key)
+            (self.groups if field("key_type") == 0 else self.transactional_ids).update(keys)
 
     def _add_topic(self, item: Any, image: Any) -> None:
         if isinstance(item, str):

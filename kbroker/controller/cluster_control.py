@@ -58,6 +58,7 @@ from kbroker_protocol.messages.broker_registration import (
 from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
     FenceBrokerRecord,
+    PartitionChangeRecord,
     RegisterBrokerRecord,
     UnfenceBrokerRecord,
     UnregisterBrokerRecord,
@@ -433,7 +434,7 @@ class ClusterControl:
         generate_leader_and_isr_updates(image, self.settings, *change, partitions_with_broker_in_isr(image, broker_id),
                                         records, context)
         # The ELR pass sees the partitions as the ISR pass left them.
-        changed = {(r.topic_id, r.partition_id) for r in records}
+        changed = {(r.topic_id, r.partition_id) for r in records if isinstance(r, PartitionChangeRecord)}
         generate_leader_and_isr_updates(image, self.settings, *change,
                                         [tp for tp in partitions_with_broker_in_elr(image, broker_id)
                                          if (tp[0].topic_id, tp[1].partition) not in changed],

@@ -432,6 +432,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
             self.replay(kind, key, value)
 
     def _replay_member_metadata(self, member: ConsumerMember, v: Message) -> None:
+        assert isinstance(v, ConsumerGroupMemberMetadataValue)  # (the kind's value class of the record type)
         member.instance_id, member.rack_id = v.instance_id, v.rack_id
         member.client_id, member.client_host = v.client_id, v.client_host
         member.subscribed_topic_names = list(v.subscribed_topic_names)
@@ -443,9 +444,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
                                         for p in v.classic_member_metadata.supported_protocols]
 
     def _replay_target(self, value: Message) -> Parts:
+        assert isinstance(value, ConsumerGroupTargetAssignmentMemberValue)
         return self._from_ids(value.topic_partitions)
 
     def _replay_current(self, member: ConsumerMember, v: Message) -> None:
+        assert isinstance(v, ConsumerGroupCurrentMemberAssignmentValue)
         member.member_epoch, member.previous_member_epoch, member.state = (
             v.member_epoch, v.previous_member_epoch, v.state)
         member.assigned = self._from_ids(v.assigned_partitions)

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
@@ -205,6 +205,35 @@ class GroupKind:
     session_timer: str
     revoke_timer: str | None = None
     group_tombstones: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class GroupRecordKey(Protocol):
+    """The key of each of the kinds' records: its group id."""
+
+    group_id: str
+
+
+@runtime_checkable
+class MemberRecordKey(Protocol):
+    """The key of a member-level record of the kinds: its group and member ids."""
+
+    group_id: str
+    member_id: str
+
+
+@runtime_checkable
+class EpochValue(Protocol):
+    """A group metadata value of the kinds: the group epoch."""
+
+    epoch: int
+
+
+@runtime_checkable
+class TargetMetadataValue(Protocol):
+    """A target assignment metadata value of the kinds: the assignment epoch."""
+
+    assignment_epoch: int
 
 
 def record_key(kind: int, key: Message) -> bytes:
@@ -397,6 +426,7 @@ class MemberGroupManager(Generic[G, M]):
         return member
 
     def _replay_group_metadata(self, group: G, value: Message) -> None:
+        assert isinstance(value, EpochValue)  # (each kind's group metadata value)
         group.group_epoch = value.epoch
 
     def _replay_group_record(self, group: G, kind: int, value: Message | None) -> bool:
@@ -415,6 +445,7 @@ class MemberGroupManager(Generic[G, M]):
     def replay(self, kind: int, key: bytes, value: bytes | None) -> None:
         """Apply one of the kind's records read back from ``__consumer_offsets``."""
         k, v = decode_record(self.kind.types, kind, key, value)
+        assert isinstance(k, GroupRecordKey)  # (every key of the kinds' record types)
         kinds = self.kind
         groups = self.coordinator.groups
         group = groups.get(k.group_id)
@@ -434,10 +465,12 @@ class MemberGroupManager(Generic[G, M]):
             return
         if kind == kinds.target_metadata:
             if v is not None:
+                assert isinstance(v, TargetMetadataValue)
                 g.assignment_epoch = v.assignment_epoch
             return
         if self._replay_group_record(g, kind, v):
             return
+        assert isinstance(k, MemberRecordKey)  # (the remaining record types are the members')
         mid = k.member_id
         if v is None:
             if kind == kinds.member_metadata:

@@ -389,22 +389,27 @@ class ShareGroupManager(MemberGroupManager[ShareGroup, ShareMember]):
         return ShareGroup(group_id, empty_since_ms=self.timer.now_ms())
 
     def _replay_group_metadata(self, group: ShareGroup, value: Message) -> None:
+        assert isinstance(value, ShareGroupMetadataValue)  # (the kind's value class of the record type)
         group.group_epoch, group.metadata_hash = value.epoch, value.metadata_hash
 
     def _replay_group_record(self, group: ShareGroup, kind: int, value: Message | None) -> bool:
         if kind != STATE_PARTITION:
             return False
+        assert value is None or isinstance(value, ShareGroupStatePartitionMetadataValue)
         group.initialized = {} if value is None else {t.topic_id: set(t.partitions) for t in value.initialized_topics}
         return True
 
     def _replay_member_metadata(self, member: ShareMember, v: Message) -> None:
+        assert isinstance(v, ShareGroupMemberMetadataValue)
         member.rack_id, member.client_id, member.client_host = v.rack_id, v.client_id, v.client_host
         member.subscribed_topic_names = list(v.subscribed_topic_names)
 
     def _replay_target(self, value: Message) -> Parts:
+        assert isinstance(value, ShareGroupTargetAssignmentMemberValue)
         return self._from_ids(value.topic_partitions)
 
     def _replay_current(self, member: ShareMember, v: Message) -> None:
+        assert isinstance(v, ShareGroupCurrentMemberAssignmentValue)
         member.member_epoch, member.previous_member_epoch = v.member_epoch, v.previous_member_epoch
         member.assigned = self._from_ids(v.assigned_partitions)
 

@@ -25,6 +25,7 @@ from kbroker_protocol.messages.coordinator import (
 )
 from kbroker_protocol.messages.coordinator.streams_group_topology_value import TopicConfig, TopicInfo
 from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartbeatRequest
+from kbroker_protocol.messages.streams_group_heartbeat import TopicInfo as RequestTopicInfo
 from kbroker_protocol.primitives import Message
 
 # Kafka's streams MemberState values.
@@ -148,7 +149,7 @@ def topology_record(request_topology: StreamsGroupHeartbeatRequest.Topology) -> 
     V = StreamsGroupTopologyValue
     S = V.Subtopology
 
-    def info(t: Message) -> TopicInfo:
+    def info(t: RequestTopicInfo) -> TopicInfo:
         return TopicInfo(name=t.name, partitions=t.partitions, replication_factor=t.replication_factor,
                          topic_configs=[TopicConfig(key=c.key, value=c.value) for c in t.topic_configs or []])
 

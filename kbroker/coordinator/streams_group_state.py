@@ -344,6 +344,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
             self.replay(kind, key, value)
 
     def _replay_group_metadata(self, g: StreamsGroup, v: Message) -> None:
+        assert isinstance(v, StreamsGroupMetadataValue)  # (the kind's value class of the record type)
         g.group_epoch, g.metadata_hash, g.validated_topology_epoch = v.epoch, v.metadata_hash, v.validated_topology_epoch
 
     def _replay_group_record(self, g: StreamsGroup, kind: int, value: Message | None) -> bool:
@@ -354,15 +355,18 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         return True
 
     def _replay_member_metadata(self, m: StreamsMember, v: Message) -> None:
+        assert isinstance(v, StreamsGroupMemberMetadataValue)
         m.instance_id, m.rack_id, m.client_id, m.client_host = v.instance_id, v.rack_id, v.client_id, v.client_host
         m.rebalance_timeout_ms, m.topology_epoch, m.process_id = v.rebalance_timeout_ms, v.topology_epoch, v.process_id
         m.user_endpoint = None if v.user_endpoint is None else (v.user_endpoint.host, v.user_endpoint.port)
         m.client_tags = {kv.key: kv.value for kv in v.client_tags}
 
     def _replay_target(self, v: Message) -> tuple[Tasks, Tasks, Tasks]:
+        assert isinstance(v, StreamsGroupTargetAssignmentMemberValue)
         return _tasks_from(v.active_tasks), _tasks_from(v.standby_tasks), _tasks_from(v.warmup_tasks)
 
     def _replay_current(self, m: StreamsMember, v: Message) -> None:
+        assert isinstance(v, StreamsGroupCurrentMemberAssignmentValue)
         m.member_epoch, m.previous_member_epoch, m.state = v.member_epoch, v.previous_member_epoch, v.state
         m.active = {}
         for t in v.active_tasks:

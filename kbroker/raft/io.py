@@ -68,7 +68,7 @@ from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages import RequestHeader
-from kbroker_protocol.messages.api_versions import ApiVersionsRequest
+from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 logger = logging.getLogger(__name__)
 
@@ -521,6 +521,7 @@ class RaftDriver(RaftTransport):
         finally:
             if writer is not None:
                 writer.transport.abort()
+        assert isinstance(resp, ApiVersionsResponse)  # (what decode_response gives for API_VERSIONS)
         if resp.error_code != 0:
             return None
         for f in resp.supported_features or []:

@@ -27,7 +27,9 @@ from kbroker_protocol.messages import REQUESTS as REQUESTS_BY_KEY
 from kbroker_protocol.messages import RESPONSES, RequestHeader
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
 from kbroker_protocol.messages import end_quorum_epoch as eqe
+from kbroker_protocol.messages import fetch as fe
 from kbroker_protocol.messages import fetch_snapshot as fs
+from kbroker_protocol.messages import vote as vo
 from kbroker_protocol.messages.api_versions import ApiVersionsResponse
 from kbroker_protocol.primitives import Message as WireMessage
 
@@ -39,6 +41,9 @@ RAFT_APIS = frozenset({VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH, FETCH_
 # the versions this driver sends (the highest of Kafka 4.4 the codec has); it answers any version
 # the codec decodes
 REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 18, FETCH_SNAPSHOT: 1}
+# the request classes of RAFT_APIS (what ``decode_request`` gives for them)
+_RAFT_REQUESTS = (vo.VoteRequest, bqe.BeginQuorumEpochRequest, eqe.EndQuorumEpochRequest, fe.FetchRequest,
+                  fs.FetchSnapshotRequest)
 _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
 # Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
@@ -217,6 +222,7 @@ class RaftTransport(SnapshotTransfer):
         if api_key not in RAFT_APIS:
             raise CloseConnection(f"API key {api_key} is not served on the raft listener")
         slot = conn.add_slot(header.correlation_id)
+        assert isinstance(body, _RAFT_REQUESTS)  # (the decoder's class for each of RAFT_APIS)
         if self.cluster_id is not None and body.cluster_id is not None and body.cluster_id != self.cluster_id:
             self._error_answer(conn, slot, api_key, version, INCONSISTENT_CLUSTER_ID)
             return
@@ -231,6 +237,7 @@ class RaftTransport(SnapshotTransfer):
             return
         self._requests[rid] = (conn, slot, api_key, version)
         if isinstance(msg, FetchSnapshotRequest):
+            assert isinstance(body, fs.FetchSnapshotRequest)  # (from_wire's source of a FetchSnapshotRequest)
             self._snapshot_reads[rid] = (msg.position, body.max_bytes)
         assert self.node is not None
         node = self.node

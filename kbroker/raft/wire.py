@@ -331,94 +331,99 @@ def from_wire(
     if answer is not None:
         assert isinstance(obj, (vo.VoteResponse, bqe.BeginQuorumEpochResponse, eqe.EndQuorumEpochResponse))
         src = _responder(obj, src)
-        p = _single(obj.topics, _named, answer[1])
-        args = (src, dst, request_id, obj.error_code or p.error_code, p.leader_id, p.leader_epoch)
-        if answer[0] is m.VoteResponse:
-            return m.VoteResponse(*args, bool(p.vote_granted))
-        return answer[0](*args)
+        if isinstance(obj, vo.VoteResponse):
+            vote = _single(obj.topics, _named, answer[1])
+            return m.VoteResponse(src, dst, request_id, obj.error_code or vote.error_code, vote.leader_id,
+                                  vote.leader_epoch, bool(vote.vote_granted))
+        epoch: bqe.BeginQuorumEpochResponse.TopicData.PartitionData | eqe.EndQuorumEpochResponse.TopicData.PartitionData
+        if isinstance(obj, bqe.BeginQuorumEpochResponse):
+            epoch = _single(obj.topics, _named, answer[1])
+        else:
+            epoch = _single(obj.topics, _named, answer[1])
+        return answer[0](src, dst, request_id, obj.error_code or epoch.error_code, epoch.leader_id, epoch.leader_epoch)
     if isinstance(obj, vo.VoteRequest):
-        p = _single(obj.topics, _named, "Vote request")
+        ballot = _single(obj.topics, _named, "Vote request")
         # the replica the sender meant (VoterId, v1+): the core refuses it with INVALID_VOTER_KEY
         # when it is not this node
         dst = obj.voter_id if obj.voter_id >= 0 else dst
         return m.VoteRequest(
-            p.replica_id, dst, request_id, p.replica_epoch, p.last_offset_epoch, p.last_offset, bool(p.pre_vote),
-            _directory(p.replica_directory_id), _directory(p.voter_directory_id),
+            ballot.replica_id, dst, request_id, ballot.replica_epoch, ballot.last_offset_epoch, ballot.last_offset, bool(ballot.pre_vote),
+            _directory(ballot.replica_directory_id), _directory(ballot.voter_directory_id),
         )
     if isinstance(obj, bqe.BeginQuorumEpochRequest):
-        p = _single(obj.topics, _named, "BeginQuorumEpoch request")
+        begin = _single(obj.topics, _named, "BeginQuorumEpoch request")
         dst = obj.voter_id if obj.voter_id >= 0 else dst
-        return m.BeginQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch,
-                                         _directory(p.voter_directory_id))
+        return m.BeginQuorumEpochRequest(begin.leader_id, dst, request_id, begin.leader_id, begin.leader_epoch,
+                                         _directory(begin.voter_directory_id))
     if isinstance(obj, eqe.EndQuorumEpochRequest):
-        p = _single(obj.topics, _named, "EndQuorumEpoch request")
-        if p.preferred_candidates:
-            successors = tuple(c.candidate_id for c in p.preferred_candidates)
-            directories = tuple(_directory(c.candidate_directory_id) for c in p.preferred_candidates)
+        end = _single(obj.topics, _named, "EndQuorumEpoch request")
+        if end.preferred_candidates:
+            successors = tuple(c.candidate_id for c in end.preferred_candidates)
+            directories = tuple(_directory(c.candidate_directory_id) for c in end.preferred_candidates)
         else:
-            successors, directories = tuple(p.preferred_successors), ()
+            successors, directories = tuple(end.preferred_successors), ()
         if not any(d is not None for d in directories):
             directories = ()
-        return m.EndQuorumEpochRequest(p.leader_id, dst, request_id, p.leader_id, p.leader_epoch, successors,
+        return m.EndQuorumEpochRequest(end.leader_id, dst, request_id, end.leader_id, end.leader_epoch, successors,
                                        directories)
     if isinstance(obj, fe.FetchRequest):
-        p = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
+        fetch = _single(obj.topics, lambda t: (t.topic, t.topic_id), "Fetch request")
         replica = obj.replica_state.replica_id if obj.replica_state.replica_id >= 0 else obj.replica_id
-        hw = p.high_watermark if p.high_watermark != _NO_HIGH_WATERMARK else -1
+        hw = fetch.high_watermark if fetch.high_watermark != _NO_HIGH_WATERMARK else -1
         return m.FetchRequest(
             replica,
             dst,
             request_id,
-            p.current_leader_epoch,
-            p.fetch_offset,
-            p.last_fetched_epoch,
+            fetch.current_leader_epoch,
+            fetch.fetch_offset,
+            fetch.last_fetched_epoch,
             max(obj.max_wait_ms, 0),
             hw,
-            p.replica_directory_id if p.replica_directory_id and p.replica_directory_id != _ZERO_UUID else None,
+            fetch.replica_directory_id if fetch.replica_directory_id and fetch.replica_directory_id != _ZERO_UUID else None,
         )
     if isinstance(obj, fe.FetchResponse):
         src = _responder(obj, src)
-        p = _single(obj.responses, lambda t: (t.topic, t.topic_id), "Fetch response")
+        fetched = _single(obj.responses, lambda t: (t.topic, t.topic_id), "Fetch response")
         if fetch_base_offset is None:
             raise ValueError("a Fetch response needs the fetch offset of its request")
-        err = obj.error_code or p.error_code
-        records = decode_entries(received_records(p.records), fetch_base_offset) if err == 0 else ()
+        err = obj.error_code or fetched.error_code
+        records = decode_entries(received_records(fetched.records), fetch_base_offset) if err == 0 else ()
         return m.FetchResponse(
             src,
             dst,
             request_id,
             err,
-            p.current_leader.leader_id,
-            p.current_leader.leader_epoch,
-            p.high_watermark,
+            fetched.current_leader.leader_id,
+            fetched.current_leader.leader_epoch,
+            fetched.high_watermark,
             fetch_base_offset,
             records,
-            p.diverging_epoch.epoch,
-            p.diverging_epoch.end_offset,
-            p.snapshot_id.end_offset,
-            p.snapshot_id.epoch,
+            fetched.diverging_epoch.epoch,
+            fetched.diverging_epoch.end_offset,
+            fetched.snapshot_id.end_offset,
+            fetched.snapshot_id.epoch,
         )
     if isinstance(obj, fs.FetchSnapshotRequest):
-        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
+        wanted = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot request")
         return m.FetchSnapshotRequest(
             obj.replica_id,
             dst,
             request_id,
-            p.current_leader_epoch,
-            p.snapshot_id.end_offset,
-            p.snapshot_id.epoch,
-            p.position,
+            wanted.current_leader_epoch,
+            wanted.snapshot_id.end_offset,
+            wanted.snapshot_id.epoch,
+            wanted.position,
         )
     if isinstance(obj, fs.FetchSnapshotResponse):
         src = _responder(obj, src)
-        p = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot response")
-        err = obj.error_code or p.error_code
+        chunk = _single(obj.topics, lambda t: (t.name, None), "FetchSnapshot response")
+        err = obj.error_code or chunk.error_code
         data: bytes | None = None
         if err == 0:
-            data = bytes(received_records(p.unaligned_records) or b"")
-            if p.position != 0 or len(data) != p.size:
+            data = bytes(received_records(chunk.unaligned_records) or b"")
+            if chunk.position != 0 or len(data) != chunk.size:
                 raise WireError(
-                    f"snapshot chunk at position {p.position} of {len(data)} bytes out of {p.size}: "
+                    f"snapshot chunk at position {chunk.position} of {len(data)} bytes out of {chunk.size}: "
                     "the core takes a snapshot in one piece (reassembly is the IO layer's)"
                 )
         return m.FetchSnapshotResponse(
@@ -426,10 +431,10 @@ def from_wire(
             dst,
             request_id,
             err,
-            p.current_leader.leader_id,
-            p.current_leader.leader_epoch,
-            p.snapshot_id.end_offset,
-            p.snapshot_id.epoch,
+            chunk.current_leader.leader_id,
+            chunk.current_leader.leader_epoch,
+            chunk.snapshot_id.end_offset,
+            chunk.snapshot_id.epoch,
             data,
         )
     raise TypeError(f"not a KRaft wire message: {type(obj).__name__}")

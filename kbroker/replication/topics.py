@@ -32,6 +32,7 @@ from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.controller.topic_plans import NewTopic
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.metadata_records import PartitionRecord
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
@@ -217,7 +218,7 @@ def partition_keys(broker: TopicHost, name: str, records: Sequence[MetadataRecor
     """The partitions among ``records`` that have a replica on this broker."""
     return [
         (name, r.partition_id) for r in records
-        if type(r).__name__ == "PartitionRecord" and broker.node_id in r.replicas
+        if isinstance(r, PartitionRecord) and broker.node_id in r.replicas
     ]
 
 

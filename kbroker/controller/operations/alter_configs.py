@@ -230,6 +230,7 @@ def _list_type(resource_type: int, key: str) -> bool:
 
 
 def incremented(broker: OperationHost, res: Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    assert isinstance(res, IncrementalAlterConfigsRequest.AlterConfigsResource)  # (IncrementalAlterConfigs' only)
     new = dict(old)
     for c in res.configs:
         op = c.config_operation

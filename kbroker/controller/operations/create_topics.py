@@ -53,6 +53,7 @@ from kbroker.security.quotas import (
 )
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+from kbroker_protocol.messages.metadata_records import PartitionRecord, TopicRecord
 
 Result = CreateTopicsResponse.CreatableTopicResult
 _log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ async def _create_topics(broker: OperationHost, request: CreateTopicsRequest, ct
         planned = plan.records
         assert planned is not None  # (a plan without an error has its records)
         topic_record = planned[0]
-        partition_records = [r for r in planned if type(r).__name__ == "PartitionRecord"]
+        assert isinstance(topic_record, TopicRecord)  # (a plan starts with its TopicRecord)
+        partition_records = [r for r in planned if isinstance(r, PartitionRecord)]
         try:
             mutations.record(len(partition_records))  # Kafka: the controller mutation quota, per topic
         except ThrottlingQuotaExceeded as exc:
