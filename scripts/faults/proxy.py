@@ -122,17 +122,20 @@ class Proxy:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def send() -> None:
-            while True:
-                due, data = await queue.get()
-                if not data:
-                    break
-                wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
+            try:
+                while True:
+                    due, data = await queue.get()
+                    if not data:
+                        break
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    writer.write(data)
+                    await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()
+            except (ConnectionError, OSError):
+                self._abort(conn)  # this side was reset: so is the other, as on the real connection
 
         sender = asyncio.ensure_future(send())
         try:
@@ -149,7 +152,10 @@ class Proxy:
             queue.put_nowait((0.0, b""))
             await sender
         except (ConnectionError, OSError):
-            pass
+            # A reset (a node killed with data unread, say) resets the other side too: a client
+            # connected to the node itself would see it, instead of a connection that swallows its
+            # requests until its own timeout.
+            self._abort(conn)
         finally:
             sender.cancel()
 

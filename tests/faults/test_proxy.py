@@ -128,3 +128,45 @@ def test_cut_aborts_open_connections_only(proxy):
         second.close()
     with connect(proxy) as again:  # new connections are accepted after a cut
         assert roundtrip(again, b"new") == b"new"
+
+
+def test_a_reset_from_the_target_resets_the_clients_connection():
+    """A node killed with data unread resets its connections; the proxy must pass the reset on (a
+    client talking to the node directly would see it), not keep the client's side open and swallow
+    what it sends next (the client would wait for answers until its own timeout)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    ready = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        accepted.append(conn)
+        ready.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    hub = ProxyHub(seed=3)
+    try:
+        p = hub.add("target", "127.0.0.1", ("127.0.0.1", server.getsockname()[1]), {})
+        sock = connect(p)
+        try:
+            sock.sendall(b"request the node will never read")
+            assert ready.wait(10)
+            upstream = accepted[0]
+            upstream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            upstream.close()  # unread data + linger 0: an RST, as a kill -9 with requests queued
+            sock.settimeout(20)  # bounds a hang; the answer comes at once when the reset is passed on
+            closed = False
+            try:
+                for _ in range(100):
+                    sock.sendall(b"next request")  # a client pipelining more requests meanwhile
+                    if sock.recv(65536) == b"":
+                        closed = True
+                        break
+            except (ConnectionResetError, BrokenPipeError):
+                closed = True
+            assert closed
+        finally:
+            sock.close()
+    finally:
+        hub.close()
+        server.close()
