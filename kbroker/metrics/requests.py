@@ -27,8 +27,9 @@ The **total** is ``sent - received``; the parts add up to it. The points are
 ``time.perf_counter()`` readings (monotonic) taken in that order, so no part is negative; one that
 were (points out of order) would count in its first bucket, and in its sum as it is. Nothing here
 takes a lock or builds an object per request: list lookups, comparisons, a bisect for a time past
-a histogram's first bucket, additions. Times are kept in seconds (the bounds divided once, the
-sums multiplied at scrape time). The collector turns the counts into Prometheus families.
+a part's fourth bound (25 ms), additions, and for the queue, local and response queue times one
+folded bucket update (``ApiStats.folded``). Times are kept in seconds (the bounds divided once,
+the sums multiplied at scrape time). The collector turns the counts into Prometheus families.
 """
 
 from __future__ import annotations
