@@ -13,6 +13,7 @@ from kbroker_protocol.record_batch import (
     ATTRIBUTES_LOW_OFFSET,
     CONTROL_MASK,
     HEADER_SIZE,
+    LOG_OVERHEAD,
     PREFIX,
     PREFIX_SIZE,
     TRANSACTIONAL_MASK,
@@ -83,7 +84,7 @@ class LogAppend(LogRoll):
         if assign_offsets and len(view) >= HEADER_SIZE and config.message_timestamp_type == "CreateTime":
             # The common case, one batch from the leader, checked as _split_batches would.
             _, length, _, magic, attributes, delta, max_ts, count = APPEND_FIELDS.unpack_from(view, 0)
-            size = length + 12
+            size = length + LOG_OVERHEAD
             if (
                 size == len(view)
                 and magic == 2
@@ -164,7 +165,7 @@ class LogAppend(LogRoll):
                 buffers = []
                 pack = PREFIX.pack
                 for base, (pos, size, _, _, _, _, _) in zip(bases, batch_list):  # noqa: B905
-                    buffers.append(pack(base, size - 12, leader_epoch))
+                    buffers.append(pack(base, size - LOG_OVERHEAD, leader_epoch))
                     buffers.append(view[pos + PREFIX_SIZE : pos + size])
             else:
                 buffers = [view]
@@ -228,7 +229,7 @@ class LogAppend(LogRoll):
                 self._epochs.write()  # (the fast path in `append` is closed until this has run)
             if leader_epoch != self._epochs.latest_epoch:
                 self._assign_epoch(leader_epoch, base)
-            segment.write([PREFIX.pack(base, size - 12, leader_epoch), view[PREFIX_SIZE:size]], size)
+            segment.write([PREFIX.pack(base, size - LOG_OVERHEAD, leader_epoch), view[PREFIX_SIZE:size]], size)
             segment.track_batch(start, base, last, max_ts, size, config.index_interval_bytes)
             if attributes & _TXN_OR_CONTROL:
                 segment.has_txn_batches = True
@@ -479,7 +480,7 @@ def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, in
             raise InvalidRecordBatch(f"unsupported record batch magic {magic}")
         if length < MIN_BATCH_LENGTH or delta < 0 or count < 0:
             raise InvalidRecordBatch(f"bad batch length {length} or lastOffsetDelta {delta}")
-        size = length + 12
+        size = length + LOG_OVERHEAD
         if pos + size > n:
             raise InvalidRecordBatch(f"record batch truncated: have {n - pos} of {size} bytes")
         if size > max_batch_bytes:
@@ -494,7 +495,7 @@ def _split_batches(view: memoryview, max_batch_bytes: int) -> list[tuple[int, in
 def _with_log_append_time(batch: memoryview, base_offset: int, epoch: int, now_ms: int) -> bytearray:
     """A copy of ``batch`` stamped with LogAppendTime (attributes and maxTimestamp change, so the CRC)."""
     out = bytearray(batch)
-    PREFIX.pack_into(out, 0, base_offset, len(out) - 12, epoch)
+    PREFIX.pack_into(out, 0, base_offset, len(out) - LOG_OVERHEAD, epoch)
     set_log_append_time(out, now_ms)
     return out
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kbroker_protocol.record_batch import PREFIX
+from kbroker_protocol.record_batch import LOG_OVERHEAD, PREFIX
 
 if TYPE_CHECKING:
     from .segment import LogSegment
@@ -335,7 +335,7 @@ def _scan_epochs(fd: int, size: int, cache: LeaderEpochCache) -> None:
             return
         if epoch > cache.latest_epoch:
             cache.assign_if_newer(epoch, base)
-        pos += length + 12
+        pos += length + LOG_OVERHEAD
 
 
 def open_cache(

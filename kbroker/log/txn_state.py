@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kbroker_protocol.record_batch import (
     CONTROL_MASK,
+    LOG_OVERHEAD,
     TRANSACTIONAL_MASK,
     TXN_FIELDS,
     BatchHeader,
@@ -152,7 +153,7 @@ class LogTxnState(LogState):
             base, length, attributes, delta, pid = unpack(chunk, rel)
             if length < MIN_BATCH_LENGTH or delta < 0:
                 raise InvalidRecordBatch(f"bad batch at position {pos} of {seg.log_path}")
-            size = length + 12
+            size = length + LOG_OVERHEAD
             if pid >= 0 and base + delta >= anchor:
                 if not attributes & CONTROL_MASK:
                     if attributes & TRANSACTIONAL_MASK:
