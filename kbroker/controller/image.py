@@ -316,6 +316,27 @@ class MetadataImage:
             return
         apply_partition_change(p, r)
 
+    def _apply_ClearElrRecord(self, r: mrec.ClearElrRecord) -> None:
+        """Kafka's TopicsDelta/ReplicationControlManager replay of a ClearElrRecord (written when
+        ``min.insync.replicas`` changes): every partition of the named topic, or of all topics when
+        the name is empty, that has an ELR or a last known ELR loses both, as a PartitionChangeRecord
+        setting them empty would (its partition epoch goes up; the others are unchanged)."""
+        if r.topic_name:
+            t = self.topics.get(r.topic_name)
+            if t is None:
+                # Kafka fails the replay here; a log written by Kafka never holds such a record
+                log.warning("ignoring %s: no topic of that name", r)
+                return
+            topics: Iterable[TopicImage] = (t,)
+        else:
+            topics = self.topics.values()
+        for topic in topics:
+            for p in topic.partitions.values():
+                if p.elr or p.last_known_elr:
+                    p.elr = []
+                    p.last_known_elr = []
+                    p.partition_epoch += 1
+
     def _apply_RemoveTopicRecord(self, r: mrec.RemoveTopicRecord) -> None:
         t = self.topics_by_id.pop(r.topic_id, None)
         if t is not None:
@@ -335,6 +356,10 @@ class MetadataImage:
             return
         if r.value is None:
             target.pop(r.name, None)
+            if not target and r.resource_type != RESOURCE_TOPIC:
+                # as Kafka's ConfigurationsDelta.apply: a resource left with no config is no more
+                (self.broker_configs if r.resource_type == RESOURCE_BROKER else self.group_configs).pop(
+                    r.resource_name, None)
         else:
             target[r.name] = r.value
 
