@@ -131,7 +131,11 @@ class DeadLetters:
                           group_id, name, error.name, message, topic, partition, [o for o, _ in entries])
             return
         for group_id, topic, partition, entries, cause in waiting:
-            self._append(name, group_id, topic, partition, entries, cause)
+            try:
+                self._append(name, group_id, topic, partition, entries, cause)
+            except Exception:  # (as a failed append where write is called: logged, the records stay archived)
+                log.exception("share group %s: dead letters for %s-%d not written to %s", group_id, topic,
+                              partition, name)
 
     def _append(self, name: str, group_id: str, topic: str, partition: int, entries: list[tuple[int, int]],
                 cause: str) -> int:

@@ -6,6 +6,9 @@ the controller through the controller client and its dead letters wait for the a
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -31,6 +34,16 @@ async def embedded():
         yield broker
     finally:
         await broker.stop()
+
+
+def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def not_active(broker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +81,9 @@ async def test_reelection_raises_the_leader_epoch_through_the_controller(embedde
     with pytest.raises(ControllerError) as refused:
         await embedded.move_leadership("moved", 0)
     assert refused.value.code == E.NOT_CONTROLLER
+    status, body = await asyncio.to_thread(post, embedded.control_url + "/leadership",
+                                           {"topic": "moved", "partition": 0})
+    assert (status, body["code"]) == (409, "NOT_CONTROLLER")
     assert broker.image.topic("moved").partitions[0].leader_epoch == 1
 
 
