@@ -269,7 +269,7 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
             from kbroker.controller.quorum import NewTopic
             from kbroker.replication.topics import create_topic
 
-            create_topic(embedded.broker, NewTopic("dispatch", 1, 1))
+            await create_topic(embedded.broker, NewTopic("dispatch", 1, 1))
             M = REQUESTS[3]
             data = b"".join(
                 frame(18, 3, REQUESTS[18](client_software_name="b", client_software_version="1"), i)
@@ -320,7 +320,7 @@ def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]
         async with EmbeddedBroker() as real, EmbeddedBroker(clock="manual") as manual:
             brokers = {"real": real, "manual": manual}
             for embedded in brokers.values():
-                create_topic(embedded.broker, NewTopic("produce", 1, 1))
+                await create_topic(embedded.broker, NewTopic("produce", 1, 1))
             assert real.broker.clock is None and manual.broker.clock is not None
             names = list(brokers)
             for i in range(rounds):

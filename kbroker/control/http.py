@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kbroker.control.faults import RuleError
+from kbroker.controller.errors import ControllerError
 from kbroker.server.http import HttpError, HttpService, Response, is_loopback, parse_listener
 
 __all__ = ["ControlServer", "HttpError", "is_loopback", "parse_listener"]
@@ -83,6 +84,8 @@ class ControlServer(HttpService):
             status, payload = await self._route(method, target, body)
         except RuleError as exc:
             status, payload = 400, {"error": str(exc), "field": exc.field}
+        except ControllerError as exc:  # a metadata change on a node that is not the active controller
+            status, payload = 409, {"error": exc.message or exc.code.name, "code": exc.code.name}
         return _json(status, payload)
 
     # -- routes -------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ class ControlServer(HttpService):
         self.plane.set_disk_full(full)
         return 200, {"disk_full": full}
 
-    def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    async def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         spec = _json_body(body, required=True)
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -178,7 +181,7 @@ class ControlServer(HttpService):
         if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
             raise HttpError(400, f"expected a partition index, got {partition!r}", "partition")
         try:
-            return 200, self.plane.move_leadership(topic, partition)
+            return 200, await self.plane.move_leadership(topic, partition)
         except KeyError as exc:
             raise HttpError(404, str(exc.args[0]), "topic") from None
 

@@ -187,25 +187,21 @@ class ControlPlane:
 
     # -- leadership ----------------------------------------------------------------------------
 
-    def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
+    async def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
         """Elect the partition's leader again (a one-broker cluster has nowhere else to move it):
         the leader epoch goes up, as after a leader change in Kafka, so a fetcher still on the
         old epoch gets FENCED_LEADER_EPOCH; the next Produce to it gets NOT_LEADER_OR_FOLLOWER
-        once, with the new leader and epoch (Produce v10+), and clients refresh their metadata."""
-        from kbroker.controller import metadata_records as mr
+        once, with the new leader and epoch (Produce v10+), and clients refresh their metadata.
+        The election is the controller's own write (``controller.node_writes.reelect_leader``,
+        awaited): KeyError for a partition the metadata does not have, ControllerError
+        NOT_CONTROLLER on a node that is not the active controller."""
+        from kbroker.controller.node_writes import reelect_leader, require_active
 
-        broker = self.broker
-        state = broker.image.topic(topic)
-        if state is None or partition not in state.partitions:
-            raise KeyError(f"no partition {topic}-{partition}")
-        assert broker.controller is not None
-        broker.controller.commit([mr.PartitionChangeRecord(partition_id=partition, topic_id=state.topic_id,
-                                                           leader=broker.node_id)])
-        epoch = state.partitions[partition].leader_epoch
+        leader, epoch = await reelect_leader(require_active(self.broker.controller), topic, partition)
         rule = self.faults.add({"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER", "topic": topic,
                                 "partition": partition, "count": 1})
-        log.info("leadership of %s-%d moved: leader %d epoch %d", topic, partition, broker.node_id, epoch)
-        return {"topic": topic, "partition": partition, "leader": broker.node_id, "leader_epoch": epoch,
+        log.info("leadership of %s-%d moved: leader %d epoch %d", topic, partition, leader, epoch)
+        return {"topic": topic, "partition": partition, "leader": leader, "leader_epoch": epoch,
                 "rule": rule.id}
 
     def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None

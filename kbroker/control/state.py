@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kbroker.controller.node_writes import require_active, reset_metadata
 from kbroker.raft.files import fsync_dir
 from kbroker_protocol.errors import ErrorCode
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.control")
 
 MANIFEST = "kbroker-snapshot.json"
-RESOURCE_BROKER = 4
-RESOURCE_GROUP = 32
 _IGNORED = {".lock"}
 
 
@@ -46,6 +45,7 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.wiring.coordinators import wire_coordinators
 
+    controller = require_active(broker.controller)  # NOT_CONTROLLER before anything is touched
     started = time.perf_counter()
     control = broker.control
     control.clear_faults()
@@ -72,16 +72,6 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
         result = service.stop()
         if hasattr(result, "__await__"):
             await result
-    assert broker.controller is not None
-    records: list[Any] = []
-    topics = list(broker.image.topics.values())
-    for topic in topics:
-        records.extend(broker.controller.delete_topic_records(topic.topic_id))
-    for resource, configs in sorted(broker.image.broker_configs.items()):
-        records.extend(broker.controller.config_records(RESOURCE_BROKER, resource, dict.fromkeys(configs)))
-    for group_id, configs in sorted(getattr(broker.image, "group_configs", {}).items()):  # share group configs
-        if configs:
-            records.extend(broker.controller.config_records(RESOURCE_GROUP, group_id, dict.fromkeys(configs)))
     # The partitions go first, their directories renamed with one fsync per log dir (not one
     # per partition); the commit then finds nothing left to delete. A crash before the commit
     # leaves the renamed directories to be removed and the topics in the metadata without
@@ -94,7 +84,9 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
         manager.delete(partition.topic, partition.index, sync=False)
     for d in {Path(d) for d in broker.config.log_dirs}:
         fsync_dir(d)
-    broker.controller.commit(records)  # one batch, one fsync
+    # The metadata goes through the controller's own operation (the control plane drives the
+    # single node's controller: there is no Kafka request for this): one batch, one fsync.
+    topics = await reset_metadata(controller)
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
     fresh = wire_coordinators(broker)  # sets broker.group_coordinator / share_coordinator / txn_coordinator
@@ -109,7 +101,7 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
             conn.abort()
             dropped += 1
     elapsed = (time.perf_counter() - started) * 1000
-    user_topics = sum(1 for t in topics if not t.name.startswith("__"))
+    user_topics = sum(1 for name in topics if not name.startswith("__"))
     log.info("reset in %.1f ms: %d topics (%d user), %d groups deleted; %d connections dropped",
              elapsed, len(topics), user_topics, groups, dropped)
     return {"topics_deleted": user_topics, "internal_topics_deleted": len(topics) - user_topics,

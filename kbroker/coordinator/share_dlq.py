@@ -17,10 +17,18 @@ default; empty: any name), an existing topic must have ``errors.deadletterqueue.
 and a missing one is created only with ``errors.deadletterqueue.auto.create.topics.enable=true``
 (with ``errors.deadletterqueue.group.enable=true`` and ``message.timestamp.type=CreateTime``). When
 any check fails the error is logged and the record is archived without a dead letter, as Kafka does.
+
+A missing DLQ topic is asked of the active controller with a CreateTopics through the broker's
+controller client (``replication.topics.create_topic``), once per topic while it is under way,
+the same on the active controller's node and elsewhere; the dead letters of the records given up
+meanwhile are written once the controller has answered and this node's image has the topic (the
+records themselves are archived at once, as before). If the creation fails, they are dropped with
+the error logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -47,6 +55,10 @@ class DeadLetters:
         self.broker = broker
         self.timer = timer
         self.written = 0
+        # DLQ topics asked of the controller: name -> the creation task, and the dead letters
+        # waiting for it: (group, source topic, source partition, entries, cause)
+        self._creating: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, list[tuple[str, str, int, list[tuple[int, int]], str]]] = {}
 
     def enabled(self, group_id: str) -> bool:
         """Kafka's ``isDLQEnabledForGroup``: share.version 2 and a DLQ topic configured."""
@@ -83,16 +95,55 @@ class DeadLetters:
                       [o for o, _ in entries], problem)
             return 0
         name = effective(self.broker, group_id, "errors.deadletterqueue.topic.name")
+        if self.broker.image.topic(name) is None:
+            self._create(name, (group_id, topic, partition, entries, cause))
+            return 0
+        return self._append(name, group_id, topic, partition, entries, cause)
+
+    def _create(self, name: str, waiting: tuple[str, str, int, list[tuple[int, int]], str]) -> None:
+        """Ask the controller for the DLQ topic ``name`` (once while asked) and keep ``waiting``'s
+        dead letters until it answers."""
+        self._waiting.setdefault(name, []).append(waiting)
+        if name in self._creating:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a broker driven by hand): nobody to ask
+            log.error("share group %s: cannot create DLQ topic %s without an event loop", waiting[0], name)
+            self._waiting.pop(name, None)
+            return
+        self._creating[name] = loop.create_task(self._create_then_write(name), name=f"create-dlq-{name}")
+
+    async def _create_then_write(self, name: str) -> None:
+        try:
+            try:
+                result = await create_topic(self.broker, NewTopic(name, configs={
+                    DLQ_TOPIC_ENABLE: "true", "message.timestamp.type": "CreateTime"}))
+                error, message = result.error, result.message
+            except Exception as exc:  # no controller answered
+                error, message = ErrorCode.REQUEST_TIMED_OUT, str(exc)
+        finally:
+            del self._creating[name]
+        waiting = self._waiting.pop(name, [])
+        if error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+            for group_id, topic, partition, entries, _cause in waiting:
+                log.error("share group %s: cannot create DLQ topic %s: %s %s; no dead letters for %s-%d offsets %s",
+                          group_id, name, error.name, message, topic, partition, [o for o, _ in entries])
+            return
+        for group_id, topic, partition, entries, cause in waiting:
+            try:
+                self._append(name, group_id, topic, partition, entries, cause)
+            except Exception:  # (as a failed append where write is called: logged, the records stay archived)
+                log.exception("share group %s: dead letters for %s-%d not written to %s", group_id, topic,
+                              partition, name)
+
+    def _append(self, name: str, group_id: str, topic: str, partition: int, entries: list[tuple[int, int]],
+                cause: str) -> int:
         dlq = self.broker.image.topic(name)
-        if dlq is None:
-            result = create_topic(self.broker, NewTopic(name, configs={
-                DLQ_TOPIC_ENABLE: "true", "message.timestamp.type": "CreateTime"}))
-            if result.error not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-                log.error("share group %s: cannot create DLQ topic %s: %s", group_id, name, result.error.name)
-                return 0
-            dlq = self.broker.image.topic(name)
-            if dlq is None or not dlq.partitions:
-                return 0
+        if dlq is None or not dlq.partitions:
+            log.error("share group %s: DLQ topic %s is not in this broker's metadata yet; no dead letters for "
+                      "%s-%d offsets %s", group_id, name, topic, partition, [o for o, _ in entries])
+            return 0
         target = self.broker.partition(name, partition % len(dlq.partitions))
         if target is None:
             log.error("share group %s: DLQ topic %s partition %d is not led here", group_id, name,

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
-from kbroker.controller.client import controller_active
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.controller.metadata_records import MetadataRecord
@@ -102,7 +101,7 @@ def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
     return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
-def internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
+def internal_defaults(broker: object, topic: NewTopic) -> NewTopic:
     """An internal topic asked for without settings (Metadata auto-creation) gets its coordinator's
     partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
     if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
@@ -113,71 +112,18 @@ def internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
     return topic
 
 
-def create_topic(broker: TopicHost, topic: NewTopic) -> CreateResult:
-    """Create a topic now, on the calling thread (Metadata auto-creation, internal topics), when
-    this node's controller is the active one; otherwise ask the active controller for it (see
-    `request_creation`) and answer LEADER_NOT_AVAILABLE meanwhile."""
+async def create_topic(broker: InternalTopicHost, topic: NewTopic) -> CreateResult:
+    """Create ``topic`` as a broker does for itself (the share groups' dead-letter topics, tests'
+    set-up): a CreateTopics through the broker's controller client, awaited, the same on the
+    active controller's node and on a node whose active controller is elsewhere. Answers the
+    controller's result for the topic; the topic is in this node's image once it applies the
+    controller's records (at once on the active controller's node)."""
     topic = internal_defaults(broker, topic)
-    controller = broker.controller
-    if not controller_active(controller) or not getattr(controller, "commits_synchronously", True):
-        return request_creation(broker, topic)
-    result = plan_create(broker, topic)
-    if result.error == ErrorCode.NONE and result.records:
-        try:
-            keys = create_partition_logs(broker, topic.name, result.records, topic.configs)
-        except OSError as exc:
-            return storage_error(topic.name, exc)
-        error = commit_created(broker, topic.name, result.records, keys)
-        if error is not None:
-            return error
-    return result
-
-
-# Topics this node has asked the active controller to create, per node (Kafka's
-# AutoTopicCreationManager keeps the same in-flight set so that a topic is asked for once).
-_REQUESTED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-
-
-def request_creation(broker: TopicHost, topic: NewTopic) -> CreateResult:
-    """Auto-creation on a node whose controller is elsewhere, as Kafka's AutoTopicCreationManager:
-    a CreateTopics goes to the active controller in the background (once while it is under way)
-    and the caller is answered LEADER_NOT_AVAILABLE; the topic appears once this node's image
-    applies the controller's records (the client retries meanwhile)."""
-    from kbroker_protocol.messages.create_topics import CreateTopicsRequest
-
-    if topic.name == METADATA_TOPIC:
-        return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)
-    requested = _REQUESTED.setdefault(broker, set())
-    if topic.name not in requested:
-        Creatable = CreateTopicsRequest.CreatableTopic
-        request = CreateTopicsRequest(timeout_ms=AUTO_CREATE_TIMEOUT_MS, validate_only=False, topics=[
-            Creatable(name=topic.name, num_partitions=topic.num_partitions,
-                      replication_factor=topic.replication_factor, assignments=[],
-                      configs=[Creatable.CreatableTopicConfig(name=k, value=v) for k, v in sorted(topic.configs.items())])
-        ])
-        try:
-            task = asyncio.get_running_loop().create_task(_request(broker, request, topic.name))
-        except RuntimeError:  # no event loop: nobody to send it
-            return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
-        requested.add(topic.name)
-        task.add_done_callback(functools.partial(_forget, requested, topic.name))
-    return CreateResult(topic.name, ErrorCode.LEADER_NOT_AVAILABLE, None)
-
-
-def _forget(requested: set[str], name: str, _task: asyncio.Task[None]) -> None:
-    requested.discard(name)
-
-
-async def _request(broker: TopicHost, request: Any, name: str) -> None:
-    try:
-        response = await broker.controller_client.create_topics(request, CREATE_TOPICS_VERSION)
-    except Exception:
-        _log.exception("cannot ask the controller to create %s", name)
-        return
+    response = await broker.controller_client.create_topics(creation_request([topic]), CREATE_TOPICS_VERSION)
     for result in response.topics:
-        if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
-            _log.info("auto-creation of %s refused by the controller: %s %s", result.name,
-                      ErrorCode(result.error_code).name, result.error_message)
+        if result.name == topic.name:
+            return CreateResult(topic.name, ErrorCode(result.error_code), result.error_message)
+    return CreateResult(topic.name, ErrorCode.UNKNOWN_SERVER_ERROR, "no answer for the topic")
 
 
 CREATE_TOPICS_VERSION = 7
@@ -198,12 +144,8 @@ AUTO_CREATE_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms default, which Aut
 
 
 def _creating(broker: TopicHost) -> dict[str, str]:
-    """Topics being created: name with '.' as '_' -> name."""
-    pending = getattr(broker, "creating_topics", None)
-    if pending is None:
-        pending = {}
-        broker.creating_topics = pending
-    return pending
+    """Topics being created: name with '.' as '_' -> name (``TopicHost.creating_topics``)."""
+    return broker.creating_topics
 
 
 def reserve_topic(broker: TopicHost, name: str) -> None:
@@ -256,21 +198,6 @@ async def write_created(
     except OSError as exc:
         return _not_written(broker, name, keys, before, exc)
     broker.log_manager.make_dirs(keys)  # committed: the directories now, off the loop
-    return None
-
-
-def commit_created(
-    broker: TopicHost, name: str, records: list[MetadataRecord], keys: list[tuple[str, int]], batch: bytes | None = None
-) -> CreateResult | None:
-    """`write_created` for the synchronous creation paths (Metadata auto-creation and the
-    coordinators' internal topics, see `create_topic`): the single-voter controller's `commit`."""
-    assert broker.controller is not None and broker.log_manager is not None
-    before = broker.controller.log.log_end_offset
-    try:
-        broker.controller.commit(records, batch)
-    except OSError as exc:
-        return _not_written(broker, name, keys, before, exc)
-    broker.log_manager.make_dirs(keys)
     return None
 
 

@@ -158,9 +158,10 @@ class _Controls:
         """Appends fail with ENOSPC (Produce: KAFKA_STORAGE_ERROR) until called with False."""
         self._on_loop(lambda: self._plane().set_disk_full(full))
 
-    def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
-        """A new leader epoch for the partition; the next Produce to it gets NOT_LEADER_OR_FOLLOWER."""
-        return self._on_loop(lambda: self._plane().move_leadership(topic, partition))
+    def move_leadership(self, topic: str, partition: int) -> Any:
+        """A new leader epoch for the partition; the next Produce to it gets NOT_LEADER_OR_FOLLOWER
+        (awaitable on :class:`EmbeddedBroker`). Returns the leader and its new epoch."""
+        return self._on_loop_async(lambda: self._plane().move_leadership(topic, partition))
 
     def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None) -> dict[str, Any]:
         """The next request to the group's (or transactional id's) coordinator gets NOT_COORDINATOR."""

@@ -8,8 +8,10 @@ partition.
   heartbeats once caught up with the metadata (BrokerLifecycleManager, ``cordoned_provider``), and
   again at once when they change (propagateDirectoryCordoned); the controller records them in a
   BrokerRegistrationChangeRecord and places no new replica on a broker whose dirs are all cordoned.
-  The sole voter of a single-node quorum, which registers itself without heartbeats, writes that
-  record itself. Nothing is sent below metadata.version 30 (IBP_4_3_IV0).
+  The sole voter of a single-node quorum registers its broker without heartbeats; its controller
+  takes the change as it would take that heartbeat (``controller.node_writes.record_own_cordoned``,
+  a controller operation awaited in the background: the broker never commits it itself). Nothing
+  is sent below metadata.version 30 (IBP_4_3_IV0).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.directories import cordoned_dirs_supported
+from kbroker.controller.node_writes import record_own_cordoned
 from kbroker.wiring.jbod import directory_ids_by_dir
-from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
@@ -85,22 +88,30 @@ def apply_cordoned(broker: CordonHost) -> None:
         if broker.lifecycle.machine.cordoned_log_dirs != ids:  # another broker config changed: nothing to say
             broker.lifecycle.propagate_directory_cordoned(ids)
         return
+    if not broker.registered_locally or broker.controller is None:
+        return
     try:  # not from within the metadata record being applied: once it is done
-        asyncio.get_running_loop().call_soon(_record_own, broker)
-    except RuntimeError:  # no event loop (tests driving the broker by hand)
-        _record_own(broker)
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no event loop (tests driving the broker by hand): the sole voter's write is at once
+        asyncio.run(_record_own(broker))
+        return
+    tasks = _RECORDING.setdefault(broker, set())
+    task = loop.create_task(_record_own(broker), name="record-cordoned-dirs")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
-def _record_own(broker: CordonHost) -> None:
-    """The sole voter's own registration: a BrokerRegistrationChangeRecord when its cordoned dirs
-    differ from the recorded ones (as the controller answers a heartbeat)."""
+# The broker's cordoned-dir registrations under way (a reference, so that none is collected).
+_RECORDING: weakref.WeakKeyDictionary[CordonHost, set[asyncio.Task[None]]] = weakref.WeakKeyDictionary()
+
+
+async def _record_own(broker: CordonHost) -> None:
+    """The sole voter's own registration: its controller records the cordoned dirs when they
+    differ from the recorded ones (as it answers a heartbeat)."""
     controller = broker.controller
-    reg = broker.image.brokers.get(broker.node_id)
-    if not broker.registered_locally or controller is None or reg is None \
-            or not cordoned_dirs_supported(broker.image):
+    if controller is None or not cordoned_dirs_supported(broker.image):
         return
-    ids = cordoned_dir_ids(broker)
-    if reg.cordoned_log_dirs is not None and set(reg.cordoned_log_dirs) == set(ids):
-        return
-    controller.commit([BrokerRegistrationChangeRecord(broker_id=broker.node_id, broker_epoch=reg.epoch,
-                                                      cordoned_log_dirs=ids)])
+    try:
+        await record_own_cordoned(controller, cordoned_dir_ids(broker))
+    except Exception as exc:  # the next change of cordoned.log.dirs tries again
+        log.error("cannot record the cordoned log dirs: %s", exc)

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from share_wire import ACCEPT, REJECT, RELEASE, E, ShareClient, acquired, part, topic_id
+from waiting import wait_until
 from wire import create_topic, produce
 
 from kbroker.testing import BrokerThread
@@ -63,7 +64,9 @@ def test_rejected_records_become_dead_letters(broker, wire):
     produce(wire, topic, 0, 3)  # values v0 v1 v2
     assert acquired(c.fetch(tid)) == [(0, 2, 1)]
     assert part(c.ack(tid, [(0, 2, [ACCEPT, REJECT, ACCEPT])])).error_code == E.NONE
-    (letter,) = dead_letters(broker, dlq)
+    # The DLQ topic is asked of the controller (a CreateTopics through the controller client): the
+    # dead letter is written once it answers.
+    (letter,) = wait_until(lambda: dead_letters(broker, dlq), 10, message="the dead letter written")
     assert dict(letter.headers) == {
         "__dlq.errors.topic": topic.encode(), "__dlq.errors.partition": b"0", "__dlq.errors.offset": b"1",
         "__dlq.errors.group": group.encode(), "__dlq.errors.delivery.count": b"1",
@@ -82,7 +85,7 @@ def test_delivery_limit_dead_letters_copy_the_record(broker, wire):
     assert acquired(c.fetch(tid)) == [(0, 0, 2)]
     assert dead_letters(broker, dlq) == []
     broker.advance(30_000)  # the lock expires at the limit: archived, with a dead letter
-    (letter,) = dead_letters(broker, dlq)
+    (letter,) = wait_until(lambda: dead_letters(broker, dlq), 10, message="the dead letter written")
     assert letter.value == b"v0"
     assert dict(letter.headers)["__dlq.errors.delivery.count"] == b"2"
     assert dict(letter.headers)["__dlq.errors.message"] == b"Offset delivery count exceeded the threshold."

@@ -328,27 +328,42 @@ class CreationRequests:
                                      for t in request.topics])
 
 
-async def test_auto_creation_asks_the_active_controller_when_it_is_elsewhere(broker, monkeypatch):
+async def test_topics_a_broker_creates_go_to_the_active_controller_when_it_is_elsewhere(broker, monkeypatch):
+    """create_topic (the share groups' dead-letter topics) and ensure_internal_topic (the
+    coordinators') send a CreateTopics through the controller client and write nothing here."""
     from kbroker.controller.quorum import NewTopic
-    from kbroker.replication.topics import _REQUESTED, create_topic, ensure_internal_topic
+    from kbroker.replication.topics import _INTERNAL, create_topic, ensure_internal_topic
 
     monkeypatch.setattr(broker.controller, "is_active", lambda: False)
     remote = CreationRequests()
     broker.controller_client = remote
-    first = create_topic(broker, NewTopic("auto"))
-    second = create_topic(broker, NewTopic("auto"))  # under way: not asked twice
-    assert first.error == second.error == E.LEADER_NOT_AVAILABLE
+    creation = asyncio.ensure_future(create_topic(broker, NewTopic("dlq.auto", configs={"x": "y"})))
     await async_wait_until(lambda: len(remote.requests) == 1, 5, 0.001, message="the first CreateTopics sent")
     sent = remote.requests[0].topics[0]
-    assert (sent.name, sent.num_partitions, sent.replication_factor) == ("auto", -1, -1)
-    assert broker.image.topic("auto") is None  # nothing written here
+    assert (sent.name, sent.num_partitions, sent.replication_factor) == ("dlq.auto", -1, -1)
+    assert [(c.name, c.value) for c in sent.configs] == [("x", "y")]
+    assert not creation.done()  # awaits the controller's answer
+    assert broker.image.topic("dlq.auto") is None  # nothing written here
+    assert ensure_internal_topic(broker, "__consumer_offsets", 3, {"cleanup.policy": "compact"}) is False
     assert ensure_internal_topic(broker, "__consumer_offsets", 3, {"cleanup.policy": "compact"}) is False
     await async_wait_until(lambda: len(remote.requests) == 2, 5, 0.001, message="the second CreateTopics sent")
     offsets = remote.requests[1].topics[0]
     assert (offsets.num_partitions, [(c.name, c.value) for c in offsets.configs]) == (3, [("cleanup.policy",
                                                                                            "compact")])
     remote.gate.set()
-    await async_wait_until(lambda: not _REQUESTED.get(broker), 5, 0.001, message="the creations answered")
-    assert create_topic(broker, NewTopic("auto")).error == E.LEADER_NOT_AVAILABLE
-    await async_wait_until(lambda: len(remote.requests) == 3, 5, 0.001,
-                           message="the third CreateTopics sent")  # answered: a later miss asks again
+    result = await creation
+    assert (result.name, result.error) == ("dlq.auto", E.NONE)
+    await async_wait_until(lambda: not _INTERNAL.get(broker), 5, 0.001, message="the creations answered")
+    assert len(remote.requests) == 2  # the internal topic asked once while under way
+    assert broker.image.topic("dlq.auto") is None and broker.image.topic("__consumer_offsets") is None
+
+
+async def test_create_topic_answers_the_controllers_answer(broker):
+    from kbroker.controller.quorum import NewTopic
+    from kbroker.replication.topics import create_topic
+
+    refused = await create_topic(broker, NewTopic("__cluster_metadata"))
+    assert refused.error == E.INVALID_REQUEST and "prohibited" in (refused.message or "")
+    created = await create_topic(broker, NewTopic("made", 2, 1))
+    assert created.error == E.NONE and len(broker.image.topic("made").partitions) == 2  # applied here
+    assert (await create_topic(broker, NewTopic("made", 2, 1))).error == E.TOPIC_ALREADY_EXISTS
