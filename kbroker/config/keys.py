@@ -131,6 +131,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("controller.quorum.retry.backoff.ms", "int", "20", minimum=0),
         _k("controller.quorum.fetch.snapshot.max.bytes", "int", "1048576", minimum=1),
         _k("broker.heartbeat.interval.ms", "int", "2000"),
+        _k("initial.broker.registration.timeout.ms", "int", "60000"),
         _k("broker.session.timeout.ms", "int", "9000"),
         _k("log.dir.failure.timeout.ms", "long", "30000", minimum=1),
         _k("metadata.log.max.snapshot.interval.ms", "long", "3600000", minimum=0),
