@@ -223,7 +223,14 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.coordinator.rebalance.protocols", "list", "classic,consumer,streams",
            list_choices=("classic", "consumer", "share", "streams"), nonempty=True),
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.consumer.min.session.timeout.ms", "int", "45000", minimum=1),
+        _k("group.consumer.max.session.timeout.ms", "int", "60000", minimum=1),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.consumer.min.heartbeat.interval.ms", "int", "5000", minimum=1),
+        _k("group.consumer.max.heartbeat.interval.ms", "int", "15000", minimum=1),
+        _k("group.consumer.assignment.interval.ms", "int", "1000", minimum=0, applied=False),
+        _k("group.consumer.min.assignment.interval.ms", "int", "0", minimum=0, applied=False),
+        _k("group.consumer.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False),
         _k("group.consumer.assignors", "list", "uniform,range", nonempty=True),
         # Kafka's ConsumerGroupMigrationPolicy: which way a group may move between the classic
         # and the consumer protocol while it has members.
@@ -252,6 +259,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False),
         _k("group.streams.min.assignment.interval.ms", "int", "0", minimum=0, applied=False),
         _k("group.streams.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False),
+        _k("group.streams.assignors", "list", "sticky", nonempty=True),
+        _k("group.streams.rack.aware.assignment.tags", "list", "", applied=False),
         # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
         _k("group.share.max.size", "int", "200", minimum=1, maximum=1000),
         _k("group.share.session.timeout.ms", "int", "45000", minimum=1),
@@ -261,6 +270,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("group.share.min.heartbeat.interval.ms", "int", "5000", minimum=1),
         _k("group.share.max.heartbeat.interval.ms", "int", "15000", minimum=1),
         _k("group.share.assignors", "list", "simple", list_choices=("simple",), nonempty=True),
+        _k("group.share.assignment.interval.ms", "int", "1000", minimum=0, applied=False),
+        _k("group.share.min.assignment.interval.ms", "int", "0", minimum=0, applied=False),
+        _k("group.share.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False),
         _k("group.share.record.lock.duration.ms", "int", "30000", minimum=1000, maximum=3600000),
         _k("group.share.min.record.lock.duration.ms", "int", "15000", minimum=1000, maximum=30000),
         _k("group.share.max.record.lock.duration.ms", "int", "60000", minimum=30000, maximum=3600000),
