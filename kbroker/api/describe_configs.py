@@ -12,7 +12,7 @@ from __future__ import annotations
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.config import CONFIG_TYPE_IDS, ConfigEntry
+from kbroker.config import CONFIG_TYPE_IDS, RESOURCE_GROUP, ConfigEntry, describe_group_configs
 from kbroker.security.acls import DESCRIBE_CONFIGS
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -21,7 +21,6 @@ from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, D
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
-RESOURCE_GROUP = 32
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
@@ -80,9 +79,7 @@ def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest
                 continue
             entries = broker.config.describe_broker()
         elif res.resource_type == RESOURCE_GROUP:
-            from kbroker.coordinator.share_group_config import describe_group_configs, group_config
-
-            entries = describe_group_configs(broker.config, group_config(broker, res.resource_name))
+            entries = describe_group_configs(broker.config, broker.image.group_configs.get(res.resource_name, {}))
         elif res.resource_type == RESOURCE_BROKER_LOGGER:
             problem = broker_resource_error(broker, res.resource_name)
             if problem:

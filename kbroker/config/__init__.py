@@ -1,7 +1,8 @@
 """Broker and topic configuration with Apache Kafka's own keys: the one place they are declared.
 
 Every broker key (``BROKER_KEYS``) and topic key (``TOPIC_KEYS``) is declared once, as data, in
-:mod:`kbroker.config.keys` with Kafka 4.4's type, default, validator and documentation, and
+:mod:`kbroker.config.keys` with Kafka 4.4's type, default, validator and documentation (the group
+configs of GROUP resources, ``GROUP_KEYS``, in :mod:`kbroker.config.group_keys`), and
 everything else takes them from here: start-up (``server.properties``, ``--override``),
 DescribeConfigs, CreateTopics, AlterConfigs/IncrementalAlterConfigs, the coordinators and the log,
 whose typed ``LogConfig`` is built from values parsed here once. This package imports nothing of
@@ -18,8 +19,9 @@ Kafka's order of precedence; DescribeConfigs reports those synonyms.
 
 The modules, bottom up: :mod:`~kbroker.config.values` (types, parsers, :class:`ConfigKey`),
 :mod:`~kbroker.config.addresses` (listeners, quorum addresses), :mod:`~kbroker.config.keys` (the
-key table), :mod:`~kbroker.config.properties` (``server.properties`` syntax) and
-:mod:`~kbroker.config.broker_config` (:class:`BrokerConfig`).
+key table), :mod:`~kbroker.config.properties` (``server.properties`` syntax),
+:mod:`~kbroker.config.broker_config` (:class:`BrokerConfig`) and :mod:`~kbroker.config.group_keys`
+(the group configs, bounded by the broker's).
 """
 
 from kbroker.config.addresses import (
@@ -42,6 +44,14 @@ from kbroker.config.broker_config import (
     BrokerConfig,
     ConfigEntry,
     validate_topic_configs,
+)
+from kbroker.config.group_keys import (
+    GROUP_KEYS,
+    RESOURCE_GROUP,
+    GroupKey,
+    describe_group_configs,
+    group_value,
+    validate_group_configs,
 )
 from kbroker.config.keys import (
     BROKER_DEFAULTS,
@@ -68,7 +78,8 @@ from kbroker.config.values import (
 )
 
 __all__ = [
-    "BROKER_DEFAULTS", "BROKER_KEYS", "BROKER_SYNONYMS", "CONFIG_TYPE_IDS", "DYNAMIC_LISTENER_KEYS",
+    "BROKER_DEFAULTS", "BROKER_KEYS", "BROKER_SYNONYMS", "CONFIG_TYPE_IDS", "DYNAMIC_LISTENER_KEYS", "GROUP_KEYS",
+    "RESOURCE_GROUP", "GroupKey", "describe_group_configs", "group_value", "validate_group_configs",
     "DYNAMIC_ONLY_BROKER_KEYS", "INT_MAX", "LISTENER_KEYS", "LONG_MAX", "MECHANISM_KEYS", "SECURITY_PROTOCOLS",
     "SECURITY_PROTOCOL_IDS", "SEGMENT_BYTES_MIN", "SOURCE_DEFAULT", "SOURCE_DYNAMIC_BROKER",
     "SOURCE_DYNAMIC_DEFAULT_BROKER", "SOURCE_STATIC_BROKER", "SOURCE_TOPIC", "SOURCE_UNKNOWN", "TOPIC_DEFAULTS",

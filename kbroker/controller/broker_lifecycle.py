@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 
 BROKER_REGISTRATION = 62
 BROKER_HEARTBEAT = 63
-DEFAULT_HEARTBEAT_INTERVAL_MS = 2000  # broker.heartbeat.interval.ms
-DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS = 60000  # initial.broker.registration.timeout.ms
+DEFAULT_HEARTBEAT_INTERVAL_MS: int = BROKER_DEFAULTS["broker.heartbeat.interval.ms"]
+DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS: int = BROKER_DEFAULTS["initial.broker.registration.timeout.ms"]
 STARTING_HEARTBEAT_DELAY_MS = 10
 PENDING_SHUTDOWN_HEARTBEAT_DELAY_MS = 50
 DEFAULT_LOG_DIR_FAILURE_TIMEOUT_MS: int = BROKER_DEFAULTS["log.dir.failure.timeout.ms"]

@@ -20,8 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
-from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.cluster_control import DEFAULT_SESSION_TIMEOUT_MS, ClusterControl
+from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.image import MetadataImage
 from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.replication_control import (
@@ -65,9 +64,10 @@ class ClusterController(ActiveController, MetadataWriter, Protocol):
 
 
 class ControllerSettings(Protocol):
-    """The node's configuration as read here (``BrokerConfig``; a dict in tests)."""
+    """The node's configuration as read here (``BrokerConfig``): a key's typed value, its
+    default the key table's."""
 
-    def get(self, name: str, default: Any = None, /) -> Any: ...
+    def __getitem__(self, name: str, /) -> Any: ...
 
 
 class ControllerNode(Protocol):
@@ -115,11 +115,10 @@ def cluster_control_for(broker: ControllerNode) -> ClusterControl:
         config = broker.config
         cc = ClusterControl(
             broker.cluster_id,
-            session_timeout_ms=int(config.get("broker.session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS)),
+            session_timeout_ms=config["broker.session.timeout.ms"],
             settings=ReplicationSettings(
-                min_insync_replicas=int(config.get("min.insync.replicas", BROKER_DEFAULTS["min.insync.replicas"])),
-                unclean_leader_election_enable=bool(config.get("unclean.leader.election.enable",
-                                                                   BROKER_DEFAULTS["unclean.leader.election.enable"])),
+                min_insync_replicas=config["min.insync.replicas"],
+                unclean_leader_election_enable=config["unclean.leader.election.enable"],
             ),
         )
         cc.attach(controller.image)

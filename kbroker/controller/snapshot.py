@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller import metadata_records as mr
 from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
@@ -179,9 +180,9 @@ def snapshot_removals(old: MetadataImage, new: MetadataImage) -> list[mr.Metadat
     return out
 
 
-# Kafka's MetadataLogConfig defaults
-MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS = 20 * 1024 * 1024  # metadata.log.max.record.bytes.between.snapshots
-MAX_SNAPSHOT_INTERVAL_MS = 3_600_000  # metadata.log.max.snapshot.interval.ms (0: no time-based snapshots)
+# Kafka's MetadataLogConfig defaults (metadata.log.max.snapshot.interval.ms 0: no time-based snapshots)
+MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS: int = BROKER_DEFAULTS["metadata.log.max.record.bytes.between.snapshots"]
+MAX_SNAPSHOT_INTERVAL_MS: int = BROKER_DEFAULTS["metadata.log.max.snapshot.interval.ms"]
 
 
 class SnapshotPolicy:

@@ -7,7 +7,6 @@ import logging
 import uuid
 from typing import Any
 
-from kbroker.config import BROKER_DEFAULTS
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_model import (
@@ -37,8 +36,7 @@ class ConsumerClassicHosting(ConsumerGroupState):
     def _can_upgrade(self, group: ClassicGroup) -> bool:
         """Online upgrade (Kafka's ``group.consumer.migration.policy`` upgrade/bidirectional): a
         Stable classic group of consumers whose metadata and assignments decode."""
-        policy = str(self._config.get("group.consumer.migration.policy",
-                                      BROKER_DEFAULTS["group.consumer.migration.policy"]))
+        policy = str(self._config["group.consumer.migration.policy"])
         if policy.lower() not in ("bidirectional", "upgrade"):
             return False
         if not group.is_in(GroupState.STABLE) or group.protocol_type != "consumer":

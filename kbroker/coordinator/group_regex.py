@@ -43,6 +43,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.image import MetadataImage
 
 # Kafka's AclOperation.DESCRIBE and ResourceType.TOPIC codes (kbroker.security.acls has them all; the
@@ -60,7 +61,7 @@ class Authorizer(Protocol):
 
 log = logging.getLogger(__name__)
 
-REGEX_REFRESH_INTERVAL_MS = 600_000  # Kafka's group.consumer.regex.refresh.interval.ms default
+REGEX_REFRESH_INTERVAL_MS: int = BROKER_DEFAULTS["group.consumer.regex.refresh.interval.ms"]
 REGEX_BATCH_REFRESH_MIN_INTERVAL_MS = 10_000  # Kafka's GroupMetadataManager.REGEX_BATCH_REFRESH_MIN_INTERVAL_MS
 
 

@@ -45,6 +45,7 @@ from collections import ChainMap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
@@ -136,7 +137,7 @@ class RaftDriver(RaftTransport):
         host: str = "127.0.0.1",
         port: int = 0,
         rng: random.Random | None = None,
-        max_frame_bytes: int = 100 * 1024 * 1024,  # Kafka's socket.request.max.bytes
+        max_frame_bytes: int = BROKER_DEFAULTS["socket.request.max.bytes"],
         reconnect_backoff_ms: int = 50,  # Kafka's reconnect.backoff.ms
         kraft_version: int = 0,
         directory_id: uuid.UUID | None = None,
@@ -197,7 +198,7 @@ class RaftDriver(RaftTransport):
         self.error_responder: ErrorResponder | None = None
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
-        self.fetch_snapshot_max_bytes = 1024 * 1024  # Kafka's controller.quorum.fetch.snapshot.max.bytes default
+        self.fetch_snapshot_max_bytes: int = BROKER_DEFAULTS["controller.quorum.fetch.snapshot.max.bytes"]
         self._snapshot_reads: dict[int, tuple[int, int]] = {}
         self._handler_tasks: set[asyncio.Task[object]] = set()
         # Security of the controller listener (issue 17, set by kbroker.security.internode before

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.raft.log import Entry, LeaderChange, RaftLog, Snapshot
 from kbroker.raft.messages import (
     NO_LEADER,
@@ -108,11 +109,11 @@ class RaftSafetyError(AssertionError):
 class RaftConfig:
     """Kafka's ``controller.quorum.*`` settings (defaults as in Kafka 4.4) plus sans-IO knobs."""
 
-    election_timeout_ms: int = 1000  # controller.quorum.election.timeout.ms
-    fetch_timeout_ms: int = 2000  # controller.quorum.fetch.timeout.ms
-    election_backoff_max_ms: int = 1000  # controller.quorum.election.backoff.max.ms
-    request_timeout_ms: int = 2000  # controller.quorum.request.timeout.ms
-    retry_backoff_ms: int = 20  # controller.quorum.retry.backoff.ms
+    election_timeout_ms: int = BROKER_DEFAULTS["controller.quorum.election.timeout.ms"]
+    fetch_timeout_ms: int = BROKER_DEFAULTS["controller.quorum.fetch.timeout.ms"]
+    election_backoff_max_ms: int = BROKER_DEFAULTS["controller.quorum.election.backoff.max.ms"]
+    request_timeout_ms: int = BROKER_DEFAULTS["controller.quorum.request.timeout.ms"]
+    retry_backoff_ms: int = BROKER_DEFAULTS["controller.quorum.retry.backoff.ms"]
     # How long a follower lets the leader hold its Fetch when there is nothing new (long poll).
     fetch_max_wait_ms: int = 500
     # The leader flushes appended records this long after the first unflushed one (Kafka's

@@ -38,6 +38,7 @@ import math
 import socket
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.config import BROKER_DEFAULTS
 from kbroker.config.addresses import normal_address
 from kbroker.security.quota_rates import Clock, Rate, Sensor, TokenBucket, monotonic_ms, round_half_up
 
@@ -57,9 +58,9 @@ USER_CLIENT_KEYS: dict[str, str] = {PRODUCER_BYTE_RATE: "LONG", CONSUMER_BYTE_RA
                                     REQUEST_PERCENTAGE: "DOUBLE", CONTROLLER_MUTATION_RATE: "DOUBLE"}
 IP_KEYS: dict[str, str] = {CONNECTION_CREATION_RATE: "INT"}
 
-# Kafka's QuotaConfig defaults.
-DEFAULT_SAMPLES = 11
-DEFAULT_WINDOW_SECONDS = 1
+# Kafka's QuotaConfig defaults, as the key table declares them.
+DEFAULT_SAMPLES: int = BROKER_DEFAULTS["quota.window.num"]
+DEFAULT_WINDOW_SECONDS: int = BROKER_DEFAULTS["quota.window.size.seconds"]
 INACTIVE_SENSOR_EXPIRATION_MS = 3_600_000  # ClientQuotaManager: sensors dropped after 1 h unused
 
 # ClientQuotaManager's quotaTypesEnabled bits
@@ -397,16 +398,16 @@ class ClientQuotas:
     """The broker's quota managers, kept up to date from the metadata image's ClientQuotaRecords."""
 
     def __init__(self, config: Any = None, clock: Clock = monotonic_ms) -> None:
-        def get(key: str, default: int) -> int:
-            return int(config[key]) if config is not None else default
+        def get(key: str) -> int:
+            return int((BROKER_DEFAULTS if config is None else config)[key])
 
-        samples, window = get("quota.window.num", DEFAULT_SAMPLES), get("quota.window.size.seconds", DEFAULT_WINDOW_SECONDS)
+        samples, window = get("quota.window.num"), get("quota.window.size.seconds")
         self.produce = ClientQuotaManager("Produce", samples, window, clock)
         self.fetch = ClientQuotaManager("Fetch", samples, window, clock)
         self.request = ClientQuotaManager("Request", samples, window, clock, bounded=True)
         self.controller_mutation = ClientQuotaManager(
-            "ControllerMutation", get("controller.quota.window.num", DEFAULT_SAMPLES),
-            get("controller.quota.window.size.seconds", DEFAULT_WINDOW_SECONDS), clock, token_bucket=True)
+            "ControllerMutation", get("controller.quota.window.num"),
+            get("controller.quota.window.size.seconds"), clock, token_bucket=True)
         self.ip = IpConnectionQuotas(samples, window, clock)
         self.by_key = {PRODUCER_BYTE_RATE: self.produce, CONSUMER_BYTE_RATE: self.fetch,
                        REQUEST_PERCENTAGE: self.request, CONTROLLER_MUTATION_RATE: self.controller_mutation}

@@ -37,12 +37,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kbroker.config import BROKER_DEFAULTS, LONG_MAX
 from kbroker.security.quota_rates import Rate, monotonic_ms
 
 LEADER, FOLLOWER = "leader", "follower"
-LONG_MAX = 2**63 - 1
-DEFAULT_SAMPLES = 11
-DEFAULT_WINDOW_SECONDS = 1
+DEFAULT_SAMPLES: int = BROKER_DEFAULTS["replication.quota.window.num"]
+DEFAULT_WINDOW_SECONDS: int = BROKER_DEFAULTS["replication.quota.window.size.seconds"]
 
 
 def throttled_replicas_key(kind: str) -> str:

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbroker.config import BROKER_DEFAULTS
 from kbroker.security.scram import (
     ScramCredential,
     ScramMechanism,
@@ -96,10 +95,9 @@ class DelegationTokens:
     def __init__(self, config: Any) -> None:
         key = config.get("delegation.token.secret.key")
         self.secret_key: bytes | None = key.encode("utf-8") if key else None
-        self.max_lifetime_ms = int(config.get("delegation.token.max.lifetime.ms", BROKER_DEFAULTS["delegation.token.max.lifetime.ms"]))
-        self.expiry_time_ms = int(config.get("delegation.token.expiry.time.ms", BROKER_DEFAULTS["delegation.token.expiry.time.ms"]))
-        self.check_interval_ms = int(config.get("delegation.token.expiry.check.interval.ms",
-                                                BROKER_DEFAULTS["delegation.token.expiry.check.interval.ms"]))
+        self.max_lifetime_ms = int(config["delegation.token.max.lifetime.ms"])
+        self.expiry_time_ms = int(config["delegation.token.expiry.time.ms"])
+        self.check_interval_ms = int(config["delegation.token.expiry.check.interval.ms"])
         self.tokens: dict[str, TokenInfo] = {}
         self._by_hmac: dict[bytes, str] = {}
 

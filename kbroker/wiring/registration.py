@@ -51,7 +51,8 @@ def build_lifecycle(config: BrokerConfig, node_id: int, cluster_id: str, raft: R
     ``open_connection`` sets up the channel's connections (TLS/SASL of the controller listener:
     kbroker.security.internode), plain TCP when None."""
     machine = LifecycleMachine(node_id, cluster_id, listeners=listeners, features=SUPPORTED_FEATURES,
-                               rack=config["broker.rack"], log_dirs=directory_ids, heartbeat_interval_ms=config["broker.heartbeat.interval.ms"])
+                               rack=config["broker.rack"], log_dirs=directory_ids, heartbeat_interval_ms=config["broker.heartbeat.interval.ms"],
+                               initial_registration_timeout_ms=config["initial.broker.registration.timeout.ms"])
     controllers: Mapping[int, tuple[str, int]] | Callable[[], Mapping[int, tuple[str, int]]] = (
         dict(config.quorum_voters) or (lambda: raft.addresses))
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,

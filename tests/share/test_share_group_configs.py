@@ -140,3 +140,21 @@ def test_list_config_resources_lists_groups_with_configs(wire):
     assert alter(wire, group, **{"share.auto.offset.reset": None}).error_code == E.NONE
     listed = wire.call(74, 1, resource_types=[32])
     assert group not in [r.resource_name for r in listed.config_resources]
+
+
+def test_group_configs_are_bounded_by_the_brokers_settings(wire):
+    # Kafka 4.4's GroupConfig.validateValues: the broker's group.<kind>.min/max settings bound
+    # every group's consumer, share and streams keys; nothing is stored when one is out of bounds.
+    group = f"sg-{uuid.uuid4().hex[:8]}"
+    r = alter(wire, group, **{"consumer.session.timeout.ms": "1000"})
+    assert (r.error_code, r.error_message) == (
+        E.INVALID_CONFIG, "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.")
+    r = alter(wire, group, **{"streams.num.standby.replicas": "3"})
+    assert (r.error_code, r.error_message) == (E.INVALID_CONFIG, "streams.num.standby.replicas must be less than or equal to 2")
+    r = alter(wire, group, **{"share.delivery.count.limit": "1"})
+    assert (r.error_code, r.error_message) == (
+        E.INVALID_CONFIG, "Invalid value 1 for configuration share.delivery.count.limit: Value must be at least 2")
+    seen = describe(wire, group)
+    assert seen["consumer.session.timeout.ms"] == ("45000", 5) and seen["share.delivery.count.limit"] == ("5", 5)
+    assert alter(wire, group, **{"consumer.session.timeout.ms": "50000"}).error_code == E.NONE
+    assert describe(wire, group)["consumer.session.timeout.ms"] == ("50000", 8)

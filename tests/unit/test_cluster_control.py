@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from kbroker.config import BrokerConfig
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.image import FENCING_FENCE, FENCING_UNFENCE, NO_LEADER
 from kbroker_protocol.errors import ErrorCode
@@ -358,7 +359,7 @@ class _Broker:
     def __init__(self, controller: _Controller) -> None:
         self.controller = controller
         self.cluster_id = CLUSTER_ID
-        self.config = {"broker.session.timeout.ms": 9000}
+        self.config = BrokerConfig({"broker.session.timeout.ms": "9000"}, warn=False)
         self.registered_locally = False
 
 

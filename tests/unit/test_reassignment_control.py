@@ -4,6 +4,7 @@ PartitionReassignmentReplicas and PartitionReassignmentRevert, on an image in me
 
 from __future__ import annotations
 
+from kbroker.config import BrokerConfig
 from kbroker.controller.image import LEADER_UNCHANGED
 from kbroker.controller.reassignment import (
     ReassignmentReplicas,
@@ -379,7 +380,7 @@ class _FakeController:
 class _FakeBroker:
     def __init__(self, controller):
         self.controller = controller
-        self.config = {}
+        self.config = BrokerConfig({}, warn=False)
 
 
 def test_controller_listener_handlers_answer_not_controller_unless_active():

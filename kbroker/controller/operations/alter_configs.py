@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.config.broker_config import cordoned_log_dirs_problem
+from kbroker.config.group_keys import GROUP_KEYS, RESOURCE_GROUP, validate_group_configs
 from kbroker.controller.client import Requester
 from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.operations.host import (
@@ -29,7 +30,6 @@ from kbroker.controller.operations.host import (
     local_controller,
     operation_subject,
 )
-from kbroker.coordinator.share_group_config import RESOURCE_GROUP, GroupConfigError, validate_group_configs
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode
@@ -93,7 +93,7 @@ def _validate(broker: OperationHost, resource_type: int, new: dict[str, str], ch
     if resource_type == RESOURCE_GROUP:
         try:
             validate_group_configs(broker.config, new)
-        except GroupConfigError as exc:
+        except ConfigError as exc:
             raise Reject(ErrorCode.INVALID_CONFIG, str(exc)) from None
         return
     for key, value in changed.items():
@@ -225,7 +225,8 @@ async def alter_configs(broker: OperationHost, request: AlterConfigsRequest, ver
 
 
 def _list_type(resource_type: int, key: str) -> bool:
-    spec = TOPIC_KEYS.get(key) if resource_type == RESOURCE_TOPIC else BROKER_KEYS.get(key)
+    spec = (TOPIC_KEYS.get(key) if resource_type == RESOURCE_TOPIC else GROUP_KEYS.get(key)
+            if resource_type == RESOURCE_GROUP else BROKER_KEYS.get(key))
     return spec is not None and spec.type == "list"
 
 

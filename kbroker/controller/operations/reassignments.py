@@ -11,7 +11,6 @@ error responses of both requests are here, as the operations answer with them.
 
 from __future__ import annotations
 
-from kbroker.config import BROKER_DEFAULTS
 from kbroker.controller.client import Requester
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.operations.host import OperationHost, operation_subject
@@ -35,9 +34,8 @@ def replication_settings(broker: OperationHost) -> ReplicationSettings:
     if cc is not None:
         return cc.settings
     return ReplicationSettings(
-        min_insync_replicas=int(broker.config.get("min.insync.replicas", BROKER_DEFAULTS["min.insync.replicas"])),
-        unclean_leader_election_enable=bool(broker.config.get("unclean.leader.election.enable",
-                                                             BROKER_DEFAULTS["unclean.leader.election.enable"])),
+        min_insync_replicas=broker.config["min.insync.replicas"],
+        unclean_leader_election_enable=broker.config["unclean.leader.election.enable"],
     )
 
 
