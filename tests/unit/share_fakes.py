@@ -193,6 +193,16 @@ class FakeShareBroker:
             out.append(self.partitions.setdefault((name, index), FakeSharePartition(name, index)))
         return out
 
+    def add_broker(self, broker_id: int) -> None:
+        self._apply(mr.RegisterBrokerRecord(broker_id=broker_id, broker_epoch=1, fenced=False))
+
+    def move_leader(self, topic: str, index: int, leader: int) -> None:
+        """The partition's leader becomes ``leader`` (this node leads it only if it is NODE_ID)."""
+        t = self.image.topic(topic)
+        assert t is not None
+        self._apply(mr.PartitionChangeRecord(topic_id=t.topic_id, partition_id=index, leader=leader))
+        self.partitions[(topic, index)].is_leader = leader == NODE_ID
+
     def remove_topic(self, name: str) -> None:
         topic = self.image.topic(name)
         assert topic is not None

@@ -184,6 +184,31 @@ def test_topic_partitions_and_configs_of_the_state_topic() -> None:
         assert logged(broker, coordinator.store.partition_for(G, TID, p))[-1] == ("snapshot", G, p, 1)
 
 
+def test_with_two_brokers_the_leader_of_the_state_partition_is_the_share_coordinator() -> None:
+    coordinator, broker, _timer = started_share_coordinator()
+    persister = coordinator.manager.persister
+    assert coordinator.store.leads(G, TID, 0) and persister.is_local(G, TID, 0)  # one broker: always
+    broker.add_broker(2)
+    assert (persister.coordinator_node(G, TID, 0), persister.is_local(G, TID, 0)) == (1, True)
+    broker.move_leader(STATE_TOPIC, 0, 2)
+    assert (persister.coordinator_node(G, TID, 0), persister.is_local(G, TID, 0)) == (2, False)
+    assert not coordinator.store.leads(G, TID, 0)
+    broker.move_leader(STATE_TOPIC, 0, -1)  # no leader known yet
+    assert (persister.coordinator_node(G, TID, 0), persister.is_local(G, TID, 0)) == (None, False)
+    broker.move_leader(STATE_TOPIC, 0, 1)
+    assert coordinator.store.leads(G, TID, 0) and persister.is_local(G, TID, 0)
+
+
+def test_a_state_write_without_the_state_partition_here_fails_and_keeps_the_old_state() -> None:
+    coordinator, broker, _timer = started_share_coordinator()
+    coordinator.store.initialize(G, TID, 0, 1, 0)
+    del broker.partitions[(STATE_TOPIC, 0)]  # not hosted on this broker
+    with pytest.raises(RuntimeError):
+        coordinator.store.write(G, TID, 0, 1, 4, 3, [])
+    state = coordinator.store.read(G, TID, 0)
+    assert state is not None and state.start_offset == 0
+
+
 # -- the prune timer ---------------------------------------------------------------------------------
 
 
