@@ -228,7 +228,7 @@ async def _wait(broker: BrokerServices, manager: ShareManager, group_id: str, me
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
     until records are acquired or ``wait_ms`` passes."""
-    deadline = Deadline(wait_ms, getattr(broker, "clock", None))  # on a manual clock if the broker has one
+    deadline = Deadline(wait_ms, broker.clock)  # on a manual clock if the broker has one
     results: dict[tuple[uuid.UUID, int], _Result] = {}
     while True:
         fut = manager.waiter()

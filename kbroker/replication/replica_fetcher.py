@@ -45,6 +45,7 @@ from kbroker_protocol.records import ControlType, iter_records, parse_control_re
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_state import PartitionProducerState
+    from kbroker.replication.replica_manager import ReplicaHost
 
 
 log = logging.getLogger("kbroker.replication.fetcher")
@@ -203,8 +204,9 @@ class ReplicaFetcher:
     # -- config ---------------------------------------------------------------------------
 
     @property
-    def _broker(self) -> Any:
-        return self.manager.replica_manager.broker
+    def _broker(self) -> ReplicaHost:
+        broker: ReplicaHost = self.manager.replica_manager.broker
+        return broker
 
     def _cfg(self, key: str) -> Any:
         return self._broker.config[key]
@@ -214,8 +216,8 @@ class ReplicaFetcher:
         reg = broker.image.brokers.get(self.source_id)
         if reg is None or not reg.endpoints:
             return None
-        security = getattr(broker, "internode_security", None)
-        name = security.inter_broker.listener if security is not None and security.inter_broker.protocol != \
+        security = broker.internode_security
+        name = security.inter_broker.listener if security.inter_broker.protocol != \
             "PLAINTEXT" else broker.config["inter.broker.listener.name"] or broker.config.client_listeners[0].listener
         ep = reg.endpoints.get(name) or next(iter(reg.endpoints.values()))
         return ep[0], ep[1]
@@ -250,8 +252,8 @@ class ReplicaFetcher:
                         self._truncate_to_high_watermark(s)
                     fetching = [s for s in ready if not s.truncating and self._current(s)]
                     # the follower's replication throttle (kbroker/security/replication_quotas.py)
-                    throttles = getattr(self._broker, "replication_quotas", None)
-                    if fetching and throttles is not None and throttles.follower.enabled:
+                    throttles = self._broker.replication_quotas
+                    if fetching and throttles.follower.enabled:
                         fetching = [s for s in fetching if not throttles.follower_throttles(s.partition, s.lag)]
                         if not fetching:  # Kafka: nothing to fetch, back off (or until woken)
                             self._wake.clear()
@@ -297,10 +299,10 @@ class ReplicaFetcher:
             self._log_once("endpoint", logging.INFO, "broker %d has no registered endpoint yet", self.source_id)
             return None
         node = self.manager.replica_manager.node_id
-        security = getattr(self._broker, "internode_security", None)
+        security = self._broker.internode_security
         conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
                                 self._cfg("socket.request.max.bytes"),
-                                security.inter_broker if security is not None else None, self.source_id)
+                                security.inter_broker, self.source_id)
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
         self._logged.discard("conn")
@@ -484,8 +486,8 @@ class ReplicaFetcher:
         records = pd.records
         if records is not None and len(records):
             self._append(s, memoryview(records))
-            throttles = getattr(self._broker, "replication_quotas", None)
-            if throttles is not None and throttles.follower.is_throttled(p):
+            throttles = self._broker.replication_quotas
+            if throttles.follower.is_throttled(p):
                 throttles.follower.record(len(records))
             s.lag = max(0, pd.high_watermark - s.fetch_offset)
         elif s.lag is None:

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard
+    from kbroker.security.internode import InterNodeSecurity
+    from kbroker.security.replication_quotas import ReplicationQuotas
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ class ReplicaClock(WaitClock, Protocol):
 class ReplicaHost(Protocol):
     """What the replica manager reads of its broker (``kbroker.broker.Broker`` provides it):
     identity, config and image, the local partitions, whether it is stopping, the manual clock
-    (None: real time), and its delayed delivery, looked up when present (``delayed``)."""
+    (None: real time), its delayed delivery (None: none), and, for its replica fetchers, the
+    inter-broker security and the follower's replication throttle."""
 
     config: BrokerConfig
     image: MetadataImage
@@ -108,6 +111,15 @@ class ReplicaHost(Protocol):
 
     @property
     def clock(self) -> ReplicaClock | None: ...
+
+    @property
+    def delayed(self) -> DelayedDivert | None: ...
+
+    @property
+    def internode_security(self) -> InterNodeSecurity: ...
+
+    @property
+    def replication_quotas(self) -> ReplicationQuotas: ...
 
 
 ALTER_PARTITION = 56
@@ -552,7 +564,7 @@ class ReplicaManager(TxnVerification):
                 now_ms: int) -> AppendResult | Awaitable[AppendResult] | None:
         """A batch with a delay header goes to the broker's delayed delivery (kbroker/delayed.py),
         if it has one: its result, or None for the normal append."""
-        delayed: DelayedDivert | None = getattr(self.broker, "delayed", None)
+        delayed = self.broker.delayed
         if delayed is None or not delayed.enabled:
             return None
         return delayed.divert(partition, records, version, acks, transactional_id, now_ms)

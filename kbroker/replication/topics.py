@@ -46,8 +46,20 @@ _log = logging.getLogger(__name__)
 METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
 
 
+class InternalTopicOwner(Protocol):
+    """A coordinator as internal topic creation sees it: its topic, partitions and configs."""
+
+    @property
+    def topic_name(self) -> str: ...
+
+    def topic_partitions(self) -> int: ...
+
+    def topic_configs(self) -> dict[str, str]: ...
+
+
 class TopicHost(Protocol):
-    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it)."""
+    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it), its
+    coordinators included (their internal topics' defaults)."""
 
     config: BrokerConfig
     node_id: int
@@ -57,6 +69,13 @@ class TopicHost(Protocol):
     log_manager: LogManager | None
     creating_topics: dict[str, str]
     services: list[Any]
+
+    @property
+    def group_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def share_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def txn_coordinator(self) -> InternalTopicOwner | None: ...
 
     def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig: ...
 
@@ -106,9 +125,9 @@ def internal_defaults(broker: TopicHost, topic: NewTopic) -> NewTopic:
     partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
     if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
         return topic
-    for service in getattr(broker, "services", ()):
-        if getattr(service, "topic_name", None) == topic.name:
-            return NewTopic(topic.name, service.topic_partitions(), 1, configs=service.topic_configs())
+    for owner in (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator):
+        if owner is not None and owner.topic_name == topic.name:
+            return NewTopic(topic.name, owner.topic_partitions(), 1, configs=owner.topic_configs())
     return topic
 
 

@@ -278,13 +278,18 @@ class _Peer(Protocol):
     def peer(self) -> str: ...  # host:port (a ``principal`` attribute, when set, is the principal)
 
 
+class _AuthBroker(Protocol):
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 class AuthContext(Protocol):
-    """What a check reads of a request's context: ``ctx.broker``'s ``authorizer`` (none: allowed),
-    ``ctx.connection``'s principal and peer; a context whose ``internal`` is true is the broker's
-    own work, never refused."""
+    """What a check reads of a request's context: ``ctx.broker``'s ``authorizer`` (not enabled:
+    allowed), ``ctx.connection``'s principal and peer; a context whose ``internal`` is true is the
+    broker's own work, never refused."""
 
     @property
-    def broker(self) -> object: ...
+    def broker(self) -> _AuthBroker: ...
     @property
     def connection(self) -> _Peer: ...
 
@@ -292,8 +297,8 @@ class AuthContext(Protocol):
 def authorized(ctx: AuthContext, operation: int, resource_type: int, name: str) -> bool:
     """Whether the request's principal may do ``operation`` on the resource (always, without an
     authorizer)."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled or getattr(ctx, "internal", False):
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled or getattr(ctx, "internal", False):
         return True
     conn = ctx.connection
     return authorizer.authorize(getattr(conn, "principal", "User:ANONYMOUS"), client_host(conn.peer), operation,
@@ -303,8 +308,8 @@ def authorized(ctx: AuthContext, operation: int, resource_type: int, name: str) 
 def authorized_operations(ctx: AuthContext, resource_type: int, name: str, operations: int) -> int:
     """The bit set of ``operations`` (bit n: operation code n) the principal may do on the resource,
     as Kafka fills the authorized-operations fields; all of them without an authorizer."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled:
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
         return operations
     return sum(1 << op for op in range(32) if operations & (1 << op) and authorized(ctx, op, resource_type, name))
 
@@ -312,8 +317,8 @@ def authorized_operations(ctx: AuthContext, resource_type: int, name: str, opera
 def idempotent_write_allowed(ctx: AuthContext) -> bool:
     """InitProducerId without a transactional id, as Kafka's KafkaApis: IDEMPOTENT_WRITE on the
     cluster, or WRITE on some topic (Authorizer.authorizeByResourceType)."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled:
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
         return True
     if authorized(ctx, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME):
         return True

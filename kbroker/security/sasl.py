@@ -191,7 +191,7 @@ class SaslAuthenticator:
         if mechanism == "OAUTHBEARER":
             return OAuthBearerServer(self.security.oauth_validator)
         return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
-                           getattr(self.connection.broker, "delegation_tokens", None))
+                           self.connection.broker.delegation_tokens)
 
     def _evaluate(self, token: bytes, header: Any | None) -> None:
         server = self.server

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.coordinator.hosts import TxnHost
+from kbroker.coordinator.hosts import GroupsHost, TxnHost
 
 if TYPE_CHECKING:
     from kbroker.control.clock import ManualClock
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from kbroker.server.connection import KafkaConnection
 
 
-class CoordinatedBroker(TxnHost, Protocol):
+class CoordinatedBroker(TxnHost, GroupsHost, Protocol):
     """The broker the coordinators are wired into: what each coordinator uses of it
-    (:class:`~kbroker.coordinator.hosts.TxnHost` covers all three), the attributes they are
+    (:class:`~kbroker.coordinator.hosts.TxnHost` and ``GroupsHost`` cover all three), the attributes they are
     assigned to, the connection listeners and the manual clock their timers run on."""
 
     group_coordinator: GroupCoordinator | None
