@@ -44,7 +44,7 @@ class GroupsView(BrokerView, Protocol):
     consumer groups' regular expressions match only topics the member may describe)."""
 
     @property
-    def authorizer(self) -> RegexAuthorizer: ...
+    def authorizer(self) -> RegexAuthorizer | None: ...  # None: none (every topic described)
 
 
 class WriteHost(Protocol):
