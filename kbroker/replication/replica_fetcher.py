@@ -29,7 +29,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
@@ -43,12 +43,64 @@ from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse
 from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_state import PartitionProducerState
-    from kbroker.replication.replica_manager import ReplicaHost
 
 
 log = logging.getLogger("kbroker.replication.fetcher")
+
+
+class InterBrokerSecurity(Protocol):
+    """How a follower connects to a leader's inter-broker listener (kbroker.security.client's
+    ``ClientSecurity``, handed to the connection)."""
+
+    @property
+    def listener(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+
+class InternodeSecurity(Protocol):
+    """kbroker.security.internode's ``InterNodeSecurity`` as the fetchers read it."""
+
+    @property
+    def inter_broker(self) -> InterBrokerSecurity: ...
+
+
+class FollowerThrottle(Protocol):
+    """The follower side of the replication throttle (kbroker.security.replication_quotas)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def is_throttled(self, partition: Any) -> bool: ...
+
+    def record(self, value: int) -> None: ...
+
+
+class ReplicationThrottles(Protocol):
+    @property
+    def follower(self) -> FollowerThrottle: ...
+
+    def follower_throttles(self, partition: Any, lag: int | None) -> bool: ...
+
+
+class FetcherHost(Protocol):
+    """What the replica fetchers read of the broker (through the replica manager's ``broker``):
+    config and image (the leaders' endpoints), the inter-broker security and the follower's
+    replication throttle."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...
+
+    @property
+    def replication_quotas(self) -> ReplicationThrottles: ...
 
 FETCH_VERSION = 17
 LIST_OFFSETS_VERSION = 9
@@ -204,8 +256,8 @@ class ReplicaFetcher:
     # -- config ---------------------------------------------------------------------------
 
     @property
-    def _broker(self) -> ReplicaHost:
-        broker: ReplicaHost = self.manager.replica_manager.broker
+    def _broker(self) -> FetcherHost:
+        broker: FetcherHost = self.manager.replica_manager.broker
         return broker
 
     def _cfg(self, key: str) -> Any:

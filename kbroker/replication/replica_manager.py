@@ -36,7 +36,7 @@ from kbroker.replication.deadline import Deadline, WaitClock
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.replica_fetcher import ReplicaFetcherManager
+from kbroker.replication.replica_fetcher import FetcherHost, ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
@@ -66,8 +66,6 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard
-    from kbroker.security.internode import InterNodeSecurity
-    from kbroker.security.replication_quotas import ReplicationQuotas
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +91,11 @@ class ReplicaClock(WaitClock, Protocol):
     def call_at(self, due_ms: int, fn: Callable[[], None]) -> TimerHandle: ...
 
 
-class ReplicaHost(Protocol):
+class ReplicaHost(FetcherHost, Protocol):
     """What the replica manager reads of its broker (``kbroker.broker.Broker`` provides it):
     identity, config and image, the local partitions, whether it is stopping, the manual clock
-    (None: real time), its delayed delivery (None: none), and, for its replica fetchers, the
-    inter-broker security and the follower's replication throttle."""
+    (None: real time), its delayed delivery (None: none), and what its replica fetchers read
+    (:class:`FetcherHost`)."""
 
     config: BrokerConfig
     image: MetadataImage
@@ -114,12 +112,6 @@ class ReplicaHost(Protocol):
 
     @property
     def delayed(self) -> DelayedDivert | None: ...
-
-    @property
-    def internode_security(self) -> InterNodeSecurity: ...
-
-    @property
-    def replication_quotas(self) -> ReplicationQuotas: ...
 
 
 ALTER_PARTITION = 56
