@@ -441,7 +441,7 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
     if quota is not None:
         # Kafka: a consumer fetches at most what its consumer_byte_rate allows in one quota window,
         # so that a fetch is never certain to be throttled
-        user, client_id = principal_user(getattr(ctx.connection, "principal", None)), ctx.client_id or ""
+        user, client_id = principal_user(ctx.connection.principal), ctx.client_id or ""
         cap = quota.max_value_in_window(user, client_id)
         if cap < max_bytes:
             max_bytes = int(cap)

@@ -275,7 +275,10 @@ def client_host(peer: str) -> str:
 
 class _Peer(Protocol):
     @property
-    def peer(self) -> str: ...  # host:port (a ``principal`` attribute, when set, is the principal)
+    def peer(self) -> str: ...  # host:port
+
+    @property
+    def principal(self) -> str: ...
 
 
 class _AuthBroker(Protocol):
@@ -292,16 +295,18 @@ class AuthContext(Protocol):
     def broker(self) -> _AuthBroker: ...
     @property
     def connection(self) -> _Peer: ...
+    @property
+    def internal(self) -> bool: ...
 
 
 def authorized(ctx: AuthContext, operation: int, resource_type: int, name: str) -> bool:
     """Whether the request's principal may do ``operation`` on the resource (always, without an
     authorizer)."""
     authorizer = ctx.broker.authorizer
-    if not authorizer.enabled or getattr(ctx, "internal", False):
+    if not authorizer.enabled or ctx.internal:
         return True
     conn = ctx.connection
-    return authorizer.authorize(getattr(conn, "principal", "User:ANONYMOUS"), client_host(conn.peer), operation,
+    return authorizer.authorize(conn.principal, client_host(conn.peer), operation,
                                 resource_type, name)
 
 
@@ -323,7 +328,7 @@ def idempotent_write_allowed(ctx: AuthContext) -> bool:
     if authorized(ctx, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME):
         return True
     conn = ctx.connection
-    return authorizer.authorize_by_resource_type(getattr(conn, "principal", "User:ANONYMOUS"),
+    return authorizer.authorize_by_resource_type(conn.principal,
                                                  client_host(conn.peer), WRITE, TOPIC)
 
 
