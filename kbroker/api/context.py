@@ -53,7 +53,7 @@ class BrokerServices(OperationHost, Protocol):
     fetch_sessions: FetchSessionCache
     group_coordinator: GroupCoordinator | None
     txn_coordinator: TransactionCoordinator | None
-    share_coordinator: ShareCoordinator | None  # KIP-932 (installed by the share coordinator)
+    share_coordinator: ShareCoordinator | None  # KIP-932 (assigned by kbroker.wiring.coordinators)
     authorizer: Authorizer
     scram_credentials: ScramCredentials
     delegation_tokens: DelegationTokens
