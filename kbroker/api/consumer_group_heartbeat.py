@@ -51,8 +51,8 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext, request: Consumer
         return ConsumerGroupHeartbeatResponse(error_code=code, error_message=default_message(code), member_id=None,
                                               assignment=None)
     # Regular expressions resolve to the topics this request's principal may DESCRIBE (group_regex).
-    requester = None if getattr(ctx, "internal", False) else Requester(
-        getattr(ctx.connection, "principal", "User:ANONYMOUS"), client_host(ctx.connection.peer))
+    requester = None if ctx.internal else Requester(
+        ctx.connection.principal, client_host(ctx.connection.peer))
     response = coordinator.consumer.heartbeat(request, ctx.api_version, ctx.client_id or "",
                                               "/" + ctx.peer.rsplit(":", 1)[0], requester)
     if response.error_code != ErrorCode.NONE:

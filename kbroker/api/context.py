@@ -53,7 +53,7 @@ class BrokerServices(OperationHost, Protocol):
     fetch_sessions: FetchSessionCache
     group_coordinator: GroupCoordinator | None
     txn_coordinator: TransactionCoordinator | None
-    share_coordinator: ShareCoordinator | None  # KIP-932 (installed by the share coordinator)
+    share_coordinator: ShareCoordinator | None  # KIP-932 (assigned by kbroker.wiring.coordinators)
     authorizer: Authorizer
     scram_credentials: ScramCredentials
     delegation_tokens: DelegationTokens
@@ -81,6 +81,7 @@ class ClientConnection(Protocol):
 
     peer: str
     endpoint: Endpoint
+    principal: str  # "User:ANONYMOUS" until authenticated
     client_software: tuple[str, str] | None
     quota_exempt: bool  # a follower's connection: no client quota
 
@@ -103,6 +104,7 @@ class RequestContext:
     """What a handler knows about the request beyond its body."""
 
     __slots__ = ("broker", "connection", "header", "api_version", "received_at")
+    internal = False  # a client's request (the controller's operations' contexts may be the broker's own)
 
     def __init__(self, broker: BrokerServices, connection: ClientConnection, header: RequestHeader) -> None:
         self.broker = broker
@@ -124,7 +126,7 @@ class RequestContext:
 def requester(ctx: RequestContext) -> Requester:
     """Who sent ``ctx``'s request, as a forwarded request (Envelope) names it."""
     host = ctx.peer.rpartition(":")[0] if ":" in ctx.peer else ctx.peer
-    principal = getattr(ctx.connection, "principal", "User:ANONYMOUS") or "User:ANONYMOUS"
+    principal = ctx.connection.principal or "User:ANONYMOUS"
     kind, _, name = principal.partition(":")
     return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)
 

@@ -77,7 +77,7 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
     protocol = security.protocol if security is not None else "PLAINTEXT"
     if protocol == "PLAINTEXT":
         return False
-    return not (protocol == "SSL" and getattr(conn, "principal", ANONYMOUS) == ANONYMOUS)
+    return not (protocol == "SSL" and conn.principal == ANONYMOUS)
 
 
 # -- CreateDelegationToken ----------------------------------------------------------------------
@@ -86,7 +86,7 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
 @api(38, 1, 3)
 async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest
                                          ) -> CreateDelegationTokenResponse:
-    principal: str = getattr(ctx.connection, "principal", ANONYMOUS)
+    principal = ctx.connection.principal
     owner = owner_of(request, principal)
     version = ctx.api_version
     if not token_requests_allowed(ctx):
@@ -142,7 +142,7 @@ def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDeleg
     owners = None if request.owners is None else [f"{o.principal_type}:{o.principal_name}" for o in request.owners]
     if owners is not None and not owners:
         return DescribeDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, tokens=[])
-    principal: str = getattr(ctx.connection, "principal", ANONYMOUS)
+    principal = ctx.connection.principal
     out = []
     for token in tokens.tokens.values():
         # Kafka's DelegationTokenManager.filterToken

@@ -51,7 +51,8 @@ def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsReques
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                                        results=[])
-    logs = {k: v for k, v in require(broker.log_manager, "the log manager").partitions().items()
+    log_manager = require(broker.log_manager, "the log manager")
+    logs = {k: v for k, v in log_manager.partitions().items()
             if k[0] != METADATA_TOPIC}
     if request.topics is None:
         wanted = set(logs)
@@ -72,7 +73,7 @@ def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsReques
         parts.append(PartOut(partition_index=index, partition_size=size,
                              offset_lag=_offset_lag(broker, topic, index, end), is_future_key=False))
     results = []
-    offline = {Path(d).resolve() for d in getattr(broker.log_manager, "offline_dirs", [])}
+    offline = {Path(d).resolve() for d in log_manager.offline_dirs}
     cordoned = {Path(d).resolve() for d in broker.config.cordoned_log_dirs} \
         if cordoned_dirs_supported(broker.image) else set()
     for log_dir in broker.config.log_dirs:

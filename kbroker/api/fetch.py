@@ -435,13 +435,13 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
     else:
         ctx.connection.quota_exempt = True  # nor does it count against client quotas
     min_bytes = request.min_bytes
-    quotas = getattr(broker, "client_quotas", None)
-    quota = quotas.fetch if quotas is not None and replica is None and quotas.fetch.enabled else None
+    fetch_quota = broker.client_quotas.fetch
+    quota = fetch_quota if replica is None and fetch_quota.enabled else None
     user = client_id = ""
     if quota is not None:
         # Kafka: a consumer fetches at most what its consumer_byte_rate allows in one quota window,
         # so that a fetch is never certain to be throttled
-        user, client_id = principal_user(getattr(ctx.connection, "principal", None)), ctx.client_id or ""
+        user, client_id = principal_user(ctx.connection.principal), ctx.client_id or ""
         cap = quota.max_value_in_window(user, client_id)
         if cap < max_bytes:
             max_bytes = int(cap)
@@ -468,7 +468,7 @@ async def _long_poll(broker: BrokerServices, wants: list[_Want], max_bytes: int,
     loop = asyncio.get_running_loop()
     # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
     # follower's fetch (replication, not a client's timer) stays on real time.
-    deadline = Deadline(wait_ms, getattr(broker, "clock", None) if replica is None else None)
+    deadline = Deadline(wait_ms, broker.clock if replica is None else None)
     waited_on: list[Partition] = []
     # a follower's held fetch also answers when the leader appends to a partition it lacks
     parked = broker.replica_manager.parked_fetches if replica is not None else None

@@ -34,9 +34,7 @@ from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
 if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.coordinator.share_coordinator import ShareCoordinator
-    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    pass
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
 
@@ -55,15 +53,12 @@ class _KeyCoordinator(Protocol):
 
 
 def _coordinator(broker: BrokerServices, key_type: int) -> _KeyCoordinator | None:
-    # (getattr: a broker may not have every coordinator attribute)
     if key_type == GROUP:
-        group: GroupCoordinator | None = getattr(broker, "group_coordinator", None)
-        return group
+        return broker.group_coordinator
     if key_type == SHARE:
-        share: ShareCoordinator | None = getattr(broker, "share_coordinator", None)
+        share = broker.share_coordinator
         return None if share is None else ShareKeyCoordinator(share.store)
-    txn: TransactionCoordinator | None = getattr(broker, "txn_coordinator", None)
-    return txn
+    return broker.txn_coordinator
 
 
 def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int],

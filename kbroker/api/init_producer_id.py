@@ -45,7 +45,7 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
     except ProducerIdsUnavailable as exc:
         return InitProducerIdResponse(throttle_time_ms=0, error_code=exc.code, producer_id=-1, producer_epoch=-1)
     if request.transactional_id is not None:
-        coordinator: TransactionCoordinator | None = getattr(broker, "txn_coordinator", None)
+        coordinator = broker.txn_coordinator
         if coordinator is None:
             return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                           producer_id=-1, producer_epoch=-1)

@@ -40,7 +40,7 @@ def handle_list_config_resources(ctx: RequestContext, request: ListConfigResourc
     # Kafka's order: groups, client metrics, broker loggers, brokers, topics.
     if GROUP in types:
         resources += [Resource(resource_name=g, resource_type=GROUP)
-                      for g, configs in sorted(getattr(broker.image, "group_configs", {}).items()) if configs]
+                      for g, configs in sorted(broker.image.group_configs.items()) if configs]
     for kind in (BROKER_LOGGER, BROKER):
         if kind in types:
             resources += [Resource(resource_name=b, resource_type=kind) for b in brokers]

@@ -195,8 +195,7 @@ async def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> Meta
     asked for no auto-creation (see below), so neither does the same request while the image
     stays; otherwise the topics to create are awaited first (module docstring)."""
     broker = ctx.broker
-    authorizer = getattr(broker, "authorizer", None)
-    if authorizer is not None and authorizer.enabled:
+    if broker.authorizer.enabled:
         return _metadata(ctx, request, await auto_create(ctx, _to_create(ctx, request)))
     version = ctx.api_version
     topics_key = None if request.topics is None else tuple(

@@ -37,7 +37,7 @@ def request_error(broker: BrokerServices, version: int, request: ShareFetchReque
     (Kafka's ``KafkaApis``): UNSUPPORTED_VERSION while share groups are off (``share.version`` 0),
     INVALID_REQUEST for a null group id, an invalid member id or a renew-only ShareFetch that asks
     for records (with the reason); None when the request may go on."""
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+    if not share_groups_enabled(broker) or broker.share_coordinator is None:
         return ErrorCode.UNSUPPORTED_VERSION, None
     if request.group_id is None:
         return ErrorCode.INVALID_REQUEST, "Invalid group id in the request."

@@ -28,7 +28,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
     acknowledge,
@@ -76,6 +76,7 @@ class _Result:
 
 
 def _not_leader(broker: BrokerServices, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+    """A partition answered ``code``, with the leader the metadata knows (none: -1)."""
     r = _Result(code)
     state = broker.image.partition(topic, index)
     if state is not None:
@@ -88,17 +89,16 @@ async def _fetch_partition(broker: BrokerServices, manager: ShareManager, group_
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
         return _Result(ErrorCode.UNKNOWN_TOPIC_ID)
-    if index not in topic.partitions:
-        return _Result(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-    partition = broker.partition(topic.name, index)
-    if partition is None or not partition.is_leader:
-        return _not_leader(broker, topic.name, index)
+    # Kafka reads a share partition's records from its leader only (ReplicaManager.getPartitionOrError)
+    partition, code = partition_or_error(broker, topic.name, index, leader=True)
+    if partition is None:
+        return _not_leader(broker, topic.name, index, code)
     code = await manager.load_partition(group_id, topic.name, topic_id, index)
     if code != ErrorCode.NONE:
         return _not_leader(broker, topic.name, index, code)
-    partition = broker.partition(topic.name, index)
-    if partition is None or not partition.is_leader:  # leadership moved while the state was read
-        return _not_leader(broker, topic.name, index)
+    partition, code = partition_or_error(broker, topic.name, index, leader=True)
+    if partition is None:  # leadership moved while the state was read
+        return _not_leader(broker, topic.name, index, code)
     result = _Result()
     result.leader_id, result.leader_epoch = broker.node_id, partition.leader_epoch
     sp = manager.partitions.get((group_id, topic_id, index))
@@ -228,7 +228,7 @@ async def _wait(broker: BrokerServices, manager: ShareManager, group_id: str, me
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,
     until records are acquired or ``wait_ms`` passes."""
-    deadline = Deadline(wait_ms, getattr(broker, "clock", None))  # on a manual clock if the broker has one
+    deadline = Deadline(wait_ms, broker.clock)  # on a manual clock if the broker has one
     results: dict[tuple[uuid.UUID, int], _Result] = {}
     while True:
         fut = manager.waiter()

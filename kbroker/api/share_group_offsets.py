@@ -71,7 +71,7 @@ def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeSh
     broker = ctx.broker
     out = []
     for g in request.groups:
-        if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+        if not share_groups_enabled(broker) or broker.share_coordinator is None:
             out.append(DG(group_id=g.group_id, error_code=ErrorCode.UNSUPPORTED_VERSION, topics=[]))
             continue
         coordinator = broker.group_coordinator
@@ -124,7 +124,7 @@ async def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterSh
 def _alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
                                ) -> AlterShareGroupOffsetsResponse:
     broker = ctx.broker
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+    if not share_groups_enabled(broker) or broker.share_coordinator is None:
         return _alter_error(ErrorCode.UNSUPPORTED_VERSION)
     group_id = request.group_id
     if not group_id:
@@ -172,7 +172,7 @@ def _delete_error(code: ErrorCode, message: str | None = None) -> DeleteShareGro
 def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareGroupOffsetsRequest
                                       ) -> DeleteShareGroupOffsetsResponse:
     broker = ctx.broker
-    if not share_groups_enabled(broker) or getattr(broker, "share_coordinator", None) is None:
+    if not share_groups_enabled(broker) or broker.share_coordinator is None:
         return _delete_error(ErrorCode.UNSUPPORTED_VERSION)
     group_id = request.group_id
     if not group_id:

@@ -87,7 +87,7 @@ def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Resu
     (``partition_data``: the request's own PartitionData class)."""
     P = result_cls.PartitionResult
     out = []
-    enabled = share_groups_enabled(broker) and getattr(broker, "share_coordinator", None) is not None
+    enabled = share_groups_enabled(broker) and broker.share_coordinator is not None
     for t in request.topics:
         parts = []
         for p in t.partitions:

@@ -55,7 +55,7 @@ async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkers
             code = _complete_offsets(broker, partition, marker)
             if code != ErrorCode.NONE:
                 return code
-            deadline = Deadline(MARKER_TIMEOUT_MS, getattr(broker, "clock", None))
+            deadline = Deadline(MARKER_TIMEOUT_MS, broker.clock)
             return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
         return await require(replica_manager.producer_state, "the producer state").write_marker_replicated(
             replica_manager, partition, marker.producer_id, marker.producer_epoch, marker.transaction_result,

@@ -22,7 +22,6 @@ and the ``PartitionChangeRecord``s that take a broker out of ISRs and move its l
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import uuid
@@ -246,7 +245,6 @@ class ClusterControl:
         self.heartbeats: BrokerHeartbeatManager | None = None
         # Brokers whose last heartbeat answer was "in controlled shutdown", until its batch commits.
         self._in_controlled_shutdown: set[int] = set()
-        self.lock: asyncio.Lock | None = None  # the lock the handlers hold around generate + commit (cluster_runtime)
         self.term: int | None = None  # the controller term the heartbeat state was built in (cluster_runtime)
 
     # -- activation -------------------------------------------------------------------------

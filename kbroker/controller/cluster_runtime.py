@@ -14,7 +14,6 @@ operation finds the controller inactive.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -54,10 +53,15 @@ class MetadataWriter(Protocol):
 
 class ClusterController(ActiveController, MetadataWriter, Protocol):
     """The controller as the cluster operations use it (``QuorumController``): its own image (never
-    the broker's), whether it is active, its writes, the ClusterControl made for it here. (Its
-    ``exclusive()`` section and ``term`` are used when it has them.)"""
+    the broker's), whether it is active, its writes, the ClusterControl made for it here, the
+    section one operation runs in alone (``exclusive()``) and its term."""
 
     cluster_control: ClusterControl | None
+
+    @property
+    def term(self) -> int: ...
+
+    def exclusive(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
     @property
     def image(self) -> MetadataImage: ...
@@ -110,7 +114,7 @@ def is_active(controller: ActiveController) -> bool:
 def cluster_control_for(broker: ControllerNode) -> ClusterControl:
     """The ClusterControl of the node's controller, made and attached to its image on first use."""
     controller = _controller(broker)
-    cc = getattr(controller, "cluster_control", None)
+    cc = controller.cluster_control
     if cc is None:
         config = broker.config
         cc = ClusterControl(
@@ -123,8 +127,6 @@ def cluster_control_for(broker: ControllerNode) -> ClusterControl:
         )
         cc.attach(controller.image)
         controller.cluster_control = cc
-    if cc.lock is None:
-        cc.lock = asyncio.Lock()
     return cc
 
 
@@ -133,12 +135,9 @@ async def operation(broker: ControllerNode) -> AsyncIterator[ClusterControl]:
     """One controller operation: read the image, decide, commit; nothing else decides meanwhile."""
     controller = _controller(broker)
     cc = cluster_control_for(broker)
-    exclusive = getattr(controller, "exclusive", None)
-    assert cc.lock is not None  # made by cluster_control_for
-    section = exclusive() if exclusive is not None else cc.lock
-    async with section:
-        term = getattr(controller, "term", None)
-        if cc.heartbeats is None or getattr(cc, "term", None) != term:
+    async with controller.exclusive():
+        term = controller.term
+        if cc.heartbeats is None or cc.term != term:
             cc.activate(controller.image, now_ms())
             cc.term = term
         yield cc

@@ -77,7 +77,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
         super().__init__(coordinator)
         # The groups' regular expressions are resolved against the image (group_regex), which
         # tells when topics appear.
-        self.regexes = RegexResolutions(lambda: self.broker.image, lambda: getattr(self.broker, "authorizer", None),
+        self.regexes = RegexResolutions(lambda: self.broker.image, lambda: self.broker.authorizer,
                                         self.timer.now_ms,
                                         lambda: int(self._config["group.consumer.regex.refresh.interval.ms"]))
         self.broker.image.listeners.append(self.regexes.on_metadata_record)

@@ -37,7 +37,7 @@ from kbroker.coordinator.group_records import (
     record_type,
 )
 from kbroker.coordinator.group_views import CommittedViews
-from kbroker.coordinator.hosts import CoordinatorHost
+from kbroker.coordinator.hosts import GroupsHost
 from kbroker.coordinator.loop_timer import LoopTimer
 from kbroker.coordinator.partitioning import partition_for
 from kbroker.coordinator.share_group import SHARE_RECORD_TYPES, ShareGroup, ShareGroupManager
@@ -68,7 +68,7 @@ class GroupCoordinatorCore:
     """State and partitions of the group coordinator; the operations are in its subclasses
     (``group_offset_ops.GroupOffsetOps``, ``group_coordinator.GroupCoordinator``)."""
 
-    def __init__(self, broker: CoordinatorHost, timer: LoopTimer | None = None) -> None:
+    def __init__(self, broker: GroupsHost, timer: LoopTimer | None = None) -> None:
         self.broker = broker
         self.timer = timer or LoopTimer()
         self.groups: dict[str, Any] = {}

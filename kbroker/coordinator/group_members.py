@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
-from kbroker.coordinator.hosts import BrokerView
+from kbroker.coordinator.hosts import GroupsView
 from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
@@ -56,7 +56,7 @@ class GroupHost(Protocol):
     (named structurally: the coordinator imports the kinds)."""
 
     @property
-    def broker(self) -> BrokerView: ...
+    def broker(self) -> GroupsView: ...
 
     @property
     def timer(self) -> Timer: ...
@@ -267,7 +267,7 @@ class MemberGroupManager(Generic[G, M]):
         self.coordinator = coordinator
         # the operation under way (_all_or_nothing): its group id, records and post-append actions
         self._operation: tuple[str, list[Record], list[Callable[[], None]]] | None = None
-        self.broker: BrokerView = coordinator.broker
+        self.broker: GroupsView = coordinator.broker
         self.timer: Timer = coordinator.timer
 
     @property

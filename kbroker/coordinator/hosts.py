@@ -5,10 +5,12 @@ gives a coordinator a fake with just these members. They live here, in the coord
 because the coordinators are their lowest users: nothing here imports a coordinator module (the
 coordinators import this one), so the import graph stays acyclic.
 
-- :class:`BrokerView` — config and metadata image (the group kinds, share group configs);
+- :class:`BrokerView` — config and metadata image (share group configs), :class:`GroupsView`
+  with the authorizer (the group kinds);
 - :class:`WriteHost` — waiting for a coordinator write's replication (``coordinator_writes``);
 - :class:`CoordinatorHost` — a coordinator of an internal topic (creating it, its local
-  partitions, appending to them): the group coordinator, the share state store and dead letters;
+  partitions, appending to them): the share state store and dead letters; :class:`GroupsHost`
+  adds what the group coordinator's kinds see (:class:`GroupsView`);
 - :class:`TxnHost` — the transaction coordinator (adds producer ids, every local partition and
   the group coordinator's transactional offsets).
 """
@@ -18,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.replication.topics import TopicHost
+from kbroker.replication.topics import InternalTopicOwner, TopicHost
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.controller.image import MetadataImage
+    from kbroker.coordinator.group_regex import Authorizer as RegexAuthorizer
     from kbroker.replication.deadline import WaitClock
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager
@@ -34,6 +37,14 @@ class BrokerView(Protocol):
 
     config: BrokerConfig
     image: MetadataImage
+
+
+class GroupsView(BrokerView, Protocol):
+    """What the group kinds read of the broker: a :class:`BrokerView` and the authorizer (the
+    consumer groups' regular expressions match only topics the member may describe)."""
+
+    @property
+    def authorizer(self) -> RegexAuthorizer | None: ...  # None: none (every topic described)
 
 
 class WriteHost(Protocol):
@@ -59,10 +70,23 @@ class CoordinatorHost(TopicHost, WriteHost, Protocol):
     def partition(self, topic: str, index: int) -> Partition | None: ...
 
 
-class TxnGroups(Protocol):
+class PendingTxnOffsets(Protocol):
+    @property
+    def pending(self) -> Mapping[int, Mapping[str, object]]: ...  # by producer id, by group id
+
+
+class GroupsHost(CoordinatorHost, GroupsView, Protocol):
+    """The group coordinator's broker: a :class:`CoordinatorHost` its group kinds see as a
+    :class:`GroupsView`."""
+
+
+class TxnGroups(InternalTopicOwner, Protocol):
     """What the transaction coordinator uses of the group coordinator: where a group's offsets
     live and completing a transaction's offsets (``offsets.pending``: by producer id, the groups
-    holding offsets of an open transaction)."""
+    holding offsets of an open transaction); its internal topic (:class:`InternalTopicOwner`)."""
+
+    @property
+    def offsets(self) -> PendingTxnOffsets: ...
 
     def partition_for(self, group_id: str) -> int: ...
 

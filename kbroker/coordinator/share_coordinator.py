@@ -1,9 +1,9 @@
 """The share coordinator service: the share state store and the share partitions of this broker.
 
 Built and wired by :func:`kbroker.wiring.coordinators.wire_coordinators` after the group
-coordinator (which also hooks it into closing connections); ``start()``
-loads ``__share_group_state`` and hooks the group coordinator's share groups (a member leaving
-releases its records). ``broker.share_coordinator`` reaches it from the API handlers.
+coordinator (which also hooks it into closing connections and into the group coordinator's share
+groups: a member leaving releases its records, a deleted group's state goes); ``start()`` loads
+``__share_group_state``. ``broker.share_coordinator`` reaches it from the API handlers.
 """
 
 from __future__ import annotations
@@ -49,10 +49,6 @@ class ShareCoordinator:
     def start(self) -> None:
         self.store.load()
         self._schedule_prune()
-        groups = getattr(self.broker, "group_coordinator", None)
-        if groups is not None and getattr(groups, "share", None) is not None:
-            groups.share.on_member_removed.append(self.manager.on_member_removed)
-            groups.share.on_group_deleted.append(self.manager.drop_group)
         self.loaded = True
 
     def _schedule_prune(self) -> None:
@@ -92,10 +88,5 @@ class ShareCoordinator:
 
     def stop(self) -> None:
         self.loaded = False
-        listeners = getattr(self.broker, "connection_listeners", None)
-        if isinstance(listeners, list) and self.manager.on_connection_closed in listeners:
-            listeners.remove(self.manager.on_connection_closed)
         self.manager.close()
-        cancel_all = getattr(self.timer, "cancel_all", None)
-        if cancel_all is not None:
-            cancel_all()
+        self.timer.cancel_all()

@@ -92,7 +92,7 @@ class SharePersister:
         """True when this broker's own store is the share coordinator of the key: one broker in the
         cluster (the store creates the topic on first use), or this broker leads the state
         partition."""
-        if len(getattr(self.broker.image, "brokers", {}) or {}) < 2:
+        if len(self.broker.image.brokers) < 2:
             return True
         node_id: int = self.broker.node_id
         return self.coordinator_node(group_id, topic_id, partition) == node_id

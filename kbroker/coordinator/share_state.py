@@ -322,7 +322,7 @@ class ShareStateStore:
     def leads(self, group_id: str, topic_id: uuid.UUID, partition: int) -> bool:
         """True when this broker is the share coordinator of the key: one broker in the cluster, or
         the leader of its ``__share_group_state`` partition."""
-        if len(getattr(self.broker.image, "brokers", {}) or {}) < 2 or self.broker.image.topic(STATE_TOPIC) is None:
+        if len(self.broker.image.brokers) < 2 or self.broker.image.topic(STATE_TOPIC) is None:
             return True
         p = self.broker.partition(STATE_TOPIC, self.partition_for(group_id, topic_id, partition))
         return p is not None and p.is_leader

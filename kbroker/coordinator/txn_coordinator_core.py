@@ -112,10 +112,8 @@ class TxnCoordinatorCore:
     def _offsets_partition(self, group_id: str) -> int:
         """The ``__consumer_offsets`` partition of a group, as the group coordinator places it."""
         group_coordinator = self.broker.group_coordinator
-        place = getattr(group_coordinator, "partition_for", None)
-        if place is not None:
-            partition: int = place(group_id)
-            return partition
+        if group_coordinator is not None:
+            return group_coordinator.partition_for(group_id)
         topic = self.broker.image.topic(OFFSETS_TOPIC)
         n = len(topic.partitions) if topic is not None and topic.partitions else \
             self._cfg("offsets.topic.num.partitions")

@@ -7,10 +7,14 @@ dropped in the group coordinator)."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from kbroker.coordinator.txn_coordinator_core import OFFSETS_TOPIC, TxnCoordinatorCore, TxnError, log
 from kbroker.coordinator.txn_log import TxnMetadata, TxnState
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.hosts import TxnGroups
 
 # How a leader's answer to a marker is taken, as Kafka 4.4's
 # TransactionMarkerRequestCompletionHandler: written (the partition leaves the set waiting for
@@ -240,7 +244,7 @@ class TxnMarkers(TxnCoordinatorCore):
         await self._write(done)
         return done
 
-    def _pending_groups(self, group_coordinator: object, producer_id: int, partitions: set[int]) -> set[str]:
-        pending = getattr(getattr(group_coordinator, "offsets", None), "pending", None) or {}
-        return {g for g in pending.get(producer_id, {}) if self._offsets_partition(g) in partitions}
+    def _pending_groups(self, group_coordinator: TxnGroups, producer_id: int, partitions: set[int]) -> set[str]:
+        pending = group_coordinator.offsets.pending.get(producer_id, {})
+        return {g for g in pending if self._offsets_partition(g) in partitions}
 

@@ -20,7 +20,7 @@ from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.records import ControlType, build_control_batch
 
 if TYPE_CHECKING:
-    from kbroker.replication.deadline import Deadline
+    from kbroker.replication.deadline import Deadline, WaitClock
     from kbroker.replication.partition import Partition
 
 # Kafka's request.timeout.ms default: how long an acks=-1 marker append waits for the ISR.
@@ -41,11 +41,16 @@ class TxnVerifier(Protocol):
                                          topic: str, index: int) -> ErrorCode: ...
 
 
+class _ClockedBroker(Protocol):
+    @property
+    def clock(self) -> WaitClock | None: ...  # None: real time
+
+
 class MarkerReplicas(Protocol):
     """What writing a transaction marker uses of the replica manager."""
 
     @property
-    def broker(self) -> object: ...  # its ``clock``, if it has one
+    def broker(self) -> _ClockedBroker: ...
 
     def now_ms(self) -> int: ...
 
@@ -136,5 +141,5 @@ class ProducerStateManager:
         code = self.write_marker(replica_manager, partition, producer_id, epoch, commit, coordinator_epoch)
         if code != ErrorCode.NONE:
             return code
-        deadline = Deadline(timeout_ms, getattr(replica_manager.broker, "clock", None))
+        deadline = Deadline(timeout_ms, replica_manager.broker.clock)
         return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)

@@ -29,7 +29,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
@@ -43,11 +43,64 @@ from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse
 from kbroker_protocol.records import ControlType, iter_records, parse_control_record
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.controller.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_state import PartitionProducerState
 
 
 log = logging.getLogger("kbroker.replication.fetcher")
+
+
+class InterBrokerSecurity(Protocol):
+    """How a follower connects to a leader's inter-broker listener (kbroker.security.client's
+    ``ClientSecurity``, handed to the connection)."""
+
+    @property
+    def listener(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+
+class InternodeSecurity(Protocol):
+    """kbroker.security.internode's ``InterNodeSecurity`` as the fetchers read it."""
+
+    @property
+    def inter_broker(self) -> InterBrokerSecurity: ...
+
+
+class FollowerThrottle(Protocol):
+    """The follower side of the replication throttle (kbroker.security.replication_quotas)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def is_throttled(self, partition: Any) -> bool: ...
+
+    def record(self, value: int) -> None: ...
+
+
+class ReplicationThrottles(Protocol):
+    @property
+    def follower(self) -> FollowerThrottle: ...
+
+    def follower_throttles(self, partition: Any, lag: int | None) -> bool: ...
+
+
+class FetcherHost(Protocol):
+    """What the replica fetchers read of the broker (through the replica manager's ``broker``):
+    config and image (the leaders' endpoints), the inter-broker security and the follower's
+    replication throttle."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...
+
+    @property
+    def replication_quotas(self) -> ReplicationThrottles: ...
 
 FETCH_VERSION = 17
 LIST_OFFSETS_VERSION = 9
@@ -203,8 +256,9 @@ class ReplicaFetcher:
     # -- config ---------------------------------------------------------------------------
 
     @property
-    def _broker(self) -> Any:
-        return self.manager.replica_manager.broker
+    def _broker(self) -> FetcherHost:
+        broker: FetcherHost = self.manager.replica_manager.broker
+        return broker
 
     def _cfg(self, key: str) -> Any:
         return self._broker.config[key]
@@ -214,8 +268,8 @@ class ReplicaFetcher:
         reg = broker.image.brokers.get(self.source_id)
         if reg is None or not reg.endpoints:
             return None
-        security = getattr(broker, "internode_security", None)
-        name = security.inter_broker.listener if security is not None and security.inter_broker.protocol != \
+        security = broker.internode_security
+        name = security.inter_broker.listener if security.inter_broker.protocol != \
             "PLAINTEXT" else broker.config["inter.broker.listener.name"] or broker.config.client_listeners[0].listener
         ep = reg.endpoints.get(name) or next(iter(reg.endpoints.values()))
         return ep[0], ep[1]
@@ -250,8 +304,8 @@ class ReplicaFetcher:
                         self._truncate_to_high_watermark(s)
                     fetching = [s for s in ready if not s.truncating and self._current(s)]
                     # the follower's replication throttle (kbroker/security/replication_quotas.py)
-                    throttles = getattr(self._broker, "replication_quotas", None)
-                    if fetching and throttles is not None and throttles.follower.enabled:
+                    throttles = self._broker.replication_quotas
+                    if fetching and throttles.follower.enabled:
                         fetching = [s for s in fetching if not throttles.follower_throttles(s.partition, s.lag)]
                         if not fetching:  # Kafka: nothing to fetch, back off (or until woken)
                             self._wake.clear()
@@ -297,10 +351,10 @@ class ReplicaFetcher:
             self._log_once("endpoint", logging.INFO, "broker %d has no registered endpoint yet", self.source_id)
             return None
         node = self.manager.replica_manager.node_id
-        security = getattr(self._broker, "internode_security", None)
+        security = self._broker.internode_security
         conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
                                 self._cfg("socket.request.max.bytes"),
-                                security.inter_broker if security is not None else None, self.source_id)
+                                security.inter_broker, self.source_id)
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
         self._logged.discard("conn")
@@ -484,8 +538,8 @@ class ReplicaFetcher:
         records = pd.records
         if records is not None and len(records):
             self._append(s, memoryview(records))
-            throttles = getattr(self._broker, "replication_quotas", None)
-            if throttles is not None and throttles.follower.is_throttled(p):
+            throttles = self._broker.replication_quotas
+            if throttles.follower.is_throttled(p):
                 throttles.follower.record(len(records))
             s.lag = max(0, pd.high_watermark - s.fetch_offset)
         elif s.lag is None:

@@ -36,7 +36,7 @@ from kbroker.replication.deadline import Deadline, WaitClock
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.replica_fetcher import ReplicaFetcherManager
+from kbroker.replication.replica_fetcher import FetcherHost, ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
     INLINE_DECOMPRESSED_BYTES,
@@ -91,10 +91,11 @@ class ReplicaClock(WaitClock, Protocol):
     def call_at(self, due_ms: int, fn: Callable[[], None]) -> TimerHandle: ...
 
 
-class ReplicaHost(Protocol):
+class ReplicaHost(FetcherHost, Protocol):
     """What the replica manager reads of its broker (``kbroker.broker.Broker`` provides it):
     identity, config and image, the local partitions, whether it is stopping, the manual clock
-    (None: real time), and its delayed delivery, looked up when present (``delayed``)."""
+    (None: real time), its delayed delivery (None: none), and what its replica fetchers read
+    (:class:`FetcherHost`)."""
 
     config: BrokerConfig
     image: MetadataImage
@@ -108,6 +109,9 @@ class ReplicaHost(Protocol):
 
     @property
     def clock(self) -> ReplicaClock | None: ...
+
+    @property
+    def delayed(self) -> DelayedDivert | None: ...
 
 
 ALTER_PARTITION = 56
@@ -552,7 +556,7 @@ class ReplicaManager(TxnVerification):
                 now_ms: int) -> AppendResult | Awaitable[AppendResult] | None:
         """A batch with a delay header goes to the broker's delayed delivery (kbroker/delayed.py),
         if it has one: its result, or None for the normal append."""
-        delayed: DelayedDivert | None = getattr(self.broker, "delayed", None)
+        delayed = self.broker.delayed
         if delayed is None or not delayed.enabled:
             return None
         return delayed.divert(partition, records, version, acks, transactional_id, now_ms)

@@ -46,8 +46,20 @@ _log = logging.getLogger(__name__)
 METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
 
 
+class InternalTopicOwner(Protocol):
+    """A coordinator as internal topic creation sees it: its topic, partitions and configs."""
+
+    @property
+    def topic_name(self) -> str: ...
+
+    def topic_partitions(self) -> int: ...
+
+    def topic_configs(self) -> dict[str, str]: ...
+
+
 class TopicHost(Protocol):
-    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it)."""
+    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it), its
+    coordinators included (their internal topics' defaults)."""
 
     config: BrokerConfig
     node_id: int
@@ -57,6 +69,13 @@ class TopicHost(Protocol):
     log_manager: LogManager | None
     creating_topics: dict[str, str]
     services: list[Any]
+
+    @property
+    def group_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def share_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def txn_coordinator(self) -> InternalTopicOwner | None: ...
 
     def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig: ...
 
@@ -101,18 +120,29 @@ def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
     return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
-def internal_defaults(broker: object, topic: NewTopic) -> NewTopic:
+class InternalTopicOwners(Protocol):
+    """The coordinators owning the internal topics (their partitions and configs)."""
+
+    @property
+    def group_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def share_coordinator(self) -> InternalTopicOwner | None: ...
+    @property
+    def txn_coordinator(self) -> InternalTopicOwner | None: ...
+
+
+def internal_defaults(broker: InternalTopicOwners, topic: NewTopic) -> NewTopic:
     """An internal topic asked for without settings (Metadata auto-creation) gets its coordinator's
     partitions and configs, as Kafka's AutoTopicCreationManager creates it."""
     if topic.name not in INTERNAL_TOPICS or topic.num_partitions != -1 or topic.configs:
         return topic
-    for service in getattr(broker, "services", ()):
-        if getattr(service, "topic_name", None) == topic.name:
-            return NewTopic(topic.name, service.topic_partitions(), 1, configs=service.topic_configs())
+    for owner in (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator):
+        if owner is not None and owner.topic_name == topic.name:
+            return NewTopic(topic.name, owner.topic_partitions(), 1, configs=owner.topic_configs())
     return topic
 
 
-async def create_topic(broker: InternalTopicHost, topic: NewTopic) -> CreateResult:
+async def create_topic(broker: CreatingHost, topic: NewTopic) -> CreateResult:
     """Create ``topic`` as a broker does for itself (the share groups' dead-letter topics, tests'
     set-up): a CreateTopics through the broker's controller client, awaited, the same on the
     active controller's node and on a node whose active controller is elsewhere. Answers the
@@ -236,6 +266,11 @@ class InternalTopicHost(Protocol):
 
     @property
     def controller_client(self) -> ControllerClient: ...
+
+
+class CreatingHost(InternalTopicHost, InternalTopicOwners, Protocol):
+    """What creating a topic for the broker itself uses: the controller client and the owners'
+    defaults for an internal topic."""
 
 
 # The internal topics each broker has asked the controller for, while the CreateTopics is under

@@ -275,36 +275,46 @@ def client_host(peer: str) -> str:
 
 class _Peer(Protocol):
     @property
-    def peer(self) -> str: ...  # host:port (a ``principal`` attribute, when set, is the principal)
+    def peer(self) -> str: ...  # host:port
+
+    @property
+    def principal(self) -> str: ...
+
+
+class _AuthBroker(Protocol):
+    @property
+    def authorizer(self) -> Authorizer: ...
 
 
 class AuthContext(Protocol):
-    """What a check reads of a request's context: ``ctx.broker``'s ``authorizer`` (none: allowed),
-    ``ctx.connection``'s principal and peer; a context whose ``internal`` is true is the broker's
-    own work, never refused."""
+    """What a check reads of a request's context: ``ctx.broker``'s ``authorizer`` (not enabled:
+    allowed), ``ctx.connection``'s principal and peer; a context whose ``internal`` is true is the
+    broker's own work, never refused."""
 
     @property
-    def broker(self) -> object: ...
+    def broker(self) -> _AuthBroker: ...
     @property
     def connection(self) -> _Peer: ...
+    @property
+    def internal(self) -> bool: ...
 
 
 def authorized(ctx: AuthContext, operation: int, resource_type: int, name: str) -> bool:
     """Whether the request's principal may do ``operation`` on the resource (always, without an
     authorizer)."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled or getattr(ctx, "internal", False):
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled or ctx.internal:
         return True
     conn = ctx.connection
-    return authorizer.authorize(getattr(conn, "principal", "User:ANONYMOUS"), client_host(conn.peer), operation,
+    return authorizer.authorize(conn.principal, client_host(conn.peer), operation,
                                 resource_type, name)
 
 
 def authorized_operations(ctx: AuthContext, resource_type: int, name: str, operations: int) -> int:
     """The bit set of ``operations`` (bit n: operation code n) the principal may do on the resource,
     as Kafka fills the authorized-operations fields; all of them without an authorizer."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled:
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
         return operations
     return sum(1 << op for op in range(32) if operations & (1 << op) and authorized(ctx, op, resource_type, name))
 
@@ -312,13 +322,13 @@ def authorized_operations(ctx: AuthContext, resource_type: int, name: str, opera
 def idempotent_write_allowed(ctx: AuthContext) -> bool:
     """InitProducerId without a transactional id, as Kafka's KafkaApis: IDEMPOTENT_WRITE on the
     cluster, or WRITE on some topic (Authorizer.authorizeByResourceType)."""
-    authorizer: Authorizer | None = getattr(ctx.broker, "authorizer", None)
-    if authorizer is None or not authorizer.enabled:
+    authorizer = ctx.broker.authorizer
+    if not authorizer.enabled:
         return True
     if authorized(ctx, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME):
         return True
     conn = ctx.connection
-    return authorizer.authorize_by_resource_type(getattr(conn, "principal", "User:ANONYMOUS"),
+    return authorizer.authorize_by_resource_type(conn.principal,
                                                  client_host(conn.peer), WRITE, TOPIC)
 
 

@@ -190,8 +190,9 @@ class SaslAuthenticator:
             return PlainServer(self.security.plain_users)
         if mechanism == "OAUTHBEARER":
             return OAuthBearerServer(self.security.oauth_validator)
+        broker = self.connection.broker  # None: the controller listener's inbound stream (no tokens)
         return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
-                           getattr(self.connection.broker, "delegation_tokens", None))
+                           None if broker is None else broker.delegation_tokens)
 
     def _evaluate(self, token: bytes, header: Any | None) -> None:
         server = self.server

@@ -3,8 +3,10 @@
 The composition root calls :func:`wire_coordinators`: the broker when it is built
 (``kbroker/broker.py``) and the control plane's reset (``kbroker/control/state.py``) when it
 replaces them. It assigns each coordinator to the broker attribute the API handlers read and
-hooks the share coordinator into closing connections and the transaction coordinator into the
-producer state's transaction verification; the coordinators install nothing themselves. Each is
+hooks the share coordinator into closing connections and into the group coordinator's share
+groups, and the transaction coordinator into the producer state's transaction verification
+(replacing what it hooked for the coordinators it replaces); the coordinators install nothing
+themselves. Each is
 a service with ``start()``/``stop()`` (either may be a coroutine) that the broker runs after its
 logs and metadata are loaded.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.coordinator.hosts import TxnHost
+from kbroker.coordinator.hosts import GroupsHost, TxnHost
 
 if TYPE_CHECKING:
     from kbroker.control.clock import ManualClock
@@ -24,9 +26,9 @@ if TYPE_CHECKING:
     from kbroker.server.connection import KafkaConnection
 
 
-class CoordinatedBroker(TxnHost, Protocol):
+class CoordinatedBroker(TxnHost, GroupsHost, Protocol):
     """The broker the coordinators are wired into: what each coordinator uses of it
-    (:class:`~kbroker.coordinator.hosts.TxnHost` covers all three), the attributes they are
+    (:class:`~kbroker.coordinator.hosts.TxnHost` and ``GroupsHost`` cover all three), the attributes they are
     assigned to, the connection listeners and the manual clock their timers run on."""
 
     group_coordinator: GroupCoordinator | None
@@ -59,9 +61,15 @@ def wire_coordinators(broker: CoordinatedBroker) -> list[CoordinatorService]:
     groups = GroupCoordinator(broker, timer)
     broker.group_coordinator = groups
     shares = ShareCoordinator(broker, share_timer)
+    replaced = broker.share_coordinator
     broker.share_coordinator = shares
-    # Closing connections end their share sessions (the coordinator's stop() unhooks it).
+    # Closing connections end their share sessions (those of a replaced coordinator no longer).
+    if replaced is not None and replaced.manager.on_connection_closed in broker.connection_listeners:
+        broker.connection_listeners.remove(replaced.manager.on_connection_closed)
     broker.connection_listeners.append(shares.manager.on_connection_closed)
+    # A member leaving its share group releases its records; a deleted share group's state goes.
+    groups.share.on_member_removed.append(shares.manager.on_member_removed)
+    groups.share.on_group_deleted.append(shares.manager.drop_group)
     txns = TransactionCoordinator(broker, clock)
     broker.txn_coordinator = txns
     # Produce's transaction verification (KIP-890) asks the coordinator of this broker.

@@ -121,6 +121,19 @@ def test_acknowledge_errors(wire):
     assert (part(resp).error_code, part(resp).error_message) == (E.UNKNOWN_TOPIC_ID, None)
 
 
+def test_fetch_of_a_partition_the_topic_does_not_have(wire):
+    """Read from the partition's leader only, as Kafka's ReplicaManager.getPartitionOrError: a
+    partition the metadata does not have is UNKNOWN_TOPIC_OR_PARTITION, with no leader."""
+    _g, topic, tid, (c,) = _setup(wire)
+    resp = c.fetch(tid, 7)
+    assert resp.error_code == E.NONE
+    missing = part(resp, 7)
+    assert missing.error_code == E.UNKNOWN_TOPIC_OR_PARTITION and missing.acquired_records == []
+    assert (missing.current_leader.leader_id, missing.current_leader.leader_epoch) == (-1, -1)
+    produce(wire, topic, 0, 2)
+    assert acquired(c.fetch(tid)) == [(0, 1, 1)]  # the topic's own partition still delivers
+
+
 def test_share_session_epochs(wire):
     _g, topic, tid, (c,) = _setup(wire)
     # No session for this member.

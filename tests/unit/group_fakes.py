@@ -72,6 +72,7 @@ class FakeTimer:
 class FakeBroker:
     def __init__(self) -> None:
         self.image = FakeImage()
+        self.authorizer = None  # no authorizer: a regex matches every topic
         self.config = {"group.consumer.assignors": ["uniform", "range"], "group.max.size": 100,
                        "group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 10000,
                        "group.consumer.regex.refresh.interval.ms": 600000}

@@ -4,6 +4,7 @@ BrokerHeartbeatManager and ReplicationControlManager behaviour."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from kbroker.config import BrokerConfig
@@ -340,9 +341,17 @@ class _Controller:
         self.image = log.image
         self.writes: list[list] = []
         self.active = active
+        self.cluster_control = None  # made by cluster_runtime.cluster_control_for
+        # the term the tests' ClusterControl is built in (None, as a fresh one's): the sessions
+        # the tests set up stay until a test moves the term
+        self.term: int | None = None
+        self._operation = asyncio.Lock()
 
     def is_active(self) -> bool:
         return self.active
+
+    def exclusive(self) -> asyncio.Lock:
+        return self._operation
 
     @property
     def next_write_offset(self) -> int:

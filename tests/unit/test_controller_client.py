@@ -44,7 +44,7 @@ async def broker():
 
 def context(broker: Any, api_key: int, version: int) -> RequestContext:
     # a SASL listener's connection: the delegation token APIs are refused on PLAINTEXT ones
-    connection = SimpleNamespace(peer="10.1.2.3:5555", endpoint=None, client_software=None,
+    connection = SimpleNamespace(peer="10.1.2.3:5555", endpoint=None, client_software=None, principal="User:ANONYMOUS",
                                  security=SimpleNamespace(protocol="SASL_PLAINTEXT"))
     header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=7,
                            client_id="seam-test")

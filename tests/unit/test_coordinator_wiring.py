@@ -37,6 +37,9 @@ def test_the_broker_wires_its_coordinators() -> None:
     assert isinstance(txns, TransactionCoordinator) and broker.txn_coordinator is txns
     assert broker.replica_manager.producer_state.verifier is txns
     assert broker.connection_listeners == [shares.manager.on_connection_closed]
+    # a share group member leaving releases its records, a deleted share group's state goes
+    assert groups.share.on_member_removed == [shares.manager.on_member_removed]
+    assert groups.share.on_group_deleted == [shares.manager.drop_group]
 
 
 def test_a_coordinator_installs_nothing_into_its_broker() -> None:
@@ -52,6 +55,28 @@ def test_a_coordinator_installs_nothing_into_its_broker() -> None:
     assert real.connection_listeners == listeners
 
 
+async def test_starting_a_coordinator_installs_nothing() -> None:
+    """start() loads and schedules; it hooks nothing into the broker or another coordinator."""
+    real = Broker(BrokerConfig({"node.id": "1", "kbroker.clock": "manual"}))
+    groups = real.group_coordinator
+    assert groups is not None and real.clock is not None
+
+    def hooks() -> tuple[object, ...]:
+        return (list(real.connection_listeners), list(groups.share.on_member_removed),
+                list(groups.share.on_group_deleted), real.replica_manager.producer_state.verifier)
+
+    before = hooks()
+    host = _RecordingBroker(real)
+    clock = real.clock
+    for service in (GroupCoordinator(host, clock.group_timer()), ShareCoordinator(host, clock.group_timer()),
+                    TransactionCoordinator(host, clock)):
+        result = service.start()
+        if result is not None:
+            await result
+    assert host.assigned == []
+    assert hooks() == before
+
+
 async def test_rewiring_replaces_what_the_broker_reaches() -> None:
     """As the control plane's reset does: the old coordinators stop, fresh ones are wired."""
     broker = Broker(BrokerConfig({"node.id": "1"}))
@@ -65,6 +90,8 @@ async def test_rewiring_replaces_what_the_broker_reaches() -> None:
     assert all(a is not b for a, b in zip(old, fresh, strict=True))
     assert broker.replica_manager.producer_state.verifier is fresh[2]
     assert broker.connection_listeners == [fresh[1].manager.on_connection_closed]
+    assert fresh[0].share.on_member_removed == [fresh[1].manager.on_member_removed]
+    assert fresh[0].share.on_group_deleted == [fresh[1].manager.drop_group]
 
 
 def test_the_control_plane_sets_the_dispatcher_hook_through_the_composition_root() -> None:

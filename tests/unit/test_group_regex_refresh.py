@@ -194,6 +194,7 @@ class _CoordinatorBroker:
         self.config = {"group.min.session.timeout.ms": 6000, "group.max.session.timeout.ms": 1800000,
                        "group.initial.rebalance.delay.ms": 0, "group.max.size": 100}
         self.image = image
+        self.authorizer = None
 
 
 def test_a_group_unloaded_while_its_refresh_is_under_way_leaves_nothing_behind() -> None:

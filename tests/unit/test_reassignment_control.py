@@ -356,6 +356,8 @@ def test_kafkas_new_reassignment_that_removes_previously_adding_replicas():
 class _FakeController:
     def __init__(self, log, active=True, lose_leadership=False):
         self.log, self.image, self.active, self.lose = log, log.image, active, lose_leadership
+        self.cluster_control = None  # made by cluster_runtime.cluster_control_for
+        self.term = 1
 
     def is_active(self):
         return self.active
@@ -379,8 +381,11 @@ class _FakeController:
 
 class _FakeBroker:
     def __init__(self, controller):
+        from kbroker.security.acls import Authorizer
+
         self.controller = controller
         self.config = BrokerConfig({}, warn=False)
+        self.authorizer = Authorizer()  # not enabled: every request allowed
 
 
 def test_controller_listener_handlers_answer_not_controller_unless_active():

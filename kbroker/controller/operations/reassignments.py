@@ -12,7 +12,6 @@ error responses of both requests are here, as the operations answer with them.
 from __future__ import annotations
 
 from kbroker.controller.client import Requester
-from kbroker.controller.cluster_control import ClusterControl
 from kbroker.controller.operations.host import OperationHost, operation_subject
 from kbroker.controller.reassignment import alter_partition_reassignments, list_partition_reassignments
 from kbroker.controller.replication_control import ReplicationSettings
@@ -30,7 +29,7 @@ from kbroker_protocol.messages.list_partition_reassignments import (
 
 def replication_settings(broker: OperationHost) -> ReplicationSettings:
     """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
-    cc: ClusterControl | None = getattr(broker.controller, "cluster_control", None)  # (cluster_runtime's)
+    cc = None if broker.controller is None else broker.controller.cluster_control  # (cluster_runtime's)
     if cc is not None:
         return cc.settings
     return ReplicationSettings(
