@@ -228,10 +228,15 @@ class FakeShareBroker:
 def started_share_coordinator(broker: FakeShareBroker | None = None, timer: FakeShareTimer | None = None
                               ) -> tuple[ShareCoordinator, FakeShareBroker, FakeShareTimer]:
     """A share coordinator on ``broker`` (a new one by default), started (state loaded, prune
-    timer set, group hooks subscribed) with its connection-close hook in the broker's listeners."""
+    timer set) with the hooks the composition root gives it: connection close, group member removal
+    and group deletion."""
     broker = broker or FakeShareBroker()
     timer = timer or FakeShareTimer()
     coordinator = ShareCoordinator(broker, timer)  # type: ignore[arg-type]  # the fake host
     coordinator.start()
+    # the hooks the composition root gives it (kbroker/wiring/coordinators.py)
     broker.connection_listeners.append(coordinator.manager.on_connection_closed)
+    if broker.group_coordinator is not None:
+        broker.group_coordinator.share.on_member_removed.append(coordinator.manager.on_member_removed)
+        broker.group_coordinator.share.on_group_deleted.append(coordinator.manager.drop_group)
     return coordinator, broker, timer

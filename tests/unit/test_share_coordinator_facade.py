@@ -232,11 +232,13 @@ def test_prune_runs_every_interval_and_moves_the_log_start_to_the_oldest_latest_
     assert broker.state_log().log_start_offset == broker.state_log().high_watermark == 9
 
 
-def test_stop_cancels_the_timers_and_unhooks_the_connection_listener() -> None:
+def test_stop_cancels_the_timers_and_unloads() -> None:
+    # (its connection listener is hooked and unhooked by the composition root,
+    # kbroker/wiring/coordinators.py: tests/unit/test_coordinator_wiring.py)
     coordinator, broker, timer = started_share_coordinator()
     assert "share-state-prune" in timer.timers
     coordinator.stop()
-    assert timer.timers == {} and broker.connection_listeners == [] and not coordinator.loaded
+    assert timer.timers == {} and not coordinator.loaded
 
 
 # -- share partitions --------------------------------------------------------------------------------
@@ -386,7 +388,7 @@ def test_record_locks_expire_on_the_clock() -> None:
 # -- the group coordinator's hooks and the broker's ------------------------------------------------
 
 
-def test_start_hooks_the_share_groups_member_removal_and_group_deletion() -> None:
+def test_group_hooks_release_a_removed_members_records_and_drop_a_deleted_group() -> None:
     coordinator, broker, _timer = started_share_coordinator()
     data_partition(broker)
     coordinator.manager.share_partition(G, TOPIC, TID, 0)
